@@ -1,0 +1,128 @@
+/**
+ * The parser layer: one interface over the native `tree-sitter` binding and the
+ * `web-tree-sitter` WASM build, so nothing above this file knows which one runs.
+ */
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+export interface Point {
+  row: number;
+  column: number;
+}
+
+/** The subset of the node API that both bindings share and that the analyzer uses. */
+export interface SyntaxNode {
+  readonly id: number;
+  readonly type: string;
+  readonly text: string;
+  readonly startIndex: number;
+  readonly endIndex: number;
+  readonly startPosition: Point;
+  readonly endPosition: Point;
+  readonly parent: SyntaxNode | null;
+  readonly children: SyntaxNode[];
+  readonly namedChildren: SyntaxNode[];
+  readonly childCount: number;
+  readonly namedChildCount: number;
+  readonly hasError: boolean;
+  readonly isMissing: boolean;
+  child(index: number): SyntaxNode | null;
+  namedChild(index: number): SyntaxNode | null;
+  childForFieldName(name: string): SyntaxNode | null;
+  childrenForFieldName(name: string): SyntaxNode[];
+  descendantsOfType(types: string | string[]): SyntaxNode[];
+}
+
+export interface ParsedTree {
+  readonly rootNode: SyntaxNode;
+  /** Frees the tree now (WASM); native trees are freed by the GC. */
+  release(): void;
+}
+
+export interface QueryCapture {
+  name: string;
+  node: SyntaxNode;
+}
+
+export interface CompiledQuery {
+  captures(node: SyntaxNode): QueryCapture[];
+}
+
+export type ParserKind = 'native' | 'wasm';
+export type ParserPreference = ParserKind | 'auto';
+
+export interface PythonParser {
+  readonly kind: ParserKind;
+  parse(source: string): ParsedTree;
+  /** Compiles a tree-sitter query; compile once per worker and reuse. */
+  query(source: string): CompiledQuery;
+}
+
+function createNativeParser(): PythonParser {
+  // Loaded lazily so that a broken native build can fall back to WASM.
+  const TreeSitter = require('tree-sitter');
+  const language = require('tree-sitter-python');
+  const parser = new TreeSitter();
+  parser.setLanguage(language);
+  return {
+    kind: 'native',
+    parse(source: string): ParsedTree {
+      // The native binding reads the input through a fixed buffer; size it to the file.
+      const tree = parser.parse(source, null, { bufferSize: source.length * 2 + 1024 });
+      return { rootNode: tree.rootNode, release() {} };
+    },
+    query(source: string): CompiledQuery {
+      const q = new TreeSitter.Query(language, source);
+      return { captures: (node) => q.captures(node) };
+    },
+  };
+}
+
+async function createWasmParser(): Promise<PythonParser> {
+  const { Parser, Language, Query } = await import('web-tree-sitter');
+  await Parser.init();
+  const wasmPath = require.resolve('tree-sitter-python/tree-sitter-python.wasm');
+  const language = await Language.load(wasmPath);
+  const parser = new Parser();
+  parser.setLanguage(language);
+  return {
+    kind: 'wasm',
+    parse(source: string): ParsedTree {
+      const tree = parser.parse(source);
+      if (!tree) throw new Error('the WASM parser returned no tree');
+      return {
+        rootNode: tree.rootNode as unknown as SyntaxNode,
+        release: () => tree.delete(),
+      };
+    },
+    query(source: string): CompiledQuery {
+      const q = new Query(language, source);
+      return { captures: (node) => q.captures(node as never) as unknown as QueryCapture[] };
+    },
+  };
+}
+
+/**
+ * Creates the Python parser. `auto` prefers the native binding and falls back to WASM,
+ * reporting the reason once through `notice`.
+ */
+export async function createParser(
+  preference: ParserPreference = 'auto',
+  notice: (message: string) => void = () => {},
+): Promise<PythonParser> {
+  if (preference === 'wasm') return createWasmParser();
+  try {
+    return createNativeParser();
+  } catch (err) {
+    if (preference === 'native') {
+      throw new Error(`the native tree-sitter parser could not load: ${(err as Error).message}`);
+    }
+    notice(`native tree-sitter unavailable (${firstLine((err as Error).message)}); using the WASM parser`);
+    return createWasmParser();
+  }
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0] ?? s;
+}

@@ -1,0 +1,188 @@
+/**
+ * PA301 blocking_io_in_async
+ *
+ * What it does: finds blocking file, network, process and console I/O called on the event loop
+ * inside an `async def`.
+ * Why is this bad? While the call waits on the disk, the network or a child process, the event
+ * loop waits with it, and so does every other request the process serves.
+ */
+import type { SyntaxNode } from '../../../parse/parser.js';
+import type { CallInfo, FileModel } from '../../../semantic/model.js';
+import { valueTypeOf } from '../../../semantic/model.js';
+import type { FileRule, FileRuleContext } from '../../types.js';
+import { asyncCallSites, severityByRole } from './context.js';
+
+const BLOCKING_FUNCTIONS = new Set([
+  // files
+  'builtins.open', 'io.open', 'os.fdopen', 'codecs.open',
+  'os.listdir', 'os.scandir', 'os.walk', 'os.stat', 'os.lstat', 'os.remove', 'os.unlink', 'os.rename',
+  'os.renames', 'os.replace', 'os.makedirs', 'os.mkdir', 'os.rmdir', 'os.removedirs', 'os.chmod',
+  'os.chown', 'os.truncate', 'os.read', 'os.write', 'os.fsync', 'os.access', 'os.utime',
+  'os.path.exists', 'os.path.lexists', 'os.path.isfile', 'os.path.isdir', 'os.path.islink',
+  'os.path.ismount', 'os.path.getsize', 'os.path.getmtime', 'os.path.getatime', 'os.path.getctime',
+  'os.path.samefile',
+  'glob.glob', 'glob.iglob',
+  // processes
+  'os.system', 'os.popen', 'os.wait', 'os.wait3', 'os.wait4', 'os.waitpid', 'os.waitid',
+  'subprocess.run', 'subprocess.call', 'subprocess.check_call', 'subprocess.check_output',
+  'subprocess.Popen', 'subprocess.getoutput', 'subprocess.getstatusoutput',
+  // network
+  'urllib.request.urlopen', 'urllib.urlopen', 'urllib3.request',
+  'socket.create_connection', 'socket.getaddrinfo', 'socket.gethostbyname', 'socket.gethostbyaddr',
+  'socket.getfqdn',
+  // console
+  'builtins.input',
+]);
+
+const BLOCKING_PREFIXES = ['shutil.', 'os.spawn', 'os.exec', 'os.posix_spawn', 'requests.', 'urllib3.PoolManager', 'ftplib.', 'smtplib.SMTP', 'telnetlib.'];
+const REQUESTS_EXEMPT = new Set(['requests.exceptions', 'requests.codes', 'requests.utils', 'requests.auth', 'requests.Request', 'requests.PreparedRequest', 'requests.adapters']);
+const HTTPX_SYNC = new Set(['get', 'post', 'put', 'patch', 'delete', 'head', 'options', 'request', 'stream']);
+const HTTP_METHODS = new Set(['get', 'post', 'put', 'patch', 'delete', 'head', 'options', 'request', 'send', 'stream']);
+const PATH_IO_METHODS = new Set([
+  'read_text', 'read_bytes', 'write_text', 'write_bytes', 'open', 'touch', 'unlink', 'mkdir', 'rmdir',
+  'exists', 'is_file', 'is_dir', 'is_symlink', 'is_mount', 'stat', 'lstat', 'iterdir', 'glob', 'rglob',
+  'rename', 'replace', 'chmod', 'owner', 'group', 'samefile', 'symlink_to', 'hardlink_to', 'readlink',
+  'walk', 'resolve', 'expanduser', 'absolute',
+].filter((m) => !['expanduser', 'absolute'].includes(m)));
+const PATH_TYPES = new Set(['pathlib.Path', 'pathlib.PosixPath', 'pathlib.WindowsPath']);
+const SOCKET_METHODS = new Set(['recv', 'recv_into', 'recvfrom', 'send', 'sendall', 'sendto', 'connect', 'accept', 'makefile']);
+
+/**
+ * Names the blocking call when `call` is blocking I/O, else null. Exported for the repo phase,
+ * which uses it to mark sync helpers that block.
+ */
+export function blockingIoCall(model: FileModel, call: CallInfo): string | null {
+  if (call.awaited || call.offloaded) return null;
+  const q = call.qualifiedName;
+  if (q) {
+    if (BLOCKING_FUNCTIONS.has(q)) return q.replace(/^builtins\./, '');
+    if (q.startsWith('httpx.')) {
+      const rest = q.slice('httpx.'.length);
+      if (HTTPX_SYNC.has(rest)) return q;
+      return null;
+    }
+    if (q.startsWith('requests.') && ![...REQUESTS_EXEMPT].some((e) => q === e || q.startsWith(e + '.'))) {
+      const rest = q.slice('requests.'.length);
+      if (rest === 'Session' || rest === 'session') return null; // constructing is not I/O; its methods are
+      return q;
+    }
+    for (const p of BLOCKING_PREFIXES) if (q.startsWith(p) && !q.startsWith('requests.')) return q;
+  }
+  if (!call.receiver) return null;
+  const receiverType = typeOfExpression(model, call.receiver, call.functionIndex, call.line);
+  if (!receiverType) return null;
+  if (PATH_TYPES.has(receiverType) && PATH_IO_METHODS.has(call.method)) return `Path.${call.method}`;
+  if ((receiverType === 'requests.Session' || receiverType === 'requests.session') && HTTP_METHODS.has(call.method)) {
+    return `requests.Session.${call.method}`;
+  }
+  if (receiverType === 'httpx.Client' && HTTP_METHODS.has(call.method)) return `httpx.Client.${call.method}`;
+  if (receiverType === 'urllib3.PoolManager' && (call.method === 'request' || call.method === 'urlopen')) {
+    return `urllib3.PoolManager.${call.method}`;
+  }
+  if ((receiverType === 'socket.socket' || receiverType === 'socket.create_connection') && SOCKET_METHODS.has(call.method)) {
+    return `socket.${call.method}`;
+  }
+  if (receiverType.startsWith('subprocess.Popen') && (call.method === 'wait' || call.method === 'communicate')) {
+    return `Popen.${call.method}`;
+  }
+  return null;
+}
+
+/**
+ * The qualified type of an expression as far as syntax tells: a constructor call, a name with an
+ * annotation or an assignment from a call, a path joined with `/`, `.parent` of a path.
+ */
+export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: number, line: number): string | null {
+  switch (node.type) {
+    case 'parenthesized_expression':
+      return node.namedChild(0) ? typeOfExpression(model, node.namedChild(0)!, fnIndex, line) : null;
+    case 'call': {
+      const callee = model.calls.find((c) => c.node.id === node.id);
+      const q = callee?.qualifiedName;
+      if (!q) return null;
+      if (PATH_TYPES.has(q)) return 'pathlib.Path';
+      if (q === 'pathlib.Path.cwd' || q === 'pathlib.Path.home') return 'pathlib.Path';
+      return q;
+    }
+    case 'identifier': {
+      const t = valueTypeOf(model, node.text, fnIndex, line);
+      return t && PATH_TYPES.has(t) ? 'pathlib.Path' : t;
+    }
+    case 'binary_operator': {
+      const left = node.childForFieldName('left');
+      const op = node.childForFieldName('operator')?.text;
+      if (op === '/' && left) {
+        const t = typeOfExpression(model, left, fnIndex, line);
+        return t === 'pathlib.Path' ? t : null;
+      }
+      return null;
+    }
+    case 'attribute': {
+      const attr = node.childForFieldName('attribute')?.text;
+      const obj = node.childForFieldName('object');
+      if (obj && (attr === 'parent' || attr === 'parents')) {
+        return typeOfExpression(model, obj, fnIndex, line) === 'pathlib.Path' ? 'pathlib.Path' : null;
+      }
+      if (obj?.type === 'identifier' && obj.text === 'self' && attr) {
+        return valueTypeOf(model, `self.${attr}`, -1) ?? selfAttributeType(model, attr);
+      }
+      return null;
+    }
+    case 'subscript': {
+      const value = node.childForFieldName('value');
+      if (value?.type === 'attribute' && value.childForFieldName('attribute')?.text === 'parents') {
+        return typeOfExpression(model, value, fnIndex, line);
+      }
+      return null;
+    }
+    default:
+      return null;
+  }
+}
+
+/** `self.client = httpx.Client()` anywhere in the file gives `self.client` that type. */
+function selfAttributeType(model: FileModel, attr: string): string | null {
+  for (const a of model.assignments) {
+    if (a.target !== `self.${attr}`) continue;
+    if (a.annotation) return a.annotation;
+    let v = a.value;
+    if (v?.type === 'call') {
+      const t = typeOfExpression(model, v, a.functionIndex, a.line);
+      if (t) return t;
+    }
+    v = null;
+  }
+  return null;
+}
+
+export const blockingIoInAsync: FileRule = {
+  meta: {
+    code: 'PA301',
+    check: 'blocking_io_in_async',
+    family: 'runtime',
+    severity: 'high',
+    effort: 'S',
+    summary: 'Blocking file, network or process I/O inside `async def`',
+    what: 'Finds blocking I/O called on the event loop: `open()`, `pathlib.Path` reads and writes, `os`/`os.path`/`shutil` file-system calls, `requests`, sync `httpx`, `urllib`, `subprocess`, `os.system`, `input()` and blocking `socket` calls, made inside `async def` and not handed to a thread.',
+    why: 'The event loop runs one thing at a time. A blocking call inside a coroutine stops every other request, stream and background task until the disk, the network or the child process answers.',
+    bad: 'import requests\n\n@app.get("/rate")\nasync def rate():\n    return requests.get(URL).json()\n',
+    good: 'import httpx\n\n@app.get("/rate")\nasync def rate():\n    async with httpx.AsyncClient() as client:\n        return (await client.get(URL)).json()\n',
+    fix: 'use `aiofiles`/`anyio.Path`, `httpx.AsyncClient`, `asyncio.create_subprocess_exec`, or `await asyncio.to_thread(...)`',
+    references: [
+      'https://docs.python.org/3/library/asyncio-dev.html#running-blocking-code',
+      'https://docs.astral.sh/ruff/rules/#flake8-async-async',
+      'https://www.python-httpx.org/async/',
+    ],
+  },
+  checkFile(ctx: FileRuleContext): void {
+    for (const { call, fn } of asyncCallSites(ctx.model)) {
+      const what = blockingIoCall(ctx.model, call);
+      if (!what) continue;
+      ctx.report({
+        node: call.node,
+        message: `blocking call \`${what}\` on the event loop inside \`async def ${fn.name}\``,
+        severity: severityByRole(ctx.model, call.functionIndex, { handler: 'high', background: 'medium', init: 'low', other: 'high' }),
+      });
+    }
+  },
+};

@@ -1,0 +1,41 @@
+/**
+ * PA303 sync_sleep_in_async
+ *
+ * What it does: finds `time.sleep(...)` called inside an `async def`.
+ * Why is this bad? `time.sleep` blocks the whole event loop: every other request, task and
+ * heartbeat waits until it returns.
+ */
+import type { FileRule, FileRuleContext } from '../../types.js';
+import { asyncCallSites, severityByRole } from './context.js';
+
+export const SYNC_SLEEP = new Set(['time.sleep']);
+
+export const syncSleepInAsync: FileRule = {
+  meta: {
+    code: 'PA303',
+    check: 'sync_sleep_in_async',
+    family: 'runtime',
+    severity: 'high',
+    effort: 'S',
+    summary: '`time.sleep()` inside `async def` blocks the event loop',
+    what: 'Finds calls to `time.sleep` (under any import alias) made directly inside an `async def` body, not handed to a thread.',
+    why: 'A coroutine that calls `time.sleep` holds the event loop for the whole delay; every other request and task on that loop stalls with it.',
+    bad: 'import time\n\nasync def poll():\n    time.sleep(1)\n',
+    good: 'import asyncio\n\nasync def poll():\n    await asyncio.sleep(1)\n',
+    fix: 'use `await asyncio.sleep(...)`',
+    references: [
+      'https://docs.python.org/3/library/asyncio-dev.html#running-blocking-code',
+      'https://docs.astral.sh/ruff/rules/blocking-sleep-in-async-function/',
+    ],
+  },
+  checkFile(ctx: FileRuleContext): void {
+    for (const { call, fn } of asyncCallSites(ctx.model)) {
+      if (!call.qualifiedName || !SYNC_SLEEP.has(call.qualifiedName)) continue;
+      ctx.report({
+        node: call.node,
+        message: `\`${call.calleeText}()\` blocks the event loop inside \`async def ${fn.name}\``,
+        severity: severityByRole(ctx.model, call.functionIndex, { handler: 'high', background: 'medium', init: 'medium', other: 'high' }),
+      });
+    }
+  },
+};

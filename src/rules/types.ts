@@ -1,0 +1,99 @@
+/**
+ * The rule API. A rule is one module exporting its metadata (the source of `explain`, `rules`,
+ * SARIF rule metadata and the docs) and its check. File rules see one file's semantic model;
+ * repo rules see every file's summary and the call graph built from them.
+ */
+import type { SyntaxNode } from '../parse/parser.js';
+import type { FileModel } from '../semantic/model.js';
+import type { ProjectContext } from '../discovery/context.js';
+import type { Effort, Family, Severity } from '../types.js';
+import type { RepoIndex } from '../analysis/summary.js';
+
+export interface RuleMeta {
+  code: string;
+  check: string;
+  family: Family;
+  severity: Severity;
+  effort: Effort;
+  /** One line: what the rule finds. */
+  summary: string;
+  /** What it does, in a paragraph. */
+  what: string;
+  /** Why it is bad. */
+  why: string;
+  /** A Python example that the rule flags. */
+  bad: string;
+  /** The fixed version. */
+  good: string;
+  /** The fix in one line, used as the finding's recommendation. */
+  fix: string;
+  references: string[];
+}
+
+export interface Location {
+  line: number;
+  column: number;
+  endLine: number;
+  endColumn: number;
+}
+
+export interface RuleReport {
+  /** The node to point at, or an explicit location. */
+  node?: SyntaxNode;
+  location?: Location;
+  message: string;
+  /** Defaults to the rule's severity. */
+  severity?: Severity;
+  recommendation?: string;
+  /** Name of the function the finding is in. */
+  function?: string;
+  chain?: string[];
+}
+
+export interface FileRuleContext {
+  model: FileModel;
+  project: ProjectContext;
+  report(r: RuleReport): void;
+}
+
+export interface FileRule {
+  meta: RuleMeta;
+  checkFile(ctx: FileRuleContext): void;
+}
+
+export interface RepoReport extends RuleReport {
+  path: string;
+  /** The finding's source line text, for the fingerprint and suppressions. */
+  location: Location;
+}
+
+export interface RepoRuleContext {
+  index: RepoIndex;
+  project: ProjectContext;
+  report(r: RepoReport): void;
+}
+
+export interface RepoRule {
+  meta: RuleMeta;
+  checkRepo(ctx: RepoRuleContext): void;
+}
+
+export type Rule = FileRule | RepoRule;
+
+export function isFileRule(rule: Rule): rule is FileRule {
+  return typeof (rule as FileRule).checkFile === 'function';
+}
+
+export function isRepoRule(rule: Rule): rule is RepoRule {
+  return typeof (rule as RepoRule).checkRepo === 'function';
+}
+
+/** Location of a node, 1-based. */
+export function nodeLocation(node: SyntaxNode): Location {
+  return {
+    line: node.startPosition.row + 1,
+    column: node.startPosition.column + 1,
+    endLine: node.endPosition.row + 1,
+    endColumn: node.endPosition.column + 1,
+  };
+}

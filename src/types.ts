@@ -1,0 +1,74 @@
+/** Shared plain-data types: everything here crosses thread boundaries by structured clone. */
+
+export type Severity = 'critical' | 'high' | 'medium' | 'low';
+export const SEVERITIES: readonly Severity[] = ['critical', 'high', 'medium', 'low'];
+export const SEVERITY_RANK: Record<Severity, number> = { critical: 4, high: 3, medium: 2, low: 1 };
+
+export type Family = 'query' | 'transaction' | 'runtime' | 'lifecycle';
+export const FAMILIES: readonly Family[] = ['query', 'transaction', 'runtime', 'lifecycle'];
+export const FAMILY_TITLES: Record<Family, string> = {
+  query: 'Query Efficiency',
+  transaction: 'Transaction Correctness',
+  runtime: 'Runtime Performance',
+  lifecycle: 'Resource Lifecycle',
+};
+
+export type Effort = 'S' | 'M' | 'L' | 'S-M' | 'M-L';
+
+export interface Downgrade {
+  rule: string;
+  from: Severity;
+  to: Severity | 'advisory';
+  evidence: string;
+}
+
+export interface Finding {
+  code: string;
+  check: string;
+  category: Family;
+  severity: Severity;
+  originalSeverity: Severity;
+  advisory: boolean;
+  path: string;
+  line: number;
+  column: number;
+  endLine: number;
+  endColumn: number;
+  function?: string;
+  message: string;
+  recommendation: string;
+  effort: Effort;
+  chain?: string[];
+  downgrades: Downgrade[];
+  fingerprint: string;
+}
+
+export interface SkippedFile {
+  path: string;
+  reason: string;
+}
+
+export interface InternalError {
+  path: string;
+  rule?: string;
+  message: string;
+}
+
+export interface ScanStats {
+  files: number;
+  lines: number;
+  bytes: number;
+  parseErrors: number;
+  parseErrorFiles: string[];
+  skipped: SkippedFile[];
+  internalErrors: InternalError[];
+  durationMs: number;
+}
+
+export interface Scores {
+  query?: number;
+  transaction?: number;
+  runtime?: number;
+  lifecycle?: number;
+  overall: number;
+}
