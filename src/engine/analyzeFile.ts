@@ -1,0 +1,163 @@
+/**
+ * The per-file phase for one file: read, reject what is not auditable, parse once, build the
+ * semantic model, run every enabled file rule on it, and summarise it for the repo phase.
+ */
+import fs from 'node:fs';
+import type { SyntaxNode } from '../parse/parser.js';
+import type { PythonParser } from '../parse/parser.js';
+import type { ProjectContext } from '../discovery/context.js';
+import { buildFileModel, semanticQuery, type FileModel } from '../semantic/model.js';
+import { summarize } from '../analysis/summary.js';
+import { collectEffects } from '../analysis/effects.js';
+import type { FileRule, Location, RuleReport } from '../rules/types.js';
+import { nodeLocation } from '../rules/types.js';
+import { EXECUTION_CONTEXT_CHECKS, executionContextEvidence } from '../merge/executionContext.js';
+import type { FileOutcome, RawFinding } from '../pool/protocol.js';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+export interface AnalyzeOptions {
+  timings?: boolean;
+  /** Absolute root, for Rule 6's small-file evidence. */
+  rootDir?: string;
+}
+
+export function analyzeFile(
+  rel: string,
+  abs: string,
+  parser: PythonParser,
+  rules: readonly FileRule[],
+  project: ProjectContext,
+  options: AnalyzeOptions = {},
+): FileOutcome {
+  const outcome: FileOutcome = { path: rel, lines: 0, bytes: 0, parseError: false, findings: [], internalErrors: [] };
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(abs);
+  } catch (err) {
+    outcome.skipped = { path: rel, reason: `unreadable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
+    return outcome;
+  }
+  outcome.bytes = bytes.length;
+  if (bytes.indexOf(0) !== -1) {
+    outcome.skipped = { path: rel, reason: 'binary file (contains NUL bytes)' };
+    return outcome;
+  }
+  let source: string;
+  try {
+    source = utf8.decode(bytes);
+  } catch {
+    outcome.skipped = { path: rel, reason: 'not valid UTF-8' };
+    return outcome;
+  }
+  if (source.charCodeAt(0) === 0xfeff) source = source.slice(1);
+  outcome.lines = countLines(source);
+
+  const tree = parser.parse(source);
+  try {
+    const root = tree.rootNode;
+    outcome.parseError = root.hasError;
+    const model = buildFileModel(rel, source, root, semanticQuery(parser));
+    const ruleMs: Record<string, number> | undefined = options.timings ? {} : undefined;
+    if (!model.isTestFile) {
+      for (const rule of rules) {
+        const t0 = ruleMs ? performance.now() : 0;
+        try {
+          rule.checkFile({ model, project, report: (r) => addFinding(outcome, model, rule, r, options.rootDir ?? project.root) });
+        } catch (err) {
+          outcome.internalErrors.push({ path: rel, rule: rule.meta.code, message: (err as Error).message });
+        }
+        if (ruleMs) ruleMs[rule.meta.code] = (ruleMs[rule.meta.code] ?? 0) + performance.now() - t0;
+      }
+    }
+    try {
+      outcome.summary = summarize(model, collectEffects(model));
+    } catch (err) {
+      outcome.internalErrors.push({ path: rel, rule: 'summary', message: (err as Error).message });
+    }
+    if (ruleMs) outcome.ruleMs = ruleMs;
+  } finally {
+    tree.release();
+  }
+  return outcome;
+}
+
+function countLines(source: string): number {
+  if (source.length === 0) return 0;
+  let n = 1;
+  let i = -1;
+  while ((i = source.indexOf('\n', i + 1)) !== -1) n++;
+  if (source.endsWith('\n')) n--;
+  return n;
+}
+
+function addFinding(outcome: FileOutcome, model: FileModel, rule: FileRule, r: RuleReport, rootDir: string): void {
+  const loc: Location | undefined = r.node ? nodeLocation(r.node) : r.location;
+  if (!loc) throw new Error(`rule ${rule.meta.code} reported without a location`);
+  const firstLine = r.node ? statementFirstLine(r.node) : loc.line;
+  if (isSuppressed(model.suppressions, rule.meta.code, [loc.line, firstLine, loc.endLine])) return;
+  const finding: RawFinding = {
+    code: rule.meta.code,
+    path: model.path,
+    line: loc.line,
+    column: loc.column,
+    endLine: loc.endLine,
+    endColumn: loc.endColumn,
+    severity: r.severity ?? rule.meta.severity,
+    message: r.message,
+    lineText: lineAt(model.source, loc.line),
+    inHandler: r.node ? inHandler(model, r.node) : false,
+  };
+  if (r.node && EXECUTION_CONTEXT_CHECKS.has(rule.meta.check)) {
+    const evidence = executionContextEvidence(model, r.node, rootDir);
+    if (evidence.length) finding.evidence = evidence;
+  }
+  if (r.recommendation) finding.recommendation = r.recommendation;
+  const fn = r.function ?? enclosingFunctionName(model, loc.line, r.node);
+  if (fn) finding.function = fn;
+  if (r.chain) finding.chain = r.chain;
+  outcome.findings.push(finding);
+}
+
+export function isSuppressed(suppressions: Map<number, Set<string>>, code: string, lines: number[]): boolean {
+  for (const line of lines) {
+    const codes = suppressions.get(line);
+    if (codes && (codes.has('*') || codes.has(code))) return true;
+  }
+  return false;
+}
+
+function inHandler(model: FileModel, node: SyntaxNode): boolean {
+  for (const fn of model.functions) {
+    if (fn.role === 'handler' && node.startIndex >= fn.node.startIndex && node.endIndex <= fn.node.endIndex) return true;
+  }
+  return false;
+}
+
+function statementFirstLine(node: SyntaxNode): number {
+  let n: SyntaxNode | null = node;
+  while (n?.parent && n.parent.type !== 'block' && n.parent.type !== 'module') n = n.parent;
+  return (n ?? node).startPosition.row + 1;
+}
+
+function lineAt(source: string, line: number): string {
+  let start = 0;
+  for (let i = 1; i < line; i++) {
+    const nl = source.indexOf('\n', start);
+    if (nl === -1) return '';
+    start = nl + 1;
+  }
+  const end = source.indexOf('\n', start);
+  return source.slice(start, end === -1 ? undefined : end).trim();
+}
+
+function enclosingFunctionName(model: FileModel, line: number, node: SyntaxNode | undefined): string | undefined {
+  let best: { name: string; span: number } | undefined;
+  for (const fn of model.functions) {
+    if (line < fn.startLine || line > fn.endLine) continue;
+    if (node && (node.startIndex < fn.node.startIndex || node.endIndex > fn.node.endIndex)) continue;
+    const span = fn.endLine - fn.startLine;
+    if (!best || span <= best.span) best = { name: fn.name, span };
+  }
+  return best?.name;
+}

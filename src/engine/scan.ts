@@ -1,0 +1,233 @@
+/**
+ * The engine: walk → context → per-file phase in the pool → repo phase → merge. It knows
+ * nothing of yargs or of output formats; it returns a ScanResult.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import ignoreFactory from 'ignore';
+import type { AuditConfig } from '../config/config.js';
+import { discoverContext } from '../discovery/context.js';
+import { walk } from '../discovery/walk.js';
+import { createParser, type PythonParser } from '../parse/parser.js';
+import { runPool } from '../pool/pool.js';
+import type { FileOutcome, RawFinding } from '../pool/protocol.js';
+import { selectRules } from '../rules/registry.js';
+import { isFileRule, isRepoRule, type RuleMeta } from '../rules/types.js';
+import type { FileSummary } from '../analysis/summary.js';
+import { isSuppressed } from './analyzeFile.js';
+import { assignOccurrenceSuffixes, compareFindings, fingerprint, scoreFindings } from '../merge/score.js';
+import { validateFinding } from '../merge/validate.js';
+import type { Family, Finding, ScanStats } from '../types.js';
+import type { ScanResult } from './result.js';
+import { TOOL_VERSION } from '../version.js';
+import { loadBaseline } from './baseline.js';
+
+export class ScanError extends Error {}
+
+export interface ScanHooks {
+  /** One-line notices for stderr (parser fallback, …). */
+  notice?: (message: string) => void;
+  progress?: (done: number, total: number) => void;
+}
+
+export interface PhaseTimings {
+  discoveryMs: number;
+  perFileMs: number;
+  repoMs: number;
+  mergeMs: number;
+  /** Per rule: summed time over all files and workers, ms. */
+  ruleMs: Record<string, number>;
+}
+
+export interface ScanOutput {
+  result: ScanResult;
+  timings: PhaseTimings;
+  parser: string;
+}
+
+type Ignore = ReturnType<typeof ignoreFactory>;
+const createIgnore = ignoreFactory as unknown as () => Ignore;
+
+export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHooks = {}): Promise<ScanOutput> {
+  const t0 = performance.now();
+  const rootPath = resolveRoot(rootArg);
+  const rules = selectRules(config.select, config.ignore);
+  const fileRuleCodes = rules.filter(isFileRule).map((r) => r.meta.code);
+  const metaByCode = new Map<string, RuleMeta>(rules.map((r) => [r.meta.code, r.meta]));
+
+  // 1. Discover: the walk and the project context, on the main thread.
+  const walked = walk(rootPath, { exclude: config.exclude, maxFileBytes: config.maxFileSize });
+  let mainParser: PythonParser | null = null;
+  const getParser = async () => (mainParser ??= await createParser(config.parser, hooks.notice));
+  const context = await discoverContext(rootPath, [...walked.python.map((f) => f.rel), ...walked.others].sort(), await getParser());
+  const t1 = performance.now();
+
+  // 2. Per-file phase.
+  const { outcomes, parser } = await runPool(walked.python, {
+    jobs: config.jobs,
+    setup: { context, rootDir: rootPath, parser: mainParser ? (mainParser as PythonParser).kind : config.parser, codes: fileRuleCodes, timings: config.timings },
+    onBatchDone: hooks.progress,
+  });
+  outcomes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const t2 = performance.now();
+
+  const stats: ScanStats = {
+    files: 0, lines: 0, bytes: 0, parseErrors: 0, parseErrorFiles: [], skipped: [...walked.skipped], internalErrors: [], durationMs: 0,
+  };
+  const raw: RawFinding[] = [];
+  const summaries: FileSummary[] = [];
+  const ruleMs: Record<string, number> = {};
+  for (const o of outcomes) collectOutcome(o, stats, raw, summaries, ruleMs);
+
+  // 3. Repo phase: interprocedural rules on the summaries.
+  const repoRules = rules.filter(isRepoRule);
+  if (repoRules.length) {
+    const index = { files: summaries };
+    const suppressionsByPath = new Map(summaries.map((s) => [s.path, new Map(s.suppressions.map(([l, c]) => [l, new Set(c)]))]));
+    const lineTextByPath = new Map(summaries.map((s) => [s.path, new Map(s.lineText)]));
+    for (const rule of repoRules) {
+      const tr = performance.now();
+      try {
+        rule.checkRepo({
+          index,
+          project: context,
+          report: (r) => {
+            const sup = suppressionsByPath.get(r.path);
+            if (sup && isSuppressed(sup, rule.meta.code, [r.location.line, r.location.endLine])) return;
+            const f: RawFinding = {
+              code: rule.meta.code,
+              path: r.path,
+              ...r.location,
+              severity: r.severity ?? rule.meta.severity,
+              message: r.message,
+              lineText: lineTextByPath.get(r.path)?.get(r.location.line) ?? '',
+              inHandler: false,
+            };
+            if (r.recommendation) f.recommendation = r.recommendation;
+            if (r.function) f.function = r.function;
+            if (r.chain) f.chain = r.chain;
+            raw.push(f);
+          },
+        });
+      } catch (err) {
+        stats.internalErrors.push({ path: '.', rule: rule.meta.code, message: (err as Error).message });
+      }
+      ruleMs[rule.meta.code] = (ruleMs[rule.meta.code] ?? 0) + performance.now() - tr;
+    }
+  }
+  const t3 = performance.now();
+
+  // 4. Merge: test globs, severity overrides, downgrades, fingerprints, baseline, order, scores.
+  const testMatcher = config.tests.length ? createIgnore().add(config.tests) : null;
+  let findings: Finding[] = [];
+  for (const r of raw) {
+    if (testMatcher?.ignores(r.path)) continue;
+    const meta = metaByCode.get(r.code);
+    if (!meta) continue;
+    const severity = config.severity[r.code] ?? r.severity;
+    const finding: Finding = {
+      code: r.code,
+      check: meta.check,
+      category: meta.family,
+      severity,
+      originalSeverity: severity,
+      advisory: false,
+      path: r.path,
+      line: r.line,
+      column: r.column,
+      endLine: r.endLine,
+      endColumn: r.endColumn,
+      ...(r.function ? { function: r.function } : {}),
+      message: r.message,
+      recommendation: r.recommendation ?? meta.fix,
+      effort: meta.effort,
+      ...(r.chain ? { chain: r.chain } : {}),
+      downgrades: [],
+      fingerprint: fingerprint(r.code, r.path, r.lineText, r.function),
+    };
+    findings.push(validateFinding({ finding, executionEvidence: r.evidence ?? [], inHandler: r.inHandler }, context));
+  }
+  findings = assignOccurrenceSuffixes(findings);
+  if (config.baseline) {
+    const known = loadBaseline(path.resolve(config.baseline));
+    findings = findings.filter((f) => !known.has(`${f.code}\0${f.path}\0${f.fingerprint}`));
+  }
+  findings.sort(compareFindings);
+  const families = [...new Set(rules.map((r) => r.meta.family))].sort() as Family[];
+  const scores = scoreFindings(findings, families);
+  const t4 = performance.now();
+  stats.durationMs = Math.round(t4 - t0);
+
+  return {
+    result: {
+      toolVersion: TOOL_VERSION,
+      rootPath,
+      root: displayRoot(rootArg),
+      date: localDate(new Date()),
+      commit: gitShortHash(rootPath),
+      context,
+      findings,
+      scores,
+      stats,
+      rules: rules.map((r) => r.meta),
+      families,
+    },
+    timings: { discoveryMs: t1 - t0, perFileMs: t2 - t1, repoMs: t3 - t2, mergeMs: t4 - t3, ruleMs },
+    parser,
+  };
+}
+
+function collectOutcome(o: FileOutcome, stats: ScanStats, raw: RawFinding[], summaries: FileSummary[], ruleMs: Record<string, number>): void {
+  stats.internalErrors.push(...o.internalErrors);
+  if (o.skipped) {
+    stats.skipped.push(o.skipped);
+    return;
+  }
+  stats.files++;
+  stats.lines += o.lines;
+  stats.bytes += o.bytes;
+  if (o.parseError) {
+    stats.parseErrors++;
+    stats.parseErrorFiles.push(o.path);
+  }
+  raw.push(...o.findings);
+  if (o.summary) summaries.push(o.summary);
+  if (o.ruleMs) for (const [code, ms] of Object.entries(o.ruleMs)) ruleMs[code] = (ruleMs[code] ?? 0) + ms;
+}
+
+function resolveRoot(rootArg: string): string {
+  const rootPath = path.resolve(rootArg);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(rootPath);
+  } catch (err) {
+    throw new ScanError(`cannot read ${rootArg}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`);
+  }
+  if (!st.isDirectory()) throw new ScanError(`${rootArg} is not a directory`);
+  try {
+    fs.readdirSync(rootPath);
+  } catch (err) {
+    throw new ScanError(`cannot read ${rootArg}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return rootPath;
+}
+
+function displayRoot(rootArg: string): string {
+  const p = rootArg.replace(/\\/g, '/').replace(/\/+$/, '');
+  return p === '' ? '.' : p;
+}
+
+function localDate(d: Date): string {
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+function gitShortHash(dir: string): string | null {
+  try {
+    const out = execFileSync('git', ['-C', dir, 'rev-parse', '--short', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 });
+    return out.toString().trim() || null;
+  } catch {
+    return null;
+  }
+}

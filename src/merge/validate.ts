@@ -1,0 +1,78 @@
+/**
+ * Context validation after all families ran: Rule 1 (a finding an ADR or planned item names
+ * becomes advisory) and Rule 6 (execution-context points lower the severity). Every downgrade
+ * records which rule and which evidence.
+ */
+import type { ProjectContext } from '../discovery/context.js';
+import { SEVERITIES, type Finding, type Severity } from '../types.js';
+import { EXECUTION_CONTEXT_CHECKS } from './executionContext.js';
+
+/** Findings never downgraded when they sit in a handler: N+1 and N-UPDATE loops. */
+const NEVER_DOWNGRADED_IN_HANDLERS = new Set(['PA107', 'PA108', 'PA102']);
+
+interface AdrLike {
+  id: string;
+  title?: string;
+  status?: string | null;
+  file?: string;
+  text?: string;
+}
+
+export interface ValidationInput {
+  finding: Finding;
+  /** Rule 6 points gathered in the worker. */
+  executionEvidence: string[];
+  inHandler: boolean;
+}
+
+export function validateFinding(input: ValidationInput, context: ProjectContext): Finding {
+  const { finding } = input;
+  if (finding.severity !== 'high' && finding.severity !== 'medium') return finding;
+  if (input.inHandler && NEVER_DOWNGRADED_IN_HANDLERS.has(finding.code)) return finding;
+
+  const adr = matchingAdr(finding, context);
+  if (adr) {
+    finding.advisory = true;
+    finding.downgrades.push({ rule: 'adr_override', from: finding.severity, to: 'advisory', evidence: `[Planned: ${adr.id}] ${adr.reason}` });
+    return finding;
+  }
+  if (EXECUTION_CONTEXT_CHECKS.has(finding.check) && input.executionEvidence.length > 0) {
+    const points = input.executionEvidence.length;
+    const evidence = input.executionEvidence.join('; ');
+    if (points >= 3) {
+      finding.advisory = true;
+      finding.downgrades.push({ rule: 'execution_context', from: finding.severity, to: 'advisory', evidence });
+    } else {
+      const to = lower(finding.severity);
+      finding.downgrades.push({ rule: 'execution_context', from: finding.severity, to, evidence });
+      finding.severity = to;
+    }
+  }
+  return finding;
+}
+
+function lower(s: Severity): Severity {
+  const i = SEVERITIES.indexOf(s);
+  return SEVERITIES[Math.min(SEVERITIES.length - 1, i + 1)]!;
+}
+
+const CLOSED_STATUS = /\b(rejected|superseded|deprecated|withdrawn)\b/i;
+
+function matchingAdr(finding: Finding, context: ProjectContext): { id: string; reason: string } | null {
+  const adrs = ((context as unknown as { adrs?: AdrLike[] }).adrs ?? []).filter((a) => !CLOSED_STATUS.test(a.status ?? ''));
+  for (const adr of adrs) {
+    const text = adr.text ?? '';
+    if (!text) continue;
+    if (text.includes(finding.path)) return { id: adr.id, reason: `names ${finding.path}` };
+    if (new RegExp(`\\b${finding.check}\\b`).test(text)) return { id: adr.id, reason: `names ${finding.check}` };
+    const fn = finding.function;
+    if (fn && fn.length >= 4 && new RegExp(`(\`${escape(fn)}(\\(\\))?\`|\\b${escape(fn)}\\(\\))`).test(text)) {
+      return { id: adr.id, reason: `names ${fn}()` };
+    }
+  }
+  return null;
+}
+
+function escape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

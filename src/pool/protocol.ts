@@ -1,0 +1,60 @@
+/** Messages between the engine and its workers: plain data only, never syntax trees. */
+import type { FileSummary } from '../analysis/summary.js';
+import type { ProjectContext } from '../discovery/context.js';
+import type { ParserPreference } from '../parse/parser.js';
+import type { InternalError, Severity, SkippedFile } from '../types.js';
+
+/** Set once per worker through piscina's `workerData`. */
+export interface WorkerSetup {
+  context: ProjectContext;
+  /** Absolute path of the scanned root. */
+  rootDir: string;
+  parser: ParserPreference;
+  /** Codes of the enabled file rules. */
+  codes: string[];
+}
+
+export interface BatchTask {
+  files: { rel: string; abs: string }[];
+}
+
+/** A finding as a file rule reported it, before merge (downgrades, fingerprints, baseline). */
+export interface RawFinding {
+  code: string;
+  path: string;
+  line: number;
+  column: number;
+  endLine: number;
+  endColumn: number;
+  severity: Severity;
+  message: string;
+  recommendation?: string;
+  function?: string;
+  chain?: string[];
+  /** Trimmed text of the finding's first line, for the fingerprint. */
+  lineText: string;
+  /** Rule 6 (execution context) evidence, one entry per point. */
+  evidence?: string[];
+  /** The finding sits in a request handler. */
+  inHandler: boolean;
+}
+
+export interface FileOutcome {
+  path: string;
+  lines: number;
+  bytes: number;
+  parseError: boolean;
+  /** Set when the file could not be audited at all. */
+  skipped?: SkippedFile;
+  findings: RawFinding[];
+  summary?: FileSummary;
+  internalErrors: InternalError[];
+  /** Per-rule time in ms, when timings were asked for. */
+  ruleMs?: Record<string, number>;
+}
+
+export interface BatchResult {
+  files: FileOutcome[];
+  parser: string;
+  parseMs: number;
+}
