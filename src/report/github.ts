@@ -1,0 +1,44 @@
+/**
+ * `--format github`: one GitHub Actions workflow command per finding, which the runner turns into
+ * an annotation on the pull request's diff.
+ * https://docs.github.com/en/actions/reference/workflow-commands-for-github-actions
+ */
+import type { ScanResult } from '../engine/result.js';
+import type { Finding } from '../types.js';
+
+export type AnnotationLevel = 'error' | 'warning' | 'notice';
+
+export function annotationLevel(f: Finding): AnnotationLevel {
+  if (f.advisory) return 'notice';
+  if (f.severity === 'critical' || f.severity === 'high') return 'error';
+  return f.severity === 'medium' ? 'warning' : 'notice';
+}
+
+/** Escaping of a command's message (GitHub's `escapeData`). */
+export function escapeData(s: string): string {
+  return s.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
+}
+
+/** Escaping of a command property value (GitHub's `escapeProperty`): also `:` and `,`. */
+export function escapeProperty(s: string): string {
+  return escapeData(s).replace(/:/g, '%3A').replace(/,/g, '%2C');
+}
+
+export function githubCommand(f: Finding): string {
+  const props: [string, string][] = [
+    ['file', f.path],
+    ['line', String(f.line)],
+    ['col', String(f.column)],
+    ['endLine', String(f.endLine)],
+    ['endColumn', String(f.endColumn)],
+    ['title', `${f.code} ${f.check}${f.advisory ? ' (advisory)' : ''}`],
+  ];
+  const properties = props.map(([k, v]) => `${k}=${escapeProperty(v)}`).join(',');
+  const chain = f.chain && f.chain.length > 1 ? `\nCall chain: ${f.chain.join(' → ')}` : '';
+  const fix = f.recommendation ? `\nFix: ${f.recommendation}` : '';
+  return `::${annotationLevel(f)} ${properties}::${escapeData(`${f.message}${chain}${fix}`)}`;
+}
+
+export function renderGithub(result: ScanResult): string {
+  return result.findings.map((f) => `${githubCommand(f)}\n`).join('');
+}
