@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Family, Finding, Scores, Severity } from '../types.js';
-import { FAMILIES } from '../types.js';
+import { FAMILIES, SEVERITY_RANK } from '../types.js';
 
 /** Penalty per non-advisory finding, in tenths of a point (2.0, 1.0, 0.5, 0.2). */
 const PENALTY_TENTHS: Record<Severity, number> = { critical: 20, high: 10, medium: 5, low: 2 };
@@ -96,4 +96,26 @@ export function assignOccurrenceSuffixes(findings: readonly Finding[]): Finding[
     seen.set(key, n);
     return n === 1 ? f : { ...f, fingerprint: `${f.fingerprint}:${n}` };
   });
+}
+
+/**
+ * The single most important finding: the most severe non-advisory one, the first in finding
+ * order among equals. Null when there is none.
+ */
+export function mostSevereFinding(findings: readonly Finding[]): Finding | null {
+  let best: Finding | null = null;
+  for (const f of findings) {
+    if (f.advisory) continue;
+    if (!best || SEVERITY_RANK[f.severity] > SEVERITY_RANK[best.severity] || (SEVERITY_RANK[f.severity] === SEVERITY_RANK[best.severity] && compareFindings(f, best) < 0)) {
+      best = f;
+    }
+  }
+  return best;
+}
+
+/** Non-advisory findings per severity. */
+export function countBySeverity(findings: readonly Finding[]): Record<Severity, number> {
+  const counts: Record<Severity, number> = { critical: 0, high: 0, medium: 0, low: 0 };
+  for (const f of findings) if (!f.advisory) counts[f.severity]++;
+  return counts;
 }
