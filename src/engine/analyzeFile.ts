@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import type { SyntaxNode } from '../parse/parser.js';
 import type { PythonParser } from '../parse/parser.js';
 import type { ProjectContext } from '../discovery/context.js';
-import { buildFileModel, semanticQuery, type FileModel } from '../semantic/model.js';
+import { buildFileModel, type FileModel } from '../semantic/model.js';
 import { summarize } from '../analysis/summary.js';
 import { collectEffects } from '../analysis/effects.js';
 import type { FileRule, Location, RuleReport } from '../rules/types.js';
@@ -57,7 +57,7 @@ export function analyzeFile(
   try {
     const root = tree.rootNode;
     outcome.parseError = root.hasError;
-    const model = buildFileModel(rel, source, root, semanticQuery(parser));
+    const model = buildFileModel(rel, source, root, parser);
     const ruleMs: Record<string, number> | undefined = options.timings ? {} : undefined;
     if (!model.isTestFile) {
       for (const rule of rules) {

@@ -54,6 +54,11 @@ export type ParserPreference = ParserKind | 'auto';
 
 export interface PythonParser {
   readonly kind: ParserKind;
+  /**
+   * A node's start offset (UTF-16 code units), read without a call into the binding where the
+   * binding keeps it on the node: the hot path of the semantic model reads it for every call.
+   */
+  startIndexOf(node: SyntaxNode): number;
   parse(source: string): ParsedTree;
   /** Compiles a tree-sitter query; compile once per worker and reuse. */
   query(source: string): CompiledQuery;
@@ -67,6 +72,12 @@ function createNativeParser(): PythonParser {
   parser.setLanguage(language);
   return {
     kind: 'native',
+    // The native binding marshals a node as [id, id, startByte, startRow, startColumnByte, alias]
+    // with UTF-16 byte offsets; `startIndex` itself is a round trip into C++.
+    startIndexOf: (node) => {
+      const startByte = (node as unknown as Record<number, number>)[2];
+      return typeof startByte === 'number' ? startByte >>> 1 : node.startIndex;
+    },
     parse(source: string): ParsedTree {
       // The native binding reads the input through a fixed buffer; size it to the file.
       const tree = parser.parse(source, null, { bufferSize: source.length * 2 + 1024 });
@@ -88,6 +99,7 @@ async function createWasmParser(): Promise<PythonParser> {
   parser.setLanguage(language);
   return {
     kind: 'wasm',
+    startIndexOf: (node) => node.startIndex,
     parse(source: string): ParsedTree {
       const tree = parser.parse(source);
       if (!tree) throw new Error('the WASM parser returned no tree');

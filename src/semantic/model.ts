@@ -41,6 +41,8 @@ export interface FunctionInfo {
   endLine: number;
   /** Does the body contain `yield` (own body, not nested functions)? */
   isGenerator: boolean;
+  /** The values of the function's own `yield x` expressions (not nested functions'). */
+  yields: SyntaxNode[];
 }
 
 export type LoopKind = 'for' | 'async_for' | 'while' | 'comprehension';
@@ -87,17 +89,17 @@ export interface CallInfo {
   /** The last attribute name for `x.y.z(...)`, or the bare name for `f(...)`. */
   method: string;
   /** The receiver expression of a method call, or null for a bare name. */
-  receiver: SyntaxNode | null;
+  readonly receiver: SyntaxNode | null;
   functionIndex: number;
   /** Enclosing loops whose per-iteration part contains this call, innermost last. */
   loops: number[];
   /** Enclosing `with` statements whose body contains this call, innermost last. */
   withs: number[];
-  awaited: boolean;
+  readonly awaited: boolean;
   /** Runs in a thread: inside a lambda handed to `asyncio.to_thread`, `run_in_executor`, … */
   offloaded: boolean;
   /** The call is itself a `with` item's context expression. */
-  isWithItem: boolean;
+  readonly isWithItem: boolean;
   line: number;
   column: number;
 }
@@ -107,6 +109,22 @@ export interface AssignmentInfo {
   value: SyntaxNode | null;
   annotation: string | null;
   functionIndex: number;
+  line: number;
+  node: SyntaxNode;
+  /** `with value as target` binds like an assignment; `value` is the context expression. */
+  fromWith?: boolean;
+  /** Enclosing loops whose per-iteration part contains the assignment, innermost last. */
+  loops: number[];
+}
+
+/** `target op= value` (`s += part`). */
+export interface AugAssignmentInfo {
+  target: string;
+  /** `+=`, `-=`, … */
+  operator: string;
+  value: SyntaxNode | null;
+  functionIndex: number;
+  loops: number[];
   line: number;
   node: SyntaxNode;
 }
@@ -125,6 +143,9 @@ export interface FileModel {
   loops: LoopInfo[];
   withs: WithInfo[];
   assignments: AssignmentInfo[];
+  augAssignments: AugAssignmentInfo[];
+  /** 0-based line of a source offset. */
+  lineOf(offset: number): number;
   /** 1-based line → `# noqa` / `# persist-audit: ignore[...]` codes; `*` means all. */
   suppressions: Map<number, Set<string>>;
   isTestFile: boolean;
@@ -159,31 +180,19 @@ const INIT_NAME = /(^|_)(init|initialize|initialise|setup|set_up|bootstrap|migra
 const TEST_PATH = /(^|\/)(tests?|testing)\/|(^|\/)test_[^/]*\.py$|_test\.py$|(^|\/)conftest\.py$/;
 const BACKGROUND_PATH = /(^|\/)(tasks|jobs|workers|worker|cron)(\/|\.py$)/;
 
-const SEMANTIC_QUERY = `
-(function_definition) @function
-(class_definition) @class
-(call) @call
-(for_statement) @for
-(while_statement) @while
-[(list_comprehension) (set_comprehension) (dictionary_comprehension) (generator_expression)] @comprehension
-(with_statement) @with
-(lambda) @lambda
-(import_statement) @import
-(import_from_statement) @import_from
-(assignment) @assign
-(comment) @comment
-`;
+/** Node types the model is built from, fetched in one batch call in document order. */
+const MODEL_NODE_TYPES = [
+  'function_definition', 'class_definition', 'call', 'for_statement', 'while_statement',
+  'list_comprehension', 'set_comprehension', 'dictionary_comprehension', 'generator_expression',
+  'with_statement', 'lambda', 'import_statement', 'import_from_statement', 'yield',
+];
 
-const queryCache = new WeakMap<PythonParser, CompiledQuery>();
-
-/** The compiled semantic query for a parser, compiled once per parser (= once per worker). */
-export function semanticQuery(parser: PythonParser): CompiledQuery {
-  let q = queryCache.get(parser);
-  if (!q) {
-    q = parser.query(SEMANTIC_QUERY);
-    queryCache.set(parser, q);
-  }
-  return q;
+/**
+ * Kept for callers written against the query-based builder: the model now needs the parser
+ * itself (for its fast start-offset accessor), so this is the identity.
+ */
+export function semanticQuery(parser: PythonParser): PythonParser {
+  return parser;
 }
 
 export function moduleNameOf(path: string): string {
@@ -202,13 +211,19 @@ interface Frame {
   name?: string;
 }
 
-/** Builds the semantic model of one parsed file. */
-export function buildFileModel(
-  path: string,
-  source: string,
-  root: SyntaxNode,
-  query: CompiledQuery,
-): FileModel {
+/** `a.b.c(` at a call's start: the callee is exactly that dotted name. */
+const SIMPLE_CALLEE = /([A-Za-z_][A-Za-z0-9_]*(?:[ \t]*\.[ \t]*[A-Za-z_][A-Za-z0-9_]*)*)[ \t]*\(/y;
+
+/**
+ * Builds the semantic model of one parsed file.
+ *
+ * Cost matters here (it runs on every file of a monorepo): the nodes come from one
+ * `descendantsOfType` batch call, nesting is derived from start offsets with a stack, and a
+ * call whose callee is a plain dotted name is read from the source text rather than through
+ * child-node round trips; the rarer facts (receiver, awaited) are computed on first use.
+ */
+export function buildFileModel(path: string, source: string, root: SyntaxNode, parser: PythonParser): FileModel {
+  const lineStarts = computeLineStarts(source);
   const model: FileModel = {
     path,
     moduleName: moduleNameOf(path),
@@ -221,87 +236,163 @@ export function buildFileModel(
     loops: [],
     withs: [],
     assignments: [],
-    suppressions: new Map(),
+    augAssignments: [],
+    suppressions: collectSuppressions(source, lineStarts),
     isTestFile: TEST_PATH.test(path),
     isBackgroundFile: BACKGROUND_PATH.test(path),
+    lineOf: (offset: number) => lineOfOffset(lineStarts, offset),
   };
+  LINE_STARTS.set(model, lineStarts);
+  lazyAssignments(model, parser);
+  collectModuleDefs(model, root);
 
-  const captures = query.captures(root);
-  // Document order, outer node first when two start at the same byte.
-  captures.sort((a, b) => a.node.startIndex - b.node.startIndex || b.node.endIndex - a.node.endIndex);
-
+  const nodes = root.descendantsOfType(MODEL_NODE_TYPES);
+  const starts = nodes.map((n) => parser.startIndexOf(n));
   const stack: Frame[] = [];
-  const offloadLambdas = new Set<number>();
-  const pendingCalls: { call: CallInfo; fnFrame: number }[] = [];
+  const offloadLambdaStarts = new Set<number>();
 
-  for (const { name, node } of captures) {
-    const start = node.startIndex;
+  for (let i = 0; i < nodes.length; i++) {
+    const node = nodes[i]!;
+    const type = node.type;
+    const start = starts[i]!;
     while (stack.length && stack[stack.length - 1]!.end <= start) stack.pop();
     const fnIndex = currentFunction(stack);
 
-    switch (name) {
-      case 'comment':
-        collectSuppression(model, node);
+    switch (type) {
+      case 'call': {
+        // A call whose callee contains another call (`a(x).b(y)`) starts where that call starts.
+        const nextIsInner = i + 1 < nodes.length && starts[i + 1] === start && nodes[i + 1]!.type === 'call';
+        const call = new CallInfoImpl(model, node, start, fnIndex, nextIsInner ? null : source);
+        attachScopes(model, call, stack, start);
+        model.calls.push(call);
+        if (isOffloadCall(call)) {
+          for (const arg of node.childForFieldName('arguments')?.namedChildren ?? []) {
+            const value = arg.type === 'keyword_argument' ? arg.childForFieldName('value') : arg;
+            if (value?.type === 'lambda') offloadLambdaStarts.add(parser.startIndexOf(value));
+          }
+        }
         break;
-      case 'import':
-      case 'import_from':
-        collectImport(model, node, name === 'import_from');
+      }
+      case 'yield': {
+        const top = innermostCallable(stack);
+        if (top?.kind === 'function') {
+          const fn = model.functions[top.index]!;
+          fn.isGenerator = true;
+          const value = node.namedChild(0);
+          if (value) fn.yields.push(value);
+        }
         break;
-      case 'function': {
+      }
+      case 'import_statement':
+      case 'import_from_statement':
+        collectImport(model, node, type === 'import_from_statement');
+        break;
+      case 'function_definition': {
         const info = functionInfo(model, node, fnIndex, stack);
         model.functions.push(info);
-        if (fnIndex < 0 && !currentClass(stack)) model.moduleDefs.add(info.name);
         stack.push({ kind: 'function', end: node.endIndex, index: info.index, name: info.name });
         break;
       }
-      case 'class': {
-        const nameNode = node.childForFieldName('name');
-        const cname = nameNode?.text ?? '';
-        if (fnIndex < 0 && !currentClass(stack)) model.moduleDefs.add(cname);
+      case 'class_definition': {
+        const cname = node.childForFieldName('name')?.text ?? '';
         stack.push({ kind: 'class', end: node.endIndex, index: -1, name: cname });
         break;
       }
-      case 'for':
-      case 'while':
-      case 'comprehension': {
-        const loop = loopInfo(model, node, name, fnIndex);
+      case 'for_statement':
+      case 'while_statement': {
+        const loop = loopInfo(model, node, type === 'for_statement' ? 'for' : 'while', fnIndex);
         stack.push({ kind: 'loop', end: node.endIndex, index: loop.index });
         break;
       }
-      case 'with': {
+      case 'with_statement': {
         const w = withInfo(model, node, fnIndex);
         stack.push({ kind: 'with', end: node.endIndex, index: w.index });
         break;
       }
       case 'lambda':
-        stack.push({ kind: 'lambda', end: node.endIndex, index: -1, offload: offloadLambdas.has(node.id) });
+        stack.push({ kind: 'lambda', end: node.endIndex, index: -1, offload: offloadLambdaStarts.has(start) });
         break;
-      case 'assign':
-        collectAssignment(model, node, fnIndex, stack);
-        break;
-      case 'call': {
-        const call = callInfo(model, node, fnIndex, stack);
-        model.calls.push(call);
-        pendingCalls.push({ call, fnFrame: fnIndex });
-        if (isOffloadCall(call)) {
-          for (const arg of node.childForFieldName('arguments')?.namedChildren ?? []) {
-            const value = arg.type === 'keyword_argument' ? arg.childForFieldName('value') : arg;
-            if (value?.type === 'lambda') offloadLambdas.add(value.id);
-          }
-        }
-        break;
+      default: {
+        // comprehensions
+        const loop = loopInfo(model, node, 'comprehension', fnIndex);
+        stack.push({ kind: 'loop', end: node.endIndex, index: loop.index });
       }
     }
   }
 
   // Imports may follow their first use in the file (inside functions, or late imports);
   // resolve qualified names once all imports are known.
-  for (const { call } of pendingCalls) call.qualifiedName = resolveCallee(model, call.calleeText);
+  for (const call of model.calls) call.qualifiedName = resolveCallee(model, call.calleeText);
   for (const fn of model.functions) {
     fn.decoratorNames = fn.decorators.map((d) => resolveName(model, stripCall(d)) ?? stripCall(d));
     classifyRole(model, fn);
   }
   return model;
+}
+
+function computeLineStarts(source: string): number[] {
+  const starts = [0];
+  let i = -1;
+  while ((i = source.indexOf('\n', i + 1)) !== -1) starts.push(i + 1);
+  return starts;
+}
+
+/** 0-based line of an offset. */
+function lineOfOffset(lineStarts: number[], offset: number): number {
+  let lo = 0;
+  let hi = lineStarts.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (lineStarts[mid]! <= offset) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/** Names bound by top-level `def`, `class` and assignments. */
+function collectModuleDefs(model: FileModel, root: SyntaxNode): void {
+  for (const stmt of root.namedChildren) {
+    let node: SyntaxNode | null = stmt;
+    if (node.type === 'decorated_definition') node = node.childForFieldName('definition');
+    if (!node) continue;
+    if (node.type === 'function_definition' || node.type === 'class_definition') {
+      const name = node.childForFieldName('name')?.text;
+      if (name) model.moduleDefs.add(name);
+    } else if (node.type === 'expression_statement') {
+      const inner = node.namedChild(0);
+      if (inner?.type === 'assignment') {
+        const left = inner.childForFieldName('left');
+        if (left?.type === 'identifier') model.moduleDefs.add(left.text);
+      }
+    }
+  }
+}
+
+/** `# noqa`, `# noqa: PA301,PA303`, `# persist-audit: ignore[PA301]` by line, from the text. */
+function collectSuppressions(source: string, lineStarts: number[]): Map<number, Set<string>> {
+  const out = new Map<number, Set<string>>();
+  if (!source.includes('noqa') && !source.includes('persist-audit')) return out;
+  const re = /#[^\n]*?(?:\bnoqa\b(?::[ \t]*([A-Z]+[0-9]+(?:[ \t]*,[ \t]*[A-Z]+[0-9]+)*))?|persist-audit:[ \t]*ignore(?:\[([^\]\n]*)\])?)/gi;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(source))) {
+    const codes = new Set<string>();
+    const list = m[1] ?? m[2];
+    if (list) for (const c of list.split(',')) codes.add(c.trim().toUpperCase());
+    else codes.add('*');
+    const line = lineOfOffset(lineStarts, m.index) + 1;
+    const existing = out.get(line);
+    if (existing) for (const c of codes) existing.add(c);
+    else out.set(line, codes);
+  }
+  return out;
+}
+
+function innermostCallable(stack: Frame[]): Frame | undefined {
+  for (let i = stack.length - 1; i >= 0; i--) {
+    const f = stack[i]!;
+    if (f.kind === 'function' || f.kind === 'lambda' || f.kind === 'class') return f;
+  }
+  return undefined;
 }
 
 function currentFunction(stack: Frame[]): number {
@@ -320,26 +411,6 @@ function currentClass(stack: Frame[]): string | null {
     if (f.kind === 'function') return null;
   }
   return null;
-}
-
-function collectSuppression(model: FileModel, node: SyntaxNode): void {
-  const text = node.text;
-  let codes: Set<string> | null = null;
-  const noqa = /#\s*noqa(?::\s*([A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*))?/i.exec(text);
-  if (noqa) {
-    codes = new Set(noqa[1] ? noqa[1].split(',').map((c) => c.trim().toUpperCase()) : ['*']);
-  }
-  const ignore = /persist-audit:\s*ignore(?:\[([^\]]*)\])?/i.exec(text);
-  if (ignore) {
-    codes ??= new Set();
-    if (ignore[1]) for (const c of ignore[1].split(',')) codes.add(c.trim().toUpperCase());
-    else codes.add('*');
-  }
-  if (!codes) return;
-  const line = node.startPosition.row + 1;
-  const existing = model.suppressions.get(line);
-  if (existing) for (const c of codes) existing.add(c);
-  else model.suppressions.set(line, codes);
 }
 
 function collectImport(model: FileModel, node: SyntaxNode, isFrom: boolean): void {
@@ -449,17 +520,9 @@ function functionInfo(model: FileModel, node: SyntaxNode, parent: number, stack:
     body,
     startLine: node.startPosition.row + 1,
     endLine: node.endPosition.row + 1,
-    isGenerator: body ? ownBodyYields(body) : false,
+    isGenerator: false,
+    yields: [],
   };
-}
-
-function ownBodyYields(body: SyntaxNode): boolean {
-  for (const y of body.descendantsOfType('yield')) {
-    let p = y.parent;
-    while (p && p.id !== body.id && p.type !== 'function_definition' && p.type !== 'lambda') p = p.parent;
-    if (p && p.id === body.id) return true;
-  }
-  return false;
 }
 
 function paramInfo(p: SyntaxNode): ParamInfo {
@@ -558,6 +621,13 @@ function withInfo(model: FileModel, node: SyntaxNode, fnIndex: number): WithInfo
     items.push({ value, alias });
   }
   const body = node.childForFieldName('body');
+  for (const item of items) {
+    if (!item.alias || !/^[A-Za-z_]\w*$/.test(item.alias)) continue;
+    withAliases(model).push({
+      target: item.alias, value: item.value, annotation: null, functionIndex: fnIndex,
+      line: node.startPosition.row + 1, node, fromWith: true, loops: [],
+    });
+  }
   const w: WithInfo = {
     index: model.withs.length,
     isAsync: node.child(0)?.type === 'async',
@@ -571,66 +641,179 @@ function withInfo(model: FileModel, node: SyntaxNode, fnIndex: number): WithInfo
   return w;
 }
 
-function collectAssignment(model: FileModel, node: SyntaxNode, fnIndex: number, stack: Frame[]): void {
-  const left = node.childForFieldName('left');
-  if (!left) return;
-  const value = node.childForFieldName('right');
-  const annotation = node.childForFieldName('type')?.text ?? null;
-  const targets = left.type === 'identifier' || left.type === 'attribute' ? [left.text] : [];
-  for (const target of targets) {
-    model.assignments.push({ target, value, annotation, functionIndex: fnIndex, line: node.startPosition.row + 1, node });
-    if (fnIndex < 0 && !currentClass(stack) && left.type === 'identifier') model.moduleDefs.add(target);
+const WITH_ALIASES = new WeakMap<FileModel, AssignmentInfo[]>();
+
+function withAliases(model: FileModel): AssignmentInfo[] {
+  let list = WITH_ALIASES.get(model);
+  if (!list) WITH_ALIASES.set(model, (list = []));
+  return list;
+}
+
+/** The innermost function whose range contains `offset`, or -1. `ranges` are in document order. */
+function functionAt(ranges: [number, number][], offset: number): number {
+  let best = -1;
+  for (let i = 0; i < ranges.length; i++) {
+    const [start, end] = ranges[i]!;
+    if (start > offset) break;
+    if (offset < end) best = i; // a later match is nested deeper
+  }
+  return best;
+}
+
+function loopsAt(model: FileModel, fnIndex: number, offset: number): number[] {
+  return model.loops
+    .filter((l) => l.functionIndex === fnIndex && offset >= l.iterStart && offset < l.iterEnd)
+    .map((l) => l.index);
+}
+
+/**
+ * Assignments and augmented assignments, collected on first use only: most files never need
+ * them, and a rule that does pays one batch call.
+ */
+function collectAssignments(model: FileModel, parser: PythonParser): { plain: AssignmentInfo[]; augmented: AugAssignmentInfo[] } {
+  const plain: AssignmentInfo[] = [...withAliases(model)];
+  const augmented: AugAssignmentInfo[] = [];
+  const ranges = model.functions.map((f): [number, number] => [parser.startIndexOf(f.node), f.node.endIndex]);
+  for (const node of model.root.descendantsOfType(['assignment', 'augmented_assignment'])) {
+    const left = node.childForFieldName('left');
+    if (!left || (left.type !== 'identifier' && left.type !== 'attribute')) continue;
+    const start = parser.startIndexOf(node);
+    const functionIndex = functionAt(ranges, start);
+    const loops = loopsAt(model, functionIndex, start);
+    const line = model.lineOf(start) + 1;
+    const value = node.childForFieldName('right');
+    if (node.type === 'assignment') {
+      const annotation = node.childForFieldName('type')?.text ?? null;
+      plain.push({ target: left.text, value, annotation, functionIndex, line, node, loops });
+    } else {
+      const operator = node.childForFieldName('operator')?.text ?? node.child(1)?.text ?? '';
+      augmented.push({ target: left.text, operator, value, functionIndex, loops, line, node });
+    }
+  }
+  plain.sort((x, y) => x.line - y.line);
+  return { plain, augmented };
+}
+
+function lazyAssignments(model: FileModel, parser: PythonParser): void {
+  let cache: { plain: AssignmentInfo[]; augmented: AugAssignmentInfo[] } | null = null;
+  const get = () => (cache ??= collectAssignments(model, parser));
+  Object.defineProperty(model, 'assignments', { get: () => get().plain, enumerable: true, configurable: true });
+  Object.defineProperty(model, 'augAssignments', { get: () => get().augmented, enumerable: true, configurable: true });
+}
+
+/** Loops, `with` bodies and offload lambdas around a call, inside its innermost function. */
+function attachScopes(model: FileModel, call: CallInfoImpl, stack: Frame[], start: number): void {
+  for (let i = stack.length - 1; i >= 0; i--) {
+    const f = stack[i]!;
+    // A loop outside a nested def does not run the def's body per iteration.
+    if (f.kind === 'function' || f.kind === 'class') break;
+    if (f.kind === 'lambda' && f.offload) call.offloaded = true;
+    if (f.kind === 'loop') {
+      const loop = model.loops[f.index]!;
+      if (start >= loop.iterStart && start < loop.iterEnd) call.loops.unshift(f.index);
+    } else if (f.kind === 'with') {
+      if (start >= model.withs[f.index]!.bodyStart) call.withs.unshift(f.index);
+    }
   }
 }
 
-function callInfo(model: FileModel, node: SyntaxNode, fnIndex: number, stack: Frame[]): CallInfo {
-  const fn = node.childForFieldName('function');
-  const calleeText = fn ? fn.text.replace(/\s+/g, '') : '';
-  let method = calleeText;
-  let receiver: SyntaxNode | null = null;
-  if (fn?.type === 'attribute') {
-    method = fn.childForFieldName('attribute')?.text ?? '';
-    receiver = fn.childForFieldName('object');
-  }
-  const loops: number[] = [];
-  const withs: number[] = [];
-  let offloaded = false;
-  const start = node.startIndex;
-  // Only frames inside the innermost function count: a loop outside a nested def does not
-  // run the def's body per iteration.
-  for (let i = stack.length - 1; i >= 0; i--) {
-    const f = stack[i]!;
-    if (f.kind === 'function' || f.kind === 'class') break;
-    if (f.kind === 'lambda' && f.offload) offloaded = true;
-    if (f.kind === 'loop') {
-      const loop = model.loops[f.index]!;
-      if (start >= loop.iterStart && start < loop.iterEnd) loops.unshift(f.index);
-    } else if (f.kind === 'with') {
-      const w = model.withs[f.index]!;
-      if (start >= w.bodyStart) withs.unshift(f.index);
+const CALLS_BY_START = new WeakMap<FileModel, Map<number, CallInfoImpl[]>>();
+
+/** The call whose node is `node`, if any. */
+export function callAt(model: FileModel, node: SyntaxNode): CallInfo | undefined {
+  let byStart = CALLS_BY_START.get(model);
+  if (!byStart) {
+    byStart = new Map();
+    for (const c of model.calls as CallInfoImpl[]) {
+      const list = byStart.get(c.start);
+      if (list) list.push(c);
+      else byStart.set(c.start, [c]);
     }
+    CALLS_BY_START.set(model, byStart);
   }
-  const parent = node.parent;
-  const awaited = parent?.type === 'await';
-  let isWithItem = false;
-  let p: SyntaxNode | null = awaited ? parent!.parent : parent;
-  if (p?.type === 'as_pattern') p = p.parent;
-  if (p?.type === 'with_item') isWithItem = true;
-  return {
-    node,
-    calleeText,
-    qualifiedName: null,
-    method,
-    receiver,
-    functionIndex: fnIndex,
-    loops,
-    withs,
-    awaited,
-    offloaded,
-    isWithItem,
-    line: node.startPosition.row + 1,
-    column: node.startPosition.column + 1,
-  };
+  const list = byStart.get(node.startIndex);
+  if (!list) return undefined;
+  if (list.length === 1) return list[0];
+  const end = node.endIndex;
+  return list.find((c) => c.node.endIndex === end);
+}
+
+/**
+ * A call site. The callee of a plain dotted call (`a.b.c(...)`) is read from the source; the
+ * receiver node and the `await`/`with` context are looked up only when a rule asks.
+ */
+class CallInfoImpl implements CallInfo {
+  calleeText: string;
+  qualifiedName: string | null = null;
+  method: string;
+  loops: number[] = [];
+  withs: number[] = [];
+  offloaded = false;
+  line: number;
+  column: number;
+  private calleeNode: SyntaxNode | null | undefined;
+  private parentChecked = false;
+  private awaitedValue = false;
+  private withItemValue = false;
+
+  constructor(
+    model: FileModel,
+    readonly node: SyntaxNode,
+    readonly start: number,
+    readonly functionIndex: number,
+    /** The source when the callee may be read from the text, or null to use the tree. */
+    source: string | null,
+  ) {
+    const row = model.lineOf(start);
+    this.line = row + 1;
+    this.column = start - lineStartOf(model, row) + 1;
+    let text: string | null = null;
+    if (source) {
+      SIMPLE_CALLEE.lastIndex = start;
+      const m = SIMPLE_CALLEE.exec(source);
+      if (m) text = m[1]!.replace(/[ \t]+/g, '');
+    }
+    if (text === null) {
+      this.calleeNode = node.childForFieldName('function');
+      text = this.calleeNode ? this.calleeNode.text.replace(/\s+/g, '') : '';
+      this.method = this.calleeNode?.type === 'attribute' ? (this.calleeNode.childForFieldName('attribute')?.text ?? '') : text;
+    } else {
+      const dot = text.lastIndexOf('.');
+      this.method = dot >= 0 ? text.slice(dot + 1) : text;
+    }
+    this.calleeText = text;
+  }
+
+  get receiver(): SyntaxNode | null {
+    if (this.calleeNode === undefined) this.calleeNode = this.node.childForFieldName('function');
+    return this.calleeNode?.type === 'attribute' ? this.calleeNode.childForFieldName('object') : null;
+  }
+
+  get awaited(): boolean {
+    this.checkParent();
+    return this.awaitedValue;
+  }
+
+  get isWithItem(): boolean {
+    this.checkParent();
+    return this.withItemValue;
+  }
+
+  private checkParent(): void {
+    if (this.parentChecked) return;
+    this.parentChecked = true;
+    const parent = this.node.parent;
+    this.awaitedValue = parent?.type === 'await';
+    let p: SyntaxNode | null = this.awaitedValue ? parent!.parent : parent;
+    if (p?.type === 'as_pattern') p = p.parent;
+    this.withItemValue = p?.type === 'with_item';
+  }
+}
+
+const LINE_STARTS = new WeakMap<FileModel, number[]>();
+
+function lineStartOf(model: FileModel, row: number): number {
+  return LINE_STARTS.get(model)![row]!;
 }
 
 function isOffloadCall(call: CallInfo): boolean {

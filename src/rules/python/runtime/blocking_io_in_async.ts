@@ -8,7 +8,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
-import { valueTypeOf } from '../../../semantic/model.js';
+import { callAt, valueTypeOf } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { asyncCallSites, severityByRole } from './context.js';
 
@@ -97,7 +97,7 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
     case 'parenthesized_expression':
       return node.namedChild(0) ? typeOfExpression(model, node.namedChild(0)!, fnIndex, line) : null;
     case 'call': {
-      const callee = model.calls.find((c) => c.node.id === node.id);
+      const callee = callAt(model, node);
       const q = callee?.qualifiedName;
       if (!q) return null;
       if (PATH_TYPES.has(q)) return 'pathlib.Path';
