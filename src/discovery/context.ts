@@ -1,6 +1,7 @@
 /**
  * The project context: what the main thread learns about the project before any rule runs.
- * Plain data, structured-cloneable: built once and handed to every worker once.
+ * Plain data, structured-cloneable: built once and handed to every worker once. Every array is
+ * sorted and every path is relative to the root with `/`, so two runs give the same bytes.
  */
 
 export interface Problem {
@@ -8,13 +9,207 @@ export interface Problem {
   reason: string;
 }
 
+/** A technology found in a manifest (or inferred from one), with the constraint written there. */
+export interface StackEntry {
+  /** The version constraint as written (`^0.110`, `>=2.0,<3`, `16`), or null when none. */
+  version: string | null;
+  /** The file it was found in. */
+  source: string;
+  /** What the technology is; absent on entries built by hand. */
+  kind?: 'database' | 'orm' | 'driver' | 'framework' | 'migration' | 'other';
+}
+
+/** A human summary of the stack, derived from {@link ProjectContext.stack}. */
+export interface StackSummary {
+  /** `PostgreSQL 16`, `PostgreSQL`, `SQLite`, … */
+  databases: string[];
+  /** `SQLAlchemy 2.x`, `SQLAlchemy 1.x`, `SQLModel`, `Django ORM`, `Tortoise ORM`. */
+  orms: string[];
+  drivers: string[];
+  /** `FastAPI`, `Starlette`, `aiohttp`, `Celery`, `arq`, `dramatiq`, `asyncio`. */
+  frameworks: string[];
+}
+
+/** A database service from docker-compose. */
+export interface DatabaseService {
+  /** `postgresql`, `mysql`, `mariadb`, `mongodb`, `redis`. */
+  engine: string;
+  /** Major version from the image tag (`postgres:16-alpine` → `16`), or null. */
+  version: string | null;
+  image: string;
+  service: string;
+  file: string;
+}
+
+/** A literal Python value as JSON, or `"dynamic"` when it is not a literal. */
+export type LiteralValue = string | number | boolean | null | LiteralValue[] | { [key: string]: LiteralValue };
+
+export interface EngineInfo {
+  /** The variable it is assigned to, or null. */
+  name: string | null;
+  async: boolean;
+  /** `create_engine` / `create_async_engine` (or a `*_from_config` variant). */
+  factory: string;
+  /** URL scheme (`postgresql+asyncpg`) when the URL is literal (or a literal prefix), else null. Never the full URL. */
+  urlScheme: string | null;
+  /** Every keyword argument: literal value, or `"dynamic"`. */
+  kwargs: Record<string, LiteralValue>;
+  /** `poolclass=` as written (`NullPool`), or null. */
+  poolClass: string | null;
+  file: string;
+  line: number;
+}
+
+export interface SessionFactoryInfo {
+  /** `sessionmaker`, `async_sessionmaker`, `scoped_session`, `Session`, `AsyncSession`. */
+  kind: string;
+  name: string | null;
+  /** The bind (`engine`) as written, or null. */
+  bind: string | null;
+  /** `class_=` as written (`AsyncSession`), or null. */
+  class: string | null;
+  /** Literal value, `"dynamic"`, or null when not given (SQLAlchemy's default is true). */
+  expireOnCommit: LiteralValue | null;
+  autoflush: LiteralValue | null;
+  kwargs: Record<string, LiteralValue>;
+  file: string;
+  line: number;
+}
+
+export interface PoolListenerInfo {
+  /** The listened target as written: `engine.sync_engine`, `Pool`, `engine`. */
+  target: string;
+  event: string;
+  /** The listener function name. */
+  function: string | null;
+  file: string;
+  line: number;
+}
+
+export interface SessionProviderInfo {
+  name: string;
+  async: boolean;
+  /** What is yielded: `AsyncSession`, `Session`, or the session factory's name. */
+  yields: string;
+  /** Decorated with `contextmanager` / `asynccontextmanager`. */
+  contextManager: boolean;
+  file: string;
+  line: number;
+}
+
+export interface TriggerInfo {
+  name: string;
+  table: string;
+  /** `BEFORE`, `AFTER`, `INSTEAD OF`. */
+  timing: string;
+  /** `INSERT`, `UPDATE`, `DELETE`, `TRUNCATE`. */
+  events: string[];
+  forEach: 'ROW' | 'STATEMENT';
+  function: string;
+  /** Channels the trigger's function notifies on (empty when it does not notify). */
+  channels: string[];
+  file: string;
+  line: number;
+}
+
+export interface NotifyFunctionInfo {
+  name: string;
+  /** Literal channel names, or `"dynamic"`. */
+  channels: string[];
+  returnsTrigger: boolean;
+  file: string;
+  line: number;
+}
+
+export interface ListenInfo {
+  channel: string;
+  file: string;
+  line: number;
+}
+
+export interface MigrationsInfo {
+  /** alembic `script_location` values found in alembic.ini files. */
+  scriptLocations: string[];
+  files: string[];
+  triggers: TriggerInfo[];
+  notifyFunctions: NotifyFunctionInfo[];
+  listens: ListenInfo[];
+  /** SQL statements that did not parse (each also has a `problems` entry). */
+  sqlErrors: number;
+}
+
+export interface RelationshipInfo {
+  name: string;
+  target: string | null;
+  /** Loader strategy: the literal `lazy=` value, `select` by default, `unknown` when not literal. */
+  lazy: string;
+  line: number;
+}
+
+export interface ModelInfo {
+  name: string;
+  table: string | null;
+  /** `declarative`, `sqlmodel`, `mapped` (registry.mapped), `table` (classic Table()). */
+  kind: string;
+  file: string;
+  line: number;
+  columnCount: number;
+  relationships: RelationshipInfo[];
+}
+
+export interface EventSite {
+  /** Channel name, or `"dynamic"`. */
+  channel: string;
+  file: string;
+  line: number;
+  /** `pg_notify`, `notify`, `publish`, `listen`, `add_listener`, `subscribe`. */
+  kind: string;
+}
+
+export interface AdrInfo {
+  id: string;
+  title: string;
+  status: string | null;
+  file: string;
+  /** The document text, capped at {@link ADR_TEXT_LIMIT} characters. */
+  text: string;
+}
+
+export const ADR_TEXT_LIMIT = 20_000;
+
 export interface ProjectContext {
   root: string;
   /** Detected technologies by key (`fastapi`, `sqlalchemy`, `postgresql`, …) with version and source. */
-  stack: Record<string, { version: string | null; source: string }>;
+  stack: Record<string, StackEntry>;
+  summary: StackSummary;
+  database: DatabaseService[];
+  engines: EngineInfo[];
+  sessionFactories: SessionFactoryInfo[];
+  poolListeners: PoolListenerInfo[];
+  sessionProviders: SessionProviderInfo[];
+  migrations: MigrationsInfo;
+  models: ModelInfo[];
+  events: { publishers: EventSite[]; subscribers: EventSite[] };
+  adrs: AdrInfo[];
   problems: Problem[];
 }
 
 export function emptyContext(root: string): ProjectContext {
-  return { root, stack: {}, problems: [] };
+  return {
+    root,
+    stack: {},
+    summary: { databases: [], orms: [], drivers: [], frameworks: [] },
+    database: [],
+    engines: [],
+    sessionFactories: [],
+    poolListeners: [],
+    sessionProviders: [],
+    migrations: { scriptLocations: [], files: [], triggers: [], notifyFunctions: [], listens: [], sqlErrors: 0 },
+    models: [],
+    events: { publishers: [], subscribers: [] },
+    adrs: [],
+    problems: [],
+  };
 }
+
+export { discoverContext } from './discover.js';

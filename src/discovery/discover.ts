@@ -1,0 +1,480 @@
+/**
+ * Builds the {@link ProjectContext} on the main thread: manifests and compose files, then the few
+ * Python files whose text mentions engines, sessions, models, migrations or channels (a cheap
+ * substring test picks them; only those are parsed), then `.sql` files and ADRs.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { PythonParser } from '../parse/parser.js';
+import { buildFileModel, moduleNameOf, semanticQuery } from '../semantic/model.js';
+import { extractSqlFacts, loadSqlParser } from '../rules/sql/parse.js';
+import { discoverAdrs } from './adrs.js';
+import {
+  emptyContext,
+  type EventSite,
+  type ModelInfo,
+  type NotifyFunctionInfo,
+  type ProjectContext,
+  type SessionProviderInfo,
+  type StackEntry,
+  type TriggerInfo,
+} from './context.js';
+import { discoverStack, firstLine, sortKeys, type ReadFile } from './manifests.js';
+import { isDeclarativeRootBase, pythonFileFacts, type ClassFacts, type ProviderCandidate, type PythonFileFacts, type SqlString } from './pythonFacts.js';
+import { DYNAMIC, PLACEHOLDER, type LiteralScope } from './pythonLiterals.js';
+
+/** Files larger than this are not read for the context. */
+const MAX_BYTES = 2 * 1024 * 1024;
+
+/** A Python file is parsed for the context only when its text matches one of these. */
+const PYTHON_HINTS =
+  /create_engine|create_async_engine|engine_from_config|sessionmaker|scoped_session|Session\(|relationship\(|Relationship\(|DeclarativeBase|declarative_base|generate_base|\.mapped\b|mapped_as_dataclass|table=True|__tablename__|__mapper_args__|mapped_column|Mapped\[|Column\(|Table\(|SQLModel|pg_notify|NOTIFY|LISTEN|add_listener|\.subscribe\(|\.psubscribe\(|\.publish\(|listens_for|event\.listen|DDL\(|RunSQL|op\.execute/;
+const PROVIDER_HINT = /yield\s+[\w.]*session/i;
+const MIGRATION_SQL_HINT = /execute|text\(|DDL|RunSQL/;
+
+export async function discoverContext(root: string, files: string[], parser: PythonParser): Promise<ProjectContext> {
+  await loadSqlParser();
+  const ctx = emptyContext(root);
+  const cache = new Map<string, string | null>();
+  const read: ReadFile = (rel) => {
+    if (cache.has(rel)) return cache.get(rel)!;
+    let text: string | null = null;
+    try {
+      const buf = readFileSync(join(root, rel));
+      if (buf.length <= MAX_BYTES && !buf.includes(0)) text = buf.toString('utf8');
+    } catch {
+      text = null;
+    }
+    cache.set(rel, text);
+    return text;
+  };
+  const sorted = [...files].map((f) => f.replace(/\\/g, '/')).sort();
+
+  const stack = discoverStack(sorted, read);
+  ctx.stack = stack.stack;
+  ctx.database = stack.database;
+  ctx.problems.push(...stack.problems);
+
+  const migrations = migrationLayout(sorted, read);
+  ctx.migrations.scriptLocations = migrations.scriptLocations;
+
+  // Python: pick, parse, extract.
+  const pyFiles = sorted.filter((f) => f.endsWith('.py'));
+  const moduleFiles = new Map<string, string>();
+  for (const f of pyFiles) moduleFiles.set(moduleNameOf(f), f);
+  const external = (qualified: string): string | null => {
+    const dot = qualified.lastIndexOf('.');
+    if (dot < 0) return null;
+    const file = moduleFiles.get(qualified.slice(0, dot));
+    const text = file ? read(file) : null;
+    if (!text) return null;
+    const name = qualified.slice(dot + 1).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const m = new RegExp(`^${name}\\s*(?::[^=\\n]+)?=\\s*(['"])([^'"\\n\\\\]*)\\1\\s*(?:#.*)?$`, 'm').exec(text);
+    return m ? m[2]! : null;
+  };
+
+  const perFile: { file: string; facts: PythonFileFacts; migration: boolean }[] = [];
+  const query = semanticQuery(parser);
+  for (const file of pyFiles) {
+    const isMigration = migrations.isMigration(file);
+    const source = read(file);
+    if (source === null) continue;
+    const wanted = PYTHON_HINTS.test(source) || PROVIDER_HINT.test(source) || (isMigration && MIGRATION_SQL_HINT.test(source));
+    if (!wanted) continue;
+    let tree;
+    try {
+      tree = parser.parse(source);
+    } catch (err) {
+      ctx.problems.push({ file, reason: `cannot parse Python: ${firstLine(err)}` });
+      continue;
+    }
+    try {
+      const model = buildFileModel(file, source, tree.rootNode, query);
+      const scope: LiteralScope = { model, external };
+      perFile.push({ file, facts: pythonFileFacts(model, isMigration, scope), migration: isMigration });
+    } catch (err) {
+      ctx.problems.push({ file, reason: `context extraction failed: ${firstLine(err)}` });
+    } finally {
+      tree.release();
+    }
+  }
+
+  const classes: ClassFacts[] = [];
+  const roots: string[] = [];
+  const providers: { file: string; cand: ProviderCandidate }[] = [];
+  let sqlalchemy2 = false;
+  for (const { file, facts } of perFile) {
+    ctx.engines.push(...facts.engines);
+    ctx.sessionFactories.push(...facts.sessionFactories);
+    ctx.poolListeners.push(...facts.poolListeners);
+    ctx.models.push(...facts.tables);
+    ctx.events.publishers.push(...facts.publishers);
+    ctx.events.subscribers.push(...facts.subscribers);
+    classes.push(...facts.classes);
+    roots.push(...facts.declarativeRoots);
+    for (const cand of facts.providers) providers.push({ file, cand });
+    sqlalchemy2 ||= facts.sqlalchemy2;
+  }
+  ctx.models.push(...resolveModels(classes, roots));
+  ctx.sessionProviders = resolveProviders(providers, ctx.sessionFactories.map((f) => f.name).filter((n): n is string => !!n));
+
+  // SQL: migrations' calls, code strings that mention channels/triggers, and .sql files.
+  const sql = new SqlCollector(ctx);
+  for (const { file, facts, migration } of perFile) {
+    for (const s of facts.sqlCalls) sql.add(file, s, migration, migration);
+    for (const s of facts.sqlMentions) sql.add(file, s, false, false);
+  }
+  const migrationFiles = new Set(perFile.filter((p) => p.migration).map((p) => p.file));
+  for (const f of pyFiles) if (migrations.isMigration(f) && !/(^|\/)__init__\.py$/.test(f)) migrationFiles.add(f);
+  for (const f of sorted) {
+    if (!f.toLowerCase().endsWith('.sql')) continue;
+    migrationFiles.add(f);
+    const text = read(f);
+    if (text !== null) sql.add(f, { text, line: 1 }, true, true);
+  }
+  ctx.migrations.files = [...migrationFiles].sort();
+  sql.finish();
+
+  ctx.adrs = discoverAdrs(sorted, read);
+  addEngineDatabases(ctx);
+  ctx.stack = sortKeys(ctx.stack);
+  ctx.summary = summarize(ctx.stack, ctx, sqlalchemy2);
+  sortContext(ctx);
+  return ctx;
+}
+
+interface MigrationLayout {
+  scriptLocations: string[];
+  isMigration(file: string): boolean;
+}
+
+function migrationLayout(files: string[], read: ReadFile): MigrationLayout {
+  const locations: string[] = [];
+  for (const f of files) {
+    if (!/(^|\/)alembic\.ini$/.test(f)) continue;
+    const text = read(f);
+    const m = text ? /^\s*script_location\s*=\s*(.+?)\s*$/m.exec(text) : null;
+    if (!m) continue;
+    const dir = f.includes('/') ? f.slice(0, f.lastIndexOf('/') + 1) : '';
+    let loc = m[1]!.replace(/%\(here\)s\/?/g, '').replace(/^\.\//, '').replace(/\/+$/, '');
+    // `package:resource` form.
+    if (/^[\w.]+:[\w./]+$/.test(loc)) loc = loc.replace(':', '/').replace(/\.(?=[^/]*\/)/g, '/');
+    locations.push(normalize(dir + loc));
+  }
+  const envDirs = new Set(files.filter((f) => /(^|\/)env\.py$/.test(f)).map((f) => f.slice(0, f.lastIndexOf('/') + 1)));
+  const prefixes = locations.map((l) => (l ? l + '/' : ''));
+  return {
+    scriptLocations: [...new Set(locations)].sort(),
+    isMigration(file: string): boolean {
+      if (!file.endsWith('.py')) return false;
+      if (/(^|\/)migrations\//.test(file)) return true;
+      if (/(^|\/)alembic\/(.*\/)?versions\//.test(file)) return true;
+      if (prefixes.some((p) => p !== '' && file.startsWith(p))) return true;
+      const v = /^(.*\/)?versions\/[^/]+\.py$/.exec(file);
+      if (v && envDirs.has(v[1] ?? '')) return true;
+      return false;
+    },
+  };
+}
+
+function normalize(p: string): string {
+  const out: string[] = [];
+  for (const part of p.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') out.pop();
+    else out.push(part);
+  }
+  return out.join('/');
+}
+
+/** Turns SQL text into triggers, notify functions, LISTENs and publishers. */
+class SqlCollector {
+  private readonly functions: (NotifyFunctionInfo & { rawChannels: string[] })[] = [];
+  private readonly triggers: (TriggerInfo & { args: string[] })[] = [];
+  constructor(private readonly ctx: ProjectContext) {}
+
+  add(file: string, s: SqlString, reportErrors: boolean, isMigration: boolean): void {
+    const facts = extractSqlFacts(s.text, s.line);
+    const channel = (c: string): string => (c.includes(PLACEHOLDER) ? DYNAMIC : c);
+    for (const t of facts.triggers) {
+      this.triggers.push({ name: t.name, table: t.table, timing: t.timing, events: t.events, forEach: t.forEach, function: t.function, channels: [], file, line: t.line, args: t.args });
+    }
+    for (const f of facts.notifyFunctions) {
+      const raw = f.channels.map(channel);
+      this.functions.push({
+        name: f.name,
+        channels: [...new Set(raw.map((c) => (c.startsWith('$argv[') ? DYNAMIC : c)))].sort(),
+        returnsTrigger: f.returnsTrigger,
+        file,
+        line: f.line,
+        rawChannels: raw,
+      });
+    }
+    for (const l of facts.listens) {
+      if (isMigration) this.ctx.migrations.listens.push({ channel: channel(l.channel), file, line: l.line });
+      else this.ctx.events.subscribers.push({ channel: channel(l.channel), file, line: l.line, kind: 'listen' });
+    }
+    for (const n of facts.notifies) this.ctx.events.publishers.push({ channel: channel(n.channel), file, line: n.line, kind: n.kind });
+    if (reportErrors) {
+      for (const e of facts.errors) {
+        this.ctx.migrations.sqlErrors++;
+        this.ctx.problems.push({ file, reason: `SQL at line ${e.line} does not parse, skipped: ${e.reason}` });
+      }
+    }
+  }
+
+  /** Joins triggers to the channels their functions notify on (`TG_ARGV[n]` → the trigger's argument). */
+  finish(): void {
+    const byName = new Map<string, string[]>();
+    const key = (n: string): string => n.toLowerCase().replace(/^public\./, '');
+    for (const f of this.functions) {
+      const k = key(f.name);
+      byName.set(k, [...(byName.get(k) ?? []), ...f.rawChannels]);
+    }
+    for (const t of this.triggers) {
+      const raw = byName.get(key(t.function)) ?? [];
+      const channels = raw.map((c) => {
+        const argv = /^\$argv\[(\d+)\]$/.exec(c);
+        return argv ? (t.args[Number(argv[1])] ?? DYNAMIC) : c;
+      });
+      const { args: _args, ...rest } = t;
+      void _args;
+      this.ctx.migrations.triggers.push({ ...rest, channels: [...new Set(channels)].sort() });
+    }
+    for (const f of this.functions) {
+      const { rawChannels: _raw, ...rest } = f;
+      void _raw;
+      this.ctx.migrations.notifyFunctions.push(rest);
+    }
+  }
+}
+
+type ClassKind = 'root' | 'mapped' | 'sqlmodel' | 'none';
+
+/** ORM models from class facts of every parsed file: a class is a model when it derives from a declarative root. */
+function resolveModels(classes: ClassFacts[], rootNames: string[]): ModelInfo[] {
+  const byQualified = new Map<string, ClassFacts>();
+  const byShort = new Map<string, ClassFacts[]>();
+  for (const c of classes) {
+    byQualified.set(c.qualified, c);
+    byShort.set(c.name, [...(byShort.get(c.name) ?? []), c]);
+  }
+  const roots = new Set(rootNames);
+  const rootShorts = new Set(rootNames.map((r) => r.slice(r.lastIndexOf('.') + 1)));
+  const shortOf = (n: string): string => n.slice(n.lastIndexOf('.') + 1);
+  const lookup = (base: string, from: ClassFacts): ClassFacts | undefined => {
+    const exact = byQualified.get(base);
+    if (exact) return exact;
+    // Re-exports (`from app.db import Base`) and unresolved names: match by name when unambiguous.
+    const candidates = (byShort.get(shortOf(base)) ?? []).filter((c) => c !== from);
+    return candidates.length === 1 ? candidates[0] : undefined;
+  };
+  const memo = new Map<ClassFacts, ClassKind>();
+  const classify = (c: ClassFacts, seen: Set<ClassFacts>): ClassKind => {
+    const known = memo.get(c);
+    if (known) return known;
+    if (seen.has(c)) return 'none';
+    seen.add(c);
+    let kind: ClassKind = 'none';
+    if (c.bases.some(isDeclarativeRootBase)) kind = 'root';
+    else if (c.decorators.some((d) => /(^|\.)(mapped|mapped_as_dataclass)$/.test(d))) kind = 'mapped';
+    else {
+      for (const base of c.bases) {
+        let k: ClassKind = 'none';
+        const parent = lookup(base, c);
+        if (parent) {
+          const pk = classify(parent, seen);
+          k = pk === 'root' ? 'mapped' : pk;
+        } else if (roots.has(base) || rootShorts.has(shortOf(base))) {
+          k = 'mapped';
+        } else if (/(^|\.)SQLModel$/.test(base)) {
+          k = 'sqlmodel';
+        }
+        if (k === 'mapped') {
+          kind = 'mapped';
+          break;
+        }
+        if (k === 'sqlmodel') kind = 'sqlmodel';
+      }
+    }
+    memo.set(c, kind);
+    return kind;
+  };
+  const isModel = (c: ClassFacts): boolean => {
+    const k = classify(c, new Set());
+    return (k === 'mapped' && !c.abstract) || (k === 'sqlmodel' && c.tableKeyword);
+  };
+  const parentsOf = (c: ClassFacts): ClassFacts[] => c.bases.map((b) => lookup(b, c)).filter((p): p is ClassFacts => !!p);
+  const hasModelChildren = new Set<ClassFacts>();
+  for (const c of classes) if (isModel(c)) for (const p of parentsOf(c)) hasModelChildren.add(p);
+
+  const models: ModelInfo[] = [];
+  for (const c of classes) {
+    if (!isModel(c)) continue;
+    const sqlmodel = classify(c, new Set()) === 'sqlmodel';
+    let columns = c.columns + (sqlmodel ? c.plainAnnotated : 0);
+    const relationships = [...c.relationships];
+    let table = c.tablename;
+    let tableExpr: string | null = c.tablenameExpr;
+    let parentModelTable: string | null | undefined;
+    // Inherited attributes from mixins and abstract bases (not from mapped parents: those have their own table).
+    const seen = new Set<ClassFacts>([c]);
+    const queue = parentsOf(c);
+    while (queue.length) {
+      const p = queue.shift()!;
+      if (seen.has(p)) continue;
+      seen.add(p);
+      if (isModel(p)) {
+        if (parentModelTable === undefined) parentModelTable = p.tablename;
+        continue;
+      }
+      columns += p.columns + (sqlmodel ? p.plainAnnotated : 0);
+      relationships.push(...p.relationships);
+      tableExpr ??= p.tablenameExpr;
+      queue.push(...parentsOf(p));
+    }
+    if (table === null) {
+      if (sqlmodel) table = c.name.toLowerCase();
+      else if (tableExpr) table = derivedTableName(tableExpr, c.name);
+      else if (parentModelTable) table = parentModelTable;
+    }
+    // A mapped class without a table that others extend is an unmarked abstract base.
+    if (table === null && !parentModelTable && hasModelChildren.has(c)) continue;
+    models.push({
+      name: c.name,
+      table,
+      kind: sqlmodel ? 'sqlmodel' : c.decorators.some((d) => /(^|\.)(mapped|mapped_as_dataclass)$/.test(d)) ? 'mapped' : 'declarative',
+      file: c.file,
+      line: c.line,
+      columnCount: columns,
+      relationships: relationships.sort((a, b) => a.line - b.line || cmp(a.name, b.name)),
+    });
+  }
+  return models;
+}
+
+/** A `declared_attr` `__tablename__`: lower-case or snake_case of the class name, maybe plural. */
+function derivedTableName(expr: string, name: string): string | null {
+  let base: string | null = null;
+  if (/re\.sub|snake|underscore|camel/i.test(expr)) base = name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
+  else if (/__name__\.lower\(\)/.test(expr)) base = name.toLowerCase();
+  if (base === null) return null;
+  if (/\+\s*['"]s['"]|f['"]\{[^}]*\}s['"]/.test(expr)) base += 's';
+  return base;
+}
+
+function resolveProviders(cands: { file: string; cand: ProviderCandidate }[], factoryNames: string[]): SessionProviderInfo[] {
+  const factories = new Set(factoryNames.map((n) => n.slice(n.lastIndexOf('.') + 1)));
+  const out: SessionProviderInfo[] = [];
+  for (const { file, cand } of cands) {
+    let yields: string | null = null;
+    const resolved = cand.calleeResolved ?? '';
+    const last = resolved.slice(resolved.lastIndexOf('.') + 1);
+    if (/^(sqlalchemy|sqlmodel)\b.*\.AsyncSession$|^AsyncSession$/.test(resolved)) yields = 'AsyncSession';
+    else if (/^(sqlalchemy|sqlmodel)\b.*\.Session$|^Session$/.test(resolved)) yields = 'Session';
+    else if (cand.callee && (factories.has(last) || /session/i.test(cand.callee))) yields = cand.callee;
+    else if (cand.returnType && /AsyncSession/.test(cand.returnType)) yields = 'AsyncSession';
+    else if (cand.returnType && /\bSession\b/.test(cand.returnType)) yields = 'Session';
+    if (!yields) continue;
+    out.push({ name: cand.name, async: cand.async, yields, contextManager: cand.contextManager, file, line: cand.line });
+  }
+  return out;
+}
+
+const SCHEME_DATABASE: [RegExp, string][] = [
+  [/^postgres(ql)?(\+|$)/, 'postgresql'],
+  [/^(mysql|mariadb)(\+|$)/, 'mysql'],
+  [/^sqlite(\+|$)/, 'sqlite'],
+];
+
+function addEngineDatabases(ctx: ProjectContext): void {
+  for (const e of ctx.engines) {
+    if (!e.urlScheme) continue;
+    const hit = SCHEME_DATABASE.find(([re]) => re.test(e.urlScheme!));
+    if (hit && !ctx.stack[hit[1]]) ctx.stack[hit[1]] = { version: null, source: e.file, kind: 'database' };
+  }
+}
+
+const DATABASE_NAMES: Record<string, string> = { postgresql: 'PostgreSQL', mysql: 'MySQL', mariadb: 'MariaDB', sqlite: 'SQLite', mongodb: 'MongoDB' };
+const DRIVER_NAMES: Record<string, string> = {
+  asyncpg: 'asyncpg', psycopg2: 'psycopg2', psycopg: 'psycopg', aiosqlite: 'aiosqlite', pymysql: 'PyMySQL', aiomysql: 'aiomysql',
+  asyncmy: 'asyncmy', mysqlclient: 'mysqlclient', 'mysql-connector-python': 'mysql-connector-python', pg: 'pg', pgx: 'pgx', 'lib/pq': 'lib/pq',
+};
+const FRAMEWORK_NAMES: Record<string, string> = {
+  fastapi: 'FastAPI', starlette: 'Starlette', aiohttp: 'aiohttp', celery: 'Celery', arq: 'arq', dramatiq: 'dramatiq', flask: 'Flask',
+};
+
+/** Major version from a constraint: `^2.0.1` → 2, `>=1.4,<2.0` → 1, `<2.0` → 1. */
+export function majorOf(constraint: string | null): number | null {
+  if (!constraint) return null;
+  const c = constraint.trim();
+  const upperOnly = /^<=?\s*(\d+)(?:\.(\d+))?/.exec(c);
+  if (upperOnly) {
+    const major = Number(upperOnly[1]);
+    return c.startsWith('<=') || Number(upperOnly[2] ?? 0) > 0 ? major : major - 1;
+  }
+  const m = /(\d+)/.exec(c);
+  return m ? Number(m[1]) : null;
+}
+
+function summarize(stack: Record<string, StackEntry>, ctx: ProjectContext, sqlalchemy2: boolean): ProjectContext['summary'] {
+  const databases: string[] = [];
+  for (const [key, name] of Object.entries(DATABASE_NAMES)) {
+    const e = stack[key];
+    if (!e) continue;
+    const v = e.version && /^\d+(\.\d+)?$/.test(e.version) ? ` ${e.version}` : '';
+    databases.push(name + v);
+  }
+  const orms: string[] = [];
+  if (stack.sqlalchemy || stack.sqlmodel || stack['flask-sqlalchemy'] || ctx.engines.length || sqlalchemy2) {
+    const major = majorOf(stack.sqlalchemy?.version ?? null);
+    if (stack.sqlalchemy || major !== null || sqlalchemy2 || ctx.engines.length) {
+      orms.push(major !== null ? `SQLAlchemy ${major}.x` : sqlalchemy2 ? 'SQLAlchemy 2.x' : 'SQLAlchemy');
+    }
+  }
+  if (stack.sqlmodel) orms.push('SQLModel');
+  if (stack.django) orms.push('Django ORM');
+  if (stack['tortoise-orm']) orms.push('Tortoise ORM');
+  if (stack.peewee) orms.push('peewee');
+  const drivers = Object.keys(DRIVER_NAMES).filter((k) => stack[k]).map((k) => DRIVER_NAMES[k]!);
+  const frameworks = Object.keys(FRAMEWORK_NAMES).filter((k) => stack[k]).map((k) => FRAMEWORK_NAMES[k]!);
+  const asyncUse =
+    ctx.engines.some((e) => e.async) ||
+    ctx.sessionFactories.some((f) => f.kind.startsWith('async') || f.kind === 'AsyncSession') ||
+    ['asyncpg', 'aiosqlite', 'aiomysql', 'asyncmy', 'fastapi', 'starlette', 'aiohttp', 'arq'].some((k) => stack[k]);
+  if (asyncUse) frameworks.push('asyncio');
+  return { databases, orms, drivers, frameworks };
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function bySite<T extends { file: string; line: number }>(key: (x: T) => string = () => '') {
+  return (a: T, b: T): number => cmp(a.file, b.file) || a.line - b.line || cmp(key(a), key(b));
+}
+
+function sortContext(ctx: ProjectContext): void {
+  ctx.engines.sort(bySite((e) => e.name ?? ''));
+  ctx.sessionFactories.sort(bySite((f) => f.kind));
+  ctx.poolListeners.sort(bySite((l) => l.event));
+  ctx.sessionProviders.sort(bySite((p) => p.name));
+  ctx.models.sort(bySite((m) => m.name));
+  ctx.migrations.triggers.sort(bySite((t) => t.name));
+  ctx.migrations.notifyFunctions.sort(bySite((f) => f.name));
+  ctx.migrations.listens.sort(bySite((l) => l.channel));
+  const ev = bySite<EventSite>((e) => `${e.kind}\0${e.channel}`);
+  ctx.events.publishers = dedupe(ctx.events.publishers.sort(ev));
+  ctx.events.subscribers = dedupe(ctx.events.subscribers.sort(ev));
+  ctx.problems.sort((a, b) => cmp(a.file, b.file) || cmp(a.reason, b.reason));
+}
+
+function dedupe(sites: EventSite[]): EventSite[] {
+  const seen = new Set<string>();
+  return sites.filter((s) => {
+    const k = `${s.file}\0${s.line}\0${s.kind}\0${s.channel}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}

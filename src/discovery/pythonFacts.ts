@@ -1,0 +1,529 @@
+/**
+ * What one Python file tells the project context: engines, session factories, pool listeners,
+ * session-provider candidates, ORM classes (resolved into models across files later), classic
+ * `Table(...)`s, SQL strings, and event publishers/subscribers. Reads the semantic model; names
+ * are resolved through its imports.
+ */
+import type { SyntaxNode } from '../parse/parser.js';
+import type { CallInfo, FileModel } from '../semantic/model.js';
+import type {
+  EngineInfo,
+  EventSite,
+  LiteralValue,
+  ModelInfo,
+  PoolListenerInfo,
+  RelationshipInfo,
+  SessionFactoryInfo,
+} from './context.js';
+import { DYNAMIC, PLACEHOLDER, callArgs, literalValue, stringValue, type LiteralScope } from './pythonLiterals.js';
+
+export interface ProviderCandidate {
+  name: string;
+  async: boolean;
+  /** The callee that made the yielded value (`async_session_maker`, `sqlalchemy.orm.Session`), or null. */
+  callee: string | null;
+  calleeResolved: string | null;
+  returnType: string | null;
+  contextManager: boolean;
+  line: number;
+}
+
+export interface ClassFacts {
+  name: string;
+  /** `module.Class`. */
+  qualified: string;
+  file: string;
+  line: number;
+  /** Base classes: resolved through imports when possible, else as written. */
+  bases: string[];
+  tableKeyword: boolean;
+  decorators: string[];
+  tablename: string | null;
+  /** Source of a non-literal `__tablename__` (a `declared_attr`), for derived names. */
+  tablenameExpr: string | null;
+  abstract: boolean;
+  /** `Column(` / `mapped_column(` / `Field(` attributes and annotated `Mapped[...]` attributes. */
+  columns: number;
+  /** Annotated attributes without a value or with a plain default (columns in SQLModel). */
+  plainAnnotated: number;
+  relationships: RelationshipInfo[];
+  /** Uses 2.0-only API (`Mapped[`, `mapped_column`). */
+  modern: boolean;
+}
+
+export interface SqlString {
+  text: string;
+  line: number;
+}
+
+export interface PythonFileFacts {
+  engines: EngineInfo[];
+  sessionFactories: SessionFactoryInfo[];
+  poolListeners: PoolListenerInfo[];
+  providers: ProviderCandidate[];
+  classes: ClassFacts[];
+  /** Module-level names bound to `declarative_base()` / `registry().generate_base()`. */
+  declarativeRoots: string[];
+  tables: ModelInfo[];
+  /** SQL passed to execute/text/DDL/RunSQL calls. */
+  sqlCalls: SqlString[];
+  /** Other string literals that mention NOTIFY / LISTEN / pg_notify / CREATE TRIGGER. */
+  sqlMentions: SqlString[];
+  publishers: EventSite[];
+  subscribers: EventSite[];
+  sqlalchemy2: boolean;
+}
+
+const ENGINE_FACTORIES = new Set(['create_engine', 'create_async_engine', 'engine_from_config', 'async_engine_from_config']);
+const SESSION_FACTORIES = new Set(['sessionmaker', 'async_sessionmaker', 'scoped_session', 'async_scoped_session', 'Session', 'AsyncSession']);
+const SQL_CALLS = new Set(['execute', 'exec_driver_sql', 'executescript', 'text', 'DDL', 'RunSQL', 'literal_column']);
+const POOL_ENGINE_EVENTS = new Set([
+  'connect', 'first_connect', 'checkout', 'checkin', 'reset', 'invalidate', 'soft_invalidate', 'close', 'detach',
+  'close_detached', 'engine_connect', 'engine_disposed', 'before_cursor_execute', 'after_cursor_execute',
+  'before_execute', 'after_execute', 'handle_error', 'begin', 'commit', 'rollback', 'do_connect',
+]);
+const SQL_MENTION = /pg_notify|\bNOTIFY\s|\bLISTEN\s|CREATE\s+(?:OR\s+REPLACE\s+)?(?:CONSTRAINT\s+)?TRIGGER/i;
+const ROOT_BASES = /(^|\.)(DeclarativeBase|DeclarativeBaseNoMeta)$/;
+
+function fromLibrary(call: CallInfo, libs: RegExp): boolean {
+  if (call.qualifiedName === null) return true;
+  return libs.test(call.qualifiedName);
+}
+
+const SQLA = /^(sqlalchemy|sqlmodel|sqlalchemy_utils|flask_sqlalchemy)(\.|$)/;
+
+/** The variable a call's value is assigned to: `engine = create_engine(...)`, `self.engine = ...`. */
+function assignedName(node: SyntaxNode): string | null {
+  let p = node.parent;
+  if (p?.type === 'await') p = p.parent;
+  if (p?.type === 'assignment' && p.childForFieldName('right')?.id === (node.parent?.type === 'await' ? node.parent.id : node.id)) {
+    return p.childForFieldName('left')?.text ?? null;
+  }
+  return null;
+}
+
+function valueOrDynamic(node: SyntaxNode | null | undefined, scope: LiteralScope): LiteralValue {
+  const v = literalValue(node ?? null, scope);
+  return v === undefined ? DYNAMIC : v;
+}
+
+function kwargsOf(args: ReturnType<typeof callArgs>, scope: LiteralScope): Record<string, LiteralValue> {
+  const out: Record<string, LiteralValue> = {};
+  for (const k of [...args.keywords.keys()].sort()) out[k] = valueOrDynamic(args.keywords.get(k), scope);
+  return out;
+}
+
+function short(text: string, max = 80): string {
+  const t = text.replace(/\s+/g, ' ');
+  return t.length > max ? t.slice(0, max - 1) + '…' : t;
+}
+
+function urlScheme(node: SyntaxNode | undefined, scope: LiteralScope): string | null {
+  if (!node) return null;
+  const s = stringValue(node, scope);
+  if (s === null) return null;
+  const prefix = s.split(PLACEHOLDER)[0]!;
+  const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(prefix);
+  return m ? m[1]! : null;
+}
+
+export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: LiteralScope): PythonFileFacts {
+  const facts: PythonFileFacts = {
+    engines: [],
+    sessionFactories: [],
+    poolListeners: [],
+    providers: [],
+    classes: [],
+    declarativeRoots: [],
+    tables: [],
+    sqlCalls: [],
+    sqlMentions: [],
+    publishers: [],
+    subscribers: [],
+    sqlalchemy2: false,
+  };
+  const file = model.path;
+  const sqlNodes = new Set<number>();
+
+  for (const call of model.calls) {
+    const m = call.method;
+    if (ENGINE_FACTORIES.has(m) && fromLibrary(call, SQLA)) {
+      const args = callArgs(call.node);
+      const url = args.positional[0] ?? args.keywords.get('url');
+      const poolclass = args.keywords.get('poolclass');
+      facts.engines.push({
+        name: assignedName(call.node),
+        async: m.startsWith('async') || m === 'create_async_engine',
+        factory: m,
+        urlScheme: m.endsWith('_from_config') ? null : urlScheme(url, scope),
+        kwargs: kwargsOf(args, scope),
+        poolClass: poolclass ? poolclass.text.replace(/^.*\./, '') : null,
+        file,
+        line: call.line,
+      });
+    } else if (SESSION_FACTORIES.has(m) && fromLibrary(call, SQLA) && (call.receiver === null || /^(sa|sqlalchemy|orm|sqlmodel|asyncio)$/.test(call.receiver.text) || call.qualifiedName !== null)) {
+      if (m === 'async_sessionmaker' || m === 'AsyncSession') facts.sqlalchemy2 ||= m === 'async_sessionmaker';
+      const args = callArgs(call.node);
+      const bind = args.keywords.get('bind') ?? args.positional[0];
+      const cls = args.keywords.get('class_');
+      const expire = args.keywords.get('expire_on_commit');
+      const autoflush = args.keywords.get('autoflush');
+      facts.sessionFactories.push({
+        kind: m,
+        name: assignedName(call.node),
+        bind: bind ? short(bind.text) : null,
+        class: cls ? cls.text : null,
+        expireOnCommit: expire ? valueOrDynamic(expire, scope) : null,
+        autoflush: autoflush ? valueOrDynamic(autoflush, scope) : null,
+        kwargs: kwargsOf(args, scope),
+        file,
+        line: call.line,
+      });
+    } else if (m === 'listens_for' || (m === 'listen' && (call.qualifiedName === 'sqlalchemy.event.listen' || call.calleeText === 'event.listen'))) {
+      const args = callArgs(call.node);
+      const event = args.positional[1] ? stringValue(args.positional[1], scope) : null;
+      if (!event || !POOL_ENGINE_EVENTS.has(event)) continue;
+      let fnName: string | null = null;
+      if (m === 'listens_for') {
+        const def = call.node.parent?.type === 'decorator' ? call.node.parent.parent : null;
+        fnName = def?.type === 'decorated_definition' ? (def.childForFieldName('definition')?.childForFieldName('name')?.text ?? null) : null;
+      } else {
+        fnName = args.positional[2]?.text ?? null;
+      }
+      facts.poolListeners.push({ target: short(args.positional[0]?.text ?? ''), event, function: fnName, file, line: call.line });
+    } else if (m === 'declarative_base' || m === 'generate_base') {
+      const name = assignedName(call.node);
+      if (name && call.functionIndex < 0) facts.declarativeRoots.push(`${model.moduleName}.${name}`);
+    } else if (m === 'Table' && fromLibrary(call, SQLA) && !isMigration) {
+      const t = classicTable(call, scope);
+      if (t) facts.tables.push(t);
+    } else if (m === 'publish' || m === 'subscribe' || m === 'psubscribe' || m === 'add_listener') {
+      eventCall(call, scope, facts);
+    }
+    if (m === 'mapped_column' || m === 'DeclarativeBase') facts.sqlalchemy2 = true;
+    if (SQL_CALLS.has(m)) {
+      const args = callArgs(call.node);
+      const arg = args.positional[0] ?? args.keywords.get('sql') ?? args.keywords.get('statement') ?? args.keywords.get('text');
+      if (!arg || arg.type === 'call' || arg.type === 'await') continue;
+      const text = stringValue(arg, scope);
+      if (text === null) continue;
+      sqlNodes.add(arg.id);
+      if (isMigration || SQL_MENTION.test(text)) facts.sqlCalls.push({ text, line: arg.startPosition.row + 1 });
+    }
+  }
+
+  // SQL in other string literals (a constant executed later, a DDL built elsewhere).
+  if (!isMigration && SQL_MENTION.test(model.source)) {
+    for (const node of model.root.descendantsOfType(['string', 'concatenated_string'])) {
+      if (node.type === 'string' && node.parent?.type === 'concatenated_string') continue;
+      if (sqlNodes.has(node.id) || (node.parent?.type === 'parenthesized_expression' && sqlNodes.has(node.parent.id))) continue;
+      if (node.parent?.type === 'expression_statement') continue; // docstrings
+      const text = stringValue(node, scope);
+      if (text !== null && SQL_MENTION.test(text)) facts.sqlMentions.push({ text, line: node.startPosition.row + 1 });
+    }
+  }
+
+  for (const cls of model.root.descendantsOfType('class_definition')) {
+    const c = classFacts(cls, model, scope);
+    if (c) facts.classes.push(c);
+    if (c?.modern) facts.sqlalchemy2 = true;
+  }
+
+  for (const fn of model.functions) {
+    if (!fn.isGenerator || !fn.body) continue;
+    const cand = providerCandidate(model, fn.index);
+    if (cand) facts.providers.push(cand);
+  }
+  return facts;
+}
+
+function eventCall(call: CallInfo, scope: LiteralScope, facts: PythonFileFacts): void {
+  const args = callArgs(call.node);
+  const kind = call.method === 'psubscribe' ? 'subscribe' : call.method;
+  const nodes: SyntaxNode[] = [];
+  const kw = args.keywords.get('channel') ?? args.keywords.get('channels') ?? args.keywords.get('topic');
+  if (kw) nodes.push(kw);
+  else if (kind === 'subscribe') nodes.push(...args.positional);
+  else if (args.positional[0]) nodes.push(args.positional[0]);
+  const channels: string[] = [];
+  for (const n of nodes) {
+    if (n.type === 'list' || n.type === 'tuple') {
+      for (const c of n.namedChildren) channels.push(...channelOf(c, scope));
+    } else {
+      channels.push(...channelOf(n, scope));
+    }
+  }
+  const target = kind === 'publish' ? facts.publishers : facts.subscribers;
+  for (const channel of channels) target.push({ channel, file: scope.model.path, line: call.line, kind });
+}
+
+/** A channel argument: its literal value, `dynamic` for a channel-like expression, nothing otherwise. */
+function channelOf(node: SyntaxNode, scope: LiteralScope): string[] {
+  const s = stringValue(node, scope);
+  if (s !== null) return [s.includes(PLACEHOLDER) ? DYNAMIC : s];
+  // `scheduler.add_listener(callback, MASK)` is not a channel; `channel_name` is.
+  if (/channel|topic|subject|queue|room|stream/i.test(node.text)) return [DYNAMIC];
+  return [];
+}
+
+function classicTable(call: CallInfo, scope: LiteralScope): ModelInfo | null {
+  const args = callArgs(call.node);
+  const name = args.positional[0] ? stringValue(args.positional[0], scope) : null;
+  if (name === null || name.includes(PLACEHOLDER)) return null;
+  let columns = 0;
+  for (const a of args.positional.slice(1)) {
+    if (a.type !== 'call') continue;
+    const callee = a.childForFieldName('function')?.text ?? '';
+    if (/(^|\.)Column$/.test(callee)) columns++;
+  }
+  return {
+    name: assignedName(call.node) ?? name,
+    table: name,
+    kind: 'table',
+    file: scope.model.path,
+    line: call.line,
+    columnCount: columns,
+    relationships: [],
+  };
+}
+
+function calleeName(value: SyntaxNode | null): string | null {
+  let v = value;
+  if (v?.type === 'await') v = v.namedChild(0);
+  if (v?.type !== 'call') return null;
+  return v.childForFieldName('function')?.text.replace(/\s+/g, '') ?? null;
+}
+
+const LAZY_BOOL: Record<string, string> = { true: 'select', false: 'joined' };
+
+function lazyOf(args: ReturnType<typeof callArgs>, scope: LiteralScope): string {
+  let node = args.keywords.get('lazy');
+  const saKwargs = args.keywords.get('sa_relationship_kwargs');
+  if (!node && saKwargs) {
+    const v = literalValue(saKwargs, scope);
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      const lazy = (v as Record<string, LiteralValue>).lazy;
+      if (typeof lazy === 'string') return lazy;
+      if (lazy === undefined) return 'select';
+      return 'unknown';
+    }
+    if (saKwargs.type === 'dictionary') {
+      for (const pair of saKwargs.namedChildren) {
+        if (pair.type === 'pair' && stringValue(pair.childForFieldName('key'), scope) === 'lazy') node = pair.childForFieldName('value') ?? undefined;
+      }
+      if (!node) return 'select';
+    } else {
+      return 'unknown';
+    }
+  }
+  const sa = args.keywords.get('sa_relationship');
+  if (!node && sa?.type === 'call') return lazyOf(callArgs(sa), scope);
+  if (!node) return 'select';
+  const v = literalValue(node, scope);
+  if (typeof v === 'string') return v;
+  if (typeof v === 'boolean') return LAZY_BOOL[String(v)]!;
+  if (v === null) return 'noload';
+  return 'unknown';
+}
+
+/** `Mapped[List["Address"]]` → `Address`; `list["Hero"] | None` → `Hero`. */
+export function targetFromAnnotation(annotation: string | null): string | null {
+  if (!annotation) return null;
+  let t = annotation.replace(/\s+/g, '');
+  for (let i = 0; i < 6; i++) {
+    t = t.replace(/^['"](.*)['"]$/, '$1');
+    const parts = t.split('|').filter((p) => p !== 'None' && p !== '"None"');
+    if (parts.length === 1) t = parts[0]!;
+    const m = /^(?:[\w.]+\.)?(Mapped|WriteOnlyMapped|DynamicMapped|Optional|List|list|Set|set|Sequence|Iterable|Collection|FrozenSet|frozenset|Relationship|RelationshipProperty)\[(.*)\]$/.exec(t);
+    if (!m) break;
+    t = m[2]!;
+  }
+  t = t.replace(/^['"](.*)['"]$/, '$1');
+  return /^[A-Za-z_][\w.]*$/.test(t) ? t : null;
+}
+
+function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): ClassFacts | null {
+  const name = cls.childForFieldName('name')?.text;
+  if (!name) return null;
+  const bases: string[] = [];
+  let tableKeyword = false;
+  for (const arg of cls.childForFieldName('superclasses')?.namedChildren ?? []) {
+    if (arg.type === 'keyword_argument') {
+      if (arg.childForFieldName('name')?.text === 'table' && arg.childForFieldName('value')?.type === 'true') tableKeyword = true;
+      continue;
+    }
+    const text = arg.text.replace(/\s+/g, '').replace(/\[.*$/, '');
+    if (!/^[A-Za-z_][\w.]*$/.test(text)) continue;
+    bases.push(resolveDotted(model, text));
+  }
+  const decorators: string[] = [];
+  if (cls.parent?.type === 'decorated_definition') {
+    for (const d of cls.parent.namedChildren) {
+      if (d.type !== 'decorator') continue;
+      const t = d.text.replace(/^@\s*/, '').replace(/\(.*$/s, '').replace(/\s+/g, '');
+      decorators.push(t);
+    }
+  }
+  // Qualify nested classes by their enclosing class so names stay unique.
+  let qualifiedPrefix = model.moduleName;
+  const enclosing: string[] = [];
+  for (let p = cls.parent; p; p = p.parent) {
+    if (p.type === 'class_definition') enclosing.unshift(p.childForFieldName('name')?.text ?? '');
+    if (p.type === 'function_definition') return null; // classes made inside functions are not static models
+  }
+  if (enclosing.length) qualifiedPrefix += '.' + enclosing.join('.');
+  const facts: ClassFacts = {
+    name,
+    qualified: `${qualifiedPrefix}.${name}`,
+    file: model.path,
+    line: cls.startPosition.row + 1,
+    bases,
+    tableKeyword,
+    decorators,
+    tablename: null,
+    tablenameExpr: null,
+    abstract: false,
+    columns: 0,
+    plainAnnotated: 0,
+    relationships: [],
+    modern: false,
+  };
+  const body = cls.childForFieldName('body');
+  for (const stmt of body?.namedChildren ?? []) {
+    let node = stmt;
+    if (node.type === 'decorated_definition') {
+      const def = node.childForFieldName('definition');
+      if (def?.childForFieldName('name')?.text === '__tablename__') {
+        facts.tablenameExpr = def.childForFieldName('body')?.text ?? '';
+      }
+      continue;
+    }
+    if (node.type === 'function_definition' && node.childForFieldName('name')?.text === '__tablename__') {
+      facts.tablenameExpr = node.childForFieldName('body')?.text ?? '';
+      continue;
+    }
+    if (node.type !== 'expression_statement') continue;
+    node = node.namedChild(0)!;
+    if (node?.type !== 'assignment') continue;
+    const left = node.childForFieldName('left');
+    if (left?.type !== 'identifier') continue;
+    const attr = left.text;
+    const right = node.childForFieldName('right');
+    const annotation = node.childForFieldName('type')?.text ?? null;
+    if (attr === '__tablename__') {
+      const v = stringValue(right, scope);
+      if (v !== null && !v.includes(PLACEHOLDER)) facts.tablename = v;
+      else facts.tablenameExpr = right?.text ?? null;
+      continue;
+    }
+    if (attr === '__abstract__') {
+      facts.abstract = right?.type === 'true';
+      continue;
+    }
+    if (attr.startsWith('__')) continue;
+    const isMapped = annotation !== null && /^(?:[\w.]+\.)?(Mapped|WriteOnlyMapped|DynamicMapped)\[/.test(annotation.replace(/\s+/g, ''));
+    if (isMapped) facts.modern = true;
+    const callee = calleeName(right);
+    const last = callee ? callee.slice(callee.lastIndexOf('.') + 1) : null;
+    if (last === 'relationship' || last === 'Relationship' || last === 'dynamic_loader' || last === 'relation') {
+      const call = right!.type === 'await' ? right!.namedChild(0)! : right!;
+      const args = callArgs(call);
+      const first = args.positional[0] ?? args.keywords.get('argument');
+      let target: string | null = null;
+      if (first) {
+        const s = stringValue(first, scope);
+        if (s !== null) target = s;
+        else if (first.type === 'identifier' || first.type === 'attribute') target = first.text;
+        else if (first.type === 'lambda') target = first.childForFieldName('body')?.text ?? null;
+      }
+      target ??= targetFromAnnotation(annotation);
+      facts.relationships.push({ name: attr, target, lazy: last === 'dynamic_loader' ? 'dynamic' : lazyOf(args, scope), line: node.startPosition.row + 1 });
+      continue;
+    }
+    if (last === 'Column' || last === 'mapped_column' || last === 'Field') {
+      if (last === 'mapped_column') facts.modern = true;
+      facts.columns++;
+      continue;
+    }
+    if (isMapped) {
+      if (right === null || last === 'deferred' || last === 'synonym' || last === 'composite' || last === 'query_expression') {
+        facts.columns++;
+      }
+      continue;
+    }
+    if (last === 'deferred') {
+      facts.columns++;
+      continue;
+    }
+    if (annotation !== null && !/^(ClassVar|typing\.ClassVar)\b/.test(annotation) && (right === null || right.type !== 'call' || last === 'Field')) {
+      facts.plainAnnotated++;
+    }
+  }
+  return facts;
+}
+
+function resolveDotted(model: FileModel, dotted: string): string {
+  const dot = dotted.indexOf('.');
+  const head = dot >= 0 ? dotted.slice(0, dot) : dotted;
+  const tail = dot >= 0 ? dotted.slice(dot) : '';
+  const imported = model.imports.get(head);
+  if (imported !== undefined) return imported + tail;
+  if (model.moduleDefs.has(head)) return `${model.moduleName}.${head}${tail}`;
+  return dotted;
+}
+
+export function isDeclarativeRootBase(base: string): boolean {
+  return ROOT_BASES.test(base);
+}
+
+function providerCandidate(model: FileModel, fnIndex: number): ProviderCandidate | null {
+  const fn = model.functions[fnIndex]!;
+  const body = fn.body!;
+  let callee: string | null = null;
+  for (const y of body.descendantsOfType('yield')) {
+    // Own body only.
+    let p = y.parent;
+    while (p && p.id !== body.id && p.type !== 'function_definition' && p.type !== 'lambda') p = p.parent;
+    if (!p || p.id !== body.id) continue;
+    const value = y.namedChild(0);
+    if (!value) continue;
+    if (value.type === 'call' || value.type === 'await') {
+      callee = calleeName(value);
+    } else if (value.type === 'identifier') {
+      callee = originOf(model, fnIndex, value.text, y.startIndex);
+    }
+    if (callee) break;
+  }
+  const returnType = fn.returnType;
+  if (!callee && !(returnType && /Session/.test(returnType))) return null;
+  const calleeResolved = callee && /^[A-Za-z_][\w.]*$/.test(callee) ? resolveDotted(model, callee) : callee;
+  return {
+    name: fn.qualifiedName,
+    async: fn.isAsync,
+    callee,
+    calleeResolved,
+    returnType,
+    contextManager: fn.decoratorNames.some((d) => /(^|\.)(async)?contextmanager$/.test(d)),
+    line: fn.startLine,
+  };
+}
+
+/** The callee that produced a local name: `async with X() as name`, `name = X()`. */
+function originOf(model: FileModel, fnIndex: number, name: string, before: number): string | null {
+  for (const w of model.withs) {
+    if (w.functionIndex !== fnIndex || w.node.startIndex > before) continue;
+    for (const item of w.items) {
+      if (item.alias === name) {
+        const c = calleeName(item.value);
+        if (c) return c;
+      }
+    }
+  }
+  let best: string | null = null;
+  for (const a of model.assignments) {
+    if (a.functionIndex !== fnIndex || a.target !== name || a.node.startIndex > before) continue;
+    const c = calleeName(a.value);
+    if (c) best = c;
+  }
+  return best;
+}
