@@ -113,6 +113,28 @@ export const TECHNOLOGIES: Readonly<Record<string, Technology>> = {
       { title: 'Cookbook', url: 'https://alembic.sqlalchemy.org/en/latest/cookbook.html' },
     ],
   },
+  aiohttp: {
+    name: 'aiohttp',
+    sources: [
+      { title: 'Client quickstart', url: 'https://docs.aiohttp.org/en/stable/client_quickstart.html' },
+      { title: 'Advanced client usage', url: 'https://docs.aiohttp.org/en/stable/client_advanced.html' },
+    ],
+  },
+  uvicorn: {
+    name: 'Uvicorn',
+    sources: [{ title: 'Deployment', url: 'https://www.uvicorn.org/deployment/' }],
+  },
+  sqlite: {
+    name: 'SQLite',
+    sources: [
+      { title: 'sqlite3 module', url: 'https://docs.python.org/3/library/sqlite3.html' },
+      { title: 'Write-ahead logging', url: 'https://www.sqlite.org/wal.html' },
+    ],
+  },
+  mysql: {
+    name: 'MySQL',
+    sources: [{ title: 'Optimization', url: 'https://dev.mysql.com/doc/refman/8.0/en/optimization.html' }],
+  },
   celery: {
     name: 'Celery',
     sources: [
@@ -138,8 +160,8 @@ export const TECH_ALIASES: Readonly<Record<string, string>> = {
   psycopg3: 'psycopg',
   'psycopg-binary': 'psycopg',
   'psycopg[binary]': 'psycopg',
+  'psycopg-pool': 'psycopg',
   postgres: 'postgresql',
-  pg: 'postgresql',
   'redis-py': 'redis',
   'redis.asyncio': 'redis',
 };

@@ -174,9 +174,10 @@ function stackOf(context: unknown): Record<string, unknown> {
 }
 
 function versionOf(stack: Record<string, unknown>, key: string): string | null {
+  // The exact key first, then aliases in code-unit order.
   const keys = Object.keys(stack)
     .filter((k) => (TECH_ALIASES[k.toLowerCase()] ?? k.toLowerCase()) === key)
-    .sort();
+    .sort((a, b) => Number(b.toLowerCase() === key) - Number(a.toLowerCase() === key) || (a < b ? -1 : a > b ? 1 : 0));
   for (const k of keys) {
     const v = (stack[k] as { version?: unknown } | null)?.version;
     if (typeof v === 'string' && v.length > 0) return v;
