@@ -29,4 +29,12 @@ describe('knowledge base', () => {
     const md = renderMarkdown(scanResult([], { context: context as never }));
     expect(md).toContain('- **psycopg 3.1.0**');
   });
+
+  it('shows pinned versions bare and ranges in parentheses', () => {
+    const stack = { fastapi: { version: '==0.115.0', source: 'r' }, sqlalchemy: { version: '>=2.0,<3', source: 'r' }, alembic: { version: '1.13', source: 'r' } };
+    const md = renderMarkdown(scanResult([], { context: { root: '.', problems: [], stack } as never }));
+    expect(md).toContain('- **FastAPI 0.115.0**');
+    expect(md).toContain('- **SQLAlchemy (>=2.0,<3)**');
+    expect(md).toContain('- **Alembic 1.13**');
+  });
 });

@@ -107,14 +107,15 @@ function executiveSummary(result: ScanResult, active: Finding[], advisory: Findi
   for (const f of ran) if ((result.scores[f] ?? 10) < (result.scores[worst] ?? 10)) worst = f;
   sentences.push(
     `The overall compliance score is ${overall} across ${plural(ran.length, 'audited category', 'audited categories')}${notRunClause}; ` +
-      `the weakest is ${FAMILY_TITLES[worst]} at ${formatScore(result.scores[worst] ?? 10)}/10.`,
+      (ran.length === 1 ? `${FAMILY_TITLES[worst]} scores ` : `the weakest is ${FAMILY_TITLES[worst]} at `) +
+      `${formatScore(result.scores[worst] ?? 10)}/10.`,
   );
   const counts = countBySeverity(active);
   const serious = counts.critical + counts.high;
   const total = `${plural(active.length, 'finding')} in ${plural(result.stats.files, 'file')}`;
   sentences.push(
     serious > 0
-      ? `The scan reports ${plural(serious, 'critical or high-severity issue')} (${counts.critical} critical, ${counts.high} high) among ${total}${advisoryNote}.`
+      ? `The scan reports ${plural(serious, 'critical or high-severity issue')} (${[counts.critical && `${counts.critical} critical`, counts.high && `${counts.high} high`].filter(Boolean).join(', ')}) among ${total}${advisoryNote}.`
       : `The scan reports no critical or high-severity issues among ${total}${advisoryNote}.`,
   );
   const top = mostSevereFinding(active);
@@ -148,7 +149,7 @@ function sourcesSection(result: ScanResult): string[] {
     for (const key of techs) {
       const tech = TECHNOLOGIES[key]!;
       const version = versionOf(stack, key);
-      out.push(`- **${inline(tech.name)}${version ? ` ${inline(version)}` : ''}**`);
+      out.push(`- **${inline(tech.name)}${version ? ` ${inline(displayVersion(version))}` : ''}**`);
       for (const s of tech.sources) out.push(`  - [${inline(s.title)}](${s.url})`);
     }
     out.push('');
@@ -183,6 +184,13 @@ function versionOf(stack: Record<string, unknown>, key: string): string | null {
     if (typeof v === 'string' && v.length > 0) return v;
   }
   return null;
+}
+
+/** `==2.0.36` → `2.0.36`; a range stays visible as one: `>=2.0,<3` → `(>=2.0,<3)`. */
+function displayVersion(v: string): string {
+  const t = v.trim();
+  if (/^==?\s*[^=<>!~,]+$/.test(t)) return t.replace(/^==?\s*/, '');
+  return /^[<>=!~^]/.test(t) ? `(${t})` : t;
 }
 
 function byPriority(a: Finding, b: Finding): number {
