@@ -121,8 +121,8 @@ export async function discoverContext(root: string, files: string[], parser: Pyt
   // SQL: migrations' calls, code strings that mention channels/triggers, and .sql files.
   const sql = new SqlCollector(ctx);
   for (const { file, facts, migration } of perFile) {
-    for (const s of facts.sqlCalls) sql.add(file, s, migration, migration);
-    for (const s of facts.sqlMentions) sql.add(file, s, false, false);
+    for (const s of facts.sqlCalls) sql.add(file, withPgParams(s), migration, migration);
+    for (const s of facts.sqlMentions) sql.add(file, withPgParams(s), false, false);
   }
   const migrationFiles = new Set(perFile.filter((p) => p.migration).map((p) => p.file));
   for (const f of pyFiles) if (migrations.isMigration(f) && !/(^|\/)__init__\.py$/.test(f)) migrationFiles.add(f);
@@ -141,6 +141,15 @@ export async function discoverContext(root: string, files: string[], parser: Pyt
   ctx.summary = summarize(ctx.stack, ctx, sqlalchemy2);
   sortContext(ctx);
   return ctx;
+}
+
+/**
+ * Driver and SQLAlchemy bind parameters (`:name`, `%(name)s`, `%s`) become PostgreSQL's `$1` so
+ * that the statement parses; `::type` casts and `:=` are left alone. Lines do not move.
+ */
+function withPgParams(s: SqlString): SqlString {
+  const text = s.text.replace(/%\([A-Za-z_]\w*\)s|%s\b|(?<![:\w]):[A-Za-z_]\w*/g, '$$1');
+  return text === s.text ? s : { text, line: s.line };
 }
 
 interface MigrationLayout {
@@ -426,11 +435,10 @@ function summarize(stack: Record<string, StackEntry>, ctx: ProjectContext, sqlal
     databases.push(name + v);
   }
   const orms: string[] = [];
-  if (stack.sqlalchemy || stack.sqlmodel || stack['flask-sqlalchemy'] || ctx.engines.length || sqlalchemy2) {
+  // SQLModel and Flask-SQLAlchemy bring SQLAlchemy along; name it only when it shows on its own.
+  if (stack.sqlalchemy || sqlalchemy2 || (ctx.engines.length > 0 && !stack.sqlmodel)) {
     const major = majorOf(stack.sqlalchemy?.version ?? null);
-    if (stack.sqlalchemy || major !== null || sqlalchemy2 || ctx.engines.length) {
-      orms.push(major !== null ? `SQLAlchemy ${major}.x` : sqlalchemy2 ? 'SQLAlchemy 2.x' : 'SQLAlchemy');
-    }
+    orms.push(major !== null ? `SQLAlchemy ${major}.x` : sqlalchemy2 ? 'SQLAlchemy 2.x' : 'SQLAlchemy');
   }
   if (stack.sqlmodel) orms.push('SQLModel');
   if (stack.django) orms.push('Django ORM');

@@ -1,0 +1,181 @@
+/**
+ * The project context: every fixture project under fixtures/context/ has a golden
+ * `expected-context.json` compared exactly (the absolute root becomes "."). Regenerate with
+ * `UPDATE_GOLDENS=1 npx vitest run test/context` and read the diff before committing it.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createParser } from '../dist/src/parse/parser.js';
+import { discoverContext } from '../dist/src/discovery/context.js';
+import { extractSqlFacts, loadSqlParser } from '../dist/src/rules/sql/parse.js';
+import { majorOf } from '../dist/src/discovery/discover.js';
+import { parseRequirement, discoverStack } from '../dist/src/discovery/manifests.js';
+import type { ProjectContext } from '../src/discovery/context.js';
+import type { PythonParser } from '../src/parse/parser.js';
+
+const FIXTURES = path.resolve(__dirname, '../fixtures/context');
+const GOLDEN = 'expected-context.json';
+const UPDATE = process.env.UPDATE_GOLDENS === '1';
+
+function listFiles(root: string): string[] {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile() && e.name !== GOLDEN) out.push(path.relative(root, p).split(path.sep).join('/'));
+    }
+  };
+  walk(root);
+  return out.sort();
+}
+
+async function contextOf(root: string, parser: PythonParser, files = listFiles(root)): Promise<ProjectContext> {
+  const ctx = (await discoverContext(root, files, parser)) as ProjectContext;
+  return { ...ctx, root: '.' };
+}
+
+let parser: PythonParser;
+beforeAll(async () => {
+  parser = (await createParser('native')) as PythonParser;
+  await loadSqlParser();
+});
+
+describe('golden contexts', () => {
+  const projects = fs.readdirSync(FIXTURES).filter((d) => fs.statSync(path.join(FIXTURES, d)).isDirectory()).sort();
+
+  it('has the fixture projects the issue asks for', () => {
+    expect(projects).toEqual(expect.arrayContaining(['poetry-async', 'requirements-sync', 'sqlmodel-app', 'nothing', 'broken']));
+  });
+
+  for (const project of projects) {
+    it(project, async () => {
+      const root = path.join(FIXTURES, project);
+      const ctx = await contextOf(root, parser);
+      const goldenPath = path.join(root, GOLDEN);
+      if (UPDATE || !fs.existsSync(goldenPath)) {
+        fs.writeFileSync(goldenPath, JSON.stringify(ctx, null, 2) + '\n');
+      }
+      const golden = JSON.parse(fs.readFileSync(goldenPath, 'utf8'));
+      expect(ctx).toEqual(golden);
+    });
+  }
+});
+
+describe('context object', () => {
+  it('is structured-cloneable plain data', async () => {
+    const ctx = await contextOf(path.join(FIXTURES, 'poetry-async'), parser);
+    expect(structuredClone(ctx)).toEqual(ctx);
+    expect(JSON.parse(JSON.stringify(ctx))).toEqual(ctx);
+  });
+
+  it('does not depend on the order of the file list', async () => {
+    const root = path.join(FIXTURES, 'requirements-sync');
+    const files = listFiles(root);
+    const a = await contextOf(root, parser, files);
+    const b = await contextOf(root, parser, [...files].reverse());
+    expect(JSON.stringify(b)).toBe(JSON.stringify(a));
+  });
+
+  it('reports a broken TOML, YAML and SQL each as a problem and keeps the rest', async () => {
+    const ctx = await contextOf(path.join(FIXTURES, 'broken'), parser);
+    const files = ctx.problems.map((p) => p.file);
+    expect(files).toEqual(expect.arrayContaining(['pyproject.toml', 'docker-compose.yml', 'migrations_bad.sql', 'alembic/versions/0003_bad_sql.py']));
+    expect(ctx.migrations.sqlErrors).toBe(3);
+    expect(ctx.migrations.triggers.map((t) => t.name)).toEqual(['items_notify']);
+    expect(ctx.stack.sqlalchemy?.version).toBe('==2.0.30');
+    expect(ctx.stack.postgresql?.version).toBe('15');
+  });
+});
+
+describe('extractSqlFacts', () => {
+  it('reads triggers with timing, events and the function', () => {
+    const f = extractSqlFacts(
+      'CREATE TRIGGER t BEFORE INSERT OR UPDATE OR DELETE ON s.items FOR EACH ROW EXECUTE FUNCTION s.fn();',
+      5,
+    );
+    expect(f.triggers).toEqual([
+      { name: 't', table: 's.items', timing: 'BEFORE', events: ['INSERT', 'UPDATE', 'DELETE'], forEach: 'ROW', function: 's.fn', args: [], line: 5 },
+    ]);
+  });
+
+  it('finds pg_notify and NOTIFY channels inside PL/pgSQL and SQL function bodies', () => {
+    const sql = `
+CREATE FUNCTION f() RETURNS trigger AS $$
+BEGIN
+  PERFORM pg_notify('a', NEW.id::text);
+  NOTIFY b;
+  PERFORM pg_notify(TG_ARGV[1], '');
+  EXECUTE 'NOTIFY ' || quote_ident(TG_TABLE_NAME);
+  RETURN NEW;
+END $$ LANGUAGE plpgsql;
+CREATE FUNCTION g() RETURNS void LANGUAGE sql AS $$ SELECT pg_notify('c', 'x') $$;
+CREATE FUNCTION h() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;`;
+    const f = extractSqlFacts(sql, 1);
+    expect(f.notifyFunctions.map((n) => [n.name, n.channels, n.returnsTrigger, n.line])).toEqual([
+      ['f', ['$argv[1]', 'a', 'b', 'dynamic'], true, 2],
+      ['g', ['c'], false, 10],
+    ]);
+    expect(f.errors).toEqual([]);
+  });
+
+  it('records LISTEN and top-level NOTIFY / pg_notify', () => {
+    const f = extractSqlFacts("LISTEN a;\nNOTIFY b, 'x';\nSELECT pg_notify('c', 'y');", 1);
+    expect(f.listens).toEqual([{ channel: 'a', line: 1, kind: 'listen' }]);
+    expect(f.notifies).toEqual([
+      { channel: 'b', line: 2, kind: 'notify' },
+      { channel: 'c', line: 3, kind: 'pg_notify' },
+    ]);
+  });
+
+  it('skips and counts a bad statement while the others still parse', () => {
+    const f = extractSqlFacts('LISTEN a;\nCREATE TABEL x (id int);\n\nLISTEN b;\n', 10);
+    expect(f.listens.map((l) => [l.channel, l.line])).toEqual([
+      ['a', 10],
+      ['b', 13],
+    ]);
+    expect(f.errors).toHaveLength(1);
+    expect(f.errors[0]!.line).toBe(11);
+    expect(f.statements).toBe(3);
+  });
+
+  it('survives an unterminated quote and garbage', () => {
+    expect(() => extractSqlFacts("SELECT 'oops;\nLISTEN z;\n", 1)).not.toThrow();
+    expect(() => extractSqlFacts('\u0000\u0001 $$ ;;; ))) CREATE', 1)).not.toThrow();
+    expect(extractSqlFacts('', 1).statements).toBe(0);
+  });
+});
+
+describe('manifests', () => {
+  it('parses PEP 508 requirements', () => {
+    expect(parseRequirement('SQLAlchemy[asyncio] >= 2.0, <3 ; python_version > "3.8"')).toEqual({ name: 'SQLAlchemy', version: '>=2.0,<3' });
+    expect(parseRequirement('fastapi')).toEqual({ name: 'fastapi', version: null });
+    expect(parseRequirement('pkg @ https://example.com/pkg.whl')).toEqual({ name: 'pkg', version: null });
+  });
+
+  it('derives the SQLAlchemy major version from a constraint', () => {
+    expect(majorOf('^2.0.25')).toBe(2);
+    expect(majorOf('>=1.4,<2.0')).toBe(1);
+    expect(majorOf('<2.0')).toBe(1);
+    expect(majorOf('~=1.3.24')).toBe(1);
+    expect(majorOf(null)).toBe(null);
+  });
+
+  it('reads setup.cfg, Pipfile, PDM and compose image defaults', () => {
+    const files: Record<string, string> = {
+      'setup.cfg': '[metadata]\nname = x\n\n[options]\ninstall_requires =\n    aiohttp>=3.9\n    psycopg2-binary\npython_requires = >=3.9\n',
+      Pipfile: '[packages]\ndramatiq = "*"\narq = {version = ">=0.25"}\n',
+      'svc/pyproject.toml': '[tool.pdm.dev-dependencies]\ntest = ["aiosqlite>=0.19"]\n',
+      'compose.yaml': 'services:\n  pg:\n    image: ${PG_IMAGE:-timescale/timescaledb:latest-pg15}\n',
+    };
+    const facts = discoverStack(Object.keys(files), (f: string) => files[f] ?? null);
+    expect(facts.problems).toEqual([]);
+    expect(facts.stack.aiohttp).toEqual({ version: '>=3.9', source: 'setup.cfg', kind: 'framework' });
+    expect(facts.stack.psycopg2).toEqual({ version: null, source: 'setup.cfg', kind: 'driver' });
+    expect(facts.stack.dramatiq).toEqual({ version: null, source: 'Pipfile', kind: 'framework' });
+    expect(facts.stack.arq?.version).toBe('>=0.25');
+    expect(facts.stack.aiosqlite?.source).toBe('svc/pyproject.toml');
+    expect(facts.stack.postgresql).toEqual({ version: '15', source: 'compose.yaml', kind: 'database' });
+  });
+});
