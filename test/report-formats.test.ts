@@ -190,3 +190,15 @@ describe('github', () => {
     expect(out).toBe('::error file=odd%2Cdir/x%3Ay.py,line=10,col=5,endLine=10,endColumn=20,title=PA301 blocking_io_in_async::50%25 of%0Arows\n');
   });
 });
+
+describe('determinism across input order', () => {
+  it('renders the same bytes whatever order the findings arrive in', () => {
+    const a = sample();
+    const b = sample();
+    b.findings = [...b.findings].reverse();
+    expect(renderJson(b)).toBe(renderJson(a));
+    expect(renderSarif(b)).toBe(renderSarif(a));
+    expect(renderGithub(b)).toBe(renderGithub(a));
+    expect(renderText(b, { color: false })).toBe(renderText(a, { color: false }));
+  });
+});

@@ -4,6 +4,7 @@
  * https://docs.github.com/en/actions/reference/workflow-commands-for-github-actions
  */
 import type { ScanResult } from '../engine/result.js';
+import { compareFindings } from '../merge/score.js';
 import type { Finding } from '../types.js';
 
 export type AnnotationLevel = 'error' | 'warning' | 'notice';
@@ -40,5 +41,5 @@ export function githubCommand(f: Finding): string {
 }
 
 export function renderGithub(result: ScanResult): string {
-  return result.findings.map((f) => `${githubCommand(f)}\n`).join('');
+  return [...result.findings].sort(compareFindings).map((f) => `${githubCommand(f)}\n`).join('');
 }

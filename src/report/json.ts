@@ -4,6 +4,7 @@
  * by `schema/persist-audit.schema.json`; change both together.
  */
 import type { ScanResult } from '../engine/result.js';
+import { compareFindings } from '../merge/score.js';
 import type { Finding, ScanStats, Scores } from '../types.js';
 import { FAMILIES } from '../types.js';
 
@@ -22,7 +23,7 @@ export function toJsonReport(result: ScanResult): JsonReport {
     tool: { name: 'persist-audit', version: result.toolVersion },
     root: result.root,
     context: result.context,
-    findings: result.findings.map(findingJson),
+    findings: [...result.findings].sort(compareFindings).map(findingJson),
     scores: scoresJson(result.scores),
     stats: statsJson(result.stats),
   };

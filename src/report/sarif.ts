@@ -4,6 +4,7 @@
  * https://docs.github.com/en/code-security/code-scanning/integrating-with-code-scanning/sarif-support-for-code-scanning
  */
 import type { ScanResult } from '../engine/result.js';
+import { compareFindings } from '../merge/score.js';
 import type { RuleMeta } from '../rules/types.js';
 import type { Finding } from '../types.js';
 import { FAMILY_TITLES } from '../types.js';
@@ -79,7 +80,7 @@ export function toSarif(result: ScanResult): SarifLog {
             rules: rules.map(ruleDescriptor),
           },
         },
-        results: result.findings.map((f) => sarifResult(f, index.get(f.code) ?? 0)),
+        results: [...result.findings].sort(compareFindings).map((f) => sarifResult(f, index.get(f.code) ?? 0)),
         columnKind: 'utf16CodeUnits',
       },
     ],

@@ -3,7 +3,7 @@
  * summary. One line and nothing else when there is nothing to report.
  */
 import type { ScanResult } from '../engine/result.js';
-import { countBySeverity, formatScore } from '../merge/score.js';
+import { compareFindings, countBySeverity, formatScore } from '../merge/score.js';
 import type { Finding, Severity } from '../types.js';
 import { SEVERITIES } from '../types.js';
 
@@ -39,7 +39,7 @@ export function renderText(result: ScanResult, options: TextOptions): string {
   if (findings.length === 0) {
     out.push(`No findings in ${plural(stats.files, 'file')}.`);
   } else {
-    for (const f of findings) out.push(findingLine(f, paint));
+    for (const f of [...findings].sort(compareFindings)) out.push(findingLine(f, paint));
     out.push('');
     out.push(summaryLine(result, paint));
   }
