@@ -10,14 +10,6 @@ import { EXECUTION_CONTEXT_CHECKS } from './executionContext.js';
 /** Findings never downgraded when they sit in a handler: N+1 and N-UPDATE loops. */
 const NEVER_DOWNGRADED_IN_HANDLERS = new Set(['PA107', 'PA108', 'PA102']);
 
-interface AdrLike {
-  id: string;
-  title?: string;
-  status?: string | null;
-  file?: string;
-  text?: string;
-}
-
 export interface ValidationInput {
   finding: Finding;
   /** Rule 6 points gathered in the worker. */
@@ -59,7 +51,7 @@ function lower(s: Severity): Severity {
 const CLOSED_STATUS = /\b(rejected|superseded|deprecated|withdrawn)\b/i;
 
 function matchingAdr(finding: Finding, context: ProjectContext): { id: string; reason: string } | null {
-  const adrs = ((context as unknown as { adrs?: AdrLike[] }).adrs ?? []).filter((a) => !CLOSED_STATUS.test(a.status ?? ''));
+  const adrs = context.adrs.filter((a) => !CLOSED_STATUS.test(a.status ?? ''));
   for (const adr of adrs) {
     const text = adr.text ?? '';
     if (!text) continue;
