@@ -64,10 +64,19 @@ export interface PythonParser {
   query(source: string): CompiledQuery;
 }
 
-function createNativeParser(): PythonParser {
+interface NativeModules {
+  TreeSitter: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  language: unknown;
+}
+
+/** Loads the native binding; replaceable in tests to exercise the fallback. */
+export type NativeLoader = () => NativeModules;
+
+const loadNativeModules: NativeLoader = () => ({ TreeSitter: require('tree-sitter'), language: require('tree-sitter-python') });
+
+function createNativeParser(load: NativeLoader): PythonParser {
   // Loaded lazily so that a broken native build can fall back to WASM.
-  const TreeSitter = require('tree-sitter');
-  const language = require('tree-sitter-python');
+  const { TreeSitter, language } = load();
   const parser = new TreeSitter();
   parser.setLanguage(language);
   return {
@@ -122,10 +131,11 @@ async function createWasmParser(): Promise<PythonParser> {
 export async function createParser(
   preference: ParserPreference = 'auto',
   notice: (message: string) => void = () => {},
+  loadNative: NativeLoader = loadNativeModules,
 ): Promise<PythonParser> {
   if (preference === 'wasm') return createWasmParser();
   try {
-    return createNativeParser();
+    return createNativeParser(loadNative);
   } catch (err) {
     if (preference === 'native') {
       throw new Error(`the native tree-sitter parser could not load: ${(err as Error).message}`);

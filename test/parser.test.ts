@@ -1,0 +1,47 @@
+/** Both bindings parse the same code to the same findings; auto falls back to WASM with one notice. */
+import { describe, expect, it } from 'vitest';
+import { createParser } from '../dist/src/parse/parser.js';
+import { buildFileModel } from '../dist/src/semantic/model.js';
+
+const SOURCE = [
+  'import time',
+  'from pathlib import Path',
+  '',
+  'async def handler(p: Path):',
+  '    s = "é ü"  # non-ASCII before the calls',
+  '    time.sleep(1)',
+  '    await client.get(a(b).c(d))',
+  '',
+].join('\n');
+
+describe('parser layer', () => {
+  for (const kind of ['native', 'wasm'] as const) {
+    it(`${kind}: parses and builds the same semantic model`, async () => {
+      const parser = await createParser(kind);
+      expect(parser.kind).toBe(kind);
+      const tree = parser.parse(SOURCE);
+      const model = buildFileModel('app/x.py', SOURCE, tree.rootNode, parser);
+      const calls = model.calls.map((c: { calleeText: string; qualifiedName: string | null; line: number; column: number; awaited: boolean }) => [c.calleeText, c.qualifiedName, c.line, c.column, c.awaited]);
+      expect(calls).toEqual([
+        ['time.sleep', 'time.sleep', 6, 5, false],
+        ['client.get', null, 7, 11, true],
+        ['a(b).c', null, 7, 22, false],
+        ['a', null, 7, 22, false],
+      ]);
+      tree.release();
+    });
+  }
+
+  it('auto falls back to WASM with one notice when the native binding cannot load', async () => {
+    const notices: string[] = [];
+    const parser = await createParser('auto', (m: string) => notices.push(m), () => {
+      throw new Error('GLIBCXX_3.4.31 not found');
+    });
+    expect(parser.kind).toBe('wasm');
+    expect(notices).toEqual([expect.stringMatching(/native tree-sitter unavailable \(GLIBCXX_3\.4\.31 not found\); using the WASM parser/)]);
+  });
+
+  it('--parser native fails clearly when the binding cannot load', async () => {
+    await expect(createParser('native', () => {}, () => { throw new Error('boom'); })).rejects.toThrow(/native tree-sitter parser could not load: boom/);
+  });
+});
