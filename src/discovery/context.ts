@@ -48,7 +48,7 @@ export interface EngineInfo {
   /** The variable it is assigned to, or null. */
   name: string | null;
   async: boolean;
-  /** `create_engine` / `create_async_engine` (or a `*_from_config` variant). */
+  /** `create_engine` / `create_async_engine` (or a `*_from_config` variant), or `asyncpg.create_pool`. */
   factory: string;
   /** URL scheme (`postgresql+asyncpg`) when the URL is literal (or a literal prefix), else null. Never the full URL. */
   urlScheme: string | null;

@@ -28,7 +28,7 @@ const MAX_BYTES = 2 * 1024 * 1024;
 
 /** A Python file is parsed for the context only when its text matches one of these. */
 const PYTHON_HINTS =
-  /create_engine|create_async_engine|engine_from_config|sessionmaker|scoped_session|Session\(|relationship\(|Relationship\(|DeclarativeBase|declarative_base|generate_base|\.mapped\b|mapped_as_dataclass|table=True|__tablename__|__mapper_args__|mapped_column|Mapped\[|Column\(|Table\(|SQLModel|pg_notify|NOTIFY|LISTEN|add_listener|\.subscribe\(|\.psubscribe\(|\.publish\(|listens_for|event\.listen|DDL\(|RunSQL|op\.execute/;
+  /create_engine|create_async_engine|engine_from_config|asyncpg|sessionmaker|scoped_session|Session\(|relationship\(|Relationship\(|DeclarativeBase|declarative_base|generate_base|\.mapped\b|mapped_as_dataclass|table=True|__tablename__|__mapper_args__|mapped_column|Mapped\[|Column\(|Table\(|SQLModel|pg_notify|NOTIFY|LISTEN|add_listener|\.subscribe\(|\.psubscribe\(|\.publish\(|listens_for|event\.listen|DDL\(|RunSQL|op\.execute/;
 const PROVIDER_HINT = /yield\s+[\w.]*session/i;
 const MIGRATION_SQL_HINT = /execute|text\(|DDL|RunSQL/;
 
@@ -196,6 +196,12 @@ function normalize(p: string): string {
   return out.join('/');
 }
 
+/** A name built by an f-string: `dynamic` when wholly unknown, `{dynamic}` marks the unknown part. */
+function dynamicName(name: string): string {
+  if (!name.includes(PLACEHOLDER)) return name;
+  return name === PLACEHOLDER ? DYNAMIC : name.split(PLACEHOLDER).join('{dynamic}');
+}
+
 /** Turns SQL text into triggers, notify functions, LISTENs and publishers. */
 class SqlCollector {
   private readonly functions: (NotifyFunctionInfo & { rawChannels: string[] })[] = [];
@@ -204,14 +210,16 @@ class SqlCollector {
 
   add(file: string, s: SqlString, reportErrors: boolean, isMigration: boolean): void {
     const facts = extractSqlFacts(s.text, s.line);
+    // f-strings with unknown parts and text() expression pieces are not bad SQL when they do not parse.
+    if (s.fragment || s.text.includes(PLACEHOLDER)) reportErrors = false;
     const channel = (c: string): string => (c.includes(PLACEHOLDER) ? DYNAMIC : c);
     for (const t of facts.triggers) {
-      this.triggers.push({ name: t.name, table: t.table, timing: t.timing, events: t.events, forEach: t.forEach, function: t.function, channels: [], file, line: t.line, args: t.args });
+      this.triggers.push({ name: dynamicName(t.name), table: dynamicName(t.table), timing: t.timing, events: t.events, forEach: t.forEach, function: dynamicName(t.function), channels: [], file, line: t.line, args: t.args });
     }
     for (const f of facts.notifyFunctions) {
       const raw = f.channels.map(channel);
       this.functions.push({
-        name: f.name,
+        name: dynamicName(f.name),
         channels: [...new Set(raw.map((c) => (c.startsWith('$argv[') ? DYNAMIC : c)))].sort(),
         returnsTrigger: f.returnsTrigger,
         file,

@@ -15,7 +15,7 @@ import type {
   RelationshipInfo,
   SessionFactoryInfo,
 } from './context.js';
-import { DYNAMIC, PLACEHOLDER, callArgs, literalValue, stringValue, type LiteralScope } from './pythonLiterals.js';
+import { DYNAMIC, PLACEHOLDER, callArgs, literalValue, stringOrigin, stringValue, type LiteralScope } from './pythonLiterals.js';
 
 export interface ProviderCandidate {
   name: string;
@@ -54,6 +54,8 @@ export interface ClassFacts {
 export interface SqlString {
   text: string;
   line: number;
+  /** A `text()` / `literal_column()` piece that may be an expression, not a statement: parse failures are not reported. */
+  fragment?: boolean;
 }
 
 export interface PythonFileFacts {
@@ -92,14 +94,24 @@ function fromLibrary(call: CallInfo, libs: RegExp): boolean {
 
 const SQLA = /^(sqlalchemy|sqlmodel|sqlalchemy_utils|flask_sqlalchemy)(\.|$)/;
 
-/** The variable a call's value is assigned to: `engine = create_engine(...)`, `self.engine = ...`. */
+/** The variable a call's value is assigned to: `engine = create_engine(...)`, `self.engine = ...`, `e = AsyncEngine(create_engine(...))`. */
 function assignedName(node: SyntaxNode): string | null {
+  const wrapper = asyncEngineWrapper(node);
+  if (wrapper) return assignedName(wrapper);
   let p = node.parent;
   if (p?.type === 'await') p = p.parent;
   if (p?.type === 'assignment' && p.childForFieldName('right')?.id === (node.parent?.type === 'await' ? node.parent.id : node.id)) {
     return p.childForFieldName('left')?.text ?? null;
   }
   return null;
+}
+
+/** `AsyncEngine(create_engine(...))` (SQLModel's older async recipe): the wrapping call. */
+function asyncEngineWrapper(node: SyntaxNode): SyntaxNode | null {
+  const args = node.parent;
+  const call = args?.type === 'argument_list' ? args.parent : null;
+  if (call?.type !== 'call') return null;
+  return /(^|\.)AsyncEngine$/.test(call.childForFieldName('function')?.text ?? '') ? call : null;
 }
 
 function valueOrDynamic(node: SyntaxNode | null | undefined, scope: LiteralScope): LiteralValue {
@@ -118,8 +130,24 @@ function short(text: string, max = 80): string {
   return t.length > max ? t.slice(0, max - 1) + '…' : t;
 }
 
-function urlScheme(node: SyntaxNode | undefined, scope: LiteralScope): string | null {
-  if (!node) return null;
+function urlScheme(node: SyntaxNode | undefined, scope: LiteralScope, depth = 0): string | null {
+  if (!node || depth > 3) return null;
+  // `URL.create(drivername="postgresql+asyncpg", …)`, `make_url("…")`, or a name bound to one.
+  let value: SyntaxNode | null = node;
+  if (value.type === 'identifier') {
+    const a = [...scope.model.assignments].reverse().find((x) => x.target === value!.text && x.functionIndex < 0);
+    if (a?.value?.type === 'call') value = a.value;
+  }
+  if (value.type === 'call') {
+    const callee = value.childForFieldName('function')?.text ?? '';
+    const args = callArgs(value);
+    if (/(^|\.)URL(\.create)?$/.test(callee)) {
+      const d = stringValue(args.keywords.get('drivername') ?? args.positional[0] ?? null, scope);
+      return d && !d.includes(PLACEHOLDER) ? d : null;
+    }
+    if (/(^|\.)(make_url|str)$/.test(callee)) return urlScheme(args.positional[0], scope, depth + 1);
+    return null;
+  }
   const s = stringValue(node, scope);
   if (s === null) return null;
   const prefix = s.split(PLACEHOLDER)[0]!;
@@ -147,14 +175,15 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
 
   for (const call of model.calls) {
     const m = call.method;
-    if (ENGINE_FACTORIES.has(m) && fromLibrary(call, SQLA)) {
+    const asyncpgPool = m === 'create_pool' && (call.qualifiedName === 'asyncpg.create_pool' || call.qualifiedName === 'asyncpg.pool.create_pool');
+    if ((ENGINE_FACTORIES.has(m) && fromLibrary(call, SQLA)) || asyncpgPool) {
       const args = callArgs(call.node);
-      const url = args.positional[0] ?? args.keywords.get('url');
+      const url = args.positional[0] ?? args.keywords.get('url') ?? args.keywords.get('dsn');
       const poolclass = args.keywords.get('poolclass');
       facts.engines.push({
         name: assignedName(call.node),
-        async: m.startsWith('async') || m === 'create_async_engine',
-        factory: m,
+        async: asyncpgPool || m.startsWith('async') || m === 'create_async_engine' || asyncEngineWrapper(call.node) !== null,
+        factory: asyncpgPool ? 'asyncpg.create_pool' : m,
         urlScheme: m.endsWith('_from_config') ? null : urlScheme(url, scope),
         kwargs: kwargsOf(args, scope),
         poolClass: poolclass ? poolclass.text.replace(/^.*\./, '') : null,
@@ -207,8 +236,14 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
       if (!arg || arg.type === 'call' || arg.type === 'await') continue;
       const text = stringValue(arg, scope);
       if (text === null) continue;
+      const origin = stringOrigin(arg, scope);
       sqlNodes.add(arg.id);
-      if (isMigration || SQL_MENTION.test(text)) facts.sqlCalls.push({ text, line: arg.startPosition.row + 1 });
+      sqlNodes.add(origin.id);
+      // `server_default=sa.text("now()")` is an expression; `op.execute(sa.text(...))` a statement.
+      const outer = call.node.parent?.parent;
+      const executed = outer?.type === 'call' && /(^|\.)(execute|exec_driver_sql)$/.test(outer.childForFieldName('function')?.text ?? '');
+      const fragment = (m === 'text' || m === 'literal_column') && !executed;
+      if (isMigration || SQL_MENTION.test(text)) facts.sqlCalls.push({ text, line: origin.startPosition.row + 1, ...(fragment ? { fragment } : {}) });
     }
   }
 

@@ -22,7 +22,7 @@ export interface LiteralScope {
 
 const ESCAPES: Record<string, string> = { n: '\n', t: '\t', r: '\r', '\\': '\\', "'": "'", '"': '"', '0': '\0', '\n': '' };
 
-function stringPart(node: SyntaxNode): { text: string; interpolated: boolean } {
+function stringPart(node: SyntaxNode, scope: LiteralScope, depth: number): { text: string; interpolated: boolean } {
   let prefix = '';
   let text = '';
   let interpolated = false;
@@ -37,10 +37,14 @@ function stringPart(node: SyntaxNode): { text: string; interpolated: boolean } {
       case 'escape_sequence':
         text += child.text;
         break;
-      case 'interpolation':
-        text += PLACEHOLDER;
-        interpolated = true;
+      case 'interpolation': {
+        // `{NAME}` with a string constant in reach is inlined; anything else stays unknown.
+        const expr = child.namedChildren;
+        const inlined = expr.length === 1 && expr[0]!.type === 'identifier' ? constantString(expr[0]!.text, expr[0]!, scope, depth + 1) : null;
+        text += inlined ?? PLACEHOLDER;
+        interpolated ||= inlined === null;
         break;
+      }
     }
   }
   if (!prefix.includes('r')) text = text.replace(/\\(x[0-9a-fA-F]{2}|[\s\S])/g, (m, c: string) => (c.length === 3 ? String.fromCharCode(parseInt(c.slice(1), 16)) : (ESCAPES[c] ?? m)));
@@ -55,7 +59,7 @@ export function stringValue(node: SyntaxNode | null, scope: LiteralScope, depth 
   if (!node || depth > 5) return null;
   switch (node.type) {
     case 'string':
-      return stringPart(node).text;
+      return stringPart(node, scope, depth).text;
     case 'concatenated_string': {
       let out = '';
       for (const c of node.namedChildren) {
@@ -80,6 +84,25 @@ export function stringValue(node: SyntaxNode | null, scope: LiteralScope, depth 
   }
 }
 
+/** The string node a name is bound to (for its location), when the binding is a plain string. */
+export function stringOrigin(node: SyntaxNode, scope: LiteralScope): SyntaxNode {
+  if (node.type !== 'identifier') return node;
+  const { model } = scope;
+  const line = node.startPosition.row + 1;
+  let best: { value: SyntaxNode; line: number; fn: number } | null = null;
+  for (const a of model.assignments) {
+    if (a.target !== node.text || !a.value) continue;
+    if (a.functionIndex >= 0) {
+      const fn = model.functions[a.functionIndex]!;
+      if (node.startIndex < fn.node.startIndex || node.startIndex >= fn.node.endIndex || a.line > line) continue;
+    }
+    if (!best || (a.functionIndex >= 0 && best.fn < 0) || (a.functionIndex === best.fn && a.line >= best.line)) {
+      best = { value: a.value, line: a.line, fn: a.functionIndex };
+    }
+  }
+  return best && (best.value.type === 'string' || best.value.type === 'concatenated_string') ? best.value : node;
+}
+
 /** A name's string value: the last assignment in the same function before the use, else module level, else an import. */
 function constantString(name: string, use: SyntaxNode, scope: LiteralScope, depth: number): string | null {
   const { model } = scope;
@@ -96,6 +119,10 @@ function constantString(name: string, use: SyntaxNode, scope: LiteralScope, dept
     }
   }
   if (best) return best.value && best.value.id !== use.id ? stringValue(best.value, scope, depth + 1) : null;
+  // A parameter of an enclosing function shadows module names.
+  for (const fn of model.functions) {
+    if (use.startIndex >= fn.node.startIndex && use.startIndex < fn.node.endIndex && fn.params.some((p) => p.name === name)) return null;
+  }
   const imported = model.imports.get(name);
   if (imported && scope.external) return scope.external(imported);
   return null;

@@ -243,12 +243,13 @@ function notifyFunctionOf(node: Json, text: string, line: number, facts: SqlFact
     let parsed: Json;
     try {
       parsed = parsePlPgSQLSync(text);
+      for (const query of plpgsqlQueries(parsed)) {
+        for (const ch of channelsInEmbeddedSql(query.text, query.dynamic)) channels.add(ch);
+      }
     } catch (err) {
       facts.errors.push({ line, reason: `PL/pgSQL body of ${name}: ${errorReason(err)}` });
-      return null;
-    }
-    for (const query of plpgsqlQueries(parsed)) {
-      for (const ch of channelsInEmbeddedSql(query.text, query.dynamic)) channels.add(ch);
+      // The body does not parse, but its tokens still show which channels it notifies.
+      for (const ch of channelsFromTokens(body ?? '')) channels.add(ch);
     }
   } else if (language === 'sql' && body) {
     try {
@@ -264,6 +265,29 @@ function notifyFunctionOf(node: Json, text: string, line: number, facts: SqlFact
   }
   if (channels.size === 0) return null;
   return { name, channels: [...channels].sort(), returnsTrigger, line };
+}
+
+/** `pg_notify('x'` and `NOTIFY x` from the PostgreSQL scanner's tokens, for bodies that do not parse. */
+function channelsFromTokens(body: string): string[] {
+  let tokens: { text: string; tokenName: string }[];
+  try {
+    tokens = scanSync(body).tokens;
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!.text.toLowerCase();
+    if (t === 'pg_notify' && tokens[i + 1]?.text === '(') {
+      const arg = tokens[i + 2];
+      const after = tokens[i + 3]?.text;
+      const literal = arg?.tokenName === 'SCONST' && (after === ',' || after === ')' || after === '::');
+      out.push(literal ? arg!.text.replace(/^'|'$/g, '').replace(/''/g, "'") : DYNAMIC);
+    } else if (t === 'notify' && tokens[i + 1]?.tokenName === 'IDENT') {
+      out.push(tokens[i + 1]!.text);
+    }
+  }
+  return out;
 }
 
 /** Every embedded SQL expression of a PL/pgSQL function, with whether it is an EXECUTE string. */
