@@ -1,11 +1,40 @@
 /**
- * Effects of each function that callers care about (blocking, sleeping, querying …), found
- * in the per-file phase so the repo phase can propagate them along call edges.
+ * Effects of each function that callers care about (blocking, sleeping, sync DB, CPU work),
+ * found in the per-file phase so the repo phase can propagate them along call edges. Each
+ * effect is classified by the same function the matching file rule uses, so a helper "blocks"
+ * exactly when its body would be flagged inside `async def`.
  */
 import type { FileModel } from '../semantic/model.js';
 import type { Effect } from './summary.js';
+import { blockingIoCall } from '../rules/python/runtime/blocking_io_in_async.js';
+import { SYNC_SLEEP } from '../rules/python/runtime/sync_sleep_in_async.js';
+import { syncDbCall } from '../rules/python/runtime/sync_db_in_async.js';
+import { cpuHeavyCall } from '../rules/python/runtime/missing_to_thread.js';
 
 /** `effects[i]` lists the effects of `model.functions[i]`' own body. */
 export function collectEffects(model: FileModel): Effect[][] {
-  return model.functions.map(() => []);
+  const effects: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile) return effects;
+  for (const call of model.calls) {
+    if (call.functionIndex < 0 || call.offloaded) continue;
+    const at = { line: call.line, column: call.column };
+    const q = call.qualifiedName;
+    if (q && SYNC_SLEEP.has(q)) {
+      if (!call.awaited) effects[call.functionIndex]!.push({ kind: 'sync_sleep', what: q, ...at });
+      continue;
+    }
+    const io = blockingIoCall(model, call);
+    if (io) {
+      effects[call.functionIndex]!.push({ kind: 'blocking_io', what: io, ...at });
+      continue;
+    }
+    const db = syncDbCall(model, call);
+    if (db) {
+      effects[call.functionIndex]!.push('what' in db ? { kind: 'sync_db', what: db.what, ...at } : { kind: 'sync_db', what: db.pending.method, ...at, pending: db.pending });
+      continue;
+    }
+    const cpu = cpuHeavyCall(model, call);
+    if (cpu) effects[call.functionIndex]!.push({ kind: 'cpu', what: cpu, ...at });
+  }
+  return effects;
 }

@@ -3,6 +3,9 @@
  * repo phase can follow calls across functions and files without any syntax tree.
  */
 import type { FileModel, FunctionRole } from '../semantic/model.js';
+import { effectiveRole } from '../semantic/model.js';
+import { exportedTypes } from '../semantic/valueTypes.js';
+import { classifyHandle } from '../semantic/db.js';
 
 /** Something a function does that matters to a caller on the event loop or in a loop. */
 export interface Effect {
@@ -12,6 +15,12 @@ export interface Effect {
   what: string;
   line: number;
   column: number;
+  /**
+   * Set when the file could not decide the effect: a DB call on a receiver whose type path
+   * (`Depends(app.deps.get_db)`, `app.db.SessionLocal()`) names another module. The repo phase
+   * resolves the path and keeps the effect only when it is a sync handle.
+   */
+  pending?: { typePath: string; method: string };
 }
 
 export interface SummaryCall {
@@ -33,6 +42,9 @@ export interface SummaryFunction {
   qualifiedName: string;
   isAsync: boolean;
   role: FunctionRole;
+  /** The role inherited from enclosing functions and the file's location (see `effectiveRole`). */
+  effectiveRole: FunctionRole;
+  isGenerator: boolean;
   routeKind: string | null;
   className: string | null;
   parent: number;
@@ -50,6 +62,8 @@ export interface FileSummary {
   functions: SummaryFunction[];
   calls: SummaryCall[];
   suppressions: [number, string[]][];
+  /** Module-level names whose values other files use (session factories, providers), as type paths. */
+  exportedTypes: [string, string][];
   /** Trimmed source text of the lines that calls start on, for fingerprints of repo findings. */
   lineText: [number, string][];
 }
@@ -61,6 +75,7 @@ export interface RepoIndex {
 
 /** Summarises a file for the repo phase; `effects[i]` are the effects found in function i. */
 export function summarize(model: FileModel, effects: Effect[][]): FileSummary {
+  if (model.isTestFile) effects = [];
   const lines = new Map<number, string>();
   const sourceLines = lazyLines(model.source);
   const calls: SummaryCall[] = model.calls.map((c) => {
@@ -90,6 +105,8 @@ export function summarize(model: FileModel, effects: Effect[][]): FileSummary {
       qualifiedName: f.qualifiedName,
       isAsync: f.isAsync,
       role: f.role,
+      effectiveRole: effectiveRole(model, i),
+      isGenerator: f.isGenerator,
       routeKind: f.routeKind,
       className: f.className,
       parent: f.parent,
@@ -98,6 +115,7 @@ export function summarize(model: FileModel, effects: Effect[][]): FileSummary {
       effects: effects[i] ?? [],
     })),
     calls,
+    exportedTypes: exportedTypes(model, (t) => classifyHandle(t) !== null),
     suppressions: [...model.suppressions].map(([line, codes]) => [line, [...codes]]),
     lineText: [...lines],
   };

@@ -719,6 +719,23 @@ function attachScopes(model: FileModel, call: CallInfoImpl, stack: Frame[], star
 
 const CALLS_BY_START = new WeakMap<FileModel, Map<number, CallInfoImpl[]>>();
 
+const assignmentIndex = new WeakMap<FileModel, Map<string, AssignmentInfo[]>>();
+
+/** Assignments (and `with … as` bindings) to `target`, in source order; indexed once per model. */
+export function assignmentsTo(model: FileModel, target: string): AssignmentInfo[] {
+  let byTarget = assignmentIndex.get(model);
+  if (!byTarget) {
+    byTarget = new Map();
+    for (const a of model.assignments) {
+      const list = byTarget.get(a.target);
+      if (list) list.push(a);
+      else byTarget.set(a.target, [a]);
+    }
+    assignmentIndex.set(model, byTarget);
+  }
+  return byTarget.get(target) ?? [];
+}
+
 /** The call whose node is `node`, if any. */
 export function callAt(model: FileModel, node: SyntaxNode): CallInfo | undefined {
   let byStart = CALLS_BY_START.get(model);
@@ -864,8 +881,8 @@ export function valueTypeOf(model: FileModel, name: string, fnIndex: number, bef
       }
     }
     let best: AssignmentInfo | null = null;
-    for (const a of model.assignments) {
-      if (a.functionIndex !== scope || a.target !== name || a.line > beforeLine) continue;
+    for (const a of assignmentsTo(model, name)) {
+      if (a.functionIndex !== scope || a.line > beforeLine) continue;
       if (!best || a.line >= best.line) best = a;
     }
     if (best) {

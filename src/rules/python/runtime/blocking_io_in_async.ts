@@ -8,9 +8,11 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
-import { callAt, valueTypeOf } from '../../../semantic/model.js';
-import type { FileRule, FileRuleContext } from '../../types.js';
-import { asyncCallSites, severityByRole } from './context.js';
+import { assignmentsTo, callAt, valueTypeOf } from '../../../semantic/model.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import { asyncCallSites, reportEventLoopChains, severityByRole } from './context.js';
+
+const SEVERITY = { handler: 'high', background: 'medium', init: 'low', other: 'high' } as const;
 
 const BLOCKING_FUNCTIONS = new Set([
   // files
@@ -34,8 +36,12 @@ const BLOCKING_FUNCTIONS = new Set([
   'builtins.input',
 ]);
 
-const BLOCKING_PREFIXES = ['shutil.', 'os.spawn', 'os.exec', 'os.posix_spawn', 'requests.', 'urllib3.PoolManager', 'ftplib.', 'smtplib.SMTP', 'telnetlib.'];
-const REQUESTS_EXEMPT = new Set(['requests.exceptions', 'requests.codes', 'requests.utils', 'requests.auth', 'requests.Request', 'requests.PreparedRequest', 'requests.adapters']);
+const BLOCKING_PREFIXES = ['shutil.', 'os.spawn', 'os.exec', 'os.posix_spawn', 'requests.', 'ftplib.', 'smtplib.SMTP', 'telnetlib.'];
+/** `shutil` helpers that touch no file. */
+const NOT_BLOCKING = new Set(['shutil.get_terminal_size', 'shutil.Error']);
+/** Annotations of sync file objects (ASYNC232): their I/O methods block. */
+const FILE_TYPES = new Set(['io.TextIOWrapper', 'io.BufferedReader', 'io.BufferedWriter', 'io.BufferedRandom', 'io.FileIO', 'typing.IO', 'typing.TextIO', 'typing.BinaryIO', 'io.IOBase', 'io.RawIOBase', 'io.TextIOBase']);
+const FILE_METHODS = new Set(['read', 'readline', 'readlines', 'write', 'writelines', 'flush', 'seek', 'truncate', 'readinto']);
 const HTTPX_SYNC = new Set(['get', 'post', 'put', 'patch', 'delete', 'head', 'options', 'request', 'stream']);
 const HTTP_METHODS = new Set(['get', 'post', 'put', 'patch', 'delete', 'head', 'options', 'request', 'send', 'stream']);
 const PATH_IO_METHODS = new Set([
@@ -46,6 +52,9 @@ const PATH_IO_METHODS = new Set([
 ].filter((m) => !['expanduser', 'absolute'].includes(m)));
 const PATH_TYPES = new Set(['pathlib.Path', 'pathlib.PosixPath', 'pathlib.WindowsPath']);
 const SOCKET_METHODS = new Set(['recv', 'recv_into', 'recvfrom', 'send', 'sendall', 'sendto', 'connect', 'accept', 'makefile']);
+
+/** Methods worth typing the receiver for; everything else is decided by name alone. */
+const RECEIVER_METHODS = new Set([...PATH_IO_METHODS, ...HTTP_METHODS, ...SOCKET_METHODS, ...FILE_METHODS, 'wait', 'communicate', 'urlopen']);
 
 /**
  * Names the blocking call when `call` is blocking I/O, else null. Exported for the repo phase,
@@ -61,14 +70,15 @@ export function blockingIoCall(model: FileModel, call: CallInfo): string | null 
       if (HTTPX_SYNC.has(rest)) return q;
       return null;
     }
-    if (q.startsWith('requests.') && ![...REQUESTS_EXEMPT].some((e) => q === e || q.startsWith(e + '.'))) {
-      const rest = q.slice('requests.'.length);
-      if (rest === 'Session' || rest === 'session') return null; // constructing is not I/O; its methods are
-      return q;
+    if (q.startsWith('requests.')) {
+      // The module-level HTTP functions; classes and exceptions (`requests.HTTPError(...)`) are not I/O.
+      const rest = q.slice('requests.'.length).replace(/^api\./, '');
+      return HTTPX_SYNC.has(rest) && rest !== 'stream' ? q : null;
     }
+    if (NOT_BLOCKING.has(q)) return null;
     for (const p of BLOCKING_PREFIXES) if (q.startsWith(p) && !q.startsWith('requests.')) return q;
   }
-  if (!call.receiver) return null;
+  if (!RECEIVER_METHODS.has(call.method) || !call.receiver) return null;
   const receiverType = typeOfExpression(model, call.receiver, call.functionIndex, call.line);
   if (!receiverType) return null;
   if (PATH_TYPES.has(receiverType) && PATH_IO_METHODS.has(call.method)) return `Path.${call.method}`;
@@ -82,6 +92,7 @@ export function blockingIoCall(model: FileModel, call: CallInfo): string | null 
   if ((receiverType === 'socket.socket' || receiverType === 'socket.create_connection') && SOCKET_METHODS.has(call.method)) {
     return `socket.${call.method}`;
   }
+  if (FILE_TYPES.has(receiverType) && FILE_METHODS.has(call.method)) return `file.${call.method}`;
   if (receiverType.startsWith('subprocess.Popen') && (call.method === 'wait' || call.method === 'communicate')) {
     return `Popen.${call.method}`;
   }
@@ -92,10 +103,10 @@ export function blockingIoCall(model: FileModel, call: CallInfo): string | null 
  * The qualified type of an expression as far as syntax tells: a constructor call, a name with an
  * annotation or an assignment from a call, a path joined with `/`, `.parent` of a path.
  */
-export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: number, line: number): string | null {
+export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: number, line: number, depth = 0): string | null {
   switch (node.type) {
     case 'parenthesized_expression':
-      return node.namedChild(0) ? typeOfExpression(model, node.namedChild(0)!, fnIndex, line) : null;
+      return node.namedChild(0) ? typeOfExpression(model, node.namedChild(0)!, fnIndex, line, depth + 1) : null;
     case 'call': {
       const callee = callAt(model, node);
       const q = callee?.qualifiedName;
@@ -105,14 +116,19 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
       return q;
     }
     case 'identifier': {
-      const t = valueTypeOf(model, node.text, fnIndex, line);
+      let t = valueTypeOf(model, node.text, fnIndex, line);
+      if (!t && depth < 4) {
+        // `p = base / "name"`: the type of the assigned expression.
+        const a = lastLocalAssignment(model, node.text, fnIndex, line);
+        if (a?.value && a.value.type !== 'identifier') t = typeOfExpression(model, a.value, fnIndex, a.line - 1, depth + 1);
+      }
       return t && PATH_TYPES.has(t) ? 'pathlib.Path' : t;
     }
     case 'binary_operator': {
       const left = node.childForFieldName('left');
       const op = node.childForFieldName('operator')?.text;
       if (op === '/' && left) {
-        const t = typeOfExpression(model, left, fnIndex, line);
+        const t = typeOfExpression(model, left, fnIndex, line, depth + 1);
         return t === 'pathlib.Path' ? t : null;
       }
       return null;
@@ -121,7 +137,7 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
       const attr = node.childForFieldName('attribute')?.text;
       const obj = node.childForFieldName('object');
       if (obj && (attr === 'parent' || attr === 'parents')) {
-        return typeOfExpression(model, obj, fnIndex, line) === 'pathlib.Path' ? 'pathlib.Path' : null;
+        return typeOfExpression(model, obj, fnIndex, line, depth + 1) === 'pathlib.Path' ? 'pathlib.Path' : null;
       }
       if (obj?.type === 'identifier' && obj.text === 'self' && attr) {
         return valueTypeOf(model, `self.${attr}`, -1) ?? selfAttributeType(model, attr);
@@ -140,10 +156,17 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
   }
 }
 
+function lastLocalAssignment(model: FileModel, name: string, fnIndex: number, line: number) {
+  let best = null;
+  for (const a of assignmentsTo(model, name)) {
+    if (a.functionIndex === fnIndex && a.line <= line && (!best || a.line >= best.line)) best = a;
+  }
+  return best;
+}
+
 /** `self.client = httpx.Client()` anywhere in the file gives `self.client` that type. */
 function selfAttributeType(model: FileModel, attr: string): string | null {
-  for (const a of model.assignments) {
-    if (a.target !== `self.${attr}`) continue;
+  for (const a of assignmentsTo(model, `self.${attr}`)) {
     if (a.annotation) return a.annotation;
     let v = a.value;
     if (v?.type === 'call') {
@@ -155,7 +178,7 @@ function selfAttributeType(model: FileModel, attr: string): string | null {
   return null;
 }
 
-export const blockingIoInAsync: FileRule = {
+export const blockingIoInAsync: FileRule & RepoRule = {
   meta: {
     code: 'PA301',
     check: 'blocking_io_in_async',
@@ -163,7 +186,7 @@ export const blockingIoInAsync: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Blocking file, network or process I/O inside `async def`',
-    what: 'Finds blocking I/O called on the event loop: `open()`, `pathlib.Path` reads and writes, `os`/`os.path`/`shutil` file-system calls, `requests`, sync `httpx`, `urllib`, `subprocess`, `os.system`, `input()` and blocking `socket` calls, made inside `async def` and not handed to a thread.',
+    what: 'Finds blocking I/O called on the event loop: `open()`, `pathlib.Path` reads and writes, `os`/`os.path`/`shutil` file-system calls, `requests` (and `requests.Session` methods), sync `httpx` and `httpx.Client`, `urllib`, `urllib3`, `subprocess`, `os.system`/`os.popen`/`os.spawn*`/`os.wait*`, `input()` and blocking `socket` calls, made inside `async def` and not handed to a thread — directly, or through same-repo sync helpers the coroutine calls (the finding then carries the call chain).',
     why: 'The event loop runs one thing at a time. A blocking call inside a coroutine stops every other request, stream and background task until the disk, the network or the child process answers.',
     bad: 'import requests\n\n@app.get("/rate")\nasync def rate():\n    return requests.get(URL).json()\n',
     good: 'import httpx\n\n@app.get("/rate")\nasync def rate():\n    async with httpx.AsyncClient() as client:\n        return (await client.get(URL)).json()\n',
@@ -181,8 +204,12 @@ export const blockingIoInAsync: FileRule = {
       ctx.report({
         node: call.node,
         message: `blocking call \`${what}\` on the event loop inside \`async def ${fn.name}\``,
-        severity: severityByRole(ctx.model, call.functionIndex, { handler: 'high', background: 'medium', init: 'low', other: 'high' }),
+        severity: severityByRole(ctx.model, call.functionIndex, SEVERITY),
       });
     }
+  },
+  checkRepo(ctx: RepoRuleContext): void {
+    reportEventLoopChains(ctx, 'blocking_io', SEVERITY, (what, fn, chain) =>
+      `blocking call \`${what}\` on the event loop inside \`async def ${fn}\``);
   },
 };

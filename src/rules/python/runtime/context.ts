@@ -1,7 +1,9 @@
-/** Helpers shared by the runtime rules: where the event loop runs, and severity by role. */
+/** Helpers shared by the runtime rules: where the event loop runs, severity by role, chains. */
 import type { CallInfo, FileModel, FunctionInfo, FunctionRole } from '../../../semantic/model.js';
 import { effectiveRole } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
+import type { RepoRuleContext } from '../../types.js';
+import { callGraphOf } from '../../../analysis/callgraph.js';
 
 export interface AsyncCallSite {
   call: CallInfo;
@@ -24,4 +26,56 @@ export function* asyncCallSites(model: FileModel): Generator<AsyncCallSite> {
 
 export function severityByRole(model: FileModel, fnIndex: number, table: Record<FunctionRole, Severity>): Severity {
   return table[effectiveRole(model, fnIndex)];
+}
+
+/**
+ * The repo half of an event-loop rule: every call an `async def` makes to a same-repo sync
+ * function whose body reaches an effect of `kind` (through any depth of sync helpers) is
+ * reported at the call site, with the chain and the blocking call named. Direct calls are the
+ * file rule's; an effect that only the repo phase could decide (`pending`, e.g. a session
+ * from a provider in another module) is reported here even when it is direct.
+ */
+export function reportEventLoopChains(
+  ctx: RepoRuleContext,
+  kind: string,
+  severity: Record<FunctionRole, Severity>,
+  message: (what: string, asyncFn: string, chain: string[]) => string,
+): void {
+  const graph = callGraphOf(ctx.index);
+  for (const ref of graph.functions()) {
+    const file = graph.fileOf(ref);
+    const fn = graph.function(ref);
+    if (!fn.isAsync || file.isTestFile) continue;
+    const sev = severity[fn.effectiveRole];
+    for (const e of graph.ownEffects(ref)) {
+      if (e.kind !== kind || !e.pending) continue;
+      const call = file.calls.find((c) => c.line === e.line && c.column === e.column);
+      if (!call) continue;
+      ctx.report({
+        path: file.path,
+        location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+        message: message(e.what, fn.name, []),
+        severity: sev,
+        function: fn.name,
+      });
+    }
+    const seen = new Set<string>();
+    for (const edge of graph.callees(ref)) {
+      if (!edge.sync) continue;
+      const reach = graph.effectsOf(edge.to, 'sync').get(kind);
+      if (!reach) continue;
+      const key = `${edge.call.line}:${edge.call.column}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const chain = [fn.qualifiedName, ...graph.chainNames(reach)];
+      ctx.report({
+        path: file.path,
+        location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
+        message: message(reach.effect.what, fn.name, chain),
+        severity: sev,
+        function: fn.name,
+        chain,
+      });
+    }
+  }
 }

@@ -5,12 +5,14 @@
  * Why is this bad? `time.sleep` blocks the whole event loop: every other request, task and
  * heartbeat waits until it returns.
  */
-import type { FileRule, FileRuleContext } from '../../types.js';
-import { asyncCallSites, severityByRole } from './context.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import { asyncCallSites, reportEventLoopChains, severityByRole } from './context.js';
+
+const SEVERITY = { handler: 'high', background: 'medium', init: 'medium', other: 'high' } as const;
 
 export const SYNC_SLEEP = new Set(['time.sleep']);
 
-export const syncSleepInAsync: FileRule = {
+export const syncSleepInAsync: FileRule & RepoRule = {
   meta: {
     code: 'PA303',
     check: 'sync_sleep_in_async',
@@ -18,7 +20,7 @@ export const syncSleepInAsync: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: '`time.sleep()` inside `async def` blocks the event loop',
-    what: 'Finds calls to `time.sleep` (under any import alias) made directly inside an `async def` body, not handed to a thread.',
+    what: 'Finds calls to `time.sleep` (under any import alias) made inside an `async def` body and not handed to a thread — directly, or through same-repo sync helpers the coroutine calls.',
     why: 'A coroutine that calls `time.sleep` holds the event loop for the whole delay; every other request and task on that loop stalls with it.',
     bad: 'import time\n\nasync def poll():\n    time.sleep(1)\n',
     good: 'import asyncio\n\nasync def poll():\n    await asyncio.sleep(1)\n',
@@ -34,8 +36,12 @@ export const syncSleepInAsync: FileRule = {
       ctx.report({
         node: call.node,
         message: `\`${call.calleeText}()\` blocks the event loop inside \`async def ${fn.name}\``,
-        severity: severityByRole(ctx.model, call.functionIndex, { handler: 'high', background: 'medium', init: 'medium', other: 'high' }),
+        severity: severityByRole(ctx.model, call.functionIndex, SEVERITY),
       });
     }
+  },
+  checkRepo(ctx: RepoRuleContext): void {
+    reportEventLoopChains(ctx, 'sync_sleep', SEVERITY, (what, fn, chain) =>
+      `\`${what}()\` blocks the event loop inside \`async def ${fn}\``);
   },
 };

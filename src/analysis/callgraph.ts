@@ -1,0 +1,304 @@
+/**
+ * The repo-wide call graph, built from file summaries only (no syntax trees): call sites are
+ * resolved to same-repo functions through imports (`from app.storage import save_blob`,
+ * `import app.storage as st`), `self.method()` / `cls.method()` inside a class, nested defs and
+ * module-level functions; then function effects (blocking I/O, sleeps, sync DB, CPU work, …)
+ * are propagated from callee to caller to a fixpoint, keeping for every function and effect
+ * kind the shortest chain that reaches it.
+ *
+ * Propagation has two modes:
+ * - `sync`: only through calls that run the callee's body right here — not awaited, not handed
+ *   to a thread, callee not `async def`. This is what "blocks the event loop" means: an awaited
+ *   coroutine that blocks is reported in that coroutine itself.
+ * - `any`: also through awaited calls of `async def` functions (for "this loop runs a query per
+ *   iteration through a helper").
+ *
+ * Cycles and recursion are safe (breadth-first search, each function is visited once per kind);
+ * unresolved calls are simply not edges.
+ */
+import type { Effect, FileSummary, RepoIndex, SummaryCall, SummaryFunction } from './summary.js';
+import { resolveHandle, isBlockingDbMethod, handleMethodLabel, type NameLookup } from '../semantic/db.js';
+
+/** A function of the repo: file index in `index.files`, function index in that file. */
+export interface FnRef {
+  file: number;
+  fn: number;
+}
+
+export interface CallEdge {
+  from: FnRef;
+  to: FnRef;
+  /** The call site in `from`'s file. */
+  call: SummaryCall;
+  /** Runs the callee's body synchronously on the caller's thread. */
+  sync: boolean;
+}
+
+/** One step of a chain: the call made in a function towards the effect. */
+export interface ChainStep {
+  fn: FnRef;
+  /** The call that leads on, or null at the function that has the effect itself. */
+  call: SummaryCall | null;
+}
+
+export interface Reach {
+  kind: string;
+  /** The effect at the end of the chain. */
+  effect: Effect;
+  /** From the function asked about to the function that has the effect, inclusive. */
+  steps: ChainStep[];
+}
+
+export type PropagationMode = 'sync' | 'any';
+
+export interface CallGraph {
+  readonly index: RepoIndex;
+  /** The repo function a call site in `file` calls, or null. */
+  resolveCall(file: number, call: SummaryCall): FnRef | null;
+  /** A qualified name (`app.storage.save_blob`, `app.svc.Service.run`) to a repo function. */
+  resolveQualified(qualified: string): FnRef | null;
+  function(ref: FnRef): SummaryFunction;
+  fileOf(ref: FnRef): FileSummary;
+  /** Outgoing edges of a function, in source order. */
+  callees(ref: FnRef): CallEdge[];
+  callers(ref: FnRef): CallEdge[];
+  /** The function's own effects (pending DB effects already decided). */
+  ownEffects(ref: FnRef): Effect[];
+  /** For each effect kind the function has or reaches: the shortest chain. */
+  effectsOf(ref: FnRef, mode?: PropagationMode): Map<string, Reach>;
+  /** Display names along a chain, ending with what the effect calls: `["upload", "save_blob", "open"]`. */
+  chainNames(reach: Reach): string[];
+  /** Every function, in file and source order. */
+  functions(): Iterable<FnRef>;
+}
+
+interface Reached {
+  effect: Effect;
+  /** The edge to follow on, or null when the effect is the function's own. */
+  next: CallEdge | null;
+  effectFn: number;
+}
+
+export function buildCallGraph(index: RepoIndex): CallGraph {
+  const files = index.files;
+  const offsets: number[] = [];
+  let total = 0;
+  for (const f of files) {
+    offsets.push(total);
+    total += f.functions.length;
+  }
+  const idOf = (r: FnRef) => offsets[r.file]! + r.fn;
+  const refs: FnRef[] = [];
+  files.forEach((f, file) => f.functions.forEach((_, fn) => refs.push({ file, fn })));
+
+  // Modules by name, and by every dotted suffix (a repo scanned from above its package root
+  // names `backend/app/db.py` `backend.app.db`, while the code imports `app.db`).
+  const byModule = new Map<string, number>();
+  const bySuffix = new Map<string, number | -1>();
+  files.forEach((f, i) => {
+    byModule.set(f.moduleName, i);
+    const parts = f.moduleName.split('.');
+    for (let k = 1; k < parts.length; k++) {
+      const suffix = parts.slice(k).join('.');
+      const seen = bySuffix.get(suffix);
+      bySuffix.set(suffix, seen === undefined ? i : seen === i ? i : -1);
+    }
+  });
+  const findModule = (name: string): number | undefined => {
+    const exact = byModule.get(name);
+    if (exact !== undefined) return exact;
+    const s = bySuffix.get(name);
+    return s !== undefined && s >= 0 ? s : undefined;
+  };
+
+  // Per file: top-level functions and methods by qualified name; nested defs by parent.
+  const topLevel: Map<string, number>[] = [];
+  const nested: Map<string, number>[] = [];
+  const importsOf: Map<string, string>[] = [];
+  const exportedOf: Map<string, string>[] = [];
+  files.forEach((f) => {
+    const top = new Map<string, number>();
+    const inner = new Map<string, number>();
+    f.functions.forEach((fn, i) => {
+      if (fn.parent < 0) top.set(fn.qualifiedName, i);
+      else if (!fn.className) inner.set(`${fn.parent}:${fn.name}`, i);
+    });
+    topLevel.push(top);
+    nested.push(inner);
+    importsOf.push(new Map(f.imports));
+    exportedOf.push(new Map(f.exportedTypes ?? []));
+  });
+
+  /** Resolves `module.rest` by trying every split; follows re-exports a few levels. */
+  function resolveQualifiedIn(qualified: string, depth: number): { file: number; rest: string } | null {
+    if (depth > 4) return null;
+    const parts = qualified.split('.');
+    for (let k = parts.length - 1; k >= 1; k--) {
+      const file = findModule(parts.slice(0, k).join('.'));
+      if (file === undefined) continue;
+      const rest = parts.slice(k).join('.');
+      const head = parts[k]!;
+      const reexport = importsOf[file]!.get(head);
+      if (reexport && !topLevel[file]!.has(rest) && !exportedOf[file]!.has(head)) {
+        const tail = parts.slice(k + 1);
+        return resolveQualifiedIn([reexport, ...tail].join('.'), depth + 1);
+      }
+      return { file, rest };
+    }
+    return null;
+  }
+
+  function resolveQualified(qualified: string): FnRef | null {
+    const hit = resolveQualifiedIn(qualified, 0);
+    if (!hit) return null;
+    const fn = topLevel[hit.file]!.get(hit.rest);
+    return fn === undefined ? null : { file: hit.file, fn };
+  }
+
+  function resolveCall(file: number, call: SummaryCall): FnRef | null {
+    const f = files[file]!;
+    const text = call.calleeText;
+    if (call.functionIndex >= 0 && /^(self|cls)\.[A-Za-z_]\w*$/.test(text)) {
+      // The method of the class that encloses the calling method.
+      let i = call.functionIndex;
+      while (i >= 0 && !f.functions[i]!.className) i = f.functions[i]!.parent;
+      const cls = i >= 0 ? f.functions[i]!.className : null;
+      if (!cls || f.functions[i]!.parent >= 0) return null;
+      const fn = topLevel[file]!.get(`${cls}.${call.method}`);
+      return fn === undefined ? null : { file, fn };
+    }
+    if (/^[A-Za-z_]\w*$/.test(text)) {
+      // Python scoping: a def nested in an enclosing function shadows the module-level one.
+      for (let i = call.functionIndex; i >= 0; i = f.functions[i]!.parent) {
+        const fn = nested[file]!.get(`${i}:${text}`);
+        if (fn !== undefined) return { file, fn };
+      }
+    }
+    if (call.qualifiedName) return resolveQualified(call.qualifiedName);
+    return null;
+  }
+
+  // Edges.
+  const out: CallEdge[][] = Array.from({ length: total }, () => []);
+  const incoming: CallEdge[][] = Array.from({ length: total }, () => []);
+  files.forEach((f, file) => {
+    for (const call of f.calls) {
+      if (call.functionIndex < 0) continue;
+      const to = resolveCall(file, call);
+      if (!to) continue;
+      const from = { file, fn: call.functionIndex };
+      const callee = files[to.file]!.functions[to.fn]!;
+      const edge: CallEdge = { from, to, call, sync: !call.awaited && !call.offloaded && !callee.isAsync };
+      out[idOf(from)]!.push(edge);
+      incoming[idOf(to)]!.push(edge);
+    }
+  });
+
+  // Own effects; DB effects that a file left pending are decided here.
+  const lookup: NameLookup = (q) => {
+    const hit = resolveQualifiedIn(q, 0);
+    if (!hit) return undefined;
+    const t = exportedOf[hit.file]!.get(hit.rest);
+    return t ?? null;
+  };
+  const own: Effect[][] = refs.map((r) => {
+    const effects = files[r.file]!.functions[r.fn]!.effects;
+    if (!effects.some((e) => e.pending)) return effects;
+    const decided: Effect[] = [];
+    for (const e of effects) {
+      if (!e.pending) {
+        decided.push(e);
+        continue;
+      }
+      const h = resolveHandle(e.pending.typePath, lookup);
+      if (h?.kind === 'handle' && h.state !== 'async' && isBlockingDbMethod(h.state, e.pending.method)) {
+        decided.push({ kind: e.kind, what: handleMethodLabel(h.state, h.label, e.pending.method), line: e.line, column: e.column, pending: e.pending });
+      }
+    }
+    return decided;
+  });
+
+  // Breadth-first from the functions that have an effect, backwards along edges: the first
+  // visit of a function is along a shortest chain. Computed lazily per mode.
+  const reachByMode = new Map<PropagationMode, Map<string, Reached>[]>();
+  function propagate(mode: PropagationMode): Map<string, Reached>[] {
+    const cached = reachByMode.get(mode);
+    if (cached) return cached;
+    const reach: Map<string, Reached>[] = Array.from({ length: total }, () => new Map());
+    const kinds = new Set<string>();
+    for (const effects of own) for (const e of effects) kinds.add(e.kind);
+    for (const kind of kinds) {
+      let frontier: number[] = [];
+      for (let id = 0; id < total; id++) {
+        const e = own[id]!.find((x) => x.kind === kind);
+        if (e) {
+          reach[id]!.set(kind, { effect: e, next: null, effectFn: id });
+          frontier.push(id);
+        }
+      }
+      while (frontier.length) {
+        const next: number[] = [];
+        for (const id of frontier) {
+          const got = reach[id]!.get(kind)!;
+          for (const edge of incoming[id]!) {
+            if (!edge.sync && !(mode === 'any' && !edge.call.offloaded)) continue;
+            const caller = idOf(edge.from);
+            if (reach[caller]!.has(kind)) continue;
+            reach[caller]!.set(kind, { effect: got.effect, next: edge, effectFn: got.effectFn });
+            next.push(caller);
+          }
+        }
+        frontier = next;
+      }
+    }
+    reachByMode.set(mode, reach);
+    return reach;
+  }
+
+  function effectsOf(ref: FnRef, mode: PropagationMode = 'sync'): Map<string, Reach> {
+    const reach = propagate(mode);
+    const result = new Map<string, Reach>();
+    for (const [kind, first] of reach[idOf(ref)]!) {
+      const steps: ChainStep[] = [];
+      let id = idOf(ref);
+      let cur: Reached | undefined = first;
+      const seen = new Set<number>();
+      while (cur && !seen.has(id)) {
+        seen.add(id);
+        steps.push({ fn: refs[id]!, call: cur.next?.call ?? null });
+        if (!cur.next) break;
+        id = idOf(cur.next.to);
+        cur = reach[id]!.get(kind);
+      }
+      result.set(kind, { kind, effect: first.effect, steps });
+    }
+    return result;
+  }
+
+  return {
+    index,
+    resolveCall,
+    resolveQualified,
+    function: (r) => files[r.file]!.functions[r.fn]!,
+    fileOf: (r) => files[r.file]!,
+    callees: (r) => out[idOf(r)]!,
+    callers: (r) => incoming[idOf(r)]!,
+    ownEffects: (r) => own[idOf(r)]!,
+    effectsOf,
+    chainNames(reach: Reach): string[] {
+      return [...reach.steps.map((s) => files[s.fn.file]!.functions[s.fn.fn]!.qualifiedName), reach.effect.what];
+    },
+    functions: () => refs,
+  };
+}
+
+/** One call graph per repo index, shared by every repo rule of a scan. */
+const graphs = new WeakMap<RepoIndex, CallGraph>();
+export function callGraphOf(index: RepoIndex): CallGraph {
+  let g = graphs.get(index);
+  if (!g) {
+    g = buildCallGraph(index);
+    graphs.set(index, g);
+  }
+  return g;
+}

@@ -1,0 +1,130 @@
+/**
+ * PA305 missing_to_thread
+ *
+ * What it does: finds CPU-heavy synchronous work done on the event loop inside `async def`:
+ * password hashing, image/XML/HTML/dataframe parsing, compression, and parsing or hashing of a
+ * whole payload (a request body, a file's content).
+ * Why is this bad? The event loop cannot switch while Python computes: a 300 ms bcrypt round or
+ * a 20 MB JSON parse delays every other request by as much.
+ */
+import type { SyntaxNode } from '../../../parse/parser.js';
+import type { CallInfo, FileModel } from '../../../semantic/model.js';
+import { assignmentsTo } from '../../../semantic/model.js';
+import { typeString } from '../../../semantic/valueTypes.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import { asyncCallSites, reportEventLoopChains, severityByRole } from './context.js';
+
+const SEVERITY = { handler: 'medium', background: 'medium', init: 'low', other: 'medium' } as const;
+
+/** Heavy whatever the input. */
+const ALWAYS_HEAVY = new Set([
+  'bcrypt.hashpw', 'bcrypt.checkpw', 'bcrypt.kdf', 'hashlib.pbkdf2_hmac', 'hashlib.scrypt', 'hashlib.file_digest',
+  'PIL.Image.open', 'cv2.imread', 'cv2.imdecode', 'cv2.resize', 'lxml.etree.parse', 'lxml.etree.fromstring',
+  'lxml.etree.XML', 'lxml.html.parse', 'lxml.html.fromstring', 'lxml.html.document_fromstring',
+  'bs4.BeautifulSoup', 'json.load', 'xml.etree.ElementTree.parse', 'xml.dom.minidom.parse',
+  'gzip.compress', 'gzip.decompress', 'zlib.compress', 'zlib.decompress', 'bz2.compress', 'bz2.decompress',
+  'lzma.compress', 'lzma.decompress', 'scrypt.hash',
+]);
+/** Heavy when the input is a whole payload (a request body, a file's content). */
+const PAYLOAD_HEAVY = new Set([
+  'json.loads', 'orjson.loads', 'ujson.loads', 'yaml.safe_load', 'yaml.load', 'pickle.loads',
+  'hashlib.sha256', 'hashlib.sha1', 'hashlib.sha512', 'hashlib.sha384', 'hashlib.sha224', 'hashlib.md5',
+  'hashlib.blake2b', 'hashlib.blake2s', 'hashlib.sha3_256', 'hashlib.sha3_512', 'hashlib.new',
+  'base64.b64encode', 'base64.b64decode',
+]);
+/** Password-hasher objects whose `hash`/`verify` are slow by design. */
+const HASHER_TYPES = /^(@?passlib\.(context\.)?CryptContext|@?argon2\.PasswordHasher|@?pwdlib\.PasswordHash)/;
+/** Expressions that hold a whole payload: reads of a body or a file. */
+const PAYLOAD_METHODS = new Set(['read', 'read_bytes', 'read_text', 'body', 'getvalue', 'readall']);
+const PAYLOAD_ATTRS = new Set(['content', 'body']);
+
+/** Names the CPU-heavy call, or null. */
+export function cpuHeavyCall(model: FileModel, call: CallInfo): string | null {
+  if (call.offloaded || call.awaited) return null;
+  const q = call.qualifiedName;
+  if (q) {
+    if (ALWAYS_HEAVY.has(q) || /^pandas\.read_(csv|excel|json|parquet|table|xml|html|feather|fwf|pickle)$/.test(q)) {
+      return hasOnlyLiteralArgs(call.node) ? null : q;
+    }
+    if (PAYLOAD_HEAVY.has(q)) return isPayload(model, firstArg(call.node), call.functionIndex, 0) ? q : null;
+  }
+  if ((call.method === 'hash' || call.method === 'verify') && call.receiver) {
+    const t = typeString(model, call.receiver, call.functionIndex, call.line);
+    if (t && HASHER_TYPES.test(t)) return `${t.replace(/^@/, '').replace(/\(\)$/, '')}.${call.method}`;
+  }
+  return null;
+}
+
+function firstArg(node: SyntaxNode): SyntaxNode | null {
+  const a = node.childForFieldName('arguments')?.namedChild(0) ?? null;
+  return a?.type === 'keyword_argument' ? a.childForFieldName('value') : a;
+}
+
+function hasOnlyLiteralArgs(node: SyntaxNode): boolean {
+  const args = node.childForFieldName('arguments')?.namedChildren ?? [];
+  return args.length > 0 && args.every((a) => a.type === 'string' || a.type === 'integer' || a.type === 'concatenated_string');
+}
+
+function isPayload(model: FileModel, node: SyntaxNode | null, fnIndex: number, depth: number): boolean {
+  if (!node || depth > 3) return false;
+  switch (node.type) {
+    case 'await':
+    case 'parenthesized_expression':
+      return isPayload(model, node.namedChild(0), fnIndex, depth + 1);
+    case 'call': {
+      const fn = node.childForFieldName('function');
+      if (fn?.type !== 'attribute') return false;
+      const method = fn.childForFieldName('attribute')?.text ?? '';
+      if (PAYLOAD_METHODS.has(method)) return true;
+      // `.encode()` / `.decode()` of a payload is still the payload.
+      return (method === 'encode' || method === 'decode') && isPayload(model, fn.childForFieldName('object'), fnIndex, depth + 1);
+    }
+    case 'attribute':
+      return PAYLOAD_ATTRS.has(node.childForFieldName('attribute')?.text ?? '');
+    case 'identifier': {
+      const line = node.startPosition.row + 1;
+      let best = null;
+      for (const a of assignmentsTo(model, node.text)) {
+        if (a.functionIndex === fnIndex && a.line <= line && (!best || a.line >= best.line)) best = a;
+      }
+      return best ? isPayload(model, best.value, fnIndex, depth + 1) : false;
+    }
+    default:
+      return false;
+  }
+}
+
+export const missingToThread: FileRule & RepoRule = {
+  meta: {
+    code: 'PA305',
+    check: 'missing_to_thread',
+    family: 'runtime',
+    severity: 'medium',
+    effort: 'S',
+    summary: 'CPU-heavy synchronous work inside `async def` not handed to a thread',
+    what: 'Finds CPU-bound calls on the event loop: `bcrypt.hashpw`/`checkpw`, `passlib`/`argon2` `hash`/`verify`, `hashlib.pbkdf2_hmac`/`scrypt`, `PIL.Image.open`, `cv2.imread`, `lxml` and `xml.etree` parsing, `BeautifulSoup(...)`, `pandas.read_*`, `gzip`/`zlib`/`bz2`/`lzma` (de)compression, `json.load(fp)`, and `json.loads`/`yaml.load`/`hashlib` digests of a whole payload (a request body, a file read). Same-repo sync helpers that do such work are followed.',
+    why: 'Python holds the event loop while it computes. A password hash (hundreds of milliseconds by design) or the parse of a large document delays every other coroutine — requests time out although the CPU is only busy with one of them.',
+    bad: 'import bcrypt\n\n@app.post("/login")\nasync def login(form: Login):\n    ok = bcrypt.checkpw(form.password.encode(), user.hash)\n',
+    good: 'import asyncio, bcrypt\n\n@app.post("/login")\nasync def login(form: Login):\n    ok = await asyncio.to_thread(bcrypt.checkpw, form.password.encode(), user.hash)\n',
+    fix: 'run it in a worker thread: `await asyncio.to_thread(fn, ...)` (or a process pool for long work)',
+    references: [
+      'https://docs.python.org/3/library/asyncio-task.html#asyncio.to_thread',
+      'https://docs.python.org/3/library/asyncio-dev.html#running-blocking-code',
+    ],
+  },
+  checkFile(ctx: FileRuleContext): void {
+    for (const { call, fn } of asyncCallSites(ctx.model)) {
+      const what = cpuHeavyCall(ctx.model, call);
+      if (!what) continue;
+      ctx.report({
+        node: call.node,
+        message: `CPU-heavy \`${what}\` runs on the event loop inside \`async def ${fn.name}\``,
+        severity: severityByRole(ctx.model, call.functionIndex, SEVERITY),
+      });
+    }
+  },
+  checkRepo(ctx: RepoRuleContext): void {
+    reportEventLoopChains(ctx, 'cpu', SEVERITY, (what, fn, chain) =>
+      `CPU-heavy \`${what}\` runs on the event loop inside \`async def ${fn}\``);
+  },
+};

@@ -1,0 +1,85 @@
+/**
+ * PA307 sync_db_in_async
+ *
+ * What it does: finds synchronous database calls made on the event loop inside `async def`:
+ * methods of a sync SQLAlchemy `Session` / `Connection` / `Engine`, DB-API drivers (`psycopg2`,
+ * `pymysql`, `sqlite3`, …) and a sync `redis` client.
+ * Why is this bad? A sync driver waits for the database on the calling thread; on the event
+ * loop that stops every other coroutine for the length of the round trip (and of the lock wait).
+ *
+ * A receiver counts only when it is known to be sync: annotated `Session`, built by a sync
+ * `sessionmaker()` / `Session()` / `create_engine().connect()`, or injected with
+ * `Depends(provider)` whose provider yields such a session — when the provider or the factory
+ * lives in another module, the repo phase decides. `AsyncSession` and awaited calls never count.
+ */
+import type { CallInfo, FileModel } from '../../../semantic/model.js';
+import { typeString, ownModuleLookup } from '../../../semantic/valueTypes.js';
+import {
+  blockingDbFunction, handleMethodLabel, isBlockingDbMethod, mayBeBlockingDbMethod, resolveHandle, type NameLookup,
+} from '../../../semantic/db.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import { asyncCallSites, reportEventLoopChains, severityByRole } from './context.js';
+
+const SEVERITY = { handler: 'high', background: 'medium', init: 'low', other: 'high' } as const;
+
+export type SyncDbVerdict = { what: string } | { pending: { typePath: string; method: string } } | null;
+
+const lookups = new WeakMap<FileModel, NameLookup>();
+
+/**
+ * Is `call` a sync DB call? `{ what }` when the file decides it, `{ pending }` when the receiver's
+ * type path names another module (the repo phase decides), else null.
+ */
+export function syncDbCall(model: FileModel, call: CallInfo): SyncDbVerdict {
+  const direct = blockingDbFunction(call.qualifiedName);
+  if (direct) return call.awaited || call.offloaded ? null : { what: direct };
+  if (!mayBeBlockingDbMethod(call.method) || call.offloaded || !call.receiver || call.awaited) return null;
+  const t = typeString(model, call.receiver, call.functionIndex, call.line);
+  if (!t) return null;
+  let lookup = lookups.get(model);
+  if (!lookup) lookups.set(model, (lookup = ownModuleLookup(model)));
+  const h = resolveHandle(t, lookup);
+  if (!h) return null;
+  if (h.kind === 'ref') {
+    const head = h.wrapper === 'Depends' ? `Depends(${h.ref})` : `${h.wrapper}${h.ref}`;
+    return { pending: { typePath: head + h.rest, method: call.method } };
+  }
+  if (h.state === 'async' || !isBlockingDbMethod(h.state, call.method)) return null;
+  return { what: handleMethodLabel(h.state, h.label, call.method) };
+}
+
+export const syncDbInAsync: FileRule & RepoRule = {
+  meta: {
+    code: 'PA307',
+    check: 'sync_db_in_async',
+    family: 'runtime',
+    severity: 'high',
+    effort: 'M',
+    summary: 'Synchronous database call (sync SQLAlchemy session, psycopg2, sqlite3, sync redis) inside `async def`',
+    what: 'Finds sync SQLAlchemy `Session`/`Connection`/`Engine` methods (`execute`, `query`, `scalars`, `scalar`, `get`, `commit`, `flush`, `refresh`, …), DB-API calls (`psycopg2`, `psycopg`, `pymysql`, `sqlite3`: `connect`, `execute`, `fetch*`, `commit`) and sync `redis.Redis` commands made on the event loop inside `async def` — when the receiver is known to be sync: annotated `Session`, made by a sync `sessionmaker()`/`Session()`/`engine.connect()`, or injected through `Depends(provider)` whose provider yields a sync session (also across modules). Calls through same-repo sync helpers are followed and reported with the chain. `AsyncSession` and awaited calls are never flagged.',
+    why: 'A sync driver blocks the calling thread until the database answers. On the event loop, every other request waits for each round trip, so one slow query stalls the whole service; tools that only know `time.sleep` and `requests` do not see it.',
+    bad: 'SessionLocal = sessionmaker(bind=engine)\n\n@app.get("/users/{uid}")\nasync def read_user(uid: int):\n    with SessionLocal() as db:\n        return db.get(User, uid)\n',
+    good: 'SessionLocal = async_sessionmaker(bind=async_engine)\n\n@app.get("/users/{uid}")\nasync def read_user(uid: int):\n    async with SessionLocal() as db:\n        return await db.get(User, uid)\n',
+    fix: 'use `AsyncSession` / an async driver (`asyncpg`, `aiosqlite`, `redis.asyncio`), declare the endpoint with plain `def`, or `await asyncio.to_thread(...)`',
+    references: [
+      'https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html',
+      'https://fastapi.tiangolo.com/async/#path-operation-functions',
+      'https://redis.readthedocs.io/en/stable/examples/asyncio_examples.html',
+    ],
+  },
+  checkFile(ctx: FileRuleContext): void {
+    for (const { call, fn } of asyncCallSites(ctx.model)) {
+      const verdict = syncDbCall(ctx.model, call);
+      if (!verdict || !('what' in verdict)) continue;
+      ctx.report({
+        node: call.node,
+        message: `sync database call \`${verdict.what}\` on the event loop inside \`async def ${fn.name}\``,
+        severity: severityByRole(ctx.model, call.functionIndex, SEVERITY),
+      });
+    }
+  },
+  checkRepo(ctx: RepoRuleContext): void {
+    reportEventLoopChains(ctx, 'sync_db', SEVERITY, (what, fn, chain) =>
+      `sync database call \`${what}\` on the event loop inside \`async def ${fn}\``);
+  },
+};

@@ -1,0 +1,191 @@
+/**
+ * What an expression holds, as a small "type path" string built from syntax alone:
+ * `sqlalchemy.orm.sessionmaker()()` for `SessionLocal()` after `SessionLocal = sessionmaker(...)`,
+ * `@sqlalchemy.orm.Session` for a parameter annotated `Session`, `Depends(app.deps.get_db)` for a
+ * FastAPI dependency, `psycopg2.connect().cursor()` for a cursor. The head is a qualified name
+ * (resolved through imports); `@` marks an instance of an annotated type; `()` a call; `.x` an
+ * attribute. Names that live in another module of the repo stay as their qualified name and are
+ * resolved in the repo phase (see `src/analysis/callgraph.ts`).
+ *
+ * Everything here reads the model's facts (assignments, params, yields); no tree walks.
+ */
+import type { SyntaxNode } from '../parse/parser.js';
+import type { AssignmentInfo, FileModel } from './model.js';
+import { assignmentsTo, resolveName } from './model.js';
+
+const MAX_DEPTH = 8;
+const IDENT = /^[A-Za-z_]\w*$/;
+
+/** The type path of an expression at `line` inside function `fnIndex`, or null when unknown. */
+export function typeString(model: FileModel, node: SyntaxNode | null, fnIndex: number, line: number, depth = 0): string | null {
+  if (!node || depth > MAX_DEPTH) return null;
+  switch (node.type) {
+    case 'parenthesized_expression':
+      return typeString(model, node.namedChild(0), fnIndex, line, depth + 1);
+    case 'await':
+      return typeString(model, node.namedChild(0), fnIndex, line, depth + 1);
+    case 'identifier':
+      return nameType(model, node.text, fnIndex, line, depth + 1);
+    case 'attribute': {
+      const obj = node.childForFieldName('object');
+      const attr = node.childForFieldName('attribute')?.text;
+      if (!obj || !attr) return null;
+      if (obj.type === 'identifier' && (obj.text === 'self' || obj.text === 'cls')) {
+        return selfAttributeType(model, attr, depth + 1);
+      }
+      const t = typeString(model, obj, fnIndex, line, depth + 1);
+      return t ? `${t}.${attr}` : null;
+    }
+    case 'call': {
+      const callee = node.childForFieldName('function');
+      const t = typeString(model, callee, fnIndex, line, depth + 1);
+      if (!t) return null;
+      if (/(^|\.)sessionmaker$/.test(t) && /\bclass_\s*=\s*[\w.]*Async/.test(node.childForFieldName('arguments')?.text ?? '')) {
+        return 'sqlalchemy.ext.asyncio.async_sessionmaker()';
+      }
+      if (t === 'sqlalchemy.orm.scoped_session' || t === 'sqlalchemy.orm.scoping.scoped_session') {
+        // A scoped_session proxies the session of its factory: type it as that session.
+        const first = node.childForFieldName('arguments')?.namedChild(0) ?? null;
+        const inner = typeString(model, first, fnIndex, line, depth + 1);
+        return inner ? `${inner}()` : null;
+      }
+      return `${t}()`;
+    }
+    default:
+      return null;
+  }
+}
+
+/** A name's type path: parameter annotation or dependency, last assignment before `line`, import. */
+export function nameType(model: FileModel, name: string, fnIndex: number, line: number, depth = 0): string | null {
+  if (depth > MAX_DEPTH) return null;
+  let scope = fnIndex;
+  for (;;) {
+    if (scope >= 0) {
+      const fn = model.functions[scope]!;
+      const param = fn.params.find((p) => p.name === name);
+      if (param) {
+        if (param.annotation) {
+          const dep = dependsTarget(model, param.annotation);
+          const ann = annotationType(model, param.annotation);
+          if (ann) return ann;
+          if (dep) return dep;
+        }
+        if (param.defaultText) {
+          const dep = dependsTarget(model, param.defaultText);
+          if (dep) return dep;
+        }
+        return null;
+      }
+    }
+    const best = lastAssignment(model, name, scope, scope === fnIndex ? line : Infinity);
+    if (best) {
+      if (best.annotation) return annotationType(model, best.annotation);
+      // `x = x.y()` refers to the previous x: look before this line.
+      return typeString(model, best.value, best.functionIndex, best.line - 1, depth + 1);
+    }
+    if (scope < 0) break;
+    scope = model.functions[scope]!.parent;
+  }
+  if (!IDENT.test(name)) return null;
+  return resolveName(model, name);
+}
+
+function lastAssignment(model: FileModel, target: string, scope: number, beforeLine: number): AssignmentInfo | null {
+  let best: AssignmentInfo | null = null;
+  for (const a of assignmentsTo(model, target)) {
+    if (a.functionIndex !== scope || a.line > beforeLine) continue;
+    if (!best || a.line >= best.line) best = a;
+  }
+  return best;
+}
+
+/** `self.db = db` (or `self.db: Session`) anywhere in the file types `self.db`. */
+function selfAttributeType(model: FileModel, attr: string, depth: number): string | null {
+  for (const a of assignmentsTo(model, `self.${attr}`)) {
+    if (a.annotation) return annotationType(model, a.annotation);
+    const t = typeString(model, a.value, a.functionIndex, a.line - 1, depth + 1);
+    if (t) return t;
+  }
+  // A class-level annotation `db: Session` in a dataclass / pydantic model.
+  for (const a of assignmentsTo(model, attr)) {
+    if (a.annotation && a.functionIndex < 0) return annotationType(model, a.annotation);
+  }
+  return null;
+}
+
+/** `@qualified.Type` for an annotation (`Annotated[T, …]`, `Optional[T]`, `T | None` → T). */
+export function annotationType(model: FileModel, annotation: string): string | null {
+  let inner = annotation.trim().replace(/^["']|["']$/g, '');
+  for (let i = 0; i < 3; i++) inner = inner.replace(/^(typing\.)?(Annotated|Optional)\[\s*/, '');
+  inner = inner.replace(/[\[,|\]].*$/s, '').trim();
+  if (!/^[A-Za-z_][\w.]*$/.test(inner)) return null;
+  const q = resolveName(model, inner) ?? inner;
+  return `@${q}`;
+}
+
+/** `Depends(get_db)` in a default or inside `Annotated[...]` → `Depends(<qualified get_db>)`. */
+function dependsTarget(model: FileModel, text: string): string | null {
+  const m = /\bDepends\(\s*(?:dependency\s*=\s*)?([A-Za-z_][\w.]*)/.exec(text);
+  if (!m) return null;
+  return `Depends(${resolveName(model, m[1]!) ?? m[1]})`;
+}
+
+/** What a provider function hands out: the type of its first `yield`ed value, or null. */
+export function providerType(model: FileModel, fnIndex: number): string | null {
+  const fn = model.functions[fnIndex]!;
+  for (const y of fn.yields) {
+    const t = typeString(model, y, fnIndex, y.startPosition.row + 1);
+    if (t) return t;
+  }
+  return null;
+}
+
+/**
+ * Module-level names of this file whose values matter to other files, as type paths: session
+ * factories, engines, clients, `Annotated[...]` aliases, and provider functions (`=>T` for a
+ * function that yields T). `keep` decides which paths are worth exporting.
+ */
+export function exportedTypes(model: FileModel, keep: (t: string) => boolean): [string, string][] {
+  const out = new Map<string, string>();
+  for (const a of model.assignments) {
+    if (a.functionIndex >= 0 || !IDENT.test(a.target) || a.fromWith) continue;
+    const t = moduleAssignmentType(model, a);
+    if (t && keep(t)) out.set(a.target, t);
+  }
+  for (const fn of model.functions) {
+    if (fn.parent >= 0 || fn.className || fn.yields.length === 0) continue;
+    const t = providerType(model, fn.index);
+    if (t && keep(t)) out.set(fn.name, `=>${t}`);
+  }
+  return [...out];
+}
+
+/** A module-level assignment's type path; an `Annotated[T, Depends(f)]` alias gives `@T` or `Depends(f)`. */
+function moduleAssignmentType(model: FileModel, a: AssignmentInfo): string | null {
+  if (a.annotation) return annotationType(model, a.annotation);
+  const v = a.value;
+  if (!v) return null;
+  if (v.type === 'subscript' && /^(typing\.)?Annotated\b/.test(v.text)) {
+    return annotationType(model, v.text) ?? dependsTarget(model, v.text);
+  }
+  return typeString(model, v, -1, a.line - 1);
+}
+
+/** Looks up names of this file's own module for {@link resolveHandle}; other modules stay unknown. */
+export function ownModuleLookup(model: FileModel): (qualified: string) => string | null | undefined {
+  const prefix = model.moduleName + '.';
+  return (q) => {
+    if (!q.startsWith(prefix)) return undefined;
+    const name = q.slice(prefix.length);
+    if (!IDENT.test(name)) return null;
+    const fn = model.functions.find((f) => f.parent < 0 && !f.className && f.name === name);
+    if (fn) {
+      const t = providerType(model, fn.index);
+      return t ? `=>${t}` : null;
+    }
+    const a = lastAssignment(model, name, -1, Infinity);
+    if (a && !a.fromWith) return moduleAssignmentType(model, a);
+    return null;
+  };
+}
