@@ -6,6 +6,7 @@ import { scan, ScanError, type ScanOutput } from '../engine/scan.js';
 import { writeBaseline } from '../engine/baseline.js';
 import { renderFormat } from '../report/index.js';
 import { renderMarkdown } from '../report/markdown.js';
+import { implementedFamilies } from '../rules/registry.js';
 import { appendResultsLog } from '../report/resultsLog.js';
 import { writeFileAtomic } from '../report/atomic.js';
 import { formatTimings } from './timings.js';
@@ -47,7 +48,7 @@ export async function runScanCommand(rootArg: string, cli: PartialConfig, config
   if (config.output) writeFileAtomic(path.resolve(config.output), rendered);
   else process.stdout.write(rendered);
 
-  if (config.report) writeFileAtomic(path.resolve(result.rootPath, config.report), renderMarkdown(result));
+  if (config.report) writeFileAtomic(path.resolve(result.rootPath, config.report), renderMarkdown(result, { implementedFamilies: implementedFamilies() }));
   if (config.log) appendResultsLog(path.resolve(result.rootPath, config.log), result);
   if (config.writeBaseline) writeBaseline(path.resolve(config.writeBaseline), result.findings);
 

@@ -6,6 +6,7 @@ import { renderJson } from './json.js';
 import { renderMarkdown } from './markdown.js';
 import { renderSarif } from './sarif.js';
 import { renderText } from './text.js';
+import { implementedFamilies } from '../rules/registry.js';
 
 export function renderFormat(result: ScanResult, format: OutputFormat, options: { color: boolean }): string {
   switch (format) {
@@ -16,7 +17,7 @@ export function renderFormat(result: ScanResult, format: OutputFormat, options: 
     case 'github':
       return renderGithub(result);
     case 'markdown':
-      return renderMarkdown(result);
+      return renderMarkdown(result, { implementedFamilies: implementedFamilies() });
     case 'text':
       return renderText(result, options);
   }
