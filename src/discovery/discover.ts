@@ -28,7 +28,7 @@ const MAX_BYTES = 2 * 1024 * 1024;
 
 /** A Python file is parsed for the context only when its text matches one of these. */
 const PYTHON_HINTS =
-  /create_engine|create_async_engine|engine_from_config|asyncpg|sessionmaker|scoped_session|Session\(|relationship\(|Relationship\(|DeclarativeBase|declarative_base|generate_base|\.mapped\b|mapped_as_dataclass|table=True|__tablename__|__mapper_args__|mapped_column|Mapped\[|Column\(|Table\(|SQLModel|pg_notify|NOTIFY|LISTEN|add_listener|\.subscribe\(|\.psubscribe\(|\.publish\(|listens_for|event\.listen|DDL\(|RunSQL|op\.execute/;
+  /create_engine\(|create_async_engine\(|engine_from_config\(|create_pool\(|sessionmaker\(|scoped_session\(|Session\(|relationship\(|Relationship\(|DeclarativeBase|declarative_base|generate_base|\.mapped\b|mapped_as_dataclass|table=True|__tablename__|__mapper_args__|mapped_column|Mapped\[|Column\(|Table\(|SQLModel|pg_notify|NOTIFY|LISTEN|add_listener|\.subscribe\(|\.psubscribe\(|\.publish\(|listens_for|event\.listen|DDL\(|RunSQL|op\.execute/;
 const PROVIDER_HINT = /yield\s+[\w.]*session/i;
 const MIGRATION_SQL_HINT = /execute|text\(|DDL|RunSQL/;
 
@@ -130,7 +130,7 @@ export async function discoverContext(root: string, files: string[], parser: Pyt
     if (!f.toLowerCase().endsWith('.sql')) continue;
     migrationFiles.add(f);
     const text = read(f);
-    if (text !== null) sql.add(f, { text, line: 1 }, true, true);
+    if (text !== null) sql.add(f, { text: withoutPsqlCommands(text), line: 1 }, true, true);
   }
   ctx.migrations.files = [...migrationFiles].sort();
   sql.finish();
@@ -150,6 +150,19 @@ export async function discoverContext(root: string, files: string[], parser: Pyt
 function withPgParams(s: SqlString): SqlString {
   const text = s.text.replace(/%\([A-Za-z_]\w*\)s|%s\b|(?<![:\w]):[A-Za-z_]\w*/g, '$$1');
   return text === s.text ? s : { text, line: s.line };
+}
+
+/**
+ * psql scripts: `\\connect db` lines are client commands, and `:var` / `:'var'` / `:"var"` are
+ * client-side variables; neither is SQL. Blank the commands and make the variables parse.
+ */
+function withoutPsqlCommands(text: string): string {
+  if (!/^\s*\\|:['"]?[A-Za-z_]/m.test(text)) return text;
+  return text
+    .replace(/^[ \t]*\\.*$/gm, '')
+    .replace(/(?<![:\w]):'([A-Za-z_]\w*)'/g, "'$1'")
+    .replace(/(?<![:\w]):"([A-Za-z_]\w*)"/g, '"$1"')
+    .replace(/(?<![:\w'"$]):([A-Za-z_]\w*)/g, '$1');
 }
 
 interface MigrationLayout {
@@ -325,6 +338,22 @@ function resolveModels(classes: ClassFacts[], rootNames: string[]): ModelInfo[] 
   const hasModelChildren = new Set<ClassFacts>();
   for (const c of classes) if (isModel(c)) for (const p of parentsOf(c)) hasModelChildren.add(p);
 
+  // The table of a mapped class: its own, else (single-table inheritance) its nearest mapped parent's.
+  const tableMemo = new Map<ClassFacts, string | null>();
+  const ownTable = (c: ClassFacts, depth = 0): string | null => {
+    if (tableMemo.has(c)) return tableMemo.get(c)!;
+    let t = c.tablename;
+    if (t === null && depth < 20) {
+      for (const p of parentsOf(c)) {
+        if (!isModel(p)) continue;
+        t = ownTable(p, depth + 1);
+        if (t !== null) break;
+      }
+    }
+    tableMemo.set(c, t);
+    return t;
+  };
+
   const models: ModelInfo[] = [];
   for (const c of classes) {
     if (!isModel(c)) continue;
@@ -342,7 +371,7 @@ function resolveModels(classes: ClassFacts[], rootNames: string[]): ModelInfo[] 
       if (seen.has(p)) continue;
       seen.add(p);
       if (isModel(p)) {
-        if (parentModelTable === undefined) parentModelTable = p.tablename;
+        if (!parentModelTable) parentModelTable = ownTable(p);
         continue;
       }
       columns += p.columns + (sqlmodel ? p.plainAnnotated : 0);

@@ -428,8 +428,11 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
     let node = stmt;
     if (node.type === 'decorated_definition') {
       const def = node.childForFieldName('definition');
-      if (def?.childForFieldName('name')?.text === '__tablename__') {
-        facts.tablenameExpr = def.childForFieldName('body')?.text ?? '';
+      const defName = def?.childForFieldName('name')?.text;
+      if (defName === '__tablename__') {
+        facts.tablenameExpr = def!.childForFieldName('body')?.text ?? '';
+      } else if (def && defName && !defName.startsWith('__') && /declared_attr/.test(node.text.slice(0, def.startIndex - node.startIndex))) {
+        declaredAttr(def, defName, facts, scope);
       }
       continue;
     }
@@ -495,6 +498,29 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
     }
   }
   return facts;
+}
+
+/** `@declared_attr def owner(cls) -> Mapped["User"]: return relationship(...)` (mixins' way to add attributes). */
+function declaredAttr(def: SyntaxNode, name: string, facts: ClassFacts, scope: LiteralScope): void {
+  const body = def.childForFieldName('body');
+  const ret = body?.namedChildren.find((c) => c.type === 'return_statement');
+  const value = ret?.namedChild(0) ?? null;
+  const callee = calleeName(value);
+  const last = callee ? callee.slice(callee.lastIndexOf('.') + 1) : null;
+  const annotation = def.childForFieldName('return_type')?.text ?? null;
+  if (last === 'relationship' || last === 'Relationship') {
+    const args = callArgs(value!);
+    const first = args.positional[0] ?? args.keywords.get('argument');
+    let target: string | null = null;
+    if (first) {
+      const s = stringValue(first, scope);
+      target = s ?? (first.type === 'identifier' || first.type === 'attribute' ? first.text : null);
+    }
+    target ??= targetFromAnnotation(annotation);
+    facts.relationships.push({ name, target, lazy: lazyOf(args, scope), line: def.startPosition.row + 1 });
+  } else if (last === 'mapped_column' || last === 'Column' || last === 'column_property') {
+    facts.columns++;
+  }
 }
 
 function resolveDotted(model: FileModel, dotted: string): string {
