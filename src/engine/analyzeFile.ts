@@ -2,7 +2,9 @@
  * The per-file phase for one file: read, reject what is not auditable, parse once, build the
  * semantic model, run every enabled file rule on it, and summarise it for the repo phase.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import type { SyntaxNode } from '../parse/parser.js';
 import type { PythonParser } from '../parse/parser.js';
 import type { ProjectContext } from '../discovery/context.js';
@@ -12,7 +14,7 @@ import { collectEffects } from '../analysis/effects.js';
 import type { FileRule, Location, RuleReport } from '../rules/types.js';
 import { nodeLocation } from '../rules/types.js';
 import { EXECUTION_CONTEXT_CHECKS, executionContextEvidence } from '../merge/executionContext.js';
-import type { FileOutcome, RawFinding } from '../pool/protocol.js';
+import type { FileOutcome, RawFinding, StageMs } from '../pool/protocol.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -20,6 +22,8 @@ export interface AnalyzeOptions {
   timings?: boolean;
   /** Absolute root, for Rule 6's small-file evidence. */
   rootDir?: string;
+  /** Set `outcome.hash` (sha256 of the bytes read) for the incremental cache. */
+  hash?: boolean;
 }
 
 export function analyzeFile(
@@ -31,33 +35,26 @@ export function analyzeFile(
   options: AnalyzeOptions = {},
 ): FileOutcome {
   const outcome: FileOutcome = { path: rel, lines: 0, bytes: 0, parseError: false, findings: [], internalErrors: [] };
-  let bytes: Buffer;
-  try {
-    bytes = fs.readFileSync(abs);
-  } catch (err) {
-    outcome.skipped = { path: rel, reason: `unreadable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
-    return outcome;
-  }
-  outcome.bytes = bytes.length;
-  if (bytes.indexOf(0) !== -1) {
-    outcome.skipped = { path: rel, reason: 'binary file (contains NUL bytes)' };
-    return outcome;
-  }
-  let source: string;
-  try {
-    source = utf8.decode(bytes);
-  } catch {
-    outcome.skipped = { path: rel, reason: 'not valid UTF-8' };
-    return outcome;
-  }
-  if (source.charCodeAt(0) === 0xfeff) source = source.slice(1);
-  outcome.lines = countLines(source);
+  const stage: StageMs | undefined = options.timings ? { read: 0, parse: 0, model: 0, rules: 0, summary: 0 } : undefined;
+  let tick = stage ? performance.now() : 0;
+  const lap = (key: keyof StageMs) => {
+    if (!stage) return;
+    const now = performance.now();
+    stage[key] += now - tick;
+    tick = now;
+  };
+  if (stage) outcome.stageMs = stage;
+  const source = readSource(rel, abs, outcome, options.hash ?? false);
+  if (source === null) return outcome;
+  lap('read');
 
   const tree = parser.parse(source);
+  lap('parse');
   try {
     const root = tree.rootNode;
     outcome.parseError = root.hasError;
     const model = buildFileModel(rel, source, root, parser);
+    lap('model');
     const ruleMs: Record<string, number> | undefined = options.timings ? {} : undefined;
     if (!model.isTestFile) {
       for (const rule of rules) {
@@ -70,16 +67,62 @@ export function analyzeFile(
         if (ruleMs) ruleMs[rule.meta.code] = (ruleMs[rule.meta.code] ?? 0) + performance.now() - t0;
       }
     }
+    lap('rules');
     try {
       outcome.summary = summarize(model, collectEffects(model));
     } catch (err) {
       outcome.internalErrors.push({ path: rel, rule: 'summary', message: (err as Error).message });
     }
+    lap('summary');
     if (ruleMs) outcome.ruleMs = ruleMs;
   } finally {
     tree.release();
   }
   return outcome;
+}
+
+/**
+ * The cost floor of one file, for `bench`: the same read and decode as {@link analyzeFile},
+ * then (mode `parse`) one parse whose tree is touched once and released.
+ */
+export function floorFile(rel: string, abs: string, parser: PythonParser | null): FileOutcome {
+  const outcome: FileOutcome = { path: rel, lines: 0, bytes: 0, parseError: false, findings: [], internalErrors: [] };
+  const source = readSource(rel, abs, outcome, false);
+  if (source === null || !parser) return outcome;
+  const tree = parser.parse(source);
+  try {
+    outcome.parseError = tree.rootNode.hasError;
+  } finally {
+    tree.release();
+  }
+  return outcome;
+}
+
+/** Reads and decodes a file; null (with `outcome.skipped` set) when it is not auditable. */
+function readSource(rel: string, abs: string, outcome: FileOutcome, hash: boolean): string | null {
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(abs);
+  } catch (err) {
+    outcome.skipped = { path: rel, reason: `unreadable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
+    return null;
+  }
+  outcome.bytes = bytes.length;
+  if (hash) outcome.hash = createHash('sha256').update(bytes).digest('hex');
+  if (bytes.indexOf(0) !== -1) {
+    outcome.skipped = { path: rel, reason: 'binary file (contains NUL bytes)' };
+    return null;
+  }
+  let source: string;
+  try {
+    source = utf8.decode(bytes);
+  } catch {
+    outcome.skipped = { path: rel, reason: 'not valid UTF-8' };
+    return null;
+  }
+  if (source.charCodeAt(0) === 0xfeff) source = source.slice(1);
+  outcome.lines = countLines(source);
+  return source;
 }
 
 function countLines(source: string): number {
@@ -111,12 +154,42 @@ function addFinding(outcome: FileOutcome, model: FileModel, rule: FileRule, r: R
   if (r.node && EXECUTION_CONTEXT_CHECKS.has(rule.meta.check)) {
     const evidence = executionContextEvidence(model, r.node, rootDir);
     if (evidence.length) finding.evidence = evidence;
+    recordPathDeps(outcome, model, r.node, rootDir);
   }
   if (r.recommendation) finding.recommendation = r.recommendation;
   const fn = r.function ?? enclosingFunctionName(model, loc.line, r.node);
   if (fn) finding.function = fn;
   if (r.chain) finding.chain = r.chain;
   outcome.findings.push(finding);
+}
+
+/**
+ * Rule 6's small-file evidence stats the path named by the flagged call's first string
+ * argument (against the root and the file's directory): the outcome depends on those paths,
+ * so the cache records what they were. Mirrors `smallDataEvidence` in merge/executionContext.
+ */
+function recordPathDeps(outcome: FileOutcome, model: FileModel, node: SyntaxNode, rootDir: string): void {
+  if (node.type !== 'call') return;
+  const first = node.childForFieldName('arguments')?.namedChild(0);
+  if (first?.type !== 'string' || first.text.startsWith('f')) return;
+  const literal = first.text.replace(/^[rbuRBU]*("""|'''|"|')/, '').replace(/("""|'''|"|')$/, '');
+  const root = path.resolve(rootDir);
+  for (const base of [rootDir, path.join(rootDir, path.dirname(model.path))]) {
+    const candidate = path.resolve(base, literal);
+    if (!candidate.startsWith(root)) continue;
+    outcome.deps ??= [];
+    outcome.deps.push([path.relative(root, candidate).replace(/\\/g, '/'), pathState(candidate)]);
+  }
+}
+
+/** A dependency's state: its size when it is a regular file, else -1. */
+export function pathState(abs: string): number {
+  try {
+    const st = fs.statSync(abs);
+    return st.isFile() ? st.size : -1;
+  } catch {
+    return -1;
+  }
 }
 
 export function isSuppressed(suppressions: Map<number, Set<string>>, code: string, lines: number[]): boolean {

@@ -11,7 +11,8 @@ import { discoverContext } from '../discovery/context.js';
 import { walk } from '../discovery/walk.js';
 import { createParser, type PythonParser } from '../parse/parser.js';
 import { runPool } from '../pool/pool.js';
-import type { FileOutcome, RawFinding } from '../pool/protocol.js';
+import type { FileOutcome, RawFinding, StageMs } from '../pool/protocol.js';
+import { ScanCache, type CacheStats } from '../cache/cache.js';
 import { selectRules } from '../rules/registry.js';
 import { isFileRule, isRepoRule, type RuleMeta } from '../rules/types.js';
 import type { FileSummary } from '../analysis/summary.js';
@@ -29,6 +30,8 @@ export interface ScanHooks {
   /** One-line notices for stderr (parser fallback, …). */
   notice?: (message: string) => void;
   progress?: (done: number, total: number) => void;
+  /** Where the incremental cache lives instead of `<root>/.persist-audit-cache` (bench, tests). */
+  cacheDir?: string;
 }
 
 export interface PhaseTimings {
@@ -36,14 +39,20 @@ export interface PhaseTimings {
   perFileMs: number;
   repoMs: number;
   mergeMs: number;
+  /** Cache load, lookup and save (included in the phases above: discovery and per-file). */
+  cacheMs: number;
   /** Per rule: summed time over all files and workers, ms. */
   ruleMs: Record<string, number>;
+  /** Per-file stages summed over the analysed (not cached) files and workers, ms. */
+  stageMs: StageMs;
 }
 
 export interface ScanOutput {
   result: ScanResult;
   timings: PhaseTimings;
   parser: string;
+  /** Null when the cache is off. */
+  cache: CacheStats | null;
 }
 
 type Ignore = ReturnType<typeof ignoreFactory>;
@@ -56,19 +65,56 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
   const fileRuleCodes = rules.filter(isFileRule).map((r) => r.meta.code);
   const metaByCode = new Map<string, RuleMeta>(rules.map((r) => [r.meta.code, r.meta]));
 
-  // 1. Discover: the walk and the project context, on the main thread.
+  // 1. Discover: the walk and the project context, on the main thread. The context comes from the
+  // cache when no walked file changed.
   const walked = walk(rootPath, { exclude: config.exclude, maxFileBytes: config.maxFileSize });
+  let cacheMs = 0;
+  const tc = performance.now();
+  const cache = config.cache ? ScanCache.open(rootPath, hooks.notice, hooks.cacheDir) : null;
+  let context = cache?.cachedContext(walked.python, walked.others) ?? null;
+  cacheMs += performance.now() - tc;
   let mainParser: PythonParser | null = null;
   const getParser = async () => (mainParser ??= await createParser(config.parser, hooks.notice));
-  const context = await discoverContext(rootPath, [...walked.python.map((f) => f.rel), ...walked.others].sort(), await getParser());
+  context ??= await discoverContext(rootPath, [...walked.python.map((f) => f.rel), ...walked.others].sort(), await getParser());
   const t1 = performance.now();
 
-  // 2. Per-file phase.
-  const { outcomes, parser } = await runPool(walked.python, {
-    jobs: config.jobs,
-    setup: { context, rootDir: rootPath, parser: mainParser ? (mainParser as PythonParser).kind : config.parser, codes: fileRuleCodes, timings: config.timings },
-    onBatchDone: hooks.progress,
-  });
+  // 2. Per-file phase: cached outcomes, then the pool for the rest (not started when none is left).
+  let toAnalyse = walked.python;
+  let cached: FileOutcome[] = [];
+  if (cache) {
+    const tl = performance.now();
+    cache.setKey({ codes: fileRuleCodes, severity: config.severity, context });
+    ({ hits: cached, misses: toAnalyse } = cache.lookup(walked.python));
+    cacheMs += performance.now() - tl;
+  }
+  let outcomes: FileOutcome[] = cached;
+  let parser = mainParser ? (mainParser as PythonParser).kind : 'none (all files cached)';
+  if (toAnalyse.length) {
+    const pooled = await runPool(toAnalyse, {
+      jobs: config.jobs,
+      setup: {
+        context,
+        rootDir: rootPath,
+        parser: mainParser ? (mainParser as PythonParser).kind : config.parser,
+        codes: fileRuleCodes,
+        timings: config.timings,
+        hashContent: cache !== null,
+      },
+      onBatchDone: hooks.progress,
+    });
+    parser = pooled.parser;
+    if (cache) {
+      const ts = performance.now();
+      cache.store(pooled.outcomes);
+      cacheMs += performance.now() - ts;
+    }
+    outcomes = cached.length ? cached.concat(pooled.outcomes) : pooled.outcomes;
+  }
+  if (cache) {
+    const ts = performance.now();
+    cache.save();
+    cacheMs += performance.now() - ts;
+  }
   outcomes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const t2 = performance.now();
 
@@ -78,7 +124,8 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
   const raw: RawFinding[] = [];
   const summaries: FileSummary[] = [];
   const ruleMs: Record<string, number> = {};
-  for (const o of outcomes) collectOutcome(o, stats, raw, summaries, ruleMs);
+  const stageMs: StageMs = { read: 0, parse: 0, model: 0, rules: 0, summary: 0 };
+  for (const o of outcomes) collectOutcome(o, stats, raw, summaries, ruleMs, stageMs);
 
   // 3. Repo phase: interprocedural rules on the summaries.
   const repoRules = rules.filter(isRepoRule);
@@ -173,12 +220,15 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
       rules: rules.map((r) => r.meta),
       families,
     },
-    timings: { discoveryMs: t1 - t0, perFileMs: t2 - t1, repoMs: t3 - t2, mergeMs: t4 - t3, ruleMs },
+    timings: { discoveryMs: t1 - t0, perFileMs: t2 - t1, repoMs: t3 - t2, mergeMs: t4 - t3, cacheMs, ruleMs, stageMs },
     parser,
+    cache: cache?.stats ?? null,
   };
 }
 
-function collectOutcome(o: FileOutcome, stats: ScanStats, raw: RawFinding[], summaries: FileSummary[], ruleMs: Record<string, number>): void {
+function collectOutcome(
+  o: FileOutcome, stats: ScanStats, raw: RawFinding[], summaries: FileSummary[], ruleMs: Record<string, number>, stageMs: StageMs,
+): void {
   stats.internalErrors.push(...o.internalErrors);
   if (o.skipped) {
     stats.skipped.push(o.skipped);
@@ -194,6 +244,7 @@ function collectOutcome(o: FileOutcome, stats: ScanStats, raw: RawFinding[], sum
   raw.push(...o.findings);
   if (o.summary) summaries.push(o.summary);
   if (o.ruleMs) for (const [code, ms] of Object.entries(o.ruleMs)) ruleMs[code] = (ruleMs[code] ?? 0) + ms;
+  if (o.stageMs) for (const k of Object.keys(stageMs) as (keyof StageMs)[]) stageMs[k] += o.stageMs[k];
 }
 
 function resolveRoot(rootArg: string): string {

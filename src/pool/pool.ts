@@ -1,11 +1,12 @@
 /**
  * The worker pool: batches of files sized by bytes, both cores busy until the last file, a
- * failed batch retried once on a fresh worker, and a clean shutdown (native tree-sitter aborts
+ * failed batch retried once (piscina replaces a crashed worker); when the retry fails too, the
+ * batch's files run one by one so that only the files that fail are reported, and a clean shutdown (native tree-sitter aborts
  * the process if a worker is killed mid-parse, so in-flight tasks are always awaited).
  */
 import { Piscina } from 'piscina';
 import type { SourceFile } from '../discovery/walk.js';
-import type { BatchResult, BatchTask, FileOutcome, WorkerSetup } from './protocol.js';
+import type { BatchResult, BatchTask, FileOutcome, TaskMode, WorkerSetup } from './protocol.js';
 
 export interface PoolOptions {
   jobs: number;
@@ -13,6 +14,8 @@ export interface PoolOptions {
   /** Target bytes per batch. */
   batchBytes?: number;
   onBatchDone?: (done: number, total: number) => void;
+  /** `full` (default) audits; `parse` / `read` are the cost floors `bench` measures. */
+  mode?: TaskMode;
 }
 
 /** Groups files into batches of about `target` bytes, largest files first for balance. */
@@ -40,6 +43,7 @@ export async function runPool(files: SourceFile[], options: PoolOptions): Promis
   // Small batches at the end keep both threads busy; never fewer than ~4 batches per thread.
   const target = options.batchBytes ?? Math.max(32 * 1024, Math.min(512 * 1024, Math.ceil(total / (jobs * 8))));
   const batches = makeBatches(files, target);
+  if (options.mode && options.mode !== 'full') for (const b of batches) b.mode = options.mode;
   const pool = new Piscina({
     filename: new URL('./worker.js', import.meta.url).href,
     minThreads: Math.min(jobs, batches.length || 1),
@@ -74,15 +78,31 @@ async function runWithRetry(pool: Piscina, batch: BatchTask): Promise<BatchResul
     try {
       return (await pool.run(batch)) as BatchResult;
     } catch (err) {
-      const message = `worker failed twice on this batch: ${(err as Error).message}`;
-      return {
-        parser: '',
-        parseMs: 0,
-        files: batch.files.map((f) => ({
-          path: f.rel, lines: 0, bytes: 0, parseError: false, findings: [],
-          internalErrors: [{ path: f.rel, message }],
-        })),
-      };
+      if (batch.files.length === 1) return failed(batch, err);
+      // Isolate the culprit: every file alone, once; the others' results stand.
+      const parts = await Promise.all(
+        batch.files.map(async (f) => {
+          const single: BatchTask = { ...batch, files: [f] };
+          try {
+            return (await pool.run(single)) as BatchResult;
+          } catch (e) {
+            return failed(single, e);
+          }
+        }),
+      );
+      return { parser: parts.find((p) => p.parser)?.parser ?? '', parseMs: parts.reduce((s, p) => s + p.parseMs, 0), files: parts.flatMap((p) => p.files) };
     }
   }
+}
+
+function failed(batch: BatchTask, err: unknown): BatchResult {
+  const message = `worker failed twice on this file: ${(err as Error).message}`;
+  return {
+    parser: '',
+    parseMs: 0,
+    files: batch.files.map((f) => ({
+      path: f.rel, lines: 0, bytes: 0, parseError: false, findings: [],
+      internalErrors: [{ path: f.rel, message }],
+    })),
+  };
 }

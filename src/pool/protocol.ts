@@ -12,10 +12,29 @@ export interface WorkerSetup {
   parser: ParserPreference;
   /** Codes of the enabled file rules. */
   codes: string[];
+  /** Return each file's content hash (the incremental cache is on). */
+  hashContent?: boolean;
 }
+
+/**
+ * What a batch does with each file: `full` is the audit; `parse` reads, decodes and parses
+ * only and `read` only reads and decodes — the cost floors `bench` compares the audit with.
+ */
+export type TaskMode = 'full' | 'parse' | 'read';
 
 export interface BatchTask {
   files: { rel: string; abs: string }[];
+  /** Default `full`. */
+  mode?: TaskMode;
+}
+
+/** Per-file stage times in ms (when timings were asked for), summed over files by the engine. */
+export interface StageMs {
+  read: number;
+  parse: number;
+  model: number;
+  rules: number;
+  summary: number;
 }
 
 /** A finding as a file rule reported it, before merge (downgrades, fingerprints, baseline). */
@@ -51,6 +70,15 @@ export interface FileOutcome {
   internalErrors: InternalError[];
   /** Per-rule time in ms, when timings were asked for. */
   ruleMs?: Record<string, number>;
+  stageMs?: StageMs;
+  /** sha256 of the bytes analysed, when the cache asked for it; never stored in the cache. */
+  hash?: string;
+  /**
+   * Files outside this one whose state the outcome depends on (Rule 6's small-file evidence
+   * stats a path named in the flagged call): root-relative path and the size seen (-1: not a
+   * regular file). The cache re-checks them before trusting the outcome.
+   */
+  deps?: [string, number][];
 }
 
 export interface BatchResult {

@@ -1,10 +1,12 @@
 /**
  * The worker entry: piscina loads this file once per thread. The parser, the compiled queries
- * and the rule list are made once per worker; each task is a batch of files.
+ * and the rule list are made once per worker; each task is a batch of files. A batch's `mode`
+ * selects the audit (`full`) or one of the cost floors `bench` measures (`parse`, `read`).
  */
+import fs from 'node:fs';
 import { workerData } from 'piscina';
 import { createParser, type PythonParser } from '../parse/parser.js';
-import { analyzeFile } from '../engine/analyzeFile.js';
+import { analyzeFile, floorFile } from '../engine/analyzeFile.js';
 import { ALL_RULES } from '../rules/registry.js';
 import { isFileRule, type FileRule } from '../rules/types.js';
 import type { BatchResult, BatchTask, FileOutcome, WorkerSetup } from './protocol.js';
@@ -14,14 +16,39 @@ const enabled = new Set(setup.codes);
 const rules: FileRule[] = ALL_RULES.filter(isFileRule).filter((r) => enabled.has(r.meta.code));
 let parserPromise: Promise<PythonParser> | null = null;
 
+/**
+ * Test-only failure injection (never set in normal use): a batch holding a file whose path
+ * contains `PERSIST_AUDIT_TEST_WORKER_FAIL` throws; with `PERSIST_AUDIT_TEST_WORKER_FAIL_ONCE`
+ * naming a marker file, it throws only while that marker does not exist yet (and creates it).
+ */
+function injectedFailure(task: BatchTask): void {
+  const needle = process.env.PERSIST_AUDIT_TEST_WORKER_FAIL;
+  if (!needle || !task.files.some((f) => f.rel.includes(needle))) return;
+  const marker = process.env.PERSIST_AUDIT_TEST_WORKER_FAIL_ONCE;
+  if (marker) {
+    try {
+      fs.writeFileSync(marker, 'failed once\n', { flag: 'wx' });
+    } catch {
+      return; // already failed once
+    }
+  }
+  throw new Error(`injected worker failure (${needle})`);
+}
+
 export default async function runBatch(task: BatchTask): Promise<BatchResult> {
-  parserPromise ??= createParser(setup.parser);
-  const parser = await parserPromise;
+  injectedFailure(task);
+  const mode = task.mode ?? 'full';
+  if (mode !== 'read') parserPromise ??= createParser(setup.parser);
+  const parser = mode === 'read' ? null : await parserPromise!;
   const files: FileOutcome[] = [];
   const t0 = performance.now();
   for (const f of task.files) {
     try {
-      files.push(analyzeFile(f.rel, f.abs, parser, rules, setup.context, { timings: setup.timings, rootDir: setup.rootDir }));
+      files.push(
+        mode === 'full'
+          ? analyzeFile(f.rel, f.abs, parser!, rules, setup.context, { timings: setup.timings, rootDir: setup.rootDir, hash: setup.hashContent })
+          : floorFile(f.rel, f.abs, parser),
+      );
     } catch (err) {
       files.push({
         path: f.rel, lines: 0, bytes: 0, parseError: false, findings: [],
@@ -29,5 +56,5 @@ export default async function runBatch(task: BatchTask): Promise<BatchResult> {
       });
     }
   }
-  return { files, parser: parser.kind, parseMs: performance.now() - t0 };
+  return { files, parser: parser?.kind ?? '', parseMs: performance.now() - t0 };
 }

@@ -1,0 +1,292 @@
+/**
+ * `npm run bench -- [PATH] [options]`: the cost of a full audit against its floors, in one run
+ * (machines are noisy: only figures from the same run compare).
+ *
+ *   (a) read   — read + UTF-8 decode + line count, through the pool
+ *   (b) parse  — (a) + one tree-sitter parse per file, through the same pool and thread count
+ *   (c) full   — `scan()` with report, log and cache off (+ rendering the text, JSON and
+ *                markdown outputs, timed apart)
+ * then 1 vs 2 workers (parse and full), and a cold vs warm cached scan (cache in a temp dir).
+ *
+ * Options: --repeat N (medians; default 3) · --jobs N (default: cores) · --parser auto|native|wasm
+ *   · --no-workers (skip 1 vs 2) · --no-cache-run (skip cold/warm) · --only read,parse,full
+ *   · --save-timings FILE (per-rule and per-stage times of the median full run, JSON)
+ *   · --compare A.json B.json (compare two saved timings and exit) · --json FILE (all figures)
+ * Figures only, no assertions.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { resolveConfig, type AuditConfig } from '../src/config/config.js';
+import { emptyContext } from '../src/discovery/context.js';
+import { walk, type SourceFile } from '../src/discovery/walk.js';
+import { scan, type ScanOutput } from '../src/engine/scan.js';
+import { runPool } from '../src/pool/pool.js';
+import type { TaskMode } from '../src/pool/protocol.js';
+import { renderFormat } from '../src/report/index.js';
+import { renderMarkdown } from '../src/report/markdown.js';
+import { timingsJson, type TimingsJson } from '../src/cli/timings.js';
+import type { ParserPreference } from '../src/parse/parser.js';
+
+interface Args {
+  root: string;
+  repeat: number;
+  jobs: number;
+  parser: ParserPreference;
+  workers: boolean;
+  cacheRun: boolean;
+  only: Set<string>;
+  saveTimings: string | null;
+  compare: [string, string] | null;
+  json: string | null;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = {
+    root: '', repeat: 3, jobs: os.availableParallelism(), parser: 'auto', workers: true, cacheRun: true,
+    only: new Set(['read', 'parse', 'full']), saveTimings: null, compare: null, json: null,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${arg} needs a value`);
+      return v;
+    };
+    if (arg === '--repeat') a.repeat = Math.max(1, Number(next()));
+    else if (arg === '--jobs') a.jobs = Math.max(1, Number(next()));
+    else if (arg === '--parser') a.parser = next() as ParserPreference;
+    else if (arg === '--no-workers') a.workers = false;
+    else if (arg === '--no-cache-run') a.cacheRun = false;
+    else if (arg === '--only') a.only = new Set(next().split(','));
+    else if (arg === '--save-timings') a.saveTimings = next();
+    else if (arg === '--json') a.json = next();
+    else if (arg === '--compare') a.compare = [next(), next()];
+    else if (arg.startsWith('-')) throw new Error(`unknown option ${arg}`);
+    else a.root = arg;
+  }
+  if (!a.root && !a.compare) {
+    a.root = execFileSync('python3', ['-c', 'import sysconfig;print(sysconfig.get_paths()["stdlib"])']).toString().trim();
+  }
+  return a;
+}
+
+/** Peak RSS of the whole process (worker threads included), sampled every 50 ms. */
+class RssSampler {
+  private peak = 0;
+  private timer: NodeJS.Timeout | null = null;
+  start(): void {
+    this.peak = process.memoryUsage.rss();
+    this.timer = setInterval(() => this.sample(), 50);
+  }
+  sample(): void {
+    const rss = process.memoryUsage.rss();
+    if (rss > this.peak) this.peak = rss;
+  }
+  stop(): number {
+    this.sample();
+    if (this.timer) clearInterval(this.timer);
+    return this.peak;
+  }
+}
+
+interface Measure {
+  ms: number;
+  rss: number;
+  files: number;
+  lines: number;
+  bytes: number;
+}
+
+interface FullMeasure extends Measure {
+  out: ScanOutput;
+  renderMs: number;
+}
+
+async function floor(files: SourceFile[], root: string, mode: TaskMode, jobs: number, parser: ParserPreference): Promise<Measure> {
+  global.gc?.();
+  const sampler = new RssSampler();
+  sampler.start();
+  const t0 = performance.now();
+  const { outcomes } = await runPool(files, { jobs, mode, setup: { context: emptyContext(root), rootDir: root, parser, codes: [] } });
+  const ms = performance.now() - t0;
+  const rss = sampler.stop();
+  let lines = 0;
+  let bytes = 0;
+  for (const o of outcomes) {
+    lines += o.lines;
+    bytes += o.bytes;
+  }
+  return { ms, rss, files: outcomes.length, lines, bytes };
+}
+
+function config(jobs: number, parser: ParserPreference, cache: boolean): AuditConfig {
+  return resolveConfig({ report: null, log: null, cache, jobs, parser, timings: true, quiet: true, failOn: 'never' }, {}, null);
+}
+
+async function full(root: string, jobs: number, parser: ParserPreference, cache = false, cacheDir?: string): Promise<FullMeasure> {
+  global.gc?.();
+  const sampler = new RssSampler();
+  sampler.start();
+  const t0 = performance.now();
+  const out = await scan(root, config(jobs, parser, cache), { cacheDir, notice: (m) => process.stderr.write(`bench: ${m}\n`) });
+  const tr = performance.now();
+  renderFormat(out.result, 'text', { color: false });
+  renderFormat(out.result, 'json', { color: false });
+  renderMarkdown(out.result);
+  const t1 = performance.now();
+  const rss = sampler.stop();
+  const s = out.result.stats;
+  return { ms: t1 - t0, rss, files: s.files, lines: s.lines, bytes: s.bytes, out, renderMs: t1 - tr };
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const mb = (bytes: number) => bytes / (1024 * 1024);
+const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+const pad = (s: string, n: number) => s.padStart(n);
+
+function compareTimings(aFile: string, bFile: string): void {
+  const a = JSON.parse(fs.readFileSync(aFile, 'utf8')) as TimingsJson;
+  const b = JSON.parse(fs.readFileSync(bFile, 'utf8')) as TimingsJson;
+  const rows = (title: string, x: Record<string, number>, y: Record<string, number>) => {
+    const keys = [...new Set([...Object.keys(x), ...Object.keys(y)])].sort((k1, k2) => (y[k2] ?? 0) - (y[k1] ?? 0));
+    console.log(`${title.padEnd(22)} ${pad('A (ms)', 10)} ${pad('B (ms)', 10)} ${pad('B/A', 8)}`);
+    for (const k of keys) {
+      const va = x[k] ?? 0;
+      const vb = y[k] ?? 0;
+      console.log(`${k.padEnd(22)} ${pad(va.toFixed(1), 10)} ${pad(vb.toFixed(1), 10)} ${pad(va ? (vb / va).toFixed(2) + '×' : '—', 8)}`);
+    }
+    console.log('');
+  };
+  console.log(`A: ${aFile} (${a.files} files, ${a.parser})\nB: ${bFile} (${b.files} files, ${b.parser})\n`);
+  rows('Phase', a.phases, b.phases);
+  rows('Per-file stage', a.stages, b.stages);
+  rows('Rule', a.rules, b.rules);
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.compare) {
+    compareTimings(...args.compare);
+    return;
+  }
+  const root = path.resolve(args.root);
+  const walked = walk(root);
+  const files = walked.python;
+  console.log(`persist-audit bench: ${root}`);
+  console.log(`${files.length} Python files · jobs ${args.jobs} · parser ${args.parser} · repeat ${args.repeat} · node ${process.version} · ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(2)}\n`);
+
+  const reads: Measure[] = [];
+  const parses: Measure[] = [];
+  const fulls: FullMeasure[] = [];
+  for (let r = 0; r < args.repeat; r++) {
+    if (args.only.has('read')) reads.push(await floor(files, root, 'read', args.jobs, args.parser));
+    if (args.only.has('parse')) parses.push(await floor(files, root, 'parse', args.jobs, args.parser));
+    if (args.only.has('full')) fulls.push(await full(root, args.jobs, args.parser));
+    process.stderr.write(`  round ${r + 1}/${args.repeat} done\n`);
+  }
+  const ref = reads[0] ?? parses[0] ?? fulls[0];
+  const figures: Record<string, unknown> = { root, files: files.length, jobs: args.jobs, parser: args.parser, repeat: args.repeat };
+  if (ref) {
+    console.log(`files ${ref.files} · lines ${ref.lines.toLocaleString('en-US')} · ${mb(ref.bytes).toFixed(1)} MB\n`);
+    Object.assign(figures, { lines: ref.lines, bytes: ref.bytes });
+  }
+  console.log(`${'Measure'.padEnd(18)} ${pad('wall (median)', 14)} ${pad('min', 9)} ${pad('max', 9)} ${pad('MB/s', 7)} ${pad('peak RSS', 9)}`);
+  const row = (name: string, ms: number[], rss: number[], bytes: number) => {
+    const m = median(ms);
+    console.log(`${name.padEnd(18)} ${pad(sec(m), 14)} ${pad(sec(Math.min(...ms)), 9)} ${pad(sec(Math.max(...ms)), 9)} ${pad((mb(bytes) / (m / 1000)).toFixed(1), 7)} ${pad(mb(Math.max(...rss)).toFixed(0) + ' MB', 9)}`);
+    figures[name] = { medianMs: Math.round(m), runs: ms.map(Math.round), peakRssMb: Math.round(mb(Math.max(...rss))) };
+  };
+  if (reads.length) row('(a) read', reads.map((x) => x.ms), reads.map((x) => x.rss), reads[0]!.bytes);
+  if (parses.length) row('(b) parse', parses.map((x) => x.ms), parses.map((x) => x.rss), parses[0]!.bytes);
+  if (fulls.length) row('(c) full', fulls.map((x) => x.ms), fulls.map((x) => x.rss), fulls[0]!.bytes);
+  if (parses.length && fulls.length) {
+    const ratio = median(fulls.map((x) => x.ms)) / median(parses.map((x) => x.ms));
+    console.log(`\nfull / parse = ${ratio.toFixed(2)}×   (target ≤ 1.30×)`);
+    figures.fullOverParse = Number(ratio.toFixed(3));
+  }
+
+  if (fulls.length) {
+    const ph = (k: (o: ScanOutput) => number) => median(fulls.map((f) => k(f.out)));
+    const phases: [string, number][] = [
+      ['discovery', ph((o) => o.timings.discoveryMs)],
+      ['per-file (pool)', ph((o) => o.timings.perFileMs)],
+      ['repo phase', ph((o) => o.timings.repoMs)],
+      ['merge', ph((o) => o.timings.mergeMs)],
+      ['render', median(fulls.map((f) => f.renderMs))],
+    ];
+    console.log('\nFull audit, per phase (median ms)');
+    for (const [name, ms] of phases) console.log(`  ${name.padEnd(18)} ${pad(ms.toFixed(1), 9)}`);
+    figures.phases = Object.fromEntries(phases.map(([k, v]) => [k, Math.round(v)]));
+    const stageKeys = Object.keys(fulls[0]!.out.timings.stageMs) as (keyof ScanOutput['timings']['stageMs'])[];
+    console.log('Per-file stages, summed over workers (median ms)');
+    for (const k of stageKeys) console.log(`  ${k.padEnd(18)} ${pad(median(fulls.map((f) => f.out.timings.stageMs[k])).toFixed(1), 9)}`);
+    const rules = Object.keys(fulls[0]!.out.timings.ruleMs).sort();
+    console.log('Rules, summed over workers (median ms)');
+    for (const code of rules) console.log(`  ${code.padEnd(18)} ${pad(median(fulls.map((f) => f.out.timings.ruleMs[code] ?? 0)).toFixed(1), 9)}`);
+    console.log(`parser used: ${fulls[0]!.out.parser} · findings ${fulls[0]!.out.result.findings.length}`);
+    if (args.saveTimings) {
+      const mid = [...fulls].sort((x, y) => x.ms - y.ms)[fulls.length >> 1]!;
+      fs.writeFileSync(args.saveTimings, JSON.stringify(timingsJson(mid.out), null, 2) + '\n');
+      console.log(`timings saved to ${args.saveTimings} (compare: npm run bench -- --compare A.json B.json)`);
+    }
+  }
+
+  if (args.workers) {
+    console.log('\n1 vs 2 workers (medians)');
+    const one: { parse: number[]; full: number[] } = { parse: [], full: [] };
+    const two: { parse: number[]; full: number[] } = { parse: [], full: [] };
+    for (let r = 0; r < args.repeat; r++) {
+      if (args.only.has('parse')) {
+        one.parse.push((await floor(files, root, 'parse', 1, args.parser)).ms);
+        two.parse.push((await floor(files, root, 'parse', 2, args.parser)).ms);
+      }
+      if (args.only.has('full')) {
+        one.full.push((await full(root, 1, args.parser)).ms);
+        two.full.push((await full(root, 2, args.parser)).ms);
+      }
+    }
+    const w: Record<string, unknown> = {};
+    for (const k of ['parse', 'full'] as const) {
+      if (!one[k].length) continue;
+      const a = median(one[k]);
+      const b = median(two[k]);
+      console.log(`  ${k.padEnd(6)} 1 worker ${pad(sec(a), 9)}   2 workers ${pad(sec(b), 9)}   speed-up ${(a / b).toFixed(2)}×   (target ≥ 1.70×)`);
+      w[k] = { oneMs: Math.round(a), twoMs: Math.round(b), speedup: Number((a / b).toFixed(3)) };
+    }
+    figures.workers = w;
+  }
+
+  if (args.cacheRun) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'persist-audit-bench-cache-'));
+    try {
+      const cold = await full(root, args.jobs, args.parser, true, dir);
+      const warms: FullMeasure[] = [];
+      for (let r = 0; r < args.repeat; r++) warms.push(await full(root, args.jobs, args.parser, true, dir));
+      const w = median(warms.map((x) => x.ms));
+      const packMb = mb(fs.statSync(path.join(dir, 'pack-v1.bin')).size);
+      const c = warms[0]!.out.cache!;
+      console.log(`\nIncremental cache: cold ${sec(cold.ms)} · warm ${sec(w)} (median of ${warms.length}) = ${((w / cold.ms) * 100).toFixed(1)} % of cold   (target ≤ 5 %)`);
+      console.log(`  warm: ${c.hits} hits (${c.hashed} hashed), ${c.misses} analysed, context ${c.contextHit ? 'cached' : 'rediscovered'}, pack ${packMb.toFixed(1)} MB, peak RSS ${mb(Math.max(...warms.map((x) => x.rss))).toFixed(0)} MB`);
+      const wp = warms[0]!.out.timings;
+      console.log(`  warm phases: discovery ${wp.discoveryMs.toFixed(0)} ms · per-file ${wp.perFileMs.toFixed(0)} ms · repo ${wp.repoMs.toFixed(0)} ms · merge ${wp.mergeMs.toFixed(0)} ms · cache I/O ${wp.cacheMs.toFixed(0)} ms · render ${warms[0]!.renderMs.toFixed(0)} ms`);
+      figures.cache = { coldMs: Math.round(cold.ms), warmMs: Math.round(w), percent: Number(((w / cold.ms) * 100).toFixed(2)), packMb: Number(packMb.toFixed(1)) };
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const maxRss = process.resourceUsage().maxRSS * 1024;
+  console.log(`\nprocess max RSS over the whole bench: ${mb(maxRss).toFixed(0)} MB`);
+  figures.processMaxRssMb = Math.round(mb(maxRss));
+  if (args.json) fs.writeFileSync(args.json, JSON.stringify(figures, null, 2) + '\n');
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(2);
+});
