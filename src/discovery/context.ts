@@ -48,6 +48,8 @@ export interface EngineInfo {
   /** The variable it is assigned to, or null. */
   name: string | null;
   async: boolean;
+  /** The enclosing function (`create_engine` wrappers, `lifespan`), or null at module level. */
+  function: string | null;
   /** `create_engine` / `create_async_engine` (or a `*_from_config` variant), or `asyncpg.create_pool`. */
   factory: string;
   /** URL scheme (`postgresql+asyncpg`) when the URL is literal (or a literal prefix), else null. Never the full URL. */
@@ -64,6 +66,8 @@ export interface SessionFactoryInfo {
   /** `sessionmaker`, `async_sessionmaker`, `scoped_session`, `Session`, `AsyncSession`. */
   kind: string;
   name: string | null;
+  /** The enclosing function, or null at module level. */
+  function: string | null;
   /** The bind (`engine`) as written, or null. */
   bind: string | null;
   /** `class_=` as written (`AsyncSession`), or null. */
@@ -143,6 +147,8 @@ export interface RelationshipInfo {
   target: string | null;
   /** Loader strategy: the literal `lazy=` value, `select` by default, `unknown` when not literal. */
   lazy: string;
+  /** Where it is declared: the model's file, or a mixin's. */
+  file: string;
   line: number;
 }
 

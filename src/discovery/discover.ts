@@ -338,32 +338,24 @@ function resolveModels(classes: ClassFacts[], rootNames: string[]): ModelInfo[] 
   const hasModelChildren = new Set<ClassFacts>();
   for (const c of classes) if (isModel(c)) for (const p of parentsOf(c)) hasModelChildren.add(p);
 
-  // The table of a mapped class: its own, else (single-table inheritance) its nearest mapped parent's.
-  const tableMemo = new Map<ClassFacts, string | null>();
-  const ownTable = (c: ClassFacts, depth = 0): string | null => {
-    if (tableMemo.has(c)) return tableMemo.get(c)!;
-    let t = c.tablename;
-    if (t === null && depth < 20) {
-      for (const p of parentsOf(c)) {
-        if (!isModel(p)) continue;
-        t = ownTable(p, depth + 1);
-        if (t !== null) break;
-      }
-    }
-    tableMemo.set(c, t);
-    return t;
-  };
-
-  const models: ModelInfo[] = [];
-  for (const c of classes) {
-    if (!isModel(c)) continue;
+  interface Described {
+    table: string | null;
+    columns: number;
+    relationships: ModelInfo['relationships'];
+    sqlmodel: boolean;
+    /** No table and extended by models: an unmarked abstract base, not reported. */
+    skip: boolean;
+  }
+  const described = new Map<ClassFacts, Described>();
+  const describe = (c: ClassFacts, depth = 0): Described => {
+    const known = described.get(c);
+    if (known) return known;
     const sqlmodel = classify(c, new Set()) === 'sqlmodel';
     let columns = c.columns + (sqlmodel ? c.plainAnnotated : 0);
     const relationships = [...c.relationships];
-    let table = c.tablename;
     let tableExpr: string | null = c.tablenameExpr;
-    let parentModelTable: string | null | undefined;
-    // Inherited attributes from mixins and abstract bases (not from mapped parents: those have their own table).
+    let parentTable: string | null = null;
+    // Attributes of mixins and abstract bases are inherited; mapped parents keep theirs in their own table.
     const seen = new Set<ClassFacts>([c]);
     const queue = parentsOf(c);
     while (queue.length) {
@@ -371,7 +363,7 @@ function resolveModels(classes: ClassFacts[], rootNames: string[]): ModelInfo[] 
       if (seen.has(p)) continue;
       seen.add(p);
       if (isModel(p)) {
-        if (!parentModelTable) parentModelTable = ownTable(p);
+        if (parentTable === null && depth < 20) parentTable = describe(p, depth + 1).table;
         continue;
       }
       columns += p.columns + (sqlmodel ? p.plainAnnotated : 0);
@@ -379,21 +371,33 @@ function resolveModels(classes: ClassFacts[], rootNames: string[]): ModelInfo[] 
       tableExpr ??= p.tablenameExpr;
       queue.push(...parentsOf(p));
     }
+    let table = c.tablename;
     if (table === null) {
+      // A subclass of a mapped class shares its table (single-table inheritance) unless a
+      // declared_attr names one per class without checking `has_inherited_table`.
+      const perClass = tableExpr !== null && !/has_inherited_table/.test(tableExpr);
       if (sqlmodel) table = c.name.toLowerCase();
+      else if (parentTable && !perClass) table = parentTable;
       else if (tableExpr) table = derivedTableName(tableExpr, c.name);
-      else if (parentModelTable) table = parentModelTable;
     }
-    // A mapped class without a table that others extend is an unmarked abstract base.
-    if (table === null && !parentModelTable && hasModelChildren.has(c)) continue;
+    const d: Described = { table, columns, relationships, sqlmodel, skip: table === null && !parentTable && hasModelChildren.has(c) };
+    described.set(c, d);
+    return d;
+  };
+
+  const models: ModelInfo[] = [];
+  for (const c of classes) {
+    if (!isModel(c)) continue;
+    const d = describe(c);
+    if (d.skip) continue;
     models.push({
       name: c.name,
-      table,
-      kind: sqlmodel ? 'sqlmodel' : c.decorators.some((d) => /(^|\.)(mapped|mapped_as_dataclass)$/.test(d)) ? 'mapped' : 'declarative',
+      table: d.table,
+      kind: d.sqlmodel ? 'sqlmodel' : c.decorators.some((x) => /(^|\.)(mapped|mapped_as_dataclass)$/.test(x)) ? 'mapped' : 'declarative',
       file: c.file,
       line: c.line,
-      columnCount: columns,
-      relationships: relationships.sort((a, b) => a.line - b.line || cmp(a.name, b.name)),
+      columnCount: d.columns,
+      relationships: [...d.relationships].sort((a, b) => cmp(a.file, b.file) || a.line - b.line || cmp(a.name, b.name)),
     });
   }
   return models;

@@ -87,9 +87,30 @@ const POOL_ENGINE_EVENTS = new Set([
 const SQL_MENTION = /pg_notify|\bNOTIFY\s|\bLISTEN\s|CREATE\s+(?:OR\s+REPLACE\s+)?(?:CONSTRAINT\s+)?TRIGGER/i;
 const ROOT_BASES = /(^|\.)(DeclarativeBase|DeclarativeBaseNoMeta)$/;
 
-function fromLibrary(call: CallInfo, libs: RegExp): boolean {
-  if (call.qualifiedName === null) return true;
-  return libs.test(call.qualifiedName);
+/**
+ * Is the callee the library's function? Resolved names must come from the library; an unresolved
+ * bare name counts unless a parameter or local of the enclosing functions shadows it
+ * (`async with sessionmaker() as s` where `sessionmaker` is an argument).
+ */
+function fromLibrary(call: CallInfo, libs: RegExp, model: FileModel): boolean {
+  if (call.qualifiedName !== null) return libs.test(call.qualifiedName);
+  if (call.receiver !== null) return true;
+  for (let i = call.functionIndex; i >= 0; i = model.functions[i]!.parent) {
+    const fn = model.functions[i]!;
+    if (fn.params.some((p) => p.name === call.method)) return false;
+    if (model.assignments.some((a) => a.functionIndex === i && a.target === call.method)) return false;
+  }
+  return true;
+}
+
+function enclosingFunction(model: FileModel, call: CallInfo): string | null {
+  return call.functionIndex >= 0 ? model.functions[call.functionIndex]!.qualifiedName : null;
+}
+
+/** The called function's own name: `_cae(...)` after `import create_async_engine as _cae` is `create_async_engine`. */
+function calledName(call: CallInfo): string {
+  const q = call.qualifiedName;
+  return q ? q.slice(q.lastIndexOf('.') + 1) : call.method;
 }
 
 const SQLA = /^(sqlalchemy|sqlmodel|sqlalchemy_utils|flask_sqlalchemy)(\.|$)/;
@@ -174,14 +195,15 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
   const sqlNodes = new Set<number>();
 
   for (const call of model.calls) {
-    const m = call.method;
+    const m = calledName(call);
     const asyncpgPool = m === 'create_pool' && (call.qualifiedName === 'asyncpg.create_pool' || call.qualifiedName === 'asyncpg.pool.create_pool');
-    if ((ENGINE_FACTORIES.has(m) && fromLibrary(call, SQLA)) || asyncpgPool) {
+    if ((ENGINE_FACTORIES.has(m) && fromLibrary(call, SQLA, model)) || asyncpgPool) {
       const args = callArgs(call.node);
       const url = args.positional[0] ?? args.keywords.get('url') ?? args.keywords.get('dsn');
       const poolclass = args.keywords.get('poolclass');
       facts.engines.push({
         name: assignedName(call.node),
+        function: enclosingFunction(model, call),
         async: asyncpgPool || m.startsWith('async') || m === 'create_async_engine' || asyncEngineWrapper(call.node) !== null,
         factory: asyncpgPool ? 'asyncpg.create_pool' : m,
         urlScheme: m.endsWith('_from_config') ? null : urlScheme(url, scope),
@@ -190,7 +212,7 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
         file,
         line: call.line,
       });
-    } else if (SESSION_FACTORIES.has(m) && fromLibrary(call, SQLA) && (call.receiver === null || /^(sa|sqlalchemy|orm|sqlmodel|asyncio)$/.test(call.receiver.text) || call.qualifiedName !== null)) {
+    } else if (SESSION_FACTORIES.has(m) && fromLibrary(call, SQLA, model) && (call.receiver === null || /^(sa|sqlalchemy|orm|sqlmodel|asyncio)$/.test(call.receiver.text) || call.qualifiedName !== null)) {
       if (m === 'async_sessionmaker' || m === 'AsyncSession') facts.sqlalchemy2 ||= m === 'async_sessionmaker';
       const args = callArgs(call.node);
       const bind = args.keywords.get('bind') ?? args.positional[0];
@@ -200,6 +222,7 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
       facts.sessionFactories.push({
         kind: m,
         name: assignedName(call.node),
+        function: enclosingFunction(model, call),
         bind: bind ? short(bind.text) : null,
         class: cls ? cls.text : null,
         expireOnCommit: expire ? valueOrDynamic(expire, scope) : null,
@@ -223,7 +246,7 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
     } else if (m === 'declarative_base' || m === 'generate_base') {
       const name = assignedName(call.node);
       if (name && call.functionIndex < 0) facts.declarativeRoots.push(`${model.moduleName}.${name}`);
-    } else if (m === 'Table' && fromLibrary(call, SQLA) && !isMigration) {
+    } else if (m === 'Table' && fromLibrary(call, SQLA, model) && !isMigration) {
       const t = classicTable(call, scope);
       if (t) facts.tables.push(t);
     } else if (m === 'publish' || m === 'subscribe' || m === 'psubscribe' || m === 'add_listener') {
@@ -475,7 +498,7 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
         else if (first.type === 'lambda') target = first.childForFieldName('body')?.text ?? null;
       }
       target ??= targetFromAnnotation(annotation);
-      facts.relationships.push({ name: attr, target, lazy: last === 'dynamic_loader' ? 'dynamic' : lazyOf(args, scope), line: node.startPosition.row + 1 });
+      facts.relationships.push({ name: attr, target, lazy: last === 'dynamic_loader' ? 'dynamic' : lazyOf(args, scope), file: facts.file, line: node.startPosition.row + 1 });
       continue;
     }
     if (last === 'Column' || last === 'mapped_column' || last === 'Field') {
@@ -517,7 +540,7 @@ function declaredAttr(def: SyntaxNode, name: string, facts: ClassFacts, scope: L
       target = s ?? (first.type === 'identifier' || first.type === 'attribute' ? first.text : null);
     }
     target ??= targetFromAnnotation(annotation);
-    facts.relationships.push({ name, target, lazy: lazyOf(args, scope), line: def.startPosition.row + 1 });
+    facts.relationships.push({ name, target, lazy: lazyOf(args, scope), file: facts.file, line: def.startPosition.row + 1 });
   } else if (last === 'mapped_column' || last === 'Column' || last === 'column_property') {
     facts.columns++;
   }

@@ -103,8 +103,21 @@ export function stringOrigin(node: SyntaxNode, scope: LiteralScope): SyntaxNode 
   return best && (best.value.type === 'string' || best.value.type === 'concatenated_string') ? best.value : node;
 }
 
-/** A name's string value: the last assignment in the same function before the use, else module level, else an import. */
+/** A name's string value: see {@link constantBinding}. */
 function constantString(name: string, use: SyntaxNode, scope: LiteralScope, depth: number): string | null {
+  const binding = constantBinding(name, use, scope);
+  if (binding === 'shadowed') return null;
+  if (binding) return binding.id !== use.id ? stringValue(binding, scope, depth + 1) : null;
+  const imported = scope.model.imports.get(name);
+  if (imported && scope.external) return scope.external(imported);
+  return null;
+}
+
+/**
+ * The value a name is bound to at a use: the last assignment in the same function before the
+ * use, else the module-level one. `shadowed` when a parameter of an enclosing function hides it.
+ */
+function constantBinding(name: string, use: SyntaxNode, scope: LiteralScope): SyntaxNode | 'shadowed' | null {
   const { model } = scope;
   const line = use.startPosition.row + 1;
   let best: { value: SyntaxNode | null; line: number; fn: number } | null = null;
@@ -118,14 +131,11 @@ function constantString(name: string, use: SyntaxNode, scope: LiteralScope, dept
       best = { value: a.value, line: a.line, fn: a.functionIndex };
     }
   }
-  if (best) return best.value && best.value.id !== use.id ? stringValue(best.value, scope, depth + 1) : null;
-  // A parameter of an enclosing function shadows module names.
+  if (best && best.fn >= 0) return best.value;
   for (const fn of model.functions) {
-    if (use.startIndex >= fn.node.startIndex && use.startIndex < fn.node.endIndex && fn.params.some((p) => p.name === name)) return null;
+    if (use.startIndex >= fn.node.startIndex && use.startIndex < fn.node.endIndex && fn.params.some((p) => p.name === name)) return 'shadowed';
   }
-  const imported = model.imports.get(name);
-  if (imported && scope.external) return scope.external(imported);
-  return null;
+  return best?.value ?? null;
 }
 
 /** A literal value as JSON, or undefined when the expression is not a literal. */
@@ -196,6 +206,11 @@ export function literalValue(node: SyntaxNode | null, scope: LiteralScope, depth
       return out;
     }
     case 'identifier': {
+      // A module constant: `pool_size=POOL_SIZE`.
+      const binding = constantBinding(node.text, node, scope);
+      if (binding && binding !== 'shadowed' && binding.id !== node.id && binding.type !== 'identifier') {
+        return literalValue(binding, scope, depth + 1);
+      }
       const s = stringValue(node, scope, depth + 1);
       if (s !== null && !s.includes(PLACEHOLDER)) return s;
       return undefined;
