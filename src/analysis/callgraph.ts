@@ -148,8 +148,22 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     return null;
   }
 
+  // The same library names (`sqlalchemy.select`, `builtins.len`) recur in every file: memoise.
+  const qualifiedMemo = new Map<string, { file: number; rest: string } | null>();
+  const heads = new Set<string>();
+  for (const name of [...byModule.keys(), ...bySuffix.keys()]) heads.add(name.split('.')[0]!);
+  function resolveQualifiedCached(qualified: string): { file: number; rest: string } | null {
+    let hit = qualifiedMemo.get(qualified);
+    if (hit === undefined) {
+      const dot = qualified.indexOf('.');
+      hit = dot > 0 && heads.has(qualified.slice(0, dot)) ? resolveQualifiedIn(qualified, 0) : null;
+      qualifiedMemo.set(qualified, hit);
+    }
+    return hit;
+  }
+
   function resolveQualified(qualified: string): FnRef | null {
-    const hit = resolveQualifiedIn(qualified, 0);
+    const hit = resolveQualifiedCached(qualified);
     if (!hit) return null;
     const fn = topLevel[hit.file]!.get(hit.rest);
     return fn === undefined ? null : { file: hit.file, fn };
@@ -196,10 +210,15 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
 
   // Own effects; DB effects that a file left pending are decided here.
   const lookup: NameLookup = (q) => {
-    const hit = resolveQualifiedIn(q, 0);
+    const hit = resolveQualifiedCached(q);
     if (!hit) return undefined;
-    const t = exportedOf[hit.file]!.get(hit.rest);
-    return t ?? null;
+    // `module.engine.connect`: the exported `engine`, then the rest as attribute ops.
+    const dot = hit.rest.indexOf('.');
+    const name = dot >= 0 ? hit.rest.slice(0, dot) : hit.rest;
+    const t = exportedOf[hit.file]!.get(name);
+    if (t === undefined) return null;
+    if (dot < 0) return t;
+    return t.startsWith('=>') ? null : t + hit.rest.slice(dot);
   };
   const own: Effect[][] = refs.map((r) => {
     const effects = files[r.file]!.functions[r.fn]!.effects;

@@ -10,6 +10,7 @@ import { blockingIoCall } from '../rules/python/runtime/blocking_io_in_async.js'
 import { SYNC_SLEEP } from '../rules/python/runtime/sync_sleep_in_async.js';
 import { syncDbCall } from '../rules/python/runtime/sync_db_in_async.js';
 import { cpuHeavyCall } from '../rules/python/runtime/missing_to_thread.js';
+import { collectQueryEffects } from '../rules/python/query/dbCalls.js';
 
 /** `effects[i]` lists the effects of `model.functions[i]`' own body. */
 export function collectEffects(model: FileModel): Effect[][] {
@@ -36,5 +37,7 @@ export function collectEffects(model: FileModel): Effect[][] {
     const cpu = cpuHeavyCall(model, call);
     if (cpu) effects[call.functionIndex]!.push({ kind: 'cpu', what: cpu, ...at });
   }
+  // Query family: `query` / `write` effects and per-item loop call sites (see dbCalls.ts).
+  collectQueryEffects(model).forEach((list, i) => effects[i]!.push(...list));
   return effects;
 }

@@ -89,7 +89,8 @@ export function summarize(model: FileModel, effects: Effect[][]): FileSummary {
       column: c.column,
       endLine: c.node.endPosition.row + 1,
       endColumn: c.node.endPosition.column + 1,
-      awaited: c.awaited,
+      // `awaited` costs a parent lookup; only calls that may name a repo function need it.
+      awaited: c.functionIndex >= 0 && mayBeRepoCall(c) ? c.awaited : false,
       offloaded: c.offloaded,
       inLoop: c.loops.length > 0,
     };
@@ -119,6 +120,12 @@ export function summarize(model: FileModel, effects: Effect[][]): FileSummary {
     suppressions: [...model.suppressions].map(([line, codes]) => [line, [...codes]]),
     lineText: [...lines],
   };
+}
+
+const SIMPLE_DOTTED = /^[A-Za-z_][\w.]*$/;
+
+function mayBeRepoCall(c: { calleeText: string; qualifiedName: string | null }): boolean {
+  return SIMPLE_DOTTED.test(c.calleeText) && !c.qualifiedName?.startsWith('builtins.');
 }
 
 function lazyLines(source: string): () => string[] {

@@ -290,8 +290,11 @@ export function resolveHandle(t: string | null, lookup: NameLookup): HandleResul
     } else if (r.wrapper === '@') {
       if (!target.startsWith('@') && !target.startsWith('Depends(')) return null;
       next = target + r.rest;
+    } else if (target.startsWith('=>')) {
+      // A call of a function that hands out a handle (`-> Session`, a `@contextmanager`).
+      if (!r.rest.startsWith('()')) return null;
+      next = target.slice(2) + r.rest.slice(2);
     } else {
-      if (target.startsWith('=>')) return null;
       next = target + r.rest;
     }
     r = classifyHandle(next);

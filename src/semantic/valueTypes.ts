@@ -12,8 +12,9 @@
 import type { SyntaxNode } from '../parse/parser.js';
 import type { AssignmentInfo, FileModel } from './model.js';
 import { assignmentsTo, resolveName } from './model.js';
+import { classifyHandle } from './db.js';
 
-const MAX_DEPTH = 8;
+const MAX_DEPTH = 24;
 const IDENT = /^[A-Za-z_]\w*$/;
 
 /** The type path of an expression at `line` inside function `fnIndex`, or null when unknown. */
@@ -117,7 +118,9 @@ function selfAttributeType(model: FileModel, attr: string, depth: number): strin
 /** `@qualified.Type` for an annotation (`Annotated[T, …]`, `Optional[T]`, `T | None` → T). */
 export function annotationType(model: FileModel, annotation: string): string | null {
   let inner = annotation.trim().replace(/^["']|["']$/g, '');
-  for (let i = 0; i < 3; i++) inner = inner.replace(/^(typing\.)?(Annotated|Optional)\[\s*/, '');
+  for (let i = 0; i < 3; i++) {
+    inner = inner.replace(/^(typing\.|collections\.abc\.)?(Annotated|Optional|Generator|Iterator|AsyncGenerator|AsyncIterator|Iterable)\[\s*/, '');
+  }
   inner = inner.replace(/[\[,|\]].*$/s, '').trim();
   if (!/^[A-Za-z_][\w.]*$/.test(inner)) return null;
   const q = resolveName(model, inner) ?? inner;
@@ -131,9 +134,17 @@ function dependsTarget(model: FileModel, text: string): string | null {
   return `Depends(${resolveName(model, m[1]!) ?? m[1]})`;
 }
 
-/** What a provider function hands out: the type of its first `yield`ed value, or null. */
-export function providerType(model: FileModel, fnIndex: number): string | null {
+/**
+ * What a function hands out: its return annotation when that names a DB handle or client
+ * (`-> Session`), else the type of its first `yield`ed value (a `Depends` provider or a
+ * `@contextmanager`), else null.
+ */
+export function providerType(model: FileModel, fnIndex: number, keep: (t: string) => boolean = () => true): string | null {
   const fn = model.functions[fnIndex]!;
+  if (fn.returnType) {
+    const r = annotationType(model, fn.returnType);
+    if (r && keep(r)) return r;
+  }
   for (const y of fn.yields) {
     const t = typeString(model, y, fnIndex, y.startPosition.row + 1);
     if (t) return t;
@@ -148,14 +159,17 @@ export function providerType(model: FileModel, fnIndex: number): string | null {
  */
 export function exportedTypes(model: FileModel, keep: (t: string) => boolean): [string, string][] {
   const out = new Map<string, string>();
+  // A cheap text gate first: most files define no session, engine, client or provider, and
+  // typing their names would collect every assignment of the file.
+  if (!HANDLE_HINT.test(model.source)) return [];
   for (const a of model.assignments) {
     if (a.functionIndex >= 0 || !IDENT.test(a.target) || a.fromWith) continue;
     const t = moduleAssignmentType(model, a);
     if (t && keep(t)) out.set(a.target, t);
   }
   for (const fn of model.functions) {
-    if (fn.parent >= 0 || fn.className || fn.yields.length === 0) continue;
-    const t = providerType(model, fn.index);
+    if (fn.parent >= 0 || fn.className || (fn.yields.length === 0 && !fn.returnType)) continue;
+    const t = providerType(model, fn.index, keep);
     if (t && keep(t)) out.set(fn.name, `=>${t}`);
   }
   return [...out];
@@ -172,16 +186,27 @@ function moduleAssignmentType(model: FileModel, a: AssignmentInfo): string | nul
   return typeString(model, v, -1, a.line - 1);
 }
 
+/** Words without which a file defines no DB handle or provider worth exporting. */
+const HANDLE_HINT = /sessionmaker|scoped_session|create_(async_)?engine|Session\(|\.connect\(|Redis\(|from_url\(|Annotated\[|->\s*[\w.]*(Session|Connection|Engine|Redis)\b|yield\s+\w*(session|db|conn)/;
+
 /** Looks up names of this file's own module for {@link resolveHandle}; other modules stay unknown. */
 export function ownModuleLookup(model: FileModel): (qualified: string) => string | null | undefined {
   const prefix = model.moduleName + '.';
   return (q) => {
     if (!q.startsWith(prefix)) return undefined;
-    const name = q.slice(prefix.length);
+    const rest = q.slice(prefix.length);
+    const dot = rest.indexOf('.');
+    const name = dot >= 0 ? rest.slice(0, dot) : rest;
     if (!IDENT.test(name)) return null;
+    if (dot >= 0) {
+      // `engine.connect` of this module: the type of `engine`, then the attribute ops.
+      const a = lastAssignment(model, name, -1, Infinity);
+      const t = a && !a.fromWith ? moduleAssignmentType(model, a) : null;
+      return t ? t + rest.slice(dot) : null;
+    }
     const fn = model.functions.find((f) => f.parent < 0 && !f.className && f.name === name);
     if (fn) {
-      const t = providerType(model, fn.index);
+      const t = providerType(model, fn.index, (x) => classifyHandle(x) !== null);
       return t ? `=>${t}` : null;
     }
     const a = lastAssignment(model, name, -1, Infinity);

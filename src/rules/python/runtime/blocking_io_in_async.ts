@@ -61,7 +61,13 @@ const RECEIVER_METHODS = new Set([...PATH_IO_METHODS, ...HTTP_METHODS, ...SOCKET
  * which uses it to mark sync helpers that block.
  */
 export function blockingIoCall(model: FileModel, call: CallInfo): string | null {
-  if (call.awaited || call.offloaded) return null;
+  if (call.offloaded) return null;
+  const what = blockingIoName(model, call);
+  // `awaited` is looked up lazily (a parent round trip): ask only for candidates.
+  return what && !call.awaited ? what : null;
+}
+
+function blockingIoName(model: FileModel, call: CallInfo): string | null {
   const q = call.qualifiedName;
   if (q) {
     if (BLOCKING_FUNCTIONS.has(q)) return q.replace(/^builtins\./, '');
@@ -78,7 +84,7 @@ export function blockingIoCall(model: FileModel, call: CallInfo): string | null 
     if (NOT_BLOCKING.has(q)) return null;
     for (const p of BLOCKING_PREFIXES) if (q.startsWith(p) && !q.startsWith('requests.')) return q;
   }
-  if (!RECEIVER_METHODS.has(call.method) || !call.receiver) return null;
+  if (!RECEIVER_METHODS.has(call.method) || !importsReceiverLibrary(model) || !call.receiver) return null;
   const receiverType = typeOfExpression(model, call.receiver, call.functionIndex, call.line);
   if (!receiverType) return null;
   if (PATH_TYPES.has(receiverType) && PATH_IO_METHODS.has(call.method)) return `Path.${call.method}`;
@@ -154,6 +160,20 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
     default:
       return null;
   }
+}
+
+const RECEIVER_LIBRARIES = /^(pathlib|requests|httpx|urllib3|socket|subprocess|io|typing)(\.|$)/;
+const receiverLibraryMemo = new WeakMap<FileModel, boolean>();
+
+/** Typed receivers come from these libraries; a file importing none of them has none. */
+function importsReceiverLibrary(model: FileModel): boolean {
+  let v = receiverLibraryMemo.get(model);
+  if (v === undefined) {
+    v = false;
+    for (const q of model.imports.values()) if (RECEIVER_LIBRARIES.test(q)) v = true;
+    receiverLibraryMemo.set(model, v);
+  }
+  return v;
 }
 
 function lastLocalAssignment(model: FileModel, name: string, fnIndex: number, line: number) {

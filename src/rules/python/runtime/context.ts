@@ -17,9 +17,9 @@ export interface AsyncCallSite {
 export function* asyncCallSites(model: FileModel): Generator<AsyncCallSite> {
   if (model.isTestFile) return;
   for (const call of model.calls) {
-    if (call.functionIndex < 0 || call.awaited || call.offloaded) continue;
+    if (call.functionIndex < 0 || call.offloaded) continue;
     const fn = model.functions[call.functionIndex]!;
-    if (!fn.isAsync) continue;
+    if (!fn.isAsync || call.awaited) continue;
     yield { call, fn };
   }
 }
@@ -40,6 +40,8 @@ export function reportEventLoopChains(
   kind: string,
   severity: Record<FunctionRole, Severity>,
   message: (what: string, asyncFn: string, chain: string[]) => string,
+  /** Effect kinds whose presence at the same call site makes this one redundant. */
+  coveredBy: string[] = [],
 ): void {
   const graph = callGraphOf(ctx.index);
   for (const ref of graph.functions()) {
@@ -62,8 +64,9 @@ export function reportEventLoopChains(
     const seen = new Set<string>();
     for (const edge of graph.callees(ref)) {
       if (!edge.sync) continue;
-      const reach = graph.effectsOf(edge.to, 'sync').get(kind);
-      if (!reach) continue;
+      const effects = graph.effectsOf(edge.to, 'sync');
+      const reach = effects.get(kind);
+      if (!reach || coveredBy.some((k) => effects.has(k))) continue;
       const key = `${edge.call.line}:${edge.call.column}`;
       if (seen.has(key)) continue;
       seen.add(key);

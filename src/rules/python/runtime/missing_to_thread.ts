@@ -25,7 +25,7 @@ const ALWAYS_HEAVY = new Set([
   'gzip.compress', 'gzip.decompress', 'zlib.compress', 'zlib.decompress', 'bz2.compress', 'bz2.decompress',
   'lzma.compress', 'lzma.decompress', 'scrypt.hash',
 ]);
-/** Heavy when the input is a whole payload (a request body, a file's content). */
+/** Heavy when the input is a whole file's content. */
 const PAYLOAD_HEAVY = new Set([
   'json.loads', 'orjson.loads', 'ujson.loads', 'yaml.safe_load', 'yaml.load', 'pickle.loads',
   'hashlib.sha256', 'hashlib.sha1', 'hashlib.sha512', 'hashlib.sha384', 'hashlib.sha224', 'hashlib.md5',
@@ -34,13 +34,21 @@ const PAYLOAD_HEAVY = new Set([
 ]);
 /** Password-hasher objects whose `hash`/`verify` are slow by design. */
 const HASHER_TYPES = /^(@?passlib\.(context\.)?CryptContext|@?argon2\.PasswordHasher|@?pwdlib\.PasswordHash)/;
-/** Expressions that hold a whole payload: reads of a body or a file. */
-const PAYLOAD_METHODS = new Set(['read', 'read_bytes', 'read_text', 'body', 'getvalue', 'readall']);
-const PAYLOAD_ATTRS = new Set(['content', 'body']);
+/**
+ * Expressions that hold a whole file's content. Request and webhook bodies are left out on
+ * purpose: servers cap them, and parsing a few kilobytes on the loop costs microseconds —
+ * reviewing real services, every such finding was noise.
+ */
+const PAYLOAD_METHODS = new Set(['read', 'read_bytes', 'read_text', 'readall']);
 
 /** Names the CPU-heavy call, or null. */
 export function cpuHeavyCall(model: FileModel, call: CallInfo): string | null {
-  if (call.offloaded || call.awaited) return null;
+  if (call.offloaded) return null;
+  const what = cpuHeavyName(model, call);
+  return what && !call.awaited ? what : null;
+}
+
+function cpuHeavyName(model: FileModel, call: CallInfo): string | null {
   const q = call.qualifiedName;
   if (q) {
     if (ALWAYS_HEAVY.has(q) || /^pandas\.read_(csv|excel|json|parquet|table|xml|html|feather|fwf|pickle)$/.test(q)) {
@@ -79,8 +87,6 @@ function isPayload(model: FileModel, node: SyntaxNode | null, fnIndex: number, d
       // `.encode()` / `.decode()` of a payload is still the payload.
       return (method === 'encode' || method === 'decode') && isPayload(model, fn.childForFieldName('object'), fnIndex, depth + 1);
     }
-    case 'attribute':
-      return PAYLOAD_ATTRS.has(node.childForFieldName('attribute')?.text ?? '');
     case 'identifier': {
       const line = node.startPosition.row + 1;
       let best = null;
@@ -102,7 +108,7 @@ export const missingToThread: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'CPU-heavy synchronous work inside `async def` not handed to a thread',
-    what: 'Finds CPU-bound calls on the event loop: `bcrypt.hashpw`/`checkpw`, `passlib`/`argon2` `hash`/`verify`, `hashlib.pbkdf2_hmac`/`scrypt`, `PIL.Image.open`, `cv2.imread`, `lxml` and `xml.etree` parsing, `BeautifulSoup(...)`, `pandas.read_*`, `gzip`/`zlib`/`bz2`/`lzma` (de)compression, `json.load(fp)`, and `json.loads`/`yaml.load`/`hashlib` digests of a whole payload (a request body, a file read). Same-repo sync helpers that do such work are followed.',
+    what: 'Finds CPU-bound calls on the event loop: `bcrypt.hashpw`/`checkpw`, `passlib`/`argon2` `hash`/`verify`, `hashlib.pbkdf2_hmac`/`scrypt`, `PIL.Image.open`, `cv2.imread`, `lxml` and `xml.etree` parsing, `BeautifulSoup(...)`, `pandas.read_*`, `gzip`/`zlib`/`bz2`/`lzma` (de)compression, `json.load(fp)`, and `json.loads`/`yaml.load`/`hashlib` digests of the content of a file (`f.read()`, `path.read_bytes()`). Same-repo sync helpers that do such work are followed.',
     why: 'Python holds the event loop while it computes. A password hash (hundreds of milliseconds by design) or the parse of a large document delays every other coroutine — requests time out although the CPU is only busy with one of them.',
     bad: 'import bcrypt\n\n@app.post("/login")\nasync def login(form: Login):\n    ok = bcrypt.checkpw(form.password.encode(), user.hash)\n',
     good: 'import asyncio, bcrypt\n\n@app.post("/login")\nasync def login(form: Login):\n    ok = await asyncio.to_thread(bcrypt.checkpw, form.password.encode(), user.hash)\n',
@@ -124,7 +130,8 @@ export const missingToThread: FileRule & RepoRule = {
     }
   },
   checkRepo(ctx: RepoRuleContext): void {
+    // A helper that also blocks on I/O is reported by PA301 at the same call site, with the same fix.
     reportEventLoopChains(ctx, 'cpu', SEVERITY, (what, fn, chain) =>
-      `CPU-heavy \`${what}\` runs on the event loop inside \`async def ${fn}\``);
+      `CPU-heavy \`${what}\` runs on the event loop inside \`async def ${fn}\``, ['blocking_io']);
   },
 };
