@@ -26,10 +26,30 @@ import { DYNAMIC, PLACEHOLDER, type LiteralScope } from './pythonLiterals.js';
 /** Files larger than this are not read for the context. */
 const MAX_BYTES = 2 * 1024 * 1024;
 
-/** A Python file is parsed for the context only when its text matches one of these. */
-const PYTHON_HINTS =
-  /create_engine\(|create_async_engine\(|engine_from_config\(|create_pool\(|sessionmaker\(|scoped_session\(|Session\(|relationship\(|Relationship\(|DeclarativeBase|declarative_base|generate_base|\.mapped\b|mapped_as_dataclass|table=True|__tablename__|__mapper_args__|mapped_column|Mapped\[|Column\(|Table\(|SQLModel|pg_notify|NOTIFY|LISTEN|add_listener|\.subscribe\(|\.psubscribe\(|\.publish\(|listens_for|event\.listen|DDL\(|RunSQL|op\.execute/;
+/**
+ * A Python file is parsed for the context only when its text matches one of these: cheap tests
+ * that keep the main thread away from the bulk of a repository.
+ */
+const MODEL_HINTS =
+  /DeclarativeBase|declarative_base|generate_base|\.mapped\b|mapped_as_dataclass|declared_attr|table=True|__tablename__|__mapper_args__|mapped_column|Mapped\[|relationship\(|Relationship\(|SQLModel/;
+/** Engines and sessions: only SQLAlchemy's own, so an import from it or a qualified call (not a project wrapper of the same name). */
+const SQLALCHEMY_IMPORT =
+  /\bfrom\s+(?:sqlalchemy|sqlmodel)[\w.]*\s+import\s+(?:\([^)]*|[^\n]*)\b(?:create_engine|create_async_engine|engine_from_config|async_engine_from_config|sessionmaker|async_sessionmaker|scoped_session|async_scoped_session|Session|AsyncSession|Table|Column|event|listens_for)\b/;
+const QUALIFIED_CALL = /\.(?:create_engine|create_async_engine|engine_from_config|async_engine_from_config|sessionmaker|async_sessionmaker|scoped_session|Table)\(|event\.listen/;
+const EVENT_HINTS = /pg_notify|NOTIFY|LISTEN|add_listener|subscribe\(|publish\(|DDL\(|RunSQL|op\.execute/;
+const ASYNCPG_POOL = /\bcreate_pool\(/;
 const PROVIDER_HINT = /yield\s+[\w.]*session/i;
+
+function worthParsing(source: string): boolean {
+  return (
+    MODEL_HINTS.test(source) ||
+    EVENT_HINTS.test(source) ||
+    SQLALCHEMY_IMPORT.test(source) ||
+    QUALIFIED_CALL.test(source) ||
+    PROVIDER_HINT.test(source) ||
+    (ASYNCPG_POOL.test(source) && source.includes('asyncpg'))
+  );
+}
 const MIGRATION_SQL_HINT = /execute|text\(|DDL|RunSQL/;
 
 export async function discoverContext(root: string, files: string[], parser: PythonParser): Promise<ProjectContext> {
@@ -79,7 +99,7 @@ export async function discoverContext(root: string, files: string[], parser: Pyt
     const isMigration = migrations.isMigration(file);
     const source = read(file);
     if (source === null) continue;
-    const wanted = PYTHON_HINTS.test(source) || PROVIDER_HINT.test(source) || (isMigration && MIGRATION_SQL_HINT.test(source));
+    const wanted = worthParsing(source) || (isMigration && MIGRATION_SQL_HINT.test(source));
     if (!wanted) continue;
     let tree;
     try {
@@ -413,6 +433,9 @@ function derivedTableName(expr: string, name: string): string | null {
   return base;
 }
 
+/** Callee names that make sessions: `async_session`, `SessionLocal`, `get_db_session`, `session_factory` — not `SessionTestClient`. */
+const SESSION_LIKE = /session(_?maker|_?factory|_?local|_?scope)?$|^(get|create|new|make|open)_\w*session/i;
+
 function resolveProviders(cands: { file: string; cand: ProviderCandidate }[], factoryNames: string[]): SessionProviderInfo[] {
   const factories = new Set(factoryNames.map((n) => n.slice(n.lastIndexOf('.') + 1)));
   const out: SessionProviderInfo[] = [];
@@ -422,7 +445,7 @@ function resolveProviders(cands: { file: string; cand: ProviderCandidate }[], fa
     const last = resolved.slice(resolved.lastIndexOf('.') + 1);
     if (/^(sqlalchemy|sqlmodel)\b.*\.AsyncSession$|^AsyncSession$/.test(resolved)) yields = 'AsyncSession';
     else if (/^(sqlalchemy|sqlmodel)\b.*\.Session$|^Session$/.test(resolved)) yields = 'Session';
-    else if (cand.callee && (factories.has(last) || /session/i.test(cand.callee))) yields = cand.callee;
+    else if (cand.callee && (factories.has(last) || SESSION_LIKE.test(last))) yields = cand.callee;
     else if (cand.returnType && /AsyncSession/.test(cand.returnType)) yields = 'AsyncSession';
     else if (cand.returnType && /\bSession\b/.test(cand.returnType)) yields = 'Session';
     if (!yields) continue;

@@ -297,7 +297,8 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
 
 function eventCall(call: CallInfo, scope: LiteralScope, facts: PythonFileFacts): void {
   const args = callArgs(call.node);
-  const kind = call.method === 'psubscribe' ? 'subscribe' : call.method;
+  const name = calledName(call);
+  const kind = name === 'psubscribe' ? 'subscribe' : name;
   const nodes: SyntaxNode[] = [];
   const kw = args.keywords.get('channel') ?? args.keywords.get('channels') ?? args.keywords.get('topic');
   if (kw) nodes.push(kw);
