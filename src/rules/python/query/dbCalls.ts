@@ -1,0 +1,393 @@
+/**
+ * Which calls talk to the database, and how: a read (SELECT), a write (UPDATE / DELETE), a
+ * single-row add (`session.add`, `session.merge`, single-row `insert`). Shared by the file
+ * rules of the query family and by the effects the repo phase propagates (`query`, `write`),
+ * so "this helper queries" means exactly what the file rule would flag in a loop.
+ *
+ * A call counts when both sides agree:
+ * - the receiver is a database handle: typed as a SQLAlchemy/SQLModel session, connection or
+ *   engine (sync or async), a DB-API connection/cursor or an asyncpg connection — or, when its
+ *   type is unknown or lives in another module, it is named like one (`session`, `db`,
+ *   `self.session`, `conn`, `cursor`) in a file that imports a database library;
+ * - the arguments have the shape of a query: a `select/update/delete/insert/text` construct (or
+ *   a name assigned one), a SQL string, a model class (`session.get(User, id)`), an ORM object.
+ * Receivers known to be something else (`asyncio.Queue`, a dict, `aiohttp.ClientSession`,
+ * redis) never count.
+ */
+import type { SyntaxNode } from '../../../parse/parser.js';
+import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
+import { callAt } from '../../../semantic/model.js';
+import { ownModuleLookup, typeString } from '../../../semantic/valueTypes.js';
+import { resolveHandle, type NameLookup } from '../../../semantic/db.js';
+import type { Effect } from '../../../analysis/summary.js';
+import { callArgs, lastAssignment, perItemLoops, literalSize, unwrap } from './semantics.js';
+import { sqlKind, type SqlKind } from './rawSql.js';
+
+export type DbOpKind = 'read' | 'write' | 'add';
+
+export interface DbOp {
+  kind: DbOpKind;
+  /** Readable name of the operation, for messages and chains: `session.get(User)`. */
+  what: string;
+  /** The statement construct when there is one (`select(Item).where(...)`). */
+  statement: StatementInfo | null;
+}
+
+export interface StatementInfo {
+  kind: SqlKind;
+  /** The `select(...)` / `update(...)` / `text(...)` call at the root of the chain, or the SQL string. */
+  root: SyntaxNode;
+  /** Constructor name: `select`, `update`, `delete`, `insert`, `text`, `sql`, `query`. */
+  ctor: string;
+  /** Methods chained on the root, in order: `where`, `options`, `order_by`, … */
+  chain: string[];
+  /** The chained method calls themselves, same order as `chain`. */
+  chainCalls: SyntaxNode[];
+  /** The single ORM entity selected (`select(Item)` → `Item`), or null (columns, several entities). */
+  entity: string | null;
+  /** Raw SQL text, when the statement is `text("...")` or a string. */
+  sql: string | null;
+  /** Uses `.in_(...)` / `any_(...)`: a statement built for a batch of ids. */
+  batched: boolean;
+}
+
+type Evidence = 'db' | 'named' | null;
+
+const STATEMENT_METHODS = new Set(['execute', 'scalars', 'scalar', 'exec', 'stream', 'stream_scalars', 'exec_driver_sql']);
+const RAW_SQL_METHODS = new Set(['execute', 'fetch', 'fetchrow', 'fetchval', 'fetch_all', 'fetch_one', 'fetch_val']);
+const GET_METHODS = new Set(['get', 'get_one']);
+const SESSION_NAMES = /^(session|db|db_session|dbsession|sess|async_session|asession|db_sess|conn|connection|cursor|cur|tx)$/;
+const DB_LIBRARIES = /^(sqlalchemy|sqlmodel|asyncpg|psycopg|psycopg2|pymysql|sqlite3|aiosqlite|aiomysql)(\.|$)/;
+/** Libraries whose objects are never database sessions (HTTP sessions, queues, caches). */
+const NOT_DB_HEADS = /^(requests|aiohttp|httpx|urllib3|boto3|botocore|aiobotocore|redis|aioredis|asyncio|queue|collections|builtins|typing|celery|kombu|multiprocessing|threading|concurrent|cachetools|functools|fastapi|starlette|pydantic)(\.|$)/;
+const STATEMENT_CTORS: Record<string, SqlKind> = { select: 'read', update: 'write', delete: 'write', insert: 'insert' };
+const ASYNC_SQLALCHEMY = /(^|\.)(AsyncSession|async_sessionmaker|AsyncConnection|AsyncEngine|create_async_engine|async_scoped_session)\b|^sqlmodel\.ext\.asyncio/;
+/** Repository-style receivers whose class the call graph cannot see (`self.repo`, `user_repo`). */
+const REPO_NAME = /(^|_)(repo|repository)$/i;
+const REPO_READ = /^(get|get_by_\w+|get_\w+_by_\w+|find\w*|fetch\w*|load\w*|one|first)$/;
+const REPO_WRITE = /^(update\w*|delete\w*|remove\w*|save\w*|mark_\w+|set_\w+)$/;
+
+const lookups = new WeakMap<FileModel, NameLookup>();
+const fileUsesDb = new WeakMap<FileModel, boolean>();
+
+function importsDbLibrary(model: FileModel): boolean {
+  let v = fileUsesDb.get(model);
+  if (v === undefined) {
+    v = [...model.imports.values()].some((q) => DB_LIBRARIES.test(q));
+    fileUsesDb.set(model, v);
+  }
+  return v;
+}
+
+/** Last name segment of a receiver expression: `self.session` → `session`. */
+function receiverName(receiver: SyntaxNode): string | null {
+  if (receiver.type === 'identifier') return receiver.text;
+  if (receiver.type === 'attribute') return receiver.childForFieldName('attribute')?.text ?? null;
+  return null;
+}
+
+/** How sure we are that a call's receiver is a database handle. */
+export function receiverEvidence(model: FileModel, call: CallInfo): Evidence {
+  const receiver = call.receiver;
+  if (!receiver) return null;
+  const t = typeString(model, receiver, call.functionIndex, call.line);
+  if (t) {
+    let lookup = lookups.get(model);
+    if (!lookup) lookups.set(model, (lookup = ownModuleLookup(model)));
+    const h = resolveHandle(t, lookup);
+    if (h?.kind === 'handle') {
+      switch (h.state) {
+        case 'session':
+        case 'connection':
+        case 'engine':
+        case 'query':
+        case 'dbapi':
+        case 'cursor':
+          return 'db';
+        case 'async':
+          return ASYNC_SQLALCHEMY.test(t) || /^@?asyncpg\b/.test(t) ? 'db' : null;
+        default:
+          return null;
+      }
+    }
+    const head = t.replace(/^@|^Depends\(/, '');
+    if (NOT_DB_HEADS.test(head)) return null;
+    if (h === null && !t.includes('.')) return null;
+  }
+  const name = receiverName(receiver);
+  if (name && SESSION_NAMES.test(name) && importsDbLibrary(model)) return 'named';
+  return null;
+}
+
+/** A model class argument: `User`, `models.User`. */
+function isModelName(node: SyntaxNode | undefined): boolean {
+  if (!node) return false;
+  const last = node.type === 'attribute' ? node.childForFieldName('attribute') : node.type === 'identifier' ? node : null;
+  return !!last && /^[A-Z][a-z0-9]\w*$/.test(last.text);
+}
+
+function isStringish(node: SyntaxNode): boolean {
+  return node.type === 'string' || node.type === 'concatenated_string' || (node.type === 'binary_operator' && /^["'fFrRbB]/.test(node.text));
+}
+
+/** The text of a string literal (interpolations kept as written), or null. */
+function stringText(node: SyntaxNode): string | null {
+  if (node.type === 'string') return node.text.replace(/^[rRbBuUfF]*("""|'''|"|')/, '').replace(/("""|'''|"|')$/, '');
+  if (node.type === 'concatenated_string') return node.namedChildren.map((c) => stringText(c) ?? '').join('');
+  return null;
+}
+
+/** Qualified statement constructor of a root call: `sqlalchemy.select` → `select`. */
+function statementCtor(model: FileModel, root: SyntaxNode): string | null {
+  const q = callAt(model, root)?.qualifiedName;
+  if (!q || !DB_LIBRARIES.test(q)) return null;
+  const last = q.slice(q.lastIndexOf('.') + 1);
+  if (last in STATEMENT_CTORS || last === 'text') return last;
+  return null;
+}
+
+/**
+ * What a statement expression is: follows method chains to their root construct and names to
+ * their last assignment before `line` (`stmt = select(Job)`; `stmt = stmt.where(...)`).
+ */
+export function statementInfo(model: FileModel, expr: SyntaxNode | null, fnIndex: number, line: number, depth = 0): StatementInfo | null {
+  const node = unwrap(expr);
+  if (!node || depth > 6) return null;
+  if (node.type === 'string' || node.type === 'concatenated_string') {
+    const sql = stringText(node);
+    if (sql === null) return null;
+    const kind = sqlKind(sql);
+    if (kind === 'other') return null;
+    return { kind, root: node, ctor: 'sql', chain: [], chainCalls: [], entity: null, sql, batched: /\bANY\s*\(|\bIN\s*\(/i.test(sql) };
+  }
+  if (node.type === 'identifier') {
+    const a = lastAssignment(model, node.text, fnIndex, line);
+    if (!a?.value || a.value === expr) return null;
+    return statementInfo(model, a.value, a.functionIndex, a.line - 1, depth + 1);
+  }
+  if (node.type !== 'call') return null;
+  // Walk down `a(...).b(...).c(...)` to the root call, collecting the chained methods.
+  const chain: string[] = [];
+  const chainCalls: SyntaxNode[] = [];
+  let cur: SyntaxNode = node;
+  for (;;) {
+    const fn = cur.childForFieldName('function');
+    if (fn?.type !== 'attribute') break;
+    const obj = unwrap(fn.childForFieldName('object'));
+    if (!obj || (obj.type !== 'call' && obj.type !== 'identifier')) break;
+    const method = fn.childForFieldName('attribute')?.text ?? '';
+    if (obj.type === 'identifier') {
+      // `stmt.where(...)`: a statement held in a name, or a module function (`sa.select(...)`).
+      if (statementCtor(model, cur)) break;
+      const base = statementInfo(model, obj, fnIndex, line, depth + 1);
+      if (!base) return null;
+      chain.unshift(method);
+      chainCalls.unshift(cur);
+      return finishChain(base, chain, chainCalls, node);
+    }
+    chain.unshift(method);
+    chainCalls.unshift(cur);
+    cur = obj;
+  }
+  const ctor = statementCtor(model, cur);
+  if (!ctor) return null;
+  const args = callArgs(cur).positional;
+  let info: StatementInfo;
+  if (ctor === 'text') {
+    const sql = args[0] ? stringText(unwrap(args[0])!) : null;
+    const kind = sql === null ? 'other' : sqlKind(sql);
+    if (kind === 'other') return null;
+    info = { kind, root: cur, ctor, chain: [], chainCalls: [], entity: null, sql, batched: !!sql && /\bANY\s*\(|\bIN\s*\(/i.test(sql) };
+  } else {
+    const entity = ctor === 'select' && args.length === 1 && args[0]!.type === 'identifier' && isModelName(args[0]) ? args[0]!.text : ctor !== 'select' && args[0] && isModelName(args[0]) ? args[0]!.text : null;
+    info = { kind: STATEMENT_CTORS[ctor]!, root: cur, ctor, chain: [], chainCalls: [], entity, sql: null, batched: false };
+  }
+  return finishChain(info, chain, chainCalls, node);
+}
+
+function finishChain(base: StatementInfo, chain: string[], chainCalls: SyntaxNode[], whole: SyntaxNode): StatementInfo {
+  const batched = base.batched || /\.in_\s*\(|\bany_\s*\(|\.any_\s*\(/.test(whole.text);
+  // `insert(M).values([...])` with a list is a bulk insert, not a single row.
+  return { ...base, chain: [...base.chain, ...chain], chainCalls: [...base.chainCalls, ...chainCalls], batched };
+}
+
+function opFromStatement(st: StatementInfo, receiverLabel: string, method: string): DbOp | null {
+  const label = `${receiverLabel}.${method}(${st.ctor === 'sql' || st.ctor === 'text' ? 'text' : st.ctor}${st.entity ? ` ${st.entity}` : ''})`;
+  switch (st.kind) {
+    case 'read':
+      return { kind: 'read', what: label, statement: st };
+    case 'write':
+      return { kind: 'write', what: label, statement: st };
+    case 'insert':
+      if (isBulkInsert(st)) return null;
+      return { kind: 'add', what: label, statement: st };
+    default:
+      return null;
+  }
+}
+
+/** `insert(M).values([...])`, `insert(M)` executed with a list of parameter dicts. */
+function isBulkInsert(st: StatementInfo): boolean {
+  if (st.ctor === 'sql') return false;
+  const i = st.chain.indexOf('values');
+  if (i < 0) return false;
+  const first = callArgs(st.chainCalls[i]!).positional[0];
+  return !!first && (first.type === 'list' || first.type === 'list_comprehension' || first.type === 'identifier');
+}
+
+const opCache = new WeakMap<CallInfo, DbOp | null>();
+
+/** Classifies a call as a database read, write or single-row add; null for anything else. */
+export function classifyDbCall(model: FileModel, call: CallInfo): DbOp | null {
+  if (opCache.has(call)) return opCache.get(call)!;
+  const op = classify(model, call);
+  opCache.set(call, op);
+  return op;
+}
+
+function classify(model: FileModel, call: CallInfo): DbOp | null {
+  const m = call.method;
+  const candidate = STATEMENT_METHODS.has(m) || RAW_SQL_METHODS.has(m) || GET_METHODS.has(m) || m === 'query' || m === 'delete'
+    || m === 'update' || m === 'add' || m === 'merge' || REPO_READ.test(m) || REPO_WRITE.test(m);
+  if (!candidate || !call.receiver) return null;
+  const repo = repositoryOp(model, call);
+  if (repo !== undefined) return repo;
+  const receiver = call.receiver;
+  // `session.query(M).filter(...).delete()` / `.update({...})`: a bulk statement per call.
+  if ((m === 'delete' || m === 'update') && receiver.type === 'call' && /^[\w.]+\.query\(/.test(receiver.text)) {
+    const inner = callAt(model, rootCall(receiver));
+    if (inner && inner.method === 'query' && receiverEvidence(model, inner)) {
+      return { kind: 'write', what: `Query.${m}`, statement: null };
+    }
+    return null;
+  }
+  const ev = receiverEvidence(model, call);
+  if (!ev) return null;
+  const label = receiverName(receiver) ?? 'session';
+  const { positional } = callArgs(call.node);
+  const first = positional[0];
+  if (STATEMENT_METHODS.has(m) || RAW_SQL_METHODS.has(m)) {
+    if (!first) return null;
+    const st = statementInfo(model, first, call.functionIndex, call.line);
+    if (!st) return null;
+    if (st.ctor === 'sql' && m === 'executemany') return null;
+    return opFromStatement(st, label, m);
+  }
+  if (GET_METHODS.has(m)) {
+    return positional.length >= 2 && isModelName(first) ? { kind: 'read', what: `${label}.${m}(${first!.text})`, statement: null } : null;
+  }
+  if (m === 'query') {
+    // `db.query(M).filter(...).update()/delete()` is the write on the outer call, not a read.
+    if (chainedMethods(call.node).some((x) => x === 'update' || x === 'delete')) return null;
+    return first ? { kind: 'read', what: `${label}.query(${first.text.length <= 30 ? first.text : '…'})`, statement: null } : null;
+  }
+  if (m === 'delete') {
+    if (positional.length !== 1 || isStringish(first!) || !deleteAwaitMatches(model, call)) return null;
+    return { kind: 'write', what: `${label}.delete`, statement: null };
+  }
+  if (m === 'add' || m === 'merge') {
+    return positional.length === 1 && !isStringish(first!) ? { kind: 'add', what: `${label}.${m}`, statement: null } : null;
+  }
+  return null;
+}
+
+/**
+ * `AsyncSession.delete` is a coroutine and is awaited; a sync `Session.delete` is not. A mismatch
+ * means the receiver is something else. A receiver known only by name may be either.
+ */
+function deleteAwaitMatches(model: FileModel, call: CallInfo): boolean {
+  const t = call.receiver ? typeString(model, call.receiver, call.functionIndex, call.line) : null;
+  if (t && ASYNC_SQLALCHEMY.test(t)) return call.awaited;
+  if (t && /^@?(sqlalchemy\.orm|sqlmodel\.Session)/.test(t)) return !call.awaited;
+  return true;
+}
+
+/** Methods called on a call's result in a chain: `q(...).filter(...).first()` → `filter`, `first`. */
+function chainedMethods(call: SyntaxNode): string[] {
+  const out: string[] = [];
+  let top = call;
+  for (;;) {
+    const parent = top.parent;
+    const grand = parent?.parent;
+    if (parent?.type !== 'attribute' || grand?.type !== 'call' || grand.childForFieldName('function')?.id !== parent.id) break;
+    out.push(parent.childForFieldName('attribute')?.text ?? '');
+    top = grand;
+  }
+  return out;
+}
+
+function rootCall(node: SyntaxNode): SyntaxNode {
+  let cur = node;
+  for (;;) {
+    const fn = cur.childForFieldName('function');
+    const obj = fn?.type === 'attribute' ? unwrap(fn.childForFieldName('object')) : null;
+    if (obj?.type !== 'call') return cur;
+    cur = obj;
+  }
+}
+
+/**
+ * `self.repo.get(id)`, `await user_repo.mark_sent(n)`: a repository object the call graph cannot
+ * follow (an instance, not a module). Undefined when the receiver is not repository-like.
+ */
+function repositoryOp(model: FileModel, call: CallInfo): DbOp | null | undefined {
+  const receiver = call.receiver!;
+  const name = receiverName(receiver);
+  if (!name || !REPO_NAME.test(name)) return undefined;
+  // A module imported under a repo-like name is followed through the call graph instead.
+  if (receiver.type === 'identifier' && (model.imports.has(name) || model.moduleDefs.has(name))) return undefined;
+  if (!importsDbLibrary(model) && !call.awaited) return undefined;
+  if (REPO_READ.test(call.method) && callArgs(call.node).positional.length >= 1) {
+    return { kind: 'read', what: `${name}.${call.method}`, statement: null };
+  }
+  if (REPO_WRITE.test(call.method)) return { kind: 'write', what: `${name}.${call.method}`, statement: null };
+  return null;
+}
+
+/** Library calls that are never same-repo helpers: no loop-call site is recorded for them. */
+const LIBRARY_CALL = /^(builtins|asyncio|logging|json|os|re|math|time|datetime|typing|collections|itertools|functools|sqlalchemy|sqlmodel|pydantic|fastapi|starlette|httpx|requests)\./;
+
+/** Effect kinds produced here. `loop_call` is a site fact: a per-item call in a loop, for the repo phase. */
+export const QUERY_EFFECT = 'query';
+export const WRITE_EFFECT = 'write';
+export const LOOP_CALL = 'loop_call';
+
+/**
+ * Effects for the repo phase: `query` / `write` for every DB read / write a function makes
+ * (batched `in_` statements and pagination left out: in a loop they are the fix, not the bug),
+ * and a `loop_call` site for every per-item call inside a loop that is not itself a DB call
+ * (`what` holds the literal iterable size when every loop around it is a small literal).
+ */
+export function collectQueryEffects(model: FileModel): Effect[][] {
+  const effects: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile) return effects;
+  for (const call of model.calls) {
+    if (call.functionIndex < 0) continue;
+    const at = { line: call.line, column: call.column };
+    const op = classifyDbCall(model, call);
+    if (op) {
+      if (op.statement?.batched || op.statement?.chain.includes('offset')) continue;
+      if (op.kind === 'read') effects[call.functionIndex]!.push({ kind: QUERY_EFFECT, what: op.what, ...at });
+      else if (op.kind === 'write') effects[call.functionIndex]!.push({ kind: WRITE_EFFECT, what: op.what, ...at });
+      continue;
+    }
+    if (!call.loops.length || (call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName))) continue;
+    const args = call.node.childForFieldName('arguments');
+    if (!args || args.namedChildCount === 0) continue;
+    const loops = perItemLoops(model, call.loops, args);
+    if (!loops) continue;
+    effects[call.functionIndex]!.push({ kind: LOOP_CALL, what: String(smallLiteralProduct(loops) ?? ''), ...at });
+  }
+  return effects;
+}
+
+/** The number of iterations when every loop is a literal collection, else null. */
+export function smallLiteralProduct(loops: LoopInfo[]): number | null {
+  let product = 1;
+  for (const l of loops) {
+    const n = literalSize(l);
+    if (n === null) return null;
+    product *= n;
+  }
+  return product;
+}

@@ -1,0 +1,112 @@
+/**
+ * The two halves every "one statement per loop iteration" rule shares (PA102, PA105, PA107):
+ * the file half finds DB calls made per item inside a loop; the repo half finds per-item calls
+ * of same-repo helpers that reach such a call (through any depth of helpers, sync or awaited)
+ * and reports them at the call site with the chain.
+ */
+import type { SyntaxNode } from '../../../parse/parser.js';
+import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
+import type { Severity } from '../../../types.js';
+import type { FileRuleContext, RepoRuleContext } from '../../types.js';
+import { callGraphOf } from '../../../analysis/callgraph.js';
+import { classifyDbCall, LOOP_CALL, smallLiteralProduct, type DbOp, type DbOpKind } from './dbCalls.js';
+import { perItemLoops, short } from './semantics.js';
+
+export interface LoopSite {
+  call: CallInfo;
+  op: DbOp;
+  /** The loops that make the call per item, outermost first. */
+  loops: LoopInfo[];
+}
+
+/** DB calls of `kind` made once per item of a loop: reading a name the loop rebinds. */
+export function* perItemDbCalls(model: FileModel, kind: DbOpKind): Generator<LoopSite> {
+  if (model.isTestFile) return;
+  for (const call of model.calls) {
+    if (!call.loops.length) continue;
+    const op = classifyDbCall(model, call);
+    if (!op || op.kind !== kind) continue;
+    // Chunked `in_(...)` statements and pages are the batched form, not the per-item one.
+    if (op.statement?.batched || op.statement?.chain.includes('offset')) continue;
+    // `db.query(Book).filter(Book.id == book_id).first()`: the loop's value may come later in the chain.
+    const loops = perItemLoops(model, call.loops, chainArguments(call.node));
+    if (loops) yield { call, op, loops };
+  }
+}
+
+/**
+ * The call and the method calls chained on it (`q(...).filter(...).first()`), as the node
+ * whose names the per-item check reads — without the receiver before the call.
+ */
+function chainArguments(call: SyntaxNode): SyntaxNode {
+  let top = call;
+  for (;;) {
+    const parent = top.parent;
+    const grand = parent?.parent;
+    if (parent?.type !== 'attribute' || grand?.type !== 'call' || grand.childForFieldName('function')?.id !== parent.id) break;
+    top = grand;
+  }
+  if (top !== call) return top;
+  // `db.query(M).filter(M.id == i).update(...)`: the chain before the call counts too.
+  const fn = call.childForFieldName('function');
+  if (fn?.type === 'attribute' && fn.childForFieldName('object')?.type === 'call') return call;
+  return call.childForFieldName('arguments') ?? call;
+}
+
+/** `the loop over \`jobs\``, `the while loop`, for messages. */
+export function describeLoop(loop: LoopInfo): string {
+  if (loop.kind === 'while') return 'the `while` loop';
+  if (!loop.iterable) return 'the loop';
+  return `the loop over \`${short(loop.iterable, 40)}\``;
+}
+
+export function reportFileSites(
+  ctx: FileRuleContext,
+  kind: DbOpKind,
+  message: (site: LoopSite) => string,
+  severity: (site: LoopSite) => Severity | undefined = () => undefined,
+): void {
+  for (const site of perItemDbCalls(ctx.model, kind)) {
+    ctx.report({ node: site.call.node, message: message(site), severity: severity(site) });
+  }
+}
+
+/**
+ * Per-item calls of same-repo functions that reach an effect of `effectKind` (`query`,
+ * `write`). `literalSize` is the iteration count when every loop around the call is a literal
+ * collection, else null.
+ */
+export function reportHelperSites(
+  ctx: RepoRuleContext,
+  effectKind: string,
+  message: (callee: string, what: string) => string,
+  severity: (literalSize: number | null) => Severity | undefined = () => undefined,
+): void {
+  const graph = callGraphOf(ctx.index);
+  for (const ref of graph.functions()) {
+    const file = graph.fileOf(ref);
+    if (file.isTestFile) continue;
+    const fn = graph.function(ref);
+    for (const site of graph.ownEffects(ref)) {
+      if (site.kind !== LOOP_CALL) continue;
+      const call = file.calls.find((c) => c.line === site.line && c.column === site.column);
+      if (!call) continue;
+      const to = graph.resolveCall(ref.file, call);
+      if (!to) continue;
+      const reach = graph.effectsOf(to, 'any').get(effectKind);
+      if (!reach) continue;
+      const chain = [fn.qualifiedName, ...graph.chainNames(reach)];
+      const size = site.what === '' ? null : Number(site.what);
+      ctx.report({
+        path: file.path,
+        location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+        message: message(graph.function(to).qualifiedName, reach.effect.what),
+        severity: severity(size),
+        function: fn.name,
+        chain,
+      });
+    }
+  }
+}
+
+export { smallLiteralProduct };

@@ -1,0 +1,58 @@
+/**
+ * PA102 n_update_delete_loop
+ *
+ * What it does: finds one UPDATE or DELETE per loop iteration: `session.execute(update(...))`,
+ * `session.execute(delete(...))`, `session.delete(obj)`, `query.update()/delete()`, raw
+ * `UPDATE`/`DELETE` text, a repository's `update/delete/save/mark_*` — directly, or through a
+ * same-repo helper the loop calls.
+ * Why is this bad? N statements and N round trips where one set-based statement would do.
+ *
+ * Severity: high; medium when every loop around the call iterates a literal of ≤ 10 items.
+ * Guards as PA107: the statement must use a value the loop rebinds; `in_(...)` chunks are fine.
+ */
+import type { Severity } from '../../../types.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import { WRITE_EFFECT } from './dbCalls.js';
+import { describeLoop, reportFileSites, reportHelperSites, smallLiteralProduct } from './loops.js';
+
+const SMALL_LITERAL = 10;
+
+function severityFor(size: number | null): Severity {
+  return size !== null && size <= SMALL_LITERAL ? 'medium' : 'high';
+}
+
+export const nUpdateDeleteLoop: FileRule & RepoRule = {
+  meta: {
+    code: 'PA102',
+    check: 'n_update_delete_loop',
+    family: 'query',
+    severity: 'high',
+    effort: 'M',
+    summary: 'One UPDATE or DELETE per loop iteration',
+    what: 'Finds an UPDATE or DELETE issued once per item of a loop: `session.execute(update(M).where(M.id == x))`, `session.execute(delete(...))`, `session.delete(obj)`, `session.query(M).filter(...).update()/delete()`, raw `UPDATE`/`DELETE` text, `repo.update/delete/save/mark_*(...)` on a repository object — in the loop body or in a same-repo function the loop calls (with the chain). Medium when the loop runs over a literal of at most 10 items.',
+    why: 'Each iteration is a statement and a round trip, and each takes its row locks separately; a set-based statement does the same work in one pass and one lock acquisition order.',
+    bad: 'for item_id in payload.ids:\n    await session.execute(update(Item).where(Item.id == item_id).values(archived=False))\n',
+    good: 'await session.execute(update(Item).where(Item.id.in_(payload.ids)).values(archived=False))\n',
+    fix: 'one `update(Model).where(Model.id.in_(ids))` / `delete(Model).where(...)` for the whole set',
+    references: [
+      'https://docs.sqlalchemy.org/en/20/orm/queryguide/dml.html#orm-update-and-delete-with-custom-where-criteria',
+      'https://docs.sqlalchemy.org/en/20/core/dml.html',
+    ],
+  },
+  checkFile(ctx: FileRuleContext): void {
+    reportFileSites(
+      ctx,
+      'write',
+      (site) => `\`${site.op.what}\` runs one UPDATE/DELETE per item of ${describeLoop(site.loops[site.loops.length - 1]!)}`,
+      (site) => severityFor(smallLiteralProduct(site.loops)),
+    );
+  },
+  checkRepo(ctx: RepoRuleContext): void {
+    reportHelperSites(
+      ctx,
+      WRITE_EFFECT,
+      (callee, what) => `\`${callee}\` runs one UPDATE/DELETE (\`${what}\`) per loop iteration`,
+      severityFor,
+    );
+  },
+};

@@ -1,0 +1,45 @@
+/**
+ * PA107 query_in_loop
+ *
+ * What it does: finds N+1 queries — a SELECT run once per item of a loop: `session.get(...)`,
+ * `session.execute/scalars/scalar(select(...))`, `session.query(...)`, raw `SELECT` text, a
+ * repository's `get`/`find`, directly in the loop body (or a comprehension), or through
+ * same-repo helpers the loop calls (the finding then carries the chain).
+ * Why is this bad? Every iteration pays a round trip; a page of 100 rows becomes 101 queries.
+ *
+ * Precision guards: the call must read a name the loop rebinds (the loop variable, or a name
+ * assigned in the body) — retry and polling loops do not; a query on the loop's iterable runs
+ * once; chunked `in_(...)` statements and paginated (`offset`) ones are the fix, not the bug;
+ * a `while` loop that sleeps is polling.
+ */
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import { QUERY_EFFECT } from './dbCalls.js';
+import { describeLoop, reportFileSites, reportHelperSites } from './loops.js';
+
+export const queryInLoop: FileRule & RepoRule = {
+  meta: {
+    code: 'PA107',
+    check: 'query_in_loop',
+    family: 'query',
+    severity: 'high',
+    effort: 'M',
+    summary: 'N+1: a SELECT per loop iteration, directly or through a same-repo helper',
+    what: 'Finds a query run once per item of a loop or comprehension: `session.get(Model, x.id)`, `session.execute/scalars/scalar(select(...))`, `session.query(...)`, raw `SELECT` text, `repo.get(...)` on a repository object — in the loop body, or inside a same-repo function the loop calls (followed through the call graph, sync and awaited; the finding carries the chain). The call must use a value the loop rebinds; queries on the loop\'s iterable, chunked `in_(...)` loads and polling loops are not flagged.',
+    why: 'Each iteration pays a database round trip. Latency grows with the row count (100 rows, 101 queries), the connection is held for the whole loop, and the database does the same lookup N times instead of one indexed batch.',
+    bad: 'for job in jobs:\n    owner = await session.get(User, job.owner_id)\n    emails.append(owner.email)\n',
+    good: 'owners = (await session.scalars(select(User).where(User.id.in_({j.owner_id for j in jobs})))).all()\nby_id = {u.id: u for u in owners}\nemails = [by_id[j.owner_id].email for j in jobs]\n',
+    fix: 'load all rows in one query (`where(Model.id.in_(ids))`, or `selectinload(...)` on the parent query)',
+    references: [
+      'https://docs.sqlalchemy.org/en/20/orm/queryguide/relationships.html#select-in-loading',
+      'https://docs.sqlalchemy.org/en/20/core/sqlelement.html#sqlalchemy.sql.expression.ColumnOperators.in_',
+    ],
+  },
+  checkFile(ctx: FileRuleContext): void {
+    reportFileSites(ctx, 'read', (site) =>
+      `N+1: query \`${site.op.what}\` runs once per item of ${describeLoop(site.loops[site.loops.length - 1]!)}`);
+  },
+  checkRepo(ctx: RepoRuleContext): void {
+    reportHelperSites(ctx, QUERY_EFFECT, (callee, what) =>
+      `N+1: \`${callee}\` runs a query (\`${what}\`) once per loop iteration`);
+  },
+};

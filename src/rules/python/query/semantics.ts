@@ -1,0 +1,162 @@
+/**
+ * Facts the query-efficiency rules need on top of the shared semantic model: what a loop binds
+ * per iteration, whether its iterable is a small literal, whether it polls, and small syntax
+ * helpers. Everything starts from the model's calls, loops and assignments; the few tree reads
+ * happen on candidate nodes only (a call already known to be a DB call, a loop around it).
+ *
+ * Candidates for the shared layer: `perIterationNames`, `literalSize`, `unwrap`, `positionalArgs`.
+ */
+import type { SyntaxNode } from '../../../parse/parser.js';
+import type { AssignmentInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
+import { assignmentsTo } from '../../../semantic/model.js';
+
+/** Strips `await`, parentheses and `list(...)`-free wrappers that do not change the value. */
+export function unwrap(node: SyntaxNode | null): SyntaxNode | null {
+  let n = node;
+  while (n && (n.type === 'await' || n.type === 'parenthesized_expression')) n = n.namedChild(0);
+  return n;
+}
+
+/** The argument nodes of a call: positional ones in order and keyword ones by name. */
+export function callArgs(call: SyntaxNode): { positional: SyntaxNode[]; keywords: Map<string, SyntaxNode> } {
+  const positional: SyntaxNode[] = [];
+  const keywords = new Map<string, SyntaxNode>();
+  const args = call.childForFieldName('arguments');
+  if (!args || args.type !== 'argument_list') return { positional, keywords };
+  for (const a of args.namedChildren) {
+    if (a.type === 'comment') continue;
+    if (a.type === 'keyword_argument') {
+      const name = a.childForFieldName('name')?.text;
+      const value = a.childForFieldName('value');
+      if (name && value) keywords.set(name, value);
+    } else positional.push(a);
+  }
+  return { positional, keywords };
+}
+
+export function positionalArgs(call: SyntaxNode): SyntaxNode[] {
+  return callArgs(call).positional;
+}
+
+/**
+ * The names a node reads, leaving out attribute names (`Item.id` reads `Item`, not `id`) and
+ * keyword names. Used on small candidate nodes only.
+ */
+export function namesRead(node: SyntaxNode): Set<string> {
+  const out = new Set<string>();
+  const visit = (n: SyntaxNode) => {
+    if (n.type === 'identifier') {
+      out.add(n.text);
+      return;
+    }
+    if (n.type === 'attribute') {
+      const obj = n.childForFieldName('object');
+      if (obj) visit(obj);
+      return;
+    }
+    if (n.type === 'keyword_argument') {
+      const v = n.childForFieldName('value');
+      if (v) visit(v);
+      return;
+    }
+    for (const c of n.namedChildren) visit(c);
+  };
+  visit(node);
+  return out;
+}
+
+/** Identifiers bound by a `for` target or a comprehension clause target (`a`, `(i, row)`). */
+function targetNames(target: SyntaxNode | null, out: Set<string>): void {
+  if (!target) return;
+  if (target.type === 'identifier') {
+    out.add(target.text);
+    return;
+  }
+  if (target.type === 'attribute' || target.type === 'subscript') return;
+  for (const c of target.namedChildren) targetNames(c, out);
+}
+
+const perIterationCache = new WeakMap<LoopInfo, Set<string>>();
+
+/**
+ * Names that take a new value on every iteration of `loop`: its targets (every `for` clause of
+ * a comprehension) and the plain names assigned inside its per-iteration part.
+ */
+export function perIterationNames(model: FileModel, loop: LoopInfo): Set<string> {
+  let names = perIterationCache.get(loop);
+  if (names) return names;
+  names = new Set();
+  if (loop.kind === 'for' || loop.kind === 'async_for') {
+    targetNames(loop.node.childForFieldName('left'), names);
+  } else if (loop.kind === 'comprehension') {
+    for (const clause of loop.node.namedChildren) {
+      if (clause.type === 'for_in_clause') targetNames(clause.childForFieldName('left'), names);
+    }
+  }
+  for (const a of model.assignments) {
+    if (a.loops.includes(loop.index) && /^[A-Za-z_]\w*$/.test(a.target)) names.add(a.target);
+  }
+  perIterationCache.set(loop, names);
+  return names;
+}
+
+/** Number of items when the loop's iterable is a list/tuple/set literal, else null. */
+export function literalSize(loop: LoopInfo): number | null {
+  const it = unwrap(loop.iterable);
+  if (!it || (it.type !== 'list' && it.type !== 'tuple' && it.type !== 'set')) return null;
+  if (it.namedChildren.some((c) => c.type === 'list_splat' || c.type === 'comment')) return null;
+  return it.namedChildCount;
+}
+
+/** Does a `while` loop sleep between iterations (polling, retry with back-off)? */
+export function loopSleeps(model: FileModel, loop: LoopInfo): boolean {
+  for (const c of model.calls) {
+    if (c.functionIndex !== loop.functionIndex || !c.loops.includes(loop.index)) continue;
+    if (c.method === 'sleep' || c.method === 'wait_for' || c.method === 'wait') return true;
+  }
+  return false;
+}
+
+/**
+ * Is the work at `node` done per item of one of the loops around it? The node must read a name
+ * the loop rebinds each iteration (`session.get(User, job.owner_id)`); a polling `while` loop
+ * (one that sleeps) never counts. Returns the loops that make it per-item, outermost first.
+ */
+export function perItemLoops(model: FileModel, loops: number[], node: SyntaxNode): LoopInfo[] | null {
+  if (!loops.length) return null;
+  const read = namesRead(node);
+  let matched = false;
+  for (const i of loops) {
+    const loop = model.loops[i]!;
+    if (loop.kind === 'while' && loopSleeps(model, loop)) return null;
+    const names = perIterationNames(model, loop);
+    for (const n of read) {
+      if (names.has(n)) {
+        matched = true;
+        break;
+      }
+    }
+  }
+  return matched ? loops.map((i) => model.loops[i]!) : null;
+}
+
+/** The last assignment to `name` in `fnIndex` (or its parents, then module level) at or before `line`. */
+export function lastAssignment(model: FileModel, name: string, fnIndex: number, line: number): AssignmentInfo | null {
+  let scope = fnIndex;
+  for (;;) {
+    let best: AssignmentInfo | null = null;
+    for (const a of assignmentsTo(model, name)) {
+      if (a.functionIndex !== scope || (scope === fnIndex && a.line > line)) continue;
+      if (!best || a.line >= best.line) best = a;
+    }
+    if (best) return best;
+    if (scope < 0) return null;
+    scope = model.functions[scope]!.parent;
+  }
+}
+
+/** Source text of a node with whitespace squeezed, capped, for messages. */
+export function short(node: SyntaxNode, max = 70): string {
+  const t = node.text.replace(/\s+/g, ' ');
+  return t.length > max ? t.slice(0, max - 1) + '…' : t;
+}

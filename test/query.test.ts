@@ -1,0 +1,90 @@
+/**
+ * The query family beyond the inline marks: severities, chains and messages of the findings
+ * in fixtures/query and the sample app.
+ */
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { scan } from '../dist/src/engine/scan.js';
+import { resolveConfig } from '../dist/src/config/config.js';
+import { ruleByCode } from '../dist/src/rules/registry.js';
+import { sqlKind, selectsStar } from '../dist/src/rules/python/query/rawSql.js';
+import type { Finding } from '../src/types.js';
+
+const FIXTURES = path.resolve(__dirname, '../fixtures');
+let query: Finding[] = [];
+let sample: Finding[] = [];
+
+beforeAll(async () => {
+  const config = resolveConfig({ report: null, log: null, cache: false, jobs: 2, select: ['PA1'] }, {}, null);
+  query = (await scan(path.join(FIXTURES, 'query'), config)).result.findings;
+  sample = (await scan(path.join(FIXTURES, 'sample-app'), config)).result.findings;
+}, 60_000);
+
+const at = (list: Finding[], file: string, line: number, code: string) =>
+  list.find((f) => f.path === file && f.line === line && f.code === code);
+
+describe('PA107 query_in_loop', () => {
+  it('reports a helper chain from the loop to the query', () => {
+    const f = at(query, 'PA107.py', 57, 'PA107')!;
+    expect(f.chain).toEqual(['through_helpers', 'author_name', 'get_author', 'session.get(Author)']);
+    expect(f.severity).toBe('high');
+  });
+
+  it('finds the N+1 of the sample app through the repositories module', () => {
+    const f = at(sample, 'app/api/routes.py', 39, 'PA107')!;
+    expect(f.chain).toEqual(['list_jobs_with_owners', 'get_user', 'session.get(User)']);
+    expect(f.message).toContain('once per loop iteration');
+  });
+});
+
+describe('PA102 n_update_delete_loop', () => {
+  it('is high on an unbounded loop and medium on a literal of at most 10 items', () => {
+    expect(at(query, 'PA102.py', 20, 'PA102')!.severity).toBe('high');
+    expect(at(query, 'PA102.py', 43, 'PA102')!.severity).toBe('medium');
+  });
+
+  it('reports writes reached through helpers with the chain', () => {
+    expect(at(query, 'PA102.py', 48, 'PA102')!.chain).toEqual(['through_helpers', 'archive_book', 'session.execute(update Book)']);
+  });
+});
+
+describe('PA105 missing_bulk_ops', () => {
+  it('is medium', () => {
+    expect(at(query, 'PA105.py', 15, 'PA105')!.severity).toBe('medium');
+  });
+});
+
+describe('raw SQL lexer', () => {
+  it('classifies statements', () => {
+    expect(sqlKind('SELECT 1')).toBe('read');
+    expect(sqlKind('  -- c\n(SELECT * FROM t)')).toBe('read');
+    expect(sqlKind('update t set a = 1')).toBe('write');
+    expect(sqlKind('DELETE FROM t')).toBe('write');
+    expect(sqlKind('INSERT INTO t VALUES (1)')).toBe('insert');
+    expect(sqlKind('WITH x AS (DELETE FROM t RETURNING id) SELECT * FROM x')).toBe('write');
+    expect(sqlKind("SELECT 'UPDATE' FROM t")).toBe('read');
+    expect(sqlKind('CREATE TABLE t (a int)')).toBe('other');
+  });
+
+  it('finds a top-level star only', () => {
+    expect(selectsStar('SELECT * FROM t')).toBe(true);
+    expect(selectsStar('select t.* from t')).toBe(true);
+    expect(selectsStar('SELECT a, * FROM t')).toBe(true);
+    expect(selectsStar('SELECT DISTINCT * FROM t')).toBe(true);
+    expect(selectsStar('SELECT count(*) FROM t')).toBe(false);
+    expect(selectsStar('SELECT a FROM t WHERE EXISTS (SELECT * FROM u)')).toBe(false);
+    expect(selectsStar('SELECT a * b FROM t')).toBe(false);
+    expect(selectsStar("SELECT '*' FROM t")).toBe(false);
+  });
+});
+
+describe('metadata', () => {
+  it('every query rule documents itself', () => {
+    for (const code of ['PA102', 'PA105', 'PA107']) {
+      const meta = ruleByCode(code)!.meta;
+      expect(meta.family).toBe('query');
+      expect(meta.bad.length).toBeGreaterThan(10);
+      expect(meta.references.length).toBeGreaterThan(0);
+    }
+  });
+});
