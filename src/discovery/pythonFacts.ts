@@ -256,10 +256,10 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
     if (SQL_CALLS.has(m)) {
       const args = callArgs(call.node);
       const arg = args.positional[0] ?? args.keywords.get('sql') ?? args.keywords.get('statement') ?? args.keywords.get('text');
-      if (!arg || arg.type === 'call' || arg.type === 'await') continue;
-      const text = stringValue(arg, scope);
+      if (!arg || arg.type === 'await') continue;
+      const text = arg.type === 'call' || arg.type === 'binary_operator' ? formattedString(arg, scope) : stringValue(arg, scope);
       if (text === null) continue;
-      const origin = stringOrigin(arg, scope);
+      const origin = arg.type === 'call' ? arg : stringOrigin(arg, scope);
       sqlNodes.add(arg.id);
       sqlNodes.add(origin.id);
       // `server_default=sa.text("now()")` is an expression; `op.execute(sa.text(...))` a statement.
@@ -293,6 +293,39 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
     if (cand) facts.providers.push(cand);
   }
   return facts;
+}
+
+/**
+ * `"… {name} …".format(...)` and `"… %s …" % (...)`: the template with each slot unknown.
+ * Other calls (`text(...)` inside `execute(...)`) are read where they are made.
+ */
+function formattedString(node: SyntaxNode, scope: LiteralScope): string | null {
+  if (node.type === 'call') {
+    const fn = node.childForFieldName('function');
+    if (fn?.type !== 'attribute' || fn.childForFieldName('attribute')?.text !== 'format') return null;
+    let object = fn.childForFieldName('object');
+    // psycopg's `sql.SQL("NOTIFY {}").format(sql.Identifier(ch))`.
+    if (object?.type === 'call' && /(^|\.)SQL$/.test(object.childForFieldName('function')?.text ?? '')) {
+      object = callArgs(object).positional[0] ?? null;
+    }
+    const template = stringValue(object, scope);
+    if (template === null) return null;
+    // Slots filled with constants are known: `"LISTEN {ch}".format(ch=CHANNEL)`.
+    const args = callArgs(node);
+    let next = 0;
+    return template.replace(/\{([^{}]*)\}/g, (_m, key: string) => {
+      const slot = key.split(/[!:]/)[0]!;
+      let arg = slot === '' ? args.positional[next++] : /^\d+$/.test(slot) ? args.positional[Number(slot)] : args.keywords.get(slot);
+      if (arg?.type === 'call' && /(^|\.)(Identifier|Literal)$/.test(arg.childForFieldName('function')?.text ?? '')) arg = callArgs(arg).positional[0];
+      const value = arg ? stringValue(arg, scope) : null;
+      return value !== null && !value.includes(PLACEHOLDER) ? value : PLACEHOLDER;
+    });
+  }
+  if (node.childForFieldName('operator')?.text === '%') {
+    const template = stringValue(node.childForFieldName('left'), scope);
+    return template === null ? null : template.replace(/%(\([A-Za-z_]\w*\))?[sdr]/g, PLACEHOLDER);
+  }
+  return stringValue(node, scope);
 }
 
 function eventCall(call: CallInfo, scope: LiteralScope, facts: PythonFileFacts): void {
