@@ -1,0 +1,135 @@
+/**
+ * PA306 redundant_data_copies
+ *
+ * What it does: finds copies that nothing needs: `list(x)` / `dict(x)` / `x.copy()` /
+ * `copy.copy(x)` / `copy.deepcopy(x)` of a value that was just built (a literal, a
+ * comprehension, `sorted(...)`, another copy), or of a local built in the same function and
+ * copied only to be returned.
+ * Why is this bad? The copy doubles the allocation and the time to build it; nothing else holds
+ * the original, so it protects nothing.
+ */
+import type { SyntaxNode } from '../../../parse/parser.js';
+import type { CallInfo, FileModel } from '../../../semantic/model.js';
+import { assignmentsTo, callAt } from '../../../semantic/model.js';
+import type { FileRule, FileRuleContext } from '../../types.js';
+
+const COPY_FUNCTIONS = new Set(['builtins.list', 'builtins.dict', 'copy.copy', 'copy.deepcopy']);
+/** Fresh values by the shape a copy keeps: `list(x)` copies only when x is a list, `dict(x)` a dict. */
+const FRESH_LIST = new Set(['list', 'list_comprehension']);
+const FRESH_DICT = new Set(['dictionary', 'dictionary_comprehension']);
+const FRESH_LIST_CALLS = new Set(['builtins.list', 'builtins.sorted']);
+const FRESH_DICT_CALLS = new Set(['builtins.dict']);
+const FRESH_ANY_CALLS = new Set(['copy.copy', 'copy.deepcopy', 'json.loads']);
+
+function copiedValue(call: CallInfo): SyntaxNode | null {
+  if (call.qualifiedName && COPY_FUNCTIONS.has(call.qualifiedName)) {
+    const args = call.node.childForFieldName('arguments');
+    if (args?.type !== 'argument_list' || args.namedChildCount !== 1) return null;
+    const a = args.namedChild(0);
+    return a && a.type !== 'keyword_argument' && a.type !== 'list_splat' && a.type !== 'dictionary_splat' ? a : null;
+  }
+  if (call.method === 'copy' && call.receiver && (call.node.childForFieldName('arguments')?.namedChildCount ?? 1) === 0) return call.receiver;
+  return null;
+}
+
+/**
+ * A value nobody else holds — a literal, a comprehension, or the result of a copying call — of
+ * the shape the copy keeps (`list(x)` of a dict is a conversion, not a copy).
+ */
+function isFresh(model: FileModel, node: SyntaxNode, copier: string | null): boolean {
+  const wantList = copier === 'builtins.list';
+  const wantDict = copier === 'builtins.dict';
+  if (FRESH_LIST.has(node.type)) return !wantDict;
+  if (FRESH_DICT.has(node.type)) return !wantList;
+  if (node.type !== 'call') return false;
+  const c = callAt(model, node);
+  const q = c?.qualifiedName;
+  if (!c) return false;
+  if (q && FRESH_LIST_CALLS.has(q)) return !wantDict;
+  if (q && FRESH_DICT_CALLS.has(q)) return !wantList;
+  if (q && FRESH_ANY_CALLS.has(q)) return !wantList && !wantDict;
+  return !wantList && !wantDict && c.method === 'copy' && copiedValue(c) !== null;
+}
+
+const READ_METHODS = new Set(['get', 'keys', 'values', 'items', 'count', 'index', '__contains__']);
+
+/**
+ * `y = copy.deepcopy(x)` where the rest of the function only reads `y` (subscripts, `.get()`,
+ * `in y`, `len(y)`) and never mentions `x` again: the copy protects nothing. The function's text
+ * after the assignment is scanned for `y`; any other use (a call argument, a return, an
+ * attribute write) may escape or mutate, and keeps the copy.
+ */
+function onlyReadCopy(model: FileModel, call: CallInfo, value: SyntaxNode): string | null {
+  if (call.functionIndex < 0) return null;
+  const stmt = call.node.parent;
+  if (stmt?.type !== 'assignment' || stmt.childForFieldName('right')?.startIndex !== call.node.startIndex) return null;
+  const target = stmt.childForFieldName('left');
+  if (target?.type !== 'identifier') return null;
+  const fn = model.functions[call.functionIndex]!;
+  const rest = model.source.slice(stmt.endIndex, fn.node.endIndex);
+  if (rest.includes(value.text)) return null;
+  const name = target.text;
+  const use = new RegExp(`(^|[^\\w.])${name}\\b`, 'g');
+  let m: RegExpExecArray | null;
+  let uses = 0;
+  while ((m = use.exec(rest))) {
+    uses++;
+    const at = m.index + m[0].length;
+    const after = rest.slice(at, at + 40);
+    const before = rest.slice(Math.max(0, m.index - 8), m.index + m[1]!.length);
+    const sub = /^\[[^\]\n]*\]/.exec(after);
+    if (sub) {
+      if (/^\s*(=(?!=)|[+\-*\/|&]=)/.test(after.slice(sub[0].length))) return null;
+      continue;
+    }
+    const meth = /^\.(\w+)\(/.exec(after);
+    if (meth && READ_METHODS.has(meth[1]!)) continue;
+    if (/\bin\s*$/.test(before) || /len\($/.test(before)) continue;
+    return null;
+  }
+  return uses > 0 ? `whose result \`${name}\` is only read` : null;
+}
+
+export const redundantDataCopies: FileRule = {
+  meta: {
+    code: 'PA306',
+    check: 'redundant_data_copies',
+    family: 'runtime',
+    severity: 'low',
+    effort: 'S',
+    summary: 'A copy of data that nothing else holds',
+    what: 'Finds `list(x)`, `dict(x)`, `x.copy()`, `copy.copy(x)` and `copy.deepcopy(x)` where `x` was just built (a literal, a comprehension, `sorted(...)`, `json.loads(...)`, another copy), or is a local built in the same function and copied only to be returned.',
+    why: 'A copy of a value that no one else references protects nothing: it doubles the allocation and the time to fill it. `deepcopy` of a large structure is especially slow.',
+    bad: 'rows = [r.to_dict() for r in result]\nreturn list(rows)\n',
+    good: 'rows = [r.to_dict() for r in result]\nreturn rows\n',
+    fix: 'drop the copy',
+    references: ['https://docs.astral.sh/ruff/rules/unnecessary-double-cast-or-process/', 'https://docs.python.org/3/library/copy.html'],
+  },
+  checkFile(ctx: FileRuleContext): void {
+    const { model } = ctx;
+    if (model.isTestFile) return;
+    for (const call of model.calls) {
+      const q = call.qualifiedName;
+      if (!(q && COPY_FUNCTIONS.has(q)) && call.method !== 'copy') continue;
+      const value = copiedValue(call);
+      if (!value) continue;
+      let reason: string | null = null;
+      const copier = q && COPY_FUNCTIONS.has(q) ? q : null;
+      if (isFresh(model, value, copier)) reason = 'of a value that was just built';
+      else if (value.type === 'identifier' && call.functionIndex >= 0 && call.node.parent?.type === 'return_statement') {
+        let best = null;
+        for (const a of assignmentsTo(model, value.text)) {
+          if (a.functionIndex === call.functionIndex && a.line <= call.line && (!best || a.line >= best.line)) best = a;
+        }
+        if (best && !best.fromWith && best.value && isFresh(model, best.value, copier)) reason = `of the local \`${value.text}\` built here and only returned`;
+      }
+      if (!reason) reason = onlyReadCopy(model, call, value);
+      if (!reason) continue;
+      ctx.report({
+        node: call.node,
+        message: `redundant copy \`${call.calleeText}(…)\` ${reason}`,
+        severity: call.loops.length > 0 ? 'medium' : 'low',
+      });
+    }
+  },
+};

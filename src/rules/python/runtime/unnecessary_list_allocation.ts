@@ -1,0 +1,79 @@
+/**
+ * PA302 unnecessary_list_allocation
+ *
+ * What it does: finds a list built only to be consumed at once — a list comprehension handed to
+ * `any`/`all`/`sum`/`min`/`max`/`len`/`set`/`frozenset`/`tuple`/`str.join`, or a fresh iterable
+ * copied into a `list(...)` (or built as a list comprehension) only to be looped over.
+ * Why is this bad? The whole list is materialised in memory first; `any`/`all` also lose their
+ * short-circuit. A generator (or a set comprehension) does the same work without the copy.
+ */
+import type { SyntaxNode } from '../../../parse/parser.js';
+import type { FileModel } from '../../../semantic/model.js';
+import { callAt, effectiveRole } from '../../../semantic/model.js';
+import type { FileRule, FileRuleContext } from '../../types.js';
+
+const CONSUMERS = new Set(['builtins.any', 'builtins.all', 'builtins.sum', 'builtins.min', 'builtins.max', 'builtins.len', 'builtins.set', 'builtins.frozenset', 'builtins.tuple']);
+/** Calls that already return a fresh iterable: wrapping them in `list()` to loop copies for nothing. */
+const FRESH_ITERABLES = new Set(['builtins.map', 'builtins.filter', 'builtins.range', 'builtins.zip', 'builtins.sorted', 'builtins.reversed', 'builtins.enumerate']);
+
+function onlyArg(node: SyntaxNode): SyntaxNode | null {
+  const args = node.childForFieldName('arguments');
+  if (!args || args.type !== 'argument_list' || args.namedChildCount !== 1) return null;
+  return args.namedChild(0);
+}
+
+function isFreshIterable(model: FileModel, node: SyntaxNode | null): boolean {
+  if (!node) return false;
+  if (node.type === 'generator_expression' || node.type === 'list_comprehension') return true;
+  if (node.type !== 'call') return false;
+  const q = callAt(model, node)?.qualifiedName;
+  return !!q && FRESH_ITERABLES.has(q);
+}
+
+export const unnecessaryListAllocation: FileRule = {
+  meta: {
+    code: 'PA302',
+    check: 'unnecessary_list_allocation',
+    family: 'runtime',
+    severity: 'low',
+    effort: 'S',
+    summary: 'A list built only to be consumed at once',
+    what: 'Finds list comprehensions passed straight to `any`, `all`, `sum`, `min`, `max`, `len`, `set`, `frozenset`, `tuple` or `str.join`, and loops over `list(<generator/map/filter/range/zip/sorted>)` or over a list comprehension — places where the list is never used as a list.',
+    why: 'The list is allocated in full and thrown away; `any()`/`all()` additionally evaluate every element instead of stopping at the first decisive one. In a request handler or a loop this is wasted memory and time on every call.',
+    bad: 'if any([u.is_admin for u in users]):\n    ...\nfor i in list(range(n)):\n    ...\n',
+    good: 'if any(u.is_admin for u in users):\n    ...\nfor i in range(n):\n    ...\n',
+    fix: 'pass a generator expression (or a set comprehension), and loop over the iterable itself',
+    references: ['https://docs.astral.sh/ruff/rules/unnecessary-comprehension-in-call/', 'https://docs.python.org/3/reference/expressions.html#generator-expressions'],
+  },
+  checkFile(ctx: FileRuleContext): void {
+    const { model } = ctx;
+    if (model.isTestFile) return;
+    const severity = (fnIndex: number, inLoop: boolean) =>
+      inLoop || (fnIndex >= 0 && effectiveRole(model, fnIndex) === 'handler') ? 'medium' as const : 'low' as const;
+    for (const call of model.calls) {
+      const q = call.qualifiedName;
+      const isJoin = call.method === 'join' && /^("[^"]*"|'[^']*')\.join$/.test(call.calleeText);
+      if (!(q && CONSUMERS.has(q)) && !isJoin) continue;
+      const arg = onlyArg(call.node);
+      if (arg?.type !== 'list_comprehension') continue;
+      const name = isJoin ? 'str.join' : q!.replace(/^builtins\./, '');
+      const better = name === 'set' || name === 'frozenset' ? 'a set comprehension' : name === 'len' ? '`sum(1 for …)`' : 'a generator expression';
+      ctx.report({
+        node: call.node,
+        message: `\`${name}()\` of a list comprehension builds a list only to consume it; use ${better}`,
+        severity: severity(call.functionIndex, call.loops.length > 0),
+      });
+    }
+    for (const loop of model.loops) {
+      const it = loop.iterable;
+      if (!it) continue;
+      if (it.type === 'call') {
+        const c = callAt(model, it);
+        if (c?.qualifiedName !== 'builtins.list' || !isFreshIterable(model, onlyArg(it))) continue;
+        ctx.report({ node: it, message: '`list(...)` copies a fresh iterable only to loop over it; loop over the iterable', severity: severity(loop.functionIndex, true) });
+      } else if (it.type === 'list_comprehension' && loop.kind !== 'comprehension') {
+        ctx.report({ node: it, message: 'a list comprehension built only to be looped over; use a generator expression', severity: severity(loop.functionIndex, true) });
+      }
+    }
+  },
+};
