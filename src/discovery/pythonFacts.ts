@@ -93,14 +93,15 @@ const ROOT_BASES = /(^|\.)(DeclarativeBase|DeclarativeBaseNoMeta)$/;
  * (`async with sessionmaker() as s` where `sessionmaker` is an argument).
  */
 function fromLibrary(call: CallInfo, libs: RegExp, model: FileModel): boolean {
-  if (call.qualifiedName !== null) return libs.test(call.qualifiedName);
-  if (call.receiver !== null) return true;
-  for (let i = call.functionIndex; i >= 0; i = model.functions[i]!.parent) {
-    const fn = model.functions[i]!;
-    if (fn.params.some((p) => p.name === call.method)) return false;
-    if (model.assignments.some((a) => a.functionIndex === i && a.target === call.method)) return false;
+  if (call.receiver === null) {
+    // The semantic model resolves through imports without looking at local scopes.
+    for (let i = call.functionIndex; i >= 0; i = model.functions[i]!.parent) {
+      const fn = model.functions[i]!;
+      if (fn.params.some((p) => p.name === call.method)) return false;
+      if (model.assignments.some((a) => a.functionIndex === i && a.target === call.method)) return false;
+    }
   }
-  return true;
+  return call.qualifiedName === null || libs.test(call.qualifiedName);
 }
 
 function enclosingFunction(model: FileModel, call: CallInfo): string | null {

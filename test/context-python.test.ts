@@ -1,0 +1,141 @@
+/**
+ * Python-side context extraction on small in-memory projects: how SQL is read out of string
+ * expressions, which calls count as SQLAlchemy's, how models and relationships resolve.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createParser } from '../dist/src/parse/parser.js';
+import { discoverContext } from '../dist/src/discovery/context.js';
+import { targetFromAnnotation } from '../dist/src/discovery/pythonFacts.js';
+import type { ProjectContext } from '../src/discovery/context.js';
+import type { PythonParser } from '../src/parse/parser.js';
+
+let parser: PythonParser;
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  parser = (await createParser('native')) as PythonParser;
+});
+afterAll(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+async function contextFor(files: Record<string, string>): Promise<ProjectContext> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pa-context-'));
+  dirs.push(root);
+  for (const [rel, text] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+    fs.writeFileSync(path.join(root, rel), text);
+  }
+  return (await discoverContext(root, Object.keys(files), parser)) as ProjectContext;
+}
+
+describe('SQL in Python migrations', () => {
+  it('reads escapes, implicit concatenation, + and parenthesised strings', async () => {
+    const ctx = await contextFor({
+      'alembic/versions/0001.py': [
+        'from alembic import op',
+        'def upgrade():',
+        '    op.execute("CREATE TRIGGER \\"t1\\" AFTER INSERT ON a "',
+        '               "FOR EACH ROW EXECUTE FUNCTION f()")',
+        "    op.execute(('CREATE TRIGGER t2 AFTER DELETE ON b ' + 'EXECUTE FUNCTION f()'))",
+        "    op.execute(r'''LISTEN \"my chan\"''')",
+        '',
+      ].join('\n'),
+    });
+    expect(ctx.migrations.triggers.map((t) => [t.name, t.table, t.events[0], t.line])).toEqual([
+      ['t1', 'a', 'INSERT', 3],
+      ['t2', 'b', 'DELETE', 5],
+    ]);
+    expect(ctx.migrations.listens).toEqual([{ channel: 'my chan', file: 'alembic/versions/0001.py', line: 6 }]);
+    expect(ctx.problems).toEqual([]);
+  });
+
+  it('does not call unknown f-string parts or text() expressions bad SQL', async () => {
+    const ctx = await contextFor({
+      'migrations/versions/0002.py': [
+        'import sqlalchemy as sa',
+        'from alembic import op',
+        'def upgrade(values):',
+        '    op.add_column("t", sa.Column("id", sa.Uuid, server_default=sa.text("gen_random_uuid()")))',
+        '    op.execute(f"CREATE TYPE kind AS ENUM {values}")',
+        '    op.execute("SELEC 1")',
+        '',
+      ].join('\n'),
+    });
+    expect(ctx.migrations.sqlErrors).toBe(1);
+    expect(ctx.problems).toEqual([
+      { file: 'migrations/versions/0002.py', reason: 'SQL at line 6 does not parse, skipped: syntax error at or near "SELEC"' },
+    ]);
+  });
+
+  it('never lets one bad file stop the others', async () => {
+    const ctx = await contextFor({
+      'a.sql': '\u0000\u0001garbage $$ unterminated',
+      'b.sql': 'LISTEN fine;',
+      'pyproject.toml': '[tool.poetry.dependencies]\nfastapi = "^0.100"\n[[broken',
+      'requirements.txt': 'fastapi==0.99.0\n',
+    });
+    expect(ctx.migrations.listens.map((l) => l.channel)).toEqual(['fine']);
+    expect(ctx.stack.fastapi?.version).toBe('==0.99.0');
+    expect(ctx.problems.map((p) => p.file)).toContain('pyproject.toml');
+  });
+});
+
+describe('engines and sessions', () => {
+  it('follows import aliases and ignores wrappers and shadowing names', async () => {
+    const ctx = await contextFor({
+      'app/db.py': [
+        'from sqlalchemy.ext.asyncio import create_async_engine as make, async_sessionmaker',
+        'from app.wrappers import create_engine',
+        'engine = make("postgresql+asyncpg://u@h/db", pool_size=5, echo=True)',
+        'other = create_engine("sqlite://")',
+        'Session = async_sessionmaker(engine, expire_on_commit=False)',
+        'async def use(async_sessionmaker):',
+        '    async with async_sessionmaker() as s:',
+        '        yield s',
+        '',
+      ].join('\n'),
+    });
+    expect(ctx.engines.map((e) => [e.name, e.factory, e.urlScheme, e.kwargs])).toEqual([
+      ['engine', 'create_async_engine', 'postgresql+asyncpg', { echo: true, pool_size: 5 }],
+    ]);
+    expect(ctx.sessionFactories.map((f) => [f.kind, f.name, f.expireOnCommit])).toEqual([['async_sessionmaker', 'Session', false]]);
+    expect(ctx.stack.postgresql?.source).toBe('app/db.py');
+  });
+});
+
+describe('models', () => {
+  it('resolves a Base defined in another module and re-exported from a package', async () => {
+    const ctx = await contextFor({
+      'app/db/base.py': 'from sqlalchemy.orm import declarative_base\nBase = declarative_base()\n',
+      'app/db/__init__.py': 'from .base import Base\n',
+      'app/models.py': [
+        'from sqlalchemy import Column, Integer',
+        'from sqlalchemy.orm import relationship',
+        'from app.db import Base',
+        'class A(Base):',
+        '    __tablename__ = "a"',
+        '    id = Column(Integer, primary_key=True)',
+        '    bs = relationship(lambda: B, lazy=False)',
+        'class NotAModel:',
+        '    __tablename__ = "nope"',
+        '',
+      ].join('\n'),
+    });
+    expect(ctx.models.map((m) => [m.name, m.table, m.columnCount, m.relationships.map((r) => [r.target, r.lazy])])).toEqual([
+      ['A', 'a', 1, [['B', 'joined']]],
+    ]);
+  });
+
+  it('reads relationship targets from annotations', () => {
+    expect(targetFromAnnotation('Mapped[List["Address"]]')).toBe('Address');
+    expect(targetFromAnnotation('Mapped[list["app.models.Hero"]]')).toBe('app.models.Hero');
+    expect(targetFromAnnotation('Optional["Team"]')).toBe('Team');
+    expect(targetFromAnnotation('Team | None')).toBe('Team');
+    expect(targetFromAnnotation('Mapped[dict[str, int]]')).toBe(null);
+    expect(targetFromAnnotation(null)).toBe(null);
+  });
+});
