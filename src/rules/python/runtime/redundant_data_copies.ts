@@ -84,7 +84,9 @@ function onlyReadCopy(model: FileModel, call: CallInfo, value: SyntaxNode): stri
     }
     const meth = /^\.(\w+)\(/.exec(after);
     if (meth && READ_METHODS.has(meth[1]!)) continue;
-    if (/\bin\s*$/.test(before) || /len\($/.test(before)) continue;
+    // Iterating a deep copy usually mutates its elements: only a shallow copy may be iterated.
+    if (/\bin\s*$/.test(before) && call.qualifiedName !== 'copy.deepcopy') continue;
+    if (/len\($/.test(before)) continue;
     return null;
   }
   return uses > 0 ? `whose result \`${name}\` is only read` : null;
@@ -123,7 +125,9 @@ export const redundantDataCopies: FileRule = {
         }
         if (best && !best.fromWith && best.value && isFresh(model, best.value, copier)) reason = `of the local \`${value.text}\` built here and only returned`;
       }
-      if (!reason) reason = onlyReadCopy(model, call, value);
+      // `list(x)` / `dict(x)` of a value of unknown type is usually a conversion (a set, a
+      // dataframe index, a Sequence), not a copy: only explicit copies count as "only read".
+      if (!reason && !(q === 'builtins.list' || q === 'builtins.dict')) reason = onlyReadCopy(model, call, value);
       if (!reason) continue;
       ctx.report({
         node: call.node,

@@ -15,7 +15,8 @@ const STRING_NODES = new Set(['string', 'concatenated_string']);
 /** Is the expression a string as far as syntax tells? null when unknown. */
 function stringness(model: FileModel, node: SyntaxNode | null): boolean | null {
   if (!node) return null;
-  if (STRING_NODES.has(node.type)) return true;
+  // `b"..."` is bytes, not str.
+  if (STRING_NODES.has(node.type)) return /^[rRuUfF]*["']/.test(node.text) ? true : null;
   if (['list', 'dictionary', 'set', 'tuple', 'integer', 'float', 'list_comprehension', 'true', 'false', 'none'].includes(node.type)) return false;
   if (node.type === 'call') {
     const c = callAt(model, node);
