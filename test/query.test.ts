@@ -54,6 +54,26 @@ describe('PA105 missing_bulk_ops', () => {
   });
 });
 
+describe('PA104 over_fetching', () => {
+  it('is medium for a model over 15 columns in a GET handler, low otherwise', () => {
+    expect(at(query, 'PA104.py', 17, 'PA104')!.severity).toBe('medium');
+    expect(at(query, 'PA104.py', 22, 'PA104')!.severity).toBe('low');
+    expect(at(query, 'PA104.py', 30, 'PA104')!.severity).toBe('low');
+    expect(at(sample, 'app/api/routes.py', 162, 'PA104')!.severity).toBe('medium');
+  });
+
+  it('names the attributes read', () => {
+    expect(at(query, 'PA104.py', 17, 'PA104')!.message).toContain('`id`, `title`');
+  });
+});
+
+describe('PA108 lazy_load_in_loop and PA109 count_via_len', () => {
+  it('report at the access and at the len() call', () => {
+    expect(at(sample, 'app/api/routes.py', 196, 'PA108')!.column).toBe(38);
+    expect(at(sample, 'app/api/routes.py', 46, 'PA109')!.severity).toBe('medium');
+  });
+});
+
 describe('raw SQL lexer', () => {
   it('classifies statements', () => {
     expect(sqlKind('SELECT 1')).toBe('read');
@@ -80,7 +100,7 @@ describe('raw SQL lexer', () => {
 
 describe('metadata', () => {
   it('every query rule documents itself', () => {
-    for (const code of ['PA102', 'PA105', 'PA107']) {
+    for (const code of ['PA102', 'PA104', 'PA105', 'PA107', 'PA108', 'PA109']) {
       const meta = ruleByCode(code)!.meta;
       expect(meta.family).toBe('query');
       expect(meta.bad.length).toBeGreaterThan(10);

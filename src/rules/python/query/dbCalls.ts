@@ -20,7 +20,7 @@ import { callAt } from '../../../semantic/model.js';
 import { ownModuleLookup, typeString } from '../../../semantic/valueTypes.js';
 import { resolveHandle, type NameLookup } from '../../../semantic/db.js';
 import type { Effect } from '../../../analysis/summary.js';
-import { callArgs, lastAssignment, perItemLoops, literalSize, unwrap } from './semantics.js';
+import { callArgs, chainCallsDown, lastAssignment, perItemLoops, literalSize, unwrap } from './semantics.js';
 import { sqlKind, type SqlKind } from './rawSql.js';
 
 export type DbOpKind = 'read' | 'write' | 'add';
@@ -390,4 +390,44 @@ export function smallLiteralProduct(loops: LoopInfo[]): number | null {
     product *= n;
   }
   return product;
+}
+
+export interface RowsSource {
+  /** The DB read that produced the rows. */
+  call: CallInfo;
+  op: DbOp;
+  /** The single ORM entity the rows are (`select(User)`, `session.query(User)`), or null. */
+  entity: string | null;
+  /** Source text of the statement and everything chained on it, to look for loader options. */
+  text: string;
+}
+
+/**
+ * Where the rows an expression holds come from: follows names to their last assignment and
+ * `.all()` / `.scalars()` / `.unique()` chains down to a DB read. Null when not a query result.
+ */
+export function rowsSource(model: FileModel, expr: SyntaxNode | null, fnIndex: number, line: number, depth = 0): RowsSource | null {
+  const node = unwrap(expr);
+  if (!node || depth > 4) return null;
+  if (node.type === 'identifier') {
+    const a = lastAssignment(model, node.text, fnIndex, line);
+    return a?.value ? rowsSource(model, a.value, a.functionIndex, a.line - 1, depth + 1) : null;
+  }
+  for (const c of chainCallsDown(node)) {
+    const call = callAt(model, c);
+    const op = call ? classifyDbCall(model, call) : null;
+    if (!call || op?.kind !== 'read') continue;
+    if (op.statement) {
+      const st = op.statement;
+      const text = [st.root.text, ...st.chainCalls.map((x) => x.text)].join(' ');
+      return { call, op, entity: st.ctor === 'select' ? st.entity : null, text };
+    }
+    if (call.method === 'query') {
+      const first = callArgs(call.node).positional[0];
+      const single = callArgs(call.node).positional.length === 1 && first?.type === 'identifier' && isModelName(first);
+      return { call, op, entity: single ? first!.text : null, text: node.text };
+    }
+    return { call, op, entity: null, text: node.text };
+  }
+  return null;
 }

@@ -1,6 +1,9 @@
 import type { Rule } from '../../types.js';
 import { nUpdateDeleteLoop } from './n_update_delete_loop.js';
+import { overFetching } from './over_fetching.js';
 import { missingBulkOps } from './missing_bulk_ops.js';
 import { queryInLoop } from './query_in_loop.js';
+import { lazyLoadInLoop } from './lazy_load_in_loop.js';
+import { countViaLen } from './count_via_len.js';
 
-export const queryRules: Rule[] = [nUpdateDeleteLoop, missingBulkOps, queryInLoop];
+export const queryRules: Rule[] = [nUpdateDeleteLoop, overFetching, missingBulkOps, queryInLoop, lazyLoadInLoop, countViaLen];

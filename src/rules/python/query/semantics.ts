@@ -160,3 +160,15 @@ export function short(node: SyntaxNode, max = 70): string {
   const t = node.text.replace(/\s+/g, ' ');
   return t.length > max ? t.slice(0, max - 1) + '…' : t;
 }
+
+/** The calls of a method chain from the outermost down to its root: `a(x).b(y).c()` → c, b, a. */
+export function chainCallsDown(node: SyntaxNode | null): SyntaxNode[] {
+  const out: SyntaxNode[] = [];
+  let cur = unwrap(node);
+  while (cur?.type === 'call') {
+    out.push(cur);
+    const fn = cur.childForFieldName('function');
+    cur = fn?.type === 'attribute' ? unwrap(fn.childForFieldName('object')) : null;
+  }
+  return out;
+}

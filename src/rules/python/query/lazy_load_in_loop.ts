@@ -1,0 +1,110 @@
+/**
+ * PA108 lazy_load_in_loop
+ *
+ * What it does: inside a loop over ORM rows, finds access to a relationship the project's model
+ * declares with a lazy loader (`relationship()` default `lazy="select"`, `"dynamic"`), when the
+ * query that produced the rows sets no eager option for it (`selectinload`, `joinedload`,
+ * `subqueryload`, `contains_eager`, `raiseload`, …).
+ * Why is this bad? Each access emits one SELECT per row: N+1 hidden behind an attribute. With
+ * `AsyncSession` it is worse: implicit IO raises `MissingGreenlet`.
+ *
+ * Guards: the rows must come from a query in the same function whose single entity is a model
+ * found in the project (`select(User)`, `session.query(User)`); relationships declared eager
+ * (`lazy="selectin"/"joined"/"subquery"/"raise"/…`) or loaded by an option never count.
+ */
+import type { SyntaxNode } from '../../../parse/parser.js';
+import type { ModelInfo } from '../../../discovery/context.js';
+import type { LoopInfo } from '../../../semantic/model.js';
+import type { FileRule, FileRuleContext } from '../../types.js';
+import { rowsSource } from './dbCalls.js';
+import { unwrap } from './semantics.js';
+
+const LAZY = new Set(['select', 'dynamic', 'true', 'True']);
+const LOADER_OPTION = /\b(selectinload|joinedload|subqueryload|immediateload|contains_eager|raiseload|noload|defaultload)\s*\(/;
+
+/** The loop's item variable and the iterable holding the rows (`enumerate(rows)` → `rows`). */
+function loopTarget(loop: LoopInfo): { name: string; iterable: SyntaxNode } | null {
+  let target: SyntaxNode | null = null;
+  if (loop.kind === 'for' || loop.kind === 'async_for') target = loop.node.childForFieldName('left');
+  else if (loop.kind === 'comprehension') {
+    target = loop.node.namedChildren.find((c) => c.type === 'for_in_clause')?.childForFieldName('left') ?? null;
+  }
+  const iterable = unwrap(loop.iterable);
+  if (!target || !iterable) return null;
+  if (target.type === 'identifier') return { name: target.text, iterable };
+  // `for i, row in enumerate(rows)`
+  if ((target.type === 'pattern_list' || target.type === 'tuple_pattern') && target.namedChildCount === 2 && iterable.type === 'call'
+    && iterable.childForFieldName('function')?.text === 'enumerate') {
+    const second = target.namedChild(1);
+    const inner = iterable.childForFieldName('arguments')?.namedChild(0) ?? null;
+    if (second?.type === 'identifier' && inner) return { name: second.text, iterable: inner };
+  }
+  return null;
+}
+
+/** Relationship name → loader, for every model of that name in the project (all must agree it is lazy). */
+function lazyRelationships(models: ModelInfo[], entity: string): Set<string> {
+  const candidates = models.filter((m) => m.name === entity);
+  const out = new Set<string>();
+  if (!candidates.length) return out;
+  for (const rel of candidates[0]!.relationships) {
+    if (candidates.every((m) => m.relationships.some((r) => r.name === rel.name && LAZY.has(r.lazy)))) out.add(rel.name);
+  }
+  return out;
+}
+
+function eagerlyLoaded(statementText: string, rel: string): boolean {
+  if (!LOADER_OPTION.test(statementText)) return false;
+  return new RegExp(`\\.${rel}\\b|["']${rel}["']|["']\\*["']`).test(statementText);
+}
+
+export const lazyLoadInLoop: FileRule = {
+  meta: {
+    code: 'PA108',
+    check: 'lazy_load_in_loop',
+    family: 'query',
+    severity: 'high',
+    effort: 'S',
+    summary: 'Lazy-loaded relationship accessed in a loop over ORM rows (hidden N+1)',
+    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it.',
+    why: 'Each first access to a lazy relationship emits its own SELECT, once per row: an N+1 that no query in the code shows. Under `AsyncSession` the implicit IO is not allowed at all and raises `MissingGreenlet`.',
+    bad: 'users = (await session.scalars(select(User))).all()\nfor user in users:\n    running = [j.id for j in user.jobs if j.status == "running"]\n',
+    good: 'users = (await session.scalars(select(User).options(selectinload(User.jobs)))).all()\nfor user in users:\n    running = [j.id for j in user.jobs if j.status == "running"]\n',
+    fix: 'add `selectinload(Model.rel)` (collections) or `joinedload(Model.rel)` (many-to-one) to the query',
+    references: [
+      'https://docs.sqlalchemy.org/en/20/orm/queryguide/relationships.html',
+      'https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html#preventing-implicit-io-when-using-asyncsession',
+    ],
+  },
+  checkFile(ctx: FileRuleContext): void {
+    const { model, project } = ctx;
+    if (model.isTestFile || !project.models.some((m) => m.relationships.length)) return;
+    for (const loop of model.loops) {
+      if (loop.kind === 'while') continue;
+      const t = loopTarget(loop);
+      if (!t) continue;
+      const line = loop.node.startPosition.row + 1;
+      const source = rowsSource(model, t.iterable, loop.functionIndex, line);
+      if (!source?.entity) continue;
+      const lazy = lazyRelationships(project.models, source.entity);
+      for (const rel of [...lazy]) if (eagerlyLoaded(source.text, rel)) lazy.delete(rel);
+      if (!lazy.size) continue;
+      const iterable = loop.iterable!;
+      const reported = new Set<string>();
+      for (const attr of loop.node.descendantsOfType('attribute')) {
+        if (attr.startIndex < loop.iterStart || attr.startIndex >= loop.iterEnd) continue;
+        if (attr.startIndex >= iterable.startIndex && attr.endIndex <= iterable.endIndex) continue;
+        const obj = attr.childForFieldName('object');
+        const name = attr.childForFieldName('attribute')?.text ?? '';
+        if (obj?.type !== 'identifier' || obj.text !== t.name || !lazy.has(name) || reported.has(name)) continue;
+        const parent = attr.parent;
+        if (parent?.type === 'assignment' && parent.childForFieldName('left')?.id === attr.id) continue;
+        reported.add(name);
+        ctx.report({
+          node: attr,
+          message: `\`${t.name}.${name}\` lazy-loads ${source.entity}.${name} once per row of \`${source.op.what}\` (no eager loader option on the query)`,
+        });
+      }
+    }
+  },
+};
