@@ -4,11 +4,13 @@
  * modules (parser, pool, engine) load only for the commands that need them, so `rules` and
  * `explain` start instantly.
  */
-import yargs, { type Argv } from 'yargs';
-import { hideBin } from 'yargs/helpers';
-import { FORMATS, type PartialConfig } from './config/config.js';
+import type { Argv } from 'yargs';
+import type { PartialConfig } from './config/config.js';
 import { SEVERITIES } from './types.js';
 import { TOOL_VERSION } from './version.js';
+
+/** Set from config.ts before yargs runs (loaded lazily: `rules`/`explain` need no config parsers). */
+let FORMATS: readonly string[] = [];
 
 const EXIT_OK = 0;
 const EXIT_FINDINGS = 1;
@@ -92,9 +94,33 @@ async function runScan(argv: ScanArgs): Promise<number> {
   return runScanCommand(String(argv.path ?? '.'), toPartialConfig(argv), argv.config as string | undefined);
 }
 
+/**
+ * `rules` and `explain CODE` in their plain forms skip yargs (most of the startup time); any
+ * other spelling (help, a bad option) goes through yargs as usual.
+ */
+async function fastPath(argv: string[]): Promise<boolean> {
+  if (argv[0] === 'rules') {
+    const rest = argv.slice(1).join(' ').replace(/^--format[= ]/, '');
+    const format = rest === '' ? 'text' : rest === 'text' || rest === 'json' ? rest : null;
+    if (!format) return false;
+    const { runRulesCommand } = await import('./cli/infoCommands.js');
+    process.exitCode = runRulesCommand(format);
+    return true;
+  }
+  if (argv[0] === 'explain' && argv.length === 2 && !argv[1]!.startsWith('-')) {
+    const { runExplainCommand } = await import('./cli/infoCommands.js');
+    process.exitCode = runExplainCommand(argv[1]!);
+    return true;
+  }
+  return false;
+}
+
 async function main(): Promise<void> {
-  const argv = hideBin(process.argv);
+  const argv = process.argv.slice(2);
   verbose = argv.includes('--verbose') || argv.includes('-v');
+  if (await fastPath(argv)) return;
+  const [{ default: yargs }, config] = await Promise.all([import('yargs'), import('./config/config.js')]);
+  FORMATS = config.FORMATS;
   await yargs(argv)
     .scriptName('persist-audit')
     .usage('$0 [scan] [PATH]: audit a Python service for persistence and performance problems')

@@ -1,6 +1,11 @@
 /**
  * The incremental cache: `.persist-audit-cache/pack-v1.bin` at the scanned root, one pack file
- * per root rewritten (atomically) after a scan that changed anything.
+ * per root rewritten (atomically: temp file + rename) after a scan that changed anything.
+ *
+ * Layout: 8-byte magic, u32 length of the index, u32 length of the summaries, sha256 of the
+ * index, sha256 of the summaries, then the index (v8-serialised: header, per-file entries without
+ * summaries, the last repo-phase result) and the summaries section (v8), read and checked only
+ * when the repo phase must run again. An unchanged rescan thus reads the small index only.
  *
  * What is stored
  * - per Python file: mtime, size, inode, sha256 of the content, and its {@link FileOutcome}
@@ -30,18 +35,28 @@ import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import type { ProjectContext } from '../discovery/context.js';
 import type { SourceFile } from '../discovery/walk.js';
-import type { FileOutcome } from '../pool/protocol.js';
+import type { FileOutcome, RawFinding } from '../pool/protocol.js';
+import type { FileSummary } from '../analysis/summary.js';
+import type { InternalError } from '../types.js';
 import { pathState } from '../engine/analyzeFile.js';
 import { TOOL_VERSION } from '../version.js';
 
 export const CACHE_DIR = '.persist-audit-cache';
 const PACK = 'pack-v1.bin';
 const FORMAT = 'persist-audit-cache/1';
+const MAGIC = Buffer.from('PACACHE1', 'latin1');
+const HEAD = MAGIC.length + 4 + 4 + 32 + 32;
 /** An mtime this close to (or after) the recording scan's start is not trusted on its own. */
 export const RACY_MS = 2000;
 
-/** [mtimeMs, size, ino, sha256 hex, outcome] */
+/** [mtimeMs, size, ino, sha256 hex, outcome without its summary] */
 type Entry = [number, number, number, string, FileOutcome];
+
+/** The repo phase's own output, reusable when its inputs (every summary, the context, the rules) are unchanged. */
+export interface RepoResult {
+  findings: RawFinding[];
+  internalErrors: InternalError[];
+}
 
 interface Pack {
   format: string;
@@ -51,6 +66,9 @@ interface Pack {
   contextKey: string;
   context: ProjectContext | null;
   files: Map<string, Entry>;
+  repo: { key: string; result: RepoResult } | null;
+  /** Loads the summaries section (null when it is unreadable). */
+  summaries: () => Map<string, FileSummary> | null;
 }
 
 export interface CacheStats {
@@ -72,6 +90,8 @@ export class ScanCache {
   private readonly old: Pack | null;
   private readonly scanStart = Date.now();
   private readonly next = new Map<string, Entry>();
+  private readonly nextSummaries = new Map<string, FileSummary>();
+  private repo: { key: string; result: RepoResult } | null = null;
   private readonly statByRel = new Map<string, fs.Stats | null>();
   private readonly toolHash = toolFingerprint();
   private fileKey = '';
@@ -138,7 +158,7 @@ export class ScanCache {
       const entry = table?.get(f.rel);
       const hit = entry ? this.validate(f, entry) : null;
       if (hit) {
-        hits.push(hit[4]);
+        hits.push({ ...hit[4], hash: hit[3] });
         this.next.set(f.rel, hit);
         if (hit !== entry) this.changed = true;
       } else {
@@ -163,30 +183,101 @@ export class ScanCache {
       if (!hash || o.internalErrors.length) continue; // never cache a failure
       const st = this.stat(o.path);
       if (!st) continue;
-      const { ruleMs: _r, stageMs: _s, hash: _h, ...kept } = o;
+      const { ruleMs: _r, stageMs: _s, hash: _h, summary, ...kept } = o;
       this.next.set(o.path, [st.mtimeMs, st.size, st.ino, hash, kept]);
+      if (summary) this.nextSummaries.set(o.path, summary);
       this.changed = true;
     }
+  }
+
+  /**
+   * Gives cached hits their summaries (for the repo phase). Returns the paths whose summary
+   * could not be loaded: the caller analyses those files again.
+   */
+  attachSummaries(hits: FileOutcome[]): Set<string> {
+    const missing = new Set<string>();
+    const table = this.loadOldSummaries();
+    for (const o of hits) {
+      const s = table?.get(o.path);
+      if (s && typeof s === 'object' && s.path === o.path && Array.isArray(s.calls) && Array.isArray(s.functions)) {
+        o.summary = s;
+        this.nextSummaries.set(o.path, s);
+      } else if (!o.skipped) {
+        missing.add(o.path);
+        this.next.delete(o.path);
+        this.changed = true;
+      }
+    }
+    return missing;
+  }
+
+  /** The key of the repo phase's inputs: every file's content, the context, the rules. */
+  repoKey(outcomes: FileOutcome[], repoCodes: string[]): string | null {
+    const h = crypto.createHash('sha256').update(this.fileKey).update('\0').update(JSON.stringify([...repoCodes].sort()));
+    for (const o of outcomes) {
+      if (!o.hash) return null;
+      h.update('\0').update(o.path).update('\0').update(o.hash);
+    }
+    return h.digest('hex');
+  }
+
+  /** The repo phase's result recorded under `key`, if any. */
+  cachedRepo(key: string | null): RepoResult | null {
+    if (!key || !this.old?.repo || this.old.repo.key !== key) return null;
+    const r = this.old.repo.result;
+    if (!r || !Array.isArray(r.findings) || !Array.isArray(r.internalErrors)) return null;
+    this.repo = this.old.repo;
+    return r;
+  }
+
+  setRepo(key: string | null, result: RepoResult): void {
+    if (!key) return;
+    this.repo = { key, result };
+    this.changed = true;
   }
 
   /** Writes the pack atomically when anything changed; a read-only tree only costs a notice. */
   save(): void {
     if (!this.changed) return;
-    const pack = {
+    // Entries whose summary is neither fresh nor attached keep the one in the old pack.
+    const pending = [...this.next.keys()].filter((rel) => !this.nextSummaries.has(rel));
+    if (pending.length) {
+      const old = this.loadOldSummaries();
+      for (const rel of pending) {
+        const s = old?.get(rel);
+        if (s) this.nextSummaries.set(rel, s);
+      }
+    }
+    const index = v8.serialize({
       format: FORMAT,
       scanStart: this.scanStart,
       fileKey: this.fileKey,
       contextKey: this.contextKey,
       context: this.context,
       files: [...this.next],
-    };
+      repo: this.repo,
+    });
+    const summaries = v8.serialize([...this.nextSummaries]);
+    const head = Buffer.alloc(HEAD);
+    MAGIC.copy(head);
+    head.writeUInt32LE(index.length, MAGIC.length);
+    head.writeUInt32LE(summaries.length, MAGIC.length + 4);
+    crypto.createHash('sha256').update(index).digest().copy(head, MAGIC.length + 8);
+    crypto.createHash('sha256').update(summaries).digest().copy(head, MAGIC.length + 40);
     const file = path.join(this.dir, PACK);
     const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
     try {
       fs.mkdirSync(this.dir, { recursive: true });
       const ignore = path.join(this.dir, '.gitignore');
       if (!fs.existsSync(ignore)) fs.writeFileSync(ignore, '# written by persist-audit\n*\n');
-      fs.writeFileSync(tmp, v8.serialize(pack));
+      const fd = fs.openSync(tmp, 'w');
+      try {
+        fs.writeSync(fd, head);
+        fs.writeSync(fd, index);
+        fs.writeSync(fd, summaries);
+      } finally {
+        fs.closeSync(fd);
+      }
       fs.renameSync(tmp, file);
       this.stats.wrote = true;
     } catch (err) {
@@ -197,6 +288,12 @@ export class ScanCache {
       }
       this.notice(`cache not written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); the scan itself is complete`);
     }
+  }
+
+  private oldSummaries: Map<string, FileSummary> | null | undefined;
+  private loadOldSummaries(): Map<string, FileSummary> | null {
+    if (this.oldSummaries === undefined) this.oldSummaries = this.old ? this.old.summaries() : null;
+    return this.oldSummaries;
   }
 
   private stat(rel: string): fs.Stats | null {
@@ -245,25 +342,58 @@ export function sha256(bytes: Uint8Array): string {
 }
 
 function readPack(file: string): Pack | null {
-  let raw: unknown;
+  let fd: number;
   try {
-    raw = v8.deserialize(fs.readFileSync(file));
+    fd = fs.openSync(file, 'r');
   } catch {
-    return null; // absent or corrupt: start afresh
+    return null; // no cache yet
   }
-  const p = raw as Record<string, unknown>;
-  if (
-    !p || typeof p !== 'object' || p.format !== FORMAT || typeof p.scanStart !== 'number' ||
-    typeof p.fileKey !== 'string' || typeof p.contextKey !== 'string' || !Array.isArray(p.files)
-  ) {
-    return null;
+  try {
+    const size = fs.fstatSync(fd).size;
+    const head = Buffer.alloc(HEAD);
+    if (size < HEAD || fs.readSync(fd, head, 0, HEAD, 0) !== HEAD) return null;
+    if (!head.subarray(0, MAGIC.length).equals(MAGIC)) return null;
+    const indexLen = head.readUInt32LE(MAGIC.length);
+    const summariesLen = head.readUInt32LE(MAGIC.length + 4);
+    if (HEAD + indexLen + summariesLen !== size) return null; // truncated or grown: not ours
+    const indexBuf = Buffer.alloc(indexLen);
+    if (fs.readSync(fd, indexBuf, 0, indexLen, HEAD) !== indexLen) return null;
+    if (!crypto.createHash('sha256').update(indexBuf).digest().equals(head.subarray(MAGIC.length + 8, MAGIC.length + 40))) return null;
+    const summariesDigest = Buffer.from(head.subarray(MAGIC.length + 40, HEAD));
+    const p = v8.deserialize(indexBuf) as Record<string, unknown>;
+    if (
+      !p || typeof p !== 'object' || p.format !== FORMAT || typeof p.scanStart !== 'number' ||
+      typeof p.fileKey !== 'string' || typeof p.contextKey !== 'string' || !Array.isArray(p.files)
+    ) {
+      return null;
+    }
+    const files = new Map<string, Entry>();
+    for (const item of p.files as unknown[]) {
+      if (Array.isArray(item) && item.length === 2 && typeof item[0] === 'string') files.set(item[0], item[1] as Entry);
+    }
+    const context = p.context && typeof p.context === 'object' && typeof (p.context as ProjectContext).root === 'string' ? (p.context as ProjectContext) : null;
+    const r = p.repo as Pack['repo'];
+    const repo = r && typeof r === 'object' && typeof r.key === 'string' && r.result && typeof r.result === 'object' ? r : null;
+    const summariesAt = HEAD + indexLen;
+    const summaries = (): Map<string, FileSummary> | null => {
+      try {
+        const buf = fs.readFileSync(file).subarray(summariesAt);
+        if (buf.length !== summariesLen || !crypto.createHash('sha256').update(buf).digest().equals(summariesDigest)) return null;
+        const list = v8.deserialize(buf) as unknown;
+        if (!Array.isArray(list)) return null;
+        const map = new Map<string, FileSummary>();
+        for (const item of list) if (Array.isArray(item) && typeof item[0] === 'string') map.set(item[0], item[1] as FileSummary);
+        return map;
+      } catch {
+        return null;
+      }
+    };
+    return { format: FORMAT, scanStart: p.scanStart, fileKey: p.fileKey, contextKey: p.contextKey, context, files, repo, summaries };
+  } catch {
+    return null; // corrupt: start afresh
+  } finally {
+    fs.closeSync(fd);
   }
-  const files = new Map<string, Entry>();
-  for (const item of p.files as unknown[]) {
-    if (Array.isArray(item) && item.length === 2 && typeof item[0] === 'string') files.set(item[0], item[1] as Entry);
-  }
-  const context = p.context && typeof p.context === 'object' && typeof (p.context as ProjectContext).root === 'string' ? (p.context as ProjectContext) : null;
-  return { format: FORMAT, scanStart: p.scanStart, fileKey: p.fileKey, contextKey: p.contextKey, context, files };
 }
 
 /** The shape a cached entry must have before anything in it is used. */

@@ -1,6 +1,5 @@
 /** `rules`, `explain` and `context`: the commands that print what the tool knows. */
 import path from 'node:path';
-import { stringify as toYaml } from 'yaml';
 import { ALL_RULES, ruleByCode } from '../rules/registry.js';
 import { FAMILY_TITLES } from '../types.js';
 
@@ -55,6 +54,7 @@ export async function runContextCommand(rootArg: string, format: 'json' | 'yaml'
   const { walk } = await import('../discovery/walk.js');
   const { createParser } = await import('../parse/parser.js');
   const fs = await import('node:fs');
+  const { stringify: toYaml } = await import('yaml');
   const root = path.resolve(rootArg);
   if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) {
     process.stderr.write(`persist-audit: cannot read ${rootArg}: not a directory\n`);

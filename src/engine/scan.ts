@@ -12,7 +12,7 @@ import { walk } from '../discovery/walk.js';
 import { createParser, type PythonParser } from '../parse/parser.js';
 import { runPool } from '../pool/pool.js';
 import type { FileOutcome, RawFinding, StageMs } from '../pool/protocol.js';
-import { ScanCache, type CacheStats } from '../cache/cache.js';
+import { ScanCache, type CacheStats, type RepoResult } from '../cache/cache.js';
 import { selectRules } from '../rules/registry.js';
 import { isFileRule, isRepoRule, type RuleMeta } from '../rules/types.js';
 import type { FileSummary } from '../analysis/summary.js';
@@ -81,10 +81,23 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
   // 2. Per-file phase: cached outcomes, then the pool for the rest (not started when none is left).
   let toAnalyse = walked.python;
   let cached: FileOutcome[] = [];
+  const repoRules = rules.filter(isRepoRule);
+  const repoCodes = repoRules.map((r) => r.meta.code);
+  let repoCached: RepoResult | null = null;
   if (cache) {
     const tl = performance.now();
     cache.setKey({ codes: fileRuleCodes, severity: config.severity, context });
     ({ hits: cached, misses: toAnalyse } = cache.lookup(walked.python));
+    // Nothing changed: the repo phase's last result stands and no summary is even loaded.
+    if (toAnalyse.length === 0) repoCached = cache.cachedRepo(cache.repoKey(sortByPath(cached), repoCodes));
+    if (!repoCached && cached.length) {
+      const lost = cache.attachSummaries(cached);
+      if (lost.size) {
+        cached = cached.filter((o) => !lost.has(o.path));
+        const again = new Set(toAnalyse);
+        toAnalyse = walked.python.filter((f) => lost.has(f.rel) || again.has(f));
+      }
+    }
     cacheMs += performance.now() - tl;
   }
   let outcomes: FileOutcome[] = cached;
@@ -110,12 +123,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     }
     outcomes = cached.length ? cached.concat(pooled.outcomes) : pooled.outcomes;
   }
-  if (cache) {
-    const ts = performance.now();
-    cache.save();
-    cacheMs += performance.now() - ts;
-  }
-  outcomes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  sortByPath(outcomes);
   const t2 = performance.now();
 
   const stats: ScanStats = {
@@ -127,9 +135,13 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
   const stageMs: StageMs = { read: 0, parse: 0, model: 0, rules: 0, summary: 0 };
   for (const o of outcomes) collectOutcome(o, stats, raw, summaries, ruleMs, stageMs);
 
-  // 3. Repo phase: interprocedural rules on the summaries.
-  const repoRules = rules.filter(isRepoRule);
-  if (repoRules.length) {
+  // 3. Repo phase: interprocedural rules on the summaries (or their cached result when no input changed).
+  const rawBeforeRepo = raw.length;
+  const errorsBeforeRepo = stats.internalErrors.length;
+  if (repoCached) {
+    raw.push(...repoCached.findings);
+    stats.internalErrors.push(...repoCached.internalErrors);
+  } else if (repoRules.length) {
     const index = { files: summaries };
     const suppressionsByPath = new Map(summaries.map((s) => [s.path, new Map(s.suppressions.map(([l, c]) => [l, new Set(c)]))]));
     const lineTextByPath = new Map(summaries.map((s) => [s.path, new Map(s.lineText)]));
@@ -162,6 +174,17 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
       }
       ruleMs[rule.meta.code] = (ruleMs[rule.meta.code] ?? 0) + performance.now() - tr;
     }
+  }
+  if (cache) {
+    const ts = performance.now();
+    if (!repoCached) {
+      cache.setRepo(cache.repoKey(outcomes, repoCodes), {
+        findings: raw.slice(rawBeforeRepo),
+        internalErrors: stats.internalErrors.slice(errorsBeforeRepo),
+      });
+    }
+    cache.save();
+    cacheMs += performance.now() - ts;
   }
   const t3 = performance.now();
 
@@ -245,6 +268,10 @@ function collectOutcome(
   if (o.summary) summaries.push(o.summary);
   if (o.ruleMs) for (const [code, ms] of Object.entries(o.ruleMs)) ruleMs[code] = (ruleMs[code] ?? 0) + ms;
   if (o.stageMs) for (const k of Object.keys(stageMs) as (keyof StageMs)[]) stageMs[k] += o.stageMs[k];
+}
+
+function sortByPath(outcomes: FileOutcome[]): FileOutcome[] {
+  return outcomes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
 function resolveRoot(rootArg: string): string {
