@@ -71,6 +71,13 @@ describe('SQL in Python migrations', () => {
     ]);
   });
 
+  it('lists a few bad statements per file and counts the rest', async () => {
+    const ctx = await contextFor({ 'dump.sql': Array.from({ length: 8 }, (_, i) => `SELEC ${i};`).join('\n') });
+    expect(ctx.migrations.sqlErrors).toBe(8);
+    expect(ctx.problems).toHaveLength(6);
+    expect(ctx.problems[0]!.reason).toBe('3 more SQL statements do not parse, skipped');
+  });
+
   it('never lets one bad file stop the others', async () => {
     const ctx = await contextFor({
       'a.sql': '\u0000\u0001garbage $$ unterminated',

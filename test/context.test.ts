@@ -154,6 +154,17 @@ describe('manifests', () => {
     expect(parseRequirement('pkg @ https://example.com/pkg.whl')).toEqual({ name: 'pkg', version: null });
   });
 
+  it('reads hashed requirements and follows -r includes relative to the file', () => {
+    const files: Record<string, string> = {
+      'reqs/prod.txt': '-r base.txt\nfastapi==0.110.0 \\\n    --hash=sha256:abc \\\n    --hash=sha256:def\n',
+      'reqs/base.txt': 'SQLAlchemy[asyncio]==2.0.1 ; python_version >= "3.8"\n-e git+https://example.com/x.git#egg=x\n',
+      'requirements-dev.txt': '-r reqs/prod.txt\n',
+    };
+    const facts = discoverStack(Object.keys(files), (f: string) => files[f] ?? null);
+    expect(facts.stack.fastapi).toEqual({ version: '==0.110.0', source: 'reqs/prod.txt', kind: 'framework' });
+    expect(facts.stack.sqlalchemy).toEqual({ version: '==2.0.1', source: 'reqs/base.txt', kind: 'orm' });
+  });
+
   it('derives the SQLAlchemy major version from a constraint', () => {
     expect(majorOf('^2.0.25')).toBe(2);
     expect(majorOf('>=1.4,<2.0')).toBe(1);

@@ -23,6 +23,9 @@ import { discoverStack, firstLine, sortKeys, type ReadFile } from './manifests.j
 import { isDeclarativeRootBase, pythonFileFacts, type ClassFacts, type ProviderCandidate, type PythonFileFacts, type SqlString } from './pythonFacts.js';
 import { DYNAMIC, PLACEHOLDER, type LiteralScope } from './pythonLiterals.js';
 
+/** Problems listed per file for SQL that does not parse; the rest are counted in one line. */
+const MAX_SQL_PROBLEMS_PER_FILE = 5;
+
 /** Files larger than this are not read for the context. */
 const MAX_BYTES = 2 * 1024 * 1024;
 
@@ -268,13 +271,25 @@ class SqlCollector {
     if (reportErrors) {
       for (const e of facts.errors) {
         this.ctx.migrations.sqlErrors++;
-        this.ctx.problems.push({ file, reason: `SQL at line ${e.line} does not parse, skipped: ${e.reason}` });
+        const n = (this.errorsByFile.get(file) ?? 0) + 1;
+        this.errorsByFile.set(file, n);
+        if (n <= MAX_SQL_PROBLEMS_PER_FILE) {
+          this.ctx.problems.push({ file, reason: `SQL at line ${e.line} does not parse, skipped: ${e.reason}` });
+        }
       }
     }
   }
 
+  private readonly errorsByFile = new Map<string, number>();
+
   /** Joins triggers to the channels their functions notify on (`TG_ARGV[n]` → the trigger's argument). */
   finish(): void {
+    // A dump in another dialect should not bury every other problem.
+    for (const [file, n] of this.errorsByFile) {
+      if (n > MAX_SQL_PROBLEMS_PER_FILE) {
+        this.ctx.problems.push({ file, reason: `${n - MAX_SQL_PROBLEMS_PER_FILE} more SQL statements do not parse, skipped` });
+      }
+    }
     const byName = new Map<string, string[]>();
     const key = (n: string): string => n.toLowerCase().replace(/^public\./, '');
     for (const f of this.functions) {

@@ -216,7 +216,8 @@ function readRequirements(
   seen.add(file);
   const dir = file.includes('/') ? file.slice(0, file.lastIndexOf('/') + 1) : '';
   for (const rawLine of text.split(/\r?\n/)) {
-    const line = rawLine.replace(/(^|\s)#.*$/, '').trim();
+    // Comments, and the `\` that continues a line into `--hash=` options.
+    const line = rawLine.replace(/(^|\s)#.*$/, '').replace(/\\$/, '').trim();
     if (!line) continue;
     const include = /^(?:-r|--requirement|-c|--constraint)\s*=?\s*(\S+)/.exec(line);
     if (include) {
