@@ -74,6 +74,14 @@ describe('PA108 lazy_load_in_loop and PA109 count_via_len', () => {
   });
 });
 
+describe('PA106 wrong_caching_scope', () => {
+  it('is high when the refill query joins, medium otherwise', () => {
+    expect(at(query, 'PA106.py', 26, 'PA106')!.severity).toBe('medium');
+    expect(at(query, 'PA106.py', 40, 'PA106')!.severity).toBe('high');
+    expect(at(sample, 'app/auth.py', 31, 'PA106')!.severity).toBe('high');
+  });
+});
+
 describe('raw SQL lexer', () => {
   it('classifies statements', () => {
     expect(sqlKind('SELECT 1')).toBe('read');
@@ -100,7 +108,7 @@ describe('raw SQL lexer', () => {
 
 describe('metadata', () => {
   it('every query rule documents itself', () => {
-    for (const code of ['PA102', 'PA104', 'PA105', 'PA107', 'PA108', 'PA109']) {
+    for (const code of ['PA102', 'PA104', 'PA105', 'PA106', 'PA107', 'PA108', 'PA109']) {
       const meta = ruleByCode(code)!.meta;
       expect(meta.family).toBe('query');
       expect(meta.bad.length).toBeGreaterThan(10);

@@ -5,5 +5,6 @@ import { missingBulkOps } from './missing_bulk_ops.js';
 import { queryInLoop } from './query_in_loop.js';
 import { lazyLoadInLoop } from './lazy_load_in_loop.js';
 import { countViaLen } from './count_via_len.js';
+import { wrongCachingScope } from './wrong_caching_scope.js';
 
-export const queryRules: Rule[] = [nUpdateDeleteLoop, overFetching, missingBulkOps, queryInLoop, lazyLoadInLoop, countViaLen];
+export const queryRules: Rule[] = [nUpdateDeleteLoop, overFetching, missingBulkOps, wrongCachingScope, queryInLoop, lazyLoadInLoop, countViaLen];
