@@ -82,6 +82,19 @@ describe('PA106 wrong_caching_scope', () => {
   });
 });
 
+describe('PA101 redundant_fetch', () => {
+  it('follows the loader through a helper and names the callee in the chain', () => {
+    const f = at(sample, 'app/api/routes.py', 72, 'PA101')!;
+    expect(f.severity).toBe('high');
+    expect(f.chain).toEqual(['cancel_job', 'mark_cancelled']);
+  });
+
+  it('is medium outside handlers', () => {
+    expect(at(query, 'PA101.py', 19, 'PA101')!.severity).toBe('high');
+    expect(at(query, 'PA101.py', 25, 'PA101')!.severity).toBe('medium');
+  });
+});
+
 describe('raw SQL lexer', () => {
   it('classifies statements', () => {
     expect(sqlKind('SELECT 1')).toBe('read');
@@ -108,7 +121,7 @@ describe('raw SQL lexer', () => {
 
 describe('metadata', () => {
   it('every query rule documents itself', () => {
-    for (const code of ['PA102', 'PA104', 'PA105', 'PA106', 'PA107', 'PA108', 'PA109']) {
+    for (const code of ['PA101', 'PA102', 'PA104', 'PA105', 'PA106', 'PA107', 'PA108', 'PA109']) {
       const meta = ruleByCode(code)!.meta;
       expect(meta.family).toBe('query');
       expect(meta.bad.length).toBeGreaterThan(10);

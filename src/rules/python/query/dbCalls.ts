@@ -351,6 +351,20 @@ const LIBRARY_CALL = /^(builtins|asyncio|logging|json|os|re|math|time|datetime|t
 export const QUERY_EFFECT = 'query';
 export const WRITE_EFFECT = 'write';
 export const LOOP_CALL = 'loop_call';
+/** Site fact: the function loads a model by one of its parameters (`what` = `position:name:Model`). */
+export const RELOADS_PARAM = 'reloads_param';
+/** Site fact: a call passes `obj.id` of an entity loaded earlier in the function (`what` = JSON {@link PassedId}). */
+export const PASSES_LOADED_ID = 'passes_loaded_id';
+
+export interface PassedId {
+  /** Positional index among the call's arguments, or the keyword name. */
+  arg: number | string;
+  variable: string;
+  /** The model of a load decided in the file, or '' when the load is a call the repo phase follows. */
+  model: string;
+  /** Line and column of the loading call. */
+  source: [number, number];
+}
 
 /**
  * Effects for the repo phase: `query` / `write` for every DB read / write a function makes
@@ -365,6 +379,10 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
     if (call.functionIndex < 0) continue;
     const at = { line: call.line, column: call.column };
     const op = classifyDbCall(model, call);
+    const reload = op?.kind === 'read' ? reloadedParam(model, call, op) : null;
+    if (reload) effects[call.functionIndex]!.push({ kind: RELOADS_PARAM, what: reload, ...at });
+    const passed = passedLoadedId(model, call);
+    if (passed) effects[call.functionIndex]!.push({ kind: PASSES_LOADED_ID, what: JSON.stringify(passed), ...at });
     if (op) {
       if (op.statement?.batched || op.statement?.chain.includes('offset')) continue;
       if (op.kind === 'read') effects[call.functionIndex]!.push({ kind: QUERY_EFFECT, what: op.what, ...at });
@@ -428,6 +446,68 @@ export function rowsSource(model: FileModel, expr: SyntaxNode | null, fnIndex: n
       return { call, op, entity: single ? first!.text : null, text: node.text };
     }
     return { call, op, entity: null, text: node.text };
+  }
+  return null;
+}
+
+/** The model a read loads, when it names one: `session.get(User, …)`, `select(User)`. */
+export function loadedModel(model: FileModel, call: CallInfo, op: DbOp): string | null {
+  if (op.statement) return op.statement.entity;
+  if (GET_METHODS.has(call.method)) {
+    const first = callArgs(call.node).positional[0];
+    return first && isModelName(first) ? (first.type === 'attribute' ? first.childForFieldName('attribute')!.text : first.text) : null;
+  }
+  return null;
+}
+
+/** `session.get(Job, job_id)` / `select(Job).where(Job.id == job_id)` where `job_id` is a parameter. */
+function reloadedParam(model: FileModel, call: CallInfo, op: DbOp): string | null {
+  const fn = model.functions[call.functionIndex]!;
+  const entity = loadedModel(model, call, op);
+  if (!entity) return null;
+  let key: string | null = null;
+  if (GET_METHODS.has(call.method)) {
+    const second = callArgs(call.node).positional[1];
+    if (second?.type === 'identifier') key = second.text;
+  } else if (op.statement) {
+    const text = [op.statement.root.text, ...op.statement.chainCalls.map((c) => c.text)].join(' ');
+    const m = new RegExp(`\\b${entity}\\.id\\s*==\\s*([A-Za-z_]\\w*)\\b(?!\\s*[.(\\[])`).exec(text);
+    if (m) key = m[1]!;
+  }
+  if (!key) return null;
+  const offset = fn.className && /^(self|cls)$/.test(fn.params[0]?.name ?? '') ? 1 : 0;
+  const index = fn.params.findIndex((p) => p.name === key);
+  if (index < offset) return null;
+  return `${index - offset}:${key}:${entity}`;
+}
+
+/**
+ * A call that hands on `obj.id` where `obj` was loaded earlier in the function: by a read the
+ * file decides (`obj = await session.get(Job, id)`), or by a call the repo phase may follow.
+ */
+function passedLoadedId(model: FileModel, call: CallInfo): PassedId | null {
+  if (call.functionIndex < 0 || !call.node.text.includes('.id')) return null;
+  const { positional, keywords } = callArgs(call.node);
+  const candidates: [number | string, SyntaxNode][] = [...positional.map((n, i): [number, SyntaxNode] => [i, n]), ...keywords];
+  for (const [arg, node] of candidates) {
+    if (node.type !== 'attribute' || node.childForFieldName('attribute')?.text !== 'id') continue;
+    const obj = node.childForFieldName('object');
+    if (obj?.type !== 'identifier') continue;
+    const a = lastAssignment(model, obj.text, call.functionIndex, call.line);
+    if (!a || a.functionIndex !== call.functionIndex || !a.value) continue;
+    const value = unwrap(a.value);
+    if (value?.type !== 'call') continue;
+    // A read in the value's chain (`db.scalars(select(Book)...).one()`) decides here; otherwise
+    // the outermost call may be a same-repo loader the repo phase follows.
+    const read = rowsSource(model, value, a.functionIndex, a.line - 1);
+    if (read) {
+      const entity = loadedModel(model, read.call, read.op);
+      if (entity) return { arg, variable: obj.text, model: entity, source: [read.call.line, read.call.column] };
+      continue;
+    }
+    const loader = callAt(model, value);
+    if (!loader || classifyDbCall(model, loader)) continue;
+    return { arg, variable: obj.text, model: '', source: [loader.line, loader.column] };
   }
   return null;
 }

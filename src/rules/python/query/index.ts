@@ -1,4 +1,5 @@
 import type { Rule } from '../../types.js';
+import { redundantFetch } from './redundant_fetch.js';
 import { nUpdateDeleteLoop } from './n_update_delete_loop.js';
 import { overFetching } from './over_fetching.js';
 import { missingBulkOps } from './missing_bulk_ops.js';
@@ -7,4 +8,4 @@ import { lazyLoadInLoop } from './lazy_load_in_loop.js';
 import { countViaLen } from './count_via_len.js';
 import { wrongCachingScope } from './wrong_caching_scope.js';
 
-export const queryRules: Rule[] = [nUpdateDeleteLoop, overFetching, missingBulkOps, wrongCachingScope, queryInLoop, lazyLoadInLoop, countViaLen];
+export const queryRules: Rule[] = [redundantFetch, nUpdateDeleteLoop, overFetching, missingBulkOps, wrongCachingScope, queryInLoop, lazyLoadInLoop, countViaLen];

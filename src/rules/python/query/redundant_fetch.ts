@@ -1,0 +1,83 @@
+/**
+ * PA101 redundant_fetch
+ *
+ * What it does: finds a function that holds a loaded entity and calls a same-repo function with
+ * only its id (`mark_cancelled(session, job.id)`), where the callee loads the same model again
+ * by that parameter (`session.get(Job, job_id)`, `select(Job).where(Job.id == job_id)`).
+ * Why is this bad? A second round trip (or at least an identity-map lookup and a refresh after
+ * a commit) for an object the caller already had.
+ *
+ * Repo phase: the file phase records, per function, which parameter it reloads and which calls
+ * pass `obj.id` of an object loaded earlier; the entity's load may itself be a same-repo helper
+ * (`job = await repo.get_job(...)`), followed through the call graph. Both loads must name the
+ * same model.
+ * Severity: high in a handler, medium elsewhere (background work).
+ */
+import type { Severity } from '../../../types.js';
+import type { RepoRule, RepoRuleContext } from '../../types.js';
+import { callGraphOf } from '../../../analysis/callgraph.js';
+import { PASSES_LOADED_ID, QUERY_EFFECT, RELOADS_PARAM, type PassedId } from './dbCalls.js';
+
+export const redundantFetch: RepoRule = {
+  meta: {
+    code: 'PA101',
+    check: 'redundant_fetch',
+    family: 'query',
+    severity: 'high',
+    effort: 'S',
+    summary: 'An entity already loaded is passed on by id and loaded again by the callee',
+    what: 'Finds a call that passes `obj.id` of an entity loaded earlier in the same function (by `session.get`, `select(Model)`, or a same-repo helper that queries) to a same-repo function whose body loads the same model again by that parameter (`session.get(Model, param)`, `select(Model).where(Model.id == param)`).',
+    why: 'The callee pays another query (or, after a commit with `expire_on_commit=True`, a refresh) for a row the caller holds; the two copies can also disagree when the caller changed the object in between.',
+    bad: 'job = await repo.get_job(session, job_id)\nawait repo.mark_cancelled(session, job.id)  # loads Job again\n',
+    good: 'job = await repo.get_job(session, job_id)\nrepo.mark_cancelled(job)  # takes the object\n',
+    fix: 'pass the loaded object instead of its id (or add a variant that takes it); skip the reload when `expire_on_commit=False`',
+    references: [
+      'https://docs.sqlalchemy.org/en/20/orm/session_basics.html#get-by-primary-key',
+      'https://docs.sqlalchemy.org/en/20/orm/session_state_management.html#session-object-states',
+    ],
+  },
+  checkRepo(ctx: RepoRuleContext): void {
+    const graph = callGraphOf(ctx.index);
+    for (const ref of graph.functions()) {
+      const file = graph.fileOf(ref);
+      if (file.isTestFile) continue;
+      const fn = graph.function(ref);
+      for (const site of graph.ownEffects(ref)) {
+        if (site.kind !== PASSES_LOADED_ID) continue;
+        const passed = JSON.parse(site.what) as PassedId;
+        const call = file.calls.find((c) => c.line === site.line && c.column === site.column);
+        if (!call) continue;
+        const to = graph.resolveCall(ref.file, call);
+        if (!to) continue;
+        const callee = graph.function(to);
+        const reload = graph.ownEffects(to).find((e) => {
+          if (e.kind !== RELOADS_PARAM) return false;
+          const [pos, name] = e.what.split(':');
+          return typeof passed.arg === 'number' ? Number(pos) === passed.arg : name === passed.arg;
+        });
+        if (!reload) continue;
+        const model = reload.what.split(':')[2]!;
+        let loadedBy = passed.model;
+        const chain: string[] = [fn.qualifiedName];
+        if (!loadedBy) {
+          const loader = file.calls.find((c) => c.line === passed.source[0] && c.column === passed.source[1]);
+          const target = loader ? graph.resolveCall(ref.file, loader) : null;
+          const reach = target ? graph.effectsOf(target, 'any').get(QUERY_EFFECT) : undefined;
+          if (!reach || !new RegExp(`[( ]${model}\\)$`).test(reach.effect.what)) continue;
+          loadedBy = model;
+        }
+        if (loadedBy !== model) continue;
+        chain.push(callee.qualifiedName);
+        const severity: Severity = fn.effectiveRole === 'handler' ? 'high' : 'medium';
+        ctx.report({
+          path: file.path,
+          location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+          message: `\`${passed.variable}\` is already loaded, but \`${callee.qualifiedName}\` gets only \`${passed.variable}.id\` and loads ${model} again (line ${reload.line} of ${graph.fileOf(to).path})`,
+          severity,
+          function: fn.name,
+          chain,
+        });
+      }
+    }
+  },
+};
