@@ -47,7 +47,7 @@ function worthParsing(source: string): boolean {
   return (
     MODEL_HINTS.test(source) ||
     EVENT_HINTS.test(source) ||
-    SQLALCHEMY_IMPORT.test(source) ||
+    ((source.includes('sqlalchemy') || source.includes('sqlmodel')) && SQLALCHEMY_IMPORT.test(source)) ||
     QUALIFIED_CALL.test(source) ||
     PROVIDER_HINT.test(source) ||
     (ASYNCPG_POOL.test(source) && source.includes('asyncpg'))
@@ -56,7 +56,6 @@ function worthParsing(source: string): boolean {
 const MIGRATION_SQL_HINT = /execute|text\(|DDL|RunSQL/;
 
 export async function discoverContext(root: string, files: string[], parser: PythonParser): Promise<ProjectContext> {
-  await loadSqlParser();
   const ctx = emptyContext(root);
   const cache = new Map<string, string | null>();
   const read: ReadFile = (rel) => {
@@ -142,10 +141,10 @@ export async function discoverContext(root: string, files: string[], parser: Pyt
   ctx.sessionProviders = resolveProviders(providers, ctx.sessionFactories.map((f) => f.name).filter((n): n is string => !!n));
 
   // SQL: migrations' calls, code strings that mention channels/triggers, and .sql files.
-  const sql = new SqlCollector(ctx);
+  const work: { file: string; sql: SqlString; migration: boolean }[] = [];
   for (const { file, facts, migration } of perFile) {
-    for (const s of facts.sqlCalls) sql.add(file, withPgParams(s), migration, migration);
-    for (const s of facts.sqlMentions) sql.add(file, withPgParams(s), false, false);
+    for (const s of facts.sqlCalls) work.push({ file, sql: withPgParams(s), migration });
+    for (const s of facts.sqlMentions) work.push({ file, sql: withPgParams(s), migration: false });
   }
   const migrationFiles = new Set(perFile.filter((p) => p.migration).map((p) => p.file));
   for (const f of pyFiles) if (migrations.isMigration(f) && !/(^|\/)__init__\.py$/.test(f)) migrationFiles.add(f);
@@ -153,9 +152,13 @@ export async function discoverContext(root: string, files: string[], parser: Pyt
     if (!f.toLowerCase().endsWith('.sql')) continue;
     migrationFiles.add(f);
     const text = read(f);
-    if (text !== null) sql.add(f, { text: withoutPsqlCommands(text), line: 1 }, true, true);
+    if (text !== null) work.push({ file: f, sql: { text: withoutPsqlCommands(text), line: 1 }, migration: true });
   }
   ctx.migrations.files = [...migrationFiles].sort();
+  // The PostgreSQL parser (WASM) loads only when there is SQL to read.
+  if (work.length > 0) await loadSqlParser();
+  const sql = new SqlCollector(ctx);
+  for (const w of work) sql.add(w.file, w.sql, w.migration, w.migration);
   sql.finish();
 
   ctx.adrs = discoverAdrs(sorted, read);
