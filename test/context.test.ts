@@ -93,10 +93,11 @@ describe('extractSqlFacts', () => {
   it('reads triggers with timing, events and the function', () => {
     const f = extractSqlFacts(
       'CREATE TRIGGER t BEFORE INSERT OR UPDATE OR DELETE ON s.items FOR EACH ROW EXECUTE FUNCTION s.fn();',
+      'x.sql',
       5,
     );
     expect(f.triggers).toEqual([
-      { name: 't', table: 's.items', timing: 'BEFORE', events: ['INSERT', 'UPDATE', 'DELETE'], forEach: 'ROW', function: 's.fn', args: [], line: 5 },
+      { name: 't', table: 's.items', timing: 'BEFORE', events: ['INSERT', 'UPDATE', 'DELETE'], forEach: 'ROW', function: 's.fn', args: [], file: 'x.sql', line: 5 },
     ]);
   });
 
@@ -112,7 +113,7 @@ BEGIN
 END $$ LANGUAGE plpgsql;
 CREATE FUNCTION g() RETURNS void LANGUAGE sql AS $$ SELECT pg_notify('c', 'x') $$;
 CREATE FUNCTION h() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;`;
-    const f = extractSqlFacts(sql, 1);
+    const f = extractSqlFacts(sql, 'x.sql', 1);
     expect(f.notifyFunctions.map((n) => [n.name, n.channels, n.returnsTrigger, n.line])).toEqual([
       ['f', ['$argv[1]', 'a', 'b', 'dynamic'], true, 2],
       ['g', ['c'], false, 10],
@@ -121,16 +122,16 @@ CREATE FUNCTION h() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;`;
   });
 
   it('records LISTEN and top-level NOTIFY / pg_notify', () => {
-    const f = extractSqlFacts("LISTEN a;\nNOTIFY b, 'x';\nSELECT pg_notify('c', 'y');", 1);
-    expect(f.listens).toEqual([{ channel: 'a', line: 1, kind: 'listen' }]);
+    const f = extractSqlFacts("LISTEN a;\nNOTIFY b, 'x';\nSELECT pg_notify('c', 'y');", 'x.sql', 1);
+    expect(f.listens).toEqual([{ channel: 'a', file: 'x.sql', line: 1, kind: 'listen' }]);
     expect(f.notifies).toEqual([
-      { channel: 'b', line: 2, kind: 'notify' },
-      { channel: 'c', line: 3, kind: 'pg_notify' },
+      { channel: 'b', file: 'x.sql', line: 2, kind: 'notify' },
+      { channel: 'c', file: 'x.sql', line: 3, kind: 'pg_notify' },
     ]);
   });
 
   it('skips and counts a bad statement while the others still parse', () => {
-    const f = extractSqlFacts('LISTEN a;\nCREATE TABEL x (id int);\n\nLISTEN b;\n', 10);
+    const f = extractSqlFacts('LISTEN a;\nCREATE TABEL x (id int);\n\nLISTEN b;\n', 'x.sql', 10);
     expect(f.listens.map((l) => [l.channel, l.line])).toEqual([
       ['a', 10],
       ['b', 13],
@@ -141,9 +142,9 @@ CREATE FUNCTION h() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;`;
   });
 
   it('survives an unterminated quote and garbage', () => {
-    expect(() => extractSqlFacts("SELECT 'oops;\nLISTEN z;\n", 1)).not.toThrow();
-    expect(() => extractSqlFacts('\u0000\u0001 $$ ;;; ))) CREATE', 1)).not.toThrow();
-    expect(extractSqlFacts('', 1).statements).toBe(0);
+    expect(() => extractSqlFacts("SELECT 'oops;\nLISTEN z;\n", 'x.sql', 1)).not.toThrow();
+    expect(() => extractSqlFacts('\u0000\u0001 $$ ;;; ))) CREATE', 'x.sql', 1)).not.toThrow();
+    expect(extractSqlFacts('', 'x.sql', 1).statements).toBe(0);
   });
 });
 

@@ -248,7 +248,7 @@ class SqlCollector {
   constructor(private readonly ctx: ProjectContext) {}
 
   add(file: string, s: SqlString, reportErrors: boolean, isMigration: boolean): void {
-    const facts = extractSqlFacts(s.text, s.line);
+    const facts = extractSqlFacts(s.text, file, s.line);
     // f-strings with unknown parts and text() expression pieces are not bad SQL when they do not parse.
     if (s.fragment || s.text.includes(PLACEHOLDER)) reportErrors = false;
     const channel = (c: string): string => (c.includes(PLACEHOLDER) ? DYNAMIC : c);

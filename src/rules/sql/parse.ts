@@ -17,6 +17,7 @@ export interface SqlTrigger {
   function: string;
   /** Literal arguments passed to the trigger function (`TG_ARGV`). */
   args: string[];
+  file: string;
   line: number;
 }
 
@@ -25,21 +26,25 @@ export interface SqlNotifyFunction {
   /** Literal channels, `"dynamic"`, or `$argv[N]` when the channel is `TG_ARGV[N]`. */
   channels: string[];
   returnsTrigger: boolean;
+  file: string;
   line: number;
 }
 
 export interface SqlChannelUse {
   channel: string;
+  file: string;
   line: number;
   kind: 'pg_notify' | 'notify' | 'listen';
 }
 
 export interface SqlError {
+  file: string;
   line: number;
   reason: string;
 }
 
 export interface SqlFacts {
+  file: string;
   triggers: SqlTrigger[];
   notifyFunctions: SqlNotifyFunction[];
   /** `LISTEN x` statements. */
@@ -64,11 +69,11 @@ export function loadSqlParser(): Promise<void> {
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /**
- * Facts from one piece of SQL text. `line` is the 1-based line of the text's first character in
- * its file; reported lines are file lines.
+ * Facts from one piece of SQL text found in `file`. `line` is the 1-based line of the text's
+ * first character in that file; reported lines are file lines.
  */
-export function extractSqlFacts(sql: string, line = 1): SqlFacts {
-  const facts: SqlFacts = { triggers: [], notifyFunctions: [], listens: [], notifies: [], statements: 0, errors: [] };
+export function extractSqlFacts(sql: string, file: string, line = 1): SqlFacts {
+  const facts: SqlFacts = { file, triggers: [], notifyFunctions: [], listens: [], notifies: [], statements: 0, errors: [] };
   if (!sql.trim()) return facts;
   const bytes = Buffer.from(sql, 'utf8');
   const lineAt = (byteOffset: number): number => line + countNewlines(bytes, 0, byteOffset);
@@ -96,7 +101,7 @@ export function extractSqlFacts(sql: string, line = 1): SqlFacts {
     try {
       parsed = parseSync(text);
     } catch (err) {
-      facts.errors.push({ line: stmtLine, reason: errorReason(err) });
+      facts.errors.push({ file: facts.file, line: stmtLine, reason: errorReason(err) });
       continue;
     }
     const b = Buffer.from(text, 'utf8');
@@ -167,7 +172,7 @@ function statementFacts(stmt: Json, text: string, line: number, facts: SqlFacts)
   const node = stmt[type!];
   switch (type) {
     case 'CreateTrigStmt':
-      facts.triggers.push(triggerOf(node, line));
+      facts.triggers.push(triggerOf(node, facts.file, line));
       return;
     case 'CreateFunctionStmt': {
       const fn = notifyFunctionOf(node, text, line, facts);
@@ -175,15 +180,15 @@ function statementFacts(stmt: Json, text: string, line: number, facts: SqlFacts)
       return;
     }
     case 'ListenStmt':
-      facts.listens.push({ channel: node.conditionname ?? DYNAMIC, line, kind: 'listen' });
+      facts.listens.push({ channel: node.conditionname ?? DYNAMIC, file: facts.file, line, kind: 'listen' });
       return;
     case 'NotifyStmt':
-      facts.notifies.push({ channel: node.conditionname ?? DYNAMIC, line, kind: 'notify' });
+      facts.notifies.push({ channel: node.conditionname ?? DYNAMIC, file: facts.file, line, kind: 'notify' });
       return;
     case 'DoStmt':
       return;
     default:
-      for (const ch of notifyCalls(node)) facts.notifies.push({ channel: ch, line, kind: 'pg_notify' });
+      for (const ch of notifyCalls(node)) facts.notifies.push({ channel: ch, file: facts.file, line, kind: 'pg_notify' });
   }
 }
 
@@ -197,7 +202,7 @@ const TRIGGER_EVENTS: [number, string][] = [
   [32, 'TRUNCATE'],
 ];
 
-function triggerOf(node: Json, line: number): SqlTrigger {
+function triggerOf(node: Json, file: string, line: number): SqlTrigger {
   const rel = node.relation ?? {};
   const table = [rel.schemaname, rel.relname].filter(Boolean).join('.');
   const timingBits = node.timing ?? 0;
@@ -216,6 +221,7 @@ function triggerOf(node: Json, line: number): SqlTrigger {
     forEach: node.row || timingBits & TRIGGER_TYPE_ROW ? 'ROW' : 'STATEMENT',
     function: qualifiedName(node.funcname),
     args,
+    file,
     line,
   };
 }
@@ -247,7 +253,7 @@ function notifyFunctionOf(node: Json, text: string, line: number, facts: SqlFact
         for (const ch of channelsInEmbeddedSql(query.text, query.dynamic)) channels.add(ch);
       }
     } catch (err) {
-      facts.errors.push({ line, reason: `PL/pgSQL body of ${name}: ${errorReason(err)}` });
+      facts.errors.push({ file: facts.file, line, reason: `PL/pgSQL body of ${name}: ${errorReason(err)}` });
       // The body does not parse, but its tokens still show which channels it notifies.
       for (const ch of channelsFromTokens(body ?? '')) channels.add(ch);
     }
@@ -260,11 +266,11 @@ function notifyFunctionOf(node: Json, text: string, line: number, facts: SqlFact
         else for (const ch of notifyCalls(s.stmt)) channels.add(ch);
       }
     } catch (err) {
-      facts.errors.push({ line, reason: `SQL body of ${name}: ${errorReason(err)}` });
+      facts.errors.push({ file: facts.file, line, reason: `SQL body of ${name}: ${errorReason(err)}` });
     }
   }
   if (channels.size === 0) return null;
-  return { name, channels: [...channels].sort(), returnsTrigger, line };
+  return { name, channels: [...channels].sort(), returnsTrigger, file: facts.file, line };
 }
 
 /** `pg_notify('x'` and `NOTIFY x` from the PostgreSQL scanner's tokens, for bodies that do not parse. */
