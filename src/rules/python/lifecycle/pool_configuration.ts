@@ -1,0 +1,149 @@
+/**
+ * PA404 pool_configuration
+ *
+ * What it does: checks every `create_engine` / `create_async_engine` call for a networked
+ * database (URL scheme not `sqlite`, or unknown) — no `pool_pre_ping` and no `pool_recycle`
+ * (high), no explicit `max_overflow` in a web service (high), `NullPool` / `pool_size=0` in a
+ * web service without a comment saying why (medium), `pool_size` left to the default (low), no
+ * pool event listener on the engine (low) — in one finding per call whose severity is the worst
+ * sub-problem; and every `sessionmaker(class_=AsyncSession)` / `async_sessionmaker` that keeps
+ * `expire_on_commit=True` (medium).
+ * Why is this bad? Stale pooled connections fail the first request after a database restart or
+ * an idle timeout; an unbounded overflow opens connections until the server refuses them; an
+ * expired attribute read after `commit()` on an `AsyncSession` is implicit IO that raises
+ * `MissingGreenlet`.
+ *
+ * The engine facts (kwargs, URL scheme, pool class, listeners) come from the project context;
+ * the finding points at the call in the file. Engines with `**kwargs` (settings unknown),
+ * `*_from_config` engines and migration environments are left alone.
+ */
+import type { CallInfo } from '../../../semantic/model.js';
+import type { EngineInfo, ProjectContext } from '../../../discovery/context.js';
+import type { Severity } from '../../../types.js';
+import type { FileRule, FileRuleContext } from '../../types.js';
+import { isWebService } from './semantics.js';
+
+const SEVERITY_RANK: Record<Severity, number> = { critical: 4, high: 3, medium: 2, low: 1 };
+const NON_QUEUE_POOLS = /^(NullPool|StaticPool|SingletonThreadPool|AssertionPool)$/;
+const MIGRATION_PATH = /(^|\/)(alembic|migrations)\//;
+const SERVERLESS_NOTE = /serverless|lambda|pgbouncer|pg_bouncer|pooler|supavisor|rds.?proxy|cloud ?run|per.?request|external pool/i;
+const SESSIONMAKERS = /^sqlalchemy\.(orm(\.session)?\.sessionmaker|ext\.asyncio(\.session)?\.async_sessionmaker)$/;
+
+interface Problem {
+  severity: Severity;
+  text: string;
+}
+
+function hasSplat(call: CallInfo): boolean {
+  return (call.node.childForFieldName('arguments')?.namedChildren ?? []).some((a) => a.type === 'dictionary_splat' || a.type === 'list_splat');
+}
+
+/** Listeners on this engine (`event.listens_for(engine, …)`, `engine.sync_engine`, `Pool`/`Engine` class-wide). */
+function hasListener(project: ProjectContext, engine: EngineInfo): boolean {
+  return project.poolListeners.some((l) => {
+    const head = l.target.split('.')[0]!;
+    const last = l.target.slice(l.target.lastIndexOf('.') + 1);
+    if (/^(Pool|QueuePool|AsyncAdaptedQueuePool|Engine|AsyncEngine)$/.test(last) && !engine.name?.endsWith(last)) return true;
+    if (engine.name) return head === engine.name || (head === 'self' && l.target.split('.')[1] === engine.name);
+    return l.file === engine.file;
+  });
+}
+
+/** Does a comment on or just above the call document why the pool is off? */
+function documentedServerless(source: string, call: CallInfo): boolean {
+  const lines = source.split('\n');
+  const from = Math.max(0, call.line - 4);
+  const to = call.node.endPosition.row + 1;
+  return lines.slice(from, to).some((l) => l.includes('#') && SERVERLESS_NOTE.test(l.slice(l.indexOf('#'))));
+}
+
+function engineProblems(ctx: FileRuleContext, engine: EngineInfo, call: CallInfo): Problem[] {
+  const scheme = engine.urlScheme;
+  const kw = engine.kwargs;
+  const has = (k: string) => k in kw;
+  // `connect_args={"check_same_thread": False}` is SQLite's signature.
+  const sqliteArgs = JSON.stringify(kw['connect_args'] ?? '').includes('check_same_thread');
+  if ((scheme && /^sqlite/.test(scheme)) || sqliteArgs) return [];
+  const web = isWebService(ctx.project);
+  const poolClass = engine.poolClass;
+  const noPool = (poolClass !== null && NON_QUEUE_POOLS.test(poolClass)) || kw['pool_size'] === 0;
+  const queuePool = poolClass === null || !NON_QUEUE_POOLS.test(poolClass);
+  const problems: Problem[] = [];
+  if (queuePool && !has('pool_pre_ping') && !has('pool_recycle')) {
+    problems.push({ severity: 'high', text: 'neither `pool_pre_ping` nor `pool_recycle` (stale connections fail after a DB restart or idle timeout)' });
+  }
+  if (web && queuePool && !noPool && !has('max_overflow')) {
+    problems.push({ severity: 'high', text: 'no explicit `max_overflow` in a web service' });
+  }
+  if (web && noPool && !documentedServerless(ctx.model.source, call)) {
+    problems.push({ severity: 'medium', text: `${poolClass === 'NullPool' ? '`NullPool`' : poolClass ? `\`${poolClass}\`` : '`pool_size=0`'} in a web service: a new connection per checkout` });
+  }
+  if (queuePool && !noPool && !has('pool_size')) {
+    problems.push({ severity: 'low', text: '`pool_size` left at the default (5)' });
+  }
+  if (!hasListener(ctx.project, engine)) {
+    problems.push({ severity: 'low', text: 'no pool event listeners (checkout/connect metrics)' });
+  }
+  return problems;
+}
+
+export const poolConfiguration: FileRule = {
+  meta: {
+    code: 'PA404',
+    check: 'pool_configuration',
+    family: 'lifecycle',
+    severity: 'high',
+    effort: 'S',
+    summary: 'Engine pool left at risky defaults (no pre-ping/recycle, no max_overflow, NullPool), or an async session factory that expires on commit',
+    what: 'For every `create_engine` / `create_async_engine` call of a networked database (URL scheme not `sqlite`, or not known): no `pool_pre_ping` and no `pool_recycle` (high); no explicit `max_overflow` in a web service (high); `NullPool` / `pool_size=0` in a web service with no comment saying why (serverless, PgBouncer) (medium); `pool_size` left implicit (low); no pool event listener on the engine (low). One finding per engine call, at the severity of its worst problem. Also `sessionmaker(class_=AsyncSession)` / `async_sessionmaker(...)` without `expire_on_commit=False` (medium). Engines configured through `**kwargs` or `engine_from_config` are skipped: their settings are not in the code.',
+    why: 'Pooled connections go stale when the database restarts, fails over or a firewall drops idle sockets; without pre-ping or recycle the first request on each stale connection fails. The default overflow and size are rarely what the service needs: too small queues requests behind `pool_timeout`, unbounded growth exhausts `max_connections`. With `AsyncSession`, `expire_on_commit=True` expires every loaded attribute on commit; reading one afterwards is implicit IO that raises `MissingGreenlet` (or blocks).',
+    bad: 'from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine\n\nengine = create_async_engine("postgresql+asyncpg://app@db/app")\nSessionLocal = async_sessionmaker(engine)\n',
+    good: 'from sqlalchemy import event\nfrom sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine\n\nengine = create_async_engine(\n    "postgresql+asyncpg://app@db/app",\n    pool_size=10,\n    max_overflow=5,\n    pool_pre_ping=True,\n    pool_recycle=1800,\n)\nSessionLocal = async_sessionmaker(engine, expire_on_commit=False)\n\n\n@event.listens_for(engine.sync_engine, "checkout")\ndef on_checkout(dbapi_connection, record, proxy):\n    pass\n',
+    fix: 'set `pool_pre_ping=True` / `pool_recycle`, an explicit `pool_size` and `max_overflow` sized to the load, pool event listeners for metrics; `expire_on_commit=False` for async session factories',
+    references: [
+      'https://docs.sqlalchemy.org/en/20/core/pooling.html#dealing-with-disconnects',
+      'https://docs.sqlalchemy.org/en/20/core/engines.html#sqlalchemy.create_engine',
+      'https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html#preventing-implicit-io-when-using-asyncsession',
+    ],
+  },
+  checkFile(ctx: FileRuleContext): void {
+    const { model, project } = ctx;
+    if (model.isTestFile || MIGRATION_PATH.test(model.path)) return;
+    for (const engine of project.engines) {
+      if (engine.file !== model.path || engine.factory === 'asyncpg.create_pool' || /_from_config$/.test(engine.factory)) continue;
+      const call = model.calls.find((c) => c.line === engine.line && c.method === engine.factory);
+      if (!call || hasSplat(call)) continue;
+      const problems = engineProblems(ctx, engine, call);
+      if (problems.length === 0) continue;
+      const worst = problems.reduce((a, b) => (SEVERITY_RANK[b.severity] > SEVERITY_RANK[a.severity] ? b : a));
+      const what = engine.name ? `engine \`${engine.name}\`` : `\`${engine.factory}(...)\``;
+      const scheme = engine.urlScheme ? ` (${engine.urlScheme})` : '';
+      ctx.report({
+        node: call.node,
+        message: `${what}${scheme}: ${problems.map((p) => p.text).join('; ')}`,
+        severity: worst.severity,
+      });
+    }
+    if (!/sessionmaker/.test(model.source)) return;
+    for (const call of model.calls) {
+      if (!call.qualifiedName || !SESSIONMAKERS.test(call.qualifiedName) || hasSplat(call)) continue;
+      const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
+      let expire: string | null = null;
+      let cls: string | null = null;
+      for (const a of args) {
+        if (a.type !== 'keyword_argument') continue;
+        const k = a.childForFieldName('name')?.text;
+        if (k === 'expire_on_commit') expire = a.childForFieldName('value')?.text ?? null;
+        if (k === 'class_') cls = a.childForFieldName('value')?.text ?? null;
+      }
+      const isAsync = call.method === 'async_sessionmaker' || (cls !== null && /(^|\.)AsyncSession$/.test(cls));
+      if (!isAsync || (expire !== null && expire !== 'True')) continue;
+      ctx.report({
+        node: call.node,
+        message: `\`${call.calleeText}(...)\` makes \`AsyncSession\`s with \`expire_on_commit=True\`${expire ? '' : ' (the default)'}: reading an attribute after \`commit()\` is implicit IO (\`MissingGreenlet\`)`,
+        severity: 'medium',
+        recommendation: 'pass `expire_on_commit=False` (and refresh explicitly where fresh state is needed)',
+      });
+    }
+  },
+};

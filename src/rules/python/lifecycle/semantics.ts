@@ -1,0 +1,520 @@
+/**
+ * Facts the lifecycle rules share: what acquires a session/connection/file, whether a name is
+ * closed on every path, which handler parameters are injected sessions, which responses stream
+ * and which generator feeds them, and what the project is (web service, FastAPI version).
+ *
+ * Candidates for the shared semantic layer (see the final notes of the family): acquisition
+ * classification, injected-session parameters, streaming responses.
+ */
+import type { SyntaxNode } from '../../../parse/parser.js';
+import type { AssignmentInfo, CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
+import { callAt, moduleNameOf, resolveName } from '../../../semantic/model.js';
+import { annotationType, typeString } from '../../../semantic/valueTypes.js';
+import type { ProjectContext } from '../../../discovery/context.js';
+
+// ---------------------------------------------------------------------------------------------
+// Project facts
+
+const WEB_FRAMEWORKS = ['fastapi', 'starlette', 'flask', 'django', 'litestar', 'quart', 'sanic', 'aiohttp'];
+
+/** FastAPI/Starlette/Flask/Django (…) in the stack. */
+export function isWebService(project: ProjectContext): boolean {
+  if (WEB_FRAMEWORKS.some((k) => project.stack[k])) return true;
+  return project.summary.frameworks.some((f) => /^(FastAPI|Starlette|Flask|Django|aiohttp)$/i.test(f));
+}
+
+/** `[major, minor, patch]` of a version string. */
+type Version = [number, number, number];
+
+function parseVersion(s: string): Version | null {
+  const m = /(\d+)(?:\.(\d+))?(?:\.(\d+))?/.exec(s);
+  if (!m) return null;
+  return [Number(m[1]), Number(m[2] ?? 0), Number(m[3] ?? 0)];
+}
+
+function cmp(a: Version, b: Version): number {
+  for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return 0;
+}
+
+/**
+ * The FastAPI version the project runs, as far as its constraint says: the pinned version
+ * (`==0.115.12`, `~=0.110`, `^0.112`, `0.110.*`), the upper bound of a closed range, or null
+ * (unconstrained or only a lower bound: whatever is newest gets installed).
+ */
+export function fastapiVersion(project: ProjectContext): Version | null {
+  const c = project.stack['fastapi']?.version;
+  if (!c) return null;
+  const parts = c.split(',').map((p) => p.trim());
+  for (const p of parts) {
+    if (/^(==|===|~=|\^|~)?\s*\d/.test(p) && !/^[<>]/.test(p)) return parseVersion(p);
+  }
+  const upper = parts.find((p) => /^<=?\s*\d/.test(p));
+  if (upper) {
+    const v = parseVersion(upper);
+    if (!v) return null;
+    if (upper.startsWith('<=')) return v;
+    // `<0.118` allows 0.117.x at most.
+    if (v[2] > 0) return [v[0], v[1], v[2] - 1];
+    if (v[1] > 0) return [v[0], v[1] - 1, 999];
+    return null;
+  }
+  return null;
+}
+
+/**
+ * Does FastAPI run the exit code of `yield` dependencies after a streaming response has been
+ * sent (so an injected session stays open for the whole stream)? Before 0.106 and from 0.118:
+ * yes; 0.106–0.117: no, the exit code ran before the response was sent. Unknown → the newest.
+ */
+export function yieldDependencyOutlivesStream(project: ProjectContext): boolean {
+  const v = fastapiVersion(project);
+  if (!v) return true;
+  return cmp(v, [0, 106, 0]) < 0 || cmp(v, [0, 118, 0]) >= 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Acquisitions
+
+export type ResourceKind = 'session' | 'connection' | 'file';
+
+export interface AcquireKind {
+  kind: ResourceKind;
+  /** What is acquired, for messages: `ReportSession()`, `engine.connect()`, `open()`. */
+  label: string;
+}
+
+const SESSION_CLASSES = /^(sqlalchemy\.orm(\.session)?\.Session|sqlmodel(\.orm\.session)?\.Session|sqlalchemy\.ext\.asyncio(\.session)?\.AsyncSession|sqlmodel\.ext\.asyncio\.session\.AsyncSession)$/;
+const ENGINE_FACTORIES = /^(sqlalchemy(\.engine)?\.create_engine|sqlmodel\.create_engine|sqlalchemy\.ext\.asyncio(\.engine)?\.create_async_engine)\(\)$/;
+const ENGINE_ANNOTATIONS = /^@(sqlalchemy(\.engine(\.base)?)?\.Engine|sqlalchemy\.ext\.asyncio(\.engine)?\.AsyncEngine)$/;
+const DRIVER_CONNECT = new Set([
+  'psycopg2.connect', 'psycopg.connect', 'psycopg.Connection.connect', 'psycopg.AsyncConnection.connect', 'pymysql.connect',
+  'MySQLdb.connect', 'mysql.connector.connect', 'sqlite3.connect', 'asyncpg.connect', 'aiosqlite.connect', 'aiomysql.connect',
+  'pymssql.connect', 'cx_Oracle.connect', 'oracledb.connect',
+]);
+const FILE_OPEN = new Set(['builtins.open', 'io.open', 'aiofiles.open']);
+
+/** Module-level session factories and engines the context found, by qualified name. */
+interface ProjectNames {
+  factories: Set<string>;
+  engines: Set<string>;
+  providers: Set<string>;
+}
+
+const namesCache = new WeakMap<ProjectContext, ProjectNames>();
+
+export function projectNames(project: ProjectContext): ProjectNames {
+  let names = namesCache.get(project);
+  if (names) return names;
+  names = { factories: new Set(), engines: new Set(), providers: new Set() };
+  for (const f of project.sessionFactories) {
+    if (f.name && !f.function && (f.kind === 'sessionmaker' || f.kind === 'async_sessionmaker')) {
+      names.factories.add(`${moduleNameOf(f.file)}.${f.name}`);
+    }
+  }
+  for (const e of project.engines) {
+    if (e.name && !e.function && e.factory !== 'asyncpg.create_pool') names.engines.add(`${moduleNameOf(e.file)}.${e.name}`);
+  }
+  for (const p of project.sessionProviders) names.providers.add(`${moduleNameOf(p.file)}.${p.name}`);
+  namesCache.set(project, names);
+  return names;
+}
+
+/** Is the expression a session factory (`sessionmaker(...)` result), an engine, …? Type path based. */
+function isSessionFactoryType(model: FileModel, project: ProjectContext, t: string | null): boolean {
+  if (!t) return false;
+  if (/(^|\.)(async_)?sessionmaker\(\)$/.test(t) && !t.includes('scoped_session')) return true;
+  if (/^@[\w.]*(async_)?sessionmaker$/.test(t)) return true;
+  return projectNames(project).factories.has(t);
+}
+
+function isEngineType(project: ProjectContext, t: string | null): boolean {
+  if (!t) return false;
+  if (ENGINE_FACTORIES.test(t) || ENGINE_ANNOTATIONS.test(t)) return true;
+  return projectNames(project).engines.has(t);
+}
+
+/**
+ * Does this call acquire a resource that must be closed? Sessions (`Session(engine)`, a
+ * `sessionmaker` factory called, `sessionmaker(...)()`), connections (`engine.connect()`,
+ * `engine.raw_connection()`, `await pool.acquire()`, driver `connect()`), files (`open()`).
+ */
+export function acquireKind(model: FileModel, project: ProjectContext, call: CallInfo): AcquireKind | null {
+  const q = call.qualifiedName;
+  if (q && FILE_OPEN.has(q)) return { kind: 'file', label: q === 'builtins.open' ? 'open()' : `${q}()` };
+  if (q && DRIVER_CONNECT.has(q)) return { kind: 'connection', label: `${q}()` };
+  if (q && SESSION_CLASSES.test(q)) return { kind: 'session', label: `${call.calleeText}()` };
+  const callee = call.node.childForFieldName('function');
+  if (!callee) return null;
+  if (call.method === 'connect' || call.method === 'raw_connection') {
+    const recv = call.receiver;
+    if (recv && isEngineType(project, typeString(model, recv, call.functionIndex, call.line))) {
+      return { kind: 'connection', label: `${recv.text}.${call.method}()` };
+    }
+    return null;
+  }
+  if (call.method === 'acquire') {
+    const recv = call.receiver;
+    if (recv && call.awaited && /(^|[._])pool$/i.test(recv.text)) return { kind: 'connection', label: `${recv.text}.acquire()` };
+    return null;
+  }
+  if (isSessionFactoryType(model, project, typeString(model, callee, call.functionIndex, call.line))) {
+    return { kind: 'session', label: `${call.calleeText || callee.text}()` };
+  }
+  return null;
+}
+
+export interface Acquisition extends AcquireKind {
+  /** The variable bound. */
+  target: string;
+  assignment: AssignmentInfo;
+  /** The acquiring call. */
+  call: CallInfo;
+  fn: FunctionInfo;
+}
+
+/** `x = <acquire>` / `x = await <acquire>` statements inside functions (not `with` bindings). */
+export function acquisitions(model: FileModel, project: ProjectContext): Acquisition[] {
+  if (model.isTestFile || !ACQUIRE_HINT.test(model.source)) return [];
+  const out: Acquisition[] = [];
+  for (const a of model.assignments) {
+    if (a.fromWith || a.functionIndex < 0 || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
+    let v = a.value;
+    if (v?.type === 'await') v = v.namedChild(0);
+    if (v?.type !== 'call') continue;
+    const call = callAt(model, v);
+    if (!call) continue;
+    const kind = acquireKind(model, project, call);
+    if (!kind) continue;
+    out.push({ ...kind, target: a.target, assignment: a, call, fn: model.functions[a.functionIndex]! });
+  }
+  return out;
+}
+
+const ACQUIRE_HINT = /Session|session|connect|acquire|open\(/;
+
+// ---------------------------------------------------------------------------------------------
+// Closing
+
+const CLOSE_METHODS = new Set(['close', 'aclose', 'dispose', 'terminate', 'release']);
+/** Methods that take ownership of the value handed to them. */
+const OWNERSHIP_METHODS = new Set([
+  'enter_context', 'enter_async_context', 'push', 'push_async_exit', 'callback', 'push_async_callback', 'closing', 'aclosing',
+  'append', 'appendleft', 'extend', 'add', 'put', 'put_nowait', 'setdefault', 'register', 'release', 'putconn',
+]);
+
+/** Identifier nodes named `name` inside `node` that read the variable (not attribute fields, not kwarg names). */
+export function nameRefs(node: SyntaxNode, name: string): SyntaxNode[] {
+  const out: SyntaxNode[] = [];
+  if (!node.text.includes(name)) return out;
+  for (const id of node.descendantsOfType('identifier')) {
+    if (id.text !== name) continue;
+    const p = id.parent;
+    if (p?.type === 'attribute' && p.childForFieldName('attribute')?.id === id.id) continue;
+    if (p?.type === 'keyword_argument' && p.childForFieldName('name')?.id === id.id) continue;
+    out.push(id);
+  }
+  return out;
+}
+
+/** Is `ref` (an identifier of the variable) closing it: `x.close()`, `await x.aclose()`, `pool.release(x)`? */
+function isCloseRef(ref: SyntaxNode): boolean {
+  const p = ref.parent;
+  if (p?.type === 'attribute' && p.childForFieldName('object')?.id === ref.id) {
+    const attr = p.childForFieldName('attribute')?.text ?? '';
+    if (CLOSE_METHODS.has(attr)) return true;
+  }
+  if (p?.type === 'argument_list') {
+    const call = p.parent;
+    const callee = call?.childForFieldName('function');
+    const method = callee?.type === 'attribute' ? callee.childForFieldName('attribute')?.text : callee?.text;
+    if (method && (method === 'release' || method === 'putconn' || method === 'close')) return true;
+  }
+  return false;
+}
+
+/** The variable escapes the function: returned, stored in an attribute or container, handed to an owner, managed by `with`. */
+function escapesOrManaged(ref: SyntaxNode, name: string): boolean {
+  for (let p: SyntaxNode | null = ref.parent; p; p = p.parent) {
+    if (p.type === 'return_statement') return true;
+    if (p.type === 'function_definition' || p.type === 'lambda' || p.type === 'block' || p.type === 'expression_statement') break;
+    if (p.type === 'with_item') return true;
+    if (p.type === 'assignment' || p.type === 'augmented_assignment') {
+      const left = p.childForFieldName('left');
+      const right = p.childForFieldName('right');
+      if (left && right && ref.startIndex >= right.startIndex && left.type !== 'identifier') return true;
+      if (left?.type === 'identifier' && right && ref.startIndex >= right.startIndex && right.type !== 'call' && right.type !== 'await') return true;
+      break;
+    }
+    if (p.type === 'argument_list') {
+      const callee = p.parent?.childForFieldName('function');
+      const method = callee?.type === 'attribute' ? callee.childForFieldName('attribute')?.text : callee?.text;
+      if (method && OWNERSHIP_METHODS.has(method.replace(/^.*\./, ''))) return true;
+    }
+    if (p.type === 'list' || p.type === 'tuple' || p.type === 'dictionary' || p.type === 'set' || p.type === 'pair') {
+      // `(conn, cur)` returned or stored: handled by the enclosing return/assignment.
+      continue;
+    }
+  }
+  // `x.close` handed over as a callback (`stack.callback(x.close)`, `BackgroundTask(db.close)`).
+  const p = ref.parent;
+  if (p?.type === 'attribute' && p.childForFieldName('object')?.id === ref.id) {
+    const attr = p.childForFieldName('attribute')?.text ?? '';
+    const gp = p.parent;
+    if (CLOSE_METHODS.has(attr) && gp?.type !== 'call') return true;
+    // `with x.begin():` on a session releases its connection at the end of the block.
+    if (attr === 'begin' && gp?.type === 'call' && (gp.parent?.type === 'with_item' || gp.parent?.parent?.type === 'with_item')) return true;
+  }
+  void name;
+  return false;
+}
+
+/** The innermost ancestor of `node` of one of `types`, not crossing a function boundary. */
+export function ancestorOf(node: SyntaxNode, types: string[], stop: SyntaxNode): SyntaxNode | null {
+  for (let p = node.parent; p && p.id !== stop.id; p = p.parent) {
+    if (types.includes(p.type)) return p;
+    if (p.type === 'function_definition' || p.type === 'lambda') return null;
+  }
+  return null;
+}
+
+function enclosingClauses(node: SyntaxNode, stop: SyntaxNode): SyntaxNode[] {
+  const out: SyntaxNode[] = [];
+  for (let p = node.parent; p && p.id !== stop.id; p = p.parent) {
+    if (p.type === 'finally_clause' || p.type === 'except_clause' || p.type === 'except_group_clause') out.push(p);
+  }
+  return out;
+}
+
+/** Catches everything (bare `except:`, `Exception`, `BaseException`). */
+export function catchesAll(clause: SyntaxNode): boolean {
+  const kids = clause.namedChildren.filter((c) => c.type !== 'block' && c.type !== 'comment');
+  if (kids.length === 0) return true;
+  const t = kids[0]!.type === 'as_pattern' ? kids[0]!.namedChild(0)?.text ?? '' : kids[0]!.text;
+  return /^\(?\s*(BaseException|Exception)\b/.test(t);
+}
+
+export interface CloseFacts {
+  /** The variable leaves the function or is managed elsewhere. */
+  escapes: boolean;
+  /** Closed in a `finally` whose `try` contains the acquisition or starts after it. */
+  closedInFinally: boolean;
+  /** Closed in an `except` that catches everything, and also on the normal path. */
+  closedOnBothPaths: boolean;
+  /** Closed outside any `finally`/`except` (the normal path). */
+  closedNormally: boolean;
+  /** `except` clauses (of a `try` after the acquisition) that close it. */
+  closingExcepts: Set<number>;
+  refs: SyntaxNode[];
+}
+
+export function closeFacts(acq: Acquisition): CloseFacts {
+  const fnNode = acq.fn.node;
+  const body = acq.fn.body ?? fnNode;
+  const stmtStart = acq.assignment.node.startIndex;
+  const refs = nameRefs(body, acq.target).filter((r) => r.startIndex >= acq.assignment.node.endIndex);
+  const facts: CloseFacts = { escapes: false, closedInFinally: false, closedOnBothPaths: false, closedNormally: false, closingExcepts: new Set(), refs };
+  let closedInCatchAll = false;
+  for (const ref of refs) {
+    if (escapesOrManaged(ref, acq.target)) facts.escapes = true;
+    if (!isCloseRef(ref)) continue;
+    const clauses = enclosingClauses(ref, fnNode);
+    if (clauses.length === 0) {
+      facts.closedNormally = true;
+      continue;
+    }
+    for (const clause of clauses) {
+      const tryStmt = clause.parent;
+      if (!tryStmt || tryStmt.type !== 'try_statement') continue;
+      const coversAcquisition = tryStmt.startIndex > stmtStart || (stmtStart >= tryStmt.startIndex && stmtStart < clause.startIndex);
+      if (!coversAcquisition) continue;
+      if (clause.type === 'finally_clause') facts.closedInFinally = true;
+      else {
+        facts.closingExcepts.add(clause.id);
+        if (catchesAll(clause)) closedInCatchAll = true;
+      }
+    }
+  }
+  facts.closedOnBothPaths = closedInCatchAll && facts.closedNormally;
+  return facts;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Injected sessions
+
+export interface InjectedSession {
+  name: string;
+  /** The parameter node. */
+  node: SyntaxNode;
+  /** Through `Depends(...)` (a FastAPI dependency), or by annotation only. */
+  viaDepends: boolean;
+  /** `Depends(..., scope="function")`: closed when the endpoint returns (FastAPI ≥ 0.121). */
+  functionScope: boolean;
+}
+
+const SESSION_ANNOTATION = /(^|\.)(Session|AsyncSession|scoped_session|async_scoped_session)$/;
+const SESSION_ALIAS = /(^|\.)(Async)?(Db|DB)?Session(Dep|Dependency)$|(^|\.)(Async)?(Db|DB)Dep$/;
+
+function isSessionAnnotation(model: FileModel, annotation: string): boolean {
+  const t = annotationType(model, annotation);
+  if (!t) return false;
+  const q = t.slice(1);
+  if (SESSION_ANNOTATION.test(q)) {
+    const head = q.split('.')[0]!;
+    return q === 'Session' || q === 'AsyncSession' || head === 'sqlalchemy' || head === 'sqlmodel';
+  }
+  if (SESSION_ALIAS.test(q)) return true;
+  // A module-level `SessionDep = Annotated[Session, Depends(get_db)]` of this file.
+  if (q.startsWith(model.moduleName + '.')) {
+    const local = q.slice(model.moduleName.length + 1);
+    const a = model.assignments.find((x) => x.functionIndex < 0 && x.target === local && !x.fromWith);
+    if (a?.value && a.value.type === 'subscript' && /^(typing\.)?Annotated\b/.test(a.value.text)) {
+      return isSessionAnnotation(model, a.value.text);
+    }
+  }
+  return false;
+}
+
+/** Is `Depends(target)` a session dependency: a known provider, or a generator of this file yielding a session? */
+function isSessionProvider(model: FileModel, project: ProjectContext, target: string): boolean {
+  const q = resolveName(model, target) ?? target;
+  if (projectNames(project).providers.has(q)) return true;
+  return false;
+}
+
+const DEPENDS = /\bDepends\(\s*(?:dependency\s*=\s*)?([A-Za-z_][\w.]*)?([^)]*)\)/;
+
+/** Parameters of `fn` that receive a session by injection. */
+export function injectedSessions(model: FileModel, project: ProjectContext, fn: FunctionInfo): InjectedSession[] {
+  const out: InjectedSession[] = [];
+  const paramNodes = fn.node.childForFieldName('parameters')?.namedChildren ?? [];
+  fn.params.forEach((p, i) => {
+    const node = paramNodes[i];
+    if (!node || p.name === 'self' || p.name === 'cls') return;
+    const texts = [p.defaultText ?? '', p.annotation ?? ''];
+    let viaDepends = false;
+    let functionScope = false;
+    let isSession = false;
+    for (const text of texts) {
+      const m = DEPENDS.exec(text);
+      if (!m) continue;
+      viaDepends = true;
+      if (/\bscope\s*=\s*["']function["']/.test(m[2] ?? '')) functionScope = true;
+      if (m[1] && isSessionProvider(model, project, m[1])) isSession = true;
+    }
+    if (!isSession && p.annotation && isSessionAnnotation(model, p.annotation)) {
+      isSession = true;
+      if (!viaDepends && SESSION_ALIAS.test(annotationType(model, p.annotation) ?? '')) viaDepends = true;
+    }
+    if (isSession) out.push({ name: p.name, node, viaDepends, functionScope });
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming
+
+const STREAMING_CLASSES = /(^|\.)(StreamingResponse|EventSourceResponse)$/;
+
+export interface StreamingUse {
+  /** The `StreamingResponse(...)` / `EventSourceResponse(...)` call. */
+  call: CallInfo;
+  sse: boolean;
+  /** The call that makes the generator (`event_stream()`), or null. */
+  generatorCall: SyntaxNode | null;
+  /** The generator function, when it is defined in this file. */
+  generator: FunctionInfo | null;
+}
+
+/** Streaming responses built in `fn` (its own body), with the generator that feeds each. */
+export function streamingResponses(model: FileModel, fn: FunctionInfo): StreamingUse[] {
+  const out: StreamingUse[] = [];
+  for (const call of model.calls) {
+    if (call.functionIndex !== fn.index) continue;
+    const q = call.qualifiedName ?? '';
+    if (!STREAMING_CLASSES.test(q) || !/^(fastapi|starlette|sse_starlette)\./.test(q)) continue;
+    const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
+    let content: SyntaxNode | null = null;
+    let sse = /EventSourceResponse$/.test(q);
+    for (const a of args) {
+      if (a.type === 'keyword_argument') {
+        const k = a.childForFieldName('name')?.text;
+        const v = a.childForFieldName('value');
+        if (k === 'content') content = v;
+        if (k === 'media_type' && v && /event-stream/.test(v.text)) sse = true;
+      } else if (!content && a.type !== 'list_splat' && a.type !== 'dictionary_splat') content = a;
+    }
+    let generatorCall: SyntaxNode | null = null;
+    if (content?.type === 'call') generatorCall = content;
+    else if (content?.type === 'identifier') {
+      // `gen = event_stream(); return StreamingResponse(gen)`.
+      const a = [...model.assignments].reverse().find((x) => x.functionIndex === fn.index && x.target === content!.text && x.line <= call.line);
+      if (a?.value?.type === 'call') generatorCall = a.value;
+    }
+    out.push({ call, sse, generatorCall, generator: generatorCall ? generatorFunction(model, fn, generatorCall) : null });
+  }
+  return out;
+}
+
+/** The function a generator call names: a def nested in `fn`, or one at module level in this file. */
+function generatorFunction(model: FileModel, fn: FunctionInfo, call: SyntaxNode): FunctionInfo | null {
+  const callee = call.childForFieldName('function');
+  if (callee?.type !== 'identifier') return null;
+  const name = callee.text;
+  const nested = model.functions.find((f) => f.parent === fn.index && f.name === name);
+  if (nested) return nested;
+  return model.functions.find((f) => f.parent < 0 && !f.className && f.name === name) ?? null;
+}
+
+/** A websocket endpoint. */
+export function isWebsocketHandler(fn: FunctionInfo): boolean {
+  return fn.role === 'handler' && (fn.routeKind === 'websocket' || fn.routeKind === 'websocket_route');
+}
+
+/** Does the function's own body contain a loop (`while`, `for`, `async for`)? */
+export function hasOwnLoop(model: FileModel, fn: FunctionInfo): boolean {
+  return model.loops.some((l) => l.functionIndex === fn.index && l.kind !== 'comprehension');
+}
+
+const WAIT_CALLS = /(^|\.)(sleep|wait_for|wait|is_disconnected|receive|receive_text|receive_json|receive_bytes|iter_text|iter_json|listen|get_message)$/;
+
+/**
+ * Does a generator run for long (a long-poll / event stream): a `while` loop, or a loop that
+ * waits (`asyncio.sleep`, `queue.get()`, `wait_for`, `request.is_disconnected()`)? A `for row in
+ * result: yield row` export is not: its length is the data's, not the client's.
+ */
+export function isLongLivedGenerator(model: FileModel, gen: FunctionInfo): boolean {
+  const loops = model.loops.filter((l) => l.functionIndex === gen.index && l.kind !== 'comprehension');
+  if (loops.some((l) => l.kind === 'while')) return true;
+  for (const call of model.calls) {
+    if (call.functionIndex !== gen.index || call.loops.length === 0) continue;
+    if (WAIT_CALLS.test(call.calleeText) || (call.method === 'get' && /queue/i.test(call.receiver?.text ?? ''))) return true;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// External calls
+
+const EXTERNAL_PREFIXES = /^(httpx|aiohttp|requests|urllib3|urllib\.request|grpc|smtplib|aiosmtplib|boto3|botocore|aioboto3|aiobotocore|google\.cloud|azure\.storage|minio|stripe|openai|anthropic|websockets)\./;
+
+/** A call to a network client library, directly or on a client made by one. */
+export function isExternalCall(model: FileModel, call: CallInfo): boolean {
+  if (call.qualifiedName && EXTERNAL_PREFIXES.test(call.qualifiedName)) return true;
+  const recv = call.receiver;
+  if (!recv) return false;
+  const t = typeString(model, recv, call.functionIndex, call.line);
+  return !!t && EXTERNAL_PREFIXES.test(t.replace(/^@/, ''));
+}
+
+/** The first statement's line of a function body, skipping a docstring. */
+export function bodyStartLine(fn: FunctionInfo): number {
+  const body = fn.body;
+  if (!body) return fn.startLine;
+  for (const stmt of body.namedChildren) {
+    if (stmt.type === 'comment') continue;
+    if (stmt.type === 'expression_statement' && stmt.namedChild(0)?.type === 'string') continue;
+    return stmt.startPosition.row + 1;
+  }
+  return body.startPosition.row + 1;
+}
