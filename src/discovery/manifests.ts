@@ -168,7 +168,9 @@ export function discoverStack(files: string[], read: ReadFile): StackFacts {
       else if (base === 'package.json') readPackageJson(f, text, builder);
       else if (base === 'go.mod') readGoMod(f, text, builder);
     } catch (err) {
-      problems.push({ file: f, reason: `cannot parse: ${firstLine(err)}` });
+      const line = (err as { line?: unknown }).line;
+      const where = typeof line === 'number' ? ` (line ${line})` : '';
+      problems.push({ file: f, reason: `cannot parse: ${firstLine(err)}${where}` });
     }
   }
   for (const f of techStackDoc) {
