@@ -1,3 +1,4 @@
 import type { Rule } from '../../types.js';
+import { commitInLoop } from './commit_in_loop.js';
 
-export const transactionRules: Rule[] = [];
+export const transactionRules: Rule[] = [commitInLoop];

@@ -1,0 +1,419 @@
+/**
+ * Facts the transaction-correctness rules share on top of the semantic model: which calls
+ * commit or roll back, which write, where a transaction is open (`with x.begin():` bodies and
+ * first-write → commit spans), which calls leave the process (network, files), and what the
+ * project context says about NOTIFY triggers and their listeners.
+ *
+ * Everything starts from the model's calls, loops, `with`s and assignments; the few tree reads
+ * walk up from a candidate node to its function, never over a whole file.
+ *
+ * Candidates for the shared layer: `isCommitCall`/`isRollbackCall` (a `commit`/`rollback` fact on
+ * calls), `transactionRegions`, `externalCall`, `conditionalWithin`, `modelOfObject`, and the
+ * per-subscriber "streaming endpoint" flag, which belongs in the context (see `listenerIsStreaming`).
+ */
+import type { SyntaxNode } from '../../../parse/parser.js';
+import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
+import { typeString } from '../../../semantic/valueTypes.js';
+import type { EventSite, ProjectContext } from '../../../discovery/context.js';
+import { classifyDbCall, receiverEvidence } from '../query/dbCalls.js';
+import { callArgs, lastAssignment, unwrap } from '../query/semantics.js';
+
+export { callArgs, lastAssignment, unwrap };
+
+/** Source text of a receiver, whitespace-free: `session`, `self.session`. */
+export function receiverKey(call: CallInfo): string | null {
+  const r = call.receiver;
+  if (!r || (r.type !== 'identifier' && r.type !== 'attribute')) return null;
+  return r.text.replace(/\s+/g, '');
+}
+
+const commitCache = new WeakMap<CallInfo, boolean>();
+
+/** `session.commit()`, `conn.commit()` on a database handle (typed, or named like one in a DB file). */
+export function isCommitCall(model: FileModel, call: CallInfo): boolean {
+  if (call.method !== 'commit' || !call.receiver) return false;
+  let v = commitCache.get(call);
+  if (v === undefined) {
+    v = callArgs(call.node).positional.length === 0 && receiverEvidence(model, call) !== null;
+    commitCache.set(call, v);
+  }
+  return v;
+}
+
+export function isRollbackCall(model: FileModel, call: CallInfo): boolean {
+  return call.method === 'rollback' && !!call.receiver && receiverEvidence(model, call) !== null;
+}
+
+/** A call that writes through a session: an UPDATE/DELETE/INSERT, `add`, `merge`, `delete`, `flush`. */
+export function isWriteCall(model: FileModel, call: CallInfo): boolean {
+  if (call.method === 'flush') return !!call.receiver && receiverEvidence(model, call) !== null;
+  const op = classifyDbCall(model, call);
+  return op !== null && (op.kind === 'write' || op.kind === 'add');
+}
+
+/** Calls of one function's own body (not nested defs), in source order. */
+export function callsOf(model: FileModel, fnIndex: number): CallInfo[] {
+  let byFn = CALLS_BY_FN.get(model);
+  if (!byFn) {
+    byFn = new Map();
+    for (const c of model.calls) {
+      const list = byFn.get(c.functionIndex);
+      if (list) list.push(c);
+      else byFn.set(c.functionIndex, [c]);
+    }
+    CALLS_BY_FN.set(model, byFn);
+  }
+  return byFn.get(fnIndex) ?? [];
+}
+const CALLS_BY_FN = new WeakMap<FileModel, Map<number, CallInfo[]>>();
+
+/** Does `inner` lie inside `outer` (byte ranges)? */
+export function within(inner: SyntaxNode, outer: SyntaxNode): boolean {
+  return inner.startIndex >= outer.startIndex && inner.endIndex <= outer.endIndex;
+}
+
+/**
+ * The statements between `node` and `stop` that make it run only sometimes: an `if`/`elif`/
+ * `else` branch, an `except` handler, a conditional expression, a `match` case, a short-circuit
+ * operand. Returns the first one found, or null when `node` runs whenever `stop`'s body does.
+ */
+export function conditionalWithin(node: SyntaxNode, stop: SyntaxNode): SyntaxNode | null {
+  let cur: SyntaxNode | null = node.parent;
+  let child: SyntaxNode = node;
+  while (cur && cur.id !== stop.id) {
+    switch (cur.type) {
+      case 'if_statement':
+        // The condition itself always runs; the branches do not.
+        if (cur.childForFieldName('condition')?.id !== child.id) return cur;
+        break;
+      case 'elif_clause':
+      case 'else_clause':
+      case 'except_clause':
+      case 'except_group_clause':
+      case 'conditional_expression':
+      case 'case_clause':
+      case 'boolean_operator':
+        return cur;
+      case 'while_statement':
+      case 'for_statement':
+        return cur;
+      default:
+        break;
+    }
+    child = cur;
+    cur = cur.parent;
+  }
+  return null;
+}
+
+/** The `try` statements between `node` and `stop` whose body (not handlers) holds `node`. */
+export function enclosingTries(node: SyntaxNode, stop: SyntaxNode | null): SyntaxNode[] {
+  const out: SyntaxNode[] = [];
+  let cur: SyntaxNode | null = node.parent;
+  let child: SyntaxNode = node;
+  while (cur && (!stop || cur.id !== stop.id)) {
+    if (cur.type === 'function_definition' || cur.type === 'lambda') break;
+    if (cur.type === 'try_statement' && cur.childForFieldName('body')?.id === child.id) out.push(cur);
+    child = cur;
+    cur = cur.parent;
+  }
+  return out;
+}
+
+export function exceptClauses(tryNode: SyntaxNode): SyntaxNode[] {
+  return tryNode.namedChildren.filter((c) => c.type === 'except_clause' || c.type === 'except_group_clause');
+}
+
+export function finallyClause(tryNode: SyntaxNode): SyntaxNode | null {
+  return tryNode.namedChildren.find((c) => c.type === 'finally_clause') ?? null;
+}
+
+/** Statements of a block after `node`'s statement, in order. */
+export function nextStatement(node: SyntaxNode): SyntaxNode | null {
+  let stmt: SyntaxNode | null = node;
+  while (stmt && stmt.parent && stmt.parent.type !== 'block' && stmt.parent.type !== 'module') stmt = stmt.parent;
+  if (!stmt?.parent) return null;
+  const siblings = stmt.parent.namedChildren;
+  const i = siblings.findIndex((c) => c.startIndex === stmt!.startIndex && c.endIndex === stmt!.endIndex);
+  return i >= 0 ? (siblings[i + 1] ?? null) : null;
+}
+
+/** Names bound per iteration by a `for` loop's target. */
+export function loopTargets(loop: LoopInfo): Set<string> {
+  const out = new Set<string>();
+  const visit = (n: SyntaxNode | null) => {
+    if (!n) return;
+    if (n.type === 'identifier') out.add(n.text);
+    else if (n.type !== 'attribute' && n.type !== 'subscript') for (const c of n.namedChildren) visit(c);
+  };
+  if (loop.kind === 'for' || loop.kind === 'async_for') visit(loop.node.childForFieldName('left'));
+  return out;
+}
+
+/** Is a name (re)bound inside the per-iteration part of `loop`? */
+export function boundInLoop(model: FileModel, loop: LoopInfo, name: string): boolean {
+  if (loopTargets(loop).has(name)) return true;
+  return model.assignments.some((a) => a.target === name && a.loops.includes(loop.index));
+}
+
+/** A `with` item that opens a session or a transaction: `Session()`, `factory()`, `x.begin()`, `engine.connect()`. */
+export function withOpensSession(model: FileModel, value: SyntaxNode, fnIndex: number): boolean {
+  const v = unwrap(value);
+  if (!v || v.type !== 'call') return false;
+  const fn = v.childForFieldName('function');
+  const text = fn?.text.replace(/\s+/g, '') ?? '';
+  if (/(^|\.)(begin|begin_nested|connect|transaction)$/.test(text)) return true;
+  if (/(^|\.)(Session|AsyncSession)$/.test(text) || /session|Session|db|Db|DB/.test(text.split('.').pop() ?? '')) return true;
+  const t = typeString(model, v, fnIndex, v.startPosition.row + 1);
+  return !!t && /sessionmaker|Session|async_sessionmaker/.test(t);
+}
+
+/** Is `call` inside a `with` (in its function) that opens a session or transaction for its receiver? */
+export function inManagingWith(model: FileModel, call: CallInfo): boolean {
+  const key = receiverKey(call);
+  for (const wi of call.withs) {
+    const w = model.withs[wi]!;
+    for (const item of w.items) {
+      if (!withOpensSession(model, item.value, call.functionIndex)) continue;
+      // `with factory() as session:` for this receiver, or `with session.begin():` on it, or a
+      // `with engine.begin() as conn`.
+      if (item.alias && item.alias === key) return true;
+      const v = unwrap(item.value);
+      const obj = v?.childForFieldName('function')?.childForFieldName('object');
+      if (obj && obj.text.replace(/\s+/g, '') === key) return true;
+    }
+  }
+  return false;
+}
+
+// --- where a transaction is open ----------------------------------------------------------
+
+export interface TransactionRegion {
+  kind: 'begin' | 'span';
+  /** The `with` statement, or the first write. */
+  start: SyntaxNode;
+  /** The commit that closes a span, or null for a `with ….begin()` block. */
+  commit: CallInfo | null;
+  /** Byte range of the open part. */
+  from: number;
+  to: number;
+  fnIndex: number;
+  /** The session expression (`session`, `self.db`). */
+  session: string;
+  startLine: number;
+  endLine: number;
+}
+
+const regionCache = new WeakMap<FileModel, TransactionRegion[]>();
+
+/**
+ * Where a transaction is open, per function: the body of `with/async with <handle>.begin()`, and
+ * for each session the span from its first write (`add`, `flush`, an UPDATE, …) to the first
+ * commit on the same session after it. A span with no commit in the function is left out: the
+ * caller owns that transaction, and its extent is not known here.
+ */
+export function transactionRegions(model: FileModel): TransactionRegion[] {
+  const cached = regionCache.get(model);
+  if (cached) return cached;
+  const out: TransactionRegion[] = [];
+  for (const w of model.withs) {
+    if (w.functionIndex < 0) continue;
+    for (const item of w.items) {
+      const v = unwrap(item.value);
+      if (v?.type !== 'call') continue;
+      const fn = v.childForFieldName('function');
+      if (fn?.type !== 'attribute' || fn.childForFieldName('attribute')?.text !== 'begin') continue;
+      const obj = fn.childForFieldName('object')!;
+      if (!looksLikeDbHandle(model, obj, w.functionIndex)) continue;
+      out.push({
+        kind: 'begin', start: w.node, commit: null, from: w.bodyStart, to: w.bodyEnd, fnIndex: w.functionIndex,
+        session: item.alias ?? obj.text.replace(/\s+/g, ''), startLine: w.node.startPosition.row + 1, endLine: w.node.endPosition.row + 1,
+      });
+    }
+  }
+  const byFn = new Map<number, CallInfo[]>();
+  for (const c of model.calls) {
+    if (c.functionIndex < 0) continue;
+    if (c.method !== 'commit' && c.method !== 'rollback' && c.method !== 'flush' && !['add', 'add_all', 'merge', 'delete', 'execute', 'exec', 'scalars', 'scalar', 'update'].includes(c.method)) continue;
+    const list = byFn.get(c.functionIndex);
+    if (list) list.push(c);
+    else byFn.set(c.functionIndex, [c]);
+  }
+  for (const [fnIndex, calls] of byFn) {
+    const open = new Map<string, CallInfo>();
+    for (const c of calls) {
+      const key = receiverKey(c);
+      if (!key) continue;
+      if (isCommitCall(model, c)) {
+        const first = open.get(key);
+        open.delete(key);
+        if (!first) continue;
+        // A commit in a loop the write is not in closes a different unit each time: skip.
+        if (c.loops.some((l) => !first.loops.includes(l))) continue;
+        out.push({
+          kind: 'span', start: first.node, commit: c, from: first.node.endIndex, to: c.node.startIndex, fnIndex,
+          session: key, startLine: first.line, endLine: c.line,
+        });
+      } else if (isRollbackCall(model, c)) {
+        open.delete(key);
+      } else if (!open.has(key) && (isWriteCall(model, c) || (c.method === 'add_all' && receiverEvidence(model, c)))) {
+        open.set(key, c);
+      }
+    }
+  }
+  regionCache.set(model, out);
+  return out;
+}
+
+function looksLikeDbHandle(model: FileModel, obj: SyntaxNode, fnIndex: number): boolean {
+  const t = typeString(model, obj, fnIndex, obj.startPosition.row + 1);
+  if (t && /(sessionmaker|Session|Engine|engine|Connection|create_engine|create_async_engine)\b/.test(t)) return true;
+  if (t && /^@?(httpx|aiohttp|requests|redis|asyncio)\b/.test(t)) return false;
+  const last = obj.type === 'attribute' ? obj.childForFieldName('attribute')?.text ?? '' : obj.type === 'call' ? (obj.childForFieldName('function')?.text ?? '') : obj.text;
+  return /(^|_|\.)(session|sess|db|engine|conn|connection|tx|SessionLocal|Session|session_factory|async_session|sessionmaker)(\(\))?$/i.test(last);
+}
+
+/** The regions of a function that hold an offset. */
+export function regionsAt(model: FileModel, fnIndex: number, offset: number): TransactionRegion[] {
+  return transactionRegions(model).filter((r) => r.fnIndex === fnIndex && offset >= r.from && offset < r.to);
+}
+
+// --- calls that leave the process ---------------------------------------------------------
+
+export type ExternalKind = 'network' | 'file';
+
+const NETWORK_MODULES = /^(httpx|requests|aiohttp|urllib3|urllib\.request|grpc|grpclib|smtplib|aiosmtplib|boto3|botocore|aiobotocore|aioboto3|google\.cloud|azure\.storage|stripe|twilio|slack_sdk|openai|anthropic|elasticsearch|aiokafka|kafka|pika|aio_pika|nats|paramiko|ftplib|socket)(\.|$)/;
+const NETWORK_METHODS = new Set(['get', 'post', 'put', 'patch', 'delete', 'head', 'options', 'request', 'send', 'stream', 'fetch', 'sendmail', 'send_message', 'upload_file', 'upload_fileobj', 'download_file', 'download_fileobj', 'put_object', 'get_object', 'delete_object', 'copy_object', 'publish', 'invoke', 'urlopen']);
+const FILE_FUNCTIONS = /^(builtins\.open|io\.open|os\.fdopen|aiofiles\.open|shutil\.\w+|os\.(remove|unlink|rename|replace|makedirs|mkdir|rmdir))$/;
+const PATH_IO = new Set(['read_text', 'read_bytes', 'write_text', 'write_bytes', 'open', 'unlink', 'touch', 'mkdir', 'rename', 'replace']);
+
+export interface ExternalCall {
+  kind: ExternalKind;
+  /** Readable name: `httpx.AsyncClient.post`, `open`. */
+  what: string;
+}
+
+/**
+ * A call that leaves the process: an HTTP/gRPC/SMTP/S3 client call (the module function, or a
+ * method on a client built from one of those modules), or file I/O.
+ */
+export function externalCall(model: FileModel, call: CallInfo): ExternalCall | null {
+  const q = call.qualifiedName;
+  if (q && NETWORK_MODULES.test(q)) {
+    // Constructors (`httpx.AsyncClient(...)`, `boto3.client(...)`) make no request.
+    const last = q.slice(q.lastIndexOf('.') + 1);
+    if (/^[A-Z]/.test(last) || last === 'client' || last === 'resource' || last === 'Session' || last === 'session') return null;
+    return { kind: 'network', what: q };
+  }
+  if (q && FILE_FUNCTIONS.test(q)) return { kind: 'file', what: q.replace(/^builtins\./, '') };
+  const receiver = call.receiver;
+  if (!receiver) return null;
+  const t = typeString(model, receiver, call.functionIndex, call.line);
+  if (!t) return null;
+  const head = t.replace(/^@/, '');
+  if (NETWORK_MODULES.test(head) && NETWORK_METHODS.has(call.method)) {
+    return { kind: 'network', what: `${head.replace(/\(\)$/, '').replace(/\(\)/g, '')}.${call.method}` };
+  }
+  if (/^(aiofiles\.open|builtins\.open)\(\)/.test(head) && /^(read|write|readlines|writelines)$/.test(call.method)) return { kind: 'file', what: `file.${call.method}` };
+  if (/^(pathlib\.Path|anyio\.Path)/.test(head) && PATH_IO.has(call.method)) return { kind: 'file', what: `Path.${call.method}` };
+  return null;
+}
+
+export const SLEEP_FUNCTIONS = new Set(['time.sleep', 'asyncio.sleep', 'anyio.sleep', 'trio.sleep', 'gevent.sleep']);
+
+// --- what an object is --------------------------------------------------------------------
+
+const SINGLE_ROW = /\.(first|one|one_or_none|scalar_one|scalar_one_or_none|scalar|get)\s*\(\s*\)\s*$/;
+
+/**
+ * The ORM model class an object name holds at `line` of function `fnIndex`, as far as syntax
+ * tells: a parameter annotated with a model, `session.get(M, …)`, `M(...)`, a single-row
+ * `select(M)` / `query(M)` result. Only names in `models` count.
+ */
+export function modelOfObject(model: FileModel, name: string, fnIndex: number, line: number, models: Set<string>): string | null {
+  const fn = fnIndex >= 0 ? model.functions[fnIndex] : undefined;
+  const param = fn?.params.find((p) => p.name === name);
+  if (param) {
+    const ann = param.annotation?.replace(/\s*\|\s*None$/, '').replace(/^Optional\[(.*)\]$/, '$1').split('.').pop() ?? '';
+    return models.has(ann) ? ann : null;
+  }
+  const a = lastAssignment(model, name, fnIndex, line);
+  if (!a) return null;
+  if (a.annotation) {
+    const ann = a.annotation.replace(/\s*\|\s*None$/, '').split('.').pop() ?? '';
+    if (models.has(ann)) return ann;
+  }
+  const v = unwrap(a.value);
+  if (!v) return null;
+  const text = v.text;
+  let m = /\bget(?:_one)?\(\s*(?:[\w.]*\.)?([A-Z]\w*)\s*,/.exec(text);
+  if (m && models.has(m[1]!)) return m[1]!;
+  m = /^(?:[\w.]*\.)?([A-Z]\w*)\s*\(/.exec(text);
+  if (m && models.has(m[1]!)) return m[1]!;
+  if (SINGLE_ROW.test(text)) {
+    m = /\b(?:select|query)\(\s*(?:[\w.]*\.)?([A-Z]\w*)\s*\)/.exec(text);
+    if (m && models.has(m[1]!)) return m[1]!;
+  }
+  return null;
+}
+
+// --- NOTIFY triggers and their listeners --------------------------------------------------
+
+export interface NotifyTable {
+  table: string;
+  triggers: string[];
+  channels: string[];
+}
+
+const notifyCache = new WeakMap<ProjectContext, { byModel: Map<string, NotifyTable>; }>();
+
+/**
+ * Models whose table carries a row trigger on UPDATE that notifies on a literal channel, keyed
+ * by model class name.
+ */
+export function notifyModels(project: ProjectContext): Map<string, NotifyTable> {
+  const cached = notifyCache.get(project);
+  if (cached) return cached.byModel;
+  const byTable = new Map<string, NotifyTable>();
+  const key = (t: string) => t.toLowerCase().replace(/^public\./, '').replace(/"/g, '');
+  for (const t of project.migrations?.triggers ?? []) {
+    if (!t.events.some((e) => e.toUpperCase() === 'UPDATE')) continue;
+    const channels = t.channels.filter((c) => c !== 'dynamic');
+    if (!channels.length && !t.channels.length) continue;
+    const k = key(t.table);
+    const entry = byTable.get(k) ?? { table: t.table, triggers: [], channels: [] };
+    entry.triggers.push(t.name);
+    for (const c of t.channels) if (!entry.channels.includes(c)) entry.channels.push(c);
+    byTable.set(k, entry);
+  }
+  const byModel = new Map<string, NotifyTable>();
+  for (const m of project.models ?? []) {
+    if (!m.table) continue;
+    const entry = byTable.get(key(m.table));
+    if (entry) byModel.set(m.name, entry);
+  }
+  notifyCache.set(project, { byModel });
+  return byModel;
+}
+
+const STREAMING_PATH = /(^|\/)(api|apis|routes?|routers?|views?|endpoints?|handlers?|web|http|ws|websockets?|sse|streams?|streaming|realtime|live|push|events?|channels|consumers)(\/|\.py$)|(^|\/)[^/]*(stream|sse|websocket|_ws|realtime|events?)[^/]*\.py$/i;
+const BACKGROUND_PATH = /(^|\/)(tasks|jobs|workers?|cron|scripts|management|commands)(\/|\.py$)/;
+
+/**
+ * Does a subscriber site serve clients over a stream (SSE, WebSocket, long poll)? The context
+ * records only the site's file and line, so this reads the path: a listener in the web layer
+ * (`api/`, `routes/`, `stream.py`, `ws/`) serves a stream; one under `tasks/` or `workers/` is a
+ * background relay. A `streaming` flag on the site, when discovery provides one, wins.
+ */
+export function listenerIsStreaming(site: EventSite): boolean {
+  const flag = (site as EventSite & { streaming?: boolean }).streaming;
+  if (typeof flag === 'boolean') return flag;
+  if (BACKGROUND_PATH.test(site.file)) return false;
+  return STREAMING_PATH.test(site.file);
+}
+
+/** Subscriber sites listening on a channel (code and migrations' `LISTEN`). */
+export function subscribersOf(project: ProjectContext, channel: string): EventSite[] {
+  const subs = project.events?.subscribers ?? [];
+  return subs.filter((s) => s.channel === channel);
+}
