@@ -30,6 +30,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
@@ -415,8 +416,9 @@ function validEntry(rel: string, e: unknown): e is Entry {
 let toolHashMemo: string | null = null;
 
 /**
- * The tool version plus a hash of the compiled code (every `.js` under `dist/src`), so a
- * rebuilt analyzer never trusts outcomes of the previous build, even at the same version.
+ * The tool version plus a hash of the compiled code (every `.js` under `dist/src`) and the
+ * grammar/binding versions, so a rebuilt analyzer never trusts outcomes of the previous build,
+ * even at the same version.
  */
 export function toolFingerprint(): string {
   if (toolHashMemo) return toolHashMemo;
@@ -443,5 +445,14 @@ export function toolFingerprint(): string {
     }
   };
   visit(srcDir);
+  // The grammar and the bindings shape the trees: their versions are part of the tool.
+  const require = createRequire(import.meta.url);
+  for (const pkg of ['tree-sitter-python', 'tree-sitter', 'web-tree-sitter']) {
+    try {
+      h.update(`${pkg}@${(require(`${pkg}/package.json`) as { version?: string }).version ?? '?'}`);
+    } catch {
+      h.update(`${pkg}@absent`);
+    }
+  }
   return (toolHashMemo = h.digest('hex'));
 }
