@@ -70,7 +70,7 @@ export async function discoverContext(root: string, files: string[], parser: Pyt
     cache.set(rel, text);
     return text;
   };
-  const sorted = [...files].map((f) => f.replace(/\\/g, '/')).sort();
+  const sorted = [...new Set(files.map((f) => f.replace(/\\/g, '/').replace(/^(\.\/)+/, '')))].sort();
 
   const stack = discoverStack(sorted, read);
   ctx.stack = stack.stack;
