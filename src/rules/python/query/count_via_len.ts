@@ -45,8 +45,8 @@ export const countViaLen: FileRule = {
     summary: 'Rows fetched only to be counted with `len()`',
     what: 'Finds `len(q.all())`, `len((await session.scalars(select(...))).all())`, `len(result.fetchall())` and `len(list(q))` where the list comes straight from a query and is thrown away after counting.',
     why: 'All matching rows are transferred, decoded and turned into ORM objects only to produce one integer; `SELECT count(*)` lets the database answer from an index and returns one row.',
-    bad: 'running = len((await session.scalars(select(Job).where(Job.status == "running"))).all())\n',
-    good: 'running = await session.scalar(select(func.count()).select_from(Job).where(Job.status == "running"))\n',
+    bad: "from sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def running(session: AsyncSession) -> int:\n    return len((await session.scalars(select(Job).where(Job.status == \"running\"))).all())\n",
+    good: "from sqlalchemy import func, select\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def running(session: AsyncSession) -> int:\n    return await session.scalar(select(func.count()).select_from(Job).where(Job.status == \"running\"))\n",
     fix: '`select(func.count()).select_from(Model).where(...)` or `query.count()`',
     references: [
       'https://docs.sqlalchemy.org/en/20/core/functions.html#sqlalchemy.sql.functions.count',

@@ -486,7 +486,9 @@ function reloadedParam(model: FileModel, call: CallInfo, op: DbOp): string | nul
  * file decides (`obj = await session.get(Job, id)`), or by a call the repo phase may follow.
  */
 function passedLoadedId(model: FileModel, call: CallInfo): PassedId | null {
-  if (call.functionIndex < 0 || !call.node.text.includes('.id')) return null;
+  // Cheap gates first: this runs for every call of every file.
+  if (call.functionIndex < 0 || !/^[\w.]+$/.test(call.calleeText) || (call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName))) return null;
+  if (!call.node.text.includes('.id')) return null;
   const { positional, keywords } = callArgs(call.node);
   const candidates: [number | string, SyntaxNode][] = [...positional.map((n, i): [number, SyntaxNode] => [i, n]), ...keywords];
   for (const [arg, node] of candidates) {

@@ -22,8 +22,8 @@ export const missingBulkOps: FileRule = {
     summary: '`session.add` / `session.merge` / single-row insert once per loop iteration',
     what: 'Finds `session.add(x)`, `session.merge(x)` and single-row `insert(Model).values(...)` executed once per item of a loop, where `x` is the loop\'s item or built in the loop body. `session.add_all(...)`, `insert(Model).values([...])` and `executemany` are not flagged.',
     why: 'Rows added one by one are flushed as one INSERT each (and `merge` first SELECTs each row). Collecting them and adding them in one call lets SQLAlchemy use `executemany`/insertmanyvalues batching: fewer round trips and far less ORM overhead.',
-    bad: 'for row in csv.DictReader(f):\n    session.add(Item(sku=row["sku"], name=row["name"]))\n',
-    good: 'session.add_all([Item(sku=r["sku"], name=r["name"]) for r in csv.DictReader(f)])\n',
+    bad: "import csv\n\nfrom sqlalchemy.orm import Session\n\n\ndef load(db: Session, f):\n    for row in csv.DictReader(f):\n        db.add(Item(sku=row[\"sku\"], name=row[\"name\"]))\n",
+    good: "import csv\n\nfrom sqlalchemy.orm import Session\n\n\ndef load(db: Session, f):\n    db.add_all([Item(sku=r[\"sku\"], name=r[\"name\"]) for r in csv.DictReader(f)])\n",
     fix: '`session.add_all([...])`, `insert(Model).values([...])` or `session.execute(insert(Model), rows)`',
     references: [
       'https://docs.sqlalchemy.org/en/20/orm/queryguide/dml.html#orm-bulk-insert-statements',

@@ -31,8 +31,8 @@ export const nUpdateDeleteLoop: FileRule & RepoRule = {
     summary: 'One UPDATE or DELETE per loop iteration',
     what: 'Finds an UPDATE or DELETE issued once per item of a loop: `session.execute(update(M).where(M.id == x))`, `session.execute(delete(...))`, `session.delete(obj)`, `session.query(M).filter(...).update()/delete()`, raw `UPDATE`/`DELETE` text, `repo.update/delete/save/mark_*(...)` on a repository object — in the loop body or in a same-repo function the loop calls (with the chain). Medium when the loop runs over a literal of at most 10 items.',
     why: 'Each iteration is a statement and a round trip, and each takes its row locks separately; a set-based statement does the same work in one pass and one lock acquisition order.',
-    bad: 'for item_id in payload.ids:\n    await session.execute(update(Item).where(Item.id == item_id).values(archived=False))\n',
-    good: 'await session.execute(update(Item).where(Item.id.in_(payload.ids)).values(archived=False))\n',
+    bad: "from sqlalchemy import update\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def restore(session: AsyncSession, ids: list[int]):\n    for item_id in ids:\n        await session.execute(update(Item).where(Item.id == item_id).values(archived=False))\n",
+    good: "from sqlalchemy import update\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def restore(session: AsyncSession, ids: list[int]):\n    await session.execute(update(Item).where(Item.id.in_(ids)).values(archived=False))\n",
     fix: 'one `update(Model).where(Model.id.in_(ids))` / `delete(Model).where(...)` for the whole set',
     references: [
       'https://docs.sqlalchemy.org/en/20/orm/queryguide/dml.html#orm-update-and-delete-with-custom-where-criteria',

@@ -131,8 +131,8 @@ export const overFetching: FileRule = {
     summary: 'Whole rows of a wide model loaded to read 1–3 attributes; `SELECT *` in raw SQL',
     what: 'Finds `select(Model)` / `session.query(Model)` on a model of the project with more than 10 columns whose rows are then only read for 1–3 attributes (every use of the rows and of each row is checked), and raw SQL (`text(...)`, `cursor.execute(...)`) whose top-level select list is `*`. Medium for a model with more than 15 columns in a GET handler, low otherwise.',
     why: 'Every column of every row is sent by the database, decoded by the driver and hydrated into an ORM object (and tracked by the session) to read a few fields; wide text columns make it worse. `SELECT *` also breaks silently when columns are added or reordered.',
-    bad: 'items = (await session.scalars(select(Item).where(Item.batch_id == batch_id))).all()\nreturn [{"id": i.id, "sku": i.sku} for i in items]\n',
-    good: 'rows = (await session.execute(select(Item.id, Item.sku).where(Item.batch_id == batch_id))).all()\nreturn [{"id": r.id, "sku": r.sku} for r in rows]\n',
+    bad: "from sqlalchemy import text\nfrom sqlalchemy.orm import Session\n\n\ndef skus(db: Session) -> list[str]:\n    return [r.sku for r in db.execute(text(\"SELECT * FROM items\"))]\n",
+    good: "from sqlalchemy import text\nfrom sqlalchemy.orm import Session\n\n\ndef skus(db: Session) -> list[str]:\n    return [r.sku for r in db.execute(text(\"SELECT sku FROM items\"))]\n",
     fix: '`select(Model.a, Model.b)`, or `.options(load_only(Model.a, Model.b))` / `defer(...)`; name the columns in raw SQL',
     references: [
       'https://docs.sqlalchemy.org/en/20/orm/queryguide/columns.html#limiting-which-columns-load-with-column-deferral',

@@ -26,8 +26,8 @@ export const queryInLoop: FileRule & RepoRule = {
     summary: 'N+1: a SELECT per loop iteration, directly or through a same-repo helper',
     what: 'Finds a query run once per item of a loop or comprehension: `session.get(Model, x.id)`, `session.execute/scalars/scalar(select(...))`, `session.query(...)`, raw `SELECT` text, `repo.get(...)` on a repository object — in the loop body, or inside a same-repo function the loop calls (followed through the call graph, sync and awaited; the finding carries the chain). The call must use a value the loop rebinds; queries on the loop\'s iterable, chunked `in_(...)` loads and polling loops are not flagged.',
     why: 'Each iteration pays a database round trip. Latency grows with the row count (100 rows, 101 queries), the connection is held for the whole loop, and the database does the same lookup N times instead of one indexed batch.',
-    bad: 'for job in jobs:\n    owner = await session.get(User, job.owner_id)\n    emails.append(owner.email)\n',
-    good: 'owners = (await session.scalars(select(User).where(User.id.in_({j.owner_id for j in jobs})))).all()\nby_id = {u.id: u for u in owners}\nemails = [by_id[j.owner_id].email for j in jobs]\n',
+    bad: "from sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def owner_emails(session: AsyncSession, jobs):\n    emails = []\n    for job in jobs:\n        owner = await session.get(User, job.owner_id)\n        emails.append(owner.email)\n    return emails\n",
+    good: "from sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def owner_emails(session: AsyncSession, jobs):\n    ids = {j.owner_id for j in jobs}\n    owners = (await session.scalars(select(User).where(User.id.in_(ids)))).all()\n    by_id = {u.id: u for u in owners}\n    return [by_id[j.owner_id].email for j in jobs]\n",
     fix: 'load all rows in one query (`where(Model.id.in_(ids))`, or `selectinload(...)` on the parent query)',
     references: [
       'https://docs.sqlalchemy.org/en/20/orm/queryguide/relationships.html#select-in-loading',

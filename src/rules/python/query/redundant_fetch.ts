@@ -28,8 +28,8 @@ export const redundantFetch: RepoRule = {
     summary: 'An entity already loaded is passed on by id and loaded again by the callee',
     what: 'Finds a call that passes `obj.id` of an entity loaded earlier in the same function (by `session.get`, `select(Model)`, or a same-repo helper that queries) to a same-repo function whose body loads the same model again by that parameter (`session.get(Model, param)`, `select(Model).where(Model.id == param)`).',
     why: 'The callee pays another query (or, after a commit with `expire_on_commit=True`, a refresh) for a row the caller holds; the two copies can also disagree when the caller changed the object in between.',
-    bad: 'job = await repo.get_job(session, job_id)\nawait repo.mark_cancelled(session, job.id)  # loads Job again\n',
-    good: 'job = await repo.get_job(session, job_id)\nrepo.mark_cancelled(job)  # takes the object\n',
+    bad: "from sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def mark_cancelled(session: AsyncSession, job_id: int) -> None:\n    job = await session.get(Job, job_id)\n    job.status = \"cancelled\"\n\n\n@router.post(\"/jobs/{job_id}/cancel\")\nasync def cancel(job_id: int, session: AsyncSession):\n    job = await session.get(Job, job_id)\n    await mark_cancelled(session, job.id)\n    return job\n",
+    good: "from sqlalchemy.ext.asyncio import AsyncSession\n\n\ndef mark_cancelled(job) -> None:\n    job.status = \"cancelled\"\n\n\n@router.post(\"/jobs/{job_id}/cancel\")\nasync def cancel(job_id: int, session: AsyncSession):\n    job = await session.get(Job, job_id)\n    mark_cancelled(job)\n    return job\n",
     fix: 'pass the loaded object instead of its id (or add a variant that takes it); skip the reload when `expire_on_commit=False`',
     references: [
       'https://docs.sqlalchemy.org/en/20/orm/session_basics.html#get-by-primary-key',
