@@ -1,4 +1,5 @@
 import type { Rule } from '../../types.js';
 import { commitInLoop } from './commit_in_loop.js';
+import { missingIntermediateCommits } from './missing_intermediate_commits.js';
 
-export const transactionRules: Rule[] = [commitInLoop];
+export const transactionRules: Rule[] = [missingIntermediateCommits, commitInLoop];

@@ -1,0 +1,38 @@
+/**
+ * Transaction family: severities and messages that the inline `# expect:` marks cannot express.
+ */
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { scan } from '../dist/src/engine/scan.js';
+import { resolveConfig } from '../dist/src/config/config.js';
+import type { Finding } from '../src/types.js';
+
+const FIXTURES = path.resolve(__dirname, '../fixtures');
+const byRoot = new Map<string, Finding[]>();
+
+async function findings(rel: string): Promise<Finding[]> {
+  const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA2'] }, {}, null);
+  const { result } = await scan(path.join(FIXTURES, rel), config);
+  return result.findings;
+}
+
+beforeAll(async () => {
+  for (const rel of ['sample-app', 'transaction/notify-progress']) byRoot.set(rel, await findings(rel));
+}, 60_000);
+
+function at(rel: string, file: string, line: number, code: string): Finding | undefined {
+  return byRoot.get(rel)!.find((f) => f.path === file && f.line === line && f.code === code);
+}
+
+describe('PA201 missing_intermediate_commits', () => {
+  it('is critical when a streaming endpoint listens on the channel', () => {
+    expect(at('sample-app', 'app/tasks/jobs.py', 50, 'PA201')?.originalSeverity).toBe('critical');
+    expect(at('transaction/notify-progress', 'app/workers/exports.py', 15, 'PA201')?.originalSeverity).toBe('critical');
+  });
+  it('is high when only a background relay listens', () => {
+    expect(at('transaction/notify-progress', 'app/workers/exports.py', 21, 'PA201')?.originalSeverity).toBe('high');
+  });
+  it('names the trigger table and the channel', () => {
+    expect(at('sample-app', 'app/tasks/jobs.py', 50, 'PA201')?.message).toMatch(/`jobs`.*`job_progress`/);
+  });
+});
