@@ -1,0 +1,95 @@
+/**
+ * PA405 error_path_leak
+ *
+ * What it does: finds the error paths that leak a session or connection: a generator
+ * dependency / context-manager generator that acquires one, yields it and closes it after the
+ * `yield` without `try/finally` (`def get_db(): db = Session(); yield db; db.close()`); and an
+ * `except` clause that returns or raises after the acquisition without closing it, in a function
+ * that closes it on the normal path.
+ * Why is this bad? An exception raised by the request handler is thrown into the dependency at
+ * its `yield`: the `close()` after it never runs. An `except` that exits early skips the
+ * `close()` written further down. Each failing request then keeps a pooled connection checked
+ * out, so errors turn into pool exhaustion.
+ *
+ * Precision: a `yield` inside `try` whose `finally` (or catch-all `except`) closes the value is
+ * fine, so is `with`/`async with`; a value that leaves the function is the caller's.
+ */
+import type { FunctionInfo } from '../../../semantic/model.js';
+import { effectiveRole, moduleNameOf } from '../../../semantic/model.js';
+import type { Severity } from '../../../types.js';
+import type { FileRule, FileRuleContext } from '../../types.js';
+import {
+  acquisitions, closeFacts, closesIn, exitsOf, insideFunction, isWebService, projectNames, protectedByTry, type Acquisition,
+} from './semantics.js';
+
+function isProvider(ctx: FileRuleContext, fn: FunctionInfo): boolean {
+  if (fn.parent >= 0 || fn.className) return false;
+  if (projectNames(ctx.project).providers.has(`${moduleNameOf(ctx.model.path)}.${fn.name}`)) return true;
+  return new RegExp(`\\bDepends\\(\\s*${fn.name}\\b`).test(ctx.model.source);
+}
+
+function roleSeverity(ctx: FileRuleContext, acq: Acquisition): Severity {
+  const role = effectiveRole(ctx.model, acq.fn.index);
+  return role === 'background' || role === 'init' ? 'medium' : 'high';
+}
+
+export const errorPathLeak: FileRule = {
+  meta: {
+    code: 'PA405',
+    check: 'error_path_leak',
+    family: 'lifecycle',
+    severity: 'high',
+    effort: 'S',
+    summary: 'Session or connection leaked on an error path: generator dependency without try/finally, or an `except` that exits before closing',
+    what: 'Finds a generator (a FastAPI `yield` dependency, a `@contextmanager`) that acquires a session or connection, yields it and closes it after the `yield` with no `try/finally` around the `yield`; and an `except` clause that returns or raises after a session/connection was acquired, without closing it, in a function that otherwise closes it on the normal path. A provider of a web service is critical: every failing request leaks.',
+    why: 'FastAPI throws the endpoint\'s exception into a `yield` dependency at the `yield`, and a `@contextmanager` does the same: code after the `yield` is skipped, so the session is never closed and its connection stays checked out (with an open transaction). An early `return`/`raise` in an `except` skips the `close()` written below it. Under a burst of errors the pool runs dry and healthy requests start timing out.',
+    bad: 'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\nfrom fastapi import Depends, FastAPI\n\nengine = create_engine("postgresql://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\napp = FastAPI()\n\n\ndef get_db():\n    db = SessionLocal()\n    yield db\n    db.close()\n',
+    good: 'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\nfrom fastapi import Depends, FastAPI\n\nengine = create_engine("postgresql://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\napp = FastAPI()\n\n\ndef get_db():\n    db = SessionLocal()\n    try:\n        yield db\n    finally:\n        db.close()\n',
+    fix: 'acquire with a context manager before anything can fail (`with SessionLocal() as db: yield db`), or `try: yield db finally: db.close()`',
+    references: [
+      'https://fastapi.tiangolo.com/tutorial/dependencies/dependencies-with-yield/',
+      'https://docs.python.org/3/library/contextlib.html#contextlib.contextmanager',
+      'https://docs.sqlalchemy.org/en/20/orm/session_basics.html#opening-and-closing-a-session',
+    ],
+  },
+  checkFile(ctx: FileRuleContext): void {
+    for (const acq of acquisitions(ctx.model, ctx.project)) {
+      if (acq.kind === 'file') continue;
+      const facts = closeFacts(acq);
+      if (facts.escapes) continue;
+      const stop = acq.fn.node;
+      // A generator that hands the value out at an unprotected `yield`.
+      const unprotected = acq.fn.yields.find((y) => y.type === 'identifier' && y.text === acq.target && !protectedByTry(y, acq.target, stop));
+      if (unprotected && acq.fn.isGenerator) {
+        const provider = isProvider(ctx, acq.fn);
+        ctx.report({
+          node: acq.call.node,
+          message: `\`${acq.fn.name}\` yields \`${acq.target} = ${acq.label}\` without \`try/finally\`: an exception raised at the \`yield\` skips \`${acq.target}.close()\``,
+          severity: provider && isWebService(ctx.project) ? 'critical' : roleSeverity(ctx, acq),
+          function: acq.fn.name,
+        });
+        continue;
+      }
+      // An `except` that exits without closing, in a function that closes on the normal path.
+      if (!facts.closedNormally || facts.closedInFinally) continue;
+      const start = acq.assignment.node.endIndex;
+      for (const tryStmt of (acq.fn.body ?? stop).descendantsOfType('try_statement')) {
+        if (tryStmt.startIndex < start || insideFunction(tryStmt, acq.fn.body ?? stop)) continue;
+        const clauses = tryStmt.namedChildren;
+        if (clauses.some((c) => c.type === 'finally_clause' && closesIn(c, acq.target))) continue;
+        if (protectedByTry(tryStmt, acq.target, stop)) continue;
+        const exit = clauses
+          .filter((c) => (c.type === 'except_clause' || c.type === 'except_group_clause') && !closesIn(c, acq.target))
+          .flatMap((c) => exitsOf(c))[0];
+        if (!exit) continue;
+        ctx.report({
+          node: exit,
+          message: `this \`except\` path leaves \`${acq.fn.name}\` without closing \`${acq.target} = ${acq.label}\``,
+          severity: roleSeverity(ctx, acq),
+          function: acq.fn.name,
+        });
+        break;
+      }
+    }
+  },
+};
