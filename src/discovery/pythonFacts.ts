@@ -214,7 +214,7 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
         line: call.line,
       });
     } else if (SESSION_FACTORIES.has(m) && fromLibrary(call, SQLA, model) && (call.receiver === null || /^(sa|sqlalchemy|orm|sqlmodel|asyncio)$/.test(call.receiver.text) || call.qualifiedName !== null)) {
-      if (m === 'async_sessionmaker' || m === 'AsyncSession') facts.sqlalchemy2 ||= m === 'async_sessionmaker';
+      if (m === 'async_sessionmaker') facts.sqlalchemy2 = true;
       const args = callArgs(call.node);
       const bind = args.keywords.get('bind') ?? args.positional[0];
       const cls = args.keywords.get('class_');
@@ -261,8 +261,13 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
       const text = arg.type === 'call' || arg.type === 'binary_operator' ? formattedString(arg, scope) : stringValue(arg, scope);
       if (text === null) continue;
       const origin = arg.type === 'call' ? arg : stringOrigin(arg, scope);
-      sqlNodes.add(arg.id);
-      sqlNodes.add(origin.id);
+      // Read once: the string literals inside are not SQL mentions of their own.
+      for (const n of [arg, origin]) {
+        sqlNodes.add(n.id);
+        if (n.type === 'call' || n.type === 'binary_operator') {
+          for (const inner of n.descendantsOfType(['string', 'concatenated_string'])) sqlNodes.add(inner.id);
+        }
+      }
       // `server_default=sa.text("now()")` is an expression; `op.execute(sa.text(...))` a statement.
       const outer = call.node.parent?.parent;
       const executed = outer?.type === 'call' && /(^|\.)(execute|exec_driver_sql)$/.test(outer.childForFieldName('function')?.text ?? '');
