@@ -130,6 +130,14 @@ CREATE FUNCTION h() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;`;
     ]);
   });
 
+  it('reads NOTIFY inside DO blocks', () => {
+    const f = extractSqlFacts("DO $$ BEGIN PERFORM pg_notify('in_do', ''); NOTIFY other; END $$;", 'x.sql', 3);
+    expect(f.notifies.map((n) => [n.channel, n.line])).toEqual([
+      ['in_do', 3],
+      ['other', 3],
+    ]);
+  });
+
   it('skips and counts a bad statement while the others still parse', () => {
     const f = extractSqlFacts('LISTEN a;\nCREATE TABEL x (id int);\n\nLISTEN b;\n', 'x.sql', 10);
     expect(f.listens.map((l) => [l.channel, l.line])).toEqual([

@@ -76,7 +76,8 @@ export function extractSqlFacts(sql: string, file: string, line = 1): SqlFacts {
   const facts: SqlFacts = { file, triggers: [], notifyFunctions: [], listens: [], notifies: [], statements: 0, errors: [] };
   if (!sql.trim()) return facts;
   const bytes = Buffer.from(sql, 'utf8');
-  const lineAt = (byteOffset: number): number => line + countNewlines(bytes, 0, byteOffset);
+  const newlines = newlineOffsets(bytes);
+  const lineAt = (byteOffset: number): number => line + countBefore(newlines, byteOffset);
   let whole: Json | null = null;
   try {
     whole = parseSync(sql);
@@ -119,10 +120,23 @@ function errorReason(err: unknown): string {
   return msg.split('\n')[0]!.slice(0, 200);
 }
 
-function countNewlines(bytes: Buffer, from: number, to: number): number {
-  let n = 0;
-  for (let i = from; i < to && i < bytes.length; i++) if (bytes[i] === 10) n++;
-  return n;
+/** Byte offsets of every `\n`, for line numbers by binary search (a dump has thousands of statements). */
+function newlineOffsets(bytes: Buffer): number[] {
+  const out: number[] = [];
+  for (let i = bytes.indexOf(10); i >= 0; i = bytes.indexOf(10, i + 1)) out.push(i);
+  return out;
+}
+
+/** How many offsets are below `at`. */
+function countBefore(sorted: number[], at: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]! < at) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 function skipSpace(bytes: Buffer, at: number): number {
@@ -186,6 +200,7 @@ function statementFacts(stmt: Json, text: string, line: number, facts: SqlFacts)
       facts.notifies.push({ channel: node.conditionname ?? DYNAMIC, file: facts.file, line, kind: 'notify' });
       return;
     case 'DoStmt':
+      for (const ch of doBlockChannels(node)) facts.notifies.push({ channel: ch, file: facts.file, line, kind: 'pg_notify' });
       return;
     default:
       for (const ch of notifyCalls(node)) facts.notifies.push({ channel: ch, file: facts.file, line, kind: 'pg_notify' });
@@ -271,6 +286,26 @@ function notifyFunctionOf(node: Json, text: string, line: number, facts: SqlFact
   }
   if (channels.size === 0) return null;
   return { name, channels: [...channels].sort(), returnsTrigger, file: facts.file, line };
+}
+
+/** Channels notified by an anonymous `DO $$ … $$` block (PL/pgSQL, read as a function body). */
+function doBlockChannels(node: Json): string[] {
+  let body: string | null = null;
+  let language = 'plpgsql';
+  for (const opt of node.args ?? []) {
+    const d = opt.DefElem;
+    if (d?.defname === 'as') body = d.arg?.String?.sval ?? null;
+    if (d?.defname === 'language') language = String(d.arg?.String?.sval ?? '').toLowerCase();
+  }
+  if (!body || language !== 'plpgsql' || !/notify/i.test(body)) return [];
+  const tag = '$pa_do_block$';
+  if (body.includes(tag)) return [];
+  try {
+    const parsed = parsePlPgSQLSync(`CREATE FUNCTION pa_do_block() RETURNS void AS ${tag}${body}${tag} LANGUAGE plpgsql`);
+    return plpgsqlQueries(parsed).flatMap((q) => channelsInEmbeddedSql(q.text, q.dynamic));
+  } catch {
+    return channelsFromTokens(body);
+  }
 }
 
 /** `pg_notify('x'` and `NOTIFY x` from the PostgreSQL scanner's tokens, for bodies that do not parse. */
