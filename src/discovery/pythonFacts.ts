@@ -104,6 +104,14 @@ function fromLibrary(call: CallInfo, libs: RegExp, model: FileModel): boolean {
   return call.qualifiedName === null || libs.test(call.qualifiedName);
 }
 
+/** SQL in a migration's `downgrade()` undoes the upgrade: the triggers it re-creates are not the schema. */
+function inDowngrade(model: FileModel, call: CallInfo): boolean {
+  for (let i = call.functionIndex; i >= 0; i = model.functions[i]!.parent) {
+    if (/^downgrade/.test(model.functions[i]!.name)) return true;
+  }
+  return false;
+}
+
 function enclosingFunction(model: FileModel, call: CallInfo): string | null {
   return call.functionIndex >= 0 ? model.functions[call.functionIndex]!.qualifiedName : null;
 }
@@ -254,7 +262,7 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
       eventCall(call, scope, facts);
     }
     if (m === 'mapped_column' || m === 'DeclarativeBase') facts.sqlalchemy2 = true;
-    if (SQL_CALLS.has(m)) {
+    if (SQL_CALLS.has(m) && !inDowngrade(model, call)) {
       const args = callArgs(call.node);
       const arg = args.positional[0] ?? args.keywords.get('sql') ?? args.keywords.get('statement') ?? args.keywords.get('text');
       if (!arg || arg.type === 'await') continue;
