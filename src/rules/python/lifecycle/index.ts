@@ -1,6 +1,11 @@
 import type { Rule } from '../../types.js';
 import { errorPathLeak } from './error_path_leak.js';
+import { factoryVsInjection } from './factory_vs_injection.js';
 import { missingCleanup } from './missing_cleanup.js';
 import { poolConfiguration } from './pool_configuration.js';
+import { resourceScopeMismatch } from './resource_scope_mismatch.js';
+import { streamingResourceHolding } from './streaming_resource_holding.js';
 
-export const lifecycleRules: Rule[] = [missingCleanup, poolConfiguration, errorPathLeak];
+export const lifecycleRules: Rule[] = [
+  resourceScopeMismatch, streamingResourceHolding, missingCleanup, poolConfiguration, errorPathLeak, factoryVsInjection,
+];

@@ -365,15 +365,16 @@ function isSessionAnnotation(model: FileModel, annotation: string): boolean {
     return q === 'Session' || q === 'AsyncSession' || head === 'sqlalchemy' || head === 'sqlmodel';
   }
   if (SESSION_ALIAS.test(q)) return true;
-  // A module-level `SessionDep = Annotated[Session, Depends(get_db)]` of this file.
-  if (q.startsWith(model.moduleName + '.')) {
-    const local = q.slice(model.moduleName.length + 1);
-    const a = model.assignments.find((x) => x.functionIndex < 0 && x.target === local && !x.fromWith);
-    if (a?.value && a.value.type === 'subscript' && /^(typing\.)?Annotated\b/.test(a.value.text)) {
-      return isSessionAnnotation(model, a.value.text);
-    }
-  }
-  return false;
+  const alias = localAlias(model, annotation);
+  return alias ? isSessionAnnotation(model, alias.text) : false;
+}
+
+/** A module-level `SessionDep = Annotated[Session, Depends(get_db)]` of this file that an annotation names. */
+function localAlias(model: FileModel, annotation: string | null): SyntaxNode | null {
+  if (!annotation || !/^[A-Za-z_]\w*$/.test(annotation.trim())) return null;
+  const name = annotation.trim();
+  const a = model.assignments.find((x) => x.functionIndex < 0 && x.target === name && !x.fromWith);
+  return a?.value && a.value.type === 'subscript' && /^(typing\.)?Annotated\b/.test(a.value.text) ? a.value : null;
 }
 
 /** Is `Depends(target)` a session dependency: a known provider, or a generator of this file yielding a session? */
@@ -392,7 +393,7 @@ export function injectedSessions(model: FileModel, project: ProjectContext, fn: 
   fn.params.forEach((p, i) => {
     const node = paramNodes[i];
     if (!node || p.name === 'self' || p.name === 'cls') return;
-    const texts = [p.defaultText ?? '', p.annotation ?? ''];
+    const texts = [p.defaultText ?? '', p.annotation ?? '', localAlias(model, p.annotation)?.text ?? ''];
     let viaDepends = false;
     let functionScope = false;
     let isSession = false;
@@ -558,4 +559,36 @@ export function insideFunction(node: SyntaxNode, stop: SyntaxNode): boolean {
     if (p.type === 'function_definition' || p.type === 'lambda') return true;
   }
   return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions in long-lived code
+
+/** Is a use of the session the end of its transaction (`commit`, `rollback`, `close`, a `commit_or_rollback(s)` helper)? */
+export function endsTransaction(ref: SyntaxNode): boolean {
+  const p = ref.parent;
+  if (p?.type === 'attribute' && p.childForFieldName('object')?.id === ref.id) {
+    return /^(commit|rollback|close|aclose|expunge_all)$/.test(p.childForFieldName('attribute')?.text ?? '');
+  }
+  if (p?.type === 'argument_list') {
+    const callee = p.parent?.childForFieldName('function')?.text ?? '';
+    return /(commit|rollback|close)\w*$/i.test(callee);
+  }
+  return false;
+}
+
+/** Does the generator use the session: a closure reference in its body, or the session handed to the generator call? */
+export function generatorUsesSession(use: StreamingUse, name: string): boolean {
+  const args = use.generatorCall?.childForFieldName('arguments');
+  if (args && nameRefs(args, name).length > 0) return true;
+  const gen = use.generator;
+  if (!gen?.body || gen.parent < 0) return false;
+  if (gen.params.some((p) => p.name === name)) return false;
+  return nameRefs(gen.body, name).length > 0;
+}
+
+/** References to `name` in the function's own body, outside the given nested functions. */
+export function ownRefs(fn: FunctionInfo, name: string, exclude: FunctionInfo[] = []): SyntaxNode[] {
+  if (!fn.body) return [];
+  return nameRefs(fn.body, name).filter((r) => !exclude.some((g) => r.startIndex >= g.node.startIndex && r.startIndex < g.node.endIndex));
 }

@@ -1,0 +1,111 @@
+/**
+ * PA406 factory_vs_injection
+ *
+ * What it does: finds a request-scoped, injected session (`Depends(get_db)`, `session:
+ * AsyncSession`) that ends up in code outliving the request's dependency scope: the generator of
+ * a streaming/SSE response, a WebSocket endpoint's receive loop, a `BackgroundTasks.add_task(...)`
+ * or `asyncio.create_task(...)` it is handed to.
+ * Why is this bad? The dependency closes the session when the request scope ends (for
+ * background tasks, before they run since FastAPI 0.106), so the long-lived code works on a
+ * closed session that silently reopens a connection nobody will close — or, when it is still
+ * open, pins one pooled connection for minutes.
+ *
+ * Precision: a task awaited in the handler (`await task`, a `TaskGroup`) is not detached; before
+ * FastAPI 0.106 background tasks ran inside the dependency scope, so `add_task` is fine there.
+ */
+import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
+import type { FileRule, FileRuleContext } from '../../types.js';
+import {
+  fastapiVersion, generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler, nameRefs,
+  streamingResponses, yieldDependencyOutlivesStream,
+} from './semantics.js';
+
+const CREATE_TASK = /^(asyncio\.(create_task|ensure_future)|anyio\.from_thread\.run)$/;
+
+/** The session is an argument of the task: `add_task(fn, session)`, `create_task(work(session))`. */
+function handsOver(call: CallInfo, name: string): boolean {
+  const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
+  if (call.method === 'add_task') return args.slice(1).some((a) => nameRefs(a, name).length > 0 && !a.text.includes('lambda'));
+  return args.length > 0 && nameRefs(args[0]!, name).length > 0;
+}
+
+/** `task = asyncio.create_task(...)` later awaited or gathered in the same function. */
+function awaitedLater(model: FileModel, fn: FunctionInfo, call: CallInfo): boolean {
+  const parent = call.node.parent;
+  if (parent?.type !== 'assignment') return false;
+  const target = parent.childForFieldName('left')?.text;
+  if (!target || !fn.body) return false;
+  return nameRefs(fn.body, target).some((r) => r.startIndex > call.node.endIndex && (r.parent?.type === 'await' || /gather|wait/.test(r.parent?.parent?.text ?? '')));
+}
+
+function isDetachedTask(model: FileModel, fn: FunctionInfo, call: CallInfo): boolean {
+  if (call.method === 'add_task') return true;
+  if (call.qualifiedName && CREATE_TASK.test(call.qualifiedName)) return !awaitedLater(model, fn, call);
+  // `loop.create_task(...)` on an event loop (not a task group's `tg.create_task`).
+  if (call.method === 'create_task' && /loop$/i.test(call.receiver?.text ?? '')) return !awaitedLater(model, fn, call);
+  return false;
+}
+
+export const factoryVsInjection: FileRule = {
+  meta: {
+    code: 'PA406',
+    check: 'factory_vs_injection',
+    family: 'lifecycle',
+    severity: 'critical',
+    effort: 'M',
+    summary: 'Injected request-scoped session used by long-lived code: SSE/streaming generator, WebSocket loop, background task',
+    what: 'Finds a session injected into a handler (`Depends(get_db)` and the like, `session: AsyncSession`) that is used by the generator of a `StreamingResponse` / `EventSourceResponse`, kept by a WebSocket endpoint that loops, or handed to `BackgroundTasks.add_task(...)` / `asyncio.create_task(...)`. Critical for SSE/WebSocket, high for background work.',
+    why: 'An injected session belongs to the request\'s dependency scope. Long-lived code either holds it (one pooled connection pinned per open stream or socket: a few dozen clients exhaust the pool) or outlives it (FastAPI ≥ 0.106 closes `yield` dependencies before background tasks and, in 0.106–0.117, before the stream: the closed session silently opens a new connection that is never returned).',
+    bad: 'from fastapi import BackgroundTasks, Depends, FastAPI\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\nasync def get_session():\n    ...\n\n\nasync def rebuild_index(session: AsyncSession) -> None:\n    ...\n\n\n@app.post("/reindex")\nasync def reindex(tasks: BackgroundTasks, session: AsyncSession = Depends(get_session)):\n    tasks.add_task(rebuild_index, session)\n    return {"status": "scheduled"}\n',
+    good: 'from fastapi import BackgroundTasks, Depends, FastAPI\nfrom sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker\n\napp = FastAPI()\nsession_factory = async_sessionmaker(expire_on_commit=False)\n\n\nasync def rebuild_index() -> None:\n    async with session_factory() as session:\n        ...\n\n\n@app.post("/reindex")\nasync def reindex(tasks: BackgroundTasks):\n    tasks.add_task(rebuild_index)\n    return {"status": "scheduled"}\n',
+    fix: 'inject (or import) the session factory and open `async with factory() as s:` where the long-lived code touches the database',
+    references: [
+      'https://fastapi.tiangolo.com/tutorial/dependencies/dependencies-with-yield/#dependencies-with-yield-httpexception-except-and-background-tasks',
+      'https://fastapi.tiangolo.com/release-notes/#01060',
+      'https://docs.sqlalchemy.org/en/20/orm/session_basics.html#when-do-i-construct-a-session-when-do-i-commit-it-and-when-do-i-close-it',
+    ],
+  },
+  checkFile(ctx: FileRuleContext): void {
+    const { model, project } = ctx;
+    if (model.isTestFile || !/Session|Depends|session/.test(model.source)) return;
+    const v = fastapiVersion(project);
+    const outlives = yieldDependencyOutlivesStream(project);
+    const backgroundInScope = v !== null && (v[0] === 0 && v[1] < 106);
+    for (const fn of model.functions) {
+      if (fn.role !== 'handler') continue;
+      const sessions = injectedSessions(model, project, fn);
+      if (sessions.length === 0) continue;
+      const streams = streamingResponses(model, fn);
+      for (const s of sessions) {
+        // A stream of the data's length (an export) may use the session while FastAPI keeps it
+        // open for the stream; an event stream or long-poll never should.
+        const stream = streams.find((u) => generatorUsesSession(u, s.name) && (u.sse || (u.generator !== null && isLongLivedGenerator(model, u.generator)) || !outlives));
+        if (stream) {
+          ctx.report({
+            node: s.node,
+            message: `injected session \`${s.name}\` is used by the ${stream.sse ? 'SSE' : 'streaming'} generator of \`${fn.name}\`: ${outlives ? 'it is held as long as the stream' : 'FastAPI has closed it before the stream starts'}`,
+            severity: stream.sse ? 'critical' : 'high',
+            function: fn.name,
+          });
+        } else if (isWebsocketHandler(fn) && hasOwnLoop(model, fn) && s.viaDepends) {
+          ctx.report({
+            node: s.node,
+            message: `injected session \`${s.name}\` is held by the WebSocket endpoint \`${fn.name}\` for the whole connection`,
+            severity: 'critical',
+            function: fn.name,
+          });
+        }
+        for (const call of model.calls) {
+          if (call.functionIndex !== fn.index || !isDetachedTask(model, fn, call) || !handsOver(call, s.name)) continue;
+          if (call.method === 'add_task' && backgroundInScope) continue;
+          ctx.report({
+            node: call.node,
+            message: `injected session \`${s.name}\` handed to ${call.method === 'add_task' ? 'a background task' : 'a detached task'}: it runs after the request's session is closed`,
+            severity: 'high',
+            function: fn.name,
+          });
+        }
+      }
+    }
+  },
+};

@@ -1,0 +1,152 @@
+/**
+ * PA402 streaming_resource_holding
+ *
+ * What it does: finds streaming endpoints — SSE (`EventSourceResponse`, `text/event-stream`),
+ * long-poll `StreamingResponse` generators, WebSocket endpoints that loop — that keep a session
+ * or connection open for the whole stream:
+ * - a session injected into the endpoint and used by the stream's generator;
+ * - a session injected and used before the response, still open while the stream runs: FastAPI
+ *   before 0.106 and from 0.118 closes `yield` dependencies after the response is sent (0.106–
+ *   0.117 closed them before; `Depends(..., scope="function")`, 0.121+, closes them early);
+ * - a session/connection opened in the generator (or the WebSocket endpoint) with `with`
+ *   around the loop that streams.
+ * Why is this bad? Each open stream pins one pooled connection (often with an open
+ * transaction) for minutes; a few dozen clients exhaust the pool and every other endpoint waits.
+ *
+ * Precision: a stream whose length is the data's (`for row in rows: yield row` exports) is not a
+ * long-poll; a session whose last use in the endpoint ends its transaction (`commit`, `close`)
+ * holds no connection.
+ */
+import type { SyntaxNode } from '../../../parse/parser.js';
+import type { FileModel, FunctionInfo } from '../../../semantic/model.js';
+import { callAt } from '../../../semantic/model.js';
+import type { Severity } from '../../../types.js';
+import type { FileRule, FileRuleContext } from '../../types.js';
+import {
+  acquireKind, endsTransaction, generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler,
+  ownRefs, streamingResponses, yieldDependencyOutlivesStream, type StreamingUse,
+} from './semantics.js';
+
+/** `with`/`async with` items in `fn` that open a session/connection and whose body holds a loop that streams. */
+function sessionsAroundStreamLoop(ctx: FileRuleContext, fn: FunctionInfo, streams: (loopNode: SyntaxNode) => boolean): SyntaxNode[] {
+  const { model, project } = ctx;
+  const out: SyntaxNode[] = [];
+  for (const w of model.withs) {
+    if (w.functionIndex !== fn.index) continue;
+    const loops = model.loops.filter((l) => l.functionIndex === fn.index && l.kind !== 'comprehension' && l.node.startIndex >= w.bodyStart && l.node.endIndex <= w.bodyEnd);
+    if (!loops.some((l) => streams(l.node))) continue;
+    for (const item of w.items) {
+      let v: SyntaxNode | null = item.value;
+      if (v.type === 'await') v = v.namedChild(0);
+      if (v?.type !== 'call') continue;
+      const call = callAt(model, v);
+      const kind = call ? acquireKind(model, project, call) : null;
+      if (kind && kind.kind !== 'file') out.push(v);
+    }
+  }
+  return out;
+}
+
+function containsYieldOf(gen: FunctionInfo, loop: SyntaxNode): boolean {
+  return gen.yields.some((y) => y.startIndex >= loop.startIndex && y.endIndex <= loop.endIndex);
+}
+
+function severityOf(use: StreamingUse | null): Severity {
+  return !use || use.sse ? 'critical' : 'high';
+}
+
+function isLongLived(model: FileModel, use: StreamingUse): boolean {
+  return use.sse || (use.generator !== null && isLongLivedGenerator(model, use.generator));
+}
+
+export const streamingResourceHolding: FileRule = {
+  meta: {
+    code: 'PA402',
+    check: 'streaming_resource_holding',
+    family: 'lifecycle',
+    severity: 'critical',
+    effort: 'M',
+    summary: 'Streaming endpoint (SSE, long-poll, WebSocket) keeps a session/connection open for the whole stream',
+    what: 'Finds SSE endpoints (`EventSourceResponse`, `StreamingResponse(media_type="text/event-stream")`), long-poll `StreamingResponse` generators (a `while` loop, or a loop that waits) and looping WebSocket endpoints that hold a session or connection while they stream: an injected session used by the generator; an injected session used before the response and still open during the stream (version-aware: FastAPI < 0.106 and ≥ 0.118 close `yield` dependencies after the response, 0.106–0.117 before it, `Depends(..., scope="function")` early); a session or connection opened with `with` around the streaming loop. Critical for SSE/WebSocket, high for long-poll.',
+    why: 'A stream lasts as long as the client stays connected. A session held for it pins a pooled connection — often inside an open transaction, which also holds back vacuum — for minutes or hours; with the default pool of 5 + 10 overflow, fifteen open streams stop every other endpoint.',
+    bad: 'import asyncio\n\nfrom fastapi import Depends, FastAPI\nfrom sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sse_starlette.sse import EventSourceResponse\n\napp = FastAPI()\n\n\n@app.get("/jobs/{job_id}/events")\nasync def job_events(job_id: int, session: AsyncSession = Depends()):\n    async def stream():\n        while True:\n            job = await session.get(Job, job_id)\n            yield {"data": job.status}\n            await asyncio.sleep(1)\n\n    return EventSourceResponse(stream())\n',
+    good: 'import asyncio\n\nfrom fastapi import FastAPI\nfrom sqlalchemy.ext.asyncio import async_sessionmaker\nfrom sse_starlette.sse import EventSourceResponse\n\napp = FastAPI()\nsession_factory = async_sessionmaker(expire_on_commit=False)\n\n\n@app.get("/jobs/{job_id}/events")\nasync def job_events(job_id: int):\n    async def stream():\n        while True:\n            async with session_factory() as session:\n                job = await session.get(Job, job_id)\n            yield {"data": job.status}\n            await asyncio.sleep(1)\n\n    return EventSourceResponse(stream())\n',
+    fix: 'check auth and load what the stream needs, release the session, then stream; open a short `async with factory() as s:` per DB touch inside the loop (or listen on a dedicated connection outside the pool)',
+    references: [
+      'https://fastapi.tiangolo.com/tutorial/dependencies/dependencies-with-yield/',
+      'https://fastapi.tiangolo.com/release-notes/#01180',
+      'https://github.com/sysid/sse-starlette',
+      'https://docs.sqlalchemy.org/en/20/core/pooling.html',
+    ],
+  },
+  checkFile(ctx: FileRuleContext): void {
+    const { model, project } = ctx;
+    if (model.isTestFile || !/Response|websocket/i.test(model.source)) return;
+    const reportedGenerators = new Set<number>();
+    for (const fn of model.functions) {
+      if (fn.role !== 'handler') continue;
+      const streams = streamingResponses(model, fn).filter((u) => isLongLived(model, u));
+      const websocket = isWebsocketHandler(fn) && hasOwnLoop(model, fn);
+      if (streams.length === 0 && !websocket) continue;
+      const generators = streams.map((u) => u.generator).filter((g): g is FunctionInfo => g !== null);
+      for (const s of injectedSessions(model, project, fn)) {
+        const used = streams.find((u) => generatorUsesSession(u, s.name));
+        if (used) {
+          ctx.report({
+            node: s.node,
+            message: `injected session \`${s.name}\` is used by the ${used.sse ? 'SSE' : 'long-poll'} generator of \`${fn.name}\`: one pooled connection stays checked out for the whole stream`,
+            severity: severityOf(used),
+            function: fn.name,
+          });
+          continue;
+        }
+        if (websocket) {
+          if (!s.viaDepends) continue;
+          ctx.report({
+            node: s.node,
+            message: `injected session \`${s.name}\` stays open for the whole WebSocket connection of \`${fn.name}\``,
+            severity: 'critical',
+            function: fn.name,
+          });
+          continue;
+        }
+        // Alive during the stream: used before the response, not ended, closed only after it.
+        if (!s.viaDepends || s.functionScope || !yieldDependencyOutlivesStream(project)) continue;
+        const refs = ownRefs(fn, s.name, generators);
+        const last = refs[refs.length - 1];
+        if (!last || endsTransaction(last)) continue;
+        const use = streams[0]!;
+        ctx.report({
+          node: s.node,
+          message: `injected session \`${s.name}\` of \`${fn.name}\` is closed only after the ${use.sse ? 'SSE' : 'long-poll'} stream ends (FastAPI closes \`yield\` dependencies after the response): its connection is held for the whole stream`,
+          severity: severityOf(use),
+          function: fn.name,
+        });
+      }
+      // Opened in the generator (or the WebSocket endpoint) around the streaming loop.
+      for (const use of streams) {
+        const gen = use.generator;
+        if (!gen || reportedGenerators.has(gen.index)) continue;
+        reportedGenerators.add(gen.index);
+        for (const node of sessionsAroundStreamLoop(ctx, gen, (loop) => containsYieldOf(gen, loop))) {
+          ctx.report({
+            node,
+            message: `\`${node.text.replace(/\s+/g, ' ').slice(0, 60)}\` stays open around the streaming loop of \`${gen.name}\`: one connection per open stream`,
+            severity: severityOf(use),
+            function: gen.name,
+          });
+        }
+      }
+      if (websocket) {
+        for (const node of sessionsAroundStreamLoop(ctx, fn, () => true)) {
+          ctx.report({
+            node,
+            message: `\`${node.text.replace(/\s+/g, ' ').slice(0, 60)}\` stays open around the receive loop of WebSocket endpoint \`${fn.name}\``,
+            severity: 'critical',
+            function: fn.name,
+          });
+        }
+      }
+    }
+  },
+};
