@@ -17,7 +17,7 @@ async function findings(rel: string): Promise<Finding[]> {
 }
 
 beforeAll(async () => {
-  for (const rel of ['sample-app', 'transaction/notify-progress']) byRoot.set(rel, await findings(rel));
+  for (const rel of ['sample-app', 'transaction/notify-progress', 'transaction/channels']) byRoot.set(rel, await findings(rel));
 }, 60_000);
 
 function at(rel: string, file: string, line: number, code: string): Finding | undefined {
@@ -34,5 +34,17 @@ describe('PA201 missing_intermediate_commits', () => {
   });
   it('names the trigger table and the channel', () => {
     expect(at('sample-app', 'app/tasks/jobs.py', 50, 'PA201')?.message).toMatch(/`jobs`.*`job_progress`/);
+  });
+});
+
+describe('PA206 event_channel_consistency', () => {
+  it('is critical for a near miss, at the listener', () => {
+    expect(at('sample-app', 'app/tasks/notifier.py', 19, 'PA206')?.originalSeverity).toBe('critical');
+    expect(at('transaction/channels', 'app/listeners.py', 13, 'PA206')?.originalSeverity).toBe('critical');
+    expect(at('transaction/channels', 'app/broker.py', 10, 'PA206')?.originalSeverity).toBe('critical');
+  });
+  it('is high for an orphan publisher and medium for an orphan subscriber', () => {
+    expect(at('transaction/channels', 'app/listeners.py', 21, 'PA206')?.originalSeverity).toBe('high');
+    expect(at('transaction/channels', 'app/listeners.py', 17, 'PA206')?.originalSeverity).toBe('medium');
   });
 });
