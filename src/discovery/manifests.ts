@@ -410,12 +410,12 @@ function readCompose(file: string, text: string, out: DatabaseService[], problem
     const tag = colon > slash ? noDigest.slice(colon + 1) : '';
     const hit = DB_IMAGES.find(([re]) => re.test(name.toLowerCase()));
     if (!hit) continue;
-    out.push({ engine: hit[1], version: imageVersion(hit[1], name, tag), image, service, file });
+    out.push({ engine: hit[1], version: imageVersion(hit[1], tag), image, service, file });
   }
 }
 
 /** Major version from an image tag: `16-alpine` → 16, `15-3.4` (postgis) → 15, `latest-pg16` → 16. */
-function imageVersion(engine: string, name: string, tag: string): string | null {
+function imageVersion(engine: string, tag: string): string | null {
   if (engine === 'postgresql') {
     const pg = /pg(\d+)/.exec(tag);
     if (pg && !/^\d/.test(tag)) return pg[1]!;
