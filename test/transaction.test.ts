@@ -17,7 +17,7 @@ async function findings(rel: string): Promise<Finding[]> {
 }
 
 beforeAll(async () => {
-  for (const rel of ['sample-app', 'transaction/notify-progress', 'transaction/channels']) byRoot.set(rel, await findings(rel));
+  for (const rel of ['sample-app', 'transaction/notify-progress', 'transaction/channels', 'transaction/open-scope']) byRoot.set(rel, await findings(rel));
 }, 60_000);
 
 function at(rel: string, file: string, line: number, code: string): Finding | undefined {
@@ -46,5 +46,21 @@ describe('PA206 event_channel_consistency', () => {
   it('is high for an orphan publisher and medium for an orphan subscriber', () => {
     expect(at('transaction/channels', 'app/listeners.py', 21, 'PA206')?.originalSeverity).toBe('high');
     expect(at('transaction/channels', 'app/listeners.py', 17, 'PA206')?.originalSeverity).toBe('medium');
+  });
+});
+
+describe('PA204 missing_rollback', () => {
+  it('is low when a session `with` already rolls back', () => {
+    expect(at('transaction/open-scope', 'app/rollback.py', 37, 'PA204')?.originalSeverity).toBe('low');
+    expect(at('transaction/open-scope', 'app/rollback.py', 18, 'PA204')?.originalSeverity).toBe('medium');
+  });
+});
+
+describe('PA202 / PA205 severities', () => {
+  it('network is high, file I/O medium, sleeping medium', () => {
+    expect(at('transaction/open-scope', 'app/orders.py', 23, 'PA202')?.originalSeverity).toBe('high');
+    expect(at('transaction/open-scope', 'app/orders.py', 37, 'PA202')?.originalSeverity).toBe('medium');
+    expect(at('transaction/open-scope', 'app/orders.py', 23, 'PA205')?.originalSeverity).toBe('high');
+    expect(at('transaction/open-scope', 'app/orders.py', 45, 'PA205')?.originalSeverity).toBe('medium');
   });
 });

@@ -2,7 +2,8 @@ import type { Rule } from '../../types.js';
 import { commitInLoop } from './commit_in_loop.js';
 import { eventChannelConsistency } from './event_channel_consistency.js';
 import { longHeldTransaction } from './long_held_transaction.js';
+import { missingRollback } from './missing_rollback.js';
 import { missingIntermediateCommits } from './missing_intermediate_commits.js';
 import { scopeTooWide } from './scope_too_wide.js';
 
-export const transactionRules: Rule[] = [missingIntermediateCommits, scopeTooWide, longHeldTransaction, eventChannelConsistency, commitInLoop];
+export const transactionRules: Rule[] = [missingIntermediateCommits, scopeTooWide, missingRollback, longHeldTransaction, eventChannelConsistency, commitInLoop];
