@@ -97,7 +97,7 @@ describe('extractSqlFacts', () => {
       5,
     );
     expect(f.triggers).toEqual([
-      { name: 't', table: 's.items', timing: 'BEFORE', events: ['INSERT', 'UPDATE', 'DELETE'], forEach: 'ROW', function: 's.fn', args: [], file: 'x.sql', line: 5 },
+      { name: 't', table: 's.items', timing: 'BEFORE', events: ['INSERT', 'UPDATE', 'DELETE'], forEach: 'ROW', function: 's.fn', args: [], file: 'x.sql', line: 5, index: 1 },
     ]);
   });
 
@@ -127,6 +127,15 @@ CREATE FUNCTION h() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;`;
     expect(f.notifies).toEqual([
       { channel: 'b', file: 'x.sql', line: 2, kind: 'notify' },
       { channel: 'c', file: 'x.sql', line: 3, kind: 'pg_notify' },
+    ]);
+  });
+
+  it('reports drops and redefinitions in statement order', () => {
+    const f = extractSqlFacts('DROP TRIGGER IF EXISTS t ON s.x;\nCREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\nDROP FUNCTION g();', 'x.sql', 1);
+    expect(f.changes.map((c) => [c.kind, c.name, c.table, c.index, c.line])).toEqual([
+      ['drop_trigger', 't', 's.x', 1, 1],
+      ['define_function', 'f', null, 2, 2],
+      ['drop_function', 'g', null, 3, 3],
     ]);
   });
 

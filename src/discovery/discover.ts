@@ -155,6 +155,10 @@ export async function discoverContext(root: string, files: string[], parser: Pyt
     if (text !== null) work.push({ file: f, sql: { text: withoutPsqlCommands(text), line: 1 }, migration: true });
   }
   ctx.migrations.files = [...migrationFiles].sort();
+  // Migrations replay in revision order (alembic's down_revision chain), then by path.
+  const rank = revisionDepths(perFile);
+  const seq = new Map(work.map((w, i) => [w, i]));
+  work.sort((a, b) => (rank.get(a.file) ?? 0) - (rank.get(b.file) ?? 0) || cmp(a.file, b.file) || seq.get(a)! - seq.get(b)!);
   // The PostgreSQL parser (WASM) loads only when there is SQL to read.
   if (work.length > 0) await loadSqlParser();
   const sql = new SqlCollector(ctx);
@@ -235,6 +239,29 @@ function normalize(p: string): string {
   return out.join('/');
 }
 
+/** Alembic revisions by distance from the first one; files without a revision are 0. */
+function revisionDepths(perFile: { file: string; facts: PythonFileFacts }[]): Map<string, number> {
+  const byRevision = new Map<string, { file: string; down: string[] }>();
+  for (const { file, facts } of perFile) {
+    if (facts.revision) byRevision.set(facts.revision, { file, down: facts.downRevisions });
+  }
+  const depth = new Map<string, number>();
+  const visit = (rev: string, guard: number): number => {
+    const known = depth.get(rev);
+    if (known !== undefined) return known;
+    const node = byRevision.get(rev);
+    if (!node || guard > 10_000) return 0;
+    depth.set(rev, 0); // a cycle ends here
+    let d = 1;
+    for (const down of node.down) d = Math.max(d, visit(down, guard + 1) + 1);
+    depth.set(rev, d);
+    return d;
+  };
+  const out = new Map<string, number>();
+  for (const [rev, node] of byRevision) out.set(node.file, visit(rev, 0));
+  return out;
+}
+
 /** A name built by an f-string: `dynamic` when wholly unknown, `{dynamic}` marks the unknown part. */
 function dynamicName(name: string): string {
   if (!name.includes(PLACEHOLDER)) return name;
@@ -243,8 +270,10 @@ function dynamicName(name: string): string {
 
 /** Turns SQL text into triggers, notify functions, LISTENs and publishers. */
 class SqlCollector {
-  private readonly functions: (NotifyFunctionInfo & { rawChannels: string[] })[] = [];
-  private readonly triggers: (TriggerInfo & { args: string[] })[] = [];
+  /** The schema as the migrations leave it, replayed in order: later definitions and drops win. */
+  private readonly functions = new Map<string, NotifyFunctionInfo & { rawChannels: string[] }>();
+  private readonly triggers = new Map<string, TriggerInfo & { args: string[] }>();
+  private readonly errorsByFile = new Map<string, number>();
   constructor(private readonly ctx: ProjectContext) {}
 
   add(file: string, s: SqlString, reportErrors: boolean, isMigration: boolean): void {
@@ -252,20 +281,48 @@ class SqlCollector {
     // f-strings with unknown parts and text() expression pieces are not bad SQL when they do not parse.
     if (s.fragment || s.text.includes(PLACEHOLDER)) reportErrors = false;
     const channel = (c: string): string => (c.includes(PLACEHOLDER) ? DYNAMIC : c);
-    for (const t of facts.triggers) {
-      this.triggers.push({ name: dynamicName(t.name), table: dynamicName(t.table), timing: t.timing, events: t.events, forEach: t.forEach, function: dynamicName(t.function), channels: [], file, line: t.line, args: t.args });
+    // Replay in statement order; at one statement a function's (re)definition precedes its notify facts.
+    const steps: { index: number; order: number; run: () => void }[] = [];
+    for (const c of facts.changes) {
+      const name = dynamicName(c.name);
+      steps.push({
+        index: c.index,
+        order: 0,
+        run: () => {
+          if (c.kind === 'drop_trigger') this.triggers.delete(triggerKey(name, dynamicName(c.table ?? '')));
+          else this.functions.delete(objectKey(name));
+        },
+      });
     }
     for (const f of facts.notifyFunctions) {
       const raw = f.channels.map(channel);
-      this.functions.push({
+      const info = {
         name: dynamicName(f.name),
         channels: [...new Set(raw.map((c) => (c.startsWith('$argv[') ? DYNAMIC : c)))].sort(),
         returnsTrigger: f.returnsTrigger,
         file,
         line: f.line,
         rawChannels: raw,
-      });
+      };
+      steps.push({ index: f.index, order: 1, run: () => this.functions.set(objectKey(info.name), info) });
     }
+    for (const t of facts.triggers) {
+      const info = {
+        name: dynamicName(t.name),
+        table: dynamicName(t.table),
+        timing: t.timing,
+        events: t.events,
+        forEach: t.forEach,
+        function: dynamicName(t.function),
+        channels: [],
+        file,
+        line: t.line,
+        args: t.args,
+      };
+      steps.push({ index: t.index, order: 1, run: () => this.triggers.set(triggerKey(info.name, info.table), info) });
+    }
+    steps.sort((a, b) => a.index - b.index || a.order - b.order);
+    for (const step of steps) step.run();
     for (const l of facts.listens) {
       if (isMigration) this.ctx.migrations.listens.push({ channel: channel(l.channel), file, line: l.line });
       else this.ctx.events.subscribers.push({ channel: channel(l.channel), file, line: l.line, kind: 'listen' });
@@ -283,8 +340,6 @@ class SqlCollector {
     }
   }
 
-  private readonly errorsByFile = new Map<string, number>();
-
   /** Joins triggers to the channels their functions notify on (`TG_ARGV[n]` → the trigger's argument). */
   finish(): void {
     // A dump in another dialect should not bury every other problem.
@@ -293,14 +348,8 @@ class SqlCollector {
         this.ctx.problems.push({ file, reason: `${n - MAX_SQL_PROBLEMS_PER_FILE} more SQL statements do not parse, skipped` });
       }
     }
-    const byName = new Map<string, string[]>();
-    const key = (n: string): string => n.toLowerCase().replace(/^public\./, '');
-    for (const f of this.functions) {
-      const k = key(f.name);
-      byName.set(k, [...(byName.get(k) ?? []), ...f.rawChannels]);
-    }
-    for (const t of this.triggers) {
-      const raw = byName.get(key(t.function)) ?? [];
+    for (const t of this.triggers.values()) {
+      const raw = this.functions.get(objectKey(t.function))?.rawChannels ?? [];
       const channels = raw.map((c) => {
         const argv = /^\$argv\[(\d+)\]$/.exec(c);
         return argv ? (t.args[Number(argv[1])] ?? DYNAMIC) : c;
@@ -309,12 +358,22 @@ class SqlCollector {
       void _args;
       this.ctx.migrations.triggers.push({ ...rest, channels: [...new Set(channels)].sort() });
     }
-    for (const f of this.functions) {
+    for (const f of this.functions.values()) {
       const { rawChannels: _raw, ...rest } = f;
       void _raw;
       this.ctx.migrations.notifyFunctions.push(rest);
     }
   }
+}
+
+/** Names compare case-insensitively and without the default `public.` schema. */
+function objectKey(name: string): string {
+  return name.toLowerCase().replace(/^public\./, '');
+}
+
+/** A trigger is named per table: `DROP TRIGGER t ON x`. */
+function triggerKey(name: string, table: string): string {
+  return `${objectKey(name)}\0${objectKey(table)}`;
 }
 
 type ClassKind = 'root' | 'mapped' | 'sqlmodel' | 'none';

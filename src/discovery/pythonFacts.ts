@@ -74,6 +74,9 @@ export interface PythonFileFacts {
   publishers: EventSite[];
   subscribers: EventSite[];
   sqlalchemy2: boolean;
+  /** Alembic `revision` / `down_revision` (migrations only), to replay migrations in order. */
+  revision: string | null;
+  downRevisions: string[];
 }
 
 const ENGINE_FACTORIES = new Set(['create_engine', 'create_async_engine', 'engine_from_config', 'async_engine_from_config']);
@@ -199,7 +202,19 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
     publishers: [],
     subscribers: [],
     sqlalchemy2: false,
+    revision: null,
+    downRevisions: [],
   };
+  if (isMigration) {
+    for (const a of model.assignments) {
+      if (a.functionIndex >= 0) continue;
+      const v = literalValue(a.value, scope);
+      if (a.target === 'revision' && typeof v === 'string') facts.revision = v;
+      if (a.target === 'down_revision') {
+        facts.downRevisions = (Array.isArray(v) ? v : [v]).filter((x): x is string => typeof x === 'string');
+      }
+    }
+  }
   const file = model.path;
   const sqlNodes = new Set<number>();
 

@@ -19,6 +19,8 @@ export interface SqlTrigger {
   args: string[];
   file: string;
   line: number;
+  /** Statement ordinal in this text. */
+  index: number;
 }
 
 export interface SqlNotifyFunction {
@@ -28,6 +30,8 @@ export interface SqlNotifyFunction {
   returnsTrigger: boolean;
   file: string;
   line: number;
+  /** Statement ordinal in this text. */
+  index: number;
 }
 
 export interface SqlChannelUse {
@@ -35,6 +39,17 @@ export interface SqlChannelUse {
   file: string;
   line: number;
   kind: 'pg_notify' | 'notify' | 'listen';
+}
+
+/** A `DROP TRIGGER` / `DROP FUNCTION`, or any `CREATE FUNCTION` (which replaces an earlier body). */
+export interface SqlSchemaChange {
+  kind: 'drop_trigger' | 'drop_function' | 'define_function';
+  name: string;
+  /** The trigger's table, for `drop_trigger`. */
+  table: string | null;
+  /** Statement ordinal in this text, to interleave with creations. */
+  index: number;
+  line: number;
 }
 
 export interface SqlError {
@@ -51,6 +66,8 @@ export interface SqlFacts {
   listens: SqlChannelUse[];
   /** `pg_notify(...)` / `NOTIFY x` outside function bodies. */
   notifies: SqlChannelUse[];
+  /** Drops and function (re)definitions, in statement order, so a reader can replay the schema. */
+  changes: SqlSchemaChange[];
   statements: number;
   errors: SqlError[];
 }
@@ -73,7 +90,7 @@ type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
  * first character in that file; reported lines are file lines.
  */
 export function extractSqlFacts(sql: string, file: string, line = 1): SqlFacts {
-  const facts: SqlFacts = { file, triggers: [], notifyFunctions: [], listens: [], notifies: [], statements: 0, errors: [] };
+  const facts: SqlFacts = { file, triggers: [], notifyFunctions: [], listens: [], notifies: [], changes: [], statements: 0, errors: [] };
   if (!sql.trim()) return facts;
   const bytes = Buffer.from(sql, 'utf8');
   const newlines = newlineOffsets(bytes);
@@ -186,13 +203,17 @@ function statementFacts(stmt: Json, text: string, line: number, facts: SqlFacts)
   const node = stmt[type!];
   switch (type) {
     case 'CreateTrigStmt':
-      facts.triggers.push(triggerOf(node, facts.file, line));
+      facts.triggers.push({ ...triggerOf(node, facts.file, line), index: facts.statements });
       return;
     case 'CreateFunctionStmt': {
+      facts.changes.push({ kind: 'define_function', name: qualifiedName(node.funcname), table: null, index: facts.statements, line });
       const fn = notifyFunctionOf(node, text, line, facts);
       if (fn) facts.notifyFunctions.push(fn);
       return;
     }
+    case 'DropStmt':
+      dropsOf(node, line, facts);
+      return;
     case 'ListenStmt':
       facts.listens.push({ channel: node.conditionname ?? DYNAMIC, file: facts.file, line, kind: 'listen' });
       return;
@@ -217,7 +238,7 @@ const TRIGGER_EVENTS: [number, string][] = [
   [32, 'TRUNCATE'],
 ];
 
-function triggerOf(node: Json, file: string, line: number): SqlTrigger {
+function triggerOf(node: Json, file: string, line: number): Omit<SqlTrigger, 'index'> {
   const rel = node.relation ?? {};
   const table = [rel.schemaname, rel.relname].filter(Boolean).join('.');
   const timingBits = node.timing ?? 0;
@@ -239,6 +260,18 @@ function triggerOf(node: Json, file: string, line: number): SqlTrigger {
     file,
     line,
   };
+}
+
+function dropsOf(node: Json, line: number, facts: SqlFacts): void {
+  for (const obj of node.objects ?? []) {
+    if (node.removeType === 'OBJECT_TRIGGER') {
+      const parts: string[] = (obj.List?.items ?? []).map((i: Json) => i.String?.sval ?? '');
+      const name = parts.pop() ?? '';
+      facts.changes.push({ kind: 'drop_trigger', name, table: parts.join('.'), index: facts.statements, line });
+    } else if (node.removeType === 'OBJECT_FUNCTION' || node.removeType === 'OBJECT_PROCEDURE') {
+      facts.changes.push({ kind: 'drop_function', name: qualifiedName(obj.ObjectWithArgs?.objname), table: null, index: facts.statements, line });
+    }
+  }
 }
 
 function qualifiedName(parts: Json[] | undefined): string {
@@ -285,7 +318,7 @@ function notifyFunctionOf(node: Json, text: string, line: number, facts: SqlFact
     }
   }
   if (channels.size === 0) return null;
-  return { name, channels: [...channels].sort(), returnsTrigger, file: facts.file, line };
+  return { name, channels: [...channels].sort(), returnsTrigger, file: facts.file, line, index: facts.statements };
 }
 
 /** Channels notified by an anonymous `DO $$ … $$` block (PL/pgSQL, read as a function body). */
