@@ -25,7 +25,8 @@ import { isWebService } from './semantics.js';
 
 const SEVERITY_RANK: Record<Severity, number> = { critical: 4, high: 3, medium: 2, low: 1 };
 const NON_QUEUE_POOLS = /^(NullPool|StaticPool|SingletonThreadPool|AssertionPool)$/;
-const MIGRATION_PATH = /(^|\/)(alembic|migrations)\//;
+/** Migrations and one-off scripts: short-lived processes whose pool settings do not matter. */
+const MIGRATION_PATH = /(^|\/)(alembic|migrations|scripts|bin)\//;
 const SERVERLESS_NOTE = /serverless|lambda|pgbouncer|pg_bouncer|pooler|supavisor|rds.?proxy|cloud ?run|per.?request|external pool/i;
 const SESSIONMAKERS = /^sqlalchemy\.(orm(\.session)?\.sessionmaker|ext\.asyncio(\.session)?\.async_sessionmaker)$/;
 

@@ -11,13 +11,25 @@
  * Precision: a last use that ends the transaction (`commit()`, `close()`, `rollback()`) releases
  * the connection; streaming and WebSocket endpoints are PA402's.
  */
+import type { FileModel, FunctionInfo } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import {
-  bodyStartLine, endsTransaction, injectedSessions, isExternalCall, isWebsocketHandler, nameRefs, streamingResponses,
+  bodyStartLine, endsTransaction, injectedSessions, isExternalCall, isWebsocketHandler, sessionRefs, streamingResponses,
 } from './semantics.js';
 
 const USE_FRACTION = 0.2;
 const LONG_TAIL_LINES = 50;
+
+/**
+ * Does the function spend time after `line` on something other than the session: a sleep, work
+ * handed to a thread, or awaits inside a loop? A single `await add_toast(...)` does not count.
+ */
+function waitsAfter(model: FileModel, fn: FunctionInfo, line: number, session: string): boolean {
+  return model.calls.some((c) =>
+    c.line > line && c.node.startIndex >= fn.node.startIndex && c.node.endIndex <= fn.node.endIndex && c.receiver?.text !== session &&
+    (/(^|\.)sleep$/.test(c.qualifiedName ?? '') || c.offloaded || /(^|\.)(to_thread|run_in_executor|run_in_threadpool|run_sync)$/.test(c.calleeText) ||
+      (c.awaited && c.loops.length > 0)));
+}
 
 export const resourceScopeMismatch: FileRule = {
   meta: {
@@ -27,7 +39,7 @@ export const resourceScopeMismatch: FileRule = {
     severity: 'high',
     effort: 'M',
     summary: 'Injected session used only at the start of a handler that then does long non-DB work',
-    what: 'Finds handlers that receive a session by injection (`Depends(get_db)` and the like, `session: AsyncSession`, `db: Session`) and use it within the first 20 % of the body, then make external calls (`httpx`, `aiohttp`, `requests`, gRPC, SMTP, S3 clients) — high — or run more than 50 lines of non-DB work — medium. A last use that commits, rolls back or closes the session is fine: it releases the connection.',
+    what: 'Finds handlers that receive a session by injection (`Depends(get_db)` and the like, `session: AsyncSession`, `db: Session`) and use it within the first 20 % of the body, then make external calls (`httpx`, `aiohttp`, `requests`, gRPC, SMTP, S3 clients) — high — or run more than 50 lines of non-DB work that takes time (sleeps, work handed to a thread, awaits in a loop) — medium. A last use that commits, rolls back or closes the session is fine: it releases the connection.',
     why: 'After its first query the session keeps its pooled connection, usually inside an open transaction, until the dependency closes it at the end of the request. Everything slow that follows — an upstream HTTP call with a 30 s timeout — holds that connection too; under load the pool runs dry while it sits idle.',
     bad: 'import httpx\nfrom fastapi import Depends, FastAPI, HTTPException\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\n@app.post("/jobs/{job_id}/publish")\nasync def publish(job_id: int, session: AsyncSession = Depends()):\n    job = await session.get(Job, job_id)\n    if job is None:\n        raise HTTPException(404)\n    payload = {"id": job.id, "status": job.status}\n    async with httpx.AsyncClient(timeout=30) as client:\n        first = await client.post("https://a.example/hook", json=payload)\n        second = await client.post("https://b.example/hook", json=payload)\n        third = await client.post("https://c.example/hook", json=payload)\n    return {"delivered": [first.is_success, second.is_success, third.is_success]}\n',
     good: 'import httpx\nfrom fastapi import Depends, FastAPI, HTTPException\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\n@app.post("/jobs/{job_id}/publish")\nasync def publish(job_id: int, session: AsyncSession = Depends()):\n    job = await session.get(Job, job_id)\n    if job is None:\n        raise HTTPException(404)\n    payload = {"id": job.id, "status": job.status}\n    await session.close()\n    async with httpx.AsyncClient(timeout=30) as client:\n        first = await client.post("https://a.example/hook", json=payload)\n        second = await client.post("https://b.example/hook", json=payload)\n        third = await client.post("https://c.example/hook", json=payload)\n    return {"delivered": [first.is_success, second.is_success, third.is_success]}\n',
@@ -47,14 +59,15 @@ export const resourceScopeMismatch: FileRule = {
       const start = bodyStartLine(fn);
       const total = fn.endLine - start + 1;
       for (const s of sessions) {
-        const refs = nameRefs(fn.body, s.name);
+        const refs = sessionRefs(fn, s.name);
         const last = refs[refs.length - 1];
         if (!last || endsTransaction(last)) continue;
         const lastLine = last.startPosition.row + 1;
         if ((lastLine - start + 1) / total >= USE_FRACTION) continue;
         const external = model.calls.find((c) => c.line > lastLine && c.node.startIndex >= fn.node.startIndex && c.node.endIndex <= fn.node.endIndex && isExternalCall(model, c));
         const tail = fn.endLine - lastLine;
-        if (!external && tail <= LONG_TAIL_LINES) continue;
+        // Fifty lines of template rendering take a millisecond: the tail must wait on something.
+        if (!external && (tail <= LONG_TAIL_LINES || !waitsAfter(model, fn, lastLine, s.name))) continue;
         ctx.report({
           node: s.node,
           message: external

@@ -124,7 +124,7 @@ export function projectNames(project: ProjectContext): ProjectNames {
 function isSessionFactoryType(model: FileModel, project: ProjectContext, t: string | null): boolean {
   if (!t) return false;
   if (/(^|\.)(async_)?sessionmaker\(\)$/.test(t) && !t.includes('scoped_session')) return true;
-  if (/^@[\w.]*(async_)?sessionmaker$/.test(t)) return true;
+  if (/^@(sqlalchemy|sqlmodel)(\.[\w]+)*\.(async_)?sessionmaker$/.test(t)) return true;
   return projectNames(project).factories.has(t);
 }
 
@@ -589,6 +589,39 @@ export function generatorUsesSession(use: StreamingUse, name: string): boolean {
 
 /** References to `name` in the function's own body, outside the given nested functions. */
 export function ownRefs(fn: FunctionInfo, name: string, exclude: FunctionInfo[] = []): SyntaxNode[] {
+  return sessionRefs(fn, name).filter((r) => !exclude.some((g) => r.startIndex >= g.node.startIndex && r.startIndex < g.node.endIndex));
+}
+
+/**
+ * `session` itself, `Repo(session)`, `Repository.from_session(session)`: a value that keeps the
+ * session. A query result (`user = await get_user(session, id)`, `crud.get(db, id)`) does not.
+ */
+function isWrapperOf(value: SyntaxNode, names: Set<string>): boolean {
+  if (value.type === 'identifier') return names.has(value.text);
+  if (value.type !== 'call') return false;
+  const callee = value.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '';
+  const last = callee.slice(callee.lastIndexOf('.') + 1);
+  if (!/^[A-Z]/.test(last) && !/^(from|for|with)_(session|db|connection)$/.test(last)) return false;
+  const args = value.childForFieldName('arguments');
+  return !!args && [...names].some((n) => nameRefs(args, n).length > 0);
+}
+
+/**
+ * References to a session and to the names that wrap it (`repo = Repo(session)`,
+ * `repository = Repository.from_session(session)`), in source order: using the wrapper is using
+ * the session.
+ */
+export function sessionRefs(fn: FunctionInfo, name: string): SyntaxNode[] {
   if (!fn.body) return [];
-  return nameRefs(fn.body, name).filter((r) => !exclude.some((g) => r.startIndex >= g.node.startIndex && r.startIndex < g.node.endIndex));
+  const names = new Set([name]);
+  for (const a of fn.body.descendantsOfType('assignment')) {
+    const left = a.childForFieldName('left');
+    const right = a.childForFieldName('right');
+    if (!left || !right || left.type !== 'identifier') continue;
+    if (!isWrapperOf(right, names)) continue;
+    names.add(left.text);
+  }
+  const refs: SyntaxNode[] = [];
+  for (const n of names) refs.push(...nameRefs(fn.body, n));
+  return refs.sort((x, y) => x.startIndex - y.startIndex);
 }
