@@ -38,6 +38,12 @@ const MODEL_HINTS =
 /** Engines and sessions: only SQLAlchemy's own, so an import from it or a qualified call (not a project wrapper of the same name). */
 const SQLALCHEMY_IMPORT =
   /\bfrom\s+(?:sqlalchemy|sqlmodel)[\w.]*\s+import\s+(?:\([^)]*|[^\n]*)\b(?:create_engine|create_async_engine|engine_from_config|async_engine_from_config|sessionmaker|async_sessionmaker|scoped_session|async_scoped_session|Session|AsyncSession|Table|Column|event|listens_for)\b/;
+/**
+ * Importing `Session`/`AsyncSession` for annotations is what nearly every repository and route
+ * file does; only a file that calls one of these names can define an engine, factory or table.
+ */
+const SQLALCHEMY_CONSTRUCTION =
+  /\b(?:create_engine|create_async_engine|engine_from_config|async_engine_from_config|sessionmaker|async_sessionmaker|scoped_session|async_scoped_session|Session|AsyncSession|Table|Column|listens_for|listen)\s*\(/;
 const QUALIFIED_CALL = /\.(?:create_engine|create_async_engine|engine_from_config|async_engine_from_config|sessionmaker|async_sessionmaker|scoped_session|Table)\(|event\.listen/;
 const EVENT_HINTS = /pg_notify|NOTIFY|LISTEN|add_listener|subscribe\(|publish\(|DDL\(|RunSQL|op\.execute/;
 const ASYNCPG_POOL = /\bcreate_pool\(/;
@@ -47,7 +53,7 @@ function worthParsing(source: string): boolean {
   return (
     MODEL_HINTS.test(source) ||
     EVENT_HINTS.test(source) ||
-    ((source.includes('sqlalchemy') || source.includes('sqlmodel')) && SQLALCHEMY_IMPORT.test(source)) ||
+    ((source.includes('sqlalchemy') || source.includes('sqlmodel')) && SQLALCHEMY_CONSTRUCTION.test(source) && SQLALCHEMY_IMPORT.test(source)) ||
     QUALIFIED_CALL.test(source) ||
     PROVIDER_HINT.test(source) ||
     (ASYNCPG_POOL.test(source) && source.includes('asyncpg'))
