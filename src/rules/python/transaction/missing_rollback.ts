@@ -132,7 +132,8 @@ function failingCallBeforeCommit(model: FileModel, commit: CallInfo): { write: s
       if (key === session && isWriteCall(model, c)) write = c;
       continue;
     }
-    if (c.offloaded) continue;
+    // A call inside its own `try` has its failure handled there; the commit still runs.
+    if (c.offloaded || enclosingTries(c.node, model.functions[commit.functionIndex]!.node).length) continue;
     const ext = externalCall(model, c);
     if (ext) return { write: `${write.calleeText}()`, call: `${ext.what}()` };
   }

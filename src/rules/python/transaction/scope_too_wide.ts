@@ -44,11 +44,14 @@ export const scopeTooWide: FileRule = {
     if (!regions.length) return;
     const done = new Set<number>();
     for (const region of regions) {
+      // One file-I/O finding per transaction: `open()` and the writes to its handle are one act.
+      let fileReported = false;
       for (const call of callsOf(model, region.fnIndex)) {
         const at = call.node.startIndex;
         if (at < region.from || at >= region.to || done.has(at) || call.offloaded) continue;
         const ext = externalCall(model, call);
-        if (!ext) continue;
+        if (!ext || (ext.kind === 'file' && fileReported)) continue;
+        if (ext.kind === 'file') fileReported = true;
         done.add(at);
         const where = region.kind === 'begin' ? `inside \`${region.session}.begin()\`` : `between the first write on \`${region.session}\` (line ${region.startLine}) and its commit (line ${region.endLine})`;
         ctx.report({
