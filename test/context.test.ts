@@ -14,6 +14,8 @@ import { parseRequirement, discoverStack } from '../dist/src/discovery/manifests
 import type { ProjectContext } from '../src/discovery/context.js';
 import type { PythonParser } from '../src/parse/parser.js';
 
+const FIXTURE_ROOT = path.resolve(__dirname, '../fixtures');
+
 const FIXTURES = path.resolve(__dirname, '../fixtures/context');
 const GOLDEN = 'expected-context.json';
 const UPDATE = process.env.UPDATE_GOLDENS === '1';
@@ -207,4 +209,21 @@ describe('manifests', () => {
     expect(facts.stack.aiosqlite?.source).toBe('svc/pyproject.toml');
     expect(facts.stack.postgresql).toEqual({ version: '15', source: 'compose.yaml', kind: 'database' });
   });
+});
+
+describe('context built by a scan (facts pass in the worker pool)', () => {
+  it('equals the context built on the main thread, for every fixture project', async () => {
+    const { scan } = await import('../dist/src/engine/scan.js');
+    const { resolveConfig } = await import('../dist/src/config/config.js');
+    const { walk } = await import('../dist/src/discovery/walk.js');
+    const parser = await createParser('native');
+    const roots = ['sample-app', ...fs.readdirSync(path.join(FIXTURE_ROOT, 'context')).map((d) => `context/${d}`)];
+    for (const rel of roots) {
+      const root = path.join(FIXTURE_ROOT, rel);
+      const walked = walk(root);
+      const direct = await discoverContext(root, [...walked.python.map((f: { rel: string }) => f.rel), ...walked.others], parser);
+      const { result } = await scan(root, resolveConfig({ report: null, log: null, cache: false, jobs: 2 }, {}, null));
+      expect(JSON.stringify(result.context), rel).toBe(JSON.stringify(direct));
+    }
+  }, 120_000);
 });

@@ -61,10 +61,29 @@ function worthParsing(source: string): boolean {
 }
 const MIGRATION_SQL_HINT = /execute|text\(|DDL|RunSQL/;
 
-export async function discoverContext(root: string, files: string[], parser: PythonParser): Promise<ProjectContext> {
-  const ctx = emptyContext(root);
+/** What the main thread learns before any Python file is parsed; the input of the per-file facts pass. */
+export interface DiscoveryPlan {
+  root: string;
+  /** Every walked file, relative, sorted, de-duplicated. */
+  files: string[];
+  /** Python files with whether each is a migration. */
+  python: { file: string; migration: boolean }[];
+  ctx: ProjectContext;
+  read: ReadFile;
+  isMigration(file: string): boolean;
+}
+
+/** Per-file facts from the Python pass (a worker or the main thread). */
+export interface PythonFactsResult {
+  file: string;
+  migration: boolean;
+  facts?: PythonFileFacts;
+  problem?: string;
+}
+
+export function cachedReader(root: string): ReadFile {
   const cache = new Map<string, string | null>();
-  const read: ReadFile = (rel) => {
+  return (rel) => {
     if (cache.has(rel)) return cache.get(rel)!;
     let text: string | null = null;
     try {
@@ -76,55 +95,98 @@ export async function discoverContext(root: string, files: string[], parser: Pyt
     cache.set(rel, text);
     return text;
   };
-  const sorted = [...new Set(files.map((f) => f.replace(/\\/g, '/').replace(/^(\.\/)+/, '')))].sort();
+}
 
+/** Manifests, compose files and the migration layout: cheap, no Python parsed. */
+export function planDiscovery(root: string, files: string[]): DiscoveryPlan {
+  // Every path in the context is relative to the scanned directory; an absolute root would make
+  // the JSON output differ between machines and leak the local path.
+  const ctx = emptyContext('.');
+  const read = cachedReader(root);
+  const sorted = [...new Set(files.map((f) => f.replace(/\\/g, '/').replace(/^(\.\/)+/, '')))].sort();
   const stack = discoverStack(sorted, read);
   ctx.stack = stack.stack;
   ctx.database = stack.database;
   ctx.problems.push(...stack.problems);
-
   const migrations = migrationLayout(sorted, read);
   ctx.migrations.scriptLocations = migrations.scriptLocations;
+  const python = sorted.filter((f) => f.endsWith('.py')).map((file) => ({ file, migration: migrations.isMigration(file) }));
+  return { root, files: sorted, python, ctx, read, isMigration: (f) => migrations.isMigration(f) };
+}
 
-  // Python: pick, parse, extract.
-  const pyFiles = sorted.filter((f) => f.endsWith('.py'));
-  const moduleFiles = new Map<string, string>();
-  for (const f of pyFiles) moduleFiles.set(moduleNameOf(f), f);
-  const external = (qualified: string): string | null => {
+/**
+ * A module-level string constant of another module of the repo (`settings.CHANNEL`), looked up
+ * on disk by module name: `a.b.C` in `a/b.py`, `a/b/__init__.py`, under `src/` or `lib/` too.
+ */
+export function externalConstants(read: ReadFile): (qualified: string) => string | null {
+  return (qualified) => {
     const dot = qualified.lastIndexOf('.');
     if (dot < 0) return null;
-    const file = moduleFiles.get(qualified.slice(0, dot));
-    const text = file ? read(file) : null;
+    const modPath = qualified.slice(0, dot).replace(/\./g, '/');
+    let text: string | null = null;
+    for (const prefix of ['', 'src/', 'lib/']) {
+      text = read(`${prefix}${modPath}.py`) ?? read(`${prefix}${modPath}/__init__.py`);
+      if (text) break;
+    }
     if (!text) return null;
     const name = qualified.slice(dot + 1).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     const m = new RegExp(`^${name}\\s*(?::[^=\\n]+)?=\\s*(['"])([^'"\\n\\\\]*)\\1\\s*(?:#.*)?$`, 'm').exec(text);
     return m ? m[2]! : null;
   };
+}
 
+/**
+ * The Python part of discovery for one file: a cheap text test, then parse and extract. Runs in
+ * the workers during a scan (one pass over the repo in parallel), on the main thread for
+ * `persist-audit context`. Null facts when the file is not worth parsing.
+ */
+export function pythonFactsOf(
+  file: string,
+  source: string,
+  migration: boolean,
+  parser: PythonParser,
+  external: (qualified: string) => string | null,
+): PythonFactsResult {
+  const wanted = worthParsing(source) || (migration && MIGRATION_SQL_HINT.test(source));
+  if (!wanted) return { file, migration };
+  let tree;
+  try {
+    tree = parser.parse(source);
+  } catch (err) {
+    return { file, migration, problem: `cannot parse Python: ${firstLine(err)}` };
+  }
+  try {
+    const model = buildFileModel(file, source, tree.rootNode, semanticQuery(parser));
+    const scope: LiteralScope = { model, external };
+    return { file, migration, facts: pythonFileFacts(model, migration, scope) };
+  } catch (err) {
+    return { file, migration, problem: `context extraction failed: ${firstLine(err)}` };
+  } finally {
+    tree.release();
+  }
+}
+
+/** Builds the context on the main thread alone (the `context` command, tests). */
+export async function discoverContext(root: string, files: string[], parser: PythonParser): Promise<ProjectContext> {
+  const plan = planDiscovery(root, files);
+  const external = externalConstants(plan.read);
+  const results: PythonFactsResult[] = [];
+  for (const { file, migration } of plan.python) {
+    const source = plan.read(file);
+    if (source !== null) results.push(pythonFactsOf(file, source, migration, parser, external));
+  }
+  return finishDiscovery(plan, results);
+}
+
+/** Joins the per-file facts (in any order) into the context: models, providers, SQL, ADRs. */
+export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsResult[]): Promise<ProjectContext> {
+  const { ctx, read } = plan;
+  const sorted = plan.files;
+  const pyFiles = plan.python.map((p) => p.file);
   const perFile: { file: string; facts: PythonFileFacts; migration: boolean }[] = [];
-  const query = semanticQuery(parser);
-  for (const file of pyFiles) {
-    const isMigration = migrations.isMigration(file);
-    const source = read(file);
-    if (source === null) continue;
-    const wanted = worthParsing(source) || (isMigration && MIGRATION_SQL_HINT.test(source));
-    if (!wanted) continue;
-    let tree;
-    try {
-      tree = parser.parse(source);
-    } catch (err) {
-      ctx.problems.push({ file, reason: `cannot parse Python: ${firstLine(err)}` });
-      continue;
-    }
-    try {
-      const model = buildFileModel(file, source, tree.rootNode, query);
-      const scope: LiteralScope = { model, external };
-      perFile.push({ file, facts: pythonFileFacts(model, isMigration, scope), migration: isMigration });
-    } catch (err) {
-      ctx.problems.push({ file, reason: `context extraction failed: ${firstLine(err)}` });
-    } finally {
-      tree.release();
-    }
+  for (const r of [...results].sort((x, y) => cmp(x.file, y.file))) {
+    if (r.problem) ctx.problems.push({ file: r.file, reason: r.problem });
+    if (r.facts) perFile.push({ file: r.file, facts: r.facts, migration: r.migration });
   }
 
   const classes: ClassFacts[] = [];
@@ -153,7 +215,7 @@ export async function discoverContext(root: string, files: string[], parser: Pyt
     for (const s of facts.sqlMentions) work.push({ file, sql: withPgParams(s), migration: false });
   }
   const migrationFiles = new Set(perFile.filter((p) => p.migration).map((p) => p.file));
-  for (const f of pyFiles) if (migrations.isMigration(f) && !/(^|\/)__init__\.py$/.test(f)) migrationFiles.add(f);
+  for (const f of pyFiles) if (plan.isMigration(f) && !/(^|\/)__init__\.py$/.test(f)) migrationFiles.add(f);
   for (const f of sorted) {
     if (!f.toLowerCase().endsWith('.sql')) continue;
     migrationFiles.add(f);

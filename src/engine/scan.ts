@@ -7,10 +7,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import ignoreFactory from 'ignore';
 import type { AuditConfig } from '../config/config.js';
-import { discoverContext } from '../discovery/context.js';
 import { walk } from '../discovery/walk.js';
-import { createParser, type PythonParser } from '../parse/parser.js';
-import { runPool } from '../pool/pool.js';
+import { AuditPool } from '../pool/pool.js';
+import { createParser } from '../parse/parser.js';
+import { finishDiscovery, planDiscovery } from '../discovery/discover.js';
 import type { FileOutcome, RawFinding, StageMs } from '../pool/protocol.js';
 import { ScanCache, type CacheStats, type RepoResult } from '../cache/cache.js';
 import { selectRules } from '../rules/registry.js';
@@ -65,188 +65,190 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
   const fileRuleCodes = rules.filter(isFileRule).map((r) => r.meta.code);
   const metaByCode = new Map<string, RuleMeta>(rules.map((r) => [r.meta.code, r.meta]));
 
-  // 1. Discover: the walk and the project context, on the main thread. The context comes from the
-  // cache when no walked file changed.
+  // 1. Discover: the walk and the manifests on the main thread, the Python facts in the pool.
+  // The context comes from the cache when no walked file changed.
   const walked = walk(rootPath, { exclude: config.exclude, maxFileBytes: config.maxFileSize });
   let cacheMs = 0;
   const tc = performance.now();
   const cache = config.cache ? ScanCache.open(rootPath, hooks.notice, hooks.cacheDir) : null;
   let context = cache?.cachedContext(walked.python, walked.others) ?? null;
   cacheMs += performance.now() - tc;
-  let mainParser: PythonParser | null = null;
-  const getParser = async () => (mainParser ??= await createParser(config.parser, hooks.notice));
-  context ??= await discoverContext(rootPath, [...walked.python.map((f) => f.rel), ...walked.others].sort(), await getParser());
-  const t1 = performance.now();
+  const pool = new AuditPool({
+    jobs: config.jobs,
+    // Probing the parser here gives one fallback notice, and the workers a binding that loads.
+    setup: { rootDir: rootPath, parser: (await createParser(config.parser, hooks.notice)).kind, codes: fileRuleCodes, timings: config.timings, hashContent: cache !== null },
+    onBatchDone: hooks.progress,
+  });
+  try {
+    if (!context) {
+      // Manifests on the main thread; the Python facts in the workers, in parallel.
+      const plan = planDiscovery(rootPath, [...walked.python.map((f) => f.rel), ...walked.others]);
+      const facts = await pool.facts(walked.python, plan.isMigration);
+      context = await finishDiscovery(plan, facts);
+    }
+    const t1 = performance.now();
 
-  // 2. Per-file phase: cached outcomes, then the pool for the rest (not started when none is left).
-  let toAnalyse = walked.python;
-  let cached: FileOutcome[] = [];
-  const repoRules = rules.filter(isRepoRule);
-  const repoCodes = repoRules.map((r) => r.meta.code);
-  let repoCached: RepoResult | null = null;
-  if (cache) {
-    const tl = performance.now();
-    cache.setKey({ codes: fileRuleCodes, severity: config.severity, context });
-    ({ hits: cached, misses: toAnalyse } = cache.lookup(walked.python));
-    // Nothing changed: the repo phase's last result stands and no summary is even loaded.
-    if (toAnalyse.length === 0) repoCached = cache.cachedRepo(cache.repoKey(sortByPath(cached), repoCodes));
-    if (!repoCached && cached.length) {
-      const lost = cache.attachSummaries(cached);
-      if (lost.size) {
-        cached = cached.filter((o) => !lost.has(o.path));
-        const again = new Set(toAnalyse);
-        toAnalyse = walked.python.filter((f) => lost.has(f.rel) || again.has(f));
+    // 2. Per-file phase: cached outcomes, then the pool for the rest (not started when none is left).
+    let toAnalyse = walked.python;
+    let cached: FileOutcome[] = [];
+    const repoRules = rules.filter(isRepoRule);
+    const repoCodes = repoRules.map((r) => r.meta.code);
+    let repoCached: RepoResult | null = null;
+    if (cache) {
+      const tl = performance.now();
+      cache.setKey({ codes: fileRuleCodes, severity: config.severity, context });
+      ({ hits: cached, misses: toAnalyse } = cache.lookup(walked.python));
+      // Nothing changed: the repo phase's last result stands and no summary is even loaded.
+      if (toAnalyse.length === 0) repoCached = cache.cachedRepo(cache.repoKey(sortByPath(cached), repoCodes));
+      if (!repoCached && cached.length) {
+        const lost = cache.attachSummaries(cached);
+        if (lost.size) {
+          cached = cached.filter((o) => !lost.has(o.path));
+          const again = new Set(toAnalyse);
+          toAnalyse = walked.python.filter((f) => lost.has(f.rel) || again.has(f));
+        }
+      }
+      cacheMs += performance.now() - tl;
+    }
+    let outcomes: FileOutcome[] = cached;
+    let parser = 'none (all files cached)';
+    if (toAnalyse.length) {
+      const pooled = await pool.audit(toAnalyse, context);
+      parser = pooled.parser;
+      if (cache) {
+        const ts = performance.now();
+        cache.store(pooled.outcomes);
+        cacheMs += performance.now() - ts;
+      }
+      outcomes = cached.length ? cached.concat(pooled.outcomes) : pooled.outcomes;
+    }
+    sortByPath(outcomes);
+    const t2 = performance.now();
+
+    const stats: ScanStats = {
+      files: 0, lines: 0, bytes: 0, parseErrors: 0, parseErrorFiles: [], skipped: [...walked.skipped], internalErrors: [], durationMs: 0,
+    };
+    const raw: RawFinding[] = [];
+    const summaries: FileSummary[] = [];
+    const ruleMs: Record<string, number> = {};
+    const stageMs: StageMs = { read: 0, parse: 0, model: 0, rules: 0, summary: 0 };
+    for (const o of outcomes) collectOutcome(o, stats, raw, summaries, ruleMs, stageMs);
+
+    // 3. Repo phase: interprocedural rules on the summaries (or their cached result when no input changed).
+    const rawBeforeRepo = raw.length;
+    const errorsBeforeRepo = stats.internalErrors.length;
+    if (repoCached) {
+      raw.push(...repoCached.findings);
+      stats.internalErrors.push(...repoCached.internalErrors);
+    } else if (repoRules.length) {
+      const index = { files: summaries };
+      const suppressionsByPath = new Map(summaries.map((s) => [s.path, new Map(s.suppressions.map(([l, c]) => [l, new Set(c)]))]));
+      const lineTextByPath = new Map(summaries.map((s) => [s.path, new Map(s.lineText)]));
+      for (const rule of repoRules) {
+        const tr = performance.now();
+        try {
+          rule.checkRepo({
+            index,
+            project: context,
+            report: (r) => {
+              const sup = suppressionsByPath.get(r.path);
+              if (sup && isSuppressed(sup, rule.meta.code, [r.location.line, r.location.endLine])) return;
+              const f: RawFinding = {
+                code: rule.meta.code,
+                path: r.path,
+                ...r.location,
+                severity: r.severity ?? rule.meta.severity,
+                message: r.message,
+                lineText: lineTextByPath.get(r.path)?.get(r.location.line) ?? '',
+                inHandler: false,
+              };
+              if (r.recommendation) f.recommendation = r.recommendation;
+              if (r.function) f.function = r.function;
+              if (r.chain) f.chain = r.chain;
+              raw.push(f);
+            },
+          });
+        } catch (err) {
+          stats.internalErrors.push({ path: '.', rule: rule.meta.code, message: (err as Error).message });
+        }
+        ruleMs[rule.meta.code] = (ruleMs[rule.meta.code] ?? 0) + performance.now() - tr;
       }
     }
-    cacheMs += performance.now() - tl;
-  }
-  let outcomes: FileOutcome[] = cached;
-  let parser = mainParser ? (mainParser as PythonParser).kind : 'none (all files cached)';
-  if (toAnalyse.length) {
-    const pooled = await runPool(toAnalyse, {
-      jobs: config.jobs,
-      setup: {
-        context,
-        rootDir: rootPath,
-        parser: mainParser ? (mainParser as PythonParser).kind : config.parser,
-        codes: fileRuleCodes,
-        timings: config.timings,
-        hashContent: cache !== null,
-      },
-      onBatchDone: hooks.progress,
-    });
-    parser = pooled.parser;
     if (cache) {
       const ts = performance.now();
-      cache.store(pooled.outcomes);
+      if (!repoCached) {
+        cache.setRepo(cache.repoKey(outcomes, repoCodes), {
+          findings: raw.slice(rawBeforeRepo),
+          internalErrors: stats.internalErrors.slice(errorsBeforeRepo),
+        });
+      }
+      cache.save();
       cacheMs += performance.now() - ts;
     }
-    outcomes = cached.length ? cached.concat(pooled.outcomes) : pooled.outcomes;
-  }
-  sortByPath(outcomes);
-  const t2 = performance.now();
+    const t3 = performance.now();
 
-  const stats: ScanStats = {
-    files: 0, lines: 0, bytes: 0, parseErrors: 0, parseErrorFiles: [], skipped: [...walked.skipped], internalErrors: [], durationMs: 0,
-  };
-  const raw: RawFinding[] = [];
-  const summaries: FileSummary[] = [];
-  const ruleMs: Record<string, number> = {};
-  const stageMs: StageMs = { read: 0, parse: 0, model: 0, rules: 0, summary: 0 };
-  for (const o of outcomes) collectOutcome(o, stats, raw, summaries, ruleMs, stageMs);
-
-  // 3. Repo phase: interprocedural rules on the summaries (or their cached result when no input changed).
-  const rawBeforeRepo = raw.length;
-  const errorsBeforeRepo = stats.internalErrors.length;
-  if (repoCached) {
-    raw.push(...repoCached.findings);
-    stats.internalErrors.push(...repoCached.internalErrors);
-  } else if (repoRules.length) {
-    const index = { files: summaries };
-    const suppressionsByPath = new Map(summaries.map((s) => [s.path, new Map(s.suppressions.map(([l, c]) => [l, new Set(c)]))]));
-    const lineTextByPath = new Map(summaries.map((s) => [s.path, new Map(s.lineText)]));
-    for (const rule of repoRules) {
-      const tr = performance.now();
-      try {
-        rule.checkRepo({
-          index,
-          project: context,
-          report: (r) => {
-            const sup = suppressionsByPath.get(r.path);
-            if (sup && isSuppressed(sup, rule.meta.code, [r.location.line, r.location.endLine])) return;
-            const f: RawFinding = {
-              code: rule.meta.code,
-              path: r.path,
-              ...r.location,
-              severity: r.severity ?? rule.meta.severity,
-              message: r.message,
-              lineText: lineTextByPath.get(r.path)?.get(r.location.line) ?? '',
-              inHandler: false,
-            };
-            if (r.recommendation) f.recommendation = r.recommendation;
-            if (r.function) f.function = r.function;
-            if (r.chain) f.chain = r.chain;
-            raw.push(f);
-          },
-        });
-      } catch (err) {
-        stats.internalErrors.push({ path: '.', rule: rule.meta.code, message: (err as Error).message });
-      }
-      ruleMs[rule.meta.code] = (ruleMs[rule.meta.code] ?? 0) + performance.now() - tr;
+    // 4. Merge: test globs, severity overrides, downgrades, fingerprints, baseline, order, scores.
+    const testMatcher = config.tests.length ? createIgnore().add(config.tests) : null;
+    let findings: Finding[] = [];
+    for (const r of raw) {
+      if (testMatcher?.ignores(r.path)) continue;
+      const meta = metaByCode.get(r.code);
+      if (!meta) continue;
+      const severity = config.severity[r.code] ?? r.severity;
+      const finding: Finding = {
+        code: r.code,
+        check: meta.check,
+        category: meta.family,
+        severity,
+        originalSeverity: severity,
+        advisory: false,
+        path: r.path,
+        line: r.line,
+        column: r.column,
+        endLine: r.endLine,
+        endColumn: r.endColumn,
+        ...(r.function ? { function: r.function } : {}),
+        message: r.message,
+        recommendation: r.recommendation ?? meta.fix,
+        effort: meta.effort,
+        ...(r.chain ? { chain: r.chain } : {}),
+        downgrades: [],
+        fingerprint: fingerprint(r.code, r.path, r.lineText, r.function),
+      };
+      findings.push(validateFinding({ finding, executionEvidence: r.evidence ?? [], inHandler: r.inHandler }, context));
     }
-  }
-  if (cache) {
-    const ts = performance.now();
-    if (!repoCached) {
-      cache.setRepo(cache.repoKey(outcomes, repoCodes), {
-        findings: raw.slice(rawBeforeRepo),
-        internalErrors: stats.internalErrors.slice(errorsBeforeRepo),
-      });
+    findings = assignOccurrenceSuffixes(findings);
+    if (config.baseline) {
+      const known = loadBaseline(path.resolve(config.baseline));
+      findings = findings.filter((f) => !known.has(`${f.code}\0${f.path}\0${f.fingerprint}`));
     }
-    cache.save();
-    cacheMs += performance.now() - ts;
-  }
-  const t3 = performance.now();
+    findings.sort(compareFindings);
+    const families = [...new Set(rules.map((r) => r.meta.family))].sort() as Family[];
+    const scores = scoreFindings(findings, families);
+    const t4 = performance.now();
+    stats.durationMs = Math.round(t4 - t0);
 
-  // 4. Merge: test globs, severity overrides, downgrades, fingerprints, baseline, order, scores.
-  const testMatcher = config.tests.length ? createIgnore().add(config.tests) : null;
-  let findings: Finding[] = [];
-  for (const r of raw) {
-    if (testMatcher?.ignores(r.path)) continue;
-    const meta = metaByCode.get(r.code);
-    if (!meta) continue;
-    const severity = config.severity[r.code] ?? r.severity;
-    const finding: Finding = {
-      code: r.code,
-      check: meta.check,
-      category: meta.family,
-      severity,
-      originalSeverity: severity,
-      advisory: false,
-      path: r.path,
-      line: r.line,
-      column: r.column,
-      endLine: r.endLine,
-      endColumn: r.endColumn,
-      ...(r.function ? { function: r.function } : {}),
-      message: r.message,
-      recommendation: r.recommendation ?? meta.fix,
-      effort: meta.effort,
-      ...(r.chain ? { chain: r.chain } : {}),
-      downgrades: [],
-      fingerprint: fingerprint(r.code, r.path, r.lineText, r.function),
+    return {
+      result: {
+        toolVersion: TOOL_VERSION,
+        rootPath,
+        root: displayRoot(rootArg),
+        date: localDate(new Date()),
+        commit: gitShortHash(rootPath),
+        context,
+        findings,
+        scores,
+        stats,
+        rules: rules.map((r) => r.meta),
+        families,
+      },
+      timings: { discoveryMs: t1 - t0, perFileMs: t2 - t1, repoMs: t3 - t2, mergeMs: t4 - t3, cacheMs, ruleMs, stageMs },
+      parser,
+      cache: cache?.stats ?? null,
     };
-    findings.push(validateFinding({ finding, executionEvidence: r.evidence ?? [], inHandler: r.inHandler }, context));
+  } finally {
+    await pool.close();
   }
-  findings = assignOccurrenceSuffixes(findings);
-  if (config.baseline) {
-    const known = loadBaseline(path.resolve(config.baseline));
-    findings = findings.filter((f) => !known.has(`${f.code}\0${f.path}\0${f.fingerprint}`));
-  }
-  findings.sort(compareFindings);
-  const families = [...new Set(rules.map((r) => r.meta.family))].sort() as Family[];
-  const scores = scoreFindings(findings, families);
-  const t4 = performance.now();
-  stats.durationMs = Math.round(t4 - t0);
-
-  return {
-    result: {
-      toolVersion: TOOL_VERSION,
-      rootPath,
-      root: displayRoot(rootArg),
-      date: localDate(new Date()),
-      commit: gitShortHash(rootPath),
-      context,
-      findings,
-      scores,
-      stats,
-      rules: rules.map((r) => r.meta),
-      families,
-    },
-    timings: { discoveryMs: t1 - t0, perFileMs: t2 - t1, repoMs: t3 - t2, mergeMs: t4 - t3, cacheMs, ruleMs, stageMs },
-    parser,
-    cache: cache?.stats ?? null,
-  };
 }
 
 function collectOutcome(

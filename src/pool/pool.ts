@@ -6,7 +6,9 @@
  */
 import { Piscina } from 'piscina';
 import type { SourceFile } from '../discovery/walk.js';
-import type { BatchResult, BatchTask, FileOutcome, TaskMode, WorkerSetup } from './protocol.js';
+import { shareContext, type BatchResult, type BatchTask, type FileOutcome, type TaskMode, type WorkerSetup } from './protocol.js';
+import type { ProjectContext } from '../discovery/context.js';
+import type { PythonFactsResult } from '../discovery/discover.js';
 
 export interface PoolOptions {
   jobs: number;
@@ -37,38 +39,86 @@ export function makeBatches(files: SourceFile[], target: number): BatchTask[] {
   return batches;
 }
 
-export async function runPool(files: SourceFile[], options: PoolOptions): Promise<{ outcomes: FileOutcome[]; parser: string }> {
-  const jobs = Math.max(1, options.jobs);
-  const total = files.reduce((s, f) => s + f.size, 0);
-  // Small batches at the end keep both threads busy; never fewer than ~4 batches per thread.
-  const target = options.batchBytes ?? Math.max(32 * 1024, Math.min(512 * 1024, Math.ceil(total / (jobs * 8))));
-  const batches = makeBatches(files, target);
-  if (options.mode && options.mode !== 'full') for (const b of batches) b.mode = options.mode;
-  const pool = new Piscina({
-    filename: new URL('./worker.js', import.meta.url).href,
-    minThreads: Math.min(jobs, batches.length || 1),
-    maxThreads: jobs,
-    idleTimeout: 1000,
-    // Native trees are freed by GC finalizers; 'sync' atomics starve the GC between tasks.
-    atomics: 'async',
-    workerData: options.setup,
-  });
-  const outcomes: FileOutcome[] = [];
-  let parser = 'native';
-  let done = 0;
-  try {
+/**
+ * One piscina pool for a scan's two passes over the repo: the discovery facts pass, then the
+ * audit. Workers start on first use and load the parser once for both passes.
+ */
+export class AuditPool {
+  private piscina: Piscina | null = null;
+  private readonly jobs: number;
+
+  constructor(private readonly options: Omit<PoolOptions, 'mode'>) {
+    this.jobs = Math.max(1, options.jobs);
+  }
+
+  private start(batches: number): Piscina {
+    this.piscina ??= new Piscina({
+      filename: new URL('./worker.js', import.meta.url).href,
+      minThreads: Math.min(this.jobs, batches || 1),
+      maxThreads: this.jobs,
+      idleTimeout: 1000,
+      // Native trees are freed by GC finalizers; 'sync' atomics starve the GC between tasks.
+      atomics: 'async',
+      workerData: this.options.setup,
+    });
+    return this.piscina;
+  }
+
+  private batches(files: SourceFile[], migration?: (rel: string) => boolean): BatchTask[] {
+    const total = files.reduce((s, f) => s + f.size, 0);
+    // Small batches at the end keep both threads busy; never fewer than ~4 batches per thread.
+    const target = this.options.batchBytes ?? Math.max(32 * 1024, Math.min(512 * 1024, Math.ceil(total / (this.jobs * 8))));
+    const batches = makeBatches(files, target);
+    if (migration) for (const b of batches) for (const f of b.files) f.migration = migration(f.rel);
+    return batches;
+  }
+
+  /** The discovery pass: Python facts for the project context, in parallel. */
+  async facts(files: SourceFile[], migration: (rel: string) => boolean): Promise<PythonFactsResult[]> {
+    const batches = this.batches(files, migration);
+    for (const b of batches) b.mode = 'facts';
+    const pool = this.start(batches.length);
+    const results = await Promise.all(batches.map((b) => runWithRetry(pool, b)));
+    return results.flatMap((r) => r.facts ?? []);
+  }
+
+  /** The audit pass (or a cost floor, by `mode`), with the context shared once in memory. */
+  async audit(files: SourceFile[], context: ProjectContext | null, mode: TaskMode = 'full'): Promise<{ outcomes: FileOutcome[]; parser: string }> {
+    const batches = this.batches(files);
+    const shared = context ? shareContext(context) : undefined;
+    for (const b of batches) {
+      if (mode !== 'full') b.mode = mode;
+      if (shared) b.context = shared;
+    }
+    const pool = this.start(batches.length);
+    const outcomes: FileOutcome[] = [];
+    let parser = 'native';
+    let done = 0;
     await Promise.all(
       batches.map(async (batch) => {
         const result = await runWithRetry(pool, batch);
         parser = result.parser || parser;
         outcomes.push(...result.files);
-        options.onBatchDone?.(++done, batches.length);
+        this.options.onBatchDone?.(++done, batches.length);
       }),
     );
+    return { outcomes, parser };
+  }
+
+  /** Waits for in-flight tasks, then stops the workers (never kill a worker mid-parse). */
+  async close(): Promise<void> {
+    await this.piscina?.close();
+    this.piscina = null;
+  }
+}
+
+export async function runPool(files: SourceFile[], options: PoolOptions): Promise<{ outcomes: FileOutcome[]; parser: string }> {
+  const pool = new AuditPool(options);
+  try {
+    return await pool.audit(files, null, options.mode ?? 'full');
   } finally {
     await pool.close();
   }
-  return { outcomes, parser };
 }
 
 async function runWithRetry(pool: Piscina, batch: BatchTask): Promise<BatchResult> {

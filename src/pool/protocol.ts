@@ -1,12 +1,14 @@
 /** Messages between the engine and its workers: plain data only, never syntax trees. */
 import type { FileSummary } from '../analysis/summary.js';
 import type { ProjectContext } from '../discovery/context.js';
+import type { PythonFactsResult } from '../discovery/discover.js';
 import type { ParserPreference } from '../parse/parser.js';
 import type { InternalError, Severity, SkippedFile } from '../types.js';
 
 /** Set once per worker through piscina's `workerData`. */
 export interface WorkerSetup {
-  context: ProjectContext;
+  /** The project context, when known before the pool starts (else each task carries it). */
+  context?: ProjectContext;
   /** Absolute path of the scanned root. */
   rootDir: string;
   parser: ParserPreference;
@@ -20,10 +22,21 @@ export interface WorkerSetup {
  * What a batch does with each file: `full` is the audit; `parse` reads, decodes and parses
  * only and `read` only reads and decodes — the cost floors `bench` compares the audit with.
  */
-export type TaskMode = 'full' | 'parse' | 'read';
+export type TaskMode = 'full' | 'parse' | 'read' | 'facts';
+
+/**
+ * The project context in shared memory: JSON bytes in a SharedArrayBuffer, so every task can
+ * carry it at no copying cost and each worker decodes it once (by id).
+ */
+export interface SharedContext {
+  id: number;
+  buffer: SharedArrayBuffer;
+}
 
 export interface BatchTask {
-  files: { rel: string; abs: string }[];
+  /** `migration` is set for the `facts` pass. */
+  files: { rel: string; abs: string; migration?: boolean }[];
+  context?: SharedContext;
   /** Default `full`. */
   mode?: TaskMode;
 }
@@ -83,6 +96,24 @@ export interface FileOutcome {
 
 export interface BatchResult {
   files: FileOutcome[];
+  /** The `facts` pass's results, one per file that was worth parsing or failed. */
+  facts?: PythonFactsResult[];
   parser: string;
   parseMs: number;
+}
+
+let nextContextId = 1;
+
+export function shareContext(context: ProjectContext): SharedContext {
+  const bytes = new TextEncoder().encode(JSON.stringify(context));
+  const buffer = new SharedArrayBuffer(bytes.length);
+  new Uint8Array(buffer).set(bytes);
+  return { id: nextContextId++, buffer };
+}
+
+export function readSharedContext(shared: SharedContext): ProjectContext {
+  // TextDecoder does not accept views on shared memory: copy out first.
+  const bytes = new Uint8Array(shared.buffer.byteLength);
+  bytes.set(new Uint8Array(shared.buffer));
+  return JSON.parse(new TextDecoder().decode(bytes)) as ProjectContext;
 }

@@ -9,12 +9,42 @@ import { createParser, type PythonParser } from '../parse/parser.js';
 import { analyzeFile, floorFile } from '../engine/analyzeFile.js';
 import { ALL_RULES } from '../rules/registry.js';
 import { isFileRule, type FileRule } from '../rules/types.js';
-import type { BatchResult, BatchTask, FileOutcome, WorkerSetup } from './protocol.js';
+import { readSharedContext, type BatchResult, type BatchTask, type FileOutcome, type WorkerSetup } from './protocol.js';
+import type { ProjectContext } from '../discovery/context.js';
+import { cachedReader, externalConstants, pythonFactsOf, type PythonFactsResult } from '../discovery/discover.js';
 
 const setup = workerData as WorkerSetup & { timings?: boolean };
 const enabled = new Set(setup.codes);
 const rules: FileRule[] = ALL_RULES.filter(isFileRule).filter((r) => enabled.has(r.meta.code));
 let parserPromise: Promise<PythonParser> | null = null;
+let sharedContext: { id: number; context: ProjectContext } | null = null;
+
+function contextOf(task: BatchTask): ProjectContext {
+  if (task.context) {
+    if (sharedContext?.id !== task.context.id) sharedContext = { id: task.context.id, context: readSharedContext(task.context) };
+    return sharedContext.context;
+  }
+  if (!setup.context) throw new Error('no project context was sent to the worker');
+  return setup.context;
+}
+
+/** The discovery pass: Python facts of the files worth parsing for the project context. */
+function runFacts(task: BatchTask, parser: PythonParser): PythonFactsResult[] {
+  const read = cachedReader(setup.rootDir);
+  const external = externalConstants(read);
+  const out: PythonFactsResult[] = [];
+  for (const f of task.files) {
+    const source = read(f.rel);
+    if (source === null) continue;
+    try {
+      const r = pythonFactsOf(f.rel, source, f.migration ?? false, parser, external);
+      if (r.facts || r.problem) out.push(r);
+    } catch (err) {
+      out.push({ file: f.rel, migration: f.migration ?? false, problem: `context extraction failed: ${(err as Error).message}` });
+    }
+  }
+  return out;
+}
 
 /**
  * Test-only failure injection (never set in normal use): a batch holding a file whose path
@@ -40,13 +70,19 @@ export default async function runBatch(task: BatchTask): Promise<BatchResult> {
   const mode = task.mode ?? 'full';
   if (mode !== 'read') parserPromise ??= createParser(setup.parser);
   const parser = mode === 'read' ? null : await parserPromise!;
+  if (mode === 'facts') {
+    const t = performance.now();
+    const facts = runFacts(task, parser!);
+    return { files: [], facts, parser: parser!.kind, parseMs: performance.now() - t };
+  }
+  const context = mode === 'full' ? contextOf(task) : null;
   const files: FileOutcome[] = [];
   const t0 = performance.now();
   for (const f of task.files) {
     try {
       files.push(
         mode === 'full'
-          ? analyzeFile(f.rel, f.abs, parser!, rules, setup.context, { timings: setup.timings, rootDir: setup.rootDir, hash: setup.hashContent })
+          ? analyzeFile(f.rel, f.abs, parser!, rules, context!, { timings: setup.timings, rootDir: setup.rootDir, hash: setup.hashContent })
           : floorFile(f.rel, f.abs, parser),
       );
     } catch (err) {
