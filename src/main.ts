@@ -41,7 +41,7 @@ function scanOptions(y: Argv) {
     .option('baseline', { type: 'string', describe: 'report only findings not in this baseline file' })
     .option('write-baseline', { type: 'string', describe: 'write the current findings as a baseline to FILE' })
     .option('cache', { type: 'boolean', describe: '--no-cache: ignore and do not write the incremental cache' })
-    .option('parser', { type: 'string', choices: ['auto', 'native', 'wasm'], describe: 'tree-sitter binding (default auto: native, WASM fallback)' })
+    .option('parser', { type: 'string', choices: ['auto', 'native', 'wasm'], describe: 'tree-sitter binding (default auto: WASM, native fallback)' })
     .option('strict', { type: 'boolean', describe: 'exit 2 when a rule failed internally on some file' })
     .option('timings', { type: 'boolean', describe: 'per-rule and per-phase time table on stderr' })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'less on stderr' })

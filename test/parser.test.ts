@@ -32,16 +32,23 @@ describe('parser layer', () => {
     });
   }
 
-  it('auto falls back to WASM with one notice when the native binding cannot load', async () => {
-    const notices: string[] = [];
-    const parser = await createParser('auto', (m: string) => notices.push(m), () => {
-      throw new Error('GLIBCXX_3.4.31 not found');
-    });
-    expect(parser.kind).toBe('wasm');
-    expect(notices).toEqual([expect.stringMatching(/native tree-sitter unavailable \(GLIBCXX_3\.4\.31 not found\); using the WASM parser/)]);
+  it('auto prefers WASM', async () => {
+    expect((await createParser('auto')).kind).toBe('wasm');
   });
 
-  it('--parser native fails clearly when the binding cannot load', async () => {
-    await expect(createParser('native', () => {}, () => { throw new Error('boom'); })).rejects.toThrow(/native tree-sitter parser could not load: boom/);
+  it('auto falls back to native with one notice when WASM cannot load', async () => {
+    const notices: string[] = [];
+    const parser = await createParser('auto', (m: string) => notices.push(m), {
+      wasm: async () => {
+        throw new Error('WebAssembly.instantiate(): out of memory');
+      },
+    });
+    expect(parser.kind).toBe('native');
+    expect(notices).toEqual([expect.stringMatching(/WASM tree-sitter unavailable \(WebAssembly\.instantiate\(\): out of memory\); using the native parser/)]);
+  });
+
+  it('a forced binding that cannot load fails clearly', async () => {
+    await expect(createParser('native', () => {}, { native: () => { throw new Error('GLIBCXX_3.4.31 not found'); } })).rejects.toThrow(/native tree-sitter parser could not load: GLIBCXX/);
+    await expect(createParser('wasm', () => {}, { wasm: async () => { throw new Error('boom'); } })).rejects.toThrow(/WASM tree-sitter parser could not load: boom/);
   });
 });

@@ -75,8 +75,14 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
   cacheMs += performance.now() - tc;
   const pool = new AuditPool({
     jobs: config.jobs,
-    // Probing the parser here gives one fallback notice, and the workers a binding that loads.
-    setup: { rootDir: rootPath, parser: (await createParser(config.parser, hooks.notice)).kind, codes: fileRuleCodes, timings: config.timings, hashContent: cache !== null },
+    // Probing the parser once here gives one fallback notice, and the workers a binding that loads.
+    setup: async () => ({
+      rootDir: rootPath,
+      parser: (await createParser(config.parser, hooks.notice)).kind,
+      codes: fileRuleCodes,
+      timings: config.timings,
+      hashContent: cache !== null,
+    }),
     onBatchDone: hooks.progress,
   });
   try {

@@ -12,7 +12,8 @@ import type { PythonFactsResult } from '../discovery/discover.js';
 
 export interface PoolOptions {
   jobs: number;
-  setup: WorkerSetup & { timings?: boolean };
+  /** The workers' setup, or how to make it when the pool first starts (a warm cache may never start it). */
+  setup: (WorkerSetup & { timings?: boolean }) | (() => Promise<WorkerSetup & { timings?: boolean }>);
   /** Target bytes per batch. */
   batchBytes?: number;
   onBatchDone?: (done: number, total: number) => void;
@@ -51,7 +52,9 @@ export class AuditPool {
     this.jobs = Math.max(1, options.jobs);
   }
 
-  private start(batches: number): Piscina {
+  private async start(batches: number): Promise<Piscina> {
+    if (this.piscina) return this.piscina;
+    const setup = typeof this.options.setup === 'function' ? await this.options.setup() : this.options.setup;
     this.piscina ??= new Piscina({
       filename: new URL('./worker.js', import.meta.url).href,
       minThreads: Math.min(this.jobs, batches || 1),
@@ -59,7 +62,7 @@ export class AuditPool {
       idleTimeout: 1000,
       // Native trees are freed by GC finalizers; 'sync' atomics starve the GC between tasks.
       atomics: 'async',
-      workerData: this.options.setup,
+      workerData: setup,
     });
     return this.piscina;
   }
@@ -77,7 +80,7 @@ export class AuditPool {
   async facts(files: SourceFile[], migration: (rel: string) => boolean): Promise<PythonFactsResult[]> {
     const batches = this.batches(files, migration);
     for (const b of batches) b.mode = 'facts';
-    const pool = this.start(batches.length);
+    const pool = await this.start(batches.length);
     const results = await Promise.all(batches.map((b) => runWithRetry(pool, b)));
     return results.flatMap((r) => r.facts ?? []);
   }
@@ -90,7 +93,7 @@ export class AuditPool {
       if (mode !== 'full') b.mode = mode;
       if (shared) b.context = shared;
     }
-    const pool = this.start(batches.length);
+    const pool = await this.start(batches.length);
     const outcomes: FileOutcome[] = [];
     let parser = 'native';
     let done = 0;
