@@ -19,6 +19,19 @@ beforeAll(async () => {
     'app/legacy.py': 'import requests\n\n@app.get("/c")\nasync def legacy():\n    return requests.get(URL)\n',
     'docs/adr/0007-legacy-http.md': '# ADR-0007: Move legacy HTTP calls to httpx\n\nStatus: Accepted\n\n`app/legacy.py` keeps `requests` until Q3; planned migration.\n',
     'app/n1.py': 'import time\n\n@app.get("/d")\nasync def slow():\n    time.sleep(1)\n',
+    'app/users.py': [
+      'from fastapi import APIRouter',
+      'from sqlalchemy.ext.asyncio import AsyncSession',
+      'from app.models import User',
+      'router = APIRouter()',
+      'async def load_user(session: AsyncSession, uid: int):',
+      '    return await session.get(User, uid)',
+      '@router.get("/users")',
+      'async def list_users(session: AsyncSession, ids: list[int]):',
+      '    return [await load_user(session, uid) for uid in ids]',
+      '',
+    ].join('\n'),
+    'docs/adr/0003-users.md': '# ADR-0003: Users API\n\nStatus: Accepted\n\n`app/users.py` keeps per-user loads for now.\n',
   };
   for (const [rel, text] of Object.entries(files)) {
     fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
@@ -56,6 +69,10 @@ describe('context validation', () => {
 
   it('Rule 6 does not touch checks outside its list (sync sleep)', () => {
     expect(at('app/n1.py')).toMatchObject({ severity: 'high', downgrades: [] });
+  });
+
+  it('never downgrades N+1 in a handler, even through a helper and named by an ADR', () => {
+    expect(at('app/users.py')).toMatchObject({ code: 'PA107', line: 9, severity: 'high', advisory: false, downgrades: [] });
   });
 
   it('advisory findings do not count in the score', () => {

@@ -150,6 +150,10 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
       const index = { files: summaries };
       const suppressionsByPath = new Map(summaries.map((s) => [s.path, new Map(s.suppressions.map(([l, c]) => [l, new Set(c)]))]));
       const lineTextByPath = new Map(summaries.map((s) => [s.path, new Map(s.lineText)]));
+      const summaryByPath = new Map(summaries.map((s) => [s.path, s]));
+      // Handler-ness for the never-downgraded rules (N+1 and N-UPDATE through helpers).
+      const inHandler = (file: string, line: number) =>
+        summaryByPath.get(file)?.functions.some((f) => f.role === 'handler' && line >= f.startLine && line <= f.endLine) ?? false;
       for (const rule of repoRules) {
         const tr = performance.now();
         try {
@@ -166,7 +170,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
                 severity: r.severity ?? rule.meta.severity,
                 message: r.message,
                 lineText: lineTextByPath.get(r.path)?.get(r.location.line) ?? '',
-                inHandler: false,
+                inHandler: inHandler(r.path, r.location.line),
               };
               if (r.recommendation) f.recommendation = r.recommendation;
               if (r.function) f.function = r.function;
