@@ -31,7 +31,7 @@ function scanOptions(y: Argv) {
     .option('output', { type: 'string', describe: 'write the --format output to FILE instead of stdout' })
     .option('report', { type: 'string', describe: 'markdown report path (default docs/project/persistence_audit.md); --no-report for none' })
     .option('log', { type: 'string', describe: 'results log path (default docs/project/.audit/results_log.md); --no-log for none' })
-    .option('write', { type: 'boolean', describe: '--no-write: write nothing into PATH (same as --no-report --no-log)' })
+    .option('write', { type: 'boolean', describe: '--no-write: write nothing into PATH (no report, no log, no cache)' })
     .option('select', { type: 'string', array: true, describe: 'rule codes or prefixes to run (PA3, PA301)' })
     .option('ignore', { type: 'string', array: true, describe: 'rule codes or prefixes to skip' })
     .option('fail-on', { type: 'string', choices: [...SEVERITIES, 'never'], describe: 'exit 1 when a non-advisory finding at or above this exists (default high)' })
@@ -58,8 +58,10 @@ function toPartialConfig(argv: ScanArgs): PartialConfig {
   if (a.report !== undefined) cfg.report = a.report === false ? null : String(a.report);
   if (a.log !== undefined) cfg.log = a.log === false ? null : String(a.log);
   if (a.write === false) {
+    // Nothing into PATH: not the report, the log, nor the incremental cache.
     cfg.report = null;
     cfg.log = null;
+    cfg.cache = false;
   }
   const codes = (v: unknown): string[] | undefined => {
     if (v === undefined) return undefined;
