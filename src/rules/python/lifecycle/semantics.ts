@@ -250,6 +250,10 @@ function escapesOrManaged(ref: SyntaxNode, kind: ResourceKind): boolean {
       const callee = p.parent?.childForFieldName('function');
       const method = callee?.type === 'attribute' ? callee.childForFieldName('attribute')?.text : callee?.text;
       if (method && OWNERSHIP_METHODS.has(method.replace(/^.*\./, ''))) return true;
+      // A setter keeps what it is given (`source.setByteStream(f)`, `obj.set_stream(f)`).
+      if (method && /^set(_|[A-Z])/.test(method.replace(/^.*\./, ''))) return true;
+      // `self.initfp(f)`: the object's own method takes the handle over (it usually keeps it).
+      if (callee?.type === 'attribute' && /^(self|cls)$/.test(callee.childForFieldName('object')?.text ?? '')) return true;
     }
     if (p.type === 'list' || p.type === 'tuple' || p.type === 'dictionary' || p.type === 'set' || p.type === 'pair') {
       // `(conn, cur)` returned or stored: handled by the enclosing return/assignment.
@@ -307,6 +311,31 @@ export interface CloseFacts {
   refs: SyntaxNode[];
 }
 
+/** Is `ref` in the statement that directly follows the acquisition's statement (or its `else:`)? */
+function closesRightAfter(ref: SyntaxNode, acquisition: SyntaxNode): boolean {
+  let stmt: SyntaxNode | null = acquisition;
+  while (stmt && stmt.parent && stmt.parent.type !== 'block') stmt = stmt.parent;
+  let refStmt: SyntaxNode | null = ref;
+  while (refStmt && refStmt.parent && refStmt.parent.type !== 'block') refStmt = refStmt.parent;
+  if (!stmt || !refStmt) return false;
+  const block = stmt.parent;
+  if (block && refStmt.parent?.id === block.id) {
+    const siblings = block.namedChildren.filter((c) => c.type !== 'comment');
+    const i = siblings.findIndex((c) => c.id === stmt!.id);
+    return i >= 0 && siblings[i + 1]?.id === refStmt.id;
+  }
+  // `try: f = open(p)` … `else: f.close()`: the first statement of the try's else clause.
+  const tryStmt = block?.parent;
+  const elseBlock = refStmt.parent;
+  if (tryStmt?.type === 'try_statement' && elseBlock?.parent?.type === 'else_clause' && elseBlock.parent.parent?.id === tryStmt.id) {
+    const body = tryStmt.childForFieldName('body');
+    const last = body?.namedChildren.filter((c) => c.type !== 'comment').pop();
+    const first = elseBlock.namedChildren.filter((c) => c.type !== 'comment')[0];
+    return last?.id === stmt.id && first?.id === refStmt.id;
+  }
+  return false;
+}
+
 export function closeFacts(acq: Acquisition): CloseFacts {
   const fnNode = acq.fn.node;
   const body = acq.fn.body ?? fnNode;
@@ -314,12 +343,19 @@ export function closeFacts(acq: Acquisition): CloseFacts {
   const refs = nameRefs(body, acq.target).filter((r) => r.startIndex >= acq.assignment.node.endIndex);
   const facts: CloseFacts = { escapes: false, closedInFinally: false, closedOnBothPaths: false, closedNormally: false, closingExcepts: new Set(), refs };
   let closedInCatchAll = false;
+  // A `global` name outlives the call by design, like a value stored on an object.
+  if (new RegExp(`\\bglobal\\s+[\\w\\s,]*\\b${acq.target.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`).test(body.text)) facts.escapes = true;
   for (const ref of refs) {
     if (escapesOrManaged(ref, acq.kind)) facts.escapes = true;
-    if (!isCloseRef(ref)) continue;
+    const closes = isCloseRef(ref);
+    // Handed to a helper in `finally` (`finally: _sync_close(f)`): a cleanup path of its own.
+    const handedOver = !closes && ref.parent?.type === 'argument_list';
+    if (!closes && !handedOver) continue;
     const clauses = enclosingClauses(ref, fnNode);
-    if (clauses.length === 0) {
-      facts.closedNormally = true;
+    if (clauses.length === 0 || (closes && closesRightAfter(ref, acq.assignment.node))) {
+      if (closes) facts.closedNormally = true;
+      // Closed by the very next statement (`f = open(p); f.close()`): nothing in between can fail.
+      if (closes && closesRightAfter(ref, acq.assignment.node)) facts.closedInFinally = true;
       continue;
     }
     for (const clause of clauses) {
@@ -328,6 +364,7 @@ export function closeFacts(acq: Acquisition): CloseFacts {
       const coversAcquisition = tryStmt.startIndex > stmtStart || (stmtStart >= tryStmt.startIndex && stmtStart < clause.startIndex);
       if (!coversAcquisition) continue;
       if (clause.type === 'finally_clause') facts.closedInFinally = true;
+      else if (!closes) continue;
       else {
         facts.closingExcepts.add(clause.id);
         if (catchesAll(clause)) closedInCatchAll = true;
