@@ -13,8 +13,13 @@ import { callAt, effectiveRole } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 
 const CONSUMERS = new Set(['builtins.any', 'builtins.all', 'builtins.sum', 'builtins.min', 'builtins.max', 'builtins.len', 'builtins.set', 'builtins.frozenset', 'builtins.tuple']);
-/** Calls that already return a fresh iterable: wrapping them in `list()` to loop copies for nothing. */
-const FRESH_ITERABLES = new Set(['builtins.map', 'builtins.filter', 'builtins.range', 'builtins.zip', 'builtins.sorted', 'builtins.reversed', 'builtins.enumerate']);
+/** Calls that return a new object nobody else holds: wrapping them in `list()` to loop copies for nothing. */
+const FRESH_ITERABLES = new Set(['builtins.range', 'builtins.sorted']);
+/**
+ * Lazy views over their arguments: `list(enumerate(node.children))` snapshots a collection the
+ * loop may mutate, which is the point of the copy. Fresh only when what they wrap is fresh.
+ */
+const LAZY_WRAPPERS = new Set(['builtins.map', 'builtins.filter', 'builtins.zip', 'builtins.reversed', 'builtins.enumerate']);
 
 function onlyArg(node: SyntaxNode): SyntaxNode | null {
   const args = node.childForFieldName('arguments');
@@ -22,12 +27,22 @@ function onlyArg(node: SyntaxNode): SyntaxNode | null {
   return args.namedChild(0);
 }
 
-function isFreshIterable(model: FileModel, node: SyntaxNode | null): boolean {
-  if (!node) return false;
-  if (node.type === 'generator_expression' || node.type === 'list_comprehension') return true;
+function isFreshIterable(model: FileModel, node: SyntaxNode | null, depth = 0): boolean {
+  if (!node || depth > 4) return false;
+  if (node.type === 'list_comprehension' || node.type === 'list' || node.type === 'tuple') return true;
+  if (node.type === 'generator_expression') {
+    const source = node.namedChildren.find((c) => c.type === 'for_in_clause')?.childForFieldName('right') ?? null;
+    return isFreshIterable(model, source, depth + 1);
+  }
   if (node.type !== 'call') return false;
   const q = callAt(model, node)?.qualifiedName;
-  return !!q && FRESH_ITERABLES.has(q);
+  if (!q) return false;
+  if (FRESH_ITERABLES.has(q)) return true;
+  if (!LAZY_WRAPPERS.has(q)) return false;
+  const args = node.childForFieldName('arguments')?.namedChildren ?? [];
+  // map/filter take the function first; the rest are the iterables.
+  const iterables = q === 'builtins.map' || q === 'builtins.filter' ? args.slice(1) : args;
+  return iterables.length > 0 && iterables.every((a) => a.type !== 'keyword_argument' && isFreshIterable(model, a, depth + 1));
 }
 
 export const unnecessaryListAllocation: FileRule = {
