@@ -19,7 +19,7 @@ import {
   type StackEntry,
   type TriggerInfo,
 } from './context.js';
-import { discoverStack, firstLine, sortKeys, type ReadFile } from './manifests.js';
+import { discoverStack, firstLine, normalizePath, sortKeys, type ReadFile } from './manifests.js';
 import { isDeclarativeRootBase, pythonFileFacts, type ClassFacts, type ProviderCandidate, type PythonFileFacts, type SqlString } from './pythonFacts.js';
 import { DYNAMIC, PLACEHOLDER, type LiteralScope } from './pythonLiterals.js';
 
@@ -279,7 +279,7 @@ function migrationLayout(files: string[], read: ReadFile): MigrationLayout {
     let loc = m[1]!.replace(/%\(here\)s\/?/g, '').replace(/^\.\//, '').replace(/\/+$/, '');
     // `package:resource` form.
     if (/^[\w.]+:[\w./]+$/.test(loc)) loc = loc.replace(':', '/').replace(/\.(?=[^/]*\/)/g, '/');
-    locations.push(normalize(dir + loc));
+    locations.push(normalizePath(dir + loc));
   }
   const envDirs = new Set(files.filter((f) => /(^|\/)env\.py$/.test(f)).map((f) => f.slice(0, f.lastIndexOf('/') + 1)));
   const prefixes = locations.map((l) => (l ? l + '/' : ''));
@@ -297,15 +297,6 @@ function migrationLayout(files: string[], read: ReadFile): MigrationLayout {
   };
 }
 
-function normalize(p: string): string {
-  const out: string[] = [];
-  for (const part of p.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part === '..') out.pop();
-    else out.push(part);
-  }
-  return out.join('/');
-}
 
 /** Alembic revisions by distance from the first one; files without a revision are 0. */
 function revisionDepths(perFile: { file: string; facts: PythonFileFacts }[]): Map<string, number> {

@@ -236,7 +236,8 @@ function readRequirements(
   }
 }
 
-function normalizePath(p: string): string {
+/** `a/./b/../c` → `a/c`, relative paths only. */
+export function normalizePath(p: string): string {
   const out: string[] = [];
   for (const part of p.split('/')) {
     if (part === '' || part === '.') continue;
