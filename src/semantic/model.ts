@@ -649,22 +649,7 @@ function withAliases(model: FileModel): AssignmentInfo[] {
   return list;
 }
 
-/** The innermost function whose range contains `offset`, or -1. `ranges` are in document order. */
-function functionAt(ranges: [number, number][], offset: number): number {
-  let best = -1;
-  for (let i = 0; i < ranges.length; i++) {
-    const [start, end] = ranges[i]!;
-    if (start > offset) break;
-    if (offset < end) best = i; // a later match is nested deeper
-  }
-  return best;
-}
 
-function loopsAt(model: FileModel, fnIndex: number, offset: number): number[] {
-  return model.loops
-    .filter((l) => l.functionIndex === fnIndex && offset >= l.iterStart && offset < l.iterEnd)
-    .map((l) => l.index);
-}
 
 /**
  * Assignments and augmented assignments, collected on first use only: most files never need
@@ -674,12 +659,25 @@ function collectAssignments(model: FileModel, parser: PythonParser): { plain: As
   const plain: AssignmentInfo[] = [...withAliases(model)];
   const augmented: AugAssignmentInfo[] = [];
   const ranges = model.functions.map((f): [number, number] => [parser.startIndexOf(f.node), f.node.endIndex]);
+  const loopsByFunction = new Map<number, LoopInfo[]>();
+  for (const l of model.loops) {
+    const list = loopsByFunction.get(l.functionIndex);
+    if (list) list.push(l);
+    else loopsByFunction.set(l.functionIndex, [l]);
+  }
+  // Assignments and functions both come in document order: sweep with a stack of open functions.
+  const open: number[] = [];
+  let next = 0;
   for (const node of model.root.descendantsOfType(['assignment', 'augmented_assignment'])) {
     const left = node.childForFieldName('left');
     if (!left || (left.type !== 'identifier' && left.type !== 'attribute')) continue;
     const start = parser.startIndexOf(node);
-    const functionIndex = functionAt(ranges, start);
-    const loops = loopsAt(model, functionIndex, start);
+    while (next < ranges.length && ranges[next]![0] <= start) open.push(next++);
+    while (open.length && ranges[open[open.length - 1]!]![1] <= start) open.pop();
+    // A function that ended is popped above; one still open but not containing `start` cannot
+    // be under an open one, so the top of the stack is the innermost enclosing function.
+    const functionIndex = open.length ? open[open.length - 1]! : -1;
+    const loops = (loopsByFunction.get(functionIndex) ?? []).filter((l) => start >= l.iterStart && start < l.iterEnd).map((l) => l.index);
     const line = model.lineOf(start) + 1;
     const value = node.childForFieldName('right');
     if (node.type === 'assignment') {
