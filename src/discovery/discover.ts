@@ -277,8 +277,18 @@ function migrationLayout(files: string[], read: ReadFile): MigrationLayout {
     if (!m) continue;
     const dir = f.includes('/') ? f.slice(0, f.lastIndexOf('/') + 1) : '';
     let loc = m[1]!.replace(/%\(here\)s\/?/g, '').replace(/^\.\//, '').replace(/\/+$/, '');
-    // `package:resource` form.
-    if (/^[\w.]+:[\w./]+$/.test(loc)) loc = loc.replace(':', '/').replace(/\.(?=[^/]*\/)/g, '/');
+    // `package:resource` form: the resource lives inside the package, wherever that is in the tree.
+    const pkg = /^([\w.]+):([\w./]+)$/.exec(loc);
+    if (pkg) {
+      const pkgPath = pkg[1]!.replace(/\./g, '/');
+      const inits = files.filter((x) => x === `${pkgPath}/__init__.py` || x.endsWith(`/${pkgPath}/__init__.py`));
+      const pkgDir = inits.sort((a, b) => a.length - b.length || (a < b ? -1 : 1))[0];
+      if (pkgDir) {
+        locations.push(normalizePath(`${pkgDir.slice(0, -'__init__.py'.length)}${pkg[2]}`));
+        continue;
+      }
+      loc = `${pkgPath}/${pkg[2]}`;
+    }
     locations.push(normalizePath(dir + loc));
   }
   const envDirs = new Set(files.filter((f) => /(^|\/)env\.py$/.test(f)).map((f) => f.slice(0, f.lastIndexOf('/') + 1)));

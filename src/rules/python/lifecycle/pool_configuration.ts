@@ -20,13 +20,14 @@
 import type { CallInfo } from '../../../semantic/model.js';
 import type { EngineInfo, ProjectContext } from '../../../discovery/context.js';
 import type { Severity } from '../../../types.js';
+import { isMigrationFile } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { isWebService } from './semantics.js';
 
 const SEVERITY_RANK: Record<Severity, number> = { critical: 4, high: 3, medium: 2, low: 1 };
 const NON_QUEUE_POOLS = /^(NullPool|StaticPool|SingletonThreadPool|AssertionPool)$/;
-/** Migrations and one-off scripts: short-lived processes whose pool settings do not matter. */
-const MIGRATION_PATH = /(^|\/)(alembic|migrations|scripts|bin)\//;
+/** One-off scripts: short-lived processes whose pool settings do not matter (migrations likewise). */
+const SCRIPT_PATH = /(^|\/)(scripts|bin)\//;
 const SERVERLESS_NOTE = /serverless|lambda|pgbouncer|pg_bouncer|pooler|supavisor|rds.?proxy|cloud ?run|per.?request|external pool/i;
 const SESSIONMAKERS = /^sqlalchemy\.(orm(\.session)?\.sessionmaker|ext\.asyncio(\.session)?\.async_sessionmaker)$/;
 
@@ -109,7 +110,7 @@ export const poolConfiguration: FileRule = {
   },
   checkFile(ctx: FileRuleContext): void {
     const { model, project } = ctx;
-    if (model.isTestFile || MIGRATION_PATH.test(model.path)) return;
+    if (model.isTestFile || SCRIPT_PATH.test(model.path) || isMigrationFile(project, model.path)) return;
     for (const engine of project.engines) {
       if (engine.file !== model.path || engine.factory === 'asyncpg.create_pool' || /_from_config$/.test(engine.factory)) continue;
       const call = model.calls.find((c) => c.line === engine.line && c.method === engine.factory);

@@ -6,6 +6,7 @@
  * Candidates for the shared semantic layer (see the final notes of the family): acquisition
  * classification, injected-session parameters, streaming responses.
  */
+import { isMigrationFile } from '../../projectFacts.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
 import { callAt, moduleNameOf, resolveName } from '../../../semantic/model.js';
@@ -175,7 +176,8 @@ export interface Acquisition extends AcquireKind {
 
 /** `x = <acquire>` / `x = await <acquire>` statements inside functions (not `with` bindings). */
 export function acquisitions(model: FileModel, project: ProjectContext): Acquisition[] {
-  if (model.isTestFile || !ACQUIRE_HINT.test(model.source)) return [];
+  // A migration's session is bound to the connection the migration tool opens and closes.
+  if (model.isTestFile || !ACQUIRE_HINT.test(model.source) || isMigrationFile(project, model.path)) return [];
   const out: Acquisition[] = [];
   for (const a of model.assignments) {
     if (a.fromWith || a.functionIndex < 0 || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
