@@ -6,11 +6,35 @@
  * Why is this bad? With autoflush and per-row INSERTs the ORM cannot batch; a bulk call sends
  * one statement (or one `executemany`) for the whole set.
  *
- * Guards: the added object must be a value the loop rebinds; `add_all`, `insert().values([...])`
- * and `executemany` are the bulk forms and never flagged.
+ * Guards: the added object must be built in the loop (`Model(...)`, directly or through a name
+ * assigned in the loop body): `session.add(row)` of a row the loop read from the database is a
+ * no-op for an already persistent object (its changes flush as UPDATEs in one unit of work);
+ * `add_all`, `insert().values([...])` and `executemany` are the bulk forms and never flagged.
  */
+import type { SyntaxNode } from '../../../parse/parser.js';
+import type { FileModel } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
-import { describeLoop, reportFileSites } from './loops.js';
+import { describeLoop, perItemDbCalls, type LoopSite } from './loops.js';
+
+/** `Model(...)`: a class called, by the naming convention every ORM model follows. */
+function constructs(node: SyntaxNode | null): boolean {
+  if (node?.type !== 'call') return false;
+  const callee = node.childForFieldName('function')?.text ?? '';
+  return /^[A-Z]\w*$/.test(callee.replace(/^.*\./, ''));
+}
+
+/** The object `session.add(x)` / `merge(x)` / `insert(...)` writes is new, built in the loop. */
+function addsNewObject(model: FileModel, site: LoopSite): boolean {
+  if (site.call.method !== 'add' && site.call.method !== 'merge') return true; // insert statements
+  if (site.call.method === 'merge') return true; // a SELECT per row, whatever the object
+  const arg = site.call.node.childForFieldName('arguments')?.namedChild(0) ?? null;
+  if (constructs(arg)) return true;
+  if (arg?.type !== 'identifier') return false;
+  const loop = site.loops[site.loops.length - 1]!;
+  return model.assignments.some(
+    (a) => a.target === arg.text && a.functionIndex === site.call.functionIndex && a.node.startIndex >= loop.iterStart && a.node.startIndex < loop.iterEnd && constructs(a.value),
+  );
+}
 
 export const missingBulkOps: FileRule = {
   meta: {
@@ -31,7 +55,9 @@ export const missingBulkOps: FileRule = {
     ],
   },
   checkFile(ctx: FileRuleContext): void {
-    reportFileSites(ctx, 'add', (site) =>
-      `\`${site.op.what}\` adds one row per item of ${describeLoop(site.loops[site.loops.length - 1]!)}`);
+    for (const site of perItemDbCalls(ctx.model, 'add')) {
+      if (!addsNewObject(ctx.model, site)) continue;
+      ctx.report({ node: site.call.node, message: `\`${site.op.what}\` adds one row per item of ${describeLoop(site.loops[site.loops.length - 1]!)}` });
+    }
   },
 };
