@@ -2,7 +2,7 @@
  * File summaries: the compact, plain-data facts a worker returns for each file so that the
  * repo phase can follow calls across functions and files without any syntax tree.
  */
-import type { FileModel, FunctionRole } from '../semantic/model.js';
+import type { CallInfo, FileModel, FunctionRole } from '../semantic/model.js';
 import { effectiveRole } from '../semantic/model.js';
 import { exportedTypes } from '../semantic/valueTypes.js';
 import { classifyHandle } from '../semantic/db.js';
@@ -64,8 +64,6 @@ export interface FileSummary {
   suppressions: [number, string[]][];
   /** Module-level names whose values other files use (session factories, providers), as type paths. */
   exportedTypes: [string, string][];
-  /** Trimmed source text of the lines that calls start on, for fingerprints of repo findings. */
-  lineText: [number, string][];
 }
 
 /** Everything the repo phase knows: every file's summary. */
@@ -74,13 +72,13 @@ export interface RepoIndex {
 }
 
 /** Summarises a file for the repo phase; `effects[i]` are the effects found in function i. */
-export function summarize(model: FileModel, effects: Effect[][]): FileSummary {
+export function summarize(model: FileModel, effects: Effect[][], repoModules?: ReadonlySet<string>): FileSummary {
   if (model.isTestFile) effects = [];
-  const lines = new Map<number, string>();
-  const sourceLines = lazyLines(model.source);
-  const calls: SummaryCall[] = model.calls.map((c) => {
-    if (!lines.has(c.line)) lines.set(c.line, (sourceLines()[c.line - 1] ?? '').trim());
-    return {
+  const keep = repoModules ? keptCalls(effects, repoModules) : null;
+  const calls: SummaryCall[] = [];
+  for (const c of model.calls) {
+    if (keep && !keep(c)) continue;
+    calls.push({
       calleeText: c.calleeText,
       qualifiedName: c.qualifiedName,
       method: c.method,
@@ -93,8 +91,8 @@ export function summarize(model: FileModel, effects: Effect[][]): FileSummary {
       awaited: c.functionIndex >= 0 && mayBeRepoCall(c) ? c.awaited : false,
       offloaded: c.offloaded,
       inLoop: c.loops.length > 0,
-    };
-  });
+    });
+  }
   return {
     path: model.path,
     moduleName: model.moduleName,
@@ -118,17 +116,48 @@ export function summarize(model: FileModel, effects: Effect[][]): FileSummary {
     calls,
     exportedTypes: exportedTypes(model, (t) => classifyHandle(t) !== null),
     suppressions: [...model.suppressions].map(([line, codes]) => [line, [...codes]]),
-    lineText: [...lines],
   };
 }
 
 const SIMPLE_DOTTED = /^[A-Za-z_][\w.]*$/;
 
+/**
+ * Which calls the repo phase can use: those that may name a function of this repo (the call
+ * graph's edges) and those an effect points at. The rest — `session.execute`, `json.dumps`,
+ * `str()` — are most calls of a file and most of a summary's size, so a monorepo's summaries
+ * would not fit in memory with them.
+ */
+function keptCalls(effects: Effect[][], repoModules: ReadonlySet<string>): (c: CallInfo) => boolean {
+  const sites = new Set<string>();
+  for (const list of effects) {
+    for (const e of list) {
+      sites.add(`${e.line}:${e.column}`);
+      // Effects may name a second call of the file (`passes_loaded_id` carries its loader's position).
+      if (e.what.startsWith('{')) {
+        const source = /"source":\[(\d+),(\d+)\]/.exec(e.what);
+        if (source) sites.add(`${source[1]}:${source[2]}`);
+      }
+    }
+  }
+  return (c) => {
+    if (sites.has(`${c.line}:${c.column}`)) return true;
+    if (c.functionIndex < 0 || !mayBeRepoCall(c)) return false;
+    const q = c.qualifiedName;
+    // Resolved through an import of a module that is nowhere in the tree: not ours.
+    if (q === null) return true;
+    const dot = q.indexOf('.');
+    return repoModules.has(dot < 0 ? q : q.slice(0, dot));
+  };
+}
+
+/** Every directory and module name of the tree's Python files: the heads a repo import can start with. */
+export function repoModuleNames(paths: Iterable<string>): string[] {
+  const names = new Set<string>();
+  for (const p of paths) for (const part of p.replace(/\.pyi?$/, '').split('/')) names.add(part);
+  return [...names].sort();
+}
+
 function mayBeRepoCall(c: { calleeText: string; qualifiedName: string | null }): boolean {
   return SIMPLE_DOTTED.test(c.calleeText) && !c.qualifiedName?.startsWith('builtins.');
 }
 
-function lazyLines(source: string): () => string[] {
-  let cached: string[] | null = null;
-  return () => (cached ??= source.split('\n'));
-}

@@ -44,7 +44,7 @@ import { TOOL_VERSION } from '../version.js';
 
 export const CACHE_DIR = '.persist-audit-cache';
 const PACK = 'pack-v1.bin';
-const FORMAT = 'persist-audit-cache/1';
+const FORMAT = 'persist-audit-cache/2';
 const MAGIC = Buffer.from('PACACHE1', 'latin1');
 const HEAD = MAGIC.length + 4 + 4 + 32 + 32;
 /** An mtime this close to (or after) the recording scan's start is not trusted on its own. */

@@ -24,6 +24,8 @@ export interface AnalyzeOptions {
   rootDir?: string;
   /** Set `outcome.hash` (sha256 of the bytes read) for the incremental cache. */
   hash?: boolean;
+  /** The tree's module names: the summary then keeps only calls the repo phase can use. */
+  repoModules?: ReadonlySet<string>;
 }
 
 export function analyzeFile(
@@ -69,7 +71,7 @@ export function analyzeFile(
     }
     lap('rules');
     try {
-      outcome.summary = summarize(model, collectEffects(model));
+      outcome.summary = summarize(model, collectEffects(model), options.repoModules);
     } catch (err) {
       outcome.internalErrors.push({ path: rel, rule: 'summary', message: (err as Error).message });
     }

@@ -15,7 +15,7 @@ import type { FileOutcome, RawFinding, StageMs } from '../pool/protocol.js';
 import { ScanCache, type CacheStats, type RepoResult } from '../cache/cache.js';
 import { selectRules } from '../rules/registry.js';
 import { isFileRule, isRepoRule, type RuleMeta } from '../rules/types.js';
-import type { FileSummary } from '../analysis/summary.js';
+import { repoModuleNames, type FileSummary } from '../analysis/summary.js';
 import { isSuppressed } from './analyzeFile.js';
 import { assignOccurrenceSuffixes, compareFindings, fingerprint, scoreFindings } from '../merge/score.js';
 import { validateFinding } from '../merge/validate.js';
@@ -80,6 +80,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
       rootDir: rootPath,
       parser: (await createParser(config.parser, hooks.notice)).kind,
       codes: fileRuleCodes,
+      repoModules: repoModuleNames(walked.python.map((f) => f.rel)),
       timings: config.timings,
       hashContent: cache !== null,
     }),
@@ -149,7 +150,21 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     } else if (repoRules.length) {
       const index = { files: summaries };
       const suppressionsByPath = new Map(summaries.map((s) => [s.path, new Map(s.suppressions.map(([l, c]) => [l, new Set(c)]))]));
-      const lineTextByPath = new Map(summaries.map((s) => [s.path, new Map(s.lineText)]));
+      // The text of a repo finding's line, for its fingerprint: read from disk for the few
+      // findings there are, rather than carried for every call line of every summary.
+      const fileLines = new Map<string, string[]>();
+      const lineText = (file: string, line: number): string => {
+        let lines = fileLines.get(file);
+        if (!lines) {
+          try {
+            lines = fs.readFileSync(path.join(rootPath, file), 'utf8').split('\n');
+          } catch {
+            lines = [];
+          }
+          fileLines.set(file, lines);
+        }
+        return (lines[line - 1] ?? '').trim();
+      };
       const summaryByPath = new Map(summaries.map((s) => [s.path, s]));
       // Handler-ness for the never-downgraded rules (N+1 and N-UPDATE through helpers).
       const inHandler = (file: string, line: number) =>
@@ -169,7 +184,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
                 ...r.location,
                 severity: r.severity ?? rule.meta.severity,
                 message: r.message,
-                lineText: lineTextByPath.get(r.path)?.get(r.location.line) ?? '',
+                lineText: lineText(r.path, r.location.line),
                 inHandler: inHandler(r.path, r.location.line),
               };
               if (r.recommendation) f.recommendation = r.recommendation;

@@ -14,6 +14,8 @@ export interface WorkerSetup {
   parser: ParserPreference;
   /** Codes of the enabled file rules. */
   codes: string[];
+  /** Directory and module names of the tree (see `repoModuleNames`): summaries keep only calls that may be ours. */
+  repoModules?: string[];
   /** Return each file's content hash (the incremental cache is on). */
   hashContent?: boolean;
 }

@@ -15,6 +15,7 @@ import { cachedReader, externalConstants, pythonFactsOf, type PythonFactsResult 
 
 const setup = workerData as WorkerSetup & { timings?: boolean };
 const enabled = new Set(setup.codes);
+const repoModules = setup.repoModules ? new Set(setup.repoModules) : undefined;
 const rules: FileRule[] = ALL_RULES.filter(isFileRule).filter((r) => enabled.has(r.meta.code));
 let parserPromise: Promise<PythonParser> | null = null;
 let sharedContext: { id: number; context: ProjectContext } | null = null;
@@ -82,7 +83,7 @@ export default async function runBatch(task: BatchTask): Promise<BatchResult> {
     try {
       files.push(
         mode === 'full'
-          ? analyzeFile(f.rel, f.abs, parser!, rules, context!, { timings: setup.timings, rootDir: setup.rootDir, hash: setup.hashContent })
+          ? analyzeFile(f.rel, f.abs, parser!, rules, context!, { timings: setup.timings, rootDir: setup.rootDir, hash: setup.hashContent, repoModules })
           : floorFile(f.rel, f.abs, parser),
       );
     } catch (err) {
