@@ -106,12 +106,12 @@ async function fastPath(argv: string[]): Promise<boolean> {
     const format = rest === '' ? 'text' : rest === 'text' || rest === 'json' ? rest : null;
     if (!format) return false;
     const { runRulesCommand } = await import('./cli/infoCommands.js');
-    process.exitCode = runRulesCommand(format);
+    process.exitCode = await runRulesCommand(format);
     return true;
   }
   if (argv[0] === 'explain' && argv.length === 2 && !argv[1]!.startsWith('-')) {
     const { runExplainCommand } = await import('./cli/infoCommands.js');
-    process.exitCode = runExplainCommand(argv[1]!);
+    process.exitCode = await runExplainCommand(argv[1]!);
     return true;
   }
   return false;
@@ -148,7 +148,7 @@ async function main(): Promise<void> {
       (y) => y.option('format', { type: 'string', choices: ['text', 'json'], default: 'text' }),
       async (a) => {
         const { runRulesCommand } = await import('./cli/infoCommands.js');
-        process.exitCode = runRulesCommand(a.format as 'text' | 'json');
+        process.exitCode = await runRulesCommand(a.format as 'text' | 'json');
       },
     )
     .command(
@@ -157,7 +157,7 @@ async function main(): Promise<void> {
       (y) => y.positional('code', { type: 'string', demandOption: true }),
       async (a) => {
         const { runExplainCommand } = await import('./cli/infoCommands.js');
-        process.exitCode = runExplainCommand(String(a.code));
+        process.exitCode = await runExplainCommand(String(a.code));
       },
     )
     .strictOptions()

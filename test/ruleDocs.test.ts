@@ -37,3 +37,10 @@ describe('rule documentation examples', () => {
     });
   }
 });
+
+describe('rule catalogue', () => {
+  it('the build-time catalogue that `rules` and `explain` read equals the registry', async () => {
+    const { ruleCatalog } = await import('../dist/src/rules/catalog.js');
+    expect(await ruleCatalog()).toEqual((ALL_RULES as { meta: RuleMeta }[]).map((r) => r.meta));
+  });
+});

@@ -1,10 +1,10 @@
 /** `rules`, `explain` and `context`: the commands that print what the tool knows. */
 import path from 'node:path';
-import { ALL_RULES, ruleByCode } from '../rules/registry.js';
+import { ruleCatalog } from '../rules/catalog.js';
 import { FAMILY_TITLES } from '../types.js';
 
-export function runRulesCommand(format: 'text' | 'json'): number {
-  const metas = ALL_RULES.map((r) => r.meta);
+export async function runRulesCommand(format: 'text' | 'json'): Promise<number> {
+  const metas = await ruleCatalog();
   if (format === 'json') {
     process.stdout.write(JSON.stringify(metas.map((m) => ({ code: m.code, check: m.check, family: m.family, severity: m.severity, effort: m.effort, summary: m.summary })), null, 2) + '\n');
     return 0;
@@ -14,13 +14,13 @@ export function runRulesCommand(format: 'text' | 'json'): number {
   return 0;
 }
 
-export function runExplainCommand(code: string): number {
-  const rule = ruleByCode(code);
-  if (!rule) {
+export async function runExplainCommand(code: string): Promise<number> {
+  const meta = (await ruleCatalog()).find((m) => m.code === code.toUpperCase());
+  if (!meta) {
     process.stderr.write(`persist-audit: unknown rule code ${code} (see \`persist-audit rules\`)\n`);
     return 2;
   }
-  const m = rule.meta;
+  const m = meta;
   const text = [
     `${m.code} ${m.check} (${FAMILY_TITLES[m.family]}, default severity ${m.severity}, effort ${m.effort})`,
     '',
