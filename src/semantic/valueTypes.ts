@@ -57,9 +57,28 @@ export function typeString(model: FileModel, node: SyntaxNode | null, fnIndex: n
   }
 }
 
-/** A name's type path: parameter annotation or dependency, last assignment before `line`, import. */
+const nameTypeMemo = new WeakMap<FileModel, Map<string, string | null>>();
+
+/**
+ * A name's type path: parameter annotation or dependency, last assignment before `line`, import.
+ * Memoised per file: the same receiver (`session`, `db`) is asked about at every call, and the
+ * answer only changes with the assignment that reaches the line.
+ */
 export function nameType(model: FileModel, name: string, fnIndex: number, line: number, depth = 0): string | null {
   if (depth > MAX_DEPTH) return null;
+  const reaching = lastAssignment(model, name, fnIndex, line)?.line ?? -1;
+  const key = `${fnIndex}\0${name}\0${reaching}`;
+  let memo = nameTypeMemo.get(model);
+  if (!memo) nameTypeMemo.set(model, (memo = new Map()));
+  const hit = memo.get(key);
+  if (hit !== undefined) return hit;
+  const t = nameTypeUncached(model, name, fnIndex, line, depth);
+  // A deep call may have been cut short by MAX_DEPTH: only shallow answers are complete.
+  if (depth <= 2) memo.set(key, t);
+  return t;
+}
+
+function nameTypeUncached(model: FileModel, name: string, fnIndex: number, line: number, depth: number): string | null {
   let scope = fnIndex;
   for (;;) {
     if (scope >= 0) {
