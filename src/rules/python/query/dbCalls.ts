@@ -237,8 +237,20 @@ function isBulkInsert(st: StatementInfo): boolean {
 
 const opCache = new WeakMap<CallInfo, DbOp | null>();
 
+const fileMayTouchDb = new WeakMap<FileModel, boolean>();
+
+/**
+ * Can any call of this file be a database call? Every form the classifier accepts needs one of
+ * these words in the file (a DB library, a handle's name or type, a repository, raw SQL); most
+ * files of a large tree that do no DB work are passed over without typing a single receiver.
+ */
+const DB_WORDS = /sql|session|Session|cursor|conn|engine|Engine|repo|Repo|\bdb\b|_db\b|\bdb_|asyncpg|psycopg|SELECT|UPDATE|DELETE|INSERT/;
+
 /** Classifies a call as a database read, write or single-row add; null for anything else. */
 export function classifyDbCall(model: FileModel, call: CallInfo): DbOp | null {
+  let may = fileMayTouchDb.get(model);
+  if (may === undefined) fileMayTouchDb.set(model, (may = DB_WORDS.test(model.source)));
+  if (!may) return null;
   if (opCache.has(call)) return opCache.get(call)!;
   const op = classify(model, call);
   opCache.set(call, op);
