@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PythonParser } from '../parse/parser.js';
-import { buildFileModel, moduleNameOf, semanticQuery } from '../semantic/model.js';
+import { buildFileModel } from '../semantic/model.js';
 import { extractSqlFacts, loadSqlParser } from '../rules/sql/parse.js';
 import { discoverAdrs } from './adrs.js';
 import {
@@ -156,7 +156,7 @@ export function pythonFactsOf(
     return { file, migration, problem: `cannot parse Python: ${firstLine(err)}` };
   }
   try {
-    const model = buildFileModel(file, source, tree.rootNode, semanticQuery(parser));
+    const model = buildFileModel(file, source, tree.rootNode, parser);
     const scope: LiteralScope = { model, external };
     return { file, migration, facts: pythonFileFacts(model, migration, scope) };
   } catch (err) {

@@ -5,10 +5,10 @@
  * whether it is awaited or handed to a thread, and every function knows its async-ness,
  * decorators and role (handler, background, init).
  *
- * Built from one tree-sitter query whose captures arrive in document order; nesting is
- * derived from byte ranges with a stack, so no JS object is made per syntax node.
+ * Built from one `descendantsOfType` batch of the node types it needs, in document order;
+ * nesting is derived from start offsets with a stack, so only those nodes become JS objects.
  */
-import type { CompiledQuery, PythonParser, SyntaxNode } from '../parse/parser.js';
+import type { PythonParser, SyntaxNode } from '../parse/parser.js';
 
 export type FunctionRole = 'handler' | 'background' | 'init' | 'other';
 
@@ -186,14 +186,6 @@ const MODEL_NODE_TYPES = [
   'list_comprehension', 'set_comprehension', 'dictionary_comprehension', 'generator_expression',
   'with_statement', 'lambda', 'import_statement', 'import_from_statement', 'yield',
 ];
-
-/**
- * Kept for callers written against the query-based builder: the model now needs the parser
- * itself (for its fast start-offset accessor), so this is the identity.
- */
-export function semanticQuery(parser: PythonParser): PythonParser {
-  return parser;
-}
 
 export function moduleNameOf(path: string): string {
   let p = path.replace(/\\/g, '/').replace(/\.pyi?$/, '');
