@@ -1,5 +1,44 @@
-/** Facts about a file that come from the project context, shared by the rules. */
-import type { ProjectContext } from '../discovery/context.js';
+/**
+ * Facts about a file that come from the project context, shared by the rules. The context is
+ * one object per worker, so lookups built from it are built once per worker, not per file: a
+ * monorepo's context holds thousands of models and migration files.
+ */
+import type { EngineInfo, ModelInfo, ProjectContext } from '../discovery/context.js';
+
+export interface ProjectIndex {
+  migrationFiles: ReadonlySet<string>;
+  /** Models by class name (a name may be declared in several services). */
+  modelsByName: ReadonlyMap<string, ModelInfo[]>;
+  anyRelationships: boolean;
+  enginesByFile: ReadonlyMap<string, EngineInfo[]>;
+}
+
+const indexes = new WeakMap<ProjectContext, ProjectIndex>();
+
+export function projectIndex(project: ProjectContext): ProjectIndex {
+  let index = indexes.get(project);
+  if (index) return index;
+  const modelsByName = new Map<string, ModelInfo[]>();
+  for (const m of project.models) {
+    const list = modelsByName.get(m.name);
+    if (list) list.push(m);
+    else modelsByName.set(m.name, [m]);
+  }
+  const enginesByFile = new Map<string, EngineInfo[]>();
+  for (const e of project.engines) {
+    const list = enginesByFile.get(e.file);
+    if (list) list.push(e);
+    else enginesByFile.set(e.file, [e]);
+  }
+  index = {
+    enginesByFile,
+    migrationFiles: new Set(project.migrations.files),
+    modelsByName,
+    anyRelationships: project.models.some((m) => m.relationships.length > 0),
+  };
+  indexes.set(project, index);
+  return index;
+}
 
 const MIGRATION_DIRS = /(^|\/)(alembic|migrations)\//;
 
@@ -9,7 +48,7 @@ const MIGRATION_DIRS = /(^|\/)(alembic|migrations)\//;
  */
 export function isMigrationFile(project: ProjectContext, path: string): boolean {
   if (MIGRATION_DIRS.test(path)) return true;
-  if (project.migrations.files.includes(path)) return true;
+  if (projectIndex(project).migrationFiles.has(path)) return true;
   // Alembic's env.py, next to the versions/ directory of migrations it runs.
   if (/(^|\/)env\.py$/.test(path)) {
     const dir = path.slice(0, path.length - 'env.py'.length);

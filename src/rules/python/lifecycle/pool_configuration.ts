@@ -20,7 +20,7 @@
 import type { CallInfo } from '../../../semantic/model.js';
 import type { EngineInfo, ProjectContext } from '../../../discovery/context.js';
 import type { Severity } from '../../../types.js';
-import { isMigrationFile } from '../../projectFacts.js';
+import { isMigrationFile, projectIndex } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { isWebService } from './semantics.js';
 
@@ -111,8 +111,8 @@ export const poolConfiguration: FileRule = {
   checkFile(ctx: FileRuleContext): void {
     const { model, project } = ctx;
     if (model.isTestFile || SCRIPT_PATH.test(model.path) || isMigrationFile(project, model.path)) return;
-    for (const engine of project.engines) {
-      if (engine.file !== model.path || engine.factory === 'asyncpg.create_pool' || /_from_config$/.test(engine.factory)) continue;
+    for (const engine of projectIndex(project).enginesByFile.get(model.path) ?? []) {
+      if (engine.factory === 'asyncpg.create_pool' || /_from_config$/.test(engine.factory)) continue;
       const call = model.calls.find((c) => c.line === engine.line && c.method === engine.factory);
       if (!call || hasSplat(call)) continue;
       const problems = engineProblems(ctx, engine, call);

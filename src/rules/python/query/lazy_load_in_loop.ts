@@ -15,6 +15,7 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { ModelInfo } from '../../../discovery/context.js';
 import type { LoopInfo } from '../../../semantic/model.js';
+import { projectIndex } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { rowsSource } from './dbCalls.js';
 import { unwrap } from './semantics.js';
@@ -43,8 +44,8 @@ function loopTarget(loop: LoopInfo): { name: string; iterable: SyntaxNode } | nu
 }
 
 /** Relationship name → loader, for every model of that name in the project (all must agree it is lazy). */
-function lazyRelationships(models: ModelInfo[], entity: string): Set<string> {
-  const candidates = models.filter((m) => m.name === entity);
+/** Relationships lazy in every declaration of the entity (`candidates`: the models of that name). */
+function lazyRelationships(candidates: ModelInfo[]): Set<string> {
   const out = new Set<string>();
   if (!candidates.length) return out;
   for (const rel of candidates[0]!.relationships) {
@@ -78,7 +79,7 @@ export const lazyLoadInLoop: FileRule = {
   },
   checkFile(ctx: FileRuleContext): void {
     const { model, project } = ctx;
-    if (model.isTestFile || !project.models.some((m) => m.relationships.length)) return;
+    if (model.isTestFile || !projectIndex(project).anyRelationships) return;
     for (const loop of model.loops) {
       if (loop.kind === 'while') continue;
       const t = loopTarget(loop);
@@ -86,7 +87,7 @@ export const lazyLoadInLoop: FileRule = {
       const line = loop.node.startPosition.row + 1;
       const source = rowsSource(model, t.iterable, loop.functionIndex, line);
       if (!source?.entity) continue;
-      const lazy = lazyRelationships(project.models, source.entity);
+      const lazy = lazyRelationships(projectIndex(project).modelsByName.get(source.entity) ?? []);
       for (const rel of [...lazy]) if (eagerlyLoaded(source.text, rel)) lazy.delete(rel);
       if (!lazy.size) continue;
       const iterable = loop.iterable!;

@@ -16,6 +16,8 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileModel } from '../../../semantic/model.js';
 import { callAt, effectiveRole } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
+import type { ProjectContext } from '../../../discovery/context.js';
+import { projectIndex } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { classifyDbCall, rowsSource } from './dbCalls.js';
 import { selectsStar } from './rawSql.js';
@@ -124,6 +126,15 @@ function reportSelectStar(ctx: FileRuleContext, model: FileModel): void {
   }
 }
 
+const wideCache = new WeakMap<ProjectContext, Map<string, number>>();
+
+/** Models with more than {@link WIDE} columns: name → column count (built once per worker). */
+function wideModels(project: ProjectContext): Map<string, number> {
+  let wide = wideCache.get(project);
+  if (!wide) wideCache.set(project, (wide = new Map(project.models.filter((m) => m.columnCount > WIDE).map((m) => [m.name, m.columnCount]))));
+  return wide;
+}
+
 export const overFetching: FileRule = {
   meta: {
     code: 'PA104',
@@ -146,7 +157,7 @@ export const overFetching: FileRule = {
     const { model, project } = ctx;
     if (model.isTestFile) return;
     reportSelectStar(ctx, model);
-    const wide = new Map(project.models.filter((m) => m.columnCount > WIDE).map((m) => [m.name, m.columnCount]));
+    const wide = wideModels(project);
     if (!wide.size) return;
     for (const call of model.calls) {
       if (call.functionIndex < 0) continue;
@@ -166,7 +177,7 @@ export const overFetching: FileRule = {
       }
       if (!attrs || attrs.size === 0 || attrs.size > 3) continue;
       // Reading a relationship is a loading question (PA108), not a column one.
-      const rels = new Set(project.models.filter((m) => m.name === source.entity).flatMap((m) => m.relationships.map((r) => r.name)));
+      const rels = new Set((projectIndex(project).modelsByName.get(source.entity) ?? []).flatMap((m) => m.relationships.map((r) => r.name)));
       if ([...attrs].some((a) => rels.has(a))) continue;
       const listEndpoint = effectiveRole(model, call.functionIndex) === 'handler' && fn.routeKind === 'get';
       const severity: Severity = columns > VERY_WIDE && listEndpoint ? 'medium' : 'low';
