@@ -32,6 +32,8 @@ export interface SyntaxNode {
   childForFieldName(name: string): SyntaxNode | null;
   childrenForFieldName(name: string): SyntaxNode[];
   descendantsOfType(types: string | string[]): SyntaxNode[];
+  /** The smallest node spanning `[start, end)` (offsets as `startIndex`). */
+  descendantForIndex(start: number, end: number): SyntaxNode | null;
 }
 
 export interface ParsedTree {

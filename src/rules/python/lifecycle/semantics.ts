@@ -208,9 +208,16 @@ const OWNERSHIP_METHODS = new Set([
 /** Identifier nodes named `name` inside `node` that read the variable (not attribute fields, not kwarg names). */
 export function nameRefs(node: SyntaxNode, name: string): SyntaxNode[] {
   const out: SyntaxNode[] = [];
-  if (!node.text.includes(name)) return out;
-  for (const id of node.descendantsOfType('identifier')) {
-    if (id.text !== name) continue;
+  const text = node.text;
+  if (!text.includes(name) || !/^[A-Za-z_]\w*$/.test(name)) return out;
+  // Each whole-word occurrence in the text, looked up as the node that spans it: identifiers are
+  // the most numerous nodes of a body, and a name occurs only a few times in it.
+  const base = node.startIndex;
+  const re = new RegExp(`(?<![\\w.])${name}(?!\\w)`, 'g');
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(text))) {
+    const id = node.descendantForIndex(base + m.index, base + m.index + name.length);
+    if (id?.type !== 'identifier' || id.text !== name) continue;
     const p = id.parent;
     if (p?.type === 'attribute' && p.childForFieldName('attribute')?.id === id.id) continue;
     if (p?.type === 'keyword_argument' && p.childForFieldName('name')?.id === id.id) continue;
