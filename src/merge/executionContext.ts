@@ -14,7 +14,6 @@ export const EXECUTION_CONTEXT_CHECKS = new Set([
   'resource_scope_mismatch', 'streaming_resource_holding',
 ]);
 
-const INIT_NAME = /(^|_)(init|initialize|initialise|setup|set_up|bootstrap|migrate|migrations?|startup|lifespan|seed)(_|$)/i;
 const JOB_PATH = /(^|\/)(tasks|jobs|cron)\//;
 const TIMEOUT_CALLS = /(^|\.)(wait_for|timeout|timeout_at|fail_after|move_on_after|fail_at|move_on_at)$/;
 const SMALL_FILE_BYTES = 100 * 1024;
@@ -26,7 +25,8 @@ export function executionContextEvidence(model: FileModel, node: SyntaxNode, roo
   const fnIndex = enclosingFunctionIndex(model, node);
   for (let i = fnIndex; i >= 0; i = model.functions[i]!.parent) {
     const fn = model.functions[i]!;
-    if (INIT_NAME.test(fn.name) || fn.role === 'init') {
+    // The semantic model classifies init/setup/bootstrap code (by name or `on_event`) once.
+    if (fn.role === 'init') {
       evidence.push(`runs in init/setup code (\`${fn.name}\`)`);
       break;
     }

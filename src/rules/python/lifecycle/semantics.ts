@@ -7,6 +7,7 @@
  * classification, injected-session parameters, streaming responses.
  */
 import { isMigrationFile } from '../../projectFacts.js';
+import { externalCall } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
 import { callAt, moduleNameOf, resolveName } from '../../../semantic/model.js';
@@ -544,15 +545,9 @@ export function isLongLivedGenerator(model: FileModel, gen: FunctionInfo): boole
 // ---------------------------------------------------------------------------------------------
 // External calls
 
-const EXTERNAL_PREFIXES = /^(httpx|aiohttp|requests|urllib3|urllib\.request|grpc|smtplib|aiosmtplib|boto3|botocore|aioboto3|aiobotocore|google\.cloud|azure\.storage|minio|stripe|openai|anthropic|websockets)\./;
-
-/** A call to a network client library, directly or on a client made by one. */
+/** A network call (not file I/O): an HTTP/gRPC/SMTP/S3/broker client call, as the shared classifier sees it. */
 export function isExternalCall(model: FileModel, call: CallInfo): boolean {
-  if (call.qualifiedName && EXTERNAL_PREFIXES.test(call.qualifiedName)) return true;
-  const recv = call.receiver;
-  if (!recv) return false;
-  const t = typeString(model, recv, call.functionIndex, call.line);
-  return !!t && EXTERNAL_PREFIXES.test(t.replace(/^@/, ''));
+  return externalCall(model, call)?.kind === 'network';
 }
 
 /** The first statement's line of a function body, skipping a docstring. */

@@ -17,7 +17,7 @@ import type { FileModel } from '../../../semantic/model.js';
 import { callAt, effectiveRole } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { ProjectContext } from '../../../discovery/context.js';
-import { projectIndex } from '../../projectFacts.js';
+import { isMigrationFile, projectIndex } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { classifyDbCall, rowsSource } from './dbCalls.js';
 import { selectsStar } from './rawSql.js';
@@ -27,7 +27,6 @@ const WIDE = 10;
 const VERY_WIDE = 15;
 const NARROWED = /\b(load_only|defer|undefer_group|with_only_columns|with_entities|add_columns|raiseload)\b/;
 const TEXT_CTORS = new Set(['sqlalchemy.text', 'sqlalchemy.sql.text', 'sqlalchemy.sql.expression.text', 'sqlmodel.text']);
-const MIGRATION_PATH = /(^|\/)(alembic|migrations)\//;
 
 /** The expression a DB read's value ends up in: climbs `await`, parentheses and `.all()`-like chains. */
 function valueTop(call: SyntaxNode): SyntaxNode {
@@ -100,7 +99,7 @@ function itemAttributes(scope: SyntaxNode, item: string, attrs: Set<string>, bin
 const mayHaveSelectStar = (source: string) => source.includes('*') && /\bselect\b/i.test(source);
 
 function reportSelectStar(ctx: FileRuleContext, model: FileModel): void {
-  if (MIGRATION_PATH.test(model.path) || !mayHaveSelectStar(model.source)) return;
+  if (isMigrationFile(ctx.project, model.path) || !mayHaveSelectStar(model.source)) return;
   const seen = new Set<number>();
   for (const call of model.calls) {
     let root: SyntaxNode | null = null;

@@ -1,0 +1,46 @@
+/**
+ * Calls that leave the process: network clients (HTTP, gRPC, SMTP, S3, brokers) and file I/O.
+ * One classifier for every rule that asks "does this wait on the outside world?" (a transaction
+ * held open across it, a session held through it).
+ */
+import type { CallInfo, FileModel } from './model.js';
+import { typeString } from './valueTypes.js';
+
+export type ExternalKind = 'network' | 'file';
+
+const NETWORK_MODULES = /^(httpx|requests|aiohttp|urllib3|urllib\.request|grpc|grpclib|smtplib|aiosmtplib|boto3|botocore|aiobotocore|aioboto3|google\.cloud|azure\.storage|stripe|twilio|slack_sdk|openai|anthropic|elasticsearch|aiokafka|kafka|pika|aio_pika|nats|paramiko|ftplib|socket)(\.|$)/;
+const NETWORK_METHODS = new Set(['get', 'post', 'put', 'patch', 'delete', 'head', 'options', 'request', 'send', 'stream', 'fetch', 'sendmail', 'send_message', 'upload_file', 'upload_fileobj', 'download_file', 'download_fileobj', 'put_object', 'get_object', 'delete_object', 'copy_object', 'publish', 'invoke', 'urlopen']);
+const FILE_FUNCTIONS = /^(builtins\.open|io\.open|os\.fdopen|aiofiles\.open|shutil\.\w+|os\.(remove|unlink|rename|replace|makedirs|mkdir|rmdir))$/;
+const PATH_IO = new Set(['read_text', 'read_bytes', 'write_text', 'write_bytes', 'open', 'unlink', 'touch', 'mkdir', 'rename', 'replace']);
+
+export interface ExternalCall {
+  kind: ExternalKind;
+  /** Readable name: `httpx.AsyncClient.post`, `open`. */
+  what: string;
+}
+
+/**
+ * A call that leaves the process: an HTTP/gRPC/SMTP/S3 client call (the module function, or a
+ * method on a client built from one of those modules), or file I/O.
+ */
+export function externalCall(model: FileModel, call: CallInfo): ExternalCall | null {
+  const q = call.qualifiedName;
+  if (q && NETWORK_MODULES.test(q)) {
+    // Constructors (`httpx.AsyncClient(...)`, `boto3.client(...)`) make no request.
+    const last = q.slice(q.lastIndexOf('.') + 1);
+    if (/^[A-Z]/.test(last) || last === 'client' || last === 'resource' || last === 'Session' || last === 'session') return null;
+    return { kind: 'network', what: q };
+  }
+  if (q && FILE_FUNCTIONS.test(q)) return { kind: 'file', what: q.replace(/^builtins\./, '') };
+  const receiver = call.receiver;
+  if (!receiver) return null;
+  const t = typeString(model, receiver, call.functionIndex, call.line);
+  if (!t) return null;
+  const head = t.replace(/^@/, '');
+  if (NETWORK_MODULES.test(head) && NETWORK_METHODS.has(call.method)) {
+    return { kind: 'network', what: `${head.replace(/\(\)$/, '').replace(/\(\)/g, '')}.${call.method}` };
+  }
+  if (/^(aiofiles\.open|builtins\.open)\(\)/.test(head) && /^(read|write|readlines|writelines)$/.test(call.method)) return { kind: 'file', what: `file.${call.method}` };
+  if (/^(pathlib\.Path|anyio\.Path)/.test(head) && PATH_IO.has(call.method)) return { kind: 'file', what: `Path.${call.method}` };
+  return null;
+}
