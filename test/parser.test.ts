@@ -11,6 +11,12 @@ const SOURCE = [
   '    s = "é ü"  # non-ASCII before the calls',
   '    time.sleep(1)',
   '    await client.get(a(b).c(d))',
+  '    x = await \\',
+  '        self.db.execute(q)',
+  '    y = (await make()).value',
+  '    z = await factory().open()',
+  '    notawait',
+  '    run(q)',
   '',
 ].join('\n');
 
@@ -21,12 +27,19 @@ describe('parser layer', () => {
       expect(parser.kind).toBe(kind);
       const tree = parser.parse(SOURCE);
       const model = buildFileModel('app/x.py', SOURCE, tree.rootNode, parser);
-      const calls = model.calls.map((c: { calleeText: string; qualifiedName: string | null; line: number; column: number; awaited: boolean }) => [c.calleeText, c.qualifiedName, c.line, c.column, c.awaited]);
+      type Call = { calleeText: string; qualifiedName: string | null; line: number; column: number; awaited: boolean; dottedReceiver: string | null; hasReceiver: boolean };
+      const calls = model.calls.map((c: Call) => [c.calleeText, c.qualifiedName, c.line, c.column, c.awaited, c.dottedReceiver, c.hasReceiver]);
+      // `awaited` and the receiver are read from the text where it decides, from the tree otherwise.
       expect(calls).toEqual([
-        ['time.sleep', 'time.sleep', 6, 5, false],
-        ['client.get', null, 7, 11, true],
-        ['a(b).c', null, 7, 22, false],
-        ['a', null, 7, 22, false],
+        ['time.sleep', 'time.sleep', 6, 5, false, 'time', true],
+        ['client.get', null, 7, 11, true, 'client', true],
+        ['a(b).c', null, 7, 22, false, null, true],
+        ['a', null, 7, 22, false, null, false],
+        ['self.db.execute', null, 9, 9, true, 'self.db', true],
+        ['make', null, 10, 16, true, null, false],
+        ['factory().open', null, 11, 15, true, null, true],
+        ['factory', null, 11, 15, false, null, false],
+        ['run', null, 13, 5, false, null, false],
       ]);
       tree.release();
     });

@@ -4,7 +4,7 @@
  * held open across it, a session held through it).
  */
 import type { CallInfo, FileModel } from './model.js';
-import { typeString } from './valueTypes.js';
+import { receiverType } from './valueTypes.js';
 
 export type ExternalKind = 'network' | 'file';
 
@@ -32,9 +32,7 @@ export function externalCall(model: FileModel, call: CallInfo): ExternalCall | n
     return { kind: 'network', what: q };
   }
   if (q && FILE_FUNCTIONS.test(q)) return { kind: 'file', what: q.replace(/^builtins\./, '') };
-  const receiver = call.receiver;
-  if (!receiver) return null;
-  const t = typeString(model, receiver, call.functionIndex, call.line);
+  const t = receiverType(model, call);
   if (!t) return null;
   const head = t.replace(/^@/, '');
   if (NETWORK_MODULES.test(head) && NETWORK_METHODS.has(call.method)) {

@@ -90,6 +90,13 @@ export interface CallInfo {
   method: string;
   /** The receiver expression of a method call, or null for a bare name. */
   readonly receiver: SyntaxNode | null;
+  /** Is there a receiver (`x.m(...)`)? Read from the text for a plain dotted callee. */
+  readonly hasReceiver: boolean;
+  /**
+   * The receiver of a plain dotted callee, from the text (`self.session` for
+   * `self.session.execute(...)`); null when the callee is a bare name or not a dotted name.
+   */
+  readonly dottedReceiver: string | null;
   functionIndex: number;
   /** Enclosing loops whose per-iteration part contains this call, innermost last. */
   loops: number[];
@@ -185,6 +192,7 @@ const MODEL_NODE_TYPES = [
   'function_definition', 'class_definition', 'call', 'for_statement', 'while_statement',
   'list_comprehension', 'set_comprehension', 'dictionary_comprehension', 'generator_expression',
   'with_statement', 'lambda', 'import_statement', 'import_from_statement', 'yield',
+  'assignment', 'augmented_assignment',
 ];
 
 export function moduleNameOf(path: string): string {
@@ -235,7 +243,8 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     lineOf: (offset: number) => lineOfOffset(lineStarts, offset),
   };
   LINE_STARTS.set(model, lineStarts);
-  lazyAssignments(model, parser);
+  const rawAssignments: RawAssignment[] = [];
+  lazyAssignments(model, rawAssignments);
   collectModuleDefs(model, root);
 
   const nodes = root.descendantsOfType(MODEL_NODE_TYPES);
@@ -278,6 +287,12 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
       case 'import_statement':
       case 'import_from_statement':
         collectImport(model, node, type === 'import_from_statement');
+        break;
+      case 'assignment':
+      case 'augmented_assignment':
+        // Read on first use only (most assignments are never asked about): keep the node and
+        // the scope facts the stack knows now.
+        rawAssignments.push({ node, start, functionIndex: fnIndex, loops: loopsAround(model, stack, start) });
         break;
       case 'function_definition': {
         const info = functionInfo(model, node, fnIndex, stack);
@@ -643,33 +658,23 @@ function withAliases(model: FileModel): AssignmentInfo[] {
 
 
 
+interface RawAssignment {
+  node: SyntaxNode;
+  start: number;
+  functionIndex: number;
+  loops: number[];
+}
+
 /**
- * Assignments and augmented assignments, collected on first use only: most files never need
- * them, and a rule that does pays one batch call.
+ * Assignments and augmented assignments. Their nodes come with the model's batch (a second
+ * walk of the tree costs as much as all of them); their fields are read on first use only.
  */
-function collectAssignments(model: FileModel, parser: PythonParser): { plain: AssignmentInfo[]; augmented: AugAssignmentInfo[] } {
+function collectAssignments(model: FileModel, raw: RawAssignment[]): { plain: AssignmentInfo[]; augmented: AugAssignmentInfo[] } {
   const plain: AssignmentInfo[] = [...withAliases(model)];
   const augmented: AugAssignmentInfo[] = [];
-  const ranges = model.functions.map((f): [number, number] => [parser.startIndexOf(f.node), f.node.endIndex]);
-  const loopsByFunction = new Map<number, LoopInfo[]>();
-  for (const l of model.loops) {
-    const list = loopsByFunction.get(l.functionIndex);
-    if (list) list.push(l);
-    else loopsByFunction.set(l.functionIndex, [l]);
-  }
-  // Assignments and functions both come in document order: sweep with a stack of open functions.
-  const open: number[] = [];
-  let next = 0;
-  for (const node of model.root.descendantsOfType(['assignment', 'augmented_assignment'])) {
+  for (const { node, start, functionIndex, loops } of raw) {
     const left = node.childForFieldName('left');
     if (!left || (left.type !== 'identifier' && left.type !== 'attribute')) continue;
-    const start = parser.startIndexOf(node);
-    while (next < ranges.length && ranges[next]![0] <= start) open.push(next++);
-    while (open.length && ranges[open[open.length - 1]!]![1] <= start) open.pop();
-    // A function that ended is popped above; one still open but not containing `start` cannot
-    // be under an open one, so the top of the stack is the innermost enclosing function.
-    const functionIndex = open.length ? open[open.length - 1]! : -1;
-    const loops = (loopsByFunction.get(functionIndex) ?? []).filter((l) => start >= l.iterStart && start < l.iterEnd).map((l) => l.index);
     const line = model.lineOf(start) + 1;
     const value = node.childForFieldName('right');
     if (node.type === 'assignment') {
@@ -684,11 +689,24 @@ function collectAssignments(model: FileModel, parser: PythonParser): { plain: As
   return { plain, augmented };
 }
 
-function lazyAssignments(model: FileModel, parser: PythonParser): void {
+function lazyAssignments(model: FileModel, raw: RawAssignment[]): void {
   let cache: { plain: AssignmentInfo[]; augmented: AugAssignmentInfo[] } | null = null;
-  const get = () => (cache ??= collectAssignments(model, parser));
+  const get = () => (cache ??= collectAssignments(model, raw));
   Object.defineProperty(model, 'assignments', { get: () => get().plain, enumerable: true, configurable: true });
   Object.defineProperty(model, 'augAssignments', { get: () => get().augmented, enumerable: true, configurable: true });
+}
+
+/** Loops of the innermost function whose per-iteration part contains `start`, innermost last. */
+function loopsAround(model: FileModel, stack: Frame[], start: number): number[] {
+  const out: number[] = [];
+  for (let i = stack.length - 1; i >= 0; i--) {
+    const f = stack[i]!;
+    if (f.kind === 'function' || f.kind === 'class') break;
+    if (f.kind !== 'loop') continue;
+    const loop = model.loops[f.index]!;
+    if (start >= loop.iterStart && start < loop.iterEnd) out.unshift(f.index);
+  }
+  return out;
 }
 
 /** Loops, `with` bodies and offload lambdas around a call, inside its innermost function. */
@@ -762,6 +780,9 @@ class CallInfoImpl implements CallInfo {
   private parentChecked = false;
   private awaitedValue = false;
   private withItemValue = false;
+  private readonly source: string;
+  /** The callee is a plain dotted name (`a.b.c`), so its receiver is known from the text. */
+  private readonly dotted: boolean;
 
   constructor(
     model: FileModel,
@@ -789,6 +810,18 @@ class CallInfoImpl implements CallInfo {
       this.method = dot >= 0 ? text.slice(dot + 1) : text;
     }
     this.calleeText = text;
+    this.dotted = DOTTED.test(text);
+    this.source = model.source;
+  }
+
+  get dottedReceiver(): string | null {
+    if (!this.dotted) return null;
+    const dot = this.calleeText.lastIndexOf('.');
+    return dot > 0 ? this.calleeText.slice(0, dot) : null;
+  }
+
+  get hasReceiver(): boolean {
+    return this.dotted ? this.calleeText.includes('.') : this.receiver !== null;
   }
 
   get receiver(): SyntaxNode | null {
@@ -797,6 +830,9 @@ class CallInfoImpl implements CallInfo {
   }
 
   get awaited(): boolean {
+    // Only a call written right after the keyword can be an `await`'s operand: most calls are
+    // settled from the text, without a parent lookup in the tree.
+    if (!this.parentChecked && !followsAwait(this.source, this.start)) return false;
     this.checkParent();
     return this.awaitedValue;
   }
@@ -815,6 +851,21 @@ class CallInfoImpl implements CallInfo {
     if (p?.type === 'as_pattern') p = p.parent;
     this.withItemValue = p?.type === 'with_item';
   }
+}
+
+/** Is the text before `start` (past spaces and line continuations) the keyword `await`? */
+function followsAwait(source: string, start: number): boolean {
+  let i = start - 1;
+  for (;;) {
+    const c = source.charCodeAt(i);
+    if (c === 32 || c === 9 || c === 12) i--;
+    else if (c === 10 && source.charCodeAt(i - 1) === 92) i -= 2;
+    else if (c === 10 && source.charCodeAt(i - 1) === 13 && source.charCodeAt(i - 2) === 92) i -= 3;
+    else break;
+  }
+  if (i < 4 || source.slice(i - 4, i + 1) !== 'await') return false;
+  const before = i >= 5 ? source.charCodeAt(i - 5) : 32;
+  return !(before === 46 || before === 95 || (before >= 48 && before <= 57) || (before >= 65 && before <= 90) || (before >= 97 && before <= 122) || before > 127);
 }
 
 const LINE_STARTS = new WeakMap<FileModel, number[]>();

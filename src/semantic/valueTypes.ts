@@ -10,7 +10,7 @@
  * Everything here reads the model's facts (assignments, params, yields); no tree walks.
  */
 import type { SyntaxNode } from '../parse/parser.js';
-import type { AssignmentInfo, FileModel } from './model.js';
+import type { AssignmentInfo, CallInfo, FileModel } from './model.js';
 import { assignmentsTo, resolveName } from './model.js';
 import { classifyHandle } from './db.js';
 
@@ -55,6 +55,53 @@ export function typeString(model: FileModel, node: SyntaxNode | null, fnIndex: n
     default:
       return null;
   }
+}
+
+const receiverTypeMemo = new WeakMap<CallInfo, string | null>();
+
+/**
+ * The type path of a method call's receiver, once per call. A plain dotted receiver
+ * (`self.session`, `db`) is typed from its text, without reading the tree: the same answer
+ * {@link typeString} gives for its identifier/attribute nodes.
+ */
+export function receiverType(model: FileModel, call: CallInfo): string | null {
+  const hit = receiverTypeMemo.get(call);
+  if (hit !== undefined) return hit;
+  const dotted = call.dottedReceiver;
+  const t = dotted !== null
+    ? dottedType(model, dotted.split('.'), call.functionIndex, call.line)
+    : call.hasReceiver ? typeString(model, call.receiver, call.functionIndex, call.line) : null;
+  receiverTypeMemo.set(call, t);
+  return t;
+}
+
+const calleeTypeMemo = new WeakMap<CallInfo, string | null>();
+
+/** The type path of a call's callee (`SessionLocal` → `sqlalchemy.orm.sessionmaker()`), once per call. */
+export function calleeType(model: FileModel, call: CallInfo): string | null {
+  const hit = calleeTypeMemo.get(call);
+  if (hit !== undefined) return hit;
+  const t = call.dottedReceiver !== null || /^[A-Za-z_]\w*$/.test(call.calleeText)
+    ? dottedType(model, call.calleeText.split('.'), call.functionIndex, call.line)
+    : typeString(model, call.node.childForFieldName('function'), call.functionIndex, call.line);
+  calleeTypeMemo.set(call, t);
+  return t;
+}
+
+/** {@link typeString} of a dotted name given as its parts, with the same depths. */
+function dottedType(model: FileModel, parts: string[], fnIndex: number, line: number): string | null {
+  const n = parts.length;
+  let t: string | null;
+  let next: number;
+  if (n >= 2 && (parts[0] === 'self' || parts[0] === 'cls')) {
+    t = selfAttributeType(model, parts[1]!, n - 1);
+    next = 2;
+  } else {
+    t = nameType(model, parts[0]!, fnIndex, line, n);
+    next = 1;
+  }
+  for (let i = next; t !== null && i < n; i++) t = `${t}.${parts[i]}`;
+  return t;
 }
 
 const nameTypeMemo = new WeakMap<FileModel, Map<string, string | null>>();

@@ -11,7 +11,7 @@
  * Precision: a last use that ends the transaction (`commit()`, `close()`, `rollback()`) releases
  * the connection; streaming and WebSocket endpoints are PA402's.
  */
-import type { FileModel, FunctionInfo } from '../../../semantic/model.js';
+import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import {
   bodyStartLine, endsTransaction, injectedSessions, isExternalCall, isWebsocketHandler, sessionRefs, streamingResponses,
@@ -24,11 +24,17 @@ const LONG_TAIL_LINES = 50;
  * Does the function spend time after `line` on something other than the session: a sleep, work
  * handed to a thread, or awaits inside a loop? A single `await add_toast(...)` does not count.
  */
-function waitsAfter(model: FileModel, fn: FunctionInfo, line: number, session: string): boolean {
-  return model.calls.some((c) =>
-    c.line > line && c.node.startIndex >= fn.node.startIndex && c.node.endIndex <= fn.node.endIndex && c.receiver?.text !== session &&
+function waitsAfter(calls: CallInfo[], line: number, session: string): boolean {
+  return calls.some((c) =>
+    c.line > line && c.dottedReceiver !== session &&
     (/(^|\.)sleep$/.test(c.qualifiedName ?? '') || c.offloaded || /(^|\.)(to_thread|run_in_executor|run_in_threadpool|run_sync)$/.test(c.calleeText) ||
       (c.awaited && c.loops.length > 0)));
+}
+
+/** Is function `inner` (a call's function index) `outer` or nested in it? */
+function insideOf(model: FileModel, inner: number, outer: number): boolean {
+  for (let i = inner; i >= 0; i = model.functions[i]!.parent) if (i === outer) return true;
+  return false;
 }
 
 export const resourceScopeMismatch: FileRule = {
@@ -58,16 +64,20 @@ export const resourceScopeMismatch: FileRule = {
       if (sessions.length === 0 || streamingResponses(model, fn).length > 0) continue;
       const start = bodyStartLine(fn);
       const total = fn.endLine - start + 1;
+      // A finding needs an external call in the body, or a tail of more than 50 lines: most
+      // handlers have neither, and finding a session's references is the costly part.
+      const inBody = model.calls.filter((c) => insideOf(model, c.functionIndex, fn.index));
+      if (fn.endLine - start <= LONG_TAIL_LINES && !inBody.some((c) => isExternalCall(model, c))) continue;
       for (const s of sessions) {
         const refs = sessionRefs(fn, s.name);
         const last = refs[refs.length - 1];
         if (!last || endsTransaction(last)) continue;
         const lastLine = last.startPosition.row + 1;
         if ((lastLine - start + 1) / total >= USE_FRACTION) continue;
-        const external = model.calls.find((c) => c.line > lastLine && c.node.startIndex >= fn.node.startIndex && c.node.endIndex <= fn.node.endIndex && isExternalCall(model, c));
+        const external = inBody.find((c) => c.line > lastLine && isExternalCall(model, c));
         const tail = fn.endLine - lastLine;
         // Fifty lines of template rendering take a millisecond: the tail must wait on something.
-        if (!external && (tail <= LONG_TAIL_LINES || !waitsAfter(model, fn, lastLine, s.name))) continue;
+        if (!external && (tail <= LONG_TAIL_LINES || !waitsAfter(inBody, lastLine, s.name))) continue;
         ctx.report({
           node: s.node,
           message: external

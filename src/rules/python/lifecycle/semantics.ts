@@ -11,7 +11,7 @@ import { externalCall } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
 import { callAt, moduleNameOf, resolveName } from '../../../semantic/model.js';
-import { annotationType, typeString } from '../../../semantic/valueTypes.js';
+import { annotationType, calleeType, receiverType } from '../../../semantic/valueTypes.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -146,12 +146,9 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
   if (q && FILE_OPEN.has(q)) return { kind: 'file', label: q === 'builtins.open' ? 'open()' : `${q}()` };
   if (q && DRIVER_CONNECT.has(q)) return { kind: 'connection', label: `${q}()` };
   if (q && SESSION_CLASSES.test(q)) return { kind: 'session', label: `${call.calleeText}()` };
-  const callee = call.node.childForFieldName('function');
-  if (!callee) return null;
   if (call.method === 'connect' || call.method === 'raw_connection') {
-    const recv = call.receiver;
-    if (recv && isEngineType(project, typeString(model, recv, call.functionIndex, call.line))) {
-      return { kind: 'connection', label: `${recv.text}.${call.method}()` };
+    if (call.hasReceiver && isEngineType(project, receiverType(model, call))) {
+      return { kind: 'connection', label: `${call.dottedReceiver ?? call.receiver!.text}.${call.method}()` };
     }
     return null;
   }
@@ -160,8 +157,8 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
     if (recv && call.awaited && /(^|[._])pool$/i.test(recv.text)) return { kind: 'connection', label: `${recv.text}.acquire()` };
     return null;
   }
-  if (isSessionFactoryType(model, project, typeString(model, callee, call.functionIndex, call.line))) {
-    return { kind: 'session', label: `${call.calleeText || callee.text}()` };
+  if (isSessionFactoryType(model, project, calleeType(model, call))) {
+    return { kind: 'session', label: `${call.calleeText}()` };
   }
   return null;
 }
@@ -177,6 +174,15 @@ export interface Acquisition extends AcquireKind {
 
 /** `x = <acquire>` / `x = await <acquire>` statements inside functions (not `with` bindings). */
 export function acquisitions(model: FileModel, project: ProjectContext): Acquisition[] {
+  let out = acquisitionsMemo.get(model);
+  if (!out) acquisitionsMemo.set(model, (out = findAcquisitions(model, project)));
+  return out;
+}
+
+/** Several rules ask; a model is audited against one project context. */
+const acquisitionsMemo = new WeakMap<FileModel, Acquisition[]>();
+
+function findAcquisitions(model: FileModel, project: ProjectContext): Acquisition[] {
   // A migration's session is bound to the connection the migration tool opens and closes.
   if (model.isTestFile || !ACQUIRE_HINT.test(model.source) || isMigrationFile(project, model.path)) return [];
   const out: Acquisition[] = [];

@@ -17,7 +17,7 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import { callAt } from '../../../semantic/model.js';
-import { ownModuleLookup, typeString } from '../../../semantic/valueTypes.js';
+import { ownModuleLookup, receiverType } from '../../../semantic/valueTypes.js';
 import { resolveHandle, type NameLookup } from '../../../semantic/db.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callArgs, chainCallsDown, lastAssignment, perItemLoops, literalSize, unwrap } from './semantics.js';
@@ -79,18 +79,20 @@ function importsDbLibrary(model: FileModel): boolean {
   return v;
 }
 
-/** Last name segment of a receiver expression: `self.session` → `session`. */
-function receiverName(receiver: SyntaxNode): string | null {
-  if (receiver.type === 'identifier') return receiver.text;
-  if (receiver.type === 'attribute') return receiver.childForFieldName('attribute')?.text ?? null;
+/** Last name segment of a call's receiver: `self.session` → `session`; null unless a name or attribute. */
+function receiverName(call: CallInfo): string | null {
+  const dotted = call.dottedReceiver;
+  if (dotted !== null) return dotted.slice(dotted.lastIndexOf('.') + 1);
+  const receiver = call.receiver;
+  if (receiver?.type === 'identifier') return receiver.text;
+  if (receiver?.type === 'attribute') return receiver.childForFieldName('attribute')?.text ?? null;
   return null;
 }
 
 /** How sure we are that a call's receiver is a database handle. */
 export function receiverEvidence(model: FileModel, call: CallInfo): Evidence {
-  const receiver = call.receiver;
-  if (!receiver) return null;
-  const t = typeString(model, receiver, call.functionIndex, call.line);
+  if (!call.hasReceiver) return null;
+  const t = receiverType(model, call);
   if (t) {
     let lookup = lookups.get(model);
     if (!lookup) lookups.set(model, (lookup = ownModuleLookup(model)));
@@ -114,7 +116,7 @@ export function receiverEvidence(model: FileModel, call: CallInfo): Evidence {
     if (NOT_DB_HEADS.test(head)) return null;
     if (h === null && !t.includes('.')) return null;
   }
-  const name = receiverName(receiver);
+  const name = receiverName(call);
   if (name && SESSION_NAMES.test(name) && importsDbLibrary(model)) return 'named';
   return null;
 }
@@ -261,12 +263,12 @@ function classify(model: FileModel, call: CallInfo): DbOp | null {
   const m = call.method;
   const candidate = STATEMENT_METHODS.has(m) || RAW_SQL_METHODS.has(m) || GET_METHODS.has(m) || m === 'query' || m === 'delete'
     || m === 'update' || m === 'add' || m === 'merge' || REPO_READ.test(m) || REPO_WRITE.test(m);
-  if (!candidate || !call.receiver) return null;
+  if (!candidate || !call.hasReceiver) return null;
   const repo = repositoryOp(model, call);
   if (repo !== undefined) return repo;
-  const receiver = call.receiver;
   // `session.query(M).filter(...).delete()` / `.update({...})`: a bulk statement per call.
-  if ((m === 'delete' || m === 'update') && receiver.type === 'call' && /^[\w.]+\.query\(/.test(receiver.text)) {
+  const receiver = (m === 'delete' || m === 'update') && call.dottedReceiver === null ? call.receiver : null;
+  if (receiver?.type === 'call' && /^[\w.]+\.query\(/.test(receiver.text)) {
     const inner = callAt(model, rootCall(receiver));
     if (inner && inner.method === 'query' && receiverEvidence(model, inner)) {
       return { kind: 'write', what: `Query.${m}`, statement: null };
@@ -275,7 +277,7 @@ function classify(model: FileModel, call: CallInfo): DbOp | null {
   }
   const ev = receiverEvidence(model, call);
   if (!ev) return null;
-  const label = receiverName(receiver) ?? 'session';
+  const label = receiverName(call) ?? 'session';
   const { positional } = callArgs(call.node);
   const first = positional[0];
   if (STATEMENT_METHODS.has(m) || RAW_SQL_METHODS.has(m)) {
@@ -308,7 +310,7 @@ function classify(model: FileModel, call: CallInfo): DbOp | null {
  * means the receiver is something else. A receiver known only by name may be either.
  */
 function deleteAwaitMatches(model: FileModel, call: CallInfo): boolean {
-  const t = call.receiver ? typeString(model, call.receiver, call.functionIndex, call.line) : null;
+  const t = receiverType(model, call);
   if (t && ASYNC_SQLALCHEMY.test(t)) return call.awaited;
   if (t && /^@?(sqlalchemy\.orm|sqlmodel\.Session)/.test(t)) return !call.awaited;
   return true;
@@ -343,11 +345,10 @@ function rootCall(node: SyntaxNode): SyntaxNode {
  * follow (an instance, not a module). Undefined when the receiver is not repository-like.
  */
 function repositoryOp(model: FileModel, call: CallInfo): DbOp | null | undefined {
-  const receiver = call.receiver!;
-  const name = receiverName(receiver);
+  const name = receiverName(call);
   if (!name || !REPO_NAME.test(name)) return undefined;
   // A module imported under a repo-like name is followed through the call graph instead.
-  if (receiver.type === 'identifier' && (model.imports.has(name) || model.moduleDefs.has(name))) return undefined;
+  if (call.dottedReceiver === name && (model.imports.has(name) || model.moduleDefs.has(name))) return undefined;
   if (!importsDbLibrary(model) && !call.awaited) return undefined;
   if (REPO_READ.test(call.method) && callArgs(call.node).positional.length >= 1) {
     return { kind: 'read', what: `${name}.${call.method}`, statement: null };

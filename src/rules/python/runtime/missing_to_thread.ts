@@ -10,7 +10,7 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import { assignmentsTo } from '../../../semantic/model.js';
-import { typeString } from '../../../semantic/valueTypes.js';
+import { receiverType } from '../../../semantic/valueTypes.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { asyncCallSites, reportEventLoopChains, severityByRole } from './context.js';
 
@@ -56,8 +56,8 @@ function cpuHeavyName(model: FileModel, call: CallInfo): string | null {
     }
     if (PAYLOAD_HEAVY.has(q)) return isPayload(model, firstArg(call.node), call.functionIndex, 0) ? q : null;
   }
-  if ((call.method === 'hash' || call.method === 'verify') && call.receiver) {
-    const t = typeString(model, call.receiver, call.functionIndex, call.line);
+  if ((call.method === 'hash' || call.method === 'verify') && call.hasReceiver) {
+    const t = receiverType(model, call);
     if (t && HASHER_TYPES.test(t)) return `${t.replace(/^@/, '').replace(/\(\)$/, '')}.${call.method}`;
   }
   return null;

@@ -13,7 +13,7 @@
  * lives in another module, the repo phase decides. `AsyncSession` and awaited calls never count.
  */
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
-import { typeString, ownModuleLookup } from '../../../semantic/valueTypes.js';
+import { receiverType, ownModuleLookup } from '../../../semantic/valueTypes.js';
 import {
   blockingDbFunction, handleMethodLabel, isBlockingDbMethod, mayBeBlockingDbMethod, resolveHandle, type NameLookup,
 } from '../../../semantic/db.js';
@@ -33,8 +33,8 @@ const lookups = new WeakMap<FileModel, NameLookup>();
 export function syncDbCall(model: FileModel, call: CallInfo): SyncDbVerdict {
   const direct = blockingDbFunction(call.qualifiedName);
   if (direct) return call.awaited || call.offloaded ? null : { what: direct };
-  if (!mayBeBlockingDbMethod(call.method) || call.offloaded || !call.receiver || call.awaited) return null;
-  const t = typeString(model, call.receiver, call.functionIndex, call.line);
+  if (!mayBeBlockingDbMethod(call.method) || call.offloaded || !call.hasReceiver || call.awaited) return null;
+  const t = receiverType(model, call);
   if (!t) return null;
   let lookup = lookups.get(model);
   if (!lookup) lookups.set(model, (lookup = ownModuleLookup(model)));

@@ -22,6 +22,7 @@ export { callArgs, lastAssignment, unwrap };
 
 /** Source text of a receiver, whitespace-free: `session`, `self.session`. */
 export function receiverKey(call: CallInfo): string | null {
+  if (call.dottedReceiver !== null) return call.dottedReceiver;
   const r = call.receiver;
   if (!r || (r.type !== 'identifier' && r.type !== 'attribute')) return null;
   return r.text.replace(/\s+/g, '');
@@ -31,7 +32,7 @@ const commitCache = new WeakMap<CallInfo, boolean>();
 
 /** `session.commit()`, `conn.commit()` on a database handle (typed, or named like one in a DB file). */
 export function isCommitCall(model: FileModel, call: CallInfo): boolean {
-  if (call.method !== 'commit' || !call.receiver) return false;
+  if (call.method !== 'commit' || !call.hasReceiver) return false;
   let v = commitCache.get(call);
   if (v === undefined) {
     v = callArgs(call.node).positional.length === 0 && receiverEvidence(model, call) !== null;
@@ -41,12 +42,12 @@ export function isCommitCall(model: FileModel, call: CallInfo): boolean {
 }
 
 export function isRollbackCall(model: FileModel, call: CallInfo): boolean {
-  return call.method === 'rollback' && !!call.receiver && receiverEvidence(model, call) !== null;
+  return call.method === 'rollback' && call.hasReceiver && receiverEvidence(model, call) !== null;
 }
 
 /** A call that writes through a session: an UPDATE/DELETE/INSERT, `add`, `merge`, `delete`, `flush`. */
 export function isWriteCall(model: FileModel, call: CallInfo): boolean {
-  if (call.method === 'flush') return !!call.receiver && receiverEvidence(model, call) !== null;
+  if (call.method === 'flush') return call.hasReceiver && receiverEvidence(model, call) !== null;
   const op = classifyDbCall(model, call);
   return op !== null && (op.kind === 'write' || op.kind === 'add');
 }
