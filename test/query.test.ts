@@ -95,6 +95,20 @@ describe('PA101 redundant_fetch', () => {
   });
 });
 
+describe('PA103 unnecessary_resolve', () => {
+  it('reports the sample app\'s create_job call with the chain and the attribute', () => {
+    const f = at(sample, 'app/api/routes.py', 58, 'PA103')!;
+    expect(f.severity).toBe('medium');
+    expect(f.chain).toEqual(['submit_job', 'create_job']);
+    expect(f.message).toContain('`.tenant_id`');
+    expect(f.message).toContain('`principal.tenant_id` is already in hand');
+  });
+
+  it('follows self-calls with the receiver left out of the positions', () => {
+    expect(at(query, 'qhelpers/accounts.py', 83, 'PA103')!.chain).toEqual(['Billing.invoice', 'Billing._tenant']);
+  });
+});
+
 describe('raw SQL lexer', () => {
   it('classifies statements', () => {
     expect(sqlKind('SELECT 1')).toBe('read');
@@ -121,7 +135,7 @@ describe('raw SQL lexer', () => {
 
 describe('metadata', () => {
   it('every query rule documents itself', () => {
-    for (const code of ['PA101', 'PA102', 'PA104', 'PA105', 'PA106', 'PA107', 'PA108', 'PA109']) {
+    for (const code of ['PA101', 'PA102', 'PA103', 'PA104', 'PA105', 'PA106', 'PA107', 'PA108', 'PA109']) {
       const meta = ruleByCode(code)!.meta;
       expect(meta.family).toBe('query');
       expect(meta.bad.length).toBeGreaterThan(10);

@@ -11,6 +11,7 @@ import { SYNC_SLEEP } from '../rules/python/runtime/sync_sleep_in_async.js';
 import { syncDbCall } from '../rules/python/runtime/sync_db_in_async.js';
 import { cpuHeavyCall } from '../rules/python/runtime/missing_to_thread.js';
 import { collectQueryEffects } from '../rules/python/query/dbCalls.js';
+import { collectResolveFacts } from '../rules/python/query/resolveFacts.js';
 
 /** `effects[i]` lists the effects of `model.functions[i]`' own body. */
 export function collectEffects(model: FileModel): Effect[][] {
@@ -39,5 +40,6 @@ export function collectEffects(model: FileModel): Effect[][] {
   }
   // Query family: `query` / `write` effects and per-item loop call sites (see dbCalls.ts).
   collectQueryEffects(model).forEach((list, i) => effects[i]!.push(...list));
+  collectResolveFacts(model).forEach((list, i) => effects[i]!.push(...list));
   return effects;
 }

@@ -7,5 +7,6 @@ import { queryInLoop } from './query_in_loop.js';
 import { lazyLoadInLoop } from './lazy_load_in_loop.js';
 import { countViaLen } from './count_via_len.js';
 import { wrongCachingScope } from './wrong_caching_scope.js';
+import { unnecessaryResolve } from './unnecessary_resolve.js';
 
-export const queryRules: Rule[] = [redundantFetch, nUpdateDeleteLoop, overFetching, missingBulkOps, wrongCachingScope, queryInLoop, lazyLoadInLoop, countViaLen];
+export const queryRules: Rule[] = [redundantFetch, nUpdateDeleteLoop, unnecessaryResolve, overFetching, missingBulkOps, wrongCachingScope, queryInLoop, lazyLoadInLoop, countViaLen];
