@@ -17,6 +17,10 @@ const SOURCE = [
   '    z = await factory().open()',
   '    notawait',
   '    run(q)',
+  'if HAVE_FAST:',
+  '    def helper():',
+  '        pass',
+  'helper()',
   '',
 ].join('\n');
 
@@ -40,6 +44,8 @@ describe('parser layer', () => {
         ['factory().open', null, 11, 15, true, null, true],
         ['factory', null, 11, 15, false, null, false],
         ['run', null, 13, 5, false, null, false],
+        // A def under a module-level `if` is a module name too.
+        ['helper', 'app.x.helper', 17, 1, false, null, false],
       ]);
       tree.release();
     });

@@ -177,6 +177,12 @@ export const OFFLOAD_FUNCTIONS = new Set([
   'trio.to_thread.run_sync',
 ]);
 const OFFLOAD_METHODS = new Set(['run_in_executor', 'submit']);
+/** Every way an offload function may be spelled before imports resolve: `to_thread`, `asyncio.to_thread`, `anyio.to_thread.run_sync`, … */
+const OFFLOAD_SPELLINGS = new Set(['to_thread', 'run_in_threadpool', 'run_sync', 'sync_to_async']);
+for (const q of OFFLOAD_FUNCTIONS) {
+  const parts = q.split('.');
+  for (let i = 0; i < parts.length; i++) OFFLOAD_SPELLINGS.add(parts.slice(i).join('.'));
+}
 
 const ROUTE_METHODS = new Set([
   'get', 'post', 'put', 'patch', 'delete', 'head', 'options', 'trace', 'route', 'api_route',
@@ -192,7 +198,7 @@ const MODEL_NODE_TYPES = [
   'function_definition', 'class_definition', 'call', 'for_statement', 'while_statement',
   'list_comprehension', 'set_comprehension', 'dictionary_comprehension', 'generator_expression',
   'with_statement', 'lambda', 'import_statement', 'import_from_statement', 'yield',
-  'assignment', 'augmented_assignment',
+  'assignment', 'augmented_assignment', 'decorator',
 ];
 
 export function moduleNameOf(path: string): string {
@@ -242,15 +248,17 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     isBackgroundFile: BACKGROUND_PATH.test(path),
     lineOf: (offset: number) => lineOfOffset(lineStarts, offset),
   };
-  LINE_STARTS.set(model, lineStarts);
   const rawAssignments: RawAssignment[] = [];
   lazyAssignments(model, rawAssignments);
-  collectModuleDefs(model, root);
 
   const nodes = root.descendantsOfType(MODEL_NODE_TYPES);
   const starts = nodes.map((n) => parser.startIndexOf(n));
   const stack: Frame[] = [];
   const offloadLambdaStarts = new Set<number>();
+  /** Line of the current node: the batch is in document order, so it only moves forward. */
+  let row = 0;
+  /** Decorators seen since the last definition: they belong to the next one. */
+  let decorators: SyntaxNode[] = [];
 
   for (let i = 0; i < nodes.length; i++) {
     const node = nodes[i]!;
@@ -263,7 +271,8 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
       case 'call': {
         // A call whose callee contains another call (`a(x).b(y)`) starts where that call starts.
         const nextIsInner = i + 1 < nodes.length && starts[i + 1] === start && nodes[i + 1]!.type === 'call';
-        const call = new CallInfoImpl(model, node, start, fnIndex, nextIsInner ? null : source);
+        while (row + 1 < lineStarts.length && lineStarts[row + 1]! <= start) row++;
+        const call = new CallInfoImpl(model, node, start, fnIndex, nextIsInner ? null : source, row, lineStarts[row]!);
         attachScopes(model, call, stack, start);
         model.calls.push(call);
         if (isOffloadCall(call)) {
@@ -293,15 +302,29 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
         // Read on first use only (most assignments are never asked about): keep the node and
         // the scope facts the stack knows now.
         rawAssignments.push({ node, start, functionIndex: fnIndex, loops: loopsAround(model, stack, start) });
+        if (type === 'assignment' && atModuleLevel(stack)) {
+          MODULE_TARGET.lastIndex = start;
+          const m = MODULE_TARGET.exec(source);
+          if (m) model.moduleDefs.add(m[1]!);
+        }
+        break;
+      case 'decorator':
+        decorators.push(node);
         break;
       case 'function_definition': {
-        const info = functionInfo(model, node, fnIndex, stack);
+        const end = node.endIndex;
+        const info = new FunctionInfoImpl(model, node, start, end, fnIndex, stack, ownDecorators(source, decorators, start));
+        decorators = [];
         model.functions.push(info);
-        stack.push({ kind: 'function', end: node.endIndex, index: info.index, name: info.name });
+        if (atModuleLevel(stack)) model.moduleDefs.add(info.name);
+        stack.push({ kind: 'function', end, index: info.index, name: info.name });
         break;
       }
       case 'class_definition': {
-        const cname = node.childForFieldName('name')?.text ?? '';
+        decorators = [];
+        CLASS_NAME.lastIndex = start;
+        const cname = CLASS_NAME.exec(source)?.[1] ?? node.childForFieldName('name')?.text ?? '';
+        if (atModuleLevel(stack) && cname) model.moduleDefs.add(cname);
         stack.push({ kind: 'class', end: node.endIndex, index: -1, name: cname });
         break;
       }
@@ -356,23 +379,27 @@ function lineOfOffset(lineStarts: number[], offset: number): number {
   return lo;
 }
 
-/** Names bound by top-level `def`, `class` and assignments. */
-function collectModuleDefs(model: FileModel, root: SyntaxNode): void {
-  for (const stmt of root.namedChildren) {
-    let node: SyntaxNode | null = stmt;
-    if (node.type === 'decorated_definition') node = node.childForFieldName('definition');
-    if (!node) continue;
-    if (node.type === 'function_definition' || node.type === 'class_definition') {
-      const name = node.childForFieldName('name')?.text;
-      if (name) model.moduleDefs.add(name);
-    } else if (node.type === 'expression_statement') {
-      const inner = node.namedChild(0);
-      if (inner?.type === 'assignment') {
-        const left = inner.childForFieldName('left');
-        if (left?.type === 'identifier') model.moduleDefs.add(left.text);
-      }
-    }
-  }
+/** No enclosing function or class: a binding here is a module name (also under `if`/`try`). */
+function atModuleLevel(stack: Frame[]): boolean {
+  for (const f of stack) if (f.kind === 'function' || f.kind === 'class' || f.kind === 'lambda') return false;
+  return true;
+}
+
+/** `name =` / `name: T =` / `name: T` at an assignment's start. */
+const MODULE_TARGET = /([A-Za-z_][A-Za-z0-9_]*)[ \t]*(?:=(?!=)|:)/y;
+const CLASS_NAME = /class[ \t]+([A-Za-z_][A-Za-z0-9_]*)(?=[ \t]*[(:[])/y;
+const DEF_HEAD = /(async[ \t]+)?def[ \t]+([A-Za-z_][A-Za-z0-9_]*)(?=[ \t]*[([])/y;
+
+/**
+ * The decorators written right before a definition at `start`: the batch gives them just
+ * before it (nodes inside a decorator come in between). Only whitespace and comments may
+ * separate the last one from the `def`; anything else means they belong elsewhere (broken code).
+ */
+function ownDecorators(source: string, pending: SyntaxNode[], start: number): string[] {
+  if (pending.length === 0) return [];
+  const last = pending[pending.length - 1]!;
+  if (!/^(?:\s|#[^\n]*)*$/.test(source.slice(last.endIndex, start))) return [];
+  return pending.map((d) => d.text.replace(/^@\s*/, ''));
 }
 
 /** `# noqa`, `# noqa: PA301,PA303`, `# persist-audit: ignore[PA301]` by line, from the text. */
@@ -486,50 +513,62 @@ function resolveCallee(model: FileModel, calleeText: string): string | null {
   return resolveName(model, calleeText);
 }
 
-function functionInfo(model: FileModel, node: SyntaxNode, parent: number, stack: Frame[]): FunctionInfo {
-  const name = node.childForFieldName('name')?.text ?? '<anonymous>';
-  const className = currentClass(stack);
-  const parentFn = parent >= 0 ? model.functions[parent] : undefined;
-  const qualifiedName = className
-    ? parentFn
-      ? `${parentFn.qualifiedName}.${className}.${name}`
-      : `${className}.${name}`
-    : parentFn
-      ? `${parentFn.qualifiedName}.${name}`
-      : name;
-  const decorators: string[] = [];
-  const decorated = node.parent;
-  if (decorated?.type === 'decorated_definition') {
-    for (const child of decorated.namedChildren) {
-      if (child.type === 'decorator') decorators.push(child.text.replace(/^@\s*/, ''));
-    }
+/**
+ * A function definition. Name, async-ness, lines and decorators are read from the text and the
+ * batch; parameters, body and return annotation are read from the tree on first use.
+ */
+class FunctionInfoImpl implements FunctionInfo {
+  index: number;
+  name: string;
+  qualifiedName: string;
+  isAsync: boolean;
+  parent: number;
+  className: string | null;
+  decoratorNames: string[] = [];
+  role: FunctionRole = 'other';
+  routeKind: string | null = null;
+  startLine: number;
+  endLine: number;
+  isGenerator = false;
+  yields: SyntaxNode[] = [];
+  private paramsValue: ParamInfo[] | undefined;
+  private bodyValue: SyntaxNode | null | undefined;
+  private returnTypeValue: string | null | undefined;
+
+  constructor(model: FileModel, readonly node: SyntaxNode, start: number, end: number, parent: number, stack: Frame[], readonly decorators: string[]) {
+    DEF_HEAD.lastIndex = start;
+    const head = DEF_HEAD.exec(model.source);
+    this.name = head ? head[2]! : (node.childForFieldName('name')?.text ?? '<anonymous>');
+    this.isAsync = head ? head[1] !== undefined : node.child(0)?.type === 'async';
+    this.index = model.functions.length;
+    this.parent = parent;
+    const className = currentClass(stack);
+    this.className = className;
+    const parentFn = parent >= 0 ? model.functions[parent] : undefined;
+    this.qualifiedName = className
+      ? parentFn
+        ? `${parentFn.qualifiedName}.${className}.${this.name}`
+        : `${className}.${this.name}`
+      : parentFn
+        ? `${parentFn.qualifiedName}.${this.name}`
+        : this.name;
+    this.startLine = model.lineOf(start) + 1;
+    this.endLine = model.lineOf(end) + 1;
   }
-  const params: ParamInfo[] = [];
-  for (const p of node.childForFieldName('parameters')?.namedChildren ?? []) {
-    params.push(paramInfo(p));
+
+  get params(): ParamInfo[] {
+    return (this.paramsValue ??= (this.node.childForFieldName('parameters')?.namedChildren ?? []).map(paramInfo));
   }
-  const body = node.childForFieldName('body');
-  const returnType = node.childForFieldName('return_type')?.text ?? null;
-  return {
-    index: model.functions.length,
-    name,
-    qualifiedName,
-    isAsync: node.child(0)?.type === 'async',
-    parent,
-    className,
-    decorators,
-    decoratorNames: [],
-    role: 'other',
-    routeKind: null,
-    params,
-    returnType,
-    node,
-    body,
-    startLine: node.startPosition.row + 1,
-    endLine: node.endPosition.row + 1,
-    isGenerator: false,
-    yields: [],
-  };
+
+  get body(): SyntaxNode | null {
+    if (this.bodyValue === undefined) this.bodyValue = this.node.childForFieldName('body');
+    return this.bodyValue;
+  }
+
+  get returnType(): string | null {
+    if (this.returnTypeValue === undefined) this.returnTypeValue = this.node.childForFieldName('return_type')?.text ?? null;
+    return this.returnTypeValue;
+  }
 }
 
 function paramInfo(p: SyntaxNode): ParamInfo {
@@ -696,12 +735,12 @@ function lazyAssignments(model: FileModel, raw: RawAssignment[]): void {
   Object.defineProperty(model, 'augAssignments', { get: () => get().augmented, enumerable: true, configurable: true });
 }
 
-/** Loops of the innermost function whose per-iteration part contains `start`, innermost last. */
+/** Loops of the innermost function whose per-iteration part contains `start`, innermost last (a class body in a loop runs per iteration). */
 function loopsAround(model: FileModel, stack: Frame[], start: number): number[] {
   const out: number[] = [];
   for (let i = stack.length - 1; i >= 0; i--) {
     const f = stack[i]!;
-    if (f.kind === 'function' || f.kind === 'class') break;
+    if (f.kind === 'function') break;
     if (f.kind !== 'loop') continue;
     const loop = model.loops[f.index]!;
     if (start >= loop.iterStart && start < loop.iterEnd) out.unshift(f.index);
@@ -791,26 +830,32 @@ class CallInfoImpl implements CallInfo {
     readonly functionIndex: number,
     /** The source when the callee may be read from the text, or null to use the tree. */
     source: string | null,
+    /** 0-based line of `start` and that line's start offset. */
+    row: number,
+    lineStart: number,
   ) {
-    const row = model.lineOf(start);
     this.line = row + 1;
-    this.column = start - lineStartOf(model, row) + 1;
+    this.column = start - lineStart + 1;
     let text: string | null = null;
     if (source) {
       SIMPLE_CALLEE.lastIndex = start;
       const m = SIMPLE_CALLEE.exec(source);
-      if (m) text = m[1]!.replace(/[ \t]+/g, '');
+      if (m) {
+        text = m[1]!;
+        if (text.includes(' ') || text.includes('\t')) text = text.replace(/[ \t]+/g, '');
+      }
     }
     if (text === null) {
       this.calleeNode = node.childForFieldName('function');
       text = this.calleeNode ? this.calleeNode.text.replace(/\s+/g, '') : '';
       this.method = this.calleeNode?.type === 'attribute' ? (this.calleeNode.childForFieldName('attribute')?.text ?? '') : text;
+      this.dotted = DOTTED.test(text);
     } else {
       const dot = text.lastIndexOf('.');
       this.method = dot >= 0 ? text.slice(dot + 1) : text;
+      this.dotted = true;
     }
     this.calleeText = text;
-    this.dotted = DOTTED.test(text);
     this.source = model.source;
   }
 
@@ -868,19 +913,11 @@ function followsAwait(source: string, start: number): boolean {
   return !(before === 46 || before === 95 || (before >= 48 && before <= 57) || (before >= 65 && before <= 90) || (before >= 97 && before <= 122) || before > 127);
 }
 
-const LINE_STARTS = new WeakMap<FileModel, number[]>();
-
-function lineStartOf(model: FileModel, row: number): number {
-  return LINE_STARTS.get(model)![row]!;
-}
-
 function isOffloadCall(call: CallInfo): boolean {
   // Resolution through imports happens later; accept the plain spellings here as well.
   const t = call.calleeText;
   if (OFFLOAD_METHODS.has(call.method)) return true;
-  if (t === 'to_thread' || t === 'run_in_threadpool' || t === 'run_sync' || t === 'sync_to_async') return true;
-  for (const q of OFFLOAD_FUNCTIONS) if (q.endsWith('.' + t) || q === t) return true;
-  return false;
+  return OFFLOAD_SPELLINGS.has(t);
 }
 
 /** The innermost function enclosing a call, or undefined at module level. */
