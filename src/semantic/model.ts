@@ -90,6 +90,8 @@ export interface CallInfo {
   method: string;
   /** The receiver expression of a method call, or null for a bare name. */
   readonly receiver: SyntaxNode | null;
+  /** Offset just past the `(` of a plain dotted callee's argument list, or -1 when not read from the text. */
+  readonly argsOffset: number;
   /** Is there a receiver (`x.m(...)`)? Read from the text for a plain dotted callee. */
   readonly hasReceiver: boolean;
   /**
@@ -820,6 +822,7 @@ class CallInfoImpl implements CallInfo {
   private awaitedValue = false;
   private withItemValue = false;
   private readonly source: string;
+  argsOffset = -1;
   /** The callee is a plain dotted name (`a.b.c`), so its receiver is known from the text. */
   private readonly dotted: boolean;
 
@@ -841,6 +844,7 @@ class CallInfoImpl implements CallInfo {
       SIMPLE_CALLEE.lastIndex = start;
       const m = SIMPLE_CALLEE.exec(source);
       if (m) {
+        this.argsOffset = start + m[0].length;
         text = m[1]!;
         if (text.includes(' ') || text.includes('\t')) text = text.replace(/[ \t]+/g, '');
       }

@@ -121,6 +121,25 @@ export function receiverEvidence(model: FileModel, call: CallInfo): Evidence {
   return null;
 }
 
+const NO_ARGS = /\s*\)/y;
+const MODEL_FIRST_ARG = /\s*(?:[A-Za-z_]\w*\s*\.\s*)*[A-Z][a-z0-9]\w*\s*,/y;
+
+/**
+ * Can the argument list at `offset` (just past its `(`) start with a model class and a second
+ * argument (`User, id`)? False only when the text rules it out; a comment before the first
+ * comma, or an offset not read from the text (-1), leaves it to the tree.
+ */
+function mayBeModelFirstArg(source: string, offset: number): boolean {
+  if (offset < 0) return true;
+  MODEL_FIRST_ARG.lastIndex = offset;
+  if (MODEL_FIRST_ARG.test(source)) return true;
+  const comma = source.indexOf(',', offset);
+  const close = source.indexOf(')', offset);
+  const stop = Math.min(comma < 0 ? source.length : comma, close < 0 ? source.length : close);
+  const head = source.slice(offset, stop);
+  return head.includes('#') || head.includes('\\');
+}
+
 /** A model class argument: `User`, `models.User`. */
 function isModelName(node: SyntaxNode | undefined): boolean {
   if (!node) return false;
@@ -266,6 +285,14 @@ function classify(model: FileModel, call: CallInfo): DbOp | null {
   if (!candidate || !call.hasReceiver) return null;
   const repo = repositoryOp(model, call);
   if (repo !== undefined) return repo;
+  // `d.get(key)`, `environ.get("X", "")`: most `get` calls are not `session.get(Model, id)`, and
+  // their first argument says so without typing the receiver.
+  if (GET_METHODS.has(m) && !mayBeModelFirstArg(model.source, call.argsOffset)) return null;
+  // `result.scalars()`, `conn.execute()`: a statement method without a statement is not a query.
+  if ((STATEMENT_METHODS.has(m) || RAW_SQL_METHODS.has(m)) && call.argsOffset >= 0) {
+    NO_ARGS.lastIndex = call.argsOffset;
+    if (NO_ARGS.test(model.source)) return null;
+  }
   // `session.query(M).filter(...).delete()` / `.update({...})`: a bulk statement per call.
   const receiver = (m === 'delete' || m === 'update') && call.dottedReceiver === null ? call.receiver : null;
   if (receiver?.type === 'call' && /^[\w.]+\.query\(/.test(receiver.text)) {

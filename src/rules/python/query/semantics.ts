@@ -17,8 +17,19 @@ export function unwrap(node: SyntaxNode | null): SyntaxNode | null {
   return n;
 }
 
+type CallArgs = { positional: SyntaxNode[]; keywords: Map<string, SyntaxNode> };
+
+/** A model's call nodes are kept, so several rules asking about one call share the answer. */
+const argsMemo = new WeakMap<SyntaxNode, CallArgs>();
+
 /** The argument nodes of a call: positional ones in order and keyword ones by name. */
-export function callArgs(call: SyntaxNode): { positional: SyntaxNode[]; keywords: Map<string, SyntaxNode> } {
+export function callArgs(call: SyntaxNode): CallArgs {
+  let args = argsMemo.get(call);
+  if (!args) argsMemo.set(call, (args = readCallArgs(call)));
+  return args;
+}
+
+function readCallArgs(call: SyntaxNode): CallArgs {
   const positional: SyntaxNode[] = [];
   const keywords = new Map<string, SyntaxNode>();
   const args = call.childForFieldName('arguments');
