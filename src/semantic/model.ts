@@ -196,7 +196,7 @@ const TEST_PATH = /(^|\/)(tests?|testing)\/|(^|\/)test_[^/]*\.py$|_test\.py$|(^|
 const BACKGROUND_PATH = /(^|\/)(tasks|jobs|workers|worker|cron)(\/|\.py$)/;
 
 /** Node types the model is built from, fetched in one batch call in document order. */
-const MODEL_NODE_TYPES = [
+export const MODEL_NODE_TYPES = [
   'function_definition', 'class_definition', 'call', 'for_statement', 'while_statement',
   'list_comprehension', 'set_comprehension', 'dictionary_comprehension', 'generator_expression',
   'with_statement', 'lambda', 'import_statement', 'import_from_statement', 'yield',
@@ -985,6 +985,26 @@ export function valueTypeOf(model: FileModel, name: string, fnIndex: number, bef
 function resolveAnnotation(model: FileModel, annotation: string): string {
   const inner = annotation.replace(/^Annotated\[\s*/, '').replace(/^Optional\[\s*/, '').replace(/[\[,|].*$/s, '').trim();
   return resolveName(model, inner) ?? inner;
+}
+
+/**
+ * The identifier nodes named `name` inside `node`, in document order: each whole-word occurrence
+ * in the node's text, looked up as the node that spans it. Identifiers are the most numerous
+ * nodes of a body and a name occurs a few times in it, so this reads far fewer nodes than
+ * `descendantsOfType('identifier')`; occurrences in strings and comments are not identifiers.
+ */
+export function identifiersNamed(node: SyntaxNode, name: string): SyntaxNode[] {
+  const out: SyntaxNode[] = [];
+  const text = node.text;
+  if (!/^[A-Za-z_]\w*$/.test(name) || !text.includes(name)) return out;
+  const base = node.startIndex;
+  const re = new RegExp(`(?<!\\w)${name}(?!\\w)`, 'g');
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(text))) {
+    const id = node.descendantForIndex(base + m.index, base + m.index + name.length);
+    if (id?.type === 'identifier' && id.text === name) out.push(id);
+  }
+  return out;
 }
 
 /** Text of a node with a length cap, for messages. */

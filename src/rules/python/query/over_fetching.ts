@@ -14,7 +14,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileModel } from '../../../semantic/model.js';
-import { callAt, effectiveRole } from '../../../semantic/model.js';
+import { callAt, effectiveRole, identifiersNamed } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 import { isMigrationFile, projectIndex } from '../../projectFacts.js';
@@ -56,8 +56,8 @@ function valueTop(call: SyntaxNode): SyntaxNode {
 function attributesRead(fnBody: SyntaxNode, name: string, from: number): Set<string> | null {
   const attrs = new Set<string>();
   let iterated = false;
-  for (const id of fnBody.descendantsOfType('identifier')) {
-    if (id.text !== name || id.startIndex < from) continue;
+  for (const id of identifiersNamed(fnBody, name)) {
+    if (id.startIndex < from) continue;
     const p = id.parent;
     if (!p) return null;
     if (p.type === 'attribute' && p.childForFieldName('attribute')?.id === id.id) continue; // `x.name`
@@ -77,8 +77,8 @@ function attributesRead(fnBody: SyntaxNode, name: string, from: number): Set<str
 
 /** Adds the attributes read on `item` inside `scope`; false when the item is used any other way. */
 function itemAttributes(scope: SyntaxNode, item: string, attrs: Set<string>, bindingId: number): boolean {
-  for (const id of scope.descendantsOfType('identifier')) {
-    if (id.text !== item || id.id === bindingId) continue;
+  for (const id of identifiersNamed(scope, item)) {
+    if (id.id === bindingId) continue;
     const p = id.parent;
     if (p?.type === 'attribute' && p.childForFieldName('object')?.id === id.id) {
       const attr = p.childForFieldName('attribute')?.text ?? '';
