@@ -4,12 +4,14 @@
  *
  *   (a) read   — read + UTF-8 decode + line count, through the pool
  *   (b) parse  — (a) + one tree-sitter parse per file, through the same pool and thread count
+ *   (w) walk   — (b) + fetching the semantic model's nodes from each tree (one batch call): the
+ *                floor of any analysis that reads the tree through the binding
  *   (c) full   — `scan()` with report, log and cache off (+ rendering the text, JSON and
  *                markdown outputs, timed apart)
  * then 1 vs 2 workers (parse and full), and a cold vs warm cached scan (cache in a temp dir).
  *
  * Options: --repeat N (medians; default 3) · --jobs N (default: cores) · --parser auto|native|wasm
- *   · --no-workers (skip 1 vs 2) · --no-cache-run (skip cold/warm) · --only read,parse,full
+ *   · --no-workers (skip 1 vs 2) · --no-cache-run (skip cold/warm) · --only read,parse,walk,full
  *   · --save-timings FILE (per-rule and per-stage times of the median full run, JSON)
  *   · --compare A.json B.json (compare two saved timings and exit) · --json FILE (all figures)
  * Figures only, no assertions.
@@ -45,7 +47,7 @@ interface Args {
 function parseArgs(argv: string[]): Args {
   const a: Args = {
     root: '', repeat: 3, jobs: os.availableParallelism(), parser: 'auto', workers: true, cacheRun: true,
-    only: new Set(['read', 'parse', 'full']), saveTimings: null, compare: null, json: null,
+    only: new Set(['read', 'parse', 'walk', 'full']), saveTimings: null, compare: null, json: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -183,10 +185,12 @@ async function main(): Promise<void> {
 
   const reads: Measure[] = [];
   const parses: Measure[] = [];
+  const walks: Measure[] = [];
   const fulls: FullMeasure[] = [];
   for (let r = 0; r < args.repeat; r++) {
     if (args.only.has('read')) reads.push(await floor(files, root, 'read', args.jobs, args.parser));
     if (args.only.has('parse')) parses.push(await floor(files, root, 'parse', args.jobs, args.parser));
+    if (args.only.has('walk')) walks.push(await floor(files, root, 'walk', args.jobs, args.parser));
     if (args.only.has('full')) fulls.push(await full(root, args.jobs, args.parser));
     process.stderr.write(`  round ${r + 1}/${args.repeat} done\n`);
   }
@@ -204,11 +208,17 @@ async function main(): Promise<void> {
   };
   if (reads.length) row('(a) read', reads.map((x) => x.ms), reads.map((x) => x.rss), reads[0]!.bytes);
   if (parses.length) row('(b) parse', parses.map((x) => x.ms), parses.map((x) => x.rss), parses[0]!.bytes);
+  if (walks.length) row('(w) parse+walk', walks.map((x) => x.ms), walks.map((x) => x.rss), walks[0]!.bytes);
   if (fulls.length) row('(c) full', fulls.map((x) => x.ms), fulls.map((x) => x.rss), fulls[0]!.bytes);
   if (parses.length && fulls.length) {
     const ratio = median(fulls.map((x) => x.ms)) / median(parses.map((x) => x.ms));
     console.log(`\nfull / parse = ${ratio.toFixed(2)}×   (target ≤ 1.30×)`);
     figures.fullOverParse = Number(ratio.toFixed(3));
+  }
+  if (parses.length && walks.length) {
+    const ratio = median(walks.map((x) => x.ms)) / median(parses.map((x) => x.ms));
+    console.log(`walk / parse = ${ratio.toFixed(2)}×   (the model's node batch alone, before any analysis)`);
+    figures.walkOverParse = Number(ratio.toFixed(3));
   }
 
   if (fulls.length) {

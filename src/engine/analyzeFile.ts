@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { SyntaxNode } from '../parse/parser.js';
 import type { PythonParser } from '../parse/parser.js';
 import type { ProjectContext } from '../discovery/context.js';
-import { buildFileModel, type FileModel } from '../semantic/model.js';
+import { buildFileModel, MODEL_NODE_TYPES, type FileModel } from '../semantic/model.js';
 import { summarize } from '../analysis/summary.js';
 import { collectEffects } from '../analysis/effects.js';
 import type { FileRule, Location, RuleReport } from '../rules/types.js';
@@ -85,15 +85,18 @@ export function analyzeFile(
 
 /**
  * The cost floor of one file, for `bench`: the same read and decode as {@link analyzeFile},
- * then (mode `parse`) one parse whose tree is touched once and released.
+ * then (mode `parse`) one parse whose tree is touched once and released, and (mode `walk`) the
+ * semantic model's one batch of nodes fetched from the tree: what any analysis through the
+ * binding pays before it computes anything.
  */
-export function floorFile(rel: string, abs: string, parser: PythonParser | null): FileOutcome {
+export function floorFile(rel: string, abs: string, parser: PythonParser | null, walk = false): FileOutcome {
   const outcome: FileOutcome = { path: rel, lines: 0, bytes: 0, parseError: false, findings: [], internalErrors: [] };
   const source = readSource(rel, abs, outcome, false);
   if (source === null || !parser) return outcome;
   const tree = parser.parse(source);
   try {
     outcome.parseError = tree.rootNode.hasError;
+    if (walk) tree.rootNode.descendantsOfType(MODEL_NODE_TYPES);
   } finally {
     tree.release();
   }

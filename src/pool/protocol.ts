@@ -22,9 +22,10 @@ export interface WorkerSetup {
 
 /**
  * What a batch does with each file: `full` is the audit; `parse` reads, decodes and parses
- * only and `read` only reads and decodes — the cost floors `bench` compares the audit with.
+ * only, `walk` also fetches the semantic model's nodes (one `descendantsOfType` batch), and
+ * `read` only reads and decodes — the cost floors `bench` compares the audit with.
  */
-export type TaskMode = 'full' | 'parse' | 'read' | 'facts';
+export type TaskMode = 'full' | 'parse' | 'walk' | 'read' | 'facts';
 
 /**
  * The project context in shared memory: JSON bytes in a SharedArrayBuffer, so every task can

@@ -84,7 +84,7 @@ export default async function runBatch(task: BatchTask): Promise<BatchResult> {
       files.push(
         mode === 'full'
           ? analyzeFile(f.rel, f.abs, parser!, rules, context!, { timings: setup.timings, rootDir: setup.rootDir, hash: setup.hashContent, repoModules })
-          : floorFile(f.rel, f.abs, parser),
+          : floorFile(f.rel, f.abs, parser, mode === 'walk'),
       );
     } catch (err) {
       files.push({
