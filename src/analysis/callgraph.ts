@@ -321,3 +321,31 @@ export function callGraphOf(index: RepoIndex): CallGraph {
   }
   return g;
 }
+
+/** A call site recorded as an effect of a function, with the same-repo function it calls. */
+export interface SiteCall {
+  ref: FnRef;
+  file: FileSummary;
+  fn: SummaryFunction;
+  site: Effect;
+  call: SummaryCall;
+  to: FnRef;
+}
+
+/**
+ * Every site fact of the given kinds (outside test files) whose call resolves to a function of
+ * the repo: the starting point of the rules that follow a call into its callee.
+ */
+export function* siteCalls(graph: CallGraph, kinds: ReadonlySet<string>): Generator<SiteCall> {
+  for (const ref of graph.functions()) {
+    const file = graph.fileOf(ref);
+    if (file.isTestFile) continue;
+    const fn = graph.function(ref);
+    for (const site of graph.ownEffects(ref)) {
+      if (!kinds.has(site.kind)) continue;
+      const call = file.calls.find((c) => c.line === site.line && c.column === site.column);
+      const to = call ? graph.resolveCall(ref.file, call) : null;
+      if (call && to) yield { ref, file, fn, site, call, to };
+    }
+  }
+}

@@ -8,8 +8,10 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRuleContext, RepoRuleContext } from '../../types.js';
-import { callGraphOf } from '../../../analysis/callgraph.js';
+import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
 import { classifyDbCall, LOOP_CALL, smallLiteralProduct, type DbOp, type DbOpKind } from './dbCalls.js';
+
+const LOOP_CALLS = new Set([LOOP_CALL]);
 import { perItemLoops, short } from './semantics.js';
 
 export interface LoopSite {
@@ -83,29 +85,19 @@ export function reportHelperSites(
   severity: (literalSize: number | null) => Severity | undefined = () => undefined,
 ): void {
   const graph = callGraphOf(ctx.index);
-  for (const ref of graph.functions()) {
-    const file = graph.fileOf(ref);
-    if (file.isTestFile) continue;
-    const fn = graph.function(ref);
-    for (const site of graph.ownEffects(ref)) {
-      if (site.kind !== LOOP_CALL) continue;
-      const call = file.calls.find((c) => c.line === site.line && c.column === site.column);
-      if (!call) continue;
-      const to = graph.resolveCall(ref.file, call);
-      if (!to) continue;
-      const reach = graph.effectsOf(to, 'any').get(effectKind);
-      if (!reach) continue;
-      const chain = [fn.qualifiedName, ...graph.chainNames(reach)];
-      const size = site.what === '' ? null : Number(site.what);
-      ctx.report({
-        path: file.path,
-        location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-        message: message(graph.function(to).qualifiedName, reach.effect.what),
-        severity: severity(size),
-        function: fn.name,
-        chain,
-      });
-    }
+  for (const { file, fn, site, call, to } of siteCalls(graph, LOOP_CALLS)) {
+    const reach = graph.effectsOf(to, 'any').get(effectKind);
+    if (!reach) continue;
+    const chain = [fn.qualifiedName, ...graph.chainNames(reach)];
+    const size = site.what === '' ? null : Number(site.what);
+    ctx.report({
+      path: file.path,
+      location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+      message: message(graph.function(to).qualifiedName, reach.effect.what),
+      severity: severity(size),
+      function: fn.name,
+      chain,
+    });
   }
 }
 

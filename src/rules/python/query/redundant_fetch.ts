@@ -15,8 +15,10 @@
  */
 import type { Severity } from '../../../types.js';
 import type { RepoRule, RepoRuleContext } from '../../types.js';
-import { callGraphOf } from '../../../analysis/callgraph.js';
+import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
 import { PASSES_LOADED_ID, QUERY_EFFECT, RELOADS_PARAM, type PassedId } from './dbCalls.js';
+
+const PASSED_IDS = new Set([PASSES_LOADED_ID]);
 
 export const redundantFetch: RepoRule = {
   meta: {
@@ -38,46 +40,36 @@ export const redundantFetch: RepoRule = {
   },
   checkRepo(ctx: RepoRuleContext): void {
     const graph = callGraphOf(ctx.index);
-    for (const ref of graph.functions()) {
-      const file = graph.fileOf(ref);
-      if (file.isTestFile) continue;
-      const fn = graph.function(ref);
-      for (const site of graph.ownEffects(ref)) {
-        if (site.kind !== PASSES_LOADED_ID) continue;
-        const passed = JSON.parse(site.what) as PassedId;
-        const call = file.calls.find((c) => c.line === site.line && c.column === site.column);
-        if (!call) continue;
-        const to = graph.resolveCall(ref.file, call);
-        if (!to) continue;
-        const callee = graph.function(to);
-        const reload = graph.ownEffects(to).find((e) => {
-          if (e.kind !== RELOADS_PARAM) return false;
-          const [pos, name] = e.what.split(':');
-          return typeof passed.arg === 'number' ? Number(pos) === passed.arg : name === passed.arg;
-        });
-        if (!reload) continue;
-        const model = reload.what.split(':')[2]!;
-        let loadedBy = passed.model;
-        const chain: string[] = [fn.qualifiedName];
-        if (!loadedBy) {
-          const loader = file.calls.find((c) => c.line === passed.source[0] && c.column === passed.source[1]);
-          const target = loader ? graph.resolveCall(ref.file, loader) : null;
-          const reach = target ? graph.effectsOf(target, 'any').get(QUERY_EFFECT) : undefined;
-          if (!reach || !new RegExp(`[( ]${model}\\)$`).test(reach.effect.what)) continue;
-          loadedBy = model;
-        }
-        if (loadedBy !== model) continue;
-        chain.push(callee.qualifiedName);
-        const severity: Severity = fn.effectiveRole === 'handler' ? 'high' : 'medium';
-        ctx.report({
-          path: file.path,
-          location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-          message: `\`${passed.variable}\` is already loaded, but \`${callee.qualifiedName}\` gets only \`${passed.variable}.id\` and loads ${model} again (line ${reload.line} of ${graph.fileOf(to).path})`,
-          severity,
-          function: fn.name,
-          chain,
-        });
+    for (const { ref, file, fn, site, call, to } of siteCalls(graph, PASSED_IDS)) {
+      const passed = JSON.parse(site.what) as PassedId;
+      const callee = graph.function(to);
+      const reload = graph.ownEffects(to).find((e) => {
+        if (e.kind !== RELOADS_PARAM) return false;
+        const [pos, name] = e.what.split(':');
+        return typeof passed.arg === 'number' ? Number(pos) === passed.arg : name === passed.arg;
+      });
+      if (!reload) continue;
+      const model = reload.what.split(':')[2]!;
+      let loadedBy = passed.model;
+      const chain: string[] = [fn.qualifiedName];
+      if (!loadedBy) {
+        const loader = file.calls.find((c) => c.line === passed.source[0] && c.column === passed.source[1]);
+        const target = loader ? graph.resolveCall(ref.file, loader) : null;
+        const reach = target ? graph.effectsOf(target, 'any').get(QUERY_EFFECT) : undefined;
+        if (!reach || !new RegExp(`[( ]${model}\\)$`).test(reach.effect.what)) continue;
+        loadedBy = model;
       }
+      if (loadedBy !== model) continue;
+      chain.push(callee.qualifiedName);
+      const severity: Severity = fn.effectiveRole === 'handler' ? 'high' : 'medium';
+      ctx.report({
+        path: file.path,
+        location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+        message: `\`${passed.variable}\` is already loaded, but \`${callee.qualifiedName}\` gets only \`${passed.variable}.id\` and loads ${model} again (line ${reload.line} of ${graph.fileOf(to).path})`,
+        severity,
+        function: fn.name,
+        chain,
+      });
     }
   },
 };

@@ -23,9 +23,11 @@
  * Severity: medium.
  */
 import type { RepoRule, RepoRuleContext } from '../../types.js';
-import { callGraphOf, type FnRef } from '../../../analysis/callgraph.js';
+import { callGraphOf, siteCalls, type FnRef } from '../../../analysis/callgraph.js';
 import { PASSES_LOADED_ID, RELOADS_PARAM, type PassedId } from './dbCalls.js';
 import { PASSES_HELD_ATTR, PROVIDES_FIELDS, RESOLVES_ONE_ATTR, RETURNS_LOAD, type HeldAttrPass, type ResolvedAttr } from './resolveFacts.js';
+
+const PASSED_ATTRS = new Set([PASSES_HELD_ATTR, PASSES_LOADED_ID]);
 
 export const unnecessaryResolve: RepoRule = {
   meta: {
@@ -47,43 +49,34 @@ export const unnecessaryResolve: RepoRule = {
   },
   checkRepo(ctx: RepoRuleContext): void {
     const graph = callGraphOf(ctx.index);
-    for (const ref of graph.functions()) {
-      const file = graph.fileOf(ref);
-      if (file.isTestFile) continue;
-      const fn = graph.function(ref);
-      for (const site of graph.ownEffects(ref)) {
-        if (site.kind !== PASSES_HELD_ATTR && site.kind !== PASSES_LOADED_ID) continue;
-        const call = file.calls.find((c) => c.line === site.line && c.column === site.column);
-        const to = call ? graph.resolveCall(ref.file, call) : null;
-        if (!call || !to) continue;
-        const held = site.kind === PASSES_HELD_ATTR ? (JSON.parse(site.what) as HeldAttrPass) : null;
-        const loaded = held ? null : (JSON.parse(site.what) as PassedId);
-        const arg = (held ?? loaded)!.arg;
-        const found = resolvedIn(to, arg);
-        if (!found) continue;
-        const { fact, line } = found;
-        let variable: string;
-        let key: string;
-        if (held) {
-          if (!holds(held, fact.attr, fact.qualified, providedFields)) continue;
-          ({ variable, key } = held);
-        } else {
-          // A row this function loaded, passed by `row.id`: PA101's when the callee reloads it
-          // the way PA101 sees; this rule's when the callee reads one attribute of its reload.
-          if (graph.ownEffects(to).some((e) => e.kind === RELOADS_PARAM && matchesArg(e.what.split(':'), arg))) continue;
-          if (loadedModel(ref, loaded!) !== fact.model) continue;
-          variable = loaded!.variable;
-          key = 'id';
-        }
-        const callee = graph.function(to);
-        ctx.report({
-          path: file.path,
-          location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-          message: `\`${callee.qualifiedName}\` loads ${fact.model} by \`${fact.param}\` only to read \`.${fact.attr}\` (line ${line} of ${graph.fileOf(to).path}); \`${variable}.${fact.attr}\` is already in hand here: pass it instead of \`${variable}.${key}\``,
-          function: fn.name,
-          chain: [fn.qualifiedName, callee.qualifiedName],
-        });
+    for (const { ref, file, fn, site, call, to } of siteCalls(graph, PASSED_ATTRS)) {
+      const held = site.kind === PASSES_HELD_ATTR ? (JSON.parse(site.what) as HeldAttrPass) : null;
+      const loaded = held ? null : (JSON.parse(site.what) as PassedId);
+      const arg = (held ?? loaded)!.arg;
+      const found = resolvedIn(to, arg);
+      if (!found) continue;
+      const { fact, line } = found;
+      let variable: string;
+      let key: string;
+      if (held) {
+        if (!holds(held, fact.attr, fact.qualified, providedFields)) continue;
+        ({ variable, key } = held);
+      } else {
+        // A row this function loaded, passed by `row.id`: PA101's when the callee reloads it
+        // the way PA101 sees; this rule's when the callee reads one attribute of its reload.
+        if (graph.ownEffects(to).some((e) => e.kind === RELOADS_PARAM && matchesArg(e.what.split(':'), arg))) continue;
+        if (loadedModel(ref, loaded!) !== fact.model) continue;
+        variable = loaded!.variable;
+        key = 'id';
       }
+      const callee = graph.function(to);
+      ctx.report({
+        path: file.path,
+        location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+        message: `\`${callee.qualifiedName}\` loads ${fact.model} by \`${fact.param}\` only to read \`.${fact.attr}\` (line ${line} of ${graph.fileOf(to).path}); \`${variable}.${fact.attr}\` is already in hand here: pass it instead of \`${variable}.${key}\``,
+        function: fn.name,
+        chain: [fn.qualifiedName, callee.qualifiedName],
+      });
     }
 
     /** The callee's one-attribute load of the parameter that receives `arg`, with its model known. */
