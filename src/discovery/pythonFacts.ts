@@ -6,6 +6,7 @@
  */
 import type { SyntaxNode } from '../parse/parser.js';
 import type { CallInfo, FileModel } from '../semantic/model.js';
+import { resolveImported } from '../semantic/model.js';
 import type {
   EngineInfo,
   EventSite,
@@ -475,7 +476,7 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
     }
     const text = arg.text.replace(/\s+/g, '').replace(/\[.*$/, '');
     if (!/^[A-Za-z_][\w.]*$/.test(text)) continue;
-    bases.push(resolveDotted(model, text));
+    bases.push(resolveImported(model, text) ?? text);
   }
   const decorators: string[] = [];
   if (cls.parent?.type === 'decorated_definition') {
@@ -609,16 +610,6 @@ function declaredAttr(def: SyntaxNode, name: string, facts: ClassFacts, scope: L
   }
 }
 
-function resolveDotted(model: FileModel, dotted: string): string {
-  const dot = dotted.indexOf('.');
-  const head = dot >= 0 ? dotted.slice(0, dot) : dotted;
-  const tail = dot >= 0 ? dotted.slice(dot) : '';
-  const imported = model.imports.get(head);
-  if (imported !== undefined) return imported + tail;
-  if (model.moduleDefs.has(head)) return `${model.moduleName}.${head}${tail}`;
-  return dotted;
-}
-
 export function isDeclarativeRootBase(base: string): boolean {
   return ROOT_BASES.test(base);
 }
@@ -643,7 +634,7 @@ function providerCandidate(model: FileModel, fnIndex: number): ProviderCandidate
   }
   const returnType = fn.returnType;
   if (!callee && !(returnType && /Session/.test(returnType))) return null;
-  const calleeResolved = callee && /^[A-Za-z_][\w.]*$/.test(callee) ? resolveDotted(model, callee) : callee;
+  const calleeResolved = callee && /^[A-Za-z_][\w.]*$/.test(callee) ? (resolveImported(model, callee) ?? callee) : callee;
   return {
     name: fn.qualifiedName,
     async: fn.isAsync,

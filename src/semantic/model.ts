@@ -496,15 +496,21 @@ function stripCall(text: string): string {
   return (paren >= 0 ? text.slice(0, paren) : text).replace(/\s+/g, '');
 }
 
-/** Resolves a dotted name through the file's imports; null when the head is not imported. */
+/** Resolves a dotted name through the file's imports and module names, and an unshadowed builtin; null otherwise. */
 export function resolveName(model: FileModel, dotted: string): string | null {
+  const resolved = resolveImported(model, dotted);
+  if (resolved !== null) return resolved;
+  return !dotted.includes('.') && BUILTINS.has(dotted) ? `builtins.${dotted}` : null;
+}
+
+/** Resolves a dotted name through the file's imports and module-level names only; null otherwise. */
+export function resolveImported(model: FileModel, dotted: string): string | null {
   const dot = dotted.indexOf('.');
   const head = dot >= 0 ? dotted.slice(0, dot) : dotted;
   const tail = dot >= 0 ? dotted.slice(dot) : '';
   const imported = model.imports.get(head);
   if (imported !== undefined) return imported + tail;
   if (model.moduleDefs.has(head)) return `${model.moduleName}.${head}${tail}`;
-  if (!tail && BUILTINS.has(head)) return `builtins.${head}`;
   return null;
 }
 
@@ -993,7 +999,7 @@ function resolveAnnotation(model: FileModel, annotation: string): string {
  * nodes of a body and a name occurs a few times in it, so this reads far fewer nodes than
  * `descendantsOfType('identifier')`; occurrences in strings and comments are not identifiers.
  */
-export function identifiersNamed(node: SyntaxNode, name: string): SyntaxNode[] {
+function identifiersNamed(node: SyntaxNode, name: string): SyntaxNode[] {
   const out: SyntaxNode[] = [];
   const text = node.text;
   if (!/^[A-Za-z_]\w*$/.test(name) || !text.includes(name)) return out;
@@ -1005,6 +1011,19 @@ export function identifiersNamed(node: SyntaxNode, name: string): SyntaxNode[] {
     if (id?.type === 'identifier' && id.text === name) out.push(id);
   }
   return out;
+}
+
+/**
+ * The identifiers inside `node` that read or bind the variable `name`: {@link identifiersNamed}
+ * without attribute names (`x.name`) and keyword names (`f(name=…)`).
+ */
+export function variableRefs(node: SyntaxNode, name: string): SyntaxNode[] {
+  return identifiersNamed(node, name).filter((id) => {
+    const p = id.parent;
+    if (p?.type === 'attribute' && p.childForFieldName('attribute')?.id === id.id) return false;
+    if (p?.type === 'keyword_argument' && p.childForFieldName('name')?.id === id.id) return false;
+    return true;
+  });
 }
 
 /** Text of a node with a length cap, for messages. */

@@ -14,9 +14,10 @@
  * FastAPI 0.106 background tasks ran inside the dependency scope, so `add_task` is fine there.
  */
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
+import { variableRefs } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import {
-  fastapiVersion, generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler, nameRefs,
+  fastapiVersion, generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler,
   streamingResponses, yieldDependencyOutlivesStream,
 } from './semantics.js';
 
@@ -25,8 +26,8 @@ const CREATE_TASK = /^(asyncio\.(create_task|ensure_future)|anyio\.from_thread\.
 /** The session is an argument of the task: `add_task(fn, session)`, `create_task(work(session))`. */
 function handsOver(call: CallInfo, name: string): boolean {
   const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
-  if (call.method === 'add_task') return args.slice(1).some((a) => nameRefs(a, name).length > 0 && !a.text.includes('lambda'));
-  return args.length > 0 && nameRefs(args[0]!, name).length > 0;
+  if (call.method === 'add_task') return args.slice(1).some((a) => variableRefs(a, name).length > 0 && !a.text.includes('lambda'));
+  return args.length > 0 && variableRefs(args[0]!, name).length > 0;
 }
 
 /** `task = asyncio.create_task(...)` later awaited or gathered in the same function. */
@@ -35,7 +36,7 @@ function awaitedLater(model: FileModel, fn: FunctionInfo, call: CallInfo): boole
   if (parent?.type !== 'assignment') return false;
   const target = parent.childForFieldName('left')?.text;
   if (!target || !fn.body) return false;
-  return nameRefs(fn.body, target).some((r) => r.startIndex > call.node.endIndex && (r.parent?.type === 'await' || /gather|wait/.test(r.parent?.parent?.text ?? '')));
+  return variableRefs(fn.body, target).some((r) => r.startIndex > call.node.endIndex && (r.parent?.type === 'await' || /gather|wait/.test(r.parent?.parent?.text ?? '')));
 }
 
 function isDetachedTask(model: FileModel, fn: FunctionInfo, call: CallInfo): boolean {

@@ -10,7 +10,7 @@ import { isMigrationFile } from '../../projectFacts.js';
 import { externalCall } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { callAt, moduleNameOf, resolveName } from '../../../semantic/model.js';
+import { callAt, moduleNameOf, resolveName, variableRefs } from '../../../semantic/model.js';
 import { annotationType, calleeType, receiverType } from '../../../semantic/valueTypes.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 
@@ -212,27 +212,6 @@ const OWNERSHIP_METHODS = new Set([
   'append', 'appendleft', 'extend', 'add', 'put', 'put_nowait', 'setdefault', 'register', 'release', 'putconn',
 ]);
 
-/** Identifier nodes named `name` inside `node` that read the variable (not attribute fields, not kwarg names). */
-export function nameRefs(node: SyntaxNode, name: string): SyntaxNode[] {
-  const out: SyntaxNode[] = [];
-  const text = node.text;
-  if (!text.includes(name) || !/^[A-Za-z_]\w*$/.test(name)) return out;
-  // Each whole-word occurrence in the text, looked up as the node that spans it: identifiers are
-  // the most numerous nodes of a body, and a name occurs only a few times in it.
-  const base = node.startIndex;
-  const re = new RegExp(`(?<![\\w.])${name}(?!\\w)`, 'g');
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(text))) {
-    const id = node.descendantForIndex(base + m.index, base + m.index + name.length);
-    if (id?.type !== 'identifier' || id.text !== name) continue;
-    const p = id.parent;
-    if (p?.type === 'attribute' && p.childForFieldName('attribute')?.id === id.id) continue;
-    if (p?.type === 'keyword_argument' && p.childForFieldName('name')?.id === id.id) continue;
-    out.push(id);
-  }
-  return out;
-}
-
 /** Is `ref` (an identifier of the variable) closing it: `x.close()`, `await x.aclose()`, `pool.release(x)`? */
 function isCloseRef(ref: SyntaxNode): boolean {
   const p = ref.parent;
@@ -352,11 +331,20 @@ function closesRightAfter(ref: SyntaxNode, acquisition: SyntaxNode): boolean {
   return false;
 }
 
+/** PA403 and PA405 both ask about each acquisition (acquisitions are computed once per file). */
+const closeFactsMemo = new WeakMap<Acquisition, CloseFacts>();
+
 export function closeFacts(acq: Acquisition): CloseFacts {
+  let facts = closeFactsMemo.get(acq);
+  if (!facts) closeFactsMemo.set(acq, (facts = findCloseFacts(acq)));
+  return facts;
+}
+
+function findCloseFacts(acq: Acquisition): CloseFacts {
   const fnNode = acq.fn.node;
   const body = acq.fn.body ?? fnNode;
   const stmtStart = acq.assignment.node.startIndex;
-  const refs = nameRefs(body, acq.target).filter((r) => r.startIndex >= acq.assignment.node.endIndex);
+  const refs = variableRefs(body, acq.target).filter((r) => r.startIndex >= acq.assignment.node.endIndex);
   const facts: CloseFacts = { escapes: false, closedInFinally: false, closedOnBothPaths: false, closedNormally: false, closingExcepts: new Set(), refs };
   let closedInCatchAll = false;
   // A `global` name outlives the call by design, like a value stored on an object.
@@ -573,7 +561,7 @@ export function bodyStartLine(fn: FunctionInfo): number {
 
 /** Does `node` (inside a clause) close `name`? */
 export function closesIn(node: SyntaxNode, name: string): boolean {
-  return nameRefs(node, name).some(isCloseRef);
+  return variableRefs(node, name).some(isCloseRef);
 }
 
 /**
@@ -627,11 +615,11 @@ export function endsTransaction(ref: SyntaxNode): boolean {
 /** Does the generator use the session: a closure reference in its body, or the session handed to the generator call? */
 export function generatorUsesSession(use: StreamingUse, name: string): boolean {
   const args = use.generatorCall?.childForFieldName('arguments');
-  if (args && nameRefs(args, name).length > 0) return true;
+  if (args && variableRefs(args, name).length > 0) return true;
   const gen = use.generator;
   if (!gen?.body || gen.parent < 0) return false;
   if (gen.params.some((p) => p.name === name)) return false;
-  return nameRefs(gen.body, name).length > 0;
+  return variableRefs(gen.body, name).length > 0;
 }
 
 /** References to `name` in the function's own body, outside the given nested functions. */
@@ -650,7 +638,7 @@ function isWrapperOf(value: SyntaxNode, names: Set<string>): boolean {
   const last = callee.slice(callee.lastIndexOf('.') + 1);
   if (!/^[A-Z]/.test(last) && !/^(from|for|with)_(session|db|connection)$/.test(last)) return false;
   const args = value.childForFieldName('arguments');
-  return !!args && [...names].some((n) => nameRefs(args, n).length > 0);
+  return !!args && [...names].some((n) => variableRefs(args, n).length > 0);
 }
 
 /**
@@ -669,6 +657,6 @@ export function sessionRefs(fn: FunctionInfo, name: string): SyntaxNode[] {
     names.add(left.text);
   }
   const refs: SyntaxNode[] = [];
-  for (const n of names) refs.push(...nameRefs(fn.body, n));
+  for (const n of names) refs.push(...variableRefs(fn.body, n));
   return refs.sort((x, y) => x.startIndex - y.startIndex);
 }

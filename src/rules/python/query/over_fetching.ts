@@ -14,7 +14,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileModel } from '../../../semantic/model.js';
-import { callAt, effectiveRole, identifiersNamed } from '../../../semantic/model.js';
+import { callAt, effectiveRole, variableRefs } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 import { isMigrationFile, projectIndex } from '../../projectFacts.js';
@@ -56,12 +56,10 @@ function valueTop(call: SyntaxNode): SyntaxNode {
 function attributesRead(fnBody: SyntaxNode, name: string, from: number): Set<string> | null {
   const attrs = new Set<string>();
   let iterated = false;
-  for (const id of identifiersNamed(fnBody, name)) {
+  for (const id of variableRefs(fnBody, name)) {
     if (id.startIndex < from) continue;
     const p = id.parent;
     if (!p) return null;
-    if (p.type === 'attribute' && p.childForFieldName('attribute')?.id === id.id) continue; // `x.name`
-    if (p.type === 'keyword_argument' && p.childForFieldName('name')?.id === id.id) continue;
     if (p.type === 'argument_list' && p.parent?.childForFieldName('function')?.text === 'len') continue;
     const loop = p.type === 'for_statement' || p.type === 'for_in_clause' ? p : null;
     if (!loop || loop.childForFieldName('right')?.id !== id.id) return null;
@@ -77,7 +75,7 @@ function attributesRead(fnBody: SyntaxNode, name: string, from: number): Set<str
 
 /** Adds the attributes read on `item` inside `scope`; false when the item is used any other way. */
 function itemAttributes(scope: SyntaxNode, item: string, attrs: Set<string>, bindingId: number): boolean {
-  for (const id of identifiersNamed(scope, item)) {
+  for (const id of variableRefs(scope, item)) {
     if (id.id === bindingId) continue;
     const p = id.parent;
     if (p?.type === 'attribute' && p.childForFieldName('object')?.id === id.id) {
@@ -88,8 +86,6 @@ function itemAttributes(scope: SyntaxNode, item: string, attrs: Set<string>, bin
       attrs.add(attr);
       continue;
     }
-    if (p?.type === 'attribute' && p.childForFieldName('attribute')?.id === id.id) continue;
-    if (p?.type === 'keyword_argument' && p.childForFieldName('name')?.id === id.id) continue;
     return false;
   }
   return true;

@@ -19,7 +19,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { assignmentsTo, callAt, identifiersNamed, resolveName } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, resolveName, variableRefs } from '../../../semantic/model.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { classifyDbCall, loadedModel, type DbOp } from './dbCalls.js';
 import { callArgs, lastAssignment, unwrap } from './semantics.js';
@@ -304,13 +304,10 @@ function soleAttributeRead(model: FileModel, fn: FunctionInfo, target: SyntaxNod
   const name = target.text;
   if (assignmentsTo(model, name).filter((a) => a.functionIndex === fn.index).length !== 1) return null;
   const attributes = new Set<string>();
-  for (const id of identifiersNamed(fn.node, name)) {
+  for (const id of variableRefs(fn.node, name)) {
     if (same(id, target)) continue;
     const parent = id.parent;
     if (!parent) return null;
-    // Not a reference to the variable: an attribute name (`x.owner`) or a keyword (`owner=`).
-    if (parent.type === 'attribute' && same(parent.childForFieldName('attribute'), id)) continue;
-    if (parent.type === 'keyword_argument' && same(parent.childForFieldName('name'), id)) continue;
     if (parent.type === 'attribute') {
       const attr = parent.childForFieldName('attribute')?.text ?? '';
       if (!isPlainRead(parent)) return null;
@@ -327,11 +324,9 @@ function onlyReturned(model: FileModel, fn: FunctionInfo, target: SyntaxNode): b
   const name = target.text;
   if (assignmentsTo(model, name).filter((a) => a.functionIndex === fn.index).length !== 1) return false;
   let returned = false;
-  for (const id of identifiersNamed(fn.node, name)) {
+  for (const id of variableRefs(fn.node, name)) {
     if (same(id, target)) continue;
     const parent = id.parent;
-    if (parent?.type === 'attribute' && same(parent.childForFieldName('attribute'), id)) continue;
-    if (parent?.type === 'keyword_argument' && same(parent.childForFieldName('name'), id)) continue;
     if (parent?.type === 'return_statement') returned = true;
     else if (!isExistenceCheck(id)) return false;
   }
