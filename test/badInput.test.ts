@@ -3,9 +3,9 @@
  * binary and non-UTF-8 files, empty and oversized files, broken symlinks and symlink loops.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from './helpers/tmp.js';
 import { scan } from '../dist/src/engine/scan.js';
 import { resolveConfig } from '../dist/src/config/config.js';
 import type { ScanResult } from '../src/engine/result.js';
@@ -14,7 +14,7 @@ let dir: string;
 let result: ScanResult;
 
 beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pa-bad-'));
+  dir = tempDir('pa-bad-');
   const w = (rel: string, data: string | Buffer) => {
     fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
     fs.writeFileSync(path.join(dir, rel), data);

@@ -2,10 +2,9 @@
  * The repo-wide call graph on real summaries: calls resolved through every import form and
  * `self.`, effects propagated along sync edges only, cycles safe, shortest chains.
  */
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { tempTree } from './helpers/tmp.js';
 import { createParser } from '../dist/src/parse/parser.js';
 import { analyzeFile } from '../dist/src/engine/analyzeFile.js';
 import { emptyContext } from '../dist/src/discovery/context.js';
@@ -67,11 +66,7 @@ let graph: CallGraph;
 let summaries: FileSummary[];
 
 beforeAll(async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pa-cg-'));
-  for (const [rel, text] of Object.entries(FILES)) {
-    fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-    fs.writeFileSync(path.join(dir, rel), text);
-  }
+  const dir = tempTree('pa-cg-', FILES);
   const parser = await createParser('wasm');
   summaries = Object.keys(FILES).sort().map((rel) => analyzeFile(rel, path.join(dir, rel), parser, [], emptyContext(dir)).summary!);
   graph = buildCallGraph({ files: summaries });

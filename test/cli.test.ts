@@ -1,9 +1,9 @@
 /** The command line as a user meets it: exit codes, one-line errors, outputs, files written. */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir, tempTree } from './helpers/tmp.js';
 
 const CLI = path.resolve(__dirname, '../dist/src/main.js');
 
@@ -13,12 +13,7 @@ function run(args: string[], cwd = process.cwd()) {
 }
 
 function project(files: Record<string, string>): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pa-cli-'));
-  for (const [rel, text] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-    fs.writeFileSync(path.join(dir, rel), text);
-  }
-  return dir;
+  return tempTree('pa-cli-', files);
 }
 
 const SLEEPY = { 'app/api.py': 'import time\n\nasync def handler():\n    time.sleep(1)\n' };
@@ -89,7 +84,7 @@ describe('outputs', () => {
 
   it('--no-write leaves the tree untouched and --output writes the format to a file', () => {
     const dir = project(SLEEPY);
-    const out = path.join(os.tmpdir(), `pa-out-${process.pid}.sarif`);
+    const out = path.join(tempDir('pa-out-'), 'out.sarif');
     run(['scan', dir, '--no-write', '--format', 'sarif', '--output', out]);
     expect(fs.readdirSync(dir).sort()).toEqual(['app']); // no docs/, no .persist-audit-cache/
     const sarif = JSON.parse(fs.readFileSync(out, 'utf8'));

@@ -1,8 +1,8 @@
 /** Severity downgrades after the families ran: Rule 1 (ADR override) and Rule 6 (execution context). */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from './helpers/tmp.js';
 import { scan } from '../dist/src/engine/scan.js';
 import { resolveConfig } from '../dist/src/config/config.js';
 import type { Finding } from '../src/types.js';
@@ -11,7 +11,7 @@ let findings: Finding[];
 let scores: Record<string, number>;
 
 beforeAll(async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pa-validate-'));
+  const dir = tempDir('pa-validate-');
   const files: Record<string, string> = {
     'app/api.py': 'import requests\n\n@app.get("/a")\nasync def rate():\n    return requests.get(URL, timeout=5)\n',
     'app/plain.py': 'import requests\n\n@app.get("/b")\nasync def rate_plain():\n    return requests.get(URL)\n',
