@@ -53,7 +53,7 @@ describe('SQL in Python migrations', () => {
     expect(ctx.problems).toEqual([]);
   });
 
-  it('does not call unknown f-string parts or text() expressions bad SQL', async () => {
+  it('does not call unknown f-string parts or text() expressions (bind parameters too) bad SQL', async () => {
     const ctx = await contextFor({
       'migrations/versions/0002.py': [
         'import sqlalchemy as sa',
@@ -62,6 +62,7 @@ describe('SQL in Python migrations', () => {
         '    op.add_column("t", sa.Column("id", sa.Uuid, server_default=sa.text("gen_random_uuid()")))',
         '    op.execute(f"CREATE TYPE kind AS ENUM {values}")',
         '    op.execute("SELEC 1")',
+        '    op.add_column("t", sa.Column("n", sa.Integer, server_default=sa.text("coalesce(:seed, 1)")))',
         '',
       ].join('\n'),
     });

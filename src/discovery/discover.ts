@@ -166,6 +166,29 @@ export function pythonFactsOf(
   }
 }
 
+/**
+ * Reads the SQL strings of a batch of Python facts with the PostgreSQL parser, where the facts
+ * were found: in the workers the SQL of a migration-heavy tree is parsed in parallel instead of
+ * on the main thread after the pass. The parser loads only when there is SQL to read.
+ */
+export async function readPythonSql(results: PythonFactsResult[]): Promise<void> {
+  const strings: { file: string; sql: SqlString }[] = [];
+  for (const r of results) {
+    if (!r.facts) continue;
+    for (const sql of r.facts.sqlCalls) strings.push({ file: r.file, sql });
+    for (const sql of r.facts.sqlMentions) strings.push({ file: r.file, sql });
+  }
+  if (!strings.length) return;
+  await loadSqlParser();
+  for (const { file, sql } of strings) {
+    try {
+      sql.facts = extractSqlFacts(withPgParams(sql).text, file, sql.line);
+    } catch {
+      // Left to finishDiscovery, which reads it again and reports what it can.
+    }
+  }
+}
+
 /** Builds the context on the main thread alone (the `context` command, tests). */
 export async function discoverContext(root: string, files: string[], parser: PythonParser): Promise<ProjectContext> {
   const plan = planDiscovery(root, files);
@@ -227,8 +250,8 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   const rank = revisionDepths(perFile);
   const seq = new Map(work.map((w, i) => [w, i]));
   work.sort((a, b) => (rank.get(a.file) ?? 0) - (rank.get(b.file) ?? 0) || cmp(a.file, b.file) || seq.get(a)! - seq.get(b)!);
-  // The PostgreSQL parser (WASM) loads only when there is SQL to read.
-  if (work.length > 0) await loadSqlParser();
+  // The PostgreSQL parser (WASM) loads only when there is SQL left to read here.
+  if (work.some((w) => !w.sql.facts)) await loadSqlParser();
   const sql = new SqlCollector(ctx);
   for (const w of work) sql.add(w.file, w.sql, w.migration, w.migration);
   sql.finish();
@@ -247,7 +270,7 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
  */
 function withPgParams(s: SqlString): SqlString {
   const text = s.text.replace(/%\([A-Za-z_]\w*\)s|%s\b|(?<![:\w]):[A-Za-z_]\w*/g, '$$1');
-  return text === s.text ? s : { text, line: s.line };
+  return text === s.text ? s : { ...s, text };
 }
 
 /**
@@ -346,7 +369,7 @@ class SqlCollector {
   constructor(private readonly ctx: ProjectContext) {}
 
   add(file: string, s: SqlString, reportErrors: boolean, isMigration: boolean): void {
-    const facts = extractSqlFacts(s.text, file, s.line);
+    const facts = s.facts ?? extractSqlFacts(s.text, file, s.line);
     // f-strings with unknown parts and text() expression pieces are not bad SQL when they do not parse.
     if (s.fragment || s.text.includes(PLACEHOLDER)) reportErrors = false;
     const channel = (c: string): string => (c.includes(PLACEHOLDER) ? DYNAMIC : c);

@@ -4,6 +4,7 @@
  * `Table(...)`s, SQL strings, and event publishers/subscribers. Reads the semantic model; names
  * are resolved through its imports.
  */
+import type { SqlFacts } from '../rules/sql/parse.js';
 import type { SyntaxNode } from '../parse/parser.js';
 import type { CallInfo, FileModel } from '../semantic/model.js';
 import { resolveImported } from '../semantic/model.js';
@@ -57,6 +58,8 @@ export interface SqlString {
   line: number;
   /** A `text()` / `literal_column()` piece that may be an expression, not a statement: parse failures are not reported. */
   fragment?: boolean;
+  /** What the PostgreSQL parser read in it (set by the worker that found the string). */
+  facts?: SqlFacts;
 }
 
 export interface PythonFileFacts {

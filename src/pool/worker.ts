@@ -11,7 +11,7 @@ import { ALL_RULES } from '../rules/registry.js';
 import { isFileRule, type FileRule } from '../rules/types.js';
 import { readSharedContext, type BatchResult, type BatchTask, type FileOutcome, type WorkerSetup } from './protocol.js';
 import type { ProjectContext } from '../discovery/context.js';
-import { cachedReader, externalConstants, pythonFactsOf, type PythonFactsResult } from '../discovery/discover.js';
+import { cachedReader, externalConstants, pythonFactsOf, readPythonSql, type PythonFactsResult } from '../discovery/discover.js';
 
 const setup = workerData as WorkerSetup & { timings?: boolean };
 const enabled = new Set(setup.codes);
@@ -29,8 +29,8 @@ function contextOf(task: BatchTask): ProjectContext {
   return setup.context;
 }
 
-/** The discovery pass: Python facts of the files worth parsing for the project context. */
-function runFacts(task: BatchTask, parser: PythonParser): PythonFactsResult[] {
+/** The discovery pass: Python facts of the files worth parsing for the project context, their SQL read. */
+async function runFacts(task: BatchTask, parser: PythonParser): Promise<PythonFactsResult[]> {
   const read = cachedReader(setup.rootDir);
   const external = externalConstants(read);
   const out: PythonFactsResult[] = [];
@@ -44,6 +44,7 @@ function runFacts(task: BatchTask, parser: PythonParser): PythonFactsResult[] {
       out.push({ file: f.rel, migration: f.migration ?? false, problem: `context extraction failed: ${(err as Error).message}` });
     }
   }
+  await readPythonSql(out);
   return out;
 }
 
@@ -73,7 +74,7 @@ export default async function runBatch(task: BatchTask): Promise<BatchResult> {
   const parser = mode === 'read' ? null : await parserPromise!;
   if (mode === 'facts') {
     const t = performance.now();
-    const facts = runFacts(task, parser!);
+    const facts = await runFacts(task, parser!);
     return { files: [], facts, parser: parser!.kind, parseMs: performance.now() - t };
   }
   const context = mode === 'full' ? contextOf(task) : null;
