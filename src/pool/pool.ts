@@ -52,10 +52,27 @@ export class AuditPool {
     this.jobs = Math.max(1, options.jobs);
   }
 
-  private async start(batches: number): Promise<Piscina> {
-    if (this.piscina) return this.piscina;
+  private starting: Promise<Piscina> | null = null;
+
+  /**
+   * Starts the workers now (they load the parser while the caller goes on); later passes use
+   * them. Without it, the first pass starts them.
+   */
+  warm(): void {
+    this.start(this.jobs).catch(() => {
+      // The pass that needs the pool reports the failure.
+      this.starting = null;
+    });
+  }
+
+  private start(batches: number): Promise<Piscina> {
+    this.starting ??= this.create(batches);
+    return this.starting;
+  }
+
+  private async create(batches: number): Promise<Piscina> {
     const setup = typeof this.options.setup === 'function' ? await this.options.setup() : this.options.setup;
-    this.piscina ??= new Piscina({
+    this.piscina = new Piscina({
       filename: new URL('./worker.js', import.meta.url).href,
       minThreads: Math.min(this.jobs, batches || 1),
       maxThreads: this.jobs,
@@ -67,19 +84,20 @@ export class AuditPool {
     return this.piscina;
   }
 
-  private batches(files: SourceFile[], migration?: (rel: string) => boolean): BatchTask[] {
+  private batches(files: SourceFile[]): BatchTask[] {
     const total = files.reduce((s, f) => s + f.size, 0);
     // Small batches at the end keep both threads busy; never fewer than ~4 batches per thread.
     const target = this.options.batchBytes ?? Math.max(32 * 1024, Math.min(512 * 1024, Math.ceil(total / (this.jobs * 8))));
-    const batches = makeBatches(files, target);
-    if (migration) for (const b of batches) for (const f of b.files) f.migration = migration(f.rel);
-    return batches;
+    return makeBatches(files, target);
   }
 
   /** The discovery pass: Python facts for the project context, in parallel. */
   async facts(files: SourceFile[], migration: (rel: string) => boolean): Promise<PythonFactsResult[]> {
-    const batches = this.batches(files, migration);
-    for (const b of batches) b.mode = 'facts';
+    const batches = this.batches(files);
+    for (const b of batches) {
+      b.mode = 'facts';
+      for (const f of b.files) f.migration = migration(f.rel);
+    }
     const pool = await this.start(batches.length);
     const results = await Promise.all(batches.map((b) => runWithRetry(pool, b)));
     return results.flatMap((r) => r.facts ?? []);
@@ -110,8 +128,10 @@ export class AuditPool {
 
   /** Waits for in-flight tasks, then stops the workers (never kill a worker mid-parse). */
   async close(): Promise<void> {
+    await this.starting?.catch(() => undefined);
     await this.piscina?.close();
     this.piscina = null;
+    this.starting = null;
   }
 }
 
