@@ -111,6 +111,20 @@ export interface CallInfo {
   readonly isWithItem: boolean;
   line: number;
   column: number;
+  /**
+   * Answers about this call computed on first use by later layers (its receiver's type path, its
+   * DB classification). Slots of the call rather than WeakMaps keyed by it: every call of every
+   * file is asked, and a WeakMap lookup per call and per question costs more than the answer.
+   */
+  readonly memo: CallMemo;
+}
+
+/** See {@link CallInfo.memo}; `undefined` means not computed yet. */
+export interface CallMemo {
+  receiverType: string | null | undefined;
+  calleeType: string | null | undefined;
+  /** The `DbOp` of `classifyDbCall` (rules layer), or null for a call that is not a DB call. */
+  dbOp: unknown;
 }
 
 export interface AssignmentInfo {
@@ -829,6 +843,7 @@ class CallInfoImpl implements CallInfo {
   private withItemValue = false;
   private readonly source: string;
   argsOffset = -1;
+  readonly memo: CallMemo = { receiverType: undefined, calleeType: undefined, dbOp: undefined };
   /** The callee is a plain dotted name (`a.b.c`), so its receiver is known from the text. */
   private readonly dotted: boolean;
 

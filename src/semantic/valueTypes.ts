@@ -57,34 +57,30 @@ export function typeString(model: FileModel, node: SyntaxNode | null, fnIndex: n
   }
 }
 
-const receiverTypeMemo = new WeakMap<CallInfo, string | null>();
-
 /**
  * The type path of a method call's receiver, once per call. A plain dotted receiver
  * (`self.session`, `db`) is typed from its text, without reading the tree: the same answer
  * {@link typeString} gives for its identifier/attribute nodes.
  */
 export function receiverType(model: FileModel, call: CallInfo): string | null {
-  const hit = receiverTypeMemo.get(call);
+  const hit = call.memo.receiverType;
   if (hit !== undefined) return hit;
   const dotted = call.dottedReceiver;
   const t = dotted !== null
     ? dottedType(model, dotted.split('.'), call.functionIndex, call.line)
     : call.hasReceiver ? typeString(model, call.receiver, call.functionIndex, call.line) : null;
-  receiverTypeMemo.set(call, t);
+  call.memo.receiverType = t;
   return t;
 }
 
-const calleeTypeMemo = new WeakMap<CallInfo, string | null>();
-
 /** The type path of a call's callee (`SessionLocal` → `sqlalchemy.orm.sessionmaker()`), once per call. */
 export function calleeType(model: FileModel, call: CallInfo): string | null {
-  const hit = calleeTypeMemo.get(call);
+  const hit = call.memo.calleeType;
   if (hit !== undefined) return hit;
   const t = call.dottedReceiver !== null || /^[A-Za-z_]\w*$/.test(call.calleeText)
     ? dottedType(model, call.calleeText.split('.'), call.functionIndex, call.line)
     : typeString(model, call.node.childForFieldName('function'), call.functionIndex, call.line);
-  calleeTypeMemo.set(call, t);
+  call.memo.calleeType = t;
   return t;
 }
 
@@ -167,8 +163,24 @@ function lastAssignment(model: FileModel, target: string, scope: number, beforeL
   return best;
 }
 
-/** `self.db = db` (or `self.db: Session`) anywhere in the file types `self.db`. */
+const selfTypeMemo = new WeakMap<FileModel, Map<string, string | null>>();
+
+/**
+ * `self.db = db` (or `self.db: Session`) anywhere in the file types `self.db`. The answer is the
+ * same for every method of the file, so it is kept per file (shallow answers only, as in
+ * {@link nameType}): a repository asks about `self.session` at every query.
+ */
 function selfAttributeType(model: FileModel, attr: string, depth: number): string | null {
+  let memo = selfTypeMemo.get(model);
+  if (!memo) selfTypeMemo.set(model, (memo = new Map()));
+  const hit = memo.get(attr);
+  if (hit !== undefined) return hit;
+  const t = selfAttributeTypeUncached(model, attr, depth);
+  if (depth <= 2) memo.set(attr, t);
+  return t;
+}
+
+function selfAttributeTypeUncached(model: FileModel, attr: string, depth: number): string | null {
   for (const a of assignmentsTo(model, `self.${attr}`)) {
     if (a.annotation) return annotationType(model, a.annotation);
     const t = typeString(model, a.value, a.functionIndex, a.line - 1, depth + 1);

@@ -256,8 +256,6 @@ function isBulkInsert(st: StatementInfo): boolean {
   return !!first && (first.type === 'list' || first.type === 'list_comprehension' || first.type === 'identifier');
 }
 
-const opCache = new WeakMap<CallInfo, DbOp | null>();
-
 const fileMayTouchDb = new WeakMap<FileModel, boolean>();
 
 /**
@@ -272,9 +270,10 @@ export function classifyDbCall(model: FileModel, call: CallInfo): DbOp | null {
   let may = fileMayTouchDb.get(model);
   if (may === undefined) fileMayTouchDb.set(model, (may = DB_WORDS.test(model.source)));
   if (!may) return null;
-  if (opCache.has(call)) return opCache.get(call)!;
+  const hit = call.memo.dbOp as DbOp | null | undefined;
+  if (hit !== undefined) return hit;
   const op = classify(model, call);
-  opCache.set(call, op);
+  call.memo.dbOp = op;
   return op;
 }
 
