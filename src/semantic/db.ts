@@ -11,10 +11,11 @@ export type HandleState =
   | 'sessionmaker' | 'session' | 'engine' | 'connection' | 'query'
   | 'dbapi' | 'cursor' | 'dbapipool' | 'redis' | 'pipeline' | 'async';
 
+/** Shared between callers (memoised): never mutated. */
 export type HandleResult =
-  | { kind: 'handle'; state: HandleState; label: string }
+  | { readonly kind: 'handle'; readonly state: HandleState; readonly label: string }
   /** The head names something in another repo module: `ref` is the qualified name, `rest` the ops after it. */
-  | { kind: 'ref'; ref: string; wrapper: '' | '@' | 'Depends'; rest: string }
+  | { readonly kind: 'ref'; readonly ref: string; readonly wrapper: '' | '@' | 'Depends'; readonly rest: string }
   | null;
 
 interface Base {
@@ -160,6 +161,20 @@ function parseOps(s: string): string[] | null {
  */
 export function classifyHandle(t: string | null): HandleResult {
   if (!t) return null;
+  // A pure function of the type path, and the same few paths (`@sqlalchemy.orm.Session`,
+  // `Depends(app.db.get_db)`) come back at every call of every file: kept, within a bound.
+  const hit = handleMemo.get(t);
+  if (hit !== undefined) return hit;
+  if (handleMemo.size >= HANDLE_MEMO_MAX) handleMemo.clear();
+  const r = classifyHandleUncached(t);
+  handleMemo.set(t, r);
+  return r;
+}
+
+const HANDLE_MEMO_MAX = 20_000;
+const handleMemo = new Map<string, HandleResult>();
+
+function classifyHandleUncached(t: string): HandleResult {
   const parts = splitTypePath(t);
   if (!parts) return null;
   let { head, ops } = parts;

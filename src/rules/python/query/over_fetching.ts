@@ -158,6 +158,9 @@ export const overFetching: FileRule = {
       if (call.functionIndex < 0) continue;
       const op = classifyDbCall(model, call);
       if (op?.kind !== 'read') continue;
+      // The rows must come from this very call (checked below), so its own statement names the
+      // entity: a read of no wide model is passed over before its value is followed.
+      if (op.statement ? op.statement.ctor !== 'select' || !wide.has(op.statement.entity ?? '') : call.method !== 'query') continue;
       const top = valueTop(call.node);
       const source = rowsSource(model, top, call.functionIndex, call.line);
       if (!source?.entity || source.call !== call || NARROWED.test(source.text)) continue;

@@ -14,15 +14,24 @@ export interface AsyncCallSite {
  * Calls that run on the event loop: made directly in an `async def` body (not in a nested sync
  * def), not awaited (an awaited call is a coroutine), not handed to a thread.
  */
-export function* asyncCallSites(model: FileModel): Generator<AsyncCallSite> {
-  if (model.isTestFile) return;
-  for (const call of model.calls) {
-    if (call.functionIndex < 0 || call.offloaded) continue;
-    const fn = model.functions[call.functionIndex]!;
-    if (!fn.isAsync || call.awaited) continue;
-    yield { call, fn };
+export function asyncCallSites(model: FileModel): readonly AsyncCallSite[] {
+  // Four rules walk these sites: found once per file.
+  let sites = asyncSites.get(model);
+  if (sites) return sites;
+  sites = [];
+  if (!model.isTestFile) {
+    for (const call of model.calls) {
+      if (call.functionIndex < 0 || call.offloaded) continue;
+      const fn = model.functions[call.functionIndex]!;
+      if (!fn.isAsync || call.awaited) continue;
+      sites.push({ call, fn });
+    }
   }
+  asyncSites.set(model, sites);
+  return sites;
 }
+
+const asyncSites = new WeakMap<FileModel, AsyncCallSite[]>();
 
 export function severityByRole(model: FileModel, fnIndex: number, table: Record<FunctionRole, Severity>): Severity {
   return table[effectiveRole(model, fnIndex)];
