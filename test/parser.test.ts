@@ -51,6 +51,42 @@ describe('parser layer', () => {
     });
   }
 
+  it('reads assignment targets from the text where it decides, from the tree otherwise', async () => {
+    const src = [
+      'def f(self, rows):',
+      '    x = 1',
+      '    self.db = make()',
+      '    y: int = 2',
+      '    a = b = 3',
+      '    n //= 2',
+      '    s += "x"',
+      '    a, b = 1, 2',
+      '    d[k] = 1',
+      '    self . spaced = 4',
+      '    \u00e9t\u00e9 = 5',
+      '',
+    ].join('\n');
+    const parser = await createParser('wasm');
+    const tree = parser.parse(src);
+    const model = buildFileModel('app/a.py', src, tree.rootNode, parser);
+    type Plain = { target: string; annotation: string | null; line: number; value: { text: string } | null };
+    type Aug = { target: string; operator: string; line: number; value: { text: string } | null };
+    expect(model.assignments.map((a: Plain) => [a.target, a.annotation, a.line, a.value?.text ?? null])).toEqual([
+      ['x', null, 2, '1'],
+      ['self.db', null, 3, 'make()'],
+      ['y', 'int', 4, '2'],
+      ['a', null, 5, 'b = 3'],
+      ['b', null, 5, '3'],
+      ['self . spaced', null, 10, '4'],
+      ['\u00e9t\u00e9', null, 11, '5'],
+    ]);
+    expect(model.augAssignments.map((a: Aug) => [a.target, a.operator, a.line, a.value?.text ?? null])).toEqual([
+      ['n', '//=', 6, '2'],
+      ['s', '+=', 7, '"x"'],
+    ]);
+    tree.release();
+  });
+
   it('auto prefers WASM', async () => {
     expect((await createParser('auto')).kind).toBe('wasm');
   });

@@ -47,6 +47,20 @@ const MIGRATION_DIRS = /(^|\/)(alembic|migrations)\//;
  * connection it owns and closes, in a short-lived process.
  */
 export function isMigrationFile(project: ProjectContext, path: string): boolean {
+  // Several rules ask about every file, and a monorepo has hundreds of script locations.
+  let known = migrationAnswers.get(project);
+  if (!known) {
+    known = { answers: new Map(), prefixes: project.migrations.scriptLocations.filter((loc) => loc !== '').map((loc) => loc + '/') };
+    migrationAnswers.set(project, known);
+  }
+  let answer = known.answers.get(path);
+  if (answer === undefined) known.answers.set(path, (answer = decideMigrationFile(project, known.prefixes, path)));
+  return answer;
+}
+
+const migrationAnswers = new WeakMap<ProjectContext, { answers: Map<string, boolean>; prefixes: string[] }>();
+
+function decideMigrationFile(project: ProjectContext, prefixes: string[], path: string): boolean {
   if (MIGRATION_DIRS.test(path)) return true;
   if (projectIndex(project).migrationFiles.has(path)) return true;
   // Alembic's env.py, next to the versions/ directory of migrations it runs.
@@ -54,5 +68,5 @@ export function isMigrationFile(project: ProjectContext, path: string): boolean 
     const dir = path.slice(0, path.length - 'env.py'.length);
     if (project.migrations.files.some((f) => f.startsWith(`${dir}versions/`))) return true;
   }
-  return project.migrations.scriptLocations.some((loc) => loc !== '' && path.startsWith(loc + '/'));
+  return prefixes.some((p) => path.startsWith(p));
 }

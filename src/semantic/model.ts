@@ -317,7 +317,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
       case 'augmented_assignment':
         // Read on first use only (most assignments are never asked about): keep the node and
         // the scope facts the stack knows now.
-        rawAssignments.push({ node, start, functionIndex: fnIndex, loops: loopsAround(model, stack, start) });
+        rawAssignments.push({ node, start, augmented: type === 'augmented_assignment', functionIndex: fnIndex, loops: loopsAround(model, stack, start) });
         if (type === 'assignment' && atModuleLevel(stack)) {
           MODULE_TARGET.lastIndex = start;
           const m = MODULE_TARGET.exec(source);
@@ -722,23 +722,74 @@ function withAliases(model: FileModel): AssignmentInfo[] {
 interface RawAssignment {
   node: SyntaxNode;
   start: number;
+  augmented: boolean;
   functionIndex: number;
   loops: number[];
 }
 
+/** `name =` / `a.b =` / `name += ` at an assignment's start: the target and the operator, from the text. */
+const PLAIN_TARGET = /([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)[ \t]*(=(?!=)|(?:\*\*|\/\/|>>|<<|[-+*/%&^|@])=)/y;
+
+/** An assignment whose value node is fetched on first use. */
+class LazyAssignment implements AssignmentInfo {
+  private valueNode: SyntaxNode | null | undefined;
+  constructor(
+    readonly target: string,
+    readonly annotation: string | null,
+    readonly functionIndex: number,
+    readonly line: number,
+    readonly node: SyntaxNode,
+    readonly loops: number[],
+  ) {}
+
+  get value(): SyntaxNode | null {
+    if (this.valueNode === undefined) this.valueNode = this.node.childForFieldName('right');
+    return this.valueNode;
+  }
+}
+
+/** An augmented assignment whose value node is fetched on first use. */
+class LazyAugAssignment implements AugAssignmentInfo {
+  private valueNode: SyntaxNode | null | undefined;
+  constructor(
+    readonly target: string,
+    readonly operator: string,
+    readonly functionIndex: number,
+    readonly loops: number[],
+    readonly line: number,
+    readonly node: SyntaxNode,
+  ) {}
+
+  get value(): SyntaxNode | null {
+    if (this.valueNode === undefined) this.valueNode = this.node.childForFieldName('right');
+    return this.valueNode;
+  }
+}
+
 /**
  * Assignments and augmented assignments. Their nodes come with the model's batch (a second
- * walk of the tree costs as much as all of them); their fields are read on first use only.
+ * walk of the tree costs as much as all of them); their fields are read on first use only. A
+ * target written as a plain dotted name followed by `=` or `op=` is read from the text; any
+ * other form (annotations, tuples, subscripts, spaces inside the name) asks the tree.
  */
 function collectAssignments(model: FileModel, raw: RawAssignment[]): { plain: AssignmentInfo[]; augmented: AugAssignmentInfo[] } {
   const plain: AssignmentInfo[] = [...withAliases(model)];
   const augmented: AugAssignmentInfo[] = [];
-  for (const { node, start, functionIndex, loops } of raw) {
+  const source = model.source;
+  for (const { node, start, augmented: isAug, functionIndex, loops } of raw) {
+    PLAIN_TARGET.lastIndex = start;
+    const m = PLAIN_TARGET.exec(source);
+    if (m && (m[2] === '=') === !isAug) {
+      const line = model.lineOf(start) + 1;
+      if (isAug) augmented.push(new LazyAugAssignment(m[1]!, m[2]!, functionIndex, loops, line, node));
+      else plain.push(new LazyAssignment(m[1]!, null, functionIndex, line, node, loops));
+      continue;
+    }
     const left = node.childForFieldName('left');
     if (!left || (left.type !== 'identifier' && left.type !== 'attribute')) continue;
     const line = model.lineOf(start) + 1;
     const value = node.childForFieldName('right');
-    if (node.type === 'assignment') {
+    if (!isAug) {
       const annotation = node.childForFieldName('type')?.text ?? null;
       plain.push({ target: left.text, value, annotation, functionIndex, line, node, loops });
     } else {
