@@ -87,6 +87,43 @@ describe('parser layer', () => {
     tree.release();
   });
 
+  it('reads parameter lists from the text where it decides, from the tree otherwise', async () => {
+    const src = [
+      'def plain(self, a, b: int, c=1, d: Annotated[X, Depends(g)] = None, *args: str, e, **kw):',
+      '    pass',
+      'def markers(a, /, b, *, c=x == y,):',
+      '    pass',
+      'def multi(',
+      '    a: dict[str, int] = {1: 2},',
+      '    b=(1,',
+      '       2),',
+      '):',
+      '    pass',
+      'def with_string(a="x, y", b=lambda p, q: p):  # the tree reads these',
+      '    pass',
+      'def with_comment(a,  # first',
+      '                 * rest):',
+      '    pass',
+      '',
+    ].join('\n');
+    const parser = await createParser('wasm');
+    const tree = parser.parse(src);
+    const model = buildFileModel('app/p.py', src, tree.rootNode, parser);
+    type Fn = { name: string; params: { name: string; annotation: string | null; defaultText: string | null }[] };
+    const params = Object.fromEntries(model.functions.map((f: Fn) => [f.name, f.params.map((p) => [p.name, p.annotation, p.defaultText])]));
+    expect(params).toEqual({
+      plain: [
+        ['self', null, null], ['a', null, null], ['b', 'int', null], ['c', null, '1'],
+        ['d', 'Annotated[X, Depends(g)]', 'None'], ['args', 'str', null], ['e', null, null], ['kw', null, null],
+      ],
+      markers: [['a', null, null], ['/', null, null], ['b', null, null], ['', null, null], ['c', null, 'x == y']],
+      multi: [['a', 'dict[str, int]', '{1: 2}'], ['b', null, '(1,\n       2)']],
+      with_string: [['a', null, '"x, y"'], ['b', null, 'lambda p, q: p']],
+      with_comment: [['a', null, null], ['rest', null, null]],
+    });
+    tree.release();
+  });
+
   it('auto prefers WASM', async () => {
     expect((await createParser('auto')).kind).toBe('wasm');
   });

@@ -246,10 +246,11 @@ export function isBlockingDbMethod(state: HandleState, method: string): boolean 
 
 /** Could `method` be blocking DB I/O on some sync handle? For receivers decided in the repo phase. */
 export function mayBeBlockingDbMethod(method: string): boolean {
-  if (REDIS_COMMON.has(method)) return true;
-  for (const set of Object.values(IO_METHODS)) if (set?.has(method)) return true;
-  return false;
+  return ANY_BLOCKING_METHOD.has(method);
 }
+
+/** Every method {@link mayBeBlockingDbMethod} accepts, in one set: it is asked for every call on the event loop. */
+const ANY_BLOCKING_METHOD = new Set([...REDIS_COMMON, ...Object.values(IO_METHODS).flatMap((set) => [...(set ?? [])])]);
 
 /** A readable name of the handle's method, for messages: `Session.execute`, `sqlite3 cursor.fetchall`. */
 export function handleMethodLabel(state: HandleState, label: string, method: string): string {

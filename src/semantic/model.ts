@@ -557,9 +557,16 @@ class FunctionInfoImpl implements FunctionInfo {
   private bodyValue: SyntaxNode | null | undefined;
   private returnTypeValue: string | null | undefined;
 
+  /** Offset just past the `(` of the parameter list when the header was read from the text, else -1. */
+  private readonly paramsOffset: number;
+  private readonly source: string;
+
   constructor(model: FileModel, readonly node: SyntaxNode, start: number, end: number, parent: number, stack: Frame[], readonly decorators: string[]) {
     DEF_HEAD.lastIndex = start;
     const head = DEF_HEAD.exec(model.source);
+    this.source = model.source;
+    PARAMS_OPEN.lastIndex = head ? start + head[0].length : 0;
+    this.paramsOffset = head && PARAMS_OPEN.test(model.source) ? PARAMS_OPEN.lastIndex : -1;
     this.name = head ? head[2]! : (node.childForFieldName('name')?.text ?? '<anonymous>');
     this.isAsync = head ? head[1] !== undefined : node.child(0)?.type === 'async';
     this.index = model.functions.length;
@@ -579,7 +586,11 @@ class FunctionInfoImpl implements FunctionInfo {
   }
 
   get params(): ParamInfo[] {
-    return (this.paramsValue ??= (this.node.childForFieldName('parameters')?.namedChildren ?? []).map(paramInfo));
+    if (this.paramsValue === undefined) {
+      this.paramsValue = (this.paramsOffset >= 0 ? paramsFromText(this.source, this.paramsOffset) : null)
+        ?? (this.node.childForFieldName('parameters')?.namedChildren ?? []).filter((p) => p.type !== 'comment').map(paramInfo);
+    }
+    return this.paramsValue;
   }
 
   get body(): SyntaxNode | null {
@@ -593,13 +604,98 @@ class FunctionInfoImpl implements FunctionInfo {
   }
 }
 
+/** The `(` of a parameter list right after the name (no type parameters). */
+const PARAMS_OPEN = /[ \t]*\(/y;
+const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const WS = /^[ \t\r\n\f]+|[ \t\r\n\f]+$/g;
+
+/**
+ * A parameter list read from the text, from just past its `(`: the same answer as
+ * {@link paramInfo} over the tree's parameters, for lists without comments, strings, line
+ * continuations or lambdas (null for those, and for anything unexpected: the tree decides).
+ */
+function paramsFromText(source: string, from: number): ParamInfo[] | null {
+  const out: ParamInfo[] = [];
+  let depth = 0;
+  let segStart = from;
+  let colon = -1;
+  let equals = -1;
+  for (let i = from; i < source.length; i++) {
+    const c = source.charCodeAt(i);
+    switch (c) {
+      case 35: // #
+      case 34: // "
+      case 39: // '
+      case 92: // backslash
+        return null;
+      case 40: // (
+      case 91: // [
+      case 123: // {
+        depth++;
+        break;
+      case 93: // ]
+      case 125: // }
+        depth--;
+        break;
+      case 41: // )
+        if (depth > 0) {
+          depth--;
+          break;
+        }
+        if (!pushParam(source, segStart, i, colon, equals, out)) return null;
+        return out;
+      case 44: // ,
+        if (depth === 0) {
+          if (!pushParam(source, segStart, i, colon, equals, out)) return null;
+          segStart = i + 1;
+          colon = -1;
+          equals = -1;
+        }
+        break;
+      case 58: // :
+        if (depth === 0 && colon < 0 && equals < 0) colon = i;
+        break;
+      case 61: // =
+        if (depth === 0 && equals < 0) equals = i;
+        break;
+      case 108: // l: `lambda` has a parameter list of its own
+        if (source.startsWith('lambda', i)) return null;
+        break;
+    }
+  }
+  return null;
+}
+
+function pushParam(source: string, start: number, end: number, colon: number, equals: number, out: ParamInfo[]): boolean {
+  const trim = (a: number, b: number) => source.slice(a, b).replace(WS, '');
+  const whole = trim(start, end);
+  if (whole === '') return true; // a trailing comma, or no parameters
+  if (whole === '*' || whole === '/') {
+    out.push({ name: whole === '*' ? '' : '/', annotation: null, defaultText: null });
+    return true;
+  }
+  const nameEnd = colon >= 0 ? colon : equals >= 0 ? equals : end;
+  let name = trim(start, nameEnd);
+  const stars = /^\*{1,2}/.exec(name)?.[0].length ?? 0;
+  if (stars) {
+    if (equals >= 0) return false;
+    name = name.slice(stars);
+  }
+  if (!PARAM_NAME.test(name)) return false;
+  const annotation = colon >= 0 ? trim(colon + 1, equals >= 0 ? equals : end) : null;
+  const defaultText = equals >= 0 ? trim(equals + 1, end) : null;
+  if (annotation === '' || defaultText === '') return false;
+  out.push({ name, annotation, defaultText });
+  return true;
+}
+
 function paramInfo(p: SyntaxNode): ParamInfo {
   switch (p.type) {
     case 'identifier':
       return { name: p.text, annotation: null, defaultText: null };
     case 'typed_parameter':
       return {
-        name: p.namedChild(0)?.text.replace(/^\*+/, '') ?? '',
+        name: p.namedChild(0)?.text.replace(/^\*+\s*/, '') ?? '',
         annotation: p.childForFieldName('type')?.text ?? null,
         defaultText: null,
       };
@@ -611,7 +707,7 @@ function paramInfo(p: SyntaxNode): ParamInfo {
         defaultText: p.childForFieldName('value')?.text ?? null,
       };
     default:
-      return { name: p.text.replace(/^\*+/, ''), annotation: null, defaultText: null };
+      return { name: p.text.replace(/^\*+\s*/, ''), annotation: null, defaultText: null };
   }
 }
 

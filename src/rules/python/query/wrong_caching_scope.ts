@@ -22,6 +22,8 @@ const CACHE_ATTR = /^self\.(_*\w*(cache|cached|memo|memoized|loaded|initialized|
 /** Classes built per request: `__init__` with `Depends(...)` parameters, or injected by `Depends()`. */
 function requestScopedClasses(model: FileModel): Set<string> {
   const out = new Set<string>();
+  // Both forms need a `Depends(` in the file; without one no parameter list is read.
+  if (!model.source.includes('Depends(')) return out;
   for (const fn of model.functions) {
     if (fn.name === '__init__' && fn.className && fn.params.some((p) => /\bDepends\(/.test(`${p.annotation ?? ''} ${p.defaultText ?? ''}`))) {
       out.add(fn.className);
