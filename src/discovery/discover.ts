@@ -179,7 +179,11 @@ export async function readPythonSql(results: PythonFactsResult[]): Promise<void>
     for (const sql of r.facts.sqlMentions) strings.push({ file: r.file, sql });
   }
   if (!strings.length) return;
-  await loadSqlParser();
+  try {
+    await loadSqlParser();
+  } catch {
+    return; // finishDiscovery loads it again and says why it cannot
+  }
   for (const { file, sql } of strings) {
     try {
       sql.facts = extractSqlFacts(withPgParams(sql).text, file, sql.line);
