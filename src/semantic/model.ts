@@ -276,9 +276,12 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
   /** Decorators seen since the last definition: they belong to the next one. */
   let decorators: SyntaxNode[] = [];
 
+  /** The next node's type when a call already asked for it (each `type` is a call into the binding). */
+  let nextType: string | null = null;
   for (let i = 0; i < nodes.length; i++) {
     const node = nodes[i]!;
-    const type = node.type;
+    const type = nextType ?? node.type;
+    nextType = null;
     const start = starts[i]!;
     while (stack.length && stack[stack.length - 1]!.end <= start) stack.pop();
     const fnIndex = currentFunction(stack);
@@ -286,7 +289,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     switch (type) {
       case 'call': {
         // A call whose callee contains another call (`a(x).b(y)`) starts where that call starts.
-        const nextIsInner = i + 1 < nodes.length && starts[i + 1] === start && nodes[i + 1]!.type === 'call';
+        const nextIsInner = i + 1 < nodes.length && starts[i + 1] === start && (nextType = nodes[i + 1]!.type) === 'call';
         while (row + 1 < lineStarts.length && lineStarts[row + 1]! <= start) row++;
         const call = new CallInfoImpl(model, node, start, fnIndex, nextIsInner ? null : source, row, lineStarts[row]!);
         attachScopes(model, call, stack, start);
