@@ -14,7 +14,9 @@
  *   · --no-workers (skip 1 vs 2) · --no-cache-run (skip cold/warm) · --only read,parse,walk,full
  *   · --save-timings FILE (per-rule and per-stage times of the median full run, JSON)
  *   · --compare A.json B.json (compare two saved timings and exit) · --json FILE (all figures)
- * Figures only, no assertions.
+ * Figures only, no assertions. `npm run bench` passes `--expose-gc`, so every measure starts from a
+ * collected heap (a warm scan right after a cold one in the same process would otherwise pay for
+ * the cold one's garbage, which a real warm run, in a process of its own, never sees).
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
