@@ -414,13 +414,15 @@ export interface PassedId {
 export function collectQueryEffects(model: FileModel): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile) return effects;
+  // A call can only pass `obj.id` in a file whose text has one.
+  const mayPassIds = model.source.includes('.id');
   for (const call of model.calls) {
     if (call.functionIndex < 0) continue;
     const at = { line: call.line, column: call.column };
     const op = classifyDbCall(model, call);
     const reload = op?.kind === 'read' ? reloadedParam(model, call, op) : null;
     if (reload) effects[call.functionIndex]!.push({ kind: RELOADS_PARAM, what: reload, ...at });
-    const passed = passedLoadedId(model, call);
+    const passed = mayPassIds ? passedLoadedId(model, call) : null;
     if (passed) effects[call.functionIndex]!.push({ kind: PASSES_LOADED_ID, what: JSON.stringify(passed), ...at });
     if (op) {
       if (op.statement?.batched || op.statement?.chain.includes('offset')) continue;
@@ -429,6 +431,11 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
       continue;
     }
     if (!call.loops.length || (call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName))) continue;
+    if (call.argsOffset >= 0) {
+      // `f()`: no argument can change per item; known from the text without the tree.
+      NO_ARGS.lastIndex = call.argsOffset;
+      if (NO_ARGS.test(model.source)) continue;
+    }
     const args = call.node.childForFieldName('arguments');
     if (!args || args.namedChildCount === 0) continue;
     const loops = perItemLoops(model, call.loops, args);
