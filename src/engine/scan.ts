@@ -89,7 +89,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
   try {
     if (!context) {
       // Manifests on the main thread while the workers start; the Python facts in the workers, in parallel.
-      pool.warm();
+      pool.warm(walked.python);
       const plan = planDiscovery(rootPath, [...walked.python.map((f) => f.rel), ...walked.others]);
       const facts = await pool.facts(walked.python, plan.isMigration);
       context = await finishDiscovery(plan, facts);

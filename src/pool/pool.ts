@@ -58,8 +58,9 @@ export class AuditPool {
    * Starts the workers now (they load the parser while the caller goes on); later passes use
    * them. Without it, the first pass starts them.
    */
-  warm(): void {
-    this.start(this.jobs).catch(() => {
+  warm(files: SourceFile[]): void {
+    // As many threads as the batches of these files can use: a one-file scan starts one.
+    this.start(Math.min(this.jobs, this.batches(files).length)).catch(() => {
       // The pass that needs the pool reports the failure.
       this.starting = null;
     });
