@@ -10,9 +10,9 @@
  * (not timed). Figures only, no assertions; the findings count of each build is printed so a
  * speed-up that changed the results shows.
  */
-import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { stdlibRoot } from './stdlib.js';
 
 interface Stages {
   read: number;
@@ -82,9 +82,7 @@ async function main(): Promise<void> {
   if (!other) usage('missing OTHER_BUILD_DIR');
   const otherDist = path.join(path.resolve(other), 'dist');
   const thisDist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-  const root = path.resolve(
-    positional[1] ?? execFileSync('python3', ['-c', 'import sysconfig;print(sysconfig.get_paths()["stdlib"])']).toString().trim(),
-  );
+  const root = path.resolve(positional[1] ?? stdlibRoot());
   let builds: Build[];
   try {
     builds = [await loadBuild(otherDist, `other (${other})`, root), await loadBuild(thisDist, 'this build', root)];

@@ -18,7 +18,6 @@
  * collected heap (a warm scan right after a cold one in the same process would otherwise pay for
  * the cold one's garbage, which a real warm run, in a process of its own, never sees).
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,6 +31,7 @@ import { renderFormat } from '../src/report/index.js';
 import { renderMarkdown } from '../src/report/markdown.js';
 import { timingsJson, type TimingsJson } from '../src/cli/timings.js';
 import type { ParserPreference } from '../src/parse/parser.js';
+import { stdlibRoot } from './stdlib.js';
 
 interface Args {
   root: string;
@@ -71,7 +71,7 @@ function parseArgs(argv: string[]): Args {
     else a.root = arg;
   }
   if (!a.root && !a.compare) {
-    a.root = execFileSync('python3', ['-c', 'import sysconfig;print(sysconfig.get_paths()["stdlib"])']).toString().trim();
+    a.root = stdlibRoot();
   }
   return a;
 }

@@ -31,21 +31,22 @@ describe('parser layer', () => {
       expect(parser.kind).toBe(kind);
       const tree = parser.parse(SOURCE);
       const model = buildFileModel('app/x.py', SOURCE, tree.rootNode, parser);
-      type Call = { calleeText: string; qualifiedName: string | null; line: number; column: number; awaited: boolean; dottedReceiver: string | null; hasReceiver: boolean };
-      const calls = model.calls.map((c: Call) => [c.calleeText, c.qualifiedName, c.line, c.column, c.awaited, c.dottedReceiver, c.hasReceiver]);
+      type Call = { calleeText: string; qualifiedName: string | null; line: number; column: number; awaited: boolean; dottedReceiver: string | null; hasReceiver: boolean; emptyArgs: boolean };
+      const calls = model.calls.map((c: Call) => [c.calleeText, c.qualifiedName, c.line, c.column, c.awaited, c.dottedReceiver, c.hasReceiver, c.emptyArgs]);
       // `awaited` and the receiver are read from the text where it decides, from the tree otherwise.
       expect(calls).toEqual([
-        ['time.sleep', 'time.sleep', 6, 5, false, 'time', true],
-        ['client.get', null, 7, 11, true, 'client', true],
-        ['a(b).c', null, 7, 22, false, null, true],
-        ['a', null, 7, 22, false, null, false],
-        ['self.db.execute', null, 9, 9, true, 'self.db', true],
-        ['make', null, 10, 16, true, null, false],
-        ['factory().open', null, 11, 15, true, null, true],
-        ['factory', null, 11, 15, false, null, false],
-        ['run', null, 13, 5, false, null, false],
+        ['time.sleep', 'time.sleep', 6, 5, false, 'time', true, false],
+        ['client.get', null, 7, 11, true, 'client', true, false],
+        ['a(b).c', null, 7, 22, false, null, true, false],
+        ['a', null, 7, 22, false, null, false, false],
+        ['self.db.execute', null, 9, 9, true, 'self.db', true, false],
+        ['make', null, 10, 16, true, null, false, true],
+        // The outer call of a chain is read from the tree: its empty list is not known from the text.
+        ['factory().open', null, 11, 15, true, null, true, false],
+        ['factory', null, 11, 15, false, null, false, true],
+        ['run', null, 13, 5, false, null, false, false],
         // A def under a module-level `if` is a module name too.
-        ['helper', 'app.x.helper', 17, 1, false, null, false],
+        ['helper', 'app.x.helper', 17, 1, false, null, false, true],
       ]);
       tree.release();
     });

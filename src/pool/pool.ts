@@ -21,6 +21,9 @@ export interface PoolOptions {
   mode?: TaskMode;
 }
 
+/** At most this many files per batch. */
+const MAX_BATCH_FILES = 200;
+
 /** Groups files into batches of about `target` bytes, largest files first for balance. */
 export function makeBatches(files: SourceFile[], target: number): BatchTask[] {
   const sorted = [...files].sort((a, b) => b.size - a.size || (a.rel < b.rel ? -1 : 1));
@@ -30,7 +33,7 @@ export function makeBatches(files: SourceFile[], target: number): BatchTask[] {
   for (const f of sorted) {
     current.files.push({ rel: f.rel, abs: f.abs });
     bytes += f.size;
-    if (bytes >= target || current.files.length >= 200) {
+    if (bytes >= target || current.files.length >= MAX_BATCH_FILES) {
       batches.push(current);
       current = { files: [] };
       bytes = 0;
@@ -60,7 +63,9 @@ export class AuditPool {
    */
   warm(files: SourceFile[]): void {
     // As many threads as the batches of these files can use: a one-file scan starts one.
-    this.start(Math.min(this.jobs, this.batches(files).length)).catch(() => {
+    const total = files.reduce((s, f) => s + f.size, 0);
+    const batches = Math.max(1, Math.ceil(total / this.batchTarget(total)), Math.ceil(files.length / MAX_BATCH_FILES));
+    this.start(Math.min(this.jobs, batches)).catch(() => {
       // The pass that needs the pool reports the failure.
       this.starting = null;
     });
@@ -85,11 +90,14 @@ export class AuditPool {
     return this.piscina;
   }
 
-  private batches(files: SourceFile[]): BatchTask[] {
-    const total = files.reduce((s, f) => s + f.size, 0);
+  /** Bytes per batch for `total` bytes of files. */
+  private batchTarget(total: number): number {
     // Small batches at the end keep both threads busy; never fewer than ~4 batches per thread.
-    const target = this.options.batchBytes ?? Math.max(32 * 1024, Math.min(512 * 1024, Math.ceil(total / (this.jobs * 8))));
-    return makeBatches(files, target);
+    return this.options.batchBytes ?? Math.max(32 * 1024, Math.min(512 * 1024, Math.ceil(total / (this.jobs * 8))));
+  }
+
+  private batches(files: SourceFile[]): BatchTask[] {
+    return makeBatches(files, this.batchTarget(files.reduce((s, f) => s + f.size, 0)));
   }
 
   /** The discovery pass: Python facts for the project context, in parallel. */

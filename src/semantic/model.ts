@@ -94,6 +94,8 @@ export interface CallInfo {
   readonly argsOffset: number;
   /** Is there a receiver (`x.m(...)`)? Read from the text for a plain dotted callee. */
   readonly hasReceiver: boolean;
+  /** Written with an empty argument list (`f()`), as the text shows; false when it has arguments or the callee was not read from the text. */
+  readonly emptyArgs: boolean;
   /**
    * The receiver of a plain dotted callee, from the text (`self.session` for
    * `self.session.execute(...)`); null when the callee is a bare name or not a dotted name.
@@ -829,17 +831,10 @@ interface RawAssignment {
 /** `name =` / `a.b =` / `name += ` at an assignment's start: the target and the operator, from the text. */
 const PLAIN_TARGET = /([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)[ \t]*(=(?!=)|(?:\*\*|\/\/|>>|<<|[-+*/%&^|@])=)/y;
 
-/** An assignment whose value node is fetched on first use. */
-class LazyAssignment implements AssignmentInfo {
+/** An (augmented) assignment read from the text, whose value node is fetched on first use. */
+abstract class LazyValue {
   private valueNode: SyntaxNode | null | undefined;
-  constructor(
-    readonly target: string,
-    readonly annotation: string | null,
-    readonly functionIndex: number,
-    readonly line: number,
-    readonly node: SyntaxNode,
-    readonly loops: number[],
-  ) {}
+  constructor(readonly node: SyntaxNode) {}
 
   get value(): SyntaxNode | null {
     if (this.valueNode === undefined) this.valueNode = this.node.childForFieldName('right');
@@ -847,21 +842,16 @@ class LazyAssignment implements AssignmentInfo {
   }
 }
 
-/** An augmented assignment whose value node is fetched on first use. */
-class LazyAugAssignment implements AugAssignmentInfo {
-  private valueNode: SyntaxNode | null | undefined;
-  constructor(
-    readonly target: string,
-    readonly operator: string,
-    readonly functionIndex: number,
-    readonly loops: number[],
-    readonly line: number,
-    readonly node: SyntaxNode,
-  ) {}
+class LazyAssignment extends LazyValue implements AssignmentInfo {
+  readonly annotation = null;
+  constructor(node: SyntaxNode, readonly target: string, readonly functionIndex: number, readonly line: number, readonly loops: number[]) {
+    super(node);
+  }
+}
 
-  get value(): SyntaxNode | null {
-    if (this.valueNode === undefined) this.valueNode = this.node.childForFieldName('right');
-    return this.valueNode;
+class LazyAugAssignment extends LazyValue implements AugAssignmentInfo {
+  constructor(node: SyntaxNode, readonly target: string, readonly operator: string, readonly functionIndex: number, readonly line: number, readonly loops: number[]) {
+    super(node);
   }
 }
 
@@ -880,8 +870,8 @@ function collectAssignments(model: FileModel, raw: RawAssignment[]): { plain: As
     const m = PLAIN_TARGET.exec(source);
     if (m && (m[2] === '=') === !isAug) {
       const line = model.lineOf(start) + 1;
-      if (isAug) augmented.push(new LazyAugAssignment(m[1]!, m[2]!, functionIndex, loops, line, node));
-      else plain.push(new LazyAssignment(m[1]!, null, functionIndex, line, node, loops));
+      if (isAug) augmented.push(new LazyAugAssignment(node, m[1]!, m[2]!, functionIndex, line, loops));
+      else plain.push(new LazyAssignment(node, m[1]!, functionIndex, line, loops));
       continue;
     }
     const left = node.childForFieldName('left');
@@ -1044,6 +1034,12 @@ class CallInfoImpl implements CallInfo {
     return this.dotted ? this.calleeText.includes('.') : this.receiver !== null;
   }
 
+  get emptyArgs(): boolean {
+    if (this.argsOffset < 0) return false;
+    EMPTY_ARGS.lastIndex = this.argsOffset;
+    return EMPTY_ARGS.test(this.source);
+  }
+
   get receiver(): SyntaxNode | null {
     if (this.calleeNode === undefined) this.calleeNode = this.node.childForFieldName('function');
     return this.calleeNode?.type === 'attribute' ? this.calleeNode.childForFieldName('object') : null;
@@ -1072,6 +1068,9 @@ class CallInfoImpl implements CallInfo {
     this.withItemValue = p?.type === 'with_item';
   }
 }
+
+/** Only whitespace before the `)` of an argument list. */
+const EMPTY_ARGS = /\s*\)/y;
 
 /** Is the text before `start` (past spaces and line continuations) the keyword `await`? */
 function followsAwait(source: string, start: number): boolean {

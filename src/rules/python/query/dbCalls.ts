@@ -121,7 +121,6 @@ export function receiverEvidence(model: FileModel, call: CallInfo): Evidence {
   return null;
 }
 
-const NO_ARGS = /\s*\)/y;
 const MODEL_FIRST_ARG = /\s*(?:[A-Za-z_]\w*\s*\.\s*)*[A-Z][a-z0-9]\w*\s*,/y;
 
 /**
@@ -288,10 +287,7 @@ function classify(model: FileModel, call: CallInfo): DbOp | null {
   // their first argument says so without typing the receiver.
   if (GET_METHODS.has(m) && !mayBeModelFirstArg(model.source, call.argsOffset)) return null;
   // `result.scalars()`, `conn.execute()`: a statement method without a statement is not a query.
-  if ((STATEMENT_METHODS.has(m) || RAW_SQL_METHODS.has(m)) && call.argsOffset >= 0) {
-    NO_ARGS.lastIndex = call.argsOffset;
-    if (NO_ARGS.test(model.source)) return null;
-  }
+  if ((STATEMENT_METHODS.has(m) || RAW_SQL_METHODS.has(m)) && call.emptyArgs) return null;
   // `session.query(M).filter(...).delete()` / `.update({...})`: a bulk statement per call.
   const receiver = (m === 'delete' || m === 'update') && call.dottedReceiver === null ? call.receiver : null;
   if (receiver?.type === 'call' && /^[\w.]+\.query\(/.test(receiver.text)) {
@@ -431,11 +427,8 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
       continue;
     }
     if (!call.loops.length || (call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName))) continue;
-    if (call.argsOffset >= 0) {
-      // `f()`: no argument can change per item; known from the text without the tree.
-      NO_ARGS.lastIndex = call.argsOffset;
-      if (NO_ARGS.test(model.source)) continue;
-    }
+    // `f()`: no argument can change per item; known from the text without the tree.
+    if (call.emptyArgs) continue;
     const args = call.node.childForFieldName('arguments');
     if (!args || args.namedChildCount === 0) continue;
     const loops = perItemLoops(model, call.loops, args);
