@@ -10,7 +10,7 @@ import { createParser } from '../dist/src/parse/parser.js';
 import { discoverContext } from '../dist/src/discovery/context.js';
 import { extractSqlFacts, loadSqlParser } from '../dist/src/rules/sql/parse.js';
 import { majorOf } from '../dist/src/discovery/discover.js';
-import { parseRequirement, discoverStack } from '../dist/src/discovery/manifests.js';
+import { parseRequirement, discoverStack, underDirectories } from '../dist/src/discovery/manifests.js';
 import type { ProjectContext } from '../src/discovery/context.js';
 import type { PythonParser } from '../src/parse/parser.js';
 
@@ -208,6 +208,23 @@ describe('manifests', () => {
     expect(facts.stack.arq?.version).toBe('>=0.25');
     expect(facts.stack.aiosqlite?.source).toBe('svc/pyproject.toml');
     expect(facts.stack.postgresql).toEqual({ version: '15', source: 'compose.yaml', kind: 'database' });
+  });
+});
+
+describe('underDirectories', () => {
+  it('matches paths below a directory, not siblings that share its name as a prefix', () => {
+    const under = underDirectories(['svc/migrations', 'db/alembic/', '']);
+    expect(under('svc/migrations/versions/001_init.py')).toBe(true);
+    expect(under('svc/migrations/env.py')).toBe(true);
+    expect(under('db/alembic/x.py')).toBe(true);
+    expect(under('svc/migrations_old/x.py')).toBe(false);
+    expect(under('svc/migrations')).toBe(false);
+    expect(under('other/svc/migrations/x.py')).toBe(false);
+    expect(under('x.py')).toBe(false);
+  });
+
+  it('matches nothing when every directory is the root', () => {
+    expect(underDirectories(['', ''])('a/b.py')).toBe(false);
   });
 });
 

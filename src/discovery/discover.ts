@@ -19,7 +19,7 @@ import {
   type StackEntry,
   type TriggerInfo,
 } from './context.js';
-import { discoverStack, firstLine, normalizePath, sortKeys, type ReadFile } from './manifests.js';
+import { discoverStack, firstLine, normalizePath, sortKeys, underDirectories, type ReadFile } from './manifests.js';
 import { isDeclarativeRootBase, pythonFileFacts, type ClassFacts, type ProviderCandidate, type PythonFileFacts, type SqlString } from './pythonFacts.js';
 import { DYNAMIC, PLACEHOLDER, type LiteralScope } from './pythonLiterals.js';
 
@@ -111,7 +111,8 @@ export function planDiscovery(root: string, files: string[]): DiscoveryPlan {
   const migrations = migrationLayout(sorted, read);
   ctx.migrations.scriptLocations = migrations.scriptLocations;
   const python = sorted.filter((f) => f.endsWith('.py')).map((file) => ({ file, migration: migrations.isMigration(file) }));
-  return { root, files: sorted, python, ctx, read, isMigration: (f) => migrations.isMigration(f) };
+  const known = new Map(python.map((p) => [p.file, p.migration]));
+  return { root, files: sorted, python, ctx, read, isMigration: (f) => known.get(f) ?? migrations.isMigration(f) };
 }
 
 /**
@@ -319,14 +320,14 @@ function migrationLayout(files: string[], read: ReadFile): MigrationLayout {
     locations.push(normalizePath(dir + loc));
   }
   const envDirs = new Set(files.filter((f) => /(^|\/)env\.py$/.test(f)).map((f) => f.slice(0, f.lastIndexOf('/') + 1)));
-  const prefixes = locations.map((l) => (l ? l + '/' : ''));
+  const underLocation = underDirectories(locations);
   return {
     scriptLocations: [...new Set(locations)].sort(),
     isMigration(file: string): boolean {
       if (!file.endsWith('.py')) return false;
       if (/(^|\/)migrations\//.test(file)) return true;
       if (/(^|\/)alembic\/(.*\/)?versions\//.test(file)) return true;
-      if (prefixes.some((p) => p !== '' && file.startsWith(p))) return true;
+      if (underLocation(file)) return true;
       const v = /^(.*\/)?versions\/[^/]+\.py$/.exec(file);
       if (v && envDirs.has(v[1] ?? '')) return true;
       return false;

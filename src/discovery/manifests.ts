@@ -237,6 +237,23 @@ function readRequirements(
 }
 
 /** `a/./b/../c` → `a/c`, relative paths only. */
+/**
+ * Whether a path lies under one of the given directories (relative, no trailing slash; `''` is
+ * ignored). It looks up each ancestor directory of the path in a set, so a monorepo with hundreds
+ * of migration script locations costs a path's depth, not the number of locations.
+ */
+export function underDirectories(dirs: Iterable<string>): (path: string) => boolean {
+  const set = new Set<string>();
+  for (const d of dirs) if (d !== '') set.add(d.replace(/\/+$/, ''));
+  if (set.size === 0) return () => false;
+  return (path) => {
+    for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) {
+      if (set.has(path.slice(0, i))) return true;
+    }
+    return false;
+  };
+}
+
 export function normalizePath(p: string): string {
   const out: string[] = [];
   for (const part of p.split('/')) {

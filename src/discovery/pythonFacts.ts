@@ -314,7 +314,7 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
     }
   }
 
-  for (const cls of model.root.descendantsOfType('class_definition')) {
+  for (const cls of model.classes) {
     const c = classFacts(cls, model, scope);
     if (c) facts.classes.push(c);
     if (c?.modern) facts.sqlalchemy2 = true;

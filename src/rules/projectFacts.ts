@@ -3,6 +3,7 @@
  * one object per worker, so lookups built from it are built once per worker, not per file: a
  * monorepo's context holds thousands of models and migration files.
  */
+import { underDirectories } from '../discovery/manifests.js';
 import type { EngineInfo, ModelInfo, ProjectContext } from '../discovery/context.js';
 
 export interface ProjectIndex {
@@ -50,17 +51,17 @@ export function isMigrationFile(project: ProjectContext, path: string): boolean 
   // Several rules ask about every file, and a monorepo has hundreds of script locations.
   let known = migrationAnswers.get(project);
   if (!known) {
-    known = { answers: new Map(), prefixes: project.migrations.scriptLocations.filter((loc) => loc !== '').map((loc) => loc + '/') };
+    known = { answers: new Map(), underLocation: underDirectories(project.migrations.scriptLocations) };
     migrationAnswers.set(project, known);
   }
   let answer = known.answers.get(path);
-  if (answer === undefined) known.answers.set(path, (answer = decideMigrationFile(project, known.prefixes, path)));
+  if (answer === undefined) known.answers.set(path, (answer = decideMigrationFile(project, known.underLocation, path)));
   return answer;
 }
 
-const migrationAnswers = new WeakMap<ProjectContext, { answers: Map<string, boolean>; prefixes: string[] }>();
+const migrationAnswers = new WeakMap<ProjectContext, { answers: Map<string, boolean>; underLocation: (path: string) => boolean }>();
 
-function decideMigrationFile(project: ProjectContext, prefixes: string[], path: string): boolean {
+function decideMigrationFile(project: ProjectContext, underLocation: (path: string) => boolean, path: string): boolean {
   if (MIGRATION_DIRS.test(path)) return true;
   if (projectIndex(project).migrationFiles.has(path)) return true;
   // Alembic's env.py, next to the versions/ directory of migrations it runs.
@@ -68,5 +69,5 @@ function decideMigrationFile(project: ProjectContext, prefixes: string[], path: 
     const dir = path.slice(0, path.length - 'env.py'.length);
     if (project.migrations.files.some((f) => f.startsWith(`${dir}versions/`))) return true;
   }
-  return prefixes.some((p) => path.startsWith(p));
+  return underLocation(path);
 }

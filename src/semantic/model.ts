@@ -169,6 +169,8 @@ export interface FileModel {
   withs: WithInfo[];
   assignments: AssignmentInfo[];
   augAssignments: AugAssignmentInfo[];
+  /** Every `class` statement, in document order (the model's node batch has them already). */
+  classes: SyntaxNode[];
   /** 0-based line of a source offset. */
   lineOf(offset: number): number;
   /** 1-based line → `# noqa` / `# persist-audit: ignore[...]` codes; `*` means all. */
@@ -261,6 +263,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     withs: [],
     assignments: [],
     augAssignments: [],
+    classes: [],
     suppressions: collectSuppressions(source, lineStarts),
     isTestFile: TEST_PATH.test(path),
     isBackgroundFile: BACKGROUND_PATH.test(path),
@@ -346,6 +349,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
         CLASS_NAME.lastIndex = start;
         const cname = CLASS_NAME.exec(source)?.[1] ?? node.childForFieldName('name')?.text ?? '';
         if (atModuleLevel(stack) && cname) model.moduleDefs.add(cname);
+        model.classes.push(node);
         stack.push({ kind: 'class', end: node.endIndex, index: -1, name: cname });
         break;
       }
