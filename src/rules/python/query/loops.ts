@@ -22,18 +22,31 @@ export interface LoopSite {
 }
 
 /** DB calls of `kind` made once per item of a loop: reading a name the loop rebinds. */
-export function* perItemDbCalls(model: FileModel, kind: DbOpKind): Generator<LoopSite> {
-  if (model.isTestFile) return;
-  for (const call of model.calls) {
+export function perItemDbCalls(model: FileModel, kind: DbOpKind): LoopSite[] {
+  let sites = loopSites.get(model);
+  if (!sites) loopSites.set(model, (sites = findLoopSites(model)));
+  return sites[kind];
+}
+
+/** Three rules ask, one per kind: the calls are classified and sorted into kinds in one pass. */
+const loopSites = new WeakMap<FileModel, Record<DbOpKind, LoopSite[]>>();
+
+function findLoopSites(model: FileModel): Record<DbOpKind, LoopSite[]> {
+  const sites: Record<DbOpKind, LoopSite[]> = { read: [], write: [], add: [] };
+  if (model.isTestFile) return sites;
+  const calls = model.calls;
+  for (let i = 0; i < calls.length; i++) {
+    const call = calls[i]!;
     if (!call.loops.length) continue;
     const op = classifyDbCall(model, call);
-    if (!op || op.kind !== kind) continue;
+    if (!op) continue;
     // Chunked `in_(...)` statements and pages are the batched form, not the per-item one.
     if (op.statement?.batched || op.statement?.chain.includes('offset')) continue;
     // `db.query(Book).filter(Book.id == book_id).first()`: the loop's value may come later in the chain.
     const loops = perItemLoops(model, call.loops, chainArguments(call.node));
-    if (loops) yield { call, op, loops };
+    if (loops) sites[op.kind].push({ call, op, loops });
   }
+  return sites;
 }
 
 /**
