@@ -97,6 +97,8 @@ class RssSampler {
 
 interface Measure {
   ms: number;
+  /** CPU time of the whole process (main thread, workers, GC and compiler threads). */
+  cpuMs: number;
   rss: number;
   files: number;
   lines: number;
@@ -113,8 +115,10 @@ async function floor(files: SourceFile[], root: string, mode: TaskMode, jobs: nu
   const sampler = new RssSampler();
   sampler.start();
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   const { outcomes } = await runPool(files, { jobs, mode, setup: { context: emptyContext(root), rootDir: root, parser, codes: [] } });
   const ms = performance.now() - t0;
+  const cpuMs = cpuSince(c0);
   const rss = sampler.stop();
   let lines = 0;
   let bytes = 0;
@@ -122,7 +126,7 @@ async function floor(files: SourceFile[], root: string, mode: TaskMode, jobs: nu
     lines += o.lines;
     bytes += o.bytes;
   }
-  return { ms, rss, files: outcomes.length, lines, bytes };
+  return { ms, cpuMs, rss, files: outcomes.length, lines, bytes };
 }
 
 function config(jobs: number, parser: ParserPreference, cache: boolean): AuditConfig {
@@ -134,15 +138,22 @@ async function full(root: string, jobs: number, parser: ParserPreference, cache 
   const sampler = new RssSampler();
   sampler.start();
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   const out = await scan(root, config(jobs, parser, cache), { cacheDir, notice: (m) => process.stderr.write(`bench: ${m}\n`) });
   const tr = performance.now();
   renderFormat(out.result, 'text', { color: false });
   renderFormat(out.result, 'json', { color: false });
   renderMarkdown(out.result);
   const t1 = performance.now();
+  const cpuMs = cpuSince(c0);
   const rss = sampler.stop();
   const s = out.result.stats;
-  return { ms: t1 - t0, rss, files: s.files, lines: s.lines, bytes: s.bytes, out, renderMs: t1 - tr };
+  return { ms: t1 - t0, cpuMs, rss, files: s.files, lines: s.lines, bytes: s.bytes, out, renderMs: t1 - tr };
+}
+
+function cpuSince(start: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1000;
 }
 
 const median = (xs: number[]): number => {
@@ -202,16 +213,20 @@ async function main(): Promise<void> {
     console.log(`files ${ref.files} · lines ${ref.lines.toLocaleString('en-US')} · ${mb(ref.bytes).toFixed(1)} MB\n`);
     Object.assign(figures, { lines: ref.lines, bytes: ref.bytes });
   }
-  console.log(`${'Measure'.padEnd(18)} ${pad('wall (median)', 14)} ${pad('min', 9)} ${pad('max', 9)} ${pad('MB/s', 7)} ${pad('peak RSS', 9)}`);
-  const row = (name: string, ms: number[], rss: number[], bytes: number) => {
+  console.log(`${'Measure'.padEnd(18)} ${pad('wall (median)', 14)} ${pad('min', 9)} ${pad('max', 9)} ${pad('MB/s', 7)} ${pad('peak RSS', 9)} ${pad('CPU', 9)} ${pad('cores', 6)}`);
+  const row = (name: string, runs: Measure[]) => {
+    const ms = runs.map((x) => x.ms);
     const m = median(ms);
-    console.log(`${name.padEnd(18)} ${pad(sec(m), 14)} ${pad(sec(Math.min(...ms)), 9)} ${pad(sec(Math.max(...ms)), 9)} ${pad((mb(bytes) / (m / 1000)).toFixed(1), 7)} ${pad(mb(Math.max(...rss)).toFixed(0) + ' MB', 9)}`);
-    figures[name] = { medianMs: Math.round(m), runs: ms.map(Math.round), peakRssMb: Math.round(mb(Math.max(...rss))) };
+    const cpu = median(runs.map((x) => x.cpuMs));
+    const rss = Math.max(...runs.map((x) => x.rss));
+    console.log(`${name.padEnd(18)} ${pad(sec(m), 14)} ${pad(sec(Math.min(...ms)), 9)} ${pad(sec(Math.max(...ms)), 9)} ${pad((mb(runs[0]!.bytes) / (m / 1000)).toFixed(1), 7)} ${pad(mb(rss).toFixed(0) + ' MB', 9)} ${pad(sec(cpu), 9)} ${pad((cpu / m).toFixed(2), 6)}`);
+    figures[name] = { medianMs: Math.round(m), runs: ms.map(Math.round), cpuMs: Math.round(cpu), peakRssMb: Math.round(mb(rss)) };
   };
-  if (reads.length) row('(a) read', reads.map((x) => x.ms), reads.map((x) => x.rss), reads[0]!.bytes);
-  if (parses.length) row('(b) parse', parses.map((x) => x.ms), parses.map((x) => x.rss), parses[0]!.bytes);
-  if (walks.length) row('(w) parse+walk', walks.map((x) => x.ms), walks.map((x) => x.rss), walks[0]!.bytes);
-  if (fulls.length) row('(c) full', fulls.map((x) => x.ms), fulls.map((x) => x.rss), fulls[0]!.bytes);
+  if (reads.length) row('(a) read', reads);
+  if (parses.length) row('(b) parse', parses);
+  if (walks.length) row('(w) parse+walk', walks);
+  if (fulls.length) row('(c) full', fulls);
+  console.log('(CPU: the whole process, workers and GC threads included; cores = CPU / wall)');
   if (parses.length && fulls.length) {
     const ratio = median(fulls.map((x) => x.ms)) / median(parses.map((x) => x.ms));
     console.log(`\nfull / parse = ${ratio.toFixed(2)}×   (target ≤ 1.30×)`);
@@ -251,25 +266,32 @@ async function main(): Promise<void> {
 
   if (args.workers) {
     console.log('\n1 vs 2 workers (medians)');
-    const one: { parse: number[]; full: number[] } = { parse: [], full: [] };
-    const two: { parse: number[]; full: number[] } = { parse: [], full: [] };
+    const one: { parse: Measure[]; full: Measure[] } = { parse: [], full: [] };
+    const two: { parse: Measure[]; full: Measure[] } = { parse: [], full: [] };
     for (let r = 0; r < args.repeat; r++) {
       if (args.only.has('parse')) {
-        one.parse.push((await floor(files, root, 'parse', 1, args.parser)).ms);
-        two.parse.push((await floor(files, root, 'parse', 2, args.parser)).ms);
+        one.parse.push(await floor(files, root, 'parse', 1, args.parser));
+        two.parse.push(await floor(files, root, 'parse', 2, args.parser));
       }
       if (args.only.has('full')) {
-        one.full.push((await full(root, 1, args.parser)).ms);
-        two.full.push((await full(root, 2, args.parser)).ms);
+        one.full.push(await full(root, 1, args.parser));
+        two.full.push(await full(root, 2, args.parser));
       }
     }
     const w: Record<string, unknown> = {};
+    const cores = os.cpus().length;
     for (const k of ['parse', 'full'] as const) {
       if (!one[k].length) continue;
-      const a = median(one[k]);
-      const b = median(two[k]);
+      const a = median(one[k].map((x) => x.ms));
+      const b = median(two[k].map((x) => x.ms));
+      const ca = median(one[k].map((x) => x.cpuMs));
+      const cb = median(two[k].map((x) => x.cpuMs));
+      // A 1-worker run already keeps other threads busy (the main thread, V8's GC and compiler
+      // threads); with `cores` cores its CPU time cannot finish faster than CPU / cores.
+      const ceiling = Math.min(2, cores) * (a / ca);
       console.log(`  ${k.padEnd(6)} 1 worker ${pad(sec(a), 9)}   2 workers ${pad(sec(b), 9)}   speed-up ${(a / b).toFixed(2)}×   (target ≥ 1.70×)`);
-      w[k] = { oneMs: Math.round(a), twoMs: Math.round(b), speedup: Number((a / b).toFixed(3)) };
+      console.log(`  ${''.padEnd(6)} cores used ${(ca / a).toFixed(2)} → ${(cb / b).toFixed(2)} · CPU ${sec(ca)} → ${sec(cb)} (${((cb / ca - 1) * 100).toFixed(0)} %) · ceiling on ${Math.min(2, cores)} cores without contention ${ceiling.toFixed(2)}×`);
+      w[k] = { oneMs: Math.round(a), twoMs: Math.round(b), speedup: Number((a / b).toFixed(3)), oneCpuMs: Math.round(ca), twoCpuMs: Math.round(cb), ceiling: Number(ceiling.toFixed(3)) };
     }
     figures.workers = w;
   }
