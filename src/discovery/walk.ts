@@ -63,21 +63,24 @@ export function walk(root: string, options: WalkOptions = {}): WalkResult {
     return false;
   };
 
-  const visit = (dirAbs: string, dirRel: string, parentLayers: IgnoreLayer[]): void => {
-    let layers = parentLayers;
-    const gi = path.join(dirAbs, '.gitignore');
-    try {
-      const text = fs.readFileSync(gi, 'utf8');
-      layers = [...parentLayers, { base: dirRel, matcher: createIgnore().add(text) }];
-    } catch {
-      // no .gitignore here
-    }
+  /** `dirReal`: the directory's real path, for loop detection (a plain subdirectory's is its parent's plus its name). */
+  const visit = (dirAbs: string, dirRel: string, dirReal: string, parentLayers: IgnoreLayer[]): void => {
     let entries: fs.Dirent[];
     try {
       entries = fs.readdirSync(dirAbs, { withFileTypes: true });
     } catch (err) {
       result.skipped.push({ path: dirRel || '.', reason: `unreadable directory (${(err as NodeJS.ErrnoException).code ?? 'error'})` });
       return;
+    }
+    let layers = parentLayers;
+    // Only where the listing has one: a failed open per directory costs more than the listing.
+    if (entries.some((e) => e.name === '.gitignore')) {
+      try {
+        const text = fs.readFileSync(path.join(dirAbs, '.gitignore'), 'utf8');
+        layers = [...parentLayers, { base: dirRel, matcher: createIgnore().add(text) }];
+      } catch {
+        // unreadable, or not a file
+      }
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const entry of entries) {
@@ -103,10 +106,10 @@ export function walk(root: string, options: WalkOptions = {}): WalkResult {
       }
       if (isIgnored(rel, isDir, layers)) continue;
       if (isDir) {
-        const dirReal = entry.isSymbolicLink() ? real : safeRealpath(abs);
-        if (seenDirs.has(dirReal)) continue; // a loop, or a second way into a directory already walked
-        seenDirs.add(dirReal);
-        visit(abs, rel, layers);
+        const childReal = entry.isSymbolicLink() ? real : path.join(dirReal, entry.name);
+        if (seenDirs.has(childReal)) continue; // a loop, or a second way into a directory already walked
+        seenDirs.add(childReal);
+        visit(abs, rel, childReal, layers);
       } else if (isFile) {
         if (entry.isSymbolicLink()) {
           if (seenFiles.has(real)) continue;
@@ -133,14 +136,6 @@ export function walk(root: string, options: WalkOptions = {}): WalkResult {
     }
   };
 
-  visit(rootReal, '', []);
+  visit(rootReal, '', rootReal, []);
   return result;
-}
-
-function safeRealpath(p: string): string {
-  try {
-    return fs.realpathSync(p);
-  } catch {
-    return p;
-  }
 }
