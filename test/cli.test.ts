@@ -126,6 +126,26 @@ describe('outputs', () => {
   });
 });
 
+describe('warm rescan with the default outputs', () => {
+  it('the report and trend log it wrote into the tree do not make the next scan rediscover the context', () => {
+    const dir = project({ ...SLEEPY, 'requirements.txt': 'fastapi\nsqlalchemy>=2\n' });
+    // Every input an hour old: the cache's racy-mtime check then has no say.
+    const hourAgo = new Date(Date.now() - 3600_000);
+    for (const f of ['app/api.py', 'requirements.txt']) fs.utimesSync(path.join(dir, f), hourAgo, hourAgo);
+    const first = run(['scan', dir, '--fail-on', 'never', '--timings']);
+    expect(first.stderr).toMatch(/context discovered/);
+    expect(fs.existsSync(path.join(dir, 'docs/project/persistence_audit.md'))).toBe(true);
+    const second = run(['scan', dir, '--fail-on', 'never', '--timings', '--output', path.join(dir, 'out.txt')]);
+    expect(second.stderr).toMatch(/1 hit, 0 analysed, context cached/);
+    // The trend log has two rows now, and --output wrote a file inside the tree: still cached.
+    const third = run(['scan', dir, '--fail-on', 'never', '--timings', '--output', path.join(dir, 'out.txt')]);
+    expect(third.stderr).toMatch(/context cached/);
+    // A real input changing still invalidates it.
+    fs.appendFileSync(path.join(dir, 'requirements.txt'), 'asyncpg\n');
+    expect(run(['scan', dir, '--fail-on', 'never', '--timings']).stderr).toMatch(/context discovered/);
+  });
+});
+
 describe('info commands', () => {
   it('rules lists codes; explain documents one; explain of an unknown code exits 2', () => {
     expect(run(['rules']).stdout).toMatch(/PA303\s+sync_sleep_in_async\s+runtime\s+high/);

@@ -58,6 +58,24 @@ export interface ScanOutput {
 type Ignore = ReturnType<typeof ignoreFactory>;
 const createIgnore = ignoreFactory as unknown as () => Ignore;
 
+/**
+ * The files a scan writes inside the tree (report, trend log, `--output`, `--write-baseline`),
+ * relative to the root: the report and log paths are relative to the root, the others to the
+ * working directory, as the CLI writes them.
+ */
+export function ownOutputs(rootPath: string, config: Pick<AuditConfig, 'report' | 'log' | 'output' | 'writeBaseline'>): Set<string> {
+  const out = new Set<string>();
+  const add = (abs: string) => {
+    const rel = path.relative(rootPath, abs);
+    if (rel && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel)) out.add(rel.split(path.sep).join('/'));
+  };
+  if (config.report) add(path.resolve(rootPath, config.report));
+  if (config.log) add(path.resolve(rootPath, config.log));
+  if (config.output) add(path.resolve(config.output));
+  if (config.writeBaseline) add(path.resolve(config.writeBaseline));
+  return out;
+}
+
 export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHooks = {}): Promise<ScanOutput> {
   const t0 = performance.now();
   const rootPath = resolveRoot(rootArg);
@@ -68,6 +86,10 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
   // 1. Discover: the walk and the manifests on the main thread, the Python facts in the pool.
   // The context comes from the cache when no walked file changed.
   const walked = walk(rootPath, { exclude: config.exclude, maxFileBytes: config.maxFileSize });
+  // The scan's own outputs are rewritten on every run: as inputs they would make every context
+  // look changed (the trend log grows each time) and a warm rescan would rediscover it.
+  const outputs = ownOutputs(rootPath, config);
+  if (outputs.size) walked.others = walked.others.filter((f) => !outputs.has(f));
   let cacheMs = 0;
   const tc = performance.now();
   const cache = config.cache ? ScanCache.open(rootPath, hooks.notice, hooks.cacheDir) : null;
