@@ -84,12 +84,12 @@ describe('incremental cache', () => {
     await run(true);
     const bytes = fs.readFileSync(packPath());
     // Truncated in the middle, then garbage: neither may be trusted.
-    for (const broken of [bytes.subarray(0, bytes.length >> 1), Buffer.from('PACACHE1\x10\x00\x00\x00not a v8 value at all')]) {
+    for (const broken of [bytes.subarray(0, bytes.length >> 1), Buffer.from('PACACHE2\x10\x00\x00\x00not a v8 value at all')]) {
       fs.writeFileSync(packPath(), broken);
       const res = await run(true);
       expect(res.out.cache!.hits).toBe(0);
       expect(res.json).toBe(reference);
-      expect(fs.readFileSync(packPath()).subarray(0, 8).toString('latin1')).toBe('PACACHE1');
+      expect(fs.readFileSync(packPath()).subarray(0, 8).toString('latin1')).toBe('PACACHE2');
     }
     const again = await run(true);
     expect(again.out.cache!.misses).toBe(0);
@@ -131,5 +131,98 @@ describe('incremental cache', () => {
     expect(res.json).toBe((await run(false)).json);
     expect(notices.filter((m) => m.startsWith('cache not written'))).toHaveLength(1);
     fs.rmSync(blocker);
+  });
+});
+
+describe('discovery facts in the cache', () => {
+  const MODELS = [
+    'from sqlalchemy import ForeignKey',
+    'from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column',
+    '',
+    'class Base(DeclarativeBase):',
+    '    pass',
+    '',
+    'class Order(Base):',
+    '    __tablename__ = "orders"',
+    '    id: Mapped[int] = mapped_column(primary_key=True)',
+    '    status: Mapped[str]',
+    '',
+  ].join('\n');
+  let tree: string;
+
+  const cfg = (cache: boolean) => resolveConfig({ report: null, log: null, cache, jobs: 2, quiet: true, failOn: 'never' }, {}, null);
+  async function scanTree(cache: boolean) {
+    const out = await scan(tree, cfg(cache));
+    return { out, json: renderFormat(out.result, 'json', { color: false }).replace(/"durationMs": \d+/, '"durationMs": 0') };
+  }
+  /**
+   * Edits a file and gives it an mtime of its own, still well in the past: the stat then tells
+   * the edit apart, and the cache's racy-mtime check has no say.
+   */
+  let edits = 0;
+  function edit(rel: string, text: string): void {
+    fs.writeFileSync(path.join(tree, rel), text);
+    const t = new Date(HOUR_AGO.getTime() + ++edits * 60_000);
+    fs.utimesSync(path.join(tree, rel), t, t);
+  }
+
+  beforeAll(() => {
+    tree = fs.mkdtempSync(path.join(os.tmpdir(), 'pa-facts-cache-'));
+    const files: Record<string, string> = {
+      'app/models.py': MODELS,
+      'app/settings.py': 'CHANNEL = "orders_changed"\n',
+      'app/listen.py': 'from app.settings import CHANNEL\n\nasync def listen(conn, cb):\n    await conn.add_listener(CHANNEL, cb)\n',
+      'app/util.py': 'def total(xs):\n    return sum(xs)\n',
+      'app/api.py': 'import time\n\nasync def handler():\n    time.sleep(1)\n',
+    };
+    for (const [rel, text] of Object.entries(files)) {
+      fs.mkdirSync(path.dirname(path.join(tree, rel)), { recursive: true });
+      fs.writeFileSync(path.join(tree, rel), text);
+    }
+    ageTree(tree);
+  });
+  afterAll(() => fs.rmSync(tree, { recursive: true, force: true }));
+
+  it('an edited file is read again for the context, the others keep their facts, and the result equals an uncached scan', async () => {
+    await scanTree(true);
+    edit('app/util.py', 'def total(xs):\n    return sum(xs) + 0\n');
+    const res = await scanTree(true);
+    // listen.py asks settings.py for a constant: its facts are read again every time.
+    expect(res.out.cache).toMatchObject({ contextHit: false, factsReused: 3, misses: 1 });
+    expect(res.json).toBe((await scanTree(false)).json);
+  });
+
+  it('a model added to a file that was read for the context shows in the context', async () => {
+    await scanTree(true);
+    edit('app/models.py', MODELS + '\nclass Refund(Base):\n    __tablename__ = "refunds"\n    id: Mapped[int] = mapped_column(primary_key=True)\n');
+    const res = await scanTree(true);
+    expect(res.out.cache).toMatchObject({ contextHit: false, factsReused: 3 });
+    expect(res.out.result.context.models.map((m: { name: string }) => m.name)).toContain('Refund');
+    expect(res.json).toBe((await scanTree(false)).json);
+  });
+
+  it('facts that read a constant of another module are never reused: a changed constant reaches the context', async () => {
+    await scanTree(true);
+    const channels = (r: Awaited<ReturnType<typeof scanTree>>) => r.out.result.context.events.subscribers.map((s: { channel: string }) => s.channel);
+    expect(channels(await scanTree(true))).toEqual(['orders_changed']);
+    edit('app/settings.py', 'CHANNEL = "order_events"\n');
+    const res = await scanTree(true);
+    // settings.py changed and listen.py asked it for a constant: both are read again.
+    expect(res.out.cache).toMatchObject({ contextHit: false, factsReused: 3 });
+    expect(channels(res)).toEqual(['order_events']);
+    expect(res.json).toBe((await scanTree(false)).json);
+  });
+  it('a damaged facts section is not trusted: every file is read again and the result is unchanged', async () => {
+    await scanTree(true);
+    edit('app/util.py', 'def total(xs):\n    return sum(xs) + 1\n');
+    await scanTree(true);
+    const pack = path.join(tree, '.persist-audit-cache', 'pack-v1.bin');
+    const bytes = fs.readFileSync(pack);
+    bytes[bytes.length - 1] ^= 0xff; // the facts section is the last one
+    fs.writeFileSync(pack, bytes);
+    edit('app/util.py', 'def total(xs):\n    return sum(xs) + 2\n');
+    const res = await scanTree(true);
+    expect(res.out.cache).toMatchObject({ contextHit: false, factsReused: 0, misses: 1 });
+    expect(res.json).toBe((await scanTree(false)).json);
   });
 });

@@ -2,10 +2,11 @@
  * The incremental cache: `.persist-audit-cache/pack-v1.bin` at the scanned root, one pack file
  * per root rewritten (atomically: temp file + rename) after a scan that changed anything.
  *
- * Layout: 8-byte magic, u32 length of the index, u32 length of the summaries, sha256 of the
- * index, sha256 of the summaries, then the index (v8-serialised: header, per-file entries without
- * summaries, the last repo-phase result) and the summaries section (v8), read and checked only
- * when the repo phase must run again. An unchanged rescan thus reads the small index only.
+ * Layout: 8-byte magic, the u32 lengths of three sections, their sha256 digests, then the
+ * sections: the index (v8-serialised: header, per-file entries without summaries, the context,
+ * the last repo-phase result), the summaries (v8) and the discovery facts (v8). The last two are
+ * read and checked only when needed: the summaries when the repo phase must run again, the facts
+ * when the context must be discovered again. An unchanged rescan thus reads the small index only.
  *
  * What is stored
  * - per Python file: mtime, size, inode, sha256 of the content, and its {@link FileOutcome}
@@ -15,6 +16,10 @@
  *   the same trees.
  * - the project context, valid under `contextKey`: the tool hash, the root, and every walked
  *   file's path, size and mtime (discovery reads only walked files).
+ * - per Python file, its discovery facts (or that it has none) with its mtime, size, inode and
+ *   migration role, valid under the tool hash: when one file changes, the context is built again
+ *   from the others' recorded facts and the changed files' new ones. Facts that looked up a
+ *   constant in another module, or that failed, are not recorded.
  *
  * When an entry is trusted (the content-hash policy)
  * - stat fast path: same mtime, size and inode as recorded, and the mtime is older than the scan
@@ -24,7 +29,9 @@
  *   hit (a touched or checked-out file), anything else is re-analysed;
  * - `PERSIST_AUDIT_CACHE_VERIFY=1` hashes every file, whatever the stat says;
  * - an outcome that depends on other paths (Rule 6's small-file evidence) is trusted only if
- *   those paths still have the size recorded.
+ *   those paths still have the size recorded;
+ * - discovery facts are trusted on the stat fast path alone (and never in verify mode): a file
+ *   whose stat differs is simply read again by the facts pass.
  * A pack that does not deserialise, has the wrong shape or the wrong key is ignored entirely;
  * an entry of the wrong shape is a miss. Nothing in the cache is trusted beyond that.
  */
@@ -38,20 +45,26 @@ import type { ProjectContext } from '../discovery/context.js';
 import type { SourceFile } from '../discovery/walk.js';
 import type { FileOutcome, RawFinding } from '../pool/protocol.js';
 import type { FileSummary } from '../analysis/summary.js';
+import type { PythonFactsResult } from '../discovery/discover.js';
 import type { InternalError } from '../types.js';
 import { pathState } from '../engine/analyzeFile.js';
 import { TOOL_VERSION } from '../version.js';
 
 export const CACHE_DIR = '.persist-audit-cache';
 const PACK = 'pack-v1.bin';
-const FORMAT = 'persist-audit-cache/2';
-const MAGIC = Buffer.from('PACACHE1', 'latin1');
-const HEAD = MAGIC.length + 4 + 4 + 32 + 32;
+const FORMAT = 'persist-audit-cache/3';
+const MAGIC = Buffer.from('PACACHE2', 'latin1');
+/** Three sections (index, summaries, discovery facts): their lengths, then their sha256 digests. */
+const SECTIONS = 3;
+const HEAD = MAGIC.length + 4 * SECTIONS + 32 * SECTIONS;
 /** An mtime this close to (or after) the recording scan's start is not trusted on its own. */
 export const RACY_MS = 2000;
 
 /** [mtimeMs, size, ino, sha256 hex, outcome without its summary] */
 type Entry = [number, number, number, string, FileOutcome];
+
+/** [mtimeMs, size, ino, migration, the discovery facts (null: not worth parsing)] */
+type FactsEntry = [number, number, number, boolean, PythonFactsResult | null];
 
 /** The repo phase's own output, reusable when its inputs (every summary, the context, the rules) are unchanged. */
 export interface RepoResult {
@@ -68,6 +81,10 @@ interface Pack {
   context: ProjectContext | null;
   files: Map<string, Entry>;
   repo: { key: string; result: RepoResult } | null;
+  /** Loads the discovery facts per Python file, valid under the tool hash they were recorded with (null when unreadable). */
+  facts: () => { tool: string; entries: Map<string, FactsEntry> } | null;
+  /** The facts section as stored, digest checked: written back as is when discovery did not run. */
+  factsRaw: () => Buffer | null;
   /** Loads the summaries section (null when it is unreadable). */
   summaries: () => Map<string, FileSummary> | null;
 }
@@ -78,6 +95,8 @@ export interface CacheStats {
   hashed: number;
   misses: number;
   contextHit: boolean;
+  /** Python files whose discovery facts (or their absence) came from the cache when the context was rediscovered. */
+  factsReused: number;
   wrote: boolean;
 }
 
@@ -87,11 +106,14 @@ export interface LookupResult {
 }
 
 export class ScanCache {
-  readonly stats: CacheStats = { hits: 0, hashed: 0, misses: 0, contextHit: false, wrote: false };
+  readonly stats: CacheStats = { hits: 0, hashed: 0, misses: 0, contextHit: false, factsReused: 0, wrote: false };
   private readonly old: Pack | null;
   private readonly scanStart = Date.now();
   private readonly next = new Map<string, Entry>();
   private readonly nextSummaries = new Map<string, FileSummary>();
+  private readonly nextFacts = new Map<string, FactsEntry>();
+  /** Whether discovery ran this scan; if not (context cached: no file changed), the old facts stand. */
+  private factsLooked = false;
   private repo: { key: string; result: RepoResult } | null = null;
   private readonly statByRel = new Map<string, fs.Stats | null>();
   private readonly toolHash = toolFingerprint();
@@ -136,6 +158,54 @@ export class ScanCache {
       return this.old.context;
     }
     return null;
+  }
+
+  /**
+   * When the context must be rediscovered: the discovery facts of the Python files that did not
+   * change (same stat as recorded, not racy, same migration role), and the files to read again.
+   * Only facts that depend on their own file's text were recorded (see {@link storeFacts}).
+   */
+  cachedFacts(files: SourceFile[], isMigration: (rel: string) => boolean): { reused: PythonFactsResult[]; missing: SourceFile[] } {
+    this.factsLooked = true;
+    const reused: PythonFactsResult[] = [];
+    const missing: SourceFile[] = [];
+    const stored = this.old?.facts() ?? null;
+    const table = stored && stored.tool === this.toolHash ? stored.entries : null;
+    for (const f of files) {
+      const entry = table?.get(f.rel);
+      const st = entry ? this.stat(f.rel) : null;
+      const ok =
+        entry && st && validFactsEntry(f.rel, entry) && !this.verifyAll &&
+        entry[0] === st.mtimeMs && entry[1] === st.size && entry[2] === st.ino &&
+        entry[0] < (this.old?.scanStart ?? 0) - RACY_MS && entry[3] === isMigration(f.rel);
+      if (ok) {
+        if (entry[4]) reused.push(entry[4]);
+        this.nextFacts.set(f.rel, entry);
+      } else {
+        missing.push(f);
+      }
+    }
+    this.stats.factsReused = files.length - missing.length;
+    if (missing.length || table?.size !== this.nextFacts.size) this.changed = true;
+    return { reused, missing };
+  }
+
+  /**
+   * Records the facts pass's results for the files it read whose result depends on their own
+   * text only, under the stat taken before the pass (in {@link cachedContext}). A copy is kept:
+   * discovery goes on to build the context from the same objects.
+   */
+  storeFacts(results: PythonFactsResult[], read: [string, boolean][], isMigration: (rel: string) => boolean): void {
+    this.factsLooked = true;
+    const byFile = new Map(results.map((r) => [r.file, r]));
+    for (const [rel, selfContained] of read) {
+      if (!selfContained) continue;
+      const st = this.stat(rel);
+      if (!st) continue;
+      const r = byFile.get(rel);
+      this.nextFacts.set(rel, [st.mtimeMs, st.size, st.ino, isMigration(rel), r ? structuredClone(r) : null]);
+    }
+    this.changed = true;
   }
 
   /** Sets the key every file entry is valid under; call once the context is known. */
@@ -259,12 +329,15 @@ export class ScanCache {
       repo: this.repo,
     });
     const summaries = v8.serialize([...this.nextSummaries]);
+    // Discovery did not run (the context was cached: no walked file changed): the old facts stand.
+    const facts = (!this.factsLooked ? this.old?.factsRaw() : null) ?? v8.serialize({ tool: this.toolHash, entries: [...this.nextFacts] });
+    const sections = [index, summaries, facts];
     const head = Buffer.alloc(HEAD);
     MAGIC.copy(head);
-    head.writeUInt32LE(index.length, MAGIC.length);
-    head.writeUInt32LE(summaries.length, MAGIC.length + 4);
-    crypto.createHash('sha256').update(index).digest().copy(head, MAGIC.length + 8);
-    crypto.createHash('sha256').update(summaries).digest().copy(head, MAGIC.length + 40);
+    sections.forEach((b, i) => {
+      head.writeUInt32LE(b.length, MAGIC.length + 4 * i);
+      crypto.createHash('sha256').update(b).digest().copy(head, MAGIC.length + 4 * SECTIONS + 32 * i);
+    });
     const file = path.join(this.dir, PACK);
     const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
     try {
@@ -274,8 +347,7 @@ export class ScanCache {
       const fd = fs.openSync(tmp, 'w');
       try {
         fs.writeSync(fd, head);
-        fs.writeSync(fd, index);
-        fs.writeSync(fd, summaries);
+        for (const b of sections) fs.writeSync(fd, b);
       } finally {
         fs.closeSync(fd);
       }
@@ -354,13 +426,29 @@ function readPack(file: string): Pack | null {
     const head = Buffer.alloc(HEAD);
     if (size < HEAD || fs.readSync(fd, head, 0, HEAD, 0) !== HEAD) return null;
     if (!head.subarray(0, MAGIC.length).equals(MAGIC)) return null;
-    const indexLen = head.readUInt32LE(MAGIC.length);
-    const summariesLen = head.readUInt32LE(MAGIC.length + 4);
-    if (HEAD + indexLen + summariesLen !== size) return null; // truncated or grown: not ours
+    const lengths = Array.from({ length: SECTIONS }, (_, i) => head.readUInt32LE(MAGIC.length + 4 * i));
+    const digests = lengths.map((_, i) => Buffer.from(head.subarray(MAGIC.length + 4 * SECTIONS + 32 * i, MAGIC.length + 4 * SECTIONS + 32 * (i + 1))));
+    if (HEAD + lengths.reduce((a, b) => a + b, 0) !== size) return null; // truncated or grown: not ours
+    const [indexLen] = lengths as [number];
     const indexBuf = Buffer.alloc(indexLen);
     if (fs.readSync(fd, indexBuf, 0, indexLen, HEAD) !== indexLen) return null;
-    if (!crypto.createHash('sha256').update(indexBuf).digest().equals(head.subarray(MAGIC.length + 8, MAGIC.length + 40))) return null;
-    const summariesDigest = Buffer.from(head.subarray(MAGIC.length + 40, HEAD));
+    if (!crypto.createHash('sha256').update(indexBuf).digest().equals(digests[0]!)) return null;
+    /** Section `i` read from the file and checked against its digest; null when it is not what was written. */
+    const section = (i: number): Buffer | null => {
+      try {
+        const at = HEAD + lengths.slice(0, i).reduce((a, b) => a + b, 0);
+        const buf = Buffer.alloc(lengths[i]!);
+        const fdi = fs.openSync(file, 'r');
+        try {
+          if (fs.readSync(fdi, buf, 0, buf.length, at) !== buf.length) return null;
+        } finally {
+          fs.closeSync(fdi);
+        }
+        return crypto.createHash('sha256').update(buf).digest().equals(digests[i]!) ? buf : null;
+      } catch {
+        return null;
+      }
+    };
     const p = v8.deserialize(indexBuf) as Record<string, unknown>;
     if (
       !p || typeof p !== 'object' || p.format !== FORMAT || typeof p.scanStart !== 'number' ||
@@ -375,11 +463,10 @@ function readPack(file: string): Pack | null {
     const context = p.context && typeof p.context === 'object' && typeof (p.context as ProjectContext).root === 'string' ? (p.context as ProjectContext) : null;
     const r = p.repo as Pack['repo'];
     const repo = r && typeof r === 'object' && typeof r.key === 'string' && r.result && typeof r.result === 'object' ? r : null;
-    const summariesAt = HEAD + indexLen;
     const summaries = (): Map<string, FileSummary> | null => {
       try {
-        const buf = fs.readFileSync(file).subarray(summariesAt);
-        if (buf.length !== summariesLen || !crypto.createHash('sha256').update(buf).digest().equals(summariesDigest)) return null;
+        const buf = section(1);
+        if (!buf) return null;
         const list = v8.deserialize(buf) as unknown;
         if (!Array.isArray(list)) return null;
         const map = new Map<string, FileSummary>();
@@ -389,7 +476,24 @@ function readPack(file: string): Pack | null {
         return null;
       }
     };
-    return { format: FORMAT, scanStart: p.scanStart, fileKey: p.fileKey, contextKey: p.contextKey, context, files, repo, summaries };
+    let factsBuf: Buffer | null | undefined;
+    const factsRaw = (): Buffer | null => (factsBuf === undefined ? (factsBuf = section(2)) : factsBuf);
+    const facts = (): { tool: string; entries: Map<string, FactsEntry> } | null => {
+      try {
+        const buf = factsRaw();
+        if (!buf) return null;
+        const f = v8.deserialize(buf) as { tool?: unknown; entries?: unknown };
+        if (!f || typeof f.tool !== 'string' || !Array.isArray(f.entries)) return null;
+        const entries = new Map<string, FactsEntry>();
+        for (const item of f.entries as unknown[]) {
+          if (Array.isArray(item) && item.length === 2 && typeof item[0] === 'string') entries.set(item[0], item[1] as FactsEntry);
+        }
+        return { tool: f.tool, entries };
+      } catch {
+        return null;
+      }
+    };
+    return { format: FORMAT, scanStart: p.scanStart, fileKey: p.fileKey, contextKey: p.contextKey, context, files, repo, facts, factsRaw, summaries };
   } catch {
     return null; // corrupt: start afresh
   } finally {
@@ -411,6 +515,17 @@ function validEntry(rel: string, e: unknown): e is Entry {
   if (out.summary !== undefined && (!out.summary || typeof out.summary !== 'object' || (out.summary as { path?: unknown }).path !== rel)) return false;
   if (out.deps !== undefined && !(Array.isArray(out.deps) && out.deps.every((d) => Array.isArray(d) && typeof d[0] === 'string' && typeof d[1] === 'number'))) return false;
   return true;
+}
+
+/** The shape a cached facts entry must have before it is used: the facts themselves are discovery's own output. */
+function validFactsEntry(rel: string, e: unknown): e is FactsEntry {
+  if (!Array.isArray(e) || e.length !== 5) return false;
+  const [mtime, size, ino, migration, r] = e as unknown[];
+  if (typeof mtime !== 'number' || typeof size !== 'number' || typeof ino !== 'number' || typeof migration !== 'boolean') return false;
+  if (r === null) return true;
+  if (!r || typeof r !== 'object') return false;
+  const res = r as Record<string, unknown>;
+  return res.file === rel && res.migration === migration && res.problem === undefined && !!res.facts && typeof res.facts === 'object';
 }
 
 let toolHashMemo: string | null = null;

@@ -41,7 +41,7 @@ export function formatTimings(out: ScanOutput): string {
   for (const [name, ms] of rows) lines.push(`${name.padEnd(20)} ${ms.toFixed(1).padStart(10)}`);
   if (out.cache) {
     const c = out.cache;
-    lines.push(`${'  of which cache'.padEnd(20)} ${t.cacheMs.toFixed(1).padStart(10)}  (${c.hits} hit${c.hashed ? `, ${c.hashed} by hash` : ''}, ${c.misses} analysed, context ${c.contextHit ? 'cached' : 'discovered'})`);
+    lines.push(`${'  of which cache'.padEnd(20)} ${t.cacheMs.toFixed(1).padStart(10)}  (${c.hits} hit${c.hashed ? `, ${c.hashed} by hash` : ''}, ${c.misses} analysed, context ${c.contextHit ? 'cached' : c.factsReused ? `discovered, facts of ${c.factsReused} files reused` : 'discovered'})`);
   }
   const stages = Object.entries(t.stageMs);
   const stageTotal = stages.reduce((s, [, ms]) => s + ms, 0);

@@ -100,8 +100,11 @@ export class AuditPool {
     return makeBatches(files, this.batchTarget(files.reduce((s, f) => s + f.size, 0)));
   }
 
-  /** The discovery pass: Python facts for the project context, in parallel. */
-  async facts(files: SourceFile[], migration: (rel: string) => boolean): Promise<PythonFactsResult[]> {
+  /**
+   * The discovery pass: Python facts for the project context, in parallel; `read` lists every
+   * file read, and whether its result depends on its own text only (see {@link BatchResult.factsRead}).
+   */
+  async facts(files: SourceFile[], migration: (rel: string) => boolean): Promise<{ results: PythonFactsResult[]; read: [string, boolean][] }> {
     const batches = this.batches(files);
     for (const b of batches) {
       b.mode = 'facts';
@@ -109,7 +112,7 @@ export class AuditPool {
     }
     const pool = await this.start(batches.length);
     const results = await Promise.all(batches.map((b) => runWithRetry(pool, b)));
-    return results.flatMap((r) => r.facts ?? []);
+    return { results: results.flatMap((r) => r.facts ?? []), read: results.flatMap((r) => r.factsRead ?? []) };
   }
 
   /** The audit pass (or a cost floor, by `mode`), with the context shared once in memory. */

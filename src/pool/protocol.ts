@@ -101,6 +101,11 @@ export interface BatchResult {
   files: FileOutcome[];
   /** The `facts` pass's results, one per file that was worth parsing or failed. */
   facts?: PythonFactsResult[];
+  /**
+   * Every file the `facts` pass read, with whether its result (possibly none) depends on its own
+   * text only: no problem, and no constant looked up in another module. Those the cache may keep.
+   */
+  factsRead?: [file: string, selfContained: boolean][];
   parser: string;
   parseMs: number;
 }

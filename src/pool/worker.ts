@@ -30,22 +30,32 @@ function contextOf(task: BatchTask): ProjectContext {
 }
 
 /** The discovery pass: Python facts of the files worth parsing for the project context, their SQL read. */
-async function runFacts(task: BatchTask, parser: PythonParser): Promise<PythonFactsResult[]> {
+async function runFacts(task: BatchTask, parser: PythonParser): Promise<{ facts: PythonFactsResult[]; read: [string, boolean][] }> {
   const read = cachedReader(setup.rootDir);
-  const external = externalConstants(read);
+  const lookup = externalConstants(read);
+  // Whether the current file asked for another module's constant: its facts then depend on that file too.
+  let asked = false;
+  const external = (qualified: string) => {
+    asked = true;
+    return lookup(qualified);
+  };
   const out: PythonFactsResult[] = [];
+  const seen: [string, boolean][] = [];
   for (const f of task.files) {
     const source = read(f.rel);
     if (source === null) continue;
+    asked = false;
+    let r: PythonFactsResult;
     try {
-      const r = pythonFactsOf(f.rel, source, f.migration ?? false, parser, external);
-      if (r.facts || r.problem) out.push(r);
+      r = pythonFactsOf(f.rel, source, f.migration ?? false, parser, external);
     } catch (err) {
-      out.push({ file: f.rel, migration: f.migration ?? false, problem: `context extraction failed: ${(err as Error).message}` });
+      r = { file: f.rel, migration: f.migration ?? false, problem: `context extraction failed: ${(err as Error).message}` };
     }
+    if (r.facts || r.problem) out.push(r);
+    seen.push([f.rel, !asked && !r.problem]);
   }
   await readPythonSql(out);
-  return out;
+  return { facts: out, read: seen };
 }
 
 /**
@@ -74,8 +84,8 @@ export default async function runBatch(task: BatchTask): Promise<BatchResult> {
   const parser = mode === 'read' ? null : await parserPromise!;
   if (mode === 'facts') {
     const t = performance.now();
-    const facts = await runFacts(task, parser!);
-    return { files: [], facts, parser: parser!.kind, parseMs: performance.now() - t };
+    const { facts, read } = await runFacts(task, parser!);
+    return { files: [], facts, factsRead: read, parser: parser!.kind, parseMs: performance.now() - t };
   }
   const context = mode === 'full' ? contextOf(task) : null;
   const files: FileOutcome[] = [];
