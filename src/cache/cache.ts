@@ -4,9 +4,10 @@
  *
  * Layout: 8-byte magic, the u32 lengths of three sections, their sha256 digests, then the
  * sections: the index (v8-serialised: header, per-file entries without summaries, the context,
- * the last repo-phase result), the summaries (v8) and the discovery facts (v8). The last two are
- * read and checked only when needed: the summaries when the repo phase must run again, the facts
- * when the context must be discovered again. An unchanged rescan thus reads the small index only.
+ * the last repo-phase result), the summaries (one v8 blob per file, so that unchanged ones are
+ * copied, not serialised again) and the discovery facts (v8). The last two are read and checked
+ * only when needed: the summaries when the repo phase must run again, the facts when the context
+ * must be discovered again. An unchanged rescan thus reads the small index only.
  *
  * What is stored
  * - per Python file: mtime, size, inode, sha256 of the content, and its {@link FileOutcome}
@@ -52,7 +53,7 @@ import { TOOL_VERSION } from '../version.js';
 
 export const CACHE_DIR = '.persist-audit-cache';
 const PACK = 'pack-v1.bin';
-const FORMAT = 'persist-audit-cache/3';
+const FORMAT = 'persist-audit-cache/4';
 const MAGIC = Buffer.from('PACACHE2', 'latin1');
 /** Three sections (index, summaries, discovery facts): their lengths, then their sha256 digests. */
 const SECTIONS = 3;
@@ -85,8 +86,8 @@ interface Pack {
   facts: () => { tool: string; entries: Map<string, FactsEntry> } | null;
   /** The facts section as stored, digest checked: written back as is when discovery did not run. */
   factsRaw: () => Buffer | null;
-  /** Loads the summaries section (null when it is unreadable). */
-  summaries: () => Map<string, FileSummary> | null;
+  /** Loads the summaries section: each file's summary as its own v8 bytes (null when the section is unreadable). */
+  summaries: () => Map<string, Buffer> | null;
 }
 
 export interface CacheStats {
@@ -110,7 +111,8 @@ export class ScanCache {
   private readonly old: Pack | null;
   private readonly scanStart = Date.now();
   private readonly next = new Map<string, Entry>();
-  private readonly nextSummaries = new Map<string, FileSummary>();
+  /** Fresh summaries, or the bytes of an old one carried over unchanged (never re-serialised). */
+  private readonly nextSummaries = new Map<string, FileSummary | Buffer>();
   private readonly nextFacts = new Map<string, FactsEntry>();
   /** Whether discovery ran this scan; if not (context cached: no file changed), the old facts stand. */
   private factsLooked = false;
@@ -269,10 +271,11 @@ export class ScanCache {
     const missing = new Set<string>();
     const table = this.loadOldSummaries();
     for (const o of hits) {
-      const s = table?.get(o.path);
-      if (s && typeof s === 'object' && s.path === o.path && Array.isArray(s.calls) && Array.isArray(s.functions)) {
+      const raw = table?.get(o.path);
+      const s = raw ? summaryOf(raw) : null;
+      if (s && s.path === o.path) {
         o.summary = s;
-        this.nextSummaries.set(o.path, s);
+        this.nextSummaries.set(o.path, raw!);
       } else if (!o.skipped) {
         missing.add(o.path);
         this.next.delete(o.path);
@@ -328,7 +331,7 @@ export class ScanCache {
       files: [...this.next],
       repo: this.repo,
     });
-    const summaries = v8.serialize([...this.nextSummaries]);
+    const summaries = encodeSummaries(this.nextSummaries);
     // Discovery did not run (the context was cached: no walked file changed): the old facts stand.
     const facts = (!this.factsLooked ? this.old?.factsRaw() : null) ?? v8.serialize({ tool: this.toolHash, entries: [...this.nextFacts] });
     const sections = [index, summaries, facts];
@@ -363,8 +366,8 @@ export class ScanCache {
     }
   }
 
-  private oldSummaries: Map<string, FileSummary> | null | undefined;
-  private loadOldSummaries(): Map<string, FileSummary> | null {
+  private oldSummaries: Map<string, Buffer> | null | undefined;
+  private loadOldSummaries(): Map<string, Buffer> | null {
     if (this.oldSummaries === undefined) this.oldSummaries = this.old ? this.old.summaries() : null;
     return this.oldSummaries;
   }
@@ -463,18 +466,9 @@ function readPack(file: string): Pack | null {
     const context = p.context && typeof p.context === 'object' && typeof (p.context as ProjectContext).root === 'string' ? (p.context as ProjectContext) : null;
     const r = p.repo as Pack['repo'];
     const repo = r && typeof r === 'object' && typeof r.key === 'string' && r.result && typeof r.result === 'object' ? r : null;
-    const summaries = (): Map<string, FileSummary> | null => {
-      try {
-        const buf = section(1);
-        if (!buf) return null;
-        const list = v8.deserialize(buf) as unknown;
-        if (!Array.isArray(list)) return null;
-        const map = new Map<string, FileSummary>();
-        for (const item of list) if (Array.isArray(item) && typeof item[0] === 'string') map.set(item[0], item[1] as FileSummary);
-        return map;
-      } catch {
-        return null;
-      }
+    const summaries = (): Map<string, Buffer> | null => {
+      const buf = section(1);
+      return buf ? decodeSummaries(buf) : null;
     };
     let factsBuf: Buffer | null | undefined;
     const factsRaw = (): Buffer | null => (factsBuf === undefined ? (factsBuf = section(2)) : factsBuf);
@@ -515,6 +509,51 @@ function validEntry(rel: string, e: unknown): e is Entry {
   if (out.summary !== undefined && (!out.summary || typeof out.summary !== 'object' || (out.summary as { path?: unknown }).path !== rel)) return false;
   if (out.deps !== undefined && !(Array.isArray(out.deps) && out.deps.every((d) => Array.isArray(d) && typeof d[0] === 'string' && typeof d[1] === 'number'))) return false;
   return true;
+}
+
+/**
+ * The summaries section: per file, u32 path length, u32 summary length, the path (UTF-8) and the
+ * summary (v8). One blob per file lets a rescan that changed a few files copy the others' bytes
+ * instead of serialising every summary again (4.3 s of a rescan on the 2M-line tree).
+ */
+function encodeSummaries(summaries: Map<string, FileSummary | Buffer>): Buffer {
+  const parts: Buffer[] = [];
+  for (const [rel, value] of summaries) {
+    const name = Buffer.from(rel, 'utf8');
+    const blob = Buffer.isBuffer(value) ? value : v8.serialize(value);
+    const head = Buffer.alloc(8);
+    head.writeUInt32LE(name.length, 0);
+    head.writeUInt32LE(blob.length, 4);
+    parts.push(head, name, blob);
+  }
+  return Buffer.concat(parts);
+}
+
+function decodeSummaries(buf: Buffer): Map<string, Buffer> | null {
+  const out = new Map<string, Buffer>();
+  let at = 0;
+  while (at < buf.length) {
+    if (at + 8 > buf.length) return null;
+    const nameLen = buf.readUInt32LE(at);
+    const blobLen = buf.readUInt32LE(at + 4);
+    at += 8;
+    if (at + nameLen + blobLen > buf.length) return null;
+    const rel = buf.toString('utf8', at, at + nameLen);
+    at += nameLen;
+    out.set(rel, buf.subarray(at, at + blobLen));
+    at += blobLen;
+  }
+  return out;
+}
+
+/** A cached summary's bytes as a summary, or null when they are not one. */
+function summaryOf(raw: Buffer): FileSummary | null {
+  try {
+    const s = v8.deserialize(raw) as FileSummary;
+    return s && typeof s === 'object' && typeof s.path === 'string' && Array.isArray(s.calls) && Array.isArray(s.functions) ? s : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The shape a cached facts entry must have before it is used: the facts themselves are discovery's own output. */
