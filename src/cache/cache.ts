@@ -176,10 +176,7 @@ export class ScanCache {
     for (const f of files) {
       const entry = table?.get(f.rel);
       const st = entry ? this.stat(f.rel) : null;
-      const ok =
-        entry && st && validFactsEntry(f.rel, entry) && !this.verifyAll &&
-        entry[0] === st.mtimeMs && entry[1] === st.size && entry[2] === st.ino &&
-        entry[0] < (this.old?.scanStart ?? 0) - RACY_MS && entry[3] === isMigration(f.rel);
+      const ok = entry && st && validFactsEntry(f.rel, entry) && !this.verifyAll && this.statHolds(entry, st) && entry[3] === isMigration(f.rel);
       if (ok) {
         if (entry[4]) reused.push(entry[4]);
         this.nextFacts.set(f.rel, entry);
@@ -385,15 +382,22 @@ export class ScanCache {
     return st;
   }
 
+  /**
+   * The stat fast path: the file has the mtime, size and inode recorded, and that mtime is older
+   * than the recording scan by more than {@link RACY_MS}.
+   */
+  private statHolds(recorded: readonly [number, number, number, ...unknown[]], st: fs.Stats): boolean {
+    return recorded[0] === st.mtimeMs && recorded[1] === st.size && recorded[2] === st.ino && recorded[0] < (this.old?.scanStart ?? 0) - RACY_MS;
+  }
+
   /** The entry to keep when `entry` is still valid for `f` (possibly with a fresher stat), else null. */
   private validate(f: SourceFile, entry: Entry): Entry | null {
     if (!validEntry(f.rel, entry)) return null;
     const st = this.stat(f.rel);
     if (!st) return null;
     let result: Entry | null = null;
-    const statSame = entry[0] === st.mtimeMs && entry[1] === st.size && entry[2] === st.ino;
-    const racy = entry[0] >= (this.old?.scanStart ?? 0) - RACY_MS;
-    if (statSame && !racy && !this.verifyAll) {
+    const unchanged = this.statHolds(entry, st);
+    if (unchanged && !this.verifyAll) {
       result = entry;
     } else {
       let bytes: Buffer;
@@ -404,7 +408,7 @@ export class ScanCache {
       }
       this.stats.hashed++;
       if (sha256(bytes) !== entry[3]) return null;
-      result = statSame && !racy ? entry : [st.mtimeMs, st.size, st.ino, entry[3], entry[4]];
+      result = unchanged ? entry : [st.mtimeMs, st.size, st.ino, entry[3], entry[4]];
     }
     for (const [dep, size] of result[4].deps ?? []) {
       if (pathState(path.join(this.root, dep)) !== size) return null;

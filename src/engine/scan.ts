@@ -110,12 +110,14 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
   });
   try {
     if (!context) {
-      // Manifests on the main thread while the workers start; the Python facts in the workers, in parallel.
+      // Manifests on the main thread while the workers start (warming twice is a no-op); the
+      // Python facts in the workers, in parallel.
       if (!cache) pool.warm(walked.python);
       const plan = planDiscovery(rootPath, [...walked.python.map((f) => f.rel), ...walked.others]);
       // Files that did not change keep the facts the cache recorded for them: only the rest is read again.
       const known = cache ? cache.cachedFacts(walked.python, plan.isMigration) : { reused: [], missing: walked.python };
-      if (cache && known.missing.length) pool.warm(known.missing);
+      // With a cache, the workers start only now, and only as many as the files to read again can use.
+      if (known.missing.length) pool.warm(known.missing);
       const pass = known.missing.length ? await pool.facts(known.missing, plan.isMigration) : { results: [], read: [] };
       cache?.storeFacts(pass.results, pass.read, plan.isMigration);
       context = await finishDiscovery(plan, [...known.reused, ...pass.results]);
