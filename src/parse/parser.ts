@@ -3,6 +3,7 @@
  * `web-tree-sitter` WASM build, so nothing above this file knows which one runs.
  */
 import { createRequire } from 'node:module';
+import { bindModule, languageTables, WasmTree } from './wasmNodes.js';
 
 const require = createRequire(import.meta.url);
 
@@ -42,15 +43,6 @@ export interface ParsedTree {
   release(): void;
 }
 
-export interface QueryCapture {
-  name: string;
-  node: SyntaxNode;
-}
-
-export interface CompiledQuery {
-  captures(node: SyntaxNode): QueryCapture[];
-}
-
 export type ParserKind = 'native' | 'wasm';
 export type ParserPreference = ParserKind | 'auto';
 
@@ -62,8 +54,6 @@ export interface PythonParser {
    */
   startIndexOf(node: SyntaxNode): number;
   parse(source: string): ParsedTree;
-  /** Compiles a tree-sitter query; compile once per worker and reuse. */
-  query(source: string): CompiledQuery;
 }
 
 interface NativeModules {
@@ -94,34 +84,58 @@ function createNativeParser(load: NativeLoader): PythonParser {
       const tree = parser.parse(source, null, { bufferSize: source.length * 2 + 1024 });
       return { rootNode: tree.rootNode, release() {} };
     },
-    query(source: string): CompiledQuery {
-      const q = new TreeSitter.Query(language, source);
-      return { captures: (node) => q.captures(node) };
-    },
   };
 }
 
+/**
+ * The object web-tree-sitter's `Parser.init` turns into its Emscripten module (the first init of
+ * a thread wins): kept so the lean node layer can call the module's exports.
+ */
+let wasmModule: Record<string, unknown> | null = null;
+
 async function createWasmParser(): Promise<PythonParser> {
-  const { Parser, Language, Query } = await import('web-tree-sitter');
-  await Parser.init();
+  const { Parser, Language } = await import('web-tree-sitter');
+  const options: Record<string, unknown> = wasmModule ?? {};
+  await Parser.init(options);
+  wasmModule ??= options;
   const wasmPath = require.resolve('tree-sitter-python/tree-sitter-python.wasm');
   const language = await Language.load(wasmPath);
   const parser = new Parser();
   parser.setLanguage(language);
+  const parseTree = (source: string) => {
+    const tree = parser.parse(source);
+    if (!tree) throw new Error('the WASM parser returned no tree');
+    return tree;
+  };
+  // The lean node layer when the module has what it calls (see wasmNodes.ts); web-tree-sitter's
+  // own nodes otherwise.
+  const probe = parseTree('');
+  const lean = bindModule(wasmModule) && typeof (probe as unknown as Record<number, unknown>)[0] === 'number';
+  probe.delete();
+  if (!lean) {
+    return {
+      kind: 'wasm',
+      startIndexOf: (node) => node.startIndex,
+      parse(source: string): ParsedTree {
+        const tree = parseTree(source);
+        return { rootNode: tree.rootNode as unknown as SyntaxNode, release: () => tree.delete() };
+      },
+    };
+  }
+  const tables = languageTables(language as unknown as { types: string[]; fields: (string | null)[] });
   return {
     kind: 'wasm',
     startIndexOf: (node) => node.startIndex,
     parse(source: string): ParsedTree {
-      const tree = parser.parse(source);
-      if (!tree) throw new Error('the WASM parser returned no tree');
+      const tree = parseTree(source);
+      const lean = new WasmTree((tree as unknown as Record<number, number>)[0]!, source, tables);
       return {
-        rootNode: tree.rootNode as unknown as SyntaxNode,
-        release: () => tree.delete(),
+        rootNode: lean.rootNode,
+        release: () => {
+          lean.address = 0;
+          tree.delete();
+        },
       };
-    },
-    query(source: string): CompiledQuery {
-      const q = new Query(language, source);
-      return { captures: (node) => q.captures(node as never) as unknown as QueryCapture[] };
     },
   };
 }

@@ -1,0 +1,310 @@
+/**
+ * A lean node layer over web-tree-sitter's WebAssembly module.
+ *
+ * web-tree-sitter's own `Node` pays, on every node it hands out, for class-field initialisers,
+ * an integer-keyed handle (a separate elements store), a `{row, column}` object, and a
+ * `setValue`/`getValue` call with a type-name switch per word it marshals; `childForFieldName`
+ * searches the field-name list each time. The analysis touches millions of nodes on a large
+ * repository, and those costs were ~12 % of the whole per-file CPU and a third of the bytes it
+ * allocated (profile of a 500k-line generated monorepo).
+ *
+ * This layer calls the same exported C functions of the same module (the `*_wasm` entry points
+ * that web-tree-sitter's `Node` calls), reading and writing the transfer buffer through the
+ * module's `HEAP32` view directly. A node is five integers and a tree reference; its type and
+ * end offset are kept once asked. The tree itself still comes from web-tree-sitter's `Parser`.
+ *
+ * It relies on the module layout of the pinned web-tree-sitter version (a node is five `i32` in
+ * the transfer buffer: id, start index, start row, start column, subtree handle); the exports
+ * it needs are checked when it is set up, and the parser falls back to web-tree-sitter's own
+ * nodes when one is missing.
+ */
+import type { Point, SyntaxNode } from './parser.js';
+
+/** The Emscripten module object of web-tree-sitter (the object passed to `Parser.init`). */
+interface WasmModule {
+  HEAP32: Int32Array;
+  _malloc(size: number): number;
+  _free(address: number): void;
+  _ts_init(): number;
+  _ts_tree_root_node_wasm(tree: number): void;
+  _ts_node_symbol_wasm(tree: number): number;
+  _ts_node_end_index_wasm(tree: number): number;
+  _ts_node_end_point_wasm(tree: number): void;
+  _ts_node_parent_wasm(tree: number): void;
+  _ts_node_child_wasm(tree: number, index: number): void;
+  _ts_node_named_child_wasm(tree: number, index: number): void;
+  _ts_node_child_count_wasm(tree: number): number;
+  _ts_node_named_child_count_wasm(tree: number): number;
+  _ts_node_children_wasm(tree: number): void;
+  _ts_node_named_children_wasm(tree: number): void;
+  _ts_node_child_by_field_id_wasm(tree: number, field: number): void;
+  _ts_node_children_by_field_id_wasm(tree: number, field: number): void;
+  _ts_node_descendants_of_type_wasm(tree: number, symbols: number, count: number, r0: number, c0: number, r1: number, c1: number): void;
+  _ts_node_descendant_for_index_wasm(tree: number): void;
+  _ts_node_has_error_wasm(tree: number): number;
+  _ts_node_is_missing_wasm(tree: number): number;
+}
+
+const REQUIRED: (keyof WasmModule)[] = [
+  '_malloc', '_free', '_ts_init', '_ts_tree_root_node_wasm', '_ts_node_symbol_wasm', '_ts_node_end_index_wasm',
+  '_ts_node_end_point_wasm', '_ts_node_parent_wasm', '_ts_node_child_wasm', '_ts_node_named_child_wasm',
+  '_ts_node_child_count_wasm', '_ts_node_named_child_count_wasm', '_ts_node_children_wasm', '_ts_node_named_children_wasm',
+  '_ts_node_child_by_field_id_wasm', '_ts_node_children_by_field_id_wasm', '_ts_node_descendants_of_type_wasm',
+  '_ts_node_descendant_for_index_wasm', '_ts_node_has_error_wasm', '_ts_node_is_missing_wasm',
+];
+
+/** Words per node in the transfer buffer. */
+const NODE_WORDS = 5;
+/** web-tree-sitter's symbol for `ERROR` in a type list. */
+const ERROR_SYMBOL = 65535;
+
+let M: WasmModule;
+/** The module's `HEAP32`; a view of a buffer that WebAssembly memory growth detaches (length 0 then). */
+let H: Int32Array;
+/** Word index of the transfer buffer. */
+let TB = 0;
+
+function heap(): Int32Array {
+  if (H.length === 0) H = M.HEAP32;
+  return H;
+}
+
+/** The language tables a tree needs: type names by symbol, field ids by name, symbol lists by type list. */
+export interface LanguageTables {
+  types: readonly string[];
+  fields: Map<string, number>;
+  symbolLists: Map<string, { address: number; count: number }>;
+}
+
+export function languageTables(language: { types: readonly string[]; fields: readonly (string | null)[] }): LanguageTables {
+  const fields = new Map<string, number>();
+  language.fields.forEach((name, id) => {
+    if (name !== null && !fields.has(name)) fields.set(name, id);
+  });
+  return { types: language.types, fields, symbolLists: new Map() };
+}
+
+/** One parsed tree: its WASM address (0 once released), its source text and its language tables. */
+export class WasmTree {
+  constructor(
+    public address: number,
+    readonly source: string,
+    readonly lang: LanguageTables,
+  ) {}
+
+  get rootNode(): SyntaxNode {
+    M._ts_tree_root_node_wasm(this.address);
+    return unmarshal(this, TB)!;
+  }
+}
+
+/**
+ * Checks that the module has what this layer calls and binds it. False when the module does not
+ * look like the one this layer was written against.
+ */
+export function bindModule(module: unknown): boolean {
+  const m = module as Partial<WasmModule> | null;
+  if (!m || !(m.HEAP32 instanceof Int32Array)) return false;
+  for (const name of REQUIRED) if (typeof m[name] !== 'function') return false;
+  M = m as WasmModule;
+  H = M.HEAP32;
+  TB = M._ts_init() >> 2;
+  return true;
+}
+
+function marshal(node: WasmNode): void {
+  const h = heap();
+  h[TB] = node.id;
+  h[TB + 1] = node.startIndex;
+  h[TB + 2] = node.row;
+  h[TB + 3] = node.column;
+  h[TB + 4] = node.handle;
+}
+
+/** The node at word `at` (of the transfer buffer or a returned array), or null for a null node. */
+function unmarshal(tree: WasmTree, at: number): WasmNode | null {
+  const h = heap();
+  const id = h[at]!;
+  if (id === 0) return null;
+  return new WasmNode(tree, id, h[at + 1]!, h[at + 2]!, h[at + 3]!, h[at + 4]!);
+}
+
+/** Reads the (count, address) pair a list-returning call left in the transfer buffer, then frees the list. */
+function unmarshalList(tree: WasmTree): WasmNode[] {
+  const h = heap();
+  const count = h[TB]!;
+  const address = h[TB + 1]!;
+  const out = new Array<WasmNode>(count);
+  let at = address >> 2;
+  for (let i = 0; i < count; i++, at += NODE_WORDS) out[i] = unmarshal(tree, at)!;
+  if (address) M._free(address);
+  return out;
+}
+
+function symbolsFor(lang: LanguageTables, types: string | string[]): { address: number; count: number } {
+  const key = typeof types === 'string' ? types : types.join('\0');
+  let list = lang.symbolLists.get(key);
+  if (!list) {
+    const wanted = typeof types === 'string' ? [types] : types;
+    const symbols: number[] = [];
+    lang.types.forEach((t, i) => {
+      if (wanted.includes(t)) symbols.push(i);
+    });
+    if (wanted.includes('ERROR')) symbols.push(ERROR_SYMBOL);
+    // Kept for the worker's life: the same few type lists are asked for on every file.
+    const address = M._malloc(4 * Math.max(1, symbols.length));
+    const h = heap();
+    symbols.forEach((s, i) => (h[(address >> 2) + i] = s));
+    list = { address, count: symbols.length };
+    lang.symbolLists.set(key, list);
+  }
+  return list;
+}
+
+export class WasmNode implements SyntaxNode {
+  /** Cached answers: the type name and the end offset (a node never changes). */
+  private typeName: string | null = null;
+  private end = -1;
+  private childList: WasmNode[] | null = null;
+  private namedList: WasmNode[] | null = null;
+
+  constructor(
+    readonly tree: WasmTree,
+    readonly id: number,
+    readonly startIndex: number,
+    readonly row: number,
+    readonly column: number,
+    /** The subtree handle (web-tree-sitter's `node[0]`). */
+    readonly handle: number,
+  ) {}
+
+  get type(): string {
+    let t = this.typeName;
+    if (t === null) {
+      marshal(this);
+      t = this.typeName = this.tree.lang.types[M._ts_node_symbol_wasm(this.tree.address)] || 'ERROR';
+    }
+    return t;
+  }
+
+  get endIndex(): number {
+    let e = this.end;
+    if (e < 0) {
+      marshal(this);
+      e = this.end = M._ts_node_end_index_wasm(this.tree.address);
+    }
+    return e;
+  }
+
+  get text(): string {
+    return this.tree.source.slice(this.startIndex, this.endIndex);
+  }
+
+  get startPosition(): Point {
+    return { row: this.row, column: this.column };
+  }
+
+  get endPosition(): Point {
+    marshal(this);
+    M._ts_node_end_point_wasm(this.tree.address);
+    const h = heap();
+    return { row: h[TB]! >>> 0, column: h[TB + 1]! >>> 0 };
+  }
+
+  get parent(): SyntaxNode | null {
+    marshal(this);
+    M._ts_node_parent_wasm(this.tree.address);
+    return unmarshal(this.tree, TB);
+  }
+
+  get children(): SyntaxNode[] {
+    if (!this.childList) {
+      marshal(this);
+      M._ts_node_children_wasm(this.tree.address);
+      this.childList = unmarshalList(this.tree);
+    }
+    return this.childList;
+  }
+
+  get namedChildren(): SyntaxNode[] {
+    if (!this.namedList) {
+      marshal(this);
+      M._ts_node_named_children_wasm(this.tree.address);
+      this.namedList = unmarshalList(this.tree);
+    }
+    return this.namedList;
+  }
+
+  get childCount(): number {
+    if (this.childList) return this.childList.length;
+    marshal(this);
+    return M._ts_node_child_count_wasm(this.tree.address);
+  }
+
+  get namedChildCount(): number {
+    if (this.namedList) return this.namedList.length;
+    marshal(this);
+    return M._ts_node_named_child_count_wasm(this.tree.address);
+  }
+
+  get hasError(): boolean {
+    marshal(this);
+    return M._ts_node_has_error_wasm(this.tree.address) === 1;
+  }
+
+  get isMissing(): boolean {
+    marshal(this);
+    return M._ts_node_is_missing_wasm(this.tree.address) === 1;
+  }
+
+  child(index: number): SyntaxNode | null {
+    if (this.childList) return this.childList[index] ?? null;
+    marshal(this);
+    M._ts_node_child_wasm(this.tree.address, index);
+    return unmarshal(this.tree, TB);
+  }
+
+  namedChild(index: number): SyntaxNode | null {
+    if (this.namedList) return this.namedList[index] ?? null;
+    marshal(this);
+    M._ts_node_named_child_wasm(this.tree.address, index);
+    return unmarshal(this.tree, TB);
+  }
+
+  childForFieldName(name: string): SyntaxNode | null {
+    const field = this.tree.lang.fields.get(name);
+    if (field === undefined) return null;
+    marshal(this);
+    M._ts_node_child_by_field_id_wasm(this.tree.address, field);
+    return unmarshal(this.tree, TB);
+  }
+
+  childrenForFieldName(name: string): SyntaxNode[] {
+    const field = this.tree.lang.fields.get(name);
+    if (field === undefined || field === 0) return [];
+    marshal(this);
+    M._ts_node_children_by_field_id_wasm(this.tree.address, field);
+    return unmarshalList(this.tree);
+  }
+
+  descendantsOfType(types: string | string[]): SyntaxNode[] {
+    const { address, count } = symbolsFor(this.tree.lang, types);
+    marshal(this);
+    M._ts_node_descendants_of_type_wasm(this.tree.address, address, count, 0, 0, 0, 0);
+    return unmarshalList(this.tree);
+  }
+
+  descendantForIndex(start: number, end: number = start): SyntaxNode | null {
+    marshal(this);
+    const h = heap();
+    h[TB + NODE_WORDS] = start;
+    h[TB + NODE_WORDS + 1] = end;
+    M._ts_node_descendant_for_index_wasm(this.tree.address);
+    return unmarshal(this.tree, TB);
+  }
+}
+
+/** Bytes of WebAssembly memory the module has now (for tests of memory growth). */
+export function wasmHeapBytes(): number {
+  return heap().byteLength;
+}
