@@ -4,8 +4,9 @@
  *
  * Layout: 8-byte magic, the u32 lengths of three sections, their sha256 digests, then the
  * sections: the index (v8-serialised: header, per-file entries without summaries, the context,
- * the last repo-phase result), the summaries (one v8 blob per file, so that unchanged ones are
- * copied, not serialised again) and the discovery facts (v8). The last two are read and checked
+ * the last repo-phase result), the summaries (one v8 blob per file of its packed form, see
+ * packedSummary.ts, so that unchanged ones are copied, not serialised again) and the discovery
+ * facts (v8). The last two are read and checked
  * only when needed: the summaries when the repo phase must run again, the facts when the context
  * must be discovered again. An unchanged rescan thus reads the small index only.
  *
@@ -46,6 +47,7 @@ import type { ProjectContext } from '../discovery/context.js';
 import type { SourceFile } from '../discovery/walk.js';
 import type { FileOutcome, RawFinding } from '../pool/protocol.js';
 import type { FileSummary } from '../analysis/summary.js';
+import { isPackedSummary, packSummary, unpackSummary, type PackedSummary } from '../analysis/packedSummary.js';
 import type { PythonFactsResult } from '../discovery/discover.js';
 import type { InternalError } from '../types.js';
 import { pathState } from '../engine/analyzeFile.js';
@@ -53,7 +55,7 @@ import { TOOL_VERSION } from '../version.js';
 
 export const CACHE_DIR = '.persist-audit-cache';
 const PACK = 'pack-v1.bin';
-const FORMAT = 'persist-audit-cache/4';
+const FORMAT = 'persist-audit-cache/5';
 const MAGIC = Buffer.from('PACACHE2', 'latin1');
 /** Three sections (index, summaries, discovery facts): their lengths, then their sha256 digests. */
 const SECTIONS = 3;
@@ -112,7 +114,7 @@ export class ScanCache {
   private readonly scanStart = Date.now();
   private readonly next = new Map<string, Entry>();
   /** Fresh summaries, or the bytes of an old one carried over unchanged (never re-serialised). */
-  private readonly nextSummaries = new Map<string, FileSummary | Buffer>();
+  private readonly nextSummaries = new Map<string, PackedSummary | Buffer>();
   private readonly nextFacts = new Map<string, FactsEntry>();
   /** Whether discovery ran this scan; if not (context cached: no file changed), the old facts stand. */
   private factsLooked = false;
@@ -253,9 +255,9 @@ export class ScanCache {
       if (!hash || o.internalErrors.length) continue; // never cache a failure
       const st = this.stat(o.path);
       if (!st) continue;
-      const { ruleMs: _r, stageMs: _s, hash: _h, summary, ...kept } = o;
+      const { ruleMs: _r, stageMs: _s, hash: _h, summary, packedSummary, ...kept } = o;
       this.next.set(o.path, [st.mtimeMs, st.size, st.ino, hash, kept]);
-      if (summary) this.nextSummaries.set(o.path, summary);
+      if (summary) this.nextSummaries.set(o.path, packedSummary ?? packSummary(summary));
       this.changed = true;
     }
   }
@@ -520,7 +522,7 @@ function validEntry(rel: string, e: unknown): e is Entry {
  * summary (v8). One blob per file lets a rescan that changed a few files copy the others' bytes
  * instead of serialising every summary again (4.3 s of a rescan on the 2M-line tree).
  */
-function encodeSummaries(summaries: Map<string, FileSummary | Buffer>): Buffer {
+function encodeSummaries(summaries: Map<string, PackedSummary | Buffer>): Buffer {
   const parts: Buffer[] = [];
   for (const [rel, value] of summaries) {
     const name = Buffer.from(rel, 'utf8');
@@ -550,11 +552,11 @@ function decodeSummaries(buf: Buffer): Map<string, Buffer> | null {
   return out;
 }
 
-/** A cached summary's bytes as a summary, or null when they are not one. */
+/** A cached summary's bytes (a packed summary) as a summary, or null when they are not one. */
 function summaryOf(raw: Buffer): FileSummary | null {
   try {
-    const s = v8.deserialize(raw) as FileSummary;
-    return s && typeof s === 'object' && typeof s.path === 'string' && Array.isArray(s.calls) && Array.isArray(s.functions) ? s : null;
+    const p: unknown = v8.deserialize(raw);
+    return isPackedSummary(p) ? unpackSummary(p) : null;
   } catch {
     return null;
   }

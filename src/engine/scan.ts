@@ -107,6 +107,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
       hashContent: cache !== null,
     }),
     onBatchDone: hooks.progress,
+    keepPackedSummaries: cache !== null,
   });
   try {
     if (!context) {

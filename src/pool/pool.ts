@@ -9,6 +9,7 @@ import type { SourceFile } from '../discovery/walk.js';
 import { shareContext, type BatchResult, type BatchTask, type FileOutcome, type TaskMode, type WorkerSetup } from './protocol.js';
 import type { ProjectContext } from '../discovery/context.js';
 import type { PythonFactsResult } from '../discovery/discover.js';
+import { unpackSummary } from '../analysis/packedSummary.js';
 
 export interface PoolOptions {
   jobs: number;
@@ -19,6 +20,8 @@ export interface PoolOptions {
   onBatchDone?: (done: number, total: number) => void;
   /** `full` (default) audits; `parse` / `read` are the cost floors `bench` measures. */
   mode?: TaskMode;
+  /** Keep each outcome's packed summary beside the unpacked one (the cache stores it). */
+  keepPackedSummaries?: boolean;
 }
 
 /** At most this many files per batch. */
@@ -131,6 +134,7 @@ export class AuditPool {
       batches.map(async (batch) => {
         const result = await runWithRetry(pool, batch);
         parser = result.parser || parser;
+        for (const o of result.files) unpackOutcome(o, this.options.keepPackedSummaries ?? false);
         outcomes.push(...result.files);
         this.options.onBatchDone?.(++done, batches.length);
       }),
@@ -154,6 +158,18 @@ export async function runPool(files: SourceFile[], options: PoolOptions): Promis
   } finally {
     await pool.close();
   }
+}
+
+/** Gives an outcome from a worker its summary as objects; a pack that does not read back is an internal error. */
+function unpackOutcome(o: FileOutcome, keepPacked: boolean): void {
+  const packed = o.packedSummary;
+  if (!packed) return;
+  try {
+    o.summary = unpackSummary(packed);
+  } catch (err) {
+    o.internalErrors.push({ path: o.path, rule: 'summary', message: (err as Error).message });
+  }
+  if (!keepPacked || !o.summary) delete o.packedSummary;
 }
 
 async function runWithRetry(pool: Piscina, batch: BatchTask): Promise<BatchResult> {

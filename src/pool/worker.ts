@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { workerData } from 'piscina';
 import { createParser, type PythonParser } from '../parse/parser.js';
 import { analyzeFile, floorFile } from '../engine/analyzeFile.js';
+import { packSummary } from '../analysis/packedSummary.js';
 import { ALL_RULES } from '../rules/registry.js';
 import { isFileRule, type FileRule } from '../rules/types.js';
 import { readSharedContext, type BatchResult, type BatchTask, type FileOutcome, type WorkerSetup } from './protocol.js';
@@ -92,11 +93,15 @@ export default async function runBatch(task: BatchTask): Promise<BatchResult> {
   const t0 = performance.now();
   for (const f of task.files) {
     try {
-      files.push(
+      const outcome =
         mode === 'full'
           ? analyzeFile(f.rel, f.abs, parser!, rules, context!, { timings: setup.timings, rootDir: setup.rootDir, hash: setup.hashContent, repoModules })
-          : floorFile(f.rel, f.abs, parser, mode === 'walk'),
-      );
+          : floorFile(f.rel, f.abs, parser, mode === 'walk');
+      if (outcome.summary) {
+        outcome.packedSummary = packSummary(outcome.summary);
+        delete outcome.summary;
+      }
+      files.push(outcome);
     } catch (err) {
       files.push({
         path: f.rel, lines: 0, bytes: 0, parseError: false, findings: [],

@@ -1,0 +1,73 @@
+/**
+ * Packed summaries (worker → main thread, and the cache's summary blobs) read back as the very
+ * summaries that were packed, through a structured clone; a damaged pack is refused, never
+ * half-read.
+ */
+import v8 from 'node:v8';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createParser } from '../dist/src/parse/parser.js';
+import { analyzeFile } from '../dist/src/engine/analyzeFile.js';
+import { ALL_RULES } from '../dist/src/rules/registry.js';
+import { isFileRule } from '../dist/src/rules/types.js';
+import { walk } from '../dist/src/discovery/walk.js';
+import { discoverContext } from '../dist/src/discovery/discover.js';
+import { repoModuleNames } from '../dist/src/analysis/summary.js';
+import { isPackedSummary, packSummary, unpackSummary } from '../dist/src/analysis/packedSummary.js';
+import { runPool } from '../dist/src/pool/pool.js';
+import type { FileSummary } from '../src/analysis/summary.js';
+
+const SAMPLE = path.resolve('fixtures/sample-app');
+
+async function sampleSummaries(): Promise<FileSummary[]> {
+  const parser = await createParser('wasm');
+  const w = walk(SAMPLE);
+  const ctx = await discoverContext(SAMPLE, [...w.python.map((f) => f.rel), ...w.others], parser);
+  const repoModules = new Set(repoModuleNames(w.python.map((f) => f.rel)));
+  const rules = ALL_RULES.filter(isFileRule);
+  return w.python.map((f) => analyzeFile(f.rel, f.abs, parser, rules, ctx, { repoModules }).summary!).filter(Boolean);
+}
+
+describe('packed summaries', () => {
+  it('read back equal to the summaries packed, key order included', async () => {
+    const summaries = await sampleSummaries();
+    // The sample has effects with and without a pending type path, nulls and flags to carry.
+    const effects = summaries.flatMap((s) => s.functions.flatMap((f) => f.effects));
+    expect(effects.some((e) => e.pending)).toBe(true);
+    expect(summaries.some((s) => s.calls.some((c) => c.awaited) && s.calls.some((c) => c.qualifiedName === null))).toBe(true);
+    for (const s of summaries) {
+      const cloned: unknown = v8.deserialize(v8.serialize(packSummary(s)));
+      expect(isPackedSummary(cloned)).toBe(true);
+      const back = unpackSummary(cloned as ReturnType<typeof packSummary>);
+      expect(back).toStrictEqual(s);
+      expect(JSON.stringify(back)).toBe(JSON.stringify(s));
+    }
+  });
+
+  it('are smaller than the plain summaries', async () => {
+    const summaries = await sampleSummaries();
+    const plain = summaries.reduce((n, s) => n + v8.serialize(s).length, 0);
+    const packed = summaries.reduce((n, s) => n + v8.serialize(packSummary(s)).length, 0);
+    expect(packed).toBeLessThan(plain * 0.7);
+  });
+
+  it('refuse a damaged pack', async () => {
+    const [s] = await sampleSummaries();
+    const p = packSummary(s!);
+    expect(isPackedSummary({ ...p, calls: [] })).toBe(false);
+    expect(isPackedSummary({ ...p, functions: new Int32Array(p.functions.length + 1) })).toBe(false);
+    expect(isPackedSummary({ ...s })).toBe(false);
+    const badId = { ...p, calls: p.calls.slice() };
+    badId.calls[0] = p.strings.length + 5;
+    expect(() => unpackSummary(badId)).toThrow(/out of range/);
+  });
+
+  it('reach the main thread unpacked, the packed copy kept only when asked for', async () => {
+    const files = walk(SAMPLE).python;
+    const setup = { rootDir: SAMPLE, parser: 'wasm' as const, codes: [], timings: false, hashContent: false, context: (await discoverContext(SAMPLE, files.map((f) => f.rel), await createParser('wasm'))) };
+    const plain = await runPool(files, { jobs: 1, setup });
+    expect(plain.outcomes.every((o) => o.summary && !o.packedSummary)).toBe(true);
+    const kept = await runPool(files, { jobs: 1, setup, keepPackedSummaries: true });
+    expect(kept.outcomes.every((o) => o.summary && o.packedSummary && JSON.stringify(unpackSummary(o.packedSummary)) === JSON.stringify(o.summary))).toBe(true);
+  });
+});
