@@ -91,6 +91,20 @@ describe('lean WASM nodes', () => {
     tree.release();
   });
 
+  it('are what every parser of a thread gets, also from a second copy of the parser module', async () => {
+    // `bench:ab` loads two builds that share one web-tree-sitter: a second copy of parser.js
+    // (another module instance, as a query string makes it) must reach the same module.
+    const copy = (await import('../dist/src/parse/parser.js?copy')) as typeof import('../dist/src/parse/parser.js');
+    expect(copy.createParser).not.toBe(createParser);
+    const parsers = await Promise.all([createParser('wasm'), copy.createParser('wasm'), createParser('wasm')]);
+    for (const p of parsers) {
+      const tree = p.parse('x = f(1)\n');
+      expect(tree.rootNode).toBeInstanceOf(WasmNode);
+      expect(tree.rootNode.descendantsOfType('call').map((n) => n.text)).toEqual(['f(1)']);
+      tree.release();
+    }
+  });
+
   it('refuse a module that lacks the exports they call', () => {
     expect(bindModule(null)).toBe(false);
     expect(bindModule({})).toBe(false);

@@ -88,16 +88,30 @@ function createNativeParser(load: NativeLoader): PythonParser {
 }
 
 /**
- * The object web-tree-sitter's `Parser.init` turns into its Emscripten module (the first init of
- * a thread wins): kept so the lean node layer can call the module's exports.
+ * One `Parser.init` per web-tree-sitter instance (keyed by its `Parser` class), with the object
+ * that init turns into its Emscripten module: the lean node layer calls that module's exports.
+ * Concurrent callers share the one init. Kept on `globalThis` so that two copies of this file
+ * sharing one web-tree-sitter (two builds loaded side by side by `bench:ab`) share it too; a
+ * web-tree-sitter that something else initialised first leaves the module out of reach, and
+ * web-tree-sitter's own nodes are used.
  */
-let wasmModule: Record<string, unknown> | null = null;
+interface WasmInit {
+  module: Record<string, unknown>;
+  ready: Promise<void>;
+}
+const INITS_KEY = Symbol.for('persist-audit.web-tree-sitter-inits');
+const wasmInits = ((globalThis as Record<symbol, unknown>)[INITS_KEY] ??= new WeakMap<object, WasmInit>()) as WeakMap<object, WasmInit>;
 
 async function createWasmParser(): Promise<PythonParser> {
   const { Parser, Language } = await import('web-tree-sitter');
-  const options: Record<string, unknown> = wasmModule ?? {};
-  await Parser.init(options);
-  wasmModule ??= options;
+  let init = wasmInits.get(Parser);
+  if (!init) {
+    const module: Record<string, unknown> = {};
+    init = { module, ready: Parser.init(module) };
+    wasmInits.set(Parser, init);
+  }
+  await init.ready;
+  const wasmModule = init.module;
   const wasmPath = require.resolve('tree-sitter-python/tree-sitter-python.wasm');
   const language = await Language.load(wasmPath);
   const parser = new Parser();
