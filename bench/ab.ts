@@ -18,6 +18,8 @@ interface Stages {
   read: number;
   parse: number;
   model: number;
+  /** 0 for a build from before the classification had its own stage (its rules include it). */
+  classify: number;
   rules: number;
   summary: number;
 }
@@ -55,7 +57,7 @@ async function loadBuild(dist: string, label: string, root: string): Promise<Bui
   return {
     label,
     run(): Pass {
-      const stages: Stages = { read: 0, parse: 0, model: 0, rules: 0, summary: 0 };
+      const stages: Stages = { read: 0, parse: 0, model: 0, classify: 0, rules: 0, summary: 0 };
       let findings = 0;
       const t = performance.now();
       for (const f of walked.python) {
@@ -97,8 +99,8 @@ async function main(): Promise<void> {
     for (const b of order) passes[b]!.push(builds[b]!.run());
     process.stderr.write(`  round ${r + 1}/${rounds} done\n`);
   }
-  const header = ['build', 'total', 'parse', 'model', 'rules', 'summary', 'non-parse / parse', 'findings'];
-  console.log(header.map((h, i) => (i === 0 ? h.padEnd(28) : h.padStart(i === 6 ? 18 : 9))).join(''));
+  const header = ['build', 'total', 'parse', 'model', 'classify', 'rules', 'summary', 'non-parse / parse', 'findings'];
+  console.log(header.map((h, i) => (i === 0 ? h.padEnd(28) : h.padStart(i === 7 ? 18 : 9))).join(''));
   for (let b = 0; b < builds.length; b++) {
     const ps = passes[b]!;
     const s = (k: keyof Stages) => `${(median(ps.map((p) => p.stages[k])) / 1000).toFixed(2)} s`;
@@ -107,6 +109,7 @@ async function main(): Promise<void> {
       `${(median(ps.map((p) => p.ms)) / 1000).toFixed(2)} s`.padStart(9),
       s('parse').padStart(9),
       s('model').padStart(9),
+      s('classify').padStart(9),
       s('rules').padStart(9),
       s('summary').padStart(9),
       `${median(ps.map((p) => (p.ms - p.stages.parse) / p.stages.parse)).toFixed(2)}×`.padStart(18),

@@ -11,6 +11,7 @@ import type { ProjectContext } from '../discovery/context.js';
 import { buildFileModel, MODEL_NODE_TYPES, type FileModel } from '../semantic/model.js';
 import { summarize } from '../analysis/summary.js';
 import { collectEffects } from '../analysis/effects.js';
+import { classifyDbCall } from '../rules/python/query/dbCalls.js';
 import type { FileRule, Location, RuleReport } from '../rules/types.js';
 import { nodeLocation } from '../rules/types.js';
 import { EXECUTION_CONTEXT_CHECKS, executionContextEvidence } from '../merge/executionContext.js';
@@ -37,7 +38,7 @@ export function analyzeFile(
   options: AnalyzeOptions = {},
 ): FileOutcome {
   const outcome: FileOutcome = { path: rel, lines: 0, bytes: 0, parseError: false, findings: [], internalErrors: [] };
-  const stage: StageMs | undefined = options.timings ? { read: 0, parse: 0, model: 0, rules: 0, summary: 0 } : undefined;
+  const stage: StageMs | undefined = options.timings ? { read: 0, parse: 0, model: 0, classify: 0, rules: 0, summary: 0 } : undefined;
   let tick = stage ? performance.now() : 0;
   const lap = (key: keyof StageMs) => {
     if (!stage) return;
@@ -57,6 +58,11 @@ export function analyzeFile(
     outcome.parseError = root.hasError;
     const model = buildFileModel(rel, source, root, parser);
     lap('model');
+    // Every call in a function of a non-test file is classified by the summary's query effects
+    // anyway; classifying them first costs nothing more and keeps that shared cost out of the
+    // per-rule times (else the first rule to ask pays it all: PA104 showed 5.7 s of 20.6 s).
+    if (!model.isTestFile) for (const call of model.calls) if (call.functionIndex >= 0) classifyDbCall(model, call);
+    lap('classify');
     const ruleMs: Record<string, number> | undefined = options.timings ? {} : undefined;
     if (!model.isTestFile) {
       for (const rule of rules) {

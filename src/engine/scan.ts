@@ -168,7 +168,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     const raw: RawFinding[] = [];
     const summaries: FileSummary[] = [];
     const ruleMs: Record<string, number> = {};
-    const stageMs: StageMs = { read: 0, parse: 0, model: 0, rules: 0, summary: 0 };
+    const stageMs: StageMs = { read: 0, parse: 0, model: 0, classify: 0, rules: 0, summary: 0 };
     for (const o of outcomes) collectOutcome(o, stats, raw, summaries, ruleMs, stageMs);
 
     // 3. Repo phase: interprocedural rules on the summaries (or their cached result when no input changed).
@@ -324,7 +324,7 @@ function collectOutcome(
   raw.push(...o.findings);
   if (o.summary) summaries.push(o.summary);
   if (o.ruleMs) for (const [code, ms] of Object.entries(o.ruleMs)) ruleMs[code] = (ruleMs[code] ?? 0) + ms;
-  if (o.stageMs) for (const k of Object.keys(stageMs) as (keyof StageMs)[]) stageMs[k] += o.stageMs[k];
+  if (o.stageMs) for (const k of Object.keys(stageMs) as (keyof StageMs)[]) stageMs[k] += o.stageMs[k] ?? 0;
 }
 
 function sortByPath(outcomes: FileOutcome[]): FileOutcome[] {

@@ -50,6 +50,8 @@ export interface StageMs {
   read: number;
   parse: number;
   model: number;
+  /** The DB classification of every call in a function, which the rules and the summary share (see analyzeFile). */
+  classify: number;
   rules: number;
   summary: number;
 }
