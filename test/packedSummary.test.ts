@@ -13,7 +13,7 @@ import { isFileRule } from '../dist/src/rules/types.js';
 import { walk } from '../dist/src/discovery/walk.js';
 import { discoverContext } from '../dist/src/discovery/discover.js';
 import { repoModuleNames } from '../dist/src/analysis/summary.js';
-import { isPackedSummary, packSummary, unpackSummary } from '../dist/src/analysis/packedSummary.js';
+import { decodeSummary, encodeSummary, isPackedSummary, packSummary, unpackSummary } from '../dist/src/analysis/packedSummary.js';
 import { runPool } from '../dist/src/pool/pool.js';
 import type { FileSummary } from '../src/analysis/summary.js';
 
@@ -62,12 +62,19 @@ describe('packed summaries', () => {
     expect(() => unpackSummary(badId)).toThrow(/out of range/);
   });
 
-  it('reach the main thread unpacked, the packed copy kept only when asked for', async () => {
+  it('read back from their bytes, which refuse anything else', async () => {
+    const [s] = await sampleSummaries();
+    expect(decodeSummary(encodeSummary(s!))).toStrictEqual(s);
+    expect(() => decodeSummary(v8.serialize(s))).toThrow(/not a packed summary/);
+    expect(() => decodeSummary(new Uint8Array([1, 2, 3]))).toThrow();
+  });
+
+  it('reach the main thread read back, their bytes kept only when asked for', async () => {
     const files = walk(SAMPLE).python;
     const setup = { rootDir: SAMPLE, parser: 'wasm' as const, codes: [], timings: false, hashContent: false, context: (await discoverContext(SAMPLE, files.map((f) => f.rel), await createParser('wasm'))) };
     const plain = await runPool(files, { jobs: 1, setup });
-    expect(plain.outcomes.every((o) => o.summary && !o.packedSummary)).toBe(true);
-    const kept = await runPool(files, { jobs: 1, setup, keepPackedSummaries: true });
-    expect(kept.outcomes.every((o) => o.summary && o.packedSummary && JSON.stringify(unpackSummary(o.packedSummary)) === JSON.stringify(o.summary))).toBe(true);
+    expect(plain.outcomes.every((o) => o.summary && !o.summaryBytes)).toBe(true);
+    const kept = await runPool(files, { jobs: 1, setup, keepSummaryBytes: true });
+    expect(kept.outcomes.every((o) => o.summary && o.summaryBytes && JSON.stringify(decodeSummary(o.summaryBytes)) === JSON.stringify(o.summary))).toBe(true);
   });
 });

@@ -9,8 +9,11 @@
  * back on the main thread (which runs beside the workers) cost more than a second. Packed, the
  * same summaries are a string table and a few typed arrays, which the clone copies as bytes.
  *
- * `unpackSummary(packSummary(s))` deep-equals `s`, key order included.
+ * `unpackSummary(packSummary(s))` deep-equals `s`, key order included. The bytes that cross
+ * threads and sit in the cache are `encodeSummary`'s: the v8 serialisation of the pack, which a
+ * structured clone copies as one block and the cache stores as it is.
  */
+import v8 from 'node:v8';
 import type { Effect, FileSummary, SummaryCall, SummaryFunction } from './summary.js';
 import type { FunctionRole } from '../semantic/model.js';
 
@@ -218,4 +221,16 @@ export function unpackSummary(p: PackedSummary): FileSummary {
     exportedTypes,
     suppressions: p.suppressions,
   };
+}
+
+/** A summary as the bytes that cross threads and sit in the cache. */
+export function encodeSummary(s: FileSummary): Uint8Array {
+  return v8.serialize(packSummary(s));
+}
+
+/** The summary in `bytes` (from {@link encodeSummary}); throws when they are not one. */
+export function decodeSummary(bytes: Uint8Array): FileSummary {
+  const p: unknown = v8.deserialize(bytes);
+  if (!isPackedSummary(p)) throw new Error('not a packed summary');
+  return unpackSummary(p);
 }

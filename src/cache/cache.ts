@@ -47,7 +47,7 @@ import type { ProjectContext } from '../discovery/context.js';
 import type { SourceFile } from '../discovery/walk.js';
 import type { FileOutcome, RawFinding } from '../pool/protocol.js';
 import type { FileSummary } from '../analysis/summary.js';
-import { isPackedSummary, packSummary, unpackSummary, type PackedSummary } from '../analysis/packedSummary.js';
+import { decodeSummary, encodeSummary } from '../analysis/packedSummary.js';
 import type { PythonFactsResult } from '../discovery/discover.js';
 import type { InternalError } from '../types.js';
 import { pathState } from '../engine/analyzeFile.js';
@@ -114,7 +114,8 @@ export class ScanCache {
   private readonly scanStart = Date.now();
   private readonly next = new Map<string, Entry>();
   /** Fresh summaries, or the bytes of an old one carried over unchanged (never re-serialised). */
-  private readonly nextSummaries = new Map<string, PackedSummary | Buffer>();
+  /** Each file's summary bytes: fresh from a worker, or carried over from the old pack. */
+  private readonly nextSummaries = new Map<string, Uint8Array>();
   private readonly nextFacts = new Map<string, FactsEntry>();
   /** Whether discovery ran this scan; if not (context cached: no file changed), the old facts stand. */
   private factsLooked = false;
@@ -255,9 +256,9 @@ export class ScanCache {
       if (!hash || o.internalErrors.length) continue; // never cache a failure
       const st = this.stat(o.path);
       if (!st) continue;
-      const { ruleMs: _r, stageMs: _s, hash: _h, summary, packedSummary, ...kept } = o;
+      const { ruleMs: _r, stageMs: _s, hash: _h, summary, summaryBytes, ...kept } = o;
       this.next.set(o.path, [st.mtimeMs, st.size, st.ino, hash, kept]);
-      if (summary) this.nextSummaries.set(o.path, packedSummary ?? packSummary(summary));
+      if (summary) this.nextSummaries.set(o.path, summaryBytes ?? encodeSummary(summary));
       this.changed = true;
     }
   }
@@ -330,16 +331,8 @@ export class ScanCache {
       files: [...this.next],
       repo: this.repo,
     });
-    const summaries = encodeSummaries(this.nextSummaries);
     // Discovery did not run (the context was cached: no walked file changed): the old facts stand.
     const facts = (!this.factsLooked ? this.old?.factsRaw() : null) ?? v8.serialize({ tool: this.toolHash, entries: [...this.nextFacts] });
-    const sections = [index, summaries, facts];
-    const head = Buffer.alloc(HEAD);
-    MAGIC.copy(head);
-    sections.forEach((b, i) => {
-      head.writeUInt32LE(b.length, MAGIC.length + 4 * i);
-      crypto.createHash('sha256').update(b).digest().copy(head, MAGIC.length + 4 * SECTIONS + 32 * i);
-    });
     const file = path.join(this.dir, PACK);
     const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
     try {
@@ -348,8 +341,19 @@ export class ScanCache {
       if (!fs.existsSync(ignore)) fs.writeFileSync(ignore, '# written by persist-audit\n*\n');
       const fd = fs.openSync(tmp, 'w');
       try {
-        fs.writeSync(fd, head);
-        for (const b of sections) fs.writeSync(fd, b);
+        // The sections are written after the head's place, each hashed as it goes; the head
+        // (their lengths and digests) last. The summaries are serialised and written file by
+        // file: on the 2M-line tree, building the section whole (and then the whole pack) held
+        // another 200 MB at the scan's peak.
+        const head = Buffer.alloc(HEAD);
+        MAGIC.copy(head);
+        const out = new SectionWriter(fd, HEAD);
+        [[index], summaryChunks(this.nextSummaries), [facts]].forEach((chunks, i) => {
+          const { length, digest } = out.section(chunks);
+          head.writeUInt32LE(length, MAGIC.length + 4 * i);
+          digest.copy(head, MAGIC.length + 4 * SECTIONS + 32 * i);
+        });
+        fs.writeSync(fd, head, 0, HEAD, 0);
       } finally {
         fs.closeSync(fd);
       }
@@ -522,17 +526,58 @@ function validEntry(rel: string, e: unknown): e is Entry {
  * summary (v8). One blob per file lets a rescan that changed a few files copy the others' bytes
  * instead of serialising every summary again (4.3 s of a rescan on the 2M-line tree).
  */
-function encodeSummaries(summaries: Map<string, PackedSummary | Buffer>): Buffer {
-  const parts: Buffer[] = [];
-  for (const [rel, value] of summaries) {
+function* summaryChunks(summaries: Map<string, Uint8Array>): Generator<Uint8Array> {
+  for (const [rel, blob] of summaries) {
     const name = Buffer.from(rel, 'utf8');
-    const blob = Buffer.isBuffer(value) ? value : v8.serialize(value);
     const head = Buffer.alloc(8);
     head.writeUInt32LE(name.length, 0);
     head.writeUInt32LE(blob.length, 4);
-    parts.push(head, name, blob);
+    yield head;
+    yield name;
+    yield blob;
   }
-  return Buffer.concat(parts);
+}
+
+/** Writes sections one after another from a position, in vectored writes of about 1 MB, hashing each section. */
+class SectionWriter {
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  constructor(
+    private readonly fd: number,
+    private position: number,
+  ) {}
+
+  section(chunks: Iterable<Uint8Array>): { length: number; digest: Buffer } {
+    const hash = crypto.createHash('sha256');
+    let length = 0;
+    for (const c of chunks) {
+      hash.update(c);
+      length += c.length;
+      this.pending.push(c);
+      this.pendingBytes += c.length;
+      if (this.pendingBytes >= 1 << 20) this.flush();
+    }
+    this.flush();
+    return { length, digest: hash.digest() };
+  }
+
+  private flush(): void {
+    if (!this.pendingBytes) return;
+    let parts = this.pending;
+    let left = this.pendingBytes;
+    // writev takes the chunks as they are: no copy into one buffer. A short write goes on from where it stopped.
+    while (left > 0) {
+      let n = fs.writevSync(this.fd, parts, this.position);
+      this.position += n;
+      left -= n;
+      let i = 0;
+      while (i < parts.length && n >= parts[i]!.length) n -= parts[i++]!.length;
+      parts = parts.slice(i);
+      if (n > 0) parts[0] = parts[0]!.subarray(n);
+    }
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
 }
 
 function decodeSummaries(buf: Buffer): Map<string, Buffer> | null {
@@ -552,11 +597,10 @@ function decodeSummaries(buf: Buffer): Map<string, Buffer> | null {
   return out;
 }
 
-/** A cached summary's bytes (a packed summary) as a summary, or null when they are not one. */
-function summaryOf(raw: Buffer): FileSummary | null {
+/** A cached summary's bytes as a summary, or null when they are not one. */
+function summaryOf(raw: Uint8Array): FileSummary | null {
   try {
-    const p: unknown = v8.deserialize(raw);
-    return isPackedSummary(p) ? unpackSummary(p) : null;
+    return decodeSummary(raw);
   } catch {
     return null;
   }

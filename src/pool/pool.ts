@@ -9,7 +9,7 @@ import type { SourceFile } from '../discovery/walk.js';
 import { shareContext, type BatchResult, type BatchTask, type FileOutcome, type TaskMode, type WorkerSetup } from './protocol.js';
 import type { ProjectContext } from '../discovery/context.js';
 import type { PythonFactsResult } from '../discovery/discover.js';
-import { unpackSummary } from '../analysis/packedSummary.js';
+import { decodeSummary } from '../analysis/packedSummary.js';
 
 export interface PoolOptions {
   jobs: number;
@@ -20,8 +20,8 @@ export interface PoolOptions {
   onBatchDone?: (done: number, total: number) => void;
   /** `full` (default) audits; `parse` / `read` are the cost floors `bench` measures. */
   mode?: TaskMode;
-  /** Keep each outcome's packed summary beside the unpacked one (the cache stores it). */
-  keepPackedSummaries?: boolean;
+  /** Keep each outcome's summary bytes beside the summary read from them (the cache stores them). */
+  keepSummaryBytes?: boolean;
 }
 
 /** At most this many files per batch. */
@@ -134,7 +134,7 @@ export class AuditPool {
       batches.map(async (batch) => {
         const result = await runWithRetry(pool, batch);
         parser = result.parser || parser;
-        for (const o of result.files) unpackOutcome(o, this.options.keepPackedSummaries ?? false);
+        for (const o of result.files) unpackOutcome(o, this.options.keepSummaryBytes ?? false);
         outcomes.push(...result.files);
         this.options.onBatchDone?.(++done, batches.length);
       }),
@@ -160,16 +160,16 @@ export async function runPool(files: SourceFile[], options: PoolOptions): Promis
   }
 }
 
-/** Gives an outcome from a worker its summary as objects; a pack that does not read back is an internal error. */
-function unpackOutcome(o: FileOutcome, keepPacked: boolean): void {
-  const packed = o.packedSummary;
-  if (!packed) return;
+/** Gives an outcome from a worker its summary as objects; bytes that do not read back are an internal error. */
+function unpackOutcome(o: FileOutcome, keepBytes: boolean): void {
+  const bytes = o.summaryBytes;
+  if (!bytes) return;
   try {
-    o.summary = unpackSummary(packed);
+    o.summary = decodeSummary(bytes);
   } catch (err) {
-    o.internalErrors.push({ path: o.path, rule: 'summary', message: (err as Error).message });
+    o.internalErrors.push({ path: o.path, rule: 'summary', message: `summary unreadable: ${(err as Error).message}` });
   }
-  if (!keepPacked || !o.summary) delete o.packedSummary;
+  if (!keepBytes || !o.summary) delete o.summaryBytes;
 }
 
 async function runWithRetry(pool: Piscina, batch: BatchTask): Promise<BatchResult> {

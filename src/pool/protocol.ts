@@ -1,6 +1,5 @@
 /** Messages between the engine and its workers: plain data only, never syntax trees. */
 import type { FileSummary } from '../analysis/summary.js';
-import type { PackedSummary } from '../analysis/packedSummary.js';
 import type { ProjectContext } from '../discovery/context.js';
 import type { PythonFactsResult } from '../discovery/discover.js';
 import type { ParserPreference } from '../parse/parser.js';
@@ -87,10 +86,10 @@ export interface FileOutcome {
   findings: RawFinding[];
   summary?: FileSummary;
   /**
-   * The summary as it crosses from a worker (see packedSummary.ts); the pool unpacks it into
-   * `summary`, and keeps it only for the cache, which stores it as is.
+   * The summary as it crosses from a worker (`encodeSummary`, see packedSummary.ts); the pool
+   * reads it into `summary`, and keeps the bytes only for the cache, which stores them as they are.
    */
-  packedSummary?: PackedSummary;
+  summaryBytes?: Uint8Array;
   internalErrors: InternalError[];
   /** Per-rule time in ms, when timings were asked for. */
   ruleMs?: Record<string, number>;

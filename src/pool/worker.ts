@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { workerData } from 'piscina';
 import { createParser, type PythonParser } from '../parse/parser.js';
 import { analyzeFile, floorFile } from '../engine/analyzeFile.js';
-import { packSummary } from '../analysis/packedSummary.js';
+import { encodeSummary } from '../analysis/packedSummary.js';
 import { ALL_RULES } from '../rules/registry.js';
 import { isFileRule, type FileRule } from '../rules/types.js';
 import { readSharedContext, type BatchResult, type BatchTask, type FileOutcome, type WorkerSetup } from './protocol.js';
@@ -98,7 +98,7 @@ export default async function runBatch(task: BatchTask): Promise<BatchResult> {
           ? analyzeFile(f.rel, f.abs, parser!, rules, context!, { timings: setup.timings, rootDir: setup.rootDir, hash: setup.hashContent, repoModules })
           : floorFile(f.rel, f.abs, parser, mode === 'walk');
       if (outcome.summary) {
-        outcome.packedSummary = packSummary(outcome.summary);
+        outcome.summaryBytes = encodeSummary(outcome.summary);
         delete outcome.summary;
       }
       files.push(outcome);
