@@ -69,12 +69,14 @@ describe('packed summaries', () => {
     expect(() => decodeSummary(new Uint8Array([1, 2, 3]))).toThrow();
   });
 
-  it('reach the main thread read back, their bytes kept only when asked for', async () => {
+  it('reach the main thread read back, or as bytes when asked for', async () => {
     const files = walk(SAMPLE).python;
     const setup = { rootDir: SAMPLE, parser: 'wasm' as const, codes: [], timings: false, hashContent: false, context: (await discoverContext(SAMPLE, files.map((f) => f.rel), await createParser('wasm'))) };
     const plain = await runPool(files, { jobs: 1, setup });
     expect(plain.outcomes.every((o) => o.summary && !o.summaryBytes)).toBe(true);
-    const kept = await runPool(files, { jobs: 1, setup, keepSummaryBytes: true });
-    expect(kept.outcomes.every((o) => o.summary && o.summaryBytes && JSON.stringify(decodeSummary(o.summaryBytes)) === JSON.stringify(o.summary))).toBe(true);
+    const bytes = await runPool(files, { jobs: 1, setup, summaries: 'bytes' });
+    expect(bytes.outcomes.every((o) => !o.summary && o.summaryBytes)).toBe(true);
+    const byPath = new Map(plain.outcomes.map((o) => [o.path, JSON.stringify(o.summary)]));
+    expect(bytes.outcomes.every((o) => JSON.stringify(decodeSummary(o.summaryBytes!)) === byPath.get(o.path))).toBe(true);
   });
 });

@@ -258,7 +258,8 @@ export class ScanCache {
       if (!st) continue;
       const { ruleMs: _r, stageMs: _s, hash: _h, summary, summaryBytes, ...kept } = o;
       this.next.set(o.path, [st.mtimeMs, st.size, st.ino, hash, kept]);
-      if (summary) this.nextSummaries.set(o.path, summaryBytes ?? encodeSummary(summary));
+      const bytes = summaryBytes ?? (summary ? encodeSummary(summary) : null);
+      if (bytes) this.nextSummaries.set(o.path, bytes);
       this.changed = true;
     }
   }
@@ -282,6 +283,9 @@ export class ScanCache {
         this.changed = true;
       }
     }
+    // Those are analysed again: count them as such.
+    this.stats.hits -= missing.size;
+    this.stats.misses += missing.size;
     return missing;
   }
 

@@ -20,8 +20,12 @@ export interface PoolOptions {
   onBatchDone?: (done: number, total: number) => void;
   /** `full` (default) audits; `parse` / `read` are the cost floors `bench` measures. */
   mode?: TaskMode;
-  /** Keep each outcome's summary bytes beside the summary read from them (the cache stores them). */
-  keepSummaryBytes?: boolean;
+  /**
+   * `objects` (default): each outcome's summary is read from its bytes as it arrives. `bytes`:
+   * outcomes keep the bytes only (the scan reads them when the repo phase runs, and the cache
+   * stores them), so the main thread does not hold every summary as objects while the workers run.
+   */
+  summaries?: 'objects' | 'bytes';
 }
 
 /** At most this many files per batch. */
@@ -75,6 +79,7 @@ export class AuditPool {
   }
 
   private start(batches: number): Promise<Piscina> {
+    if (!this.starting) this.closing = null;
     this.starting ??= this.create(batches);
     return this.starting;
   }
@@ -134,7 +139,7 @@ export class AuditPool {
       batches.map(async (batch) => {
         const result = await runWithRetry(pool, batch);
         parser = result.parser || parser;
-        for (const o of result.files) unpackOutcome(o, this.options.keepSummaryBytes ?? false);
+        if (this.options.summaries !== 'bytes') for (const o of result.files) unpackOutcome(o);
         outcomes.push(...result.files);
         this.options.onBatchDone?.(++done, batches.length);
       }),
@@ -142,12 +147,20 @@ export class AuditPool {
     return { outcomes, parser };
   }
 
-  /** Waits for in-flight tasks, then stops the workers (never kill a worker mid-parse). */
-  async close(): Promise<void> {
-    await this.starting?.catch(() => undefined);
-    await this.piscina?.close();
-    this.piscina = null;
-    this.starting = null;
+  private closing: Promise<void> | null = null;
+
+  /**
+   * Waits for in-flight tasks, then stops the workers (never kill a worker mid-parse). Every
+   * call until the pool is started again shares one shutdown.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.starting?.catch(() => undefined);
+      await this.piscina?.close();
+      this.piscina = null;
+      this.starting = null;
+    })();
+    return this.closing;
   }
 }
 
@@ -161,15 +174,15 @@ export async function runPool(files: SourceFile[], options: PoolOptions): Promis
 }
 
 /** Gives an outcome from a worker its summary as objects; bytes that do not read back are an internal error. */
-function unpackOutcome(o: FileOutcome, keepBytes: boolean): void {
+export function unpackOutcome(o: FileOutcome): void {
   const bytes = o.summaryBytes;
   if (!bytes) return;
+  delete o.summaryBytes;
   try {
     o.summary = decodeSummary(bytes);
   } catch (err) {
     o.internalErrors.push({ path: o.path, rule: 'summary', message: `summary unreadable: ${(err as Error).message}` });
   }
-  if (!keepBytes || !o.summary) delete o.summaryBytes;
 }
 
 async function runWithRetry(pool: Piscina, batch: BatchTask): Promise<BatchResult> {
