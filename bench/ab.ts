@@ -13,6 +13,7 @@
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { stdlibRoot } from './stdlib.js';
+import { median } from './stats.js';
 
 interface Stages {
   read: number;
@@ -70,7 +71,6 @@ async function loadBuild(dist: string, label: string, root: string): Promise<Bui
   };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);

@@ -32,6 +32,7 @@ import { renderMarkdown } from '../src/report/markdown.js';
 import { timingsJson, type TimingsJson } from '../src/cli/timings.js';
 import type { ParserPreference } from '../src/parse/parser.js';
 import { stdlibRoot } from './stdlib.js';
+import { median } from './stats.js';
 
 interface Args {
   root: string;
@@ -156,11 +157,6 @@ function cpuSince(start: NodeJS.CpuUsage): number {
   return (d.user + d.system) / 1000;
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const mb = (bytes: number) => bytes / (1024 * 1024);
 const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const pad = (s: string, n: number) => s.padStart(n);
