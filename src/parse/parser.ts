@@ -164,11 +164,12 @@ export interface ParserLoaders {
  * Creates the Python parser. `auto` prefers WASM and falls back to the native binding, reporting
  * the reason once through `notice`.
  *
- * Why WASM first, measured on a generated 500k-line FastAPI/SQLAlchemy monorepo in one run
- * (2 workers): full audit 23.9 s with WASM against 35.4 s native, peak RSS 543 MB against
- * 889 MB. Parsing costs the same; every node the analysis touches crosses N-API in the native
- * binding (unmarshalling, property getters), which costs more than the whole WASM model build,
- * and native trees live until the GC finalises them while WASM trees are freed at once.
+ * Why WASM first, measured on a generated 500k-line FastAPI/SQLAlchemy monorepo (2 workers,
+ * alternating runs, `scan --no-write --parser X`): full audit 14.8-20.1 s with WASM (the lean node
+ * layer of wasmNodes.ts) against 25.6-25.8 s native, peak RSS 441-461 MiB against 758-762 MiB.
+ * Parsing costs the same; every node the analysis touches crosses N-API in the native binding
+ * (unmarshalling, property getters), which costs more than the whole WASM model build, and
+ * native trees live until the GC finalises them while WASM trees are freed at once.
  */
 export async function createParser(
   preference: ParserPreference = 'auto',
