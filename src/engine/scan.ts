@@ -153,7 +153,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
       const pooled = await pool.audit(toAnalyse, context);
       // The workers' heaps and parser memory are not needed past this point: they go now, not
       // after the repo phase and the report (on the 2M-line tree they held ~200 MB there).
-      void pool.close();
+      pool.close().catch(() => undefined); // a failure surfaces where the scan awaits the same close below
       parser = pooled.parser;
       if (cache) {
         const ts = performance.now();
