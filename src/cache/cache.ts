@@ -113,7 +113,6 @@ export class ScanCache {
   private readonly old: Pack | null;
   private readonly scanStart = Date.now();
   private readonly next = new Map<string, Entry>();
-  /** Fresh summaries, or the bytes of an old one carried over unchanged (never re-serialised). */
   /** Each file's summary bytes: fresh from a worker, or carried over from the old pack. */
   private readonly nextSummaries = new Map<string, Uint8Array>();
   private readonly nextFacts = new Map<string, FactsEntry>();
@@ -346,9 +345,9 @@ export class ScanCache {
       const fd = fs.openSync(tmp, 'w');
       try {
         // The sections are written after the head's place, each hashed as it goes; the head
-        // (their lengths and digests) last. The summaries are serialised and written file by
-        // file: on the 2M-line tree, building the section whole (and then the whole pack) held
-        // another 200 MB at the scan's peak.
+        // (their lengths and digests) last. The summaries' bytes are written file by file: on
+        // the 2M-line tree, building the section whole (and then the whole pack) held another
+        // 75-200 MB at the scan's peak.
         const head = Buffer.alloc(HEAD);
         MAGIC.copy(head);
         const out = new SectionWriter(fd, HEAD);
@@ -527,7 +526,7 @@ function validEntry(rel: string, e: unknown): e is Entry {
 
 /**
  * The summaries section: per file, u32 path length, u32 summary length, the path (UTF-8) and the
- * summary (v8). One blob per file lets a rescan that changed a few files copy the others' bytes
+ * summary's bytes (`encodeSummary`: the v8 serialisation of its pack). One blob per file lets a rescan that changed a few files copy the others' bytes
  * instead of serialising every summary again (4.3 s of a rescan on the 2M-line tree).
  */
 function* summaryChunks(summaries: Map<string, Uint8Array>): Generator<Uint8Array> {

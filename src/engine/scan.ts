@@ -232,10 +232,6 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
         ruleMs[rule.meta.code] = (ruleMs[rule.meta.code] ?? 0) + performance.now() - tr;
       }
     }
-    // Nothing reads the summaries after the repo phase (the cache writes the packed ones): let
-    // them go before the pack is written and the report rendered, the scan's last allocations.
-    summaries.length = 0;
-    for (const o of outcomes) delete o.summary;
     if (cache) {
       const ts = performance.now();
       if (!repoCached) {

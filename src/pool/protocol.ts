@@ -86,8 +86,9 @@ export interface FileOutcome {
   findings: RawFinding[];
   summary?: FileSummary;
   /**
-   * The summary as it crosses from a worker (`encodeSummary`, see packedSummary.ts); the pool
-   * reads it into `summary`, and keeps the bytes only for the cache, which stores them as they are.
+   * The summary as it crosses from a worker (`encodeSummary`, see packedSummary.ts), read into
+   * `summary` by `unpackOutcome`: by the pool as batches arrive, or by the scan when the repo
+   * phase starts (after the cache has stored the bytes as they are).
    */
   summaryBytes?: Uint8Array;
   internalErrors: InternalError[];
