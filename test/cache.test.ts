@@ -59,6 +59,27 @@ describe('incremental cache', () => {
     expect(warm.json).toBe(uncached.json);
   });
 
+  it('a small pass runs on the main thread and gives the bytes the workers give, cold and after an edit', async () => {
+    const workers = await run(false, { inProcessBytes: 0 });
+    expect(workers.out.passes).toEqual({ mainThread: 0, workers: 2 });
+    const main = await run(false);
+    expect(main.out.passes).toEqual({ mainThread: 2, workers: 0 });
+    expect(main.json).toBe(workers.json);
+    await run(true); // record the tree
+    const file = path.join(root, 'PA303.py');
+    const before = fs.readFileSync(file);
+    try {
+      fs.appendFileSync(file, '\n\nasync def edited():\n    time.sleep(3)\n');
+      const edited = await run(true);
+      expect(edited.out.cache).toMatchObject({ misses: 1 });
+      expect(edited.out.passes).toEqual({ mainThread: 2, workers: 0 });
+      expect(edited.json).toBe((await run(false, { inProcessBytes: 0 })).json);
+    } finally {
+      fs.writeFileSync(file, before);
+      ageTree(root);
+    }
+  });
+
   it('a changed file is analysed again, and the result equals an uncached scan', async () => {
     const file = path.join(root, 'PA303.py');
     fs.appendFileSync(file, '\n\nasync def added_later():\n    time.sleep(3)\n');

@@ -1,7 +1,8 @@
 /**
  * The worker pool: batches sized by bytes, a failing batch retried once, and a batch that keeps
  * failing reduced to the files that fail (reported as internal errors) while every other
- * result stands. Failures are injected through the worker's test-only environment hook.
+ * result stands. Failures are injected through the worker's test-only environment hook. The
+ * same holds for a pass small enough to run on the main thread instead of the workers.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -39,7 +40,12 @@ describe('makeBatches', () => {
   });
 });
 
-describe('runPool failures', () => {
+const RUNNERS = [
+  { name: 'workers', inProcessBytes: 0, where: 'worker' },
+  { name: 'main thread', inProcessBytes: undefined, where: 'main-thread analysis' },
+];
+
+describe.each(RUNNERS)('runPool failures ($name)', ({ inProcessBytes, where }) => {
   beforeAll(() => {
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'pa-pool-test-'));
     for (const name of ['a.py', 'b.py', 'bad_c.py', 'd.py']) {
@@ -57,7 +63,7 @@ describe('runPool failures', () => {
     process.env.PERSIST_AUDIT_TEST_WORKER_FAIL = 'bad_';
     process.env.PERSIST_AUDIT_TEST_WORKER_FAIL_ONCE = marker;
     try {
-      const { outcomes } = await runPool(walk(root).python, { jobs: 2, setup: setup(), batchBytes: 1 << 20 });
+      const { outcomes } = await runPool(walk(root).python, { jobs: 2, setup: setup(), batchBytes: 1 << 20, inProcessBytes });
       expect(fs.existsSync(marker)).toBe(true); // it did fail once
       expect(outcomes).toHaveLength(4);
       for (const o of outcomes) {
@@ -74,13 +80,13 @@ describe('runPool failures', () => {
     process.env.PERSIST_AUDIT_TEST_WORKER_FAIL = 'bad_';
     try {
       // One batch holds every file: the pool must isolate the failing one.
-      const { outcomes } = await runPool(walk(root).python, { jobs: 2, setup: setup(), batchBytes: 1 << 20 });
+      const { outcomes } = await runPool(walk(root).python, { jobs: 2, setup: setup(), batchBytes: 1 << 20, inProcessBytes });
       expect(outcomes.map((o) => o.path).sort()).toEqual(['a.py', 'b.py', 'bad_c.py', 'd.py']);
       for (const o of outcomes) {
         if (o.path === 'bad_c.py') {
           expect(o.findings).toEqual([]);
           expect(o.internalErrors).toHaveLength(1);
-          expect(o.internalErrors[0]!.message).toMatch(/worker failed twice.*injected worker failure/);
+          expect(o.internalErrors[0]!.message).toMatch(new RegExp(`^${where} failed twice.*injected worker failure`));
         } else {
           expect(o.internalErrors).toEqual([]);
           expect(o.findings.map((f) => f.code)).toEqual(['PA303']);

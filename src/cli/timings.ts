@@ -39,6 +39,8 @@ export function formatTimings(out: ScanOutput): string {
   ];
   const lines = ['Phase                 Time (ms)'];
   for (const [name, ms] of rows) lines.push(`${name.padEnd(20)} ${ms.toFixed(1).padStart(10)}`);
+  const { mainThread, workers } = out.passes;
+  if (mainThread + workers) lines.push(`${'  passes'.padEnd(20)} ${mainThread} on the main thread (small), ${workers} in the workers`);
   if (out.cache) {
     const c = out.cache;
     lines.push(`${'  of which cache'.padEnd(20)} ${t.cacheMs.toFixed(1).padStart(10)}  (${c.hits} hit${c.hashed ? `, ${c.hashed} by hash` : ''}, ${c.misses} analysed, context ${c.contextHit ? 'cached' : c.factsReused ? `discovered, facts of ${c.factsReused} files reused` : 'discovered'})`);

@@ -32,6 +32,8 @@ export interface ScanHooks {
   progress?: (done: number, total: number) => void;
   /** Where the incremental cache lives instead of `<root>/.persist-audit-cache` (bench, tests). */
   cacheDir?: string;
+  /** Passes over at most this many bytes run on the main thread (see `AuditPool`; 0: always the workers). Bench, tests. */
+  inProcessBytes?: number;
 }
 
 export interface PhaseTimings {
@@ -53,6 +55,8 @@ export interface ScanOutput {
   parser: string;
   /** Null when the cache is off. */
   cache: CacheStats | null;
+  /** Passes over Python files (discovery facts, audit) run on the main thread and in the workers. */
+  passes: { mainThread: number; workers: number };
 }
 
 type Ignore = ReturnType<typeof ignoreFactory>;
@@ -108,6 +112,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     }),
     onBatchDone: hooks.progress,
     summaries: 'bytes',
+    inProcessBytes: hooks.inProcessBytes,
   });
   try {
     if (!context) {
@@ -306,6 +311,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
       timings: { discoveryMs: t1 - t0, perFileMs: t2 - t1, repoMs: t3 - t2, mergeMs: t4 - t3, cacheMs, ruleMs, stageMs },
       parser,
       cache: cache?.stats ?? null,
+      passes: { ...pool.passes },
     };
   } finally {
     await pool.close();

@@ -3,6 +3,9 @@
  * failed batch retried once (piscina replaces a crashed worker); when the retry fails too, the
  * batch's files run one by one so that only the files that fail are reported, and a clean shutdown (native tree-sitter aborts
  * the process if a worker is killed mid-parse, so in-flight tasks are always awaited).
+ *
+ * A pass too small to pay for threads (a rescan after an edit, a small service) runs on the
+ * main thread instead, through the same batch code (batch.ts) and the same retry rules.
  */
 import { Piscina } from 'piscina';
 import type { SourceFile } from '../discovery/walk.js';
@@ -10,6 +13,7 @@ import { shareContext, type BatchResult, type BatchTask, type FileOutcome, type 
 import type { ProjectContext } from '../discovery/context.js';
 import type { PythonFactsResult } from '../discovery/discover.js';
 import { decodeSummary } from '../analysis/packedSummary.js';
+import type { BatchRunner } from './batch.js';
 
 export interface PoolOptions {
   jobs: number;
@@ -26,7 +30,20 @@ export interface PoolOptions {
    * stores them), so the main thread does not hold every summary as objects while the workers run.
    */
   summaries?: 'objects' | 'bytes';
+  /**
+   * A pass over at most this many bytes of files runs on the main thread while no worker is up
+   * (default {@link IN_PROCESS_BYTES}; 0: always the workers).
+   */
+  inProcessBytes?: number;
 }
+
+/**
+ * Starting the workers costs each one its module graph and its parser (0.3-0.9 s of wall time
+ * on the 2-core machines), about what one thread takes to audit a megabyte. A pass over less
+ * than this runs on the main thread: the rescan of a 2M-line tree after one edit started the
+ * workers for one file's facts and one file's audit.
+ */
+export const IN_PROCESS_BYTES = 512 * 1024;
 
 /** At most this many files per batch. */
 const MAX_BATCH_FILES = 200;
@@ -71,11 +88,46 @@ export class AuditPool {
   warm(files: SourceFile[]): void {
     // As many threads as the batches of these files can use: a one-file scan starts one.
     const total = files.reduce((s, f) => s + f.size, 0);
+    if (this.inProcess(total)) return;
     const batches = Math.max(1, Math.ceil(total / this.batchTarget(total)), Math.ceil(files.length / MAX_BATCH_FILES));
     this.start(Math.min(this.jobs, batches)).catch(() => {
       // The pass that needs the pool reports the failure.
       this.starting = null;
     });
+  }
+
+  private setupMemo: Promise<WorkerSetup & { timings?: boolean }> | null = null;
+  private local: Promise<BatchRunner> | null = null;
+
+  private setup(): Promise<WorkerSetup & { timings?: boolean }> {
+    const { setup } = this.options;
+    // A setup that failed is tried again by the next pass, as before there was a main-thread runner.
+    this.setupMemo ??= (typeof setup === 'function' ? setup() : Promise.resolve(setup)).catch((err: unknown) => {
+      this.setupMemo = null;
+      throw err;
+    });
+    return this.setupMemo;
+  }
+
+  /** Whether a pass over `total` bytes runs on the main thread: small, and no worker is up to take it. */
+  private inProcess(total: number): boolean {
+    return !this.starting && total <= (this.options.inProcessBytes ?? IN_PROCESS_BYTES);
+  }
+
+  /** How many passes ran on the main thread and how many in the workers (`--timings`, tests). */
+  readonly passes = { mainThread: 0, workers: 0 };
+
+  /** How this pass's batches run: on the main thread when it is small, else in the workers. */
+  private async runner(files: SourceFile[], batches: number): Promise<Run> {
+    if (this.inProcess(files.reduce((s, f) => s + f.size, 0))) {
+      this.passes.mainThread++;
+      this.local ??= Promise.all([import('./batch.js'), this.setup()]).then(([{ createBatchRunner }, setup]) => createBatchRunner(setup));
+      const local = await this.local;
+      return Object.assign((task: BatchTask) => local(task), { where: 'main-thread analysis' });
+    }
+    this.passes.workers++;
+    const pool = await this.start(batches);
+    return Object.assign(async (task: BatchTask) => (await pool.run(task)) as BatchResult, { where: 'worker' });
   }
 
   private start(batches: number): Promise<Piscina> {
@@ -85,7 +137,7 @@ export class AuditPool {
   }
 
   private async create(batches: number): Promise<Piscina> {
-    const setup = typeof this.options.setup === 'function' ? await this.options.setup() : this.options.setup;
+    const setup = await this.setup();
     this.piscina = new Piscina({
       filename: new URL('./worker.js', import.meta.url).href,
       minThreads: Math.min(this.jobs, batches || 1),
@@ -118,8 +170,8 @@ export class AuditPool {
       b.mode = 'facts';
       for (const f of b.files) f.migration = migration(f.rel);
     }
-    const pool = await this.start(batches.length);
-    const results = await Promise.all(batches.map((b) => runWithRetry(pool, b)));
+    const run = await this.runner(files, batches.length);
+    const results = await Promise.all(batches.map((b) => runWithRetry(run, b)));
     return { results: results.flatMap((r) => r.facts ?? []), read: results.flatMap((r) => r.factsRead ?? []) };
   }
 
@@ -131,13 +183,13 @@ export class AuditPool {
       if (mode !== 'full') b.mode = mode;
       if (shared) b.context = shared;
     }
-    const pool = await this.start(batches.length);
+    const run = await this.runner(files, batches.length);
     const outcomes: FileOutcome[] = [];
     let parser = 'native';
     let done = 0;
     await Promise.all(
       batches.map(async (batch) => {
-        const result = await runWithRetry(pool, batch);
+        const result = await runWithRetry(run, batch);
         parser = result.parser || parser;
         if (this.options.summaries !== 'bytes') for (const o of result.files) unpackOutcome(o);
         outcomes.push(...result.files);
@@ -185,22 +237,25 @@ export function unpackOutcome(o: FileOutcome): void {
   }
 }
 
-async function runWithRetry(pool: Piscina, batch: BatchTask): Promise<BatchResult> {
+/** Runs a batch, where {@link Run.where} says (for the message of a file that keeps failing). */
+type Run = ((task: BatchTask) => Promise<BatchResult>) & { where: string };
+
+async function runWithRetry(run: Run, batch: BatchTask): Promise<BatchResult> {
   try {
-    return (await pool.run(batch)) as BatchResult;
+    return await run(batch);
   } catch {
     try {
-      return (await pool.run(batch)) as BatchResult;
+      return await run(batch);
     } catch (err) {
-      if (batch.files.length === 1) return failed(batch, err);
+      if (batch.files.length === 1) return failed(batch, err, run.where);
       // Isolate the culprit: every file alone, once; the others' results stand.
       const parts = await Promise.all(
         batch.files.map(async (f) => {
           const single: BatchTask = { ...batch, files: [f] };
           try {
-            return (await pool.run(single)) as BatchResult;
+            return await run(single);
           } catch (e) {
-            return failed(single, e);
+            return failed(single, e, run.where);
           }
         }),
       );
@@ -209,8 +264,8 @@ async function runWithRetry(pool: Piscina, batch: BatchTask): Promise<BatchResul
   }
 }
 
-function failed(batch: BatchTask, err: unknown): BatchResult {
-  const message = `worker failed twice on this file: ${(err as Error).message}`;
+function failed(batch: BatchTask, err: unknown, where: string): BatchResult {
+  const message = `${where} failed twice on this file: ${(err as Error).message}`;
   return {
     parser: '',
     parseMs: 0,
