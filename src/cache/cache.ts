@@ -108,6 +108,9 @@ export interface LookupResult {
   misses: SourceFile[];
 }
 
+/** What the cache keeps of a file's stat. */
+type FileStat = Pick<fs.Stats, 'mtimeMs' | 'size' | 'ino'>;
+
 export class ScanCache {
   readonly stats: CacheStats = { hits: 0, hashed: 0, misses: 0, contextHit: false, factsReused: 0, wrote: false };
   private readonly old: Pack | null;
@@ -119,7 +122,7 @@ export class ScanCache {
   /** Whether discovery ran this scan; if not (context cached: no file changed), the old facts stand. */
   private factsLooked = false;
   private repo: { key: string; result: RepoResult } | null = null;
-  private readonly statByRel = new Map<string, fs.Stats | null>();
+  private readonly statByRel = new Map<string, FileStat | null>();
   private readonly toolHash = toolFingerprint();
   private fileKey = '';
   private contextKey = '';
@@ -142,6 +145,11 @@ export class ScanCache {
 
   /** The cached project context when no walked file changed since it was discovered. */
   cachedContext(python: SourceFile[], others: string[]): ProjectContext | null {
+    // The walk's stat of each Python file serves: taken earlier than ours would be, it is as safe
+    // (a change after it moves the mtime on), and a 2M-line tree's 31k stats cost ~0.3 s.
+    for (const f of python) {
+      if (f.mtimeMs !== undefined && f.ino !== undefined && !this.statByRel.has(f.rel)) this.statByRel.set(f.rel, { mtimeMs: f.mtimeMs, size: f.size, ino: f.ino });
+    }
     const h = crypto.createHash('sha256').update(this.toolHash).update('\0').update(this.root);
     let racy = false;
     const all = [...python.map((f) => f.rel), ...others].sort();
@@ -378,7 +386,7 @@ export class ScanCache {
     return this.oldSummaries;
   }
 
-  private stat(rel: string): fs.Stats | null {
+  private stat(rel: string): FileStat | null {
     let st = this.statByRel.get(rel);
     if (st === undefined) {
       try {
@@ -395,7 +403,7 @@ export class ScanCache {
    * The stat fast path: the file has the mtime, size and inode recorded, and that mtime is older
    * than the recording scan by more than {@link RACY_MS}.
    */
-  private statHolds(recorded: readonly [number, number, number, ...unknown[]], st: fs.Stats): boolean {
+  private statHolds(recorded: readonly [number, number, number, ...unknown[]], st: FileStat): boolean {
     return recorded[0] === st.mtimeMs && recorded[1] === st.size && recorded[2] === st.ino && recorded[0] < (this.old?.scanStart ?? 0) - RACY_MS;
   }
 

@@ -22,6 +22,9 @@ export interface SourceFile {
   rel: string;
   abs: string;
   size: number;
+  /** The walk's stat of the file, which the incremental cache uses instead of a second one. */
+  mtimeMs?: number;
+  ino?: number;
 }
 
 export interface WalkResult {
@@ -117,18 +120,18 @@ export function walk(root: string, options: WalkOptions = {}): WalkResult {
         }
         if (rel.endsWith('.py') || rel.endsWith('.pyi')) {
           if (rel.endsWith('.pyi')) continue; // stubs carry no behaviour
-          let size = 0;
+          let st: fs.Stats;
           try {
-            size = fs.statSync(abs).size;
+            st = fs.statSync(abs);
           } catch (err) {
             result.skipped.push({ path: rel, reason: `unreadable (${(err as NodeJS.ErrnoException).code ?? 'error'})` });
             continue;
           }
-          if (size > maxBytes) {
-            result.skipped.push({ path: rel, reason: `larger than the size limit (${size} > ${maxBytes} bytes)` });
+          if (st.size > maxBytes) {
+            result.skipped.push({ path: rel, reason: `larger than the size limit (${st.size} > ${maxBytes} bytes)` });
             continue;
           }
-          result.python.push({ rel, abs, size });
+          result.python.push({ rel, abs, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino });
         } else {
           result.others.push(rel);
         }
