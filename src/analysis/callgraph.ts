@@ -55,13 +55,19 @@ export interface CallGraph {
   readonly index: RepoIndex;
   /** The repo function a call site in `file` calls, or null. */
   resolveCall(file: number, call: SummaryCall): FnRef | null;
+  /**
+   * The first call of file `file` (an index in `index.files`) that starts at `line`:`column`. A
+   * summary keeps only the calls that may be edges and those of pending effects and of
+   * `POSITIONED_EFFECTS` (summary.ts): look up no other effect's call.
+   */
+  callAt(file: number, line: number, column: number): SummaryCall | undefined;
   /** A qualified name (`app.storage.save_blob`, `app.svc.Service.run`) to a repo function. */
   resolveQualified(qualified: string): FnRef | null;
   function(ref: FnRef): SummaryFunction;
   fileOf(ref: FnRef): FileSummary;
   /** Outgoing edges of a function, in source order. */
-  callees(ref: FnRef): CallEdge[];
-  callers(ref: FnRef): CallEdge[];
+  callees(ref: FnRef): readonly CallEdge[];
+  callers(ref: FnRef): readonly CallEdge[];
   /** The function's own effects (pending DB effects already decided). */
   ownEffects(ref: FnRef): Effect[];
   /** For each effect kind the function has or reaches: the shortest chain. */
@@ -70,6 +76,10 @@ export interface CallGraph {
   chainNames(reach: Reach): string[];
   /** Every function, in file and source order. */
   functions(): Iterable<FnRef>;
+  /** The functions with an own effect of one of `kinds`, in file and source order. */
+  functionsWithEffects(kinds: ReadonlySet<string>): Iterable<FnRef>;
+  /** Every `async def` outside test files, in file and source order. */
+  asyncFunctions(): readonly FnRef[];
 }
 
 interface Reached {
@@ -192,9 +202,10 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     return null;
   }
 
-  // Edges.
-  const out: CallEdge[][] = Array.from({ length: total }, () => []);
-  const incoming: CallEdge[][] = Array.from({ length: total }, () => []);
+  // Edges. Most functions call no repo function and none calls them: their lists are made on the
+  // first edge (two empty arrays per function were ~480k allocations on a 2M-line tree).
+  const out: (CallEdge[] | undefined)[] = new Array(total);
+  const incoming: (CallEdge[] | undefined)[] = new Array(total);
   files.forEach((f, file) => {
     for (const call of f.calls) {
       if (call.functionIndex < 0) continue;
@@ -203,8 +214,8 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
       const from = { file, fn: call.functionIndex };
       const callee = files[to.file]!.functions[to.fn]!;
       const edge: CallEdge = { from, to, call, sync: !call.awaited && !call.offloaded && !callee.isAsync };
-      out[idOf(from)]!.push(edge);
-      incoming[idOf(to)]!.push(edge);
+      (out[idOf(from)] ??= []).push(edge);
+      (incoming[idOf(to)] ??= []).push(edge);
     }
   });
 
@@ -239,11 +250,12 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
 
   // Breadth-first from the functions that have an effect, backwards along edges: the first
   // visit of a function is along a shortest chain. Computed lazily per mode.
-  const reachByMode = new Map<PropagationMode, Map<string, Reached>[]>();
-  function propagate(mode: PropagationMode): Map<string, Reached>[] {
+  const reachByMode = new Map<PropagationMode, (Map<string, Reached> | undefined)[]>();
+  function propagate(mode: PropagationMode): (Map<string, Reached> | undefined)[] {
     const cached = reachByMode.get(mode);
     if (cached) return cached;
-    const reach: Map<string, Reached>[] = Array.from({ length: total }, () => new Map());
+    // A function's map is made when it first reaches an effect.
+    const reach: (Map<string, Reached> | undefined)[] = new Array(total);
     const kinds = new Set<string>();
     for (const effects of own) for (const e of effects) kinds.add(e.kind);
     for (const kind of kinds) {
@@ -251,7 +263,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
       for (let id = 0; id < total; id++) {
         const e = own[id]!.find((x) => x.kind === kind);
         if (e) {
-          reach[id]!.set(kind, { effect: e, next: null, effectFn: id });
+          (reach[id] ??= new Map()).set(kind, { effect: e, next: null, effectFn: id });
           frontier.push(id);
         }
       }
@@ -259,11 +271,12 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
         const next: number[] = [];
         for (const id of frontier) {
           const got = reach[id]!.get(kind)!;
-          for (const edge of incoming[id]!) {
+          for (const edge of incoming[id] ?? NO_EDGES) {
             if (!edge.sync && !(mode === 'any' && !edge.call.offloaded)) continue;
             const caller = idOf(edge.from);
-            if (reach[caller]!.has(kind)) continue;
-            reach[caller]!.set(kind, { effect: got.effect, next: edge, effectFn: got.effectFn });
+            const callerReach = (reach[caller] ??= new Map());
+            if (callerReach.has(kind)) continue;
+            callerReach.set(kind, { effect: got.effect, next: edge, effectFn: got.effectFn });
             next.push(caller);
           }
         }
@@ -277,7 +290,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
   function effectsOf(ref: FnRef, mode: PropagationMode = 'sync'): Map<string, Reach> {
     const reach = propagate(mode);
     const result = new Map<string, Reach>();
-    for (const [kind, first] of reach[idOf(ref)]!) {
+    for (const [kind, first] of reach[idOf(ref)] ?? NO_REACH) {
       const steps: ChainStep[] = [];
       let id = idOf(ref);
       let cur: Reached | undefined = first;
@@ -287,21 +300,63 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
         steps.push({ fn: refs[id]!, call: cur.next?.call ?? null });
         if (!cur.next) break;
         id = idOf(cur.next.to);
-        cur = reach[id]!.get(kind);
+        cur = reach[id]?.get(kind);
       }
       result.set(kind, { kind, effect: first.effect, steps });
     }
     return result;
   }
 
+  // Effects name their call by position; the rules look many of them up (a linear search per
+  // effect was 0.5 s of the repo phase on a 2M-line tree). Keyed by line * 2^26 + column, exact
+  // for any line count a file can have; a column past 2^26 (a 64 MB line) is searched for.
+  const callsByPosition: (Map<number, SummaryCall> | undefined)[] = [];
+  function callAt(file: number, line: number, column: number): SummaryCall | undefined {
+    if (column >= POSITION_SPAN) return files[file]!.calls.find((c) => c.line === line && c.column === column);
+    let byPos = callsByPosition[file];
+    if (!byPos) {
+      byPos = new Map();
+      for (const c of files[file]!.calls) {
+        if (c.column >= POSITION_SPAN) continue;
+        const key = c.line * POSITION_SPAN + c.column;
+        if (!byPos.has(key)) byPos.set(key, c);
+      }
+      callsByPosition[file] = byPos;
+    }
+    return byPos.get(line * POSITION_SPAN + column);
+  }
+
+  // The rules that start from a kind of effect, or from the async functions, would otherwise each
+  // walk every function of the repo (0.5 s of the repo phase on a 2M-line tree).
+  let byKind: Map<string, number[]> | null = null;
+  function functionsWithEffects(kinds: ReadonlySet<string>): FnRef[] {
+    if (!byKind) {
+      byKind = new Map();
+      own.forEach((effects, id) => {
+        for (const e of effects) {
+          let ids = byKind!.get(e.kind);
+          if (!ids) byKind!.set(e.kind, (ids = []));
+          if (ids[ids.length - 1] !== id) ids.push(id);
+        }
+      });
+    }
+    const ids = new Set<number>();
+    for (const kind of kinds) for (const id of byKind.get(kind) ?? []) ids.add(id);
+    return [...ids].sort((a, b) => a - b).map((id) => refs[id]!);
+  }
+  let asyncRefs: FnRef[] | null = null;
+
   return {
     index,
     resolveCall,
+    callAt,
+    functionsWithEffects,
+    asyncFunctions: () => (asyncRefs ??= refs.filter((r) => files[r.file]!.functions[r.fn]!.isAsync && !files[r.file]!.isTestFile)),
     resolveQualified,
     function: (r) => files[r.file]!.functions[r.fn]!,
     fileOf: (r) => files[r.file]!,
-    callees: (r) => out[idOf(r)]!,
-    callers: (r) => incoming[idOf(r)]!,
+    callees: (r) => out[idOf(r)] ?? NO_EDGES,
+    callers: (r) => incoming[idOf(r)] ?? NO_EDGES,
     ownEffects: (r) => own[idOf(r)]!,
     effectsOf,
     chainNames(reach: Reach): string[] {
@@ -310,6 +365,10 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     functions: () => refs,
   };
 }
+
+const POSITION_SPAN = 2 ** 26;
+const NO_EDGES: readonly CallEdge[] = Object.freeze([]);
+const NO_REACH: ReadonlyMap<string, Reached> = new Map();
 
 /** One call graph per repo index, shared by every repo rule of a scan. */
 const graphs = new WeakMap<RepoIndex, CallGraph>();
@@ -337,13 +396,13 @@ export interface SiteCall {
  * the repo: the starting point of the rules that follow a call into its callee.
  */
 export function* siteCalls(graph: CallGraph, kinds: ReadonlySet<string>): Generator<SiteCall> {
-  for (const ref of graph.functions()) {
+  for (const ref of graph.functionsWithEffects(kinds)) {
     const file = graph.fileOf(ref);
     if (file.isTestFile) continue;
     const fn = graph.function(ref);
     for (const site of graph.ownEffects(ref)) {
       if (!kinds.has(site.kind)) continue;
-      const call = file.calls.find((c) => c.line === site.line && c.column === site.column);
+      const call = graph.callAt(ref.file, site.line, site.column);
       const to = call ? graph.resolveCall(ref.file, call) : null;
       if (call && to) yield { ref, file, fn, site, call, to };
     }

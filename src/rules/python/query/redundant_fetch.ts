@@ -53,7 +53,7 @@ export const redundantFetch: RepoRule = {
       let loadedBy = passed.model;
       const chain: string[] = [fn.qualifiedName];
       if (!loadedBy) {
-        const loader = file.calls.find((c) => c.line === passed.source[0] && c.column === passed.source[1]);
+        const loader = graph.callAt(ref.file, passed.source[0], passed.source[1]);
         const target = loader ? graph.resolveCall(ref.file, loader) : null;
         const reach = target ? graph.effectsOf(target, 'any').get(QUERY_EFFECT) : undefined;
         if (!reach || !new RegExp(`[( ]${model}\\)$`).test(reach.effect.what)) continue;

@@ -94,8 +94,7 @@ export const unnecessaryResolve: RepoRule = {
     /** The model of a row the caller loaded: decided in its file, or by the loader it called. */
     function loadedModel(caller: FnRef, passed: PassedId): string | null {
       if (passed.model) return passed.model;
-      const file = graph.fileOf(caller);
-      const call = file.calls.find((c) => c.line === passed.source[0] && c.column === passed.source[1]);
+      const call = graph.callAt(caller.file, passed.source[0], passed.source[1]);
       const loader = call ? graph.resolveCall(caller.file, call) : null;
       const load = loader ? graph.ownEffects(loader).find((e) => e.kind === RETURNS_LOAD) : undefined;
       return load ? load.what.split(':')[2]! : null;
@@ -103,8 +102,7 @@ export const unnecessaryResolve: RepoRule = {
 
     /** Fills in the model of a row that comes from a loader call, when the loader returns a load by that argument. */
     function followLoader(callee: FnRef, line: number, column: number, fact: ResolvedAttr): boolean {
-      const file = graph.fileOf(callee);
-      const call = file.calls.find((c) => c.line === line && c.column === column);
+      const call = graph.callAt(callee.file, line, column);
       const loader = call ? graph.resolveCall(callee.file, call) : null;
       if (!loader) return false;
       for (const e of graph.ownEffects(loader)) {

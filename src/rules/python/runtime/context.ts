@@ -53,14 +53,13 @@ export function reportEventLoopChains(
   coveredBy: string[] = [],
 ): void {
   const graph = callGraphOf(ctx.index);
-  for (const ref of graph.functions()) {
+  for (const ref of graph.asyncFunctions()) {
     const file = graph.fileOf(ref);
     const fn = graph.function(ref);
-    if (!fn.isAsync || file.isTestFile) continue;
     const sev = severity[fn.effectiveRole];
     for (const e of graph.ownEffects(ref)) {
       if (e.kind !== kind || !e.pending) continue;
-      const call = file.calls.find((c) => c.line === e.line && c.column === e.column);
+      const call = graph.callAt(ref.file, e.line, e.column);
       if (!call) continue;
       ctx.report({
         path: file.path,
