@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeBatches, runPool } from '../dist/src/pool/pool.js';
+import { AuditPool, makeBatches, runPool } from '../dist/src/pool/pool.js';
 import { emptyContext } from '../dist/src/discovery/context.js';
 import { walk } from '../dist/src/discovery/walk.js';
 
@@ -94,6 +94,28 @@ describe.each(RUNNERS)('runPool failures ($name)', ({ inProcessBytes, where }) =
       }
     } finally {
       delete process.env.PERSIST_AUDIT_TEST_WORKER_FAIL;
+    }
+  });
+});
+
+describe('where a small pass runs', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pa-pool-where-'));
+    fs.writeFileSync(path.join(dir, 'a.py'), 'import time\n\n\nasync def handler():\n    time.sleep(1)\n');
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('on the main thread with the WASM parser, in the workers with the native binding (a crash there must not end the scan)', async () => {
+    for (const [parser, expected] of [['wasm', { mainThread: 1, workers: 0 }], ['native', { mainThread: 0, workers: 1 }]] as const) {
+      const pool = new AuditPool({ jobs: 1, setup: { context: emptyContext(dir), rootDir: dir, parser, codes: ['PA303'] } });
+      try {
+        const { outcomes } = await pool.audit(walk(dir).python, null);
+        expect(outcomes.map((o) => o.findings.map((f) => f.code))).toEqual([['PA303']]);
+        expect(pool.passes).toEqual(expected);
+      } finally {
+        await pool.close();
+      }
     }
   });
 });

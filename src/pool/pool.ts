@@ -122,7 +122,9 @@ export class AuditPool {
 
   /** How this pass's batches run: on the main thread when it is small, else in the workers. */
   private async runner(files: SourceFile[], batches: number): Promise<Run> {
-    if (this.inProcess(files.reduce((s, f) => s + f.size, 0))) {
+    // Not with the native binding: a crash in its C code would take the whole scan down, where a
+    // worker that dies is replaced and its batch retried. WASM faults are exceptions.
+    if (this.inProcess(files.reduce((s, f) => s + f.size, 0)) && (await this.setup()).parser !== 'native') {
       this.passes.mainThread++;
       this.local ??= Promise.all([import('./batch.js'), this.setup()]).then(([{ createBatchRunner }, setup]) => createBatchRunner(setup));
       const local = await this.local;
