@@ -106,10 +106,10 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
   const byModule = new Map<string, number>();
   const bySuffix = new Map<string, number | -1>();
   files.forEach((f, i) => {
-    byModule.set(f.moduleName, i);
-    const parts = f.moduleName.split('.');
-    for (let k = 1; k < parts.length; k++) {
-      const suffix = parts.slice(k).join('.');
+    const name = f.moduleName;
+    byModule.set(name, i);
+    for (let dot = name.indexOf('.'); dot >= 0; dot = name.indexOf('.', dot + 1)) {
+      const suffix = name.slice(dot + 1);
       const seen = bySuffix.get(suffix);
       bySuffix.set(suffix, seen === undefined ? i : seen === i ? i : -1);
     }
@@ -121,23 +121,25 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     return s !== undefined && s >= 0 ? s : undefined;
   };
 
-  // Per file: top-level functions and methods by qualified name; nested defs by parent.
-  const topLevel: Map<string, number>[] = [];
-  const nested: Map<string, number>[] = [];
-  const importsOf: Map<string, string>[] = [];
-  const exportedOf: Map<string, string>[] = [];
-  files.forEach((f) => {
-    const top = new Map<string, number>();
-    const inner = new Map<string, number>();
-    f.functions.forEach((fn, i) => {
-      if (fn.parent < 0) top.set(fn.qualifiedName, i);
-      else if (!fn.className) inner.set(`${fn.parent}:${fn.name}`, i);
-    });
-    topLevel.push(top);
-    nested.push(inner);
-    importsOf.push(new Map(f.imports));
-    exportedOf.push(new Map(f.exportedTypes ?? []));
-  });
+  // Per file, made when a resolution first needs them (most files are never a call's target):
+  // top-level functions and methods by qualified name, nested defs by parent, imports, exports.
+  const scopes: ({ top: Map<string, number>; nested: Map<string, number> } | undefined)[] = new Array(files.length);
+  const scopeOf = (file: number) => {
+    let scope = scopes[file];
+    if (!scope) {
+      scope = { top: new Map(), nested: new Map() };
+      files[file]!.functions.forEach((fn, i) => {
+        if (fn.parent < 0) scope!.top.set(fn.qualifiedName, i);
+        else if (!fn.className) scope!.nested.set(`${fn.parent}:${fn.name}`, i);
+      });
+      scopes[file] = scope;
+    }
+    return scope;
+  };
+  const importMaps: (Map<string, string> | undefined)[] = new Array(files.length);
+  const exportMaps: (Map<string, string> | undefined)[] = new Array(files.length);
+  const importsOf = (file: number) => (importMaps[file] ??= new Map(files[file]!.imports));
+  const exportedOf = (file: number) => (exportMaps[file] ??= new Map(files[file]!.exportedTypes ?? []));
 
   /** Resolves `module.rest` by trying every split; follows re-exports a few levels. */
   function resolveQualifiedIn(qualified: string, depth: number): { file: number; rest: string } | null {
@@ -148,8 +150,8 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
       if (file === undefined) continue;
       const rest = parts.slice(k).join('.');
       const head = parts[k]!;
-      const reexport = importsOf[file]!.get(head);
-      if (reexport && !topLevel[file]!.has(rest) && !exportedOf[file]!.has(head)) {
+      const reexport = importsOf(file).get(head);
+      if (reexport && !scopeOf(file).top.has(rest) && !exportedOf(file).has(head)) {
         const tail = parts.slice(k + 1);
         return resolveQualifiedIn([reexport, ...tail].join('.'), depth + 1);
       }
@@ -161,7 +163,12 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
   // The same library names (`sqlalchemy.select`, `builtins.len`) recur in every file: memoise.
   const qualifiedMemo = new Map<string, { file: number; rest: string } | null>();
   const heads = new Set<string>();
-  for (const name of [...byModule.keys(), ...bySuffix.keys()]) heads.add(name.split('.')[0]!);
+  for (const names of [byModule.keys(), bySuffix.keys()]) {
+    for (const name of names) {
+      const dot = name.indexOf('.');
+      heads.add(dot < 0 ? name : name.slice(0, dot));
+    }
+  }
   function resolveQualifiedCached(qualified: string): { file: number; rest: string } | null {
     let hit = qualifiedMemo.get(qualified);
     if (hit === undefined) {
@@ -175,7 +182,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
   function resolveQualified(qualified: string): FnRef | null {
     const hit = resolveQualifiedCached(qualified);
     if (!hit) return null;
-    const fn = topLevel[hit.file]!.get(hit.rest);
+    const fn = scopeOf(hit.file).top.get(hit.rest);
     return fn === undefined ? null : { file: hit.file, fn };
   }
 
@@ -188,13 +195,13 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
       while (i >= 0 && !f.functions[i]!.className) i = f.functions[i]!.parent;
       const cls = i >= 0 ? f.functions[i]!.className : null;
       if (!cls || f.functions[i]!.parent >= 0) return null;
-      const fn = topLevel[file]!.get(`${cls}.${call.method}`);
+      const fn = scopeOf(file).top.get(`${cls}.${call.method}`);
       return fn === undefined ? null : { file, fn };
     }
     if (/^[A-Za-z_]\w*$/.test(text)) {
       // Python scoping: a def nested in an enclosing function shadows the module-level one.
       for (let i = call.functionIndex; i >= 0; i = f.functions[i]!.parent) {
-        const fn = nested[file]!.get(`${i}:${text}`);
+        const fn = scopeOf(file).nested.get(`${i}:${text}`);
         if (fn !== undefined) return { file, fn };
       }
     }
@@ -226,7 +233,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     // `module.engine.connect`: the exported `engine`, then the rest as attribute ops.
     const dot = hit.rest.indexOf('.');
     const name = dot >= 0 ? hit.rest.slice(0, dot) : hit.rest;
-    const t = exportedOf[hit.file]!.get(name);
+    const t = exportedOf(hit.file).get(name);
     if (t === undefined) return null;
     if (dot < 0) return t;
     return t.startsWith('=>') ? null : t + hit.rest.slice(dot);
@@ -248,6 +255,24 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     return decided;
   });
 
+  // The functions with an own effect of each kind, ascending, in the order kinds first occur.
+  // Propagation seeds from it and the rules that start from a kind of effect use it: a walk of
+  // every function per kind was 0.5 s of the repo phase on a 2M-line tree.
+  let byKind: Map<string, number[]> | null = null;
+  function idsByKind(): Map<string, number[]> {
+    if (!byKind) {
+      byKind = new Map();
+      own.forEach((effects, id) => {
+        for (const e of effects) {
+          let ids = byKind!.get(e.kind);
+          if (!ids) byKind!.set(e.kind, (ids = []));
+          if (ids[ids.length - 1] !== id) ids.push(id);
+        }
+      });
+    }
+    return byKind;
+  }
+
   // Breadth-first from the functions that have an effect, backwards along edges: the first
   // visit of a function is along a shortest chain. Computed lazily per mode.
   const reachByMode = new Map<PropagationMode, (Map<string, Reached> | undefined)[]>();
@@ -256,16 +281,12 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     if (cached) return cached;
     // A function's map is made when it first reaches an effect.
     const reach: (Map<string, Reached> | undefined)[] = new Array(total);
-    const kinds = new Set<string>();
-    for (const effects of own) for (const e of effects) kinds.add(e.kind);
-    for (const kind of kinds) {
+    for (const [kind, ids] of idsByKind()) {
       let frontier: number[] = [];
-      for (let id = 0; id < total; id++) {
-        const e = own[id]!.find((x) => x.kind === kind);
-        if (e) {
-          (reach[id] ??= new Map()).set(kind, { effect: e, next: null, effectFn: id });
-          frontier.push(id);
-        }
+      for (const id of ids) {
+        const e = own[id]!.find((x) => x.kind === kind)!;
+        (reach[id] ??= new Map()).set(kind, { effect: e, next: null, effectFn: id });
+        frontier.push(id);
       }
       while (frontier.length) {
         const next: number[] = [];
@@ -326,22 +347,9 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     return byPos.get(line * POSITION_SPAN + column);
   }
 
-  // The rules that start from a kind of effect, or from the async functions, would otherwise each
-  // walk every function of the repo (0.5 s of the repo phase on a 2M-line tree).
-  let byKind: Map<string, number[]> | null = null;
   function functionsWithEffects(kinds: ReadonlySet<string>): FnRef[] {
-    if (!byKind) {
-      byKind = new Map();
-      own.forEach((effects, id) => {
-        for (const e of effects) {
-          let ids = byKind!.get(e.kind);
-          if (!ids) byKind!.set(e.kind, (ids = []));
-          if (ids[ids.length - 1] !== id) ids.push(id);
-        }
-      });
-    }
     const ids = new Set<number>();
-    for (const kind of kinds) for (const id of byKind.get(kind) ?? []) ids.add(id);
+    for (const kind of kinds) for (const id of idsByKind().get(kind) ?? []) ids.add(id);
     return [...ids].sort((a, b) => a - b).map((id) => refs[id]!);
   }
   let asyncRefs: FnRef[] | null = null;
