@@ -9,6 +9,8 @@
  *   (c) full   — `scan()` with report, log and cache off (+ rendering the text, JSON and
  *                markdown outputs, timed apart)
  * then 1 vs 2 workers (parse and full), and a cold vs warm cached scan (cache in a temp dir).
+ * On Linux, each measure's CPU is also split by thread (main, workers, V8's and libuv's helper
+ * threads; see threads.ts): where the second worker's extra CPU goes.
  *
  * Options: --repeat N (medians; default 3) · --jobs N (default: cores) · --parser auto|native|wasm
  *   · --no-workers (skip 1 vs 2) · --no-cache-run (skip cold/warm) · --only read,parse,walk,full
@@ -33,6 +35,7 @@ import { timingsJson, type TimingsJson } from '../src/cli/timings.js';
 import type { ParserPreference } from '../src/parse/parser.js';
 import { stdlibRoot } from './stdlib.js';
 import { median } from './stats.js';
+import { splitCpu, threadCpu, type CpuSplit } from './threads.js';
 
 interface Args {
   root: string;
@@ -100,6 +103,8 @@ interface Measure {
   ms: number;
   /** CPU time of the whole process (main thread, workers, GC and compiler threads). */
   cpuMs: number;
+  /** {@link cpuMs} by thread, where `/proc` tells (Linux). */
+  split: CpuSplit | null;
   rss: number;
   files: number;
   lines: number;
@@ -117,11 +122,13 @@ async function floor(files: SourceFile[], root: string, mode: TaskMode, jobs: nu
   sampler.start();
   const t0 = performance.now();
   const c0 = process.cpuUsage();
+  const th0 = threadCpu();
   // Always the workers (even for a tree small enough to run on the main thread): the floors and
   // the 1-vs-2-worker figures are about the pool.
   const { outcomes } = await runPool(files, { jobs, mode, setup: { context: emptyContext(root), rootDir: root, parser, codes: [] }, inProcessBytes: 0 });
   const ms = performance.now() - t0;
   const cpuMs = cpuSince(c0);
+  const split = cpuSplit(th0, cpuMs);
   const rss = sampler.stop();
   let lines = 0;
   let bytes = 0;
@@ -129,7 +136,7 @@ async function floor(files: SourceFile[], root: string, mode: TaskMode, jobs: nu
     lines += o.lines;
     bytes += o.bytes;
   }
-  return { ms, cpuMs, rss, files: outcomes.length, lines, bytes };
+  return { ms, cpuMs, split, rss, files: outcomes.length, lines, bytes };
 }
 
 function config(jobs: number, parser: ParserPreference, cache: boolean): AuditConfig {
@@ -142,6 +149,7 @@ async function full(root: string, jobs: number, parser: ParserPreference, cache 
   sampler.start();
   const t0 = performance.now();
   const c0 = process.cpuUsage();
+  const th0 = threadCpu();
   const out = await scan(root, config(jobs, parser, cache), { cacheDir, inProcessBytes: 0, notice: (m) => process.stderr.write(`bench: ${m}\n`) });
   const tr = performance.now();
   renderFormat(out.result, 'text', { color: false });
@@ -149,9 +157,28 @@ async function full(root: string, jobs: number, parser: ParserPreference, cache 
   renderMarkdown(out.result);
   const t1 = performance.now();
   const cpuMs = cpuSince(c0);
+  const split = cpuSplit(th0, cpuMs);
   const rss = sampler.stop();
   const s = out.result.stats;
-  return { ms: t1 - t0, cpuMs, rss, files: s.files, lines: s.lines, bytes: s.bytes, out, renderMs: t1 - tr };
+  return { ms: t1 - t0, cpuMs, split, rss, files: s.files, lines: s.lines, bytes: s.bytes, out, renderMs: t1 - tr };
+}
+
+function cpuSplit(before: ReturnType<typeof threadCpu>, cpuMs: number): CpuSplit | null {
+  const after = before && threadCpu();
+  return before && after ? splitCpu(before, after, cpuMs) : null;
+}
+
+/** The median split of the runs that have one (each part's own median), or null. */
+function medianSplit(runs: Measure[]): CpuSplit | null {
+  const splits = runs.map((r) => r.split).filter((x): x is CpuSplit => x !== null);
+  if (!splits.length) return null;
+  const m = (k: keyof CpuSplit) => Math.round(median(splits.map((x) => x[k])));
+  return { mainMs: m('mainMs'), workersMs: m('workersMs'), helpersMs: m('helpersMs') };
+}
+
+function splitText(runs: Measure[]): string | null {
+  const m = medianSplit(runs);
+  return m && `main ${sec(m.mainMs)} · workers ${sec(m.workersMs)} · helpers ${sec(m.helpersMs)}`;
 }
 
 function cpuSince(start: NodeJS.CpuUsage): number {
@@ -218,13 +245,21 @@ async function main(): Promise<void> {
     const cpu = median(runs.map((x) => x.cpuMs));
     const rss = Math.max(...runs.map((x) => x.rss));
     console.log(`${name.padEnd(18)} ${pad(sec(m), 14)} ${pad(sec(Math.min(...ms)), 9)} ${pad(sec(Math.max(...ms)), 9)} ${pad((mb(runs[0]!.bytes) / (m / 1000)).toFixed(1), 7)} ${pad(mb(rss).toFixed(0) + ' MB', 9)} ${pad(sec(cpu), 9)} ${pad((cpu / m).toFixed(2), 6)}`);
-    figures[name] = { medianMs: Math.round(m), runs: ms.map(Math.round), cpuMs: Math.round(cpu), peakRssMb: Math.round(mb(rss)) };
+    figures[name] = { medianMs: Math.round(m), runs: ms.map(Math.round), cpuMs: Math.round(cpu), cpuByThread: medianSplit(runs), peakRssMb: Math.round(mb(rss)) };
   };
   if (reads.length) row('(a) read', reads);
   if (parses.length) row('(b) parse', parses);
   if (walks.length) row('(w) parse+walk', walks);
   if (fulls.length) row('(c) full', fulls);
   console.log('(CPU: the whole process, workers and GC threads included; cores = CPU / wall)');
+  const splits: [string, Measure[]][] = [['(b) parse', parses], ['(w) parse+walk', walks], ['(c) full', fulls]];
+  if (splits.some(([, runs]) => runs.length && splitText(runs))) {
+    console.log("CPU by thread (helpers: V8's compiler and GC threads, which serve the workers' isolates too, and libuv's pool)");
+    for (const [name, runs] of splits) {
+      const text = runs.length ? splitText(runs) : null;
+      if (text) console.log(`  ${name.padEnd(16)} ${text}`);
+    }
+  }
   if (parses.length && fulls.length) {
     const ratio = median(fulls.map((x) => x.ms)) / median(parses.map((x) => x.ms));
     console.log(`\nfull / parse = ${ratio.toFixed(2)}×   (target ≤ 1.30×)`);
@@ -289,7 +324,10 @@ async function main(): Promise<void> {
       const ceiling = Math.min(2, cores) * (a / ca);
       console.log(`  ${k.padEnd(6)} 1 worker ${pad(sec(a), 9)}   2 workers ${pad(sec(b), 9)}   speed-up ${(a / b).toFixed(2)}×   (target ≥ 1.70×)`);
       console.log(`  ${''.padEnd(6)} cores used ${(ca / a).toFixed(2)} → ${(cb / b).toFixed(2)} · CPU ${sec(ca)} → ${sec(cb)} (${((cb / ca - 1) * 100).toFixed(0)} %) · ceiling on ${Math.min(2, cores)} cores without contention ${ceiling.toFixed(2)}×`);
-      w[k] = { oneMs: Math.round(a), twoMs: Math.round(b), speedup: Number((a / b).toFixed(3)), oneCpuMs: Math.round(ca), twoCpuMs: Math.round(cb), ceiling: Number(ceiling.toFixed(3)) };
+      const sa = splitText(one[k]);
+      const sb = splitText(two[k]);
+      if (sa && sb) console.log(`  ${''.padEnd(6)} by thread, 1 worker: ${sa}\n  ${''.padEnd(6)} by thread, 2 workers: ${sb}`);
+      w[k] = { oneMs: Math.round(a), twoMs: Math.round(b), speedup: Number((a / b).toFixed(3)), oneCpuMs: Math.round(ca), twoCpuMs: Math.round(cb), oneByThread: medianSplit(one[k]), twoByThread: medianSplit(two[k]), ceiling: Number(ceiling.toFixed(3)) };
     }
     figures.workers = w;
   }
