@@ -16,6 +16,8 @@
  *   · --no-workers (skip 1 vs 2) · --no-cache-run (skip cold/warm) · --only read,parse,walk,full
  *   · --save-timings FILE (per-rule and per-stage times of the median full run, JSON)
  *   · --compare A.json B.json (compare two saved timings and exit) · --json FILE (all figures)
+ *   · --no-jit-tuning (V8's default inlining budget instead of the one `persist-audit scan` sets,
+ *     see src/engine/jit.ts)
  * Figures only, no assertions. `npm run bench` passes `--expose-gc`, so every measure starts from a
  * collected heap (a warm scan right after a cold one in the same process would otherwise pay for
  * the cold one's garbage, which a real warm run, in a process of its own, never sees).
@@ -36,6 +38,7 @@ import type { ParserPreference } from '../src/parse/parser.js';
 import { stdlibRoot } from './stdlib.js';
 import { median } from './stats.js';
 import { splitCpu, threadCpu, type CpuSplit } from './threads.js';
+import { tuneJit } from '../src/engine/jit.js';
 
 interface Args {
   root: string;
@@ -48,12 +51,13 @@ interface Args {
   saveTimings: string | null;
   compare: [string, string] | null;
   json: string | null;
+  jitTuning: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
   const a: Args = {
     root: '', repeat: 3, jobs: os.availableParallelism(), parser: 'auto', workers: true, cacheRun: true,
-    only: new Set(['read', 'parse', 'walk', 'full']), saveTimings: null, compare: null, json: null,
+    only: new Set(['read', 'parse', 'walk', 'full']), saveTimings: null, compare: null, json: null, jitTuning: true,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -67,6 +71,7 @@ function parseArgs(argv: string[]): Args {
     else if (arg === '--parser') a.parser = next() as ParserPreference;
     else if (arg === '--no-workers') a.workers = false;
     else if (arg === '--no-cache-run') a.cacheRun = false;
+    else if (arg === '--no-jit-tuning') a.jitTuning = false;
     else if (arg === '--only') a.only = new Set(next().split(','));
     else if (arg === '--save-timings') a.saveTimings = next();
     else if (arg === '--json') a.json = next();
@@ -215,11 +220,13 @@ async function main(): Promise<void> {
     compareTimings(...args.compare);
     return;
   }
+  // What `persist-audit scan` runs under (before any code here is optimised).
+  const jit = args.jitTuning && tuneJit();
   const root = path.resolve(args.root);
   const walked = walk(root);
   const files = walked.python;
   console.log(`persist-audit bench: ${root}`);
-  console.log(`${files.length} Python files · jobs ${args.jobs} · parser ${args.parser} · repeat ${args.repeat} · node ${process.version} · ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(2)}\n`);
+  console.log(`${files.length} Python files · jobs ${args.jobs} · parser ${args.parser} · repeat ${args.repeat} · node ${process.version} · V8 inlining ${jit ? 'tuned' : 'default'} · ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(2)}\n`);
 
   const reads: Measure[] = [];
   const parses: Measure[] = [];
@@ -233,7 +240,7 @@ async function main(): Promise<void> {
     process.stderr.write(`  round ${r + 1}/${args.repeat} done\n`);
   }
   const ref = reads[0] ?? parses[0] ?? fulls[0];
-  const figures: Record<string, unknown> = { root, files: files.length, jobs: args.jobs, parser: args.parser, repeat: args.repeat };
+  const figures: Record<string, unknown> = { root, files: files.length, jobs: args.jobs, parser: args.parser, repeat: args.repeat, jitTuned: jit };
   if (ref) {
     console.log(`files ${ref.files} · lines ${ref.lines.toLocaleString('en-US')} · ${mb(ref.bytes).toFixed(1)} MB\n`);
     Object.assign(figures, { lines: ref.lines, bytes: ref.bytes });

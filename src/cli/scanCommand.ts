@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError, loadConfigFile, resolveConfig, type AuditConfig, type PartialConfig } from '../config/config.js';
 import { scan, ScanError, type ScanOutput } from '../engine/scan.js';
+import { tuneJit } from '../engine/jit.js';
 import { writeBaseline } from '../engine/baseline.js';
 import { renderFormat } from '../report/index.js';
 import { renderMarkdown } from '../report/markdown.js';
@@ -25,6 +26,7 @@ export async function runScanCommand(rootArg: string, cli: PartialConfig, config
   }
 
   const stderrTty = process.stderr.isTTY && !config.quiet;
+  tuneJit();
   let out: ScanOutput;
   try {
     out = await scan(rootArg, config, {
