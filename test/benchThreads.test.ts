@@ -54,9 +54,11 @@ describe.runIf(fs.existsSync('/proc/self/task'))('threadCpu on Linux', () => {
     const worker = new Worker('const t = Date.now(); while (Date.now() - t < 400) {}', { eval: true });
     await new Promise((resolve, reject) => worker.on('exit', resolve).on('error', reject));
     const d = process.cpuUsage(c0);
-    const s = splitCpu(before, threadCpu()!, (d.user + d.system) / 1000);
-    // 400 ms of spinning, less the 10 ms ticks and scheduling slack.
-    expect(s.workersMs).toBeGreaterThan(250);
-    expect(s.mainMs).toBeLessThan(s.workersMs);
+    const total = (d.user + d.system) / 1000;
+    const s = splitCpu(before, threadCpu()!, total);
+    // The main thread only waits: the spin is most of the process's CPU, however loaded the
+    // machine (a busy one gives the worker less CPU in its 400 ms, not a smaller share).
+    expect(s.workersMs).toBeGreaterThan(total / 2);
+    expect(s.workersMs).toBeGreaterThan(s.mainMs + s.helpersMs);
   });
 });
