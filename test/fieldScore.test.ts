@@ -1,0 +1,128 @@
+/**
+ * The field benchmark's scorer on a small self-made tree: a real scan, verdicts and known bugs
+ * written as the committed files are, and the figures the bench prints.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { tempDir, tempTree } from './helpers/tmp.js';
+import { resolveConfig } from '../dist/src/config/config.js';
+import { scan } from '../dist/src/engine/scan.js';
+import {
+  FieldFileError, formatScore, readKnownBugs, readVerdicts, reviewSheet, scoreField, seededShuffle,
+} from '../dist/bench/field/score.js';
+
+const TREE = {
+  'app/api.py': [
+    'import time',
+    'import requests',
+    '',
+    'async def slow():',
+    '    time.sleep(1)',
+    '',
+    'async def fetch(url):',
+    '    return requests.get(url)',
+    '',
+    'def build(parts):',
+    '    out = ""',
+    '    for p in parts:',
+    '        out += p',
+    '    return out',
+    '',
+  ].join('\n'),
+};
+
+async function findingsOf(dir: string) {
+  const config = resolveConfig({ report: null, log: null, cache: false, failOn: 'never', quiet: true, jobs: 1 }, {}, null);
+  const out = await scan(dir, config, { inProcessBytes: Infinity });
+  return { findings: out.result.findings, lines: out.result.stats.lines };
+}
+
+function write(dir: string, name: string, rows: string[][]): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, ['# a comment', ...rows.map((r) => r.join('\t'))].join('\n') + '\n');
+  return file;
+}
+
+describe('field benchmark scorer', () => {
+  it('scores a real scan against verdicts and known bugs', async () => {
+    const root = tempTree('pa-field-', TREE);
+    const { findings, lines } = await findingsOf(root);
+    const codes = findings.map((f) => `${f.code}@${f.line}`).sort();
+    expect(codes).toContain('PA303@5');
+    expect(codes).toContain('PA301@8');
+
+    const files = tempDir('pa-field-files-');
+    const verdicts = readVerdicts(write(files, 'verdicts.tsv', [
+      ['repo', 'commit', 'path', 'line', 'code', 'verdict', 'reason'],
+      ['me/app', 'c1', 'app/api.py', '5', 'PA303', 'TRUE', 'sleeps on the loop per request'],
+      ['me/app', 'c1', 'app/api.py', '8', 'PA301', 'false', 'pretend the reviewer disagreed'],
+      ['me/app', 'c1', 'app/api.py', '99', 'PA303', 'TRUE', 'a finding that is gone'],
+      ['me/app', 'c0', 'app/api.py', '5', 'PA303', 'FALSE', 'an older commit: not scored'],
+    ]));
+    const bugs = readKnownBugs(write(files, 'bugs.tsv', [
+      ['repo', 'commit', 'path', 'lines', 'family', 'code', 'what'],
+      ['me/app', 'c1', 'app/api.py', '4-6', 'runtime', 'PA303', 'sleep on the loop'],
+      ['me/app', 'c1', 'app/api.py', '20-30', 'query', '-', 'an N+1 the tool does not see'],
+    ]));
+    const score = scoreField([{ repo: 'me/app', commit: 'c1', lines, findings }], verdicts, bugs);
+
+    const runtime = score.families.runtime;
+    expect(runtime.reviewed).toBe(2);
+    expect(runtime.TRUE).toBe(1);
+    expect(runtime.FALSE).toBe(1);
+    expect(runtime.bugs).toBe(1);
+    expect(runtime.bugsFound).toBe(1);
+    expect(score.families.query.bugs).toBe(1);
+    expect(score.families.query.bugsFound).toBe(0);
+    expect(score.rules.get('PA303')).toMatchObject({ reviewed: 1, TRUE: 1 });
+    expect(score.gone.map((v) => v.line)).toEqual([99]);
+    expect(score.notScanned).toBe(1);
+    // Every non-advisory finding without a verdict is listed for review.
+    const unreviewed = findings.filter((f) => !f.advisory && !(f.line === 5 && f.code === 'PA303') && !(f.line === 8 && f.code === 'PA301'));
+    expect(score.unreviewed).toHaveLength(unreviewed.length);
+
+    const text = formatScore(score);
+    expect(text).toMatch(/runtime\s+\d+\s+\d+\s+2\s+1\s+1\s+0\s+50 %\s+50 %\s+1\/1/);
+    expect(text).toMatch(/missed {2}me\/app app\/api\.py:20-30 \[query\] an N\+1/);
+    expect(text).toMatch(/TRUE {6}me\/app app\/api\.py:99 PA303/);
+
+    const sheet = reviewSheet(score.unreviewed, new Map([['me/app', 'c1']])).trim().split('\n');
+    expect(sheet[0]!.split('\t').slice(0, 7)).toEqual(['repo', 'commit', 'path', 'line', 'code', 'verdict', 'reason']);
+    expect(sheet).toHaveLength(unreviewed.length + 1);
+  });
+
+  it('an advisory finding is not counted in precision, and its verdict is not gone', () => {
+    const base = { check: 'x', category: 'query' as const, originalSeverity: 'high' as const, column: 1, endLine: 3, endColumn: 2, message: 'm', recommendation: 'r', effort: 'S' as const, downgrades: [], fingerprint: 'f' };
+    const findings = [
+      { ...base, code: 'PA107', severity: 'high' as const, advisory: true, path: 'm/v1.py', line: 3 },
+      { ...base, code: 'PA107', severity: 'high' as const, advisory: false, path: 'a.py', line: 7 },
+    ];
+    const verdicts = [
+      { repo: 'r', commit: 'c', path: 'm/v1.py', line: 3, code: 'PA107', verdict: 'DEBATABLE' as const, reason: 'migration' },
+      { repo: 'r', commit: 'c', path: 'a.py', line: 7, code: 'PA107', verdict: 'TRUE' as const, reason: 'real' },
+    ];
+    const score = scoreField([{ repo: 'r', commit: 'c', lines: 10_000, findings }], verdicts, []);
+    expect(score.families.query).toMatchObject({ findings: 2, advisory: 1, reviewed: 1, TRUE: 1, DEBATABLE: 0 });
+    expect(score.gone).toEqual([]);
+  });
+
+  it('rejects malformed verdict and known-bug files with the file and row', () => {
+    const dir = tempDir('pa-field-bad-');
+    const head = ['repo', 'commit', 'path', 'line', 'code', 'verdict', 'reason'];
+    expect(() => readVerdicts(write(dir, 'a.tsv', [head, ['r', 'c', 'p', '3', 'PA1', 'MAYBE', 'x']]))).toThrow(/row 1: verdict "MAYBE"/);
+    expect(() => readVerdicts(write(dir, 'b.tsv', [head, ['r', 'c', 'p', 'x', 'PA1', 'TRUE', 'x']]))).toThrow(FieldFileError);
+    expect(() => readVerdicts(write(dir, 'c.tsv', [head, ['r', 'c', 'p', '3', 'PA1', 'TRUE', '']]))).toThrow(/needs its reason/);
+    expect(() => readVerdicts(write(dir, 'd.tsv', [head, ['r', 'c', 'p']]))).toThrow(/3 columns/);
+    const bugHead = ['repo', 'commit', 'path', 'lines', 'family', 'code', 'what'];
+    expect(() => readKnownBugs(write(dir, 'e.tsv', [bugHead, ['r', 'c', 'p', '3-', 'query', '-', 'x']]))).toThrow(/lines "3-"/);
+    expect(() => readKnownBugs(write(dir, 'f.tsv', [bugHead, ['r', 'c', 'p', '3', 'speed', '-', 'x']]))).toThrow(/family "speed"/);
+  });
+
+  it('the shuffle is seeded: the same seed gives the same order, another seed another', () => {
+    const xs = Array.from({ length: 30 }, (_, i) => i);
+    expect(seededShuffle(xs, 7)).toEqual(seededShuffle(xs, 7));
+    expect(seededShuffle(xs, 7)).not.toEqual(seededShuffle(xs, 8));
+    expect([...seededShuffle(xs, 7)].sort((a, b) => a - b)).toEqual(xs);
+  });
+});
