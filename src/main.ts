@@ -44,6 +44,7 @@ function scanOptions(y: Argv) {
     .option('parser', { type: 'string', choices: ['auto', 'native', 'wasm'], describe: 'tree-sitter binding (default auto: WASM, native fallback)' })
     .option('strict', { type: 'boolean', describe: 'exit 2 when a rule failed internally on some file' })
     .option('timings', { type: 'boolean', describe: 'per-rule and per-phase time table on stderr' })
+    .option('execution-context', { type: 'string', choices: ['default', 'strict'], describe: 'strict: judge code that runs once (migrations, scripts, startup) as if it served requests' })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'less on stderr' })
     .option('verbose', { alias: 'v', type: 'boolean', describe: 'more on stderr (skipped files, parse errors, stack traces)' });
 }
@@ -86,6 +87,7 @@ function toPartialConfig(argv: ScanArgs): PartialConfig {
   if (a.parser !== undefined) cfg.parser = a.parser as PartialConfig['parser'];
   if (a.strict !== undefined) cfg.strict = Boolean(a.strict);
   if (a.timings !== undefined) cfg.timings = Boolean(a.timings);
+  if (a.executionContext !== undefined) cfg.executionContext = a.executionContext as PartialConfig['executionContext'];
   if (a.quiet !== undefined) cfg.quiet = Boolean(a.quiet);
   if (a.verbose !== undefined) cfg.verbose = Boolean(a.verbose);
   return cfg;

@@ -1,7 +1,9 @@
 /**
  * One test for every fixture: each `.py` under fixtures/ carries its expectations inline
  * (`time.sleep(1)  # expect: PA303`). For the rules that exist, the findings on each line must
- * equal the marks exactly — no more, no fewer. Marks of rules not yet built stay pending.
+ * equal the marks exactly — no more, no fewer. `# advisory: PA107` marks a finding that must be
+ * reported as advisory (code that runs once, an ADR); `# expect:` findings must not be advisory.
+ * Marks of rules not yet built stay pending.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -47,7 +49,10 @@ function pythonFiles(dir: string): string[] {
   return out.sort();
 }
 
-/** line → sorted codes expected there (only implemented rules). */
+/** How a finding is shown in the comparison: its code, and `(advisory)` when it is one. */
+const mark = (code: string, advisory: boolean) => (advisory ? `${code}(advisory)` : code);
+
+/** line → sorted marks expected there (only implemented rules). */
 function expectations(file: string): Map<number, string[]> {
   const marks = new Map<number, string[]>();
   let text: string;
@@ -57,10 +62,11 @@ function expectations(file: string): Map<number, string[]> {
     return marks; // bad-input fixtures carry no marks
   }
   text.split('\n').forEach((line, i) => {
-    const m = /#\s*expect:\s*([A-Z0-9 ,]+)/.exec(line);
-    if (!m) return;
-    const codes = m[1]!.split(',').map((c) => c.trim()).filter((c) => implemented.has(c)).sort();
-    if (codes.length) marks.set(i + 1, codes);
+    const codes: string[] = [];
+    for (const m of line.matchAll(/#\s*(expect|advisory):\s*([A-Z0-9 ,]+)/g)) {
+      for (const c of m[2]!.split(',').map((x) => x.trim())) if (implemented.has(c)) codes.push(mark(c, m[1] === 'advisory'));
+    }
+    if (codes.length) marks.set(i + 1, codes.sort());
   });
   return marks;
 }
@@ -88,7 +94,7 @@ describe('fixture expectations', () => {
         const got = new Map<number, string[]>();
         for (const f of findingsByRoot.get(root) ?? []) {
           if (f.path !== rel) continue;
-          got.set(f.line, [...(got.get(f.line) ?? []), f.code].sort());
+          got.set(f.line, [...(got.get(f.line) ?? []), mark(f.code, f.advisory)].sort());
         }
         const want = expectations(file);
         const show = (m: Map<number, string[]>) => [...m].sort((a, b) => a[0] - b[0]).map(([l, c]) => `${rel}:${l} ${c.join(',')}`);

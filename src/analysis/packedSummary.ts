@@ -35,6 +35,7 @@ export interface PackedSummary {
   /** Pairs of string ids. */
   exportedTypes: Int32Array;
   suppressions: [number, string[]][];
+  entryPoints: FileSummary['entryPoints'];
 }
 
 const FN_WORDS = 11;
@@ -133,6 +134,7 @@ export function packSummary(s: FileSummary): PackedSummary {
     calls,
     exportedTypes,
     suppressions: s.suppressions,
+    entryPoints: s.entryPoints,
   };
 }
 
@@ -140,7 +142,7 @@ export function isPackedSummary(x: unknown): x is PackedSummary {
   const p = x as PackedSummary | null;
   return (
     !!p && typeof p === 'object' && p.packed === 1 && typeof p.path === 'string' && typeof p.moduleName === 'string' &&
-    Array.isArray(p.strings) && Array.isArray(p.suppressions) &&
+    Array.isArray(p.strings) && Array.isArray(p.suppressions) && Array.isArray(p.entryPoints) &&
     [p.imports, p.moduleDefs, p.functions, p.effects, p.calls, p.exportedTypes].every((a) => a instanceof Int32Array) &&
     p.functions.length % FN_WORDS === 0 && p.effects.length % EFFECT_WORDS === 0 && p.calls.length % CALL_WORDS === 0
   );
@@ -220,6 +222,7 @@ export function unpackSummary(p: PackedSummary): FileSummary {
     calls,
     exportedTypes,
     suppressions: p.suppressions,
+    entryPoints: p.entryPoints,
   };
 }
 

@@ -2,7 +2,7 @@
  * File summaries: the compact, plain-data facts a worker returns for each file so that the
  * repo phase can follow calls across functions and files without any syntax tree.
  */
-import type { CallInfo, FileModel, FunctionRole } from '../semantic/model.js';
+import type { CallInfo, EntryPoint, FileModel, FunctionRole } from '../semantic/model.js';
 import { effectiveRole } from '../semantic/model.js';
 import { exportedTypes } from '../semantic/valueTypes.js';
 import { classifyHandle } from '../semantic/db.js';
@@ -66,6 +66,8 @@ export interface FileSummary {
   suppressions: [number, string[]][];
   /** Module-level names whose values other files use (session factories, providers), as type paths. */
   exportedTypes: [string, string][];
+  /** What the file starts outside requests: `[kind, qualified name]` (see `FileModel.entryPoints`). */
+  entryPoints: [EntryPoint['kind'], string][];
 }
 
 /** Everything the repo phase knows: every file's summary. */
@@ -118,6 +120,7 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
     calls,
     exportedTypes: exportedTypes(model, (t) => classifyHandle(t) !== null),
     suppressions: [...model.suppressions].map(([line, codes]) => [line, [...codes]]),
+    entryPoints: model.entryPoints.map((e) => [e.kind, e.name]),
   };
 }
 

@@ -45,6 +45,7 @@ import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import type { ProjectContext } from '../discovery/context.js';
 import type { SourceFile } from '../discovery/walk.js';
+import type { OneOffKind } from '../analysis/executionContext.js';
 import type { FileOutcome, RawFinding } from '../pool/protocol.js';
 import type { FileSummary } from '../analysis/summary.js';
 import { decodeSummary, encodeSummary } from '../analysis/packedSummary.js';
@@ -73,6 +74,8 @@ type FactsEntry = [number, number, number, boolean, PythonFactsResult | null];
 export interface RepoResult {
   findings: RawFinding[];
   internalErrors: InternalError[];
+  /** The execution context of every finding's line that runs only once: `[path, line, kind, evidence]`. */
+  contexts: [string, number, OneOffKind, string][];
 }
 
 interface Pack {
@@ -310,7 +313,7 @@ export class ScanCache {
   cachedRepo(key: string | null): RepoResult | null {
     if (!key || !this.old?.repo || this.old.repo.key !== key) return null;
     const r = this.old.repo.result;
-    if (!r || !Array.isArray(r.findings) || !Array.isArray(r.internalErrors)) return null;
+    if (!r || !Array.isArray(r.findings) || !Array.isArray(r.internalErrors) || !Array.isArray(r.contexts)) return null;
     this.repo = this.old.repo;
     return r;
   }

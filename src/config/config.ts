@@ -14,6 +14,8 @@ import { SEVERITIES, type Severity } from '../types.js';
 export type OutputFormat = 'text' | 'json' | 'sarif' | 'markdown' | 'github';
 export const FORMATS: readonly OutputFormat[] = ['text', 'json', 'sarif', 'markdown', 'github'];
 export type FailOn = Severity | 'never';
+export type ExecutionContextMode = 'default' | 'strict';
+export const EXECUTION_CONTEXT_MODES: readonly ExecutionContextMode[] = ['default', 'strict'];
 
 export interface AuditConfig {
   format: OutputFormat;
@@ -37,6 +39,11 @@ export interface AuditConfig {
   maxFileSize: number;
   strict: boolean;
   timings: boolean;
+  /**
+   * `default`: findings in code that runs only once (migrations, scripts and CLI commands,
+   * startup, import time) are advisory; `strict`: judged as if they ran on every request.
+   */
+  executionContext: ExecutionContextMode;
   quiet: boolean;
   verbose: boolean;
   /** Where the file-level settings came from, for messages. */
@@ -123,6 +130,7 @@ const FILE_KEYS: Record<string, [keyof PartialConfig, Validator]> = {
   cache: ['cache', bool],
   'max-file-size': ['maxFileSize', positiveInt],
   strict: ['strict', bool],
+  'execution-context': ['executionContext', oneOf(EXECUTION_CONTEXT_MODES)],
 };
 
 /** Validates a parsed config mapping from `where` (a file name, for messages). */
@@ -216,6 +224,7 @@ export function resolveConfig(cli: PartialConfig, file: PartialConfig, configFil
     maxFileSize: pick('maxFileSize', 2 * 1024 * 1024),
     strict: pick('strict', false),
     timings: pick('timings', false),
+    executionContext: pick('executionContext', 'default'),
     quiet: pick('quiet', false),
     verbose: pick('verbose', false),
     configFile,

@@ -15,7 +15,11 @@ import type { FileOutcome, RawFinding, StageMs } from '../pool/protocol.js';
 import { ScanCache, type CacheStats, type RepoResult } from '../cache/cache.js';
 import { selectRules } from '../rules/registry.js';
 import { isFileRule, isRepoRule, type RuleMeta } from '../rules/types.js';
-import { repoModuleNames, type FileSummary } from '../analysis/summary.js';
+import { repoModuleNames, type FileSummary, type RepoIndex } from '../analysis/summary.js';
+import { callGraphOf } from '../analysis/callgraph.js';
+import { executionContexts } from '../analysis/executionContext.js';
+import { isMigrationFile } from '../rules/projectFacts.js';
+import type { ProjectContext } from '../discovery/context.js';
 import { isSuppressed } from './analyzeFile.js';
 import { assignOccurrenceSuffixes, compareFindings, fingerprint, scoreFindings } from '../merge/score.js';
 import { validateFinding } from '../merge/validate.js';
@@ -185,11 +189,11 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     // 3. Repo phase: interprocedural rules on the summaries (or their cached result when no input changed).
     const rawBeforeRepo = raw.length;
     const errorsBeforeRepo = stats.internalErrors.length;
+    const index = { files: summaries };
     if (repoCached) {
       raw.push(...repoCached.findings);
       stats.internalErrors.push(...repoCached.internalErrors);
     } else if (repoRules.length) {
-      const index = { files: summaries };
       const suppressionsByPath = new Map(summaries.map((s) => [s.path, new Map(s.suppressions.map(([l, c]) => [l, new Set(c)]))]));
       // The text of a repo finding's line, for its fingerprint: read from disk for the few
       // findings there are, rather than carried for every call line of every summary.
@@ -240,12 +244,15 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
         ruleMs[rule.meta.code] = (ruleMs[rule.meta.code] ?? 0) + performance.now() - tr;
       }
     }
+    // Where each finding's code runs (request, job, or only once), from the call graph.
+    const contexts = repoCached?.contexts ?? findingContexts(index, raw, context);
     if (cache) {
       const ts = performance.now();
       if (!repoCached) {
         cache.setRepo(cache.repoKey(outcomes, repoCodes), {
           findings: raw.slice(rawBeforeRepo),
           internalErrors: stats.internalErrors.slice(errorsBeforeRepo),
+          contexts,
         });
       }
       cache.save();
@@ -255,6 +262,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
 
     // 4. Merge: test globs, severity overrides, downgrades, fingerprints, baseline, order, scores.
     const testMatcher = config.tests.length ? createIgnore().add(config.tests) : null;
+    const oneOff = new Map(contexts.map(([p, line, kind, evidence]) => [`${p}:${line}`, { kind, evidence }]));
     let findings: Finding[] = [];
     for (const r of raw) {
       if (testMatcher?.ignores(r.path)) continue;
@@ -281,7 +289,12 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
         downgrades: [],
         fingerprint: fingerprint(r.code, r.path, r.lineText, r.function),
       };
-      findings.push(validateFinding({ finding, executionEvidence: r.evidence ?? [], inHandler: r.inHandler }, context));
+      findings.push(validateFinding({
+        finding,
+        executionEvidence: r.evidence ?? [],
+        inHandler: r.inHandler,
+        oneOff: config.executionContext === 'strict' ? null : (oneOff.get(`${r.path}:${r.line}`) ?? null),
+      }, context));
     }
     findings = assignOccurrenceSuffixes(findings);
     if (config.baseline) {
@@ -316,6 +329,22 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
   } finally {
     await pool.close();
   }
+}
+
+/** The one-off execution context of each finding's line, where it has one. */
+function findingContexts(index: RepoIndex, raw: RawFinding[], project: ProjectContext): RepoResult['contexts'] {
+  const out: RepoResult['contexts'] = [];
+  if (raw.length === 0) return out;
+  const where = executionContexts(callGraphOf(index), (p) => isMigrationFile(project, p));
+  const seen = new Set<string>();
+  for (const r of raw) {
+    const key = `${r.path}:${r.line}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const c = where.at(r.path, r.line);
+    if (c) out.push([r.path, r.line, c.kind, c.evidence]);
+  }
+  return out;
 }
 
 function collectOutcome(

@@ -6,6 +6,7 @@
 import type { ProjectContext } from '../discovery/context.js';
 import { SEVERITIES, type Finding, type Severity } from '../types.js';
 import { EXECUTION_CONTEXT_CHECKS } from './executionContext.js';
+import type { ExecutionContext } from '../analysis/executionContext.js';
 
 /** Findings never downgraded when they sit in a handler: N+1 and N-UPDATE loops. */
 const NEVER_DOWNGRADED_IN_HANDLERS = new Set(['PA107', 'PA108', 'PA102']);
@@ -15,10 +16,23 @@ export interface ValidationInput {
   /** Rule 6 points gathered in the worker. */
   executionEvidence: string[];
   inHandler: boolean;
+  /** The finding's code runs only once (migration, script, startup, import): from the call graph. */
+  oneOff?: ExecutionContext | null;
 }
+
+/** Checks about names, not about code that runs: where the code runs does not matter. */
+const CONTEXT_FREE_CHECKS = new Set(['event_channel_consistency']);
+/** An engine or factory configured at startup or import is the one that serves the requests. */
+const STARTUP_SERVES_REQUESTS = new Set(['pool_configuration']);
 
 export function validateFinding(input: ValidationInput, context: ProjectContext): Finding {
   const { finding } = input;
+  const once = input.oneOff;
+  if (once && !CONTEXT_FREE_CHECKS.has(finding.check) && !(once.kind === 'startup' && STARTUP_SERVES_REQUESTS.has(finding.check))) {
+    finding.advisory = true;
+    finding.downgrades.push({ rule: 'execution_context', from: finding.severity, to: 'advisory', evidence: once.evidence });
+    return finding;
+  }
   if (finding.severity !== 'high' && finding.severity !== 'medium') return finding;
   if (input.inHandler && NEVER_DOWNGRADED_IN_HANDLERS.has(finding.code)) return finding;
 

@@ -178,6 +178,19 @@ export interface FileModel {
   isTestFile: boolean;
   /** Under `tasks/`, `jobs/`, `workers/`, `cron/`. */
   isBackgroundFile: boolean;
+  /**
+   * Functions this file starts outside any request: CLI commands (`@click.command`, `@cli.command()`,
+   * a module-level `main`), what its `if __name__ == "__main__":` block calls, and startup or
+   * shutdown hooks (`@app.on_event("startup")`, `lifespan=`, `on_startup=[...]`,
+   * `add_event_handler("startup", f)`). Names are qualified (`app.cli.rebuild`).
+   */
+  entryPoints: EntryPoint[];
+}
+
+export interface EntryPoint {
+  kind: 'cli' | 'main' | 'startup';
+  /** The function's qualified name, as the call graph resolves it (`app.tasks.rebuild`, `app.svc.Service.run`). */
+  name: string;
 }
 
 const BUILTINS = new Set([
@@ -267,6 +280,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     suppressions: collectSuppressions(source, lineStarts),
     isTestFile: TEST_PATH.test(path),
     isBackgroundFile: BACKGROUND_PATH.test(path),
+    entryPoints: [],
     lineOf: (offset: number) => lineOfOffset(lineStarts, offset),
   };
   const rawAssignments: RawAssignment[] = [];
@@ -382,7 +396,59 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     fn.decoratorNames = fn.decorators.map((d) => resolveName(model, stripCall(d)) ?? stripCall(d));
     classifyRole(model, fn);
   }
+  collectEntryPoints(model);
   return model;
+}
+
+/** A CLI command decorator: `click.command`, `cli.command()`, `app.cli.command`, typer's `app.command()`, click groups. */
+const CLI_DECORATOR = /(^|\.)command$|^(click|typer|flask\.cli|asyncclick)\.(group|command)$/;
+const MAIN_GUARD = /^if[ \t]+(?:__name__[ \t]*==[ \t]*(['"])__main__\1|(['"])__main__\2[ \t]*==[ \t]*__name__)[ \t]*:/m;
+/** `on_startup=[f, g]`, `on_shutdown=[...]` (Starlette, Litestar), `lifespan=f`, `add_event_handler("startup", f)`. */
+const STARTUP_REFS = /\b(?:on_startup|on_shutdown)[ \t]*=[ \t]*[[(]([^\])]*)[\])]|\blifespan[ \t]*=[ \t]*([A-Za-z_][\w.]*)|\badd_event_handler\([ \t]*(['"])(?:startup|shutdown)\3[ \t]*,[ \t]*([A-Za-z_][\w.]*)/g;
+
+/** See {@link FileModel.entryPoints}. */
+function collectEntryPoints(model: FileModel): void {
+  const out = model.entryPoints;
+  const seen = new Set<string>();
+  const add = (kind: EntryPoint['kind'], name: string) => {
+    const key = `${kind}:${name}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    out.push({ kind, name });
+  };
+  const qualify = (fn: FunctionInfo) => `${model.moduleName}.${fn.qualifiedName}`;
+  for (const fn of model.functions) {
+    if (fn.decoratorNames.some((d) => CLI_DECORATOR.test(d))) add('cli', qualify(fn));
+    else if (fn.decoratorNames.some((d) => /(^|\.)on_event$/.test(d))) add('startup', qualify(fn));
+    else if (fn.parent < 0 && !fn.className && (fn.name === 'main' || fn.name === 'lifespan')) add(fn.name === 'main' ? 'cli' : 'startup', qualify(fn));
+  }
+  const source = model.source;
+  if (source.includes('__main__')) {
+    const guard = MAIN_GUARD.exec(source);
+    if (guard) {
+      // The block ends at the next line that starts at column 0 with code.
+      const after = guard.index + guard[0].length;
+      const next = /\n(?=[^\s#])/g;
+      next.lastIndex = after;
+      const end = next.exec(source)?.index ?? source.length;
+      for (const call of model.calls) {
+        if (call.functionIndex >= 0 || call.node.startIndex < after || call.node.startIndex >= end) continue;
+        if (call.qualifiedName && !call.qualifiedName.startsWith('builtins.')) add('main', call.qualifiedName);
+      }
+    }
+  }
+  if (/on_startup|on_shutdown|lifespan|add_event_handler/.test(source)) {
+    STARTUP_REFS.lastIndex = 0;
+    let m: RegExpExecArray | null;
+    while ((m = STARTUP_REFS.exec(source))) {
+      const names = m[1] !== undefined ? m[1].split(',') : [m[2] ?? m[4] ?? ''];
+      for (const raw of names) {
+        const name = raw.trim();
+        if (!DOTTED.test(name)) continue;
+        add('startup', resolveName(model, name) ?? `${model.moduleName}.${name}`);
+      }
+    }
+  }
 }
 
 function computeLineStarts(source: string): number[] {

@@ -1,0 +1,185 @@
+/**
+ * Where code runs, from structure: a request or a background job (production paths), or only
+ * once — a migration, a one-off script or CLI command, startup and shutdown, module import.
+ * Severity is a claim about production, so a finding whose code runs only once is advisory
+ * (Rule 6, widened; see `merge/validate.ts`).
+ *
+ * Computed on the summaries and the call graph: the roots are the functions whose context is
+ * known (handlers, tasks, CLI commands, `__main__` blocks, startup hooks, every function of a
+ * migration or of a script file), and each function gets the union of the contexts of its
+ * callers. A function that nothing in the repo is seen to call, or a public method (callable
+ * through an object the call graph does not follow yet), may run anywhere: it stays live. So a
+ * helper is one-off only when every caller the graph knows of is one-off.
+ */
+import type { CallGraph } from './callgraph.js';
+import type { FileSummary } from './summary.js';
+
+export type OneOffKind = 'migration' | 'script' | 'startup';
+
+export interface ExecutionContext {
+  kind: OneOffKind;
+  evidence: string;
+}
+
+const REQUEST = 1;
+const BACKGROUND = 2;
+const UNKNOWN = 4;
+const SCRIPT = 8;
+const STARTUP = 16;
+const MIGRATION = 32;
+const LIVE = REQUEST | BACKGROUND | UNKNOWN;
+
+/**
+ * Folders and files of one-off code: scripts, CLI commands, benchmarks, examples, load tests,
+ * documentation, packaging and task-runner files. `tools/` counts only near the root: deeper, in
+ * an AI service, "tools" are what a request calls.
+ */
+const ONE_OFF_PATH = /(^|\/)(scripts?|bin|cli|management\/commands|bench|benchmarks?|benchmarking|examples?|example_[^/]*|samples?|load_?tests?|locust[^/]*|notebooks?|docs?)\/|^(?:[^/]+\/)?tools\/|(^|\/)(cli|__main__|manage|setup|noxfile|fabfile|locustfile)\.py$/;
+/** Imports that make a module documentation tooling. */
+const DOCS_IMPORTS = /^(sphinx|docutils)(\.|$)/;
+
+/** A file whose every function is one-off, and why; null for an ordinary module. */
+export function oneOffFile(file: FileSummary, isMigration: (path: string) => boolean): ExecutionContext | null {
+  if (isMigration(file.path) || isAlembicRevision(file)) {
+    return { kind: 'migration', evidence: `a migration (${file.path}): runs once per database, by the migration tool` };
+  }
+  const m = ONE_OFF_PATH.exec(file.path);
+  if (m) return { kind: 'script', evidence: `one-off code: ${m[0].replace(/^\//, '')} (${file.path})` };
+  const docs = file.imports.find(([, q]) => DOCS_IMPORTS.test(q));
+  if (docs) return { kind: 'script', evidence: `documentation build code (imports ${docs[1].split('.')[0]})` };
+  return null;
+}
+
+/** An Alembic revision wherever it lives: module-level `revision` and `down_revision`, and `upgrade()`. */
+function isAlembicRevision(file: FileSummary): boolean {
+  return file.moduleDefs.includes('revision') && file.moduleDefs.includes('down_revision')
+    && file.functions.some((f) => f.parent < 0 && !f.className && f.name === 'upgrade');
+}
+
+const ENTRY_LABEL = { cli: 'a CLI command', main: "the `__main__` block's call", startup: 'a startup/shutdown hook' } as const;
+
+export interface ContextIndex {
+  /** The context of the code at `line` of `path`: one-off (and why), or null when it may run on a production path. */
+  at(path: string, line: number): ExecutionContext | null;
+}
+
+export function executionContexts(graph: CallGraph, isMigration: (path: string) => boolean): ContextIndex {
+  const files = graph.index.files;
+  const offsets: number[] = [];
+  let total = 0;
+  for (const f of files) {
+    offsets.push(total);
+    total += f.functions.length;
+  }
+  const mask = new Uint8Array(total);
+  const sealed = new Uint8Array(total);
+  /** For a one-off function: the root it is reached from (an id), for the evidence. */
+  const via = new Int32Array(total).fill(-1);
+  const rootWhy: string[] = new Array(total);
+  const fileKinds: (ExecutionContext | null)[] = files.map((f) => (f.isTestFile ? null : oneOffFile(f, isMigration)));
+  const bit = (k: OneOffKind) => (k === 'migration' ? MIGRATION : k === 'script' ? SCRIPT : STARTUP);
+
+  files.forEach((f, file) => {
+    const kind = fileKinds[file];
+    f.functions.forEach((fn, i) => {
+      const id = offsets[file]! + i;
+      if (kind) {
+        mask[id] = bit(kind.kind);
+        sealed[id] = 1;
+        via[id] = id;
+        rootWhy[id] = kind.evidence;
+        return;
+      }
+      if (fn.effectiveRole === 'handler') mask[id] |= REQUEST;
+      else if (fn.effectiveRole === 'background') mask[id] |= BACKGROUND;
+      // A public method may be called through an object the graph does not follow.
+      if (fn.className && (!fn.name.startsWith('_') || /^__\w+__$/.test(fn.name))) mask[id] |= UNKNOWN;
+    });
+  });
+  files.forEach((f, file) => {
+    if (f.isTestFile) return;
+    for (const [kind, name] of f.entryPoints ?? []) {
+      const ref = graph.resolveQualified(name);
+      if (!ref) continue;
+      const id = offsets[ref.file]! + ref.fn;
+      if (sealed[id]) continue;
+      mask[id] |= kind === 'startup' ? STARTUP : SCRIPT;
+      if (via[id] < 0) {
+        via[id] = id;
+        rootWhy[id] = `${ENTRY_LABEL[kind]} (${f.path})`;
+      }
+    }
+  });
+
+  // Callers: resolved edges from code that is not a test, and the enclosing function of a nested def.
+  const callerCount = new Uint32Array(total);
+  const succ: number[][] = new Array(total);
+  const link = (from: number, to: number) => {
+    (succ[from] ??= []).push(to);
+    callerCount[to]!++;
+  };
+  files.forEach((f, file) => {
+    if (f.isTestFile) return;
+    f.functions.forEach((fn, i) => {
+      const id = offsets[file]! + i;
+      if (fn.parent >= 0) link(offsets[file]! + fn.parent, id);
+      for (const edge of graph.callees({ file, fn: i })) link(id, offsets[edge.to.file]! + edge.to.fn);
+    });
+  });
+  for (let id = 0; id < total; id++) if (!sealed[id] && mask[id] === 0 && callerCount[id] === 0) mask[id] = UNKNOWN;
+
+  // Forward to a fixpoint: each function gets its callers' contexts (bits only grow, so it ends).
+  let work: number[] = [];
+  for (let id = 0; id < total; id++) if (mask[id]) work.push(id);
+  while (work.length) {
+    const next: number[] = [];
+    for (const from of work) {
+      for (const to of succ[from] ?? []) {
+        if (sealed[to]) continue;
+        const before = mask[to]!;
+        const after = before | mask[from]!;
+        if (via[to] < 0 && via[from]! >= 0) via[to] = via[from]!;
+        if (after !== before) {
+          mask[to] = after;
+          next.push(to);
+        }
+      }
+    }
+    work = next;
+  }
+
+  const byPath = new Map(files.map((f, i) => [f.path, i]));
+  const refAt = (id: number) => {
+    let lo = 0;
+    let hi = files.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (offsets[mid]! <= id) lo = mid;
+      else hi = mid - 1;
+    }
+    return { file: lo, fn: id - offsets[lo]! };
+  };
+  return {
+    at(path, line) {
+      const file = byPath.get(path);
+      if (file === undefined || files[file]!.isTestFile) return null;
+      const fns = files[file]!.functions;
+      let inner = -1;
+      // Document order: a nested def comes after its parent, so the last match is the innermost.
+      fns.forEach((fn, i) => {
+        if (line >= fn.startLine && line <= fn.endLine) inner = i;
+      });
+      if (inner < 0) return fileKinds[file] ?? { kind: 'startup', evidence: 'module-level code: runs once, when the module is imported' };
+      const id = offsets[file]! + inner;
+      const m = mask[id]!;
+      if (m === 0 || m & LIVE) return null;
+      const kind: OneOffKind = m & MIGRATION ? 'migration' : m & SCRIPT ? 'script' : 'startup';
+      const root = via[id]!;
+      if (root === id || root < 0) return { kind, evidence: rootWhy[id] ?? kind };
+      const r = refAt(root);
+      const rootFn = files[r.file]!.functions[r.fn]!;
+      const only = [m & MIGRATION && 'migrations', m & SCRIPT && 'scripts or CLI commands', m & STARTUP && 'startup code'].filter(Boolean).join(' and ');
+      return { kind, evidence: `reached only from ${only}, e.g. \`${rootFn.qualifiedName}\`: ${rootWhy[root]}` };
+    },
+  };
+}

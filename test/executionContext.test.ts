@@ -1,0 +1,60 @@
+/**
+ * Execution context (Rule 6, widened): code that runs only once — migrations, scripts and CLI
+ * commands, startup hooks, import time — is advisory, with its evidence; `execution-context:
+ * strict` judges it as if it served requests; a cached rescan gives the same answer.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { resolveConfig, validateConfigObject } from '../dist/src/config/config.js';
+import { scan } from '../dist/src/engine/scan.js';
+import { tempDir } from './helpers/tmp.js';
+
+const FIXTURE = path.resolve(__dirname, '../fixtures/execution');
+
+async function findings(over: Record<string, unknown> = {}, cacheDir?: string) {
+  const config = resolveConfig({ report: null, log: null, cache: cacheDir !== undefined, jobs: 1, ...over }, {}, null);
+  const out = await scan(FIXTURE, config, { cacheDir, inProcessBytes: Infinity });
+  return out.result.findings;
+}
+
+const key = (f: { path: string; line: number; code: string }) => `${f.path}:${f.line} ${f.code}`;
+
+describe('execution context', () => {
+  it('records why each one-off finding is advisory', async () => {
+    const got = new Map((await findings()).map((f) => [key(f), f]));
+    const evidence = (k: string) => got.get(k)!.downgrades.find((d) => d.rule === 'execution_context')?.evidence ?? '';
+    expect(evidence('shop/db_changes/0007_backfill_vendor_names.py:12 PA107')).toMatch(/a migration/);
+    expect(evidence('shop/pricing.py:16 PA107')).toMatch(/reached only from scripts or CLI commands/);
+    expect(evidence('shop/warmup.py:11 PA107')).toMatch(/__main__/);
+    expect(evidence('shop/app.py:21 PA301')).toMatch(/startup/);
+    expect(evidence('shop/commands.py:20 PA404')).toMatch(/CLI command/);
+    const advisory = got.get('shop/pricing.py:16 PA107')!;
+    expect(advisory).toMatchObject({ advisory: true, severity: 'high' });
+    expect(advisory.downgrades[0]).toMatchObject({ from: 'high', to: 'advisory' });
+    // Shared with a handler, or called by nothing the repo shows: stays reported.
+    expect(got.get('shop/pricing.py:10 PA107')!.advisory).toBe(false);
+    expect(got.get('shop/pricing.py:27 PA107')!.advisory).toBe(false);
+    // An engine made at startup is the one that serves the requests.
+    expect(got.get('shop/app.py:22 PA404')!.advisory).toBe(false);
+  });
+
+  it('strict mode judges one-off code as if it served requests', async () => {
+    const all = await findings({ executionContext: 'strict' });
+    expect(all.filter((f) => f.downgrades.some((d) => d.rule === 'execution_context'))).toEqual([]);
+    expect(all.find((f) => key(f) === 'shop/pricing.py:16 PA107')!.advisory).toBe(false);
+  });
+
+  it('a cached rescan keeps the contexts', async () => {
+    const dir = tempDir('pa-exec-cache-');
+    const cold = await findings({}, dir);
+    expect(fs.readdirSync(dir).length).toBeGreaterThan(0);
+    const warm = await findings({}, dir);
+    expect(warm).toEqual(cold);
+  });
+
+  it('the config key takes default or strict, nothing else', () => {
+    expect(validateConfigObject({ 'execution-context': 'strict' }, 'x.yaml')).toEqual({ executionContext: 'strict' });
+    expect(() => validateConfigObject({ execution_context: 'loose' }, 'x.yaml')).toThrow(/"execution_context" must be one of default, strict/);
+  });
+});
