@@ -69,7 +69,7 @@ describe('PA104 over_fetching', () => {
 
 describe('PA108 lazy_load_in_loop and PA109 count_via_len', () => {
   it('report at the access and at the len() call', () => {
-    expect(at(sample, 'app/api/routes.py', 196, 'PA108')!.column).toBe(38);
+    expect(at(sample, 'app/api/routes.py', 197, 'PA108')!.column).toBe(38);
     expect(at(sample, 'app/api/routes.py', 46, 'PA109')!.severity).toBe('medium');
   });
 });

@@ -1,13 +1,17 @@
 /**
  * PA304 string_concat_in_loop
  *
- * What it does: finds `s += part` (or `s = s + part`) inside a loop body where `s` is a string.
- * Why is this bad? Strings are immutable: each `+=` may copy everything built so far, so the
- * loop costs O(n²) in the total length. Collecting the parts and joining once is linear.
+ * What it does: finds strings grown inside a loop where CPython must copy them on every step:
+ * an attribute, subscript, global or closure variable grown with `+=`, a local that something
+ * else also holds, or a prepend (`s = part + s`).
+ * Why is this bad? Strings are immutable: such a `+=` copies everything built so far, so the loop
+ * costs O(n²) in the total length. A plain local `s += part` (or `s = s + part`) is different:
+ * CPython resizes the string in place when the variable holds its only reference, which is
+ * amortised linear, so it is not reported.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileModel } from '../../../semantic/model.js';
-import { assignmentsTo, callAt } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, variableRefs } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 
 const STRING_NODES = new Set(['string', 'concatenated_string']);
@@ -26,13 +30,52 @@ function stringness(model: FileModel, node: SyntaxNode | null): boolean | null {
   return null;
 }
 
-/** The target's last plain assignment before `line` in the function: is it a string? */
+/** The target's last plain assignment before `line` in the function (or at module level, for a global): is it a string? */
 function initialisedAsString(model: FileModel, target: string, fnIndex: number, line: number): boolean | null {
-  let best = null;
-  for (const a of assignmentsTo(model, target)) {
-    if (a.functionIndex === fnIndex && a.line < line && a.loops.length === 0 && (!best || a.line >= best.line)) best = a;
+  for (const scope of fnIndex >= 0 ? [fnIndex, -1] : [-1]) {
+    let best = null;
+    for (const a of assignmentsTo(model, target)) {
+      if (a.functionIndex === scope && (scope !== fnIndex || a.line < line) && a.loops.length === 0 && (!best || a.line >= best.line)) best = a;
+    }
+    if (best) return stringness(model, best.value);
   }
-  return best ? stringness(model, best.value) : null;
+  return null;
+}
+
+/** Why a concatenation cannot be done in place, or null when CPython appends in place. */
+function copiesEachTime(model: FileModel, target: string, fnIndex: number, loopNode: SyntaxNode, prepend: boolean): string | null {
+  if (prepend) return 'prepending copies the whole string each time';
+  if (!/^[A-Za-z_]\w*$/.test(target)) return `\`${target}\` is not a local variable, so each \`+=\` copies it`;
+  if (fnIndex < 0) return `\`${target}\` is a module-level name, so each \`+=\` copies it`;
+  const fn = model.functions[fnIndex]!;
+  const bodyText = fn.body?.text ?? '';
+  if (new RegExp(`\\b(global|nonlocal)\\s+(\\w+\\s*,\\s*)*${target}\\b`).test(bodyText)) return `\`${target}\` is declared global or nonlocal, so each \`+=\` copies it`;
+  // A nested def that reads the name makes it a cell variable: not resized in place.
+  for (const inner of model.functions) {
+    if (inner.parent === fnIndex && inner.body && variableRefs(inner.body, target).length) return `\`${target}\` is captured by the nested \`${inner.name}\`, so each \`+=\` copies it`;
+  }
+  // Another reference held across iterations (an alias, or the string stored in a container).
+  const loopBody = loopNode.childForFieldName('body') ?? loopNode;
+  for (const ref of variableRefs(loopBody, target)) {
+    const p = ref.parent;
+    if (p?.type === 'assignment' && p.childForFieldName('right')?.id === ref.id) return `\`${target}\` is also held by \`${p.childForFieldName('left')?.text ?? '?'}\`, so each \`+=\` copies it`;
+    if (p?.type === 'argument_list' && /\.(append|add|insert|extend|put)$/.test(p.parent?.childForFieldName('function')?.text ?? '')) return `\`${target}\` is also stored in a container, so each \`+=\` copies it`;
+  }
+  return null;
+}
+
+/** The buffer is bounded: emptied again inside the loop, or its length checked there (capped and flushed). */
+function boundedInLoop(model: FileModel, target: string, loopNode: SyntaxNode, line: number): boolean {
+  const start = loopNode.startPosition.row + 1;
+  const end = loopNode.endPosition.row + 1;
+  for (const a of assignmentsTo(model, target)) {
+    if (a.line >= start && a.line <= end && a.line !== line) {
+      const v = a.value;
+      if (v && (v.type === 'string' && /^[rRuUfF]*(""|\'\')$/.test(v.text) || stringness(model, v) === true && !v.text.includes(target))) return true;
+    }
+  }
+  const body = loopNode.childForFieldName('body') ?? loopNode;
+  return new RegExp(`\\blen\\(\\s*${target.replace(/[.[\]]/g, (c) => `\\${c}`)}\\s*\\)\\s*(>|>=)`).test(body.text);
 }
 
 export const stringConcatInLoop: FileRule = {
@@ -40,20 +83,23 @@ export const stringConcatInLoop: FileRule = {
     code: 'PA304',
     check: 'string_concat_in_loop',
     family: 'runtime',
-    severity: 'medium',
+    severity: 'low',
     effort: 'S',
-    summary: 'String built with `+=` inside a loop',
-    what: 'Finds `s += <str>` and `s = s + <str>` in a loop body where `s` is known to be a string: initialised from a string literal, an f-string, `str(...)` or `"".join(...)`, or extended with a string literal.',
-    why: 'Each concatenation may copy the whole string built so far, so building a string of n parts costs O(n²) time — harmless for ten parts, seconds for a CSV export or a long log.',
-    bad: 'out = ""\nfor row in rows:\n    out += f"{row.id},{row.name}\\n"\n',
-    good: 'parts = []\nfor row in rows:\n    parts.append(f"{row.id},{row.name}\\n")\nout = "".join(parts)\n',
-    fix: 'collect the parts in a list and `"".join(parts)` once, or write to an `io.StringIO`',
-    references: ['https://docs.python.org/3/faq/programming.html#what-is-the-most-efficient-way-to-concatenate-many-strings-together'],
+    summary: 'String grown inside a loop where each step copies it',
+    what: 'Finds strings grown in a loop body where CPython cannot append in place: `self.text += part`, `d[k] += part`, a global, nonlocal or closure variable grown with `+=`, a local string also held by another name or a container, and prepends (`s = part + s`). A plain local `s += part` or `s = s + part` is left alone: CPython resizes a string in place when the variable holds its only reference. Buffers emptied inside the loop or flushed when their length passes a cap, and loops over a literal of fewer than 100 items, are bounded and left alone too.',
+    why: 'Each such concatenation copies the whole string built so far, so building a string of n parts costs O(n²) time — harmless for ten parts, seconds for a CSV export or a long log.',
+    bad: 'class Export:\n    def run(self, rows):\n        self.out = ""\n        for row in rows:\n            self.out += f"{row.id},{row.name}\\n"\n',
+    good: 'class Export:\n    def run(self, rows):\n        parts = []\n        for row in rows:\n            parts.append(f"{row.id},{row.name}\\n")\n        self.out = "".join(parts)\n',
+    fix: 'collect the parts in a list and `"".join(parts)` once, write to an `io.StringIO`, or build the string in a local before storing it',
+    references: [
+      'https://docs.python.org/3/faq/programming.html#what-is-the-most-efficient-way-to-concatenate-many-strings-together',
+      'https://github.com/python/cpython/blob/3.12/Python/bytecodes.c (BINARY_OP_INPLACE_ADD_UNICODE)',
+    ],
   },
   checkFile(ctx: FileRuleContext): void {
     const { model } = ctx;
     if (model.isTestFile) return;
-    const report = (target: string, value: SyntaxNode | null, fnIndex: number, loops: number[], line: number, node: SyntaxNode) => {
+    const check = (target: string, value: SyntaxNode | null, fnIndex: number, loops: number[], line: number, node: SyntaxNode, prepend: boolean) => {
       const real = loops.filter((i) => model.loops[i]!.kind !== 'comprehension');
       if (real.length === 0) return;
       const init = initialisedAsString(model, target, fnIndex, line);
@@ -61,18 +107,23 @@ export const stringConcatInLoop: FileRule = {
       if (init !== true && stringness(model, value) !== true) return;
       const loop = model.loops[real[real.length - 1]!]!;
       const it = loop.iterable;
-      const small = it && ['list', 'tuple', 'set'].includes(it.type) && it.namedChildCount < 100;
-      ctx.report({ node, message: `string \`${target}\` is built with \`+\` inside a loop; collect the parts and join once`, severity: small ? 'low' : 'medium' });
+      if (it && ['list', 'tuple', 'set'].includes(it.type) && it.namedChildCount < 100) return;
+      const why = copiesEachTime(model, target, fnIndex, loop.node, prepend);
+      if (!why || boundedInLoop(model, target, loop.node, line)) return;
+      ctx.report({ node, message: `string \`${target}\` is grown inside a loop, and ${why}: O(n²) in its length; collect the parts and join once` });
     };
     for (const a of model.augAssignments) {
       if (a.operator !== '+=') continue;
-      report(a.target, a.value, a.functionIndex, a.loops, a.line, a.node);
+      check(a.target, a.value, a.functionIndex, a.loops, a.line, a.node, false);
     }
     for (const a of model.assignments) {
       const v = a.value;
       if (a.fromWith || a.loops.length === 0 || v?.type !== 'binary_operator') continue;
-      if (v.childForFieldName('operator')?.text !== '+' || v.childForFieldName('left')?.text !== a.target) continue;
-      report(a.target, v.childForFieldName('right'), a.functionIndex, a.loops, a.line, a.node);
+      if (v.childForFieldName('operator')?.text !== '+') continue;
+      const left = v.childForFieldName('left');
+      const right = v.childForFieldName('right');
+      if (left?.text === a.target) check(a.target, right, a.functionIndex, a.loops, a.line, a.node, false);
+      else if (right?.text === a.target) check(a.target, left, a.functionIndex, a.loops, a.line, a.node, true);
     }
   },
 };

@@ -1,18 +1,21 @@
 /**
  * PA302 unnecessary_list_allocation
  *
- * What it does: finds a list built only to be consumed at once — a list comprehension handed to
- * `any`/`all`/`sum`/`min`/`max`/`len`/`set`/`frozenset`/`tuple`/`str.join`, or a fresh iterable
- * copied into a `list(...)` (or built as a list comprehension) only to be looped over.
- * Why is this bad? The whole list is materialised in memory first; `any`/`all` also lose their
- * short-circuit. A generator (or a set comprehension) does the same work without the copy.
+ * What it does: finds a list built only to be consumed at once where the rewrite is really
+ * better: a list comprehension handed to `any`/`all` (a generator stops at the first decisive
+ * item) or to `set`/`frozenset` (a set comprehension skips the list), and a fresh iterable copied
+ * into `list(...)` only to be looped over.
+ * It never recommends a slower spelling: `len`/`sum`/`min`/`max`/`tuple`/`str.join` of a list
+ * comprehension and a `for` over one are faster than their generator forms in CPython (a
+ * generator resumes a frame per item), so they are left alone.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileModel } from '../../../semantic/model.js';
 import { callAt, effectiveRole } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 
-const CONSUMERS = new Set(['builtins.any', 'builtins.all', 'builtins.sum', 'builtins.min', 'builtins.max', 'builtins.len', 'builtins.set', 'builtins.frozenset', 'builtins.tuple']);
+/** Consumers whose generator or set-comprehension form does less work: short-circuit, or no intermediate list. */
+const CONSUMERS = new Set(['builtins.any', 'builtins.all', 'builtins.set', 'builtins.frozenset']);
 /** Calls that return a new object nobody else holds: wrapping them in `list()` to loop copies for nothing. */
 const FRESH_ITERABLES = new Set(['builtins.range', 'builtins.sorted']);
 /**
@@ -53,11 +56,11 @@ export const unnecessaryListAllocation: FileRule = {
     severity: 'low',
     effort: 'S',
     summary: 'A list built only to be consumed at once',
-    what: 'Finds list comprehensions passed straight to `any`, `all`, `sum`, `min`, `max`, `len`, `set`, `frozenset` or `tuple` (not `str.join`, which builds a list from its argument anyway), and loops over `list(<generator/map/filter/range/zip/sorted>)` or over a list comprehension — places where the list is never used as a list.',
-    why: 'The list is allocated in full and thrown away; `any()`/`all()` additionally evaluate every element instead of stopping at the first decisive one. In a request handler or a loop this is wasted memory and time on every call.',
+    what: 'Finds list comprehensions passed straight to `any` or `all` (which then evaluate every item instead of stopping at the first decisive one) or to `set`/`frozenset` (a set comprehension needs no list), and loops over `list(<range/sorted/map/filter/zip of fresh data>)`. It leaves `len`, `sum`, `min`, `max`, `tuple` and `str.join` of a list comprehension alone, and `for` over one: in CPython those are faster than their generator forms.',
+    why: 'The list is allocated in full and thrown away; `any()`/`all()` additionally evaluate every element instead of stopping at the first decisive one, and a copy of a fresh iterable is pure waste. In a request handler or a loop this is memory and time on every call.',
     bad: 'if any([u.is_admin for u in users]):\n    ...\nfor i in list(range(n)):\n    ...\n',
     good: 'if any(u.is_admin for u in users):\n    ...\nfor i in range(n):\n    ...\n',
-    fix: 'pass a generator expression (or a set comprehension), and loop over the iterable itself',
+    fix: 'pass a generator expression to `any`/`all`, a set comprehension instead of `set([...])`, and loop over the iterable itself',
     references: ['https://docs.astral.sh/ruff/rules/unnecessary-comprehension-in-call/', 'https://docs.python.org/3/reference/expressions.html#generator-expressions'],
   },
   checkFile(ctx: FileRuleContext): void {
@@ -67,17 +70,16 @@ export const unnecessaryListAllocation: FileRule = {
       inLoop || (fnIndex >= 0 && effectiveRole(model, fnIndex) === 'handler') ? 'medium' as const : 'low' as const;
     for (const call of model.calls) {
       const q = call.qualifiedName;
-      // `str.join([...])` is left out on purpose: join materialises its argument anyway, and a
-      // list comprehension is the faster spelling in CPython.
-      const isJoin = false;
       if (!(q && CONSUMERS.has(q))) continue;
       const arg = onlyArg(call.node);
       if (arg?.type !== 'list_comprehension') continue;
-      const name = isJoin ? 'str.join' : q!.replace(/^builtins\./, '');
-      const better = name === 'set' || name === 'frozenset' ? 'a set comprehension' : name === 'len' ? '`sum(1 for …)`' : 'a generator expression';
+      const name = q.replace(/^builtins\./, '');
+      const why = name === 'set' || name === 'frozenset'
+        ? 'builds a list only to turn it into a set; use a set comprehension'
+        : 'evaluates every item before looking at the first; a generator expression stops at the first decisive one';
       ctx.report({
         node: call.node,
-        message: `\`${name}()\` of a list comprehension builds a list only to consume it; use ${better}`,
+        message: `\`${name}()\` of a list comprehension ${why}`,
         severity: severity(call.functionIndex, call.loops.length > 0),
       });
     }
@@ -88,8 +90,6 @@ export const unnecessaryListAllocation: FileRule = {
         const c = callAt(model, it);
         if (c?.qualifiedName !== 'builtins.list' || !isFreshIterable(model, onlyArg(it))) continue;
         ctx.report({ node: it, message: '`list(...)` copies a fresh iterable only to loop over it; loop over the iterable', severity: severity(loop.functionIndex, true) });
-      } else if (it.type === 'list_comprehension' && loop.kind !== 'comprehension') {
-        ctx.report({ node: it, message: 'a list comprehension built only to be looped over; use a generator expression', severity: severity(loop.functionIndex, true) });
       }
     }
   },
