@@ -50,7 +50,7 @@ describe('PA102 n_update_delete_loop', () => {
 
 describe('PA105 missing_bulk_ops', () => {
   it('is medium', () => {
-    expect(at(query, 'PA105.py', 15, 'PA105')!.severity).toBe('medium');
+    expect(at(query, 'PA105.py', 16, 'PA105')!.severity).toBe('medium');
   });
 });
 

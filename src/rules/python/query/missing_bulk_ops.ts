@@ -10,11 +10,39 @@
  * assigned in the loop body): `session.add(row)` of a row the loop read from the database is a
  * no-op for an already persistent object (its changes flush as UPDATEs in one unit of work);
  * `add_all`, `insert().values([...])` and `executemany` are the bulk forms and never flagged.
+ *
+ * SQLAlchemy's unit of work: `session.add(obj)` only stages the object. The flush sends every
+ * pending INSERT of a mapper together (one executemany, or "insertmanyvalues" batches with
+ * RETURNING in 2.x), so a loop of `add`s costs one round trip per batch, not per row — unless
+ * something in the same iteration forces a flush: `flush`, `commit`, `refresh`, an `execute`, or
+ * a query (autoflush). Only then is `add` reported. `merge` (a SELECT per object) and a
+ * single-row `insert` executed per item are round trips of their own and always count.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
-import type { FileModel } from '../../../semantic/model.js';
+import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
+import { conditionalWithin } from '../../../semantic/controlFlow.js';
+import { classifyDbCall, receiverEvidence } from './dbCalls.js';
 import { describeLoop, perItemDbCalls, type LoopSite } from './loops.js';
+
+/** Session methods that send the pending objects (or autoflush before they query). */
+const FLUSHING_METHODS = new Set(['flush', 'commit', 'refresh', 'execute', 'scalars', 'scalar', 'get', 'query', 'exec']);
+
+/** The call that makes every iteration flush what `add` staged, or null when the flush batches them. */
+function flushPerItem(model: FileModel, site: LoopSite): CallInfo | null {
+  const loop = site.loops[site.loops.length - 1]!;
+  const body = loop.node.childForFieldName('body') ?? loop.node;
+  for (const call of model.calls) {
+    if (call === site.call || call.functionIndex !== site.call.functionIndex || !call.loops.includes(loop.index)) continue;
+    // A flush under a condition (`if n % 1000 == 0:`) batches the rows between two flushes.
+    if (conditionalWithin(call.node, body)) continue;
+    const op = classifyDbCall(model, call);
+    if (op && op.kind !== 'add') return call;
+    if (op?.kind === 'add' && op.statement) return call;
+    if (FLUSHING_METHODS.has(call.method) && receiverEvidence(model, call)) return call;
+  }
+  return null;
+}
 
 /** `Model(...)`: a class called, by the naming convention every ORM model follows. */
 function constructs(node: SyntaxNode | null): boolean {
@@ -44,10 +72,10 @@ export const missingBulkOps: FileRule = {
     severity: 'medium',
     effort: 'S',
     summary: '`session.add` / `session.merge` / single-row insert once per loop iteration',
-    what: 'Finds `session.add(x)`, `session.merge(x)` and single-row `insert(Model).values(...)` executed once per item of a loop, where `x` is the loop\'s item or built in the loop body. `session.add_all(...)`, `insert(Model).values([...])` and `executemany` are not flagged.',
-    why: 'Rows added one by one are flushed as one INSERT each (and `merge` first SELECTs each row). Collecting them and adding them in one call lets SQLAlchemy use `executemany`/insertmanyvalues batching: fewer round trips and far less ORM overhead.',
-    bad: "import csv\n\nfrom sqlalchemy.orm import Session\n\n\ndef load(db: Session, f):\n    for row in csv.DictReader(f):\n        db.add(Item(sku=row[\"sku\"], name=row[\"name\"]))\n",
-    good: "import csv\n\nfrom sqlalchemy.orm import Session\n\n\ndef load(db: Session, f):\n    db.add_all([Item(sku=r[\"sku\"], name=r[\"name\"]) for r in csv.DictReader(f)])\n",
+    what: 'Finds rows written one round trip at a time in a loop: `session.merge(x)` (a SELECT per object), a single-row `insert(Model).values(...)` executed per item, and `session.add(x)` of an object built in the loop when the same iteration also forces a flush (`flush()`, `commit()`, `refresh()`, an `execute`, or a query that autoflushes). A plain loop of `session.add(...)` is not flagged: the unit of work batches those INSERTs at flush. `session.add_all(...)`, `insert(Model).values([...])` and `executemany` are not flagged.',
+    why: 'A flush inside the loop sends each staged row as its own INSERT (and `merge` first SELECTs each row): one round trip per row. Adding everything first and flushing once lets SQLAlchemy batch the INSERTs (executemany / insertmanyvalues).',
+    bad: "import csv\n\nfrom sqlalchemy.orm import Session\n\n\ndef load(db: Session, f):\n    for row in csv.DictReader(f):\n        item = Item(sku=row[\"sku\"], name=row[\"name\"])\n        db.add(item)\n        db.flush()\n        print(item.id)\n",
+    good: "import csv\n\nfrom sqlalchemy.orm import Session\n\n\ndef load(db: Session, f):\n    items = [Item(sku=r[\"sku\"], name=r[\"name\"]) for r in csv.DictReader(f)]\n    db.add_all(items)\n    db.flush()\n    print([i.id for i in items])\n",
     fix: '`session.add_all([...])`, `insert(Model).values([...])` or `session.execute(insert(Model), rows)`',
     references: [
       'https://docs.sqlalchemy.org/en/20/orm/queryguide/dml.html#orm-bulk-insert-statements',
@@ -57,7 +85,14 @@ export const missingBulkOps: FileRule = {
   checkFile(ctx: FileRuleContext): void {
     for (const site of perItemDbCalls(ctx.model, 'add')) {
       if (!addsNewObject(ctx.model, site)) continue;
-      ctx.report({ node: site.call.node, message: `\`${site.op.what}\` adds one row per item of ${describeLoop(site.loops[site.loops.length - 1]!)}` });
+      const loop = describeLoop(site.loops[site.loops.length - 1]!);
+      if (site.call.method === 'add' && !site.op.statement) {
+        const flush = flushPerItem(ctx.model, site);
+        if (!flush) continue;
+        ctx.report({ node: site.call.node, message: `\`${site.op.what}\` is flushed row by row: \`${flush.calleeText}\` in the same iteration of ${loop} sends each INSERT on its own` });
+        continue;
+      }
+      ctx.report({ node: site.call.node, message: `\`${site.op.what}\` writes one row per round trip, once per item of ${loop}` });
     }
   },
 };

@@ -14,11 +14,12 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import { typeString } from '../../../semantic/valueTypes.js';
+import { conditionalWithin } from '../../../semantic/controlFlow.js';
 import type { EventSite, ProjectContext } from '../../../discovery/context.js';
 import { classifyDbCall, receiverEvidence } from '../query/dbCalls.js';
 import { callArgs, lastAssignment, unwrap } from '../query/semantics.js';
 
-export { callArgs, lastAssignment, unwrap };
+export { callArgs, lastAssignment, unwrap, conditionalWithin };
 
 /** Source text of a receiver, whitespace-free: `session`, `self.session`. */
 export function receiverKey(call: CallInfo): string | null {
@@ -71,40 +72,6 @@ const CALLS_BY_FN = new WeakMap<FileModel, Map<number, CallInfo[]>>();
 /** Does `inner` lie inside `outer` (byte ranges)? */
 export function within(inner: SyntaxNode, outer: SyntaxNode): boolean {
   return inner.startIndex >= outer.startIndex && inner.endIndex <= outer.endIndex;
-}
-
-/**
- * The statements between `node` and `stop` that make it run only sometimes: an `if`/`elif`/
- * `else` branch, an `except` handler, a conditional expression, a `match` case, a short-circuit
- * operand. Returns the first one found, or null when `node` runs whenever `stop`'s body does.
- */
-export function conditionalWithin(node: SyntaxNode, stop: SyntaxNode): SyntaxNode | null {
-  let cur: SyntaxNode | null = node.parent;
-  let child: SyntaxNode = node;
-  while (cur && cur.id !== stop.id) {
-    switch (cur.type) {
-      case 'if_statement':
-        // The condition itself always runs; the branches do not.
-        if (cur.childForFieldName('condition')?.id !== child.id) return cur;
-        break;
-      case 'elif_clause':
-      case 'else_clause':
-      case 'except_clause':
-      case 'except_group_clause':
-      case 'conditional_expression':
-      case 'case_clause':
-      case 'boolean_operator':
-        return cur;
-      case 'while_statement':
-      case 'for_statement':
-        return cur;
-      default:
-        break;
-    }
-    child = cur;
-    cur = cur.parent;
-  }
-  return null;
 }
 
 /** The `try` statements between `node` and `stop` whose body (not handlers) holds `node`. */

@@ -1,0 +1,36 @@
+/** Control-flow facts read from the tree around a node, shared by the rules of every family. */
+import type { SyntaxNode } from '../parse/parser.js';
+
+/**
+ * The statements between `node` and `stop` that make it run only sometimes: an `if`/`elif`/
+ * `else` branch, an `except` handler, a conditional expression, a `match` case, a short-circuit
+ * operand. Returns the first one found, or null when `node` runs whenever `stop`'s body does.
+ */
+export function conditionalWithin(node: SyntaxNode, stop: SyntaxNode): SyntaxNode | null {
+  let cur: SyntaxNode | null = node.parent;
+  let child: SyntaxNode = node;
+  while (cur && cur.id !== stop.id) {
+    switch (cur.type) {
+      case 'if_statement':
+        // The condition itself always runs; the branches do not.
+        if (cur.childForFieldName('condition')?.id !== child.id) return cur;
+        break;
+      case 'elif_clause':
+      case 'else_clause':
+      case 'except_clause':
+      case 'except_group_clause':
+      case 'conditional_expression':
+      case 'case_clause':
+      case 'boolean_operator':
+        return cur;
+      case 'while_statement':
+      case 'for_statement':
+        return cur;
+      default:
+        break;
+    }
+    child = cur;
+    cur = cur.parent;
+  }
+  return null;
+}
