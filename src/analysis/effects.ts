@@ -5,6 +5,7 @@
  * exactly when its body would be flagged inside `async def`.
  */
 import type { FileModel } from '../semantic/model.js';
+import { isMemoisedCall } from '../semantic/memo.js';
 import type { Effect } from './summary.js';
 import { blockingIoCall } from '../rules/python/runtime/blocking_io_in_async.js';
 import { SYNC_SLEEP } from '../rules/python/runtime/sync_sleep_in_async.js';
@@ -21,22 +22,26 @@ export function collectEffects(model: FileModel): Effect[][] {
     if (call.functionIndex < 0 || call.offloaded) continue;
     const at = { line: call.line, column: call.column };
     const q = call.qualifiedName;
+    // Work that runs once (a memoised function, a cache being filled) costs a caller nothing per call.
+    const push = (e: Effect) => {
+      if (!isMemoisedCall(model, call)) effects[call.functionIndex]!.push(e);
+    };
     if (q && SYNC_SLEEP.has(q)) {
-      if (!call.awaited) effects[call.functionIndex]!.push({ kind: 'sync_sleep', what: q, ...at });
+      if (!call.awaited) push({ kind: 'sync_sleep', what: q, ...at });
       continue;
     }
     const io = blockingIoCall(model, call);
     if (io) {
-      effects[call.functionIndex]!.push({ kind: 'blocking_io', what: io, ...at });
+      push({ kind: 'blocking_io', what: io, ...at });
       continue;
     }
     const db = syncDbCall(model, call);
     if (db) {
-      effects[call.functionIndex]!.push('what' in db ? { kind: 'sync_db', what: db.what, ...at } : { kind: 'sync_db', what: db.pending.method, ...at, pending: db.pending });
+      push('what' in db ? { kind: 'sync_db', what: db.what, ...at } : { kind: 'sync_db', what: db.pending.method, ...at, pending: db.pending });
       continue;
     }
     const cpu = cpuHeavyCall(model, call);
-    if (cpu) effects[call.functionIndex]!.push({ kind: 'cpu', what: cpu, ...at });
+    if (cpu) push({ kind: 'cpu', what: cpu, ...at });
   }
   // Query family: `query` / `write` effects and per-item loop call sites (see dbCalls.ts).
   collectQueryEffects(model).forEach((list, i) => effects[i]!.push(...list));

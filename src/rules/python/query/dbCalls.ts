@@ -20,7 +20,8 @@ import { callAt } from '../../../semantic/model.js';
 import { ownModuleLookup, receiverType } from '../../../semantic/valueTypes.js';
 import { resolveHandle, type NameLookup } from '../../../semantic/db.js';
 import type { Effect } from '../../../analysis/summary.js';
-import { callArgs, chainCallsDown, lastAssignment, perItemLoops, literalSize, unwrap } from './semantics.js';
+import { callArgs, chainCallsDown, lastAssignment, notPerRow, perItemLoops, literalSize, unwrap } from './semantics.js';
+import { isMemoisedCall } from '../../../semantic/memo.js';
 import { sqlKind, type SqlKind } from './rawSql.js';
 
 export type DbOpKind = 'read' | 'write' | 'add';
@@ -422,6 +423,8 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
     if (passed) effects[call.functionIndex]!.push({ kind: PASSES_LOADED_ID, what: JSON.stringify(passed), ...at });
     if (op) {
       if (op.statement?.batched || op.statement?.chain.includes('offset')) continue;
+      // A query that fills a cache runs once (per key), not once per call of its function.
+      if (isMemoisedCall(model, call)) continue;
       if (op.kind === 'read') effects[call.functionIndex]!.push({ kind: QUERY_EFFECT, what: op.what, ...at });
       else if (op.kind === 'write') effects[call.functionIndex]!.push({ kind: WRITE_EFFECT, what: op.what, ...at });
       continue;
@@ -432,7 +435,7 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
     const args = call.node.childForFieldName('arguments');
     if (!args || args.namedChildCount === 0) continue;
     const loops = perItemLoops(model, call.loops, args);
-    if (!loops) continue;
+    if (!loops || notPerRow(model, call, loops)) continue;
     effects[call.functionIndex]!.push({ kind: LOOP_CALL, what: String(smallLiteralProduct(loops) ?? ''), ...at });
   }
   return effects;

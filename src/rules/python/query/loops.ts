@@ -9,10 +9,38 @@ import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRuleContext, RepoRuleContext } from '../../types.js';
 import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
-import { classifyDbCall, LOOP_CALL, smallLiteralProduct, type DbOp, type DbOpKind } from './dbCalls.js';
+import { classifyDbCall, loadedModel, LOOP_CALL, smallLiteralProduct, type DbOp, type DbOpKind } from './dbCalls.js';
 
 const LOOP_CALLS = new Set([LOOP_CALL]);
-import { perItemLoops, short } from './semantics.js';
+import { notPerRow, perItemLoops, short } from './semantics.js';
+import { isMemoisedCall } from '../../../semantic/memo.js';
+
+/**
+ * A read of an entity this iteration has just written (added, updated, deleted) through the same
+ * receiver: it has to run after that write, so it cannot be hoisted out of the loop.
+ */
+function readsOwnWrite(model: FileModel, read: CallInfo, readOp: DbOp, loop: LoopInfo): boolean {
+  const receiver = read.dottedReceiver;
+  const entity = loadedModel(model, read, readOp);
+  if (!receiver || !entity) return false;
+  for (const c of model.calls) {
+    if (c.functionIndex !== read.functionIndex || !c.loops.includes(loop.index) || c === read || c.dottedReceiver !== receiver) continue;
+    if (c.line > read.line || (c.line === read.line && c.column >= read.column)) continue;
+    const op = classifyDbCall(model, c);
+    if (!op || op.kind === 'read') continue;
+    const written = op.statement?.entity ?? constructedClass(c);
+    if (written === entity) return true;
+  }
+  return false;
+}
+
+/** `session.add(Model(...))` → `Model`. */
+function constructedClass(call: CallInfo): string | null {
+  const arg = call.node.childForFieldName('arguments')?.namedChild(0);
+  if (arg?.type !== 'call') return null;
+  const callee = arg.childForFieldName('function')?.text ?? '';
+  return /^[A-Z]\w*$/.test(callee.replace(/^.*\./, '')) ? callee.replace(/^.*\./, '') : null;
+}
 
 export interface LoopSite {
   call: CallInfo;
@@ -44,7 +72,10 @@ function findLoopSites(model: FileModel): Record<DbOpKind, LoopSite[]> {
     if (op.statement?.batched || op.statement?.chain.includes('offset')) continue;
     // `db.query(Book).filter(Book.id == book_id).first()`: the loop's value may come later in the chain.
     const loops = perItemLoops(model, call.loops, chainArguments(call.node));
-    if (loops) sites[op.kind].push({ call, op, loops });
+    if (!loops || notPerRow(model, call, loops) || isMemoisedCall(model, call)) continue;
+    // A read that must see what this iteration just wrote cannot be hoisted out of the loop.
+    if (op.kind === 'read' && readsOwnWrite(model, call, op, loops[loops.length - 1]!)) continue;
+    sites[op.kind].push({ call, op, loops });
   }
   return sites;
 }

@@ -119,6 +119,87 @@ export function literalSize(loop: LoopInfo): number | null {
   return it.namedChildCount;
 }
 
+/** At most this many iterations is a fixed cost, not an N+1: a handful of constants, a call's keyword arguments. */
+const SMALL_BOUND = 10;
+
+/** The iterable without a `.items()`/`.keys()`/`.values()` view or a `sorted(...)`/`list(...)` wrapper. */
+function iterationSource(node: SyntaxNode | null): SyntaxNode | null {
+  let n = unwrap(node);
+  for (let depth = 0; n && depth < 3; depth++) {
+    if (n.type !== 'call') break;
+    const fn = n.childForFieldName('function');
+    const args = n.childForFieldName('arguments');
+    if (fn?.type === 'attribute' && /^(items|keys|values)$/.test(fn.childForFieldName('attribute')?.text ?? '') && args?.namedChildCount === 0) {
+      n = unwrap(fn.childForFieldName('object'));
+    } else if (fn?.type === 'identifier' && /^(sorted|list|tuple|reversed|enumerate)$/.test(fn.text) && args?.namedChildCount === 1) {
+      n = unwrap(args.namedChild(0));
+    } else break;
+  }
+  return n;
+}
+
+/**
+ * Is the loop bounded by a small number the code states: a literal (or a module- or class-level
+ * constant) of at most ten items, or the function's own `**kwargs`?
+ */
+export function smallBoundedLoop(model: FileModel, loop: LoopInfo): boolean {
+  const size = literalSize(loop);
+  if (size !== null) return size <= SMALL_BOUND;
+  const src = iterationSource(loop.iterable);
+  if (!src) return false;
+  const literal = (n: SyntaxNode | null) =>
+    !!n && ['list', 'tuple', 'set', 'dictionary'].includes(n.type) && !n.namedChildren.some((c) => c.type === 'list_splat' || c.type === 'dictionary_splat') && n.namedChildCount <= SMALL_BOUND;
+  if (literal(src)) return true;
+  const name = src.type === 'identifier' ? src.text : src.type === 'attribute' && /^(self|cls)$/.test(src.childForFieldName('object')?.text ?? '') ? src.childForFieldName('attribute')!.text : null;
+  if (!name) return false;
+  if (src.type === 'identifier' && loop.functionIndex >= 0) {
+    const params = model.functions[loop.functionIndex]!.node.childForFieldName('parameters')?.text ?? '';
+    if (new RegExp(`\\*\\*\\s*${name}\\b`).test(params)) return true;
+  }
+  // A constant: bound once, at module or class level, to a small literal.
+  const bindings = assignmentsTo(model, name);
+  return bindings.length === 1 && bindings[0]!.functionIndex < 0 && literal(unwrap(bindings[0]!.value));
+}
+
+/**
+ * Work in a loop that is not per row even though it reads the loop's item: every loop around it
+ * is small and bounded by the code, or the loop stops (`return`/`break`) after it: a find-first
+ * search that runs until the first hit.
+ */
+export function notPerRow(model: FileModel, call: { node: SyntaxNode; line: number }, loops: LoopInfo[]): boolean {
+  if (loops.every((l) => smallBoundedLoop(model, l))) return true;
+  return stopsAfter(call.node, loops[loops.length - 1]!);
+}
+
+/** Does the loop's body leave the loop (`return`, or a `break` of this loop) after `node`? */
+function stopsAfter(node: SyntaxNode, loop: LoopInfo): boolean {
+  if (loop.kind === 'comprehension') return false;
+  const body = loop.node.childForFieldName('body');
+  if (!body || !/\b(return|break)\b/.test(body.text)) return false;
+  for (const stop of body.descendantsOfType(['return_statement', 'break_statement'])) {
+    if (stop.startIndex < node.endIndex) continue;
+    if (stop.type === 'return_statement') {
+      if (insideNestedDef(stop, body)) continue;
+      return true;
+    }
+    // A `break` of an inner loop does not leave this one.
+    let inner = false;
+    for (let p = stop.parent; p && p.id !== body.id; p = p.parent) {
+      if (p.type === 'for_statement' || p.type === 'while_statement' || p.type === 'function_definition' || p.type === 'lambda') {
+        inner = true;
+        break;
+      }
+    }
+    if (!inner) return true;
+  }
+  return false;
+}
+
+function insideNestedDef(node: SyntaxNode, stop: SyntaxNode): boolean {
+  for (let p = node.parent; p && p.id !== stop.id; p = p.parent) if (p.type === 'function_definition' || p.type === 'lambda') return true;
+  return false;
+}
+
 /** Does a `while` loop sleep between iterations (polling, retry with back-off)? */
 export function loopSleeps(model: FileModel, loop: LoopInfo): boolean {
   for (const c of model.calls) {

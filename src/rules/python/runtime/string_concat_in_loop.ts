@@ -64,15 +64,19 @@ function copiesEachTime(model: FileModel, target: string, fnIndex: number, loopN
   return null;
 }
 
-/** The buffer is bounded: emptied again inside the loop, or its length checked there (capped and flushed). */
+/**
+ * The string does not grow across iterations: it is the loop's own variable, or the loop
+ * assigns it afresh (from anything that does not read it) besides the concatenation; or it is a
+ * buffer whose length the loop checks (capped and flushed).
+ */
 function boundedInLoop(model: FileModel, target: string, loopNode: SyntaxNode, line: number): boolean {
+  const left = loopNode.type === 'for_statement' ? loopNode.childForFieldName('left') : null;
+  if (left && new RegExp(`(^|[^\\w.])${target.replace(/\./g, '\\.')}($|[^\\w])`).test(left.text)) return true;
   const start = loopNode.startPosition.row + 1;
   const end = loopNode.endPosition.row + 1;
   for (const a of assignmentsTo(model, target)) {
-    if (a.line >= start && a.line <= end && a.line !== line) {
-      const v = a.value;
-      if (v && (v.type === 'string' && /^[rRuUfF]*(""|\'\')$/.test(v.text) || stringness(model, v) === true && !v.text.includes(target))) return true;
-    }
+    if (a.line < start || a.line > end || a.line === line || !a.value) continue;
+    if (!new RegExp(`(^|[^\\w.])${target.replace(/\./g, '\\.')}($|[^\\w])`).test(a.value.text)) return true;
   }
   const body = loopNode.childForFieldName('body') ?? loopNode;
   return new RegExp(`\\blen\\(\\s*${target.replace(/[.[\]]/g, (c) => `\\${c}`)}\\s*\\)\\s*(>|>=)`).test(body.text);

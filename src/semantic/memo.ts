@@ -1,0 +1,81 @@
+/**
+ * Work that runs once, not once per call: the body of a memoised function (`functools.cache`,
+ * `lru_cache`, `cachetools.cached`, Flask-Caching's `memoize`), and the code under a cache
+ * guard — `if _engine is None: _engine = ...`, `if not _types: _types.update(...)`,
+ * `if key not in _cache: _cache[key] = ...`, or after `if _x is not None: return _x` in a
+ * function that then sets `_x`. A caller in a loop or on the event loop pays for it at most once
+ * (per key), so effects found there are not propagated to callers.
+ */
+import type { SyntaxNode } from '../parse/parser.js';
+import type { CallInfo, FileModel } from './model.js';
+
+const MEMO_DECORATOR = /(^|\.)(lru_cache|cache|cached|memoize|memoized|alru_cache|ttl_cache|lfu_cache|async_cached)$/;
+
+/** Is the function's body memoised by a decorator? */
+export function isMemoisedFunction(model: FileModel, fnIndex: number): boolean {
+  const fn = fnIndex >= 0 ? model.functions[fnIndex] : undefined;
+  return !!fn && fn.decoratorNames.some((d) => MEMO_DECORATOR.test(d));
+}
+
+/** `X`, `not X`, `X is None`, `X is not None`, `k in X`, `k not in X`, `X.get(k) is None`: the cache name and whether the test means "missing". */
+function cacheTest(cond: SyntaxNode): { name: string; missing: boolean } | null {
+  const text = cond.text.replace(/\s+/g, ' ').trim();
+  let m = /^not ([A-Za-z_][\w.]*)$/.exec(text);
+  if (m) return { name: m[1]!, missing: true };
+  m = /^([A-Za-z_][\w.]*) (is|==) None$/.exec(text);
+  if (m) return { name: m[1]!, missing: true };
+  m = /^([A-Za-z_][\w.]*) (is not|!=) None$/.exec(text);
+  if (m) return { name: m[1]!, missing: false };
+  m = /^[\w.()'"[\], ]+ not in ([A-Za-z_][\w.]*)$/.exec(text);
+  if (m) return { name: m[1]!, missing: true };
+  m = /^[\w.()'"[\], ]+ in ([A-Za-z_][\w.]*)$/.exec(text);
+  if (m) return { name: m[1]!, missing: false };
+  m = /^([A-Za-z_][\w.]*)\.get\(.*\) is None$/.exec(text);
+  if (m) return { name: m[1]!, missing: true };
+  m = /^([A-Za-z_][\w.]*)$/.exec(text);
+  if (m) return { name: m[1]!, missing: false };
+  return null;
+}
+
+/** A name that outlives the call: a module global, or a class or instance attribute. */
+function persistent(model: FileModel, name: string, fnBody: string): boolean {
+  if (name.includes('.')) return /^(self|cls|self\.__class__)\.\w+$/.test(name);
+  return model.moduleDefs.has(name) || new RegExp(`\\bglobal\\s+(\\w+\\s*,\\s*)*${name}\\b`).test(fnBody);
+}
+
+/** Does `text` fill the cache named `name` (assign it, set a key, or add to it)? */
+function fills(text: string, name: string): boolean {
+  const n = name.replace(/\./g, '\\.');
+  return new RegExp(`(^|[^\\w.])${n}\\s*(\\[[^\\]]*\\]\\s*)?=(?!=)|(^|[^\\w.])${n}\\.(update|add|append|extend|setdefault|__setitem__)\\(`, 'm').test(text);
+}
+
+/** Does this call run only when a cache is being filled (at most once per key)? */
+export function isMemoisedCall(model: FileModel, call: CallInfo): boolean {
+  if (call.functionIndex < 0) return false;
+  if (isMemoisedFunction(model, call.functionIndex)) return true;
+  const fn = model.functions[call.functionIndex]!;
+  const body = fn.body;
+  if (!body || !/\bNone\b|\bnot\b|\bin\b/.test(body.text)) return false;
+  const bodyText = body.text;
+  // Under `if <cache missing>:` whose branch fills the cache.
+  for (let child: SyntaxNode = call.node, p = call.node.parent; p && p.id !== body.id; child = p, p = p.parent) {
+    if (p.type !== 'if_statement') continue;
+    const cond = p.childForFieldName('condition');
+    const consequence = p.childForFieldName('consequence');
+    if (!cond || !consequence || child.id !== consequence.id) continue;
+    const t = cacheTest(cond);
+    if (t && t.missing && persistent(model, t.name, bodyText) && fills(consequence.text, t.name)) return true;
+  }
+  // After `if <cache present>: return ...` at the top of the body, in a function that fills it.
+  for (const stmt of body.namedChildren) {
+    if (stmt.startIndex >= call.node.startIndex) break;
+    if (stmt.type !== 'if_statement') continue;
+    const cond = stmt.childForFieldName('condition');
+    const consequence = stmt.childForFieldName('consequence');
+    const last = consequence?.namedChildren[consequence.namedChildCount - 1];
+    if (!cond || last?.type !== 'return_statement') continue;
+    const t = cacheTest(cond);
+    if (t && !t.missing && persistent(model, t.name, bodyText) && fills(bodyText.slice(stmt.endIndex - body.startIndex), t.name)) return true;
+  }
+  return false;
+}
