@@ -44,7 +44,7 @@ describe('PA102 n_update_delete_loop', () => {
   });
 
   it('reports writes reached through helpers with the chain', () => {
-    expect(at(query, 'PA102.py', 48, 'PA102')!.chain).toEqual(['through_helpers', 'archive_book', 'session.execute(update Book)']);
+    expect(at(query, 'PA102.py', 50, 'PA102')!.chain).toEqual(['through_helpers', 'archive_book', 'session.execute(update Book)']);
   });
 });
 

@@ -46,7 +46,7 @@ function persistent(model: FileModel, name: string, fnBody: string): boolean {
 /** Does `text` fill the cache named `name` (assign it, set a key, or add to it)? */
 function fills(text: string, name: string): boolean {
   const n = name.replace(/\./g, '\\.');
-  return new RegExp(`(^|[^\\w.])${n}\\s*(\\[[^\\]]*\\]\\s*)?=(?!=)|(^|[^\\w.])${n}\\.(update|add|append|extend|setdefault|__setitem__)\\(`, 'm').test(text);
+  return new RegExp(`(^|[^\\w.])${n}\\s*(\\[[^\\n=]*\\]\\s*)?=(?!=)|(^|[^\\w.])${n}\\.(update|add|append|extend|setdefault|__setitem__)\\(`, 'm').test(text);
 }
 
 /** Does this call run only when a cache is being filled (at most once per key)? */

@@ -2,12 +2,13 @@
  * PA404 pool_configuration
  *
  * What it does: checks every `create_engine` / `create_async_engine` call for a networked
- * database (URL scheme not `sqlite`, or unknown) — no `pool_pre_ping` and no `pool_recycle`
- * (high), no explicit `max_overflow` in a web service (high), `NullPool` / `pool_size=0` in a
- * web service without a comment saying why (medium), `pool_size` left to the default (low), no
- * pool event listener on the engine (low) — in one finding per call whose severity is the worst
- * sub-problem; and every `sessionmaker(class_=AsyncSession)` / `async_sessionmaker` that keeps
- * `expire_on_commit=True` (medium).
+ * database (URL scheme not `sqlite`, or unknown, and not in a branch taken for SQLite) — no
+ * `pool_pre_ping` and no `pool_recycle` (high), `NullPool` / `pool_size=0` in a web service
+ * without a comment saying why (medium), pool size and overflow both left to the defaults in a
+ * web service (low) — in one finding per call whose severity is the worst sub-problem; and every
+ * `sessionmaker(class_=AsyncSession)` / `async_sessionmaker` that keeps `expire_on_commit=True`
+ * (medium). The defaults (5 + 10 overflow) are bounded, so leaving them is a sizing question,
+ * not a risk; pool event listeners are observability, not a pool problem, and are not asked for.
  * Why is this bad? Stale pooled connections fail the first request after a database restart or
  * an idle timeout; an unbounded overflow opens connections until the server refuses them; an
  * expired attribute read after `commit()` on an `AsyncSession` is implicit IO that raises
@@ -40,17 +41,6 @@ function hasSplat(call: CallInfo): boolean {
   return (call.node.childForFieldName('arguments')?.namedChildren ?? []).some((a) => a.type === 'dictionary_splat' || a.type === 'list_splat');
 }
 
-/** Listeners on this engine (`event.listens_for(engine, …)`, `engine.sync_engine`, `Pool`/`Engine` class-wide). */
-function hasListener(project: ProjectContext, engine: EngineInfo): boolean {
-  return project.poolListeners.some((l) => {
-    const head = l.target.split('.')[0]!;
-    const last = l.target.slice(l.target.lastIndexOf('.') + 1);
-    if (/^(Pool|QueuePool|AsyncAdaptedQueuePool|Engine|AsyncEngine)$/.test(last) && !engine.name?.endsWith(last)) return true;
-    if (engine.name) return head === engine.name || (head === 'self' && l.target.split('.')[1] === engine.name);
-    return l.file === engine.file;
-  });
-}
-
 /** Does a comment on or just above the call document why the pool is off? */
 function documentedServerless(source: string, call: CallInfo): boolean {
   const lines = source.split('\n');
@@ -59,13 +49,23 @@ function documentedServerless(source: string, call: CallInfo): boolean {
   return lines.slice(from, to).some((l) => l.includes('#') && SERVERLESS_NOTE.test(l.slice(l.indexOf('#'))));
 }
 
+/** The branch of an `if`/`elif` that holds the call, taken when the URL is SQLite's (`if url.startswith("sqlite"):`). */
+function inSqliteBranch(call: CallInfo): boolean {
+  for (let child = call.node, p = call.node.parent; p && p.type !== 'function_definition' && p.type !== 'module'; child = p, p = p.parent) {
+    if ((p.type === 'if_statement' || p.type === 'elif_clause') && p.childForFieldName('consequence')?.id === child.id) {
+      if (/sqlite/i.test(p.childForFieldName('condition')?.text ?? '')) return true;
+    }
+  }
+  return false;
+}
+
 function engineProblems(ctx: FileRuleContext, engine: EngineInfo, call: CallInfo): Problem[] {
   const scheme = engine.urlScheme;
   const kw = engine.kwargs;
   const has = (k: string) => k in kw;
   // `connect_args={"check_same_thread": False}` is SQLite's signature.
   const sqliteArgs = JSON.stringify(kw['connect_args'] ?? '').includes('check_same_thread');
-  if ((scheme && /^sqlite/.test(scheme)) || sqliteArgs) return [];
+  if ((scheme && /^sqlite/.test(scheme)) || sqliteArgs || inSqliteBranch(call)) return [];
   const web = isWebService(ctx.project);
   const poolClass = engine.poolClass;
   const noPool = (poolClass !== null && NON_QUEUE_POOLS.test(poolClass)) || kw['pool_size'] === 0;
@@ -74,17 +74,11 @@ function engineProblems(ctx: FileRuleContext, engine: EngineInfo, call: CallInfo
   if (queuePool && !has('pool_pre_ping') && !has('pool_recycle')) {
     problems.push({ severity: 'high', text: 'neither `pool_pre_ping` nor `pool_recycle` (stale connections fail after a DB restart or idle timeout)' });
   }
-  if (web && queuePool && !noPool && !has('max_overflow')) {
-    problems.push({ severity: 'high', text: 'no explicit `max_overflow` in a web service' });
-  }
   if (web && noPool && !documentedServerless(ctx.model.source, call)) {
     problems.push({ severity: 'medium', text: `${poolClass === 'NullPool' ? '`NullPool`' : poolClass ? `\`${poolClass}\`` : '`pool_size=0`'} in a web service: a new connection per checkout` });
   }
-  if (queuePool && !noPool && !has('pool_size')) {
-    problems.push({ severity: 'low', text: '`pool_size` left at the default (5)' });
-  }
-  if (!hasListener(ctx.project, engine)) {
-    problems.push({ severity: 'low', text: 'no pool event listeners (checkout/connect metrics)' });
+  if (web && queuePool && !noPool && !has('pool_size') && !has('max_overflow')) {
+    problems.push({ severity: 'low', text: 'pool size and overflow left at the defaults (5 + 10): size them to the workers and the database\'s `max_connections`' });
   }
   return problems;
 }
@@ -97,7 +91,7 @@ export const poolConfiguration: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Engine pool left at risky defaults (no pre-ping/recycle, no max_overflow, NullPool), or an async session factory that expires on commit',
-    what: 'For every `create_engine` / `create_async_engine` call of a networked database (URL scheme not `sqlite`, or not known): no `pool_pre_ping` and no `pool_recycle` (high); no explicit `max_overflow` in a web service (high); `NullPool` / `pool_size=0` in a web service with no comment saying why (serverless, PgBouncer) (medium); `pool_size` left implicit (low); no pool event listener on the engine (low). One finding per engine call, at the severity of its worst problem. Also `sessionmaker(class_=AsyncSession)` / `async_sessionmaker(...)` without `expire_on_commit=False` (medium). Engines configured through `**kwargs` or `engine_from_config` are skipped: their settings are not in the code.',
+    what: 'For every `create_engine` / `create_async_engine` call of a networked database (URL scheme not `sqlite`, or not known, and not in a branch taken for SQLite): no `pool_pre_ping` and no `pool_recycle` (high); `NullPool` / `pool_size=0` in a web service with no comment saying why (serverless, PgBouncer) (medium); pool size and overflow both left at the defaults in a web service (low). One finding per engine call, at the severity of its worst problem. Also `sessionmaker(class_=AsyncSession)` / `async_sessionmaker(...)` without `expire_on_commit=False` (medium). Engines configured through `**kwargs` or `engine_from_config` are skipped: their settings are not in the code.',
     why: 'Pooled connections go stale when the database restarts, fails over or a firewall drops idle sockets; without pre-ping or recycle the first request on each stale connection fails. The default overflow and size are rarely what the service needs: too small queues requests behind `pool_timeout`, unbounded growth exhausts `max_connections`. With `AsyncSession`, `expire_on_commit=True` expires every loaded attribute on commit; reading one afterwards is implicit IO that raises `MissingGreenlet` (or blocks).',
     bad: 'from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine\n\nengine = create_async_engine("postgresql+asyncpg://app@db/app")\nSessionLocal = async_sessionmaker(engine)\n',
     good: 'from sqlalchemy import event\nfrom sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine\n\nengine = create_async_engine(\n    "postgresql+asyncpg://app@db/app",\n    pool_size=10,\n    max_overflow=5,\n    pool_pre_ping=True,\n    pool_recycle=1800,\n)\nSessionLocal = async_sessionmaker(engine, expire_on_commit=False)\n\n\n@event.listens_for(engine.sync_engine, "checkout")\ndef on_checkout(dbapi_connection, record, proxy):\n    pass\n',

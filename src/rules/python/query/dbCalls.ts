@@ -380,6 +380,34 @@ function repositoryOp(model: FileModel, call: CallInfo): DbOp | null | undefined
   return null;
 }
 
+/** Session methods that send pending objects to the database (or autoflush before they query). */
+const FLUSHING_METHODS = new Set(['flush', 'commit', 'refresh', 'execute', 'scalars', 'scalar', 'get', 'query', 'exec']);
+
+/**
+ * `session.add(obj)` / `session.delete(obj)`: staged in the unit of work, sent at the next flush
+ * together with every other pending change of the same mapper (executemany / insertmanyvalues).
+ */
+export function isStagedWrite(call: CallInfo, op: DbOp): boolean {
+  return !op.statement && (call.method === 'add' || call.method === 'delete');
+}
+
+/** Does the call send what the session has staged: a flush, commit or refresh, a statement, or a query (autoflush)? */
+export function isFlushingCall(model: FileModel, call: CallInfo): boolean {
+  const op = classifyDbCall(model, call);
+  if (op) return op.kind === 'read' || !isStagedWrite(call, op);
+  return FLUSHING_METHODS.has(call.method) && receiverEvidence(model, call) !== null;
+}
+
+/** Is a staged write followed, in its function, by a call that sends it? (Else the caller's flush batches it.) */
+function flushedInFunction(model: FileModel, staged: CallInfo): boolean {
+  for (const c of model.calls) {
+    if (c.functionIndex !== staged.functionIndex || c === staged) continue;
+    if (c.line < staged.line || (c.line === staged.line && c.column <= staged.column)) continue;
+    if (isFlushingCall(model, c)) return true;
+  }
+  return false;
+}
+
 /** Library calls that are never same-repo helpers: no loop-call site is recorded for them. */
 const LIBRARY_CALL = /^(builtins|asyncio|logging|json|os|re|math|time|datetime|typing|collections|itertools|functools|sqlalchemy|sqlmodel|pydantic|fastapi|starlette|httpx|requests)\./;
 
@@ -426,7 +454,8 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
       // A query that fills a cache runs once (per key), not once per call of its function.
       if (isMemoisedCall(model, call)) continue;
       if (op.kind === 'read') effects[call.functionIndex]!.push({ kind: QUERY_EFFECT, what: op.what, ...at });
-      else if (op.kind === 'write') effects[call.functionIndex]!.push({ kind: WRITE_EFFECT, what: op.what, ...at });
+      // A staged delete is a round trip of this function's only when the function also flushes it.
+      else if (op.kind === 'write' && (!isStagedWrite(call, op) || flushedInFunction(model, call))) effects[call.functionIndex]!.push({ kind: WRITE_EFFECT, what: op.what, ...at });
       continue;
     }
     if (!call.loops.length || (call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName))) continue;

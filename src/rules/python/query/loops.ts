@@ -9,7 +9,8 @@ import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRuleContext, RepoRuleContext } from '../../types.js';
 import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
-import { classifyDbCall, loadedModel, LOOP_CALL, smallLiteralProduct, type DbOp, type DbOpKind } from './dbCalls.js';
+import { classifyDbCall, isFlushingCall, isStagedWrite, loadedModel, LOOP_CALL, smallLiteralProduct, type DbOp, type DbOpKind } from './dbCalls.js';
+import { conditionalWithin } from '../../../semantic/controlFlow.js';
 
 const LOOP_CALLS = new Set([LOOP_CALL]);
 import { notPerRow, perItemLoops, short } from './semantics.js';
@@ -47,6 +48,24 @@ export interface LoopSite {
   op: DbOp;
   /** The loops that make the call per item, outermost first. */
   loops: LoopInfo[];
+  /** For a staged write (`session.add`/`session.delete`): the call that flushes it in every iteration. */
+  flushedBy?: CallInfo;
+}
+
+/**
+ * The call that makes every iteration of the loop send what `staged` staged (a flush, commit,
+ * statement or autoflushing query outside any condition), or null when one flush after the
+ * loop batches it.
+ */
+export function flushPerItem(model: FileModel, staged: CallInfo, loop: LoopInfo): CallInfo | null {
+  const body = loop.node.childForFieldName('body') ?? loop.node;
+  for (const call of model.calls) {
+    if (call === staged || call.functionIndex !== staged.functionIndex || !call.loops.includes(loop.index)) continue;
+    // A flush under a condition (`if n % 1000 == 0:`) batches the rows between two flushes.
+    if (conditionalWithin(call.node, body)) continue;
+    if (isFlushingCall(model, call)) return call;
+  }
+  return null;
 }
 
 /** DB calls of `kind` made once per item of a loop: reading a name the loop rebinds. */
@@ -75,6 +94,12 @@ function findLoopSites(model: FileModel): Record<DbOpKind, LoopSite[]> {
     if (!loops || notPerRow(model, call, loops) || isMemoisedCall(model, call)) continue;
     // A read that must see what this iteration just wrote cannot be hoisted out of the loop.
     if (op.kind === 'read' && readsOwnWrite(model, call, op, loops[loops.length - 1]!)) continue;
+    // SQLAlchemy's unit of work: a staged add or delete costs a round trip per item only when the iteration flushes.
+    if (isStagedWrite(call, op)) {
+      const flushedBy = flushPerItem(model, call, loops[loops.length - 1]!);
+      if (flushedBy) sites[op.kind].push({ call, op, loops, flushedBy });
+      continue;
+    }
     sites[op.kind].push({ call, op, loops });
   }
   return sites;

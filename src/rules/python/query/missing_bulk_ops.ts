@@ -19,30 +19,9 @@
  * single-row `insert` executed per item are round trips of their own and always count.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
-import type { CallInfo, FileModel } from '../../../semantic/model.js';
+import type { FileModel } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
-import { conditionalWithin } from '../../../semantic/controlFlow.js';
-import { classifyDbCall, receiverEvidence } from './dbCalls.js';
 import { describeLoop, perItemDbCalls, type LoopSite } from './loops.js';
-
-/** Session methods that send the pending objects (or autoflush before they query). */
-const FLUSHING_METHODS = new Set(['flush', 'commit', 'refresh', 'execute', 'scalars', 'scalar', 'get', 'query', 'exec']);
-
-/** The call that makes every iteration flush what `add` staged, or null when the flush batches them. */
-function flushPerItem(model: FileModel, site: LoopSite): CallInfo | null {
-  const loop = site.loops[site.loops.length - 1]!;
-  const body = loop.node.childForFieldName('body') ?? loop.node;
-  for (const call of model.calls) {
-    if (call === site.call || call.functionIndex !== site.call.functionIndex || !call.loops.includes(loop.index)) continue;
-    // A flush under a condition (`if n % 1000 == 0:`) batches the rows between two flushes.
-    if (conditionalWithin(call.node, body)) continue;
-    const op = classifyDbCall(model, call);
-    if (op && op.kind !== 'add') return call;
-    if (op?.kind === 'add' && op.statement) return call;
-    if (FLUSHING_METHODS.has(call.method) && receiverEvidence(model, call)) return call;
-  }
-  return null;
-}
 
 /** `Model(...)`: a class called, by the naming convention every ORM model follows. */
 function constructs(node: SyntaxNode | null): boolean {
@@ -86,9 +65,8 @@ export const missingBulkOps: FileRule = {
     for (const site of perItemDbCalls(ctx.model, 'add')) {
       if (!addsNewObject(ctx.model, site)) continue;
       const loop = describeLoop(site.loops[site.loops.length - 1]!);
-      if (site.call.method === 'add' && !site.op.statement) {
-        const flush = flushPerItem(ctx.model, site);
-        if (!flush) continue;
+      const flush = site.flushedBy;
+      if (flush) {
         ctx.report({ node: site.call.node, message: `\`${site.op.what}\` is flushed row by row: \`${flush.calleeText}\` in the same iteration of ${loop} sends each INSERT on its own` });
         continue;
       }

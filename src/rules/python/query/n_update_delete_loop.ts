@@ -29,7 +29,7 @@ export const nUpdateDeleteLoop: FileRule & RepoRule = {
     severity: 'high',
     effort: 'M',
     summary: 'One UPDATE or DELETE per loop iteration',
-    what: 'Finds an UPDATE or DELETE issued once per item of a loop: `session.execute(update(M).where(M.id == x))`, `session.execute(delete(...))`, `session.delete(obj)`, `session.query(M).filter(...).update()/delete()`, raw `UPDATE`/`DELETE` text, `repo.update/delete/save/mark_*(...)` on a repository object — in the loop body or in a same-repo function the loop calls (with the chain). Medium when the loop runs over a literal of at most 10 items.',
+    what: 'Finds an UPDATE or DELETE issued once per item of a loop: `session.execute(update(M).where(M.id == x))`, `session.execute(delete(...))`, `session.query(M).filter(...).update()/delete()`, raw `UPDATE`/`DELETE` text, `repo.update/delete/save/mark_*(...)` on a repository object — in the loop body or in a same-repo function the loop calls (with the chain). `session.delete(obj)` only stages the row: it counts only when the same iteration flushes (a `flush()`, `commit()`, statement or autoflushing query), else the unit of work sends the deletes together. Loops over a literal or constant of at most ten items are a fixed cost and are not reported.',
     why: 'Each iteration is a statement and a round trip, and each takes its row locks separately; a set-based statement does the same work in one pass and one lock acquisition order.',
     bad: "from sqlalchemy import update\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def restore(session: AsyncSession, ids: list[int]):\n    for item_id in ids:\n        await session.execute(update(Item).where(Item.id == item_id).values(archived=False))\n",
     good: "from sqlalchemy import update\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def restore(session: AsyncSession, ids: list[int]):\n    await session.execute(update(Item).where(Item.id.in_(ids)).values(archived=False))\n",
@@ -43,7 +43,9 @@ export const nUpdateDeleteLoop: FileRule & RepoRule = {
     reportFileSites(
       ctx,
       'write',
-      (site) => `\`${site.op.what}\` runs one UPDATE/DELETE per item of ${describeLoop(site.loops[site.loops.length - 1]!)}`,
+      (site) => site.flushedBy
+        ? `\`${site.op.what}\` is flushed row by row: \`${site.flushedBy.calleeText}\` in the same iteration of ${describeLoop(site.loops[site.loops.length - 1]!)} sends each DELETE on its own`
+        : `\`${site.op.what}\` runs one UPDATE/DELETE per item of ${describeLoop(site.loops[site.loops.length - 1]!)}`,
       (site) => severityFor(smallLiteralProduct(site.loops)),
     );
   },

@@ -84,8 +84,15 @@ export function sqlKind(sql: string): SqlKind {
   }
 }
 
-/** Does the top-level SELECT list contain `*` or `alias.*`? `count(*)` and `EXISTS (SELECT * …)` do not count. */
+/** The PostgreSQL system catalogs and the information schema: narrow rows the server owns, not a wide table. */
+const CATALOG_FROM = /\bFROM\s+"?(pg_catalog\.|information_schema\.|pg_[a-z_]+\b)/i;
+
+/**
+ * Does the top-level SELECT list contain `*` or `alias.*`? `count(*)`, `EXISTS (SELECT * …)`
+ * and a read of a system catalog (`SELECT * FROM pg_tables WHERE …`) do not count.
+ */
 export function selectsStar(sql: string): boolean {
+  if (CATALOG_FROM.test(sql)) return false;
   const toks = tokens(sql);
   let i = toks.findIndex((t) => t.word === 'SELECT' && t.depth === 0);
   if (i < 0) return false;
