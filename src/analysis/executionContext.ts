@@ -14,7 +14,7 @@
 import type { CallGraph } from './callgraph.js';
 import type { FileSummary } from './summary.js';
 
-export type OneOffKind = 'migration' | 'script' | 'startup' | 'test';
+export type OneOffKind = 'migration' | 'script' | 'startup';
 
 export interface ExecutionContext {
   kind: OneOffKind;
@@ -27,8 +27,6 @@ const UNKNOWN = 4;
 const SCRIPT = 8;
 const STARTUP = 16;
 const MIGRATION = 32;
-/** Called only from test code: a fixture helper, not production. */
-const TEST = 64;
 const LIVE = REQUEST | BACKGROUND | UNKNOWN;
 
 /**
@@ -114,33 +112,24 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
   });
 
   // Callers: resolved edges from code that is not a test, and the enclosing function of a nested def.
+  // A function only tests call is not taken for test support: that is how a public API (a
+  // validator found through a registry, a plugin hook) looks to a graph that cannot see the
+  // registry, so it stays live (measured on the field set: it turned a true N+1 advisory).
   const callerCount = new Uint32Array(total);
-  const testCallers = new Uint32Array(total);
   const succ: number[][] = new Array(total);
   const link = (from: number, to: number) => {
     (succ[from] ??= []).push(to);
     callerCount[to]!++;
   };
   files.forEach((f, file) => {
+    if (f.isTestFile) return;
     f.functions.forEach((fn, i) => {
       const id = offsets[file]! + i;
-      if (f.isTestFile) {
-        for (const edge of graph.callees({ file, fn: i })) testCallers[offsets[edge.to.file]! + edge.to.fn]!++;
-        return;
-      }
       if (fn.parent >= 0) link(offsets[file]! + fn.parent, id);
       for (const edge of graph.callees({ file, fn: i })) link(id, offsets[edge.to.file]! + edge.to.fn);
     });
   });
-  for (let id = 0; id < total; id++) {
-    if (sealed[id] || mask[id] !== 0 || callerCount[id] !== 0) continue;
-    if (testCallers[id]) {
-      // Called from tests and from nothing else the graph sees: test support code.
-      mask[id] = TEST;
-      via[id] = id;
-      rootWhy[id] = 'called only from tests';
-    } else mask[id] = UNKNOWN;
-  }
+  for (let id = 0; id < total; id++) if (!sealed[id] && mask[id] === 0 && callerCount[id] === 0) mask[id] = UNKNOWN;
 
   // Forward to a fixpoint: each function gets its callers' contexts (bits only grow, so it ends).
   let work: number[] = [];
@@ -187,12 +176,12 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
       const id = offsets[file]! + inner;
       const m = mask[id]!;
       if (m === 0 || m & LIVE) return null;
-      const kind: OneOffKind = m & MIGRATION ? 'migration' : m & SCRIPT ? 'script' : m & STARTUP ? 'startup' : 'test';
+      const kind: OneOffKind = m & MIGRATION ? 'migration' : m & SCRIPT ? 'script' : 'startup';
       const root = via[id]!;
       if (root === id || root < 0) return { kind, evidence: rootWhy[id] ?? kind };
       const r = refAt(root);
       const rootFn = files[r.file]!.functions[r.fn]!;
-      const only = [m & MIGRATION && 'migrations', m & SCRIPT && 'scripts or CLI commands', m & STARTUP && 'startup code', m & TEST && 'tests'].filter(Boolean).join(' and ');
+      const only = [m & MIGRATION && 'migrations', m & SCRIPT && 'scripts or CLI commands', m & STARTUP && 'startup code'].filter(Boolean).join(' and ');
       return { kind, evidence: `reached only from ${only}, e.g. \`${rootFn.qualifiedName}\`: ${rootWhy[root]}` };
     },
   };
