@@ -5,6 +5,7 @@
  */
 import { underDirectories } from '../discovery/manifests.js';
 import type { EngineInfo, ModelInfo, ProjectContext } from '../discovery/context.js';
+import { moduleNameOf, type FileModel } from '../semantic/model.js';
 
 export interface ProjectIndex {
   migrationFiles: ReadonlySet<string>;
@@ -39,6 +40,26 @@ export function projectIndex(project: ProjectContext): ProjectIndex {
   };
   indexes.set(project, index);
   return index;
+}
+
+/**
+ * The project's models a class name in `file` can mean. A class of that name defined in the
+ * file itself shadows them (a migration's own narrow `Table`, a local stand-in) unless it is
+ * one of them; a name imported from a module means the models of that module when it has one.
+ */
+export function modelsNamed(project: ProjectContext, file: FileModel, name: string): ModelInfo[] {
+  const all = projectIndex(project).modelsByName.get(name) ?? [];
+  if (!all.length) return all;
+  const own = all.filter((m) => m.file === file.path);
+  if (own.length) return own;
+  if (file.moduleDefs.has(name)) return [];
+  const imported = file.imports.get(name);
+  if (imported) {
+    const module = imported.slice(0, imported.lastIndexOf('.'));
+    const from = all.filter((m) => moduleNameOf(m.file).endsWith(module) || module.endsWith(moduleNameOf(m.file)));
+    if (from.length) return from;
+  }
+  return all;
 }
 
 const MIGRATION_DIRS = /(^|\/)(alembic|migrations)\//;

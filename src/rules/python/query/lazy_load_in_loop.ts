@@ -15,7 +15,7 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { ModelInfo } from '../../../discovery/context.js';
 import type { LoopInfo } from '../../../semantic/model.js';
-import { projectIndex } from '../../projectFacts.js';
+import { modelsNamed, projectIndex } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { rowsSource } from './dbCalls.js';
 import { unwrap } from './semantics.js';
@@ -87,7 +87,7 @@ export const lazyLoadInLoop: FileRule = {
       const line = loop.node.startPosition.row + 1;
       const source = rowsSource(model, t.iterable, loop.functionIndex, line);
       if (!source?.entity) continue;
-      const lazy = lazyRelationships(projectIndex(project).modelsByName.get(source.entity) ?? []);
+      const lazy = lazyRelationships(modelsNamed(project, model, source.entity));
       for (const rel of [...lazy]) if (eagerlyLoaded(source.text, rel)) lazy.delete(rel);
       if (!lazy.size) continue;
       const iterable = loop.iterable!;

@@ -17,7 +17,7 @@ import type { FileModel } from '../../../semantic/model.js';
 import { callAt, effectiveRole, variableRefs } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { ProjectContext } from '../../../discovery/context.js';
-import { isMigrationFile, projectIndex } from '../../projectFacts.js';
+import { isMigrationFile, modelsNamed } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { classifyDbCall, rowsSource } from './dbCalls.js';
 import { selectsStar } from './rawSql.js';
@@ -164,8 +164,9 @@ export const overFetching: FileRule = {
       const top = valueTop(call.node);
       const source = rowsSource(model, top, call.functionIndex, call.line);
       if (!source?.entity || source.call !== call || NARROWED.test(source.text)) continue;
-      const columns = wide.get(source.entity);
-      if (!columns) continue;
+      const named = modelsNamed(project, model, source.entity);
+      const columns = named.length ? Math.max(...named.map((m) => m.columnCount)) : 0;
+      if (columns <= WIDE) continue;
       const fn = model.functions[call.functionIndex]!;
       if (!fn.body) continue;
       let attrs: Set<string> | null = null;
@@ -175,7 +176,7 @@ export const overFetching: FileRule = {
       }
       if (!attrs || attrs.size === 0 || attrs.size > 3) continue;
       // Reading a relationship is a loading question (PA108), not a column one.
-      const rels = new Set((projectIndex(project).modelsByName.get(source.entity) ?? []).flatMap((m) => m.relationships.map((r) => r.name)));
+      const rels = new Set(named.flatMap((m) => m.relationships.map((r) => r.name)));
       if ([...attrs].some((a) => rels.has(a))) continue;
       const listEndpoint = effectiveRole(model, call.functionIndex) === 'handler' && fn.routeKind === 'get';
       const severity: Severity = columns > VERY_WIDE && listEndpoint ? 'medium' : 'low';

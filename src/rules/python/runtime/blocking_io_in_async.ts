@@ -14,6 +14,19 @@ import { asyncCallSites, reportEventLoopChains, severityByRole } from './context
 
 const SEVERITY = { handler: 'high', background: 'medium', init: 'low', other: 'high' } as const;
 
+/**
+ * File-system metadata calls: one inode lookup, served from the kernel's cache almost always.
+ * One of them on the event loop is worth knowing (low), not an outage (high); in a loop they add up.
+ */
+const METADATA = /^(os\.path\.(exists|lexists|isfile|isdir|islink|ismount|getsize|getmtime|getatime|getctime|samefile)|os\.(stat|lstat|access)|Path\.(exists|is_file|is_dir|is_symlink|is_mount|stat|lstat|samefile|resolve|owner|group|readlink))$/;
+
+/** `mkdir(..., exist_ok=True)` / `os.makedirs(..., exist_ok=True)`: a metadata check when the directory exists. */
+function isCheapMetadata(what: string, call?: CallInfo): boolean {
+  if (METADATA.test(what)) return true;
+  if (call && (what === 'os.makedirs' || what === 'Path.mkdir')) return /\bexist_ok\s*=\s*True\b/.test(call.node.text);
+  return false;
+}
+
 const BLOCKING_FUNCTIONS = new Set([
   // files
   'builtins.open', 'io.open', 'os.fdopen', 'codecs.open',
@@ -221,15 +234,16 @@ export const blockingIoInAsync: FileRule & RepoRule = {
     for (const { call, fn } of asyncCallSites(ctx.model)) {
       const what = blockingIoCall(ctx.model, call);
       if (!what) continue;
+      const cheap = call.loops.length === 0 && isCheapMetadata(what, call);
       ctx.report({
         node: call.node,
-        message: `blocking call \`${what}\` on the event loop inside \`async def ${fn.name}\``,
-        severity: severityByRole(ctx.model, call.functionIndex, SEVERITY),
+        message: `blocking call \`${what}\` on the event loop inside \`async def ${fn.name}\`${cheap ? ' (a single metadata lookup: cheap, but still a disk round trip when the cache misses)' : ''}`,
+        severity: cheap ? 'low' : severityByRole(ctx.model, call.functionIndex, SEVERITY),
       });
     }
   },
   checkRepo(ctx: RepoRuleContext): void {
     reportEventLoopChains(ctx, 'blocking_io', SEVERITY, (what, fn, chain) =>
-      `blocking call \`${what}\` on the event loop inside \`async def ${fn}\``);
+      `blocking call \`${what}\` on the event loop inside \`async def ${fn}\``, [], (what) => (isCheapMetadata(what) ? 'low' : undefined));
   },
 };

@@ -51,6 +51,8 @@ export function reportEventLoopChains(
   message: (what: string, asyncFn: string, chain: string[]) => string,
   /** Effect kinds whose presence at the same call site makes this one redundant. */
   coveredBy: string[] = [],
+  /** A severity decided by what the effect calls, over the role's (a cheap metadata lookup). */
+  severityOf: (what: string) => Severity | undefined = () => undefined,
 ): void {
   const graph = callGraphOf(ctx.index);
   for (const ref of graph.asyncFunctions()) {
@@ -65,7 +67,7 @@ export function reportEventLoopChains(
         path: file.path,
         location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
         message: message(e.what, fn.name, []),
-        severity: sev,
+        severity: severityOf(e.what) ?? sev,
         function: fn.name,
       });
     }
@@ -83,7 +85,7 @@ export function reportEventLoopChains(
         path: file.path,
         location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
         message: message(reach.effect.what, fn.name, chain),
-        severity: sev,
+        severity: severityOf(reach.effect.what) ?? sev,
         function: fn.name,
         chain,
       });

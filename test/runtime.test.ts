@@ -1,0 +1,35 @@
+/** Runtime family severities that the fixture marks cannot express. */
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../dist/src/config/config.js';
+import { scan } from '../dist/src/engine/scan.js';
+import type { Finding } from '../src/types.js';
+
+const RUNTIME = path.resolve(__dirname, '../fixtures/runtime');
+let findings: Finding[] = [];
+
+beforeAll(async () => {
+  const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA3'] }, {}, null);
+  findings = (await scan(RUNTIME, config, { inProcessBytes: Infinity })).result.findings;
+});
+
+const on = (file: string, text: string) => {
+  const lines = require('node:fs').readFileSync(path.join(RUNTIME, file), 'utf8').split('\n') as string[];
+  const line = lines.findIndex((l) => l.includes(text)) + 1;
+  return findings.filter((f) => f.path === file && f.line === line);
+};
+
+describe('PA301 severity', () => {
+  it('is low for one metadata lookup, high for I/O and for lookups in a loop', () => {
+    expect(on('PA301.py', 'os.path.exists(p)  # expect')[0]!.severity).toBe('low');
+    expect(on('PA301.py', 'mkdir(parents=True, exist_ok=True)')[0]!.severity).toBe('low');
+    expect(on('PA301.py', 'os.listdir(p)')[0]!.severity).toBe('high');
+    expect(on('PA301.py', 'present = [n for n in names')[0]!.severity).toBe('high');
+  });
+
+  it('is low for a chain that ends in one metadata lookup', () => {
+    const f = on('PA301.py', 'return present, has_marker(folder)')[0]!;
+    expect(f.chain).toEqual(['prepare_upload', 'has_marker', 'Path.is_file']);
+    expect(f.severity).toBe('low');
+  });
+});
