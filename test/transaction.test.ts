@@ -57,10 +57,11 @@ describe('PA204 missing_rollback', () => {
 });
 
 describe('PA202 / PA205 severities', () => {
-  it('network is high, file I/O medium, sleeping medium', () => {
-    expect(at('transaction/open-scope', 'app/orders.py', 23, 'PA202')?.originalSeverity).toBe('high');
-    expect(at('transaction/open-scope', 'app/orders.py', 37, 'PA202')?.originalSeverity).toBe('medium');
-    expect(at('transaction/open-scope', 'app/orders.py', 23, 'PA205')?.originalSeverity).toBe('high');
-    expect(at('transaction/open-scope', 'app/orders.py', 45, 'PA205')?.originalSeverity).toBe('medium');
+  it('network is high, file I/O medium; a wait is PA205, medium, and a network call after a write is PA202 only', () => {
+    expect(at('transaction/open-scope', 'app/orders.py', 24, 'PA202')?.originalSeverity).toBe('high');
+    expect(at('transaction/open-scope', 'app/orders.py', 38, 'PA202')?.originalSeverity).toBe('medium');
+    expect(at('transaction/open-scope', 'app/orders.py', 24, 'PA205')).toBeUndefined();
+    expect(at('transaction/open-scope', 'app/orders.py', 46, 'PA205')?.originalSeverity).toBe('medium');
+    expect(at('transaction/open-scope', 'app/orders.py', 79, 'PA205')?.message).toMatch(/between the first statement on `session` \(line 77\)/);
   });
 });

@@ -7,10 +7,9 @@
 import type { FileModel } from '../semantic/model.js';
 import { isMemoisedCall } from '../semantic/memo.js';
 import type { Effect } from './summary.js';
-import { blockingIoCall } from '../rules/python/runtime/blocking_io_in_async.js';
-import { SYNC_SLEEP } from '../rules/python/runtime/sync_sleep_in_async.js';
-import { syncDbCall } from '../rules/python/runtime/sync_db_in_async.js';
-import { cpuHeavyCall } from '../rules/python/runtime/missing_to_thread.js';
+import { blockingIoCall, SYNC_SLEEP } from '../semantic/blockingIo.js';
+import { syncDbCall } from '../semantic/syncDb.js';
+import { cpuHeavyCall } from '../semantic/cpuHeavy.js';
 import { collectQueryEffects } from '../rules/python/query/dbCalls.js';
 import { collectResolveFacts } from '../rules/python/query/resolveFacts.js';
 

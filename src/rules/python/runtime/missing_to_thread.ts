@@ -7,98 +7,12 @@
  * Why is this bad? The event loop cannot switch while Python computes: a 300 ms bcrypt round or
  * a 20 MB JSON parse delays every other request by as much.
  */
-import type { SyntaxNode } from '../../../parse/parser.js';
-import type { CallInfo, FileModel } from '../../../semantic/model.js';
-import { assignmentsTo } from '../../../semantic/model.js';
-import { receiverType } from '../../../semantic/valueTypes.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import { cpuHeavyCall } from '../../../semantic/cpuHeavy.js';
 import { asyncCallSites, reportEventLoopChains, severityByRole } from './context.js';
 
+
 const SEVERITY = { handler: 'medium', background: 'medium', init: 'low', other: 'medium' } as const;
-
-/** Heavy whatever the input. */
-const ALWAYS_HEAVY = new Set([
-  'bcrypt.hashpw', 'bcrypt.checkpw', 'bcrypt.kdf', 'hashlib.pbkdf2_hmac', 'hashlib.scrypt', 'hashlib.file_digest',
-  'PIL.Image.open', 'cv2.imread', 'cv2.imdecode', 'cv2.resize', 'lxml.etree.parse', 'lxml.etree.fromstring',
-  'lxml.etree.XML', 'lxml.html.parse', 'lxml.html.fromstring', 'lxml.html.document_fromstring',
-  'bs4.BeautifulSoup', 'json.load', 'xml.etree.ElementTree.parse', 'xml.dom.minidom.parse',
-  'gzip.compress', 'gzip.decompress', 'zlib.compress', 'zlib.decompress', 'bz2.compress', 'bz2.decompress',
-  'lzma.compress', 'lzma.decompress', 'scrypt.hash',
-]);
-/** Heavy when the input is a whole file's content. */
-const PAYLOAD_HEAVY = new Set([
-  'json.loads', 'orjson.loads', 'ujson.loads', 'yaml.safe_load', 'yaml.load', 'pickle.loads',
-  'hashlib.sha256', 'hashlib.sha1', 'hashlib.sha512', 'hashlib.sha384', 'hashlib.sha224', 'hashlib.md5',
-  'hashlib.blake2b', 'hashlib.blake2s', 'hashlib.sha3_256', 'hashlib.sha3_512', 'hashlib.new',
-  'base64.b64encode', 'base64.b64decode',
-]);
-/** Password-hasher objects whose `hash`/`verify` are slow by design. */
-const HASHER_TYPES = /^(@?passlib\.(context\.)?CryptContext|@?argon2\.PasswordHasher|@?pwdlib\.PasswordHash)/;
-/**
- * Expressions that hold a whole file's content. Request and webhook bodies are left out on
- * purpose: servers cap them, and parsing a few kilobytes on the loop costs microseconds —
- * reviewing real services, every such finding was noise.
- */
-const PAYLOAD_METHODS = new Set(['read', 'read_bytes', 'read_text', 'readall']);
-
-/** Names the CPU-heavy call, or null. */
-export function cpuHeavyCall(model: FileModel, call: CallInfo): string | null {
-  if (call.offloaded) return null;
-  const what = cpuHeavyName(model, call);
-  return what && !call.awaited ? what : null;
-}
-
-function cpuHeavyName(model: FileModel, call: CallInfo): string | null {
-  const q = call.qualifiedName;
-  if (q) {
-    if (ALWAYS_HEAVY.has(q) || /^pandas\.read_(csv|excel|json|parquet|table|xml|html|feather|fwf|pickle)$/.test(q)) {
-      return hasOnlyLiteralArgs(call.node) ? null : q;
-    }
-    if (PAYLOAD_HEAVY.has(q)) return isPayload(model, firstArg(call.node), call.functionIndex, 0) ? q : null;
-  }
-  if ((call.method === 'hash' || call.method === 'verify') && call.hasReceiver) {
-    const t = receiverType(model, call);
-    if (t && HASHER_TYPES.test(t)) return `${t.replace(/^@/, '').replace(/\(\)$/, '')}.${call.method}`;
-  }
-  return null;
-}
-
-function firstArg(node: SyntaxNode): SyntaxNode | null {
-  const a = node.childForFieldName('arguments')?.namedChild(0) ?? null;
-  return a?.type === 'keyword_argument' ? a.childForFieldName('value') : a;
-}
-
-function hasOnlyLiteralArgs(node: SyntaxNode): boolean {
-  const args = node.childForFieldName('arguments')?.namedChildren ?? [];
-  return args.length > 0 && args.every((a) => a.type === 'string' || a.type === 'integer' || a.type === 'concatenated_string');
-}
-
-function isPayload(model: FileModel, node: SyntaxNode | null, fnIndex: number, depth: number): boolean {
-  if (!node || depth > 3) return false;
-  switch (node.type) {
-    case 'await':
-    case 'parenthesized_expression':
-      return isPayload(model, node.namedChild(0), fnIndex, depth + 1);
-    case 'call': {
-      const fn = node.childForFieldName('function');
-      if (fn?.type !== 'attribute') return false;
-      const method = fn.childForFieldName('attribute')?.text ?? '';
-      if (PAYLOAD_METHODS.has(method)) return true;
-      // `.encode()` / `.decode()` of a payload is still the payload.
-      return (method === 'encode' || method === 'decode') && isPayload(model, fn.childForFieldName('object'), fnIndex, depth + 1);
-    }
-    case 'identifier': {
-      const line = node.startPosition.row + 1;
-      let best = null;
-      for (const a of assignmentsTo(model, node.text)) {
-        if (a.functionIndex === fnIndex && a.line <= line && (!best || a.line >= best.line)) best = a;
-      }
-      return best ? isPayload(model, best.value, fnIndex, depth + 1) : false;
-    }
-    default:
-      return false;
-  }
-}
 
 export const missingToThread: FileRule & RepoRule = {
   meta: {

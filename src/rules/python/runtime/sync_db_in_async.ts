@@ -12,41 +12,13 @@
  * `Depends(provider)` whose provider yields such a session — when the provider or the factory
  * lives in another module, the repo phase decides. `AsyncSession` and awaited calls never count.
  */
-import type { CallInfo, FileModel } from '../../../semantic/model.js';
-import { receiverType, ownModuleLookup } from '../../../semantic/valueTypes.js';
-import {
-  blockingDbFunction, handleMethodLabel, isBlockingDbMethod, mayBeBlockingDbMethod, resolveHandle, type NameLookup,
-} from '../../../semantic/db.js';
+import { syncDbCall } from '../../../semantic/syncDb.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { asyncCallSites, reportEventLoopChains, severityByRole } from './context.js';
 
+
 const SEVERITY = { handler: 'high', background: 'medium', init: 'low', other: 'high' } as const;
 
-export type SyncDbVerdict = { what: string } | { pending: { typePath: string; method: string } } | null;
-
-const lookups = new WeakMap<FileModel, NameLookup>();
-
-/**
- * Is `call` a sync DB call? `{ what }` when the file decides it, `{ pending }` when the receiver's
- * type path names another module (the repo phase decides), else null.
- */
-export function syncDbCall(model: FileModel, call: CallInfo): SyncDbVerdict {
-  const direct = blockingDbFunction(call.qualifiedName);
-  if (direct) return call.awaited || call.offloaded ? null : { what: direct };
-  if (!mayBeBlockingDbMethod(call.method) || call.offloaded || !call.hasReceiver || call.awaited) return null;
-  const t = receiverType(model, call);
-  if (!t) return null;
-  let lookup = lookups.get(model);
-  if (!lookup) lookups.set(model, (lookup = ownModuleLookup(model)));
-  const h = resolveHandle(t, lookup);
-  if (!h) return null;
-  if (h.kind === 'ref') {
-    const head = h.wrapper === 'Depends' ? `Depends(${h.ref})` : `${h.wrapper}${h.ref}`;
-    return { pending: { typePath: head + h.rest, method: call.method } };
-  }
-  if (h.state === 'async' || !isBlockingDbMethod(h.state, call.method)) return null;
-  return { what: handleMethodLabel(h.state, h.label, call.method) };
-}
 
 export const syncDbInAsync: FileRule & RepoRule = {
   meta: {

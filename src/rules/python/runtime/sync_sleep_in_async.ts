@@ -10,7 +10,7 @@ import { asyncCallSites, reportEventLoopChains, severityByRole } from './context
 
 const SEVERITY = { handler: 'high', background: 'medium', init: 'medium', other: 'high' } as const;
 
-export const SYNC_SLEEP = new Set(['time.sleep']);
+import { SYNC_SLEEP } from '../../../semantic/blockingIo.js';
 
 export const syncSleepInAsync: FileRule & RepoRule = {
   meta: {

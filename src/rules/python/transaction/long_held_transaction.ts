@@ -1,17 +1,49 @@
 /**
  * PA205 long_held_transaction
  *
- * What it does: finds a transaction held open while the code waits — on a network service or a
- * sleep — or one that spans more than 50 lines: `with session.begin():` bodies and first-write →
- * commit spans in one function.
+ * What it does: finds a transaction held open while the code waits: a sleep, a child process, CPU
+ * work that is slow by design (password hashing, key derivation, parsing a whole file), or a
+ * network call made before the first write (after it, PA202 reports the call). The transaction is
+ * a `with session.begin():` body, or the span from a session's first statement — a read begins
+ * it too (autobegin) — to its commit in one function.
  * Why is this bad? An open transaction pins a pooled connection, holds its row locks and keeps
- * PostgreSQL from vacuuming rows it might still see; the longer it stays open, the more the rest
- * of the service waits for it.
+ * PostgreSQL from vacuuming rows it might still see; the longer it waits, the more the rest of
+ * the service waits for it. Its length in lines says nothing about that, so length alone is
+ * never reported.
  */
+import type { CallInfo, FileModel } from '../../../semantic/model.js';
+import { blockingIoCall } from '../../../semantic/blockingIo.js';
+import { cpuHeavyCall } from '../../../semantic/cpuHeavy.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
-import { callsOf, externalCall, SLEEP_FUNCTIONS, transactionRegions } from './semantics.js';
+import { callsOf, externalCall, SLEEP_FUNCTIONS, transactionRegions, type TransactionRegion } from './semantics.js';
 
-const MAX_LINES = 50;
+const PROCESS = /^(subprocess\.|os\.(system|popen|spawn|wait|posix_spawn|exec)|Popen\.)/;
+
+interface Wait {
+  what: string;
+  kind: 'network' | 'sleep' | 'process' | 'cpu';
+}
+
+/** What the call waits on, or null when it does not wait. */
+function waitOf(model: FileModel, call: CallInfo): Wait | null {
+  const q = call.qualifiedName;
+  if (q && SLEEP_FUNCTIONS.has(q)) return { what: call.calleeText, kind: 'sleep' };
+  if (q && /^asyncio\.create_subprocess_(exec|shell)$/.test(q)) return { what: q, kind: 'process' };
+  const io = blockingIoCall(model, call);
+  if (io && PROCESS.test(io)) return { what: io, kind: 'process' };
+  const ext = externalCall(model, call);
+  if (ext?.kind === 'network') return { what: ext.what, kind: 'network' };
+  const cpu = cpuHeavyCall(model, call);
+  if (cpu) return { what: cpu, kind: 'cpu' };
+  return null;
+}
+
+const WAITING: Record<Wait['kind'], string> = {
+  network: 'waits on a remote service',
+  sleep: 'sleeps',
+  process: 'waits for a child process',
+  cpu: 'computes (slow by design, or in proportion to a whole payload)',
+};
 
 export const longHeldTransaction: FileRule = {
   meta: {
@@ -20,16 +52,16 @@ export const longHeldTransaction: FileRule = {
     family: 'transaction',
     severity: 'medium',
     effort: 'M',
-    summary: 'A transaction held open across external calls, sleeps or a long stretch of code',
-    what: `Finds a transaction (a \`with/async with session.begin():\` body, or the span from a session's first write to its commit in one function) that waits on a network service (high), sleeps (\`time.sleep\`, \`asyncio.sleep\`; medium), or spans more than ${MAX_LINES} lines (medium).`,
-    why: 'An open transaction pins a pooled connection, keeps its row locks and holds back PostgreSQL\'s vacuum horizon for as long as it lives. A transaction that waits on a remote service or a timer makes every request that needs those rows, or a connection, wait with it.',
+    summary: 'A transaction held open while the code sleeps, waits for a process or a remote service, or hashes a password',
+    what: 'Finds a transaction (a `with/async with session.begin():` body, or the span from a session\'s first statement — a read begins it too — to its commit in one function) that waits: `time.sleep`/`asyncio.sleep` (medium), a child process (`subprocess`, `os.system`, `asyncio.create_subprocess_*`; medium), CPU work that is slow by design or sized by a payload (`bcrypt`, PBKDF2, scrypt, argon2, parsing a whole file; medium), or a network call before the first write (medium; after the first write PA202 reports it). A long transaction that does not wait is not reported: lines are not time.',
+    why: 'An open transaction pins a pooled connection, keeps its row locks and holds back PostgreSQL\'s vacuum horizon for as long as it lives. A transaction that waits on a timer, a process, a remote service or a long computation makes every request that needs those rows, or a connection, wait with it.',
     bad:
       'import asyncio\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\nfrom app.models import Job\n\n\n'
       + 'async def claim(session: AsyncSession, job: Job) -> None:\n    async with session.begin():\n        job.status = "claimed"\n        await asyncio.sleep(5)\n        job.status = "running"\n',
     good:
       'import asyncio\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\nfrom app.models import Job\n\n\n'
       + 'async def claim(session: AsyncSession, job: Job) -> None:\n    async with session.begin():\n        job.status = "claimed"\n    await asyncio.sleep(5)\n    async with session.begin():\n        job.status = "running"\n',
-    fix: 'prepare everything first, open the transaction for the DB work only and commit right after it',
+    fix: 'prepare everything first (hash, compute, call out), open the transaction for the DB work only and commit right after it',
     references: [
       'https://www.postgresql.org/docs/current/routine-vacuuming.html',
       'https://docs.sqlalchemy.org/en/20/orm/session_transaction.html',
@@ -37,34 +69,32 @@ export const longHeldTransaction: FileRule = {
   },
   checkFile(ctx: FileRuleContext): void {
     const { model } = ctx;
-    const regions = transactionRegions(model);
+    const regions = transactionRegions(model, true);
     if (!regions.length) return;
+    // Network calls inside a write span or a begin() block are PA202's.
+    const writeRegions = transactionRegions(model);
+    const inWriteRegion = (fnIndex: number, at: number) => writeRegions.some((r) => r.fnIndex === fnIndex && at >= r.from && at < r.to);
     const done = new Set<number>();
     for (const region of regions) {
-      const where = region.kind === 'begin' ? `inside \`${region.session}.begin()\`` : `while \`${region.session}\` has uncommitted writes (line ${region.startLine} to the commit on line ${region.endLine})`;
-      let waits = false;
       for (const call of callsOf(model, region.fnIndex)) {
         const at = call.node.startIndex;
         if (at < region.from || at >= region.to || done.has(at) || call.offloaded) continue;
-        const ext = externalCall(model, call);
-        if (ext?.kind === 'network') {
-          done.add(at);
-          waits = true;
-          ctx.report({ node: call.node, message: `the transaction stays open while \`${ext.what}\` waits on a remote service, ${where}`, severity: 'high' });
-        } else if (call.qualifiedName && SLEEP_FUNCTIONS.has(call.qualifiedName)) {
-          done.add(at);
-          waits = true;
-          ctx.report({ node: call.node, message: `the transaction stays open across \`${call.calleeText}()\`, ${where}`, severity: 'medium' });
-        }
-      }
-      const lines = region.endLine - region.startLine;
-      if (!waits && lines > MAX_LINES) {
+        const wait = waitOf(model, call);
+        if (!wait || (wait.kind === 'network' && inWriteRegion(region.fnIndex, at))) continue;
+        done.add(at);
         ctx.report({
-          node: region.start,
-          message: `the transaction opened here stays open for ${lines} lines (until line ${region.endLine}): commit right after the DB work`,
+          node: call.node,
+          message: `the transaction stays open while \`${wait.what}\` ${WAITING[wait.kind]}, ${where(region)}`,
+          // A read-only span holds a connection, not locks: the network wait there is medium.
           severity: 'medium',
         });
       }
     }
   },
 };
+
+function where(region: TransactionRegion): string {
+  return region.kind === 'begin'
+    ? `inside \`${region.session}.begin()\``
+    : `between the first statement on \`${region.session}\` (line ${region.startLine}) and its commit (line ${region.endLine})`;
+}

@@ -173,15 +173,20 @@ export interface TransactionRegion {
 }
 
 const regionCache = new WeakMap<FileModel, TransactionRegion[]>();
+const spanCache = new WeakMap<FileModel, TransactionRegion[]>();
 
 /**
  * Where a transaction is open, per function: the body of `with/async with <handle>.begin()`, and
  * for each session the span from its first write (`add`, `flush`, an UPDATE, …) to the first
  * commit on the same session after it. A span with no commit in the function is left out: the
  * caller owns that transaction, and its extent is not known here.
+ *
+ * With `fromFirstStatement`, a span starts at the session's first statement of any kind: a read
+ * begins the transaction too (SQLAlchemy's autobegin) and holds its connection until the commit.
  */
-export function transactionRegions(model: FileModel): TransactionRegion[] {
-  const cached = regionCache.get(model);
+export function transactionRegions(model: FileModel, fromFirstStatement = false): TransactionRegion[] {
+  const cache = fromFirstStatement ? spanCache : regionCache;
+  const cached = cache.get(model);
   if (cached) return cached;
   const out: TransactionRegion[] = [];
   for (const w of model.withs) {
@@ -202,7 +207,8 @@ export function transactionRegions(model: FileModel): TransactionRegion[] {
   const byFn = new Map<number, CallInfo[]>();
   for (const c of model.calls) {
     if (c.functionIndex < 0) continue;
-    if (c.method !== 'commit' && c.method !== 'rollback' && c.method !== 'flush' && !['add', 'add_all', 'merge', 'delete', 'execute', 'exec', 'scalars', 'scalar', 'update'].includes(c.method)) continue;
+    if (c.method !== 'commit' && c.method !== 'rollback' && c.method !== 'flush' && !['add', 'add_all', 'merge', 'delete', 'execute', 'exec', 'scalars', 'scalar', 'update'].includes(c.method)
+      && !(fromFirstStatement && classifyDbCall(model, c))) continue;
     const list = byFn.get(c.functionIndex);
     if (list) list.push(c);
     else byFn.set(c.functionIndex, [c]);
@@ -224,12 +230,12 @@ export function transactionRegions(model: FileModel): TransactionRegion[] {
         });
       } else if (isRollbackCall(model, c)) {
         open.delete(key);
-      } else if (!open.has(key) && (isWriteCall(model, c) || (c.method === 'add_all' && receiverEvidence(model, c)))) {
+      } else if (!open.has(key) && (isWriteCall(model, c) || (c.method === 'add_all' && receiverEvidence(model, c)) || (fromFirstStatement && classifyDbCall(model, c)))) {
         open.set(key, c);
       }
     }
   }
-  regionCache.set(model, out);
+  cache.set(model, out);
   return out;
 }
 

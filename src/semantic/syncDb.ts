@@ -1,0 +1,37 @@
+/**
+ * Synchronous database calls: methods of a sync SQLAlchemy `Session` / `Connection` / `Engine`,
+ * DB-API drivers (`psycopg2`, `pymysql`, `sqlite3`, …) and a sync `redis` client, decided from
+ * the receiver's type path (`db.ts`); a path into another module is left pending for the repo
+ * phase.
+ */
+import type { CallInfo, FileModel } from './model.js';
+import { receiverType, ownModuleLookup } from './valueTypes.js';
+import {
+  blockingDbFunction, handleMethodLabel, isBlockingDbMethod, mayBeBlockingDbMethod, resolveHandle, type NameLookup,
+} from './db.js';
+
+export type SyncDbVerdict = { what: string } | { pending: { typePath: string; method: string } } | null;
+
+const lookups = new WeakMap<FileModel, NameLookup>();
+
+/**
+ * Is `call` a sync DB call? `{ what }` when the file decides it, `{ pending }` when the receiver's
+ * type path names another module (the repo phase decides), else null.
+ */
+export function syncDbCall(model: FileModel, call: CallInfo): SyncDbVerdict {
+  const direct = blockingDbFunction(call.qualifiedName);
+  if (direct) return call.awaited || call.offloaded ? null : { what: direct };
+  if (!mayBeBlockingDbMethod(call.method) || call.offloaded || !call.hasReceiver || call.awaited) return null;
+  const t = receiverType(model, call);
+  if (!t) return null;
+  let lookup = lookups.get(model);
+  if (!lookup) lookups.set(model, (lookup = ownModuleLookup(model)));
+  const h = resolveHandle(t, lookup);
+  if (!h) return null;
+  if (h.kind === 'ref') {
+    const head = h.wrapper === 'Depends' ? `Depends(${h.ref})` : `${h.wrapper}${h.ref}`;
+    return { pending: { typePath: head + h.rest, method: call.method } };
+  }
+  if (h.state === 'async' || !isBlockingDbMethod(h.state, call.method)) return null;
+  return { what: handleMethodLabel(h.state, h.label, call.method) };
+}
