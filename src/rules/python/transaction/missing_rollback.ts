@@ -1,9 +1,11 @@
 /**
  * PA204 missing_rollback
  *
- * What it does: finds a commit whose failure is not rolled back:
- * - a `try` around `commit()` whose handler catches database errors (bare `except`, `Exception`,
- *   `SQLAlchemyError`, `IntegrityError`, …) and neither rolls back nor re-raises;
+ * What it does: finds a database failure that is not rolled back:
+ * - a `try` around a commit, flush, statement or query whose handler catches database errors
+ *   (bare `except`, `Exception`, `SQLAlchemyError`, `IntegrityError`, …) and neither rolls back
+ *   nor re-raises (a `raise` of the handler's own block) while the session is used again; or
+ *   uses the session again before its rollback;
  * - a commit outside any `try` and outside a session/transaction `with`, after the function has
  *   written on the session and then made a call that can fail outside the database (a network
  *   call, file I/O): when that call raises, the flushed writes stay on a session nobody rolls back.
@@ -11,15 +13,22 @@
  * (`PendingRollbackError`); a swallowed error leaves it, and its connection, in that state.
  *
  * Severity: medium; low when a `with` around the commit already rolls back on exit.
- * Silent look-alikes: `async with session.begin():`, a `with Session() as s:` block, `try/except:
- * rollback(); raise`, a handler that only catches unrelated errors, a `finally: close()`.
+ * Silent look-alikes: `async with session.begin():`, a session `with` inside the `try` (it has
+ * exited, rolling back, before the handler runs), `try/except: rollback(); raise`, a handler that
+ * only catches unrelated errors, a `finally` that closes the session (or hands it to a helper), a
+ * request handler's injected session when the handler only answers (the dependency's teardown
+ * closes it), a session of the function's own that nothing uses after the handler, and a staged
+ * `add`/`delete` (nothing reaches the database inside the `try`).
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
+import { assignmentsTo } from '../../../semantic/model.js';
 import {
   callsOf, enclosingTries, exceptClauses, externalCall, finallyClause, inManagingWith, isCommitCall, isWriteCall, receiverKey,
+  unwrap, withOpensSession,
 } from './semantics.js';
+import { classifyDbCall, receiverEvidence } from '../query/dbCalls.js';
 
 const DB_ERROR = /(^|\.)(Exception|BaseException|SQLAlchemyError|DBAPIError|DatabaseError|IntegrityError|OperationalError|DataError|StatementError|InterfaceError|InternalError|ProgrammingError|PendingRollbackError|InvalidRequestError|PostgresError|Error)$/;
 
@@ -31,7 +40,7 @@ export const missingRollback: FileRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'A commit whose failure is never rolled back',
-    what: 'Finds a `try` around `commit()` whose `except` catches database errors (bare, `Exception`, `SQLAlchemyError`, `IntegrityError`, …) and neither calls `rollback()` nor re-raises; and a commit outside any `try` and session `with` that follows a write and a call that can fail outside the database (network, file I/O), so a failure there leaves the flushed writes on a session nobody rolls back. Low when a session `with` around the commit rolls back on exit anyway.',
+    what: 'Finds a `try` around a commit, flush, statement or query whose `except` catches database errors (bare, `Exception`, `SQLAlchemyError`, `IntegrityError`, …) and neither calls `rollback()` nor re-raises while the session is used again, or uses the session before its rollback; and a commit outside any `try` and session `with` that follows a write and a call that can fail outside the database (network, file I/O), so a failure there leaves the flushed writes on a session nobody rolls back. Low when a session `with` around the commit rolls back on exit anyway.',
     why: 'After a failed flush or commit a SQLAlchemy session refuses all further work until `rollback()` is called (`PendingRollbackError`), and its connection stays inside the failed transaction. An error swallowed without a rollback, or an exception between the writes and the commit, leaves the session and its connection in that state for whoever uses them next.',
     bad:
       'import logging\n\nfrom sqlalchemy.exc import SQLAlchemyError\nfrom sqlalchemy.orm import Session\n\nfrom app.models import User\n\nlog = logging.getLogger(__name__)\n\n\n'
@@ -47,22 +56,31 @@ export const missingRollback: FileRule = {
   },
   checkFile(ctx: FileRuleContext): void {
     const { model } = ctx;
+    const reported = new Set<string>();
     for (const call of model.calls) {
-      if (call.method !== 'commit' || call.functionIndex < 0 || !isCommitCall(model, call)) continue;
+      if (call.functionIndex < 0 || !canFailOnSession(model, call)) continue;
+      const session = receiverKey(call);
+      if (!session) continue;
       const fn = model.functions[call.functionIndex]!;
       const tries = enclosingTries(call.node, fn.node);
       const managed = inManagingWith(model, call);
       if (tries.length) {
-        const swallow = swallowingHandler(model, call, tries);
-        if (!swallow) continue;
+        const verdict = handlerVerdict(model, call, session, tries);
+        if (!verdict) continue;
+        const key = `${verdict.tryNode.id}:${session}`;
+        if (reported.has(key)) continue;
+        reported.add(key);
+        const header = verdict.handler.text.slice(0, Math.max(0, verdict.handler.text.indexOf(':'))).replace(/\s+/g, ' ').trim();
         ctx.report({
           node: call.node,
-          message: `\`${call.calleeText}()\` is in a \`try\` whose \`${swallow.text.slice(0, Math.max(0, swallow.text.indexOf(':'))).replace(/\s+/g, ' ').trim()}\` handler neither rolls back nor re-raises: the session is left in a failed transaction`,
+          message: verdict.reuse
+            ? `\`${call.calleeText}()\` can fail in this \`try\`, and its \`${header}\` handler uses \`${session}\` again (\`${verdict.reuse}\`) before any rollback: that call raises \`PendingRollbackError\``
+            : `\`${call.calleeText}()\` is in a \`try\` whose \`${header}\` handler neither rolls back nor re-raises: the session is left in a failed transaction`,
           severity: managed ? 'low' : 'medium',
         });
         continue;
       }
-      if (managed || inFinallyClosedScope(call)) continue;
+      if (call.method !== 'commit' || managed || inFinallyClosedScope(call, session)) continue;
       const risky = failingCallBeforeCommit(model, call);
       if (!risky) continue;
       ctx.report({
@@ -73,23 +91,102 @@ export const missingRollback: FileRule = {
   },
 };
 
-/** The handler that catches DB errors around the commit without rollback or raise, or null. */
-function swallowingHandler(model: FileModel, commit: CallInfo, tries: SyntaxNode[]): SyntaxNode | null {
-  // The innermost try that catches DB errors decides.
+/** Session calls that send something to the database and can fail there: a commit, a flush, a statement or a query. */
+function canFailOnSession(model: FileModel, call: CallInfo): boolean {
+  if (call.method === 'commit') return isCommitCall(model, call);
+  if (call.method === 'flush' || call.method === 'refresh') return call.hasReceiver && receiverEvidence(model, call) !== null;
+  const op = classifyDbCall(model, call);
+  // A staged add/delete sends nothing until the flush: it cannot fail on the database.
+  return op !== null && !(!op.statement && (call.method === 'add' || call.method === 'delete'));
+}
+
+interface HandlerVerdict {
+  tryNode: SyntaxNode;
+  handler: SyntaxNode;
+  /** The session call the handler makes before any rollback, when that is the problem. */
+  reuse: string | null;
+}
+
+/**
+ * The handler that leaves the session failed: it catches database errors around the call and
+ * neither rolls back nor re-raises, or uses the session again before rolling back. Null when
+ * the innermost `try` that catches database errors handles it, or when something else cleans
+ * up: a `finally` that closes the session (itself or through a helper handed the session), a
+ * session `with` inside the `try` that has exited before the handler runs, or — for a session
+ * injected into a request handler — the dependency's teardown, when the handler only answers.
+ */
+function handlerVerdict(model: FileModel, call: CallInfo, session: string, tries: SyntaxNode[]): HandlerVerdict | null {
+  const fn = model.functions[call.functionIndex]!;
   for (const t of tries) {
-    if (finallyClause(t) && /\b(close|rollback|remove)\s*\(/.test(finallyClause(t)!.text)) return null;
+    const fin = finallyClause(t);
+    if (fin && closesSession(fin, session)) return null;
     const handlers = exceptClauses(t).filter((h) => catchesDbErrors(h));
     if (!handlers.length) continue;
+    const tryBody = t.childForFieldName('body');
+    const exitedWith = call.withs.some((wi) => {
+      const w = model.withs[wi]!;
+      if (!tryBody || w.node.startIndex < tryBody.startIndex || w.node.endIndex > tryBody.endIndex) return false;
+      return w.items.some((i) => withOpensSession(model, i.value, call.functionIndex)
+        && (i.alias === session || unwrap(i.value)?.childForFieldName('function')?.childForFieldName('object')?.text.replace(/\s+/g, '') === session));
+    });
+    if (exitedWith) return null;
     for (const h of handlers) {
-      if (/\brollback\s*\(|\braise\b|\b\w*rollback\w*\s*\(/.test(h.text)) continue;
-      if (/\b(close|invalidate)\s*\(/.test(h.text)) continue;
-      void commit;
-      void model;
-      return h;
+      const body = h.namedChildren.find((c) => c.type === 'block') ?? h;
+      const rollbackAt = firstMatch(body.text, /\b\w*rollback\w*\s*\(/);
+      const reuse = sessionReuse(body.text, session);
+      if (reuse && (rollbackAt < 0 || reuse.at < rollbackAt)) return { tryNode: t, handler: h, reuse: reuse.text };
+      if (rollbackAt >= 0) continue;
+      // A re-raise that runs on this path: a `raise` statement of the handler's own block.
+      if (body.namedChildren.some((st) => st.type === 'raise_statement')) continue;
+      if (/\b(close|invalidate)\s*\(/.test(body.text)) continue;
+      if (fn.role === 'handler' && fn.params.some((p) => p.name === session)) continue;
+      // A session of this function's own that nothing uses after the handler: no one meets it
+      // failed (leaving it unclosed is PA403/PA405's finding).
+      if (ownSession(model, call.functionIndex, session) && !usedAfter(fn.body, t, body, session)) continue;
+      return { tryNode: t, handler: h, reuse: null };
     }
     return null;
   }
   return null;
+}
+
+/** A plain name bound in the function itself (not a parameter, attribute or global). */
+function ownSession(model: FileModel, fnIndex: number, session: string): boolean {
+  if (!/^[A-Za-z_]\w*$/.test(session)) return false;
+  const fn = model.functions[fnIndex]!;
+  if (fn.params.some((p) => p.name === session)) return false;
+  return assignmentsTo(model, session).some((a) => a.functionIndex === fnIndex);
+}
+
+/** Is the session used again once the handler is done: after the `try`, unless the handler leaves the function? */
+function usedAfter(fnBody: SyntaxNode | null, tryNode: SyntaxNode, handlerBody: SyntaxNode, session: string): boolean {
+  const last = handlerBody.namedChildren[handlerBody.namedChildCount - 1];
+  if (last && (last.type === 'return_statement' || last.type === 'raise_statement')) return false;
+  if (!fnBody) return true;
+  const rest = fnBody.text.slice(tryNode.endIndex - fnBody.startIndex);
+  return new RegExp(`(?<![\\w.])${session.replace(/\./g, '\\.')}(?![\\w])`).test(rest);
+}
+
+function firstMatch(text: string, re: RegExp): number {
+  const m = re.exec(text);
+  return m ? m.index : -1;
+}
+
+/** A call on the session in a handler's text other than cleaning up: `session.execute(...)`, `session.commit()`. */
+function sessionReuse(text: string, session: string): { at: number; text: string } | null {
+  const re = new RegExp(`(?<![\\w.])${session.replace(/\./g, '\\.')}\\s*\\.\\s*(\\w+)\\s*\\(`, 'g');
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(text))) {
+    if (!/^(rollback|close|invalidate|expunge|expunge_all|remove|in_transaction|is_active)$/.test(m[1]!)) return { at: m.index, text: `${session}.${m[1]}()` };
+  }
+  return null;
+}
+
+/** Does a `finally` close (or roll back) the session, itself or through a helper handed the session? */
+function closesSession(fin: SyntaxNode, session: string): boolean {
+  if (/\b(close|rollback|remove)\s*\(/.test(fin.text)) return true;
+  const s = session.replace(/\./g, '\\.');
+  return new RegExp(`\\w\\s*\\([^)]*(?<![\\w.])${s}(?![\\w.])[^)]*\\)`).test(fin.text);
 }
 
 /** Does an `except` clause catch database errors (bare, broad, or a DB exception class)? */
@@ -104,12 +201,12 @@ function catchesDbErrors(handler: SyntaxNode): boolean {
 }
 
 /** A commit after a `try` whose `finally` closes the session is covered by that close. */
-function inFinallyClosedScope(commit: CallInfo): boolean {
+function inFinallyClosedScope(commit: CallInfo, session: string): boolean {
   let cur: SyntaxNode | null = commit.node.parent;
   while (cur && cur.type !== 'function_definition') {
     if (cur.type === 'try_statement') {
       const fin = finallyClause(cur);
-      if (fin && /\b(close|rollback|remove)\s*\(/.test(fin.text)) return true;
+      if (fin && closesSession(fin, session)) return true;
     }
     cur = cur.parent;
   }
