@@ -10,7 +10,8 @@ import { isMigrationFile } from '../../projectFacts.js';
 import { externalCall } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { callAt, moduleNameOf, resolveName, variableRefs } from '../../../semantic/model.js';
+import { callAt, moduleNameOf, resolveName, valueTypeOf, variableRefs } from '../../../semantic/model.js';
+import { callArgs } from '../query/semantics.js';
 import { annotationType, calleeType, receiverType } from '../../../semantic/valueTypes.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 
@@ -145,7 +146,7 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
   const q = call.qualifiedName;
   if (q && FILE_OPEN.has(q)) return { kind: 'file', label: q === 'builtins.open' ? 'open()' : `${q}()` };
   if (q && DRIVER_CONNECT.has(q)) return { kind: 'connection', label: `${q}()` };
-  if (q && SESSION_CLASSES.test(q)) return { kind: 'session', label: `${call.calleeText}()` };
+  if (q && SESSION_CLASSES.test(q)) return bindsBorrowedConnection(model, call) ? null : { kind: 'session', label: `${call.calleeText}()` };
   if (call.method === 'connect' || call.method === 'raw_connection') {
     if (call.hasReceiver && isEngineType(project, receiverType(model, call))) {
       return { kind: 'connection', label: `${call.dottedReceiver ?? call.receiver!.text}.${call.method}()` };
@@ -161,6 +162,24 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
     return { kind: 'session', label: `${call.calleeText}()` };
   }
   return null;
+}
+
+/**
+ * `Session(bind=conn)` / `Session(conn)` over a connection someone else opened (`engine.connect()`,
+ * `op.get_bind()`, a `conn` handed in): closing the session would not close that connection and
+ * leaving it open leaks no pooled connection; the connection's owner closes it.
+ */
+function bindsBorrowedConnection(model: FileModel, call: CallInfo): boolean {
+  const { positional, keywords } = callArgs(call.node);
+  const bind = keywords.get('bind') ?? positional[0];
+  if (!bind) return false;
+  const text = bind.text.replace(/\s+/g, '');
+  if (/\.(connect|get_bind|connection)\(\)$/.test(text)) return true;
+  if (bind.type !== 'identifier' && bind.type !== 'attribute') return false;
+  const name = text.slice(text.lastIndexOf('.') + 1);
+  if (/^(conn|connection|connectable|bind|db_conn|sync_conn|sync_connection)$/.test(name)) return true;
+  const t = bind.type === 'identifier' ? valueTypeOf(model, bind.text, call.functionIndex, call.line) : null;
+  return !!t && /(^|\.)(Connection|AsyncConnection)$|\.(connect|get_bind)$/.test(t);
 }
 
 export interface Acquisition extends AcquireKind {
@@ -228,10 +247,43 @@ function isCloseRef(ref: SyntaxNode): boolean {
   return false;
 }
 
+/** Methods whose result holds no reference to the session: rows materialised, a scalar, a count. */
+const MATERIALISING = /^(all|first|one|one_or_none|scalar|scalar_one|scalar_one_or_none|scalars_all|fetchall|fetchone|fetchmany|count|exists|get|get_one|rowcount|keys|mappings_all)$/;
+
+/**
+ * `return s.execute(q).scalar_one()`: the returned value is computed with the session but does
+ * not hold it. A chain from the reference whose last call materialises rows is a use, not an
+ * escape; `return s.query(M)` (a lazy query bound to the session) still escapes.
+ */
+function usedNotReturned(ref: SyntaxNode): boolean {
+  let top: SyntaxNode = ref;
+  let lastMethod: string | null = null;
+  for (;;) {
+    const p = top.parent;
+    if (p?.type === 'attribute' && p.childForFieldName('object')?.id === top.id) {
+      const gp = p.parent;
+      if (gp?.type === 'call' && gp.childForFieldName('function')?.id === p.id) {
+        lastMethod = p.childForFieldName('attribute')?.text ?? null;
+        top = gp;
+        continue;
+      }
+      lastMethod = p.childForFieldName('attribute')?.text ?? null;
+      top = p;
+      continue;
+    }
+    if (p?.type === 'await' || p?.type === 'parenthesized_expression') {
+      top = p;
+      continue;
+    }
+    break;
+  }
+  return top !== ref && lastMethod !== null && MATERIALISING.test(lastMethod);
+}
+
 /** The variable escapes the function: returned, stored in an attribute or container, handed to an owner, managed by `with`. */
 function escapesOrManaged(ref: SyntaxNode, kind: ResourceKind): boolean {
   for (let p: SyntaxNode | null = ref.parent; p; p = p.parent) {
-    if (p.type === 'return_statement') return true;
+    if (p.type === 'return_statement') return !usedNotReturned(ref);
     if (p.type === 'function_definition' || p.type === 'lambda' || p.type === 'block' || p.type === 'expression_statement') break;
     if (p.type === 'with_item') return true;
     if (p.type === 'assignment' || p.type === 'augmented_assignment') {
