@@ -17,6 +17,8 @@
  * unresolved calls are simply not edges.
  */
 import type { Effect, FileSummary, RepoIndex, SummaryCall, SummaryFunction } from './summary.js';
+import { ATTRIBUTE_READ, FN_STUB, UNTYPED, type ParamUse, type SummaryRef } from './objects.js';
+import { typeResolver, type ClassRef, type TypeValue } from './types.js';
 import { resolveHandle, isBlockingDbMethod, handleMethodLabel, type NameLookup } from '../semantic/db.js';
 
 /** A function of the repo: file index in `index.files`, function index in that file. */
@@ -32,6 +34,8 @@ export interface CallEdge {
   call: SummaryCall;
   /** Runs the callee's body synchronously on the caller's thread. */
   sync: boolean;
+  /** Resolved by the method's name alone (the receiver's type unknown): a lower-confidence edge. */
+  weak?: boolean;
 }
 
 /** One step of a chain: the call made in a function towards the effect. */
@@ -47,6 +51,8 @@ export interface Reach {
   effect: Effect;
   /** From the function asked about to the function that has the effect, inclusive. */
   steps: ChainStep[];
+  /** Some step was resolved by a method's name alone: rules report it one severity lower. */
+  weak: boolean;
 }
 
 export type PropagationMode = 'sync' | 'any';
@@ -87,6 +93,8 @@ interface Reached {
   /** The edge to follow on, or null when the effect is the function's own. */
   next: CallEdge | null;
   effectFn: number;
+  /** Some edge from here to the effect is weak. */
+  weak: boolean;
 }
 
 export function buildCallGraph(index: RepoIndex): CallGraph {
@@ -186,43 +194,218 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     return fn === undefined ? null : { file: hit.file, fn };
   }
 
-  function resolveCall(file: number, call: SummaryCall): FnRef | null {
+  const methodsByClass: (Map<string, string[]> | undefined)[] = new Array(files.length);
+  const types = typeResolver({
+    files,
+    resolveModule: resolveQualifiedCached,
+    topFunction: (file, name) => scopeOf(file).top.get(name),
+    exported: (file, name) => exportedOf(file).get(name),
+    ownMethods: (file, className) => {
+      let byClass = methodsByClass[file];
+      if (!byClass) {
+        byClass = methodsByClass[file] = new Map();
+        for (const fn of files[file]!.functions) {
+          if (fn.parent >= 0 || !fn.className) continue;
+          const list = byClass.get(fn.className);
+          if (list) list.push(fn.name);
+          else byClass.set(fn.className, [fn.name]);
+        }
+      }
+      return byClass.get(className) ?? [];
+    },
+  });
+
+  /** The class whose method (not a def nested in one) a function is, as a class of the resolver. */
+  function ownClass(file: number, fnIndex: number): ClassRef | null {
+    const f = files[file]!;
+    let i = fnIndex;
+    while (i >= 0 && !f.functions[i]!.className) i = f.functions[i]!.parent;
+    if (i < 0 || f.functions[i]!.parent >= 0) return null;
+    return types.classNamed(`${f.moduleName}.${f.functions[i]!.className}`);
+  }
+
+  /** The methods a call on a value of this type reaches: its class's (through the bases), or an interface's implementers. */
+  function methodTargets(v: TypeValue | null, name: string): FnRef[] {
+    if (!v || v.kind === 'function') return [];
+    const m = types.method(v.cls, name);
+    const own = m ? files[m.file]!.functions[m.fn]! : null;
+    // A Protocol's or ABC's declaration reaches the project classes that implement it.
+    if (v.cls.cls.isInterface && (!own || (own.flags & FN_STUB) !== 0)) {
+      const impl = types.implementers(v.cls, name);
+      if (impl.length) return impl;
+    }
+    return m ? [m] : [];
+  }
+
+  /** Every repo function a call site runs: a function, a method through the receiver's type, a constructor's `__init__`. */
+  function resolveTargets(file: number, call: SummaryCall): FnRef[] {
     const f = files[file]!;
     const text = call.calleeText;
     if (call.functionIndex >= 0 && /^(self|cls)\.[A-Za-z_]\w*$/.test(text)) {
-      // The method of the class that encloses the calling method.
+      // The method of the class that encloses the calling method, then its bases.
       let i = call.functionIndex;
       while (i >= 0 && !f.functions[i]!.className) i = f.functions[i]!.parent;
       const cls = i >= 0 ? f.functions[i]!.className : null;
-      if (!cls || f.functions[i]!.parent >= 0) return null;
+      if (!cls || f.functions[i]!.parent >= 0) return [];
       const fn = scopeOf(file).top.get(`${cls}.${call.method}`);
-      return fn === undefined ? null : { file, fn };
+      if (fn !== undefined) return [{ file, fn }];
+      const c = ownClass(file, call.functionIndex);
+      return c ? methodTargets({ kind: 'instance', cls: c }, call.method) : [];
     }
     if (/^[A-Za-z_]\w*$/.test(text)) {
       // Python scoping: a def nested in an enclosing function shadows the module-level one.
       for (let i = call.functionIndex; i >= 0; i = f.functions[i]!.parent) {
         const fn = scopeOf(file).nested.get(`${i}:${text}`);
-        if (fn !== undefined) return { file, fn };
+        if (fn !== undefined) return [{ file, fn }];
       }
     }
-    if (call.qualifiedName) return resolveQualified(call.qualifiedName);
-    return null;
+    if (call.qualifiedName) {
+      const fn = resolveQualified(call.qualifiedName);
+      if (fn) return [fn];
+      // `Cls(...)` runs `Cls.__init__` (and a dataclass's `__post_init__`).
+      const cls = types.classNamed(call.qualifiedName);
+      if (cls) return constructorTargets(cls);
+      // `module.obj.method(...)` on a module-level object of another file.
+      const dot = call.qualifiedName.lastIndexOf('.');
+      const v = dot > 0 ? types.resolve(call.qualifiedName.slice(0, dot)) : null;
+      if (v) return methodTargets(v, call.method);
+    }
+    if (call.receiverType === UNTYPED) return uniqueMethod(call.method);
+    if (call.receiverType) return methodTargets(types.resolve(call.receiverType), call.method);
+    return [];
+  }
+
+  /** The method of the one class of the repo that defines `name` (none when several do, or none). */
+  function uniqueMethod(name: string): FnRef[] {
+    const m = types.uniqueMethod(name);
+    return m ? [m] : [];
+  }
+
+  function constructorTargets(cls: ClassRef): FnRef[] {
+    const out: FnRef[] = [];
+    for (const name of ['__init__', '__post_init__']) {
+      const m = types.method(cls, name);
+      if (m) out.push(m);
+    }
+    return out;
+  }
+
+  function resolveCall(file: number, call: SummaryCall): FnRef | null {
+    return resolveTargets(file, call)[0] ?? null;
+  }
+
+  /**
+   * Edges for a function or bound method passed as a value, by what the taking call does with it:
+   * a thread runs it (off the loop: an offloaded edge), the event loop runs it later (a sync
+   * edge: it blocks the loop as a call here would), a background task runs it after the
+   * response (sync ones in a thread pool), `map`/`sorted` call it right here, and a project
+   * function calls it, hands it to a thread or schedules it as its parameter uses say.
+   */
+  function refEdges(file: number, ref: SummaryRef): { to: FnRef; call: SummaryCall; sync: boolean; weak?: boolean }[] {
+    if (ref.consumer === ATTRIBUTE_READ) {
+      // Reading a property runs its getter, right here.
+      const g = types.getter(ref.target);
+      if (!g) return [];
+      const callee = files[g.file]!.functions[g.fn]!;
+      const call: SummaryCall = {
+        calleeText: ref.target.replace(/^[@^]/, ''), qualifiedName: null, method: ref.target.slice(ref.target.lastIndexOf('.') + 1),
+        functionIndex: ref.functionIndex, line: ref.line, column: ref.column, endLine: ref.line, endColumn: ref.column,
+        awaited: false, offloaded: false, inLoop: false, receiverType: null, withItem: false,
+      };
+      return [{ to: g, call, sync: !callee.isAsync }];
+    }
+    const v = types.resolve(ref.target);
+    let targets = !v ? [] : v.kind === 'function' ? [{ file: v.file, fn: v.fn }] : v.kind === 'class' ? constructorTargets(v.cls) : [];
+    // `self._cache.reload` on an attribute nothing types: the one class that defines `reload`.
+    let weak = false;
+    if (!v && /^\^.*\..*\./.test(ref.target)) {
+      targets = uniqueMethod(ref.target.slice(ref.target.lastIndexOf('.') + 1));
+      weak = true;
+    }
+    if (!targets.length) return [];
+    const out: { to: FnRef; call: SummaryCall; sync: boolean; weak: boolean }[] = [];
+    const consumer = ref.consumer;
+    let use: ParamUse | 'background' | null = null;
+    if (OFFLOAD_CONSUMER.test(consumer)) use = 'offload';
+    else if (SCHEDULE_CONSUMER.test(consumer)) use = 'schedule';
+    else if (BACKGROUND_CONSUMER.test(consumer)) use = 'background';
+    else if (CALLING_BUILTINS.test(consumer)) use = 'call';
+    else {
+      const [line, column] = ref.consumerAt.split(':').map(Number);
+      const site = callAt(file, line!, column!);
+      for (const taker of site ? resolveTargets(file, site) : []) {
+        const uses = files[taker.file]!.functions[taker.fn]!.paramUses ?? [];
+        const u = uses.find(([pos, name]) => (typeof ref.arg === 'number' ? pos === ref.arg : name === ref.arg));
+        if (u) use = u[2];
+      }
+    }
+    if (!use) return out;
+    for (const to of targets) {
+      const callee = files[to.file]!.functions[to.fn]!;
+      const offloaded = use === 'offload' || (use === 'background' && !callee.isAsync);
+      const call: SummaryCall = {
+        calleeText: ref.target.replace(/^[@^]/, ''), qualifiedName: null, method: ref.target.slice(ref.target.lastIndexOf('.') + 1),
+        functionIndex: ref.functionIndex, line: ref.line, column: ref.column, endLine: ref.line, endColumn: ref.column,
+        awaited: false, offloaded, inLoop: ref.inLoop || use === 'call_loop', receiverType: null, withItem: false,
+      };
+      out.push({ to, call, sync: !offloaded && use !== 'background' && !callee.isAsync, weak });
+    }
+    return out;
+  }
+
+  // Effects name their call by position; the rules look many of them up (a linear search per
+  // effect was 0.5 s of the repo phase on a 2M-line tree). Keyed by line * 2^26 + column, exact
+  // for any line count a file can have; a column past 2^26 (a 64 MB line) is searched for.
+  const callsByPosition: (Map<number, SummaryCall> | undefined)[] = [];
+  function callAt(file: number, line: number, column: number): SummaryCall | undefined {
+    if (column >= POSITION_SPAN) return files[file]!.calls.find((c) => c.line === line && c.column === column);
+    let byPos = callsByPosition[file];
+    if (!byPos) {
+      byPos = new Map();
+      for (const c of files[file]!.calls) {
+        if (c.column >= POSITION_SPAN) continue;
+        const key = c.line * POSITION_SPAN + c.column;
+        if (!byPos.has(key)) byPos.set(key, c);
+      }
+      callsByPosition[file] = byPos;
+    }
+    return byPos.get(line * POSITION_SPAN + column);
   }
 
   // Edges. Most functions call no repo function and none calls them: their lists are made on the
   // first edge (two empty arrays per function were ~480k allocations on a 2M-line tree).
   const out: (CallEdge[] | undefined)[] = new Array(total);
   const incoming: (CallEdge[] | undefined)[] = new Array(total);
+  const addEdge = (from: FnRef, to: FnRef, call: SummaryCall, sync: boolean, weak = false) => {
+    const edge: CallEdge = weak ? { from, to, call, sync, weak } : { from, to, call, sync };
+    (out[idOf(from)] ??= []).push(edge);
+    (incoming[idOf(to)] ??= []).push(edge);
+  };
   files.forEach((f, file) => {
     for (const call of f.calls) {
       if (call.functionIndex < 0) continue;
-      const to = resolveCall(file, call);
-      if (!to) continue;
       const from = { file, fn: call.functionIndex };
-      const callee = files[to.file]!.functions[to.fn]!;
-      const edge: CallEdge = { from, to, call, sync: !call.awaited && !call.offloaded && !callee.isAsync };
-      (out[idOf(from)] ??= []).push(edge);
-      (incoming[idOf(to)] ??= []).push(edge);
+      const targets = resolveTargets(file, call);
+      const weak = call.receiverType === UNTYPED;
+      for (const to of targets) {
+        const callee = files[to.file]!.functions[to.fn]!;
+        addEdge(from, to, call, !call.awaited && !call.offloaded && !callee.isAsync, weak);
+      }
+      // `with Cls() as x:` runs `__enter__` (`async with`: `__aenter__`, awaited) on the value.
+      if (call.withItem) {
+        const value = targets.length && call.qualifiedName ? types.classNamed(call.qualifiedName) : null;
+        const v = value ? { kind: 'instance' as const, cls: value } : call.qualifiedName ? types.resolve(`${call.qualifiedName}()`) : null;
+        for (const name of ['__enter__', '__aenter__']) {
+          for (const to of methodTargets(v, name)) {
+            const callee = files[to.file]!.functions[to.fn]!;
+            addEdge(from, to, call, !call.offloaded && !callee.isAsync);
+          }
+        }
+      }
+    }
+    for (const ref of f.refs ?? []) {
+      if (ref.functionIndex < 0) continue;
+      for (const e of refEdges(file, ref)) addEdge({ file, fn: ref.functionIndex }, e.to, e.call, e.sync, e.weak);
     }
   });
 
@@ -285,7 +468,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
       let frontier: number[] = [];
       for (const id of ids) {
         const e = own[id]!.find((x) => x.kind === kind)!;
-        (reach[id] ??= new Map()).set(kind, { effect: e, next: null, effectFn: id });
+        (reach[id] ??= new Map()).set(kind, { effect: e, next: null, effectFn: id, weak: false });
         frontier.push(id);
       }
       while (frontier.length) {
@@ -297,7 +480,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
             const caller = idOf(edge.from);
             const callerReach = (reach[caller] ??= new Map());
             if (callerReach.has(kind)) continue;
-            callerReach.set(kind, { effect: got.effect, next: edge, effectFn: got.effectFn });
+            callerReach.set(kind, { effect: got.effect, next: edge, effectFn: got.effectFn, weak: got.weak || edge.weak === true });
             next.push(caller);
           }
         }
@@ -323,29 +506,11 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
         id = idOf(cur.next.to);
         cur = reach[id]?.get(kind);
       }
-      result.set(kind, { kind, effect: first.effect, steps });
+      result.set(kind, { kind, effect: first.effect, steps, weak: first.weak });
     }
     return result;
   }
 
-  // Effects name their call by position; the rules look many of them up (a linear search per
-  // effect was 0.5 s of the repo phase on a 2M-line tree). Keyed by line * 2^26 + column, exact
-  // for any line count a file can have; a column past 2^26 (a 64 MB line) is searched for.
-  const callsByPosition: (Map<number, SummaryCall> | undefined)[] = [];
-  function callAt(file: number, line: number, column: number): SummaryCall | undefined {
-    if (column >= POSITION_SPAN) return files[file]!.calls.find((c) => c.line === line && c.column === column);
-    let byPos = callsByPosition[file];
-    if (!byPos) {
-      byPos = new Map();
-      for (const c of files[file]!.calls) {
-        if (c.column >= POSITION_SPAN) continue;
-        const key = c.line * POSITION_SPAN + c.column;
-        if (!byPos.has(key)) byPos.set(key, c);
-      }
-      callsByPosition[file] = byPos;
-    }
-    return byPos.get(line * POSITION_SPAN + column);
-  }
 
   function functionsWithEffects(kinds: ReadonlySet<string>): FnRef[] {
     const ids = new Set<number>();
@@ -375,6 +540,14 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
 }
 
 const POSITION_SPAN = 2 ** 26;
+/** Calls that run the callable they are given in a worker thread. */
+const OFFLOAD_CONSUMER = /(^|\.)(to_thread|run_in_executor|run_in_threadpool|run_sync|submit|sync_to_async|Thread|Process)$/;
+/** Calls that make the event loop run the callable later, on the loop. */
+const SCHEDULE_CONSUMER = /(^|\.)(call_soon|call_later|call_at|call_soon_threadsafe|add_done_callback|add_reader|add_writer|add_signal_handler)$/;
+/** Background tasks run after the response: `BackgroundTasks.add_task(f)`, `BackgroundTask(f)`. */
+const BACKGROUND_CONSUMER = /(^|\.)(add_task|BackgroundTask)$/;
+/** Builtins that call the function they are given right away. */
+const CALLING_BUILTINS = /^builtins\.(map|filter|sorted|min|max)$/;
 const NO_EDGES: readonly CallEdge[] = Object.freeze([]);
 const NO_REACH: ReadonlyMap<string, Reached> = new Map();
 

@@ -7,9 +7,9 @@
  * Computed on the summaries and the call graph: the roots are the functions whose context is
  * known (handlers, tasks, CLI commands, `__main__` blocks, startup hooks, every function of a
  * migration or of a script file), and each function gets the union of the contexts of its
- * callers. A function that nothing in the repo is seen to call, or a public method (callable
- * through an object the call graph does not follow yet), may run anywhere: it stays live. So a
- * helper is one-off only when every caller the graph knows of is one-off.
+ * callers. A function or method that nothing in the repo is seen to call may run anywhere: it
+ * stays live. So a helper is one-off only when every caller the graph knows of is one-off (the
+ * graph follows calls through typed objects, constructors, properties and callbacks).
  */
 import type { CallGraph } from './callgraph.js';
 import type { FileSummary } from './summary.js';
@@ -92,8 +92,6 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
       }
       if (fn.effectiveRole === 'handler') mask[id] |= REQUEST;
       else if (fn.effectiveRole === 'background') mask[id] |= BACKGROUND;
-      // A public method may be called through an object the graph does not follow.
-      if (fn.className && (!fn.name.startsWith('_') || /^__\w+__$/.test(fn.name))) mask[id] |= UNKNOWN;
     });
   });
   files.forEach((f, file) => {

@@ -16,6 +16,7 @@
 import v8 from 'node:v8';
 import type { Effect, FileSummary, SummaryCall, SummaryFunction } from './summary.js';
 import type { FunctionRole } from '../semantic/model.js';
+import type { ParamUse } from './objects.js';
 
 export interface PackedSummary {
   packed: 1;
@@ -36,11 +37,17 @@ export interface PackedSummary {
   exportedTypes: Int32Array;
   suppressions: [number, string[]][];
   entryPoints: FileSummary['entryPoints'];
+  /** {@link USE_WORDS} words per parameter use, in function order. */
+  paramUses: Int32Array;
+  classes: FileSummary['classes'];
+  refs: FileSummary['refs'];
 }
 
-const FN_WORDS = 11;
+const FN_WORDS = 14;
 const EFFECT_WORDS = 6;
-const CALL_WORDS = 9;
+const CALL_WORDS = 10;
+const USE_WORDS = 3;
+const USES: ParamUse[] = ['call', 'call_loop', 'offload', 'schedule'];
 
 const ROLES: FunctionRole[] = ['handler', 'background', 'init', 'other'];
 const F_ASYNC = 1;
@@ -48,6 +55,7 @@ const F_GENERATOR = 2;
 const C_AWAITED = 1;
 const C_OFFLOADED = 2;
 const C_IN_LOOP = 4;
+const C_WITH_ITEM = 8;
 
 class StringTable {
   readonly list: string[] = [];
@@ -78,7 +86,9 @@ export function packSummary(s: FileSummary): PackedSummary {
   const effectCount = s.functions.reduce((n, f) => n + f.effects.length, 0);
   const functions = new Int32Array(s.functions.length * FN_WORDS);
   const effects = new Int32Array(effectCount * EFFECT_WORDS);
+  const paramUses = new Int32Array(s.functions.reduce((n, f) => n + f.paramUses.length, 0) * USE_WORDS);
   let e = 0;
+  let u = 0;
   s.functions.forEach((f, i) => {
     const o = i * FN_WORDS;
     functions[o] = t.id(f.name);
@@ -92,6 +102,14 @@ export function packSummary(s: FileSummary): PackedSummary {
     functions[o + 8] = f.startLine;
     functions[o + 9] = f.endLine;
     functions[o + 10] = f.effects.length;
+    functions[o + 11] = t.opt(f.returns);
+    functions[o + 12] = f.flags;
+    functions[o + 13] = f.paramUses.length;
+    for (const [pos, name, use] of f.paramUses) {
+      paramUses[u++] = pos;
+      paramUses[u++] = t.id(name);
+      paramUses[u++] = USES.indexOf(use);
+    }
     for (const x of f.effects) {
       const q = e * EFFECT_WORDS;
       effects[q] = t.id(x.kind);
@@ -114,7 +132,8 @@ export function packSummary(s: FileSummary): PackedSummary {
     calls[o + 5] = c.column;
     calls[o + 6] = c.endLine;
     calls[o + 7] = c.endColumn;
-    calls[o + 8] = (c.awaited ? C_AWAITED : 0) | (c.offloaded ? C_OFFLOADED : 0) | (c.inLoop ? C_IN_LOOP : 0);
+    calls[o + 8] = (c.awaited ? C_AWAITED : 0) | (c.offloaded ? C_OFFLOADED : 0) | (c.inLoop ? C_IN_LOOP : 0) | (c.withItem ? C_WITH_ITEM : 0);
+    calls[o + 9] = t.opt(c.receiverType);
   });
   const exportedTypes = new Int32Array(s.exportedTypes.length * 2);
   s.exportedTypes.forEach(([a, b], i) => {
@@ -135,6 +154,9 @@ export function packSummary(s: FileSummary): PackedSummary {
     exportedTypes,
     suppressions: s.suppressions,
     entryPoints: s.entryPoints,
+    paramUses,
+    classes: s.classes,
+    refs: s.refs,
   };
 }
 
@@ -142,8 +164,8 @@ export function isPackedSummary(x: unknown): x is PackedSummary {
   const p = x as PackedSummary | null;
   return (
     !!p && typeof p === 'object' && p.packed === 1 && typeof p.path === 'string' && typeof p.moduleName === 'string' &&
-    Array.isArray(p.strings) && Array.isArray(p.suppressions) && Array.isArray(p.entryPoints) &&
-    [p.imports, p.moduleDefs, p.functions, p.effects, p.calls, p.exportedTypes].every((a) => a instanceof Int32Array) &&
+    Array.isArray(p.strings) && Array.isArray(p.suppressions) && Array.isArray(p.entryPoints) && Array.isArray(p.classes) && Array.isArray(p.refs) &&
+    [p.imports, p.moduleDefs, p.functions, p.effects, p.calls, p.exportedTypes, p.paramUses].every((a) => a instanceof Int32Array) &&
     p.functions.length % FN_WORDS === 0 && p.effects.length % EFFECT_WORDS === 0 && p.calls.length % CALL_WORDS === 0
   );
 }
@@ -168,7 +190,9 @@ export function unpackSummary(p: PackedSummary): FileSummary {
   const functions: SummaryFunction[] = [];
   const fw = p.functions;
   const ew = p.effects;
+  const uw = p.paramUses;
   let e = 0;
+  let u = 0;
   for (let o = 0; o < fw.length; o += FN_WORDS) {
     const effects: Effect[] = [];
     for (let k = fw[o + 10]!; k > 0; k--, e += EFFECT_WORDS) {
@@ -176,6 +200,12 @@ export function unpackSummary(p: PackedSummary): FileSummary {
       const effect: Effect = { kind: at(ew[e]!), what: at(ew[e + 1]!), line: ew[e + 2]!, column: ew[e + 3]! };
       if (ew[e + 4]! >= 0) effect.pending = { typePath: at(ew[e + 4]!), method: at(ew[e + 5]!) };
       effects.push(effect);
+    }
+    const paramUses: [number, string, ParamUse][] = [];
+    for (let k = fw[o + 13]!; k > 0; k--, u += USE_WORDS) {
+      const use = USES[uw[u + 2]!];
+      if (u >= uw.length || use === undefined) throw new Error(`packed summary of ${p.path}: parameter uses out of range`);
+      paramUses.push([uw[u]!, at(uw[u + 1]!), use]);
     }
     functions.push({
       name: at(fw[o]!),
@@ -190,6 +220,9 @@ export function unpackSummary(p: PackedSummary): FileSummary {
       startLine: fw[o + 8]!,
       endLine: fw[o + 9]!,
       effects,
+      returns: opt(fw[o + 11]!),
+      flags: fw[o + 12]!,
+      paramUses,
     });
   }
   const calls: SummaryCall[] = [];
@@ -208,6 +241,8 @@ export function unpackSummary(p: PackedSummary): FileSummary {
       awaited: (flags & C_AWAITED) !== 0,
       offloaded: (flags & C_OFFLOADED) !== 0,
       inLoop: (flags & C_IN_LOOP) !== 0,
+      receiverType: opt(cw[o + 9]!),
+      withItem: (flags & C_WITH_ITEM) !== 0,
     });
   }
   const exportedTypes: [string, string][] = [];
@@ -223,6 +258,8 @@ export function unpackSummary(p: PackedSummary): FileSummary {
     exportedTypes,
     suppressions: p.suppressions,
     entryPoints: p.entryPoints,
+    classes: p.classes,
+    refs: p.refs,
   };
 }
 

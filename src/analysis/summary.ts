@@ -7,6 +7,7 @@ import { effectiveRole } from '../semantic/model.js';
 import { exportedTypes } from '../semantic/valueTypes.js';
 import { classifyHandle } from '../semantic/db.js';
 import { LOOP_CALL, PASSES_LOADED_ID } from '../rules/python/query/dbCalls.js';
+import { objectFacts, typePathHead, UNTYPED, type ParamUse, type SummaryClass, type SummaryRef } from './objects.js';
 import { PASSES_HELD_ATTR, RESOLVES_ONE_ATTR } from '../rules/python/query/resolveFacts.js';
 
 /** Something a function does that matters to a caller on the event loop or in a loop. */
@@ -37,6 +38,10 @@ export interface SummaryCall {
   awaited: boolean;
   offloaded: boolean;
   inLoop: boolean;
+  /** The receiver's type path when the repo phase may resolve it to a class of the repo (see objects.ts). */
+  receiverType: string | null;
+  /** The call is a `with`/`async with` item: its value's `__enter__`/`__aenter__` runs too. */
+  withItem: boolean;
 }
 
 export interface SummaryFunction {
@@ -53,6 +58,12 @@ export interface SummaryFunction {
   startLine: number;
   endLine: number;
   effects: Effect[];
+  /** Type path of what calling it gives (annotation, yielded value, first returned value). */
+  returns: string | null;
+  /** `FN_PROPERTY`, `FN_CLASSMETHOD`, … (objects.ts). */
+  flags: number;
+  /** Parameters it calls or hands on: `[position after self/cls, name, use]`. */
+  paramUses: [number, string, ParamUse][];
 }
 
 export interface FileSummary {
@@ -68,6 +79,9 @@ export interface FileSummary {
   exportedTypes: [string, string][];
   /** What the file starts outside requests: `[kind, qualified name]` (see `FileModel.entryPoints`). */
   entryPoints: [EntryPoint['kind'], string][];
+  classes: SummaryClass[];
+  /** Functions and bound methods passed as values. */
+  refs: SummaryRef[];
 }
 
 /** Everything the repo phase knows: every file's summary. */
@@ -78,10 +92,28 @@ export interface RepoIndex {
 /** Summarises a file for the repo phase; `effects[i]` are the effects found in function i. */
 export function summarize(model: FileModel, effects: Effect[][], repoModules?: ReadonlySet<string>): FileSummary {
   if (model.isTestFile) effects = [];
+  const own = model.moduleName.split('.')[0]!;
+  const isRepo = (t: string) => {
+    const head = typePathHead(t);
+    return !repoModules || head === own || repoModules.has(head);
+  };
+  const objects = objectFacts(model, isRepo);
   const keep = repoModules ? keptCalls(effects, repoModules) : null;
+  // `with X() as x:` items, from the model's `with` statements (a parent lookup per call costs more).
+  const withItems = new Set<number>();
+  for (const w of model.withs) for (const item of w.items) {
+    const v = item.value.type === 'await' ? item.value.namedChild(0) : item.value;
+    if (v?.type === 'call') withItems.add(v.startIndex);
+  }
   const calls: SummaryCall[] = [];
   for (const c of model.calls) {
-    if (keep && !keep(c)) continue;
+    // A call the graph resolves by name (a function, `self.m()`) needs no receiver type.
+    const kept = !keep || keep(c);
+    let receiverType = c.functionIndex >= 0 && !(kept && (c.qualifiedName !== null || LOCAL_CALLEE.test(c.calleeText))) ? objects.receiverTypeOf(c) : null;
+    // A method call on a value nothing types: the repo phase may resolve it by its name alone.
+    if (receiverType === null && !kept && c.functionIndex >= 0 && c.qualifiedName === null && objects.untypedCandidate(c)) receiverType = UNTYPED;
+    if (!kept && receiverType === null) continue;
+    const repoCall = c.functionIndex >= 0 && (mayBeRepoCall(c) || receiverType !== null);
     calls.push({
       calleeText: c.calleeText,
       qualifiedName: c.qualifiedName,
@@ -91,10 +123,12 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
       column: c.column,
       endLine: c.node.endPosition.row + 1,
       endColumn: c.node.endPosition.column + 1,
-      // `awaited` costs a parent lookup; only calls that may name a repo function need it.
-      awaited: c.functionIndex >= 0 && mayBeRepoCall(c) ? c.awaited : false,
+      // `awaited` and `isWithItem` cost a parent lookup; only calls that may name a repo function need them.
+      awaited: repoCall ? c.awaited : false,
       offloaded: c.offloaded,
       inLoop: c.loops.length > 0,
+      receiverType,
+      withItem: repoCall && withItems.has(c.start),
     });
   }
   return {
@@ -116,11 +150,16 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
       startLine: f.startLine,
       endLine: f.endLine,
       effects: effects[i] ?? [],
+      returns: objects.functions[i]!.returns,
+      flags: objects.functions[i]!.flags,
+      paramUses: objects.functions[i]!.paramUses,
     })),
     calls,
-    exportedTypes: exportedTypes(model, (t) => classifyHandle(t) !== null),
+    exportedTypes: exportedTypes(model, (t) => classifyHandle(t) !== null || isRepo(t)),
     suppressions: [...model.suppressions].map(([line, codes]) => [line, [...codes]]),
     entryPoints: model.entryPoints.map((e) => [e.kind, e.name]),
+    classes: objects.classes,
+    refs: objects.refs,
   };
 }
 

@@ -50,7 +50,7 @@ function cpuHeavyName(model: FileModel, call: CallInfo): string | null {
     }
     if (PAYLOAD_HEAVY.has(q)) return isPayload(model, firstArg(call.node), call.functionIndex, 0) ? q : null;
   }
-  if ((call.method === 'hash' || call.method === 'verify') && call.hasReceiver) {
+  if ((call.method === 'hash' || call.method === 'verify' || call.method === 'verify_and_update' || call.method === 'encrypt') && call.hasReceiver) {
     const t = receiverType(model, call);
     if (t && HASHER_TYPES.test(t)) return `${t.replace(/^@/, '').replace(/\(\)$/, '')}.${call.method}`;
   }

@@ -39,6 +39,9 @@ export interface FunctionInfo {
   body: SyntaxNode | null;
   startLine: number;
   endLine: number;
+  /** Byte offsets of the definition (decorators excluded). */
+  readonly start: number;
+  readonly end: number;
   /** Does the body contain `yield` (own body, not nested functions)? */
   isGenerator: boolean;
   /** The values of the function's own `yield x` expressions (not nested functions'). */
@@ -78,6 +81,8 @@ export interface WithInfo {
 
 export interface CallInfo {
   node: SyntaxNode;
+  /** Byte offset where the call starts. */
+  readonly start: number;
   /** Source text of the callee expression, whitespace-free: `self.db.execute`, `Path(p).read_text`. */
   calleeText: string;
   /**
@@ -636,7 +641,7 @@ class FunctionInfoImpl implements FunctionInfo {
   private readonly paramsOffset: number;
   private readonly source: string;
 
-  constructor(model: FileModel, readonly node: SyntaxNode, start: number, end: number, parent: number, stack: Frame[], readonly decorators: string[]) {
+  constructor(model: FileModel, readonly node: SyntaxNode, readonly start: number, readonly end: number, parent: number, stack: Frame[], readonly decorators: string[]) {
     DEF_HEAD.lastIndex = start;
     const head = DEF_HEAD.exec(model.source);
     this.source = model.source;

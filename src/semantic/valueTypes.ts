@@ -238,13 +238,17 @@ export function providerType(model: FileModel, fnIndex: number, keep: (t: string
 export function exportedTypes(model: FileModel, keep: (t: string) => boolean): [string, string][] {
   const out = new Map<string, string>();
   // A cheap text gate first: most files define no session, engine, client or provider, and
-  // typing their names would collect every assignment of the file.
-  if (!mayDefineHandle(model.source)) return [];
+  // typing their names would collect every assignment of the file. Module-level objects built
+  // by a call (`settings = Settings()`, `svc = Service(repo)`) are typed in every file: other
+  // files call their methods.
+  const handles = mayDefineHandle(model.source);
   for (const a of model.assignments) {
     if (a.functionIndex >= 0 || !IDENT.test(a.target) || a.fromWith) continue;
+    if (!handles && (a.annotation || a.value?.type !== 'call')) continue;
     const t = moduleAssignmentType(model, a);
     if (t && keep(t)) out.set(a.target, t);
   }
+  if (!handles) return [...out];
   for (const fn of model.functions) {
     if (fn.parent >= 0 || fn.className || (fn.yields.length === 0 && !fn.returnType)) continue;
     const t = providerType(model, fn.index, keep);

@@ -9,6 +9,7 @@ import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRuleContext, RepoRuleContext } from '../../types.js';
 import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
+import { UNTYPED } from '../../../analysis/objects.js';
 import { classifyDbCall, isFlushingCall, isStagedWrite, loadedModel, LOOP_CALL, smallLiteralProduct, type DbOp, type DbOpKind } from './dbCalls.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
 
@@ -152,6 +153,8 @@ export function reportHelperSites(
   effectKind: string,
   message: (callee: string, what: string) => string,
   severity: (literalSize: number | null) => Severity | undefined = () => undefined,
+  /** The rule's own severity, lowered for a weak chain when `severity` gives none. */
+  ruleSeverity: Severity = 'high',
 ): void {
   const graph = callGraphOf(ctx.index);
   for (const { file, fn, site, call, to } of siteCalls(graph, LOOP_CALLS)) {
@@ -159,11 +162,14 @@ export function reportHelperSites(
     if (!reach) continue;
     const chain = [fn.qualifiedName, ...graph.chainNames(reach)];
     const size = site.what === '' ? null : Number(site.what);
+    // A call resolved by the method's name alone (its receiver untyped) is a weaker claim.
+    const weak = reach.weak || call.receiverType === UNTYPED;
+    const sev = severity(size) ?? ruleSeverity;
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-      message: message(graph.function(to).qualifiedName, reach.effect.what),
-      severity: severity(size),
+      message: message(graph.function(to).qualifiedName, reach.effect.what) + (weak ? ' (a call resolved by its method name alone)' : ''),
+      severity: weak ? lowerSeverity(sev) : severity(size),
       function: fn.name,
       chain,
     });
@@ -171,3 +177,7 @@ export function reportHelperSites(
 }
 
 export { smallLiteralProduct };
+
+function lowerSeverity(s: Severity): Severity {
+  return s === 'critical' ? 'high' : s === 'high' ? 'medium' : 'low';
+}

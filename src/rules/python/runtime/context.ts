@@ -33,6 +33,10 @@ export function asyncCallSites(model: FileModel): readonly AsyncCallSite[] {
 
 const asyncSites = new WeakMap<FileModel, AsyncCallSite[]>();
 
+function lowerSeverity(s: Severity): Severity {
+  return s === 'critical' ? 'high' : s === 'high' ? 'medium' : 'low';
+}
+
 export function severityByRole(model: FileModel, fnIndex: number, table: Record<FunctionRole, Severity>): Severity {
   return table[effectiveRole(model, fnIndex)];
 }
@@ -81,11 +85,13 @@ export function reportEventLoopChains(
       if (seen.has(key)) continue;
       seen.add(key);
       const chain = [fn.qualifiedName, ...graph.chainNames(reach)];
+      // A chain through a call resolved by the method's name alone is a weaker claim.
+      const weak = reach.weak || edge.weak === true;
       ctx.report({
         path: file.path,
         location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
-        message: message(reach.effect.what, fn.name, chain),
-        severity: severityOf(reach.effect.what) ?? sev,
+        message: message(reach.effect.what, fn.name, chain) + (weak ? ' (a call resolved by its method name alone)' : ''),
+        severity: weak ? lowerSeverity(severityOf(reach.effect.what) ?? sev) : (severityOf(reach.effect.what) ?? sev),
         function: fn.name,
         chain,
       });

@@ -1,0 +1,39 @@
+/** Calls through objects (fixtures/objects): the chains the call graph now follows, and how sure it is. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../dist/src/config/config.js';
+import { scan } from '../dist/src/engine/scan.js';
+import type { Finding } from '../src/types.js';
+
+const ROOT = path.resolve(__dirname, '../fixtures/objects');
+let findings: Finding[] = [];
+
+beforeAll(async () => {
+  const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1 }, {}, null);
+  findings = (await scan(ROOT, config, { inProcessBytes: Infinity })).result.findings;
+});
+
+const at = (text: string) => {
+  const lines = fs.readFileSync(path.join(ROOT, 'app/api.py'), 'utf8').split('\n');
+  const line = lines.findIndex((l) => l.includes(text)) + 1;
+  return findings.find((f) => f.path === 'app/api.py' && f.line === line);
+};
+
+describe('calls through objects', () => {
+  it('follows constructors, attributes, providers, protocols, properties and callbacks', () => {
+    expect(at('Warmup()')!.chain).toEqual(['constructors', 'Warmup.__init__', 'time.sleep']);
+    expect(at('return quotes.quote()')!.chain).toEqual(['through_attributes', 'Quotes.quote', 'RateClient.latest', 'requests.get']);
+    expect(at('quotes.alert()')!.chain).toEqual(['through_protocol', 'Quotes.alert', 'MailNotifier.send', 'requests.post']);
+    expect(at('key = settings.secret')!.chain).toEqual(['property_read', 'Settings.secret', 'open']);
+    expect(at('with Lock()')!.chain).toEqual(['context_manager', 'Lock.__enter__', 'time.sleep']);
+    expect(at('loop.call_soon(partial(flush_now, 1))')!.chain).toEqual(['callbacks', 'flush_now', 'time.sleep']);
+  });
+
+  it('a call resolved by its method name alone is one severity lower', () => {
+    const weak = at('data = poller.poll_remote()')!;
+    expect(weak.severity).toBe('medium');
+    expect(weak.message).toMatch(/resolved by its method name alone/);
+    expect(at('return client.latest()')!.severity).toBe('high');
+  });
+});
