@@ -22,6 +22,18 @@ export interface Downgrade {
   evidence: string;
 }
 
+/**
+ * One hop of a finding reached through calls: the function, and the call it makes at that
+ * place (the next function of the chain, or at the last step what it does: `requests.get`).
+ */
+export interface ChainStep {
+  path: string;
+  line: number;
+  column: number;
+  function: string;
+  call: string;
+}
+
 export interface Finding {
   code: string;
   check: string;
@@ -38,7 +50,7 @@ export interface Finding {
   message: string;
   recommendation: string;
   effort: Effort;
-  chain?: string[];
+  chain?: ChainStep[];
   downgrades: Downgrade[];
   fingerprint: string;
 }

@@ -12,7 +12,10 @@ const SCHEMA = JSON.parse(fs.readFileSync(path.resolve(__dirname, '../schema/per
 
 function sample() {
   return scanResult([
-    finding({ code: 'PA301', severity: 'high', path: 'app/api/files.py', line: 42, column: 9, endColumn: 31, chain: ['upload', 'save_blob', 'Path.write_bytes'] }),
+    finding({ code: 'PA301', severity: 'high', path: 'app/api/files.py', line: 42, column: 9, endColumn: 31, chain: [
+      { path: 'app/api/files.py', line: 42, column: 9, function: 'upload', call: 'save_blob' },
+      { path: 'app/storage.py', line: 7, column: 5, function: 'save_blob', call: 'Path.write_bytes' },
+    ] }),
     finding({ code: 'PA303', severity: 'medium', path: 'app/api/files.py', line: 7 }),
     finding({ code: 'PA107', severity: 'critical', path: 'app/repo.py', line: 3, function: undefined }),
     finding({ code: 'PA304', severity: 'low', path: 'app/util.py', line: 1 }),
@@ -34,8 +37,11 @@ describe('text', () => {
     const lines = out.trimEnd().split('\n');
     expect(lines[0]).toBe('app/api/files.py:7:5 PA303 sync_sleep_in_async found here');
     expect(lines[1]).toBe('app/api/files.py:42:9 PA301 blocking_io_in_async found here (via upload → save_blob → Path.write_bytes)');
-    expect(lines[2]).toBe('app/repo.py:3:5 PA107 query_in_loop found here');
-    expect(lines[3]).toBe('app/tasks/job.py:5:5 PA303 [advisory] sync_sleep_in_async found here');
+    // The chain's hops, indented under their finding: a place per hop.
+    expect(lines[2]).toBe('    app/api/files.py:42:9 in upload: save_blob');
+    expect(lines[3]).toBe('    app/storage.py:7:5 in save_blob: Path.write_bytes');
+    expect(lines[4]).toBe('app/repo.py:3:5 PA107 query_in_loop found here');
+    expect(lines[5]).toBe('app/tasks/job.py:5:5 PA303 [advisory] sync_sleep_in_async found here');
     expect(lines.at(-1)).toBe('Found 5 findings (1 critical, 1 high, 1 medium, 1 low, 1 advisory) in 12 files. Overall score 8.2/10. Done in 123 ms.');
     expect(out).not.toMatch(/\u001b\[/);
   });
@@ -103,6 +109,16 @@ describe('json', () => {
 });
 
 describe('sarif', () => {
+  it('gives a chain finding a code flow with a location per hop', () => {
+    const results = toSarif(sample()).runs[0].results;
+    const chained = results.find((r: { ruleId: string }) => r.ruleId === 'PA301');
+    const flow = chained.codeFlows[0].threadFlows[0].locations.map((l: { location: { physicalLocation: { artifactLocation: { uri: string }; region: { startLine: number } }; message: { text: string } } }) =>
+      `${l.location.physicalLocation.artifactLocation.uri}:${l.location.physicalLocation.region.startLine} ${l.location.message.text}`);
+    expect(flow).toEqual(['app/api/files.py:42 upload: save_blob', 'app/storage.py:7 save_blob: Path.write_bytes']);
+    expect(results.find((r: { ruleId: string }) => r.ruleId === 'PA303').codeFlows).toBeUndefined();
+    expect(renderGithub(sample())).toContain('Call chain:%0A  app/api/files.py:42:9 in upload: save_blob%0A  app/storage.py:7:5 in save_blob: Path.write_bytes');
+  });
+
   it('is one SARIF 2.1.0 run with rule metadata', () => {
     const log = toSarif(sample());
     expect(log.version).toBe('2.1.0');

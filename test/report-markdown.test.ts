@@ -21,7 +21,10 @@ function sample() {
   return scanResult([
     finding({ code: 'PA301', severity: 'high', path: 'app/api/files.py', line: 42, message: 'open() blocks the event loop', recommendation: 'Use aiofiles' }),
     finding({ code: 'PA303', severity: 'medium', path: 'app/api/files.py', line: 7, message: 'time.sleep in async def' }),
-    finding({ code: 'PA107', severity: 'critical', path: 'app/repo.py', line: 3, message: 'query per iteration', chain: ['list_users', 'load_user'], effort: 'M' }),
+    finding({ code: 'PA107', severity: 'critical', path: 'app/repo.py', line: 3, message: 'query per iteration', chain: [
+      { path: 'app/repo.py', line: 3, column: 1, function: 'list_users', call: 'load_user' },
+      { path: 'app/repo.py', line: 9, column: 5, function: 'load_user', call: 'session.get(User)' },
+    ], effort: 'M' }),
     finding({
       code: 'PA304',
       severity: 'low',
@@ -93,7 +96,7 @@ describe('renderMarkdown', () => {
     expect(section(md, '#### 1. Query Efficiency')).toEqual([
       '| Severity | Location | Issue | Recommendation | Effort |',
       '|---|---|---|---|---|',
-      '| Critical | `app/repo.py:3` | PA107 query_in_loop: query per iteration (via list_users → load_user) | Do the right thing. | M |',
+      '| Critical | `app/repo.py:3` | PA107 query_in_loop: query per iteration<br>Call chain:<br>1. `app/repo.py:3:1 in list_users: load_user`<br>2. `app/repo.py:9:5 in load_user: session.get(User)` | Do the right thing. | M |',
     ]);
     const runtime = section(md, '#### 3. Runtime Performance');
     expect(runtime[2]).toMatch(/^\| High \| `app\/api\/files\.py:42` \| PA301 blocking_io_in_async: open\(\) blocks the event loop \| Use aiofiles \| S \|$/);

@@ -17,6 +17,7 @@
  * unresolved calls are simply not edges.
  */
 import type { Effect, FileSummary, RepoIndex, SummaryCall, SummaryFunction } from './summary.js';
+import type { ChainStep as LocatedStep } from '../types.js';
 import { ATTRIBUTE_READ, FN_STUB, UNTYPED, type ParamUse, type SummaryRef } from './objects.js';
 import { typeResolver, type ClassRef, type TypeValue } from './types.js';
 import { resolveHandle, isBlockingDbMethod, handleMethodLabel, type NameLookup } from '../semantic/db.js';
@@ -80,6 +81,11 @@ export interface CallGraph {
   effectsOf(ref: FnRef, mode?: PropagationMode): Map<string, Reach>;
   /** Display names along a chain, ending with what the effect calls: `["upload", "save_blob", "open"]`. */
   chainNames(reach: Reach): string[];
+  /**
+   * The chain as located steps: `first` (the asking function's call into the chain) and then each
+   * function with the call it makes, the last one with the effect itself.
+   */
+  chainSteps(reach: Reach, first?: { ref: FnRef; call: SummaryCall }): LocatedStep[];
   /** Every function, in file and source order. */
   functions(): Iterable<FnRef>;
   /** The functions with an own effect of one of `kinds`, in file and source order. */
@@ -534,6 +540,17 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     effectsOf,
     chainNames(reach: Reach): string[] {
       return [...reach.steps.map((s) => files[s.fn.file]!.functions[s.fn.fn]!.qualifiedName), reach.effect.what];
+    },
+    chainSteps(reach: Reach, first?: { ref: FnRef; call: SummaryCall }): LocatedStep[] {
+      const step = (ref: FnRef, line: number, column: number, call: string): LocatedStep => ({
+        path: files[ref.file]!.path, line, column, function: files[ref.file]!.functions[ref.fn]!.qualifiedName, call,
+      });
+      const out: LocatedStep[] = [];
+      if (first) out.push(step(first.ref, first.call.line, first.call.column, first.call.calleeText));
+      for (const s of reach.steps) {
+        out.push(s.call ? step(s.fn, s.call.line, s.call.column, s.call.calleeText) : step(s.fn, reach.effect.line, reach.effect.column, reach.effect.what));
+      }
+      return out;
     },
     functions: () => refs,
   };

@@ -3,7 +3,7 @@ import type { FileSummary } from '../analysis/summary.js';
 import type { ProjectContext } from '../discovery/context.js';
 import type { PythonFactsResult } from '../discovery/discover.js';
 import type { ParserPreference } from '../parse/parser.js';
-import type { InternalError, Severity, SkippedFile } from '../types.js';
+import type { ChainStep, InternalError, Severity, SkippedFile } from '../types.js';
 
 /** Set once per worker through piscina's `workerData`. */
 export interface WorkerSetup {
@@ -67,7 +67,7 @@ export interface RawFinding {
   message: string;
   recommendation?: string;
   function?: string;
-  chain?: string[];
+  chain?: ChainStep[];
   /** Trimmed text of the finding's first line, for the fingerprint. */
   lineText: string;
   /** Rule 6 (execution context) evidence, one entry per point. */

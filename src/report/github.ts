@@ -3,6 +3,7 @@
  * an annotation on the pull request's diff.
  * https://docs.github.com/en/actions/reference/workflow-commands-for-github-actions
  */
+import { chainHops } from './chain.js';
 import type { ScanResult } from '../engine/result.js';
 import { compareFindings } from '../merge/score.js';
 import type { Finding } from '../types.js';
@@ -35,7 +36,8 @@ export function githubCommand(f: Finding): string {
     ['title', `${f.code} ${f.check}${f.advisory ? ' (advisory)' : ''}`],
   ];
   const properties = props.map(([k, v]) => `${k}=${escapeProperty(v)}`).join(',');
-  const chain = f.chain && f.chain.length > 1 ? `\nCall chain: ${f.chain.join(' → ')}` : '';
+  const hops = chainHops(f);
+  const chain = hops.length ? `\nCall chain:\n${hops.map((h) => `  ${h}`).join('\n')}` : '';
   const fix = f.recommendation ? `\nFix: ${f.recommendation}` : '';
   return `::${annotationLevel(f)} ${properties}::${escapeData(`${f.message}${chain}${fix}`)}`;
 }

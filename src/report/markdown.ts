@@ -2,6 +2,7 @@
  * The markdown report (product.md, "The markdown report"): fixed sections in a fixed order,
  * generated only from the scan result, so the same result always gives the same bytes.
  */
+import { chainHops } from './chain.js';
 import type { ScanResult } from '../engine/result.js';
 import { TECHNOLOGIES, TECH_ALIASES, technologiesFor } from '../knowledge/sources.js';
 import { compareFindings, countBySeverity, formatScore, mostSevereFinding } from '../merge/score.js';
@@ -206,7 +207,8 @@ function location(f: Finding): string {
 }
 
 function issue(f: Finding): string {
-  const chain = f.chain && f.chain.length > 1 ? ` (via ${f.chain.join(' → ')})` : '';
+  const hops = chainHops(f);
+  const chain = hops.length ? `<br>Call chain:<br>${hops.map((h, i) => `${i + 1}. \`${h}\``).join('<br>')}` : '';
   return `${f.code} ${f.check}: ${f.message}${chain}`;
 }
 

@@ -3,6 +3,7 @@
  * `%SRCROOT%`, 1-based columns, `partialFingerprints` so alerts survive code moving).
  * https://docs.github.com/en/code-security/code-scanning/integrating-with-code-scanning/sarif-support-for-code-scanning
  */
+import { chainNames } from './chain.js';
 import type { ScanResult } from '../engine/result.js';
 import { compareFindings } from '../merge/score.js';
 import type { RuleMeta } from '../rules/types.js';
@@ -46,6 +47,16 @@ export interface SarifResult {
   }[];
   partialFingerprints: Record<string, string>;
   properties: Record<string, unknown>;
+  codeFlows?: {
+    threadFlows: {
+      locations: {
+        location: {
+          physicalLocation: { artifactLocation: { uri: string; uriBaseId: '%SRCROOT%' }; region: { startLine: number; startColumn: number } };
+          message: { text: string };
+        };
+      }[];
+    }[];
+  }[];
 }
 
 export interface SarifLog {
@@ -132,7 +143,8 @@ function sarifResult(f: Finding, ruleIndex: number): SarifResult {
   const endLine = Math.max(startLine, f.endLine);
   // SARIF's endColumn is exclusive; an empty or inverted region is widened to one character.
   const endColumn = endLine === startLine ? Math.max(startColumn + 1, f.endColumn) : Math.max(1, f.endColumn);
-  const chain = f.chain && f.chain.length > 1 ? ` (via ${f.chain.join(' → ')})` : '';
+  const names = chainNames(f);
+  const chain = names ? ` (via ${names})` : '';
   const location: SarifResult['locations'][number] = {
     physicalLocation: {
       artifactLocation: { uri: relativeUri(f.path), uriBaseId: '%SRCROOT%' },
@@ -148,9 +160,8 @@ function sarifResult(f: Finding, ruleIndex: number): SarifResult {
     effort: f.effort,
     recommendation: f.recommendation,
   };
-  if (f.chain && f.chain.length > 0) properties.chain = [...f.chain];
   if (f.downgrades.length > 0) properties.downgrades = f.downgrades.map((d) => ({ ...d }));
-  return {
+  const result: SarifResult = {
     ruleId: f.code,
     ruleIndex,
     level: sarifLevel(f.severity, f.advisory),
@@ -159,6 +170,23 @@ function sarifResult(f: Finding, ruleIndex: number): SarifResult {
     partialFingerprints: { [FINGERPRINT_KEY]: f.fingerprint },
     properties,
   };
+  // The call chain as a code flow: code scanning shows it as the path from the call to the effect.
+  if (f.chain && f.chain.length > 1) {
+    result.codeFlows = [{
+      threadFlows: [{
+        locations: f.chain.map((s) => ({
+          location: {
+            physicalLocation: {
+              artifactLocation: { uri: relativeUri(s.path), uriBaseId: '%SRCROOT%' },
+              region: { startLine: Math.max(1, s.line), startColumn: Math.max(1, s.column) },
+            },
+            message: { text: `${s.function}: ${s.call}` },
+          },
+        })),
+      }],
+    }];
+  }
+  return result;
 }
 
 /** A relative URI reference: `/` separators, each segment percent-encoded, never absolute. */

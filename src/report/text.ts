@@ -2,6 +2,7 @@
  * `--format text` (the default): one line per finding, `path:line:col CODE message`, then a short
  * summary. One line and nothing else when there is nothing to report.
  */
+import { chainHops, chainNames } from './chain.js';
 import type { ScanResult } from '../engine/result.js';
 import { compareFindings, countBySeverity, formatScore } from '../merge/score.js';
 import type { Finding, Severity } from '../types.js';
@@ -52,8 +53,11 @@ function findingLine(f: Finding, paint: (style: string, s: string) => string): s
   const where = paint(ANSI.bold, `${f.path}:${f.line}:${f.column}`);
   const code = f.advisory ? paint(ANSI.dim, f.code) : paint(SEVERITY_COLOR[f.severity], f.code);
   const tag = f.advisory ? ` ${paint(ANSI.dim, '[advisory]')}` : '';
-  const chain = f.chain && f.chain.length > 1 ? ` (via ${f.chain.join(' → ')})` : '';
-  return `${where} ${code}${tag} ${oneLine(f.message)}${chain}`;
+  const names = chainNames(f);
+  const chain = names ? ` (via ${names})` : '';
+  // Each hop on a line of its own, indented like a traceback, so every place can be opened.
+  const hops = chainHops(f).map((h) => `\n    ${paint(ANSI.dim, oneLine(h))}`).join('');
+  return `${where} ${code}${tag} ${oneLine(f.message)}${chain}${hops}`;
 }
 
 function summaryLine(result: ScanResult, paint: (style: string, s: string) => string): string {

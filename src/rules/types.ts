@@ -6,7 +6,7 @@
 import type { SyntaxNode } from '../parse/parser.js';
 import type { FileModel } from '../semantic/model.js';
 import type { ProjectContext } from '../discovery/context.js';
-import type { Effort, Family, Severity } from '../types.js';
+import type { ChainStep, Effort, Family, Severity } from '../types.js';
 import type { RepoIndex } from '../analysis/summary.js';
 
 export interface RuleMeta {
@@ -47,7 +47,7 @@ export interface RuleReport {
   recommendation?: string;
   /** Name of the function the finding is in. */
   function?: string;
-  chain?: string[];
+  chain?: ChainStep[];
 }
 
 export interface FileRuleContext {

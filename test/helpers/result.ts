@@ -85,3 +85,9 @@ export function scanResult(findings: Finding[], over: Partial<ScanResult> = {}):
     ...over,
   };
 }
+
+/** A chain as the names the text output shows: each function, then what the last one calls. */
+export function chainNames(chain: { function: string; call: string }[] | undefined): string[] | undefined {
+  if (!chain) return undefined;
+  return [...chain.map((s) => s.function), chain[chain.length - 1]!.call];
+}

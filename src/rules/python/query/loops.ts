@@ -157,10 +157,10 @@ export function reportHelperSites(
   ruleSeverity: Severity = 'high',
 ): void {
   const graph = callGraphOf(ctx.index);
-  for (const { file, fn, site, call, to } of siteCalls(graph, LOOP_CALLS)) {
+  for (const { ref, file, fn, site, call, to } of siteCalls(graph, LOOP_CALLS)) {
     const reach = graph.effectsOf(to, 'any').get(effectKind);
     if (!reach) continue;
-    const chain = [fn.qualifiedName, ...graph.chainNames(reach)];
+    const chain = graph.chainSteps(reach, { ref, call });
     const size = site.what === '' ? null : Number(site.what);
     // A call resolved by the method's name alone (its receiver untyped) is a weaker claim.
     const weak = reach.weak || call.receiverType === UNTYPED;

@@ -51,7 +51,6 @@ export const redundantFetch: RepoRule = {
       if (!reload) continue;
       const model = reload.what.split(':')[2]!;
       let loadedBy = passed.model;
-      const chain: string[] = [fn.qualifiedName];
       if (!loadedBy) {
         const loader = graph.callAt(ref.file, passed.source[0], passed.source[1]);
         const target = loader ? graph.resolveCall(ref.file, loader) : null;
@@ -60,7 +59,10 @@ export const redundantFetch: RepoRule = {
         loadedBy = model;
       }
       if (loadedBy !== model) continue;
-      chain.push(callee.qualifiedName);
+      const chain = [
+        { path: file.path, line: call.line, column: call.column, function: fn.qualifiedName, call: call.calleeText },
+        { path: graph.fileOf(to).path, line: reload.line, column: reload.column, function: callee.qualifiedName, call: `load ${model}` },
+      ];
       const severity: Severity = fn.effectiveRole === 'handler' ? 'high' : 'medium';
       ctx.report({
         path: file.path,

@@ -75,7 +75,10 @@ export const unnecessaryResolve: RepoRule = {
         location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
         message: `\`${callee.qualifiedName}\` loads ${fact.model} by \`${fact.param}\` only to read \`.${fact.attr}\` (line ${line} of ${graph.fileOf(to).path}); \`${variable}.${fact.attr}\` is already in hand here: pass it instead of \`${variable}.${key}\``,
         function: fn.name,
-        chain: [fn.qualifiedName, callee.qualifiedName],
+        chain: [
+          { path: file.path, line: call.line, column: call.column, function: fn.qualifiedName, call: call.calleeText },
+          { path: graph.fileOf(to).path, line, column: 1, function: callee.qualifiedName, call: `load ${fact.model}` },
+        ],
       });
     }
 

@@ -84,13 +84,14 @@ export function reportEventLoopChains(
       const key = `${edge.call.line}:${edge.call.column}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      const chain = [fn.qualifiedName, ...graph.chainNames(reach)];
+      const names = [fn.qualifiedName, ...graph.chainNames(reach)];
+      const chain = graph.chainSteps(reach, { ref, call: edge.call });
       // A chain through a call resolved by the method's name alone is a weaker claim.
       const weak = reach.weak || edge.weak === true;
       ctx.report({
         path: file.path,
         location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
-        message: message(reach.effect.what, fn.name, chain) + (weak ? ' (a call resolved by its method name alone)' : ''),
+        message: message(reach.effect.what, fn.name, names) + (weak ? ' (a call resolved by its method name alone)' : ''),
         severity: weak ? lowerSeverity(severityOf(reach.effect.what) ?? sev) : (severityOf(reach.effect.what) ?? sev),
         function: fn.name,
         chain,

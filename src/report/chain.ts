@@ -1,0 +1,16 @@
+/** How every output shows a finding's call chain: the names in one line, the places hop by hop. */
+import type { Finding } from '../types.js';
+
+/** `a → b → requests.get`: each function, then what the last one calls. */
+export function chainNames(f: Finding): string | null {
+  const chain = f.chain;
+  if (!chain || chain.length < 2) return null;
+  return [...chain.map((s) => s.function), chain[chain.length - 1]!.call].join(' → ');
+}
+
+/** One line per hop: `app/svc.py:12:9 in Service.fetch: self.client.latest`. */
+export function chainHops(f: Finding): string[] {
+  const chain = f.chain;
+  if (!chain || chain.length < 2) return [];
+  return chain.map((s) => `${s.path}:${s.line}:${s.column} in ${s.function}: ${s.call}`);
+}
