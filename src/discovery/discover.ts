@@ -233,7 +233,10 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
     for (const cand of facts.providers) providers.push({ file, cand });
     sqlalchemy2 ||= facts.sqlalchemy2;
   }
-  ctx.models.push(...resolveModels(classes, roots));
+  // Flask-SQLAlchemy and Flask-AppBuilder: `class Event(db.Model)` where `db = SQLAlchemy(app)`.
+  const flaskSqlalchemy = Object.keys(ctx.stack).some((k) => /^flask[-_](sqlalchemy|appbuilder)$/i.test(k))
+    || perFile.some(({ facts }) => facts.flaskSqlalchemy);
+  ctx.models.push(...resolveModels(classes, roots, flaskSqlalchemy));
   ctx.sessionProviders = resolveProviders(providers, ctx.sessionFactories.map((f) => f.name).filter((n): n is string => !!n));
 
   // SQL: migrations' calls, code strings that mention channels/triggers, and .sql files.
@@ -476,7 +479,11 @@ function triggerKey(name: string, table: string): string {
 type ClassKind = 'root' | 'mapped' | 'sqlmodel' | 'none';
 
 /** ORM models from class facts of every parsed file: a class is a model when it derives from a declarative root. */
-function resolveModels(classes: ClassFacts[], rootNames: string[]): ModelInfo[] {
+function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalchemy: boolean): ModelInfo[] {
+  // `db.Model` (any `<name>.Model` base) is the declarative base of a Flask-SQLAlchemy project:
+  // a class on it is a model.
+  const flaskModel = (b: string) => /^flask_appbuilder(\.models\.sqla)?\.Model$/.test(b)
+    || (flaskSqlalchemy && /^[A-Za-z_][\w.]*\.Model$/.test(b) && !isDeclarativeRootBase(b));
   const byQualified = new Map<string, ClassFacts>();
   const byShort = new Map<string, ClassFacts[]>();
   for (const c of classes) {
@@ -501,6 +508,7 @@ function resolveModels(classes: ClassFacts[], rootNames: string[]): ModelInfo[] 
     seen.add(c);
     let kind: ClassKind = 'none';
     if (c.bases.some(isDeclarativeRootBase)) kind = 'root';
+    else if (c.bases.some(flaskModel)) kind = 'mapped';
     else if (c.decorators.some((d) => /(^|\.)(mapped|mapped_as_dataclass)$/.test(d))) kind = 'mapped';
     else {
       for (const base of c.bases) {

@@ -78,6 +78,8 @@ export interface PythonFileFacts {
   publishers: EventSite[];
   subscribers: EventSite[];
   sqlalchemy2: boolean;
+  /** The file imports Flask-SQLAlchemy or Flask-AppBuilder (their `db.Model` is a declarative root). */
+  flaskSqlalchemy: boolean;
   /** Alembic `revision` / `down_revision` (migrations only), to replay migrations in order. */
   revision: string | null;
   downRevisions: string[];
@@ -206,6 +208,7 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
     publishers: [],
     subscribers: [],
     sqlalchemy2: false,
+    flaskSqlalchemy: [...model.imports.values()].some((q) => /^(flask_sqlalchemy|flask_appbuilder)(\.|$)/.test(q)),
     revision: null,
     downRevisions: [],
   };

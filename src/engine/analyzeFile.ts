@@ -15,6 +15,7 @@ import { classifyDbCall } from '../rules/python/query/dbCalls.js';
 import type { FileRule, Location, RuleReport } from '../rules/types.js';
 import { nodeLocation } from '../rules/types.js';
 import { EXECUTION_CONTEXT_CHECKS, executionContextEvidence } from '../merge/executionContext.js';
+import { projectIndex } from '../rules/projectFacts.js';
 import type { FileOutcome, RawFinding, StageMs } from '../pool/protocol.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -57,6 +58,7 @@ export function analyzeFile(
     const root = tree.rootNode;
     outcome.parseError = root.hasError;
     const model = buildFileModel(rel, source, root, parser);
+    model.modelClasses = projectIndex(project).modelClasses;
     lap('model');
     // Every call in a function of a non-test file is classified by the summary's query effects
     // anyway; classifying them first costs nothing more and keeps that shared cost out of the

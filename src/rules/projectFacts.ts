@@ -11,6 +11,7 @@ export interface ProjectIndex {
   migrationFiles: ReadonlySet<string>;
   /** Models by class name (a name may be declared in several services). */
   modelsByName: ReadonlyMap<string, ModelInfo[]>;
+  modelClasses: ReadonlySet<string>;
   anyRelationships: boolean;
   enginesByFile: ReadonlyMap<string, EngineInfo[]>;
 }
@@ -36,6 +37,7 @@ export function projectIndex(project: ProjectContext): ProjectIndex {
     enginesByFile,
     migrationFiles: new Set(project.migrations.files),
     modelsByName,
+    modelClasses: new Set(modelsByName.keys()),
     anyRelationships: project.models.some((m) => m.relationships.length > 0),
   };
   indexes.set(project, index);

@@ -184,6 +184,11 @@ export interface FileModel {
   /** Under `tasks/`, `jobs/`, `workers/`, `cron/`. */
   isBackgroundFile: boolean;
   /**
+   * The class names of the project's ORM models (from the project context; empty when the model
+   * is built without one). Flask-SQLAlchemy's `Model.query` is a query only on these.
+   */
+  modelClasses: ReadonlySet<string>;
+  /**
    * Functions this file starts outside any request: CLI commands (`@click.command`, `@cli.command()`,
    * a module-level `main`), what its `if __name__ == "__main__":` block calls, and startup or
    * shutdown hooks (`@app.on_event("startup")`, `lifespan=`, `on_startup=[...]`,
@@ -197,6 +202,8 @@ export interface EntryPoint {
   /** The function's qualified name, as the call graph resolves it (`app.tasks.rebuild`, `app.svc.Service.run`). */
   name: string;
 }
+
+const NO_MODELS: ReadonlySet<string> = new Set();
 
 const BUILTINS = new Set([
   'open', 'input', 'print', 'len', 'list', 'dict', 'set', 'tuple', 'sum', 'any', 'all', 'sorted',
@@ -286,6 +293,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     isTestFile: TEST_PATH.test(path),
     isBackgroundFile: BACKGROUND_PATH.test(path),
     entryPoints: [],
+    modelClasses: NO_MODELS,
     lineOf: (offset: number) => lineOfOffset(lineStarts, offset),
   };
   const rawAssignments: RawAssignment[] = [];

@@ -263,7 +263,7 @@ const fileMayTouchDb = new WeakMap<FileModel, boolean>();
  * these words in the file (a DB library, a handle's name or type, a repository, raw SQL); most
  * files of a large tree that do no DB work are passed over without typing a single receiver.
  */
-const DB_WORDS = /sql|session|Session|cursor|conn|engine|Engine|repo|Repo|\bdb\b|_db\b|\bdb_|asyncpg|psycopg|SELECT|UPDATE|DELETE|INSERT/;
+const DB_WORDS = /sql|session|Session|cursor|conn|engine|Engine|repo|Repo|\bdb\b|_db\b|\bdb_|asyncpg|psycopg|SELECT|UPDATE|DELETE|INSERT|\.query\b/;
 
 /** Classifies a call as a database read, write or single-row add; null for anything else. */
 export function classifyDbCall(model: FileModel, call: CallInfo): DbOp | null {
@@ -277,8 +277,33 @@ export function classifyDbCall(model: FileModel, call: CallInfo): DbOp | null {
   return op;
 }
 
+/**
+ * Flask-SQLAlchemy's query property: `Event.query.filter_by(...)`, `models.Event.query.get(1)`,
+ * `cls.query...` in a model's classmethod. Only on the project's model classes (an HTTP request's
+ * `request.query` is not one). Returns the model's class name, or null.
+ */
+export function flaskQueryEntity(model: FileModel, receiver: string, fnIndex: number): string | null {
+  const m = /^(?:[A-Za-z_][\w.]*\.)?([A-Za-z_]\w*)\.query$/.exec(receiver);
+  if (!m) return null;
+  let name = m[1]!;
+  if (name === 'cls' || name === 'self') {
+    let i = fnIndex;
+    while (i >= 0 && !model.functions[i]!.className) i = model.functions[i]!.parent;
+    name = i >= 0 ? model.functions[i]!.className! : '';
+  }
+  return model.modelClasses.has(name) ? name : null;
+}
+
 function classify(model: FileModel, call: CallInfo): DbOp | null {
   const m = call.method;
+  const dotted = call.dottedReceiver;
+  if (dotted !== null && dotted.endsWith('.query') && model.modelClasses.size) {
+    const entity = flaskQueryEntity(model, dotted, call.functionIndex);
+    if (entity) {
+      if (m === 'delete' || m === 'update') return { kind: 'write', what: `${entity}.query.${m}`, statement: null };
+      return { kind: 'read', what: `${entity}.query`, statement: null };
+    }
+  }
   const candidate = STATEMENT_METHODS.has(m) || RAW_SQL_METHODS.has(m) || GET_METHODS.has(m) || m === 'query' || m === 'delete'
     || m === 'update' || m === 'add' || m === 'merge' || REPO_READ.test(m) || REPO_WRITE.test(m);
   if (!candidate || !call.hasReceiver) return null;
@@ -291,11 +316,14 @@ function classify(model: FileModel, call: CallInfo): DbOp | null {
   if ((STATEMENT_METHODS.has(m) || RAW_SQL_METHODS.has(m)) && call.emptyArgs) return null;
   // `session.query(M).filter(...).delete()` / `.update({...})`: a bulk statement per call.
   const receiver = (m === 'delete' || m === 'update') && call.dottedReceiver === null ? call.receiver : null;
-  if (receiver?.type === 'call' && /^[\w.]+\.query\(/.test(receiver.text)) {
+  if (receiver?.type === 'call' && /^[\w.]+\.query[(.]/.test(receiver.text)) {
     const inner = callAt(model, rootCall(receiver));
     if (inner && inner.method === 'query' && receiverEvidence(model, inner)) {
       return { kind: 'write', what: `Query.${m}`, statement: null };
     }
+    // `Event.query.filter(...).delete()`: a bulk statement of Flask-SQLAlchemy's query.
+    const entity = inner?.dottedReceiver ? flaskQueryEntity(model, inner.dottedReceiver, inner.functionIndex) : null;
+    if (entity) return { kind: 'write', what: `${entity}.query.${m}`, statement: null };
     return null;
   }
   const ev = receiverEvidence(model, call);
@@ -511,6 +539,8 @@ export function rowsSource(model: FileModel, expr: SyntaxNode | null, fnIndex: n
       const text = [st.root.text, ...st.chainCalls.map((x) => x.text)].join(' ');
       return { call, op, entity: st.ctor === 'select' ? st.entity : null, text };
     }
+    const flask = /^(\w+)\.query$/.exec(op.what);
+    if (flask) return { call, op, entity: flask[1]!, text: node.text };
     if (call.method === 'query') {
       const first = callArgs(call.node).positional[0];
       const single = callArgs(call.node).positional.length === 1 && first?.type === 'identifier' && isModelName(first);
