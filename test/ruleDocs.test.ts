@@ -44,3 +44,15 @@ describe('rule catalogue', () => {
     expect(await ruleCatalog()).toEqual((ALL_RULES as { meta: RuleMeta }[]).map((r) => r.meta));
   });
 });
+
+describe('the README rule table', () => {
+  it('has one row per rule, as the rule metadata says', async () => {
+    const fs = await import('node:fs');
+    const path = await import('node:path');
+    const { ruleMetas } = await import('../dist/src/rules/registry.js');
+    const readme = fs.readFileSync(path.resolve(__dirname, '../README.md'), 'utf8');
+    const rows = readme.split('\n').filter((l) => /^\| PA\d{3} \|/.test(l));
+    expect(rows).toEqual(ruleMetas().map((m: { code: string; check: string; family: string; severity: string; summary: string }) =>
+      `| ${m.code} | ${m.check} | ${m.family} | ${m.severity} | ${m.summary} |`));
+  });
+});

@@ -50,7 +50,7 @@ export const missingBulkOps: FileRule = {
     family: 'query',
     severity: 'medium',
     effort: 'S',
-    summary: '`session.add` / `session.merge` / single-row insert once per loop iteration',
+    summary: 'Rows written one round trip at a time: `merge`, a single-row insert, or `add` flushed every iteration',
     what: 'Finds rows written one round trip at a time in a loop: `session.merge(x)` (a SELECT per object), a single-row `insert(Model).values(...)` executed per item, and `session.add(x)` of an object built in the loop when the same iteration also forces a flush (`flush()`, `commit()`, `refresh()`, an `execute`, or a query that autoflushes). A plain loop of `session.add(...)` is not flagged: the unit of work batches those INSERTs at flush. `session.add_all(...)`, `insert(Model).values([...])` and `executemany` are not flagged.',
     why: 'A flush inside the loop sends each staged row as its own INSERT (and `merge` first SELECTs each row): one round trip per row. Adding everything first and flushing once lets SQLAlchemy batch the INSERTs (executemany / insertmanyvalues).',
     bad: "import csv\n\nfrom sqlalchemy.orm import Session\n\n\ndef load(db: Session, f):\n    for row in csv.DictReader(f):\n        item = Item(sku=row[\"sku\"], name=row[\"name\"])\n        db.add(item)\n        db.flush()\n        print(item.id)\n",

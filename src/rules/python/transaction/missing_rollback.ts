@@ -39,7 +39,7 @@ export const missingRollback: FileRule = {
     family: 'transaction',
     severity: 'medium',
     effort: 'S',
-    summary: 'A commit whose failure is never rolled back',
+    summary: 'A failed commit, flush or statement whose session is never rolled back before it is used again',
     what: 'Finds a `try` around a commit, flush, statement or query whose `except` catches database errors (bare, `Exception`, `SQLAlchemyError`, `IntegrityError`, …) and neither calls `rollback()` nor re-raises while the session is used again, or uses the session before its rollback; and a commit outside any `try` and session `with` that follows a write and a call that can fail outside the database (network, file I/O), so a failure there leaves the flushed writes on a session nobody rolls back. Low when a session `with` around the commit rolls back on exit anyway.',
     why: 'After a failed flush or commit a SQLAlchemy session refuses all further work until `rollback()` is called (`PendingRollbackError`), and its connection stays inside the failed transaction. An error swallowed without a rollback, or an exception between the writes and the commit, leaves the session and its connection in that state for whoever uses them next.',
     bad:
