@@ -280,7 +280,8 @@ export function reviewSheet(findings: readonly (Finding & { repo: string })[], c
   const lines = [[...VERDICT_COLUMNS, 'severity', 'function', 'message', 'chain'].join('\t')];
   for (const f of findings) {
     const clean = (s: string) => s.replace(/[\t\n]/g, ' ');
-    lines.push([f.repo, commits.get(f.repo) ?? '', f.path, String(f.line), f.code, '', '', f.severity, f.function ?? '', clean(f.message), clean((f.chain ?? []).join(' → '))].join('\t'));
+    const chain = (f.chain ?? []).map((s) => `${s.path}:${s.line} ${s.function}: ${s.call}`).join(' → ');
+    lines.push([f.repo, commits.get(f.repo) ?? '', f.path, String(f.line), f.code, '', '', f.severity, f.function ?? '', clean(f.message), clean(chain)].join('\t'));
   }
   return lines.join('\n') + '\n';
 }

@@ -17,7 +17,7 @@ EVL011 (sync DB driver) = PA307.
 
 Lines: evloop-lint reports a finding where the blocking call is, even inside a helper reached
 from the async function; persist-audit reports where the async function makes the call that
-starts the chain, and its JSON chain is a list of names without lines. So `has(r, CODE, line=N)`
+starts the chain, and its JSON chain lists each hop with its place. So `has(r, CODE, line=N)`
 holds when a mapped finding is on line N, or when a mapped finding's chain ends in a call that
 appears on line N of a file that defines the function the chain reaches it through. Both are
 recorded apart ("exact" and "via chain"), as is whether anything of the mapped code was flagged
@@ -132,7 +132,11 @@ class ShimFinding:
         self.lineno: int = raw["line"]
         self.col: int = raw["column"] - 1
         self.message: str = raw["message"]
-        self.names: list[str] = raw.get("chain") or []
+        # The JSON chain is a list of hops {path, line, column, function, call}; the names are
+        # each hop's function, then what the last one calls.
+        hops = raw.get("chain") or []
+        self.names: list[str] = [h["function"] for h in hops] + ([hops[-1]["call"]] if hops else [])
+        self.hops: list[tuple[str, int]] = [(h["path"], h["line"]) for h in hops]
 
     @property
     def chain(self):
@@ -177,7 +181,9 @@ def _in_file(f: ShimFinding, result: ShimResult, path: str) -> bool:
 
 
 def _chain_reaches_line(f: ShimFinding, result: ShimResult, line: int, path: str | None) -> bool:
-    """Does the finding's chain end in a call written on `line` of a file defining its caller?"""
+    """Does one of the finding's chain hops sit on `line` (of `path`, when the test names one)?"""
+    if any(hl == line and (path is None or hp == path) for hp, hl in f.hops):
+        return True
     if len(f.names) < 2:
         return False
     callee = re.escape(f.names[-1].split(".")[-1])

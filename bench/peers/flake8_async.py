@@ -295,7 +295,7 @@ class FileResult:
 def describe_finding(f: dict) -> str:
     text = f"{f['code']} {f['message']}"
     if f.get("chain"):
-        text += " [" + " > ".join(f["chain"]) + "]"
+        text += " [" + " > ".join([h["function"] for h in f["chain"]] + [f["chain"][-1]["call"]]) + "]"
     return text
 
 

@@ -25,47 +25,117 @@ export function isCheapMetadata(what: string, call?: CallInfo): boolean {
   return false;
 }
 
-const BLOCKING_FUNCTIONS = new Set([
-  // files
-  'builtins.open', 'io.open', 'os.fdopen', 'codecs.open',
-  'os.listdir', 'os.scandir', 'os.walk', 'os.stat', 'os.lstat', 'os.remove', 'os.unlink', 'os.rename',
-  'os.renames', 'os.replace', 'os.makedirs', 'os.mkdir', 'os.rmdir', 'os.removedirs', 'os.chmod',
-  'os.chown', 'os.truncate', 'os.read', 'os.write', 'os.fsync', 'os.access', 'os.utime',
-  'os.path.exists', 'os.path.lexists', 'os.path.isfile', 'os.path.isdir', 'os.path.islink',
-  'os.path.ismount', 'os.path.getsize', 'os.path.getmtime', 'os.path.getatime', 'os.path.getctime',
-  'os.path.samefile',
-  'glob.glob', 'glob.iglob',
-  // processes
-  'os.system', 'os.popen', 'os.wait', 'os.wait3', 'os.wait4', 'os.waitpid', 'os.waitid',
-  'subprocess.run', 'subprocess.call', 'subprocess.check_call', 'subprocess.check_output',
-  'subprocess.Popen', 'subprocess.getoutput', 'subprocess.getstatusoutput',
-  // network
-  'urllib.request.urlopen', 'urllib.urlopen', 'urllib3.request',
-  'socket.create_connection', 'socket.getaddrinfo', 'socket.gethostbyname', 'socket.gethostbyaddr',
-  'socket.getfqdn',
-  // console
-  'builtins.input',
+/**
+ * The catalogue: what blocks, by qualified name (or a prefix, or a pattern), with the async
+ * alternative each finding names. The families of flake8-async's ASYNC210–251 and the libraries
+ * real services call on the loop (archives, pickles, S3 clients, SMTP, DNS).
+ */
+type Alternative = 'file' | 'path' | 'process' | 'http' | 'socket' | 'dns' | 'smtp' | 'aws' | 'input' | 'thread';
+
+export const ALTERNATIVES: Record<Alternative, string> = {
+  file: 'use `aiofiles.open` or `anyio.open_file`, or `await asyncio.to_thread(...)`',
+  path: 'use `anyio.Path` (`await anyio.Path(p).exists()`) or `await asyncio.to_thread(...)`',
+  process: 'use `await asyncio.create_subprocess_exec(...)` (or `..._shell`)',
+  http: 'use `httpx.AsyncClient` (or `aiohttp`)',
+  socket: 'use `asyncio.open_connection` / the loop\'s socket methods (`loop.sock_recv`, …)',
+  dns: 'use `await loop.getaddrinfo(...)`',
+  smtp: 'use `aiosmtplib`, or `await asyncio.to_thread(...)`',
+  aws: 'use `aioboto3`/`aiobotocore`, or `await asyncio.to_thread(client.method, ...)`',
+  input: 'use `await asyncio.to_thread(input, ...)`',
+  thread: 'run it in a thread: `await asyncio.to_thread(...)`',
+};
+
+const BLOCKING_FUNCTIONS = new Map<string, Alternative>([
+  // files (ASYNC230/231)
+  ...['builtins.open', 'io.open', 'io.open_code', 'os.fdopen', 'codecs.open', 'gzip.open', 'bz2.open', 'lzma.open', 'tarfile.open',
+    'zipfile.ZipFile', 'fsspec.open', 'shelve.open', 'dbm.open', 'pickle.load'].map((q): [string, Alternative] => [q, 'file']),
+  ...['os.listdir', 'os.scandir', 'os.walk', 'os.stat', 'os.lstat', 'os.remove', 'os.unlink', 'os.rename', 'os.renames', 'os.replace',
+    'os.makedirs', 'os.mkdir', 'os.rmdir', 'os.removedirs', 'os.chmod', 'os.chown', 'os.truncate', 'os.read', 'os.write', 'os.fsync',
+    'os.access', 'os.utime', 'glob.glob', 'glob.iglob'].map((q): [string, Alternative] => [q, 'path']),
+  // os.path that touches the disk (ASYNC240); normpath and relpath are string work and are not
+  // here (a deliberate difference from flake8-async, see `explain PA301`).
+  ...['exists', 'lexists', 'isfile', 'isdir', 'islink', 'ismount', 'getsize', 'getmtime', 'getatime', 'getctime', 'samefile',
+    'sameopenfile', 'realpath', '_joinrealpath'].map((f): [string, Alternative] => [`os.path.${f}`, 'path']),
+  // processes (ASYNC220–222)
+  ...['os.system', 'os.popen', 'os.wait', 'os.wait3', 'os.wait4', 'os.waitpid', 'os.waitid', 'os.posix_spawn', 'os.posix_spawnp',
+    'subprocess.run', 'subprocess.call', 'subprocess.check_call', 'subprocess.check_output', 'subprocess.Popen',
+    'subprocess.getoutput', 'subprocess.getstatusoutput'].map((q): [string, Alternative] => [q, 'process']),
+  // network (ASYNC210/211)
+  ...['urllib.request.urlopen', 'urllib.urlopen', 'urllib3.request'].map((q): [string, Alternative] => [q, 'http']),
+  ['socket.create_connection', 'socket'],
+  ...['socket.getaddrinfo', 'socket.gethostbyname', 'socket.gethostbyname_ex', 'socket.gethostbyaddr', 'socket.getfqdn', 'socket.getnameinfo']
+    .map((q): [string, Alternative] => [q, 'dns']),
+  // console (ASYNC250)
+  ['builtins.input', 'input'],
 ]);
 
-const BLOCKING_PREFIXES = ['shutil.', 'os.spawn', 'os.exec', 'os.posix_spawn', 'requests.', 'ftplib.', 'smtplib.SMTP', 'telnetlib.'];
-/** `shutil` helpers that touch no file. */
-const NOT_BLOCKING = new Set(['shutil.get_terminal_size', 'shutil.Error']);
-/** Annotations of sync file objects (ASYNC232): their I/O methods block. */
-const FILE_TYPES = new Set(['io.TextIOWrapper', 'io.BufferedReader', 'io.BufferedWriter', 'io.BufferedRandom', 'io.FileIO', 'typing.IO', 'typing.TextIO', 'typing.BinaryIO', 'io.IOBase', 'io.RawIOBase', 'io.TextIOBase']);
-const FILE_METHODS = new Set(['read', 'readline', 'readlines', 'write', 'writelines', 'flush', 'seek', 'truncate', 'readinto']);
-const HTTPX_SYNC = new Set(['get', 'post', 'put', 'patch', 'delete', 'head', 'options', 'request', 'stream']);
-const HTTP_METHODS = new Set(['get', 'post', 'put', 'patch', 'delete', 'head', 'options', 'request', 'send', 'stream']);
-const PATH_IO_METHODS = new Set([
-  'read_text', 'read_bytes', 'write_text', 'write_bytes', 'open', 'touch', 'unlink', 'mkdir', 'rmdir',
-  'exists', 'is_file', 'is_dir', 'is_symlink', 'is_mount', 'stat', 'lstat', 'iterdir', 'glob', 'rglob',
-  'rename', 'replace', 'chmod', 'owner', 'group', 'samefile', 'symlink_to', 'hardlink_to', 'readlink',
-  'walk', 'resolve', 'expanduser', 'absolute',
-].filter((m) => !['expanduser', 'absolute'].includes(m)));
-const PATH_TYPES = new Set(['pathlib.Path', 'pathlib.PosixPath', 'pathlib.WindowsPath']);
-const SOCKET_METHODS = new Set(['recv', 'recv_into', 'recvfrom', 'send', 'sendall', 'sendto', 'connect', 'accept', 'makefile']);
+/** Whole families by pattern: `shutil.*` tree operations, `os.spawn*`/`os.exec*`, SMTP, FTP, telnet. */
+const BLOCKING_PATTERNS: [RegExp, Alternative][] = [
+  [/^shutil\.(?!get_terminal_size$|Error$|which$|ExecError$|ReadError$|RegistryError$|SameFileError$|SpecialFileError$)\w+$/, 'path'],
+  [/^os\.spawn[vl]p?e?$/, 'process'],
+  [/^os\.exec[vl]p?e?$/, 'process'],
+  [/^smtplib\.(SMTP|SMTP_SSL|LMTP)$/, 'smtp'],
+  [/^(ftplib|telnetlib|poplib|imaplib|nntplib)\.\w+$/, 'thread'],
+];
 
-/** Methods worth typing the receiver for; everything else is decided by name alone. */
-const RECEIVER_METHODS = new Set([...PATH_IO_METHODS, ...HTTP_METHODS, ...SOCKET_METHODS, ...FILE_METHODS, 'wait', 'communicate', 'urlopen']);
+/** Sync HTTP clients: the module functions of `requests`, `httpx` and its `httpx2` fork (ASYNC210). */
+const HTTP_MODULES = /^(requests|httpx|httpx2)\.(api\.)?(get|post|put|patch|delete|head|options|request|stream)$/;
+
+/**
+ * The names of blocking calls that type the receiver, and on what types (ASYNC212, ASYNC232):
+ * `null` methods means every method of the type blocks.
+ */
+const TYPED: { types: ReadonlySet<string>; methods: ReadonlySet<string> | null; label: string; alternative: Alternative }[] = [
+  { types: new Set(['pathlib.Path']), methods: new Set([
+    'read_text', 'read_bytes', 'write_text', 'write_bytes', 'open', 'touch', 'unlink', 'mkdir', 'rmdir', 'exists', 'is_file', 'is_dir',
+    'is_symlink', 'is_mount', 'stat', 'lstat', 'iterdir', 'glob', 'rglob', 'rename', 'replace', 'chmod', 'owner', 'group', 'samefile',
+    'symlink_to', 'hardlink_to', 'readlink', 'walk', 'resolve']), label: 'Path', alternative: 'path' },
+  { types: new Set(['requests.Session', 'requests.session', 'requests.sessions.Session']), methods: new Set(['get', 'post', 'put', 'patch', 'delete', 'head', 'options', 'request', 'send']), label: 'requests.Session', alternative: 'http' },
+  { types: new Set(['httpx.Client', 'httpx2.Client']), methods: new Set(['get', 'post', 'put', 'patch', 'delete', 'head', 'options', 'request', 'send', 'stream', 'close']), label: 'httpx.Client', alternative: 'http' },
+  { types: new Set(['urllib3.PoolManager', 'urllib3.ProxyManager', 'urllib3.HTTPConnectionPool', 'urllib3.HTTPSConnectionPool',
+    'urllib3.connectionpool.ConnectionPool', 'urllib3.connectionpool.HTTPConnectionPool', 'urllib3.connectionpool.HTTPSConnectionPool',
+    'urllib3.poolmanager.PoolManager', 'urllib3.poolmanager.ProxyManager', 'urllib3.request.RequestMethods', 'urllib3.connection_from_url']), methods: null, label: 'urllib3', alternative: 'http' },
+  { types: new Set(['socket.socket', 'socket.create_connection']), methods: new Set(['recv', 'recv_into', 'recvfrom', 'send', 'sendall', 'sendto', 'connect', 'accept', 'makefile']), label: 'socket', alternative: 'socket' },
+  { types: new Set(['io.TextIOWrapper', 'io.BufferedReader', 'io.BufferedWriter', 'io.BufferedRandom', 'io.FileIO', 'typing.IO', 'typing.TextIO', 'typing.BinaryIO', 'io.IOBase', 'io.RawIOBase', 'io.TextIOBase']), methods: null, label: 'file', alternative: 'file' },
+  { types: new Set(['subprocess.Popen']), methods: new Set(['wait', 'communicate']), label: 'Popen', alternative: 'process' },
+  { types: new Set(['smtplib.SMTP', 'smtplib.SMTP_SSL']), methods: new Set(['sendmail', 'send_message', 'login', 'starttls', 'ehlo', 'helo', 'quit', 'connect', 'noop']), label: 'smtplib.SMTP', alternative: 'smtp' },
+  { types: new Set(['boto3.client', 'boto3.resource', 'boto3.session.Session.client', 'boto3.session.Session.resource', 'boto3.Session.client', 'boto3.Session.resource']), methods: null, label: 'boto3', alternative: 'aws' },
+];
+const PATH_TYPES = new Set(['pathlib.Path', 'pathlib.PosixPath', 'pathlib.WindowsPath']);
+
+/** Methods of a typed receiver that do no I/O even on a blocking type. */
+const LOCAL_METHODS = new Set(['fileno', 'isatty', 'readable', 'writable', 'seekable', 'get_paginator', 'get_waiter', 'can_paginate', 'generate_presigned_url', 'generate_presigned_post', 'with_name', 'with_suffix', 'joinpath', 'relative_to', 'as_posix', 'as_uri', 'is_absolute', 'match']);
+
+const TYPED_METHODS = new Set<string>();
+for (const t of TYPED) for (const m of t.methods ?? []) TYPED_METHODS.add(m);
+
+/** The async alternative to name for a blocking call (its `what`). */
+export function alternativeFor(what: string): string {
+  const a = BLOCKING_FUNCTIONS.get(what) ?? BLOCKING_FUNCTIONS.get(`builtins.${what}`);
+  if (a) return ALTERNATIVES[a];
+  for (const [re, alt] of BLOCKING_PATTERNS) if (re.test(what)) return ALTERNATIVES[alt];
+  if (HTTP_MODULES.test(what)) return ALTERNATIVES.http;
+  const dot = what.indexOf('.');
+  const label = dot > 0 ? what.slice(0, what.lastIndexOf('.')) : what;
+  for (const t of TYPED) if (t.label === label) return ALTERNATIVES[t.alternative];
+  return ALTERNATIVES.thread;
+}
+
+/**
+ * A blocking method of a receiver of a known type (`pathlib.Path`, `httpx.Client`, a file, a
+ * boto3 client…): its label (`Path.read_text`), or null. Shared by the file rules and the repo
+ * phase (receivers typed through another module).
+ */
+export function blockingMethod(receiverType: string, method: string): string | null {
+  const t = receiverType.replace(/^@/, '').replace(/\(\)$/, '');
+  if (LOCAL_METHODS.has(method) || method.startsWith('_')) return null;
+  for (const entry of TYPED) {
+    if (!entry.types.has(t)) continue;
+    if (entry.methods && !entry.methods.has(method)) return null;
+    return `${entry.label}.${method}`;
+  }
+  return null;
+}
 
 /**
  * Names the blocking call when `call` is blocking I/O, else null. Exported for the repo phase,
@@ -74,46 +144,44 @@ const RECEIVER_METHODS = new Set([...PATH_IO_METHODS, ...HTTP_METHODS, ...SOCKET
 export function blockingIoCall(model: FileModel, call: CallInfo): string | null {
   if (call.offloaded) return null;
   const what = blockingIoName(model, call);
-  // `awaited` is looked up lazily (a parent round trip): ask only for candidates.
-  return what && !call.awaited ? what : null;
+  if (!what) return null;
+  // A library function known to be sync blocks even under a (mistaken) `await`; a method is
+  // awaited when its receiver is an async client after all. `awaited` is looked up lazily (a
+  // parent round trip): ask only for candidates.
+  if (call.qualifiedName !== null && (BLOCKING_FUNCTIONS.has(call.qualifiedName) || BLOCKING_PATTERNS.some(([re]) => re.test(call.qualifiedName!)))) return what;
+  return call.awaited ? null : what;
 }
 
 function blockingIoName(model: FileModel, call: CallInfo): string | null {
   const q = call.qualifiedName;
   if (q) {
     if (BLOCKING_FUNCTIONS.has(q)) return q.replace(/^builtins\./, '');
-    if (q.startsWith('httpx.')) {
-      const rest = q.slice('httpx.'.length);
-      if (HTTPX_SYNC.has(rest)) return q;
-      return null;
-    }
-    if (q.startsWith('requests.')) {
-      // The module-level HTTP functions; classes and exceptions (`requests.HTTPError(...)`) are not I/O.
-      const rest = q.slice('requests.'.length).replace(/^api\./, '');
-      return HTTPX_SYNC.has(rest) && rest !== 'stream' ? q : null;
-    }
-    if (NOT_BLOCKING.has(q)) return null;
-    for (const p of BLOCKING_PREFIXES) if (q.startsWith(p) && !q.startsWith('requests.')) return q;
+    if (HTTP_MODULES.test(q)) return q.replace('.api.', '.');
+    if (q.startsWith('requests.') || q.startsWith('httpx.') || q.startsWith('httpx2.')) return null;
+    for (const [re] of BLOCKING_PATTERNS) if (re.test(q)) return q;
   }
-  if (!RECEIVER_METHODS.has(call.method) || !importsReceiverLibrary(model) || !call.receiver) return null;
+  if (!call.receiver || !importsReceiverLibrary(model)) return null;
+  if (!TYPED_METHODS.has(call.method) && !ANY_METHOD_HINT.test(model.source)) return null;
   const receiverType = typeOfExpression(model, call.receiver, call.functionIndex, call.line);
   if (!receiverType) return null;
-  if (PATH_TYPES.has(receiverType) && PATH_IO_METHODS.has(call.method)) return `Path.${call.method}`;
-  if ((receiverType === 'requests.Session' || receiverType === 'requests.session') && HTTP_METHODS.has(call.method)) {
-    return `requests.Session.${call.method}`;
+  const what = blockingMethod(receiverType, call.method);
+  if (!what) return null;
+  // `lambda f: f.read()`: the lambda's own parameter, not the file of the same name outside.
+  if (call.receiver.type === 'identifier' && boundByLambda(call.node, call.receiver.text)) return null;
+  return what;
+}
+
+/** Types whose every method blocks appear in the file: type any method's receiver. */
+const ANY_METHOD_HINT = /urllib3|TextIOWrapper|Buffered(Reader|Writer|Random)|FileIO|typing\.(IO|TextIO|BinaryIO)|\bIO\b|TextIO|BinaryIO|boto3|\bopen\(/;
+
+/** Is `name` a parameter of a lambda between `node` and its function? */
+function boundByLambda(node: SyntaxNode, name: string): boolean {
+  for (let p = node.parent; p && p.type !== 'function_definition'; p = p.parent) {
+    if (p.type !== 'lambda') continue;
+    const params = p.childForFieldName('parameters')?.text ?? '';
+    if (new RegExp(`(^|[,\\s*])${name}(\\s*[,=:]|$)`).test(params)) return true;
   }
-  if (receiverType === 'httpx.Client' && HTTP_METHODS.has(call.method)) return `httpx.Client.${call.method}`;
-  if (receiverType === 'urllib3.PoolManager' && (call.method === 'request' || call.method === 'urlopen')) {
-    return `urllib3.PoolManager.${call.method}`;
-  }
-  if ((receiverType === 'socket.socket' || receiverType === 'socket.create_connection') && SOCKET_METHODS.has(call.method)) {
-    return `socket.${call.method}`;
-  }
-  if (FILE_TYPES.has(receiverType) && FILE_METHODS.has(call.method)) return `file.${call.method}`;
-  if (receiverType.startsWith('subprocess.Popen') && (call.method === 'wait' || call.method === 'communicate')) {
-    return `Popen.${call.method}`;
-  }
-  return null;
+  return false;
 }
 
 /**
@@ -130,15 +198,18 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
       if (!q) return null;
       if (PATH_TYPES.has(q)) return 'pathlib.Path';
       if (q === 'pathlib.Path.cwd' || q === 'pathlib.Path.home') return 'pathlib.Path';
+      // `open(...)` gives a file object (flake8-async's `typed_calls["open"]`).
+      if (q === 'builtins.open' || q === 'io.open' || q === 'codecs.open') return 'io.TextIOWrapper';
       return q;
     }
     case 'identifier': {
       let t = valueTypeOf(model, node.text, fnIndex, line);
       if (!t && depth < 4) {
-        // `p = base / "name"`: the type of the assigned expression.
+        // `p = base / "name"`, `f = ff`: the type of the assigned expression.
         const a = lastLocalAssignment(model, node.text, fnIndex, line);
-        if (a?.value && a.value.type !== 'identifier') t = typeOfExpression(model, a.value, fnIndex, a.line - 1, depth + 1);
+        if (a?.value && !(a.value.type === 'identifier' && a.value.text === node.text)) t = typeOfExpression(model, a.value, a.functionIndex, a.line - 1, depth + 1);
       }
+      if (t === 'builtins.open' || t === 'io.open' || t === 'codecs.open') t = 'io.TextIOWrapper';
       return t && PATH_TYPES.has(t) ? 'pathlib.Path' : t;
     }
     case 'binary_operator': {

@@ -1206,7 +1206,13 @@ export function effectiveRole(model: FileModel, fnIndex: number): FunctionRole {
 export function valueTypeOf(model: FileModel, name: string, fnIndex: number, beforeLine = Infinity): string | null {
   let scope = fnIndex;
   for (;;) {
-    if (scope >= 0) {
+    let best: AssignmentInfo | null = null;
+    for (const a of assignmentsTo(model, name)) {
+      if (a.functionIndex !== scope || a.line > beforeLine) continue;
+      if (!best || a.line >= best.line) best = a;
+    }
+    // A parameter, unless the body rebinds it before the line (`f: int = 7` over `f: TextIOWrapper`).
+    if (!best && scope >= 0) {
       const fn = model.functions[scope]!;
       const param = fn.params.find((p) => p.name === name);
       if (param?.annotation) return resolveAnnotation(model, param.annotation);
@@ -1214,11 +1220,7 @@ export function valueTypeOf(model: FileModel, name: string, fnIndex: number, bef
         const dep = /^Depends\(\s*([A-Za-z_][\w.]*)/.exec(param.defaultText);
         if (dep) return `Depends:${resolveName(model, dep[1]!) ?? dep[1]}`;
       }
-    }
-    let best: AssignmentInfo | null = null;
-    for (const a of assignmentsTo(model, name)) {
-      if (a.functionIndex !== scope || a.line > beforeLine) continue;
-      if (!best || a.line >= best.line) best = a;
+      if (param) return null;
     }
     if (best) {
       if (best.annotation) return resolveAnnotation(model, best.annotation);
@@ -1236,8 +1238,19 @@ export function valueTypeOf(model: FileModel, name: string, fnIndex: number, bef
 }
 
 function resolveAnnotation(model: FileModel, annotation: string): string {
-  const inner = annotation.replace(/^Annotated\[\s*/, '').replace(/^Optional\[\s*/, '').replace(/[\[,|].*$/s, '').trim();
+  const inner = annotationHead(annotation);
   return resolveName(model, inner) ?? inner;
+}
+
+/**
+ * The class an annotation names: `Annotated[T, …]`, `Optional[T]`, `Union[T, None]`, `T | None`
+ * and `None | T` all name `T`; a quoted annotation is read inside its quotes.
+ */
+export function annotationHead(annotation: string): string {
+  let t = annotation.trim().replace(/^["']|["']$/g, '');
+  for (let i = 0; i < 3; i++) t = t.replace(/^(typing\.|typing_extensions\.)?(Annotated|Optional|Union)\[\s*/, '');
+  const parts = t.split(/\s*[|,]\s*/).map((p) => p.replace(/[\[\]].*$/s, '').trim()).filter((p) => p && p !== 'None');
+  return parts[0] ?? '';
 }
 
 /**

@@ -197,9 +197,10 @@ function selfAttributeTypeUncached(model: FileModel, attr: string, depth: number
 export function annotationType(model: FileModel, annotation: string): string | null {
   let inner = annotation.trim().replace(/^["']|["']$/g, '');
   for (let i = 0; i < 3; i++) {
-    inner = inner.replace(/^(typing\.|collections\.abc\.)?(Annotated|Optional|Generator|Iterator|AsyncGenerator|AsyncIterator|Iterable)\[\s*/, '');
+    inner = inner.replace(/^(typing\.|typing_extensions\.|collections\.abc\.)?(Annotated|Optional|Union|Generator|Iterator|AsyncGenerator|AsyncIterator|Iterable)\[\s*/, '');
   }
-  inner = inner.replace(/[\[,|\]].*$/s, '').trim();
+  // `None | T` / `Union[None, T]`: the first part that is not None.
+  inner = inner.split(/\s*[|,]\s*/).map((p) => p.replace(/[\[\]].*$/s, '').trim()).filter((p) => p && p !== 'None')[0] ?? '';
   if (!/^[A-Za-z_][\w.]*$/.test(inner)) return null;
   const q = resolveName(model, inner) ?? inner;
   return `@${q}`;

@@ -7,7 +7,7 @@
  * loop waits with it, and so does every other request the process serves.
  */
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import { blockingIoCall, isCheapMetadata } from '../../../semantic/blockingIo.js';
+import { alternativeFor, blockingIoCall, isCheapMetadata } from '../../../semantic/blockingIo.js';
 import { asyncCallSites, reportEventLoopChains, severityByRole } from './context.js';
 
 
@@ -21,7 +21,7 @@ export const blockingIoInAsync: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Blocking file, network or process I/O inside `async def`',
-    what: 'Finds blocking I/O called on the event loop: `open()`, `pathlib.Path` reads and writes, `os`/`os.path`/`shutil` file-system calls, `requests` (and `requests.Session` methods), sync `httpx` and `httpx.Client`, `urllib`, `urllib3`, `subprocess`, `os.system`/`os.popen`/`os.spawn*`/`os.wait*`, `input()` and blocking `socket` calls, made inside `async def` and not handed to a thread — directly, or through same-repo sync helpers the coroutine calls (the finding then carries the call chain).',
+    what: 'Finds blocking I/O called on the event loop: `open()` and the methods of the file it gives, archives (`gzip`/`bz2`/`lzma`/`tarfile`/`zipfile`, `fsspec.open`), `pickle.load`, `pathlib.Path` reads, writes and metadata, `os`/`os.path`/`shutil` file-system calls, `requests` (and `requests.Session`), sync `httpx`/`httpx.Client`, `urllib`, every method of a `urllib3` pool, `boto3` clients and resources, `smtplib`, DNS lookups, `subprocess`, `os.system`/`os.popen`/`os.spawn*`/`os.posix_spawn*`/`os.wait*`, `input()` and blocking `socket` calls — made inside `async def` and not handed to a thread, directly or through same-repo sync helpers and objects (the finding then carries the call chain). Each finding names the async alternative. A single metadata lookup (`exists`, `is_file`, `stat`, `mkdir(exist_ok=True)`) is low. Where it differs from flake8-async\'s ASYNC2xx on purpose: `os.path.normpath`/`relpath` are string work and are not flagged; a call of a module the file never imports (`subprocess.run()` with no `import subprocess`) cannot be resolved and is not flagged; any method of a typed `urllib3` pool or file object is flagged, whatever its arguments; a sync library function is flagged even under a mistaken `await`.',
     why: 'The event loop runs one thing at a time. A blocking call inside a coroutine stops every other request, stream and background task until the disk, the network or the child process answers.',
     bad: 'import requests\n\n@app.get("/rate")\nasync def rate():\n    return requests.get(URL).json()\n',
     good: 'import httpx\n\n@app.get("/rate")\nasync def rate():\n    async with httpx.AsyncClient() as client:\n        return (await client.get(URL)).json()\n',
@@ -39,13 +39,14 @@ export const blockingIoInAsync: FileRule & RepoRule = {
       const cheap = call.loops.length === 0 && isCheapMetadata(what, call);
       ctx.report({
         node: call.node,
-        message: `blocking call \`${what}\` on the event loop inside \`async def ${fn.name}\`${cheap ? ' (a single metadata lookup: cheap, but still a disk round trip when the cache misses)' : ''}`,
+        message: `blocking call \`${what}\` on the event loop inside \`async def ${fn.name}\`${cheap ? ' (a single metadata lookup: cheap, but still a disk round trip when the cache misses)' : ''}; ${alternativeFor(what)}`,
         severity: cheap ? 'low' : severityByRole(ctx.model, call.functionIndex, SEVERITY),
+        recommendation: alternativeFor(what),
       });
     }
   },
   checkRepo(ctx: RepoRuleContext): void {
     reportEventLoopChains(ctx, 'blocking_io', SEVERITY, (what, fn, chain) =>
-      `blocking call \`${what}\` on the event loop inside \`async def ${fn}\``, [], (what) => (isCheapMetadata(what) ? 'low' : undefined));
+      `blocking call \`${what}\` on the event loop inside \`async def ${fn}\`; ${alternativeFor(what)}`, [], (what) => (isCheapMetadata(what) ? 'low' : undefined), alternativeFor);
   },
 };

@@ -57,6 +57,8 @@ export function reportEventLoopChains(
   coveredBy: string[] = [],
   /** A severity decided by what the effect calls, over the role's (a cheap metadata lookup). */
   severityOf: (what: string) => Severity | undefined = () => undefined,
+  /** The fix to name for what the effect calls (the async alternative), over the rule's own. */
+  recommendationOf?: (what: string) => string,
 ): void {
   const graph = callGraphOf(ctx.index);
   for (const ref of graph.asyncFunctions()) {
@@ -72,6 +74,7 @@ export function reportEventLoopChains(
         location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
         message: message(e.what, fn.name, []),
         severity: severityOf(e.what) ?? sev,
+        ...(recommendationOf ? { recommendation: recommendationOf(e.what) } : {}),
         function: fn.name,
       });
     }
@@ -93,6 +96,7 @@ export function reportEventLoopChains(
         location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
         message: message(reach.effect.what, fn.name, names) + (weak ? ' (a call resolved by its method name alone)' : ''),
         severity: weak ? lowerSeverity(severityOf(reach.effect.what) ?? sev) : (severityOf(reach.effect.what) ?? sev),
+        ...(recommendationOf ? { recommendation: recommendationOf(reach.effect.what) } : {}),
         function: fn.name,
         chain,
       });
