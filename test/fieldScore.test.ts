@@ -9,7 +9,7 @@ import { tempDir, tempTree } from './helpers/tmp.js';
 import { resolveConfig } from '../dist/src/config/config.js';
 import { scan } from '../dist/src/engine/scan.js';
 import {
-  FieldFileError, formatScore, readKnownBugs, readVerdicts, reviewSheet, scoreField, seededShuffle,
+  deservedSeverity, FieldFileError, formatScore, readKnownBugs, readVerdicts, reviewSheet, scoreField, seededShuffle, settledBySeverity,
 } from '../dist/bench/field/score.js';
 
 const TREE = {
@@ -83,7 +83,7 @@ describe('field benchmark scorer', () => {
     expect(score.unreviewed).toHaveLength(unreviewed.length);
 
     const text = formatScore(score);
-    expect(text).toMatch(/runtime\s+\d+\s+\d+\s+2\s+1\s+1\s+0\s+50 %\s+50 %\s+1\/1/);
+    expect(text).toMatch(/runtime\s+\d+\s+\d+\s+2\s+1\s+1\s+0\s+0\s+50 %\s+50 %\s+1\/1/);
     expect(text).toMatch(/missed {2}me\/app app\/api\.py:20-30 \[query\] an N\+1/);
     expect(text).toMatch(/TRUE {6}me\/app app\/api\.py:99 PA303/);
 
@@ -99,12 +99,32 @@ describe('field benchmark scorer', () => {
       { ...base, code: 'PA107', severity: 'high' as const, advisory: false, path: 'a.py', line: 7 },
     ];
     const verdicts = [
-      { repo: 'r', commit: 'c', path: 'm/v1.py', line: 3, code: 'PA107', verdict: 'DEBATABLE' as const, reason: 'migration' },
-      { repo: 'r', commit: 'c', path: 'a.py', line: 7, code: 'PA107', verdict: 'TRUE' as const, reason: 'real' },
+      { repo: 'r', commit: 'c', path: 'm/v1.py', line: 3, code: 'PA107', verdict: 'DEBATABLE' as const, reason: 'migration', deserves: null },
+      { repo: 'r', commit: 'c', path: 'a.py', line: 7, code: 'PA107', verdict: 'TRUE' as const, reason: 'real', deserves: null },
     ];
     const score = scoreField([{ repo: 'r', commit: 'c', lines: 10_000, findings }], verdicts, []);
     expect(score.families.query).toMatchObject({ findings: 2, advisory: 1, reviewed: 1, TRUE: 1, DEBATABLE: 0 });
     expect(score.gone).toEqual([]);
+  });
+
+  it('a DEBATABLE verdict is settled once the finding is reported at the severity the reviewer gave', () => {
+    const base = { check: 'x', category: 'query' as const, originalSeverity: 'high' as const, column: 1, endLine: 3, endColumn: 2, message: 'm', recommendation: 'r', effort: 'S' as const, downgrades: [], fingerprint: 'f', advisory: false };
+    const findings = [
+      { ...base, code: 'PA107', severity: 'low' as const, path: 'a.py', line: 1 },
+      { ...base, code: 'PA107', severity: 'medium' as const, path: 'b.py', line: 1 },
+      { ...base, code: 'PA107', severity: 'low' as const, path: 'c.py', line: 1 },
+      { ...base, code: 'PA107', severity: 'low' as const, path: 'd.py', line: 1 },
+    ];
+    const reasons = ['low/advisory: per-item workflow', 'low: small list', 'advisory: runs nightly', 'the loop is small'];
+    const verdicts = ['a.py', 'b.py', 'c.py', 'd.py'].map((p, i) => ({
+      repo: 'r', commit: 'c', path: p, line: 1, code: 'PA107', verdict: 'DEBATABLE' as const, reason: reasons[i]!, deserves: deservedSeverity(reasons[i]!),
+    }));
+    expect(verdicts.map((v) => v.deserves)).toEqual(['low', 'low', 'advisory', null]);
+    const score = scoreField([{ repo: 'r', commit: 'c', lines: 10_000, findings }], verdicts, []);
+    // a.py is reported at low as asked; b.py is still medium; c.py asks for advisory; d.py names no severity.
+    expect(score.families.query).toMatchObject({ reviewed: 4, TRUE: 1, settled: 1, DEBATABLE: 3 });
+    expect(settledBySeverity(verdicts[0]!, 'medium')).toBe(false);
+    expect(settledBySeverity({ ...verdicts[0]!, verdict: 'FALSE' }, 'low')).toBe(false);
   });
 
   it('rejects malformed verdict and known-bug files with the file and row', () => {

@@ -7,7 +7,7 @@
  * saying "not worth your time at a severity", which is what DEBATABLE verdicts ask for.
  */
 import fs from 'node:fs';
-import { FAMILIES, type Family, type Finding } from '../../src/types.js';
+import { FAMILIES, SEVERITIES, type Family, type Finding, type Severity } from '../../src/types.js';
 
 export type VerdictWord = 'TRUE' | 'FALSE' | 'DEBATABLE';
 const VERDICT_WORDS: readonly VerdictWord[] = ['TRUE', 'FALSE', 'DEBATABLE'];
@@ -20,6 +20,29 @@ export interface Verdict {
   code: string;
   verdict: VerdictWord;
   reason: string;
+  /**
+   * For a DEBATABLE verdict: the severity the reviewer says the finding deserves, read from the
+   * start of the reason (`low: ...`, `medium at most: ...`, `low/advisory: ...` → low), or
+   * `advisory`; null when the reason names none.
+   */
+  deserves: Severity | 'advisory' | null;
+}
+
+/** `low: ...`, `low/advisory: ...`, `medium at most: ...` → the (highest) severity named first. */
+export function deservedSeverity(reason: string): Severity | 'advisory' | null {
+  const m = /^\s*(critical|high|medium|low|advisory)\b/i.exec(reason);
+  return m ? (m[1]!.toLowerCase() as Severity | 'advisory') : null;
+}
+
+/**
+ * Is a DEBATABLE verdict settled by the finding as it is reported now? The protocol asks the
+ * reviewer what severity the finding deserves; once the rule reports it there (or lower), the
+ * debate is over and the finding counts as TRUE. An `advisory` one is settled by the finding
+ * becoming advisory, which takes it out of the precision count altogether.
+ */
+export function settledBySeverity(v: Verdict, severity: Severity): boolean {
+  if (v.verdict !== 'DEBATABLE' || !v.deserves || v.deserves === 'advisory') return false;
+  return SEVERITIES.indexOf(severity) >= SEVERITIES.indexOf(v.deserves);
 }
 
 export interface KnownBug {
@@ -80,7 +103,7 @@ export function readVerdicts(file: string): Verdict[] {
     const line = Number(r.line);
     if (!Number.isInteger(line) || line < 1) throw new FieldFileError(`${file}: row ${i + 1}: line "${r.line}" is not a line number`);
     if (!r.reason) throw new FieldFileError(`${file}: row ${i + 1}: a verdict needs its reason`);
-    return { repo: r.repo!, commit: r.commit!, path: r.path!, line, code: r.code!.toUpperCase(), verdict, reason: r.reason };
+    return { repo: r.repo!, commit: r.commit!, path: r.path!, line, code: r.code!.toUpperCase(), verdict, reason: r.reason, deserves: verdict === 'DEBATABLE' ? deservedSeverity(r.reason) : null };
   });
 }
 
@@ -102,6 +125,8 @@ export interface Tally {
   TRUE: number;
   FALSE: number;
   DEBATABLE: number;
+  /** DEBATABLE verdicts settled because the finding is now reported at the severity the reviewer gave (counted in TRUE). */
+  settled: number;
   /** Known bugs this family or rule is expected to find, and how many a finding covers. */
   bugs: number;
   bugsFound: number;
@@ -122,7 +147,7 @@ export interface FieldScore {
   unreviewed: (Finding & { repo: string })[];
 }
 
-const emptyTally = (): Tally => ({ findings: 0, advisory: 0, reviewed: 0, TRUE: 0, FALSE: 0, DEBATABLE: 0, bugs: 0, bugsFound: 0 });
+const emptyTally = (): Tally => ({ findings: 0, advisory: 0, reviewed: 0, TRUE: 0, FALSE: 0, DEBATABLE: 0, settled: 0, bugs: 0, bugsFound: 0 });
 
 const keyOf = (repo: string, path: string, line: number, code: string) => `${repo}\0${path}\0${line}\0${code}`;
 
@@ -162,9 +187,13 @@ export function scoreField(scanned: readonly ScannedRepo[], verdicts: readonly V
         continue;
       }
       matched.add(key);
+      const settled = settledBySeverity(v, f.severity);
       for (const t of tallies) {
         t.reviewed++;
-        t[v.verdict]++;
+        if (settled) {
+          t.TRUE++;
+          t.settled++;
+        } else t[v.verdict]++;
       }
     }
   }
@@ -230,6 +259,7 @@ function tallyRow(name: string, t: Tally, lines: number): string[] {
     String(t.TRUE),
     String(t.FALSE),
     String(t.DEBATABLE),
+    String(t.settled),
     pct(t.TRUE, t.reviewed),
     pct(t.FALSE, t.reviewed),
     t.bugs ? `${t.bugsFound}/${t.bugs}` : '—',
@@ -245,10 +275,11 @@ function table(rows: string[][]): string {
 /** The score as text: per family, per rule, known bugs, verdicts gone, and what to review next. */
 export function formatScore(score: FieldScore, perFamily = 10): string {
   const out: string[] = [];
-  const header = ['', 'findings', 'advisory', 'reviewed', 'TRUE', 'FALSE', 'DEBAT.', 'precision', 'false', 'bugs found', 'per 10k lines'];
+  const header = ['', 'findings', 'advisory', 'reviewed', 'TRUE', 'FALSE', 'DEBAT.', 'settled', 'precision', 'false', 'bugs found', 'per 10k lines'];
   out.push(`Scanned ${score.repos.length} repositories, ${score.lines.toLocaleString('en-US')} lines:`);
   for (const r of score.repos) out.push(`  ${r.repo} @ ${r.commit.slice(0, 12)}: ${r.lines.toLocaleString('en-US')} lines, ${r.findings} findings`);
-  out.push('', 'Precision among reviewed findings that are not advisory (TRUE / reviewed); per 10k lines counts non-advisory findings.', '');
+  out.push('', 'Precision among reviewed findings that are not advisory (TRUE / reviewed); per 10k lines counts non-advisory findings.',
+    '"settled": DEBATABLE verdicts whose finding is now reported at the severity the reviewer said it deserves; counted in TRUE.', '');
   const famRows = [header, ...FAMILIES.map((f) => tallyRow(f, score.families[f], score.lines))];
   const all = emptyTally();
   for (const f of FAMILIES) for (const k of Object.keys(all) as (keyof Tally)[]) all[k] += score.families[f][k];
