@@ -39,6 +39,15 @@ describe('execution context', () => {
     expect(got.get('shop/app.py:22 PA404')!.advisory).toBe(false);
   });
 
+  it('per-item queries only background jobs reach are low, with the job as evidence', async () => {
+    const got = new Map((await findings()).map((f) => [key(f), f]));
+    const job = got.get('shop/nightly.py:15 PA107')!;
+    expect(job).toMatchObject({ advisory: false, severity: 'low', originalSeverity: 'high' });
+    expect(job.downgrades).toEqual([{ rule: 'execution_context', from: 'high', to: 'low', evidence: 'reached only from background jobs, never from a request handler' }]);
+    // The helper a handler shares with the job keeps its severity.
+    expect(got.get('shop/pricing.py:10 PA107')).toMatchObject({ severity: 'high', downgrades: [] });
+  });
+
   it('strict mode judges one-off code as if it served requests', async () => {
     const all = await findings({ executionContext: 'strict' });
     expect(all.filter((f) => f.downgrades.some((d) => d.rule === 'execution_context'))).toEqual([]);

@@ -2,6 +2,7 @@
  * The query family beyond the inline marks: severities, chains and messages of the findings
  * in fixtures/query and the sample app.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { scan } from '../dist/src/engine/scan.js';
@@ -21,6 +22,8 @@ beforeAll(async () => {
   sample = (await scan(path.join(FIXTURES, 'sample-app'), config)).result.findings;
 }, 60_000);
 
+const lineOf = (file: string, text: string) => fs.readFileSync(file, 'utf8').split('\n').findIndex((l) => l.includes(text)) + 1;
+
 const at = (list: Finding[], file: string, line: number, code: string) =>
   list.find((f) => f.path === file && f.line === line && f.code === code);
 
@@ -29,6 +32,21 @@ describe('PA107 query_in_loop', () => {
     const f = at(query, 'PA107.py', 58, 'PA107')!;
     expect(chainNames(f.chain)).toEqual(['through_helpers', 'author_name', 'get_author', 'session.get(Author)']);
     expect(f.severity).toBe('high');
+  });
+
+  it('is low when each iteration also writes on its own: a per-item workflow', () => {
+    const line = (text: string) => lineOf(path.join(FIXTURES, 'query/PA107.py'), text);
+    const direct = at(query, 'PA107.py', line('Author.email == row["email"]'), 'PA107')!;
+    expect(direct.severity).toBe('low');
+    expect(direct.message).toMatch(/each iteration also writes \(`db.commit`\)/);
+    const helper = at(query, 'PA107.py', line('mark_published(db, i)'), 'PA107')!;
+    expect(helper.severity).toBe('low');
+    expect(helper.message).toMatch(/each iteration also writes \(`mark_published: db.flush`\)/);
+    const sibling = at(query, 'PA107.py', line('uncached_helper(db, book.author_id)'), 'PA107')!;
+    expect(sibling.severity).toBe('low');
+    expect(sibling.message).toMatch(/each iteration also writes \(`add_copy: db.flush`\)/);
+    // The same helper shape without the flush stays high.
+    expect(at(query, 'PA107.py', line('[uncached_helper(db, b.author_id)'), 'PA107')!.severity).toBe('high');
   });
 
   it('finds the N+1 of the sample app through the repositories module', () => {
@@ -142,5 +160,23 @@ describe('metadata', () => {
       expect(meta.bad.length).toBeGreaterThan(10);
       expect(meta.references.length).toBeGreaterThan(0);
     }
+  });
+});
+
+describe('Flask-SQLAlchemy', () => {
+  let flask: Finding[] = [];
+  beforeAll(async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA1'] }, {}, null);
+    flask = (await scan(path.join(FIXTURES, 'query-flask'), config, { inProcessBytes: Infinity })).result.findings;
+  });
+
+  it('db.session of the project\'s SQLAlchemy() object is a session, imported from anywhere', () => {
+    const file = path.join(FIXTURES, 'query-flask/library/views.py');
+    const lookup = at(flask, 'library/views.py', lineOf(file, 'Volume.by_title(title)'), 'PA107')!;
+    // The flush in the same branch makes the read part of a per-item workflow.
+    expect(lookup.severity).toBe('low');
+    expect(lookup.message).toMatch(/each iteration also writes: a per-item workflow/);
+    expect(at(flask, 'library/views.py', lineOf(file, 'db.session.add(volume)'), 'PA105')!.message).toMatch(/`db.session.flush` in the same iteration/);
+    expect(at(flask, 'library/views.py', lineOf(file, 'Shelf.query.get'), 'PA107')!.severity).toBe('high');
   });
 });

@@ -471,27 +471,36 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     // A function's map is made when it first reaches an effect.
     const reach: (Map<string, Reached> | undefined)[] = new Array(total);
     for (const [kind, ids] of idsByKind()) {
-      let frontier: number[] = [];
+      const reached: number[] = [];
       for (const id of ids) {
         const e = own[id]!.find((x) => x.kind === kind)!;
         (reach[id] ??= new Map()).set(kind, { effect: e, next: null, effectFn: id, weak: false });
-        frontier.push(id);
+        reached.push(id);
       }
-      while (frontier.length) {
-        const next: number[] = [];
-        for (const id of frontier) {
-          const got = reach[id]!.get(kind)!;
-          for (const edge of incoming[id] ?? NO_EDGES) {
-            if (!edge.sync && !(mode === 'any' && !edge.call.offloaded)) continue;
-            const caller = idOf(edge.from);
-            const callerReach = (reach[caller] ??= new Map());
-            if (callerReach.has(kind)) continue;
-            callerReach.set(kind, { effect: got.effect, next: edge, effectFn: got.effectFn, weak: got.weak || edge.weak === true });
-            next.push(caller);
+      // Strong edges first, so a function that reaches the effect through typed calls gets that
+      // chain even when a call resolved by name alone is shorter; then the weak edges, from
+      // everything reached so far.
+      const spread = (frontier: number[], withWeak: boolean) => {
+        while (frontier.length) {
+          const next: number[] = [];
+          for (const id of frontier) {
+            const got = reach[id]!.get(kind)!;
+            for (const edge of incoming[id] ?? NO_EDGES) {
+              if (!edge.sync && !(mode === 'any' && !edge.call.offloaded)) continue;
+              if (edge.weak && !withWeak) continue;
+              const caller = idOf(edge.from);
+              const callerReach = (reach[caller] ??= new Map());
+              if (callerReach.has(kind)) continue;
+              callerReach.set(kind, { effect: got.effect, next: edge, effectFn: got.effectFn, weak: got.weak || edge.weak === true });
+              next.push(caller);
+              reached.push(caller);
+            }
           }
+          frontier = next;
         }
-        frontier = next;
-      }
+      };
+      spread([...reached], false);
+      spread([...reached], true);
     }
     reachByMode.set(mode, reach);
     return reach;

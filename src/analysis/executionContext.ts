@@ -16,8 +16,12 @@ import type { FileSummary } from './summary.js';
 
 export type OneOffKind = 'migration' | 'script' | 'startup';
 
+/**
+ * Where a finding's code runs when that lowers the claim: only once (a one-off kind), or only in
+ * background jobs — production code, but a job's throughput rather than a request's latency.
+ */
 export interface ExecutionContext {
-  kind: OneOffKind;
+  kind: OneOffKind | 'background';
   evidence: string;
 }
 
@@ -39,7 +43,7 @@ const ONE_OFF_PATH = /(^|\/)(scripts?|bin|cli|management\/commands|bench|benchma
 const DOCS_IMPORTS = /^(sphinx|docutils)(\.|$)/;
 
 /** A file whose every function is one-off, and why; null for an ordinary module. */
-export function oneOffFile(file: FileSummary, isMigration: (path: string) => boolean): ExecutionContext | null {
+export function oneOffFile(file: FileSummary, isMigration: (path: string) => boolean): (ExecutionContext & { kind: OneOffKind }) | null {
   if (isMigration(file.path) || isAlembicRevision(file)) {
     return { kind: 'migration', evidence: `a migration (${file.path}): runs once per database, by the migration tool` };
   }
@@ -76,7 +80,7 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
   /** For a one-off function: the root it is reached from (an id), for the evidence. */
   const via = new Int32Array(total).fill(-1);
   const rootWhy: string[] = new Array(total);
-  const fileKinds: (ExecutionContext | null)[] = files.map((f) => (f.isTestFile ? null : oneOffFile(f, isMigration)));
+  const fileKinds: ((ExecutionContext & { kind: OneOffKind }) | null)[] = files.map((f) => (f.isTestFile ? null : oneOffFile(f, isMigration)));
   const bit = (k: OneOffKind) => (k === 'migration' ? MIGRATION : k === 'script' ? SCRIPT : STARTUP);
 
   files.forEach((f, file) => {
@@ -173,6 +177,15 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
       if (inner < 0) return fileKinds[file] ?? { kind: 'startup', evidence: 'module-level code: runs once, when the module is imported' };
       const id = offsets[file]! + inner;
       const m = mask[id]!;
+      if (m & BACKGROUND && !(m & (REQUEST | UNKNOWN))) {
+        const own = files[file]!.functions[inner]!;
+        return {
+          kind: 'background',
+          evidence: own.effectiveRole === 'background'
+            ? `runs in a background job (\`${own.qualifiedName}\`), not on a request path`
+            : `reached only from background jobs, never from a request handler`,
+        };
+      }
       if (m === 0 || m & LIVE) return null;
       const kind: OneOffKind = m & MIGRATION ? 'migration' : m & SCRIPT ? 'script' : 'startup';
       const root = via[id]!;

@@ -75,7 +75,7 @@ export interface RepoResult {
   findings: RawFinding[];
   internalErrors: InternalError[];
   /** The execution context of every finding's line that runs only once: `[path, line, kind, evidence]`. */
-  contexts: [string, number, OneOffKind, string][];
+  contexts: [string, number, OneOffKind | 'background', string][];
 }
 
 interface Pack {

@@ -195,6 +195,11 @@ export interface ProjectContext {
   sessionProviders: SessionProviderInfo[];
   migrations: MigrationsInfo;
   models: ModelInfo[];
+  /**
+   * Flask-SQLAlchemy: the names of the `SQLAlchemy()` objects whose `.Model` the project's models
+   * derive from (`db` for `class Event(db.Model)`); `db.session` is their scoped session.
+   */
+  flaskDbHandles: string[];
   events: { publishers: EventSite[]; subscribers: EventSite[] };
   adrs: AdrInfo[];
   problems: Problem[];
@@ -212,6 +217,7 @@ export function emptyContext(root: string): ProjectContext {
     sessionProviders: [],
     migrations: { scriptLocations: [], files: [], triggers: [], notifyFunctions: [], listens: [], sqlErrors: 0 },
     models: [],
+    flaskDbHandles: [],
     events: { publishers: [], subscribers: [] },
     adrs: [],
     problems: [],

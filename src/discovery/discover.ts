@@ -237,6 +237,7 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   const flaskSqlalchemy = Object.keys(ctx.stack).some((k) => /^flask[-_](sqlalchemy|appbuilder)$/i.test(k))
     || perFile.some(({ facts }) => facts.flaskSqlalchemy);
   ctx.models.push(...resolveModels(classes, roots, flaskSqlalchemy));
+  if (flaskSqlalchemy) ctx.flaskDbHandles = flaskHandles(classes);
   ctx.sessionProviders = resolveProviders(providers, ctx.sessionFactories.map((f) => f.name).filter((n): n is string => !!n));
 
   // SQL: migrations' calls, code strings that mention channels/triggers, and .sql files.
@@ -477,6 +478,18 @@ function triggerKey(name: string, table: string): string {
 }
 
 type ClassKind = 'root' | 'mapped' | 'sqlmodel' | 'none';
+
+/** `db` of every `<...>.db.Model` base (Flask-SQLAlchemy's model base is an attribute of its `SQLAlchemy()` object). */
+function flaskHandles(classes: ClassFacts[]): string[] {
+  const names = new Set<string>();
+  for (const c of classes) {
+    for (const b of c.bases) {
+      const m = /(?:^|\.)([A-Za-z_]\w*)\.Model$/.exec(b);
+      if (m && !isDeclarativeRootBase(b)) names.add(m[1]!);
+    }
+  }
+  return [...names].sort();
+}
 
 /** ORM models from class facts of every parsed file: a class is a model when it derives from a declarative root. */
 function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalchemy: boolean): ModelInfo[] {

@@ -59,6 +59,7 @@ export function analyzeFile(
     outcome.parseError = root.hasError;
     const model = buildFileModel(rel, source, root, parser);
     model.modelClasses = projectIndex(project).modelClasses;
+    model.flaskDbHandles = projectIndex(project).flaskDbHandles;
     lap('model');
     // Every call in a function of a non-test file is classified by the summary's query effects
     // anyway; classifying them first costs nothing more and keeps that shared cost out of the

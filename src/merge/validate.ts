@@ -20,6 +20,12 @@ export interface ValidationInput {
   oneOff?: ExecutionContext | null;
 }
 
+/**
+ * Per-item query work in a background job costs the job's throughput, not a user's wait: at most
+ * low (the field review judged every such high N+1 in a scheduled job low or advisory).
+ */
+const LOWERED_IN_BACKGROUND = new Set(['PA101', 'PA102', 'PA105', 'PA107', 'PA108']);
+
 /** Checks about names, not about code that runs: where the code runs does not matter. */
 const CONTEXT_FREE_CHECKS = new Set(['event_channel_consistency']);
 /** An engine or factory configured at startup or import is the one that serves the requests. */
@@ -28,7 +34,13 @@ const STARTUP_SERVES_REQUESTS = new Set(['pool_configuration']);
 export function validateFinding(input: ValidationInput, context: ProjectContext): Finding {
   const { finding } = input;
   const once = input.oneOff;
-  if (once && !CONTEXT_FREE_CHECKS.has(finding.check) && !(once.kind === 'startup' && STARTUP_SERVES_REQUESTS.has(finding.check))) {
+  if (once?.kind === 'background') {
+    if (LOWERED_IN_BACKGROUND.has(finding.code) && finding.severity !== 'low') {
+      finding.downgrades.push({ rule: 'execution_context', from: finding.severity, to: 'low', evidence: once.evidence });
+      finding.severity = 'low';
+      return finding;
+    }
+  } else if (once && !CONTEXT_FREE_CHECKS.has(finding.check) && !(once.kind === 'startup' && STARTUP_SERVES_REQUESTS.has(finding.check))) {
     finding.advisory = true;
     finding.downgrades.push({ rule: 'execution_context', from: finding.severity, to: 'advisory', evidence: once.evidence });
     return finding;

@@ -12,6 +12,8 @@ export interface ProjectIndex {
   /** Models by class name (a name may be declared in several services). */
   modelsByName: ReadonlyMap<string, ModelInfo[]>;
   modelClasses: ReadonlySet<string>;
+  /** Flask-SQLAlchemy `SQLAlchemy()` object names (`db`): `db.session` is a session. */
+  flaskDbHandles: ReadonlySet<string>;
   anyRelationships: boolean;
   enginesByFile: ReadonlyMap<string, EngineInfo[]>;
 }
@@ -38,6 +40,7 @@ export function projectIndex(project: ProjectContext): ProjectIndex {
     migrationFiles: new Set(project.migrations.files),
     modelsByName,
     modelClasses: new Set(modelsByName.keys()),
+    flaskDbHandles: new Set(project.flaskDbHandles ?? []),
     anyRelationships: project.models.some((m) => m.relationships.length > 0),
   };
   indexes.set(project, index);

@@ -188,6 +188,8 @@ export interface FileModel {
    * is built without one). Flask-SQLAlchemy's `Model.query` is a query only on these.
    */
   modelClasses: ReadonlySet<string>;
+  /** Flask-SQLAlchemy: names of the project's `SQLAlchemy()` objects (`db`), whose `.session` is a session. */
+  flaskDbHandles: ReadonlySet<string>;
   /**
    * Functions this file starts outside any request: CLI commands (`@click.command`, `@cli.command()`,
    * a module-level `main`), what its `if __name__ == "__main__":` block calls, and startup or
@@ -294,6 +296,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     isBackgroundFile: BACKGROUND_PATH.test(path),
     entryPoints: [],
     modelClasses: NO_MODELS,
+    flaskDbHandles: NO_MODELS,
     lineOf: (offset: number) => lineOfOffset(lineStarts, offset),
   };
   const rawAssignments: RawAssignment[] = [];

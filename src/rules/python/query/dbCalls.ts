@@ -119,6 +119,12 @@ export function receiverEvidence(model: FileModel, call: CallInfo): Evidence {
   }
   const name = receiverName(call);
   if (name && SESSION_NAMES.test(name) && importsDbLibrary(model)) return 'named';
+  // Flask-SQLAlchemy: `db.session` of the project's `SQLAlchemy()` object, imported from anywhere.
+  const dotted = call.dottedReceiver;
+  if (dotted?.endsWith('.session') && model.flaskDbHandles.size) {
+    const head = dotted.slice(0, -'.session'.length);
+    if (model.flaskDbHandles.has(head.slice(head.lastIndexOf('.') + 1))) return 'db';
+  }
   return null;
 }
 
@@ -443,6 +449,8 @@ const LIBRARY_CALL = /^(builtins|asyncio|logging|json|os|re|math|time|datetime|t
 export const QUERY_EFFECT = 'query';
 export const WRITE_EFFECT = 'write';
 export const LOOP_CALL = 'loop_call';
+/** The function sends the unit of work itself: an explicit `flush()` or `commit()` on a session. */
+export const FLUSH_EFFECT = 'flushes';
 /** Site fact: the function loads a model by one of its parameters (`what` = `position:name:Model`). */
 export const RELOADS_PARAM = 'reloads_param';
 /** Site fact: a call passes `obj.id` of an entity loaded earlier in the function (`what` = JSON {@link PassedId}). */
@@ -486,6 +494,9 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
       else if (op.kind === 'write' && (!isStagedWrite(call, op) || flushedInFunction(model, call))) effects[call.functionIndex]!.push({ kind: WRITE_EFFECT, what: op.what, ...at });
       continue;
     }
+    if ((call.method === 'flush' || call.method === 'commit') && !isMemoisedCall(model, call) && isFlushingCall(model, call)) {
+      effects[call.functionIndex]!.push({ kind: FLUSH_EFFECT, what: call.calleeText, ...at });
+    }
     if (!call.loops.length || (call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName))) continue;
     // `f()`: no argument can change per item; known from the text without the tree.
     if (call.emptyArgs) continue;
@@ -493,9 +504,45 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
     if (!args || args.namedChildCount === 0) continue;
     const loops = perItemLoops(model, call.loops, args);
     if (!loops || notPerRow(model, call, loops)) continue;
-    effects[call.functionIndex]!.push({ kind: LOOP_CALL, what: String(smallLiteralProduct(loops) ?? ''), ...at });
+    effects[call.functionIndex]!.push({ kind: LOOP_CALL, what: loopCallWhat(model, call, loops), ...at });
   }
   return effects;
+}
+
+/**
+ * A loop call site's facts, for the repo phase: the literal iteration count (or ''), the
+ * innermost loop's position (sites of one loop are siblings), and `w` when that loop's iteration
+ * writes on its own (a statement, a flush, a commit).
+ */
+export interface LoopCallFacts {
+  size: number | null;
+  loop: string;
+  writes: boolean;
+}
+
+function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[]): string {
+  const loop = loops[loops.length - 1]!;
+  const size = smallLiteralProduct(loops);
+  const writes = iterationWriter(model, call, loop) !== null;
+  return `${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}`;
+}
+
+/**
+ * A call other than `call`, in the same iteration of `loop`, that writes on its own: a
+ * statement, a flush or a commit (a staged `add`/`delete` waits for one of those).
+ */
+export function iterationWriter(model: FileModel, call: CallInfo, loop: LoopInfo): CallInfo | null {
+  for (const c of model.calls) {
+    if (c === call || c.functionIndex !== call.functionIndex || !c.loops.includes(loop.index)) continue;
+    const op = classifyDbCall(model, c);
+    if (op ? op.kind !== 'read' && !isStagedWrite(c, op) : (c.method === 'flush' || c.method === 'commit') && isFlushingCall(model, c)) return c;
+  }
+  return null;
+}
+
+export function parseLoopCall(what: string): LoopCallFacts {
+  const [size = '', loop = '', w = ''] = what.split('|');
+  return { size: size === '' ? null : Number(size), loop, writes: w === 'w' };
 }
 
 /** The number of iterations when every loop is a literal collection, else null. */

@@ -8,9 +8,12 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRuleContext, RepoRuleContext } from '../../types.js';
-import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
+import { callGraphOf, siteCalls, type FnRef, type Reach } from '../../../analysis/callgraph.js';
 import { UNTYPED } from '../../../analysis/objects.js';
-import { classifyDbCall, isFlushingCall, isStagedWrite, loadedModel, LOOP_CALL, smallLiteralProduct, type DbOp, type DbOpKind } from './dbCalls.js';
+import {
+  classifyDbCall, FLUSH_EFFECT, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, QUERY_EFFECT,
+  smallLiteralProduct, WRITE_EFFECT, type DbOp, type DbOpKind,
+} from './dbCalls.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
 
 const LOOP_CALLS = new Set([LOOP_CALL]);
@@ -62,11 +65,28 @@ export function flushPerItem(model: FileModel, staged: CallInfo, loop: LoopInfo)
   const body = loop.node.childForFieldName('body') ?? loop.node;
   for (const call of model.calls) {
     if (call === staged || call.functionIndex !== staged.functionIndex || !call.loops.includes(loop.index)) continue;
-    // A flush under a condition (`if n % 1000 == 0:`) batches the rows between two flushes.
-    if (conditionalWithin(call.node, body)) continue;
+    // A flush under a condition of its own (`if n % 1000 == 0:`) batches the rows between two
+    // flushes; one in the same branch as the staged write (`if new: add(x); flush()`) does not.
+    if (conditionalWithin(call.node, commonAncestor(staged.node, call.node, body))) continue;
     if (isFlushingCall(model, call)) return call;
   }
   return null;
+}
+
+/**
+ * A call in the same iteration as `site` that writes by itself (a statement, a flush, a
+ * commit): the loop is a per-item workflow, whose round trips the read does not decide.
+ */
+export function iterationWrites(model: FileModel, site: LoopSite): CallInfo | null {
+  return iterationWriter(model, site.call, site.loops[site.loops.length - 1]!);
+}
+
+/** The innermost node holding both `a` and `b`, no higher than `stop`. */
+function commonAncestor(a: SyntaxNode, b: SyntaxNode, stop: SyntaxNode): SyntaxNode {
+  for (let n: SyntaxNode | null = a.parent; n && n.id !== stop.id; n = n.parent) {
+    if (n.startIndex <= b.startIndex && n.endIndex >= b.endIndex) return n;
+  }
+  return stop;
 }
 
 /** DB calls of `kind` made once per item of a loop: reading a name the loop rebinds. */
@@ -153,23 +173,48 @@ export function reportHelperSites(
   effectKind: string,
   message: (callee: string, what: string) => string,
   severity: (literalSize: number | null) => Severity | undefined = () => undefined,
-  /** The rule's own severity, lowered for a weak chain when `severity` gives none. */
-  ruleSeverity: Severity = 'high',
 ): void {
   const graph = callGraphOf(ctx.index);
-  for (const { ref, file, fn, site, call, to } of siteCalls(graph, LOOP_CALLS)) {
+  const sites = [...siteCalls(graph, LOOP_CALLS)].map((s) => ({ ...s, facts: parseLoopCall(s.site.what) }));
+  // A read is one part of a per-item workflow when the iteration also writes on its own: in the
+  // loop itself, or in a helper called per item (this one or a sibling in the same loop). Its
+  // round trips are there anyway, and batching the read alone saves little.
+  const writer = (to: FnRef) => {
+    const effects = graph.effectsOf(to, 'any');
+    return strongReach(effects, FLUSH_EFFECT) ?? strongReach(effects, WRITE_EFFECT);
+  };
+  const loopWrites = new Map<string, string | null>();
+  const workflow = (file: string, loop: string, inLoop: boolean): string | null => {
+    const key = `${file}\0${loop}`;
+    if (!loopWrites.has(key)) {
+      let what: string | null = null;
+      for (const s of sites) {
+        if (s.file.path !== file || s.facts.loop !== loop) continue;
+        const w = writer(s.to);
+        if (w) {
+          what = `${graph.function(s.to).qualifiedName}: ${w.effect.what}`;
+          break;
+        }
+      }
+      loopWrites.set(key, what ?? (inLoop ? '' : null));
+    }
+    return loopWrites.get(key)!;
+  };
+  for (const { ref, file, fn, call, to, facts } of sites) {
     const reach = graph.effectsOf(to, 'any').get(effectKind);
     if (!reach) continue;
+    // A chain with a call resolved by the method's name alone (its receiver untyped) is not
+    // evidence enough for a per-row claim: in the field review every such N+1 had followed a
+    // same-named method of an unrelated class (a mixin's attribute typed from one subclass).
+    if (reach.weak || call.receiverType === UNTYPED) continue;
     const chain = graph.chainSteps(reach, { ref, call });
-    const size = site.what === '' ? null : Number(site.what);
-    // A call resolved by the method's name alone (its receiver untyped) is a weaker claim.
-    const weak = reach.weak || call.receiverType === UNTYPED;
-    const sev = severity(size) ?? ruleSeverity;
+    const alsoWrites = effectKind === QUERY_EFFECT ? workflow(file.path, facts.loop, facts.writes) : null;
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-      message: message(graph.function(to).qualifiedName, reach.effect.what) + (weak ? ' (a call resolved by its method name alone)' : ''),
-      severity: weak ? lowerSeverity(sev) : severity(size),
+      message: message(graph.function(to).qualifiedName, reach.effect.what)
+        + (alsoWrites !== null ? `; each iteration also writes${alsoWrites ? ` (\`${alsoWrites}\`)` : ''}: a per-item workflow, where batching the read alone saves little` : ''),
+      severity: alsoWrites !== null ? 'low' : severity(facts.size),
       function: fn.name,
       chain,
     });
@@ -178,6 +223,7 @@ export function reportHelperSites(
 
 export { smallLiteralProduct };
 
-function lowerSeverity(s: Severity): Severity {
-  return s === 'critical' ? 'high' : s === 'high' ? 'medium' : 'low';
+function strongReach(effects: Map<string, Reach>, kind: string): Reach | null {
+  const r = effects.get(kind);
+  return r && !r.weak ? r : null;
 }

@@ -10,11 +10,13 @@
  * Precision guards: the call must read a name the loop rebinds (the loop variable, or a name
  * assigned in the body) — retry and polling loops do not; a query on the loop's iterable runs
  * once; chunked `in_(...)` statements and paginated (`offset`) ones are the fix, not the bug;
- * a `while` loop that sleeps is polling.
+ * a `while` loop that sleeps is polling. A read in an iteration that also writes on its own (a
+ * statement, a flush, a commit — directly or in the helper called per item) is part of a
+ * per-item workflow and is reported `low`.
  */
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { QUERY_EFFECT } from './dbCalls.js';
-import { describeLoop, reportFileSites, reportHelperSites } from './loops.js';
+import { describeLoop, iterationWrites, reportFileSites, reportHelperSites } from './loops.js';
 
 export const queryInLoop: FileRule & RepoRule = {
   meta: {
@@ -24,7 +26,7 @@ export const queryInLoop: FileRule & RepoRule = {
     severity: 'high',
     effort: 'M',
     summary: 'N+1: a SELECT per loop iteration, directly or through a same-repo helper',
-    what: 'Finds a query run once per item of a loop or comprehension: `session.get(Model, x.id)`, `session.execute/scalars/scalar(select(...))`, `session.query(...)`, raw `SELECT` text, `repo.get(...)` on a repository object — in the loop body, or inside a same-repo function the loop calls (followed through the call graph, sync and awaited; the finding carries the chain). The call must use a value the loop rebinds; queries on the loop\'s iterable, chunked `in_(...)` loads and polling loops are not flagged.',
+    what: 'Finds a query run once per item of a loop or comprehension: `session.get(Model, x.id)`, `session.execute/scalars/scalar(select(...))`, `session.query(...)`, raw `SELECT` text, `repo.get(...)` on a repository object — in the loop body, or inside a same-repo function the loop calls (followed through the call graph, sync and awaited; the finding carries the chain). The call must use a value the loop rebinds; queries on the loop\'s iterable, chunked `in_(...)` loads and polling loops are not flagged, nor loops over a handful of constants (a small literal, module constant or local list) or that dispatch on the item\'s value (`if field == "email":`), nor chains through a call resolved by its method name alone. Reported `low` when each iteration also writes on its own (a per-item workflow: its round trips are there anyway) and when only background jobs reach the loop.',
     why: 'Each iteration pays a database round trip. Latency grows with the row count (100 rows, 101 queries), the connection is held for the whole loop, and the database does the same lookup N times instead of one indexed batch.',
     bad: "from sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def owner_emails(session: AsyncSession, jobs):\n    emails = []\n    for job in jobs:\n        owner = await session.get(User, job.owner_id)\n        emails.append(owner.email)\n    return emails\n",
     good: "from sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def owner_emails(session: AsyncSession, jobs):\n    ids = {j.owner_id for j in jobs}\n    owners = (await session.scalars(select(User).where(User.id.in_(ids)))).all()\n    by_id = {u.id: u for u in owners}\n    return [by_id[j.owner_id].email for j in jobs]\n",
@@ -35,8 +37,16 @@ export const queryInLoop: FileRule & RepoRule = {
     ],
   },
   checkFile(ctx: FileRuleContext): void {
-    reportFileSites(ctx, 'read', (site) =>
-      `N+1: query \`${site.op.what}\` runs once per item of ${describeLoop(site.loops[site.loops.length - 1]!)}`);
+    reportFileSites(
+      ctx,
+      'read',
+      (site) => {
+        const writes = iterationWrites(ctx.model, site);
+        return `N+1: query \`${site.op.what}\` runs once per item of ${describeLoop(site.loops[site.loops.length - 1]!)}`
+          + (writes ? `; each iteration also writes (\`${writes.calleeText}\`): a per-item workflow, where batching the read alone saves little` : '');
+      },
+      (site) => (iterationWrites(ctx.model, site) ? 'low' : undefined),
+    );
   },
   checkRepo(ctx: RepoRuleContext): void {
     reportHelperSites(ctx, QUERY_EFFECT, (callee, what) =>

@@ -147,28 +147,121 @@ export function smallBoundedLoop(model: FileModel, loop: LoopInfo): boolean {
   if (size !== null) return size <= SMALL_BOUND;
   const src = iterationSource(loop.iterable);
   if (!src) return false;
-  const literal = (n: SyntaxNode | null) =>
-    !!n && ['list', 'tuple', 'set', 'dictionary'].includes(n.type) && !n.namedChildren.some((c) => c.type === 'list_splat' || c.type === 'dictionary_splat') && n.namedChildCount <= SMALL_BOUND;
-  if (literal(src)) return true;
+  if (smallLiteral(src)) return true;
   const name = src.type === 'identifier' ? src.text : src.type === 'attribute' && /^(self|cls)$/.test(src.childForFieldName('object')?.text ?? '') ? src.childForFieldName('attribute')!.text : null;
   if (!name) return false;
   if (src.type === 'identifier' && loop.functionIndex >= 0) {
     const params = model.functions[loop.functionIndex]!.node.childForFieldName('parameters')?.text ?? '';
     if (new RegExp(`\\*\\*\\s*${name}\\b`).test(params)) return true;
   }
-  // A constant: bound once, at module or class level, to a small literal.
+  return smallLiteralName(model, name, loop, src.type === 'identifier');
+}
+
+/** A list, tuple, set or dict literal of at most ten items, without splats. */
+function smallLiteral(n: SyntaxNode | null): boolean {
+  return !!n && ['list', 'tuple', 'set', 'dictionary'].includes(n.type)
+    && !n.namedChildren.some((c) => c.type === 'list_splat' || c.type === 'dictionary_splat') && n.namedChildCount <= SMALL_BOUND;
+}
+
+/**
+ * Is `name`, as `loop` sees it, a small literal: a module- or class-level constant bound once,
+ * or (`local`) a name of the loop's function bound once, before the loop and outside any loop,
+ * and never grown (`ranges = [7, 30, 365]`)?
+ */
+function smallLiteralName(model: FileModel, name: string, loop: LoopInfo, local = true): boolean {
   const bindings = assignmentsTo(model, name);
-  return bindings.length === 1 && bindings[0]!.functionIndex < 0 && literal(unwrap(bindings[0]!.value));
+  if (bindings.length === 1 && bindings[0]!.functionIndex < 0 && smallLiteral(unwrap(bindings[0]!.value))) return true;
+  if (!local || loop.functionIndex < 0) return false;
+  const own = bindings.filter((b) => b.functionIndex === loop.functionIndex);
+  if (own.length !== 1 || own[0]!.loops.length || own[0]!.line > loop.node.startPosition.row + 1 || !smallLiteral(unwrap(own[0]!.value))) return false;
+  return !model.calls.some((c) => c.functionIndex === loop.functionIndex && c.dottedReceiver === name && GROWS.test(c.method ?? ''))
+    && !model.augAssignments.some((a) => a.functionIndex === loop.functionIndex && a.target === name);
+}
+
+/** Methods that add items to a list, set or dict. */
+const GROWS = /^(append|extend|insert|add|update|setdefault)$/;
+
+/**
+ * Does `node` run only for the iterations where the loop's item equals a literal
+ * (`if field == 'email':`, `elif kind in ('a', 'b'):`)? Then it runs at most once per distinct
+ * value, however long the loop: a dispatch on the item, not work per item.
+ */
+export function guardedByItemValue(node: SyntaxNode, loop: LoopInfo, names: Set<string>): boolean {
+  const body = loop.node.childForFieldName('body');
+  if (!body) return false;
+  let child: SyntaxNode = node;
+  for (let cur = node.parent; cur && cur.id !== body.id; child = cur, cur = cur.parent) {
+    if (cur.type !== 'if_statement' && cur.type !== 'elif_clause') continue;
+    // The node must sit in this branch's own block, not in its condition or an `else` after it.
+    const consequence = cur.childForFieldName('consequence');
+    if (!consequence || consequence.id !== child.id) continue;
+    if (comparesItemToLiteral(cur.childForFieldName('condition'), names)) return true;
+  }
+  return false;
+}
+
+function comparesItemToLiteral(cond: SyntaxNode | null, names: Set<string>): boolean {
+  const c = unwrap(cond);
+  if (!c) return false;
+  // `a == 'x' and other`: the branch needs every operand of an `and`, so one equality is enough.
+  if (c.type === 'boolean_operator' && c.childForFieldName('operator')?.text === 'and') {
+    return comparesItemToLiteral(c.childForFieldName('left'), names) || comparesItemToLiteral(c.childForFieldName('right'), names);
+  }
+  if (c.type !== 'comparison_operator' || c.namedChildCount !== 2) return false;
+  const [a, b] = [unwrap(c.namedChild(0)), unwrap(c.namedChild(1))];
+  if (!a || !b) return false;
+  const op = c.text.slice(c.namedChild(0)!.endIndex - c.startIndex, c.namedChild(1)!.startIndex - c.startIndex).trim();
+  const isItem = (n: SyntaxNode) => n.type === 'identifier' && names.has(n.text);
+  const isConst = (n: SyntaxNode) => ['string', 'integer', 'float', 'true', 'false', 'none'].includes(n.type) || /^[A-Z][A-Z0-9_]*(\.[A-Z][A-Z0-9_]*)?$/.test(n.text) || (n.type === 'attribute' && /^[A-Z]\w*\.[A-Za-z_]\w*$/.test(n.text));
+  if (op === '==' || op === 'is') return (isItem(a) && isConst(b)) || (isItem(b) && isConst(a));
+  if (op === 'in') {
+    const small = ['tuple', 'list', 'set'].includes(b.type) && b.namedChildCount <= SMALL_BOUND && b.namedChildren.every(isConst);
+    return isItem(a) && small;
+  }
+  return false;
+}
+
+/** The names a `for` loop binds to its item (its targets), not the ones assigned in the body. */
+export function loopTargets(loop: LoopInfo): Set<string> {
+  const out = new Set<string>();
+  if (loop.kind === 'for' || loop.kind === 'async_for') targetNames(loop.node.childForFieldName('left'), out);
+  return out;
 }
 
 /**
  * Work in a loop that is not per row even though it reads the loop's item: every loop around it
- * is small and bounded by the code, or the loop stops (`return`/`break`) after it: a find-first
- * search that runs until the first hit.
+ * is small and bounded by the code, the loop stops (`return`/`break`) after it (a find-first
+ * search that runs until the first hit), or it runs only for one value of the item.
  */
 export function notPerRow(model: FileModel, call: { node: SyntaxNode; line: number }, loops: LoopInfo[]): boolean {
   if (loops.every((l) => smallBoundedLoop(model, l))) return true;
-  return stopsAfter(call.node, loops[loops.length - 1]!);
+  const inner = loops[loops.length - 1]!;
+  if (stopsAfter(call.node, inner)) return true;
+  // A dispatch on the item's value (`if field == 'email':`) runs once per distinct value, not per item.
+  if (loops.some((l) => guardedByItemValue(call.node, l, loopTargets(l)))) return true;
+  return loops.some((l) => keysLookedUpInSmallTable(model, l, call.node));
+}
+
+/**
+ * A loop over a mapping's keys (`for role, x in changes.items():`) whose body looks each key up
+ * in a small literal table before `node` (`column = ROLE_COLUMNS[role]`): keys are distinct and a
+ * key missing from the table raises, so the loop runs at most as many times as the table has entries.
+ */
+function keysLookedUpInSmallTable(model: FileModel, loop: LoopInfo, node: SyntaxNode): boolean {
+  if (loop.kind !== 'for' && loop.kind !== 'async_for') return false;
+  const it = unwrap(loop.iterable);
+  const fn = it?.type === 'call' ? it.childForFieldName('function') : null;
+  if (fn?.type !== 'attribute' || !/^(items|keys)$/.test(fn.childForFieldName('attribute')?.text ?? '')) return false;
+  const left = loop.node.childForFieldName('left');
+  const key = left?.type === 'identifier' ? left : left?.namedChild(0)?.type === 'identifier' ? left.namedChild(0) : null;
+  const body = loop.node.childForFieldName('body');
+  if (!key || !body || !body.text.includes(`[${key.text}]`)) return false;
+  for (const sub of body.descendantsOfType('subscript')) {
+    if (sub.startIndex >= node.startIndex || sub.childForFieldName('subscript')?.text !== key.text) continue;
+    const table = sub.childForFieldName('value');
+    if (table?.type === 'identifier' && smallLiteralName(model, table.text, loop)) return true;
+  }
+  return false;
 }
 
 /** Does the loop's body leave the loop (`return`, or a `break` of this loop) after `node`? */
