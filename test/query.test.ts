@@ -49,6 +49,19 @@ describe('PA107 query_in_loop', () => {
     expect(at(query, 'PA107.py', line('[uncached_helper(db, b.author_id)'), 'PA107')!.severity).toBe('high');
   });
 
+  it('reports a read that runs unchanged on every iteration, directly or in a helper', () => {
+    const line = (text: string) => lineOf(path.join(FIXTURES, 'query/PA107.py'), text);
+    const direct = at(query, 'PA107.py', line('settings = db.scalars'), 'PA107')!;
+    expect(direct).toMatchObject({ severity: 'high' });
+    expect(direct.message).toMatch(/runs unchanged on every iteration of the loop over `books`/);
+    const helper = at(query, 'PA107.py', line('by {default_author_name(db)}'), 'PA107')!;
+    expect(helper.message).toMatch(/`default_author_name` runs the same query/);
+    expect(chainNames(helper.chain)).toEqual(['sign_books', 'default_author_name', 'db.scalars(select Author)']);
+    const workflow = at(query, 'PA107.py', line('print(default_author_name(db))'), 'PA107')!;
+    expect(workflow.severity).toBe('low');
+    expect(workflow.message).toMatch(/each iteration also writes \(`add_copy: db.flush`\)/);
+  });
+
   it('finds the N+1 of the sample app through the repositories module', () => {
     const f = at(sample, 'app/api/routes.py', 39, 'PA107')!;
     expect(chainNames(f.chain)).toEqual(['list_jobs_with_owners', 'get_user', 'session.get(User)']);

@@ -6,7 +6,7 @@ import type { CallInfo, EntryPoint, FileModel, FunctionRole } from '../semantic/
 import { effectiveRole } from '../semantic/model.js';
 import { exportedTypes } from '../semantic/valueTypes.js';
 import { classifyHandle } from '../semantic/db.js';
-import { LOOP_CALL, PASSES_LOADED_ID } from '../rules/python/query/dbCalls.js';
+import { INVARIANT_CALL, LOOP_CALL, PASSES_LOADED_ID } from '../rules/python/query/dbCalls.js';
 import { objectFacts, typePathHead, UNTYPED, type ParamUse, type SummaryClass, type SummaryRef } from './objects.js';
 import { PASSES_HELD_ATTR, RESOLVES_ONE_ATTR } from '../rules/python/query/resolveFacts.js';
 
@@ -172,7 +172,7 @@ const LOCAL_CALLEE = /^(?:(?:self|cls)\.)?[A-Za-z_]\w*$/;
  * points of the rules that follow a call into its callee. A pending effect's call is looked up
  * too (its location is reported). Any other effect is used as it is.
  */
-export const POSITIONED_EFFECTS: ReadonlySet<string> = new Set([LOOP_CALL, PASSES_LOADED_ID, PASSES_HELD_ATTR, RESOLVES_ONE_ATTR]);
+export const POSITIONED_EFFECTS: ReadonlySet<string> = new Set([LOOP_CALL, INVARIANT_CALL, PASSES_LOADED_ID, PASSES_HELD_ATTR, RESOLVES_ONE_ATTR]);
 
 /**
  * Which calls the repo phase can use: those that may name a function of this repo (the call

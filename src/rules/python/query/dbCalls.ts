@@ -20,7 +20,7 @@ import { callAt } from '../../../semantic/model.js';
 import { ownModuleLookup, receiverType } from '../../../semantic/valueTypes.js';
 import { resolveHandle, type NameLookup } from '../../../semantic/db.js';
 import type { Effect } from '../../../analysis/summary.js';
-import { callArgs, chainCallsDown, lastAssignment, notPerRow, perItemLoops, literalSize, unwrap } from './semantics.js';
+import { callArgs, chainCallsDown, invariantIn, lastAssignment, notPerRow, perItemLoops, literalSize, repeatsReads, unwrap } from './semantics.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import { sqlKind, type SqlKind } from './rawSql.js';
 
@@ -445,10 +445,17 @@ function flushedInFunction(model: FileModel, staged: CallInfo): boolean {
 /** Library calls that are never same-repo helpers: no loop-call site is recorded for them. */
 const LIBRARY_CALL = /^(builtins|asyncio|logging|json|os|re|math|time|datetime|typing|collections|itertools|functools|sqlalchemy|sqlmodel|pydantic|fastapi|starlette|httpx|requests)\./;
 
+/** A callee the repo phase may resolve: a plain or dotted name. */
+const MAY_BE_HELPER = /^[A-Za-z_][\w.]*$/;
+/** Methods of builtin containers, strings and loggers: never a project helper worth a site. */
+const NOT_A_HELPER = /^(append|extend|insert|add|update|pop|setdefault|items|keys|values|copy|format|join|split|strip|lower|upper|replace|startswith|endswith|encode|decode|debug|info|warning|warn|error|exception|critical|isoformat|strftime)$/;
+
 /** Effect kinds produced here. `loop_call` is a site fact: a per-item call in a loop, for the repo phase. */
 export const QUERY_EFFECT = 'query';
 export const WRITE_EFFECT = 'write';
 export const LOOP_CALL = 'loop_call';
+/** Site fact: a call in a data loop that reads nothing the loop changes (`what` = the loop's position), for the repo phase. */
+export const INVARIANT_CALL = 'invariant_call';
 /** The function sends the unit of work itself: an explicit `flush()` or `commit()` on a session. */
 export const FLUSH_EFFECT = 'flushes';
 /** Site fact: the function loads a model by one of its parameters (`what` = `position:name:Model`). */
@@ -498,6 +505,11 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
       effects[call.functionIndex]!.push({ kind: FLUSH_EFFECT, what: call.calleeText, ...at });
     }
     if (!call.loops.length || (call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName))) continue;
+    const invariantLoop = MAY_BE_HELPER.test(call.calleeText) && !NOT_A_HELPER.test(call.method ?? '') ? invariantRead(model, call) : null;
+    if (invariantLoop) {
+      effects[call.functionIndex]!.push({ kind: INVARIANT_CALL, what: `${invariantLoop.node.startPosition.row + 1}:${invariantLoop.node.startPosition.column}`, ...at });
+      continue;
+    }
     // `f()`: no argument can change per item; known from the text without the tree.
     if (call.emptyArgs) continue;
     const args = call.node.childForFieldName('arguments');
@@ -525,6 +537,31 @@ function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[]): stri
   const size = smallLiteralProduct(loops);
   const writes = iterationWriter(model, call, loop) !== null;
   return `${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}`;
+}
+
+/**
+ * The innermost loop of which `call` repeats the same read on every iteration: the loop is a
+ * data loop that changes nothing a read could see ({@link repeatsReads}), writes nothing to the
+ * database, and nothing in the call (receiver, arguments, chained methods) is rebound by it.
+ * Null otherwise, and for a memoised call. The caller decides whether the call reads.
+ */
+export function invariantRead(model: FileModel, call: CallInfo): LoopInfo | null {
+  if (!call.loops.length || isMemoisedCall(model, call)) return null;
+  const loop = model.loops[call.loops[call.loops.length - 1]!]!;
+  // The iterable of a comprehension's first clause is evaluated once.
+  if (call.node.startIndex < loop.iterStart || call.node.endIndex > loop.iterEnd) return null;
+  const it = loop.iterable;
+  if (it && call.node.startIndex >= it.startIndex && call.node.endIndex <= it.endIndex) return null;
+  if (!repeatsReads(model, loop)) return null;
+  let top = call.node;
+  while (top.parent?.type === 'attribute' && top.parent.parent?.type === 'call') top = top.parent.parent;
+  if (!invariantIn(model, top, loop)) return null;
+  for (const c of model.calls) {
+    if (c.functionIndex !== call.functionIndex || !c.loops.includes(loop.index) || c === call) continue;
+    const op = classifyDbCall(model, c);
+    if ((op && op.kind !== 'read') || ((c.method === 'flush' || c.method === 'commit') && isFlushingCall(model, c))) return null;
+  }
+  return loop;
 }
 
 /**

@@ -11,7 +11,7 @@ import type { FileRuleContext, RepoRuleContext } from '../../types.js';
 import { callGraphOf, siteCalls, type FnRef, type Reach } from '../../../analysis/callgraph.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import {
-  classifyDbCall, FLUSH_EFFECT, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, QUERY_EFFECT,
+  classifyDbCall, FLUSH_EFFECT, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, QUERY_EFFECT,
   smallLiteralProduct, WRITE_EFFECT, type DbOp, type DbOpKind,
 } from './dbCalls.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
@@ -99,8 +99,21 @@ export function perItemDbCalls(model: FileModel, kind: DbOpKind): LoopSite[] {
 /** Three rules ask, one per kind: the calls are classified and sorted into kinds in one pass. */
 const loopSites = new WeakMap<FileModel, Record<DbOpKind, LoopSite[]>>();
 
+/**
+ * Reads that run unchanged on every iteration of a data loop (see `invariantRead`): the same
+ * statement N times, to run once before the loop.
+ */
+export function invariantReads(model: FileModel): LoopSite[] {
+  perItemDbCalls(model, 'read');
+  return invariantSites.get(model) ?? [];
+}
+
+const invariantSites = new WeakMap<FileModel, LoopSite[]>();
+
 function findLoopSites(model: FileModel): Record<DbOpKind, LoopSite[]> {
   const sites: Record<DbOpKind, LoopSite[]> = { read: [], write: [], add: [] };
+  const invariant: LoopSite[] = [];
+  invariantSites.set(model, invariant);
   if (model.isTestFile) return sites;
   const calls = model.calls;
   for (let i = 0; i < calls.length; i++) {
@@ -112,6 +125,11 @@ function findLoopSites(model: FileModel): Record<DbOpKind, LoopSite[]> {
     if (op.statement?.batched || op.statement?.chain.includes('offset')) continue;
     // `db.query(Book).filter(Book.id == book_id).first()`: the loop's value may come later in the chain.
     const loops = perItemLoops(model, call.loops, chainArguments(call.node));
+    if (!loops && op.kind === 'read') {
+      const loop = invariantRead(model, call);
+      if (loop) invariant.push({ call, op, loops: [loop] });
+      continue;
+    }
     if (!loops || notPerRow(model, call, loops) || isMemoisedCall(model, call)) continue;
     // A read that must see what this iteration just wrote cannot be hoisted out of the loop.
     if (op.kind === 'read' && readsOwnWrite(model, call, op, loops[loops.length - 1]!)) continue;
@@ -175,31 +193,7 @@ export function reportHelperSites(
   severity: (literalSize: number | null) => Severity | undefined = () => undefined,
 ): void {
   const graph = callGraphOf(ctx.index);
-  const sites = [...siteCalls(graph, LOOP_CALLS)].map((s) => ({ ...s, facts: parseLoopCall(s.site.what) }));
-  // A read is one part of a per-item workflow when the iteration also writes on its own: in the
-  // loop itself, or in a helper called per item (this one or a sibling in the same loop). Its
-  // round trips are there anyway, and batching the read alone saves little.
-  const writer = (to: FnRef) => {
-    const effects = graph.effectsOf(to, 'any');
-    return strongReach(effects, FLUSH_EFFECT) ?? strongReach(effects, WRITE_EFFECT);
-  };
-  const loopWrites = new Map<string, string | null>();
-  const workflow = (file: string, loop: string, inLoop: boolean): string | null => {
-    const key = `${file}\0${loop}`;
-    if (!loopWrites.has(key)) {
-      let what: string | null = null;
-      for (const s of sites) {
-        if (s.file.path !== file || s.facts.loop !== loop) continue;
-        const w = writer(s.to);
-        if (w) {
-          what = `${graph.function(s.to).qualifiedName}: ${w.effect.what}`;
-          break;
-        }
-      }
-      loopWrites.set(key, what ?? (inLoop ? '' : null));
-    }
-    return loopWrites.get(key)!;
-  };
+  const { sites, workflow } = loopFacts(graph);
   for (const { ref, file, fn, call, to, facts } of sites) {
     const reach = graph.effectsOf(to, 'any').get(effectKind);
     if (!reach) continue;
@@ -212,13 +206,89 @@ export function reportHelperSites(
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-      message: message(graph.function(to).qualifiedName, reach.effect.what)
-        + (alsoWrites !== null ? `; each iteration also writes${alsoWrites ? ` (\`${alsoWrites}\`)` : ''}: a per-item workflow, where batching the read alone saves little` : ''),
+      message: message(graph.function(to).qualifiedName, reach.effect.what) + (alsoWrites !== null ? workflowNote(alsoWrites) : ''),
       severity: alsoWrites !== null ? 'low' : severity(facts.size),
       function: fn.name,
       chain,
     });
   }
+}
+
+/**
+ * Calls in a data loop that read nothing the loop changes, of same-repo functions that reach a
+ * query and write nothing: the same query on every iteration.
+ */
+export function reportInvariantHelperSites(ctx: RepoRuleContext, message: (callee: string, what: string, loop: string) => string): void {
+  const graph = callGraphOf(ctx.index);
+  for (const { ref, file, fn, call, to, site } of siteCalls(graph, INVARIANT_CALLS)) {
+    if (call.receiverType === UNTYPED) continue;
+    const effects = graph.effectsOf(to, 'any');
+    const reach = effects.get(QUERY_EFFECT);
+    if (!reach || reach.weak || effects.has(FLUSH_EFFECT) || effects.has(WRITE_EFFECT)) continue;
+    const alsoWrites = loopFacts(graph).workflow(file.path, site.what, false);
+    ctx.report({
+      path: file.path,
+      location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+      message: message(graph.function(to).qualifiedName, reach.effect.what, site.what) + (alsoWrites !== null ? workflowNote(alsoWrites) : ''),
+      ...(alsoWrites !== null ? { severity: 'low' as const } : {}),
+      function: fn.name,
+      chain: graph.chainSteps(reach, { ref, call }),
+    });
+  }
+}
+
+const INVARIANT_CALLS = new Set([INVARIANT_CALL]);
+
+type LoopCallSite = ReturnType<typeof siteCalls> extends Generator<infer S> ? S & { facts: ReturnType<typeof parseLoopCall> } : never;
+
+interface LoopFacts {
+  sites: LoopCallSite[];
+  /**
+   * What else an iteration of the loop at `loop` (file, position) writes: `helper: what` for a
+   * helper called per item that writes, '' for a write in the loop body (`inLoop`), else null.
+   */
+  workflow(file: string, loop: string, inLoop: boolean): string | null;
+}
+
+const loopFactsCache = new WeakMap<object, LoopFacts>();
+
+/**
+ * The per-item call sites of the repo and, per loop, whether its iteration writes on its own: in
+ * the loop itself, or in a helper called per item. A read in such an iteration is one part of a
+ * per-item workflow: its round trips are there anyway, and batching the read alone saves little.
+ */
+function loopFacts(graph: ReturnType<typeof callGraphOf>): LoopFacts {
+  const known = loopFactsCache.get(graph);
+  if (known) return known;
+  const sites = [...siteCalls(graph, LOOP_CALLS)].map((s) => ({ ...s, facts: parseLoopCall(s.site.what) }));
+  const writer = (to: FnRef) => {
+    const effects = graph.effectsOf(to, 'any');
+    return strongReach(effects, FLUSH_EFFECT) ?? strongReach(effects, WRITE_EFFECT);
+  };
+  const byLoop = new Map<string, string | null>();
+  const workflow = (file: string, loop: string, inLoop: boolean): string | null => {
+    const key = `${file}\0${loop}`;
+    if (!byLoop.has(key)) {
+      let what: string | null = null;
+      for (const s of sites) {
+        if (s.file.path !== file || s.facts.loop !== loop) continue;
+        const w = writer(s.to);
+        if (w) {
+          what = `${graph.function(s.to).qualifiedName}: ${w.effect.what}`;
+          break;
+        }
+      }
+      byLoop.set(key, what);
+    }
+    return byLoop.get(key) ?? (inLoop ? '' : null);
+  };
+  const facts = { sites, workflow };
+  loopFactsCache.set(graph, facts);
+  return facts;
+}
+
+function workflowNote(alsoWrites: string): string {
+  return `; each iteration also writes${alsoWrites ? ` (\`${alsoWrites}\`)` : ''}: a per-item workflow, where batching the read alone saves little`;
 }
 
 export { smallLiteralProduct };

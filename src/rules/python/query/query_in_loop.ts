@@ -13,10 +13,14 @@
  * a `while` loop that sleeps is polling. A read in an iteration that also writes on its own (a
  * statement, a flush, a commit — directly or in the helper called per item) is part of a
  * per-item workflow and is reported `low`.
+ *
+ * Also a read that runs unchanged on every iteration of a data loop (nothing it reads changes in
+ * the loop, the loop writes nothing and does not stop early): the same statement N times, to run
+ * once before the loop.
  */
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { QUERY_EFFECT } from './dbCalls.js';
-import { describeLoop, iterationWrites, reportFileSites, reportHelperSites } from './loops.js';
+import { describeLoop, invariantReads, iterationWrites, reportFileSites, reportHelperSites, reportInvariantHelperSites } from './loops.js';
 
 export const queryInLoop: FileRule & RepoRule = {
   meta: {
@@ -26,7 +30,7 @@ export const queryInLoop: FileRule & RepoRule = {
     severity: 'high',
     effort: 'M',
     summary: 'N+1: a SELECT per loop iteration, directly or through a same-repo helper',
-    what: 'Finds a query run once per item of a loop or comprehension: `session.get(Model, x.id)`, `session.execute/scalars/scalar(select(...))`, `session.query(...)`, raw `SELECT` text, `repo.get(...)` on a repository object — in the loop body, or inside a same-repo function the loop calls (followed through the call graph, sync and awaited; the finding carries the chain). The call must use a value the loop rebinds; queries on the loop\'s iterable, chunked `in_(...)` loads and polling loops are not flagged, nor loops over a handful of constants (a small literal, module constant or local list) or that dispatch on the item\'s value (`if field == "email":`), nor chains through a call resolved by its method name alone. Reported `low` when each iteration also writes on its own (a per-item workflow: its round trips are there anyway) and when only background jobs reach the loop.',
+    what: 'Finds a query run once per item of a loop or comprehension: `session.get(Model, x.id)`, `session.execute/scalars/scalar(select(...))`, `session.query(...)`, raw `SELECT` text, `repo.get(...)` on a repository object — in the loop body, or inside a same-repo function the loop calls (followed through the call graph, sync and awaited; the finding carries the chain). The call must use a value the loop rebinds; queries on the loop\'s iterable, chunked `in_(...)` loads and polling loops are not flagged, nor loops over a handful of constants (a small literal, module constant or local list) or that dispatch on the item\'s value (`if field == "email":`), nor chains through a call resolved by its method name alone. Also a read that runs unchanged on every iteration of a data loop (directly, or a helper given nothing that changes in the loop): the same statement N times, to hoist before the loop; silent for retries and searches that stop early, polling loops, and loops that change rows or write between the reads. Reported `low` when each iteration also writes on its own (a per-item workflow: its round trips are there anyway) and when only background jobs reach the loop.',
     why: 'Each iteration pays a database round trip. Latency grows with the row count (100 rows, 101 queries), the connection is held for the whole loop, and the database does the same lookup N times instead of one indexed batch.',
     bad: "from sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def owner_emails(session: AsyncSession, jobs):\n    emails = []\n    for job in jobs:\n        owner = await session.get(User, job.owner_id)\n        emails.append(owner.email)\n    return emails\n",
     good: "from sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def owner_emails(session: AsyncSession, jobs):\n    ids = {j.owner_id for j in jobs}\n    owners = (await session.scalars(select(User).where(User.id.in_(ids)))).all()\n    by_id = {u.id: u for u in owners}\n    return [by_id[j.owner_id].email for j in jobs]\n",
@@ -47,9 +51,17 @@ export const queryInLoop: FileRule & RepoRule = {
       },
       (site) => (iterationWrites(ctx.model, site) ? 'low' : undefined),
     );
+    for (const site of invariantReads(ctx.model)) {
+      ctx.report({
+        node: site.call.node,
+        message: `query \`${site.op.what}\` runs unchanged on every iteration of ${describeLoop(site.loops[0]!)}: nothing it reads changes in the loop; run it once before the loop`,
+      });
+    }
   },
   checkRepo(ctx: RepoRuleContext): void {
     reportHelperSites(ctx, QUERY_EFFECT, (callee, what) =>
       `N+1: \`${callee}\` runs a query (\`${what}\`) once per loop iteration`);
+    reportInvariantHelperSites(ctx, (callee, what) =>
+      `\`${callee}\` runs the same query (\`${what}\`) on every iteration of the loop: nothing it is given changes in the loop; call it once before the loop`);
   },
 };

@@ -293,6 +293,32 @@ function insideNestedDef(node: SyntaxNode, stop: SyntaxNode): boolean {
   return false;
 }
 
+/**
+ * Is `loop` a data loop whose iterations can only repeat the same read: a `for` or a
+ * comprehension over more than a handful of items, that does not stop early (a retry or a
+ * search), and whose body changes nothing a read could see (no attribute or item assignment,
+ * which autoflush would send; the caller checks the DB writes)?
+ */
+export function repeatsReads(model: FileModel, loop: LoopInfo): boolean {
+  if (loop.kind === 'while') return false;
+  if (smallBoundedLoop(model, loop)) return false;
+  const body = loop.kind === 'comprehension' ? loop.node : loop.node.childForFieldName('body');
+  if (!body) return false;
+  if (loop.kind !== 'comprehension' && /\b(return|break|yield|raise)\b/.test(body.text)) return false;
+  for (const a of model.assignments) {
+    if (a.loops.includes(loop.index) && !/^[A-Za-z_]\w*$/.test(a.target)) return false;
+  }
+  if (model.augAssignments.some((a) => a.loops.includes(loop.index) && !/^[A-Za-z_]\w*$/.test(a.target))) return false;
+  return !loopSleeps(model, loop);
+}
+
+/** Does `node` read none of the names `loop` rebinds per iteration (so it is the same on every one)? */
+export function invariantIn(model: FileModel, node: SyntaxNode, loop: LoopInfo): boolean {
+  const names = perIterationNames(model, loop);
+  for (const n of namesRead(node)) if (names.has(n)) return false;
+  return true;
+}
+
 /** Does a `while` loop sleep between iterations (polling, retry with back-off)? */
 export function loopSleeps(model: FileModel, loop: LoopInfo): boolean {
   for (const c of model.calls) {
