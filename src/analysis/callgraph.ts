@@ -21,6 +21,7 @@ import type { ChainStep as LocatedStep } from '../types.js';
 import { ATTRIBUTE_READ, FN_STUB, UNTYPED, type ParamUse, type SummaryRef } from './objects.js';
 import { typeResolver, type ClassRef, type TypeValue } from './types.js';
 import { resolveHandle, isBlockingDbMethod, handleMethodLabel, type NameLookup } from '../semantic/db.js';
+import { blockingMethod } from '../semantic/blockingIo.js';
 
 /** A function of the repo: file index in `index.files`, function index in that file. */
 export interface FnRef {
@@ -434,6 +435,13 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     for (const e of effects) {
       if (!e.pending) {
         decided.push(e);
+        continue;
+      }
+      if (e.kind === 'blocking_io') {
+        // A module-level object of another file: `SOCKET = Path(...)`, `client = httpx.Client()`.
+        const t = lookup(e.pending.typePath);
+        const what = typeof t === 'string' ? blockingMethod(t, e.pending.method) : null;
+        if (what) decided.push({ kind: e.kind, what, line: e.line, column: e.column, pending: e.pending });
         continue;
       }
       const h = resolveHandle(e.pending.typePath, lookup);

@@ -7,7 +7,7 @@
 import type { FileModel } from '../semantic/model.js';
 import { isMemoisedCall } from '../semantic/memo.js';
 import type { Effect } from './summary.js';
-import { blockingIoCall, SYNC_SLEEP } from '../semantic/blockingIo.js';
+import { blockingIoCall, pendingBlockingMethod, SYNC_SLEEP } from '../semantic/blockingIo.js';
 import { syncDbCall } from '../semantic/syncDb.js';
 import { cpuHeavyCall } from '../semantic/cpuHeavy.js';
 import { collectQueryEffects } from '../rules/python/query/dbCalls.js';
@@ -34,6 +34,9 @@ export function collectEffects(model: FileModel): Effect[][] {
       push({ kind: 'blocking_io', what: io, ...at });
       continue;
     }
+    // Decided in the repo phase, which knows the type; the same call may still be a DB call.
+    const typedElsewhere = pendingBlockingMethod(model, call);
+    if (typedElsewhere) push({ kind: 'blocking_io', what: typedElsewhere.method, ...at, pending: typedElsewhere });
     const db = syncDbCall(model, call);
     if (db) {
       push('what' in db ? { kind: 'sync_db', what: db.what, ...at } : { kind: 'sync_db', what: db.pending.method, ...at, pending: db.pending });

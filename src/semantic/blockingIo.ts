@@ -7,6 +7,7 @@
 import type { SyntaxNode } from '../parse/parser.js';
 import type { CallInfo, FileModel } from './model.js';
 import { assignmentsTo, callAt, valueTypeOf } from './model.js';
+import { propertyType } from './valueTypes.js';
 
 /** Sleeps that block the calling thread. */
 export const SYNC_SLEEP = new Set(['time.sleep']);
@@ -135,6 +136,23 @@ export function blockingMethod(receiverType: string, method: string): string | n
     return `${entry.label}.${method}`;
   }
   return null;
+}
+
+/**
+ * A method call on a module-level object imported from another module of the repo
+ * (`SOCKET.exists()` with `from app.consts import SOCKET`): the file cannot type it, the repo
+ * phase can (`SOCKET = Path(...)` there). The receiver's qualified path and the method, when the
+ * method is one a typed receiver blocks on; else null.
+ */
+export function pendingBlockingMethod(model: FileModel, call: CallInfo): { typePath: string; method: string } | null {
+  const q = call.qualifiedName;
+  if (!q || !call.hasReceiver || call.offloaded || call.awaited || !TYPED_METHODS.has(call.method)) return null;
+  const receiver = call.dottedReceiver;
+  if (!receiver || receiver.includes('.') || !q.endsWith(`.${call.method}`)) return null;
+  const typePath = q.slice(0, -call.method.length - 1);
+  // Only names imported from the repo's own modules: a library's objects are typed in the file.
+  if (!typePath.includes('.') || RECEIVER_LIBRARIES.test(typePath) || model.imports.get(receiver) !== typePath) return null;
+  return { typePath, method: call.method };
 }
 
 /**
@@ -277,5 +295,5 @@ function selfAttributeType(model: FileModel, attr: string): string | null {
     }
     v = null;
   }
-  return null;
+  return propertyType(model, attr);
 }

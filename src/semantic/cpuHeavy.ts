@@ -26,6 +26,8 @@ const PAYLOAD_HEAVY = new Set([
   'hashlib.blake2b', 'hashlib.blake2s', 'hashlib.sha3_256', 'hashlib.sha3_512', 'hashlib.new',
   'base64.b64encode', 'base64.b64decode',
 ]);
+/** Parsers slow enough that parsing once per item of a loop is CPU work worth a thread. */
+const LOOP_HEAVY = new Set(['yaml.safe_load', 'yaml.load', 'yaml.full_load', 'yaml.unsafe_load', 'yaml.safe_load_all', 'yaml.load_all', 'pickle.loads']);
 /** Password-hasher objects whose `hash`/`verify` are slow by design. */
 const HASHER_TYPES = /^(@?passlib\.(context\.)?CryptContext|@?argon2\.PasswordHasher|@?pwdlib\.PasswordHash)/;
 /**
@@ -48,7 +50,11 @@ function cpuHeavyName(model: FileModel, call: CallInfo): string | null {
     if (ALWAYS_HEAVY.has(q) || /^pandas\.read_(csv|excel|json|parquet|table|xml|html|feather|fwf|pickle)$/.test(q)) {
       return hasOnlyLiteralArgs(call.node) ? null : q;
     }
-    if (PAYLOAD_HEAVY.has(q)) return isPayload(model, firstArg(call.node), call.functionIndex, 0) ? q : null;
+    if (PAYLOAD_HEAVY.has(q) || LOOP_HEAVY.has(q)) {
+      if (isPayload(model, firstArg(call.node), call.functionIndex, 0)) return q;
+      // PyYAML and pickle parse in Python: one document is cheap, a loop of them is not.
+      return LOOP_HEAVY.has(q) && call.loops.length > 0 ? `${q} (per item of a loop)` : null;
+    }
   }
   if ((call.method === 'hash' || call.method === 'verify' || call.method === 'verify_and_update' || call.method === 'encrypt') && call.hasReceiver) {
     const t = receiverType(model, call);

@@ -190,6 +190,17 @@ function selfAttributeTypeUncached(model: FileModel, attr: string, depth: number
   for (const a of assignmentsTo(model, attr)) {
     if (a.annotation && a.functionIndex < 0) return annotationType(model, a.annotation);
   }
+  return propertyType(model, attr);
+}
+
+const PROPERTY_DECORATOR = /(^|\.)(property|cached_property|hybrid_property)$/;
+
+/** `self.<attr>` read through a property of a class of the file, typed by its return annotation (`def lock_file(self) -> Path`). */
+export function propertyType(model: FileModel, attr: string): string | null {
+  for (const fn of model.functions) {
+    if (fn.name !== attr || !fn.className || !fn.returnType) continue;
+    if (fn.decoratorNames.some((d) => PROPERTY_DECORATOR.test(d))) return annotationType(model, fn.returnType);
+  }
   return null;
 }
 
