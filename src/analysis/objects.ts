@@ -466,8 +466,13 @@ function findAttributeReads(model: FileModel, isRepo: (t: string) => boolean, cl
     if (q && isRepo(q)) names.add(a.target);
   }
   const ownProps = new Set<string>();
+  /** The names of those properties: a `self.x` read of another name is never one (most `self.` reads of a file). */
+  const propNames = new Set<string>();
   for (const fn of model.functions) {
-    if (fn.className && fn.parent < 0 && fn.decoratorNames.some((d) => PROPERTY_DECORATORS.test(d))) ownProps.add(`${fn.className}.${fn.name}`);
+    if (fn.className && fn.parent < 0 && fn.decoratorNames.some((d) => PROPERTY_DECORATORS.test(d))) {
+      ownProps.add(`${fn.className}.${fn.name}`);
+      propNames.add(fn.name);
+    }
   }
   if (ownProps.size) names.add('self');
   const seen = new Set<string>();
@@ -480,7 +485,7 @@ function findAttributeReads(model: FileModel, isRepo: (t: string) => boolean, cl
         if (isWordChar(before) || before === 46) continue;
         ATTR_AFTER.lastIndex = at + needle.length;
         const attr = ATTR_AFTER.exec(source);
-        if (attr) visit(at, name, attr[1]!, fnFor, typeOf);
+        if (attr && (name !== 'self' || propNames.has(attr[1]!))) visit(at, name, attr[1]!, fnFor, typeOf);
       }
     }
   };

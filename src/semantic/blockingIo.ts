@@ -179,7 +179,7 @@ function blockingIoName(model: FileModel, call: CallInfo): string | null {
     for (const [re] of BLOCKING_PATTERNS) if (re.test(q)) return q;
   }
   if (!call.receiver || !importsReceiverLibrary(model)) return null;
-  if (!TYPED_METHODS.has(call.method) && !ANY_METHOD_HINT.test(model.source)) return null;
+  if (!TYPED_METHODS.has(call.method) && !anyMethodHint(model)) return null;
   const receiverType = typeOfExpression(model, call.receiver, call.functionIndex, call.line);
   if (!receiverType) return null;
   const what = blockingMethod(receiverType, call.method);
@@ -191,6 +191,14 @@ function blockingIoName(model: FileModel, call: CallInfo): string | null {
 
 /** Types whose every method blocks appear in the file: type any method's receiver. */
 const ANY_METHOD_HINT = /urllib3|TextIOWrapper|Buffered(Reader|Writer|Random)|FileIO|typing\.(IO|TextIO|BinaryIO)|\bIO\b|TextIO|BinaryIO|boto3|\bopen\(/;
+const anyMethodHintMemo = new WeakMap<FileModel, boolean>();
+
+/** {@link ANY_METHOD_HINT} on the file's text, once per file (it was asked once per call). */
+function anyMethodHint(model: FileModel): boolean {
+  let v = anyMethodHintMemo.get(model);
+  if (v === undefined) anyMethodHintMemo.set(model, (v = ANY_METHOD_HINT.test(model.source)));
+  return v;
+}
 
 /** Is `name` a parameter of a lambda between `node` and its function? */
 function boundByLambda(node: SyntaxNode, name: string): boolean {

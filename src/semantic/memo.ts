@@ -50,13 +50,24 @@ function fills(text: string, name: string): boolean {
 }
 
 /** Does this call run only when a cache is being filled (at most once per key)? */
+const bodyTexts = new WeakMap<FileModel, (string | null)[]>();
+
+/** The function's body text when it may test a cache (`None`, `not`, `in`), else null; once per function. */
+function cacheBodyText(model: FileModel, fnIndex: number, body: SyntaxNode): string | null {
+  let list = bodyTexts.get(model);
+  if (!list) bodyTexts.set(model, (list = []));
+  if (fnIndex in list) return list[fnIndex]!;
+  const text = body.text;
+  return (list[fnIndex] = /\bNone\b|\bnot\b|\bin\b/.test(text) ? text : null);
+}
+
 export function isMemoisedCall(model: FileModel, call: CallInfo): boolean {
   if (call.functionIndex < 0) return false;
   if (isMemoisedFunction(model, call.functionIndex)) return true;
   const fn = model.functions[call.functionIndex]!;
   const body = fn.body;
-  if (!body || !/\bNone\b|\bnot\b|\bin\b/.test(body.text)) return false;
-  const bodyText = body.text;
+  const bodyText = body ? cacheBodyText(model, call.functionIndex, body) : null;
+  if (!body || bodyText === null) return false;
   // Under `if <cache missing>:` whose branch fills the cache.
   for (let child: SyntaxNode = call.node, p = call.node.parent; p && p.id !== body.id; child = p, p = p.parent) {
     if (p.type !== 'if_statement') continue;

@@ -556,12 +556,26 @@ export function invariantRead(model: FileModel, call: CallInfo): LoopInfo | null
   let top = call.node;
   while (top.parent?.type === 'attribute' && top.parent.parent?.type === 'call') top = top.parent.parent;
   if (!invariantIn(model, top, loop)) return null;
+  return loopWritesDb(model, loop) ? null : loop;
+}
+
+const loopWritesMemo = new WeakMap<LoopInfo, boolean>();
+
+/** Does any call of the loop's iteration write to the database (a statement, a staged write, a flush, a commit)? Once per loop. */
+function loopWritesDb(model: FileModel, loop: LoopInfo): boolean {
+  let v = loopWritesMemo.get(loop);
+  if (v !== undefined) return v;
+  v = false;
   for (const c of model.calls) {
-    if (c.functionIndex !== call.functionIndex || !c.loops.includes(loop.index) || c === call) continue;
+    if (c.functionIndex !== loop.functionIndex || !c.loops.includes(loop.index)) continue;
     const op = classifyDbCall(model, c);
-    if ((op && op.kind !== 'read') || ((c.method === 'flush' || c.method === 'commit') && isFlushingCall(model, c))) return null;
+    if ((op && op.kind !== 'read') || ((c.method === 'flush' || c.method === 'commit') && isFlushingCall(model, c))) {
+      v = true;
+      break;
+    }
   }
-  return loop;
+  loopWritesMemo.set(loop, v);
+  return v;
 }
 
 /**

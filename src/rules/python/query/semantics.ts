@@ -143,6 +143,14 @@ function iterationSource(node: SyntaxNode | null): SyntaxNode | null {
  * constant) of at most ten items, or the function's own `**kwargs`?
  */
 export function smallBoundedLoop(model: FileModel, loop: LoopInfo): boolean {
+  let v = smallMemo.get(loop);
+  if (v === undefined) smallMemo.set(loop, (v = smallBoundedLoopUncached(model, loop)));
+  return v;
+}
+
+const smallMemo = new WeakMap<LoopInfo, boolean>();
+
+function smallBoundedLoopUncached(model: FileModel, loop: LoopInfo): boolean {
   const size = literalSize(loop);
   if (size !== null) return size <= SMALL_BOUND;
   const src = iterationSource(loop.iterable);
@@ -266,14 +274,25 @@ function keysLookedUpInSmallTable(model: FileModel, loop: LoopInfo, node: Syntax
 
 /** Does the loop's body leave the loop (`return`, or a `break` of this loop) after `node`? */
 function stopsAfter(node: SyntaxNode, loop: LoopInfo): boolean {
-  if (loop.kind === 'comprehension') return false;
+  const stops = loopStops(loop);
+  return stops.length > 0 && stops[stops.length - 1]! >= node.endIndex;
+}
+
+const stopsMemo = new WeakMap<LoopInfo, number[]>();
+
+/** Where the loop's body leaves the loop (`return`, a `break` of this loop), ascending; once per loop. */
+function loopStops(loop: LoopInfo): number[] {
+  let stops = stopsMemo.get(loop);
+  if (stops) return stops;
+  stops = [];
+  stopsMemo.set(loop, stops);
+  if (loop.kind === 'comprehension') return stops;
   const body = loop.node.childForFieldName('body');
-  if (!body || !/\b(return|break)\b/.test(body.text)) return false;
+  if (!body || !/\b(return|break)\b/.test(body.text)) return stops;
   for (const stop of body.descendantsOfType(['return_statement', 'break_statement'])) {
-    if (stop.startIndex < node.endIndex) continue;
     if (stop.type === 'return_statement') {
-      if (insideNestedDef(stop, body)) continue;
-      return true;
+      if (!insideNestedDef(stop, body)) stops.push(stop.startIndex);
+      continue;
     }
     // A `break` of an inner loop does not leave this one.
     let inner = false;
@@ -283,9 +302,10 @@ function stopsAfter(node: SyntaxNode, loop: LoopInfo): boolean {
         break;
       }
     }
-    if (!inner) return true;
+    if (!inner) stops.push(stop.startIndex);
   }
-  return false;
+  stops.sort((a, b) => a - b);
+  return stops;
 }
 
 function insideNestedDef(node: SyntaxNode, stop: SyntaxNode): boolean {
@@ -300,6 +320,14 @@ function insideNestedDef(node: SyntaxNode, stop: SyntaxNode): boolean {
  * which autoflush would send; the caller checks the DB writes)?
  */
 export function repeatsReads(model: FileModel, loop: LoopInfo): boolean {
+  let v = repeatsMemo.get(loop);
+  if (v === undefined) repeatsMemo.set(loop, (v = repeatsReadsUncached(model, loop)));
+  return v;
+}
+
+const repeatsMemo = new WeakMap<LoopInfo, boolean>();
+
+function repeatsReadsUncached(model: FileModel, loop: LoopInfo): boolean {
   if (loop.kind === 'while') return false;
   if (smallBoundedLoop(model, loop)) return false;
   const body = loop.kind === 'comprehension' ? loop.node : loop.node.childForFieldName('body');
