@@ -75,6 +75,14 @@ describe('PA102 n_update_delete_loop', () => {
     expect(at(query, 'PA102.py', 43, 'PA102')).toBeUndefined();
   });
 
+  it('reports the same value set on every loaded row (one UPDATE per row at flush), medium', () => {
+    const file = path.join(FIXTURES, 'query/PA102.py');
+    const f = at(query, 'PA102.py', lineOf(file, 'book.archived = True  # expect'), 'PA102')!;
+    expect(f.severity).toBe('medium');
+    expect(f.message).toMatch(/one `update\(Book\)\.where\(\.\.\.\)\.values\(archived=\.\.\.\)`/);
+    expect(at(query, 'PA102.py', lineOf(file, 'book.position = next(order)'), 'PA102')).toBeUndefined();
+  });
+
   it('reports writes reached through helpers with the chain', () => {
     expect(chainNames(at(query, 'PA102.py', 50, 'PA102')!.chain)).toEqual(['through_helpers', 'archive_book', 'session.execute(update Book)']);
   });

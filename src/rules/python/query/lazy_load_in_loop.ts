@@ -12,36 +12,14 @@
  * found in the project (`select(User)`, `session.query(User)`); relationships declared eager
  * (`lazy="selectin"/"joined"/"subquery"/"raise"/…`) or loaded by an option never count.
  */
-import type { SyntaxNode } from '../../../parse/parser.js';
 import type { ModelInfo } from '../../../discovery/context.js';
-import type { LoopInfo } from '../../../semantic/model.js';
 import { modelsNamed, projectIndex } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { rowsSource } from './dbCalls.js';
-import { unwrap } from './semantics.js';
+import { loopTarget } from './semantics.js';
 
 const LAZY = new Set(['select', 'dynamic', 'true', 'True']);
 const LOADER_OPTION = /\b(selectinload|joinedload|subqueryload|immediateload|contains_eager|raiseload|noload|defaultload)\s*\(/;
-
-/** The loop's item variable and the iterable holding the rows (`enumerate(rows)` → `rows`). */
-function loopTarget(loop: LoopInfo): { name: string; iterable: SyntaxNode } | null {
-  let target: SyntaxNode | null = null;
-  if (loop.kind === 'for' || loop.kind === 'async_for') target = loop.node.childForFieldName('left');
-  else if (loop.kind === 'comprehension') {
-    target = loop.node.namedChildren.find((c) => c.type === 'for_in_clause')?.childForFieldName('left') ?? null;
-  }
-  const iterable = unwrap(loop.iterable);
-  if (!target || !iterable) return null;
-  if (target.type === 'identifier') return { name: target.text, iterable };
-  // `for i, row in enumerate(rows)`
-  if ((target.type === 'pattern_list' || target.type === 'tuple_pattern') && target.namedChildCount === 2 && iterable.type === 'call'
-    && iterable.childForFieldName('function')?.text === 'enumerate') {
-    const second = target.namedChild(1);
-    const inner = iterable.childForFieldName('arguments')?.namedChild(0) ?? null;
-    if (second?.type === 'identifier' && inner) return { name: second.text, iterable: inner };
-  }
-  return null;
-}
 
 /** Relationship name → loader, for every model of that name in the project (all must agree it is lazy). */
 /** Relationships lazy in every declaration of the entity (`candidates`: the models of that name). */

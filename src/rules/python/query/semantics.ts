@@ -411,3 +411,23 @@ export function chainCallsDown(node: SyntaxNode | null): SyntaxNode[] {
   }
   return out;
 }
+
+/** The loop's item variable and the iterable holding the rows (`enumerate(rows)` → `rows`). */
+export function loopTarget(loop: LoopInfo): { name: string; iterable: SyntaxNode } | null {
+  let target: SyntaxNode | null = null;
+  if (loop.kind === 'for' || loop.kind === 'async_for') target = loop.node.childForFieldName('left');
+  else if (loop.kind === 'comprehension') {
+    target = loop.node.namedChildren.find((c) => c.type === 'for_in_clause')?.childForFieldName('left') ?? null;
+  }
+  const iterable = unwrap(loop.iterable);
+  if (!target || !iterable) return null;
+  if (target.type === 'identifier') return { name: target.text, iterable };
+  // `for i, row in enumerate(rows)`
+  if ((target.type === 'pattern_list' || target.type === 'tuple_pattern') && target.namedChildCount === 2 && iterable.type === 'call'
+    && iterable.childForFieldName('function')?.text === 'enumerate') {
+    const second = target.namedChild(1);
+    const inner = iterable.childForFieldName('arguments')?.namedChild(0) ?? null;
+    if (second?.type === 'identifier' && inner) return { name: second.text, iterable: inner };
+  }
+  return null;
+}
