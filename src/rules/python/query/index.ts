@@ -8,5 +8,6 @@ import { lazyLoadInLoop } from './lazy_load_in_loop.js';
 import { countViaLen } from './count_via_len.js';
 import { wrongCachingScope } from './wrong_caching_scope.js';
 import { unnecessaryResolve } from './unnecessary_resolve.js';
+import { deadQueryResult } from './dead_query_result.js';
 
-export const queryRules: Rule[] = [redundantFetch, nUpdateDeleteLoop, unnecessaryResolve, overFetching, missingBulkOps, wrongCachingScope, queryInLoop, lazyLoadInLoop, countViaLen];
+export const queryRules: Rule[] = [redundantFetch, nUpdateDeleteLoop, unnecessaryResolve, overFetching, missingBulkOps, wrongCachingScope, queryInLoop, lazyLoadInLoop, countViaLen, deadQueryResult];
