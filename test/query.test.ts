@@ -62,6 +62,15 @@ describe('PA107 query_in_loop', () => {
     expect(workflow.message).toMatch(/each iteration also writes \(`add_copy: db.flush`\)/);
   });
 
+  it('a function handed to a callee that calls it per item runs its query per item', () => {
+    const file = path.join(FIXTURES, 'query/PA107.py');
+    const f = at(query, 'PA107.py', lineOf(file, 'listing = render_all('), 'PA107')!;
+    expect(f.message).toMatch(/`title_with_author` runs a query \(`db\.get\(Author\)`\) once per loop iteration \(`render_all` calls it for each item\)/);
+    expect(chainNames(f.chain)).toEqual(['catalogue', 'title_with_author', 'db.get(Author)']);
+    // Called once by `render_first`: nothing per item.
+    expect(at(query, 'PA107.py', lineOf(file, 'render_first(books, serializer='), 'PA107')).toBeUndefined();
+  });
+
   it('finds the N+1 of the sample app through the repositories module', () => {
     const f = at(sample, 'app/api/routes.py', 39, 'PA107')!;
     expect(chainNames(f.chain)).toEqual(['list_jobs_with_owners', 'get_user', 'session.get(User)']);

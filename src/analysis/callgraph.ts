@@ -333,6 +333,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     const out: { to: FnRef; call: SummaryCall; sync: boolean; weak: boolean }[] = [];
     const consumer = ref.consumer;
     let use: ParamUse | 'background' | null = null;
+    let taker: string | null = null;
     if (OFFLOAD_CONSUMER.test(consumer)) use = 'offload';
     else if (SCHEDULE_CONSUMER.test(consumer)) use = 'schedule';
     else if (BACKGROUND_CONSUMER.test(consumer)) use = 'background';
@@ -340,10 +341,13 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     else {
       const [line, column] = ref.consumerAt.split(':').map(Number);
       const site = callAt(file, line!, column!);
-      for (const taker of site ? resolveTargets(file, site) : []) {
-        const uses = files[taker.file]!.functions[taker.fn]!.paramUses ?? [];
-        const u = uses.find(([pos, name]) => (typeof ref.arg === 'number' ? pos === ref.arg : name === ref.arg));
-        if (u) use = u[2];
+      for (const t of site ? resolveTargets(file, site) : []) {
+        const fn = files[t.file]!.functions[t.fn]!;
+        const u = (fn.paramUses ?? []).find(([pos, name]) => (typeof ref.arg === 'number' ? pos === ref.arg : name === ref.arg));
+        if (u) {
+          use = u[2];
+          taker = fn.qualifiedName;
+        }
       }
     }
     if (!use) return out;
@@ -354,6 +358,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
         calleeText: ref.target.replace(/^[@^]/, ''), qualifiedName: null, method: ref.target.slice(ref.target.lastIndexOf('.') + 1),
         functionIndex: ref.functionIndex, line: ref.line, column: ref.column, endLine: ref.line, endColumn: ref.column,
         awaited: false, offloaded, inLoop: ref.inLoop || use === 'call_loop', receiverType: null, withItem: false,
+        ...(use === 'call_loop' && taker ? { perItemIn: taker } : {}),
       };
       out.push({ to, call, sync: !offloaded && use !== 'background' && !callee.isAsync, weak });
     }

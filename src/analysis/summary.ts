@@ -42,6 +42,12 @@ export interface SummaryCall {
   receiverType: string | null;
   /** The call is a `with`/`async with` item: its value's `__enter__`/`__aenter__` runs too. */
   withItem: boolean;
+  /**
+   * Repo phase only: a function handed to a callee that calls it once per item of a loop
+   * (`paginate(rows, render)` where `paginate` runs `render(row)` for each row). The name of
+   * that callee.
+   */
+  perItemIn?: string;
 }
 
 export interface SummaryFunction {

@@ -8,7 +8,7 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRuleContext, RepoRuleContext } from '../../types.js';
-import { callGraphOf, siteCalls, type FnRef, type Reach } from '../../../analysis/callgraph.js';
+import { callGraphOf, siteCalls, type CallEdge, type FnRef, type Reach } from '../../../analysis/callgraph.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import {
   classifyDbCall, FLUSH_EFFECT, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, QUERY_EFFECT,
@@ -212,6 +212,37 @@ export function reportHelperSites(
       chain,
     });
   }
+  // Functions handed to a callee that calls them once per item of its loop (`paginate(rows, render)`).
+  for (const edge of perItemCallbacks(graph)) {
+    if (edge.weak) continue;
+    const reach = graph.effectsOf(edge.to, 'any').get(effectKind);
+    if (!reach || reach.weak) continue;
+    const file = graph.fileOf(edge.from);
+    const call = edge.call;
+    ctx.report({
+      path: file.path,
+      location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+      message: message(graph.function(edge.to).qualifiedName, reach.effect.what) + ` (\`${call.perItemIn}\` calls it for each item)`,
+      severity: severity(null),
+      function: graph.function(edge.from).name,
+      chain: graph.chainSteps(reach, { ref: edge.from, call }),
+    });
+  }
+}
+
+const callbackCache = new WeakMap<object, CallEdge[]>();
+
+/** Call edges from a function handed to a callee that calls it per item of a loop, in file and source order. */
+function perItemCallbacks(graph: ReturnType<typeof callGraphOf>): CallEdge[] {
+  let list = callbackCache.get(graph);
+  if (list) return list;
+  list = [];
+  for (const ref of graph.functions()) {
+    if (graph.fileOf(ref).isTestFile) continue;
+    for (const edge of graph.callees(ref)) if (edge.call.perItemIn) list.push(edge);
+  }
+  callbackCache.set(graph, list);
+  return list;
 }
 
 /**
