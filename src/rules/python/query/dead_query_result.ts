@@ -68,7 +68,19 @@ export const deadQueryResult: FileRule = {
   checkFile(ctx: FileRuleContext): void {
     const { model } = ctx;
     if (model.isTestFile) return;
-    for (const fn of model.functions) {
+    // Candidates first, from the model's assignments: a name bound twice in one function, the
+    // earlier value holding a call (most functions have none; the tree is read for those only).
+    const candidates = new Set<number>();
+    const seen = new Map<string, number>();
+    for (const a of model.assignments) {
+      if (a.functionIndex < 0 || a.fromWith || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
+      const key = `${a.functionIndex}\0${a.target}`;
+      const earlier = seen.get(key);
+      if (earlier !== undefined) candidates.add(a.functionIndex);
+      else if (a.value && (a.value.type === 'call' || a.value.type === 'await' || a.value.text.includes('('))) seen.set(key, a.line);
+    }
+    for (const fnIndex of candidates) {
+      const fn = model.functions[fnIndex]!;
       const body = fn.body;
       if (!body) continue;
       // The function's own blocks: a nested def's are its own function's.

@@ -14,14 +14,16 @@ import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { rowsSource, WRITE_EFFECT } from './dbCalls.js';
 import { describeLoop, reportFileSites, reportHelperSites, smallLiteralProduct } from './loops.js';
-import { invariantIn, loopTarget, short, smallBoundedLoop } from './semantics.js';
+import { invariantIn, loopTarget, namesRead, short, smallBoundedLoop } from './semantics.js';
+import { conditionalWithin } from '../../../semantic/controlFlow.js';
 
 /**
  * A loop over loaded ORM rows that sets an attribute of every row to the same value
  * (`for t in rows: t.active = False`): the unit of work sends one UPDATE per row at the next
  * flush, where one `update(M).where(...).values(...)` does it in one statement. Silent when the
- * value depends on the row or the loop (`t.rank = i`) or comes from a call (`next(counter)`), and
- * for rows of unknown origin.
+ * value depends on the row or the loop (`t.rank = i`) or comes from a call (`next(counter)`), when
+ * a condition or an early exit picks the rows, when a call in the loop takes the row (it needs
+ * the object, and may change it), and for rows of unknown origin.
  */
 function reportDirtyTracking(ctx: FileRuleContext): void {
   const { model } = ctx;
@@ -33,6 +35,13 @@ function reportDirtyTracking(ctx: FileRuleContext): void {
     const prefix = `${t.name}.`;
     const sets = model.assignments.filter((a) => a.loops.includes(loop.index) && a.target.startsWith(prefix) && !a.target.slice(prefix.length).includes('.'));
     if (!sets.length || smallBoundedLoop(model, loop)) continue;
+    // The bulk statement is only the same work when every row gets the same change: no
+    // condition or early exit picks rows, and nothing else in the loop uses the row (a call
+    // that takes it needs the object anyway, and may change it too).
+    const body = loop.node.childForFieldName('body');
+    if (!body || /\b(continue|break|return|yield)\b/.test(body.text)) continue;
+    if (sets.some((a) => conditionalWithin(a.node, body))) continue;
+    if (model.calls.some((c) => c.loops.includes(loop.index) && c.functionIndex === loop.functionIndex && namesRead(c.node).has(t.name))) continue;
     const source = rowsSource(model, t.iterable, loop.functionIndex, loop.node.startPosition.row + 1);
     if (!source?.entity) continue;
     // A call may give each row its own value (`next(counter)`): only names, attributes and literals.
@@ -63,7 +72,7 @@ export const nUpdateDeleteLoop: FileRule & RepoRule = {
     severity: 'high',
     effort: 'M',
     summary: 'One UPDATE or DELETE per loop iteration',
-    what: 'Finds an UPDATE or DELETE issued once per item of a loop: `session.execute(update(M).where(M.id == x))`, `session.execute(delete(...))`, `session.query(M).filter(...).update()/delete()`, raw `UPDATE`/`DELETE` text, `repo.update/delete/save/mark_*(...)` on a repository object — in the loop body or in a same-repo function the loop calls (with the chain). `session.delete(obj)` only stages the row: it counts only when the same iteration flushes (a `flush()`, `commit()`, statement or autoflushing query), else the unit of work sends the deletes together. Loops over a literal or constant of at most ten items are a fixed cost and are not reported. Also a loop over loaded ORM rows that sets an attribute of every row to the same value (`for t in rows: t.active = False`), which makes the next flush send one UPDATE per row (medium: the rows are loaded anyway); silent when the value depends on the row, the loop or a call.',
+    what: 'Finds an UPDATE or DELETE issued once per item of a loop: `session.execute(update(M).where(M.id == x))`, `session.execute(delete(...))`, `session.query(M).filter(...).update()/delete()`, raw `UPDATE`/`DELETE` text, `repo.update/delete/save/mark_*(...)` on a repository object — in the loop body or in a same-repo function the loop calls (with the chain). `session.delete(obj)` only stages the row: it counts only when the same iteration flushes (a `flush()`, `commit()`, statement or autoflushing query), else the unit of work sends the deletes together. Loops over a literal or constant of at most ten items are a fixed cost and are not reported. Also a loop over loaded ORM rows that sets an attribute of every row to the same value (`for t in rows: t.active = False`), which makes the next flush send one UPDATE per row (medium: the rows are loaded anyway); silent when the value depends on the row, the loop or a call, when a condition or an early exit picks the rows, or when a call in the loop takes the row.',
     why: 'Each iteration is a statement and a round trip, and each takes its row locks separately; a set-based statement does the same work in one pass and one lock acquisition order.',
     bad: "from sqlalchemy import update\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def restore(session: AsyncSession, ids: list[int]):\n    for item_id in ids:\n        await session.execute(update(Item).where(Item.id == item_id).values(archived=False))\n",
     good: "from sqlalchemy import update\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def restore(session: AsyncSession, ids: list[int]):\n    await session.execute(update(Item).where(Item.id.in_(ids)).values(archived=False))\n",
