@@ -53,6 +53,22 @@ export function projectIndex(project: ProjectContext): ProjectIndex {
  * one of them; a name imported from a module means the models of that module when it has one.
  */
 export function modelsNamed(project: ProjectContext, file: FileModel, name: string): ModelInfo[] {
+  // Asked for every candidate call of a file; in a monorepo a common model name has hundreds of
+  // declarations, each looked at: once per file and name.
+  let byName = namedMemo.get(file);
+  if (!byName || namedProject.get(file) !== project) {
+    namedMemo.set(file, (byName = new Map()));
+    namedProject.set(file, project);
+  }
+  let hit = byName.get(name);
+  if (!hit) byName.set(name, (hit = modelsNamedUncached(project, file, name)));
+  return hit;
+}
+
+const namedMemo = new WeakMap<FileModel, Map<string, ModelInfo[]>>();
+const namedProject = new WeakMap<FileModel, ProjectContext>();
+
+function modelsNamedUncached(project: ProjectContext, file: FileModel, name: string): ModelInfo[] {
   const all = projectIndex(project).modelsByName.get(name) ?? [];
   if (!all.length) return all;
   const own = all.filter((m) => m.file === file.path);
