@@ -168,6 +168,10 @@ async function main(): Promise<void> {
         process.exitCode = await runExplainCommand(String(a.code));
       },
     )
+    // One value per occurrence of a list option (`--select PA3 --select PA1`, or `PA3,PA1`): a
+    // greedy list would swallow the file names that follow it (`--exclude 'x/**' app/a.py`),
+    // and pre-commit appends its files right after the hook's args.
+    .parserConfiguration({ 'greedy-arrays': false })
     .strictOptions()
     .strictCommands()
     .help()

@@ -118,6 +118,15 @@ describe('1. paths: files and directories, any number', () => {
     expect(missing.stdout).toBe('');
   });
 
+  it('file names after a list option stay paths (pre-commit appends them after the args)', () => {
+    const dir = project();
+    const r = run(['scan', '--exclude', 'nothing/**', 'app/a.py', '--select', 'PA3', 'lib/c.py'], dir);
+    expect(r.code, r.stderr).toBe(1);
+    expect(findingPaths(r.stdout)).toEqual(['app/a.py', 'lib/c.py']);
+    expect(run(['scan', '--select', 'PA1', '--select', 'PA3', 'app/a.py'], dir).code).toBe(1);
+    expect(run(['scan', '--select', 'PA1', 'app/a.py'], dir).code).toBe(0);
+  });
+
   it('the sample service: one file exits 1 with only its findings, a chain through another file among them', () => {
     const dir = sampleCopy();
     const r = run(['scan', 'app/api/routes.py'], dir);
