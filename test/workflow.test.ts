@@ -1,11 +1,12 @@
 /**
  * The command line where a developer meets it (issue 21): some files or directories of a project
- * on the command line, the source under a finding, progress and statistics, and output that a
- * crafted file name cannot forge.
+ * on the command line, the pre-commit hook, the CI recipes of the README, the source under a
+ * finding, progress and statistics, and output that a crafted file name cannot forge.
  */
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { CLI, runCli as run } from './helpers/cli.js';
 import { tempDir, tempTree } from './helpers/tmp.js';
@@ -38,6 +39,10 @@ function sampleCopy(): string {
   const dir = tempDir('pa-sample-');
   fs.cpSync(SAMPLE, dir, { recursive: true, filter: (src) => !src.includes('.persist-audit-cache') && !src.includes(`${path.sep}project${path.sep}`) });
   return dir;
+}
+
+function git(dir: string, ...args: string[]): string {
+  return execFileSync('git', ['-c', 'user.email=dev@example.com', '-c', 'user.name=dev', '-c', 'commit.gpgsign=false', ...args], { cwd: dir, encoding: 'utf8' });
 }
 
 /** Runs `command` under a pseudo-terminal (util-linux `script`): stdout and stderr are the TTY. */
@@ -135,6 +140,118 @@ describe('1. paths: files and directories, any number', () => {
     // The N+1 at line 39 is reached through `repo.get_user`, which lives in app/repositories.py.
     expect(r.stdout).toMatch(/^app\/api\/routes\.py:39:\d+ PA107 .*\n {4}app\/api\/routes\.py:39:\d+ in list_jobs_with_owners: repo\.get_user\n {4}app\/repositories\.py:\d+:\d+ in get_user: session\.get\(User\)$/m);
     expect(fs.existsSync(path.join(dir, 'docs/project/persistence_audit.md'))).toBe(false);
+    // The README's quick start, `persist-audit scan fixtures/sample-app`, is still the full audit.
+    const full = run(['scan', path.relative(path.dirname(dir), dir)], path.dirname(dir));
+    expect(full.code).toBe(1);
+    expect(findingPaths(full.stdout).length).toBeGreaterThan(5);
+    expect(fs.existsSync(path.join(dir, 'docs/project/persistence_audit.md'))).toBe(true);
+    expect(fs.readFileSync(path.join(dir, 'docs/project/.audit/results_log.md'), 'utf8')).toMatch(/\| ln-650 \|/);
+  });
+});
+
+describe('2. pre-commit', () => {
+  const manifest = parseYaml(fs.readFileSync(path.join(REPO, '.pre-commit-hooks.yaml'), 'utf8')) as Record<string, unknown>[];
+  const hook = manifest.find((h) => h.id === 'persist-audit')!;
+
+  it('the hook runs the scan on the Python files a commit changes, serially', () => {
+    expect(hook).toMatchObject({ language: 'node', types: ['python'], pass_filenames: true, require_serial: true });
+    expect(String(hook.entry).split(' ')[0]).toBe(Object.keys(JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')).bin)[0]);
+  });
+
+  /** A scratch git repository holding the sample service, everything committed. */
+  function scratchRepo(): string {
+    const dir = sampleCopy();
+    git(dir, 'init', '-q');
+    git(dir, 'add', '-A');
+    git(dir, 'commit', '-qm', 'sample');
+    return dir;
+  }
+
+  it('what the hook runs, as pre-commit runs it: the entry with the changed Python files; the tree stays clean', () => {
+    const dir = scratchRepo();
+    // pre-commit passes the files of `types: [python]` among those changed: here a route file, a
+    // helper it calls and a README, which the type filter drops.
+    const changed = ['app/api/routes.py', 'app/repositories.py', 'README.md'].filter((f) => f.endsWith('.py'));
+    const entry = String(hook.entry).split(' ').slice(1);
+    // pre-commit puts the hook's `args` between the entry and the file names.
+    const r = run([...entry, '--exclude', 'legacy/**', ...changed], dir);
+    expect(r.code, r.stderr).toBe(1);
+    expect(findingPaths(r.stdout)).toEqual(['app/api/routes.py']);
+    // A hook that changes files fails the commit: the scan must leave the work tree as it was.
+    expect(git(dir, 'status', '--porcelain')).toBe('');
+    // Every Python file of the repository (pre-commit run --all-files) is a scan of some paths too.
+    const all = git(dir, 'ls-files', '*.py').trim().split('\n');
+    expect(run([...entry, ...all], dir).code).toBe(1);
+    expect(git(dir, 'status', '--porcelain')).toBe('');
+  });
+
+  const hasPreCommit = spawnSync('pre-commit', ['--version'], { encoding: 'utf8' }).status === 0;
+  const real = 'pre-commit itself runs the hook over the sample service in a scratch repository';
+  (hasPreCommit ? it : it.skip)(hasPreCommit ? real : `${real}: SKIPPED, pre-commit is not installed (apt-get install pre-commit)`, () => {
+    const dir = scratchRepo();
+    // `language: node` would install this package from the registry into pre-commit's own
+    // environment; the test has no network, so the same hook runs as a local one with the
+    // built command line as its entry: the same file selection, filenames and serial run.
+    const local = {
+      ...hook,
+      language: 'system',
+      entry: `${process.execPath} ${CLI} ${String(hook.entry).split(' ').slice(1).join(' ')}`,
+      args: ['--exclude', 'legacy/**'],
+    };
+    fs.writeFileSync(path.join(dir, '.pre-commit-config.yaml'), JSON.stringify({ repos: [{ repo: 'local', hooks: [local] }] }));
+    git(dir, 'add', '.pre-commit-config.yaml');
+    git(dir, 'commit', '-qm', 'hook');
+    const env = { ...process.env, PRE_COMMIT_HOME: tempDir('pa-pch-'), NO_COLOR: '1', PRE_COMMIT_COLOR: 'never' };
+    const r = spawnSync('pre-commit', ['run', 'persist-audit', '--files', 'app/api/routes.py', 'README.md'], { cwd: dir, encoding: 'utf8', env });
+    expect(r.status, r.stdout + r.stderr).toBe(1);
+    expect(r.stdout).toMatch(/persist-audit\.+Failed/);
+    expect(findingPaths(r.stdout)).toEqual(['app/api/routes.py']);
+    expect(r.stdout).not.toMatch(/files were modified by this hook/);
+    const clean = tempTree('pa-clean-', { 'svc.py': 'import asyncio\n\n\nasync def f():\n    await asyncio.sleep(1)\n' });
+    git(clean, 'init', '-q');
+    fs.writeFileSync(path.join(clean, '.pre-commit-config.yaml'), JSON.stringify({ repos: [{ repo: 'local', hooks: [local] }] }));
+    git(clean, 'add', '-A');
+    git(clean, 'commit', '-qm', 'clean');
+    const ok = spawnSync('pre-commit', ['run', '--all-files'], { cwd: clean, encoding: 'utf8', env });
+    expect(ok.status, ok.stdout + ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/persist-audit\.+Passed/);
+  });
+});
+
+describe('3. the CI recipes of the README', () => {
+  const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
+  const workflows = [...readme.matchAll(/```yaml\n(name: [\s\S]*?)```/g)].map((m) => parseYaml(m[1]!) as { jobs: Record<string, { steps: Record<string, unknown>[] }> });
+  const scanSteps = workflows.flatMap((w) => Object.values(w.jobs).flatMap((j) => j.steps)).filter((s) => String(s.run ?? '').includes('persist-audit scan'));
+
+  it('has a job uploading SARIF to code scanning and one with --format github, both with a baseline', () => {
+    const runs = scanSteps.map((s) => String(s.run));
+    expect(runs.some((r) => /--format sarif/.test(r) && /--baseline /.test(r))).toBe(true);
+    expect(runs.some((r) => /--format github/.test(r) && /--baseline /.test(r))).toBe(true);
+    const upload = workflows.flatMap((w) => Object.values(w.jobs).flatMap((j) => j.steps)).find((s) => String(s.uses ?? '').startsWith('github/codeql-action/upload-sarif'));
+    expect(upload).toBeDefined();
+    // The file the scan writes is the one the upload reads.
+    const sarifRun = runs.find((r) => /--format sarif/.test(r))!;
+    expect(sarifRun).toContain(`--output ${(upload!.with as Record<string, string>).sarif_file}`);
+  });
+
+  it("each recipe's scan command runs as written on a project with a baseline", () => {
+    const dir = project();
+    for (const step of scanSteps) {
+      const line = String(step.run).replace(/\\\n\s*/g, ' ').split('\n').find((l) => l.includes('persist-audit scan'))!;
+      const args = line.trim().replace(/^npx\s+(--yes\s+)?/, '').split(/\s+/).slice(1);
+      const baseline = args[args.indexOf('--baseline') + 1]!;
+      // Adopting on a legacy repository: write the baseline once, then only new findings fail.
+      expect(run(['scan', '--no-write', '--write-baseline', baseline], dir).code).toBe(1);
+      const r = run(args, dir);
+      expect(r.code, `${line}\n${r.stderr}`).toBe(0);
+      fs.writeFileSync(path.join(dir, 'app/new.py'), SLEEP('fresh'));
+      const fresh = run(args, dir);
+      expect(fresh.code, line).toBe(1);
+      const output = args.includes('--output') ? fs.readFileSync(path.join(dir, args[args.indexOf('--output') + 1]!), 'utf8') : fresh.stdout;
+      expect(output).toContain('app/new.py');
+      expect(output).not.toContain('app/a.py');
+      fs.rmSync(path.join(dir, 'app/new.py'));
+    }
   });
 });
 
