@@ -132,6 +132,18 @@ describe('1. paths: files and directories, any number', () => {
     expect(run(['scan', '--select', 'PA1', 'app/a.py'], dir).code).toBe(0);
   });
 
+  it('a file given that the excludes leave out is named on stderr, not audited', () => {
+    const dir = project({ '.gitignore': 'lib/\n', 'persist-audit.yaml': 'exclude: ["app/b.py"]\n' });
+    const r = run(['scan', 'app/a.py', 'app/b.py', 'lib/c.py'], dir);
+    expect(r.code).toBe(1);
+    expect(findingPaths(r.stdout)).toEqual(['app/a.py']);
+    expect(r.stderr).toBe([
+      'persist-audit: app/b.py: excluded by .gitignore, --exclude or the default excludes; not audited',
+      'persist-audit: lib/c.py: excluded by .gitignore, --exclude or the default excludes; not audited',
+      '',
+    ].join('\n'));
+  });
+
   it('the sample service: one file exits 1 with only its findings, a chain through another file among them', () => {
     const dir = sampleCopy();
     const r = run(['scan', 'app/api/routes.py'], dir);

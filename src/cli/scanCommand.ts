@@ -37,8 +37,9 @@ export async function runScanCommand(args: ScanCommandArgs, cli: PartialConfig):
     if (err instanceof ConfigError || err instanceof TargetError) return error(err.message);
     throw err;
   }
+  // Notices name files of the tree: a control character in a name is shown, not obeyed.
   const note = (m: string) => {
-    if (!config.quiet) process.stderr.write(`persist-audit: ${m}\n`);
+    if (!config.quiet) process.stderr.write(`persist-audit: ${escapeControl(m)}\n`);
   };
   for (const n of targets.notes) note(n);
   if (targets.scope) {

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import ignoreFactory from 'ignore';
 import type { AuditConfig } from '../config/config.js';
-import { walk } from '../discovery/walk.js';
+import { walk, type WalkResult } from '../discovery/walk.js';
 import { AuditPool, unpackOutcome } from '../pool/pool.js';
 import { createParser } from '../parse/parser.js';
 import { finishDiscovery, planDiscovery } from '../discovery/discover.js';
@@ -108,6 +108,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
   // 1. Discover: the walk and the manifests on the main thread, the Python facts in the pool.
   // The context comes from the cache when no walked file changed.
   const walked = walk(rootPath, { exclude: config.exclude, maxFileBytes: config.maxFileSize });
+  if (hooks.scope) excludedTargets(hooks.scope, walked, hooks.notice);
   // The scan's own outputs are rewritten on every run: as inputs they would make every context
   // look changed (the trend log grows each time) and a warm rescan would rediscover it.
   const outputs = ownOutputs(rootPath, config);
@@ -390,6 +391,17 @@ function collectOutcome(
   if (o.summary) summaries.push(o.summary);
   if (o.ruleMs) for (const [code, ms] of Object.entries(o.ruleMs)) ruleMs[code] = (ruleMs[code] ?? 0) + ms;
   if (o.stageMs) for (const k of Object.keys(stageMs) as (keyof StageMs)[]) stageMs[k] += o.stageMs[k] ?? 0;
+}
+
+/**
+ * A Python file named on the command line that the walk left out (`.gitignore`, `--exclude`, the
+ * default excludes) is not audited: say so, or an empty result would look like a clean file.
+ */
+function excludedTargets(scope: string[], walked: WalkResult, notice: ScanHooks['notice']): void {
+  const seen = new Set([...walked.python.map((f) => f.rel), ...walked.skipped.map((k) => k.path)]);
+  for (const s of scope) {
+    if (s.endsWith('.py') && !seen.has(s)) notice?.(`${s}: excluded by .gitignore, --exclude or the default excludes; not audited`);
+  }
 }
 
 /** Whether a root-relative path lies in one of `scope`'s files or directories; null for the whole tree. */
