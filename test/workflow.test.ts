@@ -285,6 +285,9 @@ describe('4. the source under a finding', () => {
     const dir = tree();
     expect(run(['scan', dir, '--no-write']).stdout).not.toContain('|');
     expect(onTty(['scan', dir, '--no-write'], dir)).toContain(snippet);
+    // As a setting of the project: `show-source: true` shows it in a pipe too.
+    fs.writeFileSync(path.join(dir, 'persist-audit.yaml'), 'show-source: true\n');
+    expect(run(['scan', dir, '--no-write']).stdout).toContain(snippet);
     const off = onTty(['scan', dir, '--no-write', '--no-show-source'], dir);
     expect(off).toMatch(/app\/api\.py:5:18 PA303/);
     expect(off).not.toContain(' |');
