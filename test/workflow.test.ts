@@ -303,6 +303,13 @@ describe('5. progress, library warnings, statistics', () => {
     expect(JSON.parse(r.stdout).context.database).toEqual([expect.objectContaining({ engine: 'postgresql', version: '16' })]);
   });
 
+  it('a YAML warning in the config file is an error naming the file, not a stray stderr line', () => {
+    const dir = project({ 'persist-audit.yaml': 'fail-on: !Ref high\n' });
+    const r = run(['scan', dir, '--no-write']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('persist-audit: persist-audit.yaml: not valid YAML: Unresolved tag: !Ref at line 1, column 10\n');
+  });
+
   it('progress on a terminal only: phases and files on one erased line; never in a pipe or with --quiet', () => {
     const dir = project();
     // No delay, so that a small scan shows the line it would show after two seconds.
