@@ -26,11 +26,12 @@ function fail(message: string, err?: unknown): never {
 
 function scanOptions(y: Argv) {
   return y
-    .positional('path', { type: 'string', default: '.', describe: 'directory to audit' })
+    .positional('paths', { type: 'string', array: true, describe: 'files or directories to report on (default .); the whole project is read for context' })
+    .option('root', { type: 'string', describe: 'the project root (default: the nearest ancestor with persist-audit.yaml, pyproject.toml, setup.cfg or .git)' })
     .option('format', { type: 'string', choices: FORMATS as unknown as string[], describe: 'what goes to stdout (default text)' })
     .option('output', { type: 'string', describe: 'write the --format output to FILE instead of stdout' })
-    .option('report', { type: 'string', describe: 'markdown report path (default docs/project/persistence_audit.md); --no-report for none' })
-    .option('log', { type: 'string', describe: 'results log path (default docs/project/.audit/results_log.md); --no-log for none' })
+    .option('report', { type: 'string', describe: 'markdown report path (default docs/project/persistence_audit.md; none for a scan of some paths unless given); --no-report for none' })
+    .option('log', { type: 'string', describe: 'results log path (default docs/project/.audit/results_log.md; none for a scan of some paths unless given); --no-log for none' })
     .option('write', { type: 'boolean', describe: '--no-write: write nothing into PATH (no report, no log, no cache)' })
     .option('select', { type: 'string', array: true, describe: 'rule codes or prefixes to run (PA3, PA301)' })
     .option('ignore', { type: 'string', array: true, describe: 'rule codes or prefixes to skip' })
@@ -45,7 +46,9 @@ function scanOptions(y: Argv) {
     .option('strict', { type: 'boolean', describe: 'exit 2 when a rule failed internally on some file' })
     .option('timings', { type: 'boolean', describe: 'per-rule and per-phase time table on stderr' })
     .option('execution-context', { type: 'string', choices: ['default', 'strict'], describe: 'strict: judge code that runs once (migrations, scripts, startup) as if it served requests' })
-    .option('quiet', { alias: 'q', type: 'boolean', describe: 'less on stderr' })
+    .option('show-source', { type: 'boolean', describe: "text output: each finding's source line with a caret (default: when stdout is a terminal); --no-show-source for none" })
+    .option('statistics', { type: 'boolean', describe: 'counts per rule instead of one line per finding' })
+    .option('quiet', { alias: 'q', type: 'boolean', describe: 'less on stderr: no notes, no progress' })
     .option('verbose', { alias: 'v', type: 'boolean', describe: 'more on stderr (skipped files, parse errors, stack traces)' });
 }
 
@@ -90,12 +93,15 @@ function toPartialConfig(argv: ScanArgs): PartialConfig {
   if (a.executionContext !== undefined) cfg.executionContext = a.executionContext as PartialConfig['executionContext'];
   if (a.quiet !== undefined) cfg.quiet = Boolean(a.quiet);
   if (a.verbose !== undefined) cfg.verbose = Boolean(a.verbose);
+  if (a.showSource !== undefined) cfg.showSource = Boolean(a.showSource);
+  if (a.statistics !== undefined) cfg.statistics = Boolean(a.statistics);
   return cfg;
 }
 
 async function runScan(argv: ScanArgs): Promise<number> {
   const { runScanCommand } = await import('./cli/scanCommand.js');
-  return runScanCommand(String(argv.path ?? '.'), toPartialConfig(argv), argv.config as string | undefined);
+  const paths = ((argv.paths as unknown[] | undefined) ?? []).map(String);
+  return runScanCommand({ paths, root: argv.root as string | undefined, configPath: argv.config as string | undefined }, toPartialConfig(argv));
 }
 
 /**
@@ -127,8 +133,8 @@ async function main(): Promise<void> {
   FORMATS = config.FORMATS;
   await yargs(argv)
     .scriptName('persist-audit')
-    .usage('$0 [scan] [PATH]: audit a Python service for persistence and performance problems')
-    .command(['scan [path]', '$0 [path]'], 'audit PATH (default .)', scanOptions, async (a) => {
+    .usage('$0 [scan] [PATHS...]: audit a Python service for persistence and performance problems')
+    .command(['scan [paths..]', '$0 [paths..]'], 'audit the project; report on PATHS (files or directories, default .)', scanOptions, async (a) => {
       process.exitCode = await runScan(a as ScanArgs);
     })
     .command(
@@ -162,6 +168,10 @@ async function main(): Promise<void> {
         process.exitCode = await runExplainCommand(String(a.code));
       },
     )
+    // One value per occurrence of a list option (`--select PA3 --select PA1`, or `PA3,PA1`): a
+    // greedy list would swallow the file names that follow it (`--exclude 'x/**' app/a.py`),
+    // and pre-commit appends its files right after the hook's args.
+    .parserConfiguration({ 'greedy-arrays': false })
     .strictOptions()
     .strictCommands()
     .help()

@@ -1,16 +1,9 @@
 /** The command line as a user meets it: exit codes, one-line errors, outputs, files written. */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runCli as run } from './helpers/cli.js';
 import { tempDir, tempTree } from './helpers/tmp.js';
-
-const CLI = path.resolve(__dirname, '../dist/src/main.js');
-
-function run(args: string[], cwd = process.cwd()) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 function project(files: Record<string, string>): string {
   return tempTree('pa-cli-', files);

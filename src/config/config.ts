@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parseYamlQuietly } from '../discovery/yaml.js';
 import { parse as parseToml } from 'smol-toml';
 import type { ParserPreference } from '../parse/parser.js';
 import { SEVERITIES, type Severity } from '../types.js';
@@ -46,6 +46,10 @@ export interface AuditConfig {
   executionContext: ExecutionContextMode;
   quiet: boolean;
   verbose: boolean;
+  /** Text output: each finding's source line with a caret; null: when stdout is a terminal. */
+  showSource: boolean | null;
+  /** Counts per rule instead of one line per finding (`--statistics`). */
+  statistics: boolean;
   /** Where the file-level settings came from, for messages. */
   configFile: string | null;
 }
@@ -131,6 +135,7 @@ const FILE_KEYS: Record<string, [keyof PartialConfig, Validator]> = {
   'max-file-size': ['maxFileSize', positiveInt],
   strict: ['strict', bool],
   'execution-context': ['executionContext', oneOf(EXECUTION_CONTEXT_MODES)],
+  'show-source': ['showSource', bool],
 };
 
 /** Validates a parsed config mapping from `where` (a file name, for messages). */
@@ -183,7 +188,13 @@ function readConfig(file: string): PartialConfig {
   const text = safeRead(file);
   let raw: unknown;
   try {
-    raw = name.endsWith('.toml') ? parseToml(text) : parseYaml(text);
+    if (name.endsWith('.toml')) raw = parseToml(text);
+    else {
+      // A config whose YAML the library only warns about is still not what its author meant.
+      const parsed = parseYamlQuietly(text);
+      if (parsed.warnings.length) throw new Error(parsed.warnings[0]);
+      raw = parsed.value;
+    }
   } catch (err) {
     throw new ConfigError(`${name}: not valid ${name.endsWith('.toml') ? 'TOML' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`);
   }
@@ -227,6 +238,8 @@ export function resolveConfig(cli: PartialConfig, file: PartialConfig, configFil
     executionContext: pick('executionContext', 'default'),
     quiet: pick('quiet', false),
     verbose: pick('verbose', false),
+    showSource: pick('showSource', null),
+    statistics: pick('statistics', false),
     configFile,
   };
 }

@@ -3,8 +3,8 @@
  * drivers and async frameworks the project declares, with the version constraint as written
  * and the file it was found in. Broken TOML/YAML becomes a problem entry; the rest stands.
  */
+import { parseYamlQuietly } from './yaml.js';
 import { parse as parseToml } from 'smol-toml';
-import { parse as parseYaml } from 'yaml';
 import type { DatabaseService, Problem, StackEntry } from './context.js';
 
 export type ReadFile = (rel: string) => string | null;
@@ -410,7 +410,9 @@ const DB_IMAGES: [RegExp, string][] = [
 function readCompose(file: string, text: string, out: DatabaseService[], problems: Problem[]): void {
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    const parsed = parseYamlQuietly(text);
+    doc = parsed.value;
+    for (const w of parsed.warnings) problems.push({ file, reason: `YAML: ${w}` });
   } catch (err) {
     problems.push({ file, reason: `cannot parse YAML: ${firstLine(err)}` });
     return;

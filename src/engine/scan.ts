@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import ignoreFactory from 'ignore';
 import type { AuditConfig } from '../config/config.js';
-import { walk } from '../discovery/walk.js';
+import { walk, type WalkResult } from '../discovery/walk.js';
 import { AuditPool, unpackOutcome } from '../pool/pool.js';
 import { createParser } from '../parse/parser.js';
 import { finishDiscovery, planDiscovery } from '../discovery/discover.js';
@@ -33,12 +33,25 @@ export class ScanError extends Error {}
 export interface ScanHooks {
   /** One-line notices for stderr (parser fallback, …). */
   notice?: (message: string) => void;
-  progress?: (done: number, total: number) => void;
+  /** Files done of the files in the current pass: `facts` (the project context) or `audit`. */
+  progress?: (doneFiles: number, totalFiles: number, pass: 'facts' | 'audit') => void;
+  /** The phase the scan enters: `discovery`, `audit`, `call graph`, `merge`. */
+  phase?: (name: ScanPhase) => void;
   /** Where the incremental cache lives instead of `<root>/.persist-audit-cache` (bench, tests). */
   cacheDir?: string;
   /** Passes over at most this many bytes run on the main thread (see `AuditPool`; 0: always the workers). Bench, tests. */
   inProcessBytes?: number;
+  /**
+   * Root-relative paths (`/`-separated files or directories) to report on. The whole root is
+   * still read, for the context and the call graph; findings and the file counts in `stats` come
+   * from these paths only. Absent: the whole tree.
+   */
+  scope?: string[];
+  /** How the outputs name the root (default: `rootArg` as given). */
+  display?: string;
 }
+
+export type ScanPhase = 'discovery' | 'audit' | 'call graph' | 'merge';
 
 export interface PhaseTimings {
   discoveryMs: number;
@@ -86,6 +99,7 @@ export function ownOutputs(rootPath: string, config: Pick<AuditConfig, 'report' 
 
 export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHooks = {}): Promise<ScanOutput> {
   const t0 = performance.now();
+  hooks.phase?.('discovery');
   const rootPath = resolveRoot(rootArg);
   const rules = selectRules(config.select, config.ignore);
   const fileRuleCodes = rules.filter(isFileRule).map((r) => r.meta.code);
@@ -94,6 +108,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
   // 1. Discover: the walk and the manifests on the main thread, the Python facts in the pool.
   // The context comes from the cache when no walked file changed.
   const walked = walk(rootPath, { exclude: config.exclude, maxFileBytes: config.maxFileSize });
+  if (hooks.scope) excludedTargets(hooks.scope, walked, hooks.notice);
   // The scan's own outputs are rewritten on every run: as inputs they would make every context
   // look changed (the trend log grows each time) and a warm rescan would rediscover it.
   const outputs = ownOutputs(rootPath, config);
@@ -133,6 +148,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
       context = await finishDiscovery(plan, [...known.reused, ...pass.results]);
     }
     const t1 = performance.now();
+    hooks.phase?.('audit');
 
     // 2. Per-file phase: cached outcomes, then the pool for the rest (not started when none is left).
     let toAnalyse = walked.python;
@@ -176,15 +192,20 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     }
     sortByPath(outcomes);
     const t2 = performance.now();
+    hooks.phase?.('call graph');
 
     const stats: ScanStats = {
       files: 0, lines: 0, bytes: 0, parseErrors: 0, parseErrorFiles: [], skipped: [...walked.skipped], internalErrors: [], durationMs: 0,
     };
+    const inScope = scopeMatcher(hooks.scope);
+    if (inScope) stats.skipped = stats.skipped.filter((k) => inScope(k.path));
     const raw: RawFinding[] = [];
     const summaries: FileSummary[] = [];
     const ruleMs: Record<string, number> = {};
     const stageMs: StageMs = { read: 0, parse: 0, model: 0, classify: 0, rules: 0, summary: 0 };
-    for (const o of outcomes) collectOutcome(o, stats, raw, summaries, ruleMs, stageMs);
+    // Out of scope, a file still gives its summary to the call graph, but nothing to the counts.
+    const outside: ScanStats = { ...stats, skipped: [], parseErrorFiles: [], internalErrors: [] };
+    for (const o of outcomes) collectOutcome(o, !inScope || inScope(o.path) ? stats : outside, raw, summaries, ruleMs, stageMs);
 
     // 3. Repo phase: interprocedural rules on the summaries (or their cached result when no input changed).
     const rawBeforeRepo = raw.length;
@@ -259,6 +280,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
       cacheMs += performance.now() - ts;
     }
     const t3 = performance.now();
+    hooks.phase?.('merge');
 
     // 4. Merge: test globs, severity overrides, downgrades, fingerprints, baseline, order, scores.
     const testMatcher = config.tests.length ? createIgnore().add(config.tests) : null;
@@ -266,6 +288,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     let findings: Finding[] = [];
     for (const r of raw) {
       if (testMatcher?.ignores(r.path)) continue;
+      if (inScope && !inScope(r.path)) continue;
       const meta = metaByCode.get(r.code);
       if (!meta) continue;
       const severity = config.severity[r.code] ?? r.severity;
@@ -311,7 +334,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
       result: {
         toolVersion: TOOL_VERSION,
         rootPath,
-        root: displayRoot(rootArg),
+        root: displayRoot(hooks.display ?? rootArg),
         date: localDate(new Date()),
         commit: gitShortHash(rootPath),
         context,
@@ -368,6 +391,23 @@ function collectOutcome(
   if (o.summary) summaries.push(o.summary);
   if (o.ruleMs) for (const [code, ms] of Object.entries(o.ruleMs)) ruleMs[code] = (ruleMs[code] ?? 0) + ms;
   if (o.stageMs) for (const k of Object.keys(stageMs) as (keyof StageMs)[]) stageMs[k] += o.stageMs[k] ?? 0;
+}
+
+/**
+ * A Python file named on the command line that the walk left out (`.gitignore`, `--exclude`, the
+ * default excludes) is not audited: say so, or an empty result would look like a clean file.
+ */
+function excludedTargets(scope: string[], walked: WalkResult, notice: ScanHooks['notice']): void {
+  const seen = new Set([...walked.python.map((f) => f.rel), ...walked.skipped.map((k) => k.path)]);
+  for (const s of scope) {
+    if (s.endsWith('.py') && !seen.has(s)) notice?.(`${s}: excluded by .gitignore, --exclude or the default excludes; not audited`);
+  }
+}
+
+/** Whether a root-relative path lies in one of `scope`'s files or directories; null for the whole tree. */
+export function scopeMatcher(scope: string[] | undefined): ((rel: string) => boolean) | null {
+  if (!scope) return null;
+  return (rel) => scope.some((s) => rel === s || rel.startsWith(`${s}/`));
 }
 
 function sortByPath(outcomes: FileOutcome[]): FileOutcome[] {

@@ -21,7 +21,8 @@ export interface PoolOptions {
   setup: (WorkerSetup & { timings?: boolean }) | (() => Promise<WorkerSetup & { timings?: boolean }>);
   /** Target bytes per batch. */
   batchBytes?: number;
-  onBatchDone?: (done: number, total: number) => void;
+  /** After each batch of a pass: files done, files in the pass, and which pass (for a progress line). */
+  onBatchDone?: (doneFiles: number, totalFiles: number, pass: 'facts' | 'audit') => void;
   /** `full` (default) audits; `parse` / `read` are the cost floors `bench` measures. */
   mode?: TaskMode;
   /**
@@ -176,7 +177,12 @@ export class AuditPool {
       for (const f of b.files) f.migration = migration(f.rel);
     }
     const run = await this.runner(files, batches.length);
-    const results = await Promise.all(batches.map((b) => runWithRetry(run, b)));
+    let done = 0;
+    const results = await Promise.all(batches.map(async (b) => {
+      const result = await runWithRetry(run, b);
+      this.options.onBatchDone?.((done += b.files.length), files.length, 'facts');
+      return result;
+    }));
     return { results: results.flatMap((r) => r.facts ?? []), read: results.flatMap((r) => r.factsRead ?? []) };
   }
 
@@ -198,7 +204,7 @@ export class AuditPool {
         parser = result.parser || parser;
         if (this.options.summaries !== 'bytes') for (const o of result.files) unpackOutcome(o);
         outcomes.push(...result.files);
-        this.options.onBatchDone?.(++done, batches.length);
+        this.options.onBatchDone?.((done += batch.files.length), files.length, 'audit');
       }),
     );
     return { outcomes, parser };

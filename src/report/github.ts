@@ -4,6 +4,7 @@
  * https://docs.github.com/en/actions/reference/workflow-commands-for-github-actions
  */
 import { chainHops } from './chain.js';
+import { escapeControl } from './escape.js';
 import type { ScanResult } from '../engine/result.js';
 import { compareFindings } from '../merge/score.js';
 import type { Finding } from '../types.js';
@@ -36,10 +37,12 @@ export function githubCommand(f: Finding): string {
     ['title', `${f.code} ${f.check}${f.advisory ? ' (advisory)' : ''}`],
   ];
   const properties = props.map(([k, v]) => `${k}=${escapeProperty(v)}`).join(',');
-  const hops = chainHops(f);
+  // Line breaks are the annotation's layout (escapeData keeps them inside the one command);
+  // other control characters are shown escaped, and so is every one in a hop's file name.
+  const hops = chainHops(f).map((h) => escapeControl(h));
   const chain = hops.length ? `\nCall chain:\n${hops.map((h) => `  ${h}`).join('\n')}` : '';
-  const fix = f.recommendation ? `\nFix: ${f.recommendation}` : '';
-  return `::${annotationLevel(f)} ${properties}::${escapeData(`${f.message}${chain}${fix}`)}`;
+  const fix = f.recommendation ? `\nFix: ${escapeControl(f.recommendation, true)}` : '';
+  return `::${annotationLevel(f)} ${properties}::${escapeData(`${escapeControl(f.message, true)}${chain}${fix}`)}`;
 }
 
 export function renderGithub(result: ScanResult): string {

@@ -5,10 +5,10 @@ import { renderGithub } from './github.js';
 import { renderJson } from './json.js';
 import { renderMarkdown } from './markdown.js';
 import { renderSarif } from './sarif.js';
-import { renderText } from './text.js';
+import { renderText, type TextOptions } from './text.js';
 import { implementedFamilies } from '../rules/registry.js';
 
-export function renderFormat(result: ScanResult, format: OutputFormat, options: { color: boolean }): string {
+export function renderFormat(result: ScanResult, format: OutputFormat, options: TextOptions): string {
   switch (format) {
     case 'json':
       return renderJson(result);

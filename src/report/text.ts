@@ -3,6 +3,7 @@
  * summary. One line and nothing else when there is nothing to report.
  */
 import { chainHops, chainNames } from './chain.js';
+import { escapeControl } from './escape.js';
 import type { ScanResult } from '../engine/result.js';
 import { compareFindings, countBySeverity, formatScore } from '../merge/score.js';
 import type { Finding, Severity } from '../types.js';
@@ -11,6 +12,11 @@ import { SEVERITIES } from '../types.js';
 export interface TextOptions {
   /** ANSI colours; the caller decides (stdout is a TTY and NO_COLOR is unset). */
   color: boolean;
+  /**
+   * The lines of a root-relative file, to show each finding's source line with a caret under
+   * its column (`--show-source`); absent, or null for a file, shows none.
+   */
+  source?: (path: string) => string[] | null;
 }
 
 const ANSI = {
@@ -40,7 +46,7 @@ export function renderText(result: ScanResult, options: TextOptions): string {
   if (findings.length === 0) {
     out.push(`No findings in ${plural(stats.files, 'file')}.`);
   } else {
-    for (const f of [...findings].sort(compareFindings)) out.push(findingLine(f, paint));
+    for (const f of [...findings].sort(compareFindings)) out.push(findingLine(f, paint, options.source));
     out.push('');
     out.push(summaryLine(result, paint));
   }
@@ -49,15 +55,42 @@ export function renderText(result: ScanResult, options: TextOptions): string {
   return `${out.join('\n')}\n`;
 }
 
-function findingLine(f: Finding, paint: (style: string, s: string) => string): string {
-  const where = paint(ANSI.bold, `${f.path}:${f.line}:${f.column}`);
+type Paint = (style: string, s: string) => string;
+
+function findingLine(f: Finding, paint: Paint, source: TextOptions['source']): string {
+  const where = paint(ANSI.bold, `${escapeControl(f.path)}:${f.line}:${f.column}`);
   const code = f.advisory ? paint(ANSI.dim, f.code) : paint(SEVERITY_COLOR[f.severity], f.code);
   const tag = f.advisory ? ` ${paint(ANSI.dim, '[advisory]')}` : '';
   const names = chainNames(f);
-  const chain = names ? ` (via ${names})` : '';
+  const chain = names ? ` (via ${escapeControl(names)})` : '';
+  const snippet = source ? sourceSnippet(f, source(f.path), paint) : '';
   // Each hop on a line of its own, indented like a traceback, so every place can be opened.
-  const hops = chainHops(f).map((h) => `\n    ${paint(ANSI.dim, oneLine(h))}`).join('');
-  return `${where} ${code}${tag} ${oneLine(f.message)}${chain}${hops}`;
+  const hops = chainHops(f).map((h) => `\n    ${paint(ANSI.dim, escapeControl(h))}`).join('');
+  return `${where} ${code}${tag} ${oneLine(f.message)}${chain}${snippet}${hops}`;
+}
+
+/**
+ * The finding's line under a gutter with its number, and a caret under its columns (to the end
+ * of the line when the finding spans several), like Ruff's full output. Tabs count as one
+ * column, as in the finding's own column; control characters are shown escaped, and the caret
+ * moves with them.
+ */
+function sourceSnippet(f: Finding, lines: string[] | null, paint: Paint): string {
+  const text = lines?.[f.line - 1];
+  if (text === undefined) return '';
+  const shown = (s: string) => escapeControl(s.replace(/\t/g, ' '));
+  const line = text.replace(/\r$/, '');
+  const start = Math.min(Math.max(0, f.column - 1), line.length);
+  const end = f.endLine === f.line ? Math.min(Math.max(start + 1, f.endColumn - 1), line.length) : line.length;
+  const indent = shown(line.slice(0, start)).length;
+  const width = Math.max(1, shown(line.slice(start, end)).length);
+  const number = String(f.line);
+  const gutter = ' '.repeat(number.length);
+  return (
+    `\n  ${gutter} ${paint(ANSI.dim, '|')}` +
+    `\n  ${paint(ANSI.dim, number)} ${paint(ANSI.dim, '|')} ${shown(line)}` +
+    `\n  ${gutter} ${paint(ANSI.dim, '|')} ${' '.repeat(indent)}${paint(ANSI.red, '^'.repeat(width))}`
+  );
 }
 
 function summaryLine(result: ScanResult, paint: (style: string, s: string) => string): string {
@@ -90,6 +123,7 @@ export function formatDuration(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
 }
 
+/** A message on one line: its line breaks (and the spaces around them) as one space, other controls escaped. */
 function oneLine(s: string): string {
-  return s.replace(/\s*[\r\n]+\s*/g, ' ');
+  return escapeControl(s.replace(/\s*[\r\n]+\s*/g, ' '));
 }
