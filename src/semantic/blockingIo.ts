@@ -7,7 +7,7 @@
 import type { SyntaxNode } from '../parse/parser.js';
 import type { CallInfo, FileModel } from './model.js';
 import { assignmentsTo, callAt, valueTypeOf } from './model.js';
-import { propertyType } from './valueTypes.js';
+import { annotationType, propertyType } from './valueTypes.js';
 
 /** Sleeps that block the calling thread. */
 export const SYNC_SLEEP = new Set(['time.sleep']);
@@ -221,7 +221,13 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
     case 'call': {
       const callee = callAt(model, node);
       const q = callee?.qualifiedName;
-      if (!q) return null;
+      if (!q) {
+        // `bundle.latest()` on an instance of a class of this file: the method's return annotation.
+        const fn = node.childForFieldName('function');
+        const obj = fn?.type === 'attribute' ? fn.childForFieldName('object') : null;
+        const name = fn?.childForFieldName('attribute')?.text;
+        return obj && name && depth < 4 ? memberType(model, typeOfExpression(model, obj, fnIndex, line, depth + 1), name, false) : null;
+      }
       if (PATH_TYPES.has(q)) return 'pathlib.Path';
       if (q === 'pathlib.Path.cwd' || q === 'pathlib.Path.home') return 'pathlib.Path';
       // `open(...)` gives a file object (flake8-async's `typed_calls["open"]`).
@@ -256,6 +262,8 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
       if (obj?.type === 'identifier' && obj.text === 'self' && attr) {
         return valueTypeOf(model, `self.${attr}`, -1) ?? selfAttributeType(model, attr);
       }
+      // `bundle.archive` on an instance of a class of this file: its property's return annotation.
+      if (obj && attr && depth < 4) return memberType(model, typeOfExpression(model, obj, fnIndex, line, depth + 1), attr, true);
       return null;
     }
     case 'subscript': {
@@ -290,6 +298,25 @@ function lastLocalAssignment(model: FileModel, name: string, fnIndex: number, li
     if (a.functionIndex === fnIndex && a.line <= line && (!best || a.line >= best.line)) best = a;
   }
   return best;
+}
+
+/**
+ * The annotated type of a property (`property`) or a method's return (`!property`) of a class
+ * defined in this file, on a receiver typed as that class; null otherwise.
+ */
+function memberType(model: FileModel, receiverType: string | null, name: string, property: boolean): string | null {
+  if (!receiverType) return null;
+  const cls = receiverType.replace(/^@/, '').replace(/\(\)$/, '');
+  const short = cls.slice(cls.lastIndexOf('.') + 1);
+  for (const fn of model.functions) {
+    if (fn.className !== short || fn.name !== name || fn.parent < 0 && !fn.className || !fn.returnType) continue;
+    if (cls !== short && !cls.endsWith(`${model.moduleName}.${short}`) && cls !== `${model.moduleName}.${short}`) continue;
+    const isProperty = fn.decoratorNames.some((d) => /(^|\.)(property|cached_property)$/.test(d));
+    if (isProperty !== property) continue;
+    const t = annotationType(model, fn.returnType);
+    return t && PATH_TYPES.has(t.replace(/^@/, '')) ? 'pathlib.Path' : t;
+  }
+  return null;
 }
 
 /** `self.client = httpx.Client()` anywhere in the file gives `self.client` that type. */
