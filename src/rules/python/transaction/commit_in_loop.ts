@@ -13,17 +13,25 @@
  * Silent look-alikes: a throttled commit, a commit followed by `break`/`return` (retries), a
  * per-item `try/except` (failure isolation), a session opened inside the loop (one unit of work
  * per item), `while True:` pollers and `async for` over a message stream (consumers commit per
- * message by design), loops that only read.
+ * message by design), loops that only read, and a commit after an action outside the database
+ * in the same iteration (an email, an HTTP call, a published message: the commit records it).
+ * Through calls (repo phase): a loop that hands each item to a same-repo function which always
+ * commits the caller's session, at any depth (`for o in orders: settle(db, o)`, keyword
+ * arguments and comprehensions included); not a helper that opens and commits its own session.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
-import type { FileRule, FileRuleContext } from '../../types.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
+import { UNTYPED } from '../../../analysis/objects.js';
+import { COMMIT_EFFECT, outsideEffect, SIDE_EFFECT, TXN_LOOP_CALL } from './effects.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import {
   boundInLoop, callsOf, enclosingTries, inManagingWith, isCommitCall, isWriteCall,
-  loopTargets, nextStatement, receiverKey,
+  nextStatement, receiverKey,
 } from './semantics.js';
+import { itemNames, overItems } from './loopForms.js';
 
-export const commitInLoop: FileRule = {
+export const commitInLoop: FileRule & RepoRule = {
   meta: {
     code: 'PA207',
     check: 'commit_in_loop',
@@ -31,7 +39,7 @@ export const commitInLoop: FileRule = {
     severity: 'medium',
     effort: 'S',
     summary: '`commit()` on every iteration of a loop that writes rows',
-    what: 'Finds a `commit()` on a session (or DB-API connection) that runs on every iteration of a loop over items (`for`, `async for` over streamed rows, a `while` that pops or fetches the next item) whose body writes rows through the same session: `add`/`merge`/`delete`, an UPDATE/DELETE/INSERT, attribute changes on the rows being iterated, or a helper the session is handed to. A commit under a condition on an iteration counter or a clock (`if n % 500 == 0`, `if len(batch) >= 100`) is a throttled milestone and is not flagged; a condition on the item is not a throttle. Neither is a per-item `try/except` with rollback, a session opened per item, nor a `while True:` / message-stream consumer loop.',
+    what: 'Finds a `commit()` on a session (or DB-API connection) that runs on every iteration of a loop over items (`for`, `async for` over streamed rows, a `while` that pops or fetches the next item) whose body writes rows through the same session: `add`/`merge`/`delete`, an UPDATE/DELETE/INSERT, attribute changes on the rows being iterated, or a helper the session is handed to. A commit under a condition on an iteration counter or a clock (`if n % 500 == 0`, `if len(batch) >= 100`) is a throttled milestone and is not flagged; a condition on the item is not a throttle. Neither is a per-item `try/except` with rollback, a session opened per item, a `while True:` / message-stream consumer loop, nor a commit that records an action outside the database (an email, an HTTP call) in the same iteration. Also found through calls: a loop that hands each item to a same-repo function (at any depth, by keyword or in a comprehension) that always commits the session of its caller.',
     why: 'Every commit is a transaction: a round trip, a WAL flush to disk and, with `expire_on_commit`, the expiry of every loaded object (the next attribute access reloads it). A thousand rows cost a thousand commits, and a failure half-way leaves the batch half applied.',
     bad:
       'from sqlalchemy import select\nfrom sqlalchemy.orm import Session\n\nfrom app.models import Job\n\n\n'
@@ -62,7 +70,34 @@ export const commitInLoop: FileRule = {
       });
     }
   },
+  /**
+   * Through calls: a loop over items that hands each item to a same-repo function which always
+   * commits a session it shares with its caller (a parameter, `self.session`, a scoped session),
+   * at any depth. A helper that opens and commits its own session is a unit of work per item.
+   */
+  checkRepo(ctx: RepoRuleContext): void {
+    const graph = callGraphOf(ctx.index);
+    for (const { ref, file, fn, call, to } of siteCalls(graph, TXN_LOOP_CALLS)) {
+      const effects = graph.effectsOf(to, 'any');
+      const reach = effects.get(COMMIT_EFFECT);
+      // A commit after an email, an HTTP call, a message: it records what was done outside.
+      if (!reach || effects.has(SIDE_EFFECT)) continue;
+      const weak = reach.weak || call.receiverType === UNTYPED;
+      const names = graph.chainNames(reach);
+      ctx.report({
+        path: file.path,
+        location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+        message: `\`${call.calleeText}()\` commits on every iteration of the loop (\`${names.join('` → `')}()\`): one transaction and one WAL flush per item, and a failure half-way leaves the batch half applied`
+          + (weak ? ' (a call resolved by its method name alone)' : ''),
+        severity: weak ? 'low' : 'medium',
+        function: fn.name,
+        chain: graph.chainSteps(reach, { ref, call }),
+      });
+    }
+  },
 };
+
+const TXN_LOOP_CALLS: ReadonlySet<string> = new Set([TXN_LOOP_CALL]);
 
 function short(t: string): string {
   const s = t.replace(/\s+/g, ' ');
@@ -94,38 +129,6 @@ function perIterationCommit(model: FileModel, commit: CallInfo, loop: LoopInfo):
   return writes && guard ? `${writes}; under \`${guard}\`, a condition on the item, not a throttle` : writes;
 }
 
-/**
- * Does the loop walk items, one per iteration: a `for`, an `async for` over rows the database
- * streams, a `while` that pops or fetches the next item (`while queue: x = queue.pop()`,
- * `while (row := cur.fetchone())`)? A `while True:` poller and an `async for` over a message
- * stream are consumers: one unit of work per message is their design.
- */
-function overItems(model: FileModel, loop: LoopInfo): boolean {
-  if (loop.kind === 'for') return true;
-  if (loop.kind === 'async_for') return !!loop.iterable && DB_STREAM.test(loop.iterable.text);
-  if (loop.kind !== 'while') return false;
-  const cond = loop.node.childForFieldName('condition');
-  if (!cond) return false;
-  if (/:=/.test(cond.text)) return /\.(fetchone|pop|popleft|get_nowait)\s*\(|\bnext\s*\(/.test(cond.text);
-  const m = /^(?:not\s+)?(?:len\(\s*)?([A-Za-z_][\w.]*)\s*\)?$/.exec(cond.text.trim());
-  const body = loop.node.childForFieldName('body');
-  if (!m || !body) return false;
-  return new RegExp(`(?<![\\w.])${m[1]!.replace(/\./g, '\\.')}\\s*\\.\\s*(pop|popleft|popitem)\\s*\\(`).test(body.text);
-}
-
-/** The names that hold the iteration's item: a `for` target, or what a `while` pops or fetches. */
-function itemNames(model: FileModel, loop: LoopInfo): Set<string> {
-  const out = loopTargets(loop);
-  if (loop.kind !== 'while') return out;
-  const walrus = /([A-Za-z_]\w*)\s*:=/.exec(loop.node.childForFieldName('condition')?.text ?? '');
-  if (walrus) out.add(walrus[1]!);
-  for (const a of model.assignments) {
-    if (a.functionIndex === loop.functionIndex && a.loops.includes(loop.index) && a.value && /\.(pop|popleft|fetchone)\s*\(|^next\s*\(/.test(a.value.text)) out.add(a.target);
-  }
-  return out;
-}
-
-const DB_STREAM = /\.(stream|stream_scalars|scalars|execute|fetch|cursor)\s*\(|\bsession\b|\bdb\b|\bconn\b/;
 const CLOCK = /\b(time\.(time|monotonic|perf_counter)|monotonic|perf_counter|datetime\.(now|utcnow)|timezone\.now|utcnow|loop\.time)\s*\(/;
 
 /**
@@ -174,6 +177,9 @@ function isThrottle(model: FileModel, cond: SyntaxNode, loop: LoopInfo): boolean
 
 /** What the loop body writes through `session` before the commit, or null when it only reads. */
 function loopWrites(model: FileModel, loop: LoopInfo, session: string, commit: CallInfo): string | null {
+  // A commit after an email, an HTTP call, a published message records what was done outside:
+  // per item on purpose (a later failure must not roll back the record of a sent email).
+  if (callsOf(model, loop.functionIndex).some((c) => c.loops.includes(loop.index) && c.node.startIndex < commit.node.startIndex && outsideEffect(model, c))) return null;
   for (const c of callsOf(model, loop.functionIndex)) {
     if (!c.loops.includes(loop.index) || c === commit) continue;
     if (receiverKey(c) === session && isWriteCall(model, c)) return `it writes with \`${c.calleeText}()\``;
@@ -191,7 +197,8 @@ function loopWrites(model: FileModel, loop: LoopInfo, session: string, commit: C
     if (!c.loops.includes(loop.index) || c === commit || receiverKey(c) === session) continue;
     if (c.qualifiedName && /^(builtins|logging|asyncio|json|time|datetime)\./.test(c.qualifiedName)) continue;
     const args = c.node.childForFieldName('arguments');
-    if (args?.namedChildren.some((x) => x.text === session)) return `it hands the session to \`${c.calleeText}()\``;
+    // Positionally or by keyword: `apply(db, row)`, `apply(row, session=db)`.
+    if (args?.namedChildren.some((x) => (x.type === 'keyword_argument' ? x.childForFieldName('value') : x)?.text === session)) return `it hands the session to \`${c.calleeText}()\``;
   }
   return null;
 }

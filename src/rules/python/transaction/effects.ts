@@ -1,0 +1,101 @@
+/**
+ * Transaction effects for the repo phase: which functions commit, and which calls run once per
+ * item of a loop, so the call graph can tell "this loop commits on every iteration through a
+ * helper" (PA207) the way the file rule tells it for a `commit()` in the loop itself.
+ *
+ * - `commit`: the function's own body always commits a session or connection: a commit call
+ *   that no condition, handler or loop of the function guards. A generator (a provider that
+ *   commits after `yield`) is left out: a `with provider() as s:` per item is one unit of work
+ *   per item by design.
+ * - `commit_own`: the same, on a session the function opens itself (`with factory() as s:`,
+ *   `s = Session()`): a caller's loop then runs one unit of work per item, by design.
+ * - `side_effect`: the function acts outside the database (see {@link outsideEffect}); a
+ *   commit per item after it records what was done outside, and is kept per item on purpose.
+ * - `txn_loop_call` (a site fact): a call that hands the loop's item (positionally, by keyword or
+ *   in a comprehension) to something, on every iteration of a loop over items, outside a per-item
+ *   `try` and with no `break`/`return` after it.
+ */
+import type { SyntaxNode } from '../../../parse/parser.js';
+import type { Effect } from '../../../analysis/summary.js';
+import type { CallInfo, FileModel } from '../../../semantic/model.js';
+import { conditionalWithin } from '../../../semantic/controlFlow.js';
+import { externalCall } from '../../../semantic/externalCalls.js';
+import { perItemLoops } from '../query/semantics.js';
+import { enclosingTries, isCommitCall, lastAssignment, nextStatement, receiverKey, unwrap } from './semantics.js';
+import { overItems } from './loopForms.js';
+
+export const COMMIT_EFFECT = 'commit';
+/** The function opens a session (or connection) of its own and commits it: one unit of work per call. */
+export const OWN_COMMIT_EFFECT = 'commit_own';
+export const TXN_LOOP_CALL = 'txn_loop_call';
+/** The function acts outside the database: a network client call, or a call named like sending (`msg.send()`, `notify_user()`). */
+export const SIDE_EFFECT = 'side_effect';
+
+const LIBRARY_CALL = /^(builtins|asyncio|logging|json|os|re|math|time|datetime|typing|collections|itertools|functools|sqlalchemy|sqlmodel|pydantic|fastapi|starlette|httpx|requests)\./;
+
+export function collectTransactionEffects(model: FileModel): Effect[][] {
+  const effects: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile) return effects;
+  for (const call of model.calls) {
+    if (call.functionIndex < 0) continue;
+    const fn = model.functions[call.functionIndex]!;
+    const at = { line: call.line, column: call.column };
+    if (call.method === 'commit') {
+      if (!fn.isGenerator && alwaysRuns(call, fn.body) && isCommitCall(model, call)) {
+        effects[call.functionIndex]!.push({ kind: opensOwnSession(model, call) ? OWN_COMMIT_EFFECT : COMMIT_EFFECT, what: call.calleeText, ...at });
+      }
+      continue;
+    }
+    const outside = outsideEffect(model, call);
+    if (outside) effects[call.functionIndex]!.push({ kind: SIDE_EFFECT, what: outside, ...at });
+    if (perItemCall(model, call)) effects[call.functionIndex]!.push({ kind: TXN_LOOP_CALL, what: '', ...at });
+  }
+  return effects;
+}
+
+/** Does a call run whenever its function does: not under a condition, a handler, a loop? */
+function alwaysRuns(call: CallInfo, body: SyntaxNode | null): boolean {
+  if (!body || call.loops.length) return false;
+  return conditionalWithin(call.node, body) === null;
+}
+
+/** A call that runs once per item of its innermost loop and hands it the item. */
+function perItemCall(model: FileModel, call: CallInfo): boolean {
+  if (!call.loops.length || call.emptyArgs || call.offloaded) return false;
+  if (call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName)) return false;
+  const loop = model.loops[call.loops[call.loops.length - 1]!]!;
+  if (loop.kind !== 'comprehension' && !overItems(model, loop)) return false;
+  const args = call.node.childForFieldName('arguments');
+  if (!args || !perItemLoops(model, [loop.index], args)) return false;
+  const body = loop.node.childForFieldName('body');
+  if (body) {
+    if (enclosingTries(call.node, body).some((t) => t.startIndex >= body.startIndex)) return false;
+    const next = nextStatement(call.node);
+    if (next && (next.type === 'break_statement' || next.type === 'return_statement')) return false;
+  }
+  return true;
+}
+
+/** Is the committed handle one the function opens: a local bound to a call (`Session()`, `factory()`, `connect()`)? */
+function opensOwnSession(model: FileModel, call: CallInfo): boolean {
+  const key = receiverKey(call);
+  const head = key?.split('.')[0];
+  if (!head || head === 'self' || head === 'cls') return false;
+  const fn = model.functions[call.functionIndex]!;
+  if (fn.params.some((p) => p.name === head)) return false;
+  const a = lastAssignment(model, head, call.functionIndex, call.line);
+  return !!a && a.functionIndex === call.functionIndex && unwrap(a.value)?.type === 'call';
+}
+
+/** Methods and functions named like an action outside the process: sending, publishing, notifying, charging. */
+const SENDS = /^(send|send_\w+|\w+_send|sendmail|send_message|publish|publish_\w+|notify|notify_\w+|deliver|deliver_\w+|charge|refund|upload|upload_\w+|post_message|enqueue|delay|apply_async|send_task)$/;
+
+/**
+ * A call that acts outside the database: a network client call (HTTP, SMTP, S3, brokers — see
+ * `externalCall`) or a call named like sending or publishing. Used to keep quiet, never to
+ * report: a per-item commit after it records what was already done outside.
+ */
+export function outsideEffect(model: FileModel, call: CallInfo): string | null {
+  if (externalCall(model, call)?.kind === 'network') return call.calleeText;
+  return SENDS.test(call.method) && !isCommitCall(model, call) ? call.calleeText : null;
+}
