@@ -437,7 +437,7 @@ function flushedInFunction(model: FileModel, staged: CallInfo): boolean {
 }
 
 /** Library calls that are never same-repo helpers: no loop-call site is recorded for them. */
-const LIBRARY_CALL = /^(builtins|asyncio|logging|json|os|re|math|time|datetime|typing|collections|itertools|functools|sqlalchemy|sqlmodel|pydantic|fastapi|starlette|httpx|requests)\./;
+export const LIBRARY_CALL = /^(builtins|asyncio|logging|json|os|re|math|time|datetime|typing|collections|itertools|functools|sqlalchemy|sqlmodel|pydantic|fastapi|starlette|httpx|requests)\./;
 
 /** Effect kinds produced here. `loop_call` is a site fact: a per-item call in a loop, for the repo phase. */
 export const QUERY_EFFECT = 'query';

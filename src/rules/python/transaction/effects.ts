@@ -11,6 +11,9 @@
  *   `s = Session()`): a caller's loop then runs one unit of work per item, by design.
  * - `side_effect`: the function acts outside the database (see {@link outsideEffect}); a
  *   commit per item after it records what was done outside, and is kept per item on purpose.
+ * - `network`: a network call of the function's own body; `txn_open_call` (a site fact): a call
+ *   made inside an open transaction (a `begin()` block, or a session's first write → commit), so
+ *   the repo phase can find the helpers that wait on the network while it is open (PA202).
  * - `txn_loop_call` (a site fact): a call that hands the loop's item (positionally, by keyword or
  *   in a comprehension) to something, on every iteration of a loop over items, outside a per-item
  *   `try` and with no `break`/`return` after it.
@@ -21,17 +24,30 @@ import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
 import { externalCall } from '../../../semantic/externalCalls.js';
 import { perItemLoops } from '../query/semantics.js';
-import { enclosingTries, isCommitCall, lastAssignment, nextStatement, receiverKey, unwrap } from './semantics.js';
+import { LIBRARY_CALL } from '../query/dbCalls.js';
+import { callsOf, enclosingTries, isCommitCall, lastAssignment, nextStatement, receiverKey, transactionRegions, unwrap } from './semantics.js';
 import { overItems } from './loopForms.js';
 
 export const COMMIT_EFFECT = 'commit';
 /** The function opens a session (or connection) of its own and commits it: one unit of work per call. */
 export const OWN_COMMIT_EFFECT = 'commit_own';
 export const TXN_LOOP_CALL = 'txn_loop_call';
+/** The function makes a network call (HTTP, SMTP, S3, brokers, SDK clients: `externalCall`). */
+export const NETWORK_EFFECT = 'network';
+/** Site fact: a call made while a transaction is open (`what` = JSON {@link OpenSite}). */
+export const TXN_OPEN_CALL = 'txn_open_call';
+
+/** Where an in-transaction call sits: the session, and the lines that open and close the transaction. */
+export interface OpenSite {
+  session: string;
+  kind: 'begin' | 'span';
+  from: number;
+  to: number;
+}
+
 /** The function acts outside the database: a network client call, or a call named like sending (`msg.send()`, `notify_user()`). */
 export const SIDE_EFFECT = 'side_effect';
 
-const LIBRARY_CALL = /^(builtins|asyncio|logging|json|os|re|math|time|datetime|typing|collections|itertools|functools|sqlalchemy|sqlmodel|pydantic|fastapi|starlette|httpx|requests)\./;
 
 export function collectTransactionEffects(model: FileModel): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
@@ -46,9 +62,19 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
       }
       continue;
     }
+    if (!call.offloaded && externalCall(model, call)?.kind === 'network') effects[call.functionIndex]!.push({ kind: NETWORK_EFFECT, what: externalCall(model, call)!.what, ...at });
     const outside = outsideEffect(model, call);
     if (outside) effects[call.functionIndex]!.push({ kind: SIDE_EFFECT, what: outside, ...at });
     if (perItemCall(model, call)) effects[call.functionIndex]!.push({ kind: TXN_LOOP_CALL, what: '', ...at });
+  }
+  for (const region of transactionRegions(model)) {
+    for (const call of callsOf(model, region.fnIndex)) {
+      const at = call.node.startIndex;
+      if (at < region.from || at >= region.to || call.offloaded || receiverKey(call) === region.session) continue;
+      if ((call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName)) || externalCall(model, call)) continue;
+      const site: OpenSite = { session: region.session, kind: region.kind, from: region.startLine, to: region.endLine };
+      effects[region.fnIndex]!.push({ kind: TXN_OPEN_CALL, what: JSON.stringify(site), line: call.line, column: call.column });
+    }
   }
   return effects;
 }
