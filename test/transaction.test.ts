@@ -77,6 +77,11 @@ describe('PA208 missing_commit', () => {
     expect(at(rel, 'app/lost_writes.py', 28, 'PA208')?.message).toMatch(/DB-API connection \(autocommit off\)/);
     expect(at(rel, 'app/lost_writes.py', 50, 'PA208')?.message).toMatch(/SQLAlchemy 2\.x connection/);
   });
+  it('follows the request scope: a provider that commits nothing after `yield`, named in the message', () => {
+    const f = at(rel, 'app/requests_scope.py', 13, 'PA208');
+    expect(f?.originalSeverity).toBe('high');
+    expect(f?.message).toMatch(/Depends\(get_plain_session\)/);
+  });
   it('stays silent on a SQLAlchemy 1.x connection, which autocommits DML', async () => {
     const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA208'] }, {}, null);
     const fs = await import('node:fs');

@@ -7,6 +7,9 @@
  *   that no condition, handler or loop of the function guards. A generator (a provider that
  *   commits after `yield`) is left out: a `with provider() as s:` per item is one unit of work
  *   per item by design.
+ * - `commit_may`: any commit of the function's own body, conditional or in a provider after its
+ *   `yield`: "something here may commit", to keep PA208's request scope quiet.
+ * - `request_write`: a request handler's uncommitted write through an injected session (PA208).
  * - `commit_own`: the same, on a session the function opens itself (`with factory() as s:`,
  *   `s = Session()`): a caller's loop then runs one unit of work per item, by design.
  * - `side_effect`: the function acts outside the database (see {@link outsideEffect}); a
@@ -25,6 +28,7 @@ import { conditionalWithin } from '../../../semantic/controlFlow.js';
 import { externalCall } from '../../../semantic/externalCalls.js';
 import { perItemLoops } from '../query/semantics.js';
 import { LIBRARY_CALL } from '../query/dbCalls.js';
+import { MAY_COMMIT_EFFECT, requestWrites } from './missing_commit.js';
 import { callsOf, enclosingTries, isCommitCall, lastAssignment, nextStatement, receiverKey, transactionRegions, unwrap } from './semantics.js';
 import { overItems } from './loopForms.js';
 
@@ -57,6 +61,7 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     const fn = model.functions[call.functionIndex]!;
     const at = { line: call.line, column: call.column };
     if (call.method === 'commit') {
+      if (isCommitCall(model, call)) effects[call.functionIndex]!.push({ kind: MAY_COMMIT_EFFECT, what: call.calleeText, ...at });
       if (!fn.isGenerator && alwaysRuns(call, fn.body) && isCommitCall(model, call)) {
         effects[call.functionIndex]!.push({ kind: opensOwnSession(model, call) ? OWN_COMMIT_EFFECT : COMMIT_EFFECT, what: call.calleeText, ...at });
       }
@@ -67,6 +72,7 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     if (outside) effects[call.functionIndex]!.push({ kind: SIDE_EFFECT, what: outside, ...at });
     if (perItemCall(model, call)) effects[call.functionIndex]!.push({ kind: TXN_LOOP_CALL, what: '', ...at });
   }
+  requestWrites(model).forEach((list, i) => effects[i]!.push(...list));
   for (const region of transactionRegions(model)) {
     for (const call of callsOf(model, region.fnIndex)) {
       const at = call.node.startIndex;

@@ -10,6 +10,10 @@
  * back: `add`, `delete`, an UPDATE, a changed attribute of a loaded row are all discarded, with
  * no error, and the code looks as if it saved.
  *
+ * The request scope (repo phase): a request handler's write through a session injected with
+ * `Depends(provider)`, when neither the handler, nor anything it calls, nor the provider after its
+ * `yield` commits: the provider closes the session at the end of the request.
+ *
  * Severity: high in a request handler (every request loses its write), medium elsewhere.
  * Silent look-alikes: a session handed to anything (a helper, a repository, returned, yielded by
  * a provider that commits after `yield`, stored on `self`): its owner may commit; a session the
@@ -20,7 +24,9 @@
  * `db.session`), whose commit belongs to the request or the framework.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
-import type { FileRule, FileRuleContext } from '../../types.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import type { Effect } from '../../../analysis/summary.js';
+import { callGraphOf } from '../../../analysis/callgraph.js';
 import type { FileModel } from '../../../semantic/model.js';
 import { effectiveRole } from '../../../semantic/model.js';
 import type { ProjectContext } from '../../../discovery/context.js';
@@ -49,7 +55,7 @@ const SESSION_WRITES = new Set(['add', 'add_all', 'delete', 'merge', 'bulk_save_
 const LOADS_ROW = /\.(get|get_one|first|one|one_or_none|scalar|scalar_one|scalar_one_or_none|merge)\s*\(/;
 const SETTINGS = /autocommit|AUTOCOMMIT|isolation_level/;
 
-export const missingCommit: FileRule = {
+export const missingCommit: FileRule & RepoRule = {
   meta: {
     code: 'PA208',
     check: 'missing_commit',
@@ -57,7 +63,7 @@ export const missingCommit: FileRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'A write on a session or connection the function opens, never committed before it is closed',
-    what: 'Finds a write — `add`/`delete`/`merge`, an INSERT/UPDATE/DELETE, a changed attribute of a row loaded through it — on a session or connection the function opens itself (`Session()`, a `sessionmaker` factory, `async with factory() as s`, `psycopg2.connect()` and other DB-API drivers whose autocommit is off, `engine.connect()` on SQLAlchemy 2.x) when no `commit()` on that handle follows the write. Silent when the handle is handed on (a helper, a repository, a provider that yields it and commits after `yield`), for `with x.begin():` blocks, `with conn:` on a DB-API connection, autocommit settings, and sessions the function receives or shares (scoped and Flask-SQLAlchemy sessions, injected sessions), whose owner commits.',
+    what: 'Finds a write — `add`/`delete`/`merge`, an INSERT/UPDATE/DELETE, a changed attribute of a row loaded through it — on a session or connection the function opens itself (`Session()`, a `sessionmaker` factory, `async with factory() as s`, `psycopg2.connect()` and other DB-API drivers whose autocommit is off, `engine.connect()` on SQLAlchemy 2.x) when no `commit()` on that handle follows the write. Silent when the handle is handed on (a helper, a repository, a provider that yields it and commits after `yield`), for `with x.begin():` blocks, `with conn:` on a DB-API connection, autocommit settings, and sessions the function receives or shares (scoped and Flask-SQLAlchemy sessions), whose owner commits. In a request handler, a write through a session injected with `Depends(provider)` is reported when nothing commits it: not the handler, not anything it calls, not the provider after its `yield`.',
     why: 'Closing a session or connection — or letting it go at the end of the function — rolls its open transaction back. The writes are discarded without an error: the code reads as if it saved, tests that share the session pass, and the rows never reach the database.',
     bad:
       'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\n\nfrom app.models import AuditEvent\n\n'
@@ -95,7 +101,84 @@ export const missingCommit: FileRule = {
       });
     }
   },
+  /**
+   * The request scope: a handler writes through a session its dependency provides
+   * (`db: Session = Depends(get_db)`), and neither the provider (after its `yield`) nor the
+   * handler nor anything it calls ever commits: the provider closes the session, and the
+   * write is rolled back after the response said it succeeded.
+   */
+  checkRepo(ctx: RepoRuleContext): void {
+    const graph = callGraphOf(ctx.index);
+    for (const ref of graph.functionsWithEffects(REQUEST_WRITES)) {
+      const file = graph.fileOf(ref);
+      const fn = graph.function(ref);
+      for (const e of graph.ownEffects(ref)) {
+        if (e.kind !== REQUEST_WRITE) continue;
+        const site = JSON.parse(e.what) as RequestWrite;
+        const provider = graph.resolveQualified(site.provider);
+        // A provider the graph cannot see may commit; one that commits (after `yield`, or
+        // through a helper) owns the commit; a handler that reaches any commit may commit it.
+        if (!provider || graph.effectsOf(provider, 'any').has(MAY_COMMIT_EFFECT) || graph.effectsOf(ref, 'any').has(MAY_COMMIT_EFFECT)) continue;
+        const providerName = graph.function(provider).name;
+        ctx.report({
+          path: file.path,
+          location: { line: e.line, column: e.column, endLine: site.endLine, endColumn: site.endColumn },
+          message: `\`${site.what}\` writes through \`${site.param}\`, the request's session from \`Depends(${providerName})\`, and nothing commits it: not this handler, nothing it calls, nor \`${providerName}\` after its \`yield\`; the session is closed at the end of the request and the write is rolled back`,
+          severity: 'high',
+          function: fn.name,
+        });
+      }
+    }
+  },
 };
+
+/** Effect kinds this rule reads in the repo phase (produced by `collectTransactionEffects`). */
+export const REQUEST_WRITE = 'request_write';
+export const MAY_COMMIT_EFFECT = 'commit_may';
+const REQUEST_WRITES: ReadonlySet<string> = new Set([REQUEST_WRITE]);
+
+/** A handler's uncommitted write through an injected session (`what` of a `request_write` effect). */
+interface RequestWrite {
+  param: string;
+  /** The provider's qualified name: `app.deps.get_db`. */
+  provider: string;
+  what: string;
+  endLine: number;
+  endColumn: number;
+}
+
+/**
+ * The file half of the request scope: in a request handler, the first write through a session
+ * parameter injected with `Depends(provider)` that no commit in the handler follows. The session
+ * may be handed to helpers (the repo phase asks whether any of them commits), but not stored,
+ * returned or yielded.
+ */
+export function requestWrites(model: FileModel): Effect[][] {
+  const out: Effect[][] = model.functions.map(() => []);
+  model.functions.forEach((fn, fnIndex) => {
+    if (fn.role !== 'handler' || SETTINGS.test(fn.node.text)) return;
+    for (const p of fn.params) {
+      const m = /^Depends\(\s*([A-Za-z_][\w.]*)\s*\)$/.exec(p.defaultText?.replace(/\s+/g, '') ?? '');
+      if (!m || !/(^|\.)(Session|AsyncSession)$/.test(p.annotation ?? '')) continue;
+      const provider = qualify(model, m[1]!);
+      if (!provider || escapes(fn.node, p.name, true)) continue;
+      const owned: Owned = { name: p.name, kind: 'session', inWith: false, line: fn.startLine, fnIndex };
+      const write = uncommittedWrite(model, owned, [p.name]);
+      if (!write) continue;
+      const site: RequestWrite = { param: p.name, provider, what: write.what, endLine: write.node.endPosition.row + 1, endColumn: write.node.endPosition.column + 1 };
+      out[fnIndex]!.push({ kind: REQUEST_WRITE, what: JSON.stringify(site), line: write.node.startPosition.row + 1, column: write.node.startPosition.column + 1 });
+    }
+  });
+  return out;
+}
+
+/** A provider's name as the file sees it, qualified: an import, or a module-level def of the file. */
+function qualify(model: FileModel, name: string): string | null {
+  const [head, ...rest] = name.split('.');
+  const imported = model.imports.get(head!);
+  if (imported) return [imported, ...rest].join('.');
+  return model.moduleDefs.has(head!) ? `${model.moduleName}.${name}` : null;
+}
 
 function describe(owned: Owned): string {
   switch (owned.kind) {
@@ -170,7 +253,7 @@ function cursorsOf(model: FileModel, owned: Owned): string[] {
  * captured? Every use must be an attribute or method (`s.add`), a test (`if s:`, `s is None`)
  * or its own binding.
  */
-function escapes(fnNode: SyntaxNode, name: string): boolean {
+function escapes(fnNode: SyntaxNode, name: string, allowArguments = false): boolean {
   const text = fnNode.text;
   const re = new RegExp(`(?<![\\w.])${name}(?!\\w)`, 'g');
   let m: RegExpExecArray | null;
@@ -178,6 +261,8 @@ function escapes(fnNode: SyntaxNode, name: string): boolean {
     const after = text.slice(m.index + name.length, m.index + name.length + 40);
     const before = text.slice(Math.max(0, m.index - 12), m.index);
     if (/^\s*(\.|:|=(?!=)|is\b|and\b|or\b)/.test(after) || /\b(as|del)\s+$/.test(before)) continue;
+    // Handed to a call (`helper(db, x)`, `helper(session=db)`): the repo phase follows it.
+    if (allowArguments && /^\s*[,)]/.test(after) && /[(,=]\s*$/.test(before)) continue;
     return true;
   }
   return false;
