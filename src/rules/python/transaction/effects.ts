@@ -26,7 +26,7 @@ import type { Effect } from '../../../analysis/summary.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
 import { externalCall } from '../../../semantic/externalCalls.js';
-import { perItemLoops } from '../query/semantics.js';
+import { notPerRow, perItemLoops } from '../query/semantics.js';
 import { LIBRARY_CALL } from '../query/dbCalls.js';
 import { MAY_COMMIT_EFFECT, requestWrites } from './missing_commit.js';
 import { callsOf, enclosingTries, isCommitCall, lastAssignment, nextStatement, receiverKey, transactionRegions, unwrap } from './semantics.js';
@@ -49,9 +49,14 @@ export interface OpenSite {
   to: number;
 }
 
+/** Calls of the function that do not always run (`what` = JSON `[[line, column], …]`): under a condition, a handler or a loop. */
+export const COND_CALLS = 'txn_cond_calls';
+
 /** The function acts outside the database: a network client call, or a call named like sending (`msg.send()`, `notify_user()`). */
 export const SIDE_EFFECT = 'side_effect';
 
+
+const SIMPLE_CALLEE = /^[A-Za-z_][\w.]*$/;
 
 export function collectTransactionEffects(model: FileModel): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
@@ -73,6 +78,16 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     if (perItemCall(model, call)) effects[call.functionIndex]!.push({ kind: TXN_LOOP_CALL, what: '', ...at });
   }
   requestWrites(model).forEach((list, i) => effects[i]!.push(...list));
+  // Which of a function's possible repo calls do not always run: a commit reached only through
+  // them is not a commit on every call (`get_or_create` commits only when it creates).
+  const cond: [number, number][][] = model.functions.map(() => []);
+  for (const call of model.calls) {
+    if (call.functionIndex < 0 || !SIMPLE_CALLEE.test(call.calleeText)) continue;
+    if (!alwaysRuns(call, model.functions[call.functionIndex]!.body)) cond[call.functionIndex]!.push([call.line, call.column]);
+  }
+  cond.forEach((list, i) => {
+    if (list.length) effects[i]!.push({ kind: COND_CALLS, what: JSON.stringify(list), line: model.functions[i]!.startLine, column: 0 });
+  });
   for (const region of transactionRegions(model)) {
     for (const call of callsOf(model, region.fnIndex)) {
       const at = call.node.startIndex;
@@ -98,7 +113,10 @@ function perItemCall(model: FileModel, call: CallInfo): boolean {
   const loop = model.loops[call.loops[call.loops.length - 1]!]!;
   if (loop.kind !== 'comprehension' && !overItems(model, loop)) return false;
   const args = call.node.childForFieldName('arguments');
-  if (!args || !perItemLoops(model, [loop.index], args)) return false;
+  if (!args || !perItemLoops(model, [loop.index], args) || notPerRow(model, call, [loop])) return false;
+  // A loop that acts outside the database per item commits per item to record it (and to keep
+  // its transaction off the network wait).
+  if (model.calls.some((c) => c !== call && c.functionIndex === call.functionIndex && c.loops.includes(loop.index) && outsideEffect(model, c))) return false;
   const body = loop.node.childForFieldName('body');
   if (body) {
     if (enclosingTries(call.node, body).some((t) => t.startIndex >= body.startIndex)) return false;
@@ -119,6 +137,9 @@ function opensOwnSession(model: FileModel, call: CallInfo): boolean {
   return !!a && a.functionIndex === call.functionIndex && unwrap(a.value)?.type === 'call';
 }
 
+/** Receivers that are integrations with other systems: plugins, API/SDK clients, mailers, notifiers. */
+const INTEGRATION = /(^|[._])(\w*(plugin|client|sdk|gateway|mailer|notifier|webhook)\w*|api|\w+_api|slack|jira|github|smtp)(\.|$)/i;
+
 /** Methods and functions named like an action outside the process: sending, publishing, notifying, charging. */
 const SENDS = /^(send|send_\w+|\w+_send|sendmail|send_message|publish|publish_\w+|notify|notify_\w+|deliver|deliver_\w+|charge|refund|upload|upload_\w+|post_message|enqueue|delay|apply_async|send_task)$/;
 
@@ -129,5 +150,7 @@ const SENDS = /^(send|send_\w+|\w+_send|sendmail|send_message|publish|publish_\w
  */
 export function outsideEffect(model: FileModel, call: CallInfo): string | null {
   if (externalCall(model, call)?.kind === 'network') return call.calleeText;
+  // A method of an integration object: `plugin.instance.get(...)`, `slack_client.post(...)`.
+  if (call.hasReceiver && INTEGRATION.test(receiverKey(call) ?? '')) return call.calleeText;
   return SENDS.test(call.method) && !isCommitCall(model, call) ? call.calleeText : null;
 }
