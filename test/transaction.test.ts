@@ -51,8 +51,8 @@ describe('PA206 event_channel_consistency', () => {
 
 describe('PA204 missing_rollback', () => {
   it('is low when a session `with` already rolls back', () => {
-    expect(at('transaction/open-scope', 'app/rollback.py', 49, 'PA204')?.originalSeverity).toBe('low');
-    expect(at('transaction/open-scope', 'app/rollback.py', 30, 'PA204')?.originalSeverity).toBe('medium');
+    expect(at('transaction/open-scope', 'app/rollback.py', 50, 'PA204')?.originalSeverity).toBe('low');
+    expect(at('transaction/open-scope', 'app/rollback.py', 31, 'PA204')?.originalSeverity).toBe('medium');
   });
 });
 
