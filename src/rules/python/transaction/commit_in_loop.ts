@@ -21,9 +21,10 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import { callGraphOf, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
+import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
+import { alwaysReaches } from './reach.js';
 import { UNTYPED } from '../../../analysis/objects.js';
-import { COMMIT_EFFECT, COND_CALLS, outsideEffect, SIDE_EFFECT, TXN_LOOP_CALL } from './effects.js';
+import { COMMIT_EFFECT, outsideEffect, SIDE_EFFECT, TXN_LOOP_CALL } from './effects.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import {
   boundInLoop, callsOf, enclosingTries, inManagingWith, isCommitCall, isWriteCall,
@@ -77,7 +78,7 @@ export const commitInLoop: FileRule & RepoRule = {
    */
   checkRepo(ctx: RepoRuleContext): void {
     const graph = callGraphOf(ctx.index);
-    const always = alwaysCommits(graph);
+    const always = alwaysReaches(graph, COMMIT_EFFECT);
     for (const { ref, file, fn, call, to } of siteCalls(graph, TXN_LOOP_CALLS)) {
       const effects = graph.effectsOf(to, 'any');
       const reach = effects.get(COMMIT_EFFECT);
@@ -99,30 +100,6 @@ export const commitInLoop: FileRule & RepoRule = {
 };
 
 const TXN_LOOP_CALLS: ReadonlySet<string> = new Set([TXN_LOOP_CALL]);
-
-/**
- * Does calling a function always commit: its own body commits unconditionally, or a call it
- * always makes (not under a condition, a handler or a loop) always commits? Cycles count as no.
- */
-function alwaysCommits(graph: CallGraph): (ref: FnRef) => boolean {
-  const memo = new Map<string, boolean>();
-  const visit = (ref: FnRef): boolean => {
-    const key = `${ref.file}:${ref.fn}`;
-    const known = memo.get(key);
-    if (known !== undefined) return known;
-    memo.set(key, false);
-    const own = graph.ownEffects(ref);
-    let result = own.some((e) => e.kind === COMMIT_EFFECT);
-    if (!result) {
-      const cond = new Set<string>();
-      for (const e of own) if (e.kind === COND_CALLS) for (const [l, c] of JSON.parse(e.what) as [number, number][]) cond.add(`${l}:${c}`);
-      result = graph.callees(ref).some((edge) => !cond.has(`${edge.call.line}:${edge.call.column}`) && visit(edge.to));
-    }
-    memo.set(key, result);
-    return result;
-  };
-  return visit;
-}
 
 function short(t: string): string {
   const s = t.replace(/\s+/g, ' ');

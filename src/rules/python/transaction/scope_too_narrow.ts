@@ -8,18 +8,28 @@
  * Why is this bad? A failure between the commits leaves half the change in the database: a batch
  * with no items, a status change nobody audited. Readers can also see the half-done state.
  *
+ * Through calls (repo phase): inside an open transaction (a session's first write → its commit,
+ * or a `begin()` block), a call to a same-repo function that always opens a session of its own
+ * and commits it — the audit row, the event, the child rows of the change land in a second
+ * transaction that commits first, whatever happens to the outer one.
+ *
  * Silent look-alikes: parent and children in one commit, children committed in chunks inside a
  * loop (deliberate progress), two commits of unrelated objects.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
-import type { FileRule, FileRuleContext } from '../../types.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
+import { UNTYPED } from '../../../analysis/objects.js';
+import { OWN_COMMIT_EFFECT, TXN_OPEN_CALL, type OpenSite } from './effects.js';
+import { alwaysReaches } from './reach.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import { callArgs, callsOf, isCommitCall, lastAssignment, receiverKey, unwrap } from './semantics.js';
 
+const TXN_OPEN_CALLS: ReadonlySet<string> = new Set([TXN_OPEN_CALL]);
 const AUDIT_MODEL = /(Audit|History|Journal|Log|Event|Change)\w*$/;
 const STATUS_FIELD = /^(status|state)$/;
 
-export const scopeTooNarrow: FileRule = {
+export const scopeTooNarrow: FileRule & RepoRule = {
   meta: {
     code: 'PA203',
     check: 'scope_too_narrow',
@@ -27,7 +37,7 @@ export const scopeTooNarrow: FileRule = {
     severity: 'medium',
     effort: 'M',
     summary: 'One logical change split over several commits',
-    what: 'Finds a commit that splits one change in two: a parent object added and committed, then children built from it (`Child(parent_id=parent.id)`, `Child(parent=parent)`) added and committed by a second commit of the same session (high); a status change committed, then an audit/history/log row added in a second commit (medium).',
+    what: 'Finds a commit that splits one change in two: a parent object added and committed, then children built from it (`Child(parent_id=parent.id)`, `Child(parent=parent)`) added and committed by a second commit of the same session (high); a status change committed, then an audit/history/log row added in a second commit (medium); and, through calls, a same-repo function that opens and commits its own session, called while the caller\'s transaction is open (medium): its rows are committed first, whatever happens to the outer transaction.',
     why: 'If anything fails between the two commits, the database keeps half of the change: a batch without its items, a status change with no audit row. Other transactions can read the half-done state in between, and a retry has to find and repair it.',
     bad:
       'from sqlalchemy.orm import Session\n\nfrom app.models import Batch, Item\n\n\n'
@@ -42,6 +52,26 @@ export const scopeTooNarrow: FileRule = {
       'https://docs.sqlalchemy.org/en/20/orm/session_basics.html#when-do-i-construct-a-session-when-do-i-commit-it-and-when-do-i-close-it',
       'https://martinfowler.com/eaaCatalog/unitOfWork.html',
     ],
+  },
+  checkRepo(ctx: RepoRuleContext): void {
+    const graph = callGraphOf(ctx.index);
+    const always = alwaysReaches(graph, OWN_COMMIT_EFFECT);
+    for (const { ref, file, fn, site, call, to } of siteCalls(graph, TXN_OPEN_CALLS)) {
+      const reach = graph.effectsOf(to, 'any').get(OWN_COMMIT_EFFECT);
+      if (!reach || !always(to)) continue;
+      const open = JSON.parse(site.what) as OpenSite;
+      const weak = reach.weak || call.receiverType === UNTYPED;
+      const where = open.kind === 'begin' ? `inside \`${open.session}.begin()\`` : `between the first write on \`${open.session}\` (line ${open.from}) and its commit (line ${open.to})`;
+      ctx.report({
+        path: file.path,
+        location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+        message: `\`${call.calleeText}()\` opens and commits a session of its own (\`${graph.chainNames(reach).join('` → `')}()\`) ${where}: its rows are committed first, in a second transaction, and stay if the outer one fails`
+          + (weak ? ' (a call resolved by its method name alone)' : ''),
+        severity: weak ? 'low' : 'medium',
+        function: fn.name,
+        chain: graph.chainSteps(reach, { ref, call }),
+      });
+    }
   },
   checkFile(ctx: FileRuleContext): void {
     const { model } = ctx;
