@@ -1,6 +1,44 @@
 /** Repo-phase questions the transaction rules ask of the call graph. */
-import type { CallGraph, FnRef } from '../../../analysis/callgraph.js';
-import { COND_CALLS } from './effects.js';
+import { callGraphOf, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
+import { UNTYPED } from '../../../analysis/objects.js';
+import type { RepoRuleContext } from '../../types.js';
+import type { Severity } from '../../../types.js';
+import { COND_CALLS, TXN_OPEN_CALL, type OpenSite } from './effects.js';
+
+const TXN_OPEN_CALLS: ReadonlySet<string> = new Set([TXN_OPEN_CALL]);
+
+/**
+ * Reports the calls made inside an open transaction whose callee reaches an effect of `kind`
+ * (always, when `alwaysOnly`): `describe` gets the chain's names and where the transaction is open
+ * (`inside \`db.begin()\`` or `between the first write on \`db\` (line 3) and its commit (line 9)`).
+ * A chain through a call resolved by its method name alone is reported one severity lower.
+ */
+export function reportInTransactionCalls(
+  ctx: RepoRuleContext, kind: string, severity: Severity, alwaysOnly: boolean,
+  describe: (callee: string, chain: string, where: string) => string,
+): void {
+  const graph = callGraphOf(ctx.index);
+  const always = alwaysOnly ? alwaysReaches(graph, kind) : null;
+  for (const { ref, file, fn, site, call, to } of siteCalls(graph, TXN_OPEN_CALLS)) {
+    const reach = graph.effectsOf(to, 'any').get(kind);
+    if (!reach || (always && !always(to))) continue;
+    const open = JSON.parse(site.what) as OpenSite;
+    const weak = reach.weak || call.receiverType === UNTYPED;
+    const where = open.kind === 'begin' ? `inside \`${open.session}.begin()\`` : `between the first write on \`${open.session}\` (line ${open.from}) and its commit (line ${open.to})`;
+    ctx.report({
+      path: file.path,
+      location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+      message: describe(call.calleeText, graph.chainNames(reach).join('` → `'), where) + (weak ? ' (a call resolved by its method name alone)' : ''),
+      severity: weak ? lower(severity) : severity,
+      function: fn.name,
+      chain: graph.chainSteps(reach, { ref, call }),
+    });
+  }
+}
+
+function lower(s: Severity): Severity {
+  return s === 'critical' ? 'high' : s === 'high' ? 'medium' : 'low';
+}
 
 /**
  * Does calling a function always have an effect of `kind` (a commit): its own body has it, or a

@@ -18,14 +18,11 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
-import { UNTYPED } from '../../../analysis/objects.js';
-import { OWN_COMMIT_EFFECT, TXN_OPEN_CALL, type OpenSite } from './effects.js';
-import { alwaysReaches } from './reach.js';
+import { OWN_COMMIT_EFFECT } from './effects.js';
+import { reportInTransactionCalls } from './reach.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import { callArgs, callsOf, isCommitCall, lastAssignment, receiverKey, unwrap } from './semantics.js';
 
-const TXN_OPEN_CALLS: ReadonlySet<string> = new Set([TXN_OPEN_CALL]);
 const AUDIT_MODEL = /(Audit|History|Journal|Log|Event|Change)\w*$/;
 const STATUS_FIELD = /^(status|state)$/;
 
@@ -54,24 +51,8 @@ export const scopeTooNarrow: FileRule & RepoRule = {
     ],
   },
   checkRepo(ctx: RepoRuleContext): void {
-    const graph = callGraphOf(ctx.index);
-    const always = alwaysReaches(graph, OWN_COMMIT_EFFECT);
-    for (const { ref, file, fn, site, call, to } of siteCalls(graph, TXN_OPEN_CALLS)) {
-      const reach = graph.effectsOf(to, 'any').get(OWN_COMMIT_EFFECT);
-      if (!reach || !always(to)) continue;
-      const open = JSON.parse(site.what) as OpenSite;
-      const weak = reach.weak || call.receiverType === UNTYPED;
-      const where = open.kind === 'begin' ? `inside \`${open.session}.begin()\`` : `between the first write on \`${open.session}\` (line ${open.from}) and its commit (line ${open.to})`;
-      ctx.report({
-        path: file.path,
-        location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-        message: `\`${call.calleeText}()\` opens and commits a session of its own (\`${graph.chainNames(reach).join('` → `')}()\`) ${where}: its rows are committed first, in a second transaction, and stay if the outer one fails`
-          + (weak ? ' (a call resolved by its method name alone)' : ''),
-        severity: weak ? 'low' : 'medium',
-        function: fn.name,
-        chain: graph.chainSteps(reach, { ref, call }),
-      });
-    }
+    reportInTransactionCalls(ctx, OWN_COMMIT_EFFECT, 'medium', true, (callee, chain, where) =>
+      `\`${callee}()\` opens and commits a session of its own (\`${chain}()\`) ${where}: its rows are committed first, in a second transaction, and stay if the outer one fails`);
   },
   checkFile(ctx: FileRuleContext): void {
     const { model } = ctx;

@@ -15,12 +15,9 @@
  * only read, a call inside a nested function defined there (not run there).
  */
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
-import { UNTYPED } from '../../../analysis/objects.js';
 import { callsOf, externalCall, transactionRegions } from './semantics.js';
-import { NETWORK_EFFECT, TXN_OPEN_CALL, type OpenSite } from './effects.js';
-
-const TXN_OPEN_CALLS: ReadonlySet<string> = new Set([TXN_OPEN_CALL]);
+import { NETWORK_EFFECT } from './effects.js';
+import { reportInTransactionCalls } from './reach.js';
 
 export const scopeTooWide: FileRule & RepoRule = {
   meta: {
@@ -73,22 +70,7 @@ export const scopeTooWide: FileRule & RepoRule = {
     }
   },
   checkRepo(ctx: RepoRuleContext): void {
-    const graph = callGraphOf(ctx.index);
-    for (const { ref, file, fn, site, call, to } of siteCalls(graph, TXN_OPEN_CALLS)) {
-      const reach = graph.effectsOf(to, 'any').get(NETWORK_EFFECT);
-      if (!reach) continue;
-      const open = JSON.parse(site.what) as OpenSite;
-      const weak = reach.weak || call.receiverType === UNTYPED;
-      const where = open.kind === 'begin' ? `inside \`${open.session}.begin()\`` : `between the first write on \`${open.session}\` (line ${open.from}) and its commit (line ${open.to})`;
-      ctx.report({
-        path: file.path,
-        location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-        message: `\`${call.calleeText}()\` makes a network call (\`${graph.chainNames(reach).join('` → `')}()\`) ${where}: the transaction holds its connection and locks while waiting, and the call cannot be undone if the commit fails`
-          + (weak ? ' (a call resolved by its method name alone)' : ''),
-        severity: weak ? 'medium' : 'high',
-        function: fn.name,
-        chain: graph.chainSteps(reach, { ref, call }),
-      });
-    }
+    reportInTransactionCalls(ctx, NETWORK_EFFECT, 'high', false, (callee, chain, where) =>
+      `\`${callee}()\` makes a network call (\`${chain}()\`) ${where}: the transaction holds its connection and locks while waiting, and the call cannot be undone if the commit fails`);
   },
 };
