@@ -277,14 +277,14 @@ interface Write {
 function uncommittedWrite(model: FileModel, owned: Owned, names: string[]): Write | null {
   const fn = model.functions[owned.fnIndex]!;
   const alt = names.join('|');
-  // Commits and rollbacks on the handle (a rollback after a write is a deliberate discard), as
-  // calls or as values (`on_done=conn.commit`).
+  // Commits and rollbacks on the handle (a rollback after a write is a deliberate discard).
   const ends: SyntaxNode[] = [];
   for (const c of callsOf(model, owned.fnIndex)) {
     const key = receiverKey(c);
     if ((c.method === 'commit' || c.method === 'rollback') && key && new RegExp(`^(${alt})(\\.connection)?$`).test(key)) ends.push(c.node);
   }
-  const valueRe = new RegExp(`(?<![\\w.])(${alt})\\s*\\.\\s*(connection\\s*\\.\\s*)?(commit|rollback)\\b(?!\\s*\\()`, 'g');
+  // Any other mention, as a value (`on_done=conn.commit`) or a call in a nested def or lambda.
+  const valueRe = new RegExp(`(?<![\\w.])(${alt})\\s*\\.\\s*(connection\\s*\\.\\s*)?(commit|rollback)\\b`, 'g');
   const fnText = fn.node.text;
   const valueEnds: number[] = [];
   for (let m = valueRe.exec(fnText); m; m = valueRe.exec(fnText)) valueEnds.push(fn.node.startIndex + m.index);
