@@ -17,7 +17,7 @@ async function findings(rel: string): Promise<Finding[]> {
 }
 
 beforeAll(async () => {
-  for (const rel of ['sample-app', 'transaction/notify-progress', 'transaction/channels', 'transaction/open-scope']) byRoot.set(rel, await findings(rel));
+  for (const rel of ['sample-app', 'transaction/notify-progress', 'transaction/channels', 'transaction/open-scope', 'transaction/missing-commit']) byRoot.set(rel, await findings(rel));
 }, 60_000);
 
 function at(rel: string, file: string, line: number, code: string): Finding | undefined {
@@ -51,8 +51,8 @@ describe('PA206 event_channel_consistency', () => {
 
 describe('PA204 missing_rollback', () => {
   it('is low when a session `with` already rolls back', () => {
-    expect(at('transaction/open-scope', 'app/rollback.py', 49, 'PA204')?.originalSeverity).toBe('low');
-    expect(at('transaction/open-scope', 'app/rollback.py', 30, 'PA204')?.originalSeverity).toBe('medium');
+    expect(at('transaction/open-scope', 'app/rollback.py', 50, 'PA204')?.originalSeverity).toBe('low');
+    expect(at('transaction/open-scope', 'app/rollback.py', 31, 'PA204')?.originalSeverity).toBe('medium');
   });
 });
 
@@ -63,5 +63,42 @@ describe('PA202 / PA205 severities', () => {
     expect(at('transaction/open-scope', 'app/orders.py', 24, 'PA205')).toBeUndefined();
     expect(at('transaction/open-scope', 'app/orders.py', 46, 'PA205')?.originalSeverity).toBe('medium');
     expect(at('transaction/open-scope', 'app/orders.py', 79, 'PA205')?.message).toMatch(/between the first statement on `session` \(line 77\)/);
+  });
+});
+
+describe('PA208 missing_commit', () => {
+  const rel = 'transaction/missing-commit';
+  it('is high in a request handler, medium elsewhere', () => {
+    expect(at(rel, 'app/lost_writes.py', 64, 'PA208')?.originalSeverity).toBe('high');
+    expect(at(rel, 'app/lost_writes.py', 15, 'PA208')?.originalSeverity).toBe('medium');
+  });
+  it('names the handle, where it was opened and what closes it', () => {
+    expect(at(rel, 'app/lost_writes.py', 15, 'PA208')?.message).toMatch(/`session`.*line 14.*`with` block closes it/);
+    expect(at(rel, 'app/lost_writes.py', 28, 'PA208')?.message).toMatch(/DB-API connection \(autocommit off\)/);
+    expect(at(rel, 'app/lost_writes.py', 50, 'PA208')?.message).toMatch(/SQLAlchemy 2\.x connection/);
+  });
+  it('follows the request scope: a provider that commits nothing after `yield`, named in the message', () => {
+    const f = at(rel, 'app/requests_scope.py', 13, 'PA208');
+    expect(f?.originalSeverity).toBe('high');
+    expect(f?.message).toMatch(/Depends\(get_plain_session\)/);
+  });
+  it('stays silent on a SQLAlchemy 1.x connection, which autocommits DML', async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA208'] }, {}, null);
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pa208-'));
+    fs.mkdirSync(path.join(dir, 'app'));
+    fs.writeFileSync(path.join(dir, 'requirements.txt'), 'sqlalchemy==1.3.24\n');
+    fs.writeFileSync(path.join(dir, 'app/jobs.py'), [
+      'from sqlalchemy import create_engine, text',
+      'engine = create_engine("postgresql://app@db/app")',
+      'def purge():',
+      '    with engine.connect() as conn:',
+      '        conn.execute(text("DELETE FROM sessions WHERE expired"))',
+      '',
+    ].join('\n'));
+    const { result } = await scan(dir, config);
+    fs.rmSync(dir, { recursive: true, force: true });
+    expect(result.findings.map((f: Finding) => f.code)).toEqual([]);
   });
 });

@@ -12,6 +12,7 @@ import { syncDbCall } from '../semantic/syncDb.js';
 import { cpuHeavyCall } from '../semantic/cpuHeavy.js';
 import { collectQueryEffects } from '../rules/python/query/dbCalls.js';
 import { collectResolveFacts } from '../rules/python/query/resolveFacts.js';
+import { collectTransactionEffects } from '../rules/python/transaction/effects.js';
 
 /** `effects[i]` lists the effects of `model.functions[i]`' own body. */
 export function collectEffects(model: FileModel): Effect[][] {
@@ -48,5 +49,7 @@ export function collectEffects(model: FileModel): Effect[][] {
   // Query family: `query` / `write` effects and per-item loop call sites (see dbCalls.ts).
   collectQueryEffects(model).forEach((list, i) => effects[i]!.push(...list));
   collectResolveFacts(model).forEach((list, i) => effects[i]!.push(...list));
+  // Transaction family: `commit` effects and per-item call sites (see transaction/effects.ts).
+  collectTransactionEffects(model).forEach((list, i) => effects[i]!.push(...list));
   return effects;
 }

@@ -1,5 +1,6 @@
 /**
- * Calls that leave the process: network clients (HTTP, gRPC, SMTP, S3, brokers) and file I/O.
+ * Calls that leave the process: network clients (HTTP, gRPC, SMTP, S3, brokers), SDK clients
+ * (PyGithub, jira, Slack, SendGrid, Google API clients: every method is a remote call) and file I/O.
  * One classifier for every rule that asks "does this wait on the outside world?" (a transaction
  * held open across it, a session held through it).
  */
@@ -10,6 +11,8 @@ export type ExternalKind = 'network' | 'file';
 
 const NETWORK_MODULES = /^(httpx|requests|aiohttp|urllib3|urllib\.request|grpc|grpclib|smtplib|aiosmtplib|boto3|botocore|aiobotocore|aioboto3|google\.cloud|azure\.storage|stripe|twilio|slack_sdk|openai|anthropic|elasticsearch|aiokafka|kafka|pika|aio_pika|nats|paramiko|ftplib|socket)(\.|$)/;
 const NETWORK_METHODS = new Set(['get', 'post', 'put', 'patch', 'delete', 'head', 'options', 'request', 'send', 'stream', 'fetch', 'sendmail', 'send_message', 'upload_file', 'upload_fileobj', 'download_file', 'download_fileobj', 'put_object', 'get_object', 'delete_object', 'copy_object', 'publish', 'invoke', 'urlopen']);
+/** SDKs whose client methods are remote calls whatever their name (`repo.create_issue()`, `jira.transition_issue()`). */
+const SDK_MODULES = /^(github|jira|atlassian|slack_sdk|slack|sendgrid|googleapiclient|hubspot|mailchimp3|mailchimp_marketing|twilio|stripe)(\.|$)/;
 const FILE_FUNCTIONS = /^(builtins\.open|io\.open|os\.fdopen|aiofiles\.open|shutil\.\w+|os\.(remove|unlink|rename|replace|makedirs|mkdir|rmdir))$/;
 const PATH_IO = new Set(['read_text', 'read_bytes', 'write_text', 'write_bytes', 'open', 'unlink', 'touch', 'mkdir', 'rename', 'replace']);
 
@@ -35,7 +38,7 @@ export function externalCall(model: FileModel, call: CallInfo): ExternalCall | n
   const t = receiverType(model, call);
   if (!t) return null;
   const head = t.replace(/^@/, '');
-  if (NETWORK_MODULES.test(head) && NETWORK_METHODS.has(call.method)) {
+  if ((NETWORK_MODULES.test(head) && NETWORK_METHODS.has(call.method)) || (SDK_MODULES.test(head) && (/\(\)/.test(head) || t.startsWith('@')) && /^[a-z]/.test(call.method))) {
     return { kind: 'network', what: `${head.replace(/\(\)$/, '').replace(/\(\)/g, '')}.${call.method}` };
   }
   if (/^(aiofiles\.open|builtins\.open)\(\)/.test(head) && /^(read|write|readlines|writelines)$/.test(call.method)) return { kind: 'file', what: `file.${call.method}` };

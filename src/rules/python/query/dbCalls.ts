@@ -443,7 +443,7 @@ function flushedInFunction(model: FileModel, staged: CallInfo): boolean {
 }
 
 /** Library calls that are never same-repo helpers: no loop-call site is recorded for them. */
-const LIBRARY_CALL = /^(builtins|asyncio|logging|json|os|re|math|time|datetime|typing|collections|itertools|functools|sqlalchemy|sqlmodel|pydantic|fastapi|starlette|httpx|requests)\./;
+export const LIBRARY_CALL = /^(builtins|asyncio|logging|json|os|re|math|time|datetime|typing|collections|itertools|functools|sqlalchemy|sqlmodel|pydantic|fastapi|starlette|httpx|requests)\./;
 
 /** A callee the repo phase may resolve: a plain or dotted name. */
 const MAY_BE_HELPER = /^[A-Za-z_][\w.]*$/;

@@ -1,24 +1,38 @@
 /**
  * PA207 commit_in_loop
  *
- * What it does: finds `session.commit()` that runs on every iteration of a `for` loop whose body
- * writes rows through the same session.
+ * What it does: finds `session.commit()` that runs on every iteration of a loop over items — a
+ * `for`, an `async for` over rows the database streams, a `while` that pops or fetches the next
+ * item — whose body writes rows through the same session.
  * Why is this bad? Each commit is a transaction, a WAL flush and a round trip: N rows cost N
  * commits, and a failure half-way leaves half the batch applied.
  *
- * Silent look-alikes: a commit under a condition (`if n % 500 == 0:` — a throttled milestone),
- * a commit followed by `break`/`return` (retries), a per-item `try/except` (failure isolation),
- * a session opened inside the loop (one unit of work per item), `while` / `async for` loops
- * (consumers and polling loops commit per message by design), loops that only read.
+ * A throttle is a condition on an iteration counter or a clock (`if n % 500 == 0`, `if
+ * len(batch) >= 100`, `if time.monotonic() - last > 5`); a condition on the item (`if
+ * order.changed:`) still commits per item and is reported.
+ * Silent look-alikes: a throttled commit, a commit followed by `break`/`return` (retries), a
+ * per-item `try/except` (failure isolation), a session opened inside the loop (one unit of work
+ * per item), `while True:` pollers and `async for` over a message stream (consumers commit per
+ * message by design), loops that only read, and a commit after an action outside the database
+ * in the same iteration (an email, an HTTP call, a published message: the commit records it).
+ * Through calls (repo phase): a loop that hands each item to a same-repo function which always
+ * commits the caller's session, at any depth (`for o in orders: settle(db, o)`, keyword
+ * arguments and comprehensions included); not a helper that opens and commits its own session.
  */
-import type { FileRule, FileRuleContext } from '../../types.js';
+import type { SyntaxNode } from '../../../parse/parser.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
+import { alwaysReaches } from './reach.js';
+import { UNTYPED } from '../../../analysis/objects.js';
+import { COMMIT_EFFECT, outsideEffect, SIDE_EFFECT, TXN_LOOP_CALL } from './effects.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import {
-  boundInLoop, callsOf, conditionalWithin, enclosingTries, inManagingWith, isCommitCall, isWriteCall,
-  loopTargets, nextStatement, receiverKey,
+  boundInLoop, callsOf, enclosingTries, inManagingWith, isCommitCall, isWriteCall,
+  nextStatement, receiverKey,
 } from './semantics.js';
+import { itemNames, overItems } from './loopForms.js';
 
-export const commitInLoop: FileRule = {
+export const commitInLoop: FileRule & RepoRule = {
   meta: {
     code: 'PA207',
     check: 'commit_in_loop',
@@ -26,7 +40,7 @@ export const commitInLoop: FileRule = {
     severity: 'medium',
     effort: 'S',
     summary: '`commit()` on every iteration of a loop that writes rows',
-    what: 'Finds a `commit()` on a session (or DB-API connection) that runs unconditionally on every iteration of a `for` loop whose body writes rows through the same session: `add`/`merge`/`delete`, an UPDATE/DELETE/INSERT, attribute changes on the rows being iterated, or a helper the session is handed to. A commit under a condition (`if n % 500 == 0`) is a throttled milestone and is not flagged; neither is a per-item `try/except` with rollback, a session opened per item, nor a `while`/`async for` consumer loop.',
+    what: 'Finds a `commit()` on a session (or DB-API connection) that runs on every iteration of a loop over items (`for`, `async for` over streamed rows, a `while` that pops or fetches the next item) whose body writes rows through the same session: `add`/`merge`/`delete`, an UPDATE/DELETE/INSERT, attribute changes on the rows being iterated, or a helper the session is handed to. A commit under a condition on an iteration counter or a clock (`if n % 500 == 0`, `if len(batch) >= 100`) is a throttled milestone and is not flagged; a condition on the item is not a throttle. Neither is a per-item `try/except` with rollback, a session opened per item, a `while True:` / message-stream consumer loop, nor a commit that records an action outside the database (an email, an HTTP call) in the same iteration. Also found through calls: a loop that hands each item to a same-repo function (at any depth, by keyword or in a comprehension) that always commits the session of its caller.',
     why: 'Every commit is a transaction: a round trip, a WAL flush to disk and, with `expire_on_commit`, the expiry of every loaded object (the next attribute access reloads it). A thousand rows cost a thousand commits, and a failure half-way leaves the batch half applied.',
     bad:
       'from sqlalchemy import select\nfrom sqlalchemy.orm import Session\n\nfrom app.models import Job\n\n\n'
@@ -57,7 +71,35 @@ export const commitInLoop: FileRule = {
       });
     }
   },
+  /**
+   * Through calls: a loop over items that hands each item to a same-repo function which always
+   * commits a session it shares with its caller (a parameter, `self.session`, a scoped session),
+   * at any depth. A helper that opens and commits its own session is a unit of work per item.
+   */
+  checkRepo(ctx: RepoRuleContext): void {
+    const graph = callGraphOf(ctx.index);
+    const always = alwaysReaches(graph, COMMIT_EFFECT);
+    for (const { ref, file, fn, call, to } of siteCalls(graph, TXN_LOOP_CALLS)) {
+      const effects = graph.effectsOf(to, 'any');
+      const reach = effects.get(COMMIT_EFFECT);
+      // A commit after an email, an HTTP call, a message: it records what was done outside.
+      if (!reach || effects.has(SIDE_EFFECT) || !always(to)) continue;
+      const weak = reach.weak || call.receiverType === UNTYPED;
+      const names = graph.chainNames(reach);
+      ctx.report({
+        path: file.path,
+        location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+        message: `\`${call.calleeText}()\` commits on every iteration of the loop (\`${names.join('` → `')}()\`): one transaction and one WAL flush per item, and a failure half-way leaves the batch half applied`
+          + (weak ? ' (a call resolved by its method name alone)' : ''),
+        severity: weak ? 'low' : 'medium',
+        function: fn.name,
+        chain: graph.chainSteps(reach, { ref, call }),
+      });
+    }
+  },
 };
+
+const TXN_LOOP_CALLS: ReadonlySet<string> = new Set([TXN_LOOP_CALL]);
 
 function short(t: string): string {
   const s = t.replace(/\s+/g, ' ');
@@ -66,10 +108,11 @@ function short(t: string): string {
 
 /** Why the commit is a per-row commit (what the loop writes), or null when it is not one. */
 function perIterationCommit(model: FileModel, commit: CallInfo, loop: LoopInfo): string | null {
-  if (loop.kind !== 'for') return null;
+  if (!overItems(model, loop)) return null;
   const body = loop.node.childForFieldName('body');
   if (!body) return null;
-  if (conditionalWithin(commit.node, body)) return null;
+  const guard = commitGuard(model, commit, loop, body);
+  if (guard === 'throttle' || guard === 'other') return null;
   if (enclosingTries(commit.node, body).some((t) => t.startIndex >= body.startIndex)) return null;
   const next = nextStatement(commit.node);
   if (next && (next.type === 'break_statement' || next.type === 'return_statement')) return null;
@@ -84,17 +127,67 @@ function perIterationCommit(model: FileModel, commit: CallInfo, loop: LoopInfo):
     return w.node.startIndex >= body.startIndex && w.items.some((i) => i.alias === head);
   })) return null;
   if (inManagingWith(model, commit) && commit.withs.some((wi) => model.withs[wi]!.node.startIndex >= body.startIndex)) return null;
-  return loopWrites(model, loop, session, commit);
+  const writes = loopWrites(model, loop, session, commit);
+  return writes && guard ? `${writes}; under \`${guard}\`, a condition on the item, not a throttle` : writes;
+}
+
+const CLOCK = /\b(time\.(time|monotonic|perf_counter)|monotonic|perf_counter|datetime\.(now|utcnow)|timezone\.now|utcnow|loop\.time)\s*\(/;
+
+/**
+ * What runs the commit conditionally inside the loop body: null when nothing does, `throttle`
+ * when a condition is on an iteration counter or a clock (`if n % 500 == 0`, `if len(batch) >=
+ * 100`, `if time.monotonic() - last > 5`), `other` for a guard this cannot read (a boolean
+ * operator, an `except`), else the condition's text: a condition on the item commits per item.
+ */
+function commitGuard(model: FileModel, commit: CallInfo, loop: LoopInfo, body: SyntaxNode): 'throttle' | 'other' | string | null {
+  let guard: string | null = null;
+  let cur: SyntaxNode | null = commit.node.parent;
+  let child: SyntaxNode = commit.node;
+  while (cur && cur.id !== body.id) {
+    let cond: SyntaxNode | null = null;
+    if (cur.type === 'if_statement' && cur.childForFieldName('condition')?.id !== child.id) cond = cur.childForFieldName('condition');
+    else if (cur.type === 'elif_clause') cond = cur.childForFieldName('condition');
+    else if (cur.type === 'else_clause') cond = cur.parent?.type === 'if_statement' ? cur.parent.childForFieldName('condition') : null;
+    else if (['except_clause', 'except_group_clause', 'conditional_expression', 'case_clause', 'boolean_operator', 'while_statement', 'for_statement'].includes(cur.type)) return 'other';
+    if (cond) {
+      if (isThrottle(model, cond, loop)) return 'throttle';
+      guard ??= `if ${cond.text.replace(/\s+/g, ' ').slice(0, 40)}`;
+    } else if (cur.type === 'else_clause' || cur.type === 'elif_clause') return 'other';
+    child = cur;
+    cur = cur.parent;
+  }
+  return guard;
+}
+
+/** A condition on an iteration counter or a clock. */
+function isThrottle(model: FileModel, cond: SyntaxNode, loop: LoopInfo): boolean {
+  const text = cond.text;
+  if (text.includes('%') || CLOCK.test(text)) return true;
+  const body = loop.node.childForFieldName('body');
+  const names = new Set(text.match(/[A-Za-z_]\w*/g) ?? []);
+  // `enumerate`'s index; a name counted up in the loop; a name set from a clock in the loop.
+  const left = loop.node.childForFieldName('left');
+  if (loop.iterable && /^enumerate\s*\(/.test(loop.iterable.text) && left?.type === 'pattern_list' && names.has(left.namedChild(0)?.text ?? '')) return true;
+  if (model.augAssignments.some((a) => a.functionIndex === loop.functionIndex && a.loops.includes(loop.index) && names.has(a.target))) return true;
+  if (model.assignments.some((a) => a.functionIndex === loop.functionIndex && a.loops.includes(loop.index) && names.has(a.target) && !!a.value && CLOCK.test(a.value.text))) return true;
+  // `len(batch)` of a buffer the loop fills.
+  for (const m of text.matchAll(/\blen\(\s*([A-Za-z_][\w.]*)\s*\)/g)) {
+    if (body && new RegExp(`(?<![\\w.])${m[1]!.replace(/\./g, '\\.')}\\s*\\.\\s*(append|extend|add)\\s*\\(`).test(body.text)) return true;
+  }
+  return false;
 }
 
 /** What the loop body writes through `session` before the commit, or null when it only reads. */
 function loopWrites(model: FileModel, loop: LoopInfo, session: string, commit: CallInfo): string | null {
+  // A commit after an email, an HTTP call, a published message records what was done outside:
+  // per item on purpose (a later failure must not roll back the record of a sent email).
+  if (callsOf(model, loop.functionIndex).some((c) => c.loops.includes(loop.index) && c.node.startIndex < commit.node.startIndex && outsideEffect(model, c))) return null;
   for (const c of callsOf(model, loop.functionIndex)) {
     if (!c.loops.includes(loop.index) || c === commit) continue;
     if (receiverKey(c) === session && isWriteCall(model, c)) return `it writes with \`${c.calleeText}()\``;
   }
   // Attribute changes on the rows the loop walks: flushed by the commit.
-  const targets = loopTargets(loop);
+  const targets = itemNames(model, loop);
   for (const a of [...model.assignments, ...model.augAssignments]) {
     if (a.functionIndex !== loop.functionIndex || !a.loops.includes(loop.index)) continue;
     const m = /^([A-Za-z_]\w*)\.(\w+)$/.exec(a.target);
@@ -106,7 +199,8 @@ function loopWrites(model: FileModel, loop: LoopInfo, session: string, commit: C
     if (!c.loops.includes(loop.index) || c === commit || receiverKey(c) === session) continue;
     if (c.qualifiedName && /^(builtins|logging|asyncio|json|time|datetime)\./.test(c.qualifiedName)) continue;
     const args = c.node.childForFieldName('arguments');
-    if (args?.namedChildren.some((x) => x.text === session)) return `it hands the session to \`${c.calleeText}()\``;
+    // Positionally or by keyword: `apply(db, row)`, `apply(row, session=db)`.
+    if (args?.namedChildren.some((x) => (x.type === 'keyword_argument' ? x.childForFieldName('value') : x)?.text === session)) return `it hands the session to \`${c.calleeText}()\``;
   }
   return null;
 }

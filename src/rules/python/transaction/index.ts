@@ -3,8 +3,9 @@ import { commitInLoop } from './commit_in_loop.js';
 import { eventChannelConsistency } from './event_channel_consistency.js';
 import { longHeldTransaction } from './long_held_transaction.js';
 import { missingRollback } from './missing_rollback.js';
+import { missingCommit } from './missing_commit.js';
 import { missingIntermediateCommits } from './missing_intermediate_commits.js';
 import { scopeTooNarrow } from './scope_too_narrow.js';
 import { scopeTooWide } from './scope_too_wide.js';
 
-export const transactionRules: Rule[] = [missingIntermediateCommits, scopeTooWide, scopeTooNarrow, missingRollback, longHeldTransaction, eventChannelConsistency, commitInLoop];
+export const transactionRules: Rule[] = [missingIntermediateCommits, scopeTooWide, scopeTooNarrow, missingRollback, longHeldTransaction, eventChannelConsistency, commitInLoop, missingCommit];

@@ -14,7 +14,8 @@
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import { blockingIoCall } from '../../../semantic/blockingIo.js';
 import { cpuHeavyCall } from '../../../semantic/cpuHeavy.js';
-import type { FileRule, FileRuleContext } from '../../types.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import { reportInTransactionCalls } from './reach.js';
 import { callsOf, externalCall, SLEEP_FUNCTIONS, transactionRegions, type TransactionRegion } from './semantics.js';
 
 const PROCESS = /^(subprocess\.|os\.(system|popen|spawn|wait|posix_spawn|exec)|Popen\.)/;
@@ -45,7 +46,7 @@ const WAITING: Record<Wait['kind'], string> = {
   cpu: 'computes (slow by design, or in proportion to a whole payload)',
 };
 
-export const longHeldTransaction: FileRule = {
+export const longHeldTransaction: FileRule & RepoRule = {
   meta: {
     code: 'PA205',
     check: 'long_held_transaction',
@@ -53,7 +54,7 @@ export const longHeldTransaction: FileRule = {
     severity: 'medium',
     effort: 'M',
     summary: 'A transaction held open while the code sleeps, waits for a process or a remote service, or hashes a password',
-    what: 'Finds a transaction (a `with/async with session.begin():` body, or the span from a session\'s first statement — a read begins it too — to its commit in one function) that waits: `time.sleep`/`asyncio.sleep` (medium), a child process (`subprocess`, `os.system`, `asyncio.create_subprocess_*`; medium), CPU work that is slow by design or sized by a payload (`bcrypt`, PBKDF2, scrypt, argon2, parsing a whole file; medium), or a network call before the first write (medium; after the first write PA202 reports it). A long transaction that does not wait is not reported: lines are not time.',
+    what: 'Finds a transaction (a `with/async with session.begin():` body, or the span from a session\'s first statement — a read begins it too — to its commit in one function) that waits: `time.sleep`/`asyncio.sleep` (medium), a child process (`subprocess`, `os.system`, `asyncio.create_subprocess_*`; medium), CPU work that is slow by design or sized by a payload (`bcrypt`, PBKDF2, scrypt, argon2, parsing a whole file; medium), or a network call before the first write (medium; after the first write PA202 reports it). Also through calls: a same-repo helper called inside the transaction that sleeps at any depth. A long transaction that does not wait is not reported: lines are not time.',
     why: 'An open transaction pins a pooled connection, keeps its row locks and holds back PostgreSQL\'s vacuum horizon for as long as it lives. A transaction that waits on a timer, a process, a remote service or a long computation makes every request that needs those rows, or a connection, wait with it.',
     bad:
       'import asyncio\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\nfrom app.models import Job\n\n\n'
@@ -66,6 +67,11 @@ export const longHeldTransaction: FileRule = {
       'https://www.postgresql.org/docs/current/routine-vacuuming.html',
       'https://docs.sqlalchemy.org/en/20/orm/session_transaction.html',
     ],
+  },
+  /** Through calls: a same-repo helper, called inside the open transaction, that sleeps (`time.sleep`) at any depth. */
+  checkRepo(ctx: RepoRuleContext): void {
+    reportInTransactionCalls(ctx, 'sync_sleep', 'medium', false, (callee, chain, at) =>
+      `the transaction stays open while \`${callee}()\` sleeps (\`${chain}()\`), ${at}`);
   },
   checkFile(ctx: FileRuleContext): void {
     const { model } = ctx;

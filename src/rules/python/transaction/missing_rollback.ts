@@ -4,7 +4,8 @@
  * What it does: finds a database failure that is not rolled back:
  * - a `try` around a commit, flush, statement or query whose handler catches database errors
  *   (bare `except`, `Exception`, `SQLAlchemyError`, `IntegrityError`, …) and neither rolls back
- *   nor re-raises (a `raise` of the handler's own block) while the session is used again; or
+ *   nor re-raises (a `raise` of the handler's own block, or a call that always raises such as
+ *   Flask's `abort(400)`) while the session is used again; or
  *   uses the session again before its rollback;
  * - a commit outside any `try` and outside a session/transaction `with`, after the function has
  *   written on the session and then made a call that can fail outside the database (a network
@@ -136,8 +137,9 @@ function handlerVerdict(model: FileModel, call: CallInfo, session: string, tries
       const reuse = sessionReuse(body.text, session);
       if (reuse && (rollbackAt < 0 || reuse.at < rollbackAt)) return { tryNode: t, handler: h, reuse: reuse.text };
       if (rollbackAt >= 0) continue;
-      // A re-raise that runs on this path: a `raise` statement of the handler's own block.
-      if (body.namedChildren.some((st) => st.type === 'raise_statement')) continue;
+      // A re-raise that runs on this path: a `raise` statement of the handler's own block, or a
+      // call that always raises (`abort(400)`: Flask's request teardown then removes the session).
+      if (body.namedChildren.some(raises)) continue;
       if (/\b(close|invalidate)\s*\(/.test(body.text)) continue;
       if (fn.role === 'handler' && fn.params.some((p) => p.name === session)) continue;
       // A session of this function's own that nothing uses after the handler: no one meets it
@@ -161,10 +163,18 @@ function ownSession(model: FileModel, fnIndex: number, session: string): boolean
 /** Is the session used again once the handler is done: after the `try`, unless the handler leaves the function? */
 function usedAfter(fnBody: SyntaxNode | null, tryNode: SyntaxNode, handlerBody: SyntaxNode, session: string): boolean {
   const last = handlerBody.namedChildren[handlerBody.namedChildCount - 1];
-  if (last && (last.type === 'return_statement' || last.type === 'raise_statement')) return false;
+  if (last && (last.type === 'return_statement' || raises(last))) return false;
   if (!fnBody) return true;
   const rest = fnBody.text.slice(tryNode.endIndex - fnBody.startIndex);
   return new RegExp(`(?<![\\w.])${session.replace(/\./g, '\\.')}(?![\\w])`).test(rest);
+}
+
+/** Functions that never return: they raise (`abort(404)`, `flask.abort`) or end the process. */
+const NO_RETURN = /^(?:(?:flask|werkzeug\.exceptions|api)\.)?abort\s*\(|^sys\.exit\s*\(|^os\._exit\s*\(/;
+
+/** A statement that leaves by an exception: `raise …`, or a call of a function that always raises. */
+function raises(st: SyntaxNode): boolean {
+  return st.type === 'raise_statement' || (st.type === 'expression_statement' && NO_RETURN.test(st.text));
 }
 
 function firstMatch(text: string, re: RegExp): number {

@@ -8,18 +8,25 @@
  * Why is this bad? A failure between the commits leaves half the change in the database: a batch
  * with no items, a status change nobody audited. Readers can also see the half-done state.
  *
+ * Through calls (repo phase): inside an open transaction (a session's first write → its commit,
+ * or a `begin()` block), a call to a same-repo function that always opens a session of its own
+ * and commits it — the audit row, the event, the child rows of the change land in a second
+ * transaction that commits first, whatever happens to the outer one.
+ *
  * Silent look-alikes: parent and children in one commit, children committed in chunks inside a
  * loop (deliberate progress), two commits of unrelated objects.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
-import type { FileRule, FileRuleContext } from '../../types.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import { OWN_COMMIT_EFFECT } from './effects.js';
+import { reportInTransactionCalls } from './reach.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import { callArgs, callsOf, isCommitCall, lastAssignment, receiverKey, unwrap } from './semantics.js';
 
 const AUDIT_MODEL = /(Audit|History|Journal|Log|Event|Change)\w*$/;
 const STATUS_FIELD = /^(status|state)$/;
 
-export const scopeTooNarrow: FileRule = {
+export const scopeTooNarrow: FileRule & RepoRule = {
   meta: {
     code: 'PA203',
     check: 'scope_too_narrow',
@@ -27,7 +34,7 @@ export const scopeTooNarrow: FileRule = {
     severity: 'medium',
     effort: 'M',
     summary: 'One logical change split over several commits',
-    what: 'Finds a commit that splits one change in two: a parent object added and committed, then children built from it (`Child(parent_id=parent.id)`, `Child(parent=parent)`) added and committed by a second commit of the same session (high); a status change committed, then an audit/history/log row added in a second commit (medium).',
+    what: 'Finds a commit that splits one change in two: a parent object added and committed, then children built from it (`Child(parent_id=parent.id)`, `Child(parent=parent)`) added and committed by a second commit of the same session (high); a status change committed, then an audit/history/log row added in a second commit (medium); and, through calls, a same-repo function that opens and commits its own session, called while the caller\'s transaction is open (medium): its rows are committed first, whatever happens to the outer transaction.',
     why: 'If anything fails between the two commits, the database keeps half of the change: a batch without its items, a status change with no audit row. Other transactions can read the half-done state in between, and a retry has to find and repair it.',
     bad:
       'from sqlalchemy.orm import Session\n\nfrom app.models import Batch, Item\n\n\n'
@@ -42,6 +49,10 @@ export const scopeTooNarrow: FileRule = {
       'https://docs.sqlalchemy.org/en/20/orm/session_basics.html#when-do-i-construct-a-session-when-do-i-commit-it-and-when-do-i-close-it',
       'https://martinfowler.com/eaaCatalog/unitOfWork.html',
     ],
+  },
+  checkRepo(ctx: RepoRuleContext): void {
+    reportInTransactionCalls(ctx, OWN_COMMIT_EFFECT, 'medium', true, (callee, chain, where) =>
+      `\`${callee}()\` opens and commits a session of its own (\`${chain}()\`) ${where}: its rows are committed first, in a second transaction, and stay if the outer one fails`);
   },
   checkFile(ctx: FileRuleContext): void {
     const { model } = ctx;

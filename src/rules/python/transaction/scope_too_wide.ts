@@ -8,13 +8,18 @@
  * long as the remote side takes; and the two cannot be made atomic: if the commit fails after
  * the request went out, the remote system acts on data that never existed.
  *
+ * Through calls (repo phase): a same-repo function called inside the open transaction that
+ * reaches a network call at any depth (a project client wrapping `httpx`, an SDK call).
+ *
  * Silent look-alikes: the call before the first write or after the commit, a transaction that
  * only read, a call inside a nested function defined there (not run there).
  */
-import type { FileRule, FileRuleContext } from '../../types.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { callsOf, externalCall, transactionRegions } from './semantics.js';
+import { NETWORK_EFFECT } from './effects.js';
+import { reportInTransactionCalls } from './reach.js';
 
-export const scopeTooWide: FileRule = {
+export const scopeTooWide: FileRule & RepoRule = {
   meta: {
     code: 'PA202',
     check: 'scope_too_wide',
@@ -22,7 +27,7 @@ export const scopeTooWide: FileRule = {
     severity: 'high',
     effort: 'M',
     summary: 'An external call or file I/O inside an open transaction',
-    what: 'Finds network calls (`httpx`, `requests`, `aiohttp`, `grpc`, SMTP, `boto3`/S3 and similar clients) and file I/O (`open`, `aiofiles`, `Path.read_*/write_*`, `shutil`) made while a transaction is open: inside `with/async with session.begin():`, or between a session\'s first write and its commit in the same function. High for network calls, medium for file I/O.',
+    what: 'Finds network calls (`httpx`, `requests`, `aiohttp`, `grpc`, SMTP, `boto3`/S3 and similar clients) and file I/O (`open`, `aiofiles`, `Path.read_*/write_*`, `shutil`) made while a transaction is open: inside `with/async with session.begin():`, or between a session\'s first write and its commit in the same function — directly, or through a same-repo helper that reaches a network call (a project client wrapping `httpx`/`requests`, an SDK such as PyGithub, jira or Slack). High for network calls, medium for file I/O.',
     why: 'An open transaction keeps its pooled connection, and after a flush its row locks, for as long as the remote side takes to answer. Worse, the external effect and the commit are not atomic: when the commit fails after the request went out, the other system acts on rows that were rolled back.',
     bad:
       'import httpx\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\nfrom app.models import Order\n\n\n'
@@ -63,5 +68,9 @@ export const scopeTooWide: FileRule = {
         });
       }
     }
+  },
+  checkRepo(ctx: RepoRuleContext): void {
+    reportInTransactionCalls(ctx, NETWORK_EFFECT, 'high', false, (callee, chain, where) =>
+      `\`${callee}()\` makes a network call (\`${chain}()\`) ${where}: the transaction holds its connection and locks while waiting, and the call cannot be undone if the commit fails`);
   },
 };

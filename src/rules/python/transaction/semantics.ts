@@ -13,7 +13,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
-import { typeString } from '../../../semantic/valueTypes.js';
+import { receiverType, typeString } from '../../../semantic/valueTypes.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
 import type { EventSite, ProjectContext } from '../../../discovery/context.js';
 import { classifyDbCall, receiverEvidence } from '../query/dbCalls.js';
@@ -31,24 +31,41 @@ export function receiverKey(call: CallInfo): string | null {
 
 const commitCache = new WeakMap<CallInfo, boolean>();
 
+/**
+ * A session-like type alias of another module: `db: DbSession`, `session: SessionDep` with
+ * `DbSession = Annotated[Session, Depends(get_db)]` defined elsewhere. The file cannot resolve
+ * it, and may import no database library at all; the alias's name and the receiver's say enough.
+ */
+const SESSION_ALIAS = /^@[\w.]+\.\w*(Session|Db|DB)\w*$/;
+const SESSION_RECEIVER = /^(?:self\.)?(session|db|db_session|dbsession|sess|async_session|asession|conn|connection|tx)$/;
+
+/** Is the call's receiver a database handle: typed or named like one, or a session alias of another module? */
+function isDbHandle(model: FileModel, call: CallInfo): boolean {
+  if (receiverEvidence(model, call) !== null) return true;
+  const key = receiverKey(call);
+  if (!key || !SESSION_RECEIVER.test(key)) return false;
+  const t = receiverType(model, call);
+  return !!t && SESSION_ALIAS.test(t);
+}
+
 /** `session.commit()`, `conn.commit()` on a database handle (typed, or named like one in a DB file). */
 export function isCommitCall(model: FileModel, call: CallInfo): boolean {
   if (call.method !== 'commit' || !call.hasReceiver) return false;
   let v = commitCache.get(call);
   if (v === undefined) {
-    v = callArgs(call.node).positional.length === 0 && receiverEvidence(model, call) !== null;
+    v = callArgs(call.node).positional.length === 0 && isDbHandle(model, call);
     commitCache.set(call, v);
   }
   return v;
 }
 
 export function isRollbackCall(model: FileModel, call: CallInfo): boolean {
-  return call.method === 'rollback' && call.hasReceiver && receiverEvidence(model, call) !== null;
+  return call.method === 'rollback' && call.hasReceiver && isDbHandle(model, call);
 }
 
 /** A call that writes through a session: an UPDATE/DELETE/INSERT, `add`, `merge`, `delete`, `flush`. */
 export function isWriteCall(model: FileModel, call: CallInfo): boolean {
-  if (call.method === 'flush') return call.hasReceiver && receiverEvidence(model, call) !== null;
+  if (call.method === 'flush') return call.hasReceiver && isDbHandle(model, call);
   const op = classifyDbCall(model, call);
   return op !== null && (op.kind === 'write' || op.kind === 'add');
 }

@@ -1,0 +1,156 @@
+/**
+ * Transaction effects for the repo phase: which functions commit, and which calls run once per
+ * item of a loop, so the call graph can tell "this loop commits on every iteration through a
+ * helper" (PA207) the way the file rule tells it for a `commit()` in the loop itself.
+ *
+ * - `commit`: the function's own body always commits a session or connection: a commit call
+ *   that no condition, handler or loop of the function guards. A generator (a provider that
+ *   commits after `yield`) is left out: a `with provider() as s:` per item is one unit of work
+ *   per item by design.
+ * - `commit_may`: any commit of the function's own body, conditional or in a provider after its
+ *   `yield`: "something here may commit", to keep PA208's request scope quiet.
+ * - `request_write`: a request handler's uncommitted write through an injected session (PA208).
+ * - `commit_own`: the same, on a session the function opens itself (`with factory() as s:`,
+ *   `s = Session()`): a caller's loop then runs one unit of work per item, by design.
+ * - `side_effect`: the function acts outside the database (see {@link outsideEffect}); a
+ *   commit per item after it records what was done outside, and is kept per item on purpose.
+ * - `network`: a network call of the function's own body; `txn_open_call` (a site fact): a call
+ *   made inside an open transaction (a `begin()` block, or a session's first write → commit), so
+ *   the repo phase can find the helpers that wait on the network while it is open (PA202).
+ * - `txn_loop_call` (a site fact): a call that hands the loop's item (positionally, by keyword or
+ *   in a comprehension) to something, on every iteration of a loop over items, outside a per-item
+ *   `try` and with no `break`/`return` after it.
+ */
+import type { SyntaxNode } from '../../../parse/parser.js';
+import type { Effect } from '../../../analysis/summary.js';
+import type { CallInfo, FileModel } from '../../../semantic/model.js';
+import { conditionalWithin } from '../../../semantic/controlFlow.js';
+import { externalCall } from '../../../semantic/externalCalls.js';
+import { notPerRow, perItemLoops } from '../query/semantics.js';
+import { LIBRARY_CALL } from '../query/dbCalls.js';
+import { MAY_COMMIT_EFFECT, requestWrites } from './missing_commit.js';
+import { callsOf, enclosingTries, isCommitCall, lastAssignment, nextStatement, receiverKey, transactionRegions, unwrap } from './semantics.js';
+import { overItems } from './loopForms.js';
+
+export const COMMIT_EFFECT = 'commit';
+/** The function opens a session (or connection) of its own and commits it: one unit of work per call. */
+export const OWN_COMMIT_EFFECT = 'commit_own';
+export const TXN_LOOP_CALL = 'txn_loop_call';
+/** The function makes a network call (HTTP, SMTP, S3, brokers, SDK clients: `externalCall`). */
+export const NETWORK_EFFECT = 'network';
+/** Site fact: a call made while a transaction is open (`what` = JSON {@link OpenSite}). */
+export const TXN_OPEN_CALL = 'txn_open_call';
+
+/** Where an in-transaction call sits: the session, and the lines that open and close the transaction. */
+export interface OpenSite {
+  session: string;
+  kind: 'begin' | 'span';
+  from: number;
+  to: number;
+}
+
+/** Calls of the function that do not always run (`what` = JSON `[[line, column], …]`): under a condition, a handler or a loop. */
+export const COND_CALLS = 'txn_cond_calls';
+
+/** The function acts outside the database: a network client call, or a call named like sending (`msg.send()`, `notify_user()`). */
+export const SIDE_EFFECT = 'side_effect';
+
+
+const SIMPLE_CALLEE = /^[A-Za-z_][\w.]*$/;
+
+export function collectTransactionEffects(model: FileModel): Effect[][] {
+  const effects: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile) return effects;
+  for (const call of model.calls) {
+    if (call.functionIndex < 0) continue;
+    const fn = model.functions[call.functionIndex]!;
+    const at = { line: call.line, column: call.column };
+    if (call.method === 'commit') {
+      if (isCommitCall(model, call)) effects[call.functionIndex]!.push({ kind: MAY_COMMIT_EFFECT, what: call.calleeText, ...at });
+      if (!fn.isGenerator && alwaysRuns(call, fn.body) && isCommitCall(model, call)) {
+        effects[call.functionIndex]!.push({ kind: opensOwnSession(model, call) ? OWN_COMMIT_EFFECT : COMMIT_EFFECT, what: call.calleeText, ...at });
+      }
+      continue;
+    }
+    if (!call.offloaded && externalCall(model, call)?.kind === 'network') effects[call.functionIndex]!.push({ kind: NETWORK_EFFECT, what: externalCall(model, call)!.what, ...at });
+    const outside = outsideEffect(model, call);
+    if (outside) effects[call.functionIndex]!.push({ kind: SIDE_EFFECT, what: outside, ...at });
+    if (perItemCall(model, call)) effects[call.functionIndex]!.push({ kind: TXN_LOOP_CALL, what: '', ...at });
+  }
+  requestWrites(model).forEach((list, i) => effects[i]!.push(...list));
+  // Which of a function's possible repo calls do not always run: a commit reached only through
+  // them is not a commit on every call (`get_or_create` commits only when it creates).
+  const cond: [number, number][][] = model.functions.map(() => []);
+  for (const call of model.calls) {
+    if (call.functionIndex < 0 || !SIMPLE_CALLEE.test(call.calleeText)) continue;
+    if (!alwaysRuns(call, model.functions[call.functionIndex]!.body)) cond[call.functionIndex]!.push([call.line, call.column]);
+  }
+  cond.forEach((list, i) => {
+    if (list.length) effects[i]!.push({ kind: COND_CALLS, what: JSON.stringify(list), line: model.functions[i]!.startLine, column: 0 });
+  });
+  for (const region of transactionRegions(model)) {
+    for (const call of callsOf(model, region.fnIndex)) {
+      const at = call.node.startIndex;
+      if (at < region.from || at >= region.to || call.offloaded || receiverKey(call) === region.session) continue;
+      if ((call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName)) || externalCall(model, call)) continue;
+      const site: OpenSite = { session: region.session, kind: region.kind, from: region.startLine, to: region.endLine };
+      effects[region.fnIndex]!.push({ kind: TXN_OPEN_CALL, what: JSON.stringify(site), line: call.line, column: call.column });
+    }
+  }
+  return effects;
+}
+
+/** Does a call run whenever its function does: not under a condition, a handler, a loop? */
+function alwaysRuns(call: CallInfo, body: SyntaxNode | null): boolean {
+  if (!body || call.loops.length) return false;
+  return conditionalWithin(call.node, body) === null;
+}
+
+/** A call that runs once per item of its innermost loop and hands it the item. */
+function perItemCall(model: FileModel, call: CallInfo): boolean {
+  if (!call.loops.length || call.emptyArgs || call.offloaded) return false;
+  if (call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName)) return false;
+  const loop = model.loops[call.loops[call.loops.length - 1]!]!;
+  if (loop.kind !== 'comprehension' && !overItems(model, loop)) return false;
+  const args = call.node.childForFieldName('arguments');
+  if (!args || !perItemLoops(model, [loop.index], args) || notPerRow(model, call, [loop])) return false;
+  // A loop that acts outside the database per item commits per item to record it (and to keep
+  // its transaction off the network wait).
+  if (model.calls.some((c) => c !== call && c.functionIndex === call.functionIndex && c.loops.includes(loop.index) && outsideEffect(model, c))) return false;
+  const body = loop.node.childForFieldName('body');
+  if (body) {
+    if (enclosingTries(call.node, body).some((t) => t.startIndex >= body.startIndex)) return false;
+    const next = nextStatement(call.node);
+    if (next && (next.type === 'break_statement' || next.type === 'return_statement')) return false;
+  }
+  return true;
+}
+
+/** Is the committed handle one the function opens: a local bound to a call (`Session()`, `factory()`, `connect()`)? */
+function opensOwnSession(model: FileModel, call: CallInfo): boolean {
+  const key = receiverKey(call);
+  const head = key?.split('.')[0];
+  if (!head || head === 'self' || head === 'cls') return false;
+  const fn = model.functions[call.functionIndex]!;
+  if (fn.params.some((p) => p.name === head)) return false;
+  const a = lastAssignment(model, head, call.functionIndex, call.line);
+  return !!a && a.functionIndex === call.functionIndex && unwrap(a.value)?.type === 'call';
+}
+
+/** Receivers that are integrations with other systems: plugins, API/SDK clients, mailers, notifiers. */
+const INTEGRATION = /(^|[._])(\w*(plugin|client|sdk|gateway|mailer|notifier|webhook)\w*|api|\w+_api|slack|jira|github|smtp)(\.|$)/i;
+
+/** Methods and functions named like an action outside the process: sending, publishing, notifying, charging. */
+const SENDS = /^(send|send_\w+|\w+_send|sendmail|send_message|publish|publish_\w+|notify|notify_\w+|deliver|deliver_\w+|charge|refund|upload|upload_\w+|post_message|enqueue|delay|apply_async|send_task)$/;
+
+/**
+ * A call that acts outside the database: a network client call (HTTP, SMTP, S3, brokers — see
+ * `externalCall`) or a call named like sending or publishing. Used to keep quiet, never to
+ * report: a per-item commit after it records what was already done outside.
+ */
+export function outsideEffect(model: FileModel, call: CallInfo): string | null {
+  if (externalCall(model, call)?.kind === 'network') return call.calleeText;
+  // A method of an integration object: `plugin.instance.get(...)`, `slack_client.post(...)`.
+  if (call.hasReceiver && INTEGRATION.test(receiverKey(call) ?? '')) return call.calleeText;
+  return SENDS.test(call.method) && !isCommitCall(model, call) ? call.calleeText : null;
+}

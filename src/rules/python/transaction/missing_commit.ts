@@ -1,0 +1,346 @@
+/**
+ * PA208 missing_commit
+ *
+ * What it does: finds a write on a session or connection the function itself opens — an ORM
+ * session (`Session()`, a `sessionmaker` / `async_sessionmaker` factory of the project), a
+ * DB-API connection (`psycopg2`, `psycopg`, `pymssql`, `MySQLdb`, `pymysql`, `mysql.connector`,
+ * `sqlite3`: autocommit off by default), or, on SQLAlchemy 2.x, `engine.connect()` — when no
+ * commit on that handle follows the write before the function is done with it.
+ * Why is this bad? Closing a session or connection (or dropping it) rolls its open transaction
+ * back: `add`, `delete`, an UPDATE, a changed attribute of a loaded row are all discarded, with
+ * no error, and the code looks as if it saved.
+ *
+ * The request scope (repo phase): a request handler's write through a session injected with
+ * `Depends(provider)`, when neither the handler, nor anything it calls, nor the provider after its
+ * `yield` commits: the provider closes the session at the end of the request.
+ *
+ * Severity: high in a request handler (every request loses its write), medium elsewhere.
+ * Silent look-alikes: a session handed to anything (a helper, a repository, returned, yielded by
+ * a provider that commits after `yield`, stored on `self`): its owner may commit; a session the
+ * function receives (the owner commits); `with Session.begin()`, `with session.begin():`,
+ * `engine.begin()`; `with conn:` on a DB-API connection (psycopg2 and sqlite3 commit on exit);
+ * `autocommit` / `isolation_level` settings in the function, on the factory or on the engine; a
+ * write followed by `rollback()` (a dry run); module-level and scoped sessions (Flask-SQLAlchemy's
+ * `db.session`), whose commit belongs to the request or the framework.
+ */
+import type { SyntaxNode } from '../../../parse/parser.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import type { Effect } from '../../../analysis/summary.js';
+import { callGraphOf } from '../../../analysis/callgraph.js';
+import type { FileModel } from '../../../semantic/model.js';
+import { effectiveRole } from '../../../semantic/model.js';
+import type { ProjectContext } from '../../../discovery/context.js';
+import { typeString } from '../../../semantic/valueTypes.js';
+import { classifyDbCall } from '../query/dbCalls.js';
+import { callsOf, lastAssignment, loopTargets, receiverKey, unwrap, within } from './semantics.js';
+
+type HandleKind = 'session' | 'connection' | 'dbapi';
+
+/** A session or connection a function opens and keeps to itself. */
+interface Owned {
+  name: string;
+  kind: HandleKind;
+  /** `with Session() as s:` (closed at the end of the block) or `s = Session()`. */
+  inWith: boolean;
+  line: number;
+  fnIndex: number;
+}
+
+const SESSION_CTOR = /^(sqlalchemy\.orm(\.session)?\.(sessionmaker\(\)|Session)|sqlmodel(\.orm\.session)?\.Session|sqlalchemy\.ext\.asyncio(\.session)?\.(async_sessionmaker\(\)|AsyncSession)|sqlmodel\.ext\.asyncio\.session\.AsyncSession)\(\)$/;
+const DBAPI_CONNECT = /^(psycopg2|psycopg|pymysql|MySQLdb|mysql\.connector|sqlite3|pymssql|cx_Oracle|oracledb)(\.\w+)*\.connect\(\)$/;
+/** `engine.connect()` on a SQLAlchemy engine (sync or async). */
+const ENGINE_CONNECT = /^sqlalchemy(\.ext\.asyncio)?\.(create_engine|create_async_engine|engine\.create_engine)\(\)\.connect\(\)$/;
+const SESSION_WRITES = new Set(['add', 'add_all', 'delete', 'merge', 'bulk_save_objects', 'bulk_insert_mappings', 'bulk_update_mappings']);
+/** Calls that load a row a later attribute change is flushed from. */
+const LOADS_ROW = /\.(get|get_one|first|one|one_or_none|scalar|scalar_one|scalar_one_or_none|merge)\s*\(/;
+const SETTINGS = /autocommit|AUTOCOMMIT|isolation_level/;
+
+export const missingCommit: FileRule & RepoRule = {
+  meta: {
+    code: 'PA208',
+    check: 'missing_commit',
+    family: 'transaction',
+    severity: 'medium',
+    effort: 'S',
+    summary: 'A write on a session or connection the function opens, never committed before it is closed',
+    what: 'Finds a write — `add`/`delete`/`merge`, an INSERT/UPDATE/DELETE, a changed attribute of a row loaded through it — on a session or connection the function opens itself (`Session()`, a `sessionmaker` factory, `async with factory() as s`, `psycopg2.connect()` and other DB-API drivers whose autocommit is off, `engine.connect()` on SQLAlchemy 2.x) when no `commit()` on that handle follows the write. Silent when the handle is handed on (a helper, a repository, a provider that yields it and commits after `yield`), for `with x.begin():` blocks, `with conn:` on a DB-API connection, autocommit settings, and sessions the function receives or shares (scoped and Flask-SQLAlchemy sessions), whose owner commits. In a request handler, a write through a session injected with `Depends(provider)` is reported when nothing commits it: not the handler, not anything it calls, not the provider after its `yield`.',
+    why: 'Closing a session or connection — or letting it go at the end of the function — rolls its open transaction back. The writes are discarded without an error: the code reads as if it saved, tests that share the session pass, and the rows never reach the database.',
+    bad:
+      'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\n\nfrom app.models import AuditEvent\n\n'
+      + 'engine = create_engine("postgresql+psycopg2://app@db/app")\nSessionLocal = sessionmaker(bind=engine)\n\n\n'
+      + 'def record_login(user_id: int) -> None:\n    with SessionLocal() as session:\n        session.add(AuditEvent(user_id=user_id, kind="login"))\n',
+    good:
+      'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\n\nfrom app.models import AuditEvent\n\n'
+      + 'engine = create_engine("postgresql+psycopg2://app@db/app")\nSessionLocal = sessionmaker(bind=engine)\n\n\n'
+      + 'def record_login(user_id: int) -> None:\n    with SessionLocal.begin() as session:\n        session.add(AuditEvent(user_id=user_id, kind="login"))\n',
+    fix: 'commit before the session closes: `with SessionLocal.begin() as session:` (commits on success, rolls back on error), `session.commit()`, or `with conn:` / `conn.commit()` for a DB-API connection',
+    references: [
+      'https://docs.sqlalchemy.org/en/20/orm/session_basics.html#opening-and-closing-a-session',
+      'https://docs.sqlalchemy.org/en/20/core/connections.html#commit-as-you-go',
+      'https://www.psycopg.org/docs/usage.html#transactions-control',
+      'https://peps.python.org/pep-0249/#commit',
+    ],
+  },
+  checkFile(ctx: FileRuleContext): void {
+    const { model, project } = ctx;
+    const engineAutocommit = project.engines.some((e) => Object.values(e.kwargs).some((v) => typeof v === 'string' && /AUTOCOMMIT/i.test(v)));
+    for (const owned of ownedHandles(model, project)) {
+      if (engineAutocommit && owned.kind !== 'dbapi') continue;
+      const fn = model.functions[owned.fnIndex]!;
+      if (SETTINGS.test(fn.node.text)) continue;
+      const cursors = cursorsOf(model, owned);
+      const names = [owned.name, ...cursors];
+      if (names.some((n) => escapes(fn.node, n))) continue;
+      const write = uncommittedWrite(model, owned, names);
+      if (!write) continue;
+      const closes = owned.inWith ? 'the `with` block closes it' : 'the function is done with it';
+      ctx.report({
+        node: write.node,
+        message: `\`${write.what}\` writes through \`${owned.name}\`, ${describe(owned)} opened on line ${owned.line}, and no commit follows before ${closes}: the transaction is rolled back and the write is lost`,
+        severity: effectiveRole(model, owned.fnIndex) === 'handler' ? 'high' : 'medium',
+      });
+    }
+  },
+  /**
+   * The request scope: a handler writes through a session its dependency provides
+   * (`db: Session = Depends(get_db)`), and neither the provider (after its `yield`) nor the
+   * handler nor anything it calls ever commits: the provider closes the session, and the
+   * write is rolled back after the response said it succeeded.
+   */
+  checkRepo(ctx: RepoRuleContext): void {
+    const graph = callGraphOf(ctx.index);
+    for (const ref of graph.functionsWithEffects(REQUEST_WRITES)) {
+      const file = graph.fileOf(ref);
+      const fn = graph.function(ref);
+      for (const e of graph.ownEffects(ref)) {
+        if (e.kind !== REQUEST_WRITE) continue;
+        const site = JSON.parse(e.what) as RequestWrite;
+        const provider = graph.resolveQualified(site.provider);
+        // A provider the graph cannot see may commit; one that commits (after `yield`, or
+        // through a helper) owns the commit; a handler that reaches any commit may commit it.
+        if (!provider || graph.effectsOf(provider, 'any').has(MAY_COMMIT_EFFECT) || graph.effectsOf(ref, 'any').has(MAY_COMMIT_EFFECT)) continue;
+        const providerName = graph.function(provider).name;
+        ctx.report({
+          path: file.path,
+          location: { line: e.line, column: e.column, endLine: site.endLine, endColumn: site.endColumn },
+          message: `\`${site.what}\` writes through \`${site.param}\`, the request's session from \`Depends(${providerName})\`, and nothing commits it: not this handler, nothing it calls, nor \`${providerName}\` after its \`yield\`; the session is closed at the end of the request and the write is rolled back`,
+          severity: 'high',
+          function: fn.name,
+        });
+      }
+    }
+  },
+};
+
+/** Effect kinds this rule reads in the repo phase (produced by `collectTransactionEffects`). */
+export const REQUEST_WRITE = 'request_write';
+export const MAY_COMMIT_EFFECT = 'commit_may';
+const REQUEST_WRITES: ReadonlySet<string> = new Set([REQUEST_WRITE]);
+
+/** A handler's uncommitted write through an injected session (`what` of a `request_write` effect). */
+interface RequestWrite {
+  param: string;
+  /** The provider's qualified name: `app.deps.get_db`. */
+  provider: string;
+  what: string;
+  endLine: number;
+  endColumn: number;
+}
+
+/**
+ * The file half of the request scope: in a request handler, the first write through a session
+ * parameter injected with `Depends(provider)` that no commit in the handler follows. The session
+ * may be handed to helpers (the repo phase asks whether any of them commits), but not stored,
+ * returned or yielded.
+ */
+export function requestWrites(model: FileModel): Effect[][] {
+  const out: Effect[][] = model.functions.map(() => []);
+  model.functions.forEach((fn, fnIndex) => {
+    if (fn.role !== 'handler' || SETTINGS.test(fn.node.text)) return;
+    for (const p of fn.params) {
+      const m = /^Depends\(\s*([A-Za-z_][\w.]*)\s*\)$/.exec(p.defaultText?.replace(/\s+/g, '') ?? '');
+      if (!m || !/(^|\.)(Session|AsyncSession)$/.test(p.annotation ?? '')) continue;
+      const provider = qualify(model, m[1]!);
+      if (!provider || escapes(fn.node, p.name, true)) continue;
+      const owned: Owned = { name: p.name, kind: 'session', inWith: false, line: fn.startLine, fnIndex };
+      const write = uncommittedWrite(model, owned, [p.name]);
+      if (!write) continue;
+      const site: RequestWrite = { param: p.name, provider, what: write.what, endLine: write.node.endPosition.row + 1, endColumn: write.node.endPosition.column + 1 };
+      out[fnIndex]!.push({ kind: REQUEST_WRITE, what: JSON.stringify(site), line: write.node.startPosition.row + 1, column: write.node.startPosition.column + 1 });
+    }
+  });
+  return out;
+}
+
+/** A provider's name as the file sees it, qualified: an import, or a module-level def of the file. */
+function qualify(model: FileModel, name: string): string | null {
+  const [head, ...rest] = name.split('.');
+  const imported = model.imports.get(head!);
+  if (imported) return [imported, ...rest].join('.');
+  return model.moduleDefs.has(head!) ? `${model.moduleName}.${name}` : null;
+}
+
+function describe(owned: Owned): string {
+  switch (owned.kind) {
+    case 'session': return 'a session';
+    case 'connection': return 'a SQLAlchemy 2.x connection (commit-as-you-go)';
+    case 'dbapi': return 'a DB-API connection (autocommit off)';
+  }
+}
+
+/** Sessions and connections opened in a function: `x = Session()` and `with factory() as x:`. */
+function ownedHandles(model: FileModel, project: ProjectContext): Owned[] {
+  const out: Owned[] = [];
+  for (const a of model.assignments) {
+    if (a.functionIndex < 0 || a.fromWith || !a.value || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
+    const kind = openedHandle(model, project, a.value, a.functionIndex, a.line);
+    if (kind) out.push({ name: a.target, kind, inWith: false, line: a.line, fnIndex: a.functionIndex });
+  }
+  for (const w of model.withs) {
+    if (w.functionIndex < 0) continue;
+    for (const item of w.items) {
+      if (!item.alias || !/^[A-Za-z_]\w*$/.test(item.alias)) continue;
+      const line = w.node.startPosition.row + 1;
+      const kind = openedHandle(model, project, item.value, w.functionIndex, line);
+      // `with psycopg2.connect() as conn:` commits on exit (psycopg2, sqlite3); other drivers
+      // close instead, and which one depends on the driver's version: left alone.
+      if (kind && kind !== 'dbapi') out.push({ name: item.alias, kind, inWith: true, line, fnIndex: w.functionIndex });
+    }
+  }
+  return out;
+}
+
+/** What a value opens, when it is a fresh session or connection the caller owns. */
+function openedHandle(model: FileModel, project: ProjectContext, value: SyntaxNode, fnIndex: number, line: number): HandleKind | null {
+  const v = unwrap(value);
+  if (v?.type !== 'call' || /autocommit\s*=\s*True|isolation_level/.test(v.text)) return null;
+  const t = typeString(model, v, fnIndex, line);
+  if (!t) return null;
+  if (DBAPI_CONNECT.test(t)) return 'dbapi';
+  if (ENGINE_CONNECT.test(t) || engineOfProject(project, t)) return project.summary.orms.includes('SQLAlchemy 2.x') ? 'connection' : null;
+  const callee = v.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '';
+  const name = callee.split('.').pop() ?? '';
+  const factory = project.sessionFactories.find((f) => f.name === name);
+  if (factory && 'autocommit' in factory.kwargs && factory.kwargs.autocommit !== false) return null;
+  if (SESSION_CTOR.test(t)) return 'session';
+  // A factory of another module: a `sessionmaker` the project defines at module level, and not
+  // a provider (`session_scope()`, `get_db()`) that may commit for its callers.
+  if (!/^[\w.]+\(\)$/.test(t) || !factory || factory.function !== null) return null;
+  if (factory.kind !== 'sessionmaker' && factory.kind !== 'async_sessionmaker') return null;
+  if (project.sessionProviders.some((p) => p.name === name)) return null;
+  return 'session';
+}
+
+/** `app.db.engine.connect()`: `connect()` on a module-level engine the project creates. */
+function engineOfProject(project: ProjectContext, t: string): boolean {
+  const m = /^[\w.]*?(\w+)\.connect\(\)$/.exec(t);
+  return !!m && project.engines.some((e) => e.name === m[1] && e.function === null && e.factory !== 'asyncpg.create_pool');
+}
+
+/** Cursors taken from a connection: `cur = conn.cursor()`, `with conn.cursor() as cur:`. */
+function cursorsOf(model: FileModel, owned: Owned): string[] {
+  if (owned.kind === 'session') return [];
+  const re = new RegExp(`^${owned.name}\\s*\\.\\s*cursor\\s*\\(`);
+  const out: string[] = [];
+  for (const a of model.assignments) {
+    if (a.functionIndex === owned.fnIndex && a.value && re.test(unwrap(a.value)?.text ?? '') && /^[A-Za-z_]\w*$/.test(a.target)) out.push(a.target);
+  }
+  return out;
+}
+
+/**
+ * Does the handle leave the function's hands: passed to a call, returned, yielded, stored,
+ * captured? Every use must be an attribute or method (`s.add`), a test (`if s:`, `s is None`)
+ * or its own binding.
+ */
+function escapes(fnNode: SyntaxNode, name: string, allowArguments = false): boolean {
+  const text = fnNode.text;
+  const re = new RegExp(`(?<![\\w.])${name}(?!\\w)`, 'g');
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(text))) {
+    const after = text.slice(m.index + name.length, m.index + name.length + 40);
+    const before = text.slice(Math.max(0, m.index - 12), m.index);
+    if (/^\s*(\.|:|=(?!=)|is\b|and\b|or\b)/.test(after) || /\b(as|del)\s+$/.test(before)) continue;
+    // Handed to a call (`helper(db, x)`, `helper(session=db)`): the repo phase follows it.
+    if (allowArguments && /^\s*[,)]/.test(after) && /[(,=]\s*$/.test(before)) continue;
+    return true;
+  }
+  return false;
+}
+
+interface Write {
+  node: SyntaxNode;
+  what: string;
+}
+
+/** The first write through the handle that no commit (or rollback) follows, or null. */
+function uncommittedWrite(model: FileModel, owned: Owned, names: string[]): Write | null {
+  const fn = model.functions[owned.fnIndex]!;
+  const alt = names.join('|');
+  // Commits and rollbacks on the handle (a rollback after a write is a deliberate discard).
+  const ends: SyntaxNode[] = [];
+  for (const c of callsOf(model, owned.fnIndex)) {
+    const key = receiverKey(c);
+    if ((c.method === 'commit' || c.method === 'rollback') && key && new RegExp(`^(${alt})(\\.connection)?$`).test(key)) ends.push(c.node);
+  }
+  // Any other mention, as a value (`on_done=conn.commit`) or a call in a nested def or lambda.
+  const valueRe = new RegExp(`(?<![\\w.])(${alt})\\s*\\.\\s*(connection\\s*\\.\\s*)?(commit|rollback)\\b`, 'g');
+  const fnText = fn.node.text;
+  const valueEnds: number[] = [];
+  for (let m = valueRe.exec(fnText); m; m = valueRe.exec(fnText)) valueEnds.push(fn.node.startIndex + m.index);
+  const committedAfter = (node: SyntaxNode) =>
+    valueEnds.some((at) => at > node.startIndex)
+    || ends.some((e) => e.startIndex > node.startIndex || sharesLoop(model, owned.fnIndex, e, node));
+  const managed = (node: SyntaxNode) => model.withs.some((w) => w.functionIndex === owned.fnIndex && node.startIndex >= w.bodyStart && node.endIndex <= w.bodyEnd
+    && w.items.some((i) => {
+      const v = unwrap(i.value)?.text.replace(/\s+/g, '') ?? '';
+      return new RegExp(`^(${alt})\\.begin(_nested)?\\(.*\\)$`, 's').test(v) || (owned.kind === 'dbapi' && new RegExp(`^(${alt})$`).test(v));
+    }));
+  const withBody = owned.inWith ? model.withs.find((w) => w.functionIndex === owned.fnIndex && w.items.some((i) => i.alias === owned.name) && w.node.startPosition.row + 1 === owned.line) : undefined;
+  const inScope = (node: SyntaxNode) => !withBody || (node.startIndex >= withBody.bodyStart && node.endIndex <= withBody.bodyEnd);
+  for (const c of callsOf(model, owned.fnIndex)) {
+    const key = receiverKey(c);
+    if (!key || !names.includes(key) || !inScope(c.node)) continue;
+    if (!isHandleWrite(model, owned, c.method, c)) continue;
+    if (managed(c.node) || committedAfter(c.node)) continue;
+    return { node: c.node, what: `${c.calleeText}()` };
+  }
+  if (owned.kind !== 'session') return null;
+  // Attribute changes on rows loaded through the session: flushed, then discarded, at close.
+  for (const a of [...model.assignments, ...model.augAssignments]) {
+    if (a.functionIndex !== owned.fnIndex || !inScope(a.node)) continue;
+    const m = /^([A-Za-z_]\w*)\.([a-z]\w*)$/.exec(a.target);
+    if (!m || !loadedThrough(model, owned, m[1]!, a.line, a.loops)) continue;
+    if (managed(a.node) || committedAfter(a.node)) continue;
+    return { node: a.node, what: `${a.target} = …` };
+  }
+  return null;
+}
+
+function isHandleWrite(model: FileModel, owned: Owned, method: string, call: Parameters<typeof classifyDbCall>[1]): boolean {
+  if (owned.kind === 'session' && SESSION_WRITES.has(method)) return true;
+  if (method === 'flush') return false;
+  const op = classifyDbCall(model, call);
+  return op !== null && (op.kind === 'write' || (op.kind === 'add' && op.statement !== null));
+}
+
+/** Was `obj` loaded through the session: `obj = s.get(M, id)`, `for obj in s.scalars(...)`? */
+function loadedThrough(model: FileModel, owned: Owned, obj: string, line: number, loops: number[]): boolean {
+  const s = owned.name;
+  const startsWithSession = (n: SyntaxNode | null) => {
+    const t = unwrap(n)?.text ?? '';
+    return t.startsWith(`${s}.`);
+  };
+  for (const li of loops) {
+    const loop = model.loops[li]!;
+    if (loopTargets(loop).has(obj)) return startsWithSession(loop.iterable);
+  }
+  const a = lastAssignment(model, obj, owned.fnIndex, line);
+  if (!a?.value) return false;
+  return startsWithSession(a.value) && LOADS_ROW.test(unwrap(a.value)!.text);
+}
+
+/** Do two nodes sit in one loop of the function (a commit that runs again after the write)? */
+function sharesLoop(model: FileModel, fnIndex: number, a: SyntaxNode, b: SyntaxNode): boolean {
+  return model.loops.some((l) => l.functionIndex === fnIndex && within(a, l.node) && within(b, l.node));
+}

@@ -1,0 +1,66 @@
+/** Repo-phase questions the transaction rules ask of the call graph. */
+import { callGraphOf, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
+import { UNTYPED } from '../../../analysis/objects.js';
+import type { RepoRuleContext } from '../../types.js';
+import type { Severity } from '../../../types.js';
+import { COND_CALLS, TXN_OPEN_CALL, type OpenSite } from './effects.js';
+
+const TXN_OPEN_CALLS: ReadonlySet<string> = new Set([TXN_OPEN_CALL]);
+
+/**
+ * Reports the calls made inside an open transaction whose callee reaches an effect of `kind`
+ * (always, when `alwaysOnly`): `describe` gets the chain's names and where the transaction is open
+ * (`inside \`db.begin()\`` or `between the first write on \`db\` (line 3) and its commit (line 9)`).
+ * A chain through a call resolved by its method name alone is reported one severity lower.
+ */
+export function reportInTransactionCalls(
+  ctx: RepoRuleContext, kind: string, severity: Severity, alwaysOnly: boolean,
+  describe: (callee: string, chain: string, where: string) => string,
+): void {
+  const graph = callGraphOf(ctx.index);
+  const always = alwaysOnly ? alwaysReaches(graph, kind) : null;
+  for (const { ref, file, fn, site, call, to } of siteCalls(graph, TXN_OPEN_CALLS)) {
+    const reach = graph.effectsOf(to, 'any').get(kind);
+    if (!reach || (always && !always(to))) continue;
+    const open = JSON.parse(site.what) as OpenSite;
+    const weak = reach.weak || call.receiverType === UNTYPED;
+    const where = open.kind === 'begin' ? `inside \`${open.session}.begin()\`` : `between the first write on \`${open.session}\` (line ${open.from}) and its commit (line ${open.to})`;
+    ctx.report({
+      path: file.path,
+      location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+      message: describe(call.calleeText, graph.chainNames(reach).join('` → `'), where) + (weak ? ' (a call resolved by its method name alone)' : ''),
+      severity: weak ? lower(severity) : severity,
+      function: fn.name,
+      chain: graph.chainSteps(reach, { ref, call }),
+    });
+  }
+}
+
+function lower(s: Severity): Severity {
+  return s === 'critical' ? 'high' : s === 'high' ? 'medium' : 'low';
+}
+
+/**
+ * Does calling a function always have an effect of `kind` (a commit): its own body has it, or a
+ * call it always makes (not under a condition, a handler or a loop) always has it? Cycles count
+ * as no.
+ */
+export function alwaysReaches(graph: CallGraph, kind: string): (ref: FnRef) => boolean {
+  const memo = new Map<string, boolean>();
+  const visit = (ref: FnRef): boolean => {
+    const key = `${ref.file}:${ref.fn}`;
+    const known = memo.get(key);
+    if (known !== undefined) return known;
+    memo.set(key, false);
+    const own = graph.ownEffects(ref);
+    let result = own.some((e) => e.kind === kind);
+    if (!result) {
+      const cond = new Set<string>();
+      for (const e of own) if (e.kind === COND_CALLS) for (const [l, c] of JSON.parse(e.what) as [number, number][]) cond.add(`${l}:${c}`);
+      result = graph.callees(ref).some((edge) => !cond.has(`${edge.call.line}:${edge.call.column}`) && visit(edge.to));
+    }
+    memo.set(key, result);
+    return result;
+  };
+  return visit;
+}
