@@ -20,7 +20,7 @@ import { callAt } from '../../../semantic/model.js';
 import { ownModuleLookup, receiverType } from '../../../semantic/valueTypes.js';
 import { resolveHandle, type NameLookup } from '../../../semantic/db.js';
 import type { Effect } from '../../../analysis/summary.js';
-import { callArgs, chainCallsDown, invariantIn, lastAssignment, notPerRow, perItemLoops, literalSize, repeatsReads, unwrap } from './semantics.js';
+import { callArgs, chainCallsDown, invariantIn, lastAssignment, notPerRow, perItemLoops, perLoop, literalSize, repeatsReads, unwrap } from './semantics.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import { sqlKind, type SqlKind } from './rawSql.js';
 
@@ -559,24 +559,9 @@ export function invariantRead(model: FileModel, call: CallInfo): LoopInfo | null
   return loopWritesDb(model, loop) ? null : loop;
 }
 
-const loopWritesMemo = new WeakMap<LoopInfo, boolean>();
-
-/** Does any call of the loop's iteration write to the database (a statement, a staged write, a flush, a commit)? Once per loop. */
-function loopWritesDb(model: FileModel, loop: LoopInfo): boolean {
-  let v = loopWritesMemo.get(loop);
-  if (v !== undefined) return v;
-  v = false;
-  for (const c of model.calls) {
-    if (c.functionIndex !== loop.functionIndex || !c.loops.includes(loop.index)) continue;
-    const op = classifyDbCall(model, c);
-    if ((op && op.kind !== 'read') || ((c.method === 'flush' || c.method === 'commit') && isFlushingCall(model, c))) {
-      v = true;
-      break;
-    }
-  }
-  loopWritesMemo.set(loop, v);
-  return v;
-}
+/** Does any call of the loop's iteration write to the database (a statement, a staged write, a flush, a commit)? */
+const loopWritesDb = perLoop((model, loop) => model.calls.some((c) => c.functionIndex === loop.functionIndex && c.loops.includes(loop.index)
+  && (classifyDbCall(model, c)?.kind ?? 'read') !== 'read' || ((c.method === 'flush' || c.method === 'commit') && c.functionIndex === loop.functionIndex && c.loops.includes(loop.index) && isFlushingCall(model, c))));
 
 /**
  * A call other than `call`, in the same iteration of `loop`, that writes on its own: a

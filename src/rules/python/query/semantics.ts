@@ -142,13 +142,20 @@ function iterationSource(node: SyntaxNode | null): SyntaxNode | null {
  * Is the loop bounded by a small number the code states: a literal (or a module- or class-level
  * constant) of at most ten items, or the function's own `**kwargs`?
  */
-export function smallBoundedLoop(model: FileModel, loop: LoopInfo): boolean {
-  let v = smallMemo.get(loop);
-  if (v === undefined) smallMemo.set(loop, (v = smallBoundedLoopUncached(model, loop)));
-  return v;
-}
+export const smallBoundedLoop = perLoop(smallBoundedLoopUncached);
 
-const smallMemo = new WeakMap<LoopInfo, boolean>();
+/**
+ * A loop fact computed once per loop: the rules ask about the loops around every candidate call,
+ * and a loop holds many calls.
+ */
+export function perLoop(fact: (model: FileModel, loop: LoopInfo) => boolean): (model: FileModel, loop: LoopInfo) => boolean {
+  const memo = new WeakMap<LoopInfo, boolean>();
+  return (model, loop) => {
+    let v = memo.get(loop);
+    if (v === undefined) memo.set(loop, (v = fact(model, loop)));
+    return v;
+  };
+}
 
 function smallBoundedLoopUncached(model: FileModel, loop: LoopInfo): boolean {
   const size = literalSize(loop);
@@ -319,13 +326,7 @@ function insideNestedDef(node: SyntaxNode, stop: SyntaxNode): boolean {
  * search), and whose body changes nothing a read could see (no attribute or item assignment,
  * which autoflush would send; the caller checks the DB writes)?
  */
-export function repeatsReads(model: FileModel, loop: LoopInfo): boolean {
-  let v = repeatsMemo.get(loop);
-  if (v === undefined) repeatsMemo.set(loop, (v = repeatsReadsUncached(model, loop)));
-  return v;
-}
-
-const repeatsMemo = new WeakMap<LoopInfo, boolean>();
+export const repeatsReads = perLoop(repeatsReadsUncached);
 
 function repeatsReadsUncached(model: FileModel, loop: LoopInfo): boolean {
   if (loop.kind === 'while') return false;
