@@ -47,7 +47,7 @@ const SQLALCHEMY_CONSTRUCTION =
 const QUALIFIED_CALL = /\.(?:create_engine|create_async_engine|engine_from_config|async_engine_from_config|sessionmaker|async_sessionmaker|scoped_session|Table)\(|event\.listen/;
 const EVENT_HINTS = /pg_notify|NOTIFY|LISTEN|add_listener|subscribe\(|publish\(|DDL\(|RunSQL|op\.execute/;
 const ASYNCPG_POOL = /\bcreate_pool\(/;
-const PROVIDER_HINT = /yield\s+[\w.]*session/i;
+const PROVIDER_HINT = /yield\s+[\w.]*(session|db\b|database)/i;
 
 function worthParsing(source: string): boolean {
   return (

@@ -13,7 +13,8 @@ import type { AssignmentInfo, CallInfo, FileModel, FunctionInfo } from '../../..
 import { callAt, moduleNameOf, resolveName, valueTypeOf, variableRefs } from '../../../semantic/model.js';
 import { callArgs } from '../query/semantics.js';
 import { annotationType, calleeType, receiverType } from '../../../semantic/valueTypes.js';
-import type { ProjectContext } from '../../../discovery/context.js';
+import type { ProjectContext, SessionProviderInfo } from '../../../discovery/context.js';
+import { CLOSE_METHODS, closeableClient, type CloseableClient } from '../../../semantic/resources.js';
 
 // ---------------------------------------------------------------------------------------------
 // Project facts
@@ -79,12 +80,16 @@ export function yieldDependencyOutlivesStream(project: ProjectContext): boolean 
 // ---------------------------------------------------------------------------------------------
 // Acquisitions
 
-export type ResourceKind = 'session' | 'connection' | 'file';
+export type ResourceKind = 'session' | 'connection' | 'file' | 'client';
 
 export interface AcquireKind {
   kind: ResourceKind;
   /** What is acquired, for messages: `ReportSession()`, `engine.connect()`, `open()`. */
   label: string;
+  /** For a `client`: what it is and how it is closed. */
+  client?: CloseableClient;
+  /** A session provider's generator taken out of its protocol (`gen = get_db()`): the provider's name. */
+  provider?: string;
 }
 
 const SESSION_CLASSES = /^(sqlalchemy\.orm(\.session)?\.Session|sqlmodel(\.orm\.session)?\.Session|sqlalchemy\.ext\.asyncio(\.session)?\.AsyncSession|sqlmodel\.ext\.asyncio\.session\.AsyncSession)$/;
@@ -102,6 +107,8 @@ interface ProjectNames {
   factories: Set<string>;
   engines: Set<string>;
   providers: Set<string>;
+  /** Session providers (generators yielding a session), by qualified name. */
+  providerInfo: Map<string, SessionProviderInfo>;
 }
 
 const namesCache = new WeakMap<ProjectContext, ProjectNames>();
@@ -109,7 +116,7 @@ const namesCache = new WeakMap<ProjectContext, ProjectNames>();
 export function projectNames(project: ProjectContext): ProjectNames {
   let names = namesCache.get(project);
   if (names) return names;
-  names = { factories: new Set(), engines: new Set(), providers: new Set() };
+  names = { factories: new Set(), engines: new Set(), providers: new Set(), providerInfo: new Map() };
   for (const f of project.sessionFactories) {
     if (f.name && !f.function && (f.kind === 'sessionmaker' || f.kind === 'async_sessionmaker')) {
       names.factories.add(`${moduleNameOf(f.file)}.${f.name}`);
@@ -118,7 +125,10 @@ export function projectNames(project: ProjectContext): ProjectNames {
   for (const e of project.engines) {
     if (e.name && !e.function && e.factory !== 'asyncpg.create_pool') names.engines.add(`${moduleNameOf(e.file)}.${e.name}`);
   }
-  for (const p of project.sessionProviders) names.providers.add(`${moduleNameOf(p.file)}.${p.name}`);
+  for (const p of project.sessionProviders) {
+    names.providers.add(`${moduleNameOf(p.file)}.${p.name}`);
+    names.providerInfo.set(`${moduleNameOf(p.file)}.${p.name}`, p);
+  }
   namesCache.set(project, names);
   return names;
 }
@@ -161,7 +171,18 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
   if (isSessionFactoryType(model, project, calleeType(model, call))) {
     return { kind: 'session', label: `${call.calleeText}()` };
   }
+  const client = closeableClient(q);
+  if (client) return { kind: 'client', label: `${call.calleeText}()`, client };
+  // `gen = get_db()`: the provider's generator, whose cleanup runs when it is closed or exhausted.
+  const provider = sessionProviderOf(model, project, call);
+  if (provider && !provider.contextManager && !call.isWithItem) return { kind: 'session', label: `${call.calleeText}()`, provider: provider.name };
   return null;
+}
+
+/** The session provider (a generator yielding a session) a call calls, or null. */
+export function sessionProviderOf(model: FileModel, project: ProjectContext, call: CallInfo): SessionProviderInfo | null {
+  const q = call.qualifiedName ?? resolveName(model, call.calleeText);
+  return q ? projectNames(project).providerInfo.get(q) ?? null : null;
 }
 
 /**
@@ -203,7 +224,7 @@ const acquisitionsMemo = new WeakMap<FileModel, Acquisition[]>();
 
 function findAcquisitions(model: FileModel, project: ProjectContext): Acquisition[] {
   // A migration's session is bound to the connection the migration tool opens and closes.
-  if (model.isTestFile || !ACQUIRE_HINT.test(model.source) || isMigrationFile(project, model.path)) return [];
+  if (model.isTestFile || !mayAcquire(model, project) || isMigrationFile(project, model.path)) return [];
   const out: Acquisition[] = [];
   for (const a of model.assignments) {
     if (a.fromWith || a.functionIndex < 0 || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
@@ -219,12 +240,17 @@ function findAcquisitions(model: FileModel, project: ProjectContext): Acquisitio
   return out;
 }
 
-const ACQUIRE_HINT = /Session|session|connect|acquire|open\(/;
+const ACQUIRE_HINT = /Session|session|connect|acquire|open\(|Client|Redis|redis|Executor/;
+
+/** A cheap text test before the walk: an acquiring name, or the name of one of the project's session providers. */
+function mayAcquire(model: FileModel, project: ProjectContext): boolean {
+  if (ACQUIRE_HINT.test(model.source)) return true;
+  return project.sessionProviders.some((p) => model.source.includes(p.name.slice(p.name.lastIndexOf('.') + 1)));
+}
 
 // ---------------------------------------------------------------------------------------------
 // Closing
 
-const CLOSE_METHODS = new Set(['close', 'aclose', 'dispose', 'terminate', 'release']);
 /** Methods that take ownership of the value handed to them. */
 const OWNERSHIP_METHODS = new Set([
   'enter_context', 'enter_async_context', 'push', 'push_async_exit', 'callback', 'push_async_callback', 'closing', 'aclosing',
@@ -280,12 +306,18 @@ function usedNotReturned(ref: SyntaxNode): boolean {
   return top !== ref && lastMethod !== null && MATERIALISING.test(lastMethod);
 }
 
+/** Is `ref` the object of an attribute (`client.get(...)`): the value is used, not handed on. */
+function isReceiver(ref: SyntaxNode): boolean {
+  return ref.parent?.type === 'attribute' && ref.parent.childForFieldName('object')?.id === ref.id;
+}
+
 /** The variable escapes the function: returned, stored in an attribute or container, handed to an owner, managed by `with`. */
 function escapesOrManaged(ref: SyntaxNode, kind: ResourceKind): boolean {
   for (let p: SyntaxNode | null = ref.parent; p; p = p.parent) {
-    if (p.type === 'return_statement') return !usedNotReturned(ref);
+    if (p.type === 'return_statement') return !(kind === 'client' ? isReceiver(ref) : usedNotReturned(ref));
     if (p.type === 'function_definition' || p.type === 'lambda' || p.type === 'block' || p.type === 'expression_statement') break;
-    if (p.type === 'with_item') return true;
+    // `with x:` manages it; for a client, `async with http.get(url) as resp` manages only the response.
+    if (p.type === 'with_item') return kind !== 'client' || !isReceiver(ref);
     if (p.type === 'assignment' || p.type === 'augmented_assignment') {
       const left = p.childForFieldName('left');
       const right = p.childForFieldName('right');
@@ -301,6 +333,8 @@ function escapesOrManaged(ref: SyntaxNode, kind: ResourceKind): boolean {
       if (method && /^set(_|[A-Z])/.test(method.replace(/^.*\./, ''))) return true;
       // `self.initfp(f)`: the object's own method takes the handle over (it usually keeps it).
       if (callee?.type === 'attribute' && /^(self|cls)$/.test(callee.childForFieldName('object')?.text ?? '')) return true;
+      // `GitHubApi(session=http)`: a client handed to an object that keeps and closes it.
+      if (kind === 'client' && method && /^[A-Z]/.test(method.replace(/^.*\./, ''))) return true;
     }
     if (p.type === 'list' || p.type === 'tuple' || p.type === 'dictionary' || p.type === 'set' || p.type === 'pair') {
       // `(conn, cur)` returned or stored: handled by the enclosing return/assignment.
@@ -711,4 +745,135 @@ export function sessionRefs(fn: FunctionInfo, name: string): SyntaxNode[] {
   const refs: SyntaxNode[] = [];
   for (const n of names) refs.push(...variableRefs(fn.body, n));
   return refs.sort((x, y) => x.startIndex - y.startIndex);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Providers used outside their protocol
+
+export interface ProviderMisuse {
+  /** Where to report: the `next(...)` call, or the provider call used as a session. */
+  node: SyntaxNode;
+  fn: FunctionInfo;
+  provider: SessionProviderInfo;
+  /** `next`: `next(get_db())` drops the generator; `no-with`: a context-manager provider used without `with`. */
+  kind: 'next' | 'no-with';
+  /** The provider call as written: `get_db()`. */
+  label: string;
+}
+
+const NEXT_BUILTINS = new Set(['next', 'anext']);
+/** Uses of a context-manager object that are its protocol (or hand it to one). */
+const CM_PROTOCOL = new Set(['__enter__', '__aenter__', '__exit__', '__aexit__']);
+
+/**
+ * A session provider called outside its protocol: `next(get_db())` / `anext(...)` /
+ * `get_db().__anext__()` take the session and drop the generator, so the provider's cleanup is
+ * left to the garbage collector; a `@contextmanager` provider called without `with`
+ * (`s = get_session(); s.execute(...)`, `await get_session()`) yields no session at all. The
+ * protocol is silent: `with provider() as s`, `stack.enter_context(provider())`, a generator
+ * kept and closed (`gen = get_db(); s = next(gen) … finally: gen.close()`, an acquisition of its
+ * own), or the provider call returned to a caller.
+ */
+export function providerMisuses(model: FileModel, project: ProjectContext): ProviderMisuse[] {
+  if (model.isTestFile || project.sessionProviders.length === 0 || !mayAcquire(model, project)) return [];
+  const out: ProviderMisuse[] = [];
+  for (const call of model.calls) {
+    if (call.functionIndex < 0 || call.isWithItem) continue;
+    const provider = sessionProviderOf(model, project, call);
+    if (!provider) continue;
+    const fn = model.functions[call.functionIndex]!;
+    const label = `${call.calleeText}()`;
+    let up: SyntaxNode = call.node;
+    while (up.parent?.type === 'parenthesized_expression') up = up.parent;
+    const parent = up.parent;
+    if (!provider.contextManager) {
+      // `next(get_db())`, `await anext(get_db())`, `await get_db().__anext__()`.
+      const outer = parent?.type === 'argument_list' ? parent.parent : parent?.type === 'attribute' ? parent.parent : null;
+      if (outer?.type !== 'call') continue;
+      const callee = outer.childForFieldName('function');
+      const viaBuiltin = parent!.type === 'argument_list' && callee?.type === 'identifier' && NEXT_BUILTINS.has(callee.text) && parent!.namedChildren[0]?.id === up.id;
+      const viaDunder = parent!.type === 'attribute' && callee?.id === parent!.id && /^__a?next__$/.test(parent!.childForFieldName('attribute')?.text ?? '');
+      if (viaBuiltin || viaDunder) out.push({ node: outer, fn, provider, kind: 'next', label });
+      continue;
+    }
+    if (cmUsedAsSession(model, fn, up)) out.push({ node: call.node, fn, provider, kind: 'no-with', label });
+  }
+  return out;
+}
+
+/** Is the context-manager object made by `call` used as if it were the session? */
+function cmUsedAsSession(model: FileModel, fn: FunctionInfo, call: SyntaxNode): boolean {
+  const parent = call.parent;
+  if (!parent) return false;
+  // `await get_session()`, `get_session().execute(...)`.
+  if (parent.type === 'await') return true;
+  if (parent.type === 'attribute' && parent.childForFieldName('object')?.id === call.id) {
+    return !CM_PROTOCOL.has(parent.childForFieldName('attribute')?.text ?? '');
+  }
+  if (parent.type !== 'assignment' || parent.childForFieldName('left')?.type !== 'identifier') return false;
+  const name = parent.childForFieldName('left')!.text;
+  const body = fn.body;
+  if (!body) return false;
+  let usedAsSession = false;
+  for (const ref of variableRefs(body, name)) {
+    if (ref.startIndex < parent.endIndex) continue;
+    if (ancestorOf(ref, ['with_item'], body) || ref.parent?.type === 'return_statement') return false;
+    const p = ref.parent;
+    if (p?.type === 'argument_list') {
+      const callee = p.parent?.childForFieldName('function');
+      const method = (callee?.type === 'attribute' ? callee.childForFieldName('attribute')?.text : callee?.text) ?? '';
+      if (OWNERSHIP_METHODS.has(method)) return false;
+      continue;
+    }
+    if (p?.type === 'attribute' && p.childForFieldName('object')?.id === ref.id) {
+      if (CM_PROTOCOL.has(p.childForFieldName('attribute')?.text ?? '')) return false;
+      usedAsSession = true;
+    }
+  }
+  return usedAsSession;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A `finally` that can fail before its `close()`
+
+/** Session/connection methods that talk to the database and can raise (`commit`, `flush`, `execute`, …). */
+const RAISING_BEFORE_CLOSE = /^(commit|flush|execute|exec|scalar|scalars|refresh|merge|bulk_save_objects|bulk_insert_mappings|bulk_update_mappings)$/;
+
+/**
+ * `finally: s.commit(); s.close()`: a statement of the same `finally` block, before the one that
+ * closes `acq.target`, that calls the database through it outside a `try` of its own. When it
+ * raises, the `close()` after it never runs. A nested `try: s.commit() finally: s.close()` is
+ * silent: there the close is in a `finally` of its own.
+ */
+export function raisesBeforeClose(acq: Acquisition): SyntaxNode | null {
+  const body = acq.fn.body;
+  if (!body || (acq.kind !== 'session' && acq.kind !== 'connection') || acq.provider) return null;
+  for (const clause of body.descendantsOfType('finally_clause')) {
+    if (insideFunction(clause, body)) continue;
+    for (const ref of variableRefs(clause, acq.target)) {
+      if (!isCloseRef(ref)) continue;
+      // The statement of the close, and the block it is a statement of, with no `try` in between up to the clause.
+      let stmt: SyntaxNode = ref;
+      while (stmt.parent && stmt.parent.type !== 'block') stmt = stmt.parent;
+      const block = stmt.parent;
+      if (!block || crossesTry(block, clause)) continue;
+      for (const before of block.namedChildren) {
+        if (before.startIndex >= stmt.startIndex) break;
+        if (before.type === 'try_statement') continue;
+        const failing = variableRefs(before, acq.target).find((r) => {
+          const attr = r.parent;
+          return attr?.type === 'attribute' && attr.childForFieldName('object')?.id === r.id && attr.parent?.type === 'call'
+            && RAISING_BEFORE_CLOSE.test(attr.childForFieldName('attribute')?.text ?? '') && !ancestorOf(r, ['try_statement'], before);
+        });
+        if (failing) return before;
+      }
+    }
+  }
+  return null;
+}
+
+/** Is there a `try` statement between `node` and the clause that holds it? */
+function crossesTry(node: SyntaxNode, clause: SyntaxNode): boolean {
+  for (let p: SyntaxNode | null = node.parent; p && p.id !== clause.id; p = p.parent) if (p.type === 'try_statement') return true;
+  return false;
 }

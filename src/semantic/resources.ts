@@ -1,0 +1,54 @@
+/**
+ * Closeable resources that are not database handles: HTTP client sessions, Redis clients and
+ * thread/process pools. Each keeps sockets or threads alive until it is closed (or until the
+ * garbage collector finds it), so one made per call and never closed leaks them per call.
+ *
+ * A catalogue of qualified names (as `CallInfo.qualifiedName` resolves them) → what it is and
+ * how it is closed, for messages. Rules decide what to do with it; this layer imports no rule.
+ */
+
+export interface CloseableClient {
+  /** What it is, for messages: `aiohttp.ClientSession`, `httpx.AsyncClient`. */
+  label: string;
+  /** How its owner closes it: `await session.close()`, `client.close()`, `executor.shutdown()`. */
+  close: string;
+  /** What stays alive until it is closed. */
+  holds: 'sockets' | 'threads';
+}
+
+const http = (label: string, close: string): CloseableClient => ({ label, close, holds: 'sockets' });
+
+const CLIENTS = new Map<string, CloseableClient>([
+  // aiohttp: an unclosed session keeps its connector's sockets and logs "Unclosed client session".
+  ['aiohttp.ClientSession', http('aiohttp.ClientSession', 'await session.close()')],
+  ['aiohttp.client.ClientSession', http('aiohttp.ClientSession', 'await session.close()')],
+  // httpx: the client owns a connection pool; `close()` / `aclose()` releases it.
+  ['httpx.Client', http('httpx.Client', 'client.close()')],
+  ['httpx.AsyncClient', http('httpx.AsyncClient', 'await client.aclose()')],
+  // redis-py: every client built this way owns a connection pool of its own.
+  ['redis.Redis', http('redis.Redis', 'client.close()')],
+  ['redis.StrictRedis', http('redis.Redis', 'client.close()')],
+  ['redis.client.Redis', http('redis.Redis', 'client.close()')],
+  ['redis.from_url', http('redis.Redis', 'client.close()')],
+  ['redis.Redis.from_url', http('redis.Redis', 'client.close()')],
+  ['redis.StrictRedis.from_url', http('redis.Redis', 'client.close()')],
+  ['redis.asyncio.Redis', http('redis.asyncio.Redis', 'await client.aclose()')],
+  ['redis.asyncio.client.Redis', http('redis.asyncio.Redis', 'await client.aclose()')],
+  ['redis.asyncio.from_url', http('redis.asyncio.Redis', 'await client.aclose()')],
+  ['redis.asyncio.Redis.from_url', http('redis.asyncio.Redis', 'await client.aclose()')],
+  ['aioredis.Redis', http('aioredis.Redis', 'await client.close()')],
+  ['aioredis.from_url', http('aioredis.Redis', 'await client.close()')],
+  // Pools of worker threads/processes: they idle until `shutdown()` or garbage collection.
+  ['concurrent.futures.ThreadPoolExecutor', { label: 'ThreadPoolExecutor', close: 'executor.shutdown()', holds: 'threads' }],
+  ['concurrent.futures.thread.ThreadPoolExecutor', { label: 'ThreadPoolExecutor', close: 'executor.shutdown()', holds: 'threads' }],
+  ['concurrent.futures.ProcessPoolExecutor', { label: 'ProcessPoolExecutor', close: 'executor.shutdown()', holds: 'threads' }],
+  ['concurrent.futures.process.ProcessPoolExecutor', { label: 'ProcessPoolExecutor', close: 'executor.shutdown()', holds: 'threads' }],
+]);
+
+/** The closeable client a call constructs, by the call's qualified name; null for anything else. */
+export function closeableClient(qualifiedName: string | null): CloseableClient | null {
+  return qualifiedName ? CLIENTS.get(qualifiedName) ?? null : null;
+}
+
+/** Methods that close a resource of any kind: sessions, connections, files, clients, pools. */
+export const CLOSE_METHODS = new Set(['close', 'aclose', 'dispose', 'terminate', 'release', 'shutdown']);
