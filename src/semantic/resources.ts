@@ -52,3 +52,19 @@ export function closeableClient(qualifiedName: string | null): CloseableClient |
 
 /** Methods that close a resource of any kind: sessions, connections, files, clients, pools. */
 export const CLOSE_METHODS = new Set(['close', 'aclose', 'dispose', 'terminate', 'release', 'shutdown']);
+
+/**
+ * Calls that build a new engine, and with it a new connection pool: `create_engine`,
+ * `create_async_engine`, `engine_from_config`. Made once per process they are the pool; made
+ * per request or per job they open fresh connections every time and leave pools behind.
+ */
+const ENGINE_CONSTRUCTORS = new Set([
+  'sqlalchemy.create_engine', 'sqlalchemy.engine.create_engine', 'sqlalchemy.engine.create.create_engine', 'sqlmodel.create_engine',
+  'sqlalchemy.ext.asyncio.create_async_engine', 'sqlalchemy.ext.asyncio.engine.create_async_engine', 'sqlmodel.ext.asyncio.create_async_engine',
+  'sqlalchemy.engine_from_config', 'sqlalchemy.engine.engine_from_config', 'sqlalchemy.ext.asyncio.async_engine_from_config',
+]);
+
+/** Does a call with this qualified name build a new engine (a new pool)? */
+export function isEngineConstructor(qualifiedName: string | null): boolean {
+  return !!qualifiedName && ENGINE_CONSTRUCTORS.has(qualifiedName);
+}
