@@ -14,30 +14,36 @@ export interface CloseableClient {
   close: string;
   /** What stays alive until it is closed. */
   holds: 'sockets' | 'threads';
+  /**
+   * Keyword arguments that make it borrow someone else's pool, so that leaving it unclosed leaks
+   * nothing (`redis.Redis(connection_pool=POOL)`: `close()` does not even disconnect that pool).
+   */
+  borrowsWith?: string[];
 }
 
 const http = (label: string, close: string): CloseableClient => ({ label, close, holds: 'sockets' });
+const redisClient = (label: string, close: string): CloseableClient => ({ label, close, holds: 'sockets', borrowsWith: ['connection_pool'] });
 
 const CLIENTS = new Map<string, CloseableClient>([
   // aiohttp: an unclosed session keeps its connector's sockets and logs "Unclosed client session".
-  ['aiohttp.ClientSession', http('aiohttp.ClientSession', 'await session.close()')],
-  ['aiohttp.client.ClientSession', http('aiohttp.ClientSession', 'await session.close()')],
+  ['aiohttp.ClientSession', { ...http('aiohttp.ClientSession', 'await session.close()'), borrowsWith: ['connector_owner'] }],
+  ['aiohttp.client.ClientSession', { ...http('aiohttp.ClientSession', 'await session.close()'), borrowsWith: ['connector_owner'] }],
   // httpx: the client owns a connection pool; `close()` / `aclose()` releases it.
   ['httpx.Client', http('httpx.Client', 'client.close()')],
   ['httpx.AsyncClient', http('httpx.AsyncClient', 'await client.aclose()')],
-  // redis-py: every client built this way owns a connection pool of its own.
-  ['redis.Redis', http('redis.Redis', 'client.close()')],
-  ['redis.StrictRedis', http('redis.Redis', 'client.close()')],
-  ['redis.client.Redis', http('redis.Redis', 'client.close()')],
-  ['redis.from_url', http('redis.Redis', 'client.close()')],
-  ['redis.Redis.from_url', http('redis.Redis', 'client.close()')],
-  ['redis.StrictRedis.from_url', http('redis.Redis', 'client.close()')],
-  ['redis.asyncio.Redis', http('redis.asyncio.Redis', 'await client.aclose()')],
-  ['redis.asyncio.client.Redis', http('redis.asyncio.Redis', 'await client.aclose()')],
-  ['redis.asyncio.from_url', http('redis.asyncio.Redis', 'await client.aclose()')],
-  ['redis.asyncio.Redis.from_url', http('redis.asyncio.Redis', 'await client.aclose()')],
-  ['aioredis.Redis', http('aioredis.Redis', 'await client.close()')],
-  ['aioredis.from_url', http('aioredis.Redis', 'await client.close()')],
+  // redis-py: a client owns a connection pool of its own unless it is given one (`connection_pool=`).
+  ['redis.Redis', redisClient('redis.Redis', 'client.close()')],
+  ['redis.StrictRedis', redisClient('redis.Redis', 'client.close()')],
+  ['redis.client.Redis', redisClient('redis.Redis', 'client.close()')],
+  ['redis.from_url', redisClient('redis.Redis', 'client.close()')],
+  ['redis.Redis.from_url', redisClient('redis.Redis', 'client.close()')],
+  ['redis.StrictRedis.from_url', redisClient('redis.Redis', 'client.close()')],
+  ['redis.asyncio.Redis', redisClient('redis.asyncio.Redis', 'await client.aclose()')],
+  ['redis.asyncio.client.Redis', redisClient('redis.asyncio.Redis', 'await client.aclose()')],
+  ['redis.asyncio.from_url', redisClient('redis.asyncio.Redis', 'await client.aclose()')],
+  ['redis.asyncio.Redis.from_url', redisClient('redis.asyncio.Redis', 'await client.aclose()')],
+  ['aioredis.Redis', redisClient('aioredis.Redis', 'await client.close()')],
+  ['aioredis.from_url', redisClient('aioredis.Redis', 'await client.close()')],
   // Pools of worker threads/processes: they idle until `shutdown()` or garbage collection.
   ['concurrent.futures.ThreadPoolExecutor', { label: 'ThreadPoolExecutor', close: 'executor.shutdown()', holds: 'threads' }],
   ['concurrent.futures.thread.ThreadPoolExecutor', { label: 'ThreadPoolExecutor', close: 'executor.shutdown()', holds: 'threads' }],

@@ -172,7 +172,11 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
     return { kind: 'session', label: `${call.calleeText}()` };
   }
   const client = closeableClient(q);
-  if (client) return { kind: 'client', label: `${call.calleeText}()`, client };
+  if (client) {
+    const { keywords } = callArgs(call.node);
+    if (client.borrowsWith?.some((k) => keywords.has(k))) return null;
+    return { kind: 'client', label: `${call.calleeText}()`, client };
+  }
   // `gen = get_db()`: the provider's generator, whose cleanup runs when it is closed or exhausted.
   const provider = sessionProviderOf(model, project, call);
   if (provider && !provider.contextManager && !call.isWithItem) return { kind: 'session', label: `${call.calleeText}()`, provider: provider.name };
