@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PythonParser } from '../parse/parser.js';
 import { buildFileModel } from '../semantic/model.js';
+import { DRIVER_CONNECT, SESSION_CLASS } from '../semantic/resources.js';
 import { extractSqlFacts, loadSqlParser } from '../rules/sql/parse.js';
 import { discoverAdrs } from './adrs.js';
 import {
@@ -15,12 +16,13 @@ import {
   type ModelInfo,
   type NotifyFunctionInfo,
   type ProjectContext,
+  type SessionHelperInfo,
   type SessionProviderInfo,
   type StackEntry,
   type TriggerInfo,
 } from './context.js';
 import { discoverStack, firstLine, normalizePath, sortKeys, underDirectories, type ReadFile } from './manifests.js';
-import { isDeclarativeRootBase, pythonFileFacts, type ClassFacts, type ProviderCandidate, type PythonFileFacts, type SqlString } from './pythonFacts.js';
+import { isDeclarativeRootBase, pythonFileFacts, type ClassFacts, type HelperCandidate, type ProviderCandidate, type PythonFileFacts, type SqlString } from './pythonFacts.js';
 import { DYNAMIC, PLACEHOLDER, type LiteralScope } from './pythonLiterals.js';
 
 /** Problems listed per file for SQL that does not parse; the rest are counted in one line. */
@@ -47,7 +49,7 @@ const SQLALCHEMY_CONSTRUCTION =
 const QUALIFIED_CALL = /\.(?:create_engine|create_async_engine|engine_from_config|async_engine_from_config|sessionmaker|async_sessionmaker|scoped_session|Table)\(|event\.listen/;
 const EVENT_HINTS = /pg_notify|NOTIFY|LISTEN|add_listener|subscribe\(|publish\(|DDL\(|RunSQL|op\.execute/;
 const ASYNCPG_POOL = /\bcreate_pool\(/;
-const PROVIDER_HINT = /yield\s+[\w.]*(session|db\b|database)/i;
+const PROVIDER_HINT = /yield\s+[\w.]*(session|db\b|database)|return\s+[\w.]*(Session|session|Maker|maker|connect)\w*\(/i;
 
 function worthParsing(source: string): boolean {
   return (
@@ -220,6 +222,7 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   const classes: ClassFacts[] = [];
   const roots: string[] = [];
   const providers: { file: string; cand: ProviderCandidate }[] = [];
+  const helpers: { file: string; cand: HelperCandidate }[] = [];
   let sqlalchemy2 = false;
   for (const { file, facts } of perFile) {
     ctx.engines.push(...facts.engines);
@@ -231,6 +234,7 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
     classes.push(...facts.classes);
     roots.push(...facts.declarativeRoots);
     for (const cand of facts.providers) providers.push({ file, cand });
+    for (const cand of facts.helpers ?? []) helpers.push({ file, cand });
     sqlalchemy2 ||= facts.sqlalchemy2;
   }
   // Flask-SQLAlchemy and Flask-AppBuilder: `class Event(db.Model)` where `db = SQLAlchemy(app)`.
@@ -238,6 +242,7 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
     || perFile.some(({ facts }) => facts.flaskSqlalchemy);
   ctx.models.push(...resolveModels(classes, roots, flaskSqlalchemy));
   ctx.sessionProviders = resolveProviders(providers, ctx.sessionFactories.map((f) => f.name).filter((n): n is string => !!n));
+  ctx.sessionHelpers = resolveHelpers(helpers, ctx);
 
   // SQL: migrations' calls, code strings that mention channels/triggers, and .sql files.
   const work: { file: string; sql: SqlString; migration: boolean }[] = [];
@@ -636,6 +641,29 @@ function resolveProviders(cands: { file: string; cand: ProviderCandidate }[], fa
   return out;
 }
 
+/**
+ * The helpers that return a new session (a session class or a factory of the project called) or
+ * a new connection (a driver `connect()`, `<engine>.connect()` / `.raw_connection()` on one of
+ * the project's engines); a `-> Session` annotation alone does not make one.
+ */
+function resolveHelpers(cands: { file: string; cand: HelperCandidate }[], ctx: ProjectContext): SessionHelperInfo[] {
+  const factories = new Set(ctx.sessionFactories.filter((f) => f.kind === 'sessionmaker' || f.kind === 'async_sessionmaker').map((f) => f.name).filter((n): n is string => !!n).map((n) => n.slice(n.lastIndexOf('.') + 1)));
+  const engines = new Set(ctx.engines.map((e) => e.name).filter((n): n is string => !!n).map((n) => n.slice(n.lastIndexOf('.') + 1)));
+  const out: SessionHelperInfo[] = [];
+  for (const { file, cand } of cands) {
+    const callee = cand.callee ?? '';
+    const last = callee.slice(callee.lastIndexOf('.') + 1);
+    const receiver = callee.slice(0, Math.max(0, callee.lastIndexOf('.')));
+    let kind: SessionHelperInfo['kind'] | null = null;
+    if (SESSION_CLASS.test(callee) || factories.has(last)) kind = 'session';
+    else if (DRIVER_CONNECT.has(callee)) kind = 'connection';
+    else if ((last === 'connect' || last === 'raw_connection') && engines.has(receiver.slice(receiver.lastIndexOf('.') + 1))) kind = 'connection';
+    if (!kind) continue;
+    out.push({ name: cand.name, kind, returns: callee, file, line: cand.line });
+  }
+  return out;
+}
+
 const SCHEME_DATABASE: [RegExp, string][] = [
   [/^postgres(ql)?(\+|$)/, 'postgresql'],
   [/^(mysql|mariadb)(\+|$)/, 'mysql'],
@@ -716,6 +744,7 @@ function sortContext(ctx: ProjectContext): void {
   ctx.sessionFactories.sort(bySite((f) => f.kind));
   ctx.poolListeners.sort(bySite((l) => l.event));
   ctx.sessionProviders.sort(bySite((p) => p.name));
+  ctx.sessionHelpers.sort(bySite((h) => h.name));
   ctx.models.sort(bySite((m) => m.name));
   ctx.migrations.triggers.sort(bySite((t) => t.name));
   ctx.migrations.notifyFunctions.sort(bySite((f) => f.name));

@@ -30,6 +30,15 @@ export interface ProviderCandidate {
   line: number;
 }
 
+/** A module-level function that returns what a call made (`return SessionLocal()`), or is annotated `-> Session`. */
+export interface HelperCandidate {
+  name: string;
+  /** The callee of the returned call (`SessionLocal`, `engine.connect`), resolved through imports, or null. */
+  callee: string | null;
+  returnType: string | null;
+  line: number;
+}
+
 export interface ClassFacts {
   name: string;
   /** `module.Class`. */
@@ -67,6 +76,8 @@ export interface PythonFileFacts {
   sessionFactories: SessionFactoryInfo[];
   poolListeners: PoolListenerInfo[];
   providers: ProviderCandidate[];
+  /** Functions that may return a new session/connection (resolved against the factories in discovery). */
+  helpers?: HelperCandidate[];
   classes: ClassFacts[];
   /** Module-level names bound to `declarative_base()` / `registry().generate_base()`. */
   declarativeRoots: string[];
@@ -200,6 +211,7 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
     sessionFactories: [],
     poolListeners: [],
     providers: [],
+    helpers: [],
     classes: [],
     declarativeRoots: [],
     tables: [],
@@ -324,7 +336,12 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
   }
 
   for (const fn of model.functions) {
-    if (!fn.isGenerator || !fn.body) continue;
+    if (!fn.body) continue;
+    if (!fn.isGenerator) {
+      const helper = helperCandidate(model, fn.index);
+      if (helper) facts.helpers!.push(helper);
+      continue;
+    }
     const cand = providerCandidate(model, fn.index);
     if (cand) facts.providers.push(cand);
   }
@@ -650,6 +667,43 @@ function providerCandidate(model: FileModel, fnIndex: number): ProviderCandidate
     contextManager: fn.decoratorNames.some((d) => /(^|\.)(async)?contextmanager$/.test(d)),
     line: fn.startLine,
   };
+}
+
+/**
+ * A module-level function whose returns are all new values made by a call (`return Maker()`,
+ * `s = Maker(); ...; return s`), or that is annotated to return a session/connection and
+ * returns no shared object (a bare module global, `self.x`, `g.x`). Null for anything else.
+ */
+function helperCandidate(model: FileModel, fnIndex: number): HelperCandidate | null {
+  const fn = model.functions[fnIndex]!;
+  if (fn.parent >= 0 || fn.className) return null;
+  const body = fn.body!;
+  let callee: string | null = null;
+  let returns = 0;
+  for (const r of body.descendantsOfType('return_statement')) {
+    let p = r.parent;
+    while (p && p.id !== body.id && p.type !== 'function_definition' && p.type !== 'lambda') p = p.parent;
+    if (!p || p.id !== body.id) continue;
+    const value = r.namedChild(0);
+    if (!value) continue;
+    returns++;
+    let c: string | null = null;
+    if (value.type === 'call' || value.type === 'await') c = calleeName(value);
+    else if (value.type === 'identifier') {
+      // A local bound from a call; a name bound nowhere in the function is a shared (module) object.
+      if (!model.assignments.some((a) => a.functionIndex === fnIndex && a.target === value.text)) return null;
+      c = originOf(model, fnIndex, value.text, r.startIndex);
+    } else return null;
+    if (!c) return null;
+    if (callee && callee !== c) return null;
+    callee = c;
+  }
+  if (returns === 0) return null;
+  const returnType = fn.returnType;
+  if (!callee) return null;
+  if (!/session|Session|connect|Maker|maker/.test(callee) && !(returnType && /Session|Connection/.test(returnType))) return null;
+  const resolved = /^[A-Za-z_][\w.]*$/.test(callee) ? (resolveImported(model, callee) ?? callee) : callee;
+  return { name: fn.qualifiedName, callee: resolved, returnType, line: fn.startLine };
 }
 
 /** The callee that produced a local name: `async with X() as name`, `name = X()`. */

@@ -74,3 +74,13 @@ const ENGINE_CONSTRUCTORS = new Set([
 export function isEngineConstructor(qualifiedName: string | null): boolean {
   return !!qualifiedName && ENGINE_CONSTRUCTORS.has(qualifiedName);
 }
+
+/** DB-API driver `connect()` functions: each returns a new connection its caller must close. */
+export const DRIVER_CONNECT: ReadonlySet<string> = new Set([
+  'psycopg2.connect', 'psycopg.connect', 'psycopg.Connection.connect', 'psycopg.AsyncConnection.connect', 'pymysql.connect',
+  'MySQLdb.connect', 'mysql.connector.connect', 'sqlite3.connect', 'asyncpg.connect', 'aiosqlite.connect', 'aiomysql.connect',
+  'pymssql.connect', 'cx_Oracle.connect', 'oracledb.connect',
+]);
+
+/** SQLAlchemy session classes: constructing one opens a session its caller must close. */
+export const SESSION_CLASS = /^(sqlalchemy\.orm(\.session)?\.Session|sqlmodel(\.orm\.session)?\.Session|sqlalchemy\.ext\.asyncio(\.session)?\.AsyncSession|sqlmodel\.ext\.asyncio\.session\.AsyncSession)$/;

@@ -13,8 +13,8 @@ import type { AssignmentInfo, CallInfo, FileModel, FunctionInfo } from '../../..
 import { callAt, moduleNameOf, resolveName, valueTypeOf, variableRefs } from '../../../semantic/model.js';
 import { callArgs } from '../query/semantics.js';
 import { annotationType, calleeType, receiverType } from '../../../semantic/valueTypes.js';
-import type { ProjectContext, SessionProviderInfo } from '../../../discovery/context.js';
-import { CLOSE_METHODS, closeableClient, type CloseableClient } from '../../../semantic/resources.js';
+import type { ProjectContext, SessionHelperInfo, SessionProviderInfo } from '../../../discovery/context.js';
+import { CLOSE_METHODS, DRIVER_CONNECT, SESSION_CLASS, closeableClient, type CloseableClient } from '../../../semantic/resources.js';
 
 // ---------------------------------------------------------------------------------------------
 // Project facts
@@ -92,14 +92,8 @@ export interface AcquireKind {
   provider?: string;
 }
 
-const SESSION_CLASSES = /^(sqlalchemy\.orm(\.session)?\.Session|sqlmodel(\.orm\.session)?\.Session|sqlalchemy\.ext\.asyncio(\.session)?\.AsyncSession|sqlmodel\.ext\.asyncio\.session\.AsyncSession)$/;
 const ENGINE_FACTORIES = /^(sqlalchemy(\.engine)?\.create_engine|sqlmodel\.create_engine|sqlalchemy\.ext\.asyncio(\.engine)?\.create_async_engine)\(\)$/;
 const ENGINE_ANNOTATIONS = /^@(sqlalchemy(\.engine(\.base)?)?\.Engine|sqlalchemy\.ext\.asyncio(\.engine)?\.AsyncEngine)$/;
-const DRIVER_CONNECT = new Set([
-  'psycopg2.connect', 'psycopg.connect', 'psycopg.Connection.connect', 'psycopg.AsyncConnection.connect', 'pymysql.connect',
-  'MySQLdb.connect', 'mysql.connector.connect', 'sqlite3.connect', 'asyncpg.connect', 'aiosqlite.connect', 'aiomysql.connect',
-  'pymssql.connect', 'cx_Oracle.connect', 'oracledb.connect',
-]);
 const FILE_OPEN = new Set(['builtins.open', 'io.open', 'aiofiles.open']);
 
 /** Module-level session factories and engines the context found, by qualified name. */
@@ -109,6 +103,8 @@ interface ProjectNames {
   providers: Set<string>;
   /** Session providers (generators yielding a session), by qualified name. */
   providerInfo: Map<string, SessionProviderInfo>;
+  /** Functions returning a new session/connection, by qualified name. */
+  helpers: Map<string, SessionHelperInfo>;
 }
 
 const namesCache = new WeakMap<ProjectContext, ProjectNames>();
@@ -116,7 +112,7 @@ const namesCache = new WeakMap<ProjectContext, ProjectNames>();
 export function projectNames(project: ProjectContext): ProjectNames {
   let names = namesCache.get(project);
   if (names) return names;
-  names = { factories: new Set(), engines: new Set(), providers: new Set(), providerInfo: new Map() };
+  names = { factories: new Set(), engines: new Set(), providers: new Set(), providerInfo: new Map(), helpers: new Map() };
   for (const f of project.sessionFactories) {
     if (f.name && !f.function && (f.kind === 'sessionmaker' || f.kind === 'async_sessionmaker')) {
       names.factories.add(`${moduleNameOf(f.file)}.${f.name}`);
@@ -129,6 +125,7 @@ export function projectNames(project: ProjectContext): ProjectNames {
     names.providers.add(`${moduleNameOf(p.file)}.${p.name}`);
     names.providerInfo.set(`${moduleNameOf(p.file)}.${p.name}`, p);
   }
+  for (const h of project.sessionHelpers ?? []) names.helpers.set(`${moduleNameOf(h.file)}.${h.name}`, h);
   namesCache.set(project, names);
   return names;
 }
@@ -156,7 +153,7 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
   const q = call.qualifiedName;
   if (q && FILE_OPEN.has(q)) return { kind: 'file', label: q === 'builtins.open' ? 'open()' : `${q}()` };
   if (q && DRIVER_CONNECT.has(q)) return { kind: 'connection', label: `${q}()` };
-  if (q && SESSION_CLASSES.test(q)) return bindsBorrowedConnection(model, call) ? null : { kind: 'session', label: `${call.calleeText}()` };
+  if (q && SESSION_CLASS.test(q)) return bindsBorrowedConnection(model, call) ? null : { kind: 'session', label: `${call.calleeText}()` };
   if (call.method === 'connect' || call.method === 'raw_connection') {
     if (call.hasReceiver && isEngineType(project, receiverType(model, call))) {
       return { kind: 'connection', label: `${call.dottedReceiver ?? call.receiver!.text}.${call.method}()` };
@@ -177,6 +174,10 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
     if (client.borrowsWith?.some((k) => keywords.has(k))) return null;
     return { kind: 'client', label: `${call.calleeText}()`, client };
   }
+  // `db = new_session()`: a project helper that returns a new session or connection.
+  const helperName = q ?? resolveName(model, call.calleeText);
+  const helper = helperName ? projectNames(project).helpers.get(helperName) : undefined;
+  if (helper && helper.name !== model.functions[call.functionIndex]?.qualifiedName) return { kind: helper.kind, label: `${call.calleeText}()` };
   // `gen = get_db()`: the provider's generator, whose cleanup runs when it is closed or exhausted.
   const provider = sessionProviderOf(model, project, call);
   if (provider && !provider.contextManager && !call.isWithItem) return { kind: 'session', label: `${call.calleeText}()`, provider: provider.name };
@@ -249,7 +250,8 @@ const ACQUIRE_HINT = /Session|session|connect|acquire|open\(|Client|Redis|redis|
 /** A cheap text test before the walk: an acquiring name, or the name of one of the project's session providers. */
 function mayAcquire(model: FileModel, project: ProjectContext): boolean {
   if (ACQUIRE_HINT.test(model.source)) return true;
-  return project.sessionProviders.some((p) => model.source.includes(p.name.slice(p.name.lastIndexOf('.') + 1)));
+  const named = (name: string) => model.source.includes(name.slice(name.lastIndexOf('.') + 1));
+  return project.sessionProviders.some((p) => named(p.name)) || (project.sessionHelpers ?? []).some((h) => named(h.name));
 }
 
 // ---------------------------------------------------------------------------------------------
