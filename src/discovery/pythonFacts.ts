@@ -7,7 +7,7 @@
 import type { SqlFacts } from '../rules/sql/parse.js';
 import type { SyntaxNode } from '../parse/parser.js';
 import type { CallInfo, FileModel } from '../semantic/model.js';
-import { resolveImported } from '../semantic/model.js';
+import { declaresGlobal, resolveImported } from '../semantic/model.js';
 import type {
   EngineInfo,
   EventSite,
@@ -132,8 +132,17 @@ function inDowngrade(model: FileModel, call: CallInfo): boolean {
   return false;
 }
 
+/**
+ * The function the call is in, or null at module level. An engine or factory bound to a name the
+ * function declares `global` (`global SessionLocal; SessionLocal = sessionmaker(...)` in an init
+ * function) is a module-level one: the function only fills it.
+ */
 function enclosingFunction(model: FileModel, call: CallInfo): string | null {
-  return call.functionIndex >= 0 ? model.functions[call.functionIndex]!.qualifiedName : null;
+  if (call.functionIndex < 0) return null;
+  const fn = model.functions[call.functionIndex]!;
+  const name = assignedName(call.node);
+  if (name && /^[A-Za-z_]\w*$/.test(name) && declaresGlobal(fn, name)) return null;
+  return fn.qualifiedName;
 }
 
 /** The called function's own name: `_cae(...)` after `import create_async_engine as _cae` is `create_async_engine`. */

@@ -10,7 +10,7 @@ import { isMigrationFile } from '../../projectFacts.js';
 import { externalCall } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { callAt, moduleNameOf, resolveName, valueTypeOf, variableRefs } from '../../../semantic/model.js';
+import { callAt, declaresGlobal, moduleNameOf, resolveName, valueTypeOf, variableRefs } from '../../../semantic/model.js';
 import { callArgs } from '../query/semantics.js';
 import { annotationType, calleeType, receiverType } from '../../../semantic/valueTypes.js';
 import type { ProjectContext, SessionHelperInfo, SessionProviderInfo } from '../../../discovery/context.js';
@@ -440,7 +440,7 @@ function findCloseFacts(acq: Acquisition): CloseFacts {
   const facts: CloseFacts = { escapes: false, closedInFinally: false, closedOnBothPaths: false, closedNormally: false, closingExcepts: new Set(), refs };
   let closedInCatchAll = false;
   // A `global` name outlives the call by design, like a value stored on an object.
-  if (new RegExp(`\\bglobal\\s+[\\w\\s,]*\\b${acq.target.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`).test(body.text)) facts.escapes = true;
+  if (declaresGlobal(acq.fn, acq.target)) facts.escapes = true;
   for (const ref of refs) {
     if (escapesOrManaged(ref, acq.kind)) facts.escapes = true;
     const closes = isCloseRef(ref);
