@@ -12,7 +12,9 @@ import { extractSqlFacts, loadSqlParser } from '../rules/sql/parse.js';
 import { discoverAdrs } from './adrs.js';
 import {
   emptyContext,
+  type EngineInfo,
   type EventSite,
+  type LiteralValue,
   type ModelInfo,
   type NotifyFunctionInfo,
   type ProjectContext,
@@ -58,9 +60,12 @@ function worthParsing(source: string): boolean {
     ((source.includes('sqlalchemy') || source.includes('sqlmodel')) && SQLALCHEMY_CONSTRUCTION.test(source) && SQLALCHEMY_IMPORT.test(source)) ||
     QUALIFIED_CALL.test(source) ||
     PROVIDER_HINT.test(source) ||
+    FLASK_ENGINE_CONFIG.test(source) ||
     (ASYNCPG_POOL.test(source) && source.includes('asyncpg'))
   );
 }
+/** Flask-SQLAlchemy's engine settings in app config (see `flaskEngines`). */
+const FLASK_ENGINE_CONFIG = /SQLALCHEMY_(ENGINE_OPTIONS|POOL_|MAX_OVERFLOW|DATABASE_URI)/;
 const MIGRATION_SQL_HINT = /execute|text\(|DDL|RunSQL/;
 
 /** What the main thread learns before any Python file is parsed; the input of the per-file facts pass. */
@@ -243,6 +248,7 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   ctx.models.push(...resolveModels(classes, roots, flaskSqlalchemy));
   ctx.sessionProviders = resolveProviders(providers, ctx.sessionFactories.map((f) => f.name).filter((n): n is string => !!n));
   ctx.sessionHelpers = resolveHelpers(helpers, ctx);
+  ctx.engines.push(...flaskEngines(perFile));
 
   // SQL: migrations' calls, code strings that mention channels/triggers, and .sql files.
   const work: { file: string; sql: SqlString; migration: boolean }[] = [];
@@ -660,6 +666,47 @@ function resolveHelpers(cands: { file: string; cand: HelperCandidate }[], ctx: P
     else if ((last === 'connect' || last === 'raw_connection') && engines.has(receiver.slice(receiver.lastIndexOf('.') + 1))) kind = 'connection';
     if (!kind) continue;
     out.push({ name: cand.name, kind, returns: callee, file, line: cand.line });
+  }
+  return out;
+}
+
+/** Flask-SQLAlchemy's pool settings in app config, as the engine option each one becomes. */
+const FLASK_POOL_KEYS: Record<string, string> = {
+  SQLALCHEMY_POOL_SIZE: 'pool_size', SQLALCHEMY_POOL_RECYCLE: 'pool_recycle', SQLALCHEMY_POOL_TIMEOUT: 'pool_timeout', SQLALCHEMY_MAX_OVERFLOW: 'max_overflow',
+};
+
+/**
+ * The engines `flask_sqlalchemy.SQLAlchemy(...)` makes, with the options the app's config gives
+ * them anywhere in the project (`SQLALCHEMY_ENGINE_OPTIONS`, the 2.x `SQLALCHEMY_POOL_*` keys,
+ * `engine_options=`), so PA404 judges them like `create_engine`. Options that are not a literal
+ * mapping make the settings unknown: no engine is recorded. Flask-SQLAlchemy itself sets
+ * `pool_recycle=7200` for MySQL.
+ */
+function flaskEngines(perFile: { file: string; facts: PythonFileFacts }[]): EngineInfo[] {
+  const configs = perFile.flatMap(({ facts }) => facts.engineConfig ?? []);
+  const out: EngineInfo[] = [];
+  for (const { file, facts } of perFile) {
+    for (const fe of facts.flaskEngines ?? []) {
+      let unknown = fe.engineOptions === null;
+      let scheme: string | null = null;
+      const kwargs: Record<string, LiteralValue> = {};
+      for (const c of configs) {
+        if (c.options === null) unknown = true;
+        else if (c.key === 'SQLALCHEMY_ENGINE_OPTIONS') Object.assign(kwargs, c.options);
+        else if (c.key === 'SQLALCHEMY_DATABASE_URI') scheme ??= typeof c.options.value === 'string' ? c.options.value : null;
+        else if (FLASK_POOL_KEYS[c.key]) kwargs[FLASK_POOL_KEYS[c.key]!] = c.options.value ?? DYNAMIC;
+      }
+      if (unknown) continue;
+      Object.assign(kwargs, fe.engineOptions);
+      if (scheme && /^(mysql|mariadb)/.test(scheme) && !('pool_recycle' in kwargs)) kwargs['pool_recycle'] = 7200;
+      const poolclass = kwargs['poolclass'];
+      out.push({
+        name: fe.name, function: fe.function, async: false, factory: 'SQLAlchemy', urlScheme: scheme,
+        kwargs: Object.fromEntries(Object.keys(kwargs).sort().map((k) => [k, kwargs[k]!])),
+        poolClass: typeof poolclass === 'string' ? poolclass.replace(/^.*\./, '') : null,
+        file, line: fe.line,
+      });
+    }
   }
   return out;
 }

@@ -39,6 +39,23 @@ export interface HelperCandidate {
   line: number;
 }
 
+/** One engine setting of a Flask-SQLAlchemy app's config (`SQLALCHEMY_ENGINE_OPTIONS`, `SQLALCHEMY_POOL_SIZE`, the URI). */
+export interface EngineConfigFact {
+  key: string;
+  /** Engine options by name (`pool_recycle`) for `SQLALCHEMY_ENGINE_OPTIONS`; `{ value }` for a single setting; null when not literal. */
+  options: Record<string, LiteralValue> | null;
+  line: number;
+}
+
+/** A `flask_sqlalchemy.SQLAlchemy(...)` construction: the engine it makes is configured by the app's config. */
+export interface FlaskEngineFact {
+  name: string | null;
+  function: string | null;
+  /** `engine_options={...}` as literal options, `{}` when not given, null when not literal. */
+  engineOptions: Record<string, LiteralValue> | null;
+  line: number;
+}
+
 export interface ClassFacts {
   name: string;
   /** `module.Class`. */
@@ -78,6 +95,9 @@ export interface PythonFileFacts {
   providers: ProviderCandidate[];
   /** Functions that may return a new session/connection (resolved against the factories in discovery). */
   helpers?: HelperCandidate[];
+  /** Flask-SQLAlchemy engine settings in app config, and the `SQLAlchemy(...)` constructions they configure. */
+  engineConfig?: EngineConfigFact[];
+  flaskEngines?: FlaskEngineFact[];
   classes: ClassFacts[];
   /** Module-level names bound to `declarative_base()` / `registry().generate_base()`. */
   declarativeRoots: string[];
@@ -178,6 +198,78 @@ function valueOrDynamic(node: SyntaxNode | null | undefined, scope: LiteralScope
   return v === undefined ? DYNAMIC : v;
 }
 
+/** App config keys that configure the engine Flask-SQLAlchemy makes. */
+const ENGINE_CONFIG_KEY = /^(SQLALCHEMY_ENGINE_OPTIONS|SQLALCHEMY_POOL_SIZE|SQLALCHEMY_POOL_RECYCLE|SQLALCHEMY_POOL_TIMEOUT|SQLALCHEMY_MAX_OVERFLOW|SQLALCHEMY_DATABASE_URI)$/;
+const ENGINE_CONFIG_HINT = /SQLALCHEMY_(ENGINE_OPTIONS|POOL_|MAX_OVERFLOW|DATABASE_URI)|flask_sqlalchemy/;
+
+/** `{ "pool_recycle": 300, "pool_size": cfg.SIZE }`: options by key (values literal or `"dynamic"`); null for anything but a dict display. */
+function optionsOf(node: SyntaxNode | null | undefined, scope: LiteralScope): Record<string, LiteralValue> | null {
+  if (node?.type !== 'dictionary') return null;
+  const out: Record<string, LiteralValue> = {};
+  for (const pair of node.namedChildren) {
+    if (pair.type !== 'pair') return null;
+    const k = literalValue(pair.childForFieldName('key'), scope);
+    if (typeof k !== 'string') return null;
+    out[k] = valueOrDynamic(pair.childForFieldName('value'), scope);
+  }
+  return out;
+}
+
+function configFact(key: string, value: SyntaxNode | null | undefined, line: number, scope: LiteralScope): EngineConfigFact {
+  // The URI is kept as its scheme only (`postgresql+psycopg2`), as engines' URLs are.
+  const options = key === 'SQLALCHEMY_ENGINE_OPTIONS' ? optionsOf(value, scope)
+    : key === 'SQLALCHEMY_DATABASE_URI' ? { value: urlScheme(value ?? undefined, scope) }
+    : { value: valueOrDynamic(value, scope) };
+  return { key, options, line };
+}
+
+/**
+ * Flask-SQLAlchemy's engine settings: `SQLALCHEMY_ENGINE_OPTIONS = {...}` (module or config
+ * class), `app.config["SQLALCHEMY_POOL_RECYCLE"] = 300`, `app.config.update(KEY=...)` /
+ * `.setdefault("KEY", ...)` / `.update({...})`, and every `SQLAlchemy(...)` construction.
+ */
+function collectEngineConfig(model: FileModel, scope: LiteralScope, facts: PythonFileFacts): void {
+  for (const a of model.assignments) {
+    if (!a.fromWith && ENGINE_CONFIG_KEY.test(a.target)) facts.engineConfig!.push(configFact(a.target, a.value, a.line, scope));
+  }
+  // `app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {...}`: subscript targets are not in the model's assignments.
+  for (const node of model.root.descendantsOfType('assignment')) {
+    const left = node.childForFieldName('left');
+    if (left?.type !== 'subscript') continue;
+    const sub = literalValue(left.childForFieldName('subscript'), scope);
+    if (typeof sub === 'string' && ENGINE_CONFIG_KEY.test(sub)) facts.engineConfig!.push(configFact(sub, node.childForFieldName('right'), node.startPosition.row + 1, scope));
+  }
+  for (const call of model.calls) {
+    const args = call.method === 'update' || call.method === 'setdefault' || call.method === 'from_mapping' ? callArgs(call.node) : null;
+    if (args) {
+      for (const [k, v] of args.keywords) if (ENGINE_CONFIG_KEY.test(k)) facts.engineConfig!.push(configFact(k, v, call.line, scope));
+      const first = args.positional[0];
+      const firstKey = first ? literalValue(first, scope) : undefined;
+      if (call.method === 'setdefault' && typeof firstKey === 'string' && ENGINE_CONFIG_KEY.test(firstKey)) {
+        facts.engineConfig!.push(configFact(firstKey, args.positional[1], call.line, scope));
+      }
+      if (first?.type === 'dictionary') {
+        for (const pair of first.namedChildren) {
+          const k = pair.type === 'pair' ? literalValue(pair.childForFieldName('key'), scope) : undefined;
+          if (typeof k === 'string' && ENGINE_CONFIG_KEY.test(k)) facts.engineConfig!.push(configFact(k, pair.childForFieldName('value'), call.line, scope));
+        }
+      }
+      continue;
+    }
+    const q = call.qualifiedName ?? '';
+    if (/^flask_sqlalchemy(\.extension)?\.SQLAlchemy$/.test(q)) {
+      const ca = callArgs(call.node);
+      const opts = ca.keywords.get('engine_options');
+      facts.flaskEngines!.push({
+        name: assignedName(call.node),
+        function: enclosingFunction(model, call),
+        engineOptions: opts ? optionsOf(opts, scope) : {},
+        line: call.line,
+      });
+    }
+  }
+}
+
 function kwargsOf(args: ReturnType<typeof callArgs>, scope: LiteralScope): Record<string, LiteralValue> {
   const out: Record<string, LiteralValue> = {};
   for (const k of [...args.keywords.keys()].sort()) out[k] = valueOrDynamic(args.keywords.get(k), scope);
@@ -221,6 +313,8 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
     poolListeners: [],
     providers: [],
     helpers: [],
+    engineConfig: [],
+    flaskEngines: [],
     classes: [],
     declarativeRoots: [],
     tables: [],
@@ -337,6 +431,8 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
       if (text !== null && SQL_MENTION.test(text)) facts.sqlMentions.push({ text, line: node.startPosition.row + 1 });
     }
   }
+
+  if (ENGINE_CONFIG_HINT.test(model.source)) collectEngineConfig(model, scope, facts);
 
   for (const cls of model.classes) {
     const c = classFacts(cls, model, scope);
