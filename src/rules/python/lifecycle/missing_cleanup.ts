@@ -22,7 +22,7 @@
 import { effectiveRole } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
-import { acquisitions, closeFacts, providerMisuses, type Acquisition } from './semantics.js';
+import { acquisitions, closeFacts, providerMisuses, unownedStores, type Acquisition } from './semantics.js';
 
 /** High on a request path (a leak per request), medium elsewhere. */
 function perCallSeverity(ctx: FileRuleContext, fnIndex: number): Severity {
@@ -97,6 +97,20 @@ export const missingCleanup: FileRule = {
           : `${what} \`${acq.target} = ${acq.label}\` is never closed`,
         severity: acq.kind === 'file' ? 'medium' : 'high',
         function: acq.fn.name,
+      });
+    }
+    for (const st of unownedStores(ctx.model, ctx.project)) {
+      const perRequest = !st.target.startsWith('self.');
+      ctx.report({
+        node: st.call.node,
+        message: perRequest
+          ? `${st.acquire.kind} \`${st.target} = ${st.acquire.label}\` is stored on per-request state and nothing in this module closes it`
+          : `${st.acquire.kind} \`${st.target} = ${st.acquire.label}\` is stored on \`${st.fn.className}\`, which has no \`close()\`/\`__exit__\` that closes it: every instance leaks one`,
+        severity: perRequest ? 'high' : 'medium',
+        function: st.fn.name,
+        recommendation: perRequest
+          ? `close it after \`call_next\` in \`finally\` (or in a teardown hook)`
+          : `give \`${st.fn.className}\` a \`close()\` (and \`__enter__\`/\`__exit__\`) that closes \`${st.target}\`, or pass a session in instead of opening one`,
       });
     }
     for (const m of providerMisuses(ctx.model, ctx.project)) {

@@ -883,3 +883,82 @@ function crossesTry(node: SyntaxNode, clause: SyntaxNode): boolean {
   for (let p: SyntaxNode | null = node.parent; p && p.id !== clause.id; p = p.parent) if (p.type === 'try_statement') return true;
   return false;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Stored without an owner who closes
+
+export interface StoredAcquisition {
+  /** Where it is stored: `self.session`, `request.state.db`, `g.conn`. */
+  target: string;
+  acquire: AcquireKind;
+  call: CallInfo;
+  fn: FunctionInfo;
+}
+
+/** Per-request storage (`request.state.x`, Flask's `g.x`) and an object's own attributes. */
+const STORE_TARGET = /^(self\.\w+|\w+\.state\.\w+|g\.\w+)$/;
+
+/**
+ * Sessions and connections stored on an object or on per-request state with nothing that closes
+ * them: `self.session = SessionLocal()` in a class none of whose methods closes
+ * `self.session`, `request.state.db = SessionLocal()` that no code of the module closes (after
+ * `call_next`, in a teardown). A store is a hand-off only when its owner closes it. Silent: a
+ * class whose `close`/`__exit__`/`__aexit__`/`__del__` touches the attribute, a class with a base
+ * this module does not define (the base may close it), a class instantiated at module level (a
+ * process-lifetime singleton).
+ */
+export function unownedStores(model: FileModel, project: ProjectContext): StoredAcquisition[] {
+  if (model.isTestFile || !mayAcquire(model, project) || isMigrationFile(project, model.path)) return [];
+  const out: StoredAcquisition[] = [];
+  const consider = (target: string, call: CallInfo, acquire: AcquireKind) => {
+    if (acquire.kind !== 'session' && acquire.kind !== 'connection') return;
+    if (acquire.provider || !STORE_TARGET.test(target)) return;
+    const fn = model.functions[call.functionIndex];
+    if (!fn || ownerCloses(model, fn, target)) return;
+    out.push({ target, acquire, call, fn });
+  };
+  for (const a of model.assignments) {
+    if (a.fromWith || a.functionIndex < 0 || !STORE_TARGET.test(a.target)) continue;
+    let v = a.value;
+    if (v?.type === 'await') v = v.namedChild(0);
+    const call = v?.type === 'call' ? callAt(model, v) : undefined;
+    const kind = call ? acquireKind(model, project, call) : null;
+    if (call && kind) consider(a.target, call, kind);
+  }
+  // `db = SessionLocal(); self.db = db`.
+  for (const acq of acquisitions(model, project)) {
+    for (const ref of closeFacts(acq).refs) {
+      const asg = ref.parent;
+      if (asg?.type !== 'assignment' || asg.childForFieldName('right')?.id !== ref.id) continue;
+      const left = asg.childForFieldName('left')?.text.replace(/\s+/g, '') ?? '';
+      if (STORE_TARGET.test(left)) consider(left, acq.call, acq);
+    }
+  }
+  return out;
+}
+
+const OWNER_CLOSE_METHODS = /^(close|aclose|__exit__|__aexit__|__del__|dispose|shutdown|teardown|cleanup|release)$/;
+
+function ownerCloses(model: FileModel, fn: FunctionInfo, target: string): boolean {
+  const attr = target.slice(target.lastIndexOf('.') + 1);
+  const esc = attr.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  if (!target.startsWith('self.')) {
+    // Per-request state: closed after `call_next`, or in a teardown hook of the module.
+    return new RegExp(`\\.${esc}\\s*\\.\\s*(close|aclose|release)\\s*\\(|pop\\(\\s*['"]${esc}['"]|(close|release)\\w*\\([^)]*\\.${esc}\\b`).test(model.source);
+  }
+  const cls = fn.className;
+  if (!cls) return true;
+  const methods = model.functions.filter((f) => f.className === cls);
+  const selfAttr = new RegExp(`\\bself\\.${esc}\\b`);
+  for (const m of methods) {
+    if (!m.body) continue;
+    if (OWNER_CLOSE_METHODS.test(m.name) && selfAttr.test(m.body.text)) return true;
+    if (new RegExp(`\\bself\\.${esc}\\s*\\.\\s*(close|aclose|dispose|release)\\s*\\(`).test(m.body.text)) return true;
+  }
+  const def = model.classes.find((c) => c.childForFieldName('name')?.text === cls);
+  const bases = def?.childForFieldName('superclasses')?.namedChildren.map((b) => b.text) ?? [];
+  const localClasses = new Set(model.classes.map((c) => c.childForFieldName('name')?.text));
+  if (bases.some((b) => !/^(object|ABC|abc\.ABC|Protocol|typing\.Protocol|Generic\[.*\])$/.test(b) && !localClasses.has(b) && !b.includes('='))) return true;
+  // A module-level instance lives as long as the process.
+  return model.calls.some((c) => c.functionIndex < 0 && c.calleeText === cls);
+}
