@@ -742,15 +742,20 @@ export function isDeclarativeRootBase(base: string): boolean {
   return ROOT_BASES.test(base);
 }
 
+/** The nodes of a type in a function body's own code, not in the functions and lambdas nested in it. */
+function ownNodes(body: SyntaxNode, type: string): SyntaxNode[] {
+  return body.descendantsOfType(type).filter((n) => {
+    let p = n.parent;
+    while (p && p.id !== body.id && p.type !== 'function_definition' && p.type !== 'lambda') p = p.parent;
+    return p?.id === body.id;
+  });
+}
+
 function providerCandidate(model: FileModel, fnIndex: number): ProviderCandidate | null {
   const fn = model.functions[fnIndex]!;
   const body = fn.body!;
   let callee: string | null = null;
-  for (const y of body.descendantsOfType('yield')) {
-    // Own body only.
-    let p = y.parent;
-    while (p && p.id !== body.id && p.type !== 'function_definition' && p.type !== 'lambda') p = p.parent;
-    if (!p || p.id !== body.id) continue;
+  for (const y of ownNodes(body, 'yield')) {
     const value = y.namedChild(0);
     if (!value) continue;
     if (value.type === 'call' || value.type === 'await') {
@@ -775,9 +780,10 @@ function providerCandidate(model: FileModel, fnIndex: number): ProviderCandidate
 }
 
 /**
- * A module-level function whose returns are all new values made by a call (`return Maker()`,
- * `s = Maker(); ...; return s`), or that is annotated to return a session/connection and
- * returns no shared object (a bare module global, `self.x`, `g.x`). Null for anything else.
+ * A module-level function whose returns are all the same new value made by a call
+ * (`return Maker()`, `s = Maker(); ...; return s`); a function returning a shared object (a
+ * bare module global, `self.x`) is not one. Discovery keeps those whose callee makes a session
+ * or connection. Null for anything else.
  */
 function helperCandidate(model: FileModel, fnIndex: number): HelperCandidate | null {
   const fn = model.functions[fnIndex]!;
@@ -785,10 +791,7 @@ function helperCandidate(model: FileModel, fnIndex: number): HelperCandidate | n
   const body = fn.body!;
   let callee: string | null = null;
   let returns = 0;
-  for (const r of body.descendantsOfType('return_statement')) {
-    let p = r.parent;
-    while (p && p.id !== body.id && p.type !== 'function_definition' && p.type !== 'lambda') p = p.parent;
-    if (!p || p.id !== body.id) continue;
+  for (const r of ownNodes(body, 'return_statement')) {
     const value = r.namedChild(0);
     if (!value) continue;
     returns++;
