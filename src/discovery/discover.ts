@@ -18,6 +18,7 @@ import {
   type ModelInfo,
   type NotifyFunctionInfo,
   type ProjectContext,
+  type SessionFactoryInfo,
   type SessionHelperInfo,
   type SessionProviderInfo,
   type StackEntry,
@@ -61,11 +62,14 @@ function worthParsing(source: string): boolean {
     QUALIFIED_CALL.test(source) ||
     PROVIDER_HINT.test(source) ||
     FLASK_ENGINE_CONFIG.test(source) ||
+    TUPLE_UNPACK.test(source) ||
     (ASYNCPG_POOL.test(source) && source.includes('asyncpg'))
   );
 }
 /** Flask-SQLAlchemy's engine settings in app config (see `flaskEngines`). */
 const FLASK_ENGINE_CONFIG = /SQLALCHEMY_(ENGINE_OPTIONS|POOL_|MAX_OVERFLOW|DATABASE_URI)/;
+/** `SessionLocal, engine = init(url)` at module level (see `unpackedFactories`). */
+const TUPLE_UNPACK = /^[A-Za-z_]\w*\s*,\s*[A-Za-z_][\w\s,]*=\s*[\w.]+\(/m;
 const MIGRATION_SQL_HINT = /execute|text\(|DDL|RunSQL/;
 
 /** What the main thread learns before any Python file is parsed; the input of the per-file facts pass. */
@@ -249,6 +253,7 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   ctx.sessionProviders = resolveProviders(providers, ctx.sessionFactories.map((f) => f.name).filter((n): n is string => !!n));
   ctx.sessionHelpers = resolveHelpers(helpers, ctx);
   ctx.engines.push(...flaskEngines(perFile));
+  ctx.sessionFactories.push(...unpackedFactories(perFile));
 
   // SQL: migrations' calls, code strings that mention channels/triggers, and .sql files.
   const work: { file: string; sql: SqlString; migration: boolean }[] = [];
@@ -666,6 +671,26 @@ function resolveHelpers(cands: { file: string; cand: HelperCandidate }[], ctx: P
     else if ((last === 'connect' || last === 'raw_connection') && engines.has(receiver.slice(receiver.lastIndexOf('.') + 1))) kind = 'connection';
     if (!kind) continue;
     out.push({ name: cand.name, kind, returns: callee, file, line: cand.line });
+  }
+  return out;
+}
+
+/**
+ * `SessionLocal, engine = init(url)` where `init` returns a session factory at that tuple
+ * position: a module-level factory like `SessionLocal = sessionmaker(...)`.
+ */
+function unpackedFactories(perFile: { file: string; facts: PythonFileFacts }[]): SessionFactoryInfo[] {
+  const builders = new Map<string, { index: number; kind: string }[]>();
+  for (const { facts } of perFile) for (const b of facts.tupleBuilders ?? []) builders.set(b.name, [...(builders.get(b.name) ?? []), b]);
+  const out: SessionFactoryInfo[] = [];
+  for (const { file, facts } of perFile) {
+    for (const u of facts.tupleUnpacks ?? []) {
+      for (const b of builders.get(u.callee) ?? []) {
+        const name = u.targets[b.index];
+        if (!name || out.some((f) => f.file === file && f.name === name)) continue;
+        out.push({ kind: b.kind, name, function: null, bind: null, class: null, expireOnCommit: null, autoflush: null, kwargs: {}, file, line: u.line });
+      }
+    }
   }
   return out;
 }

@@ -39,6 +39,22 @@ export interface HelperCandidate {
   line: number;
 }
 
+/** `def init(url): ...; return Maker, engine`: a function that returns a session factory at a tuple position. */
+export interface TupleBuilderFact {
+  /** `module.function`. */
+  name: string;
+  index: number;
+  kind: 'sessionmaker' | 'async_sessionmaker';
+}
+
+/** `SessionLocal, engine = init(url)` at module level: names bound from one call's tuple. */
+export interface TupleUnpackFact {
+  targets: string[];
+  /** The callee, resolved through imports (`app.db.init`), or as written. */
+  callee: string;
+  line: number;
+}
+
 /** One engine setting of a Flask-SQLAlchemy app's config (`SQLALCHEMY_ENGINE_OPTIONS`, `SQLALCHEMY_POOL_SIZE`, the URI). */
 export interface EngineConfigFact {
   key: string;
@@ -98,6 +114,9 @@ export interface PythonFileFacts {
   /** Flask-SQLAlchemy engine settings in app config, and the `SQLAlchemy(...)` constructions they configure. */
   engineConfig?: EngineConfigFact[];
   flaskEngines?: FlaskEngineFact[];
+  /** Session factories handed out in tuples (`SessionLocal, engine = init(url)`). */
+  tupleBuilders?: TupleBuilderFact[];
+  tupleUnpacks?: TupleUnpackFact[];
   classes: ClassFacts[];
   /** Module-level names bound to `declarative_base()` / `registry().generate_base()`. */
   declarativeRoots: string[];
@@ -315,6 +334,8 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
     helpers: [],
     engineConfig: [],
     flaskEngines: [],
+    tupleBuilders: [],
+    tupleUnpacks: [],
     classes: [],
     declarativeRoots: [],
     tables: [],
@@ -440,6 +461,7 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
     if (c?.modern) facts.sqlalchemy2 = true;
   }
 
+  if (/sessionmaker/.test(model.source) || /^[A-Za-z_]\w*\s*,\s*[A-Za-z_][\w\s,]*=\s*[\w.]+\(/m.test(model.source)) collectTuples(model, facts);
   for (const fn of model.functions) {
     if (!fn.body) continue;
     if (!fn.isGenerator) {
@@ -740,6 +762,44 @@ function declaredAttr(def: SyntaxNode, name: string, facts: ClassFacts, scope: L
 
 export function isDeclarativeRootBase(base: string): boolean {
   return ROOT_BASES.test(base);
+}
+
+/** The names a tuple display binds or holds: `a, b` / `(a, b)` / `[a, b]`; null when an element is not a plain name or call. */
+function tupleElements(node: SyntaxNode | null): SyntaxNode[] | null {
+  if (!node) return null;
+  if (node.type === 'parenthesized_expression') return tupleElements(node.namedChild(0));
+  if (!['tuple', 'expression_list', 'pattern_list', 'tuple_pattern', 'list', 'list_pattern'].includes(node.type)) return null;
+  return node.namedChildren.filter((c) => c.type !== 'comment');
+}
+
+/**
+ * `def init(url): ...; return Maker, engine` (a module-level function returning a session
+ * factory at a tuple position, made there or bound from `sessionmaker(...)`), and the
+ * module-level `SessionLocal, engine = init(url)` that unpack a call's tuple.
+ */
+function collectTuples(model: FileModel, facts: PythonFileFacts): void {
+  for (const fn of model.functions) {
+    if (!fn.body || fn.parent >= 0 || fn.className) continue;
+    for (const r of ownNodes(fn.body, 'return_statement')) {
+      const elements = tupleElements(r.namedChild(0));
+      elements?.forEach((el, index) => {
+        const made = el.type === 'call' ? calleeName(el) : el.type === 'identifier' ? originOf(model, fn.index, el.text, r.startIndex) : null;
+        const last = made?.slice(made.lastIndexOf('.') + 1);
+        if (last === 'sessionmaker' || last === 'async_sessionmaker') facts.tupleBuilders!.push({ name: `${model.moduleName}.${fn.qualifiedName}`, index, kind: last });
+      });
+    }
+  }
+  for (const stmt of model.root.namedChildren) {
+    const a = stmt.type === 'expression_statement' ? stmt.namedChild(0) : null;
+    if (a?.type !== 'assignment') continue;
+    const targets = tupleElements(a.childForFieldName('left'));
+    const right = a.childForFieldName('right');
+    if (!targets || right?.type !== 'call' || targets.some((t) => t.type !== 'identifier')) continue;
+    const callee = calleeName(right);
+    if (!callee || !/^[A-Za-z_][\w.]*$/.test(callee)) continue;
+    const local = model.functions.some((f) => f.parent < 0 && !f.className && f.name === callee);
+    facts.tupleUnpacks!.push({ targets: targets.map((t) => t.text), callee: local ? `${model.moduleName}.${callee}` : resolveImported(model, callee) ?? callee, line: a.startPosition.row + 1 });
+  }
 }
 
 /** The nodes of a type in a function body's own code, not in the functions and lambdas nested in it. */

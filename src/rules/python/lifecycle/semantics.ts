@@ -165,7 +165,8 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
     if (recv && call.awaited && /(^|[._])pool$/i.test(recv.text)) return { kind: 'connection', label: `${recv.text}.acquire()` };
     return null;
   }
-  if (isSessionFactoryType(model, project, calleeType(model, call))) {
+  // A project factory by the name it is bound to (`OrderSession, engine = build(url)`: its value's type is not known).
+  if (isSessionFactoryType(model, project, calleeType(model, call)) || projectNames(project).factories.has(boundName(model, call) ?? '')) {
     return { kind: 'session', label: `${call.calleeText}()` };
   }
   const client = closeableClient(q);
@@ -175,7 +176,7 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
     return { kind: 'client', label: `${call.calleeText}()`, client };
   }
   // `db = new_session()`: a project helper that returns a new session or connection.
-  const helperName = q ?? resolveName(model, call.calleeText);
+  const helperName = boundName(model, call);
   const helper = helperName ? projectNames(project).helpers.get(helperName) : undefined;
   if (helper && helper.name !== model.functions[call.functionIndex]?.qualifiedName) return { kind: helper.kind, label: `${call.calleeText}()` };
   // `gen = get_db()`: the provider's generator, whose cleanup runs when it is closed or exhausted.
@@ -184,9 +185,14 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
   return null;
 }
 
+/** The qualified name a call's callee is bound to: through imports, or a bare name of this module (a tuple target the model does not list). */
+function boundName(model: FileModel, call: CallInfo): string | null {
+  return call.qualifiedName ?? resolveName(model, call.calleeText) ?? (/^[A-Za-z_]\w*$/.test(call.calleeText) ? `${model.moduleName}.${call.calleeText}` : null);
+}
+
 /** The session provider (a generator yielding a session) a call calls, or null. */
 export function sessionProviderOf(model: FileModel, project: ProjectContext, call: CallInfo): SessionProviderInfo | null {
-  const q = call.qualifiedName ?? resolveName(model, call.calleeText);
+  const q = boundName(model, call);
   return q ? projectNames(project).providerInfo.get(q) ?? null : null;
 }
 
