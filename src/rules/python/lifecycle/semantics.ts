@@ -253,11 +253,16 @@ function findAcquisitions(model: FileModel, project: ProjectContext): Acquisitio
 
 const ACQUIRE_HINT = /Session|session|connect|acquire|open\(|Client|Redis|redis|Executor/;
 
-/** A cheap text test before the walk: an acquiring name, or the name of one of the project's session providers. */
+/**
+ * A cheap text test before the walk: an acquiring name, or the name of one of the project's
+ * session providers, helpers, factories or engines (`from app.db import Maker as new_db` still
+ * names `Maker`; a file that only says `db.Maker()` too).
+ */
 function mayAcquire(model: FileModel, project: ProjectContext): boolean {
   if (ACQUIRE_HINT.test(model.source)) return true;
-  const named = (name: string) => model.source.includes(name.slice(name.lastIndexOf('.') + 1));
-  return project.sessionProviders.some((p) => named(p.name)) || (project.sessionHelpers ?? []).some((h) => named(h.name));
+  const named = (name: string | null) => !!name && model.source.includes(name.slice(name.lastIndexOf('.') + 1));
+  return project.sessionProviders.some((p) => named(p.name)) || (project.sessionHelpers ?? []).some((h) => named(h.name))
+    || project.sessionFactories.some((f) => named(f.name)) || project.engines.some((e) => named(e.name));
 }
 
 // ---------------------------------------------------------------------------------------------
