@@ -666,7 +666,8 @@ function resolveHelpers(cands: { file: string; cand: HelperCandidate }[], ctx: P
     const last = callee.slice(callee.lastIndexOf('.') + 1);
     const receiver = callee.slice(0, Math.max(0, callee.lastIndexOf('.')));
     let kind: SessionHelperInfo['kind'] | null = null;
-    if (SESSION_CLASS.test(callee) || factories.has(last)) kind = 'session';
+    // `sessionmaker(bind=schema_engine)()`: a factory made and called on the spot.
+    if (SESSION_CLASS.test(callee) || factories.has(last) || /^([\w.]+\.)?(async_)?sessionmaker\(.*\)$/s.test(callee)) kind = 'session';
     else if (DRIVER_CONNECT.has(callee)) kind = 'connection';
     else if ((last === 'connect' || last === 'raw_connection') && engines.has(receiver.slice(receiver.lastIndexOf('.') + 1))) kind = 'connection';
     if (!kind) continue;
