@@ -339,7 +339,10 @@ function escapesOrManaged(ref: SyntaxNode, kind: ResourceKind): boolean {
       const left = p.childForFieldName('left');
       const right = p.childForFieldName('right');
       if (left && right && ref.startIndex >= right.startIndex && left.type !== 'identifier') return true;
-      if (left?.type === 'identifier' && right && ref.startIndex >= right.startIndex && right.type !== 'call' && right.type !== 'await') return true;
+      // `rows = (s.query(M).all())`: parentheses around a call are still a call's result, not an alias.
+      let value = right;
+      while (value?.type === 'parenthesized_expression' && value.namedChild(0)) value = value.namedChild(0)!;
+      if (left?.type === 'identifier' && value && ref.startIndex >= value.startIndex && value.type !== 'call' && value.type !== 'await') return true;
       break;
     }
     if (p.type === 'argument_list') {
