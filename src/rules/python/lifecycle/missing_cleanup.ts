@@ -22,7 +22,7 @@
 import { effectiveRole } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
-import { acquisitions, closeFacts, providerMisuses, unownedStores, type Acquisition } from './semantics.js';
+import { acquisitions, closeFacts, contextManagerDependencies, providerMisuses, unownedStores, type Acquisition } from './semantics.js';
 
 /** High on a request path (a leak per request), medium elsewhere. */
 function perCallSeverity(ctx: FileRuleContext, fnIndex: number): Severity {
@@ -111,6 +111,16 @@ export const missingCleanup: FileRule = {
         recommendation: perRequest
           ? `close it after \`call_next\` in \`finally\` (or in a teardown hook)`
           : `give \`${st.fn.className}\` a \`close()\` (and \`__enter__\`/\`__exit__\`) that closes \`${st.target}\`, or pass a session in instead of opening one`,
+      });
+    }
+    for (const d of contextManagerDependencies(ctx.model, ctx.project)) {
+      const deco = d.provider.async ? 'asynccontextmanager' : 'contextmanager';
+      ctx.report({
+        node: d.node,
+        message: `\`${d.param}\` depends on \`${d.provider.name}\`, a \`@${deco}\`: FastAPI runs only generator functions as \`yield\` dependencies, so \`${d.param}\` receives the context manager, not a session, and the first use fails`,
+        severity: perCallSeverity(ctx, d.fn.index),
+        function: d.fn.name,
+        recommendation: `drop \`@${deco}\` from the dependency (FastAPI drives the generator itself), or keep a separate undecorated provider for \`Depends\``,
       });
     }
     for (const m of providerMisuses(ctx.model, ctx.project)) {

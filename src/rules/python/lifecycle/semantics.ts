@@ -853,6 +853,33 @@ function cmUsedAsSession(model: FileModel, fn: FunctionInfo, call: SyntaxNode): 
   return usedAsSession;
 }
 
+/**
+ * `db: Session = Depends(get_session)` where `get_session` is a `@contextmanager` provider:
+ * FastAPI runs a dependency as a generator only when the function itself is one; the decorated
+ * function is a plain callable, so the handler receives the context manager, not a session.
+ */
+export function contextManagerDependencies(model: FileModel, project: ProjectContext): { node: SyntaxNode; fn: FunctionInfo; provider: SessionProviderInfo; param: string }[] {
+  if (model.isTestFile || project.sessionProviders.every((p) => !p.contextManager) || !model.source.includes('Depends')) return [];
+  const out: { node: SyntaxNode; fn: FunctionInfo; provider: SessionProviderInfo; param: string }[] = [];
+  for (const fn of model.functions) {
+    const paramNodes = fn.node.childForFieldName('parameters')?.namedChildren ?? [];
+    fn.params.forEach((p, i) => {
+      const node = paramNodes[i];
+      if (!node) return;
+      for (const text of [p.defaultText ?? '', p.annotation ?? '', localAlias(model, p.annotation)?.text ?? '']) {
+        const target = DEPENDS.exec(text)?.[1];
+        const q = target ? resolveName(model, target) ?? (/^[A-Za-z_]\w*$/.test(target) ? `${model.moduleName}.${target}` : target) : null;
+        const provider = q ? projectNames(project).providerInfo.get(q) : undefined;
+        if (provider?.contextManager) {
+          out.push({ node, fn, provider, param: p.name });
+          return;
+        }
+      }
+    });
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // A `finally` that can fail before its `close()`
 
