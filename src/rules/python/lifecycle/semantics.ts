@@ -575,16 +575,47 @@ export interface StreamingUse {
   generator: FunctionInfo | null;
 }
 
+/** A library streaming response class, by qualified name. */
+function isLibraryStreaming(q: string): boolean {
+  return STREAMING_CLASSES.test(q) && /^(fastapi|starlette|sse_starlette)\./.test(q);
+}
+
+/**
+ * Streaming response classes of this module: `class NdjsonResponse(StreamingResponse)`, and
+ * subclasses of those, by qualified name → whether it is an event stream.
+ */
+function localStreamingClasses(model: FileModel): Map<string, boolean> {
+  const out = new Map<string, boolean>();
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const c of model.classes) {
+      const name = c.childForFieldName('name')?.text;
+      if (!name || out.has(`${model.moduleName}.${name}`)) continue;
+      for (const b of c.childForFieldName('superclasses')?.namedChildren ?? []) {
+        const q = resolveName(model, b.text) ?? `${model.moduleName}.${b.text}`;
+        const sse = isLibraryStreaming(q) ? /EventSourceResponse$/.test(q) : out.get(q);
+        if (sse === undefined) continue;
+        out.set(`${model.moduleName}.${name}`, sse);
+        grew = true;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 /** Streaming responses built in `fn` (its own body), with the generator that feeds each. */
 export function streamingResponses(model: FileModel, fn: FunctionInfo): StreamingUse[] {
   const out: StreamingUse[] = [];
+  const local = model.classes.length > 0 ? localStreamingClasses(model) : new Map<string, boolean>();
   for (const call of model.calls) {
     if (call.functionIndex !== fn.index) continue;
-    const q = call.qualifiedName ?? '';
-    if (!STREAMING_CLASSES.test(q) || !/^(fastapi|starlette|sse_starlette)\./.test(q)) continue;
+    const q = call.qualifiedName ?? (local.size > 0 ? boundName(model, call) ?? '' : '');
+    const localSse = local.get(q);
+    if (!isLibraryStreaming(q) && localSse === undefined) continue;
     const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
     let content: SyntaxNode | null = null;
-    let sse = /EventSourceResponse$/.test(q);
+    let sse = localSse ?? /EventSourceResponse$/.test(q);
     for (const a of args) {
       if (a.type === 'keyword_argument') {
         const k = a.childForFieldName('name')?.text;
