@@ -290,6 +290,17 @@ function isCloseRef(ref: SyntaxNode): boolean {
   return false;
 }
 
+/**
+ * `next(gen, None)` / `await anext(gen, None)`: resumes a provider's generator past its single
+ * `yield`, so its cleanup runs and the default is returned: as good as `gen.close()`.
+ */
+function exhaustsGenerator(ref: SyntaxNode): boolean {
+  const args = ref.parent;
+  if (args?.type !== 'argument_list' || args.namedChildren[0]?.id !== ref.id || args.namedChildren.length !== 2) return false;
+  const callee = args.parent?.childForFieldName('function');
+  return callee?.type === 'identifier' && NEXT_BUILTINS.has(callee.text);
+}
+
 /** Methods whose result holds no reference to the session: rows materialised, a scalar, a count. */
 const MATERIALISING = /^(all|first|one|one_or_none|scalar|scalar_one|scalar_one_or_none|scalars_all|fetchall|fetchone|fetchmany|count|exists|get|get_one|rowcount|keys|mappings_all)$/;
 
@@ -457,7 +468,7 @@ function findCloseFacts(acq: Acquisition): CloseFacts {
   if (declaresGlobal(acq.fn, acq.target)) facts.escapes = true;
   for (const ref of refs) {
     if (escapesOrManaged(ref, acq.kind)) facts.escapes = true;
-    const closes = isCloseRef(ref);
+    const closes = isCloseRef(ref) || (!!acq.provider && exhaustsGenerator(ref));
     // Handed to a helper in `finally` (`finally: _sync_close(f)`): a cleanup path of its own.
     const handedOver = !closes && ref.parent?.type === 'argument_list';
     if (!closes && !handedOver) continue;
