@@ -1,15 +1,17 @@
 /**
- * Effects of each function that callers care about (blocking, sleeping, sync DB, CPU work),
+ * Effects of each function that callers care about (blocking, sleeping, sync DB, CPU work, a
+ * new engine),
  * found in the per-file phase so the repo phase can propagate them along call edges. Each
  * effect is classified by the same function the matching file rule uses, so a helper "blocks"
  * exactly when its body would be flagged inside `async def`.
  */
 import type { FileModel } from '../semantic/model.js';
 import { isMemoisedCall } from '../semantic/memo.js';
-import type { Effect } from './summary.js';
+import { NEW_ENGINE, type Effect } from './summary.js';
 import { blockingIoCall, pendingBlockingMethod, SYNC_SLEEP } from '../semantic/blockingIo.js';
 import { syncDbCall } from '../semantic/syncDb.js';
 import { cpuHeavyCall } from '../semantic/cpuHeavy.js';
+import { isEngineConstructor } from '../semantic/resources.js';
 import { collectQueryEffects } from '../rules/python/query/dbCalls.js';
 import { collectResolveFacts } from '../rules/python/query/resolveFacts.js';
 import { collectTransactionEffects } from '../rules/python/transaction/effects.js';
@@ -26,6 +28,11 @@ export function collectEffects(model: FileModel): Effect[][] {
     const push = (e: Effect) => {
       if (!isMemoisedCall(model, call)) effects[call.functionIndex]!.push(e);
     };
+    // A new engine (a new pool) each time the function runs, unless the function or a cache guard keeps it.
+    if (isEngineConstructor(q)) {
+      push({ kind: NEW_ENGINE, what: q!, ...at });
+      continue;
+    }
     if (q && SYNC_SLEEP.has(q)) {
       if (!call.awaited) push({ kind: 'sync_sleep', what: q, ...at });
       continue;

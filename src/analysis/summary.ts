@@ -171,6 +171,8 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
 }
 
 const SIMPLE_DOTTED = /^[A-Za-z_][\w.]*$/;
+/** A new engine built in the function's own body (PA407 reports where it is built). */
+export const NEW_ENGINE = 'new_engine';
 /** The callee forms the call graph resolves without a qualified name (see `resolveCall` in callgraph.ts). */
 const LOCAL_CALLEE = /^(?:(?:self|cls)\.)?[A-Za-z_]\w*$/;
 
@@ -179,7 +181,7 @@ const LOCAL_CALLEE = /^(?:(?:self|cls)\.)?[A-Za-z_]\w*$/;
  * points of the rules that follow a call into its callee. A pending effect's call is looked up
  * too (its location is reported). Any other effect is used as it is.
  */
-export const POSITIONED_EFFECTS: ReadonlySet<string> = new Set([LOOP_CALL, INVARIANT_CALL, PASSES_LOADED_ID, PASSES_HELD_ATTR, RESOLVES_ONE_ATTR, TXN_LOOP_CALL, TXN_OPEN_CALL]);
+export const POSITIONED_EFFECTS: ReadonlySet<string> = new Set([LOOP_CALL, INVARIANT_CALL, PASSES_LOADED_ID, PASSES_HELD_ATTR, RESOLVES_ONE_ATTR, TXN_LOOP_CALL, TXN_OPEN_CALL, NEW_ENGINE]);
 
 /**
  * Which calls the repo phase can use: those that may name a function of this repo (the call

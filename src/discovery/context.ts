@@ -101,6 +101,16 @@ export interface SessionProviderInfo {
   line: number;
 }
 
+/** A project function that returns a new session or connection its caller must close (`def new_session() -> Session: return Maker()`). */
+export interface SessionHelperInfo {
+  name: string;
+  kind: 'session' | 'connection';
+  /** What it returns: the callee (`SessionLocal`, `engine.connect`) or its return annotation. */
+  returns: string;
+  file: string;
+  line: number;
+}
+
 export interface TriggerInfo {
   name: string;
   table: string;
@@ -193,6 +203,8 @@ export interface ProjectContext {
   sessionFactories: SessionFactoryInfo[];
   poolListeners: PoolListenerInfo[];
   sessionProviders: SessionProviderInfo[];
+  /** Functions that return a new session/connection (acquisitions for their callers). */
+  sessionHelpers: SessionHelperInfo[];
   migrations: MigrationsInfo;
   models: ModelInfo[];
   /**
@@ -215,6 +227,7 @@ export function emptyContext(root: string): ProjectContext {
     sessionFactories: [],
     poolListeners: [],
     sessionProviders: [],
+    sessionHelpers: [],
     migrations: { scriptLocations: [], files: [], triggers: [], notifyFunctions: [], listens: [], sqlErrors: 0 },
     models: [],
     flaskDbHandles: [],

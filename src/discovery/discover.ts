@@ -7,20 +7,25 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PythonParser } from '../parse/parser.js';
 import { buildFileModel } from '../semantic/model.js';
+import { DRIVER_CONNECT, SESSION_CLASS } from '../semantic/resources.js';
 import { extractSqlFacts, loadSqlParser } from '../rules/sql/parse.js';
 import { discoverAdrs } from './adrs.js';
 import {
   emptyContext,
+  type EngineInfo,
   type EventSite,
+  type LiteralValue,
   type ModelInfo,
   type NotifyFunctionInfo,
   type ProjectContext,
+  type SessionFactoryInfo,
+  type SessionHelperInfo,
   type SessionProviderInfo,
   type StackEntry,
   type TriggerInfo,
 } from './context.js';
 import { discoverStack, firstLine, normalizePath, sortKeys, underDirectories, type ReadFile } from './manifests.js';
-import { isDeclarativeRootBase, pythonFileFacts, type ClassFacts, type ProviderCandidate, type PythonFileFacts, type SqlString } from './pythonFacts.js';
+import { isDeclarativeRootBase, pythonFileFacts, type ClassFacts, type HelperCandidate, type ProviderCandidate, type PythonFileFacts, type SqlString } from './pythonFacts.js';
 import { DYNAMIC, PLACEHOLDER, type LiteralScope } from './pythonLiterals.js';
 
 /** Problems listed per file for SQL that does not parse; the rest are counted in one line. */
@@ -47,7 +52,7 @@ const SQLALCHEMY_CONSTRUCTION =
 const QUALIFIED_CALL = /\.(?:create_engine|create_async_engine|engine_from_config|async_engine_from_config|sessionmaker|async_sessionmaker|scoped_session|Table)\(|event\.listen/;
 const EVENT_HINTS = /pg_notify|NOTIFY|LISTEN|add_listener|subscribe\(|publish\(|DDL\(|RunSQL|op\.execute/;
 const ASYNCPG_POOL = /\bcreate_pool\(/;
-const PROVIDER_HINT = /yield\s+[\w.]*session/i;
+const PROVIDER_HINT = /yield\s+[\w.]*(session|db\b|database)|return\s+[\w.]*(Session|session|Maker|maker|connect)\w*\(/i;
 
 function worthParsing(source: string): boolean {
   return (
@@ -56,9 +61,15 @@ function worthParsing(source: string): boolean {
     ((source.includes('sqlalchemy') || source.includes('sqlmodel')) && SQLALCHEMY_CONSTRUCTION.test(source) && SQLALCHEMY_IMPORT.test(source)) ||
     QUALIFIED_CALL.test(source) ||
     PROVIDER_HINT.test(source) ||
+    FLASK_ENGINE_CONFIG.test(source) ||
+    TUPLE_UNPACK.test(source) ||
     (ASYNCPG_POOL.test(source) && source.includes('asyncpg'))
   );
 }
+/** Flask-SQLAlchemy's engine settings in app config (see `flaskEngines`). */
+const FLASK_ENGINE_CONFIG = /SQLALCHEMY_(ENGINE_OPTIONS|POOL_|MAX_OVERFLOW|DATABASE_URI)/;
+/** `SessionLocal, engine = init(url)` at module level (see `unpackedFactories`). */
+const TUPLE_UNPACK = /^[A-Za-z_]\w*\s*,\s*[A-Za-z_][\w\s,]*=\s*[\w.]+\(/m;
 const MIGRATION_SQL_HINT = /execute|text\(|DDL|RunSQL/;
 
 /** What the main thread learns before any Python file is parsed; the input of the per-file facts pass. */
@@ -220,6 +231,7 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   const classes: ClassFacts[] = [];
   const roots: string[] = [];
   const providers: { file: string; cand: ProviderCandidate }[] = [];
+  const helpers: { file: string; cand: HelperCandidate }[] = [];
   let sqlalchemy2 = false;
   for (const { file, facts } of perFile) {
     ctx.engines.push(...facts.engines);
@@ -231,6 +243,7 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
     classes.push(...facts.classes);
     roots.push(...facts.declarativeRoots);
     for (const cand of facts.providers) providers.push({ file, cand });
+    for (const cand of facts.helpers ?? []) helpers.push({ file, cand });
     sqlalchemy2 ||= facts.sqlalchemy2;
   }
   // Flask-SQLAlchemy and Flask-AppBuilder: `class Event(db.Model)` where `db = SQLAlchemy(app)`.
@@ -239,6 +252,9 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   ctx.models.push(...resolveModels(classes, roots, flaskSqlalchemy));
   if (flaskSqlalchemy) ctx.flaskDbHandles = flaskHandles(classes);
   ctx.sessionProviders = resolveProviders(providers, ctx.sessionFactories.map((f) => f.name).filter((n): n is string => !!n));
+  ctx.sessionHelpers = resolveHelpers(helpers, ctx);
+  ctx.engines.push(...flaskEngines(perFile));
+  ctx.sessionFactories.push(...unpackedFactories(perFile));
 
   // SQL: migrations' calls, code strings that mention channels/triggers, and .sql files.
   const work: { file: string; sql: SqlString; migration: boolean }[] = [];
@@ -649,6 +665,91 @@ function resolveProviders(cands: { file: string; cand: ProviderCandidate }[], fa
   return out;
 }
 
+/**
+ * The helpers that return a new session (a session class or a factory of the project called) or
+ * a new connection (a driver `connect()`, `<engine>.connect()` / `.raw_connection()` on one of
+ * the project's engines); a `-> Session` annotation alone does not make one.
+ */
+function resolveHelpers(cands: { file: string; cand: HelperCandidate }[], ctx: ProjectContext): SessionHelperInfo[] {
+  const factories = new Set(ctx.sessionFactories.filter((f) => f.kind === 'sessionmaker' || f.kind === 'async_sessionmaker').map((f) => f.name).filter((n): n is string => !!n).map((n) => n.slice(n.lastIndexOf('.') + 1)));
+  const engines = new Set(ctx.engines.map((e) => e.name).filter((n): n is string => !!n).map((n) => n.slice(n.lastIndexOf('.') + 1)));
+  const out: SessionHelperInfo[] = [];
+  for (const { file, cand } of cands) {
+    const callee = cand.callee ?? '';
+    const last = callee.slice(callee.lastIndexOf('.') + 1);
+    const receiver = callee.slice(0, Math.max(0, callee.lastIndexOf('.')));
+    let kind: SessionHelperInfo['kind'] | null = null;
+    // `sessionmaker(bind=schema_engine)()`: a factory made and called on the spot.
+    if (SESSION_CLASS.test(callee) || factories.has(last) || /^([\w.]+\.)?(async_)?sessionmaker\(.*\)$/s.test(callee)) kind = 'session';
+    else if (DRIVER_CONNECT.has(callee)) kind = 'connection';
+    else if ((last === 'connect' || last === 'raw_connection') && engines.has(receiver.slice(receiver.lastIndexOf('.') + 1))) kind = 'connection';
+    if (!kind) continue;
+    out.push({ name: cand.name, kind, returns: callee, file, line: cand.line });
+  }
+  return out;
+}
+
+/**
+ * `SessionLocal, engine = init(url)` where `init` returns a session factory at that tuple
+ * position: a module-level factory like `SessionLocal = sessionmaker(...)`.
+ */
+function unpackedFactories(perFile: { file: string; facts: PythonFileFacts }[]): SessionFactoryInfo[] {
+  const builders = new Map<string, { index: number; kind: string }[]>();
+  for (const { facts } of perFile) for (const b of facts.tupleBuilders ?? []) builders.set(b.name, [...(builders.get(b.name) ?? []), b]);
+  const out: SessionFactoryInfo[] = [];
+  for (const { file, facts } of perFile) {
+    for (const u of facts.tupleUnpacks ?? []) {
+      for (const b of builders.get(u.callee) ?? []) {
+        const name = u.targets[b.index];
+        if (!name || out.some((f) => f.file === file && f.name === name)) continue;
+        out.push({ kind: b.kind, name, function: null, bind: null, class: null, expireOnCommit: null, autoflush: null, kwargs: {}, file, line: u.line });
+      }
+    }
+  }
+  return out;
+}
+
+/** Flask-SQLAlchemy's pool settings in app config, as the engine option each one becomes. */
+const FLASK_POOL_KEYS: Record<string, string> = {
+  SQLALCHEMY_POOL_SIZE: 'pool_size', SQLALCHEMY_POOL_RECYCLE: 'pool_recycle', SQLALCHEMY_POOL_TIMEOUT: 'pool_timeout', SQLALCHEMY_MAX_OVERFLOW: 'max_overflow',
+};
+
+/**
+ * The engines `flask_sqlalchemy.SQLAlchemy(...)` makes, with the options the app's config gives
+ * them anywhere in the project (`SQLALCHEMY_ENGINE_OPTIONS`, the 2.x `SQLALCHEMY_POOL_*` keys,
+ * `engine_options=`), so PA404 judges them like `create_engine`. Options that are not a literal
+ * mapping make the settings unknown: no engine is recorded. Flask-SQLAlchemy itself sets
+ * `pool_recycle=7200` for MySQL.
+ */
+function flaskEngines(perFile: { file: string; facts: PythonFileFacts }[]): EngineInfo[] {
+  const configs = perFile.flatMap(({ facts }) => facts.engineConfig ?? []);
+  const out: EngineInfo[] = [];
+  for (const { file, facts } of perFile) {
+    for (const fe of facts.flaskEngines ?? []) {
+      let unknown = fe.engineOptions === null;
+      let scheme: string | null = null;
+      const kwargs: Record<string, LiteralValue> = {};
+      for (const c of configs) {
+        if (c.options === null) unknown = true;
+        else if (c.key === 'SQLALCHEMY_ENGINE_OPTIONS') Object.assign(kwargs, c.options);
+        else if (c.key === 'SQLALCHEMY_DATABASE_URI') scheme ??= typeof c.options.value === 'string' ? c.options.value : null;
+        else if (FLASK_POOL_KEYS[c.key]) kwargs[FLASK_POOL_KEYS[c.key]!] = c.options.value ?? DYNAMIC;
+      }
+      if (unknown) continue;
+      Object.assign(kwargs, fe.engineOptions);
+      if (scheme && /^(mysql|mariadb)/.test(scheme) && !('pool_recycle' in kwargs)) kwargs['pool_recycle'] = 7200;
+      const poolclass = kwargs['poolclass'];
+      out.push({
+        name: fe.name, function: fe.function, async: false, factory: 'SQLAlchemy', urlScheme: scheme,
+        kwargs: Object.fromEntries(Object.keys(kwargs).sort().map((k) => [k, kwargs[k]!])),
+        poolClass: typeof poolclass === 'string' ? poolclass.replace(/^.*\./, '') : null,
+        file, line: fe.line,
+      });
+    }
+  }
+  return out;
+}
+
 const SCHEME_DATABASE: [RegExp, string][] = [
   [/^postgres(ql)?(\+|$)/, 'postgresql'],
   [/^(mysql|mariadb)(\+|$)/, 'mysql'],
@@ -729,6 +830,7 @@ function sortContext(ctx: ProjectContext): void {
   ctx.sessionFactories.sort(bySite((f) => f.kind));
   ctx.poolListeners.sort(bySite((l) => l.event));
   ctx.sessionProviders.sort(bySite((p) => p.name));
+  ctx.sessionHelpers.sort(bySite((h) => h.name));
   ctx.models.sort(bySite((m) => m.name));
   ctx.migrations.triggers.sort(bySite((t) => t.name));
   ctx.migrations.notifyFunctions.sort(bySite((f) => f.name));

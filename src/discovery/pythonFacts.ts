@@ -7,7 +7,7 @@
 import type { SqlFacts } from '../rules/sql/parse.js';
 import type { SyntaxNode } from '../parse/parser.js';
 import type { CallInfo, FileModel } from '../semantic/model.js';
-import { resolveImported } from '../semantic/model.js';
+import { declaresGlobal, resolveImported } from '../semantic/model.js';
 import type {
   EngineInfo,
   EventSite,
@@ -27,6 +27,48 @@ export interface ProviderCandidate {
   calleeResolved: string | null;
   returnType: string | null;
   contextManager: boolean;
+  line: number;
+}
+
+/** A module-level function that returns what a call made (`return SessionLocal()`), or is annotated `-> Session`. */
+export interface HelperCandidate {
+  name: string;
+  /** The callee of the returned call (`SessionLocal`, `engine.connect`), resolved through imports, or null. */
+  callee: string | null;
+  returnType: string | null;
+  line: number;
+}
+
+/** `def init(url): ...; return Maker, engine`: a function that returns a session factory at a tuple position. */
+export interface TupleBuilderFact {
+  /** `module.function`. */
+  name: string;
+  index: number;
+  kind: 'sessionmaker' | 'async_sessionmaker';
+}
+
+/** `SessionLocal, engine = init(url)` at module level: names bound from one call's tuple. */
+export interface TupleUnpackFact {
+  targets: string[];
+  /** The callee, resolved through imports (`app.db.init`), or as written. */
+  callee: string;
+  line: number;
+}
+
+/** One engine setting of a Flask-SQLAlchemy app's config (`SQLALCHEMY_ENGINE_OPTIONS`, `SQLALCHEMY_POOL_SIZE`, the URI). */
+export interface EngineConfigFact {
+  key: string;
+  /** Engine options by name (`pool_recycle`) for `SQLALCHEMY_ENGINE_OPTIONS`; `{ value }` for a single setting; null when not literal. */
+  options: Record<string, LiteralValue> | null;
+  line: number;
+}
+
+/** A `flask_sqlalchemy.SQLAlchemy(...)` construction: the engine it makes is configured by the app's config. */
+export interface FlaskEngineFact {
+  name: string | null;
+  function: string | null;
+  /** `engine_options={...}` as literal options, `{}` when not given, null when not literal. */
+  engineOptions: Record<string, LiteralValue> | null;
   line: number;
 }
 
@@ -67,6 +109,14 @@ export interface PythonFileFacts {
   sessionFactories: SessionFactoryInfo[];
   poolListeners: PoolListenerInfo[];
   providers: ProviderCandidate[];
+  /** Functions that may return a new session/connection (resolved against the factories in discovery). */
+  helpers?: HelperCandidate[];
+  /** Flask-SQLAlchemy engine settings in app config, and the `SQLAlchemy(...)` constructions they configure. */
+  engineConfig?: EngineConfigFact[];
+  flaskEngines?: FlaskEngineFact[];
+  /** Session factories handed out in tuples (`SessionLocal, engine = init(url)`). */
+  tupleBuilders?: TupleBuilderFact[];
+  tupleUnpacks?: TupleUnpackFact[];
   classes: ClassFacts[];
   /** Module-level names bound to `declarative_base()` / `registry().generate_base()`. */
   declarativeRoots: string[];
@@ -121,8 +171,17 @@ function inDowngrade(model: FileModel, call: CallInfo): boolean {
   return false;
 }
 
+/**
+ * The function the call is in, or null at module level. An engine or factory bound to a name the
+ * function declares `global` (`global SessionLocal; SessionLocal = sessionmaker(...)` in an init
+ * function) is a module-level one: the function only fills it.
+ */
 function enclosingFunction(model: FileModel, call: CallInfo): string | null {
-  return call.functionIndex >= 0 ? model.functions[call.functionIndex]!.qualifiedName : null;
+  if (call.functionIndex < 0) return null;
+  const fn = model.functions[call.functionIndex]!;
+  const name = assignedName(call.node);
+  if (name && /^[A-Za-z_]\w*$/.test(name) && declaresGlobal(fn, name)) return null;
+  return fn.qualifiedName;
 }
 
 /** The called function's own name: `_cae(...)` after `import create_async_engine as _cae` is `create_async_engine`. */
@@ -156,6 +215,78 @@ function asyncEngineWrapper(node: SyntaxNode): SyntaxNode | null {
 function valueOrDynamic(node: SyntaxNode | null | undefined, scope: LiteralScope): LiteralValue {
   const v = literalValue(node ?? null, scope);
   return v === undefined ? DYNAMIC : v;
+}
+
+/** App config keys that configure the engine Flask-SQLAlchemy makes. */
+const ENGINE_CONFIG_KEY = /^(SQLALCHEMY_ENGINE_OPTIONS|SQLALCHEMY_POOL_SIZE|SQLALCHEMY_POOL_RECYCLE|SQLALCHEMY_POOL_TIMEOUT|SQLALCHEMY_MAX_OVERFLOW|SQLALCHEMY_DATABASE_URI)$/;
+const ENGINE_CONFIG_HINT = /SQLALCHEMY_(ENGINE_OPTIONS|POOL_|MAX_OVERFLOW|DATABASE_URI)|flask_sqlalchemy/;
+
+/** `{ "pool_recycle": 300, "pool_size": cfg.SIZE }`: options by key (values literal or `"dynamic"`); null for anything but a dict display. */
+function optionsOf(node: SyntaxNode | null | undefined, scope: LiteralScope): Record<string, LiteralValue> | null {
+  if (node?.type !== 'dictionary') return null;
+  const out: Record<string, LiteralValue> = {};
+  for (const pair of node.namedChildren) {
+    if (pair.type !== 'pair') return null;
+    const k = literalValue(pair.childForFieldName('key'), scope);
+    if (typeof k !== 'string') return null;
+    out[k] = valueOrDynamic(pair.childForFieldName('value'), scope);
+  }
+  return out;
+}
+
+function configFact(key: string, value: SyntaxNode | null | undefined, line: number, scope: LiteralScope): EngineConfigFact {
+  // The URI is kept as its scheme only (`postgresql+psycopg2`), as engines' URLs are.
+  const options = key === 'SQLALCHEMY_ENGINE_OPTIONS' ? optionsOf(value, scope)
+    : key === 'SQLALCHEMY_DATABASE_URI' ? { value: urlScheme(value ?? undefined, scope) }
+    : { value: valueOrDynamic(value, scope) };
+  return { key, options, line };
+}
+
+/**
+ * Flask-SQLAlchemy's engine settings: `SQLALCHEMY_ENGINE_OPTIONS = {...}` (module or config
+ * class), `app.config["SQLALCHEMY_POOL_RECYCLE"] = 300`, `app.config.update(KEY=...)` /
+ * `.setdefault("KEY", ...)` / `.update({...})`, and every `SQLAlchemy(...)` construction.
+ */
+function collectEngineConfig(model: FileModel, scope: LiteralScope, facts: PythonFileFacts): void {
+  for (const a of model.assignments) {
+    if (!a.fromWith && ENGINE_CONFIG_KEY.test(a.target)) facts.engineConfig!.push(configFact(a.target, a.value, a.line, scope));
+  }
+  // `app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {...}`: subscript targets are not in the model's assignments.
+  for (const node of model.root.descendantsOfType('assignment')) {
+    const left = node.childForFieldName('left');
+    if (left?.type !== 'subscript') continue;
+    const sub = literalValue(left.childForFieldName('subscript'), scope);
+    if (typeof sub === 'string' && ENGINE_CONFIG_KEY.test(sub)) facts.engineConfig!.push(configFact(sub, node.childForFieldName('right'), node.startPosition.row + 1, scope));
+  }
+  for (const call of model.calls) {
+    const args = call.method === 'update' || call.method === 'setdefault' || call.method === 'from_mapping' ? callArgs(call.node) : null;
+    if (args) {
+      for (const [k, v] of args.keywords) if (ENGINE_CONFIG_KEY.test(k)) facts.engineConfig!.push(configFact(k, v, call.line, scope));
+      const first = args.positional[0];
+      const firstKey = first ? literalValue(first, scope) : undefined;
+      if (call.method === 'setdefault' && typeof firstKey === 'string' && ENGINE_CONFIG_KEY.test(firstKey)) {
+        facts.engineConfig!.push(configFact(firstKey, args.positional[1], call.line, scope));
+      }
+      if (first?.type === 'dictionary') {
+        for (const pair of first.namedChildren) {
+          const k = pair.type === 'pair' ? literalValue(pair.childForFieldName('key'), scope) : undefined;
+          if (typeof k === 'string' && ENGINE_CONFIG_KEY.test(k)) facts.engineConfig!.push(configFact(k, pair.childForFieldName('value'), call.line, scope));
+        }
+      }
+      continue;
+    }
+    const q = call.qualifiedName ?? '';
+    if (/^flask_sqlalchemy(\.extension)?\.SQLAlchemy$/.test(q)) {
+      const ca = callArgs(call.node);
+      const opts = ca.keywords.get('engine_options');
+      facts.flaskEngines!.push({
+        name: assignedName(call.node),
+        function: enclosingFunction(model, call),
+        engineOptions: opts ? optionsOf(opts, scope) : {},
+        line: call.line,
+      });
+    }
+  }
 }
 
 function kwargsOf(args: ReturnType<typeof callArgs>, scope: LiteralScope): Record<string, LiteralValue> {
@@ -200,6 +331,11 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
     sessionFactories: [],
     poolListeners: [],
     providers: [],
+    helpers: [],
+    engineConfig: [],
+    flaskEngines: [],
+    tupleBuilders: [],
+    tupleUnpacks: [],
     classes: [],
     declarativeRoots: [],
     tables: [],
@@ -317,14 +453,22 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
     }
   }
 
+  if (ENGINE_CONFIG_HINT.test(model.source)) collectEngineConfig(model, scope, facts);
+
   for (const cls of model.classes) {
     const c = classFacts(cls, model, scope);
     if (c) facts.classes.push(c);
     if (c?.modern) facts.sqlalchemy2 = true;
   }
 
+  if (/sessionmaker/.test(model.source) || /^[A-Za-z_]\w*\s*,\s*[A-Za-z_][\w\s,]*=\s*[\w.]+\(/m.test(model.source)) collectTuples(model, facts);
   for (const fn of model.functions) {
-    if (!fn.isGenerator || !fn.body) continue;
+    if (!fn.body) continue;
+    if (!fn.isGenerator) {
+      const helper = helperCandidate(model, fn.index);
+      if (helper) facts.helpers!.push(helper);
+      continue;
+    }
     const cand = providerCandidate(model, fn.index);
     if (cand) facts.providers.push(cand);
   }
@@ -620,15 +764,58 @@ export function isDeclarativeRootBase(base: string): boolean {
   return ROOT_BASES.test(base);
 }
 
+/** The names a tuple display binds or holds: `a, b` / `(a, b)` / `[a, b]`; null when an element is not a plain name or call. */
+function tupleElements(node: SyntaxNode | null): SyntaxNode[] | null {
+  if (!node) return null;
+  if (node.type === 'parenthesized_expression') return tupleElements(node.namedChild(0));
+  if (!['tuple', 'expression_list', 'pattern_list', 'tuple_pattern', 'list', 'list_pattern'].includes(node.type)) return null;
+  return node.namedChildren.filter((c) => c.type !== 'comment');
+}
+
+/**
+ * `def init(url): ...; return Maker, engine` (a module-level function returning a session
+ * factory at a tuple position, made there or bound from `sessionmaker(...)`), and the
+ * module-level `SessionLocal, engine = init(url)` that unpack a call's tuple.
+ */
+function collectTuples(model: FileModel, facts: PythonFileFacts): void {
+  for (const fn of model.functions) {
+    if (!fn.body || fn.parent >= 0 || fn.className) continue;
+    for (const r of ownNodes(fn.body, 'return_statement')) {
+      const elements = tupleElements(r.namedChild(0));
+      elements?.forEach((el, index) => {
+        const made = el.type === 'call' ? calleeName(el) : el.type === 'identifier' ? originOf(model, fn.index, el.text, r.startIndex) : null;
+        const last = made?.slice(made.lastIndexOf('.') + 1);
+        if (last === 'sessionmaker' || last === 'async_sessionmaker') facts.tupleBuilders!.push({ name: `${model.moduleName}.${fn.qualifiedName}`, index, kind: last });
+      });
+    }
+  }
+  for (const stmt of model.root.namedChildren) {
+    const a = stmt.type === 'expression_statement' ? stmt.namedChild(0) : null;
+    if (a?.type !== 'assignment') continue;
+    const targets = tupleElements(a.childForFieldName('left'));
+    const right = a.childForFieldName('right');
+    if (!targets || right?.type !== 'call' || targets.some((t) => t.type !== 'identifier')) continue;
+    const callee = calleeName(right);
+    if (!callee || !/^[A-Za-z_][\w.]*$/.test(callee)) continue;
+    const local = model.functions.some((f) => f.parent < 0 && !f.className && f.name === callee);
+    facts.tupleUnpacks!.push({ targets: targets.map((t) => t.text), callee: local ? `${model.moduleName}.${callee}` : resolveImported(model, callee) ?? callee, line: a.startPosition.row + 1 });
+  }
+}
+
+/** The nodes of a type in a function body's own code, not in the functions and lambdas nested in it. */
+function ownNodes(body: SyntaxNode, type: string): SyntaxNode[] {
+  return body.descendantsOfType(type).filter((n) => {
+    let p = n.parent;
+    while (p && p.id !== body.id && p.type !== 'function_definition' && p.type !== 'lambda') p = p.parent;
+    return p?.id === body.id;
+  });
+}
+
 function providerCandidate(model: FileModel, fnIndex: number): ProviderCandidate | null {
   const fn = model.functions[fnIndex]!;
   const body = fn.body!;
   let callee: string | null = null;
-  for (const y of body.descendantsOfType('yield')) {
-    // Own body only.
-    let p = y.parent;
-    while (p && p.id !== body.id && p.type !== 'function_definition' && p.type !== 'lambda') p = p.parent;
-    if (!p || p.id !== body.id) continue;
+  for (const y of ownNodes(body, 'yield')) {
     const value = y.namedChild(0);
     if (!value) continue;
     if (value.type === 'call' || value.type === 'await') {
@@ -650,6 +837,41 @@ function providerCandidate(model: FileModel, fnIndex: number): ProviderCandidate
     contextManager: fn.decoratorNames.some((d) => /(^|\.)(async)?contextmanager$/.test(d)),
     line: fn.startLine,
   };
+}
+
+/**
+ * A module-level function whose returns are all the same new value made by a call
+ * (`return Maker()`, `s = Maker(); ...; return s`); a function returning a shared object (a
+ * bare module global, `self.x`) is not one. Discovery keeps those whose callee makes a session
+ * or connection. Null for anything else.
+ */
+function helperCandidate(model: FileModel, fnIndex: number): HelperCandidate | null {
+  const fn = model.functions[fnIndex]!;
+  if (fn.parent >= 0 || fn.className) return null;
+  const body = fn.body!;
+  let callee: string | null = null;
+  let returns = 0;
+  for (const r of ownNodes(body, 'return_statement')) {
+    const value = r.namedChild(0);
+    if (!value) continue;
+    returns++;
+    let c: string | null = null;
+    if (value.type === 'call' || value.type === 'await') c = calleeName(value);
+    else if (value.type === 'identifier') {
+      // A local bound from a call; a name bound nowhere in the function is a shared (module) object.
+      if (!model.assignments.some((a) => a.functionIndex === fnIndex && a.target === value.text)) return null;
+      c = originOf(model, fnIndex, value.text, r.startIndex);
+    } else return null;
+    if (!c) return null;
+    if (callee && callee !== c) return null;
+    callee = c;
+  }
+  if (returns === 0) return null;
+  const returnType = fn.returnType;
+  if (!callee) return null;
+  if (!/session|Session|connect|Maker|maker/.test(callee) && !(returnType && /Session|Connection/.test(returnType))) return null;
+  const resolved = /^[A-Za-z_][\w.]*$/.test(callee) ? (resolveImported(model, callee) ?? callee) : callee;
+  return { name: fn.qualifiedName, callee: resolved, returnType, line: fn.startLine };
 }
 
 /** The callee that produced a local name: `async with X() as name`, `name = X()`. */

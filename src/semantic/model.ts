@@ -1289,6 +1289,22 @@ export function variableRefs(node: SyntaxNode, name: string): SyntaxNode[] {
   });
 }
 
+/**
+ * Does the function (its own body, not nested defs) declare `global name`? Read from the
+ * `global` statements themselves, so a comment or string that mentions it does not count.
+ */
+export function declaresGlobal(fn: FunctionInfo, name: string): boolean {
+  const body = fn.body;
+  if (!body || !body.text.includes('global')) return false;
+  for (const g of body.descendantsOfType('global_statement')) {
+    let p = g.parent;
+    while (p && p.id !== body.id && p.type !== 'function_definition' && p.type !== 'lambda') p = p.parent;
+    if (p?.id !== body.id) continue;
+    if (g.namedChildren.some((c) => c.type === 'identifier' && c.text === name)) return true;
+  }
+  return false;
+}
+
 /** Text of a node with a length cap, for messages. */
 export function snippet(node: SyntaxNode, max = 60): string {
   const t = node.text.replace(/\s+/g, ' ');

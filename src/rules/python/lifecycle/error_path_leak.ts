@@ -11,6 +11,9 @@
  * `close()` written further down. Each failing request then keeps a pooled connection checked
  * out, so errors turn into pool exhaustion.
  *
+ * Also `finally: s.commit(); s.close()`: when the commit raises, the close is skipped (silent
+ * when the close has a `finally` of its own).
+ *
  * Precision: a `yield` inside `try` whose `finally` (or catch-all `except`) closes the value is
  * fine, so is `with`/`async with`; a value that leaves the function is the caller's.
  */
@@ -19,7 +22,7 @@ import { effectiveRole, moduleNameOf } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import {
-  acquisitions, closeFacts, closesIn, exitsOf, insideFunction, isWebService, projectNames, protectedByTry, type Acquisition,
+  acquisitions, closeFacts, closesIn, exitsOf, insideFunction, isWebService, projectNames, protectedByTry, raisesBeforeClose, type Acquisition,
 } from './semantics.js';
 
 function isProvider(ctx: FileRuleContext, fn: FunctionInfo): boolean {
@@ -40,8 +43,8 @@ export const errorPathLeak: FileRule = {
     family: 'lifecycle',
     severity: 'high',
     effort: 'S',
-    summary: 'Session or connection leaked on an error path: generator dependency without try/finally, or an `except` that exits before closing',
-    what: 'Finds a generator (a FastAPI `yield` dependency, a `@contextmanager`) that acquires a session or connection, yields it and closes it after the `yield` with no `try/finally` around the `yield`; and an `except` clause that returns or raises after a session/connection was acquired, without closing it, in a function that otherwise closes it on the normal path. A provider of a web service is critical: every failing request leaks.',
+    summary: 'Session or connection leaked on an error path: generator dependency without try/finally, an `except` that exits before closing, a `finally` that commits before closing',
+    what: 'Finds a generator (a FastAPI `yield` dependency, a `@contextmanager`) that acquires a session or connection, yields it and closes it after the `yield` with no `try/finally` around the `yield`; and an `except` clause that returns or raises after a session/connection was acquired, without closing it, in a function that otherwise closes it on the normal path; and a `finally` that calls the database through it (`commit()`, `flush()`, `execute()`) before its `close()`, outside a `try` of its own. A provider of a web service is critical: every failing request leaks.',
     why: 'FastAPI throws the endpoint\'s exception into a `yield` dependency at the `yield`, and a `@contextmanager` does the same: code after the `yield` is skipped, so the session is never closed and its connection stays checked out (with an open transaction). An early `return`/`raise` in an `except` skips the `close()` written below it. Under a burst of errors the pool runs dry and healthy requests start timing out.',
     bad: 'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\nfrom fastapi import Depends, FastAPI\n\nengine = create_engine("postgresql://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\napp = FastAPI()\n\n\ndef get_db():\n    db = SessionLocal()\n    yield db\n    db.close()\n',
     good: 'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\nfrom fastapi import Depends, FastAPI\n\nengine = create_engine("postgresql://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\napp = FastAPI()\n\n\ndef get_db():\n    db = SessionLocal()\n    try:\n        yield db\n    finally:\n        db.close()\n',
@@ -54,9 +57,21 @@ export const errorPathLeak: FileRule = {
   },
   checkFile(ctx: FileRuleContext): void {
     for (const acq of acquisitions(ctx.model, ctx.project)) {
-      if (acq.kind === 'file') continue;
+      if (acq.kind === 'file' || acq.kind === 'client' || acq.provider) continue;
       const facts = closeFacts(acq);
       if (facts.escapes) continue;
+      // `finally: s.commit(); s.close()`: the commit raises, the close is skipped.
+      const failing = raisesBeforeClose(acq);
+      if (failing) {
+        ctx.report({
+          node: failing,
+          message: `\`${failing.text.replace(/\s+/g, ' ')}\` runs before \`${acq.target}.close()\` in the same \`finally\`: when it raises, \`${acq.target} = ${acq.label}\` is never closed`,
+          severity: isProvider(ctx, acq.fn) || effectiveRole(ctx.model, acq.fn.index) === 'handler' ? 'high' : 'medium',
+          function: acq.fn.name,
+          recommendation: `close in a \`finally\` of its own: \`try: ${acq.target}.commit() finally: ${acq.target}.close()\``,
+        });
+        continue;
+      }
       const stop = acq.fn.node;
       // A generator that hands the value out at an unprotected `yield`.
       const unprotected = acq.fn.yields.find((y) => y.type === 'identifier' && y.text === acq.target && !protectedByTry(y, acq.target, stop));

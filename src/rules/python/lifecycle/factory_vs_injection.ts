@@ -23,10 +23,13 @@ import {
 
 const CREATE_TASK = /^(asyncio\.(create_task|ensure_future)|anyio\.from_thread\.run)$/;
 
-/** The session is an argument of the task: `add_task(fn, session)`, `create_task(work(session))`. */
+/** Starlette's single background task, run after the response it is passed to (`background=`) is sent. */
+const BACKGROUND_TASK = /^(starlette\.background|fastapi\.background|fastapi)\.BackgroundTask$/;
+
+/** The session is an argument of the task: `add_task(fn, session)`, `BackgroundTask(fn, session)`, `create_task(work(session))`. */
 function handsOver(call: CallInfo, name: string): boolean {
   const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
-  if (call.method === 'add_task') return args.slice(1).some((a) => variableRefs(a, name).length > 0 && !a.text.includes('lambda'));
+  if (call.method === 'add_task' || isBackgroundTask(call)) return args.slice(1).some((a) => variableRefs(a, name).length > 0 && !a.text.includes('lambda'));
   return args.length > 0 && variableRefs(args[0]!, name).length > 0;
 }
 
@@ -39,12 +42,48 @@ function awaitedLater(model: FileModel, fn: FunctionInfo, call: CallInfo): boole
   return variableRefs(fn.body, target).some((r) => r.startIndex > call.node.endIndex && (r.parent?.type === 'await' || /gather|wait/.test(r.parent?.parent?.text ?? '')));
 }
 
+function isBackgroundTask(call: CallInfo): boolean {
+  return !!call.qualifiedName && BACKGROUND_TASK.test(call.qualifiedName);
+}
+
 function isDetachedTask(model: FileModel, fn: FunctionInfo, call: CallInfo): boolean {
-  if (call.method === 'add_task') return true;
+  if (call.method === 'add_task' || isBackgroundTask(call)) return true;
   if (call.qualifiedName && CREATE_TASK.test(call.qualifiedName)) return !awaitedLater(model, fn, call);
   // `loop.create_task(...)` on an event loop (not a task group's `tg.create_task`).
   if (call.method === 'create_task' && /loop$/i.test(call.receiver?.text ?? '')) return !awaitedLater(model, fn, call);
   return false;
+}
+
+/** The parameter of `helper` that an argument of `call` binds: by position or by keyword. */
+function boundParam(helper: FunctionInfo, call: CallInfo, name: string): string | null {
+  const params = helper.params.filter((p) => p.name !== 'self' && p.name !== 'cls');
+  let i = 0;
+  for (const a of call.node.childForFieldName('arguments')?.namedChildren ?? []) {
+    if (a.type === 'keyword_argument') {
+      const v = a.childForFieldName('value');
+      if (v?.type === 'identifier' && v.text === name) return a.childForFieldName('name')?.text ?? null;
+      continue;
+    }
+    if (a.type === 'list_splat' || a.type === 'dictionary_splat') return null;
+    if (a.type === 'identifier' && a.text === name) return params[i]?.name ?? null;
+    i++;
+  }
+  return null;
+}
+
+/**
+ * `schedule_reindex(tasks, session)`: a module-level function of this file that the handler hands
+ * the session to, and that hands it on to a background or detached task. Returns the helper's
+ * task call, or null.
+ */
+function handedOnByHelper(model: FileModel, call: CallInfo, name: string): { helper: FunctionInfo; task: CallInfo } | null {
+  if (call.hasReceiver) return null;
+  const helper = model.functions.find((f) => f.parent < 0 && !f.className && f.name === call.calleeText);
+  if (!helper) return null;
+  const param = boundParam(helper, call, name);
+  if (!param) return null;
+  const task = model.calls.find((c) => c.functionIndex === helper.index && isDetachedTask(model, helper, c) && handsOver(c, param));
+  return task ? { helper, task } : null;
 }
 
 export const factoryVsInjection: FileRule = {
@@ -55,7 +94,7 @@ export const factoryVsInjection: FileRule = {
     severity: 'critical',
     effort: 'M',
     summary: 'Injected request-scoped session used by long-lived code: SSE/streaming generator, WebSocket loop, background task',
-    what: 'Finds a session injected into a handler (`Depends(get_db)` and the like, `session: AsyncSession`) that is used by the generator of a `StreamingResponse` / `EventSourceResponse`, kept by a WebSocket endpoint that loops, or handed to `BackgroundTasks.add_task(...)` / `asyncio.create_task(...)`. Critical for SSE/WebSocket, high for background work.',
+    what: 'Finds a session injected into a handler (`Depends(get_db)` and the like, `session: AsyncSession`) that is used by the generator of a `StreamingResponse` / `EventSourceResponse`, kept by a WebSocket endpoint that loops, or handed to `BackgroundTasks.add_task(...)` / `starlette.background.BackgroundTask(...)` (a response\'s `background=`) / `asyncio.create_task(...)` — directly, or through a helper of the same module that the handler passes the session to. Handing over ids is fine. Critical for SSE/WebSocket, high for background work.',
     why: 'An injected session belongs to the request\'s dependency scope. Long-lived code either holds it (one pooled connection pinned per open stream or socket: a few dozen clients exhaust the pool) or outlives it (FastAPI ≥ 0.106 closes `yield` dependencies before background tasks and, in 0.106–0.117, before the stream: the closed session silently opens a new connection that is never returned).',
     bad: 'from fastapi import BackgroundTasks, Depends, FastAPI\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\nasync def get_session():\n    ...\n\n\nasync def rebuild_index(session: AsyncSession) -> None:\n    ...\n\n\n@app.post("/reindex")\nasync def reindex(tasks: BackgroundTasks, session: AsyncSession = Depends(get_session)):\n    tasks.add_task(rebuild_index, session)\n    return {"status": "scheduled"}\n',
     good: 'from fastapi import BackgroundTasks, Depends, FastAPI\nfrom sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker\n\napp = FastAPI()\nsession_factory = async_sessionmaker(expire_on_commit=False)\n\n\nasync def rebuild_index() -> None:\n    async with session_factory() as session:\n        ...\n\n\n@app.post("/reindex")\nasync def reindex(tasks: BackgroundTasks):\n    tasks.add_task(rebuild_index)\n    return {"status": "scheduled"}\n',
@@ -101,7 +140,21 @@ export const factoryVsInjection: FileRule = {
           if (call.method === 'add_task' && backgroundInScope) continue;
           ctx.report({
             node: call.node,
-            message: `injected session \`${s.name}\` handed to ${call.method === 'add_task' ? 'a background task' : 'a detached task'}: it runs after the request's session is closed`,
+            message: `injected session \`${s.name}\` handed to ${call.method === 'add_task' || isBackgroundTask(call) ? 'a background task' : 'a detached task'}: it runs after the request's session is closed`,
+            severity: 'high',
+            function: fn.name,
+          });
+        }
+        // Handed on by a helper of this file: `schedule_reindex(tasks, session)` → `tasks.add_task(reindex, session)`.
+        for (const call of model.calls) {
+          if (call.functionIndex !== fn.index) continue;
+          const via = handedOnByHelper(model, call, s.name);
+          if (!via) continue;
+          const background = via.task.method === 'add_task' || isBackgroundTask(via.task);
+          if (background && backgroundInScope) continue;
+          ctx.report({
+            node: call.node,
+            message: `injected session \`${s.name}\` handed to \`${via.helper.name}\`, which passes it to ${background ? 'a background task' : 'a detached task'} (line ${via.task.line}): it runs after the request's session is closed`,
             severity: 'high',
             function: fn.name,
           });

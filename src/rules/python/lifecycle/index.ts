@@ -1,4 +1,5 @@
 import type { Rule } from '../../types.js';
+import { enginePerRequest } from './engine_per_request.js';
 import { errorPathLeak } from './error_path_leak.js';
 import { factoryVsInjection } from './factory_vs_injection.js';
 import { missingCleanup } from './missing_cleanup.js';
@@ -7,5 +8,5 @@ import { resourceScopeMismatch } from './resource_scope_mismatch.js';
 import { streamingResourceHolding } from './streaming_resource_holding.js';
 
 export const lifecycleRules: Rule[] = [
-  resourceScopeMismatch, streamingResourceHolding, missingCleanup, poolConfiguration, errorPathLeak, factoryVsInjection,
+  resourceScopeMismatch, streamingResourceHolding, missingCleanup, poolConfiguration, errorPathLeak, factoryVsInjection, enginePerRequest,
 ];

@@ -9,13 +9,45 @@
  * handle: a pooled connection stays checked out (and its transaction open) until the garbage
  * collector finds it, a file descriptor stays open.
  *
+ * Also: closeable clients (`aiohttp.ClientSession`, `httpx.Client`, redis clients,
+ * `ThreadPoolExecutor`; catalogue in `semantic/resources.ts`) made per call and never closed, and
+ * session providers used outside their protocol (`next(get_db())`, a `@contextmanager` provider
+ * called without `with`).
+ *
  * Precision: a value that leaves the function (returned, stored on an object or in a
  * container, handed to `ExitStack.enter_context` / `closing()` / a `.callback(x.close)`) or is
  * used as a context manager later is the caller's; a close in `finally`, or in a catch-all
  * `except` plus the normal path, counts. Module-level handles are long-lived by design.
  */
+import { effectiveRole } from '../../../semantic/model.js';
+import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
-import { acquisitions, closeFacts } from './semantics.js';
+import { acquisitions, closeFacts, contextManagerDependencies, providerMisuses, unownedStores, type Acquisition } from './semantics.js';
+
+/** High on a request path (a leak per request), medium elsewhere. */
+function perCallSeverity(ctx: FileRuleContext, fnIndex: number): Severity {
+  return effectiveRole(ctx.model, fnIndex) === 'handler' ? 'high' : 'medium';
+}
+
+/** A lifespan (`@asynccontextmanager async def lifespan(app)`): what it opens lives as long as the app. */
+function isLifespan(acq: Acquisition): boolean {
+  return acq.fn.decoratorNames.some((d) => /(^|\.)(async)?contextmanager$/.test(d)) && acq.fn.params.some((p) => p.name === 'app' || p.name === '_app');
+}
+
+function reportClient(ctx: FileRuleContext, acq: Acquisition): void {
+  const facts = closeFacts(acq);
+  // A client closed anywhere (or owned elsewhere) is not the leak this looks for; only one never closed.
+  if (facts.escapes || facts.closedInFinally || facts.closedNormally || facts.closingExcepts.size > 0 || isLifespan(acq)) return;
+  const client = acq.client!;
+  const holds = client.holds === 'threads' ? 'its worker threads idle' : 'its connection pool keeps sockets open';
+  ctx.report({
+    node: acq.call.node,
+    message: `\`${acq.target} = ${acq.label}\` (${client.label}) is never closed: ${holds} until the garbage collector finds it, once per call`,
+    severity: perCallSeverity(ctx, acq.fn.index),
+    function: acq.fn.name,
+    recommendation: `use it as a context manager, close it in \`finally\` (\`${client.close.replace(/\b(session|client|executor)\b/, acq.target)}\`), or keep one for the process`,
+  });
+}
 
 export const missingCleanup: FileRule = {
   meta: {
@@ -24,8 +56,8 @@ export const missingCleanup: FileRule = {
     family: 'lifecycle',
     severity: 'high',
     effort: 'S',
-    summary: 'Session, connection or file acquired outside `with` and not closed on every path',
-    what: 'Finds `Session()`, `sessionmaker()()` (a session factory called), `engine.connect()`, `engine.raw_connection()`, `await pool.acquire()`, driver `connect()` calls (`psycopg2`, `psycopg`, `asyncpg`, `sqlite3`, `pymysql`, …) and `open()` assigned to a local variable outside `with` / `async with`, and not closed on all paths: a `close()` only at the end of the normal path does not count, a `close()` in `finally` does. Values returned to the caller, stored on an object or registered with an `ExitStack` are not flagged.',
+    summary: 'Session, connection, file or client acquired outside `with` and not closed on every path; a session provider used outside its protocol',
+    what: 'Finds `Session()`, `sessionmaker()()` (a session factory called), `engine.connect()`, `engine.raw_connection()`, `await pool.acquire()`, driver `connect()` calls (`psycopg2`, `psycopg`, `asyncpg`, `sqlite3`, `pymysql`, …) and `open()` assigned to a local variable outside `with` / `async with`, and not closed on all paths: a `close()` only at the end of the normal path does not count, a `close()` in `finally` does. Values returned to the caller, stored on an object or registered with an `ExitStack` are not flagged. Closeable clients — `aiohttp.ClientSession`, `httpx.Client`/`AsyncClient`, redis clients, `ThreadPoolExecutor` — are flagged when made per call and never closed (a module-level or app-lifetime client, one stored on an object, or one closed in a lifespan is fine). Session providers used outside their protocol: `next(get_db())` (the generator, and with it the provider\'s cleanup, is dropped), a provider\'s generator kept but never closed, and a `@contextmanager` provider called without `with` (it yields no session at all).',
     why: 'Any exception between the acquisition and the `close()` skips the close: the pooled connection stays checked out with its transaction open until garbage collection, and under load the pool runs dry (`QueuePool limit … reached`). For files, descriptors leak and buffered writes may be lost.',
     bad: 'from sqlalchemy import create_engine, text\nfrom sqlalchemy.orm import sessionmaker\n\nengine = create_engine("postgresql://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\n\n\ndef count_users() -> int:\n    db = SessionLocal()\n    n = db.execute(text("SELECT count(*) FROM users")).scalar_one()\n    db.close()\n    return n\n',
     good: 'from sqlalchemy import create_engine, text\nfrom sqlalchemy.orm import sessionmaker\n\nengine = create_engine("postgresql://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\n\n\ndef count_users() -> int:\n    with SessionLocal() as db:\n        return db.execute(text("SELECT count(*) FROM users")).scalar_one()\n',
@@ -38,10 +70,26 @@ export const missingCleanup: FileRule = {
   },
   checkFile(ctx: FileRuleContext): void {
     for (const acq of acquisitions(ctx.model, ctx.project)) {
+      if (acq.kind === 'client') {
+        reportClient(ctx, acq);
+        continue;
+      }
       const facts = closeFacts(acq);
       if (facts.escapes || facts.closedInFinally || facts.closedOnBothPaths) continue;
       const closedSomewhere = facts.closedNormally || facts.closingExcepts.size > 0;
       const what = acq.kind === 'file' ? 'file' : acq.kind;
+      if (acq.provider) {
+        ctx.report({
+          node: acq.call.node,
+          message: closedSomewhere
+            ? `the generator of session provider \`${acq.label}\` is closed only on the normal path: an exception before \`${acq.target}.close()\` leaves the provider's cleanup to the garbage collector`
+            : `the generator of session provider \`${acq.target} = ${acq.label}\` is never closed: the provider's cleanup (its \`finally\`) runs only when the garbage collector finds it`,
+          severity: perCallSeverity(ctx, acq.fn.index),
+          function: acq.fn.name,
+          recommendation: `close the generator in \`finally\` (\`${acq.target}.close()\`), or open the session with the factory in \`with\``,
+        });
+        continue;
+      }
       ctx.report({
         node: acq.call.node,
         message: closedSomewhere
@@ -49,6 +97,43 @@ export const missingCleanup: FileRule = {
           : `${what} \`${acq.target} = ${acq.label}\` is never closed`,
         severity: acq.kind === 'file' ? 'medium' : 'high',
         function: acq.fn.name,
+      });
+    }
+    for (const st of unownedStores(ctx.model, ctx.project)) {
+      const perRequest = !st.target.startsWith('self.');
+      ctx.report({
+        node: st.call.node,
+        message: perRequest
+          ? `${st.acquire.kind} \`${st.target} = ${st.acquire.label}\` is stored on per-request state and nothing in this module closes it`
+          : `${st.acquire.kind} \`${st.target} = ${st.acquire.label}\` is stored on \`${st.fn.className}\`, which has no \`close()\`/\`__exit__\` that closes it: every instance leaks one`,
+        severity: perRequest ? 'high' : 'medium',
+        function: st.fn.name,
+        recommendation: perRequest
+          ? `close it after \`call_next\` in \`finally\` (or in a teardown hook)`
+          : `give \`${st.fn.className}\` a \`close()\` (and \`__enter__\`/\`__exit__\`) that closes \`${st.target}\`, or pass a session in instead of opening one`,
+      });
+    }
+    for (const d of contextManagerDependencies(ctx.model, ctx.project)) {
+      const deco = d.provider.async ? 'asynccontextmanager' : 'contextmanager';
+      ctx.report({
+        node: d.node,
+        message: `\`${d.param}\` depends on \`${d.provider.name}\`, a \`@${deco}\`: FastAPI runs only generator functions as \`yield\` dependencies, so \`${d.param}\` receives the context manager, not a session, and the first use fails`,
+        severity: perCallSeverity(ctx, d.fn.index),
+        function: d.fn.name,
+        recommendation: `drop \`@${deco}\` from the dependency (FastAPI drives the generator itself), or keep a separate undecorated provider for \`Depends\``,
+      });
+    }
+    for (const m of providerMisuses(ctx.model, ctx.project)) {
+      ctx.report({
+        node: m.node,
+        message: m.kind === 'next'
+          ? `\`${m.node.text.replace(/\s+/g, ' ')}\` takes the session out of provider \`${m.label}\` and drops its generator: the provider's cleanup runs when the garbage collector finds the generator (in CPython at once, before the session is used), and the connection the session checks out afterwards is never given back`
+          : `\`${m.label}\` is a context manager (\`@${m.provider.async ? 'asynccontextmanager' : 'contextmanager'}\`) used without \`${m.provider.async ? 'async with' : 'with'}\`: it yields no session, and the first use fails`,
+        severity: perCallSeverity(ctx, m.fn.index),
+        function: m.fn.name,
+        recommendation: m.kind === 'next'
+          ? 'use the provider as a context manager (`with contextmanager(get_db)() as db:`), or open a session from the factory with `with`'
+          : `\`${m.provider.async ? 'async with' : 'with'} ${m.label} as session:\``,
       });
     }
   },

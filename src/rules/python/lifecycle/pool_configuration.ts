@@ -14,11 +14,16 @@
  * expired attribute read after `commit()` on an `AsyncSession` is implicit IO that raises
  * `MissingGreenlet`.
  *
+ * An engine made in a function for one job and dropped there (a startup connectivity check, an
+ * export tool: only connected to or disposed, never returned or stored) serves no requests and is
+ * left alone.
+ *
  * The engine facts (kwargs, URL scheme, pool class, listeners) come from the project context;
  * the finding points at the call in the file. Engines with `**kwargs` (settings unknown),
  * `*_from_config` engines and migration environments are left alone.
  */
 import type { CallInfo } from '../../../semantic/model.js';
+import { declaresGlobal, variableRefs } from '../../../semantic/model.js';
 import type { EngineInfo, ProjectContext } from '../../../discovery/context.js';
 import type { Severity } from '../../../types.js';
 import { isMigrationFile, projectIndex } from '../../projectFacts.js';
@@ -59,13 +64,39 @@ function inSqliteBranch(call: CallInfo): boolean {
   return false;
 }
 
+/** Uses of a one-shot engine: it is connected to (or disposed) where it is made, and goes nowhere else. */
+const ONE_SHOT_USES = /^(connect|begin|raw_connection|dispose|execute|url|dialect)$/;
+
+/**
+ * An engine made in a function for one job and dropped there — a startup connectivity check, an
+ * export or backup tool: a local name that is only connected to or disposed (or is disposed at
+ * all), never returned, stored or handed on. It serves no requests: a pool's web settings do not
+ * apply to it.
+ */
+function isOneShotEngine(ctx: FileRuleContext, engine: EngineInfo, call: CallInfo): boolean {
+  if (call.functionIndex < 0 || !engine.name || !/^[A-Za-z_]\w*$/.test(engine.name)) return false;
+  const fn = ctx.model.functions[call.functionIndex]!;
+  if (!fn.body || declaresGlobal(fn, engine.name)) return false;
+  const refs = variableRefs(fn.body, engine.name).filter((r) => r.startIndex > call.node.endIndex);
+  if (refs.length === 0) return false;
+  let disposed = false;
+  let onlyConnected = true;
+  for (const r of refs) {
+    const p = r.parent;
+    const attr = p?.type === 'attribute' && p.childForFieldName('object')?.id === r.id ? p.childForFieldName('attribute')?.text ?? '' : null;
+    if (attr === 'dispose') disposed = true;
+    if (attr === null || !ONE_SHOT_USES.test(attr)) onlyConnected = false;
+  }
+  return disposed || onlyConnected;
+}
+
 function engineProblems(ctx: FileRuleContext, engine: EngineInfo, call: CallInfo): Problem[] {
   const scheme = engine.urlScheme;
   const kw = engine.kwargs;
   const has = (k: string) => k in kw;
   // `connect_args={"check_same_thread": False}` is SQLite's signature.
   const sqliteArgs = JSON.stringify(kw['connect_args'] ?? '').includes('check_same_thread');
-  if ((scheme && /^sqlite/.test(scheme)) || sqliteArgs || inSqliteBranch(call)) return [];
+  if ((scheme && /^sqlite/.test(scheme)) || sqliteArgs || inSqliteBranch(call) || isOneShotEngine(ctx, engine, call)) return [];
   const web = isWebService(ctx.project);
   const poolClass = engine.poolClass;
   const noPool = (poolClass !== null && NON_QUEUE_POOLS.test(poolClass)) || kw['pool_size'] === 0;
@@ -91,7 +122,7 @@ export const poolConfiguration: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Engine pool left at risky defaults (no pre-ping/recycle, NullPool in a web service), or an async session factory that expires on commit',
-    what: 'For every `create_engine` / `create_async_engine` call of a networked database (URL scheme not `sqlite`, or not known, and not in a branch taken for SQLite): no `pool_pre_ping` and no `pool_recycle` (high); `NullPool` / `pool_size=0` in a web service with no comment saying why (serverless, PgBouncer) (medium); pool size and overflow both left at the defaults in a web service (low). One finding per engine call, at the severity of its worst problem. Also `sessionmaker(class_=AsyncSession)` / `async_sessionmaker(...)` without `expire_on_commit=False` (medium). Engines configured through `**kwargs` or `engine_from_config` are skipped: their settings are not in the code.',
+    what: 'For every `create_engine` / `create_async_engine` call of a networked database (URL scheme not `sqlite`, or not known, and not in a branch taken for SQLite): no `pool_pre_ping` and no `pool_recycle` (high); `NullPool` / `pool_size=0` in a web service with no comment saying why (serverless, PgBouncer) (medium); pool size and overflow both left at the defaults in a web service (low). One finding per engine call, at the severity of its worst problem. Also `sessionmaker(class_=AsyncSession)` / `async_sessionmaker(...)` without `expire_on_commit=False` (medium). The engine Flask-SQLAlchemy makes is judged the same way, with the options of the app config (`SQLALCHEMY_ENGINE_OPTIONS`, `SQLALCHEMY_POOL_*`, `engine_options=`) found anywhere in the project. Engines configured through `**kwargs` or `engine_from_config`, or a config mapping that is not literal, are skipped: their settings are not in the code; so is an engine made for one job and dropped in the same function (a startup check, an export tool).',
     why: 'Pooled connections go stale when the database restarts, fails over or a firewall drops idle sockets; without pre-ping or recycle the first request on each stale connection fails. The default overflow and size are rarely what the service needs: too small queues requests behind `pool_timeout`, unbounded growth exhausts `max_connections`. With `AsyncSession`, `expire_on_commit=True` expires every loaded attribute on commit; reading one afterwards is implicit IO that raises `MissingGreenlet` (or blocks).',
     bad: 'from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine\n\nengine = create_async_engine("postgresql+asyncpg://app@db/app")\nSessionLocal = async_sessionmaker(engine)\n',
     good: 'from sqlalchemy import event\nfrom sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine\n\nengine = create_async_engine(\n    "postgresql+asyncpg://app@db/app",\n    pool_size=10,\n    max_overflow=5,\n    pool_pre_ping=True,\n    pool_recycle=1800,\n)\nSessionLocal = async_sessionmaker(engine, expire_on_commit=False)\n\n\n@event.listens_for(engine.sync_engine, "checkout")\ndef on_checkout(dbapi_connection, record, proxy):\n    pass\n',
@@ -112,12 +143,16 @@ export const poolConfiguration: FileRule = {
       const problems = engineProblems(ctx, engine, call);
       if (problems.length === 0) continue;
       const worst = problems.reduce((a, b) => (SEVERITY_RANK[b.severity] > SEVERITY_RANK[a.severity] ? b : a));
-      const what = engine.name ? `engine \`${engine.name}\`` : `\`${engine.factory}(...)\``;
+      const flask = engine.factory === 'SQLAlchemy';
+      const what = flask
+        ? `the engine Flask-SQLAlchemy makes for \`${engine.name ?? 'SQLAlchemy()'}\` (\`SQLALCHEMY_ENGINE_OPTIONS\` and the app config as read)`
+        : engine.name ? `engine \`${engine.name}\`` : `\`${engine.factory}(...)\``;
       const scheme = engine.urlScheme ? ` (${engine.urlScheme})` : '';
       ctx.report({
         node: call.node,
         message: `${what}${scheme}: ${problems.map((p) => p.text).join('; ')}`,
         severity: worst.severity,
+        ...(flask ? { recommendation: 'set them in `SQLALCHEMY_ENGINE_OPTIONS` (`pool_pre_ping`, `pool_recycle`, `pool_size`, `max_overflow`)' } : {}),
       });
     }
     if (!/sessionmaker/.test(model.source)) return;

@@ -10,10 +10,11 @@ import { isMigrationFile } from '../../projectFacts.js';
 import { externalCall } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { callAt, moduleNameOf, resolveName, valueTypeOf, variableRefs } from '../../../semantic/model.js';
+import { callAt, declaresGlobal, moduleNameOf, resolveName, valueTypeOf, variableRefs } from '../../../semantic/model.js';
 import { callArgs } from '../query/semantics.js';
 import { annotationType, calleeType, receiverType } from '../../../semantic/valueTypes.js';
-import type { ProjectContext } from '../../../discovery/context.js';
+import type { ProjectContext, SessionHelperInfo, SessionProviderInfo } from '../../../discovery/context.js';
+import { CLOSE_METHODS, DRIVER_CONNECT, SESSION_CLASS, closeableClient, type CloseableClient } from '../../../semantic/resources.js';
 
 // ---------------------------------------------------------------------------------------------
 // Project facts
@@ -79,22 +80,20 @@ export function yieldDependencyOutlivesStream(project: ProjectContext): boolean 
 // ---------------------------------------------------------------------------------------------
 // Acquisitions
 
-export type ResourceKind = 'session' | 'connection' | 'file';
+export type ResourceKind = 'session' | 'connection' | 'file' | 'client';
 
 export interface AcquireKind {
   kind: ResourceKind;
   /** What is acquired, for messages: `ReportSession()`, `engine.connect()`, `open()`. */
   label: string;
+  /** For a `client`: what it is and how it is closed. */
+  client?: CloseableClient;
+  /** A session provider's generator taken out of its protocol (`gen = get_db()`): the provider's name. */
+  provider?: string;
 }
 
-const SESSION_CLASSES = /^(sqlalchemy\.orm(\.session)?\.Session|sqlmodel(\.orm\.session)?\.Session|sqlalchemy\.ext\.asyncio(\.session)?\.AsyncSession|sqlmodel\.ext\.asyncio\.session\.AsyncSession)$/;
 const ENGINE_FACTORIES = /^(sqlalchemy(\.engine)?\.create_engine|sqlmodel\.create_engine|sqlalchemy\.ext\.asyncio(\.engine)?\.create_async_engine)\(\)$/;
 const ENGINE_ANNOTATIONS = /^@(sqlalchemy(\.engine(\.base)?)?\.Engine|sqlalchemy\.ext\.asyncio(\.engine)?\.AsyncEngine)$/;
-const DRIVER_CONNECT = new Set([
-  'psycopg2.connect', 'psycopg.connect', 'psycopg.Connection.connect', 'psycopg.AsyncConnection.connect', 'pymysql.connect',
-  'MySQLdb.connect', 'mysql.connector.connect', 'sqlite3.connect', 'asyncpg.connect', 'aiosqlite.connect', 'aiomysql.connect',
-  'pymssql.connect', 'cx_Oracle.connect', 'oracledb.connect',
-]);
 const FILE_OPEN = new Set(['builtins.open', 'io.open', 'aiofiles.open']);
 
 /** Module-level session factories and engines the context found, by qualified name. */
@@ -102,6 +101,10 @@ interface ProjectNames {
   factories: Set<string>;
   engines: Set<string>;
   providers: Set<string>;
+  /** Session providers (generators yielding a session), by qualified name. */
+  providerInfo: Map<string, SessionProviderInfo>;
+  /** Functions returning a new session/connection, by qualified name. */
+  helpers: Map<string, SessionHelperInfo>;
 }
 
 const namesCache = new WeakMap<ProjectContext, ProjectNames>();
@@ -109,7 +112,7 @@ const namesCache = new WeakMap<ProjectContext, ProjectNames>();
 export function projectNames(project: ProjectContext): ProjectNames {
   let names = namesCache.get(project);
   if (names) return names;
-  names = { factories: new Set(), engines: new Set(), providers: new Set() };
+  names = { factories: new Set(), engines: new Set(), providers: new Set(), providerInfo: new Map(), helpers: new Map() };
   for (const f of project.sessionFactories) {
     if (f.name && !f.function && (f.kind === 'sessionmaker' || f.kind === 'async_sessionmaker')) {
       names.factories.add(`${moduleNameOf(f.file)}.${f.name}`);
@@ -118,7 +121,11 @@ export function projectNames(project: ProjectContext): ProjectNames {
   for (const e of project.engines) {
     if (e.name && !e.function && e.factory !== 'asyncpg.create_pool') names.engines.add(`${moduleNameOf(e.file)}.${e.name}`);
   }
-  for (const p of project.sessionProviders) names.providers.add(`${moduleNameOf(p.file)}.${p.name}`);
+  for (const p of project.sessionProviders) {
+    names.providers.add(`${moduleNameOf(p.file)}.${p.name}`);
+    names.providerInfo.set(`${moduleNameOf(p.file)}.${p.name}`, p);
+  }
+  for (const h of project.sessionHelpers ?? []) names.helpers.set(`${moduleNameOf(h.file)}.${h.name}`, h);
   namesCache.set(project, names);
   return names;
 }
@@ -146,7 +153,7 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
   const q = call.qualifiedName;
   if (q && FILE_OPEN.has(q)) return { kind: 'file', label: q === 'builtins.open' ? 'open()' : `${q}()` };
   if (q && DRIVER_CONNECT.has(q)) return { kind: 'connection', label: `${q}()` };
-  if (q && SESSION_CLASSES.test(q)) return bindsBorrowedConnection(model, call) ? null : { kind: 'session', label: `${call.calleeText}()` };
+  if (q && SESSION_CLASS.test(q)) return bindsBorrowedConnection(model, call) ? null : { kind: 'session', label: `${call.calleeText}()` };
   if (call.method === 'connect' || call.method === 'raw_connection') {
     if (call.hasReceiver && isEngineType(project, receiverType(model, call))) {
       return { kind: 'connection', label: `${call.dottedReceiver ?? call.receiver!.text}.${call.method}()` };
@@ -158,10 +165,35 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
     if (recv && call.awaited && /(^|[._])pool$/i.test(recv.text)) return { kind: 'connection', label: `${recv.text}.acquire()` };
     return null;
   }
-  if (isSessionFactoryType(model, project, calleeType(model, call))) {
+  // A project factory by the name it is bound to (`OrderSession, engine = build(url)`: its value's type is not known).
+  if (isSessionFactoryType(model, project, calleeType(model, call)) || projectNames(project).factories.has(boundName(model, call) ?? '')) {
     return { kind: 'session', label: `${call.calleeText}()` };
   }
+  const client = closeableClient(q);
+  if (client) {
+    const { keywords } = callArgs(call.node);
+    if (client.borrowsWith?.some((k) => keywords.has(k))) return null;
+    return { kind: 'client', label: `${call.calleeText}()`, client };
+  }
+  // `db = new_session()`: a project helper that returns a new session or connection.
+  const helperName = boundName(model, call);
+  const helper = helperName ? projectNames(project).helpers.get(helperName) : undefined;
+  if (helper && helper.name !== model.functions[call.functionIndex]?.qualifiedName) return { kind: helper.kind, label: `${call.calleeText}()` };
+  // `gen = get_db()`: the provider's generator, whose cleanup runs when it is closed or exhausted.
+  const provider = sessionProviderOf(model, project, call);
+  if (provider && !provider.contextManager && !call.isWithItem) return { kind: 'session', label: `${call.calleeText}()`, provider: provider.name };
   return null;
+}
+
+/** The qualified name a call's callee is bound to: through imports, or a bare name of this module (a tuple target the model does not list). */
+function boundName(model: FileModel, call: CallInfo): string | null {
+  return call.qualifiedName ?? resolveName(model, call.calleeText) ?? (/^[A-Za-z_]\w*$/.test(call.calleeText) ? `${model.moduleName}.${call.calleeText}` : null);
+}
+
+/** The session provider (a generator yielding a session) a call calls, or null. */
+export function sessionProviderOf(model: FileModel, project: ProjectContext, call: CallInfo): SessionProviderInfo | null {
+  const q = boundName(model, call);
+  return q ? projectNames(project).providerInfo.get(q) ?? null : null;
 }
 
 /**
@@ -203,7 +235,7 @@ const acquisitionsMemo = new WeakMap<FileModel, Acquisition[]>();
 
 function findAcquisitions(model: FileModel, project: ProjectContext): Acquisition[] {
   // A migration's session is bound to the connection the migration tool opens and closes.
-  if (model.isTestFile || !ACQUIRE_HINT.test(model.source) || isMigrationFile(project, model.path)) return [];
+  if (model.isTestFile || !mayAcquire(model, project) || isMigrationFile(project, model.path)) return [];
   const out: Acquisition[] = [];
   for (const a of model.assignments) {
     if (a.fromWith || a.functionIndex < 0 || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
@@ -219,12 +251,23 @@ function findAcquisitions(model: FileModel, project: ProjectContext): Acquisitio
   return out;
 }
 
-const ACQUIRE_HINT = /Session|session|connect|acquire|open\(/;
+const ACQUIRE_HINT = /Session|session|connect|acquire|open\(|Client|Redis|redis|Executor/;
+
+/**
+ * A cheap text test before the walk: an acquiring name, or the name of one of the project's
+ * session providers, helpers, factories or engines (`from app.db import Maker as new_db` still
+ * names `Maker`; a file that only says `db.Maker()` too).
+ */
+function mayAcquire(model: FileModel, project: ProjectContext): boolean {
+  if (ACQUIRE_HINT.test(model.source)) return true;
+  const named = (name: string | null) => !!name && model.source.includes(name.slice(name.lastIndexOf('.') + 1));
+  return project.sessionProviders.some((p) => named(p.name)) || (project.sessionHelpers ?? []).some((h) => named(h.name))
+    || project.sessionFactories.some((f) => named(f.name)) || project.engines.some((e) => named(e.name));
+}
 
 // ---------------------------------------------------------------------------------------------
 // Closing
 
-const CLOSE_METHODS = new Set(['close', 'aclose', 'dispose', 'terminate', 'release']);
 /** Methods that take ownership of the value handed to them. */
 const OWNERSHIP_METHODS = new Set([
   'enter_context', 'enter_async_context', 'push', 'push_async_exit', 'callback', 'push_async_callback', 'closing', 'aclosing',
@@ -245,6 +288,17 @@ function isCloseRef(ref: SyntaxNode): boolean {
     if (method && (method === 'release' || method === 'putconn' || method === 'close')) return true;
   }
   return false;
+}
+
+/**
+ * `next(gen, None)` / `await anext(gen, None)`: resumes a provider's generator past its single
+ * `yield`, so its cleanup runs and the default is returned: as good as `gen.close()`.
+ */
+function exhaustsGenerator(ref: SyntaxNode): boolean {
+  const args = ref.parent;
+  if (args?.type !== 'argument_list' || args.namedChildren[0]?.id !== ref.id || args.namedChildren.length !== 2) return false;
+  const callee = args.parent?.childForFieldName('function');
+  return callee?.type === 'identifier' && NEXT_BUILTINS.has(callee.text);
 }
 
 /** Methods whose result holds no reference to the session: rows materialised, a scalar, a count. */
@@ -280,17 +334,26 @@ function usedNotReturned(ref: SyntaxNode): boolean {
   return top !== ref && lastMethod !== null && MATERIALISING.test(lastMethod);
 }
 
+/** Is `ref` the object of an attribute (`client.get(...)`): the value is used, not handed on. */
+function isReceiver(ref: SyntaxNode): boolean {
+  return ref.parent?.type === 'attribute' && ref.parent.childForFieldName('object')?.id === ref.id;
+}
+
 /** The variable escapes the function: returned, stored in an attribute or container, handed to an owner, managed by `with`. */
 function escapesOrManaged(ref: SyntaxNode, kind: ResourceKind): boolean {
   for (let p: SyntaxNode | null = ref.parent; p; p = p.parent) {
-    if (p.type === 'return_statement') return !usedNotReturned(ref);
+    if (p.type === 'return_statement') return !(kind === 'client' ? isReceiver(ref) : usedNotReturned(ref));
     if (p.type === 'function_definition' || p.type === 'lambda' || p.type === 'block' || p.type === 'expression_statement') break;
-    if (p.type === 'with_item') return true;
+    // `with x:` manages it; for a client, `async with http.get(url) as resp` manages only the response.
+    if (p.type === 'with_item') return kind !== 'client' || !isReceiver(ref);
     if (p.type === 'assignment' || p.type === 'augmented_assignment') {
       const left = p.childForFieldName('left');
       const right = p.childForFieldName('right');
       if (left && right && ref.startIndex >= right.startIndex && left.type !== 'identifier') return true;
-      if (left?.type === 'identifier' && right && ref.startIndex >= right.startIndex && right.type !== 'call' && right.type !== 'await') return true;
+      // `rows = (s.query(M).all())`: parentheses around a call are still a call's result, not an alias.
+      let value = right;
+      while (value?.type === 'parenthesized_expression' && value.namedChild(0)) value = value.namedChild(0)!;
+      if (left?.type === 'identifier' && value && ref.startIndex >= value.startIndex && value.type !== 'call' && value.type !== 'await') return true;
       break;
     }
     if (p.type === 'argument_list') {
@@ -301,6 +364,8 @@ function escapesOrManaged(ref: SyntaxNode, kind: ResourceKind): boolean {
       if (method && /^set(_|[A-Z])/.test(method.replace(/^.*\./, ''))) return true;
       // `self.initfp(f)`: the object's own method takes the handle over (it usually keeps it).
       if (callee?.type === 'attribute' && /^(self|cls)$/.test(callee.childForFieldName('object')?.text ?? '')) return true;
+      // `GitHubApi(session=http)`: a client handed to an object that keeps and closes it.
+      if (kind === 'client' && method && /^[A-Z]/.test(method.replace(/^.*\./, ''))) return true;
     }
     if (p.type === 'list' || p.type === 'tuple' || p.type === 'dictionary' || p.type === 'set' || p.type === 'pair') {
       // `(conn, cur)` returned or stored: handled by the enclosing return/assignment.
@@ -400,10 +465,10 @@ function findCloseFacts(acq: Acquisition): CloseFacts {
   const facts: CloseFacts = { escapes: false, closedInFinally: false, closedOnBothPaths: false, closedNormally: false, closingExcepts: new Set(), refs };
   let closedInCatchAll = false;
   // A `global` name outlives the call by design, like a value stored on an object.
-  if (new RegExp(`\\bglobal\\s+[\\w\\s,]*\\b${acq.target.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`).test(body.text)) facts.escapes = true;
+  if (declaresGlobal(acq.fn, acq.target)) facts.escapes = true;
   for (const ref of refs) {
     if (escapesOrManaged(ref, acq.kind)) facts.escapes = true;
-    const closes = isCloseRef(ref);
+    const closes = isCloseRef(ref) || (!!acq.provider && exhaustsGenerator(ref));
     // Handed to a helper in `finally` (`finally: _sync_close(f)`): a cleanup path of its own.
     const handedOver = !closes && ref.parent?.type === 'argument_list';
     if (!closes && !handedOver) continue;
@@ -521,16 +586,47 @@ export interface StreamingUse {
   generator: FunctionInfo | null;
 }
 
+/** A library streaming response class, by qualified name. */
+function isLibraryStreaming(q: string): boolean {
+  return STREAMING_CLASSES.test(q) && /^(fastapi|starlette|sse_starlette)\./.test(q);
+}
+
+/**
+ * Streaming response classes of this module: `class NdjsonResponse(StreamingResponse)`, and
+ * subclasses of those, by qualified name → whether it is an event stream.
+ */
+function localStreamingClasses(model: FileModel): Map<string, boolean> {
+  const out = new Map<string, boolean>();
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const c of model.classes) {
+      const name = c.childForFieldName('name')?.text;
+      if (!name || out.has(`${model.moduleName}.${name}`)) continue;
+      for (const b of c.childForFieldName('superclasses')?.namedChildren ?? []) {
+        const q = resolveName(model, b.text) ?? `${model.moduleName}.${b.text}`;
+        const sse = isLibraryStreaming(q) ? /EventSourceResponse$/.test(q) : out.get(q);
+        if (sse === undefined) continue;
+        out.set(`${model.moduleName}.${name}`, sse);
+        grew = true;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 /** Streaming responses built in `fn` (its own body), with the generator that feeds each. */
 export function streamingResponses(model: FileModel, fn: FunctionInfo): StreamingUse[] {
   const out: StreamingUse[] = [];
+  const local = model.classes.length > 0 ? localStreamingClasses(model) : new Map<string, boolean>();
   for (const call of model.calls) {
     if (call.functionIndex !== fn.index) continue;
-    const q = call.qualifiedName ?? '';
-    if (!STREAMING_CLASSES.test(q) || !/^(fastapi|starlette|sse_starlette)\./.test(q)) continue;
+    const q = call.qualifiedName ?? (local.size > 0 ? boundName(model, call) ?? '' : '');
+    const localSse = local.get(q);
+    if (!isLibraryStreaming(q) && localSse === undefined) continue;
     const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
     let content: SyntaxNode | null = null;
-    let sse = /EventSourceResponse$/.test(q);
+    let sse = localSse ?? /EventSourceResponse$/.test(q);
     for (const a of args) {
       if (a.type === 'keyword_argument') {
         const k = a.childForFieldName('name')?.text;
@@ -711,4 +807,241 @@ export function sessionRefs(fn: FunctionInfo, name: string): SyntaxNode[] {
   const refs: SyntaxNode[] = [];
   for (const n of names) refs.push(...variableRefs(fn.body, n));
   return refs.sort((x, y) => x.startIndex - y.startIndex);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Providers used outside their protocol
+
+export interface ProviderMisuse {
+  /** Where to report: the `next(...)` call, or the provider call used as a session. */
+  node: SyntaxNode;
+  fn: FunctionInfo;
+  provider: SessionProviderInfo;
+  /** `next`: `next(get_db())` drops the generator; `no-with`: a context-manager provider used without `with`. */
+  kind: 'next' | 'no-with';
+  /** The provider call as written: `get_db()`. */
+  label: string;
+}
+
+const NEXT_BUILTINS = new Set(['next', 'anext']);
+/** Uses of a context-manager object that are its protocol (or hand it to one). */
+const CM_PROTOCOL = new Set(['__enter__', '__aenter__', '__exit__', '__aexit__']);
+
+/**
+ * A session provider called outside its protocol: `next(get_db())` / `anext(...)` /
+ * `get_db().__anext__()` take the session and drop the generator, so the provider's cleanup is
+ * left to the garbage collector; a `@contextmanager` provider called without `with`
+ * (`s = get_session(); s.execute(...)`, `await get_session()`) yields no session at all. The
+ * protocol is silent: `with provider() as s`, `stack.enter_context(provider())`, a generator
+ * kept and closed (`gen = get_db(); s = next(gen) … finally: gen.close()`, an acquisition of its
+ * own), or the provider call returned to a caller.
+ */
+export function providerMisuses(model: FileModel, project: ProjectContext): ProviderMisuse[] {
+  if (model.isTestFile || project.sessionProviders.length === 0 || !mayAcquire(model, project)) return [];
+  const out: ProviderMisuse[] = [];
+  for (const call of model.calls) {
+    if (call.functionIndex < 0 || call.isWithItem) continue;
+    const provider = sessionProviderOf(model, project, call);
+    if (!provider) continue;
+    const fn = model.functions[call.functionIndex]!;
+    const label = `${call.calleeText}()`;
+    let up: SyntaxNode = call.node;
+    while (up.parent?.type === 'parenthesized_expression') up = up.parent;
+    const parent = up.parent;
+    if (!provider.contextManager) {
+      // `next(get_db())`, `await anext(get_db())`, `await get_db().__anext__()`.
+      const outer = parent?.type === 'argument_list' ? parent.parent : parent?.type === 'attribute' ? parent.parent : null;
+      if (outer?.type !== 'call') continue;
+      const callee = outer.childForFieldName('function');
+      const viaBuiltin = parent!.type === 'argument_list' && callee?.type === 'identifier' && NEXT_BUILTINS.has(callee.text) && parent!.namedChildren[0]?.id === up.id;
+      const viaDunder = parent!.type === 'attribute' && callee?.id === parent!.id && /^__a?next__$/.test(parent!.childForFieldName('attribute')?.text ?? '');
+      if (viaBuiltin || viaDunder) out.push({ node: outer, fn, provider, kind: 'next', label });
+      continue;
+    }
+    if (cmUsedAsSession(model, fn, up)) out.push({ node: call.node, fn, provider, kind: 'no-with', label });
+  }
+  return out;
+}
+
+/** Is the context-manager object made by `call` used as if it were the session? */
+function cmUsedAsSession(model: FileModel, fn: FunctionInfo, call: SyntaxNode): boolean {
+  const parent = call.parent;
+  if (!parent) return false;
+  // `await get_session()`, `get_session().execute(...)`.
+  if (parent.type === 'await') return true;
+  if (parent.type === 'attribute' && parent.childForFieldName('object')?.id === call.id) {
+    return !CM_PROTOCOL.has(parent.childForFieldName('attribute')?.text ?? '');
+  }
+  if (parent.type !== 'assignment' || parent.childForFieldName('left')?.type !== 'identifier') return false;
+  const name = parent.childForFieldName('left')!.text;
+  const body = fn.body;
+  if (!body) return false;
+  let usedAsSession = false;
+  for (const ref of variableRefs(body, name)) {
+    if (ref.startIndex < parent.endIndex) continue;
+    if (ancestorOf(ref, ['with_item'], body) || ref.parent?.type === 'return_statement') return false;
+    const p = ref.parent;
+    if (p?.type === 'argument_list') {
+      const callee = p.parent?.childForFieldName('function');
+      const method = (callee?.type === 'attribute' ? callee.childForFieldName('attribute')?.text : callee?.text) ?? '';
+      if (OWNERSHIP_METHODS.has(method)) return false;
+      continue;
+    }
+    if (p?.type === 'attribute' && p.childForFieldName('object')?.id === ref.id) {
+      if (CM_PROTOCOL.has(p.childForFieldName('attribute')?.text ?? '')) return false;
+      usedAsSession = true;
+    }
+  }
+  return usedAsSession;
+}
+
+/**
+ * `db: Session = Depends(get_session)` where `get_session` is a `@contextmanager` provider:
+ * FastAPI runs a dependency as a generator only when the function itself is one; the decorated
+ * function is a plain callable, so the handler receives the context manager, not a session.
+ */
+export function contextManagerDependencies(model: FileModel, project: ProjectContext): { node: SyntaxNode; fn: FunctionInfo; provider: SessionProviderInfo; param: string }[] {
+  if (model.isTestFile || project.sessionProviders.every((p) => !p.contextManager) || !model.source.includes('Depends')) return [];
+  const out: { node: SyntaxNode; fn: FunctionInfo; provider: SessionProviderInfo; param: string }[] = [];
+  for (const fn of model.functions) {
+    const paramNodes = fn.node.childForFieldName('parameters')?.namedChildren ?? [];
+    fn.params.forEach((p, i) => {
+      const node = paramNodes[i];
+      if (!node) return;
+      for (const text of [p.defaultText ?? '', p.annotation ?? '', localAlias(model, p.annotation)?.text ?? '']) {
+        const target = DEPENDS.exec(text)?.[1];
+        const q = target ? resolveName(model, target) ?? (/^[A-Za-z_]\w*$/.test(target) ? `${model.moduleName}.${target}` : target) : null;
+        const provider = q ? projectNames(project).providerInfo.get(q) : undefined;
+        if (provider?.contextManager) {
+          out.push({ node, fn, provider, param: p.name });
+          return;
+        }
+      }
+    });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A `finally` that can fail before its `close()`
+
+/** Session/connection methods that talk to the database and can raise (`commit`, `flush`, `execute`, …). */
+const RAISING_BEFORE_CLOSE = /^(commit|flush|execute|exec|scalar|scalars|refresh|merge|bulk_save_objects|bulk_insert_mappings|bulk_update_mappings)$/;
+
+/**
+ * `finally: s.commit(); s.close()`: a statement of the same `finally` block, before the one that
+ * closes `acq.target`, that calls the database through it outside a `try` of its own. When it
+ * raises, the `close()` after it never runs. A nested `try: s.commit() finally: s.close()` is
+ * silent: there the close is in a `finally` of its own.
+ */
+export function raisesBeforeClose(acq: Acquisition): SyntaxNode | null {
+  const body = acq.fn.body;
+  if (!body || (acq.kind !== 'session' && acq.kind !== 'connection') || acq.provider) return null;
+  for (const clause of body.descendantsOfType('finally_clause')) {
+    if (insideFunction(clause, body)) continue;
+    for (const ref of variableRefs(clause, acq.target)) {
+      if (!isCloseRef(ref)) continue;
+      // The statement of the close, and the block it is a statement of, with no `try` in between up to the clause.
+      let stmt: SyntaxNode = ref;
+      while (stmt.parent && stmt.parent.type !== 'block') stmt = stmt.parent;
+      const block = stmt.parent;
+      if (!block || crossesTry(block, clause)) continue;
+      for (const before of block.namedChildren) {
+        if (before.startIndex >= stmt.startIndex) break;
+        if (before.type === 'try_statement') continue;
+        const failing = variableRefs(before, acq.target).find((r) => {
+          const attr = r.parent;
+          return attr?.type === 'attribute' && attr.childForFieldName('object')?.id === r.id && attr.parent?.type === 'call'
+            && RAISING_BEFORE_CLOSE.test(attr.childForFieldName('attribute')?.text ?? '') && !ancestorOf(r, ['try_statement'], before);
+        });
+        if (failing) return before;
+      }
+    }
+  }
+  return null;
+}
+
+/** Is there a `try` statement between `node` and the clause that holds it? */
+function crossesTry(node: SyntaxNode, clause: SyntaxNode): boolean {
+  for (let p: SyntaxNode | null = node.parent; p && p.id !== clause.id; p = p.parent) if (p.type === 'try_statement') return true;
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stored without an owner who closes
+
+export interface StoredAcquisition {
+  /** Where it is stored: `self.session`, `request.state.db`, `g.conn`. */
+  target: string;
+  acquire: AcquireKind;
+  call: CallInfo;
+  fn: FunctionInfo;
+}
+
+/** Per-request storage (`request.state.x`, Flask's `g.x`) and an object's own attributes. */
+const STORE_TARGET = /^(self\.\w+|\w+\.state\.\w+|g\.\w+)$/;
+
+/**
+ * Sessions and connections stored on an object or on per-request state with nothing that closes
+ * them: `self.session = SessionLocal()` in a class none of whose methods closes
+ * `self.session`, `request.state.db = SessionLocal()` that no code of the module closes (after
+ * `call_next`, in a teardown). A store is a hand-off only when its owner closes it. Silent: a
+ * class whose `close`/`__exit__`/`__aexit__`/`__del__` touches the attribute, a class with a base
+ * this module does not define (the base may close it), a class instantiated at module level (a
+ * process-lifetime singleton).
+ */
+export function unownedStores(model: FileModel, project: ProjectContext): StoredAcquisition[] {
+  if (model.isTestFile || !mayAcquire(model, project) || isMigrationFile(project, model.path)) return [];
+  const out: StoredAcquisition[] = [];
+  const consider = (target: string, call: CallInfo, acquire: AcquireKind) => {
+    if (acquire.kind !== 'session' && acquire.kind !== 'connection') return;
+    if (acquire.provider || !STORE_TARGET.test(target)) return;
+    const fn = model.functions[call.functionIndex];
+    if (!fn || ownerCloses(model, fn, target)) return;
+    out.push({ target, acquire, call, fn });
+  };
+  for (const a of model.assignments) {
+    if (a.fromWith || a.functionIndex < 0 || !STORE_TARGET.test(a.target)) continue;
+    let v = a.value;
+    if (v?.type === 'await') v = v.namedChild(0);
+    const call = v?.type === 'call' ? callAt(model, v) : undefined;
+    const kind = call ? acquireKind(model, project, call) : null;
+    if (call && kind) consider(a.target, call, kind);
+  }
+  // `db = SessionLocal(); self.db = db`.
+  for (const acq of acquisitions(model, project)) {
+    for (const ref of closeFacts(acq).refs) {
+      const asg = ref.parent;
+      if (asg?.type !== 'assignment' || asg.childForFieldName('right')?.id !== ref.id) continue;
+      const left = asg.childForFieldName('left')?.text.replace(/\s+/g, '') ?? '';
+      if (STORE_TARGET.test(left)) consider(left, acq.call, acq);
+    }
+  }
+  return out;
+}
+
+const OWNER_CLOSE_METHODS = /^(close|aclose|__exit__|__aexit__|__del__|dispose|shutdown|teardown|cleanup|release)$/;
+
+function ownerCloses(model: FileModel, fn: FunctionInfo, target: string): boolean {
+  const attr = target.slice(target.lastIndexOf('.') + 1);
+  const esc = attr.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  if (!target.startsWith('self.')) {
+    // Per-request state: closed after `call_next`, or in a teardown hook of the module.
+    return new RegExp(`\\.${esc}\\s*\\.\\s*(close|aclose|release)\\s*\\(|pop\\(\\s*['"]${esc}['"]|(close|release)\\w*\\([^)]*\\.${esc}\\b`).test(model.source);
+  }
+  const cls = fn.className;
+  if (!cls) return true;
+  const methods = model.functions.filter((f) => f.className === cls);
+  const selfAttr = new RegExp(`\\bself\\.${esc}\\b`);
+  for (const m of methods) {
+    if (!m.body) continue;
+    if (OWNER_CLOSE_METHODS.test(m.name) && selfAttr.test(m.body.text)) return true;
+    if (new RegExp(`\\bself\\.${esc}\\s*\\.\\s*(close|aclose|dispose|release)\\s*\\(`).test(m.body.text)) return true;
+  }
+  const def = model.classes.find((c) => c.childForFieldName('name')?.text === cls);
+  const bases = def?.childForFieldName('superclasses')?.namedChildren.map((b) => b.text) ?? [];
+  const localClasses = new Set(model.classes.map((c) => c.childForFieldName('name')?.text));
+  if (bases.some((b) => !/^(object|ABC|abc\.ABC|Protocol|typing\.Protocol|Generic\[.*\])$/.test(b) && !localClasses.has(b) && !b.includes('='))) return true;
+  // A module-level instance lives as long as the process.
+  return model.calls.some((c) => c.functionIndex < 0 && c.calleeText === cls);
 }

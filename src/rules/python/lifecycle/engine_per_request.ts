@@ -1,0 +1,93 @@
+/**
+ * PA407 engine_per_request
+ *
+ * What it does: finds `create_engine` / `create_async_engine` / `engine_from_config` reached
+ * from code that runs once per request (a handler, a session provider) or once per background
+ * job, and not cached on the way: not in an `lru_cache`/`cache` function, not under a
+ * `if _engine is None:` / `if key not in _engines:` guard that keeps it. Reported at the call in
+ * the per-request (per-job) function: the engine construction itself, or the call that leads to
+ * it, with the chain.
+ * Why is this bad? An engine is a connection pool. A new one per request opens a new database
+ * connection (TCP, TLS, authentication) every time instead of reusing pooled ones, and each
+ * engine left undisposed keeps its connections until the garbage collector finds it: under load
+ * the database runs out of `max_connections`.
+ *
+ * The call graph (`analysis/callgraph.ts`) carries the `new_engine` effect from the function that
+ * builds the engine to its callers, through typed objects and constructors; memoised work is not
+ * an effect (`semantic/memo.ts`). Startup, CLI and migration code is not a root.
+ */
+import { callGraphOf, type FnRef } from '../../../analysis/callgraph.js';
+import { NEW_ENGINE as KIND } from '../../../analysis/summary.js';
+import { moduleNameOf } from '../../../semantic/model.js';
+import type { Severity } from '../../../types.js';
+import type { RepoRule, RepoRuleContext } from '../../types.js';
+import { projectNames } from './semantics.js';
+
+function lower(s: Severity): Severity {
+  return s === 'critical' ? 'high' : s === 'high' ? 'medium' : 'low';
+}
+
+export const enginePerRequest: RepoRule = {
+  meta: {
+    code: 'PA407',
+    check: 'engine_per_request',
+    family: 'lifecycle',
+    severity: 'high',
+    effort: 'S',
+    summary: 'A new engine (a new connection pool) created per request or per job instead of once per process',
+    what: 'Finds `create_engine` / `create_async_engine` / `engine_from_config` reached from a request handler, a session provider or a background job — in its own body or through the project\'s helpers, wrappers and constructors — without a cache on the way (`functools.lru_cache`/`cache`, a module or instance singleton filled under `if _engine is None:`, a memo dict). Reported at the call in the per-request function. Engines made at import, at startup or in CLI and migration code are not.',
+    why: 'An engine owns a connection pool. Building one per request opens a new database connection (TCP, TLS, authentication) for every request instead of reusing pooled ones, and every engine that is not disposed keeps its connections open until garbage collection: under load the database hits `max_connections` and the service slows with it.',
+    bad: 'from fastapi import FastAPI\nfrom sqlalchemy import create_engine, text\nfrom sqlalchemy.orm import Session\n\napp = FastAPI()\n\n\ndef tenant_engine(tenant: str):\n    return create_engine(f"postgresql://app@db/{tenant}", pool_pre_ping=True)\n\n\n@app.get("/{tenant}/count")\ndef count(tenant: str) -> int:\n    with Session(tenant_engine(tenant)) as db:\n        return db.execute(text("SELECT count(*) FROM items")).scalar_one()\n',
+    good: 'from functools import lru_cache\n\nfrom fastapi import FastAPI\nfrom sqlalchemy import create_engine, text\nfrom sqlalchemy.orm import Session\n\napp = FastAPI()\n\n\n@lru_cache(maxsize=64)\ndef tenant_engine(tenant: str):\n    return create_engine(f"postgresql://app@db/{tenant}", pool_pre_ping=True)\n\n\n@app.get("/{tenant}/count")\ndef count(tenant: str) -> int:\n    with Session(tenant_engine(tenant)) as db:\n        return db.execute(text("SELECT count(*) FROM items")).scalar_one()\n',
+    fix: 'create the engine once per process (module level, app startup) or cache it per key (`lru_cache`, a dict filled once); pass sessions, not URLs, to request code',
+    references: [
+      'https://docs.sqlalchemy.org/en/20/core/connections.html#basic-usage',
+      'https://docs.sqlalchemy.org/en/20/core/pooling.html',
+      'https://docs.sqlalchemy.org/en/20/faq/connections.html#how-do-i-pool-database-connections-are-my-connections-pooled',
+    ],
+  },
+  checkRepo(ctx: RepoRuleContext): void {
+    const graph = callGraphOf(ctx.index);
+    const providers = projectNames(ctx.project).providers;
+    for (const ref of graph.functions() as Iterable<FnRef>) {
+      const file = graph.fileOf(ref);
+      if (file.isTestFile) continue;
+      const fn = graph.function(ref);
+      const provider = providers.has(`${moduleNameOf(file.path)}.${fn.qualifiedName}`);
+      const perWhat = fn.effectiveRole === 'handler' ? 'request' : provider ? 'session' : fn.effectiveRole === 'background' ? 'job' : null;
+      if (!perWhat) continue;
+      const severity: Severity = perWhat === 'job' ? 'medium' : 'high';
+      const role = perWhat === 'request' ? 'request handler' : perWhat === 'session' ? 'session provider' : 'background job';
+      for (const e of graph.ownEffects(ref)) {
+        if (e.kind !== KIND) continue;
+        const call = graph.callAt(ref.file, e.line, e.column);
+        if (!call) continue;
+        ctx.report({
+          path: file.path,
+          location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+          message: `\`${call.calleeText}()\` in ${role} \`${fn.name}\` builds a new engine, and a new connection pool, for every ${perWhat}`,
+          severity,
+          function: fn.name,
+        });
+      }
+      const seen = new Set<string>();
+      for (const edge of graph.callees(ref)) {
+        const reach = graph.effectsOf(edge.to, 'any').get(KIND);
+        if (!reach) continue;
+        const key = `${edge.call.line}:${edge.call.column}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const weak = reach.weak || edge.weak === true;
+        const names = [fn.qualifiedName, ...graph.chainNames(reach)];
+        ctx.report({
+          path: file.path,
+          location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
+          message: `\`${edge.call.calleeText}()\` in ${role} \`${fn.name}\` builds a new engine, and a new connection pool, for every ${perWhat}: ${names.join(' → ')}${weak ? ' (a call resolved by its method name alone)' : ''}`,
+          severity: weak ? lower(severity) : severity,
+          function: fn.name,
+          chain: graph.chainSteps(reach, { ref, call: edge.call }),
+        });
+      }
+    }
+  },
+};
