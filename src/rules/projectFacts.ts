@@ -71,16 +71,49 @@ const namedProject = new WeakMap<FileModel, ProjectContext>();
 function modelsNamedUncached(project: ProjectContext, file: FileModel, name: string): ModelInfo[] {
   const all = projectIndex(project).modelsByName.get(name) ?? [];
   if (!all.length) return all;
-  const own = all.filter((m) => m.file === file.path);
-  if (own.length) return own;
+  const where = declarations(project, name, all);
+  const own = where.byModule.get(file.moduleName)?.filter((m) => m.file === file.path);
+  if (own?.length) return own;
   if (file.moduleDefs.has(name)) return [];
   const imported = file.imports.get(name);
   if (imported) {
     const module = imported.slice(0, imported.lastIndexOf('.'));
-    const from = all.filter((m) => moduleNameOf(m.file).endsWith(module) || module.endsWith(moduleNameOf(m.file)));
+    // The usual case first: imported from the module that declares it.
+    const exact = where.byModule.get(module);
+    if (exact?.length) return exact;
+    const from = all.filter((m) => {
+      const mod = where.moduleOf.get(m)!;
+      return mod.endsWith(module) || module.endsWith(mod);
+    });
     if (from.length) return from;
   }
   return all;
+}
+
+interface Declarations {
+  byModule: Map<string, ModelInfo[]>;
+  moduleOf: Map<ModelInfo, string>;
+}
+
+const declarationMemo = new WeakMap<ProjectContext, Map<string, Declarations>>();
+
+/** The declarations of one model name by module, once per project and name. */
+function declarations(project: ProjectContext, name: string, all: ModelInfo[]): Declarations {
+  let byName = declarationMemo.get(project);
+  if (!byName) declarationMemo.set(project, (byName = new Map()));
+  let d = byName.get(name);
+  if (!d) {
+    d = { byModule: new Map(), moduleOf: new Map() };
+    for (const m of all) {
+      const mod = moduleNameOf(m.file);
+      d.moduleOf.set(m, mod);
+      const list = d.byModule.get(mod);
+      if (list) list.push(m);
+      else d.byModule.set(mod, [m]);
+    }
+    byName.set(name, d);
+  }
+  return d;
 }
 
 const MIGRATION_DIRS = /(^|\/)(alembic|migrations)\//;
