@@ -260,9 +260,32 @@ const ACQUIRE_HINT = /Session|session|connect|acquire|open\(|Client|Redis|redis|
  */
 function mayAcquire(model: FileModel, project: ProjectContext): boolean {
   if (ACQUIRE_HINT.test(model.source)) return true;
-  const named = (name: string | null) => !!name && model.source.includes(name.slice(name.lastIndexOf('.') + 1));
-  return project.sessionProviders.some((p) => named(p.name)) || (project.sessionHelpers ?? []).some((h) => named(h.name))
-    || project.sessionFactories.some((f) => named(f.name)) || project.engines.some((e) => named(e.name));
+  const names = acquireNames(project);
+  if (!names.length) return false;
+  return names.some((n) => model.source.includes(n));
+}
+
+const acquireNameMemo = new WeakMap<ProjectContext, string[]>();
+
+/**
+ * The distinct short names of the project's providers, helpers, factories and engines, once per
+ * project: a monorepo declares the same few names in every service, and each file asked about
+ * every declaration.
+ */
+function acquireNames(project: ProjectContext): string[] {
+  let names = acquireNameMemo.get(project);
+  if (names) return names;
+  const set = new Set<string>();
+  const add = (name: string | null | undefined) => {
+    if (name) set.add(name.slice(name.lastIndexOf('.') + 1));
+  };
+  for (const p of project.sessionProviders) add(p.name);
+  for (const h of project.sessionHelpers ?? []) add(h.name);
+  for (const f of project.sessionFactories) add(f.name);
+  for (const e of project.engines) add(e.name);
+  names = [...set].sort();
+  acquireNameMemo.set(project, names);
+  return names;
 }
 
 // ---------------------------------------------------------------------------------------------
