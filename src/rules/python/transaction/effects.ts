@@ -24,7 +24,7 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { Effect } from '../../../analysis/summary.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
-import { runsWhenever } from '../../../semantic/controlFlow.js';
+import { conditionalWithin } from '../../../semantic/controlFlow.js';
 import { externalCall } from '../../../semantic/externalCalls.js';
 import { notPerRow, perItemLoops } from '../query/semantics.js';
 import { LIBRARY_CALL } from '../query/dbCalls.js';
@@ -103,7 +103,7 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
 /** Does a call run whenever its function does: not under a condition, a handler, a loop? */
 function alwaysRuns(call: CallInfo, body: SyntaxNode | null): boolean {
   if (!body || call.loops.length) return false;
-  return runsWhenever(call.node, body);
+  return conditionalWithin(call.node, body) === null;
 }
 
 /** A call that runs once per item of its innermost loop and hands it the item. */
