@@ -73,18 +73,25 @@ function expectations(file: string): Map<number, string[]> {
 
 const roots = projectRoots();
 const findingsByRoot = new Map<string, Finding[]>();
+/** Internal errors of each fixture project's scan: a rule that crashes on a fixture loses its findings silently. */
+const errorsByRoot = new Map<string, unknown[]>();
 
 beforeAll(async () => {
   const config = resolveConfig({ report: null, log: null, cache: false, jobs: 2 }, {}, null);
   for (const root of roots) {
     const { result } = await scan(root, config);
     findingsByRoot.set(root, result.findings);
+    errorsByRoot.set(root, result.stats.internalErrors);
   }
 }, 120_000);
 
 describe('fixture expectations', () => {
   it('finds fixture projects', () => {
     expect(roots.map((r) => path.relative(FIXTURES, r))).toContain('sample-app');
+  });
+
+  it('no fixture project makes the analysis fail', () => {
+    expect([...errorsByRoot].filter(([, errors]) => errors.length).map(([root, errors]) => [path.relative(FIXTURES, root), errors])).toEqual([]);
   });
 
   for (const root of roots) {

@@ -260,7 +260,7 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
         return typeOfExpression(model, obj, fnIndex, line, depth + 1) === 'pathlib.Path' ? 'pathlib.Path' : null;
       }
       if (obj?.type === 'identifier' && obj.text === 'self' && attr) {
-        return valueTypeOf(model, `self.${attr}`, -1) ?? selfAttributeType(model, attr);
+        return valueTypeOf(model, `self.${attr}`, -1) ?? selfAttributeType(model, attr, depth + 1);
       }
       // `bundle.archive` on an instance of a class of this file: its property's return annotation.
       if (obj && attr && depth < 4) return memberType(model, typeOfExpression(model, obj, fnIndex, line, depth + 1), attr, true);
@@ -320,12 +320,14 @@ function memberType(model: FileModel, receiverType: string | null, name: string,
 }
 
 /** `self.client = httpx.Client()` anywhere in the file gives `self.client` that type. */
-function selfAttributeType(model: FileModel, attr: string): string | null {
+function selfAttributeType(model: FileModel, attr: string, depth: number): string | null {
+  if (depth > 4) return null;
   for (const a of assignmentsTo(model, `self.${attr}`)) {
     if (a.annotation) return a.annotation;
     let v = a.value;
     if (v?.type === 'call') {
-      const t = typeOfExpression(model, v, a.functionIndex, a.line);
+      // `self.x = self.x.copy()` refers to itself: the depth ends the chase.
+      const t = typeOfExpression(model, v, a.functionIndex, a.line, depth + 1);
       if (t) return t;
     }
     v = null;
