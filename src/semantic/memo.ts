@@ -62,6 +62,13 @@ function cacheBodyText(model: FileModel, fnIndex: number, body: SyntaxNode): str
 }
 
 export function isMemoisedCall(model: FileModel, call: CallInfo): boolean {
+  // Asked by the effects of every family and by several rules about the same call.
+  let v = call.memo.memoised;
+  if (v === undefined) call.memo.memoised = v = isMemoisedCallUncached(model, call);
+  return v;
+}
+
+function isMemoisedCallUncached(model: FileModel, call: CallInfo): boolean {
   if (call.functionIndex < 0) return false;
   if (isMemoisedFunction(model, call.functionIndex)) return true;
   const fn = model.functions[call.functionIndex]!;

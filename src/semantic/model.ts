@@ -132,6 +132,8 @@ export interface CallMemo {
   calleeType: string | null | undefined;
   /** The `DbOp` of `classifyDbCall` (rules layer), or null for a call that is not a DB call. */
   dbOp: unknown;
+  /** `isMemoisedCall` (semantic/memo.ts). */
+  memoised: boolean | undefined;
 }
 
 export interface AssignmentInfo {
@@ -1069,7 +1071,7 @@ class CallInfoImpl implements CallInfo {
   private withItemValue = false;
   private readonly source: string;
   argsOffset = -1;
-  readonly memo: CallMemo = { receiverType: undefined, calleeType: undefined, dbOp: undefined };
+  readonly memo: CallMemo = { receiverType: undefined, calleeType: undefined, dbOp: undefined, memoised: undefined };
   /** The callee is a plain dotted name (`a.b.c`), so its receiver is known from the text. */
   private readonly dotted: boolean;
 
