@@ -56,6 +56,7 @@ const C_AWAITED = 1;
 const C_OFFLOADED = 2;
 const C_IN_LOOP = 4;
 const C_WITH_ITEM = 8;
+const C_CONDITIONAL = 16;
 
 class StringTable {
   readonly list: string[] = [];
@@ -132,7 +133,7 @@ export function packSummary(s: FileSummary): PackedSummary {
     calls[o + 5] = c.column;
     calls[o + 6] = c.endLine;
     calls[o + 7] = c.endColumn;
-    calls[o + 8] = (c.awaited ? C_AWAITED : 0) | (c.offloaded ? C_OFFLOADED : 0) | (c.inLoop ? C_IN_LOOP : 0) | (c.withItem ? C_WITH_ITEM : 0);
+    calls[o + 8] = (c.awaited ? C_AWAITED : 0) | (c.offloaded ? C_OFFLOADED : 0) | (c.inLoop ? C_IN_LOOP : 0) | (c.withItem ? C_WITH_ITEM : 0) | (c.conditional ? C_CONDITIONAL : 0);
     calls[o + 9] = t.opt(c.receiverType);
   });
   const exportedTypes = new Int32Array(s.exportedTypes.length * 2);
@@ -243,6 +244,7 @@ export function unpackSummary(p: PackedSummary): FileSummary {
       inLoop: (flags & C_IN_LOOP) !== 0,
       receiverType: opt(cw[o + 9]!),
       withItem: (flags & C_WITH_ITEM) !== 0,
+      ...((flags & C_CONDITIONAL) !== 0 ? { conditional: true } : {}),
     });
   }
   const exportedTypes: [string, string][] = [];

@@ -4,6 +4,7 @@
  */
 import type { CallInfo, EntryPoint, FileModel, FunctionRole } from '../semantic/model.js';
 import { effectiveRole } from '../semantic/model.js';
+import { conditionalWithin } from '../semantic/controlFlow.js';
 import { exportedTypes } from '../semantic/valueTypes.js';
 import { classifyHandle } from '../semantic/db.js';
 import { INVARIANT_CALL, LOOP_CALL, PASSES_LOADED_ID } from '../rules/python/query/dbCalls.js';
@@ -49,6 +50,11 @@ export interface SummaryCall {
    * that callee.
    */
   perItemIn?: string;
+  /**
+   * Runs only sometimes when its function runs: under a condition, in a handler or a loop
+   * (`get_or_create` commits only when it creates). Set for calls that may name a repo function.
+   */
+  conditional?: boolean;
 }
 
 export interface SummaryFunction {
@@ -136,6 +142,7 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
       inLoop: c.loops.length > 0,
       receiverType,
       withItem: repoCall && withItems.has(c.start),
+      ...(repoCall && conditionalCall(model, c) ? { conditional: true } : {}),
     });
   }
   return {
@@ -222,6 +229,13 @@ export function repoModuleNames(paths: Iterable<string>): string[] {
   const names = new Set<string>();
   for (const p of paths) for (const part of p.replace(/\.pyi?$/, '').split('/')) names.add(part);
   return [...names].sort();
+}
+
+/** Does the call run only sometimes when its function runs (a condition, a handler, a loop)? */
+function conditionalCall(model: FileModel, c: CallInfo): boolean {
+  if (c.loops.length) return true;
+  const body = model.functions[c.functionIndex]!.body;
+  return !!body && conditionalWithin(c.node, body) !== null;
 }
 
 function mayBeRepoCall(c: { calleeText: string; qualifiedName: string | null }): boolean {

@@ -49,14 +49,9 @@ export interface OpenSite {
   to: number;
 }
 
-/** Calls of the function that do not always run (`what` = JSON `[[line, column], …]`): under a condition, a handler or a loop. */
-export const COND_CALLS = 'txn_cond_calls';
-
 /** The function acts outside the database: a network client call, or a call named like sending (`msg.send()`, `notify_user()`). */
 export const SIDE_EFFECT = 'side_effect';
 
-
-const SIMPLE_CALLEE = /^[A-Za-z_][\w.]*$/;
 
 export function collectTransactionEffects(model: FileModel): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
@@ -78,16 +73,8 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     if (perItemCall(model, call)) effects[call.functionIndex]!.push({ kind: TXN_LOOP_CALL, what: '', ...at });
   }
   requestWrites(model).forEach((list, i) => effects[i]!.push(...list));
-  // Which of a function's possible repo calls do not always run: a commit reached only through
-  // them is not a commit on every call (`get_or_create` commits only when it creates).
-  const cond: [number, number][][] = model.functions.map(() => []);
-  for (const call of model.calls) {
-    if (call.functionIndex < 0 || !SIMPLE_CALLEE.test(call.calleeText)) continue;
-    if (!alwaysRuns(call, model.functions[call.functionIndex]!.body)) cond[call.functionIndex]!.push([call.line, call.column]);
-  }
-  cond.forEach((list, i) => {
-    if (list.length) effects[i]!.push({ kind: COND_CALLS, what: JSON.stringify(list), line: model.functions[i]!.startLine, column: 0 });
-  });
+  // Which of a function's possible repo calls do not always run is on each summary call
+  // (`SummaryCall.conditional`): a commit reached only through them is not a commit on every call.
   for (const region of transactionRegions(model)) {
     for (const call of callsOf(model, region.fnIndex)) {
       const at = call.node.startIndex;

@@ -3,7 +3,7 @@ import { callGraphOf, siteCalls, type CallGraph, type FnRef } from '../../../ana
 import { UNTYPED } from '../../../analysis/objects.js';
 import type { RepoRuleContext } from '../../types.js';
 import type { Severity } from '../../../types.js';
-import { COND_CALLS, TXN_OPEN_CALL, type OpenSite } from './effects.js';
+import { TXN_OPEN_CALL, type OpenSite } from './effects.js';
 
 const TXN_OPEN_CALLS: ReadonlySet<string> = new Set([TXN_OPEN_CALL]);
 
@@ -54,11 +54,7 @@ export function alwaysReaches(graph: CallGraph, kind: string): (ref: FnRef) => b
     memo.set(key, false);
     const own = graph.ownEffects(ref);
     let result = own.some((e) => e.kind === kind);
-    if (!result) {
-      const cond = new Set<string>();
-      for (const e of own) if (e.kind === COND_CALLS) for (const [l, c] of JSON.parse(e.what) as [number, number][]) cond.add(`${l}:${c}`);
-      result = graph.callees(ref).some((edge) => !cond.has(`${edge.call.line}:${edge.call.column}`) && visit(edge.to));
-    }
+    if (!result) result = graph.callees(ref).some((edge) => !edge.call.conditional && visit(edge.to));
     memo.set(key, result);
     return result;
   };
