@@ -68,16 +68,25 @@ export const deadQueryResult: FileRule = {
   checkFile(ctx: FileRuleContext): void {
     const { model } = ctx;
     if (model.isTestFile) return;
-    // Candidates first, from the model's assignments: a name bound twice in one function, the
-    // earlier value holding a call (most functions have none; the tree is read for those only).
+    // Candidates first, from the model's calls and assignments: a name bound twice in one
+    // function, the earlier value holding a DB read (the calls are classified already; most
+    // functions have none, and the tree is read for those only).
+    const reads = new Map<number, number[]>();
+    for (const c of model.calls) {
+      if (c.functionIndex < 0 || classifyDbCall(model, c)?.kind !== 'read') continue;
+      const list = reads.get(c.functionIndex);
+      if (list) list.push(c.start);
+      else reads.set(c.functionIndex, [c.start]);
+    }
+    if (!reads.size) return;
     const candidates = new Set<number>();
-    const seen = new Map<string, number>();
+    const seen = new Set<string>();
     for (const a of model.assignments) {
-      if (a.functionIndex < 0 || a.fromWith || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
+      const starts = reads.get(a.functionIndex);
+      if (!starts || a.fromWith || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
       const key = `${a.functionIndex}\0${a.target}`;
-      const earlier = seen.get(key);
-      if (earlier !== undefined) candidates.add(a.functionIndex);
-      else if (a.value && (a.value.type === 'call' || a.value.type === 'await' || a.value.text.includes('('))) seen.set(key, a.line);
+      if (seen.has(key)) candidates.add(a.functionIndex);
+      else if (a.value && starts.some((at) => at >= a.value!.startIndex && at < a.value!.endIndex)) seen.add(key);
     }
     for (const fnIndex of candidates) {
       const fn = model.functions[fnIndex]!;
