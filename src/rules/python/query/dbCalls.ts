@@ -147,6 +147,17 @@ function mayBeModelFirstArg(source: string, offset: number): boolean {
 }
 
 /** A model class argument: `User`, `models.User`. */
+/**
+ * The model a statement names: `User`, or `models.User` / `app.models.User` (a module path of
+ * lower-case names, then the class). Null for anything else (`User.id`, `func.count()`).
+ */
+function entityName(node: SyntaxNode): string | null {
+  if (node.type === 'identifier') return isModelName(node) ? node.text : null;
+  if (node.type !== 'attribute' || !isModelName(node)) return null;
+  const obj = node.childForFieldName('object')?.text ?? '';
+  return /^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$/.test(obj) ? node.childForFieldName('attribute')!.text : null;
+}
+
 function isModelName(node: SyntaxNode | undefined): boolean {
   if (!node) return false;
   const last = node.type === 'attribute' ? node.childForFieldName('attribute') : node.type === 'identifier' ? node : null;
@@ -226,7 +237,7 @@ export function statementInfo(model: FileModel, expr: SyntaxNode | null, fnIndex
     if (kind === 'other') return null;
     info = { kind, root: cur, ctor, chain: [], chainCalls: [], entity: null, sql, batched: !!sql && /\bANY\s*\(|\bIN\s*\(/i.test(sql) };
   } else {
-    const entity = ctor === 'select' && args.length === 1 && args[0]!.type === 'identifier' && isModelName(args[0]) ? args[0]!.text : ctor !== 'select' && args[0] && isModelName(args[0]) ? args[0]!.text : null;
+    const entity = ctor === 'select' && args.length === 1 ? entityName(args[0]!) : ctor !== 'select' && args[0] && isModelName(args[0]) ? args[0]!.text : null;
     info = { kind: STATEMENT_CTORS[ctor]!, root: cur, ctor, chain: [], chainCalls: [], entity, sql: null, batched: false };
   }
   return finishChain(info, chain, chainCalls, node);
@@ -626,12 +637,26 @@ export function rowsSource(model: FileModel, expr: SyntaxNode | null, fnIndex: n
     if (flask) return { call, op, entity: flask[1]!, text: node.text };
     if (call.method === 'query') {
       const first = callArgs(call.node).positional[0];
-      const single = callArgs(call.node).positional.length === 1 && first?.type === 'identifier' && isModelName(first);
-      return { call, op, entity: single ? first!.text : null, text: node.text };
+      const single = callArgs(call.node).positional.length === 1 && first ? entityName(first) : null;
+      return { call, op, entity: single, text: node.text };
     }
-    return { call, op, entity: null, text: node.text };
+    // `q.all()` where `q = db.query(User)` was built (and refined) before: the rows of that query.
+    const earlier = rebuiltFrom(model, node, fnIndex, line, depth);
+    return earlier ?? { call, op, entity: null, text: node.text };
   }
-  return null;
+  // `q = q.filter(...)`: the chain starts from an earlier query held in a name.
+  return rebuiltFrom(model, node, fnIndex, line, depth);
+}
+
+/** The rows of the query a chain's root name held, with this chain's text added (for its loader options). */
+function rebuiltFrom(model: FileModel, node: SyntaxNode, fnIndex: number, line: number, depth: number): RowsSource | null {
+  let root: SyntaxNode | null = node;
+  while (root && (root.type === 'call' || root.type === 'attribute')) {
+    root = unwrap(root.type === 'call' ? root.childForFieldName('function') : root.childForFieldName('object'));
+  }
+  if (root?.type !== 'identifier' || root.id === node.id) return null;
+  const prior = rowsSource(model, root, fnIndex, line, depth + 1);
+  return prior ? { ...prior, text: `${prior.text} ${node.text}` } : null;
 }
 
 /** The model a read loads, when it names one: `session.get(User, …)`, `select(User)`. */
