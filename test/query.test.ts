@@ -193,6 +193,17 @@ describe('metadata', () => {
   });
 });
 
+describe('PA108 lazy_load_in_loop', () => {
+  it('a collection is high; a many-to-one is medium, served from the identity map for rows already loaded', () => {
+    const file = path.join(FIXTURES, 'query/PA108.py');
+    const collection = at(query, 'PA108.py', lineOf(file, 'for b in author.books'), 'PA108') ?? query.find((f) => f.path === 'PA108.py' && f.code === 'PA108' && /Author\.books/.test(f.message))!;
+    expect(collection.severity).toBe('high');
+    const scalar = query.find((f) => f.path === 'PA108.py' && f.code === 'PA108' && /Book\.author/.test(f.message))!;
+    expect(scalar.severity).toBe('medium');
+    expect(scalar.message).toMatch(/a many-to-one: one SELECT per distinct `Author` not already in the session/);
+  });
+});
+
 describe('Flask-SQLAlchemy', () => {
   let flask: Finding[] = [];
   beforeAll(async () => {

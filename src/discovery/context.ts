@@ -160,6 +160,11 @@ export interface RelationshipInfo {
   /** Where it is declared: the model's file, or a mixin's. */
   file: string;
   line: number;
+  /**
+   * One related row, not a collection (a many-to-one): `Mapped["User"]`, `uselist=False`, or a
+   * foreign-key column `<name>_id` in the same class. Absent when not known to be scalar.
+   */
+  scalar?: true;
 }
 
 export interface ModelInfo {

@@ -661,6 +661,8 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
     modern: false,
   };
   const body = cls.childForFieldName('body');
+  /** Columns of the class holding a foreign key: `author_id = Column(ForeignKey(...))`. */
+  const fkColumns = new Set<string>();
   for (const stmt of body?.namedChildren ?? []) {
     let node = stmt;
     if (node.type === 'decorated_definition') {
@@ -712,12 +714,17 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
         else if (first.type === 'lambda') target = first.childForFieldName('body')?.text ?? null;
       }
       target ??= targetFromAnnotation(annotation);
-      facts.relationships.push({ name: attr, target, lazy: last === 'dynamic_loader' ? 'dynamic' : lazyOf(args, scope), file: facts.file, line: node.startPosition.row + 1 });
+      const scalar = args.keywords.get('uselist')?.type === 'false' || scalarAnnotation(annotation);
+      facts.relationships.push({
+        name: attr, target, lazy: last === 'dynamic_loader' ? 'dynamic' : lazyOf(args, scope), file: facts.file, line: node.startPosition.row + 1,
+        ...(scalar ? { scalar: true as const } : {}),
+      });
       continue;
     }
     if (last === 'Column' || last === 'mapped_column' || last === 'Field') {
       if (last === 'mapped_column') facts.modern = true;
       facts.columns++;
+      if (/\bForeignKey\s*\(/.test(right!.text)) fkColumns.add(attr);
       continue;
     }
     if (isMapped) {
@@ -734,7 +741,18 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
       facts.plainAnnotated++;
     }
   }
+  // `author = relationship(...)` next to `author_id = Column(ForeignKey(...))`: a many-to-one.
+  for (const r of facts.relationships) if (!r.scalar && fkColumns.has(`${r.name}_id`)) r.scalar = true;
   return facts;
+}
+
+/** `Mapped["User"]`, `Mapped[Optional[User]]`: one row; `Mapped[list[...]]` and dynamic/write-only: a collection. */
+function scalarAnnotation(annotation: string | null): boolean {
+  if (!annotation) return false;
+  const m = /^(?:[\w.]+\.)?Mapped\[\s*(.*)\]\s*$/s.exec(annotation.trim());
+  if (!m) return false;
+  const inner = m[1]!.replace(/^["']|["']$/g, '').trim();
+  return !/^(?:typing\.)?(list|List|set|Set|frozenset|FrozenSet|Sequence|Collection|Iterable|dict|Dict|tuple|Tuple)\b|^["']?(list|set)\[/.test(inner);
 }
 
 /** `@declared_attr def owner(cls) -> Mapped["User"]: return relationship(...)` (mixins' way to add attributes). */

@@ -10,7 +10,9 @@
  *
  * Guards: the rows must come from a query in the same function whose single entity is a model
  * found in the project (`select(User)`, `session.query(User)`); relationships declared eager
- * (`lazy="selectin"/"joined"/"subquery"/"raise"/…`) or loaded by an option never count.
+ * (`lazy="selectin"/"joined"/"subquery"/"raise"/…`) or loaded by an option never count. A
+ * many-to-one (`Mapped["User"]`, `uselist=False`, a `<name>_id` foreign key beside it) is
+ * medium: its lazy load is served from the identity map for related rows already loaded.
  */
 import type { ModelInfo } from '../../../discovery/context.js';
 import { modelsNamed, projectIndex } from '../../projectFacts.js';
@@ -23,11 +25,14 @@ const LOADER_OPTION = /\b(selectinload|joinedload|subqueryload|immediateload|con
 
 /** Relationship name → loader, for every model of that name in the project (all must agree it is lazy). */
 /** Relationships lazy in every declaration of the entity (`candidates`: the models of that name). */
-function lazyRelationships(candidates: ModelInfo[]): Set<string> {
-  const out = new Set<string>();
+function lazyRelationships(candidates: ModelInfo[]): Map<string, { scalar: boolean; target: string | null }> {
+  const out = new Map<string, { scalar: boolean; target: string | null }>();
   if (!candidates.length) return out;
   for (const rel of candidates[0]!.relationships) {
-    if (candidates.every((m) => m.relationships.some((r) => r.name === rel.name && LAZY.has(r.lazy)))) out.add(rel.name);
+    if (candidates.every((m) => m.relationships.some((r) => r.name === rel.name && LAZY.has(r.lazy)))) {
+      const scalar = candidates.every((m) => m.relationships.some((r) => r.name === rel.name && r.scalar));
+      out.set(rel.name, { scalar, target: rel.target });
+    }
   }
   return out;
 }
@@ -66,7 +71,7 @@ export const lazyLoadInLoop: FileRule = {
       const source = rowsSource(model, t.iterable, loop.functionIndex, line);
       if (!source?.entity) continue;
       const lazy = lazyRelationships(modelsNamed(project, model, source.entity));
-      for (const rel of [...lazy]) if (eagerlyLoaded(source.text, rel)) lazy.delete(rel);
+      for (const rel of [...lazy.keys()]) if (eagerlyLoaded(source.text, rel)) lazy.delete(rel);
       if (!lazy.size) continue;
       const iterable = loop.iterable!;
       const reported = new Set<string>();
@@ -79,9 +84,14 @@ export const lazyLoadInLoop: FileRule = {
         const parent = attr.parent;
         if (parent?.type === 'assignment' && parent.childForFieldName('left')?.id === attr.id) continue;
         reported.add(name);
+        // A many-to-one's lazy load looks in the session's identity map first: one SELECT per
+        // distinct related row not loaded yet, not always one per row.
+        const rel = lazy.get(name)!;
         ctx.report({
           node: attr,
-          message: `\`${t.name}.${name}\` lazy-loads ${source.entity}.${name} once per row of \`${source.op.what}\` (no eager loader option on the query)`,
+          message: `\`${t.name}.${name}\` lazy-loads ${source.entity}.${name} once per row of \`${source.op.what}\` (no eager loader option on the query)`
+            + (rel.scalar ? `; a many-to-one: one SELECT per distinct ${rel.target ? `\`${rel.target.replace(/^.*\./, '')}\`` : 'related row'} not already in the session` : ''),
+          ...(rel.scalar ? { severity: 'medium' as const } : {}),
         });
       }
     }
