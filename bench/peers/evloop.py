@@ -45,13 +45,14 @@ import importlib.util
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import traceback
 import types
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from pa_cli import CliError, scan_findings
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_CLI = HERE / ".." / ".." / "dist" / "src" / "main.js"
@@ -68,20 +69,8 @@ REVERSE_MAP = {pa: evl for evl, pas in CODE_MAP.items() for pa in pas}
 # --------------------------------------------------------------------------------------------
 # Running persist-audit
 # --------------------------------------------------------------------------------------------
-class CliError(Exception):
-    pass
-
-
 def run_cli(cli: Path, root: str) -> list[dict]:
-    cmd = ["node", str(cli), "scan", root, "--no-write", "--no-cache",
-           "--format", "json", "--fail-on", "never", "-q"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise CliError(f"exit {proc.returncode}: {proc.stderr.strip()[:500]}")
-    try:
-        return json.loads(proc.stdout)["findings"]
-    except (ValueError, KeyError) as exc:
-        raise CliError(f"unreadable output: {exc}") from exc
+    return scan_findings(cli, root)
 
 
 # --------------------------------------------------------------------------------------------

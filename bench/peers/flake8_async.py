@@ -60,11 +60,12 @@ import builtins
 import json
 import keyword
 import re
-import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from pa_cli import CliError, scan_findings
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_CLI = HERE / ".." / ".." / "dist" / "src" / "main.js"
@@ -248,22 +249,10 @@ def import_unbound(ev: EvalFile) -> None:
 # --------------------------------------------------------------------------------------------
 # Scanning and comparing
 # --------------------------------------------------------------------------------------------
-class CliError(Exception):
-    pass
-
-
 def scan(cli: Path, name: str, content: str) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="flake8-async-peer-") as tmp:
         (Path(tmp) / name).write_text(content, encoding="utf-8")
-        proc = subprocess.run(["node", str(cli), "scan", tmp, "--no-write", "--no-cache",
-                               "--format", "json", "--fail-on", "never", "-q"],
-                              capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise CliError(f"{name}: exit {proc.returncode}: {proc.stderr.strip()[:500]}")
-    try:
-        return json.loads(proc.stdout)["findings"]
-    except (ValueError, KeyError) as exc:
-        raise CliError(f"{name}: unreadable output: {exc}") from exc
+        return scan_findings(cli, tmp, name)
 
 
 @dataclass

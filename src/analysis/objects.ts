@@ -13,7 +13,7 @@
  */
 import type { CallInfo, FileModel, FunctionInfo } from '../semantic/model.js';
 import type { SyntaxNode } from '../parse/parser.js';
-import { assignmentsTo, callAt, OFFLOAD_FUNCTIONS, resolveName } from '../semantic/model.js';
+import { assignmentsTo, callAt, callsOf, OFFLOAD_FUNCTIONS, resolveName } from '../semantic/model.js';
 import { classOfFunction, fileClasses } from '../semantic/classes.js';
 import { annotationType, nameType, receiverType, typeString } from '../semantic/valueTypes.js';
 
@@ -320,7 +320,7 @@ function returnsOf(model: FileModel, fn: FunctionInfo, bodyFrom: number): string
 function paramUses(model: FileModel, fn: FunctionInfo): [number, string, ParamUse][] {
   const out: [number, string, ParamUse][] = [];
   // Cheap gate: no bare-name call and no offload in the function's own calls, no parameter use.
-  const own = callsOfFunction(model, fn.index);
+  const own = callsOf(model, fn.index);
   if (!own.length) return out;
   let params: string[] | null = null;
   const position = (name: string): number => {
@@ -349,20 +349,6 @@ function paramUses(model: FileModel, fn: FunctionInfo): [number, string, ParamUs
   return out;
 }
 
-const ownCalls = new WeakMap<FileModel, Map<number, CallInfo[]>>();
-function callsOfFunction(model: FileModel, fnIndex: number): CallInfo[] {
-  let byFn = ownCalls.get(model);
-  if (!byFn) {
-    byFn = new Map();
-    for (const c of model.calls) {
-      const list = byFn.get(c.functionIndex);
-      if (list) list.push(c);
-      else byFn.set(c.functionIndex, [c]);
-    }
-    ownCalls.set(model, byFn);
-  }
-  return byFn.get(fnIndex) ?? [];
-}
 
 
 /**

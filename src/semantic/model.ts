@@ -1016,21 +1016,34 @@ function attachScopes(model: FileModel, call: CallInfoImpl, stack: Frame[], star
 
 const CALLS_BY_START = new WeakMap<FileModel, Map<number, CallInfoImpl[]>>();
 
+/** `items` grouped by `key`, built once per model and kept in `memo`. */
+function groupedOnce<K, T>(memo: WeakMap<FileModel, Map<K, T[]>>, model: FileModel, items: readonly T[], key: (t: T) => K): Map<K, T[]> {
+  let groups = memo.get(model);
+  if (!groups) {
+    groups = new Map();
+    for (const item of items) {
+      const k = key(item);
+      const list = groups.get(k);
+      if (list) list.push(item);
+      else groups.set(k, [item]);
+    }
+    memo.set(model, groups);
+  }
+  return groups;
+}
+
 const assignmentIndex = new WeakMap<FileModel, Map<string, AssignmentInfo[]>>();
 
 /** Assignments (and `with … as` bindings) to `target`, in source order; indexed once per model. */
 export function assignmentsTo(model: FileModel, target: string): AssignmentInfo[] {
-  let byTarget = assignmentIndex.get(model);
-  if (!byTarget) {
-    byTarget = new Map();
-    for (const a of model.assignments) {
-      const list = byTarget.get(a.target);
-      if (list) list.push(a);
-      else byTarget.set(a.target, [a]);
-    }
-    assignmentIndex.set(model, byTarget);
-  }
-  return byTarget.get(target) ?? [];
+  return groupedOnce(assignmentIndex, model, model.assignments, (a) => a.target).get(target) ?? [];
+}
+
+const callsByFunction = new WeakMap<FileModel, Map<number, CallInfo[]>>();
+
+/** Calls of one function's own body (not nested defs), in source order; indexed once per file. */
+export function callsOf(model: FileModel, fnIndex: number): CallInfo[] {
+  return groupedOnce(callsByFunction, model, model.calls, (c) => c.functionIndex).get(fnIndex) ?? [];
 }
 
 /** The call whose node is `node`, if any. */

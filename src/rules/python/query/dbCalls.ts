@@ -512,7 +512,7 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
       else if (op.kind === 'write' && (!isStagedWrite(call, op) || flushedInFunction(model, call))) effects[call.functionIndex]!.push({ kind: WRITE_EFFECT, what: op.what, ...at });
       continue;
     }
-    if ((call.method === 'flush' || call.method === 'commit') && !isMemoisedCall(model, call) && isFlushingCall(model, call)) {
+    if (isExplicitFlush(model, call) && !isMemoisedCall(model, call)) {
       effects[call.functionIndex]!.push({ kind: FLUSH_EFFECT, what: call.calleeText, ...at });
     }
     if (!call.loops.length || (call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName))) continue;
@@ -571,8 +571,16 @@ export function invariantRead(model: FileModel, call: CallInfo): LoopInfo | null
 }
 
 /** Does any call of the loop's iteration write to the database (a statement, a staged write, a flush, a commit)? */
-const loopWritesDb = perLoop((model, loop) => model.calls.some((c) => c.functionIndex === loop.functionIndex && c.loops.includes(loop.index)
-  && (classifyDbCall(model, c)?.kind ?? 'read') !== 'read' || ((c.method === 'flush' || c.method === 'commit') && c.functionIndex === loop.functionIndex && c.loops.includes(loop.index) && isFlushingCall(model, c))));
+const loopWritesDb = perLoop((model, loop) => model.calls.some((c) => {
+  if (c.functionIndex !== loop.functionIndex || !c.loops.includes(loop.index)) return false;
+  const op = classifyDbCall(model, c);
+  return op ? op.kind !== 'read' : isExplicitFlush(model, c);
+}));
+
+/** `session.flush()` / `session.commit()` on a DB handle. */
+function isExplicitFlush(model: FileModel, c: CallInfo): boolean {
+  return (c.method === 'flush' || c.method === 'commit') && isFlushingCall(model, c);
+}
 
 /**
  * A call other than `call`, in the same iteration of `loop`, that writes on its own: a
@@ -582,7 +590,7 @@ export function iterationWriter(model: FileModel, call: CallInfo, loop: LoopInfo
   for (const c of model.calls) {
     if (c === call || c.functionIndex !== call.functionIndex || !c.loops.includes(loop.index)) continue;
     const op = classifyDbCall(model, c);
-    if (op ? op.kind !== 'read' && !isStagedWrite(c, op) : (c.method === 'flush' || c.method === 'commit') && isFlushingCall(model, c)) return c;
+    if (op ? op.kind !== 'read' && !isStagedWrite(c, op) : isExplicitFlush(model, c)) return c;
   }
   return null;
 }

@@ -8,11 +8,11 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRuleContext, RepoRuleContext } from '../../types.js';
-import { callGraphOf, siteCalls, type CallEdge, type FnRef, type Reach } from '../../../analysis/callgraph.js';
+import { callGraphOf, siteCalls, type CallEdge, type CallGraph, type FnRef, type Reach, type SiteCall } from '../../../analysis/callgraph.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import {
   classifyDbCall, FLUSH_EFFECT, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, QUERY_EFFECT,
-  smallLiteralProduct, WRITE_EFFECT, type DbOp, type DbOpKind,
+  smallLiteralProduct, WRITE_EFFECT, type DbOp, type DbOpKind, type LoopCallFacts,
 } from './dbCalls.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
 
@@ -233,7 +233,7 @@ export function reportHelperSites(
 const callbackCache = new WeakMap<object, CallEdge[]>();
 
 /** Call edges from a function handed to a callee that calls it per item of a loop, in file and source order. */
-function perItemCallbacks(graph: ReturnType<typeof callGraphOf>): CallEdge[] {
+function perItemCallbacks(graph: CallGraph): CallEdge[] {
   let list = callbackCache.get(graph);
   if (list) return list;
   list = [];
@@ -270,7 +270,7 @@ export function reportInvariantHelperSites(ctx: RepoRuleContext, message: (calle
 
 const INVARIANT_CALLS = new Set([INVARIANT_CALL]);
 
-type LoopCallSite = ReturnType<typeof siteCalls> extends Generator<infer S> ? S & { facts: ReturnType<typeof parseLoopCall> } : never;
+type LoopCallSite = SiteCall & { facts: LoopCallFacts };
 
 interface LoopFacts {
   sites: LoopCallSite[];
@@ -288,7 +288,7 @@ const loopFactsCache = new WeakMap<object, LoopFacts>();
  * the loop itself, or in a helper called per item. A read in such an iteration is one part of a
  * per-item workflow: its round trips are there anyway, and batching the read alone saves little.
  */
-function loopFacts(graph: ReturnType<typeof callGraphOf>): LoopFacts {
+function loopFacts(graph: CallGraph): LoopFacts {
   const known = loopFactsCache.get(graph);
   if (known) return known;
   const sites = [...siteCalls(graph, LOOP_CALLS)].map((s) => ({ ...s, facts: parseLoopCall(s.site.what) }));

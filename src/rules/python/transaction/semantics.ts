@@ -70,21 +70,7 @@ export function isWriteCall(model: FileModel, call: CallInfo): boolean {
   return op !== null && (op.kind === 'write' || op.kind === 'add');
 }
 
-/** Calls of one function's own body (not nested defs), in source order. */
-export function callsOf(model: FileModel, fnIndex: number): CallInfo[] {
-  let byFn = CALLS_BY_FN.get(model);
-  if (!byFn) {
-    byFn = new Map();
-    for (const c of model.calls) {
-      const list = byFn.get(c.functionIndex);
-      if (list) list.push(c);
-      else byFn.set(c.functionIndex, [c]);
-    }
-    CALLS_BY_FN.set(model, byFn);
-  }
-  return byFn.get(fnIndex) ?? [];
-}
-const CALLS_BY_FN = new WeakMap<FileModel, Map<number, CallInfo[]>>();
+export { callsOf } from '../../../semantic/model.js';
 
 /** Does `inner` lie inside `outer` (byte ranges)? */
 export function within(inner: SyntaxNode, outer: SyntaxNode): boolean {
