@@ -277,6 +277,20 @@ const STUB_BODY = /^\s*(?:(?:"""[\s\S]*?"""|'''[\s\S]*?'''|"[^"\n]*"|'[^'\n]*')\
 const RETURN_CALL = /return\s+(?:await\s+)?([A-Za-z_][\w.]*)\s*\(/y;
 const RETURN_NAME = /return\s+([A-Za-z_][\w.]*)[ \t]*(?:#[^\n]*)?(?=\n|$)/y;
 
+const RETURN_WORDS = new WeakMap<FileModel, number[]>();
+
+/** Where the text `return` occurs in the file, in order (once per file). */
+function returnWords(model: FileModel): number[] {
+  let out = RETURN_WORDS.get(model);
+  if (!out) {
+    out = [];
+    const source = model.source;
+    for (let at = source.indexOf('return'); at >= 0; at = source.indexOf('return', at + 6)) out.push(at);
+    RETURN_WORDS.set(model, out);
+  }
+  return out;
+}
+
 /** What calling the function gives: its annotation, what it yields (a provider), or its first returned value. */
 function returnsOf(model: FileModel, fn: FunctionInfo, bodyFrom: number): string | null {
   if (fn.returnType && !/^(None|Any|typing\.Any|object)$/.test(fn.returnType.trim())) {
@@ -291,7 +305,16 @@ function returnsOf(model: FileModel, fn: FunctionInfo, bodyFrom: number): string
   const source = model.source;
   let call: RegExpExecArray | null = null;
   let name: RegExpExecArray | null = null;
-  for (let at = source.indexOf('return', bodyFrom); at >= 0 && at < fn.end; at = source.indexOf('return', at + 6)) {
+  const returns = returnWords(model);
+  // The first `return` word at or after the body (binary search: `indexOf` from there ran on to
+  // the end of the file for every function with no `return`, quadratic in the file).
+  let lo = 0;
+  for (let hi = returns.length; lo < hi; ) {
+    const mid = (lo + hi) >> 1;
+    if (returns[mid]! < bodyFrom) lo = mid + 1;
+    else hi = mid;
+  }
+  for (let k = lo, at = returns[k] ?? -1; at >= 0 && at < fn.end; at = returns[++k] ?? -1) {
     const before = source.charCodeAt(at - 1);
     if ((before >= 48 && before <= 57) || (before >= 65 && before <= 90) || (before >= 97 && before <= 122) || before === 95 || before === 46) continue;
     RETURN_CALL.lastIndex = at;

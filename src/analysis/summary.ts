@@ -4,7 +4,7 @@
  */
 import type { CallInfo, EntryPoint, FileModel, FunctionRole } from '../semantic/model.js';
 import { effectiveRole } from '../semantic/model.js';
-import { conditionalWithin } from '../semantic/controlFlow.js';
+import { conditionalInFunction } from '../semantic/controlFlow.js';
 import { exportedTypes } from '../semantic/valueTypes.js';
 import { classifyHandle } from '../semantic/db.js';
 import { INVARIANT_CALL, LOOP_CALL, PASSES_LOADED_ID } from '../rules/python/query/dbCalls.js';
@@ -233,9 +233,7 @@ export function repoModuleNames(paths: Iterable<string>): string[] {
 
 /** Does the call run only sometimes when its function runs (a condition, a handler, a loop)? */
 function conditionalCall(model: FileModel, c: CallInfo): boolean {
-  if (c.loops.length) return true;
-  const body = model.functions[c.functionIndex]!.body;
-  return !!body && conditionalWithin(c.node, body) !== null;
+  return c.loops.length > 0 || conditionalInFunction(model, c);
 }
 
 function mayBeRepoCall(c: { calleeText: string; qualifiedName: string | null }): boolean {

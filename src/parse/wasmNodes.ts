@@ -86,6 +86,14 @@ export function languageTables(language: { types: readonly string[]; fields: rea
 
 /** One parsed tree: its WASM address (0 once released), its source text and its language tables. */
 export class WasmTree {
+  /**
+   * Parents asked for, by node id. `ts_node_parent` descends from the root on every call, and the
+   * rules walk up from many nodes of the same statements (is this call conditional, awaited, a
+   * `with` item?): each parent is found once per tree. A node id is its subtree's address, unique
+   * within a tree.
+   */
+  readonly parents = new Map<number, WasmNode | null>();
+
   constructor(
     public address: number,
     readonly source: string,
@@ -212,9 +220,15 @@ export class WasmNode implements SyntaxNode {
   }
 
   get parent(): SyntaxNode | null {
-    marshal(this);
-    M._ts_node_parent_wasm(this.tree.address);
-    return unmarshal(this.tree, TB);
+    const parents = this.tree.parents;
+    let p = parents.get(this.id);
+    if (p === undefined) {
+      marshal(this);
+      M._ts_node_parent_wasm(this.tree.address);
+      p = unmarshal(this.tree, TB);
+      parents.set(this.id, p);
+    }
+    return p;
   }
 
   get children(): SyntaxNode[] {

@@ -1,5 +1,16 @@
 /** Control-flow facts read from the tree around a node, shared by the rules of every family. */
 import type { SyntaxNode } from '../parse/parser.js';
+import type { CallInfo, FileModel } from './model.js';
+
+/**
+ * Does a call run only sometimes within its own function: what {@link conditionalWithin} says of
+ * the call and the function's body, read from the regions the model recorded (no tree walk).
+ */
+export function conditionalInFunction(model: FileModel, call: CallInfo): boolean {
+  if (call.functionIndex < 0 || call.conditionalFrom < 0) return false;
+  const body = model.functions[call.functionIndex]!.body;
+  return !!body && call.conditionalFrom >= body.startIndex;
+}
 
 /**
  * The statements between `node` and `stop` that make it run only sometimes: an `if`/`elif`/

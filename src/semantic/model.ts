@@ -83,6 +83,13 @@ export interface CallInfo {
   node: SyntaxNode;
   /** Byte offset where the call starts. */
   readonly start: number;
+  /**
+   * Where the innermost statement or expression that runs the call only sometimes begins (an
+   * `if` branch, `else`, `except`, `case`, a conditional expression or short-circuit operand, a
+   * `for`/`while` statement), or -1. The call is conditional within a function whose body starts
+   * at or before it: see {@link conditionalInFunction}.
+   */
+  readonly conditionalFrom: number;
   /** Source text of the callee expression, whitespace-free: `self.db.execute`, `Path(p).read_text`. */
   calleeText: string;
   /**
@@ -248,7 +255,14 @@ export const MODEL_NODE_TYPES = [
   'list_comprehension', 'set_comprehension', 'dictionary_comprehension', 'generator_expression',
   'with_statement', 'lambda', 'import_statement', 'import_from_statement', 'yield',
   'assignment', 'augmented_assignment', 'decorator',
+  // Only for where a call runs sometimes (`CallInfo.conditionalFrom`): a parent walk per call cost
+  // more than these nodes (`ts_node_parent` descends from the root each time).
+  'if_statement', 'else_clause', 'except_clause', 'except_group_clause', 'case_clause',
+  'conditional_expression', 'boolean_operator',
 ];
+
+/** The node types of {@link MODEL_NODE_TYPES} that only open a conditional region. */
+const CONDITIONAL_TYPES = new Set(['else_clause', 'except_clause', 'except_group_clause', 'case_clause', 'conditional_expression', 'boolean_operator']);
 
 export function moduleNameOf(path: string): string {
   let p = path.replace(/\\/g, '/').replace(/\.pyi?$/, '');
@@ -315,20 +329,28 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
 
   /** The next node's type when a call already asked for it (each `type` is a call into the binding). */
   let nextType: string | null = null;
+  /** Open conditional regions: `[from, end)`; an `if` opens at its consequence, not its condition. */
+  const regions: { from: number; end: number }[] = [];
   for (let i = 0; i < nodes.length; i++) {
     const node = nodes[i]!;
     const type = nextType ?? node.type;
     nextType = null;
     const start = starts[i]!;
     while (stack.length && stack[stack.length - 1]!.end <= start) stack.pop();
+    while (regions.length && regions[regions.length - 1]!.end <= start) regions.pop();
     const fnIndex = currentFunction(stack);
 
     switch (type) {
+      case 'if_statement':
+        regions.push({ from: node.childForFieldName('consequence')?.startIndex ?? node.endIndex, end: node.endIndex });
+        break;
       case 'call': {
         // A call whose callee contains another call (`a(x).b(y)`) starts where that call starts.
         const nextIsInner = i + 1 < nodes.length && starts[i + 1] === start && (nextType = nodes[i + 1]!.type) === 'call';
         while (row + 1 < lineStarts.length && lineStarts[row + 1]! <= start) row++;
-        const call = new CallInfoImpl(model, node, start, fnIndex, nextIsInner ? null : source, row, lineStarts[row]!);
+        let from = -1;
+        for (const r of regions) if (r.from <= start && r.from > from) from = r.from;
+        const call = new CallInfoImpl(model, node, start, fnIndex, nextIsInner ? null : source, row, lineStarts[row]!, from);
         attachScopes(model, call, stack, start);
         model.calls.push(call);
         if (isOffloadCall(call)) {
@@ -389,6 +411,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
       case 'while_statement': {
         const loop = loopInfo(model, node, type === 'for_statement' ? 'for' : 'while', fnIndex);
         stack.push({ kind: 'loop', end: node.endIndex, index: loop.index });
+        regions.push({ from: start, end: node.endIndex });
         break;
       }
       case 'with_statement': {
@@ -400,6 +423,10 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
         stack.push({ kind: 'lambda', end: node.endIndex, index: -1, offload: offloadLambdaStarts.has(start) });
         break;
       default: {
+        if (CONDITIONAL_TYPES.has(type)) {
+          regions.push({ from: start, end: node.endIndex });
+          break;
+        }
         // comprehensions
         const loop = loopInfo(model, node, 'comprehension', fnIndex);
         stack.push({ kind: 'loop', end: node.endIndex, index: loop.index });
@@ -1098,6 +1125,7 @@ class CallInfoImpl implements CallInfo {
     /** 0-based line of `start` and that line's start offset. */
     row: number,
     lineStart: number,
+    readonly conditionalFrom: number,
   ) {
     this.line = row + 1;
     this.column = start - lineStart + 1;

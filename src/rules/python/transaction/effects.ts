@@ -24,7 +24,7 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { Effect } from '../../../analysis/summary.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
-import { conditionalWithin } from '../../../semantic/controlFlow.js';
+import { conditionalInFunction } from '../../../semantic/controlFlow.js';
 import { externalCall } from '../../../semantic/externalCalls.js';
 import { notPerRow, perItemLoops } from '../query/semantics.js';
 import { LIBRARY_CALL } from '../query/dbCalls.js';
@@ -62,7 +62,7 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     const at = { line: call.line, column: call.column };
     if (call.method === 'commit') {
       if (isCommitCall(model, call)) effects[call.functionIndex]!.push({ kind: MAY_COMMIT_EFFECT, what: call.calleeText, ...at });
-      if (!fn.isGenerator && alwaysRuns(call, fn.body) && isCommitCall(model, call)) {
+      if (!fn.isGenerator && alwaysRuns(model, call) && isCommitCall(model, call)) {
         effects[call.functionIndex]!.push({ kind: opensOwnSession(model, call) ? OWN_COMMIT_EFFECT : COMMIT_EFFECT, what: call.calleeText, ...at });
       }
       continue;
@@ -88,9 +88,9 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
 }
 
 /** Does a call run whenever its function does: not under a condition, a handler, a loop? */
-function alwaysRuns(call: CallInfo, body: SyntaxNode | null): boolean {
-  if (!body || call.loops.length) return false;
-  return conditionalWithin(call.node, body) === null;
+function alwaysRuns(model: FileModel, call: CallInfo): boolean {
+  if (!model.functions[call.functionIndex]!.body || call.loops.length) return false;
+  return !conditionalInFunction(model, call);
 }
 
 /** A call that runs once per item of its innermost loop and hands it the item. */
