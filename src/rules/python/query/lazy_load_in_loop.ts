@@ -12,7 +12,9 @@
  * found in the project (`select(User)`, `session.query(User)`); relationships declared eager
  * (`lazy="selectin"/"joined"/"subquery"/"raise"/…`) or loaded by an option never count. A
  * many-to-one (`Mapped["User"]`, `uselist=False`, a `<name>_id` foreign key beside it) is
- * medium: its lazy load is served from the identity map for related rows already loaded.
+ * medium: its lazy load is served from the identity map for related rows already loaded; silent
+ * when the query picks its rows by target objects the code holds (`Child.parent_id.in_([p.id for
+ * p in parents])`, `Child.parent == parent`).
  */
 import type { ModelInfo } from '../../../discovery/context.js';
 import { modelsNamed, projectIndex } from '../../projectFacts.js';
@@ -40,6 +42,22 @@ function lazyRelationships(candidates: ModelInfo[]): Map<string, { scalar: boole
 function eagerlyLoaded(statementText: string, rel: string): boolean {
   if (!LOADER_OPTION.test(statementText)) return false;
   return new RegExp(`\\.${rel}\\b|["']${rel}["']|["']\\*["']`).test(statementText);
+}
+
+/**
+ * Does the query pick its rows by a many-to-one's target objects the code already holds
+ * (`Child.parent_id.in_([p.id for p in parents])`, `Child.parent_id == parent.id`,
+ * `filter_by(parent=parent)`)? Then every lazy load of `rel` finds its row in the identity map.
+ * Both forms say `rel` is a many-to-one (a `<rel>_id` column; `==` on a collection is an error)
+ * even where the model's declaration does not (a mixin's `declared_attr`).
+ */
+function targetsHeld(statementText: string, rel: string): boolean {
+  const obj = String.raw`[A-Za-z_][\w.]*(?:\[[^\]\n]*\])?`;
+  return new RegExp(String.raw`\.${rel}_id\s*\.\s*in_\(\s*[[(]?\s*${obj}\.id\s+for\s`).test(statementText)
+    || new RegExp(String.raw`\.${rel}_id\s*==\s*${obj}\.id\b(?!\s*[(.\[])`).test(statementText)
+    || new RegExp(String.raw`\bfilter_by\([^)]*\b${rel}_id\s*=\s*${obj}\.id\s*[,)]`).test(statementText)
+    || new RegExp(String.raw`\.${rel}\s*==\s*[A-Za-z_][\w.]*\s*[,)]`).test(statementText)
+    || new RegExp(String.raw`\bfilter_by\([^)]*\b${rel}\s*=\s*[A-Za-z_][\w.]*\s*[,)]`).test(statementText);
 }
 
 export const lazyLoadInLoop: FileRule = {
@@ -71,7 +89,7 @@ export const lazyLoadInLoop: FileRule = {
       const source = rowsSource(model, t.iterable, loop.functionIndex, line);
       if (!source?.entity) continue;
       const lazy = lazyRelationships(modelsNamed(project, model, source.entity));
-      for (const rel of [...lazy.keys()]) if (eagerlyLoaded(source.text, rel)) lazy.delete(rel);
+      for (const rel of [...lazy.keys()]) if (eagerlyLoaded(source.text, rel) || targetsHeld(source.text, rel)) lazy.delete(rel);
       if (!lazy.size) continue;
       const iterable = loop.iterable!;
       const reported = new Set<string>();
