@@ -501,6 +501,8 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
             for (const edge of incoming[id] ?? NO_EDGES) {
               if (!edge.sync && !(mode === 'any' && !edge.call.offloaded)) continue;
               if (edge.weak && !withWeak) continue;
+              // A memoised call (or a call under a cache guard) runs once: its effects are not the caller's per call.
+              if (edge.call.memoised) continue;
               const caller = idOf(edge.from);
               const callerReach = (reach[caller] ??= new Map());
               if (callerReach.has(kind)) continue;

@@ -57,6 +57,7 @@ const C_OFFLOADED = 2;
 const C_IN_LOOP = 4;
 const C_WITH_ITEM = 8;
 const C_CONDITIONAL = 16;
+const C_MEMOISED = 32;
 
 class StringTable {
   readonly list: string[] = [];
@@ -133,7 +134,7 @@ export function packSummary(s: FileSummary): PackedSummary {
     calls[o + 5] = c.column;
     calls[o + 6] = c.endLine;
     calls[o + 7] = c.endColumn;
-    calls[o + 8] = (c.awaited ? C_AWAITED : 0) | (c.offloaded ? C_OFFLOADED : 0) | (c.inLoop ? C_IN_LOOP : 0) | (c.withItem ? C_WITH_ITEM : 0) | (c.conditional ? C_CONDITIONAL : 0);
+    calls[o + 8] = (c.awaited ? C_AWAITED : 0) | (c.offloaded ? C_OFFLOADED : 0) | (c.inLoop ? C_IN_LOOP : 0) | (c.withItem ? C_WITH_ITEM : 0) | (c.conditional ? C_CONDITIONAL : 0) | (c.memoised ? C_MEMOISED : 0);
     calls[o + 9] = t.opt(c.receiverType);
   });
   const exportedTypes = new Int32Array(s.exportedTypes.length * 2);
@@ -245,6 +246,7 @@ export function unpackSummary(p: PackedSummary): FileSummary {
       receiverType: opt(cw[o + 9]!),
       withItem: (flags & C_WITH_ITEM) !== 0,
       ...((flags & C_CONDITIONAL) !== 0 ? { conditional: true } : {}),
+      ...((flags & C_MEMOISED) !== 0 ? { memoised: true } : {}),
     });
   }
   const exportedTypes: [string, string][] = [];

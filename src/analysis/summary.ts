@@ -5,6 +5,7 @@
 import type { CallInfo, EntryPoint, FileModel, FunctionRole } from '../semantic/model.js';
 import { effectiveRole } from '../semantic/model.js';
 import { conditionalInFunction } from '../semantic/controlFlow.js';
+import { isMemoisedCall } from '../semantic/memo.js';
 import { exportedTypes } from '../semantic/valueTypes.js';
 import { classifyHandle } from '../semantic/db.js';
 import { INVARIANT_CALL, LOOP_CALL, PASSES_LOADED_ID } from '../rules/python/query/dbCalls.js';
@@ -55,6 +56,11 @@ export interface SummaryCall {
    * (`get_or_create` commits only when it creates). Set for calls that may name a repo function.
    */
   conditional?: boolean;
+  /**
+   * Runs once, not per call of its function: in a memoised function or under a cache guard
+   * (`isMemoisedCall`). What it reaches costs the function's callers nothing per call.
+   */
+  memoised?: boolean;
 }
 
 export interface SummaryFunction {
@@ -143,6 +149,7 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
       receiverType,
       withItem: repoCall && withItems.has(c.start),
       ...(repoCall && conditionalCall(model, c) ? { conditional: true } : {}),
+      ...(repoCall && isMemoisedCall(model, c) ? { memoised: true } : {}),
     });
   }
   return {

@@ -9,7 +9,8 @@
 import type { SyntaxNode } from '../parse/parser.js';
 import type { CallInfo, FileModel } from './model.js';
 
-const MEMO_DECORATOR = /(^|\.)(lru_cache|cache|cached|memoize|memoized|alru_cache|ttl_cache|lfu_cache|async_cached)$/;
+/** Library decorators, and a project's own `memoize_*` ones (`memoize_request`, `memoize_redis`). */
+const MEMO_DECORATOR = /(^|\.)(lru_cache|cache|cached|memoize(?:_\w+)?|memoized|alru_cache|ttl_cache|lfu_cache|async_cached)$/;
 
 /** Is the function's body memoised by a decorator? */
 export function isMemoisedFunction(model: FileModel, fnIndex: number): boolean {
