@@ -140,7 +140,8 @@ function iterationSource(node: SyntaxNode | null): SyntaxNode | null {
 
 /**
  * Is the loop bounded by a small number the code states: a literal (or a module- or class-level
- * constant) of at most ten items, or the function's own `**kwargs`?
+ * constant) of at most ten items, the function's own `**kwargs`, or a setting of the
+ * application's configuration?
  */
 export const smallBoundedLoop = perLoop(smallBoundedLoopUncached);
 
@@ -162,7 +163,7 @@ function smallBoundedLoopUncached(model: FileModel, loop: LoopInfo): boolean {
   if (size !== null) return size <= SMALL_BOUND;
   const src = iterationSource(loop.iterable);
   if (!src) return false;
-  if (smallLiteral(src)) return true;
+  if (smallLiteral(src) || configuredSetting(src)) return true;
   const name = src.type === 'identifier' ? src.text : src.type === 'attribute' && /^(self|cls)$/.test(src.childForFieldName('object')?.text ?? '') ? src.childForFieldName('attribute')!.text : null;
   if (!name) return false;
   if (src.type === 'identifier' && loop.functionIndex >= 0) {
@@ -171,6 +172,20 @@ function smallBoundedLoopUncached(model: FileModel, loop: LoopInfo): boolean {
   }
   return smallLiteralName(model, name, loop, src.type === 'identifier');
 }
+
+/**
+ * A setting of the application's configuration: an upper-case attribute of a config object
+ * (`config.CLEANUP_RULES`, `settings.ALLOWED_HOSTS`) or a literal key of one
+ * (`app.config["PLUGINS"]`, `current_app.config.get("X")`). People write these by hand: a loop
+ * over one runs a handful of times, not once per row.
+ */
+function configuredSetting(n: SyntaxNode): boolean {
+  const text = n.text;
+  return CONFIG_ATTRIBUTE.test(text) || CONFIG_KEY.test(text);
+}
+
+const CONFIG_ATTRIBUTE = /^(?:[A-Za-z_]\w*\.)*(?:config|settings|conf|cfg|app_config|app_settings)\.[A-Z][A-Z0-9_]*$/;
+const CONFIG_KEY = /^(?:[A-Za-z_]\w*\.)*(?:config|settings)(?:\[\s*(['"])[A-Za-z_][\w.]*\1\s*\]|\.get\(\s*(['"])[A-Za-z_][\w.]*\2\s*(?:,[^()]*)?\))$/;
 
 /** A list, tuple, set or dict literal of at most ten items, without splats. */
 function smallLiteral(n: SyntaxNode | null): boolean {
