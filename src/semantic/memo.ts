@@ -76,8 +76,10 @@ function isMemoisedCallUncached(model: FileModel, call: CallInfo): boolean {
   const body = fn.body;
   const bodyText = body ? cacheBodyText(model, call.functionIndex, body) : null;
   if (!body || bodyText === null) return false;
-  // Under `if <cache missing>:` whose branch fills the cache.
-  for (let child: SyntaxNode = call.node, p = call.node.parent; p && p.id !== body.id; child = p, p = p.parent) {
+  // Under `if <cache missing>:` whose branch fills the cache (only a call the model found in a
+  // conditional region of its function can be: the walk up is the costly part).
+  const underCondition = call.conditionalFrom >= body.startIndex;
+  for (let child: SyntaxNode = call.node, p = underCondition ? call.node.parent : null; p && p.id !== body.id; child = p, p = p.parent) {
     if (p.type !== 'if_statement') continue;
     const cond = p.childForFieldName('condition');
     const consequence = p.childForFieldName('consequence');
