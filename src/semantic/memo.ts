@@ -50,6 +50,64 @@ function fills(text: string, name: string): boolean {
   return new RegExp(`(^|[^\\w.])${n}\\s*(\\[[^\\n=]*\\]\\s*)?=(?!=)|(^|[^\\w.])${n}\\.(update|add|append|extend|setdefault|__setitem__)\\(`, 'm').test(text);
 }
 
+interface CacheGuards {
+  /** Consequences of `if <cache missing>:` statements that fill the cache: `[start, end)`. */
+  filling: [number, number][];
+  /**
+   * Start of the first top-level `if <cache present>: ... return` of a function that fills the
+   * cache after it: a call that starts after it runs only on a miss. Infinity when none.
+   */
+  returnedFrom: number;
+}
+
+const guardsMemo = new WeakMap<FileModel, Map<number, CacheGuards>>();
+const ifsMemo = new WeakMap<FileModel, Map<number, SyntaxNode[]>>();
+
+/** The `if` statements of one function, from the model's list grouped once per file. */
+function ifsOf(model: FileModel, fnIndex: number): SyntaxNode[] {
+  let byFn = ifsMemo.get(model);
+  if (!byFn) {
+    ifsMemo.set(model, (byFn = new Map()));
+    for (const { node, functionIndex } of model.ifs) {
+      let list = byFn.get(functionIndex);
+      if (!list) byFn.set(functionIndex, (list = []));
+      list.push(node);
+    }
+  }
+  return byFn.get(fnIndex) ?? [];
+}
+
+/** A function's cache guards, once per function (they were found walking up from every call). */
+function cacheGuards(model: FileModel, fnIndex: number, body: SyntaxNode, bodyText: string): CacheGuards {
+  let byFn = guardsMemo.get(model);
+  if (!byFn) guardsMemo.set(model, (byFn = new Map()));
+  let g = byFn.get(fnIndex);
+  if (g) return g;
+  g = { filling: [], returnedFrom: Infinity };
+  for (const node of ifsOf(model, fnIndex)) {
+    if (node.startIndex < body.startIndex) continue;
+    const cond = node.childForFieldName('condition');
+    const consequence = node.childForFieldName('consequence');
+    if (!cond || !consequence) continue;
+    const t = cacheTest(cond);
+    if (t && t.missing && persistent(model, t.name, bodyText) && fills(consequence.text, t.name)) g.filling.push([consequence.startIndex, consequence.endIndex]);
+  }
+  for (const stmt of body.namedChildren) {
+    if (stmt.type !== 'if_statement') continue;
+    const cond = stmt.childForFieldName('condition');
+    const consequence = stmt.childForFieldName('consequence');
+    const last = consequence?.namedChildren[consequence.namedChildCount - 1];
+    if (!cond || last?.type !== 'return_statement') continue;
+    const t = cacheTest(cond);
+    if (t && !t.missing && persistent(model, t.name, bodyText) && fills(bodyText.slice(stmt.endIndex - body.startIndex), t.name)) {
+      g.returnedFrom = stmt.startIndex;
+      break;
+    }
+  }
+  byFn.set(fnIndex, g);
+  return g;
+}
+
 /** Does this call run only when a cache is being filled (at most once per key)? */
 const bodyTexts = new WeakMap<FileModel, (string | null)[]>();
 
@@ -76,27 +134,8 @@ function isMemoisedCallUncached(model: FileModel, call: CallInfo): boolean {
   const body = fn.body;
   const bodyText = body ? cacheBodyText(model, call.functionIndex, body) : null;
   if (!body || bodyText === null) return false;
-  // Under `if <cache missing>:` whose branch fills the cache (only a call the model found in a
-  // conditional region of its function can be: the walk up is the costly part).
-  const underCondition = call.conditionalFrom >= body.startIndex;
-  for (let child: SyntaxNode = call.node, p = underCondition ? call.node.parent : null; p && p.id !== body.id; child = p, p = p.parent) {
-    if (p.type !== 'if_statement') continue;
-    const cond = p.childForFieldName('condition');
-    const consequence = p.childForFieldName('consequence');
-    if (!cond || !consequence || child.id !== consequence.id) continue;
-    const t = cacheTest(cond);
-    if (t && t.missing && persistent(model, t.name, bodyText) && fills(consequence.text, t.name)) return true;
-  }
-  // After `if <cache present>: return ...` at the top of the body, in a function that fills it.
-  for (const stmt of body.namedChildren) {
-    if (stmt.startIndex >= call.node.startIndex) break;
-    if (stmt.type !== 'if_statement') continue;
-    const cond = stmt.childForFieldName('condition');
-    const consequence = stmt.childForFieldName('consequence');
-    const last = consequence?.namedChildren[consequence.namedChildCount - 1];
-    if (!cond || last?.type !== 'return_statement') continue;
-    const t = cacheTest(cond);
-    if (t && !t.missing && persistent(model, t.name, bodyText) && fills(bodyText.slice(stmt.endIndex - body.startIndex), t.name)) return true;
-  }
+  const guards = cacheGuards(model, call.functionIndex, body, bodyText);
+  if (call.start > guards.returnedFrom) return true;
+  for (const [from, to] of guards.filling) if (call.start >= from && call.start < to) return true;
   return false;
 }

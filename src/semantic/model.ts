@@ -180,6 +180,8 @@ export interface FileModel {
   functions: FunctionInfo[];
   calls: CallInfo[];
   loops: LoopInfo[];
+  /** Every `if` statement inside a function, in source order, with the function it belongs to. */
+  ifs: { node: SyntaxNode; functionIndex: number }[];
   withs: WithInfo[];
   assignments: AssignmentInfo[];
   augAssignments: AugAssignmentInfo[];
@@ -303,6 +305,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     functions: [],
     calls: [],
     loops: [],
+    ifs: [],
     withs: [],
     assignments: [],
     augAssignments: [],
@@ -343,6 +346,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     switch (type) {
       case 'if_statement':
         regions.push({ from: node.childForFieldName('consequence')?.startIndex ?? node.endIndex, end: node.endIndex });
+        if (fnIndex >= 0) model.ifs.push({ node, functionIndex: fnIndex });
         break;
       case 'call': {
         // A call whose callee contains another call (`a(x).b(y)`) starts where that call starts.
