@@ -20,7 +20,8 @@ export function isMemoisedFunction(model: FileModel, fnIndex: number): boolean {
 
 /** `X`, `not X`, `X is None`, `X is not None`, `k in X`, `k not in X`, `X.get(k) is None`: the cache name and whether the test means "missing". */
 function cacheTest(cond: SyntaxNode): { name: string; missing: boolean } | null {
-  const text = cond.text.replace(/\s+/g, ' ').trim();
+  const raw = cond.text;
+  const text = /\s\s|[\t\n\r\f\v\u00a0\u2028\u2029\ufeff]/.test(raw) ? raw.replace(/\s+/g, ' ').trim() : raw.trim();
   let m = /^not ([A-Za-z_][\w.]*)$/.exec(text);
   if (m) return { name: m[1]!, missing: true };
   m = /^([A-Za-z_][\w.]*) (is|==) None$/.exec(text);
@@ -41,14 +42,23 @@ function cacheTest(cond: SyntaxNode): { name: string; missing: boolean } | null 
 /** A name that outlives the call: a module global, or a class or instance attribute. */
 function persistent(model: FileModel, name: string, fnBody: string): boolean {
   if (name.includes('.')) return /^(self|cls|self\.__class__)\.\w+$/.test(name);
-  return model.moduleDefs.has(name) || new RegExp(`\\bglobal\\s+(\\w+\\s*,\\s*)*${name}\\b`).test(fnBody);
+  return model.moduleDefs.has(name) || (fnBody.includes('global') && new RegExp(`\\bglobal\\s+(\\w+\\s*,\\s*)*${name}\\b`).test(fnBody));
 }
 
 /** Does `text` fill the cache named `name` (assign it, set a key, or add to it)? */
 function fills(text: string, name: string): boolean {
-  const n = name.replace(/\./g, '\\.');
-  return new RegExp(`(^|[^\\w.])${n}\\s*(\\[[^\\n=]*\\]\\s*)?=(?!=)|(^|[^\\w.])${n}\\.(update|add|append|extend|setdefault|__setitem__)\\(`, 'm').test(text);
+  if (!text.includes(name)) return false;
+  let re = fillPatterns.get(name);
+  if (!re) {
+    const n = name.replace(/\./g, '\\.');
+    if (fillPatterns.size >= 4096) fillPatterns.clear();
+    fillPatterns.set(name, (re = new RegExp(`(^|[^\\w.])${n}\\s*(\\[[^\\n=]*\\]\\s*)?=(?!=)|(^|[^\\w.])${n}\\.(update|add|append|extend|setdefault|__setitem__)\\(`, 'm')));
+  }
+  return re.test(text);
 }
+
+/** Compiled {@link fills} patterns by cache name (the same few names recur across files); bounded. */
+const fillPatterns = new Map<string, RegExp>();
 
 interface CacheGuards {
   /** Consequences of `if <cache missing>:` statements that fill the cache: `[start, end)`. */
