@@ -20,7 +20,14 @@ export function isMemoisedFunction(model: FileModel, fnIndex: number): boolean {
 
 /** `X`, `not X`, `X is None`, `X is not None`, `k in X`, `k not in X`, `X.get(k) is None`: the cache name and whether the test means "missing". */
 function cacheTest(cond: SyntaxNode): { name: string; missing: boolean } | null {
-  const raw = cond.text;
+  return cacheTestText(cond.text);
+}
+
+/** An `if` header on one line: `if <condition>:`, the condition up to the line's last `:`. */
+const IF_HEADER = /^if\s+(.*):\s*$/;
+
+/** {@link cacheTest} on the condition's source text. */
+function cacheTestText(raw: string): { name: string; missing: boolean } | null {
   const text = /\s\s|[\t\n\r\f\v\u00a0\u2028\u2029\ufeff]/.test(raw) ? raw.replace(/\s+/g, ' ').trim() : raw.trim();
   let m = /^not ([A-Za-z_][\w.]*)$/.exec(text);
   if (m) return { name: m[1]!, missing: true };
@@ -94,24 +101,28 @@ function cacheGuards(model: FileModel, fnIndex: number, body: SyntaxNode, bodyTe
   let g = byFn.get(fnIndex);
   if (g) return g;
   g = { filling: [], returnedFrom: Infinity };
+  const source = model.source;
   for (const node of ifsOf(model, fnIndex)) {
     if (node.startIndex < body.startIndex) continue;
-    const cond = node.childForFieldName('condition');
+    // The condition from the header line when it is all there (no WASM call for the many `if`s
+    // that test no cache), else from the tree.
+    const eol = source.indexOf('\n', node.startIndex);
+    const header = IF_HEADER.exec(source.slice(node.startIndex, eol < 0 ? source.length : eol));
+    let t: { name: string; missing: boolean } | null;
+    if (header && !header[1]!.includes('#')) t = cacheTestText(header[1]!);
+    else {
+      const cond = node.childForFieldName('condition');
+      t = cond ? cacheTest(cond) : null;
+    }
+    if (!t || !persistent(model, t.name, bodyText)) continue;
     const consequence = node.childForFieldName('consequence');
-    if (!cond || !consequence) continue;
-    const t = cacheTest(cond);
-    if (t && t.missing && persistent(model, t.name, bodyText) && fills(consequence.text, t.name)) g.filling.push([consequence.startIndex, consequence.endIndex]);
-  }
-  for (const stmt of body.namedChildren) {
-    if (stmt.type !== 'if_statement') continue;
-    const cond = stmt.childForFieldName('condition');
-    const consequence = stmt.childForFieldName('consequence');
-    const last = consequence?.namedChildren[consequence.namedChildCount - 1];
-    if (!cond || last?.type !== 'return_statement') continue;
-    const t = cacheTest(cond);
-    if (t && !t.missing && persistent(model, t.name, bodyText) && fills(bodyText.slice(stmt.endIndex - body.startIndex), t.name)) {
-      g.returnedFrom = stmt.startIndex;
-      break;
+    if (!consequence) continue;
+    if (t.missing) {
+      if (fills(consequence.text, t.name)) g.filling.push([consequence.startIndex, consequence.endIndex]);
+    } else if (g.returnedFrom === Infinity && node.parent?.id === body.id) {
+      // A top-level `if <cache present>: ... return` of a function that fills the cache after it.
+      const last = consequence.namedChildren[consequence.namedChildCount - 1];
+      if (last?.type === 'return_statement' && fills(bodyText.slice(node.endIndex - body.startIndex), t.name)) g.returnedFrom = node.startIndex;
     }
   }
   byFn.set(fnIndex, g);
