@@ -388,7 +388,10 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
   // first edge (two empty arrays per function were ~480k allocations on a 2M-line tree).
   const out: (CallEdge[] | undefined)[] = new Array(total);
   const incoming: (CallEdge[] | undefined)[] = new Array(total);
+  /** Any edge resolved by name alone (else propagation needs no weak pass). */
+  let anyWeak = false;
   const addEdge = (from: FnRef, to: FnRef, call: SummaryCall, sync: boolean, weak = false) => {
+    if (weak) anyWeak = true;
     const edge: CallEdge = weak ? { from, to, call, sync, weak } : { from, to, call, sync };
     (out[idOf(from)] ??= []).push(edge);
     (incoming[idOf(to)] ??= []).push(edge);
@@ -493,14 +496,16 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
       // Strong edges first, so a function that reaches the effect through typed calls gets that
       // chain even when a call resolved by name alone is shorter; then the weak edges, from
       // everything reached so far.
-      const spread = (frontier: number[], withWeak: boolean) => {
+      // `onlyWeak`: the first frontier of the weak pass is everything the strong pass reached,
+      // whose strong edges lead nowhere new.
+      const spread = (frontier: number[], withWeak: boolean, onlyWeak: boolean) => {
         while (frontier.length) {
           const next: number[] = [];
           for (const id of frontier) {
             const got = reach[id]!.get(kind)!;
             for (const edge of incoming[id] ?? NO_EDGES) {
               if (!edge.sync && !(mode === 'any' && !edge.call.offloaded)) continue;
-              if (edge.weak && !withWeak) continue;
+              if (edge.weak ? !withWeak : onlyWeak) continue;
               // A memoised call (or a call under a cache guard) runs once: its effects are not the caller's per call.
               if (edge.call.memoised) continue;
               const caller = idOf(edge.from);
@@ -512,10 +517,11 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
             }
           }
           frontier = next;
+          onlyWeak = false;
         }
       };
-      spread([...reached], false);
-      spread([...reached], true);
+      spread([...reached], false, false);
+      if (anyWeak) spread([...reached], true, true);
     }
     reachByMode.set(mode, reach);
     return reach;
