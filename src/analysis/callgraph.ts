@@ -80,6 +80,12 @@ export interface CallGraph {
   ownEffects(ref: FnRef): Effect[];
   /** For each effect kind the function has or reaches: the shortest chain. */
   effectsOf(ref: FnRef, mode?: PropagationMode): Map<string, Reach>;
+  /**
+   * What calling `to` from `call` (a call site of `from`) reaches: `effectsOf(to)` without what
+   * only runs in a branch of `to` guarded by a flag parameter this call leaves at its falsy
+   * default (`def f(x, deep=False): if deep: ...` called as `f(x)`).
+   */
+  effectsOfCall(from: FnRef, call: SummaryCall, to: FnRef, mode?: PropagationMode): Map<string, Reach>;
   /** Display names along a chain, ending with what the effect calls: `["upload", "save_blob", "open"]`. */
   chainNames(reach: Reach): string[];
   /**
@@ -560,6 +566,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     callers: (r) => incoming[idOf(r)] ?? NO_EDGES,
     ownEffects: (r) => own[idOf(r)]!,
     effectsOf,
+    effectsOfCall: (_from, _call, to, mode) => effectsOf(to, mode),
     chainNames(reach: Reach): string[] {
       return [...reach.steps.map((s) => files[s.fn.file]!.functions[s.fn.fn]!.qualifiedName), reach.effect.what];
     },

@@ -11,7 +11,7 @@ import type { FileRuleContext, RepoRuleContext } from '../../types.js';
 import { callGraphOf, siteCalls, type CallEdge, type CallGraph, type FnRef, type Reach, type SiteCall } from '../../../analysis/callgraph.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import {
-  classifyDbCall, FLUSH_EFFECT, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, QUERY_EFFECT,
+  classifyDbCall, FLUSH_EFFECT, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
   smallLiteralProduct, WRITE_EFFECT, type DbOp, type DbOpKind, type LoopCallFacts,
 } from './dbCalls.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
@@ -126,6 +126,8 @@ function findLoopSites(model: FileModel): Record<DbOpKind, LoopSite[]> {
     // `db.query(Book).filter(Book.id == book_id).first()`: the loop's value may come later in the chain.
     const loops = perItemLoops(model, call.loops, chainArguments(call.node));
     if (!loops && op.kind === 'read') {
+      // The same key on every iteration: after the first, the identity map answers without SQL.
+      if (op.identityMap) continue;
       const loop = invariantRead(model, call);
       if (loop) invariant.push({ call, op, loops: [loop] });
       continue;
@@ -191,23 +193,37 @@ export function reportHelperSites(
   effectKind: string,
   message: (callee: string, what: string) => string,
   severity: (literalSize: number | null) => Severity | undefined = () => undefined,
+  identityMapMessage?: (callee: string, what: string) => string,
 ): void {
   const graph = callGraphOf(ctx.index);
   const { sites, workflow } = loopFacts(graph);
+  /**
+   * The chain to report: to a query of `effectKind`, else (for reads, when asked) to a
+   * primary-key lookup, which is at most `low`: the identity map answers it for rows the session
+   * already holds. A chain with a call resolved by the method's name alone is none.
+   */
+  const reachOf = (effects: Map<string, Reach>): { reach: Reach; pk: boolean } | null => {
+    const reach = effects.get(effectKind);
+    if (reach && !reach.weak) return { reach, pk: false };
+    const pk = identityMapMessage ? effects.get(PK_QUERY_EFFECT) : undefined;
+    return pk && !pk.weak ? { reach: pk, pk: true } : null;
+  };
   for (const { ref, file, fn, call, to, facts } of sites) {
-    const reach = graph.effectsOf(to, 'any').get(effectKind);
-    if (!reach) continue;
     // A chain with a call resolved by the method's name alone (its receiver untyped) is not
     // evidence enough for a per-row claim: in the field review every such N+1 had followed a
     // same-named method of an unrelated class (a mixin's attribute typed from one subclass).
-    if (reach.weak || call.receiverType === UNTYPED) continue;
+    if (call.receiverType === UNTYPED) continue;
+    const found = reachOf(graph.effectsOfCall(ref, call, to, 'any'));
+    if (!found) continue;
+    const { reach, pk } = found;
     const chain = graph.chainSteps(reach, { ref, call });
     const alsoWrites = effectKind === QUERY_EFFECT ? workflow(file.path, facts.loop, facts.writes) : null;
+    const text = pk ? identityMapMessage!(graph.function(to).qualifiedName, reach.effect.what) : message(graph.function(to).qualifiedName, reach.effect.what);
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-      message: message(graph.function(to).qualifiedName, reach.effect.what) + (alsoWrites !== null ? workflowNote(alsoWrites) : ''),
-      severity: alsoWrites !== null ? 'low' : severity(facts.size),
+      message: text + (alsoWrites !== null ? workflowNote(alsoWrites) : ''),
+      severity: alsoWrites !== null || pk ? 'low' : severity(facts.size),
       function: fn.name,
       chain,
     });
@@ -215,15 +231,17 @@ export function reportHelperSites(
   // Functions handed to a callee that calls them once per item of its loop (`paginate(rows, render)`).
   for (const edge of perItemCallbacks(graph)) {
     if (edge.weak) continue;
-    const reach = graph.effectsOf(edge.to, 'any').get(effectKind);
-    if (!reach || reach.weak) continue;
+    const found = reachOf(graph.effectsOf(edge.to, 'any'));
+    if (!found) continue;
+    const { reach, pk } = found;
     const file = graph.fileOf(edge.from);
     const call = edge.call;
+    const text = pk ? identityMapMessage!(graph.function(edge.to).qualifiedName, reach.effect.what) : message(graph.function(edge.to).qualifiedName, reach.effect.what);
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-      message: message(graph.function(edge.to).qualifiedName, reach.effect.what) + ` (\`${call.perItemIn}\` calls it for each item)`,
-      severity: severity(null),
+      message: text + ` (\`${call.perItemIn}\` calls it for each item)`,
+      severity: pk ? 'low' : severity(null),
       function: graph.function(edge.from).name,
       chain: graph.chainSteps(reach, { ref: edge.from, call }),
     });
