@@ -193,6 +193,23 @@ describe('raw SQL lexer', () => {
   });
 });
 
+describe('PA107 flag guards', () => {
+  it('a branch behind a flag the call leaves at its falsy default is not reached from that call', () => {
+    const file = path.join(FIXTURES, 'query/flag_guards.py');
+    const at107 = (text: string) => at(query, 'flag_guards.py', lineOf(file, text), 'PA107')!;
+    for (const text of ['find_author(db, k) for k', 'k, by_name=False, with_books=None', 'author_by_id(db, k) for k']) {
+      const f = at107(text);
+      expect(f.severity, text).toBe('low');
+      expect(chainNames(f.chain).at(-1), text).toBe('db.get(Author)');
+    }
+    expect(at(query, 'flag_guards.py', lineOf(file, 'named_author(db, k) for k'), 'PA107')).toBeUndefined();
+    for (const text of ['by_name=True', 'find_author(db, k, True)', 'with_books=1', 'by_name=by_name', 'k, **options', 'allow_names=True']) {
+      expect(at107(text).severity, text).toBe('high');
+    }
+    expect(chainNames(at107('with_books=1').chain).at(-1)).toBe('db.scalars(select Book)');
+  });
+});
+
 describe('metadata', () => {
   it('every query rule documents itself', () => {
     for (const code of ['PA101', 'PA102', 'PA103', 'PA104', 'PA105', 'PA106', 'PA107', 'PA108', 'PA109']) {

@@ -5,6 +5,7 @@
 import type { CallInfo, EntryPoint, FileModel, FunctionRole } from '../semantic/model.js';
 import { effectiveRole } from '../semantic/model.js';
 import { conditionalWithin } from '../semantic/controlFlow.js';
+import { flagGuard, passedArguments } from '../semantic/guards.js';
 import { exportedTypes } from '../semantic/valueTypes.js';
 import { classifyHandle } from '../semantic/db.js';
 import { INVARIANT_CALL, LOOP_CALL, PASSES_LOADED_ID } from '../rules/python/query/dbCalls.js';
@@ -26,6 +27,11 @@ export interface Effect {
    * resolves the path and keeps the effect only when it is a sync handle.
    */
   pending?: { typePath: string; method: string };
+  /**
+   * Only under a flag guard of its function (`if allow_email:` where `allow_email=False`), as
+   * `name@position` (see semantic/guards.ts): a call that leaves the flag off does not reach it.
+   */
+  guard?: string;
 }
 
 export interface SummaryCall {
@@ -55,6 +61,10 @@ export interface SummaryCall {
    * (`get_or_create` commits only when it creates). Set for calls that may name a repo function.
    */
   conditional?: boolean;
+  /** Runs only under this flag guard of its function (`name@position`, see semantic/guards.ts). */
+  guard?: string;
+  /** What the call passes, to tell which flags of the callee it leaves off (see `passedArguments`). */
+  passes?: string;
 }
 
 export interface SummaryFunction {
@@ -143,6 +153,7 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
       receiverType,
       withItem: repoCall && withItems.has(c.start),
       ...(repoCall && conditionalCall(model, c) ? { conditional: true } : {}),
+      ...(repoCall ? flagFacts(model, c) : {}),
     });
   }
   return {
@@ -229,6 +240,13 @@ export function repoModuleNames(paths: Iterable<string>): string[] {
   const names = new Set<string>();
   for (const p of paths) for (const part of p.replace(/\.pyi?$/, '').split('/')) names.add(part);
   return [...names].sort();
+}
+
+/** The call's flag guard and what it passes (for the callee's guards). */
+function flagFacts(model: FileModel, c: CallInfo): { guard?: string; passes: string } {
+  const guard = c.functionIndex >= 0 ? flagGuard(model, c.node, c.functionIndex) : null;
+  const passes = c.emptyArgs ? '|' : passedArguments(c.node);
+  return guard ? { guard, passes } : { passes };
 }
 
 /** Does the call run only sometimes when its function runs (a condition, a handler, a loop)? */

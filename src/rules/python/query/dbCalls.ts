@@ -18,6 +18,7 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import { callAt } from '../../../semantic/model.js';
 import { fileClasses } from '../../../semantic/classes.js';
+import { flagGuard } from '../../../semantic/guards.js';
 import { ownModuleLookup, receiverType } from '../../../semantic/valueTypes.js';
 import { resolveHandle, type NameLookup } from '../../../semantic/db.js';
 import type { Effect } from '../../../analysis/summary.js';
@@ -581,13 +582,13 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
       if (op.statement?.batched || op.statement?.chain.includes('offset')) continue;
       // A query that fills a cache runs once (per key), not once per call of its function.
       if (isMemoisedCall(model, call)) continue;
-      if (op.kind === 'read') effects[call.functionIndex]!.push({ kind: op.identityMap ? PK_QUERY_EFFECT : QUERY_EFFECT, what: op.what, ...at });
+      if (op.kind === 'read') effects[call.functionIndex]!.push(guarded(model, call, { kind: op.identityMap ? PK_QUERY_EFFECT : QUERY_EFFECT, what: op.what, ...at }));
       // A staged delete is a round trip of this function's only when the function also flushes it.
-      else if (op.kind === 'write' && (!isStagedWrite(call, op) || flushedInFunction(model, call))) effects[call.functionIndex]!.push({ kind: WRITE_EFFECT, what: op.what, ...at });
+      else if (op.kind === 'write' && (!isStagedWrite(call, op) || flushedInFunction(model, call))) effects[call.functionIndex]!.push(guarded(model, call, { kind: WRITE_EFFECT, what: op.what, ...at }));
       continue;
     }
     if (isExplicitFlush(model, call) && !isMemoisedCall(model, call)) {
-      effects[call.functionIndex]!.push({ kind: FLUSH_EFFECT, what: call.calleeText, ...at });
+      effects[call.functionIndex]!.push(guarded(model, call, { kind: FLUSH_EFFECT, what: call.calleeText, ...at }));
     }
     if (!call.loops.length || (call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName))) continue;
     const invariantLoop = MAY_BE_HELPER.test(call.calleeText) && !NOT_A_HELPER.test(call.method ?? '') ? invariantRead(model, call) : null;
@@ -604,6 +605,12 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
     effects[call.functionIndex]!.push({ kind: LOOP_CALL, what: loopCallWhat(model, call, loops), ...at });
   }
   return effects;
+}
+
+/** The effect with the flag guard its call runs under (`if allow_email:`), when there is one. */
+function guarded(model: FileModel, call: CallInfo, effect: Effect): Effect {
+  const guard = flagGuard(model, call.node, call.functionIndex);
+  return guard ? { ...effect, guard } : effect;
 }
 
 /**
