@@ -210,6 +210,17 @@ describe('PA107 flag guards', () => {
   });
 });
 
+describe('PA107 methods on rows', () => {
+  it('a model method or property that queries about its own row, called on each loop item, is an N+1', () => {
+    const file = path.join(FIXTURES, 'query/row_methods.py');
+    const f = at(query, 'row_methods.py', lineOf(file, 'a.book_count()) for a in authors'), 'PA107')!;
+    expect(f.severity).toBe('medium');
+    expect(f.message).toMatch(/`book_count\(\)` on each row of the loop runs a query about that row \(method `Author.book_count`/);
+    expect(chainNames(f.chain)).toEqual(['author_table', 'Author.book_count', 'session.scalar(select)']);
+    expect(query.filter((x) => x.path === 'row_methods.py' && x.code === 'PA107').map((x) => x.line)).toHaveLength(2);
+  });
+});
+
 describe('metadata', () => {
   it('every query rule documents itself', () => {
     for (const code of ['PA101', 'PA102', 'PA103', 'PA104', 'PA105', 'PA106', 'PA107', 'PA108', 'PA109']) {
@@ -264,5 +275,17 @@ describe('Flask-SQLAlchemy', () => {
     expect(sev('Shelf.by_label(volume.title)')).toBe('high');
     expect(sev('Shelf.query.filter_by(id=volume.shelf_id).one()')).toBe('high');
     expect(sev('populate_existing=True')).toBe('high');
+  });
+
+  it('properties and methods of the loop\'s rows that query about the row: dynamic relationships, with_parent, type(self).query', () => {
+    const file = path.join(FIXTURES, 'query-flask/library/views.py');
+    const get = (text: string) => at(flask, 'library/views.py', lineOf(file, text), 'PA107');
+    expect(get('volume.open_loans))')).toMatchObject({ severity: 'medium' });
+    expect(get('volume.open_loans))')!.message).toMatch(/property `Volume.open_loans`: `Loan.query`/);
+    expect(get('rows.append(volume.loan_count())')!.message).toMatch(/`Volume.loans \(dynamic\)`/);
+    expect(get('volume.shelf_mates()')).toMatchObject({ severity: 'medium' });
+    expect(get('rows.append(volume.shout)')).toBeUndefined();
+    expect(get('rows.append(volume.pending)')).toBeUndefined();
+    expect(get('volume.last_count = volume.loan_count()')).toMatchObject({ severity: 'low' });
   });
 });

@@ -17,7 +17,7 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import { callAt } from '../../../semantic/model.js';
-import { fileClasses } from '../../../semantic/classes.js';
+import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
 import { flagGuard } from '../../../semantic/guards.js';
 import { ownModuleLookup, receiverType } from '../../../semantic/valueTypes.js';
 import { resolveHandle, type NameLookup } from '../../../semantic/db.js';
@@ -103,6 +103,9 @@ function receiverName(call: CallInfo): string | null {
 /** How sure we are that a call's receiver is a database handle. */
 export function receiverEvidence(model: FileModel, call: CallInfo): Evidence {
   if (!call.hasReceiver) return null;
+  // `object_session(self).execute(...)`, `Session.object_session(row).query(...)`: the session a row belongs to.
+  const receiver = call.receiver;
+  if (receiver?.type === 'call' && /(^|\.)object_session$/.test(receiver.childForFieldName('function')?.text ?? '')) return 'db';
   const t = receiverType(model, call);
   if (t) {
     let lookup = lookups.get(model);
@@ -324,6 +327,11 @@ export function flaskQueryEntity(model: FileModel, receiver: string, fnIndex: nu
   return model.modelClasses.has(name) ? name : null;
 }
 
+/** A project model, or the project's own Flask-SQLAlchemy model base defined in this file. */
+export function isModelClassName(model: FileModel, className: string): boolean {
+  return model.modelClasses.has(className) || isFlaskModelBase(model, className);
+}
+
 /** A class of the file derived directly from Flask-SQLAlchemy's `Model` (`db.Model`, `flask_sqlalchemy.model.Model`). */
 function isFlaskModelBase(model: FileModel, className: string): boolean {
   const cls = fileClasses(model).find((c) => c.name === className);
@@ -356,9 +364,36 @@ function openedHere(model: FileModel, call: CallInfo): boolean {
   return value?.type === 'call';
 }
 
+/** Query methods that run the query of a dynamic relationship or a query property. */
+const RUNS_QUERY = /^(filter|filter_by|order_by|all|first|one|one_or_none|scalar|count|exists|limit|offset|join|options|with_parent|get|paginate)$/;
+
+/**
+ * A model method's query on its own row: `type(self).query...`, or `self.items.filter(...)` on
+ * a `lazy="dynamic"` relationship of the class (each access builds a query; the call sends it).
+ */
+function ownRowQuery(model: FileModel, call: CallInfo): DbOp | null {
+  const receiver = call.receiver;
+  if (!receiver || receiver.type !== 'attribute' || !RUNS_QUERY.test(call.method)) return null;
+  const obj = receiver.childForFieldName('object');
+  const attr = receiver.childForFieldName('attribute')?.text ?? '';
+  const cls = classOfFunction(model, call.functionIndex);
+  if (!cls) return null;
+  if (attr === 'query' && obj?.type === 'call' && obj.text.replace(/\s+/g, '') === 'type(self)') {
+    return model.modelClasses.has(cls) || isFlaskModelBase(model, cls) ? { kind: 'read', what: `${cls}.query`, statement: null } : null;
+  }
+  if (obj?.type === 'identifier' && obj.text === 'self' && model.dynamicRelations.has(`${cls}.${attr}`)) {
+    return { kind: 'read', what: `${cls}.${attr} (dynamic)`, statement: null };
+  }
+  return null;
+}
+
 function classify(model: FileModel, call: CallInfo): DbOp | null {
   const m = call.method;
   const dotted = call.dottedReceiver;
+  if (call.functionIndex >= 0 && (model.dynamicRelations.size || model.modelClasses.size) && call.receiver?.type === 'attribute') {
+    const own = ownRowQuery(model, call);
+    if (own) return own;
+  }
   if (dotted !== null && dotted.endsWith('.query') && model.modelClasses.size) {
     const entity = flaskQueryEntity(model, dotted, call.functionIndex);
     if (entity) {
@@ -667,7 +702,7 @@ function isExplicitFlush(model: FileModel, c: CallInfo): boolean {
  * A call other than `call`, in the same iteration of `loop`, that writes on its own: a
  * statement, a flush or a commit (a staged `add`/`delete` waits for one of those).
  */
-export function iterationWriter(model: FileModel, call: CallInfo, loop: LoopInfo): CallInfo | null {
+export function iterationWriter(model: FileModel, call: Pick<CallInfo, 'functionIndex'>, loop: LoopInfo): CallInfo | null {
   for (const c of model.calls) {
     if (c === call || c.functionIndex !== call.functionIndex || !c.loops.includes(loop.index)) continue;
     const op = classifyDbCall(model, c);

@@ -9,7 +9,9 @@ import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRuleContext, RepoRuleContext } from '../../types.js';
 import { callGraphOf, siteCalls, type CallEdge, type CallGraph, type FnRef, type Reach, type SiteCall } from '../../../analysis/callgraph.js';
-import { UNTYPED } from '../../../analysis/objects.js';
+import { FN_PROPERTY, UNTYPED } from '../../../analysis/objects.js';
+import type { SummaryCall } from '../../../analysis/summary.js';
+import { ROW_CALL, ROW_QUERY } from './rowCalls.js';
 import {
   classifyDbCall, FLUSH_EFFECT, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
   smallLiteralProduct, WRITE_EFFECT, type DbOp, type DbOpKind, type LoopCallFacts,
@@ -247,6 +249,56 @@ export function reportHelperSites(
     });
   }
 }
+
+/**
+ * A method or property of the loop's own row that queries about that row (see rowCalls.ts):
+ * `for r in rows: r.open_items` where `open_items` is a model's property running
+ * `Item.query.with_parent(self)`. The item is seldom typed, so the name decides, and only when
+ * every method or property of that name in the repo is such a model method; one severity below
+ * the loop's for that (`medium`), `low` in a per-item workflow.
+ */
+export function reportRowSites(ctx: RepoRuleContext, message: (owner: string, name: string, property: boolean, what: string) => string): void {
+  const graph = callGraphOf(ctx.index);
+  const sites = [...graph.functionsWithEffects(ROW_CALLS)];
+  if (!sites.length) return;
+  const byName = new Map<string, FnRef[]>();
+  for (const ref of graph.functions()) {
+    const fn = graph.function(ref);
+    if (!fn.className || fn.parent >= 0 || graph.fileOf(ref).isTestFile) continue;
+    const list = byName.get(fn.name);
+    if (list) list.push(ref);
+    else byName.set(fn.name, [ref]);
+  }
+  const { workflow } = loopFacts(graph);
+  for (const ref of sites) {
+    const file = graph.fileOf(ref);
+    if (file.isTestFile) continue;
+    for (const site of graph.ownEffects(ref)) {
+      if (site.kind !== ROW_CALL) continue;
+      const [kind = '', name = '', end = ''] = site.what.split('|', 3);
+      const facts = parseLoopCall(site.what.slice(kind.length + name.length + end.length + 3));
+      const property = kind === 'p';
+      const definers = (byName.get(name) ?? []).filter((d) => ((graph.function(d).flags & FN_PROPERTY) !== 0) === property);
+      if (!definers.length || !definers.every((d) => graph.ownEffects(d).some((e) => e.kind === ROW_QUERY))) continue;
+      const to = definers[0]!;
+      const reach = graph.effectsOf(to, 'any').get(QUERY_EFFECT);
+      if (!reach || reach.weak) continue;
+      const alsoWrites = workflow(file.path, facts.loop, facts.writes);
+      const callee = graph.function(to);
+      const text = `${site.what.startsWith('m') ? `${name}()` : name}`;
+      ctx.report({
+        path: file.path,
+        location: { line: site.line, column: site.column, endLine: site.line, endColumn: Number(end) },
+        message: message(callee.qualifiedName, text, property, reach.effect.what) + (alsoWrites !== null ? workflowNote(alsoWrites) : ''),
+        severity: alsoWrites !== null ? 'low' : 'medium',
+        function: graph.function(ref).name,
+        chain: graph.chainSteps(reach, { ref, call: { calleeText: text, line: site.line, column: site.column } as SummaryCall }),
+      });
+    }
+  }
+}
+
+const ROW_CALLS = new Set([ROW_CALL]);
 
 const callbackCache = new WeakMap<object, CallEdge[]>();
 

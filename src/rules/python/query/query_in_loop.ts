@@ -21,7 +21,7 @@
  */
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { QUERY_EFFECT } from './dbCalls.js';
-import { describeLoop, invariantReads, iterationWrites, reportFileSites, reportHelperSites, reportInvariantHelperSites } from './loops.js';
+import { describeLoop, invariantReads, iterationWrites, reportFileSites, reportHelperSites, reportInvariantHelperSites, reportRowSites } from './loops.js';
 
 /** Why a primary-key lookup per item is `low`: SQLAlchemy answers it from the session when it can. */
 const IDENTITY_MAP_NOTE = 'an identity-map lookup, a SELECT per item only for rows not yet loaded in the session';
@@ -73,6 +73,8 @@ export const queryInLoop: FileRule & RepoRule = {
       undefined,
       (callee, what) => `\`${callee}\` looks a row up by primary key (\`${what}\`) once per loop iteration: ${IDENTITY_MAP_NOTE}`,
     );
+    reportRowSites(ctx, (owner, name, property, what) =>
+      `N+1: \`${name}\` on each row of the loop runs a query about that row (${property ? 'property' : 'method'} \`${owner}\`: \`${what}\`): one query per item`);
     reportInvariantHelperSites(ctx, (callee, what) =>
       `\`${callee}\` runs the same query (\`${what}\`) on every iteration of the loop: nothing it is given changes in the loop; call it once before the loop`);
   },
