@@ -207,6 +207,9 @@ describe('PA107 flag guards', () => {
       expect(at107(text).severity, text).toBe('high');
     }
     expect(chainNames(at107('with_books=1').chain).at(-1)).toBe('db.scalars(select Book)');
+    // A flush behind a flag the loop leaves off does not make the iteration a per-item workflow.
+    expect(at107('touch_author(db, i) for i').severity).toBe('high');
+    expect(at107('touch_author(db, i, flush=True)').severity).toBe('low');
   });
 });
 

@@ -323,7 +323,7 @@ export function reportInvariantHelperSites(ctx: RepoRuleContext, message: (calle
   const graph = callGraphOf(ctx.index);
   for (const { ref, file, fn, call, to, site } of siteCalls(graph, INVARIANT_CALLS)) {
     if (call.receiverType === UNTYPED) continue;
-    const effects = graph.effectsOf(to, 'any');
+    const effects = graph.effectsOfCall(ref, call, to, 'any');
     const reach = effects.get(QUERY_EFFECT);
     if (!reach || reach.weak || effects.has(FLUSH_EFFECT) || effects.has(WRITE_EFFECT)) continue;
     const alsoWrites = loopFacts(graph).workflow(file.path, site.what, false);
@@ -362,8 +362,8 @@ function loopFacts(graph: CallGraph): LoopFacts {
   const known = loopFactsCache.get(graph);
   if (known) return known;
   const sites = [...siteCalls(graph, LOOP_CALLS)].map((s) => ({ ...s, facts: parseLoopCall(s.site.what) }));
-  const writer = (to: FnRef) => {
-    const effects = graph.effectsOf(to, 'any');
+  const writer = (s: SiteCall) => {
+    const effects = graph.effectsOfCall(s.ref, s.call, s.to, 'any');
     return strongReach(effects, FLUSH_EFFECT) ?? strongReach(effects, WRITE_EFFECT);
   };
   const byLoop = new Map<string, string | null>();
@@ -373,7 +373,7 @@ function loopFacts(graph: CallGraph): LoopFacts {
       let what: string | null = null;
       for (const s of sites) {
         if (s.file.path !== file || s.facts.loop !== loop) continue;
-        const w = writer(s.to);
+        const w = writer(s);
         if (w) {
           what = `${graph.function(s.to).qualifiedName}: ${w.effect.what}`;
           break;
