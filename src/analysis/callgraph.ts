@@ -523,14 +523,25 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
       return true;
     };
     for (const [kind, ids] of idsByKind()) {
+      // Facts about one call site, which no caller reaches through the callee.
+      if (UNPROPAGATED.has(kind)) continue;
       const reached: [number, Reached][] = [];
+      const seed = (id: number, e: Effect) => {
+        const way: Reached = e.guard !== undefined ? { effect: e, next: null, effectFn: id, weak: false, guard: e.guard } : { effect: e, next: null, effectFn: id, weak: false };
+        if (addWay(id, kind, way)) reached.push([id, way]);
+      };
       for (const id of ids) {
         // Unguarded effects first: the first way is the one open to every caller when there is one.
-        const mine = own[id]!.filter((x) => x.kind === kind).sort((a, b) => (a.guard === undefined ? 0 : 1) - (b.guard === undefined ? 0 : 1));
-        for (const e of mine) {
-          const way: Reached = { effect: e, next: null, effectFn: id, weak: false, ...(e.guard !== undefined ? { guard: e.guard } : {}) };
-          if (addWay(id, kind, way)) reached.push([id, way]);
+        let guarded = false;
+        for (const e of own[id]!) {
+          if (e.kind !== kind) continue;
+          if (e.guard !== undefined) guarded = true;
+          else {
+            seed(id, e);
+            break;
+          }
         }
+        if (guarded) for (const e of own[id]!) if (e.kind === kind && e.guard !== undefined) seed(id, e);
       }
       // Strong edges first, so a function that reaches the effect through typed calls gets that
       // chain even when a call resolved by name alone is shorter; then the weak edges, from
@@ -544,10 +555,8 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
               if (edge.weak && !withWeak) continue;
               if (got.guard !== undefined && leavesFlagOff(edge.call.passes, got.guard)) continue;
               const caller = idOf(edge.from);
-              const way: Reached = {
-                effect: got.effect, next: edge, effectFn: got.effectFn, weak: got.weak || edge.weak === true, via: got,
-                ...(edge.call.guard !== undefined ? { guard: edge.call.guard } : {}),
-              };
+              const way: Reached = { effect: got.effect, next: edge, effectFn: got.effectFn, weak: got.weak || edge.weak === true, via: got };
+              if (edge.call.guard !== undefined) way.guard = edge.call.guard;
               if (!addWay(caller, kind, way)) continue;
               next.push([caller, way]);
               reached.push([caller, way]);
@@ -639,6 +648,8 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
 }
 
 const POSITION_SPAN = 2 ** 26;
+/** Site facts read where they are recorded (`ownEffects`), never through a callee: not propagated. */
+const UNPROPAGATED: ReadonlySet<string> = new Set(['row_call']);
 /** Calls that run the callable they are given in a worker thread. */
 const OFFLOAD_CONSUMER = /(^|\.)(to_thread|run_in_executor|run_in_threadpool|run_sync|submit|sync_to_async|Thread|Process)$/;
 /** Calls that make the event loop run the callable later, on the loop. */

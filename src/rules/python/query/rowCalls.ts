@@ -75,6 +75,8 @@ function itemNames(loop: LoopInfo): string[] {
 }
 
 const AFTER_NAME = /[A-Za-z_]\w*/y;
+/** What follows `v.name`: an empty call, a call with arguments, an assignment (`=`, `+=`), or anything else. */
+const FOLLOWS = /\s*(\(\s*\)|\(|=(?!=)|[-+*/|&]=)?/y;
 
 /** `row_call` sites: `v.name()` / `v.name` on a loop's item, once per loop and name. */
 function rowSites(model: FileModel, effects: Effect[][]): void {
@@ -92,11 +94,12 @@ function rowSites(model: FileModel, effects: Effect[][]): void {
         if (!m) continue;
         const name = m[0];
         if (name.startsWith('__')) continue;
-        const rest = source.slice(AFTER_NAME.lastIndex, AFTER_NAME.lastIndex + 40);
+        FOLLOWS.lastIndex = AFTER_NAME.lastIndex;
+        const follows = FOLLOWS.exec(source)?.[1] ?? '';
         let kind: 'm' | 'p';
-        if (/^\s*\(\s*\)/.test(rest)) kind = 'm';
-        else if (/^\s*\(/.test(rest)) continue; // arguments: the argument-based per-item test decides
-        else if (/^\s*(=(?!=)|[-+*/|&]=)/.test(rest)) continue; // assigned, not read
+        if (follows === '()') kind = 'm';
+        else if (follows === '(') continue; // arguments: the argument-based per-item test decides
+        else if (follows.endsWith('=')) continue; // assigned, not read
         else kind = 'p';
         if (kind === 'm' && BUILTIN_METHODS.test(name)) continue;
         if (seen.has(`${kind}|${name}`)) continue;
