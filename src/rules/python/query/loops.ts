@@ -253,9 +253,10 @@ export function reportHelperSites(
 /**
  * A method or property of the loop's own row that queries about that row (see rowCalls.ts):
  * `for r in rows: r.open_items` where `open_items` is a model's property running
- * `Item.query.with_parent(self)`. The item is seldom typed, so the name decides, and only when
- * every method or property of that name in the repo is such a model method; one severity below
- * the loop's for that (`medium`), `low` in a per-item workflow.
+ * `Item.query.with_parent(self)`. When the loop's query names the rows' model, that model's
+ * method decides, at the loop's severity; otherwise the name decides, only when every method or
+ * property of that name in the repo is such a model method, and one severity lower (`medium`).
+ * `low` in a per-item workflow.
  */
 export function reportRowSites(ctx: RepoRuleContext, message: (owner: string, name: string, property: boolean, what: string) => string): void {
   const graph = callGraphOf(ctx.index);
@@ -275,12 +276,15 @@ export function reportRowSites(ctx: RepoRuleContext, message: (owner: string, na
     if (file.isTestFile) continue;
     for (const site of graph.ownEffects(ref)) {
       if (site.kind !== ROW_CALL) continue;
-      const [kind = '', name = '', end = ''] = site.what.split('|', 3);
-      const facts = parseLoopCall(site.what.slice(kind.length + name.length + end.length + 3));
+      const [kind = '', name = '', end = '', entity = ''] = site.what.split('|', 4);
+      const facts = parseLoopCall(site.what.slice(kind.length + name.length + end.length + entity.length + 4));
       const property = kind === 'p';
       const definers = (byName.get(name) ?? []).filter((d) => ((graph.function(d).flags & FN_PROPERTY) !== 0) === property);
-      if (!definers.length || !definers.every((d) => graph.ownEffects(d).some((e) => e.kind === ROW_QUERY))) continue;
-      const to = definers[0]!;
+      const rowQuery = (d: FnRef) => graph.ownEffects(d).some((e) => e.kind === ROW_QUERY);
+      // The rows' model known from the loop's query: its own method decides.
+      const typed = entity ? definers.find((d) => graph.function(d).className === entity) : undefined;
+      if (typed ? !rowQuery(typed) : !definers.length || !definers.every(rowQuery)) continue;
+      const to = typed ?? definers[0]!;
       const reach = graph.effectsOf(to, 'any').get(QUERY_EFFECT);
       if (!reach || reach.weak) continue;
       const alsoWrites = workflow(file.path, facts.loop, facts.writes);
@@ -290,7 +294,7 @@ export function reportRowSites(ctx: RepoRuleContext, message: (owner: string, na
         path: file.path,
         location: { line: site.line, column: site.column, endLine: site.line, endColumn: Number(end) },
         message: message(callee.qualifiedName, text, property, reach.effect.what) + (alsoWrites !== null ? workflowNote(alsoWrites) : ''),
-        severity: alsoWrites !== null ? 'low' : 'medium',
+        severity: alsoWrites !== null ? 'low' : typed ? undefined : 'medium',
         function: graph.function(ref).name,
         chain: graph.chainSteps(reach, { ref, call: { calleeText: text, line: site.line, column: site.column } as SummaryCall }),
       });

@@ -7,17 +7,19 @@
  *
  * The file phase records two facts for the repo phase:
  * - `row_call` sites: `v.name()` (no arguments) or a read of `v.name` where `v` is a target of a
- *   data loop around it (`what` = `m|name|endColumn|<loop facts>` or `p|…`, see `parseLoopCall`);
+ *   data loop around it (`what` = `m|name|endColumn|entity|<loop facts>` or `p|…`, `entity` the
+ *   model the loop's rows are when a query says so, see `parseLoopCall` for the loop facts);
  * - `row_query`: a method of a model class whose own body runs a query about `self`.
- * The repo phase reports a site when every method or property of that name in the repo (a
- * loop's item is seldom typed, so the name decides) is such a model method.
+ * The repo phase reports a site when the rows' model defines such a method of that name (at the
+ * loop's severity), or, the rows' model unknown, when every method or property of that name in
+ * the repo is such a model method (the name decides: one severity lower).
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileModel, LoopInfo } from '../../../semantic/model.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import { classOfFunction } from '../../../semantic/classes.js';
-import { classifyDbCall, isModelClassName, iterationWriter, smallLiteralProduct } from './dbCalls.js';
+import { classifyDbCall, isModelClassName, iterationWriter, rowsSource, smallLiteralProduct } from './dbCalls.js';
 import { notPerRow } from './semantics.js';
 
 export const ROW_CALL = 'row_call';
@@ -114,12 +116,18 @@ function rowSites(model: FileModel, effects: Effect[][]): void {
         seen.add(`${kind}|${name}`);
         const size = smallLiteralProduct(loops);
         const writes = iterationWriter(model, site, loop) !== null;
-        const what = `${kind}|${name}|${attrNode.endPosition.column + 1}|${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}`;
+        const what = `${kind}|${name}|${attrNode.endPosition.column + 1}|${rowEntity(model, loop) ?? ''}|${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}`;
         const column = at - source.lastIndexOf('\n', at - 1);
         effects[loop.functionIndex]!.push({ kind: ROW_CALL, what, line: site.line, column });
       }
     }
   }
+}
+
+/** The model the loop's rows are, when its iterable is a query's result of one entity (`for a in db.scalars(select(Author))`). */
+function rowEntity(model: FileModel, loop: LoopInfo): string | null {
+  if (!loop.iterable || itemNames(loop).length !== 1) return null;
+  return rowsSource(model, loop.iterable, loop.functionIndex, loop.node.startPosition.row + 1)?.entity ?? null;
 }
 
 /** The loops from the outermost down to `loop` in its function. */
