@@ -210,6 +210,8 @@ describe('PA107 flag guards', () => {
     // A flush behind a flag the loop leaves off does not make the iteration a per-item workflow.
     expect(at107('touch_author(db, i) for i').severity).toBe('high');
     expect(at107('touch_author(db, i, flush=True)').severity).toBe('low');
+    // A flag the function rebinds is not the caller's to turn off.
+    expect(at107('find_author_configured(db, k) for k').severity).toBe('high');
   });
 });
 

@@ -3,8 +3,8 @@
  * is set (`def resolve(x, allow_email=False): ... if allow_email: <query>`). A caller that does
  * not pass the flag, or passes a literal `False`/`None`, never runs that branch.
  *
- * Conservative by design: only a parameter whose default is the literal `False` or `None`, and
- * only two shapes of guard — the node lies in the body of `if flag:` (or `if flag and ...:`), or
+ * Conservative by design: only a parameter whose default is the literal `False` or `None` and
+ * that the function never rebinds, and only two shapes of guard — the node lies in the body of `if flag:` (or `if flag and ...:`), or
  * an earlier statement of a block holding it is `if not flag:` ending in `return`/`raise` (no
  * `elif`/`else`). A guard is written `name@position`: the parameter's position among those a
  * positional argument can fill (after `self`/`cls` of a method), or -1 when it is keyword-only.
@@ -50,6 +50,12 @@ function flagsOf(model: FileModel, fnIndex: number): Map<string, Flag> | null {
       }
       if (!keywordOnly) position++;
     }
+  }
+  // A flag the function rebinds (`verbose = verbose or settings.VERBOSE`) no longer says what the caller passed.
+  if (flags) {
+    for (const a of model.assignments) if (a.functionIndex === fnIndex) flags.delete(a.target);
+    for (const a of model.augAssignments) if (a.functionIndex === fnIndex) flags.delete(a.target);
+    if (!flags.size) flags = null;
   }
   memo[fnIndex] = flags;
   return flags;
