@@ -31,7 +31,18 @@ describe('PA107 query_in_loop', () => {
   it('reports a helper chain from the loop to the query', () => {
     const f = at(query, 'PA107.py', lineOf(path.join(FIXTURES, 'query/PA107.py'), 'repo.author_name(session, book.author_id)'), 'PA107')!;
     expect(chainNames(f.chain)).toEqual(['through_helpers', 'author_name', 'get_author', 'session.get(Author)']);
-    expect(f.severity).toBe('high');
+    // `session.get` is a primary-key lookup: the identity map answers it for rows already loaded.
+    expect(f.severity).toBe('low');
+    expect(f.message).toMatch(/looks a row up by primary key \(`session.get\(Author\)`\) once per loop iteration: an identity-map lookup, a SELECT per item only for rows not yet loaded/);
+    const select = at(query, 'PA107.py', lineOf(path.join(FIXTURES, 'query/PA107.py'), 'return [load_book(db, i) for i in ids]'), 'PA107')!;
+    expect(chainNames(select.chain)).toEqual(['sync_helper', 'load_book', 'db.scalars(select Book)']);
+    expect(select.severity).toBe('high');
+  });
+
+  it('a primary-key lookup in the loop body is low and says why', () => {
+    const f = at(query, 'PA107.py', lineOf(path.join(FIXTURES, 'query/PA107.py'), 'author = await session.get(Author, book.author_id)'), 'PA107')!;
+    expect(f.severity).toBe('low');
+    expect(f.message).toMatch(/^primary-key lookup `session.get\(Author\)` runs once per item of the loop over `books`: an identity-map lookup/);
   });
 
   it('is low when each iteration also writes on its own: a per-item workflow', () => {
@@ -45,8 +56,8 @@ describe('PA107 query_in_loop', () => {
     const sibling = at(query, 'PA107.py', line('uncached_helper(db, book.author_id)'), 'PA107')!;
     expect(sibling.severity).toBe('low');
     expect(sibling.message).toMatch(/each iteration also writes \(`add_copy: db.flush`\)/);
-    // The same helper shape without the flush stays high.
-    expect(at(query, 'PA107.py', line('[uncached_helper(db, b.author_id)'), 'PA107')!.severity).toBe('high');
+    // The same helper shape without the flush is low too: its query is a primary-key lookup.
+    expect(at(query, 'PA107.py', line('[uncached_helper(db, b.author_id)'), 'PA107')!.message).toMatch(/identity-map lookup/);
   });
 
   it('reports a read that runs unchanged on every iteration, directly or in a helper', () => {
@@ -182,6 +193,42 @@ describe('raw SQL lexer', () => {
   });
 });
 
+describe('PA107 flag guards', () => {
+  it('a branch behind a flag the call leaves at its falsy default is not reached from that call', () => {
+    const file = path.join(FIXTURES, 'query/flag_guards.py');
+    const at107 = (text: string) => at(query, 'flag_guards.py', lineOf(file, text), 'PA107')!;
+    for (const text of ['find_author(db, k) for k', 'k, by_name=False, with_books=None', 'author_by_id(db, k) for k']) {
+      const f = at107(text);
+      expect(f.severity, text).toBe('low');
+      expect(chainNames(f.chain).at(-1), text).toBe('db.get(Author)');
+    }
+    expect(at(query, 'flag_guards.py', lineOf(file, 'named_author(db, k) for k'), 'PA107')).toBeUndefined();
+    for (const text of ['by_name=True', 'find_author(db, k, True)', 'with_books=1', 'by_name=by_name', 'k, **options', 'allow_names=True']) {
+      expect(at107(text).severity, text).toBe('high');
+    }
+    expect(chainNames(at107('with_books=1').chain).at(-1)).toBe('db.scalars(select Book)');
+    // A flush behind a flag the loop leaves off does not make the iteration a per-item workflow.
+    expect(at107('touch_author(db, i) for i').severity).toBe('high');
+    expect(at107('touch_author(db, i, flush=True)').severity).toBe('low');
+    // A flag the function rebinds is not the caller's to turn off.
+    expect(at107('find_author_configured(db, k) for k').severity).toBe('high');
+  });
+});
+
+describe('PA107 methods on rows', () => {
+  it('a model method or property that queries about its own row, called on each loop item, is an N+1', () => {
+    const file = path.join(FIXTURES, 'query/row_methods.py');
+    // The loop's query says the rows are Authors: the loop's severity.
+    const f = at(query, 'row_methods.py', lineOf(file, 'a.book_count()) for a in authors'), 'PA107')!;
+    expect(f.severity).toBe('high');
+    // A parameter's rows: the method's name decides, one severity lower.
+    expect(at(query, 'row_methods.py', lineOf(file, 'if author.book_count() > 10'), 'PA107')!.severity).toBe('medium');
+    expect(f.message).toMatch(/`book_count\(\)` on each row of the loop runs a query about that row \(method `Author.book_count`/);
+    expect(chainNames(f.chain)).toEqual(['author_table', 'Author.book_count', 'session.scalar(select)']);
+    expect(query.filter((x) => x.path === 'row_methods.py' && x.code === 'PA107').map((x) => x.line)).toHaveLength(2);
+  });
+});
+
 describe('metadata', () => {
   it('every query rule documents itself', () => {
     for (const code of ['PA101', 'PA102', 'PA103', 'PA104', 'PA105', 'PA106', 'PA107', 'PA108', 'PA109']) {
@@ -218,6 +265,36 @@ describe('Flask-SQLAlchemy', () => {
     expect(lookup.severity).toBe('low');
     expect(lookup.message).toMatch(/each iteration also writes: a per-item workflow/);
     expect(at(flask, 'library/views.py', lineOf(file, 'db.session.add(volume)'), 'PA105')!.message).toMatch(/`db.session.flush` in the same iteration/);
-    expect(at(flask, 'library/views.py', lineOf(file, 'Shelf.query.get'), 'PA107')!.severity).toBe('high');
+    // `Model.query.get(pk)` is Query.get: the identity map first.
+    expect(at(flask, 'library/views.py', lineOf(file, 'Shelf.query.get'), 'PA107')!.severity).toBe('low');
+  });
+
+  it('primary-key lookups are low, through the project\'s model class too; lookups that always query keep the loop\'s severity', () => {
+    const file = path.join(FIXTURES, 'query-flask/library/views.py');
+    const sev = (text: string) => at(flask, 'library/views.py', lineOf(file, text), 'PA107')?.severity;
+    // `Shelf.find` is `CatalogRecord.find`: `db.Model` is built from `SQLAlchemy(model_class=CatalogRecord)`.
+    const find = at(flask, 'library/views.py', lineOf(file, 'Shelf.find(volume.shelf_id)'), 'PA107')!;
+    expect(find.severity).toBe('low');
+    expect(chainNames(find.chain)).toEqual(['shelf_labels', 'CatalogRecord.find', 'CatalogRecord.query.get']);
+    expect(find.message).toMatch(/identity-map lookup, a SELECT per item only for rows not yet loaded in the session/);
+    expect(sev('db.session.get(Shelf, volume.shelf_id))')).toBe('low');
+    expect(sev('db.session.query(Shelf).get(volume.shelf_id)')).toBe('low');
+    expect(sev('Shelf.find_fresh(volume.shelf_id)')).toBe('high');
+    expect(sev('Shelf.by_label(volume.title)')).toBe('high');
+    expect(sev('Shelf.query.filter_by(id=volume.shelf_id).one()')).toBe('high');
+    expect(sev('populate_existing=True')).toBe('high');
+  });
+
+  it('properties and methods of the loop\'s rows that query about the row: dynamic relationships, with_parent, type(self).query', () => {
+    const file = path.join(FIXTURES, 'query-flask/library/views.py');
+    const get = (text: string) => at(flask, 'library/views.py', lineOf(file, text), 'PA107');
+    expect(get('volume.open_loans))')).toMatchObject({ severity: 'medium' });
+    expect(get('volume.open_loans))')!.message).toMatch(/property `Volume.open_loans`: `Loan.query`/);
+    expect(get('rows.append(volume.loan_count())')!.message).toMatch(/`Volume.loans \(dynamic\)`/);
+    expect(get('volume.shelf_mates()')).toMatchObject({ severity: 'medium' });
+    expect(get('rows.append(volume.shout)')).toBeUndefined();
+    expect(get('rows.append(volume.pending)')).toBeUndefined();
+    expect(get('volume.last_count = volume.loan_count()')).toMatchObject({ severity: 'low' });
+    expect(get('[v.pending for v in Volume.query.all()]')).toMatchObject({ severity: 'high' });
   });
 });

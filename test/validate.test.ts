@@ -21,11 +21,11 @@ beforeAll(async () => {
     'app/n1.py': 'import time\n\n@app.get("/d")\nasync def slow():\n    time.sleep(1)\n',
     'app/users.py': [
       'from fastapi import APIRouter',
+      'from sqlalchemy import select',
       'from sqlalchemy.ext.asyncio import AsyncSession',
       'from app.models import User',
-      'router = APIRouter()',
       'async def load_user(session: AsyncSession, uid: int):',
-      '    return await session.get(User, uid)',
+      '    return await session.scalar(select(User).where(User.id == uid))',
       '@router.get("/users")',
       'async def list_users(session: AsyncSession, ids: list[int]):',
       '    return [await load_user(session, uid) for uid in ids]',

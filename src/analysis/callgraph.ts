@@ -22,6 +22,7 @@ import { ATTRIBUTE_READ, FN_STUB, UNTYPED, type ParamUse, type SummaryRef } from
 import { typeResolver, type ClassRef, type TypeValue } from './types.js';
 import { resolveHandle, isBlockingDbMethod, handleMethodLabel, type NameLookup } from '../semantic/db.js';
 import { blockingMethod } from '../semantic/blockingIo.js';
+import { leavesFlagOff } from '../semantic/guards.js';
 
 /** A function of the repo: file index in `index.files`, function index in that file. */
 export interface FnRef {
@@ -80,6 +81,12 @@ export interface CallGraph {
   ownEffects(ref: FnRef): Effect[];
   /** For each effect kind the function has or reaches: the shortest chain. */
   effectsOf(ref: FnRef, mode?: PropagationMode): Map<string, Reach>;
+  /**
+   * What calling `to` from `call` (a call site of `from`) reaches: `effectsOf(to)` without what
+   * only runs in a branch of `to` guarded by a flag parameter this call leaves at its falsy
+   * default (`def f(x, deep=False): if deep: ...` called as `f(x)`).
+   */
+  effectsOfCall(from: FnRef, call: SummaryCall, to: FnRef, mode?: PropagationMode): Map<string, Reach>;
   /** Display names along a chain, ending with what the effect calls: `["upload", "save_blob", "open"]`. */
   chainNames(reach: Reach): string[];
   /**
@@ -102,6 +109,10 @@ interface Reached {
   effectFn: number;
   /** Some edge from here to the effect is weak. */
   weak: boolean;
+  /** The callee's way to the effect that `next` leads on to (it may not be the callee's shortest). */
+  via?: Reached;
+  /** Reached only through a branch under this flag guard of the function (`name@position`). */
+  guard?: string;
 }
 
 export function buildCallGraph(index: RepoIndex): CallGraph {
@@ -480,40 +491,82 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
 
   // Breadth-first from the functions that have an effect, backwards along edges: the first
   // visit of a function is along a shortest chain. Computed lazily per mode.
-  const reachByMode = new Map<PropagationMode, (Map<string, Reached> | undefined)[]>();
-  function propagate(mode: PropagationMode): (Map<string, Reached> | undefined)[] {
+  //
+  // Flag guards (`if allow_email: <query>` where `allow_email=False`): an edge whose call leaves
+  // the flag off does not carry what the callee reaches only under it. A function reached under
+  // a guard keeps, besides its first (shortest) way, one way per other guard and an unguarded
+  // one when there is, in `alternatives`: a caller the first way is closed to may take another.
+  const reachByMode = new Map<PropagationMode, { first: (Map<string, Reached> | undefined)[]; alternatives: Map<number, Map<string, Reached[]>> }>();
+  function propagate(mode: PropagationMode): { first: (Map<string, Reached> | undefined)[]; alternatives: Map<number, Map<string, Reached[]>> } {
     const cached = reachByMode.get(mode);
     if (cached) return cached;
     // A function's map is made when it first reaches an effect.
     const reach: (Map<string, Reached> | undefined)[] = new Array(total);
+    const alternatives = new Map<number, Map<string, Reached[]>>();
+    /** Every way of a function to `kind` so far, first one first. */
+    const waysOf = (id: number, kind: string): Reached[] => {
+      const first = reach[id]?.get(kind);
+      if (!first) return [];
+      return alternatives.get(id)?.get(kind) ?? [first];
+    };
+    /** Records a way of `id` to `kind`; true when it is new (a first way, or one with a guard not yet kept). */
+    const addWay = (id: number, kind: string, way: Reached): boolean => {
+      const map = (reach[id] ??= new Map());
+      const first = map.get(kind);
+      if (!first) {
+        map.set(kind, way);
+        return true;
+      }
+      const ways = waysOf(id, kind);
+      // An unguarded way is open to every caller: nothing after it is needed.
+      if (ways.some((w) => w.guard === undefined || w.guard === way.guard)) return false;
+      let byKind = alternatives.get(id);
+      if (!byKind) alternatives.set(id, (byKind = new Map()));
+      byKind.set(kind, [...ways, way]);
+      return true;
+    };
     for (const [kind, ids] of idsByKind()) {
-      const reached: number[] = [];
+      // Facts about one call site, which no caller reaches through the callee.
+      if (UNPROPAGATED.has(kind)) continue;
+      const reached: [number, Reached][] = [];
+      const seed = (id: number, e: Effect) => {
+        const way: Reached = e.guard !== undefined ? { effect: e, next: null, effectFn: id, weak: false, guard: e.guard } : { effect: e, next: null, effectFn: id, weak: false };
+        if (addWay(id, kind, way)) reached.push([id, way]);
+      };
       for (const id of ids) {
-        const e = own[id]!.find((x) => x.kind === kind)!;
-        (reach[id] ??= new Map()).set(kind, { effect: e, next: null, effectFn: id, weak: false });
-        reached.push(id);
+        // Unguarded effects first: the first way is the one open to every caller when there is one.
+        let guarded = false;
+        for (const e of own[id]!) {
+          if (e.kind !== kind) continue;
+          if (e.guard !== undefined) guarded = true;
+          else {
+            seed(id, e);
+            break;
+          }
+        }
+        if (guarded) for (const e of own[id]!) if (e.kind === kind && e.guard !== undefined) seed(id, e);
       }
       // Strong edges first, so a function that reaches the effect through typed calls gets that
       // chain even when a call resolved by name alone is shorter; then the weak edges, from
       // everything reached so far.
       // `onlyWeak`: the first frontier of the weak pass is everything the strong pass reached,
       // whose strong edges lead nowhere new.
-      const spread = (frontier: number[], withWeak: boolean, onlyWeak: boolean) => {
+      const spread = (frontier: [number, Reached][], withWeak: boolean, onlyWeak: boolean) => {
         while (frontier.length) {
-          const next: number[] = [];
-          for (const id of frontier) {
-            const got = reach[id]!.get(kind)!;
+          const next: [number, Reached][] = [];
+          for (const [id, got] of frontier) {
             for (const edge of incoming[id] ?? NO_EDGES) {
               if (!edge.sync && !(mode === 'any' && !edge.call.offloaded)) continue;
               if (edge.weak ? !withWeak : onlyWeak) continue;
               // A memoised call (or a call under a cache guard) runs once: its effects are not the caller's per call.
               if (edge.call.memoised) continue;
+              if (got.guard !== undefined && leavesFlagOff(edge.call.passes, got.guard)) continue;
               const caller = idOf(edge.from);
-              const callerReach = (reach[caller] ??= new Map());
-              if (callerReach.has(kind)) continue;
-              callerReach.set(kind, { effect: got.effect, next: edge, effectFn: got.effectFn, weak: got.weak || edge.weak === true });
-              next.push(caller);
-              reached.push(caller);
+              const way: Reached = { effect: got.effect, next: edge, effectFn: got.effectFn, weak: got.weak || edge.weak === true, via: got };
+              if (edge.call.guard !== undefined) way.guard = edge.call.guard;
+              if (!addWay(caller, kind, way)) continue;
+              next.push([caller, way]);
+              reached.push([caller, way]);
             }
           }
           frontier = next;
@@ -523,30 +576,45 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
       spread([...reached], false, false);
       if (anyWeak) spread([...reached], true, true);
     }
-    reachByMode.set(mode, reach);
-    return reach;
-  }
-
-  function effectsOf(ref: FnRef, mode: PropagationMode = 'sync'): Map<string, Reach> {
-    const reach = propagate(mode);
-    const result = new Map<string, Reach>();
-    for (const [kind, first] of reach[idOf(ref)] ?? NO_REACH) {
-      const steps: ChainStep[] = [];
-      let id = idOf(ref);
-      let cur: Reached | undefined = first;
-      const seen = new Set<number>();
-      while (cur && !seen.has(id)) {
-        seen.add(id);
-        steps.push({ fn: refs[id]!, call: cur.next?.call ?? null });
-        if (!cur.next) break;
-        id = idOf(cur.next.to);
-        cur = reach[id]?.get(kind);
-      }
-      result.set(kind, { kind, effect: first.effect, steps, weak: first.weak });
-    }
+    const result = { first: reach, alternatives };
+    reachByMode.set(mode, result);
     return result;
   }
 
+  /** The located chain of a way: from `ref` along the ways each step leads on to. */
+  function reachOf(ref: FnRef, kind: string, first: Reached): Reach {
+    const steps: ChainStep[] = [];
+    let id = idOf(ref);
+    let cur: Reached | undefined = first;
+    const seen = new Set<number>();
+    while (cur && !seen.has(id)) {
+      seen.add(id);
+      steps.push({ fn: refs[id]!, call: cur.next?.call ?? null });
+      if (!cur.next) break;
+      id = idOf(cur.next.to);
+      cur = cur.via;
+    }
+    return { kind, effect: first.effect, steps, weak: first.weak };
+  }
+
+  function effectsOf(ref: FnRef, mode: PropagationMode = 'sync'): Map<string, Reach> {
+    const { first } = propagate(mode);
+    const result = new Map<string, Reach>();
+    for (const [kind, way] of first[idOf(ref)] ?? NO_REACH) result.set(kind, reachOf(ref, kind, way));
+    return result;
+  }
+
+  function effectsOfCall(_from: FnRef, call: SummaryCall, to: FnRef, mode: PropagationMode = 'sync'): Map<string, Reach> {
+    const { first, alternatives } = propagate(mode);
+    const id = idOf(to);
+    const alt = alternatives.get(id);
+    const result = new Map<string, Reach>();
+    for (const [kind, way] of first[id] ?? NO_REACH) {
+      const open = (alt?.get(kind) ?? [way]).find((w) => w.guard === undefined || !leavesFlagOff(call.passes, w.guard));
+      if (open) result.set(kind, reachOf(to, kind, open));
+    }
+    return result;
+  }
 
   function functionsWithEffects(kinds: ReadonlySet<string>): FnRef[] {
     const ids = new Set<number>();
@@ -568,6 +636,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     callers: (r) => incoming[idOf(r)] ?? NO_EDGES,
     ownEffects: (r) => own[idOf(r)]!,
     effectsOf,
+    effectsOfCall,
     chainNames(reach: Reach): string[] {
       return [...reach.steps.map((s) => files[s.fn.file]!.functions[s.fn.fn]!.qualifiedName), reach.effect.what];
     },
@@ -587,6 +656,8 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
 }
 
 const POSITION_SPAN = 2 ** 26;
+/** Site facts read where they are recorded (`ownEffects`), never through a callee: not propagated. */
+const UNPROPAGATED: ReadonlySet<string> = new Set(['row_call']);
 /** Calls that run the callable they are given in a worker thread. */
 const OFFLOAD_CONSUMER = /(^|\.)(to_thread|run_in_executor|run_in_threadpool|run_sync|submit|sync_to_async|Thread|Process)$/;
 /** Calls that make the event loop run the callable later, on the loop. */

@@ -14,6 +14,7 @@ import { cpuHeavyCall } from '../semantic/cpuHeavy.js';
 import { isEngineConstructor } from '../semantic/resources.js';
 import { collectQueryEffects } from '../rules/python/query/dbCalls.js';
 import { collectResolveFacts } from '../rules/python/query/resolveFacts.js';
+import { collectRowFacts } from '../rules/python/query/rowCalls.js';
 import { collectTransactionEffects } from '../rules/python/transaction/effects.js';
 
 /** `effects[i]` lists the effects of `model.functions[i]`' own body. */
@@ -56,6 +57,7 @@ export function collectEffects(model: FileModel): Effect[][] {
   // Query family: `query` / `write` effects and per-item loop call sites (see dbCalls.ts).
   collectQueryEffects(model).forEach((list, i) => effects[i]!.push(...list));
   collectResolveFacts(model).forEach((list, i) => effects[i]!.push(...list));
+  collectRowFacts(model).forEach((list, i) => effects[i]!.push(...list));
   // Transaction family: `commit` effects and per-item call sites (see transaction/effects.ts).
   collectTransactionEffects(model).forEach((list, i) => effects[i]!.push(...list));
   return effects;

@@ -44,8 +44,8 @@ export interface PackedSummary {
 }
 
 const FN_WORDS = 14;
-const EFFECT_WORDS = 6;
-const CALL_WORDS = 10;
+const EFFECT_WORDS = 7;
+const CALL_WORDS = 12;
 const USE_WORDS = 3;
 const USES: ParamUse[] = ['call', 'call_loop', 'offload', 'schedule'];
 
@@ -120,6 +120,7 @@ export function packSummary(s: FileSummary): PackedSummary {
       effects[q + 3] = x.column;
       effects[q + 4] = x.pending ? t.id(x.pending.typePath) : -1;
       effects[q + 5] = x.pending ? t.id(x.pending.method) : -1;
+      effects[q + 6] = x.guard !== undefined ? t.id(x.guard) : -1;
       e++;
     }
   });
@@ -136,6 +137,8 @@ export function packSummary(s: FileSummary): PackedSummary {
     calls[o + 7] = c.endColumn;
     calls[o + 8] = (c.awaited ? C_AWAITED : 0) | (c.offloaded ? C_OFFLOADED : 0) | (c.inLoop ? C_IN_LOOP : 0) | (c.withItem ? C_WITH_ITEM : 0) | (c.conditional ? C_CONDITIONAL : 0) | (c.memoised ? C_MEMOISED : 0);
     calls[o + 9] = t.opt(c.receiverType);
+    calls[o + 10] = c.guard !== undefined ? t.id(c.guard) : -1;
+    calls[o + 11] = c.passes !== undefined ? t.id(c.passes) : -1;
   });
   const exportedTypes = new Int32Array(s.exportedTypes.length * 2);
   s.exportedTypes.forEach(([a, b], i) => {
@@ -201,6 +204,7 @@ export function unpackSummary(p: PackedSummary): FileSummary {
       if (e >= ew.length) throw new Error(`packed summary of ${p.path}: effects out of range`);
       const effect: Effect = { kind: at(ew[e]!), what: at(ew[e + 1]!), line: ew[e + 2]!, column: ew[e + 3]! };
       if (ew[e + 4]! >= 0) effect.pending = { typePath: at(ew[e + 4]!), method: at(ew[e + 5]!) };
+      if (ew[e + 6]! >= 0) effect.guard = at(ew[e + 6]!);
       effects.push(effect);
     }
     const paramUses: [number, string, ParamUse][] = [];
@@ -247,6 +251,8 @@ export function unpackSummary(p: PackedSummary): FileSummary {
       withItem: (flags & C_WITH_ITEM) !== 0,
       ...((flags & C_CONDITIONAL) !== 0 ? { conditional: true } : {}),
       ...((flags & C_MEMOISED) !== 0 ? { memoised: true } : {}),
+      ...(cw[o + 10]! >= 0 ? { guard: at(cw[o + 10]!) } : {}),
+      ...(cw[o + 11]! >= 0 ? { passes: at(cw[o + 11]!) } : {}),
     });
   }
   const exportedTypes: [string, string][] = [];

@@ -6,6 +6,7 @@ import type { CallInfo, EntryPoint, FileModel, FunctionRole } from '../semantic/
 import { effectiveRole } from '../semantic/model.js';
 import { conditionalInFunction } from '../semantic/controlFlow.js';
 import { isMemoisedCall } from '../semantic/memo.js';
+import { flagGuard, passedArguments } from '../semantic/guards.js';
 import { exportedTypes } from '../semantic/valueTypes.js';
 import { classifyHandle } from '../semantic/db.js';
 import { INVARIANT_CALL, LOOP_CALL, PASSES_LOADED_ID } from '../rules/python/query/dbCalls.js';
@@ -27,6 +28,11 @@ export interface Effect {
    * resolves the path and keeps the effect only when it is a sync handle.
    */
   pending?: { typePath: string; method: string };
+  /**
+   * Only under a flag guard of its function (`if allow_email:` where `allow_email=False`), as
+   * `name@position` (see semantic/guards.ts): a call that leaves the flag off does not reach it.
+   */
+  guard?: string;
 }
 
 export interface SummaryCall {
@@ -61,6 +67,10 @@ export interface SummaryCall {
    * (`isMemoisedCall`). What it reaches costs the function's callers nothing per call.
    */
   memoised?: boolean;
+  /** Runs only under this flag guard of its function (`name@position`, see semantic/guards.ts). */
+  guard?: string;
+  /** What the call passes, to tell which flags of the callee it leaves off (see `passedArguments`). */
+  passes?: string;
 }
 
 export interface SummaryFunction {
@@ -150,6 +160,7 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
       withItem: repoCall && withItems.has(c.start),
       ...(repoCall && conditionalCall(model, c) ? { conditional: true } : {}),
       ...(repoCall && isMemoisedCall(model, c) ? { memoised: true } : {}),
+      ...(repoCall ? flagFacts(model, c) : {}),
     });
   }
   return {
@@ -236,6 +247,13 @@ export function repoModuleNames(paths: Iterable<string>): string[] {
   const names = new Set<string>();
   for (const p of paths) for (const part of p.replace(/\.pyi?$/, '').split('/')) names.add(part);
   return [...names].sort();
+}
+
+/** The call's flag guard and what it passes (for the callee's guards). */
+function flagFacts(model: FileModel, c: CallInfo): { guard?: string; passes: string } {
+  const guard = c.functionIndex >= 0 ? flagGuard(model, c.node, c.functionIndex) : null;
+  const passes = c.emptyArgs ? '|' : passedArguments(c.node);
+  return guard ? { guard, passes } : { passes };
 }
 
 /** Does the call run only sometimes when its function runs (a condition, a handler, a loop)? */

@@ -43,6 +43,8 @@ export interface ModuleLookup {
 }
 
 const MAX_DEPTH = 12;
+/** Flask-SQLAlchemy's declarative model class. */
+const FLASK_MODEL = /^flask_sqlalchemy(\.model)?\.Model$/;
 
 export interface TypeResolver {
   /** What a type path names, or null. */
@@ -88,7 +90,7 @@ export function typeResolver(ix: ModuleLookup): TypeResolver {
     const out: ClassRef[] = [cls];
     const seen = new Set([key]);
     for (const b of cls.cls.bases) {
-      const base = classNamed(b);
+      const base = classNamed(b) ?? flaskModelClass(b);
       if (!base) continue;
       for (const c of mro(base)) {
         if (seen.has(c.qualified)) continue;
@@ -98,6 +100,27 @@ export function typeResolver(ix: ModuleLookup): TypeResolver {
     }
     mroMemo.set(key, out);
     return out;
+  }
+
+  /**
+   * Flask-SQLAlchemy builds `db.Model` from the `model_class` it is given: a base `<x>.Model`
+   * that names no class of the repo is the project's own subclass of Flask-SQLAlchemy's `Model`
+   * when exactly one exists (its classmethods, `get(cls, pk)` and the like, are every model's).
+   */
+  let flaskModel: ClassRef | null | undefined;
+  function flaskModelClass(base: string): ClassRef | null {
+    if (!/\.Model$/.test(base) || FLASK_MODEL.test(base)) return null;
+    if (flaskModel === undefined) {
+      const found: ClassRef[] = [];
+      ix.files.forEach((f, file) => {
+        if (f.isTestFile) return;
+        for (const cls of f.classes ?? []) {
+          if (cls.bases.some((b) => FLASK_MODEL.test(b))) found.push({ file, cls, qualified: `${f.moduleName}.${cls.name}` });
+        }
+      });
+      flaskModel = found.length === 1 ? found[0]! : null;
+    }
+    return flaskModel;
   }
 
   function method(cls: ClassRef, name: string): { file: number; fn: number } | null {

@@ -60,6 +60,7 @@ export function analyzeFile(
     const model = buildFileModel(rel, source, root, parser);
     model.modelClasses = projectIndex(project).modelClasses;
     model.flaskDbHandles = projectIndex(project).flaskDbHandles;
+    model.dynamicRelations = projectIndex(project).dynamicRelations;
     lap('model');
     // Every call in a function of a non-test file is classified by the summary's query effects
     // anyway; classifying them first costs nothing more and keeps that shared cost out of the

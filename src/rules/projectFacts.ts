@@ -14,6 +14,8 @@ export interface ProjectIndex {
   modelClasses: ReadonlySet<string>;
   /** Flask-SQLAlchemy `SQLAlchemy()` object names (`db`): `db.session` is a session. */
   flaskDbHandles: ReadonlySet<string>;
+  /** `Model.attr` of the relationships loaded `lazy="dynamic"`: reading one gives a query. */
+  dynamicRelations: ReadonlySet<string>;
   anyRelationships: boolean;
   enginesByFile: ReadonlyMap<string, EngineInfo[]>;
 }
@@ -41,6 +43,7 @@ export function projectIndex(project: ProjectContext): ProjectIndex {
     modelsByName,
     modelClasses: new Set(modelsByName.keys()),
     flaskDbHandles: new Set(project.flaskDbHandles ?? []),
+    dynamicRelations: new Set(project.models.flatMap((m) => m.relationships.filter((r) => r.lazy === 'dynamic').map((r) => `${m.name}.${r.name}`))),
     anyRelationships: project.models.some((m) => m.relationships.length > 0),
   };
   indexes.set(project, index);

@@ -201,6 +201,8 @@ export interface FileModel {
   modelClasses: ReadonlySet<string>;
   /** Flask-SQLAlchemy: names of the project's `SQLAlchemy()` objects (`db`), whose `.session` is a session. */
   flaskDbHandles: ReadonlySet<string>;
+  /** `Model.attr` of the project's `lazy="dynamic"` relationships: `self.attr.filter(...)` in the model runs a query. */
+  dynamicRelations: ReadonlySet<string>;
   /**
    * Functions this file starts outside any request: CLI commands (`@click.command`, `@cli.command()`,
    * a module-level `main`), what its `if __name__ == "__main__":` block calls, and startup or
@@ -316,6 +318,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     entryPoints: [],
     modelClasses: NO_MODELS,
     flaskDbHandles: NO_MODELS,
+    dynamicRelations: NO_MODELS,
     lineOf: (offset: number) => lineOfOffset(lineStarts, offset),
   };
   const rawAssignments: RawAssignment[] = [];

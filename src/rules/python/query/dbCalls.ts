@@ -17,6 +17,8 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import { callAt } from '../../../semantic/model.js';
+import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
+import { flagGuard } from '../../../semantic/guards.js';
 import { ownModuleLookup, receiverType } from '../../../semantic/valueTypes.js';
 import { resolveHandle, type NameLookup } from '../../../semantic/db.js';
 import type { Effect } from '../../../analysis/summary.js';
@@ -32,6 +34,12 @@ export interface DbOp {
   what: string;
   /** The statement construct when there is one (`select(Item).where(...)`). */
   statement: StatementInfo | null;
+  /**
+   * A primary-key lookup through the session's identity map (`session.get(M, pk)`,
+   * `M.query.get(pk)`, `session.query(M).get(pk)`): no SQL when the row is already in the
+   * session, a SELECT otherwise. `Query.first()`, `.one()` and `select(...)` always send one.
+   */
+  identityMap?: true;
 }
 
 export interface StatementInfo {
@@ -56,7 +64,9 @@ type Evidence = 'db' | 'named' | null;
 
 const STATEMENT_METHODS = new Set(['execute', 'scalars', 'scalar', 'exec', 'stream', 'stream_scalars', 'exec_driver_sql']);
 const RAW_SQL_METHODS = new Set(['execute', 'fetch', 'fetchrow', 'fetchval', 'fetch_all', 'fetch_one', 'fetch_val']);
-const GET_METHODS = new Set(['get', 'get_one']);
+const GET_METHODS = new Set(['get', 'get_one', 'get_or_404']);
+/** Options that make a primary-key lookup go to the database even for a row the session holds. */
+const BYPASSES_IDENTITY_MAP = /\b(populate_existing|with_for_update)\b/;
 const SESSION_NAMES = /^(session|db|db_session|dbsession|sess|async_session|asession|db_sess|conn|connection|cursor|cur|tx)$/;
 const DB_LIBRARIES = /^(sqlalchemy|sqlmodel|asyncpg|psycopg|psycopg2|pymysql|sqlite3|aiosqlite|aiomysql)(\.|$)/;
 /** Libraries whose objects are never database sessions (HTTP sessions, queues, caches). */
@@ -93,6 +103,9 @@ function receiverName(call: CallInfo): string | null {
 /** How sure we are that a call's receiver is a database handle. */
 export function receiverEvidence(model: FileModel, call: CallInfo): Evidence {
   if (!call.hasReceiver) return null;
+  // `object_session(self).execute(...)`, `Session.object_session(row).query(...)`: the session a row belongs to.
+  const receiver = call.receiver;
+  if (receiver?.type === 'call' && /(^|\.)object_session$/.test(receiver.childForFieldName('function')?.text ?? '')) return 'db';
   const t = receiverType(model, call);
   if (t) {
     let lookup = lookups.get(model);
@@ -307,17 +320,87 @@ export function flaskQueryEntity(model: FileModel, receiver: string, fnIndex: nu
     let i = fnIndex;
     while (i >= 0 && !model.functions[i]!.className) i = model.functions[i]!.parent;
     name = i >= 0 ? model.functions[i]!.className! : '';
+    // A project's own base of its models (`class Base(db.Model)`, `class Base(flask_sqlalchemy.model.Model)`):
+    // `cls.query` in its classmethods is the query property of whichever model it is called on.
+    if (name && !model.modelClasses.has(name) && isFlaskModelBase(model, name)) return name;
   }
   return model.modelClasses.has(name) ? name : null;
+}
+
+/** A project model, or the project's own Flask-SQLAlchemy model base defined in this file. */
+export function isModelClassName(model: FileModel, className: string): boolean {
+  return model.modelClasses.has(className) || isFlaskModelBase(model, className);
+}
+
+/** A class of the file derived directly from Flask-SQLAlchemy's `Model` (`db.Model`, `flask_sqlalchemy.model.Model`). */
+function isFlaskModelBase(model: FileModel, className: string): boolean {
+  const cls = fileClasses(model).find((c) => c.name === className);
+  if (!cls) return false;
+  return cls.bases.some((b) => /^flask_sqlalchemy(\.model)?\.Model$/.test(b)
+    || flaskHandleModel(model, b));
+}
+
+/** `db.Model` / `app.ext.db.Model` where `db` is the project's `SQLAlchemy()` object. */
+function flaskHandleModel(model: FileModel, base: string): boolean {
+  const m = /(?:^|\.)([A-Za-z_]\w*)\.Model$/.exec(base);
+  return !!m && model.flaskDbHandles.has(m[1]!);
+}
+
+/**
+ * A primary-key lookup served from the identity map: `get(pk)` unless it asks for fresh rows or
+ * a lock, or runs on a session the function opened itself (`with Session() as db:`), whose
+ * identity map starts empty on every call.
+ */
+function identityMapGet(model: FileModel, call: CallInfo): boolean {
+  return !BYPASSES_IDENTITY_MAP.test(call.node.text) && !openedHere(model, call);
+}
+
+function openedHere(model: FileModel, call: CallInfo): boolean {
+  const dotted = call.dottedReceiver;
+  if (!dotted || dotted.includes('.') || call.functionIndex < 0) return false;
+  const a = lastAssignment(model, dotted, call.functionIndex, call.line);
+  if (!a || a.functionIndex !== call.functionIndex) return false;
+  const value = unwrap(a.value);
+  return value?.type === 'call';
+}
+
+/** Query methods that run the query of a dynamic relationship or a query property. */
+const RUNS_QUERY = /^(filter|filter_by|order_by|all|first|one|one_or_none|scalar|count|exists|limit|offset|join|options|with_parent|get|paginate)$/;
+
+/**
+ * A model method's query on its own row: `type(self).query...`, or `self.items.filter(...)` on
+ * a `lazy="dynamic"` relationship of the class (each access builds a query; the call sends it).
+ */
+function ownRowQuery(model: FileModel, call: CallInfo): DbOp | null {
+  const receiver = call.receiver;
+  if (!receiver || receiver.type !== 'attribute' || !RUNS_QUERY.test(call.method)) return null;
+  const obj = receiver.childForFieldName('object');
+  const attr = receiver.childForFieldName('attribute')?.text ?? '';
+  const cls = classOfFunction(model, call.functionIndex);
+  if (!cls) return null;
+  if (attr === 'query' && obj?.type === 'call' && obj.text.replace(/\s+/g, '') === 'type(self)') {
+    return model.modelClasses.has(cls) || isFlaskModelBase(model, cls) ? { kind: 'read', what: `${cls}.query`, statement: null } : null;
+  }
+  if (obj?.type === 'identifier' && obj.text === 'self' && model.dynamicRelations.has(`${cls}.${attr}`)) {
+    return { kind: 'read', what: `${cls}.${attr} (dynamic)`, statement: null };
+  }
+  return null;
 }
 
 function classify(model: FileModel, call: CallInfo): DbOp | null {
   const m = call.method;
   const dotted = call.dottedReceiver;
+  if (call.functionIndex >= 0 && (model.dynamicRelations.size || model.modelClasses.size) && call.receiver?.type === 'attribute') {
+    const own = ownRowQuery(model, call);
+    if (own) return own;
+  }
   if (dotted !== null && dotted.endsWith('.query') && model.modelClasses.size) {
     const entity = flaskQueryEntity(model, dotted, call.functionIndex);
     if (entity) {
       if (m === 'delete' || m === 'update') return { kind: 'write', what: `${entity}.query.${m}`, statement: null };
+      // `Model.query.get(pk)`, `Model.query.options(...).get(pk)`: Query.get looks in the identity map first.
+      const getter = m === 'get' || m === 'get_or_404' ? m : m === 'options' ? pkGetAfter(call.node) : null;
+      if (getter && identityMapGet(model, call)) return { kind: 'read', what: `${entity}.query.${getter}`, statement: null, identityMap: true };
       return { kind: 'read', what: `${entity}.query`, statement: null };
     }
   }
@@ -356,12 +439,22 @@ function classify(model: FileModel, call: CallInfo): DbOp | null {
     return opFromStatement(st, label, m);
   }
   if (GET_METHODS.has(m)) {
-    return positional.length >= 2 && isModelName(first) ? { kind: 'read', what: `${label}.${m}(${first!.text})`, statement: null } : null;
+    if (positional.length < 2 || !isModelName(first)) return null;
+    const what = `${label}.${m}(${first!.text})`;
+    return identityMapGet(model, call) ? { kind: 'read', what, statement: null, identityMap: true } : { kind: 'read', what, statement: null };
   }
   if (m === 'query') {
     // `db.query(M).filter(...).update()/delete()` is the write on the outer call, not a read.
-    if (chainedMethods(call.node).some((x) => x === 'update' || x === 'delete')) return null;
-    return first ? { kind: 'read', what: `${label}.query(${first.text.length <= 30 ? first.text : '…'})`, statement: null } : null;
+    const chained = chainedMethods(call.node);
+    if (chained.some((x) => x === 'update' || x === 'delete')) return null;
+    if (!first) return null;
+    const what = `${label}.query(${first.text.length <= 30 ? first.text : '…'})`;
+    // `session.query(M).get(pk)` (options first or not): the legacy Query.get, an identity-map lookup.
+    const getter = pkGetAfter(call.node);
+    if (getter && identityMapGet(model, call)) {
+      return { kind: 'read', what: `${what}.${getter}`, statement: null, identityMap: true };
+    }
+    return { kind: 'read', what, statement: null };
   }
   if (m === 'delete') {
     if (positional.length !== 1 || isStringish(first!) || !deleteAwaitMatches(model, call)) return null;
@@ -382,6 +475,17 @@ function deleteAwaitMatches(model: FileModel, call: CallInfo): boolean {
   if (t && ASYNC_SQLALCHEMY.test(t)) return call.awaited;
   if (t && /^@?(sqlalchemy\.orm|sqlmodel\.Session)/.test(t)) return !call.awaited;
   return true;
+}
+
+/**
+ * `get` / `get_or_404` when the methods chained on `call` are only `options(...)` calls and then
+ * that one (`q.options(...).get(pk)`): a primary-key lookup of the query. Null otherwise.
+ */
+function pkGetAfter(call: SyntaxNode): string | null {
+  const chained = chainedMethods(call);
+  const last = chained[chained.length - 1];
+  if (last !== 'get' && last !== 'get_or_404') return null;
+  return chained.slice(0, -1).every((x) => x === 'options') ? last : null;
 }
 
 /** Methods called on a call's result in a chain: `q(...).filter(...).first()` → `filter`, `first`. */
@@ -463,6 +567,12 @@ const NOT_A_HELPER = /^(append|extend|insert|add|update|pop|setdefault|items|key
 
 /** Effect kinds produced here. `loop_call` is a site fact: a per-item call in a loop, for the repo phase. */
 export const QUERY_EFFECT = 'query';
+/**
+ * A primary-key lookup through the identity map (`DbOp.identityMap`): a SELECT only for a row
+ * the session does not hold yet. Kept apart from `query` so that a function that also runs a
+ * real query reaches that one.
+ */
+export const PK_QUERY_EFFECT = 'pk_query';
 export const WRITE_EFFECT = 'write';
 export const LOOP_CALL = 'loop_call';
 /** Site fact: a call in a data loop that reads nothing the loop changes (`what` = the loop's position), for the repo phase. */
@@ -507,13 +617,13 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
       if (op.statement?.batched || op.statement?.chain.includes('offset')) continue;
       // A query that fills a cache runs once (per key), not once per call of its function.
       if (isMemoisedCall(model, call)) continue;
-      if (op.kind === 'read') effects[call.functionIndex]!.push({ kind: QUERY_EFFECT, what: op.what, ...at });
+      if (op.kind === 'read') effects[call.functionIndex]!.push(guarded(model, call, { kind: op.identityMap ? PK_QUERY_EFFECT : QUERY_EFFECT, what: op.what, ...at }));
       // A staged delete is a round trip of this function's only when the function also flushes it.
-      else if (op.kind === 'write' && (!isStagedWrite(call, op) || flushedInFunction(model, call))) effects[call.functionIndex]!.push({ kind: WRITE_EFFECT, what: op.what, ...at });
+      else if (op.kind === 'write' && (!isStagedWrite(call, op) || flushedInFunction(model, call))) effects[call.functionIndex]!.push(guarded(model, call, { kind: WRITE_EFFECT, what: op.what, ...at }));
       continue;
     }
     if (isExplicitFlush(model, call) && !isMemoisedCall(model, call)) {
-      effects[call.functionIndex]!.push({ kind: FLUSH_EFFECT, what: call.calleeText, ...at });
+      effects[call.functionIndex]!.push(guarded(model, call, { kind: FLUSH_EFFECT, what: call.calleeText, ...at }));
     }
     if (!call.loops.length || (call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName))) continue;
     const invariantLoop = MAY_BE_HELPER.test(call.calleeText) && !NOT_A_HELPER.test(call.method ?? '') ? invariantRead(model, call) : null;
@@ -530,6 +640,12 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
     effects[call.functionIndex]!.push({ kind: LOOP_CALL, what: loopCallWhat(model, call, loops), ...at });
   }
   return effects;
+}
+
+/** The effect with the flag guard its call runs under (`if allow_email:`), when there is one. */
+function guarded(model: FileModel, call: CallInfo, effect: Effect): Effect {
+  const guard = flagGuard(model, call.node, call.functionIndex);
+  return guard ? { ...effect, guard } : effect;
 }
 
 /**
@@ -586,7 +702,7 @@ function isExplicitFlush(model: FileModel, c: CallInfo): boolean {
  * A call other than `call`, in the same iteration of `loop`, that writes on its own: a
  * statement, a flush or a commit (a staged `add`/`delete` waits for one of those).
  */
-export function iterationWriter(model: FileModel, call: CallInfo, loop: LoopInfo): CallInfo | null {
+export function iterationWriter(model: FileModel, call: Pick<CallInfo, 'functionIndex'>, loop: LoopInfo): CallInfo | null {
   for (const c of model.calls) {
     if (c === call || c.functionIndex !== call.functionIndex || !c.loops.includes(loop.index)) continue;
     const op = classifyDbCall(model, c);

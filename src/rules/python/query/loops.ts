@@ -9,9 +9,11 @@ import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRuleContext, RepoRuleContext } from '../../types.js';
 import { callGraphOf, siteCalls, type CallEdge, type CallGraph, type FnRef, type Reach, type SiteCall } from '../../../analysis/callgraph.js';
-import { UNTYPED } from '../../../analysis/objects.js';
+import { FN_PROPERTY, UNTYPED } from '../../../analysis/objects.js';
+import type { SummaryCall } from '../../../analysis/summary.js';
+import { ROW_CALL, ROW_QUERY } from './rowCalls.js';
 import {
-  classifyDbCall, FLUSH_EFFECT, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, QUERY_EFFECT,
+  classifyDbCall, FLUSH_EFFECT, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
   smallLiteralProduct, WRITE_EFFECT, type DbOp, type DbOpKind, type LoopCallFacts,
 } from './dbCalls.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
@@ -126,6 +128,8 @@ function findLoopSites(model: FileModel): Record<DbOpKind, LoopSite[]> {
     // `db.query(Book).filter(Book.id == book_id).first()`: the loop's value may come later in the chain.
     const loops = perItemLoops(model, call.loops, chainArguments(call.node));
     if (!loops && op.kind === 'read') {
+      // The same key on every iteration: after the first, the identity map answers without SQL.
+      if (op.identityMap) continue;
       const loop = invariantRead(model, call);
       if (loop) invariant.push({ call, op, loops: [loop] });
       continue;
@@ -191,23 +195,37 @@ export function reportHelperSites(
   effectKind: string,
   message: (callee: string, what: string) => string,
   severity: (literalSize: number | null) => Severity | undefined = () => undefined,
+  identityMapMessage?: (callee: string, what: string) => string,
 ): void {
   const graph = callGraphOf(ctx.index);
   const { sites, workflow } = loopFacts(graph);
+  /**
+   * The chain to report: to a query of `effectKind`, else (for reads, when asked) to a
+   * primary-key lookup, which is at most `low`: the identity map answers it for rows the session
+   * already holds. A chain with a call resolved by the method's name alone is none.
+   */
+  const reachOf = (effects: Map<string, Reach>): { reach: Reach; pk: boolean } | null => {
+    const reach = effects.get(effectKind);
+    if (reach && !reach.weak) return { reach, pk: false };
+    const pk = identityMapMessage ? effects.get(PK_QUERY_EFFECT) : undefined;
+    return pk && !pk.weak ? { reach: pk, pk: true } : null;
+  };
   for (const { ref, file, fn, call, to, facts } of sites) {
-    const reach = graph.effectsOf(to, 'any').get(effectKind);
-    if (!reach) continue;
     // A chain with a call resolved by the method's name alone (its receiver untyped) is not
     // evidence enough for a per-row claim: in the field review every such N+1 had followed a
     // same-named method of an unrelated class (a mixin's attribute typed from one subclass).
-    if (reach.weak || call.receiverType === UNTYPED) continue;
+    if (call.receiverType === UNTYPED) continue;
+    const found = reachOf(graph.effectsOfCall(ref, call, to, 'any'));
+    if (!found) continue;
+    const { reach, pk } = found;
     const chain = graph.chainSteps(reach, { ref, call });
     const alsoWrites = effectKind === QUERY_EFFECT ? workflow(file.path, facts.loop, facts.writes) : null;
+    const text = pk ? identityMapMessage!(graph.function(to).qualifiedName, reach.effect.what) : message(graph.function(to).qualifiedName, reach.effect.what);
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-      message: message(graph.function(to).qualifiedName, reach.effect.what) + (alsoWrites !== null ? workflowNote(alsoWrites) : ''),
-      severity: alsoWrites !== null ? 'low' : severity(facts.size),
+      message: text + (alsoWrites !== null ? workflowNote(alsoWrites) : ''),
+      severity: alsoWrites !== null || pk ? 'low' : severity(facts.size),
       function: fn.name,
       chain,
     });
@@ -215,20 +233,76 @@ export function reportHelperSites(
   // Functions handed to a callee that calls them once per item of its loop (`paginate(rows, render)`).
   for (const edge of perItemCallbacks(graph)) {
     if (edge.weak) continue;
-    const reach = graph.effectsOf(edge.to, 'any').get(effectKind);
-    if (!reach || reach.weak) continue;
+    const found = reachOf(graph.effectsOf(edge.to, 'any'));
+    if (!found) continue;
+    const { reach, pk } = found;
     const file = graph.fileOf(edge.from);
     const call = edge.call;
+    const text = pk ? identityMapMessage!(graph.function(edge.to).qualifiedName, reach.effect.what) : message(graph.function(edge.to).qualifiedName, reach.effect.what);
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-      message: message(graph.function(edge.to).qualifiedName, reach.effect.what) + ` (\`${call.perItemIn}\` calls it for each item)`,
-      severity: severity(null),
+      message: text + ` (\`${call.perItemIn}\` calls it for each item)`,
+      severity: pk ? 'low' : severity(null),
       function: graph.function(edge.from).name,
       chain: graph.chainSteps(reach, { ref: edge.from, call }),
     });
   }
 }
+
+/**
+ * A method or property of the loop's own row that queries about that row (see rowCalls.ts):
+ * `for r in rows: r.open_items` where `open_items` is a model's property running
+ * `Item.query.with_parent(self)`. When the loop's query names the rows' model, that model's
+ * method decides, at the loop's severity; otherwise the name decides, only when every method or
+ * property of that name in the repo is such a model method, and one severity lower (`medium`).
+ * `low` in a per-item workflow.
+ */
+export function reportRowSites(ctx: RepoRuleContext, message: (owner: string, name: string, property: boolean, what: string) => string): void {
+  const graph = callGraphOf(ctx.index);
+  const sites = [...graph.functionsWithEffects(ROW_CALLS)];
+  if (!sites.length) return;
+  const byName = new Map<string, FnRef[]>();
+  for (const ref of graph.functions()) {
+    const fn = graph.function(ref);
+    if (!fn.className || fn.parent >= 0 || graph.fileOf(ref).isTestFile) continue;
+    const list = byName.get(fn.name);
+    if (list) list.push(ref);
+    else byName.set(fn.name, [ref]);
+  }
+  const { workflow } = loopFacts(graph);
+  for (const ref of sites) {
+    const file = graph.fileOf(ref);
+    if (file.isTestFile) continue;
+    for (const site of graph.ownEffects(ref)) {
+      if (site.kind !== ROW_CALL) continue;
+      const [kind = '', name = '', end = '', entity = ''] = site.what.split('|', 4);
+      const facts = parseLoopCall(site.what.slice(kind.length + name.length + end.length + entity.length + 4));
+      const property = kind === 'p';
+      const definers = (byName.get(name) ?? []).filter((d) => ((graph.function(d).flags & FN_PROPERTY) !== 0) === property);
+      const rowQuery = (d: FnRef) => graph.ownEffects(d).some((e) => e.kind === ROW_QUERY);
+      // The rows' model known from the loop's query: its own method decides.
+      const typed = entity ? definers.find((d) => graph.function(d).className === entity) : undefined;
+      if (typed ? !rowQuery(typed) : !definers.length || !definers.every(rowQuery)) continue;
+      const to = typed ?? definers[0]!;
+      const reach = graph.effectsOf(to, 'any').get(QUERY_EFFECT);
+      if (!reach || reach.weak) continue;
+      const alsoWrites = workflow(file.path, facts.loop, facts.writes);
+      const callee = graph.function(to);
+      const text = `${site.what.startsWith('m') ? `${name}()` : name}`;
+      ctx.report({
+        path: file.path,
+        location: { line: site.line, column: site.column, endLine: site.line, endColumn: Number(end) },
+        message: message(callee.qualifiedName, text, property, reach.effect.what) + (alsoWrites !== null ? workflowNote(alsoWrites) : ''),
+        severity: alsoWrites !== null ? 'low' : typed ? undefined : 'medium',
+        function: graph.function(ref).name,
+        chain: graph.chainSteps(reach, { ref, call: { calleeText: text, line: site.line, column: site.column } as SummaryCall }),
+      });
+    }
+  }
+}
+
+const ROW_CALLS = new Set([ROW_CALL]);
 
 const callbackCache = new WeakMap<object, CallEdge[]>();
 
@@ -253,7 +327,7 @@ export function reportInvariantHelperSites(ctx: RepoRuleContext, message: (calle
   const graph = callGraphOf(ctx.index);
   for (const { ref, file, fn, call, to, site } of siteCalls(graph, INVARIANT_CALLS)) {
     if (call.receiverType === UNTYPED) continue;
-    const effects = graph.effectsOf(to, 'any');
+    const effects = graph.effectsOfCall(ref, call, to, 'any');
     const reach = effects.get(QUERY_EFFECT);
     if (!reach || reach.weak || effects.has(FLUSH_EFFECT) || effects.has(WRITE_EFFECT)) continue;
     const alsoWrites = loopFacts(graph).workflow(file.path, site.what, false);
@@ -292,8 +366,8 @@ function loopFacts(graph: CallGraph): LoopFacts {
   const known = loopFactsCache.get(graph);
   if (known) return known;
   const sites = [...siteCalls(graph, LOOP_CALLS)].map((s) => ({ ...s, facts: parseLoopCall(s.site.what) }));
-  const writer = (to: FnRef) => {
-    const effects = graph.effectsOf(to, 'any');
+  const writer = (s: SiteCall) => {
+    const effects = graph.effectsOfCall(s.ref, s.call, s.to, 'any');
     return strongReach(effects, FLUSH_EFFECT) ?? strongReach(effects, WRITE_EFFECT);
   };
   const byLoop = new Map<string, string | null>();
@@ -303,7 +377,7 @@ function loopFacts(graph: CallGraph): LoopFacts {
       let what: string | null = null;
       for (const s of sites) {
         if (s.file.path !== file || s.facts.loop !== loop) continue;
-        const w = writer(s.to);
+        const w = writer(s);
         if (w) {
           what = `${graph.function(s.to).qualifiedName}: ${w.effect.what}`;
           break;

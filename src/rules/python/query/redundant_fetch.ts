@@ -16,7 +16,7 @@
 import type { Severity } from '../../../types.js';
 import type { RepoRule, RepoRuleContext } from '../../types.js';
 import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
-import { PASSES_LOADED_ID, QUERY_EFFECT, RELOADS_PARAM, type PassedId } from './dbCalls.js';
+import { PASSES_LOADED_ID, PK_QUERY_EFFECT, QUERY_EFFECT, RELOADS_PARAM, type PassedId } from './dbCalls.js';
 
 const PASSED_IDS = new Set([PASSES_LOADED_ID]);
 
@@ -54,7 +54,8 @@ export const redundantFetch: RepoRule = {
       if (!loadedBy) {
         const loader = graph.callAt(ref.file, passed.source[0], passed.source[1]);
         const target = loader ? graph.resolveCall(ref.file, loader) : null;
-        const reach = target ? graph.effectsOf(target, 'any').get(QUERY_EFFECT) : undefined;
+        const effects = target ? graph.effectsOf(target, 'any') : undefined;
+        const reach = effects?.get(QUERY_EFFECT) ?? effects?.get(PK_QUERY_EFFECT);
         if (!reach || !new RegExp(`[( ]${model}\\)$`).test(reach.effect.what)) continue;
         loadedBy = model;
       }

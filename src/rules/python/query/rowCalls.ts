@@ -1,0 +1,141 @@
+/**
+ * Methods and properties of the loop's own rows: `for r in rows: r.total_paid()` or
+ * `r.open_items` runs the row's method once per item, whatever it is given. When that method is
+ * a model's and queries about its own row (`object_session(self)`, `type(self).query`,
+ * `Model.query.with_parent(self)`, a `lazy="dynamic"` relationship of `self`), the loop runs one
+ * query per row: an N+1 the argument-based per-item test cannot see (the call passes nothing).
+ *
+ * The file phase records two facts for the repo phase:
+ * - `row_call` sites: `v.name()` (no arguments) or a read of `v.name` where `v` is a target of a
+ *   data loop around it (`what` = `m|name|endColumn|entity|<loop facts>` or `p|…`, `entity` the
+ *   model the loop's rows are when a query says so, see `parseLoopCall` for the loop facts);
+ * - `row_query`: a method of a model class whose own body runs a query about `self`.
+ * The repo phase reports a site when the rows' model defines such a method of that name (at the
+ * loop's severity), or, the rows' model unknown, when every method or property of that name in
+ * the repo is such a model method (the name decides: one severity lower).
+ */
+import type { SyntaxNode } from '../../../parse/parser.js';
+import type { FileModel, LoopInfo } from '../../../semantic/model.js';
+import type { Effect } from '../../../analysis/summary.js';
+import { isMemoisedCall } from '../../../semantic/memo.js';
+import { classOfFunction } from '../../../semantic/classes.js';
+import { classifyDbCall, isModelClassName, iterationWriter, rowsSource, smallLiteralProduct } from './dbCalls.js';
+import { notPerRow } from './semantics.js';
+
+export const ROW_CALL = 'row_call';
+export const ROW_QUERY = 'row_query';
+
+/** Methods of builtin values (`r.keys()`, `name.strip()`): never a model's. */
+const BUILTIN_METHODS = /^(append|extend|insert|add|update|pop|setdefault|items|keys|values|copy|format|join|split|strip|lstrip|rstrip|lower|upper|title|replace|startswith|endswith|encode|decode|isoformat|strftime|date|time|timestamp|total_seconds|hex|count|index|sort|reverse|clear|get|read|close|isdigit|isalpha|capitalize)$/;
+
+export function collectRowFacts(model: FileModel): Effect[][] {
+  const effects: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile || !model.modelClasses.size) return effects;
+  rowQueries(model, effects);
+  rowSites(model, effects);
+  return effects;
+}
+
+/** `row_query`: a model method whose own body queries about `self`. */
+function rowQueries(model: FileModel, effects: Effect[][]): void {
+  const done = new Set<number>();
+  for (const call of model.calls) {
+    const i = call.functionIndex;
+    if (i < 0 || done.has(i)) continue;
+    const fn = model.functions[i]!;
+    if (!fn.className || fn.parent >= 0 || !fn.params.length || fn.params[0]!.name !== 'self') continue;
+    const cls = classOfFunction(model, i);
+    if (!cls || !isModelClassName(model, cls)) continue;
+    const op = classifyDbCall(model, call);
+    if (op?.kind !== 'read' || op.identityMap || isMemoisedCall(model, call)) continue;
+    if (!/\bself\b/.test(chainTop(call.node).text) && !op.what.endsWith('(dynamic)')) continue;
+    done.add(i);
+    effects[i]!.push({ kind: ROW_QUERY, what: op.what, line: call.line, column: call.column });
+  }
+}
+
+/** The call with the methods chained on it: `Q.query.with_parent(self).join(...)` for its first call. */
+function chainTop(node: SyntaxNode): SyntaxNode {
+  let top = node;
+  while (top.parent?.type === 'attribute' && top.parent.parent?.type === 'call') top = top.parent.parent;
+  return top;
+}
+
+/** Names a loop binds to each item: a `for`'s targets, a comprehension's `for ... in` targets. */
+function itemNames(loop: LoopInfo): string[] {
+  const out: string[] = [];
+  const collect = (t: SyntaxNode | null) => {
+    if (!t) return;
+    if (t.type === 'identifier') out.push(t.text);
+    else if (t.type === 'tuple_pattern' || t.type === 'pattern_list' || t.type === 'tuple' || t.type === 'list_pattern') for (const c of t.namedChildren) collect(c);
+  };
+  if (loop.kind === 'for' || loop.kind === 'async_for') collect(loop.node.childForFieldName('left'));
+  else if (loop.kind === 'comprehension') {
+    for (const clause of loop.node.namedChildren) if (clause.type === 'for_in_clause') collect(clause.childForFieldName('left'));
+  }
+  return out;
+}
+
+const AFTER_NAME = /[A-Za-z_]\w*/y;
+/** What follows `v.name`: an empty call, a call with arguments, an assignment (`=`, `+=`), or anything else. */
+const FOLLOWS = /\s*(\(\s*\)|\(|=(?!=)|[-+*/|&]=)?/y;
+
+/** `row_call` sites: `v.name()` / `v.name` on a loop's item, once per loop and name. */
+function rowSites(model: FileModel, effects: Effect[][]): void {
+  const source = model.source;
+  for (const loop of model.loops) {
+    if (loop.functionIndex < 0 || loop.kind === 'while') continue;
+    const seen = new Set<string>();
+    for (const v of itemNames(loop)) {
+      const needle = `${v}.`;
+      for (let at = source.indexOf(needle, loop.iterStart); at >= 0 && at < loop.iterEnd; at = source.indexOf(needle, at + needle.length)) {
+        const before = source.charCodeAt(at - 1);
+        if (/[\w.]/.test(String.fromCharCode(before))) continue;
+        AFTER_NAME.lastIndex = at + needle.length;
+        const m = AFTER_NAME.exec(source);
+        if (!m) continue;
+        const name = m[0];
+        if (name.startsWith('__')) continue;
+        FOLLOWS.lastIndex = AFTER_NAME.lastIndex;
+        const follows = FOLLOWS.exec(source)?.[1] ?? '';
+        let kind: 'm' | 'p';
+        if (follows === '()') kind = 'm';
+        else if (follows === '(') continue; // arguments: the argument-based per-item test decides
+        else if (follows.endsWith('=')) continue; // assigned, not read
+        else kind = 'p';
+        if (kind === 'm' && BUILTIN_METHODS.test(name)) continue;
+        if (seen.has(`${kind}|${name}`)) continue;
+        // In code, not a string or a comment: the name is an identifier of an attribute node.
+        const node = model.root.descendantForIndex(at, at + v.length);
+        if (node?.type !== 'identifier' || node.parent?.type !== 'attribute' || node.parent.childForFieldName('object')?.id !== node.id) continue;
+        // The read must belong to this loop's function (not a def nested in the loop).
+        const attrNode = node.parent;
+        const site = { node: attrNode, line: model.lineOf(at) + 1, functionIndex: loop.functionIndex };
+        const loops = enclosingLoops(model, loop);
+        if (notPerRow(model, site, loops)) continue;
+        seen.add(`${kind}|${name}`);
+        const size = smallLiteralProduct(loops);
+        const writes = iterationWriter(model, site, loop) !== null;
+        const what = `${kind}|${name}|${attrNode.endPosition.column + 1}|${rowEntity(model, loop) ?? ''}|${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}`;
+        const column = at - source.lastIndexOf('\n', at - 1);
+        effects[loop.functionIndex]!.push({ kind: ROW_CALL, what, line: site.line, column });
+      }
+    }
+  }
+}
+
+/** The model the loop's rows are, when its iterable is a query's result of one entity (`for a in db.scalars(select(Author))`). */
+function rowEntity(model: FileModel, loop: LoopInfo): string | null {
+  if (!loop.iterable || itemNames(loop).length !== 1) return null;
+  return rowsSource(model, loop.iterable, loop.functionIndex, loop.node.startPosition.row + 1)?.entity ?? null;
+}
+
+/** The loops from the outermost down to `loop` in its function. */
+function enclosingLoops(model: FileModel, loop: LoopInfo): LoopInfo[] {
+  const out: LoopInfo[] = [];
+  for (const l of model.loops) {
+    if (l.functionIndex !== loop.functionIndex) continue;
+    if (l === loop || (l.node.startIndex <= loop.node.startIndex && l.node.endIndex >= loop.node.endIndex && loop.node.startIndex >= l.iterStart && loop.node.endIndex <= l.iterEnd)) out.push(l);
+  }
+  return out.sort((a, b) => a.node.startIndex - b.node.startIndex);
+}
