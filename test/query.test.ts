@@ -31,18 +31,25 @@ describe('PA107 query_in_loop', () => {
   it('reports a helper chain from the loop to the query', () => {
     const f = at(query, 'PA107.py', lineOf(path.join(FIXTURES, 'query/PA107.py'), 'repo.author_name(session, book.author_id)'), 'PA107')!;
     expect(chainNames(f.chain)).toEqual(['through_helpers', 'author_name', 'get_author', 'session.get(Author)']);
-    // `session.get` is a primary-key lookup: the identity map answers it for rows already loaded.
-    expect(f.severity).toBe('low');
-    expect(f.message).toMatch(/looks a row up by primary key \(`session.get\(Author\)`\) once per loop iteration: an identity-map lookup, a SELECT per item only for rows not yet loaded/);
+    // A primary-key lookup by each item's foreign key fetches rows nothing loaded: the classic N+1.
+    expect(f.severity).toBe('high');
+    expect(f.advisory).toBe(false);
+    expect(f.message).toMatch(/^N\+1: `author_name` runs a query \(`session.get\(Author\)`\)/);
     const select = at(query, 'PA107.py', lineOf(path.join(FIXTURES, 'query/PA107.py'), 'return [load_book(db, i) for i in ids]'), 'PA107')!;
     expect(chainNames(select.chain)).toEqual(['sync_helper', 'load_book', 'db.scalars(select Book)']);
     expect(select.severity).toBe('high');
   });
 
-  it('a primary-key lookup in the loop body is low and says why', () => {
-    const f = at(query, 'PA107.py', lineOf(path.join(FIXTURES, 'query/PA107.py'), 'author = await session.get(Author, book.author_id)'), 'PA107')!;
-    expect(f.severity).toBe('low');
-    expect(f.message).toMatch(/^primary-key lookup `session.get\(Author\)` runs once per item of the loop over `books`: an identity-map lookup/);
+  it('a primary-key lookup by ids is advisory and says why; by each item\'s foreign key it is the N+1', () => {
+    const line = (text: string) => lineOf(path.join(FIXTURES, 'query/PA107.py'), text);
+    const byId = at(query, 'PA107.py', line('found.append(db.get(Book, book_id))'), 'PA107')!;
+    expect(byId.advisory).toBe(true);
+    expect(byId.downgrades).toEqual([{ rule: 'library_semantics', from: 'low', to: 'advisory', evidence: expect.stringMatching(/identity map answers it without SQL/) }]);
+    expect(byId.message).toMatch(/^primary-key lookup `db.get\(Book\)` runs once per item of the `while` loop: an identity-map lookup/);
+    const byForeignKey = at(query, 'PA107.py', line('author = await session.get(Author, book.author_id)'), 'PA107')!;
+    expect(byForeignKey.severity).toBe('high');
+    expect(byForeignKey.advisory).toBe(false);
+    expect(byForeignKey.message).toMatch(/^N\+1: query `session.get\(Author\)` runs once per item of the loop over `books`/);
   });
 
   it('is low when each iteration also writes on its own: a per-item workflow', () => {
@@ -56,8 +63,8 @@ describe('PA107 query_in_loop', () => {
     const sibling = at(query, 'PA107.py', line('uncached_helper(db, book.author_id)'), 'PA107')!;
     expect(sibling.severity).toBe('low');
     expect(sibling.message).toMatch(/each iteration also writes \(`add_copy: db.flush`\)/);
-    // The same helper shape without the flush is low too: its query is a primary-key lookup.
-    expect(at(query, 'PA107.py', line('[uncached_helper(db, b.author_id)'), 'PA107')!.message).toMatch(/identity-map lookup/);
+    // The same helper shape without the flush: a lookup by each item's foreign key, the loop's severity.
+    expect(at(query, 'PA107.py', line('[uncached_helper(db, b.author_id)'), 'PA107')!.severity).toBe('high');
   });
 
   it('reports a read that runs unchanged on every iteration, directly or in a helper', () => {
@@ -265,20 +272,19 @@ describe('Flask-SQLAlchemy', () => {
     expect(lookup.severity).toBe('low');
     expect(lookup.message).toMatch(/each iteration also writes: a per-item workflow/);
     expect(at(flask, 'library/views.py', lineOf(file, 'db.session.add(volume)'), 'PA105')!.message).toMatch(/`db.session.flush` in the same iteration/);
-    // `Model.query.get(pk)` is Query.get: the identity map first.
-    expect(at(flask, 'library/views.py', lineOf(file, 'Shelf.query.get'), 'PA107')!.severity).toBe('low');
+    // `Model.query.get(pk)` is Query.get; by each volume's foreign key it fetches rows nothing loaded.
+    expect(at(flask, 'library/views.py', lineOf(file, 'Shelf.query.get'), 'PA107')!.severity).toBe('high');
   });
 
-  it('primary-key lookups are low, through the project\'s model class too; lookups that always query keep the loop\'s severity', () => {
+  it('primary-key lookups through the project\'s model class too: by each item\'s foreign key they keep the loop\'s severity', () => {
     const file = path.join(FIXTURES, 'query-flask/library/views.py');
     const sev = (text: string) => at(flask, 'library/views.py', lineOf(file, text), 'PA107')?.severity;
     // `Shelf.find` is `CatalogRecord.find`: `db.Model` is built from `SQLAlchemy(model_class=CatalogRecord)`.
     const find = at(flask, 'library/views.py', lineOf(file, 'Shelf.find(volume.shelf_id)'), 'PA107')!;
-    expect(find.severity).toBe('low');
+    expect(find.severity).toBe('high');
     expect(chainNames(find.chain)).toEqual(['shelf_labels', 'CatalogRecord.find', 'CatalogRecord.query.get']);
-    expect(find.message).toMatch(/identity-map lookup, a SELECT per item only for rows not yet loaded in the session/);
-    expect(sev('db.session.get(Shelf, volume.shelf_id))')).toBe('low');
-    expect(sev('db.session.query(Shelf).get(volume.shelf_id)')).toBe('low');
+    expect(sev('db.session.get(Shelf, volume.shelf_id))')).toBe('high');
+    expect(sev('db.session.query(Shelf).get(volume.shelf_id)')).toBe('high');
     expect(sev('Shelf.find_fresh(volume.shelf_id)')).toBe('high');
     expect(sev('Shelf.by_label(volume.title)')).toBe('high');
     expect(sev('Shelf.query.filter_by(id=volume.shelf_id).one()')).toBe('high');

@@ -172,6 +172,7 @@ function addFinding(outcome: FileOutcome, model: FileModel, rule: FileRule, r: R
     recordPathDeps(outcome, model, r.node, rootDir);
   }
   if (r.recommendation) finding.recommendation = r.recommendation;
+  if (r.advisory) finding.advisory = r.advisory;
   const fn = r.function ?? enclosingFunctionName(model, loc.line, r.node);
   if (fn) finding.function = fn;
   if (r.chain) finding.chain = r.chain;

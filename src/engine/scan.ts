@@ -254,6 +254,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
                 inHandler: inHandler(r.path, r.location.line),
               };
               if (r.recommendation) f.recommendation = r.recommendation;
+              if (r.advisory) f.advisory = r.advisory;
               if (r.function) f.function = r.function;
               if (r.chain) f.chain = r.chain;
               raw.push(f);
@@ -312,6 +313,13 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
         downgrades: [],
         fingerprint: fingerprint(r.code, r.path, r.lineText, r.function),
       };
+      if (r.advisory) {
+        // The rule's own judgement: advisory wherever the code runs.
+        finding.advisory = true;
+        finding.downgrades.push({ rule: 'library_semantics', from: severity, to: 'advisory', evidence: r.advisory });
+        findings.push(finding);
+        continue;
+      }
       findings.push(validateFinding({
         finding,
         executionEvidence: r.evidence ?? [],

@@ -74,6 +74,8 @@ export interface RawFinding {
   evidence?: string[];
   /** The finding sits in a request handler. */
   inHandler: boolean;
+  /** The rule judged it advisory: the evidence (`RuleReport.advisory`). */
+  advisory?: string;
 }
 
 export interface FileOutcome {

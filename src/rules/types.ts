@@ -44,6 +44,12 @@ export interface RuleReport {
   message: string;
   /** Defaults to the rule's severity. */
   severity?: Severity;
+  /**
+   * The rule's own judgement that the finding is only advisory, with its evidence (a library's
+   * semantics that make it cheap in the common case): kept in the report, out of the scores and
+   * the exit code, recorded as a downgrade.
+   */
+  advisory?: string;
   recommendation?: string;
   /** Name of the function the finding is in. */
   function?: string;

@@ -22,7 +22,7 @@ import { flagGuard } from '../../../semantic/guards.js';
 import { ownModuleLookup, receiverType } from '../../../semantic/valueTypes.js';
 import { resolveHandle, type NameLookup } from '../../../semantic/db.js';
 import type { Effect } from '../../../analysis/summary.js';
-import { callArgs, chainCallsDown, invariantIn, lastAssignment, notPerRow, perItemLoops, perLoop, literalSize, repeatsReads, unwrap } from './semantics.js';
+import { callArgs, chainCallsDown, invariantIn, lastAssignment, notPerRow, perIterationNames, perItemLoops, perLoop, literalSize, repeatsReads, unwrap } from './semantics.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import { sqlKind, type SqlKind } from './rawSql.js';
 
@@ -657,13 +657,35 @@ export interface LoopCallFacts {
   size: number | null;
   loop: string;
   writes: boolean;
+  /** The call passes a foreign key of the loop's item (`job.owner_id`): see {@link passesItemForeignKey}. */
+  foreignKey: boolean;
 }
 
 function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[]): string {
   const loop = loops[loops.length - 1]!;
   const size = smallLiteralProduct(loops);
   const writes = iterationWriter(model, call, loop) !== null;
-  return `${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}`;
+  const fk = passesItemForeignKey(model, call, loops);
+  return `${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}|${fk ? 'k' : ''}`;
+}
+
+/**
+ * Does the call pass a foreign key of a loop's item (`job.owner_id`, `row["author_id"]`)? A
+ * primary-key lookup by it fetches each item's parent: rows nothing has loaded yet, one SELECT
+ * per distinct key — the classic N+1, which the identity map does not answer.
+ */
+export function passesItemForeignKey(model: FileModel, call: CallInfo, loops: LoopInfo[]): boolean {
+  // The call and what is chained on it: `session.query(M).get(item.parent_id)`.
+  let top = call.node;
+  while (top.parent?.type === 'attribute' && top.parent.parent?.type === 'call') top = top.parent.parent;
+  const args = top === call.node ? (call.node.childForFieldName('arguments')?.text ?? '') : top.text.slice(call.node.endIndex - top.startIndex);
+  if (!/_id\b/.test(args)) return false;
+  for (const loop of loops) {
+    for (const name of perIterationNames(model, loop)) {
+      if (new RegExp(`(^|[^\\w.])${name}\\s*(\\.\\s*\\w+_id\\b|\\[\\s*(['"])\\w+_id\\3\\s*\\])`).test(args)) return true;
+    }
+  }
+  return false;
 }
 
 /**
@@ -712,8 +734,8 @@ export function iterationWriter(model: FileModel, call: Pick<CallInfo, 'function
 }
 
 export function parseLoopCall(what: string): LoopCallFacts {
-  const [size = '', loop = '', w = ''] = what.split('|');
-  return { size: size === '' ? null : Number(size), loop, writes: w === 'w' };
+  const [size = '', loop = '', w = '', k = ''] = what.split('|');
+  return { size: size === '' ? null : Number(size), loop, writes: w === 'w', foreignKey: k === 'k' };
 }
 
 /** The number of iterations when every loop is a literal collection, else null. */

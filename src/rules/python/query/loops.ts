@@ -167,6 +167,12 @@ function chainArguments(call: SyntaxNode): SyntaxNode {
   return call.childForFieldName('arguments') ?? call;
 }
 
+/**
+ * Why a per-item primary-key lookup is advisory: in the field review, every one judged was either
+ * answered from rows the code already held (no SQL) or ran over a handful of items.
+ */
+export const IDENTITY_MAP_EVIDENCE = 'a primary-key lookup: the session\'s identity map answers it without SQL for rows already loaded';
+
 /** `the loop over \`jobs\``, `the while loop`, for messages. */
 export function describeLoop(loop: LoopInfo): string {
   if (loop.kind === 'while') return 'the `while` loop';
@@ -179,9 +185,11 @@ export function reportFileSites(
   kind: DbOpKind,
   message: (site: LoopSite) => string,
   severity: (site: LoopSite) => Severity | undefined = () => undefined,
+  advisory: (site: LoopSite) => string | undefined = () => undefined,
 ): void {
   for (const site of perItemDbCalls(ctx.model, kind)) {
-    ctx.report({ node: site.call.node, message: message(site), severity: severity(site) });
+    const why = advisory(site);
+    ctx.report({ node: site.call.node, message: message(site), severity: severity(site), ...(why ? { advisory: why } : {}) });
   }
 }
 
@@ -217,7 +225,9 @@ export function reportHelperSites(
     if (call.receiverType === UNTYPED) continue;
     const found = reachOf(graph.effectsOfCall(ref, call, to, 'any'));
     if (!found) continue;
-    const { reach, pk } = found;
+    const { reach } = found;
+    // A lookup by each item's foreign key fetches rows nothing loaded: the classic N+1.
+    const pk = found.pk && !facts.foreignKey;
     const chain = graph.chainSteps(reach, { ref, call });
     const alsoWrites = effectKind === QUERY_EFFECT ? workflow(file.path, facts.loop, facts.writes) : null;
     const text = pk ? identityMapMessage!(graph.function(to).qualifiedName, reach.effect.what) : message(graph.function(to).qualifiedName, reach.effect.what);
@@ -226,6 +236,7 @@ export function reportHelperSites(
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
       message: text + (alsoWrites !== null ? workflowNote(alsoWrites) : ''),
       severity: alsoWrites !== null || pk ? 'low' : severity(facts.size),
+      ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : {}),
       function: fn.name,
       chain,
     });
@@ -244,6 +255,7 @@ export function reportHelperSites(
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
       message: text + ` (\`${call.perItemIn}\` calls it for each item)`,
       severity: pk ? 'low' : severity(null),
+      ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : {}),
       function: graph.function(edge.from).name,
       chain: graph.chainSteps(reach, { ref: edge.from, call }),
     });

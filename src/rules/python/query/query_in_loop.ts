@@ -20,8 +20,8 @@
  * once before the loop.
  */
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import { QUERY_EFFECT } from './dbCalls.js';
-import { describeLoop, invariantReads, iterationWrites, reportFileSites, reportHelperSites, reportInvariantHelperSites, reportRowSites } from './loops.js';
+import { QUERY_EFFECT, passesItemForeignKey } from './dbCalls.js';
+import { IDENTITY_MAP_EVIDENCE, describeLoop, invariantReads, iterationWrites, reportFileSites, reportHelperSites, reportInvariantHelperSites, reportRowSites } from './loops.js';
 
 /** Why a primary-key lookup per item is `low`: SQLAlchemy answers it from the session when it can. */
 const IDENTITY_MAP_NOTE = 'an identity-map lookup, a SELECT per item only for rows not yet loaded in the session';
@@ -51,12 +51,13 @@ export const queryInLoop: FileRule & RepoRule = {
       (site) => {
         const writes = iterationWrites(ctx.model, site);
         const loop = describeLoop(site.loops[site.loops.length - 1]!);
-        return (site.op.identityMap
+        return (site.op.identityMap && !passesItemForeignKey(ctx.model, site.call, site.loops)
           ? `primary-key lookup \`${site.op.what}\` runs once per item of ${loop}: ${IDENTITY_MAP_NOTE}`
           : `N+1: query \`${site.op.what}\` runs once per item of ${loop}`)
           + (writes ? `; each iteration also writes (\`${writes.calleeText}\`): a per-item workflow, where batching the read alone saves little` : '');
       },
-      (site) => (site.op.identityMap || iterationWrites(ctx.model, site) ? 'low' : undefined),
+      (site) => ((site.op.identityMap && !passesItemForeignKey(ctx.model, site.call, site.loops)) || iterationWrites(ctx.model, site) ? 'low' : undefined),
+      (site) => (site.op.identityMap && !passesItemForeignKey(ctx.model, site.call, site.loops) ? IDENTITY_MAP_EVIDENCE : undefined),
     );
     for (const site of invariantReads(ctx.model)) {
       ctx.report({

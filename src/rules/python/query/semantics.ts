@@ -269,8 +269,41 @@ export function notPerRow(model: FileModel, call: { node: SyntaxNode; line: numb
   if (stopsAfter(call.node, inner)) return true;
   // A dispatch on the item's value (`if field == 'email':`) runs once per distinct value, not per item.
   if (loops.some((l) => guardedByItemValue(call.node, l, loopTargets(l)))) return true;
+  if (missFallback(model, call.node, inner)) return true;
   return loops.some((l) => keysLookedUpInSmallTable(model, l, call.node));
 }
+
+/**
+ * Does `node` run only when a lookup in a mapping built before the loop misses: in the
+ * `except KeyError:` (or `LookupError`) handler of a `try` whose body subscripts a name bound
+ * outside the loop (`try: by_id[i].position = n  except KeyError: <query>`)? The mapping was
+ * loaded for the loop's items; the query is the fallback for the odd one missing.
+ */
+function missFallback(model: FileModel, node: SyntaxNode, loop: LoopInfo): boolean {
+  const body = loop.node.childForFieldName('body');
+  if (!body || !/\bexcept\s*\(?\s*(KeyError|LookupError)\b/.test(body.text)) return false;
+  for (let cur = node.parent; cur && cur.id !== body.id; cur = cur.parent) {
+    if (cur.type !== 'except_clause') continue;
+    const caught = cur.namedChildren.find((c) => c.type !== 'block' && c.type !== 'comment');
+    if (!caught || !/^\(?\s*(KeyError|LookupError)\s*\)?(\s+as\s+\w+)?$/.test(caught.text)) return false;
+    const tryBody = cur.parent?.type === 'try_statement' ? cur.parent.childForFieldName('body') : null;
+    if (!tryBody) return false;
+    return tryBody.descendantsOfType('subscript').some((sub) => {
+      const table = sub.childForFieldName('value');
+      return table?.type === 'identifier' && boundBefore(model, table.text, loop);
+    });
+  }
+  return false;
+}
+
+/** Is `name` bound in the loop's function before the loop, and not rebound inside it? */
+function boundBefore(model: FileModel, name: string, loop: LoopInfo): boolean {
+  const fn = loop.functionIndex >= 0 ? model.functions[loop.functionIndex]! : null;
+  const before = model.source.slice(fn ? fn.start : 0, loop.node.startIndex);
+  const binds = new RegExp(`(^|[^\\w.])${name}\\s*(:[^=\\n]*)?=(?!=)`, 'm');
+  return binds.test(before) && !binds.test(loop.node.text);
+}
+
 
 /**
  * A loop over a mapping's keys (`for role, x in changes.items():`) whose body looks each key up
