@@ -17,7 +17,7 @@ async function findings(rel: string): Promise<Finding[]> {
 }
 
 beforeAll(async () => {
-  for (const rel of ['sample-app', 'transaction/notify-progress', 'transaction/channels', 'transaction/open-scope', 'transaction/missing-commit']) byRoot.set(rel, await findings(rel));
+  for (const rel of ['sample-app', 'transaction/notify-progress', 'transaction/channels', 'transaction/open-scope', 'transaction/missing-commit', 'transaction/repository-library']) byRoot.set(rel, await findings(rel));
 }, 60_000);
 
 function at(rel: string, file: string, line: number, code: string): Finding | undefined {
@@ -81,6 +81,15 @@ describe('PA208 missing_commit', () => {
     const f = at(rel, 'app/requests_scope.py', 13, 'PA208');
     expect(f?.originalSeverity).toBe('high');
     expect(f?.message).toMatch(/Depends\(get_plain_session\)/);
+  });
+  it('follows writes through a repository library that only flushes: medium in a job, high before an HTTP error', () => {
+    const lib = 'transaction/repository-library';
+    const job = at(lib, 'app/jobs.py', 13, 'PA208');
+    expect(job?.originalSeverity).toBe('medium');
+    expect(job?.message).toMatch(/`coupon_scope\(\)` \(line 12\), which opens its own session and never commits it/);
+    const raised = at(lib, 'app/services.py', 32, 'PA208');
+    expect(raised?.originalSeverity).toBe('high');
+    expect(raised?.message).toMatch(/`raise PermissionDeniedException` \(line 33\)/);
   });
   it('stays silent on a SQLAlchemy 1.x connection, which autocommits DML', async () => {
     const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA208'] }, {}, null);
