@@ -17,7 +17,7 @@ async function findings(rel: string): Promise<Finding[]> {
 }
 
 beforeAll(async () => {
-  for (const rel of ['sample-app', 'transaction/notify-progress', 'transaction/channels', 'transaction/open-scope', 'transaction/missing-commit', 'transaction/repository-library']) byRoot.set(rel, await findings(rel));
+  for (const rel of ['sample-app', 'transaction/notify-progress', 'transaction/channels', 'transaction/open-scope', 'transaction/missing-commit', 'transaction/repository-library', 'transaction/check-insert', 'transaction/raw-sql']) byRoot.set(rel, await findings(rel));
 }, 60_000);
 
 function at(rel: string, file: string, line: number, code: string): Finding | undefined {
@@ -109,5 +109,23 @@ describe('PA208 missing_commit', () => {
     const { result } = await scan(dir, config);
     fs.rmSync(dir, { recursive: true, force: true });
     expect(result.findings.map((f: Finding) => f.code)).toEqual([]);
+  });
+});
+
+describe('PA209 raw_sql_pending_changes', () => {
+  it('names the table, the staged change and its line', () => {
+    const f = at('transaction/raw-sql', 'app/stock.py', 13, 'PA209');
+    expect(f?.originalSeverity).toBe('medium');
+    expect(f?.message).toMatch(/reads `stock_levels`.*`session\.add\(…\)`, line 11.*does not autoflush/);
+    expect(at('transaction/raw-sql', 'app/stock.py', 51, 'PA209')?.message).toMatch(/another connection than `session`/);
+  });
+});
+
+describe('PA210 check_then_insert', () => {
+  it('is medium in a request handler, low elsewhere, and names the key', () => {
+    const rel = 'transaction/check-insert';
+    expect(at(rel, 'app/subscriptions.py', 22, 'PA210')?.originalSeverity).toBe('medium');
+    expect(at(rel, 'app/subscriptions.py', 32, 'PA210')?.originalSeverity).toBe('low');
+    expect(at(rel, 'app/subscriptions.py', 42, 'PA210')?.message).toMatch(/`Vote\.poll_id`, `Vote\.voter`/);
   });
 });
