@@ -34,7 +34,7 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { Effect } from '../../../analysis/summary.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import { fileClasses } from '../../../semantic/classes.js';
-import { LIBRARY_CALL } from '../query/dbCalls.js';
+import { classifyDbCall, LIBRARY_CALL } from '../query/dbCalls.js';
 import { callArgs, callsOf, enclosingTries, receiverKey, unwrap } from './semantics.js';
 
 export const FLUSH_ONLY_WRITE = 'write_flush_only';
@@ -59,6 +59,14 @@ export interface ScopeCall {
   opener?: [number, number];
   /** A library write made directly here (`svc.create(...)`, `self.delete_many(...)`), or null. */
   direct: string | null;
+  /** A library write method without `auto_commit` on a receiver the repo phase may type as a service of the library. */
+  lib?: true;
+  /**
+   * A write on the request's session made directly here (raise sites only): the handler's
+   * parameter, and its provider's qualified name (`Depends(provider)`), or `plugin` for a session
+   * Litestar's SQLAlchemy plugin injects.
+   */
+  session?: { param: string; provider: string; what: string };
   /** The raise (raise sites only). */
   exception?: string;
   raiseLine?: number;
@@ -67,7 +75,7 @@ export interface ScopeCall {
 /** Context managers of the standard library and common tools: never a session provider of the project. */
 const NOT_OPENERS = /^(builtins|alembic|contextlib|tempfile|unittest|pytest|zipfile|tarfile|threading|multiprocessing|concurrent|subprocess|socket|ssl|io|shutil|pathlib|os|anyio|trio|structlog|click|typer|redis|aiohttp|boto3|botocore|sqlite3|psycopg|psycopg2|asyncpg|warnings|decimal|codecs|gzip|bz2|lzma|csv|urllib|http|smtplib|ftplib|paramiko|jinja2|PIL|openpyxl|xlsxwriter|celery|kombu|saq|mock|freezegun|responses|respx)\./;
 const LIB_WRITES = new Set(['add', 'add_many', 'create', 'create_many', 'update', 'update_many', 'upsert', 'upsert_many', 'delete', 'delete_many', 'delete_where']);
-const LIB_BASE = /(^|\.)SQLAlchemy(Async|Sync)(Slug)?Repository(Service)?(\[|$)/;
+export const LIB_BASE = /(^|\.)SQLAlchemy(Async|Sync)(Slug)?Repository(Service)?(\[|$)/;
 /** Parameters through which a provider is handed an existing session (its lifecycle then the caller's). */
 const SESSION_PARAM = /^(db_)?(session|connection|conn|db|db_session)$/;
 const WEB_FRAMEWORKS = /^(litestar|starlette|fastapi|werkzeug|django|rest_framework|falcon|sanic|aiohttp\.web|flask)\b/;
@@ -186,6 +194,7 @@ function scopeSites(model: FileModel, effects: Effect[][], inLib: (fnIndex: numb
       effects[w.functionIndex]!.push({ kind: TXN_SCOPE_OPEN, what: JSON.stringify(open), ...at });
       for (const c of inner) {
         const site: ScopeCall = { opener: [call.line, call.column], direct: libraryWrite(c, inLib(c.functionIndex), aliases) && autoCommit(c) === 'off' ? c.calleeText : null };
+        if (!site.direct && LIB_WRITES.has(c.method) && c.hasReceiver && autoCommit(c) === 'off') site.lib = true;
         effects[w.functionIndex]!.push({ kind: TXN_SCOPE_CALL, what: JSON.stringify(site), line: c.line, column: c.column });
       }
     }
@@ -232,12 +241,49 @@ function raiseSites(model: FileModel, effects: Effect[][], inLib: (fnIndex: numb
       before.push(s);
     }
     if (!before.length) continue;
+    const sessions = requestSessions(model, fnIndex);
     for (const c of callsOf(model, fnIndex)) {
       if (c.offloaded || !before.some((s) => c.node.startIndex >= s.startIndex && c.node.endIndex <= s.endIndex)) continue;
       const site: ScopeCall = { direct: libraryWrite(c, inLib(fnIndex), new Set()) && autoCommit(c) === 'off' ? c.calleeText : null, exception, raiseLine: raise.startPosition.row + 1 };
+      if (!site.direct && LIB_WRITES.has(c.method) && c.hasReceiver && autoCommit(c) === 'off') site.lib = true;
+      const key = receiverKey(c);
+      const provider = key ? sessions.get(key) : undefined;
+      if (provider && isSessionWrite(model, c)) site.session = { param: key!, provider, what: c.calleeText };
       effects[fnIndex]!.push({ kind: TXN_RAISE_AFTER, what: JSON.stringify(site), line: c.line, column: c.column });
     }
   }
+}
+
+const SESSION_WRITES = new Set(['add', 'add_all', 'delete', 'merge', 'flush']);
+
+/** `session.add(...)`, `session.delete(...)`, an INSERT/UPDATE/DELETE executed on it. */
+function isSessionWrite(model: FileModel, call: CallInfo): boolean {
+  if (SESSION_WRITES.has(call.method)) return true;
+  const op = classifyDbCall(model, call);
+  return op !== null && (op.kind === 'write' || (op.kind === 'add' && op.statement !== null));
+}
+
+/**
+ * A request handler's session parameters whose commit the request scope owns: `db: Session =
+ * Depends(get_db)` (→ the provider's qualified name), and in a Litestar app a session parameter
+ * with no default (`db_session: AsyncSession`), which its SQLAlchemy plugin injects (→ `plugin`).
+ */
+function requestSessions(model: FileModel, fnIndex: number): Map<string, string> {
+  const out = new Map<string, string>();
+  const fn = model.functions[fnIndex]!;
+  if (fn.role !== 'handler') return out;
+  const litestar = [...model.imports.values()].some((q) => /^litestar\b/.test(q));
+  for (const p of fn.params) {
+    if (!/(^|\.)(Session|AsyncSession)$/.test(p.annotation ?? '')) continue;
+    const m = /^Depends\(\s*([A-Za-z_][\w.]*)\s*\)$/.exec(p.defaultText?.replace(/\s+/g, '') ?? '');
+    if (m) {
+      const [head, ...rest] = m[1]!.split('.');
+      const imported = model.imports.get(head!);
+      const q = imported ? [imported, ...rest].join('.') : model.moduleDefs.has(head!) ? `${model.moduleName}.${m[1]}` : null;
+      if (q) out.set(p.name, q);
+    } else if (litestar && p.defaultText === null) out.set(p.name, 'plugin');
+  }
+  return out;
 }
 
 /** The innermost function whose body holds an offset. */

@@ -33,7 +33,7 @@ import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../..
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, type CallGraph, type FnRef, type Reach } from '../../../analysis/callgraph.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
-import { FLUSH_ONLY_WRITE, PROVIDES_UNCOMMITTED, TXN_RAISE_AFTER, TXN_SCOPE_CALL, TXN_SCOPE_OPEN, type ScopeCall, type ScopeOpen } from './libraryWrites.js';
+import { FLUSH_ONLY_WRITE, LIB_BASE, PROVIDES_UNCOMMITTED, TXN_RAISE_AFTER, TXN_SCOPE_CALL, TXN_SCOPE_OPEN, type ScopeCall, type ScopeOpen } from './libraryWrites.js';
 import type { FileModel } from '../../../semantic/model.js';
 import { effectiveRole } from '../../../semantic/model.js';
 import type { ProjectContext } from '../../../discovery/context.js';
@@ -393,6 +393,22 @@ function lostLibraryWrites(ctx: RepoRuleContext, graph: CallGraph): void {
     const reaches = refs.map((r) => graph.effectsOf(r, 'any').get(FLUSH_ONLY_WRITE));
     return reaches.every((r) => r) ? reaches[0]! : null;
   };
+  // A receiver typed as a class of the repo that derives from the library's repository or service.
+  let classBases: Map<string, string[]> | null = null;
+  const libraryTyped = (t: string | null): boolean => {
+    if (!t?.startsWith('@')) return false;
+    if (!classBases) {
+      classBases = new Map();
+      for (const f of graph.index.files) for (const c of f.classes) classBases.set(`${f.moduleName}.${c.name}`, c.bases);
+    }
+    const seen = new Set<string>();
+    const visit = (q: string): boolean => {
+      if (seen.has(q)) return false;
+      seen.add(q);
+      return (classBases!.get(q) ?? []).some((b) => LIB_BASE.test(b) || visit(b.replace(/\[.*$/, '')));
+    };
+    return visit(t.slice(1));
+  };
   interface Hit { call: SummaryCall; what: string; reach: Reach | null; ref: FnRef }
   const describeHit = (hit: Hit) => hit.reach
     ? `\`${hit.call.calleeText}()\` writes through the repository library (\`${graph.chainNames(hit.reach).join('` → `')}()\`, no \`auto_commit\`${byNameCalls.has(hit.call) ? `; the receiver's type is unknown, and every \`${hit.call.method}\` of the project does this` : ''})`
@@ -437,8 +453,8 @@ function lostLibraryWrites(ctx: RepoRuleContext, graph: CallGraph): void {
         if (!site.opener || site.opener[0] !== open.line || site.opener[1] !== open.column) continue;
         const call = graph.callAt(ref.file, e.line, e.column);
         if (!call) continue;
-        if (site.direct) {
-          hit ??= { call, what: site.direct, reach: null, ref };
+        if (site.direct || (site.lib && libraryTyped(call.receiverType))) {
+          hit ??= { call, what: site.direct ?? call.calleeText, reach: null, ref };
           continue;
         }
         const refs = targets(ref, call);
@@ -465,7 +481,20 @@ function lostLibraryWrites(ctx: RepoRuleContext, graph: CallGraph): void {
       const call = graph.callAt(ref.file, e.line, e.column);
       if (!call) continue;
       let hit: Hit | null = null;
-      if (site.direct) hit = { call, what: site.direct, reach: null, ref };
+      if (site.session) {
+        // A provider that commits after `yield` skips the commit when the handler raises (the
+        // exception is thrown into it at the `yield`); one that never commits is the request
+        // scope's finding above; the Litestar plugin commits on a 2xx only, or never.
+        const provider = site.session.provider === 'plugin' ? null : graph.resolveQualified(site.session.provider);
+        if (site.session.provider !== 'plugin' && (!provider || !graph.effectsOf(provider, 'any').has(MAY_COMMIT_EFFECT))) continue;
+        done.add(site.raiseLine!);
+        const scope = site.session.provider === 'plugin'
+          ? 'the session Litestar\'s SQLAlchemy plugin injects is committed only after a successful response (the `autocommit` handler rolls back any other status, the default one never commits)'
+          : `\`${graph.function(provider!).name}\` commits after its \`yield\` only when the handler returns: the exception is thrown into it at the \`yield\`, so the commit is skipped and the session closed`;
+        report({ call, what: site.session.what, reach: null, ref }, `\`${site.session.what}()\` writes through \`${site.session.param}\`, the request's session, then \`raise ${site.exception}\` (line ${site.raiseLine}) ends the request with an error and nothing commits in between: ${scope}; the write is rolled back with the error`, 'high');
+        continue;
+      }
+      if (site.direct || (site.lib && libraryTyped(call.receiverType))) hit = { call, what: site.direct ?? call.calleeText, reach: null, ref };
       else {
         const reach = flushOnly(targets(ref, call));
         if (reach) hit = { call, what: call.calleeText, reach, ref };
