@@ -42,6 +42,8 @@ export const PROVIDES_UNCOMMITTED = 'provides_uncommitted_session';
 export const TXN_SCOPE_OPEN = 'txn_scope_open';
 export const TXN_SCOPE_CALL = 'txn_scope_call';
 export const TXN_RAISE_AFTER = 'txn_raise_after';
+/** A generator (a provider) that commits in a `finally`: on errors too. */
+export const COMMITS_ALWAYS = 'commit_in_finally';
 
 /** The site JSON of `txn_scope_open`. */
 export interface ScopeOpen {
@@ -134,6 +136,10 @@ export function collectLibraryWriteEffects(model: FileModel, effects: Effect[][]
     }
   }
   model.functions.forEach((fn, fnIndex) => {
+    // A provider that commits in `finally` commits whatever the handler did, errors included.
+    if (fn.isGenerator && callsOf(model, fnIndex).some((c) => c.method === 'commit' && insideFinally(c.node, fn.node))) {
+      effects[fnIndex]!.push({ kind: COMMITS_ALWAYS, what: fn.name, line: fn.startLine, column: 1 });
+    }
     if (fn.isGenerator && standaloneProvider(model, fnIndex)) {
       const params = fn.params.map((p) => p.name).filter((n) => SESSION_PARAM.test(n));
       effects[fnIndex]!.push({ kind: PROVIDES_UNCOMMITTED, what: JSON.stringify(params), line: fn.startLine, column: 1 });
@@ -284,6 +290,14 @@ function requestSessions(model: FileModel, fnIndex: number): Map<string, string>
     } else if (litestar && p.defaultText === null) out.set(p.name, 'plugin');
   }
   return out;
+}
+
+function insideFinally(node: SyntaxNode, stop: SyntaxNode): boolean {
+  for (let n = node.parent; n && n.startIndex >= stop.startIndex && n !== stop; n = n.parent) {
+    if (n.type === 'finally_clause') return true;
+    if (n.type === 'function_definition') return false;
+  }
+  return false;
 }
 
 /** The innermost function whose body holds an offset. */

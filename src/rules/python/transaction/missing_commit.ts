@@ -33,7 +33,7 @@ import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../..
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, type CallGraph, type FnRef, type Reach } from '../../../analysis/callgraph.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
-import { FLUSH_ONLY_WRITE, LIB_BASE, PROVIDES_UNCOMMITTED, TXN_RAISE_AFTER, TXN_SCOPE_CALL, TXN_SCOPE_OPEN, type ScopeCall, type ScopeOpen } from './libraryWrites.js';
+import { COMMITS_ALWAYS, FLUSH_ONLY_WRITE, LIB_BASE, PROVIDES_UNCOMMITTED, TXN_RAISE_AFTER, TXN_SCOPE_CALL, TXN_SCOPE_OPEN, type ScopeCall, type ScopeOpen } from './libraryWrites.js';
 import type { FileModel } from '../../../semantic/model.js';
 import { effectiveRole } from '../../../semantic/model.js';
 import type { ProjectContext } from '../../../discovery/context.js';
@@ -486,7 +486,7 @@ function lostLibraryWrites(ctx: RepoRuleContext, graph: CallGraph): void {
         // exception is thrown into it at the `yield`); one that never commits is the request
         // scope's finding above; the Litestar plugin commits on a 2xx only, or never.
         const provider = site.session.provider === 'plugin' ? null : graph.resolveQualified(site.session.provider);
-        if (site.session.provider !== 'plugin' && (!provider || !graph.effectsOf(provider, 'any').has(MAY_COMMIT_EFFECT))) continue;
+        if (site.session.provider !== 'plugin' && (!provider || !graph.effectsOf(provider, 'any').has(MAY_COMMIT_EFFECT) || graph.ownEffects(provider).some((x) => x.kind === COMMITS_ALWAYS))) continue;
         done.add(site.raiseLine!);
         const scope = site.session.provider === 'plugin'
           ? 'the session Litestar\'s SQLAlchemy plugin injects is committed only after a successful response (the `autocommit` handler rolls back any other status, the default one never commits)'
