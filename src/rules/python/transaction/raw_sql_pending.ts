@@ -17,6 +17,10 @@
  * overwritten by the flush at commit. Another connection cannot see even flushed changes until
  * the commit, and its write to the same rows waits on the session's locks.
  *
+ * The same holds for Core statements on table objects (`update(M.__table__)`, `select(table("x"))`,
+ * a `Table(...)`), and on 1.4 for `insert(M)` of a mapped class (1.4 autoflushes only ORM
+ * selects, updates and deletes; 2.0 also inserts) — measured on both versions.
+ *
  * Silent look-alikes: `flush()` (or any ORM query, which autoflushes) between the change and the
  * raw SQL; raw SQL on other tables; a session handed to a helper in between (it may flush);
  * raw SQL before the change; another connection after the commit.
@@ -55,7 +59,7 @@ export const rawSqlPendingChanges: FileRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'Raw SQL on a table whose ORM changes are staged but not flushed (raw SQL does not autoflush)',
-    what: 'Finds raw SQL — `session.execute(text(...))`, `session.scalar(text(...))`, a SQL string, `session.connection().execute(...)` — on a table that has ORM changes staged on the same session (`add`, `delete`, `merge`, an attribute changed on a row loaded through it) with no `flush()`, commit or ORM query in between; and raw SQL on another connection (`engine.connect()`, a DB-API connection) on a table the session changed and has not committed. Silent when a flush or an ORM statement (which autoflushes) comes first, when the SQL names other tables, or when the session is handed to a helper in between.',
+    what: 'Finds raw SQL — `session.execute(text(...))`, `session.scalar(text(...))`, a SQL string, `session.connection().execute(...)` — and the other statements that do not autoflush (a Core statement on a table object: `update(M.__table__)`, `select(table("x"))`; on SQLAlchemy 1.x, `insert(M)`) on a table that has ORM changes staged on the same session (`add`, `delete`, `merge`, an attribute changed on a row loaded through it) with no `flush()`, commit or ORM query in between; and raw SQL on another connection (`engine.connect()`, a DB-API connection) on a table the session changed and has not committed. Silent when a flush or an ORM statement (which autoflushes) comes first, when the SQL names other tables, or when the session is handed to a helper in between.',
     why: 'SQLAlchemy 1.4 and 2.0 autoflush only before ORM statements (those that name a mapped class); `text()` and SQL strings never trigger it. A raw SELECT does not see the staged rows and answers with stale counts or sums; a raw UPDATE runs before the staged change, which the flush at commit then writes over it. Another connection cannot see the changes at all until the commit, and its writes to the same rows wait on the session\'s locks once they are flushed.',
     bad:
       'from sqlalchemy import Boolean, Integer, String, text\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column\n\n\n'
@@ -80,18 +84,19 @@ export const rawSqlPendingChanges: FileRule = {
   },
   checkFile(ctx: FileRuleContext): void {
     const { model, project } = ctx;
-    if (model.isTestFile || !/\btext\s*\(|execute\s*\(\s*[rfbu]?["']/i.test(model.source)) return;
+    if (model.isTestFile || !/\btext\s*\(|execute\s*\(\s*[rfbu]?["']|__table__|\b[Tt]able\s*\(|\binsert\s*\(/i.test(model.source)) return;
     const tables = modelTables(project);
     if (!tables.size) return;
     const modelNames = new Set(tables.keys());
+    const sqla1 = project.summary.orms.includes('SQLAlchemy 1.x');
     model.functions.forEach((fn, fnIndex) => {
       if (!/\b(add|add_all|merge|delete)\s*\(|\.[a-z]\w*\s*[-+*/]?=[^=]/.test(fn.node.text)) return;
-      checkFunction(ctx, model, fnIndex, tables, modelNames);
+      checkFunction(ctx, model, fnIndex, tables, modelNames, sqla1);
     });
   },
 };
 
-function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, tables: Map<string, string>, modelNames: Set<string>): void {
+function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, tables: Map<string, string>, modelNames: Set<string>, sqla1: boolean): void {
   type Event = { at: number; call?: CallInfo; attr?: { obj: string; node: SyntaxNode; line: number; loops: number[]; target: string } };
   const events: Event[] = [];
   for (const c of callsOf(model, fnIndex)) if (!c.offloaded) events.push({ at: c.node.startIndex, call: c });
@@ -149,7 +154,7 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
       continue;
     }
     if (!RAW_METHODS.has(call.method) && call.method !== 'get' && call.method !== 'query' && call.method !== 'get_one') continue;
-    const raw = rawTables(model, call, fnIndex);
+    const raw = rawTables(model, call, fnIndex, tables, sqla1);
     if (!raw) {
       // An ORM statement (or `get`/`query`) autoflushes the session it runs on.
       if (own && (classifyDbCall(model, call) || call.method === 'query')) sessions.get(own)!.pending.clear();
@@ -160,7 +165,7 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
       if (hit) {
         ctx.report({
           node: call.node,
-          message: `raw SQL \`${call.calleeText}(…)\` ${raw.write ? 'writes' : 'reads'} \`${hit.table}\`, which has ORM changes staged on \`${own}\` and not flushed (\`${hit.what}\`, line ${hit.line}): raw SQL does not autoflush, so ${raw.write ? "it runs before the staged change reaches the database, and the flush (at commit or the next ORM query) applies that change after it" : "it does not see the staged change"}`,
+          message: `\`${call.calleeText}(…)\`, ${raw.label}, ${raw.write ? 'writes' : 'reads'} \`${hit.table}\`, which has ORM changes staged on \`${own}\` and not flushed (\`${hit.what}\`, line ${hit.line}): it does not autoflush, so ${raw.write ? "it runs before the staged change reaches the database, and the flush (at commit or the next ORM query) applies that change after it" : "it does not see the staged change"}`,
         });
       }
       continue;
@@ -171,7 +176,7 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
       if (!hit) continue;
       ctx.report({
         node: call.node,
-        message: `raw SQL \`${call.calleeText}(…)\` on \`${key}\`, another connection than \`${skey}\`, ${raw.write ? 'writes' : 'reads'} \`${hit.table}\` while \`${skey}\` holds uncommitted ORM changes to it (\`${hit.what}\`, line ${hit.line}): the other connection cannot see them before the commit${raw.write ? ', and its write waits on the session\'s row locks once they are flushed' : ''}`,
+        message: `\`${call.calleeText}(…)\`, ${raw.label} on \`${key}\`, another connection than \`${skey}\`, ${raw.write ? 'writes' : 'reads'} \`${hit.table}\` while \`${skey}\` holds uncommitted ORM changes to it (\`${hit.what}\`, line ${hit.line}): the other connection cannot see them before the commit${raw.write ? ', and its write waits on the session\'s row locks once they are flushed' : ''}`,
       });
       break;
     }
@@ -216,14 +221,41 @@ function passes(call: CallInfo, key: string): boolean {
   return args.positional.some(is) || [...args.keywords.values()].some(is);
 }
 
-/** The tables a raw SQL statement names, and whether it writes; null when the call runs no raw SQL. */
-function rawTables(model: FileModel, call: CallInfo, fnIndex: number): { tables: string[]; write: boolean } | null {
+/**
+ * The tables a statement that does not autoflush names, whether it writes, and what it is:
+ * raw SQL (`text()`, a string), a Core statement on a table object (`update(M.__table__)`,
+ * `select(table("x"))`, a module-level `Table("x", ...)`), or, on SQLAlchemy 1.x, an
+ * `insert(M)` (1.4 autoflushes only ORM selects, updates and deletes). Null for anything else.
+ */
+function rawTables(model: FileModel, call: CallInfo, fnIndex: number, tables: Map<string, string>, sqla1: boolean): { tables: string[]; write: boolean; label: string } | null {
   if (!RAW_METHODS.has(call.method)) return null;
   const first = callArgs(call.node).positional[0];
   if (!first) return null;
   const st = statementInfo(model, first, fnIndex, call.line);
-  if (!st || (st.ctor !== 'text' && st.ctor !== 'sql') || st.sql === null) return null;
-  return { tables: sqlTables(st.sql), write: st.kind !== 'read' };
+  if (!st) return null;
+  const write = st.kind !== 'read';
+  if (st.ctor === 'text' || st.ctor === 'sql') return st.sql === null ? null : { tables: sqlTables(st.sql), write, label: 'raw SQL' };
+  if (sqla1 && st.ctor === 'insert' && st.entity && tables.has(st.entity)) return { tables: [tables.get(st.entity)!], write, label: 'an `insert()` of a mapped class on SQLAlchemy 1.x' };
+  // Core statements on table objects: the root's first argument, and `select_from(...)`.
+  const targets = [callArgs(st.root).positional[0], ...st.chainCalls.filter((_, i) => st.chain[i] === 'select_from').map((c) => callArgs(c).positional[0])];
+  const named = targets.map((t) => coreTable(model, t ?? null, fnIndex, call.line, tables)).filter((t): t is string => !!t);
+  return named.length ? { tables: named, write, label: 'a Core statement on a table object' } : null;
+}
+
+/** The table a Core table expression names: `M.__table__`, `table("x")`, a module-level `x = Table("x", ...)`. */
+function coreTable(model: FileModel, node: SyntaxNode | null, fnIndex: number, line: number, tables: Map<string, string>): string | null {
+  const n = unwrap(node);
+  if (!n) return null;
+  const t = n.text.replace(/\s+/g, '');
+  let m = /^(?:[\w.]*\.)?([A-Z]\w*)\.__table__$/.exec(t);
+  if (m) return tables.get(m[1]!) ?? null;
+  m = /^(?:[\w.]*\.)?(?:table|Table)\(["']([\w.]+)["']/.exec(t);
+  if (m) return m[1]!.split('.').pop()!.toLowerCase();
+  if (n.type === 'identifier') {
+    const a = lastAssignment(model, n.text, fnIndex, line);
+    if (a && a.functionIndex < 0 && a.value) return coreTable(model, a.value.type === 'call' && /^(?:[\w.]*\.)?Table$/.test(a.value.childForFieldName('function')?.text ?? '') ? a.value : null, -1, a.line, tables);
+  }
+  return null;
 }
 
 /** Table names after FROM / JOIN / UPDATE / INTO in SQL text (schema and quotes dropped; interpolations skipped). */
