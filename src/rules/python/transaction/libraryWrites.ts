@@ -44,6 +44,8 @@ export const TXN_SCOPE_CALL = 'txn_scope_call';
 export const TXN_RAISE_AFTER = 'txn_raise_after';
 /** A generator (a provider) that commits in a `finally`: on errors too. */
 export const COMMITS_ALWAYS = 'commit_in_finally';
+/** A repository/service built with `auto_commit=True` (`CouponService(session, auto_commit=True)`): `what` is the class name. */
+export const CTOR_AUTOCOMMIT = 'lib_ctor_autocommit';
 
 /** The site JSON of `txn_scope_open`. */
 export interface ScopeOpen {
@@ -126,6 +128,9 @@ export function collectLibraryWriteEffects(model: FileModel, effects: Effect[][]
     return !!cls && libClasses.has(cls);
   };
   for (const call of model.calls) {
+    if (call.functionIndex >= 0 && /^[A-Z]\w*$/.test(call.method) && autoCommit(call) === 'on' && callArgs(call.node).keywords.has('auto_commit')) {
+      effects[call.functionIndex]!.push({ kind: CTOR_AUTOCOMMIT, what: call.method, line: call.line, column: call.column });
+    }
     if (call.functionIndex < 0 || !LIB_WRITES.has(call.method)) continue;
     const at = { line: call.line, column: call.column };
     const hasFlag = callArgs(call.node).keywords.has('auto_commit');

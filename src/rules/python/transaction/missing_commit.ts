@@ -33,7 +33,7 @@ import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../..
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, type CallGraph, type FnRef, type Reach } from '../../../analysis/callgraph.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
-import { COMMITS_ALWAYS, FLUSH_ONLY_WRITE, LIB_BASE, PROVIDES_UNCOMMITTED, TXN_RAISE_AFTER, TXN_SCOPE_CALL, TXN_SCOPE_OPEN, type ScopeCall, type ScopeOpen } from './libraryWrites.js';
+import { COMMITS_ALWAYS, CTOR_AUTOCOMMIT, FLUSH_ONLY_WRITE, LIB_BASE, PROVIDES_UNCOMMITTED, TXN_RAISE_AFTER, TXN_SCOPE_CALL, TXN_SCOPE_OPEN, type ScopeCall, type ScopeOpen } from './libraryWrites.js';
 import type { FileModel } from '../../../semantic/model.js';
 import { effectiveRole } from '../../../semantic/model.js';
 import type { ProjectContext } from '../../../discovery/context.js';
@@ -388,10 +388,18 @@ function lostLibraryWrites(ctx: RepoRuleContext, graph: CallGraph): void {
     return list.length <= 6 ? list : [];
   };
   const mayCommit = (refs: FnRef[]) => refs.some((r) => graph.effectsOf(r, 'any').has(MAY_COMMIT_EFFECT));
+  // Classes the project builds with `auto_commit=True`: their writes commit.
+  const autoCommitted = new Set<string>();
+  for (const f of graph.functionsWithEffects(new Set([CTOR_AUTOCOMMIT]))) for (const e of graph.ownEffects(f)) if (e.kind === CTOR_AUTOCOMMIT) autoCommitted.add(e.what);
+  const committingClass = (reach: Reach) => {
+    const last = reach.steps[reach.steps.length - 1];
+    const cls = last ? graph.function(last.fn).className : null;
+    return !!cls && autoCommitted.has(cls);
+  };
   const flushOnly = (refs: FnRef[]): Reach | null => {
     if (!refs.length || mayCommit(refs)) return null;
     const reaches = refs.map((r) => graph.effectsOf(r, 'any').get(FLUSH_ONLY_WRITE));
-    return reaches.every((r) => r) ? reaches[0]! : null;
+    return reaches.every((r) => r && !committingClass(r)) ? reaches[0]! : null;
   };
   // A receiver typed as a class of the repo that derives from the library's repository or service.
   let classBases: Map<string, string[]> | null = null;
@@ -407,7 +415,7 @@ function lostLibraryWrites(ctx: RepoRuleContext, graph: CallGraph): void {
       seen.add(q);
       return (classBases!.get(q) ?? []).some((b) => LIB_BASE.test(b) || visit(b.replace(/\[.*$/, '')));
     };
-    return visit(t.slice(1));
+    return !autoCommitted.has(t.slice(t.lastIndexOf('.') + 1)) && visit(t.slice(1));
   };
   interface Hit { call: SummaryCall; what: string; reach: Reach | null; ref: FnRef }
   const describeHit = (hit: Hit) => hit.reach
@@ -494,6 +502,7 @@ function lostLibraryWrites(ctx: RepoRuleContext, graph: CallGraph): void {
         report({ call, what: site.session.what, reach: null, ref }, `\`${site.session.what}()\` writes through \`${site.session.param}\`, the request's session, then \`raise ${site.exception}\` (line ${site.raiseLine}) ends the request with an error and nothing commits in between: ${scope}; the write is rolled back with the error`, 'high');
         continue;
       }
+      if (site.direct && autoCommitted.has(graph.function(ref).className ?? '')) continue;
       if (site.direct || (site.lib && libraryTyped(call.receiverType))) hit = { call, what: site.direct ?? call.calleeText, reach: null, ref };
       else {
         const reach = flushOnly(targets(ref, call));
