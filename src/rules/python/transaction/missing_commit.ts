@@ -33,7 +33,8 @@ import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../..
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, type CallGraph, type FnRef, type Reach } from '../../../analysis/callgraph.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
-import { COMMITS_ALWAYS, CTOR_AUTOCOMMIT, FLUSH_ONLY_WRITE, LIB_BASE, PROVIDES_UNCOMMITTED, TXN_RAISE_AFTER, TXN_SCOPE_CALL, TXN_SCOPE_OPEN, type ScopeCall, type ScopeOpen } from './libraryWrites.js';
+import { libraryReach } from './libraryReach.js';
+import { COMMITS_ALWAYS, PROVIDES_UNCOMMITTED, TXN_RAISE_AFTER, TXN_SCOPE_CALL, TXN_SCOPE_OPEN, type ScopeCall, type ScopeOpen } from './libraryWrites.js';
 import type { FileModel } from '../../../semantic/model.js';
 import { effectiveRole } from '../../../semantic/model.js';
 import type { ProjectContext } from '../../../discovery/context.js';
@@ -365,58 +366,7 @@ const LIBRARY_NOTE = 'the repository library flushes without `auto_commit=True`,
  * and just before an HTTP error is raised (the request's session is committed only on success).
  */
 function lostLibraryWrites(ctx: RepoRuleContext, graph: CallGraph): void {
-  let byName: Map<string, FnRef[]> | null = null;
-  // The functions a call may reach: its resolved callee, or every method of that name when the
-  // receiver's type is unknown (all of them must agree for a finding).
-  const byNameCalls = new Set<SummaryCall>();
-  const targets = (ref: FnRef, call: SummaryCall): FnRef[] => {
-    const to = graph.resolveCall(ref.file, call);
-    if (to) return [to];
-    if (!call.method || LIBRARY_METHODS.has(call.method)) return [];
-    if (!byName) {
-      byName = new Map();
-      for (const f of graph.functions()) {
-        const fn = graph.function(f);
-        if (!fn.className || graph.fileOf(f).isTestFile) continue;
-        const list = byName.get(fn.name);
-        if (list) list.push(f);
-        else byName.set(fn.name, [f]);
-      }
-    }
-    const list = byName.get(call.method) ?? [];
-    if (list.length && list.length <= 6) byNameCalls.add(call);
-    return list.length <= 6 ? list : [];
-  };
-  const mayCommit = (refs: FnRef[]) => refs.some((r) => graph.effectsOf(r, 'any').has(MAY_COMMIT_EFFECT));
-  // Classes the project builds with `auto_commit=True`: their writes commit.
-  const autoCommitted = new Set<string>();
-  for (const f of graph.functionsWithEffects(new Set([CTOR_AUTOCOMMIT]))) for (const e of graph.ownEffects(f)) if (e.kind === CTOR_AUTOCOMMIT) autoCommitted.add(e.what);
-  const committingClass = (reach: Reach) => {
-    const last = reach.steps[reach.steps.length - 1];
-    const cls = last ? graph.function(last.fn).className : null;
-    return !!cls && autoCommitted.has(cls);
-  };
-  const flushOnly = (refs: FnRef[]): Reach | null => {
-    if (!refs.length || mayCommit(refs)) return null;
-    const reaches = refs.map((r) => graph.effectsOf(r, 'any').get(FLUSH_ONLY_WRITE));
-    return reaches.every((r) => r && !committingClass(r)) ? reaches[0]! : null;
-  };
-  // A receiver typed as a class of the repo that derives from the library's repository or service.
-  let classBases: Map<string, string[]> | null = null;
-  const libraryTyped = (t: string | null): boolean => {
-    if (!t?.startsWith('@')) return false;
-    if (!classBases) {
-      classBases = new Map();
-      for (const f of graph.index.files) for (const c of f.classes) classBases.set(`${f.moduleName}.${c.name}`, c.bases);
-    }
-    const seen = new Set<string>();
-    const visit = (q: string): boolean => {
-      if (seen.has(q)) return false;
-      seen.add(q);
-      return (classBases!.get(q) ?? []).some((b) => LIB_BASE.test(b) || visit(b.replace(/\[.*$/, '')));
-    };
-    return !autoCommitted.has(t.slice(t.lastIndexOf('.') + 1)) && visit(t.slice(1));
-  };
+  const { targets, byNameCalls, mayCommit, flushOnly, libraryTyped, autoCommitted } = libraryReach(graph);
   interface Hit { call: SummaryCall; what: string; reach: Reach | null; ref: FnRef }
   const describeHit = (hit: Hit) => hit.reach
     ? `\`${hit.call.calleeText}()\` writes through the repository library (\`${graph.chainNames(hit.reach).join('` → `')}()\`, no \`auto_commit\`${byNameCalls.has(hit.call) ? `; the receiver's type is unknown, and every \`${hit.call.method}\` of the project does this` : ''})`
@@ -514,6 +464,3 @@ function lostLibraryWrites(ctx: RepoRuleContext, graph: CallGraph): void {
     }
   }
 }
-
-/** Library method names a by-name lookup must not guess from (they are the library's, not the project's). */
-const LIBRARY_METHODS = new Set(['add', 'add_many', 'create', 'create_many', 'update', 'update_many', 'upsert', 'upsert_many', 'delete', 'delete_many', 'delete_where', 'get', 'list', 'get_one', 'get_one_or_none', 'count', 'exists', 'commit', 'flush', 'execute', 'close', 'send', 'info', 'debug', 'warning', 'error', 'ainfo', 'aerror', 'awarning']);
