@@ -78,7 +78,7 @@ describe('PA208 missing_commit', () => {
     expect(at(rel, 'app/lost_writes.py', 50, 'PA208')?.message).toMatch(/SQLAlchemy 2\.x connection/);
   });
   it('follows the request scope: a provider that commits nothing after `yield`, named in the message', () => {
-    const f = at(rel, 'app/requests_scope.py', 13, 'PA208');
+    const f = at(rel, 'app/requests_scope.py', 14, 'PA208');
     expect(f?.originalSeverity).toBe('high');
     expect(f?.message).toMatch(/Depends\(get_plain_session\)/);
   });

@@ -42,6 +42,15 @@ export const PROVIDES_UNCOMMITTED = 'provides_uncommitted_session';
 export const TXN_SCOPE_OPEN = 'txn_scope_open';
 export const TXN_SCOPE_CALL = 'txn_scope_call';
 export const TXN_RAISE_AFTER = 'txn_raise_after';
+/** Site fact: a request handler's write on the request's session (`what` = JSON {@link RequestWriteSite}). */
+export const TXN_REQUEST_WRITE = 'txn_request_write';
+
+/** A handler's write whose commit the request scope owns: a library write method on a receiver to type, or a session write on a request session. */
+export interface RequestWriteSite {
+  lib?: true;
+  /** The session's provider (qualified), or `plugin`. */
+  provider?: string;
+}
 /** A generator (a provider) that commits in a `finally`: on errors too. */
 export const COMMITS_ALWAYS = 'commit_in_finally';
 /** A repository/service built with `auto_commit=True` (`CouponService(session, auto_commit=True)`): `what` is the class name. */
@@ -120,6 +129,7 @@ function libraryWrite(call: CallInfo, inLibraryClass: boolean, aliases: Readonly
 }
 
 export function collectLibraryWriteEffects(model: FileModel, effects: Effect[][]): void {
+  requestWriteSites(model, effects);
   const hinted = /auto_commit|SQLAlchemy(Async|Sync)|get_session|\.new\s*\(|raise\s/.test(model.source);
   if (!hinted && !model.withs.length) return;
   const libClasses = hinted ? libraryClasses(model) : new Set<string>();
@@ -210,6 +220,23 @@ function scopeSites(model: FileModel, effects: Effect[][], inLib: (fnIndex: numb
       }
     }
   }
+}
+
+/** Writes in request handlers whose commit the request scope owns (for PA202: what holds the request's transaction open). */
+function requestWriteSites(model: FileModel, effects: Effect[][]): void {
+  model.functions.forEach((fn, fnIndex) => {
+    if (fn.role !== 'handler') return;
+    const sessions = requestSessions(model, fnIndex);
+    for (const c of callsOf(model, fnIndex)) {
+      if (c.offloaded || !c.hasReceiver) continue;
+      let site: RequestWriteSite | null = null;
+      const key = receiverKey(c);
+      const provider = key ? sessions.get(key) : undefined;
+      if (provider) site = isSessionWrite(model, c) ? { provider } : null;
+      else if (LIB_WRITES.has(c.method) && !callArgs(c.node).keywords.has('auto_commit')) site = { lib: true };
+      if (site) effects[fnIndex]!.push({ kind: TXN_REQUEST_WRITE, what: JSON.stringify(site), line: c.line, column: c.column });
+    }
+  });
 }
 
 /** The exception a `raise` names, when it is an HTTP error of a web framework: `NotAuthorizedException`. */
