@@ -17,7 +17,7 @@ async function findings(rel: string): Promise<Finding[]> {
 }
 
 beforeAll(async () => {
-  for (const rel of ['sample-app', 'transaction/notify-progress', 'transaction/channels', 'transaction/open-scope', 'transaction/missing-commit']) byRoot.set(rel, await findings(rel));
+  for (const rel of ['sample-app', 'transaction/notify-progress', 'transaction/channels', 'transaction/open-scope', 'transaction/missing-commit', 'transaction/repository-library', 'transaction/check-insert', 'transaction/raw-sql']) byRoot.set(rel, await findings(rel));
 }, 60_000);
 
 function at(rel: string, file: string, line: number, code: string): Finding | undefined {
@@ -78,9 +78,18 @@ describe('PA208 missing_commit', () => {
     expect(at(rel, 'app/lost_writes.py', 50, 'PA208')?.message).toMatch(/SQLAlchemy 2\.x connection/);
   });
   it('follows the request scope: a provider that commits nothing after `yield`, named in the message', () => {
-    const f = at(rel, 'app/requests_scope.py', 13, 'PA208');
+    const f = at(rel, 'app/requests_scope.py', 14, 'PA208');
     expect(f?.originalSeverity).toBe('high');
     expect(f?.message).toMatch(/Depends\(get_plain_session\)/);
+  });
+  it('follows writes through a repository library that only flushes: medium in a job, high before an HTTP error', () => {
+    const lib = 'transaction/repository-library';
+    const job = at(lib, 'app/jobs.py', 13, 'PA208');
+    expect(job?.originalSeverity).toBe('medium');
+    expect(job?.message).toMatch(/`coupon_scope\(\)` \(line 12\), which opens its own session and never commits it/);
+    const raised = at(lib, 'app/services.py', 32, 'PA208');
+    expect(raised?.originalSeverity).toBe('high');
+    expect(raised?.message).toMatch(/`raise PermissionDeniedException` \(line 33\)/);
   });
   it('stays silent on a SQLAlchemy 1.x connection, which autocommits DML', async () => {
     const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA208'] }, {}, null);
@@ -100,5 +109,23 @@ describe('PA208 missing_commit', () => {
     const { result } = await scan(dir, config);
     fs.rmSync(dir, { recursive: true, force: true });
     expect(result.findings.map((f: Finding) => f.code)).toEqual([]);
+  });
+});
+
+describe('PA209 raw_sql_pending_changes', () => {
+  it('names the table, the staged change and its line', () => {
+    const f = at('transaction/raw-sql', 'app/stock.py', 13, 'PA209');
+    expect(f?.originalSeverity).toBe('medium');
+    expect(f?.message).toMatch(/reads `stock_levels`.*`session\.add\(…\)`, line 11.*does not autoflush/);
+    expect(at('transaction/raw-sql', 'app/stock.py', 51, 'PA209')?.message).toMatch(/another connection than `session`/);
+  });
+});
+
+describe('PA210 check_then_insert', () => {
+  it('is medium in a request handler, low elsewhere, and names the key', () => {
+    const rel = 'transaction/check-insert';
+    expect(at(rel, 'app/subscriptions.py', 22, 'PA210')?.originalSeverity).toBe('medium');
+    expect(at(rel, 'app/subscriptions.py', 32, 'PA210')?.originalSeverity).toBe('low');
+    expect(at(rel, 'app/subscriptions.py', 42, 'PA210')?.message).toMatch(/`Vote\.poll_id`, `Vote\.voter`/);
   });
 });

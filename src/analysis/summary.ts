@@ -13,6 +13,7 @@ import { INVARIANT_CALL, LOOP_CALL, PASSES_LOADED_ID } from '../rules/python/que
 import { objectFacts, typePathHead, UNTYPED, type ParamUse, type SummaryClass, type SummaryRef } from './objects.js';
 import { PASSES_HELD_ATTR, RESOLVES_ONE_ATTR } from '../rules/python/query/resolveFacts.js';
 import { TXN_LOOP_CALL, TXN_OPEN_CALL } from '../rules/python/transaction/effects.js';
+import { TXN_RAISE_AFTER, TXN_REQUEST_WRITE, TXN_SCOPE_CALL, TXN_SCOPE_OPEN } from '../rules/python/transaction/libraryWrites.js';
 
 /** Something a function does that matters to a caller on the event loop or in a loop. */
 export interface Effect {
@@ -206,7 +207,7 @@ const LOCAL_CALLEE = /^(?:(?:self|cls)\.)?[A-Za-z_]\w*$/;
  * points of the rules that follow a call into its callee. A pending effect's call is looked up
  * too (its location is reported). Any other effect is used as it is.
  */
-export const POSITIONED_EFFECTS: ReadonlySet<string> = new Set([LOOP_CALL, INVARIANT_CALL, PASSES_LOADED_ID, PASSES_HELD_ATTR, RESOLVES_ONE_ATTR, TXN_LOOP_CALL, TXN_OPEN_CALL, NEW_ENGINE]);
+export const POSITIONED_EFFECTS: ReadonlySet<string> = new Set([LOOP_CALL, INVARIANT_CALL, PASSES_LOADED_ID, PASSES_HELD_ATTR, RESOLVES_ONE_ATTR, TXN_LOOP_CALL, TXN_OPEN_CALL, TXN_SCOPE_OPEN, TXN_SCOPE_CALL, TXN_RAISE_AFTER, TXN_REQUEST_WRITE, NEW_ENGINE]);
 
 /**
  * Which calls the repo phase can use: those that may name a function of this repo (the call

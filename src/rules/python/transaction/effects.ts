@@ -31,6 +31,7 @@ import { LIBRARY_CALL } from '../query/dbCalls.js';
 import { MAY_COMMIT_EFFECT, requestWrites } from './missing_commit.js';
 import { callsOf, enclosingTries, isCommitCall, lastAssignment, nextStatement, receiverKey, transactionRegions, unwrap } from './semantics.js';
 import { overItems } from './loopForms.js';
+import { collectLibraryWriteEffects } from './libraryWrites.js';
 
 export const COMMIT_EFFECT = 'commit';
 /** The function opens a session (or connection) of its own and commits it: one unit of work per call. */
@@ -73,6 +74,7 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     if (perItemCall(model, call)) effects[call.functionIndex]!.push({ kind: TXN_LOOP_CALL, what: '', ...at });
   }
   requestWrites(model).forEach((list, i) => effects[i]!.push(...list));
+  collectLibraryWriteEffects(model, effects);
   // Which of a function's possible repo calls do not always run is on each summary call
   // (`SummaryCall.conditional`): a commit reached only through them is not a commit on every call.
   for (const region of transactionRegions(model)) {

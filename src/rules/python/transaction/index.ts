@@ -7,5 +7,7 @@ import { missingCommit } from './missing_commit.js';
 import { missingIntermediateCommits } from './missing_intermediate_commits.js';
 import { scopeTooNarrow } from './scope_too_narrow.js';
 import { scopeTooWide } from './scope_too_wide.js';
+import { rawSqlPendingChanges } from './raw_sql_pending.js';
+import { checkThenInsert } from './check_then_insert.js';
 
-export const transactionRules: Rule[] = [missingIntermediateCommits, scopeTooWide, scopeTooNarrow, missingRollback, longHeldTransaction, eventChannelConsistency, commitInLoop, missingCommit];
+export const transactionRules: Rule[] = [missingIntermediateCommits, scopeTooWide, scopeTooNarrow, missingRollback, longHeldTransaction, eventChannelConsistency, commitInLoop, missingCommit, rawSqlPendingChanges, checkThenInsert];

@@ -14,6 +14,11 @@
  * `Depends(provider)`, when neither the handler, nor anything it calls, nor the provider after its
  * `yield` commits: the provider closes the session at the end of the request.
  *
+ * Repository libraries (repo phase, see libraryWrites.ts): advanced-alchemy's repository and
+ * service writes only flush unless `auto_commit=True`; reported in a block over a standalone
+ * session that nothing commits (a job), and when an HTTP error is raised right after the write
+ * (the request's session is committed on success only): high there, medium in a job.
+ *
  * Severity: high in a request handler (every request loses its write), medium elsewhere.
  * Silent look-alikes: a session handed to anything (a helper, a repository, returned, yielded by
  * a provider that commits after `yield`, stored on `self`): its owner may commit; a session the
@@ -26,7 +31,10 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
-import { callGraphOf } from '../../../analysis/callgraph.js';
+import { callGraphOf, type CallGraph, type FnRef, type Reach } from '../../../analysis/callgraph.js';
+import type { SummaryCall } from '../../../analysis/summary.js';
+import { libraryReach } from './libraryReach.js';
+import { COMMITS_ALWAYS, PROVIDES_UNCOMMITTED, TXN_RAISE_AFTER, TXN_SCOPE_CALL, TXN_SCOPE_OPEN, type ScopeCall, type ScopeOpen } from './libraryWrites.js';
 import type { FileModel } from '../../../semantic/model.js';
 import { effectiveRole } from '../../../semantic/model.js';
 import type { ProjectContext } from '../../../discovery/context.js';
@@ -63,7 +71,7 @@ export const missingCommit: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'A write on a session or connection the function opens, never committed before it is closed',
-    what: 'Finds a write — `add`/`delete`/`merge`, an INSERT/UPDATE/DELETE, a changed attribute of a row loaded through it — on a session or connection the function opens itself (`Session()`, a `sessionmaker` factory, `async with factory() as s`, `psycopg2.connect()` and other DB-API drivers whose autocommit is off, `engine.connect()` on SQLAlchemy 2.x) when no `commit()` on that handle follows the write. Silent when the handle is handed on (a helper, a repository, a provider that yields it and commits after `yield`), for `with x.begin():` blocks, `with conn:` on a DB-API connection, autocommit settings, and sessions the function receives or shares (scoped and Flask-SQLAlchemy sessions), whose owner commits. In a request handler, a write through a session injected with `Depends(provider)` is reported when nothing commits it: not the handler, not anything it calls, not the provider after its `yield`.',
+    what: 'Finds a write — `add`/`delete`/`merge`, an INSERT/UPDATE/DELETE, a changed attribute of a row loaded through it — on a session or connection the function opens itself (`Session()`, a `sessionmaker` factory, `async with factory() as s`, `psycopg2.connect()` and other DB-API drivers whose autocommit is off, `engine.connect()` on SQLAlchemy 2.x) when no `commit()` on that handle follows the write. Silent when the handle is handed on (a helper, a repository, a provider that yields it and commits after `yield`), for `with x.begin():` blocks, `with conn:` on a DB-API connection, autocommit settings, and sessions the function receives or shares (scoped and Flask-SQLAlchemy sessions), whose owner commits. In a request handler, a write through a session injected with `Depends(provider)` is reported when nothing commits it: not the handler, not anything it calls, not the provider after its `yield`. Repository libraries that flush rather than commit (advanced-alchemy\'s repositories and services: `create`, `update`, `delete`, `*_many`, `upsert` without `auto_commit=True`) are followed too: a write through them in a block over a session opened outside any request (`config.get_session()`, `Service.new(config=...)`, or a provider of the project that wraps them) that nothing commits, and a write followed on the same path by a raised HTTP error (the request\'s session is committed only after a successful response). Silent with `auto_commit=True`, an explicit `commit()`, a session handed in by the caller, and a request that ends with a 2xx.',
     why: 'Closing a session or connection — or letting it go at the end of the function — rolls its open transaction back. The writes are discarded without an error: the code reads as if it saved, tests that share the session pass, and the rows never reach the database.',
     bad:
       'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\n\nfrom app.models import AuditEvent\n\n'
@@ -109,6 +117,7 @@ export const missingCommit: FileRule & RepoRule = {
    */
   checkRepo(ctx: RepoRuleContext): void {
     const graph = callGraphOf(ctx.index);
+    lostLibraryWrites(ctx, graph);
     for (const ref of graph.functionsWithEffects(REQUEST_WRITES)) {
       const file = graph.fileOf(ref);
       const fn = graph.function(ref);
@@ -343,4 +352,115 @@ function loadedThrough(model: FileModel, owned: Owned, obj: string, line: number
 /** Do two nodes sit in one loop of the function (a commit that runs again after the write)? */
 function sharesLoop(model: FileModel, fnIndex: number, a: SyntaxNode, b: SyntaxNode): boolean {
   return model.loops.some((l) => l.functionIndex === fnIndex && within(a, l.node) && within(b, l.node));
+}
+
+// --- writes through a repository library that only flushes (see libraryWrites.ts) ---------
+
+const SCOPE_OPENS: ReadonlySet<string> = new Set([TXN_SCOPE_OPEN]);
+const RAISE_SITES: ReadonlySet<string> = new Set([TXN_RAISE_AFTER]);
+const LIBRARY_NOTE = 'the repository library flushes without `auto_commit=True`, it does not commit';
+
+/**
+ * Two ways a flush-only library write is lost: in a block over a standalone session that nothing
+ * commits (a job opening `config.get_session()`, directly or through a provider of the project),
+ * and just before an HTTP error is raised (the request's session is committed only on success).
+ */
+function lostLibraryWrites(ctx: RepoRuleContext, graph: CallGraph): void {
+  const { targets, byNameCalls, mayCommit, flushOnly, libraryTyped, autoCommitted } = libraryReach(graph);
+  interface Hit { call: SummaryCall; what: string; reach: Reach | null; ref: FnRef }
+  const describeHit = (hit: Hit) => hit.reach
+    ? `\`${hit.call.calleeText}()\` writes through the repository library (\`${graph.chainNames(hit.reach).join('` → `')}()\`, no \`auto_commit\`${byNameCalls.has(hit.call) ? `; the receiver's type is unknown, and every \`${hit.call.method}\` of the project does this` : ''})`
+    : `\`${hit.what}()\` writes through the repository library (no \`auto_commit\`)`;
+  const report = (hit: Hit, message: string, severity: 'high' | 'medium') => {
+    const file = graph.fileOf(hit.ref);
+    ctx.report({
+      path: file.path,
+      location: { line: hit.call.line, column: hit.call.column, endLine: hit.call.endLine, endColumn: hit.call.endColumn },
+      message,
+      severity,
+      function: graph.function(hit.ref).name,
+      chain: hit.reach ? graph.chainSteps(hit.reach, { ref: hit.ref, call: hit.call }) : undefined,
+    });
+  };
+
+  // A block over a session nothing commits.
+  for (const ref of graph.functionsWithEffects(SCOPE_OPENS)) {
+    if (graph.fileOf(ref).isTestFile) continue;
+    const own = graph.ownEffects(ref);
+    for (const open of own) {
+      if (open.kind !== TXN_SCOPE_OPEN) continue;
+      const info = JSON.parse(open.what) as ScopeOpen;
+      const opener = graph.callAt(ref.file, open.line, open.column);
+      if (!opener) continue;
+      const provider = graph.resolveCall(ref.file, opener);
+      let how: string;
+      if (provider) {
+        const fact = graph.ownEffects(provider).find((e) => e.kind === PROVIDES_UNCOMMITTED);
+        if (!fact || info.keywords.some((k) => (JSON.parse(fact.what) as string[]).includes(k))) continue;
+        how = `\`${info.opener}()\` (line ${open.line}), which opens its own session and never commits it`;
+      } else if (info.direct) {
+        how = info.direct === 'get_session'
+          ? `\`${info.opener}()\` (line ${open.line}), a standalone session that is closed, not committed, at the end of the block`
+          : `\`${info.opener}(config=…)\` (line ${open.line}), a service on a standalone session that is closed, not committed, at the end of the block`;
+      } else continue;
+      let committed = false;
+      let hit: Hit | null = null;
+      for (const e of own) {
+        if (e.kind !== TXN_SCOPE_CALL) continue;
+        const site = JSON.parse(e.what) as ScopeCall;
+        if (!site.opener || site.opener[0] !== open.line || site.opener[1] !== open.column) continue;
+        const call = graph.callAt(ref.file, e.line, e.column);
+        if (!call) continue;
+        if (site.direct || (site.lib && libraryTyped(call.receiverType))) {
+          hit ??= { call, what: site.direct ?? call.calleeText, reach: null, ref };
+          continue;
+        }
+        const refs = targets(ref, call);
+        if (mayCommit(refs)) {
+          committed = true;
+          break;
+        }
+        const reach = flushOnly(refs);
+        if (reach) hit ??= { call, what: call.calleeText, reach, ref };
+      }
+      if (committed || !hit) continue;
+      report(hit, `${describeHit(hit)} on the session of ${how}: ${LIBRARY_NOTE}, and nothing in the block commits, so the write is rolled back when the session closes`, 'medium');
+    }
+  }
+
+  // A write, then an HTTP error on the same path.
+  for (const ref of graph.functionsWithEffects(RAISE_SITES)) {
+    if (graph.fileOf(ref).isTestFile) continue;
+    const done = new Set<number>();
+    for (const e of graph.ownEffects(ref)) {
+      if (e.kind !== TXN_RAISE_AFTER) continue;
+      const site = JSON.parse(e.what) as ScopeCall;
+      if (done.has(site.raiseLine!)) continue;
+      const call = graph.callAt(ref.file, e.line, e.column);
+      if (!call) continue;
+      let hit: Hit | null = null;
+      if (site.session) {
+        // A provider that commits after `yield` skips the commit when the handler raises (the
+        // exception is thrown into it at the `yield`); one that never commits is the request
+        // scope's finding above; the Litestar plugin commits on a 2xx only, or never.
+        const provider = site.session.provider === 'plugin' ? null : graph.resolveQualified(site.session.provider);
+        if (site.session.provider !== 'plugin' && (!provider || !graph.effectsOf(provider, 'any').has(MAY_COMMIT_EFFECT) || graph.ownEffects(provider).some((x) => x.kind === COMMITS_ALWAYS))) continue;
+        done.add(site.raiseLine!);
+        const scope = site.session.provider === 'plugin'
+          ? 'the session Litestar\'s SQLAlchemy plugin injects is committed only after a successful response (the `autocommit` handler rolls back any other status, the default one never commits)'
+          : `\`${graph.function(provider!).name}\` commits after its \`yield\` only when the handler returns: the exception is thrown into it at the \`yield\`, so the commit is skipped and the session closed`;
+        report({ call, what: site.session.what, reach: null, ref }, `\`${site.session.what}()\` writes through \`${site.session.param}\`, the request's session, then \`raise ${site.exception}\` (line ${site.raiseLine}) ends the request with an error and nothing commits in between: ${scope}; the write is rolled back with the error`, 'high');
+        continue;
+      }
+      if (site.direct && autoCommitted.has(graph.function(ref).className ?? '')) continue;
+      if (site.direct || (site.lib && libraryTyped(call.receiverType))) hit = { call, what: site.direct ?? call.calleeText, reach: null, ref };
+      else {
+        const reach = flushOnly(targets(ref, call));
+        if (reach) hit = { call, what: call.calleeText, reach, ref };
+      }
+      if (!hit) continue;
+      done.add(site.raiseLine!);
+      report(hit, `${describeHit(hit)}, then \`raise ${site.exception}\` (line ${site.raiseLine}) ends the request with an error: ${LIBRARY_NOTE}, and a request's session is committed only after a successful response (advanced-alchemy's \`autocommit\` handler rolls back on any other status, the default one never commits), so the write is rolled back with the error`, 'high');
+    }
+  }
 }

@@ -11,6 +11,12 @@
  * Through calls (repo phase): a same-repo function called inside the open transaction that
  * reaches a network call at any depth (a project client wrapping `httpx`, an SDK call).
  *
+ * The request scope (repo phase): a handler that writes on the request's session — a
+ * repository-library write that only flushes (advanced-alchemy), a session write with a provider
+ * that commits after `yield`, or the session Litestar's SQLAlchemy plugin injects — and then makes
+ * a network call, with no commit of its own: the request scope commits after the handler returns,
+ * so the transaction stays open across the call.
+ *
  * Silent look-alikes: the call before the first write or after the commit, a transaction that
  * only read, a call inside a nested function defined there (not run there).
  */
@@ -18,6 +24,10 @@ import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../..
 import { callsOf, externalCall, transactionRegions } from './semantics.js';
 import { NETWORK_EFFECT } from './effects.js';
 import { reportInTransactionCalls } from './reach.js';
+import { callGraphOf, type FnRef } from '../../../analysis/callgraph.js';
+import { UNTYPED } from '../../../analysis/objects.js';
+import { libraryReach } from './libraryReach.js';
+import { COMMITS_ALWAYS, TXN_REQUEST_WRITE, type RequestWriteSite } from './libraryWrites.js';
 
 export const scopeTooWide: FileRule & RepoRule = {
   meta: {
@@ -27,7 +37,7 @@ export const scopeTooWide: FileRule & RepoRule = {
     severity: 'high',
     effort: 'M',
     summary: 'An external call or file I/O inside an open transaction',
-    what: 'Finds network calls (`httpx`, `requests`, `aiohttp`, `grpc`, SMTP, `boto3`/S3 and similar clients) and file I/O (`open`, `aiofiles`, `Path.read_*/write_*`, `shutil`) made while a transaction is open: inside `with/async with session.begin():`, or between a session\'s first write and its commit in the same function — directly, or through a same-repo helper that reaches a network call (a project client wrapping `httpx`/`requests`, an SDK such as PyGithub, jira or Slack). High for network calls, medium for file I/O.',
+    what: 'Finds network calls (`httpx`, `requests`, `aiohttp`, `grpc`, SMTP, `boto3`/S3 and similar clients) and file I/O (`open`, `aiofiles`, `Path.read_*/write_*`, `shutil`) made while a transaction is open: inside `with/async with session.begin():`, or between a session\'s first write and its commit in the same function, or in a request handler after a write on the request\'s session that the request scope commits once the handler returns (a flush-only repository-library write, a provider that commits after `yield`) — directly, or through a same-repo helper that reaches a network call (a project client wrapping `httpx`/`requests`, an SDK such as PyGithub, jira or Slack). High for network calls, medium for file I/O.',
     why: 'An open transaction keeps its pooled connection, and after a flush its row locks, for as long as the remote side takes to answer. Worse, the external effect and the commit are not atomic: when the commit fails after the request went out, the other system acts on rows that were rolled back.',
     bad:
       'import httpx\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\nfrom app.models import Order\n\n\n'
@@ -72,5 +82,79 @@ export const scopeTooWide: FileRule & RepoRule = {
   checkRepo(ctx: RepoRuleContext): void {
     reportInTransactionCalls(ctx, NETWORK_EFFECT, 'high', false, (callee, chain, where) =>
       `\`${callee}()\` makes a network call (\`${chain}()\`) ${where}: the transaction holds its connection and locks while waiting, and the call cannot be undone if the commit fails`);
+    requestTransactionWaits(ctx);
   },
 };
+
+const REQUEST_WRITES: ReadonlySet<string> = new Set([TXN_REQUEST_WRITE]);
+const before = (a: { line: number; column: number }, b: { line: number; column: number }) => a.line < b.line || (a.line === b.line && a.column < b.column);
+
+/**
+ * A request handler writes on the request's session — a repository-library write (a flush), a
+ * session write — whose commit the request scope makes after the response (advanced-alchemy's
+ * Litestar plugin, a provider that commits after `yield`), then makes a network call with no
+ * commit in between: the transaction, and the locks of the flushed rows, stay open for the call.
+ */
+function requestTransactionWaits(ctx: RepoRuleContext): void {
+  const graph = callGraphOf(ctx.index);
+  const lib = libraryReach(graph);
+  const committing = (provider: string): boolean => {
+    if (provider === 'plugin') return true;
+    const ref = graph.resolveQualified(provider);
+    return !!ref && lib.mayCommit([ref]) && !graph.ownEffects(ref).some((e) => e.kind === COMMITS_ALWAYS);
+  };
+  const seen = new Set<string>();
+  const handlers: FnRef[] = [...graph.functionsWithEffects(REQUEST_WRITES)];
+  for (const f of graph.functions()) if (graph.function(f).role === 'handler' && graph.callees(f).some((e) => lib.flushOnly([e.to]))) handlers.push(f);
+  for (const ref of handlers) {
+    const key = `${ref.file}:${ref.fn}`;
+    if (seen.has(key) || graph.fileOf(ref).isTestFile) continue;
+    seen.add(key);
+    const own = graph.ownEffects(ref);
+    // The first write whose commit the request scope owns.
+    let write: { line: number; column: number; what: string } | null = null;
+    const consider = (w: { line: number; column: number; what: string }) => {
+      if (!write || before(w, write)) write = w;
+    };
+    for (const e of own) {
+      if (e.kind !== TXN_REQUEST_WRITE) continue;
+      const site = JSON.parse(e.what) as RequestWriteSite;
+      const call = graph.callAt(ref.file, e.line, e.column);
+      if (!call) continue;
+      if (site.lib ? lib.libraryTyped(call.receiverType) : site.provider && committing(site.provider)) consider({ line: e.line, column: e.column, what: call.calleeText });
+    }
+    for (const edge of graph.callees(ref)) if (lib.flushOnly([edge.to])) consider({ line: edge.call.line, column: edge.call.column, what: edge.call.calleeText });
+    const w = write as { line: number; column: number; what: string } | null;
+    if (!w) continue;
+    const commits = [...own.filter((e) => e.kind === 'commit_may'), ...graph.callees(ref).filter((e) => lib.mayCommit([e.to])).map((e) => e.call)].filter((c) => before(w, c));
+    // A handler that commits after the write owns its transaction: the in-function rule's case.
+    if (commits.length) continue;
+    const open = (at: { line: number; column: number }) => before(w, at);
+    const fn = graph.function(ref);
+    const file = graph.fileOf(ref);
+    const where = `after \`${w.what}()\` (line ${w.line}) wrote through the request's session, whose transaction the request scope commits only once the handler has returned`;
+    const direct = own.find((e) => e.kind === NETWORK_EFFECT && open(e));
+    const edge = graph.callees(ref).find((e) => open(e.call) && graph.effectsOf(e.to, 'any').has(NETWORK_EFFECT));
+    if (direct && (!edge || before(direct, edge.call))) {
+      const call = graph.callAt(ref.file, direct.line, direct.column);
+      ctx.report({
+        path: file.path,
+        location: { line: direct.line, column: direct.column, endLine: call?.endLine ?? direct.line, endColumn: call?.endColumn ?? direct.column + 1 },
+        message: `network call \`${direct.what}\` ${where}: the transaction holds its connection and the written rows' locks while waiting, and the call cannot be undone if the commit fails`,
+        severity: 'high',
+        function: fn.name,
+      });
+    } else if (edge) {
+      const reach = graph.effectsOf(edge.to, 'any').get(NETWORK_EFFECT)!;
+      const weak = reach.weak || edge.weak || edge.call.receiverType === UNTYPED;
+      ctx.report({
+        path: file.path,
+        location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
+        message: `\`${edge.call.calleeText}()\` makes a network call (\`${graph.chainNames(reach).join('` → `')}()\`) ${where}: the transaction holds its connection and the written rows' locks while waiting, and the call cannot be undone if the commit fails` + (weak ? ' (a call resolved by its method name alone)' : ''),
+        severity: weak ? 'medium' : 'high',
+        function: fn.name,
+        chain: graph.chainSteps(reach, { ref, call: edge.call }),
+      });
+    }
+  }
+}

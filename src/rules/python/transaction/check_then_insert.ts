@@ -1,0 +1,199 @@
+/**
+ * PA210 check_then_insert
+ *
+ * What it does: finds a check-then-insert on a key: a row of model `M` looked up by a column
+ * (`select(M).where(M.email == e)` … `.first()` / `.one_or_none()` / `scalar_one_or_none()`,
+ * `session.query(M).filter_by(email=e).first()`, `M.query.filter_by(...).first()`), a test of the
+ * result (`if row is None:`, `if not row:`, `if row: return/raise`), then a new `M(...)` built
+ * with that same column, `add`ed, and committed (or flushed) in the same function — with no row
+ * lock on the check (`with_for_update`), no `ON CONFLICT` / `merge`, and no `IntegrityError`
+ * handled around the insert.
+ *
+ * Why is this bad? Under READ COMMITTED (PostgreSQL's default) two concurrent calls both run the
+ * SELECT before either commits, both see no row and both insert: a duplicate where the column
+ * is not unique, an `IntegrityError` (a 500) where it is.
+ *
+ * Severity: medium in a request handler (concurrent requests for the same key happen: double
+ * submits, retries), low elsewhere.
+ * Silent look-alikes: the insert (or its commit) in a `try` whose handler catches
+ * `IntegrityError`; the check with `with_for_update()`; `on_conflict_do_nothing/update` or
+ * `merge` in the function; a new row built without the looked-up column; a lookup whose result
+ * is never tested.
+ */
+import type { SyntaxNode } from '../../../parse/parser.js';
+import type { FileRule, FileRuleContext } from '../../types.js';
+import type { FileModel } from '../../../semantic/model.js';
+import { effectiveRole } from '../../../semantic/model.js';
+import { callArgs, callsOf, enclosingTries, exceptClauses, lastAssignment, unwrap } from './semantics.js';
+
+/** A single-row lookup: the model and the columns it filters on. */
+const SINGLE = /\.(first|one_or_none|scalar_one_or_none|scalar|one)\s*\(\s*\)\s*$|^\s*(await\s+)?[\w.]+\.scalar\s*\(/;
+const MODEL_OF_STATEMENT = /\b(?:select|query)\(\s*(?:[\w.]*\.)?([A-Z]\w*)\s*\)/;
+/** Flask-SQLAlchemy's query property: `Tag.query.filter_by(...)` (not `Session.query(...)`). */
+const MODEL_QUERY_PROPERTY = /\b([A-Z]\w*)\.query\s*\./;
+const CONFLICT_SAFE = /on_conflict_do_(nothing|update)|\.merge\s*\(|insert\([^)]*\)\.prefix_with\(\s*["']OR (IGNORE|REPLACE)|ON CONFLICT/i;
+
+export const checkThenInsert: FileRule = {
+  meta: {
+    code: 'PA210',
+    check: 'check_then_insert',
+    family: 'transaction',
+    severity: 'low',
+    effort: 'S',
+    summary: 'A row looked up by a key, then inserted with that key when missing, with no lock, ON CONFLICT or IntegrityError handling',
+    what: 'Finds a check-then-insert: a row of a model looked up by a column (`select(M).where(M.col == v)` with `.first()`/`.one_or_none()`/`scalar_one_or_none()`, `query(M).filter_by(col=v).first()`, `M.query.filter_by(...)`), the result tested (`if row is None:`, `if not row:`, a guard that returns or raises), and a new `M(col=...)` with the same column `add`ed and committed or flushed in the same function, when the check takes no lock (`with_for_update`), nothing uses `ON CONFLICT`/`merge`, and no `except IntegrityError` surrounds the insert. Medium in a request handler, low elsewhere.',
+    why: 'Under READ COMMITTED, PostgreSQL\'s default, two concurrent calls both run the SELECT before either commits, both find nothing, and both insert. Without a unique constraint the table gets a duplicate; with one, the slower call fails with an `IntegrityError` the code never expected, which a request answers with a 500.',
+    bad:
+      'from sqlalchemy import String, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column\n\n\n'
+      + 'class Base(DeclarativeBase):\n    pass\n\n\nclass Tag(Base):\n    __tablename__ = "tags"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    name: Mapped[str] = mapped_column(String(40), unique=True)\n\n\n'
+      + 'def ensure_tag(session: Session, name: str) -> Tag:\n    tag = session.scalars(select(Tag).where(Tag.name == name)).first()\n    if tag is None:\n        tag = Tag(name=name)\n        session.add(tag)\n        session.commit()\n    return tag\n',
+    good:
+      'from sqlalchemy import String, select\nfrom sqlalchemy.dialects.postgresql import insert\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column\n\n\n'
+      + 'class Base(DeclarativeBase):\n    pass\n\n\nclass Tag(Base):\n    __tablename__ = "tags"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    name: Mapped[str] = mapped_column(String(40), unique=True)\n\n\n'
+      + 'def ensure_tag(session: Session, name: str) -> Tag:\n    session.execute(insert(Tag).values(name=name).on_conflict_do_nothing(index_elements=[Tag.name]))\n    session.commit()\n    return session.scalars(select(Tag).where(Tag.name == name)).one()\n',
+    fix: 'insert with `ON CONFLICT` (`insert(M).on_conflict_do_nothing()` / `do_update()`) and read the row back, or catch `IntegrityError` around the insert (in a `begin_nested()` savepoint) and load the row the other call created; `with_for_update()` on the check only helps when the row already exists',
+    references: [
+      'https://docs.sqlalchemy.org/en/20/dialects/postgresql.html#insert-on-conflict-upsert',
+      'https://www.postgresql.org/docs/current/transaction-iso.html#XACT-READ-COMMITTED',
+      'https://docs.sqlalchemy.org/en/20/orm/session_transaction.html#using-savepoint',
+    ],
+  },
+  checkFile(ctx: FileRuleContext): void {
+    const { model, project } = ctx;
+    if (model.isTestFile || !/\.add\s*\(/.test(model.source)) return;
+    const models = new Set((project.models ?? []).map((m) => m.name));
+    model.functions.forEach((fn, fnIndex) => {
+      const text = fn.node.text;
+      if (!/\.add\s*\(/.test(text) || !/(first|one_or_none|scalar)\s*\(/.test(text) || CONFLICT_SAFE.test(text)) return;
+      checkFunction(ctx, model, fnIndex, models);
+    });
+  },
+};
+
+interface Lookup {
+  name: string;
+  model: string;
+  /** Column → the value expression it is compared with (whitespace-free). */
+  columns: Map<string, string>;
+  line: number;
+  node: SyntaxNode;
+}
+
+function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, models: Set<string>): void {
+  const fn = model.functions[fnIndex]!;
+  const lookups: Lookup[] = [];
+  for (const a of model.assignments) {
+    if (a.functionIndex !== fnIndex || !a.value || !/^[A-Za-z_]\w*$/.test(a.target) || a.loops.length) continue;
+    const v = unwrap(a.value)!;
+    const t = v.text;
+    if (!SINGLE.test(t) || /with_for_update/.test(t)) continue;
+    const name = MODEL_OF_STATEMENT.exec(t)?.[1] ?? MODEL_QUERY_PROPERTY.exec(t)?.[1];
+    if (!name) continue;
+    const columns = filterColumns(t, name);
+    if (!columns.size) continue;
+    lookups.push({ name: a.target, model: name, columns, line: a.line, node: a.node });
+  }
+  if (!lookups.length) return;
+  const calls = callsOf(model, fnIndex);
+  const done = new Set<number>();
+  for (const look of lookups) {
+    const regions = missingRegions(fn.node, look);
+    if (!regions.length) continue;
+    for (const add of calls) {
+      if (add.method !== 'add' || !add.hasReceiver || add.node.startIndex <= look.node.endIndex || done.has(add.node.startIndex)) continue;
+      const arg = unwrap(callArgs(add.node).positional[0] ?? null);
+      if (!arg) continue;
+      // The new row is built where the lookup found nothing (`add` there, or after it).
+      const ctor = constructorOf(model, arg, fnIndex, add.line);
+      if (!ctor || ctorModel(ctor) !== look.model || !regions.some((r) => ctor.startIndex >= r.from && ctor.endIndex <= r.to)) continue;
+      // The new row carries the looked-up value in the looked-up column(s).
+      const kw = callArgs(ctor).keywords;
+      const keys = [...look.columns].filter(([c, v]) => kw.get(c)?.text.replace(/\s+/g, '') === v).map(([c]) => c);
+      if (!keys.length) continue;
+      const key = keys.join('`, `');
+      const on = keys.map((k) => `${look.model}.${k}`).join('`, `');
+      // Committed or flushed after the add, in this function.
+      const end = calls.find((c) => (c.method === 'commit' || c.method === 'flush') && c.hasReceiver && c.node.startIndex > add.node.startIndex);
+      if (!end) continue;
+      if (guarded(add.node, fn.node) || guarded(end.node, fn.node)) continue;
+      done.add(add.node.startIndex);
+      const handler = effectiveRole(model, fnIndex) === 'handler';
+      ctx.report({
+        node: add.node,
+        message: `check-then-insert on \`${on}\`: \`${look.name}\` is looked up by \`${key}\` (line ${look.line}) and a new \`${look.model}\` with the same \`${key}\` is added when none is found, then ${end.method === 'commit' ? 'committed' : 'flushed'} (line ${end.line}); no lock, no \`ON CONFLICT\` and no \`IntegrityError\` handling: two concurrent calls both find nothing and both insert, leaving a duplicate or failing with an \`IntegrityError\``,
+        severity: handler ? 'medium' : 'low',
+      });
+    }
+  }
+}
+
+/** Columns a lookup filters on, with the value: `M.col == v` in `where`/`filter`, `filter_by(col=v)`. */
+function filterColumns(text: string, modelName: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const value = /\s*([\w.]+(?:\[[^\]]*\])?)\s*(?=[,)]|$)/y;
+  const eq = new RegExp(`\\b${modelName}\\.([a-z_]\\w*)\\s*==`, 'g');
+  for (let m = eq.exec(text); m; m = eq.exec(text)) {
+    value.lastIndex = eq.lastIndex;
+    const v = value.exec(text);
+    if (v) out.set(m[1]!, v[1]!.replace(/\s+/g, ''));
+  }
+  const by = /\bfilter_by\s*\(([^()]*)\)/g;
+  for (let m = by.exec(text); m; m = by.exec(text)) {
+    for (const k of m[1]!.matchAll(/(?:^|,)\s*([a-z_]\w*)\s*=(?!=)\s*([\w.]+(?:\[[^\]]*\])?)\s*(?=,|$)/g)) out.set(k[1]!, k[2]!.replace(/\s+/g, ''));
+  }
+  out.delete('id');
+  return out;
+}
+
+/**
+ * Where the lookup's row is known to be missing, after the `if` that tests it: the body of
+ * `if row is None:` / `if not row:`, the `else` of `if row:`, and everything after an
+ * `if row: return/raise`. Empty when nothing tests the result.
+ */
+function missingRegions(fnNode: SyntaxNode, look: Lookup): { from: number; to: number }[] {
+  const n = look.name;
+  const missing = new RegExp(`^(not\\s+${n}|${n}\\s+is\\s+None|${n}\\s*==\\s*None)$`);
+  const present = new RegExp(`^(${n}|${n}\\s+is\\s+not\\s+None)$`);
+  const out: { from: number; to: number }[] = [];
+  const visit = (node: SyntaxNode) => {
+    if (out.length) return;
+    if (node.type === 'if_statement' && node.startIndex > look.node.endIndex) {
+      const cond = node.childForFieldName('condition')?.text.replace(/\s+/g, ' ').trim() ?? '';
+      const body = node.childForFieldName('consequence');
+      if (body && missing.test(cond)) {
+        out.push({ from: body.startIndex, to: body.endIndex });
+        return;
+      }
+      if (body && present.test(cond)) {
+        const alt = node.childForFieldName('alternative');
+        if (alt?.type === 'else_clause') out.push({ from: alt.startIndex, to: alt.endIndex });
+        if (/^(return|raise)_statement$/.test(body.namedChildren.filter((c) => c.type !== 'comment').pop()?.type ?? '')) out.push({ from: node.endIndex, to: fnNode.endIndex });
+        if (out.length) return;
+      }
+    }
+    if (node.type === 'function_definition' && node.startIndex !== fnNode.startIndex) return;
+    for (const c of node.namedChildren) visit(c);
+  };
+  visit(fnNode);
+  return out;
+}
+
+/** The `M(...)` call an `add` argument is: inline, or the last assignment of a name. */
+function constructorOf(model: FileModel, arg: SyntaxNode, fnIndex: number, line: number): SyntaxNode | null {
+  if (arg.type === 'call') return arg;
+  if (arg.type !== 'identifier') return null;
+  const a = lastAssignment(model, arg.text, fnIndex, line);
+  const v = unwrap(a?.value ?? null);
+  return v?.type === 'call' ? v : null;
+}
+
+function ctorModel(call: SyntaxNode): string | null {
+  const fn = call.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '';
+  const last = fn.split('.').pop() ?? '';
+  return /^[A-Z]\w*$/.test(last) ? last : null;
+}
+
+/** Inside a `try` (in the function) with a handler that catches `IntegrityError`? */
+function guarded(node: SyntaxNode, fnNode: SyntaxNode): boolean {
+  return enclosingTries(node, fnNode).some((t) => exceptClauses(t).some((h) => /IntegrityError|UniqueViolation/.test(h.text.split('\n')[0] ?? '')));
+}
