@@ -67,7 +67,7 @@ export interface CallGraph {
   /**
    * The first call of file `file` (an index in `index.files`) that starts at `line`:`column`. A
    * summary keeps only the calls that may be edges and those of pending effects and of
-   * `POSITIONED_EFFECTS` (summary.ts): look up no other effect's call.
+   * the collectors' site kinds (`EffectCollector.siteKinds`): look up no other effect's call.
    */
   callAt(file: number, line: number, column: number): SummaryCall | undefined;
   /** A qualified name (`app.storage.save_blob`, `app.svc.Service.run`) to a repo function. */

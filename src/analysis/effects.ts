@@ -12,13 +12,26 @@ import { blockingIoCall, pendingBlockingMethod, SYNC_SLEEP } from '../semantic/b
 import { syncDbCall } from '../semantic/syncDb.js';
 import { cpuHeavyCall } from '../semantic/cpuHeavy.js';
 import { isEngineConstructor } from '../semantic/resources.js';
-import { collectQueryEffects } from '../rules/python/query/dbCalls.js';
-import { collectResolveFacts } from '../rules/python/query/resolveFacts.js';
-import { collectRowFacts } from '../rules/python/query/rowCalls.js';
-import { collectTransactionEffects } from '../rules/python/transaction/effects.js';
 
-/** `effects[i]` lists the effects of `model.functions[i]`' own body. */
-export function collectEffects(model: FileModel): Effect[][] {
+/**
+ * What a rule family adds to the summary: effects of each function's own body that its repo
+ * rules follow through calls, and site facts. The rules hand their collectors to the engine,
+ * which passes them here: the analysis layer never imports a rule.
+ */
+export interface EffectCollector {
+  /** `[functionIndex]` → that function's own effects. */
+  collect(model: FileModel): Effect[][];
+  /** Kinds whose effects stand for one call site: the summary keeps that call for the repo phase. */
+  siteKinds: readonly string[];
+}
+
+/** The site kinds of these collectors, and the analysis layer's own (a new engine). */
+export function siteKindsOf(collectors: readonly EffectCollector[]): ReadonlySet<string> {
+  return new Set([...collectors.flatMap((c) => c.siteKinds), NEW_ENGINE]);
+}
+
+/** `effects[i]` lists the effects of `model.functions[i]`' own body: the catalogue's, then each collector's. */
+export function collectEffects(model: FileModel, collectors: readonly EffectCollector[] = []): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile) return effects;
   for (const call of model.calls) {
@@ -55,10 +68,6 @@ export function collectEffects(model: FileModel): Effect[][] {
     if (cpu) push({ kind: 'cpu', what: cpu, ...at });
   }
   // Query family: `query` / `write` effects and per-item loop call sites (see dbCalls.ts).
-  collectQueryEffects(model).forEach((list, i) => effects[i]!.push(...list));
-  collectResolveFacts(model).forEach((list, i) => effects[i]!.push(...list));
-  collectRowFacts(model).forEach((list, i) => effects[i]!.push(...list));
-  // Transaction family: `commit` effects and per-item call sites (see transaction/effects.ts).
-  collectTransactionEffects(model).forEach((list, i) => effects[i]!.push(...list));
+  for (const c of collectors) c.collect(model).forEach((list, i) => effects[i]!.push(...list));
   return effects;
 }

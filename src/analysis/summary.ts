@@ -9,11 +9,7 @@ import { isMemoisedCall } from '../semantic/memo.js';
 import { flagGuard, passedArguments } from '../semantic/guards.js';
 import { exportedTypes } from '../semantic/valueTypes.js';
 import { classifyHandle } from '../semantic/db.js';
-import { INVARIANT_CALL, LOOP_CALL, PASSES_LOADED_ID } from '../rules/python/query/dbCalls.js';
 import { objectFacts, typePathHead, UNTYPED, type ParamUse, type SummaryClass, type SummaryRef } from './objects.js';
-import { PASSES_HELD_ATTR, RESOLVES_ONE_ATTR } from '../rules/python/query/resolveFacts.js';
-import { TXN_LOOP_CALL, TXN_OPEN_CALL } from '../rules/python/transaction/effects.js';
-import { TXN_RAISE_AFTER, TXN_REQUEST_WRITE, TXN_SCOPE_CALL, TXN_SCOPE_OPEN } from '../rules/python/transaction/libraryWrites.js';
 
 /** Something a function does that matters to a caller on the event loop or in a loop. */
 export interface Effect {
@@ -119,8 +115,14 @@ export interface RepoIndex {
   files: FileSummary[];
 }
 
-/** Summarises a file for the repo phase; `effects[i]` are the effects found in function i. */
-export function summarize(model: FileModel, effects: Effect[][], repoModules?: ReadonlySet<string>): FileSummary {
+const NO_SITE_KINDS: ReadonlySet<string> = new Set();
+
+/**
+ * Summarises a file for the repo phase; `effects[i]` are the effects found in function i.
+ * `siteKinds`: kinds of effect that stand for a call site (`siteKindsOf` the collectors): the
+ * repo phase looks their calls up by position, so those calls are kept.
+ */
+export function summarize(model: FileModel, effects: Effect[][], repoModules?: ReadonlySet<string>, siteKinds: ReadonlySet<string> = NO_SITE_KINDS): FileSummary {
   if (model.isTestFile) effects = [];
   const own = model.moduleName.split('.')[0]!;
   const isRepo = (t: string) => {
@@ -128,7 +130,7 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
     return !repoModules || head === own || repoModules.has(head);
   };
   const objects = objectFacts(model, isRepo);
-  const keep = repoModules ? keptCalls(effects, repoModules) : null;
+  const keep = repoModules ? keptCalls(effects, repoModules, siteKinds) : null;
   // `with X() as x:` items, from the model's `with` statements (a parent lookup per call costs more).
   const withItems = new Set<number>();
   for (const w of model.withs) for (const item of w.items) {
@@ -202,12 +204,6 @@ export const NEW_ENGINE = 'new_engine';
 /** The callee forms the call graph resolves without a qualified name (see `resolveCall` in callgraph.ts). */
 const LOCAL_CALLEE = /^(?:(?:self|cls)\.)?[A-Za-z_]\w*$/;
 
-/**
- * The effects whose call the repo phase looks up by position (`CallGraph.callAt`): the starting
- * points of the rules that follow a call into its callee. A pending effect's call is looked up
- * too (its location is reported). Any other effect is used as it is.
- */
-export const POSITIONED_EFFECTS: ReadonlySet<string> = new Set([LOOP_CALL, INVARIANT_CALL, PASSES_LOADED_ID, PASSES_HELD_ATTR, RESOLVES_ONE_ATTR, TXN_LOOP_CALL, TXN_OPEN_CALL, TXN_SCOPE_OPEN, TXN_SCOPE_CALL, TXN_RAISE_AFTER, TXN_REQUEST_WRITE, NEW_ENGINE]);
 
 /**
  * Which calls the repo phase can use: those that may name a function of this repo (the call
@@ -217,11 +213,11 @@ export const POSITIONED_EFFECTS: ReadonlySet<string> = new Set([LOOP_CALL, INVAR
  * was kept until the repo phase was found to never look them up: 245k of the 354k calls kept on
  * a generated 2M-line tree.)
  */
-function keptCalls(effects: Effect[][], repoModules: ReadonlySet<string>): (c: CallInfo) => boolean {
+function keptCalls(effects: Effect[][], repoModules: ReadonlySet<string>, siteKinds: ReadonlySet<string>): (c: CallInfo) => boolean {
   const sites = new Set<string>();
   for (const list of effects) {
     for (const e of list) {
-      if (e.pending || POSITIONED_EFFECTS.has(e.kind)) sites.add(`${e.line}:${e.column}`);
+      if (e.pending || siteKinds.has(e.kind)) sites.add(`${e.line}:${e.column}`);
       // Effects may name a second call of the file (`passes_loaded_id` carries its loader's position).
       if (e.what.startsWith('{')) {
         const source = /"source":\[(\d+),(\d+)\]/.exec(e.what);

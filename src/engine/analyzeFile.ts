@@ -11,6 +11,7 @@ import type { ProjectContext } from '../discovery/context.js';
 import { buildFileModel, MODEL_NODE_TYPES, type FileModel } from '../semantic/model.js';
 import { summarize } from '../analysis/summary.js';
 import { collectEffects } from '../analysis/effects.js';
+import { EFFECT_COLLECTORS, SITE_KINDS } from '../rules/python/effectCollectors.js';
 import { classifyDbCall } from '../rules/python/query/dbCalls.js';
 import type { FileRule, Location, RuleReport } from '../rules/types.js';
 import { nodeLocation } from '../rules/types.js';
@@ -81,7 +82,7 @@ export function analyzeFile(
     }
     lap('rules');
     try {
-      outcome.summary = summarize(model, collectEffects(model), options.repoModules);
+      outcome.summary = summarize(model, collectEffects(model, EFFECT_COLLECTORS), options.repoModules, SITE_KINDS);
     } catch (err) {
       outcome.internalErrors.push({ path: rel, rule: 'summary', message: (err as Error).message });
     }

@@ -1,0 +1,24 @@
+/**
+ * The effect collectors of the rule families: what each family adds to a file's summary for
+ * its repo rules to follow through calls. The engine passes them to the analysis layer
+ * (`collectEffects`, `summarize`), which never imports a rule.
+ */
+import type { EffectCollector } from '../../analysis/effects.js';
+import { siteKindsOf } from '../../analysis/effects.js';
+import { collectQueryEffects, INVARIANT_CALL, LOOP_CALL, PASSES_LOADED_ID } from './query/dbCalls.js';
+import { collectResolveFacts, PASSES_HELD_ATTR, RESOLVES_ONE_ATTR } from './query/resolveFacts.js';
+import { collectRowFacts } from './query/rowCalls.js';
+import { collectTransactionEffects, TXN_LOOP_CALL, TXN_OPEN_CALL } from './transaction/effects.js';
+import { TXN_RAISE_AFTER, TXN_REQUEST_WRITE, TXN_SCOPE_CALL, TXN_SCOPE_OPEN } from './transaction/libraryWrites.js';
+
+export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
+  // Query family: `query` / `write` effects and per-item loop call sites (see dbCalls.ts).
+  { collect: collectQueryEffects, siteKinds: [LOOP_CALL, INVARIANT_CALL, PASSES_LOADED_ID] },
+  { collect: collectResolveFacts, siteKinds: [PASSES_HELD_ATTR, RESOLVES_ONE_ATTR] },
+  { collect: collectRowFacts, siteKinds: [] },
+  // Transaction family: `commit` effects and per-item / in-transaction call sites.
+  { collect: collectTransactionEffects, siteKinds: [TXN_LOOP_CALL, TXN_OPEN_CALL, TXN_SCOPE_OPEN, TXN_SCOPE_CALL, TXN_RAISE_AFTER, TXN_REQUEST_WRITE] },
+];
+
+/** Every site kind of the collectors, for `summarize`. */
+export const SITE_KINDS: ReadonlySet<string> = siteKindsOf(EFFECT_COLLECTORS);
