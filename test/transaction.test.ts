@@ -57,6 +57,14 @@ describe('PA204 missing_rollback', () => {
 });
 
 describe('PA202 / PA205 severities', () => {
+  it('a network call while the request scope holds a write is medium: the risk is the order, not a long lock', () => {
+    for (const [root, file, line] of [['transaction/repository-library', 'app/controllers.py', 51], ['transaction/missing-commit', 'app/requests_scope.py', 40]] as const) {
+      const f = at(root, file, line, 'PA202')!;
+      expect(f.originalSeverity).toBe('medium');
+      expect(f.message).toMatch(/the request scope commits only once the handler has returned/);
+    }
+  });
+
   it('network is high, file I/O medium; a wait is PA205, medium, and a network call after a write is PA202 only', () => {
     expect(at('transaction/open-scope', 'app/orders.py', 24, 'PA202')?.originalSeverity).toBe('high');
     expect(at('transaction/open-scope', 'app/orders.py', 38, 'PA202')?.originalSeverity).toBe('medium');

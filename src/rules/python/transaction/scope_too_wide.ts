@@ -141,7 +141,9 @@ function requestTransactionWaits(ctx: RepoRuleContext): void {
         path: file.path,
         location: { line: direct.line, column: direct.column, endLine: call?.endLine ?? direct.line, endColumn: call?.endColumn ?? direct.column + 1 },
         message: `network call \`${direct.what}\` ${where}: the transaction holds its connection and the written rows' locks while waiting, and the call cannot be undone if the commit fails`,
-        severity: 'high',
+        // Medium: the cost is the ordering (a sent call and a rolled-back write), not a long lock:
+        // in the field review every such handler held only the rows it had just written.
+        severity: 'medium',
         function: fn.name,
       });
     } else if (edge) {
@@ -151,7 +153,7 @@ function requestTransactionWaits(ctx: RepoRuleContext): void {
         path: file.path,
         location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
         message: `\`${edge.call.calleeText}()\` makes a network call (\`${graph.chainNames(reach).join('` → `')}()\`) ${where}: the transaction holds its connection and the written rows' locks while waiting, and the call cannot be undone if the commit fails` + (weak ? ' (a call resolved by its method name alone)' : ''),
-        severity: weak ? 'medium' : 'high',
+        severity: weak ? 'low' : 'medium',
         function: fn.name,
         chain: graph.chainSteps(reach, { ref, call: edge.call }),
       });
