@@ -249,7 +249,7 @@ export function repoModuleNames(paths: Iterable<string>): string[] {
 /** The call's flag guard and what it passes (for the callee's guards). */
 function flagFacts(model: FileModel, c: CallInfo): { guard?: string; passes: string } {
   const guard = c.functionIndex >= 0 ? flagGuard(model, c.node, c.functionIndex) : null;
-  const passes = c.emptyArgs ? '|' : passedArguments(c.node);
+  const passes = c.emptyArgs ? '|' : passedArguments(c.node, model.source, c.argsOffset);
   return guard ? { guard, passes } : { passes };
 }
 

@@ -120,7 +120,11 @@ export function flagGuard(model: FileModel, node: SyntaxNode, fnIndex: number): 
  * the keywords passed with any other value, comma-separated, then `|*` when it unpacks `*args`
  * or `**kwargs` (anything may be passed).
  */
-export function passedArguments(call: SyntaxNode): string {
+export function passedArguments(call: SyntaxNode, source?: string, argsOffset = -1): string {
+  if (source !== undefined && argsOffset >= 0) {
+    const fromText = passedArgumentsFromText(source, argsOffset);
+    if (fromText !== null) return fromText;
+  }
   const args = call.childForFieldName('arguments');
   let positional = '';
   const keywords: string[] = [];
@@ -147,4 +151,48 @@ export function leavesFlagOff(passes: string | undefined, guard: string): boolea
   if (keywords && keywords.split(',').includes(name)) return false;
   if (position >= 0 && position < positional.length) return positional[position] === 'f';
   return true;
+}
+
+/**
+ * {@link passedArguments} read from the source after the call's `(` (no call into the parser):
+ * null when the argument list holds anything a plain split could misread (strings, comments,
+ * lambdas, generator expressions, line breaks), and the tree is asked instead.
+ */
+function passedArgumentsFromText(source: string, from: number): string | null {
+  let depth = 0;
+  let start = from;
+  const args: string[] = [];
+  for (let i = from; i < source.length; i++) {
+    const c = source.charCodeAt(i);
+    // quotes, `#`, line breaks: leave it to the tree.
+    if (c === 34 || c === 39 || c === 35 || c === 10 || c === 13 || c === 92) return null;
+    if (c === 40 || c === 91 || c === 123) depth++;
+    else if (c === 41 || c === 93 || c === 125) {
+      if (depth === 0) {
+        if (c !== 41) return null;
+        args.push(source.slice(start, i));
+        let positional = '';
+        const keywords: string[] = [];
+        let star = false;
+        for (const raw of args) {
+          const a = raw.trim();
+          if (!a) continue;
+          if (/\blambda\b|\bfor\b/.test(a)) return null;
+          if (a.startsWith('*')) star = true;
+          else {
+            const kw = /^([A-Za-z_]\w*)\s*=(?!=)\s*([\s\S]*)$/.exec(a);
+            if (kw) {
+              if (kw[2] !== 'False' && kw[2] !== 'None') keywords.push(kw[1]!);
+            } else positional += a === 'False' || a === 'None' ? 'f' : 'a';
+          }
+        }
+        return `${positional}|${keywords.join(',')}${star ? '|*' : ''}`;
+      }
+      depth--;
+    } else if (c === 44 && depth === 0) {
+      args.push(source.slice(start, i));
+      start = i + 1;
+    }
+  }
+  return null;
 }
