@@ -13,6 +13,13 @@
  * Why is this bad? Each open stream pins one pooled connection (often with an open
  * transaction) for minutes; a few dozen clients exhaust the pool and every other endpoint waits.
  *
+ * A response streams when built from `StreamingResponse`/`EventSourceResponse`, from a project
+ * subclass of them (any module) or a project function that returns one (its content parameter
+ * feeds the generator), or when the handler's return annotation names one of those classes.
+ * Limits: a wrapper is found only in a module that the discovery pass parses (one that mentions a
+ * streaming response, `stream` or `sse`), and a generator only when it is defined in the
+ * handler's own file.
+ *
  * Precision: a stream whose length is the data's (`for row in rows: yield row` exports) is not a
  * long-poll; a session whose last use in the endpoint ends its transaction (`commit`, `close`)
  * holds no connection.
@@ -85,7 +92,7 @@ export const streamingResourceHolding: FileRule = {
     const reportedGenerators = new Set<number>();
     for (const fn of model.functions) {
       if (fn.role !== 'handler') continue;
-      const streams = streamingResponses(model, fn).filter((u) => isLongLived(model, u));
+      const streams = streamingResponses(model, project, fn).filter((u) => isLongLived(model, u));
       const websocket = isWebsocketHandler(fn) && hasOwnLoop(model, fn);
       if (streams.length === 0 && !websocket) continue;
       const generators = streams.map((u) => u.generator).filter((g): g is FunctionInfo => g !== null);
