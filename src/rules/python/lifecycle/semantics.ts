@@ -1125,3 +1125,84 @@ function ownerCloses(model: FileModel, fn: FunctionInfo, target: string): boolea
   // A module-level instance lives as long as the process.
   return model.calls.some((c) => c.functionIndex < 0 && c.calleeText === cls);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Sub-dependencies that carry a session
+
+/** A parameter of an endpoint filled by `Depends(dep)` where `dep` is a function of this file that takes a session itself. */
+export interface SessionSubDependency {
+  /** The endpoint's parameter name and node. */
+  param: string;
+  paramNode: SyntaxNode;
+  /** The dependency function and its injected session. */
+  dependency: FunctionInfo;
+  session: InjectedSession;
+  /** The dependency returns (or yields) the session or a value that keeps it (`Repo(db)`). */
+  carrier: boolean;
+  /** The dependency's own last use of the session (not the hand-over), or null when it only hands it over. */
+  lastUse: SyntaxNode | null;
+}
+
+/**
+ * Does a commit hand the connection back for good? Only when the project's session factories all
+ * set `expire_on_commit=False`: otherwise the objects loaded before it are expired, and the next
+ * attribute read (in the stream) checks a connection out again until the session closes.
+ */
+export function commitReleases(project: ProjectContext): boolean {
+  const makers = project.sessionFactories.filter((f) => /sessionmaker$/.test(f.kind));
+  return makers.length > 0 && makers.every((f) => f.expireOnCommit === false);
+}
+
+/** Is a use of a session the release of its connection: `close()`/`rollback()`, or a commit when commits release (see `commitReleases`)? */
+export function releasesConnection(project: ProjectContext, ref: SyntaxNode): boolean {
+  if (!endsTransaction(ref)) return false;
+  const p = ref.parent;
+  const what = p?.type === 'attribute' ? p.childForFieldName('attribute')?.text ?? '' : p?.parent?.childForFieldName('function')?.text ?? '';
+  return !/commit/i.test(what) || commitReleases(project);
+}
+
+function insideReturnOrYield(node: SyntaxNode, stop: SyntaxNode): boolean {
+  for (let p = node.parent; p && p.id !== stop.id; p = p.parent) {
+    if (p.type === 'return_statement' || p.type === 'yield') return true;
+    if (p.type === 'function_definition' || p.type === 'lambda') return false;
+  }
+  return false;
+}
+
+/** The endpoint's parameters filled by a same-file dependency that itself takes a session (`repo: Repo = Depends(get_repo)`). */
+export function sessionSubDependencies(model: FileModel, project: ProjectContext, fn: FunctionInfo): SessionSubDependency[] {
+  const out: SessionSubDependency[] = [];
+  const paramNodes = fn.node.childForFieldName('parameters')?.namedChildren ?? [];
+  fn.params.forEach((p, i) => {
+    const node = paramNodes[i];
+    if (!node) return;
+    for (const text of [p.defaultText ?? '', p.annotation ?? '', localAlias(model, p.annotation)?.text ?? '']) {
+      const m = DEPENDS.exec(text);
+      if (!m?.[1] || m[1].includes('.')) continue;
+      if (isSessionProvider(model, project, m[1])) return;
+      const dep = model.functions.find((f) => f.parent < 0 && !f.className && f.name === m[1] && f.index !== fn.index);
+      if (!dep?.body) continue;
+      for (const s of injectedSessions(model, project, dep)) {
+        if (!s.viaDepends) continue;
+        const refs = sessionRefs(dep, s.name);
+        const handOver = refs.filter((r) => insideReturnOrYield(r, dep.body!));
+        const uses = refs.filter((r) => !handOver.includes(r) && !isWrapperAssignment(r));
+        out.push({ param: p.name, paramNode: node, dependency: dep, session: s, carrier: handOver.length > 0, lastUse: uses[uses.length - 1] ?? null });
+      }
+      return;
+    }
+  });
+  return out;
+}
+
+/** `repo = Repo(db)`: the reference that makes a wrapper, not a use. */
+function isWrapperAssignment(ref: SyntaxNode): boolean {
+  for (let p = ref.parent; p; p = p.parent) {
+    if (p.type === 'assignment') {
+      const right = p.childForFieldName('right');
+      return !!right && p.childForFieldName('left')?.type === 'identifier' && isWrapperOf(right, new Set([ref.text]));
+    }
+    if (p.type === 'expression_statement' || p.type === 'block' || p.type === 'function_definition') return false;
+  }
+  return false;
+}

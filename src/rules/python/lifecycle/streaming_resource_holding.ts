@@ -9,7 +9,14 @@
  *   before 0.106 and from 0.118 closes `yield` dependencies after the response is sent (0.106–
  *   0.117 closed them before; `Depends(..., scope="function")`, 0.121+, closes them early);
  * - a session/connection opened in the generator (or the WebSocket endpoint) with `with`
- *   around the loop that streams.
+ *   around the loop that streams;
+ * - a session injected into a sub-dependency of the endpoint (`get_repo(db = Depends(get_db))`,
+ *   endpoint `repo = Depends(get_repo)`), reported at the dependency's parameter: when the stream
+ *   uses what the dependency returns, or the session is used (by the dependency or through its
+ *   result before the response) and not released (`close()`, `rollback()`, or `commit()` when the
+ *   project's factories set `expire_on_commit=False`; after an expiring commit, only when the
+ *   endpoint reads the returned objects). Limit: the dependency must be defined in the
+ *   endpoint's module.
  * Why is this bad? Each open stream pins one pooled connection (often with an open
  * transaction) for minutes; a few dozen clients exhaust the pool and every other endpoint waits.
  *
@@ -26,12 +33,12 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { callAt } from '../../../semantic/model.js';
+import { callAt, variableRefs } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import {
   acquireKind, endsTransaction, generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler,
-  ownRefs, streamingResponses, yieldDependencyOutlivesStream, type StreamingUse,
+  ownRefs, releasesConnection, sessionSubDependencies, streamingResponses, yieldDependencyOutlivesStream, type StreamingUse,
 } from './semantics.js';
 
 /** `with`/`async with` items in `fn` that open a session/connection and whose body holds a loop that streams. */
@@ -90,6 +97,7 @@ export const streamingResourceHolding: FileRule = {
     const { model, project } = ctx;
     if (model.isTestFile || !/Response|websocket/i.test(model.source)) return;
     const reportedGenerators = new Set<number>();
+    const reportedDependencies = new Set<string>();
     for (const fn of model.functions) {
       if (fn.role !== 'handler') continue;
       const streams = streamingResponses(model, project, fn).filter((u) => isLongLived(model, u));
@@ -128,6 +136,38 @@ export const streamingResourceHolding: FileRule = {
           message: `injected session \`${s.name}\` of \`${fn.name}\` is closed only after the ${use.sse ? 'SSE' : 'long-poll'} stream ends (FastAPI closes \`yield\` dependencies after the response): its connection is held for the whole stream`,
           severity: severityOf(use),
           function: fn.name,
+        });
+      }
+      // A session injected into a sub-dependency (`repo = Depends(get_repo)`, `get_repo(db = Depends(get_db))`):
+      // its provider closes it with the endpoint's dependencies, so it is held for the stream
+      // when the stream uses what the dependency returns, or when it is used and not released
+      // before the response.
+      for (const sd of sessionSubDependencies(model, project, fn)) {
+        const key = `${sd.dependency.index}:${sd.session.name}`;
+        if (reportedDependencies.has(key)) continue;
+        const what = websocket && streams.length === 0 ? 'WebSocket connection' : streams[0]?.sse ? 'SSE stream' : 'long-poll stream';
+        let why: string | null = null;
+        const inGenerator = sd.carrier ? streams.find((u) => generatorUsesSession(u, sd.param)) : undefined;
+        if (inGenerator) why = `the stream's generator uses \`${sd.param}\``;
+        else if (websocket || (!sd.session.functionScope && yieldDependencyOutlivesStream(project))) {
+          const endpointRefs = sd.carrier ? ownRefs(fn, sd.param, generators) : [];
+          const last = endpointRefs[endpointRefs.length - 1];
+          if (last) {
+            if (!releasesConnection(project, last)) why = streams.length === 0 ? `\`${fn.name}\` uses \`${sd.param}\` while connected` : `\`${fn.name}\` uses \`${sd.param}\` before the response and does not release it`;
+          } else if (sd.lastUse && !releasesConnection(project, sd.lastUse)) {
+            // A commit that expires the loaded objects holds nothing until one is read again.
+            const expiredOnly = endsTransaction(sd.lastUse);
+            if (!expiredOnly) why = `\`${sd.dependency.name}\` uses it and does not release it`;
+            else if (fn.body && variableRefs(fn.body, sd.param).length > 0) why = `\`${sd.dependency.name}\` commits with \`expire_on_commit\` on, and \`${fn.name}\` reads what it returned, which loads it again`;
+          }
+        }
+        if (!why) continue;
+        reportedDependencies.add(key);
+        ctx.report({
+          node: sd.session.node,
+          message: `session \`${sd.session.name}\` of dependency \`${sd.dependency.name}\` is held for the whole ${what} of \`${fn.name}\` (through \`${sd.param}\`): ${why}${inGenerator ? '' : ', and the dependency closes it only after the endpoint ends'}`,
+          severity: inGenerator ? severityOf(inGenerator) : websocket && streams.length === 0 ? 'critical' : severityOf(streams[0] ?? null),
+          function: sd.dependency.name,
         });
       }
       // Opened in the generator (or the WebSocket endpoint) around the streaming loop.
