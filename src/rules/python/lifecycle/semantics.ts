@@ -1178,14 +1178,19 @@ export function sessionSubDependencies(model: FileModel, project: ProjectContext
     if (!node) return;
     for (const text of [p.defaultText ?? '', p.annotation ?? '', localAlias(model, p.annotation)?.text ?? '']) {
       const m = DEPENDS.exec(text);
-      if (!m?.[1] || m[1].includes('.')) continue;
-      if (isSessionProvider(model, project, m[1])) return;
-      const dep = model.functions.find((f) => f.parent < 0 && !f.className && f.name === m[1] && f.index !== fn.index);
+      if (!m) continue;
+      // `svc: OrderService = Depends()`: the annotation is the dependency.
+      const target = m[1] ?? (p.annotation && /^[A-Za-z_]\w*$/.test(p.annotation) ? p.annotation : null);
+      if (!target || target.includes('.')) continue;
+      if (isSessionProvider(model, project, target)) return;
+      // A function, or a class whose `__init__` FastAPI calls (`Depends(OrderService)`).
+      const dep = model.functions.find((f) => f.parent < 0 && !f.className && f.name === target && f.index !== fn.index)
+        ?? model.functions.find((f) => f.className === target && f.name === '__init__');
       if (!dep?.body) continue;
       for (const s of injectedSessions(model, project, dep)) {
         if (!s.viaDepends) continue;
         const refs = sessionRefs(dep, s.name);
-        const handOver = refs.filter((r) => insideReturnOrYield(r, dep.body!));
+        const handOver = refs.filter((r) => insideReturnOrYield(r, dep.body!) || (dep.name === '__init__' && storedOnSelf(r)));
         const uses = refs.filter((r) => !handOver.includes(r) && !isWrapperAssignment(r));
         out.push({ param: p.name, paramNode: node, dependency: dep, session: s, carrier: handOver.length > 0, lastUse: uses[uses.length - 1] ?? null });
       }
@@ -1193,6 +1198,15 @@ export function sessionSubDependencies(model: FileModel, project: ProjectContext
     }
   });
   return out;
+}
+
+/** `self.session = db`, `self.repo = Repo(db)`: the object keeps the session. */
+function storedOnSelf(ref: SyntaxNode): boolean {
+  for (let p = ref.parent; p; p = p.parent) {
+    if (p.type === 'assignment') return /^self\.\w+$/.test(p.childForFieldName('left')?.text ?? '');
+    if (p.type === 'expression_statement' || p.type === 'block' || p.type === 'function_definition') return false;
+  }
+  return false;
 }
 
 /** `repo = Repo(db)`: the reference that makes a wrapper, not a use. */
