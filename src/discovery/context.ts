@@ -111,6 +111,22 @@ export interface SessionHelperInfo {
   line: number;
 }
 
+/**
+ * A project class or function that makes a streaming response: `class SSE(EventSourceResponse)`
+ * (and subclasses of it), `def sse(gen): return EventSourceResponse(gen)` (and wrappers of it).
+ */
+export interface StreamingFactoryInfo {
+  /** Qualified name (`app.streams.SSE`, `app.streams.sse`). */
+  name: string;
+  kind: 'class' | 'function';
+  /** An event stream (sse-starlette, `media_type="text/event-stream"`). */
+  sse: boolean;
+  /** For a function: the index of its parameter that becomes the response's content, or null. */
+  contentParam: number | null;
+  file: string;
+  line: number;
+}
+
 export interface TriggerInfo {
   name: string;
   table: string;
@@ -210,6 +226,8 @@ export interface ProjectContext {
   sessionProviders: SessionProviderInfo[];
   /** Functions that return a new session/connection (acquisitions for their callers). */
   sessionHelpers: SessionHelperInfo[];
+  /** Project subclasses of streaming responses and functions that return one. */
+  streamingFactories?: StreamingFactoryInfo[];
   migrations: MigrationsInfo;
   models: ModelInfo[];
   /**

@@ -20,12 +20,13 @@ import {
   type ProjectContext,
   type SessionFactoryInfo,
   type SessionHelperInfo,
+  type StreamingFactoryInfo,
   type SessionProviderInfo,
   type StackEntry,
   type TriggerInfo,
 } from './context.js';
 import { discoverStack, firstLine, normalizePath, sortKeys, underDirectories, type ReadFile } from './manifests.js';
-import { isDeclarativeRootBase, pythonFileFacts, type ClassFacts, type HelperCandidate, type ProviderCandidate, type PythonFileFacts, type SqlString } from './pythonFacts.js';
+import { isDeclarativeRootBase, pythonFileFacts, type ClassFacts, type HelperCandidate, type ProviderCandidate, type StreamingCandidate, type PythonFileFacts, type SqlString } from './pythonFacts.js';
 import { DYNAMIC, PLACEHOLDER, type LiteralScope } from './pythonLiterals.js';
 
 /** Problems listed per file for SQL that does not parse; the rest are counted in one line. */
@@ -63,9 +64,12 @@ function worthParsing(source: string): boolean {
     PROVIDER_HINT.test(source) ||
     FLASK_ENGINE_CONFIG.test(source) ||
     TUPLE_UNPACK.test(source) ||
-    (ASYNCPG_POOL.test(source) && source.includes('asyncpg'))
+    (ASYNCPG_POOL.test(source) && source.includes('asyncpg')) ||
+    STREAMING_RESPONSE_HINT.test(source)
   );
 }
+/** A streaming response of the libraries, named: a project subclass or wrapper of one may be defined here. */
+const STREAMING_RESPONSE_HINT = /StreamingResponse|EventSourceResponse/;
 /** Flask-SQLAlchemy's engine settings in app config (see `flaskEngines`). */
 const FLASK_ENGINE_CONFIG = /SQLALCHEMY_(ENGINE_OPTIONS|POOL_|MAX_OVERFLOW|DATABASE_URI)/;
 /** `SessionLocal, engine = init(url)` at module level (see `unpackedFactories`). */
@@ -232,6 +236,7 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   const roots: string[] = [];
   const providers: { file: string; cand: ProviderCandidate }[] = [];
   const helpers: { file: string; cand: HelperCandidate }[] = [];
+  const streaming: { file: string; cand: StreamingCandidate }[] = [];
   let sqlalchemy2 = false;
   for (const { file, facts } of perFile) {
     ctx.engines.push(...facts.engines);
@@ -244,6 +249,7 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
     roots.push(...facts.declarativeRoots);
     for (const cand of facts.providers) providers.push({ file, cand });
     for (const cand of facts.helpers ?? []) helpers.push({ file, cand });
+    for (const cand of facts.streaming ?? []) streaming.push({ file, cand });
     sqlalchemy2 ||= facts.sqlalchemy2;
   }
   // Flask-SQLAlchemy and Flask-AppBuilder: `class Event(db.Model)` where `db = SQLAlchemy(app)`.
@@ -253,6 +259,8 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   if (flaskSqlalchemy) ctx.flaskDbHandles = flaskHandles(classes);
   ctx.sessionProviders = resolveProviders(providers, ctx.sessionFactories.map((f) => f.name).filter((n): n is string => !!n));
   ctx.sessionHelpers = resolveHelpers(helpers, ctx);
+  const streamingFactories = resolveStreaming(streaming);
+  if (streamingFactories.length) ctx.streamingFactories = streamingFactories;
   ctx.engines.push(...flaskEngines(perFile));
   ctx.sessionFactories.push(...unpackedFactories(perFile));
 
@@ -689,6 +697,32 @@ function resolveHelpers(cands: { file: string; cand: HelperCandidate }[], ctx: P
   return out;
 }
 
+/** A streaming response of the libraries, by qualified name. */
+const LIBRARY_STREAMING = /^(fastapi|starlette|sse_starlette)\.([\w.]+\.)?(StreamingResponse|EventSourceResponse)$/;
+
+/**
+ * The project's streaming responses: classes deriving from a library streaming response (or from
+ * one of these), functions whose every return builds one, to a fixpoint across modules.
+ */
+function resolveStreaming(cands: { file: string; cand: StreamingCandidate }[]): StreamingFactoryInfo[] {
+  const known = new Map<string, boolean>();
+  for (const { cand } of cands) for (const t of cand.targets) if (LIBRARY_STREAMING.test(t)) known.set(t, t.endsWith('EventSourceResponse'));
+  const out: StreamingFactoryInfo[] = [];
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const { file, cand } of cands) {
+      if (known.has(cand.name)) continue;
+      const hit = cand.targets.find((t) => known.has(t));
+      if (hit === undefined) continue;
+      const sse = known.get(hit)! || cand.eventStream;
+      known.set(cand.name, sse);
+      out.push({ name: cand.name, kind: cand.kind, sse, contentParam: cand.contentParam, file, line: cand.line });
+      grew = true;
+    }
+  }
+  return out;
+}
+
 /**
  * `SessionLocal, engine = init(url)` where `init` returns a session factory at that tuple
  * position: a module-level factory like `SessionLocal = sessionmaker(...)`.
@@ -831,6 +865,7 @@ function sortContext(ctx: ProjectContext): void {
   ctx.poolListeners.sort(bySite((l) => l.event));
   ctx.sessionProviders.sort(bySite((p) => p.name));
   ctx.sessionHelpers.sort(bySite((h) => h.name));
+  ctx.streamingFactories?.sort(bySite((h) => h.name));
   ctx.models.sort(bySite((m) => m.name));
   ctx.migrations.triggers.sort(bySite((t) => t.name));
   ctx.migrations.notifyFunctions.sort(bySite((f) => f.name));

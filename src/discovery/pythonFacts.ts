@@ -39,6 +39,23 @@ export interface HelperCandidate {
   line: number;
 }
 
+/**
+ * A module-level class with its bases, or a module-level function whose returns all call the
+ * same callee: discovery keeps those that make a streaming response.
+ */
+export interface StreamingCandidate {
+  /** `module.Name`. */
+  name: string;
+  kind: 'class' | 'function';
+  /** Class: its bases; function: the callee of its returns. Qualified through imports, or `module.name` for a name of this file. */
+  targets: string[];
+  /** Function: what the returned call passes as content (first positional or `content=`), as the index of the function's parameter. */
+  contentParam: number | null;
+  /** Function: the returned call sets `media_type="text/event-stream"`. */
+  eventStream: boolean;
+  line: number;
+}
+
 /** `def init(url): ...; return Maker, engine`: a function that returns a session factory at a tuple position. */
 export interface TupleBuilderFact {
   /** `module.function`. */
@@ -117,6 +134,8 @@ export interface PythonFileFacts {
   /** Session factories handed out in tuples (`SessionLocal, engine = init(url)`). */
   tupleBuilders?: TupleBuilderFact[];
   tupleUnpacks?: TupleUnpackFact[];
+  /** Candidates for the project's streaming responses (see `StreamingCandidate`). */
+  streaming?: StreamingCandidate[];
   classes: ClassFacts[];
   /** Module-level names bound to `declarative_base()` / `registry().generate_base()`. */
   declarativeRoots: string[];
@@ -472,7 +491,61 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
     const cand = providerCandidate(model, fn.index);
     if (cand) facts.providers.push(cand);
   }
+  if (STREAMING_HINT.test(model.source)) facts.streaming = streamingCandidates(model);
   return facts;
+}
+
+/** Text that may define a streaming response class or a function returning one. */
+export const STREAMING_HINT = /Response|EventSource|stream|sse/i;
+
+/** A bare or dotted name as this module binds it: through imports, or `module.name`. */
+function qualifyHere(model: FileModel, text: string): string | null {
+  if (!/^[A-Za-z_][\w.]*$/.test(text)) return null;
+  return resolveImported(model, text) ?? (text.includes('.') ? text : `${model.moduleName}.${text}`);
+}
+
+/** See `StreamingCandidate`. */
+function streamingCandidates(model: FileModel): StreamingCandidate[] {
+  const out: StreamingCandidate[] = [];
+  for (const c of model.classes) {
+    if (c.parent?.type !== 'module' && c.parent?.parent?.type !== 'module') continue;
+    const name = c.childForFieldName('name')?.text;
+    if (!name) continue;
+    const targets: string[] = [];
+    for (const b of c.childForFieldName('superclasses')?.namedChildren ?? []) {
+      const q = b.type === 'keyword_argument' ? null : qualifyHere(model, b.text);
+      if (q) targets.push(q);
+    }
+    if (targets.length) out.push({ name: `${model.moduleName}.${name}`, kind: 'class', targets, contentParam: null, eventStream: false, line: c.startPosition.row + 1 });
+  }
+  for (const fn of model.functions) {
+    if (fn.parent >= 0 || fn.className || !fn.body) continue;
+    let callee: string | null = null;
+    let contentParam: number | null = null;
+    let eventStream = false;
+    let ok = true;
+    for (const r of ownNodes(fn.body, 'return_statement')) {
+      let value = r.namedChild(0);
+      if (value?.type === 'await') value = value.namedChild(0);
+      if (value?.type !== 'call') { ok = false; break; }
+      const q = qualifyHere(model, value.childForFieldName('function')?.text ?? '');
+      if (!q || (callee && callee !== q)) { ok = false; break; }
+      callee = q;
+      let content: SyntaxNode | null = null;
+      for (const a of value.childForFieldName('arguments')?.namedChildren ?? []) {
+        if (a.type === 'keyword_argument') {
+          const k = a.childForFieldName('name')?.text;
+          const v = a.childForFieldName('value');
+          if (k === 'content') content = v;
+          if (k === 'media_type' && v && /event-stream/.test(v.text)) eventStream = true;
+        } else if (!content && a.type !== 'list_splat' && a.type !== 'dictionary_splat') content = a;
+      }
+      const i = content?.type === 'identifier' ? fn.params.findIndex((p) => p.name === content!.text) : -1;
+      if (i >= 0) contentParam = i;
+    }
+    if (ok && callee) out.push({ name: `${model.moduleName}.${fn.name}`, kind: 'function', targets: [callee], contentParam, eventStream, line: fn.startLine });
+  }
+  return out;
 }
 
 /**

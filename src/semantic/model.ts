@@ -448,6 +448,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     fn.decoratorNames = fn.decorators.map((d) => resolveName(model, stripCall(d)) ?? stripCall(d));
     classifyRole(model, fn);
   }
+  if (IMPERATIVE_HINT.test(model.source)) collectImperativeRoutes(model);
   collectEntryPoints(model);
   return model;
 }
@@ -836,6 +837,54 @@ function paramInfo(p: SyntaxNode): ParamInfo {
     default:
       return { name: p.text.replace(/^\*+\s*/, ''), annotation: null, defaultText: null };
   }
+}
+
+/** Text that may register a route without a decorator. */
+const IMPERATIVE_HINT = /\.add_(?:api_route|api_websocket_route|websocket_route|route|url_rule|get|post|put|patch|delete|head|view)\(|Route\(|\bweb\.(?:get|post|put|patch|delete|head|route|view)\(/;
+/** Route-registering methods, by name → route kind: FastAPI/Starlette routers and apps, Flask `add_url_rule`, aiohttp's `router.add_get` & co. */
+const REGISTER_METHODS: Record<string, string> = {
+  add_api_route: 'api_route', add_route: 'route', add_url_rule: 'route', add_view: 'route',
+  add_api_websocket_route: 'websocket', add_websocket_route: 'websocket',
+  add_get: 'get', add_post: 'post', add_put: 'put', add_patch: 'patch', add_delete: 'delete', add_head: 'head',
+};
+/** Route objects of the libraries (`Route(path, endpoint)`, aiohttp's `web.get(path, handler)`), by qualified name. */
+const ROUTE_CONSTRUCTOR = /^(?:(?:starlette\.routing|fastapi\.routing|fastapi)\.(Route|WebSocketRoute|APIRoute|APIWebSocketRoute)|aiohttp\.web\.(get|post|put|patch|delete|head|route|view))$/;
+/** Keywords that name the endpoint of a registration. */
+const ENDPOINT_KEYWORDS = new Set(['endpoint', 'view_func', 'handler']);
+
+/**
+ * Handlers registered by a call rather than a decorator: `router.add_api_route(path, fn)`,
+ * `app.add_url_rule(rule, view_func=fn)`, `app.router.add_get(path, fn)`, `Route(path, fn)`,
+ * `web.get(path, fn)`. The endpoint must be a function of this file (module level, or defined in
+ * the function that registers it); it becomes a handler of that route kind.
+ */
+function collectImperativeRoutes(model: FileModel): void {
+  for (const call of model.calls) {
+    let kind: string | undefined;
+    if (call.receiver || call.calleeText.includes('.')) kind = REGISTER_METHODS[call.method];
+    if (kind === undefined && call.qualifiedName) {
+      const m = ROUTE_CONSTRUCTOR.exec(call.qualifiedName);
+      if (m) kind = m[1] ? (/WebSocket/.test(m[1]) ? 'websocket' : 'route') : m[2];
+    }
+    if (kind === undefined) continue;
+    const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
+    let target: SyntaxNode | null = null;
+    for (const a of args) {
+      if (a.type === 'keyword_argument') {
+        if (ENDPOINT_KEYWORDS.has(a.childForFieldName('name')?.text ?? '')) target = a.childForFieldName('value');
+      } else if (!target && a.type === 'identifier' && endpointNamed(model, call.functionIndex, a.text)) target = a;
+    }
+    if (target?.type !== 'identifier') continue;
+    const fn = endpointNamed(model, call.functionIndex, target.text);
+    if (!fn || fn.role === 'handler') continue;
+    fn.role = 'handler';
+    fn.routeKind = kind;
+  }
+}
+
+/** A function of this file named `name` as seen from the function `at` (-1: module level): nested in `at`, or at module level. */
+function endpointNamed(model: FileModel, at: number, name: string): FunctionInfo | null {
+  return model.functions.find((f) => f.name === name && !f.className && (f.parent === at && at >= 0)) ?? model.functions.find((f) => f.name === name && !f.className && f.parent < 0) ?? null;
 }
 
 function classifyRole(model: FileModel, fn: FunctionInfo): void {

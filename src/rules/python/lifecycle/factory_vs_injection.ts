@@ -115,7 +115,7 @@ export const factoryVsInjection: FileRule = {
       if (fn.role !== 'handler') continue;
       const sessions = injectedSessions(model, project, fn);
       if (sessions.length === 0) continue;
-      const streams = streamingResponses(model, fn);
+      const streams = streamingResponses(model, project, fn);
       for (const s of sessions) {
         // A stream of the data's length (an export) may use the session while FastAPI keeps it
         // open for the stream; an event stream or long-poll never should.

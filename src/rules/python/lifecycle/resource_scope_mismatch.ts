@@ -61,7 +61,7 @@ export const resourceScopeMismatch: FileRule = {
     for (const fn of model.functions) {
       if (fn.role !== 'handler' || !fn.body || isWebsocketHandler(fn)) continue;
       const sessions = injectedSessions(model, project, fn);
-      if (sessions.length === 0 || streamingResponses(model, fn).length > 0) continue;
+      if (sessions.length === 0 || streamingResponses(model, project, fn).length > 0) continue;
       const start = bodyStartLine(fn);
       const total = fn.endLine - start + 1;
       // A finding needs an external call in the body, or a tail of more than 50 lines: most

@@ -13,7 +13,7 @@ import type { AssignmentInfo, CallInfo, FileModel, FunctionInfo } from '../../..
 import { callAt, declaresGlobal, moduleNameOf, resolveName, valueTypeOf, variableRefs } from '../../../semantic/model.js';
 import { callArgs } from '../query/semantics.js';
 import { annotationType, calleeType, receiverType } from '../../../semantic/valueTypes.js';
-import type { ProjectContext, SessionHelperInfo, SessionProviderInfo } from '../../../discovery/context.js';
+import type { ProjectContext, SessionHelperInfo, SessionProviderInfo, StreamingFactoryInfo } from '../../../discovery/context.js';
 import { CLOSE_METHODS, DRIVER_CONNECT, SESSION_CLASS, closeableClient, type CloseableClient } from '../../../semantic/resources.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -638,36 +638,93 @@ function localStreamingClasses(model: FileModel): Map<string, boolean> {
   return out;
 }
 
-/** Streaming responses built in `fn` (its own body), with the generator that feeds each. */
-export function streamingResponses(model: FileModel, fn: FunctionInfo): StreamingUse[] {
+const streamingMemo = new WeakMap<ProjectContext, Map<string, StreamingFactoryInfo>>();
+
+/** The project's streaming response classes and the functions that return one, by qualified name. */
+function projectStreaming(project: ProjectContext): Map<string, StreamingFactoryInfo> {
+  let out = streamingMemo.get(project);
+  if (!out) streamingMemo.set(project, (out = new Map((project.streamingFactories ?? []).map((f) => [f.name, f]))));
+  return out;
+}
+
+/** What a streaming call passes as content: `content=` or the first positional argument; for a project wrapper, the positional argument of its content parameter. */
+function contentArgument(args: SyntaxNode[], wrapper: StreamingFactoryInfo | null): SyntaxNode | null {
+  const isWrapper = wrapper?.kind === 'function';
+  const wanted = isWrapper ? wrapper.contentParam : 0;
+  if (wanted === null) return null;
+  let content: SyntaxNode | null = null;
+  let positional = 0;
+  for (const a of args) {
+    if (a.type === 'keyword_argument') {
+      if (!isWrapper && a.childForFieldName('name')?.text === 'content') content = a.childForFieldName('value');
+    } else if (a.type !== 'list_splat' && a.type !== 'dictionary_splat') {
+      if (positional === wanted && !content) content = a;
+      positional++;
+    }
+  }
+  return content;
+}
+
+/** Does a return annotation name a streaming response (`-> EventSourceResponse`, `-> StreamingResponse`, a project subclass)? Its event-stream flag, or undefined. */
+function annotatedStreaming(model: FileModel, project: ProjectContext, fn: FunctionInfo, local: Map<string, boolean>): boolean | undefined {
+  const t = fn.returnType?.replace(/\s+/g, '');
+  if (!t || !/^[A-Za-z_][\w.]*$/.test(t)) return undefined;
+  const q = resolveName(model, t) ?? `${model.moduleName}.${t}`;
+  if (isLibraryStreaming(q)) return /EventSourceResponse$/.test(q);
+  const l = local.get(q);
+  if (l !== undefined) return l;
+  const p = projectStreaming(project).get(q);
+  return p?.kind === 'class' ? p.sse : undefined;
+}
+
+/**
+ * Streaming responses built in `fn` (its own body), with the generator that feeds each: a library
+ * streaming response, a project subclass of one, a project function that returns one (its content
+ * parameter), and for a handler annotated `-> EventSourceResponse` (or another streaming type)
+ * what it returns.
+ */
+export function streamingResponses(model: FileModel, project: ProjectContext, fn: FunctionInfo): StreamingUse[] {
   const out: StreamingUse[] = [];
   const local = model.classes.length > 0 ? localStreamingClasses(model) : new Map<string, boolean>();
+  const known = projectStreaming(project);
   for (const call of model.calls) {
     if (call.functionIndex !== fn.index) continue;
-    const q = call.qualifiedName ?? (local.size > 0 ? boundName(model, call) ?? '' : '');
+    const q = call.qualifiedName ?? boundName(model, call) ?? '';
     const localSse = local.get(q);
-    if (!isLibraryStreaming(q) && localSse === undefined) continue;
+    const factory = localSse === undefined && !isLibraryStreaming(q) ? known.get(q) ?? null : null;
+    if (!isLibraryStreaming(q) && localSse === undefined && !factory) continue;
     const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
-    let content: SyntaxNode | null = null;
-    let sse = localSse ?? /EventSourceResponse$/.test(q);
+    let sse = localSse ?? factory?.sse ?? /EventSourceResponse$/.test(q);
     for (const a of args) {
-      if (a.type === 'keyword_argument') {
-        const k = a.childForFieldName('name')?.text;
-        const v = a.childForFieldName('value');
-        if (k === 'content') content = v;
-        if (k === 'media_type' && v && /event-stream/.test(v.text)) sse = true;
-      } else if (!content && a.type !== 'list_splat' && a.type !== 'dictionary_splat') content = a;
+      if (a.type === 'keyword_argument' && a.childForFieldName('name')?.text === 'media_type' && /event-stream/.test(a.childForFieldName('value')?.text ?? '')) sse = true;
     }
-    let generatorCall: SyntaxNode | null = null;
-    if (content?.type === 'call') generatorCall = content;
-    else if (content?.type === 'identifier') {
-      // `gen = event_stream(); return StreamingResponse(gen)`.
-      const a = [...model.assignments].reverse().find((x) => x.functionIndex === fn.index && x.target === content!.text && x.line <= call.line);
-      if (a?.value?.type === 'call') generatorCall = a.value;
+    out.push(streamingUse(model, fn, call, sse, contentArgument(args, factory)));
+  }
+  if (out.length === 0 && fn.body) {
+    const sse = annotatedStreaming(model, project, fn, local);
+    if (sse !== undefined) {
+      for (const r of fn.body.descendantsOfType('return_statement')) {
+        if (insideFunction(r, fn.body)) continue;
+        let v = r.namedChild(0);
+        if (v?.type === 'await') v = v.namedChild(0);
+        const call = v?.type === 'call' ? callAt(model, v) : null;
+        if (!call) continue;
+        out.push(streamingUse(model, fn, call, sse, contentArgument(call.node.childForFieldName('arguments')?.namedChildren ?? [], null)));
+      }
     }
-    out.push({ call, sse, generatorCall, generator: generatorCall ? generatorFunction(model, fn, generatorCall) : null });
   }
   return out;
+}
+
+function streamingUse(model: FileModel, fn: FunctionInfo, call: CallInfo, sse: boolean, content: SyntaxNode | null): StreamingUse {
+  let generatorCall: SyntaxNode | null = null;
+  if (content?.type === 'call') generatorCall = content;
+  else if (content?.type === 'identifier') {
+    // `gen = event_stream(); return StreamingResponse(gen)`.
+    const a = [...model.assignments].reverse().find((x) => x.functionIndex === fn.index && x.target === content.text && x.line <= call.line);
+    if (a?.value?.type === 'call') generatorCall = a.value;
+  }
+  return { call, sse, generatorCall, generator: generatorCall ? generatorFunction(model, fn, generatorCall) : null };
 }
 
 /** The function a generator call names: a def nested in `fn`, or one at module level in this file. */
@@ -1067,4 +1124,99 @@ function ownerCloses(model: FileModel, fn: FunctionInfo, target: string): boolea
   if (bases.some((b) => !/^(object|ABC|abc\.ABC|Protocol|typing\.Protocol|Generic\[.*\])$/.test(b) && !localClasses.has(b) && !b.includes('='))) return true;
   // A module-level instance lives as long as the process.
   return model.calls.some((c) => c.functionIndex < 0 && c.calleeText === cls);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sub-dependencies that carry a session
+
+/** A parameter of an endpoint filled by `Depends(dep)` where `dep` is a function of this file that takes a session itself. */
+export interface SessionSubDependency {
+  /** The endpoint's parameter name and node. */
+  param: string;
+  paramNode: SyntaxNode;
+  /** The dependency function and its injected session. */
+  dependency: FunctionInfo;
+  session: InjectedSession;
+  /** The dependency returns (or yields) the session or a value that keeps it (`Repo(db)`). */
+  carrier: boolean;
+  /** The dependency's own last use of the session (not the hand-over), or null when it only hands it over. */
+  lastUse: SyntaxNode | null;
+}
+
+/**
+ * Does a commit hand the connection back for good? Only when the project's session factories all
+ * set `expire_on_commit=False`: otherwise the objects loaded before it are expired, and the next
+ * attribute read (in the stream) checks a connection out again until the session closes.
+ */
+export function commitReleases(project: ProjectContext): boolean {
+  const makers = project.sessionFactories.filter((f) => /sessionmaker$/.test(f.kind));
+  return makers.length > 0 && makers.every((f) => f.expireOnCommit === false);
+}
+
+/** Is a use of a session the release of its connection: `close()`/`rollback()`, or a commit when commits release (see `commitReleases`)? */
+export function releasesConnection(project: ProjectContext, ref: SyntaxNode): boolean {
+  if (!endsTransaction(ref)) return false;
+  const p = ref.parent;
+  const what = p?.type === 'attribute' ? p.childForFieldName('attribute')?.text ?? '' : p?.parent?.childForFieldName('function')?.text ?? '';
+  return !/commit/i.test(what) || commitReleases(project);
+}
+
+function insideReturnOrYield(node: SyntaxNode, stop: SyntaxNode): boolean {
+  for (let p = node.parent; p && p.id !== stop.id; p = p.parent) {
+    if (p.type === 'return_statement' || p.type === 'yield') return true;
+    if (p.type === 'function_definition' || p.type === 'lambda') return false;
+  }
+  return false;
+}
+
+/** The endpoint's parameters filled by a same-file dependency that itself takes a session (`repo: Repo = Depends(get_repo)`). */
+export function sessionSubDependencies(model: FileModel, project: ProjectContext, fn: FunctionInfo): SessionSubDependency[] {
+  const out: SessionSubDependency[] = [];
+  const paramNodes = fn.node.childForFieldName('parameters')?.namedChildren ?? [];
+  fn.params.forEach((p, i) => {
+    const node = paramNodes[i];
+    if (!node) return;
+    for (const text of [p.defaultText ?? '', p.annotation ?? '', localAlias(model, p.annotation)?.text ?? '']) {
+      const m = DEPENDS.exec(text);
+      if (!m) continue;
+      // `svc: OrderService = Depends()`: the annotation is the dependency.
+      const target = m[1] ?? (p.annotation && /^[A-Za-z_]\w*$/.test(p.annotation) ? p.annotation : null);
+      if (!target || target.includes('.')) continue;
+      if (isSessionProvider(model, project, target)) return;
+      // A function, or a class whose `__init__` FastAPI calls (`Depends(OrderService)`).
+      const dep = model.functions.find((f) => f.parent < 0 && !f.className && f.name === target && f.index !== fn.index)
+        ?? model.functions.find((f) => f.className === target && f.name === '__init__');
+      if (!dep?.body) continue;
+      for (const s of injectedSessions(model, project, dep)) {
+        if (!s.viaDepends) continue;
+        const refs = sessionRefs(dep, s.name);
+        const handOver = refs.filter((r) => insideReturnOrYield(r, dep.body!) || (dep.name === '__init__' && storedOnSelf(r)));
+        const uses = refs.filter((r) => !handOver.includes(r) && !isWrapperAssignment(r));
+        out.push({ param: p.name, paramNode: node, dependency: dep, session: s, carrier: handOver.length > 0, lastUse: uses[uses.length - 1] ?? null });
+      }
+      return;
+    }
+  });
+  return out;
+}
+
+/** `self.session = db`, `self.repo = Repo(db)`: the object keeps the session. */
+function storedOnSelf(ref: SyntaxNode): boolean {
+  for (let p = ref.parent; p; p = p.parent) {
+    if (p.type === 'assignment') return /^self\.\w+$/.test(p.childForFieldName('left')?.text ?? '');
+    if (p.type === 'expression_statement' || p.type === 'block' || p.type === 'function_definition') return false;
+  }
+  return false;
+}
+
+/** `repo = Repo(db)`: the reference that makes a wrapper, not a use. */
+function isWrapperAssignment(ref: SyntaxNode): boolean {
+  for (let p = ref.parent; p; p = p.parent) {
+    if (p.type === 'assignment') {
+      const right = p.childForFieldName('right');
+      return !!right && p.childForFieldName('left')?.type === 'identifier' && isWrapperOf(right, new Set([ref.text]));
+    }
+    if (p.type === 'expression_statement' || p.type === 'block' || p.type === 'function_definition') return false;
+  }
+  return false;
 }

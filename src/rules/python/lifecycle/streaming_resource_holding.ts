@@ -9,9 +9,23 @@
  *   before 0.106 and from 0.118 closes `yield` dependencies after the response is sent (0.106–
  *   0.117 closed them before; `Depends(..., scope="function")`, 0.121+, closes them early);
  * - a session/connection opened in the generator (or the WebSocket endpoint) with `with`
- *   around the loop that streams.
+ *   around the loop that streams;
+ * - a session injected into a sub-dependency of the endpoint (`get_repo(db = Depends(get_db))`,
+ *   endpoint `repo = Depends(get_repo)`), reported at the dependency's parameter: when the stream
+ *   uses what the dependency returns, or the session is used (by the dependency or through its
+ *   result before the response) and not released (`close()`, `rollback()`, or `commit()` when the
+ *   project's factories set `expire_on_commit=False`; after an expiring commit, only when the
+ *   endpoint reads the returned objects). Limit: the dependency must be defined in the
+ *   endpoint's module.
  * Why is this bad? Each open stream pins one pooled connection (often with an open
  * transaction) for minutes; a few dozen clients exhaust the pool and every other endpoint waits.
+ *
+ * A response streams when built from `StreamingResponse`/`EventSourceResponse`, from a project
+ * subclass of them (any module) or a project function that returns one (its content parameter
+ * feeds the generator), or when the handler's return annotation names one of those classes.
+ * Limits: a wrapper is found only in a module that the discovery pass parses (one that mentions a
+ * streaming response, `stream` or `sse`), and a generator only when it is defined in the
+ * handler's own file.
  *
  * Precision: a stream whose length is the data's (`for row in rows: yield row` exports) is not a
  * long-poll; a session whose last use in the endpoint ends its transaction (`commit`, `close`)
@@ -19,12 +33,12 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { callAt } from '../../../semantic/model.js';
+import { callAt, variableRefs } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import {
   acquireKind, endsTransaction, generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler,
-  ownRefs, streamingResponses, yieldDependencyOutlivesStream, type StreamingUse,
+  ownRefs, releasesConnection, sessionSubDependencies, streamingResponses, yieldDependencyOutlivesStream, type StreamingUse,
 } from './semantics.js';
 
 /** `with`/`async with` items in `fn` that open a session/connection and whose body holds a loop that streams. */
@@ -67,7 +81,7 @@ export const streamingResourceHolding: FileRule = {
     severity: 'critical',
     effort: 'M',
     summary: 'Streaming endpoint (SSE, long-poll, WebSocket) keeps a session/connection open for the whole stream',
-    what: 'Finds SSE endpoints (`EventSourceResponse`, `StreamingResponse(media_type="text/event-stream")`), long-poll `StreamingResponse` generators (a `while` loop, or a loop that waits) and looping WebSocket endpoints that hold a session or connection while they stream: an injected session used by the generator; an injected session used before the response and still open during the stream (version-aware: FastAPI < 0.106 and ≥ 0.118 close `yield` dependencies after the response, 0.106–0.117 before it, `Depends(..., scope="function")` early); a session or connection opened with `with` around the streaming loop. Critical for SSE/WebSocket, high for long-poll.',
+    what: 'Finds SSE endpoints (`EventSourceResponse`, `StreamingResponse(media_type="text/event-stream")`), long-poll `StreamingResponse` generators (a `while` loop, or a loop that waits) and looping WebSocket endpoints that hold a session or connection while they stream: an injected session used by the generator; an injected session used before the response and still open during the stream (version-aware: FastAPI < 0.106 and ≥ 0.118 close `yield` dependencies after the response, 0.106–0.117 before it, `Depends(..., scope="function")` early); a session or connection opened with `with` around the streaming loop; a session injected into a sub-dependency (`get_repo(db = Depends(get_db))` behind `repo = Depends(get_repo)`) whose result the stream uses, or that is used and not released before the response (reported at the parameter of the dependency). A response streams when built from these classes, a project subclass or a project function returning one, or when the handler is annotated to return one; handlers registered by a call (`add_api_route`, `Route(...)`, `add_url_rule(view_func=...)`, aiohttp `router.add_get`) count. Critical for SSE/WebSocket, high for long-poll.',
     why: 'A stream lasts as long as the client stays connected. A session held for it pins a pooled connection — often inside an open transaction, which also holds back vacuum — for minutes or hours; with the default pool of 5 + 10 overflow, fifteen open streams stop every other endpoint.',
     bad: 'import asyncio\n\nfrom fastapi import Depends, FastAPI\nfrom sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sse_starlette.sse import EventSourceResponse\n\napp = FastAPI()\n\n\n@app.get("/jobs/{job_id}/events")\nasync def job_events(job_id: int, session: AsyncSession = Depends()):\n    async def stream():\n        while True:\n            job = await session.get(Job, job_id)\n            yield {"data": job.status}\n            await asyncio.sleep(1)\n\n    return EventSourceResponse(stream())\n',
     good: 'import asyncio\n\nfrom fastapi import FastAPI\nfrom sqlalchemy.ext.asyncio import async_sessionmaker\nfrom sse_starlette.sse import EventSourceResponse\n\napp = FastAPI()\nsession_factory = async_sessionmaker(expire_on_commit=False)\n\n\n@app.get("/jobs/{job_id}/events")\nasync def job_events(job_id: int):\n    async def stream():\n        while True:\n            async with session_factory() as session:\n                job = await session.get(Job, job_id)\n            yield {"data": job.status}\n            await asyncio.sleep(1)\n\n    return EventSourceResponse(stream())\n',
@@ -83,9 +97,10 @@ export const streamingResourceHolding: FileRule = {
     const { model, project } = ctx;
     if (model.isTestFile || !/Response|websocket/i.test(model.source)) return;
     const reportedGenerators = new Set<number>();
+    const reportedDependencies = new Set<string>();
     for (const fn of model.functions) {
       if (fn.role !== 'handler') continue;
-      const streams = streamingResponses(model, fn).filter((u) => isLongLived(model, u));
+      const streams = streamingResponses(model, project, fn).filter((u) => isLongLived(model, u));
       const websocket = isWebsocketHandler(fn) && hasOwnLoop(model, fn);
       if (streams.length === 0 && !websocket) continue;
       const generators = streams.map((u) => u.generator).filter((g): g is FunctionInfo => g !== null);
@@ -121,6 +136,38 @@ export const streamingResourceHolding: FileRule = {
           message: `injected session \`${s.name}\` of \`${fn.name}\` is closed only after the ${use.sse ? 'SSE' : 'long-poll'} stream ends (FastAPI closes \`yield\` dependencies after the response): its connection is held for the whole stream`,
           severity: severityOf(use),
           function: fn.name,
+        });
+      }
+      // A session injected into a sub-dependency (`repo = Depends(get_repo)`, `get_repo(db = Depends(get_db))`):
+      // its provider closes it with the endpoint's dependencies, so it is held for the stream
+      // when the stream uses what the dependency returns, or when it is used and not released
+      // before the response.
+      for (const sd of sessionSubDependencies(model, project, fn)) {
+        const key = `${sd.dependency.index}:${sd.session.name}`;
+        if (reportedDependencies.has(key)) continue;
+        const what = websocket && streams.length === 0 ? 'WebSocket connection' : streams[0]?.sse ? 'SSE stream' : 'long-poll stream';
+        let why: string | null = null;
+        const inGenerator = sd.carrier ? streams.find((u) => generatorUsesSession(u, sd.param)) : undefined;
+        if (inGenerator) why = `the stream's generator uses \`${sd.param}\``;
+        else if (websocket || (!sd.session.functionScope && yieldDependencyOutlivesStream(project))) {
+          const endpointRefs = sd.carrier ? ownRefs(fn, sd.param, generators) : [];
+          const last = endpointRefs[endpointRefs.length - 1];
+          if (last) {
+            if (!releasesConnection(project, last)) why = streams.length === 0 ? `\`${fn.name}\` uses \`${sd.param}\` while connected` : `\`${fn.name}\` uses \`${sd.param}\` before the response and does not release it`;
+          } else if (sd.lastUse && !releasesConnection(project, sd.lastUse)) {
+            // A commit that expires the loaded objects holds nothing until one is read again.
+            const expiredOnly = endsTransaction(sd.lastUse);
+            if (!expiredOnly) why = `\`${sd.dependency.name}\` uses it and does not release it`;
+            else if (fn.body && variableRefs(fn.body, sd.param).length > 0) why = `\`${sd.dependency.name}\` commits with \`expire_on_commit\` on, and \`${fn.name}\` reads what it returned, which loads it again`;
+          }
+        }
+        if (!why) continue;
+        reportedDependencies.add(key);
+        ctx.report({
+          node: sd.session.node,
+          message: `session \`${sd.session.name}\` of dependency \`${sd.dependency.name}\` is held for the whole ${what} of \`${fn.name}\` (through \`${sd.param}\`): ${why}${inGenerator ? '' : ', and the dependency closes it only after the endpoint ends'}`,
+          severity: inGenerator ? severityOf(inGenerator) : websocket && streams.length === 0 ? 'critical' : severityOf(streams[0] ?? null),
+          function: sd.dependency.name,
         });
       }
       // Opened in the generator (or the WebSocket endpoint) around the streaming loop.
