@@ -61,6 +61,7 @@ export function analyzeFile(
     const model = buildFileModel(rel, source, root, parser);
     model.modelClasses = projectIndex(project).modelClasses;
     model.flaskDbHandles = projectIndex(project).flaskDbHandles;
+    model.scopedSessions = projectIndex(project).scopedSessions;
     model.dynamicRelations = projectIndex(project).dynamicRelations;
     lap('model');
     // Every call in a function of a non-test file is classified by the summary's query effects

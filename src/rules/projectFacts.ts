@@ -14,6 +14,8 @@ export interface ProjectIndex {
   modelClasses: ReadonlySet<string>;
   /** Flask-SQLAlchemy `SQLAlchemy()` object names (`db`): `db.session` is a session. */
   flaskDbHandles: ReadonlySet<string>;
+  /** Module-level `scoped_session(...)` object names (`Session`): `meta.Session.query(...)` is a session call anywhere. */
+  scopedSessions: ReadonlyMap<string, readonly string[]>;
   /** `Model.attr` of the relationships loaded `lazy="dynamic"`: reading one gives a query. */
   dynamicRelations: ReadonlySet<string>;
   anyRelationships: boolean;
@@ -21,6 +23,18 @@ export interface ProjectIndex {
 }
 
 const indexes = new WeakMap<ProjectContext, ProjectIndex>();
+
+/** Module-level `scoped_session(...)` objects by name, with the modules that define them. */
+function scopedSessionModules(project: ProjectContext): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const f of project.sessionFactories) {
+    if (f.kind !== 'scoped_session' || f.function !== null || f.name === null) continue;
+    const list = out.get(f.name) ?? [];
+    list.push(moduleNameOf(f.file));
+    out.set(f.name, list);
+  }
+  return out;
+}
 
 export function projectIndex(project: ProjectContext): ProjectIndex {
   let index = indexes.get(project);
@@ -43,6 +57,7 @@ export function projectIndex(project: ProjectContext): ProjectIndex {
     modelsByName,
     modelClasses: new Set(modelsByName.keys()),
     flaskDbHandles: new Set(project.flaskDbHandles ?? []),
+    scopedSessions: scopedSessionModules(project),
     dynamicRelations: new Set(project.models.flatMap((m) => m.relationships.filter((r) => r.lazy === 'dynamic').map((r) => `${m.name}.${r.name}`))),
     anyRelationships: project.models.some((m) => m.relationships.length > 0),
   };

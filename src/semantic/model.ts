@@ -201,6 +201,8 @@ export interface FileModel {
   modelClasses: ReadonlySet<string>;
   /** Flask-SQLAlchemy: names of the project's `SQLAlchemy()` objects (`db`), whose `.session` is a session. */
   flaskDbHandles: ReadonlySet<string>;
+  /** The project's module-level `scoped_session(...)` objects: name → the modules defining one (`Session` → `app.meta`); set by the engine. */
+  scopedSessions: ReadonlyMap<string, readonly string[]>;
   /** `Model.attr` of the project's `lazy="dynamic"` relationships: `self.attr.filter(...)` in the model runs a query. */
   dynamicRelations: ReadonlySet<string>;
   /**
@@ -318,6 +320,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     entryPoints: [],
     modelClasses: NO_MODELS,
     flaskDbHandles: NO_MODELS,
+    scopedSessions: new Map(),
     dynamicRelations: NO_MODELS,
     lineOf: (offset: number) => lineOfOffset(lineStarts, offset),
   };

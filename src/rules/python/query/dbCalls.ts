@@ -138,7 +138,23 @@ export function receiverEvidence(model: FileModel, call: CallInfo): Evidence {
     const head = dotted.slice(0, -'.session'.length);
     if (model.flaskDbHandles.has(head.slice(head.lastIndexOf('.') + 1))) return 'db';
   }
+  // A project's module-level `scoped_session(...)` (`Session` in `app/meta.py`), used through a
+  // module of the project (`model.Session.query(...)`, `meta.Session.add(...)`) or imported by
+  // name: a session in every file, which need not import SQLAlchemy itself.
+  if (name && dotted && model.scopedSessions.has(name) && projectScopedSession(model, dotted, name)) return 'db';
   return null;
+}
+
+/** Is `dotted` (ending in `name`) the project's scoped session: reached through a module of this project, or bound here? */
+function projectScopedSession(model: FileModel, dotted: string, name: string): boolean {
+  const head = dotted.split('.')[0]!;
+  const q = model.imports.get(head);
+  if (q === undefined) return dotted === name && model.moduleDefs.has(name);
+  // The module that defines it, the package that re-exports it, or the name itself from either
+  // (also when the tree is scanned from above the package root: `backend.app.meta` for `app.meta`).
+  const path = dotted === name ? q.slice(0, -name.length - 1) : q;
+  if (path.split('.')[0] === model.moduleName.split('.')[0]) return true;
+  return (model.scopedSessions.get(name) ?? []).some((m) => `.${m}.`.includes(`.${path}.`));
 }
 
 const MODEL_FIRST_ARG = /\s*(?:[A-Za-z_]\w*\s*\.\s*)*[A-Z][a-z0-9]\w*\s*,/y;
