@@ -5,10 +5,10 @@
  * class level — as type paths (`valueTypes.ts`). Methods, properties and their return types are
  * the functions' own facts. Classes defined inside functions are local and left out.
  */
-import type { SyntaxNode } from '../parse/parser.js';
 import type { FileModel } from './model.js';
 import { resolveName } from './model.js';
 import { annotationType, typeString } from './valueTypes.js';
+import { insideNestedFunction } from './controlFlow.js';
 
 export interface ClassInfo {
   /** The class name as method qualified names use it (`Service` for `Service.run`). */
@@ -39,7 +39,7 @@ function readClasses(model: FileModel): ClassInfo[] {
   const byName = new Map<string, ClassInfo>();
   const ranges: { info: ClassInfo; start: number; end: number }[] = [];
   for (const node of model.classes) {
-    if (insideFunction(node)) continue;
+    if (insideNestedFunction(node)) continue;
     const name = node.childForFieldName('name')?.text;
     if (!name) continue;
     const bases: string[] = [];
@@ -93,9 +93,4 @@ export function classOfFunction(model: FileModel, fnIndex: number): string | nul
     if (fn.className) return fn.parent < 0 ? fn.className : null;
   }
   return null;
-}
-
-function insideFunction(node: SyntaxNode): boolean {
-  for (let p = node.parent; p; p = p.parent) if (p.type === 'function_definition' || p.type === 'lambda') return true;
-  return false;
 }

@@ -13,6 +13,17 @@ export function conditionalInFunction(model: FileModel, call: CallInfo): boolean
 }
 
 /**
+ * Is `node` inside a `def` or `lambda` nested below `stop` (anywhere above it when `stop` is
+ * omitted)? Code there runs when that function is called, not where it is written.
+ */
+export function insideNestedFunction(node: SyntaxNode, stop: SyntaxNode | null = null): boolean {
+  for (let p = node.parent; p && p.id !== stop?.id; p = p.parent) {
+    if (p.type === 'function_definition' || p.type === 'lambda') return true;
+  }
+  return false;
+}
+
+/**
  * The statements between `node` and `stop` that make it run only sometimes: an `if`/`elif`/
  * `else` branch, an `except` handler, a conditional expression, a `match` case, a short-circuit
  * operand. Returns the first one found, or null when `node` runs whenever `stop`'s body does.

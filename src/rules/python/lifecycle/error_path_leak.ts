@@ -17,12 +17,13 @@
  * Precision: a `yield` inside `try` whose `finally` (or catch-all `except`) closes the value is
  * fine, so is `with`/`async with`; a value that leaves the function is the caller's.
  */
+import { insideNestedFunction } from '../../../semantic/controlFlow.js';
 import type { FunctionInfo } from '../../../semantic/model.js';
 import { effectiveRole, moduleNameOf } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import {
-  acquisitions, closeFacts, closesIn, exitsOf, insideFunction, isWebService, projectNames, protectedByTry, raisesBeforeClose, type Acquisition,
+  acquisitions, closeFacts, closesIn, exitsOf, isWebService, projectNames, protectedByTry, raisesBeforeClose, type Acquisition,
 } from './semantics.js';
 
 function isProvider(ctx: FileRuleContext, fn: FunctionInfo): boolean {
@@ -89,7 +90,7 @@ export const errorPathLeak: FileRule = {
       if (!facts.closedNormally || facts.closedInFinally) continue;
       const start = acq.assignment.node.endIndex;
       for (const tryStmt of (acq.fn.body ?? stop).descendantsOfType('try_statement')) {
-        if (tryStmt.startIndex < start || insideFunction(tryStmt, acq.fn.body ?? stop)) continue;
+        if (tryStmt.startIndex < start || insideNestedFunction(tryStmt, acq.fn.body ?? stop)) continue;
         const clauses = tryStmt.namedChildren;
         if (clauses.some((c) => c.type === 'finally_clause' && closesIn(c, acq.target))) continue;
         if (protectedByTry(tryStmt, acq.target, stop)) continue;

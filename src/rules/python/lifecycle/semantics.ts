@@ -6,6 +6,7 @@
  * Candidates for the shared semantic layer (see the final notes of the family): acquisition
  * classification, injected-session parameters, streaming responses.
  */
+import { insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { isMigrationFile } from '../../projectFacts.js';
 import { externalCall } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
@@ -704,7 +705,7 @@ export function streamingResponses(model: FileModel, project: ProjectContext, fn
     const sse = annotatedStreaming(model, project, fn, local);
     if (sse !== undefined) {
       for (const r of fn.body.descendantsOfType('return_statement')) {
-        if (insideFunction(r, fn.body)) continue;
+        if (insideNestedFunction(r, fn.body)) continue;
         let v = r.namedChild(0);
         if (v?.type === 'await') v = v.namedChild(0);
         const call = v?.type === 'call' ? callAt(model, v) : null;
@@ -812,17 +813,12 @@ export function protectedByTry(inner: SyntaxNode, name: string, stop: SyntaxNode
 export function exitsOf(clause: SyntaxNode): SyntaxNode[] {
   const out: SyntaxNode[] = [];
   for (const n of clause.descendantsOfType(['return_statement', 'raise_statement'])) {
-    if (!insideFunction(n, clause)) out.push(n);
+    if (!insideNestedFunction(n, clause)) out.push(n);
   }
   return out;
 }
 
-export function insideFunction(node: SyntaxNode, stop: SyntaxNode): boolean {
-  for (let p = node.parent; p && p.id !== stop.id; p = p.parent) {
-    if (p.type === 'function_definition' || p.type === 'lambda') return true;
-  }
-  return false;
-}
+
 
 // ---------------------------------------------------------------------------------------------
 // Sessions in long-lived code
@@ -1018,7 +1014,7 @@ export function raisesBeforeClose(acq: Acquisition): SyntaxNode | null {
   const body = acq.fn.body;
   if (!body || (acq.kind !== 'session' && acq.kind !== 'connection') || acq.provider) return null;
   for (const clause of body.descendantsOfType('finally_clause')) {
-    if (insideFunction(clause, body)) continue;
+    if (insideNestedFunction(clause, body)) continue;
     for (const ref of variableRefs(clause, acq.target)) {
       if (!isCloseRef(ref)) continue;
       // The statement of the close, and the block it is a statement of, with no `try` in between up to the clause.

@@ -40,7 +40,7 @@ import { effectiveRole } from '../../../semantic/model.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import { classifyDbCall } from '../query/dbCalls.js';
-import { callsOf, lastAssignment, loopTargets, receiverKey, unwrap, within } from './semantics.js';
+import { callsOf, objectSource, receiverKey, unwrap, within } from './semantics.js';
 
 type HandleKind = 'session' | 'connection' | 'dbapi';
 
@@ -340,18 +340,9 @@ function isHandleWrite(model: FileModel, owned: Owned, method: string, call: Par
 
 /** Was `obj` loaded through the session: `obj = s.get(M, id)`, `for obj in s.scalars(...)`? */
 function loadedThrough(model: FileModel, owned: Owned, obj: string, line: number, loops: number[]): boolean {
-  const s = owned.name;
-  const startsWithSession = (n: SyntaxNode | null) => {
-    const t = unwrap(n)?.text ?? '';
-    return t.startsWith(`${s}.`);
-  };
-  for (const li of loops) {
-    const loop = model.loops[li]!;
-    if (loopTargets(loop).has(obj)) return startsWithSession(loop.iterable);
-  }
-  const a = lastAssignment(model, obj, owned.fnIndex, line);
-  if (!a?.value) return false;
-  return startsWithSession(a.value) && LOADS_ROW.test(unwrap(a.value)!.text);
+  const source = objectSource(model, obj, owned.fnIndex, line, loops);
+  if (!source || !source.node.text.startsWith(`${owned.name}.`)) return false;
+  return source.fromLoop || LOADS_ROW.test(source.node.text);
 }
 
 /** Do two nodes sit in one loop of the function (a commit that runs again after the write)? */

@@ -30,7 +30,7 @@ import type { FileRule, FileRuleContext } from '../../types.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 import { receiverEvidence, statementInfo, classifyDbCall } from '../query/dbCalls.js';
-import { callArgs, callsOf, lastAssignment, loopTargets, modelOfObject, receiverKey, unwrap } from './semantics.js';
+import { callArgs, callsOf, lastAssignment, modelOfObject, objectSource, receiverKey, unwrap } from './semantics.js';
 
 const STAGES = new Set(['add', 'add_all', 'merge', 'delete']);
 const RAW_METHODS = new Set(['execute', 'scalar', 'scalars', 'exec', 'exec_driver_sql', 'executemany']);
@@ -285,22 +285,10 @@ function stagedModels(model: FileModel, call: CallInfo, fnIndex: number, modelNa
 
 /** Was `obj` loaded through a database handle in this function? The handle and the model. */
 function loadedThrough(model: FileModel, obj: string, fnIndex: number, line: number, loops: number[], modelNames: Set<string>): { session: string; model: string } | null {
-  let source: SyntaxNode | null = null;
-  for (const li of loops) {
-    const loop = model.loops[li]!;
-    if (!loopTargets(loop).has(obj)) continue;
-    source = unwrap(loop.iterable);
-    if (source?.type === 'identifier') source = unwrap(lastAssignment(model, source.text, fnIndex, loop.node.startPosition.row + 1)?.value ?? null);
-    break;
-  }
-  let modelName: string | null = null;
-  if (!source) {
-    const a = lastAssignment(model, obj, fnIndex, line);
-    if (!a?.value || a.functionIndex !== fnIndex) return null;
-    source = unwrap(a.value);
-    modelName = modelOfObject(model, obj, fnIndex, line, modelNames);
-  }
-  if (!source) return null;
+  const found = objectSource(model, obj, fnIndex, line, loops, true);
+  if (!found) return null;
+  const source = found.node;
+  let modelName = found.fromLoop ? null : modelOfObject(model, obj, fnIndex, line, modelNames);
   const text = source.text;
   const m = LOAD_CALL.exec(text);
   if (!m) return null;
@@ -311,6 +299,6 @@ function loadedThrough(model: FileModel, obj: string, fnIndex: number, line: num
   if (!modelName) return null;
   const session = m[1]!;
   // The handle must be a database handle: one of the function's calls on it says so.
-  const ok = callsOf(model, fnIndex).some((c) => receiverKey(c) === session && c.node.startIndex >= source!.startIndex && c.node.endIndex <= source!.endIndex && receiverEvidence(model, c));
+  const ok = callsOf(model, fnIndex).some((c) => receiverKey(c) === session && c.node.startIndex >= source.startIndex && c.node.endIndex <= source.endIndex && receiverEvidence(model, c));
   return ok ? { session, model: modelName } : null;
 }

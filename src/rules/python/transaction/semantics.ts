@@ -17,9 +17,9 @@ import { receiverType, typeString } from '../../../semantic/valueTypes.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
 import type { EventSite, ProjectContext } from '../../../discovery/context.js';
 import { classifyDbCall, receiverEvidence } from '../query/dbCalls.js';
-import { callArgs, lastAssignment, unwrap } from '../query/semantics.js';
+import { callArgs, lastAssignment, loopTargets, unwrap } from '../query/semantics.js';
 
-export { callArgs, lastAssignment, unwrap, conditionalWithin };
+export { callArgs, lastAssignment, loopTargets, unwrap, conditionalWithin };
 
 /** Source text of a receiver, whitespace-free: `session`, `self.session`. */
 export function receiverKey(call: CallInfo): string | null {
@@ -109,16 +109,25 @@ export function nextStatement(node: SyntaxNode): SyntaxNode | null {
   return i >= 0 ? (siblings[i + 1] ?? null) : null;
 }
 
-/** Names bound per iteration by a `for` loop's target. */
-export function loopTargets(loop: LoopInfo): Set<string> {
-  const out = new Set<string>();
-  const visit = (n: SyntaxNode | null) => {
-    if (!n) return;
-    if (n.type === 'identifier') out.add(n.text);
-    else if (n.type !== 'attribute' && n.type !== 'subscript') for (const c of n.namedChildren) visit(c);
-  };
-  if (loop.kind === 'for' || loop.kind === 'async_for') visit(loop.node.childForFieldName('left'));
-  return out;
+/**
+ * Where `obj` came from in the function: the iterable of the loop that binds it (`for obj in
+ * s.scalars(...)`; with `followName`, through a name bound to it: `rows = ...; for obj in rows`),
+ * else (also when that name leads nowhere) the value of its last assignment in the function.
+ * Unwrapped; null when neither is known.
+ */
+export function objectSource(model: FileModel, obj: string, fnIndex: number, line: number, loops: readonly number[], followName = false): { node: SyntaxNode; fromLoop: boolean } | null {
+  for (const li of loops) {
+    const loop = model.loops[li]!;
+    if (!loopTargets(loop).has(obj)) continue;
+    let node = unwrap(loop.iterable);
+    if (followName && node?.type === 'identifier') node = unwrap(lastAssignment(model, node.text, fnIndex, loop.node.startPosition.row + 1)?.value ?? null);
+    if (node) return { node, fromLoop: true };
+    break;
+  }
+  const a = lastAssignment(model, obj, fnIndex, line);
+  if (!a?.value || a.functionIndex !== fnIndex) return null;
+  const node = unwrap(a.value);
+  return node ? { node, fromLoop: false } : null;
 }
 
 /** Is a name (re)bound inside the per-iteration part of `loop`? */
