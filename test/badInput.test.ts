@@ -25,6 +25,8 @@ beforeAll(async () => {
   w('app/binary.py', Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x00, 0x01, 0x02]));
   w('app/latin1.py', Buffer.from('x = "caf\xe9"\n', 'latin1'));
   w('app/empty.py', '');
+  // Test code: counted, never flagged, and not parsed (its syntax error is no one's concern here).
+  w('tests/test_broken.py', 'import time\n\nasync def test_x():\n    time.sleep(1)\n\ndef broken(:\n    pass\n');
   w('app/huge.py', '# padding\n'.repeat(500) + 'import time\nasync def f():\n    time.sleep(1)\n');
   w('persist-audit.yaml', 'max-file-size: 2000\n');
   fs.symlinkSync(path.join(dir, 'missing.py'), path.join(dir, 'app/dangling.py'));
@@ -36,6 +38,12 @@ beforeAll(async () => {
 describe('bad input', () => {
   it('still reports the good and the partly broken files', () => {
     expect(result.findings.map((f) => `${f.path}:${f.line} ${f.code}`)).toEqual(['app/broken.py:4 PA303', 'app/good.py:4 PA303']);
+  });
+
+  it('counts a test file without parsing or flagging it', () => {
+    expect(result.stats.parseErrorFiles).not.toContain('tests/test_broken.py');
+    expect(result.findings.some((f) => f.path.startsWith('tests/'))).toBe(false);
+    expect(result.stats.lines).toBeGreaterThanOrEqual(7);
   });
 
   it('counts the file with syntax errors', () => {
@@ -52,7 +60,7 @@ describe('bad input', () => {
   });
 
   it('audits the empty file and does not follow the symlink loop', () => {
-    expect(result.stats.files).toBe(3); // good, broken, empty
+    expect(result.stats.files).toBe(4); // good, broken, empty, tests/test_broken
     expect(result.stats.internalErrors).toEqual([]);
   });
 });

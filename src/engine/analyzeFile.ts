@@ -1,6 +1,7 @@
 /**
  * The per-file phase for one file: read, reject what is not auditable, parse once, build the
- * semantic model, run every enabled file rule on it, and summarise it for the repo phase.
+ * semantic model, run every enabled file rule on it, and summarise it for the repo phase. Test
+ * files stop after the read.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -8,7 +9,7 @@ import path from 'node:path';
 import type { SyntaxNode } from '../parse/parser.js';
 import type { PythonParser } from '../parse/parser.js';
 import type { ProjectContext } from '../discovery/context.js';
-import { buildFileModel, MODEL_NODE_TYPES, type FileModel } from '../semantic/model.js';
+import { buildFileModel, isTestPath, MODEL_NODE_TYPES, type FileModel } from '../semantic/model.js';
 import { summarize } from '../analysis/summary.js';
 import { collectEffects } from '../analysis/effects.js';
 import { EFFECT_COLLECTORS, SITE_KINDS } from '../rules/python/effectCollectors.js';
@@ -52,6 +53,10 @@ export function analyzeFile(
   const source = readSource(rel, abs, outcome, options.hash ?? false);
   if (source === null) return outcome;
   lap('read');
+  // Test code is never flagged, and no rule or summary of other files needs its syntax: it is
+  // counted (files, lines) and not parsed. Test files are over half the bytes of many real
+  // trees (62 % of CPython's library, 43-58 % of the field repositories).
+  if (isTestPath(rel)) return outcome;
 
   const tree = parser.parse(source);
   lap('parse');

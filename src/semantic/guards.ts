@@ -84,34 +84,75 @@ function earlyExitOn(stmt: SyntaxNode): string | null {
   return last && (last.type === 'return_statement' || last.type === 'raise_statement') ? operand.text : null;
 }
 
+interface GuardRegion {
+  from: number;
+  to: number;
+  guard: string;
+  /** The `if` statement that makes the region. */
+  node: SyntaxNode;
+}
+
+interface GuardMemo {
+  /** The model's `if` statements, by function. */
+  ifs: Map<number, SyntaxNode[]>;
+  regions: Map<number, GuardRegion[]>;
+}
+
+const regionMemo = new WeakMap<FileModel, GuardMemo>();
+
+/**
+ * The spans of function `fnIndex` that run only under one of its flags: the body of `if flag:`,
+ * and what follows `if not flag: return` in its block. Found once per function from the
+ * model's `if` statements (a walk up the tree per call cost more than the rest of the summary).
+ */
+function guardRegions(model: FileModel, fnIndex: number, flags: Map<string, Flag>): GuardRegion[] {
+  let memo = regionMemo.get(model);
+  if (!memo) {
+    memo = { ifs: new Map(), regions: new Map() };
+    for (const { node, functionIndex } of model.ifs) {
+      const list = memo.ifs.get(functionIndex);
+      if (list) list.push(node);
+      else memo.ifs.set(functionIndex, [node]);
+    }
+    regionMemo.set(model, memo);
+  }
+  let regions = memo.regions.get(fnIndex);
+  if (regions) return regions;
+  regions = [];
+  for (const node of memo.ifs.get(fnIndex) ?? []) {
+    const tested = testedName(node.childForFieldName('condition'));
+    const flag = tested ? flags.get(tested) : undefined;
+    if (flag) {
+      const body = node.childForFieldName('consequence');
+      if (body) regions.push({ from: body.startIndex, to: body.endIndex, guard: `${flag.name}@${flag.position}`, node });
+    }
+    const exit = earlyExitOn(node);
+    const exitFlag = exit ? flags.get(exit) : undefined;
+    const block = node.parent;
+    if (exitFlag && block?.type === 'block') regions.push({ from: node.endIndex, to: block.endIndex, guard: `${exitFlag.name}@${exitFlag.position}`, node });
+  }
+  memo.regions.set(fnIndex, regions);
+  return regions;
+}
+
 /**
  * The flag guard (`name@position`) under which `node`, in the body of function `fnIndex`, runs;
- * null when none does.
+ * null when none does. The innermost region holding the node wins.
  */
 export function flagGuard(model: FileModel, node: SyntaxNode, fnIndex: number): string | null {
   if (fnIndex < 0) return null;
   const flags = flagsOf(model, fnIndex);
   if (!flags) return null;
-  const stop = model.functions[fnIndex]!.node;
-  let child = node;
-  for (let cur = node.parent; cur && cur.id !== stop.id; child = cur, cur = cur.parent) {
-    // A def nested in the function is its own scope: its flags are its own.
-    if (cur.type === 'function_definition' || cur.type === 'lambda') return null;
-    if (cur.type === 'if_statement' && cur.childForFieldName('consequence')?.id === child.id) {
-      const name = testedName(cur.childForFieldName('condition'));
-      const flag = name ? flags.get(name) : undefined;
-      if (flag) return `${flag.name}@${flag.position}`;
-    }
-    if (cur.type === 'block') {
-      for (const stmt of cur.namedChildren) {
-        if (stmt.startIndex >= child.startIndex) break;
-        const name = earlyExitOn(stmt);
-        const flag = name ? flags.get(name) : undefined;
-        if (flag) return `${flag.name}@${flag.position}`;
-      }
-    }
-  }
-  return null;
+  const regions = guardRegions(model, fnIndex, flags);
+  if (!regions.length) return null;
+  const at = node.startIndex;
+  let best: GuardRegion | null = null;
+  for (const r of regions) if (at >= r.from && at < r.to && (!best || r.from > best.from)) best = r;
+  if (!best) return null;
+  // A lambda between the node and its guard is its own scope (called later, or never).
+  const stop = best.node.parent;
+  for (let cur = node.parent; cur && cur !== stop && cur.id !== stop?.id; cur = cur.parent) if (cur.type === 'lambda') return null;
+  return best.guard;
 }
 
 /**
@@ -130,7 +171,7 @@ export function passedArguments(call: SyntaxNode, source?: string, argsOffset = 
   const keywords: string[] = [];
   let star = false;
   for (const a of args?.namedChildren ?? []) {
-    if (a.type === 'comment') continue;
+    if (a.type === 'comment' || a.type === 'line_continuation') continue;
     if (a.type === 'list_splat' || a.type === 'dictionary_splat') star = true;
     else if (a.type === 'keyword_argument') {
       const value = a.childForFieldName('value')?.text;
@@ -154,28 +195,60 @@ export function leavesFlagOff(passes: string | undefined, guard: string): boolea
 }
 
 /**
- * {@link passedArguments} read from the source after the call's `(` (no call into the parser):
- * null when the argument list holds anything a plain split could misread (strings, comments,
- * lambdas, generator expressions, line breaks), and the tree is asked instead.
+ * {@link passedArguments} read from the source after the call's `(` (no call into the parser).
+ * Strings are skipped whole (their text never counts as a comma, bracket or keyword), comments
+ * and line breaks are blanks. Null when the argument list holds anything a plain split could
+ * misread (lambdas, generator expressions, an f-string, an unclosed string), and the tree is
+ * asked instead.
  */
 function passedArgumentsFromText(source: string, from: number): string | null {
   let depth = 0;
   let start = from;
+  let arg = '';
   const args: string[] = [];
-  for (let i = from; i < source.length; i++) {
+  const n = source.length;
+  for (let i = from; i < n; i++) {
     const c = source.charCodeAt(i);
-    // quotes, `#`, line breaks: leave it to the tree.
-    if (c === 34 || c === 39 || c === 35 || c === 10 || c === 13 || c === 92) return null;
+    if (c === 34 || c === 39) {
+      // A string: an f-string's `{...}` may hold anything, leave it to the tree.
+      const p = source.charCodeAt(i - 1);
+      if (p === 102 || p === 70 || ((p === 114 || p === 82 || p === 98 || p === 66) && /[fF]/.test(source[i - 2] ?? ''))) return null;
+      const triple = source.charCodeAt(i + 1) === c && source.charCodeAt(i + 2) === c;
+      let j = triple ? i + 3 : i + 1;
+      for (;;) {
+        if (j >= n) return null;
+        const d = source.charCodeAt(j);
+        if (d === 92) j += 2;
+        else if (d === c && (!triple || (source.charCodeAt(j + 1) === c && source.charCodeAt(j + 2) === c))) break;
+        else if (!triple && (d === 10 || d === 13)) return null;
+        else j++;
+      }
+      const close = triple ? j + 3 : j + 1;
+      // The string stands in the argument as `""` (only its presence matters).
+      arg += source.slice(start, i) + '""';
+      start = close;
+      i = close - 1;
+      continue;
+    }
+    if (c === 35) {
+      // A comment runs to the end of the line.
+      arg += source.slice(start, i);
+      let j = source.indexOf('\n', i);
+      if (j < 0) return null;
+      start = j;
+      i = j - 1;
+      continue;
+    }
     if (c === 40 || c === 91 || c === 123) depth++;
     else if (c === 41 || c === 93 || c === 125) {
       if (depth === 0) {
         if (c !== 41) return null;
-        args.push(source.slice(start, i));
+        args.push(arg + source.slice(start, i));
         let positional = '';
         const keywords: string[] = [];
         let star = false;
         for (const raw of args) {
-          const a = raw.trim();
+          const a = raw.replace(/\\?\r?\n/g, ' ').trim();
           if (!a) continue;
           if (/\blambda\b|\bfor\b/.test(a)) return null;
           if (a.startsWith('*')) star = true;
@@ -190,7 +263,8 @@ function passedArgumentsFromText(source: string, from: number): string | null {
       }
       depth--;
     } else if (c === 44 && depth === 0) {
-      args.push(source.slice(start, i));
+      args.push(arg + source.slice(start, i));
+      arg = '';
       start = i + 1;
     }
   }

@@ -252,6 +252,11 @@ const ROUTE_METHODS = new Set([
 ]);
 const TASK_DECORATORS = /(^|\.)(task|shared_task|actor|job|periodic_task|cron|scheduled_job|on_message|consumer)$/;
 const INIT_NAME = /(^|_)(init|initialize|initialise|setup|set_up|bootstrap|migrate|migrations?|startup|start_up|lifespan|on_startup|create_tables|seed)(_|$)|^__init__$/i;
+/** Test code (`tests/`, `test_*.py`, `*_test.py`, `conftest.py`): never flagged (spec, rules). */
+export function isTestPath(path: string): boolean {
+  return TEST_PATH.test(path);
+}
+
 const TEST_PATH = /(^|\/)(tests?|testing)\/|(^|\/)test_[^/]*\.py$|_test\.py$|(^|\/)conftest\.py$/;
 const BACKGROUND_PATH = /(^|\/)(tasks|jobs|workers|worker|cron)(\/|\.py$)/;
 
@@ -315,7 +320,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     augAssignments: [],
     classes: [],
     suppressions: collectSuppressions(source, lineStarts),
-    isTestFile: TEST_PATH.test(path),
+    isTestFile: isTestPath(path),
     isBackgroundFile: BACKGROUND_PATH.test(path),
     entryPoints: [],
     modelClasses: NO_MODELS,
