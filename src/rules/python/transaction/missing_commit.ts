@@ -255,7 +255,9 @@ function openedHandle(model: FileModel, project: ProjectContext, value: SyntaxNo
  * tree's audit.
  */
 function mayOpenHandle(model: FileModel, project: ProjectContext, call: SyntaxNode): boolean {
-  if (model.source.includes('sessionmaker')) return true;
+  let own = ownSessionmaker.get(model);
+  if (own === undefined) ownSessionmaker.set(model, (own = model.source.includes('sessionmaker')));
+  if (own) return true;
   const callee = call.childForFieldName('function');
   if (!callee || (callee.type !== 'identifier' && callee.type !== 'attribute')) return true;
   const text = callee.text;
@@ -267,6 +269,8 @@ function mayOpenHandle(model: FileModel, project: ProjectContext, call: SyntaxNo
 }
 
 const HANDLE_NAME = /connect|session|maker/i;
+/** Does the file name `sessionmaker` (once per file, not per call)? */
+const ownSessionmaker = new WeakMap<FileModel, boolean>();
 
 function engineOfProject(project: ProjectContext, t: string): boolean {
   const m = /^[\w.]*?(\w+)\.connect\(\)$/.exec(t);
