@@ -131,12 +131,6 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
   };
   const objects = objectFacts(model, isRepo);
   const keep = repoModules ? keptCalls(effects, repoModules, siteKinds) : null;
-  // `with X() as x:` items, from the model's `with` statements (a parent lookup per call costs more).
-  const withItems = new Set<number>();
-  for (const w of model.withs) for (const item of w.items) {
-    const v = item.value.type === 'await' ? item.value.namedChild(0) : item.value;
-    if (v?.type === 'call') withItems.add(v.startIndex);
-  }
   const calls: SummaryCall[] = [];
   for (const c of model.calls) {
     // A call the graph resolves by name (a function, `self.m()`) needs no receiver type.
@@ -160,7 +154,7 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
       offloaded: c.offloaded,
       inLoop: c.loops.length > 0,
       receiverType,
-      withItem: repoCall && withItems.has(c.start),
+      withItem: repoCall && c.isWithItem,
       ...(repoCall && conditionalCall(model, c) ? { conditional: true } : {}),
       ...(repoCall && isMemoisedCall(model, c) ? { memoised: true } : {}),
       ...(repoCall ? flagFacts(model, c) : {}),

@@ -989,6 +989,27 @@ function withInfo(model: FileModel, node: SyntaxNode, fnIndex: number): WithInfo
   return w;
 }
 
+const WITH_ITEM_STARTS = new WeakMap<FileModel, Map<number, number>>();
+
+/**
+ * The calls that are `with` items (`with X() as x`, `async with await f():`): start to end (a
+ * call on a call's result, `a().b()`, starts where its receiver does).
+ */
+function withItemStarts(model: FileModel): Map<number, number> {
+  let set = WITH_ITEM_STARTS.get(model);
+  if (!set) {
+    set = new Map();
+    for (const w of model.withs) {
+      for (const item of w.items) {
+        const v = item.value.type === 'await' ? item.value.namedChild(0) : item.value;
+        if (v?.type === 'call') set.set(v.startIndex, v.endIndex);
+      }
+    }
+    WITH_ITEM_STARTS.set(model, set);
+  }
+  return set;
+}
+
 const WITH_ALIASES = new WeakMap<FileModel, AssignmentInfo[]>();
 
 function withAliases(model: FileModel): AssignmentInfo[] {
@@ -1161,6 +1182,7 @@ export function callAt(model: FileModel, node: SyntaxNode): CallInfo | undefined
  * receiver node and the `await`/`with` context are looked up only when a rule asks.
  */
 class CallInfoImpl implements CallInfo {
+  private readonly model: FileModel;
   calleeText: string;
   qualifiedName: string | null = null;
   method: string;
@@ -1215,6 +1237,7 @@ class CallInfoImpl implements CallInfo {
     }
     this.calleeText = text;
     this.source = model.source;
+    this.model = model;
   }
 
   get dottedReceiver(): string | null {
@@ -1247,7 +1270,8 @@ class CallInfoImpl implements CallInfo {
   }
 
   get isWithItem(): boolean {
-    this.checkParent();
+    // From the model's `with` statements (a parent lookup per call cost more).
+    if (!this.parentChecked) return withItemStarts(this.model).get(this.start) === this.node.endIndex;
     return this.withItemValue;
   }
 
