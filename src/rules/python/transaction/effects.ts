@@ -105,7 +105,7 @@ function perItemCall(model: FileModel, call: CallInfo): boolean {
   if (!args || !perItemLoops(model, [loop.index], args) || notPerRow(model, call, [loop])) return false;
   // A loop that acts outside the database per item commits per item to record it (and to keep
   // its transaction off the network wait).
-  if (model.calls.some((c) => c !== call && c.functionIndex === call.functionIndex && c.loops.includes(loop.index) && outsideEffect(model, c))) return false;
+  if (actingLoops(model).get(loop.index)?.some((c) => c !== call && c.functionIndex === call.functionIndex)) return false;
   const body = loop.node.childForFieldName('body');
   if (body) {
     if (enclosingTries(call.node, body).some((t) => t.startIndex >= body.startIndex)) return false;
@@ -113,6 +113,26 @@ function perItemCall(model: FileModel, call: CallInfo): boolean {
     if (next && (next.type === 'break_statement' || next.type === 'return_statement')) return false;
   }
   return true;
+}
+
+const ACTING_LOOPS = new WeakMap<FileModel, Map<number, CallInfo[]>>();
+
+/** The calls with an outside effect, by each loop they run in (once per file, not per call of every loop). */
+function actingLoops(model: FileModel): Map<number, CallInfo[]> {
+  let map = ACTING_LOOPS.get(model);
+  if (!map) {
+    map = new Map();
+    for (const c of model.calls) {
+      if (!c.loops.length || !outsideEffect(model, c)) continue;
+      for (const l of c.loops) {
+        const list = map.get(l);
+        if (list) list.push(c);
+        else map.set(l, [c]);
+      }
+    }
+    ACTING_LOOPS.set(model, map);
+  }
+  return map;
 }
 
 /** Is the committed handle one the function opens: a local bound to a call (`Session()`, `factory()`, `connect()`)? */

@@ -137,13 +137,15 @@ export function collectLibraryWriteEffects(model: FileModel, effects: Effect[][]
     const cls = model.functions[fnIndex]?.className;
     return !!cls && libClasses.has(cls);
   };
+  // No call passes `auto_commit=` in a file that never writes it (asking each call's arguments cost).
+  const flags = model.source.includes('auto_commit');
   for (const call of model.calls) {
-    if (call.functionIndex >= 0 && /^[A-Z]\w*$/.test(call.method) && autoCommit(call) === 'on' && callArgs(call.node).keywords.has('auto_commit')) {
+    if (flags && call.functionIndex >= 0 && /^[A-Z]\w*$/.test(call.method) && autoCommit(call) === 'on' && callArgs(call.node).keywords.has('auto_commit')) {
       effects[call.functionIndex]!.push({ kind: CTOR_AUTOCOMMIT, what: call.method, line: call.line, column: call.column });
     }
     if (call.functionIndex < 0 || !LIB_WRITES.has(call.method)) continue;
     const at = { line: call.line, column: call.column };
-    const hasFlag = callArgs(call.node).keywords.has('auto_commit');
+    const hasFlag = flags && callArgs(call.node).keywords.has('auto_commit');
     if (hasFlag && autoCommit(call) === 'on') {
       effects[call.functionIndex]!.push({ kind: 'commit_may', what: call.calleeText, ...at });
     } else if (libraryWrite(call, inLib(call.functionIndex), new Set())) {

@@ -165,10 +165,16 @@ interface RequestWrite {
 export function requestWrites(model: FileModel): Effect[][] {
   const out: Effect[][] = model.functions.map(() => []);
   model.functions.forEach((fn, fnIndex) => {
-    if (fn.role !== 'handler' || SETTINGS.test(fn.node.text)) return;
+    if (fn.role !== 'handler') return;
+    let settingsChecked = false;
     for (const p of fn.params) {
       const m = /^Depends\(\s*([A-Za-z_][\w.]*)\s*\)$/.exec(p.defaultText?.replace(/\s+/g, '') ?? '');
       if (!m || !/(^|\.)(Session|AsyncSession)$/.test(p.annotation ?? '')) continue;
+      // The handler's text only for a handler with an injected session (most have none).
+      if (!settingsChecked) {
+        if (SETTINGS.test(fn.node.text)) return;
+        settingsChecked = true;
+      }
       const provider = qualify(model, m[1]!);
       if (!provider || escapes(fn.node, p.name, true)) continue;
       const owned: Owned = { name: p.name, kind: 'session', inWith: false, line: fn.startLine, fnIndex };
