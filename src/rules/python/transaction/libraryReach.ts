@@ -52,8 +52,10 @@ export function libraryReach(graph: CallGraph): LibraryReach {
     const cls = last ? graph.function(last.fn).className : null;
     return !!cls && autoCommitted.has(cls);
   };
+  // A project with no flush-only library write anywhere has nothing to reach (no propagation asked).
+  const anyFlushOnly = !graph.functionsWithEffects(new Set([FLUSH_ONLY_WRITE]))[Symbol.iterator]().next().done;
   const flushOnly = (refs: FnRef[]): Reach | null => {
-    if (!refs.length || mayCommit(refs)) return null;
+    if (!anyFlushOnly || !refs.length || mayCommit(refs)) return null;
     const reaches = refs.map((r) => graph.effectsOf(r, 'any').get(FLUSH_ONLY_WRITE));
     return reaches.every((r) => r && !committingClass(r)) ? reaches[0]! : null;
   };
