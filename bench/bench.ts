@@ -8,12 +8,14 @@
  *                floor of any analysis that reads the tree through the binding
  *   (c) full   — `scan()` with report, log and cache off (+ rendering the text, JSON and
  *                markdown outputs, timed apart)
+ *   (g) ast-grep — the peer: `ast-grep scan` with five simple rules (bench/astgrep/), same tree,
+ *                same excludes, as many threads as jobs (skipped when the dev dependency is missing)
  * then 1 vs 2 workers (parse and full), and a cold vs warm cached scan (cache in a temp dir).
  * On Linux, each measure's CPU is also split by thread (main, workers, V8's and libuv's helper
  * threads; see threads.ts): where the second worker's extra CPU goes.
  *
  * Options: --repeat N (medians; default 3) · --jobs N (default: cores) · --parser auto|native|wasm
- *   · --no-workers (skip 1 vs 2) · --no-cache-run (skip cold/warm) · --only read,parse,walk,full
+ *   · --no-workers (skip 1 vs 2) · --no-cache-run (skip cold/warm) · --only read,parse,walk,full,astgrep
  *   · --save-timings FILE (per-rule and per-stage times of the median full run, JSON)
  *   · --compare A.json B.json (compare two saved timings and exit) · --json FILE (all figures)
  *   · --no-jit-tuning (V8's default inlining budget instead of the one `persist-audit scan` sets,
@@ -39,6 +41,7 @@ import { stdlibRoot } from './stdlib.js';
 import { median } from './stats.js';
 import { splitCpu, threadCpu, type CpuSplit } from './threads.js';
 import { tuneJit } from '../src/engine/jit.js';
+import { astGrepBinary, runAstGrep, type PeerRun } from './astgrep.js';
 
 interface Args {
   root: string;
@@ -57,7 +60,7 @@ interface Args {
 function parseArgs(argv: string[]): Args {
   const a: Args = {
     root: '', repeat: 3, jobs: os.availableParallelism(), parser: 'auto', workers: true, cacheRun: true,
-    only: new Set(['read', 'parse', 'walk', 'full']), saveTimings: null, compare: null, json: null, jitTuning: true,
+    only: new Set(['read', 'parse', 'walk', 'full', 'astgrep']), saveTimings: null, compare: null, json: null, jitTuning: true,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -232,11 +235,15 @@ async function main(): Promise<void> {
   const parses: Measure[] = [];
   const walks: Measure[] = [];
   const fulls: FullMeasure[] = [];
+  const peers: PeerRun[] = [];
+  const astGrep = args.only.has('astgrep') ? astGrepBinary() : null;
+  if (args.only.has('astgrep') && !astGrep) console.log('ast-grep: @ast-grep/cli is not installed (npm ci installs it): the peer is skipped\n');
   for (let r = 0; r < args.repeat; r++) {
     if (args.only.has('read')) reads.push(await floor(files, root, 'read', args.jobs, args.parser));
     if (args.only.has('parse')) parses.push(await floor(files, root, 'parse', args.jobs, args.parser));
     if (args.only.has('walk')) walks.push(await floor(files, root, 'walk', args.jobs, args.parser));
     if (args.only.has('full')) fulls.push(await full(root, args.jobs, args.parser));
+    if (astGrep) peers.push(runAstGrep(astGrep, root, args.jobs));
     process.stderr.write(`  round ${r + 1}/${args.repeat} done\n`);
   }
   const ref = reads[0] ?? parses[0] ?? fulls[0];
@@ -271,6 +278,20 @@ async function main(): Promise<void> {
     const ratio = median(fulls.map((x) => x.ms)) / median(parses.map((x) => x.ms));
     console.log(`\nfull / parse = ${ratio.toFixed(2)}×   (target ≤ 1.30×)`);
     figures.fullOverParse = Number(ratio.toFixed(3));
+  }
+  if (peers.length) {
+    const ms = peers.map((x) => x.ms);
+    const m = median(ms);
+    const cpus = peers.map((x) => x.cpuMs).filter((x): x is number => x !== null);
+    const cpu = cpus.length ? median(cpus) : null;
+    console.log(`${'(g) ast-grep'.padEnd(18)} ${pad(sec(m), 14)} ${pad(sec(Math.min(...ms)), 9)} ${pad(sec(Math.max(...ms)), 9)} ${pad(ref ? (mb(ref.bytes) / (m / 1000)).toFixed(1) : '—', 7)} ${pad('—', 9)} ${pad(cpu === null ? '—' : sec(cpu), 9)} ${pad(cpu === null ? '—' : (cpu / m).toFixed(2), 6)}`);
+    console.log(`    5 rules (bench/astgrep), ${peers[0]!.matches} matches; ast-grep's CPU is its process's, from bash's \`times\``);
+    figures.astGrep = { medianMs: Math.round(m), runs: ms.map(Math.round), cpuMs: cpu === null ? null : Math.round(cpu), matches: peers[0]!.matches };
+    if (fulls.length) {
+      const ratio = median(fulls.map((x) => x.ms)) / m;
+      console.log(`full / ast-grep = ${ratio.toFixed(2)}×   (target ≤ 2.00×)`);
+      figures.fullOverAstGrep = Number(ratio.toFixed(3));
+    }
   }
   if (parses.length && walks.length) {
     const ratio = median(walks.map((x) => x.ms)) / median(parses.map((x) => x.ms));
