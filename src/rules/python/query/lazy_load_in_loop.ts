@@ -15,7 +15,8 @@
  * assignment in the class, its bases and subclasses in the file must be such rows), returned by
  * a property or method of the class, or by a function of the file. `.options(*self.opts)` is
  * read from the class attribute the iterating class (and its subclasses) give `opts`; options
- * that cannot be read silence the loop. Relationships declared eager
+ * that cannot be read silence the loop. A find-first loop (`return`/`break` after the read) is
+ * not per row. Relationships declared eager
  * (`lazy="selectin"/"joined"/"subquery"/"raise"/…`) or loaded by an option never count. A
  * many-to-one (`Mapped["User"]`, `uselist=False`, a `<name>_id` foreign key beside it) is
  * medium: its lazy load is served from the identity map for related rows already loaded; silent
@@ -28,7 +29,7 @@ import type { FileRule, FileRuleContext } from '../../types.js';
 import { classOfFunction } from '../../../semantic/classes.js';
 import { rowsSource, selfMember, type SelfRows } from './dbCalls.js';
 import { selfOptionsText, selfRowsResolver } from './selfRows.js';
-import { loopTarget } from './semantics.js';
+import { loopTarget, stopsAfter } from './semantics.js';
 
 const LAZY = new Set(['select', 'dynamic', 'true', 'True']);
 const LOADER_OPTION = /\b(selectinload|joinedload|subqueryload|immediateload|contains_eager|raiseload|noload|defaultload)\s*\(/;
@@ -76,7 +77,7 @@ export const lazyLoadInLoop: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Lazy-loaded relationship accessed in a loop over ORM rows (hidden N+1)',
-    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to.',
+    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. A loop that stops at the first match (`return`/`break` after the read) is not reported.',
     why: 'Each first access to a lazy relationship emits its own SELECT, once per row: an N+1 that no query in the code shows. Under `AsyncSession` the implicit IO is not allowed at all and raises `MissingGreenlet`.',
     bad: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
     good: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User).options(selectinload(User.jobs)))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
@@ -122,6 +123,8 @@ export const lazyLoadInLoop: FileRule = {
         if (obj?.type !== 'identifier' || obj.text !== t.name || !lazy.has(name) || reported.has(name)) continue;
         const parent = attr.parent;
         if (parent?.type === 'assignment' && parent.childForFieldName('left')?.id === attr.id) continue;
+        // A find-first search (`return`/`break` after the read) stops at the first row that matches.
+        if (stopsAfter(attr, loop)) continue;
         reported.add(name);
         // A many-to-one's lazy load looks in the session's identity map first: one SELECT per
         // distinct related row not loaded yet, not always one per row.
