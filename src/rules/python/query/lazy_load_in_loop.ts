@@ -23,7 +23,7 @@
  * when the query picks its rows by target objects the code holds (`Child.parent_id.in_([p.id for
  * p in parents])`, `Child.parent == parent`).
  */
-import type { ModelInfo } from '../../../discovery/context.js';
+import type { ModelInfo, ProjectContext } from '../../../discovery/context.js';
 import { modelsNamed, projectIndex } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { classOfFunction } from '../../../semantic/classes.js';
@@ -46,6 +46,29 @@ function lazyRelationships(candidates: ModelInfo[]): Map<string, { scalar: boole
     }
   }
   return out;
+}
+
+const lazyNamesMemo = new WeakMap<ProjectContext, Set<string>>();
+
+/** The names of the project's lazy relationships (any model): once per worker. */
+function lazyNames(project: ProjectContext): Set<string> {
+  let out = lazyNamesMemo.get(project);
+  if (!out) {
+    out = new Set(project.models.flatMap((m) => m.relationships.filter((r) => LAZY.has(r.lazy)).map((r) => r.name)));
+    lazyNamesMemo.set(project, out);
+  }
+  return out;
+}
+
+/** Does `text` read `<item>.<name>` for one of `names`? */
+function readsName(text: string, item: string, names: Set<string>): boolean {
+  const needle = `${item}.`;
+  for (let i = text.indexOf(needle); i >= 0; i = text.indexOf(needle, i + 1)) {
+    if (i > 0 && /[\w.]/.test(text[i - 1]!)) continue;
+    const m = /^[A-Za-z_]\w*/.exec(text.slice(i + needle.length, i + needle.length + 64));
+    if (m && names.has(m[0])) return true;
+  }
+  return false;
 }
 
 function eagerlyLoaded(statementText: string, rel: string): boolean {
@@ -90,11 +113,13 @@ export const lazyLoadInLoop: FileRule = {
   checkFile(ctx: FileRuleContext): void {
     const { model, project } = ctx;
     if (model.isTestFile || !projectIndex(project).anyRelationships) return;
+    const names = lazyNames(project);
     const resolvers = new Map<string, SelfRows>();
     for (const loop of model.loops) {
       if (loop.kind === 'while') continue;
       const t = loopTarget(loop);
-      if (!t) continue;
+      // Cheap first: the loop must read `<item>.<name>` for a name some model's lazy relationship has.
+      if (!t || !readsName(loop.node.text, t.name, names)) continue;
       const line = loop.node.startPosition.row + 1;
       // In a method, `self.items` and chains on `self.query(...)` are followed through the class
       // and its bases and subclasses in the file.
