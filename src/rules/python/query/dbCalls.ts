@@ -830,13 +830,16 @@ export function selfMember(node: SyntaxNode): boolean {
 /** The rows of the query a chain's root name held, with this chain's text added (for its loader options). */
 function rebuiltFrom(model: FileModel, node: SyntaxNode, fnIndex: number, line: number, depth: number, viaSelf?: SelfRows): RowsSource | null {
   let root: SyntaxNode | null = node;
+  // An attribute read that is not a method call (`self.event.contributions`): other rows.
+  let readsData = false;
   while (root && (root.type === 'call' || root.type === 'attribute')) {
     // `self.q.filter(...)`, `helper().filter(...)`: the chain starts from what the caller can follow.
     if (viaSelf && root.id !== node.id && viaSelf.handles(root)) break;
+    if (root.type === 'attribute' && root.parent?.childForFieldName('function')?.id !== root.id) readsData = true;
     root = unwrap(root.type === 'call' ? root.childForFieldName('function') : root.childForFieldName('object'));
   }
   if (!root || root.id === node.id) return null;
-  const prior = viaSelf?.handles(root) ? viaSelf.rows(root)
+  const prior = viaSelf?.handles(root) ? (readsData ? null : viaSelf.rows(root))
     : root.type === 'identifier' ? rowsSource(model, root, fnIndex, line, depth + 1, viaSelf) : null;
   return prior ? { ...prior, text: `${prior.text} ${node.text}` } : null;
 }
