@@ -26,6 +26,7 @@
 import type { ModelInfo, ProjectContext } from '../../../discovery/context.js';
 import { modelsNamed, projectIndex } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
+import type { SyntaxNode } from '../../../parse/parser.js';
 import { classOfFunction } from '../../../semantic/classes.js';
 import { rowsSource, selfMember, type SelfRows } from './dbCalls.js';
 import { selfOptionsText, selfRowsResolver } from './selfRows.js';
@@ -69,6 +70,13 @@ function readsName(text: string, item: string, names: Set<string>): boolean {
     if (m && names.has(m[0])) return true;
   }
   return false;
+}
+
+/** `sorted(rows, key=…)`, `list(rows)`, `reversed(rows)`: the same rows, reordered or copied. */
+function sameRows(iterable: SyntaxNode): SyntaxNode {
+  if (iterable.type !== 'call' || !/^(sorted|list|tuple|reversed)$/.test(iterable.childForFieldName('function')?.text ?? '')) return iterable;
+  const first = iterable.childForFieldName('arguments')?.namedChild(0);
+  return first && first.type !== 'keyword_argument' ? first : iterable;
 }
 
 function eagerlyLoaded(statementText: string, rel: string): boolean {
@@ -126,7 +134,8 @@ export const lazyLoadInLoop: FileRule = {
       const cls = loop.functionIndex >= 0 ? classOfFunction(model, loop.functionIndex) : null;
       let viaSelf = resolvers.get(cls ?? '');
       if (!viaSelf) resolvers.set(cls ?? '', (viaSelf = selfRowsResolver(model, cls)));
-      const source = rowsSource(model, t.iterable, loop.functionIndex, line, 0, viaSelf);
+      const rows = sameRows(t.iterable);
+      const source = rowsSource(model, rows, loop.functionIndex, line, 0, viaSelf);
       if (!source?.entity) continue;
       // `.options(*self.opts)`: the options the iterating class (or a subclass) sets; unknown → silent.
       const options = selfOptionsText(model, cls, source.text);
@@ -138,7 +147,7 @@ export const lazyLoadInLoop: FileRule = {
       const iterable = loop.iterable!;
       // Rows loaded in another function (a setup method, a property, a helper): say where.
       const elsewhere = source.call.functionIndex !== loop.functionIndex ? model.functions[source.call.functionIndex] : undefined;
-      const held = t.iterable.type === 'attribute' && selfMember(t.iterable) ? `, held in \`${t.iterable.text.replace(/\s+/g, '')}\`` : '';
+      const held = rows.type === 'attribute' && selfMember(rows) ? `, held in \`${rows.text.replace(/\s+/g, '')}\`` : '';
       const reported = new Set<string>();
       for (const attr of loop.node.descendantsOfType('attribute')) {
         if (attr.startIndex < loop.iterStart || attr.startIndex >= loop.iterEnd) continue;
