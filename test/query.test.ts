@@ -303,4 +303,18 @@ describe('Flask-SQLAlchemy', () => {
     expect(get('volume.last_count = volume.loan_count()')).toMatchObject({ severity: 'low' });
     expect(get('[v.pending for v in Volume.query.all()]')).toMatchObject({ severity: 'high' });
   });
+
+  it('PA108 follows rows held in an instance attribute that a base class\'s setup method loaded', () => {
+    const file = path.join(FIXTURES, 'query-flask/library/desk.py');
+    const get = (text: string) => at(flask, 'library/desk.py', lineOf(file, text), 'PA108');
+    // A many-to-one stays medium; the message says where the rows were loaded and where they are held.
+    expect(get('notify(hold.patron.name)  #')).toMatchObject({ severity: 'medium' });
+    expect(get('notify(hold.patron.name)  #')!.message).toMatch(/once per row of `Hold.query` \(line \d+ in `DeskActionBase._process_args`, held in `self.holds`; no eager loader option/);
+    expect(get('return [n.text for h in self.holds for n in h.notes]')).toMatchObject({ severity: 'high' });
+    // Through a property that returns the query, and through a helper function of the file.
+    expect(get('{h.id: [n.text for n in h.notes] for h in self.holds}')!.message).toMatch(/`HoldListBase._hold_query`/);
+    expect(get('return [[n.text for n in h.notes] for h in holds]')!.message).toMatch(/line \d+ in `open_holds`/);
+    // A subclass that sets the options the base's query spreads: nothing per row.
+    expect(get('notify(hold.patron.name, [n.text for n in hold.notes])')).toBeUndefined();
+  });
 });

@@ -779,13 +779,14 @@ export interface RowsSource {
  * Where the rows an expression holds come from: follows names to their last assignment and
  * `.all()` / `.scalars()` / `.unique()` chains down to a DB read. Null when not a query result.
  */
-export function rowsSource(model: FileModel, expr: SyntaxNode | null, fnIndex: number, line: number, depth = 0): RowsSource | null {
+export function rowsSource(model: FileModel, expr: SyntaxNode | null, fnIndex: number, line: number, depth = 0, viaSelf?: SelfRows): RowsSource | null {
   const node = unwrap(expr);
   if (!node || depth > 4) return null;
   if (node.type === 'identifier') {
     const a = lastAssignment(model, node.text, fnIndex, line);
-    return a?.value ? rowsSource(model, a.value, a.functionIndex, a.line - 1, depth + 1) : null;
+    return a?.value ? rowsSource(model, a.value, a.functionIndex, a.line - 1, depth + 1, viaSelf) : null;
   }
+  if (viaSelf?.handles(node)) return viaSelf.rows(node);
   for (const c of chainCallsDown(node)) {
     const call = callAt(model, c);
     const op = call ? classifyDbCall(model, call) : null;
@@ -803,21 +804,43 @@ export function rowsSource(model: FileModel, expr: SyntaxNode | null, fnIndex: n
       return { call, op, entity: single, text: node.text };
     }
     // `q.all()` where `q = db.query(User)` was built (and refined) before: the rows of that query.
-    const earlier = rebuiltFrom(model, node, fnIndex, line, depth);
+    const earlier = rebuiltFrom(model, node, fnIndex, line, depth, viaSelf);
     return earlier ?? { call, op, entity: null, text: node.text };
   }
   // `q = q.filter(...)`: the chain starts from an earlier query held in a name.
-  return rebuiltFrom(model, node, fnIndex, line, depth);
+  return rebuiltFrom(model, node, fnIndex, line, depth, viaSelf);
+}
+
+/**
+ * Expressions a caller can follow further than this file's function: `self.name` / `self.name()`
+ * (an instance attribute's assignments, a property's or method's returned value), `helper()` of
+ * a function of the file. `handles` is cheap (syntax and an index); `rows` does the work.
+ */
+export interface SelfRows {
+  handles(node: SyntaxNode): boolean;
+  rows(node: SyntaxNode): RowsSource | null;
+}
+
+/** `self.name` or `self.name(...)`. */
+export function selfMember(node: SyntaxNode): boolean {
+  const attr = node.type === 'call' ? unwrap(node.childForFieldName('function')) : node;
+  return attr?.type === 'attribute' && attr.childForFieldName('object')?.text === 'self';
 }
 
 /** The rows of the query a chain's root name held, with this chain's text added (for its loader options). */
-function rebuiltFrom(model: FileModel, node: SyntaxNode, fnIndex: number, line: number, depth: number): RowsSource | null {
+function rebuiltFrom(model: FileModel, node: SyntaxNode, fnIndex: number, line: number, depth: number, viaSelf?: SelfRows): RowsSource | null {
   let root: SyntaxNode | null = node;
+  // An attribute read that is not a method call (`self.event.contributions`): other rows.
+  let readsData = false;
   while (root && (root.type === 'call' || root.type === 'attribute')) {
+    // `self.q.filter(...)`, `helper().filter(...)`: the chain starts from what the caller can follow.
+    if (viaSelf && root.id !== node.id && viaSelf.handles(root)) break;
+    if (root.type === 'attribute' && root.parent?.childForFieldName('function')?.id !== root.id) readsData = true;
     root = unwrap(root.type === 'call' ? root.childForFieldName('function') : root.childForFieldName('object'));
   }
-  if (root?.type !== 'identifier' || root.id === node.id) return null;
-  const prior = rowsSource(model, root, fnIndex, line, depth + 1);
+  if (!root || root.id === node.id) return null;
+  const prior = viaSelf?.handles(root) ? (readsData ? null : viaSelf.rows(root))
+    : root.type === 'identifier' ? rowsSource(model, root, fnIndex, line, depth + 1, viaSelf) : null;
   return prior ? { ...prior, text: `${prior.text} ${node.text}` } : null;
 }
 

@@ -8,19 +8,29 @@
  * Why is this bad? Each access emits one SELECT per row: N+1 hidden behind an attribute. With
  * `AsyncSession` it is worse: implicit IO raises `MissingGreenlet`.
  *
- * Guards: the rows must come from a query in the same function whose single entity is a model
- * found in the project (`select(User)`, `session.query(User)`); relationships declared eager
+ * Guards: the rows must come from a query whose single entity is a model found in the project
+ * (`select(User)`, `session.query(User)`, `User.query`): in the same function, or, followed
+ * through the classes of the same file (`selfRows.ts`), held in an instance attribute that
+ * another method (a base class's setup method) assigned (`self.items = q.all()`; every
+ * assignment in the class, its bases and subclasses in the file must be such rows), returned by
+ * a property or method of the class, or by a function of the file. `.options(*self.opts)` is
+ * read from the class attribute the iterating class (and its subclasses) give `opts`; options
+ * that cannot be read silence the loop. A find-first loop (`return`/`break` after the read) is
+ * not per row. Relationships declared eager
  * (`lazy="selectin"/"joined"/"subquery"/"raise"/…`) or loaded by an option never count. A
  * many-to-one (`Mapped["User"]`, `uselist=False`, a `<name>_id` foreign key beside it) is
  * medium: its lazy load is served from the identity map for related rows already loaded; silent
  * when the query picks its rows by target objects the code holds (`Child.parent_id.in_([p.id for
  * p in parents])`, `Child.parent == parent`).
  */
-import type { ModelInfo } from '../../../discovery/context.js';
+import type { ModelInfo, ProjectContext } from '../../../discovery/context.js';
 import { modelsNamed, projectIndex } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
-import { rowsSource } from './dbCalls.js';
-import { loopTarget } from './semantics.js';
+import type { SyntaxNode } from '../../../parse/parser.js';
+import { classOfFunction } from '../../../semantic/classes.js';
+import { rowsSource, selfMember, type SelfRows } from './dbCalls.js';
+import { selfOptionsText, selfRowsResolver } from './selfRows.js';
+import { loopTarget, stopsAfter } from './semantics.js';
 
 const LAZY = new Set(['select', 'dynamic', 'true', 'True']);
 const LOADER_OPTION = /\b(selectinload|joinedload|subqueryload|immediateload|contains_eager|raiseload|noload|defaultload)\s*\(/;
@@ -37,6 +47,36 @@ function lazyRelationships(candidates: ModelInfo[]): Map<string, { scalar: boole
     }
   }
   return out;
+}
+
+const lazyNamesMemo = new WeakMap<ProjectContext, Set<string>>();
+
+/** The names of the project's lazy relationships (any model): once per worker. */
+function lazyNames(project: ProjectContext): Set<string> {
+  let out = lazyNamesMemo.get(project);
+  if (!out) {
+    out = new Set(project.models.flatMap((m) => m.relationships.filter((r) => LAZY.has(r.lazy)).map((r) => r.name)));
+    lazyNamesMemo.set(project, out);
+  }
+  return out;
+}
+
+/** Does `text` read `<item>.<name>` for one of `names`? */
+function readsName(text: string, item: string, names: Set<string>): boolean {
+  const needle = `${item}.`;
+  for (let i = text.indexOf(needle); i >= 0; i = text.indexOf(needle, i + 1)) {
+    if (i > 0 && /[\w.]/.test(text[i - 1]!)) continue;
+    const m = /^[A-Za-z_]\w*/.exec(text.slice(i + needle.length, i + needle.length + 64));
+    if (m && names.has(m[0])) return true;
+  }
+  return false;
+}
+
+/** `sorted(rows, key=…)`, `list(rows)`, `reversed(rows)`: the same rows, reordered or copied. */
+function sameRows(iterable: SyntaxNode): SyntaxNode {
+  if (iterable.type !== 'call' || !/^(sorted|list|tuple|reversed)$/.test(iterable.childForFieldName('function')?.text ?? '')) return iterable;
+  const first = iterable.childForFieldName('arguments')?.namedChild(0);
+  return first && first.type !== 'keyword_argument' ? first : iterable;
 }
 
 function eagerlyLoaded(statementText: string, rel: string): boolean {
@@ -68,7 +108,7 @@ export const lazyLoadInLoop: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Lazy-loaded relationship accessed in a loop over ORM rows (hidden N+1)',
-    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it.',
+    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. A loop that stops at the first match (`return`/`break` after the read) is not reported.',
     why: 'Each first access to a lazy relationship emits its own SELECT, once per row: an N+1 that no query in the code shows. Under `AsyncSession` the implicit IO is not allowed at all and raises `MissingGreenlet`.',
     bad: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
     good: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User).options(selectinload(User.jobs)))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
@@ -81,17 +121,33 @@ export const lazyLoadInLoop: FileRule = {
   checkFile(ctx: FileRuleContext): void {
     const { model, project } = ctx;
     if (model.isTestFile || !projectIndex(project).anyRelationships) return;
+    const names = lazyNames(project);
+    const resolvers = new Map<string, SelfRows>();
     for (const loop of model.loops) {
       if (loop.kind === 'while') continue;
       const t = loopTarget(loop);
-      if (!t) continue;
+      // Cheap first: the loop must read `<item>.<name>` for a name some model's lazy relationship has.
+      if (!t || !readsName(loop.node.text, t.name, names)) continue;
       const line = loop.node.startPosition.row + 1;
-      const source = rowsSource(model, t.iterable, loop.functionIndex, line);
+      // In a method, `self.items` and chains on `self.query(...)` are followed through the class
+      // and its bases and subclasses in the file.
+      const cls = loop.functionIndex >= 0 ? classOfFunction(model, loop.functionIndex) : null;
+      let viaSelf = resolvers.get(cls ?? '');
+      if (!viaSelf) resolvers.set(cls ?? '', (viaSelf = selfRowsResolver(model, cls)));
+      const rows = sameRows(t.iterable);
+      const source = rowsSource(model, rows, loop.functionIndex, line, 0, viaSelf);
       if (!source?.entity) continue;
+      // `.options(*self.opts)`: the options the iterating class (or a subclass) sets; unknown → silent.
+      const options = selfOptionsText(model, cls, source.text);
+      if (options === null) continue;
+      const text = options ? `${source.text} ${options}` : source.text;
       const lazy = lazyRelationships(modelsNamed(project, model, source.entity));
-      for (const rel of [...lazy.keys()]) if (eagerlyLoaded(source.text, rel) || targetsHeld(source.text, rel)) lazy.delete(rel);
+      for (const rel of [...lazy.keys()]) if (eagerlyLoaded(text, rel) || targetsHeld(text, rel)) lazy.delete(rel);
       if (!lazy.size) continue;
       const iterable = loop.iterable!;
+      // Rows loaded in another function (a setup method, a property, a helper): say where.
+      const elsewhere = source.call.functionIndex !== loop.functionIndex ? model.functions[source.call.functionIndex] : undefined;
+      const held = rows.type === 'attribute' && selfMember(rows) ? `, held in \`${rows.text.replace(/\s+/g, '')}\`` : '';
       const reported = new Set<string>();
       for (const attr of loop.node.descendantsOfType('attribute')) {
         if (attr.startIndex < loop.iterStart || attr.startIndex >= loop.iterEnd) continue;
@@ -101,13 +157,16 @@ export const lazyLoadInLoop: FileRule = {
         if (obj?.type !== 'identifier' || obj.text !== t.name || !lazy.has(name) || reported.has(name)) continue;
         const parent = attr.parent;
         if (parent?.type === 'assignment' && parent.childForFieldName('left')?.id === attr.id) continue;
+        // A find-first search (`return`/`break` after the read) stops at the first row that matches.
+        if (stopsAfter(attr, loop)) continue;
         reported.add(name);
         // A many-to-one's lazy load looks in the session's identity map first: one SELECT per
         // distinct related row not loaded yet, not always one per row.
         const rel = lazy.get(name)!;
         ctx.report({
           node: attr,
-          message: `\`${t.name}.${name}\` lazy-loads ${source.entity}.${name} once per row of \`${source.op.what}\` (no eager loader option on the query)`
+          message: `\`${t.name}.${name}\` lazy-loads ${source.entity}.${name} once per row of \`${source.op.what}\``
+            + (elsewhere ? ` (line ${source.call.line} in \`${elsewhere.qualifiedName}\`${held}; no eager loader option on the query)` : ' (no eager loader option on the query)')
             + (rel.scalar ? `; a many-to-one: one SELECT per distinct ${rel.target ? `\`${rel.target.replace(/^.*\./, '')}\`` : 'related row'} not already in the session` : ''),
           ...(rel.scalar ? { severity: 'medium' as const } : {}),
         });

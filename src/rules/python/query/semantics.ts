@@ -328,7 +328,7 @@ function keysLookedUpInSmallTable(model: FileModel, loop: LoopInfo, node: Syntax
 }
 
 /** Does the loop's body leave the loop (`return`, or a `break` of this loop) after `node`? */
-function stopsAfter(node: SyntaxNode, loop: LoopInfo): boolean {
+export function stopsAfter(node: SyntaxNode, loop: LoopInfo): boolean {
   const stops = loopStops(loop);
   return stops.length > 0 && stops[stops.length - 1]! >= node.endIndex;
 }
