@@ -16,6 +16,25 @@ const SDK_MODULES = /^(github|jira|atlassian|slack_sdk|slack|sendgrid|googleapic
 const FILE_FUNCTIONS = /^(builtins\.open|io\.open|os\.fdopen|aiofiles\.open|shutil\.\w+|os\.(remove|unlink|rename|replace|makedirs|mkdir|rmdir))$/;
 const PATH_IO = new Set(['read_text', 'read_bytes', 'write_text', 'write_bytes', 'open', 'unlink', 'touch', 'mkdir', 'rename', 'replace']);
 
+const TYPED_EXTERNAL = new WeakMap<FileModel, boolean>();
+/** Modules whose objects' methods leave the process: a receiver can only be typed as one through an import of them. */
+const EXTERNAL_IMPORT = /^(pathlib|anyio|aiofiles)(\.|$)/;
+
+/**
+ * Can a receiver of this file be typed as a network client, an SDK object, a path or an open
+ * file? Only through an import of those modules, or a call of `open` (once per file): typing
+ * every method call's receiver of every file was most of this classifier's cost.
+ */
+function mayTypeExternal(model: FileModel): boolean {
+  let v = TYPED_EXTERNAL.get(model);
+  if (v === undefined) {
+    v = model.source.includes('open(');
+    if (!v) for (const q of model.imports.values()) if (NETWORK_MODULES.test(q) || SDK_MODULES.test(q) || EXTERNAL_IMPORT.test(q)) { v = true; break; }
+    TYPED_EXTERNAL.set(model, v);
+  }
+  return v;
+}
+
 export interface ExternalCall {
   kind: ExternalKind;
   /** Readable name: `httpx.AsyncClient.post`, `open`. */
@@ -35,6 +54,7 @@ export function externalCall(model: FileModel, call: CallInfo): ExternalCall | n
     return { kind: 'network', what: q };
   }
   if (q && FILE_FUNCTIONS.test(q)) return { kind: 'file', what: q.replace(/^builtins\./, '') };
+  if (!call.hasReceiver || !mayTypeExternal(model)) return null;
   const t = receiverType(model, call);
   if (!t) return null;
   const head = t.replace(/^@/, '');
