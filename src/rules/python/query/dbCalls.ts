@@ -22,6 +22,7 @@ import { flagGuard } from '../../../semantic/guards.js';
 import { ownModuleLookup, receiverType } from '../../../semantic/valueTypes.js';
 import { resolveHandle, type NameLookup } from '../../../semantic/db.js';
 import type { Effect } from '../../../analysis/summary.js';
+import { decodeDomain, encodeDomain, nestedLoopDomain, type LoopDomain } from '../../../semantic/loopDomain.js';
 import { callArgs, chainCallsDown, invariantIn, lastAssignment, notPerRow, perIterationNames, perItemLoops, perLoop, literalSize, repeatsReads, unwrap } from './semantics.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import { sqlKind, type SqlKind } from './rawSql.js';
@@ -644,7 +645,7 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
     if (!call.loops.length || (call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName))) continue;
     const invariantLoop = MAY_BE_HELPER.test(call.calleeText) && !NOT_A_HELPER.test(call.method ?? '') ? invariantRead(model, call) : null;
     if (invariantLoop) {
-      effects[call.functionIndex]!.push({ kind: INVARIANT_CALL, what: `${invariantLoop.node.startPosition.row + 1}:${invariantLoop.node.startPosition.column}`, ...at });
+      effects[call.functionIndex]!.push({ kind: INVARIANT_CALL, what: `${invariantLoop.node.startPosition.row + 1}:${invariantLoop.node.startPosition.column}|${encodeDomain(loopsDomain(model, [invariantLoop]))}`, ...at });
       continue;
     }
     // `f()`: no argument can change per item; known from the text without the tree.
@@ -675,6 +676,8 @@ export interface LoopCallFacts {
   writes: boolean;
   /** The call passes a foreign key of the loop's item (`job.owner_id`): see {@link passesItemForeignKey}. */
   foreignKey: boolean;
+  /** How the loops' N grows (semantic/loopDomain.ts); a `call` domain is for the repo phase to resolve. */
+  domain: LoopDomain;
 }
 
 function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[]): string {
@@ -682,7 +685,12 @@ function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[]): stri
   const size = smallLiteralProduct(loops);
   const writes = iterationWriter(model, call, loop) !== null;
   const fk = passesItemForeignKey(model, call, loops);
-  return `${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}|${fk ? 'k' : ''}`;
+  return `${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}|${fk ? 'k' : ''}|${encodeDomain(loopsDomain(model, loops))}`;
+}
+
+/** How the N of these nested loops grows: over rows of a query, over request input, or unknown (semantic/loopDomain.ts). */
+export function loopsDomain(model: FileModel, loops: readonly LoopInfo[]): LoopDomain {
+  return nestedLoopDomain(model, loops, (expr, fnIndex, line) => rowsSource(model, expr, fnIndex, line) !== null);
 }
 
 /**
@@ -750,8 +758,8 @@ export function iterationWriter(model: FileModel, call: Pick<CallInfo, 'function
 }
 
 export function parseLoopCall(what: string): LoopCallFacts {
-  const [size = '', loop = '', w = '', k = ''] = what.split('|');
-  return { size: size === '' ? null : Number(size), loop, writes: w === 'w', foreignKey: k === 'k' };
+  const [size = '', loop = '', w = '', k = '', domain = ''] = what.split('|');
+  return { size: size === '' ? null : Number(size), loop, writes: w === 'w', foreignKey: k === 'k', domain: decodeDomain(domain) };
 }
 
 /** The number of iterations when every loop is a literal collection, else null. */

@@ -17,6 +17,7 @@ import {
   smallLiteralProduct, WRITE_EFFECT, type DbOp, type DbOpKind, type LoopCallFacts,
 } from './dbCalls.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
+import { decodeDomain, type LoopDomain } from '../../../semantic/loopDomain.js';
 
 const LOOP_CALLS = new Set([LOOP_CALL]);
 import { notPerRow, perItemLoops, short } from './semantics.js';
@@ -204,6 +205,7 @@ export function reportHelperSites(
   message: (callee: string, what: string) => string,
   severity: (literalSize: number | null) => Severity | undefined = () => undefined,
   identityMapMessage?: (callee: string, what: string) => string,
+  byDomain = false,
 ): void {
   const graph = callGraphOf(ctx.index);
   const { sites, workflow } = loopFacts(graph);
@@ -231,11 +233,12 @@ export function reportHelperSites(
     const chain = graph.chainSteps(reach, { ref, call });
     const alsoWrites = effectKind === QUERY_EFFECT ? workflow(file.path, facts.loop, facts.writes) : null;
     const text = pk ? identityMapMessage!(graph.function(to).qualifiedName, reach.effect.what) : message(graph.function(to).qualifiedName, reach.effect.what);
+    const domain = byDomain ? resolveDomain(graph, ref.file, facts.domain) : null;
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-      message: text + (alsoWrites !== null ? workflowNote(alsoWrites) : ''),
-      severity: alsoWrites !== null || pk ? 'low' : severity(facts.size),
+      message: text + (alsoWrites !== null ? workflowNote(alsoWrites) : domain ? domainNote(domain) : ''),
+      severity: alsoWrites !== null || pk ? 'low' : domain ? domainSeverity(domain) : severity(facts.size),
       ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : {}),
       function: fn.name,
       chain,
@@ -302,11 +305,13 @@ export function reportRowSites(ctx: RepoRuleContext, message: (owner: string, na
       const alsoWrites = workflow(file.path, facts.loop, facts.writes);
       const callee = graph.function(to);
       const text = `${site.what.startsWith('m') ? `${name}()` : name}`;
+      // The loop is over rows by construction; only what a request sent bounds it lower.
+      const input = resolveDomain(graph, ref.file, facts.domain) === 'input';
       ctx.report({
         path: file.path,
         location: { line: site.line, column: site.column, endLine: site.line, endColumn: Number(end) },
-        message: message(callee.qualifiedName, text, property, reach.effect.what) + (alsoWrites !== null ? workflowNote(alsoWrites) : ''),
-        severity: alsoWrites !== null ? 'low' : typed ? undefined : 'medium',
+        message: message(callee.qualifiedName, text, property, reach.effect.what) + (alsoWrites !== null ? workflowNote(alsoWrites) : input ? domainNote('input') : ''),
+        severity: alsoWrites !== null || input ? 'low' : typed ? undefined : 'medium',
         function: graph.function(ref).name,
         chain: graph.chainSteps(reach, { ref, call: { calleeText: text, line: site.line, column: site.column } as SummaryCall }),
       });
@@ -342,12 +347,14 @@ export function reportInvariantHelperSites(ctx: RepoRuleContext, message: (calle
     const effects = graph.effectsOfCall(ref, call, to, 'any');
     const reach = effects.get(QUERY_EFFECT);
     if (!reach || reach.weak || effects.has(FLUSH_EFFECT) || effects.has(WRITE_EFFECT)) continue;
-    const alsoWrites = loopFacts(graph).workflow(file.path, site.what, false);
+    const [loop = '', code = ''] = site.what.split('|');
+    const alsoWrites = loopFacts(graph).workflow(file.path, loop, false);
+    const domain = resolveDomain(graph, ref.file, decodeDomain(code));
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-      message: message(graph.function(to).qualifiedName, reach.effect.what, site.what) + (alsoWrites !== null ? workflowNote(alsoWrites) : ''),
-      ...(alsoWrites !== null ? { severity: 'low' as const } : {}),
+      message: message(graph.function(to).qualifiedName, reach.effect.what, loop) + (alsoWrites !== null ? workflowNote(alsoWrites) : domainNote(domain)),
+      severity: alsoWrites !== null ? 'low' : domainSeverity(domain),
       function: fn.name,
       chain: graph.chainSteps(reach, { ref, call }),
     });
@@ -402,6 +409,57 @@ function loopFacts(graph: CallGraph): LoopFacts {
   const facts = { sites, workflow };
   loopFactsCache.set(graph, facts);
   return facts;
+}
+
+/**
+ * A loop domain with its `call` decided: the rows of a same-repo function that reaches a query
+ * (through typed calls) grow with the data; any other call's result is unknown.
+ */
+export function resolveDomain(graph: CallGraph, file: number, domain: LoopDomain): 'rows' | 'input' | 'unknown' {
+  if (domain.kind !== 'call') return domain.kind;
+  const call = graph.callAt(file, domain.line!, domain.column!);
+  if (!call) return 'unknown';
+  const to = call.receiverType !== UNTYPED ? graph.resolveCall(file, call) : null;
+  if (to) return queries(graph, to) ? 'rows' : 'unknown';
+  // Severity only, not whether to report: a method known by its name alone counts when every
+  // method of that name in the repo queries (`FollowerClass.follower_list(...)` on a class parameter).
+  const named = call.method ? methodsNamed(graph).get(call.method) : undefined;
+  return named?.length && named.every((r) => queries(graph, r)) ? 'rows' : 'unknown';
+}
+
+function queries(graph: CallGraph, ref: FnRef): boolean {
+  const reach = graph.effectsOf(ref, 'any').get(QUERY_EFFECT);
+  return reach !== undefined && !reach.weak;
+}
+
+const methodsByName = new WeakMap<CallGraph, Map<string, FnRef[]>>();
+
+/** The repo's methods (not in tests), by name. */
+function methodsNamed(graph: CallGraph): Map<string, FnRef[]> {
+  let map = methodsByName.get(graph);
+  if (map) return map;
+  map = new Map();
+  for (const ref of graph.functions()) {
+    const fn = graph.function(ref);
+    if (!fn.className || fn.parent >= 0 || graph.fileOf(ref).isTestFile) continue;
+    const list = map.get(fn.name);
+    if (list) list.push(ref);
+    else map.set(fn.name, [ref]);
+  }
+  methodsByName.set(graph, map);
+  return map;
+}
+
+/**
+ * Severity is a claim about how bad it gets: `high` (the rule's own) only when N grows with the
+ * stored data; `low` when N is what one client sent in one request; `medium` when not known.
+ */
+export function domainSeverity(domain: 'rows' | 'input' | 'unknown'): Severity | undefined {
+  return domain === 'rows' ? undefined : domain === 'input' ? 'low' : 'medium';
+}
+
+export function domainNote(domain: 'rows' | 'input' | 'unknown'): string {
+  return domain === 'input' ? '; the loop runs over what the request sent, so N is bounded by one request' : '';
 }
 
 function workflowNote(alsoWrites: string): string {

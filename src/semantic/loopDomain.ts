@@ -1,0 +1,266 @@
+/**
+ * How a loop's N grows: the domain of its iterable. An N+1 over rows that grow with the stored
+ * data (every follower, every member, every search result) gets worse as the service lives; one
+ * over what a client sent in one request (the ids it selected, the tags of the dataset it saves,
+ * the identifiers a form field holds) is bounded by that request.
+ *
+ * - `rows`: a query's result (`q.all()`, `Model.query.filter(...)`, a name holding one), a
+ *   collection attribute of a loaded object (`event.contributions`, `self.event.sessions`);
+ * - `input`: a value reached from a request handler's parameters, from `request.*`, from a form
+ *   field's `.data`, or from the parameters of a deserializer or validator (marshmallow
+ *   `_deserialize`, WTForms `process_formdata`/`validate_*`, `@validator`-style decorators);
+ *   rows selected by such ids (`.in_(ids)`) are bounded by them too;
+ * - `call`: the result of a call that is not a query here; the repo phase decides (a same-repo
+ *   function whose rows come from a query is `rows`, anything else `unknown`);
+ * - `unknown`: anything else — a parameter of an ordinary helper, a `while` loop, an attribute of
+ *   `self` set elsewhere.
+ *
+ * Syntax only, and cheap: names are followed to their last assignment (a few steps deep); the
+ * caller supplies the one fact it knows better (is this expression a query's rows?).
+ */
+import type { SyntaxNode } from '../parse/parser.js';
+import { assignmentsTo, type FileModel, type LoopInfo } from './model.js';
+
+export type LoopDomainKind = 'rows' | 'input' | 'call' | 'unknown';
+
+export interface LoopDomain {
+  kind: LoopDomainKind;
+  /** For `call`: where the call starts (1-based line and column, as `CallInfo`), for the repo phase to resolve. */
+  line?: number;
+  column?: number;
+}
+
+/** Does the expression (in function `fnIndex`, before `line`) hold a query's rows? Supplied by the caller. */
+export type RowsOracle = (expr: SyntaxNode, fnIndex: number, line: number) => boolean;
+
+const UNKNOWN: LoopDomain = { kind: 'unknown' };
+const ROWS: LoopDomain = { kind: 'rows' };
+const INPUT: LoopDomain = { kind: 'input' };
+
+/** Calls that hand their (first) argument's items on: the domain is the argument's. */
+const PASS_THROUGH = new Set(['enumerate', 'sorted', 'list', 'set', 'tuple', 'reversed', 'iter', 'frozenset', 'zip', 'filter', 'map', 'dict', 'json.loads', 'itertools.chain', 'chain']);
+/** Methods only a query has: whatever the receiver was built from, the result is rows (`search(q).filter(...)`). */
+const QUERY_METHODS = new Set(['filter', 'filter_by', 'order_by', 'options', 'outerjoin', 'with_entities', 'yield_per', 'execution_options', 'scalars', 'mappings', 'fetchall', 'with_parent']);
+/** Result methods others have too (`all`, `unique`): rows when the receiver is. */
+const QUERY_CHAIN = new Set(['all', 'unique', 'where', 'join', 'distinct', 'limit', 'group_by', 'having', 'partitions']);
+/** Methods whose result's items come from the receiver. */
+const RECEIVER_ITEMS = new Set(['items', 'keys', 'values', 'copy', 'get', 'getlist', 'pop', 'split', 'splitlines']);
+/** Methods that deserialize or validate what a client sent: their parameters are request input. */
+const INPUT_METHODS = /^(_?deserialize|process_formdata|pre_validate|post_validate|_?validate(_\w+)?|load|loads|to_python)$/;
+/** Decorators of deserializer/validator hooks (marshmallow, pydantic, attrs-style). */
+const INPUT_DECORATORS = /(^|\.)(validates?|validator|field_validator|model_validator|root_validator|validates_schema|pre_load|post_load)$/;
+/** Names that hold the current request in the web frameworks we know. */
+const REQUEST_NAMES = new Set(['request', 'req']);
+
+/** The domain of the loop's iterable. */
+export function loopDomain(model: FileModel, loop: LoopInfo, isRows: RowsOracle): LoopDomain {
+  if (loop.kind === 'while' || !loop.iterable) return UNKNOWN;
+  const line = loop.node.startPosition.row + 1;
+  return domainOf(model, loop.iterable, loop.functionIndex, line, isRows, 0);
+}
+
+/**
+ * The domain of nested loops' N (the product of theirs): rows when any loop is over rows, input
+ * when every loop is, else what is left to decide (the first `call`) or unknown.
+ */
+export function nestedLoopDomain(model: FileModel, loops: readonly LoopInfo[], isRows: RowsOracle): LoopDomain {
+  let call: LoopDomain | null = null;
+  let unknown = false;
+  for (const loop of loops) {
+    const d = loopDomain(model, loop, isRows);
+    if (d.kind === 'rows') return ROWS;
+    if (d.kind === 'call') call ??= d;
+    else if (d.kind === 'unknown') unknown = true;
+  }
+  if (call) return call;
+  return unknown ? UNKNOWN : INPUT;
+}
+
+/** A domain as a short code for a summary string: `r`, `i`, `u`, or `c<line>:<column>`. */
+export function encodeDomain(d: LoopDomain): string {
+  return d.kind === 'call' ? `c${d.line}:${d.column}` : d.kind[0]!;
+}
+
+export function decodeDomain(code: string): LoopDomain {
+  if (code === 'r') return ROWS;
+  if (code === 'i') return INPUT;
+  const m = /^c(\d+):(\d+)$/.exec(code);
+  return m ? { kind: 'call', line: Number(m[1]), column: Number(m[2]) } : UNKNOWN;
+}
+
+/** The domain of an expression's items. */
+export function domainOf(model: FileModel, expr: SyntaxNode | null, fnIndex: number, line: number, isRows: RowsOracle, depth: number): LoopDomain {
+  let node = expr;
+  while (node && (node.type === 'parenthesized_expression' || node.type === 'await')) node = node.namedChild(0);
+  if (!node || depth > 16) return UNKNOWN;
+  const next = (n: SyntaxNode | null) => domainOf(model, n, fnIndex, line, isRows, depth + 1);
+  switch (node.type) {
+    case 'identifier':
+      return nameDomain(model, node.text, fnIndex, line, isRows, depth);
+    case 'attribute': {
+      if (rootedAtRequest(node)) return INPUT;
+      const attr = node.childForFieldName('attribute')?.text ?? '';
+      const object = node.childForFieldName('object');
+      // `form.tags.data`: what the client put in a form field.
+      if (attr === 'data' && object?.type === 'attribute' && /form/i.test(object.childForFieldName('object')?.text ?? '')) return INPUT;
+      // `self._ids`, assigned in this function (a deserializer stores what it parsed).
+      const own = nameDomain(model, node.text, fnIndex, line, isRows, depth, false);
+      if (own.kind !== 'unknown') return own;
+      const inner = next(object);
+      if (inner.kind === 'input') return INPUT;
+      // A collection attribute of a loaded object: `event.contributions`, `self.event.sessions`.
+      if (/^[a-z]\w*$/.test(attr) && !attr.startsWith('_') && object && loadedObject(model, object, fnIndex)) return ROWS;
+      return UNKNOWN;
+    }
+    case 'subscript': {
+      if (rootedAtRequest(node)) return INPUT;
+      const inner = next(node.childForFieldName('value'));
+      return inner.kind === 'input' ? INPUT : UNKNOWN;
+    }
+    case 'list_comprehension':
+    case 'set_comprehension':
+    case 'generator_expression':
+    case 'dictionary_comprehension': {
+      const clause = node.namedChildren.find((c) => c.type === 'for_in_clause');
+      return next(clause?.childForFieldName('right') ?? null);
+    }
+    case 'boolean_operator':
+      return next(node.childForFieldName('left'));
+    case 'binary_operator': {
+      const op = node.childForFieldName('operator')?.text;
+      const left = next(node.childForFieldName('left'));
+      if (op === '-' || op === '&') return left;
+      if (op !== '+' && op !== '|') return UNKNOWN;
+      return combine(left, next(node.childForFieldName('right')));
+    }
+    case 'conditional_expression': {
+      const [a, , b] = node.namedChildren;
+      return combine(next(a ?? null), next(b ?? null));
+    }
+    case 'call':
+      return callDomain(model, node, fnIndex, line, isRows, depth);
+    default:
+      return UNKNOWN;
+  }
+}
+
+function callDomain(model: FileModel, node: SyntaxNode, fnIndex: number, line: number, isRows: RowsOracle, depth: number): LoopDomain {
+  const next = (n: SyntaxNode | null) => domainOf(model, n, fnIndex, line, isRows, depth + 1);
+  if (rootedAtRequest(node)) return INPUT;
+  const fn = node.childForFieldName('function');
+  const args = node.childForFieldName('arguments')?.namedChildren.filter((a) => a.type !== 'comment' && a.type !== 'keyword_argument') ?? [];
+  if (isRows(node, fnIndex, line)) {
+    // Rows selected by ids (`.in_(ids)`) are as many as the ids.
+    const ids = inArgument(node);
+    if (ids) {
+      const d = next(ids);
+      return d.kind === 'input' ? INPUT : d.kind === 'rows' ? ROWS : UNKNOWN;
+    }
+    return ROWS;
+  }
+  const callee = fn?.text ?? '';
+  if (PASS_THROUGH.has(callee)) {
+    // `map(f, xs)` / `filter(f, xs)`: the items are the second argument's.
+    const items = callee === 'map' || callee === 'filter' ? args.slice(1) : callee === 'zip' || callee.endsWith('chain') ? args : args.slice(0, 1);
+    return items.map((a) => next(a)).reduce(combine, items.length ? next(items[0]!) : UNKNOWN);
+  }
+  if (fn?.type === 'attribute') {
+    const method = fn.childForFieldName('attribute')?.text ?? '';
+    const receiver = fn.childForFieldName('object');
+    if (QUERY_METHODS.has(method)) {
+      const d = next(receiver);
+      return d.kind === 'input' ? INPUT : ROWS;
+    }
+    if (QUERY_CHAIN.has(method) && next(receiver).kind === 'rows') return ROWS;
+    if (RECEIVER_ITEMS.has(method)) {
+      const d = next(receiver);
+      if (d.kind !== 'unknown' && d.kind !== 'call') return d;
+    }
+  }
+  // The position as the model's calls have it (1-based column), for the repo phase's `callAt`.
+  const start = node.startIndex;
+  return { kind: 'call', line: model.lineOf(start) + 1, column: start - (model.source.lastIndexOf('\n', start - 1) + 1) + 1 };
+}
+
+/** Both sides agree, else the larger claim: rows win over input, and anything unknown is unknown. */
+function combine(a: LoopDomain, b: LoopDomain): LoopDomain {
+  if (a.kind === b.kind && a.kind !== 'call') return a;
+  if (a.kind === 'rows' || b.kind === 'rows') return ROWS;
+  return UNKNOWN;
+}
+
+/** A name's domain: its last assignment before `line` in the function (or an enclosing one), else a parameter's. */
+function nameDomain(model: FileModel, name: string, fnIndex: number, line: number, isRows: RowsOracle, depth: number, params = true): LoopDomain {
+  let scope = fnIndex;
+  while (scope >= 0) {
+    let best = null;
+    for (const a of assignmentsTo(model, name)) {
+      if (a.functionIndex !== scope || a.line >= line || a.fromWith) continue;
+      if (!best || a.line >= best.line) best = a;
+    }
+    if (best) return domainOf(model, best.value, scope, best.line, isRows, depth + 1);
+    const fn = model.functions[scope]!;
+    if (params && fn.params.some((p) => p.name === name)) return receivesInput(model, scope) ? INPUT : UNKNOWN;
+    scope = fn.parent;
+  }
+  if (params && REQUEST_NAMES.has(name) && model.imports.has(name)) return INPUT;
+  return UNKNOWN;
+}
+
+/** Are the function's parameters what a client sent: a request handler, a deserializer or a validator? */
+function receivesInput(model: FileModel, fnIndex: number): boolean {
+  const fn = model.functions[fnIndex]!;
+  if (fn.role === 'handler') return true;
+  if (fn.className && INPUT_METHODS.test(fn.name)) return true;
+  return fn.decoratorNames.some((d) => INPUT_DECORATORS.test(d));
+}
+
+/** `request.json[...]`, `request.form.getlist(...)`, `self.request.args`: the current request. */
+function rootedAtRequest(node: SyntaxNode): boolean {
+  let cur: SyntaxNode | null = node;
+  while (cur && (cur.type === 'attribute' || cur.type === 'subscript' || cur.type === 'call')) {
+    const inner: SyntaxNode | null = cur.type === 'attribute' ? cur.childForFieldName('object') : cur.type === 'subscript' ? cur.childForFieldName('value') : cur.childForFieldName('function');
+    if (cur.type === 'attribute' && inner?.type === 'identifier' && inner.text === 'self' && REQUEST_NAMES.has(cur.childForFieldName('attribute')?.text ?? '')) return true;
+    cur = inner;
+  }
+  return cur?.type === 'identifier' && REQUEST_NAMES.has(cur.text);
+}
+
+/**
+ * An object whose collection attributes are rows: a local name or parameter other than a module
+ * (`event`, `contrib`), or an attribute of `self` (`self.event`), not a constant or a dict.
+ */
+function loadedObject(model: FileModel, object: SyntaxNode, fnIndex: number): boolean {
+  if (object.type === 'identifier') {
+    const name = object.text;
+    if (name === 'self' || name === 'cls' || model.imports.has(name) || /^[A-Z_0-9]+$/.test(name) || /^[A-Z]/.test(name)) return false;
+    // Dicts and settings by name: not rows.
+    if (/(dict|data|config|settings|options|params|kwargs|args|json|payload|form|resp|response|result)s?$/i.test(name)) return false;
+    return fnIndex >= 0;
+  }
+  if (object.type === 'attribute') {
+    const inner = object.childForFieldName('object');
+    const attr = object.childForFieldName('attribute')?.text ?? '';
+    if (!/^[a-z]\w*$/.test(attr) || /(dict|data|config|settings|options|params|form|request)s?$/i.test(attr)) return false;
+    return inner?.type === 'identifier' && inner.text === 'self';
+  }
+  return false;
+}
+
+/** The argument of the `.in_(...)` a query's chain filters on, or null. */
+function inArgument(node: SyntaxNode): SyntaxNode | null {
+  let found: SyntaxNode | null = null;
+  const visit = (n: SyntaxNode, budget: { left: number }) => {
+    if (found || --budget.left < 0) return;
+    if (n.type === 'call') {
+      const f = n.childForFieldName('function');
+      if (f?.type === 'attribute' && f.childForFieldName('attribute')?.text === 'in_') {
+        found = n.childForFieldName('arguments')?.namedChild(0) ?? null;
+        return;
+      }
+    }
+    for (const c of n.namedChildren) visit(c, budget);
+  };
+  if (node.text.includes('.in_(')) visit(node, { left: 400 });
+  return found;
+}
