@@ -22,7 +22,7 @@ import { ATTRIBUTE_READ, FN_STUB, UNTYPED, type ParamUse, type SummaryRef } from
 import { typeResolver, type ClassRef, type TypeValue } from './types.js';
 import { resolveHandle, isBlockingDbMethod, handleMethodLabel, type NameLookup } from '../semantic/db.js';
 import { blockingMethod } from '../semantic/blockingIo.js';
-import { leavesFlagOff } from '../semantic/guards.js';
+import { flagAtCall } from '../semantic/guards.js';
 
 /** A function of the repo: file index in `index.files`, function index in that file. */
 export interface FnRef {
@@ -560,10 +560,15 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
               if (edge.weak ? !withWeak : onlyWeak) continue;
               // A memoised call (or a call under a cache guard) runs once: its effects are not the caller's per call.
               if (edge.call.memoised) continue;
-              if (got.guard !== undefined && leavesFlagOff(edge.call.passes, got.guard)) continue;
+              // The callee's guarded branch: closed by a call that leaves the flag off; a call that
+              // passes its own function's flag on (`inner(x, include=include)`) leaves that flag
+              // to decide, one caller up.
+              const flag = got.guard !== undefined ? flagAtCall(edge.call.passes, got.guard) : 'on';
+              if (flag === 'off') continue;
               const caller = idOf(edge.from);
               const way: Reached = { effect: got.effect, next: edge, effectFn: got.effectFn, weak: got.weak || edge.weak === true, via: got };
               if (edge.call.guard !== undefined) way.guard = edge.call.guard;
+              else if (flag !== 'on') way.guard = flag.forwards;
               if (!addWay(caller, kind, way)) continue;
               next.push([caller, way]);
               reached.push([caller, way]);
@@ -604,13 +609,27 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     return result;
   }
 
-  function effectsOfCall(_from: FnRef, call: SummaryCall, to: FnRef, mode: PropagationMode = 'sync'): Map<string, Reach> {
+  /**
+   * Does a caller of `from` (outside tests) turn on `from`'s own flag `guard`? True when none is
+   * known (the function may be called from anywhere) or one passes it, or passes it on again.
+   */
+  function callersTurnOn(from: FnRef, guard: string): boolean {
+    const callers = (incoming[idOf(from)] ?? NO_EDGES).filter((e) => !files[e.from.file]!.isTestFile);
+    return !callers.length || callers.some((e) => flagAtCall(e.call.passes, guard) !== 'off');
+  }
+
+  function effectsOfCall(from: FnRef, call: SummaryCall, to: FnRef, mode: PropagationMode = 'sync'): Map<string, Reach> {
     const { first, alternatives } = propagate(mode);
     const id = idOf(to);
     const alt = alternatives.get(id);
     const result = new Map<string, Reach>();
+    const isOpen = (w: Reached) => {
+      if (w.guard === undefined) return true;
+      const flag = flagAtCall(call.passes, w.guard);
+      return flag === 'on' || (flag !== 'off' && callersTurnOn(from, flag.forwards));
+    };
     for (const [kind, way] of first[id] ?? NO_REACH) {
-      const open = (alt?.get(kind) ?? [way]).find((w) => w.guard === undefined || !leavesFlagOff(call.passes, w.guard));
+      const open = (alt?.get(kind) ?? [way]).find(isOpen);
       if (open) result.set(kind, reachOf(to, kind, open));
     }
     return result;

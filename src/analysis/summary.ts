@@ -6,7 +6,7 @@ import type { CallInfo, EntryPoint, FileModel, FunctionRole } from '../semantic/
 import { effectiveRole } from '../semantic/model.js';
 import { conditionalInFunction } from '../semantic/controlFlow.js';
 import { isMemoisedCall } from '../semantic/memo.js';
-import { flagGuard, passedArguments } from '../semantic/guards.js';
+import { flagGuard, ownFlag, passedArguments } from '../semantic/guards.js';
 import { exportedTypes } from '../semantic/valueTypes.js';
 import { classifyHandle } from '../semantic/db.js';
 import { objectFacts, typePathHead, UNTYPED, type ParamUse, type SummaryClass, type SummaryRef } from './objects.js';
@@ -254,7 +254,7 @@ export function repoModuleNames(paths: Iterable<string>): string[] {
 /** The call's flag guard and what it passes (for the callee's guards). */
 function flagFacts(model: FileModel, c: CallInfo): { guard?: string; passes: string } {
   const guard = c.functionIndex >= 0 ? flagGuard(model, c.node, c.functionIndex) : null;
-  const passes = c.emptyArgs ? '|' : passedArguments(c.node, model.source, c.argsOffset);
+  const passes = c.emptyArgs ? '|' : passedArguments(c.node, model.source, c.argsOffset, (name) => ownFlag(model, c.functionIndex, name));
   return guard ? { guard, passes } : { passes };
 }
 
