@@ -100,6 +100,12 @@ export interface CallGraph {
   functionsWithEffects(kinds: ReadonlySet<string>): Iterable<FnRef>;
   /** Every `async def` outside test files, in file and source order. */
   asyncFunctions(): readonly FnRef[];
+  /**
+   * The method of a base class (of the repo) that a method overrides, or null: a call
+   * `self.m()` in the base's code may run the override (dynamic dispatch the graph does not
+   * follow as an edge).
+   */
+  overridden(ref: FnRef): FnRef | null;
 }
 
 interface Reached {
@@ -642,11 +648,24 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
   }
   let asyncRefs: FnRef[] | null = null;
 
+  function overridden(ref: FnRef): FnRef | null {
+    const fn = files[ref.file]!.functions[ref.fn]!;
+    if (!fn.className || fn.parent >= 0) return null;
+    const cls = ownClass(ref.file, ref.fn);
+    if (!cls) return null;
+    for (const base of types.mro(cls).slice(1)) {
+      const m = scopeOf(base.file).top.get(`${base.cls.name}.${fn.name}`);
+      if (m !== undefined) return { file: base.file, fn: m };
+    }
+    return null;
+  }
+
   return {
     index,
     resolveCall,
     callAt,
     functionsWithEffects,
+    overridden,
     asyncFunctions: () => (asyncRefs ??= refs.filter((r) => files[r.file]!.functions[r.fn]!.isAsync && !files[r.file]!.isTestFile)),
     resolveQualified,
     function: (r) => files[r.file]!.functions[r.fn]!,
