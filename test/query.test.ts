@@ -220,6 +220,9 @@ describe('PA107 severity by how the loop\'s N grows', () => {
     // Rows selected by the posted ids (`in_(book_ids)`) are as many as the ids.
     expect(at107(line('Book.id.in_(book_ids)') + 1).severity).toBe('low');
   });
+  it('over a helper\'s parameter, is what its callers pass: high when one passes rows', () => {
+    expect(at107(line('# One caller passes rows of a query: high.') + 1).severity).toBe('high');
+  });
   it('is medium when the loop\'s N is not known here: a helper\'s parameter, a `while` loop', () => {
     expect(at107(line('# A helper\'s parameter') + 1).severity).toBe('medium');
     expect(at107(line('out.append(db.scalars')).severity).toBe('medium');

@@ -201,8 +201,8 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
 const SIMPLE_DOTTED = /^[A-Za-z_][\w.]*$/;
 /** A new engine built in the function's own body (PA407 reports where it is built). */
 export const NEW_ENGINE = 'new_engine';
-/** A site's `what` ending in the position of the call its loop iterates over (`encodeDomain`). */
-const ITERATED_CALL = /\|c(\d+):(\d+)$/;
+/** A call a loop site or an argument fact names by position, for the repo phase (`encodeDomain`: `|c12:5`, `,c12:5`). */
+const ITERATED_CALL = /(?:^|[|,])c(\d+):(\d+)(?=$|,)/g;
 /** The callee forms the call graph resolves without a qualified name (see `resolveCall` in callgraph.ts). */
 const LOCAL_CALLEE = /^(?:(?:self|cls)\.)?[A-Za-z_]\w*$/;
 
@@ -225,9 +225,8 @@ function keptCalls(effects: Effect[][], repoModules: ReadonlySet<string>, siteKi
         const source = /"source":\[(\d+),(\d+)\]/.exec(e.what);
         if (source) sites.add(`${source[1]}:${source[2]}`);
       }
-      // A loop site names the call its loop iterates over (`|c<line>:<column>`, see semantic/loopDomain.ts).
-      const iterated = ITERATED_CALL.exec(e.what);
-      if (iterated) sites.add(`${iterated[1]}:${iterated[2]}`);
+      // A loop site names the call its loop iterates over, an argument fact the calls it passes (`c<line>:<column>`, see semantic/loopDomain.ts).
+      if (e.what.includes('c')) for (const m of e.what.matchAll(ITERATED_CALL)) sites.add(`${m[1]}:${m[2]}`);
     }
   }
   return (c) => {

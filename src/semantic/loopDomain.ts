@@ -12,6 +12,8 @@
  *   rows selected by such ids (`.in_(ids)`) are bounded by them too;
  * - `call`: the result of a call that is not a query here; the repo phase decides (a same-repo
  *   function whose rows come from a query is `rows`, anything else `unknown`);
+ * - `param`: a positional parameter of the loop's own (ordinary) function; the repo phase asks
+ *   what its callers pass (`argumentDomains`): rows when one passes rows, input when all pass input;
  * - `unknown`: anything else — a parameter of an ordinary helper, a `while` loop, an attribute of
  *   `self` set elsewhere.
  *
@@ -21,13 +23,15 @@
 import type { SyntaxNode } from '../parse/parser.js';
 import { assignmentsTo, type FileModel, type LoopInfo } from './model.js';
 
-export type LoopDomainKind = 'rows' | 'input' | 'call' | 'unknown';
+export type LoopDomainKind = 'rows' | 'input' | 'call' | 'param' | 'unknown';
 
 export interface LoopDomain {
   kind: LoopDomainKind;
   /** For `call`: where the call starts (1-based line and column, as `CallInfo`), for the repo phase to resolve. */
   line?: number;
   column?: number;
+  /** For `param`: the position of the loop function's parameter (after `self`/`cls`), for its callers to decide. */
+  position?: number;
 }
 
 /** Does the expression (in function `fnIndex`, before `line`) hold a query's rows? Supplied by the caller. */
@@ -69,23 +73,51 @@ export function nestedLoopDomain(model: FileModel, loops: readonly LoopInfo[], i
   for (const loop of loops) {
     const d = loopDomain(model, loop, isRows);
     if (d.kind === 'rows') return ROWS;
-    if (d.kind === 'call') call ??= d;
+    if (d.kind === 'call' || d.kind === 'param') call ??= d;
     else if (d.kind === 'unknown') unknown = true;
   }
   if (call) return call;
   return unknown ? UNKNOWN : INPUT;
 }
 
-/** A domain as a short code for a summary string: `r`, `i`, `u`, or `c<line>:<column>`. */
+/** A domain as a short code for a summary string: `r`, `i`, `u`, `a<position>` or `c<line>:<column>`. */
 export function encodeDomain(d: LoopDomain): string {
-  return d.kind === 'call' ? `c${d.line}:${d.column}` : d.kind[0]!;
+  return d.kind === 'call' ? `c${d.line}:${d.column}` : d.kind === 'param' ? `a${d.position}` : d.kind[0]!;
 }
 
 export function decodeDomain(code: string): LoopDomain {
   if (code === 'r') return ROWS;
   if (code === 'i') return INPUT;
   const m = /^c(\d+):(\d+)$/.exec(code);
-  return m ? { kind: 'call', line: Number(m[1]), column: Number(m[2]) } : UNKNOWN;
+  if (m) return { kind: 'call', line: Number(m[1]), column: Number(m[2]) };
+  const a = /^a(\d+)$/.exec(code);
+  return a ? { kind: 'param', position: Number(a[1]) } : UNKNOWN;
+}
+
+/**
+ * What a call passes positionally, as far as the repo phase needs it to decide a callee's loop
+ * over a parameter: one comma-separated code per positional argument (`r` rows, `i` request
+ * input, `c<line>:<column>` a call's result for the repo phase to decide, `u` anything else);
+ * null when every one is `u` (most calls: no fact to keep). Only names, attributes and calls are
+ * classified (`users`, `event.contributions`, `members_of(group)`): cheap lookups.
+ */
+export function argumentDomains(model: FileModel, args: readonly SyntaxNode[], fnIndex: number, line: number, isRows: RowsOracle): string | null {
+  const out: string[] = [];
+  let any = false;
+  for (const a of args) {
+    if (a.type === 'keyword_argument' || a.type === 'list_splat' || a.type === 'dictionary_splat') break;
+    if (a.type === 'comment') continue;
+    let code = 'u';
+    if (a.type === 'identifier' || a.type === 'attribute' || a.type === 'call') {
+      const d = domainOf(model, a, fnIndex, line, isRows, 0);
+      if (d.kind === 'rows' || d.kind === 'input' || d.kind === 'call') {
+        code = encodeDomain(d);
+        any = true;
+      }
+    }
+    out.push(code);
+  }
+  return any ? out.join(',') : null;
 }
 
 /** The domain of an expression's items. */
@@ -200,11 +232,33 @@ function nameDomain(model: FileModel, name: string, fnIndex: number, line: numbe
     }
     if (best) return domainOf(model, best.value, scope, best.line, isRows, depth + 1);
     const fn = model.functions[scope]!;
-    if (params && fn.params.some((p) => p.name === name)) return receivesInput(model, scope) ? INPUT : UNKNOWN;
+    if (params && fn.params.some((p) => p.name === name)) {
+      if (receivesInput(model, scope)) return INPUT;
+      // The loop's own function's parameter: its callers decide (one level up, in the repo phase).
+      const position = scope === fnIndex && depth <= 8 ? positionalSlot(fn.node, name, fn.className !== null) : -1;
+      return position >= 0 ? { kind: 'param', position } : UNKNOWN;
+    }
     scope = fn.parent;
   }
   if (params && REQUEST_NAMES.has(name) && model.imports.has(name)) return INPUT;
   return UNKNOWN;
+}
+
+/** The position a positional argument fills for parameter `name` (after `self`/`cls` of a method), or -1. */
+function positionalSlot(fnNode: SyntaxNode, name: string, isMethod: boolean): number {
+  let position = 0;
+  let first = true;
+  for (const p of fnNode.childForFieldName('parameters')?.namedChildren ?? []) {
+    if (p.type === 'list_splat_pattern' || p.type === 'keyword_separator' || p.type === 'dictionary_splat_pattern') return -1;
+    if (p.type === 'positional_separator' || p.type === 'comment') continue;
+    const n = (p.type === 'identifier' ? p : p.childForFieldName('name') ?? p.namedChild(0))?.text ?? '';
+    const isSelf = first && isMethod && (n === 'self' || n === 'cls');
+    first = false;
+    if (isSelf) continue;
+    if (n === name) return position;
+    position++;
+  }
+  return -1;
 }
 
 /** Are the function's parameters what a client sent: a request handler, a deserializer or a validator? */

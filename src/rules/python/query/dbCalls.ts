@@ -22,7 +22,7 @@ import { flagGuard } from '../../../semantic/guards.js';
 import { ownModuleLookup, receiverType } from '../../../semantic/valueTypes.js';
 import { resolveHandle, type NameLookup } from '../../../semantic/db.js';
 import type { Effect } from '../../../analysis/summary.js';
-import { decodeDomain, encodeDomain, nestedLoopDomain, type LoopDomain } from '../../../semantic/loopDomain.js';
+import { argumentDomains, decodeDomain, encodeDomain, nestedLoopDomain, type LoopDomain, type RowsOracle } from '../../../semantic/loopDomain.js';
 import { callArgs, chainCallsDown, invariantIn, lastAssignment, notPerRow, perIterationNames, perItemLoops, perLoop, literalSize, repeatsReads, unwrap } from './semantics.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import { sqlKind, type SqlKind } from './rawSql.js';
@@ -598,6 +598,11 @@ export const INVARIANT_CALL = 'invariant_call';
 export const FLUSH_EFFECT = 'flushes';
 /** Site fact: the function loads a model by one of its parameters (`what` = `position:name:Model`). */
 export const RELOADS_PARAM = 'reloads_param';
+/**
+ * Site fact: a call passes rows or request input positionally (`what` = one character per
+ * positional argument, see `argumentDomains`): decides a callee's loop over that parameter.
+ */
+export const ARG_DOMAINS = 'arg_domains';
 /** Site fact: a call passes `obj.id` of an entity loaded earlier in the function (`what` = JSON {@link PassedId}). */
 export const PASSES_LOADED_ID = 'passes_loaded_id';
 
@@ -642,7 +647,13 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
     if (isExplicitFlush(model, call) && !isMemoisedCall(model, call)) {
       effects[call.functionIndex]!.push(guarded(model, call, { kind: FLUSH_EFFECT, what: call.calleeText, ...at }));
     }
-    if (!call.loops.length || (call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName))) continue;
+    if (call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName)) continue;
+    if (!call.emptyArgs && MAY_BE_HELPER.test(call.calleeText) && !NOT_A_HELPER.test(call.method ?? '')) {
+      const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
+      const domains = args.length ? argumentDomains(model, args, call.functionIndex, call.line, rowsOracle(model)) : null;
+      if (domains) effects[call.functionIndex]!.push({ kind: ARG_DOMAINS, what: domains, ...at });
+    }
+    if (!call.loops.length) continue;
     const invariantLoop = MAY_BE_HELPER.test(call.calleeText) && !NOT_A_HELPER.test(call.method ?? '') ? invariantRead(model, call) : null;
     if (invariantLoop) {
       effects[call.functionIndex]!.push({ kind: INVARIANT_CALL, what: `${invariantLoop.node.startPosition.row + 1}:${invariantLoop.node.startPosition.column}|${encodeDomain(loopsDomain(model, [invariantLoop]))}`, ...at });
@@ -690,7 +701,12 @@ function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[]): stri
 
 /** How the N of these nested loops grows: over rows of a query, over request input, or unknown (semantic/loopDomain.ts). */
 export function loopsDomain(model: FileModel, loops: readonly LoopInfo[]): LoopDomain {
-  return nestedLoopDomain(model, loops, (expr, fnIndex, line) => rowsSource(model, expr, fnIndex, line) !== null);
+  return nestedLoopDomain(model, loops, rowsOracle(model));
+}
+
+/** Is an expression a query's rows (`rowsSource`), for the semantic layer's domain questions. */
+function rowsOracle(model: FileModel): RowsOracle {
+  return (expr, fnIndex, line) => rowsSource(model, expr, fnIndex, line) !== null;
 }
 
 /**

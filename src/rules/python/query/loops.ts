@@ -13,7 +13,7 @@ import { FN_PROPERTY, UNTYPED } from '../../../analysis/objects.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
 import { ROW_CALL, ROW_QUERY } from './rowCalls.js';
 import {
-  classifyDbCall, FLUSH_EFFECT, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
+  ARG_DOMAINS, classifyDbCall, FLUSH_EFFECT, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
   smallLiteralProduct, WRITE_EFFECT, type DbOp, type DbOpKind, type LoopCallFacts,
 } from './dbCalls.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
@@ -233,7 +233,7 @@ export function reportHelperSites(
     const chain = graph.chainSteps(reach, { ref, call });
     const alsoWrites = effectKind === QUERY_EFFECT ? workflow(file.path, facts.loop, facts.writes) : null;
     const text = pk ? identityMapMessage!(graph.function(to).qualifiedName, reach.effect.what) : message(graph.function(to).qualifiedName, reach.effect.what);
-    const domain = byDomain ? resolveDomain(graph, ref.file, facts.domain) : null;
+    const domain = byDomain ? resolveDomain(graph, ref.file, facts.domain, ref) : null;
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
@@ -306,7 +306,7 @@ export function reportRowSites(ctx: RepoRuleContext, message: (owner: string, na
       const callee = graph.function(to);
       const text = `${site.what.startsWith('m') ? `${name}()` : name}`;
       // The loop is over rows by construction; only what a request sent bounds it lower.
-      const input = resolveDomain(graph, ref.file, facts.domain) === 'input';
+      const input = resolveDomain(graph, ref.file, facts.domain, ref) === 'input';
       ctx.report({
         path: file.path,
         location: { line: site.line, column: site.column, endLine: site.line, endColumn: Number(end) },
@@ -349,7 +349,7 @@ export function reportInvariantHelperSites(ctx: RepoRuleContext, message: (calle
     if (!reach || reach.weak || effects.has(FLUSH_EFFECT) || effects.has(WRITE_EFFECT)) continue;
     const [loop = '', code = ''] = site.what.split('|');
     const alsoWrites = loopFacts(graph).workflow(file.path, loop, false);
-    const domain = resolveDomain(graph, ref.file, decodeDomain(code));
+    const domain = resolveDomain(graph, ref.file, decodeDomain(code), ref);
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
@@ -415,7 +415,8 @@ function loopFacts(graph: CallGraph): LoopFacts {
  * A loop domain with its `call` decided: the rows of a same-repo function that reaches a query
  * (through typed calls) grow with the data; any other call's result is unknown.
  */
-export function resolveDomain(graph: CallGraph, file: number, domain: LoopDomain): 'rows' | 'input' | 'unknown' {
+export function resolveDomain(graph: CallGraph, file: number, domain: LoopDomain, fn?: FnRef): 'rows' | 'input' | 'unknown' {
+  if (domain.kind === 'param') return fn ? paramDomain(graph, fn, domain.position!) : 'unknown';
   if (domain.kind !== 'call') return domain.kind;
   const call = graph.callAt(file, domain.line!, domain.column!);
   if (!call) return 'unknown';
@@ -425,6 +426,28 @@ export function resolveDomain(graph: CallGraph, file: number, domain: LoopDomain
   // method of that name in the repo queries (`FollowerClass.follower_list(...)` on a class parameter).
   const named = call.method ? methodsNamed(graph).get(call.method) : undefined;
   return named?.length && named.every((r) => queries(graph, r)) ? 'rows' : 'unknown';
+}
+
+/**
+ * A loop over the function's parameter at `position`: rows when a caller (outside tests) passes
+ * rows there, input when every caller passes request input, else unknown (no caller seen, or
+ * one passes something else). One level up: a caller passing its own parameter on is unknown.
+ */
+function paramDomain(graph: CallGraph, fn: FnRef, position: number): 'rows' | 'input' | 'unknown' {
+  let input = 0;
+  let callers = 0;
+  for (const edge of graph.callers(fn)) {
+    if (graph.fileOf(edge.from).isTestFile) continue;
+    callers++;
+    const site = graph.ownEffects(edge.from).find((e) => e.kind === ARG_DOMAINS && e.line === edge.call.line && e.column === edge.call.column);
+    const code = site?.what.split(',')[position];
+    if (!code) continue;
+    // A call's result (`members_of(group)`): rows when it is a repo function that queries.
+    const d = code.startsWith('c') ? resolveDomain(graph, edge.from.file, decodeDomain(code)) : decodeDomain(code).kind;
+    if (d === 'rows') return 'rows';
+    if (d === 'input') input++;
+  }
+  return callers > 0 && input === callers ? 'input' : 'unknown';
 }
 
 function queries(graph: CallGraph, ref: FnRef): boolean {

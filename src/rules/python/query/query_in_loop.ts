@@ -27,9 +27,9 @@ import type { LoopDomain } from '../../../semantic/loopDomain.js';
 import { QUERY_EFFECT, loopsDomain, passesItemForeignKey } from './dbCalls.js';
 import { IDENTITY_MAP_EVIDENCE, describeLoop, domainNote, domainSeverity, invariantReads, iterationWrites, reportFileSites, reportHelperSites, reportInvariantHelperSites, reportRowSites, type LoopSite } from './loops.js';
 
-/** A domain as the file phase can decide it: a call's result is unknown here. */
+/** A domain as the file phase can decide it: a call's result, a parameter, are unknown here. */
 function fileDomain(d: LoopDomain): 'rows' | 'input' | 'unknown' {
-  return d.kind === 'call' ? 'unknown' : d.kind;
+  return d.kind === 'call' || d.kind === 'param' ? 'unknown' : d.kind;
 }
 
 /** Why a primary-key lookup per item is `low`: SQLAlchemy answers it from the session when it can. */
