@@ -220,8 +220,12 @@ describe('PA107 severity by how the loop\'s N grows', () => {
     // Rows selected by the posted ids (`in_(book_ids)`) are as many as the ids.
     expect(at107(line('Book.id.in_(book_ids)') + 1).severity).toBe('low');
   });
-  it('over a helper\'s parameter, is what its callers pass: high when one passes rows', () => {
+  it('over a helper\'s parameter, is what its callers pass: high when one passes rows, low when all pass input', () => {
     expect(at107(line('# One caller passes rows of a query: high.') + 1).severity).toBe('high');
+    // A direct query in the loop too: the file cannot tell, the repo phase reports it.
+    const posted = at107(line('# Every caller passes what the client sent: low.') + 1);
+    expect(posted.severity).toBe('low');
+    expect(posted.message).toMatch(/^N\+1: query `db.scalars\(select Book\)` runs once per item of the loop over `isbns`; the loop runs over what the request sent/);
   });
   it('is medium when the loop\'s N is not known here: a helper\'s parameter, a `while` loop', () => {
     expect(at107(line('# A helper\'s parameter') + 1).severity).toBe('medium');

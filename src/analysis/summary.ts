@@ -202,7 +202,7 @@ const SIMPLE_DOTTED = /^[A-Za-z_][\w.]*$/;
 /** A new engine built in the function's own body (PA407 reports where it is built). */
 export const NEW_ENGINE = 'new_engine';
 /** A call a loop site or an argument fact names by position, for the repo phase (`encodeDomain`: `|c12:5`, `,c12:5`). */
-const ITERATED_CALL = /(?:^|[|,])c(\d+):(\d+)(?=$|,)/g;
+const ITERATED_CALL = /(?:^|[|,])c(\d+):(\d+)(?=$|[,|])/g;
 /** The callee forms the call graph resolves without a qualified name (see `resolveCall` in callgraph.ts). */
 const LOCAL_CALLEE = /^(?:(?:self|cls)\.)?[A-Za-z_]\w*$/;
 

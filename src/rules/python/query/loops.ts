@@ -13,11 +13,12 @@ import { FN_PROPERTY, UNTYPED } from '../../../analysis/objects.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
 import { ROW_CALL, ROW_QUERY } from './rowCalls.js';
 import {
-  ARG_DOMAINS, classifyDbCall, FLUSH_EFFECT, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
+  ARG_DOMAINS, classifyDbCall, FLUSH_EFFECT, loopsDomain, passesItemForeignKey, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
   smallLiteralProduct, WRITE_EFFECT, type DbOp, type DbOpKind, type LoopCallFacts,
 } from './dbCalls.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
-import { decodeDomain, type LoopDomain } from '../../../semantic/loopDomain.js';
+import { decodeDomain, encodeDomain, type LoopDomain } from '../../../semantic/loopDomain.js';
+import type { Effect } from '../../../analysis/summary.js';
 
 const LOOP_CALLS = new Set([LOOP_CALL]);
 import { notPerRow, perItemLoops, short } from './semantics.js';
@@ -173,6 +174,109 @@ function chainArguments(call: SyntaxNode): SyntaxNode {
  * answered from rows the code already held (no SQL) or ran over a handful of items.
  */
 export const IDENTITY_MAP_EVIDENCE = 'a primary-key lookup: the session\'s identity map answers it without SQL for rows already loaded';
+
+/** Why a primary-key lookup per item is `low`: SQLAlchemy answers it from the session when it can. */
+export const IDENTITY_MAP_NOTE = 'an identity-map lookup, a SELECT per item only for rows not yet loaded in the session';
+
+export interface FileReadReport {
+  site: LoopSite;
+  message: string;
+  severity: Severity | undefined;
+  advisory?: string;
+  /** The severity waits for the repo phase: the loop is over a parameter or a call's result. */
+  deferred: boolean;
+  /** The loops' domain, encoded (`encodeDomain`). */
+  domain: string;
+}
+
+const fileReadMemo = new WeakMap<FileModel, FileReadReport[]>();
+
+/**
+ * PA107's findings of a file: reads per item of a loop (directly in the loop body) and reads
+ * that repeat unchanged on every iteration, with their message and severity. A loop whose N is a
+ * parameter or another function's result is `deferred`: the repo phase knows what the callers
+ * pass and what the function returns (`collectDeferredReads`, `reportDeferredReads`).
+ */
+export function fileReadReports(model: FileModel): FileReadReport[] {
+  const known = fileReadMemo.get(model);
+  if (known) return known;
+  const out: FileReadReport[] = [];
+  const deferrable = (site: LoopSite, d: LoopDomain) => (d.kind === 'param' || d.kind === 'call') && site.call.functionIndex >= 0;
+  const decided = (d: LoopDomain) => (d.kind === 'call' || d.kind === 'param' ? 'unknown' : d.kind);
+  for (const site of perItemDbCalls(model, 'read')) {
+    const d = loopsDomain(model, site.loops);
+    const writes = iterationWrites(model, site);
+    const pk = site.op.identityMap && !passesItemForeignKey(model, site.call, site.loops);
+    const loop = describeLoop(site.loops[site.loops.length - 1]!);
+    const message = (pk
+      ? `primary-key lookup \`${site.op.what}\` runs once per item of ${loop}: ${IDENTITY_MAP_NOTE}`
+      : `N+1: query \`${site.op.what}\` runs once per item of ${loop}`)
+      + (writes ? `; each iteration also writes (\`${writes.calleeText}\`): a per-item workflow, where batching the read alone saves little` : '');
+    const forcedLow = pk || writes !== null;
+    const deferred = !forcedLow && deferrable(site, d);
+    out.push({
+      site,
+      message: message + (forcedLow || deferred ? '' : domainNote(decided(d))),
+      severity: forcedLow ? 'low' : domainSeverity(decided(d)),
+      ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : {}),
+      deferred,
+      domain: encodeDomain(d),
+    });
+  }
+  for (const site of invariantReads(model)) {
+    const d = loopsDomain(model, site.loops);
+    const deferred = deferrable(site, d);
+    out.push({
+      site,
+      message: `query \`${site.op.what}\` runs unchanged on every iteration of ${describeLoop(site.loops[0]!)}: nothing it reads changes in the loop; run it once before the loop` + (deferred ? '' : domainNote(decided(d))),
+      severity: domainSeverity(decided(d)),
+      deferred,
+      domain: encodeDomain(d),
+    });
+  }
+  fileReadMemo.set(model, out);
+  return out;
+}
+
+/** Site fact: a PA107 finding of the file whose severity the repo phase decides (`what` = domain|endLine|endColumn|message). */
+export const DEFERRED_READ = 'deferred_read';
+
+/** The deferred findings of {@link fileReadReports}, as site facts of their functions. */
+export function collectDeferredReads(model: FileModel): Effect[][] {
+  const effects: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile) return effects;
+  for (const r of fileReadReports(model)) {
+    if (!r.deferred) continue;
+    const { call } = r.site;
+    const end = call.node.endPosition;
+    effects[call.functionIndex]!.push({ kind: DEFERRED_READ, what: `${r.domain}|${end.row + 1}|${end.column + 1}|${r.message}`, line: call.line, column: call.column });
+  }
+  return effects;
+}
+
+const DEFERRED_READS = new Set([DEFERRED_READ]);
+
+/** Reports the deferred findings, at the severity what the loop's N is decides (see `resolveDomain`). */
+export function reportDeferredReads(ctx: RepoRuleContext): void {
+  const graph = callGraphOf(ctx.index);
+  for (const ref of graph.functionsWithEffects(DEFERRED_READS)) {
+    const file = graph.fileOf(ref);
+    if (file.isTestFile) continue;
+    for (const e of graph.ownEffects(ref)) {
+      if (e.kind !== DEFERRED_READ) continue;
+      const [code = '', endLine = '', endColumn = ''] = e.what.split('|', 3);
+      const message = e.what.slice(code.length + endLine.length + endColumn.length + 3);
+      const domain = resolveDomain(graph, ref.file, decodeDomain(code), ref);
+      ctx.report({
+        path: file.path,
+        location: { line: e.line, column: e.column, endLine: Number(endLine), endColumn: Number(endColumn) },
+        message: message + domainNote(domain),
+        severity: domainSeverity(domain),
+        function: graph.function(ref).name,
+      });
+    }
+  }
+}
 
 /** `the loop over \`jobs\``, `the while loop`, for messages. */
 export function describeLoop(loop: LoopInfo): string {
