@@ -207,7 +207,7 @@ describe('PA107 severity by how the loop\'s N grows', () => {
   const at107 = (line: number) => at(query, 'loop_domain.py', line, 'PA107')!;
   const line = (text: string) => lineOf(file, text);
   it('is high over rows that grow with the data: a query\'s rows, a relationship, a repo function\'s rows', () => {
-    for (const text of ['author_of(db, b).name for b in books', 'for b in author.books]', 'for b in every_book(db)]', 'for b in q.all()]']) {
+    for (const text of ['author_of(db, b).name for b in books', 'for b in author.books]', 'for b in every_book(db)]', 'for b in q.all()]', 'for b in me.books]']) {
       expect(at107(line(text)).severity, text).toBe('high');
     }
   });
@@ -226,6 +226,10 @@ describe('PA107 severity by how the loop\'s N grows', () => {
     const posted = at107(line('# Every caller passes what the client sent: low.') + 1);
     expect(posted.severity).toBe('low');
     expect(posted.message).toMatch(/^N\+1: query `db.scalars\(select Book\)` runs once per item of the loop over `isbns`; the loop runs over what the request sent/);
+  });
+  it('over rows another method keeps on `self`: as that method got them', () => {
+    expect(at107(line('# Set by the base class from what the request sent: low.') + 1).severity).toBe('low');
+    expect(at107(line('# Every book of the table: high.') + 1).severity).toBe('high');
   });
   it('is medium when the loop\'s N is not known here: a helper\'s parameter, a `while` loop', () => {
     expect(at107(line('# A helper\'s parameter') + 1).severity).toBe('medium');

@@ -8,7 +8,8 @@
  *   collection attribute of a loaded object (`event.contributions`, `self.event.sessions`);
  * - `input`: a value reached from a request handler's parameters, from `request.*`, from a form
  *   field's `.data`, or from the parameters of a deserializer or validator (marshmallow
- *   `_deserialize`, WTForms `process_formdata`/`validate_*`, `@validator`-style decorators);
+ *   `_deserialize`, WTForms `process_formdata`/`validate_*`, `@validator`-style decorators) or
+ *   of a function webargs fills from the request (`@use_kwargs`, `@use_args`);
  *   rows selected by such ids (`.in_(ids)`) are bounded by them too;
  * - `call`: the result of a call that is not a query here; the repo phase decides (a same-repo
  *   function whose rows come from a query is `rows`, anything else `unknown`);
@@ -52,7 +53,9 @@ const RECEIVER_ITEMS = new Set(['items', 'keys', 'values', 'copy', 'get', 'getli
 /** Methods that deserialize or validate what a client sent: their parameters are request input. */
 const INPUT_METHODS = /^(_?deserialize|process_formdata|pre_validate|post_validate|_?validate(_\w+)?|load|loads|to_python)$/;
 /** Decorators of deserializer/validator hooks (marshmallow, pydantic, attrs-style). */
-const INPUT_DECORATORS = /(^|\.)(validates?|validator|field_validator|model_validator|root_validator|validates_schema|pre_load|post_load)$/;
+const INPUT_DECORATORS = /(^|\.)(validates?|validator|field_validator|model_validator|root_validator|validates_schema|pre_load|post_load|use_kwargs|use_args)$/;
+/** A parameter the framework injects: a dependency, not what the client sent. */
+const INJECTED = /\b(Depends|Security|Inject|Provide|Dependency)\b/;
 /** Names that hold the current request in the web frameworks we know. */
 const REQUEST_NAMES = new Set(['request', 'req']);
 
@@ -138,6 +141,11 @@ export function domainOf(model: FileModel, expr: SyntaxNode | null, fnIndex: num
       // `self._ids`, assigned in this function (a deserializer stores what it parsed).
       const own = nameDomain(model, node.text, fnIndex, line, isRows, depth, false);
       if (own.kind !== 'unknown') return own;
+      // `self.rows`, set by another method of the class (or of a base class in this file).
+      if (object?.type === 'identifier' && object.text === 'self') {
+        const held = classAttributeDomain(model, node.text, fnIndex, isRows, depth);
+        if (held.kind !== 'unknown') return held;
+      }
       const inner = next(object);
       if (inner.kind === 'input') return INPUT;
       // A collection attribute of a loaded object: `event.contributions`, `self.event.sessions`.
@@ -181,14 +189,24 @@ function callDomain(model: FileModel, node: SyntaxNode, fnIndex: number, line: n
   if (rootedAtRequest(node)) return INPUT;
   const fn = node.childForFieldName('function');
   const args = node.childForFieldName('arguments')?.namedChildren.filter((a) => a.type !== 'comment' && a.type !== 'keyword_argument') ?? [];
-  if (isRows(node, fnIndex, line)) {
-    // Rows selected by ids (`.in_(ids)`) are as many as the ids.
+  // The query a chain continues: a call, or a name assigned one — not a parameter (a handler's
+  // `db` session is request-scoped, not what the client sent).
+  const builtFrom = (receiver: SyntaxNode | null): LoopDomain => {
+    if (receiver?.type !== 'identifier') return receiver?.type === 'call' ? next(receiver) : UNKNOWN;
+    return nameDomain(model, receiver.text, fnIndex, line, isRows, depth + 1, false);
+  };
+  // Rows selected by ids (`.in_(ids)`) are as many as the ids.
+  const selected = (): LoopDomain => {
     const ids = inArgument(node);
-    if (ids) {
-      const d = next(ids);
-      return d.kind === 'input' ? INPUT : d.kind === 'rows' ? ROWS : UNKNOWN;
-    }
-    return ROWS;
+    if (!ids) return ROWS;
+    const d = next(ids);
+    return d.kind === 'input' ? INPUT : d.kind === 'rows' ? ROWS : UNKNOWN;
+  };
+  if (isRows(node, fnIndex, line)) {
+    const d = selected();
+    // `q.all()` where `q` was narrowed to the ids a client sent (`q = q.filter(M.id.in_(ids))`).
+    if (d.kind === 'rows' && fn?.type === 'attribute' && builtFrom(fn.childForFieldName('object')).kind === 'input') return INPUT;
+    return d;
   }
   const callee = fn?.text ?? '';
   if (PASS_THROUGH.has(callee)) {
@@ -199,10 +217,7 @@ function callDomain(model: FileModel, node: SyntaxNode, fnIndex: number, line: n
   if (fn?.type === 'attribute') {
     const method = fn.childForFieldName('attribute')?.text ?? '';
     const receiver = fn.childForFieldName('object');
-    if (QUERY_METHODS.has(method)) {
-      const d = next(receiver);
-      return d.kind === 'input' ? INPUT : ROWS;
-    }
+    if (QUERY_METHODS.has(method)) return builtFrom(receiver).kind === 'input' ? INPUT : selected();
     if (QUERY_CHAIN.has(method) && next(receiver).kind === 'rows') return ROWS;
     if (RECEIVER_ITEMS.has(method)) {
       const d = next(receiver);
@@ -221,6 +236,49 @@ function combine(a: LoopDomain, b: LoopDomain): LoopDomain {
   return UNKNOWN;
 }
 
+/**
+ * What `self.<attr>` holds when the function does not set it: the values other methods of its
+ * class, or of the class's bases in this file, assign to it, when they all agree.
+ */
+function classAttributeDomain(model: FileModel, target: string, fnIndex: number, isRows: RowsOracle, depth: number): LoopDomain {
+  let i = fnIndex;
+  while (i >= 0 && !model.functions[i]!.className) i = model.functions[i]!.parent;
+  const cls = i >= 0 ? model.functions[i]!.className : null;
+  if (!cls || depth > 8) return UNKNOWN;
+  const family = classAndBases(model, cls);
+  let found: LoopDomain | null = null;
+  for (const a of assignmentsTo(model, target)) {
+    const owner = model.functions[a.functionIndex];
+    if (!owner?.className || !family.has(owner.className) || a.fromWith) continue;
+    const d = domainOf(model, a.value, a.functionIndex, a.line, isRows, depth + 1);
+    if (d.kind !== 'rows' && d.kind !== 'input') return UNKNOWN;
+    if (found && found.kind !== d.kind) return UNKNOWN;
+    found = d;
+  }
+  return found ?? UNKNOWN;
+}
+
+/** A class and its bases (by name) among the classes of this file. */
+function classAndBases(model: FileModel, cls: string): Set<string> {
+  const out = new Set([cls]);
+  const queue = [cls];
+  while (queue.length) {
+    const name = queue.shift()!;
+    for (const c of model.classes) {
+      if (c.childForFieldName('name')?.text !== name) continue;
+      for (const b of c.childForFieldName('superclasses')?.namedChildren ?? []) {
+        if (b.type === 'keyword_argument') continue;
+        const base = b.text.slice(b.text.lastIndexOf('.') + 1);
+        if (!out.has(base)) {
+          out.add(base);
+          queue.push(base);
+        }
+      }
+    }
+  }
+  return out;
+}
+
 /** A name's domain: its last assignment before `line` in the function (or an enclosing one), else a parameter's. */
 function nameDomain(model: FileModel, name: string, fnIndex: number, line: number, isRows: RowsOracle, depth: number, params = true): LoopDomain {
   let scope = fnIndex;
@@ -232,8 +290,10 @@ function nameDomain(model: FileModel, name: string, fnIndex: number, line: numbe
     }
     if (best) return domainOf(model, best.value, scope, best.line, isRows, depth + 1);
     const fn = model.functions[scope]!;
-    if (params && fn.params.some((p) => p.name === name)) {
-      if (receivesInput(model, scope)) return INPUT;
+    const param = params ? fn.params.find((p) => p.name === name) : undefined;
+    if (param) {
+      // An injected dependency (`user = Depends(current_user)`) is resolved by the server, not sent.
+      if (receivesInput(model, scope) && !INJECTED.test(`${param.annotation ?? ''} ${param.defaultText ?? ''}`)) return INPUT;
       // The loop's own function's parameter: its callers decide (one level up, in the repo phase).
       const position = scope === fnIndex && depth <= 8 ? positionalSlot(fn.node, name, fn.className !== null) : -1;
       return position >= 0 ? { kind: 'param', position } : UNKNOWN;
