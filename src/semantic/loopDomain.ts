@@ -56,6 +56,8 @@ const INPUT_METHODS = /^(_?deserialize|process_formdata|pre_validate|post_valida
 const INPUT_DECORATORS = /(^|\.)(validates?|validator|field_validator|model_validator|root_validator|validates_schema|pre_load|post_load|use_kwargs|use_args)$/;
 /** A parameter the framework injects: a dependency, not what the client sent. */
 const INJECTED = /\b(Depends|Security|Inject|Provide|Dependency)\b/;
+/** Builtins and common library calls whose result is no repo function's rows. */
+const NOT_REPO_CALLEES = new Set(['_', 'str', 'int', 'float', 'bool', 'len', 'repr', 'sum', 'min', 'max', 'abs', 'round', 'getattr', 'isinstance', 'type', 'id', 'hash', 'format', 'range', 'open', 'print', 'super', 'json.dumps', 'gettext', 'ngettext', 'lazy_gettext', 'url_for', 'jsonify', 'next', 'any', 'all', 'datetime', 'timedelta', 'Decimal', 'UUID', 'Path']);
 /** Names that hold the current request in the web frameworks we know. */
 const REQUEST_NAMES = new Set(['request', 'req']);
 
@@ -104,27 +106,97 @@ export function decodeDomain(code: string): LoopDomain {
  * null when every one is `u` (most calls: no fact to keep). Only names, attributes and calls are
  * classified (`users`, `event.contributions`, `members_of(group)`): cheap lookups.
  */
-export function argumentDomains(model: FileModel, args: readonly SyntaxNode[], fnIndex: number, line: number, isRows: RowsOracle): string | null {
+export function argumentDomains(model: FileModel, call: { node: SyntaxNode; argsOffset: number }, fnIndex: number, line: number, isRows: RowsOracle): string | null {
+  // The argument list read from the text when it is plain (no tree access for most calls); the
+  // tree only for an attribute or a call among the arguments.
+  const texts = call.argsOffset >= 0 ? argumentTexts(model.source, call.argsOffset) : null;
+  let nodes: SyntaxNode[] | null = null;
+  const nodeAt = (i: number): SyntaxNode | null => {
+    nodes ??= (call.node.childForFieldName('arguments')?.namedChildren ?? []).filter((n) => n.type !== 'comment');
+    return nodes[i] ?? null;
+  };
+  const count = texts ? texts.length : (nodeAt(0), nodes!.length);
   const out: string[] = [];
   let any = false;
-  for (const a of args) {
-    if (a.type === 'keyword_argument' || a.type === 'list_splat' || a.type === 'dictionary_splat') break;
-    if (a.type === 'comment') continue;
+  for (let i = 0; i < count; i++) {
+    const text = texts ? texts[i]! : null;
+    const node = text === null ? nodeAt(i) : null;
+    const type = text === null ? node!.type : IDENTIFIER.test(text) ? 'identifier' : DOTTED.test(text) ? 'attribute' : CALLED.test(text) ? 'call' : KEYWORD_OR_SPLAT.test(text) ? 'stop' : 'other';
+    if (type === 'keyword_argument' || type === 'list_splat' || type === 'dictionary_splat' || type === 'stop') break;
+    let d: LoopDomain = UNKNOWN;
+    if (type === 'identifier') {
+      const name = text ?? node!.text;
+      if (name !== 'self' && name !== 'cls') d = memoisedNameDomain(model, name, fnIndex, line, isRows);
+    } else if (type === 'attribute') {
+      const n = node ?? nodeAt(i);
+      if (n) d = domainOf(model, n, fnIndex, line, isRows, 0);
+    } else if (type === 'call') {
+      // A call's result only when the call may be the repo's (`members_of(g)`, not `str(x)`): each
+      // one named keeps that call in the summary.
+      const callee = text !== null ? text.slice(0, text.indexOf('(')).trim() : node!.childForFieldName('function')?.text ?? '';
+      const n = /^[A-Za-z_][\w.]*$/.test(callee) && !NOT_REPO_CALLEES.has(callee) ? node ?? nodeAt(i) : null;
+      if (n) d = domainOf(model, n, fnIndex, line, isRows, 0);
+    }
     let code = 'u';
-    if (a.type === 'identifier' || a.type === 'attribute' || a.type === 'call') {
-      const d = domainOf(model, a, fnIndex, line, isRows, 0);
-      if (d.kind === 'rows' || d.kind === 'input' || d.kind === 'call') {
-        code = encodeDomain(d);
-        any = true;
-      }
+    if (d.kind === 'rows' || d.kind === 'input' || d.kind === 'call') {
+      code = encodeDomain(d);
+      any = true;
     }
     out.push(code);
   }
   return any ? out.join(',') : null;
 }
 
+const IDENTIFIER = /^[A-Za-z_]\w*$/;
+const DOTTED = /^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$/;
+const CALLED = /^[A-Za-z_][\w.]*\s*\(/;
+const KEYWORD_OR_SPLAT = /^(\*|[A-Za-z_]\w*\s*=(?!=))/;
+
+/**
+ * The top-level arguments of a call read from the source after its `(`, trimmed; null when the
+ * list holds anything a plain split could misread (strings, comments, line breaks, lambdas).
+ */
+function argumentTexts(source: string, from: number): string[] | null {
+  let depth = 0;
+  let start = from;
+  const args: string[] = [];
+  for (let i = from; i < source.length; i++) {
+    const c = source.charCodeAt(i);
+    if (c === 34 || c === 39 || c === 35 || c === 10 || c === 13 || c === 92) return null;
+    if (c === 40 || c === 91 || c === 123) depth++;
+    else if (c === 41 || c === 93 || c === 125) {
+      if (depth === 0) {
+        if (c !== 41) return null;
+        const last = source.slice(start, i).trim();
+        if (last) args.push(last);
+        return args.some((a) => /\blambda\b|\bfor\b/.test(a)) ? null : args;
+      }
+      depth--;
+    } else if (c === 44 && depth === 0) {
+      args.push(source.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  return null;
+}
+
+const nameMemo = new WeakMap<FileModel, Map<string, LoopDomain>>();
+
+/** {@link nameDomain} of a name passed as an argument, once per function, name and reaching assignment. */
+function memoisedNameDomain(model: FileModel, name: string, fnIndex: number, line: number, isRows: RowsOracle): LoopDomain {
+  let reaching = -1;
+  for (const a of assignmentsTo(model, name)) if (a.functionIndex === fnIndex && a.line < line && a.line > reaching) reaching = a.line;
+  const key = `${fnIndex}\0${name}\0${reaching}`;
+  let memo = nameMemo.get(model);
+  if (!memo) nameMemo.set(model, (memo = new Map()));
+  let d = memo.get(key);
+  if (!d) memo.set(key, (d = domainOf(model, null, fnIndex, line, isRows, 0, name)));
+  return d;
+}
+
 /** The domain of an expression's items. */
-export function domainOf(model: FileModel, expr: SyntaxNode | null, fnIndex: number, line: number, isRows: RowsOracle, depth: number): LoopDomain {
+export function domainOf(model: FileModel, expr: SyntaxNode | null, fnIndex: number, line: number, isRows: RowsOracle, depth: number, name?: string): LoopDomain {
+  if (name !== undefined) return nameDomain(model, name, fnIndex, line, isRows, depth);
   let node = expr;
   while (node && (node.type === 'parenthesized_expression' || node.type === 'await')) node = node.namedChild(0);
   if (!node || depth > 16) return UNKNOWN;

@@ -649,8 +649,7 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
     }
     if (call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName)) continue;
     if (!call.emptyArgs && MAY_BE_HELPER.test(call.calleeText) && !NOT_A_HELPER.test(call.method ?? '')) {
-      const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
-      const domains = args.length ? argumentDomains(model, args, call.functionIndex, call.line, rowsOracle(model)) : null;
+      const domains = argumentDomains(model, call, call.functionIndex, call.line, rowsOracle(model));
       if (domains) effects[call.functionIndex]!.push({ kind: ARG_DOMAINS, what: domains, ...at });
     }
     if (!call.loops.length) continue;
