@@ -577,6 +577,8 @@ function flushedInFunction(model: FileModel, staged: CallInfo): boolean {
 /** Library calls that are never same-repo helpers: no loop-call site is recorded for them. */
 export const LIBRARY_CALL = /^(builtins|asyncio|logging|json|os|re|math|time|datetime|typing|collections|itertools|functools|sqlalchemy|sqlmodel|pydantic|fastapi|starlette|httpx|requests)\./;
 
+/** A callee resolved without imports: a local function, or a method of the caller's class. */
+const LOCAL_HELPER = /^(?:(?:self|cls)\.)?[A-Za-z_]\w*$/;
 /** A callee the repo phase may resolve: a plain or dotted name. */
 const MAY_BE_HELPER = /^[A-Za-z_][\w.]*$/;
 /** Methods of builtin containers, strings and loggers: never a project helper worth a site. */
@@ -648,7 +650,9 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
       effects[call.functionIndex]!.push(guarded(model, call, { kind: FLUSH_EFFECT, what: call.calleeText, ...at }));
     }
     if (call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName)) continue;
-    if (!call.emptyArgs && MAY_BE_HELPER.test(call.calleeText) && !NOT_A_HELPER.test(call.method ?? '')) {
+    // Only calls the call graph can follow by name (an import, `self.m()`, a local def): an edge
+    // through an untyped receiver is no caller evidence, and argument facts cost a lookup per name.
+    if (!call.emptyArgs && (call.qualifiedName !== null || LOCAL_HELPER.test(call.calleeText)) && !NOT_A_HELPER.test(call.method ?? '')) {
       const domains = argumentDomains(model, call, call.functionIndex, call.line, rowsOracle(model));
       if (domains) effects[call.functionIndex]!.push({ kind: ARG_DOMAINS, what: domains, ...at });
     }
