@@ -61,11 +61,16 @@ const NOT_REPO_CALLEES = new Set(['_', 'str', 'int', 'float', 'bool', 'len', 're
 /** Names that hold the current request in the web frameworks we know. */
 const REQUEST_NAMES = new Set(['request', 'req']);
 
-/** The domain of the loop's iterable. */
+const loopMemo = new WeakMap<LoopInfo, LoopDomain>();
+
+/** The domain of the loop's iterable (once per loop: every per-item call of a loop asks). */
 export function loopDomain(model: FileModel, loop: LoopInfo, isRows: RowsOracle): LoopDomain {
-  if (loop.kind === 'while' || !loop.iterable) return UNKNOWN;
-  const line = loop.node.startPosition.row + 1;
-  return domainOf(model, loop.iterable, loop.functionIndex, line, isRows, 0);
+  const known = loopMemo.get(loop);
+  if (known) return known;
+  let d = UNKNOWN;
+  if (loop.kind !== 'while' && loop.iterable) d = domainOf(model, loop.iterable, loop.functionIndex, loop.node.startPosition.row + 1, isRows, 0);
+  loopMemo.set(loop, d);
+  return d;
 }
 
 /**
