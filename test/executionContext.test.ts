@@ -44,8 +44,14 @@ describe('execution context', () => {
     const job = got.get('shop/nightly.py:15 PA107')!;
     expect(job).toMatchObject({ advisory: false, severity: 'low', originalSeverity: 'high' });
     expect(job.downgrades).toEqual([{ rule: 'execution_context', from: 'high', to: 'low', evidence: 'reached only from background jobs, never from a request handler' }]);
-    // The helper a handler shares with the job keeps its severity.
+    // The helper a handler shares with the job keeps its severity (its loop is over the rows the handler passes).
     expect(got.get('shop/pricing.py:10 PA107')).toMatchObject({ severity: 'high', downgrades: [] });
+    // An override nothing calls runs where the base class's `self._rows()` runs: the job picks the
+    // class (`cls = VendorExporter if ... else Exporter; cls(db).run()`).
+    expect(got.get('shop/exports.py:30 PA107')).toMatchObject({ severity: 'low', originalSeverity: 'high' });
+    expect(got.get('shop/exports.py:30 PA107')!.downgrades[0]!.evidence).toMatch(/only from background jobs/);
+    // The same shape behind a request handler keeps its severity.
+    expect(got.get('shop/exports.py:58 PA107')).toMatchObject({ severity: 'high', downgrades: [] });
   });
 
   it('strict mode judges one-off code as if it served requests', async () => {

@@ -8,7 +8,7 @@ import { tempTree } from './helpers/tmp.js';
 import { createParser } from '../dist/src/parse/parser.js';
 import { analyzeFile } from '../dist/src/engine/analyzeFile.js';
 import { emptyContext } from '../dist/src/discovery/context.js';
-import { leavesFlagOff } from '../dist/src/semantic/guards.js';
+import { flagAtCall, leavesFlagOff } from '../dist/src/semantic/guards.js';
 import { packSummary, unpackSummary } from '../dist/src/analysis/packedSummary.js';
 
 const SOURCE = [
@@ -53,7 +53,7 @@ describe('flag guards', () => {
     expect(call(13, 'expand').guard).toBeUndefined();
     expect(call(16, 'resolve').passes).toBe('a|');
     expect(call(17, 'resolve').passes).toBe('aa|');
-    expect(call(18, 'resolve').passes).toBe('af|');
+    expect(call(18, 'resolve').passes).toBe('af|strict=f');
     expect(call(19, 'resolve').passes).toBe('a|deep,strict');
     expect(call(20, 'resolve').passes).toBe('a||*');
     // The facts survive packing.
@@ -69,5 +69,39 @@ describe('flag guards', () => {
     expect(leavesFlagOff('aaaa|', 'strict@-1')).toBe(true);
     expect(leavesFlagOff('a||*', 'deep@1')).toBe(false);
     expect(leavesFlagOff(undefined, 'deep@1')).toBe(false);
+    // A flag that defaults on: off only when a literal False/None is passed.
+    expect(leavesFlagOff('a|', 'deep@1+')).toBe(false);
+    expect(leavesFlagOff('af|', 'deep@1+')).toBe(true);
+    expect(leavesFlagOff('a|deep=f', 'deep@1+')).toBe(true);
+  });
+
+  it('tells which flag of the calling function a call passes on', () => {
+    // `inner(k, include)` / `inner(k, deep=include)` where `include` is the caller's flag `include@1`.
+    expect(flagAtCall('ap||>1:include@1', 'deep@1')).toEqual({ forwards: 'include@1' });
+    expect(flagAtCall('a||>deep:include@1', 'deep@1+')).toEqual({ forwards: 'include@1' });
+    // Passed on to another parameter: this flag is decided as before.
+    expect(flagAtCall('a||>other:include@1', 'deep@1')).toBe('off');
+    expect(flagAtCall('a||*|>deep:include@1', 'deep@1')).toBe('on');
+  });
+
+  it('records a flag of the calling function passed on, positionally or by keyword', async () => {
+    const source = [
+      'def outer(k, include=False, *, strict=None, loud=True):',
+      '    inner(k, include)',
+      '    inner(k, deep=include, strict=strict)',
+      '    inner(k, deep=loud)',
+      '    inner(include, k)',
+      'def inner(k, deep=False, strict=None): ...',
+      '',
+    ].join('\n');
+    const dir = tempTree('pa-guards-', { 'app/pass.py': source });
+    const parser = await createParser('wasm');
+    const summary = analyzeFile('app/pass.py', path.join(dir, 'app/pass.py'), parser, [], emptyContext(dir)).summary!;
+    const passes = (line: number) => summary.calls.find((c: { line: number }) => c.line === line)!.passes;
+    expect(passes(2)).toBe('ap||>1:include@1');
+    expect(passes(3)).toBe('a||>deep:include@1;strict:strict@-1');
+    // A flag that defaults on is not one a caller leaves off by omission: nothing passed on.
+    expect(passes(4)).toBe('a|deep');
+    expect(passes(5)).toBe('pa||>0:include@1');
   });
 });

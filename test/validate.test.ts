@@ -27,8 +27,9 @@ beforeAll(async () => {
       'async def load_user(session: AsyncSession, uid: int):',
       '    return await session.scalar(select(User).where(User.id == uid))',
       '@router.get("/users")',
-      'async def list_users(session: AsyncSession, ids: list[int]):',
-      '    return [await load_user(session, uid) for uid in ids]',
+      'async def list_users(session: AsyncSession):',
+      '    users = (await session.scalars(select(User))).all()',
+      '    return [await load_user(session, u.manager_id) for u in users]',
       '',
     ].join('\n'),
     'docs/adr/0003-users.md': '# ADR-0003: Users API\n\nStatus: Accepted\n\n`app/users.py` keeps per-user loads for now.\n',
@@ -72,7 +73,7 @@ describe('context validation', () => {
   });
 
   it('never downgrades N+1 in a handler, even through a helper and named by an ADR', () => {
-    expect(at('app/users.py')).toMatchObject({ code: 'PA107', line: 9, severity: 'high', advisory: false, downgrades: [] });
+    expect(at('app/users.py')).toMatchObject({ code: 'PA107', line: 10, severity: 'high', advisory: false, downgrades: [] });
   });
 
   it('advisory findings do not count in the score', () => {

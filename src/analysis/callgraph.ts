@@ -22,7 +22,7 @@ import { ATTRIBUTE_READ, FN_STUB, UNTYPED, type ParamUse, type SummaryRef } from
 import { typeResolver, type ClassRef, type TypeValue } from './types.js';
 import { resolveHandle, isBlockingDbMethod, handleMethodLabel, type NameLookup } from '../semantic/db.js';
 import { blockingMethod } from '../semantic/blockingIo.js';
-import { leavesFlagOff } from '../semantic/guards.js';
+import { flagAtCall } from '../semantic/guards.js';
 
 /** A function of the repo: file index in `index.files`, function index in that file. */
 export interface FnRef {
@@ -100,6 +100,12 @@ export interface CallGraph {
   functionsWithEffects(kinds: ReadonlySet<string>): Iterable<FnRef>;
   /** Every `async def` outside test files, in file and source order. */
   asyncFunctions(): readonly FnRef[];
+  /**
+   * The method of a base class (of the repo) that a method overrides, or null: a call
+   * `self.m()` in the base's code may run the override (dynamic dispatch the graph does not
+   * follow as an edge).
+   */
+  overridden(ref: FnRef): FnRef | null;
 }
 
 interface Reached {
@@ -560,10 +566,15 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
               if (edge.weak ? !withWeak : onlyWeak) continue;
               // A memoised call (or a call under a cache guard) runs once: its effects are not the caller's per call.
               if (edge.call.memoised) continue;
-              if (got.guard !== undefined && leavesFlagOff(edge.call.passes, got.guard)) continue;
+              // The callee's guarded branch: closed by a call that leaves the flag off; a call that
+              // passes its own function's flag on (`inner(x, include=include)`) leaves that flag
+              // to decide, one caller up.
+              const flag = got.guard !== undefined ? flagAtCall(edge.call.passes, got.guard) : 'on';
+              if (flag === 'off') continue;
               const caller = idOf(edge.from);
               const way: Reached = { effect: got.effect, next: edge, effectFn: got.effectFn, weak: got.weak || edge.weak === true, via: got };
               if (edge.call.guard !== undefined) way.guard = edge.call.guard;
+              else if (flag !== 'on') way.guard = flag.forwards;
               if (!addWay(caller, kind, way)) continue;
               next.push([caller, way]);
               reached.push([caller, way]);
@@ -604,13 +615,27 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     return result;
   }
 
-  function effectsOfCall(_from: FnRef, call: SummaryCall, to: FnRef, mode: PropagationMode = 'sync'): Map<string, Reach> {
+  /**
+   * Does a caller of `from` (outside tests) turn on `from`'s own flag `guard`? True when none is
+   * known (the function may be called from anywhere) or one passes it, or passes it on again.
+   */
+  function callersTurnOn(from: FnRef, guard: string): boolean {
+    const callers = (incoming[idOf(from)] ?? NO_EDGES).filter((e) => !files[e.from.file]!.isTestFile);
+    return !callers.length || callers.some((e) => flagAtCall(e.call.passes, guard) !== 'off');
+  }
+
+  function effectsOfCall(from: FnRef, call: SummaryCall, to: FnRef, mode: PropagationMode = 'sync'): Map<string, Reach> {
     const { first, alternatives } = propagate(mode);
     const id = idOf(to);
     const alt = alternatives.get(id);
     const result = new Map<string, Reach>();
+    const isOpen = (w: Reached) => {
+      if (w.guard === undefined) return true;
+      const flag = flagAtCall(call.passes, w.guard);
+      return flag === 'on' || (flag !== 'off' && callersTurnOn(from, flag.forwards));
+    };
     for (const [kind, way] of first[id] ?? NO_REACH) {
-      const open = (alt?.get(kind) ?? [way]).find((w) => w.guard === undefined || !leavesFlagOff(call.passes, w.guard));
+      const open = (alt?.get(kind) ?? [way]).find(isOpen);
       if (open) result.set(kind, reachOf(to, kind, open));
     }
     return result;
@@ -623,11 +648,24 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
   }
   let asyncRefs: FnRef[] | null = null;
 
+  function overridden(ref: FnRef): FnRef | null {
+    const fn = files[ref.file]!.functions[ref.fn]!;
+    if (!fn.className || fn.parent >= 0) return null;
+    const cls = ownClass(ref.file, ref.fn);
+    if (!cls) return null;
+    for (const base of types.mro(cls).slice(1)) {
+      const m = scopeOf(base.file).top.get(`${base.cls.name}.${fn.name}`);
+      if (m !== undefined) return { file: base.file, fn: m };
+    }
+    return null;
+  }
+
   return {
     index,
     resolveCall,
     callAt,
     functionsWithEffects,
+    overridden,
     asyncFunctions: () => (asyncRefs ??= refs.filter((r) => files[r.file]!.functions[r.fn]!.isAsync && !files[r.file]!.isTestFile)),
     resolveQualified,
     function: (r) => files[r.file]!.functions[r.fn]!,
@@ -657,7 +695,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
 
 const POSITION_SPAN = 2 ** 26;
 /** Site facts read where they are recorded (`ownEffects`), never through a callee: not propagated. */
-const UNPROPAGATED: ReadonlySet<string> = new Set(['row_call']);
+const UNPROPAGATED: ReadonlySet<string> = new Set(['row_call', 'arg_domains', 'deferred_read']);
 /** Calls that run the callable they are given in a worker thread. */
 const OFFLOAD_CONSUMER = /(^|\.)(to_thread|run_in_executor|run_in_threadpool|run_sync|submit|sync_to_async|Thread|Process)$/;
 /** Calls that make the event loop run the callable later, on the loop. */

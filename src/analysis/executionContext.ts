@@ -131,6 +131,18 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
       for (const edge of graph.callees({ file, fn: i })) link(id, offsets[edge.to.file]! + edge.to.fn);
     });
   });
+  // A method nothing calls that overrides a base class's method runs where the base's code calls
+  // `self.m()`: it gets the base method's contexts (a job's `creator.create()` runs the subclass's
+  // steps). Only for methods the graph shows no caller of, which would otherwise stay live.
+  files.forEach((f, file) => {
+    if (f.isTestFile) return;
+    f.functions.forEach((fn, i) => {
+      const id = offsets[file]! + i;
+      if (sealed[id] || mask[id] !== 0 || callerCount[id] !== 0 || !fn.className) return;
+      const base = graph.overridden({ file, fn: i });
+      if (base && !files[base.file]!.isTestFile) link(offsets[base.file]! + base.fn, id);
+    });
+  });
   for (let id = 0; id < total; id++) if (!sealed[id] && mask[id] === 0 && callerCount[id] === 0) mask[id] = UNKNOWN;
 
   // Forward to a fixpoint: each function gets its callers' contexts (bits only grow, so it ends).

@@ -202,6 +202,11 @@ function repoObjectHolders(model: FileModel, isRepo: (t: string) => boolean): { 
     }
     for (const a of assignmentsTo(model, name)) {
       if (a.annotation ? repoName(a.annotation) : isRepoCall(model, a.value, isRepo)) return true;
+      // `cls = Lecture if simple else Conference`: one of two classes of the repo.
+      if (a.value?.type === 'conditional_expression') {
+        const [x, , y] = a.value.namedChildren;
+        if (x && y && [x, y].every((v) => (v.type === 'identifier' || v.type === 'attribute') && repoName(v.text))) return true;
+      }
     }
     const imported = model.imports.get(name);
     if (imported !== undefined) return isRepo(imported);

@@ -6,7 +6,7 @@ import type { CallInfo, EntryPoint, FileModel, FunctionRole } from '../semantic/
 import { effectiveRole } from '../semantic/model.js';
 import { conditionalInFunction } from '../semantic/controlFlow.js';
 import { isMemoisedCall } from '../semantic/memo.js';
-import { flagGuard, passedArguments } from '../semantic/guards.js';
+import { flagGuard, ownFlag, passedArguments } from '../semantic/guards.js';
 import { exportedTypes } from '../semantic/valueTypes.js';
 import { classifyHandle } from '../semantic/db.js';
 import { objectFacts, typePathHead, UNTYPED, type ParamUse, type SummaryClass, type SummaryRef } from './objects.js';
@@ -195,6 +195,8 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
 const SIMPLE_DOTTED = /^[A-Za-z_][\w.]*$/;
 /** A new engine built in the function's own body (PA407 reports where it is built). */
 export const NEW_ENGINE = 'new_engine';
+/** A call a loop site or an argument fact names by position, for the repo phase (`encodeDomain`: `|c12:5`, `,c12:5`). */
+const ITERATED_CALL = /(?:^|[|,])c(\d+):(\d+)(?=$|[,|])/g;
 /** The callee forms the call graph resolves without a qualified name (see `resolveCall` in callgraph.ts). */
 const LOCAL_CALLEE = /^(?:(?:self|cls)\.)?[A-Za-z_]\w*$/;
 
@@ -217,6 +219,8 @@ function keptCalls(effects: Effect[][], repoModules: ReadonlySet<string>, siteKi
         const source = /"source":\[(\d+),(\d+)\]/.exec(e.what);
         if (source) sites.add(`${source[1]}:${source[2]}`);
       }
+      // A loop site names the call its loop iterates over, an argument fact the calls it passes (`c<line>:<column>`, see semantic/loopDomain.ts).
+      if (e.what.includes('c')) for (const m of e.what.matchAll(ITERATED_CALL)) sites.add(`${m[1]}:${m[2]}`);
     }
   }
   return (c) => {
@@ -243,7 +247,7 @@ export function repoModuleNames(paths: Iterable<string>): string[] {
 /** The call's flag guard and what it passes (for the callee's guards). */
 function flagFacts(model: FileModel, c: CallInfo): { guard?: string; passes: string } {
   const guard = c.functionIndex >= 0 ? flagGuard(model, c.node, c.functionIndex) : null;
-  const passes = c.emptyArgs ? '|' : passedArguments(c.node, model.source, c.argsOffset);
+  const passes = c.emptyArgs ? '|' : passedArguments(c.node, model.source, c.argsOffset, (name) => ownFlag(model, c.functionIndex, name));
   return guard ? { guard, passes } : { passes };
 }
 

@@ -8,6 +8,12 @@
  * an earlier statement of a block holding it is `if not flag:` ending in `return`/`raise` (no
  * `elif`/`else`). A guard is written `name@position`: the parameter's position among those a
  * positional argument can fill (after `self`/`cls` of a method), or -1 when it is keyword-only.
+ * A flag that defaults to `True` guards too (`name@position+`): only a call that passes a literal
+ * `False`/`None` turns it off.
+ *
+ * A flag passes through: `def outer(x, include=False): inner(x, include=include)` runs `inner`'s
+ * guarded branch only when `outer`'s own caller turns `include` on. The call records what it
+ * passes on (`passedArguments`), and the repo phase carries `outer`'s guard up the call graph.
  */
 import type { SyntaxNode } from '../parse/parser.js';
 import type { FileModel } from './model.js';
@@ -15,11 +21,13 @@ import type { FileModel } from './model.js';
 interface Flag {
   name: string;
   position: number;
+  /** Defaults to `True`: on unless a call passes a literal `False`/`None` (guard spelled `name@position+`). */
+  on: boolean;
 }
 
 const flagMemo = new WeakMap<FileModel, (Map<string, Flag> | null)[]>();
 
-/** The flag parameters of a function (default `False` or `None`), by name; null when it has none. */
+/** The flag parameters of a function (default `False`, `None` or `True`), by name; null when it has none. */
 function flagsOf(model: FileModel, fnIndex: number): Map<string, Flag> | null {
   let memo = flagMemo.get(model);
   if (!memo) flagMemo.set(model, (memo = []));
@@ -27,7 +35,7 @@ function flagsOf(model: FileModel, fnIndex: number): Map<string, Flag> | null {
   const fn = model.functions[fnIndex]!;
   let flags: Map<string, Flag> | null = null;
   // Cheap test first: most functions have no such default.
-  if (fn.params.some((p) => p.defaultText === 'False' || p.defaultText === 'None')) {
+  if (fn.params.some((p) => p.defaultText === 'False' || p.defaultText === 'None' || p.defaultText === 'True')) {
     const params = fn.node.childForFieldName('parameters');
     let position = 0;
     let keywordOnly = false;
@@ -44,8 +52,8 @@ function flagsOf(model: FileModel, fnIndex: number): Map<string, Flag> | null {
       if (isSelf) continue;
       if (p.type === 'default_parameter' || p.type === 'typed_default_parameter') {
         const value = p.childForFieldName('value')?.text;
-        if (value === 'False' || value === 'None') {
-          (flags ??= new Map()).set(name, { name, position: keywordOnly ? -1 : position });
+        if (value === 'False' || value === 'None' || value === 'True') {
+          (flags ??= new Map()).set(name, { name, position: keywordOnly ? -1 : position, on: value === 'True' });
         }
       }
       if (!keywordOnly) position++;
@@ -124,12 +132,12 @@ function guardRegions(model: FileModel, fnIndex: number, flags: Map<string, Flag
     const flag = tested ? flags.get(tested) : undefined;
     if (flag) {
       const body = node.childForFieldName('consequence');
-      if (body) regions.push({ from: body.startIndex, to: body.endIndex, guard: `${flag.name}@${flag.position}`, node });
+      if (body) regions.push({ from: body.startIndex, to: body.endIndex, guard: guardOf(flag), node });
     }
     const exit = earlyExitOn(node);
     const exitFlag = exit ? flags.get(exit) : undefined;
     const block = node.parent;
-    if (exitFlag && block?.type === 'block') regions.push({ from: node.endIndex, to: block.endIndex, guard: `${exitFlag.name}@${exitFlag.position}`, node });
+    if (exitFlag && block?.type === 'block') regions.push({ from: node.endIndex, to: block.endIndex, guard: guardOf(exitFlag), node });
   }
   memo.regions.set(fnIndex, regions);
   return regions;
@@ -155,43 +163,102 @@ export function flagGuard(model: FileModel, node: SyntaxNode, fnIndex: number): 
   return best.guard;
 }
 
+function guardOf(flag: Flag): string {
+  return `${flag.name}@${flag.position}${flag.on ? '+' : ''}`;
+}
+
+/**
+ * The guard (`name@position`) of the function's own flag `name` that defaults off, or null: a call
+ * that passes it on (`inner(x, include=include)`) runs the callee's guarded branch only when the
+ * function's own caller turns it on.
+ */
+export function ownFlag(model: FileModel, fnIndex: number, name: string): string | null {
+  if (fnIndex < 0) return null;
+  const flag = flagsOf(model, fnIndex)?.get(name);
+  return flag && !flag.on ? guardOf(flag) : null;
+}
+
 /**
  * What a call passes, for the repo phase to tell which flags it leaves off: one character per
- * positional argument (`f` for a literal `False`/`None`, `a` for anything else), then `|` and
- * the keywords passed with any other value, comma-separated, then `|*` when it unpacks `*args`
- * or `**kwargs` (anything may be passed).
+ * positional argument (`f` for a literal `False`/`None`, `p` for a flag of the calling function
+ * passed on, `a` for anything else), then `|` and the keywords passed, comma-separated (`name`
+ * for any value, `name=f` for a literal `False`/`None`; a flag passed on is not listed), then
+ * `|*` when it unpacks `*args` or `**kwargs` (anything may be passed), then `|>` and the flags
+ * passed on, `slot:guard` separated by `;` (the slot a positional index or a keyword, the guard
+ * the calling function's own flag's). `forwarded` names the calling function's flags.
  */
-export function passedArguments(call: SyntaxNode, source?: string, argsOffset = -1): string {
+export function passedArguments(call: SyntaxNode, source?: string, argsOffset = -1, forwarded: (name: string) => string | null = () => null): string {
   if (source !== undefined && argsOffset >= 0) {
-    const fromText = passedArgumentsFromText(source, argsOffset);
+    const fromText = passedArgumentsFromText(source, argsOffset, forwarded);
     if (fromText !== null) return fromText;
   }
   const args = call.childForFieldName('arguments');
-  let positional = '';
-  const keywords: string[] = [];
-  let star = false;
+  const out = new PassedArguments(forwarded);
   for (const a of args?.namedChildren ?? []) {
     if (a.type === 'comment' || a.type === 'line_continuation') continue;
-    if (a.type === 'list_splat' || a.type === 'dictionary_splat') star = true;
-    else if (a.type === 'keyword_argument') {
-      const value = a.childForFieldName('value')?.text;
-      if (value !== 'False' && value !== 'None') keywords.push(a.childForFieldName('name')?.text ?? '');
-    } else if (args?.type === 'argument_list') positional += a.text === 'False' || a.text === 'None' ? 'f' : 'a';
+    if (a.type === 'list_splat' || a.type === 'dictionary_splat') out.star = true;
+    else if (a.type === 'keyword_argument') out.keyword(a.childForFieldName('name')?.text ?? '', a.childForFieldName('value')?.text ?? '');
+    else if (args?.type === 'argument_list') out.positional(a.text);
   }
-  return `${positional}|${keywords.join(',')}${star ? '|*' : ''}`;
+  return out.toString();
+}
+
+const IDENTIFIER = /^[A-Za-z_]\w*$/;
+
+class PassedArguments {
+  private positionals = '';
+  private keywords: string[] = [];
+  private forwards: string[] = [];
+  star = false;
+  constructor(private readonly forwarded: (name: string) => string | null) {}
+  positional(text: string): void {
+    const guard = IDENTIFIER.test(text) ? this.forwarded(text) : null;
+    if (guard) this.forwards.push(`${this.positionals.length}:${guard}`);
+    this.positionals += guard ? 'p' : text === 'False' || text === 'None' ? 'f' : 'a';
+  }
+  keyword(name: string, value: string): void {
+    const guard = IDENTIFIER.test(value) ? this.forwarded(value) : null;
+    if (guard) this.forwards.push(`${name}:${guard}`);
+    else this.keywords.push(value === 'False' || value === 'None' ? `${name}=f` : name);
+  }
+  toString(): string {
+    return `${this.positionals}|${this.keywords.join(',')}${this.star ? '|*' : ''}${this.forwards.length ? `|>${this.forwards.join(';')}` : ''}`;
+  }
 }
 
 /** Does a call with these passed arguments ({@link passedArguments}) leave the guard's flag off? */
 export function leavesFlagOff(passes: string | undefined, guard: string): boolean {
-  if (passes === undefined) return false;
-  const [positional = '', keywords = '', star] = passes.split('|');
-  if (star !== undefined) return false;
+  return flagAtCall(passes, guard) === 'off';
+}
+
+/**
+ * The guard's flag at a call with these passed arguments ({@link passedArguments}): `off`, `on`
+ * (or may be), or the guard of the calling function's own flag that the call passes on — on only
+ * when the calling function's caller turns that one on.
+ */
+export function flagAtCall(passes: string | undefined, guard: string): 'off' | 'on' | { forwards: string } {
+  if (passes === undefined) return 'on';
+  const [positional = '', keywords = '', ...rest] = passes.split('|');
+  if (rest.includes('*')) return 'on';
   const at = guard.lastIndexOf('@');
   const name = guard.slice(0, at);
-  const position = Number(guard.slice(at + 1));
-  if (keywords && keywords.split(',').includes(name)) return false;
-  if (position >= 0 && position < positional.length) return positional[position] === 'f';
-  return true;
+  const on = guard.endsWith('+');
+  const position = Number(guard.slice(at + 1, on ? -1 : undefined));
+  const forwards = rest.find((r) => r.startsWith('>'));
+  if (forwards) {
+    for (const f of forwards.slice(1).split(';')) {
+      const colon = f.indexOf(':');
+      const slot = f.slice(0, colon);
+      if (slot === name || (position >= 0 && slot === String(position))) return { forwards: f.slice(colon + 1) };
+    }
+  }
+  if (keywords) {
+    const list = keywords.split(',');
+    if (list.includes(name)) return 'on';
+    if (list.includes(`${name}=f`)) return 'off';
+  }
+  if (position >= 0 && position < positional.length) return positional[position] === 'f' ? 'off' : 'on';
+  return on ? 'on' : 'off';
 }
 
 /**
@@ -201,7 +268,7 @@ export function leavesFlagOff(passes: string | undefined, guard: string): boolea
  * misread (lambdas, generator expressions, an f-string, an unclosed string), and the tree is
  * asked instead.
  */
-function passedArgumentsFromText(source: string, from: number): string | null {
+function passedArgumentsFromText(source: string, from: number, forwarded: (name: string) => string | null): string | null {
   let depth = 0;
   let start = from;
   let arg = '';
@@ -244,22 +311,19 @@ function passedArgumentsFromText(source: string, from: number): string | null {
       if (depth === 0) {
         if (c !== 41) return null;
         args.push(arg + source.slice(start, i));
-        let positional = '';
-        const keywords: string[] = [];
-        let star = false;
+        const out = new PassedArguments(forwarded);
         for (const raw of args) {
           const a = raw.replace(/\\?\r?\n/g, ' ').trim();
           if (!a) continue;
           if (/\blambda\b|\bfor\b/.test(a)) return null;
-          if (a.startsWith('*')) star = true;
+          if (a.startsWith('*')) out.star = true;
           else {
             const kw = /^([A-Za-z_]\w*)\s*=(?!=)\s*([\s\S]*)$/.exec(a);
-            if (kw) {
-              if (kw[2] !== 'False' && kw[2] !== 'None') keywords.push(kw[1]!);
-            } else positional += a === 'False' || a === 'None' ? 'f' : 'a';
+            if (kw) out.keyword(kw[1]!, kw[2]!.trim());
+            else out.positional(a);
           }
         }
-        return `${positional}|${keywords.join(',')}${star ? '|*' : ''}`;
+        return out.toString();
       }
       depth--;
     } else if (c === 44 && depth === 0) {

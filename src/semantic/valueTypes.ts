@@ -52,9 +52,32 @@ export function typeString(model: FileModel, node: SyntaxNode | null, fnIndex: n
       }
       return `${t}()`;
     }
+    case 'conditional_expression': {
+      // `cls = Lecture if simple else Conference`: the two types when they agree, or the base class
+      // of this file that the other derives from (a method called on it may be either's).
+      const [a, , b] = node.namedChildren;
+      const ta = typeString(model, a ?? null, fnIndex, line, depth + 1);
+      const tb = typeString(model, b ?? null, fnIndex, line, depth + 1);
+      if (!ta || !tb) return null;
+      if (ta === tb) return ta;
+      return derivesFrom(model, tb, ta) ? ta : derivesFrom(model, ta, tb) ? tb : null;
+    }
     default:
       return null;
   }
+}
+
+/** Is `sub` a class of this file whose bases name `base` (by its last name)? */
+function derivesFrom(model: FileModel, sub: string, base: string): boolean {
+  const subName = sub.slice(sub.lastIndexOf('.') + 1);
+  const baseName = base.slice(base.lastIndexOf('.') + 1);
+  if (!IDENT.test(subName) || !IDENT.test(baseName)) return false;
+  for (const c of model.classes) {
+    if (c.childForFieldName('name')?.text !== subName) continue;
+    const bases = c.childForFieldName('superclasses')?.namedChildren ?? [];
+    if (bases.some((x) => x.type !== 'keyword_argument' && x.text.slice(x.text.lastIndexOf('.') + 1) === baseName)) return true;
+  }
+  return false;
 }
 
 /**

@@ -22,6 +22,7 @@ import { flagGuard } from '../../../semantic/guards.js';
 import { ownModuleLookup, receiverType } from '../../../semantic/valueTypes.js';
 import { resolveHandle, type NameLookup } from '../../../semantic/db.js';
 import type { Effect } from '../../../analysis/summary.js';
+import { argumentDomains, decodeDomain, encodeDomain, nestedLoopDomain, type LoopDomain, type RowsOracle } from '../../../semantic/loopDomain.js';
 import { callArgs, chainCallsDown, invariantIn, lastAssignment, notPerRow, perIterationNames, perItemLoops, perLoop, literalSize, repeatsReads, unwrap } from './semantics.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import { sqlKind, type SqlKind } from './rawSql.js';
@@ -576,6 +577,8 @@ function flushedInFunction(model: FileModel, staged: CallInfo): boolean {
 /** Library calls that are never same-repo helpers: no loop-call site is recorded for them. */
 export const LIBRARY_CALL = /^(builtins|asyncio|logging|json|os|re|math|time|datetime|typing|collections|itertools|functools|sqlalchemy|sqlmodel|pydantic|fastapi|starlette|httpx|requests)\./;
 
+/** A callee resolved without imports: a local function, or a method of the caller's class. */
+const LOCAL_HELPER = /^(?:(?:self|cls)\.)?[A-Za-z_]\w*$/;
 /** A callee the repo phase may resolve: a plain or dotted name. */
 const MAY_BE_HELPER = /^[A-Za-z_][\w.]*$/;
 /** Methods of builtin containers, strings and loggers: never a project helper worth a site. */
@@ -597,6 +600,11 @@ export const INVARIANT_CALL = 'invariant_call';
 export const FLUSH_EFFECT = 'flushes';
 /** Site fact: the function loads a model by one of its parameters (`what` = `position:name:Model`). */
 export const RELOADS_PARAM = 'reloads_param';
+/**
+ * Site fact: a call passes rows or request input positionally (`what` = one character per
+ * positional argument, see `argumentDomains`): decides a callee's loop over that parameter.
+ */
+export const ARG_DOMAINS = 'arg_domains';
 /** Site fact: a call passes `obj.id` of an entity loaded earlier in the function (`what` = JSON {@link PassedId}). */
 export const PASSES_LOADED_ID = 'passes_loaded_id';
 
@@ -641,10 +649,17 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
     if (isExplicitFlush(model, call) && !isMemoisedCall(model, call)) {
       effects[call.functionIndex]!.push(guarded(model, call, { kind: FLUSH_EFFECT, what: call.calleeText, ...at }));
     }
-    if (!call.loops.length || (call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName))) continue;
+    if (call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName)) continue;
+    // Only calls the call graph can follow by name (an import, `self.m()`, a local def): an edge
+    // through an untyped receiver is no caller evidence, and argument facts cost a lookup per name.
+    if (!call.emptyArgs && (call.qualifiedName !== null || LOCAL_HELPER.test(call.calleeText)) && !NOT_A_HELPER.test(call.method ?? '')) {
+      const domains = argumentDomains(model, call, call.functionIndex, call.line, rowsOracle(model));
+      if (domains) effects[call.functionIndex]!.push({ kind: ARG_DOMAINS, what: domains, ...at });
+    }
+    if (!call.loops.length) continue;
     const invariantLoop = MAY_BE_HELPER.test(call.calleeText) && !NOT_A_HELPER.test(call.method ?? '') ? invariantRead(model, call) : null;
     if (invariantLoop) {
-      effects[call.functionIndex]!.push({ kind: INVARIANT_CALL, what: `${invariantLoop.node.startPosition.row + 1}:${invariantLoop.node.startPosition.column}`, ...at });
+      effects[call.functionIndex]!.push({ kind: INVARIANT_CALL, what: `${invariantLoop.node.startPosition.row + 1}:${invariantLoop.node.startPosition.column}|${encodeDomain(loopsDomain(model, [invariantLoop]))}`, ...at });
       continue;
     }
     // `f()`: no argument can change per item; known from the text without the tree.
@@ -675,6 +690,8 @@ export interface LoopCallFacts {
   writes: boolean;
   /** The call passes a foreign key of the loop's item (`job.owner_id`): see {@link passesItemForeignKey}. */
   foreignKey: boolean;
+  /** How the loops' N grows (semantic/loopDomain.ts); a `call` domain is for the repo phase to resolve. */
+  domain: LoopDomain;
 }
 
 function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[]): string {
@@ -682,7 +699,17 @@ function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[]): stri
   const size = smallLiteralProduct(loops);
   const writes = iterationWriter(model, call, loop) !== null;
   const fk = passesItemForeignKey(model, call, loops);
-  return `${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}|${fk ? 'k' : ''}`;
+  return `${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}|${fk ? 'k' : ''}|${encodeDomain(loopsDomain(model, loops))}`;
+}
+
+/** How the N of these nested loops grows: over rows of a query, over request input, or unknown (semantic/loopDomain.ts). */
+export function loopsDomain(model: FileModel, loops: readonly LoopInfo[]): LoopDomain {
+  return nestedLoopDomain(model, loops, rowsOracle(model));
+}
+
+/** Is an expression a query's rows (`rowsSource`), for the semantic layer's domain questions. */
+function rowsOracle(model: FileModel): RowsOracle {
+  return (expr, fnIndex, line) => rowsSource(model, expr, fnIndex, line) !== null;
 }
 
 /**
@@ -750,8 +777,8 @@ export function iterationWriter(model: FileModel, call: Pick<CallInfo, 'function
 }
 
 export function parseLoopCall(what: string): LoopCallFacts {
-  const [size = '', loop = '', w = '', k = ''] = what.split('|');
-  return { size: size === '' ? null : Number(size), loop, writes: w === 'w', foreignKey: k === 'k' };
+  const [size = '', loop = '', w = '', k = '', domain = ''] = what.split('|');
+  return { size: size === '' ? null : Number(size), loop, writes: w === 'w', foreignKey: k === 'k', domain: decodeDomain(domain) };
 }
 
 /** The number of iterations when every loop is a literal collection, else null. */

@@ -13,10 +13,12 @@ import { FN_PROPERTY, UNTYPED } from '../../../analysis/objects.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
 import { ROW_CALL, ROW_QUERY } from './rowCalls.js';
 import {
-  classifyDbCall, FLUSH_EFFECT, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
+  ARG_DOMAINS, classifyDbCall, FLUSH_EFFECT, loopsDomain, passesItemForeignKey, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
   smallLiteralProduct, WRITE_EFFECT, type DbOp, type DbOpKind, type LoopCallFacts,
 } from './dbCalls.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
+import { decodeDomain, encodeDomain, type LoopDomain } from '../../../semantic/loopDomain.js';
+import type { Effect } from '../../../analysis/summary.js';
 
 const LOOP_CALLS = new Set([LOOP_CALL]);
 import { notPerRow, perItemLoops, short } from './semantics.js';
@@ -173,6 +175,109 @@ function chainArguments(call: SyntaxNode): SyntaxNode {
  */
 export const IDENTITY_MAP_EVIDENCE = 'a primary-key lookup: the session\'s identity map answers it without SQL for rows already loaded';
 
+/** Why a primary-key lookup per item is `low`: SQLAlchemy answers it from the session when it can. */
+export const IDENTITY_MAP_NOTE = 'an identity-map lookup, a SELECT per item only for rows not yet loaded in the session';
+
+export interface FileReadReport {
+  site: LoopSite;
+  message: string;
+  severity: Severity | undefined;
+  advisory?: string;
+  /** The severity waits for the repo phase: the loop is over a parameter or a call's result. */
+  deferred: boolean;
+  /** The loops' domain, encoded (`encodeDomain`). */
+  domain: string;
+}
+
+const fileReadMemo = new WeakMap<FileModel, FileReadReport[]>();
+
+/**
+ * PA107's findings of a file: reads per item of a loop (directly in the loop body) and reads
+ * that repeat unchanged on every iteration, with their message and severity. A loop whose N is a
+ * parameter or another function's result is `deferred`: the repo phase knows what the callers
+ * pass and what the function returns (`collectDeferredReads`, `reportDeferredReads`).
+ */
+export function fileReadReports(model: FileModel): FileReadReport[] {
+  const known = fileReadMemo.get(model);
+  if (known) return known;
+  const out: FileReadReport[] = [];
+  const deferrable = (site: LoopSite, d: LoopDomain) => (d.kind === 'param' || d.kind === 'call') && site.call.functionIndex >= 0;
+  const decided = (d: LoopDomain) => (d.kind === 'call' || d.kind === 'param' ? 'unknown' : d.kind);
+  for (const site of perItemDbCalls(model, 'read')) {
+    const d = loopsDomain(model, site.loops);
+    const writes = iterationWrites(model, site);
+    const pk = site.op.identityMap && !passesItemForeignKey(model, site.call, site.loops);
+    const loop = describeLoop(site.loops[site.loops.length - 1]!);
+    const message = (pk
+      ? `primary-key lookup \`${site.op.what}\` runs once per item of ${loop}: ${IDENTITY_MAP_NOTE}`
+      : `N+1: query \`${site.op.what}\` runs once per item of ${loop}`)
+      + (writes ? `; each iteration also writes (\`${writes.calleeText}\`): a per-item workflow, where batching the read alone saves little` : '');
+    const forcedLow = pk || writes !== null;
+    const deferred = !forcedLow && deferrable(site, d);
+    out.push({
+      site,
+      message: message + (forcedLow || deferred ? '' : domainNote(decided(d))),
+      severity: forcedLow ? 'low' : domainSeverity(decided(d)),
+      ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : {}),
+      deferred,
+      domain: encodeDomain(d),
+    });
+  }
+  for (const site of invariantReads(model)) {
+    const d = loopsDomain(model, site.loops);
+    const deferred = deferrable(site, d);
+    out.push({
+      site,
+      message: `query \`${site.op.what}\` runs unchanged on every iteration of ${describeLoop(site.loops[0]!)}: nothing it reads changes in the loop; run it once before the loop` + (deferred ? '' : domainNote(decided(d))),
+      severity: domainSeverity(decided(d)),
+      deferred,
+      domain: encodeDomain(d),
+    });
+  }
+  fileReadMemo.set(model, out);
+  return out;
+}
+
+/** Site fact: a PA107 finding of the file whose severity the repo phase decides (`what` = domain|endLine|endColumn|message). */
+export const DEFERRED_READ = 'deferred_read';
+
+/** The deferred findings of {@link fileReadReports}, as site facts of their functions. */
+export function collectDeferredReads(model: FileModel): Effect[][] {
+  const effects: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile) return effects;
+  for (const r of fileReadReports(model)) {
+    if (!r.deferred) continue;
+    const { call } = r.site;
+    const end = call.node.endPosition;
+    effects[call.functionIndex]!.push({ kind: DEFERRED_READ, what: `${r.domain}|${end.row + 1}|${end.column + 1}|${r.message}`, line: call.line, column: call.column });
+  }
+  return effects;
+}
+
+const DEFERRED_READS = new Set([DEFERRED_READ]);
+
+/** Reports the deferred findings, at the severity what the loop's N is decides (see `resolveDomain`). */
+export function reportDeferredReads(ctx: RepoRuleContext): void {
+  const graph = callGraphOf(ctx.index);
+  for (const ref of graph.functionsWithEffects(DEFERRED_READS)) {
+    const file = graph.fileOf(ref);
+    if (file.isTestFile) continue;
+    for (const e of graph.ownEffects(ref)) {
+      if (e.kind !== DEFERRED_READ) continue;
+      const [code = '', endLine = '', endColumn = ''] = e.what.split('|', 3);
+      const message = e.what.slice(code.length + endLine.length + endColumn.length + 3);
+      const domain = resolveDomain(graph, ref.file, decodeDomain(code), ref);
+      ctx.report({
+        path: file.path,
+        location: { line: e.line, column: e.column, endLine: Number(endLine), endColumn: Number(endColumn) },
+        message: message + domainNote(domain),
+        severity: domainSeverity(domain),
+        function: graph.function(ref).name,
+      });
+    }
+  }
+}
+
 /** `the loop over \`jobs\``, `the while loop`, for messages. */
 export function describeLoop(loop: LoopInfo): string {
   if (loop.kind === 'while') return 'the `while` loop';
@@ -204,6 +309,7 @@ export function reportHelperSites(
   message: (callee: string, what: string) => string,
   severity: (literalSize: number | null) => Severity | undefined = () => undefined,
   identityMapMessage?: (callee: string, what: string) => string,
+  byDomain = false,
 ): void {
   const graph = callGraphOf(ctx.index);
   const { sites, workflow } = loopFacts(graph);
@@ -231,11 +337,12 @@ export function reportHelperSites(
     const chain = graph.chainSteps(reach, { ref, call });
     const alsoWrites = effectKind === QUERY_EFFECT ? workflow(file.path, facts.loop, facts.writes) : null;
     const text = pk ? identityMapMessage!(graph.function(to).qualifiedName, reach.effect.what) : message(graph.function(to).qualifiedName, reach.effect.what);
+    const domain = byDomain ? resolveDomain(graph, ref.file, facts.domain, ref) : null;
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-      message: text + (alsoWrites !== null ? workflowNote(alsoWrites) : ''),
-      severity: alsoWrites !== null || pk ? 'low' : severity(facts.size),
+      message: text + (alsoWrites !== null ? workflowNote(alsoWrites) : domain ? domainNote(domain) : ''),
+      severity: alsoWrites !== null || pk ? 'low' : domain ? domainSeverity(domain) : severity(facts.size),
       ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : {}),
       function: fn.name,
       chain,
@@ -302,11 +409,13 @@ export function reportRowSites(ctx: RepoRuleContext, message: (owner: string, na
       const alsoWrites = workflow(file.path, facts.loop, facts.writes);
       const callee = graph.function(to);
       const text = `${site.what.startsWith('m') ? `${name}()` : name}`;
+      // The loop is over rows by construction; only what a request sent bounds it lower.
+      const input = resolveDomain(graph, ref.file, facts.domain, ref) === 'input';
       ctx.report({
         path: file.path,
         location: { line: site.line, column: site.column, endLine: site.line, endColumn: Number(end) },
-        message: message(callee.qualifiedName, text, property, reach.effect.what) + (alsoWrites !== null ? workflowNote(alsoWrites) : ''),
-        severity: alsoWrites !== null ? 'low' : typed ? undefined : 'medium',
+        message: message(callee.qualifiedName, text, property, reach.effect.what) + (alsoWrites !== null ? workflowNote(alsoWrites) : input ? domainNote('input') : ''),
+        severity: alsoWrites !== null || input ? 'low' : typed ? undefined : 'medium',
         function: graph.function(ref).name,
         chain: graph.chainSteps(reach, { ref, call: { calleeText: text, line: site.line, column: site.column } as SummaryCall }),
       });
@@ -342,12 +451,14 @@ export function reportInvariantHelperSites(ctx: RepoRuleContext, message: (calle
     const effects = graph.effectsOfCall(ref, call, to, 'any');
     const reach = effects.get(QUERY_EFFECT);
     if (!reach || reach.weak || effects.has(FLUSH_EFFECT) || effects.has(WRITE_EFFECT)) continue;
-    const alsoWrites = loopFacts(graph).workflow(file.path, site.what, false);
+    const [loop = '', code = ''] = site.what.split('|');
+    const alsoWrites = loopFacts(graph).workflow(file.path, loop, false);
+    const domain = resolveDomain(graph, ref.file, decodeDomain(code), ref);
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-      message: message(graph.function(to).qualifiedName, reach.effect.what, site.what) + (alsoWrites !== null ? workflowNote(alsoWrites) : ''),
-      ...(alsoWrites !== null ? { severity: 'low' as const } : {}),
+      message: message(graph.function(to).qualifiedName, reach.effect.what, loop) + (alsoWrites !== null ? workflowNote(alsoWrites) : domainNote(domain)),
+      severity: alsoWrites !== null ? 'low' : domainSeverity(domain),
       function: fn.name,
       chain: graph.chainSteps(reach, { ref, call }),
     });
@@ -402,6 +513,80 @@ function loopFacts(graph: CallGraph): LoopFacts {
   const facts = { sites, workflow };
   loopFactsCache.set(graph, facts);
   return facts;
+}
+
+/**
+ * A loop domain with its `call` decided: the rows of a same-repo function that reaches a query
+ * (through typed calls) grow with the data; any other call's result is unknown.
+ */
+export function resolveDomain(graph: CallGraph, file: number, domain: LoopDomain, fn?: FnRef): 'rows' | 'input' | 'unknown' {
+  if (domain.kind === 'param') return fn ? paramDomain(graph, fn, domain.position!) : 'unknown';
+  if (domain.kind !== 'call') return domain.kind;
+  const call = graph.callAt(file, domain.line!, domain.column!);
+  if (!call) return 'unknown';
+  const to = call.receiverType !== UNTYPED ? graph.resolveCall(file, call) : null;
+  if (to) return queries(graph, to) ? 'rows' : 'unknown';
+  // Severity only, not whether to report: a method known by its name alone counts when every
+  // method of that name in the repo queries (`FollowerClass.follower_list(...)` on a class parameter).
+  const named = call.method ? methodsNamed(graph).get(call.method) : undefined;
+  return named?.length && named.every((r) => queries(graph, r)) ? 'rows' : 'unknown';
+}
+
+/**
+ * A loop over the function's parameter at `position`: rows when a caller (outside tests) passes
+ * rows there, input when every caller passes request input, else unknown (no caller seen, or
+ * one passes something else). One level up: a caller passing its own parameter on is unknown.
+ */
+function paramDomain(graph: CallGraph, fn: FnRef, position: number): 'rows' | 'input' | 'unknown' {
+  let input = 0;
+  let callers = 0;
+  for (const edge of graph.callers(fn)) {
+    if (graph.fileOf(edge.from).isTestFile) continue;
+    callers++;
+    const site = graph.ownEffects(edge.from).find((e) => e.kind === ARG_DOMAINS && e.line === edge.call.line && e.column === edge.call.column);
+    const code = site?.what.split(',')[position];
+    if (!code) continue;
+    // A call's result (`members_of(group)`): rows when it is a repo function that queries.
+    const d = code.startsWith('c') ? resolveDomain(graph, edge.from.file, decodeDomain(code)) : decodeDomain(code).kind;
+    if (d === 'rows') return 'rows';
+    if (d === 'input') input++;
+  }
+  return callers > 0 && input === callers ? 'input' : 'unknown';
+}
+
+function queries(graph: CallGraph, ref: FnRef): boolean {
+  const reach = graph.effectsOf(ref, 'any').get(QUERY_EFFECT);
+  return reach !== undefined && !reach.weak;
+}
+
+const methodsByName = new WeakMap<CallGraph, Map<string, FnRef[]>>();
+
+/** The repo's methods (not in tests), by name. */
+function methodsNamed(graph: CallGraph): Map<string, FnRef[]> {
+  let map = methodsByName.get(graph);
+  if (map) return map;
+  map = new Map();
+  for (const ref of graph.functions()) {
+    const fn = graph.function(ref);
+    if (!fn.className || fn.parent >= 0 || graph.fileOf(ref).isTestFile) continue;
+    const list = map.get(fn.name);
+    if (list) list.push(ref);
+    else map.set(fn.name, [ref]);
+  }
+  methodsByName.set(graph, map);
+  return map;
+}
+
+/**
+ * Severity is a claim about how bad it gets: `high` (the rule's own) only when N grows with the
+ * stored data; `low` when N is what one client sent in one request; `medium` when not known.
+ */
+export function domainSeverity(domain: 'rows' | 'input' | 'unknown'): Severity | undefined {
+  return domain === 'rows' ? undefined : domain === 'input' ? 'low' : 'medium';
+}
+
+export function domainNote(domain: 'rows' | 'input' | 'unknown'): string {
+  return domain === 'input' ? '; the loop runs over what the request sent, so N is bounded by one request' : '';
 }
 
 function workflowNote(alsoWrites: string): string {

@@ -15,16 +15,16 @@
  * per-item workflow and is reported `low`. So is a primary-key lookup through the identity map
  * (`session.get`, `Query.get`): a SELECT only for the rows the session has not loaded yet.
  *
+ * Severity by how the loop's N grows (semantic/loopDomain.ts): `high` over rows that grow with the
+ * stored data, `low` over what one request sent, `medium` when not known where the loop runs.
+ *
  * A function handed to a callee that calls it once per item of a loop (`paginate(rows, serializer=render)`) runs its queries per item too. Also a read that runs unchanged on every iteration of a data loop (nothing it reads changes in
  * the loop, the loop writes nothing and does not stop early): the same statement N times, to run
  * once before the loop.
  */
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import { QUERY_EFFECT, passesItemForeignKey } from './dbCalls.js';
-import { IDENTITY_MAP_EVIDENCE, describeLoop, invariantReads, iterationWrites, reportFileSites, reportHelperSites, reportInvariantHelperSites, reportRowSites } from './loops.js';
-
-/** Why a primary-key lookup per item is `low`: SQLAlchemy answers it from the session when it can. */
-const IDENTITY_MAP_NOTE = 'an identity-map lookup, a SELECT per item only for rows not yet loaded in the session';
+import { QUERY_EFFECT } from './dbCalls.js';
+import { fileReadReports, IDENTITY_MAP_NOTE, reportDeferredReads, reportHelperSites, reportInvariantHelperSites, reportRowSites } from './loops.js';
 
 export const queryInLoop: FileRule & RepoRule = {
   meta: {
@@ -34,7 +34,7 @@ export const queryInLoop: FileRule & RepoRule = {
     severity: 'high',
     effort: 'M',
     summary: 'N+1: a SELECT per loop iteration, directly or through a same-repo helper',
-    what: 'Finds a query run once per item of a loop or comprehension: `session.get(Model, x.id)`, `session.execute/scalars/scalar(select(...))`, `session.query(...)`, raw `SELECT` text, `repo.get(...)` on a repository object — in the loop body, or inside a same-repo function the loop calls (followed through the call graph, sync and awaited; the finding carries the chain). The call must use a value the loop rebinds; queries on the loop\'s iterable, chunked `in_(...)` loads and polling loops are not flagged, nor loops over a handful of constants (a small literal, module constant or local list) or that dispatch on the item\'s value (`if field == "email":`), nor chains through a call resolved by its method name alone. A function handed to a callee that calls it once per item of a loop (`paginate(rows, serializer=render)`) runs its queries per item too, and so does a method or property of the loop\'s own row that queries about that row (`for r in rows: r.open_items` where the model\'s property runs `Item.query.with_parent(self)`, `object_session(self)`, `type(self).query` or a dynamic relationship of `self`; `medium` when the rows\' model is known only by that name). A branch of a helper behind a keyword flag that defaults off (`if allow_email:`) is not followed from a call that leaves it off. Also a read that runs unchanged on every iteration of a data loop (directly, or a helper given nothing that changes in the loop): the same statement N times, to hoist before the loop; silent for retries and searches that stop early, polling loops, and loops that change rows or write between the reads. A primary-key lookup (`session.get(Model, pk)`, `Model.query.get(pk)`, `session.query(Model).get(pk)`, or a helper whose only query is one) is advisory: the identity map answers it without SQL for rows the session already holds (not with `populate_existing`/`with_for_update`, nor on a session the helper opens itself); by each item\'s foreign key (`session.get(User, job.owner_id)`) it fetches rows nothing loaded and keeps the loop\'s severity. Reported `low` when each iteration also writes on its own (a per-item workflow: its round trips are there anyway) and when only background jobs reach the loop.',
+    what: 'Finds a query run once per item of a loop or comprehension: `session.get(Model, x.id)`, `session.execute/scalars/scalar(select(...))`, `session.query(...)`, raw `SELECT` text, `repo.get(...)` on a repository object — in the loop body, or inside a same-repo function the loop calls (followed through the call graph, sync and awaited; the finding carries the chain). The call must use a value the loop rebinds; queries on the loop\'s iterable, chunked `in_(...)` loads and polling loops are not flagged, nor loops over a handful of constants (a small literal, module constant or local list) or that dispatch on the item\'s value (`if field == "email":`), nor chains through a call resolved by its method name alone. A function handed to a callee that calls it once per item of a loop (`paginate(rows, serializer=render)`) runs its queries per item too, and so does a method or property of the loop\'s own row that queries about that row (`for r in rows: r.open_items` where the model\'s property runs `Item.query.with_parent(self)`, `object_session(self)`, `type(self).query` or a dynamic relationship of `self`; `medium` when the rows\' model is known only by that name). A branch of a helper behind a keyword flag that defaults off (`if allow_email:`) is not followed from a call that leaves it off (nor one behind a flag that defaults on, from a call that passes a literal `False`/`None`); a call that passes on its own function\'s flag (`inner(x, include=include)`) reaches the branch only when that function\'s callers turn the flag on. Also a read that runs unchanged on every iteration of a data loop (directly, or a helper given nothing that changes in the loop): the same statement N times, to hoist before the loop; silent for retries and searches that stop early, polling loops, and loops that change rows or write between the reads. A primary-key lookup (`session.get(Model, pk)`, `Model.query.get(pk)`, `session.query(Model).get(pk)`, or a helper whose only query is one) is advisory: the identity map answers it without SQL for rows the session already holds (not with `populate_existing`/`with_for_update`, nor on a session the helper opens itself); by each item\'s foreign key (`session.get(User, job.owner_id)`) it fetches rows nothing loaded and keeps the loop\'s severity. Severity follows how the loop\'s N grows: `high` over rows that grow with the stored data (a query\'s result, a collection attribute of a loaded row, the rows a repo function queries); `low` over what one client sent in one request (a handler\'s parameters, `request.*`, a form field\'s `.data`, a deserializer\'s or validator\'s input, rows selected `in_(...)` those ids); over a helper\'s parameter, what its callers pass decides (`high` when one passes rows, `low` when every one passes request input); `medium` when N is not known (no caller seen, a `while` loop, another function\'s result that is not a query\'s). Reported `low` when each iteration also writes on its own (a per-item workflow: its round trips are there anyway) and when only background jobs reach the loop.',
     why: 'Each iteration pays a database round trip. Latency grows with the row count (100 rows, 101 queries), the connection is held for the whole loop, and the database does the same lookup N times instead of one indexed batch.',
     bad: "from sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def owner_emails(session: AsyncSession, jobs):\n    emails = []\n    for job in jobs:\n        owner = await session.scalar(select(User).where(User.id == job.owner_id))\n        emails.append(owner.email)\n    return emails\n",
     good: "from sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def owner_emails(session: AsyncSession, jobs):\n    ids = {j.owner_id for j in jobs}\n    owners = (await session.scalars(select(User).where(User.id.in_(ids)))).all()\n    by_id = {u.id: u for u in owners}\n    return [by_id[j.owner_id].email for j in jobs]\n",
@@ -45,25 +45,10 @@ export const queryInLoop: FileRule & RepoRule = {
     ],
   },
   checkFile(ctx: FileRuleContext): void {
-    reportFileSites(
-      ctx,
-      'read',
-      (site) => {
-        const writes = iterationWrites(ctx.model, site);
-        const loop = describeLoop(site.loops[site.loops.length - 1]!);
-        return (site.op.identityMap && !passesItemForeignKey(ctx.model, site.call, site.loops)
-          ? `primary-key lookup \`${site.op.what}\` runs once per item of ${loop}: ${IDENTITY_MAP_NOTE}`
-          : `N+1: query \`${site.op.what}\` runs once per item of ${loop}`)
-          + (writes ? `; each iteration also writes (\`${writes.calleeText}\`): a per-item workflow, where batching the read alone saves little` : '');
-      },
-      (site) => ((site.op.identityMap && !passesItemForeignKey(ctx.model, site.call, site.loops)) || iterationWrites(ctx.model, site) ? 'low' : undefined),
-      (site) => (site.op.identityMap && !passesItemForeignKey(ctx.model, site.call, site.loops) ? IDENTITY_MAP_EVIDENCE : undefined),
-    );
-    for (const site of invariantReads(ctx.model)) {
-      ctx.report({
-        node: site.call.node,
-        message: `query \`${site.op.what}\` runs unchanged on every iteration of ${describeLoop(site.loops[0]!)}: nothing it reads changes in the loop; run it once before the loop`,
-      });
+    // A loop over a parameter or another function's result is decided in the repo phase.
+    for (const r of fileReadReports(ctx.model)) {
+      if (r.deferred) continue;
+      ctx.report({ node: r.site.call.node, message: r.message, severity: r.severity, ...(r.advisory ? { advisory: r.advisory } : {}) });
     }
   },
   checkRepo(ctx: RepoRuleContext): void {
@@ -73,10 +58,12 @@ export const queryInLoop: FileRule & RepoRule = {
       (callee, what) => `N+1: \`${callee}\` runs a query (\`${what}\`) once per loop iteration`,
       undefined,
       (callee, what) => `\`${callee}\` looks a row up by primary key (\`${what}\`) once per loop iteration: ${IDENTITY_MAP_NOTE}`,
+      true,
     );
     reportRowSites(ctx, (owner, name, property, what) =>
       `N+1: \`${name}\` on each row of the loop runs a query about that row (${property ? 'property' : 'method'} \`${owner}\`: \`${what}\`): one query per item`);
     reportInvariantHelperSites(ctx, (callee, what) =>
       `\`${callee}\` runs the same query (\`${what}\`) on every iteration of the loop: nothing it is given changes in the loop; call it once before the loop`);
+    reportDeferredReads(ctx);
   },
 };

@@ -19,7 +19,8 @@ import type { FileModel, LoopInfo } from '../../../semantic/model.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import { classOfFunction } from '../../../semantic/classes.js';
-import { classifyDbCall, isModelClassName, iterationWriter, rowsSource, smallLiteralProduct } from './dbCalls.js';
+import { classifyDbCall, isModelClassName, iterationWriter, loopsDomain, rowsSource, smallLiteralProduct } from './dbCalls.js';
+import { encodeDomain } from '../../../semantic/loopDomain.js';
 import { notPerRow } from './semantics.js';
 
 export const ROW_CALL = 'row_call';
@@ -116,7 +117,7 @@ function rowSites(model: FileModel, effects: Effect[][]): void {
         seen.add(`${kind}|${name}`);
         const size = smallLiteralProduct(loops);
         const writes = iterationWriter(model, site, loop) !== null;
-        const what = `${kind}|${name}|${attrNode.endPosition.column + 1}|${rowEntity(model, loop) ?? ''}|${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}`;
+        const what = `${kind}|${name}|${attrNode.endPosition.column + 1}|${rowEntity(model, loop) ?? ''}|${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}||${encodeDomain(loopsDomain(model, loops))}`;
         const column = at - source.lastIndexOf('\n', at - 1);
         effects[loop.functionIndex]!.push({ kind: ROW_CALL, what, line: site.line, column });
       }

@@ -1,0 +1,457 @@
+/**
+ * How a loop's N grows: the domain of its iterable. An N+1 over rows that grow with the stored
+ * data (every follower, every member, every search result) gets worse as the service lives; one
+ * over what a client sent in one request (the ids it selected, the tags of the dataset it saves,
+ * the identifiers a form field holds) is bounded by that request.
+ *
+ * - `rows`: a query's result (`q.all()`, `Model.query.filter(...)`, a name holding one), a
+ *   collection attribute of a loaded object (`event.contributions`, `self.event.sessions`);
+ * - `input`: a value reached from a request handler's parameters, from `request.*`, from a form
+ *   field's `.data`, or from the parameters of a deserializer or validator (marshmallow
+ *   `_deserialize`, WTForms `process_formdata`/`validate_*`, `@validator`-style decorators) or
+ *   of a function webargs fills from the request (`@use_kwargs`, `@use_args`);
+ *   rows selected by such ids (`.in_(ids)`) are bounded by them too;
+ * - `call`: the result of a call that is not a query here; the repo phase decides (a same-repo
+ *   function whose rows come from a query is `rows`, anything else `unknown`);
+ * - `param`: a positional parameter of the loop's own (ordinary) function; the repo phase asks
+ *   what its callers pass (`argumentDomains`): rows when one passes rows, input when all pass input;
+ * - `unknown`: anything else — a parameter of an ordinary helper, a `while` loop, an attribute of
+ *   `self` set elsewhere.
+ *
+ * Syntax only, and cheap: names are followed to their last assignment (a few steps deep); the
+ * caller supplies the one fact it knows better (is this expression a query's rows?).
+ */
+import type { SyntaxNode } from '../parse/parser.js';
+import { assignmentsTo, type FileModel, type LoopInfo } from './model.js';
+
+export type LoopDomainKind = 'rows' | 'input' | 'call' | 'param' | 'unknown';
+
+export interface LoopDomain {
+  kind: LoopDomainKind;
+  /** For `call`: where the call starts (1-based line and column, as `CallInfo`), for the repo phase to resolve. */
+  line?: number;
+  column?: number;
+  /** For `param`: the position of the loop function's parameter (after `self`/`cls`), for its callers to decide. */
+  position?: number;
+}
+
+/** Does the expression (in function `fnIndex`, before `line`) hold a query's rows? Supplied by the caller. */
+export type RowsOracle = (expr: SyntaxNode, fnIndex: number, line: number) => boolean;
+
+const UNKNOWN: LoopDomain = { kind: 'unknown' };
+const ROWS: LoopDomain = { kind: 'rows' };
+const INPUT: LoopDomain = { kind: 'input' };
+
+/** Calls that hand their (first) argument's items on: the domain is the argument's. */
+const PASS_THROUGH = new Set(['enumerate', 'sorted', 'list', 'set', 'tuple', 'reversed', 'iter', 'frozenset', 'zip', 'filter', 'map', 'dict', 'json.loads', 'itertools.chain', 'chain']);
+/** Methods only a query has: whatever the receiver was built from, the result is rows (`search(q).filter(...)`). */
+const QUERY_METHODS = new Set(['filter', 'filter_by', 'order_by', 'options', 'outerjoin', 'with_entities', 'yield_per', 'execution_options', 'scalars', 'mappings', 'fetchall', 'with_parent']);
+/** Result methods others have too (`all`, `unique`): rows when the receiver is. */
+const QUERY_CHAIN = new Set(['all', 'unique', 'where', 'join', 'distinct', 'limit', 'group_by', 'having', 'partitions']);
+/** Methods whose result's items come from the receiver. */
+const RECEIVER_ITEMS = new Set(['items', 'keys', 'values', 'copy', 'get', 'getlist', 'pop', 'split', 'splitlines']);
+/** Methods that deserialize or validate what a client sent: their parameters are request input. */
+const INPUT_METHODS = /^(_?deserialize|process_formdata|pre_validate|post_validate|_?validate(_\w+)?|load|loads|to_python)$/;
+/** Decorators of deserializer/validator hooks (marshmallow, pydantic, attrs-style). */
+const INPUT_DECORATORS = /(^|\.)(validates?|validator|field_validator|model_validator|root_validator|validates_schema|pre_load|post_load|use_kwargs|use_args)$/;
+/** A parameter the framework injects: a dependency, not what the client sent. */
+const INJECTED = /\b(Depends|Security|Inject|Provide|Dependency)\b/;
+/** Builtins and common library calls whose result is no repo function's rows. */
+const NOT_REPO_CALLEES = new Set(['_', 'str', 'int', 'float', 'bool', 'len', 'repr', 'sum', 'min', 'max', 'abs', 'round', 'getattr', 'isinstance', 'type', 'id', 'hash', 'format', 'range', 'open', 'print', 'super', 'json.dumps', 'gettext', 'ngettext', 'lazy_gettext', 'url_for', 'jsonify', 'next', 'any', 'all', 'datetime', 'timedelta', 'Decimal', 'UUID', 'Path']);
+/** Names that hold the current request in the web frameworks we know. */
+const REQUEST_NAMES = new Set(['request', 'req']);
+
+const loopMemo = new WeakMap<LoopInfo, LoopDomain>();
+
+/** The domain of the loop's iterable (once per loop: every per-item call of a loop asks). */
+export function loopDomain(model: FileModel, loop: LoopInfo, isRows: RowsOracle): LoopDomain {
+  const known = loopMemo.get(loop);
+  if (known) return known;
+  let d = UNKNOWN;
+  if (loop.kind !== 'while' && loop.iterable) d = domainOf(model, loop.iterable, loop.functionIndex, loop.node.startPosition.row + 1, isRows, 0);
+  loopMemo.set(loop, d);
+  return d;
+}
+
+/**
+ * The domain of nested loops' N (the product of theirs): rows when any loop is over rows, input
+ * when every loop is, else what is left to decide (the first `call`) or unknown.
+ */
+export function nestedLoopDomain(model: FileModel, loops: readonly LoopInfo[], isRows: RowsOracle): LoopDomain {
+  let call: LoopDomain | null = null;
+  let unknown = false;
+  for (const loop of loops) {
+    const d = loopDomain(model, loop, isRows);
+    if (d.kind === 'rows') return ROWS;
+    if (d.kind === 'call' || d.kind === 'param') call ??= d;
+    else if (d.kind === 'unknown') unknown = true;
+  }
+  if (call) return call;
+  return unknown ? UNKNOWN : INPUT;
+}
+
+/** A domain as a short code for a summary string: `r`, `i`, `u`, `a<position>` or `c<line>:<column>`. */
+export function encodeDomain(d: LoopDomain): string {
+  return d.kind === 'call' ? `c${d.line}:${d.column}` : d.kind === 'param' ? `a${d.position}` : d.kind[0]!;
+}
+
+export function decodeDomain(code: string): LoopDomain {
+  if (code === 'r') return ROWS;
+  if (code === 'i') return INPUT;
+  const m = /^c(\d+):(\d+)$/.exec(code);
+  if (m) return { kind: 'call', line: Number(m[1]), column: Number(m[2]) };
+  const a = /^a(\d+)$/.exec(code);
+  return a ? { kind: 'param', position: Number(a[1]) } : UNKNOWN;
+}
+
+/**
+ * What a call passes positionally, as far as the repo phase needs it to decide a callee's loop
+ * over a parameter: one comma-separated code per positional argument (`r` rows, `i` request
+ * input, `c<line>:<column>` a call's result for the repo phase to decide, `u` anything else);
+ * null when every one is `u` (most calls: no fact to keep). Only names, attributes and calls are
+ * classified (`users`, `event.contributions`, `members_of(group)`): cheap lookups.
+ */
+export function argumentDomains(model: FileModel, call: { node: SyntaxNode; argsOffset: number }, fnIndex: number, line: number, isRows: RowsOracle): string | null {
+  // The argument list read from the text when it is plain (no tree access for most calls); the
+  // tree only for an attribute or a call among the arguments.
+  const texts = call.argsOffset >= 0 ? argumentTexts(model.source, call.argsOffset) : null;
+  let nodes: SyntaxNode[] | null = null;
+  const nodeAt = (i: number): SyntaxNode | null => {
+    nodes ??= (call.node.childForFieldName('arguments')?.namedChildren ?? []).filter((n) => n.type !== 'comment');
+    return nodes[i] ?? null;
+  };
+  const count = texts ? texts.length : (nodeAt(0), nodes!.length);
+  const out: string[] = [];
+  let any = false;
+  for (let i = 0; i < count; i++) {
+    const text = texts ? texts[i]! : null;
+    const node = text === null ? nodeAt(i) : null;
+    const type = text === null ? node!.type : IDENTIFIER.test(text) ? 'identifier' : DOTTED.test(text) ? 'attribute' : CALLED.test(text) ? 'call' : KEYWORD_OR_SPLAT.test(text) ? 'stop' : 'other';
+    if (type === 'keyword_argument' || type === 'list_splat' || type === 'dictionary_splat' || type === 'stop') break;
+    let d: LoopDomain = UNKNOWN;
+    if (type === 'identifier') {
+      const name = text ?? node!.text;
+      if (name !== 'self' && name !== 'cls') d = memoisedNameDomain(model, name, fnIndex, line, isRows);
+    } else if (type === 'attribute') {
+      const n = node ?? nodeAt(i);
+      if (n) d = domainOf(model, n, fnIndex, line, isRows, 0);
+    } else if (type === 'call') {
+      // A call's result only when the call may be the repo's (`members_of(g)`, not `str(x)`): each
+      // one named keeps that call in the summary.
+      const callee = text !== null ? text.slice(0, text.indexOf('(')).trim() : node!.childForFieldName('function')?.text ?? '';
+      const n = /^[A-Za-z_][\w.]*$/.test(callee) && !NOT_REPO_CALLEES.has(callee) ? node ?? nodeAt(i) : null;
+      if (n) d = domainOf(model, n, fnIndex, line, isRows, 0);
+    }
+    let code = 'u';
+    if (d.kind === 'rows' || d.kind === 'input' || d.kind === 'call') {
+      code = encodeDomain(d);
+      any = true;
+    }
+    out.push(code);
+  }
+  return any ? out.join(',') : null;
+}
+
+const IDENTIFIER = /^[A-Za-z_]\w*$/;
+const DOTTED = /^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$/;
+const CALLED = /^[A-Za-z_][\w.]*\s*\(/;
+const KEYWORD_OR_SPLAT = /^(\*|[A-Za-z_]\w*\s*=(?!=))/;
+
+/**
+ * The top-level arguments of a call read from the source after its `(`, trimmed; null when the
+ * list holds anything a plain split could misread (strings, comments, line breaks, lambdas).
+ */
+function argumentTexts(source: string, from: number): string[] | null {
+  let depth = 0;
+  let start = from;
+  const args: string[] = [];
+  for (let i = from; i < source.length; i++) {
+    const c = source.charCodeAt(i);
+    if (c === 34 || c === 39 || c === 35 || c === 10 || c === 13 || c === 92) return null;
+    if (c === 40 || c === 91 || c === 123) depth++;
+    else if (c === 41 || c === 93 || c === 125) {
+      if (depth === 0) {
+        if (c !== 41) return null;
+        const last = source.slice(start, i).trim();
+        if (last) args.push(last);
+        return args.some((a) => /\blambda\b|\bfor\b/.test(a)) ? null : args;
+      }
+      depth--;
+    } else if (c === 44 && depth === 0) {
+      args.push(source.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  return null;
+}
+
+const nameMemo = new WeakMap<FileModel, Map<string, LoopDomain>>();
+
+/** {@link nameDomain} of a name passed as an argument, once per function, name and reaching assignment. */
+function memoisedNameDomain(model: FileModel, name: string, fnIndex: number, line: number, isRows: RowsOracle): LoopDomain {
+  let reaching = -1;
+  for (const a of assignmentsTo(model, name)) if (a.functionIndex === fnIndex && a.line < line && a.line > reaching) reaching = a.line;
+  const key = `${fnIndex}\0${name}\0${reaching}`;
+  let memo = nameMemo.get(model);
+  if (!memo) nameMemo.set(model, (memo = new Map()));
+  let d = memo.get(key);
+  if (!d) memo.set(key, (d = domainOf(model, null, fnIndex, line, isRows, 0, name)));
+  return d;
+}
+
+/** The domain of an expression's items. */
+export function domainOf(model: FileModel, expr: SyntaxNode | null, fnIndex: number, line: number, isRows: RowsOracle, depth: number, name?: string): LoopDomain {
+  if (name !== undefined) return nameDomain(model, name, fnIndex, line, isRows, depth);
+  let node = expr;
+  while (node && (node.type === 'parenthesized_expression' || node.type === 'await')) node = node.namedChild(0);
+  if (!node || depth > 16) return UNKNOWN;
+  const next = (n: SyntaxNode | null) => domainOf(model, n, fnIndex, line, isRows, depth + 1);
+  switch (node.type) {
+    case 'identifier':
+      return nameDomain(model, node.text, fnIndex, line, isRows, depth);
+    case 'attribute': {
+      if (rootedAtRequest(node)) return INPUT;
+      const attr = node.childForFieldName('attribute')?.text ?? '';
+      const object = node.childForFieldName('object');
+      // `form.tags.data`: what the client put in a form field.
+      if (attr === 'data' && object?.type === 'attribute' && /form/i.test(object.childForFieldName('object')?.text ?? '')) return INPUT;
+      // `self._ids`, assigned in this function (a deserializer stores what it parsed).
+      const own = nameDomain(model, node.text, fnIndex, line, isRows, depth, false);
+      if (own.kind !== 'unknown') return own;
+      // `self.rows`, set by another method of the class (or of a base class in this file).
+      if (object?.type === 'identifier' && object.text === 'self') {
+        const held = classAttributeDomain(model, node.text, fnIndex, isRows, depth);
+        if (held.kind !== 'unknown') return held;
+      }
+      const inner = next(object);
+      if (inner.kind === 'input') return INPUT;
+      // A collection attribute of a loaded object: `event.contributions`, `self.event.sessions`.
+      if (/^[a-z]\w*$/.test(attr) && !attr.startsWith('_') && object && loadedObject(model, object, fnIndex)) return ROWS;
+      return UNKNOWN;
+    }
+    case 'subscript': {
+      if (rootedAtRequest(node)) return INPUT;
+      const inner = next(node.childForFieldName('value'));
+      return inner.kind === 'input' ? INPUT : UNKNOWN;
+    }
+    case 'list_comprehension':
+    case 'set_comprehension':
+    case 'generator_expression':
+    case 'dictionary_comprehension': {
+      const clause = node.namedChildren.find((c) => c.type === 'for_in_clause');
+      return next(clause?.childForFieldName('right') ?? null);
+    }
+    case 'boolean_operator':
+      return next(node.childForFieldName('left'));
+    case 'binary_operator': {
+      const op = node.childForFieldName('operator')?.text;
+      const left = next(node.childForFieldName('left'));
+      if (op === '-' || op === '&') return left;
+      if (op !== '+' && op !== '|') return UNKNOWN;
+      return combine(left, next(node.childForFieldName('right')));
+    }
+    case 'conditional_expression': {
+      const [a, , b] = node.namedChildren;
+      return combine(next(a ?? null), next(b ?? null));
+    }
+    case 'call':
+      return callDomain(model, node, fnIndex, line, isRows, depth);
+    default:
+      return UNKNOWN;
+  }
+}
+
+function callDomain(model: FileModel, node: SyntaxNode, fnIndex: number, line: number, isRows: RowsOracle, depth: number): LoopDomain {
+  const next = (n: SyntaxNode | null) => domainOf(model, n, fnIndex, line, isRows, depth + 1);
+  if (rootedAtRequest(node)) return INPUT;
+  const fn = node.childForFieldName('function');
+  const args = node.childForFieldName('arguments')?.namedChildren.filter((a) => a.type !== 'comment' && a.type !== 'keyword_argument') ?? [];
+  // The query a chain continues: a call, or a name assigned one — not a parameter (a handler's
+  // `db` session is request-scoped, not what the client sent).
+  const builtFrom = (receiver: SyntaxNode | null): LoopDomain => {
+    if (receiver?.type !== 'identifier') return receiver?.type === 'call' ? next(receiver) : UNKNOWN;
+    return nameDomain(model, receiver.text, fnIndex, line, isRows, depth + 1, false);
+  };
+  // Rows selected by ids (`.in_(ids)`) are as many as the ids.
+  const selected = (): LoopDomain => {
+    const ids = inArgument(node);
+    if (!ids) return ROWS;
+    const d = next(ids);
+    return d.kind === 'input' ? INPUT : d.kind === 'rows' ? ROWS : UNKNOWN;
+  };
+  if (isRows(node, fnIndex, line)) {
+    const d = selected();
+    // `q.all()` where `q` was narrowed to the ids a client sent (`q = q.filter(M.id.in_(ids))`).
+    if (d.kind === 'rows' && fn?.type === 'attribute' && builtFrom(fn.childForFieldName('object')).kind === 'input') return INPUT;
+    return d;
+  }
+  const callee = fn?.text ?? '';
+  if (PASS_THROUGH.has(callee)) {
+    // `map(f, xs)` / `filter(f, xs)`: the items are the second argument's.
+    const items = callee === 'map' || callee === 'filter' ? args.slice(1) : callee === 'zip' || callee.endsWith('chain') ? args : args.slice(0, 1);
+    return items.map((a) => next(a)).reduce(combine, items.length ? next(items[0]!) : UNKNOWN);
+  }
+  if (fn?.type === 'attribute') {
+    const method = fn.childForFieldName('attribute')?.text ?? '';
+    const receiver = fn.childForFieldName('object');
+    if (QUERY_METHODS.has(method)) return builtFrom(receiver).kind === 'input' ? INPUT : selected();
+    if (QUERY_CHAIN.has(method) && next(receiver).kind === 'rows') return ROWS;
+    if (RECEIVER_ITEMS.has(method)) {
+      const d = next(receiver);
+      if (d.kind !== 'unknown' && d.kind !== 'call') return d;
+    }
+  }
+  // The position as the model's calls have it (1-based column), for the repo phase's `callAt`.
+  const start = node.startIndex;
+  return { kind: 'call', line: model.lineOf(start) + 1, column: start - (model.source.lastIndexOf('\n', start - 1) + 1) + 1 };
+}
+
+/** Both sides agree, else the larger claim: rows win over input, and anything unknown is unknown. */
+function combine(a: LoopDomain, b: LoopDomain): LoopDomain {
+  if (a.kind === b.kind && a.kind !== 'call') return a;
+  if (a.kind === 'rows' || b.kind === 'rows') return ROWS;
+  return UNKNOWN;
+}
+
+/**
+ * What `self.<attr>` holds when the function does not set it: the values other methods of its
+ * class, or of the class's bases in this file, assign to it, when they all agree.
+ */
+function classAttributeDomain(model: FileModel, target: string, fnIndex: number, isRows: RowsOracle, depth: number): LoopDomain {
+  let i = fnIndex;
+  while (i >= 0 && !model.functions[i]!.className) i = model.functions[i]!.parent;
+  const cls = i >= 0 ? model.functions[i]!.className : null;
+  if (!cls || depth > 8) return UNKNOWN;
+  const family = classAndBases(model, cls);
+  let found: LoopDomain | null = null;
+  for (const a of assignmentsTo(model, target)) {
+    const owner = model.functions[a.functionIndex];
+    if (!owner?.className || !family.has(owner.className) || a.fromWith) continue;
+    const d = domainOf(model, a.value, a.functionIndex, a.line, isRows, depth + 1);
+    if (d.kind !== 'rows' && d.kind !== 'input') return UNKNOWN;
+    if (found && found.kind !== d.kind) return UNKNOWN;
+    found = d;
+  }
+  return found ?? UNKNOWN;
+}
+
+/** A class and its bases (by name) among the classes of this file. */
+function classAndBases(model: FileModel, cls: string): Set<string> {
+  const out = new Set([cls]);
+  const queue = [cls];
+  while (queue.length) {
+    const name = queue.shift()!;
+    for (const c of model.classes) {
+      if (c.childForFieldName('name')?.text !== name) continue;
+      for (const b of c.childForFieldName('superclasses')?.namedChildren ?? []) {
+        if (b.type === 'keyword_argument') continue;
+        const base = b.text.slice(b.text.lastIndexOf('.') + 1);
+        if (!out.has(base)) {
+          out.add(base);
+          queue.push(base);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** A name's domain: its last assignment before `line` in the function (or an enclosing one), else a parameter's. */
+function nameDomain(model: FileModel, name: string, fnIndex: number, line: number, isRows: RowsOracle, depth: number, params = true): LoopDomain {
+  let scope = fnIndex;
+  while (scope >= 0) {
+    let best = null;
+    for (const a of assignmentsTo(model, name)) {
+      if (a.functionIndex !== scope || a.line >= line || a.fromWith) continue;
+      if (!best || a.line >= best.line) best = a;
+    }
+    if (best) return domainOf(model, best.value, scope, best.line, isRows, depth + 1);
+    const fn = model.functions[scope]!;
+    const param = params ? fn.params.find((p) => p.name === name) : undefined;
+    if (param) {
+      // An injected dependency (`user = Depends(current_user)`) is resolved by the server, not sent.
+      if (receivesInput(model, scope) && !INJECTED.test(`${param.annotation ?? ''} ${param.defaultText ?? ''}`)) return INPUT;
+      // The loop's own function's parameter: its callers decide (one level up, in the repo phase).
+      const position = scope === fnIndex && depth <= 8 ? positionalSlot(fn.node, name, fn.className !== null) : -1;
+      return position >= 0 ? { kind: 'param', position } : UNKNOWN;
+    }
+    scope = fn.parent;
+  }
+  if (params && REQUEST_NAMES.has(name) && model.imports.has(name)) return INPUT;
+  return UNKNOWN;
+}
+
+/** The position a positional argument fills for parameter `name` (after `self`/`cls` of a method), or -1. */
+function positionalSlot(fnNode: SyntaxNode, name: string, isMethod: boolean): number {
+  let position = 0;
+  let first = true;
+  for (const p of fnNode.childForFieldName('parameters')?.namedChildren ?? []) {
+    if (p.type === 'list_splat_pattern' || p.type === 'keyword_separator' || p.type === 'dictionary_splat_pattern') return -1;
+    if (p.type === 'positional_separator' || p.type === 'comment') continue;
+    const n = (p.type === 'identifier' ? p : p.childForFieldName('name') ?? p.namedChild(0))?.text ?? '';
+    const isSelf = first && isMethod && (n === 'self' || n === 'cls');
+    first = false;
+    if (isSelf) continue;
+    if (n === name) return position;
+    position++;
+  }
+  return -1;
+}
+
+/** Are the function's parameters what a client sent: a request handler, a deserializer or a validator? */
+function receivesInput(model: FileModel, fnIndex: number): boolean {
+  const fn = model.functions[fnIndex]!;
+  if (fn.role === 'handler') return true;
+  if (fn.className && INPUT_METHODS.test(fn.name)) return true;
+  return fn.decoratorNames.some((d) => INPUT_DECORATORS.test(d));
+}
+
+/** `request.json[...]`, `request.form.getlist(...)`, `self.request.args`: the current request. */
+function rootedAtRequest(node: SyntaxNode): boolean {
+  let cur: SyntaxNode | null = node;
+  while (cur && (cur.type === 'attribute' || cur.type === 'subscript' || cur.type === 'call')) {
+    const inner: SyntaxNode | null = cur.type === 'attribute' ? cur.childForFieldName('object') : cur.type === 'subscript' ? cur.childForFieldName('value') : cur.childForFieldName('function');
+    if (cur.type === 'attribute' && inner?.type === 'identifier' && inner.text === 'self' && REQUEST_NAMES.has(cur.childForFieldName('attribute')?.text ?? '')) return true;
+    cur = inner;
+  }
+  return cur?.type === 'identifier' && REQUEST_NAMES.has(cur.text);
+}
+
+/**
+ * An object whose collection attributes are rows: a local name or parameter other than a module
+ * (`event`, `contrib`), or an attribute of `self` (`self.event`), not a constant or a dict.
+ */
+function loadedObject(model: FileModel, object: SyntaxNode, fnIndex: number): boolean {
+  if (object.type === 'identifier') {
+    const name = object.text;
+    if (name === 'self' || name === 'cls' || model.imports.has(name) || /^[A-Z_0-9]+$/.test(name) || /^[A-Z]/.test(name)) return false;
+    // Dicts and settings by name: not rows.
+    if (/(dict|data|config|settings|options|params|kwargs|args|json|payload|form|resp|response|result)s?$/i.test(name)) return false;
+    return fnIndex >= 0;
+  }
+  if (object.type === 'attribute') {
+    const inner = object.childForFieldName('object');
+    const attr = object.childForFieldName('attribute')?.text ?? '';
+    if (!/^[a-z]\w*$/.test(attr) || /(dict|data|config|settings|options|params|form|request)s?$/i.test(attr)) return false;
+    return inner?.type === 'identifier' && inner.text === 'self';
+  }
+  return false;
+}
+
+/** The argument of the `.in_(...)` a query's chain filters on, or null. */
+function inArgument(node: SyntaxNode): SyntaxNode | null {
+  let found: SyntaxNode | null = null;
+  const visit = (n: SyntaxNode, budget: { left: number }) => {
+    if (found || --budget.left < 0) return;
+    if (n.type === 'call') {
+      const f = n.childForFieldName('function');
+      if (f?.type === 'attribute' && f.childForFieldName('attribute')?.text === 'in_') {
+        found = n.childForFieldName('arguments')?.namedChild(0) ?? null;
+        return;
+      }
+    }
+    for (const c of n.namedChildren) visit(c, budget);
+  };
+  if (node.text.includes('.in_(')) visit(node, { left: 400 });
+  return found;
+}
