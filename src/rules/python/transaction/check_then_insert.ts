@@ -61,7 +61,7 @@ export const checkThenInsert: FileRule = {
   checkFile(ctx: FileRuleContext): void {
     const { model, project } = ctx;
     if (model.isTestFile || !/\.add\s*\(/.test(model.source)) return;
-    const models = new Set((project.models ?? []).map((m) => m.name));
+    const models = modelNames(project);
     // A function's assignments, grouped once (a scan of the file's assignments per function was
     // quadratic: 4.4 s of a 2M-line tree).
     let byFunction: Map<number, AssignmentInfo[]> | null = null;
@@ -80,6 +80,15 @@ export const checkThenInsert: FileRule = {
     });
   },
 };
+
+const MODEL_NAMES = new WeakMap<object, Set<string>>();
+
+/** The project's model names, once per project (a monorepo has thousands: a Set per file cost). */
+function modelNames(project: FileRuleContext['project']): Set<string> {
+  let names = MODEL_NAMES.get(project);
+  if (!names) MODEL_NAMES.set(project, (names = new Set((project.models ?? []).map((m) => m.name))));
+  return names;
+}
 
 interface Lookup {
   name: string;

@@ -91,7 +91,7 @@ export const missingCommit: FileRule & RepoRule = {
   },
   checkFile(ctx: FileRuleContext): void {
     const { model, project } = ctx;
-    const engineAutocommit = project.engines.some((e) => Object.values(e.kwargs).some((v) => typeof v === 'string' && /AUTOCOMMIT/i.test(v)));
+    const engineAutocommit = engineAutocommits(project);
     for (const owned of ownedHandles(model, project)) {
       if (engineAutocommit && owned.kind !== 'dbapi') continue;
       const fn = model.functions[owned.fnIndex]!;
@@ -210,7 +210,7 @@ function ownedHandles(model: FileModel, project: ProjectContext): Owned[] {
   // or a project factory's call: a file that names none of them opens none (typing every
   // assigned call was most of this rule's cost).
   const source = model.source;
-  if (!/Session|sessionmaker|connect/.test(source) && !project.sessionFactories.some((f) => f.name !== null && source.includes(f.name))) return out;
+  if (!/Session|sessionmaker|connect/.test(source) && !otherFactoryNames(project)?.test(source)) return out;
   for (const a of model.assignments) {
     if (a.functionIndex < 0 || a.fromWith || !a.value || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
     const kind = openedHandle(model, project, a.value, a.functionIndex, a.line);
@@ -268,13 +268,43 @@ function mayOpenHandle(model: FileModel, project: ProjectContext, call: SyntaxNo
   if (!callee || (callee.type !== 'identifier' && callee.type !== 'attribute')) return true;
   const text = callee.text;
   const last = text.slice(text.lastIndexOf('.') + 1);
-  if (HANDLE_NAME.test(last) || project.sessionFactories.some((f) => f.name === last)) return true;
+  if (HANDLE_NAME.test(last) || factoryNames(project).has(last)) return true;
   const dot = text.indexOf('.');
   const imported = model.imports.get(dot < 0 ? text : text.slice(0, dot));
   return imported !== undefined && HANDLE_NAME.test(imported);
 }
 
 const HANDLE_NAME = /connect|session|maker/i;
+const FACTORY_NAMES = new WeakMap<ProjectContext, Set<string | null>>();
+
+/** The project's session factory names (a monorepo has hundreds: a scan of the list per call cost). */
+function factoryNames(project: ProjectContext): Set<string | null> {
+  let names = FACTORY_NAMES.get(project);
+  if (!names) FACTORY_NAMES.set(project, (names = new Set(project.sessionFactories.map((f) => f.name))));
+  return names;
+}
+
+const OTHER_FACTORY_NAMES = new WeakMap<ProjectContext, RegExp | null>();
+
+/** The project's factory names that the file gate's own words do not cover, as one pattern (null: none). */
+function otherFactoryNames(project: ProjectContext): RegExp | null {
+  let re = OTHER_FACTORY_NAMES.get(project);
+  if (re === undefined) {
+    const names = [...factoryNames(project)].filter((n): n is string => !!n && !/Session|sessionmaker|connect/.test(n));
+    re = names.length ? new RegExp(names.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')) : null;
+    OTHER_FACTORY_NAMES.set(project, re);
+  }
+  return re;
+}
+
+const ENGINE_AUTOCOMMIT = new WeakMap<ProjectContext, boolean>();
+
+/** Does an engine of the project run in AUTOCOMMIT (once per project, not per file)? */
+function engineAutocommits(project: ProjectContext): boolean {
+  let v = ENGINE_AUTOCOMMIT.get(project);
+  if (v === undefined) ENGINE_AUTOCOMMIT.set(project, (v = project.engines.some((e) => Object.values(e.kwargs).some((x) => typeof x === 'string' && /AUTOCOMMIT/i.test(x)))));
+  return v;
+}
 /** Does the file name `sessionmaker` (once per file, not per call)? */
 const ownSessionmaker = new WeakMap<FileModel, boolean>();
 
