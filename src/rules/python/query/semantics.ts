@@ -122,10 +122,19 @@ export function literalSize(loop: LoopInfo): number | null {
 /** At most this many iterations is a fixed cost, not an N+1: a handful of constants, a call's keyword arguments. */
 const SMALL_BOUND = 10;
 
-/** The iterable without a `.items()`/`.keys()`/`.values()` view or a `sorted(...)`/`list(...)` wrapper. */
+/**
+ * The iterable without a `.items()`/`.keys()`/`.values()` view, a `sorted(...)`/`list(...)`
+ * wrapper or a comprehension over it (`[x for x in items if x in wanted]` has at most as many).
+ */
 function iterationSource(node: SyntaxNode | null): SyntaxNode | null {
   let n = unwrap(node);
   for (let depth = 0; n && depth < 3; depth++) {
+    if (n.type === 'list_comprehension' || n.type === 'generator_expression' || n.type === 'set_comprehension') {
+      const clauses = n.namedChildren.filter((c) => c.type === 'for_in_clause');
+      if (clauses.length !== 1) break;
+      n = unwrap(clauses[0]!.childForFieldName('right'));
+      continue;
+    }
     if (n.type !== 'call') break;
     const fn = n.childForFieldName('function');
     const args = n.childForFieldName('arguments');
@@ -163,7 +172,7 @@ function smallBoundedLoopUncached(model: FileModel, loop: LoopInfo): boolean {
   if (size !== null) return size <= SMALL_BOUND;
   const src = iterationSource(loop.iterable);
   if (!src) return false;
-  if (smallLiteral(src) || configuredSetting(src)) return true;
+  if (smallLiteral(src) || configuredSetting(src) || returnsSmallLiteral(model, src) || smallSelfLiteral(model, src, loop)) return true;
   const name = src.type === 'identifier' ? src.text : src.type === 'attribute' && /^(self|cls)$/.test(src.childForFieldName('object')?.text ?? '') ? src.childForFieldName('attribute')!.text : null;
   if (!name) return false;
   if (src.type === 'identifier' && loop.functionIndex >= 0) {
@@ -210,6 +219,35 @@ function smallLiteralName(model: FileModel, name: string, loop: LoopInfo, local 
 
 /** Methods that add items to a list, set or dict. */
 const GROWS = /^(append|extend|insert|add|update|setdefault)$/;
+
+/**
+ * `keys()` where `keys` is a function of this module that takes nothing and only returns a small
+ * literal (after its docstring): its N is written in the code (`def _fields(): return ['a', 'b']`).
+ */
+function returnsSmallLiteral(model: FileModel, src: SyntaxNode): boolean {
+  if (src.type !== 'call' || src.childForFieldName('arguments')?.namedChildCount !== 0) return false;
+  const callee = src.childForFieldName('function');
+  if (callee?.type !== 'identifier') return false;
+  const defs = model.functions.filter((f) => f.parent < 0 && !f.className && f.name === callee.text);
+  if (defs.length !== 1 || defs[0]!.params.length) return false;
+  const statements = (defs[0]!.body?.namedChildren ?? []).filter((c) => c.type !== 'comment');
+  const docstring = statements[0]?.type === 'expression_statement' && statements[0].namedChild(0)?.type === 'string';
+  const rest = docstring ? statements.slice(1) : statements;
+  return rest.length === 1 && rest[0]!.type === 'return_statement' && smallLiteral(unwrap(rest[0]!.namedChild(0)));
+}
+
+/**
+ * `self.items` bound once in the file, to a small literal, in a method of the loop's own class
+ * (`self.columns = ('title', 'email')` in `__init__`), and never grown or rebound.
+ */
+function smallSelfLiteral(model: FileModel, src: SyntaxNode, loop: LoopInfo): boolean {
+  if (src.type !== 'attribute' || src.childForFieldName('object')?.text !== 'self' || loop.functionIndex < 0) return false;
+  const cls = model.functions[loop.functionIndex]!.className;
+  const target = src.text.replace(/\s+/g, '');
+  const bindings = assignmentsTo(model, target);
+  if (bindings.length !== 1 || !cls || model.functions[bindings[0]!.functionIndex]?.className !== cls || !smallLiteral(unwrap(bindings[0]!.value))) return false;
+  return !model.calls.some((c) => c.dottedReceiver === target && GROWS.test(c.method ?? '')) && !model.augAssignments.some((a) => a.target === target);
+}
 
 /**
  * Does `node` run only for the iterations where the loop's item equals a literal
