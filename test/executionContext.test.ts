@@ -29,6 +29,9 @@ describe('execution context', () => {
     expect(evidence('shop/warmup.py:11 PA107')).toMatch(/__main__/);
     expect(evidence('shop/app.py:21 PA301')).toMatch(/startup/);
     expect(evidence('shop/commands.py:20 PA404')).toMatch(/CLI command/);
+    // A module that seeds demo data is run by hand; the same loop in a service module is not.
+    expect(evidence('shop/create_demo_data.py:10 PA207')).toMatch(/one-off code: create_demo_data\.py/);
+    expect(got.get('shop/vendor_import.py:10 PA207')!.advisory).toBe(false);
     const advisory = got.get('shop/pricing.py:16 PA107')!;
     expect(advisory).toMatchObject({ advisory: true, severity: 'high' });
     expect(advisory.downgrades[0]).toMatchObject({ from: 'high', to: 'advisory' });

@@ -35,10 +35,11 @@ const LIVE = REQUEST | BACKGROUND | UNKNOWN;
 
 /**
  * Folders and files of one-off code: scripts, CLI commands, benchmarks, examples, load tests,
- * documentation, packaging and task-runner files. `tools/` counts only near the root: deeper, in
+ * documentation, packaging and task-runner files, and the modules that seed a database with
+ * test, sample or demo data (`seeds/`, `seed.py`, `populate_db.py`, `create_test_data.py`). `tools/` counts only near the root: deeper, in
  * an AI service, "tools" are what a request calls.
  */
-const ONE_OFF_PATH = /(^|\/)(scripts?|bin|cli|management\/commands|bench|benchmarks?|benchmarking|examples?|example_[^/]*|samples?|load_?tests?|locust[^/]*|notebooks?|docs?)\/|^(?:[^/]+\/)?tools\/|(^|\/)(cli|__main__|manage|setup|noxfile|fabfile|locustfile)\.py$/;
+const ONE_OFF_PATH = /(^|\/)(scripts?|bin|cli|management\/commands|bench|benchmarks?|benchmarking|examples?|example_[^/]*|samples?|load_?tests?|locust[^/]*|notebooks?|docs?|seeds?|seeders?)\/|^(?:[^/]+\/)?tools\/|(^|\/)(cli|__main__|manage|setup|noxfile|fabfile|locustfile)\.py$|(^|\/)((create|make|load|generate|gen)_)?(test|sample|demo|seed|fake|dummy)_?data\.py$|(^|\/)(seed(_\w+)?|\w+_seeds?|populate(_\w+)?)\.py$/;
 /** Imports that make a module documentation tooling. */
 const DOCS_IMPORTS = /^(sphinx|docutils)(\.|$)/;
 
