@@ -381,14 +381,7 @@ export function reportRowSites(ctx: RepoRuleContext, message: (owner: string, na
   const graph = callGraphOf(ctx.index);
   const sites = [...graph.functionsWithEffects(ROW_CALLS)];
   if (!sites.length) return;
-  const byName = new Map<string, FnRef[]>();
-  for (const ref of graph.functions()) {
-    const fn = graph.function(ref);
-    if (!fn.className || fn.parent >= 0 || graph.fileOf(ref).isTestFile) continue;
-    const list = byName.get(fn.name);
-    if (list) list.push(ref);
-    else byName.set(fn.name, [ref]);
-  }
+  const byName = methodsNamed(graph);
   const { workflow } = loopFacts(graph);
   for (const ref of sites) {
     const file = graph.fileOf(ref);
