@@ -16,7 +16,7 @@
  * passes on (`passedArguments`), and the repo phase carries `outer`'s guard up the call graph.
  */
 import type { SyntaxNode } from '../parse/parser.js';
-import type { FileModel } from './model.js';
+import { ifsOf, type FileModel } from './model.js';
 
 interface Flag {
   name: string;
@@ -100,13 +100,7 @@ interface GuardRegion {
   node: SyntaxNode;
 }
 
-interface GuardMemo {
-  /** The model's `if` statements, by function. */
-  ifs: Map<number, SyntaxNode[]>;
-  regions: Map<number, GuardRegion[]>;
-}
-
-const regionMemo = new WeakMap<FileModel, GuardMemo>();
+const regionMemo = new WeakMap<FileModel, Map<number, GuardRegion[]>>();
 
 /**
  * The spans of function `fnIndex` that run only under one of its flags: the body of `if flag:`,
@@ -114,20 +108,12 @@ const regionMemo = new WeakMap<FileModel, GuardMemo>();
  * model's `if` statements (a walk up the tree per call cost more than the rest of the summary).
  */
 function guardRegions(model: FileModel, fnIndex: number, flags: Map<string, Flag>): GuardRegion[] {
-  let memo = regionMemo.get(model);
-  if (!memo) {
-    memo = { ifs: new Map(), regions: new Map() };
-    for (const { node, functionIndex } of model.ifs) {
-      const list = memo.ifs.get(functionIndex);
-      if (list) list.push(node);
-      else memo.ifs.set(functionIndex, [node]);
-    }
-    regionMemo.set(model, memo);
-  }
-  let regions = memo.regions.get(fnIndex);
+  let byFn = regionMemo.get(model);
+  if (!byFn) regionMemo.set(model, (byFn = new Map()));
+  let regions = byFn.get(fnIndex);
   if (regions) return regions;
   regions = [];
-  for (const node of memo.ifs.get(fnIndex) ?? []) {
+  for (const node of ifsOf(model, fnIndex)) {
     const tested = testedName(node.childForFieldName('condition'));
     const flag = tested ? flags.get(tested) : undefined;
     if (flag) {
@@ -139,7 +125,7 @@ function guardRegions(model: FileModel, fnIndex: number, flags: Map<string, Flag
     const block = node.parent;
     if (exitFlag && block?.type === 'block') regions.push({ from: node.endIndex, to: block.endIndex, guard: guardOf(exitFlag), node });
   }
-  memo.regions.set(fnIndex, regions);
+  byFn.set(fnIndex, regions);
   return regions;
 }
 

@@ -7,7 +7,7 @@
  * (per key), so effects found there are not propagated to callers.
  */
 import type { SyntaxNode } from '../parse/parser.js';
-import type { CallInfo, FileModel } from './model.js';
+import { ifsOf, type CallInfo, type FileModel } from './model.js';
 
 /** Library decorators, and a project's own `memoize_*` ones (`memoize_request`, `memoize_redis`). */
 const MEMO_DECORATOR = /(^|\.)(lru_cache|cache|cached|memoize(?:_\w+)?|memoized|alru_cache|ttl_cache|lfu_cache|async_cached)$/;
@@ -78,22 +78,6 @@ interface CacheGuards {
 }
 
 const guardsMemo = new WeakMap<FileModel, Map<number, CacheGuards>>();
-const ifsMemo = new WeakMap<FileModel, Map<number, SyntaxNode[]>>();
-
-/** The `if` statements of one function, from the model's list grouped once per file. */
-function ifsOf(model: FileModel, fnIndex: number): SyntaxNode[] {
-  let byFn = ifsMemo.get(model);
-  if (!byFn) {
-    ifsMemo.set(model, (byFn = new Map()));
-    for (const { node, functionIndex } of model.ifs) {
-      let list = byFn.get(functionIndex);
-      if (!list) byFn.set(functionIndex, (list = []));
-      list.push(node);
-    }
-  }
-  return byFn.get(fnIndex) ?? [];
-}
-
 /** A function's cache guards, once per function (they were found walking up from every call). */
 function cacheGuards(model: FileModel, fnIndex: number, body: SyntaxNode, bodyText: string): CacheGuards {
   let byFn = guardsMemo.get(model);

@@ -1158,6 +1158,13 @@ export function callsOf(model: FileModel, fnIndex: number): CallInfo[] {
   return groupedOnce(callsByFunction, model, model.calls, (c) => c.functionIndex).get(fnIndex) ?? [];
 }
 
+const ifsByFunction = new WeakMap<FileModel, Map<number, FileModel['ifs'][number][]>>();
+
+/** The `if` statements of one function (not of the functions nested in it), grouped once per file. */
+export function ifsOf(model: FileModel, fnIndex: number): SyntaxNode[] {
+  return (groupedOnce(ifsByFunction, model, model.ifs, (i) => i.functionIndex).get(fnIndex) ?? []).map((i) => i.node);
+}
+
 /** The call whose node is `node`, if any. */
 export function callAt(model: FileModel, node: SyntaxNode): CallInfo | undefined {
   let byStart = CALLS_BY_START.get(model);
