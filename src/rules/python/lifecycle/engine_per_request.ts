@@ -49,11 +49,16 @@ export const enginePerRequest: RepoRule = {
   checkRepo(ctx: RepoRuleContext): void {
     const graph = callGraphOf(ctx.index);
     const providers = projectNames(ctx.project).providers;
+    // Nothing to reach when no function of the repo builds an engine (the usual case).
+    if (graph.functionsWithEffects(new Set([KIND]))[Symbol.iterator]().next().done) return;
+    const moduleNames = new Map<number, string>();
     for (const ref of graph.functions() as Iterable<FnRef>) {
       const file = graph.fileOf(ref);
       if (file.isTestFile) continue;
       const fn = graph.function(ref);
-      const provider = providers.has(`${moduleNameOf(file.path)}.${fn.qualifiedName}`);
+      let moduleName = moduleNames.get(ref.file);
+      if (moduleName === undefined) moduleNames.set(ref.file, (moduleName = moduleNameOf(file.path)));
+      const provider = providers.has(`${moduleName}.${fn.qualifiedName}`);
       const perWhat = fn.effectiveRole === 'handler' ? 'request' : provider ? 'session' : fn.effectiveRole === 'background' ? 'job' : null;
       if (!perWhat) continue;
       const severity: Severity = perWhat === 'job' ? 'medium' : 'high';
