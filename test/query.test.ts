@@ -210,6 +210,10 @@ describe('PA107 severity by how the loop\'s N grows', () => {
     for (const text of ['author_of(db, b).name for b in books', 'for b in author.books]', 'for b in every_book(db)]', 'for b in q.all()]', 'for b in me.books]']) {
       expect(at107(line(text)).severity, text).toBe('high');
     }
+    // A handler parameter typed with an ORM model is a row the framework injected, not input.
+    const injected = lineOf(file, "def my_awarded_co_authors") + 3;
+    expect(at107(injected).severity).toBe('high');
+    expect(at107(line('Book.title == t)).first() for t in titles]')).severity).toBe('low');
   });
   it('is low over what the client sent in this request, and says so', () => {
     for (const text of ['for i in book_ids]', 'Book.id == int(raw)', 'Book.isbn == item["isbn"]', 'for name in value]', 'for n in self._names}']) {

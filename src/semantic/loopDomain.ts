@@ -370,7 +370,7 @@ function nameDomain(model: FileModel, name: string, fnIndex: number, line: numbe
     const param = params ? fn.params.find((p) => p.name === name) : undefined;
     if (param) {
       // An injected dependency (`user = Depends(current_user)`) is resolved by the server, not sent.
-      if (receivesInput(model, scope) && !INJECTED.test(`${param.annotation ?? ''} ${param.defaultText ?? ''}`)) return INPUT;
+      if (receivesInput(model, scope) && !INJECTED.test(`${param.annotation ?? ''} ${param.defaultText ?? ''}`) && !annotatedModel(model, param.annotation)) return INPUT;
       // The loop's own function's parameter: its callers decide (one level up, in the repo phase).
       const position = scope === fnIndex && depth <= 8 ? positionalSlot(fn.node, name, fn.className !== null) : -1;
       return position >= 0 ? { kind: 'param', position } : UNKNOWN;
@@ -379,6 +379,17 @@ function nameDomain(model: FileModel, name: string, fnIndex: number, line: numbe
   }
   if (params && REQUEST_NAMES.has(name) && model.imports.has(name)) return INPUT;
   return UNKNOWN;
+}
+
+/**
+ * Is the annotation one of the project's ORM model classes (`User`, `models.User`,
+ * `Optional[User]`, `"User" | None`)? A handler parameter typed so is a row the framework loaded
+ * and injected (no request body is an ORM row): its collections are rows, not what a client sent.
+ */
+function annotatedModel(model: FileModel, annotation: string | null): boolean {
+  if (!annotation || !model.modelClasses.size) return false;
+  const m = /^(?:(?:typing\.)?(?:Optional|Annotated)\[\s*)?["']?(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*)/.exec(annotation.trim());
+  return !!m && model.modelClasses.has(m[1]!);
 }
 
 /** The position a positional argument fills for parameter `name` (after `self`/`cls` of a method), or -1. */
