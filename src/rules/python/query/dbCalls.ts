@@ -98,6 +98,11 @@ function receiverName(call: CallInfo): string | null {
   const receiver = call.receiver;
   if (receiver?.type === 'identifier') return receiver.text;
   if (receiver?.type === 'attribute') return receiver.childForFieldName('attribute')?.text ?? null;
+  // A handle kept in a context dict under its name: `context['connection']`, `ctx["session"]`.
+  if (receiver?.type === 'subscript') {
+    const key = receiver.childForFieldName('subscript');
+    if (key?.type === 'string') return /^[rRuU]?(["'])([A-Za-z_]\w*)\1$/.exec(key.text)?.[2] ?? null;
+  }
   return null;
 }
 
@@ -205,6 +210,31 @@ function stringText(node: SyntaxNode): string | null {
   return null;
 }
 
+/**
+ * The SQL text an argument holds: a literal, a literal formatted in place (`'''UPDATE {t} ...'''.format(t=...)`,
+ * `"... %s" % x`), or a name bound to one before `line` in the function. Placeholders stay as
+ * written: the statement's kind and shape come from the literal's words.
+ */
+function sqlTextOf(model: FileModel, expr: SyntaxNode, fnIndex: number, line: number, depth = 0): string | null {
+  const node = unwrap(expr);
+  if (!node || depth > 3) return null;
+  if (node.type === 'string' || node.type === 'concatenated_string') return stringText(node);
+  if (node.type === 'call') {
+    const fn = node.childForFieldName('function');
+    const obj = fn?.type === 'attribute' && fn.childForFieldName('attribute')?.text === 'format' ? unwrap(fn.childForFieldName('object')) : null;
+    return obj && (obj.type === 'string' || obj.type === 'concatenated_string') ? stringText(obj) : null;
+  }
+  if (node.type === 'binary_operator' && node.childForFieldName('operator')?.text === '%') {
+    const left = unwrap(node.childForFieldName('left'));
+    return left && (left.type === 'string' || left.type === 'concatenated_string') ? stringText(left) : null;
+  }
+  if (node.type === 'identifier' && fnIndex >= 0) {
+    const a = lastAssignment(model, node.text, fnIndex, line);
+    return a?.value && a.functionIndex === fnIndex ? sqlTextOf(model, a.value, fnIndex, a.line - 1, depth + 1) : null;
+  }
+  return null;
+}
+
 /** Qualified statement constructor of a root call: `sqlalchemy.select` → `select`. */
 function statementCtor(model: FileModel, root: SyntaxNode): string | null {
   const q = callAt(model, root)?.qualifiedName;
@@ -262,7 +292,7 @@ export function statementInfo(model: FileModel, expr: SyntaxNode | null, fnIndex
   const args = callArgs(cur).positional;
   let info: StatementInfo;
   if (ctor === 'text') {
-    const sql = args[0] ? stringText(unwrap(args[0])!) : null;
+    const sql = args[0] ? sqlTextOf(model, args[0], fnIndex, line) : null;
     const kind = sql === null ? 'other' : sqlKind(sql);
     if (kind === 'other') return null;
     info = { kind, root: cur, ctor, chain: [], chainCalls: [], entity: null, sql, batched: !!sql && /\bANY\s*\(|\bIN\s*\(/i.test(sql) };
