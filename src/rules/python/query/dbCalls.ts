@@ -434,6 +434,34 @@ function ownRowQuery(model: FileModel, call: CallInfo): DbOp | null {
   return null;
 }
 
+const DYNAMIC_NAMES = new WeakMap<ReadonlySet<string>, Set<string>>();
+/** Methods that refine a query and return one. */
+const REFINES = new Set(['filter', 'filter_by', 'order_by', 'join', 'outerjoin', 'options', 'with_entities', 'where', 'limit', 'offset', 'distinct']);
+
+/**
+ * `row.items.filter(...).update({...})`, or the same refined query held in a name first: a bulk
+ * UPDATE/DELETE on a `lazy="dynamic"` relationship (an `AppenderQuery`), named by the relation's
+ * attribute (any model's: the row's own type is rarely known). Null when the chain does not start
+ * at such an attribute.
+ */
+function dynamicRelationQuery(model: FileModel, call: CallInfo): string | null {
+  let names = DYNAMIC_NAMES.get(model.dynamicRelations);
+  if (!names) DYNAMIC_NAMES.set(model.dynamicRelations, (names = new Set([...model.dynamicRelations].map((r) => r.slice(r.lastIndexOf('.') + 1)))));
+  let node = call.receiver;
+  if (node?.type === 'identifier') {
+    const a = lastAssignment(model, node.text, call.functionIndex, call.line);
+    node = a?.functionIndex === call.functionIndex ? unwrap(a.value) : null;
+  }
+  for (let depth = 0; node?.type === 'call' && depth < 8; depth++) {
+    const fn = node.childForFieldName('function');
+    if (fn?.type !== 'attribute' || !REFINES.has(fn.childForFieldName('attribute')?.text ?? '')) return null;
+    node = unwrap(fn.childForFieldName('object'));
+  }
+  if (node?.type !== 'attribute') return null;
+  const attr = node.childForFieldName('attribute')?.text ?? '';
+  return names.has(attr) ? attr : null;
+}
+
 function classify(model: FileModel, call: CallInfo): DbOp | null {
   const m = call.method;
   const dotted = call.dottedReceiver;
@@ -450,6 +478,10 @@ function classify(model: FileModel, call: CallInfo): DbOp | null {
       if (getter && identityMapGet(model, call)) return { kind: 'read', what: `${entity}.query.${getter}`, statement: null, identityMap: true };
       return { kind: 'read', what: `${entity}.query`, statement: null };
     }
+  }
+  if ((m === 'update' || m === 'delete') && model.dynamicRelations.size && call.functionIndex >= 0) {
+    const relation = dynamicRelationQuery(model, call);
+    if (relation) return { kind: 'write', what: `${relation}.${m}`, statement: null };
   }
   const candidate = STATEMENT_METHODS.has(m) || RAW_SQL_METHODS.has(m) || GET_METHODS.has(m) || m === 'query' || m === 'delete'
     || m === 'update' || m === 'add' || m === 'merge' || REPO_READ.test(m) || REPO_WRITE.test(m);
@@ -584,7 +616,8 @@ const FLUSHING_METHODS = new Set(['flush', 'commit', 'refresh', 'execute', 'scal
  * together with every other pending change of the same mapper (executemany / insertmanyvalues).
  */
 export function isStagedWrite(call: CallInfo, op: DbOp): boolean {
-  return !op.statement && (call.method === 'add' || call.method === 'delete');
+  // `session.delete(obj)` stages a row; `query.filter(...).delete()` (no row given) is a statement.
+  return !op.statement && (call.method === 'add' || (call.method === 'delete' && !call.emptyArgs));
 }
 
 /** Does the call send what the session has staged: a flush, commit or refresh, a statement, or a query (autoflush)? */

@@ -21,7 +21,7 @@ import { decodeDomain, encodeDomain, type LoopDomain } from '../../../semantic/l
 import type { Effect } from '../../../analysis/summary.js';
 
 const LOOP_CALLS = new Set([LOOP_CALL]);
-import { notPerRow, perItemLoops, short } from './semantics.js';
+import { lastAssignment, notPerRow, perItemLoops, short, unwrap } from './semantics.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
 
 /**
@@ -128,7 +128,7 @@ function findLoopSites(model: FileModel): Record<DbOpKind, LoopSite[]> {
     // Chunked `in_(...)` statements and pages are the batched form, not the per-item one.
     if (op.statement?.batched || op.statement?.chain.includes('offset')) continue;
     // `db.query(Book).filter(Book.id == book_id).first()`: the loop's value may come later in the chain.
-    const loops = perItemLoops(model, call.loops, chainArguments(call.node));
+    const loops = perItemLoops(model, call.loops, chainArguments(call.node)) ?? heldChainLoops(model, call);
     if (!loops && op.kind === 'read') {
       // The same key on every iteration: after the first, the identity map answers without SQL.
       if (op.identityMap) continue;
@@ -154,6 +154,19 @@ function findLoopSites(model: FileModel): Record<DbOpKind, LoopSite[]> {
  * The call and the method calls chained on it (`q(...).filter(...).first()`), as the node
  * whose names the per-item check reads — without the receiver before the call.
  */
+/**
+ * `q = row.items.filter(...)` then `q.update({...})` in the same iteration: the statement was
+ * built from the loop's value one line up. The loops the held chain is per item of, or null.
+ */
+function heldChainLoops(model: FileModel, call: CallInfo): LoopInfo[] | null {
+  const receiver = call.receiver;
+  if (receiver?.type !== 'identifier' || call.functionIndex < 0) return null;
+  const a = lastAssignment(model, receiver.text, call.functionIndex, call.line);
+  const innermost = call.loops[call.loops.length - 1];
+  const value = a && a.functionIndex === call.functionIndex && innermost !== undefined && a.loops.includes(innermost) ? unwrap(a.value) : null;
+  return value?.type === 'call' ? perItemLoops(model, call.loops, value) : null;
+}
+
 function chainArguments(call: SyntaxNode): SyntaxNode {
   let top = call;
   for (;;) {
