@@ -21,10 +21,12 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
+import { callGraphOf, siteCalls, type CallGraph, type FnRef, type Reach } from '../../../analysis/callgraph.js';
+import type { SummaryCall } from '../../../analysis/summary.js';
+import { WRITE_EFFECT } from '../query/dbCalls.js';
 import { alwaysReaches } from './reach.js';
 import { UNTYPED } from '../../../analysis/objects.js';
-import { COMMIT_EFFECT, outsideEffect, SIDE_EFFECT, TXN_LOOP_CALL } from './effects.js';
+import { COMMIT_EFFECT, outsideEffect, READONLY_COMMIT, SIDE_EFFECT, TXN_LOOP_CALL } from './effects.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import {
   boundInLoop, callsOf, enclosingTries, inManagingWith, isCommitCall, isWriteCall,
@@ -40,7 +42,7 @@ export const commitInLoop: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: '`commit()` on every iteration of a loop that writes rows',
-    what: 'Finds a `commit()` on a session (or DB-API connection) that runs on every iteration of a loop over items (`for`, `async for` over streamed rows, a `while` that pops or fetches the next item) whose body writes rows through the same session: `add`/`merge`/`delete`, an UPDATE/DELETE/INSERT, attribute changes on the rows being iterated, or a helper the session is handed to. A commit under a condition on an iteration counter or a clock (`if n % 500 == 0`, `if len(batch) >= 100`) is a throttled milestone and is not flagged; a condition on the item is not a throttle. Neither is a per-item `try/except` with rollback, a session opened per item, a `while True:` / message-stream consumer loop, nor a commit that records an action outside the database (an email, an HTTP call) in the same iteration. Also found through calls: a loop that hands each item to a same-repo function (at any depth, by keyword or in a comprehension) that always commits the session of its caller.',
+    what: 'Finds a `commit()` on a session (or DB-API connection) that runs on every iteration of a loop over items (`for`, `async for` over streamed rows, a `while` that pops or fetches the next item) whose body writes rows through the same session: `add`/`merge`/`delete`, an UPDATE/DELETE/INSERT, attribute changes on the rows being iterated, or a helper the session is handed to. A commit under a condition on an iteration counter or a clock (`if n % 500 == 0`, `if len(batch) >= 100`) is a throttled milestone and is not flagged; a condition on the item is not a throttle. Neither is a per-item `try/except` with rollback, a session opened per item, a `while True:` / message-stream consumer loop, nor a commit that records an action outside the database (an email, an HTTP call) in the same iteration. Also found through calls: a loop that hands each item to a same-repo function (at any depth, by keyword or in a comprehension) that always commits the session of its caller — not when that function only reads before its commit (it ends a read-only transaction) and neither the loop nor a function on the way writes.',
     why: 'Every commit is a transaction: a round trip, a WAL flush to disk and, with `expire_on_commit`, the expiry of every loaded object (the next attribute access reloads it). A thousand rows cost a thousand commits, and a failure half-way leaves the batch half applied.',
     bad:
       'from sqlalchemy import select\nfrom sqlalchemy.orm import Session\n\nfrom app.models import Job\n\n\n'
@@ -84,6 +86,10 @@ export const commitInLoop: FileRule & RepoRule = {
       const reach = effects.get(COMMIT_EFFECT);
       // A commit after an email, an HTTP call, a message: it records what was done outside.
       if (!reach || effects.has(SIDE_EFFECT) || !always(to)) continue;
+      // A helper that only reads and then commits ends a read-only transaction: per item it is a
+      // round trip, not a unit of work cut per item — unless the loop, or a function on the way,
+      // wrote something that commit then sends.
+      if (readOnlyCommit(graph, reach) && !siteWrites(graph, ref, call)) continue;
       const weak = reach.weak || call.receiverType === UNTYPED;
       const names = graph.chainNames(reach);
       ctx.report({
@@ -100,6 +106,18 @@ export const commitInLoop: FileRule & RepoRule = {
 };
 
 const TXN_LOOP_CALLS: ReadonlySet<string> = new Set([TXN_LOOP_CALL]);
+
+/** Is the chain's commit one of a function that only reads before it, with no write on the way? */
+function readOnlyCommit(graph: CallGraph, reach: Reach): boolean {
+  const last = reach.steps[reach.steps.length - 1]!.fn;
+  if (!graph.ownEffects(last).some((e) => e.kind === READONLY_COMMIT && e.line === reach.effect.line && e.column === reach.effect.column)) return false;
+  return reach.steps.every((s) => !graph.ownEffects(s.fn).some((e) => e.kind === WRITE_EFFECT));
+}
+
+/** Does the loop around the site write on its own (the site fact's `w`)? */
+function siteWrites(graph: CallGraph, ref: FnRef, call: SummaryCall): boolean {
+  return graph.ownEffects(ref).some((e) => e.kind === TXN_LOOP_CALL && e.line === call.line && e.column === call.column && e.what === 'w');
+}
 
 function short(t: string): string {
   const s = t.replace(/\s+/g, ' ');

@@ -50,6 +50,38 @@ export interface OpenSite {
   to: number;
 }
 
+/**
+ * Site fact of a commit (`commit` effect at the same position): the function that commits does
+ * nothing but read before it — no write, no assignment to an attribute or item, no call other than
+ * a query's and logging. Its commit ends a read-only transaction: once per item it is a round trip,
+ * not a unit of work cut per item.
+ */
+export const READONLY_COMMIT = 'readonly_commit';
+
+/** Calls a read-only function may make: a query's methods, the commit and rollback, logging. */
+const READ_ONLY_METHODS = new Set(['query', 'filter', 'filter_by', 'order_by', 'limit', 'offset', 'options', 'first', 'one', 'one_or_none', 'all', 'scalar', 'scalars', 'scalar_one', 'scalar_one_or_none', 'count', 'get', 'where', 'select', 'commit', 'rollback', 'close', 'debug', 'info', 'warning', 'error', 'exception']);
+
+function readOnlyFunction(model: FileModel, fnIndex: number): boolean {
+  if (model.assignments.some((a) => a.functionIndex === fnIndex && !/^[A-Za-z_]\w*$/.test(a.target))) return false;
+  if (model.augAssignments.some((a) => a.functionIndex === fnIndex)) return false;
+  return callsOf(model, fnIndex).every((c) => (READ_ONLY_METHODS.has(c.method) && c.hasReceiver) || PURE_FUNCTIONS.test(c.qualifiedName ?? ''));
+}
+
+/** Statement constructors and builtins that change nothing. */
+const PURE_FUNCTIONS = /^(sqlalchemy|sqlmodel)(\.[\w]+)*\.(select|text|and_|or_|not_|func\.\w+|desc|asc|literal|column|table)$|^builtins\.(len|str|int|float|bool|list|dict|tuple|set|sorted|min|max|any|all|isinstance|getattr)$/;
+
+/**
+ * Does the loop around a per-item call write on its own (`session.add(x)`, a DML statement, an
+ * attribute of a row set), so that a commit in the callee commits that per item too?
+ */
+function loopWritesOwn(model: FileModel, call: CallInfo): boolean {
+  const loop = call.loops[call.loops.length - 1]!;
+  if (model.assignments.some((a) => a.loops.includes(loop) && !/^[A-Za-z_]\w*$/.test(a.target))) return true;
+  return model.calls.some((c) => c !== call && c.loops.includes(loop) && WRITE_METHODS.test(c.method));
+}
+
+const WRITE_METHODS = /^(add|add_all|delete|merge|execute|executemany|update|insert|bulk_\w+|save|flush)$/;
+
 /** The function acts outside the database: a network client call, or a call named like sending (`msg.send()`, `notify_user()`). */
 export const SIDE_EFFECT = 'side_effect';
 
@@ -65,13 +97,14 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
       if (isCommitCall(model, call)) effects[call.functionIndex]!.push({ kind: MAY_COMMIT_EFFECT, what: call.calleeText, ...at });
       if (!fn.isGenerator && alwaysRuns(model, call) && isCommitCall(model, call)) {
         effects[call.functionIndex]!.push({ kind: opensOwnSession(model, call) ? OWN_COMMIT_EFFECT : COMMIT_EFFECT, what: call.calleeText, ...at });
+        if (readOnlyFunction(model, call.functionIndex)) effects[call.functionIndex]!.push({ kind: READONLY_COMMIT, what: '', ...at });
       }
       continue;
     }
     if (!call.offloaded && externalCall(model, call)?.kind === 'network') effects[call.functionIndex]!.push({ kind: NETWORK_EFFECT, what: externalCall(model, call)!.what, ...at });
     const outside = outsideEffect(model, call);
     if (outside) effects[call.functionIndex]!.push({ kind: SIDE_EFFECT, what: outside, ...at });
-    if (perItemCall(model, call)) effects[call.functionIndex]!.push({ kind: TXN_LOOP_CALL, what: '', ...at });
+    if (perItemCall(model, call)) effects[call.functionIndex]!.push({ kind: TXN_LOOP_CALL, what: loopWritesOwn(model, call) ? 'w' : '', ...at });
   }
   requestWrites(model).forEach((list, i) => effects[i]!.push(...list));
   collectLibraryWriteEffects(model, effects);
