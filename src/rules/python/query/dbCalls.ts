@@ -18,6 +18,7 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import { callAt } from '../../../semantic/model.js';
 import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
+import { LIBRARY_BULK_WRITES, LIBRARY_READS, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
 import { flagGuard } from '../../../semantic/guards.js';
 import { ownModuleLookup, receiverType } from '../../../semantic/valueTypes.js';
 import { resolveHandle, type NameLookup } from '../../../semantic/db.js';
@@ -434,24 +435,6 @@ function ownRowQuery(model: FileModel, call: CallInfo): DbOp | null {
   return null;
 }
 
-/**
- * A repository library's service and repository classes (advanced-alchemy's
- * `SQLAlchemyAsync/SyncRepository(Service)`): what their inherited methods do, called on `self`
- * in a project subclass. Reads run a SELECT each; the bulk writes one statement each (each flushes
- * or commits as the service is built, which the transaction family follows).
- */
-const LIBRARY_SERVICE_BASE = /(^|\.)SQLAlchemy(Async|Sync)(Slug)?Repository(Service)?(\[|$)/;
-const LIBRARY_SERVICE_READS = new Set(['get', 'get_one', 'get_one_or_none', 'list', 'list_and_count', 'count', 'exists']);
-const LIBRARY_SERVICE_WRITES = new Set(['update_many', 'delete_many', 'delete_where', 'upsert_many']);
-
-/** Is the call's function a method of a class of this file that derives from a repository library's base? */
-function libraryServiceMethod(model: FileModel, call: CallInfo): boolean {
-  if (call.functionIndex < 0) return false;
-  const cls = classOfFunction(model, call.functionIndex);
-  if (!cls) return false;
-  return fileClasses(model).some((c) => c.name === cls && c.bases.some((b) => LIBRARY_SERVICE_BASE.test(b)));
-}
-
 const DYNAMIC_NAMES = new WeakMap<ReadonlySet<string>, Set<string>>();
 /** Methods that refine a query and return one. */
 const REFINES = new Set(['filter', 'filter_by', 'order_by', 'join', 'outerjoin', 'options', 'with_entities', 'where', 'limit', 'offset', 'distinct']);
@@ -501,8 +484,10 @@ function classify(model: FileModel, call: CallInfo): DbOp | null {
     const relation = dynamicRelationQuery(model, call);
     if (relation) return { kind: 'write', what: `${relation}.${m}`, statement: null };
   }
-  if (call.dottedReceiver === 'self' && (LIBRARY_SERVICE_READS.has(m) || LIBRARY_SERVICE_WRITES.has(m)) && libraryServiceMethod(model, call)) {
-    return { kind: LIBRARY_SERVICE_READS.has(m) ? 'read' : 'write', what: `${classOfFunction(model, call.functionIndex)}.${m}`, statement: null };
+  // A repository library's inherited reads and bulk writes, on `self` in a subclass.
+  if (call.dottedReceiver === 'self' && (LIBRARY_READS.has(m) || LIBRARY_BULK_WRITES.has(m)) && call.functionIndex >= 0) {
+    const cls = classOfFunction(model, call.functionIndex);
+    if (cls && repositoryLibraryClasses(model).has(cls)) return { kind: LIBRARY_READS.has(m) ? 'read' : 'write', what: `${cls}.${m}`, statement: null };
   }
   const candidate = STATEMENT_METHODS.has(m) || RAW_SQL_METHODS.has(m) || GET_METHODS.has(m) || m === 'query' || m === 'delete'
     || m === 'update' || m === 'add' || m === 'merge' || REPO_READ.test(m) || REPO_WRITE.test(m);

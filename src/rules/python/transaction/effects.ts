@@ -29,7 +29,7 @@ import { externalCall } from '../../../semantic/externalCalls.js';
 import { notPerRow, perItemLoops } from '../query/semantics.js';
 import { LIBRARY_CALL } from '../query/dbCalls.js';
 import { MAY_COMMIT_EFFECT, requestWrites } from './missing_commit.js';
-import { callsOf, enclosingTries, isCommitCall, lastAssignment, nextStatement, receiverKey, transactionRegions, unwrap } from './semantics.js';
+import { callsOf, enclosingTries, isCommitCall, isWriteCall, lastAssignment, nextStatement, receiverKey, transactionRegions, unwrap } from './semantics.js';
 import { overItems } from './loopForms.js';
 import { collectLibraryWriteEffects } from './libraryWrites.js';
 
@@ -76,11 +76,10 @@ const PURE_FUNCTIONS = /^(sqlalchemy|sqlmodel)(\.[\w]+)*\.(select|text|and_|or_|
  */
 function loopWritesOwn(model: FileModel, call: CallInfo): boolean {
   const loop = call.loops[call.loops.length - 1]!;
+  // An attribute or item set in the loop may be a row's: counted, to stay on the side of reporting.
   if (model.assignments.some((a) => a.loops.includes(loop) && !/^[A-Za-z_]\w*$/.test(a.target))) return true;
-  return model.calls.some((c) => c !== call && c.loops.includes(loop) && WRITE_METHODS.test(c.method));
+  return callsOf(model, call.functionIndex).some((c) => c !== call && c.loops.includes(loop) && isWriteCall(model, c));
 }
-
-const WRITE_METHODS = /^(add|add_all|delete|merge|execute|executemany|update|insert|bulk_\w+|save|flush)$/;
 
 /** The function acts outside the database: a network client call, or a call named like sending (`msg.send()`, `notify_user()`). */
 export const SIDE_EFFECT = 'side_effect';

@@ -4,7 +4,8 @@
  */
 import type { CallGraph, FnRef, Reach } from '../../../analysis/callgraph.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
-import { CTOR_AUTOCOMMIT, FLUSH_ONLY_WRITE, LIB_BASE } from './libraryWrites.js';
+import { CTOR_AUTOCOMMIT, FLUSH_ONLY_WRITE } from './libraryWrites.js';
+import { REPOSITORY_LIBRARY_BASE } from '../../../semantic/repositoryLibrary.js';
 
 export interface LibraryReach {
   /** The functions a call may reach: its callee, or every method of that name when the receiver is untyped (≤ 6). */
@@ -71,7 +72,7 @@ export function libraryReach(graph: CallGraph): LibraryReach {
     const visit = (q: string): boolean => {
       if (seen.has(q)) return false;
       seen.add(q);
-      return (classBases!.get(q) ?? []).some((b) => LIB_BASE.test(b) || visit(b.replace(/\[.*$/, '')));
+      return (classBases!.get(q) ?? []).some((b) => REPOSITORY_LIBRARY_BASE.test(b) || visit(b.replace(/\[.*$/, '')));
     };
     return !autoCommitted.has(t.slice(t.lastIndexOf('.') + 1)) && visit(t.slice(1));
   };

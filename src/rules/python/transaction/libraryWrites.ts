@@ -33,7 +33,7 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { Effect } from '../../../analysis/summary.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
-import { fileClasses } from '../../../semantic/classes.js';
+import { repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
 import { classifyDbCall, LIBRARY_CALL } from '../query/dbCalls.js';
 import { callArgs, callsOf, enclosingTries, receiverKey, unwrap } from './semantics.js';
 
@@ -88,30 +88,11 @@ export interface ScopeCall {
 /** Context managers of the standard library and common tools: never a session provider of the project. */
 const NOT_OPENERS = /^(builtins|alembic|contextlib|tempfile|unittest|pytest|zipfile|tarfile|threading|multiprocessing|concurrent|subprocess|socket|ssl|io|shutil|pathlib|os|anyio|trio|structlog|click|typer|redis|aiohttp|boto3|botocore|sqlite3|psycopg|psycopg2|asyncpg|warnings|decimal|codecs|gzip|bz2|lzma|csv|urllib|http|smtplib|ftplib|paramiko|jinja2|PIL|openpyxl|xlsxwriter|celery|kombu|saq|mock|freezegun|responses|respx)\./;
 const LIB_WRITES = new Set(['add', 'add_many', 'create', 'create_many', 'update', 'update_many', 'upsert', 'upsert_many', 'delete', 'delete_many', 'delete_where']);
-export const LIB_BASE = /(^|\.)SQLAlchemy(Async|Sync)(Slug)?Repository(Service)?(\[|$)/;
 /** Parameters through which a provider is handed an existing session (its lifecycle then the caller's). */
 const SESSION_PARAM = /^(db_)?(session|connection|conn|db|db_session)$/;
 const WEB_FRAMEWORKS = /^(litestar|starlette|fastapi|werkzeug|django|rest_framework|falcon|sanic|aiohttp\.web|flask)\b/;
 const HTTP_ERROR = /^(HTTP\w*(Exception|Error)|\w*(NotAuthorized|PermissionDenied|NotFound|Client|Validation|Forbidden|Unauthorized|BadRequest|Conflict|TooManyRequests|ServiceUnavailable|InternalServer)\w*(Exception|Error))$/;
 const RAISE_HINT = /raise\s+[\w.]*(HTTP|NotAuthorized|PermissionDenied|NotFound|Client|Validation|Forbidden|Unauthorized|BadRequest|Conflict|TooManyRequests|ServiceUnavailable|InternalServer)\w*/g;
-
-/** Classes of the file that are the library's repositories or services (directly or through a class of the file). */
-function libraryClasses(model: FileModel): Set<string> {
-  const out = new Set<string>();
-  const classes = fileClasses(model);
-  let grew = true;
-  while (grew) {
-    grew = false;
-    for (const c of classes) {
-      if (out.has(c.name)) continue;
-      if (c.bases.some((b) => LIB_BASE.test(b) || out.has(b.replace(/\[.*$/, '').split('.').pop()!))) {
-        out.add(c.name);
-        grew = true;
-      }
-    }
-  }
-  return out;
-}
 
 /** `auto_commit=` of a call: 'off' (absent or False), 'on' (anything else). */
 function autoCommit(call: CallInfo): 'off' | 'on' {
@@ -132,7 +113,7 @@ export function collectLibraryWriteEffects(model: FileModel, effects: Effect[][]
   requestWriteSites(model, effects);
   const hinted = /auto_commit|SQLAlchemy(Async|Sync)|get_session|\.new\s*\(|raise\s/.test(model.source);
   if (!hinted && !model.withs.length) return;
-  const libClasses = hinted ? libraryClasses(model) : new Set<string>();
+  const libClasses = hinted ? repositoryLibraryClasses(model) : new Set<string>();
   const inLib = (fnIndex: number) => {
     const cls = model.functions[fnIndex]?.className;
     return !!cls && libClasses.has(cls);

@@ -1,0 +1,44 @@
+/**
+ * Repository libraries: advanced-alchemy's `SQLAlchemyAsync/SyncRepository` and
+ * `SQLAlchemyAsync/SyncRepositoryService` (also the `Slug` variants). A project subclasses them
+ * and calls their inherited methods on `self`; what those methods do is the library's:
+ * - reads: one SELECT each (`list`, `get_one`, `count`, ...);
+ * - writes: `add`/`create`/`update`/... stage or flush rows (commit only with `auto_commit=True`);
+ *   the bulk ones (`update_many`, `delete_where`, ...) send one statement per call.
+ * Shared by the query family (reads and bulk writes per loop item) and the transaction family
+ * (writes that only flush).
+ */
+import { fileClasses } from './classes.js';
+import type { FileModel } from './model.js';
+
+/** A base class of the library, as written in a class statement (`service.SQLAlchemyAsyncRepositoryService[M]`). */
+export const REPOSITORY_LIBRARY_BASE = /(^|\.)SQLAlchemy(Async|Sync)(Slug)?Repository(Service)?(\[|$)/;
+
+/** Inherited methods that run a SELECT. */
+export const LIBRARY_READS: ReadonlySet<string> = new Set(['get', 'get_one', 'get_one_or_none', 'list', 'list_and_count', 'count', 'exists']);
+
+/** Inherited methods that send one UPDATE/DELETE statement for many rows. */
+export const LIBRARY_BULK_WRITES: ReadonlySet<string> = new Set(['update_many', 'delete_many', 'delete_where', 'upsert_many']);
+
+const memo = new WeakMap<FileModel, Set<string>>();
+
+/** The file's classes that derive from the library, directly or through another class of the file. */
+export function repositoryLibraryClasses(model: FileModel): ReadonlySet<string> {
+  let out = memo.get(model);
+  if (out) return out;
+  out = new Set();
+  const classes = fileClasses(model);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const c of classes) {
+      if (out.has(c.name)) continue;
+      if (c.bases.some((b) => REPOSITORY_LIBRARY_BASE.test(b) || out!.has(b.replace(/\[.*$/, '').split('.').pop()!))) {
+        out.add(c.name);
+        grew = true;
+      }
+    }
+  }
+  memo.set(model, out);
+  return out;
+}
