@@ -17,7 +17,7 @@ import type {
   RelationshipInfo,
   SessionFactoryInfo,
 } from './context.js';
-import { DYNAMIC, PLACEHOLDER, callArgs, literalValue, stringOrigin, stringValue, type LiteralScope } from './pythonLiterals.js';
+import { DYNAMIC, PLACEHOLDER, callArgs, formattedString, literalValue, stringOrigin, stringValue, type LiteralScope } from './pythonLiterals.js';
 
 export interface ProviderCandidate {
   name: string;
@@ -546,39 +546,6 @@ function streamingCandidates(model: FileModel): StreamingCandidate[] {
     if (ok && callee) out.push({ name: `${model.moduleName}.${fn.name}`, kind: 'function', targets: [callee], contentParam, eventStream, line: fn.startLine });
   }
   return out;
-}
-
-/**
- * `"… {name} …".format(...)` and `"… %s …" % (...)`: the template with each slot unknown.
- * Other calls (`text(...)` inside `execute(...)`) are read where they are made.
- */
-function formattedString(node: SyntaxNode, scope: LiteralScope): string | null {
-  if (node.type === 'call') {
-    const fn = node.childForFieldName('function');
-    if (fn?.type !== 'attribute' || fn.childForFieldName('attribute')?.text !== 'format') return null;
-    let object = fn.childForFieldName('object');
-    // psycopg's `sql.SQL("NOTIFY {}").format(sql.Identifier(ch))`.
-    if (object?.type === 'call' && /(^|\.)SQL$/.test(object.childForFieldName('function')?.text ?? '')) {
-      object = callArgs(object).positional[0] ?? null;
-    }
-    const template = stringValue(object, scope);
-    if (template === null) return null;
-    // Slots filled with constants are known: `"LISTEN {ch}".format(ch=CHANNEL)`.
-    const args = callArgs(node);
-    let next = 0;
-    return template.replace(/\{([^{}]*)\}/g, (_m, key: string) => {
-      const slot = key.split(/[!:]/)[0]!;
-      let arg = slot === '' ? args.positional[next++] : /^\d+$/.test(slot) ? args.positional[Number(slot)] : args.keywords.get(slot);
-      if (arg?.type === 'call' && /(^|\.)(Identifier|Literal)$/.test(arg.childForFieldName('function')?.text ?? '')) arg = callArgs(arg).positional[0];
-      const value = arg ? stringValue(arg, scope) : null;
-      return value !== null && !value.includes(PLACEHOLDER) ? value : PLACEHOLDER;
-    });
-  }
-  if (node.childForFieldName('operator')?.text === '%') {
-    const template = stringValue(node.childForFieldName('left'), scope);
-    return template === null ? null : template.replace(/%(\([A-Za-z_]\w*\))?[sdr]/g, PLACEHOLDER);
-  }
-  return stringValue(node, scope);
 }
 
 function eventCall(call: CallInfo, scope: LiteralScope, facts: PythonFileFacts): void {

@@ -19,6 +19,7 @@ import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import { callAt } from '../../../semantic/model.js';
 import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
 import { LIBRARY_BULK_WRITES, LIBRARY_READS, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
+import { formattedString } from '../../../discovery/pythonLiterals.js';
 import { flagGuard } from '../../../semantic/guards.js';
 import { ownModuleLookup, receiverType } from '../../../semantic/valueTypes.js';
 import { resolveHandle, type NameLookup } from '../../../semantic/db.js';
@@ -213,22 +214,14 @@ function stringText(node: SyntaxNode): string | null {
 
 /**
  * The SQL text an argument holds: a literal, a literal formatted in place (`'''UPDATE {t} ...'''.format(t=...)`,
- * `"... %s" % x`), or a name bound to one before `line` in the function. Placeholders stay as
- * written: the statement's kind and shape come from the literal's words.
+ * `"... %s" % x`: discovery's `formattedString`, slots it cannot fill left as placeholders), or a
+ * name bound to one before `line` in the function. The statement's kind comes from the literal's words.
  */
 function sqlTextOf(model: FileModel, expr: SyntaxNode, fnIndex: number, line: number, depth = 0): string | null {
   const node = unwrap(expr);
   if (!node || depth > 3) return null;
   if (node.type === 'string' || node.type === 'concatenated_string') return stringText(node);
-  if (node.type === 'call') {
-    const fn = node.childForFieldName('function');
-    const obj = fn?.type === 'attribute' && fn.childForFieldName('attribute')?.text === 'format' ? unwrap(fn.childForFieldName('object')) : null;
-    return obj && (obj.type === 'string' || obj.type === 'concatenated_string') ? stringText(obj) : null;
-  }
-  if (node.type === 'binary_operator' && node.childForFieldName('operator')?.text === '%') {
-    const left = unwrap(node.childForFieldName('left'));
-    return left && (left.type === 'string' || left.type === 'concatenated_string') ? stringText(left) : null;
-  }
+  if (node.type === 'call' || node.type === 'binary_operator') return formattedString(node, { model });
   if (node.type === 'identifier' && fnIndex >= 0) {
     const a = lastAssignment(model, node.text, fnIndex, line);
     return a?.value && a.functionIndex === fnIndex ? sqlTextOf(model, a.value, fnIndex, a.line - 1, depth + 1) : null;
