@@ -106,6 +106,13 @@ export interface CallGraph {
    * follow as an edge).
    */
   overridden(ref: FnRef): FnRef | null;
+  /**
+   * The classes of the repo an instance receiver of `call` has, its own class first, then its
+   * bases in method resolution order (`self.m()` in a method: the method's class); empty when
+   * the receiver's type is unknown or not a repo class. For a call the graph does not resolve,
+   * what the bases outside the repo say (a library's inherited method).
+   */
+  receiverClasses(file: number, call: SummaryCall): readonly ClassRef[];
 }
 
 interface Reached {
@@ -660,9 +667,20 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     return null;
   }
 
+  function receiverClasses(file: number, call: SummaryCall): readonly ClassRef[] {
+    if (call.functionIndex >= 0 && /^(self|cls)\.[A-Za-z_]\w*$/.test(call.calleeText)) {
+      const c = ownClass(file, call.functionIndex);
+      return c ? types.mro(c) : [];
+    }
+    if (!call.receiverType || call.receiverType === UNTYPED) return [];
+    const v = types.resolve(call.receiverType);
+    return v?.kind === 'instance' ? types.mro(v.cls) : [];
+  }
+
   return {
     index,
     resolveCall,
+    receiverClasses,
     callAt,
     functionsWithEffects,
     overridden,

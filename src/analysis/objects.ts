@@ -123,6 +123,16 @@ export function objectFacts(model: FileModel, isRepo: (t: string) => boolean): O
   const holders = repoObjectHolders(model, isRepo);
   const classAttr = new Map(classes.map((c) => [c.name, c.attrs]));
   const repoBases = new Set(classes.filter((c) => c.bases.some((b) => isRepo(b))).map((c) => c.name));
+  let props: Set<string> | null = null;
+  const ownProperty = (cls: string, name: string): boolean => {
+    if (!props) {
+      props = new Set();
+      for (const fn of model.functions) {
+        if (fn.className && fn.parent < 0 && fn.decoratorNames.some((d) => PROPERTY_DECORATORS.test(d))) props.add(`${fn.className}.${fn.name}`);
+      }
+    }
+    return props.has(`${cls}.${name}`);
+  };
   const receiverTypeOf = (call: CallInfo): string | null => {
     if (call.functionIndex < 0 || !call.hasReceiver) return null;
     const dotted = call.dottedReceiver;
@@ -132,8 +142,9 @@ export function objectFacts(model: FileModel, isRepo: (t: string) => boolean): O
       const parts = dotted.split('.');
       if (parts.length === 1) return `^${own}.${cls}`;
       const known = classAttr.get(cls)?.get(parts[1]!);
-      // An attribute the class's own code does not type can only come from a base of the repo.
-      if (!known && !repoBases.has(cls)) return null;
+      // An attribute the class's own code does not type can only come from a base of the repo,
+      // or be the class's own property (the repo phase types it by the getter).
+      if (!known && !repoBases.has(cls) && !ownProperty(cls, parts[1]!)) return null;
       let path = known ?? `^${own}.${cls}.${parts[1]}`;
       for (let i = 2; i < parts.length; i++) path += `.${parts[i]}`;
       return isRepo(path) ? path : null;

@@ -10,6 +10,8 @@
  */
 import { fileClasses } from './classes.js';
 import type { FileModel } from './model.js';
+import type { CallGraph } from '../analysis/callgraph.js';
+import type { SummaryCall } from '../analysis/summary.js';
 
 /** A base class of the library, as written in a class statement (`service.SQLAlchemyAsyncRepositoryService[M]`). */
 export const REPOSITORY_LIBRARY_BASE = /(^|\.)SQLAlchemy(Async|Sync)(Slug)?Repository(Service)?(\[|$)/;
@@ -19,6 +21,24 @@ export const LIBRARY_READS: ReadonlySet<string> = new Set(['get', 'get_one', 'ge
 
 /** Inherited methods that send one UPDATE/DELETE statement for many rows. */
 export const LIBRARY_BULK_WRITES: ReadonlySet<string> = new Set(['update_many', 'delete_many', 'delete_where', 'upsert_many']);
+
+/**
+ * Inherited writes that look the row up first: one SELECT per call (`get_one_or_none` on the
+ * match fields for `upsert`, `get` by id for `update` and `delete`), then a merge or delete and
+ * a flush.
+ */
+export const LIBRARY_LOOKUP_WRITES: ReadonlySet<string> = new Set(['upsert', 'get_or_upsert', 'get_and_update', 'update', 'delete']);
+
+/**
+ * The repo class a call's receiver is an instance of, when that class derives from the library
+ * and the method called is the library's own (no class of the repo on the way defines it):
+ * `self.tags.upsert(...)` with `tags` a property returning a `TagService`. Null otherwise.
+ */
+export function libraryReceiver(graph: CallGraph, file: number, call: SummaryCall): string | null {
+  if (!call.method || graph.resolveCall(file, call)) return null;
+  const mro = graph.receiverClasses(file, call);
+  return mro.length && mro.some((c) => c.cls.bases.some((b) => REPOSITORY_LIBRARY_BASE.test(b))) ? mro[0]!.cls.name : null;
+}
 
 const memo = new WeakMap<FileModel, Set<string>>();
 

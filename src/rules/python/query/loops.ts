@@ -23,6 +23,7 @@ import type { Effect } from '../../../analysis/summary.js';
 const LOOP_CALLS = new Set([LOOP_CALL]);
 import { lastAssignment, notPerRow, perItemLoops, short, unwrap } from './semantics.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
+import { LIBRARY_LOOKUP_WRITES, LIBRARY_READS, libraryReceiver } from '../../../semantic/repositoryLibrary.js';
 
 /**
  * A read of an entity this iteration has just written (added, updated, deleted) through the same
@@ -430,6 +431,41 @@ export function reportRowSites(ctx: RepoRuleContext, message: (owner: string, na
 }
 
 const ROW_CALLS = new Set([ROW_CALL]);
+
+/**
+ * Per-item calls of a repository library's inherited methods on an object of a repo class that
+ * derives from it (`self.tags.upsert(...)`, `self.users.get_one(...)` with the attribute typed
+ * by an annotation, a property or a constructor): reads are one SELECT each; `upsert`,
+ * `update`, `delete` look the row up and flush it, a per-item workflow (`low`). The graph has no
+ * body to follow for them: the library's catalogue (semantic/repositoryLibrary.ts) says.
+ */
+export function reportLibrarySites(ctx: RepoRuleContext, message: (callee: string, owner: string, lookupWrite: boolean) => string): void {
+  const graph = callGraphOf(ctx.index);
+  const { workflow } = loopFacts(graph);
+  for (const ref of graph.functionsWithEffects(LOOP_CALLS)) {
+    const file = graph.fileOf(ref);
+    if (file.isTestFile) continue;
+    for (const site of graph.ownEffects(ref)) {
+      if (site.kind !== LOOP_CALL) continue;
+      const call = graph.callAt(ref.file, site.line, site.column);
+      if (!call?.method) continue;
+      const lookupWrite = LIBRARY_LOOKUP_WRITES.has(call.method);
+      if (!lookupWrite && !LIBRARY_READS.has(call.method)) continue;
+      const owner = libraryReceiver(graph, ref.file, call);
+      if (!owner) continue;
+      const facts = parseLoopCall(site.what);
+      const alsoWrites = lookupWrite ? null : workflow(file.path, facts.loop, facts.writes);
+      const domain = resolveDomain(graph, ref.file, facts.domain, ref);
+      ctx.report({
+        path: file.path,
+        location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+        message: message(call.calleeText, owner, lookupWrite) + (alsoWrites !== null ? workflowNote(alsoWrites) : domainNote(domain)),
+        severity: lookupWrite || alsoWrites !== null ? 'low' : domainSeverity(domain),
+        function: graph.function(ref).name,
+      });
+    }
+  }
+}
 
 const callbackCache = new WeakMap<object, CallEdge[]>();
 

@@ -24,7 +24,7 @@
  */
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { QUERY_EFFECT } from './dbCalls.js';
-import { fileReadReports, IDENTITY_MAP_NOTE, reportDeferredReads, reportHelperSites, reportInvariantHelperSites, reportRowSites } from './loops.js';
+import { fileReadReports, IDENTITY_MAP_NOTE, reportDeferredReads, reportHelperSites, reportInvariantHelperSites, reportLibrarySites, reportRowSites } from './loops.js';
 
 export const queryInLoop: FileRule & RepoRule = {
   meta: {
@@ -64,6 +64,9 @@ export const queryInLoop: FileRule & RepoRule = {
       `N+1: \`${name}\` on each row of the loop runs a query about that row (${property ? 'property' : 'method'} \`${owner}\`: \`${what}\`): one query per item`);
     reportInvariantHelperSites(ctx, (callee, what) =>
       `\`${callee}\` runs the same query (\`${what}\`) on every iteration of the loop: nothing it is given changes in the loop; call it once before the loop`);
+    reportLibrarySites(ctx, (callee, owner, lookupWrite) => lookupWrite
+      ? `\`${callee}\` (the repository library's, inherited by \`${owner}\`) looks the row up with a SELECT and flushes it, once per loop iteration: a per-item workflow of several round trips`
+      : `N+1: \`${callee}\` (the repository library's, inherited by \`${owner}\`) runs a query once per loop iteration`);
     reportDeferredReads(ctx);
   },
 };
