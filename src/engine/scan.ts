@@ -37,6 +37,8 @@ export interface ScanHooks {
   progress?: (doneFiles: number, totalFiles: number, pass: 'facts' | 'audit') => void;
   /** The phase the scan enters: `discovery`, `audit`, `call graph`, `merge`. */
   phase?: (name: ScanPhase) => void;
+  /** Receives the repo index (every file's summary) once it is built: debugging tools, tests. */
+  index?: (index: RepoIndex) => void;
   /** Where the incremental cache lives instead of `<root>/.persist-audit-cache` (bench, tests). */
   cacheDir?: string;
   /** Passes over at most this many bytes run on the main thread (see `AuditPool`; 0: always the workers). Bench, tests. */
@@ -211,6 +213,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     const rawBeforeRepo = raw.length;
     const errorsBeforeRepo = stats.internalErrors.length;
     const index = { files: summaries };
+    hooks.index?.(index);
     if (repoCached) {
       raw.push(...repoCached.findings);
       stats.internalErrors.push(...repoCached.internalErrors);
