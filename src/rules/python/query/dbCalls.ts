@@ -752,6 +752,8 @@ export interface LoopCallFacts {
   writes: boolean;
   /** The call passes a foreign key of the loop's item (`job.owner_id`): see {@link passesItemForeignKey}. */
   foreignKey: boolean;
+  /** The loop is over a request's input and its function read the database before it (`readsBeforeLoop`). */
+  readBefore: boolean;
   /** How the loops' N grows (semantic/loopDomain.ts); a `call` domain is for the repo phase to resolve. */
   domain: LoopDomain;
 }
@@ -761,7 +763,19 @@ function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[]): stri
   const size = smallLiteralProduct(loops);
   const writes = iterationWriter(model, call, loop) !== null;
   const fk = passesItemForeignKey(model, call, loops);
-  return `${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}|${fk ? 'k' : ''}|${encodeDomain(loopsDomain(model, loops))}`;
+  const domain = loopsDomain(model, loops);
+  // Only asked of loops over a request's input (see `LoopCallFacts.readBefore`).
+  const before = domain.kind === 'input' && readsBeforeLoop(model, call.functionIndex, loops[0]!);
+  return `${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}|${fk ? 'k' : ''}${before ? 'r' : ''}|${encodeDomain(domain)}`;
+}
+
+/**
+ * Does function `fnIndex` read the database itself (a query, batched `in_(...)` loads included)
+ * before `loop` starts? Then rows may already sit in the session's identity map.
+ */
+export function readsBeforeLoop(model: FileModel, fnIndex: number, loop: LoopInfo): boolean {
+  const start = loop.node.startIndex;
+  return model.calls.some((c) => c.functionIndex === fnIndex && c.node.startIndex < start && classifyDbCall(model, c)?.kind === 'read');
 }
 
 /** How the N of these nested loops grows: over rows of a query, over request input, or unknown (semantic/loopDomain.ts). */
@@ -840,7 +854,7 @@ export function iterationWriter(model: FileModel, call: Pick<CallInfo, 'function
 
 export function parseLoopCall(what: string): LoopCallFacts {
   const [size = '', loop = '', w = '', k = '', domain = ''] = what.split('|');
-  return { size: size === '' ? null : Number(size), loop, writes: w === 'w', foreignKey: k === 'k', domain: decodeDomain(domain) };
+  return { size: size === '' ? null : Number(size), loop, writes: w === 'w', foreignKey: k.includes('k'), readBefore: k.includes('r'), domain: decodeDomain(domain) };
 }
 
 /** The number of iterations when every loop is a literal collection, else null. */

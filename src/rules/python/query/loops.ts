@@ -13,7 +13,7 @@ import { FN_PROPERTY, UNTYPED } from '../../../analysis/objects.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
 import { ROW_CALL, ROW_QUERY } from './rowCalls.js';
 import {
-  ARG_DOMAINS, classifyDbCall, FLUSH_EFFECT, loopsDomain, passesItemForeignKey, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
+  ARG_DOMAINS, classifyDbCall, FLUSH_EFFECT, readsBeforeLoop, loopsDomain, passesItemForeignKey, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
   smallLiteralProduct, WRITE_EFFECT, type DbOp, type DbOpKind, type LoopCallFacts,
 } from './dbCalls.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
@@ -206,6 +206,19 @@ export interface FileReadReport {
 const fileReadMemo = new WeakMap<FileModel, FileReadReport[]>();
 
 /**
+ * Does a primary-key lookup per item fetch rows nothing loaded? It does over the ids a request
+ * sent when the function read nothing before the loop: the session of a request starts empty,
+ * so the identity map has none of them (a bulk load of those ids first would be the fix).
+ */
+function idsFromRequest(domain: 'rows' | 'input' | 'unknown', readBefore: boolean): boolean {
+  return domain === 'input' && !readBefore;
+}
+
+
+/** A note for a primary-key lookup per id of the request: why it is not an identity-map hit. */
+const REQUEST_IDS_NOTE = '; the ids come from the request and nothing is loaded before the loop, so each lookup is a SELECT';
+
+/**
  * PA107's findings of a file: reads per item of a loop (directly in the loop body) and reads
  * that repeat unchanged on every iteration, with their message and severity. A loop whose N is a
  * parameter or another function's result is `deferred`: the repo phase knows what the callers
@@ -220,17 +233,18 @@ export function fileReadReports(model: FileModel): FileReadReport[] {
   for (const site of perItemDbCalls(model, 'read')) {
     const d = loopsDomain(model, site.loops);
     const writes = iterationWrites(model, site);
-    const pk = site.op.identityMap && !passesItemForeignKey(model, site.call, site.loops);
+    const pk = site.op.identityMap && !passesItemForeignKey(model, site.call, site.loops) && !idsFromRequest(decided(d), readsBeforeLoop(model, site.call.functionIndex, site.loops[0]!));
     const loop = describeLoop(site.loops[site.loops.length - 1]!);
     const message = (pk
       ? `primary-key lookup \`${site.op.what}\` runs once per item of ${loop}: ${IDENTITY_MAP_NOTE}`
-      : `N+1: query \`${site.op.what}\` runs once per item of ${loop}`)
+      : `N+1: ${site.op.identityMap ? 'primary-key lookup' : 'query'} \`${site.op.what}\` runs once per item of ${loop}`)
       + (writes ? `; each iteration also writes (\`${writes.calleeText}\`): a per-item workflow, where batching the read alone saves little` : '');
     const forcedLow = pk || writes !== null;
+    const requestIds = site.op.identityMap && !pk && decided(d) === 'input' && !passesItemForeignKey(model, site.call, site.loops);
     const deferred = !forcedLow && deferrable(site, d);
     out.push({
       site,
-      message: message + (forcedLow || deferred ? '' : domainNote(decided(d))),
+      message: message + (requestIds ? REQUEST_IDS_NOTE : forcedLow || deferred ? '' : domainNote(decided(d))),
       severity: forcedLow ? 'low' : domainSeverity(decided(d)),
       ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : {}),
       deferred,
@@ -347,15 +361,16 @@ export function reportHelperSites(
     if (!found) continue;
     const { reach } = found;
     // A lookup by each item's foreign key fetches rows nothing loaded: the classic N+1.
-    const pk = found.pk && !facts.foreignKey;
+    const domain = byDomain || found.pk ? resolveDomain(graph, ref.file, facts.domain, ref) : null;
+    const requestIds = found.pk && !facts.foreignKey && idsFromRequest(domain!, facts.readBefore);
+    const pk = found.pk && !facts.foreignKey && !requestIds;
     const chain = graph.chainSteps(reach, { ref, call });
     const alsoWrites = effectKind === QUERY_EFFECT ? workflow(file.path, facts.loop, facts.writes) : null;
     const text = pk ? identityMapMessage!(graph.function(to).qualifiedName, reach.effect.what) : message(graph.function(to).qualifiedName, reach.effect.what);
-    const domain = byDomain ? resolveDomain(graph, ref.file, facts.domain, ref) : null;
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-      message: text + (alsoWrites !== null ? workflowNote(alsoWrites) : domain ? domainNote(domain) : ''),
+      message: text + (alsoWrites !== null ? workflowNote(alsoWrites) : requestIds ? REQUEST_IDS_NOTE : domain ? domainNote(domain) : ''),
       severity: alsoWrites !== null || pk ? 'low' : domain ? domainSeverity(domain) : severity(facts.size),
       ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : {}),
       function: fn.name,
