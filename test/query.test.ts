@@ -53,6 +53,17 @@ describe('PA107 query_in_loop', () => {
     expect(byForeignKey.message).toMatch(/^N\+1: query `session.get\(Author\)` runs once per item of the loop over `books`/);
   });
 
+  it('a primary-key lookup per id a request sent is a SELECT each (low), unless the function loaded rows first', () => {
+    const line = (text: string) => lineOf(path.join(FIXTURES, 'query/loop_domain.py'), text);
+    const direct = at(query, 'loop_domain.py', line('return [db.get(Author, i) for i in author_ids]  # expect'), 'PA107')!;
+    expect(direct).toMatchObject({ severity: 'low', advisory: false });
+    expect(direct.message).toMatch(/the ids come from the request and nothing is loaded before the loop/);
+    const helper = at(query, 'loop_domain.py', line('return [author_by_pk(db, i) for i in author_ids]  # expect'), 'PA107')!;
+    expect(helper).toMatchObject({ severity: 'low', advisory: false });
+    expect(helper.message).toMatch(/^N\+1: `author_by_pk` runs a query/);
+    expect(at(query, 'loop_domain.py', line('return [author_by_pk(db, i) for i in author_ids]  # advisory'), 'PA107')!.advisory).toBe(true);
+  });
+
   it('is low when each iteration also writes on its own: a per-item workflow', () => {
     const line = (text: string) => lineOf(path.join(FIXTURES, 'query/PA107.py'), text);
     const direct = at(query, 'PA107.py', line('Author.email == row["email"]'), 'PA107')!;

@@ -237,7 +237,7 @@ export function fileReadReports(model: FileModel): FileReadReport[] {
     const loop = describeLoop(site.loops[site.loops.length - 1]!);
     const message = (pk
       ? `primary-key lookup \`${site.op.what}\` runs once per item of ${loop}: ${IDENTITY_MAP_NOTE}`
-      : `N+1: ${site.op.identityMap ? 'primary-key lookup' : 'query'} \`${site.op.what}\` runs once per item of ${loop}`)
+      : `N+1: query \`${site.op.what}\` runs once per item of ${loop}`)
       + (writes ? `; each iteration also writes (\`${writes.calleeText}\`): a per-item workflow, where batching the read alone saves little` : '');
     const forcedLow = pk || writes !== null;
     const requestIds = site.op.identityMap && !pk && decided(d) === 'input' && !passesItemForeignKey(model, site.call, site.loops);
