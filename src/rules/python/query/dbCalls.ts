@@ -364,8 +364,38 @@ export function flaskQueryEntity(model: FileModel, receiver: string, fnIndex: nu
     // A project's own base of its models (`class Base(db.Model)`, `class Base(flask_sqlalchemy.model.Model)`):
     // `cls.query` in its classmethods is the query property of whichever model it is called on.
     if (name && !model.modelClasses.has(name) && isFlaskModelBase(model, name)) return name;
+    // A mixin of a Flask-SQLAlchemy project (`class OwnedMixin:` that models inherit): `cls.query`
+    // in its methods is the query property of the model it is mixed into, unless the class
+    // defines a `query` of its own.
+    if (name && !model.modelClasses.has(name) && flaskMixin(model, name)) return name;
   }
   return model.modelClasses.has(name) ? name : null;
+}
+
+/**
+ * A class of a Flask-SQLAlchemy project with no base of its own (a mixin) and no `query`
+ * attribute, property or method of its own.
+ */
+function flaskMixin(model: FileModel, className: string): boolean {
+  if (!model.flaskDbHandles.size) return false;
+  const cls = fileClasses(model).find((c) => c.name === className);
+  if (!cls || cls.bases.some((b) => b !== 'object')) return false;
+  if (cls.attrs.has('query') || model.functions.some((f) => f.className === className && f.name === 'query')) return false;
+  // A class-level `query = ...` / `query: str = ...` (at the body's own indentation, not a local of a method).
+  const block = topLevelBlock(model.source, cls.line);
+  const indent = /\n([ \t]+)[^\s#]/.exec(block)?.[1];
+  return !indent || !new RegExp(`^${indent}query[ \\t]*(?::[^=\\n]*)?=`, 'm').test(block);
+}
+
+/** The text of the top-level statement that starts on 1-based `line` (up to the next unindented line). */
+function topLevelBlock(source: string, line: number): string {
+  let start = 0;
+  for (let l = 1; l < line && start >= 0; l++) start = source.indexOf('\n', start) + 1;
+  const next = /\n(?=[^\s#])/g;
+  next.lastIndex = source.indexOf('\n', start);
+  if (next.lastIndex < 0) return source.slice(start);
+  const m = next.exec(source);
+  return source.slice(start, m ? m.index : source.length);
 }
 
 /** A project model, or the project's own Flask-SQLAlchemy model base defined in this file. */
