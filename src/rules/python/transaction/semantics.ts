@@ -44,8 +44,27 @@ function isDbHandle(model: FileModel, call: CallInfo): boolean {
   if (receiverEvidence(model, call) !== null) return true;
   const key = receiverKey(call);
   if (!key || !SESSION_RECEIVER.test(key)) return false;
+  // A file that works with the project's scoped session (`model.Session.add(...)`) and names a
+  // local `session` (`session = context['session']`) commits that session: it imports no
+  // database library only because the project's own module wraps it.
+  if (usesProjectSession(model)) return true;
   const t = receiverType(model, call);
   return !!t && SESSION_ALIAS.test(t);
+}
+
+const projectSessionFiles = new WeakMap<FileModel, boolean>();
+
+/** Does the file call the project's module-level scoped session (`model.Session.query(...)`, `meta.Session.commit()`)? */
+function usesProjectSession(model: FileModel): boolean {
+  let v = projectSessionFiles.get(model);
+  if (v === undefined) {
+    v = model.scopedSessions.size > 0 && model.calls.some((c) => {
+      const d = c.dottedReceiver;
+      return d !== null && model.scopedSessions.has(d.slice(d.lastIndexOf('.') + 1)) && receiverEvidence(model, c) === 'db';
+    });
+    projectSessionFiles.set(model, v);
+  }
+  return v;
 }
 
 /** `session.commit()`, `conn.commit()` on a database handle (typed, or named like one in a DB file). */
