@@ -20,10 +20,10 @@ import type { FileSummary } from '../src/analysis/summary.js';
 
 const SAMPLE = path.resolve('fixtures/sample-app');
 
-async function sampleSummaries(): Promise<FileSummary[]> {
+async function sampleSummaries(root = SAMPLE): Promise<FileSummary[]> {
   const parser = await createParser('wasm');
-  const w = walk(SAMPLE);
-  const ctx = await discoverContext(SAMPLE, [...w.python.map((f) => f.rel), ...w.others], parser);
+  const w = walk(root);
+  const ctx = await discoverContext(root, [...w.python.map((f) => f.rel), ...w.others], parser);
   const repoModules = new Set(repoModuleNames(w.python.map((f) => f.rel)));
   const rules = ALL_RULES.filter(isFileRule);
   return w.python.map((f) => analyzeFile(f.rel, f.abs, parser, rules, ctx, { repoModules }).summary!).filter(Boolean);
@@ -43,6 +43,12 @@ describe('packed summaries', () => {
       expect(back).toStrictEqual(s);
       expect(JSON.stringify(back)).toBe(JSON.stringify(s));
     }
+  });
+
+  it('carry a call of what a lookup by name returns (`get_handler("x")(...)`)', async () => {
+    const summaries = await sampleSummaries(path.resolve('fixtures/transaction/action-registry'));
+    expect(summaries.some((s) => s.calls.some((c) => c.named))).toBe(true);
+    for (const s of summaries) expect(unpackSummary(v8.deserialize(v8.serialize(packSummary(s))) as ReturnType<typeof packSummary>)).toStrictEqual(s);
   });
 
   it('are smaller than the plain summaries', async () => {

@@ -272,6 +272,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
   function resolveTargets(file: number, call: SummaryCall): FnRef[] {
     const f = files[file]!;
     const text = call.calleeText;
+    if (call.named) return namedTargets(file, call.named);
     if (call.functionIndex >= 0 && /^(self|cls)\.[A-Za-z_]\w*$/.test(text)) {
       // The method of the class that encloses the calling method, then its bases.
       let i = call.functionIndex;
@@ -304,6 +305,43 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     if (call.receiverType === UNTYPED) return uniqueMethod(call.method);
     if (call.receiverType) return methodTargets(types.resolve(call.receiverType), call.method);
     return [];
+  }
+
+  // Modules by package (`app.actions` → the files of `app.actions.*`), outside tests: made on first use.
+  let byPackage: Map<string, number[]> | null = null;
+  const packageOf = (moduleName: string) => moduleName.slice(0, Math.max(0, moduleName.lastIndexOf('.')));
+
+  /**
+   * `get_handler('order_save')(...)`, where `get_handler` is a repo function that looks a function
+   * up by name (a registry of handlers or actions): the module-level function of that name in the
+   * caller's own module, else the one in a sibling module of its package — none when the lookup
+   * is no function of the repo, or when no sibling or several define the name (a check or a
+   * plugin named alike elsewhere in the repo is not what a lookup beside it returns).
+   */
+  function namedTargets(file: number, [via, name]: [string, string]): FnRef[] {
+    if (!resolveQualified(via)) return [];
+    const fnIn = (i: number) => {
+      const fn = scopeOf(i).top.get(name);
+      return fn !== undefined && !files[i]!.functions[fn]!.className ? fn : undefined;
+    };
+    const own = fnIn(file);
+    if (own !== undefined) return [{ file, fn: own }];
+    if (!byPackage) {
+      byPackage = new Map();
+      files.forEach((f, i) => {
+        if (f.isTestFile) return;
+        const pkg = packageOf(f.moduleName);
+        const list = byPackage!.get(pkg);
+        if (list) list.push(i);
+        else byPackage!.set(pkg, [i]);
+      });
+    }
+    const found: FnRef[] = [];
+    for (const i of byPackage.get(packageOf(files[file]!.moduleName)) ?? []) {
+      const fn = i === file ? undefined : fnIn(i);
+      if (fn !== undefined) found.push({ file: i, fn });
+    }
+    return found.length === 1 ? found : [];
   }
 
   /** The method of the one class of the repo that defines `name` (none when several do, or none). */
@@ -401,7 +439,8 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
       for (const c of files[file]!.calls) {
         if (c.column >= POSITION_SPAN) continue;
         const key = c.line * POSITION_SPAN + c.column;
-        if (!byPos.has(key)) byPos.set(key, c);
+        // `get_handler('x')(...)` and its lookup `get_handler('x')` start together: the site is the outer call's.
+        if (!byPos.has(key) || c.named) byPos.set(key, c);
       }
       callsByPosition[file] = byPos;
     }

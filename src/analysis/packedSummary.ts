@@ -45,7 +45,7 @@ export interface PackedSummary {
 
 const FN_WORDS = 14;
 const EFFECT_WORDS = 7;
-const CALL_WORDS = 12;
+const CALL_WORDS = 14;
 const USE_WORDS = 3;
 const USES: ParamUse[] = ['call', 'call_loop', 'offload', 'schedule'];
 
@@ -139,6 +139,8 @@ export function packSummary(s: FileSummary): PackedSummary {
     calls[o + 9] = t.opt(c.receiverType);
     calls[o + 10] = c.guard !== undefined ? t.id(c.guard) : -1;
     calls[o + 11] = c.passes !== undefined ? t.id(c.passes) : -1;
+    calls[o + 12] = c.named ? t.id(c.named[0]) : -1;
+    calls[o + 13] = c.named ? t.id(c.named[1]) : -1;
   });
   const exportedTypes = new Int32Array(s.exportedTypes.length * 2);
   s.exportedTypes.forEach(([a, b], i) => {
@@ -253,6 +255,7 @@ export function unpackSummary(p: PackedSummary): FileSummary {
       ...((flags & C_MEMOISED) !== 0 ? { memoised: true } : {}),
       ...(cw[o + 10]! >= 0 ? { guard: at(cw[o + 10]!) } : {}),
       ...(cw[o + 11]! >= 0 ? { passes: at(cw[o + 11]!) } : {}),
+      ...(cw[o + 12]! >= 0 ? { named: [at(cw[o + 12]!), at(cw[o + 13]!)] as [string, string] } : {}),
     });
   }
   const exportedTypes: [string, string][] = [];

@@ -3,7 +3,7 @@
  * repo phase can follow calls across functions and files without any syntax tree.
  */
 import type { CallInfo, EntryPoint, FileModel, FunctionRole } from '../semantic/model.js';
-import { effectiveRole } from '../semantic/model.js';
+import { effectiveRole, NAMED_LOOKUP, resolveName } from '../semantic/model.js';
 import { conditionalInFunction } from '../semantic/controlFlow.js';
 import { isMemoisedCall } from '../semantic/memo.js';
 import { flagGuard, ownFlag, passedArguments } from '../semantic/guards.js';
@@ -68,6 +68,12 @@ export interface SummaryCall {
   guard?: string;
   /** What the call passes, to tell which flags of the callee it leaves off (see `passedArguments`). */
   passes?: string;
+  /**
+   * A call of what a lookup by a literal name returns (`get_handler('order_save')(ctx, data)`):
+   * the lookup function's qualified name and the name looked up. The repo phase resolves it to
+   * the function of that name in the caller's module or package when the lookup is a repo function.
+   */
+  named?: [string, string];
 }
 
 export interface SummaryFunction {
@@ -130,7 +136,7 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
     return !repoModules || head === own || repoModules.has(head);
   };
   const objects = objectFacts(model, isRepo);
-  const keep = repoModules ? keptCalls(effects, repoModules, siteKinds) : null;
+  const keep = repoModules ? keptCalls(model, effects, repoModules, siteKinds) : null;
   const calls: SummaryCall[] = [];
   for (const c of model.calls) {
     // A call the graph resolves by name (a function, `self.m()`) needs no receiver type.
@@ -139,7 +145,8 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
     // A method call on a value nothing types: the repo phase may resolve it by its name alone.
     if (receiverType === null && !kept && c.functionIndex >= 0 && c.qualifiedName === null && objects.untypedCandidate(c)) receiverType = UNTYPED;
     if (!kept && receiverType === null) continue;
-    const repoCall = c.functionIndex >= 0 && (mayBeRepoCall(c) || receiverType !== null);
+    const named = namedLookup(model, c);
+    const repoCall = c.functionIndex >= 0 && (mayBeRepoCall(c) || receiverType !== null || named !== null);
     calls.push({
       calleeText: c.calleeText,
       qualifiedName: c.qualifiedName,
@@ -158,6 +165,7 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
       ...(repoCall && conditionalCall(model, c) ? { conditional: true } : {}),
       ...(repoCall && isMemoisedCall(model, c) ? { memoised: true } : {}),
       ...(repoCall ? flagFacts(model, c) : {}),
+      ...(named ? { named } : {}),
     });
   }
   return {
@@ -209,7 +217,7 @@ const LOCAL_CALLEE = /^(?:(?:self|cls)\.)?[A-Za-z_]\w*$/;
  * was kept until the repo phase was found to never look them up: 245k of the 354k calls kept on
  * a generated 2M-line tree.)
  */
-function keptCalls(effects: Effect[][], repoModules: ReadonlySet<string>, siteKinds: ReadonlySet<string>): (c: CallInfo) => boolean {
+function keptCalls(model: FileModel, effects: Effect[][], repoModules: ReadonlySet<string>, siteKinds: ReadonlySet<string>): (c: CallInfo) => boolean {
   const sites = new Set<string>();
   for (const list of effects) {
     for (const e of list) {
@@ -225,7 +233,10 @@ function keptCalls(effects: Effect[][], repoModules: ReadonlySet<string>, siteKi
   }
   return (c) => {
     if (sites.has(`${c.line}:${c.column}`)) return true;
-    if (c.functionIndex < 0 || !mayBeRepoCall(c)) return false;
+    if (c.functionIndex < 0) return false;
+    const named = NAMED_LOOKUP.test(c.calleeText) ? namedLookup(model, c) : null;
+    if (named) return repoModules.has(named[0].split('.')[0]!);
+    if (!mayBeRepoCall(c)) return false;
     const q = c.qualifiedName;
     // Without a qualified name the call graph resolves only `self.m()` / `cls.m()` and a bare
     // name (a nested def): `self.session.execute()`, `repo.get()` can never be an edge. On a
@@ -254,6 +265,23 @@ function flagFacts(model: FileModel, c: CallInfo): { guard?: string; passes: str
 /** Does the call run only sometimes when its function runs (a condition, a handler, a loop)? */
 function conditionalCall(model: FileModel, c: CallInfo): boolean {
   return c.loops.length > 0 || conditionalInFunction(model, c);
+}
+
+/**
+ * `get_handler('order_save')(...)`: the lookup's qualified name (through a module-level alias
+ * `_get = registry.get_handler`) and the name it looks up; null for any other callee.
+ */
+function namedLookup(model: FileModel, c: CallInfo): [string, string] | null {
+  const m = NAMED_LOOKUP.exec(c.calleeText);
+  if (!m) return null;
+  let via = m[1]!;
+  if (!via.includes('.')) {
+    const bound = model.assignments.filter((a) => a.functionIndex < 0 && a.target === via);
+    const v = bound.length === 1 ? bound[0]!.value : null;
+    if (v && (v.type === 'attribute' || v.type === 'identifier') && SIMPLE_DOTTED.test(v.text)) via = v.text;
+  }
+  const q = resolveName(model, via);
+  return q && !q.startsWith('builtins.') ? [q, m[3]!] : null;
 }
 
 function mayBeRepoCall(c: { calleeText: string; qualifiedName: string | null }): boolean {

@@ -13,6 +13,14 @@ const NETWORK_MODULES = /^(httpx|requests|aiohttp|urllib3|urllib\.request|grpc|g
 const NETWORK_METHODS = new Set(['get', 'post', 'put', 'patch', 'delete', 'head', 'options', 'request', 'send', 'stream', 'fetch', 'sendmail', 'send_message', 'upload_file', 'upload_fileobj', 'download_file', 'download_fileobj', 'put_object', 'get_object', 'delete_object', 'copy_object', 'publish', 'invoke', 'urlopen']);
 /** SDKs whose client methods are remote calls whatever their name (`repo.create_issue()`, `jira.transition_issue()`). */
 const SDK_MODULES = /^(github|jira|atlassian|slack_sdk|slack|sendgrid|googleapiclient|hubspot|mailchimp3|mailchimp_marketing|twilio|stripe)(\.|$)/;
+/**
+ * OAuth2 client libraries whose clients are often picked at run time (`clients[provider]`), so the
+ * receiver has no type: their request methods count by name in a file that imports the library,
+ * unless the receiver is typed as something else.
+ */
+const OAUTH_MODULES = /^(httpx_oauth)(\.|$)/;
+/** httpx_oauth `BaseOAuth2` methods that send a request (`get_authorization_url` only builds a URL). */
+const OAUTH_REQUESTS = new Set(['get_access_token', 'refresh_token', 'revoke_token', 'get_id_email', 'get_profile']);
 const FILE_FUNCTIONS = /^(builtins\.open|io\.open|os\.fdopen|aiofiles\.open|shutil\.\w+|os\.(remove|unlink|rename|replace|makedirs|mkdir|rmdir))$/;
 const PATH_IO = new Set(['read_text', 'read_bytes', 'write_text', 'write_bytes', 'open', 'unlink', 'touch', 'mkdir', 'rename', 'replace']);
 
@@ -29,7 +37,7 @@ function mayTypeExternal(model: FileModel): boolean {
   let v = TYPED_EXTERNAL.get(model);
   if (v === undefined) {
     v = model.source.includes('open(');
-    if (!v) for (const q of model.imports.values()) if (NETWORK_MODULES.test(q) || SDK_MODULES.test(q) || EXTERNAL_IMPORT.test(q)) { v = true; break; }
+    if (!v) for (const q of model.imports.values()) if (NETWORK_MODULES.test(q) || SDK_MODULES.test(q) || EXTERNAL_IMPORT.test(q) || OAUTH_MODULES.test(q)) { v = true; break; }
     TYPED_EXTERNAL.set(model, v);
   }
   return v;
@@ -56,6 +64,11 @@ export function externalCall(model: FileModel, call: CallInfo): ExternalCall | n
   if (q && FILE_FUNCTIONS.test(q)) return { kind: 'file', what: q.replace(/^builtins\./, '') };
   if (!call.hasReceiver || !mayTypeExternal(model)) return null;
   const t = receiverType(model, call);
+  // Typed as an instance of another class (`@app.auth.TokenStore`): not an OAuth client; a value
+  // picked from a container (`clients.get(name)`, `_clients()[name]`) has no class to say so.
+  if (OAUTH_REQUESTS.has(call.method) && (t?.startsWith('@') ? OAUTH_MODULES.test(t.slice(1)) : importsOAuthClient(model))) {
+    return { kind: 'network', what: `httpx_oauth.OAuth2.${call.method}` };
+  }
   if (!t) return null;
   const head = t.replace(/^@/, '');
   if ((NETWORK_MODULES.test(head) && NETWORK_METHODS.has(call.method)) || (SDK_MODULES.test(head) && (/\(\)/.test(head) || t.startsWith('@')) && /^[a-z]/.test(call.method))) {
@@ -64,4 +77,16 @@ export function externalCall(model: FileModel, call: CallInfo): ExternalCall | n
   if (/^(aiofiles\.open|builtins\.open)\(\)/.test(head) && /^(read|write|readlines|writelines)$/.test(call.method)) return { kind: 'file', what: `file.${call.method}` };
   if (/^(pathlib\.Path|anyio\.Path)/.test(head) && PATH_IO.has(call.method)) return { kind: 'file', what: `Path.${call.method}` };
   return null;
+}
+
+const OAUTH_FILES = new WeakMap<FileModel, boolean>();
+
+/** Does the file import an OAuth2 client library ({@link OAUTH_MODULES})? */
+function importsOAuthClient(model: FileModel): boolean {
+  let v = OAUTH_FILES.get(model);
+  if (v === undefined) {
+    v = [...model.imports.values()].some((q) => OAUTH_MODULES.test(q));
+    OAUTH_FILES.set(model, v);
+  }
+  return v;
 }

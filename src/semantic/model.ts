@@ -1154,6 +1154,24 @@ export function assignmentsTo(model: FileModel, target: string): AssignmentInfo[
 const callsByFunction = new WeakMap<FileModel, Map<number, CallInfo[]>>();
 
 /** Calls of one function's own body (not nested defs), in source order; indexed once per file. */
+/** `lookup('name')`: a dotted function called with one literal identifier-like string (`get_handler('order_save')`). */
+export const NAMED_LOOKUP = /^([A-Za-z_][\w.]*)\((['"])([A-Za-z_]\w*)\2\)$/;
+
+/**
+ * Is the call the lookup of a call of what it returns: `get_handler('x')` in
+ * `get_handler('x')(ctx, data)`? Both start at the same position, where the repo phase looks
+ * site facts up and finds the outer call: facts of the lookup would be read as the outer call's.
+ */
+export function isNamedLookupCallee(model: FileModel, call: CallInfo): boolean {
+  if (call.emptyArgs) return false;
+  // From the text first: a call followed by `(` (most calls are not).
+  const end = call.node.endIndex;
+  if (model.source[end] !== '(' && !/^\s*\(/.test(model.source.slice(end, end + 20))) return false;
+  const p = call.node.parent;
+  if (p?.type !== 'call' || p.childForFieldName('function')?.id !== call.node.id) return false;
+  return NAMED_LOOKUP.test(call.node.text.replace(/\s+/g, ''));
+}
+
 export function callsOf(model: FileModel, fnIndex: number): CallInfo[] {
   return groupedOnce(callsByFunction, model, model.calls, (c) => c.functionIndex).get(fnIndex) ?? [];
 }

@@ -16,7 +16,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
-import { callAt } from '../../../semantic/model.js';
+import { callAt, isNamedLookupCallee } from '../../../semantic/model.js';
 import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
 import { LIBRARY_BULK_WRITES, LIBRARY_READS, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
 import { formattedString } from '../../../discovery/pythonLiterals.js';
@@ -722,7 +722,8 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
   // A call can only pass `obj.id` in a file whose text has one.
   const mayPassIds = model.source.includes('.id');
   for (const call of model.calls) {
-    if (call.functionIndex < 0) continue;
+    // `get_handler('x')` of `get_handler('x')(ctx, row)`: its site facts would be read as the outer call's.
+    if (call.functionIndex < 0 || isNamedLookupCallee(model, call)) continue;
     const at = { line: call.line, column: call.column };
     const op = classifyDbCall(model, call);
     const reload = op?.kind === 'read' ? reloadedParam(model, call, op) : null;

@@ -23,7 +23,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { Effect } from '../../../analysis/summary.js';
-import type { CallInfo, FileModel } from '../../../semantic/model.js';
+import { isNamedLookupCallee, type CallInfo, type FileModel } from '../../../semantic/model.js';
 import { conditionalInFunction } from '../../../semantic/controlFlow.js';
 import { externalCall } from '../../../semantic/externalCalls.js';
 import { notPerRow, perItemLoops } from '../query/semantics.js';
@@ -89,7 +89,8 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile) return effects;
   for (const call of model.calls) {
-    if (call.functionIndex < 0) continue;
+    // `get_handler('x')` of `get_handler('x')(ctx, row)`: its site facts would be read as the outer call's.
+    if (call.functionIndex < 0 || isNamedLookupCallee(model, call)) continue;
     const fn = model.functions[call.functionIndex]!;
     const at = { line: call.line, column: call.column };
     if (call.method === 'commit') {
@@ -112,7 +113,7 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
   for (const region of transactionRegions(model)) {
     for (const call of callsOf(model, region.fnIndex)) {
       const at = call.node.startIndex;
-      if (at < region.from || at >= region.to || call.offloaded || receiverKey(call) === region.session) continue;
+      if (at < region.from || at >= region.to || call.offloaded || receiverKey(call) === region.session || isNamedLookupCallee(model, call)) continue;
       if ((call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName)) || externalCall(model, call)) continue;
       const site: OpenSite = { session: region.session, kind: region.kind, from: region.startLine, to: region.endLine };
       effects[region.fnIndex]!.push({ kind: TXN_OPEN_CALL, what: JSON.stringify(site), line: call.line, column: call.column });

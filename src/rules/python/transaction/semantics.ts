@@ -18,6 +18,7 @@ import { conditionalWithin } from '../../../semantic/controlFlow.js';
 import type { EventSite, ProjectContext } from '../../../discovery/context.js';
 import { classifyDbCall, receiverEvidence } from '../query/dbCalls.js';
 import { callArgs, lastAssignment, loopTargets, unwrap } from '../query/semantics.js';
+import { LIBRARY_READS } from '../../../semantic/repositoryLibrary.js';
 
 export { callArgs, lastAssignment, loopTargets, unwrap, conditionalWithin };
 
@@ -44,8 +45,27 @@ function isDbHandle(model: FileModel, call: CallInfo): boolean {
   if (receiverEvidence(model, call) !== null) return true;
   const key = receiverKey(call);
   if (!key || !SESSION_RECEIVER.test(key)) return false;
+  // A file that works with the project's scoped session (`model.Session.add(...)`) and names a
+  // local `session` (`session = context['session']`) commits that session: it imports no
+  // database library only because the project's own module wraps it.
+  if (usesProjectSession(model)) return true;
   const t = receiverType(model, call);
   return !!t && SESSION_ALIAS.test(t);
+}
+
+const projectSessionFiles = new WeakMap<FileModel, boolean>();
+
+/** Does the file call the project's module-level scoped session (`model.Session.query(...)`, `meta.Session.commit()`)? */
+function usesProjectSession(model: FileModel): boolean {
+  let v = projectSessionFiles.get(model);
+  if (v === undefined) {
+    v = model.scopedSessions.size > 0 && model.calls.some((c) => {
+      const d = c.dottedReceiver;
+      return d !== null && model.scopedSessions.has(d.slice(d.lastIndexOf('.') + 1)) && receiverEvidence(model, c) === 'db';
+    });
+    projectSessionFiles.set(model, v);
+  }
+  return v;
 }
 
 /** `session.commit()`, `conn.commit()` on a database handle (typed, or named like one in a DB file). */
@@ -217,10 +237,20 @@ export function transactionRegions(model: FileModel, fromFirstStatement = false)
     }
   }
   const byFn = new Map<number, CallInfo[]>();
+  // Repository-library services and repositories (a read begins their session's transaction, an
+  // `auto_commit=True` write commits it): only for the spans from the first statement.
+  const libs = fromFirstStatement ? libraryReceivers(model) : NO_LIBRARY_RECEIVERS;
+  const libCall = (c: CallInfo): 'read' | 'commit' | null => {
+    if (!libs.size || !c.hasReceiver) return null;
+    const key = receiverKey(c);
+    if (!key || !libs.get(c.functionIndex)?.has(key)) return null;
+    if (LIBRARY_READS.has(c.method)) return 'read';
+    return LIBRARY_WRITE_METHODS.has(c.method) && autoCommits(c) ? 'commit' : null;
+  };
   for (const c of model.calls) {
     if (c.functionIndex < 0) continue;
     if (c.method !== 'commit' && c.method !== 'rollback' && c.method !== 'flush' && !['add', 'add_all', 'merge', 'delete', 'execute', 'exec', 'scalars', 'scalar', 'update'].includes(c.method)
-      && !(fromFirstStatement && classifyDbCall(model, c))) continue;
+      && !(fromFirstStatement && (classifyDbCall(model, c) || libCall(c)))) continue;
     const list = byFn.get(c.functionIndex);
     if (list) list.push(c);
     else byFn.set(c.functionIndex, [c]);
@@ -230,24 +260,70 @@ export function transactionRegions(model: FileModel, fromFirstStatement = false)
     for (const c of calls) {
       const key = receiverKey(c);
       if (!key) continue;
-      if (isCommitCall(model, c)) {
+      const lib = libCall(c);
+      if (isCommitCall(model, c) || lib === 'commit') {
         const first = open.get(key);
         open.delete(key);
         if (!first) continue;
-        // A commit in a loop the write is not in closes a different unit each time: skip.
-        if (c.loops.some((l) => !first.loops.includes(l))) continue;
+        // A commit in a loop the write is not in closes a different unit each time: skip. A
+        // library read before the loop is another matter: its transaction is open until that
+        // commit, across whatever the first iteration waits on before it.
+        if (c.loops.some((l) => !first.loops.includes(l)) && libCall(first) !== 'read') continue;
+        // A library service is one session's while its `with` lasts and its name is not bound again.
+        if (libCall(first) === 'read' && (first.withs.some((w) => !c.withs.includes(w)) || reboundBetween(model, fnIndex, key, first, c))) continue;
         out.push({
           kind: 'span', start: first.node, commit: c, from: first.node.endIndex, to: c.node.startIndex, fnIndex,
           session: key, startLine: first.line, endLine: c.line,
         });
       } else if (isRollbackCall(model, c)) {
         open.delete(key);
-      } else if (!open.has(key) && (isWriteCall(model, c) || (c.method === 'add_all' && receiverEvidence(model, c)) || (fromFirstStatement && classifyDbCall(model, c)))) {
+      } else if (!open.has(key) && (isWriteCall(model, c) || (c.method === 'add_all' && receiverEvidence(model, c)) || (fromFirstStatement && (classifyDbCall(model, c) || lib === 'read')))) {
         open.set(key, c);
       }
     }
   }
   cache.set(model, out);
+  return out;
+}
+
+/** Is the head name of `key` assigned between two calls of a function (`links = Service(...)` again)? */
+function reboundBetween(model: FileModel, fnIndex: number, key: string, from: CallInfo, to: CallInfo): boolean {
+  const head = key.split('.')[0]!;
+  return model.assignments.some((a) => a.functionIndex === fnIndex && a.target === head && a.node.startIndex > from.node.startIndex && a.node.startIndex < to.node.startIndex);
+}
+
+const NO_LIBRARY_RECEIVERS: ReadonlyMap<number, ReadonlySet<string>> = new Map();
+/** Write methods of the repository library (advanced-alchemy) that take `auto_commit=`. */
+const LIBRARY_WRITE_METHODS = new Set(['add', 'add_many', 'create', 'create_many', 'update', 'update_many', 'upsert', 'upsert_many', 'delete', 'delete_many', 'delete_where']);
+const libraryReceiverCache = new WeakMap<FileModel, Map<number, Set<string>>>();
+
+/** Does a library write pass `auto_commit=` with a value other than `False`? */
+function autoCommits(call: CallInfo): boolean {
+  const kw = callArgs(call.node).keywords.get('auto_commit');
+  return !!kw && kw.text !== 'False';
+}
+
+/**
+ * Per function, the receivers that are a repository library's service or repository by their
+ * own calls: a library write method passed `auto_commit=` (the library's keyword) on the same
+ * receiver (`svc.update(..., auto_commit=True)`). The file cannot type a service another module
+ * provides (`async with provide(...) as (svc,)`); that keyword says what it is.
+ */
+function libraryReceivers(model: FileModel): Map<number, Set<string>> {
+  let out = libraryReceiverCache.get(model);
+  if (out) return out;
+  out = new Map();
+  if (model.source.includes('auto_commit')) {
+    for (const c of model.calls) {
+      if (c.functionIndex < 0 || !c.hasReceiver || !LIBRARY_WRITE_METHODS.has(c.method) || !callArgs(c.node).keywords.has('auto_commit')) continue;
+      const key = receiverKey(c);
+      if (!key) continue;
+      const set = out.get(c.functionIndex);
+      if (set) set.add(key);
+      else out.set(c.functionIndex, new Set([key]));
+    }
+  }
+  libraryReceiverCache.set(model, out);
   return out;
 }
 
