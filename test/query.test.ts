@@ -64,6 +64,15 @@ describe('PA107 query_in_loop', () => {
     expect(at(query, 'loop_domain.py', line('return [author_by_pk(db, i) for i in author_ids]  # advisory'), 'PA107')!.advisory).toBe(true);
   });
 
+  it('a helper that commits makes its loop a per-item workflow (low), also through a lookup by name', async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA107'] }, {}, null);
+    const { result } = await scan(path.join(FIXTURES, 'transaction/action-registry'), config);
+    const file = path.join(FIXTURES, 'transaction/action-registry/app/actions/tickets.py');
+    const f = result.findings.find((x) => x.path === 'app/actions/tickets.py' && x.line === lineOf(file, '_handler("ticket_restamp")(ctx, row)'));
+    expect(f).toMatchObject({ code: 'PA107', severity: 'low' });
+    expect(f!.message).toMatch(/each iteration also writes \(`ticket_restamp: session.commit`\)/);
+  });
+
   it('is low when each iteration also writes on its own: a per-item workflow', () => {
     const line = (text: string) => lineOf(path.join(FIXTURES, 'query/PA107.py'), text);
     const direct = at(query, 'PA107.py', line('Author.email == row["email"]'), 'PA107')!;

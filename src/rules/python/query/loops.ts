@@ -538,6 +538,13 @@ interface LoopFacts {
 const loopFactsCache = new WeakMap<object, LoopFacts>();
 
 /**
+ * The transaction family's effect of a function that commits (transaction/effects.ts
+ * `COMMIT_EFFECT`; named here to keep the families' modules free of a cycle): a commit sends
+ * what the iteration staged, so a helper that commits writes on its own.
+ */
+const TRANSACTION_COMMIT = 'commit';
+
+/**
  * The per-item call sites of the repo and, per loop, whether its iteration writes on its own: in
  * the loop itself, or in a helper called per item. A read in such an iteration is one part of a
  * per-item workflow: its round trips are there anyway, and batching the read alone saves little.
@@ -548,7 +555,7 @@ function loopFacts(graph: CallGraph): LoopFacts {
   const sites = [...siteCalls(graph, LOOP_CALLS)].map((s) => ({ ...s, facts: parseLoopCall(s.site.what) }));
   const writer = (s: SiteCall) => {
     const effects = graph.effectsOfCall(s.ref, s.call, s.to, 'any');
-    return strongReach(effects, FLUSH_EFFECT) ?? strongReach(effects, WRITE_EFFECT);
+    return strongReach(effects, FLUSH_EFFECT) ?? strongReach(effects, WRITE_EFFECT) ?? strongReach(effects, TRANSACTION_COMMIT);
   };
   const byLoop = new Map<string, string | null>();
   const workflow = (file: string, loop: string, inLoop: boolean): string | null => {
