@@ -73,6 +73,14 @@ describe('flag guards', () => {
     expect(leavesFlagOff('a|', 'deep@1+')).toBe(false);
     expect(leavesFlagOff('af|', 'deep@1+')).toBe(true);
     expect(leavesFlagOff('a|deep=f', 'deep@1+')).toBe(true);
+    // The `else` of `if key:` (runs while `key` stays unset): off when the call passes a value.
+    expect(leavesFlagOff('aa|', 'key@1-')).toBe(true);
+    expect(leavesFlagOff('a|key', 'key@1-')).toBe(true);
+    expect(leavesFlagOff('a|', 'key@1-')).toBe(false);
+    expect(leavesFlagOff('af|', 'key@1-')).toBe(false);
+    expect(leavesFlagOff('a|key=f', 'key@1-')).toBe(false);
+    expect(leavesFlagOff('ap||>1:key@0', 'key@1-')).toBe(false);
+    expect(leavesFlagOff('aa||*', 'key@1-')).toBe(false);
   });
 
   it('tells which flag of the calling function a call passes on', () => {

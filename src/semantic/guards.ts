@@ -9,7 +9,9 @@
  * `elif`/`else`). A guard is written `name@position`: the parameter's position among those a
  * positional argument can fill (after `self`/`cls` of a method), or -1 when it is keyword-only.
  * A flag that defaults to `True` guards too (`name@position+`): only a call that passes a literal
- * `False`/`None` turns it off.
+ * `False`/`None` turns it off. The other way round, the `elif`/`else` of `if flag:` and the body
+ * of `if not flag:` run only while a flag that defaults off stays unset (`name@position-`): a call
+ * that passes it a value (`rebuild(package_id)`) does not reach them.
  *
  * A flag passes through: `def outer(x, include=False): inner(x, include=include)` runs `inner`'s
  * guarded branch only when `outer`'s own caller turns `include` on. The call records what it
@@ -119,6 +121,15 @@ function guardRegions(model: FileModel, fnIndex: number, flags: Map<string, Flag
     if (flag) {
       const body = node.childForFieldName('consequence');
       if (body) regions.push({ from: body.startIndex, to: body.endIndex, guard: guardOf(flag), node });
+      // `if package_id: <one> else: <all>`: the other branches run only while the flag is unset.
+      const alternative = node.childForFieldName('alternative');
+      if (alternative && !flag.on) regions.push({ from: alternative.startIndex, to: node.endIndex, guard: unsetGuardOf(flag), node });
+    }
+    const negated = negatedName(node.childForFieldName('condition'));
+    const unset = negated ? flags.get(negated) : undefined;
+    if (unset && !unset.on) {
+      const body = node.childForFieldName('consequence');
+      if (body) regions.push({ from: body.startIndex, to: body.endIndex, guard: unsetGuardOf(unset), node });
     }
     const exit = earlyExitOn(node);
     const exitFlag = exit ? flags.get(exit) : undefined;
@@ -151,6 +162,20 @@ export function flagGuard(model: FileModel, node: SyntaxNode, fnIndex: number): 
 
 function guardOf(flag: Flag): string {
   return `${flag.name}@${flag.position}${flag.on ? '+' : ''}`;
+}
+
+/** The guard of code that runs only while a flag that defaults off stays unset (`name@position-`). */
+function unsetGuardOf(flag: Flag): string {
+  return `${flag.name}@${flag.position}-`;
+}
+
+/** The name a condition tests for falsehood: `not flag`; null otherwise. */
+function negatedName(cond: SyntaxNode | null): string | null {
+  let c = cond;
+  while (c?.type === 'parenthesized_expression') c = c.namedChild(0);
+  if (c?.type !== 'not_operator') return null;
+  const operand = c.childForFieldName('argument');
+  return operand?.type === 'identifier' ? operand.text : null;
 }
 
 /**
@@ -229,7 +254,9 @@ export function flagAtCall(passes: string | undefined, guard: string): 'off' | '
   const at = guard.lastIndexOf('@');
   const name = guard.slice(0, at);
   const on = guard.endsWith('+');
-  const position = Number(guard.slice(at + 1, on ? -1 : undefined));
+  const unset = guard.endsWith('-');
+  const position = Number(guard.slice(at + 1, on || unset ? -1 : undefined));
+  if (unset) return unsetAtCall(positional, keywords, rest, name, position);
   const forwards = rest.find((r) => r.startsWith('>'));
   if (forwards) {
     for (const f of forwards.slice(1).split(';')) {
@@ -245,6 +272,18 @@ export function flagAtCall(passes: string | undefined, guard: string): 'off' | '
   }
   if (position >= 0 && position < positional.length) return positional[position] === 'f' ? 'off' : 'on';
   return on ? 'on' : 'off';
+}
+
+/**
+ * A branch that runs while a flag stays unset (`name@position-`): off when the call passes the
+ * flag a value that is not a literal `False`/`None` (`rebuild(package_id)`: the caller names the
+ * one it wants), on otherwise — not passed, passed falsy, or passed on from the caller's own
+ * flag (whose value is not known here).
+ */
+function unsetAtCall(positional: string, keywords: string, rest: string[], name: string, position: number): 'off' | 'on' {
+  if (rest.some((r) => r.startsWith('>'))) return 'on';
+  if (keywords && keywords.split(',').includes(name)) return 'off';
+  return position >= 0 && position < positional.length && positional[position] === 'a' ? 'off' : 'on';
 }
 
 /**
