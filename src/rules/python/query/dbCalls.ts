@@ -814,7 +814,7 @@ export function invariantRead(model: FileModel, call: CallInfo): LoopInfo | null
 }
 
 /** Does any call of the loop's iteration write to the database (a statement, a staged write, a flush, a commit)? */
-const loopWritesDb = perLoop((model, loop) => model.calls.some((c) => {
+export const loopWritesDb = perLoop((model, loop) => model.calls.some((c) => {
   if (c.functionIndex !== loop.functionIndex || !c.loops.includes(loop.index)) return false;
   const op = classifyDbCall(model, c);
   return op ? op.kind !== 'read' : isExplicitFlush(model, c);

@@ -11,7 +11,7 @@ import type { FileRuleContext, RepoRuleContext } from '../../types.js';
 import { callGraphOf, siteCalls, type CallEdge, type CallGraph, type FnRef, type Reach, type SiteCall } from '../../../analysis/callgraph.js';
 import { FN_PROPERTY, UNTYPED } from '../../../analysis/objects.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
-import { ROW_CALL, ROW_QUERY } from './rowCalls.js';
+import { INVARIANT_READ, ROW_CALL, ROW_QUERY } from './rowCalls.js';
 import {
   ARG_DOMAINS, classifyDbCall, FLUSH_EFFECT, loopsDomain, passesItemForeignKey, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
   smallLiteralProduct, WRITE_EFFECT, type DbOp, type DbOpKind, type LoopCallFacts,
@@ -430,6 +430,52 @@ export function reportRowSites(ctx: RepoRuleContext, message: (owner: string, na
 }
 
 const ROW_CALLS = new Set([ROW_CALL]);
+
+/**
+ * `obj.name` read on every iteration of a data loop (`INVARIANT_READ` sites), where `name` is a
+ * property of `obj`'s class whose getter reaches a query and writes nothing: the same query per
+ * item. Every class of that name in the repo that defines the property must be such a one.
+ */
+export function reportInvariantPropertyReads(ctx: RepoRuleContext, message: (getter: string, text: string, what: string) => string): void {
+  const graph = callGraphOf(ctx.index);
+  const sites = [...graph.functionsWithEffects(INVARIANT_READS)];
+  if (!sites.length) return;
+  const byName = methodsNamed(graph);
+  const { workflow } = loopFacts(graph);
+  for (const ref of sites) {
+    const file = graph.fileOf(ref);
+    if (file.isTestFile) continue;
+    for (const site of graph.ownEffects(ref)) {
+      if (site.kind !== INVARIANT_READ) continue;
+      const [name = '', end = '', owner = '', obj = '', loop = '', code = ''] = site.what.split('|');
+      const getters = (byName.get(name) ?? []).filter((d) => (graph.function(d).flags & FN_PROPERTY) !== 0 && graph.function(d).className === owner);
+      if (!getters.length) continue;
+      let reach: Reach | undefined;
+      let ok = true;
+      for (const g of getters) {
+        const effects = graph.effectsOf(g, 'any');
+        const r = effects.get(QUERY_EFFECT);
+        if (!r || r.weak || effects.has(FLUSH_EFFECT) || effects.has(WRITE_EFFECT)) ok = false;
+        reach ??= r;
+      }
+      if (!ok || !reach) continue;
+      const alsoWrites = workflow(file.path, loop, false);
+      const domain = resolveDomain(graph, ref.file, decodeDomain(code), ref);
+      const text = `${obj}.${name}`;
+      ctx.report({
+        path: file.path,
+        location: { line: site.line, column: site.column, endLine: site.line, endColumn: Number(end) },
+        message: message(graph.function(getters[0]!).qualifiedName, text, reach.effect.what) + (alsoWrites !== null ? workflowNote(alsoWrites) : domainNote(domain)),
+        severity: alsoWrites !== null ? 'low' : domainSeverity(domain),
+        function: graph.function(ref).name,
+        chain: graph.chainSteps(reach, { ref, call: { calleeText: text, line: site.line, column: site.column } as SummaryCall }),
+      });
+    }
+  }
+}
+
+const INVARIANT_READS = new Set([INVARIANT_READ]);
+
 
 const callbackCache = new WeakMap<object, CallEdge[]>();
 
