@@ -754,6 +754,8 @@ export interface LoopCallFacts {
   foreignKey: boolean;
   /** How the loops' N grows (semantic/loopDomain.ts); a `call` domain is for the repo phase to resolve. */
   domain: LoopDomain;
+  /** Positions of the positional arguments that are the loop's item itself. */
+  items: number[];
 }
 
 function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[]): string {
@@ -761,7 +763,16 @@ function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[]): stri
   const size = smallLiteralProduct(loops);
   const writes = iterationWriter(model, call, loop) !== null;
   const fk = passesItemForeignKey(model, call, loops);
-  return `${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}|${fk ? 'k' : ''}|${encodeDomain(loopsDomain(model, loops))}`;
+  return `${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}|${fk ? 'k' : ''}|${encodeDomain(loopsDomain(model, loops))}|${itemArguments(model, call, loops).join('.')}`;
+}
+
+/** The positions of the call's positional arguments that are the loop's item (a name the loops bind per iteration). */
+function itemArguments(model: FileModel, call: CallInfo, loops: LoopInfo[]): number[] {
+  const out: number[] = [];
+  callArgs(call.node).positional.forEach((arg, i) => {
+    if (arg.type === 'identifier' && loops.some((l) => perIterationNames(model, l).has(arg.text))) out.push(i);
+  });
+  return out;
 }
 
 /** How the N of these nested loops grows: over rows of a query, over request input, or unknown (semantic/loopDomain.ts). */
@@ -839,8 +850,11 @@ export function iterationWriter(model: FileModel, call: Pick<CallInfo, 'function
 }
 
 export function parseLoopCall(what: string): LoopCallFacts {
-  const [size = '', loop = '', w = '', k = '', domain = ''] = what.split('|');
-  return { size: size === '' ? null : Number(size), loop, writes: w === 'w', foreignKey: k === 'k', domain: decodeDomain(domain) };
+  const [size = '', loop = '', w = '', k = '', domain = '', items = ''] = what.split('|');
+  return {
+    size: size === '' ? null : Number(size), loop, writes: w === 'w', foreignKey: k === 'k', domain: decodeDomain(domain),
+    items: items === '' ? [] : items.split('.').map(Number),
+  };
 }
 
 /** The number of iterations when every loop is a literal collection, else null. */

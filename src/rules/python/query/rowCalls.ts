@@ -32,6 +32,8 @@ export const ROW_QUERY = 'row_query';
  * property whose getter runs a query: the same query once per item, to read once before the loop.
  */
 export const INVARIANT_READ = 'invariant_read';
+/** Site fact: a method call on a parameter of the function (see `paramRowCalls`). */
+export const PARAM_ROW_CALL = 'param_row_call';
 
 /** Methods of builtin values (`r.keys()`, `name.strip()`): never a model's. */
 const BUILTIN_METHODS = /^(append|extend|insert|add|update|pop|setdefault|items|keys|values|copy|format|join|split|strip|lstrip|rstrip|lower|upper|title|replace|startswith|endswith|encode|decode|isoformat|strftime|date|time|timestamp|total_seconds|hex|count|index|sort|reverse|clear|get|read|close|isdigit|isalpha|capitalize)$/;
@@ -43,7 +45,31 @@ export function collectRowFacts(model: FileModel): Effect[][] {
   if (!model.modelClasses.size) return effects;
   rowQueries(model, effects);
   rowSites(model, effects);
+  paramRowCalls(model, effects);
   return effects;
+}
+
+/**
+ * `PARAM_ROW_CALL` sites: `p.name(...)` outside any loop of the function, `p` one of its
+ * parameters (not `self`/`cls`) it has not rebound before the call (`what` = `position|endColumn`,
+ * the position among the arguments a caller passes). The repo phase reports one when the method
+ * is a model's that queries about its own row and a caller calls the function once per item of a
+ * loop, passing the loop's item there: one query per item, made in the helper.
+ */
+function paramRowCalls(model: FileModel, effects: Effect[][]): void {
+  for (const call of model.calls) {
+    const i = call.functionIndex;
+    if (i < 0 || call.loops.length || !call.hasReceiver || call.receiver?.type !== 'identifier') continue;
+    if (call.method.startsWith('_') || BUILTIN_METHODS.test(call.method)) continue;
+    const fn = model.functions[i]!;
+    const offset = fn.className && /^(self|cls)$/.test(fn.params[0]?.name ?? '') ? 1 : 0;
+    const index = fn.params.findIndex((p) => p.name === call.receiver!.text);
+    // Only a typed parameter can resolve the method (the repo phase never goes by name alone).
+    if (index < offset || !fn.params[index]!.annotation) continue;
+    const rebound = lastAssignment(model, call.receiver.text, i, call.line);
+    if (rebound && rebound.functionIndex === i) continue;
+    effects[i]!.push({ kind: PARAM_ROW_CALL, what: `${index - offset}|${call.node.endPosition.column + 1}`, line: call.line, column: call.column });
+  }
 }
 
 /**
