@@ -260,7 +260,7 @@ function calledName(model: FileModel, value: SyntaxNode | null): string | null {
 }
 
 /** The first name of an expression, past `await`, `Optional[`, `Annotated[`, `@`, `^`. */
-const HEAD_NAME = /^(?:await\s+)?(?:(?:typing\.)?(?:Annotated|Optional)\[\s*)?[@^]?([A-Za-z_]\w*)/;
+const HEAD_NAME = /^(?:await\s+)?(?:(?:typing\.)?(?:Annotated|Optional|Union)\[\s*)?[@^]?([A-Za-z_]\w*)/;
 
 function functionObjects(model: FileModel, fn: FunctionInfo): FunctionObjects {
   let flags = 0;

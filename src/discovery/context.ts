@@ -186,7 +186,7 @@ export interface RelationshipInfo {
 export interface ModelInfo {
   name: string;
   table: string | null;
-  /** `declarative`, `sqlmodel`, `mapped` (registry.mapped), `table` (classic Table()). */
+  /** `declarative`, `sqlmodel`, `mapped` (registry.mapped), `imperative` (`map_imperatively`/`mapper`), `table` (classic Table()). */
   kind: string;
   file: string;
   line: number;

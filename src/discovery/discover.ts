@@ -26,7 +26,7 @@ import {
   type TriggerInfo,
 } from './context.js';
 import { discoverStack, firstLine, normalizePath, sortKeys, underDirectories, type ReadFile } from './manifests.js';
-import { isDeclarativeRootBase, pythonFileFacts, type ClassFacts, type HelperCandidate, type ProviderCandidate, type StreamingCandidate, type PythonFileFacts, type SqlString } from './pythonFacts.js';
+import { isDeclarativeRootBase, pythonFileFacts, type ClassFacts, type HelperCandidate, type ImperativeMapping, type ProviderCandidate, type StreamingCandidate, type PythonFileFacts, type SqlString } from './pythonFacts.js';
 import { DYNAMIC, PLACEHOLDER, type LiteralScope } from './pythonLiterals.js';
 
 /** Problems listed per file for SQL that does not parse; the rest are counted in one line. */
@@ -255,7 +255,11 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   // Flask-SQLAlchemy and Flask-AppBuilder: `class Event(db.Model)` where `db = SQLAlchemy(app)`.
   const flaskSqlalchemy = Object.keys(ctx.stack).some((k) => /^flask[-_](sqlalchemy|appbuilder)$/i.test(k))
     || perFile.some(({ facts }) => facts.flaskSqlalchemy);
+  const imperative = perFile.flatMap(({ facts }) => facts.imperative ?? []);
+  const tables = perFile.flatMap(({ facts }) => facts.tables);
   ctx.models.push(...resolveModels(classes, roots, flaskSqlalchemy));
+  ctx.models.push(...imperativeModels(imperative, classes, tables, ctx.models));
+  addBackrefs(ctx.models, classes, imperative);
   if (flaskSqlalchemy) ctx.flaskDbHandles = flaskHandles(classes);
   ctx.sessionProviders = resolveProviders(providers, ctx.sessionFactories.map((f) => f.name).filter((n): n is string => !!n));
   ctx.sessionHelpers = resolveHelpers(helpers, ctx);
@@ -640,6 +644,75 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
     });
   }
   return models;
+}
+
+/**
+ * Classes mapped imperatively (`registry.map_imperatively(Cls, table, properties={...})`,
+ * `mapper(...)`): models of kind `imperative`, declared where the class is, with the table's
+ * name and columns when the table argument names a `Table(...)` of the project.
+ */
+function imperativeModels(mappings: ImperativeMapping[], classes: ClassFacts[], tables: ModelInfo[], known: ModelInfo[]): ModelInfo[] {
+  const short = (n: string) => n.slice(n.lastIndexOf('.') + 1);
+  const byQualified = new Map(classes.map((c) => [c.qualified, c]));
+  const out: ModelInfo[] = [];
+  const seen = new Set<string>();
+  for (const m of mappings) {
+    const name = short(m.cls);
+    const cls = byQualified.get(m.cls) ?? (() => {
+      const c = classes.filter((x) => x.name === name);
+      return c.length === 1 ? c[0] : undefined;
+    })();
+    const key = cls?.qualified ?? m.cls;
+    // The class's `Mapped[...]` annotations say which relationships are one row.
+    for (const r of m.relationships) if (cls && oneRow(cls, r.name)) r.scalar = true;
+    if (seen.has(key)) continue;
+    // Already a declarative model (mapped twice is an error in SQLAlchemy): keep that one.
+    if (cls && known.some((k) => k.name === cls.name && k.file === cls.file)) continue;
+    seen.add(key);
+    const tableVar = m.table ? short(m.table) : null;
+    const sameFile = tables.filter((t) => t.name === tableVar && t.file === m.file);
+    const anyFile = tables.filter((t) => t.name === tableVar);
+    const table = sameFile[0] ?? (anyFile.length === 1 ? anyFile[0] : undefined);
+    out.push({
+      name,
+      table: table?.table ?? null,
+      kind: 'imperative',
+      file: cls?.file ?? m.file,
+      line: cls?.line ?? m.line,
+      columnCount: table?.columnCount ?? 0,
+      relationships: [...m.relationships].sort((a, b) => cmp(a.file, b.file) || a.line - b.line || cmp(a.name, b.name)),
+    });
+  }
+  return out;
+}
+
+/** Is `name` one row of the class: annotated `Mapped["User"]`, or beside a `<name>_id` foreign key? */
+function oneRow(cls: ClassFacts, name: string): boolean {
+  const annotated = cls.mappedAttrs?.[name];
+  if (annotated !== undefined) return annotated;
+  return cls.foreignKeys?.includes(`${name}_id`) ?? false;
+}
+
+/**
+ * `backref="name"` on a relationship adds `name` to the target model: added to every model of
+ * the target's name that does not declare that attribute itself (`back_populates` pairs do).
+ */
+function addBackrefs(models: ModelInfo[], classes: ClassFacts[], mappings: ImperativeMapping[]): void {
+  const backrefs = [...classes.flatMap((c) => c.backrefs ?? []), ...mappings.flatMap((m) => m.backrefs)];
+  if (!backrefs.length) return;
+  const byName = new Map<string, ModelInfo[]>();
+  for (const m of models) if (m.kind !== 'table') byName.set(m.name, [...(byName.get(m.name) ?? []), m]);
+  const classOf = new Map(classes.map((c) => [`${c.file}\0${c.name}`, c]));
+  for (const b of backrefs) {
+    const owner = b.owner.slice(b.owner.lastIndexOf('.') + 1);
+    for (const m of byName.get(owner) ?? []) {
+      if (m.relationships.some((r) => r.name === b.relationship.name)) continue;
+      const cls = classOf.get(`${m.file}\0${m.name}`);
+      const scalar = b.scalar ?? (cls ? oneRow(cls, b.relationship.name) : false);
+      m.relationships.push({ ...b.relationship, ...(scalar ? { scalar: true as const } : {}) });
+    }
+  }
+  for (const m of models) m.relationships.sort((a, b) => cmp(a.file, b.file) || a.line - b.line || cmp(a.name, b.name));
 }
 
 /** A `declared_attr` `__tablename__`: lower-case or snake_case of the class name, maybe plural. */

@@ -110,6 +110,45 @@ export interface ClassFacts {
   relationships: RelationshipInfo[];
   /** Uses 2.0-only API (`Mapped[`, `mapped_column`). */
   modern: boolean;
+  /** Attributes the class's relationships add to their targets (`backref="owner"`). */
+  backrefs?: BackrefFact[];
+  /**
+   * Attributes annotated `Mapped[...]` with no value (set by an imperative mapping or a
+   * backref): true for one row (`Mapped[Optional["User"]]`), false for a collection.
+   */
+  mappedAttrs?: Record<string, boolean>;
+  /** Columns with a foreign key: `author_id = Column(ForeignKey(...))`. */
+  foreignKeys?: string[];
+}
+
+/**
+ * `relationship(Target, backref="name")` (or `backref=backref("name", lazy=...)`): SQLAlchemy
+ * adds the relationship `name` to `Target`, back to the declaring class.
+ */
+export interface BackrefFact {
+  /** The class that gets the attribute, as the forward relationship names it. */
+  owner: string;
+  relationship: RelationshipInfo;
+  /**
+   * One row, or a collection, when the declaration says (`backref("x", uselist=False)`; the
+   * backref of a many-to-one is a collection); null when the owner's annotations must decide.
+   */
+  scalar: boolean | null;
+}
+
+/**
+ * A class mapped imperatively: `registry.map_imperatively(Cls, table, properties={...})` or the
+ * classic `mapper(Cls, table, properties={...})`, the class's relationships in `properties`.
+ */
+export interface ImperativeMapping {
+  /** The class as written, resolved through the file's imports when it can be. */
+  cls: string;
+  /** The table argument as written (`package_table`, `tag.tag_table`). */
+  table: string | null;
+  relationships: RelationshipInfo[];
+  backrefs: BackrefFact[];
+  file: string;
+  line: number;
 }
 
 export interface SqlString {
@@ -137,6 +176,7 @@ export interface PythonFileFacts {
   /** Candidates for the project's streaming responses (see `StreamingCandidate`). */
   streaming?: StreamingCandidate[];
   classes: ClassFacts[];
+  imperative?: ImperativeMapping[];
   /** Module-level names bound to `declarative_base()` / `registry().generate_base()`. */
   declarativeRoots: string[];
   tables: ModelInfo[];
@@ -432,6 +472,9 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
     } else if (m === 'declarative_base' || m === 'generate_base') {
       const name = assignedName(call.node);
       if (name && call.functionIndex < 0) facts.declarativeRoots.push(`${model.moduleName}.${name}`);
+    } else if ((m === 'map_imperatively' || (m === 'mapper' && fromLibrary(call, SQLA, model) && callArgs(call.node).positional.length >= 2)) && !isMigration) {
+      const mapping = imperativeMapping(call, model, scope);
+      if (mapping) (facts.imperative ??= []).push(mapping);
     } else if (m === 'Table' && fromLibrary(call, SQLA, model) && !isMigration) {
       const t = classicTable(call, scope);
       if (t) facts.tables.push(t);
@@ -654,6 +697,92 @@ export function targetFromAnnotation(annotation: string | null): string | null {
   return /^[A-Za-z_][\w.]*$/.test(t) ? t : null;
 }
 
+const RELATIONSHIP_CALLS = new Set(['relationship', 'Relationship', 'dynamic_loader', 'relation']);
+
+/**
+ * A `relationship(...)` call declaring `attr` on the class `owner`: the relationship, and the
+ * attribute its `backref=` adds to the target (lazy `select` unless `backref("x", lazy=...)`
+ * says otherwise). The backref of a collection without `secondary=` is a many-to-one; of a
+ * many-to-one or a many-to-many, a collection (unless `backref("x", uselist=False)`).
+ */
+function relationshipFact(call: SyntaxNode, last: string, attr: string, annotation: string | null, file: string, line: number, scope: LiteralScope, owner: string): { rel: RelationshipInfo; backref: BackrefFact | null } {
+  const args = callArgs(call);
+  const first = args.positional[0] ?? args.keywords.get('argument');
+  let target: string | null = null;
+  if (first) {
+    const s = stringValue(first, scope);
+    if (s !== null) target = s;
+    else if (first.type === 'identifier' || first.type === 'attribute') target = first.text;
+    else if (first.type === 'lambda') target = first.childForFieldName('body')?.text ?? null;
+  }
+  target ??= targetFromAnnotation(annotation);
+  const scalar = args.keywords.get('uselist')?.type === 'false' || scalarAnnotation(annotation);
+  const rel: RelationshipInfo = {
+    name: attr, target, lazy: last === 'dynamic_loader' ? 'dynamic' : lazyOf(args, scope), file, line,
+    ...(scalar ? { scalar: true as const } : {}),
+  };
+  const b = args.keywords.get('backref');
+  if (!b || !target) return { rel, backref: null };
+  let name: string | null = stringValue(b, scope);
+  let lazy = 'select';
+  let backScalar: boolean | null = scalar || args.keywords.has('secondary') ? false : null;
+  if (name === null && b.type === 'call' && /(^|\.)backref$/.test(b.childForFieldName('function')?.text ?? '')) {
+    const bargs = callArgs(b);
+    name = bargs.positional[0] ? stringValue(bargs.positional[0], scope) : null;
+    lazy = lazyOf(bargs, scope);
+    const uselist = bargs.keywords.get('uselist')?.type;
+    if (uselist === 'false') backScalar = true;
+    else if (uselist === 'true') backScalar = false;
+  }
+  if (name === null || !/^[A-Za-z_]\w*$/.test(name)) return { rel, backref: null };
+  return {
+    rel,
+    backref: { owner: target, relationship: { name, target: owner, lazy, file, line }, scalar: backScalar },
+  };
+}
+
+/**
+ * `registry.map_imperatively(Cls, table, properties={...})` / `mapper(Cls, table, properties=...)`:
+ * the class and the relationships of its `properties` (a dict display or `dict(name=...)`).
+ */
+function imperativeMapping(call: CallInfo, model: FileModel, scope: LiteralScope): ImperativeMapping | null {
+  const args = callArgs(call.node);
+  const cls = args.positional[0] ?? args.keywords.get('class_');
+  const table = args.positional[1] ?? args.keywords.get('local_table');
+  if (!cls || (cls.type !== 'identifier' && cls.type !== 'attribute')) return null;
+  const written = cls.text.replace(/\s+/g, '');
+  const short = written.slice(written.lastIndexOf('.') + 1);
+  const out: ImperativeMapping = {
+    cls: resolveImported(model, written) ?? (model.moduleDefs.has(written) ? `${model.moduleName}.${written}` : written),
+    table: table && (table.type === 'identifier' || table.type === 'attribute') ? table.text.replace(/\s+/g, '') : null,
+    relationships: [],
+    backrefs: [],
+    file: model.path,
+    line: call.line,
+  };
+  const props = args.keywords.get('properties') ?? args.positional[2];
+  const entries: [string, SyntaxNode][] = [];
+  if (props?.type === 'dictionary') {
+    for (const pair of props.namedChildren) {
+      if (pair.type !== 'pair') continue;
+      const key = stringValue(pair.childForFieldName('key'), scope);
+      const value = pair.childForFieldName('value');
+      if (key !== null && value) entries.push([key, value]);
+    }
+  } else if (props?.type === 'call' && props.childForFieldName('function')?.text === 'dict') {
+    for (const [key, value] of callArgs(props).keywords) entries.push([key, value]);
+  }
+  for (const [key, value] of entries) {
+    const callee = calleeName(value);
+    const last = callee ? callee.slice(callee.lastIndexOf('.') + 1) : null;
+    if (!last || !RELATIONSHIP_CALLS.has(last)) continue;
+    const { rel, backref } = relationshipFact(value, last, key, null, model.path, value.startPosition.row + 1, scope, short);
+    out.relationships.push(rel);
+    if (backref) out.backrefs.push(backref);
+  }
+  return out;
+}
+
 function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): ClassFacts | null {
   const name = cls.childForFieldName('name')?.text;
   if (!name) return null;
@@ -742,23 +871,11 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
     if (isMapped) facts.modern = true;
     const callee = calleeName(right);
     const last = callee ? callee.slice(callee.lastIndexOf('.') + 1) : null;
-    if (last === 'relationship' || last === 'Relationship' || last === 'dynamic_loader' || last === 'relation') {
+    if (RELATIONSHIP_CALLS.has(last ?? '')) {
       const call = right!.type === 'await' ? right!.namedChild(0)! : right!;
-      const args = callArgs(call);
-      const first = args.positional[0] ?? args.keywords.get('argument');
-      let target: string | null = null;
-      if (first) {
-        const s = stringValue(first, scope);
-        if (s !== null) target = s;
-        else if (first.type === 'identifier' || first.type === 'attribute') target = first.text;
-        else if (first.type === 'lambda') target = first.childForFieldName('body')?.text ?? null;
-      }
-      target ??= targetFromAnnotation(annotation);
-      const scalar = args.keywords.get('uselist')?.type === 'false' || scalarAnnotation(annotation);
-      facts.relationships.push({
-        name: attr, target, lazy: last === 'dynamic_loader' ? 'dynamic' : lazyOf(args, scope), file: facts.file, line: node.startPosition.row + 1,
-        ...(scalar ? { scalar: true as const } : {}),
-      });
+      const { rel, backref } = relationshipFact(call, last!, attr, annotation, facts.file, node.startPosition.row + 1, scope, name);
+      facts.relationships.push(rel);
+      if (backref) (facts.backrefs ??= []).push(backref);
       continue;
     }
     if (last === 'Column' || last === 'mapped_column' || last === 'Field') {
@@ -768,6 +885,7 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
       continue;
     }
     if (isMapped) {
+      if (right === null) (facts.mappedAttrs ??= {})[attr] = scalarAnnotation(annotation);
       if (right === null || last === 'deferred' || last === 'synonym' || last === 'composite' || last === 'query_expression') {
         facts.columns++;
       }
@@ -783,6 +901,7 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
   }
   // `author = relationship(...)` next to `author_id = Column(ForeignKey(...))`: a many-to-one.
   for (const r of facts.relationships) if (!r.scalar && fkColumns.has(`${r.name}_id`)) r.scalar = true;
+  if (fkColumns.size) facts.foreignKeys = [...fkColumns];
   return facts;
 }
 

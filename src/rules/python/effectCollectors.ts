@@ -7,7 +7,7 @@ import type { EffectCollector } from '../../analysis/effects.js';
 import { siteKindsOf } from '../../analysis/effects.js';
 import { collectQueryEffects, INVARIANT_CALL, LOOP_CALL, PASSES_LOADED_ID } from './query/dbCalls.js';
 import { collectResolveFacts, PASSES_HELD_ATTR, RESOLVES_ONE_ATTR } from './query/resolveFacts.js';
-import { collectRowFacts } from './query/rowCalls.js';
+import { collectRowFacts, PARAM_ROW_CALL } from './query/rowCalls.js';
 import { collectDeferredReads } from './query/loops.js';
 import { collectTransactionEffects, TXN_LOOP_CALL, TXN_OPEN_CALL } from './transaction/effects.js';
 import { TXN_RAISE_AFTER, TXN_REQUEST_WRITE, TXN_SCOPE_CALL, TXN_SCOPE_OPEN } from './transaction/libraryWrites.js';
@@ -16,7 +16,7 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   // Query family: `query` / `write` effects and per-item loop call sites (see dbCalls.ts).
   { collect: collectQueryEffects, siteKinds: [LOOP_CALL, INVARIANT_CALL, PASSES_LOADED_ID] },
   { collect: collectResolveFacts, siteKinds: [PASSES_HELD_ATTR, RESOLVES_ONE_ATTR] },
-  { collect: collectRowFacts, siteKinds: [] },
+  { collect: collectRowFacts, siteKinds: [PARAM_ROW_CALL] },
   // PA107 findings whose severity waits for the loop's callers (see loops.ts).
   { collect: collectDeferredReads, siteKinds: [] },
   // Transaction family: `commit` effects and per-item / in-transaction call sites.

@@ -787,6 +787,8 @@ export interface LoopCallFacts {
   readBefore: boolean;
   /** How the loops' N grows (semantic/loopDomain.ts); a `call` domain is for the repo phase to resolve. */
   domain: LoopDomain;
+  /** Positions of the positional arguments that are the loop's item itself. */
+  items: number[];
 }
 
 function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[]): string {
@@ -797,7 +799,7 @@ function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[]): stri
   const domain = loopsDomain(model, loops);
   // Only asked of loops over a request's input (see `LoopCallFacts.readBefore`).
   const before = domain.kind === 'input' && readsBeforeLoop(model, call.functionIndex, loops[0]!);
-  return `${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}|${fk ? 'k' : ''}${before ? 'r' : ''}|${encodeDomain(domain)}`;
+  return `${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}|${fk ? 'k' : ''}${before ? 'r' : ''}|${encodeDomain(domain)}|${itemArguments(model, call, loops).join('.')}`;
 }
 
 /**
@@ -807,6 +809,15 @@ function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[]): stri
 export function readsBeforeLoop(model: FileModel, fnIndex: number, loop: LoopInfo): boolean {
   const start = loop.node.startIndex;
   return model.calls.some((c) => c.functionIndex === fnIndex && c.node.startIndex < start && classifyDbCall(model, c)?.kind === 'read');
+}
+
+/** The positions of the call's positional arguments that are the loop's item (a name the loops bind per iteration). */
+function itemArguments(model: FileModel, call: CallInfo, loops: LoopInfo[]): number[] {
+  const out: number[] = [];
+  callArgs(call.node).positional.forEach((arg, i) => {
+    if (arg.type === 'identifier' && loops.some((l) => perIterationNames(model, l).has(arg.text))) out.push(i);
+  });
+  return out;
 }
 
 /** How the N of these nested loops grows: over rows of a query, over request input, or unknown (semantic/loopDomain.ts). */
@@ -859,7 +870,7 @@ export function invariantRead(model: FileModel, call: CallInfo): LoopInfo | null
 }
 
 /** Does any call of the loop's iteration write to the database (a statement, a staged write, a flush, a commit)? */
-const loopWritesDb = perLoop((model, loop) => model.calls.some((c) => {
+export const loopWritesDb = perLoop((model, loop) => model.calls.some((c) => {
   if (c.functionIndex !== loop.functionIndex || !c.loops.includes(loop.index)) return false;
   const op = classifyDbCall(model, c);
   return op ? op.kind !== 'read' : isExplicitFlush(model, c);
@@ -884,8 +895,11 @@ export function iterationWriter(model: FileModel, call: Pick<CallInfo, 'function
 }
 
 export function parseLoopCall(what: string): LoopCallFacts {
-  const [size = '', loop = '', w = '', k = '', domain = ''] = what.split('|');
-  return { size: size === '' ? null : Number(size), loop, writes: w === 'w', foreignKey: k.includes('k'), readBefore: k.includes('r'), domain: decodeDomain(domain) };
+  const [size = '', loop = '', w = '', k = '', domain = '', items = ''] = what.split('|');
+  return {
+    size: size === '' ? null : Number(size), loop, writes: w === 'w', foreignKey: k.includes('k'), readBefore: k.includes('r'), domain: decodeDomain(domain),
+    items: items === '' ? [] : items.split('.').map(Number),
+  };
 }
 
 /** The number of iterations when every loop is a literal collection, else null. */

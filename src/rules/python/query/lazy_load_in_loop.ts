@@ -21,14 +21,25 @@
  * many-to-one (`Mapped["User"]`, `uselist=False`, a `<name>_id` foreign key beside it) is
  * medium: its lazy load is served from the identity map for related rows already loaded; silent
  * when the query picks its rows by target objects the code holds (`Child.parent_id.in_([p.id for
- * p in parents])`, `Child.parent == parent`).
+ * p in parents])`, `Child.parent == parent`) or pins the foreign key to one value
+ * (`Child.parent_id == holder.parent_id`). Options and criteria the chain takes from a local name
+ * (`.options(*opts)`, `.options(strategy)`, `.filter(*criteria)`) are read from that name's
+ * assignments and appends in the function that builds the query.
+ *
+ * Also the items of a row's collection relationship (`for c in parent.children: c.owner`), when
+ * `parent` is a row of a known model (annotated with it, or loaded by a query of the function) and
+ * `children` a collection relationship of that model: the items are rows of its target, and the
+ * query that loaded `parent` (if any) is where an eager option for `children` would be.
+ * Relationships come from class bodies, `registry.map_imperatively(...)`/`mapper(...)`
+ * `properties`, and `backref=` on the other side (discovery).
  */
 import type { ModelInfo, ProjectContext } from '../../../discovery/context.js';
 import { modelsNamed, projectIndex } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
+import { valueTypeOf, type FileModel } from '../../../semantic/model.js';
 import { classOfFunction } from '../../../semantic/classes.js';
-import { rowsSource, selfMember, type SelfRows } from './dbCalls.js';
+import { loadedModel, rowsSource, selfMember, type SelfRows } from './dbCalls.js';
 import { selfOptionsText, selfRowsResolver } from './selfRows.js';
 import { loopTarget, stopsAfter } from './semantics.js';
 
@@ -96,8 +107,80 @@ function targetsHeld(statementText: string, rel: string): boolean {
   return new RegExp(String.raw`\.${rel}_id\s*\.\s*in_\(\s*[[(]?\s*${obj}\.id\s+for\s`).test(statementText)
     || new RegExp(String.raw`\.${rel}_id\s*==\s*${obj}\.id\b(?!\s*[(.\[])`).test(statementText)
     || new RegExp(String.raw`\bfilter_by\([^)]*\b${rel}_id\s*=\s*${obj}\.id\s*[,)]`).test(statementText)
+    // `Child.parent_id == holder.parent_id`: every row has the same parent, one load in all.
+    || new RegExp(String.raw`\.${rel}_id\s*==\s*[a-z_]\w*(?:\.[a-z_]\w*)*(?![\w(.\[])`).test(statementText)
     || new RegExp(String.raw`\.${rel}\s*==\s*[A-Za-z_][\w.]*\s*[,)]`).test(statementText)
     || new RegExp(String.raw`\bfilter_by\([^)]*\b${rel}\s*=\s*[A-Za-z_][\w.]*\s*[,)]`).test(statementText);
+}
+
+/**
+ * The text behind the names a query's chain takes its options or criteria from
+ * (`.options(*opts)`, `.options(strategy)`, `.filter(*criteria)`): their assignments in the
+ * function that builds the query, and what it appends to them.
+ */
+function heldText(model: FileModel, text: string, fnIndex: number): string {
+  const names = new Set<string>();
+  for (const m of text.matchAll(/(?<![*\w.])\*([A-Za-z_]\w*)\b(?!\s*[.(\[])/g)) names.add(m[1]!);
+  for (let at = text.indexOf('.options('); at >= 0; at = text.indexOf('.options(', at + 1)) {
+    // The top-level arguments of the call, split at commas outside brackets.
+    let depth = 0;
+    let start = at + '.options('.length;
+    for (let i = start; i < text.length; i++) {
+      const ch = text[i]!;
+      if (ch === '(' || ch === '[' || ch === '{') depth++;
+      else if ((ch === ')' || ch === ']' || ch === '}') && depth > 0) depth--;
+      else if ((ch === ',' || ch === ')') && depth === 0) {
+        const a = text.slice(start, i).trim();
+        if (/^[A-Za-z_]\w*$/.test(a)) names.add(a);
+        start = i + 1;
+        if (ch === ')') break;
+      }
+    }
+  }
+  names.delete('self');
+  if (!names.size || fnIndex < 0) return '';
+  const parts: string[] = [];
+  for (const a of model.assignments) if (a.functionIndex === fnIndex && names.has(a.target) && a.value) parts.push(a.value.text);
+  for (const c of model.calls) {
+    if (c.functionIndex === fnIndex && c.dottedReceiver && names.has(c.dottedReceiver) && /^(append|extend|insert)$/.test(c.method ?? '')) parts.push(c.node.text);
+  }
+  return parts.join(' ');
+}
+
+/**
+ * `for c in parent.children:` where `parent` is a row of a known model (a parameter or name
+ * annotated with it, or one loaded by a query of the function) and `children` is a collection
+ * relationship of that model: the items are rows of the relationship's target. `text` is the
+ * query that loaded the parent, when there is one, to look for loader options
+ * (`selectinload(Parent.children).joinedload(Child.owner)`).
+ */
+function collectionRows(model: FileModel, project: ProjectContext, rows: SyntaxNode, fnIndex: number, line: number): { entity: string; owner: string; text: string } | null {
+  if (rows.type !== 'attribute' || fnIndex < 0) return null;
+  const recv = rows.childForFieldName('object');
+  const coll = rows.childForFieldName('attribute')?.text;
+  if (recv?.type !== 'identifier' || recv.text === 'self' || !coll) return null;
+  let owner: string | null = null;
+  let text = '';
+  const loaded = rowsSource(model, recv, fnIndex, line);
+  if (loaded) {
+    owner = loaded.entity ?? loadedModel(model, loaded.call, loaded.op);
+    text = loaded.text;
+  } else {
+    const t = valueTypeOf(model, recv.text, fnIndex, line);
+    if (t && /^[\w.]+$/.test(t)) owner = t.slice(t.lastIndexOf('.') + 1);
+  }
+  if (!owner) return null;
+  const owners = modelsNamed(project, model, owner);
+  if (!owners.length) return null;
+  // The attribute must be a collection relationship of every model of that name, with one target.
+  const targets = new Set<string>();
+  for (const m of owners) {
+    const r = m.relationships.find((x) => x.name === coll);
+    if (!r || r.scalar || !r.target) return null;
+    targets.add(r.target.slice(r.target.lastIndexOf('.') + 1));
+  }
+  if (targets.size !== 1) return null;
+  return { entity: [...targets][0]!, owner: `${owner}.${coll}`, text };
 }
 
 export const lazyLoadInLoop: FileRule = {
@@ -108,7 +191,7 @@ export const lazyLoadInLoop: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Lazy-loaded relationship accessed in a loop over ORM rows (hidden N+1)',
-    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. A loop that stops at the first match (`return`/`break` after the read) is not reported.',
+    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it). Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. A loop that stops at the first match (`return`/`break` after the read) is not reported.',
     why: 'Each first access to a lazy relationship emits its own SELECT, once per row: an N+1 that no query in the code shows. Under `AsyncSession` the implicit IO is not allowed at all and raises `MissingGreenlet`.',
     bad: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
     good: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User).options(selectinload(User.jobs)))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
@@ -135,18 +218,29 @@ export const lazyLoadInLoop: FileRule = {
       let viaSelf = resolvers.get(cls ?? '');
       if (!viaSelf) resolvers.set(cls ?? '', (viaSelf = selfRowsResolver(model, cls)));
       const rows = sameRows(t.iterable);
-      const source = rowsSource(model, rows, loop.functionIndex, line, 0, viaSelf);
-      if (!source?.entity) continue;
-      // `.options(*self.opts)`: the options the iterating class (or a subclass) sets; unknown → silent.
-      const options = selfOptionsText(model, cls, source.text);
-      if (options === null) continue;
-      const text = options ? `${source.text} ${options}` : source.text;
-      const lazy = lazyRelationships(modelsNamed(project, model, source.entity));
+      // The items of a row's collection relationship (`for c in parent.children:`), or the rows of a query.
+      const collection = collectionRows(model, project, rows, loop.functionIndex, line);
+      const source = collection ? null : rowsSource(model, rows, loop.functionIndex, line, 0, viaSelf);
+      if (!source?.entity && !collection) continue;
+      let text: string;
+      let entity: string;
+      if (source) {
+        // `.options(*self.opts)`: the options the iterating class (or a subclass) sets; unknown → silent.
+        const options = selfOptionsText(model, cls, source.text);
+        if (options === null) continue;
+        const heldBy = heldText(model, source.text, source.call.functionIndex);
+        text = [source.text, options, heldBy].filter(Boolean).join(' ');
+        entity = source.entity!;
+      } else {
+        text = [collection!.text, heldText(model, collection!.text, loop.functionIndex)].filter(Boolean).join(' ');
+        entity = collection!.entity;
+      }
+      const lazy = lazyRelationships(modelsNamed(project, model, entity));
       for (const rel of [...lazy.keys()]) if (eagerlyLoaded(text, rel) || targetsHeld(text, rel)) lazy.delete(rel);
       if (!lazy.size) continue;
       const iterable = loop.iterable!;
       // Rows loaded in another function (a setup method, a property, a helper): say where.
-      const elsewhere = source.call.functionIndex !== loop.functionIndex ? model.functions[source.call.functionIndex] : undefined;
+      const elsewhere = source && source.call.functionIndex !== loop.functionIndex ? model.functions[source.call.functionIndex] : undefined;
       const held = rows.type === 'attribute' && selfMember(rows) ? `, held in \`${rows.text.replace(/\s+/g, '')}\`` : '';
       const reported = new Set<string>();
       for (const attr of loop.node.descendantsOfType('attribute')) {
@@ -165,8 +259,9 @@ export const lazyLoadInLoop: FileRule = {
         const rel = lazy.get(name)!;
         ctx.report({
           node: attr,
-          message: `\`${t.name}.${name}\` lazy-loads ${source.entity}.${name} once per row of \`${source.op.what}\``
-            + (elsewhere ? ` (line ${source.call.line} in \`${elsewhere.qualifiedName}\`${held}; no eager loader option on the query)` : ' (no eager loader option on the query)')
+          message: `\`${t.name}.${name}\` lazy-loads ${entity}.${name} once per row of \`${source ? source.op.what : rows.text.replace(/\s+/g, '')}\``
+            + (!source ? ` (the collection ${collection!.owner}; no eager loader option for it where the parent is loaded)`
+              : elsewhere ? ` (line ${source.call.line} in \`${elsewhere.qualifiedName}\`${held}; no eager loader option on the query)` : ' (no eager loader option on the query)')
             + (rel.scalar ? `; a many-to-one: one SELECT per distinct ${rel.target ? `\`${rel.target.replace(/^.*\./, '')}\`` : 'related row'} not already in the session` : ''),
           ...(rel.scalar ? { severity: 'medium' as const } : {}),
         });

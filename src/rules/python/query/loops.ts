@@ -11,7 +11,7 @@ import type { FileRuleContext, RepoRuleContext } from '../../types.js';
 import { callGraphOf, siteCalls, type CallEdge, type CallGraph, type FnRef, type Reach, type SiteCall } from '../../../analysis/callgraph.js';
 import { FN_PROPERTY, UNTYPED } from '../../../analysis/objects.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
-import { ROW_CALL, ROW_QUERY } from './rowCalls.js';
+import { INVARIANT_READ, PARAM_ROW_CALL, ROW_CALL, ROW_QUERY } from './rowCalls.js';
 import {
   ARG_DOMAINS, classifyDbCall, FLUSH_EFFECT, readsBeforeLoop, loopsDomain, passesItemForeignKey, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
   smallLiteralProduct, WRITE_EFFECT, type DbOp, type DbOpKind, type LoopCallFacts,
@@ -481,6 +481,94 @@ export function reportLibrarySites(ctx: RepoRuleContext, message: (callee: strin
     }
   }
 }
+
+/**
+ * `obj.name` read on every iteration of a data loop (`INVARIANT_READ` sites), where `name` is a
+ * property of `obj`'s class whose getter reaches a query and writes nothing: the same query per
+ * item. Every class of that name in the repo that defines the property must be such a one.
+ */
+export function reportInvariantPropertyReads(ctx: RepoRuleContext, message: (getter: string, text: string, what: string) => string): void {
+  const graph = callGraphOf(ctx.index);
+  const sites = [...graph.functionsWithEffects(INVARIANT_READS)];
+  if (!sites.length) return;
+  const byName = methodsNamed(graph);
+  const { workflow } = loopFacts(graph);
+  for (const ref of sites) {
+    const file = graph.fileOf(ref);
+    if (file.isTestFile) continue;
+    for (const site of graph.ownEffects(ref)) {
+      if (site.kind !== INVARIANT_READ) continue;
+      const [name = '', end = '', owner = '', obj = '', loop = '', code = ''] = site.what.split('|');
+      const getters = (byName.get(name) ?? []).filter((d) => (graph.function(d).flags & FN_PROPERTY) !== 0 && graph.function(d).className === owner);
+      if (!getters.length) continue;
+      let reach: Reach | undefined;
+      let ok = true;
+      for (const g of getters) {
+        const effects = graph.effectsOf(g, 'any');
+        const r = effects.get(QUERY_EFFECT);
+        if (!r || r.weak || effects.has(FLUSH_EFFECT) || effects.has(WRITE_EFFECT)) ok = false;
+        reach ??= r;
+      }
+      if (!ok || !reach) continue;
+      const alsoWrites = workflow(file.path, loop, false);
+      const domain = resolveDomain(graph, ref.file, decodeDomain(code), ref);
+      const text = `${obj}.${name}`;
+      ctx.report({
+        path: file.path,
+        location: { line: site.line, column: site.column, endLine: site.line, endColumn: Number(end) },
+        message: message(graph.function(getters[0]!).qualifiedName, text, reach.effect.what) + (alsoWrites !== null ? workflowNote(alsoWrites) : domainNote(domain)),
+        severity: alsoWrites !== null ? 'low' : domainSeverity(domain),
+        function: graph.function(ref).name,
+        chain: graph.chainSteps(reach, { ref, call: { calleeText: text, line: site.line, column: site.column } as SummaryCall }),
+      });
+    }
+  }
+}
+
+const INVARIANT_READS = new Set([INVARIANT_READ]);
+
+/**
+ * A helper that calls a querying method of a row it was given (`def render(user): ...
+ * user.count_posts(...)`), called once per item of a loop with that item (`for u in users:
+ * render(u)`): the method's query about its row runs once per item. Reported in the helper, at
+ * the method call, with the first such loop; the method must be a model method whose own body
+ * queries about `self` (`row_query`), resolved through the parameter's type, not by name alone.
+ */
+export function reportParamRowCalls(ctx: RepoRuleContext, message: (text: string, method: string, what: string, helper: string, caller: string, where: string) => string): void {
+  const graph = callGraphOf(ctx.index);
+  const { workflow } = loopFacts(graph);
+  for (const { ref, file, fn, call, to, site } of siteCalls(graph, PARAM_ROW_CALLS)) {
+    if (call.receiverType === UNTYPED || !graph.ownEffects(to).some((e) => e.kind === ROW_QUERY)) continue;
+    const reach = graph.effectsOf(to, 'any').get(QUERY_EFFECT);
+    if (!reach || reach.weak) continue;
+    const [position = '', end = ''] = site.what.split('|');
+    for (const edge of graph.callers(ref)) {
+      if (edge.weak || graph.fileOf(edge.from).isTestFile) continue;
+      const loopSite = graph.ownEffects(edge.from).find((e) => e.kind === LOOP_CALL && e.line === edge.call.line && e.column === edge.call.column);
+      if (!loopSite) continue;
+      const facts = parseLoopCall(loopSite.what);
+      if (!facts.items.includes(Number(position))) continue;
+      const callerFile = graph.fileOf(edge.from);
+      const alsoWrites = workflow(callerFile.path, facts.loop, facts.writes);
+      const domain = resolveDomain(graph, edge.from.file, facts.domain, edge.from);
+      const text = `${call.calleeText}()`;
+      ctx.report({
+        path: file.path,
+        location: { line: site.line, column: site.column, endLine: site.line, endColumn: Number(end) },
+        message: message(text, graph.function(to).qualifiedName, reach.effect.what, fn.name, graph.function(edge.from).qualifiedName, `${callerFile.path}:${edge.call.line}`)
+          + (alsoWrites !== null ? workflowNote(alsoWrites) : domainNote(domain)),
+        severity: alsoWrites !== null ? 'low' : domainSeverity(domain),
+        function: fn.name,
+        chain: graph.chainSteps(reach, { ref, call }),
+      });
+      break;
+    }
+  }
+}
+
+const PARAM_ROW_CALLS = new Set([PARAM_ROW_CALL]);
+
+
 
 const callbackCache = new WeakMap<object, CallEdge[]>();
 

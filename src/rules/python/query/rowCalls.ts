@@ -15,26 +15,138 @@
  * the repo is such a model method (the name decides: one severity lower).
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
-import type { FileModel, LoopInfo } from '../../../semantic/model.js';
+import { valueTypeOf, type FileModel, type LoopInfo } from '../../../semantic/model.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import { classOfFunction } from '../../../semantic/classes.js';
-import { classifyDbCall, isModelClassName, iterationWriter, loopsDomain, rowsSource, smallLiteralProduct } from './dbCalls.js';
+import { classifyDbCall, isModelClassName, iterationWriter, loadedModel, loopsDomain, loopWritesDb, rowsSource, smallLiteralProduct } from './dbCalls.js';
 import { encodeDomain } from '../../../semantic/loopDomain.js';
-import { notPerRow } from './semantics.js';
+import { invariantIn, lastAssignment, notPerRow, repeatsReads, stopsAfter } from './semantics.js';
 
 export const ROW_CALL = 'row_call';
 export const ROW_QUERY = 'row_query';
+/**
+ * Site fact: `obj.name` read (not called, not assigned) on every iteration of a data loop, where
+ * `obj` is typed with a class and nothing the loop does changes it (`what` =
+ * `name|endColumn|Class|object|loop position|domain`). The repo phase reports it when `Class.name` is a
+ * property whose getter runs a query: the same query once per item, to read once before the loop.
+ */
+export const INVARIANT_READ = 'invariant_read';
+/** Site fact: a method call on a parameter of the function (see `paramRowCalls`). */
+export const PARAM_ROW_CALL = 'param_row_call';
 
 /** Methods of builtin values (`r.keys()`, `name.strip()`): never a model's. */
 const BUILTIN_METHODS = /^(append|extend|insert|add|update|pop|setdefault|items|keys|values|copy|format|join|split|strip|lstrip|rstrip|lower|upper|title|replace|startswith|endswith|encode|decode|isoformat|strftime|date|time|timestamp|total_seconds|hex|count|index|sort|reverse|clear|get|read|close|isdigit|isalpha|capitalize)$/;
 
 export function collectRowFacts(model: FileModel): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
-  if (model.isTestFile || !model.modelClasses.size) return effects;
+  if (model.isTestFile) return effects;
+  invariantPropertyReads(model, effects);
+  if (!model.modelClasses.size) return effects;
   rowQueries(model, effects);
   rowSites(model, effects);
+  paramRowCalls(model, effects);
   return effects;
+}
+
+/**
+ * `PARAM_ROW_CALL` sites: `p.name(...)` outside any loop of the function, `p` one of its
+ * parameters (not `self`/`cls`) it has not rebound before the call (`what` = `position|endColumn`,
+ * the position among the arguments a caller passes). The repo phase reports one when the method
+ * is a model's that queries about its own row and a caller calls the function once per item of a
+ * loop, passing the loop's item there: one query per item, made in the helper.
+ */
+function paramRowCalls(model: FileModel, effects: Effect[][]): void {
+  for (const call of model.calls) {
+    const i = call.functionIndex;
+    if (i < 0 || call.loops.length || !call.hasReceiver || call.receiver?.type !== 'identifier') continue;
+    if (call.method.startsWith('_') || BUILTIN_METHODS.test(call.method)) continue;
+    const fn = model.functions[i]!;
+    const offset = fn.className && /^(self|cls)$/.test(fn.params[0]?.name ?? '') ? 1 : 0;
+    const index = fn.params.findIndex((p) => p.name === call.receiver!.text);
+    // Only a typed parameter can resolve the method (the repo phase never goes by name alone).
+    if (index < offset || !fn.params[index]!.annotation) continue;
+    const rebound = lastAssignment(model, call.receiver.text, i, call.line);
+    if (rebound && rebound.functionIndex === i) continue;
+    effects[i]!.push({ kind: PARAM_ROW_CALL, what: `${index - offset}|${call.node.endPosition.column + 1}`, line: call.line, column: call.column });
+  }
+}
+
+/**
+ * `INVARIANT_READ` sites: `obj.name` in the body of a data loop (a `for` body, or a comprehension
+ * nested in it), `obj` a parameter or local typed with a class (an annotation, a constructor, or a
+ * query that loads one model) that the loop does not rebind, in a loop that repeats its reads
+ * unchanged (see `invariantRead`): no early exit, no write to rows or to the database in the file.
+ */
+function invariantPropertyReads(model: FileModel, effects: Effect[][]): void {
+  const source = model.source;
+  for (const loop of model.loops) {
+    if (loop.functionIndex < 0 || loop.kind === 'while' || !repeatsReads(model, loop) || loopWritesDb(model, loop)) continue;
+    const items = new Set(itemNames(loop));
+    const seen = new Set<string>();
+    for (const attr of loop.node.descendantsOfType('attribute')) {
+      // Evaluated per item of this loop and of no loop nested in it.
+      if (perItemLoopOf(model, attr) !== loop) continue;
+      const obj = attr.childForFieldName('object');
+      const name = attr.childForFieldName('attribute')?.text;
+      if (obj?.type !== 'identifier' || !name || name.startsWith('_') || obj.text === 'self' || items.has(obj.text)) continue;
+      const key = `${obj.text}.${name}`;
+      if (seen.has(key)) continue;
+      // Read, not called or assigned: what follows the attribute.
+      FOLLOWS.lastIndex = attr.endIndex;
+      const follows = FOLLOWS.exec(source)?.[1] ?? '';
+      if (follows.startsWith('(') || follows.endsWith('=')) continue;
+      // In this loop's own body, not in a function defined there.
+      if (innermostFunction(model, attr) !== loop.functionIndex) continue;
+      const line = attr.startPosition.row + 1;
+      if (!invariantIn(model, attr, loop) || stopsAfter(attr, loop)) continue;
+      const owner = ownerClass(model, obj.text, loop.functionIndex, loop.node.startPosition.row + 1);
+      if (!owner) continue;
+      seen.add(key);
+      const what = `${name}|${attr.endPosition.column + 1}|${owner}|${obj.text}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${encodeDomain(loopsDomain(model, [loop]))}`;
+      effects[loop.functionIndex]!.push({ kind: INVARIANT_READ, what, line, column: attr.startPosition.column + 1 });
+    }
+  }
+}
+
+/** The innermost loop of the node's function that evaluates `node` once per item (not in its iterable). */
+function perItemLoopOf(model: FileModel, node: SyntaxNode): LoopInfo | null {
+  let best: LoopInfo | null = null;
+  for (const l of model.loops) {
+    if (node.startIndex < l.iterStart || node.endIndex > l.iterEnd) continue;
+    const it = l.iterable;
+    if (it && node.startIndex >= it.startIndex && node.endIndex <= it.endIndex) continue;
+    if (!best || l.iterStart > best.iterStart) best = l;
+  }
+  return best;
+}
+
+/** The function a node is in: the innermost `def` around it, by the file's function list. */
+function innermostFunction(model: FileModel, node: SyntaxNode): number {
+  for (let p: SyntaxNode | null = node.parent; p; p = p.parent) {
+    if (p.type === 'function_definition' || p.type === 'lambda') {
+      if (p.type === 'lambda') return -2;
+      const i = model.functions.findIndex((f) => f.node?.id === p!.id);
+      return i;
+    }
+  }
+  return -1;
+}
+
+/** The class (short name) a name holds before `line`: its annotation or constructor, or the model a query loaded into it. */
+function ownerClass(model: FileModel, name: string, fnIndex: number, line: number): string | null {
+  const a = lastAssignment(model, name, fnIndex, line);
+  const loaded = a?.value ? rowsSource(model, a.value, a.functionIndex, a.line - 1) : null;
+  if (loaded) {
+    // One row (`session.get(M, pk)`, `....first()`), not a list of them.
+    const one = loadedModel(model, loaded.call, loaded.op) !== null && !loaded.op.statement
+      || /\.(first|one|one_or_none|scalar|scalar_one|scalar_one_or_none)\(\s*\)\s*$/.test(a!.value!.text);
+    return one ? loaded.entity ?? loadedModel(model, loaded.call, loaded.op) : null;
+  }
+  const t = valueTypeOf(model, name, fnIndex, line);
+  if (!t || !/^[\w.]+$/.test(t)) return null;
+  const short = t.slice(t.lastIndexOf('.') + 1);
+  return /^[A-Z]/.test(short) ? short : null;
 }
 
 /** `row_query`: a model method whose own body queries about `self`. */
