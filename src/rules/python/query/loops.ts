@@ -426,9 +426,12 @@ export function reportRowSites(ctx: RepoRuleContext, message: (owner: string, na
       const typed = entity ? definers.find((d) => graph.function(d).className === entity) : undefined;
       if (typed ? !rowQuery(typed) : !definers.length || !definers.every(rowQuery)) continue;
       const to = typed ?? definers[0]!;
-      const reach = graph.effectsOf(to, 'any').get(QUERY_EFFECT);
+      const effects = graph.effectsOf(to, 'any');
+      const reach = effects.get(QUERY_EFFECT);
       if (!reach || reach.weak) continue;
-      const alsoWrites = workflow(file.path, facts.loop, facts.writes);
+      // A method that also writes its row (a flush, a statement) is a per-item workflow on its own.
+      const ownWrite = strongReach(effects, FLUSH_EFFECT) ?? strongReach(effects, WRITE_EFFECT);
+      const alsoWrites = ownWrite ? `${graph.function(to).qualifiedName}: ${ownWrite.effect.what}` : workflow(file.path, facts.loop, facts.writes);
       const callee = graph.function(to);
       const text = `${site.what.startsWith('m') ? `${name}()` : name}`;
       // The loop is over rows by construction; only what a request sent bounds it lower.

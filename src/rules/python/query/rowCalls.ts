@@ -212,9 +212,15 @@ function rowSites(model: FileModel, effects: Effect[][]): void {
         FOLLOWS.lastIndex = AFTER_NAME.lastIndex;
         const follows = FOLLOWS.exec(source)?.[1] ?? '';
         let kind: 'm' | 'p';
+        let argsNode: SyntaxNode | null = null;
         if (follows === '()') kind = 'm';
-        else if (follows === '(') continue; // arguments: the argument-based per-item test decides
-        else if (follows.endsWith('=')) continue; // assigned, not read
+        else if (follows === '(') {
+          // Arguments that change per item: the argument-based per-item test decides. Arguments
+          // the loop never changes (`g.descendants(kind='org')`) leave the row as the only thing
+          // that differs between calls: a method about its row, like one with no arguments.
+          kind = 'm';
+          argsNode = null;
+        } else if (follows.endsWith('=')) continue; // assigned, not read
         else kind = 'p';
         if (kind === 'm' && BUILTIN_METHODS.test(name)) continue;
         if (seen.has(`${kind}|${name}`)) continue;
@@ -225,6 +231,10 @@ function rowSites(model: FileModel, effects: Effect[][]): void {
         const attrNode = node.parent;
         const site = { node: attrNode, line: model.lineOf(at) + 1, functionIndex: loop.functionIndex };
         const loops = enclosingLoops(model, loop);
+        if (follows === '(') {
+          argsNode = attrNode.parent?.type === 'call' ? attrNode.parent.childForFieldName('arguments') : null;
+          if (!argsNode || !loops.every((l) => invariantIn(model, argsNode!, l))) continue;
+        }
         if (notPerRow(model, site, loops)) continue;
         seen.add(`${kind}|${name}`);
         const size = smallLiteralProduct(loops);
