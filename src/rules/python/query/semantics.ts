@@ -254,7 +254,7 @@ function smallSelfLiteral(model: FileModel, src: SyntaxNode, loop: LoopInfo): bo
  * (`if field == 'email':`, `elif kind in ('a', 'b'):`)? Then it runs at most once per distinct
  * value, however long the loop: a dispatch on the item, not work per item.
  */
-export function guardedByItemValue(node: SyntaxNode, loop: LoopInfo, names: Set<string>): boolean {
+export function guardedByItemValue(node: SyntaxNode, loop: LoopInfo, names: Set<string>, invariant: (name: string) => boolean = () => false): boolean {
   const body = loop.node.childForFieldName('body');
   if (!body) return false;
   let child: SyntaxNode = node;
@@ -263,17 +263,17 @@ export function guardedByItemValue(node: SyntaxNode, loop: LoopInfo, names: Set<
     // The node must sit in this branch's own block, not in its condition or an `else` after it.
     const consequence = cur.childForFieldName('consequence');
     if (!consequence || consequence.id !== child.id) continue;
-    if (comparesItemToLiteral(cur.childForFieldName('condition'), names)) return true;
+    if (comparesItemToLiteral(cur.childForFieldName('condition'), names, invariant)) return true;
   }
   return false;
 }
 
-function comparesItemToLiteral(cond: SyntaxNode | null, names: Set<string>): boolean {
+function comparesItemToLiteral(cond: SyntaxNode | null, names: Set<string>, invariant: (name: string) => boolean): boolean {
   const c = unwrap(cond);
   if (!c) return false;
   // `a == 'x' and other`: the branch needs every operand of an `and`, so one equality is enough.
   if (c.type === 'boolean_operator' && c.childForFieldName('operator')?.text === 'and') {
-    return comparesItemToLiteral(c.childForFieldName('left'), names) || comparesItemToLiteral(c.childForFieldName('right'), names);
+    return comparesItemToLiteral(c.childForFieldName('left'), names, invariant) || comparesItemToLiteral(c.childForFieldName('right'), names, invariant);
   }
   if (c.type !== 'comparison_operator' || c.namedChildCount !== 2) return false;
   const [a, b] = [unwrap(c.namedChild(0)), unwrap(c.namedChild(1))];
@@ -281,7 +281,14 @@ function comparesItemToLiteral(cond: SyntaxNode | null, names: Set<string>): boo
   const op = c.text.slice(c.namedChild(0)!.endIndex - c.startIndex, c.namedChild(1)!.startIndex - c.startIndex).trim();
   const isItem = (n: SyntaxNode) => n.type === 'identifier' && names.has(n.text);
   const isConst = (n: SyntaxNode) => ['string', 'integer', 'float', 'true', 'false', 'none'].includes(n.type) || /^[A-Z][A-Z0-9_]*(\.[A-Z][A-Z0-9_]*)?$/.test(n.text) || (n.type === 'attribute' && /^[A-Z]\w*\.[A-Za-z_]\w*$/.test(n.text));
-  if (op === '==' || op === 'is') return (isItem(a) && isConst(b)) || (isItem(b) && isConst(a));
+  if (op === '==' || op === 'is') {
+    if ((isItem(a) && isConst(b)) || (isItem(b) && isConst(a))) return true;
+    // `if entry.principal == principal:` — the entry for one key the function was given (a
+    // name the loop never changes): a lookup among the items, not work on each of them.
+    const itemAttr = (n: SyntaxNode) => n.type === 'attribute' && isItem(unwrap(n.childForFieldName('object')) ?? n);
+    const key = (n: SyntaxNode) => n.type === 'identifier' && !names.has(n.text) && invariant(n.text);
+    return (itemAttr(a) && key(b)) || (itemAttr(b) && key(a));
+  }
   if (op === 'in') {
     const small = ['tuple', 'list', 'set'].includes(b.type) && b.namedChildCount <= SMALL_BOUND && b.namedChildren.every(isConst);
     return isItem(a) && small;
@@ -306,7 +313,7 @@ export function notPerRow(model: FileModel, call: { node: SyntaxNode; line: numb
   const inner = loops[loops.length - 1]!;
   if (stopsAfter(call.node, inner)) return true;
   // A dispatch on the item's value (`if field == 'email':`) runs once per distinct value, not per item.
-  if (loops.some((l) => guardedByItemValue(call.node, l, loopTargets(l)))) return true;
+  if (loops.some((l) => guardedByItemValue(call.node, l, loopTargets(l), (name) => !perIterationNames(model, l).has(name)))) return true;
   if (missFallback(model, call.node, inner)) return true;
   return loops.some((l) => keysLookedUpInSmallTable(model, l, call.node));
 }
