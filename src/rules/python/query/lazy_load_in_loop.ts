@@ -183,6 +183,9 @@ function collectionRows(model: FileModel, project: ProjectContext, rows: SyntaxN
   return { entity: [...targets][0]!, owner: `${owner}.${coll}`, text };
 }
 
+/** Why a self-referential many-to-one per row is advisory. */
+const SELF_REFERENCE_EVIDENCE = 'a many-to-one to the rows\' own model: related rows that the same query loaded come from the identity map without SQL';
+
 export const lazyLoadInLoop: FileRule = {
   meta: {
     code: 'PA108',
@@ -257,6 +260,9 @@ export const lazyLoadInLoop: FileRule = {
         // A many-to-one's lazy load looks in the session's identity map first: one SELECT per
         // distinct related row not loaded yet, not always one per row.
         const rel = lazy.get(name)!;
+        // A many-to-one to the loop's own model (a tree's `parent`) loaded by a query of that
+        // model: the parents are often rows the same query loaded, answered by the identity map.
+        const selfReferential = !!source && rel.scalar && !!rel.target && rel.target.replace(/^.*\./, '') === entity.replace(/^.*\./, '');
         ctx.report({
           node: attr,
           message: `\`${t.name}.${name}\` lazy-loads ${entity}.${name} once per row of \`${source ? source.op.what : rows.text.replace(/\s+/g, '')}\``
@@ -264,6 +270,7 @@ export const lazyLoadInLoop: FileRule = {
               : elsewhere ? ` (line ${source.call.line} in \`${elsewhere.qualifiedName}\`${held}; no eager loader option on the query)` : ' (no eager loader option on the query)')
             + (rel.scalar ? `; a many-to-one: one SELECT per distinct ${rel.target ? `\`${rel.target.replace(/^.*\./, '')}\`` : 'related row'} not already in the session` : ''),
           ...(rel.scalar ? { severity: 'medium' as const } : {}),
+          ...(selfReferential ? { advisory: SELF_REFERENCE_EVIDENCE } : {}),
         });
       }
     }
