@@ -408,47 +408,50 @@ export function reportHelperSites(
  */
 export function reportRowSites(ctx: RepoRuleContext, message: (owner: string, name: string, property: boolean, what: string) => string): void {
   const graph = callGraphOf(ctx.index);
-  const sites = [...graph.functionsWithEffects(ROW_CALLS)];
+  const sites = [...ownSites(graph, ROW_CALL)];
   if (!sites.length) return;
   const byName = methodsNamed(graph);
   const { workflow } = loopFacts(graph);
-  for (const ref of sites) {
-    const file = graph.fileOf(ref);
-    if (file.isTestFile) continue;
-    for (const site of graph.ownEffects(ref)) {
-      if (site.kind !== ROW_CALL) continue;
-      const [kind = '', name = '', end = '', entity = ''] = site.what.split('|', 4);
-      const facts = parseLoopCall(site.what.slice(kind.length + name.length + end.length + entity.length + 4));
-      const property = kind === 'p';
-      const definers = (byName.get(name) ?? []).filter((d) => ((graph.function(d).flags & FN_PROPERTY) !== 0) === property);
-      const rowQuery = (d: FnRef) => graph.ownEffects(d).some((e) => e.kind === ROW_QUERY);
-      // The rows' model known from the loop's query: its own method decides.
-      const typed = entity ? definers.find((d) => graph.function(d).className === entity) : undefined;
-      if (typed ? !rowQuery(typed) : !definers.length || !definers.every(rowQuery)) continue;
-      const to = typed ?? definers[0]!;
-      const effects = graph.effectsOf(to, 'any');
-      const reach = effects.get(QUERY_EFFECT);
-      if (!reach || reach.weak) continue;
-      // A method that also writes its row (a flush, a statement) is a per-item workflow on its own.
-      const ownWrite = strongReach(effects, FLUSH_EFFECT) ?? strongReach(effects, WRITE_EFFECT);
-      const alsoWrites = ownWrite ? `${graph.function(to).qualifiedName}: ${ownWrite.effect.what}` : workflow(file.path, facts.loop, facts.writes);
-      const callee = graph.function(to);
-      const text = `${site.what.startsWith('m') ? `${name}()` : name}`;
-      // The loop is over rows by construction; only what a request sent bounds it lower.
-      const input = resolveDomain(graph, ref.file, facts.domain, ref) === 'input';
-      ctx.report({
-        path: file.path,
-        location: { line: site.line, column: site.column, endLine: site.line, endColumn: Number(end) },
-        message: message(callee.qualifiedName, text, property, reach.effect.what) + (alsoWrites !== null ? workflowNote(alsoWrites) : input ? domainNote('input') : ''),
-        severity: alsoWrites !== null || input ? 'low' : typed ? undefined : 'medium',
-        function: graph.function(ref).name,
-        chain: graph.chainSteps(reach, { ref, call: { calleeText: text, line: site.line, column: site.column } as SummaryCall }),
-      });
-    }
+  for (const { ref, file, site } of sites) {
+    const [kind = '', name = '', end = '', entity = ''] = site.what.split('|', 4);
+    const facts = parseLoopCall(site.what.slice(kind.length + name.length + end.length + entity.length + 4));
+    const property = kind === 'p';
+    const definers = (byName.get(name) ?? []).filter((d) => ((graph.function(d).flags & FN_PROPERTY) !== 0) === property);
+    const rowQuery = (d: FnRef) => graph.ownEffects(d).some((e) => e.kind === ROW_QUERY);
+    // The rows' model known from the loop's query: its own method decides.
+    const typed = entity ? definers.find((d) => graph.function(d).className === entity) : undefined;
+    if (typed ? !rowQuery(typed) : !definers.length || !definers.every(rowQuery)) continue;
+    const to = typed ?? definers[0]!;
+    const effects = graph.effectsOf(to, 'any');
+    const reach = effects.get(QUERY_EFFECT);
+    if (!reach || reach.weak) continue;
+    // A method that also writes its row (a flush, a statement) is a per-item workflow on its own.
+    const ownWrite = strongReach(effects, FLUSH_EFFECT) ?? strongReach(effects, WRITE_EFFECT);
+    const alsoWrites = ownWrite ? `${graph.function(to).qualifiedName}: ${ownWrite.effect.what}` : workflow(file.path, facts.loop, facts.writes);
+    const callee = graph.function(to);
+    const text = `${site.what.startsWith('m') ? `${name}()` : name}`;
+    // The loop is over rows by construction; only what a request sent bounds it lower.
+    const input = resolveDomain(graph, ref.file, facts.domain, ref) === 'input';
+    ctx.report({
+      path: file.path,
+      location: { line: site.line, column: site.column, endLine: site.line, endColumn: Number(end) },
+      message: message(callee.qualifiedName, text, property, reach.effect.what) + (alsoWrites !== null ? workflowNote(alsoWrites) : input ? domainNote('input') : ''),
+      severity: alsoWrites !== null || input ? 'low' : typed ? undefined : 'medium',
+      function: graph.function(ref).name,
+      chain: graph.chainSteps(reach, { ref, call: { calleeText: text, line: site.line, column: site.column } as SummaryCall }),
+    });
   }
 }
 
-const ROW_CALLS = new Set([ROW_CALL]);
+
+/** The site facts of one kind recorded in functions outside test files, with their function and file. */
+function* ownSites(graph: CallGraph, kind: string): Generator<{ ref: FnRef; file: ReturnType<CallGraph['fileOf']>; site: Effect }> {
+  for (const ref of graph.functionsWithEffects(new Set([kind]))) {
+    const file = graph.fileOf(ref);
+    if (file.isTestFile) continue;
+    for (const site of graph.ownEffects(ref)) if (site.kind === kind) yield { ref, file, site };
+  }
+}
 
 /**
  * Per-item calls of a repository library's inherited methods on an object of a repo class that
@@ -460,28 +463,23 @@ const ROW_CALLS = new Set([ROW_CALL]);
 export function reportLibrarySites(ctx: RepoRuleContext, message: (callee: string, owner: string, lookupWrite: boolean) => string): void {
   const graph = callGraphOf(ctx.index);
   const { workflow } = loopFacts(graph);
-  for (const ref of graph.functionsWithEffects(LOOP_CALLS)) {
-    const file = graph.fileOf(ref);
-    if (file.isTestFile) continue;
-    for (const site of graph.ownEffects(ref)) {
-      if (site.kind !== LOOP_CALL) continue;
-      const call = graph.callAt(ref.file, site.line, site.column);
-      if (!call?.method) continue;
-      const lookupWrite = LIBRARY_LOOKUP_WRITES.has(call.method);
-      if (!lookupWrite && !LIBRARY_READS.has(call.method)) continue;
-      const owner = libraryReceiver(graph, ref.file, call);
-      if (!owner) continue;
-      const facts = parseLoopCall(site.what);
-      const alsoWrites = lookupWrite ? null : workflow(file.path, facts.loop, facts.writes);
-      const domain = resolveDomain(graph, ref.file, facts.domain, ref);
-      ctx.report({
-        path: file.path,
-        location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-        message: message(call.calleeText, owner, lookupWrite) + (alsoWrites !== null ? workflowNote(alsoWrites) : domainNote(domain)),
-        severity: lookupWrite || alsoWrites !== null ? 'low' : domainSeverity(domain),
-        function: graph.function(ref).name,
-      });
-    }
+  for (const { ref, file, site } of ownSites(graph, LOOP_CALL)) {
+    const call = graph.callAt(ref.file, site.line, site.column);
+    if (!call?.method) continue;
+    const lookupWrite = LIBRARY_LOOKUP_WRITES.has(call.method);
+    if (!lookupWrite && !LIBRARY_READS.has(call.method)) continue;
+    const owner = libraryReceiver(graph, ref.file, call);
+    if (!owner) continue;
+    const facts = parseLoopCall(site.what);
+    const alsoWrites = lookupWrite ? null : workflow(file.path, facts.loop, facts.writes);
+    const domain = resolveDomain(graph, ref.file, facts.domain, ref);
+    ctx.report({
+      path: file.path,
+      location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+      message: message(call.calleeText, owner, lookupWrite) + (alsoWrites !== null ? workflowNote(alsoWrites) : domainNote(domain)),
+      severity: lookupWrite || alsoWrites !== null ? 'low' : domainSeverity(domain),
+      function: graph.function(ref).name,
+    });
   }
 }
 
@@ -492,43 +490,37 @@ export function reportLibrarySites(ctx: RepoRuleContext, message: (callee: strin
  */
 export function reportInvariantPropertyReads(ctx: RepoRuleContext, message: (getter: string, text: string, what: string) => string): void {
   const graph = callGraphOf(ctx.index);
-  const sites = [...graph.functionsWithEffects(INVARIANT_READS)];
+  const sites = [...ownSites(graph, INVARIANT_READ)];
   if (!sites.length) return;
   const byName = methodsNamed(graph);
   const { workflow } = loopFacts(graph);
-  for (const ref of sites) {
-    const file = graph.fileOf(ref);
-    if (file.isTestFile) continue;
-    for (const site of graph.ownEffects(ref)) {
-      if (site.kind !== INVARIANT_READ) continue;
-      const [name = '', end = '', owner = '', obj = '', loop = '', code = ''] = site.what.split('|');
-      const getters = (byName.get(name) ?? []).filter((d) => (graph.function(d).flags & FN_PROPERTY) !== 0 && graph.function(d).className === owner);
-      if (!getters.length) continue;
-      let reach: Reach | undefined;
-      let ok = true;
-      for (const g of getters) {
-        const effects = graph.effectsOf(g, 'any');
-        const r = effects.get(QUERY_EFFECT);
-        if (!r || r.weak || effects.has(FLUSH_EFFECT) || effects.has(WRITE_EFFECT)) ok = false;
-        reach ??= r;
-      }
-      if (!ok || !reach) continue;
-      const alsoWrites = workflow(file.path, loop, false);
-      const domain = resolveDomain(graph, ref.file, decodeDomain(code), ref);
-      const text = `${obj}.${name}`;
-      ctx.report({
-        path: file.path,
-        location: { line: site.line, column: site.column, endLine: site.line, endColumn: Number(end) },
-        message: message(graph.function(getters[0]!).qualifiedName, text, reach.effect.what) + (alsoWrites !== null ? workflowNote(alsoWrites) : domainNote(domain)),
-        severity: alsoWrites !== null ? 'low' : domainSeverity(domain),
-        function: graph.function(ref).name,
-        chain: graph.chainSteps(reach, { ref, call: { calleeText: text, line: site.line, column: site.column } as SummaryCall }),
-      });
+  for (const { ref, file, site } of sites) {
+    const [name = '', end = '', owner = '', obj = '', loop = '', code = ''] = site.what.split('|');
+    const getters = (byName.get(name) ?? []).filter((d) => (graph.function(d).flags & FN_PROPERTY) !== 0 && graph.function(d).className === owner);
+    if (!getters.length) continue;
+    let reach: Reach | undefined;
+    let ok = true;
+    for (const g of getters) {
+      const effects = graph.effectsOf(g, 'any');
+      const r = effects.get(QUERY_EFFECT);
+      if (!r || r.weak || effects.has(FLUSH_EFFECT) || effects.has(WRITE_EFFECT)) ok = false;
+      reach ??= r;
     }
+    if (!ok || !reach) continue;
+    const alsoWrites = workflow(file.path, loop, false);
+    const domain = resolveDomain(graph, ref.file, decodeDomain(code), ref);
+    const text = `${obj}.${name}`;
+    ctx.report({
+      path: file.path,
+      location: { line: site.line, column: site.column, endLine: site.line, endColumn: Number(end) },
+      message: message(graph.function(getters[0]!).qualifiedName, text, reach.effect.what) + (alsoWrites !== null ? workflowNote(alsoWrites) : domainNote(domain)),
+      severity: alsoWrites !== null ? 'low' : domainSeverity(domain),
+      function: graph.function(ref).name,
+      chain: graph.chainSteps(reach, { ref, call: { calleeText: text, line: site.line, column: site.column } as SummaryCall }),
+    });
   }
 }
 
-const INVARIANT_READS = new Set([INVARIANT_READ]);
 
 /**
  * A helper that calls a querying method of a row it was given (`def render(user): ...
