@@ -68,7 +68,33 @@ export const countViaLen: FileRule = {
       if (FETCH_ALL.has(inner.method) && inner.receiver && positionalArgs(arg).length === 0) source = inner.receiver;
       else if (inner.qualifiedName === 'builtins.list') source = positionalArgs(arg)[0] ?? null;
       if (!source || !isQueryResult(model, source, call.functionIndex, call.line)) continue;
-      ctx.report({ node: call.node, message: `\`${short(call.node, 60)}\` fetches every row only to count them` });
+      const pinned = pinnedBy(queryText(model, source, call.functionIndex, call.line));
+      ctx.report({
+        node: call.node,
+        message: `\`${short(call.node, 60)}\` fetches every row only to count them`,
+        ...(pinned ? { advisory: `the query's filters pin ${pinned}: 0 or a few rows, so counting them in Python costs little (\`exists()\` or \`.first() is not None\` says the intent)` } : {}),
+      });
     }
   },
 };
+
+/** The text of the query a name holds (its last assignment, one step), or of the expression itself. */
+function queryText(model: FileModel, source: SyntaxNode, fnIndex: number, line: number): string {
+  if (source.type !== 'identifier') return source.text;
+  const a = lastAssignment(model, source.text, fnIndex, line);
+  return a?.value ? a.value.text : source.text;
+}
+
+/**
+ * What the query's equality filters pin, or null: the primary key (`Model.id == x`, `id=x`), or
+ * two id columns at once (`Member.group_id == g` and `Member.user_id == u`, one association's
+ * rows). A query filtered like that returns at most a handful of rows.
+ */
+function pinnedBy(text: string): string | null {
+  const columns = new Set<string>();
+  for (const m of text.matchAll(/\.([A-Za-z_]\w*)\s*==(?!=)/g)) columns.add(m[1]!);
+  for (const f of text.matchAll(/\bfilter_by\s*\(([^()]*)\)/g)) for (const k of f[1]!.matchAll(/\b([A-Za-z_]\w*)\s*=(?!=)/g)) columns.add(k[1]!);
+  if (columns.has('id')) return 'the primary key';
+  const ids = [...columns].filter((c) => /_id$/.test(c));
+  return ids.length >= 2 ? `two id columns (\`${ids.slice(0, 2).join('`, `')}\`)` : null;
+}
