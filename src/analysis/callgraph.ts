@@ -81,6 +81,10 @@ export interface CallGraph {
   ownEffects(ref: FnRef): Effect[];
   /** For each effect kind the function has or reaches: the shortest chain. */
   effectsOf(ref: FnRef, mode?: PropagationMode): Map<string, Reach>;
+  /** `effectsOf(ref, mode).get(kind)` without building the chains of the other kinds. */
+  effectOf(ref: FnRef, kind: string, mode?: PropagationMode): Reach | undefined;
+  /** Does the function have or reach an effect of `kind` (no chain built)? */
+  reaches(ref: FnRef, kind: string, mode?: PropagationMode): boolean;
   /**
    * What calling `to` from `call` (a call site of `from`) reaches: `effectsOf(to)` without what
    * only runs in a branch of `to` guarded by a flag parameter this call leaves at its falsy
@@ -661,6 +665,15 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     return result;
   }
 
+  function effectOf(ref: FnRef, kind: string, mode: PropagationMode = 'sync'): Reach | undefined {
+    const way = propagate(mode).first[idOf(ref)]?.get(kind);
+    return way ? reachOf(ref, kind, way) : undefined;
+  }
+
+  function reaches(ref: FnRef, kind: string, mode: PropagationMode = 'sync'): boolean {
+    return propagate(mode).first[idOf(ref)]?.has(kind) ?? false;
+  }
+
   /**
    * Does a caller of `from` (outside tests) turn on `from`'s own flag `guard`? True when none is
    * known (the function may be called from anywhere) or one passes it, or passes it on again.
@@ -731,6 +744,8 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     callers: (r) => incoming[idOf(r)] ?? NO_EDGES,
     ownEffects: (r) => own[idOf(r)]!,
     effectsOf,
+    effectOf,
+    reaches,
     effectsOfCall,
     chainNames(reach: Reach): string[] {
       return [...reach.steps.map((s) => files[s.fn.file]!.functions[s.fn.fn]!.qualifiedName), reach.effect.what];

@@ -77,7 +77,7 @@ export const enginePerRequest: RepoRule = {
       }
       const seen = new Set<string>();
       for (const edge of graph.callees(ref)) {
-        const reach = graph.effectsOf(edge.to, 'any').get(KIND);
+        const reach = graph.effectOf(edge.to, KIND, 'any');
         if (!reach) continue;
         const key = `${edge.call.line}:${edge.call.column}`;
         if (seen.has(key)) continue;

@@ -534,7 +534,7 @@ export function reportParamRowCalls(ctx: RepoRuleContext, message: (text: string
   const { workflow } = loopFacts(graph);
   for (const { ref, file, fn, call, to, site } of siteCalls(graph, PARAM_ROW_CALLS)) {
     if (call.receiverType === UNTYPED || !graph.ownEffects(to).some((e) => e.kind === ROW_QUERY)) continue;
-    const reach = graph.effectsOf(to, 'any').get(QUERY_EFFECT);
+    const reach = graph.effectOf(to, QUERY_EFFECT, 'any');
     if (!reach || reach.weak) continue;
     const [position = '', end = ''] = site.what.split('|');
     for (const edge of graph.callers(ref)) {
@@ -702,7 +702,7 @@ function paramDomain(graph: CallGraph, fn: FnRef, position: number): 'rows' | 'i
 }
 
 function queries(graph: CallGraph, ref: FnRef): boolean {
-  const reach = graph.effectsOf(ref, 'any').get(QUERY_EFFECT);
+  const reach = graph.effectOf(ref, QUERY_EFFECT, 'any');
   return reach !== undefined && !reach.weak;
 }
 

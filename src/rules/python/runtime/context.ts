@@ -81,9 +81,8 @@ export function reportEventLoopChains(
     const seen = new Set<string>();
     for (const edge of graph.callees(ref)) {
       if (!edge.sync) continue;
-      const effects = graph.effectsOf(edge.to, 'sync');
-      const reach = effects.get(kind);
-      if (!reach || coveredBy.some((k) => effects.has(k))) continue;
+      if (!graph.reaches(edge.to, kind, 'sync') || coveredBy.some((k) => graph.reaches(edge.to, k, 'sync'))) continue;
+      const reach = graph.effectOf(edge.to, kind, 'sync')!;
       const key = `${edge.call.line}:${edge.call.column}`;
       if (seen.has(key)) continue;
       seen.add(key);

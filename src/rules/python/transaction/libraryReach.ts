@@ -44,7 +44,7 @@ export function libraryReach(graph: CallGraph): LibraryReach {
     if (list.length && list.length <= 6) byNameCalls.add(call);
     return list.length <= 6 ? list : [];
   };
-  const mayCommit = (refs: FnRef[]) => refs.some((r) => graph.effectsOf(r, 'any').has('commit_may'));
+  const mayCommit = (refs: FnRef[]) => refs.some((r) => graph.reaches(r, 'commit_may', 'any'));
   // Classes the project builds with `auto_commit=True`: their writes commit.
   const autoCommitted = new Set<string>();
   for (const f of graph.functionsWithEffects(new Set([CTOR_AUTOCOMMIT]))) for (const e of graph.ownEffects(f)) if (e.kind === CTOR_AUTOCOMMIT) autoCommitted.add(e.what);
@@ -57,7 +57,7 @@ export function libraryReach(graph: CallGraph): LibraryReach {
   const anyFlushOnly = !graph.functionsWithEffects(new Set([FLUSH_ONLY_WRITE]))[Symbol.iterator]().next().done;
   const flushOnly = (refs: FnRef[]): Reach | null => {
     if (!anyFlushOnly || !refs.length || mayCommit(refs)) return null;
-    const reaches = refs.map((r) => graph.effectsOf(r, 'any').get(FLUSH_ONLY_WRITE));
+    const reaches = refs.map((r) => graph.effectOf(r, FLUSH_ONLY_WRITE, 'any'));
     return reaches.every((r) => r && !committingClass(r)) ? reaches[0]! : null;
   };
   // A receiver typed as a class of the repo that derives from the library's repository or service.

@@ -127,7 +127,7 @@ export const missingCommit: FileRule & RepoRule = {
         const provider = graph.resolveQualified(site.provider);
         // A provider the graph cannot see may commit; one that commits (after `yield`, or
         // through a helper) owns the commit; a handler that reaches any commit may commit it.
-        if (!provider || graph.effectsOf(provider, 'any').has(MAY_COMMIT_EFFECT) || graph.effectsOf(ref, 'any').has(MAY_COMMIT_EFFECT)) continue;
+        if (!provider || graph.reaches(provider, MAY_COMMIT_EFFECT, 'any') || graph.reaches(ref, MAY_COMMIT_EFFECT, 'any')) continue;
         const providerName = graph.function(provider).name;
         ctx.report({
           path: file.path,
@@ -502,7 +502,7 @@ function lostLibraryWrites(ctx: RepoRuleContext, graph: CallGraph): void {
         // exception is thrown into it at the `yield`); one that never commits is the request
         // scope's finding above; the Litestar plugin commits on a 2xx only, or never.
         const provider = site.session.provider === 'plugin' ? null : graph.resolveQualified(site.session.provider);
-        if (site.session.provider !== 'plugin' && (!provider || !graph.effectsOf(provider, 'any').has(MAY_COMMIT_EFFECT) || graph.ownEffects(provider).some((x) => x.kind === COMMITS_ALWAYS))) continue;
+        if (site.session.provider !== 'plugin' && (!provider || !graph.reaches(provider, MAY_COMMIT_EFFECT, 'any') || graph.ownEffects(provider).some((x) => x.kind === COMMITS_ALWAYS))) continue;
         done.add(site.raiseLine!);
         const scope = site.session.provider === 'plugin'
           ? 'the session Litestar\'s SQLAlchemy plugin injects is committed only after a successful response (the `autocommit` handler rolls back any other status, the default one never commits)'

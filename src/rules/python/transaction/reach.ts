@@ -20,7 +20,7 @@ export function reportInTransactionCalls(
   const graph = callGraphOf(ctx.index);
   const always = alwaysOnly ? alwaysReaches(graph, kind) : null;
   for (const { ref, file, fn, site, call, to } of siteCalls(graph, TXN_OPEN_CALLS)) {
-    const reach = graph.effectsOf(to, 'any').get(kind);
+    const reach = graph.effectOf(to, kind, 'any');
     if (!reach || (always && !always(to))) continue;
     const open = JSON.parse(site.what) as OpenSite;
     const weak = reach.weak || call.receiverType === UNTYPED;

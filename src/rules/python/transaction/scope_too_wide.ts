@@ -134,7 +134,7 @@ function requestTransactionWaits(ctx: RepoRuleContext): void {
     const file = graph.fileOf(ref);
     const where = `after \`${w.what}()\` (line ${w.line}) wrote through the request's session, whose transaction the request scope commits only once the handler has returned`;
     const direct = own.find((e) => e.kind === NETWORK_EFFECT && open(e));
-    const edge = graph.callees(ref).find((e) => open(e.call) && graph.effectsOf(e.to, 'any').has(NETWORK_EFFECT));
+    const edge = graph.callees(ref).find((e) => open(e.call) && graph.reaches(e.to, NETWORK_EFFECT, 'any'));
     if (direct && (!edge || before(direct, edge.call))) {
       const call = graph.callAt(ref.file, direct.line, direct.column);
       ctx.report({
@@ -147,7 +147,7 @@ function requestTransactionWaits(ctx: RepoRuleContext): void {
         function: fn.name,
       });
     } else if (edge) {
-      const reach = graph.effectsOf(edge.to, 'any').get(NETWORK_EFFECT)!;
+      const reach = graph.effectOf(edge.to, NETWORK_EFFECT, 'any')!;
       const weak = reach.weak || edge.weak || edge.call.receiverType === UNTYPED;
       ctx.report({
         path: file.path,
