@@ -3,7 +3,8 @@ import type { CallInfo, FileModel, FunctionInfo, FunctionRole } from '../../../s
 import { effectiveRole } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { RepoRuleContext } from '../../types.js';
-import { callGraphOf } from '../../../analysis/callgraph.js';
+import { callGraphOf, type CallEdge, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
+import type { Effect } from '../../../analysis/summary.js';
 
 export interface AsyncCallSite {
   call: CallInfo;
@@ -48,6 +49,25 @@ export function severityByRole(model: FileModel, fnIndex: number, table: Record<
  * file rule's; an effect that only the repo phase could decide (`pending`, e.g. a session
  * from a provider in another module) is reported here even when it is direct.
  */
+const NO_EFFECTS: readonly Effect[] = [];
+const edgesMemo = new WeakMap<CallGraph, { ref: FnRef; edges: CallEdge[] }[]>();
+
+/**
+ * The async functions (outside tests) that have effects or synchronous call edges, with those
+ * edges: what the event-loop chains walk, once per graph for all the rules that ask.
+ */
+function asyncSyncEdges(graph: CallGraph): { ref: FnRef; edges: CallEdge[] }[] {
+  let list = edgesMemo.get(graph);
+  if (list) return list;
+  list = [];
+  for (const ref of graph.asyncFunctions()) {
+    const edges = graph.callees(ref).filter((e) => e.sync);
+    if (edges.length || graph.ownEffects(ref).length) list.push({ ref, edges });
+  }
+  edgesMemo.set(graph, list);
+  return list;
+}
+
 export function reportEventLoopChains(
   ctx: RepoRuleContext,
   kind: string,
@@ -61,11 +81,13 @@ export function reportEventLoopChains(
   recommendationOf?: (what: string) => string,
 ): void {
   const graph = callGraphOf(ctx.index);
-  for (const ref of graph.asyncFunctions()) {
+  // Async functions with an effect of this kind of their own (most have none).
+  const own = new Set<FnRef>(graph.functionsWithEffects(new Set([kind])));
+  for (const { ref, edges } of asyncSyncEdges(graph)) {
     const file = graph.fileOf(ref);
     const fn = graph.function(ref);
     const sev = severity[fn.effectiveRole];
-    for (const e of graph.ownEffects(ref)) {
+    for (const e of own.has(ref) ? graph.ownEffects(ref) : NO_EFFECTS) {
       if (e.kind !== kind || !e.pending) continue;
       const call = graph.callAt(ref.file, e.line, e.column);
       if (!call) continue;
@@ -79,13 +101,12 @@ export function reportEventLoopChains(
       });
     }
     const seen = new Set<string>();
-    for (const edge of graph.callees(ref)) {
-      if (!edge.sync) continue;
+    for (const edge of edges) {
       if (!graph.reaches(edge.to, kind, 'sync') || coveredBy.some((k) => graph.reaches(edge.to, k, 'sync'))) continue;
-      const reach = graph.effectOf(edge.to, kind, 'sync')!;
       const key = `${edge.call.line}:${edge.call.column}`;
       if (seen.has(key)) continue;
       seen.add(key);
+      const reach = graph.effectOf(edge.to, kind, 'sync')!;
       const names = [fn.qualifiedName, ...graph.chainNames(reach)];
       const chain = graph.chainSteps(reach, { ref, call: edge.call });
       // A chain through a call resolved by the method's name alone is a weaker claim.
