@@ -32,10 +32,18 @@
  * query that loaded `parent` (if any) is where an eager option for `children` would be.
  * Relationships come from class bodies, `registry.map_imperatively(...)`/`mapper(...)`
  * `properties`, and `backref=` on the other side (discovery).
+ *
+ * Repo phase: `for c in self.event.children:` in a method whose class (or a base class, maybe of
+ * another module) sets `self.event` to one row of a model (`Event.get(id)`,
+ * `Event.query.filter_by(...).first()`, an annotation `event: Event`): the items are rows of the
+ * collection's target. A path with loader options (`.options(...)`: which is not recorded) is
+ * left alone, and so is a value that is no model's row.
  */
 import type { ModelInfo, ProjectContext } from '../../../discovery/context.js';
 import { modelsNamed, projectIndex } from '../../projectFacts.js';
-import type { FileRule, FileRuleContext } from '../../types.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import type { Effect } from '../../../analysis/summary.js';
+import { callGraphOf, type CallGraph } from '../../../analysis/callgraph.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { valueTypeOf, type FileModel } from '../../../semantic/model.js';
 import { classOfFunction } from '../../../semantic/classes.js';
@@ -183,7 +191,137 @@ function collectionRows(model: FileModel, project: ProjectContext, rows: SyntaxN
   return { entity: [...targets][0]!, owner: `${owner}.${coll}`, text };
 }
 
-export const lazyLoadInLoop: FileRule = {
+/**
+ * Site fact for the repo phase: `for c in self.<attr>.<coll>:` in a method, where the file
+ * cannot say what `self.<attr>` holds (a base class of another file sets it). `what` =
+ * `attr|coll|item|reads`, `reads` the item's attributes read in the loop (`name@line:column:endColumn`,
+ * comma-separated; not assigned, not in a find-first search). The repo phase types `self.<attr>`
+ * through the class's bases (their `self.<attr> = …`) and reports the reads of lazy
+ * relationships of the collection's target model.
+ */
+export const HELD_COLLECTION_LOOP = 'held_collection_loop';
+
+export function collectHeldCollectionLoops(model: FileModel): Effect[][] {
+  const effects: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile || !model.modelClasses.size) return effects;
+  for (const loop of model.loops) {
+    if (loop.kind === 'while' || loop.functionIndex < 0) continue;
+    const t = loopTarget(loop);
+    if (!t) continue;
+    const rows = sameRows(t.iterable);
+    // `self.<attr>.<coll>`
+    if (rows.type !== 'attribute') continue;
+    const held = rows.childForFieldName('object');
+    const coll = rows.childForFieldName('attribute')?.text;
+    const attr = held?.type === 'attribute' && held.childForFieldName('object')?.text === 'self' ? held.childForFieldName('attribute')?.text : null;
+    if (!attr || !coll || attr.startsWith('__') || coll.startsWith('__')) continue;
+    const cls = classOfFunction(model, loop.functionIndex);
+    if (!cls) continue;
+    // What the file can follow (rows the class's own code loads) is the file rule's.
+    if (rowsSource(model, rows, loop.functionIndex, loop.node.startPosition.row + 1, 0, selfRowsResolver(model, cls))) continue;
+    const reads: string[] = [];
+    const seen = new Set<string>();
+    const iterable = loop.iterable!;
+    for (const a of loop.node.descendantsOfType('attribute')) {
+      if (a.startIndex < loop.iterStart || a.startIndex >= loop.iterEnd) continue;
+      if (a.startIndex >= iterable.startIndex && a.endIndex <= iterable.endIndex) continue;
+      const obj = a.childForFieldName('object');
+      const name = a.childForFieldName('attribute')?.text ?? '';
+      if (obj?.type !== 'identifier' || obj.text !== t.name || !name || name.startsWith('_') || seen.has(name)) continue;
+      const parent = a.parent;
+      if (parent?.type === 'assignment' && parent.childForFieldName('left')?.id === a.id) continue;
+      if (parent?.type === 'call' && parent.childForFieldName('function')?.id === a.id) continue;
+      if (stopsAfter(a, loop)) continue;
+      seen.add(name);
+      reads.push(`${name}@${a.startPosition.row + 1}:${a.startPosition.column + 1}:${a.endPosition.column + 1}`);
+    }
+    if (!reads.length) continue;
+    effects[loop.functionIndex]!.push({
+      kind: HELD_COLLECTION_LOOP,
+      what: `${attr}|${coll}|${t.name}|${reads.join(',')}`,
+      line: loop.node.startPosition.row + 1,
+      column: loop.node.startPosition.column + 1,
+    });
+  }
+  return effects;
+}
+
+/** A row accessor at the end of a type path: `Model.get()`, `Model.query.filter_by().first()`. */
+const ONE_ROW = /^([A-Za-z_][\w.]*?)(?:\.query(?:\.\w+\(\))*)?\.(get|get_or_404|first|first_or_404|one|one_or_none|scalar_one|scalar_one_or_none)\(\)$/;
+
+/**
+ * The model a `self.<attr>` type path holds one row of: `@app.models.Event` (an annotation), or
+ * a row accessor on the model (`app.models.Event.get()`, `Event.query.filter_by().first()`).
+ * Null when the path carries loader options (`.options()`: which ones is not in the path) or
+ * names no model class of the project.
+ */
+function heldRowModel(graph: CallGraph, project: ProjectContext, path: string): ModelInfo | null {
+  if (/\.options\(\)/.test(path)) return null;
+  let classPath: string | null = null;
+  if (/^@[A-Za-z_][\w.]*$/.test(path)) classPath = path.slice(1);
+  else classPath = ONE_ROW.exec(path)?.[1] ?? null;
+  if (!classPath) return null;
+  const v = graph.resolveType(classPath);
+  if (!v || v.kind === 'function') return null;
+  const file = graph.index.files[v.cls.file]!.path;
+  return project.models.find((m) => m.name === v.cls.cls.name && m.file === file) ?? null;
+}
+
+/** PA108's repo phase: the item loops of `HELD_COLLECTION_LOOP` sites. */
+function reportHeldCollectionLoops(ctx: RepoRuleContext): void {
+  const graph = callGraphOf(ctx.index);
+  const sites = [...graph.functionsWithEffects(HELD_LOOPS)];
+  if (!sites.length) return;
+  const byName = projectIndex(ctx.project).modelsByName;
+  for (const ref of sites) {
+    const file = graph.fileOf(ref);
+    if (file.isTestFile) continue;
+    const classes = graph.selfClasses(ref);
+    if (!classes.length) continue;
+    for (const site of graph.ownEffects(ref)) {
+      if (site.kind !== HELD_COLLECTION_LOOP) continue;
+      const [attr = '', coll = '', item = '', readList = ''] = site.what.split('|');
+      // The first class of the MRO whose code sets `self.<attr>` decides what it holds.
+      let path: string | undefined;
+      let setter = '';
+      for (const c of classes) {
+        const hit = c.cls.attrs.find(([n]) => n === attr);
+        if (hit) {
+          path = hit[1];
+          setter = c.cls.name;
+          break;
+        }
+      }
+      if (!path) continue;
+      const owner = heldRowModel(graph, ctx.project, path);
+      const rel = owner?.relationships.find((r) => r.name === coll);
+      if (!owner || !rel || rel.scalar || !rel.target) continue;
+      const entity = rel.target.slice(rel.target.lastIndexOf('.') + 1);
+      const lazy = lazyRelationships(byName.get(entity) ?? []);
+      if (!lazy.size) continue;
+      for (const read of readList.split(',')) {
+        const m = /^(\w+)@(\d+):(\d+):(\d+)$/.exec(read);
+        if (!m) continue;
+        const info = lazy.get(m[1]!);
+        if (!info) continue;
+        const line = Number(m[2]);
+        ctx.report({
+          path: file.path,
+          location: { line, column: Number(m[3]), endLine: line, endColumn: Number(m[4]) },
+          message: `\`${item}.${m[1]}\` lazy-loads ${entity}.${m[1]} once per row of \`self.${attr}.${coll}\``
+            + ` (the collection ${owner.name}.${coll} of the ${owner.name} row that \`${setter}\` keeps in \`self.${attr}\`; no eager loader option for it where that row is loaded)`
+            + (info.scalar ? `; a many-to-one: one SELECT per distinct ${info.target ? `\`${info.target.replace(/^.*\./, '')}\`` : 'related row'} not already in the session` : ''),
+          ...(info.scalar ? { severity: 'medium' as const } : {}),
+          function: graph.function(ref).name,
+        });
+      }
+    }
+  }
+}
+
+const HELD_LOOPS: ReadonlySet<string> = new Set([HELD_COLLECTION_LOOP]);
+
+export const lazyLoadInLoop: FileRule & RepoRule = {
   meta: {
     code: 'PA108',
     check: 'lazy_load_in_loop',
@@ -191,7 +329,7 @@ export const lazyLoadInLoop: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Lazy-loaded relationship accessed in a loop over ORM rows (hidden N+1)',
-    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it). Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. A loop that stops at the first match (`return`/`break` after the read) is not reported.',
+    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it), or is a row the class or a base class (of any module) keeps on `self` (`self.event = Event.get(event_id)` in the setup method of a base handler, and `for c in self.event.contributions:` in a subclass; a parent loaded with `.options(...)` is left alone). Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. A loop that stops at the first match (`return`/`break` after the read) is not reported.',
     why: 'Each first access to a lazy relationship emits its own SELECT, once per row: an N+1 that no query in the code shows. Under `AsyncSession` the implicit IO is not allowed at all and raises `MissingGreenlet`.',
     bad: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
     good: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User).options(selectinload(User.jobs)))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
@@ -267,5 +405,8 @@ export const lazyLoadInLoop: FileRule = {
         });
       }
     }
+  },
+  checkRepo(ctx: RepoRuleContext): void {
+    reportHeldCollectionLoops(ctx);
   },
 };
