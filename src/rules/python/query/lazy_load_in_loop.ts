@@ -33,6 +33,11 @@
  * Relationships come from class bodies, `registry.map_imperatively(...)`/`mapper(...)`
  * `properties`, and `backref=` on the other side (discovery).
  *
+ * Rows a helper of the file returns (`rows = pick(parent, ids)`), when its returns are a query of
+ * one model (at least one) and otherwise the items of a collection relationship that points at
+ * that model wherever a relationship of that name is declared (`[c for c in parent.children if
+ * …]`): each branch's rows are that model's.
+ *
  * Repo phase: `for c in self.event.children:` in a method whose class (or a base class, maybe of
  * another module) sets `self.event` to one row of a model (`Event.get(id)`,
  * `Event.query.filter_by(...).first()`, an annotation `event: Event`): the items are rows of the
@@ -48,8 +53,8 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import { valueTypeOf, type FileModel } from '../../../semantic/model.js';
 import { classOfFunction } from '../../../semantic/classes.js';
 import { loadedModel, rowsSource, selfMember, type SelfRows } from './dbCalls.js';
-import { selfOptionsText, selfRowsResolver } from './selfRows.js';
-import { loopTarget, stopsAfter } from './semantics.js';
+import { returnsOf, selfOptionsText, selfRowsResolver } from './selfRows.js';
+import { lastAssignment, loopTarget, stopsAfter, unwrap } from './semantics.js';
 
 const LAZY = new Set(['select', 'dynamic', 'true', 'True']);
 const LOADER_OPTION = /\b(selectinload|joinedload|subqueryload|immediateload|contains_eager|raiseload|noload|defaultload)\s*\(/;
@@ -321,6 +326,74 @@ function reportHeldCollectionLoops(ctx: RepoRuleContext): void {
 
 const HELD_LOOPS: ReadonlySet<string> = new Set([HELD_COLLECTION_LOOP]);
 
+/**
+ * `rows = helper(...)` (or the call itself), `helper` a function of the file whose every return
+ * is rows of one model: a query of it (at least one return), or the items of a collection
+ * relationship (`parent.children`, `[c for c in parent.children if …]`, `sorted(...)` of either)
+ * that every model declaring a relationship of that name points at that model. `text`: the
+ * queries' text, for their loader options (a collection's parent is loaded elsewhere).
+ */
+function helperRows(model: FileModel, project: ProjectContext, rows: SyntaxNode, fnIndex: number, line: number): { entity: string; text: string; helper: string; sources: string[] } | null {
+  let node = unwrap(rows);
+  if (node?.type === 'identifier') {
+    const a = lastAssignment(model, node.text, fnIndex, line);
+    if (!a || a.functionIndex !== fnIndex || a.fromWith) return null;
+    node = unwrap(a.value);
+  }
+  if (node?.type !== 'call') return null;
+  const callee = unwrap(node.childForFieldName('function'));
+  if (callee?.type !== 'identifier' || model.imports.has(callee.text)) return null;
+  const defs = model.functions.filter((f) => f.parent < 0 && !f.className && f.name === callee.text);
+  if (defs.length !== 1) return null;
+  const helper = defs[0]!;
+  const resolver = selfRowsResolver(model, null);
+  let entity: string | null = null;
+  const texts: string[] = [];
+  const sources: string[] = [];
+  const collections: string[] = [];
+  const returns = returnsOf(helper);
+  if (!returns.length) return null;
+  for (const r of returns) {
+    const value = r.namedChild(0);
+    if (!value) return null;
+    const s = rowsSource(model, value, helper.index, r.startPosition.row + 1, 0, resolver);
+    if (s?.entity) {
+      if (entity && entity !== s.entity) return null;
+      entity = s.entity;
+      texts.push(s.text);
+      sources.push(`\`${s.op.what}\``);
+      continue;
+    }
+    if (s) return null;
+    const coll = collectionItems(value);
+    if (!coll) return null;
+    collections.push(coll.name);
+    sources.push(`the items of \`${coll.text}\``);
+  }
+  if (!entity) return null;
+  for (const name of collections) {
+    const rels = project.models.flatMap((m) => m.relationships.filter((r) => r.name === name));
+    if (!rels.length || rels.some((r) => r.scalar || !r.target || r.target.slice(r.target.lastIndexOf('.') + 1) !== entity)) return null;
+  }
+  return { entity, text: texts.join(' '), helper: helper.name, sources };
+}
+
+/** `parent.children`, `[c for c in parent.children if …]`, `sorted(…)`/`list(…)` of either: the relationship's name. */
+function collectionItems(value: SyntaxNode): { name: string; text: string } | null {
+  let node = unwrap(value);
+  if (node?.type === 'call') node = unwrap(sameRows(node) === node ? null : sameRows(node));
+  if (node && /^(list_comprehension|generator_expression|set_comprehension)$/.test(node.type)) {
+    const clauses = node.namedChildren.filter((c) => c.type === 'for_in_clause');
+    const body = node.childForFieldName('body');
+    const left = clauses[0]?.childForFieldName('left');
+    if (clauses.length !== 1 || left?.type !== 'identifier' || body?.text !== left.text) return null;
+    node = unwrap(clauses[0]!.childForFieldName('right'));
+  }
+  if (node?.type !== 'attribute' || node.childForFieldName('object')?.type !== 'identifier') return null;
+  const name = node.childForFieldName('attribute')?.text;
+  return name ? { name, text: node.text } : null;
+}
+
 export const lazyLoadInLoop: FileRule & RepoRule = {
   meta: {
     code: 'PA108',
@@ -329,7 +402,7 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Lazy-loaded relationship accessed in a loop over ORM rows (hidden N+1)',
-    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it), or is a row the class or a base class (of any module) keeps on `self` (`self.event = Event.get(event_id)` in the setup method of a base handler, and `for c in self.event.contributions:` in a subclass; a parent loaded with `.options(...)` is left alone). Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. A loop that stops at the first match (`return`/`break` after the read) is not reported.',
+    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it), or is a row the class or a base class (of any module) keeps on `self` (`self.event = Event.get(event_id)` in the setup method of a base handler, and `for c in self.event.contributions:` in a subclass; a parent loaded with `.options(...)` is left alone). A function of the file whose returns are a query of one model or the items of a relationship collection of it (`return Child.query.filter(...).all()` in one branch, `return [c for c in parent.children if c.active]` in another) gives rows of that model. Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. A loop that stops at the first match (`return`/`break` after the read) is not reported.',
     why: 'Each first access to a lazy relationship emits its own SELECT, once per row: an N+1 that no query in the code shows. Under `AsyncSession` the implicit IO is not allowed at all and raises `MissingGreenlet`.',
     bad: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
     good: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User).options(selectinload(User.jobs)))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
@@ -359,10 +432,15 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
       // The items of a row's collection relationship (`for c in parent.children:`), or the rows of a query.
       const collection = collectionRows(model, project, rows, loop.functionIndex, line);
       const source = collection ? null : rowsSource(model, rows, loop.functionIndex, line, 0, viaSelf);
-      if (!source?.entity && !collection) continue;
+      // Rows a helper of the file returns from a query or a relationship of one model.
+      const helped = collection || source ? null : helperRows(model, project, rows, loop.functionIndex, line);
+      if (!source?.entity && !collection && !helped) continue;
       let text: string;
       let entity: string;
-      if (source) {
+      if (helped) {
+        text = helped.text;
+        entity = helped.entity;
+      } else if (source) {
         // `.options(*self.opts)`: the options the iterating class (or a subclass) sets; unknown → silent.
         const options = selfOptionsText(model, cls, source.text);
         if (options === null) continue;
@@ -398,7 +476,8 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
         ctx.report({
           node: attr,
           message: `\`${t.name}.${name}\` lazy-loads ${entity}.${name} once per row of \`${source ? source.op.what : rows.text.replace(/\s+/g, '')}\``
-            + (!source ? ` (the collection ${collection!.owner}; no eager loader option for it where the parent is loaded)`
+            + (helped ? ` (the rows \`${helped.helper}\` returns: ${helped.sources.join(' or ')}; no eager loader option for it)`
+              : !source ? ` (the collection ${collection!.owner}; no eager loader option for it where the parent is loaded)`
               : elsewhere ? ` (line ${source.call.line} in \`${elsewhere.qualifiedName}\`${held}; no eager loader option on the query)` : ' (no eager loader option on the query)')
             + (rel.scalar ? `; a many-to-one: one SELECT per distinct ${rel.target ? `\`${rel.target.replace(/^.*\./, '')}\`` : 'related row'} not already in the session` : ''),
           ...(rel.scalar ? { severity: 'medium' as const } : {}),
