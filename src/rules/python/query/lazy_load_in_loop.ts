@@ -42,7 +42,10 @@
  * another module) sets `self.event` to one row of a model (`Event.get(id)`,
  * `Event.query.filter_by(...).first()`, an annotation `event: Event`): the items are rows of the
  * collection's target. A path with loader options (`.options(...)`: which is not recorded) is
- * left alone, and so is a value that is no model's row.
+ * left alone, and so is a value that is no model's row. Likewise `for r in self.jobs:` where a
+ * base class of another module sets `self.jobs = Job.query.filter(...).all()` (a Flask-SQLAlchemy
+ * query chain without options): its collections only, as the criteria (which may pin a
+ * many-to-one to rows already held) are not in the type path.
  */
 import type { ModelInfo, ProjectContext } from '../../../discovery/context.js';
 import { modelsNamed, projectIndex } from '../../projectFacts.js';
@@ -197,8 +200,9 @@ function collectionRows(model: FileModel, project: ProjectContext, rows: SyntaxN
 }
 
 /**
- * Site fact for the repo phase: `for c in self.<attr>.<coll>:` in a method, where the file
- * cannot say what `self.<attr>` holds (a base class of another file sets it). `what` =
+ * Site fact for the repo phase: `for c in self.<attr>.<coll>:` (or `for r in self.<attr>:`, `coll`
+ * empty, when the file never assigns `self.<attr>`) in a method, where the file cannot say what
+ * `self.<attr>` holds (a base class of another file sets it). `what` =
  * `attr|coll|item|reads`, `reads` the item's attributes read in the loop (`name@line:column:endColumn`,
  * comma-separated; not assigned, not in a find-first search). The repo phase types `self.<attr>`
  * through the class's bases (their `self.<attr> = …`) and reports the reads of lazy
@@ -214,14 +218,22 @@ export function collectHeldCollectionLoops(model: FileModel): Effect[][] {
     const t = loopTarget(loop);
     if (!t) continue;
     const rows = sameRows(t.iterable);
-    // `self.<attr>.<coll>`
+    // `self.<attr>.<coll>`, or `self.<attr>` (rows: `coll` empty)
     if (rows.type !== 'attribute') continue;
     const held = rows.childForFieldName('object');
-    const coll = rows.childForFieldName('attribute')?.text;
-    const attr = held?.type === 'attribute' && held.childForFieldName('object')?.text === 'self' ? held.childForFieldName('attribute')?.text : null;
-    if (!attr || !coll || attr.startsWith('__') || coll.startsWith('__')) continue;
+    let coll = rows.childForFieldName('attribute')?.text;
+    let attr = held?.type === 'attribute' && held.childForFieldName('object')?.text === 'self' ? held.childForFieldName('attribute')?.text : null;
+    if (!attr && held?.type === 'identifier' && held.text === 'self') {
+      attr = coll;
+      coll = '';
+    }
+    if (!attr || coll === undefined || attr.startsWith('__') || coll.startsWith('__')) continue;
     const cls = classOfFunction(model, loop.functionIndex);
     if (!cls) continue;
+    // `self.items += more`: rows from elsewhere too. Rows the file's own classes assign are the file rule's.
+    const target = `self.${attr}`;
+    if (model.augAssignments.some((g) => g.target === target)) continue;
+    if (!coll && model.assignments.some((a) => a.target === target)) continue;
     // What the file can follow (rows the class's own code loads) is the file rule's.
     if (rowsSource(model, rows, loop.functionIndex, loop.node.startPosition.row + 1, 0, selfRowsResolver(model, cls))) continue;
     const reads: string[] = [];
@@ -272,6 +284,23 @@ function heldRowModel(graph: CallGraph, project: ProjectContext, path: string): 
   return project.models.find((m) => m.name === v.cls.cls.name && m.file === file) ?? null;
 }
 
+/** Query-chain steps that keep a query's rows and add no loader option (`.options()` is left out: which is not in the path). */
+const ROWS_CHAIN = /^([A-Za-z_][\w.]*?)\.query((?:\.(?:filter|filter_by|where|with_parent|order_by|join|outerjoin|distinct|limit|offset|all)\(\))*)$/;
+
+/**
+ * The model whose rows a `self.<attr>` type path holds: a Flask-SQLAlchemy query chain on it
+ * (`app.models.Job.query.filter().order_by().all()`), without loader options. The criteria are
+ * not in the path, so whether they pin a many-to-one's key is unknown: `collectionsOnly`.
+ */
+function heldRowsModel(graph: CallGraph, project: ProjectContext, path: string): ModelInfo | null {
+  const m = ROWS_CHAIN.exec(path);
+  if (!m) return null;
+  const v = graph.resolveType(m[1]!);
+  if (!v || v.kind !== 'class') return null;
+  const file = graph.index.files[v.cls.file]!.path;
+  return project.models.find((x) => x.name === v.cls.cls.name && x.file === file) ?? null;
+}
+
 /** PA108's repo phase: the item loops of `HELD_COLLECTION_LOOP` sites. */
 function reportHeldCollectionLoops(ctx: RepoRuleContext): void {
   const graph = callGraphOf(ctx.index);
@@ -298,11 +327,23 @@ function reportHeldCollectionLoops(ctx: RepoRuleContext): void {
         }
       }
       if (!path) continue;
-      const owner = heldRowModel(graph, ctx.project, path);
-      const rel = owner?.relationships.find((r) => r.name === coll);
-      if (!owner || !rel || rel.scalar || !rel.target) continue;
-      const entity = rel.target.slice(rel.target.lastIndexOf('.') + 1);
+      let entity: string;
+      let where: string;
+      if (coll) {
+        const owner = heldRowModel(graph, ctx.project, path);
+        const rel = owner?.relationships.find((r) => r.name === coll);
+        if (!owner || !rel || rel.scalar || !rel.target) continue;
+        entity = rel.target.slice(rel.target.lastIndexOf('.') + 1);
+        where = `the collection ${owner.name}.${coll} of the ${owner.name} row that \`${setter}\` keeps in \`self.${attr}\`; no eager loader option for it where that row is loaded`;
+      } else {
+        const rowsOf = heldRowsModel(graph, ctx.project, path);
+        if (!rowsOf) continue;
+        entity = rowsOf.name;
+        where = `the \`${entity}.query\` rows that \`${setter}\` keeps in \`self.${attr}\`; no eager loader option on that query`;
+      }
       const lazy = lazyRelationships(byName.get(entity) ?? []);
+      // Rows a query picked by criteria the path does not show: a many-to-one may be pinned to held rows.
+      if (!coll) for (const [name, info] of [...lazy]) if (info.scalar) lazy.delete(name);
       if (!lazy.size) continue;
       for (const read of readList.split(',')) {
         const m = /^(\w+)@(\d+):(\d+):(\d+)$/.exec(read);
@@ -313,8 +354,7 @@ function reportHeldCollectionLoops(ctx: RepoRuleContext): void {
         ctx.report({
           path: file.path,
           location: { line, column: Number(m[3]), endLine: line, endColumn: Number(m[4]) },
-          message: `\`${item}.${m[1]}\` lazy-loads ${entity}.${m[1]} once per row of \`self.${attr}.${coll}\``
-            + ` (the collection ${owner.name}.${coll} of the ${owner.name} row that \`${setter}\` keeps in \`self.${attr}\`; no eager loader option for it where that row is loaded)`
+          message: `\`${item}.${m[1]}\` lazy-loads ${entity}.${m[1]} once per row of \`self.${attr}${coll ? `.${coll}` : ''}\` (${where})`
             + (info.scalar ? `; a many-to-one: one SELECT per distinct ${info.target ? `\`${info.target.replace(/^.*\./, '')}\`` : 'related row'} not already in the session` : ''),
           ...(info.scalar ? { severity: 'medium' as const } : {}),
           function: graph.function(ref).name,
@@ -402,7 +442,7 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Lazy-loaded relationship accessed in a loop over ORM rows (hidden N+1)',
-    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it), or is a row the class or a base class (of any module) keeps on `self` (`self.event = Event.get(event_id)` in the setup method of a base handler, and `for c in self.event.contributions:` in a subclass; a parent loaded with `.options(...)` is left alone). A function of the file whose returns are a query of one model or the items of a relationship collection of it (`return Child.query.filter(...).all()` in one branch, `return [c for c in parent.children if c.active]` in another) gives rows of that model. Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. A loop that stops at the first match (`return`/`break` after the read) is not reported.',
+    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it), or is a row the class or a base class (of any module) keeps on `self` (`self.event = Event.get(event_id)` in the setup method of a base handler, and `for c in self.event.contributions:` in a subclass; a parent loaded with `.options(...)` is left alone), and the rows a base class of another module keeps on `self` from a `Model.query` chain without options (`self.jobs = Job.query.filter(...).all()`; collection relationships only there). A function of the file whose returns are a query of one model or the items of a relationship collection of it (`return Child.query.filter(...).all()` in one branch, `return [c for c in parent.children if c.active]` in another) gives rows of that model. Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. A loop that stops at the first match (`return`/`break` after the read) is not reported.',
     why: 'Each first access to a lazy relationship emits its own SELECT, once per row: an N+1 that no query in the code shows. Under `AsyncSession` the implicit IO is not allowed at all and raises `MissingGreenlet`.',
     bad: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
     good: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User).options(selectinload(User.jobs)))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
