@@ -45,7 +45,9 @@
  * left alone, and so is a value that is no model's row. Likewise `for r in self.jobs:` where a
  * base class of another module sets `self.jobs = Job.query.filter(...).all()` (a Flask-SQLAlchemy
  * query chain without options): its collections only, as the criteria (which may pin a
- * many-to-one to rows already held) are not in the type path.
+ * many-to-one to rows already held) are not in the type path. And `for r in fetch_jobs(...)`
+ * (or `rows = fetch_jobs(...)`), `fetch_jobs` a function of another module whose every return is
+ * a query of one model: its text (options, criteria) travels in the summary.
  */
 import type { ModelInfo, ProjectContext } from '../../../discovery/context.js';
 import { modelsNamed, projectIndex } from '../../projectFacts.js';
@@ -53,7 +55,7 @@ import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../..
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, type CallGraph } from '../../../analysis/callgraph.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
-import { valueTypeOf, type FileModel } from '../../../semantic/model.js';
+import { valueTypeOf, type FileModel, type LoopInfo } from '../../../semantic/model.js';
 import { classOfFunction } from '../../../semantic/classes.js';
 import { loadedModel, rowsSource, selfMember, type SelfRows } from './dbCalls.js';
 import { returnsOf, selfOptionsText, selfRowsResolver } from './selfRows.js';
@@ -210,6 +212,126 @@ function collectionRows(model: FileModel, project: ProjectContext, rows: SyntaxN
  */
 export const HELD_COLLECTION_LOOP = 'held_collection_loop';
 
+/** The item's attributes a loop reads (`name@line:column:endColumn`): not assigned, not called, not in a find-first search. */
+function itemReads(loop: LoopInfo, item: string): string[] {
+  const reads: string[] = [];
+  const seen = new Set<string>();
+  const iterable = loop.iterable!;
+  for (const a of loop.node.descendantsOfType('attribute')) {
+    if (a.startIndex < loop.iterStart || a.startIndex >= loop.iterEnd) continue;
+    if (a.startIndex >= iterable.startIndex && a.endIndex <= iterable.endIndex) continue;
+    const obj = a.childForFieldName('object');
+    const name = a.childForFieldName('attribute')?.text ?? '';
+    if (obj?.type !== 'identifier' || obj.text !== item || !name || name.startsWith('_') || seen.has(name)) continue;
+    const parent = a.parent;
+    if (parent?.type === 'assignment' && parent.childForFieldName('left')?.id === a.id) continue;
+    if (parent?.type === 'call' && parent.childForFieldName('function')?.id === a.id) continue;
+    if (stopsAfter(a, loop)) continue;
+    seen.add(name);
+    reads.push(`${name}@${a.startPosition.row + 1}:${a.startPosition.column + 1}:${a.endPosition.column + 1}`);
+  }
+  return reads;
+}
+
+/**
+ * Facts for loops over what a function of another module returns (`for r in fetch_jobs(...)`):
+ * - `RETURNS_ROWS` on a module-level function whose every return is rows of one model's query
+ *   (`what` = `entity|text`, the queries' text for their loader options and criteria);
+ * - `HELPER_ROWS_LOOP` at the call a loop iterates over (directly or through a local name), when
+ *   the callee is imported (`what` = `item|reads`).
+ * The repo phase resolves the call and reports the reads of the model's lazy relationships.
+ */
+export const RETURNS_ROWS = 'returns_rows';
+export const HELPER_ROWS_LOOP = 'helper_rows_loop';
+/** Past this, a query's text is not carried in the summary. */
+const MAX_ROWS_TEXT = 4000;
+
+export function collectHelperRowFacts(model: FileModel): Effect[][] {
+  const effects: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile || !model.modelClasses.size) return effects;
+  const resolver = selfRowsResolver(model, null);
+  model.functions.forEach((fn, i) => {
+    if (fn.parent >= 0 || fn.className || fn.isGenerator) return;
+    const returns = returnsOf(fn);
+    if (!returns.length) return;
+    let entity: string | null = null;
+    const texts: string[] = [];
+    for (const r of returns) {
+      const value = r.namedChild(0);
+      const s = value ? rowsSource(model, value, i, r.startPosition.row + 1, 0, resolver) : null;
+      if (!s?.entity || (entity && s.entity !== entity) || /\*\s*self\./.test(s.text)) return;
+      entity = s.entity;
+      texts.push(s.text, heldText(model, s.text, s.call.functionIndex));
+    }
+    const text = texts.filter(Boolean).join(' ').replace(/\s+/g, ' ');
+    if (!entity || text.length > MAX_ROWS_TEXT) return;
+    effects[i]!.push({ kind: RETURNS_ROWS, what: `${entity}|${text}`, line: fn.startLine, column: 1 });
+  });
+  for (const loop of model.loops) {
+    if (loop.kind === 'while' || loop.functionIndex < 0) continue;
+    const t = loopTarget(loop);
+    if (!t) continue;
+    let node = unwrap(sameRows(t.iterable));
+    const line = loop.node.startPosition.row + 1;
+    if (node?.type === 'identifier') {
+      const a = lastAssignment(model, node.text, loop.functionIndex, line);
+      if (!a || a.functionIndex !== loop.functionIndex || a.fromWith) continue;
+      node = unwrap(a.value);
+    }
+    if (node?.type !== 'call') continue;
+    const call = model.calls.find((c) => c.node.id === node!.id);
+    const q = call?.qualifiedName;
+    if (!call || !q || q.startsWith(`${model.moduleName}.`) || q.startsWith('builtins.')) continue;
+    const reads = itemReads(loop, t.name);
+    if (!reads.length) continue;
+    effects[loop.functionIndex]!.push({ kind: HELPER_ROWS_LOOP, what: `${t.name}|${reads.join(',')}`, line: call.line, column: call.column });
+  }
+  return effects;
+}
+
+/** PA108's repo phase: loops over the rows a function of another module returns. */
+function reportHelperRowLoops(ctx: RepoRuleContext): void {
+  const graph = callGraphOf(ctx.index);
+  const byName = projectIndex(ctx.project).modelsByName;
+  for (const ref of graph.functionsWithEffects(HELPER_LOOPS)) {
+    const file = graph.fileOf(ref);
+    if (file.isTestFile) continue;
+    for (const site of graph.ownEffects(ref)) {
+      if (site.kind !== HELPER_ROWS_LOOP) continue;
+      const call = graph.callAt(ref.file, site.line, site.column);
+      const to = call ? graph.resolveCall(ref.file, call) : null;
+      const fact = to ? graph.ownEffects(to).find((e) => e.kind === RETURNS_ROWS) : undefined;
+      if (!call || !to || !fact) continue;
+      const bar = fact.what.indexOf('|');
+      const entity = fact.what.slice(0, bar);
+      const text = fact.what.slice(bar + 1);
+      const lazy = lazyRelationships(byName.get(entity) ?? []);
+      for (const rel of [...lazy.keys()]) if (eagerlyLoaded(text, rel) || targetsHeld(text, rel)) lazy.delete(rel);
+      if (!lazy.size) continue;
+      const [item = '', readList = ''] = site.what.split('|');
+      const helper = graph.function(to);
+      const helperFile = graph.fileOf(to);
+      for (const read of readList.split(',')) {
+        const m = /^(\w+)@(\d+):(\d+):(\d+)$/.exec(read);
+        const info = m ? lazy.get(m[1]!) : undefined;
+        if (!m || !info) continue;
+        const line = Number(m[2]);
+        ctx.report({
+          path: file.path,
+          location: { line, column: Number(m[3]), endLine: line, endColumn: Number(m[4]) },
+          message: `\`${item}.${m[1]}\` lazy-loads ${entity}.${m[1]} once per row that \`${call.calleeText}\` returns`
+            + ` (\`${helper.qualifiedName}\` in ${helperFile.path}: \`${entity}\` rows of a query with no eager loader option for it)`
+            + (info.scalar ? `; a many-to-one: one SELECT per distinct ${info.target ? `\`${info.target.replace(/^.*\./, '')}\`` : 'related row'} not already in the session` : ''),
+          ...(info.scalar ? { severity: 'medium' as const } : {}),
+          function: graph.function(ref).name,
+        });
+      }
+    }
+  }
+}
+
+const HELPER_LOOPS: ReadonlySet<string> = new Set([HELPER_ROWS_LOOP]);
+
 export function collectHeldCollectionLoops(model: FileModel): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile || !model.modelClasses.size) return effects;
@@ -236,22 +358,7 @@ export function collectHeldCollectionLoops(model: FileModel): Effect[][] {
     if (!coll && model.assignments.some((a) => a.target === target)) continue;
     // What the file can follow (rows the class's own code loads) is the file rule's.
     if (rowsSource(model, rows, loop.functionIndex, loop.node.startPosition.row + 1, 0, selfRowsResolver(model, cls))) continue;
-    const reads: string[] = [];
-    const seen = new Set<string>();
-    const iterable = loop.iterable!;
-    for (const a of loop.node.descendantsOfType('attribute')) {
-      if (a.startIndex < loop.iterStart || a.startIndex >= loop.iterEnd) continue;
-      if (a.startIndex >= iterable.startIndex && a.endIndex <= iterable.endIndex) continue;
-      const obj = a.childForFieldName('object');
-      const name = a.childForFieldName('attribute')?.text ?? '';
-      if (obj?.type !== 'identifier' || obj.text !== t.name || !name || name.startsWith('_') || seen.has(name)) continue;
-      const parent = a.parent;
-      if (parent?.type === 'assignment' && parent.childForFieldName('left')?.id === a.id) continue;
-      if (parent?.type === 'call' && parent.childForFieldName('function')?.id === a.id) continue;
-      if (stopsAfter(a, loop)) continue;
-      seen.add(name);
-      reads.push(`${name}@${a.startPosition.row + 1}:${a.startPosition.column + 1}:${a.endPosition.column + 1}`);
-    }
+    const reads = itemReads(loop, t.name);
     if (!reads.length) continue;
     effects[loop.functionIndex]!.push({
       kind: HELD_COLLECTION_LOOP,
@@ -442,7 +549,7 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Lazy-loaded relationship accessed in a loop over ORM rows (hidden N+1)',
-    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it), or is a row the class or a base class (of any module) keeps on `self` (`self.event = Event.get(event_id)` in the setup method of a base handler, and `for c in self.event.contributions:` in a subclass; a parent loaded with `.options(...)` is left alone), and the rows a base class of another module keeps on `self` from a `Model.query` chain without options (`self.jobs = Job.query.filter(...).all()`; collection relationships only there). A function of the file whose returns are a query of one model or the items of a relationship collection of it (`return Child.query.filter(...).all()` in one branch, `return [c for c in parent.children if c.active]` in another) gives rows of that model. Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. A loop that stops at the first match (`return`/`break` after the read) is not reported.',
+    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it), or is a row the class or a base class (of any module) keeps on `self` (`self.event = Event.get(event_id)` in the setup method of a base handler, and `for c in self.event.contributions:` in a subclass; a parent loaded with `.options(...)` is left alone), and the rows a base class of another module keeps on `self` from a `Model.query` chain without options (`self.jobs = Job.query.filter(...).all()`; collection relationships only there). Rows a function of another module returns count too (`for j in fetch_jobs(...)` where every return of `fetch_jobs` is a query of one model; its options and criteria are read there). A function of the file whose returns are a query of one model or the items of a relationship collection of it (`return Child.query.filter(...).all()` in one branch, `return [c for c in parent.children if c.active]` in another) gives rows of that model. Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. A loop that stops at the first match (`return`/`break` after the read) is not reported.',
     why: 'Each first access to a lazy relationship emits its own SELECT, once per row: an N+1 that no query in the code shows. Under `AsyncSession` the implicit IO is not allowed at all and raises `MissingGreenlet`.',
     bad: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
     good: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User).options(selectinload(User.jobs)))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
@@ -527,5 +634,6 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
   },
   checkRepo(ctx: RepoRuleContext): void {
     reportHeldCollectionLoops(ctx);
+    reportHelperRowLoops(ctx);
   },
 };
