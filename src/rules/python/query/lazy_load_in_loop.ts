@@ -246,12 +246,16 @@ export const HELPER_ROWS_LOOP = 'helper_rows_loop';
 /** Past this, a query's text is not carried in the summary. */
 const MAX_ROWS_TEXT = 4000;
 
+const ENTITY_QUERY = /\b(select|query)\b/;
+
 export function collectHelperRowFacts(model: FileModel): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile || !model.modelClasses.size) return effects;
   const resolver = selfRowsResolver(model, null);
   model.functions.forEach((fn, i) => {
     if (fn.parent >= 0 || fn.className || fn.isGenerator) return;
+    // A query of one entity is a `select(...)`, `session.query(...)` or `Model.query` somewhere in the body.
+    if (!fn.body || !ENTITY_QUERY.test(fn.body.text)) return;
     const returns = returnsOf(fn);
     if (!returns.length) return;
     let entity: string | null = null;
