@@ -45,7 +45,12 @@
  * left alone, and so is a value that is no model's row. Likewise `for r in self.jobs:` where a
  * base class of another module sets `self.jobs = Job.query.filter(...).all()` (a Flask-SQLAlchemy
  * query chain without options): its collections only, as the criteria (which may pin a
- * many-to-one to rows already held) are not in the type path. And `for r in fetch_jobs(...)`
+ * many-to-one to rows already held) are not in the type path; when the setter's own file reads
+ * its query (`held_rows`: every assignment in the class's methods, with the options the class
+ * gives `.options(*self.opts)`), that text decides instead, many-to-ones included, provided every
+ * class before the setter in the MRO is in the loop's file and binds none of those option names.
+ * The same holds for a helper of the file that a method passes `self.jobs` to
+ * (`def tag_all(rows): for r in rows: r.tags` with `tag_all(self.jobs)`). And `for r in fetch_jobs(...)`
  * (or `rows = fetch_jobs(...)`), `fetch_jobs` a function of another module whose every return is
  * a query of one model: its text (options, criteria) travels in the summary.
  */
@@ -54,10 +59,11 @@ import { modelsNamed, projectIndex } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, type CallGraph } from '../../../analysis/callgraph.js';
+import type { ClassRef } from '../../../analysis/types.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { valueTypeOf, type FileModel, type LoopInfo } from '../../../semantic/model.js';
 import { classOfFunction } from '../../../semantic/classes.js';
-import { loadedModel, rowsSource, selfMember, type SelfRows } from './dbCalls.js';
+import { loadedModel, rowsSource, selfMember, type RowsSource, type SelfRows } from './dbCalls.js';
 import { returnsOf, selfOptionsText, selfRowsResolver } from './selfRows.js';
 import { lastAssignment, loopTarget, stopsAfter, unwrap } from './semantics.js';
 
@@ -336,9 +342,126 @@ function reportHelperRowLoops(ctx: RepoRuleContext): void {
 
 const HELPER_LOOPS: ReadonlySet<string> = new Set([HELPER_ROWS_LOOP]);
 
+/**
+ * `HELD_ROWS` on a method that sets `self.<attr>` to rows of one model's query (`what` =
+ * `attr|entity|names|text`): every assignment of the attribute in the class's family of the file
+ * agrees (see selfRows.ts), `text` the query's with the options the class itself gives
+ * `*self.<name>`, `names` those names (a subclass elsewhere that sets one changes the options).
+ */
+export const HELD_ROWS = 'held_rows';
+
+function heldRowFacts(model: FileModel, effects: Effect[][]): void {
+  const done = new Set<string>();
+  for (const first of model.assignments) {
+    if (first.functionIndex < 0 || !/^self\.\w+$/.test(first.target)) continue;
+    const cls = classOfFunction(model, first.functionIndex);
+    if (!cls || done.has(`${cls}.${first.target}`)) continue;
+    done.add(`${cls}.${first.target}`);
+    // Every assignment of the attribute in the class's own methods (a subclass's are its own
+    // business: the repo phase asks for the class an instance's MRO finds first).
+    const resolver = selfRowsResolver(model, cls);
+    let s: RowsSource | null = null;
+    let ok = true;
+    for (const a of model.assignments) {
+      if (a.target !== first.target || a.functionIndex < 0 || classOfFunction(model, a.functionIndex) !== cls) continue;
+      if (unwrap(a.value)?.type === 'none') continue;
+      const r = a.fromWith || !a.value ? null : rowsSource(model, a.value, a.functionIndex, a.line - 1, 0, resolver);
+      if (!r?.entity || (s && s.entity !== r.entity)) {
+        ok = false;
+        break;
+      }
+      s = s ? { ...(s as RowsSource), text: `${(s as RowsSource).text} ${r.text}` } : r;
+    }
+    if (!ok || !s?.entity) continue;
+    if (model.augAssignments.some((g) => g.target === first.target && g.functionIndex >= 0 && classOfFunction(model, g.functionIndex) === cls)) continue;
+    const options = selfOptionsText(model, cls, s.text);
+    if (options === null) continue;
+    const names = [...s.text.matchAll(/\*\s*self\.(\w+)/g)].map((m) => m[1]!);
+    const text = [s.text, options, heldText(model, s.text, s.call.functionIndex)].filter(Boolean).join(' ').replace(/\s+/g, ' ');
+    if (text.length > MAX_ROWS_TEXT) continue;
+    effects[first.functionIndex]!.push({ kind: HELD_ROWS, what: `${first.target.slice(5)}|${s.entity}|${names.join(',')}|${text}`, line: first.line, column: first.node.startPosition.column + 1 });
+  }
+}
+
+/** Names the file's classes bind in their bodies (`options = (...)`) and their bases' names, by class. */
+function classLevelNames(model: FileModel): Map<string, { names: string[]; bases: string[] }> {
+  const out = new Map<string, { names: string[]; bases: string[] }>();
+  for (const node of model.classes) {
+    const name = node.childForFieldName('name')?.text;
+    const body = node.childForFieldName('body');
+    if (!name || !body) continue;
+    const entry = out.get(name) ?? { names: [], bases: [] };
+    for (const st of body.namedChildren) {
+      const a = st.type === 'expression_statement' ? st.namedChild(0) : null;
+      const left = a?.type === 'assignment' ? a.childForFieldName('left') : null;
+      if (left?.type === 'identifier') entry.names.push(left.text);
+    }
+    for (const b of node.childForFieldName('superclasses')?.namedChildren ?? []) if (b.type === 'identifier') entry.bases.push(b.text);
+    out.set(name, entry);
+  }
+  return out;
+}
+
+/** The class-level names of `cls` and of its bases defined in the file (the part of its MRO the file holds). */
+function ownLineNames(index: Map<string, { names: string[]; bases: string[] }>, cls: string): string[] {
+  const out = new Set<string>();
+  const seen = new Set<string>();
+  const todo = [cls];
+  while (todo.length) {
+    const c = todo.pop()!;
+    const entry = seen.has(c) ? undefined : index.get(c);
+    seen.add(c);
+    if (!entry) continue;
+    for (const n of entry.names) out.add(n);
+    todo.push(...entry.bases);
+  }
+  return [...out];
+}
+
+/**
+ * `def tag_all(rows, …): for r in rows: r.tags` called in the file as `tag_all(self.items, …)` from
+ * a method: a `HELD_COLLECTION_LOOP` site (no collection) on the calling method, whose class
+ * types `self.items`, with the names its classes of the file bind at class level.
+ */
+function paramLoopSites(model: FileModel, effects: Effect[][], localNames: () => Map<string, { names: string[]; bases: string[] }>): void {
+  for (const loop of model.loops) {
+    if (loop.kind === 'while' || loop.functionIndex < 0) continue;
+    const fn = model.functions[loop.functionIndex]!;
+    if (fn.parent >= 0 || fn.className) continue;
+    const t = loopTarget(loop);
+    const rows = t ? unwrap(sameRows(t.iterable)) : null;
+    if (!t || rows?.type !== 'identifier') continue;
+    const position = fn.params.findIndex((p) => p.name === rows.text);
+    if (position < 0 || lastAssignment(model, rows.text, loop.functionIndex, loop.node.startPosition.row + 1)?.functionIndex === loop.functionIndex) continue;
+    if (model.functions.filter((f) => f.parent < 0 && !f.className && f.name === fn.name).length !== 1) continue;
+    const reads = itemReads(loop, t.name);
+    if (!reads.length) continue;
+    for (const call of model.calls) {
+      if (call.calleeText !== fn.name || call.functionIndex < 0) continue;
+      const cls = classOfFunction(model, call.functionIndex);
+      const arg = call.node.childForFieldName('arguments')?.namedChildren[position];
+      const attr = arg?.type === 'attribute' && arg.childForFieldName('object')?.text === 'self' ? arg.childForFieldName('attribute')?.text : null;
+      if (!cls || !attr) continue;
+      const target = `self.${attr}`;
+      if (model.augAssignments.some((g) => g.target === target) || model.assignments.some((a) => a.target === target)) continue;
+      const names = ownLineNames(localNames(), cls);
+      effects[call.functionIndex]!.push({
+        kind: HELD_COLLECTION_LOOP,
+        what: `${attr}||${t.name}|${reads.join(',')}|${names.join(',')}`,
+        line: loop.node.startPosition.row + 1,
+        column: loop.node.startPosition.column + 1,
+      });
+    }
+  }
+}
+
 export function collectHeldCollectionLoops(model: FileModel): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile || !model.modelClasses.size) return effects;
+  heldRowFacts(model, effects);
+  let names: Map<string, { names: string[]; bases: string[] }> | undefined;
+  const localNames = () => (names ??= classLevelNames(model));
+  paramLoopSites(model, effects, localNames);
   for (const loop of model.loops) {
     if (loop.kind === 'while' || loop.functionIndex < 0) continue;
     const t = loopTarget(loop);
@@ -364,9 +487,10 @@ export function collectHeldCollectionLoops(model: FileModel): Effect[][] {
     if (rowsSource(model, rows, loop.functionIndex, loop.node.startPosition.row + 1, 0, selfRowsResolver(model, cls))) continue;
     const reads = itemReads(loop, t.name);
     if (!reads.length) continue;
+    const names = coll ? [] : ownLineNames(localNames(), cls);
     effects[loop.functionIndex]!.push({
       kind: HELD_COLLECTION_LOOP,
-      what: `${attr}|${coll}|${t.name}|${reads.join(',')}`,
+      what: `${attr}|${coll}|${t.name}|${reads.join(',')}|${names.join(',')}`,
       line: loop.node.startPosition.row + 1,
       column: loop.node.startPosition.column + 1,
     });
@@ -412,12 +536,30 @@ function heldRowsModel(graph: CallGraph, project: ProjectContext, path: string):
   return project.models.find((x) => x.name === v.cls.cls.name && x.file === file) ?? null;
 }
 
+/** The `HELD_ROWS` fact a method of the class sets for `attr`, when exactly one does. */
+function heldRowsFact(graph: CallGraph, cls: ClassRef, attr: string): { entity: string; names: string[]; text: string } | null {
+  const file = graph.index.files[cls.file]!;
+  const found: string[] = [];
+  file.functions.forEach((f, fn) => {
+    if (f.className !== cls.cls.name || f.parent >= 0) return;
+    for (const e of graph.ownEffects({ file: cls.file, fn })) {
+      if (e.kind === HELD_ROWS && e.what.startsWith(`${attr}|`)) found.push(e.what);
+    }
+  });
+  if (found.length !== 1) return null;
+  const [, entity = '', names = ''] = found[0]!.split('|', 3);
+  const text = found[0]!.split('|').slice(3).join('|');
+  return { entity, names: names ? names.split(',') : [], text };
+}
+
 /** PA108's repo phase: the item loops of `HELD_COLLECTION_LOOP` sites. */
 function reportHeldCollectionLoops(ctx: RepoRuleContext): void {
   const graph = callGraphOf(ctx.index);
   const sites = [...graph.functionsWithEffects(HELD_LOOPS)];
   if (!sites.length) return;
   const byName = projectIndex(ctx.project).modelsByName;
+  // A helper's loop is a site of each method that passes it `self.<attr>`: reported once.
+  const reported = new Set<string>();
   for (const ref of sites) {
     const file = graph.fileOf(ref);
     if (file.isTestFile) continue;
@@ -425,19 +567,29 @@ function reportHeldCollectionLoops(ctx: RepoRuleContext): void {
     if (!classes.length) continue;
     for (const site of graph.ownEffects(ref)) {
       if (site.kind !== HELD_COLLECTION_LOOP) continue;
-      const [attr = '', coll = '', item = '', readList = ''] = site.what.split('|');
+      // The function the loop is in: the method itself, or the helper it passes the rows to.
+      let loopFn = -1;
+      file.functions.forEach((f, i) => {
+        if (f.startLine <= site.line && site.line <= f.endLine && (loopFn < 0 || f.startLine >= file.functions[loopFn]!.startLine)) loopFn = i;
+      });
+      const passed = loopFn >= 0 && loopFn !== ref.fn ? file.functions[loopFn]! : null;
+      const [attr = '', coll = '', item = '', readList = '', local = ''] = site.what.split('|');
       // The first class of the MRO whose code sets `self.<attr>` decides what it holds.
       let path: string | undefined;
       let setter = '';
-      for (const c of classes) {
+      let setterAt = -1;
+      for (const [i, c] of classes.entries()) {
         const hit = c.cls.attrs.find(([n]) => n === attr);
         if (hit) {
           path = hit[1];
           setter = c.cls.name;
+          setterAt = i;
           break;
         }
       }
       if (!path) continue;
+      // Rows the setter's own file read (`HELD_ROWS`): the query's text, options included.
+      const held = coll ? null : heldRowsFact(graph, classes[setterAt]!, attr);
       let entity: string;
       let where: string;
       if (coll) {
@@ -446,6 +598,15 @@ function reportHeldCollectionLoops(ctx: RepoRuleContext): void {
         if (!owner || !rel || rel.scalar || !rel.target) continue;
         entity = rel.target.slice(rel.target.lastIndexOf('.') + 1);
         where = `the collection ${owner.name}.${coll} of the ${owner.name} row that \`${setter}\` keeps in \`self.${attr}\`; no eager loader option for it where that row is loaded`;
+      } else if (held) {
+        // Options named by `*self.<name>` are the setter's unless a class before it binds the name:
+        // those of the site's file are listed, any other class is unknown.
+        const before = classes.slice(0, setterAt);
+        const localList = local ? local.split(',') : [];
+        // Classes before the setter: in the site's file, which assigns no `self.<attr>` (the collector checks).
+        if (before.some((c) => c.file !== ref.file) || held.names.some((n) => localList.includes(n))) continue;
+        entity = held.entity;
+        where = `the \`${entity}\` rows that \`${setter}\` keeps in \`self.${attr}\`; no eager loader option on that query`;
       } else {
         const rowsOf = heldRowsModel(graph, ctx.project, path);
         if (!rowsOf) continue;
@@ -453,8 +614,12 @@ function reportHeldCollectionLoops(ctx: RepoRuleContext): void {
         where = `the \`${entity}.query\` rows that \`${setter}\` keeps in \`self.${attr}\`; no eager loader option on that query`;
       }
       const lazy = lazyRelationships(byName.get(entity) ?? []);
-      // Rows a query picked by criteria the path does not show: a many-to-one may be pinned to held rows.
-      if (!coll) for (const [name, info] of [...lazy]) if (info.scalar) lazy.delete(name);
+      if (held) {
+        for (const rel of [...lazy.keys()]) if (eagerlyLoaded(held.text, rel) || targetsHeld(held.text, rel)) lazy.delete(rel);
+      } else if (!coll) {
+        // Rows a query picked by criteria the path does not show: a many-to-one may be pinned to held rows.
+        for (const [name, info] of [...lazy]) if (info.scalar) lazy.delete(name);
+      }
       if (!lazy.size) continue;
       for (const read of readList.split(',')) {
         const m = /^(\w+)@(\d+):(\d+):(\d+)$/.exec(read);
@@ -462,13 +627,17 @@ function reportHeldCollectionLoops(ctx: RepoRuleContext): void {
         const info = lazy.get(m[1]!);
         if (!info) continue;
         const line = Number(m[2]);
+        const key = `${file.path}:${line}:${m[3]}`;
+        if (reported.has(key)) continue;
+        reported.add(key);
         ctx.report({
           path: file.path,
           location: { line, column: Number(m[3]), endLine: line, endColumn: Number(m[4]) },
-          message: `\`${item}.${m[1]}\` lazy-loads ${entity}.${m[1]} once per row of \`self.${attr}${coll ? `.${coll}` : ''}\` (${where})`
+          message: `\`${item}.${m[1]}\` lazy-loads ${entity}.${m[1]} once per row of \`self.${attr}${coll ? `.${coll}` : ''}\``
+            + (passed ? `, which \`${graph.function(ref).qualifiedName}\` passes to \`${passed.name}\`` : '') + ` (${where})`
             + (info.scalar ? `; a many-to-one: one SELECT per distinct ${info.target ? `\`${info.target.replace(/^.*\./, '')}\`` : 'related row'} not already in the session` : ''),
           ...(info.scalar ? { severity: 'medium' as const } : {}),
-          function: graph.function(ref).name,
+          function: (passed ?? graph.function(ref)).name,
         });
       }
     }
@@ -553,7 +722,7 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Lazy-loaded relationship accessed in a loop over ORM rows (hidden N+1)',
-    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it), or is a row the class or a base class (of any module) keeps on `self` (`self.event = Event.get(event_id)` in the setup method of a base handler, and `for c in self.event.contributions:` in a subclass; a parent loaded with `.options(...)` is left alone), and the rows a base class of another module keeps on `self` from a `Model.query` chain without options (`self.jobs = Job.query.filter(...).all()`; collection relationships only there). Rows a function of another module returns count too (`for j in fetch_jobs(...)` where every return of `fetch_jobs` is a query of one model; its options and criteria are read there). A function of the file whose returns are a query of one model or the items of a relationship collection of it (`return Child.query.filter(...).all()` in one branch, `return [c for c in parent.children if c.active]` in another) gives rows of that model. Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. A loop that stops at the first match (`return`/`break` after the read) is not reported.',
+    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it), or is a row the class or a base class (of any module) keeps on `self` (`self.event = Event.get(event_id)` in the setup method of a base handler, and `for c in self.event.contributions:` in a subclass; a parent loaded with `.options(...)` is left alone), and the rows a base class of another module keeps on `self` from a `Model.query` chain without options (`self.jobs = Job.query.filter(...).all()`), also when a method passes them to a helper of its module that loops over them (`tag_all(self.jobs)`); options the base query takes from the class (`.options(*self.job_options)`) are read from the base class unless a class in the module of the loop rebinds them. Rows a function of another module returns count too (`for j in fetch_jobs(...)` where every return of `fetch_jobs` is a query of one model; its options and criteria are read there). A function of the file whose returns are a query of one model or the items of a relationship collection of it (`return Child.query.filter(...).all()` in one branch, `return [c for c in parent.children if c.active]` in another) gives rows of that model. Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. A loop that stops at the first match (`return`/`break` after the read) is not reported.',
     why: 'Each first access to a lazy relationship emits its own SELECT, once per row: an N+1 that no query in the code shows. Under `AsyncSession` the implicit IO is not allowed at all and raises `MissingGreenlet`.',
     bad: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
     good: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User).options(selectinload(User.jobs)))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
