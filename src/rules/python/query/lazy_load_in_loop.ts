@@ -61,7 +61,7 @@ import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, type CallGraph } from '../../../analysis/callgraph.js';
 import type { ClassRef } from '../../../analysis/types.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
-import { valueTypeOf, type FileModel, type LoopInfo } from '../../../semantic/model.js';
+import { valueTypeOf, type AssignmentInfo, type FileModel, type LoopInfo } from '../../../semantic/model.js';
 import { classOfFunction } from '../../../semantic/classes.js';
 import { loadedModel, rowsSource, selfMember, type RowsSource, type SelfRows } from './dbCalls.js';
 import { returnsOf, selfOptionsText, selfRowsResolver } from './selfRows.js';
@@ -351,19 +351,26 @@ const HELPER_LOOPS: ReadonlySet<string> = new Set([HELPER_ROWS_LOOP]);
 export const HELD_ROWS = 'held_rows';
 
 function heldRowFacts(model: FileModel, effects: Effect[][]): void {
-  const done = new Set<string>();
-  for (const first of model.assignments) {
-    if (first.functionIndex < 0 || !/^self\.\w+$/.test(first.target)) continue;
-    const cls = classOfFunction(model, first.functionIndex);
-    if (!cls || done.has(`${cls}.${first.target}`)) continue;
-    done.add(`${cls}.${first.target}`);
-    // Every assignment of the attribute in the class's own methods (a subclass's are its own
-    // business: the repo phase asks for the class an instance's MRO finds first).
+  // Every assignment of the attribute in the class's own methods (a subclass's are its own
+  // business: the repo phase asks for the class an instance's MRO finds first).
+  const groups = new Map<string, { cls: string; list: AssignmentInfo[] }>();
+  for (const a of model.assignments) {
+    if (a.functionIndex < 0 || !a.target.startsWith('self.') || !/^self\.\w+$/.test(a.target)) continue;
+    const cls = classOfFunction(model, a.functionIndex);
+    if (!cls) continue;
+    const key = `${cls}.${a.target}`;
+    const g = groups.get(key);
+    if (g) g.list.push(a);
+    else groups.set(key, { cls, list: [a] });
+  }
+  for (const { cls, list } of groups.values()) {
+    const first = list[0]!;
+    // Rows come from a query: a `select`/`query` in the value or in the name it reads.
+    if (!list.some((a) => a.value && (ENTITY_QUERY.test(a.value.text) || a.value.type === 'identifier' || a.value.type === 'call'))) continue;
     const resolver = selfRowsResolver(model, cls);
     let s: RowsSource | null = null;
     let ok = true;
-    for (const a of model.assignments) {
-      if (a.target !== first.target || a.functionIndex < 0 || classOfFunction(model, a.functionIndex) !== cls) continue;
+    for (const a of list) {
       if (unwrap(a.value)?.type === 'none') continue;
       const r = a.fromWith || !a.value ? null : rowsSource(model, a.value, a.functionIndex, a.line - 1, 0, resolver);
       if (!r?.entity || (s && s.entity !== r.entity)) {
