@@ -117,6 +117,10 @@ export interface CallGraph {
    * what the bases outside the repo say (a library's inherited method).
    */
   receiverClasses(file: number, call: SummaryCall): readonly ClassRef[];
+  /** The class a method (or a def nested in one) belongs to and its bases, in method resolution order; empty for a function. */
+  selfClasses(ref: FnRef): readonly ClassRef[];
+  /** What a type path names (see types.ts), or null. */
+  resolveType(path: string): TypeValue | null;
 }
 
 interface Reached {
@@ -733,6 +737,11 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     index,
     resolveCall,
     receiverClasses,
+    selfClasses: (ref) => {
+      const c = ownClass(ref.file, ref.fn);
+      return c ? types.mro(c) : [];
+    },
+    resolveType: (path) => types.resolve(path),
     callAt,
     functionsWithEffects,
     overridden,

@@ -32,16 +32,40 @@
  * query that loaded `parent` (if any) is where an eager option for `children` would be.
  * Relationships come from class bodies, `registry.map_imperatively(...)`/`mapper(...)`
  * `properties`, and `backref=` on the other side (discovery).
+ *
+ * Rows a helper of the file returns (`rows = pick(parent, ids)`), when its returns are a query of
+ * one model (at least one) and otherwise the items of a collection relationship that points at
+ * that model wherever a relationship of that name is declared (`[c for c in parent.children if
+ * …]`): each branch's rows are that model's.
+ *
+ * Repo phase: `for c in self.event.children:` in a method whose class (or a base class, maybe of
+ * another module) sets `self.event` to one row of a model (`Event.get(id)`,
+ * `Event.query.filter_by(...).first()`, an annotation `event: Event`): the items are rows of the
+ * collection's target. A path with loader options (`.options(...)`: which is not recorded) is
+ * left alone, and so is a value that is no model's row. Likewise `for r in self.jobs:` where a
+ * base class of another module sets `self.jobs = Job.query.filter(...).all()` (a Flask-SQLAlchemy
+ * query chain without options): its collections only, as the criteria (which may pin a
+ * many-to-one to rows already held) are not in the type path; when the setter's own file reads
+ * its query (`held_rows`: every assignment in the class's methods, with the options the class
+ * gives `.options(*self.opts)`), that text decides instead, many-to-ones included, provided every
+ * class before the setter in the MRO is in the loop's file and binds none of those option names.
+ * The same holds for a helper of the file that a method passes `self.jobs` to
+ * (`def tag_all(rows): for r in rows: r.tags` with `tag_all(self.jobs)`). And `for r in fetch_jobs(...)`
+ * (or `rows = fetch_jobs(...)`), `fetch_jobs` a function of another module whose every return is
+ * a query of one model: its text (options, criteria) travels in the summary.
  */
 import type { ModelInfo, ProjectContext } from '../../../discovery/context.js';
 import { modelsNamed, projectIndex } from '../../projectFacts.js';
-import type { FileRule, FileRuleContext } from '../../types.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import type { Effect } from '../../../analysis/summary.js';
+import { callGraphOf, type CallGraph } from '../../../analysis/callgraph.js';
+import type { ClassRef } from '../../../analysis/types.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
-import { valueTypeOf, type FileModel } from '../../../semantic/model.js';
+import { valueTypeOf, type AssignmentInfo, type FileModel, type LoopInfo } from '../../../semantic/model.js';
 import { classOfFunction } from '../../../semantic/classes.js';
-import { loadedModel, rowsSource, selfMember, type SelfRows } from './dbCalls.js';
-import { selfOptionsText, selfRowsResolver } from './selfRows.js';
-import { loopTarget, stopsAfter } from './semantics.js';
+import { loadedModel, rowsSource, selfMember, type RowsSource, type SelfRows } from './dbCalls.js';
+import { returnsOf, selfOptionsText, selfRowsResolver } from './selfRows.js';
+import { lastAssignment, loopTarget, stopsAfter, unwrap } from './semantics.js';
 
 const LAZY = new Set(['select', 'dynamic', 'true', 'True']);
 const LOADER_OPTION = /\b(selectinload|joinedload|subqueryload|immediateload|contains_eager|raiseload|noload|defaultload)\s*\(/;
@@ -186,7 +210,521 @@ function collectionRows(model: FileModel, project: ProjectContext, rows: SyntaxN
 /** Why a self-referential many-to-one per row is advisory. */
 const SELF_REFERENCE_EVIDENCE = 'a many-to-one to the rows\' own model: related rows that the same query loaded come from the identity map without SQL';
 
-export const lazyLoadInLoop: FileRule = {
+/**
+ * Site fact for the repo phase: `for c in self.<attr>.<coll>:` (or `for r in self.<attr>:`, `coll`
+ * empty, when the file never assigns `self.<attr>`) in a method, where the file cannot say what
+ * `self.<attr>` holds (a base class of another file sets it). `what` =
+ * `attr|coll|item|reads`, `reads` the item's attributes read in the loop (`name@line:column:endColumn`,
+ * comma-separated; not assigned, not in a find-first search). The repo phase types `self.<attr>`
+ * through the class's bases (their `self.<attr> = …`) and reports the reads of lazy
+ * relationships of the collection's target model.
+ */
+export const HELD_COLLECTION_LOOP = 'held_collection_loop';
+
+/** The item's attributes a loop reads (`name@line:column:endColumn`): not assigned, not called, not in a find-first search. */
+function itemReads(loop: LoopInfo, item: string): string[] {
+  const reads: string[] = [];
+  const seen = new Set<string>();
+  const iterable = loop.iterable!;
+  for (const a of loop.node.descendantsOfType('attribute')) {
+    if (a.startIndex < loop.iterStart || a.startIndex >= loop.iterEnd) continue;
+    if (a.startIndex >= iterable.startIndex && a.endIndex <= iterable.endIndex) continue;
+    const obj = a.childForFieldName('object');
+    const name = a.childForFieldName('attribute')?.text ?? '';
+    if (obj?.type !== 'identifier' || obj.text !== item || !name || name.startsWith('_') || seen.has(name)) continue;
+    const parent = a.parent;
+    if (parent?.type === 'assignment' && parent.childForFieldName('left')?.id === a.id) continue;
+    if (parent?.type === 'call' && parent.childForFieldName('function')?.id === a.id) continue;
+    if (stopsAfter(a, loop)) continue;
+    seen.add(name);
+    reads.push(`${name}@${a.startPosition.row + 1}:${a.startPosition.column + 1}:${a.endPosition.column + 1}`);
+  }
+  return reads;
+}
+
+/**
+ * Facts for loops over what a function of another module returns (`for r in fetch_jobs(...)`):
+ * - `RETURNS_ROWS` on a module-level function whose every return is rows of one model's query
+ *   (`what` = `entity|text`, the queries' text for their loader options and criteria);
+ * - `HELPER_ROWS_LOOP` at the call a loop iterates over (directly or through a local name), when
+ *   the callee is imported (`what` = `item|reads`).
+ * The repo phase resolves the call and reports the reads of the model's lazy relationships.
+ */
+export const RETURNS_ROWS = 'returns_rows';
+export const HELPER_ROWS_LOOP = 'helper_rows_loop';
+/** Past this, a query's text is not carried in the summary. */
+const MAX_ROWS_TEXT = 4000;
+
+const ENTITY_QUERY = /\b(select|query)\b/;
+
+export function collectHelperRowFacts(model: FileModel): Effect[][] {
+  const effects: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile || !model.modelClasses.size) return effects;
+  const resolver = selfRowsResolver(model, null);
+  model.functions.forEach((fn, i) => {
+    if (fn.parent >= 0 || fn.className || fn.isGenerator) return;
+    // A query of one entity is a `select(...)`, `session.query(...)` or `Model.query` somewhere in the body.
+    if (!fn.body || !ENTITY_QUERY.test(fn.body.text)) return;
+    const returns = returnsOf(fn);
+    if (!returns.length) return;
+    let entity: string | null = null;
+    const texts: string[] = [];
+    for (const r of returns) {
+      const value = r.namedChild(0);
+      const s = value ? rowsSource(model, value, i, r.startPosition.row + 1, 0, resolver) : null;
+      if (!s?.entity || (entity && s.entity !== entity) || /\*\s*self\./.test(s.text)) return;
+      entity = s.entity;
+      texts.push(s.text, heldText(model, s.text, s.call.functionIndex));
+    }
+    const text = texts.filter(Boolean).join(' ').replace(/\s+/g, ' ');
+    if (!entity || text.length > MAX_ROWS_TEXT) return;
+    effects[i]!.push({ kind: RETURNS_ROWS, what: `${entity}|${text}`, line: fn.startLine, column: 1 });
+  });
+  for (const loop of model.loops) {
+    if (loop.kind === 'while' || loop.functionIndex < 0) continue;
+    const t = loopTarget(loop);
+    if (!t) continue;
+    let node = unwrap(sameRows(t.iterable));
+    const line = loop.node.startPosition.row + 1;
+    if (node?.type === 'identifier') {
+      const a = lastAssignment(model, node.text, loop.functionIndex, line);
+      if (!a || a.functionIndex !== loop.functionIndex || a.fromWith) continue;
+      node = unwrap(a.value);
+    }
+    if (node?.type !== 'call') continue;
+    const call = model.calls.find((c) => c.node.id === node!.id);
+    const q = call?.qualifiedName;
+    if (!call || !q || q.startsWith(`${model.moduleName}.`) || q.startsWith('builtins.')) continue;
+    const reads = itemReads(loop, t.name);
+    if (!reads.length) continue;
+    effects[loop.functionIndex]!.push({ kind: HELPER_ROWS_LOOP, what: `${t.name}|${reads.join(',')}`, line: call.line, column: call.column });
+  }
+  return effects;
+}
+
+/** PA108's repo phase: loops over the rows a function of another module returns. */
+function reportHelperRowLoops(ctx: RepoRuleContext): void {
+  const graph = callGraphOf(ctx.index);
+  const byName = projectIndex(ctx.project).modelsByName;
+  for (const ref of graph.functionsWithEffects(HELPER_LOOPS)) {
+    const file = graph.fileOf(ref);
+    if (file.isTestFile) continue;
+    for (const site of graph.ownEffects(ref)) {
+      if (site.kind !== HELPER_ROWS_LOOP) continue;
+      const call = graph.callAt(ref.file, site.line, site.column);
+      const to = call ? graph.resolveCall(ref.file, call) : null;
+      const fact = to ? graph.ownEffects(to).find((e) => e.kind === RETURNS_ROWS) : undefined;
+      if (!call || !to || !fact) continue;
+      const bar = fact.what.indexOf('|');
+      const entity = fact.what.slice(0, bar);
+      const text = fact.what.slice(bar + 1);
+      const lazy = lazyRelationships(byName.get(entity) ?? []);
+      for (const rel of [...lazy.keys()]) if (eagerlyLoaded(text, rel) || targetsHeld(text, rel)) lazy.delete(rel);
+      if (!lazy.size) continue;
+      const [item = '', readList = ''] = site.what.split('|');
+      const helper = graph.function(to);
+      const helperFile = graph.fileOf(to);
+      for (const read of readList.split(',')) {
+        const m = /^(\w+)@(\d+):(\d+):(\d+)$/.exec(read);
+        const info = m ? lazy.get(m[1]!) : undefined;
+        if (!m || !info) continue;
+        const line = Number(m[2]);
+        ctx.report({
+          path: file.path,
+          location: { line, column: Number(m[3]), endLine: line, endColumn: Number(m[4]) },
+          message: `\`${item}.${m[1]}\` lazy-loads ${entity}.${m[1]} once per row that \`${call.calleeText}\` returns`
+            + ` (\`${helper.qualifiedName}\` in ${helperFile.path}: \`${entity}\` rows of a query with no eager loader option for it)`
+            + (info.scalar ? `; a many-to-one: one SELECT per distinct ${info.target ? `\`${info.target.replace(/^.*\./, '')}\`` : 'related row'} not already in the session` : ''),
+          ...(info.scalar ? { severity: 'medium' as const } : {}),
+          function: graph.function(ref).name,
+        });
+      }
+    }
+  }
+}
+
+const HELPER_LOOPS: ReadonlySet<string> = new Set([HELPER_ROWS_LOOP]);
+
+/**
+ * `HELD_ROWS` on a method that sets `self.<attr>` to rows of one model's query (`what` =
+ * `attr|entity|names|text`): every assignment of the attribute in the class's family of the file
+ * agrees (see selfRows.ts), `text` the query's with the options the class itself gives
+ * `*self.<name>`, `names` those names (a subclass elsewhere that sets one changes the options).
+ */
+export const HELD_ROWS = 'held_rows';
+
+function heldRowFacts(model: FileModel, effects: Effect[][]): void {
+  // Every assignment of the attribute in the class's own methods (a subclass's are its own
+  // business: the repo phase asks for the class an instance's MRO finds first).
+  const groups = new Map<string, { cls: string; list: AssignmentInfo[] }>();
+  for (const a of model.assignments) {
+    if (a.functionIndex < 0 || !a.target.startsWith('self.') || !/^self\.\w+$/.test(a.target)) continue;
+    const cls = classOfFunction(model, a.functionIndex);
+    if (!cls) continue;
+    const key = `${cls}.${a.target}`;
+    const g = groups.get(key);
+    if (g) g.list.push(a);
+    else groups.set(key, { cls, list: [a] });
+  }
+  for (const { cls, list } of groups.values()) {
+    const first = list[0]!;
+    // Rows come from a query: a `select`/`query` in the value or in the name it reads.
+    if (!list.some((a) => a.value && (ENTITY_QUERY.test(a.value.text) || a.value.type === 'identifier' || a.value.type === 'call'))) continue;
+    const resolver = selfRowsResolver(model, cls);
+    let s: RowsSource | null = null;
+    let ok = true;
+    for (const a of list) {
+      if (unwrap(a.value)?.type === 'none') continue;
+      const r = a.fromWith || !a.value ? null : rowsSource(model, a.value, a.functionIndex, a.line - 1, 0, resolver);
+      if (!r?.entity || (s && s.entity !== r.entity)) {
+        ok = false;
+        break;
+      }
+      s = s ? { ...(s as RowsSource), text: `${(s as RowsSource).text} ${r.text}` } : r;
+    }
+    if (!ok || !s?.entity) continue;
+    if (model.augAssignments.some((g) => g.target === first.target && g.functionIndex >= 0 && classOfFunction(model, g.functionIndex) === cls)) continue;
+    const options = selfOptionsText(model, cls, s.text);
+    if (options === null) continue;
+    const names = [...s.text.matchAll(/\*\s*self\.(\w+)/g)].map((m) => m[1]!);
+    const text = [s.text, options, heldText(model, s.text, s.call.functionIndex)].filter(Boolean).join(' ').replace(/\s+/g, ' ');
+    if (text.length > MAX_ROWS_TEXT) continue;
+    effects[first.functionIndex]!.push({ kind: HELD_ROWS, what: `${first.target.slice(5)}|${s.entity}|${names.join(',')}|${text}`, line: first.line, column: first.node.startPosition.column + 1 });
+  }
+}
+
+/** Names the file's classes bind in their bodies (`options = (...)`) and their bases' names, by class. */
+function classLevelNames(model: FileModel): Map<string, { names: string[]; bases: string[] }> {
+  const out = new Map<string, { names: string[]; bases: string[] }>();
+  for (const node of model.classes) {
+    const name = node.childForFieldName('name')?.text;
+    const body = node.childForFieldName('body');
+    if (!name || !body) continue;
+    const entry = out.get(name) ?? { names: [], bases: [] };
+    for (const st of body.namedChildren) {
+      const a = st.type === 'expression_statement' ? st.namedChild(0) : null;
+      const left = a?.type === 'assignment' ? a.childForFieldName('left') : null;
+      if (left?.type === 'identifier') entry.names.push(left.text);
+    }
+    for (const b of node.childForFieldName('superclasses')?.namedChildren ?? []) if (b.type === 'identifier') entry.bases.push(b.text);
+    out.set(name, entry);
+  }
+  return out;
+}
+
+/** The class-level names of `cls` and of its bases defined in the file (the part of its MRO the file holds). */
+function ownLineNames(index: Map<string, { names: string[]; bases: string[] }>, cls: string): string[] {
+  const out = new Set<string>();
+  const seen = new Set<string>();
+  const todo = [cls];
+  while (todo.length) {
+    const c = todo.pop()!;
+    const entry = seen.has(c) ? undefined : index.get(c);
+    seen.add(c);
+    if (!entry) continue;
+    for (const n of entry.names) out.add(n);
+    todo.push(...entry.bases);
+  }
+  return [...out];
+}
+
+/**
+ * `def tag_all(rows, …): for r in rows: r.tags` called in the file as `tag_all(self.items, …)` from
+ * a method: a `HELD_COLLECTION_LOOP` site (no collection) on the calling method, whose class
+ * types `self.items`, with the names its classes of the file bind at class level.
+ */
+function paramLoopSites(model: FileModel, effects: Effect[][], localNames: () => Map<string, { names: string[]; bases: string[] }>): void {
+  for (const loop of model.loops) {
+    if (loop.kind === 'while' || loop.functionIndex < 0) continue;
+    const fn = model.functions[loop.functionIndex]!;
+    if (fn.parent >= 0 || fn.className) continue;
+    const t = loopTarget(loop);
+    const rows = t ? unwrap(sameRows(t.iterable)) : null;
+    if (!t || rows?.type !== 'identifier') continue;
+    const position = fn.params.findIndex((p) => p.name === rows.text);
+    if (position < 0 || lastAssignment(model, rows.text, loop.functionIndex, loop.node.startPosition.row + 1)?.functionIndex === loop.functionIndex) continue;
+    if (model.functions.filter((f) => f.parent < 0 && !f.className && f.name === fn.name).length !== 1) continue;
+    const reads = itemReads(loop, t.name);
+    if (!reads.length) continue;
+    for (const call of model.calls) {
+      if (call.calleeText !== fn.name || call.functionIndex < 0) continue;
+      const cls = classOfFunction(model, call.functionIndex);
+      const arg = call.node.childForFieldName('arguments')?.namedChildren[position];
+      const attr = arg?.type === 'attribute' && arg.childForFieldName('object')?.text === 'self' ? arg.childForFieldName('attribute')?.text : null;
+      if (!cls || !attr) continue;
+      const target = `self.${attr}`;
+      if (model.augAssignments.some((g) => g.target === target) || model.assignments.some((a) => a.target === target)) continue;
+      const names = ownLineNames(localNames(), cls);
+      effects[call.functionIndex]!.push({
+        kind: HELD_COLLECTION_LOOP,
+        what: `${attr}||${t.name}|${reads.join(',')}|${names.join(',')}`,
+        line: loop.node.startPosition.row + 1,
+        column: loop.node.startPosition.column + 1,
+      });
+    }
+  }
+}
+
+export function collectHeldCollectionLoops(model: FileModel): Effect[][] {
+  const effects: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile || !model.modelClasses.size) return effects;
+  heldRowFacts(model, effects);
+  let names: Map<string, { names: string[]; bases: string[] }> | undefined;
+  const localNames = () => (names ??= classLevelNames(model));
+  paramLoopSites(model, effects, localNames);
+  for (const loop of model.loops) {
+    if (loop.kind === 'while' || loop.functionIndex < 0) continue;
+    const t = loopTarget(loop);
+    if (!t) continue;
+    const rows = sameRows(t.iterable);
+    // `self.<attr>.<coll>`, or `self.<attr>` (rows: `coll` empty)
+    if (rows.type !== 'attribute') continue;
+    const held = rows.childForFieldName('object');
+    let coll = rows.childForFieldName('attribute')?.text;
+    let attr = held?.type === 'attribute' && held.childForFieldName('object')?.text === 'self' ? held.childForFieldName('attribute')?.text : null;
+    if (!attr && held?.type === 'identifier' && held.text === 'self') {
+      attr = coll;
+      coll = '';
+    }
+    if (!attr || coll === undefined || attr.startsWith('__') || coll.startsWith('__')) continue;
+    const cls = classOfFunction(model, loop.functionIndex);
+    if (!cls) continue;
+    // `self.items += more`: rows from elsewhere too. Rows the file's own classes assign are the file rule's.
+    const target = `self.${attr}`;
+    if (model.augAssignments.some((g) => g.target === target)) continue;
+    if (!coll && model.assignments.some((a) => a.target === target)) continue;
+    // What the file can follow (rows the class's own code loads) is the file rule's.
+    if (rowsSource(model, rows, loop.functionIndex, loop.node.startPosition.row + 1, 0, selfRowsResolver(model, cls))) continue;
+    const reads = itemReads(loop, t.name);
+    if (!reads.length) continue;
+    const names = coll ? [] : ownLineNames(localNames(), cls);
+    effects[loop.functionIndex]!.push({
+      kind: HELD_COLLECTION_LOOP,
+      what: `${attr}|${coll}|${t.name}|${reads.join(',')}|${names.join(',')}`,
+      line: loop.node.startPosition.row + 1,
+      column: loop.node.startPosition.column + 1,
+    });
+  }
+  return effects;
+}
+
+/** A row accessor at the end of a type path: `Model.get()`, `Model.query.filter_by().first()`. */
+const ONE_ROW = /^([A-Za-z_][\w.]*?)(?:\.query(?:\.\w+\(\))*)?\.(get|get_or_404|first|first_or_404|one|one_or_none|scalar_one|scalar_one_or_none)\(\)$/;
+
+/**
+ * The model a `self.<attr>` type path holds one row of: `@app.models.Event` (an annotation), or
+ * a row accessor on the model (`app.models.Event.get()`, `Event.query.filter_by().first()`).
+ * Null when the path carries loader options (`.options()`: which ones is not in the path) or
+ * names no model class of the project.
+ */
+function heldRowModel(graph: CallGraph, project: ProjectContext, path: string): ModelInfo | null {
+  if (/\.options\(\)/.test(path)) return null;
+  let classPath: string | null = null;
+  if (/^@[A-Za-z_][\w.]*$/.test(path)) classPath = path.slice(1);
+  else classPath = ONE_ROW.exec(path)?.[1] ?? null;
+  if (!classPath) return null;
+  const v = graph.resolveType(classPath);
+  if (!v || v.kind === 'function') return null;
+  const file = graph.index.files[v.cls.file]!.path;
+  return project.models.find((m) => m.name === v.cls.cls.name && m.file === file) ?? null;
+}
+
+/** Query-chain steps that keep a query's rows and add no loader option (`.options()` is left out: which is not in the path). */
+const ROWS_CHAIN = /^([A-Za-z_][\w.]*?)\.query((?:\.(?:filter|filter_by|where|with_parent|order_by|join|outerjoin|distinct|limit|offset|all)\(\))*)$/;
+
+/**
+ * The model whose rows a `self.<attr>` type path holds: a Flask-SQLAlchemy query chain on it
+ * (`app.models.Job.query.filter().order_by().all()`), without loader options. The criteria are
+ * not in the path, so whether they pin a many-to-one's key is unknown: `collectionsOnly`.
+ */
+function heldRowsModel(graph: CallGraph, project: ProjectContext, path: string): ModelInfo | null {
+  const m = ROWS_CHAIN.exec(path);
+  if (!m) return null;
+  const v = graph.resolveType(m[1]!);
+  if (!v || v.kind !== 'class') return null;
+  const file = graph.index.files[v.cls.file]!.path;
+  return project.models.find((x) => x.name === v.cls.cls.name && x.file === file) ?? null;
+}
+
+/** The `HELD_ROWS` fact a method of the class sets for `attr`, when exactly one does. */
+function heldRowsFact(graph: CallGraph, cls: ClassRef, attr: string): { entity: string; names: string[]; text: string } | null {
+  const file = graph.index.files[cls.file]!;
+  const found: string[] = [];
+  file.functions.forEach((f, fn) => {
+    if (f.className !== cls.cls.name || f.parent >= 0) return;
+    for (const e of graph.ownEffects({ file: cls.file, fn })) {
+      if (e.kind === HELD_ROWS && e.what.startsWith(`${attr}|`)) found.push(e.what);
+    }
+  });
+  if (found.length !== 1) return null;
+  const [, entity = '', names = ''] = found[0]!.split('|', 3);
+  const text = found[0]!.split('|').slice(3).join('|');
+  return { entity, names: names ? names.split(',') : [], text };
+}
+
+/** PA108's repo phase: the item loops of `HELD_COLLECTION_LOOP` sites. */
+function reportHeldCollectionLoops(ctx: RepoRuleContext): void {
+  const graph = callGraphOf(ctx.index);
+  const sites = [...graph.functionsWithEffects(HELD_LOOPS)];
+  if (!sites.length) return;
+  const byName = projectIndex(ctx.project).modelsByName;
+  // A helper's loop is a site of each method that passes it `self.<attr>`: reported once.
+  const reported = new Set<string>();
+  for (const ref of sites) {
+    const file = graph.fileOf(ref);
+    if (file.isTestFile) continue;
+    const classes = graph.selfClasses(ref);
+    if (!classes.length) continue;
+    for (const site of graph.ownEffects(ref)) {
+      if (site.kind !== HELD_COLLECTION_LOOP) continue;
+      // The function the loop is in: the method itself, or the helper it passes the rows to.
+      let loopFn = -1;
+      file.functions.forEach((f, i) => {
+        if (f.startLine <= site.line && site.line <= f.endLine && (loopFn < 0 || f.startLine >= file.functions[loopFn]!.startLine)) loopFn = i;
+      });
+      const passed = loopFn >= 0 && loopFn !== ref.fn ? file.functions[loopFn]! : null;
+      const [attr = '', coll = '', item = '', readList = '', local = ''] = site.what.split('|');
+      // The first class of the MRO whose code sets `self.<attr>` decides what it holds.
+      let path: string | undefined;
+      let setter = '';
+      let setterAt = -1;
+      for (const [i, c] of classes.entries()) {
+        const hit = c.cls.attrs.find(([n]) => n === attr);
+        if (hit) {
+          path = hit[1];
+          setter = c.cls.name;
+          setterAt = i;
+          break;
+        }
+      }
+      if (!path) continue;
+      // Rows the setter's own file read (`HELD_ROWS`): the query's text, options included.
+      const held = coll ? null : heldRowsFact(graph, classes[setterAt]!, attr);
+      let entity: string;
+      let where: string;
+      if (coll) {
+        const owner = heldRowModel(graph, ctx.project, path);
+        const rel = owner?.relationships.find((r) => r.name === coll);
+        if (!owner || !rel || rel.scalar || !rel.target) continue;
+        entity = rel.target.slice(rel.target.lastIndexOf('.') + 1);
+        where = `the collection ${owner.name}.${coll} of the ${owner.name} row that \`${setter}\` keeps in \`self.${attr}\`; no eager loader option for it where that row is loaded`;
+      } else if (held) {
+        // Options named by `*self.<name>` are the setter's unless a class before it binds the name:
+        // those of the site's file are listed, any other class is unknown.
+        const before = classes.slice(0, setterAt);
+        const localList = local ? local.split(',') : [];
+        // Classes before the setter: in the site's file, which assigns no `self.<attr>` (the collector checks).
+        if (before.some((c) => c.file !== ref.file) || held.names.some((n) => localList.includes(n))) continue;
+        entity = held.entity;
+        where = `the \`${entity}\` rows that \`${setter}\` keeps in \`self.${attr}\`; no eager loader option on that query`;
+      } else {
+        const rowsOf = heldRowsModel(graph, ctx.project, path);
+        if (!rowsOf) continue;
+        entity = rowsOf.name;
+        where = `the \`${entity}.query\` rows that \`${setter}\` keeps in \`self.${attr}\`; no eager loader option on that query`;
+      }
+      const lazy = lazyRelationships(byName.get(entity) ?? []);
+      if (held) {
+        for (const rel of [...lazy.keys()]) if (eagerlyLoaded(held.text, rel) || targetsHeld(held.text, rel)) lazy.delete(rel);
+      } else if (!coll) {
+        // Rows a query picked by criteria the path does not show: a many-to-one may be pinned to held rows.
+        for (const [name, info] of [...lazy]) if (info.scalar) lazy.delete(name);
+      }
+      if (!lazy.size) continue;
+      for (const read of readList.split(',')) {
+        const m = /^(\w+)@(\d+):(\d+):(\d+)$/.exec(read);
+        if (!m) continue;
+        const info = lazy.get(m[1]!);
+        if (!info) continue;
+        const line = Number(m[2]);
+        const key = `${file.path}:${line}:${m[3]}`;
+        if (reported.has(key)) continue;
+        reported.add(key);
+        ctx.report({
+          path: file.path,
+          location: { line, column: Number(m[3]), endLine: line, endColumn: Number(m[4]) },
+          message: `\`${item}.${m[1]}\` lazy-loads ${entity}.${m[1]} once per row of \`self.${attr}${coll ? `.${coll}` : ''}\``
+            + (passed ? `, which \`${graph.function(ref).qualifiedName}\` passes to \`${passed.name}\`` : '') + ` (${where})`
+            + (info.scalar ? `; a many-to-one: one SELECT per distinct ${info.target ? `\`${info.target.replace(/^.*\./, '')}\`` : 'related row'} not already in the session` : ''),
+          ...(info.scalar ? { severity: 'medium' as const } : {}),
+          function: (passed ?? graph.function(ref)).name,
+        });
+      }
+    }
+  }
+}
+
+const HELD_LOOPS: ReadonlySet<string> = new Set([HELD_COLLECTION_LOOP]);
+
+/**
+ * `rows = helper(...)` (or the call itself), `helper` a function of the file whose every return
+ * is rows of one model: a query of it (at least one return), or the items of a collection
+ * relationship (`parent.children`, `[c for c in parent.children if …]`, `sorted(...)` of either)
+ * that every model declaring a relationship of that name points at that model. `text`: the
+ * queries' text, for their loader options (a collection's parent is loaded elsewhere).
+ */
+function helperRows(model: FileModel, project: ProjectContext, rows: SyntaxNode, fnIndex: number, line: number): { entity: string; text: string; helper: string; sources: string[] } | null {
+  let node = unwrap(rows);
+  if (node?.type === 'identifier') {
+    const a = lastAssignment(model, node.text, fnIndex, line);
+    if (!a || a.functionIndex !== fnIndex || a.fromWith) return null;
+    node = unwrap(a.value);
+  }
+  if (node?.type !== 'call') return null;
+  const callee = unwrap(node.childForFieldName('function'));
+  if (callee?.type !== 'identifier' || model.imports.has(callee.text)) return null;
+  const defs = model.functions.filter((f) => f.parent < 0 && !f.className && f.name === callee.text);
+  if (defs.length !== 1) return null;
+  const helper = defs[0]!;
+  const resolver = selfRowsResolver(model, null);
+  let entity: string | null = null;
+  const texts: string[] = [];
+  const sources: string[] = [];
+  const collections: string[] = [];
+  const returns = returnsOf(helper);
+  if (!returns.length) return null;
+  for (const r of returns) {
+    const value = r.namedChild(0);
+    if (!value) return null;
+    const s = rowsSource(model, value, helper.index, r.startPosition.row + 1, 0, resolver);
+    if (s?.entity) {
+      if (entity && entity !== s.entity) return null;
+      entity = s.entity;
+      texts.push(s.text);
+      sources.push(`\`${s.op.what}\``);
+      continue;
+    }
+    if (s) return null;
+    const coll = collectionItems(value);
+    if (!coll) return null;
+    collections.push(coll.name);
+    sources.push(`the items of \`${coll.text}\``);
+  }
+  if (!entity) return null;
+  for (const name of collections) {
+    const rels = project.models.flatMap((m) => m.relationships.filter((r) => r.name === name));
+    if (!rels.length || rels.some((r) => r.scalar || !r.target || r.target.slice(r.target.lastIndexOf('.') + 1) !== entity)) return null;
+  }
+  return { entity, text: texts.join(' '), helper: helper.name, sources };
+}
+
+/** `parent.children`, `[c for c in parent.children if …]`, `sorted(…)`/`list(…)` of either: the relationship's name. */
+function collectionItems(value: SyntaxNode): { name: string; text: string } | null {
+  let node = unwrap(value);
+  if (node?.type === 'call') node = unwrap(sameRows(node) === node ? null : sameRows(node));
+  if (node && /^(list_comprehension|generator_expression|set_comprehension)$/.test(node.type)) {
+    const clauses = node.namedChildren.filter((c) => c.type === 'for_in_clause');
+    const body = node.childForFieldName('body');
+    const left = clauses[0]?.childForFieldName('left');
+    if (clauses.length !== 1 || left?.type !== 'identifier' || body?.text !== left.text) return null;
+    node = unwrap(clauses[0]!.childForFieldName('right'));
+  }
+  if (node?.type !== 'attribute' || node.childForFieldName('object')?.type !== 'identifier') return null;
+  const name = node.childForFieldName('attribute')?.text;
+  return name ? { name, text: node.text } : null;
+}
+
+export const lazyLoadInLoop: FileRule & RepoRule = {
   meta: {
     code: 'PA108',
     check: 'lazy_load_in_loop',
@@ -194,7 +732,7 @@ export const lazyLoadInLoop: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Lazy-loaded relationship accessed in a loop over ORM rows (hidden N+1)',
-    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it). Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. A loop that stops at the first match (`return`/`break` after the read) is not reported.',
+    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it), or is a row the class or a base class (of any module) keeps on `self` (`self.event = Event.get(event_id)` in the setup method of a base handler, and `for c in self.event.contributions:` in a subclass; a parent loaded with `.options(...)` is left alone), and the rows a base class of another module keeps on `self` from a `Model.query` chain without options (`self.jobs = Job.query.filter(...).all()`), also when a method passes them to a helper of its module that loops over them (`tag_all(self.jobs)`); options the base query takes from the class (`.options(*self.job_options)`) are read from the base class unless a class in the module of the loop rebinds them. Rows a function of another module returns count too (`for j in fetch_jobs(...)` where every return of `fetch_jobs` is a query of one model; its options and criteria are read there). A function of the file whose returns are a query of one model or the items of a relationship collection of it (`return Child.query.filter(...).all()` in one branch, `return [c for c in parent.children if c.active]` in another) gives rows of that model. Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. A loop that stops at the first match (`return`/`break` after the read) is not reported.',
     why: 'Each first access to a lazy relationship emits its own SELECT, once per row: an N+1 that no query in the code shows. Under `AsyncSession` the implicit IO is not allowed at all and raises `MissingGreenlet`.',
     bad: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
     good: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User).options(selectinload(User.jobs)))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
@@ -224,10 +762,15 @@ export const lazyLoadInLoop: FileRule = {
       // The items of a row's collection relationship (`for c in parent.children:`), or the rows of a query.
       const collection = collectionRows(model, project, rows, loop.functionIndex, line);
       const source = collection ? null : rowsSource(model, rows, loop.functionIndex, line, 0, viaSelf);
-      if (!source?.entity && !collection) continue;
+      // Rows a helper of the file returns from a query or a relationship of one model.
+      const helped = collection || source ? null : helperRows(model, project, rows, loop.functionIndex, line);
+      if (!source?.entity && !collection && !helped) continue;
       let text: string;
       let entity: string;
-      if (source) {
+      if (helped) {
+        text = helped.text;
+        entity = helped.entity;
+      } else if (source) {
         // `.options(*self.opts)`: the options the iterating class (or a subclass) sets; unknown → silent.
         const options = selfOptionsText(model, cls, source.text);
         if (options === null) continue;
@@ -266,7 +809,8 @@ export const lazyLoadInLoop: FileRule = {
         ctx.report({
           node: attr,
           message: `\`${t.name}.${name}\` lazy-loads ${entity}.${name} once per row of \`${source ? source.op.what : rows.text.replace(/\s+/g, '')}\``
-            + (!source ? ` (the collection ${collection!.owner}; no eager loader option for it where the parent is loaded)`
+            + (helped ? ` (the rows \`${helped.helper}\` returns: ${helped.sources.join(' or ')}; no eager loader option for it)`
+              : !source ? ` (the collection ${collection!.owner}; no eager loader option for it where the parent is loaded)`
               : elsewhere ? ` (line ${source.call.line} in \`${elsewhere.qualifiedName}\`${held}; no eager loader option on the query)` : ' (no eager loader option on the query)')
             + (rel.scalar ? `; a many-to-one: one SELECT per distinct ${rel.target ? `\`${rel.target.replace(/^.*\./, '')}\`` : 'related row'} not already in the session` : ''),
           ...(rel.scalar ? { severity: 'medium' as const } : {}),
@@ -274,5 +818,9 @@ export const lazyLoadInLoop: FileRule = {
         });
       }
     }
+  },
+  checkRepo(ctx: RepoRuleContext): void {
+    reportHeldCollectionLoops(ctx);
+    reportHelperRowLoops(ctx);
   },
 };

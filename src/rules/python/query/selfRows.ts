@@ -147,7 +147,7 @@ function merge(sources: RowsSource[]): RowsSource | null {
 const returnsMemo = new WeakMap<FunctionInfo, SyntaxNode[]>();
 
 /** The `return` statements of the function's own body (not nested defs). */
-function returnsOf(fn: FunctionInfo): SyntaxNode[] {
+export function returnsOf(fn: FunctionInfo): SyntaxNode[] {
   let out = returnsMemo.get(fn);
   if (out) return out;
   out = [];
