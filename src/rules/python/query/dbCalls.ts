@@ -453,6 +453,10 @@ function ownRowQuery(model: FileModel, call: CallInfo): DbOp | null {
     return model.modelClasses.has(cls) || isFlaskModelBase(model, cls) ? { kind: 'read', what: `${cls}.query`, statement: null } : null;
   }
   if (obj?.type === 'identifier' && obj.text === 'self' && model.dynamicRelations.has(`${cls}.${attr}`)) {
+    // `self.items.filter_by(...).update({...})`: the refinement is part of one bulk statement (a
+    // write, see `dynamicRelationQuery`), not a read of its own.
+    const then = chainedMethods(call.node);
+    if (then.some((m) => m === 'update' || m === 'delete')) return null;
     return { kind: 'read', what: `${cls}.${attr} (dynamic)`, statement: null };
   }
   return null;
