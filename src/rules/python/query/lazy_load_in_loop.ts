@@ -65,7 +65,7 @@ import { valueTypeOf, type AssignmentInfo, type FileModel, type LoopInfo } from 
 import { classOfFunction } from '../../../semantic/classes.js';
 import { loadedModel, rowsSource, selfMember, type RowsSource, type SelfRows } from './dbCalls.js';
 import { returnsOf, selfOptionsText, selfRowsResolver } from './selfRows.js';
-import { lastAssignment, loopTarget, stopsAfter, unwrap } from './semantics.js';
+import { lastAssignment, lookupByKey, loopTarget, stopsAfter, unwrap } from './semantics.js';
 
 const LAZY = new Set(['select', 'dynamic', 'true', 'True']);
 const LOADER_OPTION = /\b(selectinload|joinedload|subqueryload|immediateload|contains_eager|raiseload|noload|defaultload)\s*\(/;
@@ -222,7 +222,7 @@ const SELF_REFERENCE_EVIDENCE = 'a many-to-one to the rows\' own model: related 
 export const HELD_COLLECTION_LOOP = 'held_collection_loop';
 
 /** The item's attributes a loop reads (`name@line:column:endColumn`): not assigned, not called, not in a find-first search. */
-function itemReads(loop: LoopInfo, item: string): string[] {
+function itemReads(model: FileModel, loop: LoopInfo, item: string): string[] {
   const reads: string[] = [];
   const seen = new Set<string>();
   const iterable = loop.iterable!;
@@ -235,7 +235,7 @@ function itemReads(loop: LoopInfo, item: string): string[] {
     const parent = a.parent;
     if (parent?.type === 'assignment' && parent.childForFieldName('left')?.id === a.id) continue;
     if (parent?.type === 'call' && parent.childForFieldName('function')?.id === a.id) continue;
-    if (stopsAfter(a, loop)) continue;
+    if (stopsAfter(a, loop) || lookupByKey(model, a, loop)) continue;
     seen.add(name);
     reads.push(`${name}@${a.startPosition.row + 1}:${a.startPosition.column + 1}:${a.endPosition.column + 1}`);
   }
@@ -295,7 +295,7 @@ export function collectHelperRowFacts(model: FileModel): Effect[][] {
     const call = model.calls.find((c) => c.node.id === node!.id);
     const q = call?.qualifiedName;
     if (!call || !q || q.startsWith(`${model.moduleName}.`) || q.startsWith('builtins.')) continue;
-    const reads = itemReads(loop, t.name);
+    const reads = itemReads(model, loop, t.name);
     if (!reads.length) continue;
     effects[loop.functionIndex]!.push({ kind: HELPER_ROWS_LOOP, what: `${t.name}|${reads.join(',')}`, line: call.line, column: call.column });
   }
@@ -444,7 +444,7 @@ function paramLoopSites(model: FileModel, effects: Effect[][], localNames: () =>
     const position = fn.params.findIndex((p) => p.name === rows.text);
     if (position < 0 || lastAssignment(model, rows.text, loop.functionIndex, loop.node.startPosition.row + 1)?.functionIndex === loop.functionIndex) continue;
     if (model.functions.filter((f) => f.parent < 0 && !f.className && f.name === fn.name).length !== 1) continue;
-    const reads = itemReads(loop, t.name);
+    const reads = itemReads(model, loop, t.name);
     if (!reads.length) continue;
     for (const call of model.calls) {
       if (call.calleeText !== fn.name || call.functionIndex < 0) continue;
@@ -495,7 +495,7 @@ export function collectHeldCollectionLoops(model: FileModel): Effect[][] {
     if (!coll && model.assignments.some((a) => a.target === target)) continue;
     // What the file can follow (rows the class's own code loads) is the file rule's.
     if (rowsSource(model, rows, loop.functionIndex, loop.node.startPosition.row + 1, 0, selfRowsResolver(model, cls))) continue;
-    const reads = itemReads(loop, t.name);
+    const reads = itemReads(model, loop, t.name);
     if (!reads.length) continue;
     const names = coll ? [] : ownLineNames(localNames(), cls);
     effects[loop.functionIndex]!.push({
@@ -798,7 +798,7 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
         const parent = attr.parent;
         if (parent?.type === 'assignment' && parent.childForFieldName('left')?.id === attr.id) continue;
         // A find-first search (`return`/`break` after the read) stops at the first row that matches.
-        if (stopsAfter(attr, loop)) continue;
+        if (stopsAfter(attr, loop) || lookupByKey(model, attr, loop)) continue;
         reported.add(name);
         // A many-to-one's lazy load looks in the session's identity map first: one SELECT per
         // distinct related row not loaded yet, not always one per row.

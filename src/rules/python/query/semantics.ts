@@ -286,7 +286,13 @@ function comparesItemToLiteral(cond: SyntaxNode | null, names: Set<string>, inva
     // `if entry.principal == principal:` — the entry for one key the function was given (a
     // name the loop never changes): a lookup among the items, not work on each of them.
     const itemAttr = (n: SyntaxNode) => n.type === 'attribute' && isItem(unwrap(n.childForFieldName('object')) ?? n);
-    const key = (n: SyntaxNode) => n.type === 'identifier' && !names.has(n.text) && invariant(n.text);
+    // A name or an attribute chain of one (`principal`, `self.editable.type`) the loop never
+    // rebinds; not a class's or a constant's (`Kind.ARCHIVED`, `_Type.group`): those name a
+    // category of items, as many as match.
+    const key = (n: SyntaxNode) => {
+      const root = /^([A-Za-z_]\w*)(\.[A-Za-z_]\w*)*$/.exec(n.text.replace(/\s+/g, ''))?.[1];
+      return (n.type === 'identifier' || n.type === 'attribute') && !!root && !/^_*[A-Z]/.test(root) && !names.has(root) && invariant(root);
+    };
     return (itemAttr(a) && key(b)) || (itemAttr(b) && key(a));
   }
   if (op === 'in') {
@@ -296,10 +302,30 @@ function comparesItemToLiteral(cond: SyntaxNode | null, names: Set<string>, inva
   return false;
 }
 
+/**
+ * Does `node` run only for the items that match one key the loop does not change — in the body
+ * of `if item.key == key:` (or `if item == 'literal':`), or after a comprehension's
+ * `if item.key == key` filter (`[x for e in rows if e.kind == wanted for x in e.parts]`)? Then it
+ * runs for the entries of that key, not once per item: a lookup among the items.
+ */
+export function lookupByKey(model: FileModel, node: SyntaxNode, loop: LoopInfo): boolean {
+  const names = loopTargets(loop);
+  const invariant = (name: string) => !perIterationNames(model, loop).has(name);
+  if (loop.kind !== 'comprehension') return guardedByItemValue(node, loop, names, invariant);
+  for (const clause of loop.node.namedChildren) {
+    if (clause.startIndex >= node.startIndex) break;
+    if (clause.type === 'if_clause' && comparesItemToLiteral(clause.namedChild(0), names, invariant)) return true;
+  }
+  return false;
+}
+
 /** The names a `for` loop binds to its item (its targets), not the ones assigned in the body. */
 export function loopTargets(loop: LoopInfo): Set<string> {
   const out = new Set<string>();
   if (loop.kind === 'for' || loop.kind === 'async_for') targetNames(loop.node.childForFieldName('left'), out);
+  else if (loop.kind === 'comprehension') {
+    for (const clause of loop.node.namedChildren) if (clause.type === 'for_in_clause') targetNames(clause.childForFieldName('left'), out);
+  }
   return out;
 }
 
