@@ -284,6 +284,18 @@ describe('PA107 flag guards', () => {
   });
 });
 
+describe('PA108 one-row relationships', () => {
+  it('a many-to-one is medium (identity map); the one-to-one side without the key is the loop\'s severity', () => {
+    const file = path.join(FIXTURES, 'query/PA108_tree.py');
+    const reverse = at(query, 'PA108_tree.py', lineOf(file, 'return [f.badge for f in folders]'), 'PA108')!;
+    expect(reverse.severity).toBe('high');
+    expect(reverse.message).not.toMatch(/many-to-one/);
+    const owner = at(query, 'PA108_tree.py', lineOf(file, 'owners = [f.owner.name for f in folders]'), 'PA108')!;
+    expect(owner.severity).toBe('medium');
+    expect(owner.message).toMatch(/a many-to-one: one SELECT per distinct `Author`/);
+  });
+});
+
 describe('PA107 methods on rows', () => {
   it('a model method or property that queries about its own row, called on each loop item, is an N+1', () => {
     const file = path.join(FIXTURES, 'query/row_methods.py');

@@ -181,6 +181,11 @@ export interface RelationshipInfo {
    * foreign-key column `<name>_id` in the same class. Absent when not known to be scalar.
    */
   scalar?: true;
+  /**
+   * The side of a one-to-one without the foreign key (a `backref(..., uselist=False)`): one row,
+   * but loaded by the other table's key, so never from the identity map.
+   */
+  reverse?: true;
 }
 
 export interface ModelInfo {

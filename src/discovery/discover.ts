@@ -709,7 +709,8 @@ function addBackrefs(models: ModelInfo[], classes: ClassFacts[], mappings: Imper
       if (m.relationships.some((r) => r.name === b.relationship.name)) continue;
       const cls = classOf.get(`${m.file}\0${m.name}`);
       const scalar = b.scalar ?? (cls ? oneRow(cls, b.relationship.name) : false);
-      m.relationships.push({ ...b.relationship, ...(scalar ? { scalar: true as const } : {}) });
+      // `backref(..., uselist=False)`: the one-to-one's side without the foreign key.
+      m.relationships.push({ ...b.relationship, ...(scalar ? { scalar: true as const } : {}), ...(b.scalar === true ? { reverse: true as const } : {}) });
     }
   }
   for (const m of models) m.relationships.sort((a, b) => cmp(a.file, b.file) || a.line - b.line || cmp(a.name, b.name));

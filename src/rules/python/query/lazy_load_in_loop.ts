@@ -77,7 +77,9 @@ function lazyRelationships(candidates: ModelInfo[]): Map<string, { scalar: boole
   if (!candidates.length) return out;
   for (const rel of candidates[0]!.relationships) {
     if (candidates.every((m) => m.relationships.some((r) => r.name === rel.name && LAZY.has(r.lazy)))) {
-      const scalar = candidates.every((m) => m.relationships.some((r) => r.name === rel.name && r.scalar));
+      // A many-to-one: its lazy load may come from the identity map. Not the side of a one-to-one
+      // without the foreign key, which is loaded by the other table's key (a SELECT every time).
+      const scalar = candidates.every((m) => m.relationships.some((r) => r.name === rel.name && r.scalar && !r.reverse));
       out.set(rel.name, { scalar, target: rel.target });
     }
   }
