@@ -151,8 +151,18 @@ export function flagGuard(model: FileModel, node: SyntaxNode, fnIndex: number): 
   const regions = guardRegions(model, fnIndex, flags);
   if (!regions.length) return null;
   const at = node.startIndex;
+  // One guard is recorded per node: the innermost flag guard, else the innermost unset guard (a
+  // flag that must be on outranks the `else` of another: `if not allow_x: raise` around
+  // `if soft: ... else: <query>` keeps the query behind `allow_x`).
   let best: GuardRegion | null = null;
-  for (const r of regions) if (at >= r.from && at < r.to && (!best || r.from > best.from)) best = r;
+  let unset: GuardRegion | null = null;
+  for (const r of regions) {
+    if (at < r.from || at >= r.to) continue;
+    if (r.guard.endsWith('-')) {
+      if (!unset || r.from > unset.from) unset = r;
+    } else if (!best || r.from > best.from) best = r;
+  }
+  best ??= unset;
   if (!best) return null;
   // A lambda between the node and its guard is its own scope (called later, or never).
   const stop = best.node.parent;
