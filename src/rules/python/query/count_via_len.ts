@@ -43,7 +43,7 @@ export const countViaLen: FileRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'Rows fetched only to be counted with `len()`',
-    what: 'Finds `len(q.all())`, `len((await session.scalars(select(...))).all())`, `len(result.fetchall())` and `len(list(q))` where the list comes straight from a query and is thrown away after counting.',
+    what: 'Finds `len(q.all())`, `len((await session.scalars(select(...))).all())`, `len(result.fetchall())` and `len(list(q))` where the list comes straight from a query and is thrown away after counting. Advisory when the query\'s equality filters pin the primary key or two id columns (`Member.group_id == g` and `Member.user_id == u`: one association\'s rows, 0 or a few).',
     why: 'All matching rows are transferred, decoded and turned into ORM objects only to produce one integer; `SELECT count(*)` lets the database answer from an index and returns one row.',
     bad: "from sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def running(session: AsyncSession) -> int:\n    return len((await session.scalars(select(Job).where(Job.status == \"running\"))).all())\n",
     good: "from sqlalchemy import func, select\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def running(session: AsyncSession) -> int:\n    return await session.scalar(select(func.count()).select_from(Job).where(Job.status == \"running\"))\n",
