@@ -723,11 +723,13 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     return null;
   }
 
+  function selfClasses(ref: FnRef): readonly ClassRef[] {
+    const c = ownClass(ref.file, ref.fn);
+    return c ? types.mro(c) : [];
+  }
+
   function receiverClasses(file: number, call: SummaryCall): readonly ClassRef[] {
-    if (call.functionIndex >= 0 && /^(self|cls)\.[A-Za-z_]\w*$/.test(call.calleeText)) {
-      const c = ownClass(file, call.functionIndex);
-      return c ? types.mro(c) : [];
-    }
+    if (call.functionIndex >= 0 && /^(self|cls)\.[A-Za-z_]\w*$/.test(call.calleeText)) return selfClasses({ file, fn: call.functionIndex });
     if (!call.receiverType || call.receiverType === UNTYPED) return [];
     const v = types.resolve(call.receiverType);
     return v?.kind === 'instance' ? types.mro(v.cls) : [];
@@ -737,10 +739,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     index,
     resolveCall,
     receiverClasses,
-    selfClasses: (ref) => {
-      const c = ownClass(ref.file, ref.fn);
-      return c ? types.mro(c) : [];
-    },
+    selfClasses,
     resolveType: (path) => types.resolve(path),
     callAt,
     functionsWithEffects,
@@ -807,6 +806,15 @@ export interface SiteCall {
   site: Effect;
   call: SummaryCall;
   to: FnRef;
+}
+
+/** The site facts of one kind recorded in functions outside test files, with their function's ref and file. */
+export function* ownSites(graph: CallGraph, kind: string): Generator<{ ref: FnRef; file: FileSummary; site: Effect }> {
+  for (const ref of graph.functionsWithEffects(new Set([kind]))) {
+    const file = graph.fileOf(ref);
+    if (file.isTestFile) continue;
+    for (const site of graph.ownEffects(ref)) if (site.kind === kind) yield { ref, file, site };
+  }
 }
 
 /**

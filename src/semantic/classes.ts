@@ -17,6 +17,8 @@ export interface ClassInfo {
   bases: string[];
   /** Attribute → type path, for the attributes whose type syntax tells. */
   attrs: Map<string, string>;
+  /** Every name the class body binds itself (`query = ""`, `opts: tuple = (...)`), typed or not. */
+  names: Set<string>;
   /** A `typing.Protocol` or an ABC: calls on it reach the classes that implement it. */
   isInterface: boolean;
   line: number;
@@ -56,7 +58,7 @@ function readClasses(model: FileModel): ClassInfo[] {
       if (INTERFACE_BASES.test(q) || INTERFACE_BASES.test(text)) isInterface = true;
       bases.push(q);
     }
-    const info: ClassInfo = { name, bases, attrs: new Map(), isInterface, line: node.startPosition.row + 1 };
+    const info: ClassInfo = { name, bases, attrs: new Map(), names: new Set(), isInterface, line: node.startPosition.row + 1 };
     out.push(info);
     byName.set(name, info);
     ranges.push({ info, start: node.startIndex, end: node.endIndex });
@@ -68,7 +70,9 @@ function readClasses(model: FileModel): ClassInfo[] {
     const at = a.node.startIndex;
     let owner: ClassInfo | null = null;
     for (const r of ranges) if (at >= r.start && at < r.end) owner = r.info; // later = deeper
-    if (!owner || owner.attrs.has(a.target)) continue;
+    if (!owner) continue;
+    owner.names.add(a.target);
+    if (owner.attrs.has(a.target)) continue;
     const t = a.annotation ? annotationType(model, a.annotation) : typeString(model, a.value, -1, a.line - 1);
     if (t) owner.attrs.set(a.target, t);
   }

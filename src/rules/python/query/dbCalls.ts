@@ -380,22 +380,7 @@ function flaskMixin(model: FileModel, className: string): boolean {
   if (!model.flaskDbHandles.size) return false;
   const cls = fileClasses(model).find((c) => c.name === className);
   if (!cls || cls.bases.some((b) => b !== 'object')) return false;
-  if (cls.attrs.has('query') || model.functions.some((f) => f.className === className && f.name === 'query')) return false;
-  // A class-level `query = ...` / `query: str = ...` (at the body's own indentation, not a local of a method).
-  const block = topLevelBlock(model.source, cls.line);
-  const indent = /\n([ \t]+)[^\s#]/.exec(block)?.[1];
-  return !indent || !new RegExp(`^${indent}query[ \\t]*(?::[^=\\n]*)?=`, 'm').test(block);
-}
-
-/** The text of the top-level statement that starts on 1-based `line` (up to the next unindented line). */
-function topLevelBlock(source: string, line: number): string {
-  let start = 0;
-  for (let l = 1; l < line && start >= 0; l++) start = source.indexOf('\n', start) + 1;
-  const next = /\n(?=[^\s#])/g;
-  next.lastIndex = source.indexOf('\n', start);
-  if (next.lastIndex < 0) return source.slice(start);
-  const m = next.exec(source);
-  return source.slice(start, m ? m.index : source.length);
+  return !cls.names.has('query') && !model.functions.some((f) => f.className === className && f.name === 'query');
 }
 
 /** A project model, or the project's own Flask-SQLAlchemy model base defined in this file. */

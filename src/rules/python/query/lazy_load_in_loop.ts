@@ -58,11 +58,11 @@ import type { ModelInfo, ProjectContext } from '../../../discovery/context.js';
 import { modelsNamed, projectIndex } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
-import { callGraphOf, type CallGraph } from '../../../analysis/callgraph.js';
+import { callGraphOf, ownSites, type CallGraph } from '../../../analysis/callgraph.js';
 import type { ClassRef } from '../../../analysis/types.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
-import { valueTypeOf, type AssignmentInfo, type FileModel, type LoopInfo } from '../../../semantic/model.js';
-import { classOfFunction } from '../../../semantic/classes.js';
+import { callAt, valueTypeOf, type AssignmentInfo, type FileModel, type LoopInfo } from '../../../semantic/model.js';
+import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
 import { loadedModel, rowsSource, selfMember, type RowsSource, type SelfRows } from './dbCalls.js';
 import { returnsOf, selfOptionsText, selfRowsResolver } from './selfRows.js';
 import { lastAssignment, lookupByKey, loopTarget, stopsAfter, unwrap } from './semantics.js';
@@ -72,8 +72,13 @@ const LOADER_OPTION = /\b(selectinload|joinedload|subqueryload|immediateload|con
 
 /** Relationship name → loader, for every model of that name in the project (all must agree it is lazy). */
 /** Relationships lazy in every declaration of the entity (`candidates`: the models of that name). */
-function lazyRelationships(candidates: ModelInfo[]): Map<string, { scalar: boolean; target: string | null }> {
-  const out = new Map<string, { scalar: boolean; target: string | null }>();
+interface LazyRelationship {
+  scalar: boolean;
+  target: string | null;
+}
+
+function lazyRelationships(candidates: ModelInfo[]): Map<string, LazyRelationship> {
+  const out = new Map<string, LazyRelationship>();
   if (!candidates.length) return out;
   for (const rel of candidates[0]!.relationships) {
     if (candidates.every((m) => m.relationships.some((r) => r.name === rel.name && LAZY.has(r.lazy)))) {
@@ -223,9 +228,11 @@ const SELF_REFERENCE_EVIDENCE = 'a many-to-one to the rows\' own model: related 
  */
 export const HELD_COLLECTION_LOOP = 'held_collection_loop';
 
-/** The item's attributes a loop reads (`name@line:column:endColumn`): not assigned, not called, not in a find-first search. */
-function itemReads(model: FileModel, loop: LoopInfo, item: string): string[] {
-  const reads: string[] = [];
+/**
+ * The item's attributes a loop reads, the first read of each name that `wanted` accepts: not
+ * assigned, not called, not in a find-first search, not only for the items of one key.
+ */
+function* itemAttributeReads(model: FileModel, loop: LoopInfo, item: string, wanted: (name: string) => boolean): Generator<{ node: SyntaxNode; name: string }> {
   const seen = new Set<string>();
   const iterable = loop.iterable!;
   for (const a of loop.node.descendantsOfType('attribute')) {
@@ -233,13 +240,22 @@ function itemReads(model: FileModel, loop: LoopInfo, item: string): string[] {
     if (a.startIndex >= iterable.startIndex && a.endIndex <= iterable.endIndex) continue;
     const obj = a.childForFieldName('object');
     const name = a.childForFieldName('attribute')?.text ?? '';
-    if (obj?.type !== 'identifier' || obj.text !== item || !name || name.startsWith('_') || seen.has(name)) continue;
+    if (obj?.type !== 'identifier' || obj.text !== item || !name || seen.has(name) || !wanted(name)) continue;
     const parent = a.parent;
     if (parent?.type === 'assignment' && parent.childForFieldName('left')?.id === a.id) continue;
     if (parent?.type === 'call' && parent.childForFieldName('function')?.id === a.id) continue;
+    // A find-first search (`return`/`break` after the read) stops at the first row that matches.
     if (stopsAfter(a, loop) || lookupByKey(model, a, loop)) continue;
     seen.add(name);
-    reads.push(`${name}@${a.startPosition.row + 1}:${a.startPosition.column + 1}:${a.endPosition.column + 1}`);
+    yield { node: a, name };
+  }
+}
+
+/** The item's attributes a loop reads, for a site fact (`name@line:column:endColumn`; see `itemAttributeReads`). */
+function itemReads(model: FileModel, loop: LoopInfo, item: string): string[] {
+  const reads: string[] = [];
+  for (const { node, name } of itemAttributeReads(model, loop, item, (n) => !n.startsWith('_'))) {
+    reads.push(`${name}@${node.startPosition.row + 1}:${node.startPosition.column + 1}:${node.endPosition.column + 1}`);
   }
   return reads;
 }
@@ -294,7 +310,7 @@ export function collectHelperRowFacts(model: FileModel): Effect[][] {
       node = unwrap(a.value);
     }
     if (node?.type !== 'call') continue;
-    const call = model.calls.find((c) => c.node.id === node!.id);
+    const call = callAt(model, node);
     const q = call?.qualifiedName;
     if (!call || !q || q.startsWith(`${model.moduleName}.`) || q.startsWith('builtins.')) continue;
     const reads = itemReads(model, loop, t.name);
@@ -304,48 +320,61 @@ export function collectHelperRowFacts(model: FileModel): Effect[][] {
   return effects;
 }
 
+/** The lazy reads a site fact lists (`name@line:column:endColumn`, see `itemReads`), with the relationship each reads. */
+function lazyReads(readList: string, lazy: Map<string, LazyRelationship>): { name: string; line: number; column: number; endColumn: number; info: LazyRelationship }[] {
+  const out: { name: string; line: number; column: number; endColumn: number; info: LazyRelationship }[] = [];
+  for (const read of readList.split(',')) {
+    const m = /^(\w+)@(\d+):(\d+):(\d+)$/.exec(read);
+    const info = m ? lazy.get(m[1]!) : undefined;
+    if (m && info) out.push({ name: m[1]!, line: Number(m[2]), column: Number(m[3]), endColumn: Number(m[4]), info });
+  }
+  return out;
+}
+
+/** A many-to-one's note and severity: its lazy load looks in the identity map first (one SELECT per distinct related row). */
+function oneRowNote(info: LazyRelationship): string {
+  return info.scalar ? `; a many-to-one: one SELECT per distinct ${info.target ? `\`${info.target.replace(/^.*\./, '')}\`` : 'related row'} not already in the session` : '';
+}
+
+/** The project model a class path of the repo names (`app.models.Event`), or null. */
+function projectModel(graph: CallGraph, project: ProjectContext, classPath: string, kind?: 'class'): ModelInfo | null {
+  const v = graph.resolveType(classPath);
+  if (!v || v.kind === 'function' || (kind && v.kind !== kind)) return null;
+  const file = graph.index.files[v.cls.file]!.path;
+  return project.models.find((m) => m.name === v.cls.cls.name && m.file === file) ?? null;
+}
+
 /** PA108's repo phase: loops over the rows a function of another module returns. */
 function reportHelperRowLoops(ctx: RepoRuleContext): void {
   const graph = callGraphOf(ctx.index);
   const byName = projectIndex(ctx.project).modelsByName;
-  for (const ref of graph.functionsWithEffects(HELPER_LOOPS)) {
-    const file = graph.fileOf(ref);
-    if (file.isTestFile) continue;
-    for (const site of graph.ownEffects(ref)) {
-      if (site.kind !== HELPER_ROWS_LOOP) continue;
-      const call = graph.callAt(ref.file, site.line, site.column);
-      const to = call ? graph.resolveCall(ref.file, call) : null;
-      const fact = to ? graph.ownEffects(to).find((e) => e.kind === RETURNS_ROWS) : undefined;
-      if (!call || !to || !fact) continue;
-      const bar = fact.what.indexOf('|');
-      const entity = fact.what.slice(0, bar);
-      const text = fact.what.slice(bar + 1);
-      const lazy = lazyRelationships(byName.get(entity) ?? []);
-      for (const rel of [...lazy.keys()]) if (eagerlyLoaded(text, rel) || targetsHeld(text, rel)) lazy.delete(rel);
-      if (!lazy.size) continue;
-      const [item = '', readList = ''] = site.what.split('|');
-      const helper = graph.function(to);
-      const helperFile = graph.fileOf(to);
-      for (const read of readList.split(',')) {
-        const m = /^(\w+)@(\d+):(\d+):(\d+)$/.exec(read);
-        const info = m ? lazy.get(m[1]!) : undefined;
-        if (!m || !info) continue;
-        const line = Number(m[2]);
-        ctx.report({
-          path: file.path,
-          location: { line, column: Number(m[3]), endLine: line, endColumn: Number(m[4]) },
-          message: `\`${item}.${m[1]}\` lazy-loads ${entity}.${m[1]} once per row that \`${call.calleeText}\` returns`
-            + ` (\`${helper.qualifiedName}\` in ${helperFile.path}: \`${entity}\` rows of a query with no eager loader option for it)`
-            + (info.scalar ? `; a many-to-one: one SELECT per distinct ${info.target ? `\`${info.target.replace(/^.*\./, '')}\`` : 'related row'} not already in the session` : ''),
-          ...(info.scalar ? { severity: 'medium' as const } : {}),
-          function: graph.function(ref).name,
-        });
-      }
+  for (const { ref, file, site } of ownSites(graph, HELPER_ROWS_LOOP)) {
+    const call = graph.callAt(ref.file, site.line, site.column);
+    const to = call ? graph.resolveCall(ref.file, call) : null;
+    const fact = to ? graph.ownEffects(to).find((e) => e.kind === RETURNS_ROWS) : undefined;
+    if (!call || !to || !fact) continue;
+    const bar = fact.what.indexOf('|');
+    const entity = fact.what.slice(0, bar);
+    const text = fact.what.slice(bar + 1);
+    const lazy = lazyRelationships(byName.get(entity) ?? []);
+    for (const rel of [...lazy.keys()]) if (eagerlyLoaded(text, rel) || targetsHeld(text, rel)) lazy.delete(rel);
+    if (!lazy.size) continue;
+    const [item = '', readList = ''] = site.what.split('|');
+    const helper = graph.function(to);
+    const helperFile = graph.fileOf(to);
+    for (const r of lazyReads(readList, lazy)) {
+      ctx.report({
+        path: file.path,
+        location: { line: r.line, column: r.column, endLine: r.line, endColumn: r.endColumn },
+        message: `\`${item}.${r.name}\` lazy-loads ${entity}.${r.name} once per row that \`${call.calleeText}\` returns`
+          + ` (\`${helper.qualifiedName}\` in ${helperFile.path}: \`${entity}\` rows of a query with no eager loader option for it)` + oneRowNote(r.info),
+        ...(r.info.scalar ? { severity: 'medium' as const } : {}),
+        function: graph.function(ref).name,
+      });
     }
   }
 }
 
-const HELPER_LOOPS: ReadonlySet<string> = new Set([HELPER_ROWS_LOOP]);
 
 /**
  * `HELD_ROWS` on a method that sets `self.<attr>` to rows of one model's query (`what` =
@@ -395,23 +424,9 @@ function heldRowFacts(model: FileModel, effects: Effect[][]): void {
   }
 }
 
-/** Names the file's classes bind in their bodies (`options = (...)`) and their bases' names, by class. */
+/** Names the file's classes bind in their bodies (`options = (...)`) and their bases' short names, by class. */
 function classLevelNames(model: FileModel): Map<string, { names: string[]; bases: string[] }> {
-  const out = new Map<string, { names: string[]; bases: string[] }>();
-  for (const node of model.classes) {
-    const name = node.childForFieldName('name')?.text;
-    const body = node.childForFieldName('body');
-    if (!name || !body) continue;
-    const entry = out.get(name) ?? { names: [], bases: [] };
-    for (const st of body.namedChildren) {
-      const a = st.type === 'expression_statement' ? st.namedChild(0) : null;
-      const left = a?.type === 'assignment' ? a.childForFieldName('left') : null;
-      if (left?.type === 'identifier') entry.names.push(left.text);
-    }
-    for (const b of node.childForFieldName('superclasses')?.namedChildren ?? []) if (b.type === 'identifier') entry.bases.push(b.text);
-    out.set(name, entry);
-  }
-  return out;
+  return new Map(fileClasses(model).map((c) => [c.name, { names: [...c.names], bases: c.bases.map((b) => b.slice(b.lastIndexOf('.') + 1)) }]));
 }
 
 /** The class-level names of `cls` and of its bases defined in the file (the part of its MRO the file holds). */
@@ -524,11 +539,7 @@ function heldRowModel(graph: CallGraph, project: ProjectContext, path: string): 
   let classPath: string | null = null;
   if (/^@[A-Za-z_][\w.]*$/.test(path)) classPath = path.slice(1);
   else classPath = ONE_ROW.exec(path)?.[1] ?? null;
-  if (!classPath) return null;
-  const v = graph.resolveType(classPath);
-  if (!v || v.kind === 'function') return null;
-  const file = graph.index.files[v.cls.file]!.path;
-  return project.models.find((m) => m.name === v.cls.cls.name && m.file === file) ?? null;
+  return classPath ? projectModel(graph, project, classPath) : null;
 }
 
 /** Query-chain steps that keep a query's rows and add no loader option (`.options()` is left out: which is not in the path). */
@@ -541,11 +552,7 @@ const ROWS_CHAIN = /^([A-Za-z_][\w.]*?)\.query((?:\.(?:filter|filter_by|where|wi
  */
 function heldRowsModel(graph: CallGraph, project: ProjectContext, path: string): ModelInfo | null {
   const m = ROWS_CHAIN.exec(path);
-  if (!m) return null;
-  const v = graph.resolveType(m[1]!);
-  if (!v || v.kind !== 'class') return null;
-  const file = graph.index.files[v.cls.file]!.path;
-  return project.models.find((x) => x.name === v.cls.cls.name && x.file === file) ?? null;
+  return m ? projectModel(graph, project, m[1]!, 'class') : null;
 }
 
 /** The `HELD_ROWS` fact a method of the class sets for `attr`, when exactly one does. */
@@ -567,96 +574,82 @@ function heldRowsFact(graph: CallGraph, cls: ClassRef, attr: string): { entity: 
 /** PA108's repo phase: the item loops of `HELD_COLLECTION_LOOP` sites. */
 function reportHeldCollectionLoops(ctx: RepoRuleContext): void {
   const graph = callGraphOf(ctx.index);
-  const sites = [...graph.functionsWithEffects(HELD_LOOPS)];
-  if (!sites.length) return;
   const byName = projectIndex(ctx.project).modelsByName;
   // A helper's loop is a site of each method that passes it `self.<attr>`: reported once.
   const reported = new Set<string>();
-  for (const ref of sites) {
-    const file = graph.fileOf(ref);
-    if (file.isTestFile) continue;
+  for (const { ref, file, site } of ownSites(graph, HELD_COLLECTION_LOOP)) {
     const classes = graph.selfClasses(ref);
     if (!classes.length) continue;
-    for (const site of graph.ownEffects(ref)) {
-      if (site.kind !== HELD_COLLECTION_LOOP) continue;
-      // The function the loop is in: the method itself, or the helper it passes the rows to.
-      let loopFn = -1;
-      file.functions.forEach((f, i) => {
-        if (f.startLine <= site.line && site.line <= f.endLine && (loopFn < 0 || f.startLine >= file.functions[loopFn]!.startLine)) loopFn = i;
+    // The function the loop is in: the method itself, or the helper it passes the rows to.
+    let loopFn = -1;
+    file.functions.forEach((f, i) => {
+      if (f.startLine <= site.line && site.line <= f.endLine && (loopFn < 0 || f.startLine >= file.functions[loopFn]!.startLine)) loopFn = i;
+    });
+    const passed = loopFn >= 0 && loopFn !== ref.fn ? file.functions[loopFn]! : null;
+    const [attr = '', coll = '', item = '', readList = '', local = ''] = site.what.split('|');
+    // The first class of the MRO whose code sets `self.<attr>` decides what it holds.
+    let path: string | undefined;
+    let setter = '';
+    let setterAt = -1;
+    for (const [i, c] of classes.entries()) {
+      const hit = c.cls.attrs.find(([n]) => n === attr);
+      if (hit) {
+        path = hit[1];
+        setter = c.cls.name;
+        setterAt = i;
+        break;
+      }
+    }
+    if (!path) continue;
+    // Rows the setter's own file read (`HELD_ROWS`): the query's text, options included.
+    const held = coll ? null : heldRowsFact(graph, classes[setterAt]!, attr);
+    let entity: string;
+    let where: string;
+    if (coll) {
+      const owner = heldRowModel(graph, ctx.project, path);
+      const rel = owner?.relationships.find((r) => r.name === coll);
+      if (!owner || !rel || rel.scalar || !rel.target) continue;
+      entity = rel.target.slice(rel.target.lastIndexOf('.') + 1);
+      where = `the collection ${owner.name}.${coll} of the ${owner.name} row that \`${setter}\` keeps in \`self.${attr}\`; no eager loader option for it where that row is loaded`;
+    } else if (held) {
+      // Options named by `*self.<name>` are the setter's unless a class before it binds the name:
+      // those of the site's file are listed, any other class is unknown.
+      const before = classes.slice(0, setterAt);
+      const localList = local ? local.split(',') : [];
+      // Classes before the setter: in the site's file, which assigns no `self.<attr>` (the collector checks).
+      if (before.some((c) => c.file !== ref.file) || held.names.some((n) => localList.includes(n))) continue;
+      entity = held.entity;
+      where = `the \`${entity}\` rows that \`${setter}\` keeps in \`self.${attr}\`; no eager loader option on that query`;
+    } else {
+      const rowsOf = heldRowsModel(graph, ctx.project, path);
+      if (!rowsOf) continue;
+      entity = rowsOf.name;
+      where = `the \`${entity}.query\` rows that \`${setter}\` keeps in \`self.${attr}\`; no eager loader option on that query`;
+    }
+    const lazy = lazyRelationships(byName.get(entity) ?? []);
+    if (held) {
+      for (const rel of [...lazy.keys()]) if (eagerlyLoaded(held.text, rel) || targetsHeld(held.text, rel)) lazy.delete(rel);
+    } else if (!coll) {
+      // Rows a query picked by criteria the path does not show: a many-to-one may be pinned to held rows.
+      for (const [name, info] of [...lazy]) if (info.scalar) lazy.delete(name);
+    }
+    if (!lazy.size) continue;
+    for (const r of lazyReads(readList, lazy)) {
+      const key = `${file.path}:${r.line}:${r.column}`;
+      if (reported.has(key)) continue;
+      reported.add(key);
+      ctx.report({
+        path: file.path,
+        location: { line: r.line, column: r.column, endLine: r.line, endColumn: r.endColumn },
+        message: `\`${item}.${r.name}\` lazy-loads ${entity}.${r.name} once per row of \`self.${attr}${coll ? `.${coll}` : ''}\``
+          + (passed ? `, which \`${graph.function(ref).qualifiedName}\` passes to \`${passed.name}\`` : '') + ` (${where})` + oneRowNote(r.info),
+        ...(r.info.scalar ? { severity: 'medium' as const } : {}),
+        function: (passed ?? graph.function(ref)).name,
       });
-      const passed = loopFn >= 0 && loopFn !== ref.fn ? file.functions[loopFn]! : null;
-      const [attr = '', coll = '', item = '', readList = '', local = ''] = site.what.split('|');
-      // The first class of the MRO whose code sets `self.<attr>` decides what it holds.
-      let path: string | undefined;
-      let setter = '';
-      let setterAt = -1;
-      for (const [i, c] of classes.entries()) {
-        const hit = c.cls.attrs.find(([n]) => n === attr);
-        if (hit) {
-          path = hit[1];
-          setter = c.cls.name;
-          setterAt = i;
-          break;
-        }
-      }
-      if (!path) continue;
-      // Rows the setter's own file read (`HELD_ROWS`): the query's text, options included.
-      const held = coll ? null : heldRowsFact(graph, classes[setterAt]!, attr);
-      let entity: string;
-      let where: string;
-      if (coll) {
-        const owner = heldRowModel(graph, ctx.project, path);
-        const rel = owner?.relationships.find((r) => r.name === coll);
-        if (!owner || !rel || rel.scalar || !rel.target) continue;
-        entity = rel.target.slice(rel.target.lastIndexOf('.') + 1);
-        where = `the collection ${owner.name}.${coll} of the ${owner.name} row that \`${setter}\` keeps in \`self.${attr}\`; no eager loader option for it where that row is loaded`;
-      } else if (held) {
-        // Options named by `*self.<name>` are the setter's unless a class before it binds the name:
-        // those of the site's file are listed, any other class is unknown.
-        const before = classes.slice(0, setterAt);
-        const localList = local ? local.split(',') : [];
-        // Classes before the setter: in the site's file, which assigns no `self.<attr>` (the collector checks).
-        if (before.some((c) => c.file !== ref.file) || held.names.some((n) => localList.includes(n))) continue;
-        entity = held.entity;
-        where = `the \`${entity}\` rows that \`${setter}\` keeps in \`self.${attr}\`; no eager loader option on that query`;
-      } else {
-        const rowsOf = heldRowsModel(graph, ctx.project, path);
-        if (!rowsOf) continue;
-        entity = rowsOf.name;
-        where = `the \`${entity}.query\` rows that \`${setter}\` keeps in \`self.${attr}\`; no eager loader option on that query`;
-      }
-      const lazy = lazyRelationships(byName.get(entity) ?? []);
-      if (held) {
-        for (const rel of [...lazy.keys()]) if (eagerlyLoaded(held.text, rel) || targetsHeld(held.text, rel)) lazy.delete(rel);
-      } else if (!coll) {
-        // Rows a query picked by criteria the path does not show: a many-to-one may be pinned to held rows.
-        for (const [name, info] of [...lazy]) if (info.scalar) lazy.delete(name);
-      }
-      if (!lazy.size) continue;
-      for (const read of readList.split(',')) {
-        const m = /^(\w+)@(\d+):(\d+):(\d+)$/.exec(read);
-        if (!m) continue;
-        const info = lazy.get(m[1]!);
-        if (!info) continue;
-        const line = Number(m[2]);
-        const key = `${file.path}:${line}:${m[3]}`;
-        if (reported.has(key)) continue;
-        reported.add(key);
-        ctx.report({
-          path: file.path,
-          location: { line, column: Number(m[3]), endLine: line, endColumn: Number(m[4]) },
-          message: `\`${item}.${m[1]}\` lazy-loads ${entity}.${m[1]} once per row of \`self.${attr}${coll ? `.${coll}` : ''}\``
-            + (passed ? `, which \`${graph.function(ref).qualifiedName}\` passes to \`${passed.name}\`` : '') + ` (${where})`
-            + (info.scalar ? `; a many-to-one: one SELECT per distinct ${info.target ? `\`${info.target.replace(/^.*\./, '')}\`` : 'related row'} not already in the session` : ''),
-          ...(info.scalar ? { severity: 'medium' as const } : {}),
-          function: (passed ?? graph.function(ref)).name,
-        });
-      }
     }
   }
 }
 
-const HELD_LOOPS: ReadonlySet<string> = new Set([HELD_COLLECTION_LOOP]);
 
 /**
  * `rows = helper(...)` (or the call itself), `helper` a function of the file whose every return
@@ -786,22 +779,10 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
       const lazy = lazyRelationships(modelsNamed(project, model, entity));
       for (const rel of [...lazy.keys()]) if (eagerlyLoaded(text, rel) || targetsHeld(text, rel)) lazy.delete(rel);
       if (!lazy.size) continue;
-      const iterable = loop.iterable!;
       // Rows loaded in another function (a setup method, a property, a helper): say where.
       const elsewhere = source && source.call.functionIndex !== loop.functionIndex ? model.functions[source.call.functionIndex] : undefined;
       const held = rows.type === 'attribute' && selfMember(rows) ? `, held in \`${rows.text.replace(/\s+/g, '')}\`` : '';
-      const reported = new Set<string>();
-      for (const attr of loop.node.descendantsOfType('attribute')) {
-        if (attr.startIndex < loop.iterStart || attr.startIndex >= loop.iterEnd) continue;
-        if (attr.startIndex >= iterable.startIndex && attr.endIndex <= iterable.endIndex) continue;
-        const obj = attr.childForFieldName('object');
-        const name = attr.childForFieldName('attribute')?.text ?? '';
-        if (obj?.type !== 'identifier' || obj.text !== t.name || !lazy.has(name) || reported.has(name)) continue;
-        const parent = attr.parent;
-        if (parent?.type === 'assignment' && parent.childForFieldName('left')?.id === attr.id) continue;
-        // A find-first search (`return`/`break` after the read) stops at the first row that matches.
-        if (stopsAfter(attr, loop) || lookupByKey(model, attr, loop)) continue;
-        reported.add(name);
+      for (const { node: attr, name } of itemAttributeReads(model, loop, t.name, (n) => lazy.has(n))) {
         // A many-to-one's lazy load looks in the session's identity map first: one SELECT per
         // distinct related row not loaded yet, not always one per row.
         const rel = lazy.get(name)!;
@@ -814,7 +795,7 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
             + (helped ? ` (the rows \`${helped.helper}\` returns: ${helped.sources.join(' or ')}; no eager loader option for it)`
               : !source ? ` (the collection ${collection!.owner}; no eager loader option for it where the parent is loaded)`
               : elsewhere ? ` (line ${source.call.line} in \`${elsewhere.qualifiedName}\`${held}; no eager loader option on the query)` : ' (no eager loader option on the query)')
-            + (rel.scalar ? `; a many-to-one: one SELECT per distinct ${rel.target ? `\`${rel.target.replace(/^.*\./, '')}\`` : 'related row'} not already in the session` : ''),
+            + oneRowNote(rel),
           ...(rel.scalar ? { severity: 'medium' as const } : {}),
           ...(selfReferential ? { advisory: SELF_REFERENCE_EVIDENCE } : {}),
         });

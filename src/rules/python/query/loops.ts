@@ -8,7 +8,7 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRuleContext, RepoRuleContext } from '../../types.js';
-import { callGraphOf, siteCalls, type CallEdge, type CallGraph, type FnRef, type Reach, type SiteCall } from '../../../analysis/callgraph.js';
+import { callGraphOf, ownSites, siteCalls, type CallEdge, type CallGraph, type FnRef, type Reach, type SiteCall } from '../../../analysis/callgraph.js';
 import { FN_PROPERTY, UNTYPED } from '../../../analysis/objects.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
 import { INVARIANT_READ, PARAM_ROW_CALL, ROW_CALL, ROW_QUERY } from './rowCalls.js';
@@ -444,14 +444,6 @@ export function reportRowSites(ctx: RepoRuleContext, message: (owner: string, na
 }
 
 
-/** The site facts of one kind recorded in functions outside test files, with their function and file. */
-function* ownSites(graph: CallGraph, kind: string): Generator<{ ref: FnRef; file: ReturnType<CallGraph['fileOf']>; site: Effect }> {
-  for (const ref of graph.functionsWithEffects(new Set([kind]))) {
-    const file = graph.fileOf(ref);
-    if (file.isTestFile) continue;
-    for (const site of graph.ownEffects(ref)) if (site.kind === kind) yield { ref, file, site };
-  }
-}
 
 /**
  * Per-item calls of a repository library's inherited methods on an object of a repo class that
