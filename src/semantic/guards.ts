@@ -84,14 +84,11 @@ function testedName(cond: SyntaxNode | null): string | null {
 /** `if not flag: return/raise` with no other branch: the name, else null. */
 function earlyExitOn(stmt: SyntaxNode): string | null {
   if (stmt.type !== 'if_statement' || stmt.childForFieldName('alternative')) return null;
-  let cond = stmt.childForFieldName('condition');
-  while (cond?.type === 'parenthesized_expression') cond = cond.namedChild(0);
-  if (cond?.type !== 'not_operator') return null;
-  const operand = cond.childForFieldName('argument');
-  if (operand?.type !== 'identifier') return null;
+  const name = negatedName(stmt.childForFieldName('condition'));
+  if (!name) return null;
   const body = stmt.childForFieldName('consequence');
   const last = body?.namedChildren[body.namedChildCount - 1];
-  return last && (last.type === 'return_statement' || last.type === 'raise_statement') ? operand.text : null;
+  return last && (last.type === 'return_statement' || last.type === 'raise_statement') ? name : null;
 }
 
 interface GuardRegion {

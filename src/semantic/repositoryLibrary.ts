@@ -19,6 +19,9 @@ export const REPOSITORY_LIBRARY_BASE = /(^|\.)SQLAlchemy(Async|Sync)(Slug)?Repos
 /** Inherited methods that run a SELECT. */
 export const LIBRARY_READS: ReadonlySet<string> = new Set(['get', 'get_one', 'get_one_or_none', 'list', 'list_and_count', 'count', 'exists']);
 
+/** Inherited write methods (they take the library's `auto_commit=` keyword): they stage or flush rows. */
+export const LIBRARY_WRITES: ReadonlySet<string> = new Set(['add', 'add_many', 'create', 'create_many', 'update', 'update_many', 'upsert', 'upsert_many', 'delete', 'delete_many', 'delete_where']);
+
 /** Inherited methods that send one UPDATE/DELETE statement for many rows. */
 export const LIBRARY_BULK_WRITES: ReadonlySet<string> = new Set(['update_many', 'delete_many', 'delete_where', 'upsert_many']);
 

@@ -18,6 +18,7 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import { valueTypeOf, type FileModel, type LoopInfo } from '../../../semantic/model.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
+import { insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { classOfFunction } from '../../../semantic/classes.js';
 import { classifyDbCall, isModelClassName, iterationWriter, loadedModel, loopsDomain, loopWritesDb, rowsSource, smallLiteralProduct } from './dbCalls.js';
 import { encodeDomain } from '../../../semantic/loopDomain.js';
@@ -97,7 +98,7 @@ function invariantPropertyReads(model: FileModel, effects: Effect[][]): void {
       const follows = FOLLOWS.exec(source)?.[1] ?? '';
       if (follows.startsWith('(') || follows.endsWith('=')) continue;
       // In this loop's own body, not in a function defined there.
-      if (innermostFunction(model, attr) !== loop.functionIndex) continue;
+      if (insideNestedFunction(attr, loop.node)) continue;
       const line = attr.startPosition.row + 1;
       if (!invariantIn(model, attr, loop) || stopsAfter(attr, loop)) continue;
       const owner = ownerClass(model, obj.text, loop.functionIndex, loop.node.startPosition.row + 1);
@@ -119,18 +120,6 @@ function perItemLoopOf(model: FileModel, node: SyntaxNode): LoopInfo | null {
     if (!best || l.iterStart > best.iterStart) best = l;
   }
   return best;
-}
-
-/** The function a node is in: the innermost `def` around it, by the file's function list. */
-function innermostFunction(model: FileModel, node: SyntaxNode): number {
-  for (let p: SyntaxNode | null = node.parent; p; p = p.parent) {
-    if (p.type === 'function_definition' || p.type === 'lambda') {
-      if (p.type === 'lambda') return -2;
-      const i = model.functions.findIndex((f) => f.node?.id === p!.id);
-      return i;
-    }
-  }
-  return -1;
 }
 
 /** The class (short name) a name holds before `line`: its annotation or constructor, or the model a query loaded into it. */

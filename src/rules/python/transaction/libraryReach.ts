@@ -5,7 +5,7 @@
 import type { CallGraph, FnRef, Reach } from '../../../analysis/callgraph.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
 import { CTOR_AUTOCOMMIT, FLUSH_ONLY_WRITE } from './libraryWrites.js';
-import { REPOSITORY_LIBRARY_BASE } from '../../../semantic/repositoryLibrary.js';
+import { LIBRARY_READS, LIBRARY_WRITES, REPOSITORY_LIBRARY_BASE } from '../../../semantic/repositoryLibrary.js';
 
 export interface LibraryReach {
   /** The functions a call may reach: its callee, or every method of that name when the receiver is untyped (≤ 6). */
@@ -80,4 +80,4 @@ export function libraryReach(graph: CallGraph): LibraryReach {
 }
 
 /** Library method names a by-name lookup must not guess from (they are the library's, not the project's). */
-const LIBRARY_METHODS = new Set(['add', 'add_many', 'create', 'create_many', 'update', 'update_many', 'upsert', 'upsert_many', 'delete', 'delete_many', 'delete_where', 'get', 'list', 'get_one', 'get_one_or_none', 'count', 'exists', 'commit', 'flush', 'execute', 'close', 'send', 'info', 'debug', 'warning', 'error', 'ainfo', 'aerror', 'awarning']);
+const LIBRARY_METHODS = new Set([...LIBRARY_WRITES, ...LIBRARY_READS, 'commit', 'flush', 'execute', 'close', 'send', 'info', 'debug', 'warning', 'error', 'ainfo', 'aerror', 'awarning']);

@@ -33,7 +33,7 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { Effect } from '../../../analysis/summary.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
-import { repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
+import { LIBRARY_WRITES, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
 import { classifyDbCall, LIBRARY_CALL } from '../query/dbCalls.js';
 import { callArgs, callsOf, enclosingTries, receiverKey, unwrap } from './semantics.js';
 
@@ -87,7 +87,6 @@ export interface ScopeCall {
 
 /** Context managers of the standard library and common tools: never a session provider of the project. */
 const NOT_OPENERS = /^(builtins|alembic|contextlib|tempfile|unittest|pytest|zipfile|tarfile|threading|multiprocessing|concurrent|subprocess|socket|ssl|io|shutil|pathlib|os|anyio|trio|structlog|click|typer|redis|aiohttp|boto3|botocore|sqlite3|psycopg|psycopg2|asyncpg|warnings|decimal|codecs|gzip|bz2|lzma|csv|urllib|http|smtplib|ftplib|paramiko|jinja2|PIL|openpyxl|xlsxwriter|celery|kombu|saq|mock|freezegun|responses|respx)\./;
-const LIB_WRITES = new Set(['add', 'add_many', 'create', 'create_many', 'update', 'update_many', 'upsert', 'upsert_many', 'delete', 'delete_many', 'delete_where']);
 /** Parameters through which a provider is handed an existing session (its lifecycle then the caller's). */
 const SESSION_PARAM = /^(db_)?(session|connection|conn|db|db_session)$/;
 const WEB_FRAMEWORKS = /^(litestar|starlette|fastapi|werkzeug|django|rest_framework|falcon|sanic|aiohttp\.web|flask)\b/;
@@ -102,7 +101,7 @@ function autoCommit(call: CallInfo): 'off' | 'on' {
 
 /** A write through the library: on `self`/`self.repository` in a library class, or on one of `aliases`. */
 function libraryWrite(call: CallInfo, inLibraryClass: boolean, aliases: ReadonlySet<string>): boolean {
-  if (!LIB_WRITES.has(call.method)) return false;
+  if (!LIBRARY_WRITES.has(call.method)) return false;
   const key = receiverKey(call);
   if (!key) return false;
   if (inLibraryClass && (key === 'self' || key === 'self.repository' || key === 'self.repo')) return true;
@@ -124,7 +123,7 @@ export function collectLibraryWriteEffects(model: FileModel, effects: Effect[][]
     if (flags && call.functionIndex >= 0 && /^[A-Z]\w*$/.test(call.method) && autoCommit(call) === 'on' && callArgs(call.node).keywords.has('auto_commit')) {
       effects[call.functionIndex]!.push({ kind: CTOR_AUTOCOMMIT, what: call.method, line: call.line, column: call.column });
     }
-    if (call.functionIndex < 0 || !LIB_WRITES.has(call.method)) continue;
+    if (call.functionIndex < 0 || !LIBRARY_WRITES.has(call.method)) continue;
     const at = { line: call.line, column: call.column };
     const hasFlag = flags && callArgs(call.node).keywords.has('auto_commit');
     if (hasFlag && autoCommit(call) === 'on') {
@@ -198,7 +197,7 @@ function scopeSites(model: FileModel, effects: Effect[][], inLib: (fnIndex: numb
       effects[w.functionIndex]!.push({ kind: TXN_SCOPE_OPEN, what: JSON.stringify(open), ...at });
       for (const c of inner) {
         const site: ScopeCall = { opener: [call.line, call.column], direct: libraryWrite(c, inLib(c.functionIndex), aliases) && autoCommit(c) === 'off' ? c.calleeText : null };
-        if (!site.direct && LIB_WRITES.has(c.method) && c.hasReceiver && autoCommit(c) === 'off') site.lib = true;
+        if (!site.direct && LIBRARY_WRITES.has(c.method) && c.hasReceiver && autoCommit(c) === 'off') site.lib = true;
         effects[w.functionIndex]!.push({ kind: TXN_SCOPE_CALL, what: JSON.stringify(site), line: c.line, column: c.column });
       }
     }
@@ -216,7 +215,7 @@ function requestWriteSites(model: FileModel, effects: Effect[][]): void {
       const key = receiverKey(c);
       const provider = key ? sessions.get(key) : undefined;
       if (provider) site = isSessionWrite(model, c) ? { provider } : null;
-      else if (LIB_WRITES.has(c.method) && !callArgs(c.node).keywords.has('auto_commit')) site = { lib: true };
+      else if (LIBRARY_WRITES.has(c.method) && !callArgs(c.node).keywords.has('auto_commit')) site = { lib: true };
       if (site) effects[fnIndex]!.push({ kind: TXN_REQUEST_WRITE, what: JSON.stringify(site), line: c.line, column: c.column });
     }
   });
@@ -266,7 +265,7 @@ function raiseSites(model: FileModel, effects: Effect[][], inLib: (fnIndex: numb
     for (const c of callsOf(model, fnIndex)) {
       if (c.offloaded || !before.some((s) => c.node.startIndex >= s.startIndex && c.node.endIndex <= s.endIndex)) continue;
       const site: ScopeCall = { direct: libraryWrite(c, inLib(fnIndex), new Set()) && autoCommit(c) === 'off' ? c.calleeText : null, exception, raiseLine: raise.startPosition.row + 1 };
-      if (!site.direct && LIB_WRITES.has(c.method) && c.hasReceiver && autoCommit(c) === 'off') site.lib = true;
+      if (!site.direct && LIBRARY_WRITES.has(c.method) && c.hasReceiver && autoCommit(c) === 'off') site.lib = true;
       const key = receiverKey(c);
       const provider = key ? sessions.get(key) : undefined;
       if (provider && isSessionWrite(model, c)) site.session = { param: key!, provider, what: c.calleeText };

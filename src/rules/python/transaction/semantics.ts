@@ -18,7 +18,7 @@ import { conditionalWithin } from '../../../semantic/controlFlow.js';
 import type { EventSite, ProjectContext } from '../../../discovery/context.js';
 import { classifyDbCall, receiverEvidence } from '../query/dbCalls.js';
 import { callArgs, lastAssignment, loopTargets, unwrap } from '../query/semantics.js';
-import { LIBRARY_READS } from '../../../semantic/repositoryLibrary.js';
+import { LIBRARY_READS, LIBRARY_WRITES } from '../../../semantic/repositoryLibrary.js';
 
 export { callArgs, lastAssignment, loopTargets, unwrap, conditionalWithin };
 
@@ -245,7 +245,7 @@ export function transactionRegions(model: FileModel, fromFirstStatement = false)
     const key = receiverKey(c);
     if (!key || !libs.get(c.functionIndex)?.has(key)) return null;
     if (LIBRARY_READS.has(c.method)) return 'read';
-    return LIBRARY_WRITE_METHODS.has(c.method) && autoCommits(c) ? 'commit' : null;
+    return LIBRARY_WRITES.has(c.method) && autoCommits(c) ? 'commit' : null;
   };
   for (const c of model.calls) {
     if (c.functionIndex < 0) continue;
@@ -293,8 +293,6 @@ function reboundBetween(model: FileModel, fnIndex: number, key: string, from: Ca
 }
 
 const NO_LIBRARY_RECEIVERS: ReadonlyMap<number, ReadonlySet<string>> = new Map();
-/** Write methods of the repository library (advanced-alchemy) that take `auto_commit=`. */
-const LIBRARY_WRITE_METHODS = new Set(['add', 'add_many', 'create', 'create_many', 'update', 'update_many', 'upsert', 'upsert_many', 'delete', 'delete_many', 'delete_where']);
 const libraryReceiverCache = new WeakMap<FileModel, Map<number, Set<string>>>();
 
 /** Does a library write pass `auto_commit=` with a value other than `False`? */
@@ -315,7 +313,7 @@ function libraryReceivers(model: FileModel): Map<number, Set<string>> {
   out = new Map();
   if (model.source.includes('auto_commit')) {
     for (const c of model.calls) {
-      if (c.functionIndex < 0 || !c.hasReceiver || !LIBRARY_WRITE_METHODS.has(c.method) || !callArgs(c.node).keywords.has('auto_commit')) continue;
+      if (c.functionIndex < 0 || !c.hasReceiver || !LIBRARY_WRITES.has(c.method) || !callArgs(c.node).keywords.has('auto_commit')) continue;
       const key = receiverKey(c);
       if (!key) continue;
       const set = out.get(c.functionIndex);
