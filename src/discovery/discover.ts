@@ -18,6 +18,7 @@ import {
   type ModelInfo,
   type NotifyFunctionInfo,
   type ProjectContext,
+  type RelationshipInfo,
   type SessionFactoryInfo,
   type SessionHelperInfo,
   type StreamingFactoryInfo,
@@ -640,7 +641,7 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
       file: c.file,
       line: c.line,
       columnCount: d.columns,
-      relationships: [...d.relationships].sort((a, b) => cmp(a.file, b.file) || a.line - b.line || cmp(a.name, b.name)),
+      relationships: [...d.relationships].sort(byDeclaration),
     });
   }
   return models;
@@ -680,11 +681,14 @@ function imperativeModels(mappings: ImperativeMapping[], classes: ClassFacts[], 
       file: cls?.file ?? m.file,
       line: cls?.line ?? m.line,
       columnCount: table?.columnCount ?? 0,
-      relationships: [...m.relationships].sort((a, b) => cmp(a.file, b.file) || a.line - b.line || cmp(a.name, b.name)),
+      relationships: [...m.relationships].sort(byDeclaration),
     });
   }
   return out;
 }
+
+/** Relationships in declaration order: file, line, name. */
+const byDeclaration = (a: RelationshipInfo, b: RelationshipInfo): number => cmp(a.file, b.file) || a.line - b.line || cmp(a.name, b.name);
 
 /** Is `name` one row of the class: annotated `Mapped["User"]`, or beside a `<name>_id` foreign key? */
 function oneRow(cls: ClassFacts, name: string): boolean {
@@ -713,7 +717,7 @@ function addBackrefs(models: ModelInfo[], classes: ClassFacts[], mappings: Imper
       m.relationships.push({ ...b.relationship, ...(scalar ? { scalar: true as const } : {}), ...(b.scalar === true ? { reverse: true as const } : {}) });
     }
   }
-  for (const m of models) m.relationships.sort((a, b) => cmp(a.file, b.file) || a.line - b.line || cmp(a.name, b.name));
+  for (const m of models) m.relationships.sort(byDeclaration);
 }
 
 /** A `declared_attr` `__tablename__`: lower-case or snake_case of the class name, maybe plural. */
