@@ -17,6 +17,7 @@ import { callAt } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { classifyDbCall } from './dbCalls.js';
 import { chainCallsDown, lastAssignment, positionalArgs, short, unwrap } from './semantics.js';
+import { assignmentsTo, variableRefs, type AssignmentInfo } from '../../../semantic/model.js';
 
 const FETCH_ALL = new Set(['all', 'fetchall']);
 
@@ -56,11 +57,25 @@ export const countViaLen: FileRule = {
   checkFile(ctx: FileRuleContext): void {
     const { model } = ctx;
     if (model.isTestFile) return;
+    const counted = new Set<AssignmentInfo>();
     for (const call of model.calls) {
       if (call.qualifiedName !== 'builtins.len') continue;
       const args = positionalArgs(call.node);
       if (args.length !== 1) continue;
       const arg = unwrap(args[0]!);
+      if (arg?.type === 'identifier') {
+        const held = rowsHeldOnlyToCount(model, arg.text, call.functionIndex, call.line);
+        if (!held || counted.has(held.assignment)) continue;
+        counted.add(held.assignment);
+        const pinned = pinnedBy(held.assignment.value!.text);
+        ctx.report({
+          node: call.node,
+          message: `\`${arg.text}\` holds every row of \`${short(held.assignment.value!, 50)}\` only to count them`
+            + (held.tallied ? ' (with `len()` and a loop that only tallies them)' : ''),
+          ...(pinned ? { advisory: `the query's filters pin ${pinned}: 0 or a few rows, so counting them in Python costs little` } : {}),
+        });
+        continue;
+      }
       if (arg?.type !== 'call') continue;
       const inner = callAt(model, arg);
       if (!inner) continue;
@@ -97,4 +112,66 @@ function pinnedBy(text: string): string | null {
   if (columns.has('id')) return 'the primary key';
   const ids = [...columns].filter((c) => /_id$/.test(c));
   return ids.length >= 2 ? `two id columns (\`${ids.slice(0, 2).join('`, `')}\`)` : null;
+}
+
+/** Fetches that return every matching row as a list (`q.all()`, `result.fetchall()`, a repository's `list(...)`). */
+const ROW_LIST_METHODS = new Set(['all', 'fetchall', 'list']);
+/** Calls a tallying loop may make on what it reads: a dict's `get`, string methods. */
+const TALLY_CALLS = new Set(['get', 'split', 'rsplit', 'partition', 'lower', 'upper', 'strip', 'startswith', 'endswith']);
+
+/**
+ * `rows = q.all()` … `len(rows)`: the local's one assignment, in the same function, fetches a
+ * list of rows from a query, and every other use of it is `len(rows)` or the iterable of a `for`
+ * loop that only tallies (assignments and `+=`, no call but a dict's `get` or string methods).
+ * Null when the rows are used for anything else (returned, passed, sliced, indexed, rendered),
+ * or the query is bounded by `limit`.
+ */
+function rowsHeldOnlyToCount(model: FileModel, name: string, fnIndex: number, line: number): { assignment: AssignmentInfo; tallied: boolean } | null {
+  if (fnIndex < 0) return null;
+  const own = assignmentsTo(model, name).filter((a) => a.functionIndex === fnIndex);
+  if (own.length !== 1) return null;
+  const a = own[0]!;
+  if (a.fromWith || a.line > line || !a.value || a.node.type !== 'assignment') return null;
+  const value = unwrap(a.value);
+  if (value?.type !== 'call') return null;
+  const fetch = callAt(model, value);
+  if (!fetch) return null;
+  const listed = fetch.qualifiedName === 'builtins.list'
+    || (fetch.hasReceiver && (fetch.method === 'list' || (ROW_LIST_METHODS.has(fetch.method) && positionalArgs(value).length === 0)));
+  if (!listed || /\.limit\s*\(|\blimit\s*=/.test(value.text)) return null;
+  const source = fetch.qualifiedName === 'builtins.list' ? (positionalArgs(value)[0] ?? null) : value;
+  if (!source || !isQueryResult(model, source, fnIndex, a.line)) return null;
+  const fn = model.functions[fnIndex]!;
+  let tallied = false;
+  for (const ref of variableRefs(fn.node, name)) {
+    if (ref.startIndex >= a.node.startIndex && ref.endIndex <= a.node.endIndex) {
+      // The assignment's own target (`rows = …`); its value naming `rows` again is a use.
+      if (a.node.childForFieldName('left')?.id === ref.id) continue;
+      return null;
+    }
+    const p = ref.parent;
+    if (p?.type === 'argument_list' && p.namedChildCount === 1 && p.parent?.type === 'call' && p.parent.childForFieldName('function')?.text === 'len') continue;
+    if (p?.type === 'for_statement' && p.childForFieldName('right')?.id === ref.id && onlyTallies(p)) {
+      tallied = true;
+      continue;
+    }
+    return null;
+  }
+  return { assignment: a, tallied };
+}
+
+/** A `for` loop whose body only counts: assignments and `+=`, no call but tallying ones. */
+function onlyTallies(loop: SyntaxNode): boolean {
+  const body = loop.childForFieldName('body');
+  if (!body || loop.childForFieldName('alternative')) return false;
+  for (const stmt of body.namedChildren) {
+    if (stmt.type !== 'expression_statement') return false;
+    const e = stmt.namedChild(0);
+    if (e?.type !== 'assignment' && e?.type !== 'augmented_assignment') return false;
+  }
+  for (const c of body.descendantsOfType('call')) {
+    const f = c.childForFieldName('function');
+    if (f?.type !== 'attribute' || !TALLY_CALLS.has(f.childForFieldName('attribute')?.text ?? '')) return false;
+  }
+  return true;
 }
