@@ -23,6 +23,7 @@ import { classOfFunction } from '../../../semantic/classes.js';
 import { classifyDbCall, isModelClassName, iterationWriter, loadedModel, loopsDomain, loopWritesDb, rowsSource, smallLiteralProduct } from './dbCalls.js';
 import { encodeDomain } from '../../../semantic/loopDomain.js';
 import { invariantIn, lastAssignment, notPerRow, repeatsReads, stopsAfter } from './semantics.js';
+import { returnsOf } from './selfRows.js';
 
 export const ROW_CALL = 'row_call';
 export const ROW_QUERY = 'row_query';
@@ -138,9 +139,10 @@ function ownerClass(model: FileModel, name: string, fnIndex: number, line: numbe
   return /^[A-Z]/.test(short) ? short : null;
 }
 
-/** `row_query`: a model method whose own body queries about `self`. */
+/** `row_query`: a model method whose own body queries about `self`, or returns a query about it. */
 function rowQueries(model: FileModel, effects: Effect[][]): void {
   const done = new Set<number>();
+  queryObjectReturns(model, effects, done);
   for (const call of model.calls) {
     const i = call.functionIndex;
     if (i < 0 || done.has(i)) continue;
@@ -154,6 +156,65 @@ function rowQueries(model: FileModel, effects: Effect[][]): void {
     done.add(i);
     effects[i]!.push({ kind: ROW_QUERY, what: op.what, line: call.line, column: call.column });
   }
+}
+
+/** Methods of a query that run it: a chain ending in one of them is a result, not a query object. */
+const RUNS_QUERY = /\.(all|first|one|one_or_none|scalar|scalar_one|scalar_one_or_none|scalars|count|get|get_or_404|first_or_404|one_or_404|exists|has_rows|delete|update|paginate|fetchall|fetchone|execute)\s*\([^()]*\)\s*$/;
+
+/**
+ * A query object, not run: `Model.query.filter(...)…` (a model of the project) or
+ * `session.query(Model)…`, with no method that runs it at the end of the chain.
+ */
+function unrunQuery(model: FileModel, value: SyntaxNode | null): boolean {
+  if (value?.type !== 'call' && value?.type !== 'attribute') return false;
+  const text = value.text;
+  if (RUNS_QUERY.test(text)) return false;
+  const head = /^([A-Z]\w*)\.query\b/.exec(text);
+  if (head) return isModelClassName(model, head[1]!);
+  return /^[\w.]*session\.query\s*\(\s*[A-Z]\w*/.test(text);
+}
+
+/**
+ * `row_query` for a model method or property that returns a query object about its row
+ * (`return Model.query.filter(Model.parent_id == self.id)`, or through a method of the class that
+ * builds the query from what `self` passes it: `return self._chain(Model.id == self.parent_id)`):
+ * whoever reads it runs it — iterating, `.all()`, `any(...)` — once per row in a loop.
+ */
+function queryObjectReturns(model: FileModel, effects: Effect[][], done: Set<number>): void {
+  const builders = new Map<string, boolean>();
+  const builds = (cls: string, name: string): boolean => {
+    const key = `${cls}.${name}`;
+    let known = builders.get(key);
+    if (known === undefined) {
+      const fn = model.functions.find((f) => f.className === cls && f.name === name && f.parent < 0);
+      known = !!fn && returnsOf(fn).some((r) => unrunQuery(model, r.namedChild(0)));
+      builders.set(key, known);
+    }
+    return known;
+  };
+  model.functions.forEach((fn, i) => {
+    if (!fn.className || fn.parent >= 0 || fn.params[0]?.name !== 'self' || !isModelClassName(model, fn.className)) return;
+    for (const r of returnsOf(fn)) {
+      const value = r.namedChild(0);
+      if (!value || !/\bself\b/.test(value.text)) continue;
+      let query = unrunQuery(model, value);
+      if (!query && value.type === 'call') {
+        const callee = value.childForFieldName('function');
+        const m = callee?.type === 'attribute' ? /^(self|[A-Z]\w*)\.(\w+)$/.exec(callee.text) : null;
+        const args = value.childForFieldName('arguments');
+        query = !!m && !!args && /\bself\b/.test(args.text) && (m[1] === 'self' || m[1] === fn.className) && builds(fn.className, m[2]!);
+      }
+      if (!query) continue;
+      done.add(i);
+      effects[i]!.push({ kind: ROW_QUERY, what: `${short(value)} (a query object: run where it is read)`, line: r.startPosition.row + 1, column: r.startPosition.column + 1 });
+      return;
+    }
+  });
+}
+
+function short(node: SyntaxNode): string {
+  const t = node.text.replace(/\s+/g, ' ');
+  return t.length > 60 ? t.slice(0, 59) + '…' : t;
 }
 
 /** The call with the methods chained on it: `Q.query.with_parent(self).join(...)` for its first call. */
