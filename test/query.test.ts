@@ -397,3 +397,35 @@ describe('Flask-SQLAlchemy', () => {
     expect(get('notify(hold.patron.name, [n.text for n in hold.notes])')).toBeUndefined();
   });
 });
+
+describe('PA108 through serializers', () => {
+  let found: Finding[] = [];
+  const file = path.join(FIXTURES, 'query-serialize/kennel/api.py');
+  beforeAll(async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA108'] }, {}, null);
+    found = (await scan(path.join(FIXTURES, 'query-serialize'), config, { inProcessBytes: Infinity })).result.findings;
+  });
+
+  it('a list response model reads its relationship fields (and its bases\') once per row; one level down per item', () => {
+    const line = lineOf(file, 'return db.scalars(select(Dog)).all()  # expect');
+    const here = found.filter((f) => f.path === 'kennel/api.py' && f.line === line);
+    expect(here.map((f) => [f.severity, /`Dog\.shots` for each `Dog` row/.test(f.message), /`Shot\.vet` for each item of `Dog\.shots`/.test(f.message)])).toEqual([
+      ['high', true, false],
+      ['medium', false, true],
+    ]);
+    // `ribbons` is selectin on the model: not reported.
+    expect(here.some((f) => /ribbons/.test(f.message))).toBe(false);
+  });
+
+  it('an async route says the lazy load fails there', () => {
+    const f = at(found, 'kennel/api.py', lineOf(file, 'return dogs  # expect'), 'PA108')!;
+    expect(f.message).toMatch(/raises `MissingGreenlet`/);
+  });
+
+  it('a marshmallow dump reads what a field\'s attribute names, and only the fields it keeps', () => {
+    const f = at(found, 'kennel/api.py', lineOf(file, 'return VisitSchema(many=True).dump(recent)'), 'PA108')!;
+    expect(f.message).toMatch(/`VisitSchema` serializes `Visit\.vet` for each `Visit` row/);
+    expect(f.severity).toBe('medium');
+    expect(found.filter((x) => x.path === 'kennel/api.py' && x.line > lineOf(file, 'def visit_ids'))).toEqual([]);
+  });
+});

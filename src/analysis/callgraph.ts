@@ -121,6 +121,8 @@ export interface CallGraph {
   selfClasses(ref: FnRef): readonly ClassRef[];
   /** What a type path names (see types.ts), or null. */
   resolveType(path: string): TypeValue | null;
+  /** A class of the repo and its bases of the repo, in method resolution order. */
+  classMro(cls: ClassRef): readonly ClassRef[];
 }
 
 interface Reached {
@@ -741,6 +743,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     receiverClasses,
     selfClasses,
     resolveType: (path) => types.resolve(path),
+    classMro: (cls) => types.mro(cls),
     callAt,
     functionsWithEffects,
     overridden,

@@ -11,6 +11,7 @@
  * Computed from the semantic model in the worker; type paths that name other modules are
  * resolved in the repo phase (`callgraph.ts`).
  */
+import { schemaFacts, type SchemaFacts } from '../semantic/schemas.js';
 import type { CallInfo, FileModel, FunctionInfo } from '../semantic/model.js';
 import type { SyntaxNode } from '../parse/parser.js';
 import { assignmentsTo, callAt, callsOf, OFFLOAD_FUNCTIONS, resolveName } from '../semantic/model.js';
@@ -23,6 +24,8 @@ export interface SummaryClass {
   /** `[attribute, type path]`. */
   attrs: [string, string][];
   isInterface: boolean;
+  /** The fields it serializes, when the class declares any (see semantic/schemas.ts). */
+  schema?: SchemaFacts;
 }
 
 /** `f(...).m`, `a.b(...).m`: a method called on what a call returns. */
@@ -119,6 +122,7 @@ export interface ObjectFacts {
  */
 export function objectFacts(model: FileModel, isRepo: (t: string) => boolean): ObjectFacts {
   const classes = fileClasses(model);
+  const schemas = schemaFacts(model);
   const own = model.moduleName;
   const holders = repoObjectHolders(model, isRepo);
   const classAttr = new Map(classes.map((c) => [c.name, c.attrs]));
@@ -165,7 +169,12 @@ export function objectFacts(model: FileModel, isRepo: (t: string) => boolean): O
     return t && isRepo(t) ? t : null;
   };
   return {
-    classes: classes.map((c) => ({ name: c.name, bases: c.bases, attrs: [...c.attrs].filter(([, t]) => isRepo(t)), isInterface: c.isInterface })),
+    classes: classes.map((c) => {
+      const out: SummaryClass = { name: c.name, bases: c.bases, attrs: [...c.attrs].filter(([, t]) => isRepo(t)), isInterface: c.isInterface };
+      const schema = schemas.get(c.name);
+      if (schema) out.schema = schema;
+      return out;
+    }),
     functions: model.functions.map((fn) => functionObjects(model, fn)),
     refs: [...findRefs(model, isRepo), ...findAttributeReads(model, isRepo, classes)],
     receiverTypeOf,

@@ -458,12 +458,21 @@ const REFINES = new Set(['filter', 'filter_by', 'order_by', 'join', 'outerjoin',
  * at such an attribute.
  */
 function dynamicRelationQuery(model: FileModel, call: CallInfo): string | null {
+  return dynamicRelationChain(model, call.receiver, call.functionIndex, call.line);
+}
+
+/**
+ * The `lazy="dynamic"` relationship attribute an expression's query chain starts at
+ * (`row.items.filter(...).order_by(...)`, or a name in the function holding one), or null.
+ */
+export function dynamicRelationChain(model: FileModel, expr: SyntaxNode | null, fnIndex: number, line: number): string | null {
+  if (!model.dynamicRelations.size) return null;
   let names = DYNAMIC_NAMES.get(model.dynamicRelations);
   if (!names) DYNAMIC_NAMES.set(model.dynamicRelations, (names = new Set([...model.dynamicRelations].map((r) => r.slice(r.lastIndexOf('.') + 1)))));
-  let node = call.receiver;
+  let node = unwrap(expr);
   if (node?.type === 'identifier') {
-    const a = lastAssignment(model, node.text, call.functionIndex, call.line);
-    node = a?.functionIndex === call.functionIndex ? unwrap(a.value) : null;
+    const a = lastAssignment(model, node.text, fnIndex, line);
+    node = a?.functionIndex === fnIndex ? unwrap(a.value) : null;
   }
   for (let depth = 0; node?.type === 'call' && depth < 8; depth++) {
     const fn = node.childForFieldName('function');

@@ -61,9 +61,9 @@ import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, ownSites, type CallGraph } from '../../../analysis/callgraph.js';
 import type { ClassRef } from '../../../analysis/types.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
-import { callAt, valueTypeOf, type AssignmentInfo, type FileModel, type LoopInfo } from '../../../semantic/model.js';
+import { callAt, resolveName, valueTypeOf, type AssignmentInfo, type FileModel, type LoopInfo } from '../../../semantic/model.js';
 import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
-import { loadedModel, rowsSource, selfMember, type RowsSource, type SelfRows } from './dbCalls.js';
+import { dynamicRelationChain, loadedModel, rowsSource, selfMember, type RowsSource, type SelfRows } from './dbCalls.js';
 import { returnsOf, selfOptionsText, selfRowsResolver } from './selfRows.js';
 import { lastAssignment, lookupByKey, loopTarget, stopsAfter, unwrap } from './semantics.js';
 
@@ -375,6 +375,181 @@ function reportHelperRowLoops(ctx: RepoRuleContext): void {
   }
 }
 
+
+/**
+ * Site fact: rows handed whole to a serializer that reads each row's fields (`what` =
+ * `schema|entity|query line|kind|text`): a marshmallow `Schema(many=True).dump(rows)` /
+ * `.jsonify(rows)`, a FastAPI route whose `response_model=` (or return annotation) is a list of a
+ * schema and that returns the rows, `[Out.model_validate(r) for r in rows]` / `Out.from_orm(r)`.
+ * `schema` is the schema class's qualified name; the repo phase reads its fields (and its bases')
+ * and reports those that are lazy relationships of the rows' model.
+ */
+export const SERIALIZED_ROWS = 'serialized_rows';
+
+const SERIALIZE_METHODS = new Set(['dump', 'dumps', 'jsonify']);
+const VALIDATE_METHODS = new Set(['model_validate', 'from_orm']);
+/** `list[X]`, `List[X]`, `Sequence[X]`, `Iterable[X]` (optionally `typing.`-qualified): a list of X. */
+const LIST_OF = /^(?:typing\.)?(?:list|List|Sequence|Iterable|tuple|Tuple)\[\s*["']?([A-Za-z_][\w.]*)["']?\s*(?:,\s*\.\.\.\s*)?\]$/;
+
+export function collectSerializedRows(model: FileModel): Effect[][] {
+  const effects: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile || !model.modelClasses.size) return effects;
+  const push = (fnIndex: number, schema: string, rows: SyntaxNode, kind: string, at: SyntaxNode) => {
+    const line = at.startPosition.row + 1;
+    const q = resolveName(model, schema) ?? `${model.moduleName}.${schema}`;
+    const source = rowsSource(model, sameRows(rows), fnIndex, line);
+    if (source?.entity) {
+      const text = [source.text, heldText(model, source.text, source.call.functionIndex)].filter(Boolean).join(' ').slice(0, MAX_ROWS_TEXT);
+      effects[fnIndex]!.push({ kind: SERIALIZED_ROWS, what: `${q}|${source.entity}|${source.call.line}|${kind}|${text}`, line, column: at.startPosition.column + 1 });
+      return;
+    }
+    // A dynamic relationship's query (`category.requests.filter(...)`): its rows are the
+    // relationship's target, which the repo phase reads from the project's models (`@rel`).
+    const rel = dynamicRelationChain(model, rows, fnIndex, line);
+    if (!rel) return;
+    const held = rows.type === 'identifier' ? lastAssignment(model, rows.text, fnIndex, line) : null;
+    const text = (held?.value ?? rows).text.slice(0, MAX_ROWS_TEXT);
+    effects[fnIndex]!.push({ kind: SERIALIZED_ROWS, what: `${q}|@${rel}|${held?.line ?? line}|${kind}|${text}`, line, column: at.startPosition.column + 1 });
+  };
+  for (const call of model.calls) {
+    if (call.functionIndex < 0) continue;
+    // `Schema(many=True).dump(rows)`
+    if (SERIALIZE_METHODS.has(call.method) && call.receiver?.type === 'call') {
+      const ctor = call.receiver.childForFieldName('function');
+      const args = call.receiver.childForFieldName('arguments');
+      if (ctor && /^[A-Za-z_][\w.]*$/.test(ctor.text) && /^[A-Z]/.test(ctor.text.replace(/^.*\./, '')) && /\bmany\s*=\s*True\b/.test(args?.text ?? '')) {
+        const rows = call.node.childForFieldName('arguments')?.namedChild(0);
+        // `only=("a", "b")` / `exclude=(...)`: the fields the dump keeps.
+        const only = keywordNames(args, 'only');
+        const exclude = keywordNames(args, 'exclude');
+        const kind = `dump${only ? `+${only.join(',')}` : ''}${exclude ? `-${exclude.join(',')}` : ''}`;
+        if (rows && rows.type !== 'keyword_argument') push(call.functionIndex, ctor.text, rows, kind, call.node);
+      }
+      continue;
+    }
+    // `[Out.model_validate(r) for r in rows]`
+    if (VALIDATE_METHODS.has(call.method) && call.loops.length && call.receiver && /^[A-Z]/.test(call.receiver.text.replace(/^.*\./, ''))) {
+      const loop = model.loops[call.loops[call.loops.length - 1]!]!;
+      const item = loopTarget(loop);
+      const first = call.node.childForFieldName('arguments')?.namedChild(0);
+      if (item && first?.type === 'identifier' && first.text === item.name) push(call.functionIndex, call.receiver.text, item.iterable, 'validate', call.node);
+    }
+  }
+  // FastAPI routes: `response_model=list[Out]` or `-> list[Out]`, returning the rows.
+  model.functions.forEach((fn, i) => {
+    if (fn.role !== 'handler') return;
+    let schema: string | null = null;
+    for (const d of fn.decorators) {
+      const m = /\bresponse_model\s*=\s*([^,()]+(?:\[[^\]]*\])?)/.exec(d);
+      if (m) schema = LIST_OF.exec(m[1]!.replace(/\s+/g, ''))?.[1] ?? null;
+    }
+    if (!schema && fn.returnType && !fn.decorators.some((d) => /\bresponse_model\s*=/.test(d))) schema = LIST_OF.exec(fn.returnType.replace(/\s+/g, ''))?.[1] ?? null;
+    if (!schema) return;
+    for (const r of returnsOf(fn)) {
+      const value = r.namedChild(0);
+      if (value) push(i, schema, value, 'response', r);
+    }
+  });
+  return effects;
+}
+
+/**
+ * PA108's repo phase for serializers: the schema of a `SERIALIZED_ROWS` site (its fields and its
+ * bases' in the repo) read per row; each field that is a lazy relationship of the rows' model, with
+ * no eager loader option for it on the query, is one lazy load per row. A nested schema on a
+ * collection relationship is read per item of it: its own lazy relationships are per item too.
+ */
+/** The string literals of a keyword argument's tuple or list (`only=("a", "b")`), or null when absent. */
+function keywordNames(args: SyntaxNode | null, name: string): string[] | null {
+  for (const a of args?.namedChildren ?? []) {
+    if (a.type !== 'keyword_argument' || a.childForFieldName('name')?.text !== name) continue;
+    return a.childForFieldName('value')?.descendantsOfType('string_content').map((s) => s.text) ?? [];
+  }
+  return null;
+}
+
+function reportSerializedRows(ctx: RepoRuleContext): void {
+  const graph = callGraphOf(ctx.index);
+  const byName = projectIndex(ctx.project).modelsByName;
+  for (const { ref, file, site } of ownSites(graph, SERIALIZED_ROWS)) {
+    const [schemaPath = '', written = '', queryLine = '', kind = ''] = site.what.split('|', 4);
+    const entity = written.startsWith('@') ? dynamicTarget(ctx.project, written.slice(1)) : written;
+    if (!entity) continue;
+    const text = site.what.split('|').slice(4).join('|');
+    const schema = schemaFields(graph, schemaPath);
+    if (!schema) continue;
+    const only = /\+([^-]*)/.exec(kind)?.[1]?.split(',');
+    const exclude = /-(.*)$/.exec(kind)?.[1]?.split(',');
+    const kept = schema.fields.filter((f) => (!only || only.includes(f)) && !exclude?.includes(f));
+    const short = schemaPath.replace(/^.*\./, '');
+    const via = kind === 'response' ? `the response model \`${short}\`` : `\`${short}\``;
+    const fn = graph.function(ref);
+    // One finding per site and level: the relationships it loads per row, one fix (the options).
+    const report = (model: string, rels: [string, LazyRelationship][], per: string) => {
+      if (!rels.length) return;
+      const scalar = rels.every(([, info]) => info.scalar);
+      ctx.report({
+        path: file.path,
+        location: { line: site.line, column: site.column, endLine: site.line, endColumn: site.column + 1 },
+        message: `${via} serializes ${rels.map(([r]) => `\`${model}.${r}\``).join(', ')} ${per} (query at line ${queryLine}; no eager loader option for ${rels.length > 1 ? 'them' : 'it'}): one lazy load per row${rels.length > 1 ? ' for each' : ''}`
+          + (scalar ? (rels.length > 1 ? '; many-to-ones: one SELECT per distinct related row not already in the session' : oneRowNote(rels[0]![1])) : '')
+          + (fn.isAsync ? '; on an `AsyncSession` the lazy load raises `MissingGreenlet` instead' : ''),
+        ...(scalar ? { severity: 'medium' as const } : {}),
+        function: fn.name,
+      });
+    };
+    const models = byName.get(entity) ?? [];
+    const lazy = lazyRelationships(models);
+    const first: [string, LazyRelationship][] = [];
+    for (const field of kept) {
+      const read = schema.reads.get(field) ?? field;
+      const info = lazy.get(read);
+      if (info && !eagerlyLoaded(text, read) && !targetsHeld(text, read) && !first.some(([r]) => r === read)) first.push([read, info]);
+    }
+    report(entity, first, `for each \`${entity}\` row`);
+    // One level down: a nested schema over a collection of each row.
+    for (const [field, nestedPath] of schema.nested) {
+      if (!kept.includes(field)) continue;
+      const rel = models[0]?.relationships.find((r) => r.name === field);
+      if (!rel || rel.scalar || !rel.target) continue;
+      const target = rel.target.replace(/^.*\./, '');
+      const inner = schemaFields(graph, nestedPath);
+      if (!inner) continue;
+      const innerLazy = lazyRelationships(byName.get(target) ?? []);
+      const second: [string, LazyRelationship][] = [];
+      for (const f of inner.fields) {
+        const read = inner.reads.get(f) ?? f;
+        const info = innerLazy.get(read);
+        if (info && !eagerlyLoaded(text, read) && !second.some(([r]) => r === read)) second.push([read, info]);
+      }
+      report(target, second, `for each item of \`${entity}.${field}\``);
+    }
+  }
+}
+
+/** The model a dynamic relationship of that name holds rows of, when every model's dynamic relationship of that name agrees. */
+function dynamicTarget(project: ProjectContext, rel: string): string | null {
+  const targets = new Set<string | null>();
+  for (const m of project.models) for (const r of m.relationships) if (r.name === rel && r.lazy === 'dynamic') targets.add(r.target?.replace(/^.*\./, '') ?? null);
+  return targets.size === 1 ? [...targets][0] ?? null : null;
+}
+
+/** The fields a schema class of the repo and its repo bases declare; null when the path names no such class. */
+function schemaFields(graph: CallGraph, path: string): { fields: string[]; reads: Map<string, string>; nested: [string, string][] } | null {
+  const v = graph.resolveType(path);
+  if (!v || v.kind === 'function') return null;
+  const fields: string[] = [];
+  const reads = new Map<string, string>();
+  const nested: [string, string][] = [];
+  for (const c of graph.classMro(v.cls)) {
+    if (!c.cls.schema) continue;
+    for (const f of c.cls.schema.fields) if (!fields.includes(f)) fields.push(f);
+    // The subclass's own declaration wins (it comes first in the order).
+    for (const [f, a] of c.cls.schema.reads ?? []) if (!reads.has(f)) reads.set(f, a);
+    nested.push(...c.cls.schema.nested);
+  }
+  return fields.length ? { fields, reads, nested } : null;
+}
 
 /**
  * `HELD_ROWS` on a method that sets `self.<attr>` to rows of one model's query (`what` =
@@ -727,7 +902,7 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Lazy-loaded relationship accessed in a loop over ORM rows (hidden N+1)',
-    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it), or is a row the class or a base class (of any module) keeps on `self` (`self.event = Event.get(event_id)` in the setup method of a base handler, and `for c in self.event.contributions:` in a subclass; a parent loaded with `.options(...)` is left alone), and the rows a base class of another module keeps on `self` from a `Model.query` chain without options (`self.jobs = Job.query.filter(...).all()`), also when a method passes them to a helper of its module that loops over them (`tag_all(self.jobs)`); options the base query takes from the class (`.options(*self.job_options)`) are read from the base class unless a class in the module of the loop rebinds them. Rows a function of another module returns count too (`for j in fetch_jobs(...)` where every return of `fetch_jobs` is a query of one model; its options and criteria are read there). A function of the file whose returns are a query of one model or the items of a relationship collection of it (`return Child.query.filter(...).all()` in one branch, `return [c for c in parent.children if c.active]` in another) gives rows of that model. Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. A loop that stops at the first match (`return`/`break` after the read) is not reported, nor a read that runs only for the items matching one key the loop does not change (`if e.kind == self.wanted.kind`, in the body or as a comprehension filter). A many-to-one is `medium` (its lazy load looks in the identity map first) and advisory when it points at the rows\' own model (a tree\'s parent, usually loaded by the same query); the side of a one-to-one without the foreign key (`backref(..., uselist=False)`) is loaded by the other table\'s key every time and keeps the loop\'s severity.',
+    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it), or is a row the class or a base class (of any module) keeps on `self` (`self.event = Event.get(event_id)` in the setup method of a base handler, and `for c in self.event.contributions:` in a subclass; a parent loaded with `.options(...)` is left alone), and the rows a base class of another module keeps on `self` from a `Model.query` chain without options (`self.jobs = Job.query.filter(...).all()`), also when a method passes them to a helper of its module that loops over them (`tag_all(self.jobs)`); options the base query takes from the class (`.options(*self.job_options)`) are read from the base class unless a class in the module of the loop rebinds them. Rows a function of another module returns count too (`for j in fetch_jobs(...)` where every return of `fetch_jobs` is a query of one model; its options and criteria are read there). A function of the file whose returns are a query of one model or the items of a relationship collection of it (`return Child.query.filter(...).all()` in one branch, `return [c for c in parent.children if c.active]` in another) gives rows of that model. Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. Serializers loop too: rows handed whole to a marshmallow `Schema(many=True).dump(rows)`/`.jsonify(rows)` (`only=`/`exclude=` and a field\'s `attribute=` are read), to `[Out.model_validate(r) for r in rows]`, or returned from a FastAPI route whose `response_model=` (or return annotation) is a list of a pydantic model, read each field of the schema and its bases per row: fields named like a lazy relationship of the rows\' model are reported at the call or `return` (one finding per site, listing them), and a nested schema on a collection relationship reads its own relationship fields per item of it; under `AsyncSession` the message says the lazy load raises `MissingGreenlet`. The rows of a `lazy="dynamic"` relationship\'s query (`owner.visits.filter(...)`) are its target model\'s. A loop that stops at the first match (`return`/`break` after the read) is not reported, nor a read that runs only for the items matching one key the loop does not change (`if e.kind == self.wanted.kind`, in the body or as a comprehension filter). A many-to-one is `medium` (its lazy load looks in the identity map first) and advisory when it points at the rows\' own model (a tree\'s parent, usually loaded by the same query); the side of a one-to-one without the foreign key (`backref(..., uselist=False)`) is loaded by the other table\'s key every time and keeps the loop\'s severity.',
     why: 'Each first access to a lazy relationship emits its own SELECT, once per row: an N+1 that no query in the code shows. Under `AsyncSession` the implicit IO is not allowed at all and raises `MissingGreenlet`.',
     bad: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
     good: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User).options(selectinload(User.jobs)))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
@@ -805,5 +980,6 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
   checkRepo(ctx: RepoRuleContext): void {
     reportHeldCollectionLoops(ctx);
     reportHelperRowLoops(ctx);
+    reportSerializedRows(ctx);
   },
 };
