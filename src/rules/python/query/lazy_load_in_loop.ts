@@ -58,7 +58,10 @@ import type { ModelInfo, ProjectContext } from '../../../discovery/context.js';
 import { modelsNamed, projectIndex } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
-import { callGraphOf, ownSites, type CallGraph } from '../../../analysis/callgraph.js';
+import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
+import { FN_PROPERTY } from '../../../analysis/objects.js';
+import { ROW_CALL, ROW_QUERY, ROW_READS } from './rowCalls.js';
+import { FLUSH_EFFECT, WRITE_EFFECT } from './dbCalls.js';
 import type { ClassRef } from '../../../analysis/types.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { callAt, resolveName, valueTypeOf, type AssignmentInfo, type FileModel, type LoopInfo } from '../../../semantic/model.js';
@@ -75,6 +78,8 @@ const LOADER_OPTION = /\b(selectinload|joinedload|subqueryload|immediateload|con
 interface LazyRelationship {
   scalar: boolean;
   target: string | null;
+  /** `lazy="dynamic"`: reading it builds a query, run where it is iterated or refined. */
+  dynamic: boolean;
 }
 
 function lazyRelationships(candidates: ModelInfo[]): Map<string, LazyRelationship> {
@@ -85,7 +90,8 @@ function lazyRelationships(candidates: ModelInfo[]): Map<string, LazyRelationshi
       // A many-to-one: its lazy load may come from the identity map. Not the side of a one-to-one
       // without the foreign key, which is loaded by the other table's key (a SELECT every time).
       const scalar = candidates.every((m) => m.relationships.some((r) => r.name === rel.name && r.scalar && !r.reverse));
-      out.set(rel.name, { scalar, target: rel.target });
+      const dynamic = candidates.every((m) => m.relationships.some((r) => r.name === rel.name && r.lazy === 'dynamic'));
+      out.set(rel.name, { scalar, target: rel.target, dynamic });
     }
   }
   return out;
@@ -527,6 +533,56 @@ function reportSerializedRows(ctx: RepoRuleContext): void {
   }
 }
 
+/**
+ * A model method or property called on each row of a loop over a query's rows (`ROW_CALL` sites
+ * whose rows' model is known) that reads lazy relationships of its own row (`ROW_READS`): one
+ * lazy load per row for each, hidden in the method. The loop's query's loader options
+ * (recorded at the site) count as eager loads; a method that queries on its own is PA107's.
+ */
+function reportRowMethodLazyLoads(ctx: RepoRuleContext): void {
+  const graph = callGraphOf(ctx.index);
+  const byName = projectIndex(ctx.project).modelsByName;
+  let methods: Map<string, FnRef> | null = null;
+  for (const { ref, file, site } of ownSites(graph, ROW_CALL)) {
+    const parts = site.what.split('|');
+    const [kind = '', name = '', end = '', entity = ''] = parts;
+    const eager = parts[10] ?? '*';
+    if (!entity || eager === '*') continue;
+    if (!methods) {
+      methods = new Map();
+      for (const r of graph.functions()) {
+        const f = graph.function(r);
+        if (f.className && f.parent < 0 && !graph.fileOf(r).isTestFile) methods.set(`${f.className}.${f.name}${(f.flags & FN_PROPERTY) !== 0 ? '@' : ''}`, r);
+      }
+    }
+    const to = methods.get(`${entity}.${name}${kind === 'p' ? '@' : ''}`);
+    if (!to) continue;
+    const own = graph.ownEffects(to);
+    const reads = own.find((e) => e.kind === ROW_READS)?.what.split(',');
+    if (!reads || own.some((e) => e.kind === ROW_QUERY)) continue;
+    const lazy = lazyRelationships(byName.get(entity) ?? []);
+    const loaded = new Set(eager.split(','));
+    const hits = reads.map((r) => [r, lazy.get(r)] as const)
+      // A dynamic relationship is a query the method refines or runs itself (PA107's), not a load.
+      .filter((x): x is readonly [string, LazyRelationship] => !!x[1] && !x[1].dynamic && !loaded.has(x[0]) && !(x[1].scalar && x[1].target?.replace(/^.*\./, '') === entity));
+    if (!hits.length) continue;
+    const method = graph.function(to);
+    const effects = graph.effectsOf(to, 'any');
+    const writes = effects.has(FLUSH_EFFECT) || effects.has(WRITE_EFFECT) || parts[6] === 'w';
+    const scalar = hits.every(([, info]) => info.scalar);
+    const text = kind === 'p' ? name : `${name}()`;
+    ctx.report({
+      path: file.path,
+      location: { line: site.line, column: site.column, endLine: site.line, endColumn: Number(end) },
+      message: `\`${text}\` on each \`${entity}\` row of the loop lazy-loads ${hits.map(([r]) => `\`${entity}.${r}\``).join(', ')} (read in \`${method.qualifiedName}\`; no eager loader option on the loop's query): one SELECT per row${hits.length > 1 ? ' for each' : ''}`
+        + (scalar ? '; a many-to-one looks in the identity map first' : '')
+        + (writes ? '; each call also writes, a per-item workflow whose round trips are there anyway' : ''),
+      ...(writes ? { severity: 'low' as const } : scalar ? { severity: 'medium' as const } : {}),
+      function: graph.function(ref).name,
+    });
+  }
+}
+
 /** The model a dynamic relationship of that name holds rows of, when every model's dynamic relationship of that name agrees. */
 function dynamicTarget(project: ProjectContext, rel: string): string | null {
   const targets = new Set<string | null>();
@@ -902,7 +958,7 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Lazy-loaded relationship accessed in a loop over ORM rows (hidden N+1)',
-    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it), or is a row the class or a base class (of any module) keeps on `self` (`self.event = Event.get(event_id)` in the setup method of a base handler, and `for c in self.event.contributions:` in a subclass; a parent loaded with `.options(...)` is left alone), and the rows a base class of another module keeps on `self` from a `Model.query` chain without options (`self.jobs = Job.query.filter(...).all()`), also when a method passes them to a helper of its module that loops over them (`tag_all(self.jobs)`); options the base query takes from the class (`.options(*self.job_options)`) are read from the base class unless a class in the module of the loop rebinds them. Rows a function of another module returns count too (`for j in fetch_jobs(...)` where every return of `fetch_jobs` is a query of one model; its options and criteria are read there). A function of the file whose returns are a query of one model or the items of a relationship collection of it (`return Child.query.filter(...).all()` in one branch, `return [c for c in parent.children if c.active]` in another) gives rows of that model. Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. Serializers loop too: rows handed whole to a marshmallow `Schema(many=True).dump(rows)`/`.jsonify(rows)` (`only=`/`exclude=` and a field\'s `attribute=` are read), to `[Out.model_validate(r) for r in rows]`, or returned from a FastAPI route whose `response_model=` (or return annotation) is a list of a pydantic model, read each field of the schema and its bases per row: fields named like a lazy relationship of the rows\' model are reported at the call or `return` (one finding per site, listing them), and a nested schema on a collection relationship reads its own relationship fields per item of it; under `AsyncSession` the message says the lazy load raises `MissingGreenlet`. The rows of a `lazy="dynamic"` relationship\'s query (`owner.visits.filter(...)`) are its target model\'s. A loop that stops at the first match (`return`/`break` after the read) is not reported, nor a read that runs only for the items matching one key the loop does not change (`if e.kind == self.wanted.kind`, in the body or as a comprehension filter). A many-to-one is `medium` (its lazy load looks in the identity map first) and advisory when it points at the rows\' own model (a tree\'s parent, usually loaded by the same query); the side of a one-to-one without the foreign key (`backref(..., uselist=False)`) is loaded by the other table\'s key every time and keeps the loop\'s severity.',
+    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it), or is a row the class or a base class (of any module) keeps on `self` (`self.event = Event.get(event_id)` in the setup method of a base handler, and `for c in self.event.contributions:` in a subclass; a parent loaded with `.options(...)` is left alone), and the rows a base class of another module keeps on `self` from a `Model.query` chain without options (`self.jobs = Job.query.filter(...).all()`), also when a method passes them to a helper of its module that loops over them (`tag_all(self.jobs)`); options the base query takes from the class (`.options(*self.job_options)`) are read from the base class unless a class in the module of the loop rebinds them. Rows a function of another module returns count too (`for j in fetch_jobs(...)` where every return of `fetch_jobs` is a query of one model; its options and criteria are read there). A function of the file whose returns are a query of one model or the items of a relationship collection of it (`return Child.query.filter(...).all()` in one branch, `return [c for c in parent.children if c.active]` in another) gives rows of that model. Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. Serializers loop too: rows handed whole to a marshmallow `Schema(many=True).dump(rows)`/`.jsonify(rows)` (`only=`/`exclude=` and a field\'s `attribute=` are read), to `[Out.model_validate(r) for r in rows]`, or returned from a FastAPI route whose `response_model=` (or return annotation) is a list of a pydantic model, read each field of the schema and its bases per row: fields named like a lazy relationship of the rows\' model are reported at the call or `return` (one finding per site, listing them), and a nested schema on a collection relationship reads its own relationship fields per item of it; under `AsyncSession` the message says the lazy load raises `MissingGreenlet`. The rows of a `lazy="dynamic"` relationship\'s query (`owner.visits.filter(...)`) are its target model\'s. A model\'s own method or property called on each row (`for e in Event.query...: e.delete()`) that reads lazy relationships of `self` loads them once per row, inside the method: reported at the call when the loop\'s query names the model and its loader options (or the row it picks the rows by: `with_parent(x)`, `x_id == ...`, `filter_by(x=...)`) do not cover them; `low` when the method (or the loop) also writes. A loop that stops at the first match (`return`/`break` after the read) is not reported, nor a read that runs only for the items matching one key the loop does not change (`if e.kind == self.wanted.kind`, in the body or as a comprehension filter). A many-to-one is `medium` (its lazy load looks in the identity map first) and advisory when it points at the rows\' own model (a tree\'s parent, usually loaded by the same query); the side of a one-to-one without the foreign key (`backref(..., uselist=False)`) is loaded by the other table\'s key every time and keeps the loop\'s severity.',
     why: 'Each first access to a lazy relationship emits its own SELECT, once per row: an N+1 that no query in the code shows. Under `AsyncSession` the implicit IO is not allowed at all and raises `MissingGreenlet`.',
     bad: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
     good: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User).options(selectinload(User.jobs)))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
@@ -981,5 +1037,6 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
     reportHeldCollectionLoops(ctx);
     reportHelperRowLoops(ctx);
     reportSerializedRows(ctx);
+    reportRowMethodLazyLoads(ctx);
   },
 };

@@ -23,10 +23,16 @@ import { classOfFunction } from '../../../semantic/classes.js';
 import { classifyDbCall, isModelClassName, iterationWriter, loadedModel, loopsDomain, loopWritesDb, rowsSource, smallLiteralProduct } from './dbCalls.js';
 import { encodeDomain } from '../../../semantic/loopDomain.js';
 import { invariantIn, lastAssignment, notPerRow, repeatsReads, stopsAfter } from './semantics.js';
-import { returnsOf } from './selfRows.js';
+import { returnsOf, selfRowsResolver } from './selfRows.js';
 
 export const ROW_CALL = 'row_call';
 export const ROW_QUERY = 'row_query';
+/**
+ * A model method's or property's reads of its own row's attributes (`what` = the names, comma
+ * separated): `self.owner`, `self.items` — the repo phase keeps those that are lazy relationships
+ * of the model, each a lazy load per row when the method runs once per row of a loop.
+ */
+export const ROW_READS = 'row_reads';
 /**
  * Site fact: `obj.name` read (not called, not assigned) on every iteration of a data loop, where
  * `obj` is typed with a class and nothing the loop does changes it (`what` =
@@ -46,6 +52,7 @@ export function collectRowFacts(model: FileModel): Effect[][] {
   invariantPropertyReads(model, effects);
   if (!model.modelClasses.size) return effects;
   rowQueries(model, effects);
+  rowReads(model, effects);
   rowSites(model, effects);
   paramRowCalls(model, effects);
   return effects;
@@ -156,6 +163,21 @@ function rowQueries(model: FileModel, effects: Effect[][]): void {
     done.add(i);
     effects[i]!.push({ kind: ROW_QUERY, what: op.what, line: call.line, column: call.column });
   }
+}
+
+/** `self.name` read (not called, not assigned) in a method's own body. */
+const SELF_READ = /(?<![\w.])self\.([A-Za-z]\w*)(?!\w)(?!\s*\()(?!\s*=(?!=))/g;
+
+/** `ROW_READS`: the attributes of `self` a model method (or property) reads, once per method. */
+function rowReads(model: FileModel, effects: Effect[][]): void {
+  model.functions.forEach((fn, i) => {
+    if (!fn.className || fn.parent >= 0 || fn.params[0]?.name !== 'self' || !fn.body || !isModelClassName(model, fn.className)) return;
+    const text = fn.body.text;
+    if (!text.includes('self.')) return;
+    const names = new Set<string>();
+    for (const m of text.matchAll(SELF_READ)) names.add(m[1]!);
+    if (names.size) effects[i]!.push({ kind: ROW_READS, what: [...names].slice(0, 40).join(','), line: fn.startLine, column: 1 });
+  });
 }
 
 /** Methods of a query that run it: a chain ending in one of them is a result, not a query object. */
@@ -289,7 +311,8 @@ function rowSites(model: FileModel, effects: Effect[][]): void {
         seen.add(`${kind}|${name}`);
         const size = smallLiteralProduct(loops);
         const writes = iterationWriter(model, site, loop) !== null;
-        const what = `${kind}|${name}|${attrNode.endPosition.column + 1}|${rowEntity(model, loop) ?? ''}|${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}||${encodeDomain(loopsDomain(model, loops))}`;
+        const rows = loopRows(model, loop);
+        const what = `${kind}|${name}|${attrNode.endPosition.column + 1}|${rows?.entity ?? ''}|${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}||${encodeDomain(loopsDomain(model, loops))}||${rows ? eagerNames(rows.text) : '*'}`;
         const column = at - source.lastIndexOf('\n', at - 1);
         effects[loop.functionIndex]!.push({ kind: ROW_CALL, what, line: site.line, column });
       }
@@ -297,10 +320,38 @@ function rowSites(model: FileModel, effects: Effect[][]): void {
   }
 }
 
-/** The model the loop's rows are, when its iterable is a query's result of one entity (`for a in db.scalars(select(Author))`). */
-function rowEntity(model: FileModel, loop: LoopInfo): string | null {
+/**
+ * The model the loop's rows are and the query's text, when its iterable is a query's result of
+ * one entity (`for a in db.scalars(select(Author))`), also rows a method of the class (or a base
+ * in the file) keeps on `self` (`self.events = Event.query...all()`), copied (`self.events[:]`).
+ */
+function loopRows(model: FileModel, loop: LoopInfo): { entity: string; text: string } | null {
   if (!loop.iterable || itemNames(loop).length !== 1) return null;
-  return rowsSource(model, loop.iterable, loop.functionIndex, loop.node.startPosition.row + 1)?.entity ?? null;
+  let rows = loop.iterable;
+  // `rows[:]`: the same rows, copied.
+  if (rows.type === 'subscript' && /^\[\s*:\s*\]$/.test(rows.text.slice(rows.childForFieldName('value')?.text.length ?? 0).trim())) rows = rows.childForFieldName('value') ?? rows;
+  const line = loop.node.startPosition.row + 1;
+  const cls = loop.functionIndex >= 0 ? classOfFunction(model, loop.functionIndex) : null;
+  const source = rowsSource(model, rows, loop.functionIndex, line, 0, cls ? selfRowsResolver(model, cls) : undefined);
+  return source?.entity ? { entity: source.entity, text: source.text } : null;
+}
+
+const LOADER_CALL = /\b(?:selectinload|joinedload|subqueryload|immediateload|contains_eager|raiseload|noload|defaultload|lazyload|undefer|Load)\s*\(([^()]*)\)/g;
+
+/**
+ * The names a query's loader options mention (`selectinload(Event.owner)`, `joinedload('owner')`),
+ * comma separated; `*` when it takes options the text does not show (`.options(*opts)`).
+ */
+function eagerNames(text: string): string {
+  if (/\.options\(\s*\*/.test(text)) return '*';
+  const names = new Set<string>();
+  for (const m of text.matchAll(LOADER_CALL)) for (const w of m[1]!.matchAll(/[A-Za-z_]\w*/g)) names.add(w[0]);
+  // Many-to-ones whose target the query picks its rows by: the session holds it already
+  // (`with_parent(self.category)`, `Model.category_id == category.id`, `filter_by(category=c)`).
+  for (const m of text.matchAll(/\bwith_parent\(\s*([A-Za-z_][\w.]*)/g)) names.add(m[1]!.replace(/^.*\./, ''));
+  for (const m of text.matchAll(/\.([A-Za-z_]\w*?)_id\s*==(?!=)/g)) names.add(m[1]!);
+  for (const f of text.matchAll(/\bfilter_by\(([^()]*)\)/g)) for (const k of f[1]!.matchAll(/\b([A-Za-z_]\w*?)(?:_id)?\s*=(?!=)/g)) names.add(k[1]!);
+  return [...names].join(',');
 }
 
 /** The loops from the outermost down to `loop` in its function. */
