@@ -271,6 +271,17 @@ function rowSites(model: FileModel, effects: Effect[][]): void {
   for (const loop of model.loops) {
     if (loop.functionIndex < 0 || loop.kind === 'while') continue;
     const seen = new Set<string>();
+    // Attributes the loop reads on its item itself (`o.reservation` before `o.reject()`): a
+    // method of the row that reads them again finds them loaded.
+    let direct: string | null = null;
+    const directReads = (): string => {
+      if (direct !== null) return direct;
+      const names = new Set<string>();
+      for (const v of itemNames(loop)) {
+        for (const m of source.slice(loop.iterStart, loop.iterEnd).matchAll(new RegExp(`(?<![\\w.])${v}\\.([A-Za-z_]\\w*)(?!\\w)(?!\\s*\\()`, 'g'))) names.add(m[1]!);
+      }
+      return (direct = [...names].join(','));
+    };
     for (const v of itemNames(loop)) {
       const needle = `${v}.`;
       for (let at = source.indexOf(needle, loop.iterStart); at >= 0 && at < loop.iterEnd; at = source.indexOf(needle, at + needle.length)) {
@@ -312,7 +323,7 @@ function rowSites(model: FileModel, effects: Effect[][]): void {
         const size = smallLiteralProduct(loops);
         const writes = iterationWriter(model, site, loop) !== null;
         const rows = loopRows(model, loop);
-        const what = `${kind}|${name}|${attrNode.endPosition.column + 1}|${rows?.entity ?? ''}|${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}||${encodeDomain(loopsDomain(model, loops))}||${rows ? eagerNames(rows.text) : '*'}`;
+        const what = `${kind}|${name}|${attrNode.endPosition.column + 1}|${rows?.entity ?? ''}|${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}||${encodeDomain(loopsDomain(model, loops))}||${loaded(rows, directReads)}`;
         const column = at - source.lastIndexOf('\n', at - 1);
         effects[loop.functionIndex]!.push({ kind: ROW_CALL, what, line: site.line, column });
       }
@@ -334,6 +345,12 @@ function loopRows(model: FileModel, loop: LoopInfo): { entity: string; text: str
   const cls = loop.functionIndex >= 0 ? classOfFunction(model, loop.functionIndex) : null;
   const source = rowsSource(model, rows, loop.functionIndex, line, 0, cls ? selfRowsResolver(model, cls) : undefined);
   return source?.entity ? { entity: source.entity, text: source.text } : null;
+}
+
+/** The site's loaded names: the query's eager and held ones and the loop's own reads; `*` when the options are not known. */
+function loaded(rows: { text: string } | null, direct: () => string): string {
+  const eager = rows ? eagerNames(rows.text) : '*';
+  return eager === '*' ? eager : [eager, direct()].filter(Boolean).join(',');
 }
 
 const LOADER_CALL = /\b(?:selectinload|joinedload|subqueryload|immediateload|contains_eager|raiseload|noload|defaultload|lazyload|undefer|Load)\s*\(([^()]*)\)/g;
