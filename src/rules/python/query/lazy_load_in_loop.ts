@@ -287,18 +287,24 @@ export function collectHelperRowFacts(model: FileModel): Effect[][] {
   const resolver = selfRowsResolver(model, null);
   model.functions.forEach((fn, i) => {
     if (fn.parent >= 0 || fn.className || fn.isGenerator) return;
-    // A query of one entity is a `select(...)`, `session.query(...)` or `Model.query` somewhere in the body.
-    if (!fn.body || !ENTITY_QUERY.test(fn.body.text)) return;
+    // A query of one entity is a `select(...)`, `session.query(...)` or `Model.query` somewhere in
+    // the body, or a `lazy="dynamic"` relationship's query.
+    if (!fn.body || !(ENTITY_QUERY.test(fn.body.text) || (model.dynamicRelations.size && /\.(filter|filter_by|order_by|all)\(/.test(fn.body.text)))) return;
     const returns = returnsOf(fn);
     if (!returns.length) return;
     let entity: string | null = null;
     const texts: string[] = [];
     for (const r of returns) {
-      const value = r.namedChild(0);
-      const s = value ? rowsSource(model, value, i, r.startPosition.row + 1, 0, resolver) : null;
-      if (!s?.entity || (entity && s.entity !== entity) || /\*\s*self\./.test(s.text)) return;
-      entity = s.entity;
-      texts.push(s.text, heldText(model, s.text, s.call.functionIndex));
+      const line = r.startPosition.row + 1;
+      const value = returnedRows(model, r.namedChild(0), i, line);
+      const s = value ? rowsSource(model, value, i, line, 0, resolver) : null;
+      // The rows of a dynamic relationship's query: its target, named by the relationship (`@rel`).
+      const rel = !s?.entity && value ? dynamicRelationChain(model, value, i, line) : null;
+      const found = s?.entity ?? (rel ? `@${rel}` : null);
+      if (!found || (entity && found !== entity) || (s?.entity && /\*\s*self\./.test(s.text))) return;
+      entity = found;
+      if (s?.entity) texts.push(s.text, heldText(model, s.text, s.call.functionIndex));
+      else texts.push(value!.text);
     }
     const text = texts.filter(Boolean).join(' ').replace(/\s+/g, ' ');
     if (!entity || text.length > MAX_ROWS_TEXT) return;
@@ -350,6 +356,26 @@ function projectModel(graph: CallGraph, project: ProjectContext, classPath: stri
   return project.models.find((m) => m.name === v.cls.cls.name && m.file === file) ?? null;
 }
 
+/**
+ * What a `return` hands back as rows: `sorted(rows, ...)` / `list(rows)` are the same rows, a
+ * name is what the function last bound to it, and a comprehension that keeps its items
+ * (`[x for x in rows if x.visible]`) is a subset of its iterable's rows.
+ */
+function returnedRows(model: FileModel, value: SyntaxNode | null, fnIndex: number, line: number): SyntaxNode | null {
+  let node = value ? unwrap(sameRows(value)) : null;
+  if (node?.type === 'identifier') {
+    const a = lastAssignment(model, node.text, fnIndex, line);
+    if (a?.functionIndex === fnIndex && !a.fromWith && a.value) node = unwrap(sameRows(a.value));
+  }
+  if (node?.type === 'list_comprehension' || node?.type === 'generator_expression') {
+    const clauses = node.namedChildren.filter((c) => c.type === 'for_in_clause');
+    const body = node.childForFieldName('body');
+    const target = clauses[0]?.childForFieldName('left');
+    if (clauses.length === 1 && body?.type === 'identifier' && target?.type === 'identifier' && body.text === target.text) return clauses[0]!.childForFieldName('right');
+  }
+  return node ?? value;
+}
+
 /** PA108's repo phase: loops over the rows a function of another module returns. */
 function reportHelperRowLoops(ctx: RepoRuleContext): void {
   const graph = callGraphOf(ctx.index);
@@ -360,7 +386,9 @@ function reportHelperRowLoops(ctx: RepoRuleContext): void {
     const fact = to ? graph.ownEffects(to).find((e) => e.kind === RETURNS_ROWS) : undefined;
     if (!call || !to || !fact) continue;
     const bar = fact.what.indexOf('|');
-    const entity = fact.what.slice(0, bar);
+    const written = fact.what.slice(0, bar);
+    const entity = written.startsWith('@') ? dynamicTarget(ctx.project, written.slice(1)) : written;
+    if (!entity) continue;
     const text = fact.what.slice(bar + 1);
     const lazy = lazyRelationships(byName.get(entity) ?? []);
     for (const rel of [...lazy.keys()]) if (eagerlyLoaded(text, rel) || targetsHeld(text, rel)) lazy.delete(rel);
