@@ -9,7 +9,7 @@ import { collectQueryEffects, INVARIANT_CALL, LOOP_CALL, PASSES_LOADED_ID } from
 import { collectResolveFacts, PASSES_HELD_ATTR, RESOLVES_ONE_ATTR } from './query/resolveFacts.js';
 import { collectRowFacts, PARAM_ROW_CALL } from './query/rowCalls.js';
 import { collectDeferredReads } from './query/loops.js';
-import { collectHeldCollectionLoops, collectHelperRowFacts, collectSerializedRows, HELPER_ROWS_LOOP } from './query/lazy_load_in_loop.js';
+import { collectHeldCollectionLoops, collectHelperRowFacts, collectSerializedRows, HELPER_ROWS_LOOP, SERIALIZED_CALL } from './query/lazy_load_in_loop.js';
 import { collectTransactionEffects, TXN_LOOP_CALL, TXN_OPEN_CALL } from './transaction/effects.js';
 import { TXN_RAISE_AFTER, TXN_REQUEST_WRITE, TXN_SCOPE_CALL, TXN_SCOPE_OPEN } from './transaction/libraryWrites.js';
 
@@ -23,7 +23,7 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   // PA108: loops over the rows a function of another module returns.
   { collect: collectHelperRowFacts, siteKinds: [HELPER_ROWS_LOOP] },
   // PA108: rows handed to a serializer (marshmallow `many=True`, a FastAPI list response model).
-  { collect: collectSerializedRows, siteKinds: [] },
+  { collect: collectSerializedRows, siteKinds: [SERIALIZED_CALL] },
   // PA107 findings whose severity waits for the loop's callers (see loops.ts).
   { collect: collectDeferredReads, siteKinds: [] },
   // Transaction family: `commit` effects and per-item / in-transaction call sites.

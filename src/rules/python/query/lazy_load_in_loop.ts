@@ -57,9 +57,9 @@
 import type { ModelInfo, ProjectContext } from '../../../discovery/context.js';
 import { modelsNamed, projectIndex } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import type { Effect } from '../../../analysis/summary.js';
+import type { Effect, FileSummary } from '../../../analysis/summary.js';
 import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
-import { FN_PROPERTY } from '../../../analysis/objects.js';
+import { FN_PROPERTY, UNTYPED } from '../../../analysis/objects.js';
 import { ROW_CALL, ROW_QUERY, ROW_READS } from './rowCalls.js';
 import { FLUSH_EFFECT, WRITE_EFFECT } from './dbCalls.js';
 import type { ClassRef } from '../../../analysis/types.js';
@@ -284,9 +284,12 @@ const ENTITY_QUERY = /\b(select|query)\b/;
 export function collectHelperRowFacts(model: FileModel): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile || !model.modelClasses.size) return effects;
-  const resolver = selfRowsResolver(model, null);
+  const resolvers = new Map<string | null, SelfRows>();
   model.functions.forEach((fn, i) => {
-    if (fn.parent >= 0 || fn.className || fn.isGenerator) return;
+    // Module functions, and methods (a repository's `list()`): the rows they return.
+    if (fn.parent >= 0 || fn.isGenerator) return;
+    let resolver = resolvers.get(fn.className);
+    if (!resolver) resolvers.set(fn.className, (resolver = selfRowsResolver(model, fn.className)));
     // A query of one entity is a `select(...)`, `session.query(...)` or `Model.query` somewhere in
     // the body, or a `lazy="dynamic"` relationship's query.
     if (!fn.body || !(ENTITY_QUERY.test(fn.body.text) || (model.dynamicRelations.size && /\.(filter|filter_by|order_by|all)\(/.test(fn.body.text)))) return;
@@ -419,6 +422,11 @@ function reportHelperRowLoops(ctx: RepoRuleContext): void {
  * and reports those that are lazy relationships of the rows' model.
  */
 export const SERIALIZED_ROWS = 'serialized_rows';
+/**
+ * Site fact: the same, for rows a call returns (`return crud.list_items(db)`, `await repo.list()`):
+ * at the call (`what` = `schema|kind`); the repo phase reads the callee's `RETURNS_ROWS`.
+ */
+export const SERIALIZED_CALL = 'serialized_call';
 
 const SERIALIZE_METHODS = new Set(['dump', 'dumps', 'jsonify']);
 const VALIDATE_METHODS = new Set(['model_validate', 'from_orm']);
@@ -440,7 +448,17 @@ export function collectSerializedRows(model: FileModel): Effect[][] {
     // A dynamic relationship's query (`category.requests.filter(...)`): its rows are the
     // relationship's target, which the repo phase reads from the project's models (`@rel`).
     const rel = dynamicRelationChain(model, rows, fnIndex, line);
-    if (!rel) return;
+    if (!rel) {
+      // Rows a function returns: its callee's facts decide in the repo phase.
+      let node = unwrap(sameRows(rows));
+      if (node?.type === 'identifier') {
+        const a = lastAssignment(model, node.text, fnIndex, line);
+        node = a?.functionIndex === fnIndex && !a.fromWith ? unwrap(a.value ? sameRows(a.value) : null) : null;
+      }
+      const call = node?.type === 'call' ? callAt(model, node) : undefined;
+      if (call && !call.qualifiedName?.startsWith('builtins.')) effects[fnIndex]!.push({ kind: SERIALIZED_CALL, what: `${q}|${kind}`, line: call.line, column: call.column });
+      return;
+    }
     const held = rows.type === 'identifier' ? lastAssignment(model, rows.text, fnIndex, line) : null;
     const text = (held?.value ?? rows).text.slice(0, MAX_ROWS_TEXT);
     effects[fnIndex]!.push({ kind: SERIALIZED_ROWS, what: `${q}|@${rel}|${held?.line ?? line}|${kind}|${text}`, line, column: at.startPosition.column + 1 });
@@ -505,11 +523,23 @@ function keywordNames(args: SyntaxNode | null, name: string): string[] | null {
 function reportSerializedRows(ctx: RepoRuleContext): void {
   const graph = callGraphOf(ctx.index);
   const byName = projectIndex(ctx.project).modelsByName;
+  const sites: { ref: FnRef; file: FileSummary; site: Effect; schemaPath: string; written: string; where: string; kind: string; text: string }[] = [];
   for (const { ref, file, site } of ownSites(graph, SERIALIZED_ROWS)) {
     const [schemaPath = '', written = '', queryLine = '', kind = ''] = site.what.split('|', 4);
+    sites.push({ ref, file, site, schemaPath, written, where: `query at line ${queryLine}`, kind, text: site.what.split('|').slice(4).join('|') });
+  }
+  for (const { ref, file, site } of ownSites(graph, SERIALIZED_CALL)) {
+    const [schemaPath = '', kind = ''] = site.what.split('|', 2);
+    const call = graph.callAt(ref.file, site.line, site.column);
+    const to = call && call.receiverType !== UNTYPED ? graph.resolveCall(ref.file, call) : null;
+    const fact = to ? graph.ownEffects(to).find((e) => e.kind === RETURNS_ROWS) : undefined;
+    if (!to || !fact) continue;
+    const bar = fact.what.indexOf('|');
+    sites.push({ ref, file, site, schemaPath, written: fact.what.slice(0, bar), where: `the rows \`${graph.function(to).qualifiedName}\` returns, ${graph.fileOf(to).path}`, kind, text: fact.what.slice(bar + 1) });
+  }
+  for (const { ref, file, site, schemaPath, written, where, kind, text } of sites) {
     const entity = written.startsWith('@') ? dynamicTarget(ctx.project, written.slice(1)) : written;
     if (!entity) continue;
-    const text = site.what.split('|').slice(4).join('|');
     const schema = schemaFields(graph, schemaPath);
     if (!schema) continue;
     const only = /\+([^-]*)/.exec(kind)?.[1]?.split(',');
@@ -525,7 +555,7 @@ function reportSerializedRows(ctx: RepoRuleContext): void {
       ctx.report({
         path: file.path,
         location: { line: site.line, column: site.column, endLine: site.line, endColumn: site.column + 1 },
-        message: `${via} serializes ${rels.map(([r]) => `\`${model}.${r}\``).join(', ')} ${per} (query at line ${queryLine}; no eager loader option for ${rels.length > 1 ? 'them' : 'it'}): one lazy load per row${rels.length > 1 ? ' for each' : ''}`
+        message: `${via} serializes ${rels.map(([r]) => `\`${model}.${r}\``).join(', ')} ${per} (${where}; no eager loader option for ${rels.length > 1 ? 'them' : 'it'}): one lazy load per row${rels.length > 1 ? ' for each' : ''}`
           + (scalar ? (rels.length > 1 ? '; many-to-ones: one SELECT per distinct related row not already in the session' : oneRowNote(rels[0]![1])) : '')
           + (fn.isAsync ? '; on an `AsyncSession` the lazy load raises `MissingGreenlet` instead' : ''),
         ...(scalar ? { severity: 'medium' as const } : {}),
