@@ -138,6 +138,42 @@ describe('models', () => {
     ]);
   });
 
+  it('a mixin\'s declared_attr backref named by a class attribute of each model using it', async () => {
+    const ctx = await contextFor({
+      'app/models.py': [
+        'from sqlalchemy import Column, ForeignKey, Integer',
+        'from sqlalchemy.orm import backref, declarative_base, declared_attr, relationship',
+        'Base = declarative_base()',
+        'class Folder(Base):',
+        '    __tablename__ = "folder"',
+        '    id = Column(Integer, primary_key=True)',
+        'class InFolderMixin:',
+        '    folder_backref_name = None',
+        '    @declared_attr',
+        '    def folder(cls):',
+        '        return relationship("Folder", backref=backref(cls.folder_backref_name, lazy="dynamic"))',
+        'class Note(InFolderMixin, Base):',
+        '    __tablename__ = "note"',
+        '    folder_backref_name = "all_notes"',
+        '    id = Column(Integer, primary_key=True)',
+        'class Sheet(InFolderMixin, Base):',
+        '    __tablename__ = "sheet"',
+        '    folder_backref_name = "all_sheets"',
+        '    id = Column(Integer, primary_key=True)',
+        'class Loose(InFolderMixin, Base):',
+        '    __tablename__ = "loose"',
+        '    id = Column(Integer, primary_key=True)',
+        '',
+      ].join('\n'),
+    });
+    const folder = ctx.models.find((m) => m.name === 'Folder')!;
+    // `Loose` sets no name (the mixin's `None`): no backref for it.
+    expect(folder.relationships.map((r) => [r.name, r.target, r.lazy])).toEqual([
+      ['all_notes', 'Note', 'dynamic'],
+      ['all_sheets', 'Sheet', 'dynamic'],
+    ]);
+  });
+
   it('reads relationship targets from annotations', () => {
     expect(targetFromAnnotation('Mapped[List["Address"]]')).toBe('Address');
     expect(targetFromAnnotation('Mapped[list["app.models.Hero"]]')).toBe('app.models.Hero');

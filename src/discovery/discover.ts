@@ -27,7 +27,7 @@ import {
   type TriggerInfo,
 } from './context.js';
 import { discoverStack, firstLine, normalizePath, sortKeys, underDirectories, type ReadFile } from './manifests.js';
-import { isDeclarativeRootBase, pythonFileFacts, type ClassFacts, type HelperCandidate, type ImperativeMapping, type ProviderCandidate, type StreamingCandidate, type PythonFileFacts, type SqlString } from './pythonFacts.js';
+import { isDeclarativeRootBase, pythonFileFacts, type BackrefFact, type ClassFacts, type HelperCandidate, type ImperativeMapping, type ProviderCandidate, type StreamingCandidate, type PythonFileFacts, type SqlString } from './pythonFacts.js';
 import { DYNAMIC, PLACEHOLDER, type LiteralScope } from './pythonLiterals.js';
 
 /** Problems listed per file for SQL that does not parse; the rest are counted in one line. */
@@ -258,9 +258,10 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
     || perFile.some(({ facts }) => facts.flaskSqlalchemy);
   const imperative = perFile.flatMap(({ facts }) => facts.imperative ?? []);
   const tables = perFile.flatMap(({ facts }) => facts.tables);
-  ctx.models.push(...resolveModels(classes, roots, flaskSqlalchemy));
+  const derivedBackrefs: BackrefFact[] = [];
+  ctx.models.push(...resolveModels(classes, roots, flaskSqlalchemy, derivedBackrefs));
   ctx.models.push(...imperativeModels(imperative, classes, tables, ctx.models));
-  addBackrefs(ctx.models, classes, imperative);
+  addBackrefs(ctx.models, classes, imperative, derivedBackrefs);
   if (flaskSqlalchemy) ctx.flaskDbHandles = flaskHandles(classes);
   ctx.sessionProviders = resolveProviders(providers, ctx.sessionFactories.map((f) => f.name).filter((n): n is string => !!n));
   ctx.sessionHelpers = resolveHelpers(helpers, ctx);
@@ -521,7 +522,7 @@ function flaskHandles(classes: ClassFacts[]): string[] {
 }
 
 /** ORM models from class facts of every parsed file: a class is a model when it derives from a declarative root. */
-function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalchemy: boolean): ModelInfo[] {
+function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalchemy: boolean, derivedBackrefs: BackrefFact[] = []): ModelInfo[] {
   // `db.Model` (any `<name>.Model` base) is the declarative base of a Flask-SQLAlchemy project:
   // a class on it is a model.
   const flaskModel = (b: string) => /^flask_appbuilder(\.models\.sqla)?\.Model$/.test(b)
@@ -602,16 +603,24 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
     // Attributes of mixins and abstract bases are inherited; mapped parents keep theirs in their own table.
     const seen = new Set<ClassFacts>([c]);
     const queue = parentsOf(c);
+    const lineage: ClassFacts[] = [c];
     while (queue.length) {
       const p = queue.shift()!;
       if (seen.has(p)) continue;
       seen.add(p);
+      lineage.push(p);
       if (isModel(p)) {
         if (parentTable === null && depth < 20) parentTable = describe(p, depth + 1).table;
         continue;
       }
       columns += p.columns + (sqlmodel ? p.plainAnnotated : 0);
       relationships.push(...p.relationships);
+      // A mixin's backref named by the class: the nearest class of the lineage that sets the name.
+      for (const t of p.templatedBackrefs ?? []) {
+        const name = lineage.map((x) => x.stringAttrs?.[t.attr]).find((v) => v !== undefined)
+          ?? queue.map((x) => x.stringAttrs?.[t.attr]).find((v) => v !== undefined);
+        if (name && isModel(c)) derivedBackrefs.push({ owner: t.owner, relationship: { name, target: c.name, lazy: t.lazy, file: p.file, line: t.line }, scalar: t.scalar });
+      }
       tableExpr ??= p.tablenameExpr;
       queue.push(...parentsOf(p));
     }
@@ -701,8 +710,8 @@ function oneRow(cls: ClassFacts, name: string): boolean {
  * `backref="name"` on a relationship adds `name` to the target model: added to every model of
  * the target's name that does not declare that attribute itself (`back_populates` pairs do).
  */
-function addBackrefs(models: ModelInfo[], classes: ClassFacts[], mappings: ImperativeMapping[]): void {
-  const backrefs = [...classes.flatMap((c) => c.backrefs ?? []), ...mappings.flatMap((m) => m.backrefs)];
+function addBackrefs(models: ModelInfo[], classes: ClassFacts[], mappings: ImperativeMapping[], derived: BackrefFact[] = []): void {
+  const backrefs = [...classes.flatMap((c) => c.backrefs ?? []), ...mappings.flatMap((m) => m.backrefs), ...derived];
   if (!backrefs.length) return;
   const byName = new Map<string, ModelInfo[]>();
   for (const m of models) if (m.kind !== 'table') byName.set(m.name, [...(byName.get(m.name) ?? []), m]);

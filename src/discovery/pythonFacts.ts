@@ -119,6 +119,13 @@ export interface ClassFacts {
   mappedAttrs?: Record<string, boolean>;
   /** Columns with a foreign key: `author_id = Column(ForeignKey(...))`. */
   foreignKeys?: string[];
+  /** Class-level string constants (`events_backref_name = "all_notes"`): what a mixin's `cls.<name>` reads. */
+  stringAttrs?: Record<string, string>;
+  /**
+   * Backrefs of a mixin's `declared_attr` relationships whose name the class using the mixin sets
+   * (`backref=backref(cls.events_backref_name, lazy="dynamic")`): resolved per model.
+   */
+  templatedBackrefs?: { attr: string; owner: string; lazy: string; line: number; scalar: boolean | null }[];
 }
 
 /**
@@ -867,6 +874,10 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
       continue;
     }
     if (attr.startsWith('__')) continue;
+    if (right?.type === 'string') {
+      const text = stringValue(right, scope);
+      if (text !== null && /^[A-Za-z_]\w*$/.test(text)) (facts.stringAttrs ??= {})[attr] = text;
+    }
     const isMapped = annotation !== null && /^(?:[\w.]+\.)?(Mapped|WriteOnlyMapped|DynamicMapped)\[/.test(annotation.replace(/\s+/g, ''));
     if (isMapped) facts.modern = true;
     const callee = calleeName(right);
@@ -932,6 +943,18 @@ function declaredAttr(def: SyntaxNode, name: string, facts: ClassFacts, scope: L
     }
     target ??= targetFromAnnotation(annotation);
     facts.relationships.push({ name, target, lazy: lazyOf(args, scope), file: facts.file, line: def.startPosition.row + 1 });
+    // `backref=backref(cls.<attr>, ...)` / `backref=cls.<attr>`: the class using the mixin names it.
+    const b = args.keywords.get('backref');
+    const call = b?.type === 'call' && /(^|\.)backref$/.test(b.childForFieldName('function')?.text ?? '') ? b : null;
+    const nameExpr = call ? (callArgs(call).positional[0] ?? null) : b ?? null;
+    const attr = nameExpr?.type === 'attribute' && nameExpr.childForFieldName('object')?.text === 'cls' ? nameExpr.childForFieldName('attribute')?.text : undefined;
+    if (attr && target) {
+      const uselist = call ? callArgs(call).keywords.get('uselist')?.type : undefined;
+      (facts.templatedBackrefs ??= []).push({
+        attr, owner: target, lazy: call ? lazyOf(callArgs(call), scope) : 'select', line: def.startPosition.row + 1,
+        scalar: uselist === 'false' ? true : uselist === 'true' ? false : null,
+      });
+    }
   } else if (last === 'mapped_column' || last === 'Column' || last === 'column_property') {
     facts.columns++;
   }

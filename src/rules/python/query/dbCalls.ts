@@ -465,7 +465,7 @@ function dynamicRelationQuery(model: FileModel, call: CallInfo): string | null {
  * The `lazy="dynamic"` relationship attribute an expression's query chain starts at
  * (`row.items.filter(...).order_by(...)`, or a name in the function holding one), or null.
  */
-export function dynamicRelationChain(model: FileModel, expr: SyntaxNode | null, fnIndex: number, line: number): string | null {
+export function dynamicRelationChain(model: FileModel, expr: SyntaxNode | null, fnIndex: number, line: number, refined = false): string | null {
   if (!model.dynamicRelations.size) return null;
   let names = DYNAMIC_NAMES.get(model.dynamicRelations);
   if (!names) DYNAMIC_NAMES.set(model.dynamicRelations, (names = new Set([...model.dynamicRelations].map((r) => r.slice(r.lastIndexOf('.') + 1)))));
@@ -474,12 +474,15 @@ export function dynamicRelationChain(model: FileModel, expr: SyntaxNode | null, 
     const a = lastAssignment(model, node.text, fnIndex, line);
     node = a?.functionIndex === fnIndex ? unwrap(a.value) : null;
   }
-  for (let depth = 0; node?.type === 'call' && depth < 8; depth++) {
+  let depth = 0;
+  for (; node?.type === 'call' && depth < 8; depth++) {
     const fn = node.childForFieldName('function');
     if (fn?.type !== 'attribute' || !REFINES.has(fn.childForFieldName('attribute')?.text ?? '')) return null;
     node = unwrap(fn.childForFieldName('object'));
   }
-  if (node?.type !== 'attribute') return null;
+  // `refined`: a bare attribute (`self.items`) names a dynamic relationship only by its name,
+  // which any object may have; a query method on it says it is one.
+  if (node?.type !== 'attribute' || (refined && depth === 0)) return null;
   const attr = node.childForFieldName('attribute')?.text ?? '';
   return names.has(attr) ? attr : null;
 }

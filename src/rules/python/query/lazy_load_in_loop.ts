@@ -141,6 +141,11 @@ function eagerlyLoaded(statementText: string, rel: string): boolean {
  */
 function targetsHeld(statementText: string, rel: string): boolean {
   const obj = String.raw`[A-Za-z_][\w.]*(?:\[[^\]\n]*\])?`;
+  // `Model.rel_id.is_(None)`, `Model.rel_id == None`: no related row, and no SQL to find that out.
+  if (new RegExp(String.raw`\.${rel}_id\s*(?:\.\s*is_\(\s*None\s*\)|==\s*None\b)`).test(statementText)) return true;
+  // One literal key (`Model.rel_id == 7`, `filter_by(rel_id="x")`): one related row for all of them.
+  const literal = String.raw`(?:\d+|"[^"\n]*"|'[^'\n]*')\s*[,)]`;
+  if (new RegExp(String.raw`\.${rel}_id\s*==\s*${literal}|\bfilter_by\([^)]*\b${rel}_id\s*=\s*${literal}`).test(statementText)) return true;
   return new RegExp(String.raw`\.${rel}_id\s*\.\s*in_\(\s*[[(]?\s*${obj}\.id\s+for\s`).test(statementText)
     || new RegExp(String.raw`\.${rel}_id\s*==\s*${obj}\.id\b(?!\s*[(.\[])`).test(statementText)
     || new RegExp(String.raw`\bfilter_by\([^)]*\b${rel}_id\s*=\s*${obj}\.id\s*[,)]`).test(statementText)
@@ -174,12 +179,32 @@ function heldText(model: FileModel, text: string, fnIndex: number): string {
       }
     }
   }
+  // Names handed whole to the chain's calls (`.join(sub, ...)`, `.filter(crit)`): the subqueries
+  // and criteria they hold say which rows come back (two steps deep).
+  const argNames = (t: string) => {
+    const out: string[] = [];
+    for (const m of t.matchAll(/[(,]\s*([A-Za-z_]\w*)\s*(?=[,)])/g)) if (!/^(self|None|True|False)$/.test(m[1]!)) out.push(m[1]!);
+    return out;
+  };
+  for (const n of argNames(text)) names.add(n);
   names.delete('self');
   if (!names.size || fnIndex < 0) return '';
   const parts: string[] = [];
-  for (const a of model.assignments) if (a.functionIndex === fnIndex && names.has(a.target) && a.value) parts.push(a.value.text);
+  const followed = new Set<string>();
+  for (let round = 0; round < 2; round++) {
+    const fresh: string[] = [];
+    for (const a of model.assignments) {
+      if (a.functionIndex !== fnIndex || !names.has(a.target) || followed.has(`${a.target}:${a.line}`) || !a.value) continue;
+      followed.add(`${a.target}:${a.line}`);
+      parts.push(a.value.text);
+      fresh.push(...argNames(a.value.text));
+    }
+    for (const n of fresh) names.add(n);
+  }
   for (const c of model.calls) {
-    if (c.functionIndex === fnIndex && c.dottedReceiver && names.has(c.dottedReceiver) && /^(append|extend|insert)$/.test(c.method ?? '')) parts.push(c.node.text);
+    // `opts.append(...)`, and a loader strategy extended in place (`strategy.selectinload('files')`,
+    // `x = strategy.joinedload('y')`: one Load object, which the query's `.options(strategy)` carries).
+    if (c.functionIndex === fnIndex && c.dottedReceiver && names.has(c.dottedReceiver) && /^(append|extend|insert|selectinload|joinedload|subqueryload|immediateload|contains_eager|defaultload|undefer|undefer_group|load_only|lazyload|noload|raiseload|options)$/.test(c.method ?? '')) parts.push(c.node.text);
   }
   return parts.join(' ');
 }
@@ -302,7 +327,7 @@ export function collectHelperRowFacts(model: FileModel): Effect[][] {
       const value = returnedRows(model, r.namedChild(0), i, line);
       const s = value ? rowsSource(model, value, i, line, 0, resolver) : null;
       // The rows of a dynamic relationship's query: its target, named by the relationship (`@rel`).
-      const rel = !s?.entity && value ? dynamicRelationChain(model, value, i, line) : null;
+      const rel = !s?.entity && value ? dynamicRelationChain(model, value, i, line, true) : null;
       const found = s?.entity ?? (rel ? `@${rel}` : null);
       if (!found || (entity && found !== entity) || (s?.entity && /\*\s*self\./.test(s.text))) return;
       entity = found;
@@ -447,7 +472,7 @@ export function collectSerializedRows(model: FileModel): Effect[][] {
     }
     // A dynamic relationship's query (`category.requests.filter(...)`): its rows are the
     // relationship's target, which the repo phase reads from the project's models (`@rel`).
-    const rel = dynamicRelationChain(model, rows, fnIndex, line);
+    const rel = dynamicRelationChain(model, rows, fnIndex, line, true);
     if (!rel) {
       // Rows a function returns: its callee's facts decide in the repo phase.
       let node = unwrap(sameRows(rows));
