@@ -610,7 +610,13 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
       seen.add(p);
       lineage.push(p);
       if (isModel(p)) {
-        if (parentTable === null && depth < 20) parentTable = describe(p, depth + 1).table;
+        if (depth < 20) {
+          const parent = describe(p, depth + 1);
+          parentTable ??= parent.table;
+          // A mapped parent keeps its columns in its own table, but its relationships are the
+          // subclass's too (single- and joined-table inheritance): `section.children` of an item model.
+          for (const r of parent.relationships) if (!relationships.some((x) => x.name === r.name)) relationships.push(r);
+        }
         continue;
       }
       columns += p.columns + (sqlmodel ? p.plainAnnotated : 0);
@@ -632,6 +638,9 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
       if (sqlmodel) table = c.name.toLowerCase();
       else if (parentTable && !perClass) table = parentTable;
       else if (tableExpr) table = derivedTableName(tableExpr, c.name);
+      // Flask-SQLAlchemy names the table of a model that declares columns itself (snake case):
+      // such a model is not an abstract base even when other models extend it.
+      else if (flaskSqlalchemy && c.columns > 0) table = c.name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
     }
     const d: Described = { table, columns, relationships, sqlmodel, skip: table === null && !parentTable && hasModelChildren.has(c) };
     described.set(c, d);
