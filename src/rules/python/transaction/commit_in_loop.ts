@@ -25,6 +25,7 @@ import { callGraphOf, siteCalls, type CallGraph, type FnRef, type Reach } from '
 import type { SummaryCall } from '../../../analysis/summary.js';
 import { WRITE_EFFECT } from '../query/dbCalls.js';
 import { alwaysReaches } from './reach.js';
+import { flagAtCall } from '../../../semantic/guards.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { COMMIT_EFFECT, outsideEffect, READONLY_COMMIT, SIDE_EFFECT, TXN_LOOP_CALL } from './effects.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
@@ -42,7 +43,7 @@ export const commitInLoop: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: '`commit()` on every iteration of a loop that writes rows',
-    what: 'Finds a `commit()` on a session (or DB-API connection) that runs on every iteration of a loop over items (`for`, `async for` over streamed rows, a `while` that pops or fetches the next item) whose body writes rows through the same session: `add`/`merge`/`delete`, an UPDATE/DELETE/INSERT, attribute changes on the rows being iterated, or a helper the session is handed to. A commit under a condition on an iteration counter or a clock (`if n % 500 == 0`, `if len(batch) >= 100`) is a throttled milestone and is not flagged; a condition on the item is not a throttle. Neither is a per-item `try/except` with rollback, a session opened per item, a `while True:` / message-stream consumer loop, nor a commit that records an action outside the database (an email, an HTTP call) in the same iteration. Also found through calls: a loop that hands each item to a same-repo function (also one looked up by name, `get_handler(\'store\')(ctx, row)`, resolved to the function of that name beside the caller when exactly one module there defines it; at any depth, by keyword or in a comprehension) that always commits the session of its caller — not when that function only reads before its commit (it ends a read-only transaction) and neither the loop nor a function on the way writes.',
+    what: 'Finds a `commit()` on a session (or DB-API connection) that runs on every iteration of a loop over items (`for`, `async for` over streamed rows, a `while` that pops or fetches the next item) whose body writes rows through the same session: `add`/`merge`/`delete`, an UPDATE/DELETE/INSERT, attribute changes on the rows being iterated, or a helper the session is handed to. A commit under a condition on an iteration counter or a clock (`if n % 500 == 0`, `if len(batch) >= 100`) is a throttled milestone and is not flagged; a condition on the item is not a throttle. Neither is a per-item `try/except` with rollback, a session opened per item, a `while True:` / message-stream consumer loop, nor a commit that records an action outside the database (an email, an HTTP call) in the same iteration. Also found through calls: a loop that hands each item to a same-repo function (also one looked up by name, `get_handler(\'store\')(ctx, row)`, resolved to the function of that name beside the caller when exactly one module there defines it; at any depth, by keyword or in a comprehension) that always commits the session of its caller, or commits under its own flag parameter that the call leaves on (`def save(obj, commit=True): ... if commit: session.commit()` called as `save(row)`; `if not defer_commit:` with `defer_commit=False`) — not when that function only reads before its commit (it ends a read-only transaction) and neither the loop nor a function on the way writes.',
     why: 'Every commit is a transaction: a round trip, a WAL flush to disk and, with `expire_on_commit`, the expiry of every loaded object (the next attribute access reloads it). A thousand rows cost a thousand commits, and a failure half-way leaves the batch half applied.',
     bad:
       'from sqlalchemy import select\nfrom sqlalchemy.orm import Session\n\nfrom app.models import Job\n\n\n'
@@ -83,9 +84,13 @@ export const commitInLoop: FileRule & RepoRule = {
     const always = alwaysReaches(graph, COMMIT_EFFECT);
     for (const { ref, file, fn, call, to } of siteCalls(graph, TXN_LOOP_CALLS)) {
       const effects = graph.effectsOf(to, 'any');
-      const reach = effects.get(COMMIT_EFFECT);
+      let reach = effects.get(COMMIT_EFFECT);
+      // A commit under the callee's own flag (`def save(obj, commit=True): ... if commit:`): per
+      // item when this call leaves the flag on.
+      const flagged = always(to) ? null : graph.ownEffects(to).find((e) => e.kind === COMMIT_EFFECT && e.guard !== undefined && flagAtCall(call.passes, e.guard) === 'on');
+      if (flagged) reach = { kind: COMMIT_EFFECT, effect: flagged, steps: [{ fn: to, call: null }], weak: false };
       // A commit after an email, an HTTP call, a message: it records what was done outside.
-      if (!reach || effects.has(SIDE_EFFECT) || !always(to)) continue;
+      if (!reach || effects.has(SIDE_EFFECT) || (!always(to) && !flagged)) continue;
       // A helper that only reads and then commits ends a read-only transaction: per item it is a
       // round trip, not a unit of work cut per item — unless the loop, or a function on the way,
       // wrote something that commit then sends.

@@ -53,7 +53,8 @@ export function alwaysReaches(graph: CallGraph, kind: string): (ref: FnRef) => b
     if (known !== undefined) return known;
     memo.set(key, false);
     const own = graph.ownEffects(ref);
-    let result = own.some((e) => e.kind === kind);
+    // A commit under a flag (`if commit:`) runs on the calls that leave it on: the caller decides.
+    let result = own.some((e) => e.kind === kind && e.guard === undefined);
     if (!result) result = graph.callees(ref).some((edge) => !edge.call.conditional && visit(edge.to));
     memo.set(key, result);
     return result;
