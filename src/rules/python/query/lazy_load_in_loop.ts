@@ -57,45 +57,24 @@
 import type { ModelInfo, ProjectContext } from '../../../discovery/context.js';
 import { modelsNamed, projectIndex } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import type { Effect, FileSummary } from '../../../analysis/summary.js';
+import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
-import { FN_PROPERTY, UNTYPED } from '../../../analysis/objects.js';
+import { FN_PROPERTY } from '../../../analysis/objects.js';
 import { ROW_CALL, ROW_QUERY, ROW_READS } from './rowCalls.js';
 import { FLUSH_EFFECT, WRITE_EFFECT } from './dbCalls.js';
 import type { ClassRef } from '../../../analysis/types.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
-import { callAt, resolveName, valueTypeOf, type AssignmentInfo, type FileModel, type LoopInfo } from '../../../semantic/model.js';
+import { callAt, valueTypeOf, type AssignmentInfo, type FileModel, type LoopInfo } from '../../../semantic/model.js';
 import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
 import { dynamicRelationChain, loadedModel, rowsSource, selfMember, type RowsSource, type SelfRows } from './dbCalls.js';
 import { returnsOf, selfOptionsText, selfRowsResolver } from './selfRows.js';
 import { lastAssignment, lookupByKey, loopTarget, stopsAfter, unwrap } from './semantics.js';
-
-const LAZY = new Set(['select', 'dynamic', 'true', 'True']);
-const LOADER_OPTION = /\b(selectinload|joinedload|subqueryload|immediateload|contains_eager|raiseload|noload|defaultload)\s*\(/;
-
-/** Relationship name → loader, for every model of that name in the project (all must agree it is lazy). */
-/** Relationships lazy in every declaration of the entity (`candidates`: the models of that name). */
-interface LazyRelationship {
-  scalar: boolean;
-  target: string | null;
-  /** `lazy="dynamic"`: reading it builds a query, run where it is iterated or refined. */
-  dynamic: boolean;
-}
-
-function lazyRelationships(candidates: ModelInfo[]): Map<string, LazyRelationship> {
-  const out = new Map<string, LazyRelationship>();
-  if (!candidates.length) return out;
-  for (const rel of candidates[0]!.relationships) {
-    if (candidates.every((m) => m.relationships.some((r) => r.name === rel.name && LAZY.has(r.lazy)))) {
-      // A many-to-one: its lazy load may come from the identity map. Not the side of a one-to-one
-      // without the foreign key, which is loaded by the other table's key (a SELECT every time).
-      const scalar = candidates.every((m) => m.relationships.some((r) => r.name === rel.name && r.scalar && !r.reverse));
-      const dynamic = candidates.every((m) => m.relationships.some((r) => r.name === rel.name && r.lazy === 'dynamic'));
-      out.set(rel.name, { scalar, target: rel.target, dynamic });
-    }
-  }
-  return out;
-}
+import {
+  dynamicTarget, eagerlyLoaded, heldText, LAZY, lazyRelationships, MAX_ROWS_TEXT, oneRowNote, RETURNS_ROWS, sameRows, targetsHeld, type LazyRelationship,
+} from './loadedRelations.js';
+import { reportSerializedRows } from './serializedRows.js';
+export { RETURNS_ROWS } from './loadedRelations.js';
+export { collectSerializedRows, SERIALIZED_CALL, SERIALIZED_ROWS } from './serializedRows.js';
 
 const lazyNamesMemo = new WeakMap<ProjectContext, Set<string>>();
 
@@ -118,95 +97,6 @@ function readsName(text: string, item: string, names: Set<string>): boolean {
     if (m && names.has(m[0])) return true;
   }
   return false;
-}
-
-/** `sorted(rows, key=…)`, `list(rows)`, `reversed(rows)`: the same rows, reordered or copied. */
-function sameRows(iterable: SyntaxNode): SyntaxNode {
-  if (iterable.type !== 'call' || !/^(sorted|list|tuple|reversed)$/.test(iterable.childForFieldName('function')?.text ?? '')) return iterable;
-  const first = iterable.childForFieldName('arguments')?.namedChild(0);
-  return first && first.type !== 'keyword_argument' ? first : iterable;
-}
-
-function eagerlyLoaded(statementText: string, rel: string): boolean {
-  if (!LOADER_OPTION.test(statementText)) return false;
-  return new RegExp(`\\.${rel}\\b|["']${rel}["']|["']\\*["']`).test(statementText);
-}
-
-/**
- * Does the query pick its rows by a many-to-one's target objects the code already holds
- * (`Child.parent_id.in_([p.id for p in parents])`, `Child.parent_id == parent.id`,
- * `filter_by(parent=parent)`)? Then every lazy load of `rel` finds its row in the identity map.
- * Both forms say `rel` is a many-to-one (a `<rel>_id` column; `==` on a collection is an error)
- * even where the model's declaration does not (a mixin's `declared_attr`).
- */
-function targetsHeld(statementText: string, rel: string): boolean {
-  const obj = String.raw`[A-Za-z_][\w.]*(?:\[[^\]\n]*\])?`;
-  // `Model.rel_id.is_(None)`, `Model.rel_id == None`: no related row, and no SQL to find that out.
-  if (new RegExp(String.raw`\.${rel}_id\s*(?:\.\s*is_\(\s*None\s*\)|==\s*None\b)`).test(statementText)) return true;
-  // One literal key (`Model.rel_id == 7`, `filter_by(rel_id="x")`): one related row for all of them.
-  const literal = String.raw`(?:\d+|"[^"\n]*"|'[^'\n]*')\s*[,)]`;
-  if (new RegExp(String.raw`\.${rel}_id\s*==\s*${literal}|\bfilter_by\([^)]*\b${rel}_id\s*=\s*${literal}`).test(statementText)) return true;
-  return new RegExp(String.raw`\.${rel}_id\s*\.\s*in_\(\s*[[(]?\s*${obj}\.id\s+for\s`).test(statementText)
-    || new RegExp(String.raw`\.${rel}_id\s*==\s*${obj}\.id\b(?!\s*[(.\[])`).test(statementText)
-    || new RegExp(String.raw`\bfilter_by\([^)]*\b${rel}_id\s*=\s*${obj}\.id\s*[,)]`).test(statementText)
-    // `Child.parent_id == holder.parent_id`: every row has the same parent, one load in all.
-    || new RegExp(String.raw`\.${rel}_id\s*==\s*[a-z_]\w*(?:\.[a-z_]\w*)*(?![\w(.\[])`).test(statementText)
-    || new RegExp(String.raw`\.${rel}\s*==\s*[A-Za-z_][\w.]*\s*[,)]`).test(statementText)
-    || new RegExp(String.raw`\bfilter_by\([^)]*\b${rel}\s*=\s*[A-Za-z_][\w.]*\s*[,)]`).test(statementText);
-}
-
-/**
- * The text behind the names a query's chain takes its options or criteria from
- * (`.options(*opts)`, `.options(strategy)`, `.filter(*criteria)`): their assignments in the
- * function that builds the query, and what it appends to them.
- */
-function heldText(model: FileModel, text: string, fnIndex: number): string {
-  const names = new Set<string>();
-  for (const m of text.matchAll(/(?<![*\w.])\*([A-Za-z_]\w*)\b(?!\s*[.(\[])/g)) names.add(m[1]!);
-  for (let at = text.indexOf('.options('); at >= 0; at = text.indexOf('.options(', at + 1)) {
-    // The top-level arguments of the call, split at commas outside brackets.
-    let depth = 0;
-    let start = at + '.options('.length;
-    for (let i = start; i < text.length; i++) {
-      const ch = text[i]!;
-      if (ch === '(' || ch === '[' || ch === '{') depth++;
-      else if ((ch === ')' || ch === ']' || ch === '}') && depth > 0) depth--;
-      else if ((ch === ',' || ch === ')') && depth === 0) {
-        const a = text.slice(start, i).trim();
-        if (/^[A-Za-z_]\w*$/.test(a)) names.add(a);
-        start = i + 1;
-        if (ch === ')') break;
-      }
-    }
-  }
-  // Names handed whole to the chain's calls (`.join(sub, ...)`, `.filter(crit)`): the subqueries
-  // and criteria they hold say which rows come back (two steps deep).
-  const argNames = (t: string) => {
-    const out: string[] = [];
-    for (const m of t.matchAll(/[(,]\s*([A-Za-z_]\w*)\s*(?=[,)])/g)) if (!/^(self|None|True|False)$/.test(m[1]!)) out.push(m[1]!);
-    return out;
-  };
-  for (const n of argNames(text)) names.add(n);
-  names.delete('self');
-  if (!names.size || fnIndex < 0) return '';
-  const parts: string[] = [];
-  const followed = new Set<string>();
-  for (let round = 0; round < 2; round++) {
-    const fresh: string[] = [];
-    for (const a of model.assignments) {
-      if (a.functionIndex !== fnIndex || !names.has(a.target) || followed.has(`${a.target}:${a.line}`) || !a.value) continue;
-      followed.add(`${a.target}:${a.line}`);
-      parts.push(a.value.text);
-      fresh.push(...argNames(a.value.text));
-    }
-    for (const n of fresh) names.add(n);
-  }
-  for (const c of model.calls) {
-    // `opts.append(...)`, and a loader strategy extended in place (`strategy.selectinload('files')`,
-    // `x = strategy.joinedload('y')`: one Load object, which the query's `.options(strategy)` carries).
-    if (c.functionIndex === fnIndex && c.dottedReceiver && names.has(c.dottedReceiver) && /^(append|extend|insert|selectinload|joinedload|subqueryload|immediateload|contains_eager|defaultload|undefer|undefer_group|load_only|lazyload|noload|raiseload|options)$/.test(c.method ?? '')) parts.push(c.node.text);
-  }
-  return parts.join(' ');
 }
 
 /**
@@ -291,18 +181,7 @@ function itemReads(model: FileModel, loop: LoopInfo, item: string): string[] {
   return reads;
 }
 
-/**
- * Facts for loops over what a function of another module returns (`for r in fetch_jobs(...)`):
- * - `RETURNS_ROWS` on a module-level function whose every return is rows of one model's query
- *   (`what` = `entity|text`, the queries' text for their loader options and criteria);
- * - `HELPER_ROWS_LOOP` at the call a loop iterates over (directly or through a local name), when
- *   the callee is imported (`what` = `item|reads`).
- * The repo phase resolves the call and reports the reads of the model's lazy relationships.
- */
-export const RETURNS_ROWS = 'returns_rows';
 export const HELPER_ROWS_LOOP = 'helper_rows_loop';
-/** Past this, a query's text is not carried in the summary. */
-const MAX_ROWS_TEXT = 4000;
 
 const ENTITY_QUERY = /\b(select|query)\b/;
 
@@ -371,11 +250,6 @@ function lazyReads(readList: string, lazy: Map<string, LazyRelationship>): { nam
   return out;
 }
 
-/** A many-to-one's note and severity: its lazy load looks in the identity map first (one SELECT per distinct related row). */
-function oneRowNote(info: LazyRelationship): string {
-  return info.scalar ? `; a many-to-one: one SELECT per distinct ${info.target ? `\`${info.target.replace(/^.*\./, '')}\`` : 'related row'} not already in the session` : '';
-}
-
 /** The project model a class path of the repo names (`app.models.Event`), or null. */
 function projectModel(graph: CallGraph, project: ProjectContext, classPath: string, kind?: 'class'): ModelInfo | null {
   const v = graph.resolveType(classPath);
@@ -439,188 +313,11 @@ function reportHelperRowLoops(ctx: RepoRuleContext): void {
 
 
 /**
- * Site fact: rows handed whole to a serializer that reads each row's fields (`what` =
- * `schema|entity|query line|kind|text`): a marshmallow `Schema(many=True).dump(rows)` /
- * `.jsonify(rows)`, a FastAPI route whose `response_model=` (or return annotation) is a list of a
- * schema and that returns the rows, `[Out.model_validate(r) for r in rows]` / `Out.from_orm(r)`.
- * `schema` is the schema class's qualified name; the repo phase reads its fields (and its bases')
- * and reports those that are lazy relationships of the rows' model.
- */
-export const SERIALIZED_ROWS = 'serialized_rows';
-/**
- * Site fact: the same, for rows a call returns (`return crud.list_items(db)`, `await repo.list()`):
- * at the call (`what` = `schema|kind`); the repo phase reads the callee's `RETURNS_ROWS`.
- */
-export const SERIALIZED_CALL = 'serialized_call';
-
-const SERIALIZE_METHODS = new Set(['dump', 'dumps', 'jsonify']);
-const VALIDATE_METHODS = new Set(['model_validate', 'from_orm']);
-/** `list[X]`, `List[X]`, `Sequence[X]`, `Iterable[X]` (optionally `typing.`-qualified): a list of X. */
-const LIST_OF = /^(?:typing\.)?(?:list|List|Sequence|Iterable|tuple|Tuple)\[\s*["']?([A-Za-z_][\w.]*)["']?\s*(?:,\s*\.\.\.\s*)?\]$/;
-
-export function collectSerializedRows(model: FileModel): Effect[][] {
-  const effects: Effect[][] = model.functions.map(() => []);
-  if (model.isTestFile || !model.modelClasses.size) return effects;
-  const push = (fnIndex: number, schema: string, rows: SyntaxNode, kind: string, at: SyntaxNode) => {
-    const line = at.startPosition.row + 1;
-    const q = resolveName(model, schema) ?? `${model.moduleName}.${schema}`;
-    const source = rowsSource(model, sameRows(rows), fnIndex, line);
-    if (source?.entity) {
-      const text = [source.text, heldText(model, source.text, source.call.functionIndex)].filter(Boolean).join(' ').slice(0, MAX_ROWS_TEXT);
-      effects[fnIndex]!.push({ kind: SERIALIZED_ROWS, what: `${q}|${source.entity}|${source.call.line}|${kind}|${text}`, line, column: at.startPosition.column + 1 });
-      return;
-    }
-    // A dynamic relationship's query (`category.requests.filter(...)`): its rows are the
-    // relationship's target, which the repo phase reads from the project's models (`@rel`).
-    const rel = dynamicRelationChain(model, rows, fnIndex, line, true);
-    if (!rel) {
-      // Rows a function returns: its callee's facts decide in the repo phase.
-      let node = unwrap(sameRows(rows));
-      if (node?.type === 'identifier') {
-        const a = lastAssignment(model, node.text, fnIndex, line);
-        node = a?.functionIndex === fnIndex && !a.fromWith ? unwrap(a.value ? sameRows(a.value) : null) : null;
-      }
-      const call = node?.type === 'call' ? callAt(model, node) : undefined;
-      if (call && !call.qualifiedName?.startsWith('builtins.')) effects[fnIndex]!.push({ kind: SERIALIZED_CALL, what: `${q}|${kind}`, line: call.line, column: call.column });
-      return;
-    }
-    const held = rows.type === 'identifier' ? lastAssignment(model, rows.text, fnIndex, line) : null;
-    const text = (held?.value ?? rows).text.slice(0, MAX_ROWS_TEXT);
-    effects[fnIndex]!.push({ kind: SERIALIZED_ROWS, what: `${q}|@${rel}|${held?.line ?? line}|${kind}|${text}`, line, column: at.startPosition.column + 1 });
-  };
-  for (const call of model.calls) {
-    if (call.functionIndex < 0) continue;
-    // `Schema(many=True).dump(rows)`
-    if (SERIALIZE_METHODS.has(call.method) && call.receiver?.type === 'call') {
-      const ctor = call.receiver.childForFieldName('function');
-      const args = call.receiver.childForFieldName('arguments');
-      if (ctor && /^[A-Za-z_][\w.]*$/.test(ctor.text) && /^[A-Z]/.test(ctor.text.replace(/^.*\./, '')) && /\bmany\s*=\s*True\b/.test(args?.text ?? '')) {
-        const rows = call.node.childForFieldName('arguments')?.namedChild(0);
-        // `only=("a", "b")` / `exclude=(...)`: the fields the dump keeps.
-        const only = keywordNames(args, 'only');
-        const exclude = keywordNames(args, 'exclude');
-        const kind = `dump${only ? `+${only.join(',')}` : ''}${exclude ? `-${exclude.join(',')}` : ''}`;
-        if (rows && rows.type !== 'keyword_argument') push(call.functionIndex, ctor.text, rows, kind, call.node);
-      }
-      continue;
-    }
-    // `[Out.model_validate(r) for r in rows]`
-    if (VALIDATE_METHODS.has(call.method) && call.loops.length && call.receiver && /^[A-Z]/.test(call.receiver.text.replace(/^.*\./, ''))) {
-      const loop = model.loops[call.loops[call.loops.length - 1]!]!;
-      const item = loopTarget(loop);
-      const first = call.node.childForFieldName('arguments')?.namedChild(0);
-      if (item && first?.type === 'identifier' && first.text === item.name) push(call.functionIndex, call.receiver.text, item.iterable, 'validate', call.node);
-    }
-  }
-  // FastAPI routes: `response_model=list[Out]` or `-> list[Out]`, returning the rows.
-  model.functions.forEach((fn, i) => {
-    if (fn.role !== 'handler') return;
-    // The declared response type: `response_model=` wins over the return annotation.
-    let declared: string | null = null;
-    for (const d of fn.decorators) {
-      const m = /\bresponse_model\s*=\s*([^,()]+(?:\[[^\]]*\])?)/.exec(d);
-      if (m) declared = m[1]!.replace(/\s+/g, '');
-    }
-    if (declared === null && fn.returnType) declared = fn.returnType.replace(/\s+/g, '');
-    if (!declared) return;
-    const many = LIST_OF.exec(declared)?.[1] ?? null;
-    // One object (`response_model=AuthorOut`): its nested lists are read per item.
-    const one = many ? null : /^["']?([A-Z][\w.]*)["']?$/.exec(declared)?.[1] ?? null;
-    if (!many && !one) return;
-    for (const r of returnsOf(fn)) {
-      const value = r.namedChild(0);
-      if (value) push(i, (many ?? one)!, value, many ? 'response' : 'one', r);
-    }
-  });
-  return effects;
-}
-
-/**
  * PA108's repo phase for serializers: the schema of a `SERIALIZED_ROWS` site (its fields and its
  * bases' in the repo) read per row; each field that is a lazy relationship of the rows' model, with
  * no eager loader option for it on the query, is one lazy load per row. A nested schema on a
  * collection relationship is read per item of it: its own lazy relationships are per item too.
  */
-/** The string literals of a keyword argument's tuple or list (`only=("a", "b")`), or null when absent. */
-function keywordNames(args: SyntaxNode | null, name: string): string[] | null {
-  for (const a of args?.namedChildren ?? []) {
-    if (a.type !== 'keyword_argument' || a.childForFieldName('name')?.text !== name) continue;
-    return a.childForFieldName('value')?.descendantsOfType('string_content').map((s) => s.text) ?? [];
-  }
-  return null;
-}
-
-function reportSerializedRows(ctx: RepoRuleContext): void {
-  const graph = callGraphOf(ctx.index);
-  const byName = projectIndex(ctx.project).modelsByName;
-  const sites: { ref: FnRef; file: FileSummary; site: Effect; schemaPath: string; written: string; where: string; kind: string; text: string }[] = [];
-  for (const { ref, file, site } of ownSites(graph, SERIALIZED_ROWS)) {
-    const [schemaPath = '', written = '', queryLine = '', kind = ''] = site.what.split('|', 4);
-    sites.push({ ref, file, site, schemaPath, written, where: `query at line ${queryLine}`, kind, text: site.what.split('|').slice(4).join('|') });
-  }
-  for (const { ref, file, site } of ownSites(graph, SERIALIZED_CALL)) {
-    const [schemaPath = '', kind = ''] = site.what.split('|', 2);
-    const call = graph.callAt(ref.file, site.line, site.column);
-    const to = call && call.receiverType !== UNTYPED ? graph.resolveCall(ref.file, call) : null;
-    const fact = to ? graph.ownEffects(to).find((e) => e.kind === RETURNS_ROWS) : undefined;
-    if (!to || !fact) continue;
-    const bar = fact.what.indexOf('|');
-    sites.push({ ref, file, site, schemaPath, written: fact.what.slice(0, bar), where: `the rows \`${graph.function(to).qualifiedName}\` returns, ${graph.fileOf(to).path}`, kind, text: fact.what.slice(bar + 1) });
-  }
-  for (const { ref, file, site, schemaPath, written, where, kind, text } of sites) {
-    const entity = written.startsWith('@') ? dynamicTarget(ctx.project, written.slice(1)) : written;
-    if (!entity) continue;
-    const schema = schemaFields(graph, schemaPath);
-    if (!schema) continue;
-    const only = /\+([^-]*)/.exec(kind)?.[1]?.split(',');
-    const exclude = /-(.*)$/.exec(kind)?.[1]?.split(',');
-    const kept = schema.fields.filter((f) => (!only || only.includes(f)) && !exclude?.includes(f));
-    const short = schemaPath.replace(/^.*\./, '');
-    const via = kind === 'response' || kind === 'one' ? `the response model \`${short}\`` : `\`${short}\``;
-    const fn = graph.function(ref);
-    // One finding per site and level: the relationships it loads per row, one fix (the options).
-    const report = (model: string, rels: [string, LazyRelationship][], per: string) => {
-      if (!rels.length) return;
-      const scalar = rels.every(([, info]) => info.scalar);
-      ctx.report({
-        path: file.path,
-        location: { line: site.line, column: site.column, endLine: site.line, endColumn: site.column + 1 },
-        message: `${via} serializes ${rels.map(([r]) => `\`${model}.${r}\``).join(', ')} ${per} (${where}; no eager loader option for ${rels.length > 1 ? 'them' : 'it'}): one lazy load per row${rels.length > 1 ? ' for each' : ''}`
-          + (scalar ? (rels.length > 1 ? '; many-to-ones: one SELECT per distinct related row not already in the session' : oneRowNote(rels[0]![1])) : '')
-          + (fn.isAsync ? '; on an `AsyncSession` the lazy load raises `MissingGreenlet` instead' : ''),
-        ...(scalar ? { severity: 'medium' as const } : {}),
-        function: fn.name,
-      });
-    };
-    const models = byName.get(entity) ?? [];
-    const lazy = lazyRelationships(models);
-    const first: [string, LazyRelationship][] = [];
-    // One object: its own relationships are one load each, not one per row.
-    if (kind !== 'one') for (const field of kept) {
-      const read = schema.reads.get(field) ?? field;
-      const info = lazy.get(read);
-      if (info && !eagerlyLoaded(text, read) && !targetsHeld(text, read) && !first.some(([r]) => r === read)) first.push([read, info]);
-    }
-    report(entity, first, `for each \`${entity}\` row`);
-    // One level down: a nested schema over a collection of each row.
-    for (const [field, nestedPath] of schema.nested) {
-      if (!kept.includes(field)) continue;
-      const rel = models[0]?.relationships.find((r) => r.name === field);
-      if (!rel || rel.scalar || !rel.target) continue;
-      const target = rel.target.replace(/^.*\./, '');
-      const inner = schemaFields(graph, nestedPath);
-      if (!inner) continue;
-      const innerLazy = lazyRelationships(byName.get(target) ?? []);
-      const second: [string, LazyRelationship][] = [];
-      for (const f of inner.fields) {
-        const read = inner.reads.get(f) ?? f;
-        const info = innerLazy.get(read);
-        if (info && !eagerlyLoaded(text, read) && !second.some(([r]) => r === read)) second.push([read, info]);
-      }
-      report(target, second, `for each item of \`${entity}.${field}\``);
-    }
-  }
-}
 
 /**
  * A model method or property called on each row of a loop over a query's rows (`ROW_CALL` sites
@@ -670,30 +367,6 @@ function reportRowMethodLazyLoads(ctx: RepoRuleContext): void {
       function: graph.function(ref).name,
     });
   }
-}
-
-/** The model a dynamic relationship of that name holds rows of, when every model's dynamic relationship of that name agrees. */
-function dynamicTarget(project: ProjectContext, rel: string): string | null {
-  const targets = new Set<string | null>();
-  for (const m of project.models) for (const r of m.relationships) if (r.name === rel && r.lazy === 'dynamic') targets.add(r.target?.replace(/^.*\./, '') ?? null);
-  return targets.size === 1 ? [...targets][0] ?? null : null;
-}
-
-/** The fields a schema class of the repo and its repo bases declare; null when the path names no such class. */
-function schemaFields(graph: CallGraph, path: string): { fields: string[]; reads: Map<string, string>; nested: [string, string][] } | null {
-  const v = graph.resolveType(path);
-  if (!v || v.kind === 'function') return null;
-  const fields: string[] = [];
-  const reads = new Map<string, string>();
-  const nested: [string, string][] = [];
-  for (const c of graph.classMro(v.cls)) {
-    if (!c.cls.schema) continue;
-    for (const f of c.cls.schema.fields) if (!fields.includes(f)) fields.push(f);
-    // The subclass's own declaration wins (it comes first in the order).
-    for (const [f, a] of c.cls.schema.reads ?? []) if (!reads.has(f)) reads.set(f, a);
-    nested.push(...c.cls.schema.nested);
-  }
-  return fields.length ? { fields, reads, nested } : null;
 }
 
 /**

@@ -1,0 +1,151 @@
+/**
+ * What PA108 and the serializer checks ask about a query's rows and their relationships: which
+ * relationships of a model load on access, which a query's text loads eagerly (loader options,
+ * also those built in names) or makes free (rows picked by the related row, a null or literal
+ * key), and the facts shared by the loops over rows a helper returns.
+ */
+import type { ModelInfo, ProjectContext } from '../../../discovery/context.js';
+import type { SyntaxNode } from '../../../parse/parser.js';
+import type { FileModel } from '../../../semantic/model.js';
+
+export const LAZY = new Set(['select', 'dynamic', 'true', 'True']);
+
+export const LOADER_OPTION = /\b(selectinload|joinedload|subqueryload|immediateload|contains_eager|raiseload|noload|defaultload)\s*\(/;
+
+/** A relationship that loads on access (see `lazyRelationships`). */
+export interface LazyRelationship {
+  scalar: boolean;
+  target: string | null;
+  /** `lazy="dynamic"`: reading it builds a query, run where it is iterated or refined. */
+  dynamic: boolean;
+}
+
+/** Relationships lazy in every declaration of the entity (`candidates`: the models of that name), by name. */
+export function lazyRelationships(candidates: ModelInfo[]): Map<string, LazyRelationship> {
+  const out = new Map<string, LazyRelationship>();
+  if (!candidates.length) return out;
+  for (const rel of candidates[0]!.relationships) {
+    if (candidates.every((m) => m.relationships.some((r) => r.name === rel.name && LAZY.has(r.lazy)))) {
+      // A many-to-one: its lazy load may come from the identity map. Not the side of a one-to-one
+      // without the foreign key, which is loaded by the other table's key (a SELECT every time).
+      const scalar = candidates.every((m) => m.relationships.some((r) => r.name === rel.name && r.scalar && !r.reverse));
+      const dynamic = candidates.every((m) => m.relationships.some((r) => r.name === rel.name && r.lazy === 'dynamic'));
+      out.set(rel.name, { scalar, target: rel.target, dynamic });
+    }
+  }
+  return out;
+}
+
+/** `sorted(rows, key=…)`, `list(rows)`, `reversed(rows)`: the same rows, reordered or copied. */
+export function sameRows(iterable: SyntaxNode): SyntaxNode {
+  if (iterable.type !== 'call' || !/^(sorted|list|tuple|reversed)$/.test(iterable.childForFieldName('function')?.text ?? '')) return iterable;
+  const first = iterable.childForFieldName('arguments')?.namedChild(0);
+  return first && first.type !== 'keyword_argument' ? first : iterable;
+}
+
+export function eagerlyLoaded(statementText: string, rel: string): boolean {
+  if (!LOADER_OPTION.test(statementText)) return false;
+  return new RegExp(`\\.${rel}\\b|["']${rel}["']|["']\\*["']`).test(statementText);
+}
+
+/**
+ * Does the query pick its rows by a many-to-one's target objects the code already holds
+ * (`Child.parent_id.in_([p.id for p in parents])`, `Child.parent_id == parent.id`,
+ * `filter_by(parent=parent)`)? Then every lazy load of `rel` finds its row in the identity map.
+ * Both forms say `rel` is a many-to-one (a `<rel>_id` column; `==` on a collection is an error)
+ * even where the model's declaration does not (a mixin's `declared_attr`).
+ */
+export function targetsHeld(statementText: string, rel: string): boolean {
+  const obj = String.raw`[A-Za-z_][\w.]*(?:\[[^\]\n]*\])?`;
+  // `Model.rel_id.is_(None)`, `Model.rel_id == None`: no related row, and no SQL to find that out.
+  if (new RegExp(String.raw`\.${rel}_id\s*(?:\.\s*is_\(\s*None\s*\)|==\s*None\b)`).test(statementText)) return true;
+  // One literal key (`Model.rel_id == 7`, `filter_by(rel_id="x")`): one related row for all of them.
+  const literal = String.raw`(?:\d+|"[^"\n]*"|'[^'\n]*')\s*[,)]`;
+  if (new RegExp(String.raw`\.${rel}_id\s*==\s*${literal}|\bfilter_by\([^)]*\b${rel}_id\s*=\s*${literal}`).test(statementText)) return true;
+  return new RegExp(String.raw`\.${rel}_id\s*\.\s*in_\(\s*[[(]?\s*${obj}\.id\s+for\s`).test(statementText)
+    || new RegExp(String.raw`\.${rel}_id\s*==\s*${obj}\.id\b(?!\s*[(.\[])`).test(statementText)
+    || new RegExp(String.raw`\bfilter_by\([^)]*\b${rel}_id\s*=\s*${obj}\.id\s*[,)]`).test(statementText)
+    // `Child.parent_id == holder.parent_id`: every row has the same parent, one load in all.
+    || new RegExp(String.raw`\.${rel}_id\s*==\s*[a-z_]\w*(?:\.[a-z_]\w*)*(?![\w(.\[])`).test(statementText)
+    || new RegExp(String.raw`\.${rel}\s*==\s*[A-Za-z_][\w.]*\s*[,)]`).test(statementText)
+    || new RegExp(String.raw`\bfilter_by\([^)]*\b${rel}\s*=\s*[A-Za-z_][\w.]*\s*[,)]`).test(statementText);
+}
+
+/**
+ * The text behind the names a query's chain takes its options or criteria from
+ * (`.options(*opts)`, `.options(strategy)`, `.filter(*criteria)`): their assignments in the
+ * function that builds the query, and what it appends to them.
+ */
+export function heldText(model: FileModel, text: string, fnIndex: number): string {
+  const names = new Set<string>();
+  for (const m of text.matchAll(/(?<![*\w.])\*([A-Za-z_]\w*)\b(?!\s*[.(\[])/g)) names.add(m[1]!);
+  for (let at = text.indexOf('.options('); at >= 0; at = text.indexOf('.options(', at + 1)) {
+    // The top-level arguments of the call, split at commas outside brackets.
+    let depth = 0;
+    let start = at + '.options('.length;
+    for (let i = start; i < text.length; i++) {
+      const ch = text[i]!;
+      if (ch === '(' || ch === '[' || ch === '{') depth++;
+      else if ((ch === ')' || ch === ']' || ch === '}') && depth > 0) depth--;
+      else if ((ch === ',' || ch === ')') && depth === 0) {
+        const a = text.slice(start, i).trim();
+        if (/^[A-Za-z_]\w*$/.test(a)) names.add(a);
+        start = i + 1;
+        if (ch === ')') break;
+      }
+    }
+  }
+  // Names handed whole to the chain's calls (`.join(sub, ...)`, `.filter(crit)`): the subqueries
+  // and criteria they hold say which rows come back (two steps deep).
+  const argNames = (t: string) => {
+    const out: string[] = [];
+    for (const m of t.matchAll(/[(,]\s*([A-Za-z_]\w*)\s*(?=[,)])/g)) if (!/^(self|None|True|False)$/.test(m[1]!)) out.push(m[1]!);
+    return out;
+  };
+  for (const n of argNames(text)) names.add(n);
+  names.delete('self');
+  if (!names.size || fnIndex < 0) return '';
+  const parts: string[] = [];
+  const followed = new Set<string>();
+  for (let round = 0; round < 2; round++) {
+    const fresh: string[] = [];
+    for (const a of model.assignments) {
+      if (a.functionIndex !== fnIndex || !names.has(a.target) || followed.has(`${a.target}:${a.line}`) || !a.value) continue;
+      followed.add(`${a.target}:${a.line}`);
+      parts.push(a.value.text);
+      fresh.push(...argNames(a.value.text));
+    }
+    for (const n of fresh) names.add(n);
+  }
+  for (const c of model.calls) {
+    // `opts.append(...)`, and a loader strategy extended in place (`strategy.selectinload('files')`,
+    // `x = strategy.joinedload('y')`: one Load object, which the query's `.options(strategy)` carries).
+    if (c.functionIndex === fnIndex && c.dottedReceiver && names.has(c.dottedReceiver) && /^(append|extend|insert|selectinload|joinedload|subqueryload|immediateload|contains_eager|defaultload|undefer|undefer_group|load_only|lazyload|noload|raiseload|options)$/.test(c.method ?? '')) parts.push(c.node.text);
+  }
+  return parts.join(' ');
+}
+
+/**
+ * Facts for loops over what a function of another module returns (`for r in fetch_jobs(...)`):
+ * - `RETURNS_ROWS` on a module-level function whose every return is rows of one model's query
+ *   (`what` = `entity|text`, the queries' text for their loader options and criteria);
+ * - `HELPER_ROWS_LOOP` at the call a loop iterates over (directly or through a local name), when
+ *   the callee is imported (`what` = `item|reads`).
+ * The repo phase resolves the call and reports the reads of the model's lazy relationships.
+ */
+export const RETURNS_ROWS = 'returns_rows';
+
+/** Past this, a query's text is not carried in the summary. */
+export const MAX_ROWS_TEXT = 4000;
+
+/** A many-to-one's note and severity: its lazy load looks in the identity map first (one SELECT per distinct related row). */
+export function oneRowNote(info: LazyRelationship): string {
+  return info.scalar ? `; a many-to-one: one SELECT per distinct ${info.target ? `\`${info.target.replace(/^.*\./, '')}\`` : 'related row'} not already in the session` : '';
+}
+
+/** The model a dynamic relationship of that name holds rows of, when every model's dynamic relationship of that name agrees. */
+export function dynamicTarget(project: ProjectContext, rel: string): string | null {
+  const targets = new Set<string | null>();
+  for (const m of project.models) for (const r of m.relationships) if (r.name === rel && r.lazy === 'dynamic') targets.add(r.target?.replace(/^.*\./, '') ?? null);
+  return targets.size === 1 ? [...targets][0] ?? null : null;
+}

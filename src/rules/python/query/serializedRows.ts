@@ -1,0 +1,219 @@
+/**
+ * PA108 for serializers: rows handed whole to something that reads every field of a schema on
+ * each row — a marshmallow `Schema(many=True).dump(rows)`, `[Out.model_validate(r) for r in rows]`,
+ * a FastAPI route whose response model is a list of a pydantic model (or one object, for its
+ * nested lists). The file pass records the sites (`SERIALIZED_ROWS`, or `SERIALIZED_CALL` where the
+ * rows come from a call); the repo phase joins the schema's fields (semantic/schemas.ts, through
+ * its bases) with the lazy relationships of the rows' model.
+ */
+import { projectIndex } from '../../projectFacts.js';
+import type { RepoRuleContext } from '../../types.js';
+import type { Effect, FileSummary } from '../../../analysis/summary.js';
+import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
+import { UNTYPED } from '../../../analysis/objects.js';
+import type { SyntaxNode } from '../../../parse/parser.js';
+import { callAt, resolveName, type FileModel } from '../../../semantic/model.js';
+import { dynamicRelationChain, rowsSource } from './dbCalls.js';
+import { returnsOf } from './selfRows.js';
+import { lastAssignment, loopTarget, unwrap } from './semantics.js';
+import {
+  dynamicTarget, eagerlyLoaded, heldText, lazyRelationships, MAX_ROWS_TEXT, oneRowNote, RETURNS_ROWS, sameRows, targetsHeld, type LazyRelationship,
+} from './loadedRelations.js';
+
+/**
+ * Site fact: rows handed whole to a serializer that reads each row's fields (`what` =
+ * `schema|entity|query line|kind|text`): a marshmallow `Schema(many=True).dump(rows)` /
+ * `.jsonify(rows)`, a FastAPI route whose `response_model=` (or return annotation) is a list of a
+ * schema and that returns the rows, `[Out.model_validate(r) for r in rows]` / `Out.from_orm(r)`.
+ * `schema` is the schema class's qualified name; the repo phase reads its fields (and its bases')
+ * and reports those that are lazy relationships of the rows' model.
+ */
+export const SERIALIZED_ROWS = 'serialized_rows';
+
+/**
+ * Site fact: the same, for rows a call returns (`return crud.list_items(db)`, `await repo.list()`):
+ * at the call (`what` = `schema|kind`); the repo phase reads the callee's `RETURNS_ROWS`.
+ */
+export const SERIALIZED_CALL = 'serialized_call';
+
+const SERIALIZE_METHODS = new Set(['dump', 'dumps', 'jsonify']);
+
+const VALIDATE_METHODS = new Set(['model_validate', 'from_orm']);
+
+/** `list[X]`, `List[X]`, `Sequence[X]`, `Iterable[X]` (optionally `typing.`-qualified): a list of X. */
+const LIST_OF = /^(?:typing\.)?(?:list|List|Sequence|Iterable|tuple|Tuple)\[\s*["']?([A-Za-z_][\w.]*)["']?\s*(?:,\s*\.\.\.\s*)?\]$/;
+
+export function collectSerializedRows(model: FileModel): Effect[][] {
+  const effects: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile || !model.modelClasses.size) return effects;
+  const push = (fnIndex: number, schema: string, rows: SyntaxNode, kind: string, at: SyntaxNode) => {
+    const line = at.startPosition.row + 1;
+    const q = resolveName(model, schema) ?? `${model.moduleName}.${schema}`;
+    const source = rowsSource(model, sameRows(rows), fnIndex, line);
+    if (source?.entity) {
+      const text = [source.text, heldText(model, source.text, source.call.functionIndex)].filter(Boolean).join(' ').slice(0, MAX_ROWS_TEXT);
+      effects[fnIndex]!.push({ kind: SERIALIZED_ROWS, what: `${q}|${source.entity}|${source.call.line}|${kind}|${text}`, line, column: at.startPosition.column + 1 });
+      return;
+    }
+    // A dynamic relationship's query (`category.requests.filter(...)`): its rows are the
+    // relationship's target, which the repo phase reads from the project's models (`@rel`).
+    const rel = dynamicRelationChain(model, rows, fnIndex, line, true);
+    if (!rel) {
+      // Rows a function returns: its callee's facts decide in the repo phase.
+      let node = unwrap(sameRows(rows));
+      if (node?.type === 'identifier') {
+        const a = lastAssignment(model, node.text, fnIndex, line);
+        node = a?.functionIndex === fnIndex && !a.fromWith ? unwrap(a.value ? sameRows(a.value) : null) : null;
+      }
+      const call = node?.type === 'call' ? callAt(model, node) : undefined;
+      if (call && !call.qualifiedName?.startsWith('builtins.')) effects[fnIndex]!.push({ kind: SERIALIZED_CALL, what: `${q}|${kind}`, line: call.line, column: call.column });
+      return;
+    }
+    const held = rows.type === 'identifier' ? lastAssignment(model, rows.text, fnIndex, line) : null;
+    const text = (held?.value ?? rows).text.slice(0, MAX_ROWS_TEXT);
+    effects[fnIndex]!.push({ kind: SERIALIZED_ROWS, what: `${q}|@${rel}|${held?.line ?? line}|${kind}|${text}`, line, column: at.startPosition.column + 1 });
+  };
+  for (const call of model.calls) {
+    if (call.functionIndex < 0) continue;
+    // `Schema(many=True).dump(rows)`
+    if (SERIALIZE_METHODS.has(call.method) && call.receiver?.type === 'call') {
+      const ctor = call.receiver.childForFieldName('function');
+      const args = call.receiver.childForFieldName('arguments');
+      if (ctor && /^[A-Za-z_][\w.]*$/.test(ctor.text) && /^[A-Z]/.test(ctor.text.replace(/^.*\./, '')) && /\bmany\s*=\s*True\b/.test(args?.text ?? '')) {
+        const rows = call.node.childForFieldName('arguments')?.namedChild(0);
+        // `only=("a", "b")` / `exclude=(...)`: the fields the dump keeps.
+        const only = keywordNames(args, 'only');
+        const exclude = keywordNames(args, 'exclude');
+        const kind = `dump${only ? `+${only.join(',')}` : ''}${exclude ? `-${exclude.join(',')}` : ''}`;
+        if (rows && rows.type !== 'keyword_argument') push(call.functionIndex, ctor.text, rows, kind, call.node);
+      }
+      continue;
+    }
+    // `[Out.model_validate(r) for r in rows]`
+    if (VALIDATE_METHODS.has(call.method) && call.loops.length && call.receiver && /^[A-Z]/.test(call.receiver.text.replace(/^.*\./, ''))) {
+      const loop = model.loops[call.loops[call.loops.length - 1]!]!;
+      const item = loopTarget(loop);
+      const first = call.node.childForFieldName('arguments')?.namedChild(0);
+      if (item && first?.type === 'identifier' && first.text === item.name) push(call.functionIndex, call.receiver.text, item.iterable, 'validate', call.node);
+    }
+  }
+  // FastAPI routes: `response_model=list[Out]` or `-> list[Out]`, returning the rows.
+  model.functions.forEach((fn, i) => {
+    if (fn.role !== 'handler') return;
+    // The declared response type: `response_model=` wins over the return annotation.
+    let declared: string | null = null;
+    for (const d of fn.decorators) {
+      const m = /\bresponse_model\s*=\s*([^,()]+(?:\[[^\]]*\])?)/.exec(d);
+      if (m) declared = m[1]!.replace(/\s+/g, '');
+    }
+    if (declared === null && fn.returnType) declared = fn.returnType.replace(/\s+/g, '');
+    if (!declared) return;
+    const many = LIST_OF.exec(declared)?.[1] ?? null;
+    // One object (`response_model=AuthorOut`): its nested lists are read per item.
+    const one = many ? null : /^["']?([A-Z][\w.]*)["']?$/.exec(declared)?.[1] ?? null;
+    if (!many && !one) return;
+    for (const r of returnsOf(fn)) {
+      const value = r.namedChild(0);
+      if (value) push(i, (many ?? one)!, value, many ? 'response' : 'one', r);
+    }
+  });
+  return effects;
+}
+
+/** The string literals of a keyword argument's tuple or list (`only=("a", "b")`), or null when absent. */
+function keywordNames(args: SyntaxNode | null, name: string): string[] | null {
+  for (const a of args?.namedChildren ?? []) {
+    if (a.type !== 'keyword_argument' || a.childForFieldName('name')?.text !== name) continue;
+    return a.childForFieldName('value')?.descendantsOfType('string_content').map((s) => s.text) ?? [];
+  }
+  return null;
+}
+
+export function reportSerializedRows(ctx: RepoRuleContext): void {
+  const graph = callGraphOf(ctx.index);
+  const byName = projectIndex(ctx.project).modelsByName;
+  const sites: { ref: FnRef; file: FileSummary; site: Effect; schemaPath: string; written: string; where: string; kind: string; text: string }[] = [];
+  for (const { ref, file, site } of ownSites(graph, SERIALIZED_ROWS)) {
+    const [schemaPath = '', written = '', queryLine = '', kind = ''] = site.what.split('|', 4);
+    sites.push({ ref, file, site, schemaPath, written, where: `query at line ${queryLine}`, kind, text: site.what.split('|').slice(4).join('|') });
+  }
+  for (const { ref, file, site } of ownSites(graph, SERIALIZED_CALL)) {
+    const [schemaPath = '', kind = ''] = site.what.split('|', 2);
+    const call = graph.callAt(ref.file, site.line, site.column);
+    const to = call && call.receiverType !== UNTYPED ? graph.resolveCall(ref.file, call) : null;
+    const fact = to ? graph.ownEffects(to).find((e) => e.kind === RETURNS_ROWS) : undefined;
+    if (!to || !fact) continue;
+    const bar = fact.what.indexOf('|');
+    sites.push({ ref, file, site, schemaPath, written: fact.what.slice(0, bar), where: `the rows \`${graph.function(to).qualifiedName}\` returns, ${graph.fileOf(to).path}`, kind, text: fact.what.slice(bar + 1) });
+  }
+  for (const { ref, file, site, schemaPath, written, where, kind, text } of sites) {
+    const entity = written.startsWith('@') ? dynamicTarget(ctx.project, written.slice(1)) : written;
+    if (!entity) continue;
+    const schema = schemaFields(graph, schemaPath);
+    if (!schema) continue;
+    const only = /\+([^-]*)/.exec(kind)?.[1]?.split(',');
+    const exclude = /-(.*)$/.exec(kind)?.[1]?.split(',');
+    const kept = schema.fields.filter((f) => (!only || only.includes(f)) && !exclude?.includes(f));
+    const short = schemaPath.replace(/^.*\./, '');
+    const via = kind === 'response' || kind === 'one' ? `the response model \`${short}\`` : `\`${short}\``;
+    const fn = graph.function(ref);
+    // One finding per site and level: the relationships it loads per row, one fix (the options).
+    const report = (model: string, rels: [string, LazyRelationship][], per: string) => {
+      if (!rels.length) return;
+      const scalar = rels.every(([, info]) => info.scalar);
+      ctx.report({
+        path: file.path,
+        location: { line: site.line, column: site.column, endLine: site.line, endColumn: site.column + 1 },
+        message: `${via} serializes ${rels.map(([r]) => `\`${model}.${r}\``).join(', ')} ${per} (${where}; no eager loader option for ${rels.length > 1 ? 'them' : 'it'}): one lazy load per row${rels.length > 1 ? ' for each' : ''}`
+          + (scalar ? (rels.length > 1 ? '; many-to-ones: one SELECT per distinct related row not already in the session' : oneRowNote(rels[0]![1])) : '')
+          + (fn.isAsync ? '; on an `AsyncSession` the lazy load raises `MissingGreenlet` instead' : ''),
+        ...(scalar ? { severity: 'medium' as const } : {}),
+        function: fn.name,
+      });
+    };
+    const models = byName.get(entity) ?? [];
+    const lazy = lazyRelationships(models);
+    const first: [string, LazyRelationship][] = [];
+    // One object: its own relationships are one load each, not one per row.
+    if (kind !== 'one') for (const field of kept) {
+      const read = schema.reads.get(field) ?? field;
+      const info = lazy.get(read);
+      if (info && !eagerlyLoaded(text, read) && !targetsHeld(text, read) && !first.some(([r]) => r === read)) first.push([read, info]);
+    }
+    report(entity, first, `for each \`${entity}\` row`);
+    // One level down: a nested schema over a collection of each row.
+    for (const [field, nestedPath] of schema.nested) {
+      if (!kept.includes(field)) continue;
+      const rel = models[0]?.relationships.find((r) => r.name === field);
+      if (!rel || rel.scalar || !rel.target) continue;
+      const target = rel.target.replace(/^.*\./, '');
+      const inner = schemaFields(graph, nestedPath);
+      if (!inner) continue;
+      const innerLazy = lazyRelationships(byName.get(target) ?? []);
+      const second: [string, LazyRelationship][] = [];
+      for (const f of inner.fields) {
+        const read = inner.reads.get(f) ?? f;
+        const info = innerLazy.get(read);
+        if (info && !eagerlyLoaded(text, read) && !second.some(([r]) => r === read)) second.push([read, info]);
+      }
+      report(target, second, `for each item of \`${entity}.${field}\``);
+    }
+  }
+}
+
+/** The fields a schema class of the repo and its repo bases declare; null when the path names no such class. */
+function schemaFields(graph: CallGraph, path: string): { fields: string[]; reads: Map<string, string>; nested: [string, string][] } | null {
+  const v = graph.resolveType(path);
+  if (!v || v.kind === 'function') return null;
+  const fields: string[] = [];
+  const reads = new Map<string, string>();
+  const nested: [string, string][] = [];
+  for (const c of graph.classMro(v.cls)) {
+    if (!c.cls.schema) continue;
+    for (const f of c.cls.schema.fields) if (!fields.includes(f)) fields.push(f);
+    // The subclass's own declaration wins (it comes first in the order).
+    for (const [f, a] of c.cls.schema.reads ?? []) if (!reads.has(f)) reads.set(f, a);
+    nested.push(...c.cls.schema.nested);
+  }
+  return fields.length ? { fields, reads, nested } : null;
+}
