@@ -44,7 +44,7 @@ export const countViaLen: FileRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'Rows fetched only to be counted with `len()`',
-    what: 'Finds `len(q.all())`, `len((await session.scalars(select(...))).all())`, `len(result.fetchall())` and `len(list(q))` where the list comes straight from a query and is thrown away after counting. Advisory when the query\'s equality filters pin the primary key or two id columns (`Member.group_id == g` and `Member.user_id == u`: one association\'s rows, 0 or a few).',
+    what: 'Finds `len(q.all())`, `len((await session.scalars(select(...))).all())`, `len(result.fetchall())` and `len(list(q))` where the list comes straight from a query and is thrown away after counting. Also a list of rows held in a local whose only other uses are `len()` and a loop that only tallies them. Advisory when the query\'s equality filters pin the primary key or two id columns (`Member.group_id == g` and `Member.user_id == u`: one association\'s rows, 0 or a few), or when the held count is only compared with a bound of at most ten (`len(recent) >= 3`, a literal or a name bound once to one: a rate or limit check keeps the rows near it).',
     why: 'All matching rows are transferred, decoded and turned into ORM objects only to produce one integer; `SELECT count(*)` lets the database answer from an index and returns one row.',
     bad: "from sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def running(session: AsyncSession) -> int:\n    return len((await session.scalars(select(Job).where(Job.status == \"running\"))).all())\n",
     good: "from sqlalchemy import func, select\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def running(session: AsyncSession) -> int:\n    return await session.scalar(select(func.count()).select_from(Job).where(Job.status == \"running\"))\n",
@@ -68,11 +68,13 @@ export const countViaLen: FileRule = {
         if (!held || counted.has(held.assignment)) continue;
         counted.add(held.assignment);
         const pinned = pinnedBy(held.assignment.value!.text);
+        const threshold = held.tallied ? null : smallThreshold(model, call.node, call.functionIndex);
         ctx.report({
           node: call.node,
           message: `\`${arg.text}\` holds every row of \`${short(held.assignment.value!, 50)}\` only to count them`
             + (held.tallied ? ' (with `len()` and a loop that only tallies them)' : ''),
-          ...(pinned ? { advisory: `the query's filters pin ${pinned}: 0 or a few rows, so counting them in Python costs little` } : {}),
+          ...(pinned ? { advisory: `the query's filters pin ${pinned}: 0 or a few rows, so counting them in Python costs little` }
+            : threshold !== null ? { advisory: `the count is only compared with ${threshold}: the code keeps the rows near that bound (a limit or rate check), and \`.limit(${threshold})\` or a COUNT makes it sure` } : {}),
         });
         continue;
       }
@@ -174,4 +176,20 @@ function onlyTallies(loop: SyntaxNode): boolean {
     if (f?.type !== 'attribute' || !TALLY_CALLS.has(f.childForFieldName('attribute')?.text ?? '')) return false;
   }
   return true;
+}
+
+/** `len(x) >= 3`, `len(x) < 10`: the small integer literal (at most ten) the count is compared with, or null. */
+function smallThreshold(model: FileModel, len: SyntaxNode, fnIndex: number): number | null {
+  const cmp = len.parent;
+  if (cmp?.type !== 'comparison_operator' || cmp.namedChildCount !== 2) return null;
+  if (!/[<>]/.test(cmp.text.slice(cmp.namedChild(0)!.endIndex - cmp.startIndex, cmp.namedChild(1)!.startIndex - cmp.startIndex))) return null;
+  let other = cmp.namedChildren.find((c) => c.id !== len.id) ?? null;
+  // A name bound once to a literal (`limit = 3`, a module constant): its value.
+  if (other?.type === 'identifier') {
+    const a = lastAssignment(model, other.text, fnIndex, len.startPosition.row + 1);
+    other = a && assignmentsTo(model, other.text).filter((x) => x.functionIndex === a.functionIndex).length === 1 ? a.value : null;
+  }
+  if (other?.type !== 'integer') return null;
+  const n = Number(other.text);
+  return n >= 1 && n <= 10 ? n : null;
 }
