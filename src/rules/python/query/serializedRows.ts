@@ -13,7 +13,7 @@ import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../anal
 import { UNTYPED } from '../../../analysis/objects.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { callAt, resolveName, type FileModel } from '../../../semantic/model.js';
-import { dynamicRelationChain, rowsSource } from './dbCalls.js';
+import { dynamicRelationChain, rowsSource, statementInfo } from './dbCalls.js';
 import { returnsOf } from './selfRows.js';
 import { lastAssignment, loopTarget, unwrap } from './semantics.js';
 import {
@@ -42,6 +42,10 @@ const VALIDATE_METHODS = new Set(['model_validate', 'from_orm']);
 
 /** `list[X]`, `List[X]`, `Sequence[X]`, `Iterable[X]` (optionally `typing.`-qualified): a list of X. */
 const LIST_OF = /^(?:typing\.)?(?:list|List|Sequence|Iterable|tuple|Tuple)\[\s*["']?([A-Za-z_][\w.]*)["']?\s*(?:,\s*\.\.\.\s*)?\]$/;
+/** fastapi-pagination's pages (`Page[Out]`, `LimitOffsetPage[Out]`, `CursorPage[Out]`): a list of Out. */
+const PAGE_OF = /^(?:[\w.]*\.)?(?:Page|LimitOffsetPage|CursorPage)\[\s*["']?([A-Za-z_][\w.]*)["']?\s*\]$/;
+/** `paginate(session, stmt)` / `apaginate(...)` of fastapi-pagination: the rows are the statement's. */
+const PAGINATE = /^(?:[\w.]*\.)?a?paginate$/;
 
 export function collectSerializedRows(model: FileModel): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
@@ -49,6 +53,14 @@ export function collectSerializedRows(model: FileModel): Effect[][] {
   const push = (fnIndex: number, schema: string, rows: SyntaxNode, kind: string, at: SyntaxNode) => {
     const line = at.startPosition.row + 1;
     const q = resolveName(model, schema) ?? `${model.moduleName}.${schema}`;
+    // A statement the caller runs for us (`paginate(db, select(User))`): its entity and text.
+    const st = kind === 'response' ? statementInfo(model, rows, fnIndex, line) : null;
+    if (st?.ctor === 'select' && st.entity) {
+      const text = [st.root.text, ...st.chainCalls.map((x) => x.text)].join(' ');
+      const full = [text, heldText(model, text, fnIndex)].filter(Boolean).join(' ').slice(0, MAX_ROWS_TEXT);
+      effects[fnIndex]!.push({ kind: SERIALIZED_ROWS, what: `${q}|${st.entity}|${st.root.startPosition.row + 1}|${kind}|${full}`, line, column: at.startPosition.column + 1 });
+      return;
+    }
     const source = rowsSource(model, sameRows(rows), fnIndex, line);
     if (source?.entity) {
       const text = [source.text, heldText(model, source.text, source.call.functionIndex)].filter(Boolean).join(' ').slice(0, MAX_ROWS_TEXT);
@@ -108,16 +120,30 @@ export function collectSerializedRows(model: FileModel): Effect[][] {
     }
     if (declared === null && fn.returnType) declared = fn.returnType.replace(/\s+/g, '');
     if (!declared) return;
-    const many = LIST_OF.exec(declared)?.[1] ?? null;
+    const page = PAGE_OF.exec(declared)?.[1] ?? null;
+    const many = LIST_OF.exec(declared)?.[1] ?? page;
     // One object (`response_model=AuthorOut`): its nested lists are read per item.
     const one = many ? null : /^["']?([A-Z][\w.]*)["']?$/.exec(declared)?.[1] ?? null;
     if (!many && !one) return;
     for (const r of returnsOf(fn)) {
-      const value = r.namedChild(0);
+      let value = r.namedChild(0);
+      // `return paginate(db, select(User))`: the page's items are the statement's rows.
+      if (page && value) value = paginatedStatement(value) ?? value;
       if (value) push(i, (many ?? one)!, value, many ? 'response' : 'one', r);
     }
   });
   return effects;
+}
+
+/** The statement a `paginate(session, stmt)` call pages (its last positional argument, or `query=`), or null. */
+function paginatedStatement(value: SyntaxNode): SyntaxNode | null {
+  const call = unwrap(value);
+  if (call?.type !== 'call' || !PAGINATE.test(call.childForFieldName('function')?.text ?? '')) return null;
+  const args = call.childForFieldName('arguments')?.namedChildren ?? [];
+  const keyword = args.find((a) => a.type === 'keyword_argument' && /^(query|stmt|statement)$/.test(a.childForFieldName('name')?.text ?? ''));
+  if (keyword) return keyword.childForFieldName('value');
+  const positional = args.filter((a) => a.type !== 'keyword_argument');
+  return positional[positional.length - 1] ?? null;
 }
 
 /** The string literals of a keyword argument's tuple or list (`only=("a", "b")`), or null when absent. */
