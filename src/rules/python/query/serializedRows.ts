@@ -210,7 +210,8 @@ export function reportSerializedRows(ctx: RepoRuleContext): void {
     // One level down: a nested schema over a collection of each row.
     for (const [field, nestedPath] of schema.nested) {
       if (!kept.includes(field)) continue;
-      const rel = models[0]?.relationships.find((r) => r.name === field);
+      const attr = schema.reads.get(field) ?? field;
+      const rel = models[0]?.relationships.find((r) => r.name === attr);
       if (!rel || rel.scalar || !rel.target) continue;
       const target = rel.target.replace(/^.*\./, '');
       const inner = schemaFields(graph, nestedPath);
@@ -222,7 +223,7 @@ export function reportSerializedRows(ctx: RepoRuleContext): void {
         const info = innerLazy.get(read);
         if (info && !eagerlyLoaded(text, read) && !second.some(([r]) => r === read)) second.push([read, info]);
       }
-      report(target, second, `for each item of \`${entity}.${field}\``);
+      report(target, second, `for each item of \`${entity}.${attr}\``);
     }
   }
 }
