@@ -417,6 +417,12 @@ describe('PA108 through serializers', () => {
     expect(here.some((f) => /ribbons/.test(f.message))).toBe(false);
   });
 
+  it('a route returning one object: its nested list is one collection, medium; a many-to-one per item low', () => {
+    const f = at(found, 'kennel/api.py', lineOf(file, 'def one_card') + 2, 'PA108')!;
+    expect(f.message).toMatch(/`Shot\.vet` for each item of `Dog\.shots`/);
+    expect(f.severity).toBe('low');
+  });
+
   it('an async route says the lazy load fails there', () => {
     const f = at(found, 'kennel/api.py', lineOf(file, 'return dogs  # expect'), 'PA108')!;
     expect(f.message).toMatch(/raises `MissingGreenlet`/);

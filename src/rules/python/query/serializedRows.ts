@@ -193,7 +193,8 @@ export function reportSerializedRows(ctx: RepoRuleContext): void {
         message: `${via} serializes ${rels.map(([r]) => `\`${model}.${r}\``).join(', ')} ${per} (${where}; no eager loader option for ${rels.length > 1 ? 'them' : 'it'}): one lazy load per row${rels.length > 1 ? ' for each' : ''}`
           + (scalar ? (rels.length > 1 ? '; many-to-ones: one SELECT per distinct related row not already in the session' : oneRowNote(rels[0]![1])) : '')
           + (fn.isAsync ? '; on an `AsyncSession` the lazy load raises `MissingGreenlet` instead' : ''),
-        ...(scalar ? { severity: 'medium' as const } : {}),
+        // One object's nested list: N is that one collection's size, not the table's.
+        ...(kind === 'one' ? { severity: scalar ? 'low' as const : 'medium' as const } : scalar ? { severity: 'medium' as const } : {}),
         function: fn.name,
       });
     };
