@@ -315,6 +315,15 @@ describe('PA107 methods on rows', () => {
   });
 });
 
+describe('names a loop rebinds', () => {
+  it('a name unpacked from the item in the loop body changes per iteration: an N+1, not a query to hoist', () => {
+    const file = path.join(FIXTURES, 'query/PA107.py');
+    const f = at(query, 'PA107.py', lineOf(file, 'Author.id == author_id))  # expect'), 'PA107')!;
+    expect(f.message).toMatch(/^N\+1: /);
+    expect(f.message).not.toMatch(/unchanged/);
+  });
+});
+
 describe('metadata', () => {
   it('every query rule documents itself', () => {
     for (const code of ['PA101', 'PA102', 'PA103', 'PA104', 'PA105', 'PA106', 'PA107', 'PA108', 'PA109']) {

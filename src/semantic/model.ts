@@ -156,6 +156,15 @@ export interface AssignmentInfo {
   loops: number[];
 }
 
+/** Names one unpacking assignment binds (`a, b = pair`). */
+export interface UnpackedAssignment {
+  names: string[];
+  functionIndex: number;
+  line: number;
+  /** Enclosing loops whose per-iteration part contains the assignment, innermost last. */
+  loops: number[];
+}
+
 /** `target op= value` (`s += part`). */
 export interface AugAssignmentInfo {
   target: string;
@@ -185,6 +194,11 @@ export interface FileModel {
   withs: WithInfo[];
   assignments: AssignmentInfo[];
   augAssignments: AugAssignmentInfo[];
+  /**
+   * Names bound by unpacking (`a, b = pair`, `[x, *rest] = items`): not in `assignments`, whose
+   * value is one name's; what a loop rebinds on each iteration includes them.
+   */
+  unpackedAssignments: UnpackedAssignment[];
   /** Every `class` statement, in document order (the model's node batch has them already). */
   classes: SyntaxNode[];
   /** 0-based line of a source offset. */
@@ -318,6 +332,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     withs: [],
     assignments: [],
     augAssignments: [],
+    unpackedAssignments: [],
     classes: [],
     suppressions: collectSuppressions(source, lineStarts),
     isTestFile: isTestPath(path),
@@ -1061,9 +1076,10 @@ class LazyAugAssignment extends LazyValue implements AugAssignmentInfo {
  * target written as a plain dotted name followed by `=` or `op=` is read from the text; any
  * other form (annotations, tuples, subscripts, spaces inside the name) asks the tree.
  */
-function collectAssignments(model: FileModel, raw: RawAssignment[]): { plain: AssignmentInfo[]; augmented: AugAssignmentInfo[] } {
+function collectAssignments(model: FileModel, raw: RawAssignment[]): { plain: AssignmentInfo[]; augmented: AugAssignmentInfo[]; unpacked: UnpackedAssignment[] } {
   const plain: AssignmentInfo[] = [...withAliases(model)];
   const augmented: AugAssignmentInfo[] = [];
+  const unpacked: UnpackedAssignment[] = [];
   const source = model.source;
   for (const { node, start, augmented: isAug, functionIndex, loops } of raw) {
     PLAIN_TARGET.lastIndex = start;
@@ -1075,6 +1091,12 @@ function collectAssignments(model: FileModel, raw: RawAssignment[]): { plain: As
       continue;
     }
     const left = node.childForFieldName('left');
+    if (!isAug && left && UNPACKING.has(left.type)) {
+      const names: string[] = [];
+      patternNames(left, names);
+      if (names.length) unpacked.push({ names, functionIndex, line: model.lineOf(start) + 1, loops });
+      continue;
+    }
     if (!left || (left.type !== 'identifier' && left.type !== 'attribute')) continue;
     const line = model.lineOf(start) + 1;
     const value = node.childForFieldName('right');
@@ -1087,14 +1109,29 @@ function collectAssignments(model: FileModel, raw: RawAssignment[]): { plain: As
     }
   }
   plain.sort((x, y) => x.line - y.line);
-  return { plain, augmented };
+  return { plain, augmented, unpacked };
+}
+
+/** Left sides that unpack: `a, b = …`, `(a, b) = …`, `[a, *rest] = …`. */
+const UNPACKING = new Set(['pattern_list', 'tuple_pattern', 'list_pattern', 'tuple', 'list']);
+
+/** The plain names a target pattern binds, nested patterns and `*rest` included. */
+function patternNames(node: SyntaxNode, out: string[]): void {
+  for (const c of node.namedChildren) {
+    if (c.type === 'identifier') out.push(c.text);
+    else if (c.type === 'list_splat_pattern' || c.type === 'list_splat') {
+      const inner = c.namedChild(0);
+      if (inner?.type === 'identifier') out.push(inner.text);
+    } else if (UNPACKING.has(c.type) || c.type === 'parenthesized_expression') patternNames(c, out);
+  }
 }
 
 function lazyAssignments(model: FileModel, raw: RawAssignment[]): void {
-  let cache: { plain: AssignmentInfo[]; augmented: AugAssignmentInfo[] } | null = null;
+  let cache: { plain: AssignmentInfo[]; augmented: AugAssignmentInfo[]; unpacked: UnpackedAssignment[] } | null = null;
   const get = () => (cache ??= collectAssignments(model, raw));
   Object.defineProperty(model, 'assignments', { get: () => get().plain, enumerable: true, configurable: true });
   Object.defineProperty(model, 'augAssignments', { get: () => get().augmented, enumerable: true, configurable: true });
+  Object.defineProperty(model, 'unpackedAssignments', { get: () => get().unpacked, enumerable: true, configurable: true });
 }
 
 /** Loops of the innermost function whose per-iteration part contains `start`, innermost last (a class body in a loop runs per iteration). */

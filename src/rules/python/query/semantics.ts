@@ -107,6 +107,8 @@ export function perIterationNames(model: FileModel, loop: LoopInfo): Set<string>
   for (const a of model.assignments) {
     if (a.loops.includes(loop.index) && /^[A-Za-z_]\w*$/.test(a.target)) names.add(a.target);
   }
+  // `user_id, label = pair` in the body: rebound on every iteration too.
+  for (const u of model.unpackedAssignments) if (u.loops.includes(loop.index)) for (const n of u.names) names.add(n);
   perIterationCache.set(loop, names);
   return names;
 }
