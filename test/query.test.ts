@@ -321,6 +321,8 @@ describe('names a loop rebinds', () => {
     const f = at(query, 'PA107.py', lineOf(file, 'Author.id == author_id))  # expect'), 'PA107')!;
     expect(f.message).toMatch(/^N\+1: /);
     expect(f.message).not.toMatch(/unchanged/);
+    const walrus = at(query, 'PA107.py', lineOf(file, 'Author.id == author_id)))  # expect'), 'PA107')!;
+    expect(walrus.message).toMatch(/^N\+1: /);
   });
 });
 

@@ -107,8 +107,16 @@ export function perIterationNames(model: FileModel, loop: LoopInfo): Set<string>
   for (const a of model.assignments) {
     if (a.loops.includes(loop.index) && /^[A-Za-z_]\w*$/.test(a.target)) names.add(a.target);
   }
-  // `user_id, label = pair` in the body: rebound on every iteration too.
+  // `user_id, label = pair` and `offset += 100` in the body: rebound on every iteration too.
   for (const u of model.unpackedAssignments) if (u.loops.includes(loop.index)) for (const n of u.names) names.add(n);
+  for (const a of model.augAssignments) if (a.loops.includes(loop.index) && /^[A-Za-z_]\w*$/.test(a.target)) names.add(a.target);
+  // `if (uid := parse(key)):` binds per iteration as well.
+  if (loop.node.text.includes(':=')) {
+    for (const w of loop.node.descendantsOfType('named_expression')) {
+      const target = w.childForFieldName('name');
+      if (target?.type === 'identifier') names.add(target.text);
+    }
+  }
   perIterationCache.set(loop, names);
   return names;
 }
