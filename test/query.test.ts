@@ -346,6 +346,14 @@ describe('PA108 lazy_load_in_loop', () => {
     expect(scalar.severity).toBe('medium');
     expect(scalar.message).toMatch(/a many-to-one: one SELECT per distinct `Author` not already in the session/);
   });
+
+  it('rows an awaited query loaded in an async def: the message says the lazy load raises there', () => {
+    const file = path.join(FIXTURES, 'query/PA108.py');
+    const inAsync = at(query, 'PA108.py', lineOf(file, 'out.append([b.title for b in author.books])'), 'PA108')!;
+    expect(inAsync.message).toMatch(/raises `MissingGreenlet`/);
+    const inSync = query.find((f) => f.path === 'PA108.py' && f.code === 'PA108' && /Book\.author/.test(f.message))!;
+    expect(inSync.message).not.toMatch(/MissingGreenlet/);
+  });
 });
 
 describe('Flask-SQLAlchemy', () => {

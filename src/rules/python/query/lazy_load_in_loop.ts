@@ -775,6 +775,9 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
       // Rows loaded in another function (a setup method, a property, a helper): say where.
       const elsewhere = source && source.call.functionIndex !== loop.functionIndex ? model.functions[source.call.functionIndex] : undefined;
       const held = rows.type === 'attribute' && selfMember(rows) ? `, held in \`${rows.text.replace(/\s+/g, '')}\`` : '';
+      // Rows an awaited query loaded in an `async def`: an AsyncSession's rows, whose lazy loads
+      // raise instead of querying.
+      const asyncRows = !!source && source.call.awaited && loop.functionIndex >= 0 && model.functions[loop.functionIndex]!.isAsync;
       for (const { node: attr, name } of itemAttributeReads(model, loop, t.name, (n) => lazy.has(n))) {
         // A many-to-one's lazy load looks in the session's identity map first: one SELECT per
         // distinct related row not loaded yet, not always one per row.
@@ -788,7 +791,8 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
             + (helped ? ` (the rows \`${helped.helper}\` returns: ${helped.sources.join(' or ')}; no eager loader option for it)`
               : !source ? ` (the collection ${collection!.owner}; no eager loader option for it where the parent is loaded)`
               : elsewhere ? ` (line ${source.call.line} in \`${elsewhere.qualifiedName}\`${held}; no eager loader option on the query)` : ' (no eager loader option on the query)')
-            + oneRowNote(rel),
+            + oneRowNote(rel)
+            + (asyncRows ? '; on an `AsyncSession` the lazy load raises `MissingGreenlet` instead' : ''),
           ...(rel.scalar ? { severity: 'medium' as const } : {}),
           ...(selfReferential ? { advisory: SELF_REFERENCE_EVIDENCE } : {}),
         });
