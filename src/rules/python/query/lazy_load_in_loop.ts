@@ -332,8 +332,10 @@ function reportRowMethodLazyLoads(ctx: RepoRuleContext): void {
   for (const { ref, file, site } of ownSites(graph, ROW_CALL)) {
     const parts = site.what.split('|');
     const [kind = '', name = '', end = '', entity = ''] = parts;
-    const eager = parts[10] ?? '*';
-    if (!entity || eager === '*') continue;
+    // The loop's own reads of its item, then the loop's query's text (see rowCalls.ts).
+    const direct = new Set((parts[10] ?? '').split(','));
+    const text = parts.slice(11).join('|');
+    if (!entity || !text || text === '*') continue;
     if (!methods) {
       methods = new Map();
       for (const r of graph.functions()) {
@@ -347,20 +349,20 @@ function reportRowMethodLazyLoads(ctx: RepoRuleContext): void {
     const reads = own.find((e) => e.kind === ROW_READS)?.what.split(',');
     if (!reads || own.some((e) => e.kind === ROW_QUERY)) continue;
     const lazy = lazyRelationships(byName.get(entity) ?? []);
-    const loaded = new Set(eager.split(','));
+
     const hits = reads.map((r) => [r, lazy.get(r)] as const)
       // A dynamic relationship is a query the method refines or runs itself (PA107's), not a load.
-      .filter((x): x is readonly [string, LazyRelationship] => !!x[1] && !x[1].dynamic && !loaded.has(x[0]) && !(x[1].scalar && x[1].target?.replace(/^.*\./, '') === entity));
+      .filter((x): x is readonly [string, LazyRelationship] => !!x[1] && !x[1].dynamic && !direct.has(x[0]) && !eagerlyLoaded(text, x[0]) && !targetsHeld(text, x[0]) && !(x[1].scalar && x[1].target?.replace(/^.*\./, '') === entity));
     if (!hits.length) continue;
     const method = graph.function(to);
     const effects = graph.effectsOf(to, 'any');
     const writes = effects.has(FLUSH_EFFECT) || effects.has(WRITE_EFFECT) || parts[6] === 'w';
     const scalar = hits.every(([, info]) => info.scalar);
-    const text = kind === 'p' ? name : `${name}()`;
+    const callText = kind === 'p' ? name : `${name}()`;
     ctx.report({
       path: file.path,
       location: { line: site.line, column: site.column, endLine: site.line, endColumn: Number(end) },
-      message: `\`${text}\` on each \`${entity}\` row of the loop lazy-loads ${hits.map(([r]) => `\`${entity}.${r}\``).join(', ')} (read in \`${method.qualifiedName}\`; no eager loader option on the loop's query): one SELECT per row${hits.length > 1 ? ' for each' : ''}`
+      message: `\`${callText}\` on each \`${entity}\` row of the loop lazy-loads ${hits.map(([r]) => `\`${entity}.${r}\``).join(', ')} (read in \`${method.qualifiedName}\`; no eager loader option on the loop's query): one SELECT per row${hits.length > 1 ? ' for each' : ''}`
         + (scalar ? '; a many-to-one looks in the identity map first' : '')
         + (writes ? '; each call also writes, a per-item workflow whose round trips are there anyway' : ''),
       ...(writes ? { severity: 'low' as const } : scalar ? { severity: 'medium' as const } : {}),

@@ -59,6 +59,8 @@ export function targetsHeld(statementText: string, rel: string): boolean {
   const obj = String.raw`[A-Za-z_][\w.]*(?:\[[^\]\n]*\])?`;
   // `Model.rel_id.is_(None)`, `Model.rel_id == None`: no related row, and no SQL to find that out.
   if (new RegExp(String.raw`\.${rel}_id\s*(?:\.\s*is_\(\s*None\s*\)|==\s*None\b)`).test(statementText)) return true;
+  // `with_parent(self.event)`: rows picked by the parent the code holds, named like the relationship.
+  if (new RegExp(String.raw`\bwith_parent\(\s*(?:[A-Za-z_]\w*\.)*${rel}\s*[,)]`).test(statementText)) return true;
   // One literal key (`Model.rel_id == 7`, `filter_by(rel_id="x")`): one related row for all of them.
   const literal = String.raw`(?:\d+|"[^"\n]*"|'[^'\n]*')\s*[,)]`;
   if (new RegExp(String.raw`\.${rel}_id\s*==\s*${literal}|\bfilter_by\([^)]*\b${rel}_id\s*=\s*${literal}`).test(statementText)) return true;
@@ -67,6 +69,7 @@ export function targetsHeld(statementText: string, rel: string): boolean {
     || new RegExp(String.raw`\bfilter_by\([^)]*\b${rel}_id\s*=\s*${obj}\.id\s*[,)]`).test(statementText)
     // `Child.parent_id == holder.parent_id`: every row has the same parent, one load in all.
     || new RegExp(String.raw`\.${rel}_id\s*==\s*[a-z_]\w*(?:\.[a-z_]\w*)*(?![\w(.\[])`).test(statementText)
+    || new RegExp(String.raw`\bfilter_by\([^)]*\b${rel}_id\s*=\s*[a-z_]\w*(?:\.[a-z_]\w*)*\s*[,)]`).test(statementText)
     || new RegExp(String.raw`\.${rel}\s*==\s*[A-Za-z_][\w.]*\s*[,)]`).test(statementText)
     || new RegExp(String.raw`\bfilter_by\([^)]*\b${rel}\s*=\s*[A-Za-z_][\w.]*\s*[,)]`).test(statementText);
 }

@@ -24,6 +24,7 @@ import { classifyDbCall, isModelClassName, iterationWriter, loadedModel, loopsDo
 import { encodeDomain } from '../../../semantic/loopDomain.js';
 import { invariantIn, lastAssignment, notPerRow, repeatsReads, stopsAfter } from './semantics.js';
 import { returnsOf, selfRowsResolver } from './selfRows.js';
+import { heldText, MAX_ROWS_TEXT } from './loadedRelations.js';
 
 export const ROW_CALL = 'row_call';
 export const ROW_QUERY = 'row_query';
@@ -323,7 +324,7 @@ function rowSites(model: FileModel, effects: Effect[][]): void {
         const size = smallLiteralProduct(loops);
         const writes = iterationWriter(model, site, loop) !== null;
         const rows = loopRows(model, loop);
-        const what = `${kind}|${name}|${attrNode.endPosition.column + 1}|${rows?.entity ?? ''}|${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}||${encodeDomain(loopsDomain(model, loops))}||${loaded(rows, directReads)}`;
+        const what = `${kind}|${name}|${attrNode.endPosition.column + 1}|${rows?.entity ?? ''}|${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}||${encodeDomain(loopsDomain(model, loops))}||${rows ? directReads() : ''}|${rows ? rowsText(model, rows, loop.functionIndex) : '*'}`;
         const column = at - source.lastIndexOf('\n', at - 1);
         effects[loop.functionIndex]!.push({ kind: ROW_CALL, what, line: site.line, column });
       }
@@ -347,28 +348,14 @@ function loopRows(model: FileModel, loop: LoopInfo): { entity: string; text: str
   return source?.entity ? { entity: source.entity, text: source.text } : null;
 }
 
-/** The site's loaded names: the query's eager and held ones and the loop's own reads; `*` when the options are not known. */
-function loaded(rows: { text: string } | null, direct: () => string): string {
-  const eager = rows ? eagerNames(rows.text) : '*';
-  return eager === '*' ? eager : [eager, direct()].filter(Boolean).join(',');
-}
-
-const LOADER_CALL = /\b(?:selectinload|joinedload|subqueryload|immediateload|contains_eager|raiseload|noload|defaultload|lazyload|undefer|Load)\s*\(([^()]*)\)/g;
-
 /**
- * The names a query's loader options mention (`selectinload(Event.owner)`, `joinedload('owner')`),
- * comma separated; `*` when it takes options the text does not show (`.options(*opts)`).
+ * The text of the loop's query and of the options and criteria it takes by name, for the repo
+ * phase's `eagerlyLoaded` / `targetsHeld` (loadedRelations.ts); `*` when the options come from
+ * `self` attributes the file cannot read (`.options(*self.opts)`).
  */
-function eagerNames(text: string): string {
-  if (/\.options\(\s*\*/.test(text)) return '*';
-  const names = new Set<string>();
-  for (const m of text.matchAll(LOADER_CALL)) for (const w of m[1]!.matchAll(/[A-Za-z_]\w*/g)) names.add(w[0]);
-  // Many-to-ones whose target the query picks its rows by: the session holds it already
-  // (`with_parent(self.category)`, `Model.category_id == category.id`, `filter_by(category=c)`).
-  for (const m of text.matchAll(/\bwith_parent\(\s*([A-Za-z_][\w.]*)/g)) names.add(m[1]!.replace(/^.*\./, ''));
-  for (const m of text.matchAll(/\.([A-Za-z_]\w*?)_id\s*==(?!=)/g)) names.add(m[1]!);
-  for (const f of text.matchAll(/\bfilter_by\(([^()]*)\)/g)) for (const k of f[1]!.matchAll(/\b([A-Za-z_]\w*?)(?:_id)?\s*=(?!=)/g)) names.add(k[1]!);
-  return [...names].join(',');
+function rowsText(model: FileModel, rows: { text: string }, fnIndex: number): string {
+  if (/\.options\(\s*\*\s*self\./.test(rows.text)) return '*';
+  return [rows.text, heldText(model, rows.text, fnIndex)].filter(Boolean).join(' ').replace(/\s+/g, ' ').slice(0, MAX_ROWS_TEXT);
 }
 
 /** The loops from the outermost down to `loop` in its function. */
