@@ -70,7 +70,7 @@ import { dynamicRelationChain, loadedModel, rowsSource, selfMember, type RowsSou
 import { returnsOf, selfOptionsText, selfRowsResolver } from './selfRows.js';
 import { lastAssignment, lookupByKey, loopTarget, stopsAfter, unwrap } from './semantics.js';
 import {
-  dynamicTarget, eagerlyLoaded, heldText, LAZY, lazyRelationships, MAX_ROWS_TEXT, oneRowNote, RETURNS_ROWS, sameRows, targetsHeld, type LazyRelationship,
+  dynamicTarget, eagerlyLoaded, heldText, LAZY, lazyRelationships, MAX_ROWS_TEXT, oneRowNote, RETURNS_ROWS, rowsExpression, sameRows, targetsHeld, type LazyRelationship,
 } from './loadedRelations.js';
 import { reportSerializedRows } from './serializedRows.js';
 export { RETURNS_ROWS } from './loadedRelations.js';
@@ -203,7 +203,7 @@ export function collectHelperRowFacts(model: FileModel): Effect[][] {
     const texts: string[] = [];
     for (const r of returns) {
       const line = r.startPosition.row + 1;
-      const value = returnedRows(model, r.namedChild(0), i, line);
+      const value = rowsExpression(model, r.namedChild(0), i, line);
       const s = value ? rowsSource(model, value, i, line, 0, resolver) : null;
       // The rows of a dynamic relationship's query: its target, named by the relationship (`@rel`).
       const rel = !s?.entity && value ? dynamicRelationChain(model, value, i, line, true) : null;
@@ -221,13 +221,7 @@ export function collectHelperRowFacts(model: FileModel): Effect[][] {
     if (loop.kind === 'while' || loop.functionIndex < 0) continue;
     const t = loopTarget(loop);
     if (!t) continue;
-    let node = unwrap(sameRows(t.iterable));
-    const line = loop.node.startPosition.row + 1;
-    if (node?.type === 'identifier') {
-      const a = lastAssignment(model, node.text, loop.functionIndex, line);
-      if (!a || a.functionIndex !== loop.functionIndex || a.fromWith) continue;
-      node = unwrap(a.value);
-    }
+    const node = rowsExpression(model, t.iterable, loop.functionIndex, loop.node.startPosition.row + 1);
     if (node?.type !== 'call') continue;
     const call = callAt(model, node);
     const q = call?.qualifiedName;
@@ -256,26 +250,6 @@ function projectModel(graph: CallGraph, project: ProjectContext, classPath: stri
   if (!v || v.kind === 'function' || (kind && v.kind !== kind)) return null;
   const file = graph.index.files[v.cls.file]!.path;
   return project.models.find((m) => m.name === v.cls.cls.name && m.file === file) ?? null;
-}
-
-/**
- * What a `return` hands back as rows: `sorted(rows, ...)` / `list(rows)` are the same rows, a
- * name is what the function last bound to it, and a comprehension that keeps its items
- * (`[x for x in rows if x.visible]`) is a subset of its iterable's rows.
- */
-function returnedRows(model: FileModel, value: SyntaxNode | null, fnIndex: number, line: number): SyntaxNode | null {
-  let node = value ? unwrap(sameRows(value)) : null;
-  if (node?.type === 'identifier') {
-    const a = lastAssignment(model, node.text, fnIndex, line);
-    if (a?.functionIndex === fnIndex && !a.fromWith && a.value) node = unwrap(sameRows(a.value));
-  }
-  if (node?.type === 'list_comprehension' || node?.type === 'generator_expression') {
-    const clauses = node.namedChildren.filter((c) => c.type === 'for_in_clause');
-    const body = node.childForFieldName('body');
-    const target = clauses[0]?.childForFieldName('left');
-    if (clauses.length === 1 && body?.type === 'identifier' && target?.type === 'identifier' && body.text === target.text) return clauses[0]!.childForFieldName('right');
-  }
-  return node ?? value;
 }
 
 /** PA108's repo phase: loops over the rows a function of another module returns. */

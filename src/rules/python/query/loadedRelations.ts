@@ -7,6 +7,7 @@
 import type { ModelInfo, ProjectContext } from '../../../discovery/context.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileModel } from '../../../semantic/model.js';
+import { lastAssignment, unwrap } from './semantics.js';
 
 export const LAZY = new Set(['select', 'dynamic', 'true', 'True']);
 
@@ -151,4 +152,25 @@ export function dynamicTarget(project: ProjectContext, rel: string): string | nu
   const targets = new Set<string | null>();
   for (const m of project.models) for (const r of m.relationships) if (r.name === rel && r.lazy === 'dynamic') targets.add(r.target?.replace(/^.*\./, '') ?? null);
   return targets.size === 1 ? [...targets][0] ?? null : null;
+}
+
+/**
+ * The expression that holds the rows `value` stands for (a `return`'s value, a loop's iterable,
+ * what a serializer is given): `sorted(rows, ...)` / `list(rows)` are the same rows, a name is
+ * what the function last bound to it, and a comprehension that keeps its items
+ * (`[x for x in rows if x.visible]`) is a subset of its iterable's rows.
+ */
+export function rowsExpression(model: FileModel, value: SyntaxNode | null, fnIndex: number, line: number): SyntaxNode | null {
+  let node = value ? unwrap(sameRows(value)) : null;
+  if (node?.type === 'identifier') {
+    const a = lastAssignment(model, node.text, fnIndex, line);
+    if (a?.functionIndex === fnIndex && !a.fromWith && a.value) node = unwrap(sameRows(a.value));
+  }
+  if (node?.type === 'list_comprehension' || node?.type === 'generator_expression') {
+    const clauses = node.namedChildren.filter((c) => c.type === 'for_in_clause');
+    const body = node.childForFieldName('body');
+    const target = clauses[0]?.childForFieldName('left');
+    if (clauses.length === 1 && body?.type === 'identifier' && target?.type === 'identifier' && body.text === target.text) return clauses[0]!.childForFieldName('right');
+  }
+  return node ?? value;
 }

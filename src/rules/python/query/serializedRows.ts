@@ -17,7 +17,7 @@ import { dynamicRelationChain, rowsSource, statementInfo } from './dbCalls.js';
 import { returnsOf } from './selfRows.js';
 import { lastAssignment, loopTarget, unwrap } from './semantics.js';
 import {
-  dynamicTarget, eagerlyLoaded, heldText, lazyRelationships, MAX_ROWS_TEXT, oneRowNote, RETURNS_ROWS, sameRows, targetsHeld, type LazyRelationship,
+  dynamicTarget, eagerlyLoaded, heldText, lazyRelationships, MAX_ROWS_TEXT, oneRowNote, RETURNS_ROWS, rowsExpression, sameRows, targetsHeld, type LazyRelationship,
 } from './loadedRelations.js';
 
 /**
@@ -72,11 +72,7 @@ export function collectSerializedRows(model: FileModel): Effect[][] {
     const rel = dynamicRelationChain(model, rows, fnIndex, line, true);
     if (!rel) {
       // Rows a function returns: its callee's facts decide in the repo phase.
-      let node = unwrap(sameRows(rows));
-      if (node?.type === 'identifier') {
-        const a = lastAssignment(model, node.text, fnIndex, line);
-        node = a?.functionIndex === fnIndex && !a.fromWith ? unwrap(a.value ? sameRows(a.value) : null) : null;
-      }
+      const node = rowsExpression(model, rows, fnIndex, line);
       const call = node?.type === 'call' ? callAt(model, node) : undefined;
       if (call && !call.qualifiedName?.startsWith('builtins.')) effects[fnIndex]!.push({ kind: SERIALIZED_CALL, what: `${q}|${kind}`, line: call.line, column: call.column });
       return;
