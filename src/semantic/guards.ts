@@ -18,7 +18,8 @@
  * passes on (`passedArguments`), and the repo phase carries `outer`'s guard up the call graph.
  */
 import type { SyntaxNode } from '../parse/parser.js';
-import { ifsOf, type FileModel } from './model.js';
+import { ifsOf, type CallInfo, type FileModel } from './model.js';
+import { conditionalWithin } from './controlFlow.js';
 
 interface Flag {
   name: string;
@@ -365,4 +366,22 @@ function passedArgumentsFromText(source: string, from: number, forwarded: (name:
     }
   }
   return null;
+}
+
+/**
+ * The flag guard (`name@position`, see semantic/guards.ts) of a call whose one condition in its
+ * function is an `if` on that flag parameter (`if commit:`, `if not defer_commit:`): it runs on
+ * every call that leaves the flag on (or, for `not`, unset). Null under any other condition.
+ */
+export function soleFlagGuard(model: FileModel, call: CallInfo): string | null {
+  const body = model.functions[call.functionIndex]!.body;
+  if (!body || call.loops.length) return null;
+  const guard = flagGuard(model, call.node, call.functionIndex);
+  const inner = guard ? conditionalWithin(call.node, body) : null;
+  if (!guard || inner?.type !== 'if_statement' || conditionalWithin(inner, body)) return null;
+  const name = guard.slice(0, guard.lastIndexOf('@'));
+  const tested = (inner.childForFieldName('condition')?.text ?? '').replace(/[()\s]/g, '');
+  // In the `if`'s own body (not an `elif`/`else`), and the test is the flag alone.
+  const inBody = (inner.childForFieldName('consequence')?.startIndex ?? -1) <= call.node.startIndex && call.node.endIndex <= (inner.childForFieldName('consequence')?.endIndex ?? -1);
+  return inBody && (tested === name || tested === `not${name}`) ? guard : null;
 }

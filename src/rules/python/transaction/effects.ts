@@ -24,8 +24,8 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { isNamedLookupCallee, type CallInfo, type FileModel } from '../../../semantic/model.js';
-import { conditionalInFunction, conditionalWithin } from '../../../semantic/controlFlow.js';
-import { flagGuard } from '../../../semantic/guards.js';
+import { conditionalInFunction } from '../../../semantic/controlFlow.js';
+import { soleFlagGuard } from '../../../semantic/guards.js';
 import { externalCall } from '../../../semantic/externalCalls.js';
 import { notPerRow, perItemLoops } from '../query/semantics.js';
 import { LIBRARY_CALL } from '../query/dbCalls.js';
@@ -126,24 +126,6 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     }
   }
   return effects;
-}
-
-/**
- * The flag guard (`name@position`, see semantic/guards.ts) of a call whose one condition in its
- * function is an `if` on that flag parameter (`if commit:`, `if not defer_commit:`): it runs on
- * every call that leaves the flag on (or, for `not`, unset). Null under any other condition.
- */
-function soleFlagGuard(model: FileModel, call: CallInfo): string | null {
-  const body = model.functions[call.functionIndex]!.body;
-  if (!body || call.loops.length) return null;
-  const guard = flagGuard(model, call.node, call.functionIndex);
-  const inner = guard ? conditionalWithin(call.node, body) : null;
-  if (!guard || inner?.type !== 'if_statement' || conditionalWithin(inner, body)) return null;
-  const name = guard.slice(0, guard.lastIndexOf('@'));
-  const tested = (inner.childForFieldName('condition')?.text ?? '').replace(/[()\s]/g, '');
-  // In the `if`'s own body (not an `elif`/`else`), and the test is the flag alone.
-  const inBody = (inner.childForFieldName('consequence')?.startIndex ?? -1) <= call.node.startIndex && call.node.endIndex <= (inner.childForFieldName('consequence')?.endIndex ?? -1);
-  return inBody && (tested === name || tested === `not${name}`) ? guard : null;
 }
 
 /** Does a call run whenever its function does: not under a condition, a handler, a loop? */
