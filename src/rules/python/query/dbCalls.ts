@@ -823,8 +823,16 @@ function itemArguments(model: FileModel, call: CallInfo, loops: LoopInfo[]): num
 
 /** How the N of these nested loops grows: over rows of a query, over request input, or unknown (semantic/loopDomain.ts). */
 export function loopsDomain(model: FileModel, loops: readonly LoopInfo[]): LoopDomain {
-  return nestedLoopDomain(model, loops, rowsOracle(model));
+  // Asked per call and per attribute read inside the same loops: once per loop nest.
+  let memo = domainMemo.get(model);
+  if (!memo) domainMemo.set(model, (memo = new Map()));
+  const key = loops.map((l) => l.index).join(',');
+  let d = memo.get(key);
+  if (!d) memo.set(key, (d = nestedLoopDomain(model, loops, rowsOracle(model))));
+  return d;
 }
+
+const domainMemo = new WeakMap<FileModel, Map<string, LoopDomain>>();
 
 /** Is an expression a query's rows (`rowsSource`), for the semantic layer's domain questions. */
 function rowsOracle(model: FileModel): RowsOracle {

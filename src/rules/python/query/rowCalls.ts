@@ -95,17 +95,17 @@ function invariantPropertyReads(model: FileModel, effects: Effect[][]): void {
     const items = new Set(itemNames(loop));
     const seen = new Set<string>();
     for (const attr of loop.node.descendantsOfType('attribute')) {
-      // Evaluated per item of this loop and of no loop nested in it.
-      if (perItemLoopOf(model, attr) !== loop) continue;
+      // Read, not called or assigned: what follows the attribute (the cheapest test first).
+      FOLLOWS.lastIndex = attr.endIndex;
+      const follows = FOLLOWS.exec(source)?.[1] ?? '';
+      if (follows.startsWith('(') || follows.endsWith('=')) continue;
       const obj = attr.childForFieldName('object');
       const name = attr.childForFieldName('attribute')?.text;
       if (obj?.type !== 'identifier' || !name || name.startsWith('_') || obj.text === 'self' || items.has(obj.text)) continue;
       const key = `${obj.text}.${name}`;
       if (seen.has(key)) continue;
-      // Read, not called or assigned: what follows the attribute.
-      FOLLOWS.lastIndex = attr.endIndex;
-      const follows = FOLLOWS.exec(source)?.[1] ?? '';
-      if (follows.startsWith('(') || follows.endsWith('=')) continue;
+      // Evaluated per item of this loop and of no loop nested in it.
+      if (perItemLoopOf(model, attr) !== loop) continue;
       // In this loop's own body, not in a function defined there.
       if (insideNestedFunction(attr, loop.node)) continue;
       const line = attr.startPosition.row + 1;

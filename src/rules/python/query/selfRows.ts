@@ -145,20 +145,21 @@ function merge(sources: RowsSource[]): RowsSource | null {
 }
 
 const returnsMemo = new WeakMap<FunctionInfo, SyntaxNode[]>();
+const NESTED_OR_RETURN = ['return_statement', 'function_definition', 'class_definition', 'lambda'];
 
 /** The `return` statements of the function's own body (not nested defs). */
 export function returnsOf(fn: FunctionInfo): SyntaxNode[] {
   let out = returnsMemo.get(fn);
   if (out) return out;
   out = [];
-  const visit = (n: SyntaxNode) => {
-    for (const c of n.namedChildren) {
-      if (c.type === 'function_definition' || c.type === 'class_definition' || c.type === 'lambda') continue;
-      if (c.type === 'return_statement') out!.push(c);
-      else visit(c);
-    }
-  };
-  if (fn.body) visit(fn.body);
+  // One batch in document order (a JS walk crossed into the parser for every node of the body):
+  // a nested def, class or lambda hides the returns inside it.
+  let hiddenUntil = -1;
+  for (const n of fn.body?.descendantsOfType(NESTED_OR_RETURN) ?? []) {
+    if (n.startIndex < hiddenUntil) continue;
+    if (n.type === 'return_statement') out.push(n);
+    else hiddenUntil = n.endIndex;
+  }
   returnsMemo.set(fn, out);
   return out;
 }
