@@ -27,7 +27,7 @@ import {
   type TriggerInfo,
 } from './context.js';
 import { discoverStack, firstLine, normalizePath, sortKeys, underDirectories, type ReadFile } from './manifests.js';
-import { isDeclarativeRootBase, pythonFileFacts, type BackrefFact, type ClassFacts, type HelperCandidate, type ImperativeMapping, type ProviderCandidate, type StreamingCandidate, type PythonFileFacts, type SqlString } from './pythonFacts.js';
+import { isDeclarativeRootBase, isLibraryModelBase, pythonFileFacts, type BackrefFact, type ClassFacts, type HelperCandidate, type ImperativeMapping, type ProviderCandidate, type StreamingCandidate, type PythonFileFacts, type SqlString } from './pythonFacts.js';
 import { DYNAMIC, PLACEHOLDER, type LiteralScope } from './pythonLiterals.js';
 
 /** Problems listed per file for SQL that does not parse; the rest are counted in one line. */
@@ -551,7 +551,7 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
     seen.add(c);
     let kind: ClassKind = 'none';
     if (c.bases.some(isDeclarativeRootBase)) kind = 'root';
-    else if (c.bases.some(flaskModel)) kind = 'mapped';
+    else if (c.bases.some(flaskModel) || c.bases.some(isLibraryModelBase)) kind = 'mapped';
     else if (c.decorators.some((d) => /(^|\.)(mapped|mapped_as_dataclass)$/.test(d))) kind = 'mapped';
     else {
       for (const base of c.bases) {

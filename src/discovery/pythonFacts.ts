@@ -210,7 +210,18 @@ const POOL_ENGINE_EVENTS = new Set([
   'before_execute', 'after_execute', 'handle_error', 'begin', 'commit', 'rollback', 'do_connect',
 ]);
 const SQL_MENTION = /pg_notify|\bNOTIFY\s|\bLISTEN\s|CREATE\s+(?:OR\s+REPLACE\s+)?(?:CONSTRAINT\s+)?TRIGGER/i;
-const ROOT_BASES = /(^|\.)(DeclarativeBase|DeclarativeBaseNoMeta)$/;
+const ROOT_BASES = /(^|\.)(DeclarativeBase|DeclarativeBaseNoMeta|AdvancedDeclarativeBase)$/;
+
+/**
+ * advanced-alchemy's ready-made declarative bases (`UUIDAuditBase`, `BigIntBase`, ...; also
+ * re-exported by Litestar and the library's framework extensions): abstract, already on a
+ * declarative root, so a class on one is a mapped model.
+ */
+const LIBRARY_MODEL_BASES = /^(advanced_alchemy|litestar)(\.\w+)*\.((UUID(v6|v7)?|NanoID|BigInt|Identity)(Audit)?Base|DefaultBase)$/;
+
+export function isLibraryModelBase(base: string): boolean {
+  return LIBRARY_MODEL_BASES.test(base);
+}
 
 /**
  * Is the callee the library's function? Resolved names must come from the library; an unresolved
