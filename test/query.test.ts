@@ -161,6 +161,17 @@ describe('PA108 lazy_load_in_loop and PA109 count_via_len', () => {
     expect(at(sample, 'app/api/routes.py', 197, 'PA108')!.column).toBe(38);
     expect(at(sample, 'app/api/routes.py', 46, 'PA109')!.severity).toBe('medium');
   });
+
+  it('PA109: a collection loaded with every row only for len(), typed through the repository library or the query', () => {
+    const file = path.join(FIXTURES, 'query/PA109.py');
+    const board = at(query, 'PA109.py', lineOf(file, '"awards": len(a.awards) if a.awards else 0'), 'PA109')!;
+    expect(board.severity).toBe('medium');
+    // Reported at the len() call, not at the list_and_count() that gave the rows.
+    expect(board.column).toBe(fs.readFileSync(file, 'utf8').split('\n')[board.line - 1]!.indexOf('len(a.awards)') + 1);
+    expect(board.message).toBe('`len(a.awards)` loads every `awards` row of every `Author` row (`lazy="selectin"` on the relationship) only to count them: a count per Author (a `func.count()` subquery or `column_property`) returns one number instead');
+    const optioned = at(query, 'PA109.py', lineOf(file, 'sizes.append(len(author.books))'), 'PA109')!;
+    expect(optioned.message).toContain('(an eager loader option on the query)');
+  });
 });
 
 describe('PA106 wrong_caching_scope', () => {

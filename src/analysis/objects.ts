@@ -24,6 +24,8 @@ export interface SummaryClass {
   /** `[attribute, type path]`. */
   attrs: [string, string][];
   isInterface: boolean;
+  /** `[qualified base, its type argument]` for generic bases (`Service[Team]`), when any. */
+  typeArgs?: [string, string][];
   /** The fields it serializes, when the class declares any (see semantic/schemas.ts). */
   schema?: SchemaFacts;
 }
@@ -173,6 +175,7 @@ export function objectFacts(model: FileModel, isRepo: (t: string) => boolean): O
       const out: SummaryClass = { name: c.name, bases: c.bases, attrs: [...c.attrs].filter(([, t]) => isRepo(t)), isInterface: c.isInterface };
       const schema = schemas.get(c.name);
       if (schema) out.schema = schema;
+      if (c.typeArgs.size) out.typeArgs = [...c.typeArgs];
       return out;
     }),
     functions: model.functions.map((fn) => functionObjects(model, fn)),

@@ -21,6 +21,11 @@ export interface ClassInfo {
   names: Set<string>;
   /** A `typing.Protocol` or an ABC: calls on it reach the classes that implement it. */
   isInterface: boolean;
+  /**
+   * Qualified base → its one type argument, qualified (`…RepositoryService` → `app.models.Team`
+   * for `RepositoryService[m.Team]`): what a generic base is specialised with.
+   */
+  typeArgs: Map<string, string>;
   line: number;
 }
 
@@ -45,6 +50,7 @@ function readClasses(model: FileModel): ClassInfo[] {
     const name = node.childForFieldName('name')?.text;
     if (!name) continue;
     const bases: string[] = [];
+    const typeArgs = new Map<string, string>();
     let isInterface = false;
     for (const arg of node.childForFieldName('superclasses')?.namedChildren ?? []) {
       if (arg.type === 'keyword_argument') {
@@ -57,8 +63,10 @@ function readClasses(model: FileModel): ClassInfo[] {
       const q = resolveName(model, head) ?? head;
       if (INTERFACE_BASES.test(q) || INTERFACE_BASES.test(text)) isInterface = true;
       bases.push(q);
+      const typeArg = /^[^[]+\[([A-Za-z_][\w.]*)(?:,[^[\]]*)?\]$/.exec(text)?.[1];
+      if (typeArg) typeArgs.set(q, resolveName(model, typeArg) ?? `${model.moduleName}.${typeArg}`);
     }
-    const info: ClassInfo = { name, bases, attrs: new Map(), names: new Set(), isInterface, line: node.startPosition.row + 1 };
+    const info: ClassInfo = { name, bases, attrs: new Map(), names: new Set(), isInterface, typeArgs, line: node.startPosition.row + 1 };
     out.push(info);
     byName.set(name, info);
     ranges.push({ info, start: node.startIndex, end: node.endIndex });

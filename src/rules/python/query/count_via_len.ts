@@ -10,14 +10,23 @@
  * Guards: the list handed to `len` must be fetched right there (the list is thrown away after
  * counting) from a call the classifier knows reads the database; `len(rows)` of a list that is
  * also used elsewhere is not flagged.
+ *
+ * Also per row: `len(t.members)` in a loop over rows whose query loads `members` with them
+ * (an eager relationship or loader option), the collection used for nothing but its size.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileModel } from '../../../semantic/model.js';
 import { callAt } from '../../../semantic/model.js';
-import type { FileRule, FileRuleContext } from '../../types.js';
-import { classifyDbCall } from './dbCalls.js';
-import { chainCallsDown, lastAssignment, positionalArgs, short, unwrap } from './semantics.js';
-import { assignmentsTo, variableRefs, type AssignmentInfo } from '../../../semantic/model.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import { classifyDbCall, rowsSource } from './dbCalls.js';
+import { chainCallsDown, lastAssignment, loopTarget, positionalArgs, short, unwrap } from './semantics.js';
+import { assignmentsTo, variableRefs, type AssignmentInfo, type CallInfo, type LoopInfo } from '../../../semantic/model.js';
+import type { Effect } from '../../../analysis/summary.js';
+import { callGraphOf, ownSites, type CallGraph } from '../../../analysis/callgraph.js';
+import { libraryReceiver, REPOSITORY_LIBRARY_BASE } from '../../../semantic/repositoryLibrary.js';
+import type { ModelInfo, ProjectContext, RelationshipInfo } from '../../../discovery/context.js';
+import { projectIndex } from '../../projectFacts.js';
+import { eagerlyLoaded, rowsExpression, RETURNS_ROWS } from './loadedRelations.js';
 
 const FETCH_ALL = new Set(['all', 'fetchall']);
 
@@ -36,7 +45,7 @@ export function isQueryResult(model: FileModel, expr: SyntaxNode | null, fnIndex
   return false;
 }
 
-export const countViaLen: FileRule = {
+export const countViaLen: FileRule & RepoRule = {
   meta: {
     code: 'PA109',
     check: 'count_via_len',
@@ -44,7 +53,7 @@ export const countViaLen: FileRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'Rows fetched only to be counted with `len()`',
-    what: 'Finds `len(q.all())`, `len((await session.scalars(select(...))).all())`, `len(result.fetchall())` and `len(list(q))` where the list comes straight from a query and is thrown away after counting. Also a list of rows held in a local whose only other uses are `len()` and a loop that only tallies them. Advisory when the query\'s equality filters pin the primary key or two id columns (`Member.group_id == g` and `Member.user_id == u`: one association\'s rows, 0 or a few), or when the held count is only compared with a bound of at most ten (`len(recent) >= 3`, a literal or a name bound once to one: a rate or limit check keeps the rows near it).',
+    what: 'Finds `len(q.all())`, `len((await session.scalars(select(...))).all())`, `len(result.fetchall())` and `len(list(q))` where the list comes straight from a query and is thrown away after counting. Also a list of rows held in a local whose only other uses are `len()` and a loop that only tallies them. Advisory when the query\'s equality filters pin the primary key or two id columns (`Member.group_id == g` and `Member.user_id == u`: one association\'s rows, 0 or a few), or when the held count is only compared with a bound of at most ten (`len(recent) >= 3`, a literal or a name bound once to one: a rate or limit check keeps the rows near it). Also `len(row.children)` on each row of a loop (or comprehension) whose only other use of the collection is a truth test, when the collection comes with the rows (`lazy="selectin"`/`"joined"`/`"subquery"` on the relationship, or an eager loader option on the query): every child row is loaded to produce one number per row. The rows are typed from the file\'s own query, a function that returns a query of one model, or a repository library\'s `list()`/`list_and_count()` (advanced-alchemy: the model of the service\'s `Service[Model]` base); through the library a lazy collection counts too (one SELECT per row, which no other rule sees there).',
     why: 'All matching rows are transferred, decoded and turned into ORM objects only to produce one integer; `SELECT count(*)` lets the database answer from an index and returns one row.',
     bad: "from sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def running(session: AsyncSession) -> int:\n    return len((await session.scalars(select(Job).where(Job.status == \"running\"))).all())\n",
     good: "from sqlalchemy import func, select\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def running(session: AsyncSession) -> int:\n    return await session.scalar(select(func.count()).select_from(Job).where(Job.status == \"running\"))\n",
@@ -92,6 +101,9 @@ export const countViaLen: FileRule = {
         ...(pinned ? { advisory: `the query's filters pin ${pinned}: 0 or a few rows, so counting them in Python costs little (\`exists()\` or \`.first() is not None\` says the intent)` } : {}),
       });
     }
+  },
+  checkRepo(ctx: RepoRuleContext): void {
+    reportCountedCollections(ctx);
   },
 };
 
@@ -192,4 +204,170 @@ function smallThreshold(model: FileModel, len: SyntaxNode, fnIndex: number): num
   if (other?.type !== 'integer') return null;
   const n = Number(other.text);
   return n >= 1 && n <= 10 ? n : null;
+}
+
+/**
+ * `COUNTED_COLLECTION` sites: `len(item.rel)` inside a loop (or comprehension) over rows, where
+ * every use of `item.rel` in the loop is that count or a truth test (`len(t.members) if
+ * t.members else 0`). `what` = `item|rel|line:column:endColumn|entity|query text`; the entity
+ * and text are the file's own query when it names one model, else empty and the site's line and
+ * column are the call that gives the rows (a repository library's `list_and_count`, a helper
+ * of another module) for the repo phase to type. The whole collection of every row is loaded
+ * to produce one number per row.
+ */
+export const COUNTED_COLLECTION = 'counted_collection';
+
+export function collectCountedCollections(model: FileModel): Effect[][] {
+  const effects: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile || !model.loops.length || !model.source.includes('len(')) return effects;
+  const seen = new Set<string>();
+  for (const call of model.calls) {
+    if (call.qualifiedName !== 'builtins.len' || call.functionIndex < 0 || !call.loops.length) continue;
+    const args = positionalArgs(call.node);
+    const arg = args.length === 1 ? unwrap(args[0]!) : null;
+    if (arg?.type !== 'attribute') continue;
+    const obj = arg.childForFieldName('object');
+    const rel = arg.childForFieldName('attribute')?.text;
+    if (obj?.type !== 'identifier' || !rel || rel.startsWith('_')) continue;
+    const loop = [...call.loops].reverse().map((i) => model.loops[i]!).find((l) => loopTarget(l)?.name === obj.text);
+    if (!loop || loop.functionIndex !== call.functionIndex || !onlyCounted(loop.node, obj.text, rel)) continue;
+    const key = `${loop.index}|${obj.text}.${rel}`;
+    if (seen.has(key)) continue;
+    const source = countedRows(model, loop);
+    if (!source) continue;
+    seen.add(key);
+    const at = `${call.line}:${call.column}:${call.node.endPosition.column + 1}`;
+    effects[call.functionIndex]!.push({ kind: COUNTED_COLLECTION, what: `${obj.text}|${rel}|${at}|${source.entity}|${source.text}`, line: source.call.line, column: source.call.column });
+  }
+  return effects;
+}
+
+/** Is every mention of `item.rel` in the loop a count (`len(item.rel)`) or a truth test (`if item.rel`, `item.rel else`)? */
+function onlyCounted(loop: SyntaxNode, item: string, rel: string): boolean {
+  const text = loop.text;
+  const re = new RegExp(`(?<![\\w.])${item}\\.${rel}\\b`, 'g');
+  let any = false;
+  for (const m of text.matchAll(re)) {
+    const before = text.slice(Math.max(0, m.index! - 12), m.index!);
+    const after = text.slice(m.index! + m[0].length, m.index! + m[0].length + 8);
+    const counted = /len\(\s*$/.test(before) && /^\s*\)/.test(after);
+    const tested = /(\bif|\bnot|\band|\bor|\belif)\s+$/.test(before) && /^\s*(else\b|:|and\b|or\b|\)|,|$)/.test(after);
+    if (!counted && !tested) return false;
+    any ||= counted;
+  }
+  return any;
+}
+
+/**
+ * The rows a loop runs over: the file's own query of one model (entity and text), or the call
+ * that returns them (`rows, total = await svc.list_and_count(...)`, `for t in await svc.list()`,
+ * `for t in helper()`) with no entity, for the repo phase to type.
+ */
+function countedRows(model: FileModel, loop: LoopInfo): { call: CallInfo; entity: string; text: string } | null {
+  const t = loopTarget(loop);
+  if (!t) return null;
+  const fn = loop.functionIndex;
+  const line = loop.node.startPosition.row + 1;
+  let node = rowsExpression(model, t.iterable, fn, line);
+  if (node?.type === 'identifier') node = unpackedFirst(model, node.text, fn, line);
+  if (node?.type === 'await') node = unwrap(node.namedChild(0));
+  if (node?.type !== 'call') return null;
+  const rows = rowsSource(model, node, fn, line);
+  if (rows?.entity) return { call: rows.call, entity: rows.entity, text: rows.text.replace(/\|/g, ' ').replace(/\s+/g, ' ').slice(0, 2000) };
+  const call = callAt(model, node);
+  // A method call or a function of another module: what it returns is typed in the repo phase.
+  if (!call || (!call.hasReceiver && !call.qualifiedName) || call.qualifiedName?.startsWith('builtins.')) return null;
+  return { call, entity: '', text: '' };
+}
+
+/** `rows, total = await svc.list_and_count(...)`: the call whose first unpacked value `name` is, in the same function before `line`. */
+function unpackedFirst(model: FileModel, name: string, fnIndex: number, line: number): SyntaxNode | null {
+  let best: { line: number } | null = null;
+  for (const u of model.unpackedAssignments) {
+    if (u.functionIndex === fnIndex && u.names[0] === name && u.line < line && (!best || u.line > best.line)) best = u;
+  }
+  if (!best) return null;
+  // The value starts after the line's `=`: the outermost call that starts there.
+  const onLine = model.calls.find((c) => c.functionIndex === fnIndex && c.line === best!.line);
+  if (!onLine) return null;
+  const start = model.source.lastIndexOf('\n', onLine.start - 1) + 1;
+  const eol = model.source.indexOf('\n', start);
+  const m = /^\s*\(?\s*[A-Za-z_]\w*\s*,[^=]*?=\s*(?:await\s+)?(?=[A-Za-z_])/.exec(model.source.slice(start, eol < 0 ? undefined : eol));
+  if (!m) return null;
+  const at = start + m[0].length;
+  let found: SyntaxNode | null = null;
+  for (const c of model.calls) if (c.functionIndex === fnIndex && c.start === at && (!found || c.node.endIndex > found.endIndex)) found = c.node;
+  return found;
+}
+
+/** The model a repository library class serves: the `[Model]` of its library base, anywhere in its MRO. */
+function libraryModel(graph: CallGraph, project: ProjectContext, owner: ReturnType<CallGraph['receiverClasses']>): ModelInfo | null {
+  for (const c of owner) {
+    for (const [base, path] of c.cls.typeArgs ?? []) {
+      if (!REPOSITORY_LIBRARY_BASE.test(base)) continue;
+      const v = graph.resolveType(path);
+      if (!v || v.kind !== 'class') continue;
+      const where = graph.index.files[v.cls.file]!.path;
+      return project.models.find((m) => m.name === v.cls.cls.name && m.file === where) ?? null;
+    }
+  }
+  return null;
+}
+
+/** Loader strategies that load a collection with its parent rows. */
+const EAGER = new Set(['selectin', 'joined', 'subquery', 'immediate']);
+
+/** PA109's repo phase: the `COUNTED_COLLECTION` sites whose collection is loaded whole for every row. */
+function reportCountedCollections(ctx: RepoRuleContext): void {
+  const graph = callGraphOf(ctx.index);
+  const byName = projectIndex(ctx.project).modelsByName;
+  for (const { ref, file, site } of ownSites(graph, COUNTED_COLLECTION)) {
+    const [item = '', relName = '', at = '', written = '', ...rest] = site.what.split('|');
+    let models: ModelInfo[] = [];
+    let text = rest.join('|');
+    let library = false;
+    let entity = written;
+    if (written) models = byName.get(written) ?? [];
+    else {
+      const call = graph.callAt(ref.file, site.line, site.column);
+      if (!call) continue;
+      if (call.method === 'list' || call.method === 'list_and_count') {
+        const owner = libraryReceiver(graph, ref.file, call) ? graph.receiverClasses(ref.file, call) : [];
+        const m = owner.length ? libraryModel(graph, ctx.project, owner) : null;
+        if (m) {
+          models = [m];
+          library = true;
+          entity = m.name;
+        }
+      }
+      if (!library) {
+        const to = graph.resolveCall(ref.file, call);
+        const fact = to ? graph.ownEffects(to).find((e) => e.kind === RETURNS_ROWS) : undefined;
+        if (!fact || fact.what.startsWith('@')) continue;
+        const bar = fact.what.indexOf('|');
+        entity = fact.what.slice(0, bar);
+        text = fact.what.slice(bar + 1);
+        models = byName.get(entity) ?? [];
+      }
+    }
+    const rels = models.map((m) => m.relationships.find((r) => r.name === relName));
+    if (!rels.length || rels.some((r) => !r || r.scalar || r.reverse || r.lazy === 'dynamic')) continue;
+    const eager = rels.every((r) => EAGER.has(r!.lazy)) || eagerlyLoaded(text, relName);
+    // A lazy collection is PA108's lazy load where the query is seen; through the library, no other rule sees it.
+    if (!eager && !(library && rels.every((r) => r!.lazy === 'select' || r!.lazy === 'true' || r!.lazy === 'True'))) continue;
+    const [line = 0, column = 0, endColumn = 0] = at.split(':').map(Number);
+    const how = eager
+      ? `loads every \`${relName}\` row of every \`${entity}\` row (${describeEager(rels[0]!, text, relName)})`
+      : `lazy-loads every \`${relName}\` row of each \`${entity}\` row, one SELECT per row`;
+    ctx.report({
+      path: file.path,
+      location: { line, column, endLine: line, endColumn },
+      message: `\`len(${item}.${relName})\` ${how} only to count them: a count per ${entity} (a \`func.count()\` subquery or \`column_property\`) returns one number instead`,
+      function: graph.function(ref).name,
+    });
+  }
+}
+
+function describeEager(rel: RelationshipInfo, text: string, name: string): string {
+  return EAGER.has(rel.lazy) ? `\`lazy="${rel.lazy}"\` on the relationship` : eagerlyLoaded(text, name) ? 'an eager loader option on the query' : 'eagerly';
 }
