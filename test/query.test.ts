@@ -172,6 +172,17 @@ describe('PA108 lazy_load_in_loop and PA109 count_via_len', () => {
     const optioned = at(query, 'PA109.py', lineOf(file, 'sizes.append(len(author.books))'), 'PA109')!;
     expect(optioned.message).toContain('(an eager loader option on the query)');
   });
+
+  it('PA109: len() of the list a helper fetches, followed into the helper; bounded fetches are left alone', () => {
+    const file = path.join(FIXTURES, 'query/PA109.py');
+    const label = at(query, 'PA109.py', lineOf(file, 'return f"{len(books_by(db, author_id))} books"'), 'PA109')!;
+    expect(label).toMatchObject({ severity: 'medium', advisory: false });
+    // The query was built in steps (`q = q.filter(...)`): the helper's return still counts as a fetch.
+    expect(label.message).toBe('`len(books_by(...))` fetches every row `books_by` returns (`q.all()` in PA109.py) only to count them: a COUNT query returns the number');
+    const pinned = at(query, 'PA109.py', lineOf(file, 'return len(book_by_id(db, book_id)) > 0'), 'PA109')!;
+    expect(pinned.advisory).toBe(true);
+    expect(at(query, 'PA109.py', lineOf(file, 'return len(newest(db, 10))'), 'PA109')).toBeUndefined();
+  });
 });
 
 describe('PA106 wrong_caching_scope', () => {

@@ -9,7 +9,7 @@ import { collectQueryEffects, INVARIANT_CALL, LOOP_CALL, PASSES_LOADED_ID } from
 import { collectResolveFacts, PASSES_HELD_ATTR, RESOLVES_ONE_ATTR } from './query/resolveFacts.js';
 import { collectRowFacts, PARAM_ROW_CALL } from './query/rowCalls.js';
 import { collectDeferredReads } from './query/loops.js';
-import { collectCountedCollections, COUNTED_COLLECTION } from './query/count_via_len.js';
+import { collectCountedCollections, COUNTED_CALL, COUNTED_COLLECTION } from './query/count_via_len.js';
 import { collectHeldCollectionLoops, collectHelperRowFacts, collectSerializedRows, HELPER_ROWS_LOOP, SERIALIZED_CALL } from './query/lazy_load_in_loop.js';
 import { collectTransactionEffects, TXN_LOOP_CALL, TXN_OPEN_CALL } from './transaction/effects.js';
 import { TXN_RAISE_AFTER, TXN_REQUEST_WRITE, TXN_SCOPE_CALL, TXN_SCOPE_OPEN } from './transaction/libraryWrites.js';
@@ -25,8 +25,8 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   { collect: collectHelperRowFacts, siteKinds: [HELPER_ROWS_LOOP] },
   // PA108: rows handed to a serializer (marshmallow `many=True`, a FastAPI list response model).
   { collect: collectSerializedRows, siteKinds: [SERIALIZED_CALL] },
-  // PA109: `len(row.collection)` per row of a loop, typed in the repo phase.
-  { collect: collectCountedCollections, siteKinds: [COUNTED_COLLECTION] },
+  // PA109: `len(row.collection)` per row of a loop, and `len(helper())` of a fetched list, typed in the repo phase.
+  { collect: collectCountedCollections, siteKinds: [COUNTED_COLLECTION, COUNTED_CALL] },
   // PA107 findings whose severity waits for the loop's callers (see loops.ts).
   { collect: collectDeferredReads, siteKinds: [] },
   // Transaction family: `commit` effects and per-item / in-transaction call sites.

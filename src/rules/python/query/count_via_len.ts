@@ -27,6 +27,7 @@ import { libraryReceiver, REPOSITORY_LIBRARY_BASE } from '../../../semantic/repo
 import type { ModelInfo, ProjectContext, RelationshipInfo } from '../../../discovery/context.js';
 import { projectIndex } from '../../projectFacts.js';
 import { eagerlyLoaded, rowsExpression, RETURNS_ROWS } from './loadedRelations.js';
+import { returnsOf } from './selfRows.js';
 
 const FETCH_ALL = new Set(['all', 'fetchall']);
 
@@ -38,11 +39,16 @@ export function isQueryResult(model: FileModel, expr: SyntaxNode | null, fnIndex
     const a = lastAssignment(model, node.text, fnIndex, line);
     return !!a?.value && isQueryResult(model, a.value, a.functionIndex, a.line - 1, depth + 1);
   }
-  for (const c of chainCallsDown(node)) {
+  const chain = chainCallsDown(node);
+  for (const c of chain) {
     const call = callAt(model, c);
     if (call && classifyDbCall(model, call)?.kind === 'read') return true;
   }
-  return false;
+  // A query built step by step (`q = q.filter(...)`; `q.limit(n).all()`): what the chain's root name holds.
+  const last = chain[chain.length - 1];
+  const fn = last?.childForFieldName('function');
+  const root = fn?.type === 'attribute' ? unwrap(fn.childForFieldName('object')) : null;
+  return root?.type === 'identifier' && isQueryResult(model, root, fnIndex, line, depth + 1);
 }
 
 export const countViaLen: FileRule & RepoRule = {
@@ -53,7 +59,7 @@ export const countViaLen: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'Rows fetched only to be counted with `len()`',
-    what: 'Finds `len(q.all())`, `len((await session.scalars(select(...))).all())`, `len(result.fetchall())` and `len(list(q))` where the list comes straight from a query and is thrown away after counting. Also a list of rows held in a local whose only other uses are `len()` and a loop that only tallies them. Advisory when the query\'s equality filters pin the primary key or two id columns (`Member.group_id == g` and `Member.user_id == u`: one association\'s rows, 0 or a few), or when the held count is only compared with a bound of at most ten (`len(recent) >= 3`, a literal or a name bound once to one: a rate or limit check keeps the rows near it). Also `len(row.children)` on each row of a loop (or comprehension) whose only other use of the collection is a truth test, when the collection comes with the rows (`lazy="selectin"`/`"joined"`/`"subquery"` on the relationship, or an eager loader option on the query): every child row is loaded to produce one number per row. The rows are typed from the file\'s own query, a function that returns a query of one model, or a repository library\'s `list()`/`list_and_count()` (advanced-alchemy: the model of the service\'s `Service[Model]` base); through the library a lazy collection counts too (one SELECT per row, which no other rule sees there).',
+    what: 'Finds `len(q.all())`, `len((await session.scalars(select(...))).all())`, `len(result.fetchall())` and `len(list(q))` where the list comes straight from a query and is thrown away after counting. Also a list of rows held in a local whose only other uses are `len()` and a loop that only tallies them. Advisory when the query\'s equality filters pin the primary key or two id columns (`Member.group_id == g` and `Member.user_id == u`: one association\'s rows, 0 or a few), or when the held count is only compared with a bound of at most ten (`len(recent) >= 3`, a literal or a name bound once to one: a rate or limit check keeps the rows near it). Also `len(row.children)` on each row of a loop (or comprehension) whose only other use of the collection is a truth test, when the collection comes with the rows (`lazy="selectin"`/`"joined"`/`"subquery"` on the relationship, or an eager loader option on the query): every child row is loaded to produce one number per row. The rows are typed from the file\'s own query, a function that returns a query of one model, or a repository library\'s `list()`/`list_and_count()` (advanced-alchemy: the model of the service\'s `Service[Model]` base); through the library a lazy collection counts too (one SELECT per row, which no other rule sees there). And `len(helper(...))` where every `return` of the helper (a function or method the call graph resolves) is a list fetched from a query (`return q.all()`, also a query built in steps, `q = q.filter(...)`), or an empty literal on a guard path; silent when every fetch is bounded by `limit`, advisory when the filters pin the primary key.',
     why: 'All matching rows are transferred, decoded and turned into ORM objects only to produce one integer; `SELECT count(*)` lets the database answer from an index and returns one row.',
     bad: "from sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def running(session: AsyncSession) -> int:\n    return len((await session.scalars(select(Job).where(Job.status == \"running\"))).all())\n",
     good: "from sqlalchemy import func, select\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def running(session: AsyncSession) -> int:\n    return await session.scalar(select(func.count()).select_from(Job).where(Job.status == \"running\"))\n",
@@ -104,6 +110,7 @@ export const countViaLen: FileRule & RepoRule = {
   },
   checkRepo(ctx: RepoRuleContext): void {
     reportCountedCollections(ctx);
+    reportCountedCalls(ctx);
   },
 };
 
@@ -219,13 +226,19 @@ export const COUNTED_COLLECTION = 'counted_collection';
 
 export function collectCountedCollections(model: FileModel): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
-  if (model.isTestFile || !model.loops.length || !model.source.includes('len(')) return effects;
+  if (model.isTestFile) return effects;
+  if (/\.(all|fetchall)\(\s*\)/.test(model.source)) fetchedListReturns(model, effects);
+  if (!model.source.includes('len(')) return effects;
   const seen = new Set<string>();
   for (const call of model.calls) {
-    if (call.qualifiedName !== 'builtins.len' || call.functionIndex < 0 || !call.loops.length) continue;
+    if (call.qualifiedName !== 'builtins.len' || call.functionIndex < 0) continue;
     const args = positionalArgs(call.node);
     const arg = args.length === 1 ? unwrap(args[0]!) : null;
-    if (arg?.type !== 'attribute') continue;
+    if (arg?.type === 'call' || arg?.type === 'await') {
+      countedCall(model, call, arg, effects);
+      continue;
+    }
+    if (arg?.type !== 'attribute' || !call.loops.length) continue;
     const obj = arg.childForFieldName('object');
     const rel = arg.childForFieldName('attribute')?.text;
     if (obj?.type !== 'identifier' || !rel || rel.startsWith('_')) continue;
@@ -240,6 +253,71 @@ export function collectCountedCollections(model: FileModel): Effect[][] {
     effects[call.functionIndex]!.push({ kind: COUNTED_COLLECTION, what: `${obj.text}|${rel}|${at}|${source.entity}|${source.text}`, line: source.call.line, column: source.call.column });
   }
   return effects;
+}
+
+/**
+ * `RETURNS_FETCHED` on a function whose every `return` hands back a list fetched from a query
+ * (`return q.all()`, `return (await s.scalars(stmt)).all()`, `return list(result)`), or an empty
+ * literal on a guard path: `what` = `limited|pinned|text`, `limited` when every fetch is bounded
+ * by `limit`, `pinned` what the filters pin (see `pinnedBy`), `text` the first fetch, short.
+ */
+export const RETURNS_FETCHED = 'returns_fetched';
+
+function fetchedListReturns(model: FileModel, effects: Effect[][]): void {
+  model.functions.forEach((fn, i) => {
+    if (fn.isGenerator || !fn.body || !/\.(all|fetchall)\(\s*\)|\blist\(/.test(fn.body.text)) return;
+    if (fn.decoratorNames.some((d) => /(^|\.)(property|cached_property|hybrid_property)$/.test(d))) return;
+    let fetched = 0;
+    let limited = true;
+    let pinned: string | null = null;
+    let text = '';
+    for (const r of returnsOf(fn)) {
+      const value = unwrap(r.namedChild(0));
+      if (!value || value.type === 'none' || (value.type === 'list' && value.namedChildCount === 0)) continue;
+      const source = fetchedList(model, value, i, r.startPosition.row + 1);
+      if (!source) return;
+      fetched++;
+      const query = queryText(model, source, i, r.startPosition.row + 1);
+      const bounded = /\.limit\s*\(|\blimit\s*=/.test(value.text + ' ' + query);
+      pinned ??= pinnedBy(query);
+      // The message quotes an unbounded fetch when there is one.
+      if (!text || (limited && !bounded)) text = short(value, 60).replace(/\|/g, ' ');
+      if (!bounded) limited = false;
+    }
+    if (fetched) effects[i]!.push({ kind: RETURNS_FETCHED, what: `${limited ? 'l' : ''}|${pinned ?? ''}|${text}`, line: fn.startLine, column: 1 });
+  });
+}
+
+/** The query a fetched list comes from (`q` in `q.all()`, `list(q)`), when the expression is one; else null. */
+function fetchedList(model: FileModel, value: SyntaxNode, fnIndex: number, line: number): SyntaxNode | null {
+  let node = unwrap(value);
+  if (node?.type === 'identifier') {
+    const a = lastAssignment(model, node.text, fnIndex, line);
+    node = a?.functionIndex === fnIndex && !a.fromWith ? unwrap(a.value) : null;
+  }
+  if (node?.type !== 'call') return null;
+  const call = callAt(model, node);
+  if (!call) return null;
+  let source: SyntaxNode | null = null;
+  if (FETCH_ALL.has(call.method) && call.receiver && positionalArgs(node).length === 0) source = call.receiver;
+  else if (call.qualifiedName === 'builtins.list') source = positionalArgs(node)[0] ?? null;
+  return source && isQueryResult(model, source, fnIndex, line) ? source : null;
+}
+
+/**
+ * `COUNTED_CALL` sites: `len(f(...))` (or `len(await f(...))`), the list `f` returns thrown away
+ * once counted; the site's line and column are `f`'s call, `what` = `line:column:endColumn` of
+ * the `len()`. The repo phase reports it when `f` returns a fetched list (`RETURNS_FETCHED`).
+ */
+export const COUNTED_CALL = 'counted_call';
+
+function countedCall(model: FileModel, len: CallInfo, arg: SyntaxNode, effects: Effect[][]): void {
+  const node = arg.type === 'await' ? unwrap(arg.namedChild(0)) : arg;
+  if (node?.type !== 'call') return;
+  const inner = callAt(model, node);
+  // The file rule reads `len(q.all())` and `len(list(q))` itself.
+  if (!inner || inner.qualifiedName?.startsWith('builtins.') || FETCH_ALL.has(inner.method)) return;
+  effects[len.functionIndex]!.push({ kind: COUNTED_CALL, what: `${len.line}:${len.column}:${len.node.endPosition.column + 1}`, line: inner.line, column: inner.column });
 }
 
 /** Is every mention of `item.rel` in the loop a count (`len(item.rel)`) or a truth test (`if item.rel`, `item.rel else`)? */
@@ -318,6 +396,28 @@ function libraryModel(graph: CallGraph, project: ProjectContext, owner: ReturnTy
 const EAGER = new Set(['selectin', 'joined', 'subquery', 'immediate']);
 
 /** PA109's repo phase: the `COUNTED_COLLECTION` sites whose collection is loaded whole for every row. */
+function reportCountedCalls(ctx: RepoRuleContext): void {
+  const graph = callGraphOf(ctx.index);
+  for (const { ref, file, site } of ownSites(graph, COUNTED_CALL)) {
+    const call = graph.callAt(ref.file, site.line, site.column);
+    const to = call ? graph.resolveCall(ref.file, call) : null;
+    const fact = to ? graph.ownEffects(to).find((e) => e.kind === RETURNS_FETCHED) : undefined;
+    if (!call || !to || !fact) continue;
+    const [limited = '', pinned = '', ...text] = fact.what.split('|');
+    // A bounded fetch: at most `limit` rows per call.
+    if (limited) continue;
+    const [line = 0, column = 0, endColumn = 0] = site.what.split(':').map(Number);
+    const callee = graph.function(to);
+    ctx.report({
+      path: file.path,
+      location: { line, column, endLine: line, endColumn },
+      message: `\`len(${call.calleeText}(...))\` fetches every row \`${callee.qualifiedName}\` returns (\`${text.join('|')}\` in ${graph.fileOf(to).path}) only to count them: a COUNT query returns the number`,
+      ...(pinned ? { advisory: `the helper's query pins ${pinned}: 0 or a few rows, so counting them in Python costs little` } : {}),
+      function: graph.function(ref).name,
+    });
+  }
+}
+
 function reportCountedCollections(ctx: RepoRuleContext): void {
   const graph = callGraphOf(ctx.index);
   const byName = projectIndex(ctx.project).modelsByName;
