@@ -165,7 +165,8 @@ describe('PA108 lazy_load_in_loop and PA109 count_via_len', () => {
   it('PA109: a collection loaded with every row only for len(), typed through the repository library or the query', () => {
     const file = path.join(FIXTURES, 'query/PA109.py');
     const board = at(query, 'PA109.py', lineOf(file, '"awards": len(a.awards) if a.awards else 0'), 'PA109')!;
-    expect(board.severity).toBe('medium');
+    // One batched load for the page: wasted, but bounded by the rows.
+    expect(board.severity).toBe('low');
     // Reported at the len() call, not at the list_and_count() that gave the rows.
     expect(board.column).toBe(fs.readFileSync(file, 'utf8').split('\n')[board.line - 1]!.indexOf('len(a.awards)') + 1);
     expect(board.message).toBe('`len(a.awards)` loads every `awards` row of every `Author` row (`lazy="selectin"` on the relationship) only to count them: a count per Author (a `func.count()` subquery or `column_property`) returns one number instead');
