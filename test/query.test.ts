@@ -379,6 +379,22 @@ describe('PA108 lazy_load_in_loop', () => {
   });
 });
 
+describe('PA108 over rows a loader of another module returns', () => {
+  let held: Finding[] = [];
+  beforeAll(async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA1'] }, {}, null);
+    held = (await scan(path.join(FIXTURES, 'query-held'), config, { inProcessBytes: Infinity })).result.findings;
+  });
+
+  it('says the lazy load raises MissingGreenlet when an async loader hands the rows to an async loop', () => {
+    const file = path.join(FIXTURES, 'query-held/yard/async_views.py');
+    const get = (text: string) => at(held, 'yard/async_views.py', lineOf(file, text), 'PA108');
+    expect(get('[c.kind for c in p.crops]')!.message).toMatch(/; on an `AsyncSession` the lazy load raises `MissingGreenlet` instead$/);
+    // A sync loader's rows in an async function: an N+1, not an error.
+    expect(get('[p.warden.name for p in plots_of_farm(farm_id)]')!.message).not.toMatch(/MissingGreenlet/);
+  });
+});
+
 describe('Flask-SQLAlchemy', () => {
   let flask: Finding[] = [];
   beforeAll(async () => {

@@ -272,12 +272,15 @@ function reportHelperRowLoops(ctx: RepoRuleContext): void {
     const [item = '', readList = ''] = site.what.split('|');
     const helper = graph.function(to);
     const helperFile = graph.fileOf(to);
+    // Rows an `async def` returns to an `async def`: an `AsyncSession`'s, where implicit IO raises.
+    const asyncRows = helper.isAsync && graph.function(ref).isAsync;
     for (const r of lazyReads(readList, lazy)) {
       ctx.report({
         path: file.path,
         location: { line: r.line, column: r.column, endLine: r.line, endColumn: r.endColumn },
         message: `\`${item}.${r.name}\` lazy-loads ${entity}.${r.name} once per row that \`${call.calleeText}\` returns`
-          + ` (\`${helper.qualifiedName}\` in ${helperFile.path}: \`${entity}\` rows of a query with no eager loader option for it)` + oneRowNote(r.info),
+          + ` (\`${helper.qualifiedName}\` in ${helperFile.path}: \`${entity}\` rows of a query with no eager loader option for it)` + oneRowNote(r.info)
+          + (asyncRows ? '; on an `AsyncSession` the lazy load raises `MissingGreenlet` instead' : ''),
         ...(r.info.scalar ? { severity: 'medium' as const } : {}),
         function: graph.function(ref).name,
       });
