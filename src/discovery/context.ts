@@ -188,6 +188,17 @@ export interface RelationshipInfo {
   reverse?: true;
 }
 
+export interface SharedSessionInfo {
+  /** `module.name` of the module-level name. */
+  name: string;
+  /** `AsyncSession` (a factory of them, or the class) or `Session`. */
+  kind: 'Session' | 'AsyncSession';
+  /** The factory or class called, as qualified. */
+  made: string;
+  file: string;
+  line: number;
+}
+
 export interface ModelInfo {
   name: string;
   table: string | null;
@@ -231,6 +242,11 @@ export interface ProjectContext {
   sessionProviders: SessionProviderInfo[];
   /** Functions that return a new session/connection (acquisitions for their callers). */
   sessionHelpers: SessionHelperInfo[];
+  /**
+   * One session object made at module level (`db = SessionLocal()`, `session = Session(engine)`)
+   * that every function importing it shares. Absent when none.
+   */
+  sharedSessions?: SharedSessionInfo[];
   /** Project subclasses of streaming responses and functions that return one. */
   streamingFactories?: StreamingFactoryInfo[];
   migrations: MigrationsInfo;

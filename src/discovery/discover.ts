@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PythonParser } from '../parse/parser.js';
-import { buildFileModel } from '../semantic/model.js';
+import { buildFileModel, moduleNameOf } from '../semantic/model.js';
 import { DRIVER_CONNECT, SESSION_CLASS } from '../semantic/resources.js';
 import { extractSqlFacts, loadSqlParser } from '../rules/sql/parse.js';
 import { discoverAdrs } from './adrs.js';
@@ -23,6 +23,7 @@ import {
   type SessionHelperInfo,
   type StreamingFactoryInfo,
   type SessionProviderInfo,
+  type SharedSessionInfo,
   type StackEntry,
   type TriggerInfo,
 } from './context.js';
@@ -66,9 +67,12 @@ function worthParsing(source: string): boolean {
     FLASK_ENGINE_CONFIG.test(source) ||
     TUPLE_UNPACK.test(source) ||
     (ASYNCPG_POOL.test(source) && source.includes('asyncpg')) ||
-    STREAMING_RESPONSE_HINT.test(source)
+    STREAMING_RESPONSE_HINT.test(source) ||
+    MODULE_SESSION_HINT.test(source)
   );
 }
+/** `db = SessionLocal()` at module level: maybe one session every importer shares (decided against the factories). */
+const MODULE_SESSION_HINT = /^[A-Za-z_]\w*\s*=\s*[\w.]*(Session|session|Maker|maker)\w*\(\s*\)/m;
 /** A streaming response of the libraries, named: a project subclass or wrapper of one may be defined here. */
 const STREAMING_RESPONSE_HINT = /StreamingResponse|EventSourceResponse/;
 /** Flask-SQLAlchemy's engine settings in app config (see `flaskEngines`). */
@@ -269,6 +273,8 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   if (streamingFactories.length) ctx.streamingFactories = streamingFactories;
   ctx.engines.push(...flaskEngines(perFile));
   ctx.sessionFactories.push(...unpackedFactories(perFile));
+  const shared = sharedSessions(perFile, ctx.sessionFactories);
+  if (shared.length) ctx.sharedSessions = shared;
 
   // SQL: migrations' calls, code strings that mention channels/triggers, and .sql files.
   const work: { file: string; sql: SqlString; migration: boolean }[] = [];
@@ -791,6 +797,34 @@ function resolveHelpers(cands: { file: string; cand: HelperCandidate }[], ctx: P
     out.push({ name: cand.name, kind, returns: callee, file, line: cand.line });
   }
   return out;
+}
+
+/**
+ * Session objects made once at module level: `db = SessionLocal()` where `SessionLocal` is a
+ * `sessionmaker`/`async_sessionmaker` of the project, or `session = Session(engine)` /
+ * `AsyncSession(engine)` itself. A `scoped_session` registry is not one (each thread gets its own).
+ */
+function sharedSessions(perFile: { file: string; facts: PythonFileFacts }[], factories: SessionFactoryInfo[]): SharedSessionInfo[] {
+  const makers = new Map<string, 'Session' | 'AsyncSession'>();
+  for (const f of factories) {
+    if (!f.name || f.function || (f.kind !== 'sessionmaker' && f.kind !== 'async_sessionmaker')) continue;
+    const async = f.kind === 'async_sessionmaker' || /AsyncSession$/.test(f.class ?? '');
+    makers.set(`${moduleNameOf(f.file)}.${f.name}`, async ? 'AsyncSession' : 'Session');
+  }
+  const out: SharedSessionInfo[] = [];
+  for (const f of factories) {
+    // `session = Session(engine)` at module level.
+    if ((f.kind === 'Session' || f.kind === 'AsyncSession') && f.name && !f.function && /^[A-Za-z_]\w*$/.test(f.name)) {
+      out.push({ name: `${moduleNameOf(f.file)}.${f.name}`, kind: f.kind, made: f.kind, file: f.file, line: f.line });
+    }
+  }
+  for (const { file, facts } of perFile) {
+    for (const c of facts.moduleCalls ?? []) {
+      const kind = makers.get(c.callee);
+      if (kind) out.push({ name: `${moduleNameOf(file)}.${c.name}`, kind, made: c.callee, file, line: c.line });
+    }
+  }
+  return out.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line));
 }
 
 /** A streaming response of the libraries, by qualified name. */

@@ -199,6 +199,18 @@ export interface PythonFileFacts {
   /** Alembic `revision` / `down_revision` (migrations only), to replay migrations in order. */
   revision: string | null;
   downRevisions: string[];
+  /**
+   * Module-level `name = callee()` (no arguments) with the callee resolved through the imports:
+   * when the callee is a session factory of the project, one session object every caller shares.
+   */
+  moduleCalls?: ModuleCallFact[];
+}
+
+export interface ModuleCallFact {
+  name: string;
+  /** The callee, qualified through the file's imports (or its own module). */
+  callee: string;
+  line: number;
 }
 
 const ENGINE_FACTORIES = new Set(['create_engine', 'create_async_engine', 'engine_from_config', 'async_engine_from_config']);
@@ -437,6 +449,13 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
   }
   const file = model.path;
   const sqlNodes = new Set<number>();
+  for (const a of model.assignments) {
+    if (a.functionIndex >= 0 || a.fromWith || a.value?.type !== 'call' || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
+    const callee = a.value.childForFieldName('function')?.text ?? '';
+    if (!/^[A-Za-z_][\w.]*$/.test(callee) || (a.value.childForFieldName('arguments')?.namedChildCount ?? 1) !== 0) continue;
+    const qualified = resolveImported(model, callee);
+    if (qualified) (facts.moduleCalls ??= []).push({ name: a.target, callee: qualified, line: a.line });
+  }
 
   for (const call of model.calls) {
     const m = calledName(call);

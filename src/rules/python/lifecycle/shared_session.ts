@@ -1,0 +1,128 @@
+/**
+ * PA408 shared_session
+ *
+ * What it does: finds one SQLAlchemy session object made at module level — `db = SessionLocal()`
+ * where `SessionLocal` is a `sessionmaker` / `async_sessionmaker` of the project, or
+ * `session = Session(engine)` — that functions use (in its own module, or imported). Reported at
+ * the first function of a file that uses it.
+ * Why is this bad? A `Session` is not safe for concurrent use: every request thread (every task,
+ * for an `AsyncSession`) shares its one transaction and connection, so one request's rollback or
+ * failed flush lands in the others', objects leak between requests, and under load the
+ * connection is used by two callers at once. SQLAlchemy's documentation: one session per
+ * request, per thread, per task.
+ *
+ * Silent: a `scoped_session` / `async_scoped_session` registry (a session per thread or task),
+ * Flask-SQLAlchemy's `db.session`, a session made inside a function, and a function that binds
+ * the name itself. Where the code runs decides the severity as for every finding: one-off
+ * scripts and CLI commands are advisory.
+ */
+import type { SharedSessionInfo } from '../../../discovery/context.js';
+import { declaresGlobal, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
+import type { FileRule, FileRuleContext } from '../../types.js';
+import { isWebService } from './semantics.js';
+
+export const sharedSession: FileRule = {
+  meta: {
+    code: 'PA408',
+    check: 'shared_session',
+    family: 'lifecycle',
+    severity: 'high',
+    effort: 'S',
+    summary: 'One session object made at import and shared by every caller',
+    what: 'Finds a session made once at module level — `db = SessionLocal()` where `SessionLocal` is a `sessionmaker`/`async_sessionmaker` of the project, or `session = Session(engine)` / `AsyncSession(engine)` — and used by functions of its own module or of modules that import it (`from app.db import db`, `import app.db as database; database.db.query(...)`). Reported once per file, at the first function that uses it. High in a web service (requests run concurrently), medium otherwise. Silent for a `scoped_session`/`async_scoped_session` registry and Flask-SQLAlchemy\'s `db.session` (a session per thread or task), a session made inside a function, and a function that binds the name itself (a local or parameter of that name).',
+    why: 'A `Session` is not safe for concurrent use. One shared session means one transaction and one connection for every request thread (for an `AsyncSession`, every task): a rollback or failed flush in one request lands in the others, objects and pending changes leak between requests, and under load two callers use the connection at once.',
+    bad: 'from fastapi import FastAPI\nfrom sqlalchemy import create_engine, select\nfrom sqlalchemy.orm import sessionmaker\n\nengine = create_engine("postgresql+psycopg://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\ndb = SessionLocal()\napp = FastAPI()\n\n\n@app.get("/items")\ndef items():\n    return db.scalars(select(Item)).all()\n',
+    good: 'from fastapi import Depends, FastAPI\nfrom sqlalchemy import create_engine, select\nfrom sqlalchemy.orm import Session, sessionmaker\n\nengine = create_engine("postgresql+psycopg://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\napp = FastAPI()\n\n\ndef get_db():\n    with SessionLocal() as db:\n        yield db\n\n\n@app.get("/items")\ndef items(db: Session = Depends(get_db)):\n    return db.scalars(select(Item)).all()\n',
+    fix: 'open a session per request or unit of work (`Depends(get_db)`, `with SessionLocal() as db:`), or use a `scoped_session` registry',
+    references: [
+      'https://docs.sqlalchemy.org/en/20/orm/session_basics.html#is-the-session-thread-safe-is-asyncsession-safe-to-share-in-concurrent-tasks',
+      'https://docs.sqlalchemy.org/en/20/orm/session_basics.html#when-do-i-construct-a-session-when-do-i-commit-it-and-when-do-i-close-it',
+    ],
+  },
+  checkFile(ctx: FileRuleContext): void {
+    const { model, project } = ctx;
+    const shared = project.sharedSessions;
+    if (!shared?.length || model.isTestFile) return;
+    const names = sharedNames(model, shared);
+    if (!names.size) return;
+    const web = isWebService(project);
+    const reported = new Set<SharedSessionInfo>();
+    for (const fn of model.functions) {
+      if (!fn.body) continue;
+      for (const [written, s] of names) {
+        if (reported.has(s)) continue;
+        const use = firstUse(model, fn, written);
+        if (use < 0) continue;
+        reported.add(s);
+        const users = model.functions.filter((f) => f.body && firstUse(model, f, written) >= 0).length;
+        const line = model.lineOf(use) + 1;
+        const column = use - model.source.lastIndexOf('\n', use - 1);
+        const short = s.name.slice(s.name.lastIndexOf('.') + 1);
+        const async = s.kind === 'AsyncSession';
+        ctx.report({
+          location: { line, column, endLine: line, endColumn: column + written.length },
+          message: `\`${written}\` is one ${async ? '`AsyncSession`' : '`Session`'} made at import (\`${short} = ${s.made.slice(s.made.lastIndexOf('.') + 1)}()\`, ${s.file}:${s.line}) and used by \`${fn.name}\`${users > 1 ? ` and ${users - 1} other function${users > 2 ? 's' : ''} of this file` : ''}: every ${async ? 'task' : 'request thread'} shares its transaction and connection, and a session is not safe for concurrent use`,
+          severity: web ? 'high' : 'medium',
+          function: fn.name,
+        });
+      }
+    }
+  },
+};
+
+/** How the file writes each shared session it can see: its own module-level name, an imported name, `module.name` through an imported module. */
+function sharedNames(model: FileModel, shared: readonly SharedSessionInfo[]): Map<string, SharedSessionInfo> {
+  const out = new Map<string, SharedSessionInfo>();
+  for (const s of shared) {
+    const dot = s.name.lastIndexOf('.');
+    const module = s.name.slice(0, dot);
+    const short = s.name.slice(dot + 1);
+    if (module === model.moduleName && model.moduleDefs.has(short)) out.set(short, s);
+    for (const [local, q] of model.imports) {
+      if (q === s.name) out.set(local, s);
+      else if (q === module) out.set(`${local}.${short}`, s);
+    }
+  }
+  return out;
+}
+
+/**
+ * Offset of the first read of `written` in the function's own body (not a nested def's), or -1;
+ * -1 too when the function binds the name itself (a parameter or local of that name).
+ */
+function firstUse(model: FileModel, fn: FunctionInfo, written: string): number {
+  const body = fn.body!;
+  const text = body.text;
+  const head = written.split('.')[0]!;
+  if (fn.params.some((p) => p.name === head)) return -1;
+  const re = new RegExp(`(?<![\\w.])${written.replace(/\./g, '\\.')}(?![\\w])`, 'g');
+  for (const m of text.matchAll(re)) {
+    const at = body.startIndex + m.index!;
+    // Bound here (`db = ...`, `for db in ...`, `with ... as db`): a local, unless declared global.
+    if (!written.includes('.') && bindsLocally(model, fn, head)) return -1;
+    if (insideNestedDef(model, fn, at)) continue;
+    if (inStringOrComment(model.source, at)) continue;
+    return at;
+  }
+  return -1;
+}
+
+function bindsLocally(model: FileModel, fn: FunctionInfo, name: string): boolean {
+  if (declaresGlobal(fn, name)) return false;
+  return model.assignments.some((a) => a.functionIndex === fn.index && a.target === name)
+    || model.unpackedAssignments.some((u) => u.functionIndex === fn.index && u.names.includes(name))
+    || new RegExp(`\\b(for|as)\\s+${name}\\b`).test(fn.body!.text);
+}
+
+function insideNestedDef(model: FileModel, fn: FunctionInfo, at: number): boolean {
+  return model.functions.some((f) => f.index !== fn.index && f.start > fn.start && f.end <= fn.end && at >= f.start && at < f.end);
+}
+
+/** A rough test: the offset sits after a `#` on its line, or inside a quoted string on its line. */
+function inStringOrComment(source: string, at: number): boolean {
+  const start = source.lastIndexOf('\n', at - 1) + 1;
+  const before = source.slice(start, at);
+  if (before.includes('#')) return true;
+  const quotes = (before.match(/(?<!\\)["']/g) ?? []).length;
+  return quotes % 2 === 1;
+}
