@@ -514,7 +514,7 @@ function classify(model: FileModel, call: CallInfo): DbOp | null {
     if (cls && repositoryLibraryClasses(model).has(cls)) return { kind: LIBRARY_READS.has(m) ? 'read' : 'write', what: `${cls}.${m}`, statement: null };
   }
   const candidate = STATEMENT_METHODS.has(m) || RAW_SQL_METHODS.has(m) || GET_METHODS.has(m) || m === 'query' || m === 'delete'
-    || m === 'update' || m === 'add' || m === 'merge' || REPO_READ.test(m) || REPO_WRITE.test(m);
+    || m === 'update' || m === 'add' || m === 'merge' || m === 'refresh' || REPO_READ.test(m) || REPO_WRITE.test(m);
   if (!candidate || !call.hasReceiver) return null;
   const repo = repositoryOp(model, call);
   if (repo !== undefined) return repo;
@@ -572,7 +572,16 @@ function classify(model: FileModel, call: CallInfo): DbOp | null {
   if (m === 'add' || m === 'merge') {
     return positional.length === 1 && !isStringish(first!) ? { kind: 'add', what: `${label}.${m}`, statement: null } : null;
   }
+  // `session.refresh(obj)`: always a SELECT of the row (it never answers from the identity map).
+  if (m === 'refresh') {
+    return positional.length >= 1 && !isStringish(first!) && refreshAwaitMatches(model, call) ? { kind: 'read', what: `${label}.refresh`, statement: null } : null;
+  }
   return null;
+}
+
+/** `AsyncSession.refresh` is awaited, `Session.refresh` is not; a receiver known only by name may be either. */
+function refreshAwaitMatches(model: FileModel, call: CallInfo): boolean {
+  return deleteAwaitMatches(model, call);
 }
 
 /**
