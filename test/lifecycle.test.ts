@@ -1,6 +1,10 @@
 /** FastAPI version reading behind PA402/PA406: which constraint means which teardown order. */
-import { describe, expect, it } from 'vitest';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { emptyContext } from '../dist/src/discovery/context.js';
+import { scan } from '../dist/src/engine/scan.js';
+import { resolveConfig } from '../dist/src/config/config.js';
+import type { Finding } from '../src/types.js';
 import { fastapiVersion, yieldDependencyOutlivesStream } from '../dist/src/rules/python/lifecycle/semantics.js';
 
 function ctx(version: string | null) {
@@ -22,5 +26,35 @@ describe('FastAPI version for yield-dependency teardown', () => {
   ])('%s', (constraint, version, outlives) => {
     expect(fastapiVersion(ctx(constraint))).toEqual(version);
     expect(yieldDependencyOutlivesStream(ctx(constraint))).toBe(outlives);
+  });
+});
+
+describe('PA408 shared_session and PA409 concurrent_session', () => {
+  const FIXTURES = path.resolve(__dirname, '../fixtures/lifecycle');
+  let shared: Finding[] = [];
+  let concurrent: Finding[] = [];
+  beforeAll(async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA4'] }, {}, null);
+    shared = (await scan(path.join(FIXTURES, 'shared-session'), config, { inProcessBytes: Infinity })).result.findings;
+    concurrent = (await scan(path.join(FIXTURES, 'concurrent-session'), config, { inProcessBytes: Infinity })).result.findings;
+  });
+
+  it('names where the shared session was made, once per file, and is advisory in a one-off script', () => {
+    const api = shared.filter((f) => f.code === 'PA408' && f.path === 'app/api.py');
+    expect(api.map((f) => f.line)).toEqual([15, 26, 32]);
+    expect(api[0]!.severity).toBe('high');
+    expect(api[0]!.message).toBe('`db` is one `Session` made at import (`db = SessionLocal()`, app/db.py:13) and used by `items`'
+      + ' and 1 other function of this file: every request thread shares its transaction and connection, and a session is not safe for concurrent use');
+    expect(api[1]!.message).toMatch(/^`adb` is one `AsyncSession` .* every task shares/);
+    const script = shared.find((f) => f.code === 'PA408' && f.path === 'scripts/backfill.py')!;
+    expect(script.advisory).toBe(true);
+  });
+
+  it('says how the coroutines were written and which session they share', () => {
+    const at = (line: number) => concurrent.find((f) => f.code === 'PA409' && f.line === line);
+    expect(at(25)!.message).toMatch(/^`asyncio.gather` runs one `load` per item at the same time on one AsyncSession `session`/);
+    expect(at(34)!.message).toMatch(/runs 2 coroutines at the same time on one AsyncSession `session`/);
+    expect(at(53)!.message).toMatch(/on one asyncpg connection `conn`/);
+    expect(at(47)!.message).toMatch(/^`tg.create_task` starts a task on AsyncSession `session` on every iteration of the loop/);
   });
 });

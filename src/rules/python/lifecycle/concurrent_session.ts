@@ -1,0 +1,172 @@
+/**
+ * PA409 concurrent_session
+ *
+ * What it does: finds one `AsyncSession` (or asyncpg connection) handed to coroutines that run at
+ * the same time: `asyncio.gather(f(session, a), g(session, b))`,
+ * `asyncio.gather(*(load(session, i) for i in ids))`, `gather(session.execute(q1),
+ * session.execute(q2))`, or a task started on it per item of a loop (`asyncio.create_task`,
+ * `ensure_future`, a `TaskGroup`'s `create_task`, anyio's `start_soon`).
+ * Why is this bad? An `AsyncSession` is not safe for concurrent use: it has one connection and one
+ * transaction. Two coroutines using it at once fail with `InvalidRequestError` ("This session is
+ * provisioning a new connection; concurrent operations are not permitted") or
+ * `IllegalStateChangeError`, or interleave their statements in one transaction. asyncpg raises
+ * `InterfaceError: another operation is in progress`.
+ *
+ * Silent: coroutines that each open their own session (`async with Maker() as s:` inside),
+ * coroutines given the session factory rather than a session, a session passed to only one
+ * coroutine of the gather, and tasks awaited one at a time.
+ */
+import type { SyntaxNode } from '../../../parse/parser.js';
+import { callAt, moduleNameOf, valueTypeOf, type CallInfo, type FileModel } from '../../../semantic/model.js';
+import type { ProjectContext } from '../../../discovery/context.js';
+import type { FileRule, FileRuleContext } from '../../types.js';
+import { callArgs, unwrap } from '../query/semantics.js';
+
+const GATHER = new Set(['asyncio.gather', 'asyncio.wait', 'asyncio.as_completed']);
+const SPAWN = new Set(['asyncio.create_task', 'asyncio.ensure_future']);
+/** Methods that start a task on a task group or loop (`tg.create_task`, `nursery.start_soon`, `loop.create_task`). */
+const SPAWN_METHODS = new Set(['create_task', 'start_soon']);
+/** Types that hold one connection and must not be used by two coroutines at once. */
+const SINGLE_CONNECTION = /(^|\.)(AsyncSession|AsyncConnection)$|^asyncpg(\.\w+)*\.(Connection|connect)$|^sqlmodel\.ext\.asyncio\.session\.AsyncSession$/;
+
+export const concurrentSession: FileRule = {
+  meta: {
+    code: 'PA409',
+    check: 'concurrent_session',
+    family: 'lifecycle',
+    severity: 'high',
+    effort: 'S',
+    summary: 'One AsyncSession or connection used by coroutines that run at the same time',
+    what: 'Finds one `AsyncSession` (typed by an annotation, an `async_sessionmaker` of the project, `AsyncSession(...)`, or an async session provider behind `Depends`) or asyncpg connection handed to coroutines that run concurrently: two or more arguments of `asyncio.gather`/`asyncio.wait` that pass it or call it (`gather(f(session, a), session.execute(q))`), a comprehension of coroutines spread into `gather` (`gather(*(load(session, i) for i in ids))`, also through a name that holds the comprehension), and a task started on it inside a loop (`asyncio.create_task`, `ensure_future`, a task group\'s `create_task`, anyio\'s `start_soon`). Silent when each coroutine gets the session factory instead of a session, when only one coroutine gets the session, and when the tasks are awaited one at a time.',
+    why: 'An `AsyncSession` has one connection and one transaction and is not safe for concurrent use: coroutines sharing it fail with `InvalidRequestError` ("concurrent operations are not permitted") or `IllegalStateChangeError`, or interleave their statements in one transaction. An asyncpg connection raises `InterfaceError: another operation is in progress`.',
+    bad: 'import asyncio\n\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def load(session: AsyncSession, item_id: int):\n    return await session.get(Item, item_id)\n\n\nasync def load_all(session: AsyncSession, ids: list[int]):\n    return await asyncio.gather(*(load(session, i) for i in ids))\n',
+    good: 'from sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def load_all(session: AsyncSession, ids: list[int]):\n    return (await session.scalars(select(Item).where(Item.id.in_(ids)))).all()\n',
+    fix: 'one query for the whole set, or await the calls one after the other, or give each task its own session (`async with Maker() as s:` inside the task)',
+    references: [
+      'https://docs.sqlalchemy.org/en/20/orm/session_basics.html#is-the-session-thread-safe-is-asyncsession-safe-to-share-in-concurrent-tasks',
+      'https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html#using-asyncsession-with-concurrent-tasks',
+    ],
+  },
+  checkFile(ctx: FileRuleContext): void {
+    const { model, project } = ctx;
+    if (model.isTestFile || !/\b(gather|wait|as_completed|create_task|ensure_future|start_soon)\b/.test(model.source)) return;
+    const isSession = sessionTest(model, project);
+    for (const call of model.calls) {
+      if (call.functionIndex < 0) continue;
+      const q = call.qualifiedName ?? '';
+      if (GATHER.has(q)) {
+        const shared = gatheredSession(model, call, isSession);
+        if (shared) {
+          ctx.report({
+            node: call.node,
+            message: `\`${q}\` runs ${shared.how} at the same time on one ${shared.kind} \`${shared.name}\`: it is not safe for concurrent use (one connection, one transaction); await them one after the other, make it one query, or give each its own session`,
+          });
+        }
+        continue;
+      }
+      if (!call.loops.length || !(SPAWN.has(q) || (call.hasReceiver && SPAWN_METHODS.has(call.method)))) continue;
+      const coroutine = unwrap(callArgs(call.node).positional[0] ?? null);
+      if (coroutine?.type !== 'call') continue;
+      const used = sessionsUsed(model, coroutine, call.functionIndex, isSession);
+      // The session must outlive the loop's iterations: bound before the loop, not per item.
+      const loopStart = model.loops[call.loops[0]!]!.node.startIndex;
+      const outer = used.find((u) => u.boundAt < loopStart);
+      if (!outer) continue;
+      ctx.report({
+        node: call.node,
+        message: `\`${call.calleeText}\` starts a task on ${outer.kind} \`${outer.name}\` on every iteration of the loop: the tasks run at the same time on one session, which is not safe for concurrent use; await each call in turn, or give each task its own session`,
+      });
+    }
+  },
+};
+
+interface SessionUse {
+  name: string;
+  kind: string;
+  /** Where the name was bound (its assignment or parameter), to tell a per-item session from a shared one. */
+  boundAt: number;
+}
+
+type SessionTest = (name: string, fnIndex: number, line: number) => { kind: string; boundAt: number } | null;
+
+/** Does a name hold an `AsyncSession` / asyncpg connection at a point of a function? */
+function sessionTest(model: FileModel, project: ProjectContext): SessionTest {
+  const asyncFactories = new Set(
+    project.sessionFactories
+      .filter((f) => f.name && (f.kind === 'async_sessionmaker' || (f.kind === 'sessionmaker' && /AsyncSession$/.test(f.class ?? ''))))
+      .map((f) => `${moduleNameOf(f.file)}.${f.name}`),
+  );
+  const asyncProviders = new Set(project.sessionProviders.filter((p) => p.async).map((p) => `${moduleNameOf(p.file)}.${p.name}`));
+  return (name, fnIndex, line) => {
+    const t = valueTypeOf(model, name, fnIndex, line);
+    if (!t) return null;
+    const kind = /asyncpg/.test(t) ? 'asyncpg connection' : /AsyncConnection$/.test(t) ? 'AsyncConnection' : 'AsyncSession';
+    const typed = SINGLE_CONNECTION.test(t) || asyncFactories.has(t) || (t.startsWith('Depends:') && asyncProviders.has(t.slice(8)));
+    return typed ? { kind, boundAt: boundAt(model, name, fnIndex, line) } : null;
+  };
+}
+
+/** Offset where `name` was last bound before `line` in the function (a parameter: the function's start). */
+function boundAt(model: FileModel, name: string, fnIndex: number, line: number): number {
+  let best = -1;
+  for (const a of model.assignments) {
+    if (a.functionIndex === fnIndex && a.target === name && a.line <= line) best = Math.max(best, a.node.startIndex);
+  }
+  return best >= 0 ? best : model.functions[fnIndex]!.start;
+}
+
+/** The session names a coroutine call uses: passed as an argument (positional or keyword), or the receiver it is called on. */
+function sessionsUsed(model: FileModel, call: SyntaxNode, fnIndex: number, isSession: SessionTest): SessionUse[] {
+  const out: SessionUse[] = [];
+  const line = call.startPosition.row + 1;
+  const add = (n: SyntaxNode | null) => {
+    const v = unwrap(n);
+    if (v?.type !== 'identifier' || out.some((u) => u.name === v.text)) return;
+    const s = isSession(v.text, fnIndex, line);
+    if (s) out.push({ name: v.text, ...s });
+  };
+  const { positional, keywords } = callArgs(call);
+  for (const a of positional) add(a);
+  for (const v of keywords.values()) add(v);
+  const fn = call.childForFieldName('function');
+  if (fn?.type === 'attribute') add(fn.childForFieldName('object'));
+  return out;
+}
+
+/** The session two or more coroutines of a `gather` share, and how they were written; null when none. */
+function gatheredSession(model: FileModel, gather: CallInfo, isSession: SessionTest): { name: string; kind: string; how: string } | null {
+  const fnIndex = gather.functionIndex;
+  const { positional } = callArgs(gather.node);
+  // `gather(*(f(session, x) for x in xs))`, `gather(*[...])`, `gather(*coros)` with `coros = [...]`.
+  if (positional.length === 1 && positional[0]!.type === 'list_splat') {
+    let inner = unwrap(positional[0]!.namedChild(0));
+    if (inner?.type === 'identifier') {
+      const a = model.assignments.filter((x) => x.functionIndex === fnIndex && x.target === inner!.text && x.line <= gather.line).pop();
+      inner = a?.value ? unwrap(a.value) : null;
+    }
+    if (inner?.type !== 'generator_expression' && inner?.type !== 'list_comprehension') return null;
+    const body = unwrap(inner.childForFieldName('body'));
+    const element = body?.type === 'await' ? null : body?.type === 'call' ? body : null;
+    if (!element) return null;
+    const loopNames = new Set<string>();
+    for (const clause of inner.namedChildren) {
+      if (clause.type === 'for_in_clause') for (const id of clause.childForFieldName('left')?.descendantsOfType('identifier') ?? []) loopNames.add(id.text);
+    }
+    const used = sessionsUsed(model, element, fnIndex, isSession).filter((u) => !loopNames.has(u.name));
+    const u = used[0];
+    const callee = callAt(model, element)?.calleeText ?? 'coroutine';
+    return u ? { name: u.name, kind: u.kind, how: `one \`${callee}\` per item` } : null;
+  }
+  const seen = new Map<string, { kind: string; count: number }>();
+  for (const arg of positional) {
+    const c = unwrap(arg);
+    if (c?.type !== 'call') continue;
+    for (const u of sessionsUsed(model, c, fnIndex, isSession)) {
+      const s = seen.get(u.name) ?? { kind: u.kind, count: 0 };
+      s.count++;
+      seen.set(u.name, s);
+    }
+  }
+  for (const [name, s] of seen) if (s.count >= 2) return { name, kind: s.kind, how: `${s.count} coroutines` };
+  return null;
+}
