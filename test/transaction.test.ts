@@ -137,3 +137,17 @@ describe('PA210 check_then_insert', () => {
     expect(at(rel, 'app/subscriptions.py', 42, 'PA210')?.message).toMatch(/`Vote\.poll_id`, `Vote\.voter`/);
   });
 });
+
+describe('PA211 unawaited_db_call', () => {
+  it('says what the missing await loses, per method and per handle', async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA211'] }, {}, null);
+    const found = (await scan(path.resolve(__dirname, '../fixtures/transaction/unawaited'), config, { inProcessBytes: Infinity })).result.findings;
+    const at = (line: number) => found.find((f) => f.line === line)!;
+    expect(at(19).message).toBe('`session.commit()` on AsyncSession `session` is not awaited: it only builds a coroutine, so the commit never happens: the writes are rolled back when the session closes');
+    expect(at(19).severity).toBe('high');
+    expect(at(36).message).toMatch(/^`conn.execute\(\)` on asyncpg connection `conn` is not awaited: .* the statement never runs$/);
+    // A read held in a name and returned by an `async def`: its caller gets a coroutine, not rows.
+    expect(at(41).message).toMatch(/the statement never runs$/);
+    expect(found.map((f) => f.line)).toEqual([19, 25, 30, 36, 41]);
+  });
+});

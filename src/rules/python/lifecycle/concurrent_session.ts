@@ -17,8 +17,8 @@
  * coroutine of the gather, and tasks awaited one at a time.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
-import { callAt, moduleNameOf, valueTypeOf, type CallInfo, type FileModel } from '../../../semantic/model.js';
-import type { ProjectContext } from '../../../discovery/context.js';
+import { callAt, type CallInfo, type FileModel } from '../../../semantic/model.js';
+import { asyncHandles, type AsyncHandleTest as SessionTest } from '../../../semantic/asyncSessions.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { callArgs, unwrap } from '../query/semantics.js';
 
@@ -26,8 +26,6 @@ const GATHER = new Set(['asyncio.gather', 'asyncio.wait', 'asyncio.as_completed'
 const SPAWN = new Set(['asyncio.create_task', 'asyncio.ensure_future']);
 /** Methods that start a task on a task group or loop (`tg.create_task`, `nursery.start_soon`, `loop.create_task`). */
 const SPAWN_METHODS = new Set(['create_task', 'start_soon']);
-/** Types that hold one connection and must not be used by two coroutines at once. */
-const SINGLE_CONNECTION = /(^|\.)(AsyncSession|AsyncConnection)$|^asyncpg(\.\w+)*\.(Connection|connect)$|^sqlmodel\.ext\.asyncio\.session\.AsyncSession$/;
 
 export const concurrentSession: FileRule = {
   meta: {
@@ -50,7 +48,7 @@ export const concurrentSession: FileRule = {
   checkFile(ctx: FileRuleContext): void {
     const { model, project } = ctx;
     if (model.isTestFile || !/\b(gather|wait|as_completed|create_task|ensure_future|start_soon)\b/.test(model.source)) return;
-    const isSession = sessionTest(model, project);
+    const isSession = asyncHandles(model, project);
     for (const call of model.calls) {
       if (call.functionIndex < 0) continue;
       const q = call.qualifiedName ?? '';
@@ -85,34 +83,6 @@ interface SessionUse {
   kind: string;
   /** Where the name was bound (its assignment or parameter), to tell a per-item session from a shared one. */
   boundAt: number;
-}
-
-type SessionTest = (name: string, fnIndex: number, line: number) => { kind: string; boundAt: number } | null;
-
-/** Does a name hold an `AsyncSession` / asyncpg connection at a point of a function? */
-function sessionTest(model: FileModel, project: ProjectContext): SessionTest {
-  const asyncFactories = new Set(
-    project.sessionFactories
-      .filter((f) => f.name && (f.kind === 'async_sessionmaker' || (f.kind === 'sessionmaker' && /AsyncSession$/.test(f.class ?? ''))))
-      .map((f) => `${moduleNameOf(f.file)}.${f.name}`),
-  );
-  const asyncProviders = new Set(project.sessionProviders.filter((p) => p.async).map((p) => `${moduleNameOf(p.file)}.${p.name}`));
-  return (name, fnIndex, line) => {
-    const t = valueTypeOf(model, name, fnIndex, line);
-    if (!t) return null;
-    const kind = /asyncpg/.test(t) ? 'asyncpg connection' : /AsyncConnection$/.test(t) ? 'AsyncConnection' : 'AsyncSession';
-    const typed = SINGLE_CONNECTION.test(t) || asyncFactories.has(t) || (t.startsWith('Depends:') && asyncProviders.has(t.slice(8)));
-    return typed ? { kind, boundAt: boundAt(model, name, fnIndex, line) } : null;
-  };
-}
-
-/** Offset where `name` was last bound before `line` in the function (a parameter: the function's start). */
-function boundAt(model: FileModel, name: string, fnIndex: number, line: number): number {
-  let best = -1;
-  for (const a of model.assignments) {
-    if (a.functionIndex === fnIndex && a.target === name && a.line <= line) best = Math.max(best, a.node.startIndex);
-  }
-  return best >= 0 ? best : model.functions[fnIndex]!.start;
 }
 
 /** The session names a coroutine call uses: passed as an argument (positional or keyword), or the receiver it is called on. */

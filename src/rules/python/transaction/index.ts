@@ -9,5 +9,6 @@ import { scopeTooNarrow } from './scope_too_narrow.js';
 import { scopeTooWide } from './scope_too_wide.js';
 import { rawSqlPendingChanges } from './raw_sql_pending.js';
 import { checkThenInsert } from './check_then_insert.js';
+import { unawaitedDbCall } from './unawaited_db_call.js';
 
-export const transactionRules: Rule[] = [missingIntermediateCommits, scopeTooWide, scopeTooNarrow, missingRollback, longHeldTransaction, eventChannelConsistency, commitInLoop, missingCommit, rawSqlPendingChanges, checkThenInsert];
+export const transactionRules: Rule[] = [missingIntermediateCommits, scopeTooWide, scopeTooNarrow, missingRollback, longHeldTransaction, eventChannelConsistency, commitInLoop, missingCommit, rawSqlPendingChanges, checkThenInsert, unawaitedDbCall];

@@ -1,0 +1,54 @@
+/**
+ * Names that hold one asynchronous database handle — an `AsyncSession`, an `AsyncConnection` or
+ * an asyncpg connection — at a point of a function: typed by an annotation, made by an
+ * `async_sessionmaker` of the project (or `sessionmaker(class_=AsyncSession)`), by
+ * `AsyncSession(...)` / `asyncpg.connect(...)` itself, or injected by an async session provider
+ * of the project (`Depends(get_session)`). Shared by the rules about how such a handle is used
+ * (concurrently, without `await`).
+ */
+import type { ProjectContext } from '../discovery/context.js';
+import { moduleNameOf, valueTypeOf, type FileModel } from './model.js';
+
+/** Types that hold one connection and whose I/O methods are coroutines. */
+const ASYNC_HANDLE = /(^|\.)(AsyncSession|AsyncConnection)$|^asyncpg(\.\w+)*\.(Connection|connect)$|^sqlmodel\.ext\.asyncio\.session\.AsyncSession$/;
+
+export type AsyncHandleKind = 'AsyncSession' | 'AsyncConnection' | 'asyncpg connection';
+
+export interface AsyncHandle {
+  kind: AsyncHandleKind;
+  /** Offset where the name was last bound before the line (a parameter: the function's start). */
+  boundAt: number;
+}
+
+export type AsyncHandleTest = (name: string, fnIndex: number, line: number) => AsyncHandle | null;
+
+const memo = new WeakMap<FileModel, AsyncHandleTest>();
+
+export function asyncHandles(model: FileModel, project: ProjectContext): AsyncHandleTest {
+  let test = memo.get(model);
+  if (test) return test;
+  const factories = new Set(
+    project.sessionFactories
+      .filter((f) => f.name && (f.kind === 'async_sessionmaker' || (f.kind === 'sessionmaker' && /AsyncSession$/.test(f.class ?? ''))))
+      .map((f) => `${moduleNameOf(f.file)}.${f.name}`),
+  );
+  const providers = new Set(project.sessionProviders.filter((p) => p.async).map((p) => `${moduleNameOf(p.file)}.${p.name}`));
+  test = (name, fnIndex, line) => {
+    const t = valueTypeOf(model, name, fnIndex, line);
+    if (!t) return null;
+    const typed = ASYNC_HANDLE.test(t) || factories.has(t) || (t.startsWith('Depends:') && providers.has(t.slice(8)));
+    if (!typed) return null;
+    const kind: AsyncHandleKind = /asyncpg/.test(t) ? 'asyncpg connection' : /AsyncConnection$/.test(t) ? 'AsyncConnection' : 'AsyncSession';
+    return { kind, boundAt: boundAt(model, name, fnIndex, line) };
+  };
+  memo.set(model, test);
+  return test;
+}
+
+function boundAt(model: FileModel, name: string, fnIndex: number, line: number): number {
+  let best = -1;
+  for (const a of model.assignments) {
+    if (a.functionIndex === fnIndex && a.target === name && a.line <= line) best = Math.max(best, a.node.startIndex);
+  }
+  return best >= 0 ? best : fnIndex >= 0 ? model.functions[fnIndex]!.start : 0;
+}
