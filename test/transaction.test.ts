@@ -151,3 +151,15 @@ describe('PA211 unawaited_db_call', () => {
     expect(found.map((f) => f.line)).toEqual([19, 25, 30, 36, 41]);
   });
 });
+
+describe('PA212 enqueue_before_commit', () => {
+  it('names the written object, where it was written and the commit the job may beat', async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA212'] }, {}, null);
+    const found = (await scan(path.resolve(__dirname, '../fixtures/transaction/enqueue'), config, { inProcessBytes: Infinity })).result.findings;
+    expect(found.map((f) => f.line)).toEqual([14, 23, 32, 39]);
+    expect(found[0]!.message).toBe('`mail_invoice.delay()` enqueues a job with `invoice`, which this transaction wrote (line 12), before `db.commit()` (line 15): the worker can run first and miss the row or read it unchanged; enqueue after the commit');
+    // A row the session loaded and the code changed: the same commit writes it.
+    expect(found[1]!.message).toMatch(/with `invoice`, which this transaction wrote \(line 21\), before `db.commit\(\)` \(line 24\)/);
+    expect(found[2]!.message).toMatch(/before the end of the `db.begin\(\)` block/);
+  });
+});

@@ -10,5 +10,6 @@ import { scopeTooWide } from './scope_too_wide.js';
 import { rawSqlPendingChanges } from './raw_sql_pending.js';
 import { checkThenInsert } from './check_then_insert.js';
 import { unawaitedDbCall } from './unawaited_db_call.js';
+import { enqueueBeforeCommit } from './enqueue_before_commit.js';
 
-export const transactionRules: Rule[] = [missingIntermediateCommits, scopeTooWide, scopeTooNarrow, missingRollback, longHeldTransaction, eventChannelConsistency, commitInLoop, missingCommit, rawSqlPendingChanges, checkThenInsert, unawaitedDbCall];
+export const transactionRules: Rule[] = [missingIntermediateCommits, scopeTooWide, scopeTooNarrow, missingRollback, longHeldTransaction, eventChannelConsistency, commitInLoop, missingCommit, rawSqlPendingChanges, checkThenInsert, unawaitedDbCall, enqueueBeforeCommit];

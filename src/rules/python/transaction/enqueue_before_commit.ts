@@ -1,0 +1,107 @@
+/**
+ * PA212 enqueue_before_commit
+ *
+ * What it does: finds a background job enqueued with an object the function wrote in a
+ * transaction that is still open — `db.add(order); db.flush(); send_receipt.delay(order.id);
+ * db.commit()` — for Celery (`.delay`, `.apply_async`, `send_task`), RQ (`enqueue`, `enqueue_call`,
+ * `enqueue_in`, `enqueue_at`), arq (`enqueue_job`), taskiq (`.kiq`) and dramatiq
+ * (`send_with_options`).
+ * Why is this bad? The broker hands the job to a worker at once, often before the web process
+ * reaches `commit()`: the worker reads the row and does not find it (or finds the values from
+ * before the change), and if the commit then fails the job acts on a row that never existed.
+ *
+ * Silent: the job enqueued after the commit, inside no open transaction of the function (a
+ * caller's transaction is not visible here), or with arguments that name nothing the transaction
+ * wrote.
+ */
+import type { CallInfo, FileModel } from '../../../semantic/model.js';
+import type { FileRule, FileRuleContext } from '../../types.js';
+import { callArgs, modelOfObject, transactionRegions, unwrap, type TransactionRegion } from './semantics.js';
+
+/** Methods that hand a job to a queue. */
+const ENQUEUE = new Set(['delay', 'apply_async', 'send_task', 'enqueue', 'enqueue_call', 'enqueue_in', 'enqueue_at', 'enqueue_job', 'kiq', 'send_with_options']);
+/** Session calls that stage or send an object: its first argument is what is written. */
+const STAGES = new Set(['add', 'merge', 'delete', 'refresh']);
+
+export const enqueueBeforeCommit: FileRule = {
+  meta: {
+    code: 'PA212',
+    check: 'enqueue_before_commit',
+    family: 'transaction',
+    severity: 'high',
+    effort: 'S',
+    summary: 'A background job enqueued with a row the open transaction wrote, before the commit',
+    what: 'Finds a job enqueued (Celery `.delay`/`.apply_async`/`send_task`, RQ `enqueue*`, arq `enqueue_job`, taskiq `.kiq`, dramatiq `send_with_options`) between a session\'s write and its commit in the same function — a `with session.begin():` block counts — when the job\'s arguments name an object that the transaction added, merged, deleted or changed (`db.add(order)`, `order.status = "paid"`, then `task.delay(order.id)`). Silent when the job is enqueued after the commit, when no transaction of the function is open there, and when its arguments name nothing the transaction wrote.',
+    why: 'The broker hands the job to a worker immediately, usually before the web process reaches `commit()`: the worker looks the row up and does not find it, or reads the values from before the change; and when the commit fails, the job acts on a row that was never saved.',
+    bad: 'from sqlalchemy.orm import Session\n\nfrom app.jobs import send_receipt\n\n\ndef place(db: Session, order: Order) -> None:\n    db.add(order)\n    db.flush()\n    send_receipt.delay(order.id)\n    db.commit()\n',
+    good: 'from sqlalchemy.orm import Session\n\nfrom app.jobs import send_receipt\n\n\ndef place(db: Session, order: Order) -> None:\n    db.add(order)\n    db.commit()\n    send_receipt.delay(order.id)\n',
+    fix: 'enqueue after the commit (or from an after-commit hook: `event.listen(session, "after_commit", ...)`, Django\'s `transaction.on_commit`), or use a transactional outbox',
+    references: [
+      'https://docs.celeryq.dev/en/stable/userguide/tasks.html#database-transactions',
+      'https://docs.sqlalchemy.org/en/20/orm/events.html#sqlalchemy.orm.SessionEvents.after_commit',
+    ],
+  },
+  checkFile(ctx: FileRuleContext): void {
+    const { model } = ctx;
+    if (model.isTestFile || !/\.(delay|apply_async|send_task|enqueue\w*|kiq|send_with_options)\s*\(/.test(model.source)) return;
+    for (const call of model.calls) {
+      if (call.functionIndex < 0 || !call.hasReceiver || !ENQUEUE.has(call.method)) continue;
+      const named = argumentNames(call);
+      if (!named.size) continue;
+      // From the session's first statement: a read begins the transaction too (autobegin), and a
+      // row it loaded and the code then changed is written by the same commit.
+      const at = call.node.startIndex;
+      const open = transactionRegions(model, true).filter((r) => r.fnIndex === call.functionIndex && at >= r.from && at < r.to);
+      for (const region of open) {
+        const written = writtenBefore(model, region, call);
+        const hit = [...written].find(([name]) => named.has(name));
+        if (!hit) continue;
+        const [name, line] = hit;
+        const end = region.commit ? `\`${region.commit.calleeText}()\` (line ${region.commit.line})` : `the end of the \`${region.session}.begin()\` block (line ${region.endLine})`;
+        ctx.report({
+          node: call.node,
+          message: `\`${call.calleeText}()\` enqueues a job with \`${name}\`, which this transaction wrote (line ${line}), before ${end}: the worker can run first and miss the row or read it unchanged; enqueue after the commit`,
+        });
+        break;
+      }
+    }
+  },
+};
+
+/** Names the job's arguments mention: `order` in `order.id`, `order`, `{"id": order.id}`. */
+function argumentNames(call: CallInfo): Set<string> {
+  const out = new Set<string>();
+  const { positional, keywords } = callArgs(call.node);
+  for (const a of [...positional, ...keywords.values()]) {
+    for (const id of a.type === 'identifier' ? [a] : a.descendantsOfType('identifier')) {
+      const p = id.parent;
+      // The object of `x.attr`, or a bare name; not an attribute name or a keyword.
+      if (p?.type === 'attribute' && p.childForFieldName('attribute')?.id === id.id) continue;
+      if (p?.type === 'keyword_argument' && p.childForFieldName('name')?.id === id.id) continue;
+      out.add(id.text);
+    }
+  }
+  return out;
+}
+
+/** Objects the region's session staged or changed before the call, with the line: `session.add(x)`, `x.attr = ...`. */
+function writtenBefore(model: FileModel, region: TransactionRegion, call: CallInfo): Map<string, number> {
+  const out = new Map<string, number>();
+  const from = region.kind === 'span' ? region.start.startIndex : region.from;
+  const to = call.node.startIndex;
+  for (const c of model.calls) {
+    if (c.functionIndex !== region.fnIndex || c.node.startIndex < from || c.node.startIndex >= to || !STAGES.has(c.method) || !c.hasReceiver) continue;
+    if (c.dottedReceiver !== region.session && (c.receiver?.text.replace(/\s+/g, '') ?? '') !== region.session) continue;
+    const first = unwrap(callArgs(c.node).positional[0] ?? null);
+    if (first?.type === 'identifier' && !out.has(first.text)) out.set(first.text, c.line);
+  }
+  // `order.status = "paid"` on a row of a project model (a parameter typed with one, or a row loaded or built here).
+  const models = model.modelClasses as Set<string>;
+  for (const a of model.assignments) {
+    if (a.functionIndex !== region.fnIndex || a.node.startIndex < from || a.node.startIndex >= to) continue;
+    const m = /^([A-Za-z_]\w*)\.\w+$/.exec(a.target);
+    if (!m || m[1] === 'self' || out.has(m[1]!)) continue;
+    if (models.size && modelOfObject(model, m[1]!, region.fnIndex, a.line, models)) out.set(m[1]!, a.line);
+  }
+  return out;
+}
