@@ -156,7 +156,13 @@ describe('PA212 enqueue_before_commit', () => {
   it('names the written object, where it was written and the commit the job may beat', async () => {
     const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA212'] }, {}, null);
     const found = (await scan(path.resolve(__dirname, '../fixtures/transaction/enqueue'), config, { inProcessBytes: Infinity })).result.findings;
-    expect(found.map((f) => f.line)).toEqual([14, 23, 32, 39]);
+    const billing = found.filter((f) => f.path === 'app/billing.py');
+    expect(billing.map((f) => f.line)).toEqual([14, 23, 32, 39]);
+    // The request's session, committed by its provider after the handler returns.
+    const routes = found.filter((f) => f.path === 'app/routes.py');
+    expect(routes.map((f) => f.line)).toEqual([17]);
+    expect(routes[0]!.message).toBe("`mail_invoice.delay()` enqueues a job with `invoice`, written through the request's session `db` (line 15), which `get_db` commits only after the handler returns: the worker can run first and miss the row or read it unchanged; commit before enqueueing, or enqueue after the response");
+    found.splice(0, found.length, ...billing);
     expect(found[0]!.message).toBe('`mail_invoice.delay()` enqueues a job with `invoice`, which this transaction wrote (line 12), before `db.commit()` (line 15): the worker can run first and miss the row or read it unchanged; enqueue after the commit');
     // A row the session loaded and the code changed: the same commit writes it.
     expect(found[1]!.message).toMatch(/with `invoice`, which this transaction wrote \(line 21\), before `db.commit\(\)` \(line 24\)/);

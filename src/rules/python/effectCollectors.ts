@@ -12,6 +12,7 @@ import { collectDeferredReads } from './query/loops.js';
 import { collectCountedCollections, COUNTED_CALL, COUNTED_COLLECTION } from './query/count_via_len.js';
 import { collectHeldCollectionLoops, collectHelperRowFacts, collectSerializedRows, HELPER_ROWS_LOOP, SERIALIZED_CALL } from './query/lazy_load_in_loop.js';
 import { collectTransactionEffects, TXN_LOOP_CALL, TXN_OPEN_CALL } from './transaction/effects.js';
+import { collectRequestEnqueues } from './transaction/enqueue_before_commit.js';
 import { TXN_RAISE_AFTER, TXN_REQUEST_WRITE, TXN_SCOPE_CALL, TXN_SCOPE_OPEN } from './transaction/libraryWrites.js';
 
 export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
@@ -31,6 +32,8 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   { collect: collectDeferredReads, siteKinds: [] },
   // Transaction family: `commit` effects and per-item / in-transaction call sites.
   { collect: collectTransactionEffects, siteKinds: [TXN_LOOP_CALL, TXN_OPEN_CALL, TXN_SCOPE_OPEN, TXN_SCOPE_CALL, TXN_RAISE_AFTER, TXN_REQUEST_WRITE] },
+  // PA212: a handler's job about an object written through its injected session, committed later by the provider.
+  { collect: collectRequestEnqueues, siteKinds: [] },
 ];
 
 /** Every site kind of the collectors, for `summarize`. */

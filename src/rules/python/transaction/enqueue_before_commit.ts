@@ -15,15 +15,18 @@
  * wrote.
  */
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
-import type { FileRule, FileRuleContext } from '../../types.js';
-import { callArgs, modelOfObject, transactionRegions, unwrap, type TransactionRegion } from './semantics.js';
+import type { Effect } from '../../../analysis/summary.js';
+import { callGraphOf } from '../../../analysis/callgraph.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import { callArgs, isCommitCall, modelOfObject, transactionRegions, unwrap, type TransactionRegion } from './semantics.js';
+import { MAY_COMMIT_EFFECT } from './missing_commit.js';
 
 /** Methods that hand a job to a queue. */
 const ENQUEUE = new Set(['delay', 'apply_async', 'send_task', 'enqueue', 'enqueue_call', 'enqueue_in', 'enqueue_at', 'enqueue_job', 'kiq', 'send_with_options']);
 /** Session calls that stage or send an object: its first argument is what is written. */
 const STAGES = new Set(['add', 'merge', 'delete', 'refresh']);
 
-export const enqueueBeforeCommit: FileRule = {
+export const enqueueBeforeCommit: FileRule & RepoRule = {
   meta: {
     code: 'PA212',
     check: 'enqueue_before_commit',
@@ -31,7 +34,7 @@ export const enqueueBeforeCommit: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'A background job enqueued with a row the open transaction wrote, before the commit',
-    what: 'Finds a job enqueued (Celery `.delay`/`.apply_async`/`send_task`, RQ `enqueue*`, arq `enqueue_job`, taskiq `.kiq`, dramatiq `send_with_options`) between a session\'s write and its commit in the same function — a `with session.begin():` block counts — when the job\'s arguments name an object that the transaction added, merged, deleted or changed (`db.add(order)`, `order.status = "paid"`, then `task.delay(order.id)`). Silent when the job is enqueued after the commit, when no transaction of the function is open there, and when its arguments name nothing the transaction wrote.',
+    what: 'Finds a job enqueued (Celery `.delay`/`.apply_async`/`send_task`, RQ `enqueue*`, arq `enqueue_job`, taskiq `.kiq`, dramatiq `send_with_options`) between a session\'s write and its commit in the same function — a `with session.begin():` block counts — when the job\'s arguments name an object that the transaction added, merged, deleted or changed (`db.add(order)`, `order.status = "paid"`, then `task.delay(order.id)`). Also in a request handler whose session `Depends(provider)` injects, when the handler writes the object through it and never commits it while the provider commits after its `yield`: that commit comes after the handler returned, so after the job was sent. Silent when the job is enqueued after the commit, when no transaction of the function is open there (and no provider commits later), and when its arguments name nothing the transaction wrote.',
     why: 'The broker hands the job to a worker immediately, usually before the web process reaches `commit()`: the worker looks the row up and does not find it, or reads the values from before the change; and when the commit fails, the job acts on a row that was never saved.',
     bad: 'from sqlalchemy.orm import Session\n\nfrom app.jobs import send_receipt\n\n\ndef place(db: Session, order: Order) -> None:\n    db.add(order)\n    db.flush()\n    send_receipt.delay(order.id)\n    db.commit()\n',
     good: 'from sqlalchemy.orm import Session\n\nfrom app.jobs import send_receipt\n\n\ndef place(db: Session, order: Order) -> None:\n    db.add(order)\n    db.commit()\n    send_receipt.delay(order.id)\n',
@@ -63,6 +66,33 @@ export const enqueueBeforeCommit: FileRule = {
           message: `\`${call.calleeText}()\` enqueues a job with \`${name}\`, which this transaction wrote (line ${line}), before ${end}: the worker can run first and miss the row or read it unchanged; enqueue after the commit`,
         });
         break;
+      }
+    }
+  },
+  /**
+   * The request scope: a handler writes through the session `Depends(provider)` injects and
+   * enqueues a job about the written object, with no commit of its own: the provider commits
+   * after its `yield`, once the handler has returned, so the job was sent first.
+   */
+  checkRepo(ctx: RepoRuleContext): void {
+    const graph = callGraphOf(ctx.index);
+    for (const ref of graph.functionsWithEffects(REQUEST_ENQUEUES)) {
+      const file = graph.fileOf(ref);
+      if (file.isTestFile) continue;
+      // A handler that reaches any commit (its own or a helper's) may commit before the job.
+      if (graph.reaches(ref, MAY_COMMIT_EFFECT, 'any')) continue;
+      for (const e of graph.ownEffects(ref)) {
+        if (e.kind !== REQUEST_ENQUEUE) continue;
+        const site = JSON.parse(e.what) as RequestEnqueue;
+        const provider = graph.resolveQualified(site.provider);
+        if (!provider || !graph.reaches(provider, MAY_COMMIT_EFFECT, 'any')) continue;
+        const providerName = graph.function(provider).name;
+        ctx.report({
+          path: file.path,
+          location: { line: e.line, column: e.column, endLine: site.endLine, endColumn: site.endColumn },
+          message: `\`${site.call}()\` enqueues a job with \`${site.name}\`, written through the request's session \`${site.param}\` (line ${site.writeLine}), which \`${providerName}\` commits only after the handler returns: the worker can run first and miss the row or read it unchanged; commit before enqueueing, or enqueue after the response`,
+          function: graph.function(ref).name,
+        });
       }
     }
   },
@@ -104,4 +134,58 @@ function writtenBefore(model: FileModel, region: TransactionRegion, call: CallIn
     if (models.size && modelOfObject(model, m[1]!, region.fnIndex, a.line, models)) out.set(m[1]!, a.line);
   }
   return out;
+}
+
+/** Site fact (`what` = JSON of {@link RequestEnqueue}): a handler's job about an object written through its injected session. */
+export const REQUEST_ENQUEUE = 'request_enqueue';
+const REQUEST_ENQUEUES = new Set([REQUEST_ENQUEUE]);
+
+interface RequestEnqueue {
+  provider: string;
+  param: string;
+  name: string;
+  writeLine: number;
+  call: string;
+  endLine: number;
+  endColumn: number;
+}
+
+/**
+ * `REQUEST_ENQUEUE` sites of a file: in a request handler with a session injected by
+ * `Depends(provider)`, a job enqueued with an object written through that session before it,
+ * when the handler never commits that session itself.
+ */
+export function collectRequestEnqueues(model: FileModel): Effect[][] {
+  const out: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile || !/\.(delay|apply_async|send_task|enqueue\w*|kiq|send_with_options)\s*\(/.test(model.source)) return out;
+  for (const call of model.calls) {
+    if (call.functionIndex < 0 || !call.hasReceiver || !ENQUEUE.has(call.method)) continue;
+    const fn = model.functions[call.functionIndex]!;
+    if (fn.role !== 'handler') continue;
+    const named = argumentNames(call);
+    if (!named.size) continue;
+    for (const p of fn.params) {
+      const dep = /^Depends\(\s*([A-Za-z_][\w.]*)\s*\)$/.exec(p.defaultText?.replace(/\s+/g, '') ?? '');
+      if (!dep) continue;
+      const provider = qualify(model, dep[1]!);
+      if (!provider) continue;
+      // The handler commits that session itself: the file rule judges the order.
+      if (model.calls.some((c) => c.functionIndex === call.functionIndex && c.dottedReceiver === p.name && isCommitCall(model, c))) continue;
+      const region: TransactionRegion = { kind: 'begin', start: fn.node, commit: null, from: fn.start, to: call.node.startIndex, fnIndex: call.functionIndex, session: p.name, startLine: fn.startLine, endLine: call.line };
+      const hit = [...writtenBefore(model, region, call)].find(([name]) => named.has(name));
+      if (!hit) continue;
+      const site: RequestEnqueue = { provider, param: p.name, name: hit[0], writeLine: hit[1], call: call.calleeText, endLine: call.node.endPosition.row + 1, endColumn: call.node.endPosition.column + 1 };
+      out[call.functionIndex]!.push({ kind: REQUEST_ENQUEUE, what: JSON.stringify(site), line: call.line, column: call.column });
+      break;
+    }
+  }
+  return out;
+}
+
+/** A name as the file sees it, qualified: an import, or a module-level def of the file. */
+function qualify(model: FileModel, name: string): string | null {
+  const [head, ...rest] = name.split('.');
+  const imported = model.imports.get(head!);
+  if (imported) return [imported, ...rest].join('.');
+  return model.moduleDefs.has(head!) ? `${model.moduleName}.${name}` : null;
 }
