@@ -27,12 +27,7 @@ const memo = new WeakMap<FileModel, AsyncHandleTest>();
 export function asyncHandles(model: FileModel, project: ProjectContext): AsyncHandleTest {
   let test = memo.get(model);
   if (test) return test;
-  const factories = new Set(
-    project.sessionFactories
-      .filter((f) => f.name && (f.kind === 'async_sessionmaker' || (f.kind === 'sessionmaker' && /AsyncSession$/.test(f.class ?? ''))))
-      .map((f) => `${moduleNameOf(f.file)}.${f.name}`),
-  );
-  const providers = new Set(project.sessionProviders.filter((p) => p.async).map((p) => `${moduleNameOf(p.file)}.${p.name}`));
+  const { factories, providers } = projectHandles(project);
   test = (name, fnIndex, line) => {
     const t = valueTypeOf(model, name, fnIndex, line);
     if (!t) return null;
@@ -43,6 +38,23 @@ export function asyncHandles(model: FileModel, project: ProjectContext): AsyncHa
   };
   memo.set(model, test);
   return test;
+}
+
+const projectMemo = new WeakMap<ProjectContext, { factories: Set<string>; providers: Set<string> }>();
+
+/** The project's async session factories and providers, qualified: once per project, not per file. */
+function projectHandles(project: ProjectContext): { factories: Set<string>; providers: Set<string> } {
+  let v = projectMemo.get(project);
+  if (!v) {
+    const factories = new Set(
+      project.sessionFactories
+        .filter((f) => f.name && (f.kind === 'async_sessionmaker' || (f.kind === 'sessionmaker' && /AsyncSession$/.test(f.class ?? ''))))
+        .map((f) => `${moduleNameOf(f.file)}.${f.name}`),
+    );
+    const providers = new Set(project.sessionProviders.filter((p) => p.async).map((p) => `${moduleNameOf(p.file)}.${p.name}`));
+    projectMemo.set(project, (v = { factories, providers }));
+  }
+  return v;
 }
 
 function boundAt(model: FileModel, name: string, fnIndex: number, line: number): number {

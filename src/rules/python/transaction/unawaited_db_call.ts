@@ -64,11 +64,16 @@ export const unawaitedDbCall: FileRule = {
     const { model, project } = ctx;
     if (model.isTestFile || !/\basync\s+def\b|asyncpg|AsyncSession|async_sessionmaker/.test(model.source)) return;
     const handles = asyncHandles(model, project);
+    // One answer per name and function: a handle is bound once in the usual function.
+    const known = new Map<string, ReturnType<typeof handles>>();
     for (const call of model.calls) {
-      if (call.functionIndex < 0 || call.awaited || !call.hasReceiver || call.receiver?.type !== 'identifier') continue;
       const m = call.method;
-      if (!SESSION_COROUTINES.has(m) && !ASYNCPG_COROUTINES.has(m)) continue;
-      const handle = handles(call.receiver.text, call.functionIndex, call.line);
+      if (call.functionIndex < 0 || (!SESSION_COROUTINES.has(m) && !ASYNCPG_COROUTINES.has(m))) continue;
+      // An async handle lives in `async def` code (a sync function cannot await it at all).
+      if (!model.functions[call.functionIndex]!.isAsync || call.awaited || !call.hasReceiver || call.receiver?.type !== 'identifier') continue;
+      const key = `${call.functionIndex}|${call.receiver.text}`;
+      let handle = known.get(key);
+      if (handle === undefined) known.set(key, (handle = handles(call.receiver.text, call.functionIndex, call.line)));
       if (!handle) continue;
       if (handle.kind === 'asyncpg connection' ? !ASYNCPG_COROUTINES.has(m) : !SESSION_COROUTINES.has(m)) continue;
       if (runsElsewhere(model, call)) continue;
