@@ -14,7 +14,7 @@
  * caller's transaction is not visible here), or with arguments that name nothing the transaction
  * wrote.
  */
-import type { CallInfo, FileModel } from '../../../semantic/model.js';
+import { resolveImported, type CallInfo, type FileModel } from '../../../semantic/model.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf } from '../../../analysis/callgraph.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
@@ -167,7 +167,7 @@ export function collectRequestEnqueues(model: FileModel): Effect[][] {
     for (const p of fn.params) {
       const dep = /^Depends\(\s*([A-Za-z_][\w.]*)\s*\)$/.exec(p.defaultText?.replace(/\s+/g, '') ?? '');
       if (!dep) continue;
-      const provider = qualify(model, dep[1]!);
+      const provider = resolveImported(model, dep[1]!);
       if (!provider) continue;
       // The handler commits that session itself: the file rule judges the order.
       if (model.calls.some((c) => c.functionIndex === call.functionIndex && c.dottedReceiver === p.name && isCommitCall(model, c))) continue;
@@ -182,10 +182,3 @@ export function collectRequestEnqueues(model: FileModel): Effect[][] {
   return out;
 }
 
-/** A name as the file sees it, qualified: an import, or a module-level def of the file. */
-function qualify(model: FileModel, name: string): string | null {
-  const [head, ...rest] = name.split('.');
-  const imported = model.imports.get(head!);
-  if (imported) return [imported, ...rest].join('.');
-  return model.moduleDefs.has(head!) ? `${model.moduleName}.${name}` : null;
-}

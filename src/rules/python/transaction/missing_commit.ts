@@ -36,7 +36,7 @@ import type { SummaryCall } from '../../../analysis/summary.js';
 import { libraryReach } from './libraryReach.js';
 import { COMMITS_ALWAYS, PROVIDES_UNCOMMITTED, TXN_RAISE_AFTER, TXN_SCOPE_CALL, TXN_SCOPE_OPEN, type ScopeCall, type ScopeOpen } from './libraryWrites.js';
 import type { FileModel } from '../../../semantic/model.js';
-import { effectiveRole } from '../../../semantic/model.js';
+import { effectiveRole, resolveImported } from '../../../semantic/model.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import { classifyDbCall } from '../query/dbCalls.js';
@@ -175,7 +175,7 @@ export function requestWrites(model: FileModel): Effect[][] {
         if (SETTINGS.test(fn.node.text)) return;
         settingsChecked = true;
       }
-      const provider = qualify(model, m[1]!);
+      const provider = resolveImported(model, m[1]!);
       if (!provider || escapes(fn.node, p.name, true)) continue;
       const owned: Owned = { name: p.name, kind: 'session', inWith: false, line: fn.startLine, fnIndex };
       const write = uncommittedWrite(model, owned, [p.name]);
@@ -187,13 +187,6 @@ export function requestWrites(model: FileModel): Effect[][] {
   return out;
 }
 
-/** A provider's name as the file sees it, qualified: an import, or a module-level def of the file. */
-function qualify(model: FileModel, name: string): string | null {
-  const [head, ...rest] = name.split('.');
-  const imported = model.imports.get(head!);
-  if (imported) return [imported, ...rest].join('.');
-  return model.moduleDefs.has(head!) ? `${model.moduleName}.${name}` : null;
-}
 
 function describe(owned: Owned): string {
   switch (owned.kind) {
