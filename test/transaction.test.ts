@@ -148,7 +148,7 @@ describe('PA211 unawaited_db_call', () => {
     expect(at(36).message).toMatch(/^`conn.execute\(\)` on asyncpg connection `conn` is not awaited: .* the statement never runs$/);
     // A read held in a name and returned by an `async def`: its caller gets a coroutine, not rows.
     expect(at(41).message).toMatch(/the statement never runs$/);
-    expect(found.map((f) => f.line)).toEqual([19, 25, 30, 36, 41]);
+    expect(found.map((f) => f.line)).toEqual([19, 25, 30, 36, 41, 51, 56]);
   });
 });
 
@@ -157,15 +157,15 @@ describe('PA212 enqueue_before_commit', () => {
     const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA212'] }, {}, null);
     const found = (await scan(path.resolve(__dirname, '../fixtures/transaction/enqueue'), config, { inProcessBytes: Infinity })).result.findings;
     const billing = found.filter((f) => f.path === 'app/billing.py');
-    expect(billing.map((f) => f.line)).toEqual([14, 23, 32, 39]);
+    expect(billing.map((f) => f.line)).toEqual([15, 24, 33, 40, 48, 55, 61]);
     // The request's session, committed by its provider after the handler returns.
     const routes = found.filter((f) => f.path === 'app/routes.py');
     expect(routes.map((f) => f.line)).toEqual([17]);
     expect(routes[0]!.message).toBe("`mail_invoice.delay()` enqueues a job with `invoice`, written through the request's session `db` (line 15), which `get_db` commits only after the handler returns: the worker can run first and miss the row or read it unchanged; commit before enqueueing, or enqueue after the response");
     found.splice(0, found.length, ...billing);
-    expect(found[0]!.message).toBe('`mail_invoice.delay()` enqueues a job with `invoice`, which this transaction wrote (line 12), before `db.commit()` (line 15): the worker can run first and miss the row or read it unchanged; enqueue after the commit');
+    expect(found[0]!.message).toBe('`mail_invoice.delay()` enqueues a job with `invoice`, which this transaction wrote (line 13), before `db.commit()` (line 16): the worker can run first and miss the row or read it unchanged; enqueue after the commit');
     // A row the session loaded and the code changed: the same commit writes it.
-    expect(found[1]!.message).toMatch(/with `invoice`, which this transaction wrote \(line 21\), before `db.commit\(\)` \(line 24\)/);
+    expect(found[1]!.message).toMatch(/with `invoice`, which this transaction wrote \(line 22\), before `db.commit\(\)` \(line 25\)/);
     expect(found[2]!.message).toMatch(/before the end of the `db.begin\(\)` block/);
   });
 });

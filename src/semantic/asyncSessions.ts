@@ -10,7 +10,7 @@ import type { ProjectContext } from '../discovery/context.js';
 import { moduleNameOf, valueTypeOf, type FileModel } from './model.js';
 
 /** Types that hold one connection and whose I/O methods are coroutines. */
-const ASYNC_HANDLE = /(^|\.)(AsyncSession|AsyncConnection)$|^asyncpg(\.\w+)*\.(Connection|connect)$|^sqlmodel\.ext\.asyncio\.session\.AsyncSession$/;
+const ASYNC_HANDLE = /(^|\.)(AsyncSession|AsyncConnection|async_scoped_session)$|^asyncpg(\.\w+)*\.(Connection|connect)$|^sqlmodel\.ext\.asyncio\.session\.AsyncSession$/;
 
 export type AsyncHandleKind = 'AsyncSession' | 'AsyncConnection' | 'asyncpg connection';
 

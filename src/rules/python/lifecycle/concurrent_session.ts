@@ -63,9 +63,14 @@ export const concurrentSession: FileRule = {
         continue;
       }
       if (!call.loops.length || !(SPAWN.has(q) || (call.hasReceiver && SPAWN_METHODS.has(call.method)))) continue;
-      const coroutine = unwrap(callArgs(call.node).positional[0] ?? null);
-      if (coroutine?.type !== 'call') continue;
-      const used = sessionsUsed(model, coroutine, call.functionIndex, isSession);
+      // Awaited before the next iteration starts another: one at a time.
+      if (call.awaited || awaitedInIteration(model, call)) continue;
+      const args = callArgs(call.node).positional;
+      const coroutine = unwrap(args[0] ?? null);
+      // anyio's `tg.start_soon(load, session, i)`: the function and its arguments.
+      const used = call.method === 'start_soon' && coroutine?.type !== 'call'
+        ? args.slice(1).flatMap((a) => sessionsUsedBy(model, a, call.functionIndex, call.line, isSession))
+        : coroutine?.type === 'call' ? sessionsUsed(model, coroutine, call.functionIndex, isSession) : [];
       // The session must outlive the loop's iterations: bound before the loop, not per item.
       const loopStart = model.loops[call.loops[0]!]!.node.startIndex;
       const outer = used.find((u) => u.boundAt < loopStart);
@@ -83,6 +88,26 @@ interface SessionUse {
   kind: string;
   /** Where the name was bound (its assignment or parameter), to tell a per-item session from a shared one. */
   boundAt: number;
+}
+
+/** `t = create_task(...)` awaited (`await t`) later in the same loop body. */
+function awaitedInIteration(model: FileModel, call: CallInfo): boolean {
+  let p = call.node.parent;
+  while (p?.type === 'parenthesized_expression') p = p.parent;
+  if (p?.type !== 'assignment') return false;
+  const target = p.childForFieldName('left');
+  if (target?.type !== 'identifier') return false;
+  const loop = model.loops[call.loops[call.loops.length - 1]!]!;
+  const rest = model.source.slice(p.endIndex, loop.node.endIndex);
+  return new RegExp(`\\bawait\\s+${target.text}\\b`).test(rest);
+}
+
+/** A session an argument is (a name that holds one). */
+function sessionsUsedBy(model: FileModel, arg: SyntaxNode, fnIndex: number, line: number, isSession: SessionTest): SessionUse[] {
+  const v = unwrap(arg);
+  if (v?.type !== 'identifier') return [];
+  const s = isSession(v.text, fnIndex, line);
+  return s ? [{ name: v.text, ...s }] : [];
 }
 
 /** The session names a coroutine call uses: passed as an argument (positional or keyword), or the receiver it is called on. */
@@ -106,10 +131,14 @@ function sessionsUsed(model: FileModel, call: SyntaxNode, fnIndex: number, isSes
 /** The session two or more coroutines of a `gather` share, and how they were written; null when none. */
 function gatheredSession(model: FileModel, gather: CallInfo, isSession: SessionTest): { name: string; kind: string; how: string } | null {
   const fnIndex = gather.functionIndex;
-  const { positional } = callArgs(gather.node);
+  let { positional } = callArgs(gather.node);
+  // `asyncio.wait([a(s), b(s)])`, `as_completed([f(s, i) for i in ids])`: the coroutines in one list.
+  const first = unwrap(positional[0] ?? null);
+  if (gather.qualifiedName !== 'asyncio.gather' && (first?.type === 'list' || first?.type === 'tuple' || first?.type === 'set')) positional = first.namedChildren;
+  const listed = gather.qualifiedName !== 'asyncio.gather' && (first?.type === 'list_comprehension' || first?.type === 'generator_expression');
   // `gather(*(f(session, x) for x in xs))`, `gather(*[...])`, `gather(*coros)` with `coros = [...]`.
-  if (positional.length === 1 && positional[0]!.type === 'list_splat') {
-    let inner = unwrap(positional[0]!.namedChild(0));
+  if (listed || (positional.length === 1 && positional[0]!.type === 'list_splat')) {
+    let inner = listed ? first : unwrap(positional[0]!.namedChild(0));
     if (inner?.type === 'identifier') {
       const a = model.assignments.filter((x) => x.functionIndex === fnIndex && x.target === inner!.text && x.line <= gather.line).pop();
       inner = a?.value ? unwrap(a.value) : null;
@@ -129,7 +158,9 @@ function gatheredSession(model: FileModel, gather: CallInfo, isSession: SessionT
   }
   const seen = new Map<string, { kind: string; count: number }>();
   for (const arg of positional) {
-    const c = unwrap(arg);
+    let c = unwrap(arg);
+    // `ensure_future(load(session, 1))` in the list: the coroutine it wraps.
+    if (c?.type === 'call' && /^(asyncio\.)?(ensure_future|create_task)$/.test(c.childForFieldName('function')?.text ?? '')) c = unwrap(callArgs(c).positional[0] ?? null);
     if (c?.type !== 'call') continue;
     for (const u of sessionsUsed(model, c, fnIndex, isSession)) {
       const s = seen.get(u.name) ?? { kind: u.kind, count: 0 };

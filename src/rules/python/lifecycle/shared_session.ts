@@ -94,12 +94,15 @@ function firstUse(model: FileModel, fn: FunctionInfo, written: string): number {
   const body = fn.body!;
   const text = body.text;
   const head = written.split('.')[0]!;
-  if (fn.params.some((p) => p.name === head)) return -1;
+  // Bound by the function or by a function it is nested in (a closure's variable).
+  for (let i = fn.index; i >= 0; i = model.functions[i]!.parent) {
+    const scope = model.functions[i]!;
+    if (scope.params.some((p) => p.name === head)) return -1;
+    if (!written.includes('.') && scope.body && bindsLocally(model, scope, head)) return -1;
+  }
   const re = new RegExp(`(?<![\\w.])${written.replace(/\./g, '\\.')}(?![\\w])`, 'g');
   for (const m of text.matchAll(re)) {
     const at = body.startIndex + m.index!;
-    // Bound here (`db = ...`, `for db in ...`, `with ... as db`): a local, unless declared global.
-    if (!written.includes('.') && bindsLocally(model, fn, head)) return -1;
     if (insideNestedDef(model, fn, at)) continue;
     if (inStringOrComment(model.source, at)) continue;
     return at;
@@ -111,7 +114,7 @@ function bindsLocally(model: FileModel, fn: FunctionInfo, name: string): boolean
   if (declaresGlobal(fn, name)) return false;
   return model.assignments.some((a) => a.functionIndex === fn.index && a.target === name)
     || model.unpackedAssignments.some((u) => u.functionIndex === fn.index && u.names.includes(name))
-    || new RegExp(`\\b(for|as)\\s+${name}\\b`).test(fn.body!.text);
+    || new RegExp(`\\b(for|as)\\s+${name}\\b|\\b${name}\\s*:=`).test(fn.body!.text);
 }
 
 function insideNestedDef(model: FileModel, fn: FunctionInfo, at: number): boolean {

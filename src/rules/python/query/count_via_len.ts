@@ -250,7 +250,9 @@ export function collectCountedCollections(model: FileModel): Effect[][] {
     if (!source) continue;
     seen.add(key);
     const at = `${call.line}:${call.column}:${call.node.endPosition.column + 1}`;
-    effects[call.functionIndex]!.push({ kind: COUNTED_COLLECTION, what: `${obj.text}|${rel}|${at}|${source.entity}|${source.text}`, line: source.call.line, column: source.call.column });
+    // The rows go on after the loop (returned, passed on): what the query loads with them may serve that too.
+    const kept = rowsUsedAfter(model, loop) ? '+' : '';
+    effects[call.functionIndex]!.push({ kind: COUNTED_COLLECTION, what: `${obj.text}|${rel}|${at}${kept}|${source.entity}|${source.text}`, line: source.call.line, column: source.call.column });
   }
   return effects;
 }
@@ -293,7 +295,9 @@ function fetchedList(model: FileModel, value: SyntaxNode, fnIndex: number, line:
   let node = unwrap(value);
   if (node?.type === 'identifier') {
     const a = lastAssignment(model, node.text, fnIndex, line);
-    node = a?.functionIndex === fnIndex && !a.fromWith ? unwrap(a.value) : null;
+    // A list the function only returns; rows it also uses (deletes, changes, passes on) had to be loaded anyway.
+    if (!a || a.functionIndex !== fnIndex || a.fromWith || !onlyReturned(model, node.text, fnIndex, a)) return null;
+    node = unwrap(a.value);
   }
   if (node?.type !== 'call') return null;
   const call = callAt(model, node);
@@ -302,6 +306,17 @@ function fetchedList(model: FileModel, value: SyntaxNode, fnIndex: number, line:
   if (FETCH_ALL.has(call.method) && call.receiver && positionalArgs(node).length === 0) source = call.receiver;
   else if (call.qualifiedName === 'builtins.list') source = positionalArgs(node)[0] ?? null;
   return source && isQueryResult(model, source, fnIndex, line) ? source : null;
+}
+
+/** Is every other mention of `name` in the function its assignment or a `return name`? */
+function onlyReturned(model: FileModel, name: string, fnIndex: number, a: AssignmentInfo): boolean {
+  const fn = model.functions[fnIndex]!;
+  for (const ref of variableRefs(fn.node, name)) {
+    if (ref.startIndex >= a.node.startIndex && ref.endIndex <= a.node.endIndex) continue;
+    if (ref.parent?.type === 'return_statement') continue;
+    return false;
+  }
+  return true;
 }
 
 /**
@@ -318,6 +333,14 @@ function countedCall(model: FileModel, len: CallInfo, arg: SyntaxNode, effects: 
   // The file rule reads `len(q.all())` and `len(list(q))` itself.
   if (!inner || inner.qualifiedName?.startsWith('builtins.') || FETCH_ALL.has(inner.method)) return;
   effects[len.functionIndex]!.push({ kind: COUNTED_CALL, what: `${len.line}:${len.column}:${len.node.endPosition.column + 1}`, line: inner.line, column: inner.column });
+}
+
+/** Is the name the loop iterates over read again after the loop, in the same function? */
+function rowsUsedAfter(model: FileModel, loop: LoopInfo): boolean {
+  const it = unwrap(loop.iterable);
+  if (it?.type !== 'identifier') return false;
+  const fn = model.functions[loop.functionIndex]!;
+  return variableRefs(fn.node, it.text).some((r) => r.startIndex >= loop.node.endIndex);
 }
 
 /** Is every mention of `item.rel` in the loop a count (`len(item.rel)`) or a truth test (`if item.rel`, `item.rel else`)? */
@@ -422,7 +445,9 @@ function reportCountedCollections(ctx: RepoRuleContext): void {
   const graph = callGraphOf(ctx.index);
   const byName = projectIndex(ctx.project).modelsByName;
   for (const { ref, file, site } of ownSites(graph, COUNTED_COLLECTION)) {
-    const [item = '', relName = '', at = '', written = '', ...rest] = site.what.split('|');
+    const [item = '', relName = '', place = '', written = '', ...rest] = site.what.split('|');
+    const kept = place.endsWith('+');
+    const at = kept ? place.slice(0, -1) : place;
     let models: ModelInfo[] = [];
     let text = rest.join('|');
     let library = false;
@@ -455,6 +480,8 @@ function reportCountedCollections(ctx: RepoRuleContext): void {
     const eager = rels.every((r) => EAGER.has(r!.lazy)) || eagerlyLoaded(text, relName);
     // A lazy collection is PA108's lazy load where the query is seen; through the library, no other rule sees it.
     if (!eager && !(library && rels.every((r) => r!.lazy === 'select' || r!.lazy === 'true' || r!.lazy === 'True'))) continue;
+    // An eager collection of rows that go on after the loop (returned, serialized) is loaded for them too.
+    if (eager && kept) continue;
     const [line = 0, column = 0, endColumn = 0] = at.split(':').map(Number);
     const how = eager
       ? `loads every \`${relName}\` row of every \`${entity}\` row (${describeEager(rels[0]!, text, relName)})`

@@ -20,11 +20,13 @@ import { callGraphOf } from '../../../analysis/callgraph.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { callArgs, isCommitCall, modelOfObject, transactionRegions, unwrap, type TransactionRegion } from './semantics.js';
 import { MAY_COMMIT_EFFECT } from './missing_commit.js';
+import { loopTarget } from '../query/semantics.js';
+import { rowsSource } from '../query/dbCalls.js';
 
 /** Methods that hand a job to a queue. */
 const ENQUEUE = new Set(['delay', 'apply_async', 'send_task', 'enqueue', 'enqueue_call', 'enqueue_in', 'enqueue_at', 'enqueue_job', 'kiq', 'send_with_options']);
 /** Session calls that stage or send an object: its first argument is what is written. */
-const STAGES = new Set(['add', 'merge', 'delete', 'refresh']);
+const STAGES = new Set(['add', 'merge', 'delete']);
 
 export const enqueueBeforeCommit: FileRule & RepoRule = {
   meta: {
@@ -48,13 +50,13 @@ export const enqueueBeforeCommit: FileRule & RepoRule = {
     const { model } = ctx;
     if (model.isTestFile || !/\.(delay|apply_async|send_task|enqueue\w*|kiq|send_with_options)\s*\(/.test(model.source)) return;
     for (const call of model.calls) {
-      if (call.functionIndex < 0 || !call.hasReceiver || !ENQUEUE.has(call.method)) continue;
+      if (call.functionIndex < 0 || !call.hasReceiver || !ENQUEUE.has(call.method) || deferred(call)) continue;
       const named = argumentNames(call);
       if (!named.size) continue;
       // From the session's first statement: a read begins the transaction too (autobegin), and a
       // row it loaded and the code then changed is written by the same commit.
       const at = call.node.startIndex;
-      const open = transactionRegions(model, true).filter((r) => r.fnIndex === call.functionIndex && at >= r.from && at < r.to);
+      const open = [...transactionRegions(model, true).filter((r) => r.fnIndex === call.functionIndex && at >= r.from && at < r.to), ...pendingUntilCommit(model, call)];
       for (const region of open) {
         const written = writtenBefore(model, region, call);
         const hit = [...written].find(([name]) => named.has(name));
@@ -98,10 +100,23 @@ export const enqueueBeforeCommit: FileRule & RepoRule = {
   },
 };
 
+/** Is the enqueue inside a lambda (an after-commit hook, a callback run later), not run here? */
+function deferred(call: CallInfo): boolean {
+  for (let p = call.node.parent; p && p.type !== 'function_definition'; p = p.parent) if (p.type === 'lambda') return true;
+  return false;
+}
+
+/** Celery's signature: `task.s(order.id).delay()`, `task.si(...).apply_async()` take the signature's arguments. */
+const SIGNATURE = new Set(['s', 'si', 'signature']);
+
 /** Names the job's arguments mention: `order` in `order.id`, `order`, `{"id": order.id}`. */
 function argumentNames(call: CallInfo): Set<string> {
   const out = new Set<string>();
-  const { positional, keywords } = callArgs(call.node);
+  const receiver = unwrap(call.receiver);
+  const signature = receiver?.type === 'call' && SIGNATURE.has(receiver.childForFieldName('function')?.childForFieldName('attribute')?.text ?? '') ? receiver : null;
+  const args = [callArgs(call.node), ...(signature ? [callArgs(signature)] : [])];
+  const positional = args.flatMap((a) => a.positional);
+  const keywords = new Map(args.flatMap((a) => [...a.keywords]));
   for (const a of [...positional, ...keywords.values()]) {
     for (const id of a.type === 'identifier' ? [a] : a.descendantsOfType('identifier')) {
       const p = id.parent;
@@ -120,18 +135,36 @@ function writtenBefore(model: FileModel, region: TransactionRegion, call: CallIn
   const from = region.kind === 'span' ? region.start.startIndex : region.from;
   const to = call.node.startIndex;
   for (const c of model.calls) {
-    if (c.functionIndex !== region.fnIndex || c.node.startIndex < from || c.node.startIndex >= to || !STAGES.has(c.method) || !c.hasReceiver) continue;
-    if (c.dottedReceiver !== region.session && (c.receiver?.text.replace(/\s+/g, '') ?? '') !== region.session) continue;
+    if (c.functionIndex !== region.fnIndex || c.node.startIndex < from || c.node.startIndex >= to || !STAGES.has(c.method) || !sameSession(c, region.session)) continue;
     const first = unwrap(callArgs(c.node).positional[0] ?? null);
     if (first?.type === 'identifier' && !out.has(first.text)) out.set(first.text, c.line);
   }
-  // `order.status = "paid"` on a row of a project model (a parameter typed with one, or a row loaded or built here).
+  // `order.status = "paid"` on a row of a project model (a parameter typed with one, a row loaded
+  // or built here, an item of a loop over a query's rows), changed since the session last
+  // committed: the next commit writes it, even when the change came before its first statement.
   const models = model.modelClasses as Set<string>;
+  const fnStart = model.functions[region.fnIndex]!.start;
+  const commits = model.calls.filter((c) => c.functionIndex === region.fnIndex && c.method === 'commit' && sameSession(c, region.session) && c.node.startIndex < to);
   for (const a of model.assignments) {
-    if (a.functionIndex !== region.fnIndex || a.node.startIndex < from || a.node.startIndex >= to) continue;
+    if (a.functionIndex !== region.fnIndex || a.node.startIndex < fnStart || a.node.startIndex >= to) continue;
     const m = /^([A-Za-z_]\w*)\.\w+$/.exec(a.target);
     if (!m || m[1] === 'self' || out.has(m[1]!)) continue;
-    if (models.size && modelOfObject(model, m[1]!, region.fnIndex, a.line, models)) out.set(m[1]!, a.line);
+    if (commits.some((c) => c.node.startIndex > a.node.startIndex)) continue;
+    if (models.size && (modelOfObject(model, m[1]!, region.fnIndex, a.line, models) || loopRow(model, m[1]!, a.loops, models))) out.set(m[1]!, a.line);
+  }
+  // `session.execute(update(Order).where(Order.id == order_id))`: the local names that pick the rows it writes.
+  for (const c of model.calls) {
+    if (c.functionIndex !== region.fnIndex || c.node.startIndex < from || c.node.startIndex >= to || !sameSession(c, region.session)) continue;
+    if (c.method !== 'execute' && c.method !== 'exec') continue;
+    const statement = unwrap(callArgs(c.node).positional[0] ?? null);
+    if (!statement || !/^(sa\.|sqlalchemy\.)?(update|insert|delete)\s*\(/.test(statement.text)) continue;
+    for (const id of statement.descendantsOfType('identifier')) {
+      const p = id.parent;
+      if (p?.type === 'attribute' && p.childForFieldName('attribute')?.id === id.id) continue;
+      if (p?.type === 'keyword_argument' && p.childForFieldName('name')?.id === id.id) continue;
+      if (model.imports.has(id.text) || model.moduleDefs.has(id.text) || out.has(id.text)) continue;
+      out.set(id.text, c.line);
+    }
   }
   return out;
 }
@@ -159,7 +192,7 @@ export function collectRequestEnqueues(model: FileModel): Effect[][] {
   const out: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile || !/\.(delay|apply_async|send_task|enqueue\w*|kiq|send_with_options)\s*\(/.test(model.source)) return out;
   for (const call of model.calls) {
-    if (call.functionIndex < 0 || !call.hasReceiver || !ENQUEUE.has(call.method)) continue;
+    if (call.functionIndex < 0 || !call.hasReceiver || !ENQUEUE.has(call.method) || deferred(call)) continue;
     const fn = model.functions[call.functionIndex]!;
     if (fn.role !== 'handler') continue;
     const named = argumentNames(call);
@@ -182,3 +215,48 @@ export function collectRequestEnqueues(model: FileModel): Effect[][] {
   return out;
 }
 
+
+/**
+ * For each session the function commits after the enqueue (not in a loop the enqueue is not
+ * in): the stretch since that session's previous commit, or the function's start. Changes made
+ * there are pending and go out with that commit, even when no statement ran in between
+ * (`db.commit(); order.status = "shipped"; ship.delay(order.id); db.commit()`).
+ */
+function pendingUntilCommit(model: FileModel, call: CallInfo): TransactionRegion[] {
+  const fn = model.functions[call.functionIndex]!;
+  const at = call.node.startIndex;
+  const commits = model.calls.filter((c) => c.functionIndex === call.functionIndex && isCommitCall(model, c));
+  const out: TransactionRegion[] = [];
+  const seen = new Set<string>();
+  for (const c of commits) {
+    if (c.node.startIndex <= at || c.loops.some((l) => !call.loops.includes(l))) continue;
+    const session = c.dottedReceiver ?? c.receiver?.text.replace(/\s+/g, '') ?? '';
+    if (!session || seen.has(session)) continue;
+    seen.add(session);
+    const previous = commits.filter((p) => p.node.startIndex < at && sameSession(p, session) && !p.loops.some((l) => !call.loops.includes(l))).pop();
+    const from = previous ? previous.node.endIndex : fn.start;
+    out.push({ kind: 'span', start: previous?.node ?? fn.node, commit: c, from, to: c.node.startIndex, fnIndex: call.functionIndex, session, startLine: previous?.line ?? fn.startLine, endLine: c.line });
+  }
+  return out;
+}
+
+function sameSession(c: CallInfo, session: string): boolean {
+  return c.hasReceiver && (c.dottedReceiver === session || (c.receiver?.text.replace(/\s+/g, '') ?? '') === session);
+}
+
+/** Is `name` the item of one of these loops, over the rows of a query of a project model? */
+function loopRow(model: FileModel, name: string, loops: readonly number[], models: Set<string>): boolean {
+  for (const i of loops) {
+    const loop = model.loops[i]!;
+    const t = loopTarget(loop);
+    if (t?.name !== name) continue;
+    const rows = rowsSource(model, t.iterable, loop.functionIndex, loop.node.startPosition.row + 1);
+    if (rows?.entity && models.has(rows.entity.replace(/^.*\./, ''))) return true;
+    // A parameter typed as a list of a model (`orders: list[Order]`).
+    const it = unwrap(t.iterable);
+    const param = it?.type === 'identifier' ? model.functions[loop.functionIndex]?.params.find((p) => p.name === it.text) : undefined;
+    const item = /^(?:[\w.]*\.)?(?:list|List|Sequence|Iterable|set|Set|tuple|Tuple)\[\s*(?:[\w.]*\.)?([A-Z]\w*)\s*(?:,\s*\.\.\.)?\]$/.exec(param?.annotation?.replace(/\s+/g, '') ?? '')?.[1];
+    if (item && models.has(item)) return true;
+  }
+  return false;
+}

@@ -18,6 +18,7 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { asyncHandles } from '../../../semantic/asyncSessions.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
+import { receiverType } from '../../../semantic/valueTypes.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 
 /** Coroutine methods of `AsyncSession` / `AsyncConnection` that reach the database or end the transaction. */
@@ -69,21 +70,38 @@ export const unawaitedDbCall: FileRule = {
     for (const call of model.calls) {
       const m = call.method;
       if (call.functionIndex < 0 || (!SESSION_COROUTINES.has(m) && !ASYNCPG_COROUTINES.has(m))) continue;
-      // An async handle lives in `async def` code (a sync function cannot await it at all).
-      if (!model.functions[call.functionIndex]!.isAsync || call.awaited || !call.hasReceiver || call.receiver?.type !== 'identifier') continue;
-      const key = `${call.functionIndex}|${call.receiver.text}`;
-      let handle = known.get(key);
-      if (handle === undefined) known.set(key, (handle = handles(call.receiver.text, call.functionIndex, call.line)));
+      if (call.awaited || !call.hasReceiver || awaitedAround(call.node)) continue;
+      const receiver = call.receiver;
+      let handle: ReturnType<typeof handles> = null;
+      if (receiver?.type === 'identifier') {
+        const key = `${call.functionIndex}|${receiver.text}`;
+        handle = known.get(key) ?? null;
+        if (!known.has(key)) known.set(key, (handle = handles(receiver.text, call.functionIndex, call.line)));
+      } else if (receiver?.type === 'attribute' && /^self\.\w+$/.test(receiver.text)) {
+        // `self.session`: typed by the class (an annotation, `__init__`'s parameter).
+        const t = receiverType(model, call);
+        if (t && ASYNC_ATTRIBUTE.test(t)) handle = { kind: /asyncpg/.test(t) ? 'asyncpg connection' : 'AsyncSession', boundAt: 0 };
+      }
       if (!handle) continue;
       if (handle.kind === 'asyncpg connection' ? !ASYNCPG_COROUTINES.has(m) : !SESSION_COROUTINES.has(m)) continue;
       if (runsElsewhere(model, call)) continue;
       ctx.report({
         node: call.node,
-        message: `\`${call.calleeText}()\` on ${handle.kind} \`${call.receiver.text}\` is not awaited: it only builds a coroutine, so ${LOST[m] ?? 'it never runs and the result is a coroutine, not rows'}`,
+        message: `\`${call.calleeText}()\` on ${handle.kind} \`${receiver!.text}\` is not awaited: it only builds a coroutine, so ${LOST[m] ?? 'it never runs and the result is a coroutine, not rows'}`,
       });
     }
   },
 };
+
+/** `self.session` typed as an async handle (an instance path, `@...`). */
+const ASYNC_ATTRIBUTE = /^@?([\w.]+\.)?(AsyncSession|async_scoped_session)$|^@?asyncpg(\.\w+)*\.Connection$/;
+
+/** Is the call an operand of a conditional or boolean expression that is awaited (`await (a() if c else b())`)? */
+function awaitedAround(node: SyntaxNode): boolean {
+  let p = node.parent;
+  while (p && (p.type === 'parenthesized_expression' || p.type === 'conditional_expression' || p.type === 'boolean_operator')) p = p.parent;
+  return p?.type === 'await' && p !== node.parent;
+}
 
 /** Is the coroutine run or handed on: passed to a runner, returned, yielded, or bound to a name awaited later? */
 function runsElsewhere(model: FileModel, call: CallInfo): boolean {
