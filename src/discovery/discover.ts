@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PythonParser } from '../parse/parser.js';
-import { buildFileModel, moduleNameOf } from '../semantic/model.js';
+import { buildFileModel, moduleNameOf, sameQualified } from '../semantic/model.js';
 import { DRIVER_CONNECT, SESSION_CLASS } from '../semantic/resources.js';
 import { extractSqlFacts, loadSqlParser } from '../rules/sql/parse.js';
 import { discoverAdrs } from './adrs.js';
@@ -820,7 +820,8 @@ function sharedSessions(perFile: { file: string; facts: PythonFileFacts }[], fac
   }
   for (const { file, facts } of perFile) {
     for (const c of facts.moduleCalls ?? []) {
-      const kind = makers.get(c.callee);
+      // The callee as imported may be written from a package root below the scanned root.
+      const kind = makers.get(c.callee) ?? [...makers].find(([m]) => sameQualified(m, c.callee))?.[1];
       if (kind) out.push({ name: `${moduleNameOf(file)}.${c.name}`, kind, made: c.callee, file, line: c.line });
     }
   }

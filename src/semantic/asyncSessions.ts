@@ -7,7 +7,7 @@
  * (concurrently, without `await`).
  */
 import type { ProjectContext } from '../discovery/context.js';
-import { moduleNameOf, valueTypeOf, type FileModel } from './model.js';
+import { moduleNameOf, sameQualified, valueTypeOf, type FileModel } from './model.js';
 
 /** Types that hold one connection and whose I/O methods are coroutines. */
 const ASYNC_HANDLE = /(^|\.)(AsyncSession|AsyncConnection|async_scoped_session)$|^asyncpg(\.\w+)*\.(Connection|connect)$|^sqlmodel\.ext\.asyncio\.session\.AsyncSession$/;
@@ -31,7 +31,10 @@ export function asyncHandles(model: FileModel, project: ProjectContext): AsyncHa
   test = (name, fnIndex, line) => {
     const t = valueTypeOf(model, name, fnIndex, line);
     if (!t) return null;
-    const typed = ASYNC_HANDLE.test(t) || factories.has(t) || (t.startsWith('Depends:') && providers.has(t.slice(8)));
+    const provider = t.startsWith('Depends:') ? t.slice(8) : null;
+    const typed = ASYNC_HANDLE.test(t) || factories.has(t) || (provider !== null && providers.has(provider))
+      // Imports written from a package root below the scanned root (`app.db.Maker` for `backend/app/db.py`).
+      || [...factories].some((f) => sameQualified(f, t)) || (provider !== null && [...providers].some((p) => sameQualified(p, provider)));
     if (!typed) return null;
     const kind: AsyncHandleKind = /asyncpg/.test(t) ? 'asyncpg connection' : /AsyncConnection$/.test(t) ? 'AsyncConnection' : 'AsyncSession';
     return { kind, boundAt: boundAt(model, name, fnIndex, line) };

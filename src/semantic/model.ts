@@ -289,6 +289,14 @@ export const MODEL_NODE_TYPES = [
 /** The node types of {@link MODEL_NODE_TYPES} that only open a conditional region. */
 const CONDITIONAL_TYPES = new Set(['else_clause', 'except_clause', 'except_group_clause', 'case_clause', 'conditional_expression', 'boolean_operator']);
 
+/**
+ * Do two qualified names name the same thing, one written from a package root deeper than the
+ * other (`app.db.Maker` in an import, `backend.app.db.Maker` from the scanned root)?
+ */
+export function sameQualified(a: string, b: string): boolean {
+  return a === b || a.endsWith(`.${b}`) || b.endsWith(`.${a}`);
+}
+
 export function moduleNameOf(path: string): string {
   let p = path.replace(/\\/g, '/').replace(/\.pyi?$/, '');
   p = p.replace(/^(src|lib)\//, '');

@@ -17,7 +17,7 @@
  * scripts and CLI commands are advisory.
  */
 import type { SharedSessionInfo } from '../../../discovery/context.js';
-import { declaresGlobal, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
+import { declaresGlobal, sameQualified, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { isWebService } from './semantics.js';
 
@@ -79,8 +79,9 @@ function sharedNames(model: FileModel, shared: readonly SharedSessionInfo[]): Ma
     const short = s.name.slice(dot + 1);
     if (module === model.moduleName && model.moduleDefs.has(short)) out.set(short, s);
     for (const [local, q] of model.imports) {
-      if (q === s.name) out.set(local, s);
-      else if (q === module) out.set(`${local}.${short}`, s);
+      // Imports may be written from a package root below the scanned root (`app.db` for `backend/app/db.py`).
+      if (sameQualified(q, s.name)) out.set(local, s);
+      else if (sameQualified(q, module)) out.set(`${local}.${short}`, s);
     }
   }
   return out;
