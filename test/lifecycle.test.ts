@@ -50,6 +50,13 @@ describe('PA408 shared_session and PA409 concurrent_session', () => {
     expect(script.advisory).toBe(true);
   });
 
+  it('still finds the shared session when the scanned root sits above the package root', async () => {
+    // Scanned from fixtures/lifecycle: `from app.db import db` names `shared-session.app.db.db`.
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA408'] }, {}, null);
+    const above = (await scan(FIXTURES, config, { inProcessBytes: Infinity })).result.findings;
+    expect(above.filter((f) => f.path === 'shared-session/app/api.py').map((f) => f.line)).toEqual([15, 26, 32]);
+  });
+
   it('says how the coroutines were written and which session they share', () => {
     const at = (line: number) => concurrent.find((f) => f.code === 'PA409' && f.line === line);
     expect(at(25)!.message).toMatch(/^`asyncio.gather` runs one `load` per item at the same time on one AsyncSession `session`/);
