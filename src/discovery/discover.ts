@@ -811,6 +811,11 @@ function sharedSessions(perFile: { file: string; facts: PythonFileFacts }[], fac
     const async = f.kind === 'async_sessionmaker' || /AsyncSession$/.test(f.class ?? '');
     makers.set(`${moduleNameOf(f.file)}.${f.name}`, async ? 'AsyncSession' : 'Session');
   }
+  const byLast = new Map<string, string[]>();
+  for (const m of makers.keys()) {
+    const last = m.slice(m.lastIndexOf('.') + 1);
+    byLast.set(last, [...(byLast.get(last) ?? []), m]);
+  }
   const out: SharedSessionInfo[] = [];
   for (const f of factories) {
     // `session = Session(engine)` at module level.
@@ -821,7 +826,9 @@ function sharedSessions(perFile: { file: string; facts: PythonFileFacts }[], fac
   for (const { file, facts } of perFile) {
     for (const c of facts.moduleCalls ?? []) {
       // The callee as imported may be written from a package root below the scanned root.
-      const kind = makers.get(c.callee) ?? [...makers].find(([m]) => sameQualified(m, c.callee))?.[1];
+      const last = c.callee.slice(c.callee.lastIndexOf('.') + 1);
+      const match = makers.has(c.callee) ? c.callee : byLast.get(last)?.find((m) => sameQualified(m, c.callee));
+      const kind = match ? makers.get(match) : undefined;
       if (kind) out.push({ name: `${moduleNameOf(file)}.${c.name}`, kind, made: c.callee, file, line: c.line });
     }
   }

@@ -32,9 +32,7 @@ export function asyncHandles(model: FileModel, project: ProjectContext): AsyncHa
     const t = valueTypeOf(model, name, fnIndex, line);
     if (!t) return null;
     const provider = t.startsWith('Depends:') ? t.slice(8) : null;
-    const typed = ASYNC_HANDLE.test(t) || factories.has(t) || (provider !== null && providers.has(provider))
-      // Imports written from a package root below the scanned root (`app.db.Maker` for `backend/app/db.py`).
-      || [...factories].some((f) => sameQualified(f, t)) || (provider !== null && [...providers].some((p) => sameQualified(p, provider)));
+    const typed = ASYNC_HANDLE.test(t) || known(factories, t) || (provider !== null && known(providers, provider));
     if (!typed) return null;
     const kind: AsyncHandleKind = /asyncpg/.test(t) ? 'asyncpg connection' : /AsyncConnection$/.test(t) ? 'AsyncConnection' : 'AsyncSession';
     return { kind, boundAt: boundAt(model, name, fnIndex, line) };
@@ -43,21 +41,40 @@ export function asyncHandles(model: FileModel, project: ProjectContext): AsyncHa
   return test;
 }
 
-const projectMemo = new WeakMap<ProjectContext, { factories: Set<string>; providers: Set<string> }>();
+/** Qualified names by their last segment, so a name is matched against the few that end like it. */
+type ByLast = Map<string, string[]>;
+
+const projectMemo = new WeakMap<ProjectContext, { factories: ByLast; providers: ByLast }>();
 
 /** The project's async session factories and providers, qualified: once per project, not per file. */
-function projectHandles(project: ProjectContext): { factories: Set<string>; providers: Set<string> } {
+function projectHandles(project: ProjectContext): { factories: ByLast; providers: ByLast } {
   let v = projectMemo.get(project);
   if (!v) {
-    const factories = new Set(
+    const factories = byLast(
       project.sessionFactories
         .filter((f) => f.name && (f.kind === 'async_sessionmaker' || (f.kind === 'sessionmaker' && /AsyncSession$/.test(f.class ?? ''))))
         .map((f) => `${moduleNameOf(f.file)}.${f.name}`),
     );
-    const providers = new Set(project.sessionProviders.filter((p) => p.async).map((p) => `${moduleNameOf(p.file)}.${p.name}`));
+    const providers = byLast(project.sessionProviders.filter((p) => p.async).map((p) => `${moduleNameOf(p.file)}.${p.name}`));
     projectMemo.set(project, (v = { factories, providers }));
   }
   return v;
+}
+
+function byLast(names: string[]): ByLast {
+  const out: ByLast = new Map();
+  for (const n of names) {
+    const last = n.slice(n.lastIndexOf('.') + 1);
+    const list = out.get(last);
+    if (list) list.push(n);
+    else out.set(last, [n]);
+  }
+  return out;
+}
+
+/** Is `t` one of these names, also when written from a package root below the scanned root (`app.db.Maker` for `backend/app/db.py`)? */
+function known(names: ByLast, t: string): boolean {
+  return names.get(t.slice(t.lastIndexOf('.') + 1))?.some((n) => sameQualified(n, t)) ?? false;
 }
 
 function boundAt(model: FileModel, name: string, fnIndex: number, line: number): number {

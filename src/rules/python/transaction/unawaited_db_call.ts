@@ -73,6 +73,10 @@ export const unawaitedDbCall: FileRule = {
       if (call.awaited || !call.hasReceiver || awaitedAround(call.node)) continue;
       const receiver = call.receiver;
       let handle: ReturnType<typeof handles> = null;
+      // In a plain `def`, only a parameter annotated as an async handle: the common sync
+      // session there is not worth typing every call for.
+      const fn = model.functions[call.functionIndex]!;
+      if (!fn.isAsync && !(receiver?.type === 'identifier' && fn.params.some((p) => p.name === receiver.text && /Async(Session|Connection)|asyncpg/.test(p.annotation ?? '')))) continue;
       if (receiver?.type === 'identifier') {
         const key = `${call.functionIndex}|${receiver.text}`;
         handle = known.get(key) ?? null;
