@@ -105,7 +105,9 @@ function engineProblems(ctx: FileRuleContext, engine: EngineInfo, call: CallInfo
   if (queuePool && !has('pool_pre_ping') && !has('pool_recycle')) {
     problems.push({ severity: 'high', text: 'neither `pool_pre_ping` nor `pool_recycle` (stale connections fail after a DB restart or idle timeout)' });
   }
-  if (web && noPool && !documentedServerless(ctx.model.source, call)) {
+  // A worker process's engine (a Celery/RQ/arq module): NullPool is the usual choice across forks.
+  const workerModule = ctx.model.isBackgroundFile || [...ctx.model.imports.values()].some((q) => /^(celery|rq|dramatiq|arq|huey|saq|taskiq)(\.|$)/.test(q));
+  if (web && noPool && !workerModule && !documentedServerless(ctx.model.source, call)) {
     problems.push({ severity: 'medium', text: `${poolClass === 'NullPool' ? '`NullPool`' : poolClass ? `\`${poolClass}\`` : '`pool_size=0`'} in a web service: a new connection per checkout` });
   }
   if (web && queuePool && !noPool && !has('pool_size') && !has('max_overflow')) {

@@ -13,7 +13,7 @@ import { FN_PROPERTY, UNTYPED } from '../../../analysis/objects.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
 import { INVARIANT_READ, PARAM_ROW_CALL, ROW_CALL, ROW_QUERY } from './rowCalls.js';
 import {
-  ARG_DOMAINS, classifyDbCall, FLUSH_EFFECT, readsBeforeLoop, loopsDomain, passesItemForeignKey, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
+  ARG_DOMAINS, classifyDbCall, rowsSource, FLUSH_EFFECT, readsBeforeLoop, loopsDomain, passesItemForeignKey, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
   smallLiteralProduct, WRITE_EFFECT, type DbOp, type DbOpKind, type LoopCallFacts,
 } from './dbCalls.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
@@ -21,7 +21,8 @@ import { decodeDomain, encodeDomain, type LoopDomain } from '../../../semantic/l
 import type { Effect } from '../../../analysis/summary.js';
 
 const LOOP_CALLS = new Set([LOOP_CALL]);
-import { lastAssignment, notPerRow, perItemLoops, short, unwrap } from './semantics.js';
+import { executesMany, lastAssignment, loopTarget, notPerRow, perItemLoops, short, unwrap } from './semantics.js';
+import { eagerlyLoaded } from './loadedRelations.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import { LIBRARY_LOOKUP_WRITES, LIBRARY_READS, libraryReceiver } from '../../../semantic/repositoryLibrary.js';
 
@@ -126,8 +127,9 @@ function findLoopSites(model: FileModel): Record<DbOpKind, LoopSite[]> {
     if (!call.loops.length) continue;
     const op = classifyDbCall(model, call);
     if (!op) continue;
-    // Chunked `in_(...)` statements and pages are the batched form, not the per-item one.
-    if (op.statement?.batched || op.statement?.chain.includes('offset')) continue;
+    // Chunked `in_(...)` statements and pages are the batched form, not the per-item one; so is
+    // a statement sent with a list of parameter sets (one executemany).
+    if (op.statement?.batched || op.statement?.chain.includes('offset') || executesMany(model, call)) continue;
     // `db.query(Book).filter(Book.id == book_id).first()`: the loop's value may come later in the chain.
     const loops = perItemLoops(model, call.loops, chainArguments(call.node)) ?? heldChainLoops(model, call);
     if (!loops && op.kind === 'read') {
@@ -233,7 +235,10 @@ export function fileReadReports(model: FileModel): FileReadReport[] {
   for (const site of perItemDbCalls(model, 'read')) {
     const d = loopsDomain(model, site.loops);
     const writes = iterationWrites(model, site);
-    const pk = site.op.identityMap && !passesItemForeignKey(model, site.call, site.loops) && !idsFromRequest(decided(d), readsBeforeLoop(model, site.call.functionIndex, site.loops[0]!));
+    // By each item's foreign key the target rows are usually not loaded (the classic N+1),
+    // unless the loop's query loaded that relationship with its rows: then the identity map has them.
+    const fk = passesItemForeignKey(model, site.call, site.loops);
+    const pk = site.op.identityMap && (!fk || foreignKeyTargetLoaded(model, site.call, site.loops)) && !idsFromRequest(decided(d), readsBeforeLoop(model, site.call.functionIndex, site.loops[0]!));
     const loop = describeLoop(site.loops[site.loops.length - 1]!);
     const message = (pk
       ? `primary-key lookup \`${site.op.what}\` runs once per item of ${loop}: ${IDENTITY_MAP_NOTE}`
@@ -264,6 +269,24 @@ export function fileReadReports(model: FileModel): FileReadReport[] {
   }
   fileReadMemo.set(model, out);
   return out;
+}
+
+/**
+ * `session.get(User, p.author_id)` in a loop over rows whose query eager-loads `author`
+ * (`joinedload(Post.author)`, `selectinload`, `lazy="joined"` aside): the related rows came with
+ * the loop's rows, so each lookup finds its row in the identity map.
+ */
+function foreignKeyTargetLoaded(model: FileModel, call: CallInfo, loops: LoopInfo[]): boolean {
+  const args = call.node.childForFieldName('arguments')?.text ?? '';
+  for (const loop of loops) {
+    const t = loopTarget(loop);
+    if (!t) continue;
+    const m = new RegExp(`(?<![\\w.])${t.name}\\s*\\.\\s*(\\w+)_id\\b`).exec(args);
+    if (!m) continue;
+    const rows = rowsSource(model, t.iterable, loop.functionIndex, loop.node.startPosition.row + 1);
+    if (rows && eagerlyLoaded(rows.text, m[1]!)) return true;
+  }
+  return false;
 }
 
 /** Site fact: a PA107 finding of the file whose severity the repo phase decides (`what` = domain|endLine|endColumn|message). */

@@ -22,6 +22,8 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileModel } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { describeLoop, perItemDbCalls, type LoopSite } from './loops.js';
+import { callArgs } from './semantics.js';
+import { overItems } from '../transaction/loopForms.js';
 
 /** `Model(...)`: a class called, by the naming convention every ORM model follows. */
 function constructs(node: SyntaxNode | null): boolean {
@@ -64,8 +66,14 @@ export const missingBulkOps: FileRule = {
   checkFile(ctx: FileRuleContext): void {
     for (const site of perItemDbCalls(ctx.model, 'add')) {
       if (!addsNewObject(ctx.model, site)) continue;
-      const loop = describeLoop(site.loops[site.loops.length - 1]!);
+      // `merge(obj, load=False)` neither loads nor sends: it puts a cached object in the session.
+      if (site.call.method === 'merge' && callArgs(site.call.node).keywords.get('load')?.text === 'False') continue;
+      const inner = site.loops[site.loops.length - 1]!;
       const flush = site.flushedBy;
+      // A commit per message of a consumer loop, or in a per-item `try` that rolls a bad row
+      // back: one unit of work per item by design (as PA207 reads them).
+      if (flush && (!overItems(ctx.model, inner) || inTryWithin(flush.node, inner.node))) continue;
+      const loop = describeLoop(inner);
       if (flush) {
         ctx.report({ node: site.call.node, message: `\`${site.op.what}\` is flushed row by row: \`${flush.calleeText}\` in the same iteration of ${loop} sends each INSERT on its own` });
         continue;
@@ -74,3 +82,9 @@ export const missingBulkOps: FileRule = {
     }
   },
 };
+
+/** Does `node` sit in a `try` statement inside the loop (a per-item try/except)? */
+function inTryWithin(node: SyntaxNode, loop: SyntaxNode): boolean {
+  for (let p = node.parent; p && p.id !== loop.id; p = p.parent) if (p.type === 'try_statement') return true;
+  return false;
+}

@@ -7,7 +7,7 @@
  * Candidates for the shared layer: `perIterationNames`, `literalSize`, `unwrap`, `positionalArgs`.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
-import type { AssignmentInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
+import type { AssignmentInfo, CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import { assignmentsTo } from '../../../semantic/model.js';
 
 /** Strips `await`, parentheses and `list(...)`-free wrappers that do not change the value. */
@@ -182,6 +182,8 @@ function smallBoundedLoopUncached(model: FileModel, loop: LoopInfo): boolean {
   if (size !== null) return size <= SMALL_BOUND;
   const src = iterationSource(loop.iterable);
   if (!src) return false;
+  // `for s in Status:`: iterating a class is iterating an `Enum`'s few members.
+  if (src.type === 'identifier' && /^[A-Z][a-z]\w*$/.test(src.text) && namesClass(model, src.text, loop.functionIndex)) return true;
   if (smallLiteral(src) || configuredSetting(src) || returnsSmallLiteral(model, src) || smallSelfLiteral(model, src, loop)) return true;
   const name = src.type === 'identifier' ? src.text : src.type === 'attribute' && /^(self|cls)$/.test(src.childForFieldName('object')?.text ?? '') ? src.childForFieldName('attribute')!.text : null;
   if (!name) return false;
@@ -346,6 +348,8 @@ export function loopTargets(loop: LoopInfo): Set<string> {
  */
 export function notPerRow(model: FileModel, call: { node: SyntaxNode; line: number }, loops: LoopInfo[]): boolean {
   if (loops.every((l) => smallBoundedLoop(model, l))) return true;
+  // One incoming message per iteration: each is its own request.
+  if (loops.some((l) => messageLoop(l))) return true;
   const inner = loops[loops.length - 1]!;
   if (stopsAfter(call.node, inner)) return true;
   // A dispatch on the item's value (`if field == 'email':`) runs once per distinct value, not per item.
@@ -560,4 +564,77 @@ export function loopTarget(loop: LoopInfo): { name: string; iterable: SyntaxNode
     if (second?.type === 'identifier' && inner) return { name: second.text, iterable: inner };
   }
   return null;
+}
+
+
+/** Is `name` a class (defined in the module or imported), not a variable of the function? */
+function namesClass(model: FileModel, name: string, fnIndex: number): boolean {
+  for (let i = fnIndex; i >= 0; i = model.functions[i]!.parent) {
+    const fn = model.functions[i]!;
+    if (fn.params.some((p) => p.name === name) || model.assignments.some((a) => a.functionIndex === i && a.target === name)) return false;
+  }
+  if (model.assignments.some((a) => a.functionIndex < 0 && a.target === name)) return false;
+  return model.imports.has(name) || model.classes.some((c) => c.childForFieldName('name')?.text === name);
+}
+
+/** Methods that send a statement with its parameters. */
+const STATEMENT_SENDERS = new Set(['execute', 'exec', 'exec_driver_sql', 'executemany']);
+
+/**
+ * `session.execute(stmt, [{...}, ...])`, `conn.execute(text(...), rows)` with `rows` a list:
+ * a list of parameter sets, sent as one executemany (SQLAlchemy's bulk INSERT/UPDATE by primary
+ * key, insertmanyvalues), not one statement per item.
+ */
+export function executesMany(model: FileModel, call: CallInfo): boolean {
+  if (!STATEMENT_SENDERS.has(call.method)) return false;
+  const args = callArgs(call.node);
+  let v = unwrap(args.positional[1] ?? args.keywords.get('params') ?? args.keywords.get('parameters') ?? null);
+  if (v?.type === 'identifier') {
+    const a = lastAssignment(model, v.text, call.functionIndex, call.line);
+    v = a?.value ? unwrap(a.value) : null;
+  }
+  if (!v) return false;
+  if (v.type === 'list' || v.type === 'list_comprehension' || v.type === 'generator_expression') return true;
+  // `rows[i:i + 500]`: a chunk of a list of parameter sets, cut at a moving start (one row's
+  // tuple sliced, `rev[:-1]`, is one parameter set).
+  const slice = v.type === 'subscript' ? v.childForFieldName('subscript') : null;
+  if (slice?.type === 'slice' && /^\s*[A-Za-z_]/.test(slice.text)) return true;
+  return v.type === 'call' && /^(list|tuple)$/.test(v.childForFieldName('function')?.text ?? '');
+}
+
+/** Chunking helpers: each item of the loop is a batch of rows. */
+const BATCHES = /(^|\.)(batched|chunked|chunks|chunk|ichunked|batches|grouper|partitions|iter_batches|pages|sliced|paginate|yield_per)$/;
+
+/**
+ * A loop over batches (`itertools.batched(items, 1000)`, `chunked(ids, 500)`,
+ * `result.partitions()`, `range(0, len(ids), size)`): what it does per iteration, it does per
+ * batch.
+ */
+export function overBatches(loop: LoopInfo): boolean {
+  const it = unwrap(loop.iterable);
+  if (it?.type !== 'call') return false;
+  const fn = it.childForFieldName('function')?.text ?? '';
+  if (BATCHES.test(fn)) return true;
+  const args = it.childForFieldName('arguments');
+  return fn === 'range' && (args?.namedChildCount ?? 0) === 3;
+}
+
+/** A retry loop: `for attempt in Retrying(...)` (tenacity), `AsyncRetrying`, stamina's `retry_context`. */
+export function retryLoop(loop: LoopInfo): boolean {
+  const it = unwrap(loop.iterable);
+  return it?.type === 'call' && /(^|\.)(Retrying|AsyncRetrying|retry_context)$/.test(it.childForFieldName('function')?.text ?? '');
+}
+
+/**
+ * A loop that handles one incoming message per iteration (`while True: msg = await
+ * websocket.receive_json()`, `async for msg in websocket.iter_text()`, a queue worker that
+ * claims one job with `SKIP LOCKED`): each iteration is its own request, not an item of a batch.
+ */
+export function messageLoop(loop: LoopInfo): boolean {
+  // A queue worker claims one job per iteration (`with_for_update(skip_locked=True)`, `FOR UPDATE SKIP LOCKED`).
+  if (loop.kind === 'while' && /with_for_update\([^)]*skip_locked\s*=\s*True|FOR\s+UPDATE\s+SKIP\s+LOCKED/i.test(loop.node.childForFieldName('body')?.text ?? '')) return true;
+  if (loop.kind === 'async_for') return /\.iter_(text|json|bytes)\s*\(/.test(loop.iterable?.text ?? '');
+  if (loop.kind !== 'while') return false;
+  const body = loop.node.childForFieldName('body')?.text ?? '';
+  return /\bawait\s+[\w.]+\.(receive|receive_text|receive_json|receive_bytes|recv)\s*\(/.test(body);
 }

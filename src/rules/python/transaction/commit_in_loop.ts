@@ -24,6 +24,7 @@ import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../..
 import { callGraphOf, siteCalls, type CallGraph, type FnRef, type Reach } from '../../../analysis/callgraph.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
 import { WRITE_EFFECT } from '../query/dbCalls.js';
+import { executesMany } from '../query/semantics.js';
 import { alwaysReaches } from './reach.js';
 import { flagAtCall } from '../../../semantic/guards.js';
 import { UNTYPED } from '../../../analysis/objects.js';
@@ -207,7 +208,8 @@ function loopWrites(model: FileModel, loop: LoopInfo, session: string, commit: C
   if (callsOf(model, loop.functionIndex).some((c) => c.loops.includes(loop.index) && c.node.startIndex < commit.node.startIndex && outsideEffect(model, c))) return null;
   for (const c of callsOf(model, loop.functionIndex)) {
     if (!c.loops.includes(loop.index) || c === commit) continue;
-    if (receiverKey(c) === session && isWriteCall(model, c)) return `it writes with \`${c.calleeText}()\``;
+    // A statement with a list of parameter sets is a batch: committed per batch.
+    if (receiverKey(c) === session && isWriteCall(model, c) && !executesMany(model, c)) return `it writes with \`${c.calleeText}()\``;
   }
   // Attribute changes on the rows the loop walks: flushed by the commit.
   const targets = itemNames(model, loop);

@@ -1,6 +1,7 @@
 /** Loop forms the transaction rules share: which loops walk items one per iteration. */
 import type { FileModel, LoopInfo } from '../../../semantic/model.js';
 import { loopTargets } from './semantics.js';
+import { messageLoop, overBatches, retryLoop, smallBoundedLoop } from '../query/semantics.js';
 
 /**
  * Does the loop walk items, one per iteration: a `for`, an `async for` over rows the database
@@ -9,6 +10,8 @@ import { loopTargets } from './semantics.js';
  * stream are consumers: one unit of work per message is their design.
  */
 export function overItems(model: FileModel, loop: LoopInfo): boolean {
+  // A batch per iteration, a retry, a handful of constants (tenant schemas), a message per iteration: not items.
+  if (overBatches(loop) || retryLoop(loop) || messageLoop(loop) || smallBoundedLoop(model, loop)) return false;
   if (loop.kind === 'for') return true;
   if (loop.kind === 'async_for') return !!loop.iterable && DB_STREAM.test(loop.iterable.text);
   if (loop.kind !== 'while') return false;
