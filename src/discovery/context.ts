@@ -188,6 +188,13 @@ export interface RelationshipInfo {
   reverse?: true;
 }
 
+export interface DependencyAliasInfo {
+  /** `module.X`. */
+  name: string;
+  type: string;
+  provider: string;
+}
+
 export interface SharedSessionInfo {
   /** `module.name` of the module-level name. */
   name: string;
@@ -247,6 +254,11 @@ export interface ProjectContext {
    * that every function importing it shares. Absent when none.
    */
   sharedSessions?: SharedSessionInfo[];
+  /**
+   * Module-level `X = Annotated[T, Depends(f)]` aliases (`SessionDep`): a parameter annotated
+   * `X` in another module is injected by `f` and holds a `T`. Absent when none.
+   */
+  dependencyAliases?: DependencyAliasInfo[];
   /** Project subclasses of streaming responses and functions that return one. */
   streamingFactories?: StreamingFactoryInfo[];
   migrations: MigrationsInfo;

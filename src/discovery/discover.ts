@@ -68,9 +68,12 @@ function worthParsing(source: string): boolean {
     TUPLE_UNPACK.test(source) ||
     (ASYNCPG_POOL.test(source) && source.includes('asyncpg')) ||
     STREAMING_RESPONSE_HINT.test(source) ||
-    MODULE_SESSION_HINT.test(source)
+    MODULE_SESSION_HINT.test(source) ||
+    DEPENDENCY_ALIAS_HINT.test(source)
   );
 }
+/** `SessionDep = Annotated[AsyncSession, Depends(get_db)]`: a dependency alias other modules annotate with. */
+const DEPENDENCY_ALIAS_HINT = /^[A-Za-z_]\w*\s*=\s*(?:typing\.)?Annotated\[[^\n]*Depends\(/m;
 /** `db = SessionLocal()` at module level: maybe one session every importer shares (decided against the factories). */
 const MODULE_SESSION_HINT = /^[A-Za-z_]\w*\s*=\s*[\w.]*(Session|session|Maker|maker)\w*\(\s*\)/m;
 /** A streaming response of the libraries, named: a project subclass or wrapper of one may be defined here. */
@@ -275,6 +278,8 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   ctx.sessionFactories.push(...unpackedFactories(perFile));
   const shared = sharedSessions(perFile, ctx.sessionFactories);
   if (shared.length) ctx.sharedSessions = shared;
+  const aliases = perFile.flatMap(({ file, facts }) => (facts.dependencyAliases ?? []).map((a) => ({ ...a, name: `${moduleNameOf(file)}.${a.name}` })));
+  if (aliases.length) ctx.dependencyAliases = aliases.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 
   // SQL: migrations' calls, code strings that mention channels/triggers, and .sql files.
   const work: { file: string; sql: SqlString; migration: boolean }[] = [];

@@ -204,6 +204,16 @@ export interface PythonFileFacts {
    * when the callee is a session factory of the project, one session object every caller shares.
    */
   moduleCalls?: ModuleCallFact[];
+  /** Module-level `X = Annotated[T, Depends(f)]`: the type and the provider a parameter annotated `X` gets. */
+  dependencyAliases?: DependencyAliasFact[];
+}
+
+export interface DependencyAliasFact {
+  name: string;
+  /** `T`, qualified through the file's imports when it can be. */
+  type: string;
+  /** `f`, qualified the same way. */
+  provider: string;
 }
 
 export interface ModuleCallFact {
@@ -450,7 +460,13 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
   const file = model.path;
   const sqlNodes = new Set<number>();
   for (const a of model.assignments) {
-    if (a.functionIndex >= 0 || a.fromWith || a.value?.type !== 'call' || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
+    if (a.functionIndex >= 0 || a.fromWith || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
+    if (a.value?.type === 'subscript') {
+      const alias = dependencyAlias(model, a.value.text);
+      if (alias) (facts.dependencyAliases ??= []).push({ name: a.target, ...alias });
+      continue;
+    }
+    if (a.value?.type !== 'call') continue;
     const callee = a.value.childForFieldName('function')?.text ?? '';
     if (!/^[A-Za-z_][\w.]*$/.test(callee) || (a.value.childForFieldName('arguments')?.namedChildCount ?? 1) !== 0) continue;
     const qualified = resolveImported(model, callee);
@@ -988,6 +1004,13 @@ function declaredAttr(def: SyntaxNode, name: string, facts: ClassFacts, scope: L
   } else if (last === 'mapped_column' || last === 'Column' || last === 'column_property') {
     facts.columns++;
   }
+}
+
+/** `Annotated[AsyncSession, Depends(get_db)]` → the type and the provider, qualified; null for anything else. */
+function dependencyAlias(model: FileModel, text: string): { type: string; provider: string } | null {
+  const m = /^(?:typing(?:_extensions)?\.)?Annotated\[\s*([A-Za-z_][\w.]*)\s*,\s*(?:[\w.]*\.)?Depends\(\s*(?:dependency\s*=\s*)?([A-Za-z_][\w.]*)/s.exec(text);
+  if (!m) return null;
+  return { type: resolveImported(model, m[1]!) ?? m[1]!, provider: resolveImported(model, m[2]!) ?? m[2]! };
 }
 
 export function isDeclarativeRootBase(base: string): boolean {

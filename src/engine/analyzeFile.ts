@@ -68,6 +68,7 @@ export function analyzeFile(
     model.flaskDbHandles = projectIndex(project).flaskDbHandles;
     model.scopedSessions = projectIndex(project).scopedSessions;
     model.dynamicRelations = projectIndex(project).dynamicRelations;
+    model.dependencyAliases = project.dependencyAliases ?? [];
     lap('model');
     // Every call in a function of a non-test file is classified by the summary's query effects
     // anyway; classifying them first costs nothing more and keeps that shared cost out of the

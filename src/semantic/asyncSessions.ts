@@ -8,6 +8,7 @@
  */
 import type { ProjectContext } from '../discovery/context.js';
 import { moduleNameOf, sameQualified, valueTypeOf, type FileModel } from './model.js';
+import { dependencyAliasOf } from './dependencyAliases.js';
 
 /** Types that hold one connection and whose I/O methods are coroutines. */
 const ASYNC_HANDLE = /(^|\.)(AsyncSession|AsyncConnection|async_scoped_session)$|^asyncpg(\.\w+)*\.(Connection|connect)$|^sqlmodel\.ext\.asyncio\.session\.AsyncSession$/;
@@ -29,8 +30,12 @@ export function asyncHandles(model: FileModel, project: ProjectContext): AsyncHa
   if (test) return test;
   const { factories, providers } = projectHandles(project);
   test = (name, fnIndex, line) => {
-    const t = valueTypeOf(model, name, fnIndex, line);
+    let t = valueTypeOf(model, name, fnIndex, line);
     if (!t) return null;
+    // `session: SessionDep`, an `Annotated[AsyncSession, Depends(...)]` alias of the project.
+    const param = fnIndex >= 0 ? model.functions[fnIndex]!.params.find((p) => p.name === name) : undefined;
+    const alias = param ? dependencyAliasOf(model, param.annotation) : null;
+    if (alias) t = alias.type;
     const provider = t.startsWith('Depends:') ? t.slice(8) : null;
     const typed = ASYNC_HANDLE.test(t) || known(factories, t) || (provider !== null && known(providers, provider));
     if (!typed) return null;

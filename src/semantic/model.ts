@@ -219,6 +219,8 @@ export interface FileModel {
   scopedSessions: ReadonlyMap<string, readonly string[]>;
   /** `Model.attr` of the project's `lazy="dynamic"` relationships: `self.attr.filter(...)` in the model runs a query. */
   dynamicRelations: ReadonlySet<string>;
+  /** The project's `X = Annotated[T, Depends(f)]` aliases (see semantic/dependencyAliases.ts); set by the engine. */
+  dependencyAliases: readonly { name: string; type: string; provider: string }[];
   /**
    * Functions this file starts outside any request: CLI commands (`@click.command`, `@cli.command()`,
    * a module-level `main`), what its `if __name__ == "__main__":` block calls, and startup or
@@ -350,6 +352,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     flaskDbHandles: NO_MODELS,
     scopedSessions: new Map(),
     dynamicRelations: NO_MODELS,
+    dependencyAliases: [],
     lineOf: (offset: number) => lineOfOffset(lineStarts, offset),
   };
   const rawAssignments: RawAssignment[] = [];

@@ -12,6 +12,7 @@ import { externalCall } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
 import { callAt, declaresGlobal, moduleNameOf, resolveName, valueTypeOf, variableRefs } from '../../../semantic/model.js';
+import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import { callArgs } from '../query/semantics.js';
 import { annotationType, calleeType, receiverType } from '../../../semantic/valueTypes.js';
 import type { ProjectContext, SessionHelperInfo, SessionProviderInfo, StreamingFactoryInfo } from '../../../discovery/context.js';
@@ -575,7 +576,8 @@ export function injectedSessions(model: FileModel, project: ProjectContext, fn: 
   fn.params.forEach((p, i) => {
     const node = paramNodes[i];
     if (!node || p.name === 'self' || p.name === 'cls') return;
-    const texts = [p.defaultText ?? '', p.annotation ?? '', localAlias(model, p.annotation)?.text ?? ''];
+    const alias = dependencyAliasOf(model, p.annotation);
+    const texts = [p.defaultText ?? '', p.annotation ?? '', localAlias(model, p.annotation)?.text ?? '', alias ? `Depends(${alias.provider})` : ''];
     let viaDepends = false;
     let functionScope = false;
     let isSession = false;

@@ -15,6 +15,7 @@
  * wrote.
  */
 import { resolveImported, type CallInfo, type FileModel } from '../../../semantic/model.js';
+import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf } from '../../../analysis/callgraph.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
@@ -199,8 +200,9 @@ export function collectRequestEnqueues(model: FileModel): Effect[][] {
     if (!named.size) continue;
     for (const p of fn.params) {
       const dep = /^Depends\(\s*([A-Za-z_][\w.]*)\s*\)$/.exec(p.defaultText?.replace(/\s+/g, '') ?? '');
-      if (!dep) continue;
-      const provider = resolveImported(model, dep[1]!);
+      const alias = dep || p.defaultText ? null : dependencyAliasOf(model, p.annotation);
+      if (!dep && !alias) continue;
+      const provider = dep ? resolveImported(model, dep[1]!) : alias!.provider;
       if (!provider) continue;
       // The handler commits that session itself: the file rule judges the order.
       if (model.calls.some((c) => c.functionIndex === call.functionIndex && c.dottedReceiver === p.name && isCommitCall(model, c))) continue;

@@ -37,6 +37,7 @@ import { libraryReach } from './libraryReach.js';
 import { COMMITS_ALWAYS, PROVIDES_UNCOMMITTED, TXN_RAISE_AFTER, TXN_SCOPE_CALL, TXN_SCOPE_OPEN, type ScopeCall, type ScopeOpen } from './libraryWrites.js';
 import type { FileModel } from '../../../semantic/model.js';
 import { effectiveRole, resolveImported } from '../../../semantic/model.js';
+import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import { classifyDbCall } from '../query/dbCalls.js';
@@ -169,13 +170,15 @@ export function requestWrites(model: FileModel): Effect[][] {
     let settingsChecked = false;
     for (const p of fn.params) {
       const m = /^Depends\(\s*([A-Za-z_][\w.]*)\s*\)$/.exec(p.defaultText?.replace(/\s+/g, '') ?? '');
-      if (!m || !/(^|\.)(Session|AsyncSession)$/.test(p.annotation ?? '')) continue;
+      // `session: SessionDep`, an `Annotated[Session, Depends(get_db)]` alias of the project.
+      const alias = m || p.defaultText ? null : dependencyAliasOf(model, p.annotation);
+      if (!(m && /(^|\.)(Session|AsyncSession)$/.test(p.annotation ?? '')) && !(alias && /(^|\.)(Session|AsyncSession)$/.test(alias.type))) continue;
       // The handler's text only for a handler with an injected session (most have none).
       if (!settingsChecked) {
         if (SETTINGS.test(fn.node.text)) return;
         settingsChecked = true;
       }
-      const provider = resolveImported(model, m[1]!);
+      const provider = m ? resolveImported(model, m[1]!) : alias!.provider;
       if (!provider || escapes(fn.node, p.name, true)) continue;
       const owned: Owned = { name: p.name, kind: 'session', inWith: false, line: fn.startLine, fnIndex };
       const write = uncommittedWrite(model, owned, [p.name]);

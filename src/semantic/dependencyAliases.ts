@@ -1,0 +1,31 @@
+/**
+ * `SessionDep = Annotated[AsyncSession, Depends(get_db)]` in one module, `session: SessionDep` in
+ * another: what such an annotation injects (its provider) and what it holds (its type), from the
+ * project's dependency aliases (discovery) — also when written from a package root below the
+ * scanned root. Same-module aliases are read from the project too.
+ */
+import { resolveImported, sameQualified, type FileModel } from './model.js';
+
+type DependencyAlias = FileModel['dependencyAliases'][number];
+
+const byLastMemo = new WeakMap<readonly DependencyAlias[], Map<string, DependencyAlias[]>>();
+
+/** The alias an annotation names (`SessionDep`, `deps.SessionDep`), from the project's aliases the engine put on the model. */
+export function dependencyAliasOf(model: FileModel, annotation: string | null | undefined): DependencyAlias | null {
+  const aliases = model.dependencyAliases;
+  if (!aliases?.length || !annotation) return null;
+  const written = annotation.trim().replace(/^["']|["']$/g, '');
+  if (!/^[A-Za-z_][\w.]*$/.test(written)) return null;
+  const q = resolveImported(model, written);
+  if (!q) return null;
+  let byLast = byLastMemo.get(aliases);
+  if (!byLast) {
+    byLast = new Map();
+    for (const a of aliases) {
+      const last = a.name.slice(a.name.lastIndexOf('.') + 1);
+      byLast.set(last, [...(byLast.get(last) ?? []), a]);
+    }
+    byLastMemo.set(aliases, byLast);
+  }
+  return byLast.get(q.slice(q.lastIndexOf('.') + 1))?.find((a) => sameQualified(a.name, q)) ?? null;
+}
