@@ -17,7 +17,7 @@
  * scripts and CLI commands are advisory.
  */
 import type { SharedSessionInfo } from '../../../discovery/context.js';
-import { declaresGlobal, sameQualified, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
+import { declaresGlobal, moduleNameOf, resolveImported, sameQualified, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { isWebService } from './semantics.js';
 
@@ -29,7 +29,7 @@ export const sharedSession: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'One session object made at import and shared by every caller',
-    what: 'Finds a session made once at module level — `db = SessionLocal()` where `SessionLocal` is a `sessionmaker`/`async_sessionmaker` of the project, or `session = Session(engine)` / `AsyncSession(engine)` — and used by functions of its own module or of modules that import it (`from app.db import db`, `import app.db as database; database.db.query(...)`). Reported once per file, at the first function that uses it. High in a web service (requests run concurrently), medium otherwise. Silent for a `scoped_session`/`async_scoped_session` registry and Flask-SQLAlchemy\'s `db.session` (a session per thread or task), a session made inside a function, and a function that binds the name itself (a local or parameter of that name).',
+    what: 'Finds a session made once and shared by every caller: at module level (`db = SessionLocal()` where `SessionLocal` is a `sessionmaker`/`async_sessionmaker` of the project, or `session = Session(engine)` / `AsyncSession(engine)`) and used by functions of its own module or of modules that import it (`from app.db import db`, `import app.db as database; database.db.query(...)`), reported once per file at the first function that uses it; or as a parameter\'s default value (`def f(db: Session = SessionLocal())`: made once when the `def` runs), reported at the default. High in a web service (requests run concurrently), medium otherwise. Silent for a `scoped_session`/`async_scoped_session` registry and Flask-SQLAlchemy\'s `db.session` (a session per thread or task), a session made inside a function, and a function that binds the name itself (a local or parameter of that name).',
     why: 'A `Session` is not safe for concurrent use. One shared session means one transaction and one connection for every request thread (for an `AsyncSession`, every task): a rollback or failed flush in one request lands in the others, objects and pending changes leak between requests, and under load two callers use the connection at once.',
     bad: 'from fastapi import FastAPI\nfrom sqlalchemy import create_engine, select\nfrom sqlalchemy.orm import sessionmaker\n\nengine = create_engine("postgresql+psycopg://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\ndb = SessionLocal()\napp = FastAPI()\n\n\n@app.get("/items")\ndef items():\n    return db.scalars(select(Item)).all()\n',
     good: 'from fastapi import Depends, FastAPI\nfrom sqlalchemy import create_engine, select\nfrom sqlalchemy.orm import Session, sessionmaker\n\nengine = create_engine("postgresql+psycopg://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\napp = FastAPI()\n\n\ndef get_db():\n    with SessionLocal() as db:\n        yield db\n\n\n@app.get("/items")\ndef items(db: Session = Depends(get_db)):\n    return db.scalars(select(Item)).all()\n',
@@ -41,8 +41,10 @@ export const sharedSession: FileRule = {
   },
   checkFile(ctx: FileRuleContext): void {
     const { model, project } = ctx;
+    if (model.isTestFile) return;
+    sessionDefaults(ctx);
     const shared = project.sharedSessions;
-    if (!shared?.length || model.isTestFile) return;
+    if (!shared?.length) return;
     const names = sharedNames(model, shared);
     if (!names.size) return;
     const web = isWebService(project);
@@ -129,4 +131,35 @@ function inStringOrComment(source: string, at: number): boolean {
   if (before.includes('#')) return true;
   const quotes = (before.match(/(?<!\\)["']/g) ?? []).length;
   return quotes % 2 === 1;
+}
+
+/**
+ * `def f(db: Session = SessionLocal()):` — a default value is made once, when the `def` runs at
+ * import: every call that leaves it out shares that one session.
+ */
+function sessionDefaults(ctx: FileRuleContext): void {
+  const { model, project } = ctx;
+  if (!model.source.includes('()')) return;
+  const factories = project.sessionFactories.filter((f) => f.name && (f.kind === 'sessionmaker' || f.kind === 'async_sessionmaker'));
+  if (!factories.length) return;
+  const qualified = factories.map((f) => ({ name: `${moduleNameOf(f.file)}.${f.name}`, async: f.kind === 'async_sessionmaker' }));
+  const web = isWebService(project);
+  for (const fn of model.functions) {
+    for (const p of fn.params) {
+      const m = /^([A-Za-z_][\w.]*)\(\s*\)$/.exec(p.defaultText?.trim() ?? '');
+      const q = m ? resolveImported(model, m[1]!) : null;
+      const factory = q ? qualified.find((f) => sameQualified(f.name, q)) : undefined;
+      if (!factory) continue;
+      const at = model.source.indexOf(p.defaultText!.trim(), fn.start);
+      if (at < 0) continue;
+      const line = model.lineOf(at) + 1;
+      const column = at - model.source.lastIndexOf('\n', at - 1);
+      ctx.report({
+        location: { line, column, endLine: line, endColumn: column + p.defaultText!.trim().length },
+        message: `\`${p.name}\` defaults to \`${p.defaultText!.trim()}\`, made once when \`${fn.name}\` is defined: every call that leaves it out shares that one ${factory.async ? '`AsyncSession`' : '`Session`'}, and a session is not safe for concurrent use; default to \`None\` and open one per call, or inject it (\`Depends(get_db)\`)`,
+        severity: web ? 'high' : 'medium',
+        function: fn.name,
+      });
+    }
+  }
 }
