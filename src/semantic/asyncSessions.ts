@@ -28,7 +28,7 @@ const memo = new WeakMap<FileModel, AsyncHandleTest>();
 export function asyncHandles(model: FileModel, project: ProjectContext): AsyncHandleTest {
   let test = memo.get(model);
   if (test) return test;
-  const { factories, providers } = projectHandles(project);
+  const { factories, providers, engines, pools } = projectHandles(project);
   test = (name, fnIndex, line) => {
     let t = valueTypeOf(model, name, fnIndex, line);
     if (!t) return null;
@@ -37,6 +37,11 @@ export function asyncHandles(model: FileModel, project: ProjectContext): AsyncHa
     const alias = param ? dependencyAliasOf(model, param.annotation) : null;
     if (alias) t = alias.type;
     const provider = t.startsWith('Depends:') ? t.slice(8) : null;
+    // `async with engine.connect() as conn` on an async engine of the project; `pool.acquire()` on an asyncpg pool.
+    const viaEngine = /\.(connect|begin)$/.test(t) && known(engines, t.slice(0, t.lastIndexOf('.')));
+    const viaPool = /\.acquire$/.test(t) && poolName(model, t.slice(0, t.lastIndexOf('.')), fnIndex, line, pools);
+    if (viaEngine) return { kind: 'AsyncConnection', boundAt: boundAt(model, name, fnIndex, line) };
+    if (viaPool) return { kind: 'asyncpg connection', boundAt: boundAt(model, name, fnIndex, line) };
     const typed = ASYNC_HANDLE.test(t) || known(factories, t) || (provider !== null && known(providers, provider));
     if (!typed) return null;
     const kind: AsyncHandleKind = /asyncpg/.test(t) ? 'asyncpg connection' : /AsyncConnection$/.test(t) ? 'AsyncConnection' : 'AsyncSession';
@@ -49,10 +54,19 @@ export function asyncHandles(model: FileModel, project: ProjectContext): AsyncHa
 /** Qualified names by their last segment, so a name is matched against the few that end like it. */
 type ByLast = Map<string, string[]>;
 
-const projectMemo = new WeakMap<ProjectContext, { factories: ByLast; providers: ByLast }>();
+interface ProjectHandles {
+  factories: ByLast;
+  providers: ByLast;
+  /** Async engines (`create_async_engine`). */
+  engines: ByLast;
+  /** asyncpg pools (`asyncpg.create_pool`). */
+  pools: ByLast;
+}
 
-/** The project's async session factories and providers, qualified: once per project, not per file. */
-function projectHandles(project: ProjectContext): { factories: ByLast; providers: ByLast } {
+const projectMemo = new WeakMap<ProjectContext, ProjectHandles>();
+
+/** The project's async session factories, providers, engines and pools, qualified: once per project, not per file. */
+function projectHandles(project: ProjectContext): ProjectHandles {
   let v = projectMemo.get(project);
   if (!v) {
     const factories = byLast(
@@ -61,7 +75,10 @@ function projectHandles(project: ProjectContext): { factories: ByLast; providers
         .map((f) => `${moduleNameOf(f.file)}.${f.name}`),
     );
     const providers = byLast(project.sessionProviders.filter((p) => p.async).map((p) => `${moduleNameOf(p.file)}.${p.name}`));
-    projectMemo.set(project, (v = { factories, providers }));
+    const named = project.engines.filter((e) => e.name && !e.function);
+    const engines = byLast(named.filter((e) => e.async && !/create_pool$/.test(e.factory)).map((e) => `${moduleNameOf(e.file)}.${e.name}`));
+    const pools = byLast(named.filter((e) => /create_pool$/.test(e.factory)).map((e) => `${moduleNameOf(e.file)}.${e.name}`));
+    projectMemo.set(project, (v = { factories, providers, engines, pools }));
   }
   return v;
 }
@@ -88,4 +105,12 @@ function boundAt(model: FileModel, name: string, fnIndex: number, line: number):
     if (a.functionIndex === fnIndex && a.target === name && a.line <= line) best = Math.max(best, a.node.startIndex);
   }
   return best >= 0 ? best : fnIndex >= 0 ? model.functions[fnIndex]!.start : 0;
+}
+
+/** Is the name a pool of asyncpg: a project pool, `asyncpg.create_pool(...)`, or annotated `asyncpg.Pool`? */
+function poolName(model: FileModel, path: string, fnIndex: number, line: number, pools: ByLast): boolean {
+  if (known(pools, path)) return true;
+  if (!/^[A-Za-z_]\w*$/.test(path)) return false;
+  const t = valueTypeOf(model, path, fnIndex, line);
+  return !!t && /^asyncpg(\.\w+)*\.(create_pool|Pool)$/.test(t);
 }
