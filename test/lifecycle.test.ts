@@ -41,7 +41,7 @@ describe('PA408 shared_session and PA409 concurrent_session', () => {
 
   it('names where the shared session was made, once per file, and is advisory in a one-off script', () => {
     const api = shared.filter((f) => f.code === 'PA408' && f.path === 'app/api.py');
-    expect(api.map((f) => f.line)).toEqual([15, 26, 32, 77]);
+    expect(api.map((f) => f.line)).toEqual([15, 26, 32, 77, 88]);
     expect(api[3]!.message).toMatch(/^`db` defaults to `SessionLocal\(\)`, made once when `defaulted` is defined: every call that leaves it out shares that one `Session`/);
     expect(api[0]!.severity).toBe('high');
     expect(api[0]!.message).toBe('`db` is one `Session` made at import (`db = SessionLocal()`, app/db.py:13) and used by `items`'
@@ -55,7 +55,7 @@ describe('PA408 shared_session and PA409 concurrent_session', () => {
     // Scanned from fixtures/lifecycle: `from app.db import db` names `shared-session.app.db.db`.
     const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA408'] }, {}, null);
     const above = (await scan(FIXTURES, config, { inProcessBytes: Infinity })).result.findings;
-    expect(above.filter((f) => f.path === 'shared-session/app/api.py').map((f) => f.line)).toEqual([15, 26, 32, 77]);
+    expect(above.filter((f) => f.path === 'shared-session/app/api.py').map((f) => f.line)).toEqual([15, 26, 32, 77, 88]);
   });
 
   it('says how the coroutines were written and which session they share', () => {

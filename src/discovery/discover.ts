@@ -73,7 +73,7 @@ function worthParsing(source: string): boolean {
   );
 }
 /** `SessionDep = Annotated[AsyncSession, Depends(get_db)]`: a dependency alias other modules annotate with. */
-const DEPENDENCY_ALIAS_HINT = /^[A-Za-z_]\w*\s*=\s*(?:typing\.)?Annotated\[[^\n]*Depends\(/m;
+const DEPENDENCY_ALIAS_HINT = /^[A-Za-z_]\w*\s*=\s*(?:typing\.)?Annotated\[[^=]*?Depends\(/m;
 /** `db = SessionLocal()` at module level: maybe one session every importer shares (decided against the factories). */
 const MODULE_SESSION_HINT = /^[A-Za-z_]\w*\s*=\s*[\w.]*(Session|session|Maker|maker)\w*\(\s*\)/m;
 /** A streaming response of the libraries, named: a project subclass or wrapper of one may be defined here. */

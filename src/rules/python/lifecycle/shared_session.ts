@@ -139,16 +139,17 @@ function inStringOrComment(source: string, at: number): boolean {
  */
 function sessionDefaults(ctx: FileRuleContext): void {
   const { model, project } = ctx;
-  if (!model.source.includes('()')) return;
+  if (!model.source.includes('Session') && !model.source.includes('()')) return;
   const factories = project.sessionFactories.filter((f) => f.name && (f.kind === 'sessionmaker' || f.kind === 'async_sessionmaker'));
-  if (!factories.length) return;
   const qualified = factories.map((f) => ({ name: `${moduleNameOf(f.file)}.${f.name}`, async: f.kind === 'async_sessionmaker' }));
   const web = isWebService(project);
   for (const fn of model.functions) {
     for (const p of fn.params) {
-      const m = /^([A-Za-z_][\w.]*)\(\s*\)$/.exec(p.defaultText?.trim() ?? '');
+      const m = /^([A-Za-z_][\w.]*)\((.*)\)$/s.exec(p.defaultText?.trim() ?? '');
       const q = m ? resolveImported(model, m[1]!) : null;
-      const factory = q ? qualified.find((f) => sameQualified(f.name, q)) : undefined;
+      // `SessionLocal()` of a project factory, or `Session(engine)` / `AsyncSession(engine)` itself.
+      const direct = q && /^sqlalchemy\.(orm|ext\.asyncio)(\.session)?\.(Session|AsyncSession)$/.test(q) ? { name: q, async: q.endsWith('AsyncSession') } : undefined;
+      const factory = direct ?? (q && !m![2]!.trim() ? qualified.find((f) => sameQualified(f.name, q)) : undefined);
       if (!factory) continue;
       const at = model.source.indexOf(p.defaultText!.trim(), fn.start);
       if (at < 0) continue;

@@ -22,7 +22,6 @@ import type { Effect } from '../../../analysis/summary.js';
 
 const LOOP_CALLS = new Set([LOOP_CALL]);
 import { executesMany, lastAssignment, loopTarget, notPerRow, perItemLoops, short, unwrap } from './semantics.js';
-import { eagerlyLoaded } from './loadedRelations.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import { LIBRARY_LOOKUP_WRITES, LIBRARY_READS, libraryReceiver } from '../../../semantic/repositoryLibrary.js';
 
@@ -284,7 +283,10 @@ function foreignKeyTargetLoaded(model: FileModel, call: CallInfo, loops: LoopInf
     const m = new RegExp(`(?<![\\w.])${t.name}\\s*\\.\\s*(\\w+)_id\\b`).exec(args);
     if (!m) continue;
     const rows = rowsSource(model, t.iterable, loop.functionIndex, loop.node.startPosition.row + 1);
-    if (rows && eagerlyLoaded(rows.text, m[1]!)) return true;
+    // An eager loader on the rows' own relationship (`joinedload(Post.author)`), not one deeper
+    // in a chain (`selectinload(Post.items).joinedload(Item.author)`), nor `noload`/`raiseload`.
+    const entity = rows?.entity?.replace(/^.*\./, '');
+    if (rows && entity && new RegExp(`\\b(selectinload|joinedload|subqueryload|immediateload|contains_eager)\\(\\s*(?:[\\w.]*\\.)?${entity}\\.${m[1]!}\\b`).test(rows.text)) return true;
   }
   return false;
 }

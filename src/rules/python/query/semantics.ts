@@ -348,8 +348,8 @@ export function loopTargets(loop: LoopInfo): Set<string> {
  */
 export function notPerRow(model: FileModel, call: { node: SyntaxNode; line: number }, loops: LoopInfo[]): boolean {
   if (loops.every((l) => smallBoundedLoop(model, l))) return true;
-  // One incoming message per iteration: each is its own request.
-  if (loops.some((l) => messageLoop(l))) return true;
+  // One incoming message per iteration: each is its own request (not a loop nested in it).
+  if (messageLoop(loops[loops.length - 1]!)) return true;
   const inner = loops[loops.length - 1]!;
   if (stopsAfter(call.node, inner)) return true;
   // A dispatch on the item's value (`if field == 'email':`) runs once per distinct value, not per item.
@@ -574,7 +574,10 @@ function namesClass(model: FileModel, name: string, fnIndex: number): boolean {
     if (fn.params.some((p) => p.name === name) || model.assignments.some((a) => a.functionIndex === i && a.target === name)) return false;
   }
   if (model.assignments.some((a) => a.functionIndex < 0 && a.target === name)) return false;
-  return model.imports.has(name) || model.classes.some((c) => c.childForFieldName('name')?.text === name);
+  if (model.classes.some((c) => c.childForFieldName('name')?.text === name && /\bEnum\b|Enum\)/.test(c.childForFieldName('superclasses')?.text ?? ''))) return true;
+  // An imported class the file reads members of (`Status.ACTIVE`): an Enum; a capitalised
+  // imported list (`Recipients`) is not one.
+  return model.imports.has(name) && new RegExp(`(?<![\\w.])${name}\\.[A-Z][A-Z0-9_]*\\b`).test(model.source);
 }
 
 /** Methods that send a statement with its parameters. */
@@ -594,7 +597,9 @@ export function executesMany(model: FileModel, call: CallInfo): boolean {
     v = a?.value ? unwrap(a.value) : null;
   }
   if (!v) return false;
-  if (v.type === 'list' || v.type === 'list_comprehension' || v.type === 'generator_expression') return true;
+  // A list display of one parameter set (`[{"id": r.id}]`, `params = [r]`) is one statement.
+  if (v.type === 'list') return v.namedChildCount >= 2;
+  if (v.type === 'list_comprehension' || v.type === 'generator_expression') return true;
   // `rows[i:i + 500]`: a chunk of a list of parameter sets, cut at a moving start (one row's
   // tuple sliced, `rev[:-1]`, is one parameter set).
   const slice = v.type === 'subscript' ? v.childForFieldName('subscript') : null;

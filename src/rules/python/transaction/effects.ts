@@ -23,7 +23,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { Effect } from '../../../analysis/summary.js';
-import { isNamedLookupCallee, type CallInfo, type FileModel } from '../../../semantic/model.js';
+import { isNamedLookupCallee, type CallInfo, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
 import { conditionalInFunction } from '../../../semantic/controlFlow.js';
 import { soleFlagGuard } from '../../../semantic/guards.js';
 import { externalCall } from '../../../semantic/externalCalls.js';
@@ -86,6 +86,14 @@ function loopWritesOwn(model: FileModel, call: CallInfo): boolean {
 export const SIDE_EFFECT = 'side_effect';
 
 
+/** `db.commit()` with `db` a parameter of the function, or `self.<attr>.commit()`, with no arguments. */
+function handedHandleCommit(fn: FunctionInfo, call: CallInfo): boolean {
+  if (!call.emptyArgs) return false;
+  const r = call.dottedReceiver;
+  if (!r) return false;
+  return /^self\.\w+$/.test(r) || fn.params.some((p) => p.name === r && p.name !== 'self' && p.name !== 'cls');
+}
+
 export function collectTransactionEffects(model: FileModel): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile) return effects;
@@ -94,8 +102,15 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     if (call.functionIndex < 0 || isNamedLookupCallee(model, call)) continue;
     const fn = model.functions[call.functionIndex]!;
     const at = { line: call.line, column: call.column };
+    // `with session.begin():` / `async with Maker.begin() as s:` commits when the block exits.
+    if (call.method === 'begin' && call.isWithItem && call.hasReceiver) {
+      effects[call.functionIndex]!.push({ kind: MAY_COMMIT_EFFECT, what: call.calleeText, ...at });
+      continue;
+    }
     if (call.method === 'commit') {
-      if (isCommitCall(model, call)) effects[call.functionIndex]!.push({ kind: MAY_COMMIT_EFFECT, what: call.calleeText, ...at });
+      // `may commit` is the conservative side: a commit on a handle the function was handed (a
+      // parameter, `self.session`) counts even when nothing types it as a session.
+      if (isCommitCall(model, call) || handedHandleCommit(fn, call)) effects[call.functionIndex]!.push({ kind: MAY_COMMIT_EFFECT, what: call.calleeText, ...at });
       if (!fn.isGenerator && alwaysRuns(model, call) && isCommitCall(model, call)) {
         effects[call.functionIndex]!.push({ kind: opensOwnSession(model, call) ? OWN_COMMIT_EFFECT : COMMIT_EFFECT, what: call.calleeText, ...at });
         if (readOnlyFunction(model, call.functionIndex)) effects[call.functionIndex]!.push({ kind: READONLY_COMMIT, what: '', ...at });

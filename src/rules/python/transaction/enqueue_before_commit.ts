@@ -14,6 +14,7 @@
  * caller's transaction is not visible here), or with arguments that name nothing the transaction
  * wrote.
  */
+import type { SyntaxNode } from '../../../parse/parser.js';
 import { resolveImported, type CallInfo, type FileModel } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import type { Effect } from '../../../analysis/summary.js';
@@ -151,6 +152,8 @@ function writtenBefore(model: FileModel, region: TransactionRegion, call: CallIn
     const m = /^([A-Za-z_]\w*)\.\w+$/.exec(a.target);
     if (!m || m[1] === 'self' || out.has(m[1]!)) continue;
     if (commits.some((c) => c.node.startIndex > a.node.startIndex)) continue;
+    // An object built here and never added is transient: its changes go nowhere.
+    if (builtHere(model, m[1]!, region.fnIndex, a.line)) continue;
     if (models.size && (modelOfObject(model, m[1]!, region.fnIndex, a.line, models) || loopRow(model, m[1]!, a.loops, models))) out.set(m[1]!, a.line);
   }
   // `session.execute(update(Order).where(Order.id == order_id))`: the local names that pick the rows it writes.
@@ -204,8 +207,9 @@ export function collectRequestEnqueues(model: FileModel): Effect[][] {
       if (!dep && !alias) continue;
       const provider = dep ? resolveImported(model, dep[1]!) : alias!.provider;
       if (!provider) continue;
-      // The handler commits that session itself: the file rule judges the order.
-      if (model.calls.some((c) => c.functionIndex === call.functionIndex && c.dottedReceiver === p.name && isCommitCall(model, c))) continue;
+      // The handler commits that session itself (a `commit()`, or a `with ….begin():` block that
+      // ends before the enqueue): the file rule judges the order.
+      if (model.calls.some((c) => c.functionIndex === call.functionIndex && c.dottedReceiver === p.name && (isCommitCall(model, c) || (c.method === 'begin' && c.isWithItem && c.node.startIndex < call.node.startIndex)))) continue;
       const region: TransactionRegion = { kind: 'begin', start: fn.node, commit: null, from: fn.start, to: call.node.startIndex, fnIndex: call.functionIndex, session: p.name, startLine: fn.startLine, endLine: call.line };
       const hit = [...writtenBefore(model, region, call)].find(([name]) => named.has(name));
       if (!hit) continue;
@@ -261,4 +265,12 @@ function loopRow(model: FileModel, name: string, loops: readonly number[], model
     if (item && models.has(item)) return true;
   }
   return false;
+}
+
+/** Is the name's last binding before the line a constructor call (`Order(...)`)? (Added ones are found through `add`.) */
+function builtHere(model: FileModel, name: string, fnIndex: number, line: number): boolean {
+  let best: { line: number; value: SyntaxNode | null } | null = null;
+  for (const a of model.assignments) if (a.functionIndex === fnIndex && a.target === name && a.line <= line && (!best || a.line >= best.line)) best = a;
+  const v = best?.value ? unwrap(best.value) : null;
+  return v?.type === 'call' && /^(?:[\w.]*\.)?[A-Z]\w*$/.test(v.childForFieldName('function')?.text ?? '');
 }

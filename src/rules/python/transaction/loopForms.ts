@@ -17,6 +17,9 @@ export function overItems(model: FileModel, loop: LoopInfo): boolean {
   if (loop.kind !== 'while') return false;
   const cond = loop.node.childForFieldName('condition');
   if (!cond) return false;
+  // `while True:` draining a Python container (`x = pending.pop()`); a poller that fetches the
+  // next job stays a consumer loop.
+  if (/^(True|1)$/.test(cond.text.trim())) return /=\s*[\w.]+\.(pop|popleft)\s*\(/.test(loop.node.childForFieldName('body')?.text ?? '');
   if (/:=/.test(cond.text)) return /\.(fetchone|pop|popleft|get_nowait)\s*\(|\bnext\s*\(/.test(cond.text);
   const m = /^(?:not\s+)?(?:len\(\s*)?([A-Za-z_][\w.]*)\s*\)?$/.exec(cond.text.trim());
   const body = loop.node.childForFieldName('body');

@@ -119,6 +119,9 @@ export const missingCommit: FileRule & RepoRule = {
   checkRepo(ctx: RepoRuleContext): void {
     const graph = callGraphOf(ctx.index);
     lostLibraryWrites(ctx, graph);
+    // An engine in AUTOCOMMIT mode commits every statement: which engine a provider's session
+    // binds is not followed, so any such engine in the project leaves the request scope alone.
+    if (ctx.project.engines.some((e) => /^autocommit$/i.test(String(e.kwargs['isolation_level'] ?? '')))) return;
     for (const ref of graph.functionsWithEffects(REQUEST_WRITES)) {
       const file = graph.fileOf(ref);
       const fn = graph.function(ref);
