@@ -16,7 +16,7 @@
  * the name itself. Where the code runs decides the severity as for every finding: one-off
  * scripts and CLI commands are advisory.
  */
-import type { SharedSessionInfo } from '../../../discovery/context.js';
+import type { ProjectContext, SharedSessionInfo } from '../../../discovery/context.js';
 import { declaresGlobal, moduleNameOf, resolveImported, sameQualified, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { isWebService } from './semantics.js';
@@ -140,16 +140,16 @@ function inStringOrComment(source: string, at: number): boolean {
 function sessionDefaults(ctx: FileRuleContext): void {
   const { model, project } = ctx;
   if (!model.source.includes('Session') && !model.source.includes('()')) return;
-  const factories = project.sessionFactories.filter((f) => f.name && (f.kind === 'sessionmaker' || f.kind === 'async_sessionmaker'));
-  const qualified = factories.map((f) => ({ name: `${moduleNameOf(f.file)}.${f.name}`, async: f.kind === 'async_sessionmaker' }));
-  const web = isWebService(project);
+  const qualified = factoriesByLast(project);
+  let web: boolean | undefined;
   for (const fn of model.functions) {
     for (const p of fn.params) {
-      const m = /^([A-Za-z_][\w.]*)\((.*)\)$/s.exec(p.defaultText?.trim() ?? '');
+      if (!p.defaultText?.endsWith(')')) continue;
+      const m = /^([A-Za-z_][\w.]*)\((.*)\)$/s.exec(p.defaultText.trim());
       const q = m ? resolveImported(model, m[1]!) : null;
       // `SessionLocal()` of a project factory, or `Session(engine)` / `AsyncSession(engine)` itself.
       const direct = q && /^sqlalchemy\.(orm|ext\.asyncio)(\.session)?\.(Session|AsyncSession)$/.test(q) ? { name: q, async: q.endsWith('AsyncSession') } : undefined;
-      const factory = direct ?? (q && !m![2]!.trim() ? qualified.find((f) => sameQualified(f.name, q)) : undefined);
+      const factory = direct ?? (q && !m![2]!.trim() ? qualified.get(q.slice(q.lastIndexOf('.') + 1))?.find((f) => sameQualified(f.name, q)) : undefined);
       if (!factory) continue;
       const at = model.source.indexOf(p.defaultText!.trim(), fn.start);
       if (at < 0) continue;
@@ -158,9 +158,27 @@ function sessionDefaults(ctx: FileRuleContext): void {
       ctx.report({
         location: { line, column, endLine: line, endColumn: column + p.defaultText!.trim().length },
         message: `\`${p.name}\` defaults to \`${p.defaultText!.trim()}\`, made once when \`${fn.name}\` is defined: every call that leaves it out shares that one ${factory.async ? '`AsyncSession`' : '`Session`'}, and a session is not safe for concurrent use; default to \`None\` and open one per call, or inject it (\`Depends(get_db)\`)`,
-        severity: web ? 'high' : 'medium',
+        severity: (web ??= isWebService(project)) ? 'high' : 'medium',
         function: fn.name,
       });
     }
   }
+}
+
+const factoryMemo = new WeakMap<ProjectContext, Map<string, { name: string; async: boolean }[]>>();
+
+/** The project's session factories by their last name segment: once per project, not per file. */
+function factoriesByLast(project: ProjectContext): Map<string, { name: string; async: boolean }[]> {
+  let out = factoryMemo.get(project);
+  if (!out) {
+    out = new Map();
+    for (const f of project.sessionFactories) {
+      if (!f.name || (f.kind !== 'sessionmaker' && f.kind !== 'async_sessionmaker')) continue;
+      const name = `${moduleNameOf(f.file)}.${f.name}`;
+      const last = name.slice(name.lastIndexOf('.') + 1);
+      out.set(last, [...(out.get(last) ?? []), { name, async: f.kind === 'async_sessionmaker' }]);
+    }
+    factoryMemo.set(project, out);
+  }
+  return out;
 }
