@@ -27,5 +27,12 @@ export function dependencyAliasOf(model: FileModel, annotation: string | null | 
     }
     byLastMemo.set(aliases, byLast);
   }
-  return byLast.get(q.slice(q.lastIndexOf('.') + 1))?.find((a) => sameQualified(a.name, q)) ?? null;
+  const candidates = byLast.get(q.slice(q.lastIndexOf('.') + 1)) ?? [];
+  const exact = candidates.find((a) => sameQualified(a.name, q));
+  if (exact) return exact;
+  // Re-exported by a package above the defining module (`from app.api import SessionDep`, with
+  // `app/api/__init__.py` importing it from `app.api.deps`): the one alias of that name below it.
+  const pkg = q.slice(0, q.lastIndexOf('.'));
+  const below = candidates.filter((a) => a.name.includes(`${pkg}.`) && (a.name.startsWith(`${pkg}.`) || a.name.includes(`.${pkg}.`)));
+  return below.length === 1 ? below[0]! : null;
 }
