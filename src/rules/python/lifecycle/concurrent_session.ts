@@ -35,7 +35,7 @@ export const concurrentSession: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'One AsyncSession or connection used by coroutines that run at the same time',
-    what: 'Finds one `AsyncSession` (typed by an annotation, an `async_sessionmaker` of the project, `AsyncSession(...)`, or an async session provider behind `Depends`) or asyncpg connection handed to coroutines that run concurrently: two or more arguments of `asyncio.gather`/`asyncio.wait` that pass it or call it (`gather(f(session, a), session.execute(q))`), a comprehension of coroutines spread into `gather` (`gather(*(load(session, i) for i in ids))`, also through a name that holds the comprehension), and a task started on it inside a loop (`asyncio.create_task`, `ensure_future`, a task group\'s `create_task`, anyio\'s `start_soon`). Silent when each coroutine gets the session factory instead of a session, when only one coroutine gets the session, and when the tasks are awaited one at a time.',
+    what: 'Finds one `AsyncSession` (typed by an annotation, an `async_sessionmaker` of the project, `AsyncSession(...)`, or an async session provider behind `Depends`) or asyncpg connection handed to coroutines that run concurrently: two or more arguments of `asyncio.gather`/`asyncio.wait` that pass it or call it (`gather(f(session, a), session.execute(q))`), a comprehension of coroutines spread into `gather` (`gather(*(load(session, i) for i in ids))`, also through a name that holds the comprehension), a task started on it inside a loop (`asyncio.create_task`, `ensure_future`, a task group\'s `create_task`, anyio\'s `start_soon`), and a second task started on it while an earlier one (not awaited yet) may still run. Silent when each coroutine gets the session factory instead of a session, when only one coroutine gets the session, and when the tasks are awaited one at a time.',
     why: 'An `AsyncSession` has one connection and one transaction and is not safe for concurrent use: coroutines sharing it fail with `InvalidRequestError` ("concurrent operations are not permitted") or `IllegalStateChangeError`, or interleave their statements in one transaction. An asyncpg connection raises `InterfaceError: another operation is in progress`.',
     bad: 'import asyncio\n\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def load(session: AsyncSession, item_id: int):\n    return await session.get(Item, item_id)\n\n\nasync def load_all(session: AsyncSession, ids: list[int]):\n    return await asyncio.gather(*(load(session, i) for i in ids))\n',
     good: 'from sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def load_all(session: AsyncSession, ids: list[int]):\n    return (await session.scalars(select(Item).where(Item.id.in_(ids)))).all()\n',
@@ -49,6 +49,8 @@ export const concurrentSession: FileRule = {
     const { model, project } = ctx;
     if (model.isTestFile || !/\b(gather|wait|as_completed|create_task|ensure_future|start_soon)\b/.test(model.source)) return;
     const isSession = asyncHandles(model, project);
+    /** Per function: the sessions tasks were started on so far (outside loops), and by which call. */
+    const spawned = new Map<string, { name: string; call: CallInfo }[]>();
     for (const call of model.calls) {
       if (call.functionIndex < 0) continue;
       const q = call.qualifiedName ?? '';
@@ -62,15 +64,25 @@ export const concurrentSession: FileRule = {
         }
         continue;
       }
-      if (!call.loops.length || !(SPAWN.has(q) || (call.hasReceiver && SPAWN_METHODS.has(call.method)))) continue;
+      if (!(SPAWN.has(q) || (call.hasReceiver && SPAWN_METHODS.has(call.method)))) continue;
       // Awaited before the next iteration starts another: one at a time.
-      if (call.awaited || awaitedInIteration(model, call)) continue;
-      const args = callArgs(call.node).positional;
-      const coroutine = unwrap(args[0] ?? null);
-      // anyio's `tg.start_soon(load, session, i)`: the function and its arguments.
-      const used = call.method === 'start_soon' && coroutine?.type !== 'call'
-        ? args.slice(1).flatMap((a) => sessionsUsedBy(model, a, call.functionIndex, call.line, isSession))
-        : coroutine?.type === 'call' ? sessionsUsed(model, coroutine, call.functionIndex, isSession) : [];
+      if (call.awaited || (call.loops.length && awaitedInIteration(model, call))) continue;
+      const used = spawnedSessions(model, call, isSession);
+      if (!call.loops.length) {
+        // Inside `asyncio.wait([...])`/`gather(...)`: reported there.
+        if (insideGather(model, call)) continue;
+        // Two tasks started on one session in a row, before either is awaited: they overlap.
+        const earlier = spawned.get(`${call.functionIndex}`) ?? [];
+        const shared = used.find((u) => earlier.some((e) => e.name === u.name && !awaitedBetween(model, e.call, call)));
+        spawned.set(`${call.functionIndex}`, [...earlier, ...used.map((u) => ({ name: u.name, call }))]);
+        if (shared) {
+          ctx.report({
+            node: call.node,
+            message: `\`${call.calleeText}\` starts a second task on ${shared.kind} \`${shared.name}\` while the first one may still run: the tasks share one session, which is not safe for concurrent use; await each in turn, or give each task its own session`,
+          });
+        }
+        continue;
+      }
       // The session must outlive the loop's iterations: bound before the loop, not per item.
       const loopStart = model.loops[call.loops[0]!]!.node.startIndex;
       const outer = used.find((u) => u.boundAt < loopStart);
@@ -88,6 +100,32 @@ interface SessionUse {
   kind: string;
   /** Where the name was bound (its assignment or parameter), to tell a per-item session from a shared one. */
   boundAt: number;
+}
+
+function insideGather(model: FileModel, call: CallInfo): boolean {
+  for (let p = call.node.parent; p && p.type !== 'function_definition'; p = p.parent) {
+    if (p.type === 'call' && GATHER.has(callAt(model, p)?.qualifiedName ?? '')) return true;
+  }
+  return false;
+}
+
+/** The sessions a task-starting call hands its coroutine (or, for `start_soon(fn, ...)`, its arguments). */
+function spawnedSessions(model: FileModel, call: CallInfo, isSession: SessionTest): SessionUse[] {
+  const args = callArgs(call.node).positional;
+  const coroutine = unwrap(args[0] ?? null);
+  // anyio's `tg.start_soon(load, session, i)`: the function and its arguments.
+  if (call.method === 'start_soon' && coroutine?.type !== 'call') return args.slice(1).flatMap((a) => sessionsUsedBy(model, a, call.functionIndex, call.line, isSession));
+  return coroutine?.type === 'call' ? sessionsUsed(model, coroutine, call.functionIndex, isSession) : [];
+}
+
+/** Is the first task's handle (`t1 = create_task(...)`) awaited before the second call starts? */
+function awaitedBetween(model: FileModel, first: CallInfo, second: CallInfo): boolean {
+  let p = first.node.parent;
+  while (p?.type === 'parenthesized_expression') p = p.parent;
+  if (p?.type !== 'assignment') return false;
+  const target = p.childForFieldName('left');
+  if (target?.type !== 'identifier') return false;
+  return new RegExp(`\\bawait\\s+${target.text}\\b`).test(model.source.slice(p.endIndex, second.node.startIndex));
 }
 
 /** `t = create_task(...)` awaited (`await t`) later in the same loop body. */
