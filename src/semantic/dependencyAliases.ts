@@ -32,7 +32,9 @@ export function dependencyAliasOf(model: FileModel, annotation: string | null | 
   if (exact) return exact;
   // Re-exported by a package above the defining module (`from app.api import SessionDep`, with
   // `app/api/__init__.py` importing it from `app.api.deps`): the one alias of that name below it.
-  const pkg = q.slice(0, q.lastIndexOf('.'));
+  const dot = q.lastIndexOf('.');
+  if (dot < 0) return null;
+  const pkg = q.slice(0, dot);
   const below = candidates.filter((a) => a.name.includes(`${pkg}.`) && (a.name.startsWith(`${pkg}.`) || a.name.includes(`.${pkg}.`)));
   return below.length === 1 ? below[0]! : null;
 }

@@ -84,7 +84,7 @@ export const concurrentSession: FileRule = {
         continue;
       }
       // The session must outlive the loop's iterations: bound before the loop, not per item.
-      const loopStart = model.loops[call.loops[0]!]!.node.startIndex;
+      const loopStart = model.loops[call.loops[call.loops.length - 1]!]!.node.startIndex;
       const outer = used.find((u) => u.boundAt < loopStart);
       if (!outer) continue;
       ctx.report({

@@ -48,15 +48,18 @@ export const sharedSession: FileRule = {
     const names = sharedNames(model, shared);
     if (!names.size) return;
     const web = isWebService(project);
+    // Each function's first use of each name, once (the count of users comes from the same table).
+    const uses = new Map<string, number[]>();
+    for (const [written] of names) uses.set(written, model.functions.map((f) => (f.body ? firstUse(model, f, written) : -1)));
     const reported = new Set<SharedSessionInfo>();
     for (const fn of model.functions) {
       if (!fn.body) continue;
       for (const [written, s] of names) {
         if (reported.has(s)) continue;
-        const use = firstUse(model, fn, written);
+        const use = uses.get(written)![fn.index]!;
         if (use < 0) continue;
         reported.add(s);
-        const users = model.functions.filter((f) => f.body && firstUse(model, f, written) >= 0).length;
+        const users = uses.get(written)!.filter((u) => u >= 0).length;
         const line = model.lineOf(use) + 1;
         const column = use - model.source.lastIndexOf('\n', use - 1);
         const short = s.name.slice(s.name.lastIndexOf('.') + 1);
@@ -82,11 +85,17 @@ function sharedNames(model: FileModel, shared: readonly SharedSessionInfo[]): Ma
     if (module === model.moduleName && model.moduleDefs.has(short)) out.set(short, s);
     for (const [local, q] of model.imports) {
       // Imports may be written from a package root below the scanned root (`app.db` for `backend/app/db.py`).
-      if (sameQualified(q, s.name)) out.set(local, s);
-      else if (sameQualified(q, module)) out.set(`${local}.${short}`, s);
+      // A suffix match needs two segments on both sides: a top-level `db` module is not `app.db`
+      // (a Flask-SQLAlchemy object imported from the app package).
+      if (sameByTwo(q, s.name)) out.set(local, s);
+      else if (sameByTwo(q, module)) out.set(`${local}.${short}`, s);
     }
   }
   return out;
+}
+
+function sameByTwo(a: string, b: string): boolean {
+  return a === b || (sameQualified(a, b) && a.includes('.') && b.includes('.'));
 }
 
 /**
@@ -151,7 +160,11 @@ function sessionDefaults(ctx: FileRuleContext): void {
       const direct = q && /^sqlalchemy\.(orm|ext\.asyncio)(\.session)?\.(Session|AsyncSession)$/.test(q) ? { name: q, async: q.endsWith('AsyncSession') } : undefined;
       const factory = direct ?? (q && !m![2]!.trim() ? qualified.get(q.slice(q.lastIndexOf('.') + 1))?.find((f) => sameQualified(f.name, q)) : undefined);
       if (!factory) continue;
-      const at = model.source.indexOf(p.defaultText!.trim(), fn.start);
+      // The default after this parameter's own name (two parameters may share a default).
+      const named = new RegExp(`(?<![\\w.])${p.name}\\s*(?::[^=]*)?=\\s*`, 'g');
+      named.lastIndex = fn.start;
+      const found = named.exec(model.source);
+      const at = found ? model.source.indexOf(p.defaultText!.trim(), found.index) : -1;
       if (at < 0) continue;
       const line = model.lineOf(at) + 1;
       const column = at - model.source.lastIndexOf('\n', at - 1);
@@ -176,7 +189,7 @@ function factoriesByLast(project: ProjectContext): Map<string, { name: string; a
       if (!f.name || (f.kind !== 'sessionmaker' && f.kind !== 'async_sessionmaker')) continue;
       const name = `${moduleNameOf(f.file)}.${f.name}`;
       const last = name.slice(name.lastIndexOf('.') + 1);
-      out.set(last, [...(out.get(last) ?? []), { name, async: f.kind === 'async_sessionmaker' }]);
+      out.set(last, [...(out.get(last) ?? []), { name, async: f.kind === 'async_sessionmaker' || /AsyncSession$/.test(f.class ?? '') }]);
     }
     factoryMemo.set(project, out);
   }

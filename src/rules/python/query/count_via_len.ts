@@ -249,7 +249,8 @@ export function collectCountedCollections(model: FileModel): Effect[][] {
     const source = countedRows(model, loop);
     if (!source) continue;
     seen.add(key);
-    const at = `${call.line}:${call.column}:${call.node.endPosition.column + 1}`;
+    // A `len(...)` over several lines is reported on its first line, to the end of that line's text.
+    const at = `${call.line}:${call.column}:${call.node.endPosition.row + 1 === call.line ? call.node.endPosition.column + 1 : call.column + 4}`;
     // The rows go on after the loop (returned, passed on): what the query loads with them may serve that too.
     const kept = rowsUsedAfter(model, loop) ? '+' : '';
     effects[call.functionIndex]!.push({ kind: COUNTED_COLLECTION, what: `${obj.text}|${rel}|${at}${kept}|${source.entity}|${source.text}`, line: source.call.line, column: source.call.column });
@@ -332,7 +333,8 @@ function countedCall(model: FileModel, len: CallInfo, arg: SyntaxNode, effects: 
   const inner = callAt(model, node);
   // The file rule reads `len(q.all())` and `len(list(q))` itself.
   if (!inner || inner.qualifiedName?.startsWith('builtins.') || FETCH_ALL.has(inner.method)) return;
-  effects[len.functionIndex]!.push({ kind: COUNTED_CALL, what: `${len.line}:${len.column}:${len.node.endPosition.column + 1}`, line: inner.line, column: inner.column });
+  const end = len.node.endPosition.row + 1 === len.line ? len.node.endPosition.column + 1 : len.column + 4;
+  effects[len.functionIndex]!.push({ kind: COUNTED_CALL, what: `${len.line}:${len.column}:${end}`, line: inner.line, column: inner.column });
 }
 
 /** Is the name the loop iterates over read again after the loop, in the same function? */

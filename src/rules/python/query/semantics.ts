@@ -604,7 +604,8 @@ export function executesMany(model: FileModel, call: CallInfo): boolean {
   // tuple sliced, `rev[:-1]`, is one parameter set).
   const slice = v.type === 'subscript' ? v.childForFieldName('subscript') : null;
   if (slice?.type === 'slice' && /^\s*[A-Za-z_]/.test(slice.text)) return true;
-  return v.type === 'call' && /^(list|tuple)$/.test(v.childForFieldName('function')?.text ?? '');
+  // `list(chunk)`: a list of parameter sets; `tuple(params)` is one set in DB-API style.
+  return v.type === 'call' && v.childForFieldName('function')?.text === 'list';
 }
 
 /** Chunking helpers: each item of the loop is a batch of rows. */
@@ -620,8 +621,9 @@ export function overBatches(loop: LoopInfo): boolean {
   if (it?.type !== 'call') return false;
   const fn = it.childForFieldName('function')?.text ?? '';
   if (BATCHES.test(fn)) return true;
-  const args = it.childForFieldName('arguments');
-  return fn === 'range' && (args?.namedChildCount ?? 0) === 3;
+  // `range(0, n, size)`: a step that is a name or a literal above ten (not `-1`, `2`).
+  const step = fn === 'range' ? it.childForFieldName('arguments')?.namedChild(2) : null;
+  return !!step && (step.type === 'identifier' || step.type === 'attribute' || (step.type === 'integer' && Number(step.text) > 10));
 }
 
 /** A retry loop: `for attempt in Retrying(...)` (tenacity), `AsyncRetrying`, stamina's `retry_context`. */

@@ -127,7 +127,10 @@ function runsElsewhere(model: FileModel, call: CallInfo): boolean {
     const target = p.childForFieldName('left');
     if (target?.type !== 'identifier') return true;
     const rest = model.source.slice(p.endIndex, fn.end);
-    return new RegExp(`\\bawait\\s+${target.text}\\b|\\b(gather|create_task|ensure_future|wait_for|shield|start_soon)\\([^)]*\\b${target.text}\\b${fn.isAsync ? '' : `|\\breturn\\s+${target.text}\\b`}`).test(rest);
+    if (new RegExp(`\\bawait\\s+${target.text}\\b${fn.isAsync ? '' : `|\\breturn\\s+${target.text}\\b`}`).test(rest)) return true;
+    // Handed to a call later (`gather(ping(), c)`, `tasks.append(c)`): an argument of any call after it.
+    return model.calls.some((c) => c.functionIndex === call.functionIndex && c.node.startIndex >= p!.endIndex
+      && (c.node.childForFieldName('arguments')?.namedChildren ?? []).some((a) => (a.type === 'keyword_argument' ? a.childForFieldName('value') : a)?.text === target.text));
   }
   return false;
 }
