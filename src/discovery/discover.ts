@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PythonParser } from '../parse/parser.js';
-import { buildFileModel, moduleNameOf, sameQualified } from '../semantic/model.js';
+import { buildFileModel, moduleNameOf, QualifiedIndex } from '../semantic/model.js';
 import { DRIVER_CONNECT, SESSION_CLASS } from '../semantic/resources.js';
 import { extractSqlFacts, loadSqlParser } from '../rules/sql/parse.js';
 import { discoverAdrs } from './adrs.js';
@@ -816,11 +816,7 @@ function sharedSessions(perFile: { file: string; facts: PythonFileFacts }[], fac
     const async = f.kind === 'async_sessionmaker' || /AsyncSession$/.test(f.class ?? '');
     makers.set(`${moduleNameOf(f.file)}.${f.name}`, async ? 'AsyncSession' : 'Session');
   }
-  const byLast = new Map<string, string[]>();
-  for (const m of makers.keys()) {
-    const last = m.slice(m.lastIndexOf('.') + 1);
-    byLast.set(last, [...(byLast.get(last) ?? []), m]);
-  }
+  const index = new QualifiedIndex(makers.keys(), (m) => m);
   const out: SharedSessionInfo[] = [];
   for (const f of factories) {
     // `session = Session(engine)` at module level.
@@ -831,8 +827,7 @@ function sharedSessions(perFile: { file: string; facts: PythonFileFacts }[], fac
   for (const { file, facts } of perFile) {
     for (const c of facts.moduleCalls ?? []) {
       // The callee as imported may be written from a package root below the scanned root.
-      const last = c.callee.slice(c.callee.lastIndexOf('.') + 1);
-      const match = makers.has(c.callee) ? c.callee : byLast.get(last)?.find((m) => sameQualified(m, c.callee));
+      const match = index.get(c.callee);
       const kind = match ? makers.get(match) : undefined;
       if (kind) out.push({ name: `${moduleNameOf(file)}.${c.name}`, kind, made: c.callee, file, line: c.line });
     }

@@ -7,7 +7,7 @@
  * (concurrently, without `await`).
  */
 import type { ProjectContext } from '../discovery/context.js';
-import { moduleNameOf, sameQualified, valueTypeOf, type FileModel } from './model.js';
+import { moduleNameOf, QualifiedIndex, valueTypeOf, type FileModel } from './model.js';
 import { dependencyAliasOf } from './dependencyAliases.js';
 
 /** Types that hold one connection and whose I/O methods are coroutines. */
@@ -51,16 +51,13 @@ export function asyncHandles(model: FileModel, project: ProjectContext): AsyncHa
   return test;
 }
 
-/** Qualified names by their last segment, so a name is matched against the few that end like it. */
-type ByLast = Map<string, string[]>;
-
 interface ProjectHandles {
-  factories: ByLast;
-  providers: ByLast;
+  factories: QualifiedIndex<string>;
+  providers: QualifiedIndex<string>;
   /** Async engines (`create_async_engine`). */
-  engines: ByLast;
+  engines: QualifiedIndex<string>;
   /** asyncpg pools (`asyncpg.create_pool`). */
-  pools: ByLast;
+  pools: QualifiedIndex<string>;
 }
 
 const projectMemo = new WeakMap<ProjectContext, ProjectHandles>();
@@ -69,34 +66,32 @@ const projectMemo = new WeakMap<ProjectContext, ProjectHandles>();
 function projectHandles(project: ProjectContext): ProjectHandles {
   let v = projectMemo.get(project);
   if (!v) {
-    const factories = byLast(
+    const index = (names: string[]) => new QualifiedIndex(names, (n) => n);
+    const factories = index(
       project.sessionFactories
         .filter((f) => f.name && (f.kind === 'async_sessionmaker' || (f.kind === 'sessionmaker' && /AsyncSession$/.test(f.class ?? ''))))
         .map((f) => `${moduleNameOf(f.file)}.${f.name}`),
     );
-    const providers = byLast(project.sessionProviders.filter((p) => p.async).map((p) => `${moduleNameOf(p.file)}.${p.name}`));
+    const providers = index(project.sessionProviders.filter((p) => p.async).map((p) => `${moduleNameOf(p.file)}.${p.name}`));
     const named = project.engines.filter((e) => e.name && !e.function);
-    const engines = byLast(named.filter((e) => e.async && !/create_pool$/.test(e.factory)).map((e) => `${moduleNameOf(e.file)}.${e.name}`));
-    const pools = byLast(named.filter((e) => /create_pool$/.test(e.factory)).map((e) => `${moduleNameOf(e.file)}.${e.name}`));
+    const engines = index(named.filter((e) => e.async && !/create_pool$/.test(e.factory)).map((e) => `${moduleNameOf(e.file)}.${e.name}`));
+    const pools = index(named.filter((e) => /create_pool$/.test(e.factory)).map((e) => `${moduleNameOf(e.file)}.${e.name}`));
     projectMemo.set(project, (v = { factories, providers, engines, pools }));
   }
   return v;
 }
 
-function byLast(names: string[]): ByLast {
-  const out: ByLast = new Map();
-  for (const n of names) {
-    const last = n.slice(n.lastIndexOf('.') + 1);
-    const list = out.get(last);
-    if (list) list.push(n);
-    else out.set(last, [n]);
-  }
-  return out;
+/** Is `t` one of these names, also when written from a package root below the scanned root (`app.db.Maker` for `backend/app/db.py`)? */
+function known(names: QualifiedIndex<string>, t: string): boolean {
+  return names.get(t) !== undefined;
 }
 
-/** Is `t` one of these names, also when written from a package root below the scanned root (`app.db.Maker` for `backend/app/db.py`)? */
-function known(names: ByLast, t: string): boolean {
-  return names.get(t.slice(t.lastIndexOf('.') + 1))?.some((n) => sameQualified(n, t)) ?? false;
+/** Is the name a pool of asyncpg: a project pool, `asyncpg.create_pool(...)`, or annotated `asyncpg.Pool`? */
+function poolName(model: FileModel, path: string, fnIndex: number, line: number, pools: QualifiedIndex<string>): boolean {
+  if (known(pools, path)) return true;
+  if (!/^[A-Za-z_]\w*$/.test(path)) return false;
+  const t = valueTypeOf(model, path, fnIndex, line);
+  return !!t && /^asyncpg(\.\w+)*\.(create_pool|Pool)$/.test(t);
 }
 
 function boundAt(model: FileModel, name: string, fnIndex: number, line: number): number {
@@ -105,12 +100,4 @@ function boundAt(model: FileModel, name: string, fnIndex: number, line: number):
     if (a.functionIndex === fnIndex && a.target === name && a.line <= line) best = Math.max(best, a.node.startIndex);
   }
   return best >= 0 ? best : fnIndex >= 0 ? model.functions[fnIndex]!.start : 0;
-}
-
-/** Is the name a pool of asyncpg: a project pool, `asyncpg.create_pool(...)`, or annotated `asyncpg.Pool`? */
-function poolName(model: FileModel, path: string, fnIndex: number, line: number, pools: ByLast): boolean {
-  if (known(pools, path)) return true;
-  if (!/^[A-Za-z_]\w*$/.test(path)) return false;
-  const t = valueTypeOf(model, path, fnIndex, line);
-  return !!t && /^asyncpg(\.\w+)*\.(create_pool|Pool)$/.test(t);
 }

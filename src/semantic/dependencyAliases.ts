@@ -4,11 +4,11 @@
  * project's dependency aliases (discovery) — also when written from a package root below the
  * scanned root. Same-module aliases are read from the project too.
  */
-import { resolveImported, sameQualified, type FileModel } from './model.js';
+import { QualifiedIndex, resolveImported, type FileModel } from './model.js';
 
 type DependencyAlias = FileModel['dependencyAliases'][number];
 
-const byLastMemo = new WeakMap<readonly DependencyAlias[], Map<string, DependencyAlias[]>>();
+const indexMemo = new WeakMap<readonly DependencyAlias[], QualifiedIndex<DependencyAlias>>();
 
 /** The alias an annotation names (`SessionDep`, `deps.SessionDep`), from the project's aliases the engine put on the model. */
 export function dependencyAliasOf(model: FileModel, annotation: string | null | undefined): DependencyAlias | null {
@@ -18,23 +18,15 @@ export function dependencyAliasOf(model: FileModel, annotation: string | null | 
   if (!/^[A-Za-z_][\w.]*$/.test(written)) return null;
   const q = resolveImported(model, written);
   if (!q) return null;
-  let byLast = byLastMemo.get(aliases);
-  if (!byLast) {
-    byLast = new Map();
-    for (const a of aliases) {
-      const last = a.name.slice(a.name.lastIndexOf('.') + 1);
-      byLast.set(last, [...(byLast.get(last) ?? []), a]);
-    }
-    byLastMemo.set(aliases, byLast);
-  }
-  const candidates = byLast.get(q.slice(q.lastIndexOf('.') + 1)) ?? [];
-  const exact = candidates.find((a) => sameQualified(a.name, q));
+  let index = indexMemo.get(aliases);
+  if (!index) indexMemo.set(aliases, (index = new QualifiedIndex(aliases, (a) => a.name)));
+  const exact = index.get(q);
   if (exact) return exact;
   // Re-exported by a package above the defining module (`from app.api import SessionDep`, with
   // `app/api/__init__.py` importing it from `app.api.deps`): the one alias of that name below it.
   const dot = q.lastIndexOf('.');
   if (dot < 0) return null;
   const pkg = q.slice(0, dot);
-  const below = candidates.filter((a) => a.name.includes(`${pkg}.`) && (a.name.startsWith(`${pkg}.`) || a.name.includes(`.${pkg}.`)));
-  return below.length === 1 ? below[0]! : null;
+  const below = index.sameLast(q).filter((a) => a.name.startsWith(`${pkg}.`) || a.name.includes(`.${pkg}.`));
+  return below.length === 1 ? below[0]!.item : null;
 }

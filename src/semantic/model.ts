@@ -299,6 +299,33 @@ export function sameQualified(a: string, b: string): boolean {
   return a === b || a.endsWith(`.${b}`) || b.endsWith(`.${a}`);
 }
 
+/**
+ * Items named by qualified names, looked up by a name that may be written from another package
+ * root ({@link sameQualified}): indexed by the last segment, so a lookup compares a name with
+ * the few items that end like it, not with all of them.
+ */
+export class QualifiedIndex<T> {
+  private readonly byLast = new Map<string, { name: string; item: T }[]>();
+  constructor(items: Iterable<T>, nameOf: (item: T) => string) {
+    for (const item of items) {
+      const name = nameOf(item);
+      const last = name.slice(name.lastIndexOf('.') + 1);
+      const list = this.byLast.get(last);
+      if (list) list.push({ name, item });
+      else this.byLast.set(last, [{ name, item }]);
+    }
+  }
+  /** The item named `q`, exactly or across package roots; undefined when none. */
+  get(q: string): T | undefined {
+    const list = this.byLast.get(q.slice(q.lastIndexOf('.') + 1));
+    return (list?.find((e) => e.name === q) ?? list?.find((e) => sameQualified(e.name, q)))?.item;
+  }
+  /** Every item whose last name segment is the same as `q`'s, with its name. */
+  sameLast(q: string): readonly { name: string; item: T }[] {
+    return this.byLast.get(q.slice(q.lastIndexOf('.') + 1)) ?? [];
+  }
+}
+
 export function moduleNameOf(path: string): string {
   let p = path.replace(/\\/g, '/').replace(/\.pyi?$/, '');
   p = p.replace(/^(src|lib)\//, '');

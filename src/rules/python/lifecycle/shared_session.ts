@@ -17,7 +17,7 @@
  * scripts and CLI commands are advisory.
  */
 import type { ProjectContext, SharedSessionInfo } from '../../../discovery/context.js';
-import { declaresGlobal, moduleNameOf, resolveImported, sameQualified, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
+import { declaresGlobal, moduleNameOf, QualifiedIndex, resolveImported, sameQualified, variableRefs, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { isWebService } from './semantics.js';
 
@@ -112,12 +112,13 @@ function firstUse(model: FileModel, fn: FunctionInfo, written: string): number {
     if (scope.params.some((p) => p.name === head)) return -1;
     if (!written.includes('.') && scope.body && bindsLocally(model, scope, head)) return -1;
   }
-  const re = new RegExp(`(?<![\\w.])${written.replace(/\./g, '\\.')}(?![\\w])`, 'g');
-  for (const m of text.matchAll(re)) {
-    const at = body.startIndex + m.index!;
-    if (insideNestedDef(model, fn, at)) continue;
-    if (inStringOrComment(model.source, at)) continue;
-    return at;
+  if (!text.includes(written)) return -1;
+  // The name as the parser reads it (not in a string, a comment or an attribute name);
+  // `database.raw`: the module name as the object of that attribute.
+  for (const id of variableRefs(body, head)) {
+    if (written.includes('.') && id.parent?.text.replace(/\s+/g, '') !== written) continue;
+    if (insideNestedDef(model, fn, id.startIndex)) continue;
+    return id.startIndex;
   }
   return -1;
 }
@@ -133,14 +134,6 @@ function insideNestedDef(model: FileModel, fn: FunctionInfo, at: number): boolea
   return model.functions.some((f) => f.index !== fn.index && f.start > fn.start && f.end <= fn.end && at >= f.start && at < f.end);
 }
 
-/** A rough test: the offset sits after a `#` on its line, or inside a quoted string on its line. */
-function inStringOrComment(source: string, at: number): boolean {
-  const start = source.lastIndexOf('\n', at - 1) + 1;
-  const before = source.slice(start, at);
-  if (before.includes('#')) return true;
-  const quotes = (before.match(/(?<!\\)["']/g) ?? []).length;
-  return quotes % 2 === 1;
-}
 
 /**
  * `def f(db: Session = SessionLocal()):` — a default value is made once, when the `def` runs at
@@ -158,7 +151,7 @@ function sessionDefaults(ctx: FileRuleContext): void {
       const q = m ? resolveImported(model, m[1]!) : null;
       // `SessionLocal()` of a project factory, or `Session(engine)` / `AsyncSession(engine)` itself.
       const direct = q && /^sqlalchemy\.(orm|ext\.asyncio)(\.session)?\.(Session|AsyncSession)$/.test(q) ? { name: q, async: q.endsWith('AsyncSession') } : undefined;
-      const factory = direct ?? (q && !m![2]!.trim() ? qualified.get(q.slice(q.lastIndexOf('.') + 1))?.find((f) => sameQualified(f.name, q)) : undefined);
+      const factory = direct ?? (q && !m![2]!.trim() ? qualified.get(q) : undefined);
       if (!factory) continue;
       // The default after this parameter's own name (two parameters may share a default).
       const named = new RegExp(`(?<![\\w.])${p.name}\\s*(?::[^=]*)?=\\s*`, 'g');
@@ -178,20 +171,16 @@ function sessionDefaults(ctx: FileRuleContext): void {
   }
 }
 
-const factoryMemo = new WeakMap<ProjectContext, Map<string, { name: string; async: boolean }[]>>();
+const factoryMemo = new WeakMap<ProjectContext, QualifiedIndex<{ name: string; async: boolean }>>();
 
-/** The project's session factories by their last name segment: once per project, not per file. */
-function factoriesByLast(project: ProjectContext): Map<string, { name: string; async: boolean }[]> {
+/** The project's session factories, indexed once per project, not per file. */
+function factoriesByLast(project: ProjectContext): QualifiedIndex<{ name: string; async: boolean }> {
   let out = factoryMemo.get(project);
   if (!out) {
-    out = new Map();
-    for (const f of project.sessionFactories) {
-      if (!f.name || (f.kind !== 'sessionmaker' && f.kind !== 'async_sessionmaker')) continue;
-      const name = `${moduleNameOf(f.file)}.${f.name}`;
-      const last = name.slice(name.lastIndexOf('.') + 1);
-      out.set(last, [...(out.get(last) ?? []), { name, async: f.kind === 'async_sessionmaker' || /AsyncSession$/.test(f.class ?? '') }]);
-    }
-    factoryMemo.set(project, out);
+    const factories = project.sessionFactories
+      .filter((f) => f.name && (f.kind === 'sessionmaker' || f.kind === 'async_sessionmaker'))
+      .map((f) => ({ name: `${moduleNameOf(f.file)}.${f.name}`, async: f.kind === 'async_sessionmaker' || /AsyncSession$/.test(f.class ?? '') }));
+    factoryMemo.set(project, (out = new QualifiedIndex(factories, (f) => f.name)));
   }
   return out;
 }

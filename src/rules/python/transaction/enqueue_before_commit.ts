@@ -14,7 +14,6 @@
  * caller's transaction is not visible here), or with arguments that name nothing the transaction
  * wrote.
  */
-import type { SyntaxNode } from '../../../parse/parser.js';
 import { resolveImported, type CallInfo, type FileModel } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import type { Effect } from '../../../analysis/summary.js';
@@ -22,7 +21,7 @@ import { callGraphOf } from '../../../analysis/callgraph.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { callArgs, isCommitCall, modelOfObject, transactionRegions, unwrap, type TransactionRegion } from './semantics.js';
 import { MAY_COMMIT_EFFECT } from './missing_commit.js';
-import { loopTarget } from '../query/semantics.js';
+import { lastAssignment, loopTarget } from '../query/semantics.js';
 import { rowsSource } from '../query/dbCalls.js';
 
 /** Methods that hand a job to a queue. */
@@ -269,8 +268,7 @@ function loopRow(model: FileModel, name: string, loops: readonly number[], model
 
 /** Is the name's last binding before the line a constructor call (`Order(...)`)? (Added ones are found through `add`.) */
 function builtHere(model: FileModel, name: string, fnIndex: number, line: number): boolean {
-  let best: { line: number; value: SyntaxNode | null } | null = null;
-  for (const a of model.assignments) if (a.functionIndex === fnIndex && a.target === name && a.line <= line && (!best || a.line >= best.line)) best = a;
-  const v = best?.value ? unwrap(best.value) : null;
+  const a = lastAssignment(model, name, fnIndex, line);
+  const v = a?.functionIndex === fnIndex && a.value ? unwrap(a.value) : null;
   return v?.type === 'call' && /^(?:[\w.]*\.)?[A-Z]\w*$/.test(v.childForFieldName('function')?.text ?? '');
 }
