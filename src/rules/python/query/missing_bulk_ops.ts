@@ -24,6 +24,8 @@ import type { FileRule, FileRuleContext } from '../../types.js';
 import { describeLoop, perItemDbCalls, type LoopSite } from './loops.js';
 import { callArgs } from './semantics.js';
 import { overItems } from '../transaction/loopForms.js';
+import { outsideEffect } from '../transaction/effects.js';
+import { callsOf, type CallInfo } from '../../../semantic/model.js';
 
 /** `Model(...)`: a class called, by the naming convention every ORM model follows. */
 function constructs(node: SyntaxNode | null): boolean {
@@ -53,7 +55,7 @@ export const missingBulkOps: FileRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'Rows written one round trip at a time: `merge`, a single-row insert, or `add` flushed every iteration',
-    what: 'Finds rows written one round trip at a time in a loop: `session.merge(x)` (a SELECT per object), a single-row `insert(Model).values(...)` executed per item, and `session.add(x)` of an object built in the loop when the same iteration also forces a flush (`flush()`, `commit()`, `refresh()`, an `execute`, or a query that autoflushes). A plain loop of `session.add(...)` is not flagged: the unit of work batches those INSERTs at flush. `session.add_all(...)`, `insert(Model).values([...])` and `executemany` are not flagged.',
+    what: 'Finds rows written one round trip at a time in a loop: `session.merge(x)` (a SELECT per object), a single-row `insert(Model).values(...)` executed per item, and `session.add(x)` of an object built in the loop when the same iteration also forces a flush (`flush()`, `commit()`, `refresh()`, an `execute`, or a query that autoflushes). A flush that the same iteration follows with an action outside the database (a signal or message sent, an upload, an HTTP call) is not flagged: it gives each row its id before it is announced. A plain loop of `session.add(...)` is not flagged: the unit of work batches those INSERTs at flush. `session.add_all(...)`, `insert(Model).values([...])` and `executemany` are not flagged.',
     why: 'A flush inside the loop sends each staged row as its own INSERT (and `merge` first SELECTs each row): one round trip per row. Adding everything first and flushing once lets SQLAlchemy batch the INSERTs (executemany / insertmanyvalues).',
     bad: "import csv\n\nfrom sqlalchemy.orm import Session\n\n\ndef load(db: Session, f):\n    for row in csv.DictReader(f):\n        item = Item(sku=row[\"sku\"], name=row[\"name\"])\n        db.add(item)\n        db.flush()\n        print(item.id)\n",
     good: "import csv\n\nfrom sqlalchemy.orm import Session\n\n\ndef load(db: Session, f):\n    items = [Item(sku=r[\"sku\"], name=r[\"name\"]) for r in csv.DictReader(f)]\n    db.add_all(items)\n    db.flush()\n    print([i.id for i in items])\n",
@@ -73,6 +75,10 @@ export const missingBulkOps: FileRule = {
       // A commit per message of a consumer loop, or in a per-item `try` that rolls a bad row
       // back: one unit of work per item by design (as PA207 reads them).
       if (flush && (!overItems(ctx.model, inner) || inTryWithin(flush.node, inner.node))) continue;
+      // The flush makes each row real before the same iteration announces it outside the
+      // database (a signal, a notification, an upload, an HTTP call): a flush per item by design,
+      // as PA207 reads a commit before an outside action.
+      if (flush && announcedAfter(ctx.model, flush, inner.index)) continue;
       const loop = describeLoop(inner);
       if (flush) {
         ctx.report({ node: site.call.node, message: `\`${site.op.what}\` is flushed row by row: \`${flush.calleeText}\` in the same iteration of ${loop} sends each INSERT on its own` });
@@ -82,6 +88,11 @@ export const missingBulkOps: FileRule = {
     }
   },
 };
+
+/** Does a call after `flush`, in the same iteration of loop `loop`, act outside the database? */
+function announcedAfter(model: FileModel, flush: CallInfo, loop: number): boolean {
+  return callsOf(model, flush.functionIndex).some((c) => c.loops.includes(loop) && c.node.startIndex > flush.node.endIndex && outsideEffect(model, c) !== null);
+}
 
 /** Does `node` sit in a `try` statement inside the loop (a per-item try/except)? */
 function inTryWithin(node: SyntaxNode, loop: SyntaxNode): boolean {
