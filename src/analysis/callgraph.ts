@@ -125,6 +125,12 @@ export interface CallGraph {
   classMro(cls: ClassRef): readonly ClassRef[];
 }
 
+/** The ways to one kind of effect: each function's first (shortest) way, and its other open ways under flag guards. */
+interface KindReach {
+  first: Map<number, Reached>;
+  alternatives: Map<number, Reached[]>;
+}
+
 interface Reached {
   effect: Effect;
   /** The edge to follow on, or null when the effect is the function's own. */
@@ -552,100 +558,102 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
   }
 
   // Breadth-first from the functions that have an effect, backwards along edges: the first
-  // visit of a function is along a shortest chain. Computed lazily per mode.
+  // visit of a function is along a shortest chain. Computed lazily per mode and kind: the event-loop
+  // rules ask the synchronous reach of four kinds only, and propagating all twenty kinds with them
+  // held 90 MB of a generated 2M-line tree's repo phase (a function's first way per kind is kept
+  // for every function that reaches it).
   //
   // Flag guards (`if allow_email: <query>` where `allow_email=False`): an edge whose call leaves
   // the flag off does not carry what the callee reaches only under it. A function reached under
   // a guard keeps, besides its first (shortest) way, one way per other guard and an unguarded
   // one when there is, in `alternatives`: a caller the first way is closed to may take another.
-  const reachByMode = new Map<PropagationMode, { first: (Map<string, Reached> | undefined)[]; alternatives: Map<number, Map<string, Reached[]>> }>();
-  function propagate(mode: PropagationMode): { first: (Map<string, Reached> | undefined)[]; alternatives: Map<number, Map<string, Reached[]>> } {
-    const cached = reachByMode.get(mode);
-    if (cached) return cached;
-    // A function's map is made when it first reaches an effect.
-    const reach: (Map<string, Reached> | undefined)[] = new Array(total);
-    const alternatives = new Map<number, Map<string, Reached[]>>();
-    /** Every way of a function to `kind` so far, first one first. */
-    const waysOf = (id: number, kind: string): Reached[] => {
-      const first = reach[id]?.get(kind);
-      if (!first) return [];
-      return alternatives.get(id)?.get(kind) ?? [first];
-    };
-    /** Records a way of `id` to `kind`; true when it is new (a first way, or one with a guard not yet kept). */
-    const addWay = (id: number, kind: string, way: Reached): boolean => {
-      const map = (reach[id] ??= new Map());
-      const first = map.get(kind);
-      if (!first) {
-        map.set(kind, way);
+  const reachByModeKind = new Map<string, KindReach | null>();
+  function propagate(mode: PropagationMode, kind: string): KindReach | null {
+    const key = `${mode}\0${kind}`;
+    const cached = reachByModeKind.get(key);
+    if (cached !== undefined) return cached;
+    const ids = UNPROPAGATED.has(kind) ? undefined : idsByKind().get(kind);
+    if (!ids) {
+      reachByModeKind.set(key, null);
+      return null;
+    }
+    // A function's entry is made when it first reaches the effect.
+    const first = new Map<number, Reached>();
+    const alternatives = new Map<number, Reached[]>();
+    /** Records a way of `id` to the kind; true when it is new (a first way, or one with a guard not yet kept). */
+    const addWay = (id: number, way: Reached): boolean => {
+      const got = first.get(id);
+      if (!got) {
+        first.set(id, way);
         return true;
       }
-      const ways = waysOf(id, kind);
+      const ways = alternatives.get(id) ?? [got];
       // An unguarded way is open to every caller: nothing after it is needed.
       if (ways.some((w) => w.guard === undefined || w.guard === way.guard)) return false;
-      let byKind = alternatives.get(id);
-      if (!byKind) alternatives.set(id, (byKind = new Map()));
-      byKind.set(kind, [...ways, way]);
+      alternatives.set(id, [...ways, way]);
       return true;
     };
-    for (const [kind, ids] of idsByKind()) {
-      // Facts about one call site, which no caller reaches through the callee.
-      if (UNPROPAGATED.has(kind)) continue;
-      const reached: [number, Reached][] = [];
-      const seed = (id: number, e: Effect) => {
-        const way: Reached = e.guard !== undefined ? { effect: e, next: null, effectFn: id, weak: false, guard: e.guard } : { effect: e, next: null, effectFn: id, weak: false };
-        if (addWay(id, kind, way)) reached.push([id, way]);
-      };
-      for (const id of ids) {
-        // Unguarded effects first: the first way is the one open to every caller when there is one.
-        let guarded = false;
-        for (const e of own[id]!) {
-          if (e.kind !== kind) continue;
-          if (e.guard !== undefined) guarded = true;
-          else {
-            seed(id, e);
-            break;
-          }
+    const reached: [number, Reached][] = [];
+    const seed = (id: number, e: Effect) => {
+      const way: Reached = e.guard !== undefined ? { effect: e, next: null, effectFn: id, weak: false, guard: e.guard } : { effect: e, next: null, effectFn: id, weak: false };
+      if (addWay(id, way)) reached.push([id, way]);
+    };
+    for (const id of ids) {
+      // Unguarded effects first: the first way is the one open to every caller when there is one.
+      let guarded = false;
+      for (const e of own[id]!) {
+        if (e.kind !== kind) continue;
+        if (e.guard !== undefined) guarded = true;
+        else {
+          seed(id, e);
+          break;
         }
-        if (guarded) for (const e of own[id]!) if (e.kind === kind && e.guard !== undefined) seed(id, e);
       }
-      // Strong edges first, so a function that reaches the effect through typed calls gets that
-      // chain even when a call resolved by name alone is shorter; then the weak edges, from
-      // everything reached so far.
-      // `onlyWeak`: the first frontier of the weak pass is everything the strong pass reached,
-      // whose strong edges lead nowhere new.
-      const spread = (frontier: [number, Reached][], withWeak: boolean, onlyWeak: boolean) => {
-        while (frontier.length) {
-          const next: [number, Reached][] = [];
-          for (const [id, got] of frontier) {
-            for (const edge of incoming[id] ?? NO_EDGES) {
-              if (!edge.sync && !(mode === 'any' && !edge.call.offloaded)) continue;
-              if (edge.weak ? !withWeak : onlyWeak) continue;
-              // A memoised call (or a call under a cache guard) runs once: its effects are not the caller's per call.
-              if (edge.call.memoised) continue;
-              // The callee's guarded branch: closed by a call that leaves the flag off; a call that
-              // passes its own function's flag on (`inner(x, include=include)`) leaves that flag
-              // to decide, one caller up.
-              const flag = got.guard !== undefined ? flagAtCall(edge.call.passes, got.guard) : 'on';
-              if (flag === 'off') continue;
-              const caller = idOf(edge.from);
-              const way: Reached = { effect: got.effect, next: edge, effectFn: got.effectFn, weak: got.weak || edge.weak === true, via: got };
-              if (edge.call.guard !== undefined) way.guard = edge.call.guard;
-              else if (flag !== 'on') way.guard = flag.forwards;
-              if (!addWay(caller, kind, way)) continue;
-              next.push([caller, way]);
-              reached.push([caller, way]);
-            }
-          }
-          frontier = next;
-          onlyWeak = false;
-        }
-      };
-      spread([...reached], false, false);
-      if (anyWeak) spread([...reached], true, true);
+      if (guarded) for (const e of own[id]!) if (e.kind === kind && e.guard !== undefined) seed(id, e);
     }
-    const result = { first: reach, alternatives };
-    reachByMode.set(mode, result);
+    // Strong edges first, so a function that reaches the effect through typed calls gets that
+    // chain even when a call resolved by name alone is shorter; then the weak edges, from
+    // everything reached so far.
+    // `onlyWeak`: the first frontier of the weak pass is everything the strong pass reached,
+    // whose strong edges lead nowhere new.
+    const spread = (frontier: [number, Reached][], withWeak: boolean, onlyWeak: boolean) => {
+      while (frontier.length) {
+        const next: [number, Reached][] = [];
+        for (const [id, got] of frontier) {
+          for (const edge of incoming[id] ?? NO_EDGES) {
+            if (!edge.sync && !(mode === 'any' && !edge.call.offloaded)) continue;
+            if (edge.weak ? !withWeak : onlyWeak) continue;
+            // A memoised call (or a call under a cache guard) runs once: its effects are not the caller's per call.
+            if (edge.call.memoised) continue;
+            // The callee's guarded branch: closed by a call that leaves the flag off; a call that
+            // passes its own function's flag on (`inner(x, include=include)`) leaves that flag
+            // to decide, one caller up.
+            const flag = got.guard !== undefined ? flagAtCall(edge.call.passes, got.guard) : 'on';
+            if (flag === 'off') continue;
+            const caller = idOf(edge.from);
+            const way: Reached = { effect: got.effect, next: edge, effectFn: got.effectFn, weak: got.weak || edge.weak === true, via: got };
+            if (edge.call.guard !== undefined) way.guard = edge.call.guard;
+            else if (flag !== 'on') way.guard = flag.forwards;
+            if (!addWay(caller, way)) continue;
+            next.push([caller, way]);
+            reached.push([caller, way]);
+          }
+        }
+        frontier = next;
+        onlyWeak = false;
+      }
+    };
+    spread([...reached], false, false);
+    if (anyWeak) spread([...reached], true, true);
+    const result = { first, alternatives };
+    reachByModeKind.set(key, result);
     return result;
+  }
+
+  /** The propagated kinds, in the order they first occur. */
+  let kindsPropagated: string[] | null = null;
+  function propagatedKinds(): string[] {
+    return (kindsPropagated ??= [...idsByKind().keys()].filter((k) => !UNPROPAGATED.has(k)));
   }
 
   /** The located chain of a way: from `ref` along the ways each step leads on to. */
@@ -665,19 +673,22 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
   }
 
   function effectsOf(ref: FnRef, mode: PropagationMode = 'sync'): Map<string, Reach> {
-    const { first } = propagate(mode);
+    const id = idOf(ref);
     const result = new Map<string, Reach>();
-    for (const [kind, way] of first[idOf(ref)] ?? NO_REACH) result.set(kind, reachOf(ref, kind, way));
+    for (const kind of propagatedKinds()) {
+      const way = propagate(mode, kind)?.first.get(id);
+      if (way) result.set(kind, reachOf(ref, kind, way));
+    }
     return result;
   }
 
   function effectOf(ref: FnRef, kind: string, mode: PropagationMode = 'sync'): Reach | undefined {
-    const way = propagate(mode).first[idOf(ref)]?.get(kind);
+    const way = propagate(mode, kind)?.first.get(idOf(ref));
     return way ? reachOf(ref, kind, way) : undefined;
   }
 
   function reaches(ref: FnRef, kind: string, mode: PropagationMode = 'sync'): boolean {
-    return propagate(mode).first[idOf(ref)]?.has(kind) ?? false;
+    return propagate(mode, kind)?.first.has(idOf(ref)) ?? false;
   }
 
   /**
@@ -690,17 +701,18 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
   }
 
   function effectsOfCall(from: FnRef, call: SummaryCall, to: FnRef, mode: PropagationMode = 'sync'): Map<string, Reach> {
-    const { first, alternatives } = propagate(mode);
     const id = idOf(to);
-    const alt = alternatives.get(id);
     const result = new Map<string, Reach>();
     const isOpen = (w: Reached) => {
       if (w.guard === undefined) return true;
       const flag = flagAtCall(call.passes, w.guard);
       return flag === 'on' || (flag !== 'off' && callersTurnOn(from, flag.forwards));
     };
-    for (const [kind, way] of first[id] ?? NO_REACH) {
-      const open = (alt?.get(kind) ?? [way]).find(isOpen);
+    for (const kind of propagatedKinds()) {
+      const r = propagate(mode, kind);
+      const way = r?.first.get(id);
+      if (!way) continue;
+      const open = (r!.alternatives.get(id) ?? [way]).find(isOpen);
       if (open) result.set(kind, reachOf(to, kind, open));
     }
     return result;
@@ -788,7 +800,6 @@ const BACKGROUND_CONSUMER = /(^|\.)(add_task|BackgroundTask)$/;
 /** Builtins that call the function they are given right away. */
 const CALLING_BUILTINS = /^builtins\.(map|filter|sorted|min|max)$/;
 const NO_EDGES: readonly CallEdge[] = Object.freeze([]);
-const NO_REACH: ReadonlyMap<string, Reached> = new Map();
 
 /** One call graph per repo index, shared by every repo rule of a scan. */
 const graphs = new WeakMap<RepoIndex, CallGraph>();
