@@ -469,16 +469,21 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
   const incoming: (CallEdge[] | undefined)[] = new Array(total);
   /** Any edge resolved by name alone (else propagation needs no weak pass). */
   let anyWeak = false;
-  const addEdge = (from: FnRef, to: FnRef, call: SummaryCall, sync: boolean, weak = false) => {
+  // Edges hold the one shared ref of each function (`refs`), not the lookup's own copies.
+  const addEdge = (fromRef: FnRef, toRef: FnRef, call: SummaryCall, sync: boolean, weak = false) => {
     if (weak) anyWeak = true;
+    const fromId = idOf(fromRef);
+    const toId = idOf(toRef);
+    const from = refs[fromId]!;
+    const to = refs[toId]!;
     const edge: CallEdge = weak ? { from, to, call, sync, weak } : { from, to, call, sync };
-    (out[idOf(from)] ??= []).push(edge);
-    (incoming[idOf(to)] ??= []).push(edge);
+    (out[fromId] ??= []).push(edge);
+    (incoming[toId] ??= []).push(edge);
   };
   files.forEach((f, file) => {
     for (const call of f.calls) {
       if (call.functionIndex < 0) continue;
-      const from = { file, fn: call.functionIndex };
+      const from = refs[offsets[file]! + call.functionIndex]!;
       const targets = resolveTargets(file, call);
       const weak = call.receiverType === UNTYPED;
       for (const to of targets) {
