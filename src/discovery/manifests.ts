@@ -19,6 +19,7 @@ const PYTHON_PACKAGES: Record<string, [string, Kind]> = {
   'tortoise-orm': ['tortoise-orm', 'orm'],
   peewee: ['peewee', 'orm'],
   'flask-sqlalchemy': ['flask-sqlalchemy', 'orm'],
+  'advanced-alchemy': ['advanced-alchemy', 'orm'],
   databases: ['databases', 'orm'],
   asyncpg: ['asyncpg', 'driver'],
   psycopg2: ['psycopg2', 'driver'],

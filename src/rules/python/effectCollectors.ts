@@ -5,7 +5,7 @@
  */
 import type { EffectCollector } from '../../analysis/effects.js';
 import { siteKindsOf } from '../../analysis/effects.js';
-import { collectQueryEffects, INVARIANT_CALL, LOOP_CALL, PASSES_LOADED_ID } from './query/dbCalls.js';
+import { collectQueryEffects, HELD_ID_LOOKUP, INVARIANT_CALL, LOOP_CALL, PASSES_LOADED_ID } from './query/dbCalls.js';
 import { collectResolveFacts, PASSES_HELD_ATTR, RESOLVES_ONE_ATTR } from './query/resolveFacts.js';
 import { collectRowFacts, PARAM_ROW_CALL } from './query/rowCalls.js';
 import { collectDeferredReads } from './query/loops.js';
@@ -13,6 +13,7 @@ import { collectCountedCollections, COUNTED_CALL, COUNTED_COLLECTION } from './q
 import { collectHeldCollectionLoops, collectHelperRowFacts, collectSerializedRows, HELPER_ROWS_LOOP, SERIALIZED_CALL } from './query/lazy_load_in_loop.js';
 import { collectTransactionEffects, TXN_LOOP_CALL, TXN_OPEN_CALL } from './transaction/effects.js';
 import { collectRequestEnqueues } from './transaction/enqueue_before_commit.js';
+import { collectHeldIdLookups } from './query/redundant_fetch.js';
 import { TXN_RAISE_AFTER, TXN_REQUEST_WRITE, TXN_SCOPE_CALL, TXN_SCOPE_OPEN } from './transaction/libraryWrites.js';
 
 export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
@@ -28,6 +29,8 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   { collect: collectSerializedRows, siteKinds: [SERIALIZED_CALL] },
   // PA109: `len(row.collection)` per row of a loop, and `len(helper())` of a fetched list, typed in the repo phase.
   { collect: collectCountedCollections, siteKinds: [COUNTED_COLLECTION, COUNTED_CALL] },
+  // PA101: a row's id handed back to the library object that loaded it (PA107 leaves those to PA101).
+  { collect: collectHeldIdLookups, siteKinds: [HELD_ID_LOOKUP] },
   // PA107 findings whose severity waits for the loop's callers (see loops.ts).
   { collect: collectDeferredReads, siteKinds: [] },
   // Transaction family: `commit` effects and per-item / in-transaction call sites.

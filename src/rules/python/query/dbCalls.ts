@@ -708,6 +708,12 @@ export const RELOADS_PARAM = 'reloads_param';
  */
 export const ARG_DOMAINS = 'arg_domains';
 /** Site fact: a call passes `obj.id` of an entity loaded earlier in the function (`what` = JSON {@link PassedId}). */
+/**
+ * Site fact: a row's id handed back to the service or repository object that loaded it
+ * (`svc.update(data, item_id=row.id)`, see redundant_fetch.ts). PA101 reports it in a project
+ * that declares the library, so PA107's per-item library calls leave it alone.
+ */
+export const HELD_ID_LOOKUP = 'held_id_lookup';
 export const PASSES_LOADED_ID = 'passes_loaded_id';
 
 export interface PassedId {

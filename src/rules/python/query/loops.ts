@@ -13,7 +13,7 @@ import { FN_PROPERTY, UNTYPED } from '../../../analysis/objects.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
 import { INVARIANT_READ, PARAM_ROW_CALL, ROW_CALL, ROW_QUERY } from './rowCalls.js';
 import {
-  ARG_DOMAINS, classifyDbCall, rowsSource, FLUSH_EFFECT, readsBeforeLoop, loopsDomain, passesItemForeignKey, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
+  ARG_DOMAINS, HELD_ID_LOOKUP, classifyDbCall, rowsSource, FLUSH_EFFECT, readsBeforeLoop, loopsDomain, passesItemForeignKey, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
   smallLiteralProduct, WRITE_EFFECT, type DbOp, type DbOpKind, type LoopCallFacts,
 } from './dbCalls.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
@@ -487,6 +487,8 @@ export function reportLibrarySites(ctx: RepoRuleContext, message: (callee: strin
     if (!lookupWrite && !LIBRARY_READS.has(call.method)) continue;
     const owner = libraryReceiver(graph, ref.file, call);
     if (!owner) continue;
+    // A row's id handed back to the object that loaded it: PA101's, when the project declares the library.
+    if (ctx.project.stack['advanced-alchemy'] && graph.ownEffects(ref).some((e) => e.kind === HELD_ID_LOOKUP && e.line === call.line && e.column === call.column)) continue;
     const facts = parseLoopCall(site.what);
     const alsoWrites = lookupWrite ? null : workflow(file.path, facts.loop, facts.writes);
     const domain = resolveDomain(graph, ref.file, facts.domain, ref);

@@ -14,13 +14,92 @@
  * Severity: high in a handler, medium elsewhere (background work).
  */
 import type { Severity } from '../../../types.js';
-import type { RepoRule, RepoRuleContext } from '../../types.js';
+import type { Effect } from '../../../analysis/summary.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import type { SyntaxNode } from '../../../parse/parser.js';
+import { callAt, effectiveRole, type CallInfo, type FileModel } from '../../../semantic/model.js';
+import { LIBRARY_READS } from '../../../semantic/repositoryLibrary.js';
 import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
-import { PASSES_LOADED_ID, PK_QUERY_EFFECT, QUERY_EFFECT, RELOADS_PARAM, type PassedId } from './dbCalls.js';
+import { HELD_ID_LOOKUP, PASSES_LOADED_ID, PK_QUERY_EFFECT, QUERY_EFFECT, RELOADS_PARAM, type PassedId } from './dbCalls.js';
+import { callArgs, lastAssignment, loopTarget, unwrap } from './semantics.js';
 
 const PASSED_IDS = new Set([PASSES_LOADED_ID]);
 
-export const redundantFetch: RepoRule = {
+/**
+ * advanced-alchemy's services and repositories (v1.8, read from their source) look a row up by
+ * its id before they change or delete it: `service.update(data, item_id=x)` runs
+ * `repository.get(item_id)` and then `repository.update`, which gets it again
+ * (service/_async.py `update`, repository/_async.py `update`); `delete(item_id)` and `get(item_id)`
+ * run a SELECT by id. Methods that take the id, and where: `update`'s second argument or
+ * `item_id=`, the first argument of the others.
+ */
+const LIBRARY_BY_ID: ReadonlyMap<string, number> = new Map([['update', 1], ['delete', 0], ['get', 0], ['get_and_update', 0]]);
+
+/**
+ * The read a row `name` comes from, on the receiver `receiver`: the loop over `receiver.list(...)`
+ * it is the item of, or the `name = await receiver.get_one(...)` it was assigned.
+ */
+function libraryRowLoader(model: FileModel, call: CallInfo, name: string, receiver: string): CallInfo | null {
+  let value: SyntaxNode | null = null;
+  for (let i = call.loops.length - 1; i >= 0 && !value; i--) {
+    const loop = model.loops[call.loops[i]!]!;
+    const t = loopTarget(loop);
+    if (!t || t.name !== name) continue;
+    if (t.iterable.type === 'identifier') {
+      const a = lastAssignment(model, t.iterable.text, call.functionIndex, loop.node.startPosition.row + 1);
+      value = a && a.functionIndex === call.functionIndex ? unwrap(a.value) : null;
+    } else value = t.iterable;
+    if (!value) return null;
+  }
+  if (!value) {
+    const a = lastAssignment(model, name, call.functionIndex, call.line);
+    value = a && a.functionIndex === call.functionIndex ? unwrap(a.value) : null;
+  }
+  // The load must come before the call: `row = await svc.get(row.id)` reloads a row it was handed.
+  if (value?.type !== 'call' || value.endIndex > call.node.startIndex) return null;
+  const loader = callAt(model, value);
+  return loader && loader.dottedReceiver === receiver && LIBRARY_READS.has(loader.method) ? loader : null;
+}
+
+interface HeldIdLookup {
+  call: CallInfo;
+  row: string;
+  loader: CallInfo;
+}
+
+const heldMemo = new WeakMap<FileModel, HeldIdLookup[]>();
+
+/**
+ * Calls that hand a row's id back to the service or repository object that loaded it
+ * (`svc.update(data, item_id=row.id)` with `row` from `svc.list(...)`), once per file.
+ */
+function heldIdLookups(model: FileModel): HeldIdLookup[] {
+  let out = heldMemo.get(model);
+  if (out) return out;
+  out = [];
+  for (const call of model.calls) {
+    const at = LIBRARY_BY_ID.get(call.method);
+    if (at === undefined || call.functionIndex < 0 || !call.dottedReceiver || call.emptyArgs) continue;
+    const { positional, keywords } = callArgs(call.node);
+    const id = keywords.get('item_id') ?? positional[at];
+    if (id?.type !== 'attribute' || id.childForFieldName('attribute')?.text !== 'id') continue;
+    const row = id.childForFieldName('object');
+    if (row?.type !== 'identifier') continue;
+    const loader = libraryRowLoader(model, call, row.text, call.dottedReceiver);
+    if (loader) out.push({ call, row: row.text, loader });
+  }
+  heldMemo.set(model, out);
+  return out;
+}
+
+export function collectHeldIdLookups(model: FileModel): Effect[][] {
+  const effects: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile) return effects;
+  for (const { call } of heldIdLookups(model)) effects[call.functionIndex]!.push({ kind: HELD_ID_LOOKUP, what: '', line: call.line, column: call.column });
+  return effects;
+}
+
+export const redundantFetch: FileRule & RepoRule = {
   meta: {
     code: 'PA101',
     check: 'redundant_fetch',
@@ -28,7 +107,7 @@ export const redundantFetch: RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'An entity already loaded is passed on by id and loaded again by the callee',
-    what: 'Finds a call that passes `obj.id` of an entity loaded earlier in the same function (by `session.get`, `select(Model)`, or a same-repo helper that queries) to a same-repo function whose body loads the same model again by that parameter (`session.get(Model, param)`, `select(Model).where(Model.id == param)`).',
+    what: 'Finds a call that passes `obj.id` of an entity loaded earlier in the same function (by `session.get`, `select(Model)`, or a same-repo helper that queries) to a same-repo function whose body loads the same model again by that parameter (`session.get(Model, param)`, `select(Model).where(Model.id == param)`). In a project that depends on advanced-alchemy, also a row loaded through a service or repository (`for a in await svc.list(...)`, `a = await svc.get_one(...)`) whose id is handed back to the same object\'s `update(..., item_id=a.id)`, `delete(a.id)` or `get(a.id)`: the library looks the row up by that id again before it changes it (`update` with `item_id` twice).',
     why: 'The callee pays another query (or, after a commit with `expire_on_commit=True`, a refresh) for a row the caller holds; the two copies can also disagree when the caller changed the object in between.',
     bad: "from sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def mark_cancelled(session: AsyncSession, job_id: int) -> None:\n    job = await session.get(Job, job_id)\n    job.status = \"cancelled\"\n\n\n@router.post(\"/jobs/{job_id}/cancel\")\nasync def cancel(job_id: int, session: AsyncSession):\n    job = await session.get(Job, job_id)\n    await mark_cancelled(session, job.id)\n    return job\n",
     good: "from sqlalchemy.ext.asyncio import AsyncSession\n\n\ndef mark_cancelled(job) -> None:\n    job.status = \"cancelled\"\n\n\n@router.post(\"/jobs/{job_id}/cancel\")\nasync def cancel(job_id: int, session: AsyncSession):\n    job = await session.get(Job, job_id)\n    mark_cancelled(job)\n    return job\n",
@@ -37,6 +116,19 @@ export const redundantFetch: RepoRule = {
       'https://docs.sqlalchemy.org/en/20/orm/session_basics.html#get-by-primary-key',
       'https://docs.sqlalchemy.org/en/20/orm/session_state_management.html#session-object-states',
     ],
+  },
+  checkFile(ctx: FileRuleContext): void {
+    if (!ctx.project.stack['advanced-alchemy']) return;
+    const model = ctx.model;
+    for (const { call, row, loader } of heldIdLookups(model)) {
+      const twice = call.method === 'update' ? ' (twice: the service, then its repository)' : '';
+      ctx.report({
+        node: call.node,
+        message: `\`${row}\` is already loaded (by \`${loader.calleeText}()\`, line ${loader.line}), but \`${call.calleeText}()\` gets only \`${row}.id\` and the library loads the row again by that id${twice}${call.loops.length ? ', on every iteration of the loop' : ''}`,
+        severity: effectiveRole(model, call.functionIndex) === 'handler' ? 'high' : 'medium',
+        recommendation: 'change the attributes of the loaded row and flush once (the session tracks it), instead of handing its id back to the service',
+      });
+    }
   },
   checkRepo(ctx: RepoRuleContext): void {
     const graph = callGraphOf(ctx.index);
