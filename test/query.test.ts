@@ -195,15 +195,31 @@ describe('PA106 wrong_caching_scope', () => {
 });
 
 describe('PA101 redundant_fetch', () => {
+  let library: Finding[] = [];
+  beforeAll(async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA101'] }, {}, null);
+    library = (await scan(path.join(FIXTURES, 'query-library'), config)).result.findings;
+  }, 60_000);
+
   it('follows the loader through a helper and names the callee in the chain', () => {
     const f = at(sample, 'app/api/routes.py', 72, 'PA101')!;
-    expect(f.severity).toBe('high');
     expect(chainNames(f.chain)).toEqual(['cancel_job', 'mark_cancelled', 'load Job']);
   });
 
-  it('is medium outside handlers', () => {
-    expect(at(query, 'PA101.py', 19, 'PA101')!.severity).toBe('high');
-    expect(at(query, 'PA101.py', 25, 'PA101')!.severity).toBe('medium');
+  it('is low once per call, in a handler or not: a fixed extra load', () => {
+    expect(at(sample, 'app/api/routes.py', 72, 'PA101')!.severity).toBe('low');
+    expect(at(query, 'PA101.py', 19, 'PA101')!.severity).toBe('low');
+    expect(at(query, 'PA101.py', 25, 'PA101')!.severity).toBe('low');
+  });
+
+  it('hands a library row back by id: per item of a loop it grows with the rows', () => {
+    const file = path.join(FIXTURES, 'query-library/app/renewals.py');
+    const inLoop = at(library, 'app/renewals.py', lineOf(file, 'item_id=sub.id)  # expect'), 'PA101')!;
+    expect(inLoop.severity).toBe('medium');
+    expect(inLoop.message).toMatch(/twice: the service, then its repository.*every iteration/);
+    const once = at(library, 'app/renewals.py', lineOf(file, 'delete(sub.id)'), 'PA101')!;
+    expect(once.severity).toBe('low');
+    expect(once.message).toContain('by `subscriptions.get_one()`');
   });
 });
 

@@ -11,7 +11,8 @@
  * pass `obj.id` of an object loaded earlier; the entity's load may itself be a same-repo helper
  * (`job = await repo.get_job(...)`), followed through the call graph. Both loads must name the
  * same model.
- * Severity: high in a handler, medium elsewhere (background work).
+ * Severity: a reload once per call is a fixed extra primary-key load, `low`; per item of a loop it
+ * grows with the rows: high in a handler, medium elsewhere (background work).
  */
 import type { Severity } from '../../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
@@ -125,8 +126,10 @@ export const redundantFetch: FileRule & RepoRule = {
       ctx.report({
         node: call.node,
         message: `\`${row}\` is already loaded (by \`${loader.calleeText}()\`, line ${loader.line}), but \`${call.calleeText}()\` gets only \`${row}.id\` and the library loads the row again by that id${twice}${call.loops.length ? ', on every iteration of the loop' : ''}`,
-        severity: effectiveRole(model, call.functionIndex) === 'handler' ? 'high' : 'medium',
-        recommendation: 'change the attributes of the loaded row and flush once (the session tracks it), instead of handing its id back to the service',
+        // Once per call it is a fixed one to three primary-key SELECTs: `low`. Per item of a loop
+        // it grows with the rows, as an N+1 does.
+        severity: !call.loops.length ? 'low' : effectiveRole(model, call.functionIndex) === 'handler' ? 'high' : 'medium',
+        recommendation: 'change the attributes of the loaded row and flush once (the session tracks it), instead of handing its id back to the service; when the service transforms the data in `to_model`/`to_model_on_update` (hashing, slugs), pass the changed row itself (`update(row)`), which runs the hook and skips the service\'s own lookup',
       });
     }
   },
@@ -156,7 +159,8 @@ export const redundantFetch: FileRule & RepoRule = {
         { path: file.path, line: call.line, column: call.column, function: fn.qualifiedName, call: call.calleeText },
         { path: graph.fileOf(to).path, line: reload.line, column: reload.column, function: callee.qualifiedName, call: `load ${model}` },
       ];
-      const severity: Severity = fn.effectiveRole === 'handler' ? 'high' : 'medium';
+      // Once per call, a fixed extra load (`low`); per item of a loop, one per row.
+      const severity: Severity = !call.inLoop ? 'low' : fn.effectiveRole === 'handler' ? 'high' : 'medium';
       ctx.report({
         path: file.path,
         location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
