@@ -125,7 +125,7 @@ export const redundantFetch: FileRule & RepoRule = {
       const twice = call.method === 'update' ? ' (twice: the service, then its repository)' : '';
       ctx.report({
         node: call.node,
-        message: `\`${row}\` is already loaded (by \`${loader.calleeText}()\`, line ${loader.line}), but \`${call.calleeText}()\` gets only \`${row}.id\` and the library loads the row again by that id${twice}${call.loops.length ? ', on every iteration of the loop' : ''}`,
+        message: `\`${row}\` is already loaded (by \`${loader.calleeText}()\`, line ${loader.line}), but \`${call.calleeText}()\` gets only \`${row}.id\` and the library loads the row again by that id${twice}, each time with the row's eager loads${call.loops.length ? ', on every iteration of the loop' : ''}`,
         // Once per call it is a fixed one to three primary-key SELECTs: `low`. Per item of a loop
         // it grows with the rows, as an N+1 does.
         severity: !call.loops.length ? 'low' : effectiveRole(model, call.functionIndex) === 'handler' ? 'high' : 'medium',
