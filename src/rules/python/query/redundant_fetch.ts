@@ -34,7 +34,7 @@ const PASSED_IDS = new Set([PASSES_LOADED_ID]);
  * run a SELECT by id. Methods that take the id, and where: `update`'s second argument or
  * `item_id=`, the first argument of the others.
  */
-const LIBRARY_BY_ID: ReadonlyMap<string, number> = new Map([['update', 1], ['delete', 0], ['get', 0], ['get_and_update', 0]]);
+const LIBRARY_BY_ID: ReadonlyMap<string, number> = new Map([['update', 1], ['delete', 0], ['get', 0]]);
 
 /**
  * The read a row `name` comes from, on the receiver `receiver`: the loop over `receiver.list(...)`
