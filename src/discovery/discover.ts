@@ -42,7 +42,7 @@ const MAX_BYTES = 2 * 1024 * 1024;
  * that keep the main thread away from the bulk of a repository.
  */
 const MODEL_HINTS =
-  /DeclarativeBase|declarative_base|generate_base|\.mapped\b|mapped_as_dataclass|declared_attr|table=True|__tablename__|__mapper_args__|mapped_column|Mapped\[|relationship\(|Relationship\(|SQLModel/;
+  /DeclarativeBase|declarative_base|generate_base|\.mapped\b|mapped_as_dataclass|declared_attr|table=True|__tablename__|__mapper_args__|mapped_column|Mapped\[|relationship\(|Relationship\(|SQLModel|\.Model\s*[,)]|\.Column\(/;
 /** Engines and sessions: only SQLAlchemy's own, so an import from it or a qualified call (not a project wrapper of the same name). */
 const SQLALCHEMY_IMPORT =
   /\bfrom\s+(?:sqlalchemy|sqlmodel)[\w.]*\s+import\s+(?:\([^)]*|[^\n]*)\b(?:create_engine|create_async_engine|engine_from_config|async_engine_from_config|sessionmaker|async_sessionmaker|scoped_session|async_scoped_session|Session|AsyncSession|Table|Column|event|listens_for)\b/;

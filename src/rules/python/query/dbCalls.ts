@@ -231,9 +231,12 @@ function sqlTextOf(model: FileModel, expr: SyntaxNode, fnIndex: number, line: nu
 
 /** Qualified statement constructor of a root call: `sqlalchemy.select` → `select`. */
 function statementCtor(model: FileModel, root: SyntaxNode): string | null {
-  const q = callAt(model, root)?.qualifiedName;
-  if (!q || !DB_LIBRARIES.test(q)) return null;
-  const last = q.slice(q.lastIndexOf('.') + 1);
+  const call = callAt(model, root);
+  const q = call?.qualifiedName;
+  // Flask-SQLAlchemy 3 re-exports SQLAlchemy's constructs on the extension: `db.select(User)`.
+  const viaFlask = !!call && model.flaskDbHandles.size > 0 && call.hasReceiver && model.flaskDbHandles.has(call.dottedReceiver?.split('.').pop() ?? '');
+  if (!viaFlask && (!q || !DB_LIBRARIES.test(q))) return null;
+  const last = viaFlask ? call!.method : q!.slice(q!.lastIndexOf('.') + 1);
   if (last in STATEMENT_CTORS || last === 'text') return last;
   return null;
 }
