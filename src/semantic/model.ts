@@ -520,6 +520,14 @@ const MAIN_GUARD = /^if[ \t]+(?:__name__[ \t]*==[ \t]*(['"])__main__\1|(['"])__m
 /** `on_startup=[f, g]`, `on_shutdown=[...]` (Starlette, Litestar), `lifespan=f`, `add_event_handler("startup", f)`. */
 const STARTUP_REFS = /\b(?:on_startup|on_shutdown)[ \t]*=[ \t]*[[(]([^\])]*)[\])]|\blifespan[ \t]*=[ \t]*([A-Za-z_][\w.]*)|\badd_event_handler\([ \t]*(['"])(?:startup|shutdown)\3[ \t]*,[ \t]*([A-Za-z_][\w.]*)/g;
 
+/**
+ * SQLAlchemy's schema events (`listen(metadata, "before_create", f)`, `@listens_for(table,
+ * "after_create")`): they run when `create_all()`/`drop_all()` builds or drops the schema, at
+ * setup, never per request.
+ */
+const DDL_EVENT = /(['"])(?:before|after)_(?:create|drop)\1/;
+const DDL_LISTEN = /\blisten\([ \t]*[^,()]+(?:\([^()]*\))?[ \t]*,[ \t]*(['"])(?:before|after)_(?:create|drop)\1[ \t]*,[ \t]*([A-Za-z_][\w.]*)/g;
+
 /** See {@link FileModel.entryPoints}. */
 function collectEntryPoints(model: FileModel): void {
   const out = model.entryPoints;
@@ -534,6 +542,7 @@ function collectEntryPoints(model: FileModel): void {
   for (const fn of model.functions) {
     if (fn.decoratorNames.some((d) => CLI_DECORATOR.test(d))) add('cli', qualify(fn));
     else if (fn.decoratorNames.some((d) => /(^|\.)on_event$/.test(d))) add('startup', qualify(fn));
+    else if (fn.decorators.some((d) => /listens_for\(/.test(d) && DDL_EVENT.test(d))) add('startup', qualify(fn));
     else if (fn.parent < 0 && !fn.className && (fn.name === 'main' || fn.name === 'lifespan')) add(fn.name === 'main' ? 'cli' : 'startup', qualify(fn));
   }
   const source = model.source;
@@ -550,6 +559,11 @@ function collectEntryPoints(model: FileModel): void {
         if (call.qualifiedName && !call.qualifiedName.startsWith('builtins.')) add('main', call.qualifiedName);
       }
     }
+  }
+  if (source.includes('listen(') && /_(?:create|drop)['"]/.test(source)) {
+    DDL_LISTEN.lastIndex = 0;
+    let m: RegExpExecArray | null;
+    while ((m = DDL_LISTEN.exec(source))) add('startup', resolveName(model, m[2]!) ?? `${model.moduleName}.${m[2]}`);
   }
   if (/on_startup|on_shutdown|lifespan|add_event_handler/.test(source)) {
     STARTUP_REFS.lastIndex = 0;
