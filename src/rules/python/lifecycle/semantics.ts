@@ -160,6 +160,15 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
     if (call.hasReceiver && isEngineType(project, receiverType(model, call))) {
       return { kind: 'connection', label: `${call.dottedReceiver ?? call.receiver!.text}.${call.method}()` };
     }
+    // Flask-SQLAlchemy's engine: `db.engine.connect()` on the project's `SQLAlchemy()` object
+    // (the module-level name, not a parameter or local that happens to be called `db`).
+    const dotted = call.dottedReceiver ?? '';
+    const head = dotted.split('.')[0]!;
+    const fn = call.functionIndex >= 0 ? model.functions[call.functionIndex] : undefined;
+    const shadowed = !!fn && (fn.params.some((p) => p.name === head) || model.assignments.some((a) => a.functionIndex === fn.index && a.target === head));
+    if (dotted.endsWith('.engine') && !shadowed && model.flaskDbHandles.has(dotted.slice(0, -'.engine'.length).split('.').pop()!)) {
+      return { kind: 'connection', label: `${dotted}.${call.method}()` };
+    }
     return null;
   }
   if (call.method === 'acquire') {

@@ -27,6 +27,9 @@
  * streaming response, `stream` or `sse`), and a generator only when it is defined in the
  * handler's own file.
  *
+ * Flask (flaskStreaming.ts): `stream_with_context` keeps the request's session, and the
+ * connection of a transaction it began, until the stream ends.
+ *
  * Precision: a stream whose length is the data's (`for row in rows: yield row` exports) is not a
  * long-poll; a session whose last use in the endpoint ends its transaction (`commit`, `close`)
  * holds no connection.
@@ -36,6 +39,7 @@ import type { FileModel, FunctionInfo } from '../../../semantic/model.js';
 import { callAt, variableRefs } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
+import { flaskStreams, heldSessionCall } from './flaskStreaming.js';
 import {
   acquireKind, endsTransaction, generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler,
   ownRefs, releasesConnection, sessionSubDependencies, streamingResponses, yieldDependencyOutlivesStream, type StreamingUse,
@@ -61,6 +65,39 @@ function sessionsAroundStreamLoop(ctx: FileRuleContext, fn: FunctionInfo, stream
   return out;
 }
 
+/**
+ * A Flask view's streams: under `stream_with_context`, a transaction of the request's session
+ * left open for the stream; with or without it, a connection opened around the generator's loop.
+ */
+function reportFlaskStreams(ctx: FileRuleContext, view: FunctionInfo, reportedGenerators: Set<number>): void {
+  for (const stream of flaskStreams(ctx.model, view)) {
+    const kind = stream.sse ? 'SSE' : 'long-poll';
+    const severity: Severity = stream.sse ? 'critical' : 'high';
+    const held = stream.withContext ? heldSessionCall(ctx.model, stream, view) : null;
+    if (held) {
+      const where = held.functionIndex === view.index ? `\`${view.name}\`` : held.functionIndex === stream.generator.index ? `the generator \`${stream.generator.name}\`` : `\`${ctx.model.functions[held.functionIndex]!.name}\`, called by the generator \`${stream.generator.name}\``;
+      ctx.report({
+        node: held.node,
+        message: `\`${held.calleeText}\` in ${where} begins a transaction on the request's session that stays open for the whole ${kind} stream: \`stream_with_context\` keeps the app context, and the session with its pooled connection, until the generator ends`,
+        severity,
+        function: view.name,
+        recommendation: 'end the transaction before the stream waits (`db.session.commit()`/`rollback()` on every iteration after its queries, or before returning when the stream needs no row), or load what the stream needs before returning the response, without `stream_with_context`',
+      });
+    }
+    const gen = stream.generator;
+    if (reportedGenerators.has(gen.index)) continue;
+    reportedGenerators.add(gen.index);
+    for (const node of sessionsAroundStreamLoop(ctx, gen, (loop) => containsYieldOf(gen, loop))) {
+      ctx.report({
+        node,
+        message: `\`${node.text.replace(/\s+/g, ' ').slice(0, 60)}\` stays open around the streaming loop of \`${gen.name}\`: one connection per open stream`,
+        severity,
+        function: gen.name,
+      });
+    }
+  }
+}
+
 function containsYieldOf(gen: FunctionInfo, loop: SyntaxNode): boolean {
   return gen.yields.some((y) => y.startIndex >= loop.startIndex && y.endIndex <= loop.endIndex);
 }
@@ -81,7 +118,7 @@ export const streamingResourceHolding: FileRule = {
     severity: 'critical',
     effort: 'M',
     summary: 'Streaming endpoint (SSE, long-poll, WebSocket) keeps a session/connection open for the whole stream',
-    what: 'Finds SSE endpoints (`EventSourceResponse`, `StreamingResponse(media_type="text/event-stream")`), long-poll `StreamingResponse` generators (a `while` loop, or a loop that waits) and looping WebSocket endpoints that hold a session or connection while they stream: an injected session used by the generator; an injected session used before the response and still open during the stream (version-aware: FastAPI < 0.106 and ≥ 0.118 close `yield` dependencies after the response, 0.106–0.117 before it, `Depends(..., scope="function")` early); a session or connection opened with `with` around the streaming loop; a session injected into a sub-dependency (`get_repo(db = Depends(get_db))` behind `repo = Depends(get_repo)`) whose result the stream uses, or that is used and not released before the response (reported at the parameter of the dependency). A response streams when built from these classes, a project subclass or a project function returning one, or when the handler is annotated to return one; handlers registered by a call (`add_api_route`, `Route(...)`, `add_url_rule(view_func=...)`, aiohttp `router.add_get`) count. Critical for SSE/WebSocket, high for long-poll.',
+    what: 'Finds SSE endpoints (`EventSourceResponse`, `StreamingResponse(media_type="text/event-stream")`), long-poll `StreamingResponse` generators (a `while` loop, or a loop that waits) and looping WebSocket endpoints that hold a session or connection while they stream: an injected session used by the generator; an injected session used before the response and still open during the stream (version-aware: FastAPI < 0.106 and ≥ 0.118 close `yield` dependencies after the response, 0.106–0.117 before it, `Depends(..., scope="function")` early); a session or connection opened with `with` around the streaming loop; a session injected into a sub-dependency (`get_repo(db = Depends(get_db))` behind `repo = Depends(get_repo)`) whose result the stream uses, or that is used and not released before the response (reported at the parameter of the dependency). A response streams when built from these classes, a project subclass or a project function returning one, or when the handler is annotated to return one; handlers registered by a call (`add_api_route`, `Route(...)`, `add_url_rule(view_func=...)`, aiohttp `router.add_get`) count. Flask: a view that returns `Response(stream_with_context(gen()))` (or a generator decorated with `@stream_with_context`) as an event stream or a long poll keeps the app context, and with it Flask-SQLAlchemy\'s `db.session` (or a scoped session removed at teardown), until the stream ends: a query in the generator or in the view before the response, with no `commit()`/`rollback()`/`close()`/`remove()` after it, holds a pooled connection for the whole stream (reported at that query; a plain `Response(gen())` is silent: the contexts, and the session, are gone before the body streams). Critical for SSE/WebSocket, high for long-poll.',
     why: 'A stream lasts as long as the client stays connected. A session held for it pins a pooled connection — often inside an open transaction, which also holds back vacuum — for minutes or hours; with the default pool of 5 + 10 overflow, fifteen open streams stop every other endpoint.',
     bad: 'import asyncio\n\nfrom fastapi import Depends, FastAPI\nfrom sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sse_starlette.sse import EventSourceResponse\n\napp = FastAPI()\n\n\n@app.get("/jobs/{job_id}/events")\nasync def job_events(job_id: int, session: AsyncSession = Depends()):\n    async def stream():\n        while True:\n            job = await session.get(Job, job_id)\n            yield {"data": job.status}\n            await asyncio.sleep(1)\n\n    return EventSourceResponse(stream())\n',
     good: 'import asyncio\n\nfrom fastapi import FastAPI\nfrom sqlalchemy.ext.asyncio import async_sessionmaker\nfrom sse_starlette.sse import EventSourceResponse\n\napp = FastAPI()\nsession_factory = async_sessionmaker(expire_on_commit=False)\n\n\n@app.get("/jobs/{job_id}/events")\nasync def job_events(job_id: int):\n    async def stream():\n        while True:\n            async with session_factory() as session:\n                job = await session.get(Job, job_id)\n            yield {"data": job.status}\n            await asyncio.sleep(1)\n\n    return EventSourceResponse(stream())\n',
@@ -96,10 +133,13 @@ export const streamingResourceHolding: FileRule = {
   checkFile(ctx: FileRuleContext): void {
     const { model, project } = ctx;
     if (model.isTestFile || !/Response|websocket/i.test(model.source)) return;
+    // Flask streams (see flaskStreaming.ts).
+    const flask = /\bflask\b|werkzeug/.test(model.source) && /yield/.test(model.source);
     const reportedGenerators = new Set<number>();
     const reportedDependencies = new Set<string>();
     for (const fn of model.functions) {
       if (fn.role !== 'handler') continue;
+      if (flask) reportFlaskStreams(ctx, fn, reportedGenerators);
       const streams = streamingResponses(model, project, fn).filter((u) => isLongLived(model, u));
       const websocket = isWebsocketHandler(fn) && hasOwnLoop(model, fn);
       if (streams.length === 0 && !websocket) continue;
