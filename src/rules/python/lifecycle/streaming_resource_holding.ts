@@ -59,7 +59,9 @@ function sessionsAroundStreamLoop(ctx: FileRuleContext, fn: FunctionInfo, stream
       if (v?.type !== 'call') continue;
       const call = callAt(model, v);
       const kind = call ? acquireKind(model, project, call) : null;
-      if (kind && kind.kind !== 'file') out.push(v);
+      // `async with pool.acquire() as conn:` (asyncpg, aiopg): the pool's context manager holds one.
+      const pooled = call?.method === 'acquire' && /(^|[._])pool$/i.test(call.receiver?.text ?? '');
+      if ((kind && kind.kind !== 'file') || pooled) out.push(v);
     }
   }
   return out;
@@ -98,6 +100,48 @@ function reportFlaskStreams(ctx: FileRuleContext, view: FunctionInfo, reportedGe
   }
 }
 
+/** aiohttp's streamed responses: `web.StreamResponse`, aiohttp-sse's `EventSourceResponse`/`sse_response`. */
+const AIOHTTP_STREAM = /^(aiohttp\.web(_response)?\.StreamResponse|aiohttp_sse\.(EventSourceResponse|sse_response))$/;
+
+/**
+ * An aiohttp handler that streams itself (`resp = web.StreamResponse(); await resp.prepare(request)`
+ * then `await resp.write(...)` in a loop, or aiohttp-sse's `sse_response`): a session or
+ * connection opened with `with` around the loop that writes is held for the whole stream. An
+ * event stream (`text/event-stream`, aiohttp-sse) or a loop that waits; a loop as long as the data
+ * (an export) is not a stream the client holds open.
+ */
+function reportAiohttpStreams(ctx: FileRuleContext, fn: FunctionInfo): void {
+  const { model } = ctx;
+  const names = new Map<string, boolean>();
+  for (const call of model.calls) {
+    if (call.functionIndex !== fn.index || !AIOHTTP_STREAM.test(call.qualifiedName ?? '')) continue;
+    // `resp = web.StreamResponse(...)`, or `async with sse_response(request) as resp:`.
+    const stmt = call.node.parent?.type === 'await' ? call.node.parent.parent : call.node.parent;
+    let name: string | null = null;
+    if (stmt?.type === 'assignment') name = stmt.childForFieldName('left')?.text ?? null;
+    const item = model.withs.flatMap((w) => w.items).find((i) => i.value.startIndex <= call.node.startIndex && call.node.endIndex <= i.value.endIndex);
+    if (item?.alias) name = item.alias;
+    if (!name || !/^[A-Za-z_]\w*$/.test(name)) continue;
+    const sse = /sse/i.test(call.qualifiedName ?? '') || /event-stream/.test(call.node.text);
+    names.set(name, sse || names.get(name) === true);
+  }
+  if (!names.size) return;
+  const writesIn = (loop: SyntaxNode, name: string) => model.calls.some((c) => c.functionIndex === fn.index && c.dottedReceiver === name
+    && /^(write|send|send_json|write_eof)$/.test(c.method) && c.node.startIndex >= loop.startIndex && c.node.endIndex <= loop.endIndex);
+  for (const [name, sse] of names) {
+    const streaming = (loop: SyntaxNode) => writesIn(loop, name) && (sse || loop.type === 'while_statement' || model.calls.some((c) => c.functionIndex === fn.index
+      && c.node.startIndex >= loop.startIndex && c.node.endIndex <= loop.endIndex && /(^|\.)(sleep|wait_for|wait|get)$/.test(c.calleeText) && c.awaited));
+    for (const node of sessionsAroundStreamLoop(ctx, fn, streaming)) {
+      ctx.report({
+        node,
+        message: `\`${node.text.replace(/\s+/g, ' ').slice(0, 60)}\` stays open around the loop that streams \`${name}\` in \`${fn.name}\`: one connection per open stream`,
+        severity: sse ? 'critical' : 'high',
+        function: fn.name,
+      });
+    }
+  }
+}
+
 function containsYieldOf(gen: FunctionInfo, loop: SyntaxNode): boolean {
   return gen.yields.some((y) => y.startIndex >= loop.startIndex && y.endIndex <= loop.endIndex);
 }
@@ -118,7 +162,7 @@ export const streamingResourceHolding: FileRule = {
     severity: 'critical',
     effort: 'M',
     summary: 'Streaming endpoint (SSE, long-poll, WebSocket) keeps a session/connection open for the whole stream',
-    what: 'Finds SSE endpoints (`EventSourceResponse`, `StreamingResponse(media_type="text/event-stream")`), long-poll `StreamingResponse` generators (a `while` loop, or a loop that waits) and looping WebSocket endpoints that hold a session or connection while they stream: an injected session used by the generator; an injected session used before the response and still open during the stream (version-aware: FastAPI < 0.106 and ≥ 0.118 close `yield` dependencies after the response, 0.106–0.117 before it, `Depends(..., scope="function")` early); a session or connection opened with `with` around the streaming loop; a session injected into a sub-dependency (`get_repo(db = Depends(get_db))` behind `repo = Depends(get_repo)`) whose result the stream uses, or that is used and not released before the response (reported at the parameter of the dependency). A response streams when built from these classes, a project subclass or a project function returning one, or when the handler is annotated to return one; handlers registered by a call (`add_api_route`, `Route(...)`, `add_url_rule(view_func=...)`, aiohttp `router.add_get`) count. Flask: a view that returns `Response(stream_with_context(gen()))` (or a generator decorated with `@stream_with_context`) as an event stream or a long poll keeps the app context, and with it Flask-SQLAlchemy\'s `db.session` (or a scoped session removed at teardown), until the stream ends: a query in the generator or in the view before the response, with no `commit()`/`rollback()`/`close()`/`remove()` after it, holds a pooled connection for the whole stream (reported at that query; a plain `Response(gen())` is silent: the contexts, and the session, are gone before the body streams). Critical for SSE/WebSocket, high for long-poll.',
+    what: 'Finds SSE endpoints (`EventSourceResponse`, `StreamingResponse(media_type="text/event-stream")`), long-poll `StreamingResponse` generators (a `while` loop, or a loop that waits) and looping WebSocket endpoints that hold a session or connection while they stream: an injected session used by the generator; an injected session used before the response and still open during the stream (version-aware: FastAPI < 0.106 and ≥ 0.118 close `yield` dependencies after the response, 0.106–0.117 before it, `Depends(..., scope="function")` early); a session or connection opened with `with` around the streaming loop; a session injected into a sub-dependency (`get_repo(db = Depends(get_db))` behind `repo = Depends(get_repo)`) whose result the stream uses, or that is used and not released before the response (reported at the parameter of the dependency). A response streams when built from these classes, a project subclass or a project function returning one, or when the handler is annotated to return one; handlers registered by a call (`add_api_route`, `Route(...)`, `add_url_rule(view_func=...)`, aiohttp `router.add_get`) count. Flask: a view that returns `Response(stream_with_context(gen()))` (or a generator decorated with `@stream_with_context`) as an event stream or a long poll keeps the app context, and with it Flask-SQLAlchemy\'s `db.session` (or a scoped session removed at teardown), until the stream ends: a query in the generator or in the view before the response, with no `commit()`/`rollback()`/`close()`/`remove()` after it, holds a pooled connection for the whole stream (reported at that query; a plain `Response(gen())` is silent: the contexts, and the session, are gone before the body streams). aiohttp: a handler that streams itself (`web.StreamResponse` + `prepare`, or aiohttp-sse\'s `sse_response`) with a session or connection opened by `with` around the loop that writes to it (`async with pool.acquire()`, `engine.connect()`), when the stream is an event stream or its loop waits. Critical for SSE/WebSocket, high for long-poll.',
     why: 'A stream lasts as long as the client stays connected. A session held for it pins a pooled connection — often inside an open transaction, which also holds back vacuum — for minutes or hours; with the default pool of 5 + 10 overflow, fifteen open streams stop every other endpoint.',
     bad: 'import asyncio\n\nfrom fastapi import Depends, FastAPI\nfrom sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sse_starlette.sse import EventSourceResponse\n\napp = FastAPI()\n\n\n@app.get("/jobs/{job_id}/events")\nasync def job_events(job_id: int, session: AsyncSession = Depends()):\n    async def stream():\n        while True:\n            job = await session.get(Job, job_id)\n            yield {"data": job.status}\n            await asyncio.sleep(1)\n\n    return EventSourceResponse(stream())\n',
     good: 'import asyncio\n\nfrom fastapi import FastAPI\nfrom sqlalchemy.ext.asyncio import async_sessionmaker\nfrom sse_starlette.sse import EventSourceResponse\n\napp = FastAPI()\nsession_factory = async_sessionmaker(expire_on_commit=False)\n\n\n@app.get("/jobs/{job_id}/events")\nasync def job_events(job_id: int):\n    async def stream():\n        while True:\n            async with session_factory() as session:\n                job = await session.get(Job, job_id)\n            yield {"data": job.status}\n            await asyncio.sleep(1)\n\n    return EventSourceResponse(stream())\n',
@@ -135,11 +179,13 @@ export const streamingResourceHolding: FileRule = {
     if (model.isTestFile || !/Response|websocket/i.test(model.source)) return;
     // Flask streams (see flaskStreaming.ts).
     const flask = /\bflask\b|werkzeug/.test(model.source) && /yield/.test(model.source);
+    const aiohttp = /StreamResponse|sse_response|EventSourceResponse/.test(model.source) && /aiohttp/.test(model.source);
     const reportedGenerators = new Set<number>();
     const reportedDependencies = new Set<string>();
     for (const fn of model.functions) {
       if (fn.role !== 'handler') continue;
       if (flask) reportFlaskStreams(ctx, fn, reportedGenerators);
+      if (aiohttp) reportAiohttpStreams(ctx, fn);
       const streams = streamingResponses(model, project, fn).filter((u) => isLongLived(model, u));
       const websocket = isWebsocketHandler(fn) && hasOwnLoop(model, fn);
       if (streams.length === 0 && !websocket) continue;
