@@ -145,7 +145,7 @@ function releasedEachIteration(model: FileModel, gen: FunctionInfo, loop: number
 }
 
 /** Is the node a statement of `block` itself (or nested only in `with` blocks), not under `if`/`try`/a nested loop? */
-function unconditionalIn(node: SyntaxNode, block: SyntaxNode): boolean {
+export function unconditionalIn(node: SyntaxNode, block: SyntaxNode): boolean {
   if (node.startIndex < block.startIndex || node.endIndex > block.endIndex) return false;
   for (let p = node.parent; p && p.id !== block.id; p = p.parent) {
     if (/^(if_statement|elif_clause|else_clause|try_statement|except_clause|finally_clause|for_statement|while_statement|conditional_expression|boolean_operator|lambda|match_statement)$/.test(p.type)) return false;

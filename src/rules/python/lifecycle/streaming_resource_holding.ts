@@ -39,7 +39,7 @@ import type { FileModel, FunctionInfo } from '../../../semantic/model.js';
 import { callAt, variableRefs } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
-import { flaskStreams, heldSessionCall } from './flaskStreaming.js';
+import { flaskStreams, heldSessionCall, unconditionalIn } from './flaskStreaming.js';
 import {
   acquireKind, endsTransaction, generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler,
   ownRefs, releasesConnection, sessionSubDependencies, streamingResponses, yieldDependencyOutlivesStream, type StreamingUse,
@@ -51,20 +51,35 @@ function sessionsAroundStreamLoop(ctx: FileRuleContext, fn: FunctionInfo, stream
   const out: SyntaxNode[] = [];
   for (const w of model.withs) {
     if (w.functionIndex !== fn.index) continue;
-    const loops = model.loops.filter((l) => l.functionIndex === fn.index && l.kind !== 'comprehension' && l.node.startIndex >= w.bodyStart && l.node.endIndex <= w.bodyEnd);
-    if (!loops.some((l) => streams(l.node))) continue;
+    const loops = model.loops.filter((l) => l.functionIndex === fn.index && l.kind !== 'comprehension' && l.node.startIndex >= w.bodyStart && l.node.endIndex <= w.bodyEnd && streams(l.node));
+    if (!loops.length) continue;
     for (const item of w.items) {
       let v: SyntaxNode | null = item.value;
       if (v.type === 'await') v = v.namedChild(0);
       if (v?.type !== 'call') continue;
       const call = callAt(model, v);
       const kind = call ? acquireKind(model, project, call) : null;
-      // `async with pool.acquire() as conn:` (asyncpg, aiopg): the pool's context manager holds one.
-      const pooled = call?.method === 'acquire' && /(^|[._])pool$/i.test(call.receiver?.text ?? '');
-      if ((kind && kind.kind !== 'file') || pooled) out.push(v);
+      // `async with pool.acquire() as conn:` (asyncpg, aiopg), also a pool kept in app state
+      // (`request.app["pool"].acquire()`): the pool's context manager holds one connection.
+      const pooled = call?.method === 'acquire' && POOL_RECEIVER.test(call.receiver?.text ?? '');
+      if (!(kind && kind.kind !== 'file') && !pooled) continue;
+      // A session gives its connection back when its transaction ends: one that commits or rolls
+      // back on every round of the streaming loop holds none while the stream waits.
+      if (kind?.kind === 'session' && item.alias && loops.every((l) => endsTransactionEachRound(model, fn, l.node, item.alias!))) continue;
+      out.push(v);
     }
   }
   return out;
+}
+
+/** A pool object: `pool`, `db_pool`, `self.pool`, `request.app["pool"]`, `app[db_pool]`. */
+const POOL_RECEIVER = /((^|[._])pool|\[\s*['"]?\w*pool\w*['"]?\s*\])$/i;
+
+/** Does the loop's own body (not a branch or handler of it) commit or roll back `session` on every round? */
+function endsTransactionEachRound(model: FileModel, fn: FunctionInfo, loop: SyntaxNode, session: string): boolean {
+  const body = loop.childForFieldName('body');
+  return !!body && model.calls.some((c) => c.functionIndex === fn.index && c.dottedReceiver === session && /^(commit|rollback|close)$/.test(c.method)
+    && unconditionalIn(c.node, body));
 }
 
 /**
@@ -126,11 +141,22 @@ function reportAiohttpStreams(ctx: FileRuleContext, fn: FunctionInfo): void {
     names.set(name, sse || names.get(name) === true);
   }
   if (!names.size) return;
+  // `resp.content_type = "text/event-stream"` set after the constructor.
+  for (const a of model.assignments) {
+    if (a.functionIndex !== fn.index || !a.target.endsWith('.content_type')) continue;
+    const name = a.target.slice(0, -'.content_type'.length);
+    if (names.has(name) && /event-stream/.test(a.value?.text ?? '')) names.set(name, true);
+  }
   const writesIn = (loop: SyntaxNode, name: string) => model.calls.some((c) => c.functionIndex === fn.index && c.dottedReceiver === name
     && /^(write|send|send_json|write_eof)$/.test(c.method) && c.node.startIndex >= loop.startIndex && c.node.endIndex <= loop.endIndex);
   for (const [name, sse] of names) {
-    const streaming = (loop: SyntaxNode) => writesIn(loop, name) && (sse || loop.type === 'while_statement' || model.calls.some((c) => c.functionIndex === fn.index
-      && c.node.startIndex >= loop.startIndex && c.node.endIndex <= loop.endIndex && /(^|\.)(sleep|wait_for|wait|get)$/.test(c.calleeText) && c.awaited));
+    // The loop the client holds open: one that waits (a sleep, a queue), or, for an event stream,
+    // a `while` loop or an `async for` over a subscription. A loop as long as the data (an export,
+    // a batch sent inside one round) is not.
+    const waits = (loop: SyntaxNode) => model.calls.some((c) => c.functionIndex === fn.index && c.awaited
+      && c.node.startIndex >= loop.startIndex && c.node.endIndex <= loop.endIndex && /(^|\.)(sleep|wait_for|wait|get)$/.test(c.calleeText));
+    const streaming = (loop: SyntaxNode) => writesIn(loop, name)
+      && (waits(loop) || (sse && (loop.type === 'while_statement' || (loop.type === 'for_statement' && /^async\b/.test(loop.text)))));
     for (const node of sessionsAroundStreamLoop(ctx, fn, streaming)) {
       ctx.report({
         node,
