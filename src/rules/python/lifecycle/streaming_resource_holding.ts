@@ -116,7 +116,7 @@ function reportFlaskStreams(ctx: FileRuleContext, view: FunctionInfo, reportedGe
 }
 
 /** aiohttp's streamed responses: `web.StreamResponse`, aiohttp-sse's `EventSourceResponse`/`sse_response`. */
-const AIOHTTP_STREAM = /^(aiohttp\.web(_response)?\.StreamResponse|aiohttp_sse\.(EventSourceResponse|sse_response))$/;
+const AIOHTTP_STREAM = /^(aiohttp\.web(_response|_ws)?\.(StreamResponse|WebSocketResponse)|aiohttp_sse\.(EventSourceResponse|sse_response))$/;
 
 /**
  * An aiohttp handler that streams itself (`resp = web.StreamResponse(); await resp.prepare(request)`
@@ -137,7 +137,8 @@ function reportAiohttpStreams(ctx: FileRuleContext, fn: FunctionInfo): void {
     const item = model.withs.flatMap((w) => w.items).find((i) => i.value.startIndex <= call.node.startIndex && call.node.endIndex <= i.value.endIndex);
     if (item?.alias) name = item.alias;
     if (!name || !/^[A-Za-z_]\w*$/.test(name)) continue;
-    const sse = /sse/i.test(call.qualifiedName ?? '') || /event-stream/.test(call.node.text);
+    // A WebSocket is held open by the client like an event stream.
+    const sse = /sse|WebSocketResponse/i.test(call.qualifiedName ?? '') || /event-stream/.test(call.node.text);
     names.set(name, sse || names.get(name) === true);
   }
   if (!names.size) return;
@@ -147,8 +148,11 @@ function reportAiohttpStreams(ctx: FileRuleContext, fn: FunctionInfo): void {
     const name = a.target.slice(0, -'.content_type'.length);
     if (names.has(name) && /event-stream/.test(a.value?.text ?? '')) names.set(name, true);
   }
-  const writesIn = (loop: SyntaxNode, name: string) => model.calls.some((c) => c.functionIndex === fn.index && c.dottedReceiver === name
-    && /^(write|send|send_json|write_eof)$/.test(c.method) && c.node.startIndex >= loop.startIndex && c.node.endIndex <= loop.endIndex);
+  // The loop talks to the client: writes to the response, or (a WebSocket) iterates or receives from it.
+  const writesIn = (loop: SyntaxNode, name: string) => model.loops.some((l) => l.node.id === loop.id && l.iterable?.text === name)
+    || model.calls.some((c) => c.functionIndex === fn.index && c.dottedReceiver === name
+      && /^(write|send|send_json|send_str|send_bytes|write_eof|receive|receive_str|receive_json|receive_bytes)$/.test(c.method)
+      && c.node.startIndex >= loop.startIndex && c.node.endIndex <= loop.endIndex);
   for (const [name, sse] of names) {
     // The loop the client holds open: one that waits (a sleep, a queue), or, for an event stream,
     // a `while` loop or an `async for` over a subscription. A loop as long as the data (an export,

@@ -349,7 +349,7 @@ export function loopTargets(loop: LoopInfo): Set<string> {
 export function notPerRow(model: FileModel, call: { node: SyntaxNode; line: number }, loops: LoopInfo[]): boolean {
   if (loops.every((l) => smallBoundedLoop(model, l))) return true;
   // One incoming message per iteration: each is its own request (not a loop nested in it).
-  if (messageLoop(loops[loops.length - 1]!)) return true;
+  if (messageLoop(loops[loops.length - 1]!, model)) return true;
   const inner = loops[loops.length - 1]!;
   if (stopsAfter(call.node, inner)) return true;
   // A dispatch on the item's value (`if field == 'email':`) runs once per distinct value, not per item.
@@ -632,15 +632,24 @@ export function retryLoop(loop: LoopInfo): boolean {
   return it?.type === 'call' && /(^|\.)(Retrying|AsyncRetrying|retry_context)$/.test(it.childForFieldName('function')?.text ?? '');
 }
 
+/** `async for msg in ws` over an aiohttp `WebSocketResponse` the function made (`ws = web.WebSocketResponse()`). */
+function webSocketIteration(model: FileModel, loop: LoopInfo): boolean {
+  const it = unwrap(loop.iterable);
+  if (it?.type !== 'identifier') return false;
+  const a = lastAssignment(model, it.text, loop.functionIndex, loop.node.startPosition.row + 1);
+  const v = a && a.functionIndex === loop.functionIndex ? unwrap(a.value) : null;
+  return v?.type === 'call' && /(^|\.)WebSocketResponse$/.test(v.childForFieldName('function')?.text ?? '');
+}
+
 /**
  * A loop that handles one incoming message per iteration (`while True: msg = await
  * websocket.receive_json()`, `async for msg in websocket.iter_text()`, a queue worker that
  * claims one job with `SKIP LOCKED`): each iteration is its own request, not an item of a batch.
  */
-export function messageLoop(loop: LoopInfo): boolean {
+export function messageLoop(loop: LoopInfo, model?: FileModel): boolean {
   // A queue worker claims one job per iteration (`with_for_update(skip_locked=True)`, `FOR UPDATE SKIP LOCKED`).
   if (loop.kind === 'while' && /with_for_update\([^)]*skip_locked\s*=\s*True|FOR\s+UPDATE\s+SKIP\s+LOCKED/i.test(loop.node.childForFieldName('body')?.text ?? '')) return true;
-  if (loop.kind === 'async_for') return /\.iter_(text|json|bytes)\s*\(/.test(loop.iterable?.text ?? '');
+  if (loop.kind === 'async_for') return /\.iter_(text|json|bytes)\s*\(/.test(loop.iterable?.text ?? '') || (!!model && webSocketIteration(model, loop));
   if (loop.kind !== 'while') return false;
   const body = loop.node.childForFieldName('body')?.text ?? '';
   return /\bawait\s+[\w.]+\.(receive|receive_text|receive_json|receive_bytes|recv)\s*\(/.test(body);

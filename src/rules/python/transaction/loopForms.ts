@@ -11,7 +11,7 @@ import { messageLoop, overBatches, retryLoop, smallBoundedLoop } from '../query/
  */
 export function overItems(model: FileModel, loop: LoopInfo): boolean {
   // A batch per iteration, a retry, a handful of constants (tenant schemas), a message per iteration: not items.
-  if (overBatches(loop) || retryLoop(loop) || messageLoop(loop) || smallBoundedLoop(model, loop)) return false;
+  if (overBatches(loop) || retryLoop(loop) || messageLoop(loop, model) || smallBoundedLoop(model, loop)) return false;
   if (loop.kind === 'for') return true;
   if (loop.kind === 'async_for') return !!loop.iterable && DB_STREAM.test(loop.iterable.text);
   if (loop.kind !== 'while') return false;
