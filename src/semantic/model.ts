@@ -1436,6 +1436,20 @@ export function isAsyncContext(model: FileModel, fnIndex: number): boolean {
 }
 
 /** The nearest enclosing function that has a role other than `other` (a nested def inherits it). */
+/**
+ * Is `dotted` the project's Flask-SQLAlchemy object (`db`, `app.ext.db`), or, with `attr`, that
+ * object's attribute (`db.session`, `db.engine`)? By the last name of the object's path.
+ */
+export function isFlaskHandle(model: FileModel, dotted: string | null, attr?: string): boolean {
+  if (!dotted || !model.flaskDbHandles.size) return false;
+  let obj = dotted;
+  if (attr !== undefined) {
+    if (!dotted.endsWith(`.${attr}`)) return false;
+    obj = dotted.slice(0, -attr.length - 1);
+  }
+  return model.flaskDbHandles.has(obj.slice(obj.lastIndexOf('.') + 1));
+}
+
 export function effectiveRole(model: FileModel, fnIndex: number): FunctionRole {
   let i = fnIndex;
   while (i >= 0) {

@@ -28,9 +28,10 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
 import { callAt, variableRefs } from '../../../semantic/model.js';
-import { classifyDbCall } from '../query/dbCalls.js';
+import { conditionalWithin, insideNestedFunction } from '../../../semantic/controlFlow.js';
+import { classifyDbCall, flaskQueryEntity, onSharedSession } from '../query/dbCalls.js';
 import { callArgs, unwrap } from '../query/semantics.js';
-import { isLongLivedGenerator } from './semantics.js';
+import { generatorFunction, isLongLivedGenerator } from './semantics.js';
 
 /** Werkzeug's and Flask's response classes, the app's `response_class`, `make_response`. */
 const FLASK_RESPONSE = /^(flask(\.wrappers)?|werkzeug(\.wrappers)?(\.response)?)\.Response$|(^|\.)response_class$|^flask\.(helpers\.)?make_response$/;
@@ -77,7 +78,7 @@ export function flaskStreams(model: FileModel, view: FunctionInfo): FlaskStream[
       content = a?.value ? unwrap(a.value) : null;
     }
     if (content?.type !== 'call') continue;
-    const generator = generatorNamed(model, view, content);
+    const generator = generatorFunction(model, view, content);
     if (!generator || generator.yields.length === 0 || seen.has(generator.index)) continue;
     withContext ||= generator.decoratorNames.some((d) => WITH_CONTEXT.test(d));
     const mimetype = keywords.get('mimetype') ?? keywords.get('content_type');
@@ -96,26 +97,10 @@ function insideResponse(model: FileModel, call: CallInfo): boolean {
   return !!c && FLASK_RESPONSE.test(c.qualifiedName ?? c.calleeText);
 }
 
-function generatorNamed(model: FileModel, view: FunctionInfo, call: SyntaxNode): FunctionInfo | null {
-  const callee = call.childForFieldName('function');
-  if (callee?.type !== 'identifier') return null;
-  return model.functions.find((f) => f.parent === view.index && f.name === callee.text)
-    ?? model.functions.find((f) => f.parent < 0 && !f.className && f.name === callee.text) ?? null;
-}
-
-/** Is the call's receiver the request's shared session (`db.session`, a project scoped session)? */
-function onSharedSession(model: FileModel, call: CallInfo): boolean {
-  const dotted = call.dottedReceiver ?? '';
-  return (dotted.endsWith('.session') && model.flaskDbHandles.has(dotted.slice(0, -'.session'.length).split('.').pop()!))
-    || model.scopedSessions.has(dotted.split('.').pop() ?? '');
-}
-
-/** A query or write through the request's shared session: `db.session`, `Model.query`, a scoped session. */
+/** A query or write through the request's shared session: `db.session`, a scoped session, `Model.query`. */
 function sharedSessionCall(model: FileModel, call: CallInfo): boolean {
   if (!classifyDbCall(model, call)) return false;
-  if (onSharedSession(model, call)) return true;
-  // `Ticket.query.filter(...)`: the receiver chain starts at a model's `query`.
-  return /(^|\.)query(\.|$)/.test(call.calleeText) && model.modelClasses.has((call.dottedReceiver ?? call.calleeText).split('.')[0]!);
+  return onSharedSession(model, call) || (!!call.dottedReceiver && flaskQueryEntity(model, call.dottedReceiver, call.functionIndex) !== null);
 }
 
 function releaseCall(model: FileModel, call: CallInfo): boolean {
@@ -137,20 +122,18 @@ function innermostLoop(model: FileModel, call: CallInfo): number | null {
   return null;
 }
 
-/** Does a release run on every iteration of `loop` after `after`: in the loop's own body, not under a condition or handler? */
-function releasedEachIteration(model: FileModel, gen: FunctionInfo, loop: number, after: CallInfo): boolean {
-  const body = model.loops[loop]!.node.childForFieldName('body');
-  return model.calls.some((c) => c.functionIndex === gen.index && c.node.startIndex > after.node.endIndex && releaseCall(model, c)
-    && !!body && unconditionalIn(c.node, body));
+/** Does `node` run whenever `block` does: inside it, under no branch, handler, nested loop or nested def? */
+export function unconditionalIn(node: SyntaxNode, block: SyntaxNode): boolean {
+  return node.startIndex >= block.startIndex && node.endIndex <= block.endIndex && !conditionalWithin(node, block) && !insideNestedFunction(node, block);
 }
 
-/** Is the node a statement of `block` itself (or nested only in `with` blocks), not under `if`/`try`/a nested loop? */
-export function unconditionalIn(node: SyntaxNode, block: SyntaxNode): boolean {
-  if (node.startIndex < block.startIndex || node.endIndex > block.endIndex) return false;
-  for (let p = node.parent; p && p.id !== block.id; p = p.parent) {
-    if (/^(if_statement|elif_clause|else_clause|try_statement|except_clause|finally_clause|for_statement|while_statement|conditional_expression|boolean_operator|lambda|match_statement)$/.test(p.type)) return false;
-  }
-  return true;
+/**
+ * Does every round of the loop run a call of function `fnIndex` that `releases` (after `after`,
+ * when given): one in the loop's own body, under no branch or handler of it?
+ */
+export function releasedEachRound(model: FileModel, fnIndex: number, loop: SyntaxNode, releases: (c: CallInfo) => boolean, after?: CallInfo): boolean {
+  const body = loop.childForFieldName('body');
+  return !!body && model.calls.some((c) => c.functionIndex === fnIndex && (!after || c.node.startIndex > after.node.endIndex) && releases(c) && unconditionalIn(c.node, body));
 }
 
 /**
@@ -175,7 +158,7 @@ export function heldSessionCall(model: FileModel, stream: FlaskStream, view: Fun
       if (!released) return q;
       continue;
     }
-    if (!releasedEachIteration(model, gen, loop, c)) return q;
+    if (!releasedEachRound(model, gen.index, model.loops[loop]!.node, (r) => releaseCall(model, r), c)) return q;
   }
   const viewCalls = model.calls.filter((c) => c.functionIndex === view.index);
   const queries = viewCalls.filter((c) => sharedSessionCall(model, c));

@@ -11,7 +11,7 @@ import { isMigrationFile } from '../../projectFacts.js';
 import { externalCall } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { callAt, declaresGlobal, moduleNameOf, resolveName, valueTypeOf, variableRefs } from '../../../semantic/model.js';
+import { callAt, declaresGlobal, isFlaskHandle, moduleNameOf, resolveName, valueTypeOf, variableRefs } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import { callArgs } from '../query/semantics.js';
 import { annotationType, calleeType, receiverType } from '../../../semantic/valueTypes.js';
@@ -166,7 +166,7 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
     const head = dotted.split('.')[0]!;
     const fn = call.functionIndex >= 0 ? model.functions[call.functionIndex] : undefined;
     const shadowed = !!fn && (fn.params.some((p) => p.name === head) || model.assignments.some((a) => a.functionIndex === fn.index && a.target === head));
-    if (dotted.endsWith('.engine') && !shadowed && model.flaskDbHandles.has(dotted.slice(0, -'.engine'.length).split('.').pop()!)) {
+    if (!shadowed && isFlaskHandle(model, dotted, 'engine')) {
       return { kind: 'connection', label: `${dotted}.${call.method}()` };
     }
     return null;
@@ -740,7 +740,7 @@ function streamingUse(model: FileModel, fn: FunctionInfo, call: CallInfo, sse: b
 }
 
 /** The function a generator call names: a def nested in `fn`, or one at module level in this file. */
-function generatorFunction(model: FileModel, fn: FunctionInfo, call: SyntaxNode): FunctionInfo | null {
+export function generatorFunction(model: FileModel, fn: FunctionInfo, call: SyntaxNode): FunctionInfo | null {
   const callee = call.childForFieldName('function');
   if (callee?.type !== 'identifier') return null;
   const name = callee.text;

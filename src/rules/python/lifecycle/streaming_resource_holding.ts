@@ -39,7 +39,7 @@ import type { FileModel, FunctionInfo } from '../../../semantic/model.js';
 import { callAt, variableRefs } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
-import { flaskStreams, heldSessionCall, unconditionalIn } from './flaskStreaming.js';
+import { flaskStreams, heldSessionCall, releasedEachRound } from './flaskStreaming.js';
 import {
   acquireKind, endsTransaction, generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler,
   ownRefs, releasesConnection, sessionSubDependencies, streamingResponses, yieldDependencyOutlivesStream, type StreamingUse,
@@ -65,7 +65,8 @@ function sessionsAroundStreamLoop(ctx: FileRuleContext, fn: FunctionInfo, stream
       if (!(kind && kind.kind !== 'file') && !pooled) continue;
       // A session gives its connection back when its transaction ends: one that commits or rolls
       // back on every round of the streaming loop holds none while the stream waits.
-      if (kind?.kind === 'session' && item.alias && loops.every((l) => endsTransactionEachRound(model, fn, l.node, item.alias!))) continue;
+      const alias = item.alias;
+      if (kind?.kind === 'session' && alias && loops.every((l) => releasedEachRound(model, fn.index, l.node, (c) => c.dottedReceiver === alias && /^(commit|rollback|close)$/.test(c.method)))) continue;
       out.push(v);
     }
   }
@@ -74,13 +75,6 @@ function sessionsAroundStreamLoop(ctx: FileRuleContext, fn: FunctionInfo, stream
 
 /** A pool object: `pool`, `db_pool`, `self.pool`, `request.app["pool"]`, `app[db_pool]`. */
 const POOL_RECEIVER = /((^|[._])pool|\[\s*['"]?\w*pool\w*['"]?\s*\])$/i;
-
-/** Does the loop's own body (not a branch or handler of it) commit or roll back `session` on every round? */
-function endsTransactionEachRound(model: FileModel, fn: FunctionInfo, loop: SyntaxNode, session: string): boolean {
-  const body = loop.childForFieldName('body');
-  return !!body && model.calls.some((c) => c.functionIndex === fn.index && c.dottedReceiver === session && /^(commit|rollback|close)$/.test(c.method)
-    && unconditionalIn(c.node, body));
-}
 
 /**
  * A Flask view's streams: under `stream_with_context`, a transaction of the request's session
@@ -209,7 +203,7 @@ export const streamingResourceHolding: FileRule = {
     if (model.isTestFile || !/Response|websocket/i.test(model.source)) return;
     // Flask streams (see flaskStreaming.ts).
     const flask = /\bflask\b|werkzeug/.test(model.source) && /yield/.test(model.source);
-    const aiohttp = /StreamResponse|sse_response|EventSourceResponse/.test(model.source) && /aiohttp/.test(model.source);
+    const aiohttp = /StreamResponse|WebSocketResponse|sse_response|EventSourceResponse/.test(model.source) && /aiohttp/.test(model.source);
     const reportedGenerators = new Set<number>();
     const reportedDependencies = new Set<string>();
     for (const fn of model.functions) {

@@ -16,7 +16,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
-import { callAt, isNamedLookupCallee } from '../../../semantic/model.js';
+import { callAt, isFlaskHandle, isNamedLookupCallee } from '../../../semantic/model.js';
 import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
 import { LIBRARY_BULK_WRITES, LIBRARY_READS, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
 import { formattedString } from '../../../discovery/pythonLiterals.js';
@@ -140,17 +140,21 @@ export function receiverEvidence(model: FileModel, call: CallInfo): Evidence {
   }
   const name = receiverName(call);
   if (name && SESSION_NAMES.test(name) && importsDbLibrary(model)) return 'named';
-  // Flask-SQLAlchemy: `db.session` of the project's `SQLAlchemy()` object, imported from anywhere.
+  return onSharedSession(model, call) ? 'db' : null;
+}
+
+/**
+ * Is the call's receiver a session shared by every request of the process: Flask-SQLAlchemy's
+ * `db.session` of the project's `SQLAlchemy()` object (imported from anywhere), or a project's
+ * module-level `scoped_session(...)` (`Session` in `app/meta.py`) used through a module of the
+ * project (`model.Session.query(...)`) or imported by name — a session in every file, which need
+ * not import SQLAlchemy itself.
+ */
+export function onSharedSession(model: FileModel, call: CallInfo): boolean {
   const dotted = call.dottedReceiver;
-  if (dotted?.endsWith('.session') && model.flaskDbHandles.size) {
-    const head = dotted.slice(0, -'.session'.length);
-    if (model.flaskDbHandles.has(head.slice(head.lastIndexOf('.') + 1))) return 'db';
-  }
-  // A project's module-level `scoped_session(...)` (`Session` in `app/meta.py`), used through a
-  // module of the project (`model.Session.query(...)`, `meta.Session.add(...)`) or imported by
-  // name: a session in every file, which need not import SQLAlchemy itself.
-  if (name && dotted && model.scopedSessions.has(name) && projectScopedSession(model, dotted, name)) return 'db';
-  return null;
+  if (isFlaskHandle(model, dotted, 'session')) return true;
+  const name = receiverName(call);
+  return !!name && !!dotted && model.scopedSessions.has(name) && projectScopedSession(model, dotted, name);
 }
 
 /** Is `dotted` (ending in `name`) the project's scoped session: reached through a module of this project, or bound here? */
@@ -234,7 +238,7 @@ function statementCtor(model: FileModel, root: SyntaxNode): string | null {
   const call = callAt(model, root);
   const q = call?.qualifiedName;
   // Flask-SQLAlchemy 3 re-exports SQLAlchemy's constructs on the extension: `db.select(User)`.
-  const viaFlask = !!call && model.flaskDbHandles.size > 0 && call.hasReceiver && model.flaskDbHandles.has(call.dottedReceiver?.split('.').pop() ?? '');
+  const viaFlask = !!call && call.hasReceiver && isFlaskHandle(model, call.dottedReceiver);
   if (!viaFlask && (!q || !DB_LIBRARIES.test(q))) return null;
   const last = viaFlask ? call!.method : q!.slice(q!.lastIndexOf('.') + 1);
   if (last in STATEMENT_CTORS || last === 'text') return last;
@@ -395,14 +399,8 @@ export function isModelClassName(model: FileModel, className: string): boolean {
 function isFlaskModelBase(model: FileModel, className: string): boolean {
   const cls = fileClasses(model).find((c) => c.name === className);
   if (!cls) return false;
-  return cls.bases.some((b) => /^flask_sqlalchemy(\.model)?\.Model$/.test(b)
-    || flaskHandleModel(model, b));
-}
-
-/** `db.Model` / `app.ext.db.Model` where `db` is the project's `SQLAlchemy()` object. */
-function flaskHandleModel(model: FileModel, base: string): boolean {
-  const m = /(?:^|\.)([A-Za-z_]\w*)\.Model$/.exec(base);
-  return !!m && model.flaskDbHandles.has(m[1]!);
+  // `db.Model` / `app.ext.db.Model` where `db` is the project's `SQLAlchemy()` object.
+  return cls.bases.some((b) => /^flask_sqlalchemy(\.model)?\.Model$/.test(b) || isFlaskHandle(model, b, 'Model'));
 }
 
 /**
