@@ -90,3 +90,23 @@ function importsOAuthClient(model: FileModel): boolean {
   }
   return v;
 }
+
+/** Receivers that are integrations with other systems: plugins, API/SDK clients, mailers, notifiers. */
+const INTEGRATION = /(^|[._])(\w*(plugin|client|sdk|gateway|mailer|notifier|webhook)\w*|api|\w+_api|slack|jira|github|smtp)(\.|$)/i;
+
+/** Methods and functions named like an action outside the process: sending, publishing, notifying, charging. */
+const SENDS = /^(send|send_\w+|\w+_send|sendmail|send_message|publish|publish_\w+|notify|notify_\w+|deliver|deliver_\w+|charge|refund|upload|upload_\w+|post_message|enqueue|delay|apply_async|send_task)$/;
+
+/**
+ * A call that acts outside the database: a network client call (HTTP, SMTP, S3, brokers — see
+ * {@link externalCall}), a method of an integration object (`plugin.instance.get(...)`,
+ * `slack_client.post(...)`), or a call named like sending or publishing. The rules use it to keep
+ * quiet, never to report: a commit or flush per item after it records what was done outside.
+ * Returns the call's text, or null.
+ */
+export function outsideEffect(model: FileModel, call: CallInfo): string | null {
+  if (externalCall(model, call)?.kind === 'network') return call.calleeText;
+  const receiver = call.dottedReceiver ?? (call.receiver && (call.receiver.type === 'identifier' || call.receiver.type === 'attribute') ? call.receiver.text.replace(/\s+/g, '') : null);
+  if (call.hasReceiver && INTEGRATION.test(receiver ?? '')) return call.calleeText;
+  return SENDS.test(call.method) ? call.calleeText : null;
+}

@@ -24,7 +24,7 @@ import type { FileRule, FileRuleContext } from '../../types.js';
 import { describeLoop, perItemDbCalls, type LoopSite } from './loops.js';
 import { callArgs } from './semantics.js';
 import { overItems } from '../transaction/loopForms.js';
-import { outsideEffect } from '../transaction/effects.js';
+import { outsideEffect } from '../../../semantic/externalCalls.js';
 import { callsOf, type CallInfo } from '../../../semantic/model.js';
 
 /** `Model(...)`: a class called, by the naming convention every ORM model follows. */

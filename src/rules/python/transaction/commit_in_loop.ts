@@ -28,7 +28,8 @@ import { executesMany } from '../query/semantics.js';
 import { alwaysReaches } from './reach.js';
 import { flagAtCall } from '../../../semantic/guards.js';
 import { UNTYPED } from '../../../analysis/objects.js';
-import { COMMIT_EFFECT, outsideEffect, READONLY_COMMIT, SIDE_EFFECT, TXN_LOOP_CALL } from './effects.js';
+import { COMMIT_EFFECT, READONLY_COMMIT, SIDE_EFFECT, TXN_LOOP_CALL } from './effects.js';
+import { outsideEffect } from '../../../semantic/externalCalls.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import {
   boundInLoop, callsOf, enclosingTries, inManagingWith, isCommitCall, isWriteCall,

@@ -26,7 +26,7 @@ import type { Effect } from '../../../analysis/summary.js';
 import { isNamedLookupCallee, type CallInfo, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
 import { conditionalInFunction } from '../../../semantic/controlFlow.js';
 import { soleFlagGuard } from '../../../semantic/guards.js';
-import { externalCall } from '../../../semantic/externalCalls.js';
+import { externalCall, outsideEffect } from '../../../semantic/externalCalls.js';
 import { notPerRow, perItemLoops } from '../query/semantics.js';
 import { LIBRARY_CALL } from '../query/dbCalls.js';
 import { MAY_COMMIT_EFFECT, requestWrites } from './missing_commit.js';
@@ -200,20 +200,3 @@ function opensOwnSession(model: FileModel, call: CallInfo): boolean {
   return !!a && a.functionIndex === call.functionIndex && unwrap(a.value)?.type === 'call';
 }
 
-/** Receivers that are integrations with other systems: plugins, API/SDK clients, mailers, notifiers. */
-const INTEGRATION = /(^|[._])(\w*(plugin|client|sdk|gateway|mailer|notifier|webhook)\w*|api|\w+_api|slack|jira|github|smtp)(\.|$)/i;
-
-/** Methods and functions named like an action outside the process: sending, publishing, notifying, charging. */
-const SENDS = /^(send|send_\w+|\w+_send|sendmail|send_message|publish|publish_\w+|notify|notify_\w+|deliver|deliver_\w+|charge|refund|upload|upload_\w+|post_message|enqueue|delay|apply_async|send_task)$/;
-
-/**
- * A call that acts outside the database: a network client call (HTTP, SMTP, S3, brokers — see
- * `externalCall`) or a call named like sending or publishing. Used to keep quiet, never to
- * report: a per-item commit after it records what was already done outside.
- */
-export function outsideEffect(model: FileModel, call: CallInfo): string | null {
-  if (externalCall(model, call)?.kind === 'network') return call.calleeText;
-  // A method of an integration object: `plugin.instance.get(...)`, `slack_client.post(...)`.
-  if (call.hasReceiver && INTEGRATION.test(receiverKey(call) ?? '')) return call.calleeText;
-  return SENDS.test(call.method) && !isCommitCall(model, call) ? call.calleeText : null;
-}
