@@ -409,6 +409,13 @@ describe('PA108 over rows a loader of another module returns', () => {
     // A sync loader's rows in an async function: an N+1, not an error.
     expect(get('[p.warden.name for p in plots_of_farm(farm_id)]')!.message).not.toMatch(/MissingGreenlet/);
   });
+  it('the children of one row held on `self` are medium (N is that row\'s children); the rows of a query stay high', () => {
+    const file = path.join(FIXTURES, 'query-held/yard/views.py');
+    const get = (text: string) => at(held, 'yard/views.py', lineOf(file, text), 'PA108');
+    expect(get('out[plot.id] = len(plot.crops)')).toMatchObject({ severity: 'medium' });
+    expect(get('return [len(p.crops) for p in self.farm.plots]  # expect')).toMatchObject({ severity: 'medium' });
+    expect(get('{p.id: [c.kind for c in p.crops] for p in self.plots}')).toMatchObject({ severity: 'high' });
+  });
 });
 
 describe('Flask-SQLAlchemy', () => {
