@@ -20,7 +20,7 @@ import type { Effect, FileSummary, RepoIndex, SummaryCall, SummaryFunction } fro
 import type { ChainStep as LocatedStep } from '../types.js';
 import { ATTRIBUTE_READ, FN_STUB, UNTYPED, type ParamUse, type SummaryRef } from './objects.js';
 import { typeResolver, type ClassRef, type TypeValue } from './types.js';
-import { resolveHandle, isBlockingDbMethod, handleMethodLabel, type NameLookup } from '../semantic/db.js';
+import { resolveHandle, isBlockingDbMethod, handleMethodLabel, type HandleResult, type NameLookup } from '../semantic/db.js';
 import { blockingMethod } from '../semantic/blockingIo.js';
 import { flagAtCall } from '../semantic/guards.js';
 
@@ -520,6 +520,20 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     if (dot < 0) return t;
     return t.startsWith('=>') ? null : t + hit.rest.slice(dot);
   };
+  /**
+   * `repo.commit()` where `repo`'s class binds a handle's method to the attribute
+   * (`self.commit = session.commit` in `__init__`, kept among the class's attributes): that handle.
+   */
+  const boundHandleMethodOf = (typePath: string, method: string): HandleResult => {
+    const v = types.resolve(typePath);
+    if (v?.kind !== 'instance') return null;
+    for (const c of types.mro(v.cls)) {
+      const t = c.cls.attrs.find(([name]) => name === method)?.[1];
+      if (t === undefined) continue;
+      return t.endsWith(`.${method}`) ? resolveHandle(t.slice(0, -method.length - 1), lookup) : null;
+    }
+    return null;
+  };
   const own: Effect[][] = refs.map((r) => {
     const effects = files[r.file]!.functions[r.fn]!.effects;
     if (!effects.some((e) => e.pending)) return effects;
@@ -536,8 +550,12 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
         if (what) decided.push({ kind: e.kind, what, line: e.line, column: e.column, pending: e.pending });
         continue;
       }
-      const h = resolveHandle(e.pending.typePath, lookup);
-      if (h?.kind === 'handle' && h.state !== 'async' && isBlockingDbMethod(h.state, e.pending.method)) {
+      let h = resolveHandle(e.pending.typePath, lookup);
+      if (h?.kind !== 'handle') h = boundHandleMethodOf(e.pending.typePath, e.pending.method) ?? h;
+      if (e.kind !== 'sync_db') {
+        // Another kind of DB effect (a transaction's `commit`): the call is that handle's method.
+        if (h?.kind === 'handle') decided.push(e);
+      } else if (h?.kind === 'handle' && h.state !== 'async' && isBlockingDbMethod(h.state, e.pending.method)) {
         decided.push({ kind: e.kind, what: handleMethodLabel(h.state, h.label, e.pending.method), line: e.line, column: e.column, pending: e.pending });
       }
     }

@@ -12,6 +12,7 @@
  * resolved in the repo phase (`callgraph.ts`).
  */
 import { schemaFacts, type SchemaFacts } from '../semantic/schemas.js';
+import { classifyHandle } from '../semantic/db.js';
 import type { CallInfo, FileModel, FunctionInfo } from '../semantic/model.js';
 import type { SyntaxNode } from '../parse/parser.js';
 import { assignmentsTo, callAt, callsOf, OFFLOAD_FUNCTIONS, resolveName } from '../semantic/model.js';
@@ -60,6 +61,19 @@ __enter__ __exit__ __aenter__ __aexit__ __call__ __init__
 execute executemany scalars scalar commit rollback flush refresh query add_all merge expunge begin connect cursor fetch fetchrow
 fetchval fetchone fetchall fetchmany post put patch delete head options request send stream json text raise_for_status
 hget hset lpush rpush publish subscribe expire incr decr`.split(/\s+/));
+
+/** Ends of a DB handle kept under another name (`self.commit = session.commit`). */
+const HANDLE_METHOD_ALIAS = /\.(commit|rollback|flush)$/;
+
+/**
+ * `sqlalchemy.orm.Session.commit`: a method of a DB handle bound to an attribute
+ * (`self.commit = session.commit`, called later as `repo.commit()`). Kept among a class's
+ * attributes although its type is a library's: the repo phase reads the call as that method's.
+ */
+function boundHandleMethod(t: string): boolean {
+  const m = HANDLE_METHOD_ALIAS.exec(t);
+  return m !== null && classifyHandle(t.slice(0, m.index))?.kind === 'handle';
+}
 
 /** Function kinds the call graph treats apart. */
 export const FN_PROPERTY = 1;
@@ -172,7 +186,7 @@ export function objectFacts(model: FileModel, isRepo: (t: string) => boolean): O
   };
   return {
     classes: classes.map((c) => {
-      const out: SummaryClass = { name: c.name, bases: c.bases, attrs: [...c.attrs].filter(([, t]) => isRepo(t)), isInterface: c.isInterface };
+      const out: SummaryClass = { name: c.name, bases: c.bases, attrs: [...c.attrs].filter(([, t]) => isRepo(t) || boundHandleMethod(t)), isInterface: c.isInterface };
       const schema = schemas.get(c.name);
       if (schema) out.schema = schema;
       if (c.typeArgs.size) out.typeArgs = [...c.typeArgs];

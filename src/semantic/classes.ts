@@ -82,7 +82,8 @@ function readClasses(model: FileModel): ClassInfo[] {
     owner.names.add(a.target);
     if (owner.attrs.has(a.target)) continue;
     const t = a.annotation ? annotationType(model, a.annotation) : typeString(model, a.value, -1, a.line - 1);
-    if (t) owner.attrs.set(a.target, t);
+    // `commit: Any` says nothing: what `__init__` binds to it does.
+    if (t && !UNTYPED_ANNOTATION.test(t)) owner.attrs.set(a.target, t);
   }
   // `self.x = …` in the class's methods (an annotation wins over a value).
   for (const a of model.assignments) {
@@ -97,6 +98,9 @@ function readClasses(model: FileModel): ClassInfo[] {
   }
   return out;
 }
+
+/** Annotations that type nothing. */
+const UNTYPED_ANNOTATION = /^@?(typing\.)?(Any|object)$/;
 
 /** The class whose method (or a def nested in one) the function is. */
 export function classOfFunction(model: FileModel, fnIndex: number): string | null {

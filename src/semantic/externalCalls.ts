@@ -91,6 +91,36 @@ function importsOAuthClient(model: FileModel): boolean {
   return v;
 }
 
+const CONTAINER_VALUE = new Set(['dictionary', 'list', 'set', 'dictionary_comprehension', 'list_comprehension', 'set_comprehension']);
+const CONTAINER_TYPE = /^(typing\.)?(dict|list|set|Dict|List|Set|defaultdict|OrderedDict|Mapping|MutableMapping)\b/;
+
+/**
+ * Is the receiver a module-level dict, list or set of this file (`_plugins: dict[str, P] = {}`,
+ * `registry = {}`)? A registry looked up in memory, whatever it is named.
+ */
+function moduleContainer(model: FileModel, receiver: string): boolean {
+  if (!/^[A-Za-z_]\w*$/.test(receiver)) return false;
+  return model.assignments.some((a) => a.functionIndex < 0 && a.target === receiver
+    && ((a.value !== null && (CONTAINER_VALUE.has(a.value.type) || /^(dict|list|set|defaultdict|OrderedDict)\(/.test(a.value.text)))
+      || (a.annotation !== null && CONTAINER_TYPE.test(a.annotation))));
+}
+
+/** Receivers that {@link INTEGRATION} matches for their `plugin` part. */
+const PLUGIN = /plugin/i;
+
+/**
+ * Is the receiver a module of the file's own package (`plugins.PluginImplementations(...)` with
+ * `from ckan import plugins` in ckan)? The project's own plugin registry is an extension point
+ * inside the process, followed by the call graph: not an integration.
+ */
+function ownModule(model: FileModel, receiver: string): boolean {
+  const dot = receiver.indexOf('.');
+  const imported = model.imports.get(dot < 0 ? receiver : receiver.slice(0, dot));
+  if (imported === undefined) return false;
+  const own = model.moduleName.split('.')[0]!;
+  return imported === own || imported.startsWith(`${own}.`);
+}
+
 /** Receivers that are integrations with other systems: plugins, API/SDK clients, mailers, notifiers. */
 const INTEGRATION = /(^|[._])(\w*(plugin|client|sdk|gateway|mailer|notifier|webhook)\w*|api|\w+_api|slack|jira|github|smtp)(\.|$)/i;
 
@@ -100,13 +130,14 @@ const SENDS = /^(send|send_\w+|\w+_send|sendmail|send_message|publish|publish_\w
 /**
  * A call that acts outside the database: a network client call (HTTP, SMTP, S3, brokers — see
  * {@link externalCall}), a method of an integration object (`plugin.instance.get(...)`,
- * `slack_client.post(...)`), or a call named like sending or publishing. The rules use it to keep
+ * `slack_client.post(...)`; not the project's own plugin registry, nor a module-level dict), or a call named like sending or publishing. The rules use it to keep
  * quiet, never to report: a commit or flush per item after it records what was done outside.
  * Returns the call's text, or null.
  */
 export function outsideEffect(model: FileModel, call: CallInfo): string | null {
   if (externalCall(model, call)?.kind === 'network') return call.calleeText;
   const receiver = call.dottedReceiver ?? (call.receiver && (call.receiver.type === 'identifier' || call.receiver.type === 'attribute') ? call.receiver.text.replace(/\s+/g, '') : null);
-  if (call.hasReceiver && INTEGRATION.test(receiver ?? '')) return call.calleeText;
+  if (call.hasReceiver && INTEGRATION.test(receiver ?? '') && !moduleContainer(model, receiver!)
+    && !(PLUGIN.test(receiver!) && !INTEGRATION.test(receiver!.replace(/plugin/gi, '_')) && ownModule(model, receiver!))) return call.calleeText;
   return SENDS.test(call.method) ? call.calleeText : null;
 }

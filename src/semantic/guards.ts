@@ -258,6 +258,9 @@ export function leavesFlagOff(passes: string | undefined, guard: string): boolea
 export function flagAtCall(passes: string | undefined, guard: string): 'off' | 'on' | { forwards: string } {
   if (passes === undefined) return 'on';
   const [positional = '', keywords = '', ...rest] = passes.split('|');
+  const key = DICT_KEY_GUARD.exec(guard);
+  // `if not context.get('defer_commit'):` — on unless the calling function visibly sets the key.
+  if (key) return rest.some((r) => r.startsWith('#') && r.slice(1).split(',').includes(key[2]!)) ? 'off' : 'on';
   if (rest.includes('*')) return 'on';
   const at = guard.lastIndexOf('@');
   const name = guard.slice(0, at);
@@ -384,4 +387,68 @@ export function soleFlagGuard(model: FileModel, call: CallInfo): string | null {
   // In the `if`'s own body (not an `elif`/`else`), and the test is the flag alone.
   const inBody = (inner.childForFieldName('consequence')?.startIndex ?? -1) <= call.node.startIndex && call.node.endIndex <= (inner.childForFieldName('consequence')?.endIndex ?? -1);
   return inBody && (tested === name || tested === `not${name}`) ? guard : null;
+}
+
+/** Is the guard one of {@link dictKeyGuard} (a dict parameter's key), not a flag parameter's? */
+export function isDictKeyGuard(guard: string): boolean {
+  return DICT_KEY_GUARD.test(guard);
+}
+
+/** `context['defer_commit']@0`: the guard of code that runs while a dict parameter's key is unset. */
+const DICT_KEY_GUARD = /^([A-Za-z_]\w*)\['(\w+)'\]@(-?\d+)$/;
+
+/** `not ctx.get('k')`, `not ctx.get('k', False)`, `not ctx['k']` → `[ctx, k]`. */
+const NOT_DICT_KEY = /^not([A-Za-z_]\w*)(?:\.get\(['"](\w+)['"](?:,(?:False|None))?\)|\[['"](\w+)['"]\])$/;
+
+/**
+ * The guard of a call that runs only while a key of a dict parameter is unset
+ * (`if not context.get('defer_commit'): session.commit()`): `context['defer_commit']@0`, or null.
+ * Every conditional between the call and the function body must be such an `if` (its body, not an
+ * `else`) on the same key: a caller leaves the call on unless it visibly sets the key (see
+ * {@link dictKeysSet}).
+ */
+export function dictKeyGuard(model: FileModel, call: CallInfo): string | null {
+  const fn = model.functions[call.functionIndex];
+  const body = fn?.body;
+  if (!fn || !body || call.loops.length) return null;
+  let guard: string | null = null;
+  for (let node: SyntaxNode = call.node, inner = conditionalWithin(node, body); inner; node = inner, inner = conditionalWithin(node, body)) {
+    if (inner.type !== 'if_statement') return null;
+    const consequence = inner.childForFieldName('consequence');
+    if (!consequence || node.startIndex < consequence.startIndex || node.endIndex > consequence.endIndex) return null;
+    const m = NOT_DICT_KEY.exec((inner.childForFieldName('condition')?.text ?? '').replace(/\s+/g, ''));
+    const tested = m ? `${m[1]}['${m[2] ?? m[3]}']` : null;
+    if (!tested || (guard !== null && !guard.startsWith(`${tested}@`))) return null;
+    if (guard === null) {
+      const params = fn.params.filter((p, i) => !(i === 0 && fn.className !== null && (p.name === 'self' || p.name === 'cls')));
+      const position = params.findIndex((p) => p.name === m![1]);
+      if (position < 0) return null;
+      guard = `${tested}@${position}`;
+    }
+  }
+  return guard;
+}
+
+/**
+ * The dict keys a function visibly sets to a literal truthy value, for the guards above:
+ * `ctx['k'] = True`, `{'k': True}`, `dict(ctx, k=True)`, `fresh(ctx, k=True)`. Null when none.
+ */
+export function dictKeysSet(model: FileModel, fnIndex: number): string[] | null {
+  const fn = model.functions[fnIndex];
+  if (!fn) return null;
+  let memo = keysMemo.get(model);
+  if (!memo) keysMemo.set(model, (memo = []));
+  // The body only: `loud=True` among the parameters is a default, not a key set.
+  if (memo[fnIndex] === undefined) memo[fnIndex] = fn.body ? keysSetUncached(model, fn.body) : null;
+  return memo[fnIndex]!;
+}
+
+const keysMemo = new WeakMap<FileModel, (string[] | null)[]>();
+
+function keysSetUncached(model: FileModel, body: SyntaxNode): string[] | null {
+  const text = model.source.slice(body.startIndex, body.endIndex);
+  if (!text.includes('True')) return null;
+  let keys: Set<string> | null = null;
+  for (const m of text.matchAll(/(?:\[\s*['"](\w+)['"]\s*\]\s*=|['"](\w+)['"]\s*:|[(,]\s*(\w+)\s*=)\s*True\b/g)) (keys ??= new Set()).add(m[1] ?? m[2] ?? m[3]!);
+  return keys ? [...keys].sort() : null;
 }

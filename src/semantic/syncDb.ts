@@ -35,3 +35,24 @@ export function syncDbCall(model: FileModel, call: CallInfo): SyncDbVerdict {
   if (h.state === 'async' || !isBlockingDbMethod(h.state, call.method)) return null;
   return { what: handleMethodLabel(h.state, h.label, call.method) };
 }
+
+/**
+ * The receiver's type path of a DB-handle method call (`repo.commit()`) that this file cannot
+ * decide: a name of another module, or an object of the repo whose attribute of that name may be
+ * a handle's bound method (`self.commit = session.commit`). The repo phase decides it. Null
+ * when the file knows the receiver is, or is not, a handle.
+ */
+export function pendingHandleMethod(model: FileModel, call: CallInfo): { typePath: string; method: string } | null {
+  if (!call.hasReceiver) return null;
+  const t = receiverType(model, call);
+  if (!t) return null;
+  let lookup = lookups.get(model);
+  if (!lookup) lookups.set(model, (lookup = ownModuleLookup(model)));
+  const h = resolveHandle(t, lookup);
+  if (h?.kind === 'handle') return null;
+  if (h?.kind === 'ref') {
+    const head = h.wrapper === 'Depends' ? `Depends(${h.ref})` : `${h.wrapper}${h.ref}`;
+    return { typePath: head + h.rest, method: call.method };
+  }
+  return { typePath: t, method: call.method };
+}

@@ -300,6 +300,12 @@ function moduleAssignmentType(model: FileModel, a: AssignmentInfo): string | nul
   if (v.type === 'subscript' && /^(typing\.)?Annotated\b/.test(v.text)) {
     return annotationType(model, v.text) ?? dependsTarget(model, v.text);
   }
+  // A generic alias of a handle class (`AlchemySession = ScopedSession[Any]`): annotations that
+  // name it type a handle.
+  if (v.type === 'subscript') {
+    const t = annotationType(model, v.text);
+    return t && classifyHandle(t)?.kind === 'handle' ? t : null;
+  }
   return typeString(model, v, -1, a.line - 1);
 }
 
@@ -311,7 +317,7 @@ function mayDefineHandle(source: string): boolean {
 }
 
 /** Words without which a file defines no DB handle or provider worth exporting. */
-const HANDLE_HINT = /sessionmaker|scoped_session|create_(async_)?engine|Session\(|\.connect\(|Redis\(|from_url\(|Annotated\[|->\s*[\w.]*(Session|Connection|Engine|Redis)\b|yield\s+\w*(session|db|conn)/;
+const HANDLE_HINT = /sessionmaker|scoped_session|ScopedSession\[|create_(async_)?engine|Session\(|\.connect\(|Redis\(|from_url\(|Annotated\[|->\s*[\w.]*(Session|Connection|Engine|Redis)\b|yield\s+\w*(session|db|conn)/;
 
 /** Looks up names of this file's own module for {@link resolveHandle}; other modules stay unknown. */
 export function ownModuleLookup(model: FileModel): (qualified: string) => string | null | undefined {

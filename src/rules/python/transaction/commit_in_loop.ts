@@ -26,7 +26,7 @@ import type { SummaryCall } from '../../../analysis/summary.js';
 import { WRITE_EFFECT } from '../query/dbCalls.js';
 import { executesMany } from '../query/semantics.js';
 import { alwaysReaches } from './reach.js';
-import { flagAtCall } from '../../../semantic/guards.js';
+import { flagAtCall, isDictKeyGuard } from '../../../semantic/guards.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { COMMIT_EFFECT, READONLY_COMMIT, SIDE_EFFECT, TXN_LOOP_CALL } from './effects.js';
 import { outsideEffect } from '../../../semantic/externalCalls.js';
@@ -93,6 +93,10 @@ export const commitInLoop: FileRule & RepoRule = {
       if (flagged) reach = { kind: COMMIT_EFFECT, effect: flagged, steps: [{ fn: to, call: null }], weak: false };
       // A commit after an email, an HTTP call, a message: it records what was done outside.
       if (!reach || effects.has(SIDE_EFFECT) || (!always(to) && !flagged)) continue;
+      // A commit under `if not ctx.get('defer_commit'):` that the loop's call, or a call on the
+      // way, turns off (`update(dict(ctx, defer_commit=True), row)`): the caller commits once.
+      const keyGuard = reach.effect.guard;
+      if (keyGuard !== undefined && isDictKeyGuard(keyGuard) && [call, ...reach.steps.map((s) => s.call)].some((c) => c && flagAtCall(c.passes, keyGuard) === 'off')) continue;
       // A helper that only reads and then commits ends a read-only transaction: per item it is a
       // round trip, not a unit of work cut per item — unless the loop, or a function on the way,
       // wrote something that commit then sends.

@@ -25,7 +25,8 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { isNamedLookupCallee, type CallInfo, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
 import { conditionalInFunction } from '../../../semantic/controlFlow.js';
-import { soleFlagGuard } from '../../../semantic/guards.js';
+import { dictKeyGuard, soleFlagGuard } from '../../../semantic/guards.js';
+import { pendingHandleMethod } from '../../../semantic/syncDb.js';
 import { externalCall, outsideEffect } from '../../../semantic/externalCalls.js';
 import { notPerRow, perItemLoops } from '../query/semantics.js';
 import { LIBRARY_CALL } from '../query/dbCalls.js';
@@ -94,6 +95,12 @@ function handedHandleCommit(fn: FunctionInfo, call: CallInfo): boolean {
   return /^self\.\w+$/.test(r) || fn.params.some((p) => p.name === r && p.name !== 'self' && p.name !== 'cls');
 }
 
+/** A `commit()` whose receiver only the repo phase can type (see {@link pendingHandleMethod}). */
+function pendingCommit(model: FileModel, call: CallInfo): { typePath: string; method: string } | null {
+  if (!call.emptyArgs || call.offloaded) return null;
+  return pendingHandleMethod(model, call);
+}
+
 export function collectTransactionEffects(model: FileModel): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile) return effects;
@@ -108,6 +115,15 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
       continue;
     }
     if (call.method === 'commit') {
+      // `repo.commit()` on an object of another module (or one whose `commit` is a session's
+      // bound method, `self.commit = session.commit`): the repo phase decides, by the type.
+      const pending = isCommitCall(model, call) ? null : pendingCommit(model, call);
+      if (pending) {
+        effects[call.functionIndex]!.push({ kind: MAY_COMMIT_EFFECT, what: call.calleeText, ...at, pending });
+        const guard = fn.isGenerator ? null : alwaysRuns(model, call) ? '' : (soleFlagGuard(model, call) ?? dictKeyGuard(model, call));
+        if (guard !== null) effects[call.functionIndex]!.push({ kind: COMMIT_EFFECT, what: call.calleeText, ...at, pending, ...(guard ? { guard } : {}) });
+        continue;
+      }
       // `may commit` is the conservative side: a commit on a handle the function was handed (a
       // parameter, `self.session`) counts even when nothing types it as a session.
       if (isCommitCall(model, call) || handedHandleCommit(fn, call)) effects[call.functionIndex]!.push({ kind: MAY_COMMIT_EFFECT, what: call.calleeText, ...at });
@@ -117,7 +133,7 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
       } else if (!fn.isGenerator && isCommitCall(model, call)) {
         // `if commit: session.commit()` with `commit=True`, `if not defer: ...` with `defer=False`:
         // a commit on every call that leaves the flag as it is (the repo phase reads the call).
-        const guard = soleFlagGuard(model, call);
+        const guard = soleFlagGuard(model, call) ?? dictKeyGuard(model, call);
         if (guard && !opensOwnSession(model, call)) effects[call.functionIndex]!.push({ kind: COMMIT_EFFECT, what: call.calleeText, ...at, guard });
       }
       continue;

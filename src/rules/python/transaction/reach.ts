@@ -1,6 +1,7 @@
 /** Repo-phase questions the transaction rules ask of the call graph. */
 import { callGraphOf, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import { UNTYPED } from '../../../analysis/objects.js';
+import { flagAtCall } from '../../../semantic/guards.js';
 import type { RepoRuleContext } from '../../types.js';
 import type { Severity } from '../../../types.js';
 import { TXN_OPEN_CALL, type OpenSite } from './effects.js';
@@ -55,7 +56,12 @@ export function alwaysReaches(graph: CallGraph, kind: string): (ref: FnRef) => b
     const own = graph.ownEffects(ref);
     // A commit under a flag (`if commit:`) runs on the calls that leave it on: the caller decides.
     let result = own.some((e) => e.kind === kind && e.guard === undefined);
-    if (!result) result = graph.callees(ref).some((edge) => !edge.call.conditional && visit(edge.to));
+    // A callee's own commit under a flag this call leaves on (`save(row)` of `def save(row, commit=True)`,
+    // `update(ctx, d)` of a commit under `if not ctx.get('defer_commit'):`) runs on this call too.
+    if (!result) {
+      result = graph.callees(ref).some((edge) => !edge.call.conditional
+        && (visit(edge.to) || graph.ownEffects(edge.to).some((e) => e.kind === kind && e.guard !== undefined && flagAtCall(edge.call.passes, e.guard) === 'on')));
+    }
     memo.set(key, result);
     return result;
   };
