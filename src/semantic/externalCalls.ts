@@ -130,7 +130,8 @@ const SENDS = /^(send|send_\w+|\w+_send|sendmail|send_message|publish|publish_\w
 /**
  * A call that acts outside the database: a network client call (HTTP, SMTP, S3, brokers — see
  * {@link externalCall}), a method of an integration object (`plugin.instance.get(...)`,
- * `slack_client.post(...)`; not the project's own plugin registry, nor a module-level dict), or a call named like sending or publishing. The rules use it to keep
+ * `slack_client.post(...)`; not the project's own plugin module, nor a module-level dict), or a
+ * call named like sending or publishing. The rules use it to keep
  * quiet, never to report: a commit or flush per item after it records what was done outside.
  * Returns the call's text, or null.
  */

@@ -7,12 +7,23 @@
 import type { CallInfo, FileModel } from './model.js';
 import { receiverType, ownModuleLookup } from './valueTypes.js';
 import {
-  blockingDbFunction, handleMethodLabel, isBlockingDbMethod, mayBeBlockingDbMethod, resolveHandle, type NameLookup,
+  blockingDbFunction, handleMethodLabel, isBlockingDbMethod, mayBeBlockingDbMethod, resolveHandle, type HandleResult, type NameLookup,
 } from './db.js';
 
 export type SyncDbVerdict = { what: string } | { pending: { typePath: string; method: string } } | null;
 
 const lookups = new WeakMap<FileModel, NameLookup>();
+
+function lookupOf(model: FileModel): NameLookup {
+  let lookup = lookups.get(model);
+  if (!lookup) lookups.set(model, (lookup = ownModuleLookup(model)));
+  return lookup;
+}
+
+/** The type path a handle reference of another module stands for (`Depends(app.db.get)`, `@app.db.S.x`). */
+function refPath(h: Extract<HandleResult, { kind: 'ref' }>): string {
+  return (h.wrapper === 'Depends' ? `Depends(${h.ref})` : `${h.wrapper}${h.ref}`) + h.rest;
+}
 
 /**
  * Is `call` a sync DB call? `{ what }` when the file decides it, `{ pending }` when the receiver's
@@ -24,14 +35,9 @@ export function syncDbCall(model: FileModel, call: CallInfo): SyncDbVerdict {
   if (!mayBeBlockingDbMethod(call.method) || call.offloaded || !call.hasReceiver || call.awaited) return null;
   const t = receiverType(model, call);
   if (!t) return null;
-  let lookup = lookups.get(model);
-  if (!lookup) lookups.set(model, (lookup = ownModuleLookup(model)));
-  const h = resolveHandle(t, lookup);
+  const h = resolveHandle(t, lookupOf(model));
   if (!h) return null;
-  if (h.kind === 'ref') {
-    const head = h.wrapper === 'Depends' ? `Depends(${h.ref})` : `${h.wrapper}${h.ref}`;
-    return { pending: { typePath: head + h.rest, method: call.method } };
-  }
+  if (h.kind === 'ref') return { pending: { typePath: refPath(h), method: call.method } };
   if (h.state === 'async' || !isBlockingDbMethod(h.state, call.method)) return null;
   return { what: handleMethodLabel(h.state, h.label, call.method) };
 }
@@ -46,13 +52,7 @@ export function pendingHandleMethod(model: FileModel, call: CallInfo): { typePat
   if (!call.hasReceiver) return null;
   const t = receiverType(model, call);
   if (!t) return null;
-  let lookup = lookups.get(model);
-  if (!lookup) lookups.set(model, (lookup = ownModuleLookup(model)));
-  const h = resolveHandle(t, lookup);
+  const h = resolveHandle(t, lookupOf(model));
   if (h?.kind === 'handle') return null;
-  if (h?.kind === 'ref') {
-    const head = h.wrapper === 'Depends' ? `Depends(${h.ref})` : `${h.wrapper}${h.ref}`;
-    return { typePath: head + h.rest, method: call.method };
-  }
-  return { typePath: t, method: call.method };
+  return { typePath: h?.kind === 'ref' ? refPath(h) : t, method: call.method };
 }
