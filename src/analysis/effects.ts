@@ -5,6 +5,7 @@
  * effect is classified by the same function the matching file rule uses, so a helper "blocks"
  * exactly when its body would be flagged inside `async def`.
  */
+import type { ProjectContext } from '../discovery/context.js';
 import type { FileModel } from '../semantic/model.js';
 import { isMemoisedCall } from '../semantic/memo.js';
 import { NEW_ENGINE, type Effect } from './summary.js';
@@ -19,8 +20,8 @@ import { isEngineConstructor } from '../semantic/resources.js';
  * which passes them here: the analysis layer never imports a rule.
  */
 export interface EffectCollector {
-  /** `[functionIndex]` → that function's own effects. */
-  collect(model: FileModel): Effect[][];
+  /** `[functionIndex]` → that function's own effects; `project` when the engine has one. */
+  collect(model: FileModel, project?: ProjectContext): Effect[][];
   /** Kinds whose effects stand for one call site: the summary keeps that call for the repo phase. */
   siteKinds: readonly string[];
 }
@@ -31,7 +32,7 @@ export function siteKindsOf(collectors: readonly EffectCollector[]): ReadonlySet
 }
 
 /** `effects[i]` lists the effects of `model.functions[i]`' own body: the catalogue's, then each collector's. */
-export function collectEffects(model: FileModel, collectors: readonly EffectCollector[] = []): Effect[][] {
+export function collectEffects(model: FileModel, collectors: readonly EffectCollector[] = [], project?: ProjectContext): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile) return effects;
   for (const call of model.calls) {
@@ -68,6 +69,6 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
     if (cpu) push({ kind: 'cpu', what: cpu, ...at });
   }
   // Query family: `query` / `write` effects and per-item loop call sites (see dbCalls.ts).
-  for (const c of collectors) c.collect(model).forEach((list, i) => effects[i]!.push(...list));
+  for (const c of collectors) c.collect(model, project).forEach((list, i) => effects[i]!.push(...list));
   return effects;
 }

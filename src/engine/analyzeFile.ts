@@ -89,7 +89,7 @@ export function analyzeFile(
     }
     lap('rules');
     try {
-      outcome.summary = summarize(model, collectEffects(model, EFFECT_COLLECTORS), options.repoModules, SITE_KINDS);
+      outcome.summary = summarize(model, collectEffects(model, EFFECT_COLLECTORS, project), options.repoModules, SITE_KINDS);
     } catch (err) {
       outcome.internalErrors.push({ path: rel, rule: 'summary', message: (err as Error).message });
     }

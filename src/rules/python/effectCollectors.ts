@@ -14,6 +14,7 @@ import { collectHeldCollectionLoops, collectHelperRowFacts, collectSerializedRow
 import { collectTransactionEffects, TXN_LOOP_CALL, TXN_OPEN_CALL } from './transaction/effects.js';
 import { collectRequestEnqueues } from './transaction/enqueue_before_commit.js';
 import { collectHeldIdLookups } from './query/redundant_fetch.js';
+import { collectStreamDependencies } from './lifecycle/streaming_resource_holding.js';
 import { TXN_RAISE_AFTER, TXN_REQUEST_WRITE, TXN_SCOPE_CALL, TXN_SCOPE_OPEN } from './transaction/libraryWrites.js';
 
 export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
@@ -37,6 +38,8 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   { collect: collectTransactionEffects, siteKinds: [TXN_LOOP_CALL, TXN_OPEN_CALL, TXN_SCOPE_OPEN, TXN_SCOPE_CALL, TXN_RAISE_AFTER, TXN_REQUEST_WRITE] },
   // PA212: a handler's job about an object written through its injected session, committed later by the provider.
   { collect: collectRequestEnqueues, siteKinds: [] },
+  // PA402: a streaming endpoint's dependency of another module that takes a session.
+  { collect: collectStreamDependencies, siteKinds: [] },
 ];
 
 /** Every site kind of the collectors, for `summarize`. */

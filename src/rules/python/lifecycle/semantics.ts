@@ -1179,6 +1179,28 @@ function insideReturnOrYield(node: SyntaxNode, stop: SyntaxNode): boolean {
 /** The endpoint's parameters filled by a same-file dependency that itself takes a session (`repo: Repo = Depends(get_repo)`). */
 export function sessionSubDependencies(model: FileModel, project: ProjectContext, fn: FunctionInfo): SessionSubDependency[] {
   const out: SessionSubDependency[] = [];
+  for (const { param, paramNode, target } of dependencyParams(model, project, fn)) {
+    // A function, or a class whose `__init__` FastAPI calls (`Depends(OrderService)`).
+    const dep = target.includes('.') ? undefined : localDependency(model, fn, target);
+    if (!dep) continue;
+    for (const d of dependencySessions(model, project, dep)) out.push({ param, paramNode, dependency: dep, ...d });
+  }
+  return out;
+}
+
+/** The function of this file that `Depends(target)` runs, or a class's `__init__`. */
+function localDependency(model: FileModel, fn: FunctionInfo, target: string): FunctionInfo | undefined {
+  const dep = model.functions.find((f) => f.parent < 0 && !f.className && f.name === target && f.index !== fn.index)
+    ?? model.functions.find((f) => f.className === target && f.name === '__init__');
+  return dep?.body ? dep : undefined;
+}
+
+/**
+ * The parameters of `fn` filled by `Depends(target)` (or `Depends()` on a class annotation) with a
+ * target that is not a session provider: `target` as written.
+ */
+function dependencyParams(model: FileModel, project: ProjectContext, fn: FunctionInfo): { param: string; paramNode: SyntaxNode; target: string }[] {
+  const out: { param: string; paramNode: SyntaxNode; target: string }[] = [];
   const paramNodes = fn.node.childForFieldName('parameters')?.namedChildren ?? [];
   fn.params.forEach((p, i) => {
     const node = paramNodes[i];
@@ -1187,23 +1209,40 @@ export function sessionSubDependencies(model: FileModel, project: ProjectContext
       const m = DEPENDS.exec(text);
       if (!m) continue;
       // `svc: OrderService = Depends()`: the annotation is the dependency.
-      const target = m[1] ?? (p.annotation && /^[A-Za-z_]\w*$/.test(p.annotation) ? p.annotation : null);
-      if (!target || target.includes('.')) continue;
-      if (isSessionProvider(model, project, target)) return;
-      // A function, or a class whose `__init__` FastAPI calls (`Depends(OrderService)`).
-      const dep = model.functions.find((f) => f.parent < 0 && !f.className && f.name === target && f.index !== fn.index)
-        ?? model.functions.find((f) => f.className === target && f.name === '__init__');
-      if (!dep?.body) continue;
-      for (const s of injectedSessions(model, project, dep)) {
-        if (!s.viaDepends) continue;
-        const refs = sessionRefs(dep, s.name);
-        const handOver = refs.filter((r) => insideReturnOrYield(r, dep.body!) || (dep.name === '__init__' && storedOnSelf(r)));
-        const uses = refs.filter((r) => !handOver.includes(r) && !isWrapperAssignment(r));
-        out.push({ param: p.name, paramNode: node, dependency: dep, session: s, carrier: handOver.length > 0, lastUse: uses[uses.length - 1] ?? null });
-      }
+      const target = m[1] ?? (p.annotation && /^[A-Za-z_][\w.]*$/.test(p.annotation) ? p.annotation : null);
+      if (target && !isSessionProvider(model, project, target)) out.push({ param: p.name, paramNode: node, target });
       return;
     }
   });
+  return out;
+}
+
+/**
+ * The endpoint's parameters filled by a dependency of another module (`user = Depends(deps.current_user)`,
+ * `from app.deps import current_user`): the qualified name, for the repo phase to look the
+ * dependency up (see {@link dependencySessions}).
+ */
+export function importedDependencies(model: FileModel, project: ProjectContext, fn: FunctionInfo): { param: string; paramNode: SyntaxNode; target: string }[] {
+  const out: { param: string; paramNode: SyntaxNode; target: string }[] = [];
+  for (const d of dependencyParams(model, project, fn)) {
+    if (!d.target.includes('.') && localDependency(model, fn, d.target)) continue;
+    const q = resolveName(model, d.target);
+    if (q && q.includes('.') && !q.startsWith(`${model.moduleName}.`)) out.push({ ...d, target: q });
+  }
+  return out;
+}
+
+/** The sessions a dependency function takes by injection, whether it hands them on, and its own last use. */
+export function dependencySessions(model: FileModel, project: ProjectContext, dep: FunctionInfo): { session: InjectedSession; carrier: boolean; lastUse: SyntaxNode | null }[] {
+  const out: { session: InjectedSession; carrier: boolean; lastUse: SyntaxNode | null }[] = [];
+  if (!dep.body) return out;
+  for (const s of injectedSessions(model, project, dep)) {
+    if (!s.viaDepends) continue;
+    const refs = sessionRefs(dep, s.name);
+    const handOver = refs.filter((r) => insideReturnOrYield(r, dep.body!) || (dep.name === '__init__' && storedOnSelf(r)));
+    const uses = refs.filter((r) => !handOver.includes(r) && !isWrapperAssignment(r));
+    out.push({ session: s, carrier: handOver.length > 0, lastUse: uses[uses.length - 1] ?? null });
+  }
   return out;
 }
 

@@ -15,8 +15,8 @@
  *   uses what the dependency returns, or the session is used (by the dependency or through its
  *   result before the response) and not released (`close()`, `rollback()`, or `commit()` when the
  *   project's factories set `expire_on_commit=False`; after an expiring commit, only when the
- *   endpoint reads the returned objects). Limit: the dependency must be defined in the
- *   endpoint's module.
+ *   endpoint reads the returned objects). A dependency of another module is judged in the repo
+ *   phase from the facts both files leave in their summaries (see collectStreamDependencies).
  * Why is this bad? Each open stream pins one pooled connection (often with an open
  * transaction) for minutes; a few dozen clients exhaust the pool and every other endpoint waits.
  *
@@ -38,11 +38,15 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileModel, FunctionInfo } from '../../../semantic/model.js';
 import { callAt, variableRefs } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
-import type { FileRule, FileRuleContext } from '../../types.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import type { Effect } from '../../../analysis/summary.js';
+import type { ProjectContext } from '../../../discovery/context.js';
+import { callGraphOf, ownSites } from '../../../analysis/callgraph.js';
 import { flaskStreams, heldSessionCall, releasedEachRound } from './flaskStreaming.js';
 import {
   acquireKind, endsTransaction, generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler,
   ownRefs, releasesConnection, sessionSubDependencies, streamingResponses, yieldDependencyOutlivesStream, type StreamingUse,
+  dependencySessions, importedDependencies,
 } from './semantics.js';
 
 /** `with`/`async with` items in `fn` that open a session/connection and whose body holds a loop that streams. */
@@ -178,7 +182,7 @@ function isLongLived(model: FileModel, use: StreamingUse): boolean {
   return use.sse || (use.generator !== null && isLongLivedGenerator(model, use.generator));
 }
 
-export const streamingResourceHolding: FileRule = {
+export const streamingResourceHolding: FileRule & RepoRule = {
   meta: {
     code: 'PA402',
     check: 'streaming_resource_holding',
@@ -186,7 +190,7 @@ export const streamingResourceHolding: FileRule = {
     severity: 'critical',
     effort: 'M',
     summary: 'Streaming endpoint (SSE, long-poll, WebSocket) keeps a session/connection open for the whole stream',
-    what: 'Finds SSE endpoints (`EventSourceResponse`, `StreamingResponse(media_type="text/event-stream")`), long-poll `StreamingResponse` generators (a `while` loop, or a loop that waits) and looping WebSocket endpoints that hold a session or connection while they stream: an injected session used by the generator; an injected session used before the response and still open during the stream (version-aware: FastAPI < 0.106 and ≥ 0.118 close `yield` dependencies after the response, 0.106–0.117 before it, `Depends(..., scope="function")` early); a session or connection opened with `with` around the streaming loop; a session injected into a sub-dependency (`get_repo(db = Depends(get_db))` behind `repo = Depends(get_repo)`) whose result the stream uses, or that is used and not released before the response (reported at the parameter of the dependency). A response streams when built from these classes, a project subclass or a project function returning one, or when the handler is annotated to return one; handlers registered by a call (`add_api_route`, `Route(...)`, `add_url_rule(view_func=...)`, aiohttp `router.add_get`) count. Flask: a view that returns `Response(stream_with_context(gen()))` (or a generator decorated with `@stream_with_context`) as an event stream or a long poll keeps the app context, and with it Flask-SQLAlchemy\'s `db.session` (or a scoped session removed at teardown), until the stream ends: a query in the generator or in the view before the response, with no `commit()`/`rollback()`/`close()`/`remove()` after it, holds a pooled connection for the whole stream (reported at that query; a plain `Response(gen())` is silent: the contexts, and the session, are gone before the body streams). aiohttp: a handler that streams itself (`web.StreamResponse` + `prepare`, or aiohttp-sse\'s `sse_response`) with a session or connection opened by `with` around the loop that writes to it (`async with pool.acquire()`, `engine.connect()`), when the stream is an event stream or its loop waits. Critical for SSE/WebSocket, high for long-poll.',
+    what: 'Finds SSE endpoints (`EventSourceResponse`, `StreamingResponse(media_type="text/event-stream")`), long-poll `StreamingResponse` generators (a `while` loop, or a loop that waits) and looping WebSocket endpoints that hold a session or connection while they stream: an injected session used by the generator; an injected session used before the response and still open during the stream (version-aware: FastAPI < 0.106 and ≥ 0.118 close `yield` dependencies after the response, 0.106–0.117 before it, `Depends(..., scope="function")` early); a session or connection opened with `with` around the streaming loop; a session injected into a sub-dependency, of the endpoint\'s module or another (`get_repo(db = Depends(get_db))` behind `repo = Depends(get_repo)`, `user = Depends(deps.current_user)`) whose result the stream uses, or that is used and not released before the response (reported at the parameter of the dependency). A response streams when built from these classes, a project subclass or a project function returning one, or when the handler is annotated to return one; handlers registered by a call (`add_api_route`, `Route(...)`, `add_url_rule(view_func=...)`, aiohttp `router.add_get`) count. Flask: a view that returns `Response(stream_with_context(gen()))` (or a generator decorated with `@stream_with_context`) as an event stream or a long poll keeps the app context, and with it Flask-SQLAlchemy\'s `db.session` (or a scoped session removed at teardown), until the stream ends: a query in the generator or in the view before the response, with no `commit()`/`rollback()`/`close()`/`remove()` after it, holds a pooled connection for the whole stream (reported at that query; a plain `Response(gen())` is silent: the contexts, and the session, are gone before the body streams). aiohttp: a handler that streams itself (`web.StreamResponse` + `prepare`, or aiohttp-sse\'s `sse_response`) with a session or connection opened by `with` around the loop that writes to it (`async with pool.acquire()`, `engine.connect()`), when the stream is an event stream or its loop waits. Critical for SSE/WebSocket, high for long-poll.',
     why: 'A stream lasts as long as the client stays connected. A session held for it pins a pooled connection — often inside an open transaction, which also holds back vacuum — for minutes or hours; with the default pool of 5 + 10 overflow, fifteen open streams stop every other endpoint.',
     bad: 'import asyncio\n\nfrom fastapi import Depends, FastAPI\nfrom sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sse_starlette.sse import EventSourceResponse\n\napp = FastAPI()\n\n\n@app.get("/jobs/{job_id}/events")\nasync def job_events(job_id: int, session: AsyncSession = Depends()):\n    async def stream():\n        while True:\n            job = await session.get(Job, job_id)\n            yield {"data": job.status}\n            await asyncio.sleep(1)\n\n    return EventSourceResponse(stream())\n',
     good: 'import asyncio\n\nfrom fastapi import FastAPI\nfrom sqlalchemy.ext.asyncio import async_sessionmaker\nfrom sse_starlette.sse import EventSourceResponse\n\napp = FastAPI()\nsession_factory = async_sessionmaker(expire_on_commit=False)\n\n\n@app.get("/jobs/{job_id}/events")\nasync def job_events(job_id: int):\n    async def stream():\n        while True:\n            async with session_factory() as session:\n                job = await session.get(Job, job_id)\n            yield {"data": job.status}\n            await asyncio.sleep(1)\n\n    return EventSourceResponse(stream())\n',
@@ -306,4 +310,125 @@ export const streamingResourceHolding: FileRule = {
       }
     }
   },
+  /**
+   * A streaming endpoint's dependency of another module that takes a session
+   * (`user = Depends(deps.current_user)`, `current_user(db = Depends(get_db))`): the endpoint's
+   * file leaves a site per such parameter, the dependency's file what it does with the session.
+   */
+  checkRepo(ctx: RepoRuleContext): void {
+    const graph = callGraphOf(ctx.index);
+    const outlives = yieldDependencyOutlivesStream(ctx.project);
+    const reported = new Set<string>();
+    for (const { ref, file, site } of ownSites(graph, STREAM_DEPENDENCY)) {
+      const s = JSON.parse(site.what) as StreamDependencySite;
+      const dep = graph.resolveQualified(s.target) ?? graph.resolveQualified(`${s.target}.__init__`);
+      if (!dep) continue;
+      const depFile = graph.fileOf(dep);
+      if (depFile.isTestFile) continue;
+      for (const e of graph.ownEffects(dep)) {
+        if (e.kind !== SESSION_DEPENDENCY) continue;
+        const d = JSON.parse(e.what) as SessionDependencyFact;
+        let why: string | null = null;
+        if (d.carrier && s.inGenerator) why = `the stream's generator uses \`${s.param}\``;
+        else if (s.kind === 'WebSocket connection' || (!d.functionScope && outlives)) {
+          if (d.carrier && s.endpointLast !== 'none') {
+            if (s.endpointLast === 'holds') why = s.kind === 'WebSocket connection' ? `\`${graph.function(ref).name}\` uses \`${s.param}\` while connected` : `\`${graph.function(ref).name}\` uses \`${s.param}\` before the response and does not release it`;
+          } else if (d.lastUse === 'holds') why = `\`${graph.function(dep).name}\` uses it and does not release it`;
+          else if (d.lastUse === 'expires' && s.endpointReads) why = `\`${graph.function(dep).name}\` commits with \`expire_on_commit\` on, and \`${graph.function(ref).name}\` reads what it returned, which loads it again`;
+        }
+        const key = `${depFile.path}:${e.line}:${e.column}`;
+        if (!why || reported.has(key)) continue;
+        reported.add(key);
+        ctx.report({
+          path: depFile.path,
+          location: { line: e.line, column: e.column, endLine: d.endLine, endColumn: d.endColumn },
+          message: `session \`${d.name}\` of dependency \`${graph.function(dep).qualifiedName}\` is held for the whole ${s.kind} of \`${graph.function(ref).qualifiedName}\` (${file.path}, through \`${s.param}\`): ${why}${s.inGenerator && d.carrier ? '' : ', and the dependency closes it only after the endpoint ends'}`,
+          severity: s.severity,
+          function: graph.function(dep).name,
+        });
+      }
+    }
+  },
 };
+
+/** On a streaming endpoint, at a parameter filled by a dependency of another module. */
+export const STREAM_DEPENDENCY = 'stream_dependency';
+/** On a function that may serve as a dependency, at a session it takes by injection. */
+export const SESSION_DEPENDENCY = 'session_dependency';
+
+interface StreamDependencySite {
+  param: string;
+  /** The dependency's qualified name. */
+  target: string;
+  kind: 'SSE stream' | 'long-poll stream' | 'WebSocket connection';
+  severity: Severity;
+  /** The stream's generator uses the parameter. */
+  inGenerator: boolean;
+  /** The endpoint's own last use of the parameter outside the generator. */
+  endpointLast: 'none' | 'releases' | 'holds';
+  /** The endpoint reads the parameter at all. */
+  endpointReads: boolean;
+}
+
+interface SessionDependencyFact {
+  name: string;
+  endLine: number;
+  endColumn: number;
+  functionScope: boolean;
+  /** The dependency returns or yields the session, or something that keeps it. */
+  carrier: boolean;
+  /** Its own last use of the session: none, one that releases the connection, an expiring commit, or one that holds it. */
+  lastUse: 'none' | 'releases' | 'expires' | 'holds';
+}
+
+/**
+ * The facts PA402 needs across modules: on a streaming endpoint, each parameter filled by a
+ * dependency of another module ({@link STREAM_DEPENDENCY}); on any module-level function or
+ * `__init__` that takes a session by `Depends`, what it does with it ({@link SESSION_DEPENDENCY}).
+ */
+export function collectStreamDependencies(model: FileModel, project?: ProjectContext): Effect[][] {
+  const out: Effect[][] = model.functions.map(() => []);
+  if (!project || model.isTestFile || !model.source.includes('Depends')) return out;
+  const at = (node: SyntaxNode) => ({ line: node.startPosition.row + 1, column: node.startPosition.column + 1 });
+  if (/Response|websocket/i.test(model.source)) {
+    for (const fn of model.functions) {
+      if (fn.role !== 'handler') continue;
+      const imported = importedDependencies(model, project, fn);
+      if (!imported.length) continue;
+      const streams = streamingResponses(model, project, fn).filter((u) => isLongLived(model, u));
+      const websocket = isWebsocketHandler(fn) && hasOwnLoop(model, fn);
+      if (streams.length === 0 && !websocket) continue;
+      const generators = streams.map((u) => u.generator).filter((g): g is FunctionInfo => g !== null);
+      const kind = websocket && streams.length === 0 ? 'WebSocket connection' : streams[0]?.sse ? 'SSE stream' : 'long-poll stream';
+      for (const d of imported) {
+        const refs = ownRefs(fn, d.param, generators);
+        const last = refs[refs.length - 1];
+        const site: StreamDependencySite = {
+          param: d.param,
+          target: d.target,
+          kind,
+          severity: streams.length ? severityOf(streams.find((u) => generatorUsesSession(u, d.param)) ?? streams[0]!) : 'critical',
+          inGenerator: streams.some((u) => generatorUsesSession(u, d.param)),
+          endpointLast: !last ? 'none' : releasesConnection(project, last) ? 'releases' : 'holds',
+          endpointReads: !!fn.body && variableRefs(fn.body, d.param).length > 0,
+        };
+        out[fn.index]!.push({ kind: STREAM_DEPENDENCY, what: JSON.stringify(site), ...at(d.paramNode) });
+      }
+    }
+  }
+  for (const dep of model.functions) {
+    if (dep.parent >= 0 || (dep.className && dep.name !== '__init__') || !dep.body) continue;
+    for (const d of dependencySessions(model, project, dep)) {
+      const fact: SessionDependencyFact = {
+        name: d.session.name,
+        endLine: d.session.node.endPosition.row + 1,
+        endColumn: d.session.node.endPosition.column + 1,
+        functionScope: d.session.functionScope,
+        carrier: d.carrier,
+        lastUse: !d.lastUse ? 'none' : releasesConnection(project, d.lastUse) ? 'releases' : endsTransaction(d.lastUse) ? 'expires' : 'holds',
+      };
+      out[dep.index]!.push({ kind: SESSION_DEPENDENCY, what: JSON.stringify(fact), ...at(d.session.node) });
+    }
+  }
+  return out;
+}
