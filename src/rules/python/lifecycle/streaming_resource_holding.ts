@@ -35,7 +35,8 @@
  * holds no connection.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
-import type { FileModel, FunctionInfo } from '../../../semantic/model.js';
+import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
+import { callArgs } from '../../../discovery/pythonLiterals.js';
 import { callAt, variableRefs } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
@@ -73,6 +74,27 @@ function sessionsAroundStreamLoop(ctx: FileRuleContext, fn: FunctionInfo, stream
       if (kind?.kind === 'session' && alias && loops.every((l) => releasedEachRound(model, fn.index, l.node, (c) => c.dottedReceiver === alias && /^(commit|rollback|close)$/.test(c.method)))) continue;
       out.push(v);
     }
+  }
+  // `session = Maker()` / `conn = await pool.acquire()` before the loop, released only after it
+  // (in a `finally`, or after the loop ends): held the same way as by a `with`.
+  for (const a of model.assignments) {
+    if (a.functionIndex !== fn.index || a.loops.length || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
+    let v: SyntaxNode | null = a.value;
+    if (v?.type === 'await') v = v.namedChild(0);
+    if (v?.type !== 'call') continue;
+    const call = callAt(model, v);
+    if (!call) continue;
+    const kind = acquireKind(model, project, call);
+    const pooled = call.method === 'acquire' && POOL_RECEIVER.test(call.receiver?.text ?? '');
+    if (!(kind && kind.kind !== 'file') && !pooled) continue;
+    const loop = model.loops.find((l) => l.functionIndex === fn.index && l.kind !== 'comprehension' && l.node.startIndex > a.node.endIndex && streams(l.node));
+    if (!loop) continue;
+    const releases = (c: CallInfo) => (c.dottedReceiver === a.target && /^(commit|rollback|close|release)$/.test(c.method))
+      || (c.method === 'release' && callArgs(c.node).positional.some((x) => x.text === a.target));
+    // Given back before the stream starts, or at the end of every round.
+    if (model.calls.some((c) => c.functionIndex === fn.index && c.node.startIndex > a.node.endIndex && c.node.startIndex < loop.node.startIndex && releases(c))) continue;
+    if (kind?.kind === 'session' && releasedEachRound(model, fn.index, loop.node, releases)) continue;
+    if (!out.some((n) => n.id === v!.id)) out.push(v);
   }
   return out;
 }
@@ -190,7 +212,7 @@ export const streamingResourceHolding: FileRule & RepoRule = {
     severity: 'critical',
     effort: 'M',
     summary: 'Streaming endpoint (SSE, long-poll, WebSocket) keeps a session/connection open for the whole stream',
-    what: 'Finds SSE endpoints (`EventSourceResponse`, `StreamingResponse(media_type="text/event-stream")`), long-poll `StreamingResponse` generators (a `while` loop, or a loop that waits) and looping WebSocket endpoints that hold a session or connection while they stream: an injected session used by the generator; an injected session used before the response and still open during the stream (version-aware: FastAPI < 0.106 and ≥ 0.118 close `yield` dependencies after the response, 0.106–0.117 before it, `Depends(..., scope="function")` early); a session or connection opened with `with` around the streaming loop; a session injected into a sub-dependency, of the endpoint\'s module or another (`get_repo(db = Depends(get_db))` behind `repo = Depends(get_repo)`, `user = Depends(deps.current_user)`) whose result the stream uses, or that is used and not released before the response (reported at the parameter of the dependency). A response streams when built from these classes, a project subclass or a project function returning one, or when the handler is annotated to return one; handlers registered by a call (`add_api_route`, `Route(...)`, `add_url_rule(view_func=...)`, aiohttp `router.add_get`) count. Flask: a view that returns `Response(stream_with_context(gen()))` (or a generator decorated with `@stream_with_context`) as an event stream or a long poll keeps the app context, and with it Flask-SQLAlchemy\'s `db.session` (or a scoped session removed at teardown), until the stream ends: a query in the generator or in the view before the response, with no `commit()`/`rollback()`/`close()`/`remove()` after it, holds a pooled connection for the whole stream (reported at that query; a plain `Response(gen())` is silent: the contexts, and the session, are gone before the body streams). aiohttp: a handler that streams itself (`web.StreamResponse` + `prepare`, or aiohttp-sse\'s `sse_response`) with a session or connection opened by `with` around the loop that writes to it (`async with pool.acquire()`, `engine.connect()`), when the stream is an event stream or its loop waits. Critical for SSE/WebSocket, high for long-poll.',
+    what: 'Finds SSE endpoints (`EventSourceResponse`, `StreamingResponse(media_type="text/event-stream")`), long-poll `StreamingResponse` generators (a `while` loop, or a loop that waits) and looping WebSocket endpoints that hold a session or connection while they stream: an injected session used by the generator; an injected session used before the response and still open during the stream (version-aware: FastAPI < 0.106 and ≥ 0.118 close `yield` dependencies after the response, 0.106–0.117 before it, `Depends(..., scope="function")` early); a session or connection opened with `with` around the streaming loop, or assigned before it and given back only after it (`session = Maker()` … `finally: session.close()`); a session injected into a sub-dependency, of the endpoint\'s module or another (`get_repo(db = Depends(get_db))` behind `repo = Depends(get_repo)`, `user = Depends(deps.current_user)`) whose result the stream uses, or that is used and not released before the response (reported at the parameter of the dependency). A response streams when built from these classes, a project subclass or a project function returning one, or when the handler is annotated to return one; handlers registered by a call (`add_api_route`, `Route(...)`, `add_url_rule(view_func=...)`, aiohttp `router.add_get`) count. Flask: a view that returns `Response(stream_with_context(gen()))` (or a generator decorated with `@stream_with_context`) as an event stream or a long poll keeps the app context, and with it Flask-SQLAlchemy\'s `db.session` (or a scoped session removed at teardown), until the stream ends: a query in the generator or in the view before the response, with no `commit()`/`rollback()`/`close()`/`remove()` after it, holds a pooled connection for the whole stream (reported at that query; a plain `Response(gen())` is silent: the contexts, and the session, are gone before the body streams). aiohttp: a handler that streams itself (`web.StreamResponse` + `prepare`, or aiohttp-sse\'s `sse_response`) with a session or connection opened by `with` around the loop that writes to it (`async with pool.acquire()`, `engine.connect()`), when the stream is an event stream or its loop waits. Critical for SSE/WebSocket, high for long-poll.',
     why: 'A stream lasts as long as the client stays connected. A session held for it pins a pooled connection — often inside an open transaction, which also holds back vacuum — for minutes or hours; with the default pool of 5 + 10 overflow, fifteen open streams stop every other endpoint.',
     bad: 'import asyncio\n\nfrom fastapi import Depends, FastAPI\nfrom sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sse_starlette.sse import EventSourceResponse\n\napp = FastAPI()\n\n\n@app.get("/jobs/{job_id}/events")\nasync def job_events(job_id: int, session: AsyncSession = Depends()):\n    async def stream():\n        while True:\n            job = await session.get(Job, job_id)\n            yield {"data": job.status}\n            await asyncio.sleep(1)\n\n    return EventSourceResponse(stream())\n',
     good: 'import asyncio\n\nfrom fastapi import FastAPI\nfrom sqlalchemy.ext.asyncio import async_sessionmaker\nfrom sse_starlette.sse import EventSourceResponse\n\napp = FastAPI()\nsession_factory = async_sessionmaker(expire_on_commit=False)\n\n\n@app.get("/jobs/{job_id}/events")\nasync def job_events(job_id: int):\n    async def stream():\n        while True:\n            async with session_factory() as session:\n                job = await session.get(Job, job_id)\n            yield {"data": job.status}\n            await asyncio.sleep(1)\n\n    return EventSourceResponse(stream())\n',
