@@ -510,8 +510,36 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     classifyRole(model, fn);
   }
   if (IMPERATIVE_HINT.test(model.source)) collectImperativeRoutes(model);
+  if (model.classes.length && VIEW_BASE_HINT.test(model.source)) collectClassViews(model);
   collectEntryPoints(model);
   return model;
+}
+
+/** Class-based views of the libraries: aiohttp's `web.View`, Flask's `MethodView`, Starlette's `HTTPEndpoint`. */
+const VIEW_BASE = /^(aiohttp\.web(_urldispatcher)?\.View|flask\.views\.MethodView|starlette\.endpoints\.HTTPEndpoint|flask_restful\.Resource|flask_restx\.Resource|flask_smorest\.MethodView)$/;
+const VIEW_BASE_HINT = /\b(View|MethodView|HTTPEndpoint|Resource)\b/;
+/** The methods such a view dispatches a request to. */
+const VIEW_METHODS = new Set(['get', 'post', 'put', 'patch', 'delete', 'head', 'options']);
+
+/**
+ * The request methods (`async def get(self)`) of a class of this file that derives from a
+ * library's class-based view, directly or through a class of this file: handlers of that route
+ * kind (aiohttp's `app.router.add_view(path, Feed)` or `web.view(...)` registers the class).
+ */
+function collectClassViews(model: FileModel): void {
+  const views = new Set<string>();
+  // Bases in source order: a subclass of a view class of this file is a view too.
+  for (const c of model.classes) {
+    const name = c.childForFieldName('name')?.text;
+    const bases = c.childForFieldName('superclasses')?.namedChildren ?? [];
+    if (name && bases.some((b) => /^[A-Za-z_][\w.]*$/.test(b.text) && (VIEW_BASE.test(resolveName(model, b.text) ?? '') || views.has(b.text)))) views.add(name);
+  }
+  if (!views.size) return;
+  for (const fn of model.functions) {
+    if (fn.parent >= 0 || !fn.className || !views.has(fn.className) || !VIEW_METHODS.has(fn.name) || fn.role === 'handler') continue;
+    fn.role = 'handler';
+    fn.routeKind = fn.name;
+  }
 }
 
 /** A CLI command decorator: `click.command`, `cli.command()`, `app.cli.command`, typer's `app.command()`, click groups. */
