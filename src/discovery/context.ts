@@ -261,6 +261,8 @@ export interface ProjectContext {
   dependencyAliases?: DependencyAliasInfo[];
   /** Project subclasses of streaming responses and functions that return one. */
   streamingFactories?: StreamingFactoryInfo[];
+  /** The project's class-based views (`module.Class`): classes deriving from them are views too. */
+  viewClasses?: string[];
   migrations: MigrationsInfo;
   models: ModelInfo[];
   /**

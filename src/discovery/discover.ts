@@ -68,6 +68,7 @@ function worthParsing(source: string): boolean {
     TUPLE_UNPACK.test(source) ||
     (ASYNCPG_POOL.test(source) && source.includes('asyncpg')) ||
     STREAMING_RESPONSE_HINT.test(source) ||
+    VIEW_CLASS_HINT.test(source) ||
     MODULE_SESSION_HINT.test(source) ||
     DEPENDENCY_ALIAS_HINT.test(source)
   );
@@ -76,6 +77,8 @@ function worthParsing(source: string): boolean {
 const DEPENDENCY_ALIAS_HINT = /^[A-Za-z_]\w*\s*=\s*(?:typing\.)?Annotated\[[^=]*?Depends\(/m;
 /** `db = SessionLocal()` at module level: maybe one session every importer shares (decided against the factories). */
 const MODULE_SESSION_HINT = /^[A-Za-z_]\w*\s*=\s*[\w.]*(Session|session|Maker|maker)\w*\(\s*\)/m;
+/** A class deriving from a library's class-based view: the project's own view base may be defined here. */
+const VIEW_CLASS_HINT = /^class\s+\w+\s*\([^)]*\b(?:Resource|MethodView|View|HTTPEndpoint)\s*[,)]/m;
 /** A streaming response of the libraries, named: a project subclass or wrapper of one may be defined here. */
 const STREAMING_RESPONSE_HINT = /StreamingResponse|EventSourceResponse/;
 /** Flask-SQLAlchemy's engine settings in app config (see `flaskEngines`). */
@@ -274,6 +277,8 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   ctx.sessionHelpers = resolveHelpers(helpers, ctx);
   const streamingFactories = resolveStreaming(streaming);
   if (streamingFactories.length) ctx.streamingFactories = streamingFactories;
+  const views = perFile.flatMap(({ facts }) => facts.views ?? []).sort();
+  if (views.length) ctx.viewClasses = views;
   ctx.engines.push(...flaskEngines(perFile));
   ctx.sessionFactories.push(...unpackedFactories(perFile));
   const shared = sharedSessions(perFile, ctx.sessionFactories);

@@ -7,7 +7,7 @@
 import type { SqlFacts } from '../rules/sql/parse.js';
 import type { SyntaxNode } from '../parse/parser.js';
 import type { CallInfo, FileModel } from '../semantic/model.js';
-import { declaresGlobal, resolveImported } from '../semantic/model.js';
+import { classViews, declaresGlobal, resolveImported } from '../semantic/model.js';
 import type {
   EngineInfo,
   EventSite,
@@ -182,6 +182,8 @@ export interface PythonFileFacts {
   tupleUnpacks?: TupleUnpackFact[];
   /** Candidates for the project's streaming responses (see `StreamingCandidate`). */
   streaming?: StreamingCandidate[];
+  /** Class-based views of this file (`module.Class`), which other modules' classes may derive from. */
+  views?: string[];
   classes: ClassFacts[];
   imperative?: ImperativeMapping[];
   /** Module-level names bound to `declarative_base()` / `registry().generate_base()`. */
@@ -588,6 +590,10 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
     if (cand) facts.providers.push(cand);
   }
   if (STREAMING_HINT.test(model.source)) facts.streaming = streamingCandidates(model);
+  if (model.classes.length) {
+    const views = classViews(model, null);
+    if (views.size) facts.views = [...views].map((v) => `${model.moduleName}.${v}`);
+  }
   return facts;
 }
 

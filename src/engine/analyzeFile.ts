@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { SyntaxNode } from '../parse/parser.js';
 import type { PythonParser } from '../parse/parser.js';
 import type { ProjectContext } from '../discovery/context.js';
-import { buildFileModel, isTestPath, MODEL_NODE_TYPES, type FileModel } from '../semantic/model.js';
+import { buildFileModel, isTestPath, markProjectViews, MODEL_NODE_TYPES, type FileModel } from '../semantic/model.js';
 import { summarize } from '../analysis/summary.js';
 import { collectEffects } from '../analysis/effects.js';
 import { EFFECT_COLLECTORS, SITE_KINDS } from '../rules/python/effectCollectors.js';
@@ -69,6 +69,7 @@ export function analyzeFile(
     model.scopedSessions = projectIndex(project).scopedSessions;
     model.dynamicRelations = projectIndex(project).dynamicRelations;
     model.dependencyAliases = project.dependencyAliases ?? [];
+    if (project.viewClasses?.length) markProjectViews(model, projectIndex(project).viewClasses);
     lap('model');
     // Every call in a function of a non-test file is classified by the summary's query effects
     // anyway; classifying them first costs nothing more and keeps that shared cost out of the

@@ -19,6 +19,8 @@ export interface ProjectIndex {
   /** `Model.attr` of the relationships loaded `lazy="dynamic"`: reading one gives a query. */
   dynamicRelations: ReadonlySet<string>;
   anyRelationships: boolean;
+  /** The project's class-based views (see `classViews`). */
+  viewClasses: ReadonlySet<string>;
   enginesByFile: ReadonlyMap<string, EngineInfo[]>;
 }
 
@@ -60,6 +62,7 @@ export function projectIndex(project: ProjectContext): ProjectIndex {
     scopedSessions: scopedSessionModules(project),
     dynamicRelations: new Set(project.models.flatMap((m) => m.relationships.filter((r) => r.lazy === 'dynamic').map((r) => `${m.name}.${r.name}`))),
     anyRelationships: project.models.some((m) => m.relationships.length > 0),
+    viewClasses: new Set(project.viewClasses ?? []),
   };
   indexes.set(project, index);
   return index;

@@ -510,9 +510,36 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     classifyRole(model, fn);
   }
   if (IMPERATIVE_HINT.test(model.source)) collectImperativeRoutes(model);
-  if (model.classes.length && VIEW_BASE_HINT.test(model.source)) collectClassViews(model);
+  if (model.classes.length && VIEW_BASE_HINT.test(model.source)) collectClassViews(model, null);
   collectEntryPoints(model);
   return model;
+}
+
+/**
+ * The classes of this file that are class-based views: deriving from a library's view base, from
+ * a view class of the project (`projectViews`, qualified names that discovery found: redash's
+ * `BaseResource(Resource)` in another module) or from a view class of this file.
+ */
+export function classViews(model: FileModel, projectViews: ReadonlySet<string> | null): Set<string> {
+  const views = new Set<string>();
+  // Bases in source order: a subclass of a view class of this file is a view too.
+  for (const c of model.classes) {
+    const name = c.childForFieldName('name')?.text;
+    const bases = c.childForFieldName('superclasses')?.namedChildren ?? [];
+    const isView = (b: SyntaxNode) => {
+      if (!/^[A-Za-z_][\w.]*$/.test(b.text)) return false;
+      if (views.has(b.text)) return true;
+      const q = resolveName(model, b.text) ?? '';
+      return VIEW_BASE.test(q) || (projectViews?.has(q) ?? false);
+    };
+    if (name && bases.some(isView)) views.add(name);
+  }
+  return views;
+}
+
+/** Marks the request methods of classes deriving from the project's view classes (see {@link classViews}) as handlers. */
+export function markProjectViews(model: FileModel, projectViews: ReadonlySet<string>): void {
+  if (model.classes.length) collectClassViews(model, projectViews);
 }
 
 /** Class-based views of the libraries: aiohttp's `web.View`, Flask's `MethodView`, Starlette's `HTTPEndpoint`. */
@@ -526,14 +553,8 @@ const VIEW_METHODS = new Set(['get', 'post', 'put', 'patch', 'delete', 'head', '
  * library's class-based view, directly or through a class of this file: handlers of that route
  * kind (aiohttp's `app.router.add_view(path, Feed)` or `web.view(...)` registers the class).
  */
-function collectClassViews(model: FileModel): void {
-  const views = new Set<string>();
-  // Bases in source order: a subclass of a view class of this file is a view too.
-  for (const c of model.classes) {
-    const name = c.childForFieldName('name')?.text;
-    const bases = c.childForFieldName('superclasses')?.namedChildren ?? [];
-    if (name && bases.some((b) => /^[A-Za-z_][\w.]*$/.test(b.text) && (VIEW_BASE.test(resolveName(model, b.text) ?? '') || views.has(b.text)))) views.add(name);
-  }
+function collectClassViews(model: FileModel, projectViews: ReadonlySet<string> | null): void {
+  const views = classViews(model, projectViews);
   if (!views.size) return;
   for (const fn of model.functions) {
     if (fn.parent >= 0 || !fn.className || !views.has(fn.className) || !VIEW_METHODS.has(fn.name) || fn.role === 'handler') continue;
