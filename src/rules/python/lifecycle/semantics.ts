@@ -335,8 +335,11 @@ function exhaustsGenerator(ref: SyntaxNode): boolean {
   return callee?.type === 'identifier' && NEXT_BUILTINS.has(callee.text);
 }
 
-/** Methods whose result holds no reference to the session: rows materialised, a scalar, a count. */
-const MATERIALISING = /^(all|first|one|one_or_none|scalar|scalar_one|scalar_one_or_none|scalars_all|fetchall|fetchone|fetchmany|count|exists|get|get_one|rowcount|keys|mappings_all)$/;
+/**
+ * Methods whose result holds no reference to the session: rows materialised, a scalar, a count;
+ * asyncpg's `fetch`/`fetchrow`/`fetchval` return records already read.
+ */
+const MATERIALISING = /^(all|first|one|one_or_none|scalar|scalar_one|scalar_one_or_none|scalars_all|fetchall|fetchone|fetchmany|fetch|fetchrow|fetchval|count|exists|get|get_one|rowcount|keys|mappings_all)$/;
 
 /**
  * `return s.execute(q).scalar_one()`: the returned value is computed with the session but does
