@@ -628,7 +628,8 @@ function validFactsEntry(rel: string, e: unknown): e is FactsEntry {
   if (r === null) return true;
   if (!r || typeof r !== 'object') return false;
   const res = r as Record<string, unknown>;
-  return res.file === rel && res.migration === migration && res.problem === undefined && !!res.facts && typeof res.facts === 'object';
+  return res.file === rel && res.migration === migration && res.problem === undefined
+    && ((!!res.facts && typeof res.facts === 'object') || (res.facts === undefined && Array.isArray(res.releases)));
 }
 
 let toolHashMemo: string | null = null;

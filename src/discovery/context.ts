@@ -263,6 +263,8 @@ export interface ProjectContext {
   streamingFactories?: StreamingFactoryInfo[];
   /** The project's class-based views (`module.Class`): classes deriving from them are views too. */
   viewClasses?: string[];
+  /** Session-like names some module calls `remove()`/`close()` on (`Session.remove()` in a teardown). */
+  sessionReleases?: string[];
   migrations: MigrationsInfo;
   models: ModelInfo[];
   /**

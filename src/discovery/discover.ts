@@ -105,7 +105,24 @@ export interface PythonFactsResult {
   migration: boolean;
   facts?: PythonFileFacts;
   problem?: string;
+  /** Session-like names the file calls `remove()`/`close()` on, or hands those methods over (see {@link sessionReleases}). */
+  releases?: string[];
 }
+
+/**
+ * `Session.remove()`, `db_session.close`, `meta.Session.remove()`: the names (session-like ones
+ * only) whose `remove`/`close` the file calls or hands over as a callback. Read from the text of
+ * every file, parsed or not: the teardown that removes a scoped session is often in a module
+ * discovery has no other reason to parse.
+ */
+export function sessionReleases(source: string): string[] | undefined {
+  if (!source.includes('.remove') && !source.includes('.close')) return undefined;
+  let out: Set<string> | undefined;
+  for (const m of source.matchAll(/([A-Za-z_]\w*)\s*\.\s*(?:remove|close)\b/g)) if (RELEASED_SESSION_LIKE.test(m[1]!)) (out ??= new Set()).add(m[1]!);
+  return out ? [...out].sort() : undefined;
+}
+
+const RELEASED_SESSION_LIKE = /sess|db/i;
 
 export function cachedReader(root: string): ReadFile {
   const cache = new Map<string, string | null>();
@@ -175,19 +192,21 @@ export function pythonFactsOf(
   external: (qualified: string) => string | null,
 ): PythonFactsResult {
   const wanted = worthParsing(source) || (migration && MIGRATION_SQL_HINT.test(source));
-  if (!wanted) return { file, migration };
+  const releases = sessionReleases(source);
+  const base = releases ? { file, migration, releases } : { file, migration };
+  if (!wanted) return base;
   let tree;
   try {
     tree = parser.parse(source);
   } catch (err) {
-    return { file, migration, problem: `cannot parse Python: ${firstLine(err)}` };
+    return { ...base, problem: `cannot parse Python: ${firstLine(err)}` };
   }
   try {
     const model = buildFileModel(file, source, tree.rootNode, parser);
     const scope: LiteralScope = { model, external };
-    return { file, migration, facts: pythonFileFacts(model, migration, scope) };
+    return { ...base, facts: pythonFileFacts(model, migration, scope) };
   } catch (err) {
-    return { file, migration, problem: `context extraction failed: ${firstLine(err)}` };
+    return { ...base, problem: `context extraction failed: ${firstLine(err)}` };
   } finally {
     tree.release();
   }
@@ -279,6 +298,8 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   if (streamingFactories.length) ctx.streamingFactories = streamingFactories;
   const views = perFile.flatMap(({ facts }) => facts.views ?? []).sort();
   if (views.length) ctx.viewClasses = views;
+  const releases = [...new Set(results.flatMap((r) => r.releases ?? []))].sort();
+  if (releases.length) ctx.sessionReleases = releases;
   ctx.engines.push(...flaskEngines(perFile));
   ctx.sessionFactories.push(...unpackedFactories(perFile));
   const shared = sharedSessions(perFile, ctx.sessionFactories);

@@ -28,8 +28,8 @@ const LOWERED_IN_BACKGROUND = new Set(['PA101', 'PA102', 'PA105', 'PA107', 'PA10
 
 /** Checks about names, not about code that runs: where the code runs does not matter. */
 const CONTEXT_FREE_CHECKS = new Set(['event_channel_consistency']);
-/** An engine or factory configured at startup or import is the one that serves the requests. */
-const STARTUP_SERVES_REQUESTS = new Set(['pool_configuration']);
+/** An engine, factory or session registry configured at startup or import is the one that serves the requests. */
+const STARTUP_SERVES_REQUESTS = new Set(['pool_configuration', 'scoped_session_not_removed']);
 
 export function validateFinding(input: ValidationInput, context: ProjectContext): Finding {
   const { finding } = input;

@@ -94,7 +94,7 @@ async function runFacts(task: BatchTask, parser: PythonParser, rootDir: string):
     } catch (err) {
       r = { file: f.rel, migration: f.migration ?? false, problem: `context extraction failed: ${(err as Error).message}` };
     }
-    if (r.facts || r.problem) out.push(r);
+    if (r.facts || r.problem || r.releases) out.push(r);
     seen.push([f.rel, !asked && !r.problem]);
   }
   await readPythonSql(out);

@@ -6,9 +6,10 @@ import { missingCleanup } from './missing_cleanup.js';
 import { poolConfiguration } from './pool_configuration.js';
 import { resourceScopeMismatch } from './resource_scope_mismatch.js';
 import { sharedSession } from './shared_session.js';
+import { scopedSessionNotRemoved } from './scoped_session_not_removed.js';
 import { concurrentSession } from './concurrent_session.js';
 import { streamingResourceHolding } from './streaming_resource_holding.js';
 
 export const lifecycleRules: Rule[] = [
-  resourceScopeMismatch, streamingResourceHolding, missingCleanup, poolConfiguration, errorPathLeak, factoryVsInjection, enginePerRequest, sharedSession, concurrentSession,
+  resourceScopeMismatch, streamingResourceHolding, missingCleanup, poolConfiguration, errorPathLeak, factoryVsInjection, enginePerRequest, sharedSession, concurrentSession, scopedSessionNotRemoved,
 ];

@@ -1,0 +1,72 @@
+/**
+ * PA410 scoped_session_not_removed
+ *
+ * What it does: finds a module-level `scoped_session(...)` / `async_scoped_session(...)` registry
+ * of a web service or task worker that no module of the project ever ends: no `remove()` (or
+ * `close()`) on it, called or handed over as a callback (`app.teardown_appcontext`, a middleware,
+ * Celery's `task_postrun`), anywhere.
+ * Why is this bad? The registry keeps one session per thread (per task, for the async one). A
+ * request that reads begins a transaction on its thread's session and, when nothing ends it,
+ * leaves it open with its pooled connection checked out ("idle in transaction") until that
+ * thread serves another request; the next request then inherits its identity map and its
+ * pending state. With a `scopefunc` per request the registry also grows by one session per
+ * request. SQLAlchemy's contextual-session guide: call `remove()` at the end of each request.
+ *
+ * Silent: Flask-SQLAlchemy's `db.session` (it removes itself at teardown), a registry made
+ * inside a function, a project that is not a service, and any project where some module calls
+ * `remove()`/`close()` on a session-like name (`Session.remove()`, `db_session.close`): the
+ * check is by name across the whole project, so an alias that is removed counts.
+ */
+import type { SessionFactoryInfo } from '../../../discovery/context.js';
+import type { FileRule, FileRuleContext } from '../../types.js';
+import { isWebService } from './semantics.js';
+
+const SCOPED = /^(async_)?scoped_session$/;
+/** Task queues whose workers reuse threads or an event loop across jobs. */
+const WORKERS = ['celery', 'rq', 'dramatiq', 'huey', 'arq', 'saq', 'apscheduler'];
+const WEB_IMPORT = /^(flask|fastapi|starlette|django|aiohttp|litestar|quart|sanic|falcon|tornado|pyramid)(\.|$)/;
+const WORKER_IMPORT = /^(celery|rq|dramatiq|huey|arq|saq)(\.|$)/;
+
+export const scopedSessionNotRemoved: FileRule = {
+  meta: {
+    code: 'PA410',
+    check: 'scoped_session_not_removed',
+    family: 'lifecycle',
+    severity: 'high',
+    effort: 'S',
+    summary: 'A scoped_session registry that nothing removes at the end of a request or job',
+    what: 'Finds a module-level `scoped_session(...)` / `async_scoped_session(...)` of a web service (FastAPI, Flask, Django, aiohttp, Starlette) or a task worker (Celery, RQ, Dramatiq, Huey, arq, SAQ) when no module of the project calls `remove()` or `close()` on it, or hands that method over as a callback (`app.teardown_appcontext(lambda exc: Session.remove())`, `task_postrun.connect(...)`, a middleware). The project-wide check is by name, and any session-like name (`Session`, `db_session`, `SessionLocal`) that some module removes or closes keeps it silent. Silent for Flask-SQLAlchemy\'s `db.session`, which removes itself at teardown, and for a registry made inside a function. High for a web service, medium for a worker alone.',
+    why: 'The registry keeps one session per thread (or task). A request that reads begins a transaction on its thread\'s session; when nothing ends it, the transaction stays open with its pooled connection checked out ("idle in transaction") until the thread serves another request, which then inherits the previous request\'s identity map and pending state. With a per-request `scopefunc`, the registry also keeps one session per request forever.',
+    bad: 'from flask import Flask\nfrom sqlalchemy import create_engine, select\nfrom sqlalchemy.orm import scoped_session, sessionmaker\n\nengine = create_engine("postgresql+psycopg://app@db/app", pool_pre_ping=True)\nSession = scoped_session(sessionmaker(bind=engine))\napp = Flask(__name__)\n\n\n@app.get("/items")\ndef items():\n    return [i.name for i in Session.scalars(select(Item))]\n',
+    good: 'from flask import Flask\nfrom sqlalchemy import create_engine, select\nfrom sqlalchemy.orm import scoped_session, sessionmaker\n\nengine = create_engine("postgresql+psycopg://app@db/app", pool_pre_ping=True)\nSession = scoped_session(sessionmaker(bind=engine))\napp = Flask(__name__)\n\n\n@app.teardown_appcontext\ndef remove_session(exc):\n    Session.remove()\n\n\n@app.get("/items")\ndef items():\n    return [i.name for i in Session.scalars(select(Item))]\n',
+    fix: 'call `Session.remove()` when each request or job ends (`teardown_appcontext`, a middleware, Celery\'s `task_postrun`), or open a session per request instead',
+    references: [
+      'https://docs.sqlalchemy.org/en/20/orm/contextual.html#using-thread-local-scope-with-web-applications',
+      'https://flask.palletsprojects.com/en/stable/patterns/sqlalchemy/#declarative',
+    ],
+  },
+  checkFile(ctx: FileRuleContext): void {
+    const { model, project } = ctx;
+    if (model.isTestFile) return;
+    const registries = project.sessionFactories.filter((f) => SCOPED.test(f.kind) && f.function === null && f.name !== null && f.file === model.path);
+    if (!registries.length) return;
+    // The manifests say what the project is; a file with no manifest around it, its own imports.
+    const imported = [...model.imports.values()];
+    const web = isWebService(project) || imported.some((q) => WEB_IMPORT.test(q));
+    const worker = WORKERS.some((k) => project.stack[k]) || imported.some((q) => WORKER_IMPORT.test(q));
+    if (!web && !worker) return;
+    // Some module ends a session-like registry: the name (or an alias of it) is removed somewhere.
+    if (project.sessionReleases?.length) return;
+    for (const f of registries) report(ctx, f, web);
+  },
+};
+
+function report(ctx: FileRuleContext, f: SessionFactoryInfo, web: boolean): void {
+  const line = ctx.model.source.split('\n')[f.line - 1] ?? '';
+  const column = Math.max(1, line.indexOf(f.name!) + 1);
+  ctx.report({
+    location: { line: f.line, column, endLine: f.line, endColumn: column + f.name!.length },
+    message: `\`${f.name}\` is a \`${f.kind}\` registry that no module of the project removes (no \`${f.name}.remove()\` at the end of a request or job): each ${f.kind.startsWith('async') ? 'task' : 'thread'} keeps its session, and any transaction a request began stays open with its pooled connection until that ${f.kind.startsWith('async') ? 'task' : 'thread'} is used again`,
+    severity: web ? 'high' : 'medium',
+  });
+}
