@@ -17,7 +17,7 @@
  * `remove()`/`close()` on a session-like name (`Session.remove()`, `db_session.close`): the
  * check is by name across the whole project, so an alias that is removed counts.
  */
-import type { SessionFactoryInfo } from '../../../discovery/context.js';
+import type { ProjectContext, SessionFactoryInfo } from '../../../discovery/context.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { isWebService } from './semantics.js';
 
@@ -26,6 +26,24 @@ const SCOPED = /^(async_)?scoped_session$/;
 const WORKERS = ['celery', 'rq', 'dramatiq', 'huey', 'arq', 'saq', 'apscheduler'];
 const WEB_IMPORT = /^(flask|fastapi|starlette|django|aiohttp|litestar|quart|sanic|falcon|tornado|pyramid)(\.|$)/;
 const WORKER_IMPORT = /^(celery|rq|dramatiq|huey|arq|saq)(\.|$)/;
+
+const registryMemo = new WeakMap<ProjectContext, Map<string, SessionFactoryInfo[]>>();
+
+/** The project's module-level scoped registries by file (one pass over the factories per scan, not per file). */
+function registriesOf(project: ProjectContext): Map<string, SessionFactoryInfo[]> {
+  let byFile = registryMemo.get(project);
+  if (!byFile) {
+    byFile = new Map();
+    for (const f of project.sessionFactories) {
+      if (!SCOPED.test(f.kind) || f.function !== null || f.name === null) continue;
+      const list = byFile.get(f.file);
+      if (list) list.push(f);
+      else byFile.set(f.file, [f]);
+    }
+    registryMemo.set(project, byFile);
+  }
+  return byFile;
+}
 
 export const scopedSessionNotRemoved: FileRule = {
   meta: {
@@ -48,8 +66,8 @@ export const scopedSessionNotRemoved: FileRule = {
   checkFile(ctx: FileRuleContext): void {
     const { model, project } = ctx;
     if (model.isTestFile) return;
-    const registries = project.sessionFactories.filter((f) => SCOPED.test(f.kind) && f.function === null && f.name !== null && f.file === model.path);
-    if (!registries.length) return;
+    const registries = registriesOf(project).get(model.path);
+    if (!registries) return;
     // The manifests say what the project is; a file with no manifest around it, its own imports.
     const imported = [...model.imports.values()];
     const web = isWebService(project) || imported.some((q) => WEB_IMPORT.test(q));

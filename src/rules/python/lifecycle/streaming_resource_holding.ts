@@ -37,6 +37,7 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
 import { callArgs } from '../../../discovery/pythonLiterals.js';
+import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import { callAt, variableRefs } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
@@ -373,6 +374,9 @@ export const streamingResourceHolding: FileRule & RepoRule = {
   },
 };
 
+/** An annotation that may be a dependency alias: a bare or dotted name (`SessionDep`, `deps.CurrentUser`). */
+const INJECTED_ALIAS = /^[A-Za-z_][\w.]*$/;
+
 /** On a streaming endpoint, at a parameter filled by a dependency of another module. */
 export const STREAM_DEPENDENCY = 'stream_dependency';
 /** On a function that may serve as a dependency, at a session it takes by injection. */
@@ -410,11 +414,23 @@ interface SessionDependencyFact {
  */
 export function collectStreamDependencies(model: FileModel, project?: ProjectContext): Effect[][] {
   const out: Effect[][] = model.functions.map(() => []);
-  if (!project || model.isTestFile || !model.source.includes('Depends')) return out;
+  if (!project || model.isTestFile) return out;
   const at = (node: SyntaxNode) => ({ line: node.startPosition.row + 1, column: node.startPosition.column + 1 });
-  if (/Response|websocket/i.test(model.source)) {
+  // A parameter that may be injected: `Depends(...)` in its default or annotation, or an
+  // annotation that is a bare name (an `Annotated[..., Depends(...)]` alias). Cheap text tests
+  // first: most functions of most files have none.
+  let local: Set<string> | null = null;
+  const aliasName = (annotation: string): boolean => {
+    const name = annotation.trim();
+    if (!INJECTED_ALIAS.test(name)) return false;
+    if (/(Dep|Dependency)$/.test(name)) return true;
+    local ??= new Set(model.assignments.filter((a) => a.functionIndex < 0 && a.value?.type === 'subscript' && a.value.text.includes('Depends')).map((a) => a.target));
+    return local.has(name) || dependencyAliasOf(model, name) !== null;
+  };
+  const maybeInjected = (fn: FunctionInfo) => fn.params.some((p) => p.defaultText?.includes('Depends') || (p.annotation !== null && (p.annotation.includes('Depends') || aliasName(p.annotation))));
+  if (model.source.includes('Depends') && /Response|websocket/i.test(model.source)) {
     for (const fn of model.functions) {
-      if (fn.role !== 'handler') continue;
+      if (fn.role !== 'handler' || !maybeInjected(fn)) continue;
       const imported = importedDependencies(model, project, fn);
       if (!imported.length) continue;
       const streams = streamingResponses(model, project, fn).filter((u) => isLongLived(model, u));
@@ -439,7 +455,8 @@ export function collectStreamDependencies(model: FileModel, project?: ProjectCon
     }
   }
   for (const dep of model.functions) {
-    if (dep.parent >= 0 || (dep.className && dep.name !== '__init__') || !dep.body) continue;
+    // A route handler is rarely another endpoint's dependency; its own session is PA402's file rule's.
+    if (dep.parent >= 0 || (dep.className && dep.name !== '__init__') || !dep.body || dep.role === 'handler' || !maybeInjected(dep)) continue;
     for (const d of dependencySessions(model, project, dep)) {
       const fact: SessionDependencyFact = {
         name: d.session.name,
