@@ -11,5 +11,6 @@ import { rawSqlPendingChanges } from './raw_sql_pending.js';
 import { checkThenInsert } from './check_then_insert.js';
 import { unawaitedDbCall } from './unawaited_db_call.js';
 import { enqueueBeforeCommit } from './enqueue_before_commit.js';
+import { unguardedClaim } from './unguarded_claim.js';
 
-export const transactionRules: Rule[] = [missingIntermediateCommits, scopeTooWide, scopeTooNarrow, missingRollback, longHeldTransaction, eventChannelConsistency, commitInLoop, missingCommit, rawSqlPendingChanges, checkThenInsert, unawaitedDbCall, enqueueBeforeCommit];
+export const transactionRules: Rule[] = [missingIntermediateCommits, scopeTooWide, scopeTooNarrow, missingRollback, longHeldTransaction, eventChannelConsistency, commitInLoop, missingCommit, rawSqlPendingChanges, checkThenInsert, unawaitedDbCall, enqueueBeforeCommit, unguardedClaim];

@@ -1,0 +1,183 @@
+/**
+ * PA213 unguarded_claim
+ *
+ * What it does: finds a claim that two workers can both win: rows of a model read by a state
+ * column (`select(Job).where(Job.status == "queued")`, `query(Job).filter_by(state=State.NEW)`,
+ * `Job.locked_at.is_(None)`), then the same column of the row read set to another value and
+ * committed (or flushed) in the same function — with no row lock on the read
+ * (`with_for_update(skip_locked=True)`) and no conditional `UPDATE … WHERE status = 'queued'`
+ * whose row count says who won.
+ *
+ * Why is this bad? Under READ COMMITTED two workers (or two requests) run the SELECT before
+ * either commits, both see the row in its old state and both "claim" it: the job runs twice,
+ * the coupon is spent twice, the email goes out twice. The write of the new state does not
+ * conflict: the second UPDATE simply waits for the first and then overwrites it.
+ *
+ * Severity: medium in a request handler or a background job (concurrency is their normal
+ * state), low elsewhere.
+ * Silent look-alikes: the read with `with_for_update(...)`; an UPDATE with the old state in its
+ * WHERE and a check of `rowcount` (or `.returning(...)`) in the function; a row read by its
+ * primary key or by a value that is not a state (the column compared with a variable); a new
+ * value equal to the old one.
+ */
+import type { SyntaxNode } from '../../../parse/parser.js';
+import type { FileRule, FileRuleContext } from '../../types.js';
+import type { AssignmentInfo, FileModel } from '../../../semantic/model.js';
+import { effectiveRole } from '../../../semantic/model.js';
+import { callsOf } from './semantics.js';
+
+const MODEL_OF_STATEMENT = /\b(?:select|query)\(\s*(?:[\w.]*\.)?([A-Z]\w*)\s*\)/;
+const MODEL_QUERY_PROPERTY = /\b([A-Z]\w*)\.query\s*\./;
+/** The read ends in one row or in a list of rows. */
+const ROWS_READ = /\.(first|one_or_none|scalar_one_or_none|one|all|scalar)\s*\(\s*\)\s*$|^\s*(await\s+)?[\w.]+\.(scalar|get_one)\s*\(/;
+/** A conditional UPDATE whose result says whether this call won the row. */
+const GUARDED = /with_for_update|skip_locked|\.rowcount\b|\.returning\s*\(|FOR\s+UPDATE/i;
+/** A literal state: a string, a `None`/`False`/`True`, an enum member (`JobState.QUEUED`, `Status.queued`). */
+const STATE_VALUE = /^(["'][\w\- ]*["']|None|False|True|[A-Z]\w*\.[A-Za-z_]\w*)$/;
+
+export const unguardedClaim: FileRule = {
+  meta: {
+    code: 'PA213',
+    check: 'unguarded_claim',
+    family: 'transaction',
+    severity: 'medium',
+    effort: 'S',
+    summary: 'Rows read in one state and moved to another without a lock: two workers can claim the same row',
+    what: 'Finds a claim without a lock: rows of a model read by a state column compared with a literal (`select(M).where(M.status == "queued")`, `query(M).filter_by(state=State.NEW)`, `M.locked_at.is_(None)`, `M.sent == False`), a single row (`.first()`, `.one_or_none()`, `scalar_one_or_none()`) or each row of the result in a loop, then that same column of the row set to another value (`job.status = "running"`) and committed or flushed in the same function, and the row (or its id) then handed to a call or returned — the claim is taken to act on the row alone; a sweep that only moves rows to a final state claims nothing — when the read takes no lock (`with_for_update(skip_locked=True)`) and the function checks no conditional UPDATE (`rowcount`, `.returning(...)`). Medium in a request handler or a background job, low elsewhere.',
+    why: 'Under READ COMMITTED, PostgreSQL\'s default, two workers run the SELECT before either commits, both see the row in its old state and both claim it: the job runs twice, the coupon is spent twice, the email is sent twice. Writing the new state does not conflict — the second UPDATE waits for the first and then overwrites it.',
+    bad:
+      'from sqlalchemy import String, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column\n\n\n'
+      + 'class Base(DeclarativeBase):\n    pass\n\n\nclass Job(Base):\n    __tablename__ = "jobs"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    status: Mapped[str] = mapped_column(String(16))\n\n\n'
+      + 'def claim_next(session: Session) -> Job | None:\n    job = session.scalars(select(Job).where(Job.status == "queued").limit(1)).first()\n    if job is None:\n        return None\n    job.status = "running"\n    session.commit()\n    return job\n',
+    good:
+      'from sqlalchemy import String, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column\n\n\n'
+      + 'class Base(DeclarativeBase):\n    pass\n\n\nclass Job(Base):\n    __tablename__ = "jobs"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    status: Mapped[str] = mapped_column(String(16))\n\n\n'
+      + 'def claim_next(session: Session) -> Job | None:\n    stmt = select(Job).where(Job.status == "queued").limit(1).with_for_update(skip_locked=True)\n    job = session.scalars(stmt).first()\n    if job is None:\n        return None\n    job.status = "running"\n    session.commit()\n    return job\n',
+    fix: 'lock the rows you claim (`.with_for_update(skip_locked=True)` on the SELECT), or claim with one conditional statement (`update(M).where(M.id == id, M.status == "queued").values(status="running")`) and go on only when its `rowcount` is 1',
+    references: [
+      'https://www.postgresql.org/docs/current/sql-select.html#SQL-FOR-UPDATE-SHARE',
+      'https://docs.sqlalchemy.org/en/20/orm/queryguide/query.html#sqlalchemy.orm.Query.with_for_update',
+      'https://www.postgresql.org/docs/current/transaction-iso.html#XACT-READ-COMMITTED',
+    ],
+  },
+  checkFile(ctx: FileRuleContext): void {
+    const { model } = ctx;
+    if (model.isTestFile || !/\.(commit|flush)\s*\(/.test(model.source)) return;
+    let byFunction: Map<number, AssignmentInfo[]> | null = null;
+    model.functions.forEach((fn, fnIndex) => {
+      const text = model.source.slice(fn.start, fn.end);
+      if (!/(==|filter_by|is_\()/.test(text) || !/\.(commit|flush)\s*\(/.test(text) || GUARDED.test(text)) return;
+      if (!byFunction) {
+        byFunction = new Map();
+        for (const a of model.assignments) {
+          let list = byFunction.get(a.functionIndex);
+          if (!list) byFunction.set(a.functionIndex, (list = []));
+          list.push(a);
+        }
+      }
+      checkFunction(ctx, model, fnIndex, byFunction.get(fnIndex) ?? []);
+    });
+  },
+};
+
+interface StateRead {
+  /** The name the row (or each row) is bound to. */
+  row: string;
+  model: string;
+  /** State column → the literal it was read at. */
+  states: Map<string, string>;
+  line: number;
+  /** Where the row's writes count: after the read, or inside the loop over the rows. */
+  from: number;
+  to: number;
+}
+
+function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, assignments: readonly AssignmentInfo[]): void {
+  const fn = model.functions[fnIndex]!;
+  const reads: StateRead[] = [];
+  for (const a of assignments) {
+    if (!a.value || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
+    const read = stateRead(a.value.text);
+    if (!read) continue;
+    if (/\.all\s*\(\s*\)\s*$/.test(a.value.text)) {
+      // A list of rows: each is claimed in a loop over the name.
+      for (const loop of model.loops) {
+        if (loop.functionIndex !== fnIndex || loop.iterable?.text !== a.target || loop.node.startIndex < a.node.endIndex) continue;
+        const target = loop.node.childForFieldName('left');
+        if (target?.type === 'identifier') reads.push({ row: target.text, ...read, line: a.line, from: loop.node.startIndex, to: loop.node.endIndex });
+      }
+      continue;
+    }
+    reads.push({ row: a.target, ...read, line: a.line, from: a.node.endIndex, to: fn.end });
+  }
+  // `for job in session.scalars(select(Job).where(Job.status == "queued")):`
+  for (const loop of model.loops) {
+    if (loop.functionIndex !== fnIndex || !loop.iterable || loop.kind === 'comprehension') continue;
+    const read = stateRead(loop.iterable.text, true);
+    const target = loop.node.childForFieldName('left');
+    if (read && target?.type === 'identifier') reads.push({ row: target.text, ...read, line: loop.node.startPosition.row + 1, from: loop.node.startIndex, to: loop.node.endIndex });
+  }
+  if (!reads.length) return;
+  const calls = callsOf(model, fnIndex);
+  for (const read of reads) {
+    for (const a of assignments) {
+      if (a.node.startIndex < read.from || a.node.endIndex > read.to) continue;
+      const m = /^([A-Za-z_]\w*)\.([a-z_]\w*)$/.exec(a.target);
+      if (!m || m[1] !== read.row) continue;
+      const old = read.states.get(m[2]!);
+      const value = a.value?.text.replace(/\s+/g, '') ?? '';
+      if (old === undefined || value === old) continue;
+      const end = calls.find((c) => (c.method === 'commit' || c.method === 'flush') && c.hasReceiver && c.node.startIndex > a.node.endIndex);
+      if (!end) continue;
+      // A claim is taken to act on the row alone: the function goes on to hand it (or its id) to a
+      // call, or returns it. A sweep that only moves rows to a final state (`expire`, `fail`)
+      // claims nothing: two sweeps write the same state.
+      if (!usedAfter(fn.node, read.row, a.node.endIndex, read.to)) continue;
+      const role = effectiveRole(model, fnIndex);
+      ctx.report({
+        node: a.node,
+        message: `unguarded claim on \`${read.model}.${m[2]}\`: \`${read.row}\` is read where \`${m[2]}\` is \`${old}\` (line ${read.line}) and moved to \`${value.slice(0, 40)}\`, then ${end.method === 'commit' ? 'committed' : 'flushed'} (line ${end.line}), with no row lock (\`with_for_update(skip_locked=True)\`) and no conditional UPDATE: two workers can both read the row in its old state and both claim it`,
+        severity: role === 'handler' || role === 'background' ? 'medium' : 'low',
+      });
+      break;
+    }
+  }
+}
+
+/** Is `row` handed to a call or returned after `from` (within `to`), other than in a write of its own attributes? */
+function usedAfter(fnNode: SyntaxNode, row: string, from: number, to: number): boolean {
+  const end = Math.max(to, fnNode.endIndex);
+  for (const id of fnNode.descendantsOfType('identifier')) {
+    if (id.text !== row || id.startIndex < from || id.startIndex > end) continue;
+    for (let p = id.parent; p && p.id !== fnNode.id; p = p.parent) {
+      if (p.type === 'argument_list' || p.type === 'return_statement' || p.type === 'yield') return true;
+      if (p.type === 'assignment' || p.type === 'augmented_assignment' || p.type === 'expression_statement' || p.type === 'block') break;
+    }
+  }
+  return false;
+}
+
+/**
+ * A read of `M` rows by state: the model and the state columns with their literals, or null. A
+ * loop's iterable (`rowsLoop`) may end in the query itself (`session.scalars(stmt)`, `.all()`).
+ */
+function stateRead(text: string, rowsLoop = false): { model: string; states: Map<string, string> } | null {
+  if (/with_for_update|skip_locked/.test(text)) return null;
+  if (!rowsLoop && !ROWS_READ.test(text)) return null;
+  const name = MODEL_OF_STATEMENT.exec(text)?.[1] ?? MODEL_QUERY_PROPERTY.exec(text)?.[1];
+  if (!name) return null;
+  const states = new Map<string, string>();
+  const eq = new RegExp(`\\b${name}\\.([a-z_]\\w*)\\s*(==|\\.is_\\()\\s*`, 'g');
+  const value = /([\w.]+|"[^"\n]*"|'[^'\n]*')/y;
+  for (let m = eq.exec(text); m; m = eq.exec(text)) {
+    value.lastIndex = eq.lastIndex;
+    const v = value.exec(text)?.[1];
+    if (v && STATE_VALUE.test(v)) states.set(m[1]!, v);
+  }
+  for (const m of text.matchAll(/\bfilter_by\s*\(([^()]*)\)/g)) {
+    for (const k of m[1]!.matchAll(/(?:^|,)\s*([a-z_]\w*)\s*=(?!=)\s*([\w.]+|"[^"\n]*"|'[^'\n]*')\s*(?=,|$)/g)) if (STATE_VALUE.test(k[2]!)) states.set(k[1]!, k[2]!);
+  }
+  states.delete('id');
+  return states.size ? { model: name, states } : null;
+}
+
