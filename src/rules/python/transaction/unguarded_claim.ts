@@ -24,16 +24,21 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import type { AssignmentInfo, FileModel } from '../../../semantic/model.js';
 import { effectiveRole } from '../../../semantic/model.js';
-import { callsOf } from './semantics.js';
+import { callsOf, lastAssignment, unwrap } from './semantics.js';
 
 const MODEL_OF_STATEMENT = /\b(?:select|query)\(\s*(?:[\w.]*\.)?([A-Z]\w*)\s*\)/;
 const MODEL_QUERY_PROPERTY = /\b([A-Z]\w*)\.query\s*\./;
 /** The read ends in one row or in a list of rows. */
 const ROWS_READ = /\.(first|one_or_none|scalar_one_or_none|one|all|scalar)\s*\(\s*\)\s*$|^\s*(await\s+)?[\w.]+\.(scalar|get_one)\s*\(/;
-/** A conditional UPDATE whose result says whether this call won the row. */
-const GUARDED = /with_for_update|skip_locked|\.rowcount\b|\.returning\s*\(|FOR\s+UPDATE/i;
+/** A conditional UPDATE whose result says whether this call won the row (both parts in the function). */
+const CONDITIONAL_UPDATE = /\bupdate\s*\(/;
+const UPDATE_RESULT = /\.rowcount\b|\.returning\s*\(/;
+/** A lock held around the claim: `with redis.lock("sender", blocking=False):`, `with Lock(...)`, an advisory lock. */
+const HELD_LOCK = /\bwith\s+[^\n:]*\b(lock|Lock)\s*\(|pg_(try_)?advisory_(xact_)?lock/;
 /** A literal state: a string, a `None`/`False`/`True`, an enum member (`JobState.QUEUED`, `Status.queued`). */
-const STATE_VALUE = /^(["'][\w\- ]*["']|None|False|True|[A-Z]\w*\.[A-Za-z_]\w*)$/;
+const STATE_VALUE = /^(["'][\w\- ]*["']|None|False|True|-?\d+|(false|true|null)\(\)|[A-Z][A-Z0-9_]+|(?:[a-z_]\w*\.)*[A-Z]\w*\.[A-Za-z_]\w*(?:\.value)?|\[[^\]]*\]|\([^)]*\))$/;
+/** The value after a comparison: a name, a literal, `false()`, a list or tuple of states. */
+const VALUE = /([\w.]+\(\)|[\w.]+|"[^"\n]*"|'[^'\n]*'|\[[^\]\n]*\]|\([^)\n]*\))/y;
 
 export const unguardedClaim: FileRule = {
   meta: {
@@ -66,7 +71,8 @@ export const unguardedClaim: FileRule = {
     let byFunction: Map<number, AssignmentInfo[]> | null = null;
     model.functions.forEach((fn, fnIndex) => {
       const text = model.source.slice(fn.start, fn.end);
-      if (!/(==|filter_by|is_\()/.test(text) || !/\.(commit|flush)\s*\(/.test(text) || GUARDED.test(text)) return;
+      if (!/(==|filter_by|is_\(|in_\()/.test(text) || !/\.(commit|flush)\s*\(/.test(text)) return;
+      if ((CONDITIONAL_UPDATE.test(text) && UPDATE_RESULT.test(text)) || HELD_LOCK.test(text)) return;
       if (!byFunction) {
         byFunction = new Map();
         for (const a of model.assignments) {
@@ -97,12 +103,16 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
   const reads: StateRead[] = [];
   for (const a of assignments) {
     if (!a.value || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
-    const read = stateRead(a.value.text);
+    const value = unwrap(a.value) ?? a.value;
+    const text = readText(model, fnIndex, value.text, a.line);
+    const loops = model.loops.filter((l) => l.functionIndex === fnIndex && l.iterable?.text === a.target && l.node.startIndex > a.node.endIndex);
+    const single = ROWS_READ.test(value.text) && !/\.all\s*\(\s*\)\s*$/.test(value.text);
+    if (!single && !loops.length) continue;
+    const read = stateRead(text, true);
     if (!read) continue;
-    if (/\.all\s*\(\s*\)\s*$/.test(a.value.text)) {
-      // A list of rows: each is claimed in a loop over the name.
-      for (const loop of model.loops) {
-        if (loop.functionIndex !== fnIndex || loop.iterable?.text !== a.target || loop.node.startIndex < a.node.endIndex) continue;
+    if (!single) {
+      // Rows: each is claimed in a loop over the name.
+      for (const loop of loops) {
         const target = loop.node.childForFieldName('left');
         if (target?.type === 'identifier') reads.push({ row: target.text, ...read, line: a.line, from: loop.node.startIndex, to: loop.node.endIndex });
       }
@@ -113,7 +123,7 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
   // `for job in session.scalars(select(Job).where(Job.status == "queued")):`
   for (const loop of model.loops) {
     if (loop.functionIndex !== fnIndex || !loop.iterable || loop.kind === 'comprehension') continue;
-    const read = stateRead(loop.iterable.text, true);
+    const read = stateRead(readText(model, fnIndex, loop.iterable.text, loop.node.startPosition.row + 1), true);
     const target = loop.node.childForFieldName('left');
     if (read && target?.type === 'identifier') reads.push({ row: target.text, ...read, line: loop.node.startPosition.row + 1, from: loop.node.startIndex, to: loop.node.endIndex });
   }
@@ -144,17 +154,68 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
   }
 }
 
-/** Is `row` handed to a call or returned after `from` (within `to`), other than in a write of its own attributes? */
+/**
+ * Is `row` acted on after `from` (within `to`): handed to a call or returned, directly or through
+ * a name bound from it (`job_id = job.id`)? Logging it, handing it back to the session
+ * (`session.add(job)`) or collecting it in a list that is not returned is no action on the row.
+ */
 function usedAfter(fnNode: SyntaxNode, row: string, from: number, to: number): boolean {
-  const end = Math.max(to, fnNode.endIndex);
+  const names = new Set([row]);
+  const returned = new Set<string>();
+  // Names returned as they are (`return taken`, `return jobs, n`), not through a call (`len(expired)`).
+  for (const r of fnNode.descendantsOfType('return_statement')) {
+    const v = r.namedChild(0);
+    const items = v?.type === 'identifier' ? [v] : v && /^(tuple|list|expression_list)$/.test(v.type) ? v.namedChildren : [];
+    for (const id of items) if (id.type === 'identifier') returned.add(id.text);
+  }
   for (const id of fnNode.descendantsOfType('identifier')) {
-    if (id.text !== row || id.startIndex < from || id.startIndex > end) continue;
-    for (let p = id.parent; p && p.id !== fnNode.id; p = p.parent) {
-      if (p.type === 'argument_list' || p.type === 'return_statement' || p.type === 'yield') return true;
-      if (p.type === 'assignment' || p.type === 'augmented_assignment' || p.type === 'expression_statement' || p.type === 'block') break;
+    if (id.startIndex < from || id.startIndex > to || !names.has(id.text)) continue;
+    for (let p = id.parent, child: SyntaxNode = id; p && p.id !== fnNode.id; child = p, p = p.parent) {
+      if (p.type === 'return_statement' || p.type === 'yield') return true;
+      if (p.type === 'argument_list') {
+        const callee = p.parent?.childForFieldName('function');
+        const method = callee?.type === 'attribute' ? callee.childForFieldName('attribute')?.text ?? '' : callee?.text ?? '';
+        const receiver = callee?.type === 'attribute' ? callee.childForFieldName('object')?.text ?? '' : '';
+        if (NOT_ACTING.test(method) || LOGGER.test(receiver) || method === 'print') break;
+        if (/^(append|extend|add|insert|update)$/.test(method) && receiver && !returned.has(receiver)) break;
+        return true;
+      }
+      if (p.type === 'assignment') {
+        // `job_id = job.id`: the name now stands for the row.
+        const left = p.childForFieldName('left');
+        if (left?.type === 'identifier' && p.childForFieldName('right')?.id === child.id) names.add(left.text);
+        break;
+      }
+      if (p.type === 'augmented_assignment' || p.type === 'expression_statement' || p.type === 'block') break;
     }
   }
   return false;
+}
+
+/** Calls that hand the row back to the session or inspect it, not act on it. */
+const NOT_ACTING = /^(add|add_all|merge|refresh|expunge|flush|commit|len|str|repr|isinstance|getattr|hasattr|setattr)$/;
+const LOGGER = /(^|\.)(log|logger|logging|_log|_logger|LOG|LOGGER)$/;
+
+/** The read's text with the names it is built from (`stmt`, `result`) replaced by their assignments in the function. */
+function readText(model: FileModel, fnIndex: number, text: string, line: number): string {
+  let out = text;
+  const seen = new Set<string>();
+  for (let depth = 0; depth < 2; depth++) {
+    let changed = false;
+    for (const m of out.matchAll(/(?<![\w.])([a-z_]\w*)(?=\s*[.)\],])/g)) {
+      const name = m[1]!;
+      if (seen.has(name) || /^(self|cls|session|db|await|select|query)$/.test(name)) continue;
+      seen.add(name);
+      const a = lastAssignment(model, name, fnIndex, line);
+      const v = unwrap(a?.value ?? null);
+      if (v && /\b(select|query)\s*\(|\.query\s*\./.test(v.text)) {
+        out += `\n${v.text}`;
+        changed = true;
+      }
+    }
+    if (!changed) break;
+  }
+  return out;
 }
 
 /**
@@ -162,22 +223,27 @@ function usedAfter(fnNode: SyntaxNode, row: string, from: number, to: number): b
  * loop's iterable (`rowsLoop`) may end in the query itself (`session.scalars(stmt)`, `.all()`).
  */
 function stateRead(text: string, rowsLoop = false): { model: string; states: Map<string, string> } | null {
-  if (/with_for_update|skip_locked/.test(text)) return null;
+  if (/with_for_update|skip_locked|FOR\s+UPDATE/i.test(text)) return null;
   if (!rowsLoop && !ROWS_READ.test(text)) return null;
   const name = MODEL_OF_STATEMENT.exec(text)?.[1] ?? MODEL_QUERY_PROPERTY.exec(text)?.[1];
   if (!name) return null;
   const states = new Map<string, string>();
-  const eq = new RegExp(`\\b${name}\\.([a-z_]\\w*)\\s*(==|\\.is_\\()\\s*`, 'g');
-  const value = /([\w.]+|"[^"\n]*"|'[^'\n]*')/y;
+  let byKey = false;
+  const eq = new RegExp(`\\b${name}\\.([a-z_]\\w*)\\s*(==|\\.is_\\(|\\.in_\\()\\s*`, 'g');
   for (let m = eq.exec(text); m; m = eq.exec(text)) {
-    value.lastIndex = eq.lastIndex;
-    const v = value.exec(text)?.[1];
-    if (v && STATE_VALUE.test(v)) states.set(m[1]!, v);
+    VALUE.lastIndex = eq.lastIndex;
+    const v = VALUE.exec(text)?.[1];
+    if (m[1] === 'id') byKey = true;
+    else if (v && STATE_VALUE.test(v)) states.set(m[1]!, v.replace(/\s+/g, ''));
   }
   for (const m of text.matchAll(/\bfilter_by\s*\(([^()]*)\)/g)) {
-    for (const k of m[1]!.matchAll(/(?:^|,)\s*([a-z_]\w*)\s*=(?!=)\s*([\w.]+|"[^"\n]*"|'[^'\n]*')\s*(?=,|$)/g)) if (STATE_VALUE.test(k[2]!)) states.set(k[1]!, k[2]!);
+    for (const k of m[1]!.matchAll(/(?:^|,)\s*([a-z_]\w*)\s*=(?!=)\s*([\w.]+\(\)|[\w.]+|"[^"\n]*"|'[^'\n]*')\s*(?=,|$)/g)) {
+      if (k[1] === 'id') byKey = true;
+      else if (STATE_VALUE.test(k[2]!)) states.set(k[1]!, k[2]!);
+    }
   }
-  states.delete('id');
+  // A row picked by its primary key is the caller's to act on, not the next one in a queue.
+  if (byKey) return null;
   return states.size ? { model: name, states } : null;
 }
 
