@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PythonParser } from '../parse/parser.js';
-import { buildFileModel, moduleNameOf, QualifiedIndex } from '../semantic/model.js';
+import { buildFileModel, isTestPath, moduleNameOf, QualifiedIndex } from '../semantic/model.js';
 import { DRIVER_CONNECT, SESSION_CLASS } from '../semantic/resources.js';
 import { extractSqlFacts, loadSqlParser } from '../rules/sql/parse.js';
 import { discoverAdrs } from './adrs.js';
@@ -116,9 +116,15 @@ export interface PythonFactsResult {
  * discovery has no other reason to parse.
  */
 export function sessionReleases(source: string): string[] | undefined {
-  if (!source.includes('.remove') && !source.includes('.close')) return undefined;
+  if (!source.includes('.remove') && !source.includes('.close') && !source.includes('with ')) return undefined;
   let out: Set<string> | undefined;
-  for (const m of source.matchAll(/([A-Za-z_]\w*)\s*\.\s*(?:remove|close)\b/g)) if (RELEASED_SESSION_LIKE.test(m[1]!)) (out ??= new Set()).add(m[1]!);
+  const add = (name: string) => (out ??= new Set()).add(name);
+  // `registry.remove()` takes no argument (a list's `remove(x)` does), or is handed over (`atexit.register(S.remove)`): any name.
+  for (const m of source.matchAll(/([A-Za-z_]\w*)\s*\.\s*remove\b(?!\s*\(\s*[^\s)])/g)) add(m[1]!);
+  // `db_session.close()`: session-like names.
+  for (const m of source.matchAll(/([A-Za-z_]\w*)\s*\.\s*close\b/g)) if (RELEASED_SESSION_LIKE.test(m[1]!)) add(m[1]!);
+  // `with Session() as s:` closes that factory's session: recorded as `with:Session`, for that name only.
+  for (const m of source.matchAll(/\bwith\s+([A-Za-z_]\w*)\s*\(\s*\)\s+as\b/g)) if (RELEASED_SESSION_LIKE.test(m[1]!)) add(`with:${m[1]!}`);
   return out ? [...out].sort() : undefined;
 }
 
@@ -192,7 +198,8 @@ export function pythonFactsOf(
   external: (qualified: string) => string | null,
 ): PythonFactsResult {
   const wanted = worthParsing(source) || (migration && MIGRATION_SQL_HINT.test(source));
-  const releases = sessionReleases(source);
+  // A removal only a test or a seed script makes does not end a request's session.
+  const releases = isTestPath(file) ? undefined : sessionReleases(source);
   const base = releases ? { file, migration, releases } : { file, migration };
   if (!wanted) return base;
   let tree;

@@ -53,7 +53,7 @@ export const scopedSessionNotRemoved: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'A scoped_session registry that nothing removes at the end of a request or job',
-    what: 'Finds a module-level `scoped_session(...)` / `async_scoped_session(...)` of a web service (FastAPI, Flask, Django, aiohttp, Starlette) or a task worker (Celery, RQ, Dramatiq, Huey, arq, SAQ) when no module of the project calls `remove()` or `close()` on it, or hands that method over as a callback (`app.teardown_appcontext(lambda exc: Session.remove())`, `task_postrun.connect(...)`, a middleware). The project-wide check is by name, and any session-like name (`Session`, `db_session`, `SessionLocal`) that some module removes or closes keeps it silent. Silent for Flask-SQLAlchemy\'s `db.session`, which removes itself at teardown, and for a registry made inside a function. High for a web service, medium for a worker alone.',
+    what: 'Finds a module-level `scoped_session(...)` / `async_scoped_session(...)` of a web service (FastAPI, Flask, Django, aiohttp, Starlette) or a task worker (Celery, RQ, Dramatiq, Huey, arq, SAQ) when no module of the project calls `remove()` or `close()` on it, or hands that method over as a callback (`app.teardown_appcontext(lambda exc: Session.remove())`, `task_postrun.connect(...)`, a middleware). Any module other than a test that calls `remove()` with no argument on any name (an alias counts), closes a session-like name, or opens its sessions with `with Registry() as s:` keeps it silent: precision first. Silent for Flask-SQLAlchemy\'s `db.session`, which removes itself at teardown, and for a registry made inside a function. High for a web service, medium for a worker alone.',
     why: 'The registry keeps one session per thread (or task). A request that reads begins a transaction on its thread\'s session; when nothing ends it, the transaction stays open with its pooled connection checked out ("idle in transaction") until the thread serves another request, which then inherits the previous request\'s identity map and pending state. With a per-request `scopefunc`, the registry also keeps one session per request forever.',
     bad: 'from flask import Flask\nfrom sqlalchemy import create_engine, select\nfrom sqlalchemy.orm import scoped_session, sessionmaker\n\nengine = create_engine("postgresql+psycopg://app@db/app", pool_pre_ping=True)\nSession = scoped_session(sessionmaker(bind=engine))\napp = Flask(__name__)\n\n\n@app.get("/items")\ndef items():\n    return [i.name for i in Session.scalars(select(Item))]\n',
     good: 'from flask import Flask\nfrom sqlalchemy import create_engine, select\nfrom sqlalchemy.orm import scoped_session, sessionmaker\n\nengine = create_engine("postgresql+psycopg://app@db/app", pool_pre_ping=True)\nSession = scoped_session(sessionmaker(bind=engine))\napp = Flask(__name__)\n\n\n@app.teardown_appcontext\ndef remove_session(exc):\n    Session.remove()\n\n\n@app.get("/items")\ndef items():\n    return [i.name for i in Session.scalars(select(Item))]\n',
@@ -73,9 +73,11 @@ export const scopedSessionNotRemoved: FileRule = {
     const web = isWebService(project) || imported.some((q) => WEB_IMPORT.test(q));
     const worker = WORKERS.some((k) => project.stack[k]) || imported.some((q) => WORKER_IMPORT.test(q));
     if (!web && !worker) return;
-    // Some module ends a session-like registry: the name (or an alias of it) is removed somewhere.
-    if (project.sessionReleases?.length) return;
-    for (const f of registries) report(ctx, f, web);
+    // Some module (not a test) ends a registry: a no-argument `remove()` on any name (an alias
+    // counts), a session-like name closed, or sessions opened with `with Registry() as s:`.
+    const releases = project.sessionReleases ?? [];
+    if (releases.some((r) => !r.startsWith('with:'))) return;
+    for (const f of registries) if (!releases.includes(`with:${f.name}`)) report(ctx, f, web);
   },
 };
 
@@ -84,7 +86,7 @@ function report(ctx: FileRuleContext, f: SessionFactoryInfo, web: boolean): void
   const column = Math.max(1, line.indexOf(f.name!) + 1);
   ctx.report({
     location: { line: f.line, column, endLine: f.line, endColumn: column + f.name!.length },
-    message: `\`${f.name}\` is a \`${f.kind}\` registry that no module of the project removes (no \`${f.name}.remove()\` at the end of a request or job): each ${f.kind.startsWith('async') ? 'task' : 'thread'} keeps its session, and any transaction a request began stays open with its pooled connection until that ${f.kind.startsWith('async') ? 'task' : 'thread'} is used again`,
+    message: `\`${f.name}\` is ${/^[aeiou]/.test(f.kind) ? 'an' : 'a'} \`${f.kind}\` registry that no module of the project removes (no \`${f.name}.remove()\` at the end of a request or job): each ${f.kind.startsWith('async') ? 'task' : 'thread'} keeps its session, and any transaction a request began stays open with its pooled connection until that ${f.kind.startsWith('async') ? 'task' : 'thread'} is used again`,
     severity: web ? 'high' : 'medium',
   });
 }

@@ -589,10 +589,16 @@ export function injectedSessions(model: FileModel, project: ProjectContext, fn: 
     const node = paramNodes[i];
     if (!node || p.name === 'self' || p.name === 'cls') return;
     const alias = dependencyAliasOf(model, p.annotation);
-    const texts = [p.defaultText ?? '', p.annotation ?? '', localAlias(model, p.annotation)?.text ?? '', alias ? `Depends(${alias.provider})` : ''];
+    const texts = [p.defaultText ?? '', p.annotation ?? '', localAlias(model, p.annotation)?.text ?? ''];
     let viaDepends = false;
     let functionScope = false;
     let isSession = false;
+    // An alias of another module names its provider qualified already: not to be resolved here
+    // (`app.db.get_db` in a module with `app = FastAPI()` would resolve to the app object).
+    if (alias) {
+      viaDepends = true;
+      if (projectNames(project).providers.has(alias.provider)) isSession = true;
+    }
     for (const text of texts) {
       const m = DEPENDS.exec(text);
       if (!m) continue;
@@ -1151,6 +1157,8 @@ export interface SessionSubDependency {
   carrier: boolean;
   /** The dependency's own last use of the session (not the hand-over), or null when it only hands it over. */
   lastUse: SyntaxNode | null;
+  /** It returns what the session loaded (see `returnsLoaded`). */
+  returnsRow: boolean;
 }
 
 /**
@@ -1202,8 +1210,8 @@ function localDependency(model: FileModel, fn: FunctionInfo, target: string): Fu
  * The parameters of `fn` filled by `Depends(target)` (or `Depends()` on a class annotation) with a
  * target that is not a session provider: `target` as written.
  */
-function dependencyParams(model: FileModel, project: ProjectContext, fn: FunctionInfo): { param: string; paramNode: SyntaxNode; target: string }[] {
-  const out: { param: string; paramNode: SyntaxNode; target: string }[] = [];
+function dependencyParams(model: FileModel, project: ProjectContext, fn: FunctionInfo): { param: string; paramNode: SyntaxNode; target: string; qualified?: string }[] {
+  const out: { param: string; paramNode: SyntaxNode; target: string; qualified?: string }[] = [];
   const paramNodes = fn.node.childForFieldName('parameters')?.namedChildren ?? [];
   fn.params.forEach((p, i) => {
     const node = paramNodes[i];
@@ -1216,6 +1224,9 @@ function dependencyParams(model: FileModel, project: ProjectContext, fn: Functio
       if (target && !isSessionProvider(model, project, target)) out.push({ param: p.name, paramNode: node, target });
       return;
     }
+    // `user: CurrentUser` with `CurrentUser = Annotated[User, Depends(get_current_user)]` in another module.
+    const alias = p.defaultText ? null : dependencyAliasOf(model, p.annotation);
+    if (alias && !projectNames(project).providers.has(alias.provider)) out.push({ param: p.name, paramNode: node, target: alias.provider, qualified: alias.provider });
   });
   return out;
 }
@@ -1229,24 +1240,51 @@ export function importedDependencies(model: FileModel, project: ProjectContext, 
   const out: { param: string; paramNode: SyntaxNode; target: string }[] = [];
   for (const d of dependencyParams(model, project, fn)) {
     if (!d.target.includes('.') && localDependency(model, fn, d.target)) continue;
-    const q = resolveName(model, d.target);
+    const q = d.qualified ?? resolveName(model, d.target);
     if (q && q.includes('.') && !q.startsWith(`${model.moduleName}.`)) out.push({ ...d, target: q });
   }
   return out;
 }
 
 /** The sessions a dependency function takes by injection, whether it hands them on, and its own last use. */
-export function dependencySessions(model: FileModel, project: ProjectContext, dep: FunctionInfo): { session: InjectedSession; carrier: boolean; lastUse: SyntaxNode | null }[] {
-  const out: { session: InjectedSession; carrier: boolean; lastUse: SyntaxNode | null }[] = [];
+export function dependencySessions(model: FileModel, project: ProjectContext, dep: FunctionInfo): { session: InjectedSession; carrier: boolean; lastUse: SyntaxNode | null; returnsRow: boolean }[] {
+  const out: { session: InjectedSession; carrier: boolean; lastUse: SyntaxNode | null; returnsRow: boolean }[] = [];
   if (!dep.body) return out;
   for (const s of injectedSessions(model, project, dep)) {
     if (!s.viaDepends) continue;
     const refs = sessionRefs(dep, s.name);
     const handOver = refs.filter((r) => insideReturnOrYield(r, dep.body!) || (dep.name === '__init__' && storedOnSelf(r)));
     const uses = refs.filter((r) => !handOver.includes(r) && !isWrapperAssignment(r));
-    out.push({ session: s, carrier: handOver.length > 0, lastUse: uses[uses.length - 1] ?? null });
+    out.push({ session: s, carrier: handOver.length > 0, lastUse: uses[uses.length - 1] ?? null, returnsRow: returnsLoaded(model, dep, s.name) });
   }
   return out;
+}
+
+/**
+ * Does the dependency return what the session loaded or took in (`user = db.get(User, id); return
+ * user`, `return db.scalar(...)`, `db.add(visit); ...; return visit`)? An expired row reloads
+ * when read; a value built from it (`Principal(id=user.id)`) does not.
+ */
+function returnsLoaded(model: FileModel, dep: FunctionInfo, session: string): boolean {
+  const uses = new RegExp(`(^|[^\\w.])${session}\\s*\\.`);
+  for (const r of dep.body!.descendantsOfType('return_statement')) {
+    if (insideNestedDef(r, dep.body!)) continue;
+    let v = r.namedChild(0);
+    if (v?.type === 'await') v = v.namedChild(0);
+    if (!v) continue;
+    if (v.type === 'identifier') {
+      const a = [...model.assignments].reverse().find((x) => x.functionIndex === dep.index && x.target === v!.text && x.node.startIndex < r.startIndex);
+      if (a?.value && uses.test(a.value.text)) return true;
+      // A new row the session took in (`db.add(visit)`): after the commit it is expired like a loaded one.
+      if (new RegExp(`(^|[^\\w.])${session}\\s*\\.\\s*(add|merge|refresh)\\s*\\(\\s*${v.text}\\s*\\)`).test(dep.body!.text)) return true;
+    } else if (uses.test(v.text)) return true;
+  }
+  return false;
+}
+
+function insideNestedDef(node: SyntaxNode, body: SyntaxNode): boolean {
+  for (let p = node.parent; p && p.id !== body.id; p = p.parent) if (p.type === 'function_definition' || p.type === 'lambda') return true;
+  return false;
 }
 
 /** `self.session = db`, `self.repo = Repo(db)`: the object keeps the session. */

@@ -72,7 +72,7 @@ function sessionsAroundStreamLoop(ctx: FileRuleContext, fn: FunctionInfo, stream
       // A session gives its connection back when its transaction ends: one that commits or rolls
       // back on every round of the streaming loop holds none while the stream waits.
       const alias = item.alias;
-      if (kind?.kind === 'session' && alias && loops.every((l) => releasedEachRound(model, fn.index, l.node, (c) => c.dottedReceiver === alias && /^(commit|rollback|close)$/.test(c.method)))) continue;
+      if (kind?.kind === 'session' && alias && loops.every((l) => releasedEachRound(model, fn.index, l.node, (c) => c.dottedReceiver === alias && (/^(commit|rollback|close)$/.test(c.method) || (c.method === 'begin' && c.isWithItem))))) continue;
       out.push(v);
     }
   }
@@ -90,7 +90,8 @@ function sessionsAroundStreamLoop(ctx: FileRuleContext, fn: FunctionInfo, stream
     if (!(kind && kind.kind !== 'file') && !pooled) continue;
     const loop = model.loops.find((l) => l.functionIndex === fn.index && l.kind !== 'comprehension' && l.node.startIndex > a.node.endIndex && streams(l.node));
     if (!loop) continue;
-    const releases = (c: CallInfo) => (c.dottedReceiver === a.target && /^(commit|rollback|close|release)$/.test(c.method))
+    // `with session.begin():` inside the round ends its transaction at the block's end.
+    const releases = (c: CallInfo) => (c.dottedReceiver === a.target && (/^(commit|rollback|close|release)$/.test(c.method) || (c.method === 'begin' && c.isWithItem)))
       || (c.method === 'release' && callArgs(c.node).positional.some((x) => x.text === a.target));
     // Given back before the stream starts, or at the end of every round.
     if (model.calls.some((c) => c.functionIndex === fn.index && c.node.startIndex > a.node.endIndex && c.node.startIndex < loop.node.startIndex && releases(c))) continue;
@@ -295,7 +296,7 @@ export const streamingResourceHolding: FileRule & RepoRule = {
             // A commit that expires the loaded objects holds nothing until one is read again.
             const expiredOnly = endsTransaction(sd.lastUse);
             if (!expiredOnly) why = `\`${sd.dependency.name}\` uses it and does not release it`;
-            else if (fn.body && variableRefs(fn.body, sd.param).length > 0) why = `\`${sd.dependency.name}\` commits with \`expire_on_commit\` on, and \`${fn.name}\` reads what it returned, which loads it again`;
+            else if (sd.returnsRow && fn.body && variableRefs(fn.body, sd.param).length > 0) why = `\`${sd.dependency.name}\` commits with \`expire_on_commit\` on, and \`${fn.name}\` reads what it returned, which loads it again`;
           }
         }
         if (!why) continue;
@@ -357,7 +358,7 @@ export const streamingResourceHolding: FileRule & RepoRule = {
           if (d.carrier && s.endpointLast !== 'none') {
             if (s.endpointLast === 'holds') why = s.kind === 'WebSocket connection' ? `\`${graph.function(ref).name}\` uses \`${s.param}\` while connected` : `\`${graph.function(ref).name}\` uses \`${s.param}\` before the response and does not release it`;
           } else if (d.lastUse === 'holds') why = `\`${graph.function(dep).name}\` uses it and does not release it`;
-          else if (d.lastUse === 'expires' && s.endpointReads) why = `\`${graph.function(dep).name}\` commits with \`expire_on_commit\` on, and \`${graph.function(ref).name}\` reads what it returned, which loads it again`;
+          else if (d.lastUse === 'expires' && d.returnsRow && s.endpointReads) why = `\`${graph.function(dep).name}\` commits with \`expire_on_commit\` on, and \`${graph.function(ref).name}\` reads what it returned, which loads it again`;
         }
         const key = `${depFile.path}:${e.line}:${e.column}`;
         if (!why || reported.has(key)) continue;
@@ -405,6 +406,8 @@ interface SessionDependencyFact {
   carrier: boolean;
   /** Its own last use of the session: none, one that releases the connection, an expiring commit, or one that holds it. */
   lastUse: 'none' | 'releases' | 'expires' | 'holds';
+  /** It returns what the session loaded: an expired row that reloads when the endpoint reads it. */
+  returnsRow: boolean;
 }
 
 /**
@@ -428,7 +431,7 @@ export function collectStreamDependencies(model: FileModel, project?: ProjectCon
     return local.has(name) || dependencyAliasOf(model, name) !== null;
   };
   const maybeInjected = (fn: FunctionInfo) => fn.params.some((p) => p.defaultText?.includes('Depends') || (p.annotation !== null && (p.annotation.includes('Depends') || aliasName(p.annotation))));
-  if (model.source.includes('Depends') && /Response|websocket/i.test(model.source)) {
+  if (/Response|websocket/i.test(model.source)) {
     for (const fn of model.functions) {
       if (fn.role !== 'handler' || !maybeInjected(fn)) continue;
       const imported = importedDependencies(model, project, fn);
@@ -465,6 +468,7 @@ export function collectStreamDependencies(model: FileModel, project?: ProjectCon
         functionScope: d.session.functionScope,
         carrier: d.carrier,
         lastUse: !d.lastUse ? 'none' : releasesConnection(project, d.lastUse) ? 'releases' : endsTransaction(d.lastUse) ? 'expires' : 'holds',
+        returnsRow: d.returnsRow,
       };
       out[dep.index]!.push({ kind: SESSION_DEPENDENCY, what: JSON.stringify(fact), ...at(d.session.node) });
     }
