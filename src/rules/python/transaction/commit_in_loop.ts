@@ -208,9 +208,11 @@ function isThrottle(model: FileModel, cond: SyntaxNode, loop: LoopInfo): boolean
 
 /** What the loop body writes through `session` before the commit, or null when it only reads. */
 function loopWrites(model: FileModel, loop: LoopInfo, session: string, commit: CallInfo): string | null {
-  // A commit after an email, an HTTP call, a published message records what was done outside:
-  // per item on purpose (a later failure must not roll back the record of a sent email).
-  if (callsOf(model, loop.functionIndex).some((c) => c.loops.includes(loop.index) && c.node.startIndex < commit.node.startIndex && outsideEffect(model, c))) return null;
+  // A commit next to an email, an HTTP call, a published message in the same round is per item
+  // on purpose: after the action it records what was done outside (a later failure must not roll
+  // back the record of a sent email); before it, it makes sure the outside world hears only of
+  // what is committed ("commit, then notify").
+  if (callsOf(model, loop.functionIndex).some((c) => c.loops.includes(loop.index) && c !== commit && outsideEffect(model, c))) return null;
   for (const c of callsOf(model, loop.functionIndex)) {
     if (!c.loops.includes(loop.index) || c === commit) continue;
     // A statement with a list of parameter sets is a batch: committed per batch.
