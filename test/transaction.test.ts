@@ -1,6 +1,7 @@
 /**
  * Transaction family: severities and messages that the inline `# expect:` marks cannot express.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { scan } from '../dist/src/engine/scan.js';
@@ -17,7 +18,7 @@ async function findings(rel: string): Promise<Finding[]> {
 }
 
 beforeAll(async () => {
-  for (const rel of ['sample-app', 'transaction/notify-progress', 'transaction/channels', 'transaction/open-scope', 'transaction/missing-commit', 'transaction/repository-library', 'transaction/check-insert', 'transaction/raw-sql']) byRoot.set(rel, await findings(rel));
+  for (const rel of ['sample-app', 'transaction/notify-progress', 'transaction/channels', 'transaction/open-scope', 'transaction/missing-commit', 'transaction/repository-library', 'transaction/check-insert', 'transaction/raw-sql', 'transaction/commit-in-loop', 'transaction/claims']) byRoot.set(rel, await findings(rel));
 }, 60_000);
 
 function at(rel: string, file: string, line: number, code: string): Finding | undefined {
@@ -135,6 +136,26 @@ describe('PA210 check_then_insert', () => {
     expect(at(rel, 'app/subscriptions.py', 22, 'PA210')?.originalSeverity).toBe('medium');
     expect(at(rel, 'app/subscriptions.py', 32, 'PA210')?.originalSeverity).toBe('low');
     expect(at(rel, 'app/subscriptions.py', 42, 'PA210')?.message).toMatch(/`Vote\.poll_id`, `Vote\.voter`/);
+  });
+});
+
+describe('PA207 commit_in_loop severities', () => {
+  it('is medium over rows, low over what one request sent', () => {
+    const rel = 'transaction/commit-in-loop';
+    const file = path.join(FIXTURES, rel, 'app/api/orders.py');
+    const lines = fs.readFileSync(file, 'utf8').split('\n');
+    const line = (text: string, from = 0) => lines.findIndex((l, i) => i >= from && l.includes(text)) + 1;
+    expect(at(rel, 'app/api/orders.py', line('db.commit()  # expect: PA207'), 'PA207')?.originalSeverity).toBe('medium');
+    expect(at(rel, 'app/api/orders.py', line('db.commit()  # expect: PA207', line('def bulk_close')), 'PA207')?.originalSeverity).toBe('low');
+  });
+});
+
+describe('PA213 unguarded_claim', () => {
+  it('is medium in a background job and names the state it was read in', () => {
+    const found = byRoot.get('transaction/claims')!.filter((f) => f.code === 'PA213');
+    expect(found.length).toBeGreaterThan(0);
+    for (const f of found) expect(f.originalSeverity).toBe('medium');
+    expect(found[0]!.message).toMatch(/is read where `state` is `TaskState\.WAITING`/);
   });
 });
 

@@ -30,6 +30,7 @@ import { flagAtCall, isDictKeyGuard } from '../../../semantic/guards.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { COMMIT_EFFECT, READONLY_COMMIT, SIDE_EFFECT, TXN_LOOP_CALL } from './effects.js';
 import { outsideEffect } from '../../../semantic/externalCalls.js';
+import { loopsDomain } from '../query/dbCalls.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import {
   boundInLoop, callsOf, enclosingTries, inManagingWith, isCommitCall, isWriteCall,
@@ -45,7 +46,7 @@ export const commitInLoop: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: '`commit()` on every iteration of a loop that writes rows',
-    what: 'Finds a `commit()` on a session (or DB-API connection) that runs on every iteration of a loop over items (`for`, `async for` over streamed rows, a `while` that pops or fetches the next item) whose body writes rows through the same session: `add`/`merge`/`delete`, an UPDATE/DELETE/INSERT, attribute changes on the rows being iterated, or a helper the session is handed to. A commit under a condition on an iteration counter or a clock (`if n % 500 == 0`, `if len(batch) >= 100`) is a throttled milestone and is not flagged; a condition on the item is not a throttle. Neither is a per-item `try/except` with rollback, a session opened per item, a `while True:` / message-stream consumer loop, nor a commit that records an action outside the database (an email, an HTTP call) in the same iteration. Also found through calls: a loop that hands each item to a same-repo function (also one looked up by name, `get_handler(\'store\')(ctx, row)`, resolved to the function of that name beside the caller when exactly one module there defines it; at any depth, by keyword or in a comprehension) that always commits the session of its caller, or commits under its own flag parameter that the call leaves on (`def save(obj, commit=True): ... if commit: session.commit()` called as `save(row)`; `if not defer_commit:` with `defer_commit=False`), or under `if not context.get(\'defer_commit\'):` on a dict parameter when neither the loop\'s call nor a call on the way sets that key (`update(dict(ctx, defer_commit=True), row)` turns it off). The commit may be a session\'s own method bound to another object (`self.commit = session.commit` in a store class, called as `store.commit()`) — not when that function only reads before its commit (it ends a read-only transaction) and neither the loop nor a function on the way writes.',
+    what: 'Finds a `commit()` on a session (or DB-API connection) that runs on every iteration of a loop over items (`for`, `async for` over streamed rows, a `while` that pops or fetches the next item) whose body writes rows through the same session: `add`/`merge`/`delete`, an UPDATE/DELETE/INSERT, attribute changes on the rows being iterated, or a helper the session is handed to. Severity `medium`, `low` when the loop runs over what one request sent (its parameters, a form, the rows selected `in_(...)` those ids). A commit under a condition on an iteration counter or a clock (`if n % 500 == 0`, `if len(batch) >= 100`) is a throttled milestone and is not flagged; a condition on the item is not a throttle. Neither is a per-item `try/except` with rollback, a session opened per item, a `while True:` / message-stream consumer loop, nor a commit that records an action outside the database (an email, an HTTP call) in the same iteration. Also found through calls: a loop that hands each item to a same-repo function (also one looked up by name, `get_handler(\'store\')(ctx, row)`, resolved to the function of that name beside the caller when exactly one module there defines it; at any depth, by keyword or in a comprehension) that always commits the session of its caller, or commits under its own flag parameter that the call leaves on (`def save(obj, commit=True): ... if commit: session.commit()` called as `save(row)`; `if not defer_commit:` with `defer_commit=False`), or under `if not context.get(\'defer_commit\'):` on a dict parameter when neither the loop\'s call nor a call on the way sets that key (`update(dict(ctx, defer_commit=True), row)` turns it off). The commit may be a session\'s own method bound to another object (`self.commit = session.commit` in a store class, called as `store.commit()`) — not when that function only reads before its commit (it ends a read-only transaction) and neither the loop nor a function on the way writes.',
     why: 'Every commit is a transaction: a round trip, a WAL flush to disk and, with `expire_on_commit`, the expiry of every loaded object (the next attribute access reloads it). A thousand rows cost a thousand commits, and a failure half-way leaves the batch half applied.',
     bad:
       'from sqlalchemy import select\nfrom sqlalchemy.orm import Session\n\nfrom app.models import Job\n\n\n'
@@ -73,6 +74,7 @@ export const commitInLoop: FileRule & RepoRule = {
       ctx.report({
         node: call.node,
         message: `\`${call.calleeText}()\` runs on every iteration of the loop${iter} (${reason}): one transaction and one WAL flush per row`,
+        ...(loopsDomain(model, [loop]).kind === 'input' ? { severity: 'low' as const } : {}),
       });
     }
   },
@@ -108,7 +110,8 @@ export const commitInLoop: FileRule & RepoRule = {
         location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
         message: `\`${call.calleeText}()\` commits on every iteration of the loop (\`${names.join('` → `')}()\`): one transaction and one WAL flush per item, and a failure half-way leaves the batch half applied`
           + (weak ? ' (a call resolved by its method name alone)' : ''),
-        severity: weak ? 'low' : 'medium',
+        // N is what one request sent (its chosen items): bounded by the client, `low`.
+        severity: weak || overRequestInput(graph, ref, call) ? 'low' : 'medium',
         function: fn.name,
         chain: graph.chainSteps(reach, { ref, call }),
       });
@@ -125,9 +128,14 @@ function readOnlyCommit(graph: CallGraph, reach: Reach): boolean {
   return reach.steps.every((s) => !graph.ownEffects(s.fn).some((e) => e.kind === WRITE_EFFECT));
 }
 
+/** Does the loop around the site run over what one request sent (the site fact's `|i`)? */
+function overRequestInput(graph: CallGraph, ref: FnRef, call: SummaryCall): boolean {
+  return graph.ownEffects(ref).some((e) => e.kind === TXN_LOOP_CALL && e.line === call.line && e.column === call.column && e.what.endsWith('|i'));
+}
+
 /** Does the loop around the site write on its own (the site fact's `w`)? */
 function siteWrites(graph: CallGraph, ref: FnRef, call: SummaryCall): boolean {
-  return graph.ownEffects(ref).some((e) => e.kind === TXN_LOOP_CALL && e.line === call.line && e.column === call.column && e.what === 'w');
+  return graph.ownEffects(ref).some((e) => e.kind === TXN_LOOP_CALL && e.line === call.line && e.column === call.column && e.what.startsWith('w'));
 }
 
 function short(t: string): string {

@@ -29,7 +29,7 @@ import { dictKeyGuard, soleFlagGuard } from '../../../semantic/guards.js';
 import { pendingHandleMethod } from '../../../semantic/syncDb.js';
 import { externalCall, outsideEffect } from '../../../semantic/externalCalls.js';
 import { notPerRow, perItemLoops } from '../query/semantics.js';
-import { LIBRARY_CALL } from '../query/dbCalls.js';
+import { LIBRARY_CALL, loopsDomain } from '../query/dbCalls.js';
 import { MAY_COMMIT_EFFECT, requestWrites } from './missing_commit.js';
 import { callsOf, enclosingTries, isCommitCall, isWriteCall, lastAssignment, nextStatement, receiverKey, transactionRegions, unwrap } from './semantics.js';
 import { overItems } from './loopForms.js';
@@ -141,7 +141,11 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     if (!call.offloaded && externalCall(model, call)?.kind === 'network') effects[call.functionIndex]!.push({ kind: NETWORK_EFFECT, what: externalCall(model, call)!.what, ...at });
     const outside = outsideEffect(model, call);
     if (outside) effects[call.functionIndex]!.push({ kind: SIDE_EFFECT, what: outside, ...at });
-    if (perItemCall(model, call)) effects[call.functionIndex]!.push({ kind: TXN_LOOP_CALL, what: loopWritesOwn(model, call) ? 'w' : '', ...at });
+    // `w` when the loop writes on its own; `|i` when the loop runs over what one request sent.
+    if (perItemCall(model, call)) {
+      const input = loopsDomain(model, [model.loops[call.loops[call.loops.length - 1]!]!]).kind === 'input';
+      effects[call.functionIndex]!.push({ kind: TXN_LOOP_CALL, what: (loopWritesOwn(model, call) ? 'w' : '') + (input ? '|i' : ''), ...at });
+    }
   }
   requestWrites(model).forEach((list, i) => effects[i]!.push(...list));
   collectLibraryWriteEffects(model, effects);
