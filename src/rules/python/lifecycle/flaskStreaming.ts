@@ -129,12 +129,23 @@ export function unconditionalIn(node: SyntaxNode, block: SyntaxNode): boolean {
 
 /**
  * Does every round of the loop run a call of function `fnIndex` that `releases` (after `after`,
- * when given): one in the loop's own body, under no branch or handler of it?
+ * when given): one in the loop's own body, under no branch or handler of it, and before the round
+ * waits (a sleep between the round's first use of the handle, `after` or `used`, and the release
+ * holds the connection through it)?
  */
-export function releasedEachRound(model: FileModel, fnIndex: number, loop: SyntaxNode, releases: (c: CallInfo) => boolean, after?: CallInfo): boolean {
+export function releasedEachRound(model: FileModel, fnIndex: number, loop: SyntaxNode, releases: (c: CallInfo) => boolean, after?: CallInfo, used?: (c: CallInfo) => boolean): boolean {
   const body = loop.childForFieldName('body');
-  return !!body && model.calls.some((c) => c.functionIndex === fnIndex && (!after || c.node.startIndex > after.node.endIndex) && releases(c) && unconditionalIn(c.node, body));
+  if (!body) return false;
+  const inBody = (c: CallInfo) => c.functionIndex === fnIndex && c.node.startIndex >= body.startIndex && c.node.endIndex <= body.endIndex;
+  // The round's first use of the handle: from there until the release, a wait holds the connection.
+  const from = after?.node.endIndex ?? model.calls.filter((c) => inBody(c) && !!used?.(c)).reduce((m, c) => Math.min(m, c.node.startIndex), Infinity);
+  const waits = model.calls.filter((c) => inBody(c) && ROUND_WAIT.test(c.calleeText) && c.node.startIndex > (Number.isFinite(from) ? from : body.startIndex));
+  return model.calls.some((c) => c.functionIndex === fnIndex && (!after || c.node.startIndex > after.node.endIndex) && releases(c) && unconditionalIn(c.node, body)
+    && !waits.some((w) => w.node.startIndex < c.node.startIndex));
 }
+
+/** What a streaming round waits on: a sleep, an event, a timeout. */
+const ROUND_WAIT = /(^|\.)(sleep|wait|wait_for)$/;
 
 /**
  * The shared-session call that leaves a transaction open across the stream, or null:

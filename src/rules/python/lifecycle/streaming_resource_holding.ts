@@ -72,7 +72,7 @@ function sessionsAroundStreamLoop(ctx: FileRuleContext, fn: FunctionInfo, stream
       // A session gives its connection back when its transaction ends: one that commits or rolls
       // back on every round of the streaming loop holds none while the stream waits.
       const alias = item.alias;
-      if (kind?.kind === 'session' && alias && loops.every((l) => releasedEachRound(model, fn.index, l.node, (c) => c.dottedReceiver === alias && (/^(commit|rollback|close)$/.test(c.method) || (c.method === 'begin' && c.isWithItem))))) continue;
+      if (kind?.kind === 'session' && alias && loops.every((l) => releasedEachRound(model, fn.index, l.node, (c) => c.dottedReceiver === alias && (/^(commit|rollback|close)$/.test(c.method) || (c.method === 'begin' && c.isWithItem)), undefined, (c) => c.dottedReceiver === alias))) continue;
       out.push(v);
     }
   }
@@ -95,7 +95,7 @@ function sessionsAroundStreamLoop(ctx: FileRuleContext, fn: FunctionInfo, stream
       || (c.method === 'release' && callArgs(c.node).positional.some((x) => x.text === a.target));
     // Given back before the stream starts, or at the end of every round.
     if (model.calls.some((c) => c.functionIndex === fn.index && c.node.startIndex > a.node.endIndex && c.node.startIndex < loop.node.startIndex && releases(c))) continue;
-    if (kind?.kind === 'session' && releasedEachRound(model, fn.index, loop.node, releases)) continue;
+    if (kind?.kind === 'session' && releasedEachRound(model, fn.index, loop.node, releases, undefined, (c) => c.dottedReceiver === a.target)) continue;
     if (!out.some((n) => n.id === v!.id)) out.push(v);
   }
   return out;
