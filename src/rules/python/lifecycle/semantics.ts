@@ -1246,6 +1246,19 @@ export function importedDependencies(model: FileModel, project: ProjectContext, 
   return out;
 }
 
+/** Qualified names of the dependencies (not session providers) a function's parameters name: its own sub-dependencies. */
+export function dependencyTargets(model: FileModel, project: ProjectContext, fn: FunctionInfo): string[] {
+  const out: string[] = [];
+  for (const d of dependencyParams(model, project, fn)) {
+    if (!d.target.includes('.') && localDependency(model, fn, d.target)) out.push(`${model.moduleName}.${d.target}`);
+    else {
+      const q = d.qualified ?? resolveName(model, d.target);
+      if (q && q.includes('.')) out.push(q);
+    }
+  }
+  return out;
+}
+
 /** The sessions a dependency function takes by injection, whether it hands them on, and its own last use. */
 export function dependencySessions(model: FileModel, project: ProjectContext, dep: FunctionInfo): { session: InjectedSession; carrier: boolean; lastUse: SyntaxNode | null; returnsRow: boolean }[] {
   const out: { session: InjectedSession; carrier: boolean; lastUse: SyntaxNode | null; returnsRow: boolean }[] = [];

@@ -43,12 +43,12 @@ import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
 import type { ProjectContext } from '../../../discovery/context.js';
-import { callGraphOf, ownSites } from '../../../analysis/callgraph.js';
+import { callGraphOf, ownSites, type FnRef } from '../../../analysis/callgraph.js';
 import { flaskStreams, heldSessionCall, releasedEachRound } from './flaskStreaming.js';
 import {
   acquireKind, endsTransaction, generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler,
   ownRefs, releasesConnection, sessionSubDependencies, streamingResponses, yieldDependencyOutlivesStream, type StreamingUse,
-  dependencySessions, importedDependencies,
+  dependencySessions, dependencyTargets, importedDependencies,
 } from './semantics.js';
 
 /** `with`/`async with` items in `fn` that open a session/connection and whose body holds a loop that streams. */
@@ -345,31 +345,49 @@ export const streamingResourceHolding: FileRule & RepoRule = {
     const reported = new Set<string>();
     for (const { ref, file, site } of ownSites(graph, STREAM_DEPENDENCY)) {
       const s = JSON.parse(site.what) as StreamDependencySite;
-      const dep = graph.resolveQualified(s.target) ?? graph.resolveQualified(`${s.target}.__init__`);
-      if (!dep) continue;
-      const depFile = graph.fileOf(dep);
-      if (depFile.isTestFile) continue;
-      for (const e of graph.ownEffects(dep)) {
-        if (e.kind !== SESSION_DEPENDENCY) continue;
-        const d = JSON.parse(e.what) as SessionDependencyFact;
-        let why: string | null = null;
-        if (d.carrier && s.inGenerator) why = `the stream's generator uses \`${s.param}\``;
-        else if (s.kind === 'WebSocket connection' || (!d.functionScope && outlives)) {
-          if (d.carrier && s.endpointLast !== 'none') {
-            if (s.endpointLast === 'holds') why = s.kind === 'WebSocket connection' ? `\`${graph.function(ref).name}\` uses \`${s.param}\` while connected` : `\`${graph.function(ref).name}\` uses \`${s.param}\` before the response and does not release it`;
-          } else if (d.lastUse === 'holds') why = `\`${graph.function(dep).name}\` uses it and does not release it`;
-          else if (d.lastUse === 'expires' && d.returnsRow && s.endpointReads) why = `\`${graph.function(dep).name}\` commits with \`expire_on_commit\` on, and \`${graph.function(ref).name}\` reads what it returned, which loads it again`;
+      const first = graph.resolveQualified(s.target) ?? graph.resolveQualified(`${s.target}.__init__`);
+      if (!first) continue;
+      // The dependency, and the ones it depends on in turn (two more levels): FastAPI resolves
+      // them all for the request, and closes their sessions only after the endpoint.
+      const chain: { dep: FnRef; depth: number }[] = [{ dep: first, depth: 0 }];
+      for (let i = 0; i < chain.length && chain.length < 8; i++) {
+        if (chain[i]!.depth >= 2) continue;
+        for (const e of graph.ownEffects(chain[i]!.dep)) {
+          if (e.kind !== DEPENDS_ON) continue;
+          for (const q of e.what.split(' ')) {
+            const next = graph.resolveQualified(q) ?? graph.resolveQualified(`${q}.__init__`);
+            if (next && !chain.some((c) => c.dep.file === next.file && c.dep.fn === next.fn)) chain.push({ dep: next, depth: chain[i]!.depth + 1 });
+          }
         }
-        const key = `${depFile.path}:${e.line}:${e.column}`;
-        if (!why || reported.has(key)) continue;
-        reported.add(key);
-        ctx.report({
-          path: depFile.path,
-          location: { line: e.line, column: e.column, endLine: d.endLine, endColumn: d.endColumn },
-          message: `session \`${d.name}\` of dependency \`${graph.function(dep).qualifiedName}\` is held for the whole ${s.kind} of \`${graph.function(ref).qualifiedName}\` (${file.path}, through \`${s.param}\`): ${why}${s.inGenerator && d.carrier ? '' : ', and the dependency closes it only after the endpoint ends'}`,
-          severity: s.severity,
-          function: graph.function(dep).name,
-        });
+      }
+      for (const { dep, depth } of chain) {
+        const depFile = graph.fileOf(dep);
+        if (depFile.isTestFile) continue;
+        for (const e of graph.ownEffects(dep)) {
+          if (e.kind !== SESSION_DEPENDENCY) continue;
+          const d = JSON.parse(e.what) as SessionDependencyFact;
+          let why: string | null = null;
+          // A session of a sub-dependency is held when that dependency uses it and lets it be.
+          if (depth > 0) {
+            if ((s.kind === 'WebSocket connection' || (!d.functionScope && outlives)) && d.lastUse === 'holds') why = `\`${graph.function(dep).name}\` (a dependency of \`${graph.function(first).name}\`) uses it and does not release it`;
+          } else if (d.carrier && s.inGenerator) why = `the stream's generator uses \`${s.param}\``;
+          else if (s.kind === 'WebSocket connection' || (!d.functionScope && outlives)) {
+            if (d.carrier && s.endpointLast !== 'none') {
+              if (s.endpointLast === 'holds') why = s.kind === 'WebSocket connection' ? `\`${graph.function(ref).name}\` uses \`${s.param}\` while connected` : `\`${graph.function(ref).name}\` uses \`${s.param}\` before the response and does not release it`;
+            } else if (d.lastUse === 'holds') why = `\`${graph.function(dep).name}\` uses it and does not release it`;
+            else if (d.lastUse === 'expires' && d.returnsRow && s.endpointReads) why = `\`${graph.function(dep).name}\` commits with \`expire_on_commit\` on, and \`${graph.function(ref).name}\` reads what it returned, which loads it again`;
+          }
+          const key = `${depFile.path}:${e.line}:${e.column}`;
+          if (!why || reported.has(key)) continue;
+          reported.add(key);
+          ctx.report({
+            path: depFile.path,
+            location: { line: e.line, column: e.column, endLine: d.endLine, endColumn: d.endColumn },
+            message: `session \`${d.name}\` of dependency \`${graph.function(dep).qualifiedName}\` is held for the whole ${s.kind} of \`${graph.function(ref).qualifiedName}\` (${file.path}, through \`${s.param}\`): ${why}${s.inGenerator && d.carrier ? '' : ', and the dependency closes it only after the endpoint ends'}`,
+            severity: s.severity,
+            function: graph.function(dep).name,
+          });
+        }
       }
     }
   },
@@ -380,6 +398,8 @@ const INJECTED_ALIAS = /^[A-Za-z_][\w.]*$/;
 
 /** On a streaming endpoint, at a parameter filled by a dependency of another module. */
 export const STREAM_DEPENDENCY = 'stream_dependency';
+/** On a function that may serve as a dependency: the dependencies its own parameters name (space-separated). */
+export const DEPENDS_ON = 'depends_on';
 /** On a function that may serve as a dependency, at a session it takes by injection. */
 export const SESSION_DEPENDENCY = 'session_dependency';
 
@@ -460,6 +480,9 @@ export function collectStreamDependencies(model: FileModel, project?: ProjectCon
   for (const dep of model.functions) {
     // A route handler is rarely another endpoint's dependency; its own session is PA402's file rule's.
     if (dep.parent >= 0 || (dep.className && dep.name !== '__init__') || !dep.body || dep.role === 'handler' || !maybeInjected(dep)) continue;
+    // Its own sub-dependencies (`get_current_active_user(user = Depends(get_current_user))`).
+    const subs = dependencyTargets(model, project, dep);
+    if (subs.length) out[dep.index]!.push({ kind: DEPENDS_ON, what: subs.join(' '), line: dep.startLine, column: 1 });
     for (const d of dependencySessions(model, project, dep)) {
       const fact: SessionDependencyFact = {
         name: d.session.name,
