@@ -78,7 +78,7 @@ const DEPENDENCY_ALIAS_HINT = /^[A-Za-z_]\w*\s*=\s*(?:typing\.)?Annotated\[[^=]*
 /** `db = SessionLocal()` at module level: maybe one session every importer shares (decided against the factories). */
 const MODULE_SESSION_HINT = /^[A-Za-z_]\w*\s*=\s*[\w.]*(Session|session|Maker|maker)\w*\(\s*\)/m;
 /** A class deriving from a library's class-based view: the project's own view base may be defined here. */
-const VIEW_CLASS_HINT = /^class\s+\w+\s*\([^)]*\b(?:Resource|MethodView|View|HTTPEndpoint)\s*[,)]/m;
+const VIEW_CLASS_HINT = /^class\s+\w+\s*\([^)]*(?:Resource|View|Endpoint)\s*[,)]/m;
 /** A streaming response of the libraries, named: a project subclass or wrapper of one may be defined here. */
 const STREAMING_RESPONSE_HINT = /StreamingResponse|EventSourceResponse/;
 /** Flask-SQLAlchemy's engine settings in app config (see `flaskEngines`). */
@@ -303,8 +303,18 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   ctx.sessionHelpers = resolveHelpers(helpers, ctx);
   const streamingFactories = resolveStreaming(streaming);
   if (streamingFactories.length) ctx.streamingFactories = streamingFactories;
-  const views = perFile.flatMap(({ facts }) => facts.views ?? []).sort();
-  if (views.length) ctx.viewClasses = views;
+  // Views through any number of the project's own bases, across modules.
+  const views = new Set(perFile.flatMap(({ facts }) => facts.views ?? []));
+  const subclasses = perFile.flatMap(({ facts }) => facts.viewSubclasses ?? []);
+  for (let grown = views.size > 0; grown; ) {
+    grown = false;
+    for (const [cls, bases] of subclasses) {
+      if (views.has(cls) || !bases.some((b) => views.has(b))) continue;
+      views.add(cls);
+      grown = true;
+    }
+  }
+  if (views.size) ctx.viewClasses = [...views].sort();
   const releases = [...new Set(results.flatMap((r) => r.releases ?? []))].sort();
   if (releases.length) ctx.sessionReleases = releases;
   ctx.engines.push(...flaskEngines(perFile));

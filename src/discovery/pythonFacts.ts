@@ -184,6 +184,8 @@ export interface PythonFileFacts {
   streaming?: StreamingCandidate[];
   /** Class-based views of this file (`module.Class`), which other modules' classes may derive from. */
   views?: string[];
+  /** `[module.Class, [qualified bases]]` for classes on a base named like a view (`…View`, `…Resource`, `…Endpoint`). */
+  viewSubclasses?: [string, string[]][];
   classes: ClassFacts[];
   imperative?: ImperativeMapping[];
   /** Module-level names bound to `declarative_base()` / `registry().generate_base()`. */
@@ -593,9 +595,20 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
   if (model.classes.length) {
     const views = classViews(model, null);
     if (views.size) facts.views = [...views].map((v) => `${model.moduleName}.${v}`);
+    // Classes on a base named like a view of another module (`AuthView(BaseView)`): views when
+    // that base is one, which discovery decides once every file's facts are in.
+    for (const c of model.classes) {
+      const name = c.childForFieldName('name')?.text;
+      if (!name || views.has(name)) continue;
+      const bases = (c.childForFieldName('superclasses')?.namedChildren ?? []).map((b) => b.text).filter((b) => VIEW_LIKE_BASE.test(b));
+      if (bases.length) (facts.viewSubclasses ??= []).push([`${model.moduleName}.${name}`, bases.map((b) => resolveImported(model, b) ?? `${model.moduleName}.${b}`)]);
+    }
   }
   return facts;
 }
+
+/** A base class named like a class-based view of the project. */
+const VIEW_LIKE_BASE = /^[A-Za-z_][\w.]*(View|Resource|Endpoint)$/;
 
 /** Text that may define a streaming response class or a function returning one. */
 export const STREAMING_HINT = /Response|EventSource|stream|sse/i;
