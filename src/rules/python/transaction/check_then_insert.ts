@@ -24,7 +24,7 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import type { AssignmentInfo, FileModel } from '../../../semantic/model.js';
 import { effectiveRole } from '../../../semantic/model.js';
-import { callArgs, callsOf, enclosingTries, exceptClauses, lastAssignment, unwrap } from './semantics.js';
+import { assignmentsByFunction, callArgs, callsOf, enclosingTries, exceptClauses, lastAssignment, unwrap } from './semantics.js';
 
 /** A single-row lookup: the model and the columns it filters on. */
 const SINGLE = /\.(first|one_or_none|scalar_one_or_none|scalar|one)\s*\(\s*\)\s*$|^\s*(await\s+)?[\w.]+\.scalar\s*\(/;
@@ -62,21 +62,10 @@ export const checkThenInsert: FileRule = {
     const { model, project } = ctx;
     if (model.isTestFile || !/\.add\s*\(/.test(model.source)) return;
     const models = modelNames(project);
-    // A function's assignments, grouped once (a scan of the file's assignments per function was
-    // quadratic: 4.4 s of a 2M-line tree).
-    let byFunction: Map<number, AssignmentInfo[]> | null = null;
     model.functions.forEach((fn, fnIndex) => {
       const text = model.source.slice(fn.start, fn.end);
       if (!/\.add\s*\(/.test(text) || !/(first|one_or_none|scalar)\s*\(/.test(text) || CONFLICT_SAFE.test(text)) return;
-      if (!byFunction) {
-        byFunction = new Map();
-        for (const a of model.assignments) {
-          let list = byFunction.get(a.functionIndex);
-          if (!list) byFunction.set(a.functionIndex, (list = []));
-          list.push(a);
-        }
-      }
-      checkFunction(ctx, model, fnIndex, models, byFunction.get(fnIndex) ?? []);
+      checkFunction(ctx, model, fnIndex, models, assignmentsByFunction(model).get(fnIndex) ?? []);
     });
   },
 };

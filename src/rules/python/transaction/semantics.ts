@@ -12,7 +12,7 @@
  * per-subscriber "streaming endpoint" flag, which belongs in the context (see `listenerIsStreaming`).
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
-import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
+import type { AssignmentInfo, CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import { receiverType, typeString } from '../../../semantic/valueTypes.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
 import type { EventSite, ProjectContext } from '../../../discovery/context.js';
@@ -437,4 +437,21 @@ export function listenerIsStreaming(site: EventSite): boolean {
 export function subscribersOf(project: ProjectContext, channel: string): EventSite[] {
   const subs = project.events?.subscribers ?? [];
   return subs.filter((s) => s.channel === channel);
+}
+
+const assignmentsMemo = new WeakMap<FileModel, Map<number, AssignmentInfo[]>>();
+
+/** The file's assignments grouped by function, once per file (a scan per function was quadratic: 4.4 s on a 2M-line tree). */
+export function assignmentsByFunction(model: FileModel): Map<number, AssignmentInfo[]> {
+  let byFunction = assignmentsMemo.get(model);
+  if (!byFunction) {
+    byFunction = new Map();
+    for (const a of model.assignments) {
+      let list = byFunction.get(a.functionIndex);
+      if (!list) byFunction.set(a.functionIndex, (list = []));
+      list.push(a);
+    }
+    assignmentsMemo.set(model, byFunction);
+  }
+  return byFunction;
 }

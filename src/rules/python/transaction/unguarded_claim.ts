@@ -24,7 +24,7 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import type { AssignmentInfo, FileModel } from '../../../semantic/model.js';
 import { effectiveRole } from '../../../semantic/model.js';
-import { callsOf, lastAssignment, unwrap } from './semantics.js';
+import { assignmentsByFunction, callsOf, lastAssignment, unwrap } from './semantics.js';
 
 const MODEL_OF_STATEMENT = /\b(?:select|query)\(\s*(?:[\w.]*\.)?([A-Z]\w*)\s*\)/;
 const MODEL_QUERY_PROPERTY = /\b([A-Z]\w*)\.query\s*\./;
@@ -68,20 +68,11 @@ export const unguardedClaim: FileRule = {
   checkFile(ctx: FileRuleContext): void {
     const { model } = ctx;
     if (model.isTestFile || !/\.(commit|flush)\s*\(/.test(model.source)) return;
-    let byFunction: Map<number, AssignmentInfo[]> | null = null;
     model.functions.forEach((fn, fnIndex) => {
       const text = model.source.slice(fn.start, fn.end);
       if (!/(==|filter_by|is_\(|in_\()/.test(text) || !/\.(commit|flush)\s*\(/.test(text)) return;
       if ((CONDITIONAL_UPDATE.test(text) && UPDATE_RESULT.test(text)) || HELD_LOCK.test(text)) return;
-      if (!byFunction) {
-        byFunction = new Map();
-        for (const a of model.assignments) {
-          let list = byFunction.get(a.functionIndex);
-          if (!list) byFunction.set(a.functionIndex, (list = []));
-          list.push(a);
-        }
-      }
-      checkFunction(ctx, model, fnIndex, byFunction.get(fnIndex) ?? []);
+      checkFunction(ctx, model, fnIndex, assignmentsByFunction(model).get(fnIndex) ?? []);
     });
   },
 };
