@@ -1246,6 +1246,32 @@ export function importedDependencies(model: FileModel, project: ProjectContext, 
   return out;
 }
 
+/**
+ * The dependencies a route runs without a parameter for them: `@router.get(..., dependencies=[Depends(auth)])`,
+ * and those of the router the decorator registers on (`router = APIRouter(dependencies=[Depends(auth)])`
+ * in this module). Qualified names, session providers left out (a bare `Depends(get_db)` uses nothing).
+ */
+export function routeDependencies(model: FileModel, project: ProjectContext, fn: FunctionInfo): string[] {
+  const texts: string[] = [];
+  for (const d of fn.decorators) {
+    if (d.includes('dependencies')) texts.push(d);
+    const router = /^([A-Za-z_]\w*)\./.exec(d)?.[1];
+    const a = router ? model.assignments.find((x) => x.functionIndex < 0 && x.target === router && !!x.value && x.value.text.includes('dependencies')) : undefined;
+    if (a) texts.push(a.value!.text);
+  }
+  const out = new Set<string>();
+  for (const t of texts) {
+    const list = /dependencies\s*=\s*\[([\s\S]*?)\]/.exec(t)?.[1] ?? '';
+    for (const m of list.matchAll(/Depends\(\s*(?:dependency\s*=\s*)?([A-Za-z_][\w.]*)/g)) {
+      const name = m[1]!;
+      const local = !name.includes('.') && model.functions.some((f) => f.parent < 0 && !f.className && f.name === name);
+      const q = local ? `${model.moduleName}.${name}` : resolveName(model, name);
+      if (q && q.includes('.') && !projectNames(project).providers.has(q)) out.add(q);
+    }
+  }
+  return [...out];
+}
+
 /** Qualified names of the dependencies (not session providers) a function's parameters name: its own sub-dependencies. */
 export function dependencyTargets(model: FileModel, project: ProjectContext, fn: FunctionInfo): string[] {
   const out: string[] = [];

@@ -48,7 +48,7 @@ import { flaskStreams, heldSessionCall, releasedEachRound } from './flaskStreami
 import {
   acquireKind, endsTransaction, generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler,
   ownRefs, releasesConnection, sessionSubDependencies, streamingResponses, yieldDependencyOutlivesStream, type StreamingUse,
-  dependencySessions, dependencyTargets, importedDependencies,
+  dependencySessions, dependencyTargets, importedDependencies, routeDependencies,
 } from './semantics.js';
 
 /** `with`/`async with` items in `fn` that open a session/connection and whose body holds a loop that streams. */
@@ -453,9 +453,10 @@ export function collectStreamDependencies(model: FileModel, project?: ProjectCon
   const maybeInjected = (fn: FunctionInfo) => fn.params.some((p) => p.defaultText?.includes('Depends') || (p.annotation !== null && (p.annotation.includes('Depends') || aliasName(p.annotation))));
   if (/Response|websocket/i.test(model.source)) {
     for (const fn of model.functions) {
-      if (fn.role !== 'handler' || !maybeInjected(fn)) continue;
-      const imported = importedDependencies(model, project, fn);
-      if (!imported.length) continue;
+      if (fn.role !== 'handler') continue;
+      const imported = maybeInjected(fn) ? importedDependencies(model, project, fn) : [];
+      const routeDeps = fn.decorators.some((d) => /dependencies|^[A-Za-z_]\w*\./.test(d)) && model.source.includes('dependencies') ? routeDependencies(model, project, fn) : [];
+      if (!imported.length && !routeDeps.length) continue;
       const streams = streamingResponses(model, project, fn).filter((u) => isLongLived(model, u));
       const websocket = isWebsocketHandler(fn) && hasOwnLoop(model, fn);
       if (streams.length === 0 && !websocket) continue;
@@ -474,6 +475,11 @@ export function collectStreamDependencies(model: FileModel, project?: ProjectCon
           endpointReads: !!fn.body && variableRefs(fn.body, d.param).length > 0,
         };
         out[fn.index]!.push({ kind: STREAM_DEPENDENCY, what: JSON.stringify(site), ...at(d.paramNode) });
+      }
+      // A route's own `dependencies=[...]`: nothing in the endpoint holds their result.
+      for (const target of routeDeps) {
+        const site: StreamDependencySite = { param: 'dependencies=[...]', target, kind, severity: streams.length ? severityOf(streams[0]!) : 'critical', inGenerator: false, endpointLast: 'none', endpointReads: false };
+        out[fn.index]!.push({ kind: STREAM_DEPENDENCY, what: JSON.stringify(site), line: fn.startLine, column: 1 });
       }
     }
   }
