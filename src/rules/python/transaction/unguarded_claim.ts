@@ -30,6 +30,8 @@ const MODEL_OF_STATEMENT = /\b(?:select|query)\(\s*(?:[\w.]*\.)?([A-Z]\w*)\s*\)/
 const MODEL_QUERY_PROPERTY = /\b([A-Z]\w*)\.query\s*\./;
 /** The read ends in one row or in a list of rows. */
 const ROWS_READ = /\.(first|one_or_none|scalar_one_or_none|one|all|scalar)\s*\(\s*\)\s*$|^\s*(await\s+)?[\w.]+\.(scalar|get_one)\s*\(/;
+/** A commit, a flush, or a `with …begin():` block that commits when it ends. */
+const ENDS_TRANSACTION = /\.(commit|flush)\s*\(|\.begin\(\s*\)/;
 /** A conditional UPDATE whose result says whether this call won the row (both parts in the function). */
 const CONDITIONAL_UPDATE = /\bupdate\s*\(/;
 const UPDATE_RESULT = /\.rowcount\b|\.returning\s*\(/;
@@ -67,10 +69,10 @@ export const unguardedClaim: FileRule = {
   },
   checkFile(ctx: FileRuleContext): void {
     const { model } = ctx;
-    if (model.isTestFile || !/\.(commit|flush)\s*\(/.test(model.source)) return;
+    if (model.isTestFile || !ENDS_TRANSACTION.test(model.source)) return;
     model.functions.forEach((fn, fnIndex) => {
       const text = model.source.slice(fn.start, fn.end);
-      if (!/(==|filter_by|is_\(|in_\()/.test(text) || !/\.(commit|flush)\s*\(/.test(text)) return;
+      if (!/(==|filter_by|is_\(|in_\()/.test(text) || !ENDS_TRANSACTION.test(text)) return;
       if ((CONDITIONAL_UPDATE.test(text) && UPDATE_RESULT.test(text)) || HELD_LOCK.test(text)) return;
       checkFunction(ctx, model, fnIndex, assignmentsByFunction(model).get(fnIndex) ?? []);
     });
@@ -111,7 +113,15 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
     }
     reads.push({ row: a.target, ...read, line: a.line, from: a.node.endIndex, to: fn.end });
   }
-  // `for job in session.scalars(select(Job).where(Job.status == "queued")):`
+  // `if (job := session.scalars(...).first()) is not None:`
+  for (const w of fn.node.descendantsOfType('named_expression')) {
+    const name = w.childForFieldName('name')?.text;
+    const value = unwrap(w.childForFieldName('value'));
+    if (!name || !value || !ROWS_READ.test(value.text) || /\.all\s*\(\s*\)\s*$/.test(value.text)) continue;
+    const read = stateRead(readText(model, fnIndex, value.text, w.startPosition.row + 1), true);
+    if (read) reads.push({ row: name, ...read, line: w.startPosition.row + 1, from: w.endIndex, to: fn.end });
+  }
+    // `for job in session.scalars(select(Job).where(Job.status == "queued")):`
   for (const loop of model.loops) {
     if (loop.functionIndex !== fnIndex || !loop.iterable || loop.kind === 'comprehension') continue;
     const read = stateRead(readText(model, fnIndex, loop.iterable.text, loop.node.startPosition.row + 1), true);
@@ -128,7 +138,11 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
       const old = read.states.get(m[2]!);
       const value = a.value?.text.replace(/\s+/g, '') ?? '';
       if (old === undefined || value === old) continue;
-      const end = calls.find((c) => (c.method === 'commit' || c.method === 'flush') && c.hasReceiver && c.node.startIndex > a.node.endIndex);
+      const call = calls.find((c) => (c.method === 'commit' || c.method === 'flush') && c.hasReceiver && c.node.startIndex > a.node.endIndex);
+      // `with Session.begin() as s:` around the write commits when the block ends.
+      const block = call ? null : model.withs.find((w) => w.functionIndex === fnIndex && w.bodyStart <= a.node.startIndex && a.node.endIndex <= w.bodyEnd
+        && w.items.some((i) => /\.begin\(\s*\)$/.test(i.value.text.replace(/^await\s+/, ''))));
+      const end = call ? { what: call.method === 'commit' ? 'committed' : 'flushed', line: call.line } : block ? { what: 'committed when its `begin()` block ends', line: block.node.endPosition.row + 1 } : null;
       if (!end) continue;
       // A claim is taken to act on the row alone: the function goes on to hand it (or its id) to a
       // call, or returns it. A sweep that only moves rows to a final state (`expire`, `fail`)
@@ -137,7 +151,7 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
       const role = effectiveRole(model, fnIndex);
       ctx.report({
         node: a.node,
-        message: `unguarded claim on \`${read.model}.${m[2]}\`: \`${read.row}\` is read where \`${m[2]}\` is \`${old}\` (line ${read.line}) and moved to \`${value.slice(0, 40)}\`, then ${end.method === 'commit' ? 'committed' : 'flushed'} (line ${end.line}), with no row lock (\`with_for_update(skip_locked=True)\`) and no conditional UPDATE: two workers can both read the row in its old state and both claim it`,
+        message: `unguarded claim on \`${read.model}.${m[2]}\`: \`${read.row}\` is read where \`${m[2]}\` is \`${old}\` (line ${read.line}) and moved to \`${value.slice(0, 40)}\`, then ${end.what} (line ${end.line}), with no row lock (\`with_for_update(skip_locked=True)\`) and no conditional UPDATE: two workers can both read the row in its old state and both claim it`,
         severity: role === 'handler' || role === 'background' ? 'medium' : 'low',
       });
       break;
