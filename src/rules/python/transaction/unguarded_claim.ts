@@ -131,27 +131,41 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
   if (!reads.length) return;
   const calls = callsOf(model, fnIndex);
   for (const read of reads) {
+    // The state written on the row (`job.status = "running"`), or by an UPDATE of that row alone
+    // whose WHERE does not name the old state (`update(Job).where(Job.id == job.id).values(status=...)`).
+    const writes: { node: SyntaxNode; column: string; value: string }[] = [];
     for (const a of assignments) {
       if (a.node.startIndex < read.from || a.node.endIndex > read.to) continue;
       const m = /^([A-Za-z_]\w*)\.([a-z_]\w*)$/.exec(a.target);
-      if (!m || m[1] !== read.row) continue;
-      const old = read.states.get(m[2]!);
-      const value = a.value?.text.replace(/\s+/g, '') ?? '';
-      if (old === undefined || value === old) continue;
-      const call = calls.find((c) => (c.method === 'commit' || c.method === 'flush') && c.hasReceiver && c.node.startIndex > a.node.endIndex);
+      if (m && m[1] === read.row) writes.push({ node: a.node, column: m[2]!, value: a.value?.text.replace(/\s+/g, '') ?? '' });
+    }
+    for (const c of calls) {
+      if (c.method !== 'execute' || c.node.startIndex < read.from || c.node.endIndex > read.to) continue;
+      const t = c.node.text.replace(/\s+/g, '');
+      if (!t.includes(`update(${read.model})`) || !t.includes(`${read.row}.id`)) continue;
+      for (const [column] of read.states) {
+        const v = new RegExp(`\\.values\\([^)]*\\b${column}=([^,)]+)`).exec(t)?.[1];
+        if (v && !t.includes(`${read.model}.${column}`)) writes.push({ node: c.node, column, value: v });
+      }
+    }
+    writes.sort((x, y) => x.node.startIndex - y.node.startIndex);
+    for (const w of writes) {
+      const old = read.states.get(w.column);
+      if (old === undefined || w.value === old) continue;
+      const call = calls.find((c) => (c.method === 'commit' || c.method === 'flush') && c.hasReceiver && c.node.startIndex > w.node.endIndex);
       // `with Session.begin() as s:` around the write commits when the block ends.
-      const block = call ? null : model.withs.find((w) => w.functionIndex === fnIndex && w.bodyStart <= a.node.startIndex && a.node.endIndex <= w.bodyEnd
-        && w.items.some((i) => /\.begin\(\s*\)$/.test(i.value.text.replace(/^await\s+/, ''))));
+      const block = call ? null : model.withs.find((b) => b.functionIndex === fnIndex && b.bodyStart <= w.node.startIndex && w.node.endIndex <= b.bodyEnd
+        && b.items.some((i) => /\.begin\(\s*\)$/.test(i.value.text.replace(/^await\s+/, ''))));
       const end = call ? { what: call.method === 'commit' ? 'committed' : 'flushed', line: call.line } : block ? { what: 'committed when its `begin()` block ends', line: block.node.endPosition.row + 1 } : null;
       if (!end) continue;
       // A claim is taken to act on the row alone: the function goes on to hand it (or its id) to a
       // call, or returns it. A sweep that only moves rows to a final state (`expire`, `fail`)
       // claims nothing: two sweeps write the same state.
-      if (!usedAfter(fn.node, read.row, a.node.endIndex, read.to)) continue;
+      if (!usedAfter(fn.node, read.row, w.node.endIndex, read.to)) continue;
       const role = effectiveRole(model, fnIndex);
       ctx.report({
-        node: a.node,
-        message: `unguarded claim on \`${read.model}.${m[2]}\`: \`${read.row}\` is read where \`${m[2]}\` is \`${old}\` (line ${read.line}) and moved to \`${value.slice(0, 40)}\`, then ${end.what} (line ${end.line}), with no row lock (\`with_for_update(skip_locked=True)\`) and no conditional UPDATE: two workers can both read the row in its old state and both claim it`,
+        node: w.node,
+        message: `unguarded claim on \`${read.model}.${w.column}\`: \`${read.row}\` is read where \`${w.column}\` is \`${old}\` (line ${read.line}) and moved to \`${w.value.slice(0, 40)}\`, then ${end.what} (line ${end.line}), with no row lock (\`with_for_update(skip_locked=True)\`) and no conditional UPDATE: two workers can both read the row in its old state and both claim it`,
         severity: role === 'handler' || role === 'background' ? 'medium' : 'low',
       });
       break;
