@@ -211,12 +211,14 @@ export function collectHelperRowFacts(model: FileModel): Effect[][] {
   const resolvers = new Map<string | null, SelfRows>();
   model.functions.forEach((fn, i) => {
     // Module functions, and methods (a repository's `list()`): the rows they return.
-    if (fn.parent >= 0 || fn.isGenerator) return;
+    if (fn.parent >= 0 || fn.isGenerator || !fn.body) return;
+    // A query of one entity is a `select(...)`, `session.query(...)` or `Model.query` somewhere in
+    // the body, or a `lazy="dynamic"` relationship's query. (The source's own slice: a node's text
+    // is copied out of the parser each time.)
+    const body = model.source.slice(fn.body.startIndex, fn.body.endIndex);
+    if (!(ENTITY_QUERY.test(body) || (model.dynamicRelations.size && /\.(filter|filter_by|order_by|all)\(/.test(body)))) return;
     let resolver = resolvers.get(fn.className);
     if (!resolver) resolvers.set(fn.className, (resolver = selfRowsResolver(model, fn.className)));
-    // A query of one entity is a `select(...)`, `session.query(...)` or `Model.query` somewhere in
-    // the body, or a `lazy="dynamic"` relationship's query.
-    if (!fn.body || !(ENTITY_QUERY.test(fn.body.text) || (model.dynamicRelations.size && /\.(filter|filter_by|order_by|all)\(/.test(fn.body.text)))) return;
     const returns = returnsOf(fn);
     if (!returns.length) return;
     let entity: string | null = null;
