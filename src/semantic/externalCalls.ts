@@ -105,8 +105,8 @@ function moduleContainer(model: FileModel, receiver: string): boolean {
       || (a.annotation !== null && CONTAINER_TYPE.test(a.annotation))));
 }
 
-/** Receivers that {@link INTEGRATION} matches for their `plugin` part. */
-const PLUGIN = /plugin/i;
+/** Receivers named like a plugin: an integration unless the project's own plugin module (see {@link ownModule}). */
+const PLUGIN = /(^|[._])\w*plugin\w*(\.|$)/i;
 
 /**
  * Is the receiver a module of the file's own package (`plugins.PluginImplementations(...)` with
@@ -121,8 +121,8 @@ function ownModule(model: FileModel, receiver: string): boolean {
   return imported === own || imported.startsWith(`${own}.`);
 }
 
-/** Receivers that are integrations with other systems: plugins, API/SDK clients, mailers, notifiers. */
-const INTEGRATION = /(^|[._])(\w*(plugin|client|sdk|gateway|mailer|notifier|webhook)\w*|api|\w+_api|slack|jira|github|smtp)(\.|$)/i;
+/** Receivers that are integrations with other systems: API/SDK clients, mailers, notifiers (plugins: {@link PLUGIN}). */
+const INTEGRATION = /(^|[._])(\w*(client|sdk|gateway|mailer|notifier|webhook)\w*|api|\w+_api|slack|jira|github|smtp)(\.|$)/i;
 
 /** Methods and functions named like an action outside the process: sending, publishing, notifying, charging. */
 const SENDS = /^(send|send_\w+|\w+_send|sendmail|send_message|publish|publish_\w+|notify|notify_\w+|deliver|deliver_\w+|charge|refund|upload|upload_\w+|post_message|enqueue|delay|apply_async|send_task)$/;
@@ -138,7 +138,7 @@ const SENDS = /^(send|send_\w+|\w+_send|sendmail|send_message|publish|publish_\w
 export function outsideEffect(model: FileModel, call: CallInfo): string | null {
   if (externalCall(model, call)?.kind === 'network') return call.calleeText;
   const receiver = call.dottedReceiver ?? (call.receiver && (call.receiver.type === 'identifier' || call.receiver.type === 'attribute') ? call.receiver.text.replace(/\s+/g, '') : null);
-  if (call.hasReceiver && INTEGRATION.test(receiver ?? '') && !moduleContainer(model, receiver!)
-    && !(PLUGIN.test(receiver!) && !INTEGRATION.test(receiver!.replace(/plugin/gi, '_')) && ownModule(model, receiver!))) return call.calleeText;
+  if (call.hasReceiver && receiver && !moduleContainer(model, receiver)
+    && (INTEGRATION.test(receiver) || (PLUGIN.test(receiver) && !ownModule(model, receiver)))) return call.calleeText;
   return SENDS.test(call.method) ? call.calleeText : null;
 }

@@ -11,7 +11,7 @@ import { isMigrationFile } from '../../projectFacts.js';
 import { externalCall } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { callAt, declaresGlobal, isFlaskHandle, moduleNameOf, resolveName, valueTypeOf, variableRefs } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, declaresGlobal, isFlaskHandle, moduleNameOf, resolveName, valueTypeOf, variableRefs } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import { callArgs } from '../query/semantics.js';
 import { annotationType, calleeType, receiverType } from '../../../semantic/valueTypes.js';
@@ -565,10 +565,10 @@ function isSessionAnnotation(model: FileModel, annotation: string): boolean {
 }
 
 /** A module-level `SessionDep = Annotated[Session, Depends(get_db)]` of this file that an annotation names. */
-function localAlias(model: FileModel, annotation: string | null): SyntaxNode | null {
+export function localAlias(model: FileModel, annotation: string | null): SyntaxNode | null {
   if (!annotation || !/^[A-Za-z_]\w*$/.test(annotation.trim())) return null;
   const name = annotation.trim();
-  const a = model.assignments.find((x) => x.functionIndex < 0 && x.target === name && !x.fromWith);
+  const a = assignmentsTo(model, name).find((x) => x.functionIndex < 0 && !x.fromWith);
   return a?.value && a.value.type === 'subscript' && /^(typing\.)?Annotated\b/.test(a.value.text) ? a.value : null;
 }
 
@@ -1232,6 +1232,17 @@ function dependencyParams(model: FileModel, project: ProjectContext, fn: Functio
 }
 
 /**
+ * The qualified name of the dependency `Depends(name)` names in `fn`'s module (`deps.current_user`,
+ * an imported or a local function), with whether it is defined in this module; null when unknown.
+ */
+function qualifiedDependency(model: FileModel, fn: FunctionInfo, name: string, qualified?: string): { q: string; local: boolean } | null {
+  if (qualified) return { q: qualified, local: false };
+  if (!name.includes('.') && localDependency(model, fn, name)) return { q: `${model.moduleName}.${name}`, local: true };
+  const q = resolveName(model, name);
+  return q && q.includes('.') ? { q, local: q.startsWith(`${model.moduleName}.`) } : null;
+}
+
+/**
  * The endpoint's parameters filled by a dependency of another module (`user = Depends(deps.current_user)`,
  * `from app.deps import current_user`): the qualified name, for the repo phase to look the
  * dependency up (see {@link dependencySessions}).
@@ -1239,9 +1250,8 @@ function dependencyParams(model: FileModel, project: ProjectContext, fn: Functio
 export function importedDependencies(model: FileModel, project: ProjectContext, fn: FunctionInfo): { param: string; paramNode: SyntaxNode; target: string }[] {
   const out: { param: string; paramNode: SyntaxNode; target: string }[] = [];
   for (const d of dependencyParams(model, project, fn)) {
-    if (!d.target.includes('.') && localDependency(model, fn, d.target)) continue;
-    const q = d.qualified ?? resolveName(model, d.target);
-    if (q && q.includes('.') && !q.startsWith(`${model.moduleName}.`)) out.push({ ...d, target: q });
+    const dep = qualifiedDependency(model, fn, d.target, d.qualified);
+    if (dep && !dep.local) out.push({ param: d.param, paramNode: d.paramNode, target: dep.q });
   }
   return out;
 }
@@ -1256,17 +1266,15 @@ export function routeDependencies(model: FileModel, project: ProjectContext, fn:
   for (const d of fn.decorators) {
     if (d.includes('dependencies')) texts.push(d);
     const router = /^([A-Za-z_]\w*)\./.exec(d)?.[1];
-    const a = router ? model.assignments.find((x) => x.functionIndex < 0 && x.target === router && !!x.value && x.value.text.includes('dependencies')) : undefined;
+    const a = router ? assignmentsTo(model, router).find((x) => x.functionIndex < 0 && !!x.value && x.value.text.includes('dependencies')) : undefined;
     if (a) texts.push(a.value!.text);
   }
   const out = new Set<string>();
   for (const t of texts) {
     const list = /dependencies\s*=\s*\[([\s\S]*?)\]/.exec(t)?.[1] ?? '';
     for (const m of list.matchAll(/Depends\(\s*(?:dependency\s*=\s*)?([A-Za-z_][\w.]*)/g)) {
-      const name = m[1]!;
-      const local = !name.includes('.') && model.functions.some((f) => f.parent < 0 && !f.className && f.name === name);
-      const q = local ? `${model.moduleName}.${name}` : resolveName(model, name);
-      if (q && q.includes('.') && !projectNames(project).providers.has(q)) out.add(q);
+      const dep = qualifiedDependency(model, fn, m[1]!);
+      if (dep && !projectNames(project).providers.has(dep.q)) out.add(dep.q);
     }
   }
   return [...out];
@@ -1274,15 +1282,7 @@ export function routeDependencies(model: FileModel, project: ProjectContext, fn:
 
 /** Qualified names of the dependencies (not session providers) a function's parameters name: its own sub-dependencies. */
 export function dependencyTargets(model: FileModel, project: ProjectContext, fn: FunctionInfo): string[] {
-  const out: string[] = [];
-  for (const d of dependencyParams(model, project, fn)) {
-    if (!d.target.includes('.') && localDependency(model, fn, d.target)) out.push(`${model.moduleName}.${d.target}`);
-    else {
-      const q = d.qualified ?? resolveName(model, d.target);
-      if (q && q.includes('.')) out.push(q);
-    }
-  }
-  return out;
+  return dependencyParams(model, project, fn).map((d) => qualifiedDependency(model, fn, d.target, d.qualified)?.q).filter((q): q is string => !!q);
 }
 
 /** The sessions a dependency function takes by injection, whether it hands them on, and its own last use. */
@@ -1307,22 +1307,17 @@ export function dependencySessions(model: FileModel, project: ProjectContext, de
 function returnsLoaded(model: FileModel, dep: FunctionInfo, session: string): boolean {
   const uses = new RegExp(`(^|[^\\w.])${session}\\s*\\.`);
   for (const r of dep.body!.descendantsOfType('return_statement')) {
-    if (insideNestedDef(r, dep.body!)) continue;
+    if (insideNestedFunction(r, dep.body!)) continue;
     let v = r.namedChild(0);
     if (v?.type === 'await') v = v.namedChild(0);
     if (!v) continue;
     if (v.type === 'identifier') {
-      const a = [...model.assignments].reverse().find((x) => x.functionIndex === dep.index && x.target === v!.text && x.node.startIndex < r.startIndex);
+      const a = assignmentsTo(model, v.text).filter((x) => x.functionIndex === dep.index && x.node.startIndex < r.startIndex).pop();
       if (a?.value && uses.test(a.value.text)) return true;
       // A new row the session took in (`db.add(visit)`): after the commit it is expired like a loaded one.
       if (new RegExp(`(^|[^\\w.])${session}\\s*\\.\\s*(add|merge|refresh)\\s*\\(\\s*${v.text}\\s*\\)`).test(dep.body!.text)) return true;
     } else if (uses.test(v.text)) return true;
   }
-  return false;
-}
-
-function insideNestedDef(node: SyntaxNode, body: SyntaxNode): boolean {
-  for (let p = node.parent; p && p.id !== body.id; p = p.parent) if (p.type === 'function_definition' || p.type === 'lambda') return true;
   return false;
 }
 

@@ -36,7 +36,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { callArgs } from '../../../discovery/pythonLiterals.js';
+import { callArgs } from '../query/semantics.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import { callAt, variableRefs } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
@@ -48,8 +48,17 @@ import { flaskStreams, heldSessionCall, releasedEachRound } from './flaskStreami
 import {
   acquireKind, endsTransaction, generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler,
   ownRefs, releasesConnection, sessionSubDependencies, streamingResponses, yieldDependencyOutlivesStream, type StreamingUse,
-  dependencySessions, dependencyTargets, importedDependencies, routeDependencies,
+  dependencySessions, dependencyTargets, importedDependencies, localAlias, routeDependencies,
 } from './semantics.js';
+
+/**
+ * A call that gives the handle `name` back: its transaction ended (`commit`, `rollback`, a
+ * `with name.begin():` block), closed, or released to its pool (`pool.release(name)`).
+ */
+function releasesHandle(name: string): (c: CallInfo) => boolean {
+  return (c) => (c.dottedReceiver === name && (/^(commit|rollback|close|release)$/.test(c.method) || (c.method === 'begin' && c.isWithItem)))
+    || (c.method === 'release' && callArgs(c.node).positional.some((x) => x.text === name));
+}
 
 /** `with`/`async with` items in `fn` that open a session/connection and whose body holds a loop that streams. */
 function sessionsAroundStreamLoop(ctx: FileRuleContext, fn: FunctionInfo, streams: (loopNode: SyntaxNode) => boolean): SyntaxNode[] {
@@ -72,7 +81,7 @@ function sessionsAroundStreamLoop(ctx: FileRuleContext, fn: FunctionInfo, stream
       // A session gives its connection back when its transaction ends: one that commits or rolls
       // back on every round of the streaming loop holds none while the stream waits.
       const alias = item.alias;
-      if (kind?.kind === 'session' && alias && loops.every((l) => releasedEachRound(model, fn.index, l.node, (c) => c.dottedReceiver === alias && (/^(commit|rollback|close)$/.test(c.method) || (c.method === 'begin' && c.isWithItem)), undefined, (c) => c.dottedReceiver === alias))) continue;
+      if (kind?.kind === 'session' && alias && loops.every((l) => releasedEachRound(model, fn.index, l.node, releasesHandle(alias), undefined, (c) => c.dottedReceiver === alias))) continue;
       out.push(v);
     }
   }
@@ -90,9 +99,7 @@ function sessionsAroundStreamLoop(ctx: FileRuleContext, fn: FunctionInfo, stream
     if (!(kind && kind.kind !== 'file') && !pooled) continue;
     const loop = model.loops.find((l) => l.functionIndex === fn.index && l.kind !== 'comprehension' && l.node.startIndex > a.node.endIndex && streams(l.node));
     if (!loop) continue;
-    // `with session.begin():` inside the round ends its transaction at the block's end.
-    const releases = (c: CallInfo) => (c.dottedReceiver === a.target && (/^(commit|rollback|close|release)$/.test(c.method) || (c.method === 'begin' && c.isWithItem)))
-      || (c.method === 'release' && callArgs(c.node).positional.some((x) => x.text === a.target));
+    const releases = releasesHandle(a.target);
     // Given back before the stream starts, or at the end of every round.
     if (model.calls.some((c) => c.functionIndex === fn.index && c.node.startIndex > a.node.endIndex && c.node.startIndex < loop.node.startIndex && releases(c))) continue;
     if (kind?.kind === 'session' && releasedEachRound(model, fn.index, loop.node, releases, undefined, (c) => c.dottedReceiver === a.target)) continue;
@@ -345,7 +352,9 @@ export const streamingResourceHolding: FileRule & RepoRule = {
     const reported = new Set<string>();
     for (const { ref, file, site } of ownSites(graph, STREAM_DEPENDENCY)) {
       const s = JSON.parse(site.what) as StreamDependencySite;
-      const first = graph.resolveQualified(s.target) ?? graph.resolveQualified(`${s.target}.__init__`);
+      // A function, or a class whose `__init__` FastAPI calls.
+      const dependencyRef = (q: string) => graph.resolveQualified(q) ?? graph.resolveQualified(`${q}.__init__`);
+      const first = dependencyRef(s.target);
       if (!first) continue;
       // The dependency, and the ones it depends on in turn (two more levels): FastAPI resolves
       // them all for the request, and closes their sessions only after the endpoint.
@@ -355,7 +364,7 @@ export const streamingResourceHolding: FileRule & RepoRule = {
         for (const e of graph.ownEffects(chain[i]!.dep)) {
           if (e.kind !== DEPENDS_ON) continue;
           for (const q of e.what.split(' ')) {
-            const next = graph.resolveQualified(q) ?? graph.resolveQualified(`${q}.__init__`);
+            const next = dependencyRef(q);
             if (next && !chain.some((c) => c.dep.file === next.file && c.dep.fn === next.fn)) chain.push({ dep: next, depth: chain[i]!.depth + 1 });
           }
         }
@@ -442,13 +451,9 @@ export function collectStreamDependencies(model: FileModel, project?: ProjectCon
   // A parameter that may be injected: `Depends(...)` in its default or annotation, or an
   // annotation that is a bare name (an `Annotated[..., Depends(...)]` alias). Cheap text tests
   // first: most functions of most files have none.
-  let local: Set<string> | null = null;
   const aliasName = (annotation: string): boolean => {
     const name = annotation.trim();
-    if (!INJECTED_ALIAS.test(name)) return false;
-    if (/(Dep|Dependency)$/.test(name)) return true;
-    local ??= new Set(model.assignments.filter((a) => a.functionIndex < 0 && a.value?.type === 'subscript' && a.value.text.includes('Depends')).map((a) => a.target));
-    return local.has(name) || dependencyAliasOf(model, name) !== null;
+    return INJECTED_ALIAS.test(name) && (/(Dep|Dependency)$/.test(name) || localAlias(model, name) !== null || dependencyAliasOf(model, name) !== null);
   };
   const maybeInjected = (fn: FunctionInfo) => fn.params.some((p) => p.defaultText?.includes('Depends') || (p.annotation !== null && (p.annotation.includes('Depends') || aliasName(p.annotation))));
   if (/Response|websocket/i.test(model.source)) {
@@ -465,12 +470,13 @@ export function collectStreamDependencies(model: FileModel, project?: ProjectCon
       for (const d of imported) {
         const refs = ownRefs(fn, d.param, generators);
         const last = refs[refs.length - 1];
+        const usedBy = streams.find((u) => generatorUsesSession(u, d.param));
         const site: StreamDependencySite = {
           param: d.param,
           target: d.target,
           kind,
-          severity: streams.length ? severityOf(streams.find((u) => generatorUsesSession(u, d.param)) ?? streams[0]!) : 'critical',
-          inGenerator: streams.some((u) => generatorUsesSession(u, d.param)),
+          severity: streams.length ? severityOf(usedBy ?? streams[0]!) : 'critical',
+          inGenerator: usedBy !== undefined,
           endpointLast: !last ? 'none' : releasesConnection(project, last) ? 'releases' : 'holds',
           endpointReads: !!fn.body && variableRefs(fn.body, d.param).length > 0,
         };
