@@ -30,7 +30,7 @@ import { flagAtCall, isDictKeyGuard } from '../../../semantic/guards.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { COMMIT_EFFECT, READONLY_COMMIT, SIDE_EFFECT, TXN_LOOP_CALL } from './effects.js';
 import { outsideEffect } from '../../../semantic/externalCalls.js';
-import { loopsDomain } from '../query/dbCalls.js';
+import { loadedModel, loopsDomain, rowsSource } from '../query/dbCalls.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import {
   boundInLoop, callsOf, enclosingTries, inManagingWith, isCommitCall, isWriteCall,
@@ -214,6 +214,21 @@ function isThrottle(model: FileModel, cond: SyntaxNode, loop: LoopInfo): boolean
   return false;
 }
 
+/**
+ * Names the loop body binds to a row it loads (`job = session.get(Job, job_id)`, `u = await
+ * db.scalar(select(User).where(...))`, `t = Task.query.filter_by(...).first()`): a change to
+ * such a row is a write the next commit sends.
+ */
+function rowsLoadedInLoop(model: FileModel, loop: LoopInfo): string[] {
+  const out: string[] = [];
+  for (const a of model.assignments) {
+    if (a.functionIndex !== loop.functionIndex || !a.loops.includes(loop.index) || !a.value || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
+    const read = rowsSource(model, a.value, a.functionIndex, a.line - 1);
+    if (read && read.op.kind === 'read' && loadedModel(model, read.call, read.op)) out.push(a.target);
+  }
+  return out;
+}
+
 /** What the loop body writes through `session` before the commit, or null when it only reads. */
 function loopWrites(model: FileModel, loop: LoopInfo, session: string, commit: CallInfo): string | null {
   // A commit next to an email, an HTTP call, a published message in the same round is per item
@@ -226,8 +241,10 @@ function loopWrites(model: FileModel, loop: LoopInfo, session: string, commit: C
     // A statement with a list of parameter sets is a batch: committed per batch.
     if (receiverKey(c) === session && isWriteCall(model, c) && !executesMany(model, c)) return `it writes with \`${c.calleeText}()\``;
   }
-  // Attribute changes on the rows the loop walks: flushed by the commit.
+  // Attribute changes on the rows the loop walks, or on a row it loads per item (`job =
+  // session.get(Job, job_id)`, `row = q.filter_by(...).first()`): flushed by the commit.
   const targets = itemNames(model, loop);
+  for (const name of rowsLoadedInLoop(model, loop)) targets.add(name);
   for (const a of [...model.assignments, ...model.augAssignments]) {
     if (a.functionIndex !== loop.functionIndex || !a.loops.includes(loop.index)) continue;
     const m = /^([A-Za-z_]\w*)\.(\w+)$/.exec(a.target);
