@@ -155,7 +155,12 @@ describe('PA213 unguarded_claim', () => {
     const found = byRoot.get('transaction/claims')!.filter((f) => f.code === 'PA213');
     expect(found.length).toBeGreaterThan(0);
     for (const f of found) expect(f.originalSeverity).toBe('medium');
-    expect(found[0]!.message).toMatch(/is read where `state` is `TaskState\.WAITING`/);
+    expect(found.find((f) => f.path === 'app/workers.py')!.message).toMatch(/is read where `state` is `TaskState\.WAITING`/);
+  });
+  it('names the helper that read the row when the claim is split across a call', () => {
+    const split = byRoot.get('transaction/claims')!.find((f) => f.code === 'PA213' && f.path === 'app/queue/runner.py')!;
+    expect(split.message).toMatch(/comes from `oldest_waiting\(\)`, which reads it where `state` is `TaskState\.WAITING` \(line 10\)/);
+    expect(split.chain?.[0]?.call).toBe('oldest_waiting');
   });
 });
 

@@ -21,8 +21,10 @@
  * value equal to the old one.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
-import type { FileRule, FileRuleContext } from '../../types.js';
-import type { AssignmentInfo, FileModel } from '../../../semantic/model.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import type { AssignmentInfo, CallInfo, FileModel } from '../../../semantic/model.js';
+import type { Effect } from '../../../analysis/summary.js';
+import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
 import { effectiveRole } from '../../../semantic/model.js';
 import { assignmentsByFunction, callsOf, lastAssignment, unwrap } from './semantics.js';
 
@@ -35,14 +37,18 @@ const ENDS_TRANSACTION = /\.(commit|flush)\s*\(|\.begin\(\s*\)/;
 /** A conditional UPDATE whose result says whether this call won the row (both parts in the function). */
 const CONDITIONAL_UPDATE = /\bupdate\s*\(/;
 const UPDATE_RESULT = /\.rowcount\b|\.returning\s*\(/;
-/** A lock held around the claim: `with redis.lock("sender", blocking=False):`, `with Lock(...)`, an advisory lock. */
-const HELD_LOCK = /\bwith\s+[^\n:]*\b(lock|Lock)\s*\(|pg_(try_)?advisory_(xact_)?lock/;
+/**
+ * A lock held around the claim: `with redis.lock("sender", blocking=False):`, `with Lock(...)`,
+ * a project's helper named for one (`with job_lock(name):`, `with FileLock(...)`, `if not
+ * try_lock(...): return`), `lock.acquire()`, an advisory lock.
+ */
+const HELD_LOCK = /\bwith\s+[^\n:]*(?:(?:\b|_)(?:lock|mutex|semaphore)|(?:\b|_|(?<=[a-z]))(?:Lock|Mutex|Semaphore))\w*\s*\(|\.acquire\s*\(|\b\w*(?:try_lock|acquire_lock)\w*\s*\(|pg_(try_)?advisory_(xact_)?lock/;
 /** A literal state: a string, a `None`/`False`/`True`, an enum member (`JobState.QUEUED`, `Status.queued`). */
 const STATE_VALUE = /^(["'][\w\- ]*["']|None|False|True|-?\d+|(false|true|null)\(\)|[A-Z][A-Z0-9_]+|(?:[a-z_]\w*\.)*[A-Z]\w*\.[A-Za-z_]\w*(?:\.value)?|\[[^\]]*\]|\([^)]*\))$/;
 /** The value after a comparison: a name, a literal, `false()`, a list or tuple of states. */
 const VALUE = /([\w.]+\(\)|[\w.]+|"[^"\n]*"|'[^'\n]*'|\[[^\]\n]*\]|\([^)\n]*\))/y;
 
-export const unguardedClaim: FileRule = {
+export const unguardedClaim: FileRule & RepoRule = {
   meta: {
     code: 'PA213',
     check: 'unguarded_claim',
@@ -50,7 +56,7 @@ export const unguardedClaim: FileRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'Rows read in one state and moved to another without a lock: two workers can claim the same row',
-    what: 'Finds a claim without a lock: rows of a model read by a state column compared with a literal (`select(M).where(M.status == "queued")`, `query(M).filter_by(state=State.NEW)`, `M.locked_at.is_(None)`, `M.sent == False`), a single row (`.first()`, `.one_or_none()`, `scalar_one_or_none()`) or each row of the result in a loop, then that same column of the row set to another value (`job.status = "running"`) and committed or flushed in the same function, and the row (or its id) then handed to a call or returned — the claim is taken to act on the row alone; a sweep that only moves rows to a final state claims nothing — when the read takes no lock (`with_for_update(skip_locked=True)`) and the function checks no conditional UPDATE (`rowcount`, `.returning(...)`). Medium in a request handler or a background job, low elsewhere.',
+    what: 'Finds a claim without a lock: rows of a model read by a state column compared with a literal (`select(M).where(M.status == "queued")`, `query(M).filter_by(state=State.NEW)`, `M.locked_at.is_(None)`, `M.sent == False`), a single row (`.first()`, `.one_or_none()`, `scalar_one_or_none()`) or each row of the result in a loop, then that same column of the row set to another value (`job.status = "running"`) and committed or flushed in the same function, and the row (or its id) then handed to a call or returned, or handed first to a call that is a statement of its own and marked after (`send(n); n.sent_at = now()`: two overlapping runs both send) — the claim is taken to act on the row alone; a sweep that only moves rows to a final state claims nothing, nor one that only checks a row with a call (`if stale(job):`) — when the read takes no lock (`with_for_update(skip_locked=True)`) and the function checks no conditional UPDATE (`rowcount`, `.returning(...)`) and holds no lock of its own (`with redis.lock(...)`, a project helper named for a lock, `lock.acquire()`, an advisory lock). Also across a call: a helper of the repo that returns the one row it read by state without a lock (`def oldest_waiting(s): return s.scalars(select(Job).where(Job.status == "queued")).first()`), and a caller that moves that column on the row it got, commits and acts on it. Medium in a request handler or a background job, low elsewhere.',
     why: 'Under READ COMMITTED, PostgreSQL\'s default, two workers run the SELECT before either commits, both see the row in its old state and both claim it: the job runs twice, the coupon is spent twice, the email is sent twice. Writing the new state does not conflict — the second UPDATE waits for the first and then overwrites it.',
     bad:
       'from sqlalchemy import String, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column\n\n\n'
@@ -77,7 +83,125 @@ export const unguardedClaim: FileRule = {
       checkFunction(ctx, model, fnIndex, assignmentsByFunction(model).get(fnIndex) ?? []);
     });
   },
+  /**
+   * A claim split across a call: a helper of the repo returns the row it read by state
+   * (`def next_waiting(s): return s.scalars(select(Job).where(Job.status == "queued")).first()`)
+   * and the caller moves that column, commits and acts on the row.
+   */
+  checkRepo(ctx: RepoRuleContext): void {
+    const graph = callGraphOf(ctx.index);
+    for (const { ref, file, fn, site, to } of siteCalls(graph, CLAIM_CALLS)) {
+      const source = graph.ownEffects(to).find((e) => e.kind === CLAIM_SOURCE);
+      if (!source) continue;
+      const [entity = '', stateText = ''] = source.what.split('|');
+      const states = new Map(stateText.split(',').filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]));
+      const fact = JSON.parse(site.what) as ClaimCallFact;
+      for (const w of fact.writes) {
+        const old = states.get(w.column);
+        if (old === undefined || old === w.value) continue;
+        const helper = graph.function(to).qualifiedName;
+        ctx.report({
+          path: file.path,
+          location: { line: w.line, column: w.col, endLine: w.endLine, endColumn: w.endCol },
+          message: `unguarded claim on \`${entity}.${w.column}\`: \`${fact.row}\` comes from \`${helper}()\`, which reads it where \`${w.column}\` is \`${old}\` (line ${source.line}), and is moved to \`${w.value.slice(0, 40)}\` here, then ${fact.end} (line ${fact.endAt}), with no row lock (\`with_for_update(skip_locked=True)\` in the helper's query) and no conditional UPDATE: two workers can both read the row in its old state and both claim it`,
+          severity: fn.effectiveRole === 'handler' || fn.effectiveRole === 'background' ? 'medium' : 'low',
+          function: fn.name,
+          chain: [{ path: file.path, line: site.line, column: site.column, function: fn.name, call: helper }],
+        });
+        break;
+      }
+    }
+  },
 };
+
+/** Own effect: the function returns one row it read by a state column, unlocked (`what` = `Model|col=value,...`). */
+export const CLAIM_SOURCE = 'claim_source';
+/** Site fact: a row bound from a call whose state columns the function then moves, commits and acts on (`what` = JSON {@link ClaimCallFact}). */
+export const CLAIM_CALL = 'claim_call';
+const CLAIM_CALLS: ReadonlySet<string> = new Set([CLAIM_CALL]);
+
+interface ClaimCallFact {
+  row: string;
+  writes: { column: string; value: string; line: number; col: number; endLine: number; endCol: number }[];
+  end: string;
+  endAt: number;
+}
+
+/**
+ * PA213's facts for the repo phase: functions that return one row read by state without a lock
+ * (`CLAIM_SOURCE`), and rows bound from a call that the function then moves to another state,
+ * commits and acts on (`CLAIM_CALL`).
+ */
+export function collectClaimFacts(model: FileModel): Effect[][] {
+  const effects: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile || !/\b(select|query)\b/.test(model.source) && !ENDS_TRANSACTION.test(model.source)) return effects;
+  const byFn = assignmentsByFunction(model);
+  let callAt: Map<string, CallInfo> | undefined;
+  model.functions.forEach((fn, fnIndex) => {
+    const text = model.source.slice(fn.start, fn.end);
+    if (/\breturn\b/.test(text) && /(==|filter_by|is_\(|in_\()/.test(text)) {
+      const source = returnedStateRead(model, fnIndex);
+      if (source) effects[fnIndex]!.push({ kind: CLAIM_SOURCE, what: `${source.model}|${[...source.states].map(([k, v]) => `${k}=${v}`).join(',')}`, line: source.line, column: 1 });
+    }
+    if (!ENDS_TRANSACTION.test(text) || (CONDITIONAL_UPDATE.test(text) && UPDATE_RESULT.test(text)) || HELD_LOCK.test(text)) return;
+    const assignments = byFn.get(fnIndex) ?? [];
+    for (const a of assignments) {
+      if (!a.value || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
+      const value = unwrap(a.value) ?? a.value;
+      if (value.type !== 'call' || ROWS_READ.test(value.text) || /\b(select|query)\s*\(/.test(value.text)) continue;
+      callAt ??= new Map(model.calls.map((c) => [`${c.node.startIndex}:${c.node.endIndex}`, c]));
+      const call = callAt.get(`${value.startIndex}:${value.endIndex}`);
+      if (!call) continue;
+      const fact = claimAfter(model, fnIndex, assignments, a.target, a.node.endIndex, fn.end);
+      if (fact) effects[fnIndex]!.push({ kind: CLAIM_CALL, what: JSON.stringify(fact), line: call.line, column: call.column });
+    }
+  });
+  return effects;
+}
+
+/** The state read a function returns as one row (`return <read>`, or a name bound to one), or null. */
+function returnedStateRead(model: FileModel, fnIndex: number): { model: string; states: Map<string, string>; line: number } | null {
+  const fn = model.functions[fnIndex]!;
+  for (const r of fn.node.descendantsOfType('return_statement')) {
+    if (enclosingFunction(r) !== fn.node.id) continue;
+    let v = unwrap(r.namedChild(0));
+    const line = r.startPosition.row + 1;
+    if (v?.type === 'identifier') v = unwrap(lastAssignment(model, v.text, fnIndex, line)?.value ?? null);
+    if (!v || !ROWS_READ.test(v.text) || /\.all\s*\(\s*\)\s*$/.test(v.text)) continue;
+    const read = stateRead(readText(model, fnIndex, v.text, v.startPosition.row + 1), true);
+    if (read) return { ...read, line: v.startPosition.row + 1 };
+  }
+  return null;
+}
+
+function enclosingFunction(node: SyntaxNode): number | null {
+  for (let p = node.parent; p; p = p.parent) if (p.type === 'function_definition') return p.id;
+  return null;
+}
+
+/**
+ * After `row` is bound (at `from`), the columns the function sets on it with a transaction end
+ * after the write and the row acted on (handed to a call, returned), or null.
+ */
+function claimAfter(model: FileModel, fnIndex: number, assignments: readonly AssignmentInfo[], row: string, from: number, to: number): ClaimCallFact | null {
+  const fn = model.functions[fnIndex]!;
+  const calls = callsOf(model, fnIndex);
+  const writes: ClaimCallFact['writes'] = [];
+  let end: { what: string; line: number } | null = null;
+  for (const a of assignments) {
+    if (a.node.startIndex < from || a.node.endIndex > to || !a.value) continue;
+    const m = /^([A-Za-z_]\w*)\.([a-z_]\w*)$/.exec(a.target);
+    if (!m || m[1] !== row) continue;
+    const commit = calls.find((c) => (c.method === 'commit' || c.method === 'flush') && c.hasReceiver && c.node.startIndex > a.node.endIndex);
+    if (!commit) continue;
+    if (!usedAfter(fn.node, row, a.node.endIndex, to) && !actedOnBefore(fn.node, row, from, a.node.startIndex)) continue;
+    end ??= { what: commit.method === 'commit' ? 'committed' : 'flushed', line: commit.line };
+    const s = a.node.startPosition;
+    const e = a.node.endPosition;
+    writes.push({ column: m[2]!, value: a.value.text.replace(/\s+/g, ''), line: s.row + 1, col: s.column + 1, endLine: e.row + 1, endCol: e.column + 1 });
+  }
+  return end && writes.length ? { row, writes, end: end.what, endAt: end.line } : null;
+}
 
 interface StateRead {
   /** The name the row (or each row) is bound to. */
@@ -161,7 +285,9 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
       // A claim is taken to act on the row alone: the function goes on to hand it (or its id) to a
       // call, or returns it. A sweep that only moves rows to a final state (`expire`, `fail`)
       // claims nothing: two sweeps write the same state.
-      if (!usedAfter(fn.node, read.row, w.node.endIndex, read.to)) continue;
+      // Or it acts on the row first and marks it after (send, then set `sent_at`): two runs that
+      // overlap both act on every row they read before either marks it.
+      if (!usedAfter(fn.node, read.row, w.node.endIndex, read.to) && !actedOnBefore(fn.node, read.row, read.from, w.node.startIndex)) continue;
       const role = effectiveRole(model, fnIndex);
       ctx.report({
         node: w.node,
@@ -207,6 +333,29 @@ function usedAfter(fnNode: SyntaxNode, row: string, from: number, to: number): b
       }
       if (p.type === 'augmented_assignment' || p.type === 'expression_statement' || p.type === 'block') break;
     }
+  }
+  return false;
+}
+
+/**
+ * Is `row` handed to a call that is a statement of its own (`deliver(job)`, `await
+ * notify(job.owner, job.id)`) between `from` and `to`? Its result unused, the call is done for
+ * what it does: an action on the row, not a check (`if is_stale(job):`) or a computation.
+ */
+function actedOnBefore(fnNode: SyntaxNode, row: string, from: number, to: number): boolean {
+  for (const id of fnNode.descendantsOfType('identifier')) {
+    if (id.startIndex < from || id.startIndex >= to || id.text !== row) continue;
+    let p = id.parent;
+    while (p && p.type !== 'argument_list' && p.type !== 'block' && p.id !== fnNode.id) p = p.parent;
+    const call = p?.type === 'argument_list' ? p.parent : null;
+    if (!call || call.type !== 'call') continue;
+    const stmt = call.parent?.type === 'await' ? call.parent.parent : call.parent;
+    if (stmt?.type !== 'expression_statement') continue;
+    const callee = call.childForFieldName('function');
+    const method = callee?.type === 'attribute' ? callee.childForFieldName('attribute')?.text ?? '' : callee?.text ?? '';
+    const receiver = callee?.type === 'attribute' ? callee.childForFieldName('object')?.text ?? '' : '';
+    if (NOT_ACTING.test(method) || LOGGER.test(receiver) || method === 'print' || /^(append|extend|add|insert|update|setdefault|discard|remove)$/.test(method)) continue;
+    return true;
   }
   return false;
 }
