@@ -3,6 +3,7 @@
  * repo phase can follow calls across functions and files without any syntax tree.
  */
 import type { CallInfo, EntryPoint, FileModel, FunctionRole } from '../semantic/model.js';
+import type { SyntaxNode } from '../parse/parser.js';
 import { effectiveRole, NAMED_LOOKUP, resolveName } from '../semantic/model.js';
 import { conditionalInFunction } from '../semantic/controlFlow.js';
 import { isMemoisedCall } from '../semantic/memo.js';
@@ -64,6 +65,12 @@ export interface SummaryCall {
    * (`isMemoisedCall`). What it reaches costs the function's callers nothing per call.
    */
   memoised?: boolean;
+  /**
+   * The call's value is handed on, not used here: an argument of a call that is not a builtin
+   * consuming an iterable (`StreamingResponse(chunks())`), or returned. A generator function
+   * called so runs its body where it is iterated, not here.
+   */
+  handedOn?: boolean;
   /** Runs only under this flag guard of its function (`name@position`, see semantic/guards.ts). */
   guard?: string;
   /** What the call passes, to tell which flags of the callee it leaves off (see `passedArguments`). */
@@ -164,6 +171,7 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
       withItem: repoCall && c.isWithItem,
       ...(repoCall && conditionalCall(model, c) ? { conditional: true } : {}),
       ...(repoCall && isMemoisedCall(model, c) ? { memoised: true } : {}),
+      ...(repoCall && valueHandedOn(c.node) ? { handedOn: true } : {}),
       ...(repoCall ? flagFacts(model, c) : {}),
       ...(named ? { named } : {}),
     });
@@ -292,3 +300,17 @@ function mayBeRepoCall(c: { calleeText: string; qualifiedName: string | null }):
   return SIMPLE_DOTTED.test(c.calleeText) && !c.qualifiedName?.startsWith('builtins.');
 }
 
+
+/** Builtins and methods that iterate what they are given, there and then. */
+const CONSUMERS = /^(list|tuple|set|frozenset|dict|sorted|sum|any|all|min|max|next|enumerate|zip|map|filter|reversed|iter|len|bytes|bytearray|str|print)$|\.(join|extend|update|writelines|write|sendall|send)$/;
+
+/** See `SummaryCall.handedOn`. */
+function valueHandedOn(node: SyntaxNode): boolean {
+  let p = node.parent;
+  while (p?.type === 'parenthesized_expression') p = p.parent;
+  if (p?.type === 'keyword_argument') p = p.parent;
+  if (p?.type === 'return_statement') return true;
+  if (p?.type !== 'argument_list') return false;
+  const callee = p.parent?.childForFieldName('function')?.text ?? '';
+  return !CONSUMERS.test(callee);
+}

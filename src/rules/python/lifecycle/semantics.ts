@@ -777,10 +777,34 @@ const WAIT_CALLS = /(^|\.)(sleep|wait_for|wait|is_disconnected|receive|receive_t
  */
 export function isLongLivedGenerator(model: FileModel, gen: FunctionInfo): boolean {
   const loops = model.loops.filter((l) => l.functionIndex === gen.index && l.kind !== 'comprehension');
-  if (loops.some((l) => l.kind === 'while')) return true;
+  if (loops.some((l) => l.kind === 'while' && !readsToEnd(l))) return true;
   for (const call of model.calls) {
     if (call.functionIndex !== gen.index || call.loops.length === 0) continue;
     if (WAIT_CALLS.test(call.calleeText) || (call.method === 'get' && /queue/i.test(call.receiver?.text ?? ''))) return true;
+  }
+  return false;
+}
+
+/** A read of the next chunk or batch: `f.read(8192)`, `await resp.content.read(n)`, `cur.fetchmany(500)`. */
+const CHUNK_READ = /\.(read|read1|readline|readinto|fetchmany|fetch_many|iter_chunk)\s*\(/;
+
+/**
+ * A `while` loop that reads a file, a body or a cursor chunk by chunk and stops at the end
+ * (`while chunk := f.read(n):`, or `chunk = f.read(n)` then `if not chunk: break`): its length
+ * is the data's, like a `for` over rows, not the client's.
+ */
+function readsToEnd(loop: { node: SyntaxNode }): boolean {
+  const cond = loop.node.childForFieldName('condition');
+  if (cond && cond.type === 'named_expression' && CHUNK_READ.test(cond.text)) return true;
+  const body = loop.node.childForFieldName('body');
+  if (!body) return false;
+  for (const stmt of body.namedChildren) {
+    const a = stmt.type === 'expression_statement' ? stmt.namedChild(0) : null;
+    if (a?.type !== 'assignment' || !CHUNK_READ.test(a.childForFieldName('right')?.text ?? '')) continue;
+    const name = a.childForFieldName('left')?.text ?? '';
+    if (!/^[A-Za-z_]\w*$/.test(name)) continue;
+    const stop = new RegExp(`^if\\s+(not\\s+${name}|${name}\\s*(==|is)\\s*(b?["']{2}|None|\\[\\]))\\s*:\\s*(break|return)\\b`);
+    if (body.namedChildren.some((s) => s.type === 'if_statement' && stop.test(s.text.replace(/\s+/g, ' ')))) return true;
   }
   return false;
 }

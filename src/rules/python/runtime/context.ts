@@ -56,12 +56,19 @@ const edgesMemo = new WeakMap<CallGraph, { ref: FnRef; edges: CallEdge[] }[]>();
  * The async functions (outside tests) that have effects or synchronous call edges, with those
  * edges: what the event-loop chains walk, once per graph for all the rules that ask.
  */
+function syncGenerator(graph: CallGraph, ref: FnRef): boolean {
+  const fn = graph.function(ref);
+  return fn.isGenerator && !fn.isAsync;
+}
+
 function asyncSyncEdges(graph: CallGraph): { ref: FnRef; edges: CallEdge[] }[] {
   let list = edgesMemo.get(graph);
   if (list) return list;
   list = [];
   for (const ref of graph.asyncFunctions()) {
-    const edges = graph.callees(ref).filter((e) => e.sync);
+    // A generator function called to hand its generator on (`StreamingResponse(chunks())`)
+    // runs nothing here: Starlette iterates a sync generator in a worker thread.
+    const edges = graph.callees(ref).filter((e) => e.sync && !(e.call.handedOn && syncGenerator(graph, e.to)));
     if (edges.length || graph.ownEffects(ref).length) list.push({ ref, edges });
   }
   edgesMemo.set(graph, list);
