@@ -68,6 +68,7 @@ export function analyzeFile(
     model.flaskDbHandles = projectIndex(project).flaskDbHandles;
     model.scopedSessions = projectIndex(project).scopedSessions;
     model.dynamicRelations = projectIndex(project).dynamicRelations;
+    model.projectHandles = projectIndex(project).projectHandles;
     model.dependencyAliases = project.dependencyAliases ?? [];
     if (project.viewClasses?.length) markProjectViews(model, projectIndex(project).viewClasses);
     lap('model');

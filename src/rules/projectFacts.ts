@@ -22,6 +22,35 @@ export interface ProjectIndex {
   /** The project's class-based views (see `classViews`). */
   viewClasses: ReadonlySet<string>;
   enginesByFile: ReadonlyMap<string, EngineInfo[]>;
+  /** See `FileModel.projectHandles`. */
+  projectHandles: ReadonlyMap<string, string>;
+}
+
+/**
+ * Module-level session factories and engines by qualified name, as the type path of what they
+ * are (`app.db.SessionLocal` → `sqlalchemy.orm.sessionmaker()`). A name bound twice in one module
+ * to different kinds is left out.
+ */
+function projectHandleTypes(project: ProjectContext): Map<string, string> {
+  const out = new Map<string, string>();
+  const clash = new Set<string>();
+  const add = (file: string, name: string | null, type: string) => {
+    if (!name || !/^[A-Za-z_]\w*$/.test(name)) return;
+    const q = `${moduleNameOf(file)}.${name}`;
+    if (out.has(q) && out.get(q) !== type) clash.add(q);
+    out.set(q, type);
+  };
+  for (const f of project.sessionFactories) {
+    if (f.function !== null) continue;
+    if (f.kind === 'async_sessionmaker' || (f.kind === 'sessionmaker' && /AsyncSession$/.test(f.class ?? ''))) add(f.file, f.name, 'sqlalchemy.ext.asyncio.async_sessionmaker()');
+    else if (f.kind === 'sessionmaker') add(f.file, f.name, 'sqlalchemy.orm.sessionmaker()');
+  }
+  for (const e of project.engines) {
+    if (e.function !== null || !/(^|\.)create_(async_)?engine$/.test(e.factory)) continue;
+    add(e.file, e.name, e.async ? 'sqlalchemy.ext.asyncio.create_async_engine()' : 'sqlalchemy.create_engine()');
+  }
+  for (const q of clash) out.delete(q);
+  return out;
 }
 
 const indexes = new WeakMap<ProjectContext, ProjectIndex>();
@@ -63,6 +92,7 @@ export function projectIndex(project: ProjectContext): ProjectIndex {
     dynamicRelations: new Set(project.models.flatMap((m) => m.relationships.filter((r) => r.lazy === 'dynamic').map((r) => `${m.name}.${r.name}`))),
     anyRelationships: project.models.some((m) => m.relationships.length > 0),
     viewClasses: new Set(project.viewClasses ?? []),
+    projectHandles: projectHandleTypes(project),
   };
   indexes.set(project, index);
   return index;

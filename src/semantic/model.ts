@@ -219,6 +219,12 @@ export interface FileModel {
   scopedSessions: ReadonlyMap<string, readonly string[]>;
   /** `Model.attr` of the project's `lazy="dynamic"` relationships: `self.attr.filter(...)` in the model runs a query. */
   dynamicRelations: ReadonlySet<string>;
+  /**
+   * The project's module-level session factories and engines of other modules, by qualified name
+   * (`app.db.SessionLocal` → `sqlalchemy.orm.sessionmaker()`): `SessionLocal()` imported from
+   * there is a session in this file too. Set by the engine.
+   */
+  projectHandles: ReadonlyMap<string, string>;
   /** The project's `X = Annotated[T, Depends(f)]` aliases (see semantic/dependencyAliases.ts); set by the engine. */
   dependencyAliases: readonly { name: string; type: string; provider: string }[];
   /**
@@ -378,6 +384,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     modelClasses: NO_MODELS,
     flaskDbHandles: NO_MODELS,
     scopedSessions: new Map(),
+    projectHandles: new Map(),
     dynamicRelations: NO_MODELS,
     dependencyAliases: [],
     lineOf: (offset: number) => lineOfOffset(lineStarts, offset),

@@ -319,11 +319,15 @@ function mayDefineHandle(source: string): boolean {
 /** Words without which a file defines no DB handle or provider worth exporting. */
 const HANDLE_HINT = /sessionmaker|scoped_session|ScopedSession\[|create_(async_)?engine|Session\(|\.connect\(|Redis\(|from_url\(|Annotated\[|->\s*[\w.]*(Session|Connection|Engine|Redis)\b|yield\s+\w*(session|db|conn)/;
 
-/** Looks up names of this file's own module for {@link resolveHandle}; other modules stay unknown. */
+/**
+ * Looks up names of this file's own module for {@link resolveHandle}; of other modules, only the
+ * project's module-level session factories and engines (`FileModel.projectHandles`): the rest
+ * stay unknown, for the repo phase.
+ */
 export function ownModuleLookup(model: FileModel): (qualified: string) => string | null | undefined {
   const prefix = model.moduleName + '.';
   return (q) => {
-    if (!q.startsWith(prefix)) return undefined;
+    if (!q.startsWith(prefix)) return model.projectHandles.get(q);
     const rest = q.slice(prefix.length);
     const dot = rest.indexOf('.');
     const name = dot >= 0 ? rest.slice(0, dot) : rest;

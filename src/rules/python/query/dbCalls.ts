@@ -129,7 +129,7 @@ export function receiverEvidence(model: FileModel, call: CallInfo): Evidence {
         case 'cursor':
           return 'db';
         case 'async':
-          return ASYNC_SQLALCHEMY.test(t) || /^@?asyncpg\b/.test(t) ? 'db' : null;
+          return ASYNC_SQLALCHEMY.test(t) || /^@?asyncpg\b/.test(t) || ASYNC_SQLALCHEMY.test(model.projectHandles.get(/^@?([\w.]+)/.exec(t)?.[1] ?? '') ?? '') ? 'db' : null;
         default:
           return null;
       }

@@ -224,7 +224,7 @@ function rowsLoadedInLoop(model: FileModel, loop: LoopInfo): string[] {
   for (const a of model.assignments) {
     if (a.functionIndex !== loop.functionIndex || !a.loops.includes(loop.index) || !a.value || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
     const read = rowsSource(model, a.value, a.functionIndex, a.line - 1);
-    if (read && read.op.kind === 'read' && loadedModel(model, read.call, read.op)) out.push(a.target);
+    if (read && read.op.kind === 'read' && (read.entity || loadedModel(model, read.call, read.op))) out.push(a.target);
   }
   return out;
 }
