@@ -9,7 +9,8 @@
  *   uses the session again before its rollback;
  * - a commit outside any `try` and outside a session/transaction `with`, after the function has
  *   written on the session and then made a call that can fail outside the database (a network
- *   call, file I/O): when that call raises, the flushed writes stay on a session nobody rolls back.
+ *   call, file I/O): when that call raises, the flushed writes stay on a session nobody rolls back
+ *   (not a session handed in, which its owner closes, nor Flask-SQLAlchemy's `db.session`).
  * Why is this bad? After a failed flush or commit the session refuses all work until `rollback()`
  * (`PendingRollbackError`); a swallowed error leaves it, and its connection, in that state.
  *
@@ -24,7 +25,7 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
-import { assignmentsTo } from '../../../semantic/model.js';
+import { assignmentsTo, isFlaskHandle } from '../../../semantic/model.js';
 import {
   callsOf, enclosingTries, exceptClauses, externalCall, finallyClause, inManagingWith, isCommitCall, isWriteCall, receiverKey,
   unwrap, withOpensSession,
@@ -41,7 +42,7 @@ export const missingRollback: FileRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'A failed commit, flush or statement whose session is never rolled back before it is used again',
-    what: 'Finds a `try` around a commit, flush, statement or query whose `except` catches database errors (bare, `Exception`, `SQLAlchemyError`, `IntegrityError`, …) and neither calls `rollback()` nor re-raises while the session is used again, or uses the session before its rollback; and a commit outside any `try` and session `with` that follows a write and a call that can fail outside the database (network, file I/O), so a failure there leaves the flushed writes on a session nobody rolls back. Low when a session `with` around the commit rolls back on exit anyway.',
+    what: 'Finds a `try` around a commit, flush, statement or query whose `except` catches database errors (bare, `Exception`, `SQLAlchemyError`, `IntegrityError`, …) and neither calls `rollback()` nor re-raises while the session is used again, or uses the session before its rollback; and a commit outside any `try` and session `with` that follows a write and a call that can fail outside the database (network, file I/O), so a failure there leaves the flushed writes on a session nobody rolls back — only for a session that outlives the function and that no caller owns (a module-level session, one the function keeps open itself): a session handed in as a parameter is closed, and rolled back, by whoever handed it in, and Flask-SQLAlchemy\'s `db.session` by the app context\'s teardown. A handler that hands the session to a helper (`reset(session)`) before using it is taken to clean it up. Low when a session `with` around the commit rolls back on exit anyway.',
     why: 'After a failed flush or commit a SQLAlchemy session refuses all further work until `rollback()` is called (`PendingRollbackError`), and its connection stays inside the failed transaction. An error swallowed without a rollback, or an exception between the writes and the commit, leaves the session and its connection in that state for whoever uses them next.',
     bad:
       'import logging\n\nfrom sqlalchemy.exc import SQLAlchemyError\nfrom sqlalchemy.orm import Session\n\nfrom app.models import User\n\nlog = logging.getLogger(__name__)\n\n\n'
@@ -82,6 +83,11 @@ export const missingRollback: FileRule = {
         continue;
       }
       if (call.method !== 'commit' || managed || inFinallyClosedScope(call, session)) continue;
+      // The call's failure reaches whoever owns the session: a caller that handed it in (its
+      // `with`, `finally` or the request's teardown closes it, rolling back), or Flask-SQLAlchemy,
+      // whose app-context teardown removes `db.session`. Only a session this function keeps
+      // open itself is left holding the flushed writes for the next commit.
+      if (ownedElsewhere(model, call, session)) continue;
       const risky = failingCallBeforeCommit(model, call);
       if (!risky) continue;
       ctx.report({
@@ -91,6 +97,13 @@ export const missingRollback: FileRule = {
     }
   },
 };
+
+/** Is the session a parameter of the function (`self.session` included) or Flask-SQLAlchemy's `db.session`? */
+function ownedElsewhere(model: FileModel, call: CallInfo, session: string): boolean {
+  if (isFlaskHandle(model, call.dottedReceiver, 'session')) return true;
+  const head = session.split('.')[0]!;
+  return model.functions[call.functionIndex]!.params.some((p) => p.name === head);
+}
 
 /** Session calls that send something to the database and can fail there: a commit, a flush, a statement or a query. */
 function canFailOnSession(model: FileModel, call: CallInfo): boolean {
@@ -141,6 +154,9 @@ function handlerVerdict(model: FileModel, call: CallInfo, session: string, tries
       // call that always raises (`abort(400)`: Flask's request teardown then removes the session).
       if (body.namedChildren.some(raises)) continue;
       if (/\b(close|invalidate)\s*\(/.test(body.text)) continue;
+      // The session handed to a helper before any other use (`reset(session)`,
+      // `cleanup(db=session)`): such a helper is there to clean it up, as in a `finally`.
+      if (handsSessionOn(body, session)) continue;
       if (fn.role === 'handler' && fn.params.some((p) => p.name === session)) continue;
       // A session of this function's own that nothing uses after the handler: no one meets it
       // failed (leaving it unclosed is PA403/PA405's finding).
@@ -190,6 +206,12 @@ function sessionReuse(text: string, session: string): { at: number; text: string
     if (!/^(rollback|close|invalidate|expunge|expunge_all|remove|in_transaction|is_active)$/.test(m[1]!)) return { at: m.index, text: `${session}.${m[1]}()` };
   }
   return null;
+}
+
+/** Does the handler hand the session to a call as an argument (`reset(session)`, `undo(db=session)`)? */
+function handsSessionOn(body: SyntaxNode, session: string): boolean {
+  const s = session.replace(/\./g, '\\.');
+  return new RegExp(`\\w\\s*\\((?:[^()]*,)?\\s*(?:\\w+\\s*=\\s*)?${s}\\s*(?:,[^()]*)?\\)`).test(body.text);
 }
 
 /** Does a `finally` close (or roll back) the session, itself or through a helper handed the session? */
