@@ -5,9 +5,9 @@
  * (`select(M).where(M.email == e)` … `.first()` / `.one_or_none()` / `scalar_one_or_none()`,
  * `session.query(M).filter_by(email=e).first()`, `M.query.filter_by(...).first()`), a test of the
  * result (`if row is None:`, `if not row:`, `if row: return/raise`), then a new `M(...)` built
- * with that same column, `add`ed, and committed (or flushed) in the same function — with no row
- * lock on the check (`with_for_update`), no `ON CONFLICT` / `merge`, and no `IntegrityError`
- * handled around the insert.
+ * with that same column, `add`ed, and committed (or flushed) in the same function — with no
+ * `ON CONFLICT` / `merge`, and no `IntegrityError` handled around the insert. A row lock on the
+ * check (`with_for_update`) locks nothing when no row is found, so it does not count.
  *
  * Why is this bad? Under READ COMMITTED (PostgreSQL's default) two concurrent calls both run the
  * SELECT before either commits, both see no row and both insert: a duplicate where the column
@@ -16,7 +16,7 @@
  * Severity: medium in a request handler (concurrent requests for the same key happen: double
  * submits, retries), low elsewhere.
  * Silent look-alikes: the insert (or its commit) in a `try` whose handler catches
- * `IntegrityError`; the check with `with_for_update()`; `on_conflict_do_nothing/update` or
+ * `IntegrityError`; `on_conflict_do_nothing/update` or
  * `merge` in the function; a new row built without the looked-up column; a lookup whose result
  * is never tested.
  */
@@ -41,7 +41,7 @@ export const checkThenInsert: FileRule = {
     severity: 'low',
     effort: 'S',
     summary: 'A row looked up by a key, then inserted with that key when missing, with no lock, ON CONFLICT or IntegrityError handling',
-    what: 'Finds a check-then-insert: a row of a model looked up by a column (`select(M).where(M.col == v)` with `.first()`/`.one_or_none()`/`scalar_one_or_none()`, `query(M).filter_by(col=v).first()`, `M.query.filter_by(...)`), the result tested (`if row is None:`, `if not row:`, a guard that returns or raises), and a new `M(col=...)` with the same column `add`ed and committed or flushed in the same function, when the check takes no lock (`with_for_update`), nothing uses `ON CONFLICT`/`merge`, and no `except IntegrityError` surrounds the insert. Medium in a request handler, low elsewhere.',
+    what: 'Finds a check-then-insert: a row of a model looked up by a column (`select(M).where(M.col == v)` with `.first()`/`.one_or_none()`/`scalar_one_or_none()`, `query(M).filter_by(col=v).first()`, `M.query.filter_by(...)`), the result tested (`if row is None:`, `if not row:`, a guard that returns or raises, or the lookup tested inline: `if <lookup> is not None: raise`), and a new `M(col=...)` with the same column (or one copied from the object the value came from: `M.model_validate(body)`, `M(**body.model_dump())` with the lookup on `body.col`) `add`ed and committed or flushed in the same function, when nothing uses `ON CONFLICT`/`merge`, and no `except IntegrityError` surrounds the insert. A `with_for_update()` on the check does not make it safe: it locks the row when there is one, and nothing when there is none. Medium in a request handler, low elsewhere.',
     why: 'Under READ COMMITTED, PostgreSQL\'s default, two concurrent calls both run the SELECT before either commits, both find nothing, and both insert. Without a unique constraint the table gets a duplicate; with one, the slower call fails with an `IntegrityError` the code never expected, which a request answers with a 500.',
     bad:
       'from sqlalchemy import String, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column\n\n\n'
@@ -80,12 +80,18 @@ function modelNames(project: FileRuleContext['project']): Set<string> {
 }
 
 interface Lookup {
-  name: string;
+  /** The name the row is bound to; null for a lookup tested inline (`if <lookup> is not None:`). */
+  name: string | null;
   model: string;
   /** Column → the value expression it is compared with (whitespace-free). */
   columns: Map<string, string>;
   line: number;
   node: SyntaxNode;
+  /** The lookup takes `with_for_update()`: that locks a row that exists, not one that is missing. */
+  locked: boolean;
+  /** The `if` that tests an inline lookup, and whether its condition is true when a row is found. */
+  test?: SyntaxNode;
+  foundWhenTrue?: boolean;
 }
 
 function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, models: Set<string>, assignments: readonly AssignmentInfo[]): void {
@@ -95,18 +101,32 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
     if (!a.value || !/^[A-Za-z_]\w*$/.test(a.target) || a.loops.length) continue;
     const v = unwrap(a.value)!;
     const t = v.text;
-    if (!SINGLE.test(t) || /with_for_update/.test(t)) continue;
+    if (!SINGLE.test(t)) continue;
     const name = MODEL_OF_STATEMENT.exec(t)?.[1] ?? MODEL_QUERY_PROPERTY.exec(t)?.[1];
     if (!name) continue;
     const columns = filterColumns(t, name);
     if (!columns.size) continue;
-    lookups.push({ name: a.target, model: name, columns, line: a.line, node: a.node });
+    lookups.push({ name: a.target, model: name, columns, line: a.line, node: a.node, locked: /with_for_update/.test(t) });
+  }
+  // Tested inline: `if session.scalars(select(User).where(User.email == e)).first() is not None: raise`.
+  for (const node of fn.node.descendantsOfType('if_statement')) {
+    const cond = node.childForFieldName('condition');
+    const m = cond ? /^(not\s+)?([\s\S]+?)(\s+is\s+(not\s+)?None)?$/.exec(cond.text.trim()) : null;
+    if (!cond || !m) continue;
+    const t = m[2]!;
+    if (!SINGLE.test(t)) continue;
+    const name = MODEL_OF_STATEMENT.exec(t)?.[1] ?? MODEL_QUERY_PROPERTY.exec(t)?.[1];
+    const columns = name ? filterColumns(t, name) : null;
+    if (!name || !columns?.size) continue;
+    // Found when the test is true: `if <lookup>:`, `if <lookup> is not None:`.
+    const foundWhenTrue = !m[1] !== (m[3] !== undefined && m[4] === undefined);
+    lookups.push({ name: null, model: name, columns, line: node.startPosition.row + 1, node: cond, locked: /with_for_update/.test(t), test: node, foundWhenTrue });
   }
   if (!lookups.length) return;
   const calls = callsOf(model, fnIndex);
   const done = new Set<number>();
   for (const look of lookups) {
-    const regions = missingRegions(fn.node, look);
+    const regions = look.test ? inlineMissingRegions(fn.node, look.test, look.foundWhenTrue!) : missingRegions(fn.node, look);
     if (!regions.length) continue;
     for (const add of calls) {
       if (add.method !== 'add' || !add.hasReceiver || add.node.startIndex <= look.node.endIndex || done.has(add.node.startIndex)) continue;
@@ -117,7 +137,10 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
       if (!ctor || ctorModel(ctor) !== look.model || !regions.some((r) => ctor.startIndex >= r.from && ctor.endIndex <= r.to)) continue;
       // The new row carries the looked-up value in the looked-up column(s).
       const kw = callArgs(ctor).keywords;
-      const keys = [...look.columns].filter(([c, v]) => kw.get(c)?.text.replace(/\s+/g, '') === v).map(([c]) => c);
+      // Or built from the object the looked-up value was read from: `Hero.model_validate(body)`,
+      // `Hero(**body.model_dump())` with the lookup on `body.name`.
+      const source = copiedFrom(ctor);
+      const keys = [...look.columns].filter(([c, v]) => kw.get(c)?.text.replace(/\s+/g, '') === v || (source !== null && v === `${source}.${c}`)).map(([c]) => c);
       if (!keys.length) continue;
       const key = keys.join('`, `');
       const on = keys.map((k) => `${look.model}.${k}`).join('`, `');
@@ -129,7 +152,7 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
       const handler = effectiveRole(model, fnIndex) === 'handler';
       ctx.report({
         node: add.node,
-        message: `check-then-insert on \`${on}\`: \`${look.name}\` is looked up by \`${key}\` (line ${look.line}) and a new \`${look.model}\` with the same \`${key}\` is added when none is found, then ${end.method === 'commit' ? 'committed' : 'flushed'} (line ${end.line}); no lock, no \`ON CONFLICT\` and no \`IntegrityError\` handling: two concurrent calls both find nothing and both insert, leaving a duplicate or failing with an \`IntegrityError\``,
+        message: `check-then-insert on \`${on}\`: ${look.name ? `\`${look.name}\`` : `a \`${look.model}\``} is looked up by \`${key}\` (line ${look.line}) and a new \`${look.model}\` with the same \`${key}\` is added when none is found, then ${end.method === 'commit' ? 'committed' : 'flushed'} (line ${end.line}); ${look.locked ? '`with_for_update()` locks only a row that exists (when none is found it locks nothing), and' : 'no lock,'} no \`ON CONFLICT\` and no \`IntegrityError\` handling: two concurrent calls both find nothing and both insert, leaving a duplicate or failing with an \`IntegrityError\``,
         severity: handler ? 'medium' : 'low',
       });
     }
@@ -187,6 +210,30 @@ function missingRegions(fnNode: SyntaxNode, look: Lookup): { from: number; to: n
   return out;
 }
 
+/** Where an inline lookup found nothing: the branch of the `if` taken then, and after it when the other branch leaves. */
+function inlineMissingRegions(fnNode: SyntaxNode, test: SyntaxNode, foundWhenTrue: boolean): { from: number; to: number }[] {
+  const body = test.childForFieldName('consequence');
+  const alt = test.childForFieldName('alternative');
+  const leaves = (b: SyntaxNode | null | undefined) => /^(return|raise)_statement$/.test(b?.namedChildren.filter((c) => c.type !== 'comment').pop()?.type ?? '');
+  if (!foundWhenTrue) return body ? [{ from: body.startIndex, to: body.endIndex }] : [];
+  const out: { from: number; to: number }[] = [];
+  if (alt?.type === 'else_clause') out.push({ from: alt.startIndex, to: alt.endIndex });
+  if (leaves(body)) out.push({ from: test.endIndex, to: fnNode.endIndex });
+  return out;
+}
+
+/** The name a new row copies its fields from: `M.model_validate(x)`, `M.from_orm(x)`, `M(**x.model_dump())`, `M(**x)`. */
+function copiedFrom(ctor: SyntaxNode): string | null {
+  const callee = ctor.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '';
+  const args = ctor.childForFieldName('arguments')?.namedChildren ?? [];
+  if (/\.(model_validate|from_orm|parse_obj|model_construct|validate)$/.test(callee)) {
+    return args[0]?.type === 'identifier' ? args[0].text : null;
+  }
+  const splat = args.find((a) => a.type === 'dictionary_splat');
+  const m = splat ? /^\*\*\s*([A-Za-z_]\w*)(?:\.(?:model_dump|dict)\(\s*\))?$/.exec(splat.text) : null;
+  return m ? m[1]! : null;
+}
+
 /** The `M(...)` call an `add` argument is: inline, or the last assignment of a name. */
 function constructorOf(model: FileModel, arg: SyntaxNode, fnIndex: number, line: number): SyntaxNode | null {
   if (arg.type === 'call') return arg;
@@ -197,7 +244,7 @@ function constructorOf(model: FileModel, arg: SyntaxNode, fnIndex: number, line:
 }
 
 function ctorModel(call: SyntaxNode): string | null {
-  const fn = call.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '';
+  const fn = (call.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '').replace(/\.(model_validate|from_orm|parse_obj|model_construct|validate)$/, '');
   const last = fn.split('.').pop() ?? '';
   return /^[A-Z]\w*$/.test(last) ? last : null;
 }
