@@ -35,7 +35,7 @@ import type { Effect } from '../../../analysis/summary.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import { LIBRARY_WRITES, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
 import { classifyDbCall, LIBRARY_CALL } from '../query/dbCalls.js';
-import { callArgs, callsOf, enclosingTries, receiverKey, unwrap } from './semantics.js';
+import { callArgs, callsOf, enclosingTries, lastAssignment, receiverKey, unwrap } from './semantics.js';
 
 export const FLUSH_ONLY_WRITE = 'write_flush_only';
 export const PROVIDES_UNCOMMITTED = 'provides_uncommitted_session';
@@ -79,7 +79,9 @@ export interface ScopeCall {
    * parameter, and its provider's qualified name (`Depends(provider)`), or `plugin` for a session
    * Litestar's SQLAlchemy plugin injects.
    */
-  session?: { param: string; provider: string; what: string };
+  session?: { param: string; provider: string; what: string; attr?: true };
+  /** Where the write is when it is not the site's call: a changed attribute of a row the call loaded (`[line, column, endLine, endColumn]`). */
+  at?: [number, number, number, number];
   /** The raise (raise sites only). */
   exception?: string;
   raiseLine?: number;
@@ -221,6 +223,38 @@ function requestWriteSites(model: FileModel, effects: Effect[][]): void {
   });
 }
 
+/**
+ * A changed attribute of a row the handler loaded through the request's session, among the
+ * statements before an HTTP error (`user.failed_logins += 1` then `raise HTTPException(401)`):
+ * recorded at the read that loaded the row, with the write's place.
+ */
+function attributeWritesBeforeRaise(model: FileModel, fnIndex: number, before: SyntaxNode[], sessions: Map<string, string>, exception: string, raise: SyntaxNode, effects: Effect[][]): void {
+  if (!sessions.size) return;
+  for (const st of before) {
+    const a = st.namedChild(0);
+    if (a?.type !== 'assignment' && a?.type !== 'augmented_assignment') continue;
+    const left = a.childForFieldName('left');
+    const row = left?.type === 'attribute' ? left.childForFieldName('object') : null;
+    if (!left || row?.type !== 'identifier' || left.childForFieldName('attribute')?.text.startsWith('_')) continue;
+    const bound = lastAssignment(model, row.text, fnIndex, a.startPosition.row + 1);
+    const value = unwrap(bound?.value ?? null);
+    if (!bound || bound.functionIndex !== fnIndex || !value) continue;
+    // The read that loaded the row: the outermost call whose chain reaches a session call.
+    const read = callsOf(model, fnIndex).find((c) => c.node.startIndex >= value.startIndex && c.node.endIndex <= value.endIndex
+      && sessions.has(receiverKey(c) ?? '') && classifyDbCall(model, c)?.kind === 'read');
+    if (!read) continue;
+    const key = receiverKey(read)!;
+    const s = a.startPosition;
+    const e = a.endPosition;
+    const site: ScopeCall = {
+      direct: null, exception, raiseLine: raise.startPosition.row + 1,
+      session: { param: key, provider: sessions.get(key)!, what: a.text.replace(/\s+/g, ' '), attr: true },
+      at: [s.row + 1, s.column + 1, e.row + 1, e.column + 1],
+    };
+    effects[fnIndex]!.push({ kind: TXN_RAISE_AFTER, what: JSON.stringify(site), line: read.line, column: read.column });
+  }
+}
+
 /** The exception a `raise` names, when it is an HTTP error of a web framework: `NotAuthorizedException`. */
 function httpError(model: FileModel, raise: SyntaxNode): string | null {
   let e: SyntaxNode | null = raise.namedChildren[0] ?? null;
@@ -252,16 +286,25 @@ function raiseSites(model: FileModel, effects: Effect[][], inLib: (fnIndex: numb
     const exception = httpError(model, raise);
     if (!exception) continue;
     // The simple statements before the raise, back to a commit: they all run, then the raise.
+    // A plain `if` of simple statements may run on the way (`if user: user.failures += 1`).
     const before: SyntaxNode[] = [];
     const siblings = block.namedChildren;
     for (let i = siblings.findIndex((s) => s.startIndex === raise!.startIndex) - 1; i >= 0; i--) {
       const s = siblings[i]!;
       if (s.type === 'comment') continue;
-      if (s.type !== 'expression_statement' || /\.commit\s*\(|auto_commit\s*=\s*(?!False)/.test(s.text)) break;
+      if (/\.commit\s*\(|auto_commit\s*=\s*(?!False)/.test(s.text)) break;
+      if (s.type === 'if_statement' && !s.childForFieldName('alternative')) {
+        const body = s.childForFieldName('consequence')?.namedChildren.filter((c) => c.type !== 'comment') ?? [];
+        if (!body.length || !body.every((c) => c.type === 'expression_statement')) break;
+        before.push(...body);
+        continue;
+      }
+      if (s.type !== 'expression_statement') break;
       before.push(s);
     }
     if (!before.length) continue;
     const sessions = requestSessions(model, fnIndex);
+    attributeWritesBeforeRaise(model, fnIndex, before, sessions, exception, raise, effects);
     for (const c of callsOf(model, fnIndex)) {
       if (c.offloaded || !before.some((s) => c.node.startIndex >= s.startIndex && c.node.endIndex <= s.endIndex)) continue;
       const site: ScopeCall = { direct: libraryWrite(c, inLib(fnIndex), new Set()) && autoCommit(c) === 'off' ? c.calleeText : null, exception, raiseLine: raise.startPosition.row + 1 };
