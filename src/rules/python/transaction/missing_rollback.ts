@@ -42,7 +42,7 @@ export const missingRollback: FileRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'A failed commit, flush or statement whose session is never rolled back before it is used again',
-    what: 'Finds a `try` around a commit, flush, statement or query whose `except` catches database errors (bare, `Exception`, `SQLAlchemyError`, `IntegrityError`, …) and neither calls `rollback()` nor re-raises while the session is used again, or uses the session before its rollback; and a commit outside any `try` and session `with` that follows a write and a call that can fail outside the database (network, file I/O), so a failure there leaves the flushed writes on a session nobody rolls back — only for a session that outlives the function and that no caller owns (a module-level session, one the function keeps open itself): a session handed in as a parameter is closed, and rolled back, by whoever handed it in, and Flask-SQLAlchemy\'s `db.session` by the app context\'s teardown. A handler that hands the session to a helper (`reset(session)`) before using it is taken to clean it up. Low when a session `with` around the commit rolls back on exit anyway.',
+    what: 'Finds a `try` around a commit, flush, statement or query whose `except` catches database errors (bare, `Exception`, `SQLAlchemyError`, `IntegrityError`, …) and neither calls `rollback()` nor re-raises while the session is used again — after the `try`, or by the next iteration of a loop around it (`for row in rows: db.add(...); try: db.commit() except IntegrityError: continue`: after the first duplicate every commit fails; also a DB-API cursor, whose transaction refuses every statement after an error; not inside `begin_nested()`, nor on an autocommit connection) — or uses the session before its rollback; and a commit outside any `try` and session `with` that follows a write and a call that can fail outside the database (network, file I/O), so a failure there leaves the flushed writes on a session nobody rolls back — only for a session that outlives the function and that no caller owns (a module-level session, one the function keeps open itself): a session handed in as a parameter is closed, and rolled back, by whoever handed it in, and Flask-SQLAlchemy\'s `db.session` by the app context\'s teardown. A handler that hands the session to a helper (`reset(session)`) before using it is taken to clean it up. Low when a session `with` around the commit rolls back on exit anyway.',
     why: 'After a failed flush or commit a SQLAlchemy session refuses all further work until `rollback()` is called (`PendingRollbackError`), and its connection stays inside the failed transaction. An error swallowed without a rollback, or an exception between the writes and the commit, leaves the session and its connection in that state for whoever uses them next.',
     bad:
       'import logging\n\nfrom sqlalchemy.exc import SQLAlchemyError\nfrom sqlalchemy.orm import Session\n\nfrom app.models import User\n\nlog = logging.getLogger(__name__)\n\n\n'
@@ -77,8 +77,10 @@ export const missingRollback: FileRule = {
           node: call.node,
           message: verdict.reuse
             ? `\`${call.calleeText}()\` can fail in this \`try\`, and its \`${header}\` handler uses \`${session}\` again (\`${verdict.reuse}\`) before any rollback: that call raises \`PendingRollbackError\``
-            : `\`${call.calleeText}()\` is in a \`try\` whose \`${header}\` handler neither rolls back nor re-raises: the session is left in a failed transaction`,
-          severity: managed ? 'low' : 'medium',
+            : verdict.nextIteration
+              ? `\`${call.calleeText}()\` is in a \`try\` whose \`${header}\` handler neither rolls back nor re-raises, inside a loop that goes on: the next iteration uses \`${session}\` in its failed transaction, so after the first error every later one fails too (\`PendingRollbackError\`, or \`InFailedSqlTransaction\` on a DB-API connection)`
+              : `\`${call.calleeText}()\` is in a \`try\` whose \`${header}\` handler neither rolls back nor re-raises: the session is left in a failed transaction`,
+          severity: managed && !verdict.nextIteration ? 'low' : 'medium',
         });
         continue;
       }
@@ -119,6 +121,8 @@ interface HandlerVerdict {
   handler: SyntaxNode;
   /** The session call the handler makes before any rollback, when that is the problem. */
   reuse: string | null;
+  /** The `try` sits in a loop that goes on to its next iteration, which uses the session again. */
+  nextIteration?: boolean;
 }
 
 /**
@@ -137,6 +141,9 @@ function handlerVerdict(model: FileModel, call: CallInfo, session: string, tries
     const handlers = exceptClauses(t).filter((h) => catchesDbErrors(h));
     if (!handlers.length) continue;
     const tryBody = t.childForFieldName('body');
+    // A savepoint (`with session.begin_nested():`) rolls back to itself on the error: the session
+    // stays usable. So does a connection in autocommit mode (each statement its own transaction).
+    if (/\bbegin_nested\s*\(/.test(tryBody?.text ?? '') || /\bautocommit\s*=\s*True\b|set_session\s*\([^)]*autocommit\s*=\s*True/.test(fn.node.text)) return null;
     const exitedWith = call.withs.some((wi) => {
       const w = model.withs[wi]!;
       if (!tryBody || w.node.startIndex < tryBody.startIndex || w.node.endIndex > tryBody.endIndex) return false;
@@ -157,11 +164,13 @@ function handlerVerdict(model: FileModel, call: CallInfo, session: string, tries
       // The session handed to a helper before any other use (`reset(session)`,
       // `cleanup(db=session)`): such a helper is there to clean it up, as in a `finally`.
       if (handsSessionOn(body, session)) continue;
-      if (fn.role === 'handler' && fn.params.some((p) => p.name === session)) continue;
+      // In a loop that goes on after the handler, the next iteration meets the session failed.
+      const nextIteration = loopReuse(t, body, fn.node, session);
+      if (!nextIteration && fn.role === 'handler' && fn.params.some((p) => p.name === session)) continue;
       // A session of this function's own that nothing uses after the handler: no one meets it
       // failed (leaving it unclosed is PA403/PA405's finding).
-      if (ownSession(model, call.functionIndex, session) && !usedAfter(fn.body, t, body, session)) continue;
-      return { tryNode: t, handler: h, reuse: null };
+      if (!nextIteration && ownSession(model, call.functionIndex, session) && !usedAfter(fn.body, t, body, session)) continue;
+      return { tryNode: t, handler: h, reuse: null, ...(nextIteration ? { nextIteration } : {}) };
     }
     return null;
   }
@@ -183,6 +192,21 @@ function usedAfter(fnBody: SyntaxNode | null, tryNode: SyntaxNode, handlerBody: 
   if (!fnBody) return true;
   const rest = fnBody.text.slice(tryNode.endIndex - fnBody.startIndex);
   return new RegExp(`(?<![\\w.])${session.replace(/\./g, '\\.')}(?![\\w])`).test(rest);
+}
+
+/**
+ * Is the `try` inside a loop of the function whose next iteration runs after the handler (it
+ * does not end in `return`, `raise` or `break`) and whose body uses the session?
+ */
+function loopReuse(tryNode: SyntaxNode, handlerBody: SyntaxNode, fnNode: SyntaxNode, session: string): boolean {
+  const last = handlerBody.namedChildren.filter((c) => c.type !== 'comment').pop();
+  if (last && (last.type === 'return_statement' || last.type === 'break_statement' || raises(last))) return false;
+  const use = new RegExp(`(?<![\\w.])${session.replace(/\./g, '\\.')}\\s*\\.\\s*\\w+\\s*\\(`);
+  for (let p = tryNode.parent; p && p.id !== fnNode.id; p = p.parent) {
+    if (p.type === 'function_definition' || p.type === 'lambda') return false;
+    if (p.type === 'for_statement' || p.type === 'while_statement') return use.test(p.childForFieldName('body')?.text ?? '');
+  }
+  return false;
 }
 
 /** Functions that never return: they raise (`abort(404)`, `flask.abort`) or end the process. */
