@@ -73,6 +73,12 @@ describe('PA202 / PA205 severities', () => {
     expect(at('transaction/open-scope', 'app/orders.py', 46, 'PA205')?.originalSeverity).toBe('medium');
     expect(at('transaction/open-scope', 'app/orders.py', 79, 'PA205')?.message).toMatch(/between the first statement on `session` \(line 77\)/);
   });
+  it('a read-only transaction held across a remote call is low in a background job; a sleep after writes stays medium', () => {
+    const held = at('transaction/open-scope', 'app/refresh_jobs.py', 16, 'PA205')!;
+    expect(held.severity).toBe('low');
+    expect(held.downgrades.map((d) => d.evidence).join(' ')).toMatch(/background job/);
+    expect(at('transaction/open-scope', 'app/refresh_jobs.py', 28, 'PA205')?.severity).toBe('medium');
+  });
 });
 
 describe('PA208 missing_commit', () => {

@@ -258,6 +258,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
               };
               if (r.recommendation) f.recommendation = r.recommendation;
               if (r.advisory) f.advisory = r.advisory;
+              if (r.lowInBackground) f.lowInBackground = true;
               if (r.function) f.function = r.function;
               if (r.chain) f.chain = r.chain;
               raw.push(f);
@@ -327,6 +328,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
         finding,
         executionEvidence: r.evidence ?? [],
         inHandler: r.inHandler,
+        ...(r.lowInBackground ? { lowInBackground: true as const } : {}),
         oneOff: config.executionContext === 'strict' ? null : (oneOff.get(`${r.path}:${r.line}`) ?? null),
       }, context));
     }

@@ -16,6 +16,8 @@ export interface ValidationInput {
   /** Rule 6 points gathered in the worker. */
   executionEvidence: string[];
   inHandler: boolean;
+  /** The rule's `lowInBackground`: at most low when only background jobs reach the code. */
+  lowInBackground?: true;
   /** The finding's code runs only once (migration, script, startup, import): from the call graph. */
   oneOff?: ExecutionContext | null;
 }
@@ -35,7 +37,7 @@ export function validateFinding(input: ValidationInput, context: ProjectContext)
   const { finding } = input;
   const once = input.oneOff;
   if (once?.kind === 'background') {
-    if (LOWERED_IN_BACKGROUND.has(finding.code) && finding.severity !== 'low') {
+    if ((LOWERED_IN_BACKGROUND.has(finding.code) || input.lowInBackground) && finding.severity !== 'low') {
       finding.downgrades.push({ rule: 'execution_context', from: finding.severity, to: 'low', evidence: once.evidence });
       finding.severity = 'low';
       return finding;

@@ -76,6 +76,8 @@ export interface RawFinding {
   inHandler: boolean;
   /** The rule judged it advisory: the evidence (`RuleReport.advisory`). */
   advisory?: string;
+  /** `RuleReport.lowInBackground`. */
+  lowInBackground?: true;
 }
 
 export interface FileOutcome {

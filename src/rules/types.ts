@@ -50,6 +50,11 @@ export interface RuleReport {
    * the exit code, recorded as a downgrade.
    */
   advisory?: string;
+  /**
+   * Only a job's throughput is at stake when background jobs alone reach the code (a read-only
+   * transaction held across a remote call): `low` there, as execution context decides.
+   */
+  lowInBackground?: true;
   recommendation?: string;
   /** Name of the function the finding is in. */
   function?: string;
