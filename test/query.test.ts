@@ -282,6 +282,9 @@ describe('PA107 severity by how the loop\'s N grows', () => {
     }
     // Rows selected by the posted ids (`in_(book_ids)`) are as many as the ids.
     expect(at107(line('Book.id.in_(book_ids)') + 1).severity).toBe('low');
+    // Validated or parsed, the request's data is still what the client sent.
+    expect(at107(line('for n in data["names"]]')).severity).toBe('low');
+    expect(at107(line('for n in body.names]')).severity).toBe('low');
   });
   it('over a helper\'s parameter, is what its callers pass: high when one passes rows, low when all pass input', () => {
     expect(at107(line('# One caller passes rows of a query: high.') + 1).severity).toBe('high');

@@ -286,6 +286,7 @@ function callDomain(model: FileModel, node: SyntaxNode, fnIndex: number, line: n
     return d;
   }
   const callee = fn?.text ?? '';
+  if (validated(model, node, fnIndex, line, isRows, depth)) return INPUT;
   if (PASS_THROUGH.has(callee)) {
     // `map(f, xs)` / `filter(f, xs)`: the items are the second argument's.
     const items = callee === 'map' || callee === 'filter' ? args.slice(1) : callee === 'zip' || callee.endsWith('chain') ? args : args.slice(0, 1);
@@ -304,6 +305,19 @@ function callDomain(model: FileModel, node: SyntaxNode, fnIndex: number, line: n
   // The position as the model's calls have it (1-based column), for the repo phase's `callAt`.
   const start = node.startIndex;
   return { kind: 'call', line: model.lineOf(start) + 1, column: start - (model.source.lastIndexOf('\n', start - 1) + 1) + 1 };
+}
+
+/** Calls that check or parse what they are given and hand back its data: `validate(data_dict, schema)`, `schema.load(payload)`, `Model.model_validate(body)`. */
+const VALIDATING_CALL = /(^|[._])(validate|deserialize|load|loads|parse_obj|parse_raw|model_validate|model_validate_json|validated_data|clean)$/;
+
+/** Is `node` a validating call whose first argument is request input (its result is that input, checked)? */
+function validated(model: FileModel, node: SyntaxNode | null, fnIndex: number, line: number, isRows: RowsOracle, depth: number): boolean {
+  let call = node;
+  while (call && (call.type === 'parenthesized_expression' || call.type === 'await')) call = call.namedChild(0);
+  if (call?.type !== 'call' || depth > 12) return false;
+  if (!VALIDATING_CALL.test(call.childForFieldName('function')?.text ?? '')) return false;
+  const first = call.childForFieldName('arguments')?.namedChildren.find((a) => a.type !== 'comment' && a.type !== 'keyword_argument') ?? null;
+  return !!first && domainOf(model, first, fnIndex, line, isRows, depth + 1).kind === 'input';
 }
 
 /** Both sides agree, else the larger claim: rows win over input, and anything unknown is unknown. */
@@ -366,6 +380,9 @@ function nameDomain(model: FileModel, name: string, fnIndex: number, line: numbe
       if (!best || a.line >= best.line) best = a;
     }
     if (best) return domainOf(model, best.value, scope, best.line, isRows, depth + 1);
+    // `data, errors = validate(data_dict, schema)`: the first name is what the client sent, validated.
+    const unpacked = model.unpackedAssignments.filter((u) => u.functionIndex === scope && u.line < line && u.names[0] === name).pop();
+    if (unpacked) return validated(model, unpacked.value, scope, unpacked.line, isRows, depth) ? INPUT : UNKNOWN;
     const fn = model.functions[scope]!;
     const param = params ? fn.params.find((p) => p.name === name) : undefined;
     if (param) {

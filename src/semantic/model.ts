@@ -159,6 +159,8 @@ export interface AssignmentInfo {
 /** Names one unpacking assignment binds (`a, b = pair`). */
 export interface UnpackedAssignment {
   names: string[];
+  /** The value unpacked (`pair` in `a, b = pair`). */
+  value: SyntaxNode | null;
   functionIndex: number;
   line: number;
   /** Enclosing loops whose per-iteration part contains the assignment, innermost last. */
@@ -1202,7 +1204,7 @@ function collectAssignments(model: FileModel, raw: RawAssignment[]): { plain: As
     if (!isAug && left && UNPACKING.has(left.type)) {
       const names: string[] = [];
       patternNames(left, names);
-      if (names.length) unpacked.push({ names, functionIndex, line: model.lineOf(start) + 1, loops });
+      if (names.length) unpacked.push({ names, value: node.childForFieldName('right'), functionIndex, line: model.lineOf(start) + 1, loops });
       continue;
     }
     if (!left || (left.type !== 'identifier' && left.type !== 'attribute')) continue;
