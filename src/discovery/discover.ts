@@ -306,10 +306,21 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   // Views through any number of the project's own bases, across modules.
   const views = new Set(perFile.flatMap(({ facts }) => facts.views ?? []));
   const subclasses = perFile.flatMap(({ facts }) => facts.viewSubclasses ?? []);
+  // A base imported from a package that re-exports it (`from app.views import BaseView`, with
+  // `BaseView` defined in `app/views/base.py`): a view of that name in a module under the package.
+  const isView = (b: string): boolean => {
+    if (views.has(b)) return true;
+    const dot = b.lastIndexOf('.');
+    if (dot <= 0) return false;
+    const pkg = b.slice(0, dot + 1);
+    const name = b.slice(dot);
+    for (const v of views) if (v.startsWith(pkg) && v.endsWith(name) && v.indexOf('.', pkg.length) === v.length - name.length) return true;
+    return false;
+  };
   for (let grown = views.size > 0; grown; ) {
     grown = false;
     for (const [cls, bases] of subclasses) {
-      if (views.has(cls) || !bases.some((b) => views.has(b))) continue;
+      if (views.has(cls) || !bases.some(isView)) continue;
       views.add(cls);
       grown = true;
     }

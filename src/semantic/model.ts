@@ -541,7 +541,8 @@ export function classViews(model: FileModel, projectViews: ReadonlySet<string> |
       const q = resolveName(model, b.text) ?? '';
       return VIEW_BASE.test(q) || (projectViews?.has(q) ?? false);
     };
-    if (name && bases.some(isView)) views.add(name);
+    // Or a view the project's closure found (its base re-exported by a package, say).
+    if (name && (bases.some(isView) || (bases.length > 0 && (projectViews?.has(`${model.moduleName}.${name}`) ?? false)))) views.add(name);
   }
   return views;
 }
