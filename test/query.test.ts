@@ -389,6 +389,13 @@ describe('PA108 lazy_load_in_loop', () => {
     expect(scalar.message).toMatch(/a many-to-one: one SELECT per distinct `Author` not already in the session/);
   });
 
+  it('is low in a per-item workflow: the iteration also flushes on its own', () => {
+    const file = path.join(FIXTURES, 'query/PA108.py');
+    const f = at(query, 'PA108.py', lineOf(file, 'for book in author.books:  # expect: PA108'), 'PA108')!;
+    expect(f.severity).toBe('low');
+    expect(f.message).toMatch(/each iteration also writes \(`db.flush`\): a per-item workflow/);
+  });
+
   it('rows an awaited query loaded in an async def: the message says the lazy load raises there', () => {
     const file = path.join(FIXTURES, 'query/PA108.py');
     const inAsync = at(query, 'PA108.py', lineOf(file, 'out.append([b.title for b in author.books])'), 'PA108')!;

@@ -73,6 +73,8 @@ import {
   dynamicTarget, eagerlyLoaded, heldText, LAZY, lazyRelationships, MAX_ROWS_TEXT, oneRowNote, RETURNS_ROWS, rowsExpression, sameRows, targetsHeld, type LazyRelationship,
 } from './loadedRelations.js';
 import { reportSerializedRows } from './serializedRows.js';
+import { loopWorkflow } from './loops.js';
+import { iterationWriter } from './dbCalls.js';
 export { RETURNS_ROWS } from './loadedRelations.js';
 export { collectSerializedRows, SERIALIZED_CALL, SERIALIZED_ROWS } from './serializedRows.js';
 
@@ -468,7 +470,7 @@ function paramLoopSites(model: FileModel, effects: Effect[][], localNames: () =>
       const names = ownLineNames(localNames(), cls);
       effects[call.functionIndex]!.push({
         kind: HELD_COLLECTION_LOOP,
-        what: `${attr}||${t.name}|${reads.join(',')}|${names.join(',')}`,
+        what: `${attr}||${t.name}|${reads.join(',')}|${names.join(',')}|${iterationWriter(model, { functionIndex: loop.functionIndex }, loop) ? 'w' : ''}`,
         line: loop.node.startPosition.row + 1,
         column: loop.node.startPosition.column + 1,
       });
@@ -511,7 +513,7 @@ export function collectHeldCollectionLoops(model: FileModel): Effect[][] {
     const names = coll ? [] : ownLineNames(localNames(), cls);
     effects[loop.functionIndex]!.push({
       kind: HELD_COLLECTION_LOOP,
-      what: `${attr}|${coll}|${t.name}|${reads.join(',')}|${names.join(',')}`,
+      what: `${attr}|${coll}|${t.name}|${reads.join(',')}|${names.join(',')}|${iterationWriter(model, { functionIndex: loop.functionIndex }, loop) ? 'w' : ''}`,
       line: loop.node.startPosition.row + 1,
       column: loop.node.startPosition.column + 1,
     });
@@ -580,7 +582,10 @@ function reportHeldCollectionLoops(ctx: RepoRuleContext): void {
       if (f.startLine <= site.line && site.line <= f.endLine && (loopFn < 0 || f.startLine >= file.functions[loopFn]!.startLine)) loopFn = i;
     });
     const passed = loopFn >= 0 && loopFn !== ref.fn ? file.functions[loopFn]! : null;
-    const [attr = '', coll = '', item = '', readList = '', local = ''] = site.what.split('|');
+    const [attr = '', coll = '', item = '', readList = '', local = '', w = ''] = site.what.split('|');
+    // Each iteration also writes (in the loop, or in a repo function it calls): a per-item
+    // workflow whose round trips are there anyway, `low` as PA107 reads it.
+    const workflow = w === 'w' ? '' : loopWorkflow(graph, file.path, `${site.line}:${site.column - 1}`);
     // The first class of the MRO whose code sets `self.<attr>` decides what it holds.
     let path: string | undefined;
     let setter = '';
@@ -636,9 +641,10 @@ function reportHeldCollectionLoops(ctx: RepoRuleContext): void {
         path: file.path,
         location: { line: r.line, column: r.column, endLine: r.line, endColumn: r.endColumn },
         message: `\`${item}.${r.name}\` lazy-loads ${entity}.${r.name} once per row of \`self.${attr}${coll ? `.${coll}` : ''}\``
-          + (passed ? `, which \`${graph.function(ref).qualifiedName}\` passes to \`${passed.name}\`` : '') + ` (${where})` + oneRowNote(r.info),
+          + (passed ? `, which \`${graph.function(ref).qualifiedName}\` passes to \`${passed.name}\`` : '') + ` (${where})` + oneRowNote(r.info)
+          + (workflow !== null ? `; each iteration also writes${workflow ? ` (\`${workflow}\`)` : ''}: a per-item workflow whose round trips are there anyway` : ''),
         // The children of one row (`self.event.contributions`) grow with that row, not with the table.
-        ...(r.info.scalar || coll ? { severity: 'medium' as const } : {}),
+        ...(workflow !== null ? { severity: 'low' as const } : r.info.scalar || coll ? { severity: 'medium' as const } : {}),
         function: (passed ?? graph.function(ref)).name,
       });
     }
@@ -780,6 +786,8 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
       // Rows an awaited query loaded in an `async def`: an AsyncSession's rows, whose lazy loads
       // raise instead of querying.
       const asyncRows = !!source && source.call.awaited && loop.functionIndex >= 0 && model.functions[loop.functionIndex]!.isAsync;
+      // A statement, flush or commit in the same iteration: a per-item workflow (`low`, as PA107).
+      const writer = iterationWriter(model, { functionIndex: loop.functionIndex }, loop);
       for (const { node: attr, name } of itemAttributeReads(model, loop, t.name, (n) => lazy.has(n))) {
         // A many-to-one's lazy load looks in the session's identity map first: one SELECT per
         // distinct related row not loaded yet, not always one per row.
@@ -798,8 +806,9 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
               : !source ? ` (the collection ${collection!.owner}; no eager loader option for it where the parent is loaded)`
               : elsewhere ? ` (line ${source.call.line} in \`${elsewhere.qualifiedName}\`${held}; no eager loader option on the query)` : ' (no eager loader option on the query)')
             + oneRowNote(rel)
-            + (asyncRows ? '; on an `AsyncSession` the lazy load raises `MissingGreenlet` instead' : ''),
-          ...(rel.scalar || (!source && !helped) ? { severity: 'medium' as const } : {}),
+            + (asyncRows ? '; on an `AsyncSession` the lazy load raises `MissingGreenlet` instead' : '')
+            + (writer ? `; each iteration also writes (\`${writer.calleeText}\`): a per-item workflow whose round trips are there anyway` : ''),
+          ...(writer ? { severity: 'low' as const } : rel.scalar || (!source && !helped) ? { severity: 'medium' as const } : {}),
           ...(selfReferential ? { advisory: SELF_REFERENCE_EVIDENCE } : grouped ? { advisory: GROUPED_EVIDENCE } : {}),
         });
       }

@@ -761,6 +761,15 @@ function workflowNote(alsoWrites: string): string {
 
 export { smallLiteralProduct };
 
+/**
+ * What makes the loop at `loopKey` (`line:column`, 0-based column, of `path`) a per-item
+ * workflow: a call in its iteration of a repo function that writes, flushes or commits (see
+ * `loopFacts`), or null.
+ */
+export function loopWorkflow(graph: CallGraph, path: string, loopKey: string): string | null {
+  return loopFacts(graph).workflow(path, loopKey, false);
+}
+
 function strongReach(effects: Map<string, Reach>, kind: string): Reach | null {
   const r = effects.get(kind);
   return r && !r.weak ? r : null;
