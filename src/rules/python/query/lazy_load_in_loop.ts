@@ -137,6 +137,9 @@ function collectionRows(model: FileModel, project: ProjectContext, rows: SyntaxN
   return { entity: [...targets][0]!, owner: `${owner}.${coll}`, text };
 }
 
+/** Why a many-to-one back to the row whose collection the loop walks is advisory. */
+const OWNER_EVIDENCE = 'a many-to-one back to the row whose collection the loop walks: that row is loaded, and the lazy load finds it in the identity map without SQL';
+
 /** Why a many-to-one that the loop groups its rows by is advisory. */
 const GROUPED_EVIDENCE = 'the rows are grouped by this many-to-one (a dict keyed by it, or a query sorted by its key): one SELECT per distinct related row, the identity map answers the rest';
 
@@ -799,6 +802,9 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
         // `order_by(R.owner_id)`): many rows share each target, so it is one SELECT per distinct
         // target and the identity map answers the rest.
         const grouped = rel.scalar && !selfReferential && groupedBy(attr, text, name);
+        // The way back to the row whose collection the loop walks (`for l in order.lines:
+        // l.order`): that row is loaded, and the many-to-one finds it in the identity map.
+        const backToOwner = !!collection && rel.scalar && !!rel.target && rel.target.replace(/^.*\./, '') === collection.owner.split('.')[0]!.replace(/^.*\./, '');
         ctx.report({
           node: attr,
           message: `\`${t.name}.${name}\` lazy-loads ${entity}.${name} once per row of \`${source ? source.op.what : rows.text.replace(/\s+/g, '')}\``
@@ -809,7 +815,7 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
             + (asyncRows ? '; on an `AsyncSession` the lazy load raises `MissingGreenlet` instead' : '')
             + (writer ? `; each iteration also writes (\`${writer.calleeText}\`): a per-item workflow whose round trips are there anyway` : ''),
           ...(writer ? { severity: 'low' as const } : rel.scalar || (!source && !helped) ? { severity: 'medium' as const } : {}),
-          ...(selfReferential ? { advisory: SELF_REFERENCE_EVIDENCE } : grouped ? { advisory: GROUPED_EVIDENCE } : {}),
+          ...(selfReferential ? { advisory: SELF_REFERENCE_EVIDENCE } : grouped ? { advisory: GROUPED_EVIDENCE } : backToOwner ? { advisory: OWNER_EVIDENCE } : {}),
         });
       }
     }

@@ -108,13 +108,20 @@ export function heldText(model: FileModel, text: string, fnIndex: number): strin
   };
   for (const n of argNames(text)) names.add(n);
   names.delete('self');
-  if (!names.size || fnIndex < 0) return '';
   const parts: string[] = [];
+  // `.options(*order_loads())`: what a function of this module without parameters returns.
+  for (const m of text.matchAll(/(?<![*\w.])\*([A-Za-z_]\w*)\(\s*\)/g)) {
+    const fn = model.functions.find((f) => f.parent < 0 && !f.className && f.name === m[1]);
+    if (fn?.body) parts.push(fn.body.text);
+  }
+  if (!names.size || fnIndex < 0) return parts.join(' ');
   const followed = new Set<string>();
   for (let round = 0; round < 2; round++) {
     const fresh: string[] = [];
     for (const a of model.assignments) {
-      if (a.functionIndex !== fnIndex || !names.has(a.target) || followed.has(`${a.target}:${a.line}`) || !a.value) continue;
+      // The function's own names, and module-level ones (`ORDER_LOADS = [joinedload(...), ...]`).
+      if ((a.functionIndex !== fnIndex && a.functionIndex >= 0) || !names.has(a.target) || followed.has(`${a.target}:${a.line}`) || !a.value) continue;
+      if (a.functionIndex < 0 && model.assignments.some((b) => b.functionIndex === fnIndex && b.target === a.target)) continue;
       followed.add(`${a.target}:${a.line}`);
       parts.push(a.value.text);
       fresh.push(...argNames(a.value.text));

@@ -124,6 +124,13 @@ export function perIterationNames(model: FileModel, loop: LoopInfo): Set<string>
 /** Number of items when the loop's iterable is a list/tuple/set literal, else null. */
 export function literalSize(loop: LoopInfo): number | null {
   const it = unwrap(loop.iterable);
+  // `range(3)`, `range(1, 4)`, `range(0, 10, 2)` with integer literals: a count the code states.
+  if (it?.type === 'call' && it.childForFieldName('function')?.text === 'range') {
+    const args = it.childForFieldName('arguments')?.namedChildren ?? [];
+    if (!args.length || args.length > 3 || args.some((a) => a.type !== 'integer')) return null;
+    const [a, b, step = 1] = args.length === 1 ? [0, Number(args[0]!.text)] : args.map((x) => Number(x.text));
+    return step > 0 && b! > a! ? Math.ceil((b! - a!) / step) : 0;
+  }
   if (!it || (it.type !== 'list' && it.type !== 'tuple' && it.type !== 'set')) return null;
   if (it.namedChildren.some((c) => c.type === 'list_splat' || c.type === 'comment')) return null;
   return it.namedChildCount;
