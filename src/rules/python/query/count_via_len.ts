@@ -185,10 +185,15 @@ function rowsHeldOnlyToCount(model: FileModel, name: string, fnIndex: number, li
 function onlyTallies(loop: SyntaxNode): boolean {
   const body = loop.childForFieldName('body');
   if (!body || loop.childForFieldName('alternative')) return false;
+  const item = loop.childForFieldName('left');
   for (const stmt of body.namedChildren) {
     if (stmt.type !== 'expression_statement') return false;
     const e = stmt.namedChild(0);
     if (e?.type !== 'assignment' && e?.type !== 'augmented_assignment') return false;
+    // `row.active = False` changes the row: the loop needs the rows themselves, not a count.
+    let left = e.childForFieldName('left');
+    while (left && (left.type === 'attribute' || left.type === 'subscript')) left = left.type === 'attribute' ? left.childForFieldName('object') : left.childForFieldName('value');
+    if (item?.type === 'identifier' && left?.type === 'identifier' && left.text === item.text && left.id !== e.childForFieldName('left')?.id) return false;
   }
   for (const c of body.descendantsOfType('call')) {
     const f = c.childForFieldName('function');

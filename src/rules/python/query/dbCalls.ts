@@ -744,7 +744,8 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
     const at = { line: call.line, column: call.column };
     const op = classifyDbCall(model, call);
     const reload = op?.kind === 'read' ? reloadedParam(model, call, op) : null;
-    if (reload) effects[call.functionIndex]!.push({ kind: RELOADS_PARAM, what: reload, ...at });
+    // `:pk` when the reload is a primary-key lookup through the identity map (`session.get`).
+    if (reload) effects[call.functionIndex]!.push({ kind: RELOADS_PARAM, what: op!.identityMap && !/populate_existing|with_for_update/.test(call.node.text) ? `${reload}:pk` : reload, ...at });
     const passed = mayPassIds ? passedLoadedId(model, call) : null;
     if (passed) effects[call.functionIndex]!.push({ kind: PASSES_LOADED_ID, what: JSON.stringify(passed), ...at });
     if (op) {

@@ -12,7 +12,9 @@
  * (`job = await repo.get_job(...)`), followed through the call graph. Both loads must name the
  * same model.
  * Severity: a reload once per call is a fixed extra primary-key load, `low`; per item of a loop it
- * grows with the rows: high in a handler, medium elsewhere (background work).
+ * grows with the rows: high in a handler, medium elsewhere (background work). A reload by
+ * `session.get` / `Query.get` on the caller's session is advisory: the identity map returns the
+ * object the caller holds without SQL.
  */
 import type { Severity } from '../../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
@@ -108,7 +110,7 @@ export const redundantFetch: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'An entity already loaded is passed on by id and loaded again by the callee',
-    what: 'Finds a call that passes `obj.id` of an entity loaded earlier in the same function (by `session.get`, `select(Model)`, or a same-repo helper that queries) to a same-repo function whose body loads the same model again by that parameter (`session.get(Model, param)`, `select(Model).where(Model.id == param)`). In a project that depends on advanced-alchemy, also a row loaded through a service or repository (`for a in await svc.list(...)`, `a = await svc.get_one(...)`) whose id is handed back to the same object\'s `update(..., item_id=a.id)`, `delete(a.id)` or `get(a.id)`: the library looks the row up by that id again before it changes it (`update` with `item_id` twice).',
+    what: 'Finds a call that passes `obj.id` of an entity loaded earlier in the same function (by `session.get`, `select(Model)`, or a same-repo helper that queries) to a same-repo function whose body loads the same model again by that parameter (`session.get(Model, param)`, `select(Model).where(Model.id == param)`); a reload by `session.get` is advisory: the identity map returns the held object without SQL. In a project that depends on advanced-alchemy, also a row loaded through a service or repository (`for a in await svc.list(...)`, `a = await svc.get_one(...)`) whose id is handed back to the same object\'s `update(..., item_id=a.id)`, `delete(a.id)` or `get(a.id)`: the library looks the row up by that id again before it changes it (`update` with `item_id` twice).',
     why: 'The callee pays another query (or, after a commit with `expire_on_commit=True`, a refresh) for a row the caller holds; the two copies can also disagree when the caller changed the object in between.',
     bad: "from sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def mark_cancelled(session: AsyncSession, job_id: int) -> None:\n    job = await session.get(Job, job_id)\n    job.status = \"cancelled\"\n\n\n@router.post(\"/jobs/{job_id}/cancel\")\nasync def cancel(job_id: int, session: AsyncSession):\n    job = await session.get(Job, job_id)\n    await mark_cancelled(session, job.id)\n    return job\n",
     good: "from sqlalchemy.ext.asyncio import AsyncSession\n\n\ndef mark_cancelled(job) -> None:\n    job.status = \"cancelled\"\n\n\n@router.post(\"/jobs/{job_id}/cancel\")\nasync def cancel(job_id: int, session: AsyncSession):\n    job = await session.get(Job, job_id)\n    mark_cancelled(job)\n    return job\n",
@@ -144,7 +146,7 @@ export const redundantFetch: FileRule & RepoRule = {
         return typeof passed.arg === 'number' ? Number(pos) === passed.arg : name === passed.arg;
       });
       if (!reload) continue;
-      const model = reload.what.split(':')[2]!;
+      const [, , model = '', pk = ''] = reload.what.split(':');
       let loadedBy = passed.model;
       if (!loadedBy) {
         const loader = graph.callAt(ref.file, passed.source[0], passed.source[1]);
@@ -164,8 +166,12 @@ export const redundantFetch: FileRule & RepoRule = {
       ctx.report({
         path: file.path,
         location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-        message: `\`${passed.variable}\` is already loaded, but \`${callee.qualifiedName}\` gets only \`${passed.variable}.id\` and loads ${model} again (line ${reload.line} of ${graph.fileOf(to).path})`,
+        message: `\`${passed.variable}\` is already loaded, but \`${callee.qualifiedName}\` gets only \`${passed.variable}.id\` and loads ${model} again (line ${reload.line} of ${graph.fileOf(to).path})`
+          + (pk ? ': a primary-key lookup, which the identity map answers with the object the caller holds' : ''),
         severity,
+        // `session.get` on the caller's session returns the object it already holds, without SQL
+        // (after a commit expired it, the refresh is one the caller's next read would pay anyway).
+        ...(pk ? { advisory: 'the reload is `session.get` (or `Query.get`): the identity map returns the held object without SQL' } : {}),
         function: fn.name,
         chain,
       });
