@@ -25,7 +25,7 @@ import { ownModuleLookup, receiverType } from '../../../semantic/valueTypes.js';
 import { resolveHandle, type NameLookup } from '../../../semantic/db.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { argumentDomains, decodeDomain, encodeDomain, nestedLoopDomain, type LoopDomain, type RowsOracle } from '../../../semantic/loopDomain.js';
-import { callArgs, chainCallsDown, invariantIn, lastAssignment, notPerRow, perIterationNames, perItemLoops, perLoop, literalSize, repeatsReads, unwrap } from './semantics.js';
+import { callArgs, chainCallsDown, invariantIn, lastAssignment, loopTarget, notPerRow, perIterationNames, perItemLoops, perLoop, literalSize, repeatsReads, unwrap } from './semantics.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import { sqlKind, type SqlKind } from './rawSql.js';
 
@@ -813,7 +813,9 @@ function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[]): stri
   const loop = loops[loops.length - 1]!;
   const size = smallLiteralProduct(loops);
   const writes = iterationWriter(model, call, loop) !== null;
-  const fk = passesItemForeignKey(model, call, loops);
+  // By each item's foreign key, unless the loop's query eager-loads that relationship: then the
+  // identity map holds the targets and the lookup is the primary-key kind.
+  const fk = passesItemForeignKey(model, call, loops) && !foreignKeyTargetLoaded(model, call, loops);
   const domain = loopsDomain(model, loops);
   // Only asked of loops over a request's input (see `LoopCallFacts.readBefore`).
   const before = domain.kind === 'input' && readsBeforeLoop(model, call.functionIndex, loops[0]!);
@@ -827,6 +829,27 @@ function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[]): stri
 export function readsBeforeLoop(model: FileModel, fnIndex: number, loop: LoopInfo): boolean {
   const start = loop.node.startIndex;
   return model.calls.some((c) => c.functionIndex === fnIndex && c.node.startIndex < start && classifyDbCall(model, c)?.kind === 'read');
+}
+
+/**
+ * `session.get(User, p.author_id)` in a loop over rows whose query eager-loads `author`
+ * (`joinedload(Post.author)`, `selectinload`, `lazy="joined"` aside): the related rows came with
+ * the loop's rows, so each lookup finds its row in the identity map.
+ */
+export function foreignKeyTargetLoaded(model: FileModel, call: CallInfo, loops: LoopInfo[]): boolean {
+  const args = call.node.childForFieldName('arguments')?.text ?? '';
+  for (const loop of loops) {
+    const t = loopTarget(loop);
+    if (!t) continue;
+    const m = new RegExp(`(?<![\\w.])${t.name}\\s*\\.\\s*(\\w+)_id\\b`).exec(args);
+    if (!m) continue;
+    const rows = rowsSource(model, t.iterable, loop.functionIndex, loop.node.startPosition.row + 1);
+    // An eager loader on the rows' own relationship (`joinedload(Post.author)`), not one deeper
+    // in a chain (`selectinload(Post.items).joinedload(Item.author)`), nor `noload`/`raiseload`.
+    const entity = rows?.entity?.replace(/^.*\./, '');
+    if (rows && entity && new RegExp(`\\b(selectinload|joinedload|subqueryload|immediateload|contains_eager)\\(\\s*(?:[\\w.]*\\.)?${entity}\\.${m[1]!}\\b`).test(rows.text)) return true;
+  }
+  return false;
 }
 
 /** The positions of the call's positional arguments that are the loop's item (a name the loops bind per iteration). */

@@ -13,7 +13,7 @@ import { FN_PROPERTY, UNTYPED } from '../../../analysis/objects.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
 import { INVARIANT_READ, PARAM_ROW_CALL, ROW_CALL, ROW_QUERY } from './rowCalls.js';
 import {
-  ARG_DOMAINS, HELD_ID_LOOKUP, classifyDbCall, rowsSource, FLUSH_EFFECT, readsBeforeLoop, loopsDomain, passesItemForeignKey, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
+  ARG_DOMAINS, HELD_ID_LOOKUP, classifyDbCall, rowsSource, FLUSH_EFFECT, readsBeforeLoop, loopsDomain, passesItemForeignKey, foreignKeyTargetLoaded, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
   smallLiteralProduct, WRITE_EFFECT, type DbOp, type DbOpKind, type LoopCallFacts,
 } from './dbCalls.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
@@ -270,26 +270,6 @@ export function fileReadReports(model: FileModel): FileReadReport[] {
   return out;
 }
 
-/**
- * `session.get(User, p.author_id)` in a loop over rows whose query eager-loads `author`
- * (`joinedload(Post.author)`, `selectinload`, `lazy="joined"` aside): the related rows came with
- * the loop's rows, so each lookup finds its row in the identity map.
- */
-function foreignKeyTargetLoaded(model: FileModel, call: CallInfo, loops: LoopInfo[]): boolean {
-  const args = call.node.childForFieldName('arguments')?.text ?? '';
-  for (const loop of loops) {
-    const t = loopTarget(loop);
-    if (!t) continue;
-    const m = new RegExp(`(?<![\\w.])${t.name}\\s*\\.\\s*(\\w+)_id\\b`).exec(args);
-    if (!m) continue;
-    const rows = rowsSource(model, t.iterable, loop.functionIndex, loop.node.startPosition.row + 1);
-    // An eager loader on the rows' own relationship (`joinedload(Post.author)`), not one deeper
-    // in a chain (`selectinload(Post.items).joinedload(Item.author)`), nor `noload`/`raiseload`.
-    const entity = rows?.entity?.replace(/^.*\./, '');
-    if (rows && entity && new RegExp(`\\b(selectinload|joinedload|subqueryload|immediateload|contains_eager)\\(\\s*(?:[\\w.]*\\.)?${entity}\\.${m[1]!}\\b`).test(rows.text)) return true;
-  }
-  return false;
-}
 
 /** Site fact: a PA107 finding of the file whose severity the repo phase decides (`what` = domain|endLine|endColumn|message). */
 export const DEFERRED_READ = 'deferred_read';
