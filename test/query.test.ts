@@ -396,6 +396,29 @@ describe('PA108 lazy_load_in_loop', () => {
     expect(f.message).toMatch(/each iteration also writes \(`db.flush`\): a per-item workflow/);
   });
 
+  it('a `uselist=False` relationship is the one-to-one side without the foreign key: a SELECT per row, high', () => {
+    const file = path.join(FIXTURES, 'query/PA108.py');
+    const f = at(query, 'PA108.py', lineOf(file, 'for s in db.scalars(select(Shelf))'), 'PA108')!;
+    expect(f.severity).toBe('high');
+    expect(f.message).not.toMatch(/many-to-one/);
+  });
+
+  it('is advisory when each iteration commits: the rows expire and load again whatever the query eager-loads', () => {
+    const file = path.join(FIXTURES, 'query/PA108.py');
+    const f = at(query, 'PA108.py', lineOf(file, 'len(author.books)})"  # advisory'), 'PA108')!;
+    expect(f.advisory).toBe(true);
+    expect(f.downgrades[0]!.evidence).toMatch(/each iteration commits/);
+  });
+
+  it('follows a literal cap on the query: low for a handful of rows, medium for a page', () => {
+    const file = path.join(FIXTURES, 'query/PA108.py');
+    const three = query.find((f) => f.path === 'PA108.py' && f.code === 'PA108' && f.line === lineOf(file, 'for a in top]  # expect: PA108'))!;
+    expect(three.severity).toBe('low');
+    expect(three.message).toMatch(/the query returns at most 3 rows/);
+    const page = query.find((f) => f.path === 'PA108.py' && f.code === 'PA108' && f.line === lineOf(file, 'for a in page_rows]  # expect: PA108'))!;
+    expect(page.severity).toBe('medium');
+  });
+
   it('rows an awaited query loaded in an async def: the message says the lazy load raises there', () => {
     const file = path.join(FIXTURES, 'query/PA108.py');
     const inAsync = at(query, 'PA108.py', lineOf(file, 'out.append([b.title for b in author.books])'), 'PA108')!;

@@ -788,10 +788,14 @@ function relationshipFact(call: SyntaxNode, last: string, attr: string, annotati
     else if (first.type === 'lambda') target = first.childForFieldName('body')?.text ?? null;
   }
   target ??= targetFromAnnotation(annotation);
-  const scalar = args.keywords.get('uselist')?.type === 'false' || scalarAnnotation(annotation);
+  // `uselist=False` is what a one-to-one needs on the side without the foreign key (a many-to-one
+  // is one row already): that side is loaded by the other table's key, a SELECT every time.
+  const oneToOneParent = args.keywords.get('uselist')?.type === 'false';
+  const scalar = oneToOneParent || scalarAnnotation(annotation);
   const rel: RelationshipInfo = {
     name: attr, target, lazy: last === 'dynamic_loader' ? 'dynamic' : lazyOf(args, scope), file, line,
     ...(scalar ? { scalar: true as const } : {}),
+    ...(oneToOneParent ? { reverse: true as const } : {}),
   };
   const b = args.keywords.get('backref');
   if (!b || !target) return { rel, backref: null };

@@ -59,8 +59,9 @@ import { modelsNamed, projectIndex } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
-import { FN_PROPERTY } from '../../../analysis/objects.js';
-import { ROW_CALL, ROW_QUERY, ROW_READS } from './rowCalls.js';
+import { FN_PROPERTY, UNTYPED as UNTYPED_RECEIVER } from '../../../analysis/objects.js';
+import { ITEM_ARG_CALL, PARAM_READS, ROW_CALL, ROW_QUERY, ROW_READS } from './rowCalls.js';
+import { siteCalls } from '../../../analysis/callgraph.js';
 import { FLUSH_EFFECT, WRITE_EFFECT } from './dbCalls.js';
 import type { ClassRef } from '../../../analysis/types.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
@@ -74,7 +75,7 @@ import {
 } from './loadedRelations.js';
 import { reportSerializedRows } from './serializedRows.js';
 import { loopWorkflow } from './loops.js';
-import { iterationWriter } from './dbCalls.js';
+import { isFlushingCall, iterationWriter } from './dbCalls.js';
 export { RETURNS_ROWS } from './loadedRelations.js';
 export { collectSerializedRows, SERIALIZED_CALL, SERIALIZED_ROWS } from './serializedRows.js';
 
@@ -135,6 +136,32 @@ function collectionRows(model: FileModel, project: ProjectContext, rows: SyntaxN
   }
   if (targets.size !== 1) return null;
   return { entity: [...targets][0]!, owner: `${owner}.${coll}`, text };
+}
+
+/** Why a lazy load in a loop that commits per iteration is advisory. */
+const EXPIRED_EVIDENCE = 'each iteration commits, and the commit expires every loaded row (`expire_on_commit`): the relationships load again per row whatever the query eager-loads, so no loader option removes these loads';
+
+/** Does the loop's iteration commit on a session (a `commit()` in its body)? */
+function commitsPerIteration(model: FileModel, loop: LoopInfo): boolean {
+  return model.calls.some((c) => c.method === 'commit' && c.functionIndex === loop.functionIndex && c.loops.includes(loop.index) && isFlushingCall(model, c));
+}
+
+/** Do the project's sessions expire their objects on commit (SQLAlchemy's default: no factory turns it off)? */
+function expiresOnCommit(project: ProjectContext): boolean {
+  return !project.sessionFactories.some((f) => f.expireOnCommit === false);
+}
+
+/** At most this many rows is a handful: the lazy loads are a fixed, small cost. */
+const SMALL_CAP = 10;
+
+/**
+ * The most rows a query returns when a literal caps it: `.limit(5)`, Flask-SQLAlchemy's
+ * `.paginate(per_page=20)` or `.paginate(page, 20)`; null when nothing does.
+ */
+function rowsCap(text: string): number | null {
+  const caps: number[] = [];
+  for (const m of text.matchAll(/\.limit\(\s*(\d+)\s*\)|\bper_page\s*=\s*(\d+)\b|\.paginate\(\s*[^,()]+(?:\([^()]*\))?\s*,\s*(\d+)\s*[,)]/g)) caps.push(Number(m[1] ?? m[2] ?? m[3]));
+  return caps.length ? Math.min(...caps) : null;
 }
 
 /** Why a many-to-one back to the row whose collection the loop walks is advisory. */
@@ -374,6 +401,50 @@ function reportRowMethodLazyLoads(ctx: RepoRuleContext): void {
     });
   }
 }
+
+/**
+ * A function handed each row of a loop over a query's rows (`[serialize(o) for o in orders]`,
+ * `ITEM_ARG_CALL` sites) that reads lazy relationships of that parameter (`PARAM_READS`): one lazy
+ * load per row for each, inside the helper. The loop's query's loader options count as eager
+ * loads, and so do the loop's own reads of the row before the call.
+ */
+function reportHelperParamLazyLoads(ctx: RepoRuleContext): void {
+  const graph = callGraphOf(ctx.index);
+  const byName = projectIndex(ctx.project).modelsByName;
+  for (const { ref, file, site, call, to } of siteCalls(graph, ITEM_ARG_CALLS)) {
+    if (call.receiverType === UNTYPED_RECEIVER) continue;
+    const parts = site.what.split('|');
+    const [position = '', end = '', entity = '', w = '', directList = ''] = parts;
+    const text = parts.slice(5).join('|');
+    if (!entity || !text || text === '*') continue;
+    const reads = graph.ownEffects(to).find((e) => e.kind === PARAM_READS && e.what.startsWith(`${position}|`))?.what.split('|')[1]?.split(',');
+    if (!reads) continue;
+    const direct = new Set(directList.split(','));
+    const lazy = lazyRelationships(byName.get(entity) ?? []);
+    const hits = reads.map((r) => [r, lazy.get(r)] as const)
+      .filter((x): x is readonly [string, LazyRelationship] => !!x[1] && !x[1].dynamic && !direct.has(x[0]) && !eagerlyLoaded(text, x[0]) && !targetsHeld(text, x[0]) && !(x[1].scalar && x[1].target?.replace(/^.*\./, '') === entity));
+    if (!hits.length) continue;
+    const helper = graph.function(to);
+    const effects = graph.effectsOf(to, 'any');
+    const writes = effects.has(FLUSH_EFFECT) || effects.has(WRITE_EFFECT) || w.includes('w');
+    const scalar = hits.every(([, info]) => info.scalar);
+    // Each iteration commits: the rows expire and load again whatever the query eager-loads.
+    const expiring = w.includes('c') && expiresOnCommit(ctx.project);
+    ctx.report({
+      path: file.path,
+      location: { line: call.line, column: call.column, endLine: call.line, endColumn: Number(end) },
+      ...(expiring ? { advisory: EXPIRED_EVIDENCE } : {}),
+      message: `\`${call.calleeText}()\` is handed each \`${entity}\` row of the loop and reads ${hits.map(([r]) => `\`${entity}.${r}\``).join(', ')} (in \`${helper.qualifiedName}\`; no eager loader option on the loop's query): one lazy load per row${hits.length > 1 ? ' for each' : ''}`
+        + (scalar ? '; a many-to-one looks in the identity map first' : '')
+        + (writes ? '; each call also writes, a per-item workflow whose round trips are there anyway' : ''),
+      ...(writes ? { severity: 'low' as const } : scalar ? { severity: 'medium' as const } : {}),
+      function: graph.function(ref).name,
+      chain: [{ path: file.path, line: call.line, column: call.column, function: graph.function(ref).name, call: call.calleeText }],
+    });
+  }
+}
+
+const ITEM_ARG_CALLS: ReadonlySet<string> = new Set([ITEM_ARG_CALL]);
 
 /**
  * `HELD_ROWS` on a method that sets `self.<attr>` to rows of one model's query (`what` =
@@ -731,7 +802,7 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Lazy-loaded relationship accessed in a loop over ORM rows (hidden N+1)',
-    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it), or is a row the class or a base class (of any module) keeps on `self` (`self.event = Event.get(event_id)` in the setup method of a base handler, and `for c in self.event.contributions:` in a subclass; a parent loaded with `.options(...)` is left alone), and the rows a base class of another module keeps on `self` from a `Model.query` chain without options (`self.jobs = Job.query.filter(...).all()`), also when a method passes them to a helper of its module that loops over them (`tag_all(self.jobs)`); options the base query takes from the class (`.options(*self.job_options)`) are read from the base class unless a class in the module of the loop rebinds them. Rows a function of another module returns count too (`for j in fetch_jobs(...)` where every return of `fetch_jobs` is a query of one model; its options and criteria are read there). A function of the file whose returns are a query of one model or the items of a relationship collection of it (`return Child.query.filter(...).all()` in one branch, `return [c for c in parent.children if c.active]` in another) gives rows of that model. Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. Serializers loop too: rows handed whole to a marshmallow `Schema(many=True).dump(rows)`/`.jsonify(rows)` (`only=`/`exclude=` and a field\'s `attribute=` are read), to `[Out.model_validate(r) for r in rows]`, or returned from a FastAPI route whose `response_model=` (or return annotation) is a list of a pydantic model (or a fastapi-pagination `Page[Out]` of `paginate(db, select(...))`) — in the route, or returned by a function or repository method it calls (`return crud.list_items(db)`, `await repo.list()`) — read each field of the schema and its bases per row: fields named like a lazy relationship of the rows\' model are reported at the call or `return` (one finding per site, listing them), and a nested schema on a collection relationship reads its own relationship fields per item of it (also under a route that returns one object); under `AsyncSession` the message says the lazy load raises `MissingGreenlet`. The rows of a `lazy="dynamic"` relationship\'s query (`owner.visits.filter(...)`) are its target model\'s. A model\'s own method or property called on each row (`for e in Event.query...: e.delete()`) that reads lazy relationships of `self` loads them once per row, inside the method: reported at the call when the loop\'s query names the model and its loader options (or the row it picks the rows by: `with_parent(x)`, `x_id == ...`, `filter_by(x=...)`) do not cover them; `low` when the method (or the loop) also writes. A loop that stops at the first match (`return`/`break` after the read) is not reported, nor a read that runs only for the items matching one key the loop does not change (`if e.kind == self.wanted.kind`, in the body or as a comprehension filter). The items of one row\'s collection are `medium`: N is that row\'s children, not the table. A many-to-one is `medium` (its lazy load looks in the identity map first) and advisory when it points at the rows\' own model (a tree\'s parent, usually loaded by the same query) or when the loop groups the rows by it (`groups[r.owner].append(r)`, `setdefault(r.owner, [])`, a query sorted by `owner_id`: one SELECT per distinct owner); the side of a one-to-one without the foreign key (`backref(..., uselist=False)`) is loaded by the other table\'s key every time and keeps the loop\'s severity.',
+    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it), or is a row the class or a base class (of any module) keeps on `self` (`self.event = Event.get(event_id)` in the setup method of a base handler, and `for c in self.event.contributions:` in a subclass; a parent loaded with `.options(...)` is left alone), and the rows a base class of another module keeps on `self` from a `Model.query` chain without options (`self.jobs = Job.query.filter(...).all()`), also when a method passes them to a helper of its module that loops over them (`tag_all(self.jobs)`); options the base query takes from the class (`.options(*self.job_options)`) are read from the base class unless a class in the module of the loop rebinds them. Rows a function of another module returns count too (`for j in fetch_jobs(...)` where every return of `fetch_jobs` is a query of one model; its options and criteria are read there). A function of the file whose returns are a query of one model or the items of a relationship collection of it (`return Child.query.filter(...).all()` in one branch, `return [c for c in parent.children if c.active]` in another) gives rows of that model. Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. Serializers loop too: rows handed whole to a marshmallow `Schema(many=True).dump(rows)`/`.jsonify(rows)` (`only=`/`exclude=` and a field\'s `attribute=` are read), to `[Out.model_validate(r) for r in rows]`, or returned from a FastAPI route whose `response_model=` (or return annotation) is a list of a pydantic model (or a fastapi-pagination `Page[Out]` of `paginate(db, select(...))`) — in the route, or returned by a function or repository method it calls (`return crud.list_items(db)`, `await repo.list()`) — read each field of the schema and its bases per row: fields named like a lazy relationship of the rows\' model are reported at the call or `return` (one finding per site, listing them), and a nested schema on a collection relationship reads its own relationship fields per item of it (also under a route that returns one object); under `AsyncSession` the message says the lazy load raises `MissingGreenlet`. The rows of a `lazy="dynamic"` relationship\'s query (`owner.visits.filter(...)`) are its target model\'s. A function handed each row of such a loop (`[serialize(o) for o in orders]`, of the repo, in the file or another module) that reads lazy relationships of that parameter loads them once per row, inside it: reported at the call. A model\'s own method or property called on each row (`for e in Event.query...: e.delete()`) that reads lazy relationships of `self` loads them once per row, inside the method: reported at the call when the loop\'s query names the model and its loader options (or the row it picks the rows by: `with_parent(x)`, `x_id == ...`, `filter_by(x=...)`) do not cover them; `low` when the method (or the loop) also writes. A loop that stops at the first match (`return`/`break` after the read) is not reported, nor a read that runs only for the items matching one key the loop does not change (`if e.kind == self.wanted.kind`, in the body or as a comprehension filter). The items of one row\'s collection are `medium`: N is that row\'s children, not the table. A many-to-one is `medium` (its lazy load looks in the identity map first) and advisory when it points at the rows\' own model (a tree\'s parent, usually loaded by the same query) or when the loop groups the rows by it (`groups[r.owner].append(r)`, `setdefault(r.owner, [])`, a query sorted by `owner_id`: one SELECT per distinct owner); the side of a one-to-one without the foreign key (`backref(..., uselist=False)`, or a `relationship(..., uselist=False)`, which only that side needs) is loaded by the other table\'s key every time and keeps the loop\'s severity. A query capped by a literal (`.limit(5)`, `paginate(per_page=20)`) bounds N: `low` up to ten rows, `medium` above. `low` in a per-item workflow (the iteration also writes, flushes or commits); advisory when each iteration commits and the project\'s sessions expire on commit: the rows are expired and their relationships load again whatever the query eager-loads.',
     why: 'Each first access to a lazy relationship emits its own SELECT, once per row: an N+1 that no query in the code shows. Under `AsyncSession` the implicit IO is not allowed at all and raises `MissingGreenlet`.',
     bad: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
     good: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User).options(selectinload(User.jobs)))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
@@ -791,6 +862,11 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
       const asyncRows = !!source && source.call.awaited && loop.functionIndex >= 0 && model.functions[loop.functionIndex]!.isAsync;
       // A statement, flush or commit in the same iteration: a per-item workflow (`low`, as PA107).
       const writer = iterationWriter(model, { functionIndex: loop.functionIndex }, loop);
+      // A query capped by a literal (`.limit(5)`, a page of `per_page=20`): N does not grow with the data.
+      const cap = source ? rowsCap(source.text) : null;
+      // A commit per iteration expires every loaded row: the next row's relationships load again
+      // whatever the query eager-loaded, so no loader option fixes it.
+      const expiring = commitsPerIteration(model, loop) && expiresOnCommit(project);
       for (const { node: attr, name } of itemAttributeReads(model, loop, t.name, (n) => lazy.has(n))) {
         // A many-to-one's lazy load looks in the session's identity map first: one SELECT per
         // distinct related row not loaded yet, not always one per row.
@@ -813,15 +889,17 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
               : elsewhere ? ` (line ${source.call.line} in \`${elsewhere.qualifiedName}\`${held}; no eager loader option on the query)` : ' (no eager loader option on the query)')
             + oneRowNote(rel)
             + (asyncRows ? '; on an `AsyncSession` the lazy load raises `MissingGreenlet` instead' : '')
-            + (writer ? `; each iteration also writes (\`${writer.calleeText}\`): a per-item workflow whose round trips are there anyway` : ''),
-          ...(writer ? { severity: 'low' as const } : rel.scalar || (!source && !helped) ? { severity: 'medium' as const } : {}),
-          ...(selfReferential ? { advisory: SELF_REFERENCE_EVIDENCE } : grouped ? { advisory: GROUPED_EVIDENCE } : backToOwner ? { advisory: OWNER_EVIDENCE } : {}),
+            + (writer ? `; each iteration also writes (\`${writer.calleeText}\`): a per-item workflow whose round trips are there anyway` : '')
+            + (cap !== null ? `; the query returns at most ${cap} rows` : ''),
+          ...(writer || (cap !== null && cap <= SMALL_CAP) ? { severity: 'low' as const } : rel.scalar || (!source && !helped) || cap !== null ? { severity: 'medium' as const } : {}),
+          ...(selfReferential ? { advisory: SELF_REFERENCE_EVIDENCE } : grouped ? { advisory: GROUPED_EVIDENCE } : backToOwner ? { advisory: OWNER_EVIDENCE } : expiring ? { advisory: EXPIRED_EVIDENCE } : {}),
         });
       }
     }
   },
   checkRepo(ctx: RepoRuleContext): void {
     reportHeldCollectionLoops(ctx);
+    reportHelperParamLazyLoads(ctx);
     reportHelperRowLoops(ctx);
     reportSerializedRows(ctx);
     reportRowMethodLazyLoads(ctx);

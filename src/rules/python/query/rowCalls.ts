@@ -20,7 +20,7 @@ import type { Effect } from '../../../analysis/summary.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import { insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { classOfFunction } from '../../../semantic/classes.js';
-import { classifyDbCall, isModelClassName, iterationWriter, loadedModel, loopsDomain, loopWritesDb, rowsSource, smallLiteralProduct } from './dbCalls.js';
+import { classifyDbCall, isFlushingCall, isModelClassName, iterationWriter, loadedModel, loopsDomain, loopWritesDb, rowsSource, smallLiteralProduct } from './dbCalls.js';
 import { encodeDomain } from '../../../semantic/loopDomain.js';
 import { invariantIn, lastAssignment, notPerRow, repeatsReads, stopsAfter } from './semantics.js';
 import { returnsOf, selfRowsResolver } from './selfRows.js';
@@ -43,6 +43,16 @@ export const ROW_READS = 'row_reads';
 export const INVARIANT_READ = 'invariant_read';
 /** Site fact: a method call on a parameter of the function (see `paramRowCalls`). */
 export const PARAM_ROW_CALL = 'param_row_call';
+/**
+ * Site fact: a call that hands the loop's row to a function (`serialize(o)` in `for o in orders`),
+ * the rows a query's of one model (`what` = `position|endColumn|entity|w|directReads|rowsText`).
+ */
+export const ITEM_ARG_CALL = 'item_arg_call';
+/**
+ * A function's reads of attributes of a parameter it never rebinds (`what` = `position|names`,
+ * the position among the arguments a caller passes): `def serialize(o): ... o.lines`.
+ */
+export const PARAM_READS = 'param_reads';
 
 /** Methods of builtin values (`r.keys()`, `name.strip()`): never a model's. */
 const BUILTIN_METHODS = /^(append|extend|insert|add|update|pop|setdefault|items|keys|values|copy|format|join|split|strip|lstrip|rstrip|lower|upper|title|replace|startswith|endswith|encode|decode|isoformat|strftime|date|time|timestamp|total_seconds|hex|count|index|sort|reverse|clear|get|read|close|isdigit|isalpha|capitalize)$/;
@@ -56,7 +66,56 @@ export function collectRowFacts(model: FileModel): Effect[][] {
   rowReads(model, effects);
   rowSites(model, effects);
   paramRowCalls(model, effects);
+  itemArgCalls(model, effects);
+  paramReads(model, effects);
   return effects;
+}
+
+/** `ITEM_ARG_CALL` sites: a call in a data loop over one model's query rows that passes the row itself. */
+function itemArgCalls(model: FileModel, effects: Effect[][]): void {
+  for (const loop of model.loops) {
+    if (loop.functionIndex < 0 || loop.kind === 'while') continue;
+    const names = itemNames(loop);
+    if (names.length !== 1) continue;
+    const v = names[0]!;
+    let rows: { entity: string; text: string } | null | undefined;
+    for (const call of model.calls) {
+      if (call.functionIndex !== loop.functionIndex || call.loops[call.loops.length - 1] !== loop.index) continue;
+      if (call.hasReceiver && call.receiver?.text === v) continue;
+      const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
+      const position = args.findIndex((a) => a.type === 'identifier' && a.text === v);
+      if (position < 0 || args.slice(0, position).some((a) => a.type === 'keyword_argument' || a.type === 'list_splat' || a.type === 'dictionary_splat')) continue;
+      if (call.qualifiedName && /^(builtins|logging|json|copy|str|repr)\./.test(call.qualifiedName)) continue;
+      const site = { node: call.node, line: call.line, functionIndex: loop.functionIndex };
+      const loops = enclosingLoops(model, loop);
+      if (notPerRow(model, site, loops)) continue;
+      rows ??= loopRows(model, loop);
+      if (!rows) break;
+      const writer = iterationWriter(model, site, loop);
+      const writes = writer !== null;
+      const commits = model.calls.some((c) => c.method === 'commit' && c.functionIndex === loop.functionIndex && c.loops.includes(loop.index) && isFlushingCall(model, c));
+      const direct = new Set<string>();
+      for (const m of model.source.slice(loop.iterStart, loop.iterEnd).matchAll(new RegExp(`(?<![\\w.])${v}\\.([A-Za-z_]\\w*)(?!\\w)(?!\\s*\\()`, 'g'))) direct.add(m[1]!);
+      const what = `${position}|${call.node.endPosition.column + 1}|${rows.entity}|${writes ? 'w' : ''}${commits ? 'c' : ''}|${[...direct].join(',')}|${rowsText(model, rows, loop.functionIndex)}`;
+      effects[loop.functionIndex]!.push({ kind: ITEM_ARG_CALL, what, line: call.line, column: call.column });
+    }
+  }
+}
+
+/** `PARAM_READS`: per parameter (not `self`/`cls`), the attributes the function reads on it, when it never rebinds it. */
+function paramReads(model: FileModel, effects: Effect[][]): void {
+  model.functions.forEach((fn, i) => {
+    if (!fn.body || fn.params.length === 0) return;
+    const text = fn.body.text;
+    const offset = fn.className && /^(self|cls)$/.test(fn.params[0]?.name ?? '') ? 1 : 0;
+    fn.params.forEach((p, index) => {
+      if (index < offset || !/^[A-Za-z_]\w*$/.test(p.name) || !text.includes(`${p.name}.`)) return;
+      if (model.assignments.some((a) => a.functionIndex === i && a.target === p.name)) return;
+      const names = new Set<string>();
+      for (const m of text.matchAll(new RegExp(`(?<![\\w.])${p.name}\\.([A-Za-z]\\w*)(?!\\w)(?!\\s*\\()(?!\\s*=(?!=))`, 'g'))) names.add(m[1]!);
+      if (names.size) effects[i]!.push({ kind: PARAM_READS, what: `${index - offset}|${[...names].slice(0, 40).join(',')}`, line: fn.startLine, column: 1 });
+    });
+  });
 }
 
 /**
