@@ -12,7 +12,7 @@ import { collectDeferredReads } from './query/loops.js';
 import { collectCountedCollections, COUNTED_CALL, COUNTED_COLLECTION } from './query/count_via_len.js';
 import { collectHeldCollectionLoops, collectHelperRowFacts, collectSerializedRows, HELPER_ROWS_LOOP, SERIALIZED_CALL } from './query/lazy_load_in_loop.js';
 import { collectTransactionEffects, TXN_LOOP_CALL, TXN_OPEN_CALL } from './transaction/effects.js';
-import { collectRequestEnqueues } from './transaction/enqueue_before_commit.js';
+import { collectEnqueueHelpers, collectRequestEnqueues, HANDS_WRITTEN } from './transaction/enqueue_before_commit.js';
 import { CLAIM_CALL, collectClaimFacts } from './transaction/unguarded_claim.js';
 import { collectHeldIdLookups } from './query/redundant_fetch.js';
 import { collectStreamDependencies } from './lifecycle/streaming_resource_holding.js';
@@ -39,6 +39,8 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   { collect: collectTransactionEffects, siteKinds: [TXN_LOOP_CALL, TXN_OPEN_CALL, TXN_SCOPE_OPEN, TXN_SCOPE_CALL, TXN_RAISE_AFTER, TXN_REQUEST_WRITE] },
   // PA212: a handler's job about an object written through its injected session, committed later by the provider.
   { collect: collectRequestEnqueues, siteKinds: [] },
+  // PA212 through helpers: functions that enqueue a job about a parameter, and written objects handed to calls before the commit.
+  { collect: collectEnqueueHelpers, siteKinds: [HANDS_WRITTEN] },
   // PA213: helpers that return a row read by state, and rows bound from a call that the caller then claims.
   { collect: collectClaimFacts, siteKinds: [CLAIM_CALL] },
   // PA402: a streaming endpoint's dependency of another module that takes a session.

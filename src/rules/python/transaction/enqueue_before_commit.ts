@@ -17,7 +17,8 @@
 import { resolveImported, type CallInfo, type FileModel } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import type { Effect } from '../../../analysis/summary.js';
-import { callGraphOf } from '../../../analysis/callgraph.js';
+import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
+import { UNTYPED } from '../../../analysis/objects.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { callArgs, isCommitCall, modelOfObject, transactionRegions, unwrap, type TransactionRegion } from './semantics.js';
 import { MAY_COMMIT_EFFECT } from './missing_commit.js';
@@ -37,7 +38,7 @@ export const enqueueBeforeCommit: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'A background job enqueued with a row the open transaction wrote, before the commit',
-    what: 'Finds a job enqueued (Celery `.delay`/`.apply_async`/`send_task`, RQ `enqueue*`, arq `enqueue_job`, taskiq `.kiq`, dramatiq `send_with_options`) between a session\'s write and its commit in the same function — a `with session.begin():` block counts — when the job\'s arguments name an object that the transaction added, merged, deleted or changed (`db.add(order)`, `order.status = "paid"`, then `task.delay(order.id)`). Also in a request handler whose session `Depends(provider)` injects, when the handler writes the object through it and never commits it while the provider commits after its `yield`: that commit comes after the handler returned, so after the job was sent. Silent when the job is enqueued after the commit, when no transaction of the function is open there (and no provider commits later), and when its arguments name nothing the transaction wrote.',
+    what: 'Finds a job enqueued (Celery `.delay`/`.apply_async`/`send_task`, RQ `enqueue*`, arq `enqueue_job`, taskiq `.kiq`, dramatiq `send_with_options`) between a session\'s write and its commit in the same function — a `with session.begin():` block counts — when the job\'s arguments name an object that the transaction added, merged, deleted or changed (`db.add(order)`, `order.status = "paid"`, then `task.delay(order.id)`). Also in a request handler whose session `Depends(provider)` injects, when the handler writes the object through it and never commits it while the provider commits after its `yield`: that commit comes after the handler returned, so after the job was sent. Also through a helper of the repo: the written object handed, before the commit, to a function that enqueues a job with that parameter (`invoice_issued(invoice)` running `mail_invoice.delay(invoice.id)`), unless the helper commits before it enqueues. Silent when the job is enqueued after the commit, when no transaction of the function is open there (and no provider commits later), and when its arguments name nothing the transaction wrote.',
     why: 'The broker hands the job to a worker immediately, usually before the web process reaches `commit()`: the worker looks the row up and does not find it, or reads the values from before the change; and when the commit fails, the job acts on a row that was never saved.',
     bad: 'from sqlalchemy.orm import Session\n\nfrom app.jobs import send_receipt\n\n\ndef place(db: Session, order: Order) -> None:\n    db.add(order)\n    db.flush()\n    send_receipt.delay(order.id)\n    db.commit()\n',
     good: 'from sqlalchemy.orm import Session\n\nfrom app.jobs import send_receipt\n\n\ndef place(db: Session, order: Order) -> None:\n    db.add(order)\n    db.commit()\n    send_receipt.delay(order.id)\n',
@@ -79,6 +80,7 @@ export const enqueueBeforeCommit: FileRule & RepoRule = {
    */
   checkRepo(ctx: RepoRuleContext): void {
     const graph = callGraphOf(ctx.index);
+    reportHelperEnqueues(ctx, graph);
     for (const ref of graph.functionsWithEffects(REQUEST_ENQUEUES)) {
       const file = graph.fileOf(ref);
       if (file.isTestFile) continue;
@@ -167,6 +169,97 @@ function writtenBefore(model: FileModel, region: TransactionRegion, call: CallIn
       if (p?.type === 'keyword_argument' && p.childForFieldName('name')?.id === id.id) continue;
       if (model.imports.has(id.text) || model.moduleDefs.has(id.text) || out.has(id.text)) continue;
       out.set(id.text, c.line);
+    }
+  }
+  return out;
+}
+
+/**
+ * Through a helper: the transaction's written object handed to a function of the repo that
+ * enqueues a job with that parameter (`order_created(order)` running `send_receipt.delay(order.id)`)
+ * before the commit.
+ */
+function reportHelperEnqueues(ctx: RepoRuleContext, graph: ReturnType<typeof callGraphOf>): void {
+  for (const { ref, file, fn, site, call, to } of siteCalls(graph, HANDS_WRITTEN_SITES)) {
+    if (call.receiverType === UNTYPED) continue;
+    const fact = JSON.parse(site.what) as HandsWritten;
+    const enqueue = graph.ownEffects(to).find((e) => e.kind === ENQUEUES_PARAM && (e.what.split('|')[0] ?? '').split(',').some((p) => fact.positions.includes(Number(p))));
+    if (!enqueue) continue;
+    const what = enqueue.what.split('|')[1] ?? 'a job';
+    ctx.report({
+      path: file.path,
+      location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+      message: `\`${call.calleeText}()\` enqueues a job (\`${what}()\`, line ${enqueue.line} of ${graph.fileOf(to).path}) with \`${fact.name}\`, which this transaction wrote (line ${fact.writeLine}), before ${fact.end}: the worker can run first and miss the row or read it unchanged; enqueue after the commit`,
+      function: fn.name,
+      chain: [
+        { path: file.path, line: call.line, column: call.column, function: fn.name, call: call.calleeText },
+        { path: graph.fileOf(to).path, line: enqueue.line, column: enqueue.column, function: graph.function(to).qualifiedName, call: what },
+      ],
+    });
+  }
+}
+
+/** Own effect: the function enqueues a job whose arguments name its parameters (`what` = `positions|call`). */
+export const ENQUEUES_PARAM = 'enqueues_param';
+/** Site fact: an object the open transaction wrote, handed to a call before the commit (`what` = JSON {@link HandsWritten}). */
+export const HANDS_WRITTEN = 'hands_written';
+const HANDS_WRITTEN_SITES: ReadonlySet<string> = new Set([HANDS_WRITTEN]);
+
+interface HandsWritten {
+  positions: number[];
+  name: string;
+  writeLine: number;
+  end: string;
+}
+
+/**
+ * PA212's facts for calls through helpers: functions that enqueue a job about one of their
+ * parameters outside any transaction of their own (`ENQUEUES_PARAM`), and calls that hand an object
+ * the open transaction wrote to a function before the commit (`HANDS_WRITTEN`).
+ */
+export function collectEnqueueHelpers(model: FileModel): Effect[][] {
+  const out: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile) return out;
+  if (/\.(delay|apply_async|send_task|enqueue\w*|kiq|send_with_options)\s*\(/.test(model.source)) {
+    for (const call of model.calls) {
+      if (call.functionIndex < 0 || !call.hasReceiver || !ENQUEUE.has(call.method) || deferred(call)) continue;
+      const fn = model.functions[call.functionIndex]!;
+      const offset = fn.className && /^(self|cls)$/.test(fn.params[0]?.name ?? '') ? 1 : 0;
+      const named = argumentNames(call);
+      const positions = fn.params.map((p, i) => (i >= offset && named.has(p.name) ? i - offset : -1)).filter((i) => i >= 0);
+      if (!positions.length) continue;
+      // A helper that commits before it enqueues sends the job after its own commit.
+      if (model.calls.some((c) => c.functionIndex === call.functionIndex && c.method === 'commit' && c.node.startIndex < call.node.startIndex)) continue;
+      out[call.functionIndex]!.push({ kind: ENQUEUES_PARAM, what: `${positions.join(',')}|${call.calleeText}`, line: call.line, column: call.column });
+    }
+  }
+  if (!/\.(add|merge|flush)\s*\(|\.commit\s*\(/.test(model.source)) return out;
+  const regions = transactionRegions(model, true);
+  if (!regions.length) return out;
+  for (const call of model.calls) {
+    if (call.functionIndex < 0 || ENQUEUE.has(call.method) || deferred(call) || call.qualifiedName?.startsWith('builtins.')) continue;
+    const args = callArgs(call.node).positional;
+    if (!args.length) continue;
+    const at = call.node.startIndex;
+    for (const region of regions) {
+      if (region.fnIndex !== call.functionIndex || at < region.from || at >= region.to || !region.commit) continue;
+      const written = writtenBefore(model, region, call);
+      const positions: number[] = [];
+      let name = '';
+      let writeLine = 0;
+      for (const [i, a] of args.entries()) {
+        const id = unwrap(a);
+        if (id?.type !== 'identifier' || !written.has(id.text)) continue;
+        positions.push(i);
+        if (!name) {
+          name = id.text;
+          writeLine = written.get(id.text)!;
+        }
+      }
+      if (!name) continue;
+      const fact: HandsWritten = { positions, name, writeLine, end: `\`${region.commit.calleeText}()\` (line ${region.commit.line})` };
+      out[call.functionIndex]!.push({ kind: HANDS_WRITTEN, what: JSON.stringify(fact), line: call.line, column: call.column });
+      break;
     }
   }
   return out;
