@@ -410,6 +410,12 @@ describe('PA108 lazy_load_in_loop', () => {
     expect(f.downgrades[0]!.evidence).toMatch(/each iteration commits/);
   });
 
+  it('reads the second level of an eager-loaded collection: a collection medium, a many-to-one low', () => {
+    const file = path.join(FIXTURES, 'query/PA108.py');
+    expect(at(query, 'PA108.py', lineOf(file, 'len(b.editions)}" for b in author.books])  # expect'), 'PA108')!.severity).toBe('medium');
+    expect(at(query, 'PA108.py', lineOf(file, '[e.publisher.name for e in book.editions]'), 'PA108')!.severity).toBe('low');
+  });
+
   it('follows a literal cap on the query: low for a handful of rows, medium for a page', () => {
     const file = path.join(FIXTURES, 'query/PA108.py');
     const three = query.find((f) => f.path === 'PA108.py' && f.code === 'PA108' && f.line === lineOf(file, 'for a in top]  # expect: PA108'))!;
