@@ -14,6 +14,7 @@ import { collectHeldCollectionLoops, collectHelperRowFacts, collectSerializedRow
 import { collectTransactionEffects, TXN_LOOP_CALL, TXN_OPEN_CALL } from './transaction/effects.js';
 import { collectEnqueueHelpers, collectRequestEnqueues, HANDS_WRITTEN } from './transaction/enqueue_before_commit.js';
 import { CLAIM_CALL, collectClaimFacts } from './transaction/unguarded_claim.js';
+import { collectCheckFacts, HELPER_CHECK } from './transaction/check_then_insert.js';
 import { collectHeldIdLookups } from './query/redundant_fetch.js';
 import { collectStreamDependencies } from './lifecycle/streaming_resource_holding.js';
 import { TXN_RAISE_AFTER, TXN_REQUEST_WRITE, TXN_SCOPE_CALL, TXN_SCOPE_OPEN } from './transaction/libraryWrites.js';
@@ -43,6 +44,8 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   { collect: collectEnqueueHelpers, siteKinds: [HANDS_WRITTEN] },
   // PA213: helpers that return a row read by state, and rows bound from a call that the caller then claims.
   { collect: collectClaimFacts, siteKinds: [CLAIM_CALL] },
+  // PA210: helpers that return a row looked up by their parameters, and callers that insert it when missing.
+  { collect: collectCheckFacts, siteKinds: [HELPER_CHECK] },
   // PA402: a streaming endpoint's dependency of another module that takes a session.
   { collect: collectStreamDependencies, siteKinds: [] },
 ];

@@ -21,7 +21,10 @@
  * is never tested.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
-import type { FileRule, FileRuleContext } from '../../types.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import type { Effect } from '../../../analysis/summary.js';
+import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
+import { UNTYPED } from '../../../analysis/objects.js';
 import type { AssignmentInfo, FileModel } from '../../../semantic/model.js';
 import { effectiveRole } from '../../../semantic/model.js';
 import { assignmentsByFunction, callArgs, callsOf, enclosingTries, exceptClauses, lastAssignment, unwrap } from './semantics.js';
@@ -33,7 +36,7 @@ const MODEL_OF_STATEMENT = /\b(?:select|query)\(\s*(?:[\w.]*\.)?([A-Z]\w*)\s*\)/
 const MODEL_QUERY_PROPERTY = /\b([A-Z]\w*)\.query\s*\./;
 const CONFLICT_SAFE = /on_conflict_do_(nothing|update)|\.merge\s*\(|insert\([^)]*\)\.prefix_with\(\s*["']OR (IGNORE|REPLACE)|ON CONFLICT/i;
 
-export const checkThenInsert: FileRule = {
+export const checkThenInsert: FileRule & RepoRule = {
   meta: {
     code: 'PA210',
     check: 'check_then_insert',
@@ -41,7 +44,7 @@ export const checkThenInsert: FileRule = {
     severity: 'low',
     effort: 'S',
     summary: 'A row looked up by a key, then inserted with that key when missing, with no lock, ON CONFLICT or IntegrityError handling',
-    what: 'Finds a check-then-insert: a row of a model looked up by a column (`select(M).where(M.col == v)` with `.first()`/`.one_or_none()`/`scalar_one_or_none()`, `query(M).filter_by(col=v).first()`, `M.query.filter_by(...)`), the result tested (`if row is None:`, `if not row:`, a guard that returns or raises, or the lookup tested inline: `if <lookup> is not None: raise`), and a new `M(col=...)` with the same column (or one copied from the object the value came from: `M.model_validate(body)`, `M(**body.model_dump())` with the lookup on `body.col`) `add`ed and committed or flushed in the same function, when nothing uses `ON CONFLICT`/`merge`, and no `except IntegrityError` surrounds the insert. A `with_for_update()` on the check does not make it safe: it locks the row when there is one, and nothing when there is none. Medium in a request handler, low elsewhere.',
+    what: 'Finds a check-then-insert: a row of a model looked up by a column (`select(M).where(M.col == v)` with `.first()`/`.one_or_none()`/`scalar_one_or_none()`, `query(M).filter_by(col=v).first()`, `M.query.filter_by(...)`), the result tested (`if row is None:`, `if not row:`, a guard that returns or raises, or the lookup tested inline: `if <lookup> is not None: raise`), and a new `M(col=...)` with the same column (or one copied from the object the value came from: `M.model_validate(body)`, `M(**body.model_dump())` with the lookup on `body.col`) `add`ed and committed or flushed in the same function, when nothing uses `ON CONFLICT`/`merge`, and no `except IntegrityError` surrounds the insert. A `with_for_update()` on the check does not make it safe: it locks the row when there is one, and nothing when there is none. Also when the lookup is a helper of the repo that returns one row by a column compared with its parameter (`tag = find_tag(db, slug)`, `def find_tag(db, slug): return db.scalars(select(Tag).where(Tag.slug == slug)).first()`) and the caller adds a row built with the argument it passed there. Medium in a request handler, low elsewhere.',
     why: 'Under READ COMMITTED, PostgreSQL\'s default, two concurrent calls both run the SELECT before either commits, both find nothing, and both insert. Without a unique constraint the table gets a duplicate; with one, the slower call fails with an `IntegrityError` the code never expected, which a request answers with a 500.',
     bad:
       'from sqlalchemy import String, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column\n\n\n'
@@ -68,7 +71,132 @@ export const checkThenInsert: FileRule = {
       checkFunction(ctx, model, fnIndex, models, assignmentsByFunction(model).get(fnIndex) ?? []);
     });
   },
+  /**
+   * The check in a helper of the repo (`tag = find_tag(db, slug)` where `find_tag` returns
+   * `session.scalars(select(Tag).where(Tag.slug == slug)).first()`), the insert in the caller.
+   */
+  checkRepo(ctx: RepoRuleContext): void {
+    const graph = callGraphOf(ctx.index);
+    for (const { ref, file, fn, site, call, to } of siteCalls(graph, HELPER_CHECK_SITES)) {
+      if (call.receiverType === UNTYPED) continue;
+      const source = graph.ownEffects(to).find((e) => e.kind === LOOKUP_SOURCE);
+      if (!source) continue;
+      const [entity = '', spec = ''] = source.what.split('|');
+      const fact = JSON.parse(site.what) as HelperCheck;
+      if (fact.model !== entity) continue;
+      // Column → the caller's argument for the parameter the helper compares it with.
+      const keys: string[] = [];
+      for (const part of spec.split(',')) {
+        const [column = '', position = '', param = ''] = part.split(':');
+        const passed = fact.keywords[param] ?? fact.positional[Number(position)];
+        if (passed !== undefined && fact.built[column] === passed) keys.push(column);
+      }
+      if (!keys.length) continue;
+      const key = keys.join('`, `');
+      const on = keys.map((k) => `${entity}.${k}`).join('`, `');
+      const helper = graph.function(to).qualifiedName;
+      ctx.report({
+        path: file.path,
+        location: fact.add,
+        message: `check-then-insert on \`${on}\`: \`${fact.name}\` is looked up by \`${key}\` in \`${helper}()\` (line ${source.line} of ${graph.fileOf(to).path}) and a new \`${entity}\` with the same \`${key}\` is added here when none is found, then ${fact.end}; no lock, no \`ON CONFLICT\` and no \`IntegrityError\` handling: two concurrent calls both find nothing and both insert, leaving a duplicate or failing with an \`IntegrityError\``,
+        severity: fn.effectiveRole === 'handler' ? 'medium' : 'low',
+        function: fn.name,
+        chain: [{ path: file.path, line: call.line, column: call.column, function: fn.name, call: helper }],
+      });
+    }
+  },
 };
+
+/** Own effect: the function returns one row of `Model` looked up by columns compared with its parameters (`what` = `Model|col:position:param,...`). */
+export const LOOKUP_SOURCE = 'lookup_source';
+/** Site fact: a row bound from a call, tested, and a new row built and added where it was missing (`what` = JSON {@link HelperCheck}). */
+export const HELPER_CHECK = 'helper_check';
+const HELPER_CHECK_SITES: ReadonlySet<string> = new Set([HELPER_CHECK]);
+
+interface HelperCheck {
+  name: string;
+  model: string;
+  /** Column → the value text the new row is built with. */
+  built: Record<string, string>;
+  positional: string[];
+  keywords: Record<string, string>;
+  add: { line: number; column: number; endLine: number; endColumn: number };
+  end: string;
+}
+
+/** PA210's facts for a check in a helper: lookups functions return, and the callers' inserts after a tested call. */
+export function collectCheckFacts(model: FileModel): Effect[][] {
+  const out: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile) return out;
+  const byFn = assignmentsByFunction(model);
+  model.functions.forEach((fn, fnIndex) => {
+    const text = model.source.slice(fn.start, fn.end);
+    if (/\breturn\b/.test(text) && SINGLE_HINT.test(text)) {
+      const source = returnedLookup(model, fnIndex);
+      if (source) out[fnIndex]!.push({ kind: LOOKUP_SOURCE, what: source.what, line: source.line, column: 1 });
+    }
+    if (!/\.add\s*\(/.test(text) || CONFLICT_SAFE.test(text) || !/\.(commit|flush)\s*\(/.test(text)) return;
+    const calls = callsOf(model, fnIndex);
+    for (const a of byFn.get(fnIndex) ?? []) {
+      if (!a.value || !/^[A-Za-z_]\w*$/.test(a.target) || a.loops.length) continue;
+      const v = unwrap(a.value)!;
+      if (v.type !== 'call' || SINGLE.test(v.text) || /\b(select|query)\s*\(/.test(v.text)) continue;
+      const look: Lookup = { name: a.target, model: '', columns: new Map(), line: a.line, node: a.node, locked: false };
+      const regions = missingRegions(fn.node, look);
+      if (!regions.length) continue;
+      for (const add of calls) {
+        if (add.method !== 'add' || !add.hasReceiver || add.node.startIndex <= a.node.endIndex) continue;
+        const arg = unwrap(callArgs(add.node).positional[0] ?? null);
+        const ctor = arg ? constructorOf(model, arg, fnIndex, add.line) : null;
+        const ctorName = ctor ? ctorModel(ctor) : null;
+        if (!ctor || !ctorName || !regions.some((r) => ctor.startIndex >= r.from && ctor.endIndex <= r.to)) continue;
+        const end = calls.find((c) => (c.method === 'commit' || c.method === 'flush') && c.hasReceiver && c.node.startIndex > add.node.startIndex);
+        if (!end || guarded(add.node, fn.node) || guarded(end.node, fn.node)) continue;
+        const built: Record<string, string> = {};
+        for (const [k, val] of callArgs(ctor).keywords) built[k] = val.text.replace(/\s+/g, '');
+        const args = callArgs(v);
+        const keywords: Record<string, string> = {};
+        for (const [k, val] of args.keywords) keywords[k] = val.text.replace(/\s+/g, '');
+        const s = add.node.startPosition;
+        const e = add.node.endPosition;
+        const fact: HelperCheck = {
+          name: a.target, model: ctorName, built, positional: args.positional.map((p) => p.text.replace(/\s+/g, '')), keywords,
+          add: { line: s.row + 1, column: s.column + 1, endLine: e.row + 1, endColumn: e.column + 1 },
+          end: `${end.method === 'commit' ? 'committed' : 'flushed'} (line ${end.line})`,
+        };
+        const call = callsOf(model, fnIndex).find((c) => c.node.startIndex === v.startIndex && c.node.endIndex === v.endIndex);
+        if (call) out[fnIndex]!.push({ kind: HELPER_CHECK, what: JSON.stringify(fact), line: call.line, column: call.column });
+        break;
+      }
+    }
+  });
+  return out;
+}
+
+const SINGLE_HINT = /(first|one_or_none|scalar)\s*\(/;
+
+/** The single-row lookup a function returns, by columns compared with its parameters: `Model|col:position:param,...`. */
+function returnedLookup(model: FileModel, fnIndex: number): { what: string; line: number } | null {
+  const fn = model.functions[fnIndex]!;
+  const offset = fn.className && /^(self|cls)$/.test(fn.params[0]?.name ?? '') ? 1 : 0;
+  for (const r of fn.node.descendantsOfType('return_statement')) {
+    let p = r.parent;
+    while (p && p.type !== 'function_definition') p = p.parent;
+    if (p?.id !== fn.node.id) continue;
+    let v = unwrap(r.namedChild(0));
+    if (v?.type === 'identifier') v = unwrap(lastAssignment(model, v.text, fnIndex, r.startPosition.row + 1)?.value ?? null);
+    if (!v || !SINGLE.test(v.text) || /with_for_update/.test(v.text)) continue;
+    const name = MODEL_OF_STATEMENT.exec(v.text)?.[1] ?? MODEL_QUERY_PROPERTY.exec(v.text)?.[1];
+    if (!name) continue;
+    const parts: string[] = [];
+    for (const [column, value] of filterColumns(v.text, name)) {
+      const index = fn.params.findIndex((q) => q.name === value);
+      if (index >= offset) parts.push(`${column}:${index - offset}:${value}`);
+    }
+    if (parts.length) return { what: `${name}|${parts.join(',')}`, line: v.startPosition.row + 1 };
+  }
+  return null;
+}
 
 const MODEL_NAMES = new WeakMap<object, Set<string>>();
 
