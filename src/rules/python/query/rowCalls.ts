@@ -24,7 +24,8 @@ import { classifyDbCall, isFlushingCall, isModelClassName, iterationWriter, load
 import { encodeDomain } from '../../../semantic/loopDomain.js';
 import { invariantIn, lastAssignment, notPerRow, repeatsReads, stopsAfter } from './semantics.js';
 import { returnsOf, selfRowsResolver } from './selfRows.js';
-import { heldText, MAX_ROWS_TEXT } from './loadedRelations.js';
+import { heldText, LAZY, MAX_ROWS_TEXT } from './loadedRelations.js';
+import type { ProjectContext } from '../../../discovery/context.js';
 
 export const ROW_CALL = 'row_call';
 export const ROW_QUERY = 'row_query';
@@ -57,7 +58,7 @@ export const PARAM_READS = 'param_reads';
 /** Methods of builtin values (`r.keys()`, `name.strip()`): never a model's. */
 const BUILTIN_METHODS = /^(append|extend|insert|add|update|pop|setdefault|items|keys|values|copy|format|join|split|strip|lstrip|rstrip|lower|upper|title|replace|startswith|endswith|encode|decode|isoformat|strftime|date|time|timestamp|total_seconds|hex|count|index|sort|reverse|clear|get|read|close|isdigit|isalpha|capitalize)$/;
 
-export function collectRowFacts(model: FileModel): Effect[][] {
+export function collectRowFacts(model: FileModel, project?: ProjectContext): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile) return effects;
   invariantPropertyReads(model, effects);
@@ -67,7 +68,7 @@ export function collectRowFacts(model: FileModel): Effect[][] {
   rowSites(model, effects);
   paramRowCalls(model, effects);
   itemArgCalls(model, effects);
-  paramReads(model, effects);
+  if (project) paramReads(model, effects, lazyRelationshipNames(project));
   return effects;
 }
 
@@ -102,8 +103,21 @@ function itemArgCalls(model: FileModel, effects: Effect[][]): void {
   }
 }
 
-/** `PARAM_READS`: per parameter (not `self`/`cls`), the attributes the function reads on it, when it never rebinds it. */
-function paramReads(model: FileModel, effects: Effect[][]): void {
+const lazyNamesMemo = new WeakMap<ProjectContext, Set<string>>();
+
+/** The names of the project's lazily loaded relationships: the only reads `PARAM_READS` keeps. */
+function lazyRelationshipNames(project: ProjectContext): Set<string> {
+  let out = lazyNamesMemo.get(project);
+  if (!out) lazyNamesMemo.set(project, (out = new Set(project.models.flatMap((m) => m.relationships.filter((r) => LAZY.has(r.lazy)).map((r) => r.name)))));
+  return out;
+}
+
+/**
+ * `PARAM_READS`: per parameter (not `self`/`cls`), the attributes the function reads on it that
+ * name a lazy relationship of some model of the project, when it never rebinds the parameter.
+ */
+function paramReads(model: FileModel, effects: Effect[][], lazy: ReadonlySet<string>): void {
+  if (!lazy.size) return;
   model.functions.forEach((fn, i) => {
     if (!fn.body || fn.params.length === 0) return;
     const text = fn.body.text;
@@ -112,7 +126,7 @@ function paramReads(model: FileModel, effects: Effect[][]): void {
       if (index < offset || !/^[A-Za-z_]\w*$/.test(p.name) || !text.includes(`${p.name}.`)) return;
       if (model.assignments.some((a) => a.functionIndex === i && a.target === p.name)) return;
       const names = new Set<string>();
-      for (const m of text.matchAll(new RegExp(`(?<![\\w.])${p.name}\\.([A-Za-z]\\w*)(?!\\w)(?!\\s*\\()(?!\\s*=(?!=))`, 'g'))) names.add(m[1]!);
+      for (const m of text.matchAll(new RegExp(`(?<![\\w.])${p.name}\\.([A-Za-z]\\w*)(?!\\w)(?!\\s*\\()(?!\\s*=(?!=))`, 'g'))) if (lazy.has(m[1]!)) names.add(m[1]!);
       if (names.size) effects[i]!.push({ kind: PARAM_READS, what: `${index - offset}|${[...names].slice(0, 40).join(',')}`, line: fn.startLine, column: 1 });
     });
   });
