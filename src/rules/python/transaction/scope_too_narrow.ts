@@ -34,7 +34,7 @@ export const scopeTooNarrow: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'M',
     summary: 'One logical change split over several commits',
-    what: 'Finds a commit that splits one change in two: a parent object added and committed, then children built from it (`Child(parent_id=parent.id)`, `Child(parent=parent)`) added and committed by a second commit of the same session (high); a status change committed, then an audit/history/log row added in a second commit (medium); and, through calls, a same-repo function that opens and commits its own session, called while the caller\'s transaction is open (medium): its rows are committed first, whatever happens to the outer transaction.',
+    what: 'Finds a commit that splits one change in two: a parent object added and committed, then children built from it (`Child(parent_id=parent.id)`, `Child(parent=parent)`) added and committed by a second commit of the same session (high); a status change committed, then an audit/history/log row added in a second commit (medium); rows of a model deleted and committed, then their replacements added and committed by a second commit (`query(M).filter(...).delete(); commit(); add(M(...)); commit()`: a failure in between leaves neither, medium); and, through calls, a same-repo function that opens and commits its own session, called while the caller\'s transaction is open (medium): its rows are committed first, whatever happens to the outer transaction.',
     why: 'If anything fails between the two commits, the database keeps half of the change: a batch without its items, a status change with no audit row. Other transactions can read the half-done state in between, and a retry has to find and repair it.',
     bad:
       'from sqlalchemy.orm import Session\n\nfrom app.models import Batch, Item\n\n\n'
@@ -82,6 +82,19 @@ export const scopeTooNarrow: FileRule & RepoRule = {
           });
           continue;
         }
+        // Rows of a model deleted and committed, then their replacements added and committed apart:
+        // `db.query(Tag).filter_by(post_id=p).delete(); db.commit(); for t in tags: db.add(Tag(...))`.
+        const deleted = deletedModels(model, before, session);
+        const reinsert = deleted.size ? after.find((c) => receiverKey(c) === session && c.method === 'add' && deleted.has(addedModel(model, c) ?? '')) : undefined;
+        if (reinsert) {
+          const name = addedModel(model, reinsert)!;
+          ctx.report({
+            node: first.node,
+            message: `\`${first.calleeText}()\` commits the deletion of \`${name}\` rows before their replacements (added on line ${reinsert.line}) are committed on line ${second.line}: a failure in between leaves neither the old rows nor the new ones`,
+            severity: 'medium',
+          });
+          continue;
+        }
         const statusSet = model.assignments.some((a) => a.functionIndex === fnIndex && STATUS_FIELD.test(a.target.split('.').pop() ?? '') && a.target.includes('.')
           && a.node.startIndex < first.node.startIndex && (!prevCommit || a.node.startIndex > prevCommit.node.startIndex));
         const audit = statusSet ? after.find((c) => receiverKey(c) === session && c.method === 'add' && auditModel(c)) : undefined;
@@ -96,6 +109,32 @@ export const scopeTooNarrow: FileRule & RepoRule = {
     }
   },
 };
+
+/**
+ * Models whose rows `calls` delete on `session`: `session.query(M)...delete()`, `M.query...delete()`,
+ * `session.execute(delete(M)...)`.
+ */
+function deletedModels(model: FileModel, calls: CallInfo[], session: string): Set<string> {
+  const out = new Set<string>();
+  for (const c of calls) {
+    const text = c.node.text;
+    if (!/\bdelete\s*\(/.test(text)) continue;
+    const onSession = receiverKey(c) === session || text.startsWith(`${session}.`);
+    const m = /\b(?:delete|query)\(\s*(?:[\w.]*\.)?([A-Z]\w*)\s*[),]/.exec(text) ?? (c.method === 'delete' ? /^([A-Z]\w*)\.query\b/.exec(text) : null);
+    if (!m || !(onSession || /^[A-Z]\w*\.query\b/.test(text))) continue;
+    if (c.method === 'delete' || c.method === 'execute' || c.method === 'exec') out.add(m[1]!);
+  }
+  return out;
+}
+
+/** The model a `session.add(...)` call adds: `session.add(Tag(...))`, or a name bound to `Tag(...)`. */
+function addedModel(model: FileModel, add: CallInfo): string | null {
+  let arg = unwrap(callArgs(add.node).positional[0] ?? null);
+  if (arg?.type === 'identifier') arg = unwrap(lastAssignment(model, arg.text, add.functionIndex, add.line)?.value ?? null);
+  if (arg?.type !== 'call') return null;
+  const last = (arg.childForFieldName('function')?.text ?? '').split('.').pop() ?? '';
+  return /^[A-Z]\w*$/.test(last) ? last : null;
+}
 
 /** Names of objects added on `session` among `calls`: `session.add(batch)` → `batch`. */
 function addedObjects(model: FileModel, calls: CallInfo[], session: string): Set<string> {
