@@ -360,6 +360,16 @@ function reportHelperRowLoops(ctx: RepoRuleContext): void {
  */
 
 /**
+ * The reads of a method or helper run per row (`reads`) that load a lazy relationship of the rows'
+ * `entity`: not a dynamic one (a query the callee runs, PA107's), not one the loop read itself
+ * (`direct`), the loop's query eager-loads (`text`) or a many-to-one back to the rows' own model.
+ */
+function calleeLazyHits(reads: string[], lazy: Map<string, LazyRelationship>, direct: Set<string>, text: string, entity: string): (readonly [string, LazyRelationship])[] {
+  return reads.map((r) => [r, lazy.get(r)] as const)
+    .filter((x): x is readonly [string, LazyRelationship] => !!x[1] && !x[1].dynamic && !direct.has(x[0]) && !eagerlyLoaded(text, x[0]) && !targetsHeld(text, x[0]) && !(x[1].scalar && x[1].target?.replace(/^.*\./, '') === entity));
+}
+
+/**
  * A model method or property called on each row of a loop over a query's rows (`ROW_CALL` sites
  * whose rows' model is known) that reads lazy relationships of its own row (`ROW_READS`): one
  * lazy load per row for each, hidden in the method. The loop's query's loader options
@@ -388,11 +398,7 @@ function reportRowMethodLazyLoads(ctx: RepoRuleContext): void {
     const own = graph.ownEffects(to);
     const reads = own.find((e) => e.kind === ROW_READS)?.what.split(',');
     if (!reads || own.some((e) => e.kind === ROW_QUERY)) continue;
-    const lazy = lazyRelationships(byName.get(entity) ?? []);
-
-    const hits = reads.map((r) => [r, lazy.get(r)] as const)
-      // A dynamic relationship is a query the method refines or runs itself (PA107's), not a load.
-      .filter((x): x is readonly [string, LazyRelationship] => !!x[1] && !x[1].dynamic && !direct.has(x[0]) && !eagerlyLoaded(text, x[0]) && !targetsHeld(text, x[0]) && !(x[1].scalar && x[1].target?.replace(/^.*\./, '') === entity));
+    const hits = calleeLazyHits(reads, lazyRelationships(byName.get(entity) ?? []), direct, text, entity);
     if (!hits.length) continue;
     const method = graph.function(to);
     const effects = graph.effectsOf(to, 'any');
@@ -428,10 +434,7 @@ function reportHelperParamLazyLoads(ctx: RepoRuleContext): void {
     if (!entity || !text || text === '*') continue;
     const reads = graph.ownEffects(to).find((e) => e.kind === PARAM_READS && e.what.startsWith(`${position}|`))?.what.split('|')[1]?.split(',');
     if (!reads) continue;
-    const direct = new Set(directList.split(','));
-    const lazy = lazyRelationships(byName.get(entity) ?? []);
-    const hits = reads.map((r) => [r, lazy.get(r)] as const)
-      .filter((x): x is readonly [string, LazyRelationship] => !!x[1] && !x[1].dynamic && !direct.has(x[0]) && !eagerlyLoaded(text, x[0]) && !targetsHeld(text, x[0]) && !(x[1].scalar && x[1].target?.replace(/^.*\./, '') === entity));
+    const hits = calleeLazyHits(reads, lazyRelationships(byName.get(entity) ?? []), new Set(directList.split(',')), text, entity);
     if (!hits.length) continue;
     const helper = graph.function(to);
     const effects = graph.effectsOf(to, 'any');
