@@ -98,6 +98,11 @@ function cacheGuards(model: FileModel, fnIndex: number, body: SyntaxNode, bodyTe
       const cond = node.childForFieldName('condition');
       t = cond ? cacheTest(cond) : null;
     }
+    // `engine = _engines.get(key)` then `if engine is None:`: the local stands for the cache it was read from.
+    if (t && !persistent(model, t.name, bodyText) && /^[A-Za-z_]\w*$/.test(t.name)) {
+      const read = new RegExp(`(^|[^\\w.])${t.name}\\s*=\\s*([A-Za-z_][\\w.]*)\\.get\\(`).exec(source.slice(body.startIndex, node.startIndex));
+      if (read && persistent(model, read[2]!, bodyText)) t = { name: read[2]!, missing: t.missing };
+    }
     if (!t || !persistent(model, t.name, bodyText)) continue;
     const consequence = node.childForFieldName('consequence');
     if (!consequence) continue;
@@ -107,6 +112,18 @@ function cacheGuards(model: FileModel, fnIndex: number, body: SyntaxNode, bodyTe
       // A top-level `if <cache present>: ... return` of a function that fills the cache after it.
       const last = consequence.namedChildren[consequence.namedChildCount - 1];
       if (last?.type === 'return_statement' && fills(bodyText.slice(node.endIndex - body.startIndex), t.name)) g.returnedFrom = node.startIndex;
+    }
+  }
+  // `try: return _cache[key]` / `except KeyError: ... _cache[key] = ...`: the handler fills the cache on a miss.
+  if (bodyText.includes('KeyError')) {
+    for (const t of body.descendantsOfType('try_statement')) {
+      const tryBody = t.childForFieldName('body');
+      const read = tryBody ? /(?:^|[^\w.])([A-Za-z_][\w.]*)\s*\[/.exec(tryBody.text) : null;
+      if (!read || !persistent(model, read[1]!, bodyText)) continue;
+      for (const h of t.namedChildren) {
+        if (h.type !== 'except_clause' || !/^except\s+\(?\s*KeyError\b/.test(h.text)) continue;
+        if (fills(h.text, read[1]!)) g.filling.push([h.startIndex, h.endIndex]);
+      }
     }
   }
   byFn.set(fnIndex, g);
@@ -122,7 +139,7 @@ function cacheBodyText(model: FileModel, fnIndex: number, body: SyntaxNode): str
   if (!list) bodyTexts.set(model, (list = []));
   if (fnIndex in list) return list[fnIndex]!;
   const text = body.text;
-  return (list[fnIndex] = /\bNone\b|\bnot\b|\bin\b/.test(text) ? text : null);
+  return (list[fnIndex] = /\bNone\b|\bnot\b|\bin\b|\bKeyError\b/.test(text) ? text : null);
 }
 
 export function isMemoisedCall(model: FileModel, call: CallInfo): boolean {

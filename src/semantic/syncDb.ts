@@ -5,6 +5,8 @@
  * phase.
  */
 import type { CallInfo, FileModel } from './model.js';
+import { variableRefs } from './model.js';
+import type { SyntaxNode } from '../parse/parser.js';
 import { receiverType, ownModuleLookup } from './valueTypes.js';
 import {
   blockingDbFunction, handleMethodLabel, isBlockingDbMethod, mayBeBlockingDbMethod, resolveHandle, type HandleResult, type NameLookup,
@@ -25,6 +27,32 @@ function refPath(h: Extract<HandleResult, { kind: 'ref' }>): string {
   return (h.wrapper === 'Depends' ? `Depends(${h.ref})` : `${h.wrapper}${h.ref}`) + h.rest;
 }
 
+/** Calls that run what they are handed in a worker thread. */
+const OFFLOAD = /(^|\.)(to_thread|run_in_threadpool|run_in_executor|run_sync|defer_to_thread)$/;
+
+/**
+ * `session.query(...)` only builds a `Query`: the I/O happens where it runs. Is it run only in a
+ * worker thread: the chain (or its bound `.all`) handed to an offload call
+ * (`await asyncio.to_thread(db.query(User).limit(9).all)`), or bound to a name that is used
+ * nowhere else (`q = db.query(User)...; await run_in_threadpool(q.all)`)?
+ */
+function queryRunsInThread(model: FileModel, call: CallInfo): boolean {
+  let top: SyntaxNode = call.node;
+  while (top.parent?.type === 'attribute' && top.parent.parent?.type === 'call' && top.parent.parent.childForFieldName('function')?.id === top.parent.id) top = top.parent.parent;
+  const handed = (n: SyntaxNode): boolean => {
+    const expr = n.parent?.type === 'attribute' && n.parent.childForFieldName('object')?.id === n.id && n.parent.parent?.type !== 'call' ? n.parent : n;
+    const args = expr.parent;
+    return args?.type === 'argument_list' && OFFLOAD.test(args.parent?.childForFieldName('function')?.text ?? '');
+  };
+  if (handed(top)) return true;
+  const assign = top.parent;
+  const name = assign?.type === 'assignment' && assign.childForFieldName('right')?.id === top.id ? assign.childForFieldName('left') : null;
+  if (name?.type !== 'identifier' || call.functionIndex < 0) return false;
+  const body = model.functions[call.functionIndex]!.body;
+  const uses = body ? variableRefs(body, name.text).filter((r) => r.startIndex > top.endIndex) : [];
+  return uses.length > 0 && uses.every(handed);
+}
+
 /**
  * Is `call` a sync DB call? `{ what }` when the file decides it, `{ pending }` when the receiver's
  * type path names another module (the repo phase decides), else null.
@@ -33,6 +61,7 @@ export function syncDbCall(model: FileModel, call: CallInfo): SyncDbVerdict {
   const direct = blockingDbFunction(call.qualifiedName);
   if (direct) return call.awaited || call.offloaded ? null : { what: direct };
   if (!mayBeBlockingDbMethod(call.method) || call.offloaded || !call.hasReceiver || call.awaited) return null;
+  if (call.method === 'query' && queryRunsInThread(model, call)) return null;
   const t = receiverType(model, call);
   if (!t) return null;
   const h = resolveHandle(t, lookupOf(model));

@@ -123,7 +123,11 @@ export const redundantDataCopies: FileRule = {
         for (const a of assignmentsTo(model, value.text)) {
           if (a.functionIndex === call.functionIndex && a.line <= call.line && (!best || a.line >= best.line)) best = a;
         }
-        if (best && !best.fromWith && best.value && isFresh(model, best.value, copier)) reason = `of the local \`${value.text}\` built here and only returned`;
+        // Only when nothing else holds the local: stored in a cache, a container or an attribute
+        // (`_cache[key] = data`, `self.last = data`), the copy keeps the caller off that object.
+        const body = model.functions[call.functionIndex]!.body;
+        const held = !!body && new RegExp(`(=|\\(|,)\\s*${value.text}\\s*(\\)|,|$)`, 'm').test(body.text.slice(0, call.node.startIndex - body.startIndex).split('\n').filter((l) => !new RegExp(`^\\s*${value.text}\\s*=`).test(l)).join('\n'));
+        if (best && !best.fromWith && best.value && isFresh(model, best.value, copier) && !held) reason = `of the local \`${value.text}\` built here and only returned`;
       }
       // `list(x)` / `dict(x)` of a value of unknown type is usually a conversion (a set, a
       // dataframe index, a Sequence), not a copy: only explicit copies count as "only read".
