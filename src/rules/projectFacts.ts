@@ -6,6 +6,7 @@
 import { underDirectories } from '../discovery/manifests.js';
 import type { EngineInfo, ModelInfo, ProjectContext } from '../discovery/context.js';
 import { moduleNameOf, type FileModel } from '../semantic/model.js';
+import { makesAsyncSessions } from '../semantic/asyncSessions.js';
 
 export interface ProjectIndex {
   migrationFiles: ReadonlySet<string>;
@@ -42,7 +43,7 @@ function projectHandleTypes(project: ProjectContext): Map<string, string> {
   };
   for (const f of project.sessionFactories) {
     if (f.function !== null) continue;
-    if (f.kind === 'async_sessionmaker' || (f.kind === 'sessionmaker' && /AsyncSession$/.test(f.class ?? ''))) add(f.file, f.name, 'sqlalchemy.ext.asyncio.async_sessionmaker()');
+    if (makesAsyncSessions(f)) add(f.file, f.name, 'sqlalchemy.ext.asyncio.async_sessionmaker()');
     else if (f.kind === 'sessionmaker') add(f.file, f.name, 'sqlalchemy.orm.sessionmaker()');
   }
   for (const e of project.engines) {

@@ -6,7 +6,7 @@
  * of the project (`Depends(get_session)`). Shared by the rules about how such a handle is used
  * (concurrently, without `await`).
  */
-import type { ProjectContext } from '../discovery/context.js';
+import type { ProjectContext, SessionFactoryInfo } from '../discovery/context.js';
 import { moduleNameOf, QualifiedIndex, valueTypeOf, type FileModel } from './model.js';
 import { dependencyAliasOf } from './dependencyAliases.js';
 
@@ -62,6 +62,11 @@ interface ProjectHandles {
 
 const projectMemo = new WeakMap<ProjectContext, ProjectHandles>();
 
+/** Does the factory make `AsyncSession`s: `async_sessionmaker(...)`, or `sessionmaker(class_=AsyncSession)`? */
+export function makesAsyncSessions(f: Pick<SessionFactoryInfo, 'kind' | 'class'>): boolean {
+  return f.kind === 'async_sessionmaker' || (f.kind === 'sessionmaker' && /AsyncSession$/.test(f.class ?? ''));
+}
+
 /** The project's async session factories, providers, engines and pools, qualified: once per project, not per file. */
 function projectHandles(project: ProjectContext): ProjectHandles {
   let v = projectMemo.get(project);
@@ -69,7 +74,7 @@ function projectHandles(project: ProjectContext): ProjectHandles {
     const index = (names: string[]) => new QualifiedIndex(names, (n) => n);
     const factories = index(
       project.sessionFactories
-        .filter((f) => f.name && (f.kind === 'async_sessionmaker' || (f.kind === 'sessionmaker' && /AsyncSession$/.test(f.class ?? ''))))
+        .filter((f) => f.name && makesAsyncSessions(f))
         .map((f) => `${moduleNameOf(f.file)}.${f.name}`),
     );
     const providers = index(project.sessionProviders.filter((p) => p.async).map((p) => `${moduleNameOf(p.file)}.${p.name}`));

@@ -1478,10 +1478,21 @@ function followsAwait(source: string, start: number): boolean {
 }
 
 function isOffloadCall(call: CallInfo): boolean {
-  // Resolution through imports happens later; accept the plain spellings here as well.
-  const t = call.calleeText;
-  if (OFFLOAD_METHODS.has(call.method)) return true;
-  return OFFLOAD_SPELLINGS.has(t);
+  return isOffloadCallee(call.calleeText);
+}
+
+/**
+ * Does a call with this callee text run what it is handed in a worker thread (`asyncio.to_thread`,
+ * `run_in_threadpool`, `loop.run_in_executor`, `executor.submit`)? Resolution through imports
+ * happens later; the plain spellings count as well.
+ */
+export function isOffloadCallee(calleeText: string): boolean {
+  return OFFLOAD_METHODS.has(calleeText.slice(calleeText.lastIndexOf('.') + 1)) || OFFLOAD_SPELLINGS.has(calleeText);
+}
+
+/** How many leading parameters a caller does not pass: `self`/`cls` of a method, else none. */
+export function selfOffset(fn: { className: string | null; params: readonly { name: string }[] }): number {
+  return fn.className && /^(self|cls)$/.test(fn.params[0]?.name ?? '') ? 1 : 0;
 }
 
 /** The innermost function enclosing a call, or undefined at module level. */

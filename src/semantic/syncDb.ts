@@ -5,7 +5,7 @@
  * phase.
  */
 import type { CallInfo, FileModel } from './model.js';
-import { variableRefs } from './model.js';
+import { isOffloadCallee, variableRefs } from './model.js';
 import type { SyntaxNode } from '../parse/parser.js';
 import { receiverType, ownModuleLookup } from './valueTypes.js';
 import {
@@ -27,9 +27,6 @@ function refPath(h: Extract<HandleResult, { kind: 'ref' }>): string {
   return (h.wrapper === 'Depends' ? `Depends(${h.ref})` : `${h.wrapper}${h.ref}`) + h.rest;
 }
 
-/** Calls that run what they are handed in a worker thread. */
-const OFFLOAD = /(^|\.)(to_thread|run_in_threadpool|run_in_executor|run_sync|defer_to_thread)$/;
-
 /**
  * `session.query(...)` only builds a `Query`: the I/O happens where it runs. Is it run only in a
  * worker thread: the chain (or its bound `.all`) handed to an offload call
@@ -42,7 +39,7 @@ function queryRunsInThread(model: FileModel, call: CallInfo): boolean {
   const handed = (n: SyntaxNode): boolean => {
     const expr = n.parent?.type === 'attribute' && n.parent.childForFieldName('object')?.id === n.id && n.parent.parent?.type !== 'call' ? n.parent : n;
     const args = expr.parent;
-    return args?.type === 'argument_list' && OFFLOAD.test(args.parent?.childForFieldName('function')?.text ?? '');
+    return args?.type === 'argument_list' && isOffloadCallee(args.parent?.childForFieldName('function')?.text ?? '');
   };
   if (handed(top)) return true;
   const assign = top.parent;

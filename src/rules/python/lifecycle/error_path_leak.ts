@@ -70,7 +70,7 @@ export const errorPathLeak: FileRule = {
       if (/\.acquire\(\)$/.test(acq.label) && facts.closedNormally && !facts.closedInFinally && !protectedByTry(acq.call.node, acq.target, acq.fn.node)) {
         const stop = acq.fn.node;
         const start = acq.assignment.node.endIndex;
-        const release = (acq.fn.body ?? stop).descendantsOfType('call').find((c) => c.startIndex > start && /\.(release|close)$/.test(c.childForFieldName('function')?.text ?? '') && new RegExp(`(^|[(,\\s])${acq.target}([),\\s]|$)|^${acq.target}\\.`).test(c.text.replace(/^[\w.]*\.(release|close)/, '') || c.text));
+        const release = (acq.fn.body ?? stop).descendantsOfType('call').find((c) => c.startIndex > start && closesIn(c, acq.target));
         const between = release ? (acq.fn.body ?? stop).descendantsOfType('await').some((a) => a.startIndex > start && a.endIndex < release.startIndex && !a.text.includes('.release(')) : false;
         if (release && between && !protectedByTry(release, acq.target, stop)) {
           ctx.report({

@@ -16,7 +16,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
-import { callAt, isFlaskHandle, isNamedLookupCallee } from '../../../semantic/model.js';
+import { callAt, isFlaskHandle, isNamedLookupCallee, selfOffset } from '../../../semantic/model.js';
 import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
 import { LIBRARY_BULK_WRITES, LIBRARY_READS, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
 import { formattedString } from '../../../discovery/pythonLiterals.js';
@@ -925,6 +925,10 @@ export const loopWritesDb = perLoop((model, loop) => model.calls.some((c) => {
   return op ? op.kind !== 'read' : isExplicitFlush(model, c);
 }));
 
+/** Does the loop's iteration commit on a DB handle (a `commit()` in its body)? */
+export const commitsPerIteration = perLoop((model, loop) => model.calls.some((c) =>
+  c.method === 'commit' && c.functionIndex === loop.functionIndex && c.loops.includes(loop.index) && isFlushingCall(model, c)));
+
 /** `session.flush()` / `session.commit()` on a DB handle. */
 function isExplicitFlush(model: FileModel, c: CallInfo): boolean {
   return (c.method === 'flush' || c.method === 'commit') && isFlushingCall(model, c);
@@ -1066,7 +1070,7 @@ function reloadedParam(model: FileModel, call: CallInfo, op: DbOp): string | nul
     if (m) key = m[1]!;
   }
   if (!key) return null;
-  const offset = fn.className && /^(self|cls)$/.test(fn.params[0]?.name ?? '') ? 1 : 0;
+  const offset = selfOffset(fn);
   const index = fn.params.findIndex((p) => p.name === key);
   if (index < offset) return null;
   return `${index - offset}:${key}:${entity}`;

@@ -75,7 +75,7 @@ import {
 } from './loadedRelations.js';
 import { reportSerializedRows } from './serializedRows.js';
 import { loopWorkflow } from './loops.js';
-import { isFlushingCall, iterationWriter } from './dbCalls.js';
+import { commitsPerIteration, iterationWriter } from './dbCalls.js';
 export { RETURNS_ROWS } from './loadedRelations.js';
 export { collectSerializedRows, SERIALIZED_CALL, SERIALIZED_ROWS } from './serializedRows.js';
 
@@ -149,11 +149,6 @@ function collectionRows(model: FileModel, project: ProjectContext, rows: SyntaxN
 
 /** Why a lazy load in a loop that commits per iteration is advisory. */
 const EXPIRED_EVIDENCE = 'each iteration commits, and the commit expires every loaded row (`expire_on_commit`): the relationships load again per row whatever the query eager-loads, so no loader option removes these loads';
-
-/** Does the loop's iteration commit on a session (a `commit()` in its body)? */
-function commitsPerIteration(model: FileModel, loop: LoopInfo): boolean {
-  return model.calls.some((c) => c.method === 'commit' && c.functionIndex === loop.functionIndex && c.loops.includes(loop.index) && isFlushingCall(model, c));
-}
 
 /** Do the project's sessions expire their objects on commit (SQLAlchemy's default: no factory turns it off)? */
 function expiresOnCommit(project: ProjectContext): boolean {

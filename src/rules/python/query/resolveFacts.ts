@@ -19,7 +19,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { assignmentsTo, callAt, resolveName, variableRefs } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, resolveName, variableRefs, selfOffset } from '../../../semantic/model.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { classifyDbCall, loadedModel, type DbOp } from './dbCalls.js';
 import { callArgs, lastAssignment, unwrap } from './semantics.js';
@@ -221,7 +221,7 @@ function rowLoad(model: FileModel, call: CallInfo, op: DbOp): RowLoad | null {
 
 /** The parameter's position with `self`/`cls` left out, or -1. */
 function paramPosition(fn: FunctionInfo, param: string): number {
-  const offset = fn.className && /^(self|cls)$/.test(fn.params[0]?.name ?? '') ? 1 : 0;
+  const offset = selfOffset(fn);
   const index = fn.params.findIndex((p) => p.name === param);
   return index < offset ? -1 : index - offset;
 }

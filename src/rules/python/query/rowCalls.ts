@@ -15,12 +15,12 @@
  * the repo is such a model method (the name decides: one severity lower).
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
-import { valueTypeOf, type FileModel, type LoopInfo } from '../../../semantic/model.js';
+import { valueTypeOf, type FileModel, type LoopInfo, selfOffset } from '../../../semantic/model.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import { insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { classOfFunction } from '../../../semantic/classes.js';
-import { classifyDbCall, isFlushingCall, isModelClassName, iterationWriter, loadedModel, loopsDomain, loopWritesDb, rowsSource, smallLiteralProduct } from './dbCalls.js';
+import { classifyDbCall, commitsPerIteration, isModelClassName, iterationWriter, loadedModel, loopsDomain, loopWritesDb, rowsSource, smallLiteralProduct } from './dbCalls.js';
 import { encodeDomain } from '../../../semantic/loopDomain.js';
 import { invariantIn, lastAssignment, notPerRow, repeatsReads, stopsAfter } from './semantics.js';
 import { returnsOf, selfRowsResolver } from './selfRows.js';
@@ -72,6 +72,15 @@ export function collectRowFacts(model: FileModel, project?: ProjectContext): Eff
   return effects;
 }
 
+/** The attributes the loop's iteration reads (not calls) on its item names, comma separated. */
+function itemReads(model: FileModel, loop: LoopInfo, items: string[]): string {
+  const names = new Set<string>();
+  for (const v of items) {
+    for (const m of model.source.slice(loop.iterStart, loop.iterEnd).matchAll(new RegExp(`(?<![\\w.])${v}\\.([A-Za-z_]\\w*)(?!\\w)(?!\\s*\\()`, 'g'))) names.add(m[1]!);
+  }
+  return [...names].join(',');
+}
+
 /** `ITEM_ARG_CALL` sites: a call in a data loop over one model's query rows that passes the row itself. */
 function itemArgCalls(model: FileModel, effects: Effect[][]): void {
   for (const loop of model.loops) {
@@ -94,10 +103,8 @@ function itemArgCalls(model: FileModel, effects: Effect[][]): void {
       if (!rows) break;
       const writer = iterationWriter(model, site, loop);
       const writes = writer !== null;
-      const commits = model.calls.some((c) => c.method === 'commit' && c.functionIndex === loop.functionIndex && c.loops.includes(loop.index) && isFlushingCall(model, c));
-      const direct = new Set<string>();
-      for (const m of model.source.slice(loop.iterStart, loop.iterEnd).matchAll(new RegExp(`(?<![\\w.])${v}\\.([A-Za-z_]\\w*)(?!\\w)(?!\\s*\\()`, 'g'))) direct.add(m[1]!);
-      const what = `${position}|${call.node.endPosition.column + 1}|${rows.entity}|${writes ? 'w' : ''}${commits ? 'c' : ''}|${[...direct].join(',')}|${rowsText(model, rows, loop.functionIndex)}`;
+      const commits = commitsPerIteration(model, loop);
+      const what = `${position}|${call.node.endPosition.column + 1}|${rows.entity}|${writes ? 'w' : ''}${commits ? 'c' : ''}|${itemReads(model, loop, names)}|${rowsText(model, rows, loop.functionIndex)}`;
       effects[loop.functionIndex]!.push({ kind: ITEM_ARG_CALL, what, line: call.line, column: call.column });
     }
   }
@@ -121,7 +128,7 @@ function paramReads(model: FileModel, effects: Effect[][], lazy: ReadonlySet<str
   model.functions.forEach((fn, i) => {
     if (!fn.body || fn.params.length === 0) return;
     const text = fn.body.text;
-    const offset = fn.className && /^(self|cls)$/.test(fn.params[0]?.name ?? '') ? 1 : 0;
+    const offset = selfOffset(fn);
     fn.params.forEach((p, index) => {
       if (index < offset || !/^[A-Za-z_]\w*$/.test(p.name) || !text.includes(`${p.name}.`)) return;
       if (model.assignments.some((a) => a.functionIndex === i && a.target === p.name)) return;
@@ -145,7 +152,7 @@ function paramRowCalls(model: FileModel, effects: Effect[][]): void {
     if (i < 0 || call.loops.length || !call.hasReceiver || call.receiver?.type !== 'identifier') continue;
     if (call.method.startsWith('_') || BUILTIN_METHODS.test(call.method)) continue;
     const fn = model.functions[i]!;
-    const offset = fn.className && /^(self|cls)$/.test(fn.params[0]?.name ?? '') ? 1 : 0;
+    const offset = selfOffset(fn);
     const index = fn.params.findIndex((p) => p.name === call.receiver!.text);
     // Only a typed parameter can resolve the method (the repo phase never goes by name alone).
     if (index < offset || !fn.params[index]!.annotation) continue;
@@ -348,14 +355,7 @@ function rowSites(model: FileModel, effects: Effect[][]): void {
     // Attributes the loop reads on its item itself (`o.reservation` before `o.reject()`): a
     // method of the row that reads them again finds them loaded.
     let direct: string | null = null;
-    const directReads = (): string => {
-      if (direct !== null) return direct;
-      const names = new Set<string>();
-      for (const v of itemNames(loop)) {
-        for (const m of source.slice(loop.iterStart, loop.iterEnd).matchAll(new RegExp(`(?<![\\w.])${v}\\.([A-Za-z_]\\w*)(?!\\w)(?!\\s*\\()`, 'g'))) names.add(m[1]!);
-      }
-      return (direct = [...names].join(','));
-    };
+    const directReads = (): string => (direct ??= itemReads(model, loop, itemNames(loop)));
     for (const v of itemNames(loop)) {
       const needle = `${v}.`;
       for (let at = source.indexOf(needle, loop.iterStart); at >= 0 && at < loop.iterEnd; at = source.indexOf(needle, at + needle.length)) {

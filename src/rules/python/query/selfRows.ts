@@ -21,7 +21,7 @@ import { assignmentsTo } from '../../../semantic/model.js';
 import { insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { classOfFunction } from '../../../semantic/classes.js';
 import { rowsSource, selfMember, type RowsSource, type SelfRows } from './dbCalls.js';
-import { unwrap } from './semantics.js';
+import { lastAssignment, unwrap } from './semantics.js';
 
 interface FileClass {
   name: string;
@@ -161,6 +161,20 @@ export function returnsOf(fn: FunctionInfo): SyntaxNode[] {
     else hiddenUntil = n.endIndex;
   }
   returnsMemo.set(fn, out);
+  return out;
+}
+
+/**
+ * What each `return` of the function's own body returns, a name followed to its last assignment
+ * before the `return` (`found = q.first(); return found`): the value expressions, in source order.
+ */
+export function returnedValues(model: FileModel, fnIndex: number): SyntaxNode[] {
+  const out: SyntaxNode[] = [];
+  for (const r of returnsOf(model.functions[fnIndex]!)) {
+    let v = unwrap(r.namedChild(0));
+    if (v?.type === 'identifier') v = unwrap(lastAssignment(model, v.text, fnIndex, r.startPosition.row + 1)?.value ?? null);
+    if (v) out.push(v);
+  }
   return out;
 }
 

@@ -25,8 +25,9 @@ import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../..
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
 import { UNTYPED } from '../../../analysis/objects.js';
+import { returnedValues } from '../query/selfRows.js';
 import type { AssignmentInfo, FileModel } from '../../../semantic/model.js';
-import { effectiveRole } from '../../../semantic/model.js';
+import { callAt, effectiveRole, selfOffset } from '../../../semantic/model.js';
 import { assignmentsByFunction, callArgs, callsOf, enclosingTries, exceptClauses, lastAssignment, unwrap } from './semantics.js';
 
 /** A single-row lookup: the model and the columns it filters on. */
@@ -164,7 +165,7 @@ export function collectCheckFacts(model: FileModel): Effect[][] {
           add: { line: s.row + 1, column: s.column + 1, endLine: e.row + 1, endColumn: e.column + 1 },
           end: `${end.method === 'commit' ? 'committed' : 'flushed'} (line ${end.line})`,
         };
-        const call = callsOf(model, fnIndex).find((c) => c.node.startIndex === v.startIndex && c.node.endIndex === v.endIndex);
+        const call = callAt(model, v);
         if (call) out[fnIndex]!.push({ kind: HELPER_CHECK, what: JSON.stringify(fact), line: call.line, column: call.column });
         break;
       }
@@ -178,14 +179,9 @@ const SINGLE_HINT = /(first|one_or_none|scalar)\s*\(/;
 /** The single-row lookup a function returns, by columns compared with its parameters: `Model|col:position:param,...`. */
 function returnedLookup(model: FileModel, fnIndex: number): { what: string; line: number } | null {
   const fn = model.functions[fnIndex]!;
-  const offset = fn.className && /^(self|cls)$/.test(fn.params[0]?.name ?? '') ? 1 : 0;
-  for (const r of fn.node.descendantsOfType('return_statement')) {
-    let p = r.parent;
-    while (p && p.type !== 'function_definition') p = p.parent;
-    if (p?.id !== fn.node.id) continue;
-    let v = unwrap(r.namedChild(0));
-    if (v?.type === 'identifier') v = unwrap(lastAssignment(model, v.text, fnIndex, r.startPosition.row + 1)?.value ?? null);
-    if (!v || !SINGLE.test(v.text) || /with_for_update/.test(v.text)) continue;
+  const offset = selfOffset(fn);
+  for (const v of returnedValues(model, fnIndex)) {
+    if (!SINGLE.test(v.text) || /with_for_update/.test(v.text)) continue;
     const name = MODEL_OF_STATEMENT.exec(v.text)?.[1] ?? MODEL_QUERY_PROPERTY.exec(v.text)?.[1];
     if (!name) continue;
     const parts: string[] = [];

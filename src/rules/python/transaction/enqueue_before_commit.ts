@@ -14,7 +14,7 @@
  * caller's transaction is not visible here), or with arguments that name nothing the transaction
  * wrote.
  */
-import { resolveImported, type CallInfo, type FileModel } from '../../../semantic/model.js';
+import { resolveImported, type CallInfo, type FileModel, selfOffset } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
@@ -224,7 +224,7 @@ export function collectEnqueueHelpers(model: FileModel): Effect[][] {
     for (const call of model.calls) {
       if (call.functionIndex < 0 || !call.hasReceiver || !ENQUEUE.has(call.method) || deferred(call)) continue;
       const fn = model.functions[call.functionIndex]!;
-      const offset = fn.className && /^(self|cls)$/.test(fn.params[0]?.name ?? '') ? 1 : 0;
+      const offset = selfOffset(fn);
       const named = argumentNames(call);
       const positions = fn.params.map((p, i) => (i >= offset && named.has(p.name) ? i - offset : -1)).filter((i) => i >= 0);
       if (!positions.length) continue;

@@ -232,17 +232,16 @@ function sessionReuse(text: string, session: string): { at: number; text: string
   return null;
 }
 
-/** Does the handler hand the session to a call as an argument (`reset(session)`, `undo(db=session)`)? */
-function handsSessionOn(body: SyntaxNode, session: string): boolean {
-  const s = session.replace(/\./g, '\\.');
-  return new RegExp(`\\w\\s*\\((?:[^()]*,)?\\s*(?:\\w+\\s*=\\s*)?${s}\\s*(?:,[^()]*)?\\)`).test(body.text);
+/** Does the clause hand the session to a call as an argument (`reset(session)`, `undo(db=session)`)? */
+function handsSessionOn(clause: SyntaxNode, session: string): boolean {
+  if (!clause.text.includes(session)) return false;
+  return clause.descendantsOfType('argument_list').some((args) => args.namedChildren.some((a) =>
+    (a.type === 'keyword_argument' ? a.childForFieldName('value') : a)?.text === session));
 }
 
 /** Does a `finally` close (or roll back) the session, itself or through a helper handed the session? */
 function closesSession(fin: SyntaxNode, session: string): boolean {
-  if (/\b(close|rollback|remove)\s*\(/.test(fin.text)) return true;
-  const s = session.replace(/\./g, '\\.');
-  return new RegExp(`\\w\\s*\\([^)]*(?<![\\w.])${s}(?![\\w.])[^)]*\\)`).test(fin.text);
+  return /\b(close|rollback|remove)\s*\(/.test(fin.text) || handsSessionOn(fin, session);
 }
 
 /** Does an `except` clause catch database errors (bare, broad, or a DB exception class)? */

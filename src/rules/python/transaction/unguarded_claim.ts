@@ -22,11 +22,12 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import type { AssignmentInfo, CallInfo, FileModel } from '../../../semantic/model.js';
+import type { AssignmentInfo, FileModel } from '../../../semantic/model.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
-import { effectiveRole } from '../../../semantic/model.js';
+import { callAt, effectiveRole } from '../../../semantic/model.js';
 import { assignmentsByFunction, callsOf, lastAssignment, unwrap } from './semantics.js';
+import { returnedValues } from '../query/selfRows.js';
 
 const MODEL_OF_STATEMENT = /\b(?:select|query)\(\s*(?:[\w.]*\.)?([A-Z]\w*)\s*\)/;
 const MODEL_QUERY_PROPERTY = /\b([A-Z]\w*)\.query\s*\./;
@@ -136,7 +137,6 @@ export function collectClaimFacts(model: FileModel): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile || !/\b(select|query)\b/.test(model.source) && !ENDS_TRANSACTION.test(model.source)) return effects;
   const byFn = assignmentsByFunction(model);
-  let callAt: Map<string, CallInfo> | undefined;
   model.functions.forEach((fn, fnIndex) => {
     const text = model.source.slice(fn.start, fn.end);
     if (/\breturn\b/.test(text) && /(==|filter_by|is_\(|in_\()/.test(text)) {
@@ -149,8 +149,7 @@ export function collectClaimFacts(model: FileModel): Effect[][] {
       if (!a.value || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
       const value = unwrap(a.value) ?? a.value;
       if (value.type !== 'call' || ROWS_READ.test(value.text) || /\b(select|query)\s*\(/.test(value.text)) continue;
-      callAt ??= new Map(model.calls.map((c) => [`${c.node.startIndex}:${c.node.endIndex}`, c]));
-      const call = callAt.get(`${value.startIndex}:${value.endIndex}`);
+      const call = callAt(model, value);
       if (!call) continue;
       const fact = claimAfter(model, fnIndex, assignments, a.target, a.node.endIndex, fn.end);
       if (fact) effects[fnIndex]!.push({ kind: CLAIM_CALL, what: JSON.stringify(fact), line: call.line, column: call.column });
@@ -161,21 +160,11 @@ export function collectClaimFacts(model: FileModel): Effect[][] {
 
 /** The state read a function returns as one row (`return <read>`, or a name bound to one), or null. */
 function returnedStateRead(model: FileModel, fnIndex: number): { model: string; states: Map<string, string>; line: number } | null {
-  const fn = model.functions[fnIndex]!;
-  for (const r of fn.node.descendantsOfType('return_statement')) {
-    if (enclosingFunction(r) !== fn.node.id) continue;
-    let v = unwrap(r.namedChild(0));
-    const line = r.startPosition.row + 1;
-    if (v?.type === 'identifier') v = unwrap(lastAssignment(model, v.text, fnIndex, line)?.value ?? null);
-    if (!v || !ROWS_READ.test(v.text) || /\.all\s*\(\s*\)\s*$/.test(v.text)) continue;
+  for (const v of returnedValues(model, fnIndex)) {
+    if (!ROWS_READ.test(v.text) || /\.all\s*\(\s*\)\s*$/.test(v.text)) continue;
     const read = stateRead(readText(model, fnIndex, v.text, v.startPosition.row + 1), true);
     if (read) return { ...read, line: v.startPosition.row + 1 };
   }
-  return null;
-}
-
-function enclosingFunction(node: SyntaxNode): number | null {
-  for (let p = node.parent; p; p = p.parent) if (p.type === 'function_definition') return p.id;
   return null;
 }
 
@@ -318,11 +307,9 @@ function usedAfter(fnNode: SyntaxNode, row: string, from: number, to: number): b
     for (let p = id.parent, child: SyntaxNode = id; p && p.id !== fnNode.id; child = p, p = p.parent) {
       if (p.type === 'return_statement' || p.type === 'yield') return true;
       if (p.type === 'argument_list') {
-        const callee = p.parent?.childForFieldName('function');
-        const method = callee?.type === 'attribute' ? callee.childForFieldName('attribute')?.text ?? '' : callee?.text ?? '';
-        const receiver = callee?.type === 'attribute' ? callee.childForFieldName('object')?.text ?? '' : '';
-        if (NOT_ACTING.test(method) || LOGGER.test(receiver) || method === 'print') break;
-        if (/^(append|extend|add|insert|update)$/.test(method) && receiver && !returned.has(receiver)) break;
+        const { method, receiver } = calleeParts(p.parent);
+        if (!acting(method, receiver)) break;
+        if (COLLECTS.test(method) && receiver && !returned.has(receiver)) break;
         return true;
       }
       if (p.type === 'assignment') {
@@ -351,10 +338,8 @@ function actedOnBefore(fnNode: SyntaxNode, row: string, from: number, to: number
     if (!call || call.type !== 'call') continue;
     const stmt = call.parent?.type === 'await' ? call.parent.parent : call.parent;
     if (stmt?.type !== 'expression_statement') continue;
-    const callee = call.childForFieldName('function');
-    const method = callee?.type === 'attribute' ? callee.childForFieldName('attribute')?.text ?? '' : callee?.text ?? '';
-    const receiver = callee?.type === 'attribute' ? callee.childForFieldName('object')?.text ?? '' : '';
-    if (NOT_ACTING.test(method) || LOGGER.test(receiver) || method === 'print' || /^(append|extend|add|insert|update|setdefault|discard|remove)$/.test(method)) continue;
+    const { method, receiver } = calleeParts(call);
+    if (!acting(method, receiver) || COLLECTS.test(method) || /^(setdefault|discard|remove)$/.test(method)) continue;
     return true;
   }
   return false;
@@ -363,6 +348,20 @@ function actedOnBefore(fnNode: SyntaxNode, row: string, from: number, to: number
 /** Calls that hand the row back to the session or inspect it, not act on it. */
 const NOT_ACTING = /^(add|add_all|merge|refresh|expunge|flush|commit|len|str|repr|isinstance|getattr|hasattr|setattr)$/;
 const LOGGER = /(^|\.)(log|logger|logging|_log|_logger|LOG|LOGGER)$/;
+/** Methods that put the row in a collection: an action on it only when the collection leaves the function. */
+const COLLECTS = /^(append|extend|add|insert|update)$/;
+
+/** A call's method name and receiver text (`deliver(job)`: `deliver`, ``; `log.info(...)`: `info`, `log`). */
+function calleeParts(call: SyntaxNode | null): { method: string; receiver: string } {
+  const callee = call?.childForFieldName('function');
+  if (callee?.type === 'attribute') return { method: callee.childForFieldName('attribute')?.text ?? '', receiver: callee.childForFieldName('object')?.text ?? '' };
+  return { method: callee?.text ?? '', receiver: '' };
+}
+
+/** Is a call with this method and receiver one that acts on a row it is handed (not a session's bookkeeping, an inspection or a log line)? */
+function acting(method: string, receiver: string): boolean {
+  return !NOT_ACTING.test(method) && !LOGGER.test(receiver) && method !== 'print';
+}
 
 /** The read's text with the names it is built from (`stmt`, `result`) replaced by their assignments in the function. */
 function readText(model: FileModel, fnIndex: number, text: string, line: number): string {
