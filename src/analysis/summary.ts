@@ -4,7 +4,7 @@
  */
 import type { CallInfo, EntryPoint, FileModel, FunctionRole } from '../semantic/model.js';
 import type { SyntaxNode } from '../parse/parser.js';
-import { effectiveRole, NAMED_LOOKUP, resolveName } from '../semantic/model.js';
+import { assignmentsTo, effectiveRole, NAMED_LOOKUP, resolveName } from '../semantic/model.js';
 import { conditionalInFunction } from '../semantic/controlFlow.js';
 import { isMemoisedCall } from '../semantic/memo.js';
 import { dictKeysSet, flagGuard, ownFlag, passedArguments } from '../semantic/guards.js';
@@ -288,7 +288,7 @@ function namedLookup(model: FileModel, c: CallInfo): [string, string] | null {
   if (!m) return null;
   let via = m[1]!;
   if (!via.includes('.')) {
-    const bound = model.assignments.filter((a) => a.functionIndex < 0 && a.target === via);
+    const bound = assignmentsTo(model, via).filter((a) => a.functionIndex < 0 && a.target === via);
     const v = bound.length === 1 ? bound[0]!.value : null;
     if (v && (v.type === 'attribute' || v.type === 'identifier') && SIMPLE_DOTTED.test(v.text)) via = v.text;
   }

@@ -7,7 +7,7 @@
 import type { SqlFacts } from '../rules/sql/parse.js';
 import type { SyntaxNode } from '../parse/parser.js';
 import type { CallInfo, FileModel } from '../semantic/model.js';
-import { classViews, declaresGlobal, resolveImported } from '../semantic/model.js';
+import { assignmentsTo, classViews, declaresGlobal, resolveImported } from '../semantic/model.js';
 import type {
   EngineInfo,
   EventSite,
@@ -260,7 +260,7 @@ function fromLibrary(call: CallInfo, libs: RegExp, model: FileModel): boolean {
     for (let i = call.functionIndex; i >= 0; i = model.functions[i]!.parent) {
       const fn = model.functions[i]!;
       if (fn.params.some((p) => p.name === call.method)) return false;
-      if (model.assignments.some((a) => a.functionIndex === i && a.target === call.method)) return false;
+      if (assignmentsTo(model, call.method).some((a) => a.functionIndex === i && a.target === call.method)) return false;
     }
   }
   return call.qualifiedName === null || libs.test(call.qualifiedName);
@@ -1135,7 +1135,7 @@ function helperCandidate(model: FileModel, fnIndex: number): HelperCandidate | n
     if (value.type === 'call' || value.type === 'await') c = calleeName(value);
     else if (value.type === 'identifier') {
       // A local bound from a call; a name bound nowhere in the function is a shared (module) object.
-      if (!model.assignments.some((a) => a.functionIndex === fnIndex && a.target === value.text)) return null;
+      if (!assignmentsTo(model, value.text).some((a) => a.functionIndex === fnIndex && a.target === value.text)) return null;
       c = originOf(model, fnIndex, value.text, r.startIndex);
     } else return null;
     if (!c) return null;

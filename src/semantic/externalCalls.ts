@@ -5,6 +5,7 @@
  * held open across it, a session held through it).
  */
 import type { CallInfo, FileModel } from './model.js';
+import { assignmentsTo } from './model.js';
 import { receiverType } from './valueTypes.js';
 
 export type ExternalKind = 'network' | 'file';
@@ -100,7 +101,7 @@ const CONTAINER_TYPE = /^(typing\.)?(dict|list|set|Dict|List|Set|defaultdict|Ord
  */
 function moduleContainer(model: FileModel, receiver: string): boolean {
   if (!/^[A-Za-z_]\w*$/.test(receiver)) return false;
-  return model.assignments.some((a) => a.functionIndex < 0 && a.target === receiver
+  return assignmentsTo(model, receiver).some((a) => a.functionIndex < 0 && a.target === receiver
     && ((a.value !== null && (CONTAINER_VALUE.has(a.value.type) || /^(dict|list|set|defaultdict|OrderedDict)\(/.test(a.value.text)))
       || (a.annotation !== null && CONTAINER_TYPE.test(a.annotation))));
 }

@@ -1301,7 +1301,6 @@ export function assignmentsTo(model: FileModel, target: string): AssignmentInfo[
 
 const callsByFunction = new WeakMap<FileModel, Map<number, CallInfo[]>>();
 
-/** Calls of one function's own body (not nested defs), in source order; indexed once per file. */
 /** `lookup('name')`: a dotted function called with one literal identifier-like string (`get_handler('order_save')`). */
 export const NAMED_LOOKUP = /^([A-Za-z_][\w.]*)\((['"])([A-Za-z_]\w*)\2\)$/;
 
@@ -1320,6 +1319,7 @@ export function isNamedLookupCallee(model: FileModel, call: CallInfo): boolean {
   return NAMED_LOOKUP.test(call.node.text.replace(/\s+/g, ''));
 }
 
+/** Calls of one function's own body (not nested defs), in source order; indexed once per file. */
 export function callsOf(model: FileModel, fnIndex: number): CallInfo[] {
   return groupedOnce(callsByFunction, model, model.calls, (c) => c.functionIndex).get(fnIndex) ?? [];
 }

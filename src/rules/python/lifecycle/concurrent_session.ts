@@ -17,7 +17,7 @@
  * coroutine of the gather, and tasks awaited one at a time.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
-import { callAt, type CallInfo, type FileModel } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, type CallInfo, type FileModel } from '../../../semantic/model.js';
 import { asyncHandles, type AsyncHandleTest as SessionTest } from '../../../semantic/asyncSessions.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { callArgs, unwrap } from '../query/semantics.js';
@@ -178,7 +178,7 @@ function gatheredSession(model: FileModel, gather: CallInfo, isSession: SessionT
   if (listed || (positional.length === 1 && positional[0]!.type === 'list_splat')) {
     let inner = listed ? first : unwrap(positional[0]!.namedChild(0));
     if (inner?.type === 'identifier') {
-      const a = model.assignments.filter((x) => x.functionIndex === fnIndex && x.target === inner!.text && x.line <= gather.line).pop();
+      const a = assignmentsTo(model, inner!.text).filter((x) => x.functionIndex === fnIndex && x.target === inner!.text && x.line <= gather.line).pop();
       inner = a?.value ? unwrap(a.value) : null;
     }
     if (inner?.type !== 'generator_expression' && inner?.type !== 'list_comprehension') return null;

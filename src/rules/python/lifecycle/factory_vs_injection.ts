@@ -14,7 +14,7 @@
  * FastAPI 0.106 background tasks ran inside the dependency scope, so `add_task` is fine there.
  */
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { variableRefs } from '../../../semantic/model.js';
+import { callsOf, variableRefs } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import {
   fastapiVersion, generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler,
@@ -82,7 +82,7 @@ function handedOnByHelper(model: FileModel, call: CallInfo, name: string): { hel
   if (!helper) return null;
   const param = boundParam(helper, call, name);
   if (!param) return null;
-  const task = model.calls.find((c) => c.functionIndex === helper.index && isDetachedTask(model, helper, c) && handsOver(c, param));
+  const task = callsOf(model, helper.index).find((c) => c.functionIndex === helper.index && isDetachedTask(model, helper, c) && handsOver(c, param));
   return task ? { helper, task } : null;
 }
 
@@ -135,7 +135,7 @@ export const factoryVsInjection: FileRule = {
             function: fn.name,
           });
         }
-        for (const call of model.calls) {
+        for (const call of callsOf(model, fn.index)) {
           if (call.functionIndex !== fn.index || !isDetachedTask(model, fn, call) || !handsOver(call, s.name)) continue;
           if (call.method === 'add_task' && backgroundInScope) continue;
           ctx.report({

@@ -27,7 +27,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { callAt, variableRefs } from '../../../semantic/model.js';
+import { callAt, callsOf, variableRefs } from '../../../semantic/model.js';
 import { conditionalWithin, insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { classifyDbCall, flaskQueryEntity, onSharedSession } from '../query/dbCalls.js';
 import { callArgs, unwrap } from '../query/semantics.js';
@@ -113,7 +113,7 @@ function queryOf(model: FileModel, call: CallInfo): CallInfo | null {
   if (call.hasReceiver || !/^[A-Za-z_]\w*$/.test(call.calleeText)) return null;
   const helper = model.functions.find((f) => f.parent < 0 && !f.className && f.name === call.calleeText && f.yields.length === 0);
   if (!helper) return null;
-  return model.calls.find((c) => c.functionIndex === helper.index && sharedSessionCall(model, c)) ?? null;
+  return callsOf(model, helper.index).find((c) => c.functionIndex === helper.index && sharedSessionCall(model, c)) ?? null;
 }
 
 /** The innermost non-comprehension loop of the call in its function, or null. */
@@ -140,7 +140,7 @@ export function releasedEachRound(model: FileModel, fnIndex: number, loop: Synta
   // The round's first use of the handle: from there until the release, a wait holds the connection.
   const from = after?.node.endIndex ?? model.calls.filter((c) => inBody(c) && !!used?.(c)).reduce((m, c) => Math.min(m, c.node.startIndex), Infinity);
   const waits = model.calls.filter((c) => inBody(c) && ROUND_WAIT.test(c.calleeText) && c.node.startIndex > (Number.isFinite(from) ? from : body.startIndex));
-  return model.calls.some((c) => c.functionIndex === fnIndex && (!after || c.node.startIndex > after.node.endIndex) && releases(c) && unconditionalIn(c.node, body)
+  return callsOf(model, fnIndex).some((c) => c.functionIndex === fnIndex && (!after || c.node.startIndex > after.node.endIndex) && releases(c) && unconditionalIn(c.node, body)
     && !waits.some((w) => w.node.startIndex < c.node.startIndex));
 }
 

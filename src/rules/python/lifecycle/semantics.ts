@@ -11,7 +11,7 @@ import { isMigrationFile } from '../../projectFacts.js';
 import { externalCall } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { assignmentsTo, callAt, declaresGlobal, isFlaskHandle, moduleNameOf, resolveName, valueTypeOf, variableRefs } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, callsOf, declaresGlobal, isFlaskHandle, moduleNameOf, resolveName, valueTypeOf, variableRefs } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import { callArgs } from '../query/semantics.js';
 import { annotationType, calleeType, receiverType } from '../../../semantic/valueTypes.js';
@@ -165,7 +165,7 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
     const dotted = call.dottedReceiver ?? '';
     const head = dotted.split('.')[0]!;
     const fn = call.functionIndex >= 0 ? model.functions[call.functionIndex] : undefined;
-    const shadowed = !!fn && (fn.params.some((p) => p.name === head) || model.assignments.some((a) => a.functionIndex === fn.index && a.target === head));
+    const shadowed = !!fn && (fn.params.some((p) => p.name === head) || assignmentsTo(model, head).some((a) => a.functionIndex === fn.index && a.target === head));
     if (!shadowed && isFlaskHandle(model, dotted, 'engine')) {
       return { kind: 'connection', label: `${dotted}.${call.method}()` };
     }
@@ -778,7 +778,7 @@ const WAIT_CALLS = /(^|\.)(sleep|wait_for|wait|is_disconnected|receive|receive_t
 export function isLongLivedGenerator(model: FileModel, gen: FunctionInfo): boolean {
   const loops = model.loops.filter((l) => l.functionIndex === gen.index && l.kind !== 'comprehension');
   if (loops.some((l) => l.kind === 'while' && !readsToEnd(l))) return true;
-  for (const call of model.calls) {
+  for (const call of callsOf(model, gen.index)) {
     if (call.functionIndex !== gen.index || call.loops.length === 0) continue;
     if (WAIT_CALLS.test(call.calleeText) || (call.method === 'get' && /queue/i.test(call.receiver?.text ?? ''))) return true;
   }

@@ -17,7 +17,7 @@
  * scripts and CLI commands are advisory.
  */
 import type { ProjectContext, SharedSessionInfo } from '../../../discovery/context.js';
-import { declaresGlobal, moduleNameOf, QualifiedIndex, resolveImported, sameQualified, variableRefs, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
+import { assignmentsTo, declaresGlobal, moduleNameOf, QualifiedIndex, resolveImported, sameQualified, variableRefs, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { isWebService } from './semantics.js';
 
@@ -125,7 +125,7 @@ function firstUse(model: FileModel, fn: FunctionInfo, written: string): number {
 
 function bindsLocally(model: FileModel, fn: FunctionInfo, name: string): boolean {
   if (declaresGlobal(fn, name)) return false;
-  return model.assignments.some((a) => a.functionIndex === fn.index && a.target === name)
+  return assignmentsTo(model, name).some((a) => a.functionIndex === fn.index && a.target === name)
     || model.unpackedAssignments.some((u) => u.functionIndex === fn.index && u.names.includes(name))
     || new RegExp(`\\b(for|as)\\s+${name}\\b|\\b${name}\\s*:=`).test(fn.body!.text);
 }

@@ -38,7 +38,7 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
 import { callArgs } from '../query/semantics.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
-import { callAt, variableRefs } from '../../../semantic/model.js';
+import { callAt, callsOf, variableRefs } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
@@ -101,7 +101,7 @@ function sessionsAroundStreamLoop(ctx: FileRuleContext, fn: FunctionInfo, stream
     if (!loop) continue;
     const releases = releasesHandle(a.target);
     // Given back before the stream starts, or at the end of every round.
-    if (model.calls.some((c) => c.functionIndex === fn.index && c.node.startIndex > a.node.endIndex && c.node.startIndex < loop.node.startIndex && releases(c))) continue;
+    if (callsOf(model, fn.index).some((c) => c.functionIndex === fn.index && c.node.startIndex > a.node.endIndex && c.node.startIndex < loop.node.startIndex && releases(c))) continue;
     if (kind?.kind === 'session' && releasedEachRound(model, fn.index, loop.node, releases, undefined, (c) => c.dottedReceiver === a.target)) continue;
     if (!out.some((n) => n.id === v!.id)) out.push(v);
   }
@@ -157,7 +157,7 @@ const AIOHTTP_STREAM = /^(aiohttp\.web(_response|_ws)?\.(StreamResponse|WebSocke
 function reportAiohttpStreams(ctx: FileRuleContext, fn: FunctionInfo): void {
   const { model } = ctx;
   const names = new Map<string, boolean>();
-  for (const call of model.calls) {
+  for (const call of callsOf(model, fn.index)) {
     if (call.functionIndex !== fn.index || !AIOHTTP_STREAM.test(call.qualifiedName ?? '')) continue;
     // `resp = web.StreamResponse(...)`, or `async with sse_response(request) as resp:`.
     const stmt = call.node.parent?.type === 'await' ? call.node.parent.parent : call.node.parent;
@@ -179,14 +179,14 @@ function reportAiohttpStreams(ctx: FileRuleContext, fn: FunctionInfo): void {
   }
   // The loop talks to the client: writes to the response, or (a WebSocket) iterates or receives from it.
   const writesIn = (loop: SyntaxNode, name: string) => model.loops.some((l) => l.node.id === loop.id && l.iterable?.text === name)
-    || model.calls.some((c) => c.functionIndex === fn.index && c.dottedReceiver === name
+    || callsOf(model, fn.index).some((c) => c.functionIndex === fn.index && c.dottedReceiver === name
       && /^(write|send|send_json|send_str|send_bytes|write_eof|receive|receive_str|receive_json|receive_bytes)$/.test(c.method)
       && c.node.startIndex >= loop.startIndex && c.node.endIndex <= loop.endIndex);
   for (const [name, sse] of names) {
     // The loop the client holds open: one that waits (a sleep, a queue), or, for an event stream,
     // a `while` loop or an `async for` over a subscription. A loop as long as the data (an export,
     // a batch sent inside one round) is not.
-    const waits = (loop: SyntaxNode) => model.calls.some((c) => c.functionIndex === fn.index && c.awaited
+    const waits = (loop: SyntaxNode) => callsOf(model, fn.index).some((c) => c.functionIndex === fn.index && c.awaited
       && c.node.startIndex >= loop.startIndex && c.node.endIndex <= loop.endIndex && /(^|\.)(sleep|wait_for|wait|get)$/.test(c.calleeText));
     const streaming = (loop: SyntaxNode) => writesIn(loop, name)
       && (waits(loop) || (sse && (loop.type === 'while_statement' || (loop.type === 'for_statement' && /^async\b/.test(loop.text)))));

@@ -16,7 +16,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileModel } from '../../../semantic/model.js';
-import { callAt } from '../../../semantic/model.js';
+import { callAt, callsOf } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { classifyDbCall, rowsSource } from './dbCalls.js';
 import { chainCallsDown, lastAssignment, loopTarget, positionalArgs, short, unwrap } from './semantics.js';
@@ -396,7 +396,7 @@ function unpackedFirst(model: FileModel, name: string, fnIndex: number, line: nu
   }
   if (!best) return null;
   // The value starts after the line's `=`: the outermost call that starts there.
-  const onLine = model.calls.find((c) => c.functionIndex === fnIndex && c.line === best!.line);
+  const onLine = callsOf(model, fnIndex).find((c) => c.functionIndex === fnIndex && c.line === best!.line);
   if (!onLine) return null;
   const start = model.source.lastIndexOf('\n', onLine.start - 1) + 1;
   const eol = model.source.indexOf('\n', start);
@@ -404,7 +404,7 @@ function unpackedFirst(model: FileModel, name: string, fnIndex: number, line: nu
   if (!m) return null;
   const at = start + m[0].length;
   let found: SyntaxNode | null = null;
-  for (const c of model.calls) if (c.functionIndex === fnIndex && c.start === at && (!found || c.node.endIndex > found.endIndex)) found = c.node;
+  for (const c of callsOf(model, fnIndex)) if (c.functionIndex === fnIndex && c.start === at && (!found || c.node.endIndex > found.endIndex)) found = c.node;
   return found;
 }
 

@@ -16,7 +16,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
-import { callAt, isFlaskHandle, isNamedLookupCallee, selfOffset } from '../../../semantic/model.js';
+import { callAt, callsOf, isFlaskHandle, isNamedLookupCallee, selfOffset } from '../../../semantic/model.js';
 import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
 import { LIBRARY_BULK_WRITES, LIBRARY_READS, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
 import { formattedString } from '../../../discovery/pythonLiterals.js';
@@ -669,7 +669,7 @@ export function isFlushingCall(model: FileModel, call: CallInfo): boolean {
 
 /** Is a staged write followed, in its function, by a call that sends it? (Else the caller's flush batches it.) */
 function flushedInFunction(model: FileModel, staged: CallInfo): boolean {
-  for (const c of model.calls) {
+  for (const c of callsOf(model, staged.functionIndex)) {
     if (c.functionIndex !== staged.functionIndex || c === staged) continue;
     if (c.line < staged.line || (c.line === staged.line && c.column <= staged.column)) continue;
     if (isFlushingCall(model, c)) return true;
@@ -828,7 +828,7 @@ function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[]): stri
  */
 export function readsBeforeLoop(model: FileModel, fnIndex: number, loop: LoopInfo): boolean {
   const start = loop.node.startIndex;
-  return model.calls.some((c) => c.functionIndex === fnIndex && c.node.startIndex < start && classifyDbCall(model, c)?.kind === 'read');
+  return callsOf(model, fnIndex).some((c) => c.functionIndex === fnIndex && c.node.startIndex < start && classifyDbCall(model, c)?.kind === 'read');
 }
 
 /**
@@ -939,7 +939,7 @@ function isExplicitFlush(model: FileModel, c: CallInfo): boolean {
  * statement, a flush or a commit (a staged `add`/`delete` waits for one of those).
  */
 export function iterationWriter(model: FileModel, call: Pick<CallInfo, 'functionIndex'>, loop: LoopInfo): CallInfo | null {
-  for (const c of model.calls) {
+  for (const c of callsOf(model, call.functionIndex)) {
     if (c === call || c.functionIndex !== call.functionIndex || !c.loops.includes(loop.index)) continue;
     const op = classifyDbCall(model, c);
     if (op ? op.kind !== 'read' && !isStagedWrite(c, op) : isExplicitFlush(model, c)) return c;

@@ -65,7 +65,7 @@ import { siteCalls } from '../../../analysis/callgraph.js';
 import { FLUSH_EFFECT, WRITE_EFFECT } from './dbCalls.js';
 import type { ClassRef } from '../../../analysis/types.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
-import { callAt, valueTypeOf, type AssignmentInfo, type FileModel, type LoopInfo } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, valueTypeOf, type AssignmentInfo, type FileModel, type LoopInfo } from '../../../semantic/model.js';
 import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
 import { dynamicRelationChain, loadedModel, rowsSource, selfMember, type RowsSource, type SelfRows } from './dbCalls.js';
 import { returnsOf, selfOptionsText, selfRowsResolver } from './selfRows.js';
@@ -547,7 +547,7 @@ function paramLoopSites(model: FileModel, effects: Effect[][], localNames: () =>
       const attr = arg?.type === 'attribute' && arg.childForFieldName('object')?.text === 'self' ? arg.childForFieldName('attribute')?.text : null;
       if (!cls || !attr) continue;
       const target = `self.${attr}`;
-      if (model.augAssignments.some((g) => g.target === target) || model.assignments.some((a) => a.target === target)) continue;
+      if (model.augAssignments.some((g) => g.target === target) || assignmentsTo(model, target).some((a) => a.target === target)) continue;
       const names = ownLineNames(localNames(), cls);
       effects[call.functionIndex]!.push({
         kind: HELD_COLLECTION_LOOP,
@@ -586,7 +586,7 @@ export function collectHeldCollectionLoops(model: FileModel): Effect[][] {
     // `self.items += more`: rows from elsewhere too. Rows the file's own classes assign are the file rule's.
     const target = `self.${attr}`;
     if (model.augAssignments.some((g) => g.target === target)) continue;
-    if (!coll && model.assignments.some((a) => a.target === target)) continue;
+    if (!coll && assignmentsTo(model, target).some((a) => a.target === target)) continue;
     // What the file can follow (rows the class's own code loads) is the file rule's.
     if (rowsSource(model, rows, loop.functionIndex, loop.node.startPosition.row + 1, 0, selfRowsResolver(model, cls))) continue;
     const reads = itemReads(model, loop, t.name);

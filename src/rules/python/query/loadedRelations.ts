@@ -7,6 +7,7 @@
 import type { ModelInfo, ProjectContext } from '../../../discovery/context.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileModel } from '../../../semantic/model.js';
+import { assignmentsTo } from '../../../semantic/model.js';
 import { lastAssignment, unwrap } from './semantics.js';
 
 export const LAZY = new Set(['select', 'dynamic', 'true', 'True']);
@@ -121,7 +122,7 @@ export function heldText(model: FileModel, text: string, fnIndex: number): strin
     for (const a of model.assignments) {
       // The function's own names, and module-level ones (`ORDER_LOADS = [joinedload(...), ...]`).
       if ((a.functionIndex !== fnIndex && a.functionIndex >= 0) || !names.has(a.target) || followed.has(`${a.target}:${a.line}`) || !a.value) continue;
-      if (a.functionIndex < 0 && model.assignments.some((b) => b.functionIndex === fnIndex && b.target === a.target)) continue;
+      if (a.functionIndex < 0 && assignmentsTo(model, a.target).some((b) => b.functionIndex === fnIndex && b.target === a.target)) continue;
       followed.add(`${a.target}:${a.line}`);
       parts.push(a.value.text);
       fresh.push(...argNames(a.value.text));

@@ -6,6 +6,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
+import { callsOf } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRuleContext, RepoRuleContext } from '../../types.js';
 import { callGraphOf, ownSites, siteCalls, type CallEdge, type CallGraph, type FnRef, type Reach, type SiteCall } from '../../../analysis/callgraph.js';
@@ -33,7 +34,7 @@ function readsOwnWrite(model: FileModel, read: CallInfo, readOp: DbOp, loop: Loo
   const receiver = read.dottedReceiver;
   const entity = loadedModel(model, read, readOp);
   if (!receiver || !entity) return false;
-  for (const c of model.calls) {
+  for (const c of callsOf(model, read.functionIndex)) {
     if (c.functionIndex !== read.functionIndex || !c.loops.includes(loop.index) || c === read || c.dottedReceiver !== receiver) continue;
     if (c.line > read.line || (c.line === read.line && c.column >= read.column)) continue;
     const op = classifyDbCall(model, c);
@@ -68,7 +69,7 @@ export interface LoopSite {
  */
 export function flushPerItem(model: FileModel, staged: CallInfo, loop: LoopInfo): CallInfo | null {
   const body = loop.node.childForFieldName('body') ?? loop.node;
-  for (const call of model.calls) {
+  for (const call of callsOf(model, staged.functionIndex)) {
     if (call === staged || call.functionIndex !== staged.functionIndex || !call.loops.includes(loop.index)) continue;
     // A flush under a condition of its own (`if n % 1000 == 0:`) batches the rows between two
     // flushes; one in the same branch as the staged write (`if new: add(x); flush()`) does not.

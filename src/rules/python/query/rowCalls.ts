@@ -15,7 +15,7 @@
  * the repo is such a model method (the name decides: one severity lower).
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
-import { valueTypeOf, type FileModel, type LoopInfo, selfOffset } from '../../../semantic/model.js';
+import { assignmentsTo, callsOf, valueTypeOf, type FileModel, type LoopInfo, selfOffset } from '../../../semantic/model.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import { insideNestedFunction } from '../../../semantic/controlFlow.js';
@@ -89,7 +89,7 @@ function itemArgCalls(model: FileModel, effects: Effect[][]): void {
     if (names.length !== 1) continue;
     const v = names[0]!;
     let rows: { entity: string; text: string } | null | undefined;
-    for (const call of model.calls) {
+    for (const call of callsOf(model, loop.functionIndex)) {
       if (call.functionIndex !== loop.functionIndex || call.loops[call.loops.length - 1] !== loop.index) continue;
       if (call.hasReceiver && call.receiver?.text === v) continue;
       const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
@@ -131,7 +131,7 @@ function paramReads(model: FileModel, effects: Effect[][], lazy: ReadonlySet<str
     const offset = selfOffset(fn);
     fn.params.forEach((p, index) => {
       if (index < offset || !/^[A-Za-z_]\w*$/.test(p.name) || !text.includes(`${p.name}.`)) return;
-      if (model.assignments.some((a) => a.functionIndex === i && a.target === p.name)) return;
+      if (assignmentsTo(model, p.name).some((a) => a.functionIndex === i && a.target === p.name)) return;
       const names = new Set<string>();
       for (const m of text.matchAll(new RegExp(`(?<![\\w.])${p.name}\\.([A-Za-z]\\w*)(?!\\w)(?!\\s*\\()(?!\\s*=(?!=))`, 'g'))) if (lazy.has(m[1]!)) names.add(m[1]!);
       if (names.size) effects[i]!.push({ kind: PARAM_READS, what: `${index - offset}|${[...names].slice(0, 40).join(',')}`, line: fn.startLine, column: 1 });

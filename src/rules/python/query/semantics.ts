@@ -8,7 +8,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
-import { assignmentsTo } from '../../../semantic/model.js';
+import { assignmentsTo, callsOf } from '../../../semantic/model.js';
 
 /** Strips `await`, parentheses and `list(...)`-free wrappers that do not change the value. */
 export function unwrap(node: SyntaxNode | null): SyntaxNode | null {
@@ -232,7 +232,7 @@ function smallLiteralName(model: FileModel, name: string, loop: LoopInfo, local 
   if (!local || loop.functionIndex < 0) return false;
   const own = bindings.filter((b) => b.functionIndex === loop.functionIndex);
   if (own.length !== 1 || own[0]!.loops.length || own[0]!.line > loop.node.startPosition.row + 1 || !smallLiteral(unwrap(own[0]!.value))) return false;
-  return !model.calls.some((c) => c.functionIndex === loop.functionIndex && c.dottedReceiver === name && GROWS.test(c.method ?? ''))
+  return !callsOf(model, loop.functionIndex).some((c) => c.functionIndex === loop.functionIndex && c.dottedReceiver === name && GROWS.test(c.method ?? ''))
     && !model.augAssignments.some((a) => a.functionIndex === loop.functionIndex && a.target === name);
 }
 
@@ -490,7 +490,7 @@ export function invariantIn(model: FileModel, node: SyntaxNode, loop: LoopInfo):
 
 /** Does a `while` loop sleep between iterations (polling, retry with back-off)? */
 export function loopSleeps(model: FileModel, loop: LoopInfo): boolean {
-  for (const c of model.calls) {
+  for (const c of callsOf(model, loop.functionIndex)) {
     if (c.functionIndex !== loop.functionIndex || !c.loops.includes(loop.index)) continue;
     if (c.method === 'sleep' || c.method === 'wait_for' || c.method === 'wait') return true;
   }
@@ -578,9 +578,9 @@ export function loopTarget(loop: LoopInfo): { name: string; iterable: SyntaxNode
 function namesClass(model: FileModel, name: string, fnIndex: number): boolean {
   for (let i = fnIndex; i >= 0; i = model.functions[i]!.parent) {
     const fn = model.functions[i]!;
-    if (fn.params.some((p) => p.name === name) || model.assignments.some((a) => a.functionIndex === i && a.target === name)) return false;
+    if (fn.params.some((p) => p.name === name) || assignmentsTo(model, name).some((a) => a.functionIndex === i && a.target === name)) return false;
   }
-  if (model.assignments.some((a) => a.functionIndex < 0 && a.target === name)) return false;
+  if (assignmentsTo(model, name).some((a) => a.functionIndex < 0 && a.target === name)) return false;
   if (model.classes.some((c) => c.childForFieldName('name')?.text === name && /\bEnum\b|Enum\)/.test(c.childForFieldName('superclasses')?.text ?? ''))) return true;
   // An imported class the file reads members of (`Status.ACTIVE`): an Enum; a capitalised
   // imported list (`Recipients`) is not one.

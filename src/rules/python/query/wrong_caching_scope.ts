@@ -13,6 +13,7 @@
  * Severity: high when the refill query joins or nests a select, else medium.
  */
 import type { FileModel, FunctionInfo } from '../../../semantic/model.js';
+import { callsOf } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { classifyDbCall } from './dbCalls.js';
@@ -83,7 +84,7 @@ export const wrongCachingScope: FileRule = {
         if (fn === init) continue;
         const refilled = model.assignments.find((a) => a.functionIndex === fn.index && caches.has(a.target));
         if (!refilled) continue;
-        const read = model.calls.find((c) => c.functionIndex === fn.index && classifyDbCall(model, c)?.kind === 'read');
+        const read = callsOf(model, fn.index).find((c) => c.functionIndex === fn.index && classifyDbCall(model, c)?.kind === 'read');
         if (!read) continue;
         const st = classifyDbCall(model, read)!.statement;
         const statementText = st ? [st.root.text, ...st.chainCalls.map((x) => x.text)].join(' ') : read.node.text;

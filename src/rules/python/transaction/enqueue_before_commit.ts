@@ -14,7 +14,7 @@
  * caller's transaction is not visible here), or with arguments that name nothing the transaction
  * wrote.
  */
-import { resolveImported, type CallInfo, type FileModel, selfOffset } from '../../../semantic/model.js';
+import { callsOf, resolveImported, type CallInfo, type FileModel, selfOffset } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
@@ -137,7 +137,7 @@ function writtenBefore(model: FileModel, region: TransactionRegion, call: CallIn
   const out = new Map<string, number>();
   const from = region.kind === 'span' ? region.start.startIndex : region.from;
   const to = call.node.startIndex;
-  for (const c of model.calls) {
+  for (const c of callsOf(model, region.fnIndex)) {
     if (c.functionIndex !== region.fnIndex || c.node.startIndex < from || c.node.startIndex >= to || !STAGES.has(c.method) || !sameSession(c, region.session)) continue;
     const first = unwrap(callArgs(c.node).positional[0] ?? null);
     if (first?.type === 'identifier' && !out.has(first.text)) out.set(first.text, c.line);
@@ -147,7 +147,7 @@ function writtenBefore(model: FileModel, region: TransactionRegion, call: CallIn
   // committed: the next commit writes it, even when the change came before its first statement.
   const models = model.modelClasses as Set<string>;
   const fnStart = model.functions[region.fnIndex]!.start;
-  const commits = model.calls.filter((c) => c.functionIndex === region.fnIndex && c.method === 'commit' && sameSession(c, region.session) && c.node.startIndex < to);
+  const commits = callsOf(model, region.fnIndex).filter((c) => c.functionIndex === region.fnIndex && c.method === 'commit' && sameSession(c, region.session) && c.node.startIndex < to);
   for (const a of model.assignments) {
     if (a.functionIndex !== region.fnIndex || a.node.startIndex < fnStart || a.node.startIndex >= to) continue;
     const m = /^([A-Za-z_]\w*)\.\w+$/.exec(a.target);
@@ -158,7 +158,7 @@ function writtenBefore(model: FileModel, region: TransactionRegion, call: CallIn
     if (models.size && (modelOfObject(model, m[1]!, region.fnIndex, a.line, models) || loopRow(model, m[1]!, a.loops, models))) out.set(m[1]!, a.line);
   }
   // `session.execute(update(Order).where(Order.id == order_id))`: the local names that pick the rows it writes.
-  for (const c of model.calls) {
+  for (const c of callsOf(model, region.fnIndex)) {
     if (c.functionIndex !== region.fnIndex || c.node.startIndex < from || c.node.startIndex >= to || !sameSession(c, region.session)) continue;
     if (c.method !== 'execute' && c.method !== 'exec') continue;
     const statement = unwrap(callArgs(c.node).positional[0] ?? null);
@@ -229,7 +229,7 @@ export function collectEnqueueHelpers(model: FileModel): Effect[][] {
       const positions = fn.params.map((p, i) => (i >= offset && named.has(p.name) ? i - offset : -1)).filter((i) => i >= 0);
       if (!positions.length) continue;
       // A helper that commits before it enqueues sends the job after its own commit.
-      if (model.calls.some((c) => c.functionIndex === call.functionIndex && c.method === 'commit' && c.node.startIndex < call.node.startIndex)) continue;
+      if (callsOf(model, call.functionIndex).some((c) => c.functionIndex === call.functionIndex && c.method === 'commit' && c.node.startIndex < call.node.startIndex)) continue;
       out[call.functionIndex]!.push({ kind: ENQUEUES_PARAM, what: `${positions.join(',')}|${call.calleeText}`, line: call.line, column: call.column });
     }
   }
@@ -301,7 +301,7 @@ export function collectRequestEnqueues(model: FileModel): Effect[][] {
       if (!provider) continue;
       // The handler commits that session itself (a `commit()`, or a `with ….begin():` block that
       // ends before the enqueue): the file rule judges the order.
-      if (model.calls.some((c) => c.functionIndex === call.functionIndex && c.dottedReceiver === p.name && (isCommitCall(model, c) || (c.method === 'begin' && c.isWithItem && c.node.startIndex < call.node.startIndex)))) continue;
+      if (callsOf(model, call.functionIndex).some((c) => c.functionIndex === call.functionIndex && c.dottedReceiver === p.name && (isCommitCall(model, c) || (c.method === 'begin' && c.isWithItem && c.node.startIndex < call.node.startIndex)))) continue;
       const region: TransactionRegion = { kind: 'begin', start: fn.node, commit: null, from: fn.start, to: call.node.startIndex, fnIndex: call.functionIndex, session: p.name, startLine: fn.startLine, endLine: call.line };
       const hit = [...writtenBefore(model, region, call)].find(([name]) => named.has(name));
       if (!hit) continue;
@@ -323,7 +323,7 @@ export function collectRequestEnqueues(model: FileModel): Effect[][] {
 function pendingUntilCommit(model: FileModel, call: CallInfo): TransactionRegion[] {
   const fn = model.functions[call.functionIndex]!;
   const at = call.node.startIndex;
-  const commits = model.calls.filter((c) => c.functionIndex === call.functionIndex && isCommitCall(model, c));
+  const commits = callsOf(model, call.functionIndex).filter((c) => c.functionIndex === call.functionIndex && isCommitCall(model, c));
   const out: TransactionRegion[] = [];
   const seen = new Set<string>();
   for (const c of commits) {

@@ -13,6 +13,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
+import { assignmentsTo } from '../../../semantic/model.js';
 import { receiverType, typeString } from '../../../semantic/valueTypes.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
 import type { EventSite, ProjectContext } from '../../../discovery/context.js';
@@ -153,7 +154,7 @@ export function objectSource(model: FileModel, obj: string, fnIndex: number, lin
 /** Is a name (re)bound inside the per-iteration part of `loop`? */
 export function boundInLoop(model: FileModel, loop: LoopInfo, name: string): boolean {
   if (loopTargets(loop).has(name)) return true;
-  return model.assignments.some((a) => a.target === name && a.loops.includes(loop.index));
+  return assignmentsTo(model, name).some((a) => a.target === name && a.loops.includes(loop.index));
 }
 
 /** A `with` item that opens a session or a transaction: `Session()`, `factory()`, `x.begin()`, `engine.connect()`. */
@@ -289,7 +290,7 @@ export function transactionRegions(model: FileModel, fromFirstStatement = false)
 /** Is the head name of `key` assigned between two calls of a function (`links = Service(...)` again)? */
 function reboundBetween(model: FileModel, fnIndex: number, key: string, from: CallInfo, to: CallInfo): boolean {
   const head = key.split('.')[0]!;
-  return model.assignments.some((a) => a.functionIndex === fnIndex && a.target === head && a.node.startIndex > from.node.startIndex && a.node.startIndex < to.node.startIndex);
+  return assignmentsTo(model, head).some((a) => a.functionIndex === fnIndex && a.target === head && a.node.startIndex > from.node.startIndex && a.node.startIndex < to.node.startIndex);
 }
 
 const NO_LIBRARY_RECEIVERS: ReadonlyMap<number, ReadonlySet<string>> = new Map();

@@ -18,6 +18,7 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { asyncHandles } from '../../../semantic/asyncSessions.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
+import { callsOf } from '../../../semantic/model.js';
 import { receiverType } from '../../../semantic/valueTypes.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 
@@ -129,7 +130,7 @@ function runsElsewhere(model: FileModel, call: CallInfo): boolean {
     const rest = model.source.slice(p.endIndex, fn.end);
     if (new RegExp(`\\bawait\\s+${target.text}\\b${fn.isAsync ? '' : `|\\breturn\\s+${target.text}\\b`}`).test(rest)) return true;
     // Handed to a call later (`gather(ping(), c)`, `tasks.append(c)`): an argument of any call after it.
-    return model.calls.some((c) => c.functionIndex === call.functionIndex && c.node.startIndex >= p!.endIndex
+    return callsOf(model, call.functionIndex).some((c) => c.functionIndex === call.functionIndex && c.node.startIndex >= p!.endIndex
       && (c.node.childForFieldName('arguments')?.namedChildren ?? []).some((a) => (a.type === 'keyword_argument' ? a.childForFieldName('value') : a)?.text === target.text));
   }
   return false;
