@@ -113,12 +113,16 @@ export interface PythonFactsResult {
  * `Session.remove()`, `db_session.close`, `meta.Session.remove()`: the names (session-like ones
  * only) whose `remove`/`close` the file calls or hands over as a callback. Read from the text of
  * every file, parsed or not: the teardown that removes a scoped session is often in a module
- * discovery has no other reason to parse.
+ * discovery has no other reason to parse. A file that turns on Flask-SQLAlchemy's commit at teardown
+ * adds {@link TEARDOWN_COMMIT}.
  */
 export function sessionReleases(source: string): string[] | undefined {
-  if (!source.includes('.remove') && !source.includes('.close') && !source.includes('with ')) return undefined;
+  const teardownCommit = source.includes('SQLALCHEMY_COMMIT_ON_TEARDOWN') && COMMIT_ON_TEARDOWN.test(source);
+  if (!teardownCommit && !source.includes('.remove') && !source.includes('.close') && !source.includes('with ')) return undefined;
   let out: Set<string> | undefined;
   const add = (name: string) => (out ??= new Set()).add(name);
+  // Flask-SQLAlchemy before 3.0 commits every request's session at teardown with this setting on.
+  if (teardownCommit) add(TEARDOWN_COMMIT);
   // `registry.remove()` takes no argument (a list's `remove(x)` does), or is handed over (`atexit.register(S.remove)`): any name.
   for (const m of source.matchAll(/([A-Za-z_]\w*)\s*\.\s*remove\b(?!\s*\(\s*[^\s)])/g)) add(m[1]!);
   // `db_session.close()`: session-like names.
@@ -128,7 +132,11 @@ export function sessionReleases(source: string): string[] | undefined {
   return out ? [...out].sort() : undefined;
 }
 
+/** Recorded among a file's releases when it sets `SQLALCHEMY_COMMIT_ON_TEARDOWN`: every request's session is committed, then removed. */
+export const TEARDOWN_COMMIT = 'teardown:commit';
 const RELEASED_SESSION_LIKE = /sess|db/i;
+/** `SQLALCHEMY_COMMIT_ON_TEARDOWN = True`, `app.config['SQLALCHEMY_COMMIT_ON_TEARDOWN'] = True`, `SQLALCHEMY_COMMIT_ON_TEARDOWN=True`. */
+const COMMIT_ON_TEARDOWN = /SQLALCHEMY_COMMIT_ON_TEARDOWN['"]?\s*[\]:=,]?\s*[=:]?\s*True\b/;
 
 export function cachedReader(root: string): ReadFile {
   const cache = new Map<string, string | null>();

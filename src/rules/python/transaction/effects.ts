@@ -30,7 +30,7 @@ import { pendingHandleMethod } from '../../../semantic/syncDb.js';
 import { externalCall, outsideEffect } from '../../../semantic/externalCalls.js';
 import { notPerRow, perItemLoops } from '../query/semantics.js';
 import { LIBRARY_CALL, loopsDomain } from '../query/dbCalls.js';
-import { MAY_COMMIT_EFFECT, requestWrites } from './missing_commit.js';
+import { flaskRequestWrites, MAY_COMMIT_EFFECT, requestWrites } from './missing_commit.js';
 import { callsOf, enclosingTries, isCommitCall, isWriteCall, lastAssignment, nextStatement, receiverKey, transactionRegions, unwrap } from './semantics.js';
 import { overItems } from './loopForms.js';
 import { collectLibraryWriteEffects } from './libraryWrites.js';
@@ -148,6 +148,7 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     }
   }
   requestWrites(model).forEach((list, i) => effects[i]!.push(...list));
+  flaskRequestWrites(model).forEach((list, i) => effects[i]!.push(...list));
   collectLibraryWriteEffects(model, effects);
   // Which of a function's possible repo calls do not always run is on each summary call
   // (`SummaryCall.conditional`): a commit reached only through them is not a commit on every call.

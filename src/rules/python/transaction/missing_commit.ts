@@ -14,6 +14,13 @@
  * `Depends(provider)`, when neither the handler, nor anything it calls, nor the provider after its
  * `yield` commits: the provider closes the session at the end of the request.
  *
+ * Flask views (repo phase): a write through Flask-SQLAlchemy's `db.session` in a view (`add`, a
+ * changed attribute of a row from `db.get_or_404` or `Model.query`) that nothing commits — not the
+ * view, nothing it calls, no project function of a name it calls, no method of its class or a base
+ * (a dispatcher that commits after the view), no project decorator, no `after_request` /
+ * `teardown_request` / `teardown_appcontext` hook, no `SQLALCHEMY_COMMIT_ON_TEARDOWN`: the session is
+ * removed when the request ends, which rolls the write back.
+ *
  * Repository libraries (repo phase, see libraryWrites.ts): advanced-alchemy's repository and
  * service writes only flush unless `auto_commit=True`; reported in a block over a standalone
  * session that nothing commits (a job), and when an HTTP error is raised right after the write
@@ -25,8 +32,8 @@
  * function receives (the owner commits); `with Session.begin()`, `with session.begin():`,
  * `engine.begin()`; `with conn:` on a DB-API connection (psycopg2 and sqlite3 commit on exit);
  * `autocommit` / `isolation_level` settings in the function, on the factory or on the engine; a
- * write followed by `rollback()` (a dry run); module-level and scoped sessions (Flask-SQLAlchemy's
- * `db.session`), whose commit belongs to the request or the framework.
+ * write followed by `rollback()` (a dry run); module-level and scoped sessions outside a Flask view,
+ * whose commit belongs to the request or the framework.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
@@ -39,6 +46,7 @@ import type { FileModel } from '../../../semantic/model.js';
 import { effectiveRole, resolveImported } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import type { ProjectContext } from '../../../discovery/context.js';
+import { TEARDOWN_COMMIT } from '../../../discovery/discover.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import { classifyDbCall } from '../query/dbCalls.js';
 import { callsOf, objectSource, receiverKey, unwrap, within } from './semantics.js';
@@ -53,6 +61,8 @@ interface Owned {
   inWith: boolean;
   line: number;
   fnIndex: number;
+  /** Flask-SQLAlchemy's extension object (`db`) when the handle is its `db.session`. */
+  flask?: string;
 }
 
 const SESSION_CTOR = /^(sqlalchemy\.orm(\.session)?\.(sessionmaker\(\)|Session)|sqlmodel(\.orm\.session)?\.Session|sqlalchemy\.ext\.asyncio(\.session)?\.(async_sessionmaker\(\)|AsyncSession)|sqlmodel\.ext\.asyncio\.session\.AsyncSession)\(\)$/;
@@ -72,7 +82,7 @@ export const missingCommit: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'A write on a session or connection the function opens, never committed before it is closed',
-    what: 'Finds a write — `add`/`delete`/`merge`, an INSERT/UPDATE/DELETE, a changed attribute of a row loaded through it — on a session or connection the function opens itself (`Session()`, a `sessionmaker` factory, `async with factory() as s`, `psycopg2.connect()` and other DB-API drivers whose autocommit is off, `engine.connect()` on SQLAlchemy 2.x) when no `commit()` on that handle follows the write. Silent when the handle is handed on (a helper, a repository, a provider that yields it and commits after `yield`), for `with x.begin():` blocks, `with conn:` on a DB-API connection, autocommit settings, and sessions the function receives or shares (scoped and Flask-SQLAlchemy sessions), whose owner commits. In a request handler, a write through a session injected with `Depends(provider)` is reported when nothing commits it: not the handler, not anything it calls, not the provider after its `yield`; and when the provider commits after its `yield` but the handler raises an HTTP error right after the write (`user.failed_logins += 1` then `raise HTTPException(401)`, the write also under a plain `if` on the way): the exception is thrown into the provider at the `yield`, so its commit never runs. Repository libraries that flush rather than commit (advanced-alchemy\'s repositories and services: `create`, `update`, `delete`, `*_many`, `upsert` without `auto_commit=True`) are followed too: a write through them in a block over a session opened outside any request (`config.get_session()`, `Service.new(config=...)`, or a provider of the project that wraps them) that nothing commits, and a write followed on the same path by a raised HTTP error (the request\'s session is committed only after a successful response). Silent with `auto_commit=True`, an explicit `commit()`, a session handed in by the caller, and a request that ends with a 2xx.',
+    what: 'Finds a write — `add`/`delete`/`merge`, an INSERT/UPDATE/DELETE, a changed attribute of a row loaded through it — on a session or connection the function opens itself (`Session()`, a `sessionmaker` factory, `async with factory() as s`, `psycopg2.connect()` and other DB-API drivers whose autocommit is off, `engine.connect()` on SQLAlchemy 2.x) when no `commit()` on that handle follows the write. Silent when the handle is handed on (a helper, a repository, a provider that yields it and commits after `yield`), for `with x.begin():` blocks, `with conn:` on a DB-API connection, autocommit settings, and sessions the function receives or shares (scoped sessions; Flask-SQLAlchemy\'s outside a view), whose owner commits. In a Flask view, a write through Flask-SQLAlchemy\'s `db.session` (`db.session.add(...)`, a changed attribute of a row from `db.get_or_404` or `Model.query`) is reported when nothing commits it: not the view, nothing it calls (nor any project function of a name it calls), no method of its class or a base class (a `dispatch_request` that commits after the view), no decorator of the project, no `after_request`/`teardown_request`/`teardown_appcontext` hook, and no `SQLALCHEMY_COMMIT_ON_TEARDOWN`: Flask-SQLAlchemy removes the session when the request ends, and the removal rolls the write back. In a request handler, a write through a session injected with `Depends(provider)` is reported when nothing commits it: not the handler, not anything it calls, not the provider after its `yield`; and when the provider commits after its `yield` but the handler raises an HTTP error right after the write (`user.failed_logins += 1` then `raise HTTPException(401)`, the write also under a plain `if` on the way): the exception is thrown into the provider at the `yield`, so its commit never runs. Repository libraries that flush rather than commit (advanced-alchemy\'s repositories and services: `create`, `update`, `delete`, `*_many`, `upsert` without `auto_commit=True`) are followed too: a write through them in a block over a session opened outside any request (`config.get_session()`, `Service.new(config=...)`, or a provider of the project that wraps them) that nothing commits, and a write followed on the same path by a raised HTTP error (the request\'s session is committed only after a successful response). Silent with `auto_commit=True`, an explicit `commit()`, a session handed in by the caller, and a request that ends with a 2xx.',
     why: 'Closing a session or connection — or letting it go at the end of the function — rolls its open transaction back. The writes are discarded without an error: the code reads as if it saved, tests that share the session pass, and the rows never reach the database.',
     bad:
       'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\n\nfrom app.models import AuditEvent\n\n'
@@ -122,6 +132,7 @@ export const missingCommit: FileRule & RepoRule = {
     // An engine in AUTOCOMMIT mode commits every statement: which engine a provider's session
     // binds is not followed, so any such engine in the project leaves the request scope alone.
     if (ctx.project.engines.some((e) => /^autocommit$/i.test(String(e.kwargs['isolation_level'] ?? '')))) return;
+    lostFlaskWrites(ctx, graph);
     for (const ref of graph.functionsWithEffects(REQUEST_WRITES)) {
       const file = graph.fileOf(ref);
       const fn = graph.function(ref);
@@ -193,6 +204,121 @@ export function requestWrites(model: FileModel): Effect[][] {
   return out;
 }
 
+
+/** Effect kinds of Flask views' writes through Flask-SQLAlchemy's `db.session` (see {@link flaskRequestWrites}). */
+export const FLASK_WRITE = 'flask_write';
+/** A function Flask runs at the end of every request (`@app.after_request`, `teardown_request`, `teardown_appcontext`). */
+export const REQUEST_END_HOOK = 'request_end_hook';
+const FLASK_WRITES: ReadonlySet<string> = new Set([FLASK_WRITE]);
+const REQUEST_END_HOOKS: ReadonlySet<string> = new Set([REQUEST_END_HOOK]);
+const REQUEST_END = /(^|\.)(after_request|after_app_request|teardown_request|teardown_app_request|teardown_appcontext)\b/;
+const REQUEST_END_METHODS: ReadonlySet<string> = new Set(['after_request', 'after_app_request', 'teardown_request', 'teardown_app_request', 'teardown_appcontext']);
+
+/** A Flask view's write through `db.session` that the view does not commit (`what` of a `flask_write` effect). */
+interface FlaskWrite {
+  handle: string;
+  what: string;
+  endLine: number;
+  endColumn: number;
+  /** The names the view calls: a project function of one of these names that commits may be the callee. */
+  calls: string[];
+  /** The view's decorators other than its route, resolved: a project decorator may commit after the view. */
+  decorators: string[];
+}
+
+/**
+ * The file half of Flask's request scope. Flask-SQLAlchemy removes `db.session` when the request's
+ * app context ends, which rolls back whatever was not committed (3.x has no commit on teardown).
+ * Records, in a request handler, the first write through `db.session` — `add`/`delete`/`merge`, a
+ * DML statement, a changed attribute of a row loaded through it (`db.get_or_404`, `Model.query`) —
+ * that no commit in the view follows; and the functions registered to run at the end of a request.
+ */
+export function flaskRequestWrites(model: FileModel): Effect[][] {
+  const out: Effect[][] = model.functions.map(() => []);
+  if (!model.flaskDbHandles.size) return out;
+  model.functions.forEach((fn, fnIndex) => {
+    if (fn.decorators.some((d) => REQUEST_END.test(d.replace(/^@/, '')))) out[fnIndex]!.push({ kind: REQUEST_END_HOOK, what: '', line: fn.startLine, column: 1 });
+    if (fn.role !== 'handler') return;
+    const text = fn.node.text;
+    if (SETTINGS.test(text)) return;
+    for (const handle of model.flaskDbHandles) {
+      // `db.session…`, `db.get_or_404(…)`, or a model's `Model.query…`.
+      if (!text.includes(`${handle}.`) && !text.includes('.query')) continue;
+      const owned: Owned = { name: `${handle}.session`, kind: 'session', inWith: false, line: fn.startLine, fnIndex, flask: handle };
+      const write = uncommittedWrite(model, owned, [owned.name]);
+      if (!write) continue;
+      const calls = new Set<string>();
+      for (const c of callsOf(model, fnIndex)) {
+        const name = c.method ?? c.calleeText.split('.').pop() ?? '';
+        if (/^[A-Za-z_]\w*$/.test(name)) calls.add(name);
+      }
+      const decorators = fn.decoratorNames.filter((d, i) => !ROUTE_DECORATOR.test(fn.decorators[i]!.replace(/^@/, '')));
+      const site: FlaskWrite = {
+        handle, what: write.what, endLine: write.node.endPosition.row + 1, endColumn: write.node.endPosition.column + 1,
+        calls: [...calls].sort(), decorators,
+      };
+      out[fnIndex]!.push({ kind: FLASK_WRITE, what: JSON.stringify(site), line: write.node.startPosition.row + 1, column: write.node.startPosition.column + 1 });
+      break;
+    }
+  });
+  // `app.teardown_appcontext(close_db)`: the hook is a function of this file.
+  for (const c of model.calls) {
+    if (!c.method || !REQUEST_END_METHODS.has(c.method) || !c.hasReceiver) continue;
+    const arg = c.node.childForFieldName('arguments')?.namedChildren[0];
+    if (arg?.type !== 'identifier') continue;
+    const i = model.functions.findIndex((f) => f.name === arg.text && f.className === null);
+    if (i >= 0) out[i]!.push({ kind: REQUEST_END_HOOK, what: '', line: model.functions[i]!.startLine, column: 1 });
+    // A hook imported from another module, registered in a function (`create_app`): named for the repo phase.
+    else if (c.functionIndex >= 0) out[c.functionIndex]!.push({ kind: REQUEST_END_HOOK, what: resolveImported(model, arg.text) ?? arg.text, line: c.line, column: c.column });
+  }
+  return out;
+}
+
+/** Route registrations and the request-end hooks themselves: not decorators that may commit. */
+const ROUTE_DECORATOR = /(^|\.)(route|get|post|put|patch|delete|api_route|websocket|after_request|teardown_request|teardown_appcontext)\s*(\(|$)/;
+
+/**
+ * The repo half: a Flask view's write through `db.session` is lost when nothing commits it — not
+ * the view, nothing it calls (or any project function of a name it calls), no method of its class
+ * or of a base (a dispatcher such as `dispatch_request` that commits after the view), no project
+ * decorator of the view, and no function run at the end of every request; and the project does not
+ * set `SQLALCHEMY_COMMIT_ON_TEARDOWN`.
+ */
+function lostFlaskWrites(ctx: RepoRuleContext, graph: CallGraph): void {
+  const sites = [...graph.functionsWithEffects(FLASK_WRITES)];
+  if (!sites.length || (ctx.project.sessionReleases ?? []).includes(TEARDOWN_COMMIT)) return;
+  for (const ref of graph.functionsWithEffects(REQUEST_END_HOOKS)) {
+    for (const e of graph.ownEffects(ref)) {
+      if (e.kind !== REQUEST_END_HOOK) continue;
+      const hook = e.what ? graph.resolveQualified(e.what) : ref;
+      if (hook && graph.reaches(hook, MAY_COMMIT_EFFECT, 'any')) return;
+    }
+  }
+  let committing: Set<string> | null = null;
+  const commits = (ref: FnRef) => graph.reaches(ref, MAY_COMMIT_EFFECT, 'any');
+  for (const ref of sites) {
+    if (commits(ref)) continue;
+    const fn = graph.function(ref);
+    if (fn.className !== null && graph.selfClasses(ref).some((c) => ctx.index.files[c.file]!.functions.some((m, i) => m.className === c.cls.name && i !== ref.fn && commits({ file: c.file, fn: i })))) continue;
+    if (!committing) {
+      committing = new Set();
+      for (const r of graph.functions()) if (commits(r)) committing.add(graph.function(r).name);
+    }
+    for (const e of graph.ownEffects(ref)) {
+      if (e.kind !== FLASK_WRITE) continue;
+      const site = JSON.parse(e.what) as FlaskWrite;
+      if (site.calls.some((n) => committing!.has(n))) continue;
+      if (site.decorators.some((d) => graph.resolveQualified(d) !== null)) continue;
+      ctx.report({
+        path: graph.fileOf(ref).path,
+        location: { line: e.line, column: e.column, endLine: site.endLine, endColumn: site.endColumn },
+        message: `\`${site.what}\` writes through \`${site.handle}.session\` in this view, and nothing commits it: not the view, nothing it calls, no request-end hook; Flask-SQLAlchemy removes the session when the request ends, which rolls the write back`,
+        severity: 'high',
+        function: fn.name,
+      });
+    }
+  }
+}
 
 function describe(owned: Owned): string {
   switch (owned.kind) {
@@ -373,23 +499,26 @@ function uncommittedWrite(model: FileModel, owned: Owned, names: string[]): Writ
     }));
   const withBody = owned.inWith ? model.withs.find((w) => w.functionIndex === owned.fnIndex && w.items.some((i) => i.alias === owned.name) && w.node.startPosition.row + 1 === owned.line) : undefined;
   const inScope = (node: SyntaxNode) => !withBody || (node.startIndex >= withBody.bodyStart && node.endIndex <= withBody.bodyEnd);
+  let first: Write | null = null;
   for (const c of callsOf(model, owned.fnIndex)) {
     const key = receiverKey(c);
     if (!key || !names.includes(key) || !inScope(c.node)) continue;
     if (!isHandleWrite(model, owned, c.method, c)) continue;
     if (managed(c.node) || committedAfter(c.node)) continue;
-    return { node: c.node, what: `${c.calleeText}()` };
+    first = { node: c.node, what: `${c.calleeText}()` };
+    break;
   }
-  if (owned.kind !== 'session') return null;
+  if (owned.kind !== 'session') return first;
   // Attribute changes on rows loaded through the session: flushed, then discarded, at close.
+  // The first write of either kind is the one reported.
   for (const a of [...model.assignments, ...model.augAssignments]) {
-    if (a.functionIndex !== owned.fnIndex || !inScope(a.node)) continue;
+    if (a.functionIndex !== owned.fnIndex || !inScope(a.node) || (first && a.node.startIndex > first.node.startIndex)) continue;
     const m = /^([A-Za-z_]\w*)\.([a-z]\w*)$/.exec(a.target);
     if (!m || !loadedThrough(model, owned, m[1]!, a.line, a.loops)) continue;
     if (managed(a.node) || committedAfter(a.node)) continue;
-    return { node: a.node, what: `${a.target} = …` };
+    if (!first || a.node.startIndex < first.node.startIndex) first = { node: a.node, what: `${a.target} = …` };
   }
-  return null;
+  return first;
 }
 
 function isHandleWrite(model: FileModel, owned: Owned, method: string, call: Parameters<typeof classifyDbCall>[1]): boolean {
@@ -402,9 +531,22 @@ function isHandleWrite(model: FileModel, owned: Owned, method: string, call: Par
 /** Was `obj` loaded through the session: `obj = s.get(M, id)`, `for obj in s.scalars(...)`? */
 function loadedThrough(model: FileModel, owned: Owned, obj: string, line: number, loops: number[]): boolean {
   const source = objectSource(model, obj, owned.fnIndex, line, loops);
-  if (!source || !source.node.text.startsWith(`${owned.name}.`)) return false;
-  return source.fromLoop || LOADS_ROW.test(source.node.text);
+  if (!source) return false;
+  const text = source.node.text;
+  if (owned.flask !== undefined) {
+    // `db.get_or_404(User, id)`, `db.first_or_404(select(...))`, `User.query.get(id)`: rows of `db.session` too.
+    if (text.startsWith(`${owned.flask}.`) && FLASK_LOADS.test(text.slice(owned.flask.length))) return true;
+    const head = /^([A-Za-z_]\w*)\s*\.\s*query\s*\./.exec(text);
+    if (head && model.modelClasses.has(head[1]!)) return source.fromLoop || LOADS_ROW.test(text) || FLASK_LOADS_TAIL.test(text);
+  }
+  if (!text.startsWith(`${owned.name}.`)) return false;
+  return source.fromLoop || LOADS_ROW.test(text);
 }
+
+/** Flask-SQLAlchemy's own loaders on the extension object: `db.get_or_404(...)`, `db.first_or_404(...)`. */
+const FLASK_LOADS = /^\s*\.\s*(get_or_404|first_or_404|one_or_404)\s*\(/;
+/** `User.query.get_or_404(id)`, `User.query.filter_by(...).first_or_404()`. */
+const FLASK_LOADS_TAIL = /\.(get_or_404|first_or_404|one_or_404)\s*\(/;
 
 /** Do two nodes sit in one loop of the function (a commit that runs again after the write)? */
 function sharesLoop(model: FileModel, fnIndex: number, a: SyntaxNode, b: SyntaxNode): boolean {
