@@ -43,7 +43,7 @@ import type { SummaryCall } from '../../../analysis/summary.js';
 import { libraryReach } from './libraryReach.js';
 import { COMMITS_ALWAYS, PROVIDES_UNCOMMITTED, TXN_RAISE_AFTER, TXN_SCOPE_CALL, TXN_SCOPE_OPEN, type ScopeCall, type ScopeOpen } from './libraryWrites.js';
 import type { FileModel } from '../../../semantic/model.js';
-import { effectiveRole, resolveImported } from '../../../semantic/model.js';
+import { effectiveRole, isFlaskHandle, resolveImported } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 import { TEARDOWN_COMMIT } from '../../../discovery/discover.js';
@@ -63,6 +63,8 @@ interface Owned {
   fnIndex: number;
   /** Flask-SQLAlchemy's extension object (`db`) when the handle is its `db.session`. */
   flask?: string;
+  /** Count only calls (`add`, DML), not attribute changes of loaded rows. */
+  callsOnly?: boolean;
 }
 
 const SESSION_CTOR = /^(sqlalchemy\.orm(\.session)?\.(sessionmaker\(\)|Session)|sqlmodel(\.orm\.session)?\.Session|sqlalchemy\.ext\.asyncio(\.session)?\.(async_sessionmaker\(\)|AsyncSession)|sqlmodel\.ext\.asyncio\.session\.AsyncSession)\(\)$/;
@@ -207,19 +209,25 @@ export function requestWrites(model: FileModel): Effect[][] {
 
 /** Effect kinds of Flask views' writes through Flask-SQLAlchemy's `db.session` (see {@link flaskRequestWrites}). */
 export const FLASK_WRITE = 'flask_write';
+/** A Flask request handler of a Flask-SQLAlchemy project (see {@link flaskRequestWrites}). */
+export const FLASK_VIEW = 'flask_view';
 /** A function Flask runs at the end of every request (`@app.after_request`, `teardown_request`, `teardown_appcontext`). */
 export const REQUEST_END_HOOK = 'request_end_hook';
-const FLASK_WRITES: ReadonlySet<string> = new Set([FLASK_WRITE]);
+const FLASK_VIEWS: ReadonlySet<string> = new Set([FLASK_VIEW]);
 const REQUEST_END_HOOKS: ReadonlySet<string> = new Set([REQUEST_END_HOOK]);
 const REQUEST_END = /(^|\.)(after_request|after_app_request|teardown_request|teardown_app_request|teardown_appcontext)\b/;
 const REQUEST_END_METHODS: ReadonlySet<string> = new Set(['after_request', 'after_app_request', 'teardown_request', 'teardown_app_request', 'teardown_appcontext']);
 
-/** A Flask view's write through `db.session` that the view does not commit (`what` of a `flask_write` effect). */
+/** A write through `db.session` that the function does not commit (`what` of a `flask_write` effect). */
 interface FlaskWrite {
   handle: string;
   what: string;
   endLine: number;
   endColumn: number;
+}
+
+/** What the repo phase needs of a Flask view (`what` of a `flask_view` effect). */
+interface FlaskView {
   /** The names the view calls: a project function of one of these names that commits may be the callee. */
   calls: string[];
   /** The view's decorators other than its route, resolved: a project decorator may commit after the view. */
@@ -229,34 +237,51 @@ interface FlaskWrite {
 /**
  * The file half of Flask's request scope. Flask-SQLAlchemy removes `db.session` when the request's
  * app context ends, which rolls back whatever was not committed (3.x has no commit on teardown).
- * Records, in a request handler, the first write through `db.session` — `add`/`delete`/`merge`, a
- * DML statement, a changed attribute of a row loaded through it (`db.get_or_404`, `Model.query`) —
- * that no commit in the view follows; and the functions registered to run at the end of a request.
+ * Records, in any function, the first write through `db.session` — `add`/`delete`/`merge`, a DML
+ * statement, a changed attribute of a row loaded through it (`db.get_or_404`, `Model.query`) — that
+ * no commit in the function follows; the request handlers (what they call, their decorators); and
+ * the functions registered to run at the end of a request.
  */
 export function flaskRequestWrites(model: FileModel): Effect[][] {
   const out: Effect[][] = model.functions.map(() => []);
   if (!model.flaskDbHandles.size) return out;
   model.functions.forEach((fn, fnIndex) => {
     if (fn.decorators.some((d) => REQUEST_END.test(d.replace(/^@/, '')))) out[fnIndex]!.push({ kind: REQUEST_END_HOOK, what: '', line: fn.startLine, column: 1 });
-    if (fn.role !== 'handler') return;
-    const text = fn.node.text;
-    if (SETTINGS.test(text)) return;
-    for (const handle of model.flaskDbHandles) {
-      // `db.session…`, `db.get_or_404(…)`, or a model's `Model.query…`.
-      if (!text.includes(`${handle}.`) && !text.includes('.query')) continue;
-      const owned: Owned = { name: `${handle}.session`, kind: 'session', inWith: false, line: fn.startLine, fnIndex, flask: handle };
-      const write = uncommittedWrite(model, owned, [owned.name]);
-      if (!write) continue;
+    if (fn.role === 'handler') {
+      // The names of the calls nothing resolves (a method on an untyped object): a project function
+      // of that name may be the callee. Calls on `db.session`, `request`, … are the library's.
       const calls = new Set<string>();
+      let defers = false;
       for (const c of callsOf(model, fnIndex)) {
         const name = c.method ?? c.calleeText.split('.').pop() ?? '';
-        if (/^[A-Za-z_]\w*$/.test(name)) calls.add(name);
+        // `user_datastore.commit()`, `uow.commit()`: a commit of some library or wrapper; `after_this_request(fn)` runs `fn` after the view.
+        if (name === 'commit' || name === 'after_this_request') defers = true;
+        // `with UnitOfWork():` — the class whose `__exit__` may commit, resolved or not.
+        if (c.isWithItem && /^[A-Za-z_]\w*$/.test(name)) calls.add(name);
+        if (c.qualifiedName !== null || !/^[A-Za-z_]\w*$/.test(name) || LIBRARY_RECEIVER.test(receiverKey(c) ?? '') || isFlaskHandle(model, receiverKey(c), 'session')) continue;
+        calls.add(name);
       }
-      const decorators = fn.decoratorNames.filter((d, i) => !ROUTE_DECORATOR.test(fn.decorators[i]!.replace(/^@/, '')));
-      const site: FlaskWrite = {
-        handle, what: write.what, endLine: write.node.endPosition.row + 1, endColumn: write.node.endPosition.column + 1,
-        calls: [...calls].sort(), decorators,
-      };
+      // `decorators = [...]` (MethodView) / `method_decorators = [...]` (flask-restful) on the view's class.
+      const cls = fn.className !== null ? classNode(fn.node) : null;
+      if (cls && CLASS_DECORATORS.test(cls.text)) defers = true;
+      // `@after_this_request` on a function nested in the view.
+      if (model.functions.some((f) => f.parent === fnIndex && f.decorators.some((d) => /(^|\.)after_this_request\b/.test(d.replace(/^@/, ''))))) defers = true;
+      if (!defers) {
+        const decorators = fn.decoratorNames.filter((d, i) => !ROUTE_DECORATOR.test(fn.decorators[i]!.replace(/^@/, '')));
+        const view: FlaskView = { calls: [...calls].sort(), decorators };
+        out[fnIndex]!.push({ kind: FLASK_VIEW, what: JSON.stringify(view), line: fn.startLine, column: 1 });
+      }
+    }
+    const text = fn.node.text;
+    // `db.session…`, `db.get_or_404(…)`, or a model's `Model.query…`.
+    if (!text.includes('.session') && !text.includes('_or_404') && !text.includes('.query')) return;
+    if (SETTINGS.test(text)) return;
+    for (const handle of model.flaskDbHandles) {
+      // A GET view that sets an attribute of a row is usually decorating it for the template (`post.excerpt = …`): only explicit writes count there.
+      const owned: Owned = { name: `${handle}.session`, kind: 'session', inWith: false, line: fn.startLine, fnIndex, flask: handle, callsOnly: readOnlyRoute(fn) };
+      const write = uncommittedWrite(model, owned, [owned.name]);
+      if (!write) continue;
+      const site: FlaskWrite = { handle, what: write.what, endLine: write.node.endPosition.row + 1, endColumn: write.node.endPosition.column + 1 };
       out[fnIndex]!.push({ kind: FLASK_WRITE, what: JSON.stringify(site), line: write.node.startPosition.row + 1, column: write.node.startPosition.column + 1 });
       break;
     }
@@ -265,13 +290,43 @@ export function flaskRequestWrites(model: FileModel): Effect[][] {
   for (const c of model.calls) {
     if (!c.method || !REQUEST_END_METHODS.has(c.method) || !c.hasReceiver) continue;
     const arg = c.node.childForFieldName('arguments')?.namedChildren[0];
-    if (arg?.type !== 'identifier') continue;
-    const i = model.functions.findIndex((f) => f.name === arg.text && f.className === null);
-    if (i >= 0) out[i]!.push({ kind: REQUEST_END_HOOK, what: '', line: model.functions[i]!.startLine, column: 1 });
-    // A hook imported from another module, registered in a function (`create_app`): named for the repo phase.
-    else if (c.functionIndex >= 0) out[c.functionIndex]!.push({ kind: REQUEST_END_HOOK, what: resolveImported(model, arg.text) ?? arg.text, line: c.line, column: c.column });
+    if (!arg) continue;
+    const i = arg.type === 'identifier' ? model.functions.findIndex((f) => f.name === arg.text && f.className === null) : -1;
+    if (i >= 0) {
+      out[i]!.push({ kind: REQUEST_END_HOOK, what: '', line: model.functions[i]!.startLine, column: 1 });
+      continue;
+    }
+    // A hook of another module (`teardown_request(commit_session)`, `hooks.finish`) is named for the repo
+    // phase; a bound method (`self._commit`) or anything else is taken as one that may commit.
+    const named = arg.type === 'identifier' || arg.type === 'attribute' ? resolveImported(model, arg.text) ?? arg.text : '';
+    const what = named && !named.startsWith('self.') ? named : UNKNOWN_HOOK;
+    // Recorded on the function that registers it, else on any function of the file: the repo phase only asks whether the project has one.
+    const at = c.functionIndex >= 0 ? c.functionIndex : 0;
+    if (out[at]) out[at]!.push({ kind: REQUEST_END_HOOK, what, line: c.line, column: c.column });
   }
   return out;
+}
+
+/** A request-end hook the file half could not name (a bound method, an expression). */
+const UNKNOWN_HOOK = '?';
+/** Receivers of library calls in a view: never a project function. */
+const LIBRARY_RECEIVER = /^(request|request\.\w+|session|g|current_app|current_user|flask|json|os|re|datetime|jsonify)$/;
+/** `decorators = [...]` on a MethodView, `method_decorators = [...]` on a flask-restful Resource. */
+const CLASS_DECORATORS = /^\s+(method_)?decorators\s*(:[^=\n]*)?=/m;
+
+/** The class definition around a method. */
+function classNode(node: SyntaxNode): SyntaxNode | null {
+  for (let p = node.parent; p; p = p.parent) if (p.type === 'class_definition') return p;
+  return null;
+}
+
+/** A view that answers GET only: `@bp.get`, `@bp.route(...)` without `methods=`, a class view's `get`. */
+function readOnlyRoute(fn: FileModel['functions'][number]): boolean {
+  if (fn.routeKind === 'get') return true;
+  if (fn.routeKind !== 'route') return false;
+  // Registered by `add_url_rule(..., methods=...)` the methods are not in a decorator: not known to be GET.
+  const routes = fn.decorators.filter((d) => /(^|\.)route\s*\(/.test(d));
+  return routes.length > 0 && !routes.some((d) => /\bmethods\s*=/.test(d));
 }
 
 /** Route registrations and the request-end hooks themselves: not decorators that may commit. */
@@ -285,38 +340,62 @@ const ROUTE_DECORATOR = /(^|\.)(route|get|post|put|patch|delete|api_route|websoc
  * set `SQLALCHEMY_COMMIT_ON_TEARDOWN`.
  */
 function lostFlaskWrites(ctx: RepoRuleContext, graph: CallGraph): void {
-  const sites = [...graph.functionsWithEffects(FLASK_WRITES)];
-  if (!sites.length || (ctx.project.sessionReleases ?? []).includes(TEARDOWN_COMMIT)) return;
+  const views = [...graph.functionsWithEffects(FLASK_VIEWS)];
+  if (!views.length || (ctx.project.sessionReleases ?? []).includes(TEARDOWN_COMMIT)) return;
   for (const ref of graph.functionsWithEffects(REQUEST_END_HOOKS)) {
     for (const e of graph.ownEffects(ref)) {
       if (e.kind !== REQUEST_END_HOOK) continue;
+      if (e.what === UNKNOWN_HOOK) return;
       const hook = e.what ? graph.resolveQualified(e.what) : ref;
       if (hook && graph.reaches(hook, MAY_COMMIT_EFFECT, 'any')) return;
     }
   }
   let committing: Set<string> | null = null;
   const commits = (ref: FnRef) => graph.reaches(ref, MAY_COMMIT_EFFECT, 'any');
-  for (const ref of sites) {
-    if (commits(ref)) continue;
+  for (const ref of views) {
+    // The write, in the view or in a function it calls (a helper that leaves the commit to its caller).
+    const reach = graph.effectOf(ref, FLASK_WRITE, 'any');
+    if (!reach || reach.weak || commits(ref)) continue;
     const fn = graph.function(ref);
-    if (fn.className !== null && graph.selfClasses(ref).some((c) => ctx.index.files[c.file]!.functions.some((m, i) => m.className === c.cls.name && i !== ref.fn && commits({ file: c.file, fn: i })))) continue;
+    if (fn.className !== null && graph.selfClasses(ref).some((c) => ctx.index.files[c.file]!.functions.some((m, i) => m.className === c.cls.name && !(c.file === ref.file && i === ref.fn) && commits({ file: c.file, fn: i })))) continue;
+    const viewEffect = graph.ownEffects(ref).find((e) => e.kind === FLASK_VIEW);
+    if (!viewEffect) continue;
+    const view = JSON.parse(viewEffect.what) as FlaskView;
+    if (view.decorators.some((d) => graph.resolveQualified(d) !== null)) continue;
     if (!committing) {
       committing = new Set();
-      for (const r of graph.functions()) if (commits(r)) committing.add(graph.function(r).name);
+      for (const r of graph.functions()) {
+        if (!commits(r)) continue;
+        const f = graph.function(r);
+        committing.add(f.name);
+        // `with UnitOfWork():` whose `__exit__` commits: the view calls the class.
+        if ((f.name === '__exit__' || f.name === '__aexit__') && f.className) committing.add(f.className);
+      }
     }
-    for (const e of graph.ownEffects(ref)) {
-      if (e.kind !== FLASK_WRITE) continue;
-      const site = JSON.parse(e.what) as FlaskWrite;
-      if (site.calls.some((n) => committing!.has(n))) continue;
-      if (site.decorators.some((d) => graph.resolveQualified(d) !== null)) continue;
+    if (view.calls.some((n) => committing!.has(n))) continue;
+    const site = JSON.parse(reach.effect.what) as FlaskWrite;
+    const first = reach.steps[0]!.call;
+    const tail = 'and nothing commits it: not the view, nothing it calls, no request-end hook; Flask-SQLAlchemy removes the session when the request ends, which rolls the write back';
+    if (!first) {
       ctx.report({
         path: graph.fileOf(ref).path,
-        location: { line: e.line, column: e.column, endLine: site.endLine, endColumn: site.endColumn },
-        message: `\`${site.what}\` writes through \`${site.handle}.session\` in this view, and nothing commits it: not the view, nothing it calls, no request-end hook; Flask-SQLAlchemy removes the session when the request ends, which rolls the write back`,
+        location: { line: reach.effect.line, column: reach.effect.column, endLine: site.endLine, endColumn: site.endColumn },
+        message: `\`${site.what}\` writes through \`${site.handle}.session\` in this view, ${tail}`,
         severity: 'high',
         function: fn.name,
       });
+      continue;
     }
+    const names = reach.steps.map((st) => graph.function(st.fn).name);
+    ctx.report({
+      path: graph.fileOf(ref).path,
+      location: { line: first.line, column: first.column, endLine: first.endLine, endColumn: first.endColumn },
+      message: `\`${first.calleeText}()\` writes through \`${site.handle}.session\` (\`${names.join('` → `')}\`: \`${site.what}\`) and leaves the commit to its caller, ${tail.replace('not the view', 'not this view')}`,
+      severity: 'high',
+      function: fn.name,
+      // The last step names the write, not the effect's record.
+      chain: graph.chainSteps(reach).map((st, i, all) => (i === all.length - 1 ? { ...st, call: site.what } : st)),
+    });
   }
 }
 
@@ -508,7 +587,7 @@ function uncommittedWrite(model: FileModel, owned: Owned, names: string[]): Writ
     first = { node: c.node, what: `${c.calleeText}()` };
     break;
   }
-  if (owned.kind !== 'session') return first;
+  if (owned.kind !== 'session' || owned.callsOnly) return first;
   // Attribute changes on rows loaded through the session: flushed, then discarded, at close.
   // The first write of either kind is the one reported.
   for (const a of [...model.assignments, ...model.augAssignments]) {
