@@ -136,7 +136,7 @@ export function sessionReleases(source: string): string[] | undefined {
 export const TEARDOWN_COMMIT = 'teardown:commit';
 const RELEASED_SESSION_LIKE = /sess|db/i;
 /** `SQLALCHEMY_COMMIT_ON_TEARDOWN = True`, `app.config['SQLALCHEMY_COMMIT_ON_TEARDOWN'] = True`, `SQLALCHEMY_COMMIT_ON_TEARDOWN=True`. */
-const COMMIT_ON_TEARDOWN = /SQLALCHEMY_COMMIT_ON_TEARDOWN['"]?\s*[\]:=,]?\s*[=:]?\s*True\b/;
+const COMMIT_ON_TEARDOWN = /SQLALCHEMY_COMMIT_ON_TEARDOWN['"]?\s*\]?\s*[=:]\s*True\b/;
 
 export function cachedReader(root: string): ReadFile {
   const cache = new Map<string, string | null>();

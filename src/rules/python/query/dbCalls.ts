@@ -421,6 +421,9 @@ function openedHere(model: FileModel, call: CallInfo): boolean {
   return value?.type === 'call';
 }
 
+/** Flask-SQLAlchemy 3's query helpers on the extension object (`db.get_or_404`, …): each runs a query. */
+const FLASK_EXTENSION_READS: ReadonlySet<string> = new Set(['get_or_404', 'first_or_404', 'one_or_404', 'paginate']);
+
 /** Query methods that run the query of a dynamic relationship or a query property. */
 const RUNS_QUERY = /^(filter|filter_by|order_by|all|first|one|one_or_none|scalar|count|exists|limit|offset|join|options|with_parent|get|paginate)$/;
 
@@ -508,6 +511,14 @@ function classify(model: FileModel, call: CallInfo): DbOp | null {
   if ((m === 'update' || m === 'delete') && model.dynamicRelations.size && call.functionIndex >= 0) {
     const relation = dynamicRelationQuery(model, call);
     if (relation) return { kind: 'write', what: `${relation}.${m}`, statement: null };
+  }
+  // Flask-SQLAlchemy 3's loaders on the extension object: `db.get_or_404(User, id)` (a `session.get`),
+  // `db.first_or_404(stmt)`, `db.one_or_404(stmt)`, `db.paginate(stmt)`.
+  if (FLASK_EXTENSION_READS.has(m) && call.hasReceiver && isFlaskHandle(model, dotted)) {
+    const first = callArgs(call.node).positional[0];
+    if (!first) return null;
+    if (m === 'get_or_404') return isModelName(first) ? { kind: 'read', what: `${dotted}.get_or_404(${first.text})`, statement: null, ...(identityMapGet(model, call) ? { identityMap: true } : {}) } : null;
+    return { kind: 'read', what: `${dotted}.${m}`, statement: null };
   }
   // A repository library's inherited reads and bulk writes, on `self` in a subclass.
   if (call.dottedReceiver === 'self' && (LIBRARY_READS.has(m) || LIBRARY_BULK_WRITES.has(m)) && call.functionIndex >= 0) {

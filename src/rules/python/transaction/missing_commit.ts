@@ -43,8 +43,9 @@ import type { SummaryCall } from '../../../analysis/summary.js';
 import { libraryReach } from './libraryReach.js';
 import { COMMITS_ALWAYS, PROVIDES_UNCOMMITTED, TXN_RAISE_AFTER, TXN_SCOPE_CALL, TXN_SCOPE_OPEN, type ScopeCall, type ScopeOpen } from './libraryWrites.js';
 import type { FileModel } from '../../../semantic/model.js';
-import { effectiveRole, isFlaskHandle, resolveImported } from '../../../semantic/model.js';
+import { callAt, effectiveRole, isFlaskHandle, resolveImported } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
+import { fileClasses } from '../../../semantic/classes.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 import { TEARDOWN_COMMIT } from '../../../discovery/discover.js';
 import { typeString } from '../../../semantic/valueTypes.js';
@@ -73,7 +74,7 @@ const DBAPI_CONNECT = /^(psycopg2|psycopg|pymysql|MySQLdb|mysql\.connector|sqlit
 const ENGINE_CONNECT = /^sqlalchemy(\.ext\.asyncio)?\.(create_engine|create_async_engine|engine\.create_engine)\(\)\.connect\(\)$/;
 const SESSION_WRITES = new Set(['add', 'add_all', 'delete', 'merge', 'bulk_save_objects', 'bulk_insert_mappings', 'bulk_update_mappings']);
 /** Calls that load a row a later attribute change is flushed from. */
-const LOADS_ROW = /\.(get|get_one|first|one|one_or_none|scalar|scalar_one|scalar_one_or_none|merge)\s*\(/;
+const LOADS_ROW = /\.(get|get_one|first|one|one_or_none|scalar|scalar_one|scalar_one_or_none|merge|get_or_404|first_or_404|one_or_404)\s*\(/;
 const SETTINGS = /autocommit|AUTOCOMMIT|isolation_level/;
 
 export const missingCommit: FileRule & RepoRule = {
@@ -215,8 +216,9 @@ export const FLASK_VIEW = 'flask_view';
 export const REQUEST_END_HOOK = 'request_end_hook';
 const FLASK_VIEWS: ReadonlySet<string> = new Set([FLASK_VIEW]);
 const REQUEST_END_HOOKS: ReadonlySet<string> = new Set([REQUEST_END_HOOK]);
-const REQUEST_END = /(^|\.)(after_request|after_app_request|teardown_request|teardown_app_request|teardown_appcontext)\b/;
 const REQUEST_END_METHODS: ReadonlySet<string> = new Set(['after_request', 'after_app_request', 'teardown_request', 'teardown_app_request', 'teardown_appcontext']);
+/** `@app.after_request`, `@bp.teardown_app_request`, …: the decorator's last name, without `@` or arguments. */
+const decoratorName = (d: string) => d.replace(/^@\s*/, '').replace(/\(.*$/s, '').trim().split('.').pop() ?? '';
 
 /** A write through `db.session` that the function does not commit (`what` of a `flask_write` effect). */
 interface FlaskWrite {
@@ -246,7 +248,7 @@ export function flaskRequestWrites(model: FileModel): Effect[][] {
   const out: Effect[][] = model.functions.map(() => []);
   if (!model.flaskDbHandles.size) return out;
   model.functions.forEach((fn, fnIndex) => {
-    if (fn.decorators.some((d) => REQUEST_END.test(d.replace(/^@/, '')))) out[fnIndex]!.push({ kind: REQUEST_END_HOOK, what: '', line: fn.startLine, column: 1 });
+    if (fn.decorators.some((d) => REQUEST_END_METHODS.has(decoratorName(d)))) out[fnIndex]!.push({ kind: REQUEST_END_HOOK, what: '', line: fn.startLine, column: 1 });
     if (fn.role === 'handler') {
       // The names of the calls nothing resolves (a method on an untyped object): a project function
       // of that name may be the callee. Calls on `db.session`, `request`, … are the library's.
@@ -262,12 +264,12 @@ export function flaskRequestWrites(model: FileModel): Effect[][] {
         calls.add(name);
       }
       // `decorators = [...]` (MethodView) / `method_decorators = [...]` (flask-restful) on the view's class.
-      const cls = fn.className !== null ? classNode(fn.node) : null;
-      if (cls && CLASS_DECORATORS.test(cls.text)) defers = true;
+      const names = fn.className !== null ? fileClasses(model).find((c) => c.name === fn.className)?.names : undefined;
+      if (names?.has('decorators') || names?.has('method_decorators')) defers = true;
       // `@after_this_request` on a function nested in the view.
-      if (model.functions.some((f) => f.parent === fnIndex && f.decorators.some((d) => /(^|\.)after_this_request\b/.test(d.replace(/^@/, ''))))) defers = true;
+      if (model.functions.some((f) => f.parent === fnIndex && f.decorators.some((d) => decoratorName(d) === 'after_this_request'))) defers = true;
       if (!defers) {
-        const decorators = fn.decoratorNames.filter((d, i) => !ROUTE_DECORATOR.test(fn.decorators[i]!.replace(/^@/, '')));
+        const decorators = fn.decoratorNames.filter((d, i) => !ROUTE_OR_HOOK.has(decoratorName(fn.decorators[i]!)));
         const view: FlaskView = { calls: [...calls].sort(), decorators };
         out[fnIndex]!.push({ kind: FLASK_VIEW, what: JSON.stringify(view), line: fn.startLine, column: 1 });
       }
@@ -311,14 +313,6 @@ export function flaskRequestWrites(model: FileModel): Effect[][] {
 const UNKNOWN_HOOK = '?';
 /** Receivers of library calls in a view: never a project function. */
 const LIBRARY_RECEIVER = /^(request|request\.\w+|session|g|current_app|current_user|flask|json|os|re|datetime|jsonify)$/;
-/** `decorators = [...]` on a MethodView, `method_decorators = [...]` on a flask-restful Resource. */
-const CLASS_DECORATORS = /^\s+(method_)?decorators\s*(:[^=\n]*)?=/m;
-
-/** The class definition around a method. */
-function classNode(node: SyntaxNode): SyntaxNode | null {
-  for (let p = node.parent; p; p = p.parent) if (p.type === 'class_definition') return p;
-  return null;
-}
 
 /** A view that answers GET only: `@bp.get`, `@bp.route(...)` without `methods=`, a class view's `get`. */
 function readOnlyRoute(fn: FileModel['functions'][number]): boolean {
@@ -330,7 +324,7 @@ function readOnlyRoute(fn: FileModel['functions'][number]): boolean {
 }
 
 /** Route registrations and the request-end hooks themselves: not decorators that may commit. */
-const ROUTE_DECORATOR = /(^|\.)(route|get|post|put|patch|delete|api_route|websocket|after_request|teardown_request|teardown_appcontext)\s*(\(|$)/;
+const ROUTE_OR_HOOK: ReadonlySet<string> = new Set(['route', 'get', 'post', 'put', 'patch', 'delete', 'api_route', 'websocket', ...REQUEST_END_METHODS]);
 
 /**
  * The repo half: a Flask view's write through `db.session` is lost when nothing commits it — not
@@ -612,20 +606,19 @@ function loadedThrough(model: FileModel, owned: Owned, obj: string, line: number
   const source = objectSource(model, obj, owned.fnIndex, line, loops);
   if (!source) return false;
   const text = source.node.text;
-  if (owned.flask !== undefined) {
-    // `db.get_or_404(User, id)`, `db.first_or_404(select(...))`, `User.query.get(id)`: rows of `db.session` too.
-    if (text.startsWith(`${owned.flask}.`) && FLASK_LOADS.test(text.slice(owned.flask.length))) return true;
-    const head = /^([A-Za-z_]\w*)\s*\.\s*query\s*\./.exec(text);
-    if (head && model.modelClasses.has(head[1]!)) return source.fromLoop || LOADS_ROW.test(text) || FLASK_LOADS_TAIL.test(text);
+  if (!source.fromLoop && !LOADS_ROW.test(text)) return false;
+  if (text.startsWith(`${owned.name}.`)) return true;
+  // Flask-SQLAlchemy's other ways to `db.session`: `db.get_or_404(User, id)`, `User.query.filter_by(...).first()`
+  // — a read the query family classifies, on the extension object or a model's query property.
+  if (owned.flask === undefined) return false;
+  for (let node: SyntaxNode | null = unwrap(source.node); node?.type === 'call'; node = unwrap(node.childForFieldName('function')?.childForFieldName('object') ?? null)) {
+    const call = callAt(model, node);
+    if (!call || classifyDbCall(model, call)?.kind !== 'read') continue;
+    const r = call.dottedReceiver;
+    return isFlaskHandle(model, r) || isFlaskHandle(model, r, 'session') || (r !== null && r.endsWith('.query'));
   }
-  if (!text.startsWith(`${owned.name}.`)) return false;
-  return source.fromLoop || LOADS_ROW.test(text);
+  return false;
 }
-
-/** Flask-SQLAlchemy's own loaders on the extension object: `db.get_or_404(...)`, `db.first_or_404(...)`. */
-const FLASK_LOADS = /^\s*\.\s*(get_or_404|first_or_404|one_or_404)\s*\(/;
-/** `User.query.get_or_404(id)`, `User.query.filter_by(...).first_or_404()`. */
-const FLASK_LOADS_TAIL = /\.(get_or_404|first_or_404|one_or_404)\s*\(/;
 
 /** Do two nodes sit in one loop of the function (a commit that runs again after the write)? */
 function sharesLoop(model: FileModel, fnIndex: number, a: SyntaxNode, b: SyntaxNode): boolean {
