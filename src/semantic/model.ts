@@ -398,6 +398,8 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
   const starts = nodes.map((n) => parser.startIndexOf(n));
   const stack: Frame[] = [];
   const offloadLambdaStarts = new Set<number>();
+  /** `map(lambda x: ..., items)`: the lambda runs once per item, a loop over `items` (by the lambda's start). */
+  const mapLambdas = new Map<number, SyntaxNode>();
   /** Line of the current node: the batch is in document order, so it only moves forward. */
   let row = 0;
   /** Decorators seen since the last definition: they belong to the next one. */
@@ -435,6 +437,10 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
             const value = arg.type === 'keyword_argument' ? arg.childForFieldName('value') : arg;
             if (value?.type === 'lambda') offloadLambdaStarts.add(parser.startIndexOf(value));
           }
+        }
+        if (call.calleeText === 'map') {
+          const [fn, items] = node.childForFieldName('arguments')?.namedChildren ?? [];
+          if (fn?.type === 'lambda' && items && items.type !== 'keyword_argument') mapLambdas.set(parser.startIndexOf(fn), items);
         }
         break;
       }
@@ -496,9 +502,16 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
         stack.push({ kind: 'with', end: node.endIndex, index: w.index });
         break;
       }
-      case 'lambda':
+      case 'lambda': {
         stack.push({ kind: 'lambda', end: node.endIndex, index: -1, offload: offloadLambdaStarts.has(start) });
+        // `map(lambda o: ..., rows)` is `(... for o in rows)`: a comprehension over the second argument.
+        const items = mapLambdas.get(start);
+        if (items && !model.moduleDefs.has('map') && !model.imports.has('map')) {
+          const loop = mapLoopInfo(model, node, items, fnIndex);
+          if (loop) stack.push({ kind: 'loop', end: node.endIndex, index: loop.index });
+        }
         break;
+      }
       default: {
         if (CONDITIONAL_TYPES.has(type)) {
           regions.push({ from: start, end: node.endIndex });
@@ -1078,6 +1091,27 @@ function loopInfo(model: FileModel, node: SyntaxNode, name: string, fnIndex: num
   };
   model.loops.push(loop);
   return loop;
+}
+
+/** The comprehension `map(lambda o: body, items)` stands for: `body` runs per item of `items`, bound to the lambda's one parameter. */
+function mapLoopInfo(model: FileModel, lambda: SyntaxNode, items: SyntaxNode, fnIndex: number): LoopInfo | null {
+  const params = lambda.childForFieldName('parameters');
+  const body = lambda.childForFieldName('body');
+  if (params?.namedChildCount !== 1 || params.namedChild(0)?.type !== 'identifier' || !body) return null;
+  const loop: LoopInfo = { index: model.loops.length, kind: 'comprehension', node: lambda, iterStart: body.startIndex, iterEnd: lambda.endIndex, iterable: items, functionIndex: fnIndex };
+  model.loops.push(loop);
+  return loop;
+}
+
+/**
+ * The pattern a `for` loop or comprehension binds per item (`left` of the statement or of the
+ * first `for` clause), or the parameter of the lambda of `map(lambda o: ..., rows)`.
+ */
+export function loopTargetNode(loop: LoopInfo): SyntaxNode | null {
+  if (loop.kind === 'for' || loop.kind === 'async_for') return loop.node.childForFieldName('left');
+  if (loop.kind !== 'comprehension') return null;
+  if (loop.node.type === 'lambda') return loop.node.childForFieldName('parameters')?.namedChild(0) ?? null;
+  return loop.node.namedChildren.find((c) => c.type === 'for_in_clause')?.childForFieldName('left') ?? null;
 }
 
 function withInfo(model: FileModel, node: SyntaxNode, fnIndex: number): WithInfo {

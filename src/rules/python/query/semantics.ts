@@ -8,7 +8,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
-import { assignmentsTo, callsOf } from '../../../semantic/model.js';
+import { assignmentsTo, callsOf, loopTargetNode } from '../../../semantic/model.js';
 
 /** Strips `await`, parentheses and `list(...)`-free wrappers that do not change the value. */
 export function unwrap(node: SyntaxNode | null): SyntaxNode | null {
@@ -97,8 +97,8 @@ export function perIterationNames(model: FileModel, loop: LoopInfo): Set<string>
   let names = perIterationCache.get(loop);
   if (names) return names;
   names = new Set();
-  if (loop.kind === 'for' || loop.kind === 'async_for') {
-    targetNames(loop.node.childForFieldName('left'), names);
+  if (loop.kind === 'for' || loop.kind === 'async_for' || loop.node.type === 'lambda') {
+    targetNames(loopTargetNode(loop), names);
   } else if (loop.kind === 'comprehension') {
     for (const clause of loop.node.namedChildren) {
       if (clause.type === 'for_in_clause') targetNames(clause.childForFieldName('left'), names);
@@ -341,7 +341,7 @@ export function lookupByKey(model: FileModel, node: SyntaxNode, loop: LoopInfo):
 /** The names a `for` loop binds to its item (its targets), not the ones assigned in the body. */
 export function loopTargets(loop: LoopInfo): Set<string> {
   const out = new Set<string>();
-  if (loop.kind === 'for' || loop.kind === 'async_for') targetNames(loop.node.childForFieldName('left'), out);
+  if (loop.kind === 'for' || loop.kind === 'async_for' || loop.node.type === 'lambda') targetNames(loopTargetNode(loop), out);
   else if (loop.kind === 'comprehension') {
     for (const clause of loop.node.namedChildren) if (clause.type === 'for_in_clause') targetNames(clause.childForFieldName('left'), out);
   }
@@ -555,11 +555,7 @@ export function chainCallsDown(node: SyntaxNode | null): SyntaxNode[] {
 
 /** The loop's item variable and the iterable holding the rows (`enumerate(rows)` → `rows`). */
 export function loopTarget(loop: LoopInfo): { name: string; iterable: SyntaxNode } | null {
-  let target: SyntaxNode | null = null;
-  if (loop.kind === 'for' || loop.kind === 'async_for') target = loop.node.childForFieldName('left');
-  else if (loop.kind === 'comprehension') {
-    target = loop.node.namedChildren.find((c) => c.type === 'for_in_clause')?.childForFieldName('left') ?? null;
-  }
+  const target = loopTargetNode(loop);
   const iterable = unwrap(loop.iterable);
   if (!target || !iterable) return null;
   if (target.type === 'identifier') return { name: target.text, iterable };
