@@ -15,8 +15,10 @@
  * assignment in the class, its bases and subclasses in the file must be such rows), returned by
  * a property or method of the class, or by a function of the file. `.options(*self.opts)` is
  * read from the class attribute the iterating class (and its subclasses) give `opts`; options
- * that cannot be read silence the loop. A find-first loop (`return`/`break` after the read) is
- * not per row. Relationships declared eager
+ * that cannot be read silence the loop. A read that the loop's end follows unconditionally
+ * (`owner = row.owner; break`, or inside the branch that returns) is not per row; a find-first
+ * search that reads it before a conditional `return`/`break` (`if row.lines: return row`) loads it
+ * on every row until the hit: `medium`. Relationships declared eager
  * (`lazy="selectin"/"joined"/"subquery"/"raise"/…`) or loaded by an option never count. A
  * many-to-one (`Mapped["User"]`, `uselist=False`, a `<name>_id` foreign key beside it) is
  * medium: its lazy load is served from the identity map for related rows already loaded; silent
@@ -69,7 +71,7 @@ import { assignmentsTo, callAt, valueTypeOf, type AssignmentInfo, type FileModel
 import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
 import { dynamicRelationChain, loadedModel, rowsSource, selfMember, type RowsSource, type SelfRows } from './dbCalls.js';
 import { returnsOf, selfOptionsText, selfRowsResolver } from './selfRows.js';
-import { lastAssignment, lookupByKey, loopTarget, stopsAfter, unwrap } from './semantics.js';
+import { lastAssignment, leavesAfter, lookupByKey, loopTarget, stopsAfter, unwrap } from './semantics.js';
 import {
   dynamicTarget, eagerlyLoaded, heldText, LAZY, lazyRelationships, MAX_ROWS_TEXT, oneRowNote, RETURNS_ROWS, rowsExpression, sameRows, targetsHeld, type LazyRelationship,
 } from './loadedRelations.js';
@@ -155,6 +157,12 @@ function expiresOnCommit(project: ProjectContext): boolean {
   return !project.sessionFactories.some((f) => f.expireOnCommit === false);
 }
 
+/**
+ * Why a read in a find-first search is `medium`: the loop stops at the hit, which may come early,
+ * but every row before it loads the relationship (all of them when nothing matches).
+ */
+const SEARCH_NOTE = '; the loop stops at the first hit (`return`/`break` behind a condition), but every row before it loads this: up to one SELECT per row when the hit comes late or never';
+
 /** At most this many rows is a handful: the lazy loads are a fixed, small cost. */
 const SMALL_CAP = 10;
 
@@ -209,7 +217,7 @@ export const HELD_COLLECTION_LOOP = 'held_collection_loop';
  * The item's attributes a loop reads, the first read of each name that `wanted` accepts: not
  * assigned, not called, not in a find-first search, not only for the items of one key.
  */
-function* itemAttributeReads(model: FileModel, loop: LoopInfo, item: string, wanted: (name: string) => boolean): Generator<{ node: SyntaxNode; name: string }> {
+function* itemAttributeReads(model: FileModel, loop: LoopInfo, item: string, wanted: (name: string) => boolean): Generator<{ node: SyntaxNode; name: string; search: boolean }> {
   const seen = new Set<string>();
   const iterable = loop.iterable!;
   for (const a of loop.node.descendantsOfType('attribute')) {
@@ -221,18 +229,19 @@ function* itemAttributeReads(model: FileModel, loop: LoopInfo, item: string, wan
     const parent = a.parent;
     if (parent?.type === 'assignment' && parent.childForFieldName('left')?.id === a.id) continue;
     if (parent?.type === 'call' && parent.childForFieldName('function')?.id === a.id) continue;
-    // A find-first search (`return`/`break` after the read) stops at the first row that matches.
-    if (stopsAfter(a, loop) || lookupByKey(model, a, loop)) continue;
+    // Read once, right before the loop ends (`owner = row.owner; break`): not per row.
+    if (leavesAfter(a, loop) || lookupByKey(model, a, loop)) continue;
     seen.add(name);
-    yield { node: a, name };
+    // A find-first search (`if row.owner.active: return row`) reads it on every row until the hit.
+    yield { node: a, name, search: stopsAfter(a, loop) };
   }
 }
 
 /** The item's attributes a loop reads, for a site fact (`name@line:column:endColumn`; see `itemAttributeReads`). */
 function itemReads(model: FileModel, loop: LoopInfo, item: string): string[] {
   const reads: string[] = [];
-  for (const { node, name } of itemAttributeReads(model, loop, item, (n) => !n.startsWith('_'))) {
-    reads.push(`${name}@${node.startPosition.row + 1}:${node.startPosition.column + 1}:${node.endPosition.column + 1}`);
+  for (const { node, name, search } of itemAttributeReads(model, loop, item, (n) => !n.startsWith('_'))) {
+    reads.push(`${name}@${node.startPosition.row + 1}:${node.startPosition.column + 1}:${node.endPosition.column + 1}${search ? ':s' : ''}`);
   }
   return reads;
 }
@@ -292,12 +301,12 @@ export function collectHelperRowFacts(model: FileModel): Effect[][] {
 }
 
 /** The lazy reads a site fact lists (`name@line:column:endColumn`, see `itemReads`), with the relationship each reads. */
-function lazyReads(readList: string, lazy: Map<string, LazyRelationship>): { name: string; line: number; column: number; endColumn: number; info: LazyRelationship }[] {
-  const out: { name: string; line: number; column: number; endColumn: number; info: LazyRelationship }[] = [];
+function lazyReads(readList: string, lazy: Map<string, LazyRelationship>): { name: string; line: number; column: number; endColumn: number; info: LazyRelationship; search: boolean }[] {
+  const out: { name: string; line: number; column: number; endColumn: number; info: LazyRelationship; search: boolean }[] = [];
   for (const read of readList.split(',')) {
-    const m = /^(\w+)@(\d+):(\d+):(\d+)$/.exec(read);
+    const m = /^(\w+)@(\d+):(\d+):(\d+)(:s)?$/.exec(read);
     const info = m ? lazy.get(m[1]!) : undefined;
-    if (m && info) out.push({ name: m[1]!, line: Number(m[2]), column: Number(m[3]), endColumn: Number(m[4]), info });
+    if (m && info) out.push({ name: m[1]!, line: Number(m[2]), column: Number(m[3]), endColumn: Number(m[4]), info, search: !!m[5] });
   }
   return out;
 }
@@ -338,8 +347,8 @@ function reportHelperRowLoops(ctx: RepoRuleContext): void {
         location: { line: r.line, column: r.column, endLine: r.line, endColumn: r.endColumn },
         message: `\`${item}.${r.name}\` lazy-loads ${entity}.${r.name} once per row that \`${call.calleeText}\` returns`
           + ` (\`${helper.qualifiedName}\` in ${helperFile.path}: \`${entity}\` rows of a query with no eager loader option for it)` + oneRowNote(r.info)
-          + (asyncRows ? '; on an `AsyncSession` the lazy load raises `MissingGreenlet` instead' : ''),
-        ...(r.info.scalar ? { severity: 'medium' as const } : {}),
+          + (asyncRows ? '; on an `AsyncSession` the lazy load raises `MissingGreenlet` instead' : '') + (r.search ? SEARCH_NOTE : ''),
+        ...(r.info.scalar || r.search ? { severity: 'medium' as const } : {}),
         function: graph.function(ref).name,
       });
     }
@@ -723,9 +732,9 @@ function reportHeldCollectionLoops(ctx: RepoRuleContext): void {
         location: { line: r.line, column: r.column, endLine: r.line, endColumn: r.endColumn },
         message: `\`${item}.${r.name}\` lazy-loads ${entity}.${r.name} once per row of \`self.${attr}${coll ? `.${coll}` : ''}\``
           + (passed ? `, which \`${graph.function(ref).qualifiedName}\` passes to \`${passed.name}\`` : '') + ` (${where})` + oneRowNote(r.info)
-          + (workflow !== null ? `; each iteration also writes${workflow ? ` (\`${workflow}\`)` : ''}: a per-item workflow whose round trips are there anyway` : ''),
+          + (workflow !== null ? `; each iteration also writes${workflow ? ` (\`${workflow}\`)` : ''}: a per-item workflow whose round trips are there anyway` : '') + (r.search ? SEARCH_NOTE : ''),
         // The children of one row (`self.event.contributions`) grow with that row, not with the table.
-        ...(workflow !== null ? { severity: 'low' as const } : r.info.scalar || coll ? { severity: 'medium' as const } : {}),
+        ...(workflow !== null ? { severity: 'low' as const } : r.info.scalar || coll || r.search ? { severity: 'medium' as const } : {}),
         function: (passed ?? graph.function(ref)).name,
       });
     }
@@ -809,7 +818,7 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Lazy-loaded relationship accessed in a loop over ORM rows (hidden N+1)',
-    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it, or it is the row of an enclosing loop over a query\'s rows: the second level of an eager-loaded collection, `selectinload(Order.lines)` without `.joinedload(OrderLine.product)`), or is a row the class or a base class (of any module) keeps on `self` (`self.event = Event.get(event_id)` in the setup method of a base handler, and `for c in self.event.contributions:` in a subclass; a parent loaded with `.options(...)` is left alone), and the rows a base class of another module keeps on `self` from a `Model.query` chain without options (`self.jobs = Job.query.filter(...).all()`), also when a method passes them to a helper of its module that loops over them (`tag_all(self.jobs)`); options the base query takes from the class (`.options(*self.job_options)`) are read from the base class unless a class in the module of the loop rebinds them. Rows a function of another module returns count too (`for j in fetch_jobs(...)` where every return of `fetch_jobs` is a query of one model; its options and criteria are read there). A function of the file whose returns are a query of one model or the items of a relationship collection of it (`return Child.query.filter(...).all()` in one branch, `return [c for c in parent.children if c.active]` in another) gives rows of that model. Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. Serializers loop too: rows handed whole to a marshmallow `Schema(many=True).dump(rows)`/`.jsonify(rows)` (`only=`/`exclude=` and a field\'s `attribute=` are read), to `[Out.model_validate(r) for r in rows]`, or returned from a FastAPI route whose `response_model=` (or return annotation) is a list of a pydantic model (or a fastapi-pagination `Page[Out]` of `paginate(db, select(...))`) — in the route, or returned by a function or repository method it calls (`return crud.list_items(db)`, `await repo.list()`) — read each field of the schema and its bases per row: fields named like a lazy relationship of the rows\' model are reported at the call or `return` (one finding per site, listing them), and a nested schema on a collection relationship reads its own relationship fields per item of it (also under a route that returns one object); under `AsyncSession` the message says the lazy load raises `MissingGreenlet`. The rows of a `lazy="dynamic"` relationship\'s query (`owner.visits.filter(...)`) are its target model\'s. A function handed each row of such a loop (`[serialize(o) for o in orders]`, of the repo, in the file or another module) that reads lazy relationships of that parameter loads them once per row, inside it: reported at the call. A model\'s own method or property called on each row (`for e in Event.query...: e.delete()`) that reads lazy relationships of `self` loads them once per row, inside the method: reported at the call when the loop\'s query names the model and its loader options (or the row it picks the rows by: `with_parent(x)`, `x_id == ...`, `filter_by(x=...)`) do not cover them; `low` when the method (or the loop) also writes. A loop that stops at the first match (`return`/`break` after the read) is not reported, nor a read that runs only for the items matching one key the loop does not change (`if e.kind == self.wanted.kind`, in the body or as a comprehension filter). The items of one row\'s collection are `medium`: N is that row\'s children, not the table. A many-to-one is `medium` (its lazy load looks in the identity map first) and advisory when it points at the rows\' own model (a tree\'s parent, usually loaded by the same query) or when the loop groups the rows by it (`groups[r.owner].append(r)`, `setdefault(r.owner, [])`, a query sorted by `owner_id`: one SELECT per distinct owner); the side of a one-to-one without the foreign key (`backref(..., uselist=False)`, or a `relationship(..., uselist=False)`, which only that side needs) is loaded by the other table\'s key every time and keeps the loop\'s severity. A query capped by a literal (`.limit(5)`, `paginate(per_page=20)`) bounds N: `low` up to ten rows, `medium` above. `low` in a per-item workflow (the iteration also writes, flushes or commits); advisory when each iteration commits and the project\'s sessions expire on commit: the rows are expired and their relationships load again whatever the query eager-loads.',
+    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it, or it is the row of an enclosing loop over a query\'s rows: the second level of an eager-loaded collection, `selectinload(Order.lines)` without `.joinedload(OrderLine.product)`), or is a row the class or a base class (of any module) keeps on `self` (`self.event = Event.get(event_id)` in the setup method of a base handler, and `for c in self.event.contributions:` in a subclass; a parent loaded with `.options(...)` is left alone), and the rows a base class of another module keeps on `self` from a `Model.query` chain without options (`self.jobs = Job.query.filter(...).all()`), also when a method passes them to a helper of its module that loops over them (`tag_all(self.jobs)`); options the base query takes from the class (`.options(*self.job_options)`) are read from the base class unless a class in the module of the loop rebinds them. Rows a function of another module returns count too (`for j in fetch_jobs(...)` where every return of `fetch_jobs` is a query of one model; its options and criteria are read there). A function of the file whose returns are a query of one model or the items of a relationship collection of it (`return Child.query.filter(...).all()` in one branch, `return [c for c in parent.children if c.active]` in another) gives rows of that model. Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. Serializers loop too: rows handed whole to a marshmallow `Schema(many=True).dump(rows)`/`.jsonify(rows)` (`only=`/`exclude=` and a field\'s `attribute=` are read), to `[Out.model_validate(r) for r in rows]`, or returned from a FastAPI route whose `response_model=` (or return annotation) is a list of a pydantic model (or a fastapi-pagination `Page[Out]` of `paginate(db, select(...))`) — in the route, or returned by a function or repository method it calls (`return crud.list_items(db)`, `await repo.list()`) — read each field of the schema and its bases per row: fields named like a lazy relationship of the rows\' model are reported at the call or `return` (one finding per site, listing them), and a nested schema on a collection relationship reads its own relationship fields per item of it (also under a route that returns one object); under `AsyncSession` the message says the lazy load raises `MissingGreenlet`. The rows of a `lazy="dynamic"` relationship\'s query (`owner.visits.filter(...)`) are its target model\'s. A function handed each row of such a loop (`[serialize(o) for o in orders]`, of the repo, in the file or another module) that reads lazy relationships of that parameter loads them once per row, inside it: reported at the call. A model\'s own method or property called on each row (`for e in Event.query...: e.delete()`) that reads lazy relationships of `self` loads them once per row, inside the method: reported at the call when the loop\'s query names the model and its loader options (or the row it picks the rows by: `with_parent(x)`, `x_id == ...`, `filter_by(x=...)`) do not cover them; `low` when the method (or the loop) also writes. A read that the loop\'s end follows unconditionally (`first = row.owner; break`, or a read inside the `if` branch that returns) is not reported; a find-first search that reads the relationship before a conditional stop (`if len(row.lines) > 50: return row`) loads it on every row until the hit, up to N: `medium`. Nor is a read that runs only for the items matching one key the loop does not change (`if e.kind == self.wanted.kind`, in the body or as a comprehension filter). The items of one row\'s collection are `medium`: N is that row\'s children, not the table. A many-to-one is `medium` (its lazy load looks in the identity map first) and advisory when it points at the rows\' own model (a tree\'s parent, usually loaded by the same query) or when the loop groups the rows by it (`groups[r.owner].append(r)`, `setdefault(r.owner, [])`, a query sorted by `owner_id`: one SELECT per distinct owner); the side of a one-to-one without the foreign key (`backref(..., uselist=False)`, or a `relationship(..., uselist=False)`, which only that side needs) is loaded by the other table\'s key every time and keeps the loop\'s severity. A query capped by a literal (`.limit(5)`, `paginate(per_page=20)`) bounds N: `low` up to ten rows, `medium` above. `low` in a per-item workflow (the iteration also writes, flushes or commits); advisory when each iteration commits and the project\'s sessions expire on commit: the rows are expired and their relationships load again whatever the query eager-loads.',
     why: 'Each first access to a lazy relationship emits its own SELECT, once per row: an N+1 that no query in the code shows. Under `AsyncSession` the implicit IO is not allowed at all and raises `MissingGreenlet`.',
     bad: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
     good: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User).options(selectinload(User.jobs)))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
@@ -874,7 +883,7 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
       // A commit per iteration expires every loaded row: the next row's relationships load again
       // whatever the query eager-loaded, so no loader option fixes it.
       const expiring = commitsPerIteration(model, loop) && expiresOnCommit(project);
-      for (const { node: attr, name } of itemAttributeReads(model, loop, t.name, (n) => lazy.has(n))) {
+      for (const { node: attr, name, search } of itemAttributeReads(model, loop, t.name, (n) => lazy.has(n))) {
         // A many-to-one's lazy load looks in the session's identity map first: one SELECT per
         // distinct related row not loaded yet, not always one per row.
         const rel = lazy.get(name)!;
@@ -897,10 +906,11 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
             + oneRowNote(rel)
             + (asyncRows ? '; on an `AsyncSession` the lazy load raises `MissingGreenlet` instead' : '')
             + (writer ? `; each iteration also writes (\`${writer.calleeText}\`): a per-item workflow whose round trips are there anyway` : '')
-            + (cap !== null ? `; the query returns at most ${cap} rows` : ''),
+            + (cap !== null ? `; the query returns at most ${cap} rows` : '')
+            + (search ? SEARCH_NOTE : ''),
           // A many-to-one on the items of each row's collection: one SELECT per distinct target,
           // and the items of the rows of one query share many (a form's fields, an order's products).
-          ...(writer || (cap !== null && cap <= SMALL_CAP) || (collection?.nested && rel.scalar) ? { severity: 'low' as const } : rel.scalar || (!source && !helped) || cap !== null ? { severity: 'medium' as const } : {}),
+          ...(writer || (cap !== null && cap <= SMALL_CAP) || (collection?.nested && rel.scalar) ? { severity: 'low' as const } : rel.scalar || (!source && !helped) || cap !== null || search ? { severity: 'medium' as const } : {}),
           ...(selfReferential ? { advisory: SELF_REFERENCE_EVIDENCE } : grouped ? { advisory: GROUPED_EVIDENCE } : backToOwner ? { advisory: OWNER_EVIDENCE } : expiring ? { advisory: EXPIRED_EVIDENCE } : {}),
         });
       }

@@ -425,6 +425,36 @@ export function stopsAfter(node: SyntaxNode, loop: LoopInfo): boolean {
   return stops.length > 0 && stops[stops.length - 1]! >= node.endIndex;
 }
 
+/**
+ * Does the loop surely end once `node` has run: a `return`, or a `break` of this loop, follows it
+ * in its own block or in a block around it inside the loop's body (`x = row.owner; break`)? Not
+ * a stop behind a condition that `node` is part of or precedes (`if row.owner.active: return row`):
+ * that search reads `node` on every row until the hit.
+ */
+export function leavesAfter(node: SyntaxNode, loop: LoopInfo): boolean {
+  if (loop.kind === 'comprehension' || !stopsAfter(node, loop)) return false;
+  const body = loop.node.childForFieldName('body');
+  if (!body) return false;
+  for (let n: SyntaxNode = node, p = node.parent; p && n.id !== body.id; n = p, p = p.parent) {
+    if (p.type === 'function_definition' || p.type === 'lambda' || p.type === 'class_definition') return false;
+    if (p.type !== 'block') continue;
+    for (const s of p.namedChildren) {
+      if (s.startIndex < n.endIndex) continue;
+      if (s.type === 'return_statement') return true;
+      if (s.type === 'break_statement' && breaksLoop(p, body)) return true;
+    }
+  }
+  return false;
+}
+
+/** Is a `break` in `block` one of `loop` (no inner `for`/`while` between them)? */
+function breaksLoop(block: SyntaxNode, body: SyntaxNode): boolean {
+  for (let p: SyntaxNode | null = block; p && p.id !== body.id; p = p.parent) {
+    if (p.type === 'for_statement' || p.type === 'while_statement') return false;
+  }
+  return true;
+}
+
 const stopsMemo = new WeakMap<LoopInfo, number[]>();
 
 /** Where the loop's body leaves the loop (`return`, a `break` of this loop), ascending; once per loop. */
