@@ -215,6 +215,12 @@ export interface ModelInfo {
   line: number;
   columnCount: number;
   relationships: RelationshipInfo[];
+  /**
+   * Columns that load on first access, one SELECT per row: `deferred(Column(...))`,
+   * `mapped_column(..., deferred=True)`, `column_property(..., deferred=True)` in the class body
+   * (or a mixin's, a base's); `name` or `name:group`. Absent when none.
+   */
+  deferred?: string[];
 }
 
 export interface EventSite {

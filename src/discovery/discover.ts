@@ -660,6 +660,7 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
     table: string | null;
     columns: number;
     relationships: ModelInfo['relationships'];
+    deferred: string[];
     sqlmodel: boolean;
     /** No table and extended by models: an unmarked abstract base, not reported. */
     skip: boolean;
@@ -671,6 +672,7 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
     const sqlmodel = classify(c, new Set()) === 'sqlmodel';
     let columns = c.columns + (sqlmodel ? c.plainAnnotated : 0);
     const relationships = [...c.relationships];
+    const deferred = [...(c.deferred ?? [])];
     let tableExpr: string | null = c.tablenameExpr;
     let parentTable: string | null = null;
     // Attributes of mixins and abstract bases are inherited; mapped parents keep theirs in their own table.
@@ -689,11 +691,13 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
           // A mapped parent keeps its columns in its own table, but its relationships are the
           // subclass's too (single- and joined-table inheritance): `section.children` of an item model.
           for (const r of parent.relationships) if (!relationships.some((x) => x.name === r.name)) relationships.push(r);
+          deferred.push(...parent.deferred);
         }
         continue;
       }
       columns += p.columns + (sqlmodel ? p.plainAnnotated : 0);
       relationships.push(...p.relationships);
+      deferred.push(...(p.deferred ?? []));
       // A mixin's backref named by the class: the nearest class of the lineage that sets the name.
       for (const t of p.templatedBackrefs ?? []) {
         const name = lineage.map((x) => x.stringAttrs?.[t.attr]).find((v) => v !== undefined)
@@ -715,7 +719,7 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
       // such a model is not an abstract base even when other models extend it.
       else if (flaskSqlalchemy && c.columns > 0) table = c.name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
     }
-    const d: Described = { table, columns, relationships, sqlmodel, skip: table === null && !parentTable && hasModelChildren.has(c) };
+    const d: Described = { table, columns, relationships, deferred, sqlmodel, skip: table === null && !parentTable && hasModelChildren.has(c) };
     described.set(c, d);
     return d;
   };
@@ -733,6 +737,7 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
       line: c.line,
       columnCount: d.columns,
       relationships: [...d.relationships].sort(byDeclaration),
+      ...(d.deferred.length ? { deferred: [...new Set(d.deferred)] } : {}),
     });
   }
   return models;

@@ -119,6 +119,8 @@ export interface ClassFacts {
   mappedAttrs?: Record<string, boolean>;
   /** Columns with a foreign key: `author_id = Column(ForeignKey(...))`. */
   foreignKeys?: string[];
+  /** Columns loaded on first access, one SELECT per row (see {@link ModelInfo.deferred}). */
+  deferred?: string[];
   /** Class-level string constants (`events_backref_name = "all_notes"`): what a mixin's `cls.<name>` reads. */
   stringAttrs?: Record<string, string>;
   /**
@@ -951,6 +953,8 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
     if (isMapped) facts.modern = true;
     const callee = calleeName(right);
     const last = callee ? callee.slice(callee.lastIndexOf('.') + 1) : null;
+    const lazyColumn = last ? deferredColumn(right!, last, attr, scope) : null;
+    if (lazyColumn) (facts.deferred ??= []).push(lazyColumn);
     if (RELATIONSHIP_CALLS.has(last ?? '')) {
       const call = right!.type === 'await' ? right!.namedChild(0)! : right!;
       const { rel, backref } = relationshipFact(call, last!, attr, annotation, facts.file, node.startPosition.row + 1, scope, name);
@@ -983,6 +987,21 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
   for (const r of facts.relationships) if (!r.scalar && fkColumns.has(`${r.name}_id`)) r.scalar = true;
   if (fkColumns.size) facts.foreignKeys = [...fkColumns];
   return facts;
+}
+
+/**
+ * A column that loads on first access: `deferred(Column(...))`, `mapped_column(..., deferred=True)`,
+ * `column_property(..., deferred=True)`; `name` or `name:group` (its `group=`/`deferred_group=`).
+ * Null for anything else, and for `deferred_raiseload=True` (access raises instead of loading).
+ */
+function deferredColumn(call: SyntaxNode, last: string, name: string, scope: LiteralScope): string | null {
+  if (last !== 'deferred' && last !== 'mapped_column' && last !== 'column_property') return null;
+  const args = callArgs(call.type === 'await' ? call.namedChild(0)! : call);
+  if (args.keywords.get('deferred_raiseload')?.type === 'true' || args.keywords.get('raiseload')?.type === 'true') return null;
+  if (last !== 'deferred' && args.keywords.get('deferred')?.type !== 'true') return null;
+  const groupNode = args.keywords.get(last === 'deferred' ? 'group' : 'deferred_group');
+  const group = groupNode ? stringValue(groupNode, scope) : null;
+  return group ? `${name}:${group}` : name;
 }
 
 /** `Mapped["User"]`, `Mapped[Optional[User]]`: one row; `Mapped[list[...]]` and dynamic/write-only: a collection. */

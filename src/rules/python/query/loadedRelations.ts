@@ -38,6 +38,36 @@ export function lazyRelationships(candidates: ModelInfo[]): Map<string, LazyRela
   return out;
 }
 
+/**
+ * The columns of the rows of a query (`text`) that load on first access, one SELECT per row:
+ * declared deferred by every model of the entity's name (`deferred(...)`, `deferred=True`), or
+ * deferred by the query (`defer(Model.body)`, not `raiseload=True`); less those the query loads
+ * after all (`undefer(Model.body)`, `undefer_group("g")` of its group, `load_only(...)` naming it).
+ */
+export function deferredColumns(candidates: ModelInfo[], text: string): Set<string> {
+  const out = new Set<string>();
+  const groups = new Map<string, string>();
+  if (candidates.length) {
+    for (const entry of candidates[0]!.deferred ?? []) {
+      const [name = '', group] = entry.split(':');
+      if (!candidates.every((m) => m.deferred?.some((d) => d === entry || d.split(':')[0] === name))) continue;
+      out.add(name);
+      if (group) groups.set(name, group);
+    }
+  }
+  if (!/\b(defer|undefer|undefer_group|load_only)\s*\(/.test(text)) return out;
+  // `defer(Note.body)`, `defer("body")`: deferred by this query (a `raiseload=True` one raises instead).
+  for (const m of text.matchAll(/\bdefer\(\s*(?:[A-Za-z_][\w.]*\.)?["']?([A-Za-z_]\w*)["']?\s*(,[^()]*)?\)/g)) {
+    if (!/raiseload\s*=\s*True/.test(m[2] ?? '')) out.add(m[1]!);
+  }
+  for (const name of [...out]) {
+    const group = groups.get(name);
+    if (new RegExp(String.raw`\b(?:undefer|load_only)\([^()]*(?:\.${name}\b|["']${name}["'])`).test(text)
+      || (group && new RegExp(String.raw`\bundefer_group\(\s*["']${group}["']`).test(text))) out.delete(name);
+  }
+  return out;
+}
+
 /** `sorted(rows, key=…)`, `list(rows)`, `reversed(rows)`: the same rows, reordered or copied. */
 export function sameRows(iterable: SyntaxNode): SyntaxNode {
   if (iterable.type !== 'call' || !/^(sorted|list|tuple|reversed)$/.test(iterable.childForFieldName('function')?.text ?? '')) return iterable;

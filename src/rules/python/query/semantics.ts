@@ -426,17 +426,20 @@ export function stopsAfter(node: SyntaxNode, loop: LoopInfo): boolean {
 }
 
 /**
- * Does the loop surely end once `node` has run: a `return`, or a `break` of this loop, follows it
- * in its own block or in a block around it inside the loop's body (`x = row.owner; break`)? Not
+ * Does the loop surely end once `node` has run: `node` is part of a `return`, or a `return` or a
+ * `break` of this loop follows it in its own block or in a block around it inside the loop's body
+ * (`x = row.owner; break`)? Not
  * a stop behind a condition that `node` is part of or precedes (`if row.owner.active: return row`):
  * that search reads `node` on every row until the hit.
  */
 export function leavesAfter(node: SyntaxNode, loop: LoopInfo): boolean {
-  if (loop.kind === 'comprehension' || !stopsAfter(node, loop)) return false;
+  if (loop.kind === 'comprehension' || loopStops(loop).length === 0) return false;
   const body = loop.node.childForFieldName('body');
   if (!body) return false;
   for (let n: SyntaxNode = node, p = node.parent; p && n.id !== body.id; n = p, p = p.parent) {
     if (p.type === 'function_definition' || p.type === 'lambda' || p.type === 'class_definition') return false;
+    // `return row.owner.name`: the value of the statement that leaves.
+    if (p.type === 'return_statement') return true;
     if (p.type !== 'block') continue;
     for (const s of p.namedChildren) {
       if (s.startIndex < n.endIndex) continue;
