@@ -34,6 +34,10 @@
  * unless the query undefers it (`undefer`, `undefer_group` of its group, `load_only` naming it);
  * `deferred_raiseload=True` raises instead. File phase only (not the repo-phase paths below).
  *
+ * A relationship declared `lazy="immediate"` loads with its own SELECT for each row as the rows
+ * load, read or not: a loop over the rows of a query of the function reports it at the query,
+ * unless a loader option names it (`selectinload`, `noload`, `lazyload`, …).
+ *
  * Also the items of a row's collection relationship (`for c in parent.children: c.owner`), when
  * `parent` is a row of a known model (annotated with it, or loaded by a query of the function) and
  * `children` a collection relationship of that model: the items are rows of its target, and the
@@ -98,6 +102,31 @@ function lazyNames(project: ProjectContext): Set<string> {
       ...(m.deferred ?? []).map((d) => d.split(':')[0]!),
     ]));
     lazyNamesMemo.set(project, out);
+  }
+  return out;
+}
+
+const immediateMemo = new WeakMap<ProjectContext, boolean>();
+
+/** Does any model of the project declare a `lazy="immediate"` relationship? Once per worker. */
+function anyImmediate(project: ProjectContext): boolean {
+  let out = immediateMemo.get(project);
+  if (out === undefined) immediateMemo.set(project, (out = project.models.some((m) => m.relationships.some((r) => r.lazy === 'immediate'))));
+  return out;
+}
+
+/**
+ * The `lazy="immediate"` relationships of every model of the entity's name that the query does
+ * not load another way (a loader option naming it, or `"*"`), by name, with whether each is one
+ * row (a many-to-one, which the identity map may answer).
+ */
+function immediateRelationships(candidates: ModelInfo[], text: string): Map<string, boolean> {
+  const out = new Map<string, boolean>();
+  if (!candidates.length) return out;
+  for (const rel of candidates[0]!.relationships) {
+    if (rel.lazy !== 'immediate' || !candidates.every((m) => m.relationships.some((r) => r.name === rel.name && r.lazy === 'immediate'))) continue;
+    if (eagerlyLoaded(text, rel.name) || new RegExp(String.raw`\blazyload\([^()]*(?:\.${rel.name}\b|["']${rel.name}["'])`).test(text)) continue;
+    out.set(rel.name, candidates.every((m) => m.relationships.some((r) => r.name === rel.name && r.scalar && !r.reverse)));
   }
   return out;
 }
@@ -819,6 +848,31 @@ function collectionItems(value: SyntaxNode): { name: string; text: string } | nu
   return name ? { name, text: node.text } : null;
 }
 
+/**
+ * A query of the function whose rows a loop walks, for a model with `lazy="immediate"`
+ * relationships the query does not load another way: SQLAlchemy runs the relationship's SELECT
+ * for each row as the rows load, read or not — N+1 at the query. Reported once per query and
+ * relationship; a many-to-one is `medium` (the identity map may answer), a cap as PA108's.
+ */
+function reportImmediateLoads(ctx: FileRuleContext, source: RowsSource, candidates: ModelInfo[], text: string, entity: string, loop: LoopInfo, reported: Set<string>): void {
+  const immediate = immediateRelationships(candidates, text);
+  if (!immediate.size) return;
+  const cap = rowsCap(source.text);
+  const writer = iterationWriter(ctx.model, { functionIndex: loop.functionIndex }, loop);
+  for (const [name, scalar] of immediate) {
+    const key = `${source.call.start}:${name}`;
+    if (reported.has(key)) continue;
+    reported.add(key);
+    ctx.report({
+      node: source.call.node,
+      message: `\`${source.op.what}\` loads ${entity} rows whose relationship ${entity}.${name} is \`lazy="immediate"\`: SQLAlchemy runs its SELECT once per row as the rows load, read or not (no loader option for it on the query)`
+        + (scalar ? '; a many-to-one: one SELECT per distinct related row not in the identity map yet' : '')
+        + (cap !== null ? `; the query returns at most ${cap} rows` : ''),
+      ...(writer || (cap !== null && cap <= SMALL_CAP) ? { severity: 'low' as const } : scalar || cap !== null ? { severity: 'medium' as const } : {}),
+    });
+  }
+}
+
 export const lazyLoadInLoop: FileRule & RepoRule = {
   meta: {
     code: 'PA108',
@@ -827,7 +881,7 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Lazy-loaded relationship accessed in a loop over ORM rows (hidden N+1)',
-    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it, or it is the row of an enclosing loop over a query\'s rows: the second level of an eager-loaded collection, `selectinload(Order.lines)` without `.joinedload(OrderLine.product)`), or is a row the class or a base class (of any module) keeps on `self` (`self.event = Event.get(event_id)` in the setup method of a base handler, and `for c in self.event.contributions:` in a subclass; a parent loaded with `.options(...)` is left alone), and the rows a base class of another module keeps on `self` from a `Model.query` chain without options (`self.jobs = Job.query.filter(...).all()`), also when a method passes them to a helper of its module that loops over them (`tag_all(self.jobs)`); options the base query takes from the class (`.options(*self.job_options)`) are read from the base class unless a class in the module of the loop rebinds them. Rows a function of another module returns count too (`for j in fetch_jobs(...)` where every return of `fetch_jobs` is a query of one model; its options and criteria are read there). A function of the file whose returns are a query of one model or the items of a relationship collection of it (`return Child.query.filter(...).all()` in one branch, `return [c for c in parent.children if c.active]` in another) gives rows of that model. A column that loads on first access is read per row the same way: declared deferred in the model (`deferred(Column(...))`, `mapped_column(..., deferred=True)`, `column_property(..., deferred=True)`, in its class body or a base\'s) or deferred by the query (`defer(Model.col)`), one SELECT per row unless the query undefers it (`undefer(Model.col)`, `undefer_group("g")` of its group, `load_only(...)` naming it); a `deferred_raiseload=True` column raises instead and is left alone. Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. Serializers loop too: rows handed whole to a marshmallow `Schema(many=True).dump(rows)`/`.jsonify(rows)` (`only=`/`exclude=` and a field\'s `attribute=` are read), to `[Out.model_validate(r) for r in rows]`, or returned from a FastAPI route whose `response_model=` (or return annotation) is a list of a pydantic model (or a fastapi-pagination `Page[Out]` of `paginate(db, select(...))`) — in the route, or returned by a function or repository method it calls (`return crud.list_items(db)`, `await repo.list()`) — read each field of the schema and its bases per row: fields named like a lazy relationship of the rows\' model are reported at the call or `return` (one finding per site, listing them), and a nested schema on a collection relationship reads its own relationship fields per item of it (also under a route that returns one object); under `AsyncSession` the message says the lazy load raises `MissingGreenlet`. The rows of a `lazy="dynamic"` relationship\'s query (`owner.visits.filter(...)`) are its target model\'s. A function handed each row of such a loop (`[serialize(o) for o in orders]`, of the repo, in the file or another module) that reads lazy relationships of that parameter loads them once per row, inside it: reported at the call. A model\'s own method or property called on each row (`for e in Event.query...: e.delete()`) that reads lazy relationships of `self` loads them once per row, inside the method: reported at the call when the loop\'s query names the model and its loader options (or the row it picks the rows by: `with_parent(x)`, `x_id == ...`, `filter_by(x=...)`) do not cover them; `low` when the method (or the loop) also writes. A read that the loop\'s end follows unconditionally (`first = row.owner; break`, or a read inside the `if` branch that returns) is not reported; a find-first search that reads the relationship before a conditional stop (`if len(row.lines) > 50: return row`) loads it on every row until the hit, up to N: `medium`. Nor is a read that runs only for the items matching one key the loop does not change (`if e.kind == self.wanted.kind`, in the body or as a comprehension filter). The items of one row\'s collection are `medium`: N is that row\'s children, not the table. A many-to-one is `medium` (its lazy load looks in the identity map first) and advisory when it points at the rows\' own model (a tree\'s parent, usually loaded by the same query) or when the loop groups the rows by it (`groups[r.owner].append(r)`, `setdefault(r.owner, [])`, a query sorted by `owner_id`: one SELECT per distinct owner); the side of a one-to-one without the foreign key (`backref(..., uselist=False)`, or a `relationship(..., uselist=False)`, which only that side needs) is loaded by the other table\'s key every time and keeps the loop\'s severity. A query capped by a literal (`.limit(5)`, `paginate(per_page=20)`) bounds N: `low` up to ten rows, `medium` above. `low` in a per-item workflow (the iteration also writes, flushes or commits); advisory when each iteration commits and the project\'s sessions expire on commit: the rows are expired and their relationships load again whatever the query eager-loads.',
+    what: 'Inside a loop (or comprehension) over rows from `select(Model)` / `session.query(Model)` / `Model.query`, finds access to a relationship that the project\'s model declares with a lazy loader (`relationship()` with the default `lazy="select"`, or `"dynamic"`), when the query sets no eager loader option for it. The rows may come from the same function, or from another method of the class or of a base class in the same file: `self.items = Model.query.filter(...).all()` in a setup method and `for x in self.items:` in a handler (every assignment of the attribute must be such rows), a property or method that returns the query, or a function of the file that does. `.options(*self.opts)` is read from what the iterating class sets `opts` to. Also the items of a row\'s collection relationship (`for c in parent.children: c.owner`), when `parent` is typed with a model (an annotation, or a query of the function loaded it, or it is the row of an enclosing loop over a query\'s rows: the second level of an eager-loaded collection, `selectinload(Order.lines)` without `.joinedload(OrderLine.product)`), or is a row the class or a base class (of any module) keeps on `self` (`self.event = Event.get(event_id)` in the setup method of a base handler, and `for c in self.event.contributions:` in a subclass; a parent loaded with `.options(...)` is left alone), and the rows a base class of another module keeps on `self` from a `Model.query` chain without options (`self.jobs = Job.query.filter(...).all()`), also when a method passes them to a helper of its module that loops over them (`tag_all(self.jobs)`); options the base query takes from the class (`.options(*self.job_options)`) are read from the base class unless a class in the module of the loop rebinds them. Rows a function of another module returns count too (`for j in fetch_jobs(...)` where every return of `fetch_jobs` is a query of one model; its options and criteria are read there). A function of the file whose returns are a query of one model or the items of a relationship collection of it (`return Child.query.filter(...).all()` in one branch, `return [c for c in parent.children if c.active]` in another) gives rows of that model. A column that loads on first access is read per row the same way: declared deferred in the model (`deferred(Column(...))`, `mapped_column(..., deferred=True)`, `column_property(..., deferred=True)`, in its class body or a base\'s) or deferred by the query (`defer(Model.col)`), one SELECT per row unless the query undefers it (`undefer(Model.col)`, `undefer_group("g")` of its group, `load_only(...)` naming it); a `deferred_raiseload=True` column raises instead and is left alone. A relationship declared `lazy="immediate"` is loaded by its own SELECT for every row as the rows load, whether the loop reads it or not: a query of the function whose rows a loop walks is reported at the query (once per such relationship) unless a loader option names it (`selectinload(...)`, `noload(...)`, `lazyload(...)`); a many-to-one is `medium`. Relationships declared through an imperative mapping (`registry.map_imperatively(Cls, table, properties={...})`, `mapper(...)`) or added by the other side\'s `backref=` count too. Options and criteria held in a local name (`.options(*opts)`, `.filter(*criteria)`) are read from its assignments. Serializers loop too: rows handed whole to a marshmallow `Schema(many=True).dump(rows)`/`.jsonify(rows)` (`only=`/`exclude=` and a field\'s `attribute=` are read), to `[Out.model_validate(r) for r in rows]`, or returned from a FastAPI route whose `response_model=` (or return annotation) is a list of a pydantic model (or a fastapi-pagination `Page[Out]` of `paginate(db, select(...))`) — in the route, or returned by a function or repository method it calls (`return crud.list_items(db)`, `await repo.list()`) — read each field of the schema and its bases per row: fields named like a lazy relationship of the rows\' model are reported at the call or `return` (one finding per site, listing them), and a nested schema on a collection relationship reads its own relationship fields per item of it (also under a route that returns one object); under `AsyncSession` the message says the lazy load raises `MissingGreenlet`. The rows of a `lazy="dynamic"` relationship\'s query (`owner.visits.filter(...)`) are its target model\'s. A function handed each row of such a loop (`[serialize(o) for o in orders]`, of the repo, in the file or another module) that reads lazy relationships of that parameter loads them once per row, inside it: reported at the call. A model\'s own method or property called on each row (`for e in Event.query...: e.delete()`) that reads lazy relationships of `self` loads them once per row, inside the method: reported at the call when the loop\'s query names the model and its loader options (or the row it picks the rows by: `with_parent(x)`, `x_id == ...`, `filter_by(x=...)`) do not cover them; `low` when the method (or the loop) also writes. A read that the loop\'s end follows unconditionally (`first = row.owner; break`, or a read inside the `if` branch that returns) is not reported; a find-first search that reads the relationship before a conditional stop (`if len(row.lines) > 50: return row`) loads it on every row until the hit, up to N: `medium`. Nor is a read that runs only for the items matching one key the loop does not change (`if e.kind == self.wanted.kind`, in the body or as a comprehension filter). The items of one row\'s collection are `medium`: N is that row\'s children, not the table. A many-to-one is `medium` (its lazy load looks in the identity map first) and advisory when it points at the rows\' own model (a tree\'s parent, usually loaded by the same query) or when the loop groups the rows by it (`groups[r.owner].append(r)`, `setdefault(r.owner, [])`, a query sorted by `owner_id`: one SELECT per distinct owner); the side of a one-to-one without the foreign key (`backref(..., uselist=False)`, or a `relationship(..., uselist=False)`, which only that side needs) is loaded by the other table\'s key every time and keeps the loop\'s severity. A query capped by a literal (`.limit(5)`, `paginate(per_page=20)`) bounds N: `low` up to ten rows, `medium` above. `low` in a per-item workflow (the iteration also writes, flushes or commits); advisory when each iteration commits and the project\'s sessions expire on commit: the rows are expired and their relationships load again whatever the query eager-loads.',
     why: 'Each first access to a lazy relationship emits its own SELECT, once per row: an N+1 that no query in the code shows. Under `AsyncSession` the implicit IO is not allowed at all and raises `MissingGreenlet`.',
     bad: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
     good: "from sqlalchemy import ForeignKey, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass User(Base):\n    __tablename__ = \"users\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    jobs: Mapped[list[\"Job\"]] = relationship()\n\n\nclass Job(Base):\n    __tablename__ = \"jobs\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    user_id: Mapped[int] = mapped_column(ForeignKey(\"users.id\"))\n\n\nasync def job_ids(session):\n    users = (await session.scalars(select(User).options(selectinload(User.jobs)))).all()\n    return {u.id: [j.id for j in u.jobs] for u in users}\n",
@@ -841,14 +895,17 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
     const { model, project } = ctx;
     if (model.isTestFile || !projectIndex(project).anyRelationships) return;
     const names = lazyNames(project);
-    // A query's own `defer(Model.col)` defers a column no declaration names.
-    const defersInQuery = model.source.includes('defer(');
+    // A query's own `defer(Model.col)` defers a column no declaration names; a model's
+    // `lazy="immediate"` relationship loads per row whether the loop reads it or not.
+    const everyLoop = model.source.includes('defer(') || anyImmediate(project);
+    // `lazy="immediate"` relationships already reported at their query.
+    const immediateReported = new Set<string>();
     const resolvers = new Map<string, SelfRows>();
     for (const loop of model.loops) {
       if (loop.kind === 'while') continue;
       const t = loopTarget(loop);
       // Cheap first: the loop must read `<item>.<name>` for a name some model's lazy relationship has.
-      if (!t || !(defersInQuery || readsName(loop.node.text, t.name, names))) continue;
+      if (!t || !(everyLoop || readsName(loop.node.text, t.name, names))) continue;
       const line = loop.node.startPosition.row + 1;
       // In a method, `self.items` and chains on `self.query(...)` are followed through the class
       // and its bases and subclasses in the file.
@@ -879,6 +936,7 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
         entity = collection!.entity;
       }
       const candidates = modelsNamed(project, model, entity);
+      if (source && source.call.functionIndex === loop.functionIndex) reportImmediateLoads(ctx, source, candidates, text, entity, loop, immediateReported);
       const lazy = lazyRelationships(candidates);
       // Columns that load per row on first access: deferred by the model or the query, not undeferred.
       const deferred = deferredColumns(candidates, text);
