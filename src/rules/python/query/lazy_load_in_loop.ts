@@ -106,6 +106,9 @@ function lazyNames(project: ProjectContext): Set<string> {
   return out;
 }
 
+/** A query's `defer(...)` option (not `undefer(...)`). */
+const DEFER_CALL = /(?<![\w])defer\(/;
+
 const immediateMemo = new WeakMap<ProjectContext, boolean>();
 
 /** Does any model of the project declare a `lazy="immediate"` relationship? Once per worker. */
@@ -897,7 +900,7 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
     const names = lazyNames(project);
     // A query's own `defer(Model.col)` defers a column no declaration names; a model's
     // `lazy="immediate"` relationship loads per row whether the loop reads it or not.
-    const everyLoop = model.source.includes('defer(') || anyImmediate(project);
+    const everyLoop = DEFER_CALL.test(model.source) || anyImmediate(project);
     // `lazy="immediate"` relationships already reported at their query.
     const immediateReported = new Set<string>();
     const resolvers = new Map<string, SelfRows>();
