@@ -17,7 +17,8 @@
  * Flask views (repo phase): a write through Flask-SQLAlchemy's `db.session` in a view (`add`, a
  * changed attribute of a row from `db.get_or_404` or `Model.query`) that nothing commits — not the
  * view, nothing it calls, no project function of a name it calls, no method of its class or a base
- * (a dispatcher that commits after the view), no project decorator, no `after_request` /
+ * (a dispatcher that commits after the view), no project decorator that commits, no signal receiver
+ * that commits when the view sends a signal, no `after_request` /
  * `teardown_request` / `teardown_appcontext` hook, no `SQLALCHEMY_COMMIT_ON_TEARDOWN`: the session is
  * removed when the request ends, which rolls the write back.
  *
@@ -85,7 +86,7 @@ export const missingCommit: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'A write on a session or connection the function opens, never committed before it is closed',
-    what: 'Finds a write — `add`/`delete`/`merge`, an INSERT/UPDATE/DELETE, a changed attribute of a row loaded through it — on a session or connection the function opens itself (`Session()`, a `sessionmaker` factory, `async with factory() as s`, `psycopg2.connect()` and other DB-API drivers whose autocommit is off, `engine.connect()` on SQLAlchemy 2.x) when no `commit()` on that handle follows the write. Silent when the handle is handed on (a helper, a repository, a provider that yields it and commits after `yield`), for `with x.begin():` blocks, `with conn:` on a DB-API connection, autocommit settings, and sessions the function receives or shares (scoped sessions; Flask-SQLAlchemy\'s outside a view), whose owner commits. In a Flask view, a write through Flask-SQLAlchemy\'s `db.session` (`db.session.add(...)`, a changed attribute of a row from `db.get_or_404` or `Model.query`) is reported when nothing commits it: not the view, nothing it calls (nor any project function of a name it calls), no method of its class or a base class (a `dispatch_request` that commits after the view), no decorator of the project, no `after_request`/`teardown_request`/`teardown_appcontext` hook, and no `SQLALCHEMY_COMMIT_ON_TEARDOWN`: Flask-SQLAlchemy removes the session when the request ends, and the removal rolls the write back. In a request handler, a write through a session injected with `Depends(provider)` is reported when nothing commits it: not the handler, not anything it calls, not the provider after its `yield`; and when the provider commits after its `yield` but the handler raises an HTTP error right after the write (`user.failed_logins += 1` then `raise HTTPException(401)`, the write also under a plain `if` on the way): the exception is thrown into the provider at the `yield`, so its commit never runs. Repository libraries that flush rather than commit (advanced-alchemy\'s repositories and services: `create`, `update`, `delete`, `*_many`, `upsert` without `auto_commit=True`) are followed too: a write through them in a block over a session opened outside any request (`config.get_session()`, `Service.new(config=...)`, or a provider of the project that wraps them) that nothing commits, and a write followed on the same path by a raised HTTP error (the request\'s session is committed only after a successful response). Silent with `auto_commit=True`, an explicit `commit()`, a session handed in by the caller, and a request that ends with a 2xx.',
+    what: 'Finds a write — `add`/`delete`/`merge`, an INSERT/UPDATE/DELETE, a changed attribute of a row loaded through it — on a session or connection the function opens itself (`Session()`, a `sessionmaker` factory, `async with factory() as s`, `psycopg2.connect()` and other DB-API drivers whose autocommit is off, `engine.connect()` on SQLAlchemy 2.x) when no `commit()` on that handle follows the write. Silent when the handle is handed on (a helper, a repository, a provider that yields it and commits after `yield`), for `with x.begin():` blocks, `with conn:` on a DB-API connection, autocommit settings, and sessions the function receives or shares (scoped sessions; Flask-SQLAlchemy\'s outside a view), whose owner commits. In a Flask view, a write through Flask-SQLAlchemy\'s `db.session` (`db.session.add(...)`, a changed attribute of a row from `db.get_or_404` or `Model.query`) is reported when nothing commits it: not the view, nothing it calls (nor any project function of a name it calls), no method of its class or a base class (a `dispatch_request` that commits after the view), no decorator of the project that commits (a check-only decorator such as `@permission_required(...)` does not count), no blinker receiver that commits when the view sends a signal, no `after_request`/`teardown_request`/`teardown_appcontext` hook, and no `SQLALCHEMY_COMMIT_ON_TEARDOWN`: Flask-SQLAlchemy removes the session when the request ends, and the removal rolls the write back. In a request handler, a write through a session injected with `Depends(provider)` is reported when nothing commits it: not the handler, not anything it calls, not the provider after its `yield`; and when the provider commits after its `yield` but the handler raises an HTTP error right after the write (`user.failed_logins += 1` then `raise HTTPException(401)`, the write also under a plain `if` on the way): the exception is thrown into the provider at the `yield`, so its commit never runs. Repository libraries that flush rather than commit (advanced-alchemy\'s repositories and services: `create`, `update`, `delete`, `*_many`, `upsert` without `auto_commit=True`) are followed too: a write through them in a block over a session opened outside any request (`config.get_session()`, `Service.new(config=...)`, or a provider of the project that wraps them) that nothing commits, and a write followed on the same path by a raised HTTP error (the request\'s session is committed only after a successful response). Silent with `auto_commit=True`, an explicit `commit()`, a session handed in by the caller, and a request that ends with a 2xx.',
     why: 'Closing a session or connection — or letting it go at the end of the function — rolls its open transaction back. The writes are discarded without an error: the code reads as if it saved, tests that share the session pass, and the rows never reach the database.',
     bad:
       'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\n\nfrom app.models import AuditEvent\n\n'
@@ -214,6 +215,9 @@ export const FLASK_WRITE = 'flask_write';
 export const FLASK_VIEW = 'flask_view';
 /** A function Flask runs at the end of every request (`@app.after_request`, `teardown_request`, `teardown_appcontext`). */
 export const REQUEST_END_HOOK = 'request_end_hook';
+/** A blinker signal receiver (`@signal.connect`): it runs inside whatever request sends the signal. */
+export const SIGNAL_RECEIVER = 'signal_receiver';
+const SIGNAL_RECEIVERS: ReadonlySet<string> = new Set([SIGNAL_RECEIVER]);
 const FLASK_VIEWS: ReadonlySet<string> = new Set([FLASK_VIEW]);
 const REQUEST_END_HOOKS: ReadonlySet<string> = new Set([REQUEST_END_HOOK]);
 const REQUEST_END_METHODS: ReadonlySet<string> = new Set(['after_request', 'after_app_request', 'teardown_request', 'teardown_app_request', 'teardown_appcontext']);
@@ -232,8 +236,10 @@ interface FlaskWrite {
 interface FlaskView {
   /** The names the view calls: a project function of one of these names that commits may be the callee. */
   calls: string[];
-  /** The view's decorators other than its route, resolved: a project decorator may commit after the view. */
+  /** The view's decorators other than its route, resolved: a project decorator that commits may do it after the view. */
   decorators: string[];
+  /** The view sends a signal (`x.send(...)`): a receiver of the project may commit. */
+  signals?: true;
 }
 
 /**
@@ -249,15 +255,20 @@ export function flaskRequestWrites(model: FileModel): Effect[][] {
   if (!model.flaskDbHandles.size) return out;
   model.functions.forEach((fn, fnIndex) => {
     if (fn.decorators.some((d) => REQUEST_END_METHODS.has(decoratorName(d)))) out[fnIndex]!.push({ kind: REQUEST_END_HOOK, what: '', line: fn.startLine, column: 1 });
+    // `@post_deleted.connect`, `@signal.connect_via(app)`: a blinker receiver, run by `signal.send(...)`.
+    if (fn.decorators.some((d) => /^(connect|connect_via)$/.test(decoratorName(d)) && d.includes('.'))) out[fnIndex]!.push({ kind: SIGNAL_RECEIVER, what: '', line: fn.startLine, column: 1 });
     if (fn.role === 'handler') {
       // The names of the calls nothing resolves (a method on an untyped object): a project function
       // of that name may be the callee. Calls on `db.session`, `request`, … are the library's.
       const calls = new Set<string>();
       let defers = false;
+      let signals = false;
       for (const c of callsOf(model, fnIndex)) {
         const name = c.method ?? c.calleeText.split('.').pop() ?? '';
         // `user_datastore.commit()`, `uow.commit()`: a commit of some library or wrapper; `after_this_request(fn)` runs `fn` after the view.
         if (name === 'commit' || name === 'after_this_request') defers = true;
+        // `post_deleted.send(app, post=post)`: the signal's receivers run now, inside the request.
+        if ((name === 'send' || name === 'send_async') && c.hasReceiver) signals = true;
         // `with UnitOfWork():` — the class whose `__exit__` may commit, resolved or not.
         if (c.isWithItem && /^[A-Za-z_]\w*$/.test(name)) calls.add(name);
         if (c.qualifiedName !== null || !/^[A-Za-z_]\w*$/.test(name) || LIBRARY_RECEIVER.test(receiverKey(c) ?? '') || isFlaskHandle(model, receiverKey(c), 'session')) continue;
@@ -270,7 +281,7 @@ export function flaskRequestWrites(model: FileModel): Effect[][] {
       if (model.functions.some((f) => f.parent === fnIndex && f.decorators.some((d) => decoratorName(d) === 'after_this_request'))) defers = true;
       if (!defers) {
         const decorators = fn.decoratorNames.filter((d, i) => !ROUTE_OR_HOOK.has(decoratorName(fn.decorators[i]!)));
-        const view: FlaskView = { calls: [...calls].sort(), decorators };
+        const view: FlaskView = { calls: [...calls].sort(), decorators, ...(signals ? { signals: true } : {}) };
         out[fnIndex]!.push({ kind: FLASK_VIEW, what: JSON.stringify(view), line: fn.startLine, column: 1 });
       }
     }
@@ -330,8 +341,10 @@ const ROUTE_OR_HOOK: ReadonlySet<string> = new Set(['route', 'get', 'post', 'put
  * The repo half: a Flask view's write through `db.session` is lost when nothing commits it — not
  * the view, nothing it calls (or any project function of a name it calls), no method of its class
  * or of a base (a dispatcher such as `dispatch_request` that commits after the view), no project
- * decorator of the view, and no function run at the end of every request; and the project does not
- * set `SQLALCHEMY_COMMIT_ON_TEARDOWN`.
+ * decorator of the view that commits, no signal receiver that commits when the view sends one, and
+ * no function run at the end of every request; and the project does not set
+ * `SQLALCHEMY_COMMIT_ON_TEARDOWN`. A `with db.session.begin_nested():` block releases a savepoint,
+ * not the transaction: it commits nothing.
  */
 function lostFlaskWrites(ctx: RepoRuleContext, graph: CallGraph): void {
   const views = [...graph.functionsWithEffects(FLASK_VIEWS)];
@@ -345,6 +358,7 @@ function lostFlaskWrites(ctx: RepoRuleContext, graph: CallGraph): void {
     }
   }
   let committing: Set<string> | null = null;
+  let receiversCommit: boolean | undefined;
   const commits = (ref: FnRef) => graph.reaches(ref, MAY_COMMIT_EFFECT, 'any');
   for (const ref of views) {
     // The write, in the view or in a function it calls (a helper that leaves the commit to its caller).
@@ -355,7 +369,8 @@ function lostFlaskWrites(ctx: RepoRuleContext, graph: CallGraph): void {
     const viewEffect = graph.ownEffects(ref).find((e) => e.kind === FLASK_VIEW);
     if (!viewEffect) continue;
     const view = JSON.parse(viewEffect.what) as FlaskView;
-    if (view.decorators.some((d) => graph.resolveQualified(d) !== null)) continue;
+    if (view.decorators.some((d) => decoratorCommits(graph, d))) continue;
+    if (view.signals && (receiversCommit ??= [...graph.functionsWithEffects(SIGNAL_RECEIVERS)].some(commits))) continue;
     if (!committing) {
       committing = new Set();
       for (const r of graph.functions()) {
@@ -391,6 +406,18 @@ function lostFlaskWrites(ctx: RepoRuleContext, graph: CallGraph): void {
       chain: graph.chainSteps(reach).map((st, i, all) => (i === all.length - 1 ? { ...st, call: site.what } : st)),
     });
   }
+}
+
+/**
+ * Does a decorator of the project commit: the decorator, or a function defined inside it (the
+ * wrapper, or the decorator a factory returns)? `@permission_required(...)` that only checks does not.
+ */
+function decoratorCommits(graph: CallGraph, qualified: string): boolean {
+  const ref = graph.resolveQualified(qualified);
+  if (!ref) return false;
+  const fns = graph.fileOf(ref).functions;
+  const inside = (i: number): boolean => i === ref.fn || (i >= 0 && inside(fns[i]!.parent));
+  return fns.some((_, i) => inside(i) && graph.reaches({ file: ref.file, fn: i }, MAY_COMMIT_EFFECT, 'any'));
 }
 
 function describe(owned: Owned): string {
@@ -568,7 +595,8 @@ function uncommittedWrite(model: FileModel, owned: Owned, names: string[]): Writ
   const managed = (node: SyntaxNode) => model.withs.some((w) => w.functionIndex === owned.fnIndex && node.startIndex >= w.bodyStart && node.endIndex <= w.bodyEnd
     && w.items.some((i) => {
       const v = unwrap(i.value)?.text.replace(/\s+/g, '') ?? '';
-      return new RegExp(`^(${alt})\\.begin(_nested)?\\(.*\\)$`, 's').test(v) || (owned.kind === 'dbapi' && new RegExp(`^(${alt})$`).test(v));
+      // `begin_nested()` only releases a savepoint: the outer transaction still needs its commit.
+      return new RegExp(`^(${alt})\\.begin\\(.*\\)$`, 's').test(v) || (owned.kind === 'dbapi' && new RegExp(`^(${alt})$`).test(v));
     }));
   const withBody = owned.inWith ? model.withs.find((w) => w.functionIndex === owned.fnIndex && w.items.some((i) => i.alias === owned.name) && w.node.startPosition.row + 1 === owned.line) : undefined;
   const inScope = (node: SyntaxNode) => !withBody || (node.startIndex >= withBody.bodyStart && node.endIndex <= withBody.bodyEnd);
