@@ -719,7 +719,10 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
       // such a model is not an abstract base even when other models extend it.
       else if (flaskSqlalchemy && c.columns > 0) table = c.name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
     }
-    const d: Described = { table, columns, relationships, deferred, sqlmodel, skip: table === null && !parentTable && hasModelChildren.has(c) };
+    // A column the class declares itself, not deferred, overrides a mixin's or a base's deferred one.
+    const own = new Set(c.eagerColumns ?? []);
+    const kept = own.size ? deferred.filter((x) => !own.has(x.split(':')[0]!)) : deferred;
+    const d: Described = { table, columns, relationships, deferred: kept, sqlmodel, skip: table === null && !parentTable && hasModelChildren.has(c) };
     described.set(c, d);
     return d;
   };

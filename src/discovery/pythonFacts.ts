@@ -121,6 +121,8 @@ export interface ClassFacts {
   foreignKeys?: string[];
   /** Columns loaded on first access, one SELECT per row (see {@link ModelInfo.deferred}). */
   deferred?: string[];
+  /** Columns the class body declares loaded with the row (not deferred): they override a base's deferred one. */
+  eagerColumns?: string[];
   /** Class-level string constants (`events_backref_name = "all_notes"`): what a mixin's `cls.<name>` reads. */
   stringAttrs?: Record<string, string>;
   /**
@@ -955,6 +957,7 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
     const last = callee ? callee.slice(callee.lastIndexOf('.') + 1) : null;
     const lazyColumn = last ? deferredColumn(right!, last, attr, scope) : null;
     if (lazyColumn) (facts.deferred ??= []).push(lazyColumn);
+    else if (last && COLUMN_CALLS.has(last)) (facts.eagerColumns ??= []).push(attr);
     if (RELATIONSHIP_CALLS.has(last ?? '')) {
       const call = right!.type === 'await' ? right!.namedChild(0)! : right!;
       const { rel, backref } = relationshipFact(call, last!, attr, annotation, facts.file, node.startPosition.row + 1, scope, name);
@@ -988,6 +991,9 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
   if (fkColumns.size) facts.foreignKeys = [...fkColumns];
   return facts;
 }
+
+/** Calls that declare a column of a mapped class. */
+const COLUMN_CALLS: ReadonlySet<string> = new Set(['Column', 'mapped_column', 'column_property', 'deferred']);
 
 /**
  * A column that loads on first access: `deferred(Column(...))`, `mapped_column(..., deferred=True)`,

@@ -109,6 +109,15 @@ function lazyNames(project: ProjectContext): Set<string> {
 /** A query's `defer(...)` option (not `undefer(...)`). */
 const DEFER_CALL = /(?<![\w])defer\(/;
 
+const deferredMemo = new WeakMap<ProjectContext, boolean>();
+
+/** Does any model of the project declare a deferred column? Once per worker. */
+function anyDeferred(project: ProjectContext): boolean {
+  let out = deferredMemo.get(project);
+  if (out === undefined) deferredMemo.set(project, (out = project.models.some((m) => (m.deferred?.length ?? 0) > 0)));
+  return out;
+}
+
 const immediateMemo = new WeakMap<ProjectContext, boolean>();
 
 /** Does any model of the project declare a `lazy="immediate"` relationship? Once per worker. */
@@ -128,7 +137,8 @@ function immediateRelationships(candidates: ModelInfo[], text: string): Map<stri
   if (!candidates.length) return out;
   for (const rel of candidates[0]!.relationships) {
     if (rel.lazy !== 'immediate' || !candidates.every((m) => m.relationships.some((r) => r.name === rel.name && r.lazy === 'immediate'))) continue;
-    if (eagerlyLoaded(text, rel.name) || new RegExp(String.raw`\blazyload\([^()]*(?:\.${rel.name}\b|["']${rel.name}["'])`).test(text)) continue;
+    // `defaultload(X.rel)` only reaches through the relationship to options below it: `rel` keeps its own `immediate` loading.
+    if (eagerlyLoaded(text.replace(/\bdefaultload\([^()]*\)/g, '_()'), rel.name) || new RegExp(String.raw`\blazyload\([^()]*(?:\.${rel.name}\b|["']${rel.name}["'])`).test(text)) continue;
     out.set(rel.name, candidates.every((m) => m.relationships.some((r) => r.name === rel.name && r.scalar && !r.reverse)));
   }
   return out;
@@ -897,7 +907,8 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
   },
   checkFile(ctx: FileRuleContext): void {
     const { model, project } = ctx;
-    if (model.isTestFile || !projectIndex(project).anyRelationships) return;
+    // Relationships, or deferred columns (declared by a model, or by a query of this file), to load per row.
+    if (model.isTestFile || !(projectIndex(project).anyRelationships || anyDeferred(project) || DEFER_CALL.test(model.source))) return;
     const names = lazyNames(project);
     // A query's own `defer(Model.col)` defers a column no declaration names; a model's
     // `lazy="immediate"` relationship loads per row whether the loop reads it or not.
@@ -961,7 +972,8 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
       // whatever the query eager-loaded, so no loader option fixes it.
       const expiring = commitsPerIteration(model, loop) && expiresOnCommit(project);
       const rowsWhat = source ? source.op.what : rows.text.replace(/\s+/g, '');
-      if (deferred.size) {
+      // `session.refresh(row, ["body"])` in the loop loads the column itself (PA107 reports that SELECT).
+      if (deferred.size && !new RegExp(String.raw`\.refresh\(\s*${t.name}\s*,`).test(loop.node.text)) {
         for (const { node: attr, name, search } of itemAttributeReads(model, loop, t.name, (n) => deferred.has(n))) {
           ctx.report({
             node: attr,

@@ -56,6 +56,8 @@ export function deferredColumns(candidates: ModelInfo[], text: string): Set<stri
     }
   }
   if (!/\b(defer|undefer|undefer_group|load_only)\s*\(/.test(text)) return out;
+  // `undefer("*")`: every column of the rows loads with them.
+  if (/\bundefer\(\s*["']\*["']\s*\)/.test(text)) return new Set();
   // `defer(Note.body)`, `defer("body")`: deferred by this query (a `raiseload=True` one raises instead).
   for (const m of text.matchAll(/\bdefer\(\s*(?:[A-Za-z_][\w.]*\.)?["']?([A-Za-z_]\w*)["']?\s*(,[^()]*)?\)/g)) {
     if (!/raiseload\s*=\s*True/.test(m[2] ?? '')) out.add(m[1]!);
