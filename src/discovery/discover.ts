@@ -135,6 +135,10 @@ export function sessionReleases(source: string): string[] | undefined {
 /** Recorded among a file's releases when it sets `SQLALCHEMY_COMMIT_ON_TEARDOWN`: every request's session is committed, then removed. */
 export const TEARDOWN_COMMIT = 'teardown:commit';
 const RELEASED_SESSION_LIKE = /sess|db/i;
+/** Files Flask loads configuration from besides Python modules: `*.cfg`, `*.ini`, `.env*`, and JSON/YAML/TOML named like config or settings. */
+const FLASK_CONFIG_FILE = /(^|\/)(\.env[\w.-]*|[^/]+\.(cfg|ini)|[^/]*(config|settings)[^/]*\.(json|ya?ml|toml))$/i;
+/** The setting on in such a file: `= True`, `: true`, `=1` (`FLASK_SQLALCHEMY_COMMIT_ON_TEARDOWN=1` through `from_prefixed_env`). */
+const COMMIT_ON_TEARDOWN_CONFIG = /SQLALCHEMY_COMMIT_ON_TEARDOWN['"]?\s*[=:]\s*['"]?(true|1)\b/i;
 /** `SQLALCHEMY_COMMIT_ON_TEARDOWN = True`, `app.config['SQLALCHEMY_COMMIT_ON_TEARDOWN'] = True`, `SQLALCHEMY_COMMIT_ON_TEARDOWN=True`. */
 const COMMIT_ON_TEARDOWN = /SQLALCHEMY_COMMIT_ON_TEARDOWN['"]?\s*\]?\s*[=:]\s*True\b/;
 
@@ -334,8 +338,10 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
     }
   }
   if (views.size) ctx.viewClasses = [...views].sort();
-  const releases = [...new Set(results.flatMap((r) => r.releases ?? []))].sort();
-  if (releases.length) ctx.sessionReleases = releases;
+  const releases = new Set(results.flatMap((r) => r.releases ?? []));
+  // Flask's config files outside Python (`app.config.from_pyfile("app.cfg")`, `from_file(...json)`, a `.env`).
+  if (!releases.has(TEARDOWN_COMMIT) && sorted.some((f) => FLASK_CONFIG_FILE.test(f) && COMMIT_ON_TEARDOWN_CONFIG.test(read(f) ?? ''))) releases.add(TEARDOWN_COMMIT);
+  if (releases.size) ctx.sessionReleases = [...releases].sort();
   ctx.engines.push(...flaskEngines(perFile));
   ctx.sessionFactories.push(...unpackedFactories(perFile));
   const shared = sharedSessions(perFile, ctx.sessionFactories);
