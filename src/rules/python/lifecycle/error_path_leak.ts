@@ -12,10 +12,8 @@
  * out, so errors turn into pool exhaustion.
  *
  * Also `finally: s.commit(); s.close()`: when the commit raises, the close is skipped (silent
- * when the close has a `finally` of its own). And a pool's connection (`conn = await
- * pool.acquire()`) given back by `pool.release(conn)` only on the normal path, with an awaited
- * call in between: an exception or a cancellation skips the release, and asyncpg-style pools do
- * not take the connection back when the proxy is collected.
+ * when the close has a `finally` of its own). (A pool's connection given back only on the normal
+ * path is PA403's, like a session closed only on the normal path.)
  *
  * Precision: a `yield` inside `try` whose `finally` (or catch-all `except`) closes the value is
  * fine, so is `with`/`async with`; a value that leaves the function is the caller's.
@@ -48,7 +46,7 @@ export const errorPathLeak: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Session or connection leaked on an error path: generator dependency without try/finally, an `except` that exits before closing, a `finally` that commits before closing',
-    what: 'Finds a generator (a FastAPI `yield` dependency, a `@contextmanager`) that acquires a session or connection, yields it and closes it after the `yield` with no `try/finally` around the `yield`; and an `except` clause that returns or raises after a session/connection was acquired, without closing it, in a function that otherwise closes it on the normal path; and a `finally` that calls the database through it (`commit()`, `flush()`, `execute()`) before its `close()`, outside a `try` of its own. A provider of a web service is critical: every failing request leaks. Also a pool\'s connection (`conn = await pool.acquire()`) given back with `pool.release(conn)` only on the normal path, an awaited call in between and no `try/finally` or `async with pool.acquire()`.',
+    what: 'Finds a generator (a FastAPI `yield` dependency, a `@contextmanager`) that acquires a session or connection, yields it and closes it after the `yield` with no `try/finally` around the `yield`; and an `except` clause that returns or raises after a session/connection was acquired, without closing it, in a function that otherwise closes it on the normal path; and a `finally` that calls the database through it (`commit()`, `flush()`, `execute()`) before its `close()`, outside a `try` of its own. A provider of a web service is critical: every failing request leaks.',
     why: 'FastAPI throws the endpoint\'s exception into a `yield` dependency at the `yield`, and a `@contextmanager` does the same: code after the `yield` is skipped, so the session is never closed and its connection stays checked out (with an open transaction). An early `return`/`raise` in an `except` skips the `close()` written below it. Under a burst of errors the pool runs dry and healthy requests start timing out.',
     bad: 'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\nfrom fastapi import Depends, FastAPI\n\nengine = create_engine("postgresql://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\napp = FastAPI()\n\n\ndef get_db():\n    db = SessionLocal()\n    yield db\n    db.close()\n',
     good: 'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\nfrom fastapi import Depends, FastAPI\n\nengine = create_engine("postgresql://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\napp = FastAPI()\n\n\ndef get_db():\n    db = SessionLocal()\n    try:\n        yield db\n    finally:\n        db.close()\n',
@@ -63,26 +61,6 @@ export const errorPathLeak: FileRule = {
     for (const acq of acquisitions(ctx.model, ctx.project)) {
       if (acq.kind === 'file' || acq.kind === 'client' || acq.provider) continue;
       const facts = closeFacts(acq);
-      // A pool's connection handed back on the normal path only (`conn = await pool.acquire()` …
-      // `await pool.release(conn)`, no `try/finally`): an awaited query in between that raises (or a
-      // cancelled request) skips the release, and the pool never gets the connection back — asyncpg
-      // and the like do not return it when the proxy is collected.
-      if (/\.acquire\(\)$/.test(acq.label) && facts.closedNormally && !facts.closedInFinally && !protectedByTry(acq.call.node, acq.target, acq.fn.node)) {
-        const stop = acq.fn.node;
-        const start = acq.assignment.node.endIndex;
-        const release = (acq.fn.body ?? stop).descendantsOfType('call').find((c) => c.startIndex > start && closesIn(c, acq.target));
-        const between = release ? (acq.fn.body ?? stop).descendantsOfType('await').some((a) => a.startIndex > start && a.endIndex < release.startIndex && !a.text.includes('.release(')) : false;
-        if (release && between && !protectedByTry(release, acq.target, stop)) {
-          ctx.report({
-            node: acq.call.node,
-            message: `\`${acq.target} = ${acq.label}\` is given back only on the normal path (line ${release.startPosition.row + 1}): an exception or a cancellation in between skips the release, and the pool never gets the connection back`,
-            severity: roleSeverity(ctx, acq),
-            function: acq.fn.name,
-            recommendation: `\`async with ${acq.label.replace(/\(\)$/, '')}() as ${acq.target}:\`, or release it in a \`finally\``,
-          });
-          continue;
-        }
-      }
       if (facts.escapes) continue;
       // `finally: s.commit(); s.close()`: the commit raises, the close is skipped.
       const failing = raisesBeforeClose(acq);

@@ -22,7 +22,7 @@
 import { effectiveRole } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
-import { acquisitions, closeFacts, contextManagerDependencies, protectedByTry, providerMisuses, unownedStores, type Acquisition } from './semantics.js';
+import { acquisitions, closeFacts, contextManagerDependencies, poolReleaseOnNormalPathOnly, protectedByTry, providerMisuses, unownedStores, type Acquisition } from './semantics.js';
 
 /** High on a request path (a leak per request), medium elsewhere. */
 function perCallSeverity(ctx: FileRuleContext, fnIndex: number): Severity {
@@ -57,7 +57,7 @@ export const missingCleanup: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Session, connection, file or client acquired outside `with` and not closed on every path; a session provider used outside its protocol',
-    what: 'Finds `Session()`, `sessionmaker()()` (a session factory called), `engine.connect()`, `engine.raw_connection()`, `await pool.acquire()`, driver `connect()` calls (`psycopg2`, `psycopg`, `asyncpg`, `sqlite3`, `pymysql`, …) and `open()` assigned to a local variable outside `with` / `async with`, and not closed on all paths: a `close()` only at the end of the normal path does not count, a `close()` in `finally` does (a generator that yields it unprotected and closes it after the `yield` is reported once, as PA405). Values returned to the caller, stored on an object or registered with an `ExitStack` are not flagged. Closeable clients — `aiohttp.ClientSession`, `httpx.Client`/`AsyncClient`, redis clients, `ThreadPoolExecutor` — are flagged when made per call and never closed (a module-level or app-lifetime client, one stored on an object, or one closed in a lifespan is fine). Session providers used outside their protocol: `next(get_db())` (the generator, and with it the provider\'s cleanup, is dropped), a provider\'s generator kept but never closed, and a `@contextmanager` provider called without `with` (it yields no session at all).',
+    what: 'Finds `Session()`, `sessionmaker()()` (a session factory called), `engine.connect()`, `engine.raw_connection()`, `await pool.acquire()`, driver `connect()` calls (`psycopg2`, `psycopg`, `asyncpg`, `sqlite3`, `pymysql`, …) and `open()` assigned to a local variable outside `with` / `async with`, and not closed on all paths: a `close()` only at the end of the normal path does not count (nor a pool\'s `release(conn)` there), a `close()` in `finally` does (a generator that yields it unprotected and closes it after the `yield` is reported once, as PA405). Values returned to the caller, stored on an object or registered with an `ExitStack` are not flagged. Closeable clients — `aiohttp.ClientSession`, `httpx.Client`/`AsyncClient`, redis clients, `ThreadPoolExecutor` — are flagged when made per call and never closed (a module-level or app-lifetime client, one stored on an object, or one closed in a lifespan is fine). Session providers used outside their protocol: `next(get_db())` (the generator, and with it the provider\'s cleanup, is dropped), a provider\'s generator kept but never closed, and a `@contextmanager` provider called without `with` (it yields no session at all).',
     why: 'Any exception between the acquisition and the `close()` skips the close: the pooled connection stays checked out with its transaction open until garbage collection, and under load the pool runs dry (`QueuePool limit … reached`). For files, descriptors leak and buffered writes may be lost.',
     bad: 'from sqlalchemy import create_engine, text\nfrom sqlalchemy.orm import sessionmaker\n\nengine = create_engine("postgresql://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\n\n\ndef count_users() -> int:\n    db = SessionLocal()\n    n = db.execute(text("SELECT count(*) FROM users")).scalar_one()\n    db.close()\n    return n\n',
     good: 'from sqlalchemy import create_engine, text\nfrom sqlalchemy.orm import sessionmaker\n\nengine = create_engine("postgresql://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\n\n\ndef count_users() -> int:\n    with SessionLocal() as db:\n        return db.execute(text("SELECT count(*) FROM users")).scalar_one()\n',
@@ -75,6 +75,20 @@ export const missingCleanup: FileRule = {
         continue;
       }
       const facts = closeFacts(acq);
+      // `conn = await pool.acquire()` … `await pool.release(conn)` with no `finally`: the pool's
+      // `release(conn)` is its close, and it runs only on the normal path.
+      const release = acq.kind !== 'file' && !acq.provider ? poolReleaseOnNormalPathOnly(acq, facts) : null;
+      if (release) {
+        const role = effectiveRole(ctx.model, acq.fn.index);
+        ctx.report({
+          node: acq.call.node,
+          message: `${acq.kind} \`${acq.target} = ${acq.label}\` is given back to the pool only on the normal path (line ${release.startPosition.row + 1}): an exception or a cancellation in between skips the release, and the pool never gets the connection back`,
+          severity: role === 'background' || role === 'init' ? 'medium' : 'high',
+          function: acq.fn.name,
+          recommendation: `\`async with ${acq.label.replace(/\(\)$/, '')}() as ${acq.target}:\`, or release it in a \`finally\``,
+        });
+        continue;
+      }
       if (facts.escapes || facts.closedInFinally || facts.closedOnBothPaths) continue;
       const closedSomewhere = facts.closedNormally || facts.closingExcepts.size > 0;
       // A generator that yields it unprotected and closes it after the `yield` is PA405's finding

@@ -833,6 +833,24 @@ export function bodyStartLine(fn: FunctionInfo): number {
 // Error paths
 
 /** Does `node` (inside a clause) close `name`? */
+/**
+ * A pool's connection given back only on the normal path: `conn = await pool.acquire()` … an awaited
+ * call … `await pool.release(conn)`, with no `try/finally` around either. An exception or a
+ * cancellation in between skips the release, and asyncpg-style pools do not take the connection
+ * back when the proxy is collected. The release call, or null.
+ */
+export function poolReleaseOnNormalPathOnly(acq: Acquisition, facts: CloseFacts): SyntaxNode | null {
+  if (!/\.acquire\(\)$/.test(acq.label) || !facts.closedNormally || facts.closedInFinally) return null;
+  const stop = acq.fn.node;
+  if (protectedByTry(acq.call.node, acq.target, stop)) return null;
+  const start = acq.assignment.node.endIndex;
+  const body = acq.fn.body ?? stop;
+  const release = body.descendantsOfType('call').find((c) => c.startIndex > start && closesIn(c, acq.target));
+  if (!release || protectedByTry(release, acq.target, stop)) return null;
+  const between = body.descendantsOfType('await').some((a) => a.startIndex > start && a.endIndex < release.startIndex && !a.text.includes('.release('));
+  return between ? release : null;
+}
+
 export function closesIn(node: SyntaxNode, name: string): boolean {
   return variableRefs(node, name).some(isCloseRef);
 }
