@@ -204,20 +204,43 @@ describe('discovery facts in the cache', () => {
   });
   afterAll(() => fs.rmSync(tree, { recursive: true, force: true }));
 
-  it('an edited file is read again for the context, the others keep their facts, and the result equals an uncached scan', async () => {
+  it('an edit that changes no fact of the context keeps it: only the edited file is read again, and the result equals an uncached scan', async () => {
     await scanTree(true);
     edit('app/util.py', 'def total(xs):\n    return sum(xs) + 0\n');
     const res = await scanTree(true);
-    // listen.py asks settings.py for a constant: its facts are read again every time.
-    expect(res.out.cache).toMatchObject({ contextHit: false, factsReused: 3, misses: 1 });
+    expect(res.out.cache).toMatchObject({ contextHit: false, contextKept: true, factsReused: 0, misses: 1 });
     expect(res.json).toBe((await scanTree(false)).json);
+  });
+
+  it('an edit to a module another file looks a constant up in reads that file again too, and keeps the context if nothing changed', async () => {
+    await scanTree(true);
+    edit('app/settings.py', 'CHANNEL = "orders_changed"\nRETRIES = 3\n');
+    const res = await scanTree(true);
+    expect(res.out.cache).toMatchObject({ contextHit: false, contextKept: true, misses: 1 });
+    expect(res.out.result.context.events.subscribers.map((s: { channel: string }) => s.channel)).toEqual(['orders_changed']);
+    expect(res.json).toBe((await scanTree(false)).json);
+  });
+
+  it('a new non-Python file rediscovers the context even when no Python file changed', async () => {
+    await scanTree(true);
+    edit('app/util.py', 'def total(xs):\n    return sum(xs) + 3\n');
+    fs.writeFileSync(path.join(tree, 'requirements.txt'), 'fastapi\nsqlalchemy\n');
+    const t = new Date(HOUR_AGO.getTime() + ++edits * 60_000);
+    fs.utimesSync(path.join(tree, 'requirements.txt'), t, t);
+    try {
+      const res = await scanTree(true);
+      expect(res.out.cache).toMatchObject({ contextHit: false, contextKept: false });
+      expect(res.out.result.context.stack).toEqual((await scanTree(false)).out.result.context.stack);
+    } finally {
+      fs.rmSync(path.join(tree, 'requirements.txt'));
+    }
   });
 
   it('a model added to a file that was read for the context shows in the context', async () => {
     await scanTree(true);
     edit('app/models.py', MODELS + '\nclass Refund(Base):\n    __tablename__ = "refunds"\n    id: Mapped[int] = mapped_column(primary_key=True)\n');
     const res = await scanTree(true);
-    expect(res.out.cache).toMatchObject({ contextHit: false, factsReused: 3 });
+    expect(res.out.cache).toMatchObject({ contextHit: false, contextKept: false, factsReused: 3 });
     expect(res.out.result.context.models.map((m: { name: string }) => m.name)).toContain('Refund');
     expect(res.json).toBe((await scanTree(false)).json);
   });

@@ -6,7 +6,7 @@
  * sections: the index (v8-serialised: header, per-file entries without summaries, the context,
  * the last repo-phase result), the summaries (one v8 blob per file of its packed form, see
  * packedSummary.ts, so that unchanged ones are copied, not serialised again) and the discovery
- * facts (v8). The last two are read and checked
+ * facts (a v8 header, then one v8 blob per file: see `factsChunks`). The last two are read and checked
  * only when needed: the summaries when the repo phase must run again, the facts when the context
  * must be discovered again. An unchanged rescan thus reads the small index only.
  *
@@ -19,9 +19,14 @@
  * - the project context, valid under `contextKey`: the tool hash, the root, and every walked
  *   file's path, size and mtime (discovery reads only walked files).
  * - per Python file, its discovery facts (or that it has none) with its mtime, size, inode and
- *   migration role, valid under the tool hash: when one file changes, the context is built again
- *   from the others' recorded facts and the changed files' new ones. Facts that looked up a
- *   constant in another module, or that failed, are not recorded.
+ *   migration role, valid under the tool hash, and what it depends on: its own text, also the
+ *   modules a constant was looked up in, or nothing sure (it failed). When only Python files
+ *   changed (`othersKey`: the non-Python files' stats and the Python files' names hold), the
+ *   changed files and those whose lookups tried them are read again; if their facts equal the
+ *   recorded ones, the context stands (an edit that touches no model, engine or channel).
+ *   Otherwise the context is built again from the others' recorded facts and the changed
+ *   files' new ones; facts that looked up a constant in another module, or that failed, are
+ *   never reused there.
  *
  * When an entry is trusted (the content-hash policy)
  * - stat fast path: same mtime, size and inode as recorded, and the mtime is older than the scan
@@ -46,7 +51,7 @@ import v8 from 'node:v8';
 import type { ProjectContext } from '../discovery/context.js';
 import type { SourceFile } from '../discovery/walk.js';
 import type { OneOffKind } from '../analysis/executionContext.js';
-import type { FileOutcome, RawFinding } from '../pool/protocol.js';
+import type { FactsKind, FactsRead, FileOutcome, RawFinding } from '../pool/protocol.js';
 import type { FileSummary } from '../analysis/summary.js';
 import { decodeSummary, encodeSummary } from '../analysis/packedSummary.js';
 import type { PythonFactsResult } from '../discovery/discover.js';
@@ -56,7 +61,7 @@ import { TOOL_VERSION } from '../version.js';
 
 export const CACHE_DIR = '.persist-audit-cache';
 const PACK = 'pack-v1.bin';
-const FORMAT = 'persist-audit-cache/5';
+const FORMAT = 'persist-audit-cache/6';
 const MAGIC = Buffer.from('PACACHE2', 'latin1');
 /** Three sections (index, summaries, discovery facts): their lengths, then their sha256 digests. */
 const SECTIONS = 3;
@@ -67,8 +72,19 @@ export const RACY_MS = 2000;
 /** [mtimeMs, size, ino, sha256 hex, outcome without its summary] */
 type Entry = [number, number, number, string, FileOutcome];
 
-/** [mtimeMs, size, ino, migration, the discovery facts (null: not worth parsing)] */
-type FactsEntry = [number, number, number, boolean, PythonFactsResult | null];
+/**
+ * A Python file's discovery facts as recorded: under its stat and migration role, what the
+ * result depends on, and the result's v8 bytes (null: the file gave none). Only `self` results
+ * are reused; `external` and `problem` ones are kept to tell, on a rescan, whether they changed.
+ */
+interface FactsRecord {
+  stat: [mtimeMs: number, size: number, ino: number];
+  migration: boolean;
+  kind: FactsKind;
+  /** `external`: the paths its constant lookups tried. */
+  deps: string[] | null;
+  blob: Uint8Array | null;
+}
 
 /** The repo phase's own output, reusable when its inputs (every summary, the context, the rules) are unchanged. */
 export interface RepoResult {
@@ -84,11 +100,13 @@ interface Pack {
   scanStart: number;
   fileKey: string;
   contextKey: string;
+  /** The key of what the context depends on besides the Python files' facts (see {@link ScanCache.cachedContext}); null when not sure. */
+  othersKey: string | null;
   context: ProjectContext | null;
   files: Map<string, Entry>;
   repo: { key: string; result: RepoResult } | null;
   /** Loads the discovery facts per Python file, valid under the tool hash they were recorded with (null when unreadable). */
-  facts: () => { tool: string; entries: Map<string, FactsEntry> } | null;
+  facts: () => { tool: string; entries: Map<string, FactsRecord> } | null;
   /** The facts section as stored, digest checked: written back as is when discovery did not run. */
   factsRaw: () => Buffer | null;
   /** Loads the summaries section: each file's summary as its own v8 bytes (null when the section is unreadable). */
@@ -103,6 +121,8 @@ export interface CacheStats {
   contextHit: boolean;
   /** Python files whose discovery facts (or their absence) came from the cache when the context was rediscovered. */
   factsReused: number;
+  /** The context was kept: only Python files changed, and their facts read again equal the recorded ones. */
+  contextKept: boolean;
   wrote: boolean;
 }
 
@@ -115,13 +135,13 @@ export interface LookupResult {
 type FileStat = Pick<fs.Stats, 'mtimeMs' | 'size' | 'ino'>;
 
 export class ScanCache {
-  readonly stats: CacheStats = { hits: 0, hashed: 0, misses: 0, contextHit: false, factsReused: 0, wrote: false };
+  readonly stats: CacheStats = { hits: 0, hashed: 0, misses: 0, contextHit: false, factsReused: 0, contextKept: false, wrote: false };
   private readonly old: Pack | null;
   private readonly scanStart = Date.now();
   private readonly next = new Map<string, Entry>();
   /** Each file's summary bytes: fresh from a worker, or carried over from the old pack. */
   private readonly nextSummaries = new Map<string, Uint8Array>();
-  private readonly nextFacts = new Map<string, FactsEntry>();
+  private readonly nextFacts = new Map<string, FactsRecord>();
   /** Whether discovery ran this scan; if not (context cached: no file changed), the old facts stand. */
   private factsLooked = false;
   private repo: { key: string; result: RepoResult } | null = null;
@@ -129,6 +149,9 @@ export class ScanCache {
   private readonly toolHash = toolFingerprint();
   private fileKey = '';
   private contextKey = '';
+  private othersKey: string | null = null;
+  /** The files `quickContext` asked to read again. */
+  private quickFiles: string[] | null = null;
   private context: ProjectContext | null = null;
   private changed = false;
   private readonly verifyAll = process.env.PERSIST_AUDIT_CACHE_VERIFY === '1';
@@ -154,19 +177,33 @@ export class ScanCache {
       if (f.mtimeMs !== undefined && f.ino !== undefined && !this.statByRel.has(f.rel)) this.statByRel.set(f.rel, { mtimeMs: f.mtimeMs, size: f.size, ino: f.ino });
     }
     const h = crypto.createHash('sha256').update(this.toolHash).update('\0').update(this.root);
+    // The same over the non-Python files, and only the names of the Python ones: when it holds,
+    // the context can change only through the Python files' facts (see `quickContext`).
+    const o = crypto.createHash('sha256').update(this.toolHash).update('\0').update(this.root);
     let racy = false;
-    const all = [...python.map((f) => f.rel), ...others].sort();
+    let racyOthers = false;
+    const isPython = new Set(python.map((f) => f.rel));
+    const all = [...isPython, ...others].sort();
     for (const rel of all) {
       const st = this.stat(rel);
+      const py = isPython.has(rel);
       h.update('\0').update(rel).update('\0');
+      o.update('\0').update(rel).update(py ? '\0py' : '\0');
       if (!st) {
         h.update('missing');
+        if (!py) o.update('missing');
         continue;
       }
-      h.update(`${st.size}:${st.mtimeMs}:${st.ino}`);
-      if (this.old && st.mtimeMs >= this.old.scanStart - RACY_MS) racy = true;
+      const state = `${st.size}:${st.mtimeMs}:${st.ino}`;
+      h.update(state);
+      if (!py) o.update(state);
+      if (this.old && st.mtimeMs >= this.old.scanStart - RACY_MS) {
+        racy = true;
+        if (!py) racyOthers = true;
+      }
     }
     this.contextKey = h.digest('hex');
+    this.othersKey = racyOthers ? null : o.digest('hex');
     if (!racy && this.old?.context && this.old.contextKey === this.contextKey) {
       this.stats.contextHit = true;
       this.context = this.old.context;
@@ -176,23 +213,78 @@ export class ScanCache {
   }
 
   /**
+   * When only Python files changed since the last scan (the other files and the set of Python
+   * files are as recorded), the files whose discovery facts must be read again to tell whether
+   * the context changed: the changed files, and those whose constant lookups tried one of them.
+   * Null when the shortcut does not apply; then the context is discovered again.
+   */
+  quickContext(python: SourceFile[]): { files: SourceFile[]; migration: (rel: string) => boolean } | null {
+    const old = this.old;
+    if (!old?.context || this.verifyAll || !this.othersKey || old.othersKey !== this.othersKey) return null;
+    const stored = old.facts();
+    if (!stored || stored.tool !== this.toolHash || stored.entries.size !== python.length) return null;
+    const changed = new Set<string>();
+    for (const f of python) {
+      const rec = stored.entries.get(f.rel);
+      if (!rec) return null;
+      const st = this.stat(f.rel);
+      if (!st) return null;
+      if (!this.statHolds(rec.stat, st)) changed.add(f.rel);
+    }
+    const files = python.filter((f) => changed.has(f.rel) || stored.entries.get(f.rel)!.deps?.some((d) => changed.has(d)));
+    this.quickFiles = files.map((f) => f.rel);
+    return { files, migration: (rel) => stored.entries.get(rel)?.migration ?? false };
+  }
+
+  /**
+   * After {@link quickContext}: the recorded context when every file read again gave the facts
+   * recorded for it (and depends on what it depended on), else null. The files read again are
+   * recorded under their new stat.
+   */
+  keepContext(results: PythonFactsResult[], read: FactsRead[]): ProjectContext | null {
+    const stored = this.old?.facts();
+    if (!stored || !this.old?.context) return null;
+    const byFile = new Map(results.map((r) => [r.file, r]));
+    const fresh = new Map<string, FactsRecord>();
+    for (const [rel, kind, deps] of read) {
+      const rec = stored.entries.get(rel);
+      if (!rec || rec.kind !== kind || JSON.stringify(rec.deps ?? null) !== JSON.stringify(deps ?? null)) return null;
+      const r = byFile.get(rel);
+      // Compared as JSON: v8's bytes for the same value may differ (a double or a small integer).
+      const before = rec.blob ? factsOf(rel, rec.blob) : null;
+      if (before === undefined || JSON.stringify(before) !== JSON.stringify(r ?? null)) return null;
+      const st = this.stat(rel);
+      if (!st) return null;
+      fresh.set(rel, { ...rec, stat: [st.mtimeMs, st.size, st.ino], blob: r ? v8.serialize(r) : null });
+    }
+    if (fresh.size !== read.length || this.quickFiles?.some((rel) => !fresh.has(rel))) return null;
+    for (const [rel, rec] of stored.entries) this.nextFacts.set(rel, fresh.get(rel) ?? rec);
+    this.factsLooked = true;
+    this.changed = true;
+    this.stats.contextKept = true;
+    return this.old.context;
+  }
+
+  /**
    * When the context must be rediscovered: the discovery facts of the Python files that did not
    * change (same stat as recorded, not racy, same migration role), and the files to read again.
-   * Only facts that depend on their own file's text were recorded (see {@link storeFacts}).
+   * Only facts that depend on their own file's text are reused (see {@link storeFacts}).
    */
   cachedFacts(files: SourceFile[], isMigration: (rel: string) => boolean): { reused: PythonFactsResult[]; missing: SourceFile[] } {
     this.factsLooked = true;
+    this.nextFacts.clear();
     const reused: PythonFactsResult[] = [];
     const missing: SourceFile[] = [];
     const stored = this.old?.facts() ?? null;
     const table = stored && stored.tool === this.toolHash ? stored.entries : null;
     for (const f of files) {
-      const entry = table?.get(f.rel);
-      const st = entry ? this.stat(f.rel) : null;
-      const ok = entry && st && validFactsEntry(f.rel, entry) && !this.verifyAll && this.statHolds(entry, st) && entry[3] === isMigration(f.rel);
-      if (ok) {
-        if (entry[4]) reused.push(entry[4]);
-        this.nextFacts.set(f.rel, entry);
+      const rec = table?.get(f.rel);
+      const st = rec ? this.stat(f.rel) : null;
+      const ok = rec && st && rec.kind === 'self' && !this.verifyAll && this.statHolds(rec.stat, st) && rec.migration === isMigration(f.rel);
+      const result = ok && rec.blob ? factsOf(f.rel, rec.blob) : null;
+      if (ok && result !== undefined) {
+        if (result) reused.push(result);
+        this.nextFacts.set(f.rel, rec);
       } else {
         missing.push(f);
       }
@@ -203,19 +295,18 @@ export class ScanCache {
   }
 
   /**
-   * Records the facts pass's results for the files it read whose result depends on their own
-   * text only, under the stat taken before the pass (in {@link cachedContext}). A copy is kept:
-   * discovery goes on to build the context from the same objects.
+   * Records the facts pass's results for the files it read, under the stat taken before the pass
+   * (in {@link cachedContext}), with what each depends on. The bytes are a copy: discovery goes on
+   * to build the context from the same objects.
    */
-  storeFacts(results: PythonFactsResult[], read: [string, boolean][], isMigration: (rel: string) => boolean): void {
+  storeFacts(results: PythonFactsResult[], read: FactsRead[], isMigration: (rel: string) => boolean): void {
     this.factsLooked = true;
     const byFile = new Map(results.map((r) => [r.file, r]));
-    for (const [rel, selfContained] of read) {
-      if (!selfContained) continue;
+    for (const [rel, kind, deps] of read) {
       const st = this.stat(rel);
       if (!st) continue;
       const r = byFile.get(rel);
-      this.nextFacts.set(rel, [st.mtimeMs, st.size, st.ino, isMigration(rel), r ? structuredClone(r) : null]);
+      this.nextFacts.set(rel, { stat: [st.mtimeMs, st.size, st.ino], migration: isMigration(rel), kind, deps: deps ?? null, blob: r ? v8.serialize(r) : null });
     }
     this.changed = true;
   }
@@ -341,12 +432,14 @@ export class ScanCache {
       scanStart: this.scanStart,
       fileKey: this.fileKey,
       contextKey: this.contextKey,
+      othersKey: this.othersKey,
       context: this.context,
       files: [...this.next],
       repo: this.repo,
     });
     // Discovery did not run (the context was cached: no walked file changed): the old facts stand.
-    const facts = (!this.factsLooked ? this.old?.factsRaw() : null) ?? v8.serialize({ tool: this.toolHash, entries: [...this.nextFacts] });
+    const oldFacts = !this.factsLooked ? this.old?.factsRaw() : null;
+    const facts = oldFacts ? [oldFacts] : factsChunks(this.toolHash, this.nextFacts);
     const file = path.join(this.dir, PACK);
     const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
     try {
@@ -362,7 +455,7 @@ export class ScanCache {
         const head = Buffer.alloc(HEAD);
         MAGIC.copy(head);
         const out = new SectionWriter(fd, HEAD);
-        [[index], summaryChunks(this.nextSummaries), [facts]].forEach((chunks, i) => {
+        [[index], summaryChunks(this.nextSummaries), facts].forEach((chunks, i) => {
           const { length, digest } = out.section(chunks);
           head.writeUInt32LE(length, MAGIC.length + 4 * i);
           digest.copy(head, MAGIC.length + 4 * SECTIONS + 32 * i);
@@ -496,22 +589,10 @@ function readPack(file: string): Pack | null {
     };
     let factsBuf: Buffer | null | undefined;
     const factsRaw = (): Buffer | null => (factsBuf === undefined ? (factsBuf = section(2)) : factsBuf);
-    const facts = (): { tool: string; entries: Map<string, FactsEntry> } | null => {
-      try {
-        const buf = factsRaw();
-        if (!buf) return null;
-        const f = v8.deserialize(buf) as { tool?: unknown; entries?: unknown };
-        if (!f || typeof f.tool !== 'string' || !Array.isArray(f.entries)) return null;
-        const entries = new Map<string, FactsEntry>();
-        for (const item of f.entries as unknown[]) {
-          if (Array.isArray(item) && item.length === 2 && typeof item[0] === 'string') entries.set(item[0], item[1] as FactsEntry);
-        }
-        return { tool: f.tool, entries };
-      } catch {
-        return null;
-      }
-    };
-    return { format: FORMAT, scanStart: p.scanStart, fileKey: p.fileKey, contextKey: p.contextKey, context, files, repo, facts, factsRaw, summaries };
+    let factsMemo: ReturnType<Pack['facts']> | undefined;
+    const facts = (): ReturnType<Pack['facts']> => (factsMemo === undefined ? (factsMemo = readFacts(factsRaw())) : factsMemo);
+    const othersKey = typeof p.othersKey === 'string' ? p.othersKey : null;
+    return { format: FORMAT, scanStart: p.scanStart, fileKey: p.fileKey, contextKey: p.contextKey, othersKey, context, files, repo, facts, factsRaw, summaries };
   } catch {
     return null; // corrupt: start afresh
   } finally {
@@ -620,16 +701,66 @@ function summaryOf(raw: Uint8Array): FileSummary | null {
   }
 }
 
-/** The shape a cached facts entry must have before it is used: the facts themselves are discovery's own output. */
-function validFactsEntry(rel: string, e: unknown): e is FactsEntry {
-  if (!Array.isArray(e) || e.length !== 5) return false;
-  const [mtime, size, ino, migration, r] = e as unknown[];
-  if (typeof mtime !== 'number' || typeof size !== 'number' || typeof ino !== 'number' || typeof migration !== 'boolean') return false;
-  if (r === null) return true;
-  if (!r || typeof r !== 'object') return false;
+/**
+ * A recorded facts result from its bytes, if it has the shape of one for `rel` (the facts
+ * themselves are discovery's own output); undefined when it has not.
+ */
+function factsOf(rel: string, blob: Uint8Array): PythonFactsResult | undefined {
+  let r: unknown;
+  try {
+    r = v8.deserialize(blob);
+  } catch {
+    return undefined;
+  }
+  if (!r || typeof r !== 'object') return undefined;
   const res = r as Record<string, unknown>;
-  return res.file === rel && res.migration === migration && res.problem === undefined
+  const ok = res.file === rel && typeof res.migration === 'boolean' && res.problem === undefined
     && ((!!res.facts && typeof res.facts === 'object') || (res.facts === undefined && Array.isArray(res.releases)));
+  return ok ? (r as PythonFactsResult) : undefined;
+}
+
+const FACTS_KINDS: ReadonlySet<unknown> = new Set<FactsKind>(['self', 'external', 'problem']);
+
+/**
+ * The facts section: a u32 length, a v8 header `{ tool, entries: [rel, mtimeMs, size, ino,
+ * migration, kind, deps, blob length][] }`, then each entry's result bytes in entry order. One blob
+ * per file: a rescan reads only the few it needs, and copies the others' bytes.
+ */
+function* factsChunks(tool: string, records: Map<string, FactsRecord>): Generator<Uint8Array> {
+  const entries: unknown[] = [];
+  for (const [rel, r] of records) entries.push([rel, ...r.stat, r.migration, r.kind, r.deps, r.blob?.length ?? 0]);
+  const header = v8.serialize({ tool, entries });
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(header.length);
+  yield length;
+  yield header;
+  for (const r of records.values()) if (r.blob) yield r.blob;
+}
+
+function readFacts(buf: Buffer | null): { tool: string; entries: Map<string, FactsRecord> } | null {
+  try {
+    if (!buf || buf.length < 4) return null;
+    const headerLength = buf.readUInt32LE(0);
+    if (4 + headerLength > buf.length) return null;
+    const f = v8.deserialize(buf.subarray(4, 4 + headerLength)) as { tool?: unknown; entries?: unknown };
+    if (!f || typeof f.tool !== 'string' || !Array.isArray(f.entries)) return null;
+    const entries = new Map<string, FactsRecord>();
+    let at = 4 + headerLength;
+    for (const e of f.entries as unknown[]) {
+      if (!Array.isArray(e) || e.length !== 8) return null;
+      const [rel, mtime, size, ino, migration, kind, deps, blobLength] = e as unknown[];
+      if (typeof rel !== 'string' || typeof mtime !== 'number' || typeof size !== 'number' || typeof ino !== 'number') return null;
+      if (typeof migration !== 'boolean' || !FACTS_KINDS.has(kind) || typeof blobLength !== 'number') return null;
+      if (deps !== null && !(Array.isArray(deps) && deps.every((d) => typeof d === 'string'))) return null;
+      if (at + blobLength > buf.length) return null;
+      const blob = blobLength ? buf.subarray(at, at + blobLength) : null;
+      at += blobLength;
+      entries.set(rel, { stat: [mtime, size, ino], migration, kind: kind as FactsKind, deps: deps as string[] | null, blob });
+    }
+    return at === buf.length ? { tool: f.tool, entries } : null;
+  } catch {
+    return null;
+  }
 }
 
 let toolHashMemo: string | null = null;

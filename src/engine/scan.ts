@@ -136,6 +136,13 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     inProcessBytes: hooks.inProcessBytes,
   });
   try {
+    // Only Python files changed: read their facts again, and keep the context if they are the same.
+    const quick = !context && cache ? cache.quickContext(walked.python) : null;
+    if (quick) {
+      if (quick.files.length) pool.warm(quick.files);
+      const pass = quick.files.length ? await pool.facts(quick.files, quick.migration) : { results: [], read: [] };
+      context = cache!.keepContext(pass.results, pass.read);
+    }
     if (!context) {
       // Manifests on the main thread while the workers start (warming twice is a no-op); the
       // Python facts in the workers, in parallel.

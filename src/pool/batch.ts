@@ -13,7 +13,7 @@ import { analyzeFile, floorFile } from '../engine/analyzeFile.js';
 import { encodeSummary } from '../analysis/packedSummary.js';
 import { ALL_RULES } from '../rules/registry.js';
 import { isFileRule, type FileRule } from '../rules/types.js';
-import { readSharedContext, type BatchResult, type BatchTask, type FileOutcome, type WorkerSetup } from './protocol.js';
+import { readSharedContext, type BatchResult, type BatchTask, type FactsRead, type FileOutcome, type WorkerSetup } from './protocol.js';
 import type { ProjectContext } from '../discovery/context.js';
 import { cachedReader, externalConstants, pythonFactsOf, readPythonSql, type PythonFactsResult } from '../discovery/discover.js';
 
@@ -73,21 +73,24 @@ export function createBatchRunner(setup: WorkerSetup & { timings?: boolean }): B
 }
 
 /** The discovery pass: Python facts of the files worth parsing for the project context, their SQL read. */
-async function runFacts(task: BatchTask, parser: PythonParser, rootDir: string): Promise<{ facts: PythonFactsResult[]; read: [string, boolean][] }> {
+async function runFacts(task: BatchTask, parser: PythonParser, rootDir: string): Promise<{ facts: PythonFactsResult[]; read: FactsRead[] }> {
   const read = cachedReader(rootDir);
-  const lookup = externalConstants(read);
-  // Whether the current file asked for another module's constant: its facts then depend on that file too.
-  let asked = false;
+  // The files the current file's constant lookups tried: its facts depend on those too.
+  let deps: Set<string> | null = null;
+  const lookup = externalConstants((rel) => {
+    deps?.add(rel);
+    return read(rel);
+  });
   const external = (qualified: string) => {
-    asked = true;
+    deps ??= new Set();
     return lookup(qualified);
   };
   const out: PythonFactsResult[] = [];
-  const seen: [string, boolean][] = [];
+  const seen: FactsRead[] = [];
   for (const f of task.files) {
     const source = read(f.rel);
     if (source === null) continue;
-    asked = false;
+    deps = null;
     let r: PythonFactsResult;
     try {
       r = pythonFactsOf(f.rel, source, f.migration ?? false, parser, external);
@@ -95,7 +98,8 @@ async function runFacts(task: BatchTask, parser: PythonParser, rootDir: string):
       r = { file: f.rel, migration: f.migration ?? false, problem: `context extraction failed: ${(err as Error).message}` };
     }
     if (r.facts || r.problem || r.releases) out.push(r);
-    seen.push([f.rel, !asked && !r.problem]);
+    const asked: Set<string> | null = deps;
+    seen.push(r.problem ? [f.rel, 'problem'] : asked ? [f.rel, 'external', [...asked].sort()] : [f.rel, 'self']);
   }
   await readPythonSql(out);
   return { facts: out, read: seen };

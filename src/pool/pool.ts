@@ -9,7 +9,7 @@
  */
 import { Piscina } from 'piscina';
 import type { SourceFile } from '../discovery/walk.js';
-import { shareContext, type BatchResult, type BatchTask, type FileOutcome, type TaskMode, type WorkerSetup } from './protocol.js';
+import { shareContext, type BatchResult, type BatchTask, type FactsRead, type FileOutcome, type TaskMode, type WorkerSetup } from './protocol.js';
 import type { ProjectContext } from '../discovery/context.js';
 import type { PythonFactsResult } from '../discovery/discover.js';
 import { decodeSummary } from '../analysis/packedSummary.js';
@@ -168,9 +168,9 @@ export class AuditPool {
 
   /**
    * The discovery pass: Python facts for the project context, in parallel; `read` lists every
-   * file read, and whether its result depends on its own text only (see {@link BatchResult.factsRead}).
+   * file read, and what its result depends on (see {@link FactsRead}).
    */
-  async facts(files: SourceFile[], migration: (rel: string) => boolean): Promise<{ results: PythonFactsResult[]; read: [string, boolean][] }> {
+  async facts(files: SourceFile[], migration: (rel: string) => boolean): Promise<{ results: PythonFactsResult[]; read: FactsRead[] }> {
     const batches = this.batches(files);
     for (const b of batches) {
       b.mode = 'facts';

@@ -109,15 +109,21 @@ export interface FileOutcome {
   deps?: [string, number][];
 }
 
+/**
+ * What a file's discovery facts depend on: its own text only (`self`), also the modules it
+ * looked a constant up in (`external`, with the paths it tried), or nothing sure (`problem`: the
+ * pass failed on it). The cache reuses only `self` results; the others are recorded so that a
+ * rescan can tell whether they changed.
+ */
+export type FactsKind = 'self' | 'external' | 'problem';
+export type FactsRead = [file: string, kind: FactsKind, deps?: string[]];
+
 export interface BatchResult {
   files: FileOutcome[];
   /** The `facts` pass's results, one per file that was worth parsing or failed. */
   facts?: PythonFactsResult[];
-  /**
-   * Every file the `facts` pass read, with whether its result (possibly none) depends on its own
-   * text only: no problem, and no constant looked up in another module. Those the cache may keep.
-   */
-  factsRead?: [file: string, selfContained: boolean][];
+  /** Every file the `facts` pass read, with what its result (possibly none) depends on (see {@link FactsRead}). */
+  factsRead?: FactsRead[];
   parser: string;
   parseMs: number;
 }
