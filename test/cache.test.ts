@@ -105,12 +105,12 @@ describe('incremental cache', () => {
     await run(true);
     const bytes = fs.readFileSync(packPath());
     // Truncated in the middle, then garbage: neither may be trusted.
-    for (const broken of [bytes.subarray(0, bytes.length >> 1), Buffer.from('PACACHE2\x10\x00\x00\x00not a v8 value at all')]) {
+    for (const broken of [bytes.subarray(0, bytes.length >> 1), Buffer.from('PACACHE3\x10\x00\x00\x00not a v8 value at all')]) {
       fs.writeFileSync(packPath(), broken);
       const res = await run(true);
       expect(res.out.cache!.hits).toBe(0);
       expect(res.json).toBe(reference);
-      expect(fs.readFileSync(packPath()).subarray(0, 8).toString('latin1')).toBe('PACACHE2');
+      expect(fs.readFileSync(packPath()).subarray(0, 8).toString('latin1')).toBe('PACACHE3');
     }
     const again = await run(true);
     expect(again.out.cache!.misses).toBe(0);
@@ -268,5 +268,17 @@ describe('discovery facts in the cache', () => {
     const res = await scanTree(true);
     expect(res.out.cache).toMatchObject({ contextHit: false, factsReused: 0, misses: 1 });
     expect(res.json).toBe((await scanTree(false)).json);
+  });
+});
+
+describe('pack checksum', () => {
+  it('the JS CRC-32 (for Node before 20.15) gives zlib\'s value, whole and in pieces', async () => {
+    const { crc32ForTest } = await import('../dist/src/cache/cache.js');
+    const data = Buffer.from('persist-audit pack section \u00e9\u00e8 0123456789'.repeat(37));
+    // The standard check value of CRC-32 (IEEE): "123456789" -> 0xcbf43926.
+    expect(crc32ForTest.js(Buffer.from('123456789'))).toBe(0xcbf43926);
+    expect(crc32ForTest.js(data)).toBe(crc32ForTest.zlib(data));
+    const split = crc32ForTest.js(data.subarray(500), crc32ForTest.js(data.subarray(0, 500)));
+    expect(split).toBe(crc32ForTest.js(data));
   });
 });

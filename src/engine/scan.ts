@@ -16,11 +16,8 @@ import { ScanCache, type CacheStats, type RepoResult } from '../cache/cache.js';
 import { selectRules } from '../rules/registry.js';
 import { isFileRule, isRepoRule, type RuleMeta } from '../rules/types.js';
 import { repoModuleNames, type FileSummary, type RepoIndex } from '../analysis/summary.js';
-import { callGraphOf } from '../analysis/callgraph.js';
-import { executionContexts } from '../analysis/executionContext.js';
-import { isMigrationFile } from '../rules/projectFacts.js';
+import { runRepoPhase } from './repoPhase.js';
 import type { ProjectContext } from '../discovery/context.js';
-import { isSuppressed } from './analyzeFile.js';
 import { assignOccurrenceSuffixes, compareFindings, fingerprint, scoreFindings } from '../merge/score.js';
 import { validateFinding } from '../merge/validate.js';
 import type { Family, Finding, ScanStats } from '../types.js';
@@ -217,77 +214,23 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     for (const o of outcomes) collectOutcome(o, !inScope || inScope(o.path) ? stats : outside, raw, summaries, ruleMs, stageMs);
 
     // 3. Repo phase: interprocedural rules on the summaries (or their cached result when no input changed).
-    const rawBeforeRepo = raw.length;
-    const errorsBeforeRepo = stats.internalErrors.length;
     const index = { files: summaries };
     hooks.index?.(index);
+    let repo: RepoResult;
     if (repoCached) {
-      raw.push(...repoCached.findings);
-      stats.internalErrors.push(...repoCached.internalErrors);
-    } else if (repoRules.length) {
-      const suppressionsByPath = new Map(summaries.map((s) => [s.path, new Map(s.suppressions.map(([l, c]) => [l, new Set(c)]))]));
-      // The text of a repo finding's line, for its fingerprint: read from disk for the few
-      // findings there are, rather than carried for every call line of every summary.
-      const fileLines = new Map<string, string[]>();
-      const lineText = (file: string, line: number): string => {
-        let lines = fileLines.get(file);
-        if (!lines) {
-          try {
-            lines = fs.readFileSync(path.join(rootPath, file), 'utf8').split('\n');
-          } catch {
-            lines = [];
-          }
-          fileLines.set(file, lines);
-        }
-        return (lines[line - 1] ?? '').trim();
-      };
-      const summaryByPath = new Map(summaries.map((s) => [s.path, s]));
-      // Handler-ness for the never-downgraded rules (N+1 and N-UPDATE through helpers).
-      const inHandler = (file: string, line: number) =>
-        summaryByPath.get(file)?.functions.some((f) => f.role === 'handler' && line >= f.startLine && line <= f.endLine) ?? false;
-      for (const rule of repoRules) {
-        const tr = performance.now();
-        try {
-          rule.checkRepo({
-            index,
-            project: context,
-            report: (r) => {
-              const sup = suppressionsByPath.get(r.path);
-              if (sup && isSuppressed(sup, rule.meta.code, [r.location.line, r.location.endLine])) return;
-              const f: RawFinding = {
-                code: rule.meta.code,
-                path: r.path,
-                ...r.location,
-                severity: r.severity ?? rule.meta.severity,
-                message: r.message,
-                lineText: lineText(r.path, r.location.line),
-                inHandler: inHandler(r.path, r.location.line),
-              };
-              if (r.recommendation) f.recommendation = r.recommendation;
-              if (r.advisory) f.advisory = r.advisory;
-              if (r.lowInBackground) f.lowInBackground = true;
-              if (r.function) f.function = r.function;
-              if (r.chain) f.chain = r.chain;
-              raw.push(f);
-            },
-          });
-        } catch (err) {
-          stats.internalErrors.push({ path: '.', rule: rule.meta.code, message: (err as Error).message });
-        }
-        ruleMs[rule.meta.code] = (ruleMs[rule.meta.code] ?? 0) + performance.now() - tr;
-      }
+      repo = repoCached;
+    } else {
+      const fileFindings = raw.map((r) => [r.path, r.line] as [string, number]);
+      const out = runRepoPhase(summaries, context, repoRules, rootPath, fileFindings);
+      for (const [code, ms] of Object.entries(out.ruleMs)) ruleMs[code] = (ruleMs[code] ?? 0) + ms;
+      repo = { findings: out.findings, internalErrors: out.internalErrors, contexts: out.contexts };
     }
-    // Where each finding's code runs (request, job, or only once), from the call graph.
-    const contexts = repoCached?.contexts ?? findingContexts(index, raw, context);
+    raw.push(...repo.findings);
+    stats.internalErrors.push(...repo.internalErrors);
+    const contexts = repo.contexts;
     if (cache) {
       const ts = performance.now();
-      if (!repoCached) {
-        cache.setRepo(cache.repoKey(outcomes, repoCodes), {
-          findings: raw.slice(rawBeforeRepo),
-          internalErrors: stats.internalErrors.slice(errorsBeforeRepo),
-          contexts,
-        });
-      }
+      if (!repoCached) cache.setRepo(cache.repoKey(outcomes, repoCodes), repo);
       cache.save();
       cacheMs += performance.now() - ts;
     }
@@ -372,22 +315,6 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
   } finally {
     await pool.close();
   }
-}
-
-/** The one-off execution context of each finding's line, where it has one. */
-function findingContexts(index: RepoIndex, raw: RawFinding[], project: ProjectContext): RepoResult['contexts'] {
-  const out: RepoResult['contexts'] = [];
-  if (raw.length === 0) return out;
-  const where = executionContexts(callGraphOf(index), (p) => isMigrationFile(project, p));
-  const seen = new Set<string>();
-  for (const r of raw) {
-    const key = `${r.path}:${r.line}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    const c = where.at(r.path, r.line);
-    if (c) out.push([r.path, r.line, c.kind, c.evidence]);
-  }
-  return out;
 }
 
 function collectOutcome(

@@ -1,0 +1,106 @@
+/**
+ * The repo phase: the interprocedural rules over every file's summary, and the execution context
+ * (request, job, or only once) of each finding's line. A pure function of its inputs, so that it
+ * runs the same on the main thread and in the repo worker (see repoWorker.ts).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { FileSummary, RepoIndex } from '../analysis/summary.js';
+import { callGraphOf } from '../analysis/callgraph.js';
+import { executionContexts } from '../analysis/executionContext.js';
+import type { RepoResult } from '../cache/cache.js';
+import type { ProjectContext } from '../discovery/context.js';
+import type { RawFinding } from '../pool/protocol.js';
+import { isMigrationFile } from '../rules/projectFacts.js';
+import type { RepoRule } from '../rules/types.js';
+import type { InternalError } from '../types.js';
+import { isSuppressed } from './analyzeFile.js';
+
+export interface RepoPhaseOutput extends RepoResult {
+  ruleMs: Record<string, number>;
+}
+
+/**
+ * Runs `repoRules` on `summaries` (in path order) and finds the execution context of every
+ * finding's line: the per-file findings' (`fileFindings`, `[path, line]` in their order) and the
+ * repo phase's own.
+ */
+export function runRepoPhase(
+  summaries: FileSummary[], project: ProjectContext, repoRules: RepoRule[], rootPath: string, fileFindings: [string, number][],
+): RepoPhaseOutput {
+  const index: RepoIndex = { files: summaries };
+  const findings: RawFinding[] = [];
+  const internalErrors: InternalError[] = [];
+  const ruleMs: Record<string, number> = {};
+  if (repoRules.length) {
+    const suppressionsByPath = new Map(summaries.map((s) => [s.path, new Map(s.suppressions.map(([l, c]) => [l, new Set(c)]))]));
+    // The text of a repo finding's line, for its fingerprint: read from disk for the few
+    // findings there are, rather than carried for every call line of every summary.
+    const fileLines = new Map<string, string[]>();
+    const lineText = (file: string, line: number): string => {
+      let lines = fileLines.get(file);
+      if (!lines) {
+        try {
+          lines = fs.readFileSync(path.join(rootPath, file), 'utf8').split('\n');
+        } catch {
+          lines = [];
+        }
+        fileLines.set(file, lines);
+      }
+      return (lines[line - 1] ?? '').trim();
+    };
+    const summaryByPath = new Map(summaries.map((s) => [s.path, s]));
+    // Handler-ness for the never-downgraded rules (N+1 and N-UPDATE through helpers).
+    const inHandler = (file: string, line: number) =>
+      summaryByPath.get(file)?.functions.some((f) => f.role === 'handler' && line >= f.startLine && line <= f.endLine) ?? false;
+    for (const rule of repoRules) {
+      const tr = performance.now();
+      try {
+        rule.checkRepo({
+          index,
+          project,
+          report: (r) => {
+            const sup = suppressionsByPath.get(r.path);
+            if (sup && isSuppressed(sup, rule.meta.code, [r.location.line, r.location.endLine])) return;
+            const f: RawFinding = {
+              code: rule.meta.code,
+              path: r.path,
+              ...r.location,
+              severity: r.severity ?? rule.meta.severity,
+              message: r.message,
+              lineText: lineText(r.path, r.location.line),
+              inHandler: inHandler(r.path, r.location.line),
+            };
+            if (r.recommendation) f.recommendation = r.recommendation;
+            if (r.advisory) f.advisory = r.advisory;
+            if (r.lowInBackground) f.lowInBackground = true;
+            if (r.function) f.function = r.function;
+            if (r.chain) f.chain = r.chain;
+            findings.push(f);
+          },
+        });
+      } catch (err) {
+        internalErrors.push({ path: '.', rule: rule.meta.code, message: (err as Error).message });
+      }
+      ruleMs[rule.meta.code] = (ruleMs[rule.meta.code] ?? 0) + performance.now() - tr;
+    }
+  }
+  const positions = fileFindings.concat(findings.map((f) => [f.path, f.line] as [string, number]));
+  return { findings, internalErrors, ruleMs, contexts: findingContexts(index, positions, project) };
+}
+
+/** The one-off execution context of each finding's line, where it has one. */
+function findingContexts(index: RepoIndex, positions: [string, number][], project: ProjectContext): RepoResult['contexts'] {
+  const out: RepoResult['contexts'] = [];
+  if (positions.length === 0) return out;
+  const where = executionContexts(callGraphOf(index), (p) => isMigrationFile(project, p));
+  const seen = new Set<string>();
+  for (const [file, line] of positions) {
+    const key = `${file}:${line}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const c = where.at(file, line);
+    if (c) out.push([file, line, c.kind, c.evidence]);
+  }
+  return out;
+}
