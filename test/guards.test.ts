@@ -60,6 +60,57 @@ describe('flag guards', () => {
     expect(unpackSummary(packSummary(summary))).toEqual(summary);
   });
 
+  it('reads `is None` tests, every flag of an `and`, and an `or` before an early exit', async () => {
+    const src = [
+      'def notify(reg, tpl, *, to_managers=False, receipt=None, verbose=True):',
+      '    if not to_managers and ready(reg) and receipt is None:',
+      '        tickets(reg)',
+      '    if receipt is not None:',
+      '        attach(receipt)',
+      '    if to_managers and ready(reg):',
+      '        managers(reg)',
+      '    else:',
+      '        registrant(reg)',
+      '    if verbose is None:',
+      '        log(reg)',
+      '',
+      'def both(a=None, b=None):',
+      '    if a is None or b is None:',
+      '        raise ValueError()',
+      '    pair(a, b)',
+      '',
+      'def ready(r): ...',
+      'def tickets(r): ...',
+      'def attach(r): ...',
+      'def managers(r): ...',
+      'def registrant(r): ...',
+      'def log(r): ...',
+      'def pair(a, b): ...',
+      '',
+    ].join('\n');
+    const dir = tempTree('pa-guards-none-', { 'app/notify.py': src });
+    const parser = await createParser('wasm');
+    const summary = analyzeFile('app/notify.py', path.join(dir, 'app/notify.py'), parser, [], emptyContext(dir)).summary!;
+    const call = (line: number, callee: string) => summary.calls.find((c: { line: number; calleeText: string }) => c.line === line && c.calleeText === callee)!;
+    // Both flags of the `and` must stay unset for the body to run.
+    expect(call(3, 'tickets').guard).toBe('to_managers@-1-&receipt@-1-');
+    expect(call(5, 'attach').guard).toBe('receipt@-1');
+    expect(call(7, 'managers').guard).toBe('to_managers@-1');
+    // The `else` of an `and` runs when either operand fails: no flag decides it.
+    expect(call(9, 'registrant').guard).toBeUndefined();
+    // `is None` says nothing of a flag that defaults to True.
+    expect(call(11, 'log').guard).toBeUndefined();
+    expect(call(16, 'pair').guard).toBe('a@0&b@1');
+    // A call that turns any one of the flags off does not reach the code.
+    expect(leavesFlagOff('aa|receipt', 'to_managers@-1-&receipt@-1-')).toBe(true);
+    expect(leavesFlagOff('aa|to_managers', 'to_managers@-1-&receipt@-1-')).toBe(true);
+    expect(leavesFlagOff('aa|', 'to_managers@-1-&receipt@-1-')).toBe(false);
+    expect(leavesFlagOff('aa|', 'a@0&b@1')).toBe(false);
+    expect(leavesFlagOff('a|', 'a@0&b@1')).toBe(true);
+    expect(flagAtCall('p||>0:x@0', 'a@0&b@1')).toBe('off');
+    expect(flagAtCall('pa||>0:x@0', 'a@0&b@1')).toEqual({ forwards: 'x@0' });
+  });
+
   it('tells which calls leave a flag off', () => {
     expect(leavesFlagOff('a|', 'deep@1')).toBe(true);
     expect(leavesFlagOff('aa|', 'deep@1')).toBe(false);

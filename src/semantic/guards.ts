@@ -3,10 +3,14 @@
  * is set (`def resolve(x, allow_email=False): ... if allow_email: <query>`). A caller that does
  * not pass the flag, or passes a literal `False`/`None`, never runs that branch.
  *
- * Conservative by design: only a parameter whose default is the literal `False` or `None` and
- * that the function never rebinds, and only two shapes of guard — the node lies in the body of `if flag:` (or `if flag and ...:`), or
- * an earlier statement of a block holding it is `if not flag:` ending in `return`/`raise` (no
- * `elif`/`else`). A guard is written `name@position`: the parameter's position among those a
+ * Conservative by design: only a parameter whose default is the literal `False`, `None` or
+ * `True` and that the function never rebinds, and only two shapes of guard — the node lies in the
+ * body of `if <test>:` where an operand of the condition's `and` chain tests a flag, or an earlier
+ * statement of a block holding it is `if <test>:` ending in `return`/`raise` (no `elif`/`else`)
+ * where every failed operand of an `or` chain says something of a flag. A test is `flag`,
+ * `not flag`, and for a flag that defaults to `None`, `flag is None` / `flag is not None`. Several
+ * flags that must all hold are one guard, `a&b`: a call that turns any of them off does not reach
+ * the code. A guard is written `name@position`: the parameter's position among those a
  * positional argument can fill (after `self`/`cls` of a method), or -1 when it is keyword-only.
  * A flag that defaults to `True` guards too (`name@position+`): only a call that passes a literal
  * `False`/`None` turns it off. The other way round, the `elif`/`else` of `if flag:` and the body
@@ -26,6 +30,13 @@ interface Flag {
   position: number;
   /** Defaults to `True`: on unless a call passes a literal `False`/`None` (guard spelled `name@position+`). */
   on: boolean;
+  /** Defaults to `None`: `flag is None` / `flag is not None` test it too. */
+  none: boolean;
+  /**
+   * Filled in by the function when the caller left it unset (`if shelf is None: shelf = find()`):
+   * only the bodies of its unset tests still say what the caller passed.
+   */
+  filledIn?: boolean;
 }
 
 const flagMemo = new WeakMap<FileModel, (Map<string, Flag> | null)[]>();
@@ -56,40 +67,101 @@ function flagsOf(model: FileModel, fnIndex: number): Map<string, Flag> | null {
       if (p.type === 'default_parameter' || p.type === 'typed_default_parameter') {
         const value = p.childForFieldName('value')?.text;
         if (value === 'False' || value === 'None' || value === 'True') {
-          (flags ??= new Map()).set(name, { name, position: keywordOnly ? -1 : position, on: value === 'True' });
+          (flags ??= new Map()).set(name, { name, position: keywordOnly ? -1 : position, on: value === 'True', none: value === 'None' });
         }
       }
       if (!keywordOnly) position++;
     }
   }
   // A flag the function rebinds (`verbose = verbose or settings.VERBOSE`) no longer says what the caller passed.
+  // Filling it in where the caller left it unset (`if shelf is None: shelf = find()`) keeps the
+  // guard of those bodies: the value there is still the caller's whenever the caller passed one.
   if (flags) {
-    for (const a of model.assignments) if (a.functionIndex === fnIndex) flags.delete(a.target);
+    for (const a of model.assignments) {
+      if (a.functionIndex !== fnIndex) continue;
+      const flag = flags.get(a.target);
+      if (flag && !flag.on && inOwnUnsetBody(a.node, a.target, fn.node)) flag.filledIn = true;
+      else flags.delete(a.target);
+    }
     for (const a of model.augAssignments) if (a.functionIndex === fnIndex) flags.delete(a.target);
+    for (const a of model.unpackedAssignments) if (a.functionIndex === fnIndex) for (const n of a.names) flags.delete(n);
     if (!flags.size) flags = null;
   }
   memo[fnIndex] = flags;
   return flags;
 }
 
-/** The name a condition tests for truth: `flag`, `flag and other`; null otherwise. */
-function testedName(cond: SyntaxNode | null): string | null {
-  let c = cond;
+/** A test of one name: `flag` / `flag is not None` (true when set), `not flag` / `flag is None` (true when unset). */
+interface FlagTest {
+  name: string;
+  /** The test holds when the flag is set. */
+  set: boolean;
+  /** An `is None` / `is not None` comparison: only for a flag that defaults to `None`. */
+  none: boolean;
+}
+
+function unwrap(c: SyntaxNode | null): SyntaxNode | null {
   while (c?.type === 'parenthesized_expression') c = c.namedChild(0);
+  return c;
+}
+
+/** The operands of a chain of one boolean operator: `a and b and c` → [a, b, c]; anything else is one operand. */
+function operands(cond: SyntaxNode | null, op: 'and' | 'or'): SyntaxNode[] {
+  const c = unwrap(cond);
+  if (!c) return [];
+  if (c.type === 'boolean_operator' && c.childForFieldName('operator')?.text === op) {
+    return [...operands(c.childForFieldName('left'), op), ...operands(c.childForFieldName('right'), op)];
+  }
+  return [c];
+}
+
+function flagTest(node: SyntaxNode): FlagTest | null {
+  const c = unwrap(node);
   if (!c) return null;
-  if (c.type === 'identifier') return c.text;
-  if (c.type === 'boolean_operator' && c.childForFieldName('operator')?.text === 'and') return testedName(c.childForFieldName('left'));
+  if (c.type === 'identifier') return { name: c.text, set: true, none: false };
+  if (c.type === 'not_operator') {
+    const operand = unwrap(c.childForFieldName('argument'));
+    return operand?.type === 'identifier' ? { name: operand.text, set: false, none: false } : null;
+  }
+  // `flag is None`, `flag is not None`
+  if (c.type === 'comparison_operator' && c.namedChildCount === 2) {
+    const [left, right] = [c.namedChild(0)!, c.namedChild(1)!];
+    const op = c.text.slice(left.endIndex - c.startIndex, right.startIndex - c.startIndex).trim().replace(/\s+/g, ' ');
+    if (left.type === 'identifier' && right.type === 'none' && (op === 'is' || op === 'is not')) return { name: left.text, set: op === 'is not', none: true };
+  }
   return null;
 }
 
-/** `if not flag: return/raise` with no other branch: the name, else null. */
-function earlyExitOn(stmt: SyntaxNode): string | null {
-  if (stmt.type !== 'if_statement' || stmt.childForFieldName('alternative')) return null;
-  const name = negatedName(stmt.childForFieldName('condition'));
-  if (!name) return null;
-  const body = stmt.childForFieldName('consequence');
-  const last = body?.namedChildren[body.namedChildCount - 1];
-  return last && (last.type === 'return_statement' || last.type === 'raise_statement') ? name : null;
+/**
+ * The guard under which code runs when `test` is `holds` (true: the `if`'s body; false: its
+ * `else`, or what follows an early exit): the flag's own guard when the flag must then be set,
+ * its unset guard when it must stay unset (flags that default off only); null when the test is
+ * not on a flag, or the flag's default does not fit the test.
+ */
+function guardOfTest(test: FlagTest | null, flags: Map<string, Flag>, holds: boolean): string | null {
+  const flag = test ? flags.get(test.name) : undefined;
+  if (!test || !flag || (test.none && !flag.none)) return null;
+  if (flag.filledIn && !(holds && !test.set)) return null;
+  if (test.set === holds) return guardOf(flag);
+  return flag.on ? null : unsetGuardOf(flag);
+}
+
+/** Does `node` lie in the body of an `if` (within `fn`) whose condition needs `name` unset (`if name is None and ...:`)? */
+function inOwnUnsetBody(node: SyntaxNode, name: string, fn: SyntaxNode): boolean {
+  for (let cur: SyntaxNode | null = node; cur && cur.startIndex >= fn.startIndex && cur.type !== 'function_definition'; cur = cur.parent) {
+    const parent = cur.parent;
+    if (cur.type !== 'block' || parent?.type !== 'if_statement' || parent.childForFieldName('consequence')?.startIndex !== cur.startIndex) continue;
+    if (operands(parent.childForFieldName('condition'), 'and').some((c) => {
+      const t = flagTest(c);
+      return t?.name === name && !t.set;
+    })) return true;
+  }
+  return false;
+}
+
+/** Several guards that must all hold (`if not to_managers and receipt is None:`), as one: `a&b`. */
+function allOf(guards: string[]): string | null {
+  return guards.length ? [...new Set(guards)].join('&') : null;
 }
 
 interface GuardRegion {
@@ -114,25 +186,26 @@ function guardRegions(model: FileModel, fnIndex: number, flags: Map<string, Flag
   if (regions) return regions;
   regions = [];
   for (const node of ifsOf(model, fnIndex)) {
-    const tested = testedName(node.childForFieldName('condition'));
-    const flag = tested ? flags.get(tested) : undefined;
-    if (flag) {
-      const body = node.childForFieldName('consequence');
-      if (body) regions.push({ from: body.startIndex, to: body.endIndex, guard: guardOf(flag), node });
-      // `if package_id: <one> else: <all>`: the other branches run only while the flag is unset.
-      const alternative = node.childForFieldName('alternative');
-      if (alternative && !flag.on) regions.push({ from: alternative.startIndex, to: node.endIndex, guard: unsetGuardOf(flag), node });
+    // The body runs only when every operand of an `and` holds: each one on a flag guards it.
+    const condition = node.childForFieldName('condition');
+    const conjuncts = operands(condition, 'and');
+    const body = node.childForFieldName('consequence');
+    const inBody = allOf(conjuncts.map((c) => guardOfTest(flagTest(c), flags, true)).filter((g): g is string => g !== null));
+    if (body && inBody) regions.push({ from: body.startIndex, to: body.endIndex, guard: inBody, node });
+    // `if package_id: <one> else: <all>`: the other branches run only when the one test fails.
+    const alternative = node.childForFieldName('alternative');
+    if (alternative && conjuncts.length === 1) {
+      const other = guardOfTest(flagTest(conjuncts[0]!), flags, false);
+      if (other) regions.push({ from: alternative.startIndex, to: node.endIndex, guard: other, node });
     }
-    const negated = negatedName(node.childForFieldName('condition'));
-    const unset = negated ? flags.get(negated) : undefined;
-    if (unset && !unset.on) {
-      const body = node.childForFieldName('consequence');
-      if (body) regions.push({ from: body.startIndex, to: body.endIndex, guard: unsetGuardOf(unset), node });
-    }
-    const exit = earlyExitOn(node);
-    const exitFlag = exit ? flags.get(exit) : undefined;
+    // `if not flag: return` (or `if a is None or b is None: raise`), no other branch: what follows
+    // in its block runs only when every operand of the `or` failed.
+    const last = body?.namedChildren[body.namedChildCount - 1];
     const block = node.parent;
-    if (exitFlag && block?.type === 'block') regions.push({ from: node.endIndex, to: block.endIndex, guard: guardOf(exitFlag), node });
+    if (!alternative && block?.type === 'block' && last && (last.type === 'return_statement' || last.type === 'raise_statement')) {
+      const after = allOf(operands(condition, 'or').map((c) => guardOfTest(flagTest(c), flags, false)).filter((g): g is string => g !== null));
+      if (after) regions.push({ from: node.endIndex, to: block.endIndex, guard: after, node });
+    }
   }
   byFn.set(fnIndex, regions);
   return regions;
@@ -156,7 +229,7 @@ export function flagGuard(model: FileModel, node: SyntaxNode, fnIndex: number): 
   let unset: GuardRegion | null = null;
   for (const r of regions) {
     if (at < r.from || at >= r.to) continue;
-    if (r.guard.endsWith('-')) {
+    if (r.guard.split('&').every((g) => g.endsWith('-'))) {
       if (!unset || r.from > unset.from) unset = r;
     } else if (!best || r.from > best.from) best = r;
   }
@@ -175,15 +248,6 @@ function guardOf(flag: Flag): string {
 /** The guard of code that runs only while a flag that defaults off stays unset (`name@position-`). */
 function unsetGuardOf(flag: Flag): string {
   return `${flag.name}@${flag.position}-`;
-}
-
-/** The name a condition tests for falsehood: `not flag`; null otherwise. */
-function negatedName(cond: SyntaxNode | null): string | null {
-  let c = cond;
-  while (c?.type === 'parenthesized_expression') c = c.namedChild(0);
-  if (c?.type !== 'not_operator') return null;
-  const operand = c.childForFieldName('argument');
-  return operand?.type === 'identifier' ? operand.text : null;
 }
 
 /**
@@ -257,6 +321,12 @@ export function leavesFlagOff(passes: string | undefined, guard: string): boolea
  */
 export function flagAtCall(passes: string | undefined, guard: string): 'off' | 'on' | { forwards: string } {
   if (passes === undefined) return 'on';
+  if (guard.includes('&')) {
+    // Several flags that must all be set (or unset): off when the call turns any one off.
+    const each = guard.split('&').map((g) => flagAtCall(passes, g));
+    if (each.includes('off')) return 'off';
+    return each.find((f) => f !== 'on') ?? 'on';
+  }
   const [positional = '', keywords = '', ...rest] = passes.split('|');
   const key = DICT_KEY_GUARD.exec(guard);
   // `if not context.get('defer_commit'):` — on unless the calling function visibly sets the key.
@@ -381,7 +451,7 @@ export function soleFlagGuard(model: FileModel, call: CallInfo): string | null {
   if (!body || call.loops.length) return null;
   const guard = flagGuard(model, call.node, call.functionIndex);
   const inner = guard ? conditionalWithin(call.node, body) : null;
-  if (!guard || inner?.type !== 'if_statement' || conditionalWithin(inner, body)) return null;
+  if (!guard || guard.includes('&') || inner?.type !== 'if_statement' || conditionalWithin(inner, body)) return null;
   const name = guard.slice(0, guard.lastIndexOf('@'));
   const tested = (inner.childForFieldName('condition')?.text ?? '').replace(/[()\s]/g, '');
   // In the `if`'s own body (not an `elif`/`else`), and the test is the flag alone.
