@@ -53,7 +53,7 @@ describe('flag guards', () => {
     expect(call(13, 'expand').guard).toBeUndefined();
     expect(call(16, 'resolve').passes).toBe('a|');
     expect(call(17, 'resolve').passes).toBe('aa|');
-    expect(call(18, 'resolve').passes).toBe('af|strict=f');
+    expect(call(18, 'resolve').passes).toBe('az|strict=f');
     expect(call(19, 'resolve').passes).toBe('a|deep,strict');
     expect(call(20, 'resolve').passes).toBe('a||*');
     // The facts survive packing.
@@ -93,22 +93,35 @@ describe('flag guards', () => {
     const summary = analyzeFile('app/notify.py', path.join(dir, 'app/notify.py'), parser, [], emptyContext(dir)).summary!;
     const call = (line: number, callee: string) => summary.calls.find((c: { line: number; calleeText: string }) => c.line === line && c.calleeText === callee)!;
     // Both flags of the `and` must stay unset for the body to run.
-    expect(call(3, 'tickets').guard).toBe('to_managers@-1-&receipt@-1-');
-    expect(call(5, 'attach').guard).toBe('receipt@-1');
+    expect(call(3, 'tickets').guard).toBe('to_managers@-1-&receipt@-1?-');
+    expect(call(5, 'attach').guard).toBe('receipt@-1?');
     expect(call(7, 'managers').guard).toBe('to_managers@-1');
     // The `else` of an `and` runs when either operand fails: no flag decides it.
     expect(call(9, 'registrant').guard).toBeUndefined();
     // `is None` says nothing of a flag that defaults to True.
     expect(call(11, 'log').guard).toBeUndefined();
-    expect(call(16, 'pair').guard).toBe('a@0&b@1');
+    expect(call(16, 'pair').guard).toBe('a@0?&b@1?');
     // A call that turns any one of the flags off does not reach the code.
-    expect(leavesFlagOff('aa|receipt', 'to_managers@-1-&receipt@-1-')).toBe(true);
-    expect(leavesFlagOff('aa|to_managers', 'to_managers@-1-&receipt@-1-')).toBe(true);
-    expect(leavesFlagOff('aa|', 'to_managers@-1-&receipt@-1-')).toBe(false);
+    expect(leavesFlagOff('aa|receipt', 'to_managers@-1-&receipt@-1?-')).toBe(true);
+    expect(leavesFlagOff('aa|to_managers', 'to_managers@-1-&receipt@-1?-')).toBe(true);
+    expect(leavesFlagOff('aa|', 'to_managers@-1-&receipt@-1?-')).toBe(false);
     expect(leavesFlagOff('aa|', 'a@0&b@1')).toBe(false);
     expect(leavesFlagOff('a|', 'a@0&b@1')).toBe(true);
     expect(flagAtCall('p||>0:x@0', 'a@0&b@1')).toBe('off');
     expect(flagAtCall('pa||>0:x@0', 'a@0&b@1')).toEqual({ forwards: 'x@0' });
+    // `is None` / `is not None`: a literal False is a value, None is not; a lookup may be either.
+    expect(leavesFlagOff('aa|receipt=f', 'receipt@-1?')).toBe(false);
+    expect(leavesFlagOff('aa|receipt=z', 'receipt@-1?')).toBe(true);
+    expect(leavesFlagOff('aa|', 'receipt@-1?')).toBe(true);
+    expect(leavesFlagOff('aa|receipt=f', 'receipt@-1?-')).toBe(true);
+    expect(leavesFlagOff('aa|receipt=z', 'receipt@-1?-')).toBe(false);
+    expect(leavesFlagOff('aa|receipt=n', 'receipt@-1?-')).toBe(false);
+    expect(leavesFlagOff('aa|receipt=n', 'receipt@-1?')).toBe(false);
+    expect(leavesFlagOff('an|', 'shelf@1?-')).toBe(false);
+    expect(leavesFlagOff('aa|', 'shelf@1?-')).toBe(true);
+    // For a truth test, None and False are both off.
+    expect(leavesFlagOff('az|', 'deep@1')).toBe(true);
+    expect(leavesFlagOff('a|deep=z', 'deep@1')).toBe(true);
   });
 
   it('tells which calls leave a flag off', () => {

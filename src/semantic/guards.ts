@@ -142,8 +142,43 @@ function guardOfTest(test: FlagTest | null, flags: Map<string, Flag>, holds: boo
   const flag = test ? flags.get(test.name) : undefined;
   if (!test || !flag || (test.none && !flag.none)) return null;
   if (flag.filledIn && !(holds && !test.set)) return null;
+  // `is None` tests tell a literal `False` from `None`: `name@position?` (set: not None), `name@position?-` (None).
+  if (test.none) return `${flag.name}@${flag.position}?${test.set === holds ? '' : '-'}`;
   if (test.set === holds) return guardOf(flag);
   return flag.on ? null : unsetGuardOf(flag);
+}
+
+/**
+ * The guard of an expression inside its statement: the value of `q() if refresh else cached` runs
+ * `q()` only when `refresh` is set; `refresh and q()` only when it is set, `cached or q()` only
+ * when it is not. Stops at the statement, a lambda or a comprehension (they run later, or per item).
+ */
+function expressionGuard(node: SyntaxNode, flags: Map<string, Flag>): string | null {
+  const guards: string[] = [];
+  let child = node;
+  for (let cur = node.parent; cur; child = cur, cur = cur.parent) {
+    const t = cur.type;
+    if (t.endsWith('_statement') || t === 'block' || t === 'lambda' || t.endsWith('_comprehension') || t === 'generator_expression' || t === 'function_definition') break;
+    if (t === 'conditional_expression') {
+      // `a if cond else b`: named children are a, cond, b.
+      const [then, cond, other] = [cur.namedChild(0), cur.namedChild(1), cur.namedChild(2)];
+      const within = (n: SyntaxNode | null) => !!n && n.startIndex <= child.startIndex && child.endIndex <= n.endIndex;
+      if (within(then)) guards.push(...operands(cond, 'and').map((c) => guardOfTest(flagTest(c), flags, true)).filter((g): g is string => g !== null));
+      else if (within(other) && cond) {
+        const g = guardOfTest(flagTest(cond), flags, false);
+        if (g) guards.push(g);
+      }
+    } else if (t === 'boolean_operator') {
+      const left = cur.childForFieldName('left');
+      const right = cur.childForFieldName('right');
+      if (left && right && right.startIndex <= child.startIndex && child.endIndex <= right.endIndex) {
+        const op = cur.childForFieldName('operator')?.text;
+        const g = guardOfTest(flagTest(left), flags, op === 'and');
+        if (g) guards.push(g);
+      }
+    }
+  }
+  return allOf(guards);
 }
 
 /** Does `node` lie in the body of an `if` (within `fn`) whose condition needs `name` unset (`if name is None and ...:`)? */
@@ -192,6 +227,13 @@ function guardRegions(model: FileModel, fnIndex: number, flags: Map<string, Flag
     const body = node.childForFieldName('consequence');
     const inBody = allOf(conjuncts.map((c) => guardOfTest(flagTest(c), flags, true)).filter((g): g is string => g !== null));
     if (body && inBody) regions.push({ from: body.startIndex, to: body.endIndex, guard: inBody, node });
+    // `elif allow_fetch:` guards its own body the same way.
+    for (const clause of node.namedChildren) {
+      if (clause.type !== 'elif_clause') continue;
+      const guard = allOf(operands(clause.childForFieldName('condition'), 'and').map((c) => guardOfTest(flagTest(c), flags, true)).filter((g): g is string => g !== null));
+      const consequence = clause.childForFieldName('consequence');
+      if (consequence && guard) regions.push({ from: consequence.startIndex, to: consequence.endIndex, guard, node });
+    }
     // `if package_id: <one> else: <all>`: the other branches run only when the one test fails.
     const alternative = node.childForFieldName('alternative');
     if (alternative && conjuncts.length === 1) {
@@ -220,7 +262,7 @@ export function flagGuard(model: FileModel, node: SyntaxNode, fnIndex: number): 
   const flags = flagsOf(model, fnIndex);
   if (!flags) return null;
   const regions = guardRegions(model, fnIndex, flags);
-  if (!regions.length) return null;
+  if (!regions.length) return expressionGuard(node, flags);
   const at = node.startIndex;
   // One guard is recorded per node: the innermost flag guard, else the innermost unset guard (a
   // flag that must be on outranks the `else` of another: `if not allow_x: raise` around
@@ -234,11 +276,12 @@ export function flagGuard(model: FileModel, node: SyntaxNode, fnIndex: number): 
     } else if (!best || r.from > best.from) best = r;
   }
   best ??= unset;
-  if (!best) return null;
+  const inExpression = expressionGuard(node, flags);
+  if (!best) return inExpression;
   // A lambda between the node and its guard is its own scope (called later, or never).
   const stop = best.node.parent;
-  for (let cur = node.parent; cur && cur !== stop && cur.id !== stop?.id; cur = cur.parent) if (cur.type === 'lambda') return null;
-  return best.guard;
+  for (let cur = node.parent; cur && cur !== stop && cur.id !== stop?.id; cur = cur.parent) if (cur.type === 'lambda') return inExpression;
+  return inExpression ? allOf([...best.guard.split('&'), ...inExpression.split('&')]) : best.guard;
 }
 
 function guardOf(flag: Flag): string {
@@ -263,20 +306,24 @@ export function ownFlag(model: FileModel, fnIndex: number, name: string): string
 
 /**
  * What a call passes, for the repo phase to tell which flags it leaves off: one character per
- * positional argument (`f` for a literal `False`/`None`, `p` for a flag of the calling function
- * passed on, `a` for anything else), then `|` and the keywords passed, comma-separated (`name`
- * for any value, `name=f` for a literal `False`/`None`; a flag passed on is not listed), then
+ * positional argument (`f` for a literal `False`, `z` for `None`, `p` for a flag of the calling
+ * function passed on, `n` for a lookup that may give `None` (`cache.get(k)`), `a` for anything
+ * else), then `|` and the keywords passed, comma-separated (`name` for any value, `name=f` for a
+ * literal `False`, `name=z` for `None`, `name=n` for a lookup that may give `None`; a flag passed
+ * on is not listed), then
  * `|*` when it unpacks `*args` or `**kwargs` (anything may be passed), then `|>` and the flags
  * passed on, `slot:guard` separated by `;` (the slot a positional index or a keyword, the guard
  * the calling function's own flag's). `forwarded` names the calling function's flags.
  */
-export function passedArguments(call: SyntaxNode, source?: string, argsOffset = -1, forwarded: (name: string) => string | null = () => null): string {
+export function passedArguments(
+  call: SyntaxNode, source?: string, argsOffset = -1, forwarded: (name: string) => string | null = () => null, maybeNone: (name: string) => boolean = () => false,
+): string {
   if (source !== undefined && argsOffset >= 0) {
-    const fromText = passedArgumentsFromText(source, argsOffset, forwarded);
+    const fromText = passedArgumentsFromText(source, argsOffset, forwarded, maybeNone);
     if (fromText !== null) return fromText;
   }
   const args = call.childForFieldName('arguments');
-  const out = new PassedArguments(forwarded);
+  const out = new PassedArguments(forwarded, maybeNone);
   for (const a of args?.namedChildren ?? []) {
     if (a.type === 'comment' || a.type === 'line_continuation') continue;
     if (a.type === 'list_splat' || a.type === 'dictionary_splat') out.star = true;
@@ -287,22 +334,36 @@ export function passedArguments(call: SyntaxNode, source?: string, argsOffset = 
 }
 
 const IDENTIFIER = /^[A-Za-z_]\w*$/;
+/**
+ * An argument that is `None` when a lookup misses: `cache.get(key)`, `getattr(o, 'x', None)`,
+ * `next(it, None)`. Passed to a parameter tested `is None` it may leave it unset, and set it too.
+ */
+export function isMaybeNone(text: string): boolean {
+  return text === 'None' || MAYBE_NONE.test(text);
+}
+const MAYBE_NONE = /^(?:[\w.[\]'"]+\.get\([^()]*\)|getattr\([^()]*,\s*None\)|next\([^()]*,\s*None\))$/;
 
 class PassedArguments {
   private positionals = '';
   private keywords: string[] = [];
   private forwards: string[] = [];
   star = false;
-  constructor(private readonly forwarded: (name: string) => string | null) {}
+  constructor(
+    private readonly forwarded: (name: string) => string | null,
+    private readonly maybeNone: (name: string) => boolean,
+  ) {}
+  private mayBeNone(text: string): boolean {
+    return MAYBE_NONE.test(text) || (IDENTIFIER.test(text) && this.maybeNone(text));
+  }
   positional(text: string): void {
     const guard = IDENTIFIER.test(text) ? this.forwarded(text) : null;
     if (guard) this.forwards.push(`${this.positionals.length}:${guard}`);
-    this.positionals += guard ? 'p' : text === 'False' || text === 'None' ? 'f' : 'a';
+    this.positionals += guard ? 'p' : text === 'False' ? 'f' : text === 'None' ? 'z' : this.mayBeNone(text) ? 'n' : 'a';
   }
   keyword(name: string, value: string): void {
     const guard = IDENTIFIER.test(value) ? this.forwarded(value) : null;
     if (guard) this.forwards.push(`${name}:${guard}`);
-    else this.keywords.push(value === 'False' || value === 'None' ? `${name}=f` : name);
+    else this.keywords.push(value === 'False' ? `${name}=f` : value === 'None' ? `${name}=z` : this.mayBeNone(value) ? `${name}=n` : name);
   }
   toString(): string {
     return `${this.positionals}|${this.keywords.join(',')}${this.star ? '|*' : ''}${this.forwards.length ? `|>${this.forwards.join(';')}` : ''}`;
@@ -336,7 +397,11 @@ export function flagAtCall(passes: string | undefined, guard: string): 'off' | '
   const name = guard.slice(0, at);
   const on = guard.endsWith('+');
   const unset = guard.endsWith('-');
-  const position = Number(guard.slice(at + 1, on || unset ? -1 : undefined));
+  let place = guard.slice(at + 1, on || unset ? -1 : undefined);
+  const none = place.endsWith('?');
+  if (none) place = place.slice(0, -1);
+  const position = Number(place);
+  if (none) return noneAtCall(positional, keywords, rest, name, position, unset);
   if (unset) return unsetAtCall(positional, keywords, rest, name, position);
   const forwards = rest.find((r) => r.startsWith('>'));
   if (forwards) {
@@ -348,11 +413,32 @@ export function flagAtCall(passes: string | undefined, guard: string): 'off' | '
   }
   if (keywords) {
     const list = keywords.split(',');
-    if (list.includes(name)) return 'on';
-    if (list.includes(`${name}=f`)) return 'off';
+    if (list.includes(name) || list.includes(`${name}=n`)) return 'on';
+    if (list.includes(`${name}=f`) || list.includes(`${name}=z`)) return 'off';
   }
-  if (position >= 0 && position < positional.length) return positional[position] === 'f' ? 'off' : 'on';
+  if (position >= 0 && position < positional.length) return positional[position] === 'f' || positional[position] === 'z' ? 'off' : 'on';
   return on ? 'on' : 'off';
+}
+
+/**
+ * A branch under `flag is None` (`isNone`) or `flag is not None`, for a flag that defaults to
+ * `None`: what the call passes decides, a literal `False` being a value. A flag passed on from
+ * the caller's own, or a lookup that may miss, may be either.
+ */
+function noneAtCall(positional: string, keywords: string, rest: string[], name: string, position: number, isNone: boolean): 'off' | 'on' {
+  if (rest.some((r) => r.startsWith('>'))) return 'on';
+  let passed: string | null = null;
+  if (keywords) {
+    for (const k of keywords.split(',')) {
+      if (k === name) passed = 'a';
+      else if (k.startsWith(`${name}=`)) passed = k.slice(name.length + 1);
+    }
+  }
+  if (passed === null && position >= 0 && position < positional.length) passed = positional[position]!;
+  // Not passed: the default, None.
+  if (passed === null || passed === 'z') return isNone ? 'on' : 'off';
+  if (passed === 'n' || passed === 'p') return 'on';
+  return isNone ? 'off' : 'on';
 }
 
 /**
@@ -374,7 +460,7 @@ function unsetAtCall(positional: string, keywords: string, rest: string[], name:
  * misread (lambdas, generator expressions, an f-string, an unclosed string), and the tree is
  * asked instead.
  */
-function passedArgumentsFromText(source: string, from: number, forwarded: (name: string) => string | null): string | null {
+function passedArgumentsFromText(source: string, from: number, forwarded: (name: string) => string | null, maybeNone: (name: string) => boolean): string | null {
   let depth = 0;
   let start = from;
   let arg = '';
@@ -417,7 +503,7 @@ function passedArgumentsFromText(source: string, from: number, forwarded: (name:
       if (depth === 0) {
         if (c !== 41) return null;
         args.push(arg + source.slice(start, i));
-        const out = new PassedArguments(forwarded);
+        const out = new PassedArguments(forwarded, maybeNone);
         for (const raw of args) {
           const a = raw.replace(/\\?\r?\n/g, ' ').trim();
           if (!a) continue;
