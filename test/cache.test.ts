@@ -105,12 +105,12 @@ describe('incremental cache', () => {
     await run(true);
     const bytes = fs.readFileSync(packPath());
     // Truncated in the middle, then garbage: neither may be trusted.
-    for (const broken of [bytes.subarray(0, bytes.length >> 1), Buffer.from('PACACHE3\x10\x00\x00\x00not a v8 value at all')]) {
+    for (const broken of [bytes.subarray(0, bytes.length >> 1), Buffer.from('PACACHE4\x10\x00\x00\x00not a v8 value at all')]) {
       fs.writeFileSync(packPath(), broken);
       const res = await run(true);
       expect(res.out.cache!.hits).toBe(0);
       expect(res.json).toBe(reference);
-      expect(fs.readFileSync(packPath()).subarray(0, 8).toString('latin1')).toBe('PACACHE3');
+      expect(fs.readFileSync(packPath()).subarray(0, 8).toString('latin1')).toBe('PACACHE4');
     }
     const again = await run(true);
     expect(again.out.cache!.misses).toBe(0);
@@ -262,7 +262,11 @@ describe('discovery facts in the cache', () => {
     await scanTree(true);
     const pack = path.join(tree, '.persist-audit-cache', 'pack-v1.bin');
     const bytes = fs.readFileSync(pack);
-    bytes[bytes.length - 1] ^= 0xff; // the facts section is the last one
+    // The head: 8-byte magic, three u32 lengths (index, summaries, facts), three CRC-32s; in the
+    // file the summaries come first, then the facts: damage the facts section's last byte.
+    const summariesLength = bytes.readUInt32LE(12);
+    const factsLength = bytes.readUInt32LE(16);
+    bytes[8 + 12 + 12 + summariesLength + factsLength - 1] ^= 0xff;
     fs.writeFileSync(pack, bytes);
     edit('app/util.py', 'def total(xs):\n    return sum(xs) + 2\n');
     const res = await scanTree(true);

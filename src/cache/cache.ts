@@ -3,7 +3,7 @@
  * per root rewritten (atomically: temp file + rename) after a scan that changed anything.
  *
  * Layout: 8-byte magic, the u32 lengths of three sections, their CRC-32s, then the
- * sections: the index (v8-serialised: header, per-file entries without summaries, the context,
+ * sections (in the file: the summaries, the facts, then the index; see `ORDER`): the index (v8-serialised: header, per-file entries without summaries, the context,
  * the last repo-phase result), the summaries (one v8 blob per file of its packed form, see
  * packedSummary.ts, so that unchanged ones are copied, not serialised again) and the discovery
  * facts (a v8 header, then one v8 blob per file: see `factsChunks`). The last two are read and checked
@@ -63,7 +63,7 @@ import { TOOL_VERSION } from '../version.js';
 export const CACHE_DIR = '.persist-audit-cache';
 const PACK = 'pack-v1.bin';
 const FORMAT = 'persist-audit-cache/6';
-const MAGIC = Buffer.from('PACACHE3', 'latin1');
+const MAGIC = Buffer.from('PACACHE4', 'latin1');
 /**
  * Three sections (index, summaries, discovery facts): their lengths, then their CRC-32s. The
  * checksum guards against a damaged or half-written file, not against tampering (whoever can
@@ -71,6 +71,16 @@ const MAGIC = Buffer.from('PACACHE3', 'latin1');
  * pack cost 0.25 s to read it and as much to write it.
  */
 const SECTIONS = 3;
+const INDEX = 0;
+const SUMMARIES = 1;
+const FACTS = 2;
+/**
+ * Where the sections lie in the file: the summaries and the facts first, the index last. The
+ * summaries (96 MB on a 2M-line tree) are final once the per-file phase is over, so they are
+ * written then and their bytes dropped, before the repo phase's own peak; the index, which holds
+ * the repo phase's result, follows at the end.
+ */
+const ORDER = [SUMMARIES, FACTS, INDEX];
 const DIGEST = 4;
 const HEAD = MAGIC.length + 4 * SECTIONS + DIGEST * SECTIONS;
 /** An mtime this close to (or after) the recording scan's start is not trusted on its own. */
@@ -422,9 +432,18 @@ export class ScanCache {
     this.changed = true;
   }
 
-  /** Writes the pack atomically when anything changed; a read-only tree only costs a notice. */
-  save(): void {
-    if (!this.changed) return;
+  /** The pack being written: its temporary file, open, with the summaries and facts sections in it. */
+  private early: { tmp: string; fd: number; writer: SectionWriter; head: Buffer } | null = null;
+  /** Why the pack could not be written, once that is known. */
+  private writeError: string | null = null;
+
+  /**
+   * Writes the summaries and facts sections of the next pack now, when anything changed, and lets
+   * go of their bytes: once the per-file phase is over they are final, and the repo phase that
+   * follows has its own peak. `save` adds the index and moves the file into place.
+   */
+  writeSummaries(): void {
+    if (!this.changed || this.early || this.writeError) return;
     // Entries whose summary is neither fresh nor attached keep the one in the old pack.
     const pending = [...this.next.keys()].filter((rel) => !this.nextSummaries.has(rel));
     if (pending.length) {
@@ -434,53 +453,87 @@ export class ScanCache {
         if (s) this.nextSummaries.set(rel, s);
       }
     }
-    const index = v8.serialize({
-      format: FORMAT,
-      scanStart: this.scanStart,
-      fileKey: this.fileKey,
-      contextKey: this.contextKey,
-      othersKey: this.othersKey,
-      context: this.context,
-      files: [...this.next],
-      repo: this.repo,
-    });
     // Discovery did not run (the context was cached: no walked file changed): the old facts stand.
     const oldFacts = !this.factsLooked ? this.old?.factsRaw() : null;
     const facts = oldFacts ? [oldFacts] : factsChunks(this.toolHash, this.nextFacts);
     const file = path.join(this.dir, PACK);
     const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
+    let fd: number | null = null;
     try {
       fs.mkdirSync(this.dir, { recursive: true });
       const ignore = path.join(this.dir, '.gitignore');
       if (!fs.existsSync(ignore)) fs.writeFileSync(ignore, '# written by persist-audit\n*\n');
-      const fd = fs.openSync(tmp, 'w');
-      try {
-        // The sections are written after the head's place, each hashed as it goes; the head
-        // (their lengths and digests) last. The summaries' bytes are written file by file: on
-        // the 2M-line tree, building the section whole (and then the whole pack) held another
-        // 75-200 MB at the scan's peak.
-        const head = Buffer.alloc(HEAD);
-        MAGIC.copy(head);
-        const out = new SectionWriter(fd, HEAD);
-        [[index], summaryChunks(this.nextSummaries), facts].forEach((chunks, i) => {
-          const { length, digest } = out.section(chunks);
-          head.writeUInt32LE(length, MAGIC.length + 4 * i);
-          head.writeUInt32LE(digest, MAGIC.length + 4 * SECTIONS + DIGEST * i);
-        });
-        fs.writeSync(fd, head, 0, HEAD, 0);
-      } finally {
-        fs.closeSync(fd);
+      fd = fs.openSync(tmp, 'w');
+      // The sections are written after the head's place, each checksummed as it goes; the head
+      // (their lengths and checksums) last. The summaries' bytes are written file by file: on
+      // the 2M-line tree, building the section whole (and then the whole pack) held another
+      // 75-200 MB at the scan's peak.
+      const head = Buffer.alloc(HEAD);
+      MAGIC.copy(head);
+      const writer = new SectionWriter(fd, HEAD);
+      for (const [i, chunks] of [[SUMMARIES, summaryChunks(this.nextSummaries)], [FACTS, facts]] as const) {
+        const { length, digest } = writer.section(chunks);
+        head.writeUInt32LE(length, MAGIC.length + 4 * i);
+        head.writeUInt32LE(digest, MAGIC.length + 4 * SECTIONS + DIGEST * i);
       }
-      fs.renameSync(tmp, file);
+      this.early = { tmp, fd, writer, head };
+    } catch (err) {
+      if (fd !== null) fs.closeSync(fd);
+      removeQuietly(tmp);
+      this.writeError = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    }
+    this.nextSummaries.clear();
+    this.oldSummaries = null;
+  }
+
+  /** Writes the pack atomically when anything changed; a read-only tree only costs a notice. */
+  save(): void {
+    if (!this.changed) return;
+    this.writeSummaries();
+    const early = this.early;
+    this.early = null;
+    if (!early) {
+      this.notice(`cache not written (${this.writeError ?? 'unknown error'}); the scan itself is complete`);
+      return;
+    }
+    try {
+      const index = v8.serialize({
+        format: FORMAT,
+        scanStart: this.scanStart,
+        fileKey: this.fileKey,
+        contextKey: this.contextKey,
+        othersKey: this.othersKey,
+        context: this.context,
+        files: [...this.next],
+        repo: this.repo,
+      });
+      try {
+        const { length, digest } = early.writer.section([index]);
+        early.head.writeUInt32LE(length, MAGIC.length + 4 * INDEX);
+        early.head.writeUInt32LE(digest, MAGIC.length + 4 * SECTIONS + DIGEST * INDEX);
+        fs.writeSync(early.fd, early.head, 0, HEAD, 0);
+      } finally {
+        fs.closeSync(early.fd);
+      }
+      fs.renameSync(early.tmp, path.join(this.dir, PACK));
       this.stats.wrote = true;
     } catch (err) {
-      try {
-        fs.rmSync(tmp, { force: true });
-      } catch {
-        // nothing to clean
-      }
+      removeQuietly(early.tmp);
       this.notice(`cache not written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); the scan itself is complete`);
     }
+  }
+
+  /** A scan that stops before `save`: the half-written pack goes. */
+  discard(): void {
+    const early = this.early;
+    this.early = null;
+    if (!early) return;
+    try {
+      fs.closeSync(early.fd);
+    } catch {
+      // already closed
+    }
+    removeQuietly(early.tmp);
   }
 
   private oldSummaries: Map<string, Buffer> | null | undefined;
@@ -559,6 +612,14 @@ function jsCrc32(data: Uint8Array, crc = 0): number {
 /** Exported for the tests: the JS fallback gives zlib's value. */
 export const crc32ForTest = { zlib: crc32, js: jsCrc32 };
 
+function removeQuietly(file: string): void {
+  try {
+    fs.rmSync(file, { force: true });
+  } catch {
+    // nothing to clean
+  }
+}
+
 export function sha256(bytes: Uint8Array): string {
   return crypto.createHash('sha256').update(bytes).digest('hex');
 }
@@ -578,14 +639,15 @@ function readPack(file: string): Pack | null {
     const lengths = Array.from({ length: SECTIONS }, (_, i) => head.readUInt32LE(MAGIC.length + 4 * i));
     const digests = lengths.map((_, i) => head.readUInt32LE(MAGIC.length + 4 * SECTIONS + DIGEST * i));
     if (HEAD + lengths.reduce((a, b) => a + b, 0) !== size) return null; // truncated or grown: not ours
-    const [indexLen] = lengths as [number];
+    const offsetOf = (i: number) => HEAD + ORDER.slice(0, ORDER.indexOf(i)).reduce((a, j) => a + lengths[j]!, 0);
+    const indexLen = lengths[INDEX]!;
     const indexBuf = Buffer.allocUnsafe(indexLen);
-    if (fs.readSync(fd, indexBuf, 0, indexLen, HEAD) !== indexLen) return null;
-    if (crc32(indexBuf) !== digests[0]) return null;
+    if (fs.readSync(fd, indexBuf, 0, indexLen, offsetOf(INDEX)) !== indexLen) return null;
+    if (crc32(indexBuf) !== digests[INDEX]) return null;
     /** Section `i` read from the file and checked against its digest; null when it is not what was written. */
     const section = (i: number): Buffer | null => {
       try {
-        const at = HEAD + lengths.slice(0, i).reduce((a, b) => a + b, 0);
+        const at = offsetOf(i);
         const buf = Buffer.allocUnsafe(lengths[i]!);
         const fdi = fs.openSync(file, 'r');
         try {
@@ -613,11 +675,11 @@ function readPack(file: string): Pack | null {
     const r = p.repo as Pack['repo'];
     const repo = r && typeof r === 'object' && typeof r.key === 'string' && r.result && typeof r.result === 'object' ? r : null;
     const summaries = (): Map<string, Buffer> | null => {
-      const buf = section(1);
+      const buf = section(SUMMARIES);
       return buf ? decodeSummaries(buf) : null;
     };
     let factsBuf: Buffer | null | undefined;
-    const factsRaw = (): Buffer | null => (factsBuf === undefined ? (factsBuf = section(2)) : factsBuf);
+    const factsRaw = (): Buffer | null => (factsBuf === undefined ? (factsBuf = section(FACTS)) : factsBuf);
     let factsMemo: ReturnType<Pack['facts']> | undefined;
     const facts = (): ReturnType<Pack['facts']> => (factsMemo === undefined ? (factsMemo = readFacts(factsRaw())) : factsMemo);
     const othersKey = typeof p.othersKey === 'string' ? p.othersKey : null;

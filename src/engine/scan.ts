@@ -197,6 +197,12 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
       outcomes = cached.length ? cached.concat(pooled.outcomes) : pooled.outcomes;
     }
     sortByPath(outcomes);
+    // The summaries are final: into the next pack now, before the repo phase's peak.
+    if (cache) {
+      const ts = performance.now();
+      cache.writeSummaries();
+      cacheMs += performance.now() - ts;
+    }
     const t2 = performance.now();
     hooks.phase?.('call graph');
 
@@ -313,6 +319,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
       passes: { ...pool.passes },
     };
   } finally {
+    cache?.discard();
     await pool.close();
   }
 }
