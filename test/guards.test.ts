@@ -119,6 +119,13 @@ describe('flag guards', () => {
     expect(leavesFlagOff('aa|receipt=n', 'receipt@-1?')).toBe(false);
     expect(leavesFlagOff('an|', 'shelf@1?-')).toBe(false);
     expect(leavesFlagOff('aa|', 'shelf@1?-')).toBe(true);
+    // The calling function hands its own **kwargs on: its caller decides, by keyword.
+    expect(flagAtCall('aa||**', 'with_author@2')).toEqual({ forwards: 'with_author@-1' });
+    expect(flagAtCall('aa|with_author||**', 'with_author@2')).toBe('on');
+    expect(flagAtCall('aa||*', 'with_author@2')).toBe('on');
+    expect(flagAtCall('a|with_author', 'with_author@-1')).toBe('on');
+    expect(flagAtCall('a|', 'with_author@-1')).toBe('off');
+    expect(leavesFlagOff('aa||**', 'shelf@2?-')).toBe(false);
     // For a truth test, None and False are both off.
     expect(leavesFlagOff('az|', 'deep@1')).toBe(true);
     expect(leavesFlagOff('a|deep=z', 'deep@1')).toBe(true);

@@ -7,7 +7,7 @@ import type { SyntaxNode } from '../parse/parser.js';
 import { assignmentsTo, effectiveRole, NAMED_LOOKUP, resolveName } from '../semantic/model.js';
 import { conditionalInFunction } from '../semantic/controlFlow.js';
 import { isMemoisedCall } from '../semantic/memo.js';
-import { dictKeysSet, flagGuard, isMaybeNone, ownFlag, passedArguments } from '../semantic/guards.js';
+import { dictKeysSet, flagGuard, isMaybeNone, ownFlag, ownKwargs, passedArguments } from '../semantic/guards.js';
 import { exportedTypes } from '../semantic/valueTypes.js';
 import { classifyHandle } from '../semantic/db.js';
 import { objectFacts, typePathHead, UNTYPED, type ParamUse, type SummaryClass, type SummaryRef } from './objects.js';
@@ -268,7 +268,7 @@ function flagFacts(model: FileModel, c: CallInfo): { guard?: string; passes: str
   const guard = c.functionIndex >= 0 ? flagGuard(model, c.node, c.functionIndex) : null;
   // A name the function sets to `None` or to a lookup that may miss (`cached = cache.get(k)`) may be `None` when passed.
   const maybeNone = (name: string) => assignmentsTo(model, name).some((a) => a.functionIndex === c.functionIndex && !!a.value && isMaybeNone(a.value.text));
-  let passes = c.emptyArgs ? '|' : passedArguments(c.node, model.source, c.argsOffset, (name) => ownFlag(model, c.functionIndex, name), maybeNone);
+  let passes = c.emptyArgs ? '|' : passedArguments(c.node, model.source, c.argsOffset, (name) => ownFlag(model, c.functionIndex, name), maybeNone, ownKwargs(model, c.functionIndex));
   // The dict keys the calling function sets (`fresh(ctx, defer_commit=True)`): a callee's branch
   // under `if not ctx.get('defer_commit'):` may be off for this call.
   const keys = c.emptyArgs ? null : dictKeysSet(model, c.functionIndex);

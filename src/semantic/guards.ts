@@ -294,6 +294,31 @@ function unsetGuardOf(flag: Flag): string {
 }
 
 /**
+ * The name of the function's `**kwargs` parameter when the function hands it on untouched (never
+ * indexes, updates, pops from or rebinds it); null otherwise.
+ */
+const kwargsMemo = new WeakMap<FileModel, Map<number, string | null>>();
+
+export function ownKwargs(model: FileModel, fnIndex: number): string | null {
+  if (fnIndex < 0) return null;
+  let memo = kwargsMemo.get(model);
+  if (!memo) kwargsMemo.set(model, (memo = new Map()));
+  let got = memo.get(fnIndex);
+  if (got === undefined) memo.set(fnIndex, (got = kwargsOf(model, fnIndex)));
+  return got;
+}
+
+function kwargsOf(model: FileModel, fnIndex: number): string | null {
+  const fn = model.functions[fnIndex]!;
+  const splat = fn.node.childForFieldName('parameters')?.namedChildren.find((p) => p.type === 'dictionary_splat_pattern');
+  const name = splat?.namedChild(0)?.text;
+  if (!name || !IDENTIFIER.test(name)) return null;
+  const body = fn.node.childForFieldName('body')?.text ?? '';
+  const touched = new RegExp(`\\b${name}\\s*(\\[|\\.(pop|update|setdefault|clear|__setitem__)\\b|=(?!=))|\\bdel\\s+${name}\\b`);
+  return touched.test(body) ? null : name;
+}
+
+/**
  * The guard (`name@position`) of the function's own flag `name` that defaults off, or null: a call
  * that passes it on (`inner(x, include=include)`) runs the callee's guarded branch only when the
  * function's own caller turns it on.
@@ -317,16 +342,18 @@ export function ownFlag(model: FileModel, fnIndex: number, name: string): string
  */
 export function passedArguments(
   call: SyntaxNode, source?: string, argsOffset = -1, forwarded: (name: string) => string | null = () => null, maybeNone: (name: string) => boolean = () => false,
+  kwargs: string | null = null,
 ): string {
   if (source !== undefined && argsOffset >= 0) {
-    const fromText = passedArgumentsFromText(source, argsOffset, forwarded, maybeNone);
+    const fromText = passedArgumentsFromText(source, argsOffset, forwarded, maybeNone, kwargs);
     if (fromText !== null) return fromText;
   }
   const args = call.childForFieldName('arguments');
   const out = new PassedArguments(forwarded, maybeNone);
   for (const a of args?.namedChildren ?? []) {
     if (a.type === 'comment' || a.type === 'line_continuation') continue;
-    if (a.type === 'list_splat' || a.type === 'dictionary_splat') out.star = true;
+    if (a.type === 'dictionary_splat' && kwargs !== null && a.namedChild(0)?.text === kwargs) out.kwargs = true;
+    else if (a.type === 'list_splat' || a.type === 'dictionary_splat') out.star = true;
     else if (a.type === 'keyword_argument') out.keyword(a.childForFieldName('name')?.text ?? '', a.childForFieldName('value')?.text ?? '');
     else if (args?.type === 'argument_list') out.positional(a.text);
   }
@@ -348,6 +375,8 @@ class PassedArguments {
   private keywords: string[] = [];
   private forwards: string[] = [];
   star = false;
+  /** Hands on the calling function's own `**kwargs`, untouched: its caller's keywords decide. */
+  kwargs = false;
   constructor(
     private readonly forwarded: (name: string) => string | null,
     private readonly maybeNone: (name: string) => boolean,
@@ -366,7 +395,8 @@ class PassedArguments {
     else this.keywords.push(value === 'False' ? `${name}=f` : value === 'None' ? `${name}=z` : this.mayBeNone(value) ? `${name}=n` : name);
   }
   toString(): string {
-    return `${this.positionals}|${this.keywords.join(',')}${this.star ? '|*' : ''}${this.forwards.length ? `|>${this.forwards.join(';')}` : ''}`;
+    const splat = this.star ? '|*' : this.kwargs ? '|**' : '';
+    return `${this.positionals}|${this.keywords.join(',')}${splat}${this.forwards.length ? `|>${this.forwards.join(';')}` : ''}`;
   }
 }
 
@@ -403,6 +433,11 @@ export function flagAtCall(passes: string | undefined, guard: string): 'off' | '
   const position = Number(place);
   if (none) return noneAtCall(positional, keywords, rest, name, position, unset);
   if (unset) return unsetAtCall(positional, keywords, rest, name, position);
+  // The calling function hands its own `**kwargs` on: unless the call passes the flag itself, the
+  // calling function's caller decides, by keyword.
+  if (rest.includes('**') && !keywords.split(',').some((k) => k === name || k.startsWith(`${name}=`)) && !(position >= 0 && position < positional.length)) {
+    return { forwards: `${name}@-1${on ? '+' : ''}` };
+  }
   const forwards = rest.find((r) => r.startsWith('>'));
   if (forwards) {
     for (const f of forwards.slice(1).split(';')) {
@@ -436,6 +471,7 @@ function noneAtCall(positional: string, keywords: string, rest: string[], name: 
   }
   if (passed === null && position >= 0 && position < positional.length) passed = positional[position]!;
   // Not passed: the default, None.
+  if (passed === null && rest.includes('**')) return 'on';
   if (passed === null || passed === 'z') return isNone ? 'on' : 'off';
   if (passed === 'n' || passed === 'p') return 'on';
   return isNone ? 'off' : 'on';
@@ -460,7 +496,9 @@ function unsetAtCall(positional: string, keywords: string, rest: string[], name:
  * misread (lambdas, generator expressions, an f-string, an unclosed string), and the tree is
  * asked instead.
  */
-function passedArgumentsFromText(source: string, from: number, forwarded: (name: string) => string | null, maybeNone: (name: string) => boolean): string | null {
+function passedArgumentsFromText(
+  source: string, from: number, forwarded: (name: string) => string | null, maybeNone: (name: string) => boolean, kwargs: string | null,
+): string | null {
   let depth = 0;
   let start = from;
   let arg = '';
@@ -508,7 +546,8 @@ function passedArgumentsFromText(source: string, from: number, forwarded: (name:
           const a = raw.replace(/\\?\r?\n/g, ' ').trim();
           if (!a) continue;
           if (/\blambda\b|\bfor\b/.test(a)) return null;
-          if (a.startsWith('*')) out.star = true;
+          if (kwargs !== null && a.replace(/\s+/g, '') === `**${kwargs}`) out.kwargs = true;
+          else if (a.startsWith('*')) out.star = true;
           else {
             const kw = /^([A-Za-z_]\w*)\s*=(?!=)\s*([\s\S]*)$/.exec(a);
             if (kw) out.keyword(kw[1]!, kw[2]!.trim());
