@@ -85,6 +85,19 @@ function flagsOf(model: FileModel, fnIndex: number): Map<string, Flag> | null {
     }
     for (const a of model.augAssignments) if (a.functionIndex === fnIndex) flags.delete(a.target);
     for (const a of model.unpackedAssignments) if (a.functionIndex === fnIndex) for (const n of a.names) flags.delete(n);
+    // A copy under another name, bound once (`want_author = with_author`), tests the same flag.
+    const bound = new Map<string, number>();
+    for (const a of model.assignments) if (a.functionIndex === fnIndex) bound.set(a.target, (bound.get(a.target) ?? 0) + 1);
+    const rebound = new Set<string>();
+    for (const a of model.augAssignments) if (a.functionIndex === fnIndex) rebound.add(a.target);
+    for (const a of model.unpackedAssignments) if (a.functionIndex === fnIndex) for (const n of a.names) rebound.add(n);
+    for (const a of model.assignments) {
+      if (a.functionIndex !== fnIndex || a.value?.type !== 'identifier' || a.fromWith) continue;
+      const flag = flags.get(a.value.text);
+      if (flag && !flag.filledIn && !flags.has(a.target) && bound.get(a.target) === 1 && !rebound.has(a.target) && !fn.params.some((p) => p.name === a.target)) {
+        flags.set(a.target, flag);
+      }
+    }
     if (!flags.size) flags = null;
   }
   memo[fnIndex] = flags;
