@@ -16,7 +16,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
-import { callAt, callsOf, isFlaskHandle, isNamedLookupCallee, selfOffset } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, callsOf, isFlaskHandle, isNamedLookupCallee, selfOffset } from '../../../semantic/model.js';
 import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
 import { LIBRARY_BULK_WRITES, LIBRARY_READS, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
 import { formattedString } from '../../../discovery/pythonLiterals.js';
@@ -228,7 +228,10 @@ function sqlTextOf(model: FileModel, expr: SyntaxNode, fnIndex: number, line: nu
   if (node.type === 'call' || node.type === 'binary_operator') return formattedString(node, { model });
   if (node.type === 'identifier' && fnIndex >= 0) {
     const a = lastAssignment(model, node.text, fnIndex, line);
-    return a?.value && a.functionIndex === fnIndex ? sqlTextOf(model, a.value, fnIndex, a.line - 1, depth + 1) : null;
+    if (!a?.value) return null;
+    if (a.functionIndex === fnIndex) return sqlTextOf(model, a.value, fnIndex, a.line - 1, depth + 1);
+    // A module constant bound once to a literal (`DELETE_ITEMS = "DELETE FROM ..."`).
+    if (a.functionIndex === -1 && assignmentsTo(model, node.text).length === 1) return stringText(a.value);
   }
   return null;
 }
@@ -668,14 +671,33 @@ const FLUSHING_METHODS = new Set(['flush', 'commit', 'refresh', 'execute', 'scal
  */
 export function isStagedWrite(call: CallInfo, op: DbOp): boolean {
   // `session.delete(obj)` stages a row; `query.filter(...).delete()` (no row given) is a statement.
-  return !op.statement && (call.method === 'add' || (call.method === 'delete' && !call.emptyArgs));
+  return !op.statement && (call.method === 'add' || (call.method === 'delete' && passesArguments(call)));
+}
+
+/** Does the call pass anything? (`emptyArgs` is known only for calls whose argument list was located in the text.) */
+function passesArguments(call: CallInfo): boolean {
+  if (call.emptyArgs) return false;
+  const args = call.node.childForFieldName('arguments');
+  return !!args && args.namedChildren.some((c) => c.type !== 'comment');
 }
 
 /** Does the call send what the session has staged: a flush, commit or refresh, a statement, or a query (autoflush)? */
 export function isFlushingCall(model: FileModel, call: CallInfo): boolean {
   const op = classifyDbCall(model, call);
-  if (op) return op.kind === 'read' || !isStagedWrite(call, op);
+  // A query inside `with session.no_autoflush:` sends nothing staged.
+  if (op) return op.kind === 'read' ? !inNoAutoflush(call.node) : !isStagedWrite(call, op);
   return FLUSHING_METHODS.has(call.method) && receiverEvidence(model, call) !== null;
+}
+
+/** Is `node` inside a `with ... .no_autoflush:` block of its function (autoflush off there)? */
+function inNoAutoflush(node: SyntaxNode): boolean {
+  for (let p = node.parent; p; p = p.parent) {
+    if (p.type === 'function_definition' || p.type === 'lambda' || p.type === 'class_definition') return false;
+    if (p.type !== 'with_statement') continue;
+    const clause = p.namedChildren.find((c) => c.type === 'with_clause');
+    if (clause && /(^|[.\s(,])no_autoflush\s*(\)|,|$)/m.test(clause.text)) return true;
+  }
+  return false;
 }
 
 /** Is a staged write followed, in its function, by a call that sends it? (Else the caller's flush batches it.) */
@@ -789,8 +811,12 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
     const args = call.node.childForFieldName('arguments');
     if (!args || args.namedChildCount === 0) continue;
     const loops = perItemLoops(model, call.loops, args);
-    if (!loops || notPerRow(model, call, loops)) continue;
-    effects[call.functionIndex]!.push({ kind: LOOP_CALL, what: loopCallWhat(model, call, loops), ...at });
+    if (!loops) continue;
+    // Followed by a way out of the loop: a search for what the callee reads, but still one write
+    // per item for what it writes, unless the loop surely ends after it.
+    const stopsEarly = notPerRow(model, call, loops);
+    if (stopsEarly && notPerRow(model, call, loops, true)) continue;
+    effects[call.functionIndex]!.push({ kind: LOOP_CALL, what: loopCallWhat(model, call, loops, stopsEarly), ...at });
   }
   return effects;
 }
@@ -814,13 +840,18 @@ export interface LoopCallFacts {
   foreignKey: boolean;
   /** The loop is over a request's input and its function read the database before it (`readsBeforeLoop`). */
   readBefore: boolean;
+  /**
+   * A way out of the loop follows the call, not surely taken after it (a quota, an error budget):
+   * what the callee reads is a search, what it writes is still one statement per item.
+   */
+  stopsEarly: boolean;
   /** How the loops' N grows (semantic/loopDomain.ts); a `call` domain is for the repo phase to resolve. */
   domain: LoopDomain;
   /** Positions of the positional arguments that are the loop's item itself. */
   items: number[];
 }
 
-function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[]): string {
+function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[], stopsEarly = false): string {
   const loop = loops[loops.length - 1]!;
   const size = smallLiteralProduct(loops);
   const writes = iterationWriter(model, call, loop) !== null;
@@ -830,7 +861,7 @@ function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[]): stri
   const domain = loopsDomain(model, loops);
   // Only asked of loops over a request's input (see `LoopCallFacts.readBefore`).
   const before = domain.kind === 'input' && readsBeforeLoop(model, call.functionIndex, loops[0]!);
-  return `${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}|${fk ? 'k' : ''}${before ? 'r' : ''}|${encodeDomain(domain)}|${itemArguments(model, call, loops).join('.')}`;
+  return `${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}|${fk ? 'k' : ''}${before ? 'r' : ''}${stopsEarly ? 'b' : ''}|${encodeDomain(domain)}|${itemArguments(model, call, loops).join('.')}`;
 }
 
 /**
@@ -961,7 +992,7 @@ export function iterationWriter(model: FileModel, call: Pick<CallInfo, 'function
 export function parseLoopCall(what: string): LoopCallFacts {
   const [size = '', loop = '', w = '', k = '', domain = '', items = ''] = what.split('|');
   return {
-    size: size === '' ? null : Number(size), loop, writes: w === 'w', foreignKey: k.includes('k'), readBefore: k.includes('r'), domain: decodeDomain(domain),
+    size: size === '' ? null : Number(size), loop, writes: w === 'w', foreignKey: k.includes('k'), readBefore: k.includes('r'), stopsEarly: k.includes('b'), domain: decodeDomain(domain),
     items: items === '' ? [] : items.split('.').map(Number),
   };
 }

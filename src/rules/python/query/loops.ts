@@ -24,6 +24,7 @@ import type { Effect } from '../../../analysis/summary.js';
 const LOOP_CALLS = new Set([LOOP_CALL]);
 import { executesMany, lastAssignment, loopTarget, notPerRow, perItemLoops, short, unwrap } from './semantics.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
+import { outsideEffect } from '../../../semantic/externalCalls.js';
 import { LIBRARY_LOOKUP_WRITES, LIBRARY_READS, libraryReceiver } from '../../../semantic/repositoryLibrary.js';
 
 /**
@@ -139,7 +140,11 @@ function findLoopSites(model: FileModel): Record<DbOpKind, LoopSite[]> {
       if (loop) invariant.push({ call, op, loops: [loop] });
       continue;
     }
-    if (!loops || notPerRow(model, call, loops) || isMemoisedCall(model, call)) continue;
+    if (!loops || notPerRow(model, call, loops, op.kind !== 'read') || isMemoisedCall(model, call)) continue;
+    // Each row's write records what the iteration did outside the database and is committed with
+    // it (`refund = stripe.Refund.create(...); update(...); commit()`): one statement after the
+    // loop would lose that record for the items done before a failure.
+    if (op.kind === 'write' && recordsOutsideEffect(model, call, loops[loops.length - 1]!)) continue;
     // A read that must see what this iteration just wrote cannot be hoisted out of the loop.
     if (op.kind === 'read' && readsOwnWrite(model, call, op, loops[loops.length - 1]!)) continue;
     // SQLAlchemy's unit of work: a staged add or delete costs a round trip per item only when the iteration flushes.
@@ -151,6 +156,25 @@ function findLoopSites(model: FileModel): Record<DbOpKind, LoopSite[]> {
     sites[op.kind].push({ call, op, loops });
   }
   return sites;
+}
+
+/**
+ * Is `write` preceded in its iteration of `loop` by a call that acts outside the database
+ * (`outsideEffect`: a network client, an integration, a call named like sending), and followed
+ * by a commit in the same iteration? Then the write is the per-item record of that effect.
+ */
+function recordsOutsideEffect(model: FileModel, write: CallInfo, loop: LoopInfo): boolean {
+  let before = false;
+  let commitAfter = false;
+  for (const c of callsOf(model, write.functionIndex)) {
+    if (c === write || c.functionIndex !== write.functionIndex || !c.loops.includes(loop.index)) continue;
+    if (c.node.endIndex <= write.node.startIndex) {
+      if (!before && outsideEffect(model, c) !== null) before = true;
+    } else if (c.node.startIndex >= write.node.endIndex && c.method === 'commit' && isFlushingCall(model, c)) {
+      commitAfter = true;
+    }
+  }
+  return before && commitAfter;
 }
 
 /**
@@ -359,6 +383,8 @@ export function reportHelperSites(
     return pk && !pk.weak ? { reach: pk, pk: true } : null;
   };
   for (const { ref, file, fn, call, to, facts } of sites) {
+    // A call followed by a way out of the loop: a search for reads, per item for writes.
+    if (facts.stopsEarly && effectKind !== WRITE_EFFECT) continue;
     // A chain with a call resolved by the method's name alone (its receiver untyped) is not
     // evidence enough for a per-row claim: in the field review every such N+1 had followed a
     // same-named method of an unrelated class (a mixin's attribute typed from one subclass).
@@ -462,6 +488,7 @@ export function reportLibrarySites(ctx: RepoRuleContext, message: (callee: strin
   const graph = callGraphOf(ctx.index);
   const { workflow } = loopFacts(graph);
   for (const { ref, file, site } of ownSites(graph, LOOP_CALL)) {
+    if (parseLoopCall(site.what).stopsEarly) continue;
     const call = graph.callAt(ref.file, site.line, site.column);
     if (!call?.method) continue;
     const lookupWrite = LIBRARY_LOOKUP_WRITES.has(call.method);
@@ -542,7 +569,7 @@ export function reportParamRowCalls(ctx: RepoRuleContext, message: (text: string
       const loopSite = graph.ownEffects(edge.from).find((e) => e.kind === LOOP_CALL && e.line === edge.call.line && e.column === edge.call.column);
       if (!loopSite) continue;
       const facts = parseLoopCall(loopSite.what);
-      if (!facts.items.includes(Number(position))) continue;
+      if (facts.stopsEarly || !facts.items.includes(Number(position))) continue;
       const callerFile = graph.fileOf(edge.from);
       const alsoWrites = workflow(callerFile.path, facts.loop, facts.writes);
       const domain = resolveDomain(graph, edge.from.file, facts.domain, edge.from);
@@ -636,6 +663,8 @@ function loopFacts(graph: CallGraph): LoopFacts {
   const known = loopFactsCache.get(graph);
   if (known) return known;
   const sites = [...siteCalls(graph, LOOP_CALLS)].map((s) => ({ ...s, facts: parseLoopCall(s.site.what) }));
+  // The workflow of a loop: its iterations, not a search's last one.
+  const perItem = sites.filter((s) => !s.facts.stopsEarly);
   const writer = (s: SiteCall) => {
     const effects = graph.effectsOfCall(s.ref, s.call, s.to, 'any');
     return strongReach(effects, FLUSH_EFFECT) ?? strongReach(effects, WRITE_EFFECT) ?? strongReach(effects, TRANSACTION_COMMIT);
@@ -645,7 +674,7 @@ function loopFacts(graph: CallGraph): LoopFacts {
     const key = `${file}\0${loop}`;
     if (!byLoop.has(key)) {
       let what: string | null = null;
-      for (const s of sites) {
+      for (const s of perItem) {
         if (s.file.path !== file || s.facts.loop !== loop) continue;
         const w = writer(s);
         if (w) {

@@ -353,12 +353,15 @@ export function loopTargets(loop: LoopInfo): Set<string> {
  * is small and bounded by the code, the loop stops (`return`/`break`) after it (a find-first
  * search that runs until the first hit), or it runs only for one value of the item.
  */
-export function notPerRow(model: FileModel, call: { node: SyntaxNode; line: number }, loops: LoopInfo[]): boolean {
+export function notPerRow(model: FileModel, call: { node: SyntaxNode; line: number }, loops: LoopInfo[], write = false): boolean {
   if (loops.every((l) => smallBoundedLoop(model, l))) return true;
   // One incoming message per iteration: each is its own request (not a loop nested in it).
   if (messageLoop(loops[loops.length - 1]!, model)) return true;
   const inner = loops[loops.length - 1]!;
-  if (stopsAfter(call.node, inner)) return true;
+  // A read followed by any way out is a search, per row only until the hit. A write is once
+  // only when the loop surely ends after it (`update(row); break`); a stop elsewhere (a quota,
+  // an error budget) leaves one statement per item until then.
+  if (write ? leavesAfter(call.node, inner) : stopsAfter(call.node, inner)) return true;
   // A dispatch on the item's value (`if field == 'email':`) runs once per distinct value, not per item.
   if (loops.some((l) => guardedByItemValue(call.node, l, loopTargets(l), (name) => !perIterationNames(model, l).has(name)))) return true;
   if (missFallback(model, call.node, inner)) return true;
