@@ -806,7 +806,8 @@ function factsOf(rel: string, blob: Uint8Array): PythonFactsResult | undefined {
   if (!r || typeof r !== 'object') return undefined;
   const res = r as Record<string, unknown>;
   const ok = res.file === rel && typeof res.migration === 'boolean' && res.problem === undefined
-    && ((!!res.facts && typeof res.facts === 'object') || (res.facts === undefined && Array.isArray(res.releases)));
+    && (res.flask === undefined || res.flask === true)
+    && ((!!res.facts && typeof res.facts === 'object') || (res.facts === undefined && (Array.isArray(res.releases) || res.flask === true)));
   return ok ? (r as PythonFactsResult) : undefined;
 }
 

@@ -57,6 +57,9 @@ const EVENT_HINTS = /pg_notify|NOTIFY|LISTEN|add_listener|subscribe\(|publish\(|
 const ASYNCPG_POOL = /\bcreate_pool\(/;
 const PROVIDER_HINT = /yield\s+[\w.]*(session|db\b|database)|return\s+[\w.]*(Session|session|Maker|maker|connect)\w*\(/i;
 
+/** A Flask-SQLAlchemy (or Flask-AppBuilder) extension: its `db` handle is what views and models use. */
+const FLASK_SQLALCHEMY_IMPORT = /^\s*(?:from\s+(?:flask_sqlalchemy|flask_appbuilder)[\w.]*\s+import|import\s+(?:flask_sqlalchemy|flask_appbuilder)\b)/m;
+
 function worthParsing(source: string): boolean {
   return (
     MODEL_HINTS.test(source) ||
@@ -107,6 +110,12 @@ export interface PythonFactsResult {
   problem?: string;
   /** Session-like names the file calls `remove()`/`close()` on, or hands those methods over (see {@link sessionReleases}). */
   releases?: string[];
+  /**
+   * The file imports Flask-SQLAlchemy (or Flask-AppBuilder), read from its text whether parsed or
+   * not: the extension usually sits alone in a module (`db = SQLAlchemy()`) that nothing else
+   * makes worth parsing, and a project without a manifest would not be known to use it.
+   */
+  flask?: true;
 }
 
 /**
@@ -212,7 +221,9 @@ export function pythonFactsOf(
   const wanted = worthParsing(source) || (migration && MIGRATION_SQL_HINT.test(source));
   // A removal only a test or a seed script makes does not end a request's session.
   const releases = isTestPath(file) ? undefined : sessionReleases(source);
-  const base = releases ? { file, migration, releases } : { file, migration };
+  const flask = FLASK_SQLALCHEMY_IMPORT.test(source);
+  const base: PythonFactsResult = releases ? { file, migration, releases } : { file, migration };
+  if (flask) base.flask = true;
   if (!wanted) return base;
   let tree;
   try {
@@ -303,7 +314,7 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   }
   // Flask-SQLAlchemy and Flask-AppBuilder: `class Event(db.Model)` where `db = SQLAlchemy(app)`.
   const flaskSqlalchemy = Object.keys(ctx.stack).some((k) => /^flask[-_](sqlalchemy|appbuilder)$/i.test(k))
-    || perFile.some(({ facts }) => facts.flaskSqlalchemy);
+    || perFile.some(({ facts }) => facts.flaskSqlalchemy) || results.some((r) => r.flask);
   const imperative = perFile.flatMap(({ facts }) => facts.imperative ?? []);
   const tables = perFile.flatMap(({ facts }) => facts.tables);
   const derivedBackrefs: BackrefFact[] = [];

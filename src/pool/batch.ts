@@ -97,7 +97,7 @@ async function runFacts(task: BatchTask, parser: PythonParser, rootDir: string):
     } catch (err) {
       r = { file: f.rel, migration: f.migration ?? false, problem: `context extraction failed: ${(err as Error).message}` };
     }
-    if (r.facts || r.problem || r.releases) out.push(r);
+    if (r.facts || r.problem || r.releases || r.flask) out.push(r);
     const asked: Set<string> | null = deps;
     seen.push(r.problem ? [f.rel, 'problem'] : asked ? [f.rel, 'external', [...asked].sort()] : [f.rel, 'self']);
   }

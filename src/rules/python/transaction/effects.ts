@@ -47,7 +47,8 @@ export const TXN_OPEN_CALL = 'txn_open_call';
 /** Where an in-transaction call sits: the session, and the lines that open and close the transaction. */
 export interface OpenSite {
   session: string;
-  kind: 'begin' | 'span';
+  /** `read`: a span a read began, before any write (only waits that hold the connection matter there). */
+  kind: 'begin' | 'span' | 'read';
   from: number;
   to: number;
 }
@@ -152,13 +153,20 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
   collectLibraryWriteEffects(model, effects);
   // Which of a function's possible repo calls do not always run is on each summary call
   // (`SummaryCall.conditional`): a commit reached only through them is not a commit on every call.
-  for (const region of transactionRegions(model)) {
-    for (const call of callsOf(model, region.fnIndex)) {
-      const at = call.node.startIndex;
-      if (at < region.from || at >= region.to || call.offloaded || receiverKey(call) === region.session || isNamedLookupCallee(model, call)) continue;
-      if ((call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName)) || externalCall(model, call)) continue;
-      const site: OpenSite = { session: region.session, kind: region.kind, from: region.startLine, to: region.endLine };
-      effects[region.fnIndex]!.push({ kind: TXN_OPEN_CALL, what: JSON.stringify(site), line: call.line, column: call.column });
+  // Then the spans a read begins (from a session's first statement to its commit): the calls in
+  // them that no write-begun span holds, as `read` sites (a wait there holds the connection).
+  const seen = new Set<CallInfo>();
+  for (const [regions, read] of [[transactionRegions(model), false], [transactionRegions(model, true), true]] as const) {
+    for (const region of regions) {
+      for (const call of callsOf(model, region.fnIndex)) {
+        const at = call.node.startIndex;
+        if (at < region.from || at >= region.to || call.offloaded || receiverKey(call) === region.session || isNamedLookupCallee(model, call)) continue;
+        if ((call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName)) || externalCall(model, call)) continue;
+        if (seen.has(call)) continue;
+        seen.add(call);
+        const site: OpenSite = { session: region.session, kind: read ? 'read' : region.kind, from: region.startLine, to: region.endLine };
+        effects[region.fnIndex]!.push({ kind: TXN_OPEN_CALL, what: JSON.stringify(site), line: call.line, column: call.column });
+      }
     }
   }
   return effects;

@@ -71,7 +71,7 @@ export const longHeldTransaction: FileRule & RepoRule = {
   /** Through calls: a same-repo helper, called inside the open transaction, that sleeps (`time.sleep`) at any depth. */
   checkRepo(ctx: RepoRuleContext): void {
     reportInTransactionCalls(ctx, 'sync_sleep', 'medium', false, (callee, chain, at) =>
-      `the transaction stays open while \`${callee}()\` sleeps (\`${chain}()\`), ${at}`);
+      `the transaction stays open while \`${callee}()\` sleeps (\`${chain}()\`), ${at}`, true);
   },
   checkFile(ctx: FileRuleContext): void {
     const { model } = ctx;

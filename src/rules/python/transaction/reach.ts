@@ -17,6 +17,8 @@ const TXN_OPEN_CALLS: ReadonlySet<string> = new Set([TXN_OPEN_CALL]);
 export function reportInTransactionCalls(
   ctx: RepoRuleContext, kind: string, severity: Severity, alwaysOnly: boolean,
   describe: (callee: string, chain: string, where: string) => string,
+  /** Also the spans a read began, before any write. */
+  reads = false,
 ): void {
   const graph = callGraphOf(ctx.index);
   const always = alwaysOnly ? alwaysReaches(graph, kind) : null;
@@ -24,8 +26,11 @@ export function reportInTransactionCalls(
     const reach = graph.effectOf(to, kind, 'any');
     if (!reach || (always && !always(to))) continue;
     const open = JSON.parse(site.what) as OpenSite;
+    if (open.kind === 'read' && !reads) continue;
     const weak = reach.weak || call.receiverType === UNTYPED;
-    const where = open.kind === 'begin' ? `inside \`${open.session}.begin()\`` : `between the first write on \`${open.session}\` (line ${open.from}) and its commit (line ${open.to})`;
+    const where = open.kind === 'begin' ? `inside \`${open.session}.begin()\``
+      : open.kind === 'read' ? `in the transaction the first statement on \`${open.session}\` began (line ${open.from}), before its commit (line ${open.to})`
+      : `between the first write on \`${open.session}\` (line ${open.from}) and its commit (line ${open.to})`;
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
