@@ -9,6 +9,10 @@ import type { ProjectContext } from '../discovery/context.js';
 import type { FileModel } from '../semantic/model.js';
 import { isMemoisedCall } from '../semantic/memo.js';
 import { NEW_ENGINE, type Effect } from './summary.js';
+
+/** Effect kind of a call that runs a child process and waits for it (`subprocess.run`, `os.system`). */
+export const CHILD_PROCESS_EFFECT = 'child_process';
+const CHILD_PROCESS = /^(subprocess\.|os\.(system|popen|spawn\w*|wait\w*)$)/;
 import { blockingIoCall, pendingBlockingMethod, SYNC_SLEEP } from '../semantic/blockingIo.js';
 import { syncDbCall } from '../semantic/syncDb.js';
 import { cpuHeavyCall } from '../semantic/cpuHeavy.js';
@@ -55,6 +59,8 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
     const io = blockingIoCall(model, call);
     if (io) {
       push({ kind: 'blocking_io', what: io, ...at });
+      // A child process is also a wait of its own kind: a transaction open around it waits for it.
+      if (CHILD_PROCESS.test(io)) push({ kind: CHILD_PROCESS_EFFECT, what: io, ...at });
       continue;
     }
     // Decided in the repo phase, which knows the type; the same call may still be a DB call.

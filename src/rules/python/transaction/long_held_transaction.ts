@@ -15,6 +15,7 @@ import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import { blockingIoCall } from '../../../semantic/blockingIo.js';
 import { cpuHeavyCall } from '../../../semantic/cpuHeavy.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import { CHILD_PROCESS_EFFECT } from '../../../analysis/effects.js';
 import { reportInTransactionCalls } from './reach.js';
 import { callsOf, externalCall, SLEEP_FUNCTIONS, transactionRegions, type TransactionRegion } from './semantics.js';
 
@@ -54,7 +55,7 @@ export const longHeldTransaction: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'M',
     summary: 'A transaction held open while the code sleeps, waits for a process or a remote service, or hashes a password',
-    what: 'Finds a transaction (a `with/async with session.begin():` body, or the span from a session\'s first statement — a read begins it too, a repository-library service\'s read as well (`svc.list()` on a service whose writes take `auto_commit=`) — to its commit in one function) that waits: `time.sleep`/`asyncio.sleep` (medium), a child process (`subprocess`, `os.system`, `asyncio.create_subprocess_*`; medium), CPU work that is slow by design or sized by a payload (`bcrypt`, PBKDF2, scrypt, argon2, parsing a whole file; medium), or a network call before the first write (medium, `low` where only background jobs reach it: the transaction is read-only so far and holds a job\'s connection, no row locks a request waits on; after the first write PA202 reports it). Also through calls: a same-repo helper called inside the transaction that sleeps at any depth. A long transaction that does not wait is not reported: lines are not time.',
+    what: 'Finds a transaction (a `with/async with session.begin():` body, or the span from a session\'s first statement — a read begins it too, a repository-library service\'s read as well (`svc.list()` on a service whose writes take `auto_commit=`) — to its commit in one function) that waits: `time.sleep`/`asyncio.sleep` (medium), a child process (`subprocess`, `os.system`, `asyncio.create_subprocess_*`; medium), CPU work that is slow by design or sized by a payload (`bcrypt`, PBKDF2, scrypt, argon2, parsing a whole file; medium), or a network call before the first write (medium, `low` where only background jobs reach it: the transaction is read-only so far and holds a job\'s connection, no row locks a request waits on; after the first write PA202 reports it). Also through calls: a same-repo helper called inside the transaction (a read begins it) that sleeps or waits for a child process at any depth. A long transaction that does not wait is not reported: lines are not time.',
     why: 'An open transaction pins a pooled connection, keeps its row locks and holds back PostgreSQL\'s vacuum horizon for as long as it lives. A transaction that waits on a timer, a process, a remote service or a long computation makes every request that needs those rows, or a connection, wait with it.',
     bad:
       'import asyncio\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\nfrom app.models import Job\n\n\n'
@@ -72,6 +73,8 @@ export const longHeldTransaction: FileRule & RepoRule = {
   checkRepo(ctx: RepoRuleContext): void {
     reportInTransactionCalls(ctx, 'sync_sleep', 'medium', false, (callee, chain, at) =>
       `the transaction stays open while \`${callee}()\` sleeps (\`${chain}()\`), ${at}`, true);
+    reportInTransactionCalls(ctx, CHILD_PROCESS_EFFECT, 'medium', false, (callee, chain, at) =>
+      `the transaction stays open while \`${callee}()\` waits for a child process (\`${chain}()\`), ${at}`, true);
   },
   checkFile(ctx: FileRuleContext): void {
     const { model } = ctx;
