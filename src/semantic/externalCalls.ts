@@ -56,12 +56,7 @@ export interface ExternalCall {
  */
 export function externalCall(model: FileModel, call: CallInfo): ExternalCall | null {
   const q = call.qualifiedName;
-  if (q && NETWORK_MODULES.test(q)) {
-    // Constructors (`httpx.AsyncClient(...)`, `boto3.client(...)`) make no request.
-    const last = q.slice(q.lastIndexOf('.') + 1);
-    if (/^[A-Z]/.test(last) || last === 'client' || last === 'resource' || last === 'Session' || last === 'session') return null;
-    return { kind: 'network', what: q };
-  }
+  if (q && NETWORK_MODULES.test(q)) return networkFunction(q);
   if (q && FILE_FUNCTIONS.test(q)) return { kind: 'file', what: q.replace(/^builtins\./, '') };
   if (!call.hasReceiver || !mayTypeExternal(model)) return null;
   const t = receiverType(model, call);
@@ -127,6 +122,14 @@ const INTEGRATION = /(^|[._])(\w*(client|sdk|gateway|mailer|notifier|webhook)\w*
 
 /** Methods and functions named like an action outside the process: sending, publishing, notifying, charging. */
 const SENDS = /^(send|send_\w+|\w+_send|sendmail|send_message|publish|publish_\w+|notify|notify_\w+|deliver|deliver_\w+|charge|refund|upload|upload_\w+|post_message|enqueue|delay|apply_async|send_task)$/;
+
+/** A network client's module function by qualified name (`requests.post`); constructors make no request. */
+export function networkFunction(q: string): ExternalCall | null {
+  if (!NETWORK_MODULES.test(q)) return null;
+  const last = q.slice(q.lastIndexOf('.') + 1);
+  if (/^[A-Z]/.test(last) || last === 'client' || last === 'resource' || last === 'Session' || last === 'session') return null;
+  return { kind: 'network', what: q };
+}
 
 /**
  * A call that acts outside the database: a network client call (HTTP, SMTP, S3, brokers — see
