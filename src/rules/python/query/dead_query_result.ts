@@ -45,6 +45,14 @@ function ownBlock(block: SyntaxNode, body: SyntaxNode): boolean {
   return true;
 }
 
+/** A query run for its effect: it locks rows, or its SQL calls a function that changes state. */
+const SIDE_EFFECT_READ = /with_for_update|\bFOR\s+(NO\s+KEY\s+)?UPDATE\b|\bFOR\s+(KEY\s+)?SHARE\b|\b(set_config|pg_advisory\w*|pg_try_advisory\w*|nextval|setval|pg_notify|pg_sleep|lo_\w+|dblink\w*)\s*\(/i;
+
+/** Does the function declare `name` global or nonlocal (so code elsewhere may read it)? */
+function declaresShared(body: SyntaxNode, name: string): boolean {
+  return new RegExp(`\\b(global|nonlocal)\\s+([\\w\\s,]*\\b)?${name}\\b`).test(body.text);
+}
+
 /** Does `text` mention `name` as a name (not as an attribute after a dot)? */
 function mentions(text: string, name: string): boolean {
   return new RegExp(`(^|[^\\w.])${name}\\b`).test(text);
@@ -58,7 +66,7 @@ export const deadQueryResult: FileRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'A query result overwritten before anything reads it (a wasted round trip)',
-    what: 'Finds `x = <query>` followed, in the same block, by another `x = ...` with nothing in between (nor in the new value) reading `x`: the first query runs and its rows are thrown away. Assignments in different branches, `try`/`except` arms or loop bodies are not compared.',
+    what: 'Finds `x = <query>` followed, in the same block, by another `x = ...` with nothing in between (nor in the new value) reading `x`: the first query runs and its rows are thrown away. Assignments in different branches, `try`/`except` arms or loop bodies are not compared; nor a query run for its effect (a row lock, `with_for_update()` / `FOR UPDATE`, or SQL calling `set_config`, an advisory lock, `nextval`), nor a name the function declares `global` or `nonlocal`.',
     why: 'The discarded statement still costs a round trip, a plan, and the rows it transfers, on every call. It is also often a bug: the code meant to use both results, or the second one was meant to refine the first.',
     bad: "from sqlalchemy import select\nfrom sqlalchemy.orm import Session\n\n\ndef open_orders(db: Session, customer_id: int):\n    orders = db.scalars(select(Order).where(Order.customer_id == customer_id)).all()\n    orders = db.scalars(select(Order).where(Order.customer_id == customer_id, Order.open.is_(True))).all()\n    return orders\n",
     good: "from sqlalchemy import select\nfrom sqlalchemy.orm import Session\n\n\ndef open_orders(db: Session, customer_id: int):\n    orders = db.scalars(select(Order).where(Order.customer_id == customer_id, Order.open.is_(True))).all()\n    return orders\n",
@@ -101,6 +109,11 @@ export const deadQueryResult: FileRule = {
           if (!first) continue;
           const read = dbRead(model, first.value);
           if (!read) continue;
+          // A read kept for what it does, not for its rows: a row lock (`with_for_update()`,
+          // `FOR UPDATE`), or SQL that calls a function with effects (`set_config`, an advisory lock).
+          if (SIDE_EFFECT_READ.test(first.value.text)) continue;
+          // Another function may read a global or an enclosing function's name between the two.
+          if (declaresShared(body, first.name)) continue;
           // Stop at the first statement that mentions the name: a read, or the overwrite.
           for (let j = i + 1; j < stmts.length; j++) {
             const stmt = stmts[j]!;

@@ -16,7 +16,7 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileModel } from '../../../semantic/model.js';
 import { callAt, effectiveRole, variableRefs } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
-import type { ProjectContext } from '../../../discovery/context.js';
+import type { ModelInfo, ProjectContext } from '../../../discovery/context.js';
 import { isMigrationFile, modelsNamed } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { classifyDbCall, rowsSource } from './dbCalls.js';
@@ -123,10 +123,15 @@ function reportSelectStar(ctx: FileRuleContext, model: FileModel): void {
 
 const wideCache = new WeakMap<ProjectContext, Map<string, number>>();
 
-/** Models with more than {@link WIDE} columns: name → column count (built once per worker). */
+/** The columns a plain `select(Model)` loads: deferred ones wait for their first access. */
+function eagerColumns(m: ModelInfo): number {
+  return m.columnCount - (m.deferred?.length ?? 0);
+}
+
+/** Models with more than {@link WIDE} columns loaded by a plain select: name → that count (built once per worker). */
 function wideModels(project: ProjectContext): Map<string, number> {
   let wide = wideCache.get(project);
-  if (!wide) wideCache.set(project, (wide = new Map(project.models.filter((m) => m.columnCount > WIDE).map((m) => [m.name, m.columnCount]))));
+  if (!wide) wideCache.set(project, (wide = new Map(project.models.filter((m) => eagerColumns(m) > WIDE).map((m) => [m.name, eagerColumns(m)]))));
   return wide;
 }
 
@@ -165,7 +170,7 @@ export const overFetching: FileRule = {
       const source = rowsSource(model, top, call.functionIndex, call.line);
       if (!source?.entity || source.call !== call || NARROWED.test(source.text)) continue;
       const named = modelsNamed(project, model, source.entity);
-      const columns = named.length ? Math.max(...named.map((m) => m.columnCount)) : 0;
+      const columns = named.length ? Math.max(...named.map(eagerColumns)) : 0;
       if (columns <= WIDE) continue;
       const fn = model.functions[call.functionIndex]!;
       if (!fn.body) continue;

@@ -88,8 +88,21 @@ export function sqlKind(sql: string): SqlKind {
 const CATALOG_FROM = /\bFROM\s+"?(pg_catalog\.|information_schema\.|pg_[a-z_]+\b)/i;
 
 /**
- * Does the top-level SELECT list contain `*` or `alias.*`? `count(*)`, `EXISTS (SELECT * …)`
- * and a read of a system catalog (`SELECT * FROM pg_tables WHERE …`) do not count.
+ * Is the top-level FROM after token `from` a derived table (`FROM (SELECT a, sum(b) ...) t`)?
+ * Its `*` is the subquery's own projection, as a CTE's is: named columns, not a wide table's.
+ */
+function fromDerivedTable(toks: { word: string; depth: number }[], from: number): boolean {
+  for (let i = from; i < toks.length; i++) {
+    const t = toks[i]!;
+    if (t.depth === 0 && t.word === 'FROM') return toks[i + 1]?.word === '(';
+  }
+  return false;
+}
+
+/**
+ * Does the top-level SELECT list contain `*` or `alias.*`? `count(*)`, `EXISTS (SELECT * …)`,
+ * a read of a system catalog (`SELECT * FROM pg_tables WHERE …`) and a star over a derived table
+ * (`SELECT * FROM (SELECT …) t`) do not count.
  */
 export function selectsStar(sql: string): boolean {
   if (CATALOG_FROM.test(sql)) return false;
@@ -121,7 +134,7 @@ export function selectsStar(sql: string): boolean {
       const prev = toks[i - 1];
       const next = toks[i + 1];
       const endsItem = !next || next.word === ',' || next.word === 'FROM' || next.word === ';';
-      if (endsItem && (itemStart || prev?.word === '.')) return true;
+      if (endsItem && (itemStart || prev?.word === '.')) return !fromDerivedTable(toks, i);
     }
     itemStart = false;
   }
