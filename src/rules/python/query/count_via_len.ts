@@ -36,6 +36,8 @@ export function isQueryResult(model: FileModel, expr: SyntaxNode | null, fnIndex
   const node = unwrap(expr);
   if (!node || depth > 4) return false;
   if (node.type === 'identifier') {
+    // A DB-API cursor: what it fetches is what its last `execute` before here selected.
+    if (cursorSelected(model, node.text, fnIndex, line)) return true;
     const a = lastAssignment(model, node.text, fnIndex, line);
     return !!a?.value && isQueryResult(model, a.value, a.functionIndex, a.line - 1, depth + 1);
   }
@@ -51,6 +53,19 @@ export function isQueryResult(model: FileModel, expr: SyntaxNode | null, fnIndex
   return root?.type === 'identifier' && isQueryResult(model, root, fnIndex, line, depth + 1);
 }
 
+/**
+ * Is `name` a cursor whose last `name.execute(...)` before `line` in the function, in the same
+ * block or an enclosing one, is a read (`cur.execute("SELECT ..."); rows = cur.fetchall()`)?
+ */
+function cursorSelected(model: FileModel, name: string, fnIndex: number, line: number): boolean {
+  let last: CallInfo | null = null;
+  for (const c of callsOf(model, fnIndex)) {
+    if (c.functionIndex !== fnIndex || c.line > line || c.method !== 'execute' || c.receiver?.text !== name) continue;
+    if (!last || c.start > last.start) last = c;
+  }
+  return !!last && !last.loops.length && classifyDbCall(model, last)?.kind === 'read' && !/\bLIMIT\b|\bFETCH\s+FIRST\b/i.test(last.node.text);
+}
+
 export const countViaLen: FileRule & RepoRule = {
   meta: {
     code: 'PA109',
@@ -59,7 +74,7 @@ export const countViaLen: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'Rows fetched only to be counted with `len()`',
-    what: 'Finds `len(q.all())`, `len((await session.scalars(select(...))).all())`, `len(result.fetchall())` and `len(list(q))` where the list comes straight from a query and is thrown away after counting. Also a list of rows held in a local whose only other uses are `len()` and a loop that only tallies them. Advisory when the query\'s equality filters pin the primary key or two id columns (`Member.group_id == g` and `Member.user_id == u`: one association\'s rows, 0 or a few), or when the held count is only compared with a bound of at most ten (`len(recent) >= 3`, a literal or a name bound once to one: a rate or limit check keeps the rows near it). Also `len(row.children)` on each row of a loop (or comprehension) whose only other use of the collection is a truth test, when the collection comes with the rows (`lazy="selectin"`/`"joined"`/`"subquery"` on the relationship, or an eager loader option on the query): every child row is loaded to produce one number per row (`low`: one batched load, wasted but bounded by the rows). The rows are typed from the file\'s own query, a function that returns a query of one model, or a repository library\'s `list()`/`list_and_count()` (advanced-alchemy: the model of the service\'s `Service[Model]` base); through the library a lazy collection counts too (one SELECT per row, which no other rule sees there). And `len(helper(...))` where every `return` of the helper (a function or method the call graph resolves) is a list fetched from a query (`return q.all()`, also a query built in steps, `q = q.filter(...)`), or an empty literal on a guard path; silent when every fetch is bounded by `limit`, advisory when the filters pin the primary key.',
+    what: 'Finds `len(q.all())`, `len((await session.scalars(select(...))).all())`, `len(result.fetchall())` (also a DB-API cursor\'s, after `cur.execute("SELECT ...")` without a `LIMIT`) and `len(list(q))` where the list comes straight from a query and is thrown away after counting. Also a list of rows held in a local whose only other uses are `len()` and a loop that only tallies them. Advisory when the query\'s equality filters pin the primary key or two id columns (`Member.group_id == g` and `Member.user_id == u`: one association\'s rows, 0 or a few), or when the held count is only compared with a bound of at most ten (`len(recent) >= 3`, a literal or a name bound once to one: a rate or limit check keeps the rows near it). Also `len(row.children)` on each row of a loop (or comprehension) whose only other use of the collection is a truth test, when the collection comes with the rows (`lazy="selectin"`/`"joined"`/`"subquery"` on the relationship, or an eager loader option on the query): every child row is loaded to produce one number per row (`low`: one batched load, wasted but bounded by the rows). The rows are typed from the file\'s own query, a function that returns a query of one model, or a repository library\'s `list()`/`list_and_count()` (advanced-alchemy: the model of the service\'s `Service[Model]` base); through the library a lazy collection counts too (one SELECT per row, which no other rule sees there). And `len(helper(...))` where every `return` of the helper (a function or method the call graph resolves) is a list fetched from a query (`return q.all()`, also a query built in steps, `q = q.filter(...)`), or an empty literal on a guard path; silent when every fetch is bounded by `limit`, advisory when the filters pin the primary key.',
     why: 'All matching rows are transferred, decoded and turned into ORM objects only to produce one integer; `SELECT count(*)` lets the database answer from an index and returns one row.',
     bad: "from sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def running(session: AsyncSession) -> int:\n    return len((await session.scalars(select(Job).where(Job.status == \"running\"))).all())\n",
     good: "from sqlalchemy import func, select\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def running(session: AsyncSession) -> int:\n    return await session.scalar(select(func.count()).select_from(Job).where(Job.status == \"running\"))\n",
