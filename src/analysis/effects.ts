@@ -12,8 +12,7 @@ import { NEW_ENGINE, type Effect } from './summary.js';
 
 /** Effect kind of a call that runs a child process and waits for it (`subprocess.run`, `os.system`). */
 export const CHILD_PROCESS_EFFECT = 'child_process';
-const CHILD_PROCESS = /^(subprocess\.|os\.(system|popen|spawn\w*|wait\w*)$)/;
-import { blockingIoCall, pendingBlockingMethod, SYNC_SLEEP } from '../semantic/blockingIo.js';
+import { blockingIoCall, pendingBlockingMethod, runsChildProcess, SYNC_SLEEP } from '../semantic/blockingIo.js';
 import { syncDbCall } from '../semantic/syncDb.js';
 import { cpuHeavyCall } from '../semantic/cpuHeavy.js';
 import { isEngineConstructor } from '../semantic/resources.js';
@@ -60,7 +59,7 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
     if (io) {
       push({ kind: 'blocking_io', what: io, ...at });
       // A child process is also a wait of its own kind: a transaction open around it waits for it.
-      if (CHILD_PROCESS.test(io)) push({ kind: CHILD_PROCESS_EFFECT, what: io, ...at });
+      if (runsChildProcess(io)) push({ kind: CHILD_PROCESS_EFFECT, what: io, ...at });
       continue;
     }
     // Decided in the repo phase, which knows the type; the same call may still be a DB call.

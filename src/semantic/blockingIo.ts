@@ -110,16 +110,26 @@ const LOCAL_METHODS = new Set(['fileno', 'isatty', 'readable', 'writable', 'seek
 const TYPED_METHODS = new Set<string>();
 for (const t of TYPED) for (const m of t.methods ?? []) TYPED_METHODS.add(m);
 
-/** The async alternative to name for a blocking call (its `what`). */
-export function alternativeFor(what: string): string {
+/** The catalogue's family of a blocking call (its `what`), or null when the catalogue does not name it. */
+function familyOf(what: string): Alternative | null {
   const a = BLOCKING_FUNCTIONS.get(what) ?? BLOCKING_FUNCTIONS.get(`builtins.${what}`);
-  if (a) return ALTERNATIVES[a];
-  for (const [re, alt] of BLOCKING_PATTERNS) if (re.test(what)) return ALTERNATIVES[alt];
-  if (HTTP_MODULES.test(what)) return ALTERNATIVES.http;
+  if (a) return a;
+  for (const [re, alt] of BLOCKING_PATTERNS) if (re.test(what)) return alt;
+  if (HTTP_MODULES.test(what)) return 'http';
   const dot = what.indexOf('.');
   const label = dot > 0 ? what.slice(0, what.lastIndexOf('.')) : what;
-  for (const t of TYPED) if (t.label === label) return ALTERNATIVES[t.alternative];
-  return ALTERNATIVES.thread;
+  for (const t of TYPED) if (t.label === label) return t.alternative;
+  return null;
+}
+
+/** The async alternative to name for a blocking call (its `what`). */
+export function alternativeFor(what: string): string {
+  return ALTERNATIVES[familyOf(what) ?? 'thread'];
+}
+
+/** Does the blocking call (its `what`) run a child process and wait for it (`subprocess.run`, `os.system`, `Popen.wait`)? */
+export function runsChildProcess(what: string): boolean {
+  return familyOf(what) === 'process';
 }
 
 /**

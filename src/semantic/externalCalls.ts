@@ -5,7 +5,8 @@
  * held open across it, a session held through it).
  */
 import type { CallInfo, FileModel } from './model.js';
-import { assignmentsTo } from './model.js';
+import type { SyntaxNode } from '../parse/parser.js';
+import { assignmentsTo, isOffloadCallee, resolveName } from './model.js';
 import { receiverType } from './valueTypes.js';
 
 export type ExternalKind = 'network' | 'file';
@@ -122,6 +123,22 @@ const INTEGRATION = /(^|[._])(\w*(client|sdk|gateway|mailer|notifier|webhook)\w*
 
 /** Methods and functions named like an action outside the process: sending, publishing, notifying, charging. */
 const SENDS = /^(send|send_\w+|\w+_send|sendmail|send_message|publish|publish_\w+|notify|notify_\w+|deliver|deliver_\w+|charge|refund|upload|upload_\w+|post_message|enqueue|delay|apply_async|send_task)$/;
+
+/**
+ * An awaited offload of a network client's function (`await asyncio.to_thread(requests.post, url)`,
+ * `await loop.run_in_executor(None, partial(requests.post, url))`): off the event loop, so not a
+ * blocking call, but the coroutine (and any transaction it holds) waits for the request.
+ */
+export function awaitedOffloadCall(model: FileModel, call: CallInfo): ExternalCall | null {
+  if (!call.awaited || !isOffloadCallee(call.calleeText)) return null;
+  const args = (call.node.childForFieldName('arguments')?.namedChildren ?? []).filter((a) => a.type !== 'keyword_argument' && a.type !== 'comment');
+  let fn: SyntaxNode | undefined = call.method === 'run_in_executor' ? args[1] : args[0];
+  if (fn?.type === 'call' && /(^|\.)partial$/.test(fn.childForFieldName('function')?.text ?? '')) fn = fn.childForFieldName('arguments')?.namedChildren[0];
+  if (!fn || (fn.type !== 'identifier' && fn.type !== 'attribute')) return null;
+  const q = resolveName(model, fn.text.replace(/\s+/g, ''));
+  const ext = q ? networkFunction(q) : null;
+  return ext ? { kind: ext.kind, what: `${ext.what}\` through \`${call.calleeText}` } : null;
+}
 
 /** A network client's module function by qualified name (`requests.post`); constructors make no request. */
 export function networkFunction(q: string): ExternalCall | null {

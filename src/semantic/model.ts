@@ -1653,13 +1653,14 @@ export function variableRefs(node: SyntaxNode, name: string): SyntaxNode[] {
 }
 
 /**
- * Does the function (its own body, not nested defs) declare `global name`? Read from the
- * `global` statements themselves, so a comment or string that mentions it does not count.
+ * Does the function (its own body, not nested defs) declare `global name` (or, with
+ * `nonlocal`, `nonlocal name` too)? Read from the statements themselves, so a comment or string
+ * that mentions it does not count.
  */
-export function declaresGlobal(fn: FunctionInfo, name: string): boolean {
+export function declaresGlobal(fn: FunctionInfo, name: string, nonlocal = false): boolean {
   const body = fn.body;
-  if (!body || !body.text.includes('global')) return false;
-  for (const g of body.descendantsOfType('global_statement')) {
+  if (!body || !(body.text.includes('global') || (nonlocal && body.text.includes('nonlocal')))) return false;
+  for (const g of body.descendantsOfType(nonlocal ? ['global_statement', 'nonlocal_statement'] : 'global_statement')) {
     let p = g.parent;
     while (p && p.id !== body.id && p.type !== 'function_definition' && p.type !== 'lambda') p = p.parent;
     if (p?.id !== body.id) continue;

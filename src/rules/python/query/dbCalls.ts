@@ -685,19 +685,13 @@ function passesArguments(call: CallInfo): boolean {
 export function isFlushingCall(model: FileModel, call: CallInfo): boolean {
   const op = classifyDbCall(model, call);
   // A query inside `with session.no_autoflush:` sends nothing staged.
-  if (op) return op.kind === 'read' ? !inNoAutoflush(call.node) : !isStagedWrite(call, op);
+  if (op) return op.kind === 'read' ? !inNoAutoflush(model, call) : !isStagedWrite(call, op);
   return FLUSHING_METHODS.has(call.method) && receiverEvidence(model, call) !== null;
 }
 
-/** Is `node` inside a `with ... .no_autoflush:` block of its function (autoflush off there)? */
-function inNoAutoflush(node: SyntaxNode): boolean {
-  for (let p = node.parent; p; p = p.parent) {
-    if (p.type === 'function_definition' || p.type === 'lambda' || p.type === 'class_definition') return false;
-    if (p.type !== 'with_statement') continue;
-    const clause = p.namedChildren.find((c) => c.type === 'with_clause');
-    if (clause && /(^|[.\s(,])no_autoflush\s*(\)|,|$)/m.test(clause.text)) return true;
-  }
-  return false;
+/** Is the call inside a `with <session>.no_autoflush:` block of its function (autoflush off there)? */
+function inNoAutoflush(model: FileModel, call: CallInfo): boolean {
+  return call.withs.some((i) => model.withs[i]!.items.some((item) => /(^|\.)no_autoflush$/.test(item.value?.text.replace(/\s+/g, '') ?? '')));
 }
 
 /** Is a staged write followed, in its function, by a call that sends it? (Else the caller's flush batches it.) */

@@ -12,7 +12,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileModel } from '../../../semantic/model.js';
-import { callAt } from '../../../semantic/model.js';
+import { callAt, declaresGlobal } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { classifyDbCall } from './dbCalls.js';
 import { short, unwrap } from './semantics.js';
@@ -47,11 +47,6 @@ function ownBlock(block: SyntaxNode, body: SyntaxNode): boolean {
 
 /** A query run for its effect: it locks rows, or its SQL calls a function that changes state. */
 const SIDE_EFFECT_READ = /with_for_update|\bFOR\s+(NO\s+KEY\s+)?UPDATE\b|\bFOR\s+(KEY\s+)?SHARE\b|\b(set_config|pg_advisory\w*|pg_try_advisory\w*|nextval|setval|pg_notify|pg_sleep|lo_\w+|dblink\w*)\s*\(/i;
-
-/** Does the function declare `name` global or nonlocal (so code elsewhere may read it)? */
-function declaresShared(body: SyntaxNode, name: string): boolean {
-  return new RegExp(`\\b(global|nonlocal)\\s+([\\w\\s,]*\\b)?${name}\\b`).test(body.text);
-}
 
 /** Does `text` mention `name` as a name (not as an attribute after a dot)? */
 function mentions(text: string, name: string): boolean {
@@ -113,7 +108,7 @@ export const deadQueryResult: FileRule = {
           // `FOR UPDATE`), or SQL that calls a function with effects (`set_config`, an advisory lock).
           if (SIDE_EFFECT_READ.test(first.value.text)) continue;
           // Another function may read a global or an enclosing function's name between the two.
-          if (declaresShared(body, first.name)) continue;
+          if (declaresGlobal(fn, first.name, true)) continue;
           // Stop at the first statement that mentions the name: a read, or the overwrite.
           for (let j = i + 1; j < stmts.length; j++) {
             const stmt = stmts[j]!;

@@ -12,14 +12,13 @@
  * never reported.
  */
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
-import { blockingIoCall } from '../../../semantic/blockingIo.js';
+import { blockingIoCall, runsChildProcess } from '../../../semantic/blockingIo.js';
+import { awaitedOffloadCall } from '../../../semantic/externalCalls.js';
 import { cpuHeavyCall } from '../../../semantic/cpuHeavy.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { CHILD_PROCESS_EFFECT } from '../../../analysis/effects.js';
 import { reportInTransactionCalls } from './reach.js';
 import { callsOf, externalCall, SLEEP_FUNCTIONS, transactionRegions, type TransactionRegion } from './semantics.js';
-
-const PROCESS = /^(subprocess\.|os\.(system|popen|spawn|wait|posix_spawn|exec)|Popen\.)/;
 
 interface Wait {
   what: string;
@@ -32,8 +31,8 @@ function waitOf(model: FileModel, call: CallInfo): Wait | null {
   if (q && SLEEP_FUNCTIONS.has(q)) return { what: call.calleeText, kind: 'sleep' };
   if (q && /^asyncio\.create_subprocess_(exec|shell)$/.test(q)) return { what: q, kind: 'process' };
   const io = blockingIoCall(model, call);
-  if (io && PROCESS.test(io)) return { what: io, kind: 'process' };
-  const ext = externalCall(model, call);
+  if (io && runsChildProcess(io)) return { what: io, kind: 'process' };
+  const ext = externalCall(model, call) ?? awaitedOffloadCall(model, call);
   if (ext?.kind === 'network') return { what: ext.what, kind: 'network' };
   const cpu = cpuHeavyCall(model, call);
   if (cpu) return { what: cpu, kind: 'cpu' };

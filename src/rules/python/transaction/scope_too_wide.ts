@@ -21,9 +21,7 @@
  * only read, a call inside a nested function defined there (not run there).
  */
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import type { SyntaxNode } from '../../../parse/parser.js';
-import { isOffloadCallee, resolveName, type CallInfo, type FileModel } from '../../../semantic/model.js';
-import { networkFunction, type ExternalCall } from '../../../semantic/externalCalls.js';
+import { awaitedOffloadCall } from '../../../semantic/externalCalls.js';
 import { callsOf, externalCall, transactionRegions } from './semantics.js';
 import { NETWORK_EFFECT } from './effects.js';
 import { reportInTransactionCalls } from './reach.js';
@@ -31,23 +29,6 @@ import { callGraphOf, type FnRef } from '../../../analysis/callgraph.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { libraryReach } from './libraryReach.js';
 import { COMMITS_ALWAYS, TXN_REQUEST_WRITE, type RequestWriteSite } from './libraryWrites.js';
-
-/**
- * An awaited offload of a network client's function (`await asyncio.to_thread(requests.post, url)`,
- * `await loop.run_in_executor(None, partial(requests.post, url))`): the network call, as the
- * coroutine (and its transaction) waits for it.
- */
-function awaitedOffload(model: FileModel, call: CallInfo): ExternalCall | null {
-  if (!call.awaited || !isOffloadCallee(call.calleeText)) return null;
-  const args = (call.node.childForFieldName('arguments')?.namedChildren ?? []).filter((a) => a.type !== 'keyword_argument' && a.type !== 'comment');
-  let fn: SyntaxNode | undefined = call.method === 'run_in_executor' ? args[1] : args[0];
-  // `partial(requests.post, url)`
-  if (fn?.type === 'call' && /(^|\.)partial$/.test(fn.childForFieldName('function')?.text ?? '')) fn = fn.childForFieldName('arguments')?.namedChildren[0];
-  if (!fn || (fn.type !== 'identifier' && fn.type !== 'attribute')) return null;
-  const q = resolveName(model, fn.text.replace(/\s+/g, ''));
-  const ext = q ? networkFunction(q) : null;
-  return ext ? { kind: ext.kind, what: `${ext.what}\` through \`${call.calleeText}` } : null;
-}
 
 export const scopeTooWide: FileRule & RepoRule = {
   meta: {
@@ -86,7 +67,7 @@ export const scopeTooWide: FileRule & RepoRule = {
         if (at < region.from || at >= region.to || done.has(at) || call.offloaded) continue;
         // Handed to a thread and awaited (`await asyncio.to_thread(requests.post, ...)`): off the
         // event loop, but the transaction waits all the same.
-        const ext = externalCall(model, call) ?? awaitedOffload(model, call);
+        const ext = externalCall(model, call) ?? awaitedOffloadCall(model, call);
         if (!ext || (ext.kind === 'file' && fileReported)) continue;
         if (ext.kind === 'file') fileReported = true;
         done.add(at);
