@@ -275,6 +275,42 @@ describe('discovery facts in the cache', () => {
   });
 });
 
+describe('cache and the tree\'s package layout', () => {
+  let tree: string;
+  const write = (rel: string, text: string) => {
+    fs.mkdirSync(path.dirname(path.join(tree, rel)), { recursive: true });
+    fs.writeFileSync(path.join(tree, rel), text);
+  };
+  const runTree = async (cache: boolean) => {
+    const out = await scan(tree, config(cache), {});
+    return { json: renderFormat(out.result, 'json', { color: false }).replace(/"durationMs": \d+/, '"durationMs": 0'), out };
+  };
+  beforeAll(() => {
+    tree = fs.mkdtempSync(path.join(os.tmpdir(), 'pa-layout-cache-'));
+    // Two services with a module of the same name: in one it sleeps the thread.
+    write('services/a/pacing.py', 'import time\n\ndef throttle():\n    time.sleep(1)\n');
+    write('services/b/pacing.py', 'def throttle():\n    return 1\n');
+    write('services/a/routes.py', 'from pacing import throttle\n\nasync def charge():\n    throttle()\n');
+    ageTree(tree);
+  });
+  afterAll(() => fs.rmSync(tree, { recursive: true, force: true }));
+
+  it('an unchanged file is analysed again when a new __init__.py changes where its imports start', async () => {
+    const before = await runTree(true);
+    // `services/a` is the routes' source root: `pacing` is that service's module, which blocks.
+    expect(before.out.result.findings.map((f: { code: string; path: string }) => `${f.code} ${f.path}`)).toEqual(['PA303 services/a/routes.py']);
+    // Now `services` and `services/a` are packages: imports start at the root, and `pacing` is
+    // ambiguous between the two services; the unchanged routes file must not keep its old reading.
+    write('services/__init__.py', '');
+    write('services/a/__init__.py', '');
+    ageTree(tree);
+    const after = await runTree(true);
+    expect(after.out.cache).toMatchObject({ hits: 0 });
+    expect(after.json).toBe((await runTree(false)).json);
+    expect(after.out.result.findings).toEqual([]);
+  });
+});
+
 describe('pack checksum', () => {
   it('the JS CRC-32 (for Node before 20.15) gives zlib\'s value, whole and in pieces', async () => {
     const { crc32ForTest } = await import('../dist/src/cache/cache.js');

@@ -163,7 +163,7 @@ export class ScanCache {
   private factsLooked = false;
   private repo: { key: string; result: RepoResult } | null = null;
   private readonly statByRel = new Map<string, FileStat | null>();
-  private readonly toolHash = toolFingerprint();
+  private toolHash = toolFingerprint();
   private fileKey = '';
   private contextKey = '';
   private othersKey: string | null = null;
@@ -184,6 +184,15 @@ export class ScanCache {
   /** Opens the cache of `root` (or of `dir` when given: tests and bench). */
   static open(root: string, notice?: (message: string) => void, dir?: string): ScanCache {
     return new ScanCache(root, dir ?? path.join(root, CACHE_DIR), notice);
+  }
+
+  /**
+   * Folds what every file's analysis depends on beyond its own text and the context (where the
+   * tree's imports start: semantic/importRoots.ts) into the tool hash, so that every entry made
+   * under another layout is a miss. Call before anything is looked up.
+   */
+  setLayout(layout: string): void {
+    this.toolHash = crypto.createHash('sha256').update(toolFingerprint()).update('\0').update(layout).digest('hex');
   }
 
   /** The cached project context when no walked file changed since it was discovered. */

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PythonParser } from '../parse/parser.js';
 import { buildFileModel, isTestPath, moduleNameOf, QualifiedIndex } from '../semantic/model.js';
+import { importPrefixer, importRootsOf, type ImportPrefix } from '../semantic/importRoots.js';
 import { DRIVER_CONNECT, SESSION_CLASS } from '../semantic/resources.js';
 import { extractSqlFacts, loadSqlParser } from '../rules/sql/parse.js';
 import { discoverAdrs } from './adrs.js';
@@ -217,6 +218,7 @@ export function pythonFactsOf(
   migration: boolean,
   parser: PythonParser,
   external: (qualified: string) => string | null,
+  importPrefix?: ImportPrefix,
 ): PythonFactsResult {
   const wanted = worthParsing(source) || (migration && MIGRATION_SQL_HINT.test(source));
   // A removal only a test or a seed script makes does not end a request's session.
@@ -232,7 +234,7 @@ export function pythonFactsOf(
     return { ...base, problem: `cannot parse Python: ${firstLine(err)}` };
   }
   try {
-    const model = buildFileModel(file, source, tree.rootNode, parser);
+    const model = buildFileModel(file, source, tree.rootNode, parser, importPrefix);
     const scope: LiteralScope = { model, external };
     return { ...base, facts: pythonFileFacts(model, migration, scope) };
   } catch (err) {
@@ -273,10 +275,11 @@ export async function readPythonSql(results: PythonFactsResult[]): Promise<void>
 export async function discoverContext(root: string, files: string[], parser: PythonParser): Promise<ProjectContext> {
   const plan = planDiscovery(root, files);
   const external = externalConstants(plan.read);
+  const prefixer = importPrefixer(importRootsOf(plan.python.map((p) => p.file)));
   const results: PythonFactsResult[] = [];
   for (const { file, migration } of plan.python) {
     const source = plan.read(file);
-    if (source !== null) results.push(pythonFactsOf(file, source, migration, parser, external));
+    if (source !== null) results.push(pythonFactsOf(file, source, migration, parser, external, prefixer(file)));
   }
   return finishDiscovery(plan, results);
 }

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { SyntaxNode } from '../parse/parser.js';
 import type { PythonParser } from '../parse/parser.js';
 import type { ProjectContext } from '../discovery/context.js';
+import type { ImportPrefix } from '../semantic/importRoots.js';
 import { buildFileModel, isTestPath, markProjectViews, MODEL_NODE_TYPES, type FileModel } from '../semantic/model.js';
 import { summarize } from '../analysis/summary.js';
 import { collectEffects } from '../analysis/effects.js';
@@ -30,6 +31,8 @@ export interface AnalyzeOptions {
   hash?: boolean;
   /** The tree's module names: the summary then keeps only calls the repo phase can use. */
   repoModules?: ReadonlySet<string>;
+  /** Where the file's absolute imports start (semantic/importRoots.ts). */
+  importPrefix?: ImportPrefix;
 }
 
 export function analyzeFile(
@@ -63,7 +66,7 @@ export function analyzeFile(
   try {
     const root = tree.rootNode;
     outcome.parseError = root.hasError;
-    const model = buildFileModel(rel, source, root, parser);
+    const model = buildFileModel(rel, source, root, parser, options.importPrefix);
     model.modelClasses = projectIndex(project).modelClasses;
     model.flaskDbHandles = projectIndex(project).flaskDbHandles;
     model.scopedSessions = projectIndex(project).scopedSessions;

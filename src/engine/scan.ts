@@ -15,6 +15,7 @@ import type { FileOutcome, RawFinding, StageMs } from '../pool/protocol.js';
 import { ScanCache, type CacheStats, type RepoResult } from '../cache/cache.js';
 import { selectRules } from '../rules/registry.js';
 import { isFileRule, isRepoRule, type RuleMeta } from '../rules/types.js';
+import { importRootsOf } from '../semantic/importRoots.js';
 import { repoModuleNames, type FileSummary, type RepoIndex } from '../analysis/summary.js';
 import { runRepoPhase } from './repoPhase.js';
 import type { ProjectContext } from '../discovery/context.js';
@@ -115,6 +116,9 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
   let cacheMs = 0;
   const tc = performance.now();
   const cache = config.cache ? ScanCache.open(rootPath, hooks.notice, hooks.cacheDir) : null;
+  // Where each file's absolute imports start, when the tree holds several projects.
+  const importRoots = importRootsOf(walked.python.map((f) => f.rel));
+  cache?.setLayout(JSON.stringify(importRoots));
   let context = cache?.cachedContext(walked.python, walked.others) ?? null;
   cacheMs += performance.now() - tc;
   const pool = new AuditPool({
@@ -125,6 +129,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
       parser: (await createParser(config.parser, hooks.notice)).kind,
       codes: fileRuleCodes,
       repoModules: repoModuleNames(walked.python.map((f) => f.rel)),
+      importRoots: importRoots.tables.length ? importRoots : undefined,
       timings: config.timings,
       hashContent: cache !== null,
     }),

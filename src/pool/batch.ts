@@ -15,6 +15,7 @@ import { ALL_RULES } from '../rules/registry.js';
 import { isFileRule, type FileRule } from '../rules/types.js';
 import { readSharedContext, type BatchResult, type BatchTask, type FactsRead, type FileOutcome, type WorkerSetup } from './protocol.js';
 import type { ProjectContext } from '../discovery/context.js';
+import { importPrefixer, type ImportPrefix } from '../semantic/importRoots.js';
 import { cachedReader, externalConstants, pythonFactsOf, readPythonSql, type PythonFactsResult } from '../discovery/discover.js';
 
 export type BatchRunner = (task: BatchTask) => Promise<BatchResult>;
@@ -22,6 +23,7 @@ export type BatchRunner = (task: BatchTask) => Promise<BatchResult>;
 export function createBatchRunner(setup: WorkerSetup & { timings?: boolean }): BatchRunner {
   const enabled = new Set(setup.codes);
   const repoModules = setup.repoModules ? new Set(setup.repoModules) : undefined;
+  const prefixer = importPrefixer(setup.importRoots);
   const rules: FileRule[] = ALL_RULES.filter(isFileRule).filter((r) => enabled.has(r.meta.code));
   let parserPromise: Promise<PythonParser> | null = null;
   let sharedContext: { id: number; context: ProjectContext } | null = null;
@@ -42,7 +44,7 @@ export function createBatchRunner(setup: WorkerSetup & { timings?: boolean }): B
     const parser = mode === 'read' ? null : await parserPromise!;
     if (mode === 'facts') {
       const t = performance.now();
-      const { facts, read } = await runFacts(task, parser!, setup.rootDir);
+      const { facts, read } = await runFacts(task, parser!, setup.rootDir, prefixer);
       return { files: [], facts, factsRead: read, parser: parser!.kind, parseMs: performance.now() - t };
     }
     const context = mode === 'full' ? contextOf(task) : null;
@@ -52,7 +54,7 @@ export function createBatchRunner(setup: WorkerSetup & { timings?: boolean }): B
       try {
         const outcome =
           mode === 'full'
-            ? analyzeFile(f.rel, f.abs, parser!, rules, context!, { timings: setup.timings, rootDir: setup.rootDir, hash: setup.hashContent, repoModules })
+            ? analyzeFile(f.rel, f.abs, parser!, rules, context!, { timings: setup.timings, rootDir: setup.rootDir, hash: setup.hashContent, repoModules, importPrefix: prefixer(f.rel) })
             : floorFile(f.rel, f.abs, parser, mode === 'walk');
         if (outcome.summary) {
           outcome.summaryBytes = encodeSummary(outcome.summary);
@@ -73,7 +75,7 @@ export function createBatchRunner(setup: WorkerSetup & { timings?: boolean }): B
 }
 
 /** The discovery pass: Python facts of the files worth parsing for the project context, their SQL read. */
-async function runFacts(task: BatchTask, parser: PythonParser, rootDir: string): Promise<{ facts: PythonFactsResult[]; read: FactsRead[] }> {
+async function runFacts(task: BatchTask, parser: PythonParser, rootDir: string, prefixer: (file: string) => ImportPrefix | undefined): Promise<{ facts: PythonFactsResult[]; read: FactsRead[] }> {
   const read = cachedReader(rootDir);
   // The files the current file's constant lookups tried: its facts depend on those too.
   let deps: Set<string> | null = null;
@@ -93,7 +95,7 @@ async function runFacts(task: BatchTask, parser: PythonParser, rootDir: string):
     deps = null;
     let r: PythonFactsResult;
     try {
-      r = pythonFactsOf(f.rel, source, f.migration ?? false, parser, external);
+      r = pythonFactsOf(f.rel, source, f.migration ?? false, parser, external, prefixer(f.rel));
     } catch (err) {
       r = { file: f.rel, migration: f.migration ?? false, problem: `context extraction failed: ${(err as Error).message}` };
     }

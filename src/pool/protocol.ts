@@ -3,6 +3,7 @@ import type { FileSummary } from '../analysis/summary.js';
 import type { ProjectContext } from '../discovery/context.js';
 import type { PythonFactsResult } from '../discovery/discover.js';
 import type { ParserPreference } from '../parse/parser.js';
+import type { ImportRoots } from '../semantic/importRoots.js';
 import type { ChainStep, InternalError, Severity, SkippedFile } from '../types.js';
 
 /** Set once per worker through piscina's `workerData`. */
@@ -16,6 +17,8 @@ export interface WorkerSetup {
   codes: string[];
   /** Directory and module names of the tree (see `repoModuleNames`): summaries keep only calls that may be ours. */
   repoModules?: string[];
+  /** Where absolute imports start in a tree of several projects (see semantic/importRoots.ts). */
+  importRoots?: ImportRoots;
   /** Return each file's content hash (the incremental cache is on). */
   hashContent?: boolean;
 }

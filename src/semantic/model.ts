@@ -9,6 +9,7 @@
  * nesting is derived from start offsets with a stack, so only those nodes become JS objects.
  */
 import type { PythonParser, SyntaxNode } from '../parse/parser.js';
+import type { ImportPrefix } from './importRoots.js';
 
 export type FunctionRole = 'handler' | 'background' | 'init' | 'other';
 
@@ -361,7 +362,11 @@ const SIMPLE_CALLEE = /([A-Za-z_][A-Za-z0-9_]*(?:[ \t]*\.[ \t]*[A-Za-z_][A-Za-z0
  * call whose callee is a plain dotted name is read from the source text rather than through
  * child-node round trips; the rarer facts (receiver, awaited) are computed on first use.
  */
-export function buildFileModel(path: string, source: string, root: SyntaxNode, parser: PythonParser): FileModel {
+/**
+ * `importPrefix` rewrites the file's absolute imports where the tree holds several projects
+ * (see importRoots.ts): `app.db` in `services/billing/...` is `services.billing.app.db`.
+ */
+export function buildFileModel(path: string, source: string, root: SyntaxNode, parser: PythonParser, importPrefix?: ImportPrefix): FileModel {
   const lineStarts = computeLineStarts(source);
   const model: FileModel = {
     path,
@@ -456,7 +461,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
       }
       case 'import_statement':
       case 'import_from_statement':
-        collectImport(model, node, type === 'import_from_statement');
+        collectImport(model, node, type === 'import_from_statement', importPrefix);
         break;
       case 'assignment':
       case 'augmented_assignment':
@@ -738,18 +743,19 @@ function currentClass(stack: Frame[]): string | null {
   return null;
 }
 
-function collectImport(model: FileModel, node: SyntaxNode, isFrom: boolean): void {
+function collectImport(model: FileModel, node: SyntaxNode, isFrom: boolean, prefix: ImportPrefix | undefined): void {
+  const absolute = (dotted: string) => (prefix && dotted ? prefix(dotted) : dotted);
   if (!isFrom) {
     for (const child of node.childrenForFieldName('name')) {
       if (child.type === 'aliased_import') {
         const full = child.childForFieldName('name')?.text ?? '';
         const alias = child.childForFieldName('alias')?.text;
-        if (alias) model.imports.set(alias, full);
+        if (alias) model.imports.set(alias, absolute(full));
       } else {
         // `import os.path` binds `os`; qualified lookups keep the full dotted text.
         const full = child.text;
         const head = full.split('.')[0]!;
-        if (!model.imports.has(head)) model.imports.set(head, head);
+        if (!model.imports.has(head)) model.imports.set(head, absolute(head));
       }
     }
     return;
@@ -757,6 +763,7 @@ function collectImport(model: FileModel, node: SyntaxNode, isFrom: boolean): voi
   const moduleNode = node.childForFieldName('module_name');
   let mod = moduleNode?.text ?? '';
   if (mod.startsWith('.')) mod = resolveRelative(model.moduleName, mod, model.path);
+  else mod = absolute(mod);
   for (const child of node.childrenForFieldName('name')) {
     if (child.type === 'aliased_import') {
       const name = child.childForFieldName('name')?.text ?? '';
