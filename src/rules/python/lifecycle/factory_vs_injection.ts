@@ -6,18 +6,20 @@
  * a streaming/SSE response, a WebSocket endpoint's receive loop, a `BackgroundTasks.add_task(...)`
  * or `asyncio.create_task(...)` it is handed to.
  * Why is this bad? The dependency closes the session when the request scope ends (for
- * background tasks, before they run since FastAPI 0.106), so the long-lived code works on a
+ * background tasks, before they run in FastAPI 0.106–0.117), so the long-lived code works on a
  * closed session that silently reopens a connection nobody will close — or, when it is still
  * open, pins one pooled connection for minutes.
  *
  * Precision: a task awaited in the handler (`await task`, a `TaskGroup`) is not detached; before
- * FastAPI 0.106 background tasks ran inside the dependency scope, so `add_task` is fine there.
+ * FastAPI 0.106 and from 0.118 background tasks run inside the dependency scope (the exit code
+ * runs after the response, and Starlette runs the tasks as part of sending it), so `add_task`
+ * is fine there; an unpinned FastAPI is the newest.
  */
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
 import { callsOf, variableRefs } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import {
-  fastapiVersion, generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler,
+  generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler,
   streamingResponses, yieldDependencyOutlivesStream,
 } from './semantics.js';
 
@@ -94,9 +96,9 @@ export const factoryVsInjection: FileRule = {
     severity: 'critical',
     effort: 'M',
     summary: 'Injected request-scoped session used by long-lived code: SSE/streaming generator, WebSocket loop, background task',
-    what: 'Finds a session injected into a handler (`Depends(get_db)` and the like, `session: AsyncSession`) that is used by the generator of a `StreamingResponse` / `EventSourceResponse`, kept by a WebSocket endpoint that loops, or handed to `BackgroundTasks.add_task(...)` / `starlette.background.BackgroundTask(...)` (a response\'s `background=`) / `asyncio.create_task(...)` — directly, or through a helper of the same module that the handler passes the session to. Handing over ids is fine. Critical for SSE/WebSocket, high for background work.',
-    why: 'An injected session belongs to the request\'s dependency scope. Long-lived code either holds it (one pooled connection pinned per open stream or socket: a few dozen clients exhaust the pool) or outlives it (FastAPI ≥ 0.106 closes `yield` dependencies before background tasks and, in 0.106–0.117, before the stream: the closed session silently opens a new connection that is never returned).',
-    bad: 'from fastapi import BackgroundTasks, Depends, FastAPI\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\nasync def get_session():\n    ...\n\n\nasync def rebuild_index(session: AsyncSession) -> None:\n    ...\n\n\n@app.post("/reindex")\nasync def reindex(tasks: BackgroundTasks, session: AsyncSession = Depends(get_session)):\n    tasks.add_task(rebuild_index, session)\n    return {"status": "scheduled"}\n',
+    what: 'Finds a session injected into a handler (`Depends(get_db)` and the like, `session: AsyncSession`) that is used by the generator of a `StreamingResponse` / `EventSourceResponse`, kept by a WebSocket endpoint that loops, or handed to `asyncio.create_task(...)`, or to `BackgroundTasks.add_task(...)` / `starlette.background.BackgroundTask(...)` (a response\'s `background=`) under FastAPI 0.106–0.117 or from a `Depends(..., scope="function")` (closed when the endpoint returns) — directly, or through a helper of the same module that the handler passes the session to. Handing over ids is fine. Critical for SSE/WebSocket, high for background work.',
+    why: 'An injected session belongs to the request\'s dependency scope. Long-lived code either holds it (one pooled connection pinned per open stream or socket: a few dozen clients exhaust the pool) or outlives it (a task from `asyncio.create_task` runs on after the request; FastAPI 0.106–0.117 closes `yield` dependencies before background tasks and before the stream: the closed session silently opens a new connection that is never returned). Before 0.106 and from 0.118 the exit code runs after the response is sent, background tasks included, so a `BackgroundTasks` hand-off is reported only for 0.106–0.117.',
+    bad: 'import asyncio\n\nfrom fastapi import Depends, FastAPI\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\nasync def get_session():\n    ...\n\n\nasync def rebuild_index(session: AsyncSession) -> None:\n    ...\n\n\n@app.post("/reindex")\nasync def reindex(session: AsyncSession = Depends(get_session)):\n    asyncio.create_task(rebuild_index(session))\n    return {"status": "scheduled"}\n',
     good: 'from fastapi import BackgroundTasks, Depends, FastAPI\nfrom sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker\n\napp = FastAPI()\nsession_factory = async_sessionmaker(expire_on_commit=False)\n\n\nasync def rebuild_index() -> None:\n    async with session_factory() as session:\n        ...\n\n\n@app.post("/reindex")\nasync def reindex(tasks: BackgroundTasks):\n    tasks.add_task(rebuild_index)\n    return {"status": "scheduled"}\n',
     fix: 'inject (or import) the session factory and open `async with factory() as s:` where the long-lived code touches the database',
     references: [
@@ -108,9 +110,11 @@ export const factoryVsInjection: FileRule = {
   checkFile(ctx: FileRuleContext): void {
     const { model, project } = ctx;
     if (model.isTestFile || !/Session|Depends|session/.test(model.source)) return;
-    const v = fastapiVersion(project);
     const outlives = yieldDependencyOutlivesStream(project);
-    const backgroundInScope = v !== null && (v[0] === 0 && v[1] < 106);
+    // Background tasks run inside the response (Starlette runs them after sending the body), so
+    // they are inside the dependency scope exactly when the exit code runs after the response:
+    // before 0.106 and from 0.118 (unknown: the newest).
+    const backgroundInScope = outlives;
     for (const fn of model.functions) {
       if (fn.role !== 'handler') continue;
       const sessions = injectedSessions(model, project, fn);
@@ -137,7 +141,7 @@ export const factoryVsInjection: FileRule = {
         }
         for (const call of callsOf(model, fn.index)) {
           if (call.functionIndex !== fn.index || !isDetachedTask(model, fn, call) || !handsOver(call, s.name)) continue;
-          if (call.method === 'add_task' && backgroundInScope) continue;
+          if ((call.method === 'add_task' || isBackgroundTask(call)) && backgroundInScope && !s.functionScope) continue;
           ctx.report({
             node: call.node,
             message: `injected session \`${s.name}\` handed to ${call.method === 'add_task' || isBackgroundTask(call) ? 'a background task' : 'a detached task'}: it runs after the request's session is closed`,
@@ -151,7 +155,7 @@ export const factoryVsInjection: FileRule = {
           const via = handedOnByHelper(model, call, s.name);
           if (!via) continue;
           const background = via.task.method === 'add_task' || isBackgroundTask(via.task);
-          if (background && backgroundInScope) continue;
+          if (background && backgroundInScope && !s.functionScope) continue;
           ctx.report({
             node: call.node,
             message: `injected session \`${s.name}\` handed to \`${via.helper.name}\`, which passes it to ${background ? 'a background task' : 'a detached task'} (line ${via.task.line}): it runs after the request's session is closed`,
