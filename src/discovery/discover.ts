@@ -58,6 +58,8 @@ const EVENT_HINTS = /pg_notify|NOTIFY|LISTEN|add_listener|subscribe\(|publish\(|
 const ASYNCPG_POOL = /\bcreate_pool\(/;
 const PROVIDER_HINT = /yield\s+[\w.]*(session|db\b|database)|return\s+[\w.]*(Session|session|Maker|maker|connect)\w*\(/i;
 
+/** `SQLAlchemy(...)` called: with a Flask-SQLAlchemy import, the extension is made here. */
+const FLASK_SQLALCHEMY_CALL = /\bSQLAlchemy\s*\(/;
 /** A Flask-SQLAlchemy (or Flask-AppBuilder) extension: its `db` handle is what views and models use. */
 const FLASK_SQLALCHEMY_IMPORT = /^\s*(?:from\s+(?:flask_sqlalchemy|flask_appbuilder)[\w.]*\s+import|import\s+(?:flask_sqlalchemy|flask_appbuilder)\b)/m;
 
@@ -74,7 +76,9 @@ function worthParsing(source: string): boolean {
     STREAMING_RESPONSE_HINT.test(source) ||
     VIEW_CLASS_HINT.test(source) ||
     MODULE_SESSION_HINT.test(source) ||
-    DEPENDENCY_ALIAS_HINT.test(source)
+    DEPENDENCY_ALIAS_HINT.test(source) ||
+    // `db = SQLAlchemy()` alone in an extensions module (the app-factory layout): the engine PA404 judges.
+    (FLASK_SQLALCHEMY_CALL.test(source) && FLASK_SQLALCHEMY_IMPORT.test(source))
   );
 }
 /** `SessionDep = Annotated[AsyncSession, Depends(get_db)]`: a dependency alias other modules annotate with. */
@@ -86,7 +90,7 @@ const VIEW_CLASS_HINT = /^class\s+\w+\s*\([^)]*(?:Resource|View|Endpoint)\s*[,)]
 /** A streaming response of the libraries, named: a project subclass or wrapper of one may be defined here. */
 const STREAMING_RESPONSE_HINT = /StreamingResponse|EventSourceResponse/;
 /** Flask-SQLAlchemy's engine settings in app config (see `flaskEngines`). */
-const FLASK_ENGINE_CONFIG = /SQLALCHEMY_(ENGINE_OPTIONS|POOL_|MAX_OVERFLOW|DATABASE_URI)/;
+const FLASK_ENGINE_CONFIG = /SQLALCHEMY_(ENGINE_OPTIONS|POOL_|MAX_OVERFLOW|DATABASE_URI)|\.config\.from_(?:envvar|prefixed_env|file|pyfile)\s*\(/;
 /** `SessionLocal, engine = init(url)` at module level (see `unpackedFactories`). */
 const TUPLE_UNPACK = /^[A-Za-z_]\w*\s*,\s*[A-Za-z_][\w\s,]*=\s*[\w.]+\(/m;
 const MIGRATION_SQL_HINT = /execute|text\(|DDL|RunSQL/;
@@ -134,7 +138,8 @@ export function sessionReleases(source: string): string[] | undefined {
   // Flask-SQLAlchemy before 3.0 commits every request's session at teardown with this setting on.
   if (teardownCommit) add(TEARDOWN_COMMIT);
   // `registry.remove()` takes no argument (a list's `remove(x)` does), or is handed over (`atexit.register(S.remove)`): any name.
-  for (const m of source.matchAll(/([A-Za-z_]\w*)\s*\.\s*remove\b(?!\s*\(\s*[^\s)])/g)) add(m[1]!);
+  // Recorded as `remove:Name`, so that a rule can tell which registry a project removes.
+  for (const m of source.matchAll(/([A-Za-z_]\w*)\s*\.\s*remove\b(?!\s*\(\s*[^\s)])/g)) add(`remove:${m[1]!}`);
   // `db_session.close()`: session-like names.
   for (const m of source.matchAll(/([A-Za-z_]\w*)\s*\.\s*close\b/g)) if (RELEASED_SESSION_LIKE.test(m[1]!)) add(m[1]!);
   // `with Session() as s:` closes that factory's session: recorded as `with:Session`, for that name only.
@@ -356,7 +361,8 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   // Flask's config files outside Python (`app.config.from_pyfile("app.cfg")`, `from_file(...json)`, a `.env`).
   if (!releases.has(TEARDOWN_COMMIT) && sorted.some((f) => FLASK_CONFIG_FILE.test(f) && COMMIT_ON_TEARDOWN_CONFIG.test(read(f) ?? ''))) releases.add(TEARDOWN_COMMIT);
   if (releases.size) ctx.sessionReleases = [...releases].sort();
-  ctx.engines.push(...flaskEngines(perFile));
+  const fsqla = Object.entries(ctx.stack).find(([k]) => /^flask[-_]sqlalchemy$/i.test(k))?.[1];
+  ctx.engines.push(...flaskEngines(perFile, majorOf(fsqla?.version ?? null)));
   ctx.sessionFactories.push(...unpackedFactories(perFile));
   const shared = sharedSessions(perFile, ctx.sessionFactories);
   if (shared.length) ctx.sharedSessions = shared;
@@ -978,12 +984,16 @@ const FLASK_POOL_KEYS: Record<string, string> = {
 
 /**
  * The engines `flask_sqlalchemy.SQLAlchemy(...)` makes, with the options the app's config gives
- * them anywhere in the project (`SQLALCHEMY_ENGINE_OPTIONS`, the 2.x `SQLALCHEMY_POOL_*` keys,
+ * them anywhere in the project (`SQLALCHEMY_ENGINE_OPTIONS`, the 2.x `SQLALCHEMY_POOL_*` keys
+ * unless the project pins 3.x,
  * `engine_options=`), so PA404 judges them like `create_engine`. Options that are not a literal
  * mapping make the settings unknown: no engine is recorded. Flask-SQLAlchemy itself sets
  * `pool_recycle=7200` for MySQL.
  */
-function flaskEngines(perFile: { file: string; facts: PythonFileFacts }[]): EngineInfo[] {
+function flaskEngines(perFile: { file: string; facts: PythonFileFacts }[], flaskSqlalchemyMajor: number | null): EngineInfo[] {
+  // Flask-SQLAlchemy 3.0 removed the `SQLALCHEMY_POOL_*` keys (deprecated in 2.4): its engine
+  // reads `SQLALCHEMY_ENGINE_OPTIONS` only. Unpinned, they are taken as read (no claim either way).
+  const legacyKeys = flaskSqlalchemyMajor === null || flaskSqlalchemyMajor < 3;
   const configs = perFile.flatMap(({ facts }) => facts.engineConfig ?? []);
   const out: EngineInfo[] = [];
   for (const { file, facts } of perFile) {
@@ -995,7 +1005,7 @@ function flaskEngines(perFile: { file: string; facts: PythonFileFacts }[]): Engi
         if (c.options === null) unknown = true;
         else if (c.key === 'SQLALCHEMY_ENGINE_OPTIONS') Object.assign(kwargs, c.options);
         else if (c.key === 'SQLALCHEMY_DATABASE_URI') scheme ??= typeof c.options.value === 'string' ? c.options.value : null;
-        else if (FLASK_POOL_KEYS[c.key]) kwargs[FLASK_POOL_KEYS[c.key]!] = c.options.value ?? DYNAMIC;
+        else if (FLASK_POOL_KEYS[c.key] && legacyKeys) kwargs[FLASK_POOL_KEYS[c.key]!] = c.options.value ?? DYNAMIC;
       }
       if (unknown) continue;
       Object.assign(kwargs, fe.engineOptions);

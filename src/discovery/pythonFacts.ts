@@ -326,7 +326,9 @@ function valueOrDynamic(node: SyntaxNode | null | undefined, scope: LiteralScope
 
 /** App config keys that configure the engine Flask-SQLAlchemy makes. */
 const ENGINE_CONFIG_KEY = /^(SQLALCHEMY_ENGINE_OPTIONS|SQLALCHEMY_POOL_SIZE|SQLALCHEMY_POOL_RECYCLE|SQLALCHEMY_POOL_TIMEOUT|SQLALCHEMY_MAX_OVERFLOW|SQLALCHEMY_DATABASE_URI)$/;
-const ENGINE_CONFIG_HINT = /SQLALCHEMY_(ENGINE_OPTIONS|POOL_|MAX_OVERFLOW|DATABASE_URI)|flask_sqlalchemy/;
+const ENGINE_CONFIG_HINT = /SQLALCHEMY_(ENGINE_OPTIONS|POOL_|MAX_OVERFLOW|DATABASE_URI)|flask_sqlalchemy|\.config\.from_(?:envvar|prefixed_env|file|pyfile)\s*\(/;
+/** Flask config read from outside the code (an env var's file, `FLASK_*` variables, a file): the engine options may be there. */
+const EXTERNAL_CONFIG = /^from_(envvar|prefixed_env|file|pyfile)$/;
 
 /** `{ "pool_recycle": 300, "pool_size": cfg.SIZE }`: options by key (values literal or `"dynamic"`); null for anything but a dict display. */
 function optionsOf(node: SyntaxNode | null | undefined, scope: LiteralScope): Record<string, LiteralValue> | null {
@@ -352,7 +354,9 @@ function configFact(key: string, value: SyntaxNode | null | undefined, line: num
 /**
  * Flask-SQLAlchemy's engine settings: `SQLALCHEMY_ENGINE_OPTIONS = {...}` (module or config
  * class), `app.config["SQLALCHEMY_POOL_RECYCLE"] = 300`, `app.config.update(KEY=...)` /
- * `.setdefault("KEY", ...)` / `.update({...})`, and every `SQLAlchemy(...)` construction.
+ * `.setdefault("KEY", ...)` / `.update({...})`, and every `SQLAlchemy(...)` construction; config
+ * read from a file or the environment (`from_envvar`, `from_prefixed_env`, `from_file`,
+ * `from_pyfile`) makes the options unknown.
  */
 function collectEngineConfig(model: FileModel, scope: LiteralScope, facts: PythonFileFacts): void {
   for (const a of model.assignments) {
@@ -366,6 +370,11 @@ function collectEngineConfig(model: FileModel, scope: LiteralScope, facts: Pytho
     if (typeof sub === 'string' && ENGINE_CONFIG_KEY.test(sub)) facts.engineConfig!.push(configFact(sub, node.childForFieldName('right'), node.startPosition.row + 1, scope));
   }
   for (const call of model.calls) {
+    // `app.config.from_envvar("SETTINGS")`: settings the code does not show; the engine's options are unknown.
+    if (call.method && EXTERNAL_CONFIG.test(call.method) && /(^|\.)config\.from_\w+$/.test(call.calleeText)) {
+      facts.engineConfig!.push({ key: 'SQLALCHEMY_ENGINE_OPTIONS', options: null, line: call.line });
+      continue;
+    }
     const args = call.method === 'update' || call.method === 'setdefault' || call.method === 'from_mapping' ? callArgs(call.node) : null;
     if (args) {
       for (const [k, v] of args.keywords) if (ENGINE_CONFIG_KEY.test(k)) facts.engineConfig!.push(configFact(k, v, call.line, scope));

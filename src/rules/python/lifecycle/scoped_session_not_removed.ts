@@ -15,11 +15,14 @@
  * Silent: Flask-SQLAlchemy's `db.session` (it removes itself at teardown), a registry made
  * inside a function, a project that is not a service, and any project where some module calls
  * `remove()`/`close()` on a session-like name (`Session.remove()`, `db_session.close`): the
- * check is by name across the whole project, so an alias that is removed counts.
+ * check is by name across the whole project, so an alias that is removed counts. When every
+ * name the project calls `remove()` on is one of its registries, each registry is judged by its
+ * own name: the one nobody removes (a replica's beside the writer's) is reported.
  */
 import type { ProjectContext, SessionFactoryInfo } from '../../../discovery/context.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { isWebService } from './semantics.js';
+import { TEARDOWN_COMMIT } from '../../../discovery/discover.js';
 
 const SCOPED = /^(async_)?scoped_session$/;
 /** Task queues whose workers reuse threads or an event loop across jobs. */
@@ -53,7 +56,7 @@ export const scopedSessionNotRemoved: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'A scoped_session registry that nothing removes at the end of a request or job',
-    what: 'Finds a module-level `scoped_session(...)` / `async_scoped_session(...)` of a web service (FastAPI, Flask, Django, aiohttp, Starlette) or a task worker (Celery, RQ, Dramatiq, Huey, arq, SAQ) when no module of the project calls `remove()` or `close()` on it, or hands that method over as a callback (`app.teardown_appcontext(lambda exc: Session.remove())`, `task_postrun.connect(...)`, a middleware). Any module other than a test that calls `remove()` with no argument on any name (an alias counts), closes a session-like name, or opens its sessions with `with Registry() as s:` keeps it silent: precision first. Silent for Flask-SQLAlchemy\'s `db.session`, which removes itself at teardown, and for a registry made inside a function. High for a web service, medium for a worker alone.',
+    what: 'Finds a module-level `scoped_session(...)` / `async_scoped_session(...)` of a web service (FastAPI, Flask, Django, aiohttp, Starlette) or a task worker (Celery, RQ, Dramatiq, Huey, arq, SAQ) when no module of the project calls `remove()` or `close()` on it, or hands that method over as a callback (`app.teardown_appcontext(lambda exc: Session.remove())`, `task_postrun.connect(...)`, a middleware). Any module other than a test that calls `remove()` with no argument on any name (an alias counts), closes a session-like name, or opens its sessions with `with Registry() as s:` keeps it silent: precision first; but when every name the project calls `remove()` on is one of its registries, a registry it never removes or closes by its own name is reported (`WriteSession.remove()` at teardown, `ReadSession` never). Silent for Flask-SQLAlchemy\'s `db.session`, which removes itself at teardown, and for a registry made inside a function. High for a web service, medium for a worker alone.',
     why: 'The registry keeps one session per thread (or task). A request that reads begins a transaction on its thread\'s session; when nothing ends it, the transaction stays open with its pooled connection checked out ("idle in transaction") until the thread serves another request, which then inherits the previous request\'s identity map and pending state. With a per-request `scopefunc`, the registry also keeps one session per request forever.',
     bad: 'from flask import Flask\nfrom sqlalchemy import create_engine, select\nfrom sqlalchemy.orm import scoped_session, sessionmaker\n\nengine = create_engine("postgresql+psycopg://app@db/app", pool_pre_ping=True)\nSession = scoped_session(sessionmaker(bind=engine))\napp = Flask(__name__)\n\n\n@app.get("/items")\ndef items():\n    return [i.name for i in Session.scalars(select(Item))]\n',
     good: 'from flask import Flask\nfrom sqlalchemy import create_engine, select\nfrom sqlalchemy.orm import scoped_session, sessionmaker\n\nengine = create_engine("postgresql+psycopg://app@db/app", pool_pre_ping=True)\nSession = scoped_session(sessionmaker(bind=engine))\napp = Flask(__name__)\n\n\n@app.teardown_appcontext\ndef remove_session(exc):\n    Session.remove()\n\n\n@app.get("/items")\ndef items():\n    return [i.name for i in Session.scalars(select(Item))]\n',
@@ -76,17 +79,33 @@ export const scopedSessionNotRemoved: FileRule = {
     // Some module (not a test) ends a registry: a no-argument `remove()` on any name (an alias
     // counts), a session-like name closed, or sessions opened with `with Registry() as s:`.
     const releases = project.sessionReleases ?? [];
-    if (releases.some((r) => !r.startsWith('with:'))) return;
-    for (const f of registries) if (!releases.includes(`with:${f.name}`)) report(ctx, f, web);
+    const ends = releases.filter((r) => !r.startsWith('with:') && r !== TEARDOWN_COMMIT);
+    const ended = (f: SessionFactoryInfo) => releases.includes(`with:${f.name}`) || ends.includes(`remove:${f.name}`) || ends.includes(f.name!);
+    if (ends.length === 0) {
+      for (const f of registries) if (!ended(f)) report(ctx, f, web);
+      return;
+    }
+    // A project that removes its registries by name, and removes nothing else: each registry it
+    // never removes is still left open (a read replica's registry beside the writer's).
+    const names = allRegistryNames(project);
+    const removed = ends.filter((r) => r.startsWith('remove:')).map((r) => r.slice('remove:'.length));
+    if (removed.length === 0 || !removed.every((n) => names.has(n))) return;
+    for (const f of registries) if (!ended(f)) report(ctx, f, web, removed);
   },
 };
 
-function report(ctx: FileRuleContext, f: SessionFactoryInfo, web: boolean): void {
+function allRegistryNames(project: ProjectContext): Set<string> {
+  const names = new Set<string>();
+  for (const list of registriesOf(project).values()) for (const f of list) names.add(f.name!);
+  return names;
+}
+
+function report(ctx: FileRuleContext, f: SessionFactoryInfo, web: boolean, others: string[] = []): void {
   const line = ctx.model.source.split('\n')[f.line - 1] ?? '';
   const column = Math.max(1, line.indexOf(f.name!) + 1);
   ctx.report({
     location: { line: f.line, column, endLine: f.line, endColumn: column + f.name!.length },
-    message: `\`${f.name}\` is ${/^[aeiou]/.test(f.kind) ? 'an' : 'a'} \`${f.kind}\` registry that no module of the project removes (no \`${f.name}.remove()\` at the end of a request or job): each ${f.kind.startsWith('async') ? 'task' : 'thread'} keeps its session, and any transaction a request began stays open with its pooled connection until that ${f.kind.startsWith('async') ? 'task' : 'thread'} is used again`,
+    message: `\`${f.name}\` is ${/^[aeiou]/.test(f.kind) ? 'an' : 'a'} \`${f.kind}\` registry that no module of the project removes (no \`${f.name}.remove()\` at the end of a request or job): each ${f.kind.startsWith('async') ? 'task' : 'thread'} keeps its session, and any transaction a request began stays open with its pooled connection until that ${f.kind.startsWith('async') ? 'task' : 'thread'} is used again${others.length ? ` (the project removes ${others.map((n) => `\`${n}\``).join(', ')}, not this one)` : ''}`,
     severity: web ? 'high' : 'medium',
   });
 }
