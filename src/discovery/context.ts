@@ -109,6 +109,8 @@ export interface SessionHelperInfo {
   returns: string;
   file: string;
   line: number;
+  /** A class whose instances make the session in `__init__` and close it in `close()`/`__exit__`. */
+  owner?: true;
 }
 
 /**

@@ -78,13 +78,17 @@ function worthParsing(source: string): boolean {
     MODULE_SESSION_HINT.test(source) ||
     DEPENDENCY_ALIAS_HINT.test(source) ||
     // `db = SQLAlchemy()` alone in an extensions module (the app-factory layout): the engine PA404 judges.
-    (FLASK_SQLALCHEMY_CALL.test(source) && FLASK_SQLALCHEMY_IMPORT.test(source))
+    (FLASK_SQLALCHEMY_CALL.test(source) && FLASK_SQLALCHEMY_IMPORT.test(source)) ||
+    (OWNER_HINT.test(source) && RELEASE_METHOD_HINT.test(source))
   );
 }
 /** `SessionDep = Annotated[AsyncSession, Depends(get_db)]`: a dependency alias other modules annotate with. */
 const DEPENDENCY_ALIAS_HINT = /^[A-Za-z_]\w*\s*=\s*(?:typing\.)?Annotated\[[^=]*?Depends\(/m;
 /** `db = SessionLocal()` at module level: maybe one session every importer shares (decided against the factories). */
 const MODULE_SESSION_HINT = /^[A-Za-z_]\w*\s*=\s*[\w.]*(Session|session|Maker|maker)\w*\(\s*\)/m;
+/** `self.session = SessionLocal()` in a class that may close it (`def close`/`__exit__`): an owner whose instances acquire a session. */
+const OWNER_HINT = /^\s+self\.\w+\s*=\s*[\w.]*(Session|session|Maker|maker|connect)\w*\(/m;
+const RELEASE_METHOD_HINT = /\bdef\s+(close|aclose|__exit__|__aexit__|dispose|shutdown)\s*\(/;
 /** A class deriving from a library's class-based view: the project's own view base may be defined here. */
 const VIEW_CLASS_HINT = /^class\s+\w+\s*\([^)]*(?:Resource|View|Endpoint)\s*[,)]/m;
 /** A streaming response of the libraries, named: a project subclass or wrapper of one may be defined here. */
@@ -895,7 +899,7 @@ function resolveHelpers(cands: { file: string; cand: HelperCandidate }[], ctx: P
     else if (DRIVER_CONNECT.has(callee)) kind = 'connection';
     else if ((last === 'connect' || last === 'raw_connection') && engines.has(receiver.slice(receiver.lastIndexOf('.') + 1))) kind = 'connection';
     if (!kind) continue;
-    out.push({ name: cand.name, kind, returns: callee, file, line: cand.line });
+    out.push(cand.owner ? { name: cand.name, kind, returns: callee, file, line: cand.line, owner: true } : { name: cand.name, kind, returns: callee, file, line: cand.line });
   }
   return out;
 }

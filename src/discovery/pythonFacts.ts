@@ -37,6 +37,8 @@ export interface HelperCandidate {
   callee: string | null;
   returnType: string | null;
   line: number;
+  /** A class that owns what its `__init__` makes (see `ownerCandidate`). */
+  owner?: true;
 }
 
 /**
@@ -597,7 +599,7 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
   for (const fn of model.functions) {
     if (!fn.body) continue;
     if (!fn.isGenerator) {
-      const helper = helperCandidate(model, fn.index);
+      const helper = fn.name === '__init__' ? ownerCandidate(model, fn.index) : helperCandidate(model, fn.index);
       if (helper) facts.helpers!.push(helper);
       continue;
     }
@@ -1182,6 +1184,36 @@ function helperCandidate(model: FileModel, fnIndex: number): HelperCandidate | n
   if (!/session|Session|connect|Maker|maker/.test(callee) && !(returnType && /Session|Connection/.test(returnType))) return null;
   const resolved = /^[A-Za-z_][\w.]*$/.test(callee) ? (resolveImported(model, callee) ?? callee) : callee;
   return { name: fn.qualifiedName, callee: resolved, returnType, line: fn.startLine };
+}
+
+/** Methods that end an object's life: where an owning class closes what it made. */
+const RELEASE_METHODS = new Set(['close', 'aclose', '__exit__', '__aexit__', 'dispose', 'shutdown']);
+
+/**
+ * A module-level class whose `__init__` makes a new value by a call and keeps it on `self`
+ * (`self.session = SessionLocal()`) and which closes it in `close()`/`__exit__` (`self.session.close()`):
+ * making an instance acquires what it owns, and only `with` or the instance's `close()` gives
+ * it back. Discovery keeps those whose callee makes a session or connection, as helpers.
+ * (A class that never closes what it keeps is PA403's own report at the `__init__`.)
+ */
+function ownerCandidate(model: FileModel, fnIndex: number): HelperCandidate | null {
+  const init = model.functions[fnIndex]!;
+  const cls = init.className;
+  if (!cls || init.parent >= 0 || init.qualifiedName !== `${cls}.__init__`) return null;
+  const releases = model.functions.filter((f) => f.parent < 0 && f.className === cls && f.qualifiedName === `${cls}.${f.name}` && RELEASE_METHODS.has(f.name) && f.body);
+  if (releases.length === 0) return null;
+  for (const a of model.assignments) {
+    if (a.functionIndex !== fnIndex || a.fromWith) continue;
+    const attr = /^self\.(\w+)$/.exec(a.target)?.[1];
+    if (!attr) continue;
+    const callee = calleeName(a.value);
+    if (!callee || !/session|Session|connect|Maker|maker/.test(callee)) continue;
+    const closes = new RegExp(`\\bself\\.${attr}\\s*\\.\\s*(close|aclose|dispose)\\s*\\(`);
+    if (!releases.some((f) => closes.test(f.body!.text))) continue;
+    const resolved = /^[A-Za-z_][\w.]*$/.test(callee) ? (resolveImported(model, callee) ?? callee) : callee;
+    return { name: cls, callee: resolved, returnType: null, line: init.startLine, owner: true };
+  }
+  return null;
 }
 
 /** The callee that produced a local name: `async with X() as name`, `name = X()`. */

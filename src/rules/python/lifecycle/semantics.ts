@@ -92,6 +92,8 @@ export interface AcquireKind {
   client?: CloseableClient;
   /** A session provider's generator taken out of its protocol (`gen = get_db()`): the provider's name. */
   provider?: string;
+  /** An instance of a project class that owns a session (`SessionHelperInfo.owner`): its methods' results are not the session. */
+  owner?: true;
 }
 
 const ENGINE_FACTORIES = /^(sqlalchemy(\.engine)?\.create_engine|sqlmodel\.create_engine|sqlalchemy\.ext\.asyncio(\.engine)?\.create_async_engine)\(\)$/;
@@ -189,7 +191,9 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
   // `db = new_session()`: a project helper that returns a new session or connection.
   const helperName = boundName(model, call);
   const helper = helperName ? projectNames(project).helpers.get(helperName) : undefined;
-  if (helper && helper.name !== model.functions[call.functionIndex]?.qualifiedName) return { kind: helper.kind, label: `${call.calleeText}()` };
+  if (helper && helper.name !== model.functions[call.functionIndex]?.qualifiedName) {
+    return helper.owner ? { kind: helper.kind, label: `${call.calleeText}()`, owner: true } : { kind: helper.kind, label: `${call.calleeText}()` };
+  }
   // `gen = get_db()`: the provider's generator, whose cleanup runs when it is closed or exhausted.
   const provider = sessionProviderOf(model, project, call);
   if (provider && !provider.contextManager && !call.isWithItem) return { kind: 'session', label: `${call.calleeText}()`, provider: provider.name };
@@ -377,9 +381,9 @@ function isReceiver(ref: SyntaxNode): boolean {
 }
 
 /** The variable escapes the function: returned, stored in an attribute or container, handed to an owner, managed by `with`. */
-function escapesOrManaged(ref: SyntaxNode, kind: ResourceKind): boolean {
+function escapesOrManaged(ref: SyntaxNode, kind: ResourceKind, owner = false): boolean {
   for (let p: SyntaxNode | null = ref.parent; p; p = p.parent) {
-    if (p.type === 'return_statement') return !(kind === 'client' ? isReceiver(ref) : usedNotReturned(ref));
+    if (p.type === 'return_statement') return !(kind === 'client' || owner ? isReceiver(ref) : usedNotReturned(ref));
     if (p.type === 'function_definition' || p.type === 'lambda' || p.type === 'block' || p.type === 'expression_statement') break;
     // `with x:` manages it; for a client, `async with http.get(url) as resp` manages only the response.
     if (p.type === 'with_item') return kind !== 'client' || !isReceiver(ref);
@@ -504,7 +508,7 @@ function findCloseFacts(acq: Acquisition): CloseFacts {
   // A `global` name outlives the call by design, like a value stored on an object.
   if (declaresGlobal(acq.fn, acq.target)) facts.escapes = true;
   for (const ref of refs) {
-    if (escapesOrManaged(ref, acq.kind)) facts.escapes = true;
+    if (escapesOrManaged(ref, acq.kind, acq.owner)) facts.escapes = true;
     const closes = isCloseRef(ref) || (!!acq.provider && exhaustsGenerator(ref));
     // Handed to a helper in `finally` (`finally: _sync_close(f)`): a cleanup path of its own.
     const handedOver = !closes && ref.parent?.type === 'argument_list';
