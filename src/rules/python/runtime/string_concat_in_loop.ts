@@ -22,6 +22,12 @@ function stringness(model: FileModel, node: SyntaxNode | null): boolean | null {
   // `b"..."` is bytes, not str.
   if (STRING_NODES.has(node.type)) return /^[rRuUfF]*["']/.test(node.text) ? true : null;
   if (['list', 'dictionary', 'set', 'tuple', 'integer', 'float', 'list_comprehension', 'true', 'false', 'none'].includes(node.type)) return false;
+  // `",".join(row) + "\n"`: a sum with a string in it is a string.
+  if (node.type === 'binary_operator' && node.childForFieldName('operator')?.text === '+') {
+    const l = stringness(model, node.childForFieldName('left'));
+    const r = stringness(model, node.childForFieldName('right'));
+    return l === true || r === true ? true : l === false && r === false ? false : null;
+  }
   if (node.type === 'call') {
     const c = callAt(model, node);
     if (c?.qualifiedName === 'builtins.str' || (c?.method === 'join' && /^("[^"]*"|'[^']*')\.join$/.test(c.calleeText))) return true;
@@ -30,21 +36,46 @@ function stringness(model: FileModel, node: SyntaxNode | null): boolean | null {
   return null;
 }
 
-/** The target's last plain assignment before `line` in the function (or at module level, for a global): is it a string? */
-function initialisedAsString(model: FileModel, target: string, fnIndex: number, line: number): boolean | null {
+/** `b""`, `bytes()`: immutable bytes, which CPython never grows in place. */
+function isBytes(model: FileModel, node: SyntaxNode | null): boolean {
+  if (!node) return false;
+  if (STRING_NODES.has(node.type)) return /^[rR]?[bB][rR]?["']/.test(node.text);
+  return node.type === 'call' && callAt(model, node)?.qualifiedName === 'builtins.bytes';
+}
+
+/** The target's last plain assignment before `line` in the function (or at module level, for a global). */
+function initialValue(model: FileModel, target: string, fnIndex: number, line: number): { value: SyntaxNode | null } | null {
   for (const scope of fnIndex >= 0 ? [fnIndex, -1] : [-1]) {
     let best = null;
     for (const a of assignmentsTo(model, target)) {
       if (a.functionIndex === scope && (scope !== fnIndex || a.line < line) && a.loops.length === 0 && (!best || a.line >= best.line)) best = a;
     }
-    if (best) return stringness(model, best.value);
+    if (best) return { value: best.value };
   }
   return null;
 }
 
+/** The target's initial value: is it a string? */
+function initialisedAsString(model: FileModel, target: string, fnIndex: number, line: number): boolean | null {
+  const init = initialValue(model, target, fnIndex, line);
+  return init ? stringness(model, init.value) : null;
+}
+
+/** `digests: dict[int, str] = defaultdict(str)`: a mapping whose values are strings, by its annotation or factory. */
+function mapsToStrings(model: FileModel, container: string, fnIndex: number, line: number): boolean {
+  for (const a of assignmentsTo(model, container)) {
+    if (a.functionIndex !== fnIndex && a.functionIndex !== -1) continue;
+    if (a.line >= line && a.functionIndex === fnIndex) continue;
+    if (a.annotation && /^(dict|Dict|defaultdict|DefaultDict|MutableMapping)\[[^,\]]+,\s*str\s*\]$/.test(a.annotation.replace(/^typing\./, ''))) return true;
+    if (a.value?.type === 'call' && /^(collections\.)?defaultdict\(\s*str\s*\)$/.test(a.value.text.replace(/\s+/g, ''))) return true;
+  }
+  return false;
+}
+
 /** Why a concatenation cannot be done in place, or null when CPython appends in place. */
-function copiesEachTime(model: FileModel, target: string, fnIndex: number, loopNode: SyntaxNode, prepend: boolean): string | null {
+function copiesEachTime(model: FileModel, target: string, fnIndex: number, loopNode: SyntaxNode, prepend: boolean, bytes = false): string | null {
   if (prepend) return 'prepending copies the whole string each time';
+  if (bytes) return `\`${target}\` is \`bytes\`, which CPython never grows in place (only \`str\`), so each \`+=\` copies it; use a \`bytearray\` or join the chunks`;
   if (!/^[A-Za-z_]\w*$/.test(target)) return `\`${target}\` is not a local variable, so each \`+=\` copies it`;
   if (fnIndex < 0) return `\`${target}\` is a module-level name, so each \`+=\` copies it`;
   const fn = model.functions[fnIndex]!;
@@ -90,7 +121,7 @@ export const stringConcatInLoop: FileRule = {
     severity: 'low',
     effort: 'S',
     summary: 'String grown inside a loop where each step copies it',
-    what: 'Finds strings grown in a loop body where CPython cannot append in place: `self.text += part`, `d[k] += part`, a global, nonlocal or closure variable grown with `+=`, a local string also held by another name or a container, and prepends (`s = part + s`). A plain local `s += part` or `s = s + part` is left alone: CPython resizes a string in place when the variable holds its only reference. Buffers emptied inside the loop or flushed when their length passes a cap, and loops over a literal of fewer than 100 items, are bounded and left alone too.',
+    what: 'Finds strings grown in a loop body where CPython cannot append in place: `self.text += part`, `d[k] += part` (a string part, or a mapping declared to hold strings: `defaultdict(str)`, `dict[K, str]`), a global, nonlocal or closure variable grown with `+=`, a local string also held by another name or a container, prepends (`s = part + s`), and `bytes` grown with `+=` even in a plain local (`data = b""` … `data += chunk`: CPython grows only `str` in place). A plain local `s += part` or `s = s + part` is left alone: CPython resizes a string in place when the variable holds its only reference. Buffers emptied inside the loop or flushed when their length passes a cap, and loops over a literal of fewer than 100 items, are bounded and left alone too.',
     why: 'Each such concatenation copies the whole string built so far, so building a string of n parts costs O(n²) time — harmless for ten parts, seconds for a CSV export or a long log.',
     bad: 'class Export:\n    def run(self, rows):\n        self.out = ""\n        for row in rows:\n            self.out += f"{row.id},{row.name}\\n"\n',
     good: 'class Export:\n    def run(self, rows):\n        parts = []\n        for row in rows:\n            parts.append(f"{row.id},{row.name}\\n")\n        self.out = "".join(parts)\n',
@@ -103,22 +134,47 @@ export const stringConcatInLoop: FileRule = {
   checkFile(ctx: FileRuleContext): void {
     const { model } = ctx;
     if (model.isTestFile) return;
-    const check = (target: string, value: SyntaxNode | null, fnIndex: number, loops: number[], line: number, node: SyntaxNode, prepend: boolean) => {
+    const check = (target: string, value: SyntaxNode | null, fnIndex: number, loops: number[], line: number, node: SyntaxNode, prepend: boolean, known = false) => {
       const real = loops.filter((i) => model.loops[i]!.kind !== 'comprehension');
       if (real.length === 0) return;
-      const init = initialisedAsString(model, target, fnIndex, line);
-      if (init === false) return;
-      if (init !== true && stringness(model, value) !== true) return;
+      const initial = initialValue(model, target, fnIndex, line);
+      // Chunks that come from elsewhere (`data += chunk`): a byte built on the spot (`out += bytes([b])`,
+      // an encoder's few bytes) is left alone.
+      const bytes = !prepend && /^[A-Za-z_]\w*$/.test(target) && !!initial && isBytes(model, initial.value) && !!value && !isBytes(model, value);
+      if (!bytes && !known) {
+        const init = initial ? stringness(model, initial.value) : null;
+        if (init === false) return;
+        if (init !== true && stringness(model, value) !== true) return;
+      }
       const loop = model.loops[real[real.length - 1]!]!;
       const it = loop.iterable;
       if (it && ['list', 'tuple', 'set'].includes(it.type) && it.namedChildCount < 100) return;
-      const why = copiesEachTime(model, target, fnIndex, loop.node, prepend);
+      const why = copiesEachTime(model, target, fnIndex, loop.node, prepend, bytes);
       if (!why || boundedInLoop(model, target, loop.node, line)) return;
-      ctx.report({ node, message: `string \`${target}\` is grown inside a loop, and ${why}: O(n²) in its length; collect the parts and join once` });
+      ctx.report({ node, message: `${bytes ? 'bytes' : 'string'} \`${target}\` is grown inside a loop, and ${why}: O(n²) in its length${bytes ? '' : '; collect the parts and join once'}` });
     };
     for (const a of model.augAssignments) {
       if (a.operator !== '+=') continue;
       check(a.target, a.value, a.functionIndex, a.loops, a.line, a.node, false);
+    }
+    // `d[k] += part`: the mapping holds a reference too, so each step copies the value (the
+    // model lists only name and attribute targets). Reported when the part is a string or the
+    // mapping is declared to hold strings (`defaultdict(str)`, `dict[K, str]`).
+    if (/\]\s*\+=/.test(model.source)) {
+      for (const node of model.root.descendantsOfType('augmented_assignment')) {
+        const left = node.childForFieldName('left');
+        if (left?.type !== 'subscript' || node.childForFieldName('operator')?.text !== '+=') continue;
+        const start = node.startIndex;
+        const loops = model.loops.filter((l) => l.kind !== 'comprehension' && start >= l.iterStart && start < l.iterEnd).map((l) => l.index);
+        if (loops.length === 0) continue;
+        const fnIndex = model.loops[loops[loops.length - 1]!]!.functionIndex;
+        const line = node.startPosition.row + 1;
+        const value = node.childForFieldName('right');
+        const container = left.childForFieldName('value');
+        const strings = stringness(model, value) === true || (container?.type === 'identifier' && mapsToStrings(model, container.text, fnIndex, line));
+        if (!strings) continue;
+        check(left.text, value, fnIndex, loops, line, node, false, true);
+      }
     }
     for (const a of model.assignments) {
       const v = a.value;
