@@ -202,9 +202,46 @@ export function objectFacts(model: FileModel, isRepo: (t: string) => boolean): O
       // A receiver imported from a library is that library's object.
       const dot = dotted.indexOf('.');
       const imported = model.imports.get(dot < 0 ? dotted : dotted.slice(0, dot));
-      return imported === undefined || isRepo(imported);
+      if (imported !== undefined && !isRepo(imported)) return false;
+      // So is a local made from a library's object: `template = env.get_template(...)` with a
+      // module-level `env = jinja2.Environment(...)`, `md = request.app.state.md` with
+      // `app.state.md = markdown.Markdown()` in the file.
+      return dot >= 0 || !madeFromLibrary(model, dotted, call.functionIndex, call.line, isRepo);
     },
   };
+}
+
+/** Does the name's last assignment before `line` in the function build its value from a library object? */
+function madeFromLibrary(model: FileModel, name: string, fnIndex: number, line: number, isRepo: (t: string) => boolean): boolean {
+  let last: { value: SyntaxNode | null; line: number } | null = null;
+  for (const a of assignmentsTo(model, name)) {
+    if (a.functionIndex === fnIndex && a.line < line && !a.fromWith && (!last || a.line >= last.line)) last = a;
+  }
+  let v = last?.value ?? null;
+  if (v?.type === 'await') v = v.namedChild(0);
+  if (!v) return false;
+  const text = (v.type === 'call' ? v.childForFieldName('function')?.text ?? '' : v.text).replace(/\s+/g, '');
+  if (!/^[A-Za-z_][\w.]*$/.test(text)) return false;
+  const libraryCall = (node: SyntaxNode | null | undefined): boolean => {
+    if (node?.type !== 'call') return false;
+    const callee = node.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '';
+    const q = /^[A-Za-z_][\w.]*$/.test(callee) ? resolveName(model, callee) : null;
+    return q !== null && !q.startsWith('builtins.') && !isRepo(q);
+  };
+  // `request.app.state.md`: what the file stores there.
+  const state = /(^|\.)state\.(\w+)$/.exec(text);
+  if (state) {
+    const stored = model.assignments.filter((a) => new RegExp(`(^|\\.)state\\.${state[2]}$`).test(a.target));
+    return stored.length > 0 && stored.every((a) => libraryCall(a.value));
+  }
+  const head = text.split('.')[0]!;
+  if (head === 'self' || head === 'cls' || head === name) return false;
+  const imported = model.imports.get(head);
+  if (imported !== undefined) return !isRepo(imported) && text.includes('.');
+  // A module-level object of the file made by a library's constructor.
+  if (!text.includes('.')) return false;
+  const module = assignmentsTo(model, head).filter((a) => a.functionIndex === -1 && !a.fromWith);
+  return module.length > 0 && module.every((a) => libraryCall(a.value));
 }
 
 /**

@@ -31,7 +31,7 @@ export function isCheapMetadata(what: string, call?: CallInfo): boolean {
  * alternative each finding names. The families of flake8-async's ASYNC210–251 and the libraries
  * real services call on the loop (archives, pickles, S3 clients, SMTP, DNS).
  */
-type Alternative = 'file' | 'path' | 'process' | 'http' | 'socket' | 'dns' | 'smtp' | 'aws' | 'input' | 'thread';
+type Alternative = 'file' | 'path' | 'process' | 'http' | 'socket' | 'dns' | 'smtp' | 'aws' | 'mongo' | 'search' | 'sdk' | 'input' | 'thread';
 
 export const ALTERNATIVES: Record<Alternative, string> = {
   file: 'use `aiofiles.open` or `anyio.open_file`, or `await asyncio.to_thread(...)`',
@@ -42,6 +42,9 @@ export const ALTERNATIVES: Record<Alternative, string> = {
   dns: 'use `await loop.getaddrinfo(...)`',
   smtp: 'use `aiosmtplib`, or `await asyncio.to_thread(...)`',
   aws: 'use `aioboto3`/`aiobotocore`, or `await asyncio.to_thread(client.method, ...)`',
+  mongo: 'use PyMongo\'s `AsyncMongoClient` (or `motor`), or `await asyncio.to_thread(...)`',
+  search: 'use the client\'s async class (`AsyncElasticsearch`, `AsyncOpenSearch`), or `await asyncio.to_thread(...)`',
+  sdk: 'use the SDK\'s async client or methods (`AsyncOpenAI`, `AsyncAnthropic`, stripe\'s `*_async`), or `await asyncio.to_thread(...)`',
   input: 'use `await asyncio.to_thread(input, ...)`',
   thread: 'run it in a thread: `await asyncio.to_thread(...)`',
 };
@@ -77,10 +80,17 @@ const BLOCKING_PATTERNS: [RegExp, Alternative][] = [
   [/^os\.exec[vl]p?e?$/, 'process'],
   [/^smtplib\.(SMTP|SMTP_SSL|LMTP)$/, 'smtp'],
   [/^(ftplib|telnetlib|poplib|imaplib|nntplib)\.\w+$/, 'thread'],
+  // Stripe's resource classes call the API synchronously (`stripe.PaymentIntent.create(...)`).
+  [/^stripe\.[A-Z]\w*\.(create|retrieve|modify|update|delete|list|search|confirm|capture|cancel|finalize_invoice|pay|void_invoice|list_\w+|create_\w+|retrieve_\w+)$/, 'sdk'],
 ];
 
 /** Sync HTTP clients: the module functions of `requests`, `httpx` and its `httpx2` fork (ASYNC210). */
 const HTTP_MODULES = /^(requests|httpx|httpx2)\.(api\.)?(get|post|put|patch|delete|head|options|request|stream)$/;
+
+/** A database or collection of a sync PyMongo client (`client.app`, `client["app"].orders`). */
+const MONGO_TYPE = 'pymongo.collection.Collection';
+/** A sub-resource of a sync OpenAI/Anthropic client (`client.chat.completions`). */
+const OPENAI_TYPE = 'openai.resources.Resource';
 
 /**
  * The names of blocking calls that type the receiver, and on what types (ASYNC212, ASYNC232):
@@ -101,8 +111,18 @@ const TYPED: { types: ReadonlySet<string>; methods: ReadonlySet<string> | null; 
   { types: new Set(['subprocess.Popen']), methods: new Set(['wait', 'communicate']), label: 'Popen', alternative: 'process' },
   { types: new Set(['smtplib.SMTP', 'smtplib.SMTP_SSL']), methods: new Set(['sendmail', 'send_message', 'login', 'starttls', 'ehlo', 'helo', 'quit', 'connect', 'noop']), label: 'smtplib.SMTP', alternative: 'smtp' },
   { types: new Set(['boto3.client', 'boto3.resource', 'boto3.session.Session.client', 'boto3.session.Session.resource', 'boto3.Session.client', 'boto3.Session.resource']), methods: null, label: 'boto3', alternative: 'aws' },
+  // Sync clients of services real handlers call: every method is a round trip (or a chain of
+  // sub-resources leading to one: `client.chat.completions.create`, `client.app.orders.find_one`).
+  { types: new Set([MONGO_TYPE, 'pymongo.MongoClient', 'pymongo.mongo_client.MongoClient']), methods: null, label: 'pymongo', alternative: 'mongo' },
+  { types: new Set(['elasticsearch.Elasticsearch', 'opensearchpy.OpenSearch']), methods: null, label: 'elasticsearch', alternative: 'search' },
+  { types: new Set([OPENAI_TYPE, 'openai.OpenAI', 'openai.AzureOpenAI', 'anthropic.Anthropic']), methods: null, label: 'openai', alternative: 'sdk' },
 ];
 const PATH_TYPES = new Set(['pathlib.Path', 'pathlib.PosixPath', 'pathlib.WindowsPath']);
+/** Sync clients whose attributes and items are sub-resources of the same client (see `typeOfExpression`). */
+const SUBRESOURCE_TYPES = new Map<string, string>([
+  ['pymongo.MongoClient', MONGO_TYPE], ['pymongo.mongo_client.MongoClient', MONGO_TYPE], [MONGO_TYPE, MONGO_TYPE],
+  ['openai.OpenAI', OPENAI_TYPE], ['openai.AzureOpenAI', OPENAI_TYPE], ['anthropic.Anthropic', OPENAI_TYPE], [OPENAI_TYPE, OPENAI_TYPE],
+]);
 
 /** Methods of a typed receiver that do no I/O even on a blocking type. */
 const LOCAL_METHODS = new Set(['fileno', 'isatty', 'readable', 'writable', 'seekable', 'get_paginator', 'get_waiter', 'can_paginate', 'generate_presigned_url', 'generate_presigned_post', 'with_name', 'with_suffix', 'joinpath', 'relative_to', 'as_posix', 'as_uri', 'is_absolute', 'match']);
@@ -200,7 +220,7 @@ function blockingIoName(model: FileModel, call: CallInfo): string | null {
 }
 
 /** Types whose every method blocks appear in the file: type any method's receiver. */
-const ANY_METHOD_HINT = /urllib3|TextIOWrapper|Buffered(Reader|Writer|Random)|FileIO|typing\.(IO|TextIO|BinaryIO)|\bIO\b|TextIO|BinaryIO|boto3|\bopen\(/;
+const ANY_METHOD_HINT = /urllib3|TextIOWrapper|Buffered(Reader|Writer|Random)|FileIO|typing\.(IO|TextIO|BinaryIO)|\bIO\b|TextIO|BinaryIO|boto3|pymongo|MongoClient|Elasticsearch|OpenSearch|openai|anthropic|\bopen\(/;
 const anyMethodHintMemo = new WeakMap<FileModel, boolean>();
 
 /** {@link ANY_METHOD_HINT} on the file's text, once per file (it was asked once per call). */
@@ -250,6 +270,14 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
         // `p = base / "name"`, `f = ff`: the type of the assigned expression.
         const a = lastLocalAssignment(model, node.text, fnIndex, line);
         if (a?.value && !(a.value.type === 'identifier' && a.value.text === node.text)) t = typeOfExpression(model, a.value, a.functionIndex, a.line - 1, depth + 1);
+        // `catalog = client["shop"]["products"]` at module level: a sub-resource of a sync client.
+        else if (!a && fnIndex >= 0) {
+          const m = lastLocalAssignment(model, node.text, -1, Number.MAX_SAFE_INTEGER);
+          if (m?.value?.type === 'subscript' || m?.value?.type === 'attribute') {
+            const sub = typeOfExpression(model, m.value, -1, m.line - 1, depth + 1);
+            if (sub && SUBRESOURCE_TYPES.has(sub)) t = sub;
+          }
+        }
       }
       if (t === 'builtins.open' || t === 'io.open' || t === 'codecs.open') t = 'io.TextIOWrapper';
       return t && PATH_TYPES.has(t) ? 'pathlib.Path' : t;
@@ -269,6 +297,10 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
       if (obj && (attr === 'parent' || attr === 'parents')) {
         return typeOfExpression(model, obj, fnIndex, line, depth + 1) === 'pathlib.Path' ? 'pathlib.Path' : null;
       }
+      if (obj && attr && (obj.type === 'identifier' || obj.type === 'attribute' || obj.type === 'subscript') && depth < 4) {
+        const sub = SUBRESOURCE_TYPES.get(typeOfExpression(model, obj, fnIndex, line, depth + 1) ?? '');
+        if (sub) return sub;
+      }
       if (obj?.type === 'identifier' && obj.text === 'self' && attr) {
         return valueTypeOf(model, `self.${attr}`, -1) ?? selfAttributeType(model, attr, depth + 1);
       }
@@ -278,6 +310,8 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
     }
     case 'subscript': {
       const value = node.childForFieldName('value');
+      const sub = value && depth < 4 ? SUBRESOURCE_TYPES.get(typeOfExpression(model, value, fnIndex, line, depth + 1) ?? '') : undefined;
+      if (sub) return sub;
       if (value?.type === 'attribute' && value.childForFieldName('attribute')?.text === 'parents') {
         return typeOfExpression(model, value, fnIndex, line);
       }
@@ -288,7 +322,7 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
   }
 }
 
-const RECEIVER_LIBRARIES = /^(pathlib|requests|httpx|urllib3|socket|subprocess|io|typing)(\.|$)/;
+const RECEIVER_LIBRARIES = /^(pathlib|requests|httpx|urllib3|socket|subprocess|io|typing|boto3|smtplib|pymongo|elasticsearch|opensearchpy|openai|anthropic)(\.|$)/;
 const receiverLibraryMemo = new WeakMap<FileModel, boolean>();
 
 /** Typed receivers come from these libraries; a file importing none of them has none. */

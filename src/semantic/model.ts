@@ -532,6 +532,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
   // Imports may follow their first use in the file (inside functions, or late imports);
   // resolve qualified names once all imports are known.
   for (const call of model.calls) call.qualifiedName = resolveCallee(model, call.calleeText);
+  if (MODULE_ALIAS_HINT.test(source)) resolveModuleAliases(model);
   for (const fn of model.functions) {
     fn.decoratorNames = fn.decorators.map((d) => resolveName(model, stripCall(d)) ?? stripCall(d));
     classifyRole(model, fn);
@@ -540,6 +541,39 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
   if (model.classes.length && VIEW_BASE_HINT.test(model.source)) collectClassViews(model, null);
   collectEntryPoints(model);
   return model;
+}
+
+/** `post = functools.partial(requests.post, URL)`, `fetch = lambda u: requests.get(u)`, `get = requests.get` at module level. */
+const MODULE_ALIAS_HINT = /^[A-Za-z_]\w*[ \t]*=[ \t]*(?:(?:functools\.)?partial\(|lambda\b|[A-Za-z_]\w*\.[\w.]+[ \t]*(?:#.*)?$)/m;
+const MODULE_ALIAS = /^([A-Za-z_]\w*)[ \t]*=[ \t]*(?:(?:functools\.)?partial\([ \t]*([A-Za-z_][\w.]*)[ \t]*[,)]|lambda\b[^:\n]*:[ \t]*([A-Za-z_][\w.]*)[ \t]*\(|([A-Za-z_]\w*\.[\w.]+)[ \t]*(?:#.*)?$)/gm;
+
+/**
+ * A module-level name bound once to a library function through `functools.partial`, a lambda
+ * that only calls it, or a plain alias: a bare call of the name calls that function
+ * (`post_to_chat(json=...)` is `requests.post`). Only functions of a module the file imports
+ * (`requests.post`), so that a call's arguments are never bound to a repo function's parameters
+ * shifted by a partial.
+ */
+function resolveModuleAliases(model: FileModel): void {
+  const aliases = new Map<string, string | null>();
+  for (const m of model.source.matchAll(MODULE_ALIAS)) {
+    const name = m[1]!;
+    const target = m[2] ?? m[3] ?? m[4]!;
+    if (aliases.has(name)) {
+      aliases.set(name, null);
+      continue;
+    }
+    const head = target.split('.')[0]!;
+    const imported = model.imports.get(head);
+    // `import requests` binds the module itself; `partial(post, ...)` after `from requests import post` names a function.
+    const ok = target.includes('.') ? imported === head || (imported !== undefined && !imported.includes('.')) : imported !== undefined && imported.includes('.');
+    aliases.set(name, ok && !model.functions.some((f) => f.parent < 0 && !f.className && f.name === name) ? resolveName(model, target) : null);
+  }
+  for (const call of model.calls) {
+    if (call.qualifiedName !== `${model.moduleName}.${call.calleeText}` && call.qualifiedName !== null) continue;
+    const target = aliases.get(call.calleeText);
+    if (target) call.qualifiedName = target;
+  }
 }
 
 /**
