@@ -56,6 +56,15 @@ describe('import roots', () => {
     expect(prefixOf(flat, 'src/app/db.py', 'app.db')).toBe('app.db');
   });
 
+  it('leaves the standard library and a module importing its own name to the libraries', () => {
+    // A directory of modules without __init__.py (a script folder, or PEP 420 packages).
+    const flat = ['services/mailer/email.py', 'services/mailer/redis.py', 'services/mailer/send.py', 'services/mailer/queue_client.py'];
+    expect(prefixOf(flat, 'services/mailer/send.py', 'email.message')).toBe('email.message');
+    expect(prefixOf(flat, 'services/mailer/redis.py', 'redis.Redis')).toBe('redis.Redis');
+    expect(prefixOf(flat, 'services/mailer/send.py', 'redis.Redis')).toBe('services.mailer.redis.Redis');
+    expect(prefixOf(flat, 'services/mailer/send.py', 'queue_client')).toBe('services.mailer.queue_client');
+  });
+
   it('prefers the nearest directory that has the name', () => {
     const nested = [
       'services/billing/app/__init__.py',

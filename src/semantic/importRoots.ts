@@ -21,6 +21,40 @@
  */
 import { moduleNameOf } from './model.js';
 
+/**
+ * The standard library's top-level modules (`sys.stdlib_module_names`, Python 3.11): a project module
+ * of the same name beside a file shadows it only when that file runs as a script, so an import of
+ * one of these names is left to the standard library.
+ */
+const STDLIB = new Set([
+  'abc', 'aifc', 'antigravity', 'argparse', 'array', 'ast', 'asynchat', 'asyncio', 'asyncore',
+  'atexit', 'audioop', 'base64', 'bdb', 'binascii', 'bisect', 'builtins', 'bz2', 'cProfile',
+  'calendar', 'cgi', 'cgitb', 'chunk', 'cmath', 'cmd', 'code', 'codecs', 'codeop', 'collections',
+  'colorsys', 'compileall', 'concurrent', 'configparser', 'contextlib', 'contextvars', 'copy',
+  'copyreg', 'crypt', 'csv', 'ctypes', 'curses', 'dataclasses', 'datetime', 'dbm', 'decimal',
+  'difflib', 'dis', 'distutils', 'doctest', 'email', 'encodings', 'ensurepip', 'enum', 'errno',
+  'faulthandler', 'fcntl', 'filecmp', 'fileinput', 'fnmatch', 'fractions', 'ftplib', 'functools',
+  'gc', 'genericpath', 'getopt', 'getpass', 'gettext', 'glob', 'graphlib', 'grp', 'gzip',
+  'hashlib', 'heapq', 'hmac', 'html', 'http', 'idlelib', 'imaplib', 'imghdr', 'imp', 'importlib',
+  'inspect', 'io', 'ipaddress', 'itertools', 'json', 'keyword', 'lib2to3', 'linecache', 'locale',
+  'logging', 'lzma', 'mailbox', 'mailcap', 'marshal', 'math', 'mimetypes', 'mmap',
+  'modulefinder', 'msilib', 'msvcrt', 'multiprocessing', 'netrc', 'nis', 'nntplib', 'nt',
+  'ntpath', 'nturl2path', 'numbers', 'opcode', 'operator', 'optparse', 'os', 'ossaudiodev',
+  'pathlib', 'pdb', 'pickle', 'pickletools', 'pipes', 'pkgutil', 'platform', 'plistlib',
+  'poplib', 'posix', 'posixpath', 'pprint', 'profile', 'pstats', 'pty', 'pwd', 'py_compile',
+  'pyclbr', 'pydoc', 'pydoc_data', 'pyexpat', 'queue', 'quopri', 'random', 're', 'readline',
+  'reprlib', 'resource', 'rlcompleter', 'runpy', 'sched', 'secrets', 'select', 'selectors',
+  'shelve', 'shlex', 'shutil', 'signal', 'site', 'smtpd', 'smtplib', 'sndhdr', 'socket',
+  'socketserver', 'spwd', 'sqlite3', 'sre_compile', 'sre_constants', 'sre_parse', 'ssl', 'stat',
+  'statistics', 'string', 'stringprep', 'struct', 'subprocess', 'sunau', 'symtable', 'sys',
+  'sysconfig', 'syslog', 'tabnanny', 'tarfile', 'telnetlib', 'tempfile', 'termios', 'textwrap',
+  'this', 'threading', 'time', 'timeit', 'tkinter', 'token', 'tokenize', 'tomllib', 'trace',
+  'traceback', 'tracemalloc', 'tty', 'turtle', 'turtledemo', 'types', 'typing', 'unicodedata',
+  'unittest', 'urllib', 'uu', 'uuid', 'venv', 'warnings', 'wave', 'weakref', 'webbrowser',
+  'winreg', 'winsound', 'wsgiref', 'xdrlib', 'xml', 'xmlrpc', 'zipapp', 'zipfile', 'zipimport',
+  'zlib', 'zoneinfo'
+]);
+
 export interface ImportRoots {
   /** Directories that hold an `__init__.py` (or `.pyi`), sorted. */
   packageDirs: string[];
@@ -76,7 +110,7 @@ export function importRootsOf(pythonPaths: Iterable<string>): ImportRoots {
     const table = new Map<string, string>();
     for (let dir = root; dir !== ''; dir = parentOf(dir)) {
       const prefix = prefixOf(dir);
-      for (const head of children.get(dir) ?? []) if (!table.has(head)) table.set(head, prefix);
+      for (const head of children.get(dir) ?? []) if (!table.has(head) && !STDLIB.has(head)) table.set(head, prefix);
     }
     const entries = [...table].filter(([, prefix]) => prefix !== '').sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     if (entries.length) tables.push([root, entries]);
@@ -95,16 +129,25 @@ export function importPrefixer(roots: ImportRoots | undefined): (file: string) =
   const made = new Map<string, ImportPrefix | undefined>();
   return (file) => {
     const root = sourceRoot(file.replace(/\\/g, '/'), packages);
-    if (made.has(root)) return made.get(root);
     const table = tables.get(root);
-    const fn: ImportPrefix | undefined = table
-      ? (dotted) => {
-          const dot = dotted.indexOf('.');
-          const prefix = table.get(dot < 0 ? dotted : dotted.slice(0, dot));
-          return prefix ? `${prefix}.${dotted}` : dotted;
-        }
-      : undefined;
-    made.set(root, fn);
-    return fn;
+    if (!table) {
+      made.set(root, undefined);
+      return undefined;
+    }
+    let fn = made.get(root);
+    if (!fn) {
+      fn = (dotted) => {
+        const dot = dotted.indexOf('.');
+        const prefix = table.get(dot < 0 ? dotted : dotted.slice(0, dot));
+        return prefix ? `${prefix}.${dotted}` : dotted;
+      };
+      made.set(root, fn);
+    }
+    // `import redis` inside `redis.py`: a module never imports itself; the name is a library's.
+    const slash = file.lastIndexOf('/');
+    const own = file.slice(slash + 1).replace(/\.pyi?$/, '');
+    if (!table.has(own) || parentOf(file.replace(/\\/g, '/')) !== root) return fn;
+    const base = fn;
+    return (dotted) => (dotted === own || dotted.startsWith(`${own}.`) ? dotted : base(dotted));
   };
 }
