@@ -28,6 +28,10 @@ const PAYLOAD_HEAVY = new Set([
 ]);
 /** Parsers slow enough that parsing once per item of a loop is CPU work worth a thread. */
 const LOOP_HEAVY = new Set(['yaml.safe_load', 'yaml.load', 'yaml.full_load', 'yaml.unsafe_load', 'yaml.safe_load_all', 'yaml.load_all', 'pickle.loads']);
+/** DataFrame methods that serialise every row. */
+const DATAFRAME_WRITERS = new Set(['to_excel', 'to_csv', 'to_parquet', 'to_feather', 'to_json', 'to_html', 'to_xml', 'to_stata', 'to_orc']);
+/** A DataFrame made by its constructor or read by `pandas.read_*`. */
+const DATAFRAME_TYPES = /^@?pandas\.(core\.frame\.)?(DataFrame|read_(csv|excel|json|parquet|table|xml|html|feather|fwf|pickle|sql|sql_query))(\(\))?$/;
 /** Password-hasher objects whose `hash`/`verify` are slow by design. */
 const HASHER_TYPES = /^(@?passlib\.(context\.)?CryptContext|@?argon2\.PasswordHasher|@?pwdlib\.PasswordHash)/;
 /**
@@ -55,6 +59,11 @@ function cpuHeavyName(model: FileModel, call: CallInfo): string | null {
       // PyYAML and pickle parse in Python: one document is cheap, a loop of them is not.
       return LOOP_HEAVY.has(q) && call.loops.length > 0 ? `${q} (per item of a loop)` : null;
     }
+  }
+  // A whole DataFrame rendered to a file format: CPU in proportion to the rows (`to_excel` runs openpyxl in Python).
+  if (DATAFRAME_WRITERS.has(call.method) && call.hasReceiver) {
+    const t = receiverType(model, call);
+    if (t && DATAFRAME_TYPES.test(t)) return `pandas.DataFrame.${call.method}`;
   }
   if ((call.method === 'hash' || call.method === 'verify' || call.method === 'verify_and_update' || call.method === 'encrypt') && call.hasReceiver) {
     const t = receiverType(model, call);
