@@ -23,6 +23,7 @@ import { typeResolver, type ClassRef, type TypeValue } from './types.js';
 import { resolveHandle, isBlockingDbMethod, handleMethodLabel, type HandleResult, type NameLookup } from '../semantic/db.js';
 import { blockingMethod } from '../semantic/blockingIo.js';
 import { flagAtCall } from '../semantic/guards.js';
+import { HANDED_ARG } from './effects.js';
 
 /** A function of the repo: file index in `index.files`, function index in that file. */
 export interface FnRef {
@@ -541,6 +542,17 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     for (const e of effects) {
       if (!e.pending) {
         decided.push(e);
+        continue;
+      }
+      if (e.kind === 'blocking_io' && e.pending.typePath.startsWith(HANDED_ARG)) {
+        // `timed(requests.head, url)`: blocks here when the callee calls that parameter itself.
+        const position = Number(e.pending.typePath.slice(HANDED_ARG.length));
+        const calls = (out[idOf(r)] ?? NO_EDGES).some((edge) => {
+          if (edge.call.line !== e.line || edge.call.column !== e.column || edge.weak) return false;
+          const uses = files[edge.to.file]!.functions[edge.to.fn]!.paramUses ?? [];
+          return uses.some(([pos, , use]) => pos === position && (use === 'call' || use === 'call_loop'));
+        });
+        if (calls) decided.push({ kind: e.kind, what: e.what, line: e.line, column: e.column, pending: e.pending });
         continue;
       }
       if (e.kind === 'blocking_io') {

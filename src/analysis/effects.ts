@@ -6,13 +6,14 @@
  * exactly when its body would be flagged inside `async def`.
  */
 import type { ProjectContext } from '../discovery/context.js';
-import type { FileModel } from '../semantic/model.js';
+import type { CallInfo, FileModel } from '../semantic/model.js';
+import { resolveName } from '../semantic/model.js';
 import { isMemoisedCall } from '../semantic/memo.js';
 import { NEW_ENGINE, type Effect } from './summary.js';
 
 /** Effect kind of a call that runs a child process and waits for it (`subprocess.run`, `os.system`). */
 export const CHILD_PROCESS_EFFECT = 'child_process';
-import { blockingIoCall, pendingBlockingMethod, runsChildProcess, SYNC_SLEEP } from '../semantic/blockingIo.js';
+import { blockingFunctionName, blockingIoCall, pendingBlockingMethod, runsChildProcess, SYNC_SLEEP } from '../semantic/blockingIo.js';
 import { syncDbCall } from '../semantic/syncDb.js';
 import { cpuHeavyCall } from '../semantic/cpuHeavy.js';
 import { isEngineConstructor } from '../semantic/resources.js';
@@ -28,6 +29,49 @@ export interface EffectCollector {
   /** Kinds whose effects stand for one call site: the summary keeps that call for the repo phase. */
   siteKinds: readonly string[];
 }
+
+/** `pending.typePath` of a blocking callable handed to a call as positional argument N: `#arg` + N. */
+export const HANDED_ARG = '#arg';
+
+/** The first positional argument that names a blocking library function (`requests.head`), with its position. */
+function handedBlockingCallable(model: FileModel, call: CallInfo): { what: string; position: number } | null {
+  if (call.hasReceiver || call.emptyArgs) return null;
+  // Most files import nothing a blocking function can be named through: no argument is read.
+  const names = blockingNames(model);
+  if (!names) return null;
+  const close = call.node.endIndex;
+  const inArgs = model.source.slice(call.argsOffset >= 0 ? call.argsOffset : call.node.startIndex, close);
+  if (!names.test(inArgs)) return null;
+  const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a.type === 'keyword_argument' || a.type === 'list_splat' || a.type === 'dictionary_splat') break;
+    // Only a name the file imports, or an attribute of one: `requests.head`, `head` after `from requests import head`.
+    if (a.type !== 'identifier' && a.type !== 'attribute') continue;
+    const text = a.text;
+    const dot = text.indexOf('.');
+    if (!model.imports.has(dot < 0 ? text : text.slice(0, dot))) continue;
+    const q = resolveName(model, text);
+    const what = q && BLOCKING_HEADS.test(q) ? blockingFunctionName(q) : null;
+    if (what) return { what, position: i };
+  }
+  return null;
+}
+const blockingNamesMemo = new WeakMap<FileModel, RegExp | null>();
+/** The names the file imports that can name a blocking function (`requests`, `rq`, `head`), as one regex; null when none. */
+function blockingNames(model: FileModel): RegExp | null {
+  let re = blockingNamesMemo.get(model);
+  if (re === undefined) {
+    const names: string[] = [];
+    for (const [local, q] of model.imports) if (BLOCKING_HEADS.test(`${q}.`)) names.push(local);
+    re = names.length ? new RegExp(`(^|[^\\w.])(${names.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})\\b`) : null;
+    blockingNamesMemo.set(model, re);
+  }
+  return re;
+}
+
+/** Modules the catalogue names blocking functions of. */
+const BLOCKING_HEADS = /^(requests|httpx|httpx2|subprocess|os|shutil|socket|urllib|urllib3|smtplib|ftplib|telnetlib|poplib|imaplib|nntplib|glob|io|gzip|bz2|lzma|tarfile|zipfile|fsspec|shelve|dbm|pickle|codecs|stripe)\./;
 
 /** The site kinds of these collectors, and the analysis layer's own (a new engine). */
 export function siteKindsOf(collectors: readonly EffectCollector[]): ReadonlySet<string> {
@@ -72,6 +116,10 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
     }
     const cpu = cpuHeavyCall(model, call);
     if (cpu) push({ kind: 'cpu', what: cpu, ...at });
+    // `timed(requests.head, url)`: a blocking library function handed to another function, which
+    // the repo phase decides (blocking here when the callee calls that parameter itself).
+    const handed = !call.awaited && handedBlockingCallable(model, call);
+    if (handed) push({ kind: 'blocking_io', what: handed.what, ...at, pending: { typePath: `${HANDED_ARG}${handed.position}`, method: handed.what } });
   }
   // Query family: `query` / `write` effects and per-item loop call sites (see dbCalls.ts).
   for (const c of collectors) c.collect(model, project).forEach((list, i) => effects[i]!.push(...list));

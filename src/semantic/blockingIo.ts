@@ -142,6 +142,17 @@ function familyOf(what: string): Alternative | null {
   return null;
 }
 
+/**
+ * A library function the catalogue says blocks, named by its qualified name (`requests.head`,
+ * `subprocess.run`): for a callable handed to another function rather than called here.
+ */
+export function blockingFunctionName(q: string): string | null {
+  if (BLOCKING_FUNCTIONS.has(q)) return q.replace(/^builtins\./, '');
+  if (HTTP_MODULES.test(q)) return q.replace('.api.', '.');
+  for (const [re] of BLOCKING_PATTERNS) if (re.test(q)) return q;
+  return null;
+}
+
 /** The async alternative to name for a blocking call (its `what`). */
 export function alternativeFor(what: string): string {
   return ALTERNATIVES[familyOf(what) ?? 'thread'];
