@@ -288,18 +288,20 @@ describe('cache and the tree\'s package layout', () => {
   beforeAll(() => {
     tree = fs.mkdtempSync(path.join(os.tmpdir(), 'pa-layout-cache-'));
     // Two services with a module of the same name: in one it sleeps the thread.
-    write('services/a/pacing.py', 'import time\n\ndef throttle():\n    time.sleep(1)\n');
-    write('services/b/pacing.py', 'def throttle():\n    return 1\n');
-    write('services/a/routes.py', 'from pacing import throttle\n\nasync def charge():\n    throttle()\n');
+    write('services/a/app/__init__.py', '');
+    write('services/b/app/__init__.py', '');
+    write('services/a/app/pacing.py', 'import time\n\ndef throttle():\n    time.sleep(1)\n');
+    write('services/b/app/pacing.py', 'def throttle():\n    return 1\n');
+    write('services/a/app/routes.py', 'from app.pacing import throttle\n\nasync def charge():\n    throttle()\n');
     ageTree(tree);
   });
   afterAll(() => fs.rmSync(tree, { recursive: true, force: true }));
 
   it('an unchanged file is analysed again when a new __init__.py changes where its imports start', async () => {
     const before = await runTree(true);
-    // `services/a` is the routes' source root: `pacing` is that service's module, which blocks.
-    expect(before.out.result.findings.map((f: { code: string; path: string }) => `${f.code} ${f.path}`)).toEqual(['PA303 services/a/routes.py']);
-    // Now `services` and `services/a` are packages: imports start at the root, and `pacing` is
+    // `services/a` is the routes' source root: `app.pacing` is that service's module, which blocks.
+    expect(before.out.result.findings.map((f: { code: string; path: string }) => `${f.code} ${f.path}`)).toEqual(['PA303 services/a/app/routes.py']);
+    // Now `services` and `services/a` are packages: imports start at the root, and `app.pacing` is
     // ambiguous between the two services; the unchanged routes file must not keep its old reading.
     write('services/__init__.py', '');
     write('services/a/__init__.py', '');

@@ -27,8 +27,8 @@ describe('import roots', () => {
   it("starts a package's imports at its service directory", () => {
     expect(prefixOf(monorepo, 'services/billing/app/api/routes.py', 'app.db.get_session')).toBe('services.billing.app.db.get_session');
     expect(prefixOf(monorepo, 'services/shipping/app/db.py', 'app.db')).toBe('services.shipping.app.db');
-    // A top-level module of the service counts as well as a package.
-    expect(prefixOf(monorepo, 'services/billing/app/db.py', 'settings.DSN')).toBe('services.billing.settings.DSN');
+    // Only packages: a module beside the service's packages may shadow a library only in a script.
+    expect(prefixOf(monorepo, 'services/billing/app/db.py', 'settings.DSN')).toBe('settings.DSN');
   });
 
   it('lets a script reach the packages of the directory above its own', () => {
@@ -56,13 +56,21 @@ describe('import roots', () => {
     expect(prefixOf(flat, 'src/app/db.py', 'app.db')).toBe('app.db');
   });
 
-  it('leaves the standard library and a module importing its own name to the libraries', () => {
+  it('never lets a module or a folder without __init__.py take a library\'s name', () => {
     // A directory of modules without __init__.py (a script folder, or PEP 420 packages).
-    const flat = ['services/mailer/email.py', 'services/mailer/redis.py', 'services/mailer/send.py', 'services/mailer/queue_client.py'];
-    expect(prefixOf(flat, 'services/mailer/send.py', 'email.message')).toBe('email.message');
-    expect(prefixOf(flat, 'services/mailer/redis.py', 'redis.Redis')).toBe('redis.Redis');
-    expect(prefixOf(flat, 'services/mailer/send.py', 'redis.Redis')).toBe('services.mailer.redis.Redis');
-    expect(prefixOf(flat, 'services/mailer/send.py', 'queue_client')).toBe('services.mailer.queue_client');
+    const flat = ['app/services/stripe.py', 'app/services/payments.py', 'services/stripe/webhook.py', 'services/api/app/__init__.py', 'services/api/app/pay.py'];
+    expect(prefixOf(flat, 'app/services/payments.py', 'stripe.PaymentIntent')).toBe('stripe.PaymentIntent');
+    expect(prefixOf(flat, 'services/api/app/pay.py', 'stripe.Refund')).toBe('stripe.Refund');
+  });
+
+  it('does not look above the source root from inside a package', () => {
+    const tree = ['services/__init__.py', 'services/stripe/__init__.py', 'services/stripe/hooks.py', 'apps/api/app/__init__.py', 'apps/api/app/pay.py', 'apps/common/__init__.py'];
+    expect(prefixOf(tree, 'apps/api/app/pay.py', 'common.x')).toBe('common.x');
+  });
+
+  it('keeps no table for folders without packages, however many', () => {
+    const many = Array.from({ length: 6000 }, (_, i) => `plugins/p${i}/main.py`);
+    expect(importRootsOf(many).tables).toEqual([]);
   });
 
   it('prefers the nearest directory that has the name', () => {

@@ -220,6 +220,16 @@ function madeFromLibrary(model: FileModel, name: string, fnIndex: number, line: 
   let v = last?.value ?? null;
   if (v?.type === 'await') v = v.namedChild(0);
   if (!v) return false;
+  // `container.resolve(Mailer)`, `copy.deepcopy(obj)`, `Session.get(User, pk)`: a library call
+  // handed a name may give back the repo's object; only literal arguments say it does not.
+  if (v.type === 'call') {
+    const args = v.childForFieldName('arguments')?.namedChildren ?? [];
+    const literal = (a: SyntaxNode): boolean => {
+      const x = a.type === 'keyword_argument' ? a.childForFieldName('value') : a;
+      return !!x && ['string', 'concatenated_string', 'integer', 'float', 'true', 'false', 'none'].includes(x.type);
+    };
+    if (!args.every(literal)) return false;
+  }
   const text = (v.type === 'call' ? v.childForFieldName('function')?.text ?? '' : v.text).replace(/\s+/g, '');
   if (!/^[A-Za-z_][\w.]*$/.test(text)) return false;
   const libraryCall = (node: SyntaxNode | null | undefined): boolean => {

@@ -144,6 +144,8 @@ export function sessionReleases(source: string): string[] | undefined {
   // `registry.remove()` takes no argument (a list's `remove(x)` does), or is handed over (`atexit.register(S.remove)`): any name.
   // Recorded as `remove:Name`, so that a rule can tell which registry a project removes.
   for (const m of source.matchAll(/([A-Za-z_]\w*)\s*\.\s*remove\b(?!\s*\(\s*[^\s)])/g)) add(`remove:${m[1]!}`);
+  // `g.pop("db").close()`: something closed that has no name here (recorded as `close:?`).
+  if (/[)\]]\s*\.\s*close\s*\(/.test(source)) add('close:?');
   // `db_session.close()`: session-like names.
   for (const m of source.matchAll(/([A-Za-z_]\w*)\s*\.\s*close\b/g)) if (RELEASED_SESSION_LIKE.test(m[1]!)) add(m[1]!);
   // `with Session() as s:` closes that factory's session: recorded as `with:Session`, for that name only.

@@ -361,6 +361,7 @@ function configFact(key: string, value: SyntaxNode | null | undefined, line: num
  * `from_pyfile`) makes the options unknown.
  */
 function collectEngineConfig(model: FileModel, scope: LiteralScope, facts: PythonFileFacts): void {
+
   for (const a of model.assignments) {
     if (!a.fromWith && ENGINE_CONFIG_KEY.test(a.target)) facts.engineConfig!.push(configFact(a.target, a.value, a.line, scope));
   }
@@ -373,7 +374,8 @@ function collectEngineConfig(model: FileModel, scope: LiteralScope, facts: Pytho
   }
   for (const call of model.calls) {
     // `app.config.from_envvar("SETTINGS")`: settings the code does not show; the engine's options are unknown.
-    if (call.method && EXTERNAL_CONFIG.test(call.method) && /(^|\.)config\.from_\w+$/.test(call.calleeText)) {
+    // (A test's `app.config.from_pyfile("testing.cfg")` is not the app's configuration.)
+    if (call.method && EXTERNAL_CONFIG.test(call.method) && /(^|\.)config\.from_\w+$/.test(call.calleeText) && !model.isTestFile) {
       facts.engineConfig!.push({ key: 'SQLALCHEMY_ENGINE_OPTIONS', options: null, line: call.line });
       continue;
     }
@@ -1208,6 +1210,8 @@ function ownerCandidate(model: FileModel, fnIndex: number): HelperCandidate | nu
     if (!attr) continue;
     const callee = calleeName(a.value);
     if (!callee || !/session|Session|connect|Maker|maker/.test(callee)) continue;
+    // `self.session = session` in another branch: an instance may hold a borrowed session.
+    if (model.assignments.some((b) => b !== a && b.functionIndex === fnIndex && b.target === a.target)) continue;
     const closes = new RegExp(`\\bself\\.${attr}\\s*\\.\\s*(close|aclose|dispose)\\s*\\(`);
     if (!releases.some((f) => closes.test(f.body!.text))) continue;
     const resolved = /^[A-Za-z_][\w.]*$/.test(callee) ? (resolveImported(model, callee) ?? callee) : callee;

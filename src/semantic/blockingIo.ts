@@ -81,7 +81,7 @@ const BLOCKING_PATTERNS: [RegExp, Alternative][] = [
   [/^smtplib\.(SMTP|SMTP_SSL|LMTP)$/, 'smtp'],
   [/^(ftplib|telnetlib|poplib|imaplib|nntplib)\.\w+$/, 'thread'],
   // Stripe's resource classes call the API synchronously (`stripe.PaymentIntent.create(...)`).
-  [/^stripe\.[A-Z]\w*\.(create|retrieve|modify|update|delete|list|search|confirm|capture|cancel|finalize_invoice|pay|void_invoice|list_\w+|create_\w+|retrieve_\w+)$/, 'sdk'],
+  [/^stripe\.[A-Z]\w*\.(?!\w*_async$)(create|retrieve|modify|update|delete|list|search|confirm|capture|cancel|finalize_invoice|pay|void_invoice|list_\w+|create_\w+|retrieve_\w+)$/, 'sdk'],
 ];
 
 /** Sync HTTP clients: the module functions of `requests`, `httpx` and its `httpx2` fork (ASYNC210). */
@@ -125,7 +125,7 @@ const SUBRESOURCE_TYPES = new Map<string, string>([
 ]);
 
 /** Methods of a typed receiver that do no I/O even on a blocking type. */
-const LOCAL_METHODS = new Set(['fileno', 'isatty', 'readable', 'writable', 'seekable', 'get_paginator', 'get_waiter', 'can_paginate', 'generate_presigned_url', 'generate_presigned_post', 'with_name', 'with_suffix', 'joinpath', 'relative_to', 'as_posix', 'as_uri', 'is_absolute', 'match']);
+const LOCAL_METHODS = new Set(['get_database', 'get_collection', 'get_default_database', 'with_options', 'fileno', 'isatty', 'readable', 'writable', 'seekable', 'get_paginator', 'get_waiter', 'can_paginate', 'generate_presigned_url', 'generate_presigned_post', 'with_name', 'with_suffix', 'joinpath', 'relative_to', 'as_posix', 'as_uri', 'is_absolute', 'match']);
 
 const TYPED_METHODS = new Set<string>();
 for (const t of TYPED) for (const m of t.methods ?? []) TYPED_METHODS.add(m);
@@ -282,7 +282,7 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
         const a = lastLocalAssignment(model, node.text, fnIndex, line);
         if (a?.value && !(a.value.type === 'identifier' && a.value.text === node.text)) t = typeOfExpression(model, a.value, a.functionIndex, a.line - 1, depth + 1);
         // `catalog = client["shop"]["products"]` at module level: a sub-resource of a sync client.
-        else if (!a && fnIndex >= 0) {
+        else if (!a && fnIndex >= 0 && !model.functions[fnIndex]!.params.some((p) => p.name === node.text)) {
           const m = lastLocalAssignment(model, node.text, -1, Number.MAX_SAFE_INTEGER);
           if (m?.value?.type === 'subscript' || m?.value?.type === 'attribute') {
             const sub = typeOfExpression(model, m.value, -1, m.line - 1, depth + 1);

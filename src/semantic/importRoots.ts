@@ -12,55 +12,32 @@
  *   the file's directory while it holds an `__init__.py`. `services/billing/app/api/x.py` has
  *   `services/billing`; a script in a directory without `__init__.py` has its own directory
  *   (Python puts a script's directory first on `sys.path`).
- * - An import's head (`app` of `app.db`) starts at the nearest of the source root and its
- *   ancestors below the scanned root that has a child of that name (a package, a directory of
- *   Python files, or a `.py` module). The scanned root itself is where imports started before,
- *   so a file whose source root is the scanned root, or a head found only there, is unchanged.
+ * - An import's head (`app` of `app.db`) starts at the source root when a package of that name
+ *   (a directory with `__init__.py`) is directly in it. A script directly in its source root
+ *   (`services/billing/scripts/backfill.py`) also reaches the packages of the directories above
+ *   it, nearest first (it is usually run from the service's directory). A module or a folder
+ *   without `__init__.py` is never a head here: beside a file it shadows a library of the same
+ *   name only when that file runs as a script. The scanned root itself is where imports started
+ *   before, so a file whose source root is the scanned root, or a head found only there, is
+ *   unchanged.
  *
  * Pure and cheap: built once per scan from the walked paths, shipped to the workers.
  */
 import { moduleNameOf } from './model.js';
 
-/**
- * The standard library's top-level modules (`sys.stdlib_module_names`, Python 3.11): a project module
- * of the same name beside a file shadows it only when that file runs as a script, so an import of
- * one of these names is left to the standard library.
- */
-const STDLIB = new Set([
-  'abc', 'aifc', 'antigravity', 'argparse', 'array', 'ast', 'asynchat', 'asyncio', 'asyncore',
-  'atexit', 'audioop', 'base64', 'bdb', 'binascii', 'bisect', 'builtins', 'bz2', 'cProfile',
-  'calendar', 'cgi', 'cgitb', 'chunk', 'cmath', 'cmd', 'code', 'codecs', 'codeop', 'collections',
-  'colorsys', 'compileall', 'concurrent', 'configparser', 'contextlib', 'contextvars', 'copy',
-  'copyreg', 'crypt', 'csv', 'ctypes', 'curses', 'dataclasses', 'datetime', 'dbm', 'decimal',
-  'difflib', 'dis', 'distutils', 'doctest', 'email', 'encodings', 'ensurepip', 'enum', 'errno',
-  'faulthandler', 'fcntl', 'filecmp', 'fileinput', 'fnmatch', 'fractions', 'ftplib', 'functools',
-  'gc', 'genericpath', 'getopt', 'getpass', 'gettext', 'glob', 'graphlib', 'grp', 'gzip',
-  'hashlib', 'heapq', 'hmac', 'html', 'http', 'idlelib', 'imaplib', 'imghdr', 'imp', 'importlib',
-  'inspect', 'io', 'ipaddress', 'itertools', 'json', 'keyword', 'lib2to3', 'linecache', 'locale',
-  'logging', 'lzma', 'mailbox', 'mailcap', 'marshal', 'math', 'mimetypes', 'mmap',
-  'modulefinder', 'msilib', 'msvcrt', 'multiprocessing', 'netrc', 'nis', 'nntplib', 'nt',
-  'ntpath', 'nturl2path', 'numbers', 'opcode', 'operator', 'optparse', 'os', 'ossaudiodev',
-  'pathlib', 'pdb', 'pickle', 'pickletools', 'pipes', 'pkgutil', 'platform', 'plistlib',
-  'poplib', 'posix', 'posixpath', 'pprint', 'profile', 'pstats', 'pty', 'pwd', 'py_compile',
-  'pyclbr', 'pydoc', 'pydoc_data', 'pyexpat', 'queue', 'quopri', 'random', 're', 'readline',
-  'reprlib', 'resource', 'rlcompleter', 'runpy', 'sched', 'secrets', 'select', 'selectors',
-  'shelve', 'shlex', 'shutil', 'signal', 'site', 'smtpd', 'smtplib', 'sndhdr', 'socket',
-  'socketserver', 'spwd', 'sqlite3', 'sre_compile', 'sre_constants', 'sre_parse', 'ssl', 'stat',
-  'statistics', 'string', 'stringprep', 'struct', 'subprocess', 'sunau', 'symtable', 'sys',
-  'sysconfig', 'syslog', 'tabnanny', 'tarfile', 'telnetlib', 'tempfile', 'termios', 'textwrap',
-  'this', 'threading', 'time', 'timeit', 'tkinter', 'token', 'tokenize', 'tomllib', 'trace',
-  'traceback', 'tracemalloc', 'tty', 'turtle', 'turtledemo', 'types', 'typing', 'unicodedata',
-  'unittest', 'urllib', 'uu', 'uuid', 'venv', 'warnings', 'wave', 'weakref', 'webbrowser',
-  'winreg', 'winsound', 'wsgiref', 'xdrlib', 'xml', 'xmlrpc', 'zipapp', 'zipfile', 'zipimport',
-  'zlib', 'zoneinfo'
-]);
-
 export interface ImportRoots {
   /** Directories that hold an `__init__.py` (or `.pyi`), sorted. */
   packageDirs: string[];
-  /** Per source root (other than the scanned root): each head and the module prefix it starts at. */
-  tables: [dir: string, entries: [head: string, prefix: string][]][];
+  /**
+   * Per source root (other than the scanned root): the packages directly in it, and for a file
+   * directly in the root (a script), also the packages of the directories above it (nearest
+   * first): each head and the module prefix it starts at.
+   */
+  tables: [dir: string, own: [head: string, prefix: string][], above: [head: string, prefix: string][]][];
 }
+
+/** Past this many entries in all, the tables keep each root's own packages only (a tree of thousands of script folders). */
+const MAX_ENTRIES = 100_000;
 
 const parentOf = (dir: string) => {
   const slash = dir.lastIndexOf('/');
@@ -83,37 +60,43 @@ function sourceRoot(file: string, packages: ReadonlySet<string>): string {
 export function importRootsOf(pythonPaths: Iterable<string>): ImportRoots {
   const paths = [...pythonPaths].map((p) => p.replace(/\\/g, '/'));
   const packages = new Set<string>();
-  // Per directory, the import names directly under it: `x.py` modules and directories holding Python files.
+  for (const p of paths) if (/(^|\/)__init__\.pyi?$/.test(p)) packages.add(parentOf(p));
+  // Per directory, the packages directly in it. Only packages: a module or a folder without
+  // `__init__.py` beside a file shadows a library of the same name only when that file runs as
+  // a script, which the layout cannot tell; a package is what a service's code imports.
   const children = new Map<string, Set<string>>();
-  const addChild = (dir: string, name: string) => {
-    let set = children.get(dir);
-    if (!set) children.set(dir, (set = new Set()));
+  for (const dir of packages) {
+    const name = dir.slice(dir.lastIndexOf('/') + 1);
+    if (!/^[A-Za-z_]\w*$/.test(name)) continue;
+    const parent = parentOf(dir);
+    let set = children.get(parent);
+    if (!set) children.set(parent, (set = new Set()));
     set.add(name);
-  };
-  for (const p of paths) {
-    const dir = parentOf(p);
-    const base = p.slice(dir === '' ? 0 : dir.length + 1);
-    if (/^__init__\.pyi?$/.test(base)) packages.add(dir);
-    else if (/^[A-Za-z_]\w*\.pyi?$/.test(base)) addChild(dir, base.replace(/\.pyi?$/, ''));
-    for (let d = dir; d !== ''; d = parentOf(d)) {
-      const name = d.slice(d.lastIndexOf('/') + 1);
-      if (/^[A-Za-z_]\w*$/.test(name)) addChild(parentOf(d), name);
-    }
   }
-  const roots = new Set<string>();
+  const roots = new Map<string, boolean>();
   for (const p of paths) {
     const r = sourceRoot(p, packages);
-    if (r !== '') roots.add(r);
+    if (r === '') continue;
+    const script = parentOf(p) === r;
+    roots.set(r, (roots.get(r) ?? false) || script);
   }
+  const sorted = (m: Map<string, string>) => [...m].filter(([, prefix]) => prefix !== '').sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
   const tables: ImportRoots['tables'] = [];
-  for (const root of [...roots].sort()) {
-    const table = new Map<string, string>();
-    for (let dir = root; dir !== ''; dir = parentOf(dir)) {
-      const prefix = prefixOf(dir);
-      for (const head of children.get(dir) ?? []) if (!table.has(head) && !STDLIB.has(head)) table.set(head, prefix);
+  let total = 0;
+  for (const [root, hasScripts] of [...roots].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) {
+    const own = new Map<string, string>();
+    for (const head of children.get(root) ?? []) own.set(head, prefixOf(root));
+    const above = new Map<string, string>();
+    if (hasScripts && total < MAX_ENTRIES) {
+      for (let dir = parentOf(root); dir !== ''; dir = parentOf(dir)) {
+        const prefix = prefixOf(dir);
+        for (const head of children.get(dir) ?? []) if (!own.has(head) && !above.has(head)) above.set(head, prefix);
+      }
     }
-    const entries = [...table].filter(([, prefix]) => prefix !== '').sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    if (entries.length) tables.push([root, entries]);
+    const o = sorted(own);
+    const a = sorted(above);
+    total += o.length + a.length;
+    if (o.length || a.length) tables.push([root, o, a]);
   }
   return { packageDirs: [...packages].sort(), tables };
 }
@@ -125,29 +108,27 @@ export type ImportPrefix = (dotted: string) => string;
 export function importPrefixer(roots: ImportRoots | undefined): (file: string) => ImportPrefix | undefined {
   if (!roots || roots.tables.length === 0) return () => undefined;
   const packages = new Set(roots.packageDirs);
-  const tables = new Map(roots.tables.map(([dir, entries]) => [dir, new Map(entries)]));
-  const made = new Map<string, ImportPrefix | undefined>();
+  const tables = new Map(roots.tables.map(([dir, own, above]) => [dir, { own: new Map(own), all: new Map([...above, ...own]) }]));
+  const made = new Map<string, ImportPrefix>();
   return (file) => {
-    const root = sourceRoot(file.replace(/\\/g, '/'), packages);
-    const table = tables.get(root);
-    if (!table) {
-      made.set(root, undefined);
-      return undefined;
-    }
-    let fn = made.get(root);
+    const path = file.replace(/\\/g, '/');
+    const root = sourceRoot(path, packages);
+    const t = tables.get(root);
+    if (!t) return undefined;
+    // A file inside a package imports from its root; a script directly in the root also reaches the packages above it.
+    const script = parentOf(path) === root;
+    const table = script ? t.all : t.own;
+    if (table.size === 0) return undefined;
+    const key = `${script ? 's' : 'p'}:${root}`;
+    let fn = made.get(key);
     if (!fn) {
       fn = (dotted) => {
         const dot = dotted.indexOf('.');
         const prefix = table.get(dot < 0 ? dotted : dotted.slice(0, dot));
         return prefix ? `${prefix}.${dotted}` : dotted;
       };
-      made.set(root, fn);
+      made.set(key, fn);
     }
-    // `import redis` inside `redis.py`: a module never imports itself; the name is a library's.
-    const slash = file.lastIndexOf('/');
-    const own = file.slice(slash + 1).replace(/\.pyi?$/, '');
-    if (!table.has(own) || parentOf(file.replace(/\\/g, '/')) !== root) return fn;
-    const base = fn;
-    return (dotted) => (dotted === own || dotted.startsWith(`${own}.`) ? dotted : base(dotted));
+    return fn;
   };
 }

@@ -554,6 +554,20 @@ const MODULE_ALIAS = /^([A-Za-z_]\w*)[ \t]*=[ \t]*(?:(?:functools\.)?partial\([ 
  * (`requests.post`), so that a call's arguments are never bound to a repo function's parameters
  * shifted by a partial.
  */
+/** The libraries an alias is followed into: those whose functions the blocking catalogue names (never a repo function, whose parameters a partial would shift). */
+const ALIASED_LIBRARIES = /^(requests|httpx|httpx2|subprocess|os|shutil|socket|urllib|urllib3|smtplib|ftplib|glob|time|pickle|gzip|tarfile|zipfile)\./;
+
+/** Is `name` a parameter of the function (or an enclosing one), assigned in it, or a def nested in it? */
+function boundInFunction(model: FileModel, name: string, fnIndex: number): boolean {
+  for (let i = fnIndex; i >= 0; i = model.functions[i]!.parent) {
+    const fn = model.functions[i]!;
+    if (fn.params.some((p) => p.name === name)) return true;
+    if (assignmentsTo(model, name).some((a) => a.functionIndex === i)) return true;
+    if (model.functions.some((f) => f.parent === i && f.name === name)) return true;
+  }
+  return false;
+}
+
 function resolveModuleAliases(model: FileModel): void {
   const aliases = new Map<string, string | null>();
   for (const m of model.source.matchAll(MODULE_ALIAS)) {
@@ -567,12 +581,16 @@ function resolveModuleAliases(model: FileModel): void {
     const imported = model.imports.get(head);
     // `import requests` binds the module itself; `partial(post, ...)` after `from requests import post` names a function.
     const ok = target.includes('.') ? imported === head || (imported !== undefined && !imported.includes('.')) : imported !== undefined && imported.includes('.');
-    aliases.set(name, ok && !model.functions.some((f) => f.parent < 0 && !f.className && f.name === name) ? resolveName(model, target) : null);
+    const resolved = ok && !model.functions.some((f) => f.parent < 0 && !f.className && f.name === name) ? resolveName(model, target) : null;
+    aliases.set(name, resolved && ALIASED_LIBRARIES.test(resolved) ? resolved : null);
   }
   for (const call of model.calls) {
     if (call.qualifiedName !== `${model.moduleName}.${call.calleeText}` && call.qualifiedName !== null) continue;
     const target = aliases.get(call.calleeText);
-    if (target) call.qualifiedName = target;
+    if (!target) continue;
+    // The name rebound in the calling function (a parameter, a local, a nested def) is not the module's.
+    if (call.functionIndex >= 0 && boundInFunction(model, call.calleeText, call.functionIndex)) continue;
+    call.qualifiedName = target;
   }
 }
 

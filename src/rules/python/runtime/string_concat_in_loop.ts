@@ -43,6 +43,14 @@ function isBytes(model: FileModel, node: SyntaxNode | null): boolean {
   return node.type === 'call' && callAt(model, node)?.qualifiedName === 'builtins.bytes';
 }
 
+/** A few bytes made on the spot: `bytes([b])`, `b"\\x00"`, `n.to_bytes(2, "big")`, `struct.pack(...)` (an encoder's output, not a stream's chunks). */
+function madeOnTheSpot(model: FileModel, node: SyntaxNode): boolean {
+  if (isBytes(model, node)) return true;
+  if (node.type !== 'call') return false;
+  const c = callAt(model, node);
+  return c?.method === 'to_bytes' || c?.qualifiedName === 'struct.pack' || c?.qualifiedName === 'int.to_bytes';
+}
+
 /** The target's last plain assignment before `line` in the function (or at module level, for a global). */
 function initialValue(model: FileModel, target: string, fnIndex: number, line: number): { value: SyntaxNode | null } | null {
   for (const scope of fnIndex >= 0 ? [fnIndex, -1] : [-1]) {
@@ -140,7 +148,7 @@ export const stringConcatInLoop: FileRule = {
       const initial = initialValue(model, target, fnIndex, line);
       // Chunks that come from elsewhere (`data += chunk`): a byte built on the spot (`out += bytes([b])`,
       // an encoder's few bytes) is left alone.
-      const bytes = !prepend && /^[A-Za-z_]\w*$/.test(target) && !!initial && isBytes(model, initial.value) && !!value && !isBytes(model, value);
+      const bytes = !prepend && /^[A-Za-z_]\w*$/.test(target) && !!initial && isBytes(model, initial.value) && !!value && !madeOnTheSpot(model, value);
       if (!bytes && !known) {
         const init = initial ? stringness(model, initial.value) : null;
         if (init === false) return;
@@ -169,6 +177,12 @@ export const stringConcatInLoop: FileRule = {
         if (loops.length === 0) continue;
         const fnIndex = model.loops[loops[loops.length - 1]!]!.functionIndex;
         const line = node.startPosition.row + 1;
+        // Inside a def nested in the loop: it runs when called, not per iteration.
+        if (model.functions.some((f) => f.parent === fnIndex && line >= f.startLine && line <= f.endLine)) continue;
+        // `lines[i] += "\\n"` with `i` the loop's own index: each item grows once.
+        const key = left.childForFieldName('subscript');
+        const loopTarget = model.loops[loops[loops.length - 1]!]!.node.childForFieldName('left');
+        if (key?.type === 'identifier' && loopTarget && new RegExp(`(^|[^\\w.])${key.text}($|[^\\w])`).test(loopTarget.text)) continue;
         const value = node.childForFieldName('right');
         const container = left.childForFieldName('value');
         const strings = stringness(model, value) === true || (container?.type === 'identifier' && mapsToStrings(model, container.text, fnIndex, line));
