@@ -273,6 +273,12 @@ export interface ProjectContext {
   viewClasses?: string[];
   /** Session-like names some module calls `remove()`/`close()` on (`Session.remove()` in a teardown). */
   sessionReleases?: string[];
+  /**
+   * Directories below the root that hold a Python manifest of their own (`pyproject.toml`,
+   * `setup.py`, `setup.cfg`, `requirements*.txt`, `Pipfile`): the projects of a monorepo. Absent
+   * when there are none.
+   */
+  projects?: string[];
   migrations: MigrationsInfo;
   models: ModelInfo[];
   /**

@@ -32,6 +32,9 @@ import { discoverStack, firstLine, normalizePath, sortKeys, underDirectories, ty
 import { isDeclarativeRootBase, isLibraryModelBase, pythonFileFacts, type BackrefFact, type ClassFacts, type HelperCandidate, type ImperativeMapping, type ProviderCandidate, type StreamingCandidate, type PythonFileFacts, type SqlString } from './pythonFacts.js';
 import { DYNAMIC, PLACEHOLDER, type LiteralScope } from './pythonLiterals.js';
 
+/** A Python project's manifest: its directory is a project of the tree. */
+const PROJECT_MANIFEST = /(^|\/)(pyproject\.toml|setup\.py|setup\.cfg|Pipfile|requirements[\w.-]*\.txt)$/;
+
 /** Problems listed per file for SQL that does not parse; the rest are counted in one line. */
 const MAX_SQL_PROBLEMS_PER_FILE = 5;
 
@@ -192,6 +195,8 @@ export function planDiscovery(root: string, files: string[]): DiscoveryPlan {
   ctx.problems.push(...stack.problems);
   const migrations = migrationLayout(sorted, read);
   ctx.migrations.scriptLocations = migrations.scriptLocations;
+  const projects = [...new Set(sorted.filter((f) => PROJECT_MANIFEST.test(f)).map((f) => f.slice(0, Math.max(0, f.lastIndexOf('/')))))].filter((d) => d !== '').sort();
+  if (projects.length) ctx.projects = projects;
   const python = sorted.filter((f) => f.endsWith('.py')).map((file) => ({ file, migration: migrations.isMigration(file) }));
   const known = new Map(python.map((p) => [p.file, p.migration]));
   return { root, files: sorted, python, ctx, read, isMigration: (f) => known.get(f) ?? migrations.isMigration(f) };

@@ -139,7 +139,28 @@ function modelsNamedUncached(project: ProjectContext, file: FileModel, name: str
     });
     if (from.length) return from;
   }
-  return all;
+  return nearestModels(project, all, file.path);
+}
+
+/**
+ * Of models of one name declared in several projects of a tree (`services/billing/...` and
+ * `services/shop/...`, each with its own manifest and a `Tag`), those of the project that holds
+ * `path`: the deepest directory with a manifest above it. All of them when they are all in one
+ * project, or none is in the file's.
+ */
+export function nearestModels(project: ProjectContext, all: ModelInfo[], path: string): ModelInfo[] {
+  const dirs = project.projects;
+  if (!dirs?.length || all.length < 2) return all;
+  const projectOf = (p: string) => {
+    let best = '';
+    for (const d of dirs) if (p.startsWith(`${d}/`) && d.length > best.length) best = d;
+    return best;
+  };
+  const own = projectOf(path);
+  const of = all.map((m) => projectOf(m.file));
+  if (new Set(of).size < 2) return all;
+  const near = all.filter((_, i) => of[i] === own);
+  return near.length > 0 && near.length < all.length ? near : all;
 }
 
 interface Declarations {

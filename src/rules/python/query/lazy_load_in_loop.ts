@@ -67,7 +67,7 @@
  * a query of one model: its text (options, criteria) travels in the summary.
  */
 import type { ModelInfo, ProjectContext } from '../../../discovery/context.js';
-import { modelsNamed, projectIndex } from '../../projectFacts.js';
+import { modelsNamed, nearestModels, projectIndex } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
@@ -385,7 +385,7 @@ function reportHelperRowLoops(ctx: RepoRuleContext): void {
     const entity = written.startsWith('@') ? dynamicTarget(ctx.project, written.slice(1)) : written;
     if (!entity) continue;
     const text = fact.what.slice(bar + 1);
-    const lazy = lazyRelationships(byName.get(entity) ?? []);
+    const lazy = lazyRelationships(nearestModels(ctx.project, byName.get(entity) ?? [], file.path));
     for (const rel of [...lazy.keys()]) if (eagerlyLoaded(text, rel) || targetsHeld(text, rel)) lazy.delete(rel);
     if (!lazy.size) continue;
     const [item = '', readList = ''] = site.what.split('|');
@@ -454,7 +454,7 @@ function reportRowMethodLazyLoads(ctx: RepoRuleContext): void {
     const own = graph.ownEffects(to);
     const reads = own.find((e) => e.kind === ROW_READS)?.what.split(',');
     if (!reads || own.some((e) => e.kind === ROW_QUERY)) continue;
-    const hits = calleeLazyHits(reads, lazyRelationships(byName.get(entity) ?? []), direct, text, entity);
+    const hits = calleeLazyHits(reads, lazyRelationships(nearestModels(ctx.project, byName.get(entity) ?? [], file.path)), direct, text, entity);
     if (!hits.length) continue;
     const method = graph.function(to);
     const effects = graph.effectsOf(to, 'any');
@@ -490,7 +490,7 @@ function reportHelperParamLazyLoads(ctx: RepoRuleContext): void {
     if (!entity || !text || text === '*') continue;
     const reads = graph.ownEffects(to).find((e) => e.kind === PARAM_READS && e.what.startsWith(`${position}|`))?.what.split('|')[1]?.split(',');
     if (!reads) continue;
-    const hits = calleeLazyHits(reads, lazyRelationships(byName.get(entity) ?? []), new Set(directList.split(',')), text, entity);
+    const hits = calleeLazyHits(reads, lazyRelationships(nearestModels(ctx.project, byName.get(entity) ?? [], file.path)), new Set(directList.split(',')), text, entity);
     if (!hits.length) continue;
     const helper = graph.function(to);
     const effects = graph.effectsOf(to, 'any');

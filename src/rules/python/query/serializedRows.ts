@@ -6,7 +6,7 @@
  * rows come from a call); the repo phase joins the schema's fields (semantic/schemas.ts, through
  * its bases) with the lazy relationships of the rows' model.
  */
-import { projectIndex } from '../../projectFacts.js';
+import { nearestModels, projectIndex } from '../../projectFacts.js';
 import type { RepoRuleContext } from '../../types.js';
 import type { Effect, FileSummary } from '../../../analysis/summary.js';
 import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
@@ -194,7 +194,7 @@ export function reportSerializedRows(ctx: RepoRuleContext): void {
         function: fn.name,
       });
     };
-    const models = byName.get(entity) ?? [];
+    const models = nearestModels(ctx.project, byName.get(entity) ?? [], file.path);
     const lazy = lazyRelationships(models);
     const first: [string, LazyRelationship][] = [];
     // One object: its own relationships are one load each, not one per row.
@@ -213,7 +213,7 @@ export function reportSerializedRows(ctx: RepoRuleContext): void {
       const target = rel.target.replace(/^.*\./, '');
       const inner = schemaFields(graph, nestedPath);
       if (!inner) continue;
-      const innerLazy = lazyRelationships(byName.get(target) ?? []);
+      const innerLazy = lazyRelationships(nearestModels(ctx.project, byName.get(target) ?? [], file.path));
       const second: [string, LazyRelationship][] = [];
       for (const f of inner.fields) {
         const read = inner.reads.get(f) ?? f;
