@@ -9,10 +9,8 @@ import type { ProjectContext } from '../discovery/context.js';
 import type { CallInfo, FileModel } from '../semantic/model.js';
 import { resolveName } from '../semantic/model.js';
 import { isMemoisedCall } from '../semantic/memo.js';
+import { BLOCKING_MODULES } from '../semantic/blockingModules.js';
 import { NEW_ENGINE, type Effect } from './summary.js';
-
-/** Effect kind of a call that runs a child process and waits for it (`subprocess.run`, `os.system`). */
-export const CHILD_PROCESS_EFFECT = 'child_process';
 import { blockingFunctionName, blockingIoCall, pendingBlockingMethod, runsChildProcess, SYNC_SLEEP } from '../semantic/blockingIo.js';
 import { syncDbCall } from '../semantic/syncDb.js';
 import { cpuHeavyCall } from '../semantic/cpuHeavy.js';
@@ -23,6 +21,9 @@ import { isEngineConstructor } from '../semantic/resources.js';
  * rules follow through calls, and site facts. The rules hand their collectors to the engine,
  * which passes them here: the analysis layer never imports a rule.
  */
+/** Effect kind of a call that runs a child process and waits for it (`subprocess.run`, `os.system`). */
+export const CHILD_PROCESS_EFFECT = 'child_process';
+
 export interface EffectCollector {
   /** `[functionIndex]` → that function's own effects; `project` when the engine has one. */
   collect(model: FileModel, project?: ProjectContext): Effect[][];
@@ -52,7 +53,7 @@ function handedBlockingCallable(model: FileModel, call: CallInfo): { what: strin
     const dot = text.indexOf('.');
     if (!model.imports.has(dot < 0 ? text : text.slice(0, dot))) continue;
     const q = resolveName(model, text);
-    const what = q && BLOCKING_HEADS.test(q) ? blockingFunctionName(q) : null;
+    const what = q && BLOCKING_MODULES.test(q) ? blockingFunctionName(q) : null;
     if (what) return { what, position: i };
   }
   return null;
@@ -63,15 +64,12 @@ function blockingNames(model: FileModel): RegExp | null {
   let re = blockingNamesMemo.get(model);
   if (re === undefined) {
     const names: string[] = [];
-    for (const [local, q] of model.imports) if (BLOCKING_HEADS.test(`${q}.`)) names.push(local);
+    for (const [local, q] of model.imports) if (BLOCKING_MODULES.test(`${q}.`)) names.push(local);
     re = names.length ? new RegExp(`(^|[^\\w.])(${names.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})\\b`) : null;
     blockingNamesMemo.set(model, re);
   }
   return re;
 }
-
-/** Modules the catalogue names blocking functions of. */
-const BLOCKING_HEADS = /^(requests|httpx|httpx2|subprocess|os|shutil|socket|urllib|urllib3|smtplib|ftplib|telnetlib|poplib|imaplib|nntplib|glob|io|gzip|bz2|lzma|tarfile|zipfile|fsspec|shelve|dbm|pickle|codecs|stripe)\./;
 
 /** The site kinds of these collectors, and the analysis layer's own (a new engine). */
 export function siteKindsOf(collectors: readonly EffectCollector[]): ReadonlySet<string> {

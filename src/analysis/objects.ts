@@ -241,7 +241,8 @@ function madeFromLibrary(model: FileModel, name: string, fnIndex: number, line: 
   // `request.app.state.md`: what the file stores there.
   const state = /(^|\.)state\.(\w+)$/.exec(text);
   if (state) {
-    const stored = model.assignments.filter((a) => new RegExp(`(^|\\.)state\\.${state[2]}$`).test(a.target));
+    const slot = `state.${state[2]}`;
+    const stored = model.assignments.filter((a) => a.target === slot || a.target.endsWith(`.${slot}`));
     return stored.length > 0 && stored.every((a) => libraryCall(a.value));
   }
   const head = text.split('.')[0]!;

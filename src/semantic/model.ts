@@ -10,6 +10,7 @@
  */
 import type { PythonParser, SyntaxNode } from '../parse/parser.js';
 import type { ImportPrefix } from './importRoots.js';
+import { BLOCKING_MODULES } from './blockingModules.js';
 
 export type FunctionRole = 'handler' | 'background' | 'init' | 'other';
 
@@ -197,6 +198,8 @@ export interface FileModel {
   withs: WithInfo[];
   assignments: AssignmentInfo[];
   augAssignments: AugAssignmentInfo[];
+  /** `d[k] += v`, `rows[i] -= 1`: augmented assignments to a subscript (not in `augAssignments`, which rules match by name). */
+  augSubscripts: AugAssignmentInfo[];
   /**
    * Names bound by unpacking (`a, b = pair`, `[x, *rest] = items`): not in `assignments`, whose
    * value is one name's; what a loop rebinds on each iteration includes them.
@@ -382,6 +385,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     withs: [],
     assignments: [],
     augAssignments: [],
+    augSubscripts: [],
     unpackedAssignments: [],
     classes: [],
     suppressions: collectSuppressions(source, lineStarts),
@@ -547,16 +551,6 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
 const MODULE_ALIAS_HINT = /^[A-Za-z_]\w*[ \t]*=[ \t]*(?:(?:functools\.)?partial\(|lambda\b|[A-Za-z_]\w*\.[\w.]+[ \t]*(?:#.*)?$)/m;
 const MODULE_ALIAS = /^([A-Za-z_]\w*)[ \t]*=[ \t]*(?:(?:functools\.)?partial\([ \t]*([A-Za-z_][\w.]*)[ \t]*[,)]|lambda\b[^:\n]*:[ \t]*([A-Za-z_][\w.]*)[ \t]*\(|([A-Za-z_]\w*\.[\w.]+)[ \t]*(?:#.*)?$)/gm;
 
-/**
- * A module-level name bound once to a library function through `functools.partial`, a lambda
- * that only calls it, or a plain alias: a bare call of the name calls that function
- * (`post_to_chat(json=...)` is `requests.post`). Only functions of a module the file imports
- * (`requests.post`), so that a call's arguments are never bound to a repo function's parameters
- * shifted by a partial.
- */
-/** The libraries an alias is followed into: those whose functions the blocking catalogue names (never a repo function, whose parameters a partial would shift). */
-const ALIASED_LIBRARIES = /^(requests|httpx|httpx2|subprocess|os|shutil|socket|urllib|urllib3|smtplib|ftplib|glob|time|pickle|gzip|tarfile|zipfile)\./;
-
 /** Is `name` a parameter of the function (or an enclosing one), assigned in it, or a def nested in it? */
 function boundInFunction(model: FileModel, name: string, fnIndex: number): boolean {
   for (let i = fnIndex; i >= 0; i = model.functions[i]!.parent) {
@@ -568,6 +562,13 @@ function boundInFunction(model: FileModel, name: string, fnIndex: number): boole
   return false;
 }
 
+/**
+ * A module-level name bound once to a library function through `functools.partial`, a lambda
+ * that only calls it, or a plain alias: a bare call of the name calls that function
+ * (`post_to_chat(json=...)` is `requests.post`), unless the calling function rebinds the name.
+ * Only functions of the libraries the blocking catalogue names (`BLOCKING_MODULES`), never a
+ * repo function, whose parameters a partial would shift.
+ */
 function resolveModuleAliases(model: FileModel): void {
   const aliases = new Map<string, string | null>();
   for (const m of model.source.matchAll(MODULE_ALIAS)) {
@@ -582,7 +583,7 @@ function resolveModuleAliases(model: FileModel): void {
     // `import requests` binds the module itself; `partial(post, ...)` after `from requests import post` names a function.
     const ok = target.includes('.') ? imported === head || (imported !== undefined && !imported.includes('.')) : imported !== undefined && imported.includes('.');
     const resolved = ok && !model.functions.some((f) => f.parent < 0 && !f.className && f.name === name) ? resolveName(model, target) : null;
-    aliases.set(name, resolved && ALIASED_LIBRARIES.test(resolved) ? resolved : null);
+    aliases.set(name, resolved && BLOCKING_MODULES.test(resolved) ? resolved : null);
   }
   for (const call of model.calls) {
     if (call.qualifiedName !== `${model.moduleName}.${call.calleeText}` && call.qualifiedName !== null) continue;
@@ -1280,9 +1281,10 @@ class LazyAugAssignment extends LazyValue implements AugAssignmentInfo {
  * target written as a plain dotted name followed by `=` or `op=` is read from the text; any
  * other form (annotations, tuples, subscripts, spaces inside the name) asks the tree.
  */
-function collectAssignments(model: FileModel, raw: RawAssignment[]): { plain: AssignmentInfo[]; augmented: AugAssignmentInfo[]; unpacked: UnpackedAssignment[] } {
+function collectAssignments(model: FileModel, raw: RawAssignment[]): { plain: AssignmentInfo[]; augmented: AugAssignmentInfo[]; subscripts: AugAssignmentInfo[]; unpacked: UnpackedAssignment[] } {
   const plain: AssignmentInfo[] = [...withAliases(model)];
   const augmented: AugAssignmentInfo[] = [];
+  const subscripts: AugAssignmentInfo[] = [];
   const unpacked: UnpackedAssignment[] = [];
   const source = model.source;
   for (const { node, start, augmented: isAug, functionIndex, loops } of raw) {
@@ -1301,6 +1303,11 @@ function collectAssignments(model: FileModel, raw: RawAssignment[]): { plain: As
       if (names.length) unpacked.push({ names, value: node.childForFieldName('right'), functionIndex, line: model.lineOf(start) + 1, loops });
       continue;
     }
+    if (isAug && left?.type === 'subscript') {
+      const operator = node.childForFieldName('operator')?.text ?? node.child(1)?.text ?? '';
+      subscripts.push({ target: left.text, operator, value: node.childForFieldName('right'), functionIndex, loops, line: model.lineOf(start) + 1, node });
+      continue;
+    }
     if (!left || (left.type !== 'identifier' && left.type !== 'attribute')) continue;
     const line = model.lineOf(start) + 1;
     const value = node.childForFieldName('right');
@@ -1313,7 +1320,7 @@ function collectAssignments(model: FileModel, raw: RawAssignment[]): { plain: As
     }
   }
   plain.sort((x, y) => x.line - y.line);
-  return { plain, augmented, unpacked };
+  return { plain, augmented, subscripts, unpacked };
 }
 
 /** Left sides that unpack: `a, b = …`, `(a, b) = …`, `[a, *rest] = …`. */
@@ -1331,10 +1338,11 @@ function patternNames(node: SyntaxNode, out: string[]): void {
 }
 
 function lazyAssignments(model: FileModel, raw: RawAssignment[]): void {
-  let cache: { plain: AssignmentInfo[]; augmented: AugAssignmentInfo[]; unpacked: UnpackedAssignment[] } | null = null;
+  let cache: ReturnType<typeof collectAssignments> | null = null;
   const get = () => (cache ??= collectAssignments(model, raw));
   Object.defineProperty(model, 'assignments', { get: () => get().plain, enumerable: true, configurable: true });
   Object.defineProperty(model, 'augAssignments', { get: () => get().augmented, enumerable: true, configurable: true });
+  Object.defineProperty(model, 'augSubscripts', { get: () => get().subscripts, enumerable: true, configurable: true });
   Object.defineProperty(model, 'unpackedAssignments', { get: () => get().unpacked, enumerable: true, configurable: true });
 }
 

@@ -85,14 +85,14 @@ export const scopedSessionNotRemoved: FileRule = {
       for (const f of registries) if (!ended(f)) report(ctx, f, web);
       return;
     }
-    // A project that removes its registries by name, and removes nothing else: each registry it
-    // never removes is still left open (a read replica's registry beside the writer's).
-    const names = allRegistryNames(project);
-    // Only removes, all of registries: a close of anything else (`g.pop("db").close()`, a
-    // session-like name) may end the other registries' sessions; then no claim.
+    // A project that ends its registries only by `remove()`, and only by their own names: a
+    // registry it never removes is still left open (a read replica's beside the writer's). A
+    // close of anything else (`g.pop("db").close()`, a session-like name) may end the others'
+    // sessions: then no claim.
     if (!ends.every((r) => r.startsWith('remove:'))) return;
+    const names = allRegistryNames(project);
     const removed = ends.map((r) => r.slice('remove:'.length));
-    if (removed.length === 0 || !removed.every((n) => names.has(n))) return;
+    if (!removed.every((n) => names.has(n))) return;
     for (const f of registries) if (!ended(f)) report(ctx, f, web, removed);
   },
 };

@@ -63,12 +63,6 @@ function initialValue(model: FileModel, target: string, fnIndex: number, line: n
   return null;
 }
 
-/** The target's initial value: is it a string? */
-function initialisedAsString(model: FileModel, target: string, fnIndex: number, line: number): boolean | null {
-  const init = initialValue(model, target, fnIndex, line);
-  return init ? stringness(model, init.value) : null;
-}
-
 /** `digests: dict[int, str] = defaultdict(str)`: a mapping whose values are strings, by its annotation or factory. */
 function mapsToStrings(model: FileModel, container: string, fnIndex: number, line: number): boolean {
   for (const a of assignmentsTo(model, container)) {
@@ -165,30 +159,19 @@ export const stringConcatInLoop: FileRule = {
       if (a.operator !== '+=') continue;
       check(a.target, a.value, a.functionIndex, a.loops, a.line, a.node, false);
     }
-    // `d[k] += part`: the mapping holds a reference too, so each step copies the value (the
-    // model lists only name and attribute targets). Reported when the part is a string or the
-    // mapping is declared to hold strings (`defaultdict(str)`, `dict[K, str]`).
-    if (/\]\s*\+=/.test(model.source)) {
-      for (const node of model.root.descendantsOfType('augmented_assignment')) {
-        const left = node.childForFieldName('left');
-        if (left?.type !== 'subscript' || node.childForFieldName('operator')?.text !== '+=') continue;
-        const start = node.startIndex;
-        const loops = model.loops.filter((l) => l.kind !== 'comprehension' && start >= l.iterStart && start < l.iterEnd).map((l) => l.index);
-        if (loops.length === 0) continue;
-        const fnIndex = model.loops[loops[loops.length - 1]!]!.functionIndex;
-        const line = node.startPosition.row + 1;
-        // Inside a def nested in the loop: it runs when called, not per iteration.
-        if (model.functions.some((f) => f.parent === fnIndex && line >= f.startLine && line <= f.endLine)) continue;
-        // `lines[i] += "\\n"` with `i` the loop's own index: each item grows once.
-        const key = left.childForFieldName('subscript');
-        const loopTarget = model.loops[loops[loops.length - 1]!]!.node.childForFieldName('left');
-        if (key?.type === 'identifier' && loopTarget && new RegExp(`(^|[^\\w.])${key.text}($|[^\\w])`).test(loopTarget.text)) continue;
-        const value = node.childForFieldName('right');
-        const container = left.childForFieldName('value');
-        const strings = stringness(model, value) === true || (container?.type === 'identifier' && mapsToStrings(model, container.text, fnIndex, line));
-        if (!strings) continue;
-        check(left.text, value, fnIndex, loops, line, node, false, true);
-      }
+    // `d[k] += part`: the mapping holds a reference too, so each step copies the value. Reported
+    // when the part is a string or the mapping is declared to hold strings (`defaultdict(str)`,
+    // `dict[K, str]`).
+    for (const a of model.augSubscripts) {
+      if (a.operator !== '+=' || a.loops.length === 0) continue;
+      const left = a.node.childForFieldName('left')!;
+      // `lines[i] += "\n"` with `i` the loop's own index: each item grows once.
+      const key = left.childForFieldName('subscript');
+      const loopTarget = model.loops[a.loops[a.loops.length - 1]!]!.node.childForFieldName('left');
+      if (key?.type === 'identifier' && loopTarget && new RegExp(`(^|[^\\w.])${key.text}($|[^\\w])`).test(loopTarget.text)) continue;
+      const container = left.childForFieldName('value');
+      const strings = stringness(model, a.value) === true || (container?.type === 'identifier' && mapsToStrings(model, container.text, a.functionIndex, a.line));
+      if (strings) check(a.target, a.value, a.functionIndex, a.loops, a.line, a.node, false, true);
     }
     for (const a of model.assignments) {
       const v = a.value;
