@@ -68,6 +68,14 @@ export function libraryReach(graph: CallGraph): LibraryReach {
       classBases = new Map();
       for (const f of graph.index.files) for (const c of f.classes) classBases.set(`${f.moduleName}.${c.name}`, c.bases);
     }
+    if (autoCommitted.has(t.slice(t.lastIndexOf('.') + 1))) return false;
+    // Through the type resolver first: it follows re-exports (`from .services import Svc` in a
+    // package's `__init__`) to the module that defines the class.
+    const v = graph.resolveType(t);
+    if (v?.kind === 'instance') {
+      if (autoCommitted.has(v.cls.cls.name)) return false;
+      if (graph.classMro(v.cls).some((c) => c.cls.bases.some((b) => REPOSITORY_LIBRARY_BASE.test(b)))) return true;
+    }
     const seen = new Set<string>();
     const visit = (q: string): boolean => {
       if (seen.has(q)) return false;

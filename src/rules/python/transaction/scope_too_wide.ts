@@ -23,9 +23,11 @@
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { awaitedOffloadCall } from '../../../semantic/externalCalls.js';
 import { callsOf, externalCall, transactionRegions } from './semantics.js';
-import { NETWORK_EFFECT } from './effects.js';
+import { COMMIT_EFFECT, NETWORK_EFFECT, TXN_OPEN_CALL } from './effects.js';
 import { reportInTransactionCalls } from './reach.js';
-import { callGraphOf, type FnRef } from '../../../analysis/callgraph.js';
+import { callGraphOf, siteCalls, type FnRef } from '../../../analysis/callgraph.js';
+import { FLUSH_EFFECT, WRITE_EFFECT } from '../query/dbCalls.js';
+import { MAY_COMMIT_EFFECT } from './missing_commit.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { libraryReach } from './libraryReach.js';
 import { COMMITS_ALWAYS, TXN_REQUEST_WRITE, type RequestWriteSite } from './libraryWrites.js';
@@ -85,7 +87,8 @@ export const scopeTooWide: FileRule & RepoRule = {
   checkRepo(ctx: RepoRuleContext): void {
     reportInTransactionCalls(ctx, NETWORK_EFFECT, 'high', false, (callee, chain, where) =>
       `\`${callee}()\` makes a network call (\`${chain}()\`) ${where}: the transaction holds its connection and locks while waiting, and the call cannot be undone if the commit fails`);
-    requestTransactionWaits(ctx);
+    const done = requestTransactionWaits(ctx);
+    flushedWriteWaits(ctx, done);
   },
 };
 
@@ -98,7 +101,7 @@ const before = (a: { line: number; column: number }, b: { line: number; column: 
  * Litestar plugin, a provider that commits after `yield`), then makes a network call with no
  * commit in between: the transaction, and the locks of the flushed rows, stay open for the call.
  */
-function requestTransactionWaits(ctx: RepoRuleContext): void {
+function requestTransactionWaits(ctx: RepoRuleContext): Set<string> {
   const graph = callGraphOf(ctx.index);
   const lib = libraryReach(graph);
   const committing = (provider: string): boolean => {
@@ -156,6 +159,85 @@ function requestTransactionWaits(ctx: RepoRuleContext): void {
         path: file.path,
         location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
         message: `\`${edge.call.calleeText}()\` makes a network call (\`${graph.chainNames(reach).join('` → `')}()\`) ${where}: the transaction holds its connection and the written rows' locks while waiting, and the call cannot be undone if the commit fails` + (weak ? ' (a call resolved by its method name alone)' : ''),
+        severity: weak ? 'low' : 'medium',
+        function: fn.name,
+        chain: graph.chainSteps(reach, { ref, call: edge.call }),
+      });
+    }
+  }
+  return seen;
+}
+
+const TXN_OPEN_CALLS: ReadonlySet<string> = new Set([TXN_OPEN_CALL]);
+
+/**
+ * A function that has sent writes to the database — its own DML statement or explicit `flush()`,
+ * or a same-repo helper that flushes and does not commit (`make_draft()` adding and flushing a
+ * row) — and then, with no commit of its own in between, reaches a network call: the transaction
+ * those writes began is still open (whoever commits it — the caller, a request hook, a base
+ * class's method around the handler — does so later), and the flushed rows stay locked while the
+ * remote side answers. The case the other two leave: a write that reaches the database through
+ * a helper, and a commit outside the function. Silent when the function commits (or calls
+ * something that may commit) between the write and the call, when the write is only staged
+ * (`add` with no flush), and where the in-function rule already spans the call.
+ */
+function flushedWriteWaits(ctx: RepoRuleContext, done: Set<string>): void {
+  const graph = callGraphOf(ctx.index);
+  const lib = libraryReach(graph);
+  const inSpan = new Set<string>();
+  for (const { ref, call } of siteCalls(graph, TXN_OPEN_CALLS)) inSpan.add(`${ref.file}:${call.line}:${call.column}`);
+  const sends = (to: FnRef) => (graph.reaches(to, WRITE_EFFECT, 'any') || graph.reaches(to, FLUSH_EFFECT, 'any')) && !lib.mayCommit([to]);
+  for (const ref of graph.functions()) {
+    const file = graph.fileOf(ref);
+    if (file.isTestFile || done.has(`${ref.file}:${ref.fn}`)) continue;
+    const own = graph.ownEffects(ref);
+    const edges = graph.callees(ref);
+    // Cheap test first: something here reaches the network.
+    if (!own.some((e) => e.kind === NETWORK_EFFECT) && !edges.some((e) => graph.reaches(e.to, NETWORK_EFFECT, 'any'))) continue;
+    type Mark = { line: number; column: number; what: string };
+    let write: Mark | null = null;
+    const consider = (w: Mark) => {
+      if (!write || before(w, write)) write = w;
+    };
+    // A `with x.begin():` block commits where it ends, which no effect marks: not followed here.
+    const commitsOwn = own.filter((e) => e.kind === MAY_COMMIT_EFFECT || e.kind === COMMIT_EFFECT);
+    if (commitsOwn.some((e) => /(^|\.)begin$/.test(e.what))) continue;
+    // The function's own writes are the in-function rule's when it commits them itself.
+    if (!commitsOwn.length) {
+      for (const e of own) if (e.kind === WRITE_EFFECT || (e.kind === FLUSH_EFFECT && /(^|\.)flush$/.test(e.what))) consider(e);
+    }
+    // A helper's writes count where they run on every path through here: one under a condition
+    // may sit in a branch that returns (`if form.ok: return self._save(form)`) or excludes the call.
+    for (const edge of edges) if (!edge.call.conditional && !edge.call.handedOn && sends(edge.to)) consider({ line: edge.call.line, column: edge.call.column, what: edge.call.calleeText });
+    const w = write as Mark | null;
+    if (!w) continue;
+    // The transaction ends at the function's first commit (or call that may commit) after the write.
+    const ends = [
+      ...own.filter((e) => e.kind === MAY_COMMIT_EFFECT || e.kind === 'rollback' || (e.kind === FLUSH_EFFECT && /(^|\.)commit$/.test(e.what))),
+      ...edges.filter((e) => lib.mayCommit([e.to])).map((e) => e.call),
+    ].filter((c) => before(w, c));
+    const end = ends.reduce<{ line: number; column: number } | null>((a, c) => (!a || before(c, a) ? c : a), null);
+    const open = (at: { line: number; column: number }) => before(w, at) && (!end || before(at, end)) && !inSpan.has(`${ref.file}:${at.line}:${at.column}`);
+    const fn = graph.function(ref);
+    const where = `after \`${w.what}()\` (line ${w.line}) sent writes whose transaction is committed only later${end ? '' : ', outside this function'}`;
+    const direct = own.find((e) => e.kind === NETWORK_EFFECT && open(e));
+    const edge = edges.find((e) => open(e.call) && graph.reaches(e.to, NETWORK_EFFECT, 'any'));
+    if (direct && (!edge || before(direct, edge.call))) {
+      const call = graph.callAt(ref.file, direct.line, direct.column);
+      ctx.report({
+        path: file.path,
+        location: { line: direct.line, column: direct.column, endLine: call?.endLine ?? direct.line, endColumn: call?.endColumn ?? direct.column + 1 },
+        message: `network call \`${direct.what}\` ${where}: the flushed rows stay locked while it waits, and the call cannot be undone if the commit fails`,
+        severity: 'medium',
+        function: fn.name,
+      });
+    } else if (edge) {
+      const reach = graph.effectOf(edge.to, NETWORK_EFFECT, 'any')!;
+      const weak = reach.weak || edge.weak || edge.call.receiverType === UNTYPED;
+      ctx.report({
+        path: file.path,
+        location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
+        message: `\`${edge.call.calleeText}()\` makes a network call (\`${graph.chainNames(reach).join('` → `')}()\`) ${where}: the flushed rows stay locked while it waits, and the call cannot be undone if the commit fails` + (weak ? ' (a call resolved by its method name alone)' : ''),
         severity: weak ? 'low' : 'medium',
         function: fn.name,
         chain: graph.chainSteps(reach, { ref, call: edge.call }),
