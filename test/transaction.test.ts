@@ -66,6 +66,13 @@ describe('PA202 / PA205 severities', () => {
     }
   });
 
+  it('writes a helper flushed, committed by the caller: low for one remote call, medium for one per item', () => {
+    const one = at('transaction/open-scope', 'app/handlers.py', 58, 'PA202')!;
+    expect(one.originalSeverity).toBe('low');
+    expect(one.message).toMatch(/after `open_order\(\)` \(line 57\) sent writes whose transaction is committed only later, outside this function/);
+    expect(at('transaction/open-scope', 'app/handlers.py', 71, 'PA202')?.originalSeverity).toBe('medium');
+  });
+
   it('network is high, file I/O medium; a wait is PA205, medium, and a network call after a write is PA202 only', () => {
     expect(at('transaction/open-scope', 'app/orders.py', 24, 'PA202')?.originalSeverity).toBe('high');
     expect(at('transaction/open-scope', 'app/orders.py', 38, 'PA202')?.originalSeverity).toBe('medium');
