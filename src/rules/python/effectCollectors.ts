@@ -17,6 +17,7 @@ import { CLAIM_CALL, collectClaimFacts } from './transaction/unguarded_claim.js'
 import { collectCheckFacts, HELPER_CHECK } from './transaction/check_then_insert.js';
 import { collectHeldIdLookups } from './query/redundant_fetch.js';
 import { collectStreamDependencies } from './lifecycle/streaming_resource_holding.js';
+import { collectTaskHandoffs, SESSION_ARG_CALL } from './lifecycle/factory_vs_injection.js';
 import { TXN_RAISE_AFTER, TXN_REQUEST_WRITE, TXN_SCOPE_CALL, TXN_SCOPE_OPEN } from './transaction/libraryWrites.js';
 
 export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
@@ -48,6 +49,8 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   { collect: collectCheckFacts, siteKinds: [HELPER_CHECK] },
   // PA402: a streaming endpoint's dependency of another module that takes a session.
   { collect: collectStreamDependencies, siteKinds: [] },
+  // PA406: an injected session passed to a function of another module that hands it to a task.
+  { collect: collectTaskHandoffs, siteKinds: [SESSION_ARG_CALL] },
 ];
 
 /** Every site kind of the collectors, for `summarize`. */

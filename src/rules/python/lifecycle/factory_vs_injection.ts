@@ -14,10 +14,17 @@
  * FastAPI 0.106 and from 0.118 background tasks run inside the dependency scope (the exit code
  * runs after the response, and Starlette runs the tasks as part of sending it), so `add_task`
  * is fine there; an unpinned FastAPI is the newest.
+ *
+ * Across modules (repo phase): the handler passes the session to a function of another module
+ * (`notifications.schedule(tasks, db, order)`) that hands that parameter to a task; the summaries
+ * carry both ends (see {@link collectTaskHandoffs}).
  */
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
 import { callsOf, variableRefs } from '../../../semantic/model.js';
-import type { FileRule, FileRuleContext } from '../../types.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import type { Effect } from '../../../analysis/summary.js';
+import type { ProjectContext } from '../../../discovery/context.js';
+import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
 import {
   generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler,
   streamingResponses, yieldDependencyOutlivesStream,
@@ -88,7 +95,83 @@ function handedOnByHelper(model: FileModel, call: CallInfo, name: string): { hel
   return task ? { helper, task } : null;
 }
 
-export const factoryVsInjection: FileRule = {
+/** Own effect: the function hands a parameter to a background or detached task (`what` = `position|name|b` or `|d`). */
+export const HANDS_PARAM_TO_TASK = 'hands_param_to_task';
+/** Site fact: a handler's call that passes its injected session on (`what` = JSON {@link SessionArgSite}). */
+export const SESSION_ARG_CALL = 'session_arg_call';
+
+interface SessionArgSite {
+  session: string;
+  /** Positional index of the argument, or the keyword it is passed by. */
+  arg: number | string;
+  /** The session comes from a `Depends(..., scope="function")`: closed when the endpoint returns. */
+  functionScope: boolean;
+  /** Background tasks run inside the dependency scope (FastAPI before 0.106 and from 0.118). */
+  backgroundInScope: boolean;
+}
+
+/** The argument of `call` that is the variable `name`: its positional index or keyword, or null. */
+function argumentOf(call: CallInfo, name: string): number | string | null {
+  let i = 0;
+  for (const a of call.node.childForFieldName('arguments')?.namedChildren ?? []) {
+    if (a.type === 'keyword_argument') {
+      const v = a.childForFieldName('value');
+      if (v?.type === 'identifier' && v.text === name) return a.childForFieldName('name')?.text ?? null;
+      continue;
+    }
+    if (a.type === 'list_splat' || a.type === 'dictionary_splat') return null;
+    if (a.type === 'identifier' && a.text === name) return i;
+    i++;
+  }
+  return null;
+}
+
+/**
+ * PA406's facts for hand-offs across modules: every function that hands one of its parameters to
+ * a background or detached task, and every handler call that passes an injected session on to a
+ * function the file does not define (a same-module helper is the file rule's).
+ */
+export function collectTaskHandoffs(model: FileModel, project?: ProjectContext): Effect[][] {
+  const out: Effect[][] = model.functions.map(() => []);
+  if (!project || model.isTestFile) return out;
+  if (/add_task|BackgroundTask|create_task|ensure_future|from_thread/.test(model.source)) {
+    for (const fn of model.functions) {
+      const params = fn.params.filter((p, i) => !(i === 0 && fn.className !== null && (p.name === 'self' || p.name === 'cls')));
+      if (!params.length) continue;
+      for (const call of callsOf(model, fn.index)) {
+        if (call.functionIndex !== fn.index || !isDetachedTask(model, fn, call)) continue;
+        const background = call.method === 'add_task' || isBackgroundTask(call);
+        params.forEach((p, i) => {
+          if (handsOver(call, p.name)) out[fn.index]!.push({ kind: HANDS_PARAM_TO_TASK, what: `${i}|${p.name}|${background ? 'b' : 'd'}`, line: call.line, column: call.column });
+        });
+      }
+    }
+  }
+  if (!/Session|Depends|session/.test(model.source)) return out;
+  let backgroundInScope: boolean | null = null;
+  for (const fn of model.functions) {
+    if (fn.role !== 'handler') continue;
+    const sessions = injectedSessions(model, project, fn);
+    if (!sessions.length) continue;
+    backgroundInScope ??= yieldDependencyOutlivesStream(project);
+    for (const call of callsOf(model, fn.index)) {
+      if (call.functionIndex !== fn.index || isDetachedTask(model, fn, call)) continue;
+      // A module-level function of this file: the file rule follows it.
+      if (!call.hasReceiver && model.functions.some((f) => f.parent < 0 && !f.className && f.name === call.calleeText)) continue;
+      for (const s of sessions) {
+        const arg = argumentOf(call, s.name);
+        if (arg === null) continue;
+        const site: SessionArgSite = { session: s.name, arg, functionScope: !!s.functionScope, backgroundInScope };
+        out[fn.index]!.push({ kind: SESSION_ARG_CALL, what: JSON.stringify(site), line: call.line, column: call.column });
+      }
+    }
+  }
+  return out;
+}
+
+const SESSION_ARG_CALLS: ReadonlySet<string> = new Set([SESSION_ARG_CALL]);
+
+export const factoryVsInjection: FileRule & RepoRule = {
   meta: {
     code: 'PA406',
     check: 'factory_vs_injection',
@@ -164,6 +247,32 @@ export const factoryVsInjection: FileRule = {
           });
         }
       }
+    }
+  },
+  checkRepo(ctx: RepoRuleContext): void {
+    const graph = callGraphOf(ctx.index);
+    for (const { ref, file, fn, site, call, to } of siteCalls(graph, SESSION_ARG_CALLS)) {
+      const arg = JSON.parse(site.what) as SessionArgSite;
+      const task = graph.ownEffects(to).find((e) => {
+        if (e.kind !== HANDS_PARAM_TO_TASK) return false;
+        const [position, name] = e.what.split('|');
+        return typeof arg.arg === 'number' ? Number(position) === arg.arg : name === arg.arg;
+      });
+      if (!task) continue;
+      const background = task.what.endsWith('|b');
+      if (background && arg.backgroundInScope && !arg.functionScope) continue;
+      const helper = graph.function(to);
+      ctx.report({
+        path: file.path,
+        location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+        message: `injected session \`${arg.session}\` handed to \`${helper.name}\` (${graph.fileOf(to).path}), which passes it to ${background ? 'a background task' : 'a detached task'} (line ${task.line}): it runs after the request's session is closed`,
+        severity: 'high',
+        function: fn.name,
+        chain: [
+          { path: file.path, line: call.line, column: call.column, function: fn.qualifiedName, call: call.calleeText },
+          { path: graph.fileOf(to).path, line: task.line, column: task.column, function: helper.qualifiedName, call: background ? 'add_task' : 'create_task' },
+        ],
+      });
     }
   },
 };
