@@ -14,7 +14,7 @@
  * caller's transaction is not visible here), or with arguments that name nothing the transaction
  * wrote.
  */
-import { callsOf, resolveImported, type CallInfo, type FileModel, selfOffset } from '../../../semantic/model.js';
+import { callAt, callsOf, resolveImported, type CallInfo, type FileModel, selfOffset } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
@@ -24,6 +24,8 @@ import { callArgs, isCommitCall, modelOfObject, transactionRegions, unwrap, type
 import { MAY_COMMIT_EFFECT } from './missing_commit.js';
 import { lastAssignment, loopTarget } from '../query/semantics.js';
 import { rowsSource } from '../query/dbCalls.js';
+import { LIBRARY_WRITES } from '../../../semantic/repositoryLibrary.js';
+import { libraryReach } from './libraryReach.js';
 
 /** Methods that hand a job to a queue. */
 const ENQUEUE = new Set(['delay', 'apply_async', 'send_task', 'enqueue', 'enqueue_call', 'enqueue_in', 'enqueue_at', 'enqueue_job', 'kiq', 'send_with_options']);
@@ -80,6 +82,7 @@ export const enqueueBeforeCommit: FileRule & RepoRule = {
    */
   checkRepo(ctx: RepoRuleContext): void {
     const graph = callGraphOf(ctx.index);
+    const lib = libraryReach(graph);
     reportHelperEnqueues(ctx, graph);
     for (const ref of graph.functionsWithEffects(REQUEST_ENQUEUES)) {
       const file = graph.fileOf(ref);
@@ -89,6 +92,18 @@ export const enqueueBeforeCommit: FileRule & RepoRule = {
       for (const e of graph.ownEffects(ref)) {
         if (e.kind !== REQUEST_ENQUEUE) continue;
         const site = JSON.parse(e.what) as RequestEnqueue;
+        if (site.libraryWrite) {
+          const write = graph.callAt(ref.file, site.libraryWrite[0], site.libraryWrite[1]);
+          if (!write || !lib.libraryTyped(write.receiverType)) continue;
+          const event = /(^|\.)emit$/.test(site.call);
+          ctx.report({
+            path: file.path,
+            location: { line: e.line, column: e.column, endLine: site.endLine, endColumn: site.endColumn },
+            message: `\`${site.call}()\` ${event ? 'hands an event listener' : 'enqueues a job with'} \`${site.name}\`, which \`${site.param}.${write.method}()\` (line ${site.writeLine}) only flushed: the request scope commits it after the handler returns, so ${event ? 'the listener, running concurrently on a session of its own,' : 'the worker'} can run first and miss the row; commit before, or ${event ? 'emit' : 'enqueue'} after the response`,
+            function: graph.function(ref).name,
+          });
+          continue;
+        }
         const provider = graph.resolveQualified(site.provider);
         if (!provider || !graph.reaches(provider, MAY_COMMIT_EFFECT, 'any')) continue;
         const providerName = graph.function(provider).name;
@@ -270,7 +285,10 @@ export const REQUEST_ENQUEUE = 'request_enqueue';
 const REQUEST_ENQUEUES = new Set([REQUEST_ENQUEUE]);
 
 interface RequestEnqueue {
+  /** The provider whose commit after `yield` ends the request's transaction; '' for a repository-library write. */
   provider: string;
+  /** The repository-library write (`svc.create(...)`, flush only) that made the object: its position, for the receiver's type. */
+  libraryWrite?: [line: number, column: number];
   param: string;
   name: string;
   writeLine: number;
@@ -286,13 +304,28 @@ interface RequestEnqueue {
  */
 export function collectRequestEnqueues(model: FileModel): Effect[][] {
   const out: Effect[][] = model.functions.map(() => []);
-  if (model.isTestFile || !/\.(delay|apply_async|send_task|enqueue\w*|kiq|send_with_options)\s*\(/.test(model.source)) return out;
+  const emits = /\.emit\s*\(/.test(model.source) && [...model.imports.values()].some((q) => /^litestar(\.|$)/.test(q));
+  if (model.isTestFile || (!emits && !/\.(delay|apply_async|send_task|enqueue\w*|kiq|send_with_options)\s*\(/.test(model.source))) return out;
   for (const call of model.calls) {
-    if (call.functionIndex < 0 || !call.hasReceiver || !ENQUEUE.has(call.method) || deferred(call)) continue;
+    if (call.functionIndex < 0 || !call.hasReceiver || deferred(call)) continue;
+    const emit = emits && isAppEmit(call);
+    if (!ENQUEUE.has(call.method) && !emit) continue;
     const fn = model.functions[call.functionIndex]!;
     if (fn.role !== 'handler') continue;
     const named = argumentNames(call);
+    if (emit) named.delete(call.node.childForFieldName('arguments')?.namedChildren[0]?.text ?? '');
     if (!named.size) continue;
+    // A row a repository-library service made here (`user = await users.create(data)`): the
+    // library only flushes, and the request scope (Litestar's plugin) commits after the response.
+    const made = libraryMade(model, call, named);
+    if (made) {
+      const site: RequestEnqueue = {
+        provider: '', libraryWrite: [made.write.line, made.write.column], param: made.write.dottedReceiver ?? made.write.receiver?.text ?? '', name: made.name,
+        writeLine: made.write.line, call: call.calleeText, endLine: call.node.endPosition.row + 1, endColumn: call.node.endPosition.column + 1,
+      };
+      out[call.functionIndex]!.push({ kind: REQUEST_ENQUEUE, what: JSON.stringify(site), line: call.line, column: call.column });
+      continue;
+    }
     for (const p of fn.params) {
       const dep = /^Depends\(\s*([A-Za-z_][\w.]*)\s*\)$/.exec(p.defaultText?.replace(/\s+/g, '') ?? '');
       const alias = dep || p.defaultText ? null : dependencyAliasOf(model, p.annotation);
@@ -313,6 +346,35 @@ export function collectRequestEnqueues(model: FileModel): Effect[][] {
   return out;
 }
 
+
+/**
+ * Litestar's `app.emit("event", ...)` (`request.app.emit`, `self.app.emit`): the listeners run in
+ * a task of the app's event emitter, concurrently with the rest of the request — a job like any
+ * other for the rows they read. (A synchronous emitter runs its listeners inline: not this one.)
+ */
+function isAppEmit(call: CallInfo): boolean {
+  return call.method === 'emit' && /(^|\.)app$/.test(call.receiver?.text.replace(/\s+/g, '') ?? '');
+}
+
+/**
+ * The row, named by the job's arguments, that a repository-library write of the same function
+ * returned before the call (`user = await users_service.create(data)`, no `auto_commit`), with
+ * no commit or library `auto_commit` write on that receiver in between.
+ */
+function libraryMade(model: FileModel, call: CallInfo, named: Set<string>): { name: string; write: CallInfo } | null {
+  for (const a of [...model.assignments].reverse()) {
+    if (a.functionIndex !== call.functionIndex || a.node.startIndex >= call.node.startIndex || !named.has(a.target) || !a.value) continue;
+    let v = unwrap(a.value);
+    if (v?.type === 'await') v = unwrap(v.namedChild(0));
+    const write = v?.type === 'call' ? callAt(model, v) : undefined;
+    if (!write?.hasReceiver || !LIBRARY_WRITES.has(write.method) || callArgs(write.node).keywords.has('auto_commit')) continue;
+    const receiver = write.dottedReceiver;
+    const committed = callsOf(model, call.functionIndex).some((c) => c.functionIndex === call.functionIndex && c.node.startIndex > write.node.endIndex && c.node.startIndex < call.node.startIndex
+      && (c.method === 'commit' || (c.dottedReceiver === receiver && callArgs(c.node).keywords.get('auto_commit')?.text === 'True')));
+    if (!committed) return { name: a.target, write };
+  }
+  return null;
+}
 
 /**
  * For each session the function commits after the enqueue (not in a loop the enqueue is not
