@@ -23,7 +23,8 @@ import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../..
 import { callArgs, isCommitCall, modelOfObject, transactionRegions, unwrap, type TransactionRegion } from './semantics.js';
 import { MAY_COMMIT_EFFECT } from './missing_commit.js';
 import { lastAssignment, loopTarget } from '../query/semantics.js';
-import { rowsSource } from '../query/dbCalls.js';
+import { FLUSH_EFFECT, rowsSource, WRITE_EFFECT } from '../query/dbCalls.js';
+import { conditionalInFunction } from '../../../semantic/controlFlow.js';
 import { LIBRARY_WRITES } from '../../../semantic/repositoryLibrary.js';
 import { libraryReach } from './libraryReach.js';
 
@@ -84,6 +85,7 @@ export const enqueueBeforeCommit: FileRule & RepoRule = {
     const graph = callGraphOf(ctx.index);
     const lib = libraryReach(graph);
     reportHelperEnqueues(ctx, graph);
+    reportEnqueueAfterHelperWrites(ctx, graph, lib);
     for (const ref of graph.functionsWithEffects(REQUEST_ENQUEUES)) {
       const file = graph.fileOf(ref);
       if (file.isTestFile) continue;
@@ -214,6 +216,50 @@ function reportHelperEnqueues(ctx: RepoRuleContext, graph: ReturnType<typeof cal
   }
 }
 
+/**
+ * Site fact: a call that hands an object to a function before a job about that object is
+ * enqueued, in a function that commits nothing itself (`self.make_primary(email)` then
+ * `refresh.delay(self)`; `what` = JSON {@link AfterWrite}). The repo phase reports the job when the
+ * callee sends writes (a flush, a statement) and commits nothing: the commit is a caller's, later.
+ */
+export const ENQUEUE_AFTER_CALL = 'enqueue_after_call';
+const ENQUEUE_AFTER_CALLS: ReadonlySet<string> = new Set([ENQUEUE_AFTER_CALL]);
+
+interface AfterWrite {
+  name: string;
+  /** The enqueueing call: its text and position. */
+  call: string;
+  line: number;
+  column: number;
+  endLine: number;
+  endColumn: number;
+}
+
+/**
+ * A job enqueued after a helper flushed writes about its object, in a function that leaves the
+ * commit to its caller: the worker can run before that commit.
+ */
+function reportEnqueueAfterHelperWrites(ctx: RepoRuleContext, graph: ReturnType<typeof callGraphOf>, lib: ReturnType<typeof libraryReach>): void {
+  const done = new Set<string>();
+  for (const { ref, file, fn, site, call, to } of siteCalls(graph, ENQUEUE_AFTER_CALLS)) {
+    if (call.receiverType === UNTYPED) continue;
+    const fact = JSON.parse(site.what) as AfterWrite;
+    const key = `${file.path}:${fact.line}:${fact.column}`;
+    if (done.has(key)) continue;
+    if (!(graph.reaches(to, WRITE_EFFECT, 'any') || graph.reaches(to, FLUSH_EFFECT, 'any')) || lib.mayCommit([to])) continue;
+    // Something between the write and the job that may commit ends the transaction first.
+    const between = (at: { line: number; column: number }) => (at.line > call.line || (at.line === call.line && at.column > call.column)) && (at.line < fact.line || (at.line === fact.line && at.column < fact.column));
+    if (graph.callees(ref).some((e) => between(e.call) && lib.mayCommit([e.to]))) continue;
+    done.add(key);
+    ctx.report({
+      path: file.path,
+      location: { line: fact.line, column: fact.column, endLine: fact.endLine, endColumn: fact.endColumn },
+      message: `\`${fact.call}()\` enqueues a job with \`${fact.name}\` after \`${call.calleeText}()\` (line ${call.line}) flushed changes to it, and nothing here commits them: the caller's commit comes later, so the worker can run first and read the row unchanged; enqueue after the commit (an after-commit hook)`,
+      function: fn.name,
+    });
+  }
+}
+
 /** Own effect: the function enqueues a job whose arguments name its parameters (`what` = `positions|call`). */
 export const ENQUEUES_PARAM = 'enqueues_param';
 /** Site fact: an object the open transaction wrote, handed to a call before the commit (`what` = JSON {@link HandsWritten}). */
@@ -246,6 +292,23 @@ export function collectEnqueueHelpers(model: FileModel): Effect[][] {
       // A helper that commits before it enqueues sends the job after its own commit.
       if (callsOf(model, call.functionIndex).some((c) => c.functionIndex === call.functionIndex && c.method === 'commit' && c.node.startIndex < call.node.startIndex)) continue;
       out[call.functionIndex]!.push({ kind: ENQUEUES_PARAM, what: `${positions.join(',')}|${call.calleeText}`, line: call.line, column: call.column });
+    }
+    for (const call of model.calls) {
+      if (call.functionIndex < 0 || !call.hasReceiver || !ENQUEUE.has(call.method) || deferred(call)) continue;
+      const named = argumentNames(call);
+      if (!named.size) continue;
+      const own = callsOf(model, call.functionIndex).filter((c) => c.functionIndex === call.functionIndex);
+      // A function that commits is the file rule's (its transaction regions).
+      if (own.some((c) => c.method === 'commit' || (c.method === 'begin' && c.isWithItem))) continue;
+      for (const c of own) {
+        if (c.node.startIndex >= call.node.startIndex || ENQUEUE.has(c.method) || conditionalInFunction(model, c)) continue;
+        const root = c.hasReceiver ? (c.dottedReceiver ?? '').split('.')[0] : '';
+        const args = callArgs(c.node).positional.map((a) => unwrap(a)).filter((a) => a?.type === 'identifier').map((a) => a!.text);
+        const name = root && named.has(root) ? root : args.find((a) => named.has(a));
+        if (!name) continue;
+        const fact: AfterWrite = { name, call: call.calleeText, line: call.line, column: call.column, endLine: call.node.endPosition.row + 1, endColumn: call.node.endPosition.column + 1 };
+        out[call.functionIndex]!.push({ kind: ENQUEUE_AFTER_CALL, what: JSON.stringify(fact), line: c.line, column: c.column });
+      }
     }
   }
   if (!/\.(add|merge|flush)\s*\(|\.commit\s*\(/.test(model.source)) return out;
