@@ -18,6 +18,7 @@ import { collectCheckFacts, HELPER_CHECK } from './transaction/check_then_insert
 import { collectHeldIdLookups } from './query/redundant_fetch.js';
 import { collectStreamDependencies } from './lifecycle/streaming_resource_holding.js';
 import { collectTaskHandoffs, SESSION_ARG_CALL } from './lifecycle/factory_vs_injection.js';
+import { collectSwallowedCalls, SWALLOWED_CALL } from './transaction/missing_rollback.js';
 import { TXN_RAISE_AFTER, TXN_REQUEST_WRITE, TXN_SCOPE_CALL, TXN_SCOPE_OPEN } from './transaction/libraryWrites.js';
 
 export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
@@ -51,6 +52,8 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   { collect: collectStreamDependencies, siteKinds: [] },
   // PA406: an injected session passed to a function of another module that hands it to a task.
   { collect: collectTaskHandoffs, siteKinds: [SESSION_ARG_CALL] },
+  // PA204 through calls: a DB-reaching call in a loop's `try` whose handler swallows the error.
+  { collect: collectSwallowedCalls, siteKinds: [SWALLOWED_CALL] },
 ];
 
 /** Every site kind of the collectors, for `summarize`. */

@@ -14,6 +14,11 @@
  * Why is this bad? After a failed flush or commit the session refuses all work until `rollback()`
  * (`PendingRollbackError`); a swallowed error leaves it, and its connection, in that state.
  *
+ * Through calls (repo phase): the same swallowing handler, in a loop that goes on, around a call
+ * of a same-repo function that reaches the database (a query, a statement, a flush or commit) and
+ * does not open a session of its own: after the first database error every later iteration meets
+ * the failed transaction (`ckan search-index rebuild --force`-style batch loops).
+ *
  * Severity: medium; low when a `with` around the commit already rolls back on exit.
  * Silent look-alikes: `async with session.begin():`, a session `with` inside the `try` (it has
  * exited, rolling back, before the handler runs), `try/except: rollback(); raise`, a handler that
@@ -23,7 +28,12 @@
  * `add`/`delete` (nothing reaches the database inside the `try`).
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
-import type { FileRule, FileRuleContext } from '../../types.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import type { Effect } from '../../../analysis/summary.js';
+import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
+import { UNTYPED } from '../../../analysis/objects.js';
+import { FLUSH_EFFECT, QUERY_EFFECT, WRITE_EFFECT } from '../query/dbCalls.js';
+import { OWN_COMMIT_EFFECT } from './effects.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import { assignmentsTo, isFlaskHandle } from '../../../semantic/model.js';
 import {
@@ -34,7 +44,7 @@ import { classifyDbCall, receiverEvidence } from '../query/dbCalls.js';
 
 const DB_ERROR = /(^|\.)(Exception|BaseException|SQLAlchemyError|DBAPIError|DatabaseError|IntegrityError|OperationalError|DataError|StatementError|InterfaceError|InternalError|ProgrammingError|PendingRollbackError|InvalidRequestError|PostgresError|Error)$/;
 
-export const missingRollback: FileRule = {
+export const missingRollback: FileRule & RepoRule = {
   meta: {
     code: 'PA204',
     check: 'missing_rollback',
@@ -98,7 +108,76 @@ export const missingRollback: FileRule = {
       });
     }
   },
+  checkRepo(ctx: RepoRuleContext): void {
+    const graph = callGraphOf(ctx.index);
+    const done = new Set<string>();
+    for (const { ref, file, fn, site, call, to } of siteCalls(graph, SWALLOWED_CALLS)) {
+      if (call.receiverType === UNTYPED) continue;
+      const reach = graph.effectOf(to, QUERY_EFFECT, 'any') ?? graph.effectOf(to, WRITE_EFFECT, 'any') ?? graph.effectOf(to, FLUSH_EFFECT, 'any');
+      // A helper that opens (and commits) a session of its own per call starts each item afresh.
+      // (Its own body: deep in a large graph some function always does.)
+      if (!reach || reach.weak || graph.ownEffects(to).some((e) => e.kind === OWN_COMMIT_EFFECT)) continue;
+      const key = `${file.path}:${site.what}`;
+      if (done.has(key)) continue;
+      done.add(key);
+      ctx.report({
+        path: file.path,
+        location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+        message: `\`${call.calleeText}()\` reaches the database (\`${graph.chainNames(reach).join('` → `')}()\`) in a \`try\` whose \`${JSON.parse(site.what).header}\` handler neither rolls back nor re-raises, inside a loop that goes on: after the first database error the session's transaction is failed, and every later iteration fails too (\`PendingRollbackError\`, \`InFailedSqlTransaction\`); roll back in the handler`,
+        severity: 'medium',
+        function: fn.name,
+        chain: graph.chainSteps(reach, { ref, call }),
+      });
+    }
+  },
 };
+
+/** Site fact: a call in a loop's `try` whose handler swallows every error and goes on (`what` = JSON {header, try}). */
+export const SWALLOWED_CALL = 'swallowed_call';
+const SWALLOWED_CALLS: ReadonlySet<string> = new Set([SWALLOWED_CALL]);
+
+/**
+ * PA204's facts for the repo phase: calls of functions that may reach the database, made in the
+ * body of a `try` inside a loop whose handler catches database errors and then neither rolls
+ * back, re-raises, closes, nor leaves the loop. Calls on a session itself are the file rule's.
+ */
+export function collectSwallowedCalls(model: FileModel): Effect[][] {
+  const out: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile || !/\btry\s*:/.test(model.source) || !/\bexcept\b/.test(model.source)) return out;
+  for (const call of model.calls) {
+    if (call.functionIndex < 0 || !call.loops.length || call.offloaded || canFailOnSession(model, call)) continue;
+    if (call.qualifiedName?.startsWith('builtins.') || (call.qualifiedName && /^(logging|json|re|os|sys|time|datetime)\./.test(call.qualifiedName))) continue;
+    const fn = model.functions[call.functionIndex]!;
+    const tries = enclosingTries(call.node, fn.node);
+    const t = tries.find((x) => exceptClauses(x).some((h) => catchesDbErrors(h)));
+    if (!t) continue;
+    const body = t.childForFieldName('body');
+    const fin = finallyClause(t);
+    if (fin && /\b(close|rollback|remove)\s*\(/.test(fin.text)) continue;
+    if (/\bbegin_nested\s*\(/.test(body?.text ?? '') || /\bautocommit\s*=\s*True\b/.test(fn.node.text)) continue;
+    // The loop must be around the `try`, inside the function.
+    let inLoop = false;
+    for (let p = t.parent; p && p.id !== fn.node.id; p = p.parent) {
+      if (p.type === 'function_definition' || p.type === 'lambda') break;
+      if (p.type === 'for_statement' || p.type === 'while_statement') {
+        inLoop = true;
+        break;
+      }
+    }
+    if (!inLoop) continue;
+    const handler = exceptClauses(t).find((h) => catchesDbErrors(h))!;
+    const hb = handler.namedChildren.find((c) => c.type === 'block') ?? handler;
+    if (/\b\w*rollback\w*\s*\(|\b(close|invalidate|remove)\s*\(/.test(hb.text)) continue;
+    // A re-raise of the handler's own block, unless a branch before it goes on with the loop
+    // (`if force: continue` then `raise`); one under a branch leaves the other branch going on.
+    if (hb.namedChildren.some(raises) && !hb.descendantsOfType('continue_statement').length) continue;
+    const last = hb.namedChildren.filter((c) => c.type !== 'comment').pop();
+    if (last && (last.type === 'return_statement' || last.type === 'break_statement')) continue;
+    const header = handler.text.slice(0, Math.max(0, handler.text.indexOf(':'))).replace(/\s+/g, ' ').trim();
+    out[call.functionIndex]!.push({ kind: SWALLOWED_CALL, what: JSON.stringify({ header, try: t.startPosition.row + 1 }), line: call.line, column: call.column });
+  }
+  return out;
+}
 
 /** Is the session a parameter of the function (`self.session` included) or Flask-SQLAlchemy's `db.session`? */
 function ownedElsewhere(model: FileModel, call: CallInfo, session: string): boolean {
