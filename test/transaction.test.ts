@@ -73,6 +73,12 @@ describe('PA202 / PA205 severities', () => {
     expect(at('transaction/open-scope', 'app/handlers.py', 71, 'PA202')?.originalSeverity).toBe('medium');
   });
 
+  it('a swallowed failure of a DB-reaching helper in a loop is PA204, low (the file rule\'s own statements stay medium)', () => {
+    const f = at('transaction/open-scope', 'app/reindex.py', 39, 'PA204')!;
+    expect(f.originalSeverity).toBe('low');
+    expect(f.message).toMatch(/`describe\(\)` reaches the database .* every later iteration fails too/);
+  });
+
   it('network is high, file I/O medium; a wait is PA205, medium, and a network call after a write is PA202 only', () => {
     expect(at('transaction/open-scope', 'app/orders.py', 24, 'PA202')?.originalSeverity).toBe('high');
     expect(at('transaction/open-scope', 'app/orders.py', 38, 'PA202')?.originalSeverity).toBe('medium');

@@ -17,7 +17,8 @@
  * Through calls (repo phase): the same swallowing handler, in a loop that goes on, around a call
  * of a same-repo function that reaches the database (a query, a statement, a flush or commit) and
  * does not open a session of its own: after the first database error every later iteration meets
- * the failed transaction (`ckan search-index rebuild --force`-style batch loops).
+ * the failed transaction (`ckan search-index rebuild --force`-style batch loops). Low: the helper
+ * fails in other ways too; a session provider called there (`with scope() as s:`) is a fresh session.
  *
  * Severity: medium; low when a `with` around the commit already rolls back on exit.
  * Silent look-alikes: `async with session.begin():`, a session `with` inside the `try` (it has
@@ -112,7 +113,9 @@ export const missingRollback: FileRule & RepoRule = {
     const graph = callGraphOf(ctx.index);
     const done = new Set<string>();
     for (const { ref, file, fn, site, call, to } of siteCalls(graph, SWALLOWED_CALLS)) {
-      if (call.receiverType === UNTYPED) continue;
+      // A session provider (`with session_scope() as s:`, a generator): each item gets a session
+      // of its own, and the `with` exits, rolling back, before the handler runs.
+      if (call.receiverType === UNTYPED || call.withItem || graph.function(to).isGenerator) continue;
       const reach = graph.effectOf(to, QUERY_EFFECT, 'any') ?? graph.effectOf(to, WRITE_EFFECT, 'any') ?? graph.effectOf(to, FLUSH_EFFECT, 'any');
       // A helper that opens (and commits) a session of its own per call starts each item afresh.
       // (Its own body: deep in a large graph some function always does.)
@@ -124,7 +127,9 @@ export const missingRollback: FileRule & RepoRule = {
         path: file.path,
         location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
         message: `\`${call.calleeText}()\` reaches the database (\`${graph.chainNames(reach).join('` → `')}()\`) in a \`try\` whose \`${JSON.parse(site.what).header}\` handler neither rolls back nor re-raises, inside a loop that goes on: after the first database error the session's transaction is failed, and every later iteration fails too (\`PendingRollbackError\`, \`InFailedSqlTransaction\`); roll back in the handler`,
-        severity: 'medium',
+        // Low: the helper can fail in many ways besides the database; only a database error
+        // leaves the session failed (a statement or commit written in the `try` is the file rule's, medium).
+        severity: 'low',
         function: fn.name,
         chain: graph.chainSteps(reach, { ref, call }),
       });

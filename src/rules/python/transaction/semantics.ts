@@ -166,7 +166,11 @@ export function withOpensSession(model: FileModel, value: SyntaxNode, fnIndex: n
   if (/(^|\.)(begin|begin_nested|connect|transaction)$/.test(text)) return true;
   if (/(^|\.)(Session|AsyncSession)$/.test(text) || /session|Session|db|Db|DB/.test(text.split('.').pop() ?? '')) return true;
   const t = typeString(model, v, fnIndex, v.startPosition.row + 1);
-  return !!t && /sessionmaker|Session|async_sessionmaker/.test(t);
+  if (t && /sessionmaker|Session|async_sessionmaker/.test(t)) return true;
+  // A context manager of this module (`@contextmanager def unit(): s = Maker(); ... yield s`):
+  // what it yields lives for the block, and its exit runs before any handler around the `with`.
+  return /^[A-Za-z_]\w*$/.test(text) && model.functions.some((f) => f.parent < 0 && f.name === text && f.isGenerator
+    && f.decoratorNames.some((d) => /(^|\.)(async)?contextmanager$/.test(d)));
 }
 
 /** Is `call` inside a `with` (in its function) that opens a session or transaction for its receiver? */
