@@ -28,6 +28,7 @@ import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
 import { callAt, effectiveRole } from '../../../semantic/model.js';
 import { assignmentsByFunction, callsOf, lastAssignment, unwrap } from './semantics.js';
 import { returnedValues } from '../query/selfRows.js';
+import { classifyDbCall } from '../query/dbCalls.js';
 
 const MODEL_OF_STATEMENT = /\b(?:select|query)\(\s*(?:[\w.]*\.)?([A-Z]\w*)\s*\)/;
 const MODEL_QUERY_PROPERTY = /\b([A-Z]\w*)\.query\s*\./;
@@ -79,7 +80,7 @@ export const unguardedClaim: FileRule & RepoRule = {
     if (model.isTestFile || !ENDS_TRANSACTION.test(model.source)) return;
     model.functions.forEach((fn, fnIndex) => {
       const text = model.source.slice(fn.start, fn.end);
-      if (!/(==|filter_by|is_\(|in_\()/.test(text) || !ENDS_TRANSACTION.test(text)) return;
+      if (!/(==|filter_by|is_\(|in_\(|\bif\b[^\n]*\.\w+)/.test(text) || !ENDS_TRANSACTION.test(text)) return;
       if ((CONDITIONAL_UPDATE.test(text) && UPDATE_RESULT.test(text)) || HELD_LOCK.test(text)) return;
       checkFunction(ctx, model, fnIndex, assignmentsByFunction(model).get(fnIndex) ?? []);
     });
@@ -202,6 +203,8 @@ interface StateRead {
   /** Where the row's writes count: after the read, or inside the loop over the rows. */
   from: number;
   to: number;
+  /** The row was read by its key and its state checked in Python (`if tok.used_at: raise`) at this line. */
+  guard?: number;
 }
 
 function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, assignments: readonly AssignmentInfo[]): void {
@@ -241,6 +244,7 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
     const target = loop.node.childForFieldName('left');
     if (read && target?.type === 'identifier') reads.push({ row: target.text, ...read, line: loop.node.startPosition.row + 1, from: loop.node.startIndex, to: loop.node.endIndex });
   }
+  reads.push(...guardedReads(model, fnIndex, assignments));
   if (!reads.length) return;
   const calls = callsOf(model, fnIndex);
   for (const read of reads) {
@@ -264,7 +268,7 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
     writes.sort((x, y) => x.node.startIndex - y.node.startIndex);
     for (const w of writes) {
       const old = read.states.get(w.column);
-      if (old === undefined || w.value === old) continue;
+      if (old === undefined || !movesFrom(old, w.value)) continue;
       const call = calls.find((c) => (c.method === 'commit' || c.method === 'flush') && c.hasReceiver && c.node.startIndex > w.node.endIndex);
       // `with Session.begin() as s:` around the write commits when the block ends.
       const block = call ? null : model.withs.find((b) => b.functionIndex === fnIndex && b.bodyStart <= w.node.startIndex && w.node.endIndex <= b.bodyEnd
@@ -280,7 +284,9 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
       const role = effectiveRole(model, fnIndex);
       ctx.report({
         node: w.node,
-        message: `unguarded claim on \`${read.model}.${w.column}\`: \`${read.row}\` is read where \`${w.column}\` is \`${old}\` (line ${read.line}) and moved to \`${w.value.slice(0, 40)}\`, then ${end.what} (line ${end.line}), with no row lock (\`with_for_update(skip_locked=True)\`) and no conditional UPDATE: two workers can both read the row in its old state and both claim it`,
+        message: read.guard !== undefined
+          ? `unguarded check-then-set on \`${read.model}.${w.column}\`: \`${read.row}\` is read (line ${read.line}) and its \`${w.column}\` checked in Python (line ${read.guard}), then set to \`${w.value.slice(0, 40)}\` and ${end.what} (line ${end.line}), with no row lock (\`with_for_update()\`) and no conditional UPDATE: two requests can both pass the check before either commits, and both act on the row (a single-use token or code used twice)`
+          : `unguarded claim on \`${read.model}.${w.column}\`: \`${read.row}\` is read where \`${w.column}\` is \`${old}\` (line ${read.line}) and moved to \`${w.value.slice(0, 40)}\`, then ${end.what} (line ${end.line}), with no row lock (\`with_for_update(skip_locked=True)\`) and no conditional UPDATE: two workers can both read the row in its old state and both claim it`,
         severity: role === 'handler' || role === 'background' ? 'medium' : 'low',
       });
       break;
@@ -414,3 +420,67 @@ function stateRead(text: string, rowsLoop = false): { model: string; states: Map
   return states.size ? { model: name, states } : null;
 }
 
+/**
+ * Does writing `value` move the row out of the state `old` it was read (or checked) in? `old` is
+ * a literal, or from a Python check: `!LIT` (it passed because it was not LIT: moving it to LIT),
+ * `(set)` (it passed because the column was set: clearing it).
+ */
+function movesFrom(old: string, value: string): boolean {
+  if (old.startsWith('!')) return value === old.slice(1);
+  if (old === '(set)') return value === 'None' || value === 'False';
+  return value !== old;
+}
+
+/** One row read by whatever key, with no lock: `session.get(M, pk)`, `….first()`, `svc.get_one_or_none(code=c)`. */
+const KEY_READ = /\.(first|one_or_none|scalar_one_or_none|one|scalar)\s*\(\s*\)\s*$|^\s*(await\s+)?[\w.]+\.(scalar|get_one|get_one_or_none|get)\s*\(/;
+
+/**
+ * Rows read by a key and then checked in Python before they are marked: `tok = s.scalar(select(
+ * Token).where(Token.code == c)); if tok is None or tok.used_at is not None: raise ...` — the
+ * state the row had to be in to get past the check, per column (see {@link movesFrom}). The
+ * check must leave the function (raise, return, abort) or the loop (`continue`).
+ */
+function guardedReads(model: FileModel, fnIndex: number, assignments: readonly AssignmentInfo[]): StateRead[] {
+  const fn = model.functions[fnIndex]!;
+  const out: StateRead[] = [];
+  const ifs = fn.node.descendantsOfType('if_statement');
+  if (!ifs.length) return out;
+  for (const a of assignments) {
+    if (!a.value || !/^[A-Za-z_]\w*$/.test(a.target) || a.loops.length) continue;
+    let v = unwrap(a.value);
+    if (v?.type === 'await') v = unwrap(v.namedChild(0));
+    if (v?.type !== 'call' || !KEY_READ.test(v.text)) continue;
+    // The read is the call or one down its chain (`db.scalars(select(...)).first()`).
+    let isRead = false;
+    for (let n: SyntaxNode | null | undefined = v; n?.type === 'call' && !isRead; n = unwrap(n.childForFieldName('function')?.childForFieldName('object') ?? null)) {
+      const c = callAt(model, n);
+      isRead = !!c && classifyDbCall(model, c)?.kind === 'read';
+    }
+    if (!isRead) continue;
+    const text = readText(model, fnIndex, v.text, a.line);
+    if (/with_for_update|skip_locked|FOR\s+UPDATE/i.test(text)) continue;
+    const entity = MODEL_OF_STATEMENT.exec(text)?.[1] ?? MODEL_QUERY_PROPERTY.exec(text)?.[1] ?? /\.get\(\s*(?:[\w.]*\.)?([A-Z]\w*)\s*,/.exec(text)?.[1] ?? a.target;
+    const states = new Map<string, string>();
+    let guard: number | undefined;
+    for (const i of ifs) {
+      if (i.startIndex < a.node.endIndex) continue;
+      const body = i.childForFieldName('consequence');
+      const last = body?.namedChildren.filter((c) => c.type !== 'comment').pop();
+      if (!last || !(last.type === 'raise_statement' || last.type === 'return_statement' || last.type === 'continue_statement' || /^(?:[\w.]+\.)?abort\s*\(/.test(last.text))) continue;
+      const cond = (i.childForFieldName('condition')?.text ?? '').replace(/\s+/g, ' ');
+      for (const part of cond.split(/\s+or\s+/)) {
+        const t = part.replace(/^\(|\)$/g, '').trim();
+        const col = `${a.target}\\.([a-z_]\\w*)`;
+        let m: RegExpExecArray | null;
+        if ((m = new RegExp(`^${col}(?: is not None)?$`).exec(t))) states.set(m[1]!, 'None');
+        else if ((m = new RegExp(`^(?:not ${col}|${col} is None)$`).exec(t))) states.set(m[1] ?? m[2]!, '(set)');
+        else if ((m = new RegExp(`^${col} != (.+)$`).exec(t)) && STATE_VALUE.test(m[2]!.replace(/\s+/g, ''))) states.set(m[1]!, m[2]!.replace(/\s+/g, ''));
+        else if ((m = new RegExp(`^${col} == (.+)$`).exec(t)) && STATE_VALUE.test(m[2]!.replace(/\s+/g, ''))) states.set(m[1]!, `!${m[2]!.replace(/\s+/g, '')}`);
+        else continue;
+        guard ??= i.startPosition.row + 1;
+      }
+    }
+    if (states.size) out.push({ row: a.target, model: entity, states, line: a.line, from: a.node.endIndex, to: fn.end, guard });
+  }
+  return out;
+}
