@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { renderMarkdown } from '../dist/src/report/markdown.js';
+import { markdownPieces, renderMarkdown } from '../dist/src/report/markdown.js';
 import { finding, ruleMeta, scanResult } from './helpers/result.js';
 
 const SECTIONS = [
@@ -51,6 +51,13 @@ function section(md: string, heading: string): string[] {
 }
 
 describe('renderMarkdown', () => {
+  it('the pieces the CLI writes are the rendered report, line by line', () => {
+    const result = sample();
+    const pieces = [...markdownPieces(result)];
+    expect(pieces.join('')).toBe(renderMarkdown(result));
+    expect(pieces.every((p) => p.endsWith('\n') && !p.slice(0, -1).includes('\n'))).toBe(true);
+  });
+
   it('has every section, in order', () => {
     const md = renderMarkdown(sample());
     const headings = md.split('\n').filter((l) => /^#{2,4} /.test(l) && !l.startsWith('#### Detected') && !l.startsWith('#### Rules'));

@@ -155,6 +155,16 @@ describe('appendResultsLog', () => {
 });
 
 describe('writeFileAtomic', () => {
+  it('writes pieces in order, across its batches, without a separator', () => {
+    const file = path.join(dir, 'pieces.md');
+    // ~2.4 MB in 40 000 pieces: more than one batch of about a megabyte.
+    const pieces = Array.from({ length: 40_000 }, (_, i) => `| ${i} | ${'x'.repeat(50)} |\n`);
+    writeFileAtomic(file, pieces.values());
+    expect(fs.readFileSync(file, 'utf8')).toBe(pieces.join(''));
+    writeFileAtomic(file, [].values());
+    expect(fs.readFileSync(file, 'utf8')).toBe('');
+  });
+
   it('creates directories, replaces content, keeps the mode and leaves no temp file', () => {
     const file = path.join(dir, 'a/b/report.md');
     writeFileAtomic(file, 'one');

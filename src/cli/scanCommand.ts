@@ -6,7 +6,7 @@ import { scan, ScanError, type ScanOutput } from '../engine/scan.js';
 import { tuneJit } from '../engine/jit.js';
 import { writeBaseline } from '../engine/baseline.js';
 import { renderFormat } from '../report/index.js';
-import { renderMarkdown } from '../report/markdown.js';
+import { markdownPieces } from '../report/markdown.js';
 import { renderStatistics } from '../report/statistics.js';
 import { escapeControl } from '../report/escape.js';
 import { implementedFamilies } from '../rules/registry.js';
@@ -84,8 +84,10 @@ export async function runScanCommand(args: ScanCommandArgs, cli: PartialConfig):
   }
   if (config.output) writeFileAtomic(path.resolve(config.output), rendered);
   else process.stdout.write(rendered);
+  // Written: the (possibly tens of megabytes of) output need not live on while the report renders.
+  rendered = '';
 
-  if (config.report) writeFileAtomic(path.resolve(result.rootPath, config.report), renderMarkdown(result, { implementedFamilies: implementedFamilies() }));
+  if (config.report) writeFileAtomic(path.resolve(result.rootPath, config.report), markdownPieces(result, { implementedFamilies: implementedFamilies() }));
   if (config.log) appendResultsLog(path.resolve(result.rootPath, config.log), result);
   if (config.writeBaseline) writeBaseline(path.resolve(config.writeBaseline), result.findings);
 

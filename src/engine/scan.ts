@@ -239,6 +239,17 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     raw.push(...repo.findings);
     stats.internalErrors.push(...repo.internalErrors);
     const contexts = repo.contexts;
+    // The summaries have served: nothing after the repo phase reads them. Let them go before the
+    // cache's index is serialized, the scan's last large allocation (on the 2M-line tree the two
+    // together were the peak). A hook that was handed the index keeps it whole.
+    if (!hooks.index) {
+      summaries.length = 0;
+      index.files = [];
+      for (const o of outcomes) {
+        o.summary = undefined;
+        o.summaryBytes = undefined;
+      }
+    }
     if (cache) {
       const ts = performance.now();
       if (!repoCached) cache.setRepo(cache.repoKey(outcomes, repoCodes), repo);

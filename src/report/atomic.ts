@@ -8,7 +8,7 @@ import * as path from 'node:path';
  * same directory (same filesystem, so `rename` is atomic), fsyncs it, renames it over the target.
  * The target's permissions are kept when it exists. The temp file is removed on any error.
  */
-export function writeFileAtomic(filePath: string, data: string | Uint8Array): void {
+export function writeFileAtomic(filePath: string, data: string | Uint8Array | Iterable<string>): void {
   const dir = path.dirname(filePath);
   fs.mkdirSync(dir, { recursive: true });
   const tmp = path.join(dir, `.${path.basename(filePath)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
@@ -17,7 +17,9 @@ export function writeFileAtomic(filePath: string, data: string | Uint8Array): vo
     const mode = existingMode(filePath);
     fd = fs.openSync(tmp, 'wx', mode ?? 0o666);
     if (mode !== null) fs.fchmodSync(fd, mode);
-    fs.writeFileSync(fd, data);
+    if (typeof data === 'string' || data instanceof Uint8Array) fs.writeFileSync(fd, data);
+    // Pieces (a large report's lines): written a batch at a time, never joined whole.
+    else for (const chunk of batches(data)) fs.writeSync(fd, chunk);
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = null;
@@ -55,4 +57,20 @@ function syncDirectory(dir: string): void {
   } finally {
     if (fd !== null) fs.closeSync(fd);
   }
+}
+
+/** Joins pieces into strings of about a megabyte. */
+function* batches(pieces: Iterable<string>): Generator<string> {
+  let batch: string[] = [];
+  let size = 0;
+  for (const p of pieces) {
+    batch.push(p);
+    size += p.length;
+    if (size >= 1 << 20) {
+      yield batch.join('');
+      batch = [];
+      size = 0;
+    }
+  }
+  if (batch.length) yield batch.join('');
 }

@@ -21,6 +21,19 @@ export interface MarkdownOptions {
 const SEVERITY_LABEL: Record<Severity, string> = { critical: 'Critical', high: 'High', medium: 'Medium', low: 'Low' };
 
 export function renderMarkdown(result: ScanResult, options: MarkdownOptions = {}): string {
+  return `${renderMarkdownLines(result, options).join('\n')}\n`;
+}
+
+/**
+ * The report's lines, each to be followed by a newline: the same text as {@link renderMarkdown}
+ * without joining it whole (a report of a large monorepo runs to megabytes; the CLI writes it a
+ * batch of lines at a time, see {@link markdownPieces}).
+ */
+export function* markdownPieces(result: ScanResult, options: MarkdownOptions = {}): Generator<string> {
+  for (const line of renderMarkdownLines(result, options)) yield `${line}\n`;
+}
+
+function renderMarkdownLines(result: ScanResult, options: MarkdownOptions): string[] {
   const implemented = new Set(options.implementedFamilies ?? []);
   const ran = new Set(result.families);
   const active = result.findings.filter((f) => !f.advisory);
@@ -86,7 +99,7 @@ export function renderMarkdown(result: ScanResult, options: MarkdownOptions = {}
   out.push(...sourcesSection(result));
 
   while (out.length > 0 && out[out.length - 1] === '') out.pop();
-  return `${out.join('\n')}\n`;
+  return out;
 }
 
 function executiveSummary(result: ScanResult, active: Finding[], advisory: Finding[]): string {
