@@ -176,6 +176,10 @@ describe('PA213 unguarded_claim', () => {
     for (const f of found) expect(f.originalSeverity).toBe('medium');
     expect(found.find((f) => f.path === 'app/workers.py')!.message).toMatch(/is read where `state` is `TaskState\.WAITING`/);
   });
+  it('a row read by its key and checked in Python before it is marked: the check is named', () => {
+    const f = byRoot.get('transaction/claims')!.find((x) => x.code === 'PA213' && x.path === 'app/vouchers.py' && x.line === 40)!;
+    expect(f.message).toMatch(/check-then-set on `Voucher\.spent_at`: `voucher` is read \(line 37\) and its `spent_at` checked in Python \(line 38\)/);
+  });
   it('names the helper that read the row when the claim is split across a call', () => {
     const split = byRoot.get('transaction/claims')!.find((f) => f.code === 'PA213' && f.path === 'app/queue/runner.py')!;
     expect(split.message).toMatch(/comes from `oldest_waiting\(\)`, which reads it where `state` is `TaskState\.WAITING` \(line 10\)/);

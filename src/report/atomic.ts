@@ -19,7 +19,7 @@ export function writeFileAtomic(filePath: string, data: string | Uint8Array | It
     if (mode !== null) fs.fchmodSync(fd, mode);
     if (typeof data === 'string' || data instanceof Uint8Array) fs.writeFileSync(fd, data);
     // Pieces (a large report's lines): written a batch at a time, never joined whole.
-    else for (const chunk of batches(data)) fs.writeSync(fd, chunk);
+    else for (const chunk of batches(data)) fs.writeFileSync(fd, chunk);
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = null;

@@ -65,19 +65,9 @@ function isDetachedTask(model: FileModel, fn: FunctionInfo, call: CallInfo): boo
 
 /** The parameter of `helper` that an argument of `call` binds: by position or by keyword. */
 function boundParam(helper: FunctionInfo, call: CallInfo, name: string): string | null {
-  const params = helper.params.filter((p) => p.name !== 'self' && p.name !== 'cls');
-  let i = 0;
-  for (const a of call.node.childForFieldName('arguments')?.namedChildren ?? []) {
-    if (a.type === 'keyword_argument') {
-      const v = a.childForFieldName('value');
-      if (v?.type === 'identifier' && v.text === name) return a.childForFieldName('name')?.text ?? null;
-      continue;
-    }
-    if (a.type === 'list_splat' || a.type === 'dictionary_splat') return null;
-    if (a.type === 'identifier' && a.text === name) return params[i]?.name ?? null;
-    i++;
-  }
-  return null;
+  const arg = argumentOf(call, name);
+  if (arg === null || typeof arg === 'string') return arg;
+  return helper.params.filter((p) => p.name !== 'self' && p.name !== 'cls')[arg]?.name ?? null;
 }
 
 /**

@@ -10,9 +10,14 @@
  * reaches `commit()`: the worker reads the row and does not find it (or finds the values from
  * before the change), and if the commit then fails the job acts on a row that never existed.
  *
- * Silent: the job enqueued after the commit, inside no open transaction of the function (a
- * caller's transaction is not visible here), or with arguments that name nothing the transaction
- * wrote.
+ * Also (repo phase): in a request handler, a row a repository-library service made (a flush the
+ * request scope commits after the handler) handed to a job or a Litestar `app.emit` listener; in
+ * a function that commits nothing, a job about an object after a method of that object that
+ * flushes changes (`self.make_primary(email)` then `refresh.delay(self)`): the caller commits later.
+ *
+ * Silent: the job enqueued after the commit, inside no open transaction of the function (other
+ * than those two cases, a caller's transaction is not visible here), or with arguments that name
+ * nothing the transaction wrote.
  */
 import { callAt, callsOf, resolveImported, type CallInfo, type FileModel, selfOffset } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
@@ -20,7 +25,7 @@ import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import { callArgs, isCommitCall, modelOfObject, transactionRegions, unwrap, type TransactionRegion } from './semantics.js';
+import { assignmentsByFunction, callArgs, isCommitCall, modelOfObject, transactionRegions, unwrap, type TransactionRegion } from './semantics.js';
 import { MAY_COMMIT_EFFECT } from './missing_commit.js';
 import { lastAssignment, loopTarget } from '../query/semantics.js';
 import { FLUSH_EFFECT, rowsSource, WRITE_EFFECT } from '../query/dbCalls.js';
@@ -41,7 +46,7 @@ export const enqueueBeforeCommit: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'A background job enqueued with a row the open transaction wrote, before the commit',
-    what: 'Finds a job enqueued (Celery `.delay`/`.apply_async`/`send_task`, RQ `enqueue*`, arq `enqueue_job`, taskiq `.kiq`, dramatiq `send_with_options`) between a session\'s write and its commit in the same function — a `with session.begin():` block counts — when the job\'s arguments name an object that the transaction added, merged, deleted or changed (`db.add(order)`, `order.status = "paid"`, then `task.delay(order.id)`). Also in a request handler whose session `Depends(provider)` injects, when the handler writes the object through it and never commits it while the provider commits after its `yield`: that commit comes after the handler returned, so after the job was sent. Also through a helper of the repo: the written object handed, before the commit, to a function that enqueues a job with that parameter (`invoice_issued(invoice)` running `mail_invoice.delay(invoice.id)`), unless the helper commits before it enqueues. Also in a request handler that makes the object through a repository-library service (`user = await users.create(data)`, advanced-alchemy: a flush, committed by the request scope after the handler returns), then enqueues a job or emits a Litestar event with it (`request.app.emit(...)`: Litestar runs listeners concurrently, on sessions of their own); and in a function that commits nothing, after a call that hands the object to a same-repo function that flushes changes to it (`self.make_primary(email)` then `refresh.delay(self)`): the caller commits later. Silent when the job is enqueued after the commit, when no transaction of the function is open there (and no provider commits later), and when its arguments name nothing the transaction wrote.',
+    what: 'Finds a job enqueued (Celery `.delay`/`.apply_async`/`send_task`, RQ `enqueue*`, arq `enqueue_job`, taskiq `.kiq`, dramatiq `send_with_options`) between a session\'s write and its commit in the same function — a `with session.begin():` block counts — when the job\'s arguments name an object that the transaction added, merged, deleted or changed (`db.add(order)`, `order.status = "paid"`, then `task.delay(order.id)`). Also in a request handler whose session `Depends(provider)` injects, when the handler writes the object through it and never commits it while the provider commits after its `yield`: that commit comes after the handler returned, so after the job was sent. Also through a helper of the repo: the written object handed, before the commit, to a function that enqueues a job with that parameter (`invoice_issued(invoice)` running `mail_invoice.delay(invoice.id)`), unless the helper commits before it enqueues. Also in a request handler that makes the object through a repository-library service (`user = await users.create(data)`, advanced-alchemy: a flush, committed by the request scope after the handler returns), then enqueues a job or emits a Litestar event with it (`request.app.emit(...)`: Litestar runs listeners concurrently, on sessions of their own); and in a function that commits nothing, after a method of the object that flushes changes (`self.make_primary(email)` then `refresh.delay(self)`): the caller commits later. Silent when the job is enqueued after the commit, when no transaction of the function is open there (and no provider commits later), and when its arguments name nothing the transaction wrote.',
     why: 'The broker hands the job to a worker immediately, usually before the web process reaches `commit()`: the worker looks the row up and does not find it, or reads the values from before the change; and when the commit fails, the job acts on a row that was never saved.',
     bad: 'from sqlalchemy.orm import Session\n\nfrom app.jobs import send_receipt\n\n\ndef place(db: Session, order: Order) -> None:\n    db.add(order)\n    db.flush()\n    send_receipt.delay(order.id)\n    db.commit()\n',
     good: 'from sqlalchemy.orm import Session\n\nfrom app.jobs import send_receipt\n\n\ndef place(db: Session, order: Order) -> None:\n    db.add(order)\n    db.commit()\n    send_receipt.delay(order.id)\n',
@@ -217,12 +222,14 @@ function reportHelperEnqueues(ctx: RepoRuleContext, graph: ReturnType<typeof cal
 }
 
 /**
- * Site fact: a call that hands an object to a function before a job about that object is
+ * Site fact: a method called on an object before a job about that object is
  * enqueued, in a function that commits nothing itself (`self.make_primary(email)` then
  * `refresh.delay(self)`; `what` = JSON {@link AfterWrite}). The repo phase reports the job when the
  * callee sends writes (a flush, a statement) and commits nothing: the commit is a caller's, later.
  */
 export const ENQUEUE_AFTER_CALL = 'enqueue_after_call';
+/** Own effect: a method that assigns to an attribute of `self` (or of an object `self` holds). */
+export const SETS_SELF = 'sets_self';
 const ENQUEUE_AFTER_CALLS: ReadonlySet<string> = new Set([ENQUEUE_AFTER_CALL]);
 
 interface AfterWrite {
@@ -246,6 +253,9 @@ function reportEnqueueAfterHelperWrites(ctx: RepoRuleContext, graph: ReturnType<
     const fact = JSON.parse(site.what) as AfterWrite;
     const key = `${file.path}:${fact.line}:${fact.column}`;
     if (done.has(key)) continue;
+    // The method changes its own object (`self.x = ...`, `self.address.primary = True`) and sends
+    // writes: not a method that only adds another row (`self.log(...)` inserting a log entry).
+    if (!graph.ownEffects(to).some((e) => e.kind === SETS_SELF)) continue;
     if (!(graph.reaches(to, WRITE_EFFECT, 'any') || graph.reaches(to, FLUSH_EFFECT, 'any')) || lib.mayCommit([to])) continue;
     // Something between the write and the job that may commit ends the transaction first.
     const between = (at: { line: number; column: number }) => (at.line > call.line || (at.line === call.line && at.column > call.column)) && (at.line < fact.line || (at.line === fact.line && at.column < fact.column));
@@ -281,6 +291,13 @@ interface HandsWritten {
 export function collectEnqueueHelpers(model: FileModel): Effect[][] {
   const out: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile) return out;
+  const setsSelf = new Set<number>();
+  for (const a of model.assignments) {
+    if (a.functionIndex >= 0 && model.functions[a.functionIndex]!.className && /^self\.\w/.test(a.target) && !setsSelf.has(a.functionIndex)) {
+      setsSelf.add(a.functionIndex);
+      out[a.functionIndex]!.push({ kind: SETS_SELF, what: '', line: a.line, column: 1 });
+    }
+  }
   if (/\.(delay|apply_async|send_task|enqueue\w*|kiq|send_with_options)\s*\(/.test(model.source)) {
     for (const call of model.calls) {
       if (call.functionIndex < 0 || !call.hasReceiver || !ENQUEUE.has(call.method) || deferred(call)) continue;
@@ -302,10 +319,11 @@ export function collectEnqueueHelpers(model: FileModel): Effect[][] {
       if (own.some((c) => c.method === 'commit' || (c.method === 'begin' && c.isWithItem))) continue;
       for (const c of own) {
         if (c.node.startIndex >= call.node.startIndex || ENQUEUE.has(c.method) || conditionalInFunction(model, c)) continue;
-        const root = c.hasReceiver ? (c.dottedReceiver ?? '').split('.')[0] : '';
-        const args = callArgs(c.node).positional.map((a) => unwrap(a)).filter((a) => a?.type === 'identifier').map((a) => a!.text);
-        const name = root && named.has(root) ? root : args.find((a) => named.has(a));
-        if (!name) continue;
+        // A method of the object itself (`self.promote(email)`, `order.mark_paid()`): what it
+        // flushes are the object's own changes. (A function handed the object may write anything
+        // else: an audit row, a login event.)
+        const name = c.hasReceiver && c.dottedReceiver && /^[A-Za-z_]\w*$/.test(c.dottedReceiver) ? c.dottedReceiver : '';
+        if (!name || !named.has(name)) continue;
         const fact: AfterWrite = { name, call: call.calleeText, line: call.line, column: call.column, endLine: call.node.endPosition.row + 1, endColumn: call.node.endPosition.column + 1 };
         out[call.functionIndex]!.push({ kind: ENQUEUE_AFTER_CALL, what: JSON.stringify(fact), line: c.line, column: c.column });
       }
@@ -425,15 +443,15 @@ function isAppEmit(call: CallInfo): boolean {
  * no commit or library `auto_commit` write on that receiver in between.
  */
 function libraryMade(model: FileModel, call: CallInfo, named: Set<string>): { name: string; write: CallInfo } | null {
-  for (const a of [...model.assignments].reverse()) {
-    if (a.functionIndex !== call.functionIndex || a.node.startIndex >= call.node.startIndex || !named.has(a.target) || !a.value) continue;
+  for (const a of [...(assignmentsByFunction(model).get(call.functionIndex) ?? [])].reverse()) {
+    if (a.node.startIndex >= call.node.startIndex || !named.has(a.target) || !a.value) continue;
     let v = unwrap(a.value);
     if (v?.type === 'await') v = unwrap(v.namedChild(0));
     const write = v?.type === 'call' ? callAt(model, v) : undefined;
     if (!write?.hasReceiver || !LIBRARY_WRITES.has(write.method) || callArgs(write.node).keywords.has('auto_commit')) continue;
     const receiver = write.dottedReceiver;
     const committed = callsOf(model, call.functionIndex).some((c) => c.functionIndex === call.functionIndex && c.node.startIndex > write.node.endIndex && c.node.startIndex < call.node.startIndex
-      && (c.method === 'commit' || (c.dottedReceiver === receiver && callArgs(c.node).keywords.get('auto_commit')?.text === 'True')));
+      && (c.method === 'commit' || (c.dottedReceiver === receiver && LIBRARY_WRITES.has(c.method) && (callArgs(c.node).keywords.get('auto_commit')?.text ?? 'False') !== 'False')));
     if (!committed) return { name: a.target, write };
   }
   return null;

@@ -21,7 +21,16 @@ export interface LibraryReach {
   autoCommitted: Set<string>;
 }
 
+const reachMemo = new WeakMap<CallGraph, LibraryReach>();
+
+/** The library questions for a graph: made once per scan, shared by the rules that ask them. */
 export function libraryReach(graph: CallGraph): LibraryReach {
+  let r = reachMemo.get(graph);
+  if (!r) reachMemo.set(graph, (r = makeLibraryReach(graph)));
+  return r;
+}
+
+function makeLibraryReach(graph: CallGraph): LibraryReach {
   let byName: Map<string, FnRef[]> | null = null;
   // The functions a call may reach: its resolved callee, or every method of that name when the
   // receiver's type is unknown (all of them must agree for a finding).
@@ -82,7 +91,7 @@ export function libraryReach(graph: CallGraph): LibraryReach {
       seen.add(q);
       return (classBases!.get(q) ?? []).some((b) => REPOSITORY_LIBRARY_BASE.test(b) || visit(b.replace(/\[.*$/, '')));
     };
-    return !autoCommitted.has(t.slice(t.lastIndexOf('.') + 1)) && visit(t.slice(1));
+    return visit(t.slice(1));
   };
   return { targets, byNameCalls, mayCommit, flushOnly, libraryTyped, autoCommitted };
 }

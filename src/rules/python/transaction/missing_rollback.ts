@@ -31,12 +31,13 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
-import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
+import { callGraphOf, siteCalls, type FnRef } from '../../../analysis/callgraph.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { FLUSH_EFFECT, QUERY_EFFECT, WRITE_EFFECT } from '../query/dbCalls.js';
 import { OWN_COMMIT_EFFECT } from './effects.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import { assignmentsTo, isFlaskHandle } from '../../../semantic/model.js';
+import { typeString } from '../../../semantic/valueTypes.js';
 import {
   callsOf, enclosingTries, exceptClauses, externalCall, finallyClause, inManagingWith, isCommitCall, isWriteCall, receiverKey,
   unwrap, withOpensSession,
@@ -117,16 +118,19 @@ export const missingRollback: FileRule & RepoRule = {
       // of its own, and the `with` exits, rolling back, before the handler runs.
       if (call.receiverType === UNTYPED || call.withItem || graph.function(to).isGenerator) continue;
       const reach = graph.effectOf(to, QUERY_EFFECT, 'any') ?? graph.effectOf(to, WRITE_EFFECT, 'any') ?? graph.effectOf(to, FLUSH_EFFECT, 'any');
-      // A helper that opens (and commits) a session of its own per call starts each item afresh.
-      // (Its own body: deep in a large graph some function always does.)
-      if (!reach || reach.weak || graph.ownEffects(to).some((e) => e.kind === OWN_COMMIT_EFFECT)) continue;
+      if (!reach || reach.weak) continue;
+      // A helper that opens a session of its own (the callee, or the function on the way that
+      // makes the statement) starts each item afresh. (Not any function below: deep in a large
+      // graph some function always does.)
+      const opensOwn = (f: FnRef) => graph.ownEffects(f).some((e) => e.kind === OWN_COMMIT_EFFECT || e.kind === OPENS_SESSION);
+      if (opensOwn(to) || opensOwn(reach.steps[reach.steps.length - 1]!.fn)) continue;
       const key = `${file.path}:${site.what}`;
       if (done.has(key)) continue;
       done.add(key);
       ctx.report({
         path: file.path,
         location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-        message: `\`${call.calleeText}()\` reaches the database (\`${graph.chainNames(reach).join('` → `')}()\`) in a \`try\` whose \`${JSON.parse(site.what).header}\` handler neither rolls back nor re-raises, inside a loop that goes on: after the first database error the session's transaction is failed, and every later iteration fails too (\`PendingRollbackError\`, \`InFailedSqlTransaction\`); roll back in the handler`,
+        message: `\`${call.calleeText}()\` reaches the database (\`${graph.chainNames(reach).join('` → `')}()\`) in a \`try\` whose \`${JSON.parse(site.what).header}\` handler neither rolls back nor re-raises, inside a loop that goes on: after a failed flush or commit the session refuses all work (\`PendingRollbackError\`), and on PostgreSQL any failed statement aborts the transaction (\`InFailedSqlTransaction\`), so every later iteration fails too; roll back in the handler`,
         // Low: the helper can fail in many ways besides the database; only a database error
         // leaves the session failed (a statement or commit written in the `try` is the file rule's, medium).
         severity: 'low',
@@ -148,7 +152,17 @@ const SWALLOWED_CALLS: ReadonlySet<string> = new Set([SWALLOWED_CALL]);
  */
 export function collectSwallowedCalls(model: FileModel): Effect[][] {
   const out: Effect[][] = model.functions.map(() => []);
-  if (model.isTestFile || !/\btry\s*:/.test(model.source) || !/\bexcept\b/.test(model.source)) return out;
+  if (model.isTestFile) return out;
+  // Functions that open a session of their own (`with Maker() as s:`, `s = Session()`): what they
+  // run is on a fresh session each call.
+  for (const w of model.withs) {
+    if (w.functionIndex >= 0 && w.items.some((i) => withOpensSession(model, i.value, w.functionIndex))) out[w.functionIndex]!.push({ kind: OPENS_SESSION, what: '', line: w.node.startPosition.row + 1, column: w.node.startPosition.column + 1 });
+  }
+  for (const a of model.assignments) {
+    if (a.functionIndex >= 0 && a.value && /^[A-Za-z_]\w*$/.test(a.target) && opensSessionValue(model, a.value, a.functionIndex)) out[a.functionIndex]!.push({ kind: OPENS_SESSION, what: '', line: a.line, column: 1 });
+  }
+  if (!/\btry\s*:/.test(model.source) || !/\bexcept\b/.test(model.source)) return out;
+  const autocommit = new Map<number, boolean>();
   for (const call of model.calls) {
     if (call.functionIndex < 0 || !call.loops.length || call.offloaded || canFailOnSession(model, call)) continue;
     if (call.qualifiedName?.startsWith('builtins.') || (call.qualifiedName && /^(logging|json|re|os|sys|time|datetime)\./.test(call.qualifiedName))) continue;
@@ -159,7 +173,16 @@ export function collectSwallowedCalls(model: FileModel): Effect[][] {
     const body = t.childForFieldName('body');
     const fin = finallyClause(t);
     if (fin && /\b(close|rollback|remove)\s*\(/.test(fin.text)) continue;
-    if (/\bbegin_nested\s*\(/.test(body?.text ?? '') || /\bautocommit\s*=\s*True\b/.test(fn.node.text)) continue;
+    if (!autocommit.has(call.functionIndex)) autocommit.set(call.functionIndex, /\bautocommit\s*=\s*True\b/.test(fn.node.text));
+    if (/\bbegin_nested\s*\(/.test(body?.text ?? '') || autocommit.get(call.functionIndex)) continue;
+    // A statement or commit written in the `try` itself is the file rule's (one finding a `try`).
+    if (body && model.calls.some((c) => c.functionIndex === call.functionIndex && c.node.startIndex >= body.startIndex && c.node.endIndex <= body.endIndex && canFailOnSession(model, c))) continue;
+    // Inside a session `with` in the `try` (`with unit() as s: helper(s)`): it has exited, rolling
+    // back, before the handler runs.
+    if (call.withs.some((wi) => {
+      const w = model.withs[wi]!;
+      return !!body && w.node.startIndex >= body.startIndex && w.node.endIndex <= body.endIndex && w.items.some((i) => withOpensSession(model, i.value, call.functionIndex));
+    })) continue;
     // The loop must be around the `try`, inside the function.
     let inLoop = false;
     for (let p = t.parent; p && p.id !== fn.node.id; p = p.parent) {
@@ -169,7 +192,7 @@ export function collectSwallowedCalls(model: FileModel): Effect[][] {
         break;
       }
     }
-    if (!inLoop) continue;
+    if (!inLoop || loopOpensSession(model, call, t)) continue;
     const handler = exceptClauses(t).find((h) => catchesDbErrors(h))!;
     const hb = handler.namedChildren.find((c) => c.type === 'block') ?? handler;
     if (/\b\w*rollback\w*\s*\(|\b(close|invalidate|remove)\s*\(/.test(hb.text)) continue;
@@ -182,6 +205,45 @@ export function collectSwallowedCalls(model: FileModel): Effect[][] {
     out[call.functionIndex]!.push({ kind: SWALLOWED_CALL, what: JSON.stringify({ header, try: t.startPosition.row + 1 }), line: call.line, column: call.column });
   }
   return out;
+}
+
+/** Own effect: the function opens a session of its own (a `with` or an assignment from a factory). */
+export const OPENS_SESSION = 'opens_session';
+
+/** `Maker()`, `Session(bind=...)`, `factory()` typed as a sessionmaker: a new session. */
+function opensSessionValue(model: FileModel, value: SyntaxNode, fnIndex: number): boolean {
+  const v = unwrap(value);
+  if (v?.type !== 'call') return false;
+  const fn = v.childForFieldName('function');
+  const callee = fn?.text.replace(/\s+/g, '') ?? '';
+  // A factory called by its name (not a chain such as `s.execute(q).scalar_one()`).
+  if (!fn || !/^[A-Za-z_][\w.]*$/.test(callee)) return false;
+  if (/(^|\.)(Session|AsyncSession)$/.test(callee)) return true;
+  const t = typeString(model, fn, fnIndex, v.startPosition.row + 1);
+  return !!t && /(^|\.)(async_)?sessionmaker\(\)$|(^|\.)(async_)?sessionmaker$/.test(t);
+}
+
+/**
+ * Does the loop around the `try` make a session of its own each iteration, before the `try`
+ * (`for x in xs: s = Maker(); try: work(s, x) except: log`, or a session `with` around the `try`)?
+ * The next iteration starts afresh.
+ */
+function loopOpensSession(model: FileModel, call: CallInfo, tryNode: SyntaxNode): boolean {
+  let loop: SyntaxNode | null = null;
+  for (let p = tryNode.parent; p; p = p.parent) {
+    if (p.type === 'function_definition' || p.type === 'lambda') break;
+    if (p.type === 'for_statement' || p.type === 'while_statement') {
+      loop = p;
+      break;
+    }
+  }
+  const body = loop?.childForFieldName('body');
+  if (!body) return false;
+  // `for x in xs: with Maker() as s: try: ...`: a session `with` inside the loop, around the `try`.
+  if (model.withs.some((w) => w.functionIndex === call.functionIndex && w.node.startIndex >= body.startIndex && w.bodyStart <= tryNode.startIndex && tryNode.endIndex <= w.bodyEnd
+    && w.items.some((i) => withOpensSession(model, i.value, call.functionIndex)))) return true;
+  return model.assignments.some((a) => a.functionIndex === call.functionIndex && a.value && a.node.startIndex >= body.startIndex && a.node.endIndex <= tryNode.startIndex
+    && opensSessionValue(model, a.value, call.functionIndex));
 }
 
 /** Is the session a parameter of the function (`self.session` included) or Flask-SQLAlchemy's `db.session`? */

@@ -17,8 +17,14 @@
  * a network call, with no commit of its own: the request scope commits after the handler returns,
  * so the transaction stays open across the call.
  *
+ * Writes a helper sent (repo phase): a function that commits nothing itself, after its own
+ * flush or statement, or after a same-repo helper that flushes without committing (on every
+ * path), reaches a network call: the commit is a caller's, later (`low`; `medium` per item of a
+ * loop; a resolver lookup is not a send).
+ *
  * Silent look-alikes: the call before the first write or after the commit, a transaction that
  * only read, a call inside a nested function defined there (not run there).
+ * Limits: a `rollback()` between the write and the call is not seen by the helper-sent path.
  */
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { awaitedOffloadCall } from '../../../semantic/externalCalls.js';
@@ -110,6 +116,7 @@ function requestTransactionWaits(ctx: RepoRuleContext): Set<string> {
     return !!ref && lib.mayCommit([ref]) && !graph.ownEffects(ref).some((e) => e.kind === COMMITS_ALWAYS);
   };
   const seen = new Set<string>();
+  const reported = new Set<string>();
   const handlers: FnRef[] = [...graph.functionsWithEffects(REQUEST_WRITES)];
   for (const f of graph.functions()) if (graph.function(f).role === 'handler' && graph.callees(f).some((e) => lib.flushOnly([e.to]))) handlers.push(f);
   for (const ref of handlers) {
@@ -141,6 +148,7 @@ function requestTransactionWaits(ctx: RepoRuleContext): Set<string> {
     const where = `after \`${w.what}()\` (line ${w.line}) wrote through the request's session, whose transaction the request scope commits only once the handler has returned`;
     const direct = own.find((e) => e.kind === NETWORK_EFFECT && open(e));
     const edge = graph.callees(ref).find((e) => open(e.call) && graph.reaches(e.to, NETWORK_EFFECT, 'any'));
+    if (direct || edge) reported.add(key);
     if (direct && (!edge || before(direct, edge.call))) {
       const call = graph.callAt(ref.file, direct.line, direct.column);
       ctx.report({
@@ -165,7 +173,7 @@ function requestTransactionWaits(ctx: RepoRuleContext): Set<string> {
       });
     }
   }
-  return seen;
+  return reported;
 }
 
 const TXN_OPEN_CALLS: ReadonlySet<string> = new Set([TXN_OPEN_CALL]);
@@ -181,7 +189,7 @@ const TXN_OPEN_CALLS: ReadonlySet<string> = new Set([TXN_OPEN_CALL]);
  * something that may commit) between the write and the call, when the write is only staged
  * (`add` with no flush), and where the in-function rule already spans the call.
  */
-function flushedWriteWaits(ctx: RepoRuleContext, done: Set<string>): void {
+function flushedWriteWaits(ctx: RepoRuleContext, done: ReadonlySet<string>): void {
   const graph = callGraphOf(ctx.index);
   const lib = libraryReach(graph);
   const inSpan = new Set<string>();
@@ -208,12 +216,16 @@ function flushedWriteWaits(ctx: RepoRuleContext, done: Set<string>): void {
     }
     // A helper's writes count where they run on every path through here: one under a condition
     // may sit in a branch that returns (`if form.ok: return self._save(form)`) or excludes the call.
-    for (const edge of edges) if (!edge.call.conditional && !edge.call.handedOn && sends(edge.to)) consider({ line: edge.call.line, column: edge.call.column, what: edge.call.calleeText });
+    // Not through a call resolved by its method name alone: no evidence of what it writes.
+    for (const edge of edges) {
+      if (edge.weak || edge.call.receiverType === UNTYPED || edge.call.conditional || edge.call.handedOn || !sends(edge.to)) continue;
+      consider({ line: edge.call.line, column: edge.call.column, what: edge.call.calleeText });
+    }
     const w = write as Mark | null;
     if (!w) continue;
     // The transaction ends at the function's first commit (or call that may commit) after the write.
     const ends = [
-      ...own.filter((e) => e.kind === MAY_COMMIT_EFFECT || e.kind === 'rollback' || (e.kind === FLUSH_EFFECT && /(^|\.)commit$/.test(e.what))),
+      ...own.filter((e) => e.kind === MAY_COMMIT_EFFECT || (e.kind === FLUSH_EFFECT && /(^|\.)commit$/.test(e.what))),
       ...edges.filter((e) => lib.mayCommit([e.to])).map((e) => e.call),
     ].filter((c) => before(w, c));
     const end = ends.reduce<{ line: number; column: number } | null>((a, c) => (!a || before(c, a) ? c : a), null);

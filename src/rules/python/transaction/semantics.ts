@@ -169,8 +169,10 @@ export function withOpensSession(model: FileModel, value: SyntaxNode, fnIndex: n
   if (t && /sessionmaker|Session|async_sessionmaker/.test(t)) return true;
   // A context manager of this module (`@contextmanager def unit(): s = Maker(); ... yield s`):
   // what it yields lives for the block, and its exit runs before any handler around the `with`.
+  // Not one that yields what its caller handed it (`def scoped(session): ... yield session`).
   return /^[A-Za-z_]\w*$/.test(text) && model.functions.some((f) => f.parent < 0 && f.name === text && f.isGenerator
-    && f.decoratorNames.some((d) => /(^|\.)(async)?contextmanager$/.test(d)));
+    && f.decoratorNames.some((d) => /(^|\.)(async)?contextmanager$/.test(d))
+    && f.yields.length > 0 && f.yields.every((y) => !(y.type === 'identifier' && f.params.some((p) => p.name === y.text))));
 }
 
 /** Is `call` inside a `with` (in its function) that opens a session or transaction for its receiver? */

@@ -15,10 +15,17 @@
  *
  * Severity: medium in a request handler or a background job (concurrency is their normal
  * state), low elsewhere.
+ * Also a row read by any key (its primary key, a code) whose state is then checked in Python
+ * before the function moves it out of that state, commits and acts on the row with a call
+ * (`if v.spent_at is not None: raise` … `v.spent_at = now()` … `credit(v.amount)`): two requests
+ * both pass the check (see `guardedReads`).
+ *
  * Silent look-alikes: the read with `with_for_update(...)`; an UPDATE with the old state in its
  * WHERE and a check of `rowcount` (or `.returning(...)`) in the function; a row read by its
- * primary key or by a value that is not a state (the column compared with a variable); a new
- * value equal to the old one.
+ * primary key or by a value that is not a state (the column compared with a variable), unless
+ * its state is checked in Python as above; a new value equal to the old one; for a Python check,
+ * a write before the check, a write back to the state the check let through, a row only
+ * returned afterwards (an idempotent cancel), a model with `version_id_col` in the module.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
@@ -80,7 +87,8 @@ export const unguardedClaim: FileRule & RepoRule = {
     if (model.isTestFile || !ENDS_TRANSACTION.test(model.source)) return;
     model.functions.forEach((fn, fnIndex) => {
       const text = model.source.slice(fn.start, fn.end);
-      if (!/(==|filter_by|is_\(|in_\(|\bif\b[^\n]*\.\w+)/.test(text) || !ENDS_TRANSACTION.test(text)) return;
+      if (!/(==|filter_by|is_\(|in_\()/.test(text) && !GUARDED_READ.test(text)) return;
+      if (!ENDS_TRANSACTION.test(text)) return;
       if ((CONDITIONAL_UPDATE.test(text) && UPDATE_RESULT.test(text)) || HELD_LOCK.test(text)) return;
       checkFunction(ctx, model, fnIndex, assignmentsByFunction(model).get(fnIndex) ?? []);
     });
@@ -205,6 +213,8 @@ interface StateRead {
   to: number;
   /** The row was read by its key and its state checked in Python (`if tok.used_at: raise`) at this line. */
   guard?: number;
+  /** Where that check starts: a write before it is not guarded by it. */
+  guardAt?: number;
 }
 
 function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, assignments: readonly AssignmentInfo[]): void {
@@ -269,6 +279,7 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
     for (const w of writes) {
       const old = read.states.get(w.column);
       if (old === undefined || !movesFrom(old, w.value)) continue;
+      if (read.guardAt !== undefined && w.node.startIndex < read.guardAt) continue;
       const call = calls.find((c) => (c.method === 'commit' || c.method === 'flush') && c.hasReceiver && c.node.startIndex > w.node.endIndex);
       // `with Session.begin() as s:` around the write commits when the block ends.
       const block = call ? null : model.withs.find((b) => b.functionIndex === fnIndex && b.bodyStart <= w.node.startIndex && w.node.endIndex <= b.bodyEnd
@@ -280,7 +291,9 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
       // claims nothing: two sweeps write the same state.
       // Or it acts on the row first and marks it after (send, then set `sent_at`): two runs that
       // overlap both act on every row they read before either marks it.
-      if (!usedAfter(fn.node, read.row, w.node.endIndex, read.to) && !actedOnBefore(fn.node, read.row, read.from, w.node.startIndex)) continue;
+      // A row checked in Python must be acted on by a call: returning it (an idempotent cancel
+      // or publish that answers with the row) acts on nothing twice.
+      if (!usedAfter(fn.node, read.row, w.node.endIndex, read.to, read.guard !== undefined) && !actedOnBefore(fn.node, read.row, read.from, w.node.startIndex)) continue;
       const role = effectiveRole(model, fnIndex);
       ctx.report({
         node: w.node,
@@ -299,7 +312,7 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
  * a name bound from it (`job_id = job.id`)? Logging it, handing it back to the session
  * (`session.add(job)`) or collecting it in a list that is not returned is no action on the row.
  */
-function usedAfter(fnNode: SyntaxNode, row: string, from: number, to: number): boolean {
+function usedAfter(fnNode: SyntaxNode, row: string, from: number, to: number, callsOnly = false): boolean {
   const names = new Set([row]);
   const returned = new Set<string>();
   // Names returned as they are (`return taken`, `return jobs, n`), not through a call (`len(expired)`).
@@ -311,7 +324,10 @@ function usedAfter(fnNode: SyntaxNode, row: string, from: number, to: number): b
   for (const id of fnNode.descendantsOfType('identifier')) {
     if (id.startIndex < from || id.startIndex > to || !names.has(id.text)) continue;
     for (let p = id.parent, child: SyntaxNode = id; p && p.id !== fnNode.id; child = p, p = p.parent) {
-      if (p.type === 'return_statement' || p.type === 'yield') return true;
+      if (p.type === 'return_statement' || p.type === 'yield') {
+        if (callsOnly) break;
+        return true;
+      }
       if (p.type === 'argument_list') {
         const { method, receiver } = calleeParts(p.parent);
         if (!acting(method, receiver)) break;
@@ -423,13 +439,20 @@ function stateRead(text: string, rowsLoop = false): { model: string; states: Map
 /**
  * Does writing `value` move the row out of the state `old` it was read (or checked) in? `old` is
  * a literal, or from a Python check: `!LIT` (it passed because it was not LIT: moving it to LIT),
- * `(set)` (it passed because the column was set: clearing it).
+ * `(set)` (it passed because the column was set: clearing it), `(unset)` (it passed because the
+ * column was falsy: setting it).
  */
 function movesFrom(old: string, value: string): boolean {
   if (old.startsWith('!')) return value === old.slice(1);
-  if (old === '(set)') return value === 'None' || value === 'False';
+  if (old === '(set)') return FALSY.test(value);
+  if (old === '(unset)') return !FALSY.test(value);
   return value !== old;
 }
+
+const FALSY = /^(None|False|0|""|''|\[\]|\{\}|\(\))$/;
+
+/** Cheap text test for {@link guardedReads}: a one-row read and a check that leaves. */
+const GUARDED_READ = /\.(first|one_or_none|scalar_one_or_none|one|scalar|get_one_or_none|get_one|get)\s*\([\s\S]*\bif\b[\s\S]*\b(raise|return|abort)\b/;
 
 /** One row read by whatever key, with no lock: `session.get(M, pk)`, `….first()`, `svc.get_one_or_none(code=c)`. */
 const KEY_READ = /\.(first|one_or_none|scalar_one_or_none|one|scalar)\s*\(\s*\)\s*$|^\s*(await\s+)?[\w.]+\.(scalar|get_one|get_one_or_none|get)\s*\(/;
@@ -438,11 +461,13 @@ const KEY_READ = /\.(first|one_or_none|scalar_one_or_none|one|scalar)\s*\(\s*\)\
  * Rows read by a key and then checked in Python before they are marked: `tok = s.scalar(select(
  * Token).where(Token.code == c)); if tok is None or tok.used_at is not None: raise ...` — the
  * state the row had to be in to get past the check, per column (see {@link movesFrom}). The
- * check must leave the function (raise, return, abort) or the loop (`continue`).
+ * check must leave the function (raise, return, abort). A model with optimistic locking
+ * (`version_id_col` in the same module) fails the second writer: not a race.
  */
 function guardedReads(model: FileModel, fnIndex: number, assignments: readonly AssignmentInfo[]): StateRead[] {
   const fn = model.functions[fnIndex]!;
   const out: StateRead[] = [];
+  if (model.source.includes('version_id_col')) return out;
   const ifs = fn.node.descendantsOfType('if_statement');
   if (!ifs.length) return out;
   for (const a of assignments) {
@@ -462,25 +487,28 @@ function guardedReads(model: FileModel, fnIndex: number, assignments: readonly A
     const entity = MODEL_OF_STATEMENT.exec(text)?.[1] ?? MODEL_QUERY_PROPERTY.exec(text)?.[1] ?? /\.get\(\s*(?:[\w.]*\.)?([A-Z]\w*)\s*,/.exec(text)?.[1] ?? a.target;
     const states = new Map<string, string>();
     let guard: number | undefined;
+    let guardAt: number | undefined;
     for (const i of ifs) {
       if (i.startIndex < a.node.endIndex) continue;
       const body = i.childForFieldName('consequence');
       const last = body?.namedChildren.filter((c) => c.type !== 'comment').pop();
-      if (!last || !(last.type === 'raise_statement' || last.type === 'return_statement' || last.type === 'continue_statement' || /^(?:[\w.]+\.)?abort\s*\(/.test(last.text))) continue;
+      if (!last || !(last.type === 'raise_statement' || last.type === 'return_statement' || /^(?:[\w.]+\.)?abort\s*\(/.test(last.text))) continue;
       const cond = (i.childForFieldName('condition')?.text ?? '').replace(/\s+/g, ' ');
       for (const part of cond.split(/\s+or\s+/)) {
         const t = part.replace(/^\(|\)$/g, '').trim();
         const col = `${a.target}\\.([a-z_]\\w*)`;
         let m: RegExpExecArray | null;
-        if ((m = new RegExp(`^${col}(?: is not None)?$`).exec(t))) states.set(m[1]!, 'None');
+        if ((m = new RegExp(`^${col} is not None$`).exec(t))) states.set(m[1]!, 'None');
+        else if ((m = new RegExp(`^${col}$`).exec(t))) states.set(m[1]!, '(unset)');
         else if ((m = new RegExp(`^(?:not ${col}|${col} is None)$`).exec(t))) states.set(m[1] ?? m[2]!, '(set)');
         else if ((m = new RegExp(`^${col} != (.+)$`).exec(t)) && STATE_VALUE.test(m[2]!.replace(/\s+/g, ''))) states.set(m[1]!, m[2]!.replace(/\s+/g, ''));
         else if ((m = new RegExp(`^${col} == (.+)$`).exec(t)) && STATE_VALUE.test(m[2]!.replace(/\s+/g, ''))) states.set(m[1]!, `!${m[2]!.replace(/\s+/g, '')}`);
         else continue;
         guard ??= i.startPosition.row + 1;
+        guardAt ??= i.startIndex;
       }
     }
-    if (states.size) out.push({ row: a.target, model: entity, states, line: a.line, from: a.node.endIndex, to: fn.end, guard });
+    if (states.size) out.push({ row: a.target, model: entity, states, line: a.line, from: a.node.endIndex, to: fn.end, guard, guardAt });
   }
   return out;
 }
