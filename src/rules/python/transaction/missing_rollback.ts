@@ -219,6 +219,8 @@ function opensSessionValue(model: FileModel, value: SyntaxNode, fnIndex: number)
   // A factory called by its name (not a chain such as `s.execute(q).scalar_one()`).
   if (!fn || !/^[A-Za-z_][\w.]*$/.test(callee)) return false;
   if (/(^|\.)(Session|AsyncSession)$/.test(callee)) return true;
+  // Only a name that could be a factory is typed (typing every assignment of a large tree costs).
+  if (!/(session|maker|factory|db)\w*$/i.test(callee)) return false;
   const t = typeString(model, fn, fnIndex, v.startPosition.row + 1);
   return !!t && /(^|\.)(async_)?sessionmaker\(\)$|(^|\.)(async_)?sessionmaker$/.test(t);
 }

@@ -87,8 +87,8 @@ export const unguardedClaim: FileRule & RepoRule = {
     if (model.isTestFile || !ENDS_TRANSACTION.test(model.source)) return;
     model.functions.forEach((fn, fnIndex) => {
       const text = model.source.slice(fn.start, fn.end);
-      if (!/(==|filter_by|is_\(|in_\()/.test(text) && !GUARDED_READ.test(text)) return;
       if (!ENDS_TRANSACTION.test(text)) return;
+      if (!/(==|filter_by|is_\(|in_\()/.test(text) && !GUARDED_READ.test(text)) return;
       if ((CONDITIONAL_UPDATE.test(text) && UPDATE_RESULT.test(text)) || HELD_LOCK.test(text)) return;
       checkFunction(ctx, model, fnIndex, assignmentsByFunction(model).get(fnIndex) ?? []);
     });
