@@ -241,7 +241,7 @@ export const factoryVsInjection: FileRule & RepoRule = {
   },
   checkRepo(ctx: RepoRuleContext): void {
     const graph = callGraphOf(ctx.index);
-    for (const { ref, file, fn, site, call, to } of siteCalls(graph, SESSION_ARG_CALLS)) {
+    for (const { file, fn, site, call, to } of siteCalls(graph, SESSION_ARG_CALLS)) {
       const arg = JSON.parse(site.what) as SessionArgSite;
       const task = graph.ownEffects(to).find((e) => {
         if (e.kind !== HANDS_PARAM_TO_TASK) return false;

@@ -31,7 +31,9 @@ import { awaitedOffloadCall } from '../../../semantic/externalCalls.js';
 import { callsOf, externalCall, transactionRegions } from './semantics.js';
 import { COMMIT_EFFECT, NETWORK_EFFECT, TXN_OPEN_CALL } from './effects.js';
 import { reportInTransactionCalls } from './reach.js';
-import { callGraphOf, siteCalls, type FnRef } from '../../../analysis/callgraph.js';
+import { callGraphOf, siteCalls, type CallEdge, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
+import type { Effect } from '../../../analysis/summary.js';
+import type { Severity } from '../../../types.js';
 import { FLUSH_EFFECT, WRITE_EFFECT } from '../query/dbCalls.js';
 import { MAY_COMMIT_EFFECT } from './missing_commit.js';
 import { UNTYPED } from '../../../analysis/objects.js';
@@ -143,35 +145,13 @@ function requestTransactionWaits(ctx: RepoRuleContext): Set<string> {
     // A handler that commits after the write owns its transaction: the in-function rule's case.
     if (commits.length) continue;
     const open = (at: { line: number; column: number }) => before(w, at);
-    const fn = graph.function(ref);
-    const file = graph.fileOf(ref);
     const where = `after \`${w.what}()\` (line ${w.line}) wrote through the request's session, whose transaction the request scope commits only once the handler has returned`;
     const direct = own.find((e) => e.kind === NETWORK_EFFECT && open(e));
     const edge = graph.callees(ref).find((e) => open(e.call) && graph.reaches(e.to, NETWORK_EFFECT, 'any'));
     if (direct || edge) reported.add(key);
-    if (direct && (!edge || before(direct, edge.call))) {
-      const call = graph.callAt(ref.file, direct.line, direct.column);
-      ctx.report({
-        path: file.path,
-        location: { line: direct.line, column: direct.column, endLine: call?.endLine ?? direct.line, endColumn: call?.endColumn ?? direct.column + 1 },
-        message: `network call \`${direct.what}\` ${where}: the transaction holds its connection and the written rows' locks while waiting, and the call cannot be undone if the commit fails`,
-        // Medium: the cost is the ordering (a sent call and a rolled-back write), not a long lock:
-        // in the field review every such handler held only the rows it had just written.
-        severity: 'medium',
-        function: fn.name,
-      });
-    } else if (edge) {
-      const reach = graph.effectOf(edge.to, NETWORK_EFFECT, 'any')!;
-      const weak = reach.weak || edge.weak || edge.call.receiverType === UNTYPED;
-      ctx.report({
-        path: file.path,
-        location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
-        message: `\`${edge.call.calleeText}()\` makes a network call (\`${graph.chainNames(reach).join('` → `')}()\`) ${where}: the transaction holds its connection and the written rows' locks while waiting, and the call cannot be undone if the commit fails` + (weak ? ' (a call resolved by its method name alone)' : ''),
-        severity: weak ? 'low' : 'medium',
-        function: fn.name,
-        chain: graph.chainSteps(reach, { ref, call: edge.call }),
-      });
-    }
+    // Medium: the cost is the ordering (a sent call and a rolled-back write), not a long lock:
+    // in the field review every such handler held only the rows it had just written.
+    reportWait(ctx, graph, ref, direct, edge, `${where}: the transaction holds its connection and the written rows' locks while waiting, and the call cannot be undone if the commit fails`, () => 'medium');
   }
   return reported;
 }
@@ -230,7 +210,6 @@ function flushedWriteWaits(ctx: RepoRuleContext, done: ReadonlySet<string>): voi
     ].filter((c) => before(w, c));
     const end = ends.reduce<{ line: number; column: number } | null>((a, c) => (!a || before(c, a) ? c : a), null);
     const open = (at: { line: number; column: number }) => before(w, at) && (!end || before(at, end)) && !inSpan.has(`${ref.file}:${at.line}:${at.column}`);
-    const fn = graph.function(ref);
     const where = `after \`${w.what}()\` (line ${w.line}) sent writes whose transaction is committed only later${end ? '' : ', outside this function'}`;
     // A name lookup (`socket.getaddrinfo`) asks the resolver and changes nothing remotely.
     const direct = own.find((e) => e.kind === NETWORK_EFFECT && open(e) && !NAME_LOOKUP.test(e.what));
@@ -238,27 +217,40 @@ function flushedWriteWaits(ctx: RepoRuleContext, done: ReadonlySet<string>): voi
     // Low: one remote call while the rows this code just wrote are locked (the review of the field
     // cases: the order was often deliberate, the locks on rows few others touch); medium when the
     // call runs per item of a loop, each round trip adding to the time the locks are held.
-    if (direct && (!edge || before(direct, edge.call))) {
-      const call = graph.callAt(ref.file, direct.line, direct.column);
-      ctx.report({
-        path: file.path,
-        location: { line: direct.line, column: direct.column, endLine: call?.endLine ?? direct.line, endColumn: call?.endColumn ?? direct.column + 1 },
-        message: `network call \`${direct.what}\` ${where}: the flushed rows stay locked while it waits, and the call cannot be undone if the commit fails`,
-        severity: call?.inLoop ? 'medium' : 'low',
-        function: fn.name,
-      });
-    } else if (edge) {
-      const reach = graph.effectOf(edge.to, NETWORK_EFFECT, 'any')!;
-      const weak = reach.weak || edge.weak || edge.call.receiverType === UNTYPED;
-      ctx.report({
-        path: file.path,
-        location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
-        message: `\`${edge.call.calleeText}()\` makes a network call (\`${graph.chainNames(reach).join('` → `')}()\`) ${where}: the flushed rows stay locked while it waits, and the call cannot be undone if the commit fails` + (weak ? ' (a call resolved by its method name alone)' : ''),
-        severity: !weak && edge.call.inLoop ? 'medium' : 'low',
-        function: fn.name,
-        chain: graph.chainSteps(reach, { ref, call: edge.call }),
-      });
-    }
+    reportWait(ctx, graph, ref, direct, edge, `${where}: the flushed rows stay locked while it waits, and the call cannot be undone if the commit fails`, (inLoop) => (inLoop ? 'medium' : 'low'));
+  }
+}
+
+/**
+ * Reports the first of a network call of the function's own (`direct`) and a call whose callee
+ * reaches one (`edge`), after `tail` (where the transaction stands and what it costs). A call
+ * resolved by its method name alone is `low` and says so; otherwise `severity(inLoop)`.
+ */
+function reportWait(
+  ctx: RepoRuleContext, graph: CallGraph, ref: FnRef, direct: Effect | undefined, edge: CallEdge | undefined, tail: string, severity: (inLoop: boolean) => Severity,
+): void {
+  const file = graph.fileOf(ref);
+  const fn = graph.function(ref);
+  if (direct && (!edge || before(direct, edge.call))) {
+    const call = graph.callAt(ref.file, direct.line, direct.column);
+    ctx.report({
+      path: file.path,
+      location: { line: direct.line, column: direct.column, endLine: call?.endLine ?? direct.line, endColumn: call?.endColumn ?? direct.column + 1 },
+      message: `network call \`${direct.what}\` ${tail}`,
+      severity: severity(call?.inLoop ?? false),
+      function: fn.name,
+    });
+  } else if (edge) {
+    const reach = graph.effectOf(edge.to, NETWORK_EFFECT, 'any')!;
+    const weak = reach.weak || edge.weak || edge.call.receiverType === UNTYPED;
+    ctx.report({
+      path: file.path,
+      location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
+      message: `\`${edge.call.calleeText}()\` makes a network call (\`${graph.chainNames(reach).join('` → `')}()\`) ${tail}` + (weak ? ' (a call resolved by its method name alone)' : ''),
+      severity: weak ? 'low' : severity(edge.call.inLoop),
+      function: fn.name,
+      chain: graph.chainSteps(reach, { ref, call: edge.call }),
+    });
   }
 }
 
