@@ -234,6 +234,8 @@ const ENQUEUE_AFTER_CALLS: ReadonlySet<string> = new Set([ENQUEUE_AFTER_CALL]);
 
 interface AfterWrite {
   name: string;
+  /** `returned`: the object is what the call returned (`order = create_order(db, data)`); else the call is a method of it. */
+  returned?: boolean;
   /** The enqueueing call: its text and position. */
   call: string;
   line: number;
@@ -255,7 +257,8 @@ function reportEnqueueAfterHelperWrites(ctx: RepoRuleContext, graph: ReturnType<
     if (done.has(key)) continue;
     // The method changes its own object (`self.x = ...`, `self.address.primary = True`) and sends
     // writes: not a method that only adds another row (`self.log(...)` inserting a log entry).
-    if (!graph.ownEffects(to).some((e) => e.kind === SETS_SELF)) continue;
+    // A returned object: the function made (or changed) what it returns and flushed it.
+    if (!fact.returned && !graph.ownEffects(to).some((e) => e.kind === SETS_SELF)) continue;
     if (!(graph.reaches(to, WRITE_EFFECT, 'any') || graph.reaches(to, FLUSH_EFFECT, 'any')) || lib.mayCommit([to])) continue;
     // Something between the write and the job that may commit ends the transaction first.
     const between = (at: { line: number; column: number }) => (at.line > call.line || (at.line === call.line && at.column > call.column)) && (at.line < fact.line || (at.line === fact.line && at.column < fact.column));
@@ -264,7 +267,9 @@ function reportEnqueueAfterHelperWrites(ctx: RepoRuleContext, graph: ReturnType<
     ctx.report({
       path: file.path,
       location: { line: fact.line, column: fact.column, endLine: fact.endLine, endColumn: fact.endColumn },
-      message: `\`${fact.call}()\` enqueues a job with \`${fact.name}\` after \`${call.calleeText}()\` (line ${call.line}) flushed changes to it, and nothing here commits them: the caller's commit comes later, so the worker can run first and read the row unchanged; enqueue after the commit (an after-commit hook)`,
+      message: fact.returned
+        ? `\`${fact.call}()\` enqueues a job with \`${fact.name}\`, which \`${call.calleeText}()\` (line ${call.line}) wrote and flushed without committing, and nothing here commits it: the commit comes later, so the worker can run first and miss the row or read it unchanged; enqueue after the commit (an after-commit hook)`
+        : `\`${fact.call}()\` enqueues a job with \`${fact.name}\` after \`${call.calleeText}()\` (line ${call.line}) flushed changes to it, and nothing here commits them: the caller's commit comes later, so the worker can run first and read the row unchanged; enqueue after the commit (an after-commit hook)`,
       function: fn.name,
     });
   }
@@ -325,6 +330,18 @@ export function collectEnqueueHelpers(model: FileModel): Effect[][] {
         const name = c.hasReceiver && c.dottedReceiver && /^[A-Za-z_]\w*$/.test(c.dottedReceiver) ? c.dottedReceiver : '';
         if (!name || !named.has(name)) continue;
         const fact: AfterWrite = { name, call: call.calleeText, line: call.line, column: call.column, endLine: call.node.endPosition.row + 1, endColumn: call.node.endPosition.column + 1 };
+        out[call.functionIndex]!.push({ kind: ENQUEUE_AFTER_CALL, what: JSON.stringify(fact), line: c.line, column: c.column });
+      }
+      // The object is what a call returned before (`order = create_order(db, data)`, awaited or not).
+      for (const a of assignmentsByFunction(model).get(call.functionIndex) ?? []) {
+        if (a.node.startIndex >= call.node.startIndex || !named.has(a.target) || !a.value || a.loops.length) continue;
+        let v = unwrap(a.value);
+        if (v?.type === 'await') v = unwrap(v.namedChild(0));
+        const c = v?.type === 'call' ? callAt(model, v) : undefined;
+        if (!c || ENQUEUE.has(c.method) || conditionalInFunction(model, c)) continue;
+        // The last binding of the name before the job is the one it names.
+        if ((assignmentsByFunction(model).get(call.functionIndex) ?? []).some((b) => b.target === a.target && b.node.startIndex > a.node.startIndex && b.node.startIndex < call.node.startIndex)) continue;
+        const fact: AfterWrite = { name: a.target, returned: true, call: call.calleeText, line: call.line, column: call.column, endLine: call.node.endPosition.row + 1, endColumn: call.node.endPosition.column + 1 };
         out[call.functionIndex]!.push({ kind: ENQUEUE_AFTER_CALL, what: JSON.stringify(fact), line: c.line, column: c.column });
       }
     }
