@@ -31,11 +31,13 @@ import { externalCall, outsideEffect } from '../../../semantic/externalCalls.js'
 import { notPerRow, perItemLoops } from '../query/semantics.js';
 import { LIBRARY_CALL, loopsDomain } from '../query/dbCalls.js';
 import { flaskRequestWrites, MAY_COMMIT_EFFECT, requestWrites } from './missing_commit.js';
-import { callsOf, enclosingTries, isCommitCall, isWriteCall, lastAssignment, nextStatement, receiverKey, transactionRegions, unwrap } from './semantics.js';
+import { callsOf, enclosingTries, isCommitCall, isRollbackCall, isWriteCall, lastAssignment, nextStatement, receiverKey, transactionRegions, unwrap } from './semantics.js';
 import { overItems } from './loopForms.js';
 import { collectLibraryWriteEffects } from './libraryWrites.js';
 
 export const COMMIT_EFFECT = 'commit';
+/** The function's own `rollback()` on a database handle (its position only: where a transaction ends). */
+export const ROLLBACK_EFFECT = 'rollback';
 /** The function opens a session (or connection) of its own and commits it: one unit of work per call. */
 export const OWN_COMMIT_EFFECT = 'commit_own';
 export const TXN_LOOP_CALL = 'txn_loop_call';
@@ -115,6 +117,9 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
       effects[call.functionIndex]!.push({ kind: MAY_COMMIT_EFFECT, what: call.calleeText, ...at });
       continue;
     }
+    // `session.rollback()`: the transaction ends there too (the writes are gone): PA202's
+    // helper-sent path stops at it.
+    if (call.method === 'rollback' && isRollbackCall(model, call)) effects[call.functionIndex]!.push({ kind: ROLLBACK_EFFECT, what: call.calleeText, ...at });
     if (call.method === 'commit') {
       // `repo.commit()` on an object of another module (or one whose `commit` is a session's
       // bound method, `self.commit = session.commit`): the repo phase decides, by the type.

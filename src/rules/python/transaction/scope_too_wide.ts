@@ -24,12 +24,11 @@
  *
  * Silent look-alikes: the call before the first write or after the commit, a transaction that
  * only read, a call inside a nested function defined there (not run there).
- * Limits: a `rollback()` between the write and the call is not seen by the helper-sent path.
  */
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { awaitedOffloadCall } from '../../../semantic/externalCalls.js';
 import { callsOf, externalCall, transactionRegions } from './semantics.js';
-import { COMMIT_EFFECT, NETWORK_EFFECT, TXN_OPEN_CALL } from './effects.js';
+import { COMMIT_EFFECT, NETWORK_EFFECT, ROLLBACK_EFFECT, TXN_OPEN_CALL } from './effects.js';
 import { reportInTransactionCalls } from './reach.js';
 import { callGraphOf, siteCalls, type CallEdge, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import type { Effect } from '../../../analysis/summary.js';
@@ -205,7 +204,7 @@ function flushedWriteWaits(ctx: RepoRuleContext, done: ReadonlySet<string>): voi
     if (!w) continue;
     // The transaction ends at the function's first commit (or call that may commit) after the write.
     const ends = [
-      ...own.filter((e) => e.kind === MAY_COMMIT_EFFECT || (e.kind === FLUSH_EFFECT && /(^|\.)commit$/.test(e.what))),
+      ...own.filter((e) => e.kind === MAY_COMMIT_EFFECT || e.kind === ROLLBACK_EFFECT || (e.kind === FLUSH_EFFECT && /(^|\.)commit$/.test(e.what))),
       ...edges.filter((e) => lib.mayCommit([e.to])).map((e) => e.call),
     ].filter((c) => before(w, c));
     const end = ends.reduce<{ line: number; column: number } | null>((a, c) => (!a || before(c, a) ? c : a), null);
