@@ -29,6 +29,7 @@ import {
   generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler,
   streamingResponses, yieldDependencyOutlivesStream,
 } from './semantics.js';
+import { flaskStreams, generatorSessionUse } from './flaskStreaming.js';
 
 const CREATE_TASK = /^(asyncio\.(create_task|ensure_future)|anyio\.from_thread\.run)$/;
 
@@ -161,6 +162,35 @@ export function collectTaskHandoffs(model: FileModel, project?: ProjectContext):
 
 const SESSION_ARG_CALLS: ReadonlySet<string> = new Set([SESSION_ARG_CALL]);
 
+/**
+ * Flask streams a generator body after the view has returned and the request (and app) context
+ * has been torn down: the request's scoped session has been removed by then. A generator that
+ * queries it without `stream_with_context` gets Flask-SQLAlchemy's "working outside of
+ * application context", or, with a project `scoped_session`, a new session on that thread that
+ * nothing removes (its connection held until the thread's next request).
+ */
+function reportFlaskAfterTeardown(ctx: FileRuleContext): void {
+  const { model } = ctx;
+  const seen = new Set<number>();
+  for (const view of model.functions) {
+    if (view.role !== 'handler') continue;
+    for (const stream of flaskStreams(model, view, true)) {
+      if (stream.withContext || seen.has(stream.generator.index)) continue;
+      const use = generatorSessionUse(model, stream.generator);
+      if (!use) continue;
+      seen.add(stream.generator.index);
+      const where = use.query === use.at ? `the generator \`${stream.generator.name}\`` : `the generator \`${stream.generator.name}\` (through \`${model.functions[use.query.functionIndex]!.name}\`, line ${use.query.line})`;
+      ctx.report({
+        node: use.at.node,
+        message: `\`${use.query.calleeText}\` in ${where} uses the request's session while Flask streams the response, after the request context is gone (no \`stream_with_context\`): Flask-SQLAlchemy raises "working outside of application context", and a scoped session removed at teardown is made again on this thread and never removed`,
+        severity: 'high',
+        function: view.name,
+        recommendation: 'wrap the generator in `stream_with_context(...)` (the session then lives, with its connection, until the stream ends), or load the rows before returning, or open and close a session inside the generator',
+      });
+    }
+  }
+}
+
 export const factoryVsInjection: FileRule & RepoRule = {
   meta: {
     code: 'PA406',
@@ -169,7 +199,7 @@ export const factoryVsInjection: FileRule & RepoRule = {
     severity: 'critical',
     effort: 'M',
     summary: 'Injected request-scoped session used by long-lived code: SSE/streaming generator, WebSocket loop, background task',
-    what: 'Finds a session injected into a handler (`Depends(get_db)` and the like, `session: AsyncSession`) that is used by the generator of a `StreamingResponse` / `EventSourceResponse`, kept by a WebSocket endpoint that loops, or handed to `asyncio.create_task(...)`, or to `BackgroundTasks.add_task(...)` / `starlette.background.BackgroundTask(...)` (a response\'s `background=`) under FastAPI 0.106–0.117 or from a `Depends(..., scope="function")` (closed when the endpoint returns) — directly, or through a helper that the handler passes the session to (of the same module, or of another one: the call graph joins the handler\'s call with the helper\'s hand-off, by position or keyword). Handing over ids is fine. Critical for SSE/WebSocket, high for background work.',
+    what: 'Finds a session injected into a handler (`Depends(get_db)` and the like, `session: AsyncSession`) that is used by the generator of a `StreamingResponse` / `EventSourceResponse`, kept by a WebSocket endpoint that loops, or handed to `asyncio.create_task(...)`, or to `BackgroundTasks.add_task(...)` / `starlette.background.BackgroundTask(...)` (a response\'s `background=`) under FastAPI 0.106–0.117 or from a `Depends(..., scope="function")` (closed when the endpoint returns) — directly, or through a helper that the handler passes the session to (of the same module, or of another one: the call graph joins the handler\'s call with the helper\'s hand-off, by position or keyword). Handing over ids is fine. Also a Flask view that streams a generator (`Response(rows())`, returned directly) without `stream_with_context`, when the generator queries the request\'s session (`db.session`, `Model.query`, a project scoped session; itself or through a function of its module): Flask runs the body after the request and app contexts are gone — Flask-SQLAlchemy raises "working outside of application context" (measured with Flask 2.2 and Flask-SQLAlchemy 3.0), and a scoped session removed at teardown is made again on the thread and never removed (high). Critical for SSE/WebSocket, high for background work.',
     why: 'An injected session belongs to the request\'s dependency scope. Long-lived code either holds it (one pooled connection pinned per open stream or socket: a few dozen clients exhaust the pool) or outlives it (a task from `asyncio.create_task` runs on after the request; FastAPI 0.106–0.117 closes `yield` dependencies before background tasks and before the stream: the closed session silently opens a new connection that is never returned). Before 0.106 and from 0.118 the exit code runs after the response is sent, background tasks included, so a `BackgroundTasks` hand-off is reported only for 0.106–0.117.',
     bad: 'import asyncio\n\nfrom fastapi import Depends, FastAPI\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\nasync def get_session():\n    ...\n\n\nasync def rebuild_index(session: AsyncSession) -> None:\n    ...\n\n\n@app.post("/reindex")\nasync def reindex(session: AsyncSession = Depends(get_session)):\n    asyncio.create_task(rebuild_index(session))\n    return {"status": "scheduled"}\n',
     good: 'from fastapi import BackgroundTasks, Depends, FastAPI\nfrom sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker\n\napp = FastAPI()\nsession_factory = async_sessionmaker(expire_on_commit=False)\n\n\nasync def rebuild_index() -> None:\n    async with session_factory() as session:\n        ...\n\n\n@app.post("/reindex")\nasync def reindex(tasks: BackgroundTasks):\n    tasks.add_task(rebuild_index)\n    return {"status": "scheduled"}\n',
@@ -182,6 +212,7 @@ export const factoryVsInjection: FileRule & RepoRule = {
   },
   checkFile(ctx: FileRuleContext): void {
     const { model, project } = ctx;
+    if (!model.isTestFile && /\bflask\b|werkzeug/.test(model.source) && /\byield\b/.test(model.source)) reportFlaskAfterTeardown(ctx);
     if (model.isTestFile || !/Session|Depends|session/.test(model.source)) return;
     const outlives = yieldDependencyOutlivesStream(project);
     // Background tasks run inside the response (Starlette runs them after sending the body), so

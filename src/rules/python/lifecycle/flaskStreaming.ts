@@ -53,7 +53,7 @@ export interface FlaskStream {
 }
 
 /** The view's responses that stream a generator of this file, as an event stream or a long poll. */
-export function flaskStreams(model: FileModel, view: FunctionInfo): FlaskStream[] {
+export function flaskStreams(model: FileModel, view: FunctionInfo, every = false): FlaskStream[] {
   const out: FlaskStream[] = [];
   const seen = new Set<number>();
   const viewSse = /event-stream/.test(view.body?.text ?? '');
@@ -83,7 +83,7 @@ export function flaskStreams(model: FileModel, view: FunctionInfo): FlaskStream[
     withContext ||= generator.decoratorNames.some((d) => WITH_CONTEXT.test(d));
     const mimetype = keywords.get('mimetype') ?? keywords.get('content_type');
     const sse = /event-stream/.test(mimetype?.text ?? '') || (!mimetype && viewSse);
-    if (!sse && !isLongLivedGenerator(model, generator)) continue;
+    if (!every && !sse && !isLongLivedGenerator(model, generator)) continue;
     seen.add(generator.index);
     out.push({ response: call, generator, sse, withContext });
   }
@@ -114,6 +114,20 @@ function queryOf(model: FileModel, call: CallInfo): CallInfo | null {
   const helper = model.functions.find((f) => f.parent < 0 && !f.className && f.name === call.calleeText && f.yields.length === 0);
   if (!helper) return null;
   return callsOf(model, helper.index).find((c) => c.functionIndex === helper.index && sharedSessionCall(model, c)) ?? null;
+}
+
+/**
+ * The first query or write on the request's shared session (`db.session`, a project scoped
+ * session, `Model.query`) that the generator runs, itself or through a function of its module
+ * (one level): the generator's call (`at`) and the query; null when it runs none.
+ */
+export function generatorSessionUse(model: FileModel, gen: FunctionInfo): { at: CallInfo; query: CallInfo } | null {
+  for (const c of model.calls) {
+    if (c.functionIndex !== gen.index) continue;
+    const q = queryOf(model, c);
+    if (q) return { at: c, query: q };
+  }
+  return null;
 }
 
 /** The innermost non-comprehension loop of the call in its function, or null. */
