@@ -19,7 +19,7 @@
  * than those two cases, a caller's transaction is not visible here), or with arguments that name
  * nothing the transaction wrote.
  */
-import { callAt, callsOf, resolveImported, type CallInfo, type FileModel, selfOffset } from '../../../semantic/model.js';
+import { callAt, callsOf, resolveImported, type AssignmentInfo, type CallInfo, type FileModel, selfOffset } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
@@ -333,14 +333,8 @@ export function collectEnqueueHelpers(model: FileModel): Effect[][] {
         out[call.functionIndex]!.push({ kind: ENQUEUE_AFTER_CALL, what: JSON.stringify(fact), line: c.line, column: c.column });
       }
       // The object is what a call returned before (`order = create_order(db, data)`, awaited or not).
-      for (const a of assignmentsByFunction(model).get(call.functionIndex) ?? []) {
-        if (a.node.startIndex >= call.node.startIndex || !named.has(a.target) || !a.value || a.loops.length) continue;
-        let v = unwrap(a.value);
-        if (v?.type === 'await') v = unwrap(v.namedChild(0));
-        const c = v?.type === 'call' ? callAt(model, v) : undefined;
-        if (!c || ENQUEUE.has(c.method) || conditionalInFunction(model, c)) continue;
-        // The last binding of the name before the job is the one it names.
-        if ((assignmentsByFunction(model).get(call.functionIndex) ?? []).some((b) => b.target === a.target && b.node.startIndex > a.node.startIndex && b.node.startIndex < call.node.startIndex)) continue;
+      for (const { a, from: c } of boundByCallBefore(model, call, named)) {
+        if (a.loops.length || ENQUEUE.has(c.method) || conditionalInFunction(model, c)) continue;
         const fact: AfterWrite = { name: a.target, returned: true, call: call.calleeText, line: call.line, column: call.column, endLine: call.node.endPosition.row + 1, endColumn: call.node.endPosition.column + 1 };
         out[call.functionIndex]!.push({ kind: ENQUEUE_AFTER_CALL, what: JSON.stringify(fact), line: c.line, column: c.column });
       }
@@ -446,6 +440,26 @@ export function collectRequestEnqueues(model: FileModel): Effect[][] {
 
 
 /**
+ * The names of `named` whose last binding before `call` (in its function) is the value of a call,
+ * awaited or not (`order = create_order(db)`, `user = await users.create(data)`): the assignment
+ * and that call, in source order.
+ */
+function boundByCallBefore(model: FileModel, call: CallInfo, named: Set<string>): { a: AssignmentInfo; from: CallInfo }[] {
+  const last = new Map<string, AssignmentInfo>();
+  for (const a of assignmentsByFunction(model).get(call.functionIndex) ?? []) {
+    if (a.node.startIndex < call.node.startIndex && named.has(a.target) && (last.get(a.target)?.node.startIndex ?? -1) < a.node.startIndex) last.set(a.target, a);
+  }
+  const out: { a: AssignmentInfo; from: CallInfo }[] = [];
+  for (const a of last.values()) {
+    let v = a.value ? unwrap(a.value) : null;
+    if (v?.type === 'await') v = unwrap(v.namedChild(0));
+    const from = v?.type === 'call' ? callAt(model, v) : undefined;
+    if (from) out.push({ a, from });
+  }
+  return out.sort((x, y) => x.a.node.startIndex - y.a.node.startIndex);
+}
+
+/**
  * Litestar's `app.emit("event", ...)` (`request.app.emit`, `self.app.emit`): the listeners run in
  * a task of the app's event emitter, concurrently with the rest of the request — a job like any
  * other for the rows they read. (A synchronous emitter runs its listeners inline: not this one.)
@@ -460,12 +474,8 @@ function isAppEmit(call: CallInfo): boolean {
  * no commit or library `auto_commit` write on that receiver in between.
  */
 function libraryMade(model: FileModel, call: CallInfo, named: Set<string>): { name: string; write: CallInfo } | null {
-  for (const a of [...(assignmentsByFunction(model).get(call.functionIndex) ?? [])].reverse()) {
-    if (a.node.startIndex >= call.node.startIndex || !named.has(a.target) || !a.value) continue;
-    let v = unwrap(a.value);
-    if (v?.type === 'await') v = unwrap(v.namedChild(0));
-    const write = v?.type === 'call' ? callAt(model, v) : undefined;
-    if (!write?.hasReceiver || !LIBRARY_WRITES.has(write.method) || callArgs(write.node).keywords.has('auto_commit')) continue;
+  for (const { a, from: write } of boundByCallBefore(model, call, named).reverse()) {
+    if (!write.hasReceiver || !LIBRARY_WRITES.has(write.method) || callArgs(write.node).keywords.has('auto_commit')) continue;
     const receiver = write.dottedReceiver;
     const committed = callsOf(model, call.functionIndex).some((c) => c.functionIndex === call.functionIndex && c.node.startIndex > write.node.endIndex && c.node.startIndex < call.node.startIndex
       && (c.method === 'commit' || (c.dottedReceiver === receiver && LIBRARY_WRITES.has(c.method) && (callArgs(c.node).keywords.get('auto_commit')?.text ?? 'False') !== 'False')));

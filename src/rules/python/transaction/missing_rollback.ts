@@ -183,16 +183,9 @@ export function collectSwallowedCalls(model: FileModel): Effect[][] {
       const w = model.withs[wi]!;
       return !!body && w.node.startIndex >= body.startIndex && w.node.endIndex <= body.endIndex && w.items.some((i) => withOpensSession(model, i.value, call.functionIndex));
     })) continue;
-    // The loop must be around the `try`, inside the function.
-    let inLoop = false;
-    for (let p = t.parent; p && p.id !== fn.node.id; p = p.parent) {
-      if (p.type === 'function_definition' || p.type === 'lambda') break;
-      if (p.type === 'for_statement' || p.type === 'while_statement') {
-        inLoop = true;
-        break;
-      }
-    }
-    if (!inLoop || loopOpensSession(model, call, t)) continue;
+    // The loop must be around the `try`, inside the function, and not make a session per item.
+    const loop = enclosingLoop(t, fn.node);
+    if (!loop || loopOpensSession(model, call, loop, t)) continue;
     const handler = exceptClauses(t).find((h) => catchesDbErrors(h))!;
     const hb = handler.namedChildren.find((c) => c.type === 'block') ?? handler;
     if (/\b\w*rollback\w*\s*\(|\b(close|invalidate|remove)\s*\(/.test(hb.text)) continue;
@@ -230,16 +223,8 @@ function opensSessionValue(model: FileModel, value: SyntaxNode, fnIndex: number)
  * (`for x in xs: s = Maker(); try: work(s, x) except: log`, or a session `with` around the `try`)?
  * The next iteration starts afresh.
  */
-function loopOpensSession(model: FileModel, call: CallInfo, tryNode: SyntaxNode): boolean {
-  let loop: SyntaxNode | null = null;
-  for (let p = tryNode.parent; p; p = p.parent) {
-    if (p.type === 'function_definition' || p.type === 'lambda') break;
-    if (p.type === 'for_statement' || p.type === 'while_statement') {
-      loop = p;
-      break;
-    }
-  }
-  const body = loop?.childForFieldName('body');
+function loopOpensSession(model: FileModel, call: CallInfo, loop: SyntaxNode, tryNode: SyntaxNode): boolean {
+  const body = loop.childForFieldName('body');
   if (!body) return false;
   // `for x in xs: with Maker() as s: try: ...`: a session `with` inside the loop, around the `try`.
   if (model.withs.some((w) => w.functionIndex === call.functionIndex && w.node.startIndex >= body.startIndex && w.bodyStart <= tryNode.startIndex && tryNode.endIndex <= w.bodyEnd
@@ -350,11 +335,17 @@ function loopReuse(tryNode: SyntaxNode, handlerBody: SyntaxNode, fnNode: SyntaxN
   const last = handlerBody.namedChildren.filter((c) => c.type !== 'comment').pop();
   if (last && (last.type === 'return_statement' || last.type === 'break_statement' || raises(last))) return false;
   const use = new RegExp(`(?<![\\w.])${session.replace(/\./g, '\\.')}\\s*\\.\\s*\\w+\\s*\\(`);
+  const loop = enclosingLoop(tryNode, fnNode);
+  return !!loop && use.test(loop.childForFieldName('body')?.text ?? '');
+}
+
+/** The innermost `for`/`while` of the function around the `try`, or null (not across a nested def or lambda). */
+function enclosingLoop(tryNode: SyntaxNode, fnNode: SyntaxNode): SyntaxNode | null {
   for (let p = tryNode.parent; p && p.id !== fnNode.id; p = p.parent) {
-    if (p.type === 'function_definition' || p.type === 'lambda') return false;
-    if (p.type === 'for_statement' || p.type === 'while_statement') return use.test(p.childForFieldName('body')?.text ?? '');
+    if (p.type === 'function_definition' || p.type === 'lambda') return null;
+    if (p.type === 'for_statement' || p.type === 'while_statement') return p;
   }
-  return false;
+  return null;
 }
 
 /** Functions that never return: they raise (`abort(404)`, `flask.abort`) or end the process. */

@@ -451,6 +451,9 @@ function movesFrom(old: string, value: string): boolean {
 
 const FALSY = /^(None|False|0|""|''|\[\]|\{\}|\(\))$/;
 
+/** One operand of a Python check on a row's column: `[not] row.col [is [not] None | == V | != V]`. */
+const CHECK = /^(not\s+)?([A-Za-z_]\w*)\.([a-z_]\w*)(?:\s+(is not None|is None)|\s*(!=|==)\s*(.+))?$/;
+
 /** Cheap text test for {@link guardedReads}: a one-row read and a check that leaves. */
 const GUARDED_READ = /\.(first|one_or_none|scalar_one_or_none|one|scalar|get_one_or_none|get_one|get)\s*\([\s\S]*\bif\b[\s\S]*\b(raise|return|abort)\b/;
 
@@ -496,13 +499,17 @@ function guardedReads(model: FileModel, fnIndex: number, assignments: readonly A
       const cond = (i.childForFieldName('condition')?.text ?? '').replace(/\s+/g, ' ');
       for (const part of cond.split(/\s+or\s+/)) {
         const t = part.replace(/^\(|\)$/g, '').trim();
-        const col = `${a.target}\\.([a-z_]\\w*)`;
-        let m: RegExpExecArray | null;
-        if ((m = new RegExp(`^${col} is not None$`).exec(t))) states.set(m[1]!, 'None');
-        else if ((m = new RegExp(`^${col}$`).exec(t))) states.set(m[1]!, '(unset)');
-        else if ((m = new RegExp(`^(?:not ${col}|${col} is None)$`).exec(t))) states.set(m[1] ?? m[2]!, '(set)');
-        else if ((m = new RegExp(`^${col} != (.+)$`).exec(t)) && STATE_VALUE.test(m[2]!.replace(/\s+/g, ''))) states.set(m[1]!, m[2]!.replace(/\s+/g, ''));
-        else if ((m = new RegExp(`^${col} == (.+)$`).exec(t)) && STATE_VALUE.test(m[2]!.replace(/\s+/g, ''))) states.set(m[1]!, `!${m[2]!.replace(/\s+/g, '')}`);
+        const m = CHECK.exec(t);
+        if (!m || m[2] !== a.target) continue;
+        const [, not, , column, test, op, operand] = m;
+        const value = operand?.replace(/\s+/g, '');
+        if (not) {
+          if (test || op) continue;
+          states.set(column!, '(set)');
+        } else if (test === 'is None') states.set(column!, '(set)');
+        else if (test === 'is not None') states.set(column!, 'None');
+        else if (!op) states.set(column!, '(unset)');
+        else if (value && STATE_VALUE.test(value)) states.set(column!, op === '!=' ? value : `!${value}`);
         else continue;
         guard ??= i.startPosition.row + 1;
         guardAt ??= i.startIndex;
