@@ -32,5 +32,10 @@ describe('PA301 severity', () => {
     const f = on('PA301.py', 'return present, has_marker(folder)')[0]!;
     expect(chainNames(f.chain)).toEqual(['prepare_upload', 'has_marker', 'Path.is_file']);
     expect(f.severity).toBe('low');
+    // `mkdir(exist_ok=True)` is one only with its arguments: the chain reads them at the call.
+    const ensured = on('PA301.py', 'ensure_spool_dir(base)  # expect')[0]!;
+    expect(chainNames(ensured.chain)).toEqual(['spool_upload', 'ensure_spool_dir', 'Path.mkdir']);
+    expect(ensured.severity).toBe('low');
+    expect(on('PA301.py', 'create_spool_dir(base / "new")')[0]!.severity).toBe('high');
   });
 });

@@ -11,7 +11,7 @@ import { resolveName } from '../semantic/model.js';
 import { isMemoisedCall } from '../semantic/memo.js';
 import { BLOCKING_MODULES } from '../semantic/blockingModules.js';
 import { NEW_ENGINE, type Effect } from './summary.js';
-import { blockingFunctionName, blockingIoCall, pendingBlockingMethod, runsChildProcess, SYNC_SLEEP } from '../semantic/blockingIo.js';
+import { blockingFunctionName, blockingIoCall, isCheapMetadata, pendingBlockingMethod, runsChildProcess, SYNC_SLEEP } from '../semantic/blockingIo.js';
 import { syncDbCall } from '../semantic/syncDb.js';
 import { cpuHeavyCall } from '../semantic/cpuHeavy.js';
 import { isEngineConstructor } from '../semantic/resources.js';
@@ -23,6 +23,13 @@ import { isEngineConstructor } from '../semantic/resources.js';
  */
 /** Effect kind of a call that runs a child process and waits for it (`subprocess.run`, `os.system`). */
 export const CHILD_PROCESS_EFFECT = 'child_process';
+
+/**
+ * A site fact beside a `blocking_io` effect whose call is a cheap metadata check only with its
+ * arguments (`mkdir(exist_ok=True)`, see `isCheapMetadata`): the repo phase, which sees the
+ * effect's name alone, reads it to rate a chain to that call as a single metadata lookup.
+ */
+export const CHEAP_IO = 'cheap_io';
 
 export interface EffectCollector {
   /** `[functionIndex]` → that function's own effects; `project` when the engine has one. */
@@ -100,6 +107,7 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
     const io = blockingIoCall(model, call);
     if (io) {
       push({ kind: 'blocking_io', what: io, ...at });
+      if (!call.loops.length && !isCheapMetadata(io) && isCheapMetadata(io, call)) push({ kind: CHEAP_IO, what: io, ...at });
       // A child process is also a wait of its own kind: a transaction open around it waits for it.
       if (runsChildProcess(io)) push({ kind: CHILD_PROCESS_EFFECT, what: io, ...at });
       continue;

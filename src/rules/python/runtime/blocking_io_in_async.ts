@@ -9,6 +9,7 @@
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { alternativeFor, blockingIoCall, isCheapMetadata } from '../../../semantic/blockingIo.js';
 import { asyncCallSites, reportEventLoopChains, severityByRole } from './context.js';
+import { assignmentsTo, type CallInfo, type FileModel } from '../../../semantic/model.js';
 
 
 const SEVERITY = { handler: 'high', background: 'medium', init: 'low', other: 'high' } as const;
@@ -21,7 +22,7 @@ export const blockingIoInAsync: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Blocking file, network or process I/O inside `async def`',
-    what: 'Finds blocking I/O called on the event loop: `open()` and the methods of the file it gives, archives (`gzip`/`bz2`/`lzma`/`tarfile`/`zipfile`, `fsspec.open`), `pickle.load`, `pathlib.Path` reads, writes and metadata, `os`/`os.path`/`shutil` file-system calls, `requests` (and `requests.Session`), sync `httpx`/`httpx.Client`, `urllib`, every method of a `urllib3` pool, `boto3` clients and resources, `smtplib`, DNS lookups, `subprocess`, `os.system`/`os.popen`/`os.spawn*`/`os.posix_spawn*`/`os.wait*`, `input()` and blocking `socket` calls — made inside `async def` and not handed to a thread, directly or through same-repo sync helpers and objects (the finding then carries the call chain). Each finding names the async alternative. A single metadata lookup (`exists`, `is_file`, `stat`, `mkdir(exist_ok=True)`) is low. Where it differs from flake8-async\'s ASYNC2xx on purpose: `os.path.normpath`/`relpath` are string work and are not flagged; a call of a module the file never imports (`subprocess.run()` with no `import subprocess`) cannot be resolved and is not flagged; any method of a typed `urllib3` pool or file object is flagged, whatever its arguments; a sync library function is flagged even under a mistaken `await`. Receivers are typed from constructors, annotations, `self.x = ...`, properties of the file\'s classes (`def lock(self) -> Path`) and module-level objects imported from another module of the project (`SOCKET = Path(...)` there).',
+    what: 'Finds blocking I/O called on the event loop: `open()` and the methods of the file it gives, archives (`gzip`/`bz2`/`lzma`/`tarfile`/`zipfile`, `fsspec.open`), `pickle.load`, `pathlib.Path` reads, writes and metadata, `os`/`os.path`/`shutil` file-system calls, `requests` (and `requests.Session`), sync `httpx`/`httpx.Client`, `urllib`, every method of a `urllib3` pool, `boto3` clients and resources, `smtplib`, DNS lookups, `subprocess`, `os.system`/`os.popen`/`os.spawn*`/`os.posix_spawn*`/`os.wait*`, `input()` and blocking `socket` calls — made inside `async def` and not handed to a thread, directly or through same-repo sync helpers and objects (the finding then carries the call chain). Each finding names the async alternative. A single metadata lookup (`exists`, `is_file`, `stat`, `mkdir(exist_ok=True)`) is low. Where it differs from flake8-async\'s ASYNC2xx on purpose: `os.path.normpath`/`relpath` are string work and are not flagged; a call of a module the file never imports (`subprocess.run()` with no `import subprocess`) cannot be resolved and is not flagged; any method of a typed `urllib3` pool or file object is flagged, whatever its arguments, except a method of a file that a reported `open()` of the same function opened (`with open(p) as f: f.read()` is one blocking operation with one fix, reported once at `open`; a read a loop repeats is reported too), and a chain whose last call is a single metadata lookup (`ensure_dir(p)` running `p.mkdir(exist_ok=True)`) is low like the call itself; a sync library function is flagged even under a mistaken `await`. Receivers are typed from constructors, annotations, `self.x = ...`, properties of the file\'s classes (`def lock(self) -> Path`) and module-level objects imported from another module of the project (`SOCKET = Path(...)` there).',
     why: 'The event loop runs one thing at a time. A blocking call inside a coroutine stops every other request, stream and background task until the disk, the network or the child process answers.',
     bad: 'import requests\n\n@app.get("/rate")\nasync def rate():\n    return requests.get(URL).json()\n',
     good: 'import httpx\n\n@app.get("/rate")\nasync def rate():\n    async with httpx.AsyncClient() as client:\n        return (await client.get(URL)).json()\n',
@@ -33,9 +34,16 @@ export const blockingIoInAsync: FileRule & RepoRule = {
     ],
   },
   checkFile(ctx: FileRuleContext): void {
-    for (const { call, fn } of asyncCallSites(ctx.model)) {
+    const sites = [...asyncCallSites(ctx.model)];
+    // `open()` calls reported on the loop, by start offset (with how many loops run them): the
+    // file's own methods are the same blocking operation (`with open(p) as f: data = f.read()`
+    // is one finding, at `open`) — unless a loop repeats them (`while True: f.read(65536)`).
+    const reportedOpens = new Map<number, number>();
+    for (const { call } of sites) if (call.qualifiedName === 'builtins.open' && blockingIoCall(ctx.model, call)) reportedOpens.set(call.node.startIndex, call.loops.length);
+    for (const { call, fn } of sites) {
       const what = blockingIoCall(ctx.model, call);
       if (!what) continue;
+      if (what.startsWith('file.') && openedHere(ctx.model, call, reportedOpens)) continue;
       const cheap = call.loops.length === 0 && isCheapMetadata(what, call);
       ctx.report({
         node: call.node,
@@ -47,6 +55,26 @@ export const blockingIoInAsync: FileRule & RepoRule = {
   },
   checkRepo(ctx: RepoRuleContext): void {
     reportEventLoopChains(ctx, 'blocking_io', SEVERITY, (what, fn, chain) =>
-      `blocking call \`${what}\` on the event loop inside \`async def ${fn}\`; ${alternativeFor(what)}`, [], (what) => (isCheapMetadata(what) ? 'low' : undefined), alternativeFor);
+      `blocking call \`${what}\` on the event loop inside \`async def ${fn}\`; ${alternativeFor(what)}`, [], (what, cheap) => (cheap || isCheapMetadata(what) ? 'low' : undefined), alternativeFor);
   },
 };
+
+/**
+ * Is the file object a method is called on bound, in the same function and loop, by an `open()`
+ * call already reported (`with open(p) as f:` around the call, or `f = open(p)` before it)?
+ */
+function openedHere(model: FileModel, call: CallInfo, reportedOpens: ReadonlyMap<number, number>): boolean {
+  if (call.receiver?.type !== 'identifier' || !reportedOpens.size) return false;
+  const name = call.receiver.text;
+  const same = (start: number) => reportedOpens.get(start) === call.loops.length;
+  for (const wi of call.withs) {
+    const w = model.withs[wi]!;
+    if (w.functionIndex !== call.functionIndex) continue;
+    if (w.items.some((i) => i.alias === name && same(i.value.startIndex))) return true;
+  }
+  let bound: ReturnType<typeof assignmentsTo>[number] | undefined;
+  for (const a of assignmentsTo(model, name)) {
+    if (a.functionIndex === call.functionIndex && a.line <= call.line && !a.fromWith && (!bound || a.line >= bound.line)) bound = a;
+  }
+  return !!bound?.value && same(bound.value.startIndex);
+}

@@ -1,4 +1,5 @@
 /** Helpers shared by the runtime rules: where the event loop runs, severity by role, chains. */
+import { CHEAP_IO } from '../../../analysis/effects.js';
 import type { CallInfo, FileModel, FunctionInfo, FunctionRole } from '../../../semantic/model.js';
 import { effectiveRole } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
@@ -82,8 +83,11 @@ export function reportEventLoopChains(
   message: (what: string, asyncFn: string, chain: string[]) => string,
   /** Effect kinds whose presence at the same call site makes this one redundant. */
   coveredBy: string[] = [],
-  /** A severity decided by what the effect calls, over the role's (a cheap metadata lookup). */
-  severityOf: (what: string) => Severity | undefined = () => undefined,
+  /**
+   * A severity decided by what the effect calls, over the role's (a cheap metadata lookup);
+   * `cheap` when the call's own arguments make it one (`mkdir(exist_ok=True)`: `CHEAP_IO`).
+   */
+  severityOf: (what: string, cheap: boolean) => Severity | undefined = () => undefined,
   /** The fix to name for what the effect calls (the async alternative), over the rule's own. */
   recommendationOf?: (what: string) => string,
 ): void {
@@ -102,7 +106,7 @@ export function reportEventLoopChains(
         path: file.path,
         location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
         message: message(e.what, fn.name, []),
-        severity: severityOf(e.what) ?? sev,
+        severity: severityOf(e.what, false) ?? sev,
         ...(recommendationOf ? { recommendation: recommendationOf(e.what) } : {}),
         function: fn.name,
       });
@@ -118,11 +122,13 @@ export function reportEventLoopChains(
       const chain = graph.chainSteps(reach, { ref, call: edge.call });
       // A chain through a call resolved by the method's name alone is a weaker claim.
       const weak = reach.weak || edge.weak === true;
+      const last = reach.steps[reach.steps.length - 1]!.fn;
+      const cheap = graph.ownEffects(last).some((e) => e.kind === CHEAP_IO && e.line === reach.effect.line && e.column === reach.effect.column);
       ctx.report({
         path: file.path,
         location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
         message: message(reach.effect.what, fn.name, names) + (weak ? ' (a call resolved by its method name alone)' : ''),
-        severity: weak ? lowerSeverity(severityOf(reach.effect.what) ?? sev) : (severityOf(reach.effect.what) ?? sev),
+        severity: weak ? lowerSeverity(severityOf(reach.effect.what, cheap) ?? sev) : (severityOf(reach.effect.what, cheap) ?? sev),
         ...(recommendationOf ? { recommendation: recommendationOf(reach.effect.what) } : {}),
         function: fn.name,
         chain,
