@@ -89,6 +89,16 @@ describe('PA107 query_in_loop', () => {
     expect(at(query, 'PA107.py', line('[uncached_helper(db, b.author_id)'), 'PA107')!.severity).toBe('medium');
   });
 
+  it('is low when each iteration also calls outside the database; an in-process signal is no such call', () => {
+    const line = (text: string) => lineOf(path.join(FIXTURES, 'query/PA107.py'), text);
+    const mailed = at(query, 'PA107.py', line('mail_new_titles(db, a.id)'), 'PA107')!;
+    expect(mailed.severity).toBe('low');
+    expect(mailed.message).toMatch(/each iteration also calls outside the database \(`mail_new_titles: READER_MAILER.send_message`\)/);
+    const signalled = at(query, 'PA107.py', line('announce_author(db, a.id)'), 'PA107')!;
+    expect(signalled.severity).toBe('high');
+    expect(signalled.message).not.toMatch(/per-item workflow/);
+  });
+
   it('reports a read that runs unchanged on every iteration, directly or in a helper', () => {
     const line = (text: string) => lineOf(path.join(FIXTURES, 'query/PA107.py'), text);
     const direct = at(query, 'PA107.py', line('settings = db.scalars'), 'PA107')!;
@@ -296,6 +306,17 @@ describe('PA107 severity by how the loop\'s N grows', () => {
   it('over rows another method keeps on `self`: as that method got them', () => {
     expect(at107(line('# Set by the base class from what the request sent: low.') + 1).severity).toBe('low');
     expect(at107(line('# Every book of the table: high.') + 1).severity).toBe('high');
+  });
+  it('over a keyword-only parameter or its attribute: what the callers pass by keyword decides', () => {
+    // The posted body handed on by keyword: its list is what the client sent.
+    const posted = at107(line('for t in shelf_in.titles]'));
+    expect(posted.severity).toBe('low');
+    expect(posted.message).toMatch(/the loop runs over what the request sent/);
+    // A loaded row's collection stays rows; a query's rows passed by keyword are rows.
+    expect(at107(line('# A caller passes a loaded row') + 1).severity).toBe('high');
+    expect(at107(line('# The only caller passes the rows of a query by keyword: high.') + 1).severity).toBe('high');
+    // `reversed(range(1, 4))` is three iterations the code states: no N+1.
+    expect(at(query, 'loop_domain.py', line('Book.quarter == q'), 'PA107')).toBeUndefined();
   });
   it('is medium when the loop\'s N is not known here: a helper\'s parameter, a `while` loop', () => {
     expect(at107(line('# A helper\'s parameter') + 1).severity).toBe('medium');

@@ -102,6 +102,25 @@ function moduleContainer(model: FileModel, receiver: string): boolean {
       || (a.annotation !== null && CONTAINER_TYPE.test(a.annotation))));
 }
 
+/**
+ * A call that leaves the process and waits for another system: a network client call, a method
+ * of an integration object (`slack_client.post(...)`, `mailer.send(...)`), or a call named like
+ * sending (`send_email(...)`, `plugin.instance.send(...)`) — not an in-process signal's
+ * `send` (`signals.created.send(...)`), nor a plugin registry's lookup (`plugin.get_actions()`),
+ * which {@link outsideEffect} counts because a plugin may do anything. The query family uses it
+ * to tell a per-item workflow dominated by such a call. Returns the call's text, or null.
+ */
+export function leavesProcess(model: FileModel, call: CallInfo): string | null {
+  if (externalCall(model, call)?.kind === 'network') return call.calleeText;
+  const receiver = call.dottedReceiver ?? (call.receiver && (call.receiver.type === 'identifier' || call.receiver.type === 'attribute') ? call.receiver.text.replace(/\s+/g, '') : null);
+  if (call.hasReceiver && receiver && !moduleContainer(model, receiver) && INTEGRATION.test(receiver)) return call.calleeText;
+  if (!SENDS.test(call.method ?? '') || (receiver && SIGNAL.test(receiver))) return null;
+  return call.calleeText;
+}
+
+/** Receivers that are in-process signals (blinker, Django): their `send` calls this process's receivers. */
+const SIGNAL = /(^|[._])\w*signals?(\.|$)|^(pre|post)_(save|delete|init|migrate)$/i;
+
 /** Receivers named like a plugin: an integration unless the project's own plugin module (see {@link ownModule}). */
 const PLUGIN = /(^|[._])\w*plugin\w*(\.|$)/i;
 

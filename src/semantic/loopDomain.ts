@@ -13,8 +13,11 @@
  *   rows selected by such ids (`.in_(ids)`) are bounded by them too;
  * - `call`: the result of a call that is not a query here; the repo phase decides (a same-repo
  *   function whose rows come from a query is `rows`, anything else `unknown`);
- * - `param`: a positional parameter of the loop's own (ordinary) function; the repo phase asks
- *   what its callers pass (`argumentDomains`): rows when one passes rows, input when all pass input;
+ * - `param`: a parameter of the loop's own (ordinary) function, by position or keyword; the repo
+ *   phase asks what its callers pass (`argumentDomains`): rows when one passes rows, input when
+ *   all pass input. A collection attribute of such a parameter (`payload.tags`) is `held`: rows
+ *   (an attribute of a loaded object) unless every caller passes request input there — a service
+ *   function's `item_in: ItemUpdate` that the handler hands on is the request's body;
  * - `unknown`: anything else — a parameter of an ordinary helper, a `while` loop, an attribute of
  *   `self` set elsewhere.
  *
@@ -31,8 +34,12 @@ export interface LoopDomain {
   /** For `call`: where the call starts (1-based line and column, as `CallInfo`), for the repo phase to resolve. */
   line?: number;
   column?: number;
-  /** For `param`: the position of the loop function's parameter (after `self`/`cls`), for its callers to decide. */
+  /** For `param`: the position of the loop function's parameter (after `self`/`cls`; -1 when keyword-only), for its callers to decide. */
   position?: number;
+  /** For `param`: the parameter's name, for callers that pass it by keyword. */
+  name?: string;
+  /** For `param`: the loop is over an attribute of the parameter (rows unless every caller passes input). */
+  held?: boolean;
 }
 
 /** Does the expression (in function `fnIndex`, before `line`) hold a query's rows? Supplied by the caller. */
@@ -90,9 +97,14 @@ export function nestedLoopDomain(model: FileModel, loops: readonly LoopInfo[], i
   return unknown ? UNKNOWN : INPUT;
 }
 
-/** A domain as a short code for a summary string: `r`, `i`, `u`, `a<position>` or `c<line>:<column>`. */
+/**
+ * A domain as a short code for a summary string: `r`, `i`, `u`, `c<line>:<column>`, or a
+ * parameter's `a<position>~<name>` (`h…` when held, `k` for the position of a keyword-only one).
+ */
 export function encodeDomain(d: LoopDomain): string {
-  return d.kind === 'call' ? `c${d.line}:${d.column}` : d.kind === 'param' ? `a${d.position}` : d.kind[0]!;
+  if (d.kind === 'call') return `c${d.line}:${d.column}`;
+  if (d.kind === 'param') return `${d.held ? 'h' : 'a'}${d.position! >= 0 ? d.position : 'k'}${d.name ? `~${d.name}` : ''}`;
+  return d.kind[0]!;
 }
 
 export function decodeDomain(code: string): LoopDomain {
@@ -100,16 +112,19 @@ export function decodeDomain(code: string): LoopDomain {
   if (code === 'i') return INPUT;
   const m = /^c(\d+):(\d+)$/.exec(code);
   if (m) return { kind: 'call', line: Number(m[1]), column: Number(m[2]) };
-  const a = /^a(\d+)$/.exec(code);
-  return a ? { kind: 'param', position: Number(a[1]) } : UNKNOWN;
+  const a = /^([ah])(\d+|k)(?:~(\w+))?$/.exec(code);
+  if (!a) return UNKNOWN;
+  return { kind: 'param', position: a[2] === 'k' ? -1 : Number(a[2]), ...(a[3] ? { name: a[3] } : {}), ...(a[1] === 'h' ? { held: true } : {}) };
 }
 
 /**
- * What a call passes positionally, as far as the repo phase needs it to decide a callee's loop
- * over a parameter: one comma-separated code per positional argument (`r` rows, `i` request
- * input, `c<line>:<column>` a call's result for the repo phase to decide, `u` anything else);
- * null when every one is `u` (most calls: no fact to keep). Only names, attributes and calls are
- * classified (`users`, `event.contributions`, `members_of(group)`): cheap lookups.
+ * What a call passes, as far as the repo phase needs it to decide a callee's loop over a
+ * parameter: one comma-separated code per positional argument (`r` rows, `i` request input,
+ * `c<line>:<column>` a call's result for the repo phase to decide, `u` anything else), then,
+ * after a `;`, `name=code` for each keyword argument that is not `u` (`u,i;item_in=i`); null when
+ * every one is `u` (most calls: no fact to keep). A splat ends what can be known. Only names,
+ * attributes and calls are classified (`users`, `event.contributions`, `members_of(group)`):
+ * cheap lookups. Decode with {@link passedDomain}.
  */
 export function argumentDomains(model: FileModel, call: { node: SyntaxNode; argsOffset: number }, fnIndex: number, line: number, isRows: RowsOracle): string | null {
   // The argument list read from the text when it is plain (no tree access for most calls); the
@@ -121,41 +136,76 @@ export function argumentDomains(model: FileModel, call: { node: SyntaxNode; args
     return nodes[i] ?? null;
   };
   const count = texts ? texts.length : (nodeAt(0), nodes!.length);
-  const out: string[] = [];
+  const positional: string[] = [];
+  const keywords: string[] = [];
   let any = false;
+  let named = false;
   for (let i = 0; i < count; i++) {
-    const text = texts ? texts[i]! : null;
-    const node = text === null ? nodeAt(i) : null;
-    const type = text === null ? node!.type : IDENTIFIER.test(text) ? 'identifier' : DOTTED.test(text) ? 'attribute' : CALLED.test(text) ? 'call' : KEYWORD_OR_SPLAT.test(text) ? 'stop' : 'other';
-    if (type === 'keyword_argument' || type === 'list_splat' || type === 'dictionary_splat' || type === 'stop') break;
-    let d: LoopDomain = UNKNOWN;
-    if (type === 'identifier') {
-      const name = text ?? node!.text;
-      if (name !== 'self' && name !== 'cls') d = memoisedNameDomain(model, name, fnIndex, line, isRows);
-    } else if (type === 'attribute') {
-      const n = node ?? nodeAt(i);
-      if (n) d = domainOf(model, n, fnIndex, line, isRows, 0);
-    } else if (type === 'call') {
-      // A call's result only when the call may be the repo's (`members_of(g)`, not `str(x)`): each
-      // one named keeps that call in the summary.
-      const callee = text !== null ? text.slice(0, text.indexOf('(')).trim() : node!.childForFieldName('function')?.text ?? '';
-      const n = /^[A-Za-z_][\w.]*$/.test(callee) && !NOT_REPO_CALLEES.has(callee) ? node ?? nodeAt(i) : null;
-      if (n) d = domainOf(model, n, fnIndex, line, isRows, 0);
-    }
-    let code = 'u';
-    if (d.kind === 'rows' || d.kind === 'input' || d.kind === 'call') {
-      code = encodeDomain(d);
-      any = true;
-    }
-    out.push(code);
+    let text = texts ? texts[i]! : null;
+    let node = text === null ? nodeAt(i) : null;
+    let keyword: string | null = null;
+    if (text !== null) {
+      const kw = KEYWORD.exec(text);
+      if (kw) {
+        keyword = kw[1]!;
+        text = kw[2]!.trim();
+      } else if (text.startsWith('*')) break;
+    } else if (node!.type === 'keyword_argument') {
+      keyword = node!.childForFieldName('name')?.text ?? null;
+      node = node!.childForFieldName('value');
+      if (!keyword || !node) continue;
+    } else if (node!.type === 'list_splat' || node!.type === 'dictionary_splat') break;
+    // Positional arguments after a keyword one are a syntax error: nothing to read.
+    if (keyword === null && named) break;
+    if (keyword !== null) named = true;
+    const code = argumentCode(model, text, node, () => (keyword === null ? nodeAt(i) : nodeAt(i)?.childForFieldName('value') ?? null), fnIndex, line, isRows);
+    if (code !== 'u') any = true;
+    if (keyword === null) positional.push(code);
+    else if (code !== 'u') keywords.push(`${keyword}=${code}`);
   }
-  return any ? out.join(',') : null;
+  if (!any) return null;
+  return keywords.length ? `${positional.join(',')};${keywords.join(',')}` : positional.join(',');
+}
+
+const KEYWORD = /^([A-Za-z_]\w*)\s*=(?!=)([\s\S]*)$/;
+
+/** The code of one argument: its text when plain, else its node (`nodeOf` fetches it when the text is not enough). */
+function argumentCode(model: FileModel, text: string | null, node: SyntaxNode | null, nodeOf: () => SyntaxNode | null, fnIndex: number, line: number, isRows: RowsOracle): string {
+  const type = text === null ? node!.type : IDENTIFIER.test(text) ? 'identifier' : DOTTED.test(text) ? 'attribute' : CALLED.test(text) ? 'call' : 'other';
+  let d: LoopDomain = UNKNOWN;
+  if (type === 'identifier') {
+    const name = text ?? node!.text;
+    if (name !== 'self' && name !== 'cls') d = memoisedNameDomain(model, name, fnIndex, line, isRows);
+  } else if (type === 'attribute') {
+    const n = node ?? nodeOf();
+    if (n) d = domainOf(model, n, fnIndex, line, isRows, 0);
+  } else if (type === 'call') {
+    // A call's result only when the call may be the repo's (`members_of(g)`, not `str(x)`): each
+    // one named keeps that call in the summary.
+    const callee = text !== null ? text.slice(0, text.indexOf('(')).trim() : node!.childForFieldName('function')?.text ?? '';
+    const n = /^[A-Za-z_][\w.]*$/.test(callee) && !NOT_REPO_CALLEES.has(callee) ? node ?? nodeOf() : null;
+    if (n) d = domainOf(model, n, fnIndex, line, isRows, 0);
+  }
+  return d.kind === 'rows' || d.kind === 'input' || d.kind === 'call' ? encodeDomain(d) : 'u';
+}
+
+/**
+ * The code an {@link argumentDomains} string gives the callee's parameter at `position` (-1 when
+ * keyword-only) named `name`: by position, else by keyword; undefined when the call passes
+ * nothing known there.
+ */
+export function passedDomain(what: string, position: number, name: string | undefined): string | undefined {
+  const semi = what.indexOf(';');
+  const positional = semi < 0 ? what : what.slice(0, semi);
+  const byPosition = position >= 0 ? positional.split(',')[position] : undefined;
+  if (byPosition !== undefined || semi < 0 || !name) return byPosition;
+  for (const kw of what.slice(semi + 1).split(',')) if (kw.startsWith(`${name}=`)) return kw.slice(name.length + 1);
+  return undefined;
 }
 
 const IDENTIFIER = /^[A-Za-z_]\w*$/;
 const DOTTED = /^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$/;
 const CALLED = /^[A-Za-z_][\w.]*\s*\(/;
-const KEYWORD_OR_SPLAT = /^(\*|[A-Za-z_]\w*\s*=(?!=))/;
 
 /**
  * The top-level arguments of a call read from the source after its `(`, trimmed; null when the
@@ -226,7 +276,13 @@ export function domainOf(model: FileModel, expr: SyntaxNode | null, fnIndex: num
       const inner = next(object);
       if (inner.kind === 'input') return INPUT;
       // A collection attribute of a loaded object: `event.contributions`, `self.event.sessions`.
-      if (/^[a-z]\w*$/.test(attr) && !attr.startsWith('_') && object && loadedObject(model, object, fnIndex)) return ROWS;
+      if (/^[a-z]\w*$/.test(attr) && !attr.startsWith('_') && object && loadedObject(model, object, fnIndex)) {
+        // Of the function's own parameter: rows, unless every caller hands it the request's
+        // input (a service's `item_in.tags`, with `item_in` the handler's body) — and a parameter
+        // typed with an ORM model is a row whatever the callers pass.
+        if (inner.kind === 'param' && !inner.held && object.type === 'identifier' && !annotatedModel(model, paramAnnotation(model, fnIndex, object.text))) return { ...inner, held: true };
+        return ROWS;
+      }
       return UNKNOWN;
     }
     case 'subscript': {
@@ -277,7 +333,8 @@ function callDomain(model: FileModel, node: SyntaxNode, fnIndex: number, line: n
     const ids = inArgument(node);
     if (!ids) return ROWS;
     const d = next(ids);
-    return d.kind === 'input' ? INPUT : d.kind === 'rows' ? ROWS : UNKNOWN;
+    // Ids held by a parameter's attribute (`user.all_emails`): decided as that attribute is.
+    return d.kind === 'input' ? INPUT : d.kind === 'rows' ? ROWS : d.kind === 'param' && d.held ? d : UNKNOWN;
   };
   if (isRows(node, fnIndex, line)) {
     const d = selected();
@@ -388,9 +445,10 @@ function nameDomain(model: FileModel, name: string, fnIndex: number, line: numbe
     if (param) {
       // An injected dependency (`user = Depends(current_user)`) is resolved by the server, not sent.
       if (receivesInput(model, scope) && !INJECTED.test(`${param.annotation ?? ''} ${param.defaultText ?? ''}`) && !annotatedModel(model, param.annotation)) return INPUT;
-      // The loop's own function's parameter: its callers decide (one level up, in the repo phase).
-      const position = scope === fnIndex && depth <= 8 ? positionalSlot(fn.node, name, fn.className !== null) : -1;
-      return position >= 0 ? { kind: 'param', position } : UNKNOWN;
+      // The loop's own function's parameter: its callers decide (one level up, in the repo
+      // phase), by position or, for a keyword-only one, by name.
+      if (scope !== fnIndex || depth > 8) return UNKNOWN;
+      return { kind: 'param', position: positionalSlot(fn.node, name, fn.className !== null), name };
     }
     scope = fn.parent;
   }
@@ -407,6 +465,11 @@ function annotatedModel(model: FileModel, annotation: string | null): boolean {
   if (!annotation || !model.modelClasses.size) return false;
   const m = /^(?:(?:typing\.)?(?:Optional|Annotated)\[\s*)?["']?(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*)/.exec(annotation.trim());
   return !!m && model.modelClasses.has(m[1]!);
+}
+
+/** The annotation of the parameter `name` of function `fnIndex`, or null. */
+function paramAnnotation(model: FileModel, fnIndex: number, name: string): string | null {
+  return model.functions[fnIndex]?.params.find((p) => p.name === name)?.annotation ?? null;
 }
 
 /** The position a positional argument fills for parameter `name` (after `self`/`cls` of a method), or -1. */

@@ -14,6 +14,7 @@
  * Receivers known to be something else (`asyncio.Queue`, a dict, `aiohttp.ClientSession`,
  * redis) never count.
  */
+import { leavesProcess } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import { assignmentsTo, callAt, callsOf, isFlaskHandle, isNamedLookupCallee, selfOffset } from '../../../semantic/model.js';
@@ -742,6 +743,8 @@ export const ARG_DOMAINS = 'arg_domains';
  * that declares the library, so PA107's per-item library calls leave it alone.
  */
 export const HELD_ID_LOOKUP = 'held_id_lookup';
+/** A call that leaves the process (see `leavesProcess`): an iteration that makes one per item is a workflow that call dominates. */
+export const OUTSIDE_CALL = 'outside_call';
 export const PASSES_LOADED_ID = 'passes_loaded_id';
 
 export interface PassedId {
@@ -770,6 +773,10 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
     if (call.functionIndex < 0 || isNamedLookupCallee(model, call)) continue;
     const at = { line: call.line, column: call.column };
     const op = classifyDbCall(model, call);
+    if (!op) {
+      const out = leavesProcess(model, call);
+      if (out) effects[call.functionIndex]!.push({ kind: OUTSIDE_CALL, what: out, ...at });
+    }
     const reload = op?.kind === 'read' ? reloadedParam(model, call, op) : null;
     // `:pk` when the reload is a primary-key lookup through the identity map (`session.get`).
     if (reload) effects[call.functionIndex]!.push({ kind: RELOADS_PARAM, what: op!.identityMap && !/populate_existing|with_for_update/.test(call.node.text) ? `${reload}:pk` : reload, ...at });

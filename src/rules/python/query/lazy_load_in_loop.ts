@@ -86,7 +86,7 @@ import {
   deferredColumns, dynamicTarget, eagerlyLoaded, heldText, LAZY, lazyRelationships, MAX_ROWS_TEXT, oneRowNote, RETURNS_ROWS, rowsExpression, sameRows, targetsHeld, type LazyRelationship,
 } from './loadedRelations.js';
 import { reportSerializedRows } from './serializedRows.js';
-import { loopWorkflow } from './loops.js';
+import { loopWorkflow, workflowDoes } from './loops.js';
 import { commitsPerIteration, iterationWriter } from './dbCalls.js';
 export { RETURNS_ROWS } from './loadedRelations.js';
 export { collectSerializedRows, SERIALIZED_CALL, SERIALIZED_ROWS } from './serializedRows.js';
@@ -784,7 +784,7 @@ function reportHeldCollectionLoops(ctx: RepoRuleContext): void {
         location: { line: r.line, column: r.column, endLine: r.line, endColumn: r.endColumn },
         message: `\`${item}.${r.name}\` lazy-loads ${entity}.${r.name} once per row of \`self.${attr}${coll ? `.${coll}` : ''}\``
           + (passed ? `, which \`${graph.function(ref).qualifiedName}\` passes to \`${passed.name}\`` : '') + ` (${where})` + oneRowNote(r.info)
-          + (workflow !== null ? `; each iteration also writes${workflow ? ` (\`${workflow}\`)` : ''}: a per-item workflow whose round trips are there anyway` : '') + (r.search ? SEARCH_NOTE : ''),
+          + (workflow !== null ? `; each iteration also ${workflowDoes(workflow)}: a per-item workflow whose round trips are there anyway` : '') + (r.search ? SEARCH_NOTE : ''),
         // The children of one row (`self.event.contributions`) grow with that row, not with the table.
         ...(workflow !== null || r.search ? { severity: 'low' as const } : r.info.scalar || coll ? { severity: 'medium' as const } : {}),
         function: (passed ?? graph.function(ref)).name,

@@ -14,11 +14,11 @@ import { FN_PROPERTY, UNTYPED } from '../../../analysis/objects.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
 import { INVARIANT_READ, PARAM_ROW_CALL, ROW_CALL, ROW_QUERY } from './rowCalls.js';
 import {
-  ARG_DOMAINS, HELD_ID_LOOKUP, classifyDbCall, rowsSource, FLUSH_EFFECT, readsBeforeLoop, loopsDomain, passesItemForeignKey, foreignKeyTargetLoaded, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
+  ARG_DOMAINS, OUTSIDE_CALL, HELD_ID_LOOKUP, classifyDbCall, rowsSource, FLUSH_EFFECT, readsBeforeLoop, loopsDomain, passesItemForeignKey, foreignKeyTargetLoaded, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
   smallLiteralProduct, WRITE_EFFECT, type DbOp, type DbOpKind, type LoopCallFacts,
 } from './dbCalls.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
-import { decodeDomain, encodeDomain, type LoopDomain } from '../../../semantic/loopDomain.js';
+import { decodeDomain, encodeDomain, passedDomain, type LoopDomain } from '../../../semantic/loopDomain.js';
 import type { Effect } from '../../../analysis/summary.js';
 
 const LOOP_CALLS = new Set([LOOP_CALL]);
@@ -653,6 +653,8 @@ const loopFactsCache = new WeakMap<object, LoopFacts>();
  * what the iteration staged, so a helper that commits writes on its own.
  */
 const TRANSACTION_COMMIT = 'commit';
+/** Marks a workflow (see {@link loopFacts}) whose per-item work is a call outside the process. */
+const OUTSIDE_MARK = 'outside:';
 
 /**
  * The per-item call sites of the repo and, per loop, whether its iteration writes on its own: in
@@ -669,11 +671,15 @@ function loopFacts(graph: CallGraph): LoopFacts {
     const effects = graph.effectsOfCall(s.ref, s.call, s.to, 'any');
     return strongReach(effects, FLUSH_EFFECT) ?? strongReach(effects, WRITE_EFFECT) ?? strongReach(effects, TRANSACTION_COMMIT);
   };
+  // An iteration that sends a message or calls a service per item is dominated by that call:
+  // the read beside it is one part of a per-item workflow, like a write is.
+  const outside = (s: SiteCall) => strongReach(graph.effectsOfCall(s.ref, s.call, s.to, 'any'), OUTSIDE_CALL);
   const byLoop = new Map<string, string | null>();
   const workflow = (file: string, loop: string, inLoop: boolean): string | null => {
     const key = `${file}\0${loop}`;
     if (!byLoop.has(key)) {
       let what: string | null = null;
+      let sends: string | null = null;
       for (const s of perItem) {
         if (s.file.path !== file || s.facts.loop !== loop) continue;
         const w = writer(s);
@@ -681,8 +687,10 @@ function loopFacts(graph: CallGraph): LoopFacts {
           what = `${graph.function(s.to).qualifiedName}: ${w.effect.what}`;
           break;
         }
+        const o: Reach | null = sends === null ? outside(s) : null;
+        if (o) sends = `${OUTSIDE_MARK}${graph.function(s.to).qualifiedName}: ${o.effect.what}`;
       }
-      byLoop.set(key, what);
+      byLoop.set(key, what ?? sends);
     }
     return byLoop.get(key) ?? (inLoop ? '' : null);
   };
@@ -696,7 +704,7 @@ function loopFacts(graph: CallGraph): LoopFacts {
  * (through typed calls) grow with the data; any other call's result is unknown.
  */
 export function resolveDomain(graph: CallGraph, file: number, domain: LoopDomain, fn?: FnRef): 'rows' | 'input' | 'unknown' {
-  if (domain.kind === 'param') return fn ? paramDomain(graph, fn, domain.position!) : 'unknown';
+  if (domain.kind === 'param') return fn ? paramDomain(graph, fn, domain) : domain.held ? 'rows' : 'unknown';
   if (domain.kind !== 'call') return domain.kind;
   const call = graph.callAt(file, domain.line!, domain.column!);
   if (!call) return 'unknown';
@@ -709,25 +717,28 @@ export function resolveDomain(graph: CallGraph, file: number, domain: LoopDomain
 }
 
 /**
- * A loop over the function's parameter at `position`: rows when a caller (outside tests) passes
- * rows there, input when every caller passes request input, else unknown (no caller seen, or
- * one passes something else). One level up: a caller passing its own parameter on is unknown.
+ * A loop over the function's parameter (by position, or by name for a keyword-only one): rows
+ * when a caller (outside tests) passes rows there, input when every caller passes request input,
+ * else unknown (no caller seen, or one passes something else). One level up: a caller passing
+ * its own parameter on is unknown. A loop over an attribute of the parameter (`held`) is over a
+ * loaded object's collection, rows, unless every caller passes request input.
  */
-function paramDomain(graph: CallGraph, fn: FnRef, position: number): 'rows' | 'input' | 'unknown' {
+function paramDomain(graph: CallGraph, fn: FnRef, param: LoopDomain): 'rows' | 'input' | 'unknown' {
   let input = 0;
   let callers = 0;
+  const otherwise = param.held ? 'rows' : 'unknown';
   for (const edge of graph.callers(fn)) {
     if (graph.fileOf(edge.from).isTestFile) continue;
     callers++;
     const site = graph.ownEffects(edge.from).find((e) => e.kind === ARG_DOMAINS && e.line === edge.call.line && e.column === edge.call.column);
-    const code = site?.what.split(',')[position];
+    const code = site ? passedDomain(site.what, param.position!, param.name) : undefined;
     if (!code) continue;
     // A call's result (`members_of(group)`): rows when it is a repo function that queries.
     const d = code.startsWith('c') ? resolveDomain(graph, edge.from.file, decodeDomain(code)) : decodeDomain(code).kind;
     if (d === 'rows') return 'rows';
     if (d === 'input') input++;
   }
-  return callers > 0 && input === callers ? 'input' : 'unknown';
+  return callers > 0 && input === callers ? 'input' : otherwise;
 }
 
 function queries(graph: CallGraph, ref: FnRef): boolean {
@@ -765,7 +776,14 @@ export function domainNote(domain: 'rows' | 'input' | 'unknown'): string {
   return domain === 'input' ? '; the loop runs over what the request sent, so N is bounded by one request' : '';
 }
 
+/** What a per-item workflow does besides the read, for a message: `writes (\`x\`)`, `calls outside the database (\`x\`)`. */
+export function workflowDoes(alsoWrites: string): string {
+  if (alsoWrites.startsWith(OUTSIDE_MARK)) return `calls outside the database (\`${alsoWrites.slice(OUTSIDE_MARK.length)}\`)`;
+  return `writes${alsoWrites ? ` (\`${alsoWrites}\`)` : ''}`;
+}
+
 function workflowNote(alsoWrites: string): string {
+  if (alsoWrites.startsWith(OUTSIDE_MARK)) return `; each iteration also calls outside the database (\`${alsoWrites.slice(OUTSIDE_MARK.length)}\`): a per-item workflow that call dominates, where batching the read alone saves little`;
   return `; each iteration also writes${alsoWrites ? ` (\`${alsoWrites}\`)` : ''}: a per-item workflow, where batching the read alone saves little`;
 }
 

@@ -123,7 +123,8 @@ export function perIterationNames(model: FileModel, loop: LoopInfo): Set<string>
 
 /** Number of items when the loop's iterable is a list/tuple/set literal, else null. */
 export function literalSize(loop: LoopInfo): number | null {
-  const it = unwrap(loop.iterable);
+  // `reversed(range(1, 5))`, `enumerate([a, b])`: a wrapper keeps the count of what it wraps.
+  const it = iterationSource(loop.iterable);
   // `range(3)`, `range(1, 4)`, `range(0, 10, 2)` with integer literals: a count the code states.
   if (it?.type === 'call' && it.childForFieldName('function')?.text === 'range') {
     const args = it.childForFieldName('arguments')?.namedChildren ?? [];
