@@ -786,7 +786,9 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
       if (op.statement?.batched || op.statement?.chain.includes('offset')) continue;
       // A query that fills a cache runs once (per key), not once per call of its function.
       if (isMemoisedCall(model, call)) continue;
-      if (op.kind === 'read') effects[call.functionIndex]!.push(guarded(model, call, { kind: op.identityMap ? PK_QUERY_EFFECT : QUERY_EFFECT, what: op.what, ...at }));
+      if (op.kind === 'read') {
+        if (!isWriteReload(model, call, op)) effects[call.functionIndex]!.push(guarded(model, call, { kind: op.identityMap ? PK_QUERY_EFFECT : QUERY_EFFECT, what: op.what, ...at }));
+      }
       // A staged delete is a round trip of this function's only when the function also flushes it.
       else if (op.kind === 'write' && (!isStagedWrite(call, op) || flushedInFunction(model, call))) effects[call.functionIndex]!.push(guarded(model, call, { kind: WRITE_EFFECT, what: op.what, ...at }));
       continue;
@@ -971,6 +973,16 @@ export const loopWritesDb = perLoop((model, loop) => model.calls.some((c) => {
 /** Does the loop's iteration commit on a DB handle (a `commit()` in its body)? */
 export const commitsPerIteration = perLoop((model, loop) => model.calls.some((c) =>
   c.method === 'commit' && c.functionIndex === loop.functionIndex && c.loops.includes(loop.index) && isFlushingCall(model, c)));
+
+/**
+ * `session.refresh(obj)` after the function's own flush or commit: the write reloading what it
+ * stored (the reload half of `add(obj); commit(); refresh(obj)`), a cost of the write that
+ * commit-per-item rules judge, not a read to batch into one query.
+ */
+export function isWriteReload(model: FileModel, call: CallInfo, op: DbOp): boolean {
+  if (op.kind !== 'read' || !op.what.endsWith('.refresh')) return false;
+  return callsOf(model, call.functionIndex).some((c) => c.functionIndex === call.functionIndex && c.start < call.start && isExplicitFlush(model, c));
+}
 
 /** `session.flush()` / `session.commit()` on a DB handle. */
 function isExplicitFlush(model: FileModel, c: CallInfo): boolean {

@@ -14,7 +14,7 @@ import { FN_PROPERTY, UNTYPED } from '../../../analysis/objects.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
 import { INVARIANT_READ, PARAM_ROW_CALL, ROW_CALL, ROW_QUERY } from './rowCalls.js';
 import {
-  ARG_DOMAINS, OUTSIDE_CALL, HELD_ID_LOOKUP, classifyDbCall, rowsSource, FLUSH_EFFECT, readsBeforeLoop, loopsDomain, passesItemForeignKey, foreignKeyTargetLoaded, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
+  ARG_DOMAINS, OUTSIDE_CALL, HELD_ID_LOOKUP, isWriteReload, classifyDbCall, rowsSource, FLUSH_EFFECT, readsBeforeLoop, loopsDomain, passesItemForeignKey, foreignKeyTargetLoaded, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
   smallLiteralProduct, WRITE_EFFECT, type DbOp, type DbOpKind, type LoopCallFacts,
 } from './dbCalls.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
@@ -127,7 +127,7 @@ function findLoopSites(model: FileModel): Record<DbOpKind, LoopSite[]> {
     const call = calls[i]!;
     if (!call.loops.length) continue;
     const op = classifyDbCall(model, call);
-    if (!op) continue;
+    if (!op || isWriteReload(model, call, op)) continue;
     // Chunked `in_(...)` statements and pages are the batched form, not the per-item one; so is
     // a statement sent with a list of parameter sets (one executemany).
     if (op.statement?.batched || op.statement?.chain.includes('offset') || executesMany(model, call)) continue;
