@@ -54,7 +54,7 @@ export const missingRollback: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'A failed commit, flush or statement whose session is never rolled back before it is used again',
-    what: 'Finds a `try` around a commit, flush, statement or query whose `except` catches database errors (bare, `Exception`, `SQLAlchemyError`, `IntegrityError`, …) and neither calls `rollback()` nor re-raises while the session is used again — after the `try`, or by the next iteration of a loop around it (`for row in rows: db.add(...); try: db.commit() except IntegrityError: continue`: after the first duplicate every commit fails; also a DB-API cursor, whose transaction refuses every statement after an error; not inside `begin_nested()`, nor on an autocommit connection) — or uses the session before its rollback; and a commit outside any `try` and session `with` that follows a write and a call that can fail outside the database (network, file I/O), so a failure there leaves the flushed writes on a session nobody rolls back — only for a session that outlives the function and that no caller owns (a module-level session, one the function keeps open itself): a session handed in as a parameter is closed, and rolled back, by whoever handed it in, and Flask-SQLAlchemy\'s `db.session` by the app context\'s teardown. A handler that hands the session to a helper (`reset(session)`) before using it is taken to clean it up. Low when a session `with` around the commit rolls back on exit anyway. Also through calls: in a loop that goes on, a `try` around a call of a same-repo function that reaches the database (not a session provider called as a `with` item, nor a function that opens and commits a session of its own) whose handler swallows the error: `low`, since the helper fails in other ways too.',
+    what: 'Finds a `try` around a commit, flush, statement or query whose `except` catches database errors (bare, `Exception`, `SQLAlchemyError`, `IntegrityError`, …) and neither calls `rollback()` nor re-raises while the session is used again — after the `try`, or by the next iteration of a loop around it (`for row in rows: db.add(...); try: db.commit() except IntegrityError: continue`: after the first duplicate every commit fails; also a DB-API cursor, whose transaction refuses every statement after an error; not inside `begin_nested()`, nor on an autocommit connection) — or uses the session before its rollback; and a commit outside any `try` and session `with` that follows a write and a call that can fail outside the database (network, file I/O), so a failure there leaves the flushed writes on a session nobody rolls back — only for a session that outlives the function and that no caller owns (a module-level session, one the function keeps open itself): a session handed in as a parameter is closed, and rolled back, by whoever handed it in, and Flask-SQLAlchemy\'s `db.session` by the app context\'s teardown. A handler that hands the session to a helper (`reset(session)`) before using it is taken to clean it up. Low when a session `with` around the commit rolls back on exit anyway. Also through calls: in a loop that goes on, a `try` around a call of a same-repo function that reaches the database (not a session provider called as a `with` item, nor a function that opens and commits a session of its own, nor one whose writes all sit in a `try` that rolls back and re-raises: the caller\'s handler then gets a session already rolled back) whose handler swallows the error: `low`, since the helper fails in other ways too.',
     why: 'After a failed flush or commit a SQLAlchemy session refuses all further work until `rollback()` is called (`PendingRollbackError`), and its connection stays inside the failed transaction. An error swallowed without a rollback, or an exception between the writes and the commit, leaves the session and its connection in that state for whoever uses them next.',
     bad:
       'import logging\n\nfrom sqlalchemy.exc import SQLAlchemyError\nfrom sqlalchemy.orm import Session\n\nfrom app.models import User\n\nlog = logging.getLogger(__name__)\n\n\n'
@@ -124,6 +124,10 @@ export const missingRollback: FileRule & RepoRule = {
       // graph some function always does.)
       const opensOwn = (f: FnRef) => graph.ownEffects(f).some((e) => e.kind === OWN_COMMIT_EFFECT || e.kind === OPENS_SESSION);
       if (opensOwn(to) || opensOwn(reach.steps[reach.steps.length - 1]!.fn)) continue;
+      // A helper that wraps its own writes in `except: session.rollback(); raise` hands the
+      // caller's handler a clean session: the writes that fail on the database are rolled back
+      // where they failed (what else it runs is a read, whose usual error — no row — is not one).
+      if (reach.steps.some((s) => graph.ownEffects(s.fn).some((e) => e.kind === CLEANS_UP))) continue;
       const key = `${file.path}:${site.what}`;
       if (done.has(key)) continue;
       done.add(key);
@@ -162,6 +166,7 @@ export function collectSwallowedCalls(model: FileModel): Effect[][] {
     if (a.functionIndex >= 0 && a.value && /^[A-Za-z_]\w*$/.test(a.target) && opensSessionValue(model, a.value, a.functionIndex)) out[a.functionIndex]!.push({ kind: OPENS_SESSION, what: '', line: a.line, column: 1 });
   }
   if (!/\btry\s*:/.test(model.source) || !/\bexcept\b/.test(model.source)) return out;
+  if (model.source.includes('rollback')) cleanUpFunctions(model, out);
   const autocommit = new Map<number, boolean>();
   for (const call of model.calls) {
     if (call.functionIndex < 0 || !call.loops.length || call.offloaded || canFailOnSession(model, call)) continue;
@@ -202,6 +207,35 @@ export function collectSwallowedCalls(model: FileModel): Effect[][] {
 
 /** Own effect: the function opens a session of its own (a `with` or an assignment from a factory). */
 export const OPENS_SESSION = 'opens_session';
+
+/**
+ * Own effect: the function's writes that can fail on the database (a flush, a commit, a
+ * statement) all sit in `try` blocks whose handler rolls the session back and re-raises: a caller
+ * that swallows the error gets a session already rolled back.
+ */
+export const CLEANS_UP = 'cleans_up';
+
+/** The functions of the file whose failing writes are all rolled back and re-raised in place (see {@link CLEANS_UP}). */
+function cleanUpFunctions(model: FileModel, out: Effect[][]): void {
+  const guarded = new Map<number, { line: number; column: number }>();
+  const unguarded = new Set<number>();
+  for (const call of model.calls) {
+    if (call.functionIndex < 0 || call.method === 'rollback' || !canFailOnSession(model, call)) continue;
+    const op = call.method === 'commit' || call.method === 'flush' ? null : classifyDbCall(model, call);
+    if (op?.kind === 'read') continue;
+    const fnNode = model.functions[call.functionIndex]!.node;
+    const safe = enclosingTries(call.node, fnNode).some((t) => {
+      const handlers = exceptClauses(t).filter((h) => catchesDbErrors(h));
+      return handlers.length > 0 && handlers.every((h) => {
+        const hb = h.namedChildren.find((c) => c.type === 'block') ?? h;
+        return /\b\w*rollback\s*\(/.test(hb.text) && hb.namedChildren.some(raises);
+      });
+    });
+    if (!safe) unguarded.add(call.functionIndex);
+    else if (!guarded.has(call.functionIndex)) guarded.set(call.functionIndex, { line: call.line, column: call.column });
+  }
+  for (const [fn, at] of guarded) if (!unguarded.has(fn)) out[fn]!.push({ kind: CLEANS_UP, what: '', ...at });
+}
 
 /** `Maker()`, `Session(bind=...)`, `factory()` typed as a sessionmaker: a new session. */
 function opensSessionValue(model: FileModel, value: SyntaxNode, fnIndex: number): boolean {
