@@ -23,7 +23,7 @@ import { typeResolver, type ClassRef, type TypeValue } from './types.js';
 import { resolveHandle, isBlockingDbMethod, handleMethodLabel, type HandleResult, type NameLookup } from '../semantic/db.js';
 import { blockingMethod } from '../semantic/blockingIo.js';
 import { flagAtCall } from '../semantic/guards.js';
-import { CHEAP_IO, HANDED_ARG } from './effects.js';
+import { CHEAP_IO, HANDED_ARG, IMPORTED_ITERABLE } from './effects.js';
 
 /** A function of the repo: file index in `index.files`, function index in that file. */
 export interface FnRef {
@@ -61,6 +61,14 @@ export interface Reach {
 
 export type PropagationMode = 'sync' | 'any';
 
+/**
+ * Does the call (a site of `ref`) sit in a loop over a handful of constants another module
+ * declares (`for s in DEFAULT_SEVERITIES:`, see `IMPORTED_ITERABLE`)?
+ */
+export function overImportedConstants(graph: CallGraph, ref: FnRef, call: { line: number; column: number }): boolean {
+  return graph.ownEffects(ref).some((e) => e.kind === IMPORTED_ITERABLE && e.line === call.line && e.column === call.column && graph.smallConstant(e.what));
+}
+
 export interface CallGraph {
   readonly index: RepoIndex;
   /** The repo function a call site in `file` calls, or null. */
@@ -73,6 +81,11 @@ export interface CallGraph {
   callAt(file: number, line: number, column: number): SummaryCall | undefined;
   /** A qualified name (`app.storage.save_blob`, `app.svc.Service.run`) to a repo function. */
   resolveQualified(qualified: string): FnRef | null;
+  /**
+   * Is the qualified name (`app.config.DEFAULT_ROLES`) a module-level constant of a repo module
+   * holding a handful of literal items (`FileSummary.smallConstants`), also re-exported once?
+   */
+  smallConstant(qualified: string): boolean;
   function(ref: FnRef): SummaryFunction;
   fileOf(ref: FnRef): FileSummary;
   /** Outgoing edges of a function, in source order. */
@@ -796,6 +809,21 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     overridden,
     asyncFunctions: () => (asyncRefs ??= refs.filter((r) => files[r.file]!.functions[r.fn]!.isAsync && !files[r.file]!.isTestFile)),
     resolveQualified,
+    smallConstant(qualified) {
+      for (let hop = 0, q = qualified; hop < 2; hop++) {
+        const dot = q.lastIndexOf('.');
+        if (dot <= 0) return false;
+        const file = findModule(q.slice(0, dot));
+        if (file === undefined) return false;
+        const name = q.slice(dot + 1);
+        if (files[file]!.smallConstants?.includes(name)) return true;
+        // `from .config import DEFAULTS` in a package's `__init__`: one re-export followed.
+        const again = importsOf(file).get(name);
+        if (!again) return false;
+        q = again;
+      }
+      return false;
+    },
     function: (r) => files[r.file]!.functions[r.fn]!,
     fileOf: (r) => files[r.file]!,
     callees: (r) => out[idOf(r)] ?? NO_EDGES,
@@ -825,7 +853,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
 
 const POSITION_SPAN = 2 ** 26;
 /** Site facts read where they are recorded (`ownEffects`), never through a callee: not propagated. */
-const UNPROPAGATED: ReadonlySet<string> = new Set(['row_call', 'arg_domains', 'deferred_read', 'readonly_commit', 'held_id_lookup', CHEAP_IO]);
+const UNPROPAGATED: ReadonlySet<string> = new Set(['row_call', 'arg_domains', 'deferred_read', 'readonly_commit', 'held_id_lookup', CHEAP_IO, IMPORTED_ITERABLE]);
 /** Calls that run the callable they are given in a worker thread. */
 const OFFLOAD_CONSUMER = /(^|\.)(to_thread|run_in_executor|run_in_threadpool|run_sync|submit|sync_to_async|Thread|Process)$/;
 /** Calls that make the event loop run the callable later, on the loop. */

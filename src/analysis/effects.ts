@@ -6,7 +6,7 @@
  * exactly when its body would be flagged inside `async def`.
  */
 import type { ProjectContext } from '../discovery/context.js';
-import type { CallInfo, FileModel } from '../semantic/model.js';
+import type { CallInfo, FileModel, LoopInfo } from '../semantic/model.js';
 import { resolveName } from '../semantic/model.js';
 import { isMemoisedCall } from '../semantic/memo.js';
 import { BLOCKING_MODULES } from '../semantic/blockingModules.js';
@@ -30,6 +30,39 @@ export const CHILD_PROCESS_EFFECT = 'child_process';
  * effect's name alone, reads it to rate a chain to that call as a single metadata lookup.
  */
 export const CHEAP_IO = 'cheap_io';
+
+/**
+ * A site fact on a call in one loop whose iterable is a name imported from another module
+ * (`for s in DEFAULT_SEVERITIES:`, also through `sorted(...)`/`.items()`): `what` is its qualified
+ * name, for the repo phase to tell a handful of constants (`CallGraph.smallConstant`).
+ */
+export const IMPORTED_ITERABLE = 'imported_iterable';
+
+/** The qualified name of an imported name the loop iterates (`mod.NAME`, or `NAME` imported from `mod`), or null. */
+function importedIterable(model: FileModel, loop: LoopInfo): string | null {
+  let n = loop.kind === 'while' ? null : loop.iterable;
+  for (let depth = 0; n && depth < 3; depth++) {
+    while (n?.type === 'parenthesized_expression') n = n.namedChild(0);
+    if (n?.type !== 'call') break;
+    const fn = n.childForFieldName('function');
+    const args = n.childForFieldName('arguments');
+    const positional = args?.namedChildren.filter((a) => a.type !== 'keyword_argument' && a.type !== 'comment') ?? [];
+    if (fn?.type === 'identifier' && /^(sorted|list|tuple|reversed|enumerate)$/.test(fn.text) && positional.length === 1) n = positional[0]!;
+    else if (fn?.type === 'attribute' && /^(items|keys|values)$/.test(fn.childForFieldName('attribute')?.text ?? '') && args?.namedChildCount === 0) n = fn.childForFieldName('object');
+    else return null;
+  }
+  if (!n) return null;
+  if (n.type === 'identifier') {
+    const q = model.imports.get(n.text);
+    return q && q.includes('.') ? q : null;
+  }
+  if (n.type === 'attribute') {
+    const object = n.childForFieldName('object');
+    const q = object?.type === 'identifier' ? model.imports.get(object.text) : undefined;
+    return q ? `${q}.${n.childForFieldName('attribute')!.text}` : null;
+  }
+  return null;
+}
 
 export interface EffectCollector {
   /** `[functionIndex]` → that function's own effects; `project` when the engine has one. */
@@ -126,6 +159,17 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
     // the repo phase decides (blocking here when the callee calls that parameter itself).
     const handed = !call.awaited && handedBlockingCallable(model, call);
     if (handed) push({ kind: 'blocking_io', what: handed.what, ...at, pending: { typePath: `${HANDED_ARG}${handed.position}`, method: handed.what } });
+  }
+  // Calls in one loop over an imported name: the repo phase tells whether it is a handful of constants.
+  if (model.imports.size) {
+    const byLoop = new Map<number, string | null>();
+    for (const call of model.calls) {
+      if (call.functionIndex < 0 || call.loops.length !== 1) continue;
+      const li = call.loops[0]!;
+      let q = byLoop.get(li);
+      if (q === undefined) byLoop.set(li, (q = importedIterable(model, model.loops[li]!)));
+      if (q) effects[call.functionIndex]!.push({ kind: IMPORTED_ITERABLE, what: q, line: call.line, column: call.column });
+    }
   }
   // Query family: `query` / `write` effects and per-item loop call sites (see dbCalls.ts).
   for (const c of collectors) c.collect(model, project).forEach((list, i) => effects[i]!.push(...list));

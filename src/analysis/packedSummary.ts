@@ -41,6 +41,7 @@ export interface PackedSummary {
   paramUses: Int32Array;
   classes: FileSummary['classes'];
   refs: FileSummary['refs'];
+  smallConstants: string[];
 }
 
 const FN_WORDS = 14;
@@ -165,6 +166,7 @@ export function packSummary(s: FileSummary): PackedSummary {
     paramUses,
     classes: s.classes,
     refs: s.refs,
+    smallConstants: s.smallConstants,
   };
 }
 
@@ -172,7 +174,7 @@ export function isPackedSummary(x: unknown): x is PackedSummary {
   const p = x as PackedSummary | null;
   return (
     !!p && typeof p === 'object' && p.packed === 1 && typeof p.path === 'string' && typeof p.moduleName === 'string' &&
-    Array.isArray(p.strings) && Array.isArray(p.suppressions) && Array.isArray(p.entryPoints) && Array.isArray(p.classes) && Array.isArray(p.refs) &&
+    Array.isArray(p.strings) && Array.isArray(p.suppressions) && Array.isArray(p.entryPoints) && Array.isArray(p.classes) && Array.isArray(p.refs) && Array.isArray(p.smallConstants) &&
     [p.imports, p.moduleDefs, p.functions, p.effects, p.calls, p.exportedTypes, p.paramUses].every((a) => a instanceof Int32Array) &&
     p.functions.length % FN_WORDS === 0 && p.effects.length % EFFECT_WORDS === 0 && p.calls.length % CALL_WORDS === 0
   );
@@ -275,6 +277,7 @@ export function unpackSummary(p: PackedSummary): FileSummary {
     entryPoints: p.entryPoints,
     classes: p.classes,
     refs: p.refs,
+    smallConstants: p.smallConstants,
   };
 }
 

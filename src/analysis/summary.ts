@@ -121,6 +121,11 @@ export interface FileSummary {
   classes: SummaryClass[];
   /** Functions and bound methods passed as values. */
   refs: SummaryRef[];
+  /**
+   * Module-level names bound once, to a literal of at most ten items (`DEFAULTS = [...]`): a loop
+   * over one, from another module, runs a handful of times (see `CallGraph.smallConstant`).
+   */
+  smallConstants: string[];
 }
 
 /** Everything the repo phase knows: every file's summary. */
@@ -205,7 +210,32 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
     entryPoints: model.entryPoints.map((e) => [e.kind, e.name]),
     classes: objects.classes,
     refs: objects.refs,
+    smallConstants: smallConstants(model),
   };
+}
+
+const GROWS = /^(append|extend|insert|update|add|setdefault)$/;
+
+/** The most items a literal may hold to count as a handful of constants (as the query rules' small loops). */
+const SMALL_CONSTANT = 10;
+
+/** See {@link FileSummary.smallConstants}. */
+function smallConstants(model: FileModel): string[] {
+  const out: string[] = [];
+  let grown: Set<string> | null = null;
+  for (const name of model.moduleDefs) {
+    const bindings = assignmentsTo(model, name);
+    if (bindings.length !== 1 || bindings[0]!.functionIndex >= 0) continue;
+    let v = bindings[0]!.value;
+    while (v?.type === 'parenthesized_expression') v = v.namedChild(0);
+    if (!v || !['list', 'tuple', 'set', 'dictionary'].includes(v.type) || v.namedChildCount > SMALL_CONSTANT) continue;
+    if (v.namedChildren.some((c) => c.type === 'list_splat' || c.type === 'dictionary_splat' || c.type === 'comment')) continue;
+    // Grown by the module itself (`EXTRA.append(...)`, in a registration function too): not a constant.
+    grown ??= new Set(model.calls.filter((c) => c.dottedReceiver && GROWS.test(c.method)).map((c) => c.dottedReceiver!));
+    if (grown.has(name)) continue;
+    out.push(name);
+  }
+  return out;
 }
 
 const SIMPLE_DOTTED = /^[A-Za-z_][\w.]*$/;

@@ -9,7 +9,7 @@ import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import { callsOf } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRuleContext, RepoRuleContext } from '../../types.js';
-import { callGraphOf, ownSites, siteCalls, type CallEdge, type CallGraph, type FnRef, type Reach, type SiteCall } from '../../../analysis/callgraph.js';
+import { callGraphOf, overImportedConstants, ownSites, siteCalls, type CallEdge, type CallGraph, type FnRef, type Reach, type SiteCall } from '../../../analysis/callgraph.js';
 import { FN_PROPERTY, UNTYPED } from '../../../analysis/objects.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
 import { INVARIANT_READ, PARAM_ROW_CALL, ROW_CALL, ROW_QUERY } from './rowCalls.js';
@@ -385,6 +385,8 @@ export function reportHelperSites(
   for (const { ref, file, fn, call, to, facts } of sites) {
     // A call followed by a way out of the loop: a search for reads, per item for writes.
     if (facts.stopsEarly && effectKind !== WRITE_EFFECT) continue;
+    // A handful of constants another module declares: a fixed cost, as a literal here would be.
+    if (overImportedConstants(graph, ref, call)) continue;
     // A chain with a call resolved by the method's name alone (its receiver untyped) is not
     // evidence enough for a per-row claim: in the field review every such N+1 had followed a
     // same-named method of an unrelated class (a mixin's attribute typed from one subclass).
