@@ -90,6 +90,34 @@ describe('incremental cache', () => {
     ageTree(root);
   });
 
+  it('an edit that changes no summary keeps the repo phase\'s result, with the edited lines\' text read again', async () => {
+    await run(true); // record the tree
+    // A chain finding (repo phase) whose line gets a trailing comment: the summary is the same,
+    // the line's text (the fingerprint's input) is not.
+    const file = path.join(root, 'PA301.py');
+    const before = fs.readFileSync(file, 'utf8');
+    const target = 'ensure_spool_dir(base)  # expect: PA301';
+    expect(before).toContain(target);
+    try {
+      fs.writeFileSync(file, before.replace(target, `${target}  # reviewed`) + '\n# a note at the end\n');
+      const edited = await run(true);
+      expect(edited.out.cache).toMatchObject({ misses: 1, repoKept: 'summaries' });
+      const uncached = await run(false);
+      expect(edited.json).toBe(uncached.json);
+      expect(edited.out.result.findings.find((f) => f.path === 'PA301.py' && f.message.includes('ensure_spool_dir'))?.fingerprint)
+        .toBe(uncached.out.result.findings.find((f) => f.path === 'PA301.py' && f.message.includes('ensure_spool_dir'))?.fingerprint);
+      // An edit that changes a summary runs the repo phase again.
+      fs.appendFileSync(file, '\n\nasync def spool_again(base: Path):\n    return create_spool_dir(base)\n');
+      const changed = await run(true);
+      expect(changed.out.cache).toMatchObject({ misses: 1, repoKept: null });
+      expect(changed.json).toBe((await run(false)).json);
+      expect(changed.out.result.findings.some((f) => f.path === 'PA301.py' && f.function === 'spool_again')).toBe(true);
+    } finally {
+      fs.writeFileSync(file, before);
+      ageTree(root);
+    }
+  });
+
   it('a touched but unchanged file is a hit confirmed by its content hash', async () => {
     await run(true); // record the aged mtimes
     const file = path.join(root, 'PA301.py');

@@ -13,7 +13,7 @@ import { isFileRule } from '../dist/src/rules/types.js';
 import { walk } from '../dist/src/discovery/walk.js';
 import { discoverContext } from '../dist/src/discovery/discover.js';
 import { repoModuleNames } from '../dist/src/analysis/summary.js';
-import { decodeSummary, encodeSummary, isPackedSummary, packSummary, unpackSummary } from '../dist/src/analysis/packedSummary.js';
+import { decodeSummary, encodeSummary, encodeSummaryWithDigest, isPackedSummary, packSummary, unpackSummary } from '../dist/src/analysis/packedSummary.js';
 import { runPool } from '../dist/src/pool/pool.js';
 import { isTestPath } from '../dist/src/semantic/model.js';
 import type { FileSummary } from '../src/analysis/summary.js';
@@ -30,6 +30,22 @@ async function sampleSummaries(root = SAMPLE): Promise<FileSummary[]> {
 }
 
 describe('packed summaries', () => {
+  it('have a digest of their content that does not depend on how V8 built their arrays', async () => {
+    const [s] = await sampleSummaries();
+    // V8 writes an empty array built by `new Array(0)` (holey) as sparse, `[]` as dense: equal
+    // summaries, different bytes. The digest must not see that.
+    const dense = { ...s!, suppressions: [], entryPoints: [] };
+    const holey = { ...s!, suppressions: new Array(0), entryPoints: new Array(0) };
+    const a = encodeSummaryWithDigest(dense);
+    const b = encodeSummaryWithDigest(holey);
+    expect(Buffer.from(a.bytes).equals(Buffer.from(b.bytes))).toBe(false);
+    expect(a.digest).toBe(b.digest);
+    // Any change of content changes it.
+    const moved = { ...s!, functions: s!.functions.map((f, i) => (i === 0 ? { ...f, startLine: f.startLine + 1 } : f)) };
+    expect(encodeSummaryWithDigest(moved).digest).not.toBe(a.digest);
+    expect(encodeSummaryWithDigest({ ...s!, smallConstants: ['DEFAULTS'] }).digest).not.toBe(a.digest);
+  });
+
   it('read back equal to the summaries packed, key order included', async () => {
     const summaries = await sampleSummaries();
     // The sample has effects with and without a pending type path, nulls and flags to carry.

@@ -13,6 +13,7 @@
  * threads and sit in the cache are `encodeSummary`'s: the v8 serialisation of the pack, which a
  * structured clone copies as one block and the cache stores as it is.
  */
+import crypto from 'node:crypto';
 import v8 from 'node:v8';
 import type { Effect, FileSummary, SummaryCall, SummaryFunction } from './summary.js';
 import type { FunctionRole } from '../semantic/model.js';
@@ -284,6 +285,25 @@ export function unpackSummary(p: PackedSummary): FileSummary {
 /** A summary as the bytes that cross threads and sit in the cache. */
 export function encodeSummary(s: FileSummary): Uint8Array {
   return v8.serialize(packSummary(s));
+}
+
+/**
+ * The bytes of {@link encodeSummary} and a digest of the summary's content. The bytes cannot be
+ * the digest's input: V8 writes an array's elements kind (an empty array as sparse or dense,
+ * as the engine happened to build it), so equal summaries can serialize differently from one
+ * run to the next. The digest reads the pack field by field, in a fixed order.
+ */
+export function encodeSummaryWithDigest(s: FileSummary): { bytes: Uint8Array; digest: string } {
+  const p = packSummary(s);
+  const h = crypto.createHash('sha256');
+  h.update(`${p.path}\0${p.moduleName}\0${p.isTestFile ? 1 : 0}\0${p.strings.length}\0`);
+  h.update(p.strings.join('\0'));
+  for (const a of [p.imports, p.moduleDefs, p.functions, p.effects, p.calls, p.exportedTypes, p.paramUses]) {
+    h.update(`\0${a.length}\0`);
+    h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  }
+  h.update(JSON.stringify([p.suppressions, p.entryPoints, p.classes, p.refs, p.smallConstants]));
+  return { bytes: v8.serialize(p), digest: h.digest('base64') };
 }
 
 /** The summary in `bytes` (from {@link encodeSummary}); throws when they are not one. */

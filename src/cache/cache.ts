@@ -54,7 +54,7 @@ import type { SourceFile } from '../discovery/walk.js';
 import type { OneOffKind } from '../analysis/executionContext.js';
 import type { FactsKind, FactsRead, FileOutcome, RawFinding } from '../pool/protocol.js';
 import type { FileSummary } from '../analysis/summary.js';
-import { decodeSummary, encodeSummary } from '../analysis/packedSummary.js';
+import { decodeSummary, encodeSummaryWithDigest } from '../analysis/packedSummary.js';
 import type { PythonFactsResult } from '../discovery/discover.js';
 import type { InternalError } from '../types.js';
 import { pathState } from '../engine/analyzeFile.js';
@@ -103,6 +103,18 @@ interface FactsRecord {
   blob: Uint8Array | null;
 }
 
+/**
+ * The repo phase's result and the keys it is valid under: `key`, every file's content (a warm
+ * rescan); `summaryKey`, every file's summary and per-file finding lines (a rescan whose edits
+ * left every summary as it was: the repo phase would compute the same, but for the text of the
+ * lines of the edited files, read again).
+ */
+interface RepoRecord {
+  key: string;
+  summaryKey?: string;
+  result: RepoResult;
+}
+
 /** The repo phase's own output, reusable when its inputs (every summary, the context, the rules) are unchanged. */
 export interface RepoResult {
   findings: RawFinding[];
@@ -121,7 +133,7 @@ interface Pack {
   othersKey: string | null;
   context: ProjectContext | null;
   files: Map<string, Entry>;
-  repo: { key: string; result: RepoResult } | null;
+  repo: RepoRecord | null;
   /** Loads the discovery facts per Python file, valid under the tool hash they were recorded with (null when unreadable). */
   facts: () => { tool: string; entries: Map<string, FactsRecord> } | null;
   /** The facts section as stored, digest checked: written back as is when discovery did not run. */
@@ -140,6 +152,11 @@ export interface CacheStats {
   factsReused: number;
   /** The context was kept: only Python files changed, and their facts read again equal the recorded ones. */
   contextKept: boolean;
+  /**
+   * The repo phase's last result was reused: `content`, no file changed; `summaries`, the files
+   * that changed left every summary as it was (see `summariesKey`); null when it ran.
+   */
+  repoKept: 'content' | 'summaries' | null;
   wrote: boolean;
 }
 
@@ -152,7 +169,7 @@ export interface LookupResult {
 type FileStat = Pick<fs.Stats, 'mtimeMs' | 'size' | 'ino'>;
 
 export class ScanCache {
-  readonly stats: CacheStats = { hits: 0, hashed: 0, misses: 0, contextHit: false, factsReused: 0, contextKept: false, wrote: false };
+  readonly stats: CacheStats = { hits: 0, hashed: 0, misses: 0, contextHit: false, factsReused: 0, contextKept: false, repoKept: null, wrote: false };
   private readonly old: Pack | null;
   private readonly scanStart = Date.now();
   private readonly next = new Map<string, Entry>();
@@ -161,7 +178,7 @@ export class ScanCache {
   private readonly nextFacts = new Map<string, FactsRecord>();
   /** Whether discovery ran this scan; if not (context cached: no file changed), the old facts stand. */
   private factsLooked = false;
-  private repo: { key: string; result: RepoResult } | null = null;
+  private repo: RepoRecord | null = null;
   private readonly statByRel = new Map<string, FileStat | null>();
   private toolHash = toolFingerprint();
   private fileKey = '';
@@ -384,11 +401,63 @@ export class ScanCache {
       const st = this.stat(o.path);
       if (!st) continue;
       const { ruleMs: _r, stageMs: _s, hash: _h, summary, summaryBytes, ...kept } = o;
+      // The summary's digest (see `encodeSummaryWithDigest`): the worker's, or made here for an
+      // outcome of the main thread's pass. None known for bytes that came without one.
+      let bytes = summaryBytes ?? null;
+      if (!bytes && summary) {
+        const encoded = encodeSummaryWithDigest(summary);
+        bytes = encoded.bytes;
+        o.summaryHash = encoded.digest;
+      } else if (!bytes) o.summaryHash = '';
+      if (o.summaryHash !== undefined) kept.summaryHash = o.summaryHash;
       this.next.set(o.path, [st.mtimeMs, st.size, st.ino, hash, kept]);
-      const bytes = summaryBytes ?? (summary ? encodeSummary(summary) : null);
       if (bytes) this.nextSummaries.set(o.path, bytes);
       this.changed = true;
     }
+  }
+
+  /**
+   * The hits whose summary the old pack does not hold, without reading any summary: the caller
+   * analyses those files again before it decides whether the repo phase must run.
+   */
+  missingSummaries(hits: FileOutcome[]): Set<string> {
+    const missing = new Set<string>();
+    const table = this.loadOldSummaries();
+    for (const o of hits) {
+      if (table?.has(o.path) || o.skipped) continue;
+      missing.add(o.path);
+      this.next.delete(o.path);
+      this.changed = true;
+    }
+    this.stats.hits -= missing.size;
+    this.stats.misses += missing.size;
+    return missing;
+  }
+
+  /**
+   * The key of the repo phase's inputs by what they are, not by the files' bytes: every file's
+   * summary (its hash) and the lines of its per-file findings (whose execution contexts the
+   * repo phase looks up), with the context and the rules. Null when an outcome has no summary
+   * hash (an outcome this cache did not store).
+   */
+  summariesKey(outcomes: FileOutcome[], repoCodes: string[]): string | null {
+    const h = crypto.createHash('sha256').update(this.fileKey).update('\0').update(JSON.stringify([...repoCodes].sort()));
+    for (const o of outcomes) {
+      if (o.summaryHash === undefined) return null;
+      h.update('\0').update(o.path).update('\0').update(o.summaryHash).update('\0');
+      for (const f of o.findings) h.update(`${f.line},`);
+    }
+    return h.digest('hex');
+  }
+
+  /** The repo phase's result recorded under the summaries' key, if any (see {@link summariesKey}). */
+  cachedRepoBySummaries(summaryKey: string | null): RepoResult | null {
+    const r = this.old?.repo;
+    if (!summaryKey || !r || r.summaryKey !== summaryKey) return null;
+    const result = r.result;
+    if (!result || !Array.isArray(result.findings) || !Array.isArray(result.internalErrors) || !Array.isArray(result.contexts)) return null;
+    this.stats.repoKept = 'summaries';
+    return result;
   }
 
   /**
@@ -431,13 +500,14 @@ export class ScanCache {
     if (!key || !this.old?.repo || this.old.repo.key !== key) return null;
     const r = this.old.repo.result;
     if (!r || !Array.isArray(r.findings) || !Array.isArray(r.internalErrors) || !Array.isArray(r.contexts)) return null;
+    this.stats.repoKept = 'content';
     this.repo = this.old.repo;
     return r;
   }
 
-  setRepo(key: string | null, result: RepoResult): void {
+  setRepo(key: string | null, result: RepoResult, summaryKey?: string | null): void {
     if (!key) return;
-    this.repo = { key, result };
+    this.repo = summaryKey ? { key, summaryKey, result } : { key, result };
     this.changed = true;
   }
 

@@ -43,7 +43,7 @@ export function formatTimings(out: ScanOutput): string {
   if (mainThread + workers) lines.push(`${'  passes'.padEnd(20)} ${mainThread} on the main thread (small), ${workers} in the workers`);
   if (out.cache) {
     const c = out.cache;
-    lines.push(`${'  of which cache'.padEnd(20)} ${t.cacheMs.toFixed(1).padStart(10)}  (${c.hits} hit${c.hashed ? `, ${c.hashed} by hash` : ''}, ${c.misses} analysed, context ${c.contextHit ? 'cached' : c.contextKept ? 'kept (the changed files\' facts are the same)' : c.factsReused ? `discovered, facts of ${c.factsReused} files reused` : 'discovered'})`);
+    lines.push(`${'  of which cache'.padEnd(20)} ${t.cacheMs.toFixed(1).padStart(10)}  (${c.hits} hit${c.hashed ? `, ${c.hashed} by hash` : ''}, ${c.misses} analysed, context ${c.contextHit ? 'cached' : c.contextKept ? 'kept (the changed files\' facts are the same)' : c.factsReused ? `discovered, facts of ${c.factsReused} files reused` : 'discovered'}${c.repoKept === 'summaries' ? '; repo phase kept: the edits changed no summary' : ''})`);
   }
   const stages = Object.entries(t.stageMs);
   const stageTotal = stages.reduce((s, [, ms]) => s + ms, 0);

@@ -89,6 +89,29 @@ export function runRepoPhase(
   return { findings, internalErrors, ruleMs, contexts: findingContexts(index, positions, project) };
 }
 
+/**
+ * A previous result of the repo phase for a tree whose summaries did not change, with the line
+ * texts (the fingerprints' input) of the findings in the files analysed again read afresh: an
+ * edit that changes no summary can still change the text of a finding's line.
+ */
+export function withLineTexts(result: RepoResult, analysed: ReadonlySet<string>, rootPath: string): RepoResult {
+  const lines = new Map<string, string[]>();
+  const findings = result.findings.map((f) => {
+    if (!analysed.has(f.path)) return f;
+    let text = lines.get(f.path);
+    if (!text) {
+      try {
+        text = fs.readFileSync(path.join(rootPath, f.path), 'utf8').split('\n');
+      } catch {
+        text = [];
+      }
+      lines.set(f.path, text);
+    }
+    return { ...f, lineText: (text[f.line - 1] ?? '').trim() };
+  });
+  return { ...result, findings };
+}
+
 /** The one-off execution context of each finding's line, where it has one. */
 function findingContexts(index: RepoIndex, positions: [string, number][], project: ProjectContext): RepoResult['contexts'] {
   const out: RepoResult['contexts'] = [];

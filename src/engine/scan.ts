@@ -17,7 +17,7 @@ import { selectRules } from '../rules/registry.js';
 import { isFileRule, isRepoRule, type RuleMeta } from '../rules/types.js';
 import { importRootsOf } from '../semantic/importRoots.js';
 import { repoModuleNames, type FileSummary, type RepoIndex } from '../analysis/summary.js';
-import { runRepoPhase } from './repoPhase.js';
+import { runRepoPhase, withLineTexts } from './repoPhase.js';
 import type { ProjectContext } from '../discovery/context.js';
 import { assignOccurrenceSuffixes, compareFindings, fingerprint, scoreFindings } from '../merge/score.js';
 import { validateFinding } from '../merge/validate.js';
@@ -173,8 +173,10 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
       ({ hits: cached, misses: toAnalyse } = cache.lookup(walked.python));
       // Nothing changed: the repo phase's last result stands and no summary is even loaded.
       if (toAnalyse.length === 0) repoCached = cache.cachedRepo(cache.repoKey(sortByPath(cached), repoCodes));
+      // Hits whose summary the pack lacks are analysed again; the others' summaries are read only
+      // if the repo phase must run (below), which an edit that changes no summary spares.
       if (!repoCached && cached.length) {
-        const lost = cache.attachSummaries(cached);
+        const lost = cache.missingSummaries(cached);
         if (lost.size) {
           cached = cached.filter((o) => !lost.has(o.path));
           const again = new Set(toAnalyse);
@@ -185,22 +187,43 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     }
     let outcomes: FileOutcome[] = cached;
     let parser = 'none (all files cached)';
-    if (toAnalyse.length) {
-      const pooled = await pool.audit(toAnalyse, context);
-      // The workers' heaps and parser memory are not needed past this point: they go now, not
-      // after the repo phase and the report. Awaited: the threads exit through this thread's
-      // event loop, and the summaries, the repo phase and the cache write below run without
-      // yielding to it. Started without the await, the workers' ~260 MB on the 2M-line tree
-      // stayed resident until the scan returned, under the repo phase's own peak.
-      await pool.close();
+    const analysed = new Set<string>();
+    const audit = async (files: typeof toAnalyse) => {
+      const pooled = await pool.audit(files, context);
       parser = pooled.parser;
       if (cache) {
         const ts = performance.now();
         cache.store(pooled.outcomes);
         cacheMs += performance.now() - ts;
       }
-      outcomes = cached.length ? cached.concat(pooled.outcomes) : pooled.outcomes;
+      for (const o of pooled.outcomes) analysed.add(o.path);
+      outcomes = outcomes.length ? outcomes.concat(pooled.outcomes) : pooled.outcomes;
+    };
+    if (toAnalyse.length) await audit(toAnalyse);
+    // Edits that left every summary (and every per-file finding's line) as it was: the repo
+    // phase would give what it gave last time, but for the text of the edited files' lines.
+    if (cache && !repoCached && analysed.size && !hooks.index) {
+      const ts = performance.now();
+      const last = cache.cachedRepoBySummaries(cache.summariesKey(sortByPath(outcomes), repoCodes));
+      if (last) repoCached = withLineTexts(last, analysed, rootPath);
+      cacheMs += performance.now() - ts;
     }
+    if (cache && !repoCached && cached.length) {
+      const ts = performance.now();
+      const lost = cache.attachSummaries(cached);
+      cacheMs += performance.now() - ts;
+      // Summaries the pack holds but that do not read back: those files are analysed again.
+      if (lost.size) {
+        outcomes = outcomes.filter((o) => !lost.has(o.path));
+        await audit(walked.python.filter((f) => lost.has(f.rel)));
+      }
+    }
+    // The workers' heaps and parser memory are not needed past this point: they go now, not
+    // after the repo phase and the report. Awaited: the threads exit through this thread's
+    // event loop, and the summaries, the repo phase and the cache write below run without
+    // yielding to it. Started without the await, the workers' ~260 MB on the 2M-line tree
+    // stayed resident until the scan returned, under the repo phase's own peak.
+    await pool.close();
     sortByPath(outcomes);
     // The summaries are final: into the next pack now, before the repo phase's peak.
     if (cache) {
@@ -252,7 +275,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     }
     if (cache) {
       const ts = performance.now();
-      if (!repoCached) cache.setRepo(cache.repoKey(outcomes, repoCodes), repo);
+      if (!repoCached || analysed.size) cache.setRepo(cache.repoKey(outcomes, repoCodes), repo, cache.summariesKey(outcomes, repoCodes));
       cache.save();
       cacheMs += performance.now() - ts;
     }

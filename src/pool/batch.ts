@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import { createParser, type PythonParser } from '../parse/parser.js';
 import { analyzeFile, floorFile } from '../engine/analyzeFile.js';
-import { encodeSummary } from '../analysis/packedSummary.js';
+import { encodeSummary, encodeSummaryWithDigest } from '../analysis/packedSummary.js';
 import { ALL_RULES } from '../rules/registry.js';
 import { isFileRule, type FileRule } from '../rules/types.js';
 import { readSharedContext, type BatchResult, type BatchTask, type FactsRead, type FileOutcome, type WorkerSetup } from './protocol.js';
@@ -57,7 +57,12 @@ export function createBatchRunner(setup: WorkerSetup & { timings?: boolean }): B
             ? analyzeFile(f.rel, f.abs, parser!, rules, context!, { timings: setup.timings, rootDir: setup.rootDir, hash: setup.hashContent, repoModules, importPrefix: prefixer(f.rel) })
             : floorFile(f.rel, f.abs, parser, mode === 'walk');
         if (outcome.summary) {
-          outcome.summaryBytes = encodeSummary(outcome.summary);
+          // With the cache on, the summary's digest too: the repo phase's input by content.
+          if (setup.hashContent) {
+            const { bytes, digest } = encodeSummaryWithDigest(outcome.summary);
+            outcome.summaryBytes = bytes;
+            outcome.summaryHash = digest;
+          } else outcome.summaryBytes = encodeSummary(outcome.summary);
           delete outcome.summary;
         }
         files.push(outcome);

@@ -105,6 +105,12 @@ export interface FileOutcome {
   /** sha256 of the bytes analysed, when the cache asked for it; never stored in the cache. */
   hash?: string;
   /**
+   * sha256 of the summary's bytes ('' when the file has no summary), set by the cache when it
+   * stores the outcome: the repo phase's input from this file, by content (see
+   * `ScanCache.summariesKey`).
+   */
+  summaryHash?: string;
+  /**
    * Files outside this one whose state the outcome depends on (Rule 6's small-file evidence
    * stats a path named in the flagged call): root-relative path and the size seen (-1: not a
    * regular file). The cache re-checks them before trusting the outcome.
