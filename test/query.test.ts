@@ -315,6 +315,10 @@ describe('PA107 severity by how the loop\'s N grows', () => {
     // A loaded row's collection stays rows; a query's rows passed by keyword are rows.
     expect(at107(line('# A caller passes a loaded row') + 1).severity).toBe('high');
     expect(at107(line('# The only caller passes the rows of a query by keyword: high.') + 1).severity).toBe('high');
+    // Typed with a schema class: what the callers send, also when one builds it itself; a page of rows stays high.
+    expect(at107(line('for t in tags_in.tags]')).severity).toBe('low');
+    expect(at107(line('for b in page.items]')).severity).toBe('high');
+    expect(at107(line('for b in report.books]')).severity).toBe('high');
     // `reversed(range(1, 4))` is three iterations the code states: no N+1.
     expect(at(query, 'loop_domain.py', line('Book.quarter == q'), 'PA107')).toBeUndefined();
   });

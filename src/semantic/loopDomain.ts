@@ -40,6 +40,11 @@ export interface LoopDomain {
   name?: string;
   /** For `param`: the loop is over an attribute of the parameter (rows unless every caller passes input). */
   held?: boolean;
+  /**
+   * For a `held` param: the parameter is typed with a class of the project's that is not an ORM
+   * model (`item_in: ItemUpdate`), a schema the callers fill: input unless one passes rows.
+   */
+  dto?: boolean;
 }
 
 /** Does the expression (in function `fnIndex`, before `line`) hold a query's rows? Supplied by the caller. */
@@ -103,7 +108,7 @@ export function nestedLoopDomain(model: FileModel, loops: readonly LoopInfo[], i
  */
 export function encodeDomain(d: LoopDomain): string {
   if (d.kind === 'call') return `c${d.line}:${d.column}`;
-  if (d.kind === 'param') return `${d.held ? 'h' : 'a'}${d.position! >= 0 ? d.position : 'k'}${d.name ? `~${d.name}` : ''}`;
+  if (d.kind === 'param') return `${d.dto ? 'd' : d.held ? 'h' : 'a'}${d.position! >= 0 ? d.position : 'k'}${d.name ? `~${d.name}` : ''}`;
   return d.kind[0]!;
 }
 
@@ -112,9 +117,12 @@ export function decodeDomain(code: string): LoopDomain {
   if (code === 'i') return INPUT;
   const m = /^c(\d+):(\d+)$/.exec(code);
   if (m) return { kind: 'call', line: Number(m[1]), column: Number(m[2]) };
-  const a = /^([ah])(\d+|k)(?:~(\w+))?$/.exec(code);
+  const a = /^([ahd])(\d+|k)(?:~(\w+))?$/.exec(code);
   if (!a) return UNKNOWN;
-  return { kind: 'param', position: a[2] === 'k' ? -1 : Number(a[2]), ...(a[3] ? { name: a[3] } : {}), ...(a[1] === 'h' ? { held: true } : {}) };
+  return {
+    kind: 'param', position: a[2] === 'k' ? -1 : Number(a[2]), ...(a[3] ? { name: a[3] } : {}),
+    ...(a[1] !== 'a' ? { held: true } : {}), ...(a[1] === 'd' ? { dto: true } : {}),
+  };
 }
 
 /**
@@ -280,7 +288,10 @@ export function domainOf(model: FileModel, expr: SyntaxNode | null, fnIndex: num
         // Of the function's own parameter: rows, unless every caller hands it the request's
         // input (a service's `item_in.tags`, with `item_in` the handler's body) — and a parameter
         // typed with an ORM model is a row whatever the callers pass.
-        if (inner.kind === 'param' && !inner.held && object.type === 'identifier' && !annotatedModel(model, paramAnnotation(model, fnIndex, object.text))) return { ...inner, held: true };
+        if (inner.kind === 'param' && !inner.held && object.type === 'identifier') {
+          const annotation = paramAnnotation(model, fnIndex, object.text);
+          if (!annotatedModel(model, annotation)) return { ...inner, held: true, ...(schemaAnnotation(model, annotation) ? { dto: true } : {}) };
+        }
         return ROWS;
       }
       return UNKNOWN;
@@ -466,6 +477,31 @@ function annotatedModel(model: FileModel, annotation: string | null): boolean {
   const m = /^(?:(?:typing\.)?(?:Optional|Annotated)\[\s*)?["']?(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*)/.exec(annotation.trim());
   return !!m && model.modelClasses.has(m[1]!);
 }
+
+/**
+ * Does the annotation name one class (`ItemUpdate`, `schemas.ItemUpdate`, `Optional[ItemUpdate]`)
+ * named as a schema of what a client sends (see {@link SCHEMA_NAME}) that is not one of the
+ * project's ORM models, in a project whose models are known? Not a page of results (`Page[...]`,
+ * `Pagination`), which holds rows.
+ */
+function schemaAnnotation(model: FileModel, annotation: string | null): boolean {
+  if (!annotation || !model.modelClasses.size) return false;
+  const m = /^(?:(?:typing\.)?Optional\[\s*)?["']?(?:[A-Za-z_]\w*\.)*([A-Z]\w*)["']?\s*\]?\s*(?:\|\s*None)?$/.exec(annotation.trim());
+  if (!m) return false;
+  const cls = m[1]!;
+  return SCHEMA_NAME.test(cls) && !model.modelClasses.has(cls) && !PAGE_TYPES.test(cls) && !TYPING_NAMES.has(cls);
+}
+
+/**
+ * Class names of what a client sends, as the frameworks' docs name them (`ItemCreate`,
+ * `ItemUpdate`, `ItemIn`, `CreateItem`, `SignupRequest`): a context object the service builds
+ * from its own queries (`ReportContext`) is not one.
+ */
+const SCHEMA_NAME = /^[A-Z]\w*(In|Input|Create|Update|Patch|Request|Payload|Body|Form|Params|Register|Registration|Submit|Command)$|^(Create|Update|Patch|New)[A-Z]\w*$/;
+
+/** Containers of rows by name: a page of a query's results. */
+const PAGE_TYPES = /^(Page|Paginat\w*|\w*Page|\w*Pagination|Query|Select|Result\w*|ScalarResult|Sequence|Iterable|Iterator|List|Set|Tuple|Dict|Mapping)$/;
+const TYPING_NAMES = new Set(['Any', 'Session', 'AsyncSession', 'Request', 'Response', 'Path', 'UUID', 'Decimal', 'Enum']);
 
 /** The annotation of the parameter `name` of function `fnIndex`, or null. */
 function paramAnnotation(model: FileModel, fnIndex: number, name: string): string | null {

@@ -706,7 +706,7 @@ function loopFacts(graph: CallGraph): LoopFacts {
  * (through typed calls) grow with the data; any other call's result is unknown.
  */
 export function resolveDomain(graph: CallGraph, file: number, domain: LoopDomain, fn?: FnRef): 'rows' | 'input' | 'unknown' {
-  if (domain.kind === 'param') return fn ? paramDomain(graph, fn, domain) : domain.held ? 'rows' : 'unknown';
+  if (domain.kind === 'param') return fn ? paramDomain(graph, fn, domain) : domain.held && !domain.dto ? 'rows' : 'unknown';
   if (domain.kind !== 'call') return domain.kind;
   const call = graph.callAt(file, domain.line!, domain.column!);
   if (!call) return 'unknown';
@@ -723,12 +723,13 @@ export function resolveDomain(graph: CallGraph, file: number, domain: LoopDomain
  * when a caller (outside tests) passes rows there, input when every caller passes request input,
  * else unknown (no caller seen, or one passes something else). One level up: a caller passing
  * its own parameter on is unknown. A loop over an attribute of the parameter (`held`) is over a
- * loaded object's collection, rows, unless every caller passes request input.
+ * loaded object's collection, rows, unless every caller passes request input; over an attribute
+ * of a parameter typed with a schema class (`dto`), it is what the callers send (input) unless
+ * one passes rows.
  */
 function paramDomain(graph: CallGraph, fn: FnRef, param: LoopDomain): 'rows' | 'input' | 'unknown' {
   let input = 0;
   let callers = 0;
-  const otherwise = param.held ? 'rows' : 'unknown';
   for (const edge of graph.callers(fn)) {
     if (graph.fileOf(edge.from).isTestFile) continue;
     callers++;
@@ -740,7 +741,10 @@ function paramDomain(graph: CallGraph, fn: FnRef, param: LoopDomain): 'rows' | '
     if (d === 'rows') return 'rows';
     if (d === 'input') input++;
   }
-  return callers > 0 && input === callers ? 'input' : otherwise;
+  if (callers > 0 && input === callers) return 'input';
+  // A schema-typed parameter's list (`item_in.tags`): what the callers send, unless one passes rows.
+  if (param.dto) return callers > 0 ? 'input' : 'unknown';
+  return param.held ? 'rows' : 'unknown';
 }
 
 function queries(graph: CallGraph, ref: FnRef): boolean {
