@@ -423,12 +423,14 @@ export class ScanCache {
   missingSummaries(hits: FileOutcome[]): Set<string> {
     const missing = new Set<string>();
     const table = this.loadOldSummaries();
-    for (const o of hits) {
-      if (table?.has(o.path) || o.skipped) continue;
-      missing.add(o.path);
-      this.next.delete(o.path);
-      this.changed = true;
-    }
+    for (const o of hits) if (!table?.has(o.path) && !o.skipped) missing.add(o.path);
+    return this.forget(missing);
+  }
+
+  /** Hits whose summary is missing are analysed again: out of the next pack, and counted as misses. */
+  private forget(missing: Set<string>): Set<string> {
+    for (const rel of missing) this.next.delete(rel);
+    if (missing.size) this.changed = true;
     this.stats.hits -= missing.size;
     this.stats.misses += missing.size;
     return missing;
@@ -441,11 +443,16 @@ export class ScanCache {
    * hash (an outcome this cache did not store).
    */
   summariesKey(outcomes: FileOutcome[], repoCodes: string[]): string | null {
+    return this.inputsKey(outcomes, repoCodes, (o) => (o.summaryHash === undefined ? null : `${o.summaryHash}\0${o.findings.map((f) => f.line).join(',')}`));
+  }
+
+  /** A key of the repo phase's inputs: the context and the rules, then `part` of each file (null: no key). */
+  private inputsKey(outcomes: FileOutcome[], repoCodes: string[], part: (o: FileOutcome) => string | null | undefined): string | null {
     const h = crypto.createHash('sha256').update(this.fileKey).update('\0').update(JSON.stringify([...repoCodes].sort()));
     for (const o of outcomes) {
-      if (o.summaryHash === undefined) return null;
-      h.update('\0').update(o.path).update('\0').update(o.summaryHash).update('\0');
-      for (const f of o.findings) h.update(`${f.line},`);
+      const p = part(o);
+      if (!p) return null;
+      h.update('\0').update(o.path).update('\0').update(p);
     }
     return h.digest('hex');
   }
@@ -454,10 +461,9 @@ export class ScanCache {
   cachedRepoBySummaries(summaryKey: string | null): RepoResult | null {
     const r = this.old?.repo;
     if (!summaryKey || !r || r.summaryKey !== summaryKey) return null;
-    const result = r.result;
-    if (!result || !Array.isArray(result.findings) || !Array.isArray(result.internalErrors) || !Array.isArray(result.contexts)) return null;
+    if (!validRepoResult(r.result)) return null;
     this.stats.repoKept = 'summaries';
-    return result;
+    return r.result;
   }
 
   /**
@@ -473,33 +479,21 @@ export class ScanCache {
       if (s && s.path === o.path) {
         o.summary = s;
         this.nextSummaries.set(o.path, raw!);
-      } else if (!o.skipped) {
-        missing.add(o.path);
-        this.next.delete(o.path);
-        this.changed = true;
-      }
+      } else if (!o.skipped) missing.add(o.path);
     }
-    // Those are analysed again: count them as such.
-    this.stats.hits -= missing.size;
-    this.stats.misses += missing.size;
-    return missing;
+    return this.forget(missing);
   }
 
   /** The key of the repo phase's inputs: every file's content, the context, the rules. */
   repoKey(outcomes: FileOutcome[], repoCodes: string[]): string | null {
-    const h = crypto.createHash('sha256').update(this.fileKey).update('\0').update(JSON.stringify([...repoCodes].sort()));
-    for (const o of outcomes) {
-      if (!o.hash) return null;
-      h.update('\0').update(o.path).update('\0').update(o.hash);
-    }
-    return h.digest('hex');
+    return this.inputsKey(outcomes, repoCodes, (o) => o.hash);
   }
 
   /** The repo phase's result recorded under `key`, if any. */
   cachedRepo(key: string | null): RepoResult | null {
     if (!key || !this.old?.repo || this.old.repo.key !== key) return null;
     const r = this.old.repo.result;
-    if (!r || !Array.isArray(r.findings) || !Array.isArray(r.internalErrors) || !Array.isArray(r.contexts)) return null;
+    if (!validRepoResult(r)) return null;
     this.stats.repoKept = 'content';
     this.repo = this.old.repo;
     return r;
@@ -860,6 +854,11 @@ function decodeSummaries(buf: Buffer): Map<string, Buffer> | null {
     at += blobLen;
   }
   return out;
+}
+
+/** A repo result read from a pack has the shape the scan reads. */
+function validRepoResult(r: RepoResult | null | undefined): r is RepoResult {
+  return !!r && Array.isArray(r.findings) && Array.isArray(r.internalErrors) && Array.isArray(r.contexts);
 }
 
 /** A cached summary's bytes as a summary, or null when they are not one. */
