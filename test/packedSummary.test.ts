@@ -38,7 +38,7 @@ describe('packed summaries', () => {
     const holey = { ...s!, suppressions: new Array(0), entryPoints: new Array(0) };
     const a = encodeSummaryWithDigest(dense);
     const b = encodeSummaryWithDigest(holey);
-    expect(Buffer.from(a.bytes).equals(Buffer.from(b.bytes))).toBe(false);
+    // (On Node 20 the two byte strings differ; the digest must be equal whether or not they do.)
     expect(a.digest).toBe(b.digest);
     // Any change of content changes it.
     const moved = { ...s!, functions: s!.functions.map((f, i) => (i === 0 ? { ...f, startLine: f.startLine + 1 } : f)) };

@@ -315,6 +315,9 @@ describe('PA107 severity by how the loop\'s N grows', () => {
     // A loaded row's collection stays rows; a query's rows passed by keyword are rows.
     expect(at107(line('# A caller passes a loaded row') + 1).severity).toBe('high');
     expect(at107(line('# The only caller passes the rows of a query by keyword: high.') + 1).severity).toBe('high');
+    // A loaded row's collection handed on from the caller's own parameter; rows by keyword to the first parameter.
+    expect(at107(line('# The only caller hands on a loaded row\'s collection: rows, high.') + 1).severity).toBe('high');
+    expect(at107(line('# The only caller passes a query\'s rows by keyword to the first parameter: high.') + 1).severity).toBe('high');
     // Typed with a schema class: what the callers send, also when one builds it itself; a page of rows stays high.
     expect(at107(line('for t in tags_in.tags]')).severity).toBe('low');
     expect(at107(line('for b in page.items]')).severity).toBe('high');

@@ -37,5 +37,7 @@ describe('PA301 severity', () => {
     expect(chainNames(ensured.chain)).toEqual(['spool_upload', 'ensure_spool_dir', 'Path.mkdir']);
     expect(ensured.severity).toBe('low');
     expect(on('PA301.py', 'create_spool_dir(base / "new")')[0]!.severity).toBe('high');
+    // A metadata lookup first does not make a helper that then writes a file cheap.
+    expect(on('PA301.py', 'save_spool_report(base, text)  # expect')[0]!.severity).toBe('high');
   });
 });

@@ -23,7 +23,7 @@ import { typeResolver, type ClassRef, type TypeValue } from './types.js';
 import { resolveHandle, isBlockingDbMethod, handleMethodLabel, type HandleResult, type NameLookup } from '../semantic/db.js';
 import { blockingMethod } from '../semantic/blockingIo.js';
 import { flagAtCall } from '../semantic/guards.js';
-import { CHEAP_IO, HANDED_ARG, IMPORTED_ITERABLE } from './effects.js';
+import { HANDED_ARG, IMPORTED_ITERABLE } from './effects.js';
 
 /** A function of the repo: file index in `index.files`, function index in that file. */
 export interface FnRef {
@@ -853,7 +853,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
 
 const POSITION_SPAN = 2 ** 26;
 /** Site facts read where they are recorded (`ownEffects`), never through a callee: not propagated. */
-const UNPROPAGATED: ReadonlySet<string> = new Set(['row_call', 'arg_domains', 'deferred_read', 'readonly_commit', 'held_id_lookup', CHEAP_IO, IMPORTED_ITERABLE]);
+const UNPROPAGATED: ReadonlySet<string> = new Set(['row_call', 'arg_domains', 'deferred_read', 'readonly_commit', 'held_id_lookup', IMPORTED_ITERABLE]);
 /** Calls that run the callable they are given in a worker thread. */
 const OFFLOAD_CONSUMER = /(^|\.)(to_thread|run_in_executor|run_in_threadpool|run_sync|submit|sync_to_async|Thread|Process)$/;
 /** Calls that make the event loop run the callable later, on the loop. */

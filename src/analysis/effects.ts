@@ -25,11 +25,11 @@ import { isEngineConstructor } from '../semantic/resources.js';
 export const CHILD_PROCESS_EFFECT = 'child_process';
 
 /**
- * A site fact beside a `blocking_io` effect whose call is a cheap metadata check only with its
- * arguments (`mkdir(exist_ok=True)`, see `isCheapMetadata`): the repo phase, which sees the
- * effect's name alone, reads it to rate a chain to that call as a single metadata lookup.
+ * Beside each `blocking_io` effect that is more than one metadata lookup (`isCheapMetadata`, with
+ * the call's arguments: `mkdir(exist_ok=True)` is one; any of them in a loop is not): a chain
+ * that reaches none of these is a single metadata lookup, `low` like the call itself.
  */
-export const CHEAP_IO = 'cheap_io';
+export const HEAVY_IO = 'heavy_io';
 
 /**
  * A site fact on a call in one loop whose iterable is a name imported from another module
@@ -140,14 +140,17 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
     const io = blockingIoCall(model, call);
     if (io) {
       push({ kind: 'blocking_io', what: io, ...at });
-      if (!call.loops.length && !isCheapMetadata(io) && isCheapMetadata(io, call)) push({ kind: CHEAP_IO, what: io, ...at });
+      if (call.loops.length || !isCheapMetadata(io, call)) push({ kind: HEAVY_IO, what: io, ...at });
       // A child process is also a wait of its own kind: a transaction open around it waits for it.
       if (runsChildProcess(io)) push({ kind: CHILD_PROCESS_EFFECT, what: io, ...at });
       continue;
     }
     // Decided in the repo phase, which knows the type; the same call may still be a DB call.
     const typedElsewhere = pendingBlockingMethod(model, call);
-    if (typedElsewhere) push({ kind: 'blocking_io', what: typedElsewhere.method, ...at, pending: typedElsewhere });
+    if (typedElsewhere) {
+      push({ kind: 'blocking_io', what: typedElsewhere.method, ...at, pending: typedElsewhere });
+      push({ kind: HEAVY_IO, what: typedElsewhere.method, ...at });
+    }
     const db = syncDbCall(model, call);
     if (db) {
       push('what' in db ? { kind: 'sync_db', what: db.what, ...at } : { kind: 'sync_db', what: db.pending.method, ...at, pending: db.pending });
@@ -158,7 +161,10 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
     // `timed(requests.head, url)`: a blocking library function handed to another function, which
     // the repo phase decides (blocking here when the callee calls that parameter itself).
     const handed = !call.awaited && handedBlockingCallable(model, call);
-    if (handed) push({ kind: 'blocking_io', what: handed.what, ...at, pending: { typePath: `${HANDED_ARG}${handed.position}`, method: handed.what } });
+    if (handed) {
+      push({ kind: 'blocking_io', what: handed.what, ...at, pending: { typePath: `${HANDED_ARG}${handed.position}`, method: handed.what } });
+      push({ kind: HEAVY_IO, what: handed.what, ...at });
+    }
   }
   // Calls in one loop over an imported name: the repo phase tells whether it is a handful of constants.
   if (model.imports.size) {

@@ -233,6 +233,8 @@ function smallConstants(model: FileModel): string[] {
     // Grown by the module itself (`EXTRA.append(...)`, in a registration function too): not a constant.
     grown ??= new Set(model.calls.filter((c) => c.dottedReceiver && GROWS.test(c.method)).map((c) => c.dottedReceiver!));
     if (grown.has(name)) continue;
+    // `NAME["k"] = v`, `NAME += [...]`: grown by assignment.
+    if (new RegExp(`(?<![\\w.])${name}\\s*(\\[[^\\]\\n]*\\]\\s*=(?!=)|\\+=)`).test(model.source)) continue;
     out.push(name);
   }
   return out;
@@ -241,8 +243,8 @@ function smallConstants(model: FileModel): string[] {
 const SIMPLE_DOTTED = /^[A-Za-z_][\w.]*$/;
 /** A new engine built in the function's own body (PA407 reports where it is built). */
 export const NEW_ENGINE = 'new_engine';
-/** A call a loop site or an argument fact names by position, for the repo phase (`encodeDomain`: `|c12:5`, `,c12:5`). */
-const ITERATED_CALL = /(?:^|[|,])c(\d+):(\d+)(?=$|[,|])/g;
+/** A call a loop site or an argument fact names by position, for the repo phase (`encodeDomain`: `|c12:5`, `,c12:5`, a keyword's `;name=c12:5`). */
+const ITERATED_CALL = /(?:^|[|,;=])c(\d+):(\d+)(?=$|[,|;])/g;
 /** The callee forms the call graph resolves without a qualified name (see `resolveCall` in callgraph.ts). */
 const LOCAL_CALLEE = /^(?:(?:self|cls)\.)?[A-Za-z_]\w*$/;
 

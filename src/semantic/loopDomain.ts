@@ -91,13 +91,18 @@ export function loopDomain(model: FileModel, loop: LoopInfo, isRows: RowsOracle)
  */
 export function nestedLoopDomain(model: FileModel, loops: readonly LoopInfo[], isRows: RowsOracle): LoopDomain {
   let call: LoopDomain | null = null;
+  let held: LoopDomain | null = null;
   let unknown = false;
   for (const loop of loops) {
     const d = loopDomain(model, loop, isRows);
     if (d.kind === 'rows') return ROWS;
-    if (d.kind === 'call' || d.kind === 'param') call ??= d;
+    // A loaded object's collection held by a parameter: rows unless its callers say otherwise,
+    // the larger claim before another loop's call.
+    if (d.kind === 'param' && d.held && !d.dto) held ??= d;
+    else if (d.kind === 'call' || d.kind === 'param') call ??= d;
     else if (d.kind === 'unknown') unknown = true;
   }
+  if (held) return held;
   if (call) return call;
   return unknown ? UNKNOWN : INPUT;
 }
@@ -194,6 +199,9 @@ function argumentCode(model: FileModel, text: string | null, node: SyntaxNode | 
     const n = /^[A-Za-z_][\w.]*$/.test(callee) && !NOT_REPO_CALLEES.has(callee) ? node ?? nodeOf() : null;
     if (n) d = domainOf(model, n, fnIndex, line, isRows, 0);
   }
+  // A collection of the caller's own parameter (`author.books`): a loaded object's rows, or (a
+  // schema's list) what the caller's callers sent, as the callee's loop would read it here.
+  if (d.kind === 'param' && d.held) return d.dto ? 'i' : 'r';
   return d.kind === 'rows' || d.kind === 'input' || d.kind === 'call' ? encodeDomain(d) : 'u';
 }
 
@@ -205,7 +213,7 @@ function argumentCode(model: FileModel, text: string | null, node: SyntaxNode | 
 export function passedDomain(what: string, position: number, name: string | undefined): string | undefined {
   const semi = what.indexOf(';');
   const positional = semi < 0 ? what : what.slice(0, semi);
-  const byPosition = position >= 0 ? positional.split(',')[position] : undefined;
+  const byPosition = position >= 0 && positional !== '' ? positional.split(',')[position] : undefined;
   if (byPosition !== undefined || semi < 0 || !name) return byPosition;
   for (const kw of what.slice(semi + 1).split(',')) if (kw.startsWith(`${name}=`)) return kw.slice(name.length + 1);
   return undefined;

@@ -981,7 +981,9 @@ export const commitsPerIteration = perLoop((model, loop) => model.calls.some((c)
  */
 export function isWriteReload(model: FileModel, call: CallInfo, op: DbOp): boolean {
   if (op.kind !== 'read' || !op.what.endsWith('.refresh')) return false;
-  return callsOf(model, call.functionIndex).some((c) => c.functionIndex === call.functionIndex && c.start < call.start && isExplicitFlush(model, c));
+  // In the same iteration (the same loops): a commit before a loop of refreshes is not this one's write.
+  const sameLoops = (c: CallInfo) => c.loops.length === call.loops.length && c.loops.every((l, i) => l === call.loops[i]);
+  return callsOf(model, call.functionIndex).some((c) => c.functionIndex === call.functionIndex && c.start < call.start && sameLoops(c) && isExplicitFlush(model, c));
 }
 
 /** `session.flush()` / `session.commit()` on a DB handle. */

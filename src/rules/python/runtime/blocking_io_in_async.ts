@@ -55,7 +55,7 @@ export const blockingIoInAsync: FileRule & RepoRule = {
   },
   checkRepo(ctx: RepoRuleContext): void {
     reportEventLoopChains(ctx, 'blocking_io', SEVERITY, (what, fn, chain) =>
-      `blocking call \`${what}\` on the event loop inside \`async def ${fn}\`; ${alternativeFor(what)}`, [], (what, cheap) => (cheap || isCheapMetadata(what) ? 'low' : undefined), alternativeFor);
+      `blocking call \`${what}\` on the event loop inside \`async def ${fn}\`; ${alternativeFor(what)}`, [], (_what, cheap) => (cheap ? 'low' : undefined), alternativeFor);
   },
 };
 

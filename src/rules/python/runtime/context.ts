@@ -1,5 +1,5 @@
 /** Helpers shared by the runtime rules: where the event loop runs, severity by role, chains. */
-import { CHEAP_IO } from '../../../analysis/effects.js';
+import { HEAVY_IO } from '../../../analysis/effects.js';
 import type { CallInfo, FileModel, FunctionInfo, FunctionRole } from '../../../semantic/model.js';
 import { effectiveRole } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
@@ -85,7 +85,7 @@ export function reportEventLoopChains(
   coveredBy: string[] = [],
   /**
    * A severity decided by what the effect calls, over the role's (a cheap metadata lookup);
-   * `cheap` when the call's own arguments make it one (`mkdir(exist_ok=True)`: `CHEAP_IO`).
+   * `cheap` when the chain reaches no blocking I/O but single metadata lookups (`HEAVY_IO`).
    */
   severityOf: (what: string, cheap: boolean) => Severity | undefined = () => undefined,
   /** The fix to name for what the effect calls (the async alternative), over the rule's own. */
@@ -122,8 +122,8 @@ export function reportEventLoopChains(
       const chain = graph.chainSteps(reach, { ref, call: edge.call });
       // A chain through a call resolved by the method's name alone is a weaker claim.
       const weak = reach.weak || edge.weak === true;
-      const last = reach.steps[reach.steps.length - 1]!.fn;
-      const cheap = graph.ownEffects(last).some((e) => e.kind === CHEAP_IO && e.line === reach.effect.line && e.column === reach.effect.column);
+      // One metadata lookup only when nothing heavier is reachable through this call.
+      const cheap = kind === 'blocking_io' && !graph.reaches(edge.to, HEAVY_IO, 'sync');
       ctx.report({
         path: file.path,
         location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },

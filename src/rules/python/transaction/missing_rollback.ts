@@ -31,10 +31,10 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
-import { callGraphOf, siteCalls, type FnRef } from '../../../analysis/callgraph.js';
+import { callGraphOf, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { FLUSH_EFFECT, QUERY_EFFECT, WRITE_EFFECT } from '../query/dbCalls.js';
-import { OWN_COMMIT_EFFECT } from './effects.js';
+import { COMMIT_EFFECT, OWN_COMMIT_EFFECT } from './effects.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import { assignmentsTo, isFlaskHandle } from '../../../semantic/model.js';
 import { typeString } from '../../../semantic/valueTypes.js';
@@ -127,7 +127,7 @@ export const missingRollback: FileRule & RepoRule = {
       // A helper that wraps its own writes in `except: session.rollback(); raise` hands the
       // caller's handler a clean session: the writes that fail on the database are rolled back
       // where they failed (what else it runs is a read, whose usual error — no row — is not one).
-      if (reach.steps.some((s) => graph.ownEffects(s.fn).some((e) => e.kind === CLEANS_UP))) continue;
+      if (cleansUp(graph, to)) continue;
       const key = `${file.path}:${site.what}`;
       if (done.has(key)) continue;
       done.add(key);
@@ -144,6 +144,22 @@ export const missingRollback: FileRule & RepoRule = {
     }
   },
 };
+
+const WRITES: readonly string[] = [WRITE_EFFECT, FLUSH_EFFECT, COMMIT_EFFECT];
+
+/**
+ * Does every write the function makes, itself or through its callees, fail into a rollback and
+ * re-raise ({@link CLEANS_UP})? A function that cleans up does; one with writes of its own outside
+ * such a `try` does not; otherwise each callee that reaches a write must (a few levels deep). A
+ * function that reaches no write at all is not one: its reads can still fail on the session.
+ */
+function cleansUp(graph: CallGraph, fn: FnRef, depth = 0): boolean {
+  const own = graph.ownEffects(fn);
+  if (own.some((e) => e.kind === CLEANS_UP)) return true;
+  if (depth >= 3 || own.some((e) => WRITES.includes(e.kind))) return false;
+  const writing = graph.callees(fn).filter((e) => WRITES.some((k) => graph.reaches(e.to, k, 'any')));
+  return writing.length > 0 && writing.every((e) => e.to !== fn && cleansUp(graph, e.to, depth + 1));
+}
 
 /** Site fact: a call in a loop's `try` whose handler swallows every error and goes on (`what` = JSON {header, try}). */
 export const SWALLOWED_CALL = 'swallowed_call';
