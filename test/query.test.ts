@@ -584,3 +584,19 @@ describe('PA108 through serializers', () => {
     expect(found.filter((x) => x.path === 'kennel/api.py' && x.line > lineOf(file, 'def visit_ids') && x.line < lineOf(file, 'def strays'))).toEqual([]);
   });
 });
+
+describe('loop domain codes', () => {
+  it('a parameter domain reads back as written: position or keyword, held or schema, any identifier', async () => {
+    const { decodeDomain, encodeDomain, passedDomain } = await import('../dist/src/semantic/loopDomain.js');
+    for (const d of [
+      { kind: 'param', position: 0, name: 'bücher' },
+      { kind: 'param', position: -1, name: 'items', held: true },
+      { kind: 'param', position: 2, name: 'tags_in', held: true, dto: true },
+    ]) expect(decodeDomain(encodeDomain(d as never))).toEqual(d);
+    // What a call passes: by position, else by keyword; a call with keywords only too.
+    expect(passedDomain('u,r;tags=i', 1, 'rows')).toBe('r');
+    expect(passedDomain('u,r;tags=i', -1, 'tags')).toBe('i');
+    expect(passedDomain(';books=r', 0, 'books')).toBe('r');
+    expect(passedDomain('u,r', 3, 'x')).toBeUndefined();
+  });
+});

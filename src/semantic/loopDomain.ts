@@ -122,7 +122,8 @@ export function decodeDomain(code: string): LoopDomain {
   if (code === 'i') return INPUT;
   const m = /^c(\d+):(\d+)$/.exec(code);
   if (m) return { kind: 'call', line: Number(m[1]), column: Number(m[2]) };
-  const a = /^([ahd])(\d+|k)(?:~(\w+))?$/.exec(code);
+  // A Python name may be any identifier (PEP 3131): everything up to the separators other facts use.
+  const a = /^([ahd])(\d+|k)(?:~([^|,;=.~\s]+))?$/.exec(code);
   if (!a) return UNKNOWN;
   return {
     kind: 'param', position: a[2] === 'k' ? -1 : Number(a[2]), ...(a[3] ? { name: a[3] } : {}),
