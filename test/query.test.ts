@@ -94,6 +94,8 @@ describe('PA107 query_in_loop', () => {
     const mailed = at(query, 'PA107.py', line('mail_new_titles(db, a.id)'), 'PA107')!;
     expect(mailed.severity).toBe('low');
     expect(mailed.message).toMatch(/each iteration also calls outside the database \(`mail_new_titles: READER_MAILER.send_message`\)/);
+    // The project's own function named like sending is judged by its body: it only appends.
+    expect(at(query, 'PA107.py', line('tally_author(db, a.id)  # expect'), 'PA107')!.severity).toBe('high');
     const signalled = at(query, 'PA107.py', line('announce_author(db, a.id)'), 'PA107')!;
     expect(signalled.severity).toBe('high');
     expect(signalled.message).not.toMatch(/per-item workflow/);

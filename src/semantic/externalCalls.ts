@@ -115,7 +115,19 @@ export function leavesProcess(model: FileModel, call: CallInfo): string | null {
   const receiver = call.dottedReceiver ?? (call.receiver && (call.receiver.type === 'identifier' || call.receiver.type === 'attribute') ? call.receiver.text.replace(/\s+/g, '') : null);
   if (call.hasReceiver && receiver && !moduleContainer(model, receiver) && INTEGRATION.test(receiver)) return call.calleeText;
   if (!SENDS.test(call.method ?? '') || (receiver && SIGNAL.test(receiver))) return null;
+  // The project's own function or method named like sending (`publish_totals(...)`,
+  // `self.notify(...)`): what its body calls decides, through the call graph.
+  if (projectCallee(model, call, receiver)) return null;
   return call.calleeText;
+}
+
+/** A call of the project's own code: a function of this file or of the project's package, or a method on `self`/`cls`. */
+function projectCallee(model: FileModel, call: CallInfo, receiver: string | null): boolean {
+  if (call.hasReceiver) return !!receiver && (/^(self|cls)(\.|$)/.test(receiver) || ownModule(model, receiver));
+  if (model.functions.some((f) => f.parent < 0 && !f.className && f.name === call.calleeText)) return true;
+  const q = call.qualifiedName;
+  const own = model.moduleName.split('.')[0]!;
+  return !!q && (q === own || q.startsWith(`${own}.`));
 }
 
 /** Receivers that are in-process signals (blinker, Django): their `send` calls this process's receivers. */
