@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scan } from '../dist/src/engine/scan.js';
 import { resolveConfig } from '../dist/src/config/config.js';
 import { renderFormat } from '../dist/src/report/index.js';
+import { crc32ForTest } from '../dist/src/cache/cache.js';
 
 const FIXTURE = path.resolve(__dirname, '../fixtures/runtime');
 const HOUR_AGO = new Date(Date.now() - 3600_000);
@@ -112,6 +113,46 @@ describe('incremental cache', () => {
       expect(changed.out.cache).toMatchObject({ misses: 1, repoKept: null });
       expect(changed.json).toBe((await run(false)).json);
       expect(changed.out.result.findings.some((f) => f.path === 'PA301.py' && f.function === 'spool_again')).toBe(true);
+    } finally {
+      fs.writeFileSync(file, before);
+      ageTree(root);
+    }
+  });
+
+  it('a cached summary that does not read back is analysed again when the repo phase needs it, and the result equals an uncached scan', async () => {
+    await run(true); // record the tree
+    // Damage one file's summary blob in the pack, keeping the section's checksum valid: the pack
+    // is still trusted, that one summary is not readable.
+    const pack = fs.readFileSync(packPath());
+    const magic = 8;
+    const sections = 3;
+    const summariesLen = pack.readUInt32LE(magic + 4 * 1);
+    const head = magic + 4 * sections + 4 * sections;
+    const section = pack.subarray(head, head + summariesLen); // the summaries come first in the file
+    let at = 0;
+    let damaged = '';
+    while (at < section.length) {
+      const nameLen = section.readUInt32LE(at);
+      const blobLen = section.readUInt32LE(at + 4);
+      const name = section.toString('utf8', at + 8, at + 8 + nameLen);
+      if (name === 'PA303.py') {
+        section.fill(0x42, at + 8 + nameLen, at + 8 + nameLen + blobLen);
+        damaged = name;
+        break;
+      }
+      at += 8 + nameLen + blobLen;
+    }
+    expect(damaged).toBe('PA303.py');
+    pack.writeUInt32LE(crc32ForTest.zlib(section), magic + 4 * sections + 4 * 1);
+    fs.writeFileSync(packPath(), pack);
+    // Another file changes its summary: the repo phase must run, so every summary is read.
+    const file = path.join(root, 'PA301.py');
+    const before = fs.readFileSync(file, 'utf8');
+    try {
+      fs.appendFileSync(file, '\n\nasync def read_again(p: Path):\n    return p.read_text()\n');
+      const rescanned = await run(true);
+      expect(rescanned.out.cache).toMatchObject({ misses: 2, repoKept: null });
+      expect(rescanned.json).toBe((await run(false)).json);
     } finally {
       fs.writeFileSync(file, before);
       ageTree(root);

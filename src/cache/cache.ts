@@ -62,7 +62,7 @@ import { TOOL_VERSION } from '../version.js';
 
 export const CACHE_DIR = '.persist-audit-cache';
 const PACK = 'pack-v1.bin';
-const FORMAT = 'persist-audit-cache/6';
+const FORMAT = 'persist-audit-cache/7';
 const MAGIC = Buffer.from('PACACHE4', 'latin1');
 /**
  * Three sections (index, summaries, discovery facts): their lengths, then their CRC-32s. The
