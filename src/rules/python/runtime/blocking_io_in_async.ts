@@ -39,7 +39,12 @@ export const blockingIoInAsync: FileRule & RepoRule = {
     // file's own methods are the same blocking operation (`with open(p) as f: data = f.read()`
     // is one finding, at `open`) — unless a loop repeats them (`while True: f.read(65536)`).
     const reportedOpens = new Map<number, number>();
-    for (const { call } of sites) if (call.qualifiedName === 'builtins.open' && blockingIoCall(ctx.model, call)) reportedOpens.set(call.node.startIndex, call.loops.length);
+    // An `open()` whose finding the code suppresses (`# noqa: PA301`) reports nothing to fold into.
+    const suppressed = (call: CallInfo) => [call.line, call.node.endPosition.row + 1].some((l) => {
+      const codes = ctx.model.suppressions.get(l);
+      return !!codes && (codes.has('*') || codes.has('PA301'));
+    });
+    for (const { call } of sites) if (call.qualifiedName === 'builtins.open' && blockingIoCall(ctx.model, call) && !suppressed(call)) reportedOpens.set(call.node.startIndex, call.loops.length);
     for (const { call, fn } of sites) {
       const what = blockingIoCall(ctx.model, call);
       if (!what) continue;
