@@ -15,6 +15,7 @@ import { blockingFunctionName, blockingIoCall, isCheapMetadata, pendingBlockingM
 import { syncDbCall } from '../semantic/syncDb.js';
 import { cpuHeavyCall } from '../semantic/cpuHeavy.js';
 import { isEngineConstructor } from '../semantic/resources.js';
+import { iterationSource } from '../semantic/smallLiterals.js';
 
 /**
  * What a rule family adds to the summary: effects of each function's own body that its repo
@@ -40,17 +41,7 @@ export const IMPORTED_ITERABLE = 'imported_iterable';
 
 /** The qualified name of an imported name the loop iterates (`mod.NAME`, or `NAME` imported from `mod`), or null. */
 function importedIterable(model: FileModel, loop: LoopInfo): string | null {
-  let n = loop.kind === 'while' ? null : loop.iterable;
-  for (let depth = 0; n && depth < 3; depth++) {
-    while (n?.type === 'parenthesized_expression') n = n.namedChild(0);
-    if (n?.type !== 'call') break;
-    const fn = n.childForFieldName('function');
-    const args = n.childForFieldName('arguments');
-    const positional = args?.namedChildren.filter((a) => a.type !== 'keyword_argument' && a.type !== 'comment') ?? [];
-    if (fn?.type === 'identifier' && /^(sorted|list|tuple|reversed|enumerate)$/.test(fn.text) && positional.length === 1) n = positional[0]!;
-    else if (fn?.type === 'attribute' && /^(items|keys|values)$/.test(fn.childForFieldName('attribute')?.text ?? '') && args?.namedChildCount === 0) n = fn.childForFieldName('object');
-    else return null;
-  }
+  const n = loop.kind === 'while' ? null : iterationSource(loop.iterable);
   if (!n) return null;
   if (n.type === 'identifier') {
     const q = model.imports.get(n.text);

@@ -9,6 +9,7 @@ import { conditionalInFunction } from '../semantic/controlFlow.js';
 import { isMemoisedCall } from '../semantic/memo.js';
 import { dictKeysSet, flagGuard, isMaybeNone, ownFlag, ownKwargs, passedArguments } from '../semantic/guards.js';
 import { exportedTypes } from '../semantic/valueTypes.js';
+import { GROWS, smallLiteral } from '../semantic/smallLiterals.js';
 import { classifyHandle } from '../semantic/db.js';
 import { objectFacts, typePathHead, UNTYPED, type ParamUse, type SummaryClass, type SummaryRef } from './objects.js';
 
@@ -214,11 +215,6 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
   };
 }
 
-const GROWS = /^(append|extend|insert|update|add|setdefault)$/;
-
-/** The most items a literal may hold to count as a handful of constants (as the query rules' small loops). */
-const SMALL_CONSTANT = 10;
-
 /** See {@link FileSummary.smallConstants}. */
 function smallConstants(model: FileModel): string[] {
   const out: string[] = [];
@@ -228,13 +224,14 @@ function smallConstants(model: FileModel): string[] {
     if (bindings.length !== 1 || bindings[0]!.functionIndex >= 0) continue;
     let v = bindings[0]!.value;
     while (v?.type === 'parenthesized_expression') v = v.namedChild(0);
-    if (!v || !['list', 'tuple', 'set', 'dictionary'].includes(v.type) || v.namedChildCount > SMALL_CONSTANT) continue;
-    if (v.namedChildren.some((c) => c.type === 'list_splat' || c.type === 'dictionary_splat' || c.type === 'comment')) continue;
-    // Grown by the module itself (`EXTRA.append(...)`, in a registration function too): not a constant.
-    grown ??= new Set(model.calls.filter((c) => c.dottedReceiver && GROWS.test(c.method)).map((c) => c.dottedReceiver!));
-    if (grown.has(name)) continue;
-    // `NAME["k"] = v`, `NAME += [...]`: grown by assignment.
-    if (new RegExp(`(?<![\\w.])${name}\\s*(\\[[^\\]\\n]*\\]\\s*=(?!=)|\\+=)`).test(model.source)) continue;
+    if (!smallLiteral(v)) continue;
+    // Grown by the module itself (`EXTRA.append(...)`, `EXTRA += [...]`, in a registration
+    // function too), or filled by key (`EXTRA["k"] = v`): not a constant.
+    grown ??= new Set([
+      ...model.calls.filter((c) => c.dottedReceiver && GROWS.test(c.method)).map((c) => c.dottedReceiver!),
+      ...model.augAssignments.map((a) => a.target),
+    ]);
+    if (grown.has(name) || new RegExp(`(?<![\\w.])${name}\\s*\\[[^\\]\\n]*\\]\\s*=(?!=)`).test(model.source)) continue;
     out.push(name);
   }
   return out;

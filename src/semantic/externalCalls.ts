@@ -112,7 +112,7 @@ function moduleContainer(model: FileModel, receiver: string): boolean {
  */
 export function leavesProcess(model: FileModel, call: CallInfo): string | null {
   if (externalCall(model, call)?.kind === 'network') return call.calleeText;
-  const receiver = call.dottedReceiver ?? (call.receiver && (call.receiver.type === 'identifier' || call.receiver.type === 'attribute') ? call.receiver.text.replace(/\s+/g, '') : null);
+  const receiver = receiverText(call);
   if (call.hasReceiver && receiver && !moduleContainer(model, receiver) && INTEGRATION.test(receiver)) return call.calleeText;
   if (!SENDS.test(call.method ?? '') || (receiver && SIGNAL.test(receiver))) return null;
   // The project's own function or method named like sending (`publish_totals(...)`,
@@ -128,6 +128,11 @@ function projectCallee(model: FileModel, call: CallInfo, receiver: string | null
   const q = call.qualifiedName;
   const own = model.moduleName.split('.')[0]!;
   return !!q && (q === own || q.startsWith(`${own}.`));
+}
+
+/** The receiver as dotted text (`self.client`, `plugin.instance`), or null when it is no name or attribute. */
+function receiverText(call: CallInfo): string | null {
+  return call.dottedReceiver ?? (call.receiver && (call.receiver.type === 'identifier' || call.receiver.type === 'attribute') ? call.receiver.text.replace(/\s+/g, '') : null);
 }
 
 /** Receivers that are in-process signals (blinker, Django): their `send` calls this process's receivers. */
@@ -189,7 +194,7 @@ export function networkFunction(q: string): ExternalCall | null {
  */
 export function outsideEffect(model: FileModel, call: CallInfo): string | null {
   if (externalCall(model, call)?.kind === 'network') return call.calleeText;
-  const receiver = call.dottedReceiver ?? (call.receiver && (call.receiver.type === 'identifier' || call.receiver.type === 'attribute') ? call.receiver.text.replace(/\s+/g, '') : null);
+  const receiver = receiverText(call);
   if (call.hasReceiver && receiver && !moduleContainer(model, receiver)
     && (INTEGRATION.test(receiver) || (PLUGIN.test(receiver) && !ownModule(model, receiver)))) return call.calleeText;
   return SENDS.test(call.method) ? call.calleeText : null;

@@ -789,8 +789,8 @@ export function workflowDoes(alsoWrites: string): string {
 }
 
 function workflowNote(alsoWrites: string): string {
-  if (alsoWrites.startsWith(OUTSIDE_MARK)) return `; each iteration also calls outside the database (\`${alsoWrites.slice(OUTSIDE_MARK.length)}\`): a per-item workflow that call dominates, where batching the read alone saves little`;
-  return `; each iteration also writes${alsoWrites ? ` (\`${alsoWrites}\`)` : ''}: a per-item workflow, where batching the read alone saves little`;
+  const dominated = alsoWrites.startsWith(OUTSIDE_MARK) ? ' that call dominates' : '';
+  return `; each iteration also ${workflowDoes(alsoWrites)}: a per-item workflow${dominated}, where batching the read alone saves little`;
 }
 
 export { smallLiteralProduct };

@@ -6,6 +6,7 @@
  *
  * Candidates for the shared layer: `perIterationNames`, `literalSize`, `unwrap`, `positionalArgs`.
  */
+import { GROWS, iterationSource, SMALL_BOUND, smallLiteral } from '../../../semantic/smallLiterals.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import { assignmentsTo, callsOf, loopTargetNode } from '../../../semantic/model.js';
@@ -137,33 +138,6 @@ export function literalSize(loop: LoopInfo): number | null {
   return it.namedChildCount;
 }
 
-/** At most this many iterations is a fixed cost, not an N+1: a handful of constants, a call's keyword arguments. */
-const SMALL_BOUND = 10;
-
-/**
- * The iterable without a `.items()`/`.keys()`/`.values()` view, a `sorted(...)`/`list(...)`
- * wrapper or a comprehension over it (`[x for x in items if x in wanted]` has at most as many).
- */
-function iterationSource(node: SyntaxNode | null): SyntaxNode | null {
-  let n = unwrap(node);
-  for (let depth = 0; n && depth < 3; depth++) {
-    if (n.type === 'list_comprehension' || n.type === 'generator_expression' || n.type === 'set_comprehension') {
-      const clauses = n.namedChildren.filter((c) => c.type === 'for_in_clause');
-      if (clauses.length !== 1) break;
-      n = unwrap(clauses[0]!.childForFieldName('right'));
-      continue;
-    }
-    if (n.type !== 'call') break;
-    const fn = n.childForFieldName('function');
-    const args = n.childForFieldName('arguments');
-    if (fn?.type === 'attribute' && /^(items|keys|values)$/.test(fn.childForFieldName('attribute')?.text ?? '') && args?.namedChildCount === 0) {
-      n = unwrap(fn.childForFieldName('object'));
-    } else if (fn?.type === 'identifier' && /^(sorted|list|tuple|reversed|enumerate)$/.test(fn.text) && args?.namedChildCount === 1) {
-      n = unwrap(args.namedChild(0));
-    } else break;
-  }
-  return n;
-}
 
 /**
  * Is the loop bounded by a small number the code states: a literal (or a module- or class-level
@@ -216,11 +190,6 @@ function configuredSetting(n: SyntaxNode): boolean {
 const CONFIG_ATTRIBUTE = /^(?:[A-Za-z_]\w*\.)*(?:config|settings|conf|cfg|app_config|app_settings)\.[A-Z][A-Z0-9_]*$/;
 const CONFIG_KEY = /^(?:[A-Za-z_]\w*\.)*(?:config|settings)(?:\[\s*(['"])[A-Za-z_][\w.]*\1\s*\]|\.get\(\s*(['"])[A-Za-z_][\w.]*\2\s*(?:,[^()]*)?\))$/;
 
-/** A list, tuple, set or dict literal of at most ten items, without splats. */
-function smallLiteral(n: SyntaxNode | null): boolean {
-  return !!n && ['list', 'tuple', 'set', 'dictionary'].includes(n.type)
-    && !n.namedChildren.some((c) => c.type === 'list_splat' || c.type === 'dictionary_splat') && n.namedChildCount <= SMALL_BOUND;
-}
 
 /**
  * Is `name`, as `loop` sees it, a small literal: a module- or class-level constant bound once,
@@ -237,8 +206,6 @@ function smallLiteralName(model: FileModel, name: string, loop: LoopInfo, local 
     && !model.augAssignments.some((a) => a.functionIndex === loop.functionIndex && a.target === name);
 }
 
-/** Methods that add items to a list, set or dict. */
-const GROWS = /^(append|extend|insert|add|update|setdefault)$/;
 
 /**
  * `keys()` where `keys` is a function of this module that takes nothing and only returns a small
