@@ -15,11 +15,13 @@ import { chainNames } from './helpers/result.js';
 const FIXTURES = path.resolve(__dirname, '../fixtures');
 let query: Finding[] = [];
 let sample: Finding[] = [];
+let staged: Finding[] = [];
 
 beforeAll(async () => {
   const config = resolveConfig({ report: null, log: null, cache: false, jobs: 2, select: ['PA1'] }, {}, null);
   query = (await scan(path.join(FIXTURES, 'query'), config)).result.findings;
   sample = (await scan(path.join(FIXTURES, 'sample-app'), config)).result.findings;
+  staged = (await scan(path.join(FIXTURES, 'query-staged'), config)).result.findings;
 }, 60_000);
 
 const lineOf = (file: string, text: string) => fs.readFileSync(file, 'utf8').split('\n').findIndex((l) => l.includes(text)) + 1;
@@ -600,5 +602,28 @@ describe('loop domain codes', () => {
     expect(passedDomain('u,r;tags=i', -1, 'tags')).toBe('i');
     expect(passedDomain(';books=r', 0, 'books')).toBe('r');
     expect(passedDomain('u,r', 3, 'x')).toBeUndefined();
+  });
+});
+
+describe('a project repository of its own (fixtures/query-staged)', () => {
+  const file = path.join(FIXTURES, 'query-staged/shop/billing.py');
+  const line = (text: string) => lineOf(file, text);
+
+  it('follows `Repo.from_session(s)` (`-> Self`) to the subclass the call names', () => {
+    const n1 = at(staged, 'shop/billing.py', line('found.append(await store.by_number(number))'), 'PA107')!;
+    expect(chainNames(n1.chain)).toEqual(['look_up_numbers', 'InvoiceStore.by_number', 'session.scalar(select Invoice)']);
+    const update = at(staged, 'shop/billing.py', line('await store.close_out(invoice.id)'), 'PA102')!;
+    expect(update.severity).toBe('high');
+    expect(update.message).toMatch(/^`InvoiceStore.close_out` runs one UPDATE\/DELETE/);
+  });
+
+  it('an update() of its own that only sets attributes and stages the row is no statement per item', () => {
+    expect(staged.filter((f) => f.code === 'PA102' && f.line === line('await store.update(invoice, changes={"settled": True})'))).toEqual([]);
+  });
+
+  it('a per-row UPDATE that records a per-item call outside the database is low: a workflow', () => {
+    const f = at(staged, 'shop/billing.py', line('await store.touch(customer)'), 'PA102')!;
+    expect(f.severity).toBe('low');
+    expect(f.message).toMatch(/each iteration also calls outside the database \(`stripe.Customer.retrieve_async`\): a per-item workflow/);
   });
 });

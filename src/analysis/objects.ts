@@ -75,6 +75,13 @@ function boundHandleMethod(t: string): boolean {
   return m !== null && classifyHandle(t.slice(0, m.index))?.kind === 'handle';
 }
 
+/**
+ * What a method returns when it is `-> Self` (PEP 673) or `return cls(...)`: an instance of the
+ * class the call reaches it through, a subclass included (see analysis/types.ts).
+ */
+export const SELF_TYPE = 'Self';
+const SELF_ANNOTATION = /^["']?(?:typing(?:_extensions)?\.)?Self["']?$/;
+
 /** Function kinds the call graph treats apart. */
 export const FN_PROPERTY = 1;
 export const FN_CLASSMETHOD = 2;
@@ -383,6 +390,7 @@ function returnWords(model: FileModel): number[] {
 
 /** What calling the function gives: its annotation, what it yields (a provider), or its first returned value. */
 function returnsOf(model: FileModel, fn: FunctionInfo, bodyFrom: number): string | null {
+  if (fn.className && fn.returnType && SELF_ANNOTATION.test(fn.returnType.trim())) return SELF_TYPE;
   if (fn.returnType && !/^(None|Any|typing\.Any|object)$/.test(fn.returnType.trim())) {
     const t = annotationType(model, fn.returnType);
     if (t) return t;
@@ -418,6 +426,8 @@ function returnsOf(model: FileModel, fn: FunctionInfo, bodyFrom: number): string
   if (!dotted) return null;
   const parts = dotted.split('.');
   let t: string | null;
+  // `return cls(...)` in a classmethod: an instance of the class it is called on.
+  if (call && dotted === 'cls' && fn.className) return SELF_TYPE;
   if (parts[0] === 'self' || parts[0] === 'cls') {
     const cls = classOfFunction(model, fn.index);
     if (!cls) return null;

@@ -16,7 +16,7 @@
  */
 import type { FileSummary, SummaryFunction } from './summary.js';
 import type { SummaryClass } from './objects.js';
-import { FN_PROPERTY, FN_STUB } from './objects.js';
+import { FN_PROPERTY, FN_STUB, SELF_TYPE } from './objects.js';
 
 export interface ClassRef {
   file: number;
@@ -28,7 +28,7 @@ export interface ClassRef {
 export type TypeValue =
   | { kind: 'instance'; cls: ClassRef }
   | { kind: 'class'; cls: ClassRef }
-  | { kind: 'function'; file: number; fn: number; bound: boolean };
+  | { kind: 'function'; file: number; fn: number; bound: boolean; owner?: ClassRef };
 
 export interface ModuleLookup {
   files: readonly FileSummary[];
@@ -215,6 +215,9 @@ export function typeResolver(ix: ModuleLookup): TypeResolver {
     if (v.kind === 'class') return { kind: 'instance', cls: v.cls };
     if (v.kind === 'function') {
       const r = fnOf(v.file, v.fn).returns;
+      // `-> Self` / `return cls(...)`: an instance of the class the method was reached through
+      // (`OrderRepository.from_session(s)` gives an `OrderRepository`, not the base's type).
+      if (r === SELF_TYPE) return v.owner ? { kind: 'instance', cls: v.owner } : null;
       return r ? resolvePath(r, depth + 1) : null;
     }
     return null;
@@ -228,7 +231,7 @@ export function typeResolver(ix: ModuleLookup): TypeResolver {
         const r = fnOf(m.file, m.fn).returns;
         return r ? resolvePath(r, depth + 1) : null;
       }
-      return { kind: 'function', file: m.file, fn: m.fn, bound: true };
+      return { kind: 'function', file: m.file, fn: m.fn, bound: true, owner: v.cls };
     }
     const t = attrType(v.cls, attr);
     return t ? resolvePath(t, depth + 1) : null;

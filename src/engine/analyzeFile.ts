@@ -73,6 +73,7 @@ export function analyzeFile(
     model.dynamicRelations = projectIndex(project).dynamicRelations;
     model.projectHandles = projectIndex(project).projectHandles;
     model.dependencyAliases = project.dependencyAliases ?? [];
+    if (options.repoModules) model.repoModules = options.repoModules;
     if (project.viewClasses?.length) markProjectViews(model, projectIndex(project).viewClasses);
     lap('model');
     // Every call in a function of a non-test file is classified by the summary's query effects

@@ -68,12 +68,28 @@ export function externalCall(model: FileModel, call: CallInfo): ExternalCall | n
   }
   if (!t) return null;
   const head = t.replace(/^@/, '');
+  // What a client returned is data: a response's `.json()`, an SDK object's `.to_dict()`, a
+  // dict-like resource's `.get("metadata")` (Stripe's objects are dict subclasses) read memory.
+  if (LOCAL_DATA_METHODS.has(call.method) || (call.method === 'get' && dictKeyLookup(call))) return null;
   if ((NETWORK_MODULES.test(head) && NETWORK_METHODS.has(call.method)) || (SDK_MODULES.test(head) && (/\(\)/.test(head) || t.startsWith('@')) && /^[a-z]/.test(call.method))) {
     return { kind: 'network', what: `${head.replace(/\(\)$/, '').replace(/\(\)/g, '')}.${call.method}` };
   }
   if (/^(aiofiles\.open|builtins\.open)\(\)/.test(head) && /^(read|write|readlines|writelines)$/.test(call.method)) return { kind: 'file', what: `file.${call.method}` };
   if (/^(pathlib\.Path|anyio\.Path)/.test(head) && PATH_IO.has(call.method)) return { kind: 'file', what: `Path.${call.method}` };
   return null;
+}
+
+/** Methods of a client's responses and an SDK's resource objects that read what is already in memory. */
+const LOCAL_DATA_METHODS = new Set(['to_dict', 'to_dict_recursive', 'keys', 'values', 'items', 'json', 'raise_for_status', 'model_dump', 'model_dump_json', 'serialize', 'to_json', 'copy', 'pop', 'setdefault']);
+
+/**
+ * `obj.get("metadata")`, `obj.get("id", None)`: a lookup by a literal key, not a request — a
+ * URL or path (`client.get("/v1/users")`, `session.get("https://...")`) has a `/` or a `:`.
+ */
+function dictKeyLookup(call: CallInfo): boolean {
+  const first = call.node.childForFieldName('arguments')?.namedChildren.find((a) => a.type !== 'comment');
+  if (first?.type !== 'string' || first.text.startsWith('f')) return false;
+  return /^[rbuRBU]*(["'])[\w.\- ]*\1$/.test(first.text);
 }
 
 const OAUTH_FILES = new WeakMap<FileModel, boolean>();

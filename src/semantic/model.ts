@@ -231,6 +231,11 @@ export interface FileModel {
    * there is a session in this file too. Set by the engine.
    */
   projectHandles: ReadonlyMap<string, string>;
+  /**
+   * The tree's top-level module names (see `repoModuleNames`), when the engine knows them: a type
+   * path starting with one is the project's own class, whose methods the call graph follows.
+   */
+  repoModules?: ReadonlySet<string>;
   /** The project's `X = Annotated[T, Depends(f)]` aliases (see semantic/dependencyAliases.ts); set by the engine. */
   dependencyAliases: readonly { name: string; type: string; provider: string }[];
   /**

@@ -656,11 +656,24 @@ function repositoryOp(model: FileModel, call: CallInfo): DbOp | null | undefined
   // A module imported under a repo-like name is followed through the call graph instead.
   if (call.dottedReceiver === name && (model.imports.has(name) || model.moduleDefs.has(name))) return undefined;
   if (!importsDbLibrary(model) && !call.awaited) return undefined;
+  // A repository class of the project's own (`repo = OrderRepository(session)`): the call graph
+  // follows the call into the method, and its body decides. A write by name would claim a
+  // statement where an `update()` that only sets attributes and stages the row sends none.
+  if (REPO_WRITE.test(call.method) && projectTyped(model, call)) return undefined;
   if (REPO_READ.test(call.method) && callArgs(call.node).positional.length >= 1) {
     return { kind: 'read', what: `${name}.${call.method}`, statement: null };
   }
   if (REPO_WRITE.test(call.method)) return { kind: 'write', what: `${name}.${call.method}`, statement: null };
   return null;
+}
+
+/** Is the call's receiver typed as a class of the tree (its type path starts with one of the tree's modules)? */
+function projectTyped(model: FileModel, call: CallInfo): boolean {
+  if (!model.repoModules) return false;
+  const t = receiverType(model, call);
+  if (!t) return false;
+  const m = /^[@^]?([A-Za-z_]\w*)/.exec(t);
+  return m !== null && model.repoModules.has(m[1]!);
 }
 
 /** Session methods that send pending objects to the database (or autoflush before they query). */

@@ -370,7 +370,7 @@ export function reportHelperSites(
   byDomain = false,
 ): void {
   const graph = callGraphOf(ctx.index);
-  const { sites, workflow } = loopFacts(graph);
+  const { sites, workflow, outside } = loopFacts(graph);
   /**
    * The chain to report: to a query of `effectKind`, else (for reads, when asked) to a
    * primary-key lookup, which is at most `low`: the identity map answers it for rows the session
@@ -400,12 +400,16 @@ export function reportHelperSites(
     const pk = found.pk && !facts.foreignKey && !requestIds;
     const chain = graph.chainSteps(reach, { ref, call });
     const alsoWrites = effectKind === QUERY_EFFECT ? workflow(file.path, facts.loop, facts.writes) : null;
+    // A write reached per item of a loop whose iteration also calls a service or sends a message:
+    // each UPDATE records what that item's call did (a transfer reversed, an email sent), and one
+    // set-based statement cannot stand in for per-item work outside the database.
+    const sends = effectKind === WRITE_EFFECT ? outside(ref, file.path, facts.loop) : null;
     const text = pk ? identityMapMessage!(graph.function(to).qualifiedName, reach.effect.what) : message(graph.function(to).qualifiedName, reach.effect.what);
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-      message: text + (alsoWrites !== null ? workflowNote(alsoWrites) : requestIds ? REQUEST_IDS_NOTE : domain ? domainNote(domain) : ''),
-      severity: alsoWrites !== null || pk ? 'low' : domain ? domainSeverity(domain) : severity(facts.size),
+      message: text + (alsoWrites !== null ? workflowNote(alsoWrites) : sends !== null ? outsideWorkflowNote(sends) : requestIds ? REQUEST_IDS_NOTE : domain ? domainNote(domain) : ''),
+      severity: alsoWrites !== null || sends !== null || pk ? 'low' : domain ? domainSeverity(domain) : severity(facts.size),
       ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : {}),
       function: fn.name,
       chain,
@@ -645,6 +649,11 @@ interface LoopFacts {
    * helper called per item that writes, '' for a write in the loop body (`inLoop`), else null.
    */
   workflow(file: string, loop: string, inLoop: boolean): string | null;
+  /**
+   * A call outside the process that an iteration of the loop at `loop` of function `ref` makes,
+   * itself (`what`) or through a per-item helper (`helper: what`), or null.
+   */
+  outside(ref: FnRef, file: string, loop: string): string | null;
 }
 
 const loopFactsCache = new WeakMap<object, LoopFacts>();
@@ -696,7 +705,34 @@ function loopFacts(graph: CallGraph): LoopFacts {
     }
     return byLoop.get(key) ?? (inLoop ? '' : null);
   };
-  const facts = { sites, workflow };
+  const outsideByLoop = new Map<string, string | null>();
+  const outsideOf = (ref: FnRef, file: string, loop: string): string | null => {
+    const key = `${file}\0${loop}`;
+    if (!outsideByLoop.has(key)) {
+      let found: string | null = null;
+      // The loop's own per-item calls that leave the process (`stripe.Customer.retrieve(...)`).
+      const own = graph.ownEffects(ref);
+      for (const e of own) {
+        if (e.kind !== LOOP_CALL || parseLoopCall(e.what).loop !== loop) continue;
+        const out = own.find((o) => o.kind === OUTSIDE_CALL && o.line === e.line && o.column === e.column);
+        if (out) {
+          found = out.what;
+          break;
+        }
+      }
+      for (const s of found === null ? perItem : []) {
+        if (s.file.path !== file || s.facts.loop !== loop) continue;
+        const o = outside(s);
+        if (o) {
+          found = `${graph.function(s.to).qualifiedName}: ${o.effect.what}`;
+          break;
+        }
+      }
+      outsideByLoop.set(key, found);
+    }
+    return outsideByLoop.get(key)!;
+  };
+  const facts = { sites, workflow, outside: outsideOf };
   loopFactsCache.set(graph, facts);
   return facts;
 }
@@ -786,6 +822,10 @@ export function domainNote(domain: 'rows' | 'input' | 'unknown'): string {
 export function workflowDoes(alsoWrites: string): string {
   if (alsoWrites.startsWith(OUTSIDE_MARK)) return `calls outside the database (\`${alsoWrites.slice(OUTSIDE_MARK.length)}\`)`;
   return `writes${alsoWrites ? ` (\`${alsoWrites}\`)` : ''}`;
+}
+
+function outsideWorkflowNote(sends: string): string {
+  return `; each iteration also calls outside the database (\`${sends}\`): a per-item workflow, where one set-based statement cannot replace the per-item calls`;
 }
 
 function workflowNote(alsoWrites: string): string {
