@@ -42,6 +42,20 @@ describe('execution context', () => {
     expect(got.get('shop/app.py:22 PA404')!.advisory).toBe(false);
   });
 
+  it('per-item queries only administrators\' handlers reach are medium at most, with the handler as evidence', async () => {
+    const got = new Map((await findings()).map((f) => [key(f), f]));
+    const lineOf = (text: string) => fs.readFileSync(path.join(FIXTURE, 'shop/back_office.py'), 'utf8').split('\n').findIndex((l) => l.includes(text)) + 1;
+    // A helper only the superuser-only page calls, and a page that refuses everyone else first.
+    const helper = got.get(`shop/back_office.py:${lineOf('vendor = db.scalars(select(Vendor)')} PA107`)!;
+    expect(helper).toMatchObject({ advisory: false, severity: 'medium', originalSeverity: 'high' });
+    expect(helper.downgrades).toEqual([{ rule: 'execution_context', from: 'high', to: 'medium', evidence: 'reached only from handlers administrators use, e.g. `vendors_page` (shop/back_office.py)' }]);
+    const [guarded, everyone] = [...got.values()].filter((f) => f.path === 'shop/back_office.py' && f.line > helper.line).sort((a, b) => a.line - b.line);
+    expect(guarded).toMatchObject({ severity: 'medium' });
+    expect(guarded!.downgrades[0]!.evidence).toMatch(/`skus_page` .*a handler only administrators reach/);
+    // An early way out for administrators is no gate: everyone else runs the loop.
+    expect(everyone).toMatchObject({ severity: 'high', downgrades: [] });
+  });
+
   it('per-item queries only background jobs reach are low, with the job as evidence', async () => {
     const got = new Map((await findings()).map((f) => [key(f), f]));
     const job = got.get('shop/nightly.py:15 PA107')!;

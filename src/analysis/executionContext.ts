@@ -13,6 +13,7 @@
  */
 import type { CallGraph } from './callgraph.js';
 import type { FileSummary } from './summary.js';
+import { FN_ADMIN } from './objects.js';
 
 export type OneOffKind = 'migration' | 'script' | 'startup';
 
@@ -21,7 +22,7 @@ export type OneOffKind = 'migration' | 'script' | 'startup';
  * background jobs — production code, but a job's throughput rather than a request's latency.
  */
 export interface ExecutionContext {
-  kind: OneOffKind | 'background';
+  kind: OneOffKind | 'background' | 'admin';
   evidence: string;
 }
 
@@ -31,7 +32,9 @@ const UNKNOWN = 4;
 const SCRIPT = 8;
 const STARTUP = 16;
 const MIGRATION = 32;
-const LIVE = REQUEST | BACKGROUND | UNKNOWN;
+/** A request handler only administrators reach (`FN_ADMIN`). */
+const ADMIN = 64;
+const LIVE = REQUEST | BACKGROUND | UNKNOWN | ADMIN;
 
 /**
  * Folders and files of one-off code: scripts, CLI commands, benchmarks, examples, load tests,
@@ -81,6 +84,8 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
   /** For a one-off function: the root it is reached from (an id), for the evidence. */
   const via = new Int32Array(total).fill(-1);
   const rootWhy: string[] = new Array(total);
+  /** For code administrators' handlers reach: one such handler (an id), for the evidence. */
+  const adminVia = new Int32Array(total).fill(-1);
   const fileKinds: ((ExecutionContext & { kind: OneOffKind }) | null)[] = files.map((f) => (f.isTestFile ? null : oneOffFile(f, isMigration)));
   const bit = (k: OneOffKind) => (k === 'migration' ? MIGRATION : k === 'script' ? SCRIPT : STARTUP);
 
@@ -95,7 +100,10 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
         rootWhy[id] = kind.evidence;
         return;
       }
-      if (fn.effectiveRole === 'handler') mask[id] |= REQUEST;
+      if (fn.role === 'handler' && fn.flags & FN_ADMIN) {
+        mask[id] |= ADMIN;
+        adminVia[id] = id;
+      } else if (fn.effectiveRole === 'handler') mask[id] |= REQUEST;
       else if (fn.effectiveRole === 'background') mask[id] |= BACKGROUND;
     });
   });
@@ -157,6 +165,7 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
         const before = mask[to]!;
         const after = before | mask[from]!;
         if (via[to] < 0 && via[from]! >= 0) via[to] = via[from]!;
+        if (adminVia[to] < 0 && adminVia[from]! >= 0) adminVia[to] = adminVia[from]!;
         if (after !== before) {
           mask[to] = after;
           next.push(to);
@@ -190,6 +199,17 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
       if (inner < 0) return fileKinds[file] ?? { kind: 'startup', evidence: 'module-level code: runs once, when the module is imported' };
       const id = offsets[file]! + inner;
       const m = mask[id]!;
+      // Only administrators' requests (and perhaps jobs) reach it: an admin's wait, now and then.
+      if (m & ADMIN && !(m & (REQUEST | UNKNOWN))) {
+        const r = refAt(adminVia[id]!);
+        const handler = `\`${files[r.file]!.functions[r.fn]!.qualifiedName}\` (${files[r.file]!.path})`;
+        return {
+          kind: 'admin',
+          evidence: adminVia[id] === id
+            ? `runs in ${handler}, a handler only administrators reach`
+            : `reached only from handlers administrators use${m & (SCRIPT | STARTUP | MIGRATION | BACKGROUND) ? ' and code that runs outside requests' : ''}, e.g. ${handler}`,
+        };
+      }
       if (m & BACKGROUND && !(m & (REQUEST | UNKNOWN))) {
         const own = files[file]!.functions[inner]!;
         return {

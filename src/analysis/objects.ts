@@ -88,6 +88,8 @@ export const FN_CLASSMETHOD = 2;
 export const FN_STATICMETHOD = 4;
 /** Body is only `...`, `pass`, a docstring or `raise NotImplementedError`: an interface's declaration. */
 export const FN_STUB = 8;
+/** A request handler only administrators reach (semantic/adminOnly.ts): set by the summary. */
+export const FN_ADMIN = 16;
 
 /** How a function uses one of its parameters as a callable. */
 export type ParamUse = 'call' | 'call_loop' | 'offload' | 'schedule';

@@ -5,13 +5,14 @@
 import type { CallInfo, EntryPoint, FileModel, FunctionRole } from '../semantic/model.js';
 import type { SyntaxNode } from '../parse/parser.js';
 import { assignmentsTo, effectiveRole, NAMED_LOOKUP, resolveName } from '../semantic/model.js';
+import { adminOnly } from '../semantic/adminOnly.js';
 import { conditionalInFunction } from '../semantic/controlFlow.js';
 import { isMemoisedCall } from '../semantic/memo.js';
 import { dictKeysSet, flagGuard, isMaybeNone, ownFlag, ownKwargs, passedArguments } from '../semantic/guards.js';
 import { exportedTypes } from '../semantic/valueTypes.js';
 import { GROWS, smallLiteral } from '../semantic/smallLiterals.js';
 import { classifyHandle } from '../semantic/db.js';
-import { objectFacts, typePathHead, UNTYPED, type ParamUse, type SummaryClass, type SummaryRef } from './objects.js';
+import { FN_ADMIN, objectFacts, typePathHead, UNTYPED, type ParamUse, type SummaryClass, type SummaryRef } from './objects.js';
 
 /** Something a function does that matters to a caller on the event loop or in a loop. */
 export interface Effect {
@@ -202,7 +203,7 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
       endLine: f.endLine,
       effects: effects[i] ?? [],
       returns: objects.functions[i]!.returns,
-      flags: objects.functions[i]!.flags,
+      flags: objects.functions[i]!.flags | (f.role === 'handler' && adminOnly(model, i) ? FN_ADMIN : 0),
       paramUses: objects.functions[i]!.paramUses,
     })),
     calls,

@@ -120,7 +120,7 @@ export interface RepoResult {
   findings: RawFinding[];
   internalErrors: InternalError[];
   /** The execution context of every finding's line that runs only once: `[path, line, kind, evidence]`. */
-  contexts: [string, number, OneOffKind | 'background', string][];
+  contexts: [string, number, OneOffKind | 'background' | 'admin', string][];
 }
 
 interface Pack {

@@ -1,0 +1,78 @@
+/**
+ * Handlers only administrators reach: a page or API a few trusted users open now and then, not
+ * what every visitor's request runs. Severity is a claim about production, and a per-row cost
+ * there is an admin's wait, not the service's; the execution context (analysis/
+ * executionContext.ts) caps such findings.
+ *
+ * From structure and the frameworks' conventions, never from one project's names:
+ * - a decorator that requires the role: `@admins_only`, `@admin_required`, `@superuser_required`,
+ *   `@staff_member_required` (Django), `@require_admin`, `@requires_superuser`;
+ * - a route of a router or blueprint named for it (`@admin.route(...)`, `@admin_router.get(...)`)
+ *   or whose path is under `/admin`;
+ * - a dependency or guard that requires it: `Depends(get_current_active_superuser)`,
+ *   `dependencies=[Depends(require_admin)]`, Litestar's `guards=[requires_superuser]`, a
+ *   parameter `admin: Annotated[User, Depends(get_admin_user)]`;
+ * - a method of a class-based view whose base is an admin one (`class RHUsers(RHAdminBase)`);
+ * - a check that ends the request first thing in the body
+ *   (`if not user.is_superuser: raise HTTPException(403)`, `abort(403)`).
+ */
+import type { FileModel } from './model.js';
+import { classOfFunction, fileClasses } from './classes.js';
+
+const ROLE = String.raw`(?:super_?admins?|admins?|administrators?|superusers?|sysadmins?|staff(?:_members?)?)`;
+/** A decorator's name (arguments stripped) that requires the role. */
+const ROLE_DECORATOR = new RegExp(String.raw`(?:^|[._])(?:${ROLE}_(?:only|required|access|permission)|(?:require[sd]?|ensure|only)_${ROLE})$`, 'i');
+/** A route of a router or blueprint named for the role: `admin.route`, `admin_bp.get`, `sysadmin_router.post`. */
+const ROLE_ROUTER = new RegExp(String.raw`(?:^|\.)(?:${ROLE})(?:_?(?:bp|blueprint|router|api|app|routes|views))?\.(?:route|get|post|put|patch|delete|api_route|websocket)$`, 'i');
+/** A route path under `/admin` in the decorator's arguments. */
+const ADMIN_PATH = /\(\s*(?:path\s*=\s*)?[rfRF]?["']\/(?:api\/(?:v\d+\/)?)?admin(?:\/|["'])/;
+/** A dependency, guard or permission in the decorator's arguments or a parameter that requires the role. */
+const ROLE_DEPENDENCY = new RegExp(String.raw`(?:Depends|Security)\(\s*[\w.]*?${ROLE}\w*|guards\s*=\s*\[[^\]]*\b\w*${ROLE}\w*`, 'i');
+/** A parameter's annotation that names the role's user type (`CurrentSuperuser`, `AdminUser`). */
+const ROLE_ANNOTATION = /^(?:Current)?(?:Super[Uu]ser|Admin(?:User|Principal)?|SysAdmin)(?:Dep)?$/;
+/** A base of a class-based view named for the role: `RHAdminBase`, `AdminView`, `BaseAdminController`. */
+const ROLE_BASE = /(?:^|\.)\w*(?:Admin|Superuser|SysAdmin)\w*$/;
+/** A check of the role in a condition that ends the request. */
+const ROLE_CHECK = String.raw`\b(?:is_(?:super_?)?admin|is_superuser|is_sysadmin|is_staff|sysadmin)\b`;
+const DENIES = new RegExp(String.raw`\bnot\b[^:]*${ROLE_CHECK}|${ROLE_CHECK}\s*(?:is|==)\s*False`);
+const ENDS_REQUEST = /\b(?:raise|abort|return)\b/;
+
+/** Does only an administrator reach function `fnIndex` (a handler, by its own declaration)? */
+export function adminOnly(model: FileModel, fnIndex: number): boolean {
+  const fn = model.functions[fnIndex]!;
+  for (let i = 0; i < fn.decorators.length; i++) {
+    const d = fn.decorators[i]!;
+    const name = fn.decoratorNames[i] ?? d;
+    if (ROLE_DECORATOR.test(name) || ROLE_DECORATOR.test(d.replace(/\(.*$/s, ''))) return true;
+    if (ROLE_ROUTER.test(d.replace(/\(.*$/s, ''))) return true;
+    if (ADMIN_PATH.test(d) || ROLE_DEPENDENCY.test(d)) return true;
+  }
+  for (const p of fn.params) {
+    if (p.defaultText && ROLE_DEPENDENCY.test(p.defaultText)) return true;
+    const a = p.annotation?.trim();
+    if (a && (ROLE_DEPENDENCY.test(a) || ROLE_ANNOTATION.test(a))) return true;
+  }
+  if (fn.className) {
+    const cls = classOfFunction(model, fnIndex);
+    const info = cls ? fileClasses(model).find((c) => c.name === cls) : undefined;
+    if (info?.bases.some((b) => ROLE_BASE.test(b))) return true;
+  }
+  return endsRequestUnlessAdmin(fn.body);
+}
+
+/** Does the body open with a role check that ends the request (`if not user.is_superuser: raise ...`)? */
+function endsRequestUnlessAdmin(body: FileModel['functions'][number]['body']): boolean {
+  if (!body) return false;
+  let seen = 0;
+  for (const stmt of body.namedChildren) {
+    if (stmt.type === 'comment') continue;
+    if (stmt.type === 'expression_statement' && stmt.namedChild(0)?.type === 'string') continue; // docstring
+    if (++seen > 3) return false;
+    if (stmt.type !== 'if_statement') continue;
+    const condition = stmt.childForFieldName('condition');
+    const consequence = stmt.childForFieldName('consequence');
+    // A denial (`if not user.is_superuser:`), not an early way out for admins (`if user.is_admin: return everything()`).
+    if (condition && consequence && DENIES.test(condition.text) && ENDS_REQUEST.test(consequence.text)) return true;
+  }
+  return false;
+}
