@@ -617,6 +617,16 @@ describe('a project repository of its own (fixtures/query-staged)', () => {
     expect(update.message).toMatch(/^`InvoiceStore.close_out` runs one UPDATE\/DELETE/);
   });
 
+  it('a statement built in one method and run by a generic executor it is handed to is that method\'s query', () => {
+    const read = at(staged, 'shop/billing.py', line('return [await store.newest_for(customer.id) for customer in customers]'), 'PA107')!;
+    expect(chainNames(read.chain)).toEqual(['latest_per_customer', 'InvoiceStore.newest_for', 'session.execute(select Invoice)']);
+    const write = at(staged, 'shop/billing.py', line('await store.discard_for(customer.id)'), 'PA102')!;
+    expect(write.message).toMatch(/^`InvoiceStore.discard_for` runs one UPDATE\/DELETE \(`session.execute\(delete Invoice\)`\)/);
+    // Built and returned, not run: nothing per item.
+    expect(staged.filter((f) => f.line === line('return [store.open_invoices_statement(customer.id) for customer in customers]'))).toEqual([]);
+    expect(staged.filter((f) => f.line === line('drafts = [invoice_repo.get_by_owner_statement(customer.id)'))).toEqual([]);
+  });
+
   it('an update() of its own that only sets attributes and stages the row is no statement per item', () => {
     expect(staged.filter((f) => f.code === 'PA102' && f.line === line('await store.update(invoice, changes={"settled": True})'))).toEqual([]);
   });

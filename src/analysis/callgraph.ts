@@ -23,6 +23,7 @@ import { typeResolver, type ClassRef, type TypeValue } from './types.js';
 import { resolveHandle, isBlockingDbMethod, handleMethodLabel, type HandleResult, type NameLookup } from '../semantic/db.js';
 import { blockingMethod } from '../semantic/blockingIo.js';
 import { flagAtCall } from '../semantic/guards.js';
+import { passedStatementEffects, PASSES_STATEMENT, type StatementFlowGraph } from './statementFlow.js';
 import { HANDED_ARG, IMPORTED_ITERABLE } from './effects.js';
 
 /** A function of the repo: file index in `index.files`, function index in that file. */
@@ -548,8 +549,18 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     }
     return null;
   };
+  // Statements handed to a function that executes them (analysis/statementFlow.ts): a query or
+  // write of the call that hands them over.
+  const flow: StatementFlowGraph = {
+    effectsOf: (id) => { const r = refs[id]!; return files[r.file]!.functions[r.fn]!.effects; },
+    calleeAt: (id, line, column) => {
+      const edge = (out[id] ?? NO_EDGES).find((e) => !e.weak && e.call.line === line && e.call.column === column);
+      return edge ? idOf(edge.to) : undefined;
+    },
+  };
   const own: Effect[][] = refs.map((r) => {
-    const effects = files[r.file]!.functions[r.fn]!.effects;
+    let effects = files[r.file]!.functions[r.fn]!.effects;
+    if (effects.some((e) => e.kind === PASSES_STATEMENT)) effects = [...effects, ...passedStatementEffects(flow, idOf(r))];
     if (!effects.some((e) => e.pending)) return effects;
     const decided: Effect[] = [];
     for (const e of effects) {

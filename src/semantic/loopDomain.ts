@@ -518,7 +518,7 @@ function paramAnnotation(model: FileModel, fnIndex: number, name: string): strin
 }
 
 /** The position a positional argument fills for parameter `name` (after `self`/`cls` of a method), or -1. */
-function positionalSlot(fnNode: SyntaxNode, name: string, isMethod: boolean): number {
+export function positionalSlot(fnNode: SyntaxNode, name: string, isMethod: boolean): number {
   let position = 0;
   let first = true;
   for (const p of fnNode.childForFieldName('parameters')?.namedChildren ?? []) {

@@ -5,6 +5,7 @@
  */
 import type { EffectCollector } from '../../analysis/effects.js';
 import { siteKindsOf } from '../../analysis/effects.js';
+import { FORWARDS_PARAM, PASSES_STATEMENT } from '../../analysis/statementFlow.js';
 import { collectQueryEffects, HELD_ID_LOOKUP, INVARIANT_CALL, LOOP_CALL, PASSES_LOADED_ID } from './query/dbCalls.js';
 import { collectResolveFacts, PASSES_HELD_ATTR, RESOLVES_ONE_ATTR } from './query/resolveFacts.js';
 import { collectRowFacts, ITEM_ARG_CALL, PARAM_ROW_CALL } from './query/rowCalls.js';
@@ -23,7 +24,7 @@ import { TXN_RAISE_AFTER, TXN_REQUEST_WRITE, TXN_SCOPE_CALL, TXN_SCOPE_OPEN } fr
 
 export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   // Query family: `query` / `write` effects and per-item loop call sites (see dbCalls.ts).
-  { collect: collectQueryEffects, siteKinds: [LOOP_CALL, INVARIANT_CALL, PASSES_LOADED_ID] },
+  { collect: collectQueryEffects, siteKinds: [LOOP_CALL, INVARIANT_CALL, PASSES_LOADED_ID, PASSES_STATEMENT, FORWARDS_PARAM] },
   { collect: collectResolveFacts, siteKinds: [PASSES_HELD_ATTR, RESOLVES_ONE_ATTR] },
   { collect: collectRowFacts, siteKinds: [PARAM_ROW_CALL, ITEM_ARG_CALL] },
   // PA108: loops over a collection of a row a base class keeps on `self` (see lazy_load_in_loop.ts).

@@ -25,7 +25,8 @@ import { flagGuard } from '../../../semantic/guards.js';
 import { ownModuleLookup, receiverType } from '../../../semantic/valueTypes.js';
 import { resolveHandle, type NameLookup } from '../../../semantic/db.js';
 import type { Effect } from '../../../analysis/summary.js';
-import { argumentDomains, decodeDomain, encodeDomain, nestedLoopDomain, type LoopDomain, type RowsOracle } from '../../../semantic/loopDomain.js';
+import { argumentDomains, decodeDomain, encodeDomain, nestedLoopDomain, positionalSlot, type LoopDomain, type RowsOracle } from '../../../semantic/loopDomain.js';
+import { encodePassed, EXECUTES_PARAM, FORWARDS_PARAM, PASSES_STATEMENT, type PassedStatement } from '../../../analysis/statementFlow.js';
 import { callArgs, chainCallsDown, invariantIn, lastAssignment, loopTarget, notPerRow, perIterationNames, perItemLoops, perLoop, literalSize, repeatsReads, unwrap } from './semantics.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import { sqlKind, type SqlKind } from './rawSql.js';
@@ -80,6 +81,8 @@ const ASYNC_SQLALCHEMY = /(^|\.)(AsyncSession|async_sessionmaker|AsyncConnection
 /** Repository-style receivers whose class the call graph cannot see (`self.repo`, `user_repo`). */
 const REPO_NAME = /(^|_)(repo|repository)$/i;
 const REPO_READ = /^(get|get_by_\w+|get_\w+_by_\w+|find\w*|fetch\w*|load\w*|one|first)$/;
+/** A method named for what it returns unexecuted: `get_by_owner_statement()`, `find_query()`, `get_base_select()`. */
+const BUILDS_STATEMENT = /_(statement|stmt|query|select|subquery|clause|filter)s?$/;
 const REPO_WRITE = /^(update\w*|delete\w*|remove\w*|save\w*|mark_\w+|set_\w+)$/;
 
 const lookups = new WeakMap<FileModel, NameLookup>();
@@ -659,8 +662,10 @@ function repositoryOp(model: FileModel, call: CallInfo): DbOp | null | undefined
   // A repository class of the project's own (`repo = OrderRepository(session)`): the call graph
   // follows the call into the method, and its body decides. A write by name would claim a
   // statement where an `update()` that only sets attributes and stages the row sends none.
+  // (Reads stay by name: a project repository's reads mostly run a statement a generic
+  // executor receives as an argument, `self._execute(stmt)`, which the graph cannot type.)
   if (REPO_WRITE.test(call.method) && projectTyped(model, call)) return undefined;
-  if (REPO_READ.test(call.method) && callArgs(call.node).positional.length >= 1) {
+  if (REPO_READ.test(call.method) && !BUILDS_STATEMENT.test(call.method) && callArgs(call.node).positional.length >= 1) {
     return { kind: 'read', what: `${name}.${call.method}`, statement: null };
   }
   if (REPO_WRITE.test(call.method)) return { kind: 'write', what: `${name}.${call.method}`, statement: null };
@@ -675,6 +680,64 @@ function projectTyped(model: FileModel, call: CallInfo): boolean {
   const m = /^[@^]?([A-Za-z_]\w*)/.exec(t);
   return m !== null && model.repoModules.has(m[1]!);
 }
+
+const STATEMENT_WORDS = /\b(?:select|update|delete|text)\s*\(|\b(?:stmt|statement)\b/;
+/** A parameter that holds a statement: by its annotation, or by its name. */
+const STATEMENT_ANNOTATION = /\b(?:Select|Executable|Update|Delete|ReturningUpdate|ReturningDelete|ClauseElement|TextClause|StatementLambdaElement|Query)\b/;
+const STATEMENT_PARAM = /^(?:stmt|statement|query|q|sql|select|sel)$|_(?:stmt|statement|query|select)$/;
+
+/**
+ * The statement flow facts of a call that is not itself a database call (see
+ * analysis/statementFlow.ts): `session.execute(<parameter>)` runs whatever the caller passes; a
+ * statement parameter handed on to another call; statements built here and passed to a call.
+ */
+function statementFlowFacts(model: FileModel, call: CallInfo, out: Effect[]): void {
+  const at = { line: call.line, column: call.column };
+  const args = (call.node.childForFieldName('arguments')?.namedChildren ?? []).filter((a) => a.type !== 'comment');
+  const fn = model.functions[call.functionIndex]!;
+  const isMethod = fn.className !== null;
+  const statementParam = (node: SyntaxNode | null): { position: number; name: string } | null => {
+    if (node?.type !== 'identifier') return null;
+    const p = fn.params.find((x) => x.name === node.text);
+    if (!p || p.name === 'self' || p.name === 'cls') return null;
+    if (!STATEMENT_PARAM.test(p.name) && !(p.annotation && STATEMENT_ANNOTATION.test(p.annotation))) return null;
+    // Rebound before the call: no longer what the caller passed.
+    if (lastAssignment(model, p.name, call.functionIndex, call.line)) return null;
+    return { position: positionalSlot(fn.node, p.name, isMethod), name: p.name };
+  };
+  // `await self.session.execute(statement)`: the executor.
+  if (STATEMENT_METHODS.has(call.method) && call.hasReceiver) {
+    const first = args[0] && args[0].type !== 'keyword_argument' ? args[0] : null;
+    const param = statementParam(unwrap(first));
+    if (param && receiverEvidence(model, call)) {
+      out.push({ kind: EXECUTES_PARAM, what: `${param.position}|${param.name}|${receiverName(call) ?? 'session'}.${call.method}`, ...at });
+      return;
+    }
+  }
+  const passed: PassedStatement[] = [];
+  let index = 0;
+  for (const a of args) {
+    if (a.type === 'list_splat' || a.type === 'dictionary_splat') break;
+    const keyword = a.type === 'keyword_argument' ? a.childForFieldName('name')?.text ?? null : null;
+    const value = unwrap(keyword !== null ? a.childForFieldName('value') : a);
+    const position = keyword !== null ? -1 : index++;
+    const param = statementParam(value);
+    if (param) {
+      out.push({ kind: FORWARDS_PARAM, what: `${param.position}|${param.name}>${keyword !== null ? `k:${keyword}` : position}`, ...at });
+      continue;
+    }
+    if (value?.type !== 'call' && value?.type !== 'identifier') continue;
+    if (value.type === 'call' && !STATEMENT_CALL.test(value.text)) continue;
+    const st = statementInfo(model, value, call.functionIndex, call.line);
+    if (!st || st.batched || st.chain.includes('offset') || (st.kind !== 'read' && st.kind !== 'write')) continue;
+    const label = `${st.ctor === 'sql' || st.ctor === 'text' ? 'text' : st.ctor}${st.entity ? ` ${st.entity}` : ''}`;
+    passed.push({ position, keyword, kind: st.kind === 'read' ? QUERY_EFFECT : WRITE_EFFECT, label });
+  }
+  if (passed.length) out.push({ kind: PASSES_STATEMENT, what: encodePassed(passed), ...at });
+}
+
+/** An argument that may be a statement construct: `select(...)`, `sa.update(...)`, `text(...)`, or a chain on one. */
+const STATEMENT_CALL = /^(?:[\w.]*\.)?(?:select|update|delete|text)\s*\(/;
 
 /** Session methods that send pending objects to the database (or autoflush before they query). */
 const FLUSHING_METHODS = new Set(['flush', 'commit', 'refresh', 'execute', 'scalars', 'scalar', 'get', 'query', 'exec']);
@@ -781,6 +844,8 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
   if (model.isTestFile) return effects;
   // A call can only pass `obj.id` in a file whose text has one.
   const mayPassIds = model.source.includes('.id');
+  // A statement can only be built or handed on in a file that names one.
+  const mayPassStatements = STATEMENT_WORDS.test(model.source);
   for (const call of model.calls) {
     // `get_handler('x')` of `get_handler('x')(ctx, row)`: its site facts would be read as the outer call's.
     if (call.functionIndex < 0 || isNamedLookupCallee(model, call)) continue;
@@ -809,6 +874,7 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
     if (isExplicitFlush(model, call) && !isMemoisedCall(model, call)) {
       effects[call.functionIndex]!.push(guarded(model, call, { kind: FLUSH_EFFECT, what: call.calleeText, ...at }));
     }
+    if (mayPassStatements && !call.emptyArgs && !isMemoisedCall(model, call)) statementFlowFacts(model, call, effects[call.functionIndex]!);
     if (call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName)) continue;
     // Only calls the call graph can follow by name (an import, `self.m()`, a local def): an edge
     // through an untyped receiver is no caller evidence, and argument facts cost a lookup per name.
