@@ -15,6 +15,7 @@ import { collectHeldCollectionLoops, collectHelperRowFacts, collectSerializedRow
 import { collectTransactionEffects, TXN_LOOP_CALL, TXN_OPEN_CALL } from './transaction/effects.js';
 import { collectEnqueueHelpers, collectRequestEnqueues, ENQUEUE_AFTER_CALL, HANDS_WRITTEN } from './transaction/enqueue_before_commit.js';
 import { CLAIM_CALL, collectClaimFacts } from './transaction/unguarded_claim.js';
+import { collectProviderBlockWaits, PROVIDER_BLOCK_WAIT } from './transaction/long_held_transaction.js';
 import { collectCheckFacts, HELPER_CHECK } from './transaction/check_then_insert.js';
 import { collectHeldIdLookups } from './query/redundant_fetch.js';
 import { collectStreamDependencies } from './lifecycle/streaming_resource_holding.js';
@@ -53,6 +54,8 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   { collect: collectStreamDependencies, siteKinds: [] },
   // PA406: an injected session passed to a function of another module that hands it to a task.
   { collect: collectTaskHandoffs, siteKinds: [SESSION_ARG_CALL] },
+  // PA205: waits inside a block over a session from a project's context manager (which may commit when the block ends).
+  { collect: collectProviderBlockWaits, siteKinds: [PROVIDER_BLOCK_WAIT] },
   // PA204 through calls: a DB-reaching call in a loop's `try` whose handler swallows the error.
   { collect: collectSwallowedCalls, siteKinds: [SWALLOWED_CALL] },
 ];

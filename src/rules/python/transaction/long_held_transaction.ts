@@ -19,6 +19,10 @@ import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../..
 import { CHILD_PROCESS_EFFECT } from '../../../analysis/effects.js';
 import { reportInTransactionCalls } from './reach.js';
 import { callsOf, externalCall, SLEEP_FUNCTIONS, transactionRegions, type TransactionRegion } from './semantics.js';
+import { callAt } from '../../../semantic/model.js';
+import type { Effect } from '../../../analysis/summary.js';
+import { callGraphOf } from '../../../analysis/callgraph.js';
+import { MAY_COMMIT_EFFECT } from './missing_commit.js';
 
 interface Wait {
   what: string;
@@ -70,6 +74,7 @@ export const longHeldTransaction: FileRule & RepoRule = {
   },
   /** Through calls: a same-repo helper, called inside the open transaction, that sleeps (`time.sleep`) at any depth. */
   checkRepo(ctx: RepoRuleContext): void {
+    reportProviderBlockWaits(ctx);
     reportInTransactionCalls(ctx, 'sync_sleep', 'medium', false, (callee, chain, at) =>
       `the transaction stays open while \`${callee}()\` sleeps (\`${chain}()\`), ${at}`, true);
     reportInTransactionCalls(ctx, CHILD_PROCESS_EFFECT, 'medium', false, (callee, chain, at) =>
@@ -108,3 +113,107 @@ function where(region: TransactionRegion): string {
     ? `inside \`${region.session}.begin()\``
     : `between the first statement on \`${region.session}\` (line ${region.startLine}) and its commit (line ${region.endLine})`;
 }
+
+/**
+ * A wait inside `with provider() as s:` / `async with provider() as s:` after the block's first
+ * use of `s`, where `provider` is a call the repo phase may resolve: `what` = JSON
+ * {@link ProviderBlockWait}, at the provider's call.
+ */
+export const PROVIDER_BLOCK_WAIT = 'provider_block_wait';
+/** A generator that yields a name and then commits it: what the block over it ends with. */
+const COMMITS_YIELDED = 'commits_yielded';
+
+interface ProviderBlockWait {
+  session: string;
+  what: string;
+  kind: Wait['kind'];
+  line: number;
+  column: number;
+  endLine: number;
+  endColumn: number;
+}
+
+/**
+ * The waits of the blocks over a session a project's context manager gives: the SQLAlchemy
+ * documentation's `session_scope()` pattern (`yield session` then `session.commit()`) commits when
+ * the block ends, so the block is one transaction from its first statement on. Which providers
+ * commit is the repo phase's to decide; here only blocks that wait are kept.
+ */
+export function collectProviderBlockWaits(model: FileModel): Effect[][] {
+  const effects: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile) return effects;
+  // The providers: a generator that yields a name and commits it (`yield session` … `session.commit()`),
+  // whatever the name's type (a session from another context manager the file cannot type).
+  for (const fn of model.functions) {
+    if (!fn.isGenerator || !fn.yields.length) continue;
+    const yielded = new Set(fn.yields.map((y) => y.text));
+    const commit = callsOf(model, fn.index).find((c) => c.method === 'commit' && c.dottedReceiver !== null && yielded.has(c.dottedReceiver)
+      && fn.yields.some((y) => y.startIndex < c.node.startIndex));
+    if (commit) effects[fn.index]!.push({ kind: COMMITS_YIELDED, what: commit.calleeText, line: commit.line, column: commit.column });
+  }
+  if (!model.withs.length) return effects;
+  for (const w of model.withs) {
+    if (w.functionIndex < 0) continue;
+    for (const item of w.items) {
+      if (!item.alias || item.value.type !== 'call') continue;
+      const provider = callAt(model, item.value);
+      // A method of a handle (`session.begin()`, `engine.connect()`) is not a provider of the project.
+      if (!provider || provider.hasReceiver && provider.qualifiedName === null) continue;
+      const body = model.calls.filter((c) => c.functionIndex === w.functionIndex && c.node.startIndex >= w.bodyStart && c.node.startIndex < w.bodyEnd);
+      const alias = item.alias;
+      const first = body.find((c) => usesName(c, alias));
+      if (!first) continue;
+      for (const c of body) {
+        if (c.node.startIndex <= first.node.startIndex || c.offloaded) continue;
+        const wait = waitOf(model, c);
+        if (!wait) continue;
+        // Committed (or rolled back) right before the wait: the next statement begins a new transaction.
+        const last = body.filter((u) => u.node.startIndex < c.node.startIndex && usesName(u, alias)).pop();
+        if (last && last.dottedReceiver === alias && ENDS_TRANSACTION.has(last.method)) continue;
+        const fact: ProviderBlockWait = { session: alias, what: wait.what, kind: wait.kind, line: c.line, column: c.column, endLine: c.node.endPosition.row + 1, endColumn: c.node.endPosition.column + 1 };
+        effects[w.functionIndex]!.push({ kind: PROVIDER_BLOCK_WAIT, what: JSON.stringify(fact), line: provider.line, column: provider.column });
+        break;
+      }
+    }
+  }
+  return effects;
+}
+
+/** Does the call act on `name` (`name.execute(...)`) or hand it on (`load(name, ...)`)? */
+function usesName(call: CallInfo, name: string): boolean {
+  const r = call.dottedReceiver;
+  if (r === name || r?.startsWith(`${name}.`)) return true;
+  const args = call.node.childForFieldName('arguments');
+  return !!args && args.namedChildren.some((a) => (a.type === 'keyword_argument' ? a.childForFieldName('value') : a)?.text === name);
+}
+
+/**
+ * A wait inside a block over a session a project's generator context manager gives, when that
+ * provider commits (after its `yield`): the transaction the block's first statement began is open
+ * until the block ends.
+ */
+function reportProviderBlockWaits(ctx: RepoRuleContext): void {
+  const graph = callGraphOf(ctx.index);
+  for (const ref of graph.functionsWithEffects(PROVIDER_BLOCK_WAITS)) {
+    const file = graph.fileOf(ref);
+    for (const e of graph.ownEffects(ref)) {
+      if (e.kind !== PROVIDER_BLOCK_WAIT) continue;
+      const call = graph.callAt(ref.file, e.line, e.column);
+      const provider = call ? graph.resolveCall(ref.file, call) : null;
+      if (!provider || !graph.function(provider).isGenerator) continue;
+      if (!graph.ownEffects(provider).some((p) => p.kind === COMMITS_YIELDED) && !graph.reaches(provider, MAY_COMMIT_EFFECT, 'any')) continue;
+      const site = JSON.parse(e.what) as ProviderBlockWait;
+      ctx.report({
+        path: file.path,
+        location: { line: site.line, column: site.column, endLine: site.endLine, endColumn: site.endColumn },
+        message: `the transaction stays open while \`${site.what}\` ${WAITING[site.kind]}, inside the block over \`${site.session}\` from \`${graph.function(provider).qualifiedName}()\`, which commits only when the block ends`,
+        severity: 'medium',
+        function: graph.function(ref).name,
+        ...(site.kind === 'network' ? { lowInBackground: true as const } : {}),
+      });
+    }
+  }
+}
+
+const PROVIDER_BLOCK_WAITS: ReadonlySet<string> = new Set([PROVIDER_BLOCK_WAIT]);
+const ENDS_TRANSACTION = new Set(['commit', 'rollback', 'close']);
