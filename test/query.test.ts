@@ -631,6 +631,12 @@ describe('a project repository of its own (fixtures/query-staged)', () => {
     expect(staged.filter((f) => f.code === 'PA102' && f.line === line('await store.update(invoice, changes={"settled": True})'))).toEqual([]);
   });
 
+  it('a read in an iteration that runs in a transaction of its own is a per-item workflow (low)', () => {
+    const f = at(staged, 'shop/billing.py', line('invoice = await store.by_number(number)  # expect: PA107'), 'PA107')!;
+    expect(f.severity).toBe('low');
+    expect(f.message).toMatch(/a per-item workflow, where batching the read alone saves little/);
+  });
+
   it('a per-row UPDATE that records a per-item call outside the database is low: a workflow', () => {
     const f = at(staged, 'shop/billing.py', line('await store.touch(customer)'), 'PA102')!;
     expect(f.severity).toBe('low');

@@ -20,7 +20,7 @@ export function smallLiteral(n: SyntaxNode | null): boolean {
 
 /**
  * The iterable without a `.items()`/`.keys()`/`.values()` view, a `sorted(...)`/`list(...)`/
- * `reversed(...)`/`enumerate(...)` wrapper (keyword arguments aside: `sorted(xs, key=f)`), or a
+ * `reversed(...)`/`enumerate(...)` wrapper (keyword arguments aside: `sorted(xs, key=f)`), a `cast(T, ...)`, or a
  * comprehension over it (`[x for x in items if x in wanted]` has at most as many).
  */
 export function iterationSource(node: SyntaxNode | null): SyntaxNode | null {
@@ -40,6 +40,9 @@ export function iterationSource(node: SyntaxNode | null): SyntaxNode | null {
       n = parens(fn.childForFieldName('object'));
     } else if (fn?.type === 'identifier' && /^(sorted|list|tuple|reversed|enumerate)$/.test(fn.text) && positional.length === 1) {
       n = parens(positional[0]!);
+    } else if (/^(typing\.)?cast$/.test(fn?.text ?? '') && positional.length === 2) {
+      // `cast(list[Block], [Webhook, Secret])`: the value, as the type checker is told to see it.
+      n = parens(positional[1]!);
     } else break;
   }
   return n;

@@ -1080,8 +1080,44 @@ export function iterationWriter(model: FileModel, call: Pick<CallInfo, 'function
     const op = classifyDbCall(model, c);
     if (op ? op.kind !== 'read' && !isStagedWrite(c, op) : isExplicitFlush(model, c)) return c;
   }
+  return perItemTransaction(model, loop);
+}
+
+/**
+ * A transaction, or a session, of its own per item: `for t in triggers: async with
+ * session.begin():`, `with factory() as s:` / `async with unit_of_work() as s:` whose session the
+ * iteration uses. Each item is one unit of work by design, committed on its own; batching the
+ * reads across items would change that. Returns the call that opens it.
+ */
+function perItemTransaction(model: FileModel, loop: LoopInfo): CallInfo | null {
+  if (!model.withs.length) return null;
+  const body = loop.node.childForFieldName('body');
+  if (!body) return null;
+  for (const w of model.withs) {
+    if (w.functionIndex !== loop.functionIndex || w.node.startIndex < body.startIndex || w.node.endIndex > body.endIndex) continue;
+    for (const item of w.items) {
+      if (item.value.type !== 'call') continue;
+      const opener = callAt(model, item.value);
+      if (!opener) continue;
+      if ((opener.method === 'begin' || opener.method === 'begin_nested') && opener.hasReceiver) return opener;
+      const alias = item.alias;
+      if (!alias) continue;
+      const uses = callsOf(model, loop.functionIndex).filter((c) => c.node.startIndex >= w.bodyStart && c.node.startIndex < w.bodyEnd);
+      const onAlias = (c: CallInfo) => c.dottedReceiver === alias || !!c.dottedReceiver?.startsWith(`${alias}.`);
+      const handsOn = (c: CallInfo) => c.node.childForFieldName('arguments')?.namedChildren.some((a) => (a.type === 'keyword_argument' ? a.childForFieldName('value') : a)?.text === alias) ?? false;
+      if (uses.some((c) => onAlias(c) && classifyDbCall(model, c)) || (SESSION_OPENER.test(opener.calleeText) && uses.some((c) => onAlias(c) || handsOn(c)))) return opener;
+    }
+  }
   return null;
 }
+
+/** What a per-item workflow's call does, for a message: `writes (\`x\`)`, or `runs in a transaction of its own (\`s.begin()\`)`. */
+export function workflowAction(writer: CallInfo): string {
+  return writer.isWithItem ? `runs in a transaction of its own (\`${writer.calleeText}()\`)` : `writes (\`${writer.calleeText}\`)`;
+}
+
+/** A call named for what opens a session or a transaction: `Session()`, `automations_session(...)`, `unit_of_work()`. */
+const SESSION_OPENER = /session|Session|transaction|unit_of_work|\buow\b/;
 
 export function parseLoopCall(what: string): LoopCallFacts {
   const [size = '', loop = '', w = '', k = '', domain = '', items = ''] = what.split('|');

@@ -87,7 +87,7 @@ import {
 } from './loadedRelations.js';
 import { reportSerializedRows } from './serializedRows.js';
 import { loopWorkflow, workflowDoes } from './loops.js';
-import { commitsPerIteration, iterationWriter } from './dbCalls.js';
+import { commitsPerIteration, iterationWriter, workflowAction } from './dbCalls.js';
 export { RETURNS_ROWS } from './loadedRelations.js';
 export { collectSerializedRows, SERIALIZED_CALL, SERIALIZED_ROWS } from './serializedRows.js';
 
@@ -979,7 +979,7 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
             node: attr,
             message: `\`${t.name}.${name}\` loads the deferred column ${entity}.${name} once per row of \`${rowsWhat}\` (deferred, and no \`undefer(...)\`/\`load_only(...)\` for it on the query): one SELECT per row`
               + (asyncRows ? '; on an `AsyncSession` the load raises `MissingGreenlet` instead' : '')
-              + (writer ? `; each iteration also writes (\`${writer.calleeText}\`): a per-item workflow whose round trips are there anyway` : '')
+              + (writer ? `; each iteration also ${workflowAction(writer)}: a per-item workflow whose round trips are there anyway` : '')
               + (cap !== null ? `; the query returns at most ${cap} rows` : '')
               + (search ? SEARCH_NOTE : ''),
             ...(writer || (cap !== null && cap <= SMALL_CAP) || search ? { severity: 'low' as const } : (!source && !helped) || cap !== null ? { severity: 'medium' as const } : {}),
@@ -1010,7 +1010,7 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
               : elsewhere ? ` (line ${source.call.line} in \`${elsewhere.qualifiedName}\`${held}; no eager loader option on the query)` : ' (no eager loader option on the query)')
             + oneRowNote(rel)
             + (asyncRows ? '; on an `AsyncSession` the lazy load raises `MissingGreenlet` instead' : '')
-            + (writer ? `; each iteration also writes (\`${writer.calleeText}\`): a per-item workflow whose round trips are there anyway` : '')
+            + (writer ? `; each iteration also ${workflowAction(writer)}: a per-item workflow whose round trips are there anyway` : '')
             + (cap !== null ? `; the query returns at most ${cap} rows` : '')
             + (search ? SEARCH_NOTE : ''),
           // A many-to-one on the items of each row's collection: one SELECT per distinct target,

@@ -15,7 +15,7 @@ import type { SummaryCall } from '../../../analysis/summary.js';
 import { INVARIANT_READ, PARAM_ROW_CALL, ROW_CALL, ROW_QUERY } from './rowCalls.js';
 import {
   ARG_DOMAINS, OUTSIDE_CALL, HELD_ID_LOOKUP, isWriteReload, classifyDbCall, rowsSource, FLUSH_EFFECT, readsBeforeLoop, loopsDomain, passesItemForeignKey, foreignKeyTargetLoaded, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
-  smallLiteralProduct, WRITE_EFFECT, type DbOp, type DbOpKind, type LoopCallFacts,
+  smallLiteralProduct, WRITE_EFFECT, workflowAction, type DbOp, type DbOpKind, type LoopCallFacts,
 } from './dbCalls.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
 import { decodeDomain, encodeDomain, passedDomain, type LoopDomain } from '../../../semantic/loopDomain.js';
@@ -267,7 +267,7 @@ export function fileReadReports(model: FileModel): FileReadReport[] {
     const message = (pk
       ? `primary-key lookup \`${site.op.what}\` runs once per item of ${loop}: ${IDENTITY_MAP_NOTE}`
       : `N+1: query \`${site.op.what}\` runs once per item of ${loop}`)
-      + (writes ? `; each iteration also writes (\`${writes.calleeText}\`): a per-item workflow, where batching the read alone saves little` : '');
+      + (writes ? `; each iteration also ${workflowAction(writes)}: a per-item workflow, where batching the read alone saves little` : '');
     const forcedLow = pk || writes !== null;
     const requestIds = site.op.identityMap && !pk && decided(d) === 'input' && !passesItemForeignKey(model, site.call, site.loops);
     const deferred = !forcedLow && deferrable(site, d);
