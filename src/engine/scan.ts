@@ -286,8 +286,14 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     const testMatcher = config.tests.length ? createIgnore().add(config.tests) : null;
     const oneOff = new Map(contexts.map(([p, line, kind, evidence]) => [`${p}:${line}`, { kind, evidence }]));
     let findings: Finding[] = [];
+    // One finding per place and claim: two ways to the same report (a call inside two spans of
+    // one function) say the same thing once.
+    const reported = new Set<string>();
     for (const r of raw) {
       if (testMatcher?.ignores(r.path)) continue;
+      const key = `${r.code}\0${r.path}\0${r.line}:${r.column}-${r.endLine}:${r.endColumn}\0${r.message}`;
+      if (reported.has(key)) continue;
+      reported.add(key);
       if (inScope && !inScope(r.path)) continue;
       const meta = metaByCode.get(r.code);
       if (!meta) continue;

@@ -21,6 +21,7 @@
  *   in a comprehension) to something, on every iteration of a loop over items, outside a per-item
  *   `try` and with no `break`/`return` after it.
  */
+import { isMemoisedCall } from '../../../semantic/memo.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { isNamedLookupCallee, type CallInfo, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
@@ -144,7 +145,9 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
       }
       continue;
     }
-    if (!call.offloaded && externalCall(model, call)?.kind === 'network') effects[call.functionIndex]!.push({ kind: NETWORK_EFFECT, what: externalCall(model, call)!.what, ...at });
+    // A request a cache answers after its first time (`@cached(TTLCache(...))`, `lru_cache`, a
+    // guard on a module-level cache) waits once per process or period, not inside every transaction.
+    if (!call.offloaded && externalCall(model, call)?.kind === 'network' && !isMemoisedCall(model, call)) effects[call.functionIndex]!.push({ kind: NETWORK_EFFECT, what: externalCall(model, call)!.what, ...at });
     const outside = outsideEffect(model, call);
     if (outside) effects[call.functionIndex]!.push({ kind: SIDE_EFFECT, what: outside, ...at });
     // `w` when the loop writes on its own; `|i` when the loop runs over what one request sent.
