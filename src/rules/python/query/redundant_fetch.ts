@@ -17,13 +17,13 @@
  * object the caller holds without SQL.
  */
 import type { Severity } from '../../../types.js';
-import type { Effect } from '../../../analysis/summary.js';
+import type { Effect, SummaryCall } from '../../../analysis/summary.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { callAt, effectiveRole, type CallInfo, type FileModel } from '../../../semantic/model.js';
 import { LIBRARY_READS } from '../../../semantic/repositoryLibrary.js';
-import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
-import { HELD_ID_LOOKUP, PASSES_LOADED_ID, PK_QUERY_EFFECT, QUERY_EFFECT, RELOADS_PARAM, type PassedId } from './dbCalls.js';
+import { callGraphOf, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
+import { HELD_ID_LOOKUP, PASSES_LOADED_ID, PK_QUERY_EFFECT, QUERY_EFFECT, RELOADS_PARAM, WRITE_EFFECT, type PassedId } from './dbCalls.js';
 import { callArgs, lastAssignment, loopTarget, unwrap } from './semantics.js';
 
 const PASSED_IDS = new Set([PASSES_LOADED_ID]);
@@ -157,6 +157,9 @@ export const redundantFetch: FileRule & RepoRule = {
         loadedBy = model;
       }
       if (loadedBy !== model) continue;
+      // Read back after a write of the model in between (`update_pool(...)` running
+      // `update(WorkPool)`, a statement the held object does not see): a refresh, not a refetch.
+      if (writtenBetween(graph, ref, passed.source[0], call, model)) continue;
       const chain = [
         { path: file.path, line: call.line, column: call.column, function: fn.qualifiedName, call: call.calleeText },
         { path: graph.fileOf(to).path, line: reload.line, column: reload.column, function: callee.qualifiedName, call: `load ${model}` },
@@ -178,3 +181,19 @@ export const redundantFetch: FileRule & RepoRule = {
     }
   },
 };
+
+/**
+ * Does the function, between the line that loaded the object and the call that reloads it,
+ * call something that writes rows of `model` with a statement (`update(Model)`, `delete(Model)`):
+ * a write the held object does not reflect, which the reload reads back?
+ */
+function writtenBetween(graph: CallGraph, ref: FnRef, fromLine: number, reload: SummaryCall, model: string): boolean {
+  const names = new RegExp(`\\((?:update|delete|text)? ?(?:[\\w.]*\\.)?${model}\\)`);
+  for (const edge of graph.callees(ref)) {
+    const at = edge.call;
+    if (edge.weak || at.line <= fromLine || at.line > reload.line || (at.line === reload.line && at.column >= reload.column)) continue;
+    const write = graph.effectsOf(edge.to, 'any').get(WRITE_EFFECT);
+    if (write && names.test(write.effect.what)) return true;
+  }
+  return graph.ownEffects(ref).some((e) => e.kind === WRITE_EFFECT && e.line > fromLine && e.line < reload.line && names.test(e.what));
+}
