@@ -167,6 +167,7 @@ function smallBoundedLoopUncached(model: FileModel, loop: LoopInfo): boolean {
   // `for s in Status:`: iterating a class is iterating an `Enum`'s few members.
   if (src.type === 'identifier' && /^[A-Z][a-z]\w*$/.test(src.text) && namesClass(model, src.text, loop.functionIndex)) return true;
   if (smallLiteral(src) || configuredSetting(src) || returnsSmallLiteral(model, src) || smallSelfLiteral(model, src, loop)) return true;
+  if (smallLimit(model, src, loop)) return true;
   const name = src.type === 'identifier' ? src.text : src.type === 'attribute' && /^(self|cls)$/.test(src.childForFieldName('object')?.text ?? '') ? src.childForFieldName('attribute')!.text : null;
   if (!name) return false;
   if (src.type === 'identifier' && loop.functionIndex >= 0) {
@@ -175,6 +176,30 @@ function smallBoundedLoopUncached(model: FileModel, loop: LoopInfo): boolean {
   }
   return smallLiteralName(model, name, loop, src.type === 'identifier');
 }
+
+/**
+ * Rows fetched with a small limit the code states: `repo.list(org, limit=8)`,
+ * `select(X).limit(5)`, `limit=MAX_ITEMS` with `MAX_ITEMS = 8` at module level — the loop over
+ * them (or over a name bound once to them before the loop) runs at most that many times.
+ */
+function smallLimit(model: FileModel, src: SyntaxNode, loop: LoopInfo): boolean {
+  let value: SyntaxNode | null = src;
+  if (src.type === 'identifier' && loop.functionIndex >= 0) {
+    const own = assignmentsTo(model, src.text).filter((b) => b.functionIndex === loop.functionIndex);
+    value = own.length === 1 && !own[0]!.loops.length && own[0]!.line <= loop.node.startPosition.row + 1 ? unwrap(own[0]!.value) : null;
+  }
+  if (value?.type !== 'call' || !value.text.includes('limit')) return false;
+  const m = LIMIT.exec(value.text);
+  if (!m) return false;
+  const bound = m[1] ?? m[2]!;
+  if (/^\d+$/.test(bound)) return Number(bound) <= SMALL_BOUND;
+  if (!/^_?[A-Z][A-Z0-9_]*$/.test(bound)) return false;
+  const bindings = assignmentsTo(model, bound);
+  const v = bindings.length === 1 && bindings[0]!.functionIndex < 0 ? unwrap(bindings[0]!.value) : null;
+  return v?.type === 'integer' && Number(v.text) <= SMALL_BOUND;
+}
+
+const LIMIT = /\blimit\s*=\s*(\d+|[A-Za-z_]\w*)\s*[,)]|\.limit\(\s*(\d+|[A-Za-z_]\w*)\s*\)/;
 
 /**
  * A setting of the application's configuration: an upper-case attribute of a config object
