@@ -151,6 +151,8 @@ export const stringConcatInLoop: FileRule = {
       const loop = model.loops[real[real.length - 1]!]!;
       const it = loop.iterable;
       if (it && ['list', 'tuple', 'set'].includes(it.type) && it.namedChildCount < 100) return;
+      // `while n: n, r = divmod(n, 62)`: one step per digit of a number, a handful of times.
+      if (digitLoop(loop.node)) return;
       const why = copiesEachTime(model, target, fnIndex, loop.node, prepend, bytes);
       if (!why || boundedInLoop(model, target, loop.node, line)) return;
       ctx.report({ node, message: `${bytes ? 'bytes' : 'string'} \`${target}\` is grown inside a loop, and ${why}: O(n²) in its length${bytes ? '' : '; collect the parts and join once'}` });
@@ -184,3 +186,19 @@ export const stringConcatInLoop: FileRule = {
     }
   },
 };
+
+/**
+ * A `while` loop over the digits of a number: its condition tests a name that the body divides
+ * (`n, r = divmod(n, base)`, `n //= base`, `n = n // base`, `n >>= 8`). It runs once per digit,
+ * so a string grown in it stays a few characters long.
+ */
+function digitLoop(loop: SyntaxNode): boolean {
+  if (loop.type !== 'while_statement') return false;
+  const condition = loop.childForFieldName('condition')?.text.replace(/\s+/g, ' ') ?? '';
+  const m = /^(?:([A-Za-z_]\w*)|([A-Za-z_]\w*) (?:>|!=) 0|([A-Za-z_]\w*) >= \w+)$/.exec(condition);
+  const n = m?.[1] ?? m?.[2] ?? m?.[3];
+  if (!n) return false;
+  const body = loop.childForFieldName('body')?.text ?? '';
+  const e = n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`(^|[^\\w.])${e}\\s*,\\s*\\w+\\s*=\\s*divmod\\(\\s*${e}\\s*,|(^|[^\\w.])${e}\\s*(//|>>)=|(^|[^\\w.])${e}\\s*=\\s*${e}\\s*(//|>>)`, 'm').test(body);
+}
