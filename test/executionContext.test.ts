@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolveConfig, validateConfigObject } from '../dist/src/config/config.js';
 import { scan } from '../dist/src/engine/scan.js';
+import { oneOffFile } from '../dist/src/analysis/executionContext.js';
 import { tempDir } from './helpers/tmp.js';
 
 const FIXTURE = path.resolve(__dirname, '../fixtures/execution');
@@ -69,6 +70,12 @@ describe('execution context', () => {
     expect(got.get('shop/exports.py:30 PA107')!.downgrades[0]!.evidence).toMatch(/only from background jobs/);
     // The same shape behind a request handler keeps its severity.
     expect(got.get('shop/exports.py:58 PA107')).toMatchObject({ severity: 'high', downgrades: [] });
+  });
+
+  it('benchmark folders are one-off code by the start or the end of their name (bench*/, *-benchmark/)', () => {
+    const kind = (p: string) => oneOffFile({ path: p, imports: [], moduleDefs: [], functions: [] } as never, () => false)?.kind ?? null;
+    for (const p of ['bench/load.py', 'benchmarks/run.py', 'packages/app-benchmark/suite.py', 'tools_x/perf_bench/case.py', 'svc/benchmarking/x.py']) expect(kind(p)).toBe('script');
+    for (const p of ['workbench/app.py', 'app/benchmark.py', 'app/services/benches.py']) expect(kind(p)).toBeNull();
   });
 
   it('strict mode judges one-off code as if it served requests', async () => {
