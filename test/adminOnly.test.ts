@@ -14,7 +14,8 @@ const SOURCE = `from flask import Blueprint, abort
 from fastapi import APIRouter, Depends
 from django.contrib.admin.views.decorators import staff_member_required
 
-from app.auth import admins_only, login_required, get_current_active_superuser, current_user
+from app.auth import admins_only, login_required, get_current_active_superuser, current_user, get_admin_or_owner, get_staffing_service
+from app.schemas import Admin
 from flask_restful import Resource
 
 admin = Blueprint("admin", __name__)
@@ -83,6 +84,35 @@ def clear_cache(account=Depends(current_user)):
     if not account.is_superuser:
         abort(403)
     return 1
+
+
+@router.get("/orders/{order_id}")
+def order(order_id: int, viewer=Depends(get_admin_or_owner)):
+    return 1
+
+
+@router.get("/shifts")
+def shifts(service=Depends(get_staffing_service)):
+    return 1
+
+
+@router.post("/signup")
+def signup(admin: Admin):
+    return 1
+
+
+@router.get("/notes")
+def notes(account=Depends(current_user), owner: bool = False):
+    if not account.is_staff and not owner:
+        raise PermissionError()
+    return 1
+
+
+@router.get("/report")
+def report(account=Depends(current_user)):
+    if not account.is_admin:
+        return own_report(account)
+    return 1
 `;
 
 describe('admin-only handlers', () => {
@@ -93,6 +123,6 @@ describe('admin-only handlers', () => {
     const admin = summary.functions.filter((f: { flags: number }) => f.flags & FN_ADMIN).map((f: { qualifiedName: string }) => f.qualifiedName).sort();
     expect(admin).toEqual(['UserList.get', 'clear_cache', 'pages', 'reset', 'stats', 'users']);
     // Handlers of the same shapes that any signed-in user reaches are not marked.
-    for (const open of ['guide', 'profile', 'me', 'EventList.get']) expect(summary.functions.find((f: { qualifiedName: string }) => f.qualifiedName === open)!.role).toBe('handler');
+    for (const open of ['guide', 'profile', 'me', 'EventList.get', 'order', 'shifts', 'signup', 'notes', 'report']) expect(summary.functions.find((f: { qualifiedName: string }) => f.qualifiedName === open)!.role).toBe('handler');
   });
 });

@@ -74,8 +74,9 @@ describe('execution context', () => {
 
   it('benchmark folders are one-off code by the start or the end of their name (bench*/, *-benchmark/)', () => {
     const kind = (p: string) => oneOffFile({ path: p, imports: [], moduleDefs: [], functions: [] } as never, () => false)?.kind ?? null;
-    for (const p of ['bench/load.py', 'benchmarks/run.py', 'packages/app-benchmark/suite.py', 'tools_x/perf_bench/case.py', 'svc/benchmarking/x.py']) expect(kind(p)).toBe('script');
-    for (const p of ['workbench/app.py', 'app/benchmark.py', 'app/services/benches.py']) expect(kind(p)).toBeNull();
+    for (const p of ['bench/load.py', 'benchmarks/run.py', 'packages/app-benchmark/suite.py', 'svc/bench_utils/x.py', 'svc/benchmarking/x.py']) expect(kind(p)).toBe('script');
+    // Other words that start or end with 'bench', and Frappe's deployment root, are not benchmarks.
+    for (const p of ['workbench/app.py', 'app/benchmark.py', 'benchling/client.py', 'frappe-bench/apps/x.py', 'lab_bench/run.py', 'bencher/a.py']) expect(kind(p)).toBeNull();
   });
 
   it('strict mode judges one-off code as if it served requests', async () => {

@@ -637,6 +637,15 @@ describe('a project repository of its own (fixtures/query-staged)', () => {
     expect(f.message).toMatch(/a per-item workflow, where batching the read alone saves little/);
   });
 
+  it('a helper that opens a session of its own per item is a per-item workflow; a savepoint per item is not', () => {
+    const own = at(staged, 'shop/billing.py', line('return [await number_of(invoice_id) for invoice_id in invoice_ids]'), 'PA107')!;
+    expect(own.severity).toBe('low');
+    expect(own.message).toMatch(/each iteration also opens a session of its own \(`number_of`\)/);
+    const nested = staged.filter((f) => f.code === 'PA107' && f.function === 'savepoint_each');
+    expect(nested).toHaveLength(1);
+    expect(nested[0]!.message).not.toMatch(/per-item workflow/);
+  });
+
   it('a per-row UPDATE that records a per-item call outside the database is low: a workflow', () => {
     const f = at(staged, 'shop/billing.py', line('await store.touch(customer)'), 'PA102')!;
     expect(f.severity).toBe('low');

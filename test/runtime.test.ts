@@ -26,6 +26,10 @@ describe('PA301 severity', () => {
     expect(on('PA301.py', 'mkdir(parents=True, exist_ok=True)')[0]!.severity).toBe('low');
     expect(on('PA301.py', 'os.listdir(p)')[0]!.severity).toBe('high');
     expect(on('PA301.py', 'present = [n for n in names')[0]!.severity).toBe('high');
+    // Changing one inode (chmod, unlink) is a metadata operation too; copying a tree is not.
+    expect(on('PA301.py', '(spool / name).chmod(0o600)')[0]!.severity).toBe('low');
+    expect(on('PA301.py', 'os.unlink(spool / f"{name}.lock")')[0]!.severity).toBe('low');
+    expect(on('PA301.py', 'shutil.copytree(spool, spool.with_suffix(".bak"))')[0]!.severity).toBe('high');
   });
 
   it('is low for a chain that ends in one metadata lookup', () => {

@@ -429,7 +429,7 @@ function returnsOf(model: FileModel, fn: FunctionInfo, bodyFrom: number): string
   const parts = dotted.split('.');
   let t: string | null;
   // `return cls(...)` in a classmethod: an instance of the class it is called on.
-  if (call && dotted === 'cls' && fn.className) return SELF_TYPE;
+  if (call && dotted === 'cls' && fn.className && fn.params[0]?.name === 'cls' && fn.decoratorNames.some((d) => /(^|\.)classmethod$/.test(d))) return SELF_TYPE;
   if (parts[0] === 'self' || parts[0] === 'cls') {
     const cls = classOfFunction(model, fn.index);
     if (!cls) return null;

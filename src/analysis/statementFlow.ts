@@ -98,7 +98,7 @@ export function passedStatementEffects(graph: StatementFlowGraph, fn: number): E
     for (const p of decodePassed(e.what)) {
       const label = executesParam(graph, to, p.position, p.keyword);
       if (label) {
-        out.push({ kind: p.kind, what: `${label}(${p.label})`, line: e.line, column: e.column });
+        out.push({ kind: p.kind, what: `${label}(${p.label})`, line: e.line, column: e.column, ...(e.guard !== undefined ? { guard: e.guard } : {}) });
         break;
       }
     }

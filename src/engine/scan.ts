@@ -21,7 +21,7 @@ import { runRepoPhase, withLineTexts } from './repoPhase.js';
 import type { ProjectContext } from '../discovery/context.js';
 import { assignOccurrenceSuffixes, compareFindings, fingerprint, scoreFindings } from '../merge/score.js';
 import { validateFinding } from '../merge/validate.js';
-import type { Family, Finding, ScanStats } from '../types.js';
+import { SEVERITIES, type Family, type Finding, type ScanStats } from '../types.js';
 import type { ScanResult } from './result.js';
 import { TOOL_VERSION } from '../version.js';
 import { loadBaseline } from './baseline.js';
@@ -288,12 +288,17 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     let findings: Finding[] = [];
     // One finding per place and claim: two ways to the same report (a call inside two spans of
     // one function) say the same thing once.
-    const reported = new Set<string>();
+    const keyOf = (r: RawFinding) => `${r.code}\0${r.path}\0${r.line}:${r.column}-${r.endLine}:${r.endColumn}\0${r.message}`;
+    const kept = new Map<string, RawFinding>();
     for (const r of raw) {
+      const k = keyOf(r);
+      const other = kept.get(k);
+      // The most severe of the copies (a copy may come with a rule's own advisory).
+      if (!other || (!r.advisory && other.advisory) || (!!r.advisory === !!other.advisory && SEVERITIES.indexOf(r.severity) < SEVERITIES.indexOf(other.severity))) kept.set(k, r);
+    }
+    for (const r of raw) {
+      if (kept.get(keyOf(r)) !== r) continue;
       if (testMatcher?.ignores(r.path)) continue;
-      const key = `${r.code}\0${r.path}\0${r.line}:${r.column}-${r.endLine}:${r.endColumn}\0${r.message}`;
-      if (reported.has(key)) continue;
-      reported.add(key);
       if (inScope && !inScope(r.path)) continue;
       const meta = metaByCode.get(r.code);
       if (!meta) continue;

@@ -22,20 +22,42 @@ import { classOfFunction, fileClasses } from './classes.js';
 const ROLE = String.raw`(?:super_?admins?|admins?|administrators?|superusers?|sysadmins?|staff(?:_members?)?)`;
 /** A decorator's name (arguments stripped) that requires the role. */
 const ROLE_DECORATOR = new RegExp(String.raw`(?:^|[._])(?:${ROLE}_(?:only|required|access|permission)|(?:require[sd]?|ensure|only)_${ROLE})$`, 'i');
-/** A route of a router or blueprint named for the role: `admin.route`, `admin_bp.get`, `sysadmin_router.post`. */
-const ROLE_ROUTER = new RegExp(String.raw`(?:^|\.)(?:${ROLE})(?:_?(?:bp|blueprint|router|api|app|routes|views))?\.(?:route|get|post|put|patch|delete|api_route|websocket)$`, 'i');
+/** A route of a router or blueprint named for the role: `admin.route`, `admin_bp.get`, `sysadmin_router.post` (not `staff`: staff tools are many services' main traffic). */
+const ROLE_ROUTER = /(?:^|\.)(?:super_?admin|admin|sysadmin|superuser)(?:_?(?:bp|blueprint|router|api|app|routes|views))?\.(?:route|get|post|put|patch|delete|api_route|websocket)$/i;
 /** A route path under `/admin` in the decorator's arguments. */
 const ADMIN_PATH = /\(\s*(?:path\s*=\s*)?[rfRF]?["']\/(?:api\/(?:v\d+\/)?)?admin(?:\/|["'])/;
-/** A dependency, guard or permission in the decorator's arguments or a parameter that requires the role. */
-const ROLE_DEPENDENCY = new RegExp(String.raw`(?:Depends|Security)\(\s*[\w.]*?${ROLE}\w*|guards\s*=\s*\[[^\]]*\b\w*${ROLE}\w*`, 'i');
-/** A parameter's annotation that names the role's user type (`CurrentSuperuser`, `AdminUser`). */
-const ROLE_ANNOTATION = /^(?:Current)?(?:Super[Uu]ser|Admin(?:User|Principal)?|SysAdmin)(?:Dep)?$/;
+/** The providers, guards and permissions named in a decorator's arguments or a parameter: `Depends(get_current_superuser)`, `guards=[requires_superuser]`. */
+const DEPENDENCY_NAMES = /(?:Depends|Security)\(\s*([\w.]+)|guards\s*=\s*\[([^\]]*)\]/g;
+/**
+ * A provider or guard whose whole name is the role requirement: `get_current_active_superuser`,
+ * `require_admin`, `is_authenticated_admin_session`, `admin_required` — not `get_admin_or_owner`,
+ * `get_supabase_admin` (a client), `get_staffing_service`.
+ */
+const ROLE_PROVIDER = new RegExp(String.raw`^(?:(?:get|require[sd]?|ensure|check|verify|current|active|is|authenticated|validate|has)_)*${ROLE}(?:_(?:user|users|session|api|account|principal|only|required|access|permission|dep|dependency|token|key|auth))*$`, 'i');
+/** A parameter's annotation that names the role's user type (`CurrentSuperuser`, `AdminUser`); not a model merely called `Admin`. */
+const ROLE_ANNOTATION = /^(?:Current)?(?:Super[Uu]ser|AdminUser|SysAdmin|CurrentAdmin)(?:Dep)?$/;
 /** A base of a class-based view named for the role: `RHAdminBase`, `AdminView`, `BaseAdminController`. */
 const ROLE_BASE = /(?:^|\.)\w*(?:Admin|Superuser|SysAdmin)\w*$/;
-/** A check of the role in a condition that ends the request. */
-const ROLE_CHECK = String.raw`\b(?:is_(?:super_?)?admin|is_superuser|is_sysadmin|is_staff|sysadmin)\b`;
-const DENIES = new RegExp(String.raw`\bnot\b[^:]*${ROLE_CHECK}|${ROLE_CHECK}\s*(?:is|==)\s*False`);
-const ENDS_REQUEST = /\b(?:raise|abort|return)\b/;
+/** One negated role check, the whole condition: `not user.is_superuser`, `not request.user.is_staff`, `user.is_admin is False`. */
+const ROLE_FLAG = String.raw`(?:is_(?:super_?)?admin|is_superuser|is_sysadmin|is_staff|sysadmin)`;
+/** The flag read as an attribute or a key: `user.is_superuser`, `claims.get("is_admin")`, `user["is_staff"]`. */
+const FLAG_READ = String.raw`[\w.]+(?:\.${ROLE_FLAG}|\.get\(\s*["']${ROLE_FLAG}["']\s*(?:,[^()]*)?\)|\[\s*["']${ROLE_FLAG}["']\s*\])`;
+const DENIES = new RegExp(String.raw`^(?:not\s+\(?\s*${FLAG_READ}\s*\)?|${FLAG_READ}\s*(?:is|==)\s*False)$`);
+/** A refusal: an exception, an abort, a 401/403 response. */
+const REFUSES = /\b(?:raise|abort)\b|HttpResponseForbidden|\b40[13]\b|PermissionDenied|Forbidden|Unauthorized/;
+
+/** Does any provider or guard the text names require the role by its whole name? */
+function requiresRole(text: string): boolean {
+  if (!/Depends|Security|guards/.test(text)) return false;
+  for (const m of text.matchAll(DEPENDENCY_NAMES)) {
+    const names = m[1] !== undefined ? [m[1]] : (m[2] ?? '').split(',');
+    for (const n of names) {
+      const last = n.trim().split('.').pop() ?? '';
+      if (last && !/_or_/.test(last) && ROLE_PROVIDER.test(last)) return true;
+    }
+  }
+  return false;
+}
 
 /** Does only an administrator reach function `fnIndex` (a handler, by its own declaration)? */
 export function adminOnly(model: FileModel, fnIndex: number): boolean {
@@ -45,12 +67,12 @@ export function adminOnly(model: FileModel, fnIndex: number): boolean {
     const name = fn.decoratorNames[i] ?? d;
     if (ROLE_DECORATOR.test(name) || ROLE_DECORATOR.test(d.replace(/\(.*$/s, ''))) return true;
     if (ROLE_ROUTER.test(d.replace(/\(.*$/s, ''))) return true;
-    if (ADMIN_PATH.test(d) || ROLE_DEPENDENCY.test(d)) return true;
+    if (ADMIN_PATH.test(d) || requiresRole(d)) return true;
   }
   for (const p of fn.params) {
-    if (p.defaultText && ROLE_DEPENDENCY.test(p.defaultText)) return true;
+    if (p.defaultText && requiresRole(p.defaultText)) return true;
     const a = p.annotation?.trim();
-    if (a && (ROLE_DEPENDENCY.test(a) || ROLE_ANNOTATION.test(a))) return true;
+    if (a && (requiresRole(a) || ROLE_ANNOTATION.test(a))) return true;
   }
   if (fn.className) {
     const cls = classOfFunction(model, fnIndex);
@@ -71,8 +93,9 @@ function endsRequestUnlessAdmin(body: FileModel['functions'][number]['body']): b
     if (stmt.type !== 'if_statement') continue;
     const condition = stmt.childForFieldName('condition');
     const consequence = stmt.childForFieldName('consequence');
-    // A denial (`if not user.is_superuser:`), not an early way out for admins (`if user.is_admin: return everything()`).
-    if (condition && consequence && DENIES.test(condition.text) && ENDS_REQUEST.test(consequence.text)) return true;
+    // A denial of everyone else (`if not user.is_superuser: raise ...`), not an early way out for
+    // admins (`if user.is_admin: return everything()`) nor a check among others (`and not owner`).
+    if (condition && consequence && DENIES.test(condition.text.replace(/\s+/g, ' ').trim()) && REFUSES.test(consequence.text)) return true;
   }
   return false;
 }

@@ -14,10 +14,12 @@ export const SYNC_SLEEP = new Set(['time.sleep']);
 
 
 /**
- * File-system metadata calls: one inode lookup, served from the kernel's cache almost always.
- * One of them on the event loop is worth knowing (low), not an outage (high); in a loop they add up.
+ * File-system metadata calls: one inode looked up or changed (a stat, an unlink, a chmod, a
+ * rename), served from the kernel's cache almost always. One of them on the event loop is worth
+ * knowing (low), not an outage (high); in a loop they add up. Reading, writing, copying or
+ * walking files is not one of them.
  */
-const METADATA = /^(os\.path\.(exists|lexists|isfile|isdir|islink|ismount|getsize|getmtime|getatime|getctime|samefile)|os\.(stat|lstat|access)|Path\.(exists|is_file|is_dir|is_symlink|is_mount|stat|lstat|samefile|resolve|owner|group|readlink))$/;
+const METADATA = /^(os\.path\.(exists|lexists|isfile|isdir|islink|ismount|getsize|getmtime|getatime|getctime|samefile)|os\.(stat|lstat|access|unlink|remove|rmdir|chmod|chown|lchown|utime|rename|replace|symlink|link|readlink|mkdir)|Path\.(exists|is_file|is_dir|is_symlink|is_mount|stat|lstat|samefile|resolve|owner|group|readlink|unlink|rmdir|chmod|lchmod|touch|rename|replace|symlink_to|hardlink_to))$/;
 
 /** `mkdir(..., exist_ok=True)` / `os.makedirs(..., exist_ok=True)`: a metadata check when the directory exists. */
 export function isCheapMetadata(what: string, call?: CallInfo): boolean {

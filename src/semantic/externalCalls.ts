@@ -70,7 +70,7 @@ export function externalCall(model: FileModel, call: CallInfo): ExternalCall | n
   const head = t.replace(/^@/, '');
   // What a client returned is data: a response's `.json()`, an SDK object's `.to_dict()`, a
   // dict-like resource's `.get("metadata")` (Stripe's objects are dict subclasses) read memory.
-  if (LOCAL_DATA_METHODS.has(call.method) || (call.method === 'get' && dictKeyLookup(call))) return null;
+  if (LOCAL_DATA_METHODS.has(call.method) || (call.method === 'get' && SDK_MODULES.test(head) && !/Client(\(\))?$/.test(head) && dictKeyLookup(call))) return null;
   if ((NETWORK_MODULES.test(head) && NETWORK_METHODS.has(call.method)) || (SDK_MODULES.test(head) && (/\(\)/.test(head) || t.startsWith('@')) && /^[a-z]/.test(call.method))) {
     return { kind: 'network', what: `${head.replace(/\(\)$/, '').replace(/\(\)/g, '')}.${call.method}` };
   }
@@ -80,7 +80,7 @@ export function externalCall(model: FileModel, call: CallInfo): ExternalCall | n
 }
 
 /** Methods of a client's responses and an SDK's resource objects that read what is already in memory. */
-const LOCAL_DATA_METHODS = new Set(['to_dict', 'to_dict_recursive', 'keys', 'values', 'items', 'json', 'raise_for_status', 'model_dump', 'model_dump_json', 'serialize', 'to_json', 'copy', 'pop', 'setdefault']);
+const LOCAL_DATA_METHODS = new Set(['to_dict', 'to_dict_recursive', 'keys', 'values', 'items', 'json', 'raise_for_status', 'model_dump', 'model_dump_json', 'to_json']);
 
 /**
  * `obj.get("metadata")`, `obj.get("id", None)`: a lookup by a literal key, not a request — a
@@ -129,7 +129,7 @@ function moduleContainer(model: FileModel, receiver: string): boolean {
 export function leavesProcess(model: FileModel, call: CallInfo): string | null {
   if (externalCall(model, call)?.kind === 'network') return call.calleeText;
   const receiver = receiverText(call);
-  if (call.hasReceiver && receiver && !moduleContainer(model, receiver) && INTEGRATION.test(receiver)) return call.calleeText;
+  if (call.hasReceiver && receiver && !moduleContainer(model, receiver) && INTEGRATION.test(receiver) && !SQL_OPERATOR.test(call.method)) return call.calleeText;
   if (!SENDS.test(call.method ?? '') || (receiver && SIGNAL.test(receiver))) return null;
   // The project's own function or method named like sending (`publish_totals(...)`,
   // `self.notify(...)`): what its body calls decides, through the call graph.
@@ -150,6 +150,12 @@ function projectCallee(model: FileModel, call: CallInfo, receiver: string | null
 function receiverText(call: CallInfo): string | null {
   return call.dottedReceiver ?? (call.receiver && (call.receiver.type === 'identifier' || call.receiver.type === 'attribute') ? call.receiver.text.replace(/\s+/g, '') : null);
 }
+
+/**
+ * SQLAlchemy's column and query operators (`Webhook.owner_id.in_(ids)`, `Model.name.ilike(q)`):
+ * SQL expressions built in memory, whatever the model's name says.
+ */
+const SQL_OPERATOR = /^(in_|not_in|notin_|is_|is_not|isnot|like|ilike|not_like|not_ilike|notlike|notilike|contains|startswith|endswith|between|any_|all_|op|asc|desc|nulls_first|nulls_last|label|cast|collate|match|regexp_match|distinct|where|filter|filter_by|order_by|group_by|join|outerjoin|options|limit|offset|subquery|scalar_subquery|correlate|values|returning|select_from|with_only_columns)$/;
 
 /** Receivers that are in-process signals (blinker, Django): their `send` calls this process's receivers. */
 const SIGNAL = /(^|[._])\w*signals?(\.|$)|^(pre|post)_(save|delete|init|migrate)$/i;
@@ -211,7 +217,7 @@ export function networkFunction(q: string): ExternalCall | null {
 export function outsideEffect(model: FileModel, call: CallInfo): string | null {
   if (externalCall(model, call)?.kind === 'network') return call.calleeText;
   const receiver = receiverText(call);
-  if (call.hasReceiver && receiver && !moduleContainer(model, receiver)
+  if (call.hasReceiver && receiver && !moduleContainer(model, receiver) && !SQL_OPERATOR.test(call.method)
     && (INTEGRATION.test(receiver) || (PLUGIN.test(receiver) && !ownModule(model, receiver)))) return call.calleeText;
   return SENDS.test(call.method) ? call.calleeText : null;
 }

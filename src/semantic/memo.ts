@@ -43,6 +43,9 @@ function cacheTestText(raw: string): { name: string; missing: boolean } | null {
   if (m) return { name: m[1]!, missing: true };
   m = /^([A-Za-z_][\w.]*)$/.exec(text);
   if (m) return { name: m[1]!, missing: false };
+  // `if hit := _cache.get(key):` / `if (row := CACHE.get(k)) is not None:` — the body returns the hit.
+  m = /^\(?[A-Za-z_]\w* := ([A-Za-z_][\w.]*)\.get\(.*\)\)?(?: is not None)?$/.exec(text);
+  if (m) return { name: m[1]!, missing: false };
   return null;
 }
 

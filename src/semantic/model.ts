@@ -1438,6 +1438,19 @@ export function ifsOf(model: FileModel, fnIndex: number): SyntaxNode[] {
 }
 
 /** The call whose node is `node`, if any. */
+/** Is the call a method of `name` or of one of its attributes (`name.execute(...)`, `name.x.y()`)? */
+export function receiverIs(call: CallInfo, name: string): boolean {
+  const r = call.dottedReceiver;
+  return r === name || (r !== null && r.startsWith(`${name}.`));
+}
+
+/** Does the call act on `name` ({@link receiverIs}) or hand it on as an argument (`load(name, ...)`, `f(db=name)`)? */
+export function usesName(call: CallInfo, name: string): boolean {
+  if (receiverIs(call, name)) return true;
+  const args = call.node.childForFieldName('arguments');
+  return !!args && args.namedChildren.some((a) => (a.type === 'keyword_argument' ? a.childForFieldName('value') : a)?.text === name);
+}
+
 export function callAt(model: FileModel, node: SyntaxNode): CallInfo | undefined {
   let byStart = CALLS_BY_START.get(model);
   if (!byStart) {

@@ -17,7 +17,7 @@
 import { leavesProcess } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
-import { assignmentsTo, callAt, callsOf, isFlaskHandle, isNamedLookupCallee, selfOffset } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, callsOf, isFlaskHandle, isNamedLookupCallee, receiverIs, selfOffset, usesName } from '../../../semantic/model.js';
 import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
 import { LIBRARY_BULK_WRITES, LIBRARY_READS, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
 import { formattedString } from '../../../discovery/pythonLiterals.js';
@@ -81,8 +81,10 @@ const ASYNC_SQLALCHEMY = /(^|\.)(AsyncSession|async_sessionmaker|AsyncConnection
 /** Repository-style receivers whose class the call graph cannot see (`self.repo`, `user_repo`). */
 const REPO_NAME = /(^|_)(repo|repository)$/i;
 const REPO_READ = /^(get|get_by_\w+|get_\w+_by_\w+|find\w*|fetch\w*|load\w*|one|first)$/;
-/** A method named for what it returns unexecuted: `get_by_owner_statement()`, `find_query()`, `get_base_select()`. */
-const BUILDS_STATEMENT = /_(statement|stmt|query|select|subquery|clause|filter)s?$/;
+/** A method named for what it returns unexecuted: `get_by_owner_statement()`, `get_base_select()` (not `find_by_query()`). */
+const BUILDS_STATEMENT = /_(statement|stmt|select|subquery|clause)s?$/;
+/** Repository writes that commonly set attributes and stage the row rather than run a statement. */
+const STAGING_WRITE = /^(update|save)$/;
 const REPO_WRITE = /^(update\w*|delete\w*|remove\w*|save\w*|mark_\w+|set_\w+)$/;
 
 const lookups = new WeakMap<FileModel, NameLookup>();
@@ -133,7 +135,10 @@ export function receiverEvidence(model: FileModel, call: CallInfo): Evidence {
         case 'cursor':
           return 'db';
         case 'async':
-          return ASYNC_SQLALCHEMY.test(t) || /^@?asyncpg\b/.test(t) || ASYNC_SQLALCHEMY.test(model.projectHandles.get(/^@?([\w.]+)/.exec(t)?.[1] ?? '') ?? '') ? 'db' : null;
+          if (ASYNC_SQLALCHEMY.test(t) || /^@?asyncpg\b/.test(t) || ASYNC_SQLALCHEMY.test(model.projectHandles.get(/^@?([\w.]+)/.exec(t)?.[1] ?? '') ?? '')) return 'db';
+          // An async handle a project helper gives (`async with unit() as session:`): a session
+          // by its name, as an untyped one would be.
+          break;
         default:
           return null;
       }
@@ -659,12 +664,13 @@ function repositoryOp(model: FileModel, call: CallInfo): DbOp | null | undefined
   // A module imported under a repo-like name is followed through the call graph instead.
   if (call.dottedReceiver === name && (model.imports.has(name) || model.moduleDefs.has(name))) return undefined;
   if (!importsDbLibrary(model) && !call.awaited) return undefined;
-  // A repository class of the project's own (`repo = OrderRepository(session)`): the call graph
-  // follows the call into the method, and its body decides. A write by name would claim a
-  // statement where an `update()` that only sets attributes and stages the row sends none.
-  // (Reads stay by name: a project repository's reads mostly run a statement a generic
-  // executor receives as an argument, `self._execute(stmt)`, which the graph cannot type.)
-  if (REPO_WRITE.test(call.method) && projectTyped(model, call)) return undefined;
+  // `repo.update(obj, ...)` / `repo.save(obj)` on a repository class of the project's own
+  // (`repo = OrderRepository(session)`): such a method often only sets attributes and stages the
+  // row, which sends nothing; the call graph follows the call into the method and its body
+  // decides. Other writes stay by name (`delete_by_user` may be inherited from a library base
+  // the graph cannot follow), and so do reads (their statement is often run by a generic
+  // executor, see analysis/statementFlow.ts).
+  if (STAGING_WRITE.test(call.method) && projectTyped(model, call)) return undefined;
   if (REPO_READ.test(call.method) && !BUILDS_STATEMENT.test(call.method) && callArgs(call.node).positional.length >= 1) {
     return { kind: 'read', what: `${name}.${call.method}`, statement: null };
   }
@@ -681,7 +687,7 @@ function projectTyped(model: FileModel, call: CallInfo): boolean {
   return m !== null && model.repoModules.has(m[1]!);
 }
 
-const STATEMENT_WORDS = /\b(?:select|update|delete|text)\s*\(|\b(?:stmt|statement)\b/;
+const STATEMENT_WORDS = /\b(?:select|update|delete|text)\s*\(|\b(?:stmt|statement|query|Select|Executable)\b/;
 /** A parameter that holds a statement: by its annotation, or by its name. */
 const STATEMENT_ANNOTATION = /\b(?:Select|Executable|Update|Delete|ReturningUpdate|ReturningDelete|ClauseElement|TextClause|StatementLambdaElement|Query)\b/;
 const STATEMENT_PARAM = /^(?:stmt|statement|query|q|sql|select|sel)$|_(?:stmt|statement|query|select)$/;
@@ -733,7 +739,8 @@ function statementFlowFacts(model: FileModel, call: CallInfo, out: Effect[]): vo
     const label = `${st.ctor === 'sql' || st.ctor === 'text' ? 'text' : st.ctor}${st.entity ? ` ${st.entity}` : ''}`;
     passed.push({ position, keyword, kind: st.kind === 'read' ? QUERY_EFFECT : WRITE_EFFECT, label });
   }
-  if (passed.length) out.push({ kind: PASSES_STATEMENT, what: encodePassed(passed), ...at });
+  // Under a flag of the function (`if load_orders:`), as the statement's own execution would be.
+  if (passed.length) out.push(guarded(model, call, { kind: PASSES_STATEMENT, what: encodePassed(passed), ...at }));
 }
 
 /** An argument that may be a statement construct: `select(...)`, `sa.update(...)`, `text(...)`, or a chain on one. */
@@ -800,6 +807,8 @@ export const QUERY_EFFECT = 'query';
  */
 export const PK_QUERY_EFFECT = 'pk_query';
 export const WRITE_EFFECT = 'write';
+/** A row staged in the unit of work (`session.add`, `session.delete(obj)`, a single-row insert), sent by a later flush or commit. */
+export const STAGES_EFFECT = 'stages';
 export const LOOP_CALL = 'loop_call';
 /** Site fact: a call in a data loop that reads nothing the loop changes (`what` = the loop's position), for the repo phase. */
 export const INVARIANT_CALL = 'invariant_call';
@@ -869,6 +878,8 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
       }
       // A staged delete is a round trip of this function's only when the function also flushes it.
       else if (op.kind === 'write' && (!isStagedWrite(call, op) || flushedInFunction(model, call))) effects[call.functionIndex]!.push(guarded(model, call, { kind: WRITE_EFFECT, what: op.what, ...at }));
+      // A row added or deleted for the next flush or commit to send: what a commit then writes.
+      else effects[call.functionIndex]!.push({ kind: STAGES_EFFECT, what: op.what, ...at });
       continue;
     }
     if (isExplicitFlush(model, call) && !isMemoisedCall(model, call)) {
@@ -1074,41 +1085,55 @@ function isExplicitFlush(model: FileModel, c: CallInfo): boolean {
  * A call other than `call`, in the same iteration of `loop`, that writes on its own: a
  * statement, a flush or a commit (a staged `add`/`delete` waits for one of those).
  */
-export function iterationWriter(model: FileModel, call: Pick<CallInfo, 'functionIndex'>, loop: LoopInfo): CallInfo | null {
+export function iterationWriter(model: FileModel, call: Pick<CallInfo, 'functionIndex'> & { node?: SyntaxNode }, loop: LoopInfo): CallInfo | null {
   for (const c of callsOf(model, call.functionIndex)) {
     if (c === call || c.functionIndex !== call.functionIndex || !c.loops.includes(loop.index)) continue;
     const op = classifyDbCall(model, c);
     if (op ? op.kind !== 'read' && !isStagedWrite(c, op) : isExplicitFlush(model, c)) return c;
   }
-  return perItemTransaction(model, loop);
+  const own = perItemTransactions(model, loop);
+  // The block must hold the call the finding is about: a read outside it is not part of the unit.
+  return own.find((t) => !call.node || (call.node.startIndex >= t.from && call.node.startIndex < t.to))?.opener ?? null;
 }
 
+const perItemMemo = new WeakMap<LoopInfo, { opener: CallInfo; from: number; to: number }[]>();
+
 /**
- * A transaction, or a session, of its own per item: `for t in triggers: async with
- * session.begin():`, `with factory() as s:` / `async with unit_of_work() as s:` whose session the
- * iteration uses. Each item is one unit of work by design, committed on its own; batching the
- * reads across items would change that. Returns the call that opens it.
+ * The blocks of a loop's body that give each item a transaction or a session of its own:
+ * `with session.begin():` on a database handle, or `with factory() as s:` / `async with
+ * unit_of_work() as s:` whose session the block uses for database calls (directly, or by handing
+ * it to helpers when the opener and the name say session). Each item is one unit of work by
+ * design, committed on its own; batching the reads across items would change that. A savepoint
+ * (`begin_nested()`) is not one: it is part of the outer transaction.
  */
-function perItemTransaction(model: FileModel, loop: LoopInfo): CallInfo | null {
-  if (!model.withs.length) return null;
-  const body = loop.node.childForFieldName('body');
-  if (!body) return null;
+function perItemTransactions(model: FileModel, loop: LoopInfo): { opener: CallInfo; from: number; to: number }[] {
+  const hit = perItemMemo.get(loop);
+  if (hit) return hit;
+  const out: { opener: CallInfo; from: number; to: number }[] = [];
+  perItemMemo.set(loop, out);
+  const body = model.withs.length ? loop.node.childForFieldName('body') : null;
+  if (!body) return out;
+  const calls = callsOf(model, loop.functionIndex);
   for (const w of model.withs) {
     if (w.functionIndex !== loop.functionIndex || w.node.startIndex < body.startIndex || w.node.endIndex > body.endIndex) continue;
     for (const item of w.items) {
       if (item.value.type !== 'call') continue;
       const opener = callAt(model, item.value);
       if (!opener) continue;
-      if ((opener.method === 'begin' || opener.method === 'begin_nested') && opener.hasReceiver) return opener;
+      const block = { opener, from: w.bodyStart, to: w.bodyEnd };
+      if (opener.method === 'begin' && opener.hasReceiver && receiverEvidence(model, opener)) {
+        out.push(block);
+        continue;
+      }
       const alias = item.alias;
-      if (!alias) continue;
-      const uses = callsOf(model, loop.functionIndex).filter((c) => c.node.startIndex >= w.bodyStart && c.node.startIndex < w.bodyEnd);
-      const onAlias = (c: CallInfo) => c.dottedReceiver === alias || !!c.dottedReceiver?.startsWith(`${alias}.`);
-      const handsOn = (c: CallInfo) => c.node.childForFieldName('arguments')?.namedChildren.some((a) => (a.type === 'keyword_argument' ? a.childForFieldName('value') : a)?.text === alias) ?? false;
-      if (uses.some((c) => onAlias(c) && classifyDbCall(model, c)) || (SESSION_OPENER.test(opener.calleeText) && uses.some((c) => onAlias(c) || handsOn(c)))) return opener;
+      if (!alias || (opener.qualifiedName && NOT_SESSION_OPENERS.test(opener.qualifiedName))) continue;
+      const uses = calls.filter((c) => c.node.startIndex >= w.bodyStart && c.node.startIndex < w.bodyEnd);
+      const direct = uses.some((c) => receiverIs(c, alias) && classifyDbCall(model, c));
+      const handed = SESSION_OPENER.test(opener.method || opener.calleeText) && SESSION_ALIAS.test(alias) && uses.some((c) => usesName(c, alias));
+      if (direct || handed) out.push(block);
     }
   }
-  return null;
+  return out;
 }
 
 /** What a per-item workflow's call does, for a message: `writes (\`x\`)`, or `runs in a transaction of its own (\`s.begin()\`)`. */
@@ -1116,8 +1141,12 @@ export function workflowAction(writer: CallInfo): string {
   return writer.isWithItem ? `runs in a transaction of its own (\`${writer.calleeText}()\`)` : `writes (\`${writer.calleeText}\`)`;
 }
 
-/** A call named for what opens a session or a transaction: `Session()`, `automations_session(...)`, `unit_of_work()`. */
-const SESSION_OPENER = /session|Session|transaction|unit_of_work|\buow\b/;
+/** A callee named for what opens a database session: `Session()`, `automations_session(...)`, `unit_of_work()`. */
+const SESSION_OPENER = /(^|[._])(\w*_)?(session|Session|unit_of_work|uow)$|^(\w+_)?(session|unit_of_work)$/;
+/** A name that holds a session: `session`, `db`, `s`, `tx_session`. */
+const SESSION_ALIAS = /^(\w*session|db|db_\w+|\w+_db|s|tx|conn|connection|uow)$/;
+/** Openers of other libraries' sessions and transactions: HTTP clients, tracing, cloud SDKs. */
+const NOT_SESSION_OPENERS = /^(requests|httpx|aiohttp|boto3|botocore|aioboto3|sentry_sdk|opentelemetry|ddtrace|newrelic|elasticapm|urllib3|grpc)\./;
 
 export function parseLoopCall(what: string): LoopCallFacts {
   const [size = '', loop = '', w = '', k = '', domain = '', items = ''] = what.split('|');

@@ -15,7 +15,7 @@ import type { SummaryCall } from '../../../analysis/summary.js';
 import { INVARIANT_READ, PARAM_ROW_CALL, ROW_CALL, ROW_QUERY } from './rowCalls.js';
 import {
   ARG_DOMAINS, OUTSIDE_CALL, HELD_ID_LOOKUP, isWriteReload, classifyDbCall, rowsSource, FLUSH_EFFECT, readsBeforeLoop, loopsDomain, passesItemForeignKey, foreignKeyTargetLoaded, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
-  smallLiteralProduct, WRITE_EFFECT, workflowAction, type DbOp, type DbOpKind, type LoopCallFacts,
+  smallLiteralProduct, STAGES_EFFECT, WRITE_EFFECT, workflowAction, type DbOp, type DbOpKind, type LoopCallFacts,
 } from './dbCalls.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
 import { decodeDomain, encodeDomain, passedDomain, type LoopDomain } from '../../../semantic/loopDomain.js';
@@ -404,12 +404,15 @@ export function reportHelperSites(
     // each UPDATE records what that item's call did (a transfer reversed, an email sent), and one
     // set-based statement cannot stand in for per-item work outside the database.
     const sends = effectKind === WRITE_EFFECT ? outside(ref, file.path, facts.loop) : null;
+    // The helper commits what it wrote, per item: a unit of work per item (PA207 reports the
+    // commits), where one set-based statement would change what each commit keeps.
+    const commits = effectKind === WRITE_EFFECT && sends === null ? strongReach(graph.effectsOfCall(ref, call, to, 'any'), TRANSACTION_COMMIT) : null;
     const text = pk ? identityMapMessage!(graph.function(to).qualifiedName, reach.effect.what) : message(graph.function(to).qualifiedName, reach.effect.what);
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-      message: text + (alsoWrites !== null ? workflowNote(alsoWrites) : sends !== null ? outsideWorkflowNote(sends) : requestIds ? REQUEST_IDS_NOTE : domain ? domainNote(domain) : ''),
-      severity: alsoWrites !== null || sends !== null || pk ? 'low' : domain ? domainSeverity(domain) : severity(facts.size),
+      message: text + (alsoWrites !== null ? workflowNote(alsoWrites) : sends !== null ? outsideWorkflowNote(sends) : commits ? `; each iteration commits it (\`${graph.chainNames(commits).join('` → `')}()\`): a unit of work per item` : requestIds ? REQUEST_IDS_NOTE : domain ? domainNote(domain) : ''),
+      severity: alsoWrites !== null || sends !== null || commits || pk ? 'low' : domain ? domainSeverity(domain) : severity(facts.size),
       ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : {}),
       function: fn.name,
       chain,
@@ -664,6 +667,12 @@ const loopFactsCache = new WeakMap<object, LoopFacts>();
  * what the iteration staged, so a helper that commits writes on its own.
  */
 const TRANSACTION_COMMIT = 'commit';
+/** transaction/effects.ts `READONLY_COMMIT`: the commit of a function that only read before it. */
+const TRANSACTION_READONLY_COMMIT = 'readonly_commit';
+/** transaction/missing_rollback.ts `OPENS_SESSION`: the function opens a session of its own. */
+const TRANSACTION_OPENS_SESSION = 'opens_session';
+/** Marks a workflow whose per-item work is a session of its own (see {@link loopFacts}). */
+const SESSION_MARK = 'session:';
 /** Marks a workflow (see {@link loopFacts}) whose per-item work is a call outside the process. */
 const OUTSIDE_MARK = 'outside:';
 
@@ -678,9 +687,22 @@ function loopFacts(graph: CallGraph): LoopFacts {
   const sites = [...siteCalls(graph, LOOP_CALLS)].map((s) => ({ ...s, facts: parseLoopCall(s.site.what) }));
   // The workflow of a loop: its iterations, not a search's last one.
   const perItem = sites.filter((s) => !s.facts.stopsEarly);
-  const writer = (s: SiteCall) => {
+  const writer = (s: SiteCall): Reach | null => {
     const effects = graph.effectsOfCall(s.ref, s.call, s.to, 'any');
-    return strongReach(effects, FLUSH_EFFECT) ?? strongReach(effects, WRITE_EFFECT) ?? strongReach(effects, TRANSACTION_COMMIT);
+    const flush = strongReach(effects, FLUSH_EFFECT);
+    const written = (flush && !/(^|\.)commit$/.test(flush.effect.what) ? flush : null) ?? strongReach(effects, WRITE_EFFECT);
+    if (written) return written;
+    // A commit (the query family counts one among the flushes) sends what the iteration staged.
+    const commit = strongReach(effects, TRANSACTION_COMMIT) ?? flush;
+    if (commit && strongReach(effects, STAGES_EFFECT)) return commit;
+    // A commit over a block that only read writes nothing: a context manager's commit when its
+    // block ends (`async with engine.session() as s:`), or a helper that reads and then commits.
+    const at = commit ? commit.steps[commit.steps.length - 1]!.fn : null;
+    const readOnly = at !== null && (graph.function(at).isGenerator
+      || graph.ownEffects(at).some((e) => e.kind === TRANSACTION_READONLY_COMMIT && e.line === commit!.effect.line && e.column === commit!.effect.column));
+    if (commit && !readOnly) return commit;
+    // A helper that opens a session of its own for each call: each item is a unit of work apart.
+    return strongReach(effects, TRANSACTION_OPENS_SESSION);
   };
   // An iteration that sends a message or calls a service per item is dominated by that call:
   // the read beside it is one part of a per-item workflow, like a write is.
@@ -695,7 +717,7 @@ function loopFacts(graph: CallGraph): LoopFacts {
         if (s.file.path !== file || s.facts.loop !== loop) continue;
         const w = writer(s);
         if (w) {
-          what = `${graph.function(s.to).qualifiedName}: ${w.effect.what}`;
+          what = w.effect.kind === TRANSACTION_OPENS_SESSION ? `${SESSION_MARK}${graph.function(s.to).qualifiedName}` : `${graph.function(s.to).qualifiedName}: ${w.effect.what}`;
           break;
         }
         const o: Reach | null = sends === null ? outside(s) : null;
@@ -821,6 +843,7 @@ export function domainNote(domain: 'rows' | 'input' | 'unknown'): string {
 /** What a per-item workflow does besides the read, for a message: `writes (\`x\`)`, `calls outside the database (\`x\`)`. */
 export function workflowDoes(alsoWrites: string): string {
   if (alsoWrites.startsWith(OUTSIDE_MARK)) return `calls outside the database (\`${alsoWrites.slice(OUTSIDE_MARK.length)}\`)`;
+  if (alsoWrites.startsWith(SESSION_MARK)) return `opens a session of its own (\`${alsoWrites.slice(SESSION_MARK.length)}\`)`;
   return `writes${alsoWrites ? ` (\`${alsoWrites}\`)` : ''}`;
 }
 

@@ -188,12 +188,12 @@ export const redundantFetch: FileRule & RepoRule = {
  * a write the held object does not reflect, which the reload reads back?
  */
 function writtenBetween(graph: CallGraph, ref: FnRef, fromLine: number, reload: SummaryCall, model: string): boolean {
-  const names = new RegExp(`\\((?:update|delete|text)? ?(?:[\\w.]*\\.)?${model}\\)`);
+  const names = new RegExp(`\\((?:update|delete) (?:[\\w.]*\\.)?${model}\\)`);
   for (const edge of graph.callees(ref)) {
     const at = edge.call;
     if (edge.weak || at.line <= fromLine || at.line > reload.line || (at.line === reload.line && at.column >= reload.column)) continue;
     const write = graph.effectsOf(edge.to, 'any').get(WRITE_EFFECT);
     if (write && names.test(write.effect.what)) return true;
   }
-  return graph.ownEffects(ref).some((e) => e.kind === WRITE_EFFECT && e.line > fromLine && e.line < reload.line && names.test(e.what));
+  return graph.ownEffects(ref).some((e) => e.kind === WRITE_EFFECT && e.line > fromLine && e.line <= reload.line && (e.line < reload.line || e.column < reload.column) && names.test(e.what));
 }

@@ -189,17 +189,43 @@ function smallLimit(model: FileModel, src: SyntaxNode, loop: LoopInfo): boolean 
     value = own.length === 1 && !own[0]!.loops.length && own[0]!.line <= loop.node.startPosition.row + 1 ? unwrap(own[0]!.value) : null;
   }
   if (value?.type !== 'call' || !value.text.includes('limit')) return false;
-  const m = LIMIT.exec(value.text);
-  if (!m) return false;
-  const bound = m[1] ?? m[2]!;
-  if (/^\d+$/.test(bound)) return Number(bound) <= SMALL_BOUND;
-  if (!/^_?[A-Z][A-Z0-9_]*$/.test(bound)) return false;
-  const bindings = assignmentsTo(model, bound);
+  // The outermost call's own `limit=` (not a page size it then walks: `list(limit=10).auto_paging_iter()`),
+  // or a `.limit(K)` on the outer chain of it or of the statement it runs (not a subquery's).
+  const bound = keywordArgument(value, 'limit') ?? outerChainLimit(value, true);
+  if (!bound) return false;
+  if (bound.type === 'integer') return Number(bound.text) <= SMALL_BOUND;
+  if (bound.type !== 'identifier' || !/^_?[A-Z][A-Z0-9_]*$/.test(bound.text)) return false;
+  const bindings = assignmentsTo(model, bound.text);
   const v = bindings.length === 1 && bindings[0]!.functionIndex < 0 ? unwrap(bindings[0]!.value) : null;
   return v?.type === 'integer' && Number(v.text) <= SMALL_BOUND;
 }
 
-const LIMIT = /\blimit\s*=\s*(\d+|[A-Za-z_]\w*)\s*[,)]|\.limit\(\s*(\d+|[A-Za-z_]\w*)\s*\)/;
+/** The value of the call's keyword argument `name`, or null. */
+function keywordArgument(call: SyntaxNode, name: string): SyntaxNode | null {
+  for (const a of call.childForFieldName('arguments')?.namedChildren ?? []) {
+    if (a.type === 'keyword_argument' && a.childForFieldName('name')?.text === name) return a.childForFieldName('value');
+  }
+  return null;
+}
+
+/**
+ * The argument of a `.limit(K)` among the methods chained on `node` (`select(X).where(...).limit(5)`),
+ * or (`statement`) on the statement a call of that chain runs (`db.scalars(select(X).limit(5)).all()`);
+ * never one inside a filter's subquery. Null when there is none.
+ */
+function outerChainLimit(node: SyntaxNode | null, statement: boolean): SyntaxNode | null {
+  for (let n = node, depth = 0; n?.type === 'call' && depth < 12; depth++) {
+    const fn = n.childForFieldName('function');
+    if (fn?.type !== 'attribute') return null;
+    if (fn.childForFieldName('attribute')?.text === 'limit') return callArgs(n).positional[0] ?? null;
+    if (statement) {
+      const run = outerChainLimit(unwrap(callArgs(n).positional[0] ?? null), false);
+      if (run) return run;
+    }
+    n = unwrap(fn.childForFieldName('object'));
+  }
+  return null;
+}
 
 /**
  * A setting of the application's configuration: an upper-case attribute of a config object
@@ -223,10 +249,12 @@ const CONFIG_KEY = /^(?:[A-Za-z_]\w*\.)*(?:config|settings)(?:\[\s*(['"])[A-Za-z
  */
 function smallLiteralName(model: FileModel, name: string, loop: LoopInfo, local = true): boolean {
   const bindings = assignmentsTo(model, name);
-  if (bindings.length === 1 && bindings[0]!.functionIndex < 0 && smallLiteral(unwrap(bindings[0]!.value))) return true;
+  // `X = cast(list[T], [a, b])`, `X = sorted([...])`: the literal the wrapper hands back.
+  const literal = (v: SyntaxNode | null | undefined) => smallLiteral(iterationSource(unwrap(v ?? null)));
+  if (bindings.length === 1 && bindings[0]!.functionIndex < 0 && literal(bindings[0]!.value)) return true;
   if (!local || loop.functionIndex < 0) return false;
   const own = bindings.filter((b) => b.functionIndex === loop.functionIndex);
-  if (own.length !== 1 || own[0]!.loops.length || own[0]!.line > loop.node.startPosition.row + 1 || !smallLiteral(unwrap(own[0]!.value))) return false;
+  if (own.length !== 1 || own[0]!.loops.length || own[0]!.line > loop.node.startPosition.row + 1 || !literal(own[0]!.value)) return false;
   return !callsOf(model, loop.functionIndex).some((c) => c.functionIndex === loop.functionIndex && c.dottedReceiver === name && GROWS.test(c.method ?? ''))
     && !model.augAssignments.some((a) => a.functionIndex === loop.functionIndex && a.target === name);
 }

@@ -52,7 +52,7 @@ export const blockingIoInAsync: FileRule & RepoRule = {
       const cheap = call.loops.length === 0 && isCheapMetadata(what, call);
       ctx.report({
         node: call.node,
-        message: `blocking call \`${what}\` on the event loop inside \`async def ${fn.name}\`${cheap ? ' (a single metadata lookup: cheap, but still a disk round trip when the cache misses)' : ''}; ${alternativeFor(what)}`,
+        message: `blocking call \`${what}\` on the event loop inside \`async def ${fn.name}\`${cheap ? ' (a single metadata operation: cheap, but still a disk round trip when the cache misses)' : ''}; ${alternativeFor(what)}`,
         severity: cheap ? 'low' : severityByRole(ctx.model, call.functionIndex, SEVERITY),
         recommendation: alternativeFor(what),
       });

@@ -152,7 +152,7 @@ export const stringConcatInLoop: FileRule = {
       const it = loop.iterable;
       if (it && ['list', 'tuple', 'set'].includes(it.type) && it.namedChildCount < 100) return;
       // `while n: n, r = divmod(n, 62)`: one step per digit of a number, a handful of times.
-      if (digitLoop(loop.node)) return;
+      if (real.length === 1 && digitLoop(loop.node)) return;
       const why = copiesEachTime(model, target, fnIndex, loop.node, prepend, bytes);
       if (!why || boundedInLoop(model, target, loop.node, line)) return;
       ctx.report({ node, message: `${bytes ? 'bytes' : 'string'} \`${target}\` is grown inside a loop, and ${why}: O(n²) in its length${bytes ? '' : '; collect the parts and join once'}` });

@@ -11,6 +11,7 @@
  * the service waits for it. Its length in lines says nothing about that, so length alone is
  * never reported.
  */
+import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import { blockingIoCall, runsChildProcess } from '../../../semantic/blockingIo.js';
 import { awaitedOffloadCall } from '../../../semantic/externalCalls.js';
@@ -19,7 +20,7 @@ import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../..
 import { CHILD_PROCESS_EFFECT } from '../../../analysis/effects.js';
 import { reportInTransactionCalls } from './reach.js';
 import { callsOf, externalCall, SLEEP_FUNCTIONS, transactionRegions, type TransactionRegion } from './semantics.js';
-import { callAt } from '../../../semantic/model.js';
+import { callAt, receiverIs, usesName } from '../../../semantic/model.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf } from '../../../analysis/callgraph.js';
 import { MAY_COMMIT_EFFECT } from './missing_commit.js';
@@ -159,17 +160,23 @@ export function collectProviderBlockWaits(model: FileModel): Effect[][] {
       const provider = callAt(model, item.value);
       // A method of a handle (`session.begin()`, `engine.connect()`) is not a provider of the project.
       if (!provider || provider.hasReceiver && provider.qualifiedName === null) continue;
-      const body = model.calls.filter((c) => c.functionIndex === w.functionIndex && c.node.startIndex >= w.bodyStart && c.node.startIndex < w.bodyEnd);
+      // The block's own calls, not those of a lambda or a def written in it (they run elsewhere).
+      const body = callsOf(model, w.functionIndex).filter((c) => c.node.startIndex >= w.bodyStart && c.node.startIndex < w.bodyEnd && !inLambda(c.node, w.bodyStart));
       const alias = item.alias;
-      const first = body.find((c) => usesName(c, alias));
+      // The first statement: a call on the session, or a helper given it (not an object built around it).
+      const first = body.find((c) => receiverIs(c, alias) || (usesName(c, alias) && !/^[A-Z]/.test(c.calleeText.split('.').pop() ?? '')));
       if (!first) continue;
+      // An explicit commit of the session in the block after the wait: the in-function rule's span.
+      const commitsInBlock = body.some((c) => c.method === 'commit' && receiverIs(c, alias));
       for (const c of body) {
         if (c.node.startIndex <= first.node.startIndex || c.offloaded) continue;
         const wait = waitOf(model, c);
         if (!wait) continue;
-        // Committed (or rolled back) right before the wait: the next statement begins a new transaction.
-        const last = body.filter((u) => u.node.startIndex < c.node.startIndex && usesName(u, alias)).pop();
-        if (last && last.dottedReceiver === alias && ENDS_TRANSACTION.has(last.method)) continue;
+        if (commitsInBlock && body.some((d) => d.method === 'commit' && receiverIs(d, alias) && d.node.startIndex > c.node.startIndex)) break;
+        // Committed (or rolled back) right before the wait, on the session or through a wrapper
+        // (`await service.commit()`): the next statement begins a new transaction.
+        const last = body.filter((u) => u.node.startIndex < c.node.startIndex && (usesName(u, alias) || ENDS_TRANSACTION.has(u.method))).pop();
+        if (last && ENDS_TRANSACTION.has(last.method)) continue;
         const fact: ProviderBlockWait = { session: alias, what: wait.what, kind: wait.kind, line: c.line, column: c.column, endLine: c.node.endPosition.row + 1, endColumn: c.node.endPosition.column + 1 };
         effects[w.functionIndex]!.push({ kind: PROVIDER_BLOCK_WAIT, what: JSON.stringify(fact), line: provider.line, column: provider.column });
         break;
@@ -177,14 +184,6 @@ export function collectProviderBlockWaits(model: FileModel): Effect[][] {
     }
   }
   return effects;
-}
-
-/** Does the call act on `name` (`name.execute(...)`) or hand it on (`load(name, ...)`)? */
-function usesName(call: CallInfo, name: string): boolean {
-  const r = call.dottedReceiver;
-  if (r === name || r?.startsWith(`${name}.`)) return true;
-  const args = call.node.childForFieldName('arguments');
-  return !!args && args.namedChildren.some((a) => (a.type === 'keyword_argument' ? a.childForFieldName('value') : a)?.text === name);
 }
 
 /**
@@ -217,3 +216,9 @@ function reportProviderBlockWaits(ctx: RepoRuleContext): void {
 
 const PROVIDER_BLOCK_WAITS: ReadonlySet<string> = new Set([PROVIDER_BLOCK_WAIT]);
 const ENDS_TRANSACTION = new Set(['commit', 'rollback', 'close']);
+
+/** Is the node inside a `lambda` written within the block (it runs when called, not here)? */
+function inLambda(node: SyntaxNode, blockStart: number): boolean {
+  for (let p = node.parent; p && p.startIndex >= blockStart; p = p.parent) if (p.type === 'lambda') return true;
+  return false;
+}
