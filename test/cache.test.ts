@@ -97,7 +97,7 @@ describe('incremental cache', () => {
     // the line's text (the fingerprint's input) is not.
     const file = path.join(root, 'PA301.py');
     const before = fs.readFileSync(file, 'utf8');
-    const target = 'ensure_spool_dir(base)  # expect: PA301';
+    const target = 'ensure_spool_dir(base)  # advisory: PA301';
     expect(before).toContain(target);
     try {
       fs.writeFileSync(file, before.replace(target, `${target}  # reviewed`) + '\n# a note at the end\n');

@@ -21,15 +21,16 @@ const on = (file: string, text: string) => {
 };
 
 describe('PA301 severity', () => {
-  it('is low for one metadata lookup, high for I/O and for lookups in a loop', () => {
-    expect(on('PA301.py', 'os.path.exists(p)  # expect')[0]!.severity).toBe('low');
+  it('is low and advisory for one metadata operation, high for I/O and for lookups in a loop', () => {
+    expect(on('PA301.py', 'os.path.exists(p)  # advisory')[0]!).toMatchObject({ severity: 'low', advisory: true });
+    expect(on('PA301.py', 'os.path.exists(p)  # advisory')[0]!.downgrades[0]!.evidence).toMatch(/a single metadata operation on one path/);
     expect(on('PA301.py', 'mkdir(parents=True, exist_ok=True)')[0]!.severity).toBe('low');
     expect(on('PA301.py', 'os.listdir(p)')[0]!.severity).toBe('high');
     expect(on('PA301.py', 'present = [n for n in names')[0]!.severity).toBe('high');
     // Changing one inode (chmod, unlink) is a metadata operation too; copying a tree is not.
-    expect(on('PA301.py', '(spool / name).chmod(0o600)')[0]!.severity).toBe('low');
-    expect(on('PA301.py', 'os.unlink(spool / f"{name}.lock")')[0]!.severity).toBe('low');
-    expect(on('PA301.py', 'shutil.copytree(spool, spool.with_suffix(".bak"))')[0]!.severity).toBe('high');
+    expect(on('PA301.py', '(spool / name).chmod(0o600)')[0]!).toMatchObject({ severity: 'low', advisory: true });
+    expect(on('PA301.py', 'os.unlink(spool / f"{name}.lock")')[0]!).toMatchObject({ severity: 'low', advisory: true });
+    expect(on('PA301.py', 'shutil.copytree(spool, spool.with_suffix(".bak"))')[0]!).toMatchObject({ severity: 'high', advisory: false });
   });
 
   it('is low for a chain that ends in one metadata lookup', () => {
@@ -37,7 +38,7 @@ describe('PA301 severity', () => {
     expect(chainNames(f.chain)).toEqual(['prepare_upload', 'has_marker', 'Path.is_file']);
     expect(f.severity).toBe('low');
     // `mkdir(exist_ok=True)` is one only with its arguments: the chain reads them at the call.
-    const ensured = on('PA301.py', 'ensure_spool_dir(base)  # expect')[0]!;
+    const ensured = on('PA301.py', 'ensure_spool_dir(base)  # advisory')[0]!;
     expect(chainNames(ensured.chain)).toEqual(['spool_upload', 'ensure_spool_dir', 'Path.mkdir']);
     expect(ensured.severity).toBe('low');
     expect(on('PA301.py', 'create_spool_dir(base / "new")')[0]!.severity).toBe('high');

@@ -90,6 +90,8 @@ export function reportEventLoopChains(
   severityOf: (what: string, cheap: boolean) => Severity | undefined = () => undefined,
   /** The fix to name for what the effect calls (the async alternative), over the rule's own. */
   recommendationOf?: (what: string) => string,
+  /** Why a chain is advisory whatever its severity (`cheap`: it reaches only single metadata operations). */
+  advisoryOf: (what: string, cheap: boolean) => string | undefined = () => undefined,
 ): void {
   const graph = callGraphOf(ctx.index);
   // Async functions with an effect of this kind of their own (most have none).
@@ -130,6 +132,7 @@ export function reportEventLoopChains(
         message: message(reach.effect.what, fn.name, names) + (weak ? ' (a call resolved by its method name alone)' : ''),
         severity: weak ? lowerSeverity(severityOf(reach.effect.what, cheap) ?? sev) : (severityOf(reach.effect.what, cheap) ?? sev),
         ...(recommendationOf ? { recommendation: recommendationOf(reach.effect.what) } : {}),
+        ...(advisoryOf(reach.effect.what, cheap) ? { advisory: advisoryOf(reach.effect.what, cheap)! } : {}),
         function: fn.name,
         chain,
       });
