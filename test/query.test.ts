@@ -640,7 +640,7 @@ describe('a project repository of its own (fixtures/query-staged)', () => {
   it('a helper that opens a session of its own per item is a per-item workflow; a savepoint per item is not', () => {
     const own = at(staged, 'shop/billing.py', line('return [await number_of(invoice_id) for invoice_id in invoice_ids]'), 'PA107')!;
     expect(own.severity).toBe('low');
-    expect(own.message).toMatch(/each iteration also opens a session of its own \(`number_of`\)/);
+    expect(own.message).toMatch(/each iteration opens a session of its own \(`number_of`\): a unit per item/);
     const nested = staged.filter((f) => f.code === 'PA107' && f.function === 'savepoint_each');
     expect(nested).toHaveLength(1);
     expect(nested[0]!.message).not.toMatch(/per-item workflow/);

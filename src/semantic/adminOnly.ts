@@ -33,7 +33,8 @@ const DEPENDENCY_NAMES = /(?:Depends|Security)\(\s*([\w.]+)|guards\s*=\s*\[([^\]
  * `require_admin`, `is_authenticated_admin_session`, `admin_required` — not `get_admin_or_owner`,
  * `get_supabase_admin` (a client), `get_staffing_service`.
  */
-const ROLE_PROVIDER = new RegExp(String.raw`^(?:(?:get|require[sd]?|ensure|check|verify|current|active|is|authenticated|validate|has)_)*${ROLE}(?:_(?:user|users|session|api|account|principal|only|required|access|permission|dep|dependency|token|key|auth))*$`, 'i');
+const PROVIDER_ROLE = String.raw`(?:super_?admins?|admins?|administrators?|superusers?|sysadmins?)`;
+const ROLE_PROVIDER = new RegExp(String.raw`^(?:(?:get|require[sd]?|ensure|check|verify|current|active|authenticated|validate)_)*${PROVIDER_ROLE}(?:_(?:user|account|principal|only|required|access|permission|dep|dependency|auth))*$`, 'i');
 /** A parameter's annotation that names the role's user type (`CurrentSuperuser`, `AdminUser`); not a model merely called `Admin`. */
 const ROLE_ANNOTATION = /^(?:Current)?(?:Super[Uu]ser|AdminUser|SysAdmin|CurrentAdmin)(?:Dep)?$/;
 /** A base of a class-based view named for the role: `RHAdminBase`, `AdminView`, `BaseAdminController`. */
@@ -95,7 +96,8 @@ function endsRequestUnlessAdmin(body: FileModel['functions'][number]['body']): b
     const consequence = stmt.childForFieldName('consequence');
     // A denial of everyone else (`if not user.is_superuser: raise ...`), not an early way out for
     // admins (`if user.is_admin: return everything()`) nor a check among others (`and not owner`).
-    if (condition && consequence && DENIES.test(condition.text.replace(/\s+/g, ' ').trim()) && REFUSES.test(consequence.text)) return true;
+    const refusal = consequence?.namedChildren.find((c) => c.type !== 'comment');
+    if (condition && refusal && DENIES.test(condition.text.replace(/\s+/g, ' ').trim()) && (refusal.type === 'raise_statement' || (refusal.type !== 'if_statement' && REFUSES.test(refusal.text)))) return true;
   }
   return false;
 }

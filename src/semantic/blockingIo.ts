@@ -19,11 +19,19 @@ export const SYNC_SLEEP = new Set(['time.sleep']);
  * knowing (low), not an outage (high); in a loop they add up. Reading, writing, copying or
  * walking files is not one of them.
  */
-const METADATA = /^(os\.path\.(exists|lexists|isfile|isdir|islink|ismount|getsize|getmtime|getatime|getctime|samefile)|os\.(stat|lstat|access|unlink|remove|rmdir|chmod|chown|lchown|utime|rename|replace|symlink|link|readlink|mkdir)|Path\.(exists|is_file|is_dir|is_symlink|is_mount|stat|lstat|samefile|resolve|owner|group|readlink|unlink|rmdir|chmod|lchmod|touch|rename|replace|symlink_to|hardlink_to))$/;
+const METADATA_LOOKUP = /^(os\.path\.(exists|lexists|isfile|isdir|islink|ismount|getsize|getmtime|getatime|getctime|samefile)|os\.(stat|lstat|access|readlink)|Path\.(exists|is_file|is_dir|is_symlink|is_mount|stat|lstat|samefile|resolve|owner|group|readlink))$/;
+/** Changes to one inode: cheap on a local disk, but an `unlink` of a large file can take milliseconds, and each is a round trip on NFS. */
+const METADATA_CHANGE = /^(os\.(unlink|remove|rmdir|chmod|chown|lchown|utime|rename|replace|symlink|link)|Path\.(unlink|rmdir|chmod|lchmod|touch|rename|replace|symlink_to|hardlink_to))$/;
 
 /** `mkdir(..., exist_ok=True)` / `os.makedirs(..., exist_ok=True)`: a metadata check when the directory exists. */
 export function isCheapMetadata(what: string, call?: CallInfo): boolean {
-  if (METADATA.test(what)) return true;
+  if (METADATA_LOOKUP.test(what) || METADATA_CHANGE.test(what)) return true;
+  return isMetadataLookup(what, call);
+}
+
+/** A metadata lookup (a stat, an existence check, `mkdir(exist_ok=True)` on an existing directory): no change on disk. */
+export function isMetadataLookup(what: string, call?: CallInfo): boolean {
+  if (METADATA_LOOKUP.test(what)) return true;
   if (call && (what === 'os.makedirs' || what === 'Path.mkdir')) return /\bexist_ok\s*=\s*True\b/.test(call.node.text);
   return false;
 }

@@ -70,13 +70,25 @@ export function externalCall(model: FileModel, call: CallInfo): ExternalCall | n
   const head = t.replace(/^@/, '');
   // What a client returned is data: a response's `.json()`, an SDK object's `.to_dict()`, a
   // dict-like resource's `.get("metadata")` (Stripe's objects are dict subclasses) read memory.
-  if (LOCAL_DATA_METHODS.has(call.method) || (call.method === 'get' && SDK_MODULES.test(head) && !/Client(\(\))?$/.test(head) && dictKeyLookup(call))) return null;
+  if (LOCAL_DATA_METHODS.has(call.method) || (call.method === 'get' && !clientInstance(head) && dictKeyLookup(call))) return null;
   if ((NETWORK_MODULES.test(head) && NETWORK_METHODS.has(call.method)) || (SDK_MODULES.test(head) && (/\(\)/.test(head) || t.startsWith('@')) && /^[a-z]/.test(call.method))) {
     return { kind: 'network', what: `${head.replace(/\(\)$/, '').replace(/\(\)/g, '')}.${call.method}` };
   }
   if (/^(aiofiles\.open|builtins\.open)\(\)/.test(head) && /^(read|write|readlines|writelines)$/.test(call.method)) return { kind: 'file', what: `file.${call.method}` };
   if (/^(pathlib\.Path|anyio\.Path)/.test(head) && PATH_IO.has(call.method)) return { kind: 'file', what: `Path.${call.method}` };
   return null;
+}
+
+/**
+ * A client object itself (`httpx.Client`, `requests.Session`, `aiohttp.ClientSession`, an SDK's
+ * `StripeClient`), whose `get("users")` is a request; not what a request returned
+ * (`httpx.Client.get().headers`, a Stripe resource).
+ */
+function clientInstance(head: string): boolean {
+  const path = head.replace(/\(\)$/, '');
+  if (path.includes('()')) return false;
+  const last = path.slice(path.lastIndexOf('.') + 1);
+  return /(Client|ClientSession|^Session|PoolManager|ConnectionPool|Elasticsearch|OpenSearch)$/.test(last);
 }
 
 /** Methods of a client's responses and an SDK's resource objects that read what is already in memory. */

@@ -44,8 +44,9 @@ function cacheTestText(raw: string): { name: string; missing: boolean } | null {
   m = /^([A-Za-z_][\w.]*)$/.exec(text);
   if (m) return { name: m[1]!, missing: false };
   // `if hit := _cache.get(key):` / `if (row := CACHE.get(k)) is not None:` — the body returns the hit.
+  // Only a container named for it: `self.repo.get(uid)` in a walrus is a lookup, not a cache.
   m = /^\(?[A-Za-z_]\w* := ([A-Za-z_][\w.]*)\.get\(.*\)\)?(?: is not None)?$/.exec(text);
-  if (m) return { name: m[1]!, missing: false };
+  if (m && /cache|memo/i.test(m[1]!.split('.').pop()!)) return { name: m[1]!, missing: false };
   return null;
 }
 

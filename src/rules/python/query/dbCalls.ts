@@ -807,8 +807,6 @@ export const QUERY_EFFECT = 'query';
  */
 export const PK_QUERY_EFFECT = 'pk_query';
 export const WRITE_EFFECT = 'write';
-/** A row staged in the unit of work (`session.add`, `session.delete(obj)`, a single-row insert), sent by a later flush or commit. */
-export const STAGES_EFFECT = 'stages';
 export const LOOP_CALL = 'loop_call';
 /** Site fact: a call in a data loop that reads nothing the loop changes (`what` = the loop's position), for the repo phase. */
 export const INVARIANT_CALL = 'invariant_call';
@@ -878,8 +876,6 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
       }
       // A staged delete is a round trip of this function's only when the function also flushes it.
       else if (op.kind === 'write' && (!isStagedWrite(call, op) || flushedInFunction(model, call))) effects[call.functionIndex]!.push(guarded(model, call, { kind: WRITE_EFFECT, what: op.what, ...at }));
-      // A row added or deleted for the next flush or commit to send: what a commit then writes.
-      else effects[call.functionIndex]!.push({ kind: STAGES_EFFECT, what: op.what, ...at });
       continue;
     }
     if (isExplicitFlush(model, call) && !isMemoisedCall(model, call)) {
@@ -1121,13 +1117,15 @@ function perItemTransactions(model: FileModel, loop: LoopInfo): { opener: CallIn
       const opener = callAt(model, item.value);
       if (!opener) continue;
       const block = { opener, from: w.bodyStart, to: w.bodyEnd };
+      const uses = calls.filter((c) => c.node.startIndex >= w.bodyStart && c.node.startIndex < w.bodyEnd);
+      // A unit of work writes: a block that only reads per item is a session per item, not a unit.
+      if (!uses.some((c) => blockWrites(model, c)) && !model.assignments.some((a) => a.node.startIndex >= w.bodyStart && a.node.startIndex < w.bodyEnd && /^[A-Za-z_]\w*\.\w+$/.test(a.target))) continue;
       if (opener.method === 'begin' && opener.hasReceiver && receiverEvidence(model, opener)) {
         out.push(block);
         continue;
       }
       const alias = item.alias;
-      if (!alias || (opener.qualifiedName && NOT_SESSION_OPENERS.test(opener.qualifiedName))) continue;
-      const uses = calls.filter((c) => c.node.startIndex >= w.bodyStart && c.node.startIndex < w.bodyEnd);
+      if (!alias || (opener.qualifiedName && NOT_SESSION_OPENERS.test(opener.qualifiedName)) || /http|client|request/i.test(opener.calleeText)) continue;
       const direct = uses.some((c) => receiverIs(c, alias) && classifyDbCall(model, c));
       const handed = SESSION_OPENER.test(opener.method || opener.calleeText) && SESSION_ALIAS.test(alias) && uses.some((c) => usesName(c, alias));
       if (direct || handed) out.push(block);
@@ -1141,8 +1139,14 @@ export function workflowAction(writer: CallInfo): string {
   return writer.isWithItem ? `runs in a transaction of its own (\`${writer.calleeText}()\`)` : `writes (\`${writer.calleeText}\`)`;
 }
 
-/** A callee named for what opens a database session: `Session()`, `automations_session(...)`, `unit_of_work()`. */
-const SESSION_OPENER = /(^|[._])(\w*_)?(session|Session|unit_of_work|uow)$|^(\w+_)?(session|unit_of_work)$/;
+/** A callee named for what opens a database session: `Session()`, `SessionLocal()`, `async_session_maker()`, `automations_session(...)`, `unit_of_work()`. */
+const SESSION_OPENER = /(^|[._])\w*([Ss]ession\w*|unit_of_work|uow)$/;
+
+/** Does the call write, stage, flush or commit (the work of a unit)? */
+function blockWrites(model: FileModel, call: CallInfo): boolean {
+  const op = classifyDbCall(model, call);
+  return op ? op.kind !== 'read' : call.method === 'commit' || isExplicitFlush(model, call);
+}
 /** A name that holds a session: `session`, `db`, `s`, `tx_session`. */
 const SESSION_ALIAS = /^(\w*session|db|db_\w+|\w+_db|s|tx|conn|connection|uow)$/;
 /** Openers of other libraries' sessions and transactions: HTTP clients, tracing, cloud SDKs. */

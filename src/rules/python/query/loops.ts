@@ -15,7 +15,7 @@ import type { SummaryCall } from '../../../analysis/summary.js';
 import { INVARIANT_READ, PARAM_ROW_CALL, ROW_CALL, ROW_QUERY } from './rowCalls.js';
 import {
   ARG_DOMAINS, OUTSIDE_CALL, HELD_ID_LOOKUP, isWriteReload, classifyDbCall, rowsSource, FLUSH_EFFECT, readsBeforeLoop, loopsDomain, passesItemForeignKey, foreignKeyTargetLoaded, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
-  smallLiteralProduct, STAGES_EFFECT, WRITE_EFFECT, workflowAction, type DbOp, type DbOpKind, type LoopCallFacts,
+  smallLiteralProduct, WRITE_EFFECT, workflowAction, type DbOp, type DbOpKind, type LoopCallFacts,
 } from './dbCalls.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
 import { decodeDomain, encodeDomain, passedDomain, type LoopDomain } from '../../../semantic/loopDomain.js';
@@ -667,8 +667,6 @@ const loopFactsCache = new WeakMap<object, LoopFacts>();
  * what the iteration staged, so a helper that commits writes on its own.
  */
 const TRANSACTION_COMMIT = 'commit';
-/** transaction/effects.ts `READONLY_COMMIT`: the commit of a function that only read before it. */
-const TRANSACTION_READONLY_COMMIT = 'readonly_commit';
 /** transaction/missing_rollback.ts `OPENS_SESSION`: the function opens a session of its own. */
 const TRANSACTION_OPENS_SESSION = 'opens_session';
 /** Marks a workflow whose per-item work is a session of its own (see {@link loopFacts}). */
@@ -689,19 +687,11 @@ function loopFacts(graph: CallGraph): LoopFacts {
   const perItem = sites.filter((s) => !s.facts.stopsEarly);
   const writer = (s: SiteCall): Reach | null => {
     const effects = graph.effectsOfCall(s.ref, s.call, s.to, 'any');
-    const flush = strongReach(effects, FLUSH_EFFECT);
-    const written = (flush && !/(^|\.)commit$/.test(flush.effect.what) ? flush : null) ?? strongReach(effects, WRITE_EFFECT);
+    // A commit counts too: it sends what the iteration changed (a staged row, or an attribute of
+    // a loaded row that no effect records).
+    const written = strongReach(effects, FLUSH_EFFECT) ?? strongReach(effects, WRITE_EFFECT) ?? strongReach(effects, TRANSACTION_COMMIT);
     if (written) return written;
-    // A commit (the query family counts one among the flushes) sends what the iteration staged.
-    const commit = strongReach(effects, TRANSACTION_COMMIT) ?? flush;
-    if (commit && strongReach(effects, STAGES_EFFECT)) return commit;
-    // A commit over a block that only read writes nothing: a context manager's commit when its
-    // block ends (`async with engine.session() as s:`), or a helper that reads and then commits.
-    const at = commit ? commit.steps[commit.steps.length - 1]!.fn : null;
-    const readOnly = at !== null && (graph.function(at).isGenerator
-      || graph.ownEffects(at).some((e) => e.kind === TRANSACTION_READONLY_COMMIT && e.line === commit!.effect.line && e.column === commit!.effect.column));
-    if (commit && !readOnly) return commit;
-    // A helper that opens a session of its own for each call: each item is a unit of work apart.
+    // A helper that opens a session of its own for each call: each item is a unit apart.
     return strongReach(effects, TRANSACTION_OPENS_SESSION);
   };
   // An iteration that sends a message or calls a service per item is dominated by that call:
@@ -852,6 +842,8 @@ function outsideWorkflowNote(sends: string): string {
 }
 
 function workflowNote(alsoWrites: string): string {
+  // A session per item: batching the reads means restructuring the units, not one IN query.
+  if (alsoWrites.startsWith(SESSION_MARK)) return `; each iteration ${workflowDoes(alsoWrites)}: a unit per item, so batching the reads means restructuring those units`;
   const dominated = alsoWrites.startsWith(OUTSIDE_MARK) ? ' that call dominates' : '';
   return `; each iteration also ${workflowDoes(alsoWrites)}: a per-item workflow${dominated}, where batching the read alone saves little`;
 }

@@ -191,7 +191,9 @@ function smallLimit(model: FileModel, src: SyntaxNode, loop: LoopInfo): boolean 
   if (value?.type !== 'call' || !value.text.includes('limit')) return false;
   // The outermost call's own `limit=` (not a page size it then walks: `list(limit=10).auto_paging_iter()`),
   // or a `.limit(K)` on the outer chain of it or of the statement it runs (not a subquery's).
-  const bound = keywordArgument(value, 'limit') ?? outerChainLimit(value, true);
+  // `limit=` of a call that is not an SDK's pager (`client.jobs.list(limit=10)` walks every page when iterated).
+  const kw = /\.list\s*\(|paginat|pager|auto_paging/i.test(value.text) ? null : keywordArgument(value, 'limit');
+  const bound = kw ?? outerChainLimit(value, true);
   if (!bound) return false;
   if (bound.type === 'integer') return Number(bound.text) <= SMALL_BOUND;
   if (bound.type !== 'identifier' || !/^_?[A-Z][A-Z0-9_]*$/.test(bound.text)) return false;
@@ -217,7 +219,10 @@ function outerChainLimit(node: SyntaxNode | null, statement: boolean): SyntaxNod
   for (let n = node, depth = 0; n?.type === 'call' && depth < 12; depth++) {
     const fn = n.childForFieldName('function');
     if (fn?.type !== 'attribute') return null;
-    if (fn.childForFieldName('attribute')?.text === 'limit') return callArgs(n).positional[0] ?? null;
+    const method = fn.childForFieldName('attribute')?.text ?? '';
+    // A set operation after the limit adds the other statement's rows.
+    if (/^(union|union_all|except_|except_all|intersect|intersect_all)$/.test(method)) return null;
+    if (method === 'limit') return callArgs(n).positional[0] ?? null;
     if (statement) {
       const run = outerChainLimit(unwrap(callArgs(n).positional[0] ?? null), false);
       if (run) return run;

@@ -7,7 +7,7 @@
  * loop waits with it, and so does every other request the process serves.
  */
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import { alternativeFor, blockingIoCall, isCheapMetadata } from '../../../semantic/blockingIo.js';
+import { alternativeFor, blockingIoCall, isCheapMetadata, isMetadataLookup } from '../../../semantic/blockingIo.js';
 import { asyncCallSites, reportEventLoopChains, severityByRole } from './context.js';
 import { assignmentsTo, type CallInfo, type FileModel } from '../../../semantic/model.js';
 
@@ -15,11 +15,12 @@ import { assignmentsTo, type CallInfo, type FileModel } from '../../../semantic/
 const SEVERITY = { handler: 'high', background: 'medium', init: 'low', other: 'high' } as const;
 
 /**
- * One metadata operation on a path (a stat, an unlink, a chmod, `mkdir(exist_ok=True)`), not in a
+ * One metadata lookup on a path (a stat, an existence check, `mkdir(exist_ok=True)`), not in a
  * loop: microseconds when the kernel has the inode cached, which it almost always has. Reviewers
- * of four trees judged each such finding not worth a report; it stays listed, as advisory.
+ * of four trees judged each such finding not worth a report; it stays listed, as advisory. A
+ * change (unlink, chmod, rename) stays low and counted.
  */
-const METADATA_EVIDENCE = 'a single metadata operation on one path (stat, unlink, chmod, mkdir(exist_ok=True)): microseconds when the kernel has the inode cached';
+const METADATA_EVIDENCE = 'a single metadata lookup on one path (exists, stat, mkdir(exist_ok=True)): microseconds when the kernel has the inode cached';
 
 export const blockingIoInAsync: FileRule & RepoRule = {
   meta: {
@@ -62,14 +63,15 @@ export const blockingIoInAsync: FileRule & RepoRule = {
         message: `blocking call \`${what}\` on the event loop inside \`async def ${fn.name}\`${cheap ? ' (a single metadata operation: cheap, but still a disk round trip when the cache misses)' : ''}; ${alternativeFor(what)}`,
         severity: cheap ? 'low' : severityByRole(ctx.model, call.functionIndex, SEVERITY),
         recommendation: alternativeFor(what),
-        ...(cheap ? { advisory: METADATA_EVIDENCE } : {}),
+        ...(cheap && isMetadataLookup(what, call) ? { advisory: METADATA_EVIDENCE } : {}),
       });
     }
   },
   checkRepo(ctx: RepoRuleContext): void {
     reportEventLoopChains(ctx, 'blocking_io', SEVERITY, (what, fn, chain) =>
       `blocking call \`${what}\` on the event loop inside \`async def ${fn}\`; ${alternativeFor(what)}`, [], (_what, cheap) => (cheap ? 'low' : undefined), alternativeFor,
-      (_what, cheap) => (cheap ? METADATA_EVIDENCE : undefined));
+      // A cheap chain to `mkdir` is one whose call passes `exist_ok=True` (else it reaches heavy I/O).
+      (what, cheap) => (cheap && (isMetadataLookup(what) || /^(os\.makedirs|Path\.mkdir)$/.test(what)) ? METADATA_EVIDENCE : undefined));
   },
 };
 

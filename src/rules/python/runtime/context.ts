@@ -125,7 +125,8 @@ export function reportEventLoopChains(
       // A chain through a call resolved by the method's name alone is a weaker claim.
       const weak = reach.weak || edge.weak === true;
       // One metadata lookup only when nothing heavier is reachable through this call.
-      const cheap = kind === 'blocking_io' && !graph.reaches(edge.to, HEAVY_IO, 'sync');
+      // Not when the call runs per item of a loop: the lookups add up, as they do inline.
+      const cheap = kind === 'blocking_io' && !edge.call.inLoop && !graph.reaches(edge.to, HEAVY_IO, 'sync');
       ctx.report({
         path: file.path,
         location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },

@@ -24,6 +24,7 @@ import { callAt, receiverIs, usesName } from '../../../semantic/model.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf } from '../../../analysis/callgraph.js';
 import { MAY_COMMIT_EFFECT } from './missing_commit.js';
+import { classifyDbCall } from '../query/dbCalls.js';
 
 interface Wait {
   what: string;
@@ -166,17 +167,24 @@ export function collectProviderBlockWaits(model: FileModel): Effect[][] {
       // The first statement: a call on the session, or a helper given it (not an object built around it).
       const first = body.find((c) => receiverIs(c, alias) || (usesName(c, alias) && !/^[A-Z]/.test(c.calleeText.split('.').pop() ?? '')));
       if (!first) continue;
-      // An explicit commit of the session in the block after the wait: the in-function rule's span.
-      const commitsInBlock = body.some((c) => c.method === 'commit' && receiverIs(c, alias));
+      // An explicit commit of the session in the block after the wait, with a first statement on the
+      // session itself: the in-function rule's span (from that statement to the commit).
+      const commitsInBlock = receiverIs(first, alias) && body.some((c) => c.method === 'commit' && receiverIs(c, alias));
+      // Objects built around the session in the block (`batches = Batches(session)`): their commit is the session's.
+      const wrappers = new Set(model.assignments.filter((a) => a.functionIndex === w.functionIndex && a.node.startIndex >= w.bodyStart && a.node.startIndex < w.bodyEnd && /^[A-Za-z_]\w*$/.test(a.target)
+        && a.value?.type === 'call' && (a.value.childForFieldName('arguments')?.namedChildren ?? []).some((x) => (x.type === 'keyword_argument' ? x.childForFieldName('value') : x)?.text === alias)).map((a) => a.target));
+      const ends = (u: CallInfo) => ENDS_TRANSACTION.has(u.method) && (receiverIs(u, alias) || (u.dottedReceiver !== null && wrappers.has(u.dottedReceiver)));
       for (const c of body) {
         if (c.node.startIndex <= first.node.startIndex || c.offloaded) continue;
         const wait = waitOf(model, c);
         if (!wait) continue;
+        // A network call after the block wrote is PA202's (its writes are sent and held).
+        if (wait.kind === 'network' && body.some((u) => u.node.startIndex < c.node.startIndex && sendsWrite(model, u))) continue;
         if (commitsInBlock && body.some((d) => d.method === 'commit' && receiverIs(d, alias) && d.node.startIndex > c.node.startIndex)) break;
         // Committed (or rolled back) right before the wait, on the session or through a wrapper
         // (`await service.commit()`): the next statement begins a new transaction.
-        const last = body.filter((u) => u.node.startIndex < c.node.startIndex && (usesName(u, alias) || ENDS_TRANSACTION.has(u.method))).pop();
-        if (last && ENDS_TRANSACTION.has(last.method)) continue;
+        const last = body.filter((u) => u.node.startIndex < c.node.startIndex && (usesName(u, alias) || ends(u))).pop();
+        if (last && ends(last)) continue;
         const fact: ProviderBlockWait = { session: alias, what: wait.what, kind: wait.kind, line: c.line, column: c.column, endLine: c.node.endPosition.row + 1, endColumn: c.node.endPosition.column + 1 };
         effects[w.functionIndex]!.push({ kind: PROVIDER_BLOCK_WAIT, what: JSON.stringify(fact), line: provider.line, column: provider.column });
         break;
@@ -215,7 +223,13 @@ function reportProviderBlockWaits(ctx: RepoRuleContext): void {
 }
 
 const PROVIDER_BLOCK_WAITS: ReadonlySet<string> = new Set([PROVIDER_BLOCK_WAIT]);
-const ENDS_TRANSACTION = new Set(['commit', 'rollback', 'close']);
+const ENDS_TRANSACTION = new Set(['commit', 'rollback']);
+
+/** A statement that writes, or a flush: what makes a later network wait PA202's. */
+function sendsWrite(model: FileModel, call: CallInfo): boolean {
+  const op = classifyDbCall(model, call);
+  return op ? op.kind !== 'read' : call.method === 'flush';
+}
 
 /** Is the node inside a `lambda` written within the block (it runs when called, not here)? */
 function inLambda(node: SyntaxNode, blockStart: number): boolean {
