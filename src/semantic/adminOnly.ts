@@ -30,8 +30,8 @@ const ADMIN_PATH = /\(\s*(?:path\s*=\s*)?[rfRF]?["']\/(?:api\/(?:v\d+\/)?)?admin
 const DEPENDENCY_NAMES = /(?:Depends|Security)\(\s*([\w.]+)|guards\s*=\s*\[([^\]]*)\]/g;
 /**
  * A provider or guard whose whole name is the role requirement: `get_current_active_superuser`,
- * `require_admin`, `is_authenticated_admin_session`, `admin_required` — not `get_admin_or_owner`,
- * `get_supabase_admin` (a client), `get_staffing_service`.
+ * `require_admin`, `admin_required` — not `get_admin_or_owner`, `get_supabase_admin` (a client),
+ * `is_admin` (a bool a handler may test), `get_admin_token`, nor staff (many services' main users).
  */
 const PROVIDER_ROLE = String.raw`(?:super_?admins?|admins?|administrators?|superusers?|sysadmins?)`;
 const ROLE_PROVIDER = new RegExp(String.raw`^(?:(?:get|require[sd]?|ensure|check|verify|current|active|authenticated|validate)_)*${PROVIDER_ROLE}(?:_(?:user|account|principal|only|required|access|permission|dep|dependency|auth))*$`, 'i');
@@ -39,10 +39,10 @@ const ROLE_PROVIDER = new RegExp(String.raw`^(?:(?:get|require[sd]?|ensure|check
 const ROLE_ANNOTATION = /^(?:Current)?(?:Super[Uu]ser|AdminUser|SysAdmin|CurrentAdmin)(?:Dep)?$/;
 /** A base of a class-based view named for the role: `RHAdminBase`, `AdminView`, `BaseAdminController`. */
 const ROLE_BASE = /(?:^|\.)\w*(?:Admin|Superuser|SysAdmin)\w*$/;
-/** One negated role check, the whole condition: `not user.is_superuser`, `not request.user.is_staff`, `user.is_admin is False`. */
 const ROLE_FLAG = String.raw`(?:is_(?:super_?)?admin|is_superuser|is_sysadmin|is_staff|sysadmin)`;
 /** The flag read as an attribute or a key: `user.is_superuser`, `claims.get("is_admin")`, `user["is_staff"]`. */
 const FLAG_READ = String.raw`[\w.]+(?:\.${ROLE_FLAG}|\.get\(\s*["']${ROLE_FLAG}["']\s*(?:,[^()]*)?\)|\[\s*["']${ROLE_FLAG}["']\s*\])`;
+/** One negated role check, the whole condition: `not user.is_superuser`, `not request.user.is_staff`, `user.is_admin is False`. */
 const DENIES = new RegExp(String.raw`^(?:not\s+\(?\s*${FLAG_READ}\s*\)?|${FLAG_READ}\s*(?:is|==)\s*False)$`);
 /** A refusal: an exception, an abort, a 401/403 response. */
 const REFUSES = /\b(?:raise|abort)\b|HttpResponseForbidden|\b40[13]\b|PermissionDenied|Forbidden|Unauthorized/;

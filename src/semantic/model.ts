@@ -1437,7 +1437,6 @@ export function ifsOf(model: FileModel, fnIndex: number): SyntaxNode[] {
   return (groupedOnce(ifsByFunction, model, model.ifs, (i) => i.functionIndex).get(fnIndex) ?? []).map((i) => i.node);
 }
 
-/** The call whose node is `node`, if any. */
 /** Is the call a method of `name` or of one of its attributes (`name.execute(...)`, `name.x.y()`)? */
 export function receiverIs(call: CallInfo, name: string): boolean {
   const r = call.dottedReceiver;
@@ -1451,6 +1450,7 @@ export function usesName(call: CallInfo, name: string): boolean {
   return !!args && args.namedChildren.some((a) => (a.type === 'keyword_argument' ? a.childForFieldName('value') : a)?.text === name);
 }
 
+/** The call whose node is `node`, if any. */
 export function callAt(model: FileModel, node: SyntaxNode): CallInfo | undefined {
   let byStart = CALLS_BY_START.get(model);
   if (!byStart) {

@@ -26,6 +26,7 @@ import { ownModuleLookup, receiverType } from '../../../semantic/valueTypes.js';
 import { resolveHandle, type NameLookup } from '../../../semantic/db.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { argumentDomains, decodeDomain, encodeDomain, nestedLoopDomain, positionalSlot, type LoopDomain, type RowsOracle } from '../../../semantic/loopDomain.js';
+import { typePathHead } from '../../../analysis/objects.js';
 import { encodePassed, EXECUTES_PARAM, FORWARDS_PARAM, PASSES_STATEMENT, type PassedStatement } from '../../../analysis/statementFlow.js';
 import { callArgs, chainCallsDown, invariantIn, lastAssignment, loopTarget, notPerRow, perIterationNames, perItemLoops, perLoop, literalSize, repeatsReads, unwrap } from './semantics.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
@@ -682,9 +683,7 @@ function repositoryOp(model: FileModel, call: CallInfo): DbOp | null | undefined
 function projectTyped(model: FileModel, call: CallInfo): boolean {
   if (!model.repoModules) return false;
   const t = receiverType(model, call);
-  if (!t) return false;
-  const m = /^[@^]?([A-Za-z_]\w*)/.exec(t);
-  return m !== null && model.repoModules.has(m[1]!);
+  return !!t && model.repoModules.has(typePathHead(t));
 }
 
 const STATEMENT_WORDS = /\b(?:select|update|delete|text)\s*\(|\b(?:stmt|statement|query|Select|Executable)\b/;
@@ -1142,8 +1141,8 @@ export function workflowAction(writer: CallInfo): string {
 /** A callee named for what opens a database session: `Session()`, `SessionLocal()`, `async_session_maker()`, `automations_session(...)`, `unit_of_work()`. */
 const SESSION_OPENER = /(^|[._])\w*([Ss]ession\w*|unit_of_work|uow)$/;
 
-/** Does the call write, stage, flush or commit (the work of a unit)? */
-function blockWrites(model: FileModel, call: CallInfo): boolean {
+/** Does the call write, stage, flush or commit (the work of a unit; what a later network wait holds)? */
+export function blockWrites(model: FileModel, call: CallInfo): boolean {
   const op = classifyDbCall(model, call);
   return op ? op.kind !== 'read' : call.method === 'commit' || isExplicitFlush(model, call);
 }

@@ -24,7 +24,7 @@ import { callAt, receiverIs, usesName } from '../../../semantic/model.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf } from '../../../analysis/callgraph.js';
 import { MAY_COMMIT_EFFECT } from './missing_commit.js';
-import { classifyDbCall } from '../query/dbCalls.js';
+import { blockWrites } from '../query/dbCalls.js';
 
 interface Wait {
   what: string;
@@ -179,7 +179,7 @@ export function collectProviderBlockWaits(model: FileModel): Effect[][] {
         const wait = waitOf(model, c);
         if (!wait) continue;
         // A network call after the block wrote is PA202's (its writes are sent and held).
-        if (wait.kind === 'network' && body.some((u) => u.node.startIndex < c.node.startIndex && sendsWrite(model, u))) continue;
+        if (wait.kind === 'network' && body.some((u) => u.node.startIndex < c.node.startIndex && blockWrites(model, u))) continue;
         if (commitsInBlock && body.some((d) => d.method === 'commit' && receiverIs(d, alias) && d.node.startIndex > c.node.startIndex)) break;
         // Committed (or rolled back) right before the wait, on the session or through a wrapper
         // (`await service.commit()`): the next statement begins a new transaction.
@@ -224,12 +224,6 @@ function reportProviderBlockWaits(ctx: RepoRuleContext): void {
 
 const PROVIDER_BLOCK_WAITS: ReadonlySet<string> = new Set([PROVIDER_BLOCK_WAIT]);
 const ENDS_TRANSACTION = new Set(['commit', 'rollback']);
-
-/** A statement that writes, or a flush: what makes a later network wait PA202's. */
-function sendsWrite(model: FileModel, call: CallInfo): boolean {
-  const op = classifyDbCall(model, call);
-  return op ? op.kind !== 'read' : call.method === 'flush';
-}
 
 /** Is the node inside a `lambda` written within the block (it runs when called, not here)? */
 function inLambda(node: SyntaxNode, blockStart: number): boolean {
