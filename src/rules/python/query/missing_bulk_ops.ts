@@ -81,7 +81,15 @@ export const missingBulkOps: FileRule = {
       if (flush && announcedAfter(ctx.model, flush, inner.index)) continue;
       const loop = describeLoop(inner);
       if (flush) {
-        ctx.report({ node: site.call.node, message: `\`${site.op.what}\` is flushed row by row: \`${flush.calleeText}\` in the same iteration of ${loop} sends each INSERT on its own` });
+        // The flush gives the row its generated key, which the same iteration then reads
+        // (`item.id` stored in a map, set on a child): the flush per row is what the code is for.
+        // Batching needs a rewrite (add all, one flush, then read the keys): worth knowing, not a defect.
+        const key = readsKeyAfter(site.call.node, flush.node, inner);
+        ctx.report({
+          node: site.call.node,
+          message: `\`${site.op.what}\` is flushed row by row: \`${flush.calleeText}\` in the same iteration of ${loop} sends each INSERT on its own`,
+          ...(key ? { advisory: `the flush gives each row the key the iteration then reads (\`${key}\`): add the rows first, flush once, then read their keys` } : {}),
+        });
         continue;
       }
       ctx.report({ node: site.call.node, message: `\`${site.op.what}\` writes one row per round trip, once per item of ${loop}` });
@@ -92,6 +100,37 @@ export const missingBulkOps: FileRule = {
 /** Does a call after `flush`, in the same iteration of loop `loop`, act outside the database? */
 function announcedAfter(model: FileModel, flush: CallInfo, loop: number): boolean {
   return callsOf(model, flush.functionIndex).some((c) => c.loops.includes(loop) && c.node.startIndex > flush.node.endIndex && outsideEffect(model, c) !== null);
+}
+
+/**
+ * The generated key of the added object (`obj.id`, `obj.pk`, `obj.uuid`) used after the flush, in
+ * the same iteration, to build more: passed to a call or a constructor, or set on another object
+ * (`child.parent_id = obj.id`). A key only collected (`ids.append(obj.id)`, `by_name[n] = obj.id`,
+ * logged) is not such a use: one flush after the loop gives every key. The key as written, or null.
+ */
+function readsKeyAfter(add: SyntaxNode, flush: SyntaxNode, loop: { node: SyntaxNode; iterEnd: number }): string | null {
+  const arg = add.childForFieldName('arguments')?.namedChild(0);
+  if (arg?.type !== 'identifier') return null;
+  for (const n of loop.node.descendantsOfType('attribute')) {
+    if (n.startIndex < flush.endIndex || n.startIndex >= loop.iterEnd) continue;
+    if (n.childForFieldName('object')?.text !== arg.text || !/^(id|pk|uuid)$/.test(n.childForFieldName('attribute')?.text ?? '')) continue;
+    if (buildsWith(n)) return n.text;
+  }
+  return null;
+}
+
+/** Does the key `node` feed more work: an argument of a call that is not a collector or a log, or a value set on an attribute? */
+function buildsWith(node: SyntaxNode): boolean {
+  let n = node;
+  if (n.parent?.type === 'keyword_argument') n = n.parent;
+  const p = n.parent;
+  if (p?.type === 'argument_list') {
+    const callee = p.parent?.childForFieldName('function');
+    const name = (callee?.type === 'attribute' ? callee.childForFieldName('attribute')?.text : callee?.text) ?? '';
+    return !/^(append|extend|add|insert|update|setdefault|print|str|repr|format|debug|info|warning|warn|error|exception|critical|log)$/.test(name);
+  }
+  if (p?.type === 'assignment' && p.childForFieldName('right')?.id === n.id) return p.childForFieldName('left')?.type === 'attribute';
+  return false;
 }
 
 /** Does `node` sit in a `try` statement inside the loop (a per-item try/except)? */
