@@ -167,14 +167,53 @@ function smallBoundedLoopUncached(model: FileModel, loop: LoopInfo): boolean {
   // `for s in Status:`: iterating a class is iterating an `Enum`'s few members.
   if (src.type === 'identifier' && /^[A-Z][a-z]\w*$/.test(src.text) && namesClass(model, src.text, loop.functionIndex)) return true;
   if (smallLiteral(src) || configuredSetting(src) || returnsSmallLiteral(model, src) || smallSelfLiteral(model, src, loop)) return true;
+  if (fixedByCode(src)) return true;
   if (smallLimit(model, src, loop)) return true;
   const name = src.type === 'identifier' ? src.text : src.type === 'attribute' && /^(self|cls)$/.test(src.childForFieldName('object')?.text ?? '') ? src.childForFieldName('attribute')!.text : null;
   if (!name) return false;
   if (src.type === 'identifier' && loop.functionIndex >= 0) {
+    // The function's own `**kwargs` or `*args`: as many as a call site writes out.
     const params = model.functions[loop.functionIndex]!.node.childForFieldName('parameters')?.text ?? '';
-    if (new RegExp(`\\*\\*\\s*${name}\\b`).test(params)) return true;
+    if (new RegExp(`(^|[(,\\s])\\*{1,2}\\s*${name}\\b`).test(params)) return true;
+    if (boundOnceTo(model, name, loop, fixedByCode)) return true;
   }
   return smallLiteralName(model, name, loop, src.type === 'identifier');
+}
+
+/**
+ * A collection whose size the code or its deployment fixes, not the stored data: a setting read
+ * from the environment (`os.environ["HOSTS"].split(",")`, `os.getenv(...)`) or from the
+ * application's configuration, the segments of one path or dotted name (`path.split("/")`,
+ * `name.split(".")`, `Path(p).parts`, `.parents`), the classes of a hierarchy
+ * (`Base.__subclasses__()`) or the tables and mappers of the metadata. A loop over one runs as
+ * often whatever the tables hold: a fixed cost, not an N+1.
+ */
+function fixedByCode(n: SyntaxNode): boolean {
+  const text = n.text;
+  if (ENVIRONMENT.test(text)) return true;
+  if (n.type === 'attribute') return /^(parts|parents|sorted_tables|mappers)$/.test(n.childForFieldName('attribute')?.text ?? '');
+  if (n.type !== 'call') return false;
+  const fn = n.childForFieldName('function');
+  if (fn?.type !== 'attribute') return false;
+  const method = fn.childForFieldName('attribute')?.text ?? '';
+  const receiver = fn.childForFieldName('object');
+  if (method === '__subclasses__') return true;
+  if (method !== 'split' && method !== 'rsplit') return false;
+  // A setting split into its items (`settings.ALLOWED_HOSTS.split(",")`, `os.getenv("X", "").split(",")`).
+  if (receiver && (configuredSetting(receiver) || ENVIRONMENT.test(receiver.text))) return true;
+  // One path or dotted name cut into its segments.
+  const sep = n.childForFieldName('arguments')?.namedChildren[0];
+  return sep?.type === 'string' && /^['"](\/|\.|::?|\\\\)['"]$/.test(sep.text) || sep?.text === 'os.sep';
+}
+
+const ENVIRONMENT = /^os\.(environ\s*\[|environ\.get\s*\(|getenv\s*\()/;
+
+/** Is `name` a local of the loop's function bound once, before the loop and outside any loop, to a value that `test` accepts? */
+function boundOnceTo(model: FileModel, name: string, loop: LoopInfo, test: (n: SyntaxNode) => boolean): boolean {
+  const own = assignmentsTo(model, name).filter((b) => b.functionIndex === loop.functionIndex);
+  if (own.length !== 1 || own[0]!.loops.length || own[0]!.line > loop.node.startPosition.row + 1) return false;
+  const v = iterationSource(unwrap(own[0]!.value));
+  return !!v && test(v);
 }
 
 /**
