@@ -66,3 +66,25 @@ describe('PA408 shared_session and PA409 concurrent_session', () => {
     expect(at(47)!.message).toMatch(/^`tg.create_task` starts a task on AsyncSession `session` on every iteration of the loop/);
   });
 });
+
+describe('PA407 engine_per_request', () => {
+  let found: Finding[] = [];
+  beforeAll(async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA407'] }, {}, null);
+    found = (await scan(path.resolve(__dirname, '../fixtures/lifecycle/engines'), config, { inProcessBytes: Infinity })).result.findings;
+  });
+
+  it('reports one construction reached from several handlers once, and counts the others', () => {
+    const viaHelper = found.filter((f) => f.chain?.some((s) => /engine_for$/.test(s.function ?? '')) && f.severity === 'high');
+    expect(viaHelper.map((f) => f.line)).toEqual([14]);
+    expect(viaHelper[0]!.message).toMatch(/; 1 other handler reaches the same construction$/);
+  });
+
+  it('claims less for a SQLite engine: a file reopened, no server connection', () => {
+    const lib = found.find((f) => f.function === 'library_titles')!;
+    expect(lib.severity).toBe('medium');
+    expect(lib.message).toMatch(/new SQLite engine/);
+    const job = found.find((f) => f.function === 'rebuild_region_index')!;
+    expect(job.severity).toBe('medium');
+  });
+});

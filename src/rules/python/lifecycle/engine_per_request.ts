@@ -20,7 +20,7 @@ import { callGraphOf, type FnRef } from '../../../analysis/callgraph.js';
 import { NEW_ENGINE as KIND } from '../../../analysis/summary.js';
 import { moduleNameOf } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
-import type { RepoRule, RepoRuleContext } from '../../types.js';
+import type { RepoReport, RepoRule, RepoRuleContext } from '../../types.js';
 import { projectNames } from './semantics.js';
 
 function lower(s: Severity): Severity {
@@ -52,6 +52,20 @@ export const enginePerRequest: RepoRule = {
     // Nothing to reach when no function of the repo builds an engine (the usual case).
     if (graph.functionsWithEffects(new Set([KIND]))[Symbol.iterator]().next().done) return;
     const moduleNames = new Map<number, string>();
+    /**
+     * One finding per engine construction and kind of root: a helper that builds the engine,
+     * reached from forty handlers, is one defect with one fix (cache the engine), reported at the
+     * first handler (in path order) with the count of the others.
+     */
+    const groups = new Map<string, { report: RepoReport; others: number }>();
+    const add = (key: string, report: RepoReport) => {
+      const g = groups.get(key);
+      if (!g) groups.set(key, { report, others: 0 });
+      else {
+        g.others++;
+        if (rank(report.severity!) > rank(g.report.severity!)) g.report = report;
+      }
+    };
     for (const ref of graph.functions() as Iterable<FnRef>) {
       const file = graph.fileOf(ref);
       if (file.isTestFile) continue;
@@ -61,17 +75,18 @@ export const enginePerRequest: RepoRule = {
       const provider = providers.has(`${moduleName}.${fn.qualifiedName}`);
       const perWhat = fn.effectiveRole === 'handler' ? 'request' : provider ? 'session' : fn.effectiveRole === 'background' ? 'job' : null;
       if (!perWhat) continue;
-      const severity: Severity = perWhat === 'job' ? 'medium' : 'high';
+      const base: Severity = perWhat === 'job' ? 'medium' : 'high';
       const role = perWhat === 'request' ? 'request handler' : perWhat === 'session' ? 'session provider' : 'background job';
       for (const e of graph.ownEffects(ref)) {
         if (e.kind !== KIND) continue;
         const call = graph.callAt(ref.file, e.line, e.column);
         if (!call) continue;
-        ctx.report({
+        const sqlite = e.what.endsWith(SQLITE);
+        add(`${file.path}:${e.line}:${e.column}|${perWhat}`, {
           path: file.path,
           location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-          message: `\`${call.calleeText}()\` in ${role} \`${fn.name}\` builds a new engine, and a new connection pool, for every ${perWhat}`,
-          severity,
+          message: `\`${call.calleeText}()\` in ${role} \`${fn.name}\` builds a new engine, and a new ${sqlite ? 'SQLite engine (a file opened and its first-connect setup run again)' : 'connection pool'}, for every ${perWhat}`,
+          severity: sqlite ? lower(base) : base,
           function: fn.name,
         });
       }
@@ -83,16 +98,35 @@ export const enginePerRequest: RepoRule = {
         if (seen.has(key)) continue;
         seen.add(key);
         const weak = reach.weak || edge.weak === true;
+        const sqlite = reach.effect.what.endsWith(SQLITE);
+        const end = reach.steps[reach.steps.length - 1]!.fn;
         const names = [fn.qualifiedName, ...graph.chainNames(reach)];
-        ctx.report({
+        let severity = sqlite ? lower(base) : base;
+        if (weak) severity = lower(severity);
+        add(`${graph.fileOf(end).path}:${reach.effect.line}:${reach.effect.column}|${perWhat}`, {
           path: file.path,
           location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
-          message: `\`${edge.call.calleeText}()\` in ${role} \`${fn.name}\` builds a new engine, and a new connection pool, for every ${perWhat}: ${names.join(' → ')}${weak ? ' (a call resolved by its method name alone)' : ''}`,
-          severity: weak ? lower(severity) : severity,
+          message: `\`${edge.call.calleeText}()\` in ${role} \`${fn.name}\` builds a new ${sqlite ? 'SQLite engine (a file opened and its first-connect setup run again)' : 'engine, and a new connection pool,'} for every ${perWhat}: ${names.join(' → ')}${weak ? ' (a call resolved by its method name alone)' : ''}`,
+          severity,
           function: fn.name,
           chain: graph.chainSteps(reach, { ref, call: edge.call }),
         });
       }
     }
+    for (const { report, others } of groups.values()) {
+      const also = others ? `; ${others} other ${perWhatOf(report, others)} the same construction` : '';
+      ctx.report({ ...report, message: report.message + also });
+    }
   },
 };
+
+const SQLITE = ' (SQLite)';
+
+function rank(s: Severity): number {
+  return s === 'critical' ? 3 : s === 'high' ? 2 : s === 'medium' ? 1 : 0;
+}
+
+function perWhatOf(r: RepoReport, n: number): string {
+  const what = / for every job/.test(r.message) ? 'job' : / for every session/.test(r.message) ? 'session provider' : 'handler';
+  return n === 1 ? `${what} reaches` : `${what}s reach`;
+}
