@@ -1052,7 +1052,7 @@ function paramInfo(p: SyntaxNode): ParamInfo {
 }
 
 /** Text that may register a route without a decorator. */
-const IMPERATIVE_HINT = /\.add_(?:api_route|api_websocket_route|websocket_route|route|url_rule|get|post|put|patch|delete|head|view)\(|Route\(|\bweb\.(?:get|post|put|patch|delete|head|route|view)\(/;
+const IMPERATIVE_HINT = /\.(?:get|post|put|patch|delete|head|route|api_route|websocket)\([^()\n]*(?:\([^()\n]*\)[^()\n]*)*\)\(\s*[A-Za-z_]|\.add_(?:api_route|api_websocket_route|websocket_route|route|url_rule|get|post|put|patch|delete|head|view)\(|Route\(|\bweb\.(?:get|post|put|patch|delete|head|route|view)\(/;
 /** Route-registering methods, by name → route kind: FastAPI/Starlette routers and apps, Flask `add_url_rule`, aiohttp's `router.add_get` & co. */
 const REGISTER_METHODS: Record<string, string> = {
   add_api_route: 'api_route', add_route: 'route', add_url_rule: 'route', add_view: 'route',
@@ -1077,6 +1077,15 @@ function collectImperativeRoutes(model: FileModel): void {
     if (kind === undefined && call.qualifiedName) {
       const m = ROUTE_CONSTRUCTOR.exec(call.qualifiedName);
       if (m) kind = m[1] ? (/WebSocket/.test(m[1]) ? 'websocket' : 'route') : m[2];
+    }
+    // A route decorator applied by a call: `app.get("/r/{slug}")(serve_recipe)`.
+    const applied = call.node.childForFieldName('function');
+    if (kind === undefined && applied?.type === 'call') {
+      const decorator = applied.childForFieldName('function');
+      const method = decorator?.type === 'attribute' ? decorator.childForFieldName('attribute')?.text ?? '' : '';
+      // Its first argument a path (`"/..."`): not `handlers.get(kind)(job)`.
+      const path = applied.childForFieldName('arguments')?.namedChildren[0];
+      if (ROUTE_METHODS.has(method) && path?.type === 'string' && /^[rRfFuU]?['"]\//.test(path.text)) kind = method;
     }
     if (kind === undefined) continue;
     const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
