@@ -11,7 +11,7 @@ import { resolveName } from '../semantic/model.js';
 import { isMemoisedCall } from '../semantic/memo.js';
 import { BLOCKING_MODULES } from '../semantic/blockingModules.js';
 import { NEW_ENGINE, type Effect } from './summary.js';
-import { blockingFunctionName, blockingIoCall, isCheapMetadata, pendingBlockingMethod, runsChildProcess, SYNC_SLEEP } from '../semantic/blockingIo.js';
+import { blockingFunctionName, blockingIoCall, BUNDLED_FILE, isCheapMetadata, pendingBlockingMethod, readsBundledFile, runsChildProcess, SYNC_SLEEP } from '../semantic/blockingIo.js';
 import { syncDbCall } from '../semantic/syncDb.js';
 import { cpuHeavyCall } from '../semantic/cpuHeavy.js';
 import { isEngineConstructor, sqliteEngineUrl } from '../semantic/resources.js';
@@ -131,8 +131,10 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
     }
     const io = blockingIoCall(model, call);
     if (io) {
-      push({ kind: 'blocking_io', what: io, ...at });
-      if (call.loops.length || !isCheapMetadata(io, call)) push({ kind: HEAVY_IO, what: io, ...at });
+      // A read of a file shipped with the code: small, and in the page cache after the first read.
+      const bundled = readsBundledFile(model, call);
+      push({ kind: 'blocking_io', what: bundled ? io + BUNDLED_FILE : io, ...at });
+      if (call.loops.length || !(bundled || isCheapMetadata(io, call))) push({ kind: HEAVY_IO, what: io, ...at });
       // A child process is also a wait of its own kind: a transaction open around it waits for it.
       if (runsChildProcess(io)) push({ kind: CHILD_PROCESS_EFFECT, what: io, ...at });
       continue;

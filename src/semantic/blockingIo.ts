@@ -399,3 +399,60 @@ function selfAttributeType(model: FileModel, attr: string, depth: number): strin
   }
   return propertyType(model, attr);
 }
+
+/**
+ * A read of a file shipped with the code: a path rooted at the module's own `__file__`
+ * (`Path(__file__).parent / "prompt.txt"`, `os.path.join(os.path.dirname(__file__), ...)`),
+ * directly or through a name bound once to one (a module constant, a local), or a package resource
+ * (`importlib.resources`, `pkgutil.get_data`, `pkg_resources.resource_string`). Such files are
+ * small and part of the install; after the first read the page cache serves them. Only reads:
+ * `open(p)` in a read mode, `read_text`/`read_bytes`.
+ */
+/** Appended to a blocking call's name in effects and messages when it reads a file shipped with the code. */
+export const BUNDLED_FILE = ' (a file shipped with the code)';
+
+export function readsBundledFile(model: FileModel, call: CallInfo): boolean {
+  if (!model.source.includes('__file__') && !/\b(importlib\.resources|importlib_resources|pkgutil|pkg_resources)\b/.test(model.source)) return false;
+  const q = call.qualifiedName ?? '';
+  if (/^(importlib\.resources|importlib_resources)\.(read_text|read_binary|open_text|open_binary)$|^pkgutil\.get_data$|^pkg_resources\.resource_(string|stream)$/.test(q)) return true;
+  let path: SyntaxNode | null = null;
+  if (q === 'builtins.open' || q === 'io.open' || q === 'codecs.open') {
+    const args = call.node.childForFieldName('arguments')?.namedChildren.filter((a) => a.type !== 'comment') ?? [];
+    const mode = args.find((a, i) => (i === 1 && a.type !== 'keyword_argument') || (a.type === 'keyword_argument' && a.childForFieldName('name')?.text === 'mode'));
+    const modeText = mode?.type === 'keyword_argument' ? mode.childForFieldName('value')?.text : mode?.text;
+    if (modeText && !/^[rRbB]*['"][rbt]*['"]$/.test(modeText)) return false;
+    path = args[0]?.type === 'keyword_argument' ? null : args[0] ?? null;
+  } else if (/^(read_text|read_bytes)$/.test(call.method) && call.receiver) {
+    path = call.receiver;
+  } else if (/^(read|readline|readlines|seek|close)$/.test(call.method) && call.receiver) {
+    // The file object of such an `open`: inline (`open(p).read()`) or named (`with open(p) as f`).
+    const r = call.receiver;
+    if (r.type === 'call') {
+      const inner = callAt(model, r);
+      return !!inner && readsBundledFile(model, inner);
+    }
+    if (r.type !== 'identifier') return false;
+    for (const wi of call.withs) {
+      const w = model.withs[wi]!;
+      const item = w.functionIndex === call.functionIndex ? w.items.find((i) => i.alias === r.text) : undefined;
+      const opened = item && item.value.type === 'call' ? callAt(model, item.value) : null;
+      if (opened) return readsBundledFile(model, opened);
+    }
+    const bound = assignmentsTo(model, r.text).filter((a) => a.functionIndex === call.functionIndex && a.line <= call.line && !a.fromWith);
+    const v = bound.length === 1 && bound[0]!.value?.type === 'call' ? callAt(model, bound[0]!.value) : null;
+    return !!v && readsBundledFile(model, v);
+  } else return false;
+  return rootedAtOwnFile(model, path, call.functionIndex, 0);
+}
+
+function rootedAtOwnFile(model: FileModel, node: SyntaxNode | null, fnIndex: number, depth: number): boolean {
+  if (!node || depth > 3) return false;
+  if (/\b__file__\b|\bimportlib\.resources\.files\(|\bfiles\(\s*(__package__|__name__|['"])/.test(node.text)) return true;
+  // A name bound once (in the function, else at module level) to such a path, or a path built from one.
+  for (const id of node.type === 'identifier' ? [node] : node.descendantsOfType('identifier')) {
+    const own = assignmentsTo(model, id.text).filter((a) => a.functionIndex === fnIndex);
+    const bound = own.length ? own : assignmentsTo(model, id.text).filter((a) => a.functionIndex < 0);
+    if (bound.length === 1 && rootedAtOwnFile(model, bound[0]!.value, bound[0]!.functionIndex, depth + 1)) return true;
+  }
+  return false;
+}

@@ -7,7 +7,7 @@
  * loop waits with it, and so does every other request the process serves.
  */
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import { alternativeFor, blockingIoCall, isCheapMetadata, isMetadataLookup } from '../../../semantic/blockingIo.js';
+import { alternativeFor as alternativeForCall, blockingIoCall, BUNDLED_FILE, isCheapMetadata, readsBundledFile } from '../../../semantic/blockingIo.js';
 import { asyncCallSites, reportEventLoopChains, severityByRole } from './context.js';
 import { assignmentsTo, type CallInfo, type FileModel } from '../../../semantic/model.js';
 
@@ -15,12 +15,22 @@ import { assignmentsTo, type CallInfo, type FileModel } from '../../../semantic/
 const SEVERITY = { handler: 'high', background: 'medium', init: 'low', other: 'high' } as const;
 
 /**
- * One metadata lookup on a path (a stat, an existence check, `mkdir(exist_ok=True)`), not in a
- * loop: microseconds when the kernel has the inode cached, which it almost always has. Reviewers
- * of four trees judged each such finding not worth a report; it stays listed, as advisory. A
- * change (unlink, chmod, rename) stays low and counted.
+ * One metadata operation on a path (a stat, an existence check, `mkdir(exist_ok=True)`, an
+ * unlink, a chmod, a rename), not in a loop: microseconds when the kernel has the inode cached,
+ * which it almost always has. Reviewers of six trees judged each such finding, lookups and
+ * changes alike, not worth a report; it stays listed, as advisory.
  */
-const METADATA_EVIDENCE = 'a single metadata lookup on one path (exists, stat, mkdir(exist_ok=True)): microseconds when the kernel has the inode cached';
+const METADATA_EVIDENCE = 'a single metadata operation on one path (exists, stat, mkdir(exist_ok=True), unlink, chmod, rename): microseconds when the kernel has the inode cached';
+/**
+ * One read of a file shipped with the code (a path rooted at the module's `__file__`, a package
+ * resource), not in a loop: a small file that the page cache serves after the first read.
+ */
+const BUNDLED_EVIDENCE = 'a single read of a file shipped with the code (a path rooted at `__file__` or a package resource): small, and served from the page cache after the first read';
+
+/** The alternative for a blocking call, by its name without the note on a bundled file. */
+function alternativeFor(what: string): string {
+  return alternativeForCall(what.endsWith(BUNDLED_FILE) ? what.slice(0, -BUNDLED_FILE.length) : what);
+}
 
 export const blockingIoInAsync: FileRule & RepoRule = {
   meta: {
@@ -57,21 +67,25 @@ export const blockingIoInAsync: FileRule & RepoRule = {
       const what = blockingIoCall(ctx.model, call);
       if (!what) continue;
       if (what.startsWith('file.') && openedHere(ctx.model, call, reportedOpens)) continue;
-      const cheap = call.loops.length === 0 && isCheapMetadata(what, call);
+      const metadata = call.loops.length === 0 && isCheapMetadata(what, call);
+      const bundled = call.loops.length === 0 && !metadata && readsBundledFile(ctx.model, call);
+      const cheap = metadata || bundled;
+      const note = metadata ? ' (a single metadata operation: cheap, but still a disk round trip when the cache misses)' : bundled ? ' (a read of a file shipped with the code)' : '';
       ctx.report({
         node: call.node,
-        message: `blocking call \`${what}\` on the event loop inside \`async def ${fn.name}\`${cheap ? ' (a single metadata operation: cheap, but still a disk round trip when the cache misses)' : ''}; ${alternativeFor(what)}`,
+        message: `blocking call \`${what}\` on the event loop inside \`async def ${fn.name}\`${note}; ${alternativeFor(what)}`,
         severity: cheap ? 'low' : severityByRole(ctx.model, call.functionIndex, SEVERITY),
         recommendation: alternativeFor(what),
-        ...(cheap && isMetadataLookup(what, call) ? { advisory: METADATA_EVIDENCE } : {}),
+        ...(metadata ? { advisory: METADATA_EVIDENCE } : bundled ? { advisory: BUNDLED_EVIDENCE } : {}),
       });
     }
   },
   checkRepo(ctx: RepoRuleContext): void {
     reportEventLoopChains(ctx, 'blocking_io', SEVERITY, (what, fn, chain) =>
       `blocking call \`${what}\` on the event loop inside \`async def ${fn}\`; ${alternativeFor(what)}`, [], (_what, cheap) => (cheap ? 'low' : undefined), alternativeFor,
-      // A cheap chain to `mkdir` is one whose call passes `exist_ok=True` (else it reaches heavy I/O).
-      (what, cheap) => (cheap && (isMetadataLookup(what) || /^(os\.makedirs|Path\.mkdir)$/.test(what)) ? METADATA_EVIDENCE : undefined));
+      // A cheap chain to `mkdir` is one whose call passes `exist_ok=True` (else it reaches heavy I/O);
+      // one to a bundled file's read reaches no other I/O.
+      (what, cheap) => (!cheap ? undefined : what.endsWith(BUNDLED_FILE) ? BUNDLED_EVIDENCE : isCheapMetadata(what) || /^(os\.makedirs|Path\.mkdir)$/.test(what) ? METADATA_EVIDENCE : undefined));
   },
 };
 
