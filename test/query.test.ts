@@ -631,10 +631,11 @@ describe('a project repository of its own (fixtures/query-staged)', () => {
     expect(staged.filter((f) => f.code === 'PA102' && f.line === line('await store.update(invoice, changes={"settled": True})'))).toEqual([]);
   });
 
-  it('a read in an iteration that runs in a transaction of its own is a per-item workflow (low)', () => {
-    const f = at(staged, 'shop/billing.py', line('invoice = await store.by_number(number)  # expect: PA107'), 'PA107')!;
-    expect(f.severity).toBe('low');
+  it('a read in an iteration that runs in a transaction of its own is a per-item unit of work (advisory)', () => {
+    const f = at(staged, 'shop/billing.py', line('invoice = await store.by_number(number)  # advisory: PA107'), 'PA107')!;
+    expect(f).toMatchObject({ severity: 'low', advisory: true });
     expect(f.message).toMatch(/a per-item workflow, where batching the read alone saves little/);
+    expect(f.downgrades.at(-1)!.evidence).toMatch(/^each iteration commits what it writes \(a unit of work per item\): rows read before the loop would be expired/);
   });
 
   it('a helper that opens a session of its own per item is a per-item workflow; a savepoint per item is not', () => {

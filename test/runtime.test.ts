@@ -21,16 +21,28 @@ const on = (file: string, text: string) => {
 };
 
 describe('PA301 severity', () => {
-  it('is low and advisory for one metadata lookup, low for one change, high for I/O and for lookups in a loop', () => {
+  it('is low and advisory for one metadata operation, high for I/O and for lookups in a loop', () => {
     expect(on('PA301.py', 'os.path.exists(p)  # advisory')[0]!).toMatchObject({ severity: 'low', advisory: true });
-    expect(on('PA301.py', 'os.path.exists(p)  # advisory')[0]!.downgrades[0]!.evidence).toMatch(/a single metadata lookup on one path/);
+    expect(on('PA301.py', 'os.path.exists(p)  # advisory')[0]!.downgrades[0]!.evidence).toMatch(/a single metadata operation on one path/);
     expect(on('PA301.py', 'mkdir(parents=True, exist_ok=True)')[0]!.severity).toBe('low');
     expect(on('PA301.py', 'os.listdir(p)')[0]!.severity).toBe('high');
     expect(on('PA301.py', 'present = [n for n in names')[0]!.severity).toBe('high');
-    // Changing one inode (chmod, unlink) is cheap too, but a change: low and counted; copying a tree is not cheap.
-    expect(on('PA301.py', '(spool / name).chmod(0o600)')[0]!).toMatchObject({ severity: 'low', advisory: false });
-    expect(on('PA301.py', 'os.unlink(spool / f"{name}.lock")')[0]!).toMatchObject({ severity: 'low', advisory: false });
+    // Changing one inode (chmod, unlink) is as cheap: advisory too; copying a tree is not cheap.
+    expect(on('PA301.py', '(spool / name).chmod(0o600)')[0]!).toMatchObject({ severity: 'low', advisory: true });
+    expect(on('PA301.py', 'os.unlink(spool / f"{name}.lock")')[0]!).toMatchObject({ severity: 'low', advisory: true });
     expect(on('PA301.py', 'shutil.copytree(spool, spool.with_suffix(".bak"))')[0]!).toMatchObject({ severity: 'high', advisory: false });
+  });
+
+  it('is advisory for one read of a file shipped with the code, directly and through a helper; not for a caller\'s path or a write', () => {
+    const own = on('PA301.py', 'return Path(os.path.dirname(__file__), "prompts", "system.txt").read_text()')[0]!;
+    expect(own).toMatchObject({ severity: 'low', advisory: true });
+    expect(own.message).toMatch(/a read of a file shipped with the code/);
+    expect(own.downgrades[0]!.evidence).toMatch(/rooted at `__file__`/);
+    const via = on('PA301.py', 'return load_template(name)')[0]!;
+    expect(chainNames(via.chain)).toEqual(['render_page', 'load_template', 'open (a file shipped with the code)']);
+    expect(via).toMatchObject({ severity: 'low', advisory: true });
+    expect(on('PA301.py', 'with open(os.path.join(upload_dir, name), "rb") as f')[0]!).toMatchObject({ severity: 'high', advisory: false });
+    expect(on('PA301.py', 'with open(os.path.join(os.path.dirname(__file__), "out.txt"), "w") as f')[0]!).toMatchObject({ severity: 'high', advisory: false });
   });
 
   it('is low for a chain that ends in one metadata lookup', () => {

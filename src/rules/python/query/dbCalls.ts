@@ -924,6 +924,8 @@ export interface LoopCallFacts {
   size: number | null;
   loop: string;
   writes: boolean;
+  /** The iteration commits itself, or runs in a transaction or session of its own (`iterationCommit`). */
+  commits: boolean;
   /** The call passes a foreign key of the loop's item (`job.owner_id`): see {@link passesItemForeignKey}. */
   foreignKey: boolean;
   /** The loop is over a request's input and its function read the database before it (`readsBeforeLoop`). */
@@ -943,13 +945,14 @@ function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[], stops
   const loop = loops[loops.length - 1]!;
   const size = smallLiteralProduct(loops);
   const writes = iterationWriter(model, call, loop) !== null;
+  const commits = iterationCommit(model, call, loop) !== null;
   // By each item's foreign key, unless the loop's query eager-loads that relationship: then the
   // identity map holds the targets and the lookup is the primary-key kind.
   const fk = passesItemForeignKey(model, call, loops) && !foreignKeyTargetLoaded(model, call, loops);
   const domain = loopsDomain(model, loops);
   // Only asked of loops over a request's input (see `LoopCallFacts.readBefore`).
   const before = domain.kind === 'input' && readsBeforeLoop(model, call.functionIndex, loops[0]!);
-  return `${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${writes ? 'w' : ''}|${fk ? 'k' : ''}${before ? 'r' : ''}${stopsEarly ? 'b' : ''}|${encodeDomain(domain)}|${itemArguments(model, call, loops).join('.')}`;
+  return `${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${commits ? 'c' : writes ? 'w' : ''}|${fk ? 'k' : ''}${before ? 'r' : ''}${stopsEarly ? 'b' : ''}|${encodeDomain(domain)}|${itemArguments(model, call, loops).join('.')}`;
 }
 
 /**
@@ -1077,6 +1080,28 @@ function isExplicitFlush(model: FileModel, c: CallInfo): boolean {
 }
 
 /**
+ * A commit (or a transaction or session of the item's own) in the same iteration of `loop` as
+ * `call`, and holding it when it is a block: each item is a unit of work by design. A read beside
+ * it can only be batched by restructuring the transactions (PA207 reports the commits). Null when
+ * there is none.
+ */
+export function iterationCommit(model: FileModel, call: Pick<CallInfo, 'functionIndex'> & { node?: SyntaxNode }, loop: LoopInfo): CallInfo | null {
+  let commit: CallInfo | null = null;
+  let writes = model.assignments.some((a) => a.loops.includes(loop.index) && a.functionIndex === call.functionIndex && /^[A-Za-z_]\w*\.\w+$/.test(a.target));
+  for (const c of callsOf(model, call.functionIndex)) {
+    if (c === call || c.functionIndex !== call.functionIndex || !c.loops.includes(loop.index)) continue;
+    if (c.method === 'commit' && isExplicitFlush(model, c)) commit ??= c;
+    else if (!writes) {
+      const op = classifyDbCall(model, c);
+      writes = op ? op.kind !== 'read' : c.method === 'flush' && isExplicitFlush(model, c);
+    }
+  }
+  // A commit that ends a read-only iteration is a round trip, not a unit of work.
+  if (commit && writes) return commit;
+  return perItemTransactions(model, loop).find((t) => !call.node || (call.node.startIndex >= t.from && call.node.startIndex < t.to))?.opener ?? null;
+}
+
+/**
  * A call other than `call`, in the same iteration of `loop`, that writes on its own: a
  * statement, a flush or a commit (a staged `add`/`delete` waits for one of those).
  */
@@ -1154,7 +1179,7 @@ const NOT_SESSION_OPENERS = /^(requests|httpx|aiohttp|boto3|botocore|aioboto3|se
 export function parseLoopCall(what: string): LoopCallFacts {
   const [size = '', loop = '', w = '', k = '', domain = '', items = ''] = what.split('|');
   return {
-    size: size === '' ? null : Number(size), loop, writes: w === 'w', foreignKey: k.includes('k'), readBefore: k.includes('r'), stopsEarly: k.includes('b'), domain: decodeDomain(domain),
+    size: size === '' ? null : Number(size), loop, writes: w === 'w' || w === 'c', commits: w === 'c', foreignKey: k.includes('k'), readBefore: k.includes('r'), stopsEarly: k.includes('b'), domain: decodeDomain(domain),
     items: items === '' ? [] : items.split('.').map(Number),
   };
 }

@@ -14,7 +14,7 @@ import { FN_PROPERTY, UNTYPED } from '../../../analysis/objects.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
 import { INVARIANT_READ, PARAM_ROW_CALL, ROW_CALL, ROW_QUERY } from './rowCalls.js';
 import {
-  ARG_DOMAINS, OUTSIDE_CALL, HELD_ID_LOOKUP, isWriteReload, classifyDbCall, rowsSource, FLUSH_EFFECT, readsBeforeLoop, loopsDomain, passesItemForeignKey, foreignKeyTargetLoaded, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
+  ARG_DOMAINS, OUTSIDE_CALL, HELD_ID_LOOKUP, isWriteReload, classifyDbCall, rowsSource, FLUSH_EFFECT, readsBeforeLoop, loopsDomain, passesItemForeignKey, foreignKeyTargetLoaded, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationCommit, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
   smallLiteralProduct, WRITE_EFFECT, workflowAction, type DbOp, type DbOpKind, type LoopCallFacts,
 } from './dbCalls.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
@@ -259,6 +259,8 @@ export function fileReadReports(model: FileModel): FileReadReport[] {
   for (const site of perItemDbCalls(model, 'read')) {
     const d = loopsDomain(model, site.loops);
     const writes = iterationWrites(model, site);
+    // The iteration commits what it writes (or is a transaction or session of its own): one unit of work per item.
+    const unitCall = writes ? iterationCommit(model, site.call, site.loops[site.loops.length - 1]!) : null;
     // By each item's foreign key the target rows are usually not loaded (the classic N+1),
     // unless the loop's query loaded that relationship with its rows: then the identity map has them.
     const fk = passesItemForeignKey(model, site.call, site.loops);
@@ -275,7 +277,7 @@ export function fileReadReports(model: FileModel): FileReadReport[] {
       site,
       message: message + (requestIds ? REQUEST_IDS_NOTE : forcedLow || deferred ? '' : domainNote(decided(d))),
       severity: forcedLow ? 'low' : domainSeverity(decided(d)),
-      ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : {}),
+      ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : unitCall ? { advisory: unitEvidence(unitCall.calleeText) } : {}),
       deferred,
       domain: encodeDomain(d),
     });
@@ -370,7 +372,7 @@ export function reportHelperSites(
   byDomain = false,
 ): void {
   const graph = callGraphOf(ctx.index);
-  const { sites, workflow, outside } = loopFacts(graph);
+  const { sites, workflow, outside, unit } = loopFacts(graph);
   /**
    * The chain to report: to a query of `effectKind`, else (for reads, when asked) to a
    * primary-key lookup, which is at most `low`: the identity map answers it for rows the session
@@ -400,6 +402,7 @@ export function reportHelperSites(
     const pk = found.pk && !facts.foreignKey && !requestIds;
     const chain = graph.chainSteps(reach, { ref, call });
     const alsoWrites = effectKind === QUERY_EFFECT ? workflow(file.path, facts.loop, facts.writes) : null;
+    const unitOf = alsoWrites !== null && !pk ? unit(file.path, facts.loop, facts.commits) : null;
     // A write reached per item of a loop whose iteration also calls a service or sends a message:
     // each UPDATE records what that item's call did (a transfer reversed, an email sent), and one
     // set-based statement cannot stand in for per-item work outside the database.
@@ -413,7 +416,7 @@ export function reportHelperSites(
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
       message: text + (alsoWrites !== null ? workflowNote(alsoWrites) : sends !== null ? outsideWorkflowNote(sends) : commits ? `; each iteration commits it (\`${graph.chainNames(commits).join('` → `')}()\`): a unit of work per item` : requestIds ? REQUEST_IDS_NOTE : domain ? domainNote(domain) : ''),
       severity: alsoWrites !== null || sends !== null || commits || pk ? 'low' : domain ? domainSeverity(domain) : severity(facts.size),
-      ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : {}),
+      ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : unitOf !== null ? { advisory: unitEvidence(unitOf) } : {}),
       function: fn.name,
       chain,
     });
@@ -452,7 +455,7 @@ export function reportRowSites(ctx: RepoRuleContext, message: (owner: string, na
   const sites = [...ownSites(graph, ROW_CALL)];
   if (!sites.length) return;
   const byName = methodsNamed(graph);
-  const { workflow } = loopFacts(graph);
+  const { workflow, unit } = loopFacts(graph);
   for (const { ref, file, site } of sites) {
     const [kind = '', name = '', end = '', entity = ''] = site.what.split('|', 4);
     const facts = parseLoopCall(site.what.slice(kind.length + name.length + end.length + entity.length + 4));
@@ -478,6 +481,7 @@ export function reportRowSites(ctx: RepoRuleContext, message: (owner: string, na
       location: { line: site.line, column: site.column, endLine: site.line, endColumn: Number(end) },
       message: message(callee.qualifiedName, text, property, reach.effect.what) + (alsoWrites !== null ? workflowNote(alsoWrites) : input ? domainNote('input') : ''),
       severity: alsoWrites !== null || input ? 'low' : typed ? undefined : 'medium',
+      ...(alsoWrites !== null && !ownWrite && unit(file.path, facts.loop, facts.commits) !== null ? { advisory: unitEvidence(unit(file.path, facts.loop, facts.commits)!) } : {}),
       function: graph.function(ref).name,
       chain: graph.chainSteps(reach, { ref, call: { calleeText: text, line: site.line, column: site.column } as SummaryCall }),
     });
@@ -495,7 +499,7 @@ export function reportRowSites(ctx: RepoRuleContext, message: (owner: string, na
  */
 export function reportLibrarySites(ctx: RepoRuleContext, message: (callee: string, owner: string, lookupWrite: boolean) => string): void {
   const graph = callGraphOf(ctx.index);
-  const { workflow } = loopFacts(graph);
+  const { workflow, unit } = loopFacts(graph);
   for (const { ref, file, site } of ownSites(graph, LOOP_CALL)) {
     if (parseLoopCall(site.what).stopsEarly) continue;
     const call = graph.callAt(ref.file, site.line, site.column);
@@ -514,6 +518,7 @@ export function reportLibrarySites(ctx: RepoRuleContext, message: (callee: strin
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
       message: message(call.calleeText, owner, lookupWrite) + (alsoWrites !== null ? workflowNote(alsoWrites) : domainNote(domain)),
       severity: lookupWrite || alsoWrites !== null ? 'low' : domainSeverity(domain),
+      ...(alsoWrites !== null && unit(file.path, facts.loop, facts.commits) !== null ? { advisory: unitEvidence(unit(file.path, facts.loop, facts.commits)!) } : {}),
       function: graph.function(ref).name,
     });
   }
@@ -657,9 +662,25 @@ interface LoopFacts {
    * itself (`what`) or through a per-item helper (`helper: what`), or null.
    */
   outside(ref: FnRef, file: string, loop: string): string | null;
+  /**
+   * Whether each iteration of the loop at `loop` is a unit of work of its own: it commits, or runs
+   * in a transaction or session of its own, in the loop body (`own`, from the site's facts) or in a
+   * helper called per item (`helper: what`); '' for the body's own, null when it is not.
+   */
+  unit(file: string, loop: string, own: boolean): string | null;
 }
 
 const loopFactsCache = new WeakMap<object, LoopFacts>();
+
+/**
+ * Evidence for a read in an iteration that is a unit of work of its own (it commits, or runs in a
+ * transaction or session of its own): one transaction per item is the design, and the read can
+ * only be batched by restructuring them. Advisory; PA207 reports the commits per item.
+ */
+export function unitEvidence(unit: string): string {
+  return `each iteration commits what it writes (a unit of work per item${unit ? `: \`${unit}\`` : ''}): rows read before the loop would be expired by each commit (expire_on_commit) and loaded again, so batching the read needs the transactions restructured (PA207 reports the commits per item)`;
+}
+
 
 /**
  * The transaction family's effect of a function that commits (transaction/effects.ts
@@ -667,6 +688,8 @@ const loopFactsCache = new WeakMap<object, LoopFacts>();
  * what the iteration staged, so a helper that commits writes on its own.
  */
 const TRANSACTION_COMMIT = 'commit';
+/** transaction/effects.ts `READONLY_COMMIT`: a commit that ends a function that only read. */
+const TRANSACTION_READONLY_COMMIT = 'readonly_commit';
 /** transaction/missing_rollback.ts `OPENS_SESSION`: the function opens a session of its own. */
 const TRANSACTION_OPENS_SESSION = 'opens_session';
 /** Marks a workflow whose per-item work is a session of its own (see {@link loopFacts}). */
@@ -744,7 +767,34 @@ function loopFacts(graph: CallGraph): LoopFacts {
     }
     return outsideByLoop.get(key)!;
   };
-  const facts = { sites, workflow, outside: outsideOf };
+  const unitByLoop = new Map<string, string | null>();
+  const unit = (file: string, loop: string, own: boolean): string | null => {
+    if (own) return '';
+    const key = `${file}\0${loop}`;
+    if (!unitByLoop.has(key)) {
+      let found: string | null = null;
+      for (const s of perItem) {
+        if (s.file.path !== file || s.facts.loop !== loop) continue;
+        if (s.facts.commits) {
+          found = '';
+          break;
+        }
+        // A helper per item that commits (or opens a session of its own), with a write in the
+        // iteration for it to keep: the loop body's own, or the helper's.
+        const effects = graph.effectsOfCall(s.ref, s.call, s.to, 'any');
+        const r = strongReach(effects, TRANSACTION_COMMIT) ?? strongReach(effects, TRANSACTION_OPENS_SESSION);
+        // A commit ending a read-only helper (`READONLY_COMMIT` at its position) keeps nothing.
+        const readOnly = r !== null && r.effect.kind === TRANSACTION_COMMIT && graph.ownEffects(r.steps[r.steps.length - 1]!.fn).some((e) => e.kind === TRANSACTION_READONLY_COMMIT && e.line === r.effect.line && e.column === r.effect.column);
+        if (r && !readOnly && (s.facts.writes || strongReach(effects, WRITE_EFFECT) || r.effect.kind === TRANSACTION_COMMIT)) {
+          found = `${graph.function(s.to).qualifiedName}: ${r.effect.what}`;
+          break;
+        }
+      }
+      unitByLoop.set(key, found);
+    }
+    return unitByLoop.get(key)!;
+  };
+  const facts = { sites, workflow, outside: outsideOf, unit };
   loopFactsCache.set(graph, facts);
   return facts;
 }
