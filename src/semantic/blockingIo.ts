@@ -61,7 +61,9 @@ export const ALTERNATIVES: Record<Alternative, string> = {
 
 const BLOCKING_FUNCTIONS = new Map<string, Alternative>([
   // files (ASYNC230/231)
-  ...['builtins.open', 'io.open', 'io.open_code', 'os.fdopen', 'codecs.open', 'gzip.open', 'bz2.open', 'lzma.open', 'tarfile.open',
+  // `os.fdopen(fd)` is not here: it wraps a descriptor already open (one fstat); the file object it
+  // gives is typed below, so its reads and writes are.
+  ...['builtins.open', 'io.open', 'io.open_code', 'codecs.open', 'gzip.open', 'bz2.open', 'lzma.open', 'tarfile.open',
     'zipfile.ZipFile', 'fsspec.open', 'shelve.open', 'dbm.open', 'pickle.load'].map((q): [string, Alternative] => [q, 'file']),
   ...['os.listdir', 'os.scandir', 'os.walk', 'os.stat', 'os.lstat', 'os.remove', 'os.unlink', 'os.rename', 'os.renames', 'os.replace',
     'os.makedirs', 'os.mkdir', 'os.rmdir', 'os.removedirs', 'os.chmod', 'os.chown', 'os.truncate', 'os.read', 'os.write', 'os.fsync',
@@ -282,7 +284,7 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
       if (PATH_TYPES.has(q)) return 'pathlib.Path';
       if (q === 'pathlib.Path.cwd' || q === 'pathlib.Path.home') return 'pathlib.Path';
       // `open(...)` gives a file object (flake8-async's `typed_calls["open"]`).
-      if (q === 'builtins.open' || q === 'io.open' || q === 'codecs.open') return 'io.TextIOWrapper';
+      if (q === 'builtins.open' || q === 'io.open' || q === 'codecs.open' || q === 'os.fdopen') return 'io.TextIOWrapper';
       return q;
     }
     case 'identifier': {
@@ -300,7 +302,7 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
           }
         }
       }
-      if (t === 'builtins.open' || t === 'io.open' || t === 'codecs.open') t = 'io.TextIOWrapper';
+      if (t === 'builtins.open' || t === 'io.open' || t === 'codecs.open' || t === 'os.fdopen') t = 'io.TextIOWrapper';
       return t && PATH_TYPES.has(t) ? 'pathlib.Path' : t;
     }
     case 'binary_operator': {
