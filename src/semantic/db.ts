@@ -91,7 +91,8 @@ const IO_METHODS: Partial<Record<HandleState, Set<string>>> = {
   session: new Set(['execute', 'query', 'scalars', 'scalar', 'get', 'get_one', 'commit', 'flush', 'refresh', 'rollback', 'merge', 'exec', 'connection']),
   connection: new Set(['execute', 'exec_driver_sql', 'scalar', 'scalars', 'commit', 'rollback']),
   engine: new Set(['connect', 'begin', 'execute', 'raw_connection']),
-  query: new Set(['all', 'first', 'one', 'one_or_none', 'scalar', 'count', 'delete', 'update', 'get', 'exists']),
+  // Not `exists`: `Query.exists()` builds an EXISTS clause for another statement; it sends nothing.
+  query: new Set(['all', 'first', 'one', 'one_or_none', 'scalar', 'count', 'delete', 'update', 'get']),
   dbapi: new Set(['execute', 'executemany', 'executescript', 'commit', 'rollback']),
   cursor: new Set(['execute', 'executemany', 'executescript', 'fetchone', 'fetchall', 'fetchmany', 'callproc', 'copy_expert', 'copy_from', 'copy_to']),
   dbapipool: new Set(['getconn']),

@@ -582,6 +582,10 @@ function classify(model: FileModel, call: CallInfo): DbOp | null {
     const chained = chainedMethods(call.node);
     if (chained.some((x) => x === 'update' || x === 'delete')) return null;
     if (!first) return null;
+    // A query that only becomes part of another statement (`query(X).filter(...).exists()` inside
+    // `query(literal(True)).filter(...)`, `.subquery()`, `.cte()`), directly or through a name
+    // used only that way: it runs as part of that statement, which is the read.
+    if (chained.some((x) => SUBQUERY_METHODS.has(x)) || onlyEmbedded(model, call)) return null;
     const what = `${label}.query(${first.text.length <= 30 ? first.text : '…'})`;
     // `session.query(M).get(pk)` (options first or not): the legacy Query.get, an identity-map lookup.
     const getter = pkGetAfter(call.node);
@@ -632,6 +636,38 @@ function pkGetAfter(call: SyntaxNode): string | null {
 }
 
 /** Methods called on a call's result in a chain: `q(...).filter(...).first()` → `filter`, `first`. */
+/** `Query` methods that turn a query into a part of another statement (no round trip of their own). */
+const SUBQUERY_METHODS = new Set(['exists', 'subquery', 'scalar_subquery', 'as_scalar', 'cte', 'label']);
+
+/**
+ * Is `call` (a `session.query(...)` chain) bound to a local whose every later use in the function
+ * turns it into part of another statement (`q.exists()`, `q.subquery()`) or refines it into the
+ * same name (`q = q.filter(...)`)? Then that statement runs it, not this call.
+ */
+function onlyEmbedded(model: FileModel, call: CallInfo): boolean {
+  let top = call.node;
+  while (top.parent?.type === 'attribute' && top.parent.parent?.type === 'call') top = top.parent.parent;
+  const assign = top.parent;
+  if (assign?.type !== 'assignment' || assign.childForFieldName('right')?.id !== top.id) return false;
+  const name = assign.childForFieldName('left');
+  if (name?.type !== 'identifier' || call.functionIndex < 0) return false;
+  const body = model.functions[call.functionIndex]!.node;
+  const after = model.source.slice(assign.endIndex, body.endIndex);
+  let uses = 0;
+  for (const m of after.matchAll(new RegExp(`(?<![\\w.])${name.text}\\b(\\s*\\.\\s*(\\w+))?`, 'g'))) {
+    const method = m[2];
+    // `q = q.filter(...)`: the refinement's own target is the name again.
+    if (method && /^(filter|filter_by|join|outerjoin|where|order_by|options|with_entities)$/.test(method)) continue;
+    if (!method || !SUBQUERY_METHODS.has(method)) {
+      // The left side of `q = ...` is a rebinding, not a use.
+      if (!method && /^\s*=[^=]/.test(after.slice(m.index! + m[0].length))) continue;
+      return false;
+    }
+    uses++;
+  }
+  return uses > 0;
+}
+
 function chainedMethods(call: SyntaxNode): string[] {
   const out: string[] = [];
   let top = call;
