@@ -112,7 +112,7 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
   const effects: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile) return effects;
   for (const call of model.calls) {
-    if (call.functionIndex < 0 || call.offloaded) continue;
+    if (call.functionIndex < 0 || call.offloaded || call.deferred) continue;
     const at = { line: call.line, column: call.column };
     const q = call.qualifiedName;
     // Work that runs once (a memoised function, a cache being filled) costs a caller nothing per call.
@@ -172,6 +172,14 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
     }
   }
   // Query family: `query` / `write` effects and per-item loop call sites (see dbCalls.ts).
-  for (const c of collectors) c.collect(model, project).forEach((list, i) => effects[i]!.push(...list));
+  // A call in a lambda stored to run later (`[lambda: Cleaner()]`) is not work of its function:
+  // no collector's effect at its position either.
+  let deferred: Set<number> | null = null;
+  for (const c of model.calls) if (c.deferred) (deferred ??= new Set()).add(c.line * 65536 + c.column);
+  for (const c of collectors) {
+    c.collect(model, project).forEach((list, i) => {
+      for (const e of list) if (!deferred || !deferred.has(e.line * 65536 + e.column)) effects[i]!.push(e);
+    });
+  }
   return effects;
 }

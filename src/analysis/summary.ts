@@ -153,6 +153,8 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
   const keep = repoModules ? keptCalls(model, effects, repoModules, siteKinds) : null;
   const calls: SummaryCall[] = [];
   for (const c of model.calls) {
+    // A call in a lambda stored to run later does not run when its function does: no edge.
+    if (c.deferred) continue;
     // A call the graph resolves by name (a function, `self.m()`) needs no receiver type.
     const kept = !keep || keep(c);
     let receiverType = c.functionIndex >= 0 && !(kept && (c.qualifiedName !== null || LOCAL_CALLEE.test(c.calleeText))) ? objects.receiverTypeOf(c) : null;

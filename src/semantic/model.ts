@@ -123,6 +123,12 @@ export interface CallInfo {
   readonly awaited: boolean;
   /** Runs in a thread: inside a lambda handed to `asyncio.to_thread`, `run_in_executor`, … */
   offloaded: boolean;
+  /**
+   * Runs later, not when its function runs: inside a lambda that is stored, not called where it is
+   * made (an item of a list, tuple, set or dict, a value assigned or returned, a column's
+   * `default=`/`onupdate=`). The function's effects do not include it.
+   */
+  deferred: boolean;
   /** The call is itself a `with` item's context expression. */
   readonly isWithItem: boolean;
   line: number;
@@ -356,6 +362,8 @@ interface Frame {
   index: number;
   /** For lambdas: handed to an offload function. */
   offload?: boolean;
+  /** For lambdas: stored to run later (see `CallInfo.deferred`). */
+  deferred?: boolean;
   name?: string;
 }
 
@@ -517,7 +525,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
         break;
       }
       case 'lambda': {
-        stack.push({ kind: 'lambda', end: node.endIndex, index: -1, offload: offloadLambdaStarts.has(start) });
+        stack.push({ kind: 'lambda', end: node.endIndex, index: -1, offload: offloadLambdaStarts.has(start), deferred: storedLambda(node) });
         // `map(lambda o: ..., rows)` is `(... for o in rows)`: a comprehension over the second argument.
         const items = mapLambdas.get(start);
         if (items && !model.moduleDefs.has('map') && !model.imports.has('map')) {
@@ -1373,6 +1381,26 @@ function loopsAround(model: FileModel, stack: Frame[], start: number): number[] 
   return out;
 }
 
+/** Keywords whose lambda value a library calls later: a column's default, a field's factory. */
+const DEFERRED_KEYWORDS = new Set(['default', 'onupdate', 'default_factory', 'server_default']);
+
+/**
+ * Is the lambda stored to run later rather than called where it is made: an item of a list, tuple,
+ * set or dict, the value of an assignment or a `return`, or a column's `default=`-style keyword?
+ * A lambda passed as an argument may be called right away (`sorted(key=...)`, `map`): not this.
+ */
+function storedLambda(node: SyntaxNode): boolean {
+  let p = node.parent;
+  while (p?.type === 'parenthesized_expression') p = p.parent;
+  if (!p) return false;
+  if (p.type === 'list' || p.type === 'tuple' || p.type === 'set' || p.type === 'pair' || p.type === 'return_statement' || p.type === 'expression_list') return true;
+  // The element a comprehension builds (`[lambda r=r: f(r) for r in rs]`), not its iterable or filter.
+  if (/^(list|set|dictionary)_comprehension$|^generator_expression$/.test(p.type)) return p.namedChild(0)?.startIndex === node.startIndex || p.namedChild(0)?.type === 'parenthesized_expression' && p.namedChild(0)!.startIndex <= node.startIndex && node.endIndex <= p.namedChild(0)!.endIndex;
+  if (p.type === 'assignment') return p.childForFieldName('right')?.id === node.id || p.childForFieldName('right')?.type === 'parenthesized_expression';
+  if (p.type === 'keyword_argument') return DEFERRED_KEYWORDS.has(p.childForFieldName('name')?.text ?? '');
+  return false;
+}
+
 /** Loops, `with` bodies and offload lambdas around a call, inside its innermost function. */
 function attachScopes(model: FileModel, call: CallInfoImpl, stack: Frame[], start: number): void {
   for (let i = stack.length - 1; i >= 0; i--) {
@@ -1380,6 +1408,7 @@ function attachScopes(model: FileModel, call: CallInfoImpl, stack: Frame[], star
     // A loop outside a nested def does not run the def's body per iteration.
     if (f.kind === 'function' || f.kind === 'class') break;
     if (f.kind === 'lambda' && f.offload) call.offloaded = true;
+    if (f.kind === 'lambda' && f.deferred) call.deferred = true;
     if (f.kind === 'loop') {
       const loop = model.loops[f.index]!;
       if (start >= loop.iterStart && start < loop.iterEnd) call.loops.unshift(f.index);
@@ -1490,6 +1519,7 @@ class CallInfoImpl implements CallInfo {
   loops: number[] = [];
   withs: number[] = [];
   offloaded = false;
+  deferred = false;
   line: number;
   column: number;
   private calleeNode: SyntaxNode | null | undefined;
