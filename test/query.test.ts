@@ -149,6 +149,13 @@ describe('PA102 n_update_delete_loop', () => {
   it('reports writes reached through helpers with the chain', () => {
     expect(chainNames(at(query, 'PA102.py', 50, 'PA102')!.chain)).toEqual(['through_helpers', 'archive_book', 'session.execute(update Book)']);
   });
+
+  it('is low over the children of one loaded row: N is its fan-out', () => {
+    const file = path.join(FIXTURES, 'query/PA102.py');
+    const f = at(query, 'PA102.py', lineOf(file, 'db.execute(delete(Book).where(Book.id == book.id))  # expect'), 'PA102')!;
+    expect(f.severity).toBe('low');
+    expect(f.message).toMatch(/the loop is over the children of one `author`, so N is that row's fan-out$/);
+  });
 });
 
 describe('PA105 missing_bulk_ops', () => {

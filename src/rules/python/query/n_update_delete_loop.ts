@@ -12,9 +12,11 @@
  */
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import { rowsSource, WRITE_EFFECT } from './dbCalls.js';
+import { loopsDomain, rowsSource, WRITE_EFFECT } from './dbCalls.js';
 import { describeLoop, reportFileSites, reportHelperSites, smallLiteralProduct } from './loops.js';
 import { invariantIn, loopTarget, namesRead, short, smallBoundedLoop } from './semantics.js';
+import { iterationSource } from '../../../semantic/smallLiterals.js';
+import type { FileModel, LoopInfo } from '../../../semantic/model.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
 
 /**
@@ -60,6 +62,24 @@ function reportDirtyTracking(ctx: FileRuleContext): void {
 
 const SMALL_LITERAL = 10;
 
+/**
+ * The loaded row whose collection every loop around the write walks (`for s in org.subscriptions:`),
+ * as written, or null: N is that one row's children, bounded by its fan-out, not by the table.
+ */
+function childrenOfOne(model: FileModel, loops: LoopInfo[]): string | null {
+  let owner: string | null = null;
+  for (const loop of loops) {
+    const it = iterationSource(loop.iterable);
+    if (it?.type !== 'attribute') return null;
+    const object = it.childForFieldName('object');
+    // `self.items` of a service is not a row's collection; `self.event.sessions` is.
+    if (!object || object.type === 'call' || /^(self|cls)$/.test(object.text)) return null;
+    if (loopsDomain(model, [loop]).kind !== 'rows') return null;
+    owner ??= object.text;
+  }
+  return owner;
+}
+
 function severityFor(size: number | null): Severity {
   return size !== null && size <= SMALL_LITERAL ? 'medium' : 'high';
 }
@@ -86,10 +106,11 @@ export const nUpdateDeleteLoop: FileRule & RepoRule = {
     reportFileSites(
       ctx,
       'write',
-      (site) => site.flushedBy
+      (site) => (site.flushedBy
         ? `\`${site.op.what}\` is flushed row by row: \`${site.flushedBy.calleeText}\` in the same iteration of ${describeLoop(site.loops[site.loops.length - 1]!)} sends each DELETE on its own`
-        : `\`${site.op.what}\` runs one UPDATE/DELETE per item of ${describeLoop(site.loops[site.loops.length - 1]!)}`,
-      (site) => severityFor(smallLiteralProduct(site.loops)),
+        : `\`${site.op.what}\` runs one UPDATE/DELETE per item of ${describeLoop(site.loops[site.loops.length - 1]!)}`)
+        + (childrenOfOne(ctx.model, site.loops) ? `; the loop is over the children of one \`${childrenOfOne(ctx.model, site.loops)}\`, so N is that row's fan-out` : ''),
+      (site) => (childrenOfOne(ctx.model, site.loops) ? 'low' : severityFor(smallLiteralProduct(site.loops))),
     );
     reportDirtyTracking(ctx);
   },
