@@ -13,7 +13,7 @@ import { receiverType } from './valueTypes.js';
 /** Heavy whatever the input. */
 const ALWAYS_HEAVY = new Set([
   'bcrypt.hashpw', 'bcrypt.checkpw', 'bcrypt.kdf', 'hashlib.pbkdf2_hmac', 'hashlib.scrypt', 'hashlib.file_digest',
-  'PIL.Image.open', 'cv2.imread', 'cv2.imdecode', 'cv2.resize', 'lxml.etree.parse', 'lxml.etree.fromstring',
+  'cv2.imread', 'cv2.imdecode', 'cv2.resize', 'lxml.etree.parse', 'lxml.etree.fromstring',
   'lxml.etree.XML', 'lxml.html.parse', 'lxml.html.fromstring', 'lxml.html.document_fromstring',
   'bs4.BeautifulSoup', 'json.load', 'xml.etree.ElementTree.parse', 'xml.dom.minidom.parse',
   'gzip.compress', 'gzip.decompress', 'zlib.compress', 'zlib.decompress', 'bz2.compress', 'bz2.decompress',
@@ -32,6 +32,12 @@ const LOOP_HEAVY = new Set(['yaml.safe_load', 'yaml.load', 'yaml.full_load', 'ya
 const DATAFRAME_WRITERS = new Set(['to_excel', 'to_csv', 'to_parquet', 'to_feather', 'to_json', 'to_html', 'to_xml', 'to_stata', 'to_orc']);
 /** A DataFrame made by its constructor or read by `pandas.read_*`. */
 const DATAFRAME_TYPES = /^@?pandas\.(core\.frame\.)?(DataFrame|read_(csv|excel|json|parquet|table|xml|html|feather|fwf|pickle|sql|sql_query))(\(\))?$/;
+/**
+ * `PIL.Image.open` is lazy: it reads the header (size, mode, format) and decodes no pixel. The
+ * decoding happens in the methods that need the pixels, on the image it returned.
+ */
+const IMAGE_DECODERS = new Set(['load', 'convert', 'resize', 'thumbnail', 'save', 'tobytes', 'getdata', 'rotate', 'transpose', 'crop', 'filter', 'quantize', 'reduce', 'paste', 'split', 'getcolors', 'histogram']);
+const IMAGE_TYPES = /^@?PIL\.Image\.(open|Image)(\(\))?$/;
 /** Password-hasher objects whose `hash`/`verify` are slow by design. */
 const HASHER_TYPES = /^(@?passlib\.(context\.)?CryptContext|@?argon2\.PasswordHasher|@?pwdlib\.PasswordHash)/;
 /**
@@ -64,6 +70,12 @@ function cpuHeavyName(model: FileModel, call: CallInfo): string | null {
   if (DATAFRAME_WRITERS.has(call.method) && call.hasReceiver) {
     const t = receiverType(model, call);
     if (t && DATAFRAME_TYPES.test(t)) return `pandas.DataFrame.${call.method}`;
+  }
+  // Pixels decoded from an opened image: `Image.open(f).convert("RGB")`, `img.thumbnail(size)`.
+  if (IMAGE_DECODERS.has(call.method) && call.hasReceiver) {
+    const inner = call.receiver?.type === 'call' ? call.receiver.childForFieldName('function')?.text ?? '' : '';
+    const t = inner ? null : receiverType(model, call);
+    if ((inner && /(^|\.)Image\.open$/.test(inner) && model.source.includes('PIL')) || (t && IMAGE_TYPES.test(t))) return `PIL.Image.Image.${call.method}`;
   }
   if ((call.method === 'hash' || call.method === 'verify' || call.method === 'verify_and_update' || call.method === 'encrypt') && call.hasReceiver) {
     const t = receiverType(model, call);
