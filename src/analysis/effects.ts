@@ -26,11 +26,13 @@ import { iterationSource } from '../semantic/smallLiterals.js';
 export const CHILD_PROCESS_EFFECT = 'child_process';
 
 /**
- * Beside each `blocking_io` effect that is more than one metadata lookup (`isCheapMetadata`, with
- * the call's arguments: `mkdir(exist_ok=True)` is one; any of them in a loop is not): a chain
- * that reaches none of these is a single metadata lookup, `low` like the call itself.
+ * Beside each `blocking_io` effect that is more than metadata (`isCheapMetadata`, with the call's
+ * arguments: `mkdir(exist_ok=True)` is metadata) or one read of a file shipped with the code: a
+ * chain that reaches none of these does metadata operations only, `low` like the calls themselves.
  */
 export const HEAVY_IO = 'heavy_io';
+/** Blocking metadata operations (stat, exists, unlink, …) per item of a loop: light, but more than one. */
+export const LOOPED_METADATA = 'looped_metadata';
 
 /**
  * A site fact on a call in one loop whose iterable is a name imported from another module
@@ -134,7 +136,11 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
       // A read of a file shipped with the code: small, and in the page cache after the first read.
       const bundled = readsBundledFile(model, call);
       push({ kind: 'blocking_io', what: bundled ? io + BUNDLED_FILE : io, ...at });
-      if (call.loops.length || !(bundled || isCheapMetadata(io, call))) push({ kind: HEAVY_IO, what: io, ...at });
+      // Metadata operations stay light in a loop (microseconds each); a loop of them is
+      // `LOOPED_METADATA`, not heavy. A bundled file read per item is heavy.
+      const metadata = isCheapMetadata(io, call);
+      if (bundled ? call.loops.length > 0 : !metadata) push({ kind: HEAVY_IO, what: io, ...at });
+      else if (metadata && call.loops.length) push({ kind: LOOPED_METADATA, what: io, ...at });
       // A child process is also a wait of its own kind: a transaction open around it waits for it.
       if (runsChildProcess(io)) push({ kind: CHILD_PROCESS_EFFECT, what: io, ...at });
       continue;

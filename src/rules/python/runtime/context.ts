@@ -1,5 +1,5 @@
 /** Helpers shared by the runtime rules: where the event loop runs, severity by role, chains. */
-import { HEAVY_IO } from '../../../analysis/effects.js';
+import { HEAVY_IO, LOOPED_METADATA } from '../../../analysis/effects.js';
 import type { CallInfo, FileModel, FunctionInfo, FunctionRole } from '../../../semantic/model.js';
 import { effectiveRole } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
@@ -85,9 +85,10 @@ export function reportEventLoopChains(
   coveredBy: string[] = [],
   /**
    * A severity decided by what the effect calls, over the role's (a cheap metadata lookup);
-   * `cheap` when the chain reaches no blocking I/O but single metadata lookups (`HEAVY_IO`).
+   * `light` when the chain reaches no blocking I/O but metadata operations (no `HEAVY_IO`),
+   * `cheap` when, besides, none of them runs per item of a loop.
    */
-  severityOf: (what: string, cheap: boolean) => Severity | undefined = () => undefined,
+  severityOf: (what: string, cheap: boolean, light: boolean) => Severity | undefined = () => undefined,
   /** The fix to name for what the effect calls (the async alternative), over the rule's own. */
   recommendationOf?: (what: string) => string,
   /** Why a chain is advisory whatever its severity (`cheap`: it reaches only single metadata operations). */
@@ -108,7 +109,7 @@ export function reportEventLoopChains(
         path: file.path,
         location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
         message: message(e.what, fn.name, []),
-        severity: severityOf(e.what, false) ?? sev,
+        severity: severityOf(e.what, false, false) ?? sev,
         ...(recommendationOf ? { recommendation: recommendationOf(e.what) } : {}),
         function: fn.name,
       });
@@ -126,12 +127,13 @@ export function reportEventLoopChains(
       const weak = reach.weak || edge.weak === true;
       // One metadata lookup only when nothing heavier is reachable through this call.
       // Not when the call runs per item of a loop: the lookups add up, as they do inline.
-      const cheap = kind === 'blocking_io' && !edge.call.inLoop && !graph.reaches(edge.to, HEAVY_IO, 'sync');
+      const light = kind === 'blocking_io' && !graph.reaches(edge.to, HEAVY_IO, 'sync');
+      const cheap = light && !edge.call.inLoop && !graph.reaches(edge.to, LOOPED_METADATA, 'sync');
       ctx.report({
         path: file.path,
         location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
         message: message(reach.effect.what, fn.name, names) + (weak ? ' (a call resolved by its method name alone)' : ''),
-        severity: weak ? lowerSeverity(severityOf(reach.effect.what, cheap) ?? sev) : (severityOf(reach.effect.what, cheap) ?? sev),
+        severity: weak ? lowerSeverity(severityOf(reach.effect.what, cheap, light) ?? sev) : (severityOf(reach.effect.what, cheap, light) ?? sev),
         ...(recommendationOf ? { recommendation: recommendationOf(reach.effect.what) } : {}),
         ...(advisoryOf(reach.effect.what, cheap) ? { advisory: advisoryOf(reach.effect.what, cheap)! } : {}),
         function: fn.name,
