@@ -18,6 +18,9 @@ const ALWAYS_HEAVY = new Set([
   'bs4.BeautifulSoup', 'json.load', 'xml.etree.ElementTree.parse', 'xml.dom.minidom.parse',
   'gzip.compress', 'gzip.decompress', 'zlib.compress', 'zlib.decompress', 'bz2.compress', 'bz2.decompress',
   'lzma.compress', 'lzma.decompress', 'scrypt.hash',
+  // Documents parsed in Python: a PDF's object tree, a workbook's or a Word file's XML.
+  'pypdf.PdfReader', 'PyPDF2.PdfReader', 'PyPDF2.PdfFileReader', 'pdfplumber.open', 'fitz.open', 'pymupdf.open',
+  'openpyxl.load_workbook', 'docx.Document', 'pptx.Presentation',
 ]);
 /** Heavy when the input is a whole file's content. */
 const PAYLOAD_HEAVY = new Set([
