@@ -386,7 +386,27 @@ function loopReuse(tryNode: SyntaxNode, handlerBody: SyntaxNode, fnNode: SyntaxN
   if (last && (last.type === 'return_statement' || last.type === 'break_statement' || raises(last))) return false;
   const use = new RegExp(`(?<![\\w.])${session.replace(/\./g, '\\.')}\\s*\\.\\s*\\w+\\s*\\(`);
   const loop = enclosingLoop(tryNode, fnNode);
-  return !!loop && use.test(loop.childForFieldName('body')?.text ?? '');
+  if (!loop || boundPerIteration(tryNode, loop, session)) return false;
+  return use.test(loop.childForFieldName('body')?.text ?? '');
+}
+
+/**
+ * Is `session` bound anew on each iteration around the `try`: the alias of a `with` inside the loop
+ * that holds it (`for t in ts: with open_session(t) as session: try: ...`), whose exit ends that
+ * session's transaction, or assigned from a call in the loop body before it? The next iteration
+ * then works on another session, whatever the opener is called.
+ */
+function boundPerIteration(tryNode: SyntaxNode, loop: SyntaxNode, session: string): boolean {
+  const alias = new RegExp(`\\bas\\s+${session.replace(/\./g, '\\.')}\\s*(,|:|\\)|$)`);
+  for (let p = tryNode.parent; p && p.id !== loop.id; p = p.parent) {
+    if (p.type !== 'with_statement') continue;
+    const clause = p.namedChildren.find((c) => c.type === 'with_clause');
+    if (clause && alias.test(clause.text)) return true;
+  }
+  const body = loop.childForFieldName('body');
+  if (!body || session.includes('.')) return false;
+  const assigned = new RegExp(`(^|\\n)\\s*${session}\\s*=\\s*[\\w.]+\\(`);
+  return assigned.test(body.text.slice(0, Math.max(0, tryNode.startIndex - body.startIndex)));
 }
 
 /** The innermost `for`/`while` of the function around the `try`, or null (not across a nested def or lambda). */
