@@ -423,6 +423,8 @@ export function notPerRow(model: FileModel, call: { node: SyntaxNode; line: numb
   // One incoming message per iteration: each is its own request (not a loop nested in it).
   if (messageLoop(loops[loops.length - 1]!, model)) return true;
   const inner = loops[loops.length - 1]!;
+  // A loop over batches (`range(0, n, size)`, `chunked(ids, 500)`): one statement per batch is the remedy, not an N+1.
+  if (overBatches(inner)) return true;
   // A read followed by any way out is a search, per row only until the hit. A write is once
   // only when the loop surely ends after it (`update(row); break`); a stop elsewhere (a quota,
   // an error budget) leaves one statement per item until then.
