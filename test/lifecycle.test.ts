@@ -77,7 +77,7 @@ describe('PA407 engine_per_request', () => {
   it('reports one construction reached from several handlers once, and counts the others', () => {
     const viaHelper = found.filter((f) => f.chain?.some((s) => /engine_for$/.test(s.function ?? '')) && f.severity === 'high');
     expect(viaHelper.map((f) => f.line)).toEqual([14]);
-    expect(viaHelper[0]!.message).toMatch(/; 1 other handler reaches the same construction$/);
+    expect(viaHelper[0]!.message).toMatch(/; 2 other handlers reach the same construction$/);
   });
 
   it('claims less for a SQLite engine: a file reopened, no server connection', () => {

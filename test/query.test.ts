@@ -642,7 +642,7 @@ describe('a project repository of its own (fixtures/query-staged)', () => {
     const f = at(staged, 'shop/billing.py', line('invoice = await store.by_number(number)  # advisory: PA107'), 'PA107')!;
     expect(f).toMatchObject({ severity: 'low', advisory: true });
     expect(f.message).toMatch(/a per-item workflow, where batching the read alone saves little/);
-    expect(f.downgrades.at(-1)!.evidence).toMatch(/^each iteration commits what it writes \(a unit of work per item\): rows read before the loop would be expired/);
+    expect(f.downgrades.at(-1)!.evidence).toMatch(/^each iteration commits what it writes \(a unit of work per item\): with SQLAlchemy's default expire_on_commit, rows read before the loop are expired/);
   });
 
   it('a helper that opens a session of its own per item is a per-item workflow; a savepoint per item is not', () => {

@@ -40,8 +40,11 @@ describe('PA301 severity', () => {
     expect(own).toMatchObject({ severity: 'low', advisory: true });
     expect(own.message).toMatch(/a read of a file shipped with the code/);
     expect(own.downgrades[0]!.evidence).toMatch(/rooted at `__file__`/);
-    const via = on('PA301.py', 'return load_template(name)')[0]!;
+    const via = on('PA301.py', 'return load_template()')[0]!;
     expect(chainNames(via.chain)).toEqual(['render_page', 'load_template', 'open (a file shipped with the code)']);
+    expect(on('PA301.py', 'return load_named(name)')[0]!).toMatchObject({ severity: 'high', advisory: false });
+    // Read again per item of the caller's loop: file I/O, high.
+    expect(on('PA301.py', 'return [load_template() for _ in range(count)]')[0]!).toMatchObject({ severity: 'high', advisory: false });
     expect(via).toMatchObject({ severity: 'low', advisory: true });
     expect(on('PA301.py', 'with open(os.path.join(upload_dir, name), "rb") as f')[0]!).toMatchObject({ severity: 'high', advisory: false });
     expect(on('PA301.py', 'with open(os.path.join(os.path.dirname(__file__), "out.txt"), "w") as f')[0]!).toMatchObject({ severity: 'high', advisory: false });

@@ -33,6 +33,8 @@ export const CHILD_PROCESS_EFFECT = 'child_process';
 export const HEAVY_IO = 'heavy_io';
 /** Blocking metadata operations (stat, exists, unlink, …) per item of a loop: light, but more than one. */
 export const LOOPED_METADATA = 'looped_metadata';
+/** One read of a file shipped with the code: light once, heavy when a caller's loop repeats it. */
+export const BUNDLED_READ = 'bundled_read';
 
 /**
  * A site fact on a call in one loop whose iterable is a name imported from another module
@@ -141,6 +143,7 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
       const metadata = isCheapMetadata(io, call);
       if (bundled ? call.loops.length > 0 : !metadata) push({ kind: HEAVY_IO, what: io, ...at });
       else if (metadata && call.loops.length) push({ kind: LOOPED_METADATA, what: io, ...at });
+      else if (bundled) push({ kind: BUNDLED_READ, what: io, ...at });
       // A child process is also a wait of its own kind: a transaction open around it waits for it.
       if (runsChildProcess(io)) push({ kind: CHILD_PROCESS_EFFECT, what: io, ...at });
       continue;

@@ -15,12 +15,13 @@ export const SYNC_SLEEP = new Set(['time.sleep']);
 
 /**
  * File-system metadata calls: one inode looked up or changed (a stat, an unlink, a chmod, a
- * rename), served from the kernel's cache almost always. One of them on the event loop is worth
- * knowing (low), not an outage (high); in a loop they add up. Reading, writing, copying or
- * walking files is not one of them.
+ * rename), served from the kernel's cache almost always: microseconds on a local disk (an unlink
+ * of a large file, or any of them on NFS, can take milliseconds). One of them on the event loop is
+ * advisory, a loop of them low: worth knowing, not an outage. Reading, writing, copying or walking
+ * files is not one of them.
  */
 const METADATA_LOOKUP = /^(os\.path\.(exists|lexists|isfile|isdir|islink|ismount|getsize|getmtime|getatime|getctime|samefile)|os\.(stat|lstat|access|readlink)|Path\.(exists|is_file|is_dir|is_symlink|is_mount|stat|lstat|samefile|resolve|owner|group|readlink))$/;
-/** Changes to one inode: cheap on a local disk, but an `unlink` of a large file can take milliseconds, and each is a round trip on NFS. */
+/** Changes to one inode: cheap on a local disk (see above for the exceptions). */
 const METADATA_CHANGE = /^(os\.(unlink|remove|rmdir|chmod|chown|lchown|utime|rename|replace|symlink|link)|Path\.(unlink|rmdir|chmod|lchmod|touch|rename|replace|symlink_to|hardlink_to))$/;
 
 /** `mkdir(..., exist_ok=True)` / `os.makedirs(..., exist_ok=True)`: a metadata check when the directory exists. */
@@ -243,7 +244,7 @@ function blockingIoName(model: FileModel, call: CallInfo): string | null {
 }
 
 /** Types whose every method blocks appear in the file: type any method's receiver. */
-const ANY_METHOD_HINT = /urllib3|TextIOWrapper|Buffered(Reader|Writer|Random)|FileIO|typing\.(IO|TextIO|BinaryIO)|\bIO\b|TextIO|BinaryIO|boto3|pymongo|MongoClient|Elasticsearch|OpenSearch|openai|anthropic|\bopen\(/;
+const ANY_METHOD_HINT = /urllib3|TextIOWrapper|Buffered(Reader|Writer|Random)|FileIO|typing\.(IO|TextIO|BinaryIO)|\bIO\b|TextIO|BinaryIO|boto3|pymongo|MongoClient|Elasticsearch|OpenSearch|openai|anthropic|\b(fd)?open\(/;
 const anyMethodHintMemo = new WeakMap<FileModel, boolean>();
 
 /** {@link ANY_METHOD_HINT} on the file's text, once per file (it was asked once per call). */
@@ -354,6 +355,8 @@ function importsReceiverLibrary(model: FileModel): boolean {
   if (v === undefined) {
     v = false;
     for (const q of model.imports.values()) if (RECEIVER_LIBRARIES.test(q)) v = true;
+    // `os.fdopen(fd)` gives a file object whatever else the file imports.
+    if (!v && model.source.includes('fdopen(')) v = true;
     receiverLibraryMemo.set(model, v);
   }
   return v;
@@ -402,6 +405,9 @@ function selfAttributeType(model: FileModel, attr: string, depth: number): strin
   return propertyType(model, attr);
 }
 
+/** Appended to a blocking call's name in effects and messages when it reads a file shipped with the code. */
+export const BUNDLED_FILE = ' (a file shipped with the code)';
+
 /**
  * A read of a file shipped with the code: a path rooted at the module's own `__file__`
  * (`Path(__file__).parent / "prompt.txt"`, `os.path.join(os.path.dirname(__file__), ...)`),
@@ -410,9 +416,6 @@ function selfAttributeType(model: FileModel, attr: string, depth: number): strin
  * small and part of the install; after the first read the page cache serves them. Only reads:
  * `open(p)` in a read mode, `read_text`/`read_bytes`.
  */
-/** Appended to a blocking call's name in effects and messages when it reads a file shipped with the code. */
-export const BUNDLED_FILE = ' (a file shipped with the code)';
-
 export function readsBundledFile(model: FileModel, call: CallInfo): boolean {
   if (!model.source.includes('__file__') && !/\b(importlib\.resources|importlib_resources|pkgutil|pkg_resources)\b/.test(model.source)) return false;
   const q = call.qualifiedName ?? '';
@@ -449,12 +452,31 @@ export function readsBundledFile(model: FileModel, call: CallInfo): boolean {
 
 function rootedAtOwnFile(model: FileModel, node: SyntaxNode | null, fnIndex: number, depth: number): boolean {
   if (!node || depth > 3) return false;
-  if (/\b__file__\b|\bimportlib\.resources\.files\(|\bfiles\(\s*(__package__|__name__|['"])/.test(node.text)) return true;
-  // A name bound once (in the function, else at module level) to such a path, or a path built from one.
+  let rooted = /\b__file__\b|\bimportlib\.resources\.files\(|\bfiles\(\s*(__package__|__name__|['"])/.test(node.text);
+  // Every name the path is built from should be fixed by the code: an import (`os`, `Path`), or a
+  // name (or `cls.X`/`self.X`) bound once to such a path. A variable part (a caller's file name)
+  // makes it any file, unless the code fixes the kind of file: a resource extension it appends
+  // (`name + ".txt"`), outside a folder of data (uploads, media, cache, ...).
+  let variable = false;
   for (const id of node.type === 'identifier' ? [node] : node.descendantsOfType('identifier')) {
-    const own = assignmentsTo(model, id.text).filter((a) => a.functionIndex === fnIndex);
-    const bound = own.length ? own : assignmentsTo(model, id.text).filter((a) => a.functionIndex < 0);
-    if (bound.length === 1 && rootedAtOwnFile(model, bound[0]!.value, bound[0]!.functionIndex, depth + 1)) return true;
+    const text = id.text;
+    if (text === '__file__' || text === '__name__' || text === '__package__' || text === 'self' || text === 'cls') continue;
+    const parent = id.parent;
+    const isAttr = parent?.type === 'attribute' && parent.childForFieldName('attribute')?.id === id.id;
+    // The attribute of `os.path.join`: not a value; that of `cls.PROMPTS_DIR`: a class constant.
+    if (isAttr && !/^(self|cls)$/.test(parent!.childForFieldName('object')?.text ?? '')) continue;
+    if (parent?.type === 'keyword_argument' && parent.childForFieldName('name')?.id === id.id) continue;
+    if (!isAttr && (model.imports.has(text) || /^(str|Path|PurePath|open)$/.test(text))) continue;
+    const own = isAttr ? [] : assignmentsTo(model, text).filter((a) => a.functionIndex === fnIndex);
+    const bound = own.length ? own : assignmentsTo(model, text).filter((a) => a.functionIndex < 0 || isAttr);
+    if (bound.length === 1 && rootedAtOwnFile(model, bound[0]!.value, bound[0]!.functionIndex, depth + 1)) rooted = true;
+    else variable = true;
   }
-  return false;
+  if (!rooted) return false;
+  return !variable || (RESOURCE_EXTENSION.test(node.text) && !DATA_FOLDER.test(node.text));
 }
+
+/** A file kind that ships with code: text, templates, schemas, prompts, SQL. */
+const RESOURCE_EXTENSION = /['"][^'"]*\.(txt|json|ya?ml|toml|html?|jinja2?|j2|tmpl|md|sql|xml|csv|ini|cfg|conf)['"]/;
+/** Folders of data the service writes or receives, next to the code or not. */
+const DATA_FOLDER = /['"][^'"]*\b(uploads?|media|data|storage|cache|tmp|temp|files|logs?|output|downloads?|models?)\b[^'"]*['"]/i;

@@ -124,9 +124,9 @@ export interface CallInfo {
   /** Runs in a thread: inside a lambda handed to `asyncio.to_thread`, `run_in_executor`, … */
   offloaded: boolean;
   /**
-   * Runs later, not when its function runs: inside a lambda that is stored, not called where it is
-   * made (an item of a list, tuple, set or dict, a value assigned or returned, a column's
-   * `default=`/`onupdate=`). The function's effects do not include it.
+   * Runs later, not when its function runs: inside a lambda the function hands out (returned,
+   * alone or in a returned container) or gives a column as its `default=`/`onupdate=`. The
+   * function's effects do not include it.
    */
   deferred: boolean;
   /** The call is itself a `with` item's context expression. */
@@ -1060,7 +1060,7 @@ function paramInfo(p: SyntaxNode): ParamInfo {
 }
 
 /** Text that may register a route without a decorator. */
-const IMPERATIVE_HINT = /\.(?:get|post|put|patch|delete|head|route|api_route|websocket)\([^()\n]*(?:\([^()\n]*\)[^()\n]*)*\)\(\s*[A-Za-z_]|\.add_(?:api_route|api_websocket_route|websocket_route|route|url_rule|get|post|put|patch|delete|head|view)\(|Route\(|\bweb\.(?:get|post|put|patch|delete|head|route|view)\(/;
+const IMPERATIVE_HINT = /\.(?:get|post|put|patch|delete|head|options|trace|route|api_route|websocket|websocket_route)\([^()\n]*(?:\([^()\n]*\)[^()\n]*)*\)\(\s*[A-Za-z_]|\.add_(?:api_route|api_websocket_route|websocket_route|route|url_rule|get|post|put|patch|delete|head|view)\(|Route\(|\bweb\.(?:get|post|put|patch|delete|head|route|view)\(/;
 /** Route-registering methods, by name → route kind: FastAPI/Starlette routers and apps, Flask `add_url_rule`, aiohttp's `router.add_get` & co. */
 const REGISTER_METHODS: Record<string, string> = {
   add_api_route: 'api_route', add_route: 'route', add_url_rule: 'route', add_view: 'route',
@@ -1385,20 +1385,29 @@ function loopsAround(model: FileModel, stack: Frame[], start: number): number[] 
 const DEFERRED_KEYWORDS = new Set(['default', 'onupdate', 'default_factory', 'server_default']);
 
 /**
- * Is the lambda stored to run later rather than called where it is made: an item of a list, tuple,
- * set or dict, the value of an assignment or a `return`, or a column's `default=`-style keyword?
- * A lambda passed as an argument may be called right away (`sorted(key=...)`, `map`): not this.
+ * Is the lambda handed out to run later rather than called where it is made: returned (alone or
+ * inside the list, tuple, set or dict literal, or the comprehension's element, that is returned),
+ * or a column's `default=`-style keyword? A lambda assigned to a name or stored in a local
+ * container may still be called in the same function (`f = lambda: ...; f()`): not this.
  */
 function storedLambda(node: SyntaxNode): boolean {
+  let child: SyntaxNode = node;
   let p = node.parent;
-  while (p?.type === 'parenthesized_expression') p = p.parent;
-  if (!p) return false;
-  if (p.type === 'list' || p.type === 'tuple' || p.type === 'set' || p.type === 'pair' || p.type === 'return_statement' || p.type === 'expression_list') return true;
-  // The element a comprehension builds (`[lambda r=r: f(r) for r in rs]`), not its iterable or filter.
-  if (/^(list|set|dictionary)_comprehension$|^generator_expression$/.test(p.type)) return p.namedChild(0)?.startIndex === node.startIndex || p.namedChild(0)?.type === 'parenthesized_expression' && p.namedChild(0)!.startIndex <= node.startIndex && node.endIndex <= p.namedChild(0)!.endIndex;
-  if (p.type === 'assignment') return p.childForFieldName('right')?.id === node.id || p.childForFieldName('right')?.type === 'parenthesized_expression';
-  if (p.type === 'keyword_argument') return DEFERRED_KEYWORDS.has(p.childForFieldName('name')?.text ?? '');
-  return false;
+  for (;;) {
+    while (p?.type === 'parenthesized_expression') {
+      child = p;
+      p = p.parent;
+    }
+    if (!p) return false;
+    if (p.type === 'return_statement') return true;
+    if (p.type === 'keyword_argument') return DEFERRED_KEYWORDS.has(p.childForFieldName('name')?.text ?? '');
+    const container = p.type === 'list' || p.type === 'tuple' || p.type === 'set' || p.type === 'pair' || p.type === 'dictionary' || p.type === 'expression_list'
+      // The element a comprehension builds, not its iterable or filter.
+      || (/^(list|set|dictionary)_comprehension$|^generator_expression$/.test(p.type) && p.namedChild(0)?.id === child.id);
+    if (!container) return false;
+    child = p;
+    p = p.parent;
+  }
 }
 
 /** Loops, `with` bodies and offload lambdas around a call, inside its innermost function. */

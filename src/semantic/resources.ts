@@ -80,7 +80,9 @@ export function isEngineConstructor(qualifiedName: string | null): boolean {
 /**
  * Does the engine constructor's URL name a SQLite database: a string (or f-string, or the left end
  * of a `+` concatenation) starting with `sqlite`, as the call writes it or through a local bound
- * once to it? A SQLite engine opens a file, not a network connection, and holds no server slot.
+ * once to it? A SQLite engine opens a file (or memory), not a network connection, and holds no
+ * server slot. (An in-memory one per request is also empty every time: a correctness question
+ * this rule does not ask.)
  */
 export function sqliteEngineUrl(model: FileModel, site: { node: SyntaxNode; functionIndex: number }): boolean {
   const call = site.node;

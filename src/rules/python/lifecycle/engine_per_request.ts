@@ -57,12 +57,12 @@ export const enginePerRequest: RepoRule = {
      * reached from forty handlers, is one defect with one fix (cache the engine), reported at the
      * first handler (in path order) with the count of the others.
      */
-    const groups = new Map<string, { report: RepoReport; others: number }>();
-    const add = (key: string, report: RepoReport) => {
+    const groups = new Map<string, { report: RepoReport; roots: Set<string> }>();
+    const add = (key: string, root: string, report: RepoReport) => {
       const g = groups.get(key);
-      if (!g) groups.set(key, { report, others: 0 });
+      if (!g) groups.set(key, { report, roots: new Set([root]) });
       else {
-        g.others++;
+        g.roots.add(root);
         if (rank(report.severity!) > rank(g.report.severity!)) g.report = report;
       }
     };
@@ -82,10 +82,10 @@ export const enginePerRequest: RepoRule = {
         const call = graph.callAt(ref.file, e.line, e.column);
         if (!call) continue;
         const sqlite = e.what.endsWith(SQLITE);
-        add(`${file.path}:${e.line}:${e.column}|${perWhat}`, {
+        add(`${file.path}:${e.line}:${e.column}|${perWhat}`, `${file.path}:${fn.qualifiedName}`, {
           path: file.path,
           location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-          message: `\`${call.calleeText}()\` in ${role} \`${fn.name}\` builds a new engine, and a new ${sqlite ? 'SQLite engine (a file opened and its first-connect setup run again)' : 'connection pool'}, for every ${perWhat}`,
+          message: `\`${call.calleeText}()\` in ${role} \`${fn.name}\` builds a new ${sqlite ? 'SQLite engine (a file opened and its first-connect setup run again)' : 'engine, and a new connection pool,'} for every ${perWhat}`,
           severity: sqlite ? lower(base) : base,
           function: fn.name,
         });
@@ -103,7 +103,7 @@ export const enginePerRequest: RepoRule = {
         const names = [fn.qualifiedName, ...graph.chainNames(reach)];
         let severity = sqlite ? lower(base) : base;
         if (weak) severity = lower(severity);
-        add(`${graph.fileOf(end).path}:${reach.effect.line}:${reach.effect.column}|${perWhat}`, {
+        add(`${graph.fileOf(end).path}:${reach.effect.line}:${reach.effect.column}|${perWhat}`, `${file.path}:${fn.qualifiedName}`, {
           path: file.path,
           location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
           message: `\`${edge.call.calleeText}()\` in ${role} \`${fn.name}\` builds a new ${sqlite ? 'SQLite engine (a file opened and its first-connect setup run again)' : 'engine, and a new connection pool,'} for every ${perWhat}: ${names.join(' → ')}${weak ? ' (a call resolved by its method name alone)' : ''}`,
@@ -113,7 +113,8 @@ export const enginePerRequest: RepoRule = {
         });
       }
     }
-    for (const { report, others } of groups.values()) {
+    for (const { report, roots } of groups.values()) {
+      const others = roots.size - 1;
       const also = others ? `; ${others} other ${perWhatOf(report, others)} the same construction` : '';
       ctx.report({ ...report, message: report.message + also });
     }

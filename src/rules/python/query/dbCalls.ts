@@ -656,8 +656,9 @@ function onlyEmbedded(model: FileModel, call: CallInfo): boolean {
   let uses = 0;
   for (const m of after.matchAll(new RegExp(`(?<![\\w.])${name.text}\\b(\\s*\\.\\s*(\\w+))?`, 'g'))) {
     const method = m[2];
-    // `q = q.filter(...)`: the refinement's own target is the name again.
-    if (method && /^(filter|filter_by|join|outerjoin|where|order_by|options|with_entities)$/.test(method)) continue;
+    // `q = q.filter(...)`: a refinement bound to the name again (not `q.order_by(x).first()`, which runs it).
+    if (method && /^(filter|filter_by|join|outerjoin|where|order_by|options|with_entities)$/.test(method)
+      && new RegExp(`(^|[\\s;])${name.text}\\s*=\\s*$`).test(after.slice(Math.max(0, m.index! - 80), m.index!))) continue;
     if (!method || !SUBQUERY_METHODS.has(method)) {
       // The left side of `q = ...` is a rebinding, not a use.
       if (!method && /^\s*=[^=]/.test(after.slice(m.index! + m[0].length))) continue;
@@ -1126,7 +1127,8 @@ export function iterationCommit(model: FileModel, call: Pick<CallInfo, 'function
   let writes = model.assignments.some((a) => a.loops.includes(loop.index) && a.functionIndex === call.functionIndex && /^[A-Za-z_]\w*\.\w+$/.test(a.target));
   for (const c of callsOf(model, call.functionIndex)) {
     if (c === call || c.functionIndex !== call.functionIndex || !c.loops.includes(loop.index)) continue;
-    if (c.method === 'commit' && isExplicitFlush(model, c)) commit ??= c;
+    // A throttled commit (`if i % 500 == 0: db.commit()`) batches items: not one unit per item.
+    if (c.method === 'commit' && isExplicitFlush(model, c) && !throttled(c.node, loop)) commit ??= c;
     else if (!writes) {
       const op = classifyDbCall(model, c);
       writes = op ? op.kind !== 'read' : c.method === 'flush' && isExplicitFlush(model, c);
@@ -1135,6 +1137,16 @@ export function iterationCommit(model: FileModel, call: Pick<CallInfo, 'function
   // A commit that ends a read-only iteration is a round trip, not a unit of work.
   if (commit && writes) return commit;
   return perItemTransactions(model, loop).find((t) => !call.node || (call.node.startIndex >= t.from && call.node.startIndex < t.to))?.opener ?? null;
+}
+
+/** Is `node` under an `if` in the loop's body whose test counts items or time (`i % 500 == 0`, `pending >= 100`, `time.monotonic() - t > 5`)? */
+function throttled(node: SyntaxNode, loop: LoopInfo): boolean {
+  for (let p = node.parent; p && p.id !== loop.node.id; p = p.parent) {
+    if (p.type !== 'if_statement') continue;
+    const test = p.childForFieldName('condition')?.text ?? '';
+    if (/%|\b(len\(|count|counter|batch|pending|processed|since|elapsed|monotonic|time\(\))/.test(test) && /%|[<>]=?|==/.test(test)) return true;
+  }
+  return false;
 }
 
 /**

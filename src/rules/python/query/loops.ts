@@ -678,7 +678,7 @@ const loopFactsCache = new WeakMap<object, LoopFacts>();
  * only be batched by restructuring them. Advisory; PA207 reports the commits per item.
  */
 export function unitEvidence(unit: string): string {
-  return `each iteration commits what it writes (a unit of work per item${unit ? `: \`${unit}\`` : ''}): rows read before the loop would be expired by each commit (expire_on_commit) and loaded again, so batching the read needs the transactions restructured (PA207 reports the commits per item)`;
+  return `each iteration commits what it writes (a unit of work per item${unit ? `: \`${unit}\`` : ''}): with SQLAlchemy's default expire_on_commit, rows read before the loop are expired by each commit and loaded again, so batching the read means restructuring the transactions, which is the question to ask first`;
 }
 
 

@@ -191,7 +191,13 @@ function smallBoundedLoopUncached(model: FileModel, loop: LoopInfo): boolean {
 function fixedByCode(n: SyntaxNode): boolean {
   const text = n.text;
   if (ENVIRONMENT.test(text)) return true;
-  if (n.type === 'attribute') return /^(parts|parents|sorted_tables|mappers)$/.test(n.childForFieldName('attribute')?.text ?? '');
+  if (n.type === 'attribute') {
+    const attr = n.childForFieldName('attribute')?.text ?? '';
+    if (/^(sorted_tables|mappers)$/.test(attr)) return true;
+    // A path's segments (`Path(p).parts`, `path.parents`), not a row's `parts` relationship.
+    const object = n.childForFieldName('object');
+    return /^(parts|parents)$/.test(attr) && !!object && (/^(pathlib\.)?(Pure)?Path\(/.test(object.text) || /(^|_)(path|dir|directory|folder|file)$/i.test(object.text));
+  }
   if (n.type !== 'call') return false;
   const fn = n.childForFieldName('function');
   if (fn?.type !== 'attribute') return false;
@@ -201,9 +207,9 @@ function fixedByCode(n: SyntaxNode): boolean {
   if (method !== 'split' && method !== 'rsplit') return false;
   // A setting split into its items (`settings.ALLOWED_HOSTS.split(",")`, `os.getenv("X", "").split(",")`).
   if (receiver && (configuredSetting(receiver) || ENVIRONMENT.test(receiver.text))) return true;
-  // One path or dotted name cut into its segments.
+  // One path cut into its segments (`/`, `os.sep`, `::`); not text cut into sentences or fields.
   const sep = n.childForFieldName('arguments')?.namedChildren[0];
-  return sep?.type === 'string' && /^['"](\/|\.|::?|\\\\)['"]$/.test(sep.text) || sep?.text === 'os.sep';
+  return sep?.type === 'string' && /^['"](\/|::|\\\\)['"]$/.test(sep.text) || sep?.text === 'os.sep';
 }
 
 const ENVIRONMENT = /^os\.(environ\s*\[|environ\.get\s*\(|getenv\s*\()/;

@@ -1,5 +1,5 @@
 /** Helpers shared by the runtime rules: where the event loop runs, severity by role, chains. */
-import { HEAVY_IO, LOOPED_METADATA } from '../../../analysis/effects.js';
+import { BUNDLED_READ, HEAVY_IO, LOOPED_METADATA } from '../../../analysis/effects.js';
 import type { CallInfo, FileModel, FunctionInfo, FunctionRole } from '../../../semantic/model.js';
 import { effectiveRole } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
@@ -127,7 +127,8 @@ export function reportEventLoopChains(
       const weak = reach.weak || edge.weak === true;
       // One metadata lookup only when nothing heavier is reachable through this call.
       // Not when the call runs per item of a loop: the lookups add up, as they do inline.
-      const light = kind === 'blocking_io' && !graph.reaches(edge.to, HEAVY_IO, 'sync');
+      // A shipped file read once is light; read per item of the caller's loop, it is file I/O.
+      const light = kind === 'blocking_io' && !graph.reaches(edge.to, HEAVY_IO, 'sync') && !(edge.call.inLoop && graph.reaches(edge.to, BUNDLED_READ, 'sync'));
       const cheap = light && !edge.call.inLoop && !graph.reaches(edge.to, LOOPED_METADATA, 'sync');
       ctx.report({
         path: file.path,
