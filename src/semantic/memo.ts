@@ -41,6 +41,12 @@ function cacheTestText(raw: string): { name: string; missing: boolean } | null {
   if (m) return { name: m[1]!, missing: false };
   m = /^([A-Za-z_][\w.]*)\.get\(.*\) is None$/.exec(text);
   if (m) return { name: m[1]!, missing: true };
+  // `hasattr(self, "_engine")` / `not hasattr(...)` / `getattr(self, "_engine", None) is None`:
+  // the attribute set on first use.
+  m = /^(not )?hasattr\(([A-Za-z_][\w.]*), ['"](\w+)['"]\)$/.exec(text);
+  if (m) return { name: `${m[2]}.${m[3]}`, missing: !!m[1] };
+  m = /^(?:getattr\(([A-Za-z_][\w.]*), ['"](\w+)['"], None\)) (is|==) None$/.exec(text);
+  if (m) return { name: `${m[1]}.${m[2]}`, missing: true };
   m = /^([A-Za-z_][\w.]*)$/.exec(text);
   if (m) return { name: m[1]!, missing: false };
   // `if hit := _cache.get(key):` / `if (row := CACHE.get(k)) is not None:` — the body returns the hit.
@@ -143,7 +149,7 @@ function cacheBodyText(model: FileModel, fnIndex: number, body: SyntaxNode): str
   if (!list) bodyTexts.set(model, (list = []));
   if (fnIndex in list) return list[fnIndex]!;
   const text = body.text;
-  return (list[fnIndex] = /\bNone\b|\bnot\b|\bin\b|\bKeyError\b/.test(text) ? text : null);
+  return (list[fnIndex] = /\bNone\b|\bnot\b|\bin\b|\bKeyError\b|\bhasattr\b/.test(text) ? text : null);
 }
 
 export function isMemoisedCall(model: FileModel, call: CallInfo): boolean {
