@@ -48,6 +48,9 @@ function isFreshIterable(model: FileModel, node: SyntaxNode | null, depth = 0): 
   return iterables.length > 0 && iterables.every((a) => a.type !== 'keyword_argument' && isFreshIterable(model, a, depth + 1));
 }
 
+/** Why an allocation finding is advisory: reviewers of four services judged each such one not worth a report. */
+const STYLE_EVIDENCE = 'one short-lived list of cheap items: microseconds, a style point (ruff C4xx) more than a performance one';
+
 export const unnecessaryListAllocation: FileRule = {
   meta: {
     code: 'PA302',
@@ -56,7 +59,7 @@ export const unnecessaryListAllocation: FileRule = {
     severity: 'low',
     effort: 'S',
     summary: 'A list built only to be consumed at once',
-    what: 'Finds list comprehensions passed straight to `any` or `all` (which then evaluate every item instead of stopping at the first decisive one) or to `set`/`frozenset` (a set comprehension needs no list), and loops over `list(<range/sorted/map/filter/zip of fresh data>)`. It leaves `len`, `sum`, `min`, `max`, `tuple` and `str.join` of a list comprehension alone, and `for` over one: in CPython those are faster than their generator forms.',
+    what: 'Finds list comprehensions passed straight to `any` or `all` (which then evaluate every item instead of stopping at the first decisive one) or to `set`/`frozenset` (a set comprehension needs no list), and loops over `list(<range/sorted/map/filter/zip of fresh data>)`. It leaves `len`, `sum`, `min`, `max`, `tuple` and `str.join` of a list comprehension alone, and `for` over one: in CPython those are faster than their generator forms. Advisory unless `any`/`all` run a call for each item (`any([is_banned(u) for u in users])`): one short-lived list of cheap items is a style point, not a performance one.',
     why: 'The list is allocated in full and thrown away; `any()`/`all()` additionally evaluate every element instead of stopping at the first decisive one, and a copy of a fresh iterable is pure waste. In a request handler or a loop this is memory and time on every call.',
     bad: 'if any([u.is_admin for u in users]):\n    ...\nfor i in list(range(n)):\n    ...\n',
     good: 'if any(u.is_admin for u in users):\n    ...\nfor i in range(n):\n    ...\n',
@@ -77,10 +80,15 @@ export const unnecessaryListAllocation: FileRule = {
       const why = name === 'set' || name === 'frozenset'
         ? 'builds a list only to turn it into a set; use a set comprehension'
         : 'evaluates every item before looking at the first; a generator expression stops at the first decisive one';
+      // Only `any`/`all` over items that each make a call do work a generator would skip; a set
+      // built from a list, or cheap items, is one short-lived list: style, not performance.
+      const element = arg.namedChild(0);
+      const costly = (name === 'any' || name === 'all') && !!element && (element.type === 'call' || element.descendantsOfType('call').length > 0);
       ctx.report({
         node: call.node,
         message: `\`${name}()\` of a list comprehension ${why}`,
         severity: severity(call.functionIndex, call.loops.length > 0),
+        ...(costly ? {} : { advisory: STYLE_EVIDENCE }),
       });
     }
     for (const loop of model.loops) {
@@ -89,7 +97,7 @@ export const unnecessaryListAllocation: FileRule = {
       if (it.type === 'call') {
         const c = callAt(model, it);
         if (c?.qualifiedName !== 'builtins.list' || !isFreshIterable(model, onlyArg(it))) continue;
-        ctx.report({ node: it, message: '`list(...)` copies a fresh iterable only to loop over it; loop over the iterable', severity: severity(loop.functionIndex, true) });
+        ctx.report({ node: it, message: '`list(...)` copies a fresh iterable only to loop over it; loop over the iterable', severity: severity(loop.functionIndex, true), advisory: STYLE_EVIDENCE });
       }
     }
   },
