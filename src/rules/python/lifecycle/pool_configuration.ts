@@ -65,7 +65,7 @@ function inSqliteBranch(call: CallInfo): boolean {
 }
 
 /** Uses of a one-shot engine: it is connected to (or disposed) where it is made, and goes nowhere else. */
-const NO_SERVER_SOCKET = /^(bigquery|snowflake|databricks|awsathena|athena|trino|presto|duckdb|spanner|kusto|datastore)\b/;
+const NO_SERVER_SOCKET = /^(bigquery|awsathena|trino|presto|duckdb|spanner)\b/;
 const ONE_SHOT_USES = /^(connect|begin|raw_connection|dispose|execute|url|dialect)$/;
 
 /**
@@ -98,8 +98,9 @@ function engineProblems(ctx: FileRuleContext, engine: EngineInfo, call: CallInfo
   // `connect_args={"check_same_thread": False}` is SQLite's signature.
   const sqliteArgs = JSON.stringify(kw['connect_args'] ?? '').includes('check_same_thread');
   if ((scheme && /^sqlite/.test(scheme)) || sqliteArgs || inSqliteBranch(call) || isOneShotEngine(ctx, engine, call)) return [];
-  // A warehouse reached over HTTPS (BigQuery, Snowflake, Databricks, Athena, Trino) or embedded
-  // (DuckDB): no long-lived server socket to go stale, and no server pool to size.
+  // A warehouse queried through stateless HTTPS requests (BigQuery, Athena, Trino/Presto, Spanner)
+  // or embedded (DuckDB): no long-lived server socket to go stale, and no server pool to size.
+  // (Snowflake and Databricks sessions do expire: not here.)
   if (scheme && NO_SERVER_SOCKET.test(scheme)) return [];
   const web = isWebService(ctx.project);
   const poolClass = engine.poolClass;
@@ -128,7 +129,7 @@ export const poolConfiguration: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Engine pool left at risky defaults (no pre-ping/recycle, NullPool in a web service), or an async session factory that expires on commit',
-    what: 'For every `create_engine` / `create_async_engine` call of a networked database (URL scheme not `sqlite`, or not known, and not in a branch taken for SQLite; not a warehouse reached over HTTPS or embedded: `bigquery`, `snowflake`, `databricks`, `awsathena`, `trino`, `presto`, `duckdb`, `spanner`): no `pool_pre_ping` and no `pool_recycle` (high); `NullPool` / `pool_size=0` in a web service with no comment saying why (serverless, PgBouncer) (medium); pool size and overflow both left at the defaults in a web service (low). One finding per engine call, at the severity of its worst problem. Also `sessionmaker(class_=AsyncSession)` / `async_sessionmaker(...)` without `expire_on_commit=False` (medium). The engine Flask-SQLAlchemy makes is judged the same way, with the options of the app config (`SQLALCHEMY_ENGINE_OPTIONS`, `engine_options=`, and the `SQLALCHEMY_POOL_*` keys unless the project pins Flask-SQLAlchemy 3, which no longer reads them) found anywhere in the project; `db = SQLAlchemy()` alone in an extensions module counts. Engines configured through `**kwargs` or `engine_from_config`, or a config mapping that is not literal, are skipped: their settings are not in the code; so is an engine made for one job and dropped in the same function (a startup check, an export tool).',
+    what: 'For every `create_engine` / `create_async_engine` call of a networked database (URL scheme not `sqlite`, or not known, and not in a branch taken for SQLite; not a warehouse queried through stateless HTTPS requests or embedded: `bigquery`, `awsathena`, `trino`, `presto`, `spanner`, `duckdb`): no `pool_pre_ping` and no `pool_recycle` (high); `NullPool` / `pool_size=0` in a web service with no comment saying why (serverless, PgBouncer) (medium); pool size and overflow both left at the defaults in a web service (low). One finding per engine call, at the severity of its worst problem. Also `sessionmaker(class_=AsyncSession)` / `async_sessionmaker(...)` without `expire_on_commit=False` (medium). The engine Flask-SQLAlchemy makes is judged the same way, with the options of the app config (`SQLALCHEMY_ENGINE_OPTIONS`, `engine_options=`, and the `SQLALCHEMY_POOL_*` keys unless the project pins Flask-SQLAlchemy 3, which no longer reads them) found anywhere in the project; `db = SQLAlchemy()` alone in an extensions module counts. Engines configured through `**kwargs` or `engine_from_config`, or a config mapping that is not literal, are skipped: their settings are not in the code; so is an engine made for one job and dropped in the same function (a startup check, an export tool).',
     why: 'Pooled connections go stale when the database restarts, fails over or a firewall drops idle sockets; without pre-ping or recycle the first request on each stale connection fails. The default overflow and size are rarely what the service needs: too small queues requests behind `pool_timeout`, unbounded growth exhausts `max_connections`. With `AsyncSession`, `expire_on_commit=True` expires every loaded attribute on commit; reading one afterwards is implicit IO that raises `MissingGreenlet` (or blocks).',
     bad: 'from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine\n\nengine = create_async_engine("postgresql+asyncpg://app@db/app")\nSessionLocal = async_sessionmaker(engine)\n',
     good: 'from sqlalchemy import event\nfrom sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine\n\nengine = create_async_engine(\n    "postgresql+asyncpg://app@db/app",\n    pool_size=10,\n    max_overflow=5,\n    pool_pre_ping=True,\n    pool_recycle=1800,\n)\nSessionLocal = async_sessionmaker(engine, expire_on_commit=False)\n\n\n@event.listens_for(engine.sync_engine, "checkout")\ndef on_checkout(dbapi_connection, record, proxy):\n    pass\n',

@@ -429,8 +429,8 @@ export function notPerRow(model: FileModel, call: { node: SyntaxNode; line: numb
   // One incoming message per iteration: each is its own request (not a loop nested in it).
   if (messageLoop(loops[loops.length - 1]!, model)) return true;
   const inner = loops[loops.length - 1]!;
-  // A loop over batches (`range(0, n, size)`, `chunked(ids, 500)`): one statement per batch is the remedy, not an N+1.
-  if (overBatches(inner)) return true;
+  // A loop over batches (`range(0, n, size)` slicing the keys, `chunked(ids, 500)`): one statement per batch is the remedy, not an N+1.
+  if (overKeyBatches(inner)) return true;
   // A read followed by any way out is a search, per row only until the hit. A write is once
   // only when the loop surely ends after it (`update(row); break`); a stop elsewhere (a quota,
   // an error budget) leaves one statement per item until then.
@@ -736,6 +736,24 @@ export function overBatches(loop: LoopInfo): boolean {
   // `range(0, n, size)`: a step that is a name or a literal above ten (not `-1`, `2`).
   const step = fn === 'range' ? it.childForFieldName('arguments')?.namedChild(2) : null;
   return !!step && (step.type === 'identifier' || step.type === 'attribute' || (step.type === 'integer' && Number(step.text) > 10));
+}
+
+/**
+ * A loop over batches of keys, for the query family: a chunker (`chunked`, `batched`, `grouper`,
+ * ...; not `yield_per` or a paginator, which yield rows), or `range(0, len(xs), size)` whose body
+ * slices by the loop's variable (`xs[i:i + size]`). An hourly `range(start, end, 3600)` is not one.
+ */
+function overKeyBatches(loop: LoopInfo): boolean {
+  const it = unwrap(loop.iterable);
+  if (it?.type !== 'call') return false;
+  const fn = it.childForFieldName('function')?.text ?? '';
+  if (/(^|\.)(batched|chunked|chunks|chunk|ichunked|batches|grouper|iter_batches|sliced)$/.test(fn)) return true;
+  if (fn !== 'range') return false;
+  const args = it.childForFieldName('arguments')?.namedChildren ?? [];
+  const target = loop.node.childForFieldName('left');
+  if (args.length !== 3 || args[0]!.text !== '0' || target?.type !== 'identifier') return false;
+  const body = loop.node.childForFieldName('body')?.text ?? '';
+  return new RegExp(`\\[\\s*${target.text}\\s*:`).test(body);
 }
 
 /** A retry loop: `for attempt in Retrying(...)` (tenacity), `AsyncRetrying`, stamina's `retry_context`. */

@@ -115,16 +115,21 @@ function boundedInLoop(model: FileModel, target: string, loopNode: SyntaxNode, l
   return new RegExp(`\\blen\\(\\s*${target.replace(/[.[\]]/g, (c) => `\\${c}`)}\\s*\\)\\s*(>|>=)`).test(body.text);
 }
 
-/** Is the statement holding `node` followed, in the same block, by a `break` or a `return` (nothing else first that loops back)? */
-function leavesRightAfter(node: SyntaxNode): boolean {
+/**
+ * Is the statement holding `node` followed, in the same block, by a `return`, or (`breakLeaves`:
+ * the loop is the only one) a `break`, with nothing before it that can loop back (`continue`, a
+ * nested loop)?
+ */
+function leavesRightAfter(node: SyntaxNode, breakLeaves: boolean): boolean {
   let st: SyntaxNode | null = node;
   while (st && st.parent && st.parent.type !== 'block') st = st.parent;
   if (!st?.parent) return false;
   const siblings = st.parent.namedChildren;
   for (const n of siblings.slice(siblings.findIndex((c) => c.id === st!.id) + 1)) {
     if (n.type === 'comment') continue;
-    if (n.type === 'break_statement' || n.type === 'return_statement') return true;
-    if (n.type === 'continue_statement' || n.type === 'for_statement' || n.type === 'while_statement') return false;
+    if (n.type === 'return_statement') return true;
+    if (n.type === 'break_statement') return breakLeaves;
+    if (n.type === 'continue_statement' || n.type === 'for_statement' || n.type === 'while_statement' || n.descendantsOfType('continue_statement').length) return false;
   }
   return false;
 }
@@ -167,8 +172,8 @@ export const stringConcatInLoop: FileRule = {
       if (it && ['list', 'tuple', 'set'].includes(it.type) && it.namedChildCount < 100) return;
       // `while n: n, r = divmod(n, 62)`: one step per digit of a number, a handful of times.
       if (real.length === 1 && digitLoop(loop.node)) return;
-      // Followed in its own block by `break` or `return`: the loop grows it once at most.
-      if (leavesRightAfter(node)) return;
+      // Followed in its own block by `return`, or by `break` of its only loop: grown once at most.
+      if (leavesRightAfter(node, real.length === 1)) return;
       const why = copiesEachTime(model, target, fnIndex, loop.node, prepend, bytes);
       if (!why || boundedInLoop(model, target, loop.node, line)) return;
       ctx.report({ node, message: `${bytes ? 'bytes' : 'string'} \`${target}\` is grown inside a loop, and ${why}: O(n²) in its length${bytes ? '' : '; collect the parts and join once'}` });

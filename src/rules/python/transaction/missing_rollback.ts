@@ -405,8 +405,15 @@ function boundPerIteration(tryNode: SyntaxNode, loop: SyntaxNode, session: strin
   }
   const body = loop.childForFieldName('body');
   if (!body || session.includes('.')) return false;
-  const assigned = new RegExp(`(^|\\n)\\s*${session}\\s*=\\s*[\\w.]+\\(`);
-  return assigned.test(body.text.slice(0, Math.max(0, tryNode.startIndex - body.startIndex)));
+  // An unconditional `session = Factory()` of the loop body itself, before the `try`; not a
+  // registry that hands back the same session (`scoped_session`, `.get(...)`, `current_...`).
+  return body.namedChildren.some((st) => {
+    if (st.endIndex > tryNode.startIndex || st.type !== 'expression_statement') return false;
+    const a = st.namedChild(0);
+    const right = a?.type === 'assignment' && a.childForFieldName('left')?.text === session ? a.childForFieldName('right') : null;
+    const callee = right?.type === 'call' ? right.childForFieldName('function')?.text ?? '' : '';
+    return !!callee && !/scoped|registry|current|(^|\.)get$/i.test(callee);
+  });
 }
 
 /** The innermost `for`/`while` of the function around the `try`, or null (not across a nested def or lambda). */
