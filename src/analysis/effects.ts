@@ -14,7 +14,7 @@ import { NEW_ENGINE, type Effect } from './summary.js';
 import { blockingFunctionName, blockingIoCall, BUNDLED_FILE, isCheapMetadata, pendingBlockingMethod, readsBundledFile, runsChildProcess, SYNC_SLEEP } from '../semantic/blockingIo.js';
 import { syncDbCall } from '../semantic/syncDb.js';
 import { cpuHeavyCall } from '../semantic/cpuHeavy.js';
-import { isEngineConstructor, sqliteEngineUrl } from '../semantic/resources.js';
+import { isEngineConstructor } from '../semantic/resources.js';
 import { iterationSource } from '../semantic/smallLiterals.js';
 
 /**
@@ -125,8 +125,10 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
     };
     // A new engine (a new pool) each time the function runs, unless the function or a cache guard keeps it.
     if (isEngineConstructor(q)) {
-      // ` (SQLite)`: a file opened, no server connection (PA407 says so and claims less).
-      push({ kind: NEW_ENGINE, what: sqliteEngineUrl(model, call) ? `${q!} (SQLite)` : q!, ...at });
+      // ` (SQLite)`: a file opened, no server connection (PA407 says so and claims less). The URL
+      // scheme is discovery's (`EngineInfo.urlScheme`, literals and constants resolved there).
+      const scheme = project?.engines.find((e) => e.file === model.path && e.line === call.line)?.urlScheme;
+      push({ kind: NEW_ENGINE, what: scheme?.startsWith('sqlite') ? `${q!} (SQLite)` : q!, ...at });
       continue;
     }
     if (q && SYNC_SLEEP.has(q)) {

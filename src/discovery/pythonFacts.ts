@@ -436,8 +436,13 @@ function urlScheme(node: SyntaxNode | undefined, scope: LiteralScope, depth = 0)
       return d && !d.includes(PLACEHOLDER) ? d : null;
     }
     if (/(^|\.)(make_url|str)$/.test(callee)) return urlScheme(args.positional[0], scope, depth + 1);
+    // `"sqlite:///{0}".format(path)`: the template's literal prefix.
+    const fn = value.childForFieldName('function');
+    if (fn?.type === 'attribute' && fn.childForFieldName('attribute')?.text === 'format') return urlScheme(fn.childForFieldName('object') ?? undefined, scope, depth + 1);
     return null;
   }
+  // `"sqlite:///%s" % path`: the template's literal prefix.
+  if (value.type === 'binary_operator' && value.childForFieldName('operator')?.text === '%') return urlScheme(value.childForFieldName('left') ?? undefined, scope, depth + 1);
   const s = stringValue(node, scope);
   if (s === null) return null;
   const prefix = s.split(PLACEHOLDER)[0]!;

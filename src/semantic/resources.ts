@@ -6,8 +6,6 @@
  * A catalogue of qualified names (as `CallInfo.qualifiedName` resolves them) → what it is and
  * how it is closed, for messages. Rules decide what to do with it; this layer imports no rule.
  */
-import type { SyntaxNode } from '../parse/parser.js';
-import { assignmentsTo, type FileModel } from './model.js';
 
 export interface CloseableClient {
   /** What it is, for messages: `aiohttp.ClientSession`, `httpx.AsyncClient`. */
@@ -75,30 +73,6 @@ const ENGINE_CONSTRUCTORS = new Set([
 /** Does a call with this qualified name build a new engine (a new pool)? */
 export function isEngineConstructor(qualifiedName: string | null): boolean {
   return !!qualifiedName && ENGINE_CONSTRUCTORS.has(qualifiedName);
-}
-
-/**
- * Does the engine constructor's URL name a SQLite database: a string (or f-string, or the left end
- * of a `+` concatenation) starting with `sqlite`, as the call writes it or through a local bound
- * once to it? A SQLite engine opens a file (or memory), not a network connection, and holds no
- * server slot. (An in-memory one per request is also empty every time: a correctness question
- * this rule does not ask.)
- */
-export function sqliteEngineUrl(model: FileModel, site: { node: SyntaxNode; functionIndex: number }): boolean {
-  const call = site.node;
-  let url = call.childForFieldName('arguments')?.namedChildren.find((a) => a.type !== 'comment') ?? null;
-  if (url?.type === 'keyword_argument') url = url.childForFieldName('name')?.text === 'url' ? url.childForFieldName('value') : null;
-  for (let depth = 0; url && depth < 3; depth++) {
-    if (url.type === 'binary_operator') url = url.childForFieldName('left');
-    else if (url.type === 'identifier') {
-      const name = url.text;
-      // A local bound before the call, else a module-level constant.
-      const own = assignmentsTo(model, name).filter((a) => a.functionIndex === site.functionIndex && a.node.startIndex < call.startIndex);
-      const bound = own.length ? own : assignmentsTo(model, name).filter((a) => a.functionIndex < 0);
-      url = bound.length === 1 ? bound[0]!.value : null;
-    } else break;
-  }
-  return !!url && /^[rRfFuU]{0,2}(['"]{1,3})sqlite/.test(url.text);
 }
 
 /** DB-API driver `connect()` functions: each returns a new connection its caller must close. */
