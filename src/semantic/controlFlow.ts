@@ -1,6 +1,6 @@
 /** Control-flow facts read from the tree around a node, shared by the rules of every family. */
 import type { SyntaxNode } from '../parse/parser.js';
-import type { CallInfo, FileModel } from './model.js';
+import type { CallInfo, FileModel, LoopInfo } from './model.js';
 
 /**
  * Does a call run only sometimes within its own function: what {@link conditionalWithin} says of
@@ -55,4 +55,25 @@ export function conditionalWithin(node: SyntaxNode, stop: SyntaxNode): SyntaxNod
     cur = cur.parent;
   }
   return null;
+}
+
+/** A clock read: what a time-based throttle compares. */
+const CLOCK = /\b(time\.(time|monotonic|perf_counter)|monotonic|perf_counter|datetime\.(now|utcnow)|timezone\.now|utcnow|loop\.time)\s*\(/;
+
+/** A condition on an iteration counter or a clock. */
+export function isThrottle(model: FileModel, cond: SyntaxNode, loop: LoopInfo): boolean {
+  const text = cond.text;
+  if (text.includes('%') || CLOCK.test(text)) return true;
+  const body = loop.node.childForFieldName('body');
+  const names = new Set(text.match(/[A-Za-z_]\w*/g) ?? []);
+  // `enumerate`'s index; a name counted up in the loop; a name set from a clock in the loop.
+  const left = loop.node.childForFieldName('left');
+  if (loop.iterable && /^enumerate\s*\(/.test(loop.iterable.text) && left?.type === 'pattern_list' && names.has(left.namedChild(0)?.text ?? '')) return true;
+  if (model.augAssignments.some((a) => a.functionIndex === loop.functionIndex && a.loops.includes(loop.index) && names.has(a.target))) return true;
+  if (model.assignments.some((a) => a.functionIndex === loop.functionIndex && a.loops.includes(loop.index) && names.has(a.target) && !!a.value && CLOCK.test(a.value.text))) return true;
+  // `len(batch)` of a buffer the loop fills.
+  for (const m of text.matchAll(/\blen\(\s*([A-Za-z_][\w.]*)\s*\)/g)) {
+    if (body && new RegExp(`(?<![\\w.])${m[1]!.replace(/\./g, '\\.')}\\s*\\.\\s*(append|extend|add)\\s*\\(`).test(body.text)) return true;
+  }
+  return false;
 }

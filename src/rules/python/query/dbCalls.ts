@@ -16,6 +16,7 @@
  */
 import { leavesProcess } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
+import { isThrottle } from '../../../semantic/controlFlow.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import { assignmentsTo, callAt, callsOf, isFlaskHandle, isNamedLookupCallee, receiverIs, selfOffset, usesName } from '../../../semantic/model.js';
 import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
@@ -1128,7 +1129,7 @@ export function iterationCommit(model: FileModel, call: Pick<CallInfo, 'function
   for (const c of callsOf(model, call.functionIndex)) {
     if (c === call || c.functionIndex !== call.functionIndex || !c.loops.includes(loop.index)) continue;
     // A throttled commit (`if i % 500 == 0: db.commit()`) batches items: not one unit per item.
-    if (c.method === 'commit' && isExplicitFlush(model, c) && !throttled(c.node, loop)) commit ??= c;
+    if (c.method === 'commit' && isExplicitFlush(model, c) && !throttled(model, c.node, loop)) commit ??= c;
     else if (!writes) {
       const op = classifyDbCall(model, c);
       writes = op ? op.kind !== 'read' : c.method === 'flush' && isExplicitFlush(model, c);
@@ -1139,12 +1140,11 @@ export function iterationCommit(model: FileModel, call: Pick<CallInfo, 'function
   return perItemTransactions(model, loop).find((t) => !call.node || (call.node.startIndex >= t.from && call.node.startIndex < t.to))?.opener ?? null;
 }
 
-/** Is `node` under an `if` in the loop's body whose test counts items or time (`i % 500 == 0`, `pending >= 100`, `time.monotonic() - t > 5`)? */
-function throttled(node: SyntaxNode, loop: LoopInfo): boolean {
+/** Is `node` under an `if` in the loop's body whose test is a throttle (`isThrottle`: a counter or a clock)? */
+function throttled(model: FileModel, node: SyntaxNode, loop: LoopInfo): boolean {
   for (let p = node.parent; p && p.id !== loop.node.id; p = p.parent) {
-    if (p.type !== 'if_statement') continue;
-    const test = p.childForFieldName('condition')?.text ?? '';
-    if (/%|\b(len\(|count|counter|batch|pending|processed|since|elapsed|monotonic|time\(\))/.test(test) && /%|[<>]=?|==/.test(test)) return true;
+    const cond = p.type === 'if_statement' ? p.childForFieldName('condition') : null;
+    if (cond && isThrottle(model, cond, loop)) return true;
   }
   return false;
 }

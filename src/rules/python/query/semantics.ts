@@ -721,7 +721,10 @@ export function executesMany(model: FileModel, call: CallInfo): boolean {
 }
 
 /** Chunking helpers: each item of the loop is a batch of rows. */
-const BATCHES = /(^|\.)(batched|chunked|chunks|chunk|ichunked|batches|grouper|partitions|iter_batches|pages|sliced|paginate|yield_per)$/;
+/** Calls that cut a collection into batches of keys. */
+const CHUNKERS = /(^|\.)(batched|chunked|chunks|chunk|ichunked|batches|grouper|iter_batches|sliced)$/;
+/** Pages and streamed partitions of rows: a transaction per page is a batch, a query per row is not. */
+const PAGERS = /(^|\.)(partitions|pages|paginate|yield_per)$/;
 
 /**
  * A loop over batches (`itertools.batched(items, 1000)`, `chunked(ids, 500)`,
@@ -732,7 +735,7 @@ export function overBatches(loop: LoopInfo): boolean {
   const it = unwrap(loop.iterable);
   if (it?.type !== 'call') return false;
   const fn = it.childForFieldName('function')?.text ?? '';
-  if (BATCHES.test(fn)) return true;
+  if (CHUNKERS.test(fn) || PAGERS.test(fn)) return true;
   // `range(0, n, size)`: a step that is a name or a literal above ten (not `-1`, `2`).
   const step = fn === 'range' ? it.childForFieldName('arguments')?.namedChild(2) : null;
   return !!step && (step.type === 'identifier' || step.type === 'attribute' || (step.type === 'integer' && Number(step.text) > 10));
@@ -747,7 +750,7 @@ function overKeyBatches(loop: LoopInfo): boolean {
   const it = unwrap(loop.iterable);
   if (it?.type !== 'call') return false;
   const fn = it.childForFieldName('function')?.text ?? '';
-  if (/(^|\.)(batched|chunked|chunks|chunk|ichunked|batches|grouper|iter_batches|sliced)$/.test(fn)) return true;
+  if (CHUNKERS.test(fn)) return true;
   if (fn !== 'range') return false;
   const args = it.childForFieldName('arguments')?.namedChildren ?? [];
   const target = loop.node.childForFieldName('left');

@@ -37,6 +37,7 @@ import {
   nextStatement, receiverKey,
 } from './semantics.js';
 import { itemNames, overItems } from './loopForms.js';
+import { isThrottle } from '../../../semantic/controlFlow.js';
 
 export const commitInLoop: FileRule & RepoRule = {
   meta: {
@@ -170,7 +171,6 @@ function perIterationCommit(model: FileModel, commit: CallInfo, loop: LoopInfo):
   return writes && guard ? `${writes}; under \`${guard}\`, a condition on the item, not a throttle` : writes;
 }
 
-const CLOCK = /\b(time\.(time|monotonic|perf_counter)|monotonic|perf_counter|datetime\.(now|utcnow)|timezone\.now|utcnow|loop\.time)\s*\(/;
 
 /**
  * What runs the commit conditionally inside the loop body: null when nothing does, `throttle`
@@ -198,23 +198,6 @@ function commitGuard(model: FileModel, commit: CallInfo, loop: LoopInfo, body: S
   return guard;
 }
 
-/** A condition on an iteration counter or a clock. */
-function isThrottle(model: FileModel, cond: SyntaxNode, loop: LoopInfo): boolean {
-  const text = cond.text;
-  if (text.includes('%') || CLOCK.test(text)) return true;
-  const body = loop.node.childForFieldName('body');
-  const names = new Set(text.match(/[A-Za-z_]\w*/g) ?? []);
-  // `enumerate`'s index; a name counted up in the loop; a name set from a clock in the loop.
-  const left = loop.node.childForFieldName('left');
-  if (loop.iterable && /^enumerate\s*\(/.test(loop.iterable.text) && left?.type === 'pattern_list' && names.has(left.namedChild(0)?.text ?? '')) return true;
-  if (model.augAssignments.some((a) => a.functionIndex === loop.functionIndex && a.loops.includes(loop.index) && names.has(a.target))) return true;
-  if (model.assignments.some((a) => a.functionIndex === loop.functionIndex && a.loops.includes(loop.index) && names.has(a.target) && !!a.value && CLOCK.test(a.value.text))) return true;
-  // `len(batch)` of a buffer the loop fills.
-  for (const m of text.matchAll(/\blen\(\s*([A-Za-z_][\w.]*)\s*\)/g)) {
-    if (body && new RegExp(`(?<![\\w.])${m[1]!.replace(/\./g, '\\.')}\\s*\\.\\s*(append|extend|add)\\s*\\(`).test(body.text)) return true;
-  }
-  return false;
-}
 
 /**
  * Names the loop body binds to a row it loads (`job = session.get(Job, job_id)`, `u = await
