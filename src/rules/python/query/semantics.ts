@@ -214,11 +214,15 @@ function fixedByCode(n: SyntaxNode): boolean {
 
 const ENVIRONMENT = /^os\.(environ\s*\[|environ\.get\s*\(|getenv\s*\()/;
 
-/** Is `name` a local of the loop's function bound once, before the loop and outside any loop, to a value that `test` accepts? */
-function boundOnceTo(model: FileModel, name: string, loop: LoopInfo, test: (n: SyntaxNode) => boolean): boolean {
+/** The value of `name`, a local of the loop's function bound once, before the loop and outside any loop; else null. */
+function boundOnceBefore(model: FileModel, name: string, loop: LoopInfo): SyntaxNode | null {
   const own = assignmentsTo(model, name).filter((b) => b.functionIndex === loop.functionIndex);
-  if (own.length !== 1 || own[0]!.loops.length || own[0]!.line > loop.node.startPosition.row + 1) return false;
-  const v = iterationSource(unwrap(own[0]!.value));
+  return own.length === 1 && !own[0]!.loops.length && own[0]!.line <= loop.node.startPosition.row + 1 ? unwrap(own[0]!.value) : null;
+}
+
+/** Is `name` bound once before the loop (see {@link boundOnceBefore}) to a value that `test` accepts? */
+function boundOnceTo(model: FileModel, name: string, loop: LoopInfo, test: (n: SyntaxNode) => boolean): boolean {
+  const v = iterationSource(boundOnceBefore(model, name, loop));
   return !!v && test(v);
 }
 
@@ -229,10 +233,7 @@ function boundOnceTo(model: FileModel, name: string, loop: LoopInfo, test: (n: S
  */
 function smallLimit(model: FileModel, src: SyntaxNode, loop: LoopInfo): boolean {
   let value: SyntaxNode | null = src;
-  if (src.type === 'identifier' && loop.functionIndex >= 0) {
-    const own = assignmentsTo(model, src.text).filter((b) => b.functionIndex === loop.functionIndex);
-    value = own.length === 1 && !own[0]!.loops.length && own[0]!.line <= loop.node.startPosition.row + 1 ? unwrap(own[0]!.value) : null;
-  }
+  if (src.type === 'identifier' && loop.functionIndex >= 0) value = boundOnceBefore(model, src.text, loop);
   if (value?.type !== 'call' || !value.text.includes('limit')) return false;
   // The outermost call's own `limit=` (not a page size it then walks: `list(limit=10).auto_paging_iter()`),
   // or a `.limit(K)` on the outer chain of it or of the statement it runs (not a subquery's).
@@ -504,7 +505,7 @@ export function stopsAfter(node: SyntaxNode, loop: LoopInfo): boolean {
 /**
  * Does the loop surely end once `node` has run: `node` is part of a `return`, or a `return` or a
  * `break` of this loop follows it in its own block or in a block around it inside the loop's body
- * (`x = row.owner; break`)? Not
+ * (`x = row.owner; break`), with no `continue` of the loop between them? Not
  * a stop behind a condition that `node` is part of or precedes (`if row.owner.active: return row`):
  * that search reads `node` on every row until the hit.
  */
@@ -521,6 +522,8 @@ export function leavesAfter(node: SyntaxNode, loop: LoopInfo): boolean {
       if (s.startIndex < n.endIndex) continue;
       if (s.type === 'return_statement') return true;
       if (s.type === 'break_statement' && breaksLoop(p, body)) return true;
+      // A `continue` of the loop on the way (`if skip: continue`) goes round again on some items.
+      if (s.type === 'continue_statement' || s.descendantsOfType('continue_statement').some((c) => breaksLoop(c.parent!, body))) break;
     }
   }
   return false;

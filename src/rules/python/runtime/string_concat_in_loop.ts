@@ -13,6 +13,7 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileModel } from '../../../semantic/model.js';
 import { assignmentsTo, callAt, variableRefs } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
+import { leavesAfter } from '../query/semantics.js';
 
 const STRING_NODES = new Set(['string', 'concatenated_string']);
 
@@ -115,25 +116,6 @@ function boundedInLoop(model: FileModel, target: string, loopNode: SyntaxNode, l
   return new RegExp(`\\blen\\(\\s*${target.replace(/[.[\]]/g, (c) => `\\${c}`)}\\s*\\)\\s*(>|>=)`).test(body.text);
 }
 
-/**
- * Is the statement holding `node` followed, in the same block, by a `return`, or (`breakLeaves`:
- * the loop is the only one) a `break`, with nothing before it that can loop back (`continue`, a
- * nested loop)?
- */
-function leavesRightAfter(node: SyntaxNode, breakLeaves: boolean): boolean {
-  let st: SyntaxNode | null = node;
-  while (st && st.parent && st.parent.type !== 'block') st = st.parent;
-  if (!st?.parent) return false;
-  const siblings = st.parent.namedChildren;
-  for (const n of siblings.slice(siblings.findIndex((c) => c.id === st!.id) + 1)) {
-    if (n.type === 'comment') continue;
-    if (n.type === 'return_statement') return true;
-    if (n.type === 'break_statement') return breakLeaves;
-    if (n.type === 'continue_statement' || n.type === 'for_statement' || n.type === 'while_statement' || n.descendantsOfType('continue_statement').length) return false;
-  }
-  return false;
-}
-
 export const stringConcatInLoop: FileRule = {
   meta: {
     code: 'PA304',
@@ -172,8 +154,8 @@ export const stringConcatInLoop: FileRule = {
       if (it && ['list', 'tuple', 'set'].includes(it.type) && it.namedChildCount < 100) return;
       // `while n: n, r = divmod(n, 62)`: one step per digit of a number, a handful of times.
       if (real.length === 1 && digitLoop(loop.node)) return;
-      // Followed in its own block by `return`, or by `break` of its only loop: grown once at most.
-      if (leavesRightAfter(node, real.length === 1)) return;
+      // The outermost loop surely ends right after it (a `return`, or a `break` of that loop): grown once at most.
+      if (leavesAfter(node, model.loops[real[0]!]!)) return;
       const why = copiesEachTime(model, target, fnIndex, loop.node, prepend, bytes);
       if (!why || boundedInLoop(model, target, loop.node, line)) return;
       ctx.report({ node, message: `${bytes ? 'bytes' : 'string'} \`${target}\` is grown inside a loop, and ${why}: O(n²) in its length${bytes ? '' : '; collect the parts and join once'}` });
