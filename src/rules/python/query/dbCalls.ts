@@ -1128,8 +1128,9 @@ export function iterationCommit(model: FileModel, call: Pick<CallInfo, 'function
   let writes = model.assignments.some((a) => a.loops.includes(loop.index) && a.functionIndex === call.functionIndex && /^[A-Za-z_]\w*\.\w+$/.test(a.target));
   for (const c of callsOf(model, call.functionIndex)) {
     if (c === call || c.functionIndex !== call.functionIndex || !c.loops.includes(loop.index)) continue;
-    // A throttled commit (`if i % 500 == 0: db.commit()`) batches items: not one unit per item.
-    if (c.method === 'commit' && isExplicitFlush(model, c) && !throttled(model, c.node, loop)) commit ??= c;
+    // A throttled commit (`if i % 500 == 0: db.commit()`) batches items: not one unit per item;
+    // nor does one in a branch the read is not on (`if kind == "bool": ... commit()` `else: read`).
+    if (c.method === 'commit' && isExplicitFlush(model, c) && !throttled(model, c.node, loop) && !(call.node && apartFrom(c.node, call.node, loop))) commit ??= c;
     else if (!writes) {
       const op = classifyDbCall(model, c);
       writes = op ? op.kind !== 'read' : c.method === 'flush' && isExplicitFlush(model, c);
@@ -1138,6 +1139,20 @@ export function iterationCommit(model: FileModel, call: Pick<CallInfo, 'function
   // A commit that ends a read-only iteration is a round trip, not a unit of work.
   if (commit && writes) return commit;
   return perItemTransactions(model, loop).find((t) => !call.node || (call.node.startIndex >= t.from && call.node.startIndex < t.to))?.opener ?? null;
+}
+
+/**
+ * Does `node` run only on a branch that `other` is not on: an `if`/`elif`/`else` arm, an `except`
+ * handler or a `case` between `node` and the loop, that does not hold `other`?
+ */
+function apartFrom(node: SyntaxNode, other: SyntaxNode, loop: LoopInfo): boolean {
+  const holds = (n: SyntaxNode) => n.startIndex <= other.startIndex && other.endIndex <= n.endIndex;
+  for (let child = node, cur = node.parent; cur && cur.id !== loop.node.id; child = cur, cur = cur.parent) {
+    if (holds(child)) return false;
+    const branch = cur.type === 'if_statement' || cur.type === 'elif_clause' || cur.type === 'else_clause' || cur.type === 'except_clause' || cur.type === 'case_clause';
+    if (branch && child.type === 'block' && !holds(child)) return true;
+  }
+  return false;
 }
 
 /** Is `node` under an `if` in the loop's body whose test is a throttle (`isThrottle`: a counter or a clock)? */
