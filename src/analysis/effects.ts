@@ -185,11 +185,11 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
   // Query family: `query` / `write` effects and per-item loop call sites (see dbCalls.ts).
   // A call in a lambda stored to run later (`[lambda: Cleaner()]`) is not work of its function:
   // no collector's effect at its position either.
-  let deferred: Set<number> | null = null;
-  for (const c of model.calls) if (c.deferred) (deferred ??= new Set()).add(c.line * 65536 + c.column);
+  let deferred: Set<string> | null = null;
+  for (const c of model.calls) if (c.deferred) (deferred ??= new Set()).add(`${c.line}:${c.column}`);
   for (const c of collectors) {
     c.collect(model, project).forEach((list, i) => {
-      for (const e of list) if (!deferred || !deferred.has(e.line * 65536 + e.column)) effects[i]!.push(e);
+      for (const e of list) if (!deferred || !deferred.has(`${e.line}:${e.column}`)) effects[i]!.push(e);
     });
   }
   return effects;
