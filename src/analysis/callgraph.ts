@@ -22,9 +22,9 @@ import { ATTRIBUTE_READ, FN_STUB, UNTYPED, type ParamUse, type SummaryRef } from
 import { typeResolver, type ClassRef, type TypeValue } from './types.js';
 import { resolveHandle, isBlockingDbMethod, handleMethodLabel, type HandleResult, type NameLookup } from '../semantic/db.js';
 import { blockingMethod } from '../semantic/blockingIo.js';
-import { flagAtCall } from '../semantic/guards.js';
+import { flagAtCall, SWITCH_GUARD } from '../semantic/guards.js';
 import { passedStatementEffects, PASSES_STATEMENT, type StatementFlowGraph } from './statementFlow.js';
-import { HANDED_ARG, IMPORTED_ITERABLE } from './effects.js';
+import { HANDED_ARG, IMPORTED_ITERABLE, SWITCH_OFF } from './effects.js';
 
 /** A function of the repo: file index in `index.files`, function index in that file. */
 export interface FnRef {
@@ -755,8 +755,48 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
    * known (the function may be called from anywhere) or one passes it, or passes it on again.
    */
   function callersTurnOn(from: FnRef, guard: string): boolean {
+    if (guard.includes(SWITCH_GUARD)) return !guard.endsWith('-') && !switchedOff(from, guard.slice(0, guard.indexOf(SWITCH_GUARD)));
     const callers = (incoming[idOf(from)] ?? NO_EDGES).filter((e) => !files[e.from.file]!.isTestFile);
     return !callers.length || callers.some((e) => flagAtCall(e.call.passes, guard) !== 'off');
+  }
+
+  /**
+   * Has the context of `from` turned the runtime switch `name` (`Cls.attr`) off before it calls
+   * on? Its context: the function and its enclosing ones, its class's `__init__`, and what those
+   * call, two calls deep (`Sim.__init__` calls `disable_db()`, which sets `Locks.use_db = False`;
+   * `with NoDb():` runs an `__enter__` that does).
+   */
+  const switchedOffMemo = new Map<string, boolean>();
+  function switchedOff(from: FnRef, name: string): boolean {
+    const key = `${idOf(from)}\0${name}`;
+    let got = switchedOffMemo.get(key);
+    if (got !== undefined) return got;
+    const start: number[] = [];
+    const f = files[from.file]!;
+    for (let i = from.fn; i >= 0; i = f.functions[i]!.parent) start.push(offsets[from.file]! + i);
+    const cls = ownClass(from.file, from.fn);
+    const init = cls ? types.method(cls, '__init__') : null;
+    if (init) start.push(idOf(init));
+    const turnsOff = (id: number) => own[id]!.some((e) => e.kind === SWITCH_OFF && e.what === name);
+    got = false;
+    let frontier = start;
+    const seen = new Set<number>(start);
+    for (let depth = 0; depth <= 2 && frontier.length && !got; depth++) {
+      if (frontier.some(turnsOff)) got = true;
+      const next: number[] = [];
+      for (const id of frontier) {
+        for (const e of out[id] ?? NO_EDGES) {
+          const to = idOf(e.to);
+          if (!e.weak && !seen.has(to)) {
+            seen.add(to);
+            next.push(to);
+          }
+        }
+      }
+      frontier = next;
+    }
+    switchedOffMemo.set(key, got);
+    return got;
   }
 
   function effectsOfCall(from: FnRef, call: SummaryCall, to: FnRef, mode: PropagationMode = 'sync'): Map<string, Reach> {
@@ -864,7 +904,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
 
 const POSITION_SPAN = 2 ** 26;
 /** Site facts read where they are recorded (`ownEffects`), never through a callee: not propagated. */
-const UNPROPAGATED: ReadonlySet<string> = new Set(['row_call', 'arg_domains', 'deferred_read', 'readonly_commit', 'held_id_lookup', IMPORTED_ITERABLE]);
+const UNPROPAGATED: ReadonlySet<string> = new Set(['row_call', 'arg_domains', 'deferred_read', 'readonly_commit', 'held_id_lookup', IMPORTED_ITERABLE, SWITCH_OFF]);
 /** Calls that run the callable they are given in a worker thread. */
 const OFFLOAD_CONSUMER = /(^|\.)(to_thread|run_in_executor|run_in_threadpool|run_sync|submit|sync_to_async|Thread|Process)$/;
 /** Calls that make the event loop run the callable later, on the loop. */

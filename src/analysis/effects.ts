@@ -43,6 +43,14 @@ export const BUNDLED_READ = 'bundled_read';
  */
 export const IMPORTED_ITERABLE = 'imported_iterable';
 
+/**
+ * A runtime switch turned off (`Locks.use_db = False`): `what` names it, `Cls.attr`. A caller
+ * whose context runs this (itself, its class's `__init__`, or what they call) no longer takes the
+ * branches under the switch (see `Flag.switch` in semantic/guards.ts).
+ */
+export const SWITCH_OFF = 'switch_off';
+const SWITCH_TARGET = /^[A-Z]\w*\.[A-Za-z_]\w*$/;
+
 /** The qualified name of an imported name the loop iterates (`mod.NAME`, or `NAME` imported from `mod`), or null. */
 function importedIterable(model: FileModel, loop: LoopInfo): string | null {
   const n = loop.kind === 'while' ? null : iterationSource(loop.iterable);
@@ -170,6 +178,11 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
       push({ kind: 'blocking_io', what: handed.what, ...at, pending: { typePath: `${HANDED_ARG}${handed.position}`, method: handed.what } });
       push({ kind: HEAVY_IO, what: handed.what, ...at });
     }
+  }
+  for (const a of model.assignments) {
+    if (a.functionIndex < 0 || !SWITCH_TARGET.test(a.target)) continue;
+    const v = a.value?.text;
+    if (v === 'False' || v === 'None') effects[a.functionIndex]!.push({ kind: SWITCH_OFF, what: a.target, line: a.line, column: a.node.startPosition.column });
   }
   // Calls in one loop over an imported name: the repo phase tells whether it is a handful of constants.
   if (model.imports.size) {

@@ -37,6 +37,39 @@ interface Flag {
    * only the bodies of its unset tests still say what the caller passed.
    */
   filledIn?: boolean;
+  /**
+   * A class-level boolean of the file's own classes (`use_db = True` in `class Locks:`), tested
+   * as `Locks.use_db` (or `cls.use_db` in its methods): a runtime switch between two ways of doing
+   * the work, which whole code paths turn off (`Locks.use_db = False` before a simulation). Its
+   * guard, `Locks.use_db@$` (`@$-` for the branch that runs while it is off), passes through every
+   * call unchanged: the repo phase closes it where the caller's context has turned it off.
+   */
+  switch?: boolean;
+}
+
+/** The position a switch guard is written with (see `Flag.switch`). */
+export const SWITCH_GUARD = '@$';
+
+const switchMemo = new WeakMap<FileModel, Map<string, string>>();
+/**
+ * The file's runtime switches: class-level names bound to `True`/`False` in a class body
+ * (`use_db = True`, `use_db: bool = True`), as `Cls.attr`, each by its class name.
+ */
+function fileSwitches(model: FileModel): Map<string, string> {
+  let got = switchMemo.get(model);
+  if (got) return got;
+  got = new Map();
+  for (const a of model.assignments) {
+    if (a.functionIndex >= 0 || a.target.includes('.')) continue;
+    const v = a.value?.text;
+    if (v !== 'True' && v !== 'False') continue;
+    const cls = a.node.parent?.parent?.parent;
+    if (a.node.parent?.type !== 'expression_statement' || cls?.type !== 'class_definition') continue;
+    const name = cls.childForFieldName('name')?.text;
+    if (name) got.set(`${name}.${a.target}`, name);
+  }
+  switchMemo.set(model, got);
+  return got;
 }
 
 const flagMemo = new WeakMap<FileModel, (Map<string, Flag> | null)[]>();
@@ -71,6 +104,16 @@ function flagsOf(model: FileModel, fnIndex: number): Map<string, Flag> | null {
         }
       }
       if (!keywordOnly) position++;
+    }
+  }
+  // The file's runtime switches, as `Cls.attr`, and as `cls.attr` / `self.attr`-free `cls` in its own methods.
+  const switches = fileSwitches(model);
+  if (switches.size) {
+    for (const name of switches.keys()) {
+      const flag: Flag = { name, position: -2, on: false, none: false, switch: true };
+      (flags ??= new Map()).set(name, flag);
+      const cls = name.slice(0, name.indexOf('.'));
+      if (fn.className === cls) flags.set(`cls.${name.slice(cls.length + 1)}`, flag);
     }
   }
   // A flag the function rebinds (`verbose = verbose or settings.VERBOSE`) no longer says what the caller passed.
@@ -131,10 +174,10 @@ function operands(cond: SyntaxNode | null, op: 'and' | 'or'): SyntaxNode[] {
 function flagTest(node: SyntaxNode): FlagTest | null {
   const c = unwrap(node);
   if (!c) return null;
-  if (c.type === 'identifier') return { name: c.text, set: true, none: false };
+  if (c.type === 'identifier' || isSwitchName(c)) return { name: c.text, set: true, none: false };
   if (c.type === 'not_operator') {
     const operand = unwrap(c.childForFieldName('argument'));
-    return operand?.type === 'identifier' ? { name: operand.text, set: false, none: false } : null;
+    return operand?.type === 'identifier' || (operand && isSwitchName(operand)) ? { name: operand!.text, set: false, none: false } : null;
   }
   // `flag is None`, `flag is not None`
   if (c.type === 'comparison_operator' && c.namedChildCount === 2) {
@@ -297,12 +340,19 @@ export function flagGuard(model: FileModel, node: SyntaxNode, fnIndex: number): 
   return inExpression ? allOf([...best.guard.split('&'), ...inExpression.split('&')]) : best.guard;
 }
 
+/** `Cls.attr`: a name a runtime switch may be tested by (see `Flag.switch`). */
+function isSwitchName(n: SyntaxNode): boolean {
+  return n.type === 'attribute' && n.childForFieldName('object')?.type === 'identifier';
+}
+
 function guardOf(flag: Flag): string {
+  if (flag.switch) return `${flag.name}${SWITCH_GUARD}`;
   return `${flag.name}@${flag.position}${flag.on ? '+' : ''}`;
 }
 
 /** The guard of code that runs only while a flag that defaults off stays unset (`name@position-`). */
 function unsetGuardOf(flag: Flag): string {
+  if (flag.switch) return `${flag.name}${SWITCH_GUARD}-`;
   return `${flag.name}@${flag.position}-`;
 }
 
@@ -424,6 +474,8 @@ export function leavesFlagOff(passes: string | undefined, guard: string): boolea
  * when the calling function's caller turns that one on.
  */
 export function flagAtCall(passes: string | undefined, guard: string): 'off' | 'on' | { forwards: string } {
+  // A runtime switch is no argument: what the call passes leaves it as it is, for the context to decide.
+  if (guard.includes(SWITCH_GUARD) && !guard.includes('&')) return { forwards: guard };
   if (passes === undefined) return 'on';
   if (guard.includes('&')) {
     // Several flags that must all be set (or unset): off when the call turns any one off.
