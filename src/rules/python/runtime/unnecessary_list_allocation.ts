@@ -16,6 +16,8 @@ import type { FileRule, FileRuleContext } from '../../types.js';
 
 /** Consumers whose generator or set-comprehension form does less work: short-circuit, or no intermediate list. */
 const CONSUMERS = new Set(['builtins.any', 'builtins.all', 'builtins.set', 'builtins.frozenset']);
+/** Comparisons whose time must not depend on where the inputs differ. */
+const CONSTANT_TIME = new Set(['secrets.compare_digest', 'hmac.compare_digest']);
 /** Calls that return a new object nobody else holds: wrapping them in `list()` to loop copies for nothing. */
 const FRESH_ITERABLES = new Set(['builtins.range', 'builtins.sorted']);
 /**
@@ -59,7 +61,7 @@ export const unnecessaryListAllocation: FileRule = {
     severity: 'low',
     effort: 'S',
     summary: 'A list built only to be consumed at once',
-    what: 'Finds list comprehensions passed straight to `any` or `all` (which then evaluate every item instead of stopping at the first decisive one) or to `set`/`frozenset` (a set comprehension needs no list), and loops over `list(<range/sorted/map/filter/zip of fresh data>)`. It leaves `len`, `sum`, `min`, `max`, `tuple` and `str.join` of a list comprehension alone, and `for` over one: in CPython those are faster than their generator forms. Advisory unless `any`/`all` run a call for each item, in the element or a filter (`any([is_banned(u) for u in users])`): one short-lived list of cheap items is a style point, not a performance one.',
+    what: 'Finds list comprehensions passed straight to `any` or `all` (which then evaluate every item instead of stopping at the first decisive one) or to `set`/`frozenset` (a set comprehension needs no list), and loops over `list(<range/sorted/map/filter/zip of fresh data>)`. It leaves `len`, `sum`, `min`, `max`, `tuple` and `str.join` of a list comprehension alone, and `for` over one: in CPython those are faster than their generator forms. Advisory unless `any`/`all` run a call for each item, in the element or a filter (`any([is_banned(u) for u in users])`): one short-lived list of cheap items is a style point, not a performance one. Silent when the items are constant-time comparisons (`secrets.compare_digest`, `hmac.compare_digest`): checking every candidate is what keeps the time from telling which one matched.',
     why: 'The list is allocated in full and thrown away; `any()`/`all()` additionally evaluate every element instead of stopping at the first decisive one, and a copy of a fresh iterable is pure waste. In a request handler or a loop this is memory and time on every call.',
     bad: 'if any([u.is_admin for u in users]):\n    ...\nfor i in list(range(n)):\n    ...\n',
     good: 'if any(u.is_admin for u in users):\n    ...\nfor i in range(n):\n    ...\n',
@@ -83,7 +85,11 @@ export const unnecessaryListAllocation: FileRule = {
       // Only `any`/`all` over items that each make a call do work a generator would skip; a set
       // built from a list, or cheap items, is one short-lived list: style, not performance.
       // A call in the element or in a filter runs for every item.
-      const costly = (name === 'any' || name === 'all') && arg.namedChildren.some((c) => c.type !== 'for_in_clause' && (c.type === 'call' || c.descendantsOfType('call').length > 0));
+      const calls = arg.namedChildren.filter((c) => c.type !== 'for_in_clause').flatMap((c) => (c.type === 'call' ? [c] : c.descendantsOfType('call')));
+      // Comparing a secret against each candidate in constant time (`compare_digest`) evaluates
+      // every one on purpose: stopping at the first match would leak which one matched.
+      if (calls.some((c) => CONSTANT_TIME.has(callAt(model, c)?.qualifiedName ?? ''))) continue;
+      const costly = (name === 'any' || name === 'all') && calls.length > 0;
       ctx.report({
         node: call.node,
         message: `\`${name}()\` of a list comprehension ${why}`,
