@@ -91,6 +91,25 @@ function isOneShotEngine(ctx: FileRuleContext, engine: EngineInfo, call: CallInf
   return disposed || onlyConnected;
 }
 
+/**
+ * A method (other than a constructor) that hands a new engine back to its caller
+ * (`def create_client(self) -> Engine: return create_engine(...)`): a factory of per-object
+ * engines — a connector's for one task, a hook's for one job — whose caller owns the pool and
+ * usually disposes of it with the object. Stale connections need an idle pool that outlives a
+ * server restart; PA407 reports a factory like this reached once per request. The method's name.
+ */
+function perObjectFactory(ctx: FileRuleContext, engine: EngineInfo, call: CallInfo): string | null {
+  if (call.functionIndex < 0) return null;
+  const fn = ctx.model.functions[call.functionIndex]!;
+  if (!fn.className || fn.parent >= 0 || fn.name.startsWith('__') || !fn.body) return null;
+  let top = call.node;
+  while (top.parent?.type === 'parenthesized_expression') top = top.parent;
+  const returned = top.parent?.type === 'return_statement'
+    || (!!engine.name && /^[A-Za-z_]\w*$/.test(engine.name) && !declaresGlobal(fn, engine.name)
+      && variableRefs(fn.body, engine.name).some((r) => r.startIndex > call.node.endIndex && r.parent?.type === 'return_statement'));
+  return returned ? `${fn.className}.${fn.name}` : null;
+}
+
 function engineProblems(ctx: FileRuleContext, engine: EngineInfo, call: CallInfo): Problem[] {
   const scheme = engine.urlScheme;
   const kw = engine.kwargs;
@@ -155,10 +174,12 @@ export const poolConfiguration: FileRule = {
         ? `the engine Flask-SQLAlchemy makes for \`${engine.name ?? 'SQLAlchemy()'}\` (\`SQLALCHEMY_ENGINE_OPTIONS\` and the app config as read)`
         : engine.name ? `engine \`${engine.name}\`` : `\`${engine.factory}(...)\``;
       const scheme = engine.urlScheme ? ` (${engine.urlScheme})` : '';
+      const factory = flask ? null : perObjectFactory(ctx, engine, call);
       ctx.report({
         node: call.node,
         message: `${what}${scheme}: ${problems.map((p) => p.text).join('; ')}`,
         severity: worst.severity,
+        ...(factory ? { advisory: `a new engine returned by the method \`${factory}\` to its caller, which owns its pool (a connector's or a job's, disposed with it): a pool's settings matter for an engine that serves a process for hours, not for one made per object` } : {}),
         ...(flask ? { recommendation: 'set them in `SQLALCHEMY_ENGINE_OPTIONS` (`pool_pre_ping`, `pool_recycle`, `pool_size`, `max_overflow`); Flask-SQLAlchemy 3 no longer reads the `SQLALCHEMY_POOL_*` keys' } : {}),
       });
     }
