@@ -411,12 +411,17 @@ export function reportHelperSites(
     // commits), where one set-based statement would change what each commit keeps.
     const commits = effectKind === WRITE_EFFECT && sends === null ? strongReach(graph.effectsOfCall(ref, call, to, 'any'), TRANSACTION_COMMIT) : null;
     const text = pk ? identityMapMessage!(graph.function(to).qualifiedName, reach.effect.what) : message(graph.function(to).qualifiedName, reach.effect.what);
+    // A write inside a helper that does more for its item than that write (writes other rows,
+    // commits, calls out, or leaves the write to a deeper call): an entity's own workflow, where
+    // one set-based statement replaces the loop only once the rest is rebuilt around it. A
+    // helper that is the write alone, or reads the rows it then writes, is the per-row statement.
+    const entityWork = effectKind === WRITE_EFFECT ? helperWork(graph, to, reach) : null;
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
       message: text + (alsoWrites !== null ? workflowNote(alsoWrites) : sends !== null ? outsideWorkflowNote(sends) : commits ? `; each iteration commits it (\`${graph.chainNames(commits).join('` → `')}()\`): a unit of work per item` : requestIds ? REQUEST_IDS_NOTE : domain ? domainNote(domain) : ''),
       severity: alsoWrites !== null || sends !== null || commits || pk ? 'low' : domain ? domainSeverity(domain) : severity(facts.size),
-      ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : unitOf !== null ? { advisory: unitEvidence(unitOf) } : {}),
+      ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : unitOf !== null ? { advisory: unitEvidence(unitOf) } : entityWork !== null ? { advisory: entityWorkEvidence(graph.function(to).qualifiedName, entityWork) } : {}),
       function: fn.name,
       chain,
     });
@@ -440,6 +445,35 @@ export function reportHelperSites(
       chain: graph.chainSteps(reach, { ref: edge.from, call }),
     });
   }
+}
+
+/** Kinds of work besides one write that make a helper an entity's workflow (see {@link helperWork}). */
+const HELPER_WORK_KINDS: readonly string[] = [WRITE_EFFECT, 'commit', OUTSIDE_CALL, 'opens_session'];
+
+/**
+ * What a per-item helper does besides the one write `reach` found, or null when it is that write
+ * (with the reads that pick its rows): the write sits in a deeper call, or the helper (itself or
+ * through its callees) also writes something else, commits or calls out of the process.
+ */
+function helperWork(graph: CallGraph, to: FnRef, reach: Reach): string | null {
+  if (reach.steps.length > 1) return `the write is ${reach.steps.length - 1} call${reach.steps.length > 2 ? 's' : ''} further down`;
+  const own = graph.ownEffects(to);
+  for (const e of own) {
+    if (!HELPER_WORK_KINDS.includes(e.kind) || (e.line === reach.effect.line && e.column === reach.effect.column)) continue;
+    return `it also runs \`${e.what}\``;
+  }
+  for (const edge of graph.callees(to)) {
+    if (edge.weak) continue;
+    for (const kind of HELPER_WORK_KINDS) {
+      const r = graph.effectOf(edge.to, kind, 'any');
+      if (r && !r.weak) return `it also runs \`${r.effect.what}\` (through \`${graph.function(edge.to).qualifiedName}\`)`;
+    }
+  }
+  return null;
+}
+
+function entityWorkEvidence(helper: string, work: string): string {
+  return `the UPDATE/DELETE is one step of \`${helper}\`, which does its item's whole work (${work}): one set-based statement replaces the loop only once that work is rebuilt around it, so the per-row statement is a design question, not a drop-in fix`;
 }
 
 /**
