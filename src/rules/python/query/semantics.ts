@@ -431,7 +431,7 @@ export function notPerRow(model: FileModel, call: { node: SyntaxNode; line: numb
   if (messageLoop(loops[loops.length - 1]!, model)) return true;
   const inner = loops[loops.length - 1]!;
   // A loop over batches (`range(0, n, size)` slicing the keys, `chunked(ids, 500)`): one statement per batch is the remedy, not an N+1.
-  if (overKeyBatches(inner)) return true;
+  if (overKeyBatches(model, inner)) return true;
   // A read followed by any way out is a search, per row only until the hit. A write is once
   // only when the loop surely ends after it (`update(row); break`); a stop elsewhere (a quota,
   // an error budget) leaves one statement per item until then.
@@ -749,17 +749,45 @@ export function overBatches(loop: LoopInfo): boolean {
  * ...; not `yield_per` or a paginator, which yield rows), or `range(0, len(xs), size)` whose body
  * slices by the loop's variable (`xs[i:i + size]`). An hourly `range(start, end, 3600)` is not one.
  */
-function overKeyBatches(loop: LoopInfo): boolean {
-  const it = unwrap(loop.iterable);
+function overKeyBatches(model: FileModel, loop: LoopInfo): boolean {
+  const target = loopTargetNode(loop);
+  const name = target?.type === 'identifier' ? target.text : null;
+  // `for batch in batches:` — a name that says chunk over a name that says chunks.
+  // Not rows of a model called Batch: a chunk is handed on whole, never asked for an attribute.
+  const body = loop.node.childForFieldName('body')?.text ?? '';
+  if (name && BATCH_ITEM.test(name) && BATCHES.test(loop.iterable?.text ?? '') && !new RegExp(`(^|[^\\w.])${name}\\.\\w`).test(body)) return true;
+  // `Model.id.in_(batch)` in the body: each item is a set of keys.
+  if (name && new RegExp(`\\.in_\\(\\s*${name}\\s*\\)`).test(body)) return true;
+  let it = unwrap(loop.iterable);
+  // `batches = split(ids)` before the loop: what the name holds.
+  if (it?.type === 'identifier') {
+    const a = lastAssignment(model, it.text, loop.functionIndex, loop.node.startPosition.row + 1);
+    if (a && a.functionIndex === loop.functionIndex) it = unwrap(a.value);
+  }
   if (it?.type !== 'call') return false;
+  // A function of this file (or a method of this class) annotated to give lists of lists.
+  if (returnsListsOfLists(model, it)) return true;
   const fn = it.childForFieldName('function')?.text ?? '';
   if (CHUNKERS.test(fn)) return true;
-  if (fn !== 'range') return false;
+  if (fn !== 'range' || it !== unwrap(loop.iterable)) return false;
   const args = it.childForFieldName('arguments')?.namedChildren ?? [];
-  const target = loop.node.childForFieldName('left');
-  if (args.length !== 3 || args[0]!.text !== '0' || target?.type !== 'identifier') return false;
-  const body = loop.node.childForFieldName('body')?.text ?? '';
-  return new RegExp(`\\[\\s*${target.text}\\s*:`).test(body);
+  if (args.length !== 3 || args[0]!.text !== '0' || !name) return false;
+  return new RegExp(`\\[\\s*${name}\\s*:`).test(body);
+}
+
+/** Loop variables named as one chunk of keys, and iterables named as the chunks. */
+const BATCH_ITEM = /^(\w+_)?(batch|chunk)$/i;
+const BATCHES = /(^|[._])(\w+_)?(batches|chunks)(\(|$)/i;
+/** `-> List[List[str]]`, `-> list[list[int]]`, `-> Iterator[list[str]]`, `-> Generator[List[...], ...]` (not lists of tuples: records). */
+const LIST_OF_LISTS = /^(typing\.)?(List|list|Iterator|Iterable|Generator|Sequence)\[\s*(typing\.)?(List|list)\[/;
+
+/** Is `call` a call of a function of this file (`split(...)`, `self.split(...)`, `cls.split(...)`) annotated to return lists of lists? */
+function returnsListsOfLists(model: FileModel, call: SyntaxNode): boolean {
+  const callee = call.childForFieldName('function');
+  const text = callee?.text ?? '';
+  const m = /^(?:(?:self|cls|[A-Z]\w*)\.)?([A-Za-z_]\w*)$/.exec(text);
+  if (!m) return false;
+  return model.functions.some((f) => f.name === m[1] && LIST_OF_LISTS.test(f.node.childForFieldName('return_type')?.text ?? ''));
 }
 
 /** A retry loop: `for attempt in Retrying(...)` (tenacity), `AsyncRetrying`, stamina's `retry_context`. */
