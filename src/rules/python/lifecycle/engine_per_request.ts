@@ -92,6 +92,9 @@ export const enginePerRequest: RepoRule = {
       }
       const seen = new Set<string>();
       for (const edge of graph.callees(ref)) {
+        // A call under a cache guard (`if self._engine is None: self._engine = make_engine()`)
+        // builds once per holder, as its own body's constructions do (`semantic/memo.ts`).
+        if (edge.call.memoised) continue;
         const reach = graph.effectOf(edge.to, KIND, 'any');
         if (!reach) continue;
         const key = `${edge.call.line}:${edge.call.column}`;
