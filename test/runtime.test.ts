@@ -60,6 +60,10 @@ describe('PA301 severity', () => {
     expect(ensured.severity).toBe('low');
     expect(on('PA301.py', 'create_spool_dir(base / "new")')[0]!.severity).toBe('high');
     // A metadata lookup first does not make a helper that then writes a file cheap.
-    expect(on('PA301.py', 'save_spool_report(base, text)  # expect')[0]!.severity).toBe('high');
+    const spool = on('PA301.py', 'save_spool_report(base, text)  # expect')[0]!;
+    expect(spool.severity).toBe('high');
+    // The evidence is the wait that makes it high (the write), not the directory check before it.
+    expect(chainNames(spool.chain)).toEqual(['spool_report', 'save_spool_report', 'Path.write_text']);
+    expect(spool.message).toMatch(/blocking call `Path\.write_text`/);
   });
 });

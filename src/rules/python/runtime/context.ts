@@ -120,7 +120,14 @@ export function reportEventLoopChains(
       const key = `${edge.call.line}:${edge.call.column}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      const reach = graph.effectOf(edge.to, kind, 'sync')!;
+      // The evidence: the heaviest wait the call reaches (a socket connect, a file read), not
+      // the first blocking call on the way, which may be a stat before it.
+      // (Only a heavy wait that is a blocking call as decided: a call typed in another file may
+      // have turned out not to block.)
+      const heavy = kind === 'blocking_io' ? graph.effectOf(edge.to, HEAVY_IO, 'sync') : undefined;
+      const first = graph.effectOf(edge.to, kind, 'sync')!;
+      const decided = heavy && graph.ownEffects(heavy.steps[heavy.steps.length - 1]!.fn).some((e) => e.kind === kind && e.line === heavy.effect.line && e.column === heavy.effect.column);
+      const reach = heavy && decided && (!heavy.weak || first.weak) ? heavy : first;
       const names = [fn.qualifiedName, ...graph.chainNames(reach)];
       const chain = graph.chainSteps(reach, { ref, call: edge.call });
       // A chain through a call resolved by the method's name alone is a weaker claim.
