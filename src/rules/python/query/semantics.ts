@@ -286,8 +286,18 @@ function outerChainLimit(node: SyntaxNode | null, statement: boolean): SyntaxNod
  */
 function configuredSetting(n: SyntaxNode): boolean {
   const text = n.text;
-  return CONFIG_ATTRIBUTE.test(text) || CONFIG_KEY.test(text);
+  return CONFIG_ATTRIBUTE.test(text) || CONFIG_KEY.test(text) || APP_SETTING.test(text) || APP_CONFIG_KEY.test(text);
 }
+
+/**
+ * The application's own settings object, by the names it goes by (`settings`, `self.config`,
+ * `self._config`, `current_app.config`): any of its attributes (`settings.indexed_channels`, a
+ * pydantic settings field) or keys, nested (`self._config["exchange"]["pairs"]`), is configured.
+ * A bare `config` is left out: a local of that name is as often a record a request sent.
+ */
+const APP_SETTINGS_ROOT = String.raw`(?:(?:self|cls|app|current_app|flask\.current_app)\._?(?:config|settings|conf|cfg|app_config|app_settings)|_?(?:settings|app_settings|app_config|CONFIG|SETTINGS))`;
+const APP_SETTING = new RegExp(String.raw`^${APP_SETTINGS_ROOT}\.[A-Za-z_]\w*$`);
+const APP_CONFIG_KEY = new RegExp(String.raw`^${APP_SETTINGS_ROOT}(?:\[\s*(['"])[\w.-]+\1\s*\]|\.get\(\s*(['"])[\w.-]+\2\s*(?:,[^()]*)?\))(?:\[\s*(['"])[\w.-]+\3\s*\]|\.get\(\s*(['"])[\w.-]+\4\s*(?:,[^()]*)?\))*$`);
 
 const CONFIG_ATTRIBUTE = /^(?:[A-Za-z_]\w*\.)*(?:config|settings|conf|cfg|app_config|app_settings)\.[A-Z][A-Z0-9_]*$/;
 const CONFIG_KEY = /^(?:[A-Za-z_]\w*\.)*(?:config|settings)(?:\[\s*(['"])[A-Za-z_][\w.]*\1\s*\]|\.get\(\s*(['"])[A-Za-z_][\w.]*\2\s*(?:,[^()]*)?\))$/;
@@ -439,6 +449,7 @@ export function notPerRow(model: FileModel, call: { node: SyntaxNode; line: numb
   // A dispatch on the item's value (`if field == 'email':`) runs once per distinct value, not per item.
   if (loops.some((l) => guardedByItemValue(call.node, l, loopTargets(l), (name) => !perIterationNames(model, l).has(name)))) return true;
   if (missFallback(model, call.node, inner)) return true;
+  if (loopMemo(model, call.node, inner)) return true;
   return loops.some((l) => keysLookedUpInSmallTable(model, l, call.node));
 }
 
@@ -461,6 +472,53 @@ function missFallback(model: FileModel, node: SyntaxNode, loop: LoopInfo): boole
       const table = sub.childForFieldName('value');
       return table?.type === 'identifier' && boundBefore(model, table.text, loop);
     });
+  }
+  return false;
+}
+
+/**
+ * A cache the loop keeps for itself: a mapping or set bound before the loop and filled inside it
+ * (`cache[key] = ...`, `seen.add(key)`), tested before `node` — `node` in the body of
+ * `if key not in cache:`, or after `if key in cache: ... continue` in the loop's body — with a
+ * key that the item refers to (`item.owner_id`): the work runs once per referenced row, shared by
+ * many items, not once per item.
+ */
+function loopMemo(model: FileModel, node: SyntaxNode, loop: LoopInfo): boolean {
+  const body = loop.node.childForFieldName('body');
+  if (!body || !/\bin\s+[A-Za-z_]/.test(body.text)) return false;
+  const targets = loopTargets(loop);
+  const cacheOf = (cond: SyntaxNode | null, missing: boolean): string | null => {
+    const m = cond ? (missing ? /^(.+)\snot in\s+([A-Za-z_]\w*)$/ : /^(.+)\s(?<!not )in\s+([A-Za-z_]\w*)$/).exec(cond.text.replace(/\s+/g, ' ').trim()) : null;
+    if (!m) return null;
+    // Keyed by what the item refers to (`tool.server_id`: many items share one), not by the
+    // item itself (its name, its own id): a dedupe of distinct items is still one query per item.
+    const key = /^([A-Za-z_]\w*)(?:\.\w+)*\.(\w+)_id$/.exec(m[1]!);
+    if (!key || !targets.has(key[1]!)) return null;
+    // `node.raw_node_id` of a loop over nodes is the item's own id.
+    const noun = (w: string) => w.split('_').pop()!;
+    if (noun(key[2]!) === noun(key[1]!)) return null;
+    const name = m[2]!;
+    const fills = new RegExp(`(^|[^\\w.])${name}(\\[[^\\n]*\\]\\s*=(?!=)|\\.(add|setdefault|update)\\()`, 'm');
+    return fills.test(body.text) && boundBefore(model, name, loop) ? name : null;
+  };
+  // `node` inside `if key not in cache:` (within the loop body).
+  for (let cur = node.parent; cur && cur.id !== body.id; cur = cur.parent) {
+    if (cur.type === 'block' && cur.parent?.type === 'if_statement' && cur.parent.childForFieldName('consequence')?.id === cur.id) {
+      if (cacheOf(cur.parent.childForFieldName('condition'), true)) return true;
+    }
+  }
+  // `if key in cache: ...; continue` earlier in the block holding `node`, or in one around it
+  // within the loop's body.
+  for (let cur: SyntaxNode | null = node; cur && cur.id !== body.id; cur = cur.parent) {
+    const block = cur.parent;
+    if (block?.type !== 'block') continue;
+    for (const stmt of block.namedChildren) {
+      if (stmt.startIndex >= cur.startIndex) break;
+      if (stmt.type !== 'if_statement' || stmt.childForFieldName('alternative')) continue;
+      const consequence = stmt.childForFieldName('consequence');
+      const last = consequence?.namedChildren[consequence.namedChildCount - 1];
+      if (last?.type === 'continue_statement' && cacheOf(stmt.childForFieldName('condition'), false)) return true;
+    }
   }
   return false;
 }
