@@ -160,8 +160,19 @@ export const stringConcatInLoop: FileRule = {
       if (!why || boundedInLoop(model, target, loop.node, line)) return;
       ctx.report({ node, message: `${bytes ? 'bytes' : 'string'} \`${target}\` is grown inside a loop, and ${why}: O(n²) in its length${bytes ? '' : '; collect the parts and join once'}` });
     };
+    /**
+     * `entry['name'] += ".torrent"`, `row.label += suffix`: a value of the loop's own item,
+     * another object on each iteration, grows once per item; no one string grows with the loop.
+     */
+    const ofLoopItem = (root: string, loops: number[]) => {
+      const loop = model.loops[loops[loops.length - 1]!];
+      const target = loop?.node.childForFieldName('left');
+      return !!target && new RegExp(`(^|[^\\w.])${root}($|[^\\w])`).test(target.text);
+    };
     for (const a of model.augAssignments) {
       if (a.operator !== '+=') continue;
+      const root = /^([A-Za-z_]\w*)\./.exec(a.target)?.[1];
+      if (root && a.loops.length && ofLoopItem(root, a.loops)) continue;
       check(a.target, a.value, a.functionIndex, a.loops, a.line, a.node, false);
     }
     // `d[k] += part`: the mapping holds a reference too, so each step copies the value. Reported
@@ -175,6 +186,8 @@ export const stringConcatInLoop: FileRule = {
       const loopTarget = model.loops[a.loops[a.loops.length - 1]!]!.node.childForFieldName('left');
       if (key?.type === 'identifier' && loopTarget && new RegExp(`(^|[^\\w.])${key.text}($|[^\\w])`).test(loopTarget.text)) continue;
       const container = left.childForFieldName('value');
+      const root = /^[A-Za-z_]\w*/.exec(container?.text ?? '')?.[0];
+      if (root && ofLoopItem(root, a.loops)) continue;
       const strings = stringness(model, a.value) === true || (container?.type === 'identifier' && mapsToStrings(model, container.text, a.functionIndex, a.line));
       if (strings) check(a.target, a.value, a.functionIndex, a.loops, a.line, a.node, false, true);
     }
