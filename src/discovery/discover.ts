@@ -892,6 +892,9 @@ function resolveProviders(cands: { file: string; cand: ProviderCandidate }[], fa
  * a new connection (a driver `connect()`, `<engine>.connect()` / `.raw_connection()` on one of
  * the project's engines); a `-> Session` annotation alone does not make one.
  */
+/** Modules whose `Session`/`Client` classes are HTTP clients, whatever the project names its own factories. */
+const HTTP_CLIENT_MODULE = /^(requests|httpx|aiohttp|urllib3|niquests|requests_futures|boto3|botocore)$/;
+
 function resolveHelpers(cands: { file: string; cand: HelperCandidate }[], ctx: ProjectContext): SessionHelperInfo[] {
   const factories = new Set(ctx.sessionFactories.filter((f) => f.kind === 'sessionmaker' || f.kind === 'async_sessionmaker').map((f) => f.name).filter((n): n is string => !!n).map((n) => n.slice(n.lastIndexOf('.') + 1)));
   const engines = new Set(ctx.engines.map((e) => e.name).filter((n): n is string => !!n).map((n) => n.slice(n.lastIndexOf('.') + 1)));
@@ -901,8 +904,11 @@ function resolveHelpers(cands: { file: string; cand: HelperCandidate }[], ctx: P
     const last = callee.slice(callee.lastIndexOf('.') + 1);
     const receiver = callee.slice(0, Math.max(0, callee.lastIndexOf('.')));
     let kind: SessionHelperInfo['kind'] | null = null;
-    // `sessionmaker(bind=schema_engine)()`: a factory made and called on the spot.
-    if (SESSION_CLASS.test(callee) || factories.has(last) || /^([\w.]+\.)?(async_)?sessionmaker\(.*\)$/s.test(callee)) kind = 'session';
+    // `sessionmaker(bind=schema_engine)()`: a factory made and called on the spot. A factory
+    // known by its name alone (`Session`) is not `requests.Session()`: an HTTP client module's
+    // class of the same name.
+    const httpClient = HTTP_CLIENT_MODULE.test(receiver.slice(receiver.lastIndexOf('.') + 1));
+    if (SESSION_CLASS.test(callee) || (factories.has(last) && !httpClient) || /^([\w.]+\.)?(async_)?sessionmaker\(.*\)$/s.test(callee)) kind = 'session';
     else if (DRIVER_CONNECT.has(callee)) kind = 'connection';
     else if ((last === 'connect' || last === 'raw_connection') && engines.has(receiver.slice(receiver.lastIndexOf('.') + 1))) kind = 'connection';
     if (!kind) continue;
