@@ -91,6 +91,14 @@ describe('context object', () => {
   });
 });
 
+describe('session helpers', () => {
+  it('learns a helper returning a session of the factory named Session, not one returning requests.Session()', async () => {
+    const root = path.join(FIXTURE_ROOT, 'lifecycle/named-session');
+    const ctx = (await discoverContext(root, listFiles(root), parser)) as ProjectContext;
+    expect(ctx.sessionHelpers.map((h) => h.name)).toEqual(['open_db']);
+  });
+});
+
 describe('extractSqlFacts', () => {
   it('reads triggers with timing, events and the function', () => {
     const f = extractSqlFacts(
