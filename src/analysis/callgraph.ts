@@ -24,7 +24,7 @@ import { resolveHandle, isBlockingDbMethod, handleMethodLabel, type HandleResult
 import { blockingMethod } from '../semantic/blockingIo.js';
 import { flagAtCall, SWITCH_GUARD } from '../semantic/guards.js';
 import { passedStatementEffects, PASSES_STATEMENT, type StatementFlowGraph } from './statementFlow.js';
-import { HANDED_ARG, IMPORTED_ITERABLE, SWITCH_OFF } from './effects.js';
+import { HANDED_ARG, IMPORTED_ITERABLE, SWITCH_OFF, SWITCH_ON } from './effects.js';
 
 /** A function of the repo: file index in `index.files`, function index in that file. */
 export interface FnRef {
@@ -754,47 +754,62 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
    * Does a caller of `from` (outside tests) turn on `from`'s own flag `guard`? True when none is
    * known (the function may be called from anywhere) or one passes it, or passes it on again.
    */
-  function callersTurnOn(from: FnRef, guard: string): boolean {
-    if (guard.includes(SWITCH_GUARD)) return !guard.endsWith('-') && !switchedOff(from, guard.slice(0, guard.indexOf(SWITCH_GUARD)));
+  function callersTurnOn(from: FnRef, guard: string, atLine = Infinity): boolean {
+    // A runtime switch: the branch under it is closed where the caller's context turned it off
+    // first; the branch that runs while it is off (`-`) stays open (the switch is on by default
+    // as often as not, and nothing here says it was turned on).
+    if (guard.includes(SWITCH_GUARD)) return guard.endsWith('-') || !switchedOff(from, guard.slice(0, guard.indexOf(SWITCH_GUARD)), atLine);
     const callers = (incoming[idOf(from)] ?? NO_EDGES).filter((e) => !files[e.from.file]!.isTestFile);
     return !callers.length || callers.some((e) => flagAtCall(e.call.passes, guard) !== 'off');
   }
 
   /**
-   * Has the context of `from` turned the runtime switch `name` (`Cls.attr`) off before it calls
-   * on? Its context: the function and its enclosing ones, its class's `__init__`, and what those
-   * call, two calls deep (`Sim.__init__` calls `disable_db()`, which sets `Locks.use_db = False`;
-   * `with NoDb():` runs an `__enter__` that does).
+   * Has the context of `from` turned the runtime switch `name` (`Cls.attr`) off before its call
+   * on line `atLine`? Its context: the function itself, before that line, and its class's
+   * `__init__`, and what those call unconditionally, two calls deep (`Sim.__init__` calls
+   * `disable_db()`, which sets `Locks.use_db = False`; `with NoDb():` runs an `__enter__` that
+   * does); the last turning before the call decides (`SWITCH_OFF`/`SWITCH_ON`, effects.ts, each on
+   * every run of its function only): one turned off
+   * under a condition, or turned back on after, leaves the branch open.
    */
   const switchedOffMemo = new Map<string, boolean>();
-  function switchedOff(from: FnRef, name: string): boolean {
-    const key = `${idOf(from)}\0${name}`;
+  function switchedOff(from: FnRef, name: string, atLine: number): boolean {
+    const key = `${idOf(from)}\0${name}\0${atLine}`;
     let got = switchedOffMemo.get(key);
     if (got !== undefined) return got;
-    const start: number[] = [];
-    const f = files[from.file]!;
-    for (let i = from.fn; i >= 0; i = f.functions[i]!.parent) start.push(offsets[from.file]! + i);
-    const cls = ownClass(from.file, from.fn);
-    const init = cls ? types.method(cls, '__init__') : null;
-    if (init) start.push(idOf(init));
-    const turnsOff = (id: number) => own[id]!.some((e) => e.kind === SWITCH_OFF && e.what === name);
-    got = false;
-    let frontier = start;
-    const seen = new Set<number>(start);
-    for (let depth = 0; depth <= 2 && frontier.length && !got; depth++) {
-      if (frontier.some(turnsOff)) got = true;
-      const next: number[] = [];
-      for (const id of frontier) {
+    /**
+     * The switch's state when function `id` has run up to `limit` (its last turning, itself or
+     * through a call that always runs, `depth` calls deep at most): 'off', 'on', or null.
+     */
+    const stateAt = (id: number, limit: number, depth: number): 'off' | 'on' | null => {
+      let line = -1;
+      let state: 'off' | 'on' | null = null;
+      for (const e of own[id]!) {
+        if ((e.kind === SWITCH_OFF || e.kind === SWITCH_ON) && e.what === name && e.line < limit && e.line > line) {
+          line = e.line;
+          state = e.kind === SWITCH_OFF ? 'off' : 'on';
+        }
+      }
+      if (depth > 0) {
         for (const e of out[id] ?? NO_EDGES) {
-          const to = idOf(e.to);
-          if (!e.weak && !seen.has(to)) {
-            seen.add(to);
-            next.push(to);
+          if (e.weak || e.call.conditional || e.call.line >= limit || e.call.line < line) continue;
+          const s = stateAt(idOf(e.to), Infinity, depth - 1);
+          if (s) {
+            line = e.call.line;
+            state = s;
           }
         }
       }
-      frontier = next;
+      return state;
+    };
+    const self = idOf(from);
+    let state = stateAt(self, atLine, 2);
+    if (state === null) {
+      const cls = ownClass(from.file, from.fn);
+      const init = cls ? types.method(cls, '__init__') : null;
+      if (init && idOf(init) !== self) state = stateAt(idOf(init), Infinity, 2);
     }
+    got = state === 'off';
     switchedOffMemo.set(key, got);
     return got;
   }
@@ -805,7 +820,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     const isOpen = (w: Reached) => {
       if (w.guard === undefined) return true;
       const flag = flagAtCall(call.passes, w.guard);
-      return flag === 'on' || (flag !== 'off' && callersTurnOn(from, flag.forwards));
+      return flag === 'on' || (flag !== 'off' && callersTurnOn(from, flag.forwards, call.line));
     };
     for (const kind of propagatedKinds()) {
       const r = propagate(mode, kind);
@@ -904,7 +919,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
 
 const POSITION_SPAN = 2 ** 26;
 /** Site facts read where they are recorded (`ownEffects`), never through a callee: not propagated. */
-const UNPROPAGATED: ReadonlySet<string> = new Set(['row_call', 'arg_domains', 'deferred_read', 'readonly_commit', 'held_id_lookup', IMPORTED_ITERABLE, SWITCH_OFF]);
+const UNPROPAGATED: ReadonlySet<string> = new Set(['row_call', 'arg_domains', 'deferred_read', 'readonly_commit', 'held_id_lookup', IMPORTED_ITERABLE, SWITCH_OFF, SWITCH_ON]);
 /** Calls that run the callable they are given in a worker thread. */
 const OFFLOAD_CONSUMER = /(^|\.)(to_thread|run_in_executor|run_in_threadpool|run_sync|submit|sync_to_async|Thread|Process)$/;
 /** Calls that make the event loop run the callable later, on the loop. */

@@ -7,6 +7,7 @@
  */
 import type { ProjectContext } from '../discovery/context.js';
 import type { CallInfo, FileModel, LoopInfo } from '../semantic/model.js';
+import type { SyntaxNode } from '../parse/parser.js';
 import { resolveName } from '../semantic/model.js';
 import { isMemoisedCall } from '../semantic/memo.js';
 import { BLOCKING_MODULES } from '../semantic/blockingModules.js';
@@ -49,6 +50,8 @@ export const IMPORTED_ITERABLE = 'imported_iterable';
  * branches under the switch (see `Flag.switch` in semantic/guards.ts).
  */
 export const SWITCH_OFF = 'switch_off';
+/** The same switch turned back on (`Locks.use_db = True`), on every run of the function. */
+export const SWITCH_ON = 'switch_on';
 const SWITCH_TARGET = /^[A-Z]\w*\.[A-Za-z_]\w*$/;
 
 /** The qualified name of an imported name the loop iterates (`mod.NAME`, or `NAME` imported from `mod`), or null. */
@@ -112,6 +115,14 @@ function blockingNames(model: FileModel): RegExp | null {
     blockingNamesMemo.set(model, re);
   }
   return re;
+}
+
+/** Does `node` run whenever the function whose body is `body` runs: no `if`, `try`, loop or `match` between them? */
+function unconditionalIn(node: SyntaxNode, body: SyntaxNode): boolean {
+  for (let p = node.parent; p && p.id !== body.id; p = p.parent) {
+    if (/^(if_statement|elif_clause|else_clause|try_statement|except_clause|finally_clause|for_statement|while_statement|match_statement|case_clause|conditional_expression|boolean_operator|function_definition|lambda)$/.test(p.type)) return false;
+  }
+  return true;
 }
 
 /** The site kinds of these collectors, and the analysis layer's own (a new engine). */
@@ -179,10 +190,15 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
       push({ kind: HEAVY_IO, what: handed.what, ...at });
     }
   }
+  // A switch turned off (or back on) on every run of the function: not under a condition, in a
+  // handler or a loop.
   for (const a of model.assignments) {
     if (a.functionIndex < 0 || !SWITCH_TARGET.test(a.target)) continue;
     const v = a.value?.text;
-    if (v === 'False' || v === 'None') effects[a.functionIndex]!.push({ kind: SWITCH_OFF, what: a.target, line: a.line, column: a.node.startPosition.column });
+    if (v !== 'False' && v !== 'None' && v !== 'True') continue;
+    const body = model.functions[a.functionIndex]!.body;
+    if (!body || !unconditionalIn(a.node, body)) continue;
+    effects[a.functionIndex]!.push({ kind: v === 'True' ? SWITCH_ON : SWITCH_OFF, what: a.target, line: a.line, column: a.node.startPosition.column });
   }
   // Calls in one loop over an imported name: the repo phase tells whether it is a handful of constants.
   if (model.imports.size) {
