@@ -412,9 +412,10 @@ export function reportHelperSites(
     const commits = effectKind === WRITE_EFFECT && sends === null ? strongReach(graph.effectsOfCall(ref, call, to, 'any'), TRANSACTION_COMMIT) : null;
     const text = pk ? identityMapMessage!(graph.function(to).qualifiedName, reach.effect.what) : message(graph.function(to).qualifiedName, reach.effect.what);
     // A write inside a helper that does more for its item than that write (writes other rows,
-    // commits, calls out, or leaves the write to a deeper call): an entity's own workflow, where
-    // one set-based statement replaces the loop only once the rest is rebuilt around it. A
-    // helper that is the write alone, or reads the rows it then writes, is the per-row statement.
+    // commits, opens a session, calls out): an entity's own workflow, where one set-based
+    // statement replaces the loop only once the rest is rebuilt around it. A helper that is the
+    // write alone (directly or through its repository), or reads the rows it then writes, is the
+    // per-row statement.
     const entityWork = effectKind === WRITE_EFFECT ? helperWork(graph, to, reach) : null;
     ctx.report({
       path: file.path,
@@ -452,21 +453,27 @@ const HELPER_WORK_KINDS: readonly string[] = [WRITE_EFFECT, 'commit', OUTSIDE_CA
 
 /**
  * What a per-item helper does besides the one write `reach` found, or null when it is that write
- * (with the reads that pick its rows): the write sits in a deeper call, or the helper (itself or
- * through its callees) also writes something else, commits or calls out of the process.
+ * (with the reads that pick its rows, and however many calls down it sits): the helper (itself or
+ * through its callees) also writes something else, commits, opens a session or calls out of the
+ * process.
  */
 function helperWork(graph: CallGraph, to: FnRef, reach: Reach): string | null {
-  if (reach.steps.length > 1) return `the write is ${reach.steps.length - 1} call${reach.steps.length > 2 ? 's' : ''} further down`;
-  const own = graph.ownEffects(to);
-  for (const e of own) {
-    if (!HELPER_WORK_KINDS.includes(e.kind) || (e.line === reach.effect.line && e.column === reach.effect.column)) continue;
+  // The write itself, wherever it sits along the chain (a service handing it to its repository
+  // is one statement, not two).
+  const last = reach.steps[reach.steps.length - 1]!.fn;
+  const same = (fn: FnRef, e: { line: number; column: number }) => fn.file === last.file && fn.fn === last.fn && e.line === reach.effect.line && e.column === reach.effect.column;
+  for (const e of graph.ownEffects(to)) {
+    if (!HELPER_WORK_KINDS.includes(e.kind) || same(to, e)) continue;
     return `it also runs \`${e.what}\``;
   }
   for (const edge of graph.callees(to)) {
     if (edge.weak) continue;
+    // What the callee reaches as `to` calls it (a flag `to` leaves off closes its branch).
+    const effects = graph.effectsOfCall(to, edge.call, edge.to, 'any');
     for (const kind of HELPER_WORK_KINDS) {
-      const r = graph.effectOf(edge.to, kind, 'any');
-      if (r && !r.weak) return `it also runs \`${r.effect.what}\` (through \`${graph.function(edge.to).qualifiedName}\`)`;
+      const r = effects.get(kind);
+      if (!r || r.weak || same(r.steps[r.steps.length - 1]!.fn, r.effect)) continue;
+      return `it also runs \`${r.effect.what}\` (through \`${graph.function(edge.to).qualifiedName}\`)`;
     }
   }
   return null;
