@@ -166,7 +166,7 @@ function smallBoundedLoopUncached(model: FileModel, loop: LoopInfo): boolean {
   if (!src) return false;
   // `for s in Status:`: iterating a class is iterating an `Enum`'s few members.
   if (src.type === 'identifier' && /^[A-Z][a-z]\w*$/.test(src.text) && namesClass(model, src.text, loop.functionIndex)) return true;
-  if (smallLiteral(src) || configuredSetting(src) || returnsSmallLiteral(model, src) || smallSelfLiteral(model, src, loop)) return true;
+  if (smallLiteral(src) || configuredSetting(src) || appSetting(model, src, loop.functionIndex) || returnsSmallLiteral(model, src) || smallSelfLiteral(model, src, loop)) return true;
   if (fixedByCode(src)) return true;
   if (smallLimit(model, src, loop)) return true;
   const name = src.type === 'identifier' ? src.text : src.type === 'attribute' && /^(self|cls)$/.test(src.childForFieldName('object')?.text ?? '') ? src.childForFieldName('attribute')!.text : null;
@@ -286,7 +286,24 @@ function outerChainLimit(node: SyntaxNode | null, statement: boolean): SyntaxNod
  */
 function configuredSetting(n: SyntaxNode): boolean {
   const text = n.text;
-  return CONFIG_ATTRIBUTE.test(text) || CONFIG_KEY.test(text) || APP_SETTING.test(text) || APP_CONFIG_KEY.test(text);
+  return CONFIG_ATTRIBUTE.test(text) || CONFIG_KEY.test(text) || APP_CONFIG_KEY.test(text);
+}
+
+/**
+ * `settings.indexed_channels`: an attribute of the application's settings object, a name the
+ * module imports or binds at module level (not a local or parameter called `settings`, which may
+ * be a user's settings row), or of `current_app.config`.
+ */
+function appSetting(model: FileModel, n: SyntaxNode, fnIndex: number): boolean {
+  const m = APP_SETTING.exec(n.text);
+  if (!m) return false;
+  const root = m[1];
+  if (!root) return true;
+  if (fnIndex >= 0) {
+    const fn = model.functions[fnIndex]!;
+    if (fn.params.some((p) => p.name === root) || assignmentsTo(model, root).some((a) => a.functionIndex === fnIndex)) return false;
+  }
+  return model.imports.has(root) || assignmentsTo(model, root).some((a) => a.functionIndex < 0);
 }
 
 /**
@@ -296,7 +313,8 @@ function configuredSetting(n: SyntaxNode): boolean {
  * A bare `config` is left out: a local of that name is as often a record a request sent.
  */
 const APP_SETTINGS_ROOT = String.raw`(?:(?:self|cls|app|current_app|flask\.current_app)\._?(?:config|settings|conf|cfg|app_config|app_settings)|_?(?:settings|app_settings|app_config|CONFIG|SETTINGS))`;
-const APP_SETTING = new RegExp(String.raw`^${APP_SETTINGS_ROOT}\.[A-Za-z_]\w*$`);
+/** `current_app.config.X` (group 1 empty), or a bare settings name (group 1: the name, to check its binding). */
+const APP_SETTING = /^(?:(?:app|current_app|flask\.current_app)\.config|(_?(?:settings|app_settings|app_config|CONFIG|SETTINGS)))\.[A-Za-z_]\w*$/;
 const APP_CONFIG_KEY = new RegExp(String.raw`^${APP_SETTINGS_ROOT}(?:\[\s*(['"])[\w.-]+\1\s*\]|\.get\(\s*(['"])[\w.-]+\2\s*(?:,[^()]*)?\))(?:\[\s*(['"])[\w.-]+\3\s*\]|\.get\(\s*(['"])[\w.-]+\4\s*(?:,[^()]*)?\))*$`);
 
 const CONFIG_ATTRIBUTE = /^(?:[A-Za-z_]\w*\.)*(?:config|settings|conf|cfg|app_config|app_settings)\.[A-Z][A-Z0-9_]*$/;
@@ -494,9 +512,10 @@ function loopMemo(model: FileModel, node: SyntaxNode, loop: LoopInfo): boolean {
     // item itself (its name, its own id): a dedupe of distinct items is still one query per item.
     const key = /^([A-Za-z_]\w*)(?:\.\w+)*\.(\w+)_id$/.exec(m[1]!);
     if (!key || !targets.has(key[1]!)) return null;
-    // `node.raw_node_id` of a loop over nodes is the item's own id.
-    const noun = (w: string) => w.split('_').pop()!;
-    if (noun(key[2]!) === noun(key[1]!)) return null;
+    // `node.raw_node_id` of a loop over nodes, `b.book_id` of a loop over books: the item's own id.
+    const noun = (w: string) => w.split('_').pop()!.toLowerCase();
+    const items = /([A-Za-z_]\w*?)s?\W*$/.exec(loop.iterable?.text ?? '')?.[1];
+    if (noun(key[2]!) === noun(key[1]!) || (items && noun(items) === noun(key[2]!))) return null;
     const name = m[2]!;
     const fills = new RegExp(`(^|[^\\w.])${name}(\\[[^\\n]*\\]\\s*=(?!=)|\\.(add|setdefault|update)\\()`, 'm');
     return fills.test(body.text) && boundBefore(model, name, loop) ? name : null;
@@ -810,21 +829,27 @@ export function overBatches(loop: LoopInfo): boolean {
 function overKeyBatches(model: FileModel, loop: LoopInfo): boolean {
   const target = loopTargetNode(loop);
   const name = target?.type === 'identifier' ? target.text : null;
-  // `for batch in batches:` — a name that says chunk over a name that says chunks.
-  // Not rows of a model called Batch: a chunk is handed on whole, never asked for an attribute.
   const body = loop.node.childForFieldName('body')?.text ?? '';
-  if (name && BATCH_ITEM.test(name) && BATCHES.test(loop.iterable?.text ?? '') && !new RegExp(`(^|[^\\w.])${name}\\.\\w`).test(body)) return true;
   // `Model.id.in_(batch)` in the body: each item is a set of keys.
   if (name && new RegExp(`\\.in_\\(\\s*${name}\\s*\\)`).test(body)) return true;
+  // A chunk of keys is handed on whole: never indexed (`row[0]` of a CSV row) nor asked for an
+  // attribute (a row of a model called Batch).
+  const whole = !!name && !new RegExp(`(^|[^\\w.])${name}\\s*[.[]`).test(body);
   let it = unwrap(loop.iterable);
+  // A parameter annotated as lists of lists (`batches: list[list[int]]`), each handed on whole.
+  if (whole && it?.type === 'identifier' && loop.functionIndex >= 0) {
+    const param = model.functions[loop.functionIndex]!.params.find((p) => p.name === it!.text);
+    if (param?.annotation && LIST_OF_LISTS.test(param.annotation.replace(/\s+/g, ''))) return true;
+  }
   // `batches = split(ids)` before the loop: what the name holds.
   if (it?.type === 'identifier') {
     const a = lastAssignment(model, it.text, loop.functionIndex, loop.node.startPosition.row + 1);
     if (a && a.functionIndex === loop.functionIndex) it = unwrap(a.value);
   }
   if (it?.type !== 'call') return false;
-  // A function of this file (or a method of this class) annotated to give lists of lists.
-  if (returnsListsOfLists(model, it)) return true;
+  // A function of this file (or a method of this class) annotated to give lists of lists, each
+  // handed on whole.
+  if (whole && returnsListsOfLists(model, it)) return true;
   const fn = it.childForFieldName('function')?.text ?? '';
   if (CHUNKERS.test(fn)) return true;
   if (fn !== 'range' || it !== unwrap(loop.iterable)) return false;
@@ -833,9 +858,6 @@ function overKeyBatches(model: FileModel, loop: LoopInfo): boolean {
   return new RegExp(`\\[\\s*${name}\\s*:`).test(body);
 }
 
-/** Loop variables named as one chunk of keys, and iterables named as the chunks. */
-const BATCH_ITEM = /^(\w+_)?(batch|chunk)$/i;
-const BATCHES = /(^|[._])(\w+_)?(batches|chunks)(\(|$)/i;
 /** `-> List[List[str]]`, `-> list[list[int]]`, `-> Iterator[list[str]]`, `-> Generator[List[...], ...]` (not lists of tuples: records). */
 const LIST_OF_LISTS = /^(typing\.)?(List|list|Iterator|Iterable|Generator|Sequence)\[\s*(typing\.)?(List|list)\[/;
 
