@@ -121,8 +121,10 @@ export const redundantDataCopies: FileRule = {
       else if (value.type === 'identifier' && call.functionIndex >= 0 && call.node.parent?.type === 'return_statement') {
         // Every binding that may reach the return must be fresh: `x = cache.get(k)` in one branch
         // and `x = []` in the other returns the cache's own list from the first.
+        // A parameter is a binding too: the caller's object when no branch rebinds it.
         const bindings = assignmentsTo(model, value.text).filter((a) => a.functionIndex === call.functionIndex && a.line <= call.line);
-        const best = bindings.length && bindings.every((a) => !a.fromWith && a.value && isFresh(model, a.value, copier)) ? bindings[bindings.length - 1]! : null;
+        const param = model.functions[call.functionIndex]!.params.some((p) => p.name === value.text);
+        const best = !param && bindings.length && bindings.every((a) => !a.fromWith && a.value && isFresh(model, a.value, copier)) ? bindings[bindings.length - 1]! : null;
         // Only when nothing else holds the local: stored in a cache, a container or an attribute
         // (`_cache[key] = data`, `self.last = data`), the copy keeps the caller off that object.
         const body = model.functions[call.functionIndex]!.body;
