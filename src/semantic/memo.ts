@@ -3,7 +3,10 @@
  * `lru_cache`, `cachetools.cached`, Flask-Caching's `memoize`), and the code under a cache
  * guard — `if _engine is None: _engine = ...`, `if not _types: _types.update(...)`,
  * `if key not in _cache: _cache[key] = ...`, or after `if _x is not None: return _x` in a
- * function that then sets `_x`. A caller in a loop or on the event loop pays for it at most once
+ * function that then sets `_x` (also nested in `if use_cache:` on a parameter that defaults to
+ * `True`). A shared cache region counts as such a cache: dogpile.cache's `REGION.get(key)` tested
+ * against `NO_VALUE`/`NoValue` and filled with `REGION.set(...)`, or a helper that reads a cache
+ * (`read_from_cache(key)`) with one that writes it (`write_to_cache(...)`) on the miss. A caller in a loop or on the event loop pays for it at most once
  * (per key), so effects found there are not propagated to callers.
  */
 import type { SyntaxNode } from '../parse/parser.js';
@@ -47,6 +50,11 @@ function cacheTestText(raw: string): { name: string; missing: boolean } | null {
   if (m) return { name: `${m[2]}.${m[3]}`, missing: !!m[1] };
   m = /^(?:getattr\(([A-Za-z_][\w.]*), ['"](\w+)['"], None\)) (is|==) None$/.exec(text);
   if (m) return { name: `${m[1]}.${m[2]}`, missing: true };
+  // dogpile.cache's miss marker: `value is NO_VALUE`, `not isinstance(value, NoValue)`.
+  m = /^([A-Za-z_][\w.]*) (is not|!=|is|==) (?:[\w.]*\.)?NO_VALUE$/.exec(text);
+  if (m) return { name: m[1]!, missing: m[2] === 'is' || m[2] === '==' };
+  m = /^(not )?isinstance\(([A-Za-z_][\w.]*), (?:[\w.]*\.)?NoValue\)$/.exec(text);
+  if (m) return { name: m[2]!, missing: !m[1] };
   m = /^([A-Za-z_][\w.]*)$/.exec(text);
   if (m) return { name: m[1]!, missing: false };
   // `if hit := _cache.get(key):` / `if (row := CACHE.get(k)) is not None:` — the body returns the hit.
@@ -58,18 +66,27 @@ function cacheTestText(raw: string): { name: string; missing: boolean } | null {
 
 /** A name that outlives the call: a module global, or a class or instance attribute. */
 function persistent(model: FileModel, name: string, fnBody: string): boolean {
+  // A cache read through a helper (`read_from_cache(key)`), stood for by the helper's name.
+  if (name.startsWith(CACHE_CALL)) return true;
   if (name.includes('.')) return /^(self|cls|self\.__class__)\.\w+$/.test(name);
   return model.moduleDefs.has(name) || (fnBody.includes('global') && new RegExp(`\\bglobal\\s+(\\w+\\s*,\\s*)*${name}\\b`).test(fnBody));
 }
 
+/** Marks a cache read through a helper function (`read_from_cache`) as the cache's name. */
+const CACHE_CALL = 'cache-call:';
+/** Helpers that read a cache, and those that write one (`write_to_cache`, `cache_set`, `set_cached`). */
+const CACHE_READ_CALL = /^\w*(?:cache\w*(?:get|read|lookup|fetch)|(?:get|read|lookup|fetch)\w*cache)\w*$/i;
+const CACHE_WRITE_CALL = /(^|[^\w.])\w*(?:cache\w*(?:set|write|put|store|add)|(?:set|write|put|store|add)\w*cache)\w*\s*\(/i;
+
 /** Does `text` fill the cache named `name` (assign it, set a key, or add to it)? */
 function fills(text: string, name: string): boolean {
+  if (name.startsWith(CACHE_CALL)) return CACHE_WRITE_CALL.test(text);
   if (!text.includes(name)) return false;
   let re = fillPatterns.get(name);
   if (!re) {
     const n = name.replace(/\./g, '\\.');
     if (fillPatterns.size >= 4096) fillPatterns.clear();
-    fillPatterns.set(name, (re = new RegExp(`(^|[^\\w.])${n}\\s*(\\[[^\\n=]*\\]\\s*)?=(?!=)|(^|[^\\w.])${n}\\.(update|add|append|extend|setdefault|__setitem__)\\(`, 'm')));
+    fillPatterns.set(name, (re = new RegExp(`(^|[^\\w.])${n}\\s*(\\[[^\\n=]*\\]\\s*)?=(?!=)|(^|[^\\w.])${n}\\.(update|add|append|extend|setdefault|__setitem__|set|set_multi)\\(`, 'm')));
   }
   return re.test(text);
 }
@@ -110,15 +127,21 @@ function cacheGuards(model: FileModel, fnIndex: number, body: SyntaxNode, bodyTe
     }
     // `engine = _engines.get(key)` then `if engine is None:`: the local stands for the cache it was read from.
     if (t && !persistent(model, t.name, bodyText) && /^[A-Za-z_]\w*$/.test(t.name)) {
-      const read = new RegExp(`(^|[^\\w.])${t.name}\\s*=\\s*([A-Za-z_][\\w.]*)\\.get\\(`).exec(source.slice(body.startIndex, node.startIndex));
+      const before = source.slice(body.startIndex, node.startIndex);
+      const read = new RegExp(`(^|[^\\w.])${t.name}\\s*=\\s*([A-Za-z_][\\w.]*)\\.get\\(`).exec(before);
       if (read && persistent(model, read[2]!, bodyText)) t = { name: read[2]!, missing: t.missing };
+      else {
+        // `value = read_from_cache(key)`: a helper that reads a cache.
+        const viaHelper = new RegExp(`(^|[^\\w.])${t.name}\\s*=\\s*(?:await\\s+)?([A-Za-z_]\\w*)\\(`).exec(before);
+        if (viaHelper && CACHE_READ_CALL.test(viaHelper[2]!)) t = { name: `${CACHE_CALL}${viaHelper[2]}`, missing: t.missing };
+      }
     }
     if (!t || !persistent(model, t.name, bodyText)) continue;
     const consequence = node.childForFieldName('consequence');
     if (!consequence) continue;
     if (t.missing) {
       if (fills(consequence.text, t.name)) g.filling.push([consequence.startIndex, consequence.endIndex]);
-    } else if (g.returnedFrom === Infinity && node.parent?.id === body.id) {
+    } else if (g.returnedFrom === Infinity && (node.parent?.id === body.id || underDefaultOnFlags(model, fnIndex, node, body))) {
       // A top-level `if <cache present>: ... return` of a function that fills the cache after it.
       const last = consequence.namedChildren[consequence.namedChildCount - 1];
       if (last?.type === 'return_statement' && fills(bodyText.slice(node.endIndex - body.startIndex), t.name)) g.returnedFrom = node.startIndex;
@@ -140,6 +163,25 @@ function cacheGuards(model: FileModel, fnIndex: number, body: SyntaxNode, bodyTe
   return g;
 }
 
+/**
+ * Is `node` nested in the body of `if` statements, up to the function's body, each testing a
+ * parameter that defaults to `True` (`if use_cache:`): the cache is used unless a caller turns
+ * it off, so what follows the early return on a hit runs on a miss, by default.
+ */
+function underDefaultOnFlags(model: FileModel, fnIndex: number, node: SyntaxNode, body: SyntaxNode): boolean {
+  const fn = model.functions[fnIndex]!;
+  let cur: SyntaxNode = node;
+  while (cur.parent && cur.parent.id !== body.id) {
+    const block = cur.parent;
+    const stmt = block.parent;
+    if (block.type !== 'block' || stmt?.type !== 'if_statement' || stmt.childForFieldName('consequence')?.id !== block.id) return false;
+    const cond = stmt.childForFieldName('condition')?.text ?? '';
+    if (!fn.params.some((p) => p.name === cond && p.defaultText === 'True')) return false;
+    cur = stmt;
+  }
+  return cur.parent?.id === body.id && cur.id !== node.id;
+}
+
 /** Does this call run only when a cache is being filled (at most once per key)? */
 const bodyTexts = new WeakMap<FileModel, (string | null)[]>();
 
@@ -149,7 +191,7 @@ function cacheBodyText(model: FileModel, fnIndex: number, body: SyntaxNode): str
   if (!list) bodyTexts.set(model, (list = []));
   if (fnIndex in list) return list[fnIndex]!;
   const text = body.text;
-  return (list[fnIndex] = /\bNone\b|\bnot\b|\bin\b|\bKeyError\b|\bhasattr\b/.test(text) ? text : null);
+  return (list[fnIndex] = /\bNone\b|\bnot\b|\bin\b|\bKeyError\b|\bhasattr\b|\bNO_VALUE\b/.test(text) ? text : null);
 }
 
 export function isMemoisedCall(model: FileModel, call: CallInfo): boolean {

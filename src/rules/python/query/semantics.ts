@@ -830,8 +830,8 @@ function overKeyBatches(model: FileModel, loop: LoopInfo): boolean {
   const target = loopTargetNode(loop);
   const name = target?.type === 'identifier' ? target.text : null;
   const body = loop.node.childForFieldName('body')?.text ?? '';
-  // `Model.id.in_(batch)` in the body: each item is a set of keys.
-  if (name && new RegExp(`\\.in_\\(\\s*${name}\\s*\\)`).test(body)) return true;
+  // `Model.id.in_(batch)` in the body, or `or_(*chunk)` of clauses: each item is a set of keys.
+  if (name && new RegExp(`\\.in_\\(\\s*${name}\\s*\\)|(^|[^\\w.])(or_|and_)\\(\\s*\\*\\s*${name}\\s*\\)`).test(body)) return true;
   // A chunk of keys is handed on whole: never indexed (`row[0]` of a CSV row) nor asked for an
   // attribute (a row of a model called Batch).
   const whole = !!name && !new RegExp(`(^|[^\\w.])${name}\\s*[.[]`).test(body);
