@@ -169,6 +169,7 @@ function smallBoundedLoopUncached(model: FileModel, loop: LoopInfo): boolean {
   if (smallLiteral(src) || configuredSetting(src) || appSetting(model, src, loop.functionIndex) || returnsSmallLiteral(model, src) || smallSelfLiteral(model, src, loop)) return true;
   if (fixedByCode(src)) return true;
   if (smallLimit(model, src, loop)) return true;
+  if (intersectsSmallConstant(model, src, loop) || lengthGuarded(model, src, loop)) return true;
   const name = src.type === 'identifier' ? src.text : src.type === 'attribute' && /^(self|cls)$/.test(src.childForFieldName('object')?.text ?? '') ? src.childForFieldName('attribute')!.text : null;
   if (!name) return false;
   if (src.type === 'identifier' && loop.functionIndex >= 0) {
@@ -224,6 +225,55 @@ function boundOnceBefore(model: FileModel, name: string, loop: LoopInfo): Syntax
 function boundOnceTo(model: FileModel, name: string, loop: LoopInfo, test: (n: SyntaxNode) => boolean): boolean {
   const v = iterationSource(boundOnceBefore(model, name, loop));
   return !!v && test(v);
+}
+
+/**
+ * `set(keys).intersection(SETTINGS)`, `keys & SETTINGS`: what both hold, at most the small
+ * constant's items (a literal, or a name bound once to one).
+ */
+function intersectsSmallConstant(model: FileModel, src: SyntaxNode, loop: LoopInfo): boolean {
+  const small = (n: SyntaxNode | null | undefined): boolean => {
+    const v = unwrap(n ?? null);
+    if (!v) return false;
+    if (smallLiteral(v)) return true;
+    return v.type === 'identifier' && smallLiteralName(model, v.text, loop, true);
+  };
+  if (src.type === 'binary_operator' && src.childForFieldName('operator')?.text === '&') {
+    return small(src.childForFieldName('left')) || small(src.childForFieldName('right'));
+  }
+  if (src.type !== 'call') return false;
+  const fn = src.childForFieldName('function');
+  if (fn?.type !== 'attribute' || fn.childForFieldName('attribute')?.text !== 'intersection') return false;
+  if (small(fn.childForFieldName('object'))) return true;
+  return (src.childForFieldName('arguments')?.namedChildren ?? []).some((a) => small(a));
+}
+
+/**
+ * A loop over a collection whose length an enclosing `if` of the function bounds
+ * (`if len(realms) == 1:`, `len(xs) <= 3`): as many iterations as the test lets through.
+ */
+function lengthGuarded(model: FileModel, src: SyntaxNode, loop: LoopInfo): boolean {
+  if (loop.functionIndex < 0) return false;
+  const fnNode = model.functions[loop.functionIndex]!.node;
+  const target = src.text.replace(/\s+/g, '');
+  for (let cur = loop.node.parent; cur && cur.id !== fnNode.id; cur = cur.parent) {
+    if (cur.type !== 'block' || cur.parent?.type !== 'if_statement' || cur.parent.childForFieldName('consequence')?.id !== cur.id) continue;
+    for (const c of operandsOf(cur.parent.childForFieldName('condition'))) {
+      const m = /^len\((.+)\)(==|<=|<)(\d+)$/.exec(c.text.replace(/\s+/g, ''));
+      if (m && m[1] === target && Number(m[3]) <= SMALL_BOUND) return true;
+    }
+  }
+  return false;
+}
+
+/** The operands of an `and` chain (a condition that is one test: itself). */
+function operandsOf(cond: SyntaxNode | null): SyntaxNode[] {
+  const c = unwrap(cond);
+  if (!c) return [];
+  if (c.type === 'boolean_operator' && c.childForFieldName('operator')?.text === 'and') {
+    return [...operandsOf(c.childForFieldName('left')), ...operandsOf(c.childForFieldName('right'))];
+  }
+  return [c];
 }
 
 /**
