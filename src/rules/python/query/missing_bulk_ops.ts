@@ -37,7 +37,9 @@ function constructs(node: SyntaxNode | null): boolean {
 /** The object `session.add(x)` / `merge(x)` / `insert(...)` writes is new, built in the loop. */
 function addsNewObject(model: FileModel, site: LoopSite): boolean {
   if (site.call.method !== 'add' && site.call.method !== 'merge') return true; // insert statements
-  if (site.call.method === 'merge') return true; // a SELECT per row, whatever the object
+  // A SELECT per row, unless every object merged is new (no primary key to look up) or the row a
+  // lookup of the same iteration found (already in the session).
+  if (site.call.method === 'merge') return !mergesNothingToLoad(model, site);
   const arg = site.call.node.childForFieldName('arguments')?.namedChild(0) ?? null;
   if (constructs(arg)) return true;
   if (arg?.type !== 'identifier') return false;
@@ -45,6 +47,42 @@ function addsNewObject(model: FileModel, site: LoopSite): boolean {
   return model.assignments.some(
     (a) => a.target === arg.text && a.functionIndex === site.call.functionIndex && a.node.startIndex >= loop.iterStart && a.node.startIndex < loop.iterEnd && constructs(a.value),
   );
+}
+
+/** Keywords that give an object its primary key, so that `merge` looks it up first. */
+const KEY_KEYWORDS = /^(id|pk|uuid|key)$/;
+
+/**
+ * `session.merge(x)` where every binding of `x` in the iteration is a model built without a key
+ * (`Item(name=...)`: transient, nothing to load), or a lookup whose miss the iteration fills
+ * with such a model (`x = find(...)`, then `if not x: x = Item(...)`): the found row is already
+ * in the session (merge returns it as is), the new one has no key to look up. No SELECT either way.
+ */
+function mergesNothingToLoad(model: FileModel, site: LoopSite): boolean {
+  const arg = site.call.node.childForFieldName('arguments')?.namedChild(0) ?? null;
+  if (arg?.type !== 'identifier') return false;
+  const loop = site.loops[site.loops.length - 1]!;
+  const bindings = model.assignments.filter(
+    (a) => a.target === arg.text && a.functionIndex === site.call.functionIndex && a.node.startIndex >= loop.iterStart && a.node.startIndex < site.call.node.startIndex,
+  );
+  if (!bindings.length) return false;
+  const keyless = (a: (typeof bindings)[number]) => {
+    const v = a.value;
+    if (!constructs(v)) return false;
+    const args = v!.childForFieldName('arguments')?.namedChildren ?? [];
+    return args.every((x) => x.type === 'keyword_argument' && !KEY_KEYWORDS.test(x.childForFieldName('name')?.text ?? ''));
+  };
+  // The fallback: a keyless model built under `if not x:` / `if x is None:`.
+  const fillsMiss = bindings.some((a) => {
+    if (!keyless(a)) return false;
+    for (let p = a.node.parent; p && p.startIndex >= loop.iterStart; p = p.parent) {
+      if (p.type !== 'if_statement') continue;
+      const cond = p.childForFieldName('condition')?.text.replace(/\s+/g, ' ').trim();
+      return cond === `not ${arg.text}` || cond === `${arg.text} is None`;
+    }
+    return false;
+  });
+  return bindings.every((a) => keyless(a) || (fillsMiss && a.value?.type === 'call'));
 }
 
 export const missingBulkOps: FileRule = {
@@ -55,7 +93,7 @@ export const missingBulkOps: FileRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'Rows written one round trip at a time: `merge`, a single-row insert, or `add` flushed every iteration',
-    what: 'Finds rows written one round trip at a time in a loop: `session.merge(x)` (a SELECT per object), a single-row `insert(Model).values(...)` executed per item, and `session.add(x)` of an object built in the loop when the same iteration also forces a flush (`flush()`, `commit()`, `refresh()`, an `execute`, or a query that autoflushes). A flush that the same iteration follows with an action outside the database (a signal or message sent, an upload, an HTTP call) is not flagged: it gives each row its id before it is announced. A flush whose generated key the same iteration then uses to build more (passed to a call or a constructor, set on another object: `Edition(book_id=book.id)`) is advisory: the loop is written around it, and batching needs a rewrite (add all, flush once, then read the keys); a key only collected (`ids.append(book.id)`, stored in a map, logged) still fires. A plain loop of `session.add(...)` is not flagged: the unit of work batches those INSERTs at flush. `session.add_all(...)`, `insert(Model).values([...])` and `executemany` are not flagged.',
+    what: 'Finds rows written one round trip at a time in a loop: `session.merge(x)` (a SELECT per object; not when every object merged is a model built without a key, or the row a lookup of the same iteration found with such a model as its fallback: nothing to load), a single-row `insert(Model).values(...)` executed per item, and `session.add(x)` of an object built in the loop when the same iteration also forces a flush (`flush()`, `commit()`, `refresh()`, an `execute`, or a query that autoflushes). A flush that the same iteration follows with an action outside the database (a signal or message sent, an upload, an HTTP call) is not flagged: it gives each row its id before it is announced. A flush whose generated key the same iteration then uses to build more (passed to a call or a constructor, set on another object: `Edition(book_id=book.id)`) is advisory: the loop is written around it, and batching needs a rewrite (add all, flush once, then read the keys); a key only collected (`ids.append(book.id)`, stored in a map, logged) still fires. A plain loop of `session.add(...)` is not flagged: the unit of work batches those INSERTs at flush. `session.add_all(...)`, `insert(Model).values([...])` and `executemany` are not flagged.',
     why: 'A flush inside the loop sends each staged row as its own INSERT (and `merge` first SELECTs each row): one round trip per row. Adding everything first and flushing once lets SQLAlchemy batch the INSERTs (executemany / insertmanyvalues).',
     bad: "import csv\n\nfrom sqlalchemy.orm import Session\n\n\ndef load(db: Session, f):\n    for row in csv.DictReader(f):\n        item = Item(sku=row[\"sku\"], name=row[\"name\"])\n        db.add(item)\n        db.flush()\n        print(item.id)\n",
     good: "import csv\n\nfrom sqlalchemy.orm import Session\n\n\ndef load(db: Session, f):\n    items = [Item(sku=r[\"sku\"], name=r[\"name\"]) for r in csv.DictReader(f)]\n    db.add_all(items)\n    db.flush()\n    print([i.id for i in items])\n",
