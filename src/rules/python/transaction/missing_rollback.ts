@@ -426,11 +426,27 @@ function enclosingLoop(tryNode: SyntaxNode, fnNode: SyntaxNode): SyntaxNode | nu
 }
 
 /** Functions that never return: they raise (`abort(404)`, `flask.abort`) or end the process. */
-const NO_RETURN = /^(?:(?:flask|werkzeug\.exceptions|api)\.)?abort\s*\(|^sys\.exit\s*\(|^os\._exit\s*\(/;
+/** Calls that never return: `abort(403)`, `sys.exit()`, and a Celery task's `retry(exc=...)`, which raises `Retry` (or the error once retries run out). */
+const NO_RETURN = /^(?:(?:flask|werkzeug\.exceptions|api)\.)?abort\s*\(|^sys\.exit\s*\(|^os\._exit\s*\(|^[A-Za-z_][\w.]*\.retry\s*\((?=[^)]*\bexc\s*=)(?![^)]*\bthrow\s*=\s*False)/;
 
 /** A statement that leaves by an exception: `raise …`, or a call of a function that always raises. */
 function raises(st: SyntaxNode): boolean {
-  return st.type === 'raise_statement' || (st.type === 'expression_statement' && NO_RETURN.test(st.text));
+  if (st.type === 'raise_statement' || (st.type === 'expression_statement' && NO_RETURN.test(st.text))) return true;
+  // `if retry: task.retry(exc=exc) else: raise exc`: every branch ends raising.
+  if (st.type !== 'if_statement') return false;
+  const branches: (SyntaxNode | null)[] = [st.childForFieldName('consequence')];
+  let hasElse = false;
+  for (const c of st.namedChildren) {
+    if (c.type === 'elif_clause') branches.push(c.childForFieldName('consequence'));
+    if (c.type === 'else_clause') {
+      hasElse = true;
+      branches.push(c.childForFieldName('body') ?? c.namedChildren.find((n) => n.type === 'block') ?? null);
+    }
+  }
+  return hasElse && branches.every((b) => {
+    const last = b?.namedChildren.filter((n) => n.type !== 'comment').pop();
+    return !!last && raises(last);
+  });
 }
 
 function firstMatch(text: string, re: RegExp): number {
