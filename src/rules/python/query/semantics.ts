@@ -186,7 +186,8 @@ function smallBoundedLoopUncached(model: FileModel, loop: LoopInfo): boolean {
  * from the environment (`os.environ["HOSTS"].split(",")`, `os.getenv(...)`) or from the
  * application's configuration, the segments of one path or dotted name (`path.split("/")`,
  * `name.split(".")`, `Path(p).parts`, `.parents`), the classes of a hierarchy
- * (`Base.__subclasses__()`) or the tables and mappers of the metadata. A loop over one runs as
+ * (`Base.__subclasses__()`), the tables and mappers of the metadata, or a model's columns and keys
+ * (`Model.__table__.columns`, `inspect(Model).relationships`). A loop over one runs as
  * often whatever the tables hold: a fixed cost, not an N+1.
  */
 function fixedByCode(n: SyntaxNode): boolean {
@@ -195,6 +196,10 @@ function fixedByCode(n: SyntaxNode): boolean {
   if (n.type === 'attribute') {
     const attr = n.childForFieldName('attribute')?.text ?? '';
     if (/^(sorted_tables|mappers)$/.test(attr)) return true;
+    // A model's columns and keys (`Model.__table__.columns`, `inspect(Model).relationships`):
+    // as many as the schema declares.
+    const owner = n.childForFieldName('object')?.text ?? '';
+    if (/^(columns|c|foreign_keys|primary_key|relationships|column_attrs|attrs)$/.test(attr) && /(\.__table__|\.__mapper__|^inspect\(.*\)|^sa\.inspect\(.*\))$/.test(owner)) return true;
     // A path's segments (`Path(p).parts`, `path.parents`), not a row's `parts` relationship.
     const object = n.childForFieldName('object');
     return /^(parts|parents)$/.test(attr) && !!object && (/^(pathlib\.)?(Pure)?Path\(/.test(object.text) || /(^|_)(path|dir|directory|folder|file)$/i.test(object.text));
