@@ -22,7 +22,7 @@ import { decodeDomain, encodeDomain, passedDomain, type LoopDomain } from '../..
 import type { Effect } from '../../../analysis/summary.js';
 
 const LOOP_CALLS = new Set([LOOP_CALL]);
-import { executesMany, lastAssignment, loopTarget, notPerRow, perItemLoops, short, unwrap } from './semantics.js';
+import { executesMany, lastAssignment, loopTarget, loopTargets, notPerRow, perItemLoops, short, unwrap } from './semantics.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import { outsideEffect } from '../../../semantic/externalCalls.js';
 import { LIBRARY_LOOKUP_WRITES, LIBRARY_READS, libraryReceiver } from '../../../semantic/repositoryLibrary.js';
@@ -117,6 +117,14 @@ export function invariantReads(model: FileModel): LoopSite[] {
 
 const invariantSites = new WeakMap<FileModel, LoopSite[]>();
 
+/** Is the statement's table or entity the loop's own item (`delete(t)`, `select(model)` for each `t`/`model` of the loop)? */
+function perTableStatement(st: { root: SyntaxNode; ctor: string } | null | undefined, loop: LoopInfo): boolean {
+  if (!st || st.root.type !== 'call' || !['select', 'update', 'delete', 'insert'].includes(st.ctor)) return false;
+  const first = st.root.childForFieldName('arguments')?.namedChild(0);
+  const name = /^([A-Za-z_]\w*)(?:\.(?:__table__|table))?$/.exec(first?.text ?? '')?.[1];
+  return !!name && loopTargets(loop).has(name);
+}
+
 function findLoopSites(model: FileModel): Record<DbOpKind, LoopSite[]> {
   const sites: Record<DbOpKind, LoopSite[]> = { read: [], write: [], add: [] };
   const invariant: LoopSite[] = [];
@@ -141,6 +149,9 @@ function findLoopSites(model: FileModel): Record<DbOpKind, LoopSite[]> {
       continue;
     }
     if (!loops || notPerRow(model, call, loops, op.kind !== 'read') || isMemoisedCall(model, call)) continue;
+    // `for t in tables: delete(t)`: another table on each iteration, so no one statement can
+    // stand for the loop (a fixed set of tables, not rows).
+    if (perTableStatement(op.statement, loops[loops.length - 1]!)) continue;
     // Each row's write records what the iteration did outside the database and is committed with
     // it (`refund = stripe.Refund.create(...); update(...); commit()`): one statement after the
     // loop would lose that record for the items done before a failure.
