@@ -12,7 +12,7 @@ import { resolveName } from '../semantic/model.js';
 import { isMemoisedCall } from '../semantic/memo.js';
 import { BLOCKING_MODULES } from '../semantic/blockingModules.js';
 import { NEW_ENGINE, type Effect } from './summary.js';
-import { blockingFunctionName, blockingIoCall, BUNDLED_FILE, isCheapMetadata, pendingBlockingMethod, readsBundledFile, runsChildProcess, SYNC_SLEEP } from '../semantic/blockingIo.js';
+import { blockingFunctionName, blockingIoCall, BUNDLED_FILE, isCheapMetadata, isSingleFileOp, pendingBlockingMethod, readsBundledFile, runsChildProcess, SYNC_SLEEP } from '../semantic/blockingIo.js';
 import { syncDbCall } from '../semantic/syncDb.js';
 import { cpuHeavyCall } from '../semantic/cpuHeavy.js';
 import { isEngineConstructor } from '../semantic/resources.js';
@@ -34,6 +34,10 @@ export const CHILD_PROCESS_EFFECT = 'child_process';
 export const HEAVY_IO = 'heavy_io';
 /** Blocking metadata operations (stat, exists, unlink, …) per item of a loop: light, but more than one. */
 export const LOOPED_METADATA = 'looped_metadata';
+/** A single-file operation (`isSingleFileOp`) per item of a loop: file work that adds up. */
+export const LOOPED_FILE_IO = 'looped_file_io';
+/** A blocking call that is neither a single-file operation nor a metadata one: network, a process, a tree. */
+export const OTHER_BLOCKING = 'other_blocking';
 /** One read of a file shipped with the code: light once, heavy when a caller's loop repeats it. */
 export const BUNDLED_READ = 'bundled_read';
 
@@ -117,6 +121,21 @@ function blockingNames(model: FileModel): RegExp | null {
   return re;
 }
 
+/**
+ * `for chunk in iter(lambda: f.read(4096), b"")`: the read in the lambda runs once per item of
+ * the loop that iterates it (a whole file read in chunks).
+ */
+function readsInChunks(node: SyntaxNode): boolean {
+  const lambda = node.parent?.type === 'lambda' ? node.parent : null;
+  const call = lambda?.parent?.type === 'argument_list' ? lambda.parent.parent : null;
+  if (call?.type !== 'call' || call.childForFieldName('function')?.text !== 'iter') return false;
+  for (let p = call.parent; p; p = p.parent) {
+    if (p.type === 'for_statement' || p.type === 'for_in_clause') return true;
+    if (p.type.endsWith('_statement') || p.type === 'block') return false;
+  }
+  return false;
+}
+
 /** Does `node` run whenever the function whose body is `body` runs: no `if`, `try`, loop or `match` between them? */
 function unconditionalIn(node: SyntaxNode, body: SyntaxNode): boolean {
   for (let p = node.parent; p && p.id !== body.id; p = p.parent) {
@@ -164,6 +183,10 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
       const metadata = isCheapMetadata(io, call);
       if (bundled ? call.loops.length > 0 : !metadata) push({ kind: HEAVY_IO, what: io, ...at });
       else if (metadata && call.loops.length) push({ kind: LOOPED_METADATA, what: io, ...at });
+      if (!metadata && !bundled) {
+        if (!isSingleFileOp(io)) push({ kind: OTHER_BLOCKING, what: io, ...at });
+        else if (call.loops.length || readsInChunks(call.node)) push({ kind: LOOPED_FILE_IO, what: io, ...at });
+      }
       else if (bundled) push({ kind: BUNDLED_READ, what: io, ...at });
       // A child process is also a wait of its own kind: a transaction open around it waits for it.
       if (runsChildProcess(io)) push({ kind: CHILD_PROCESS_EFFECT, what: io, ...at });
@@ -174,6 +197,7 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
     if (typedElsewhere) {
       push({ kind: 'blocking_io', what: typedElsewhere.method, ...at, pending: typedElsewhere });
       push({ kind: HEAVY_IO, what: typedElsewhere.method, ...at });
+      push({ kind: OTHER_BLOCKING, what: typedElsewhere.method, ...at });
     }
     const db = syncDbCall(model, call);
     if (db) {
@@ -188,6 +212,7 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
     if (handed) {
       push({ kind: 'blocking_io', what: handed.what, ...at, pending: { typePath: `${HANDED_ARG}${handed.position}`, method: handed.what } });
       push({ kind: HEAVY_IO, what: handed.what, ...at });
+      push({ kind: OTHER_BLOCKING, what: handed.what, ...at });
     }
   }
   // A switch turned off (or back on) on every run of the function: not under a condition, in a

@@ -6,8 +6,9 @@
  * Why is this bad? While the call waits on the disk, the network or a child process, the event
  * loop waits with it, and so does every other request the process serves.
  */
+import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import { alternativeFor as alternativeForCall, blockingIoCall, BUNDLED_FILE, isCheapMetadata, readsBundledFile } from '../../../semantic/blockingIo.js';
+import { alternativeFor as alternativeForCall, blockingIoCall, BUNDLED_FILE, isCheapMetadata, isSingleFileOp, readsBundledFile } from '../../../semantic/blockingIo.js';
 import { asyncCallSites, reportEventLoopChains, severityByRole } from './context.js';
 import { assignmentsTo, type CallInfo, type FileModel } from '../../../semantic/model.js';
 
@@ -40,7 +41,7 @@ export const blockingIoInAsync: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Blocking file, network or process I/O inside `async def`',
-    what: 'Finds blocking I/O called on the event loop: `open()` and the methods of the file it gives, archives (`gzip`/`bz2`/`lzma`/`tarfile`/`zipfile`, `fsspec.open`), `pickle.load`, `pathlib.Path` reads, writes and metadata, `os`/`os.path`/`shutil` file-system calls, `requests` (and `requests.Session`), sync `httpx`/`httpx.Client`, `urllib`, every method of a `urllib3` pool, `boto3` clients and resources, `smtplib`, DNS lookups, `subprocess`, `os.system`/`os.popen`/`os.spawn*`/`os.posix_spawn*`/`os.wait*`, `input()` and blocking `socket` calls — made inside `async def` and not handed to a thread, directly or through same-repo sync helpers and objects (the finding then carries the call chain). Each finding names the async alternative. A single metadata operation outside a loop (`exists`, `is_file`, `stat`, `mkdir(exist_ok=True)`, `unlink`, `chmod`, `rename`) is advisory (low): microseconds when the kernel has the inode cached; per item of a loop, directly or through a helper, such operations are low and counted (not high). So is a single read of a file shipped with the code (a path rooted at the module\'s `__file__`, directly or through a name bound to one, or a package resource: `importlib.resources`, `pkgutil.get_data`): small, and served from the page cache after the first read. Where it differs from flake8-async\'s ASYNC2xx on purpose: `os.path.normpath`/`relpath` are string work and are not flagged; `os.fdopen(fd)` wraps a descriptor that is already open (one fstat) and is not flagged, while the reads and writes of the file it gives are; a call of a module the file never imports (`subprocess.run()` with no `import subprocess`) cannot be resolved and is not flagged; any method of a typed `urllib3` pool or file object is flagged, whatever its arguments, except a method of a file that a reported `open()` of the same function opened (`with open(p) as f: f.read()` is one blocking operation with one fix, reported once at `open`; a read a loop repeats is reported too), and a chain whose last call is a single metadata lookup (`ensure_dir(p)` running `p.mkdir(exist_ok=True)`) is advisory like the call itself, unless the chain\'s call runs per item of a loop; a sync library function is flagged even under a mistaken `await`. Receivers are typed from constructors, annotations, `self.x = ...`, properties of the file\'s classes (`def lock(self) -> Path`) and module-level objects imported from another module of the project (`SOCKET = Path(...)` there).',
+    what: 'Finds blocking I/O called on the event loop: `open()` and the methods of the file it gives, archives (`gzip`/`bz2`/`lzma`/`tarfile`/`zipfile`, `fsspec.open`), `pickle.load`, `pathlib.Path` reads, writes and metadata, `os`/`os.path`/`shutil` file-system calls, `requests` (and `requests.Session`), sync `httpx`/`httpx.Client`, `urllib`, every method of a `urllib3` pool, `boto3` clients and resources, `smtplib`, DNS lookups, `subprocess`, `os.system`/`os.popen`/`os.spawn*`/`os.posix_spawn*`/`os.wait*`, `input()` and blocking `socket` calls — made inside `async def` and not handed to a thread, directly or through same-repo sync helpers and objects (the finding then carries the call chain). Each finding names the async alternative. One local file opened, read or written outside any loop (`open`, `Path.read_text`, a method of the file it gives; directly, or through helpers that reach nothing else blocking and no file work per item) is `medium`: a page-cache hit or a small write for the files a service reads per request; per item of a loop, or next to a network call, a process or a tree operation, `high`. A single metadata operation outside a loop (`exists`, `is_file`, `stat`, `mkdir(exist_ok=True)`, `unlink`, `chmod`, `rename`) is advisory (low): microseconds when the kernel has the inode cached; per item of a loop, directly or through a helper, such operations are low and counted (not high). So is a single read of a file shipped with the code (a path rooted at the module\'s `__file__`, directly or through a name bound to one, or a package resource: `importlib.resources`, `pkgutil.get_data`): small, and served from the page cache after the first read. Where it differs from flake8-async\'s ASYNC2xx on purpose: `os.path.normpath`/`relpath` are string work and are not flagged; `os.fdopen(fd)` wraps a descriptor that is already open (one fstat) and is not flagged, while the reads and writes of the file it gives are; a call of a module the file never imports (`subprocess.run()` with no `import subprocess`) cannot be resolved and is not flagged; any method of a typed `urllib3` pool or file object is flagged, whatever its arguments, except a method of a file that a reported `open()` of the same function opened (`with open(p) as f: f.read()` is one blocking operation with one fix, reported once at `open`; a read a loop repeats is reported too), and a chain whose last call is a single metadata lookup (`ensure_dir(p)` running `p.mkdir(exist_ok=True)`) is advisory like the call itself, unless the chain\'s call runs per item of a loop; a sync library function is flagged even under a mistaken `await`. Receivers are typed from constructors, annotations, `self.x = ...`, properties of the file\'s classes (`def lock(self) -> Path`) and module-level objects imported from another module of the project (`SOCKET = Path(...)` there).',
     why: 'The event loop runs one thing at a time. A blocking call inside a coroutine stops every other request, stream and background task until the disk, the network or the child process answers.',
     bad: 'import requests\n\n@app.get("/rate")\nasync def rate():\n    return requests.get(URL).json()\n',
     good: 'import httpx\n\n@app.get("/rate")\nasync def rate():\n    async with httpx.AsyncClient() as client:\n        return (await client.get(URL)).json()\n',
@@ -76,7 +77,7 @@ export const blockingIoInAsync: FileRule & RepoRule = {
       ctx.report({
         node: call.node,
         message: `blocking call \`${what}\` on the event loop inside \`async def ${fn.name}\`${note}; ${alternativeFor(what)}`,
-        severity: cheap || metaOp ? 'low' : severityByRole(ctx.model, call.functionIndex, SEVERITY),
+        severity: cheap || metaOp ? 'low' : singleFile(what, call) ? atMostMedium(severityByRole(ctx.model, call.functionIndex, SEVERITY)) : severityByRole(ctx.model, call.functionIndex, SEVERITY),
         recommendation: alternativeFor(what),
         ...(metadata ? { advisory: METADATA_EVIDENCE } : bundled ? { advisory: BUNDLED_EVIDENCE } : {}),
       });
@@ -84,12 +85,25 @@ export const blockingIoInAsync: FileRule & RepoRule = {
   },
   checkRepo(ctx: RepoRuleContext): void {
     reportEventLoopChains(ctx, 'blocking_io', SEVERITY, (what, fn, chain) =>
-      `blocking call \`${what}\` on the event loop inside \`async def ${fn}\`; ${alternativeFor(what)}`, [], (_what, cheap, light) => (cheap || light ? 'low' : undefined), alternativeFor,
+      `blocking call \`${what}\` on the event loop inside \`async def ${fn}\`; ${alternativeFor(what)}`, [], (what, cheap, light, fileOnly) => (cheap || light ? 'low' : fileOnly && isSingleFileOp(what) ? 'medium' : undefined), alternativeFor,
       // A cheap chain to `mkdir` is one whose call passes `exist_ok=True` (else it reaches heavy I/O);
       // one to a bundled file's read reaches no other I/O.
       (what, cheap) => (!cheap ? undefined : what.endsWith(BUNDLED_FILE) ? BUNDLED_EVIDENCE : isCheapMetadata(what) || /^(os\.makedirs|Path\.mkdir)$/.test(what) ? METADATA_EVIDENCE : undefined));
   },
 };
+
+/**
+ * One local file opened, read or written outside any loop: `medium`, not `high`. A template or a
+ * config read per request is a page-cache hit; reviewers of nine held-out samples judged every
+ * such finding at `high` overstated, while network calls, processes and tree operations held up.
+ */
+function singleFile(what: string, call: CallInfo): boolean {
+  return call.loops.length === 0 && isSingleFileOp(what);
+}
+
+function atMostMedium(s: Severity): Severity {
+  return s === 'high' || s === 'critical' ? 'medium' : s;
+}
 
 /**
  * Is the file object a method is called on bound, in the same function and loop, by an `open()`

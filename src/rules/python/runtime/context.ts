@@ -1,5 +1,5 @@
 /** Helpers shared by the runtime rules: where the event loop runs, severity by role, chains. */
-import { BUNDLED_READ, HEAVY_IO, LOOPED_METADATA } from '../../../analysis/effects.js';
+import { BUNDLED_READ, HEAVY_IO, LOOPED_FILE_IO, LOOPED_METADATA, OTHER_BLOCKING } from '../../../analysis/effects.js';
 import type { CallInfo, FileModel, FunctionInfo, FunctionRole } from '../../../semantic/model.js';
 import { effectiveRole } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
@@ -37,6 +37,12 @@ const asyncSites = new WeakMap<FileModel, AsyncCallSite[]>();
 
 function lowerSeverity(s: Severity): Severity {
   return s === 'critical' ? 'high' : s === 'high' ? 'medium' : 'low';
+}
+
+const RANK: Record<Severity, number> = { advisory: -1, low: 0, medium: 1, high: 2, critical: 3 } as Record<Severity, number>;
+/** The severity a chain's effect decides, never above the role's (`undefined`: the role's). */
+function atMost(decided: Severity | undefined, role: Severity): Severity {
+  return decided !== undefined && RANK[decided] < RANK[role] ? decided : role;
 }
 
 export function severityByRole(model: FileModel, fnIndex: number, table: Record<FunctionRole, Severity>): Severity {
@@ -88,7 +94,7 @@ export function reportEventLoopChains(
    * `light` when the chain reaches no blocking I/O but metadata operations (no `HEAVY_IO`),
    * `cheap` when, besides, none of them runs per item of a loop.
    */
-  severityOf: (what: string, cheap: boolean, light: boolean) => Severity | undefined = () => undefined,
+  severityOf: (what: string, cheap: boolean, light: boolean, fileOnly: boolean) => Severity | undefined = () => undefined,
   /** The fix to name for what the effect calls (the async alternative), over the rule's own. */
   recommendationOf?: (what: string) => string,
   /** Why a chain is advisory whatever its severity (`cheap`: it reaches only single metadata operations). */
@@ -109,7 +115,7 @@ export function reportEventLoopChains(
         path: file.path,
         location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
         message: message(e.what, fn.name, []),
-        severity: severityOf(e.what, false, false) ?? sev,
+        severity: severityOf(e.what, false, false, false) ?? sev,
         ...(recommendationOf ? { recommendation: recommendationOf(e.what) } : {}),
         function: fn.name,
       });
@@ -137,11 +143,14 @@ export function reportEventLoopChains(
       // A shipped file read once is light; read per item of the caller's loop, it is file I/O.
       const light = kind === 'blocking_io' && !graph.reaches(edge.to, HEAVY_IO, 'sync') && !(edge.call.inLoop && graph.reaches(edge.to, BUNDLED_READ, 'sync'));
       const cheap = light && !edge.call.inLoop && !graph.reaches(edge.to, LOOPED_METADATA, 'sync');
+      // Only single local files opened, read or written, once each: no network, process or tree
+      // operation reachable, and no file work per item of a loop (here or in the callee).
+      const fileOnly = kind === 'blocking_io' && !edge.call.inLoop && !graph.reaches(edge.to, OTHER_BLOCKING, 'sync') && !graph.reaches(edge.to, LOOPED_FILE_IO, 'sync');
       ctx.report({
         path: file.path,
         location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
         message: message(reach.effect.what, fn.name, names) + (weak ? ' (a call resolved by its method name alone)' : ''),
-        severity: weak ? lowerSeverity(severityOf(reach.effect.what, cheap, light) ?? sev) : (severityOf(reach.effect.what, cheap, light) ?? sev),
+        severity: weak ? lowerSeverity(atMost(severityOf(reach.effect.what, cheap, light, fileOnly), sev)) : atMost(severityOf(reach.effect.what, cheap, light, fileOnly), sev),
         ...(recommendationOf ? { recommendation: recommendationOf(reach.effect.what) } : {}),
         ...(advisoryOf(reach.effect.what, cheap) ? { advisory: advisoryOf(reach.effect.what, cheap)! } : {}),
         function: fn.name,
