@@ -183,11 +183,13 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
       const metadata = isCheapMetadata(io, call);
       if (bundled ? call.loops.length > 0 : !metadata) push({ kind: HEAVY_IO, what: io, ...at });
       else if (metadata && call.loops.length) push({ kind: LOOPED_METADATA, what: io, ...at });
-      if (!metadata && !bundled) {
-        if (!isSingleFileOp(io)) push({ kind: OTHER_BLOCKING, what: io, ...at });
+      else if (bundled) push({ kind: BUNDLED_READ, what: io, ...at });
+      // What PA301 rates `medium` is one local file, once: anything else blocking is
+      // `OTHER_BLOCKING` (network, a process, a tree), file work per item `LOOPED_FILE_IO`.
+      if (!metadata) {
+        if (!bundled && !isSingleFileOp(io)) push({ kind: OTHER_BLOCKING, what: io, ...at });
         else if (call.loops.length || readsInChunks(call.node)) push({ kind: LOOPED_FILE_IO, what: io, ...at });
       }
-      else if (bundled) push({ kind: BUNDLED_READ, what: io, ...at });
       // A child process is also a wait of its own kind: a transaction open around it waits for it.
       if (runsChildProcess(io)) push({ kind: CHILD_PROCESS_EFFECT, what: io, ...at });
       continue;

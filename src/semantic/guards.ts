@@ -50,15 +50,15 @@ interface Flag {
 /** The position a switch guard is written with (see `Flag.switch`). */
 export const SWITCH_GUARD = '@$';
 
-const switchMemo = new WeakMap<FileModel, Map<string, string>>();
+const switchMemo = new WeakMap<FileModel, Set<string>>();
 /**
  * The file's runtime switches: class-level names bound to `True`/`False` in a class body
- * (`use_db = True`, `use_db: bool = True`), as `Cls.attr`, each by its class name.
+ * (`use_db = True`, `use_db: bool = True`), as `Cls.attr`.
  */
-function fileSwitches(model: FileModel): Map<string, string> {
+function fileSwitches(model: FileModel): Set<string> {
   let got = switchMemo.get(model);
   if (got) return got;
-  got = new Map();
+  got = new Set();
   for (const a of model.assignments) {
     if (a.functionIndex >= 0 || a.target.includes('.')) continue;
     const v = a.value?.text;
@@ -66,7 +66,7 @@ function fileSwitches(model: FileModel): Map<string, string> {
     const cls = a.node.parent?.parent?.parent;
     if (a.node.parent?.type !== 'expression_statement' || cls?.type !== 'class_definition') continue;
     const name = cls.childForFieldName('name')?.text;
-    if (name) got.set(`${name}.${a.target}`, name);
+    if (name) got.add(`${name}.${a.target}`);
   }
   switchMemo.set(model, got);
   return got;
@@ -106,10 +106,10 @@ function flagsOf(model: FileModel, fnIndex: number): Map<string, Flag> | null {
       if (!keywordOnly) position++;
     }
   }
-  // The file's runtime switches, as `Cls.attr`, and as `cls.attr` / `self.attr`-free `cls` in its own methods.
+  // The file's runtime switches, tested as `Cls.attr`, and as `cls.attr` in the class's own methods.
   const switches = fileSwitches(model);
   if (switches.size) {
-    for (const name of switches.keys()) {
+    for (const name of switches) {
       const flag: Flag = { name, position: -2, on: false, none: false, switch: true };
       (flags ??= new Map()).set(name, flag);
       const cls = name.slice(0, name.indexOf('.'));
@@ -162,7 +162,7 @@ function unwrap(c: SyntaxNode | null): SyntaxNode | null {
 }
 
 /** The operands of a chain of one boolean operator: `a and b and c` → [a, b, c]; anything else is one operand. */
-function operands(cond: SyntaxNode | null, op: 'and' | 'or'): SyntaxNode[] {
+export function operands(cond: SyntaxNode | null, op: 'and' | 'or'): SyntaxNode[] {
   const c = unwrap(cond);
   if (!c) return [];
   if (c.type === 'boolean_operator' && c.childForFieldName('operator')?.text === op) {

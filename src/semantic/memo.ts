@@ -6,8 +6,9 @@
  * function that then sets `_x` (also nested in `if use_cache:` on a parameter that defaults to
  * `True`). A shared cache region counts as such a cache: dogpile.cache's `REGION.get(key)` tested
  * against `NO_VALUE`/`NoValue` and filled with `REGION.set(...)`, or a helper that reads a cache
- * (`read_from_cache(key)`) with one that writes it (`write_to_cache(...)`) on the miss. A caller in a loop or on the event loop pays for it at most once
- * (per key), so effects found there are not propagated to callers.
+ * (`read_from_cache(key)`) with one that writes it (`write_to_cache(...)`) on the miss. A caller
+ * in a loop or on the event loop pays for it at most once (per key), so effects found there are
+ * not propagated to callers.
  */
 import type { SyntaxNode } from '../parse/parser.js';
 import { ifsOf, type CallInfo, type FileModel } from './model.js';

@@ -105,13 +105,13 @@ function perObjectFactory(ctx: FileRuleContext, engine: EngineInfo, call: CallIn
   // A method whose result outlives the call (`@cached_property`, `@lru_cache`, a property) or that
   // is no instance's (a `@classmethod`/`@staticmethod` factory may build the process's engine).
   if (fn.decoratorNames.some((d) => /(^|\.)(cached_property|lru_cache|cache|cached|property|classmethod|staticmethod)$/.test(d))) return null;
+  const local = engine.name && /^[A-Za-z_]\w*$/.test(engine.name) ? engine.name : null;
   // Kept on the instance as well (`self._engine = made`): a lazy getter of a long-lived holder.
-  if (engine.name && /^[A-Za-z_]\w*$/.test(engine.name) && new RegExp(`self\\.\\w+\\s*=\\s*${engine.name}\\b`).test(fn.body.text)) return null;
+  if (local && new RegExp(`self\\.\\w+\\s*=\\s*${local}\\b`).test(fn.body.text)) return null;
   let top = call.node;
   while (top.parent?.type === 'parenthesized_expression') top = top.parent;
   const returned = top.parent?.type === 'return_statement'
-    || (!!engine.name && /^[A-Za-z_]\w*$/.test(engine.name) && !declaresGlobal(fn, engine.name)
-      && variableRefs(fn.body, engine.name).some((r) => r.startIndex > call.node.endIndex && r.parent?.type === 'return_statement'));
+    || (!!local && !declaresGlobal(fn, local) && variableRefs(fn.body, local).some((r) => r.startIndex > call.node.endIndex && r.parent?.type === 'return_statement'));
   return returned ? `${fn.className}.${fn.name}` : null;
 }
 

@@ -459,9 +459,6 @@ export function reportHelperSites(
   }
 }
 
-/** Kinds of work besides one write that make a helper an entity's workflow (see {@link helperWork}). */
-const HELPER_WORK_KINDS: readonly string[] = [WRITE_EFFECT, 'commit', OUTSIDE_CALL, 'opens_session'];
-
 /**
  * What a per-item helper does besides the one write `reach` found, or null when it is that write
  * (with the reads that pick its rows, and however many calls down it sits): the helper (itself or
@@ -744,6 +741,8 @@ const TRANSACTION_COMMIT = 'commit';
 const TRANSACTION_READONLY_COMMIT = 'readonly_commit';
 /** transaction/missing_rollback.ts `OPENS_SESSION`: the function opens a session of its own. */
 const TRANSACTION_OPENS_SESSION = 'opens_session';
+/** Kinds of work besides one write that make a helper an entity's workflow (see {@link helperWork}). */
+const HELPER_WORK_KINDS: readonly string[] = [WRITE_EFFECT, TRANSACTION_COMMIT, OUTSIDE_CALL, TRANSACTION_OPENS_SESSION];
 /** Marks a workflow whose per-item work is a session of its own (see {@link loopFacts}). */
 const SESSION_MARK = 'session:';
 /** Marks a workflow (see {@link loopFacts}) whose per-item work is a call outside the process. */

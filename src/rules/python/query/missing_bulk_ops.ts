@@ -82,7 +82,7 @@ function mergesNothingToLoad(model: FileModel, site: LoopSite): boolean {
     }
     return false;
   });
-  return bindings.every((a) => keyless(a) || (fillsMiss && a.value?.type === 'call'));
+  return bindings.every((a) => keyless(a) || (fillsMiss && a.value?.type === 'call' && !constructs(a.value)));
 }
 
 export const missingBulkOps: FileRule = {

@@ -10,6 +10,7 @@ import { GROWS, iterationSource, SMALL_BOUND, smallLiteral } from '../../../sema
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import { assignmentsTo, callsOf, loopTargetNode } from '../../../semantic/model.js';
+import { operands } from '../../../semantic/guards.js';
 
 /** Strips `await`, parentheses and `list(...)`-free wrappers that do not change the value. */
 export function unwrap(node: SyntaxNode | null): SyntaxNode | null {
@@ -263,22 +264,12 @@ function lengthGuarded(model: FileModel, src: SyntaxNode, loop: LoopInfo): boole
   const target = src.text.replace(/\s+/g, '');
   for (let cur = loop.node.parent; cur && cur.id !== fnNode.id; cur = cur.parent) {
     if (cur.type !== 'block' || cur.parent?.type !== 'if_statement' || cur.parent.childForFieldName('consequence')?.id !== cur.id) continue;
-    for (const c of operandsOf(cur.parent.childForFieldName('condition'))) {
+    for (const c of operands(cur.parent.childForFieldName('condition'), 'and')) {
       const m = /^len\((.+)\)(==|<=|<)(\d+)$/.exec(c.text.replace(/\s+/g, ''));
       if (m && m[1] === target && Number(m[3]) <= SMALL_BOUND) return true;
     }
   }
   return false;
-}
-
-/** The operands of an `and` chain (a condition that is one test: itself). */
-function operandsOf(cond: SyntaxNode | null): SyntaxNode[] {
-  const c = unwrap(cond);
-  if (!c) return [];
-  if (c.type === 'boolean_operator' && c.childForFieldName('operator')?.text === 'and') {
-    return [...operandsOf(c.childForFieldName('left')), ...operandsOf(c.childForFieldName('right'))];
-  }
-  return [c];
 }
 
 /**
@@ -877,9 +868,12 @@ export function overBatches(loop: LoopInfo): boolean {
 }
 
 /**
- * A loop over batches of keys, for the query family: a chunker (`chunked`, `batched`, `grouper`,
- * ...; not `yield_per` or a paginator, which yield rows), or `range(0, len(xs), size)` whose body
- * slices by the loop's variable (`xs[i:i + size]`). An hourly `range(start, end, 3600)` is not one.
+ * A loop over batches of keys, for the query family: an item handed to `.in_(item)` or OR-ed
+ * (`or_(*item)`); lists of lists (a parameter annotated so, or a call of a function of the file
+ * annotated to return them), each item handed on whole; a chunker (`chunked`, `batched`,
+ * `grouper`, ...; not `yield_per` or a paginator, which yield rows); or `range(0, len(xs), size)`
+ * whose body slices by the loop's variable (`xs[i:i + size]`). An hourly
+ * `range(start, end, 3600)` is not one.
  */
 function overKeyBatches(model: FileModel, loop: LoopInfo): boolean {
   const target = loopTargetNode(loop);
@@ -922,7 +916,7 @@ function returnsListsOfLists(model: FileModel, call: SyntaxNode): boolean {
   const text = callee?.text ?? '';
   const m = /^(?:(?:self|cls|[A-Z]\w*)\.)?([A-Za-z_]\w*)$/.exec(text);
   if (!m) return false;
-  return model.functions.some((f) => f.name === m[1] && LIST_OF_LISTS.test(f.node.childForFieldName('return_type')?.text ?? ''));
+  return model.functions.some((f) => f.name === m[1] && LIST_OF_LISTS.test(f.returnType ?? ''));
 }
 
 /** A retry loop: `for attempt in Retrying(...)` (tenacity), `AsyncRetrying`, stamina's `retry_context`. */

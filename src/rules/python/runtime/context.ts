@@ -2,7 +2,7 @@
 import { BUNDLED_READ, HEAVY_IO, LOOPED_FILE_IO, LOOPED_METADATA, OTHER_BLOCKING } from '../../../analysis/effects.js';
 import type { CallInfo, FileModel, FunctionInfo, FunctionRole } from '../../../semantic/model.js';
 import { effectiveRole } from '../../../semantic/model.js';
-import type { Severity } from '../../../types.js';
+import { SEVERITY_RANK, type Severity } from '../../../types.js';
 import type { RepoRuleContext } from '../../types.js';
 import { callGraphOf, type CallEdge, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import type { Effect } from '../../../analysis/summary.js';
@@ -39,10 +39,9 @@ function lowerSeverity(s: Severity): Severity {
   return s === 'critical' ? 'high' : s === 'high' ? 'medium' : 'low';
 }
 
-const RANK: Record<Severity, number> = { advisory: -1, low: 0, medium: 1, high: 2, critical: 3 } as Record<Severity, number>;
 /** The severity a chain's effect decides, never above the role's (`undefined`: the role's). */
 function atMost(decided: Severity | undefined, role: Severity): Severity {
-  return decided !== undefined && RANK[decided] < RANK[role] ? decided : role;
+  return decided !== undefined && SEVERITY_RANK[decided] < SEVERITY_RANK[role] ? decided : role;
 }
 
 export function severityByRole(model: FileModel, fnIndex: number, table: Record<FunctionRole, Severity>): Severity {
