@@ -42,6 +42,7 @@
  * A pack that does not deserialise, has the wrong shape or the wrong key is ignored entirely;
  * an entry of the wrong shape is a miss. Nothing in the cache is trusted beyond that.
  */
+import { isTestPath } from '../semantic/model.js';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -423,7 +424,7 @@ export class ScanCache {
   missingSummaries(hits: FileOutcome[]): Set<string> {
     const missing = new Set<string>();
     const table = this.loadOldSummaries();
-    for (const o of hits) if (!table?.has(o.path) && !o.skipped) missing.add(o.path);
+    for (const o of hits) if (!table?.has(o.path) && hasSummary(o)) missing.add(o.path);
     return this.forget(missing);
   }
 
@@ -479,7 +480,7 @@ export class ScanCache {
       if (s && s.path === o.path) {
         o.summary = s;
         this.nextSummaries.set(o.path, raw!);
-      } else if (!o.skipped) missing.add(o.path);
+      } else if (hasSummary(o)) missing.add(o.path);
     }
     return this.forget(missing);
   }
@@ -975,4 +976,13 @@ export function toolFingerprint(): string {
     }
   }
   return (toolHashMemo = h.digest('hex'));
+}
+
+/**
+ * Does a file's analysis give a summary? Not a skipped file, and not test code, which is counted
+ * and never parsed (analyzeFile): without this, every test file of a tree was taken for a lost
+ * summary and read again after any edit.
+ */
+function hasSummary(o: FileOutcome): boolean {
+  return !o.skipped && !isTestPath(o.path);
 }
