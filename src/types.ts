@@ -51,6 +51,11 @@ export interface Finding {
   recommendation: string;
   effort: Effort;
   chain?: ChainStep[];
+  /**
+   * The call sites a finding reported once stands for (a blocking call that several coroutines
+   * reach through the same helper): each caller's call into the chain.
+   */
+  callers?: ChainStep[];
   downgrades: Downgrade[];
   fingerprint: string;
 }

@@ -107,6 +107,15 @@ describe('field benchmark scorer', () => {
     expect(score.gone).toEqual([]);
   });
 
+  it('a finding reported once for several callers finds the known bugs at its call sites', () => {
+    const base = { check: 'x', category: 'runtime' as const, originalSeverity: 'high' as const, severity: 'high' as const, column: 1, endLine: 3, endColumn: 2, message: 'm', recommendation: 'r', effort: 'S' as const, downgrades: [], fingerprint: 'f', code: 'PA303' };
+    const callers = [3, 9, 15].map((line) => ({ path: 'app/api.py', line, column: 5, function: `h${line}`, call: 'throttle' }));
+    const findings = [{ ...base, advisory: false, path: 'app/pace.py', line: 4, callers }];
+    const bug = (lines: string, p = 'app/api.py') => ({ repo: 'r', commit: 'c', path: p, startLine: Number(lines.split('-')[0]), endLine: Number(lines.split('-').pop()), family: 'runtime' as const, code: 'PA303', what: 'w' });
+    const score = scoreField([{ repo: 'r', commit: 'c', lines: 100, findings }], [], [bug('9'), bug('14-16'), bug('20-22'), bug('4', 'app/pace.py')]);
+    expect(score.bugs.map((b) => b.foundBy)).toEqual(['PA303@app/pace.py:4', 'PA303@app/pace.py:4', null, 'PA303@4']);
+  });
+
   it('a DEBATABLE verdict is settled once the finding is reported at the severity the reviewer gave', () => {
     const base = { check: 'x', category: 'query' as const, originalSeverity: 'high' as const, column: 1, endLine: 3, endColumn: 2, message: 'm', recommendation: 'r', effort: 'S' as const, downgrades: [], fingerprint: 'f', advisory: false };
     const findings = [

@@ -10,6 +10,16 @@ import { validate } from './helpers/schema.js';
 
 const SCHEMA = JSON.parse(fs.readFileSync(path.resolve(__dirname, '../schema/persist-audit.schema.json'), 'utf8'));
 
+/** One finding reported once for the coroutines that reach one blocking helper. */
+function shared() {
+  return scanResult([
+    finding({ code: 'PA303', severity: 'high', path: 'app/pace.py', line: 4, function: 'throttle', callers: [
+      { path: 'app/api/a.py', line: 10, column: 5, function: 'first', call: 'throttle' },
+      { path: 'app/api/b.py', line: 20, column: 5, function: 'second', call: 'throttle' },
+    ] }),
+  ]);
+}
+
 function sample() {
   return scanResult([
     finding({ code: 'PA301', severity: 'high', path: 'app/api/files.py', line: 42, column: 9, endColumn: 31, chain: [
@@ -117,6 +127,17 @@ describe('sarif', () => {
     expect(flow).toEqual(['app/api/files.py:42 upload: save_blob', 'app/storage.py:7 save_blob: Path.write_bytes']);
     expect(results.find((r: { ruleId: string }) => r.ruleId === 'PA303').codeFlows).toBeUndefined();
     expect(renderGithub(sample())).toContain('Call chain:%0A  app/api/files.py:42:9 in upload: save_blob%0A  app/storage.py:7:5 in save_blob: Path.write_bytes');
+  });
+
+  it('gives a finding reported once for several callers their call sites, in every format', () => {
+    const one = toSarif(shared()).runs[0].results.find((r: { locations: { physicalLocation: { artifactLocation: { uri: string } } }[] }) => r.locations[0]!.physicalLocation.artifactLocation.uri === 'app/pace.py');
+    expect(one.relatedLocations.map((l: { id: number; physicalLocation: { artifactLocation: { uri: string }; region: { startLine: number } }; message: { text: string } }) =>
+      `${l.id} ${l.physicalLocation.artifactLocation.uri}:${l.physicalLocation.region.startLine} ${l.message.text}`))
+      .toEqual(['1 app/api/a.py:10 called from first: throttle', '2 app/api/b.py:20 called from second: throttle']);
+    expect(toJsonReport(shared()).findings[0].callers).toHaveLength(2);
+    expect(renderText(shared(), { color: false })).toContain('    called from app/api/b.py:20:5 in second: throttle');
+    expect(validate(SCHEMA, JSON.parse(renderJson(shared())))).toEqual([]);
+    expect(renderGithub(shared())).toContain('Called from:%0A  app/api/a.py:10:5 in first: throttle%0A  app/api/b.py:20:5 in second: throttle');
   });
 
   it('is one SARIF 2.1.0 run with rule metadata', () => {

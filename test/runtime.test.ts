@@ -75,3 +75,29 @@ describe('PA301 severity', () => {
     expect(spool.message).toMatch(/blocking call `Path\.write_text`/);
   });
 });
+
+describe('PA303 short sleeps and shared helpers', () => {
+  it('is low for a literal sleep under 10 ms, directly or in a helper, medium when a loop repeats it', () => {
+    expect(on('PA303.py', 'time.sleep(0)  # expect')[0]!.severity).toBe('low');
+    expect(on('PA303.py', 'time.sleep(0.001)  # expect')[0]!.severity).toBe('low');
+    expect(on('PA303.py', 'return Envelope(body)')[0]!).toMatchObject({ severity: 'low' });
+    expect(on('PA303.py', 'return Envelope(body)')[0]!.message).toMatch(/under 10 ms/);
+    expect(on('PA303.py', 'return [Envelope(b) for b in bodies]')[0]!.severity).toBe('medium');
+    expect(on('PA303.py', 'time.sleep(1)  # expect')[0]!.severity).toBe('high');
+  });
+
+  it('reports a helper that three coroutines reach once, at its blocking call, with the callers', () => {
+    const [shared, ...more] = on('PA303.py', 'time.sleep(0.5)  # expect');
+    expect(more).toEqual([]);
+    expect(shared!).toMatchObject({ severity: 'high', function: 'throttle' });
+    expect(shared!.message).toMatch(/the 3 coroutines that call it synchronously/);
+    expect(shared!.callers!.map((c) => c.function)).toEqual(['first_caller', 'second_caller', 'third_caller']);
+    expect(on('PA303.py', '    throttle()')).toEqual([]);
+    // Two callers of a helper are each reported where they call it.
+    expect(on('PA303.py', 'retry_twice()  # expect')).toHaveLength(1);
+  });
+
+  it('skips end-to-end suites as test code', () => {
+    expect(findings.filter((f) => f.path.startsWith('e2e/'))).toEqual([]);
+  });
+});

@@ -205,11 +205,13 @@ export function scoreField(scanned: readonly ScannedRepo[], verdicts: readonly V
   for (const bug of bugs) {
     if (pinned.get(bug.repo) !== bug.commit) continue;
     const repo = scanned.find((r) => r.repo === bug.repo)!;
+    // A finding reported once for several call sites (`Finding.callers`) points at each of them.
+    const at = (p: string, line: number) => p === bug.path && line >= bug.startLine && line <= bug.endLine;
     const hit = repo.findings.find(
-      (f) => !f.advisory && f.path === bug.path && f.line >= bug.startLine && f.line <= bug.endLine
+      (f) => !f.advisory && (at(f.path, f.line) || (f.callers ?? []).some((c) => at(c.path, c.line)))
         && f.category === bug.family && (bug.code === null || f.code === bug.code),
     );
-    bugResults.push({ bug, foundBy: hit ? `${hit.code}@${hit.line}` : null });
+    bugResults.push({ bug, foundBy: hit ? `${hit.code}@${at(hit.path, hit.line) ? '' : `${hit.path}:`}${hit.line}` : null });
     const tallies = [families[bug.family], ...(bug.code ? [ruleTally(bug.code)] : [])];
     for (const t of tallies) {
       t.bugs++;

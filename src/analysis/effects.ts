@@ -12,7 +12,7 @@ import { resolveName } from '../semantic/model.js';
 import { isMemoisedCall } from '../semantic/memo.js';
 import { BLOCKING_MODULES } from '../semantic/blockingModules.js';
 import { NEW_ENGINE, type Effect } from './summary.js';
-import { blockingFunctionName, blockingIoCall, BUNDLED_FILE, isCheapMetadata, isSingleFileOp, pendingBlockingMethod, readsBundledFile, runsChildProcess, SYNC_SLEEP } from '../semantic/blockingIo.js';
+import { blockingFunctionName, blockingIoCall, BUNDLED_FILE, isCheapMetadata, isSingleFileOp, pendingBlockingMethod, readsBundledFile, runsChildProcess, shortSleep, SYNC_SLEEP } from '../semantic/blockingIo.js';
 import { syncDbCall } from '../semantic/syncDb.js';
 import { cpuHeavyCall } from '../semantic/cpuHeavy.js';
 import { isEngineConstructor } from '../semantic/resources.js';
@@ -38,6 +38,8 @@ export const LOOPED_METADATA = 'looped_metadata';
 export const LOOPED_FILE_IO = 'looped_file_io';
 /** A blocking call that is neither a single-file operation nor a metadata one: network, a process, a tree. */
 export const OTHER_BLOCKING = 'other_blocking';
+/** `time.sleep` with a literal duration under 10 ms, once (`shortSleep`): a yield more than a wait. */
+export const SHORT_SLEEP = 'short_sleep';
 /** One read of a file shipped with the code: light once, heavy when a caller's loop repeats it. */
 export const BUNDLED_READ = 'bundled_read';
 
@@ -170,7 +172,8 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
       continue;
     }
     if (q && SYNC_SLEEP.has(q)) {
-      if (!call.awaited) push({ kind: 'sync_sleep', what: q, ...at });
+      // A sleep of a millisecond is its own kind: low on the event loop, nothing in a transaction.
+      if (!call.awaited) push({ kind: shortSleep(call) !== undefined ? SHORT_SLEEP : 'sync_sleep', what: q, ...at });
       continue;
     }
     const io = blockingIoCall(model, call);

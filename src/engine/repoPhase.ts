@@ -76,6 +76,7 @@ export function runRepoPhase(
             if (r.lowInBackground) f.lowInBackground = true;
             if (r.function) f.function = r.function;
             if (r.chain) f.chain = r.chain;
+            if (r.callers) f.callers = r.callers;
             findings.push(f);
           },
         });

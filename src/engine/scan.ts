@@ -320,6 +320,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
         recommendation: r.recommendation ?? meta.fix,
         effort: meta.effort,
         ...(r.chain ? { chain: r.chain } : {}),
+        ...(r.callers ? { callers: r.callers } : {}),
         downgrades: [],
         fingerprint: fingerprint(r.code, r.path, r.lineText, r.function),
       };

@@ -71,6 +71,7 @@ export interface RawFinding {
   recommendation?: string;
   function?: string;
   chain?: ChainStep[];
+  callers?: ChainStep[];
   /** Trimmed text of the finding's first line, for the fingerprint. */
   lineText: string;
   /** Rule 6 (execution context) evidence, one entry per point. */

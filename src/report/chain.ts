@@ -14,3 +14,8 @@ export function chainHops(f: Finding): string[] {
   if (!chain || chain.length < 2) return [];
   return chain.map((s) => `${s.path}:${s.line}:${s.column} in ${s.function}: ${s.call}`);
 }
+
+/** One line per call site a finding stands for (`Finding.callers`): `app/api.py:30:5 in list_rows: build_page`. */
+export function callerLines(f: Finding): string[] {
+  return (f.callers ?? []).map((s) => `${s.path}:${s.line}:${s.column} in ${s.function}: ${s.call}`);
+}

@@ -3,7 +3,7 @@
  * an annotation on the pull request's diff.
  * https://docs.github.com/en/actions/reference/workflow-commands-for-github-actions
  */
-import { chainHops } from './chain.js';
+import { callerLines, chainHops } from './chain.js';
 import { escapeControl } from './escape.js';
 import type { ScanResult } from '../engine/result.js';
 import { compareFindings } from '../merge/score.js';
@@ -40,7 +40,9 @@ export function githubCommand(f: Finding): string {
   // Line breaks are the annotation's layout (escapeData keeps them inside the one command);
   // other control characters are shown escaped, and so is every one in a hop's file name.
   const hops = chainHops(f).map((h) => escapeControl(h));
-  const chain = hops.length ? `\nCall chain:\n${hops.map((h) => `  ${h}`).join('\n')}` : '';
+  const callers = callerLines(f).map((h) => escapeControl(h));
+  const chain = (hops.length ? `\nCall chain:\n${hops.map((h) => `  ${h}`).join('\n')}` : '')
+    + (callers.length ? `\nCalled from:\n${callers.map((h) => `  ${h}`).join('\n')}` : '');
   const fix = f.recommendation ? `\nFix: ${escapeControl(f.recommendation, true)}` : '';
   return `::${annotationLevel(f)} ${properties}::${escapeData(`${escapeControl(f.message, true)}${chain}${fix}`)}`;
 }

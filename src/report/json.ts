@@ -53,6 +53,7 @@ function findingJson(f: Finding): Finding {
   out.recommendation = f.recommendation;
   out.effort = f.effort;
   if (f.chain !== undefined && f.chain.length > 0) out.chain = f.chain.map((s) => ({ path: s.path, line: s.line, column: s.column, function: s.function, call: s.call }));
+  if (f.callers !== undefined && f.callers.length > 0) out.callers = f.callers.map((s) => ({ path: s.path, line: s.line, column: s.column, function: s.function, call: s.call }));
   out.downgrades = f.downgrades.map((d) => ({ rule: d.rule, from: d.from, to: d.to, evidence: d.evidence }));
   out.fingerprint = f.fingerprint;
   return out;

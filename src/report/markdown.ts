@@ -2,7 +2,7 @@
  * The markdown report (product.md, "The markdown report"): fixed sections in a fixed order,
  * generated only from the scan result, so the same result always gives the same bytes.
  */
-import { chainHops } from './chain.js';
+import { callerLines, chainHops } from './chain.js';
 import type { ScanResult } from '../engine/result.js';
 import { TECHNOLOGIES, TECH_ALIASES, technologiesFor } from '../knowledge/sources.js';
 import { compareFindings, countBySeverity, formatScore, mostSevereFinding } from '../merge/score.js';
@@ -221,7 +221,9 @@ function location(f: Finding): string {
 
 function issue(f: Finding): string {
   const hops = chainHops(f);
-  const chain = hops.length ? `<br>Call chain:<br>${hops.map((h, i) => `${i + 1}. \`${h}\``).join('<br>')}` : '';
+  const callers = callerLines(f);
+  const chain = (hops.length ? `<br>Call chain:<br>${hops.map((h, i) => `${i + 1}. \`${h}\``).join('<br>')}` : '')
+    + (callers.length ? `<br>Called from:<br>${callers.map((h) => `- \`${h}\``).join('<br>')}` : '');
   return `${f.code} ${f.check}: ${f.message}${chain}`;
 }
 

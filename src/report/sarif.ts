@@ -57,6 +57,12 @@ export interface SarifResult {
       }[];
     }[];
   }[];
+  /** The call sites a finding reported once stands for (`Finding.callers`). */
+  relatedLocations?: {
+    id: number;
+    physicalLocation: { artifactLocation: { uri: string; uriBaseId: '%SRCROOT%' }; region: { startLine: number; startColumn: number } };
+    message: { text: string };
+  }[];
 }
 
 export interface SarifLog {
@@ -185,6 +191,16 @@ function sarifResult(f: Finding, ruleIndex: number): SarifResult {
         })),
       }],
     }];
+  }
+  if (f.callers && f.callers.length > 0) {
+    result.relatedLocations = f.callers.map((s, i) => ({
+      id: i + 1,
+      physicalLocation: {
+        artifactLocation: { uri: relativeUri(s.path), uriBaseId: '%SRCROOT%' },
+        region: { startLine: Math.max(1, s.line), startColumn: Math.max(1, s.column) },
+      },
+      message: { text: `called from ${s.function}: ${s.call}` },
+    }));
   }
   return result;
 }

@@ -2,7 +2,7 @@
  * `--format text` (the default): one line per finding, `path:line:col CODE message`, then a short
  * summary. One line and nothing else when there is nothing to report.
  */
-import { chainHops, chainNames } from './chain.js';
+import { callerLines, chainHops, chainNames } from './chain.js';
 import { escapeControl } from './escape.js';
 import type { ScanResult } from '../engine/result.js';
 import { compareFindings, countBySeverity, formatScore } from '../merge/score.js';
@@ -65,7 +65,8 @@ function findingLine(f: Finding, paint: Paint, source: TextOptions['source']): s
   const chain = names ? ` (via ${escapeControl(names)})` : '';
   const snippet = source ? sourceSnippet(f, source(f.path), paint) : '';
   // Each hop on a line of its own, indented like a traceback, so every place can be opened.
-  const hops = chainHops(f).map((h) => `\n    ${paint(ANSI.dim, escapeControl(h))}`).join('');
+  const hops = chainHops(f).map((h) => `\n    ${paint(ANSI.dim, escapeControl(h))}`).join('')
+    + callerLines(f).map((h) => `\n    ${paint(ANSI.dim, `called from ${escapeControl(h)}`)}`).join('');
   return `${where} ${code}${tag} ${oneLine(f.message)}${chain}${snippet}${hops}`;
 }
 

@@ -59,6 +59,8 @@ export interface RuleReport {
   /** Name of the function the finding is in. */
   function?: string;
   chain?: ChainStep[];
+  /** The call sites this one report stands for (see `Finding.callers`). */
+  callers?: ChainStep[];
 }
 
 export interface FileRuleContext {

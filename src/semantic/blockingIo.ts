@@ -12,6 +12,23 @@ import { annotationType, propertyType } from './valueTypes.js';
 /** Sleeps that block the calling thread. */
 export const SYNC_SLEEP = new Set(['time.sleep']);
 
+/** Below this many seconds, a literal sleep is a yield, not a wait (`time.sleep(0.001)`). */
+const SHORT_SLEEP_SECONDS = 0.01;
+
+/**
+ * The seconds of a sleep written with a short literal duration (`time.sleep(0)`,
+ * `time.sleep(0.001)`), or undefined: the event loop stops for a millisecond, not for a wait.
+ * Not in a loop of its function, where the milliseconds add up.
+ */
+export function shortSleep(call: CallInfo): number | undefined {
+  if (call.loops.length) return undefined;
+  const args = call.node.childForFieldName('arguments');
+  const first = args?.namedChildren.find((a) => a.type !== 'comment');
+  if (!first || (first.type !== 'integer' && first.type !== 'float')) return undefined;
+  const seconds = Number(first.text.replace(/_/g, ''));
+  return Number.isFinite(seconds) && seconds < SHORT_SLEEP_SECONDS ? seconds : undefined;
+}
+
 
 /**
  * File-system metadata calls: one inode looked up or changed (a stat, an unlink, a chmod, a

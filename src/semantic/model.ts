@@ -291,12 +291,12 @@ const ROUTE_METHODS = new Set([
 ]);
 const TASK_DECORATORS = /(^|\.)(task|shared_task|actor|job|periodic_task|cron|scheduled_job|on_message|consumer)$/;
 const INIT_NAME = /(^|_)(init|initialize|initialise|setup|set_up|bootstrap|migrate|migrations?|startup|start_up|lifespan|on_startup|create_tables|seed)(_|$)|^__init__$/i;
-/** Test code (`tests/`, `test_*.py`, `*_test.py`, `conftest.py`): never flagged (spec, rules). */
+/** Test code (`tests/`, end-to-end suites `e2e/` and `cypress/`, `test_*.py`, `*_test.py`, `conftest.py`): never flagged (spec, rules). */
 export function isTestPath(path: string): boolean {
   return TEST_PATH.test(path);
 }
 
-const TEST_PATH = /(^|\/)(tests?|testing)\/|(^|\/)test_[^/]*\.py$|_test\.py$|(^|\/)conftest\.py$/;
+const TEST_PATH = /(^|\/)(tests?|testing|e2e|[\w-]+[-_]e2e|e2e[-_][\w-]+|cypress)\/|(^|\/)test_[^/]*\.py$|_test\.py$|(^|\/)conftest\.py$/;
 const BACKGROUND_PATH = /(^|\/)(tasks|jobs|workers|worker|cron)(\/|\.py$)/;
 
 /** Node types the model is built from, fetched in one batch call in document order. */

@@ -93,7 +93,7 @@ export function reportEventLoopChains(
    * `light` when the chain reaches no blocking I/O but metadata operations (no `HEAVY_IO`),
    * `cheap` when, besides, none of them runs per item of a loop.
    */
-  severityOf: (what: string, cheap: boolean, light: boolean, fileOnly: boolean) => Severity | undefined = () => undefined,
+  severityOf: (what: string, cheap: boolean, light: boolean, fileOnly: boolean, inLoop: boolean) => Severity | undefined = () => undefined,
   /** The fix to name for what the effect calls (the async alternative), over the rule's own. */
   recommendationOf?: (what: string) => string,
   /** Why a chain is advisory whatever its severity (`cheap`: it reaches only single metadata operations). */
@@ -102,6 +102,7 @@ export function reportEventLoopChains(
   const graph = callGraphOf(ctx.index);
   // Async functions with an effect of this kind of their own (most have none).
   const own = new Set<FnRef>(graph.functionsWithEffects(new Set([kind])));
+  const bySink = new Map<string, SinkGroup>();
   for (const { ref, edges } of asyncSyncEdges(graph)) {
     const file = graph.fileOf(ref);
     const fn = graph.function(ref);
@@ -114,7 +115,7 @@ export function reportEventLoopChains(
         path: file.path,
         location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
         message: message(e.what, fn.name, []),
-        severity: severityOf(e.what, false, false, false) ?? sev,
+        severity: severityOf(e.what, false, false, false, false) ?? sev,
         ...(recommendationOf ? { recommendation: recommendationOf(e.what) } : {}),
         function: fn.name,
       });
@@ -145,16 +146,69 @@ export function reportEventLoopChains(
       // Only single local files opened, read or written, once each: no network, process or tree
       // operation reachable, and no file work per item of a loop (here or in the callee).
       const fileOnly = kind === 'blocking_io' && !edge.call.inLoop && !graph.reaches(edge.to, OTHER_BLOCKING, 'sync') && !graph.reaches(edge.to, LOOPED_FILE_IO, 'sync');
-      ctx.report({
+      const sink = reach.steps[reach.steps.length - 1]!.fn;
+      const report: RepoReport = {
         path: file.path,
         location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
         message: message(reach.effect.what, fn.name, names) + (weak ? ' (a call resolved by its method name alone)' : ''),
-        severity: weak ? lowerSeverity(atMost(severityOf(reach.effect.what, cheap, light, fileOnly), sev)) : atMost(severityOf(reach.effect.what, cheap, light, fileOnly), sev),
+        severity: weak ? lowerSeverity(atMost(severityOf(reach.effect.what, cheap, light, fileOnly, edge.call.inLoop), sev)) : atMost(severityOf(reach.effect.what, cheap, light, fileOnly, edge.call.inLoop), sev),
         ...(recommendationOf ? { recommendation: recommendationOf(reach.effect.what) } : {}),
         ...(advisoryOf(reach.effect.what, cheap) ? { advisory: advisoryOf(reach.effect.what, cheap)! } : {}),
         function: fn.name,
         chain,
-      });
+      };
+      const sinkKey = `${sink.file}:${sink.fn}:${reach.effect.line}:${reach.effect.column}`;
+      let group = bySink.get(sinkKey);
+      if (!group) bySink.set(sinkKey, (group = { sink, effect: reach.effect, reports: [], callers: new Set() }));
+      group.reports.push(report);
+      group.callers.add(fn.qualifiedName);
     }
   }
+  for (const group of bySink.values()) reportGroup(ctx, graph, group);
+}
+
+type RepoReport = Parameters<RepoRuleContext['report']>[0];
+
+/** The chains of one rule that end at the same blocking call, from every coroutine that reaches it. */
+interface SinkGroup {
+  sink: FnRef;
+  effect: Effect;
+  reports: RepoReport[];
+  callers: Set<string>;
+}
+
+/**
+ * From this many coroutines, a blocking call that they all reach through the same sync function
+ * is reported once, where it is, with the callers' call sites (`callers`): one finding per caller
+ * repeats one defect (a library's `time.sleep` in a constructor reached from every handler that
+ * builds the object), and the fix is either that function's (make it async, drop the wait) or the
+ * same change at each listed caller.
+ */
+export const SHARED_SINK_CALLERS = 3;
+
+function reportGroup(ctx: RepoRuleContext, graph: CallGraph, group: SinkGroup): void {
+  if (group.callers.size < SHARED_SINK_CALLERS) {
+    for (const r of group.reports) ctx.report(r);
+    return;
+  }
+  // The heaviest claim of the callers, and advisory only when every caller's finding is.
+  const worst = group.reports.reduce((a, b) => (SEVERITY_RANK[b.severity ?? 'low'] > SEVERITY_RANK[a.severity ?? 'low'] ? b : a));
+  const advisory = group.reports.every((r) => r.advisory) ? worst.advisory ?? group.reports[0]!.advisory : undefined;
+  const sinkFn = graph.function(group.sink);
+  const callers = [...group.callers].sort();
+  const shown = callers.slice(0, 4).map((c) => `\`${c}\``).join(', ') + (callers.length > 4 ? ', …' : '');
+  const { effect } = group;
+  const what = effect.what.endsWith(')') ? effect.what : `${effect.what}()`;
+  const { advisory: _a, ...rest } = worst;
+  // Each caller's call into the chain, in path and line order.
+  const sites = group.reports.map((r) => r.chain![0]!).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : a.line - b.line || a.column - b.column));
+  ctx.report({
+    ...rest,
+    callers: sites,
+    path: graph.fileOf(group.sink).path,
+    location: { line: effect.line, column: effect.column, endLine: effect.line, endColumn: effect.column + effect.what.length },
+    message: `\`${what}\` in \`${sinkFn.qualifiedName}\` blocks the event loop of the ${callers.length} coroutines that call it synchronously (${shown}); reported once, at the call they all reach`,
+    function: sinkFn.name,
+    ...(advisory ? { advisory } : {}),
+  });
 }

@@ -10,7 +10,10 @@ import { asyncCallSites, reportEventLoopChains, severityByRole } from './context
 
 const SEVERITY = { handler: 'high', background: 'medium', init: 'medium', other: 'high' } as const;
 
-import { SYNC_SLEEP } from '../../../semantic/blockingIo.js';
+import { shortSleep, SYNC_SLEEP } from '../../../semantic/blockingIo.js';
+import { SHORT_SLEEP } from '../../../analysis/effects.js';
+
+const shortMessage = (what: string, fn: string) => `\`${what}()\` with a duration under 10 ms stops the event loop briefly inside \`async def ${fn}\`, on every call`;
 
 export const syncSleepInAsync: FileRule & RepoRule = {
   meta: {
@@ -20,7 +23,7 @@ export const syncSleepInAsync: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: '`time.sleep()` inside `async def` blocks the event loop',
-    what: 'Finds calls to `time.sleep` (under any import alias) made inside an `async def` body and not handed to a thread — directly, or through same-repo sync helpers the coroutine calls.',
+    what: 'Finds calls to `time.sleep` (under any import alias) made inside an `async def` body and not handed to a thread — directly, or through same-repo sync helpers the coroutine calls. A sleep of a literal duration under 10 ms, outside a loop, is low (medium when a caller repeats it in a loop). A helper reached so from three or more coroutines is reported once, at its sleep.',
     why: 'A coroutine that calls `time.sleep` holds the event loop for the whole delay; every other request and task on that loop stalls with it.',
     bad: 'import time\n\nasync def poll():\n    time.sleep(1)\n',
     good: 'import asyncio\n\nasync def poll():\n    await asyncio.sleep(1)\n',
@@ -33,15 +36,19 @@ export const syncSleepInAsync: FileRule & RepoRule = {
   checkFile(ctx: FileRuleContext): void {
     for (const { call, fn } of asyncCallSites(ctx.model)) {
       if (!call.qualifiedName || !SYNC_SLEEP.has(call.qualifiedName)) continue;
+      const short = shortSleep(call) !== undefined;
       ctx.report({
         node: call.node,
-        message: `\`${call.calleeText}()\` blocks the event loop inside \`async def ${fn.name}\``,
-        severity: severityByRole(ctx.model, call.functionIndex, SEVERITY),
+        message: short ? shortMessage(call.calleeText, fn.name) : `\`${call.calleeText}()\` blocks the event loop inside \`async def ${fn.name}\``,
+        severity: short ? 'low' : severityByRole(ctx.model, call.functionIndex, SEVERITY),
       });
     }
   },
   checkRepo(ctx: RepoRuleContext): void {
     reportEventLoopChains(ctx, 'sync_sleep', SEVERITY, (what, fn, chain) =>
       `\`${what}()\` blocks the event loop inside \`async def ${fn}\``);
+    // A millisecond's sleep in a helper: low; medium when the caller repeats it in a loop, where
+    // the milliseconds add up with the items but stay milliseconds each.
+    reportEventLoopChains(ctx, SHORT_SLEEP, SEVERITY, shortMessage, ['sync_sleep'], (_what, _cheap, _light, _file, inLoop) => (inLoop ? 'medium' : 'low'));
   },
 };

@@ -13,7 +13,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
-import { blockingIoCall, runsChildProcess } from '../../../semantic/blockingIo.js';
+import { blockingIoCall, runsChildProcess, shortSleep } from '../../../semantic/blockingIo.js';
 import { awaitedOffloadCall } from '../../../semantic/externalCalls.js';
 import { cpuHeavyCall } from '../../../semantic/cpuHeavy.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
@@ -34,7 +34,8 @@ interface Wait {
 /** What the call waits on, or null when it does not wait. */
 function waitOf(model: FileModel, call: CallInfo): Wait | null {
   const q = call.qualifiedName;
-  if (q && SLEEP_FUNCTIONS.has(q)) return { what: call.calleeText, kind: 'sleep' };
+  // A sleep of a millisecond (`time.sleep(0)`, `await asyncio.sleep(0)`: a yield) holds nothing.
+  if (q && SLEEP_FUNCTIONS.has(q)) return shortSleep(call) !== undefined ? null : { what: call.calleeText, kind: 'sleep' };
   if (q && /^asyncio\.create_subprocess_(exec|shell)$/.test(q)) return { what: q, kind: 'process' };
   const io = blockingIoCall(model, call);
   if (io && runsChildProcess(io)) return { what: io, kind: 'process' };
