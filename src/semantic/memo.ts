@@ -114,6 +114,7 @@ function cacheGuards(model: FileModel, fnIndex: number, body: SyntaxNode, bodyTe
   if (g) return g;
   g = { filling: [], returnedFrom: Infinity };
   const source = model.source;
+  const fn = model.functions[fnIndex]!;
   for (const node of ifsOf(model, fnIndex)) {
     if (node.startIndex < body.startIndex) continue;
     // The condition from the header line when it is all there (no WASM call for the many `if`s
@@ -141,7 +142,7 @@ function cacheGuards(model: FileModel, fnIndex: number, body: SyntaxNode, bodyTe
     const consequence = node.childForFieldName('consequence');
     if (!consequence) continue;
     if (t.missing) {
-      if (fills(consequence.text, t.name)) g.filling.push([consequence.startIndex, consequence.endIndex]);
+      if (fills(consequence.text, t.name) || fillsThroughHelper(model, fn, consequence.text, t.name)) g.filling.push([consequence.startIndex, consequence.endIndex]);
     } else if (g.returnedFrom === Infinity && (node.parent?.id === body.id || underDefaultOnFlags(model, fnIndex, node, body))) {
       // A top-level `if <cache present>: ... return` of a function that fills the cache after it.
       const last = consequence.namedChildren[consequence.namedChildCount - 1];
@@ -162,6 +163,20 @@ function cacheGuards(model: FileModel, fnIndex: number, body: SyntaxNode, bodyTe
   }
   byFn.set(fnIndex, g);
   return g;
+}
+
+/**
+ * Does `text` call a function of this file that fills the cache (`if dsn not in _engines:
+ * _init_engine(dsn)` where `_init_engine` ends with `_engines[dsn] = engine`)? A module function
+ * called by name, or a method of the same class called on `self`/`cls`.
+ */
+function fillsThroughHelper(model: FileModel, fn: FileModel['functions'][number], text: string, name: string): boolean {
+  for (const m of text.matchAll(/(?:^|[^\w.])(?:(self|cls)\.)?([A-Za-z_]\w*)\s*\(/g)) {
+    const onSelf = m[1] !== undefined;
+    const helper = model.functions.find((f) => f.name === m[2] && (onSelf ? f.className !== null && f.className === fn.className : f.className === null && f.qualifiedName === f.name));
+    if (helper?.body && fills(helper.body.text, name)) return true;
+  }
+  return false;
 }
 
 /**
