@@ -32,7 +32,7 @@ import { externalCall, outsideEffect } from '../../../semantic/externalCalls.js'
 import { notPerRow, perItemLoops } from '../query/semantics.js';
 import { LIBRARY_CALL, loopsDomain } from '../query/dbCalls.js';
 import { flaskRequestWrites, MAY_COMMIT_EFFECT, requestWrites } from './missing_commit.js';
-import { callsOf, enclosingTries, isCommitCall, isRollbackCall, isWriteCall, lastAssignment, nextStatement, receiverKey, transactionRegions, unwrap } from './semantics.js';
+import { callsOf, enclosingTries, isCommitCall, isRollbackCall, isWriteCall, exitsAfter, lastAssignment, receiverKey, transactionRegions, unwrap } from './semantics.js';
 import { overItems } from './loopForms.js';
 import { collectLibraryWriteEffects } from './libraryWrites.js';
 
@@ -200,8 +200,7 @@ function perItemCall(model: FileModel, call: CallInfo): boolean {
   const body = loop.node.childForFieldName('body');
   if (body) {
     if (enclosingTries(call.node, body).some((t) => t.startIndex >= body.startIndex)) return false;
-    const next = nextStatement(call.node);
-    if (next && (next.type === 'break_statement' || next.type === 'return_statement')) return false;
+    if (exitsAfter(call.node)) return false;
   }
   return true;
 }
