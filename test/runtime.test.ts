@@ -101,3 +101,17 @@ describe('PA303 short sleeps and shared helpers', () => {
     expect(findings.filter((f) => f.path.startsWith('e2e/'))).toEqual([]);
   });
 });
+
+describe('PA307 one finding per coroutine', () => {
+  it('lists every other sync call of the function (marked `# same finding: PA307`) in its one finding', () => {
+    for (const file of ['PA307.py', 'app/db_endpoints.py']) {
+      const lines = require('node:fs').readFileSync(path.join(RUNTIME, file), 'utf8').split('\n') as string[];
+      const same = lines.flatMap((l, i) => (l.includes('# same finding: PA307') ? [i + 1] : []));
+      expect(same.length).toBeGreaterThan(0);
+      const listed = findings
+        .filter((f) => f.path === file && f.code === 'PA307')
+        .flatMap((f) => (/in this function: lines? ([\d, ]+)\)/.exec(f.message)?.[1] ?? '').split(', ').filter(Boolean).map(Number));
+      expect(listed.sort((a, b) => a - b)).toEqual(same);
+    }
+  });
+});

@@ -107,14 +107,18 @@ export function reportEventLoopChains(
     const file = graph.fileOf(ref);
     const fn = graph.function(ref);
     const sev = severity[fn.effectiveRole];
-    for (const e of own.has(ref) ? graph.ownEffects(ref) : NO_EFFECTS) {
-      if (e.kind !== kind || !e.pending) continue;
-      const call = graph.callAt(ref.file, e.line, e.column);
-      if (!call) continue;
+    // Effects only this phase could decide (`pending`): one finding per coroutine, at the first,
+    // with the lines of the others; none when the file rule already reported one of its own.
+    const ownOfKind = own.has(ref) ? graph.ownEffects(ref).filter((e) => e.kind === kind) : NO_EFFECTS;
+    const pending = ownOfKind.some((e) => !e.pending) ? [] : ownOfKind.filter((e) => graph.callAt(ref.file, e.line, e.column));
+    if (pending.length) {
+      const e = pending[0]!;
+      const call = graph.callAt(ref.file, e.line, e.column)!;
+      const others = [...new Set(pending.slice(1).map((x) => x.line).filter((l) => l !== e.line))];
       ctx.report({
         path: file.path,
         location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-        message: message(e.what, fn.name, []),
+        message: message(e.what, fn.name, []) + (others.length ? ` (and ${others.length === 1 ? 'one more' : `${others.length} more`} in this function: line${others.length === 1 ? '' : 's'} ${others.join(', ')})` : ''),
         severity: severityOf(e.what, false, false, false, false) ?? sev,
         ...(recommendationOf ? { recommendation: recommendationOf(e.what) } : {}),
         function: fn.name,
