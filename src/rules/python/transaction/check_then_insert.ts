@@ -249,6 +249,8 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
   if (!lookups.length) return;
   const calls = callsOf(model, fnIndex);
   const done = new Set<number>();
+  /** The constructors of the rows already reported. */
+  const rows = new Set<number>();
   for (const look of lookups) {
     const regions = look.test ? inlineMissingRegions(fn.node, look.test, look.foundWhenTrue!) : missingRegions(fn.node, look);
     if (!regions.length) continue;
@@ -259,6 +261,9 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
       // The new row is built where the lookup found nothing (`add` there, or after it).
       const ctor = constructorOf(model, arg, fnIndex, add.line);
       if (!ctor || ctorModel(ctor) !== look.model || !regions.some((r) => ctor.startIndex >= r.from && ctor.endIndex <= r.to)) continue;
+      // One insert per new row: a later `add` of the same object (after the branches join, of a
+      // row found or made) is the same race, reported at its first add.
+      if (rows.has(ctor.startIndex)) continue;
       // The new row carries the looked-up value in the looked-up column(s).
       const kw = callArgs(ctor).keywords;
       // Or built from the object the looked-up value was read from: `Hero.model_validate(body)`,
@@ -273,6 +278,7 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
       if (!end) continue;
       if (guarded(add.node, fn.node) || guarded(end.node, fn.node)) continue;
       done.add(add.node.startIndex);
+      rows.add(ctor.startIndex);
       const handler = effectiveRole(model, fnIndex) === 'handler';
       ctx.report({
         node: add.node,
