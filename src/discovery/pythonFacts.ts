@@ -439,7 +439,10 @@ function urlScheme(node: SyntaxNode | undefined, scope: LiteralScope, depth = 0)
     // `"sqlite:///{0}".format(path)`: the template's literal prefix.
     const fn = value.childForFieldName('function');
     if (fn?.type === 'attribute' && fn.childForFieldName('attribute')?.text === 'format') return urlScheme(fn.childForFieldName('object') ?? undefined, scope, depth + 1);
-    return null;
+    // `db_url()` / `self.db_url(path)`: a function of this file that returns one expression.
+    const name = fn?.type === 'identifier' ? fn.text : fn?.type === 'attribute' && /^(self|cls)$/.test(fn.childForFieldName('object')?.text ?? '') ? fn.childForFieldName('attribute')?.text : undefined;
+    const returned = name ? onlyReturn(scope.model, name) : null;
+    return returned ? urlScheme(returned, scope, depth + 1) : null;
   }
   // `"sqlite:///%s" % path`: the template's literal prefix.
   if (value.type === 'binary_operator' && value.childForFieldName('operator')?.text === '%') return urlScheme(value.childForFieldName('left') ?? undefined, scope, depth + 1);
@@ -448,6 +451,20 @@ function urlScheme(node: SyntaxNode | undefined, scope: LiteralScope, depth = 0)
   const prefix = s.split(PLACEHOLDER)[0]!;
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(prefix);
   return m ? m[1]! : null;
+}
+
+/** The expression a function of the file named `name` returns, when its body is that one `return` (a docstring aside). */
+function onlyReturn(model: FileModel, name: string): SyntaxNode | null {
+  const fns = model.functions.filter((f) => f.name === name);
+  if (fns.length !== 1) return null;
+  const stmts = fns[0]!.body?.namedChildren.filter((c) => c.type !== 'comment' && !(c.type === 'expression_statement' && c.namedChild(0)?.type === 'string')) ?? [];
+  return stmts.length === 1 && stmts[0]!.type === 'return_statement' ? stmts[0]!.namedChild(0) : null;
+}
+
+/** `connect_args={"check_same_thread": False}`: an argument only `sqlite3.connect` takes. */
+function sqliteByArgs(args: ReturnType<typeof callArgs>): string | null {
+  const connect = args.keywords.get('connect_args');
+  return connect && /["']check_same_thread["']\s*:/.test(connect.text) ? 'sqlite' : null;
 }
 
 export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: LiteralScope): PythonFileFacts {
@@ -511,7 +528,7 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
         function: enclosingFunction(model, call),
         async: asyncpgPool || m.startsWith('async') || m === 'create_async_engine' || asyncEngineWrapper(call.node) !== null,
         factory: asyncpgPool ? 'asyncpg.create_pool' : m,
-        urlScheme: m.endsWith('_from_config') ? null : urlScheme(url, scope),
+        urlScheme: m.endsWith('_from_config') ? null : urlScheme(url, scope) ?? sqliteByArgs(args),
         kwargs: kwargsOf(args, scope),
         poolClass: poolclass ? poolclass.text.replace(/^.*\./, '') : null,
         file,

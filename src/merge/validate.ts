@@ -3,8 +3,8 @@
  * becomes advisory) and Rule 6 (execution-context points lower the severity). Every downgrade
  * records which rule and which evidence.
  */
-import type { ProjectContext } from '../discovery/context.js';
-import { SEVERITIES, type Finding, type Severity } from '../types.js';
+import { sqliteOnlyEvidence, type ProjectContext } from '../discovery/context.js';
+import { SEVERITIES, SEVERITY_RANK, type Finding, type Severity } from '../types.js';
 import { EXECUTION_CONTEXT_CHECKS } from './executionContext.js';
 import type { ExecutionContext } from '../analysis/executionContext.js';
 
@@ -27,6 +27,18 @@ export interface ValidationInput {
  * low (the field review judged every such high N+1 in a scheduled job low or advisory).
  */
 const LOWERED_IN_BACKGROUND = new Set(['PA101', 'PA102', 'PA105', 'PA107', 'PA108']);
+
+/**
+ * Findings whose cost is one database round trip per statement, and the most they claim when the
+ * database is SQLite, a file read in the process (`sqliteOnlyEvidence`): a per-row write, a
+ * refetch or a sync call's wait on the event loop is low; an N+1 over rows that grow is still a
+ * loop of statements (tens of microseconds each), medium. Not a commit per row (an fsync each
+ * there too).
+ */
+const PER_STATEMENT_COSTS = new Map<string, Severity>([
+  ['PA101', 'low'], ['PA102', 'low'], ['PA103', 'low'], ['PA105', 'low'], ['PA110', 'low'], ['PA307', 'low'],
+  ['PA107', 'medium'], ['PA108', 'medium'],
+]);
 
 /** Checks about names, not about code that runs: where the code runs does not matter. */
 const CONTEXT_FREE_CHECKS = new Set(['event_channel_consistency']);
@@ -54,6 +66,16 @@ export function validateFinding(input: ValidationInput, context: ProjectContext)
     finding.advisory = true;
     finding.downgrades.push({ rule: 'execution_context', from: finding.severity, to: 'advisory', evidence: once.evidence });
     return finding;
+  }
+  // Round trips that SQLite does not make: per-statement costs are a library call's.
+  const cap = PER_STATEMENT_COSTS.get(finding.code);
+  if (cap && SEVERITY_RANK[finding.severity] > SEVERITY_RANK[cap]) {
+    const sqlite = sqliteOnlyEvidence(context);
+    if (sqlite) {
+      finding.downgrades.push({ rule: 'database', from: finding.severity, to: cap, evidence: sqlite });
+      finding.severity = cap;
+      return finding;
+    }
   }
   if (finding.severity !== 'high' && finding.severity !== 'medium') return finding;
   if (input.inHandler && NEVER_DOWNGRADED_IN_HANDLERS.has(finding.code)) return finding;

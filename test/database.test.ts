@@ -1,0 +1,39 @@
+/**
+ * The project's database decides what a round trip costs: on SQLite (a file read in the process)
+ * per-statement findings are at most low, with the evidence; the same code with a server
+ * database's driver in its manifests keeps its severity.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { resolveConfig } from '../dist/src/config/config.js';
+import { scan } from '../dist/src/engine/scan.js';
+import { tempDir } from './helpers/tmp.js';
+
+const FIXTURE = path.resolve(__dirname, '../fixtures/sqlite-only');
+
+async function findings(root: string) {
+  const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1 }, {}, null);
+  return (await scan(root, config, { inProcessBytes: Infinity })).result.findings;
+}
+
+describe('SQLite as the only database', () => {
+  it('lowers N+1s to medium and sync calls on the event loop to low, saying why', async () => {
+    const got = await findings(FIXTURE);
+    const n1 = got.find((f) => f.code === 'PA107')!;
+    const sync = got.find((f) => f.code === 'PA307')!;
+    for (const [f, to] of [[n1, 'medium'], [sync, 'low']] as const) {
+      expect(f.severity).toBe(to);
+      expect(f.downgrades).toEqual([expect.objectContaining({ rule: 'database', from: 'high', to, evidence: expect.stringMatching(/only database is SQLite \(the engine in app\/db\.py:10/) })]);
+    }
+  });
+
+  it('keeps the severity when the manifests name a server database driver', async () => {
+    const root = tempDir('pa-sqlite-');
+    fs.cpSync(FIXTURE, root, { recursive: true });
+    fs.appendFileSync(path.join(root, 'requirements.txt'), 'psycopg2-binary>=2.9\n');
+    const got = await findings(root);
+    expect(got.find((f) => f.code === 'PA107')).toMatchObject({ severity: 'high', downgrades: [] });
+    expect(got.find((f) => f.code === 'PA307')).toMatchObject({ severity: 'high', downgrades: [] });
+  });
+});
