@@ -221,5 +221,5 @@ function digitLoop(loop: SyntaxNode): boolean {
   if (!n) return false;
   const body = loop.childForFieldName('body')?.text ?? '';
   const e = n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return new RegExp(`(^|[^\\w.])${e}\\s*,\\s*\\w+\\s*=\\s*divmod\\(\\s*${e}\\s*,|(^|[^\\w.])${e}\\s*(//|>>)=|(^|[^\\w.])${e}\\s*=\\s*${e}\\s*(//|>>)`, 'm').test(body);
+  return new RegExp(`(^|[^\\w.])${e}\\s*,\\s*\\w+\\s*=\\s*divmod\\(\\s*${e}\\s*,|(^|[^\\w.])${e}\\s*(//|>>)=|(^|[^\\w.])${e}\\s*=\\s*${e}\\s*(//|>>)|(^|[^\\w.])${e}\\s*=\\s*(int|math\\.floor)\\(\\s*${e}\\s*/`, 'm').test(body);
 }
