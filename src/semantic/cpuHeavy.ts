@@ -107,7 +107,8 @@ function isPayload(model: FileModel, node: SyntaxNode | null, fnIndex: number, d
       const fn = node.childForFieldName('function');
       if (fn?.type !== 'attribute') return false;
       const method = fn.childForFieldName('attribute')?.text ?? '';
-      if (PAYLOAD_METHODS.has(method)) return true;
+      // `f.read()` is the whole content; `f.read(16)` (a block, an IV from a random source) is not.
+      if (PAYLOAD_METHODS.has(method)) return method !== 'read' || (node.childForFieldName('arguments')?.namedChildCount ?? 0) === 0;
       // `.encode()` / `.decode()` of a payload is still the payload.
       return (method === 'encode' || method === 'decode') && isPayload(model, fn.childForFieldName('object'), fnIndex, depth + 1);
     }
