@@ -119,11 +119,12 @@ export const missingRollback: FileRule & RepoRule = {
       if (call.receiverType === UNTYPED || call.withItem || graph.function(to).isGenerator) continue;
       const reach = graph.effectOf(to, QUERY_EFFECT, 'any') ?? graph.effectOf(to, WRITE_EFFECT, 'any') ?? graph.effectOf(to, FLUSH_EFFECT, 'any');
       if (!reach || reach.weak) continue;
-      // A helper that opens a session of its own (the callee, or the function on the way that
-      // makes the statement) starts each item afresh. (Not any function below: deep in a large
-      // graph some function always does.)
+      // A helper that opens a session of its own (the callee, or a function on the way to the
+      // statement: `Database.execute` → `async with self.connect()`) starts each item afresh.
+      // (Only on the chain to the statement, not any function below: deep in a large graph some
+      // function always does.)
       const opensOwn = (f: FnRef) => graph.ownEffects(f).some((e) => e.kind === OWN_COMMIT_EFFECT || e.kind === OPENS_SESSION);
-      if (opensOwn(to) || opensOwn(reach.steps[reach.steps.length - 1]!.fn)) continue;
+      if (opensOwn(to) || reach.steps.some((st) => opensOwn(st.fn))) continue;
       // A helper that wraps its own writes in `except: session.rollback(); raise` hands the
       // caller's handler a clean session: the writes that fail on the database are rolled back
       // where they failed (what else it runs is a read, whose usual error — no row — is not one).
