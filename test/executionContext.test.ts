@@ -28,6 +28,9 @@ describe('execution context', () => {
     expect(evidence('shop/db_changes/0007_backfill_vendor_names.py:12 PA107')).toMatch(/a migration/);
     expect(evidence('shop/pricing.py:16 PA107')).toMatch(/reached only from scripts or CLI commands/);
     expect(evidence('shop/warmup.py:11 PA107')).toMatch(/__main__/);
+    // Under tasks/ but run as a program: a script (advisory), not a job (low).
+    expect(evidence('shop/tasks/reindex_vendors.py:11 PA107')).toMatch(/__main__/);
+    expect(got.get('shop/tasks/vendor_sync.py:11 PA107')).toMatchObject({ advisory: false, severity: 'low' });
     expect(evidence('shop/app.py:21 PA301')).toMatch(/startup/);
     expect(evidence('shop/commands.py:20 PA404')).toMatch(/CLI command/);
     // A module that seeds demo data is run by hand; the same loop in a service module is not.

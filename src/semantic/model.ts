@@ -403,7 +403,8 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     classes: [],
     suppressions: collectSuppressions(source, lineStarts),
     isTestFile: isTestPath(path),
-    isBackgroundFile: BACKGROUND_PATH.test(path),
+    // A module under `tasks/` that runs as a script (`if __name__ == "__main__":`) is a script.
+    isBackgroundFile: BACKGROUND_PATH.test(path) && !(source.includes('__main__') && MAIN_GUARD.test(source)),
     entryPoints: [],
     modelClasses: NO_MODELS,
     flaskDbHandles: NO_MODELS,
