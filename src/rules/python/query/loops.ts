@@ -117,10 +117,17 @@ export function invariantReads(model: FileModel): LoopSite[] {
 
 const invariantSites = new WeakMap<FileModel, LoopSite[]>();
 
-/** Is the statement's table or entity the loop's own item (`delete(t)`, `select(model)` for each `t`/`model` of the loop)? */
-function perTableStatement(st: { root: SyntaxNode; ctor: string } | null | undefined, loop: LoopInfo): boolean {
-  if (!st || st.root.type !== 'call' || !['select', 'update', 'delete', 'insert'].includes(st.ctor)) return false;
-  const first = st.root.childForFieldName('arguments')?.namedChild(0);
+/** Is the statement's table or entity the loop's own item (`delete(t)`, `select(model)`, `session.query(model)...` for each `t`/`model` of the loop)? */
+function perTableStatement(st: { root: SyntaxNode; ctor: string } | null | undefined, loop: LoopInfo, call: SyntaxNode): boolean {
+  let root: SyntaxNode | null = st && st.root.type === 'call' && ['select', 'update', 'delete', 'insert', 'query'].includes(st.ctor) ? st.root : null;
+  // `session.query(model)...`: the legacy Query's entity, at the bottom of the call's chain.
+  for (let cur: SyntaxNode | null = call; !root && cur?.type === 'call';) {
+    const fn = cur.childForFieldName('function');
+    if (fn?.type !== 'attribute') break;
+    if (fn.childForFieldName('attribute')?.text === 'query') root = cur;
+    else cur = fn.childForFieldName('object');
+  }
+  const first = root?.childForFieldName('arguments')?.namedChild(0);
   const name = /^([A-Za-z_]\w*)(?:\.(?:__table__|table))?$/.exec(first?.text ?? '')?.[1];
   return !!name && loopTargets(loop).has(name);
 }
@@ -151,7 +158,7 @@ function findLoopSites(model: FileModel): Record<DbOpKind, LoopSite[]> {
     if (!loops || notPerRow(model, call, loops, op.kind !== 'read') || isMemoisedCall(model, call)) continue;
     // `for t in tables: delete(t)`: another table on each iteration, so no one statement can
     // stand for the loop (a fixed set of tables, not rows).
-    if (perTableStatement(op.statement, loops[loops.length - 1]!)) continue;
+    if (perTableStatement(op.statement, loops[loops.length - 1]!, call.node)) continue;
     // Each row's write records what the iteration did outside the database and is committed with
     // it (`refund = stripe.Refund.create(...); update(...); commit()`): one statement after the
     // loop would lose that record for the items done before a failure.

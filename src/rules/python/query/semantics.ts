@@ -504,6 +504,12 @@ export function notPerRow(model: FileModel, call: { node: SyntaxNode; line: numb
   // One incoming message per iteration: each is its own request (not a loop nested in it).
   if (messageLoop(loops[loops.length - 1]!, model)) return true;
   const inner = loops[loops.length - 1]!;
+  // Attempts, not items: the same statement again until it takes (`for attempt in range(N):`).
+  if (attemptLoop(inner)) return true;
+  // The step of a `while` loop: its value is what the loop tests next (`while children:
+  // children = get_children(ids)`, `while page: page = fetch(page.next)`): one level or page per
+  // iteration, each fetched whole.
+  if (advancesWhile(call.node, inner)) return true;
   // A loop over batches (`range(0, n, size)` slicing the keys, `chunked(ids, 500)`): one statement per batch is the remedy, not an N+1.
   if (overKeyBatches(model, inner)) return true;
   // A read followed by any way out is a search, per row only until the hit. A write is once
@@ -876,6 +882,7 @@ export function overBatches(loop: LoopInfo): boolean {
  * `range(start, end, 3600)` is not one.
  */
 function overKeyBatches(model: FileModel, loop: LoopInfo): boolean {
+  if (loop.kind === 'while') return whileOverSlices(loop);
   const target = loopTargetNode(loop);
   const name = target?.type === 'identifier' ? target.text : null;
   const body = loop.node.childForFieldName('body')?.text ?? '';
@@ -907,6 +914,17 @@ function overKeyBatches(model: FileModel, loop: LoopInfo): boolean {
   return new RegExp(`\\[\\s*${name}\\s*:`).test(body);
 }
 
+/**
+ * A `while` loop that walks a list in slices: `batch = ids[start : start + size]` in the body,
+ * with `start` moved on by `+=` (`start += size`, also a `size` that grows): one statement per
+ * slice is the remedy, not an N+1.
+ */
+function whileOverSlices(loop: LoopInfo): boolean {
+  const body = loop.node.childForFieldName('body')?.text ?? '';
+  const m = /\[\s*([A-Za-z_]\w*)\s*:\s*\1\s*\+\s*[\w.]+\s*\]/.exec(body);
+  return !!m && new RegExp(`(^|[^\\w.])${m[1]}\\s*\\+=`, 'm').test(body);
+}
+
 /** `-> List[List[str]]`, `-> list[list[int]]`, `-> Iterator[list[str]]`, `-> Generator[List[...], ...]` (not lists of tuples: records). */
 const LIST_OF_LISTS = /^(typing\.)?(List|list|Iterator|Iterable|Generator|Sequence)\[\s*(typing\.)?(List|list)\[/;
 
@@ -919,10 +937,53 @@ function returnsListsOfLists(model: FileModel, call: SyntaxNode): boolean {
   return model.functions.some((f) => f.name === m[1] && LIST_OF_LISTS.test(f.returnType ?? ''));
 }
 
-/** A retry loop: `for attempt in Retrying(...)` (tenacity), `AsyncRetrying`, stamina's `retry_context`. */
+/**
+ * Is `node` the value assigned to a name that the `while` loop's condition tests
+ * (`children = self._get_children(session, ids)` in `while children:`)?
+ */
+function advancesWhile(node: SyntaxNode, loop: LoopInfo): boolean {
+  if (loop.kind !== 'while') return false;
+  let value: SyntaxNode = node;
+  while (value.parent && (value.parent.type === 'await' || value.parent.type === 'parenthesized_expression')) value = value.parent;
+  const assignment = value.parent;
+  if (assignment?.type !== 'assignment' || assignment.childForFieldName('right')?.id !== value.id) return false;
+  const target = assignment.childForFieldName('left');
+  if (target?.type !== 'identifier') return false;
+  const condition = loop.node.childForFieldName('condition')?.text ?? '';
+  if (!new RegExp(`(^|[^\\w.])${target.text}($|[^\\w])`).test(condition)) return false;
+  // What it is handed is a whole level: the loop's value itself (`rses = run_once(rses)`) or a
+  // collection the body builds (`ids = set()` … `get_children(ids)`). A single id (`current =
+  // get(current.parent_id)`, a walk up a chain) is one row per step: not this.
+  const body = loop.node.childForFieldName('body')?.text ?? '';
+  const call = value.type === 'await' ? value.namedChild(0) : value;
+  const args = (call?.type === 'call' ? call.childForFieldName('arguments')?.namedChildren ?? [] : [])
+    .map((a) => (a.type === 'keyword_argument' ? a.childForFieldName('value') : a))
+    .filter((a): a is SyntaxNode => a?.type === 'identifier');
+  return args.some((a) => a.text === target.text
+    || new RegExp(`(^|[^\\w.])${a.text}\\s*=\\s*(set|list|frozenset|dict)\\(|(^|[^\\w.])${a.text}\\s*=\\s*[[{]`, 'm').test(body));
+}
+
+/** A retry loop: `for attempt in Retrying(...)` (tenacity), `AsyncRetrying`, stamina's `retry_context`, or {@link attemptLoop}. */
 export function retryLoop(loop: LoopInfo): boolean {
   const it = unwrap(loop.iterable);
-  return it?.type === 'call' && /(^|\.)(Retrying|AsyncRetrying|retry_context)$/.test(it.childForFieldName('function')?.text ?? '');
+  return (it?.type === 'call' && /(^|\.)(Retrying|AsyncRetrying|retry_context)$/.test(it.childForFieldName('function')?.text ?? '')) || attemptLoop(loop);
+}
+
+/**
+ * A loop of attempts: `for attempt in range(MAX_ATTEMPTS):` (one argument) whose body never reads
+ * the loop variable and can leave early (`break`/`return`): the same work tried again until it
+ * succeeds (an optimistic-lock UPDATE, a conflict retry), not one item after another.
+ */
+export function attemptLoop(loop: LoopInfo): boolean {
+  if (loop.kind !== 'for') return false;
+  const it = unwrap(loop.iterable);
+  if (it?.type !== 'call' || it.childForFieldName('function')?.text !== 'range') return false;
+  const args = it.childForFieldName('arguments')?.namedChildren.filter((a) => a.type !== 'comment') ?? [];
+  if (args.length !== 1 || !/^(\d+|[A-Za-z_][\w.]*)$/.test(args[0]!.text)) return false;
+  const target = loop.node.childForFieldName('left')?.text ?? '';
+  const body = loop.node.childForFieldName('body')?.text ?? '';
+  if (!/^[A-Za-z_]\w*$/.test(target) || !/\b(break|return)\b/.test(body)) return false;
+  return !new RegExp(`(^|[^\\w.])${target}\\b`).test(body);
 }
 
 /** `async for msg in ws` over an aiohttp `WebSocketResponse` the function made (`ws = web.WebSocketResponse()`). */
