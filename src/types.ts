@@ -34,6 +34,25 @@ export interface ChainStep {
   call: string;
 }
 
+/**
+ * The blocking call at the end of an event-loop chain, for findings that several coroutines may
+ * share (see merge/sharedSinks.ts): where it is, the function it is in, and what it calls.
+ */
+export interface SinkRef {
+  path: string;
+  line: number;
+  column: number;
+  endLine: number;
+  endColumn: number;
+  /** The function with the blocking call: its name, and its qualified name for messages. */
+  function: string;
+  qualifiedName: string;
+  /** What the call does, as messages name it (`time.sleep`, `Session.execute`). */
+  what: string;
+  /** Trimmed text of its line, for the grouped finding's fingerprint (set by the repo phase). */
+  lineText?: string;
+}
+
 export interface Finding {
   code: string;
   check: string;

@@ -77,6 +77,7 @@ export function runRepoPhase(
             if (r.function) f.function = r.function;
             if (r.chain) f.chain = r.chain;
             if (r.callers) f.callers = r.callers;
+            if (r.sink) f.sink = { ...r.sink, lineText: lineText(r.sink.path, r.sink.line) };
             findings.push(f);
           },
         });

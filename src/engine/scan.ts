@@ -21,7 +21,8 @@ import { runRepoPhase, withLineTexts } from './repoPhase.js';
 import type { ProjectContext } from '../discovery/context.js';
 import { assignOccurrenceSuffixes, compareFindings, fingerprint, scoreFindings } from '../merge/score.js';
 import { validateFinding } from '../merge/validate.js';
-import { SEVERITIES, type Family, type Finding, type ScanStats } from '../types.js';
+import { groupSharedSinks } from '../merge/sharedSinks.js';
+import { SEVERITIES, type Family, type Finding, type ScanStats, type SinkRef } from '../types.js';
 import type { ScanResult } from './result.js';
 import { TOOL_VERSION } from '../version.js';
 import { loadBaseline } from './baseline.js';
@@ -290,6 +291,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     // one function) say the same thing once.
     const keyOf = (r: RawFinding) => `${r.code}\0${r.path}\0${r.line}:${r.column}-${r.endLine}:${r.endColumn}\0${r.message}`;
     const kept = new Map<string, RawFinding>();
+    const sinks = new Map<Finding, SinkRef>();
     for (const r of raw) {
       const k = keyOf(r);
       const other = kept.get(k);
@@ -320,10 +322,10 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
         recommendation: r.recommendation ?? meta.fix,
         effort: meta.effort,
         ...(r.chain ? { chain: r.chain } : {}),
-        ...(r.callers ? { callers: r.callers } : {}),
         downgrades: [],
         fingerprint: fingerprint(r.code, r.path, r.lineText, r.function),
       };
+      if (r.sink) sinks.set(finding, r.sink);
       if (r.advisory) {
         // The rule's own judgement: advisory wherever the code runs.
         finding.advisory = true;
@@ -339,6 +341,8 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
         oneOff: config.executionContext === 'strict' ? null : (oneOff.get(`${r.path}:${r.line}`) ?? null),
       }, context));
     }
+    // After suppressions and execution context, per caller: what survives of one blocking call.
+    findings = groupSharedSinks(findings, sinks);
     findings = assignOccurrenceSuffixes(findings);
     if (config.baseline) {
       const known = loadBaseline(path.resolve(config.baseline));

@@ -4,7 +4,7 @@ import type { ProjectContext } from '../discovery/context.js';
 import type { PythonFactsResult } from '../discovery/discover.js';
 import type { ParserPreference } from '../parse/parser.js';
 import type { ImportRoots } from '../semantic/importRoots.js';
-import type { ChainStep, InternalError, Severity, SkippedFile } from '../types.js';
+import type { ChainStep, InternalError, Severity, SinkRef, SkippedFile } from '../types.js';
 
 /** Set once per worker through piscina's `workerData`. */
 export interface WorkerSetup {
@@ -72,6 +72,7 @@ export interface RawFinding {
   function?: string;
   chain?: ChainStep[];
   callers?: ChainStep[];
+  sink?: SinkRef;
   /** Trimmed text of the finding's first line, for the fingerprint. */
   lineText: string;
   /** Rule 6 (execution context) evidence, one entry per point. */

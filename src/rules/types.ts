@@ -6,7 +6,7 @@
 import type { SyntaxNode } from '../parse/parser.js';
 import type { FileModel } from '../semantic/model.js';
 import type { ProjectContext } from '../discovery/context.js';
-import type { ChainStep, Effort, Family, Severity } from '../types.js';
+import type { ChainStep, Effort, Family, Severity, SinkRef } from '../types.js';
 import type { RepoIndex } from '../analysis/summary.js';
 
 export interface RuleMeta {
@@ -61,6 +61,11 @@ export interface RuleReport {
   chain?: ChainStep[];
   /** The call sites this one report stands for (see `Finding.callers`). */
   callers?: ChainStep[];
+  /**
+   * The blocking call an event-loop chain ends at: the merge reports the chains of three or more
+   * coroutines that survive suppressions and execution context once, there (merge/sharedSinks.ts).
+   */
+  sink?: SinkRef;
 }
 
 export interface FileRuleContext {

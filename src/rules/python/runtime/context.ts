@@ -48,13 +48,6 @@ export function severityByRole(model: FileModel, fnIndex: number, table: Record<
   return table[effectiveRole(model, fnIndex)];
 }
 
-/**
- * The repo half of an event-loop rule: every call an `async def` makes to a same-repo sync
- * function whose body reaches an effect of `kind` (through any depth of sync helpers) is
- * reported at the call site, with the chain and the blocking call named. Direct calls are the
- * file rule's; an effect that only the repo phase could decide (`pending`, e.g. a session
- * from a provider in another module) is reported here even when it is direct.
- */
 const NO_EFFECTS: readonly Effect[] = [];
 const edgesMemo = new WeakMap<CallGraph, { ref: FnRef; edges: CallEdge[] }[]>();
 
@@ -81,6 +74,18 @@ function asyncSyncEdges(graph: CallGraph): { ref: FnRef; edges: CallEdge[] }[] {
   return list;
 }
 
+/**
+ * The repo half of an event-loop rule: every call an `async def` makes to a same-repo sync
+ * function whose body reaches an effect of `kind` (through any depth of sync helpers) is
+ * reported at the call site, with the chain, the blocking call named and that call as the
+ * report's `sink` (the merge reports the chains of three or more coroutines to one sink once, see
+ * merge/sharedSinks.ts). Direct calls are the file rule's; an effect that only the repo phase
+ * could decide (`pending`, e.g. a session from a provider in another module) is reported here
+ * even when it is direct (once per coroutine with `perCoroutine`).
+ *
+ * `severityOf(what, cheap, light, fileOnly, inLoop)`: the severity the effect decides, over the
+ * role's; `inLoop` when the coroutine's call runs per item of one of its loops.
+ */
 export function reportEventLoopChains(
   ctx: RepoRuleContext,
   kind: string,
@@ -98,32 +103,33 @@ export function reportEventLoopChains(
   recommendationOf?: (what: string) => string,
   /** Why a chain is advisory whatever its severity (`cheap`: it reaches only single metadata operations). */
   advisoryOf: (what: string, cheap: boolean) => string | undefined = () => undefined,
+  options: { perCoroutine?: boolean } = {},
 ): void {
   const graph = callGraphOf(ctx.index);
   // Async functions with an effect of this kind of their own (most have none).
   const own = new Set<FnRef>(graph.functionsWithEffects(new Set([kind])));
-  const bySink = new Map<string, SinkGroup>();
   for (const { ref, edges } of asyncSyncEdges(graph)) {
     const file = graph.fileOf(ref);
     const fn = graph.function(ref);
     const sev = severity[fn.effectiveRole];
-    // Effects only this phase could decide (`pending`): one finding per coroutine, at the first,
-    // with the lines of the others; none when the file rule already reported one of its own.
+    // Effects only this phase could decide (`pending`, e.g. a session from a provider in
+    // another module). With `perCoroutine` (PA307): one finding per coroutine, at the first, with
+    // the lines of the others, and none when the file rule reported the coroutine already.
     const ownOfKind = own.has(ref) ? graph.ownEffects(ref).filter((e) => e.kind === kind) : NO_EFFECTS;
-    const pending = ownOfKind.some((e) => !e.pending) ? [] : ownOfKind.filter((e) => graph.callAt(ref.file, e.line, e.column));
-    if (pending.length) {
-      const e = pending[0]!;
+    const pending = ownOfKind.filter((e) => e.pending && graph.callAt(ref.file, e.line, e.column));
+    const reportPending = (e: Effect, more: number[]) => {
       const call = graph.callAt(ref.file, e.line, e.column)!;
-      const others = [...new Set(pending.slice(1).map((x) => x.line).filter((l) => l !== e.line))];
       ctx.report({
         path: file.path,
         location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-        message: message(e.what, fn.name, []) + (others.length ? ` (and ${others.length === 1 ? 'one more' : `${others.length} more`} in this function: line${others.length === 1 ? '' : 's'} ${others.join(', ')})` : ''),
+        message: message(e.what, fn.name, []) + moreLines(more, e.line),
         severity: severityOf(e.what, false, false, false, false) ?? sev,
         ...(recommendationOf ? { recommendation: recommendationOf(e.what) } : {}),
         function: fn.name,
       });
-    }
+    };
+    if (!options.perCoroutine) for (const e of pending) reportPending(e, []);
+    else if (pending.length && !ownOfKind.some((e) => !e.pending)) reportPending(pending[0]!, pending.slice(1).map((x) => x.line));
     const seen = new Set<string>();
     for (const edge of edges) {
       if (!graph.reaches(edge.to, kind, 'sync') || coveredBy.some((k) => graph.reaches(edge.to, k, 'sync'))) continue;
@@ -150,8 +156,9 @@ export function reportEventLoopChains(
       // Only single local files opened, read or written, once each: no network, process or tree
       // operation reachable, and no file work per item of a loop (here or in the callee).
       const fileOnly = kind === 'blocking_io' && !edge.call.inLoop && !graph.reaches(edge.to, OTHER_BLOCKING, 'sync') && !graph.reaches(edge.to, LOOPED_FILE_IO, 'sync');
-      const sink = reach.steps[reach.steps.length - 1]!.fn;
-      const report: RepoReport = {
+      const sinkFn = reach.steps[reach.steps.length - 1]!.fn;
+      const sinkCall = graph.callAt(sinkFn.file, reach.effect.line, reach.effect.column);
+      ctx.report({
         path: file.path,
         location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
         message: message(reach.effect.what, fn.name, names) + (weak ? ' (a call resolved by its method name alone)' : ''),
@@ -160,59 +167,27 @@ export function reportEventLoopChains(
         ...(advisoryOf(reach.effect.what, cheap) ? { advisory: advisoryOf(reach.effect.what, cheap)! } : {}),
         function: fn.name,
         chain,
-      };
-      const sinkKey = `${sink.file}:${sink.fn}:${reach.effect.line}:${reach.effect.column}`;
-      let group = bySink.get(sinkKey);
-      if (!group) bySink.set(sinkKey, (group = { sink, effect: reach.effect, reports: [], callers: new Set() }));
-      group.reports.push(report);
-      group.callers.add(fn.qualifiedName);
+        // Where the chain ends: the merge reports one finding there for three or more
+        // coroutines whose findings survive suppressions and execution context.
+        sink: {
+          path: graph.fileOf(sinkFn).path,
+          line: reach.effect.line,
+          column: reach.effect.column,
+          endLine: sinkCall?.endLine ?? reach.effect.line,
+          endColumn: sinkCall?.endColumn ?? reach.effect.column + reach.effect.what.length,
+          function: graph.function(sinkFn).name,
+          qualifiedName: graph.function(sinkFn).qualifiedName,
+          what: reach.effect.what,
+        },
+      });
     }
   }
-  for (const group of bySink.values()) reportGroup(ctx, graph, group);
 }
 
-type RepoReport = Parameters<RepoRuleContext['report']>[0];
-
-/** The chains of one rule that end at the same blocking call, from every coroutine that reaches it. */
-interface SinkGroup {
-  sink: FnRef;
-  effect: Effect;
-  reports: RepoReport[];
-  callers: Set<string>;
+/** `" (and 2 more in this function: lines 13, 14)"` for the other lines of one finding, or `""`. */
+export function moreLines(lines: readonly number[], first: number): string {
+  const others = [...new Set(lines.filter((l) => l !== first))];
+  if (!others.length) return '';
+  return ` (and ${others.length === 1 ? 'one more' : `${others.length} more`} in this function: line${others.length === 1 ? '' : 's'} ${others.join(', ')})`;
 }
 
-/**
- * From this many coroutines, a blocking call that they all reach through the same sync function
- * is reported once, where it is, with the callers' call sites (`callers`): one finding per caller
- * repeats one defect (a library's `time.sleep` in a constructor reached from every handler that
- * builds the object), and the fix is either that function's (make it async, drop the wait) or the
- * same change at each listed caller.
- */
-export const SHARED_SINK_CALLERS = 3;
-
-function reportGroup(ctx: RepoRuleContext, graph: CallGraph, group: SinkGroup): void {
-  if (group.callers.size < SHARED_SINK_CALLERS) {
-    for (const r of group.reports) ctx.report(r);
-    return;
-  }
-  // The heaviest claim of the callers, and advisory only when every caller's finding is.
-  const worst = group.reports.reduce((a, b) => (SEVERITY_RANK[b.severity ?? 'low'] > SEVERITY_RANK[a.severity ?? 'low'] ? b : a));
-  const advisory = group.reports.every((r) => r.advisory) ? worst.advisory ?? group.reports[0]!.advisory : undefined;
-  const sinkFn = graph.function(group.sink);
-  const callers = [...group.callers].sort();
-  const shown = callers.slice(0, 4).map((c) => `\`${c}\``).join(', ') + (callers.length > 4 ? ', …' : '');
-  const { effect } = group;
-  const what = effect.what.endsWith(')') ? effect.what : `${effect.what}()`;
-  const { advisory: _a, ...rest } = worst;
-  // Each caller's call into the chain, in path and line order.
-  const sites = group.reports.map((r) => r.chain![0]!).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : a.line - b.line || a.column - b.column));
-  ctx.report({
-    ...rest,
-    callers: sites,
-    path: graph.fileOf(group.sink).path,
-    location: { line: effect.line, column: effect.column, endLine: effect.line, endColumn: effect.column + effect.what.length },
-    message: `\`${what}\` in \`${sinkFn.qualifiedName}\` blocks the event loop of the ${callers.length} coroutines that call it synchronously (${shown}); reported once, at the call they all reach`,
-    function: sinkFn.name,
-    ...(advisory ? { advisory } : {}),
-  });
-}

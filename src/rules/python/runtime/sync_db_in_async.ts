@@ -15,7 +15,7 @@
 import { syncDbCall } from '../../../semantic/syncDb.js';
 import type { CallInfo, FunctionInfo } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import { asyncCallSites, reportEventLoopChains, severityByRole } from './context.js';
+import { asyncCallSites, moreLines, reportEventLoopChains, severityByRole } from './context.js';
 
 
 const SEVERITY = { handler: 'high', background: 'medium', init: 'low', other: 'high' } as const;
@@ -29,7 +29,7 @@ export const syncDbInAsync: FileRule & RepoRule = {
     severity: 'high',
     effort: 'M',
     summary: 'Synchronous database call (sync SQLAlchemy session, psycopg2, sqlite3, sync redis) inside `async def`',
-    what: 'Finds sync SQLAlchemy `Session`/`Connection`/`Engine` methods (`execute`, `query`, `scalars`, `scalar`, `get`, `commit`, `flush`, `refresh`, …), DB-API calls (`psycopg2`, `psycopg`, `pymysql`, `sqlite3`: `connect`, `execute`, `fetch*`, `commit`) and sync `redis.Redis` commands made on the event loop inside `async def` — when the receiver is known to be sync: annotated `Session`, made by a sync `sessionmaker()`/`Session()`/`engine.connect()`, or injected through `Depends(provider)` whose provider yields a sync session (also across modules). One finding per coroutine, at its first direct sync call, with the lines of the others. Calls through same-repo sync helpers are followed and reported with the chain. `AsyncSession` and awaited calls are never flagged.',
+    what: 'Finds sync SQLAlchemy `Session`/`Connection`/`Engine` methods (`execute`, `query`, `scalars`, `scalar`, `get`, `commit`, `flush`, `refresh`, …), DB-API calls (`psycopg2`, `psycopg`, `pymysql`, `sqlite3`: `connect`, `execute`, `fetch*`, `commit`) and sync `redis.Redis` commands made on the event loop inside `async def` — when the receiver is known to be sync: annotated `Session`, made by a sync `sessionmaker()`/`Session()`/`engine.connect()`, or injected through `Depends(provider)` whose provider yields a sync session (also across modules). One finding per coroutine, at its first direct sync call, with the lines of the others. Calls through same-repo sync helpers are followed and reported with the chain. `AsyncSession` and awaited calls are never flagged. A blocking call that three or more coroutines reach through helpers is reported once, at the call, with their call sites (`callers`).',
     why: 'A sync driver blocks the calling thread until the database answers. On the event loop, every other request waits for each round trip, so one slow query stalls the whole service; tools that only know `time.sleep` and `requests` do not see it.',
     bad: 'from sqlalchemy.orm import sessionmaker\n\nSessionLocal = sessionmaker(bind=engine)\n\n@app.get("/users/{uid}")\nasync def read_user(uid: int):\n    with SessionLocal() as db:\n        return db.get(User, uid)\n',
     good: 'from sqlalchemy.ext.asyncio import async_sessionmaker\n\nSessionLocal = async_sessionmaker(bind=async_engine)\n\n@app.get("/users/{uid}")\nasync def read_user(uid: int):\n    async with SessionLocal() as db:\n        return await db.get(User, uid)\n',
@@ -47,22 +47,31 @@ export const syncDbInAsync: FileRule & RepoRule = {
     for (const { call, fn } of asyncCallSites(ctx.model)) {
       const verdict = syncDbCall(ctx.model, call);
       if (!verdict || !('what' in verdict)) continue;
+      // A call suppressed on its own line (`# noqa: PA307`) is neither the finding nor in its list.
+      if (suppressedHere(ctx, call)) continue;
       const first = byFunction.get(call.functionIndex);
       if (first) first.more.push(call.line);
       else byFunction.set(call.functionIndex, { call, fn, what: verdict.what, more: [] });
     }
     for (const { call, fn, what, more } of byFunction.values()) {
-      const others = [...new Set(more.filter((l) => l !== call.line))];
       ctx.report({
         node: call.node,
-        message: `sync database call \`${what}\` on the event loop inside \`async def ${fn.name}\``
-          + (others.length ? ` (and ${others.length === 1 ? 'one more' : `${others.length} more`} in this function: line${others.length === 1 ? '' : 's'} ${others.join(', ')})` : ''),
+        message: `sync database call \`${what}\` on the event loop inside \`async def ${fn.name}\`` + moreLines(more, call.line),
         severity: severityByRole(ctx.model, call.functionIndex, SEVERITY),
       });
     }
   },
   checkRepo(ctx: RepoRuleContext): void {
     reportEventLoopChains(ctx, 'sync_db', SEVERITY, (what, fn, chain) =>
-      `sync database call \`${what}\` on the event loop inside \`async def ${fn}\``);
+      `sync database call \`${what}\` on the event loop inside \`async def ${fn}\``, [], undefined, undefined, undefined, { perCoroutine: true });
   },
 };
+
+/** Is the call's line (or its last) marked `# noqa: PA307` (or a bare `# noqa`)? */
+function suppressedHere(ctx: FileRuleContext, call: CallInfo): boolean {
+  for (const line of [call.line, call.node.endPosition.row + 1]) {
+    const codes = ctx.model.suppressions.get(line);
+    if (codes && (codes.has('*') || codes.has('PA307'))) return true;
+  }
+  return false;
+}

@@ -23,7 +23,7 @@ export const syncSleepInAsync: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: '`time.sleep()` inside `async def` blocks the event loop',
-    what: 'Finds calls to `time.sleep` (under any import alias) made inside an `async def` body and not handed to a thread — directly, or through same-repo sync helpers the coroutine calls. A sleep of a literal duration under 10 ms, outside a loop, is low (medium when a caller repeats it in a loop). A helper reached so from three or more coroutines is reported once, at its sleep.',
+    what: 'Finds calls to `time.sleep` (under any import alias) made inside an `async def` body and not handed to a thread — directly, or through same-repo sync helpers the coroutine calls. A sleep of a literal duration under 10 ms is low, unless a loop repeats it (in its function or at the caller). A blocking call reached so from three or more coroutines is reported once, at the call.',
     why: 'A coroutine that calls `time.sleep` holds the event loop for the whole delay; every other request and task on that loop stalls with it.',
     bad: 'import time\n\nasync def poll():\n    time.sleep(1)\n',
     good: 'import asyncio\n\nasync def poll():\n    await asyncio.sleep(1)\n',
@@ -47,8 +47,8 @@ export const syncSleepInAsync: FileRule & RepoRule = {
   checkRepo(ctx: RepoRuleContext): void {
     reportEventLoopChains(ctx, 'sync_sleep', SEVERITY, (what, fn, chain) =>
       `\`${what}()\` blocks the event loop inside \`async def ${fn}\``);
-    // A millisecond's sleep in a helper: low; medium when the caller repeats it in a loop, where
-    // the milliseconds add up with the items but stay milliseconds each.
-    reportEventLoopChains(ctx, SHORT_SLEEP, SEVERITY, shortMessage, ['sync_sleep'], (_what, _cheap, _light, _file, inLoop) => (inLoop ? 'medium' : 'low'));
+    // A millisecond's sleep in a helper: low, unless the caller repeats it in a loop, where the
+    // milliseconds add up with the items (as a short sleep in a loop of its own function does).
+    reportEventLoopChains(ctx, SHORT_SLEEP, SEVERITY, shortMessage, ['sync_sleep'], (_what, _cheap, _light, _file, inLoop) => (inLoop ? undefined : 'low'));
   },
 };
