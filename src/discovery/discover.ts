@@ -1045,12 +1045,10 @@ const SCHEME_DATABASE: [RegExp, string][] = [
   [/^sqlite(\+|$)/, 'sqlite'],
 ];
 
-/** Test code often runs on SQLite or a throwaway URL: it says nothing about the project's database. */
-const TEST_FILE = /(^|\/)(tests?|testing)\/|(^|\/)test_[^/]*\.py$|_test\.py$|(^|\/)conftest\.py$/;
-
 function addEngineDatabases(ctx: ProjectContext): void {
   for (const e of ctx.engines) {
-    if (!e.urlScheme || TEST_FILE.test(e.file)) continue;
+    // Test code often runs on SQLite or a throwaway URL: it says nothing about the project's database.
+    if (!e.urlScheme || isTestPath(e.file)) continue;
     const hit = SCHEME_DATABASE.find(([re]) => re.test(e.urlScheme!));
     if (hit && !ctx.stack[hit[1]]) ctx.stack[hit[1]] = { version: null, source: e.file, kind: 'database' };
   }

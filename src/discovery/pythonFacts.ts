@@ -461,10 +461,14 @@ function onlyReturn(model: FileModel, name: string): SyntaxNode | null {
   return stmts.length === 1 && stmts[0]!.type === 'return_statement' ? stmts[0]!.namedChild(0) : null;
 }
 
-/** `connect_args={"check_same_thread": False}`: an argument only `sqlite3.connect` takes. */
+/**
+ * `connect_args={"check_same_thread": False}`, a dict written in place: an argument only
+ * `sqlite3.connect` takes (a server driver refuses it). Not the conditional idiom
+ * (`{...} if url.startswith("sqlite") else {}`), written for a URL that may be anything.
+ */
 function sqliteByArgs(args: ReturnType<typeof callArgs>): string | null {
   const connect = args.keywords.get('connect_args');
-  return connect && /["']check_same_thread["']\s*:/.test(connect.text) ? 'sqlite' : null;
+  return connect?.type === 'dictionary' && /["']check_same_thread["']\s*:/.test(connect.text) ? 'sqlite' : null;
 }
 
 export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: LiteralScope): PythonFileFacts {

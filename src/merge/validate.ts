@@ -3,7 +3,8 @@
  * becomes advisory) and Rule 6 (execution-context points lower the severity). Every downgrade
  * records which rule and which evidence.
  */
-import { sqliteOnlyEvidence, type ProjectContext } from '../discovery/context.js';
+import type { ProjectContext } from '../discovery/context.js';
+import { sqliteOnlyEvidence } from '../discovery/sqliteOnly.js';
 import { SEVERITIES, SEVERITY_RANK, type Finding, type Severity } from '../types.js';
 import { EXECUTION_CONTEXT_CHECKS } from './executionContext.js';
 import type { ExecutionContext } from '../analysis/executionContext.js';
@@ -74,7 +75,6 @@ export function validateFinding(input: ValidationInput, context: ProjectContext)
     if (sqlite) {
       finding.downgrades.push({ rule: 'database', from: finding.severity, to: cap, evidence: sqlite });
       finding.severity = cap;
-      return finding;
     }
   }
   if (finding.severity !== 'high' && finding.severity !== 'medium') return finding;
