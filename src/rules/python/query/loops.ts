@@ -129,7 +129,10 @@ function perTableStatement(st: { root: SyntaxNode; ctor: string } | null | undef
   }
   const first = root?.childForFieldName('arguments')?.namedChild(0);
   const name = /^([A-Za-z_]\w*)(?:\.(?:__table__|table))?$/.exec(first?.text ?? '')?.[1];
-  return !!name && loopTargets(loop).has(name);
+  // The loop's item itself (`for t in tables:`), not one part of a tuple of per-row values
+  // (`for model, pk in ...:` fetches one row each time).
+  const targets = loopTargets(loop);
+  return !!name && targets.size === 1 && targets.has(name);
 }
 
 function findLoopSites(model: FileModel): Record<DbOpKind, LoopSite[]> {

@@ -639,9 +639,9 @@ export function stopsAfter(node: SyntaxNode, loop: LoopInfo): boolean {
  * that search reads `node` on every row until the hit.
  */
 export function leavesAfter(node: SyntaxNode, loop: LoopInfo): boolean {
-  if (loop.kind === 'comprehension' || loopStops(loop).length === 0) return false;
+  if (loop.kind === 'comprehension') return false;
   const body = loop.node.childForFieldName('body');
-  if (!body) return false;
+  if (!body || (loopStops(loop).length === 0 && !body.text.includes('raise'))) return false;
   for (let n: SyntaxNode = node, p = node.parent; p && n.id !== body.id; n = p, p = p.parent) {
     if (p.type === 'function_definition' || p.type === 'lambda' || p.type === 'class_definition') return false;
     // `return row.owner.name`: the value of the statement that leaves.
@@ -649,7 +649,7 @@ export function leavesAfter(node: SyntaxNode, loop: LoopInfo): boolean {
     if (p.type !== 'block') continue;
     for (const s of p.namedChildren) {
       if (s.startIndex < n.endIndex) continue;
-      if (s.type === 'return_statement') return true;
+      if (s.type === 'return_statement' || s.type === 'raise_statement') return true;
       if (s.type === 'break_statement' && breaksLoop(p, body)) return true;
       // A `continue` of the loop on the way (`if skip: continue`) goes round again on some items.
       if (s.type === 'continue_statement' || s.descendantsOfType('continue_statement').some((c) => breaksLoop(c.parent!, body))) break;
@@ -921,8 +921,11 @@ function overKeyBatches(model: FileModel, loop: LoopInfo): boolean {
  */
 function whileOverSlices(loop: LoopInfo): boolean {
   const body = loop.node.childForFieldName('body')?.text ?? '';
-  const m = /\[\s*([A-Za-z_]\w*)\s*:\s*\1\s*\+\s*[\w.]+\s*\]/.exec(body);
-  return !!m && new RegExp(`(^|[^\\w.])${m[1]}\\s*\\+=`, 'm').test(body);
+  // The width a name or a literal above ten (`ids[pos:pos + 1]` is one item at a time), and the
+  // start moved on by that width.
+  const m = /\[\s*([A-Za-z_]\w*)\s*:\s*\1\s*\+\s*([A-Za-z_][\w.]*|\d+)\s*\]/.exec(body);
+  if (!m || (/^\d+$/.test(m[2]!) && Number(m[2]) <= 10)) return false;
+  return new RegExp(`(^|[^\\w.])${m[1]}\\s*\\+=\\s*${m[2]!.replace(/\./g, '\\.')}\\s*$`, 'm').test(body);
 }
 
 /** `-> List[List[str]]`, `-> list[list[int]]`, `-> Iterator[list[str]]`, `-> Generator[List[...], ...]` (not lists of tuples: records). */
@@ -959,8 +962,11 @@ function advancesWhile(node: SyntaxNode, loop: LoopInfo): boolean {
   const args = (call?.type === 'call' ? call.childForFieldName('arguments')?.namedChildren ?? [] : [])
     .map((a) => (a.type === 'keyword_argument' ? a.childForFieldName('value') : a))
     .filter((a): a is SyntaxNode => a?.type === 'identifier');
-  return args.some((a) => a.text === target.text
-    || new RegExp(`(^|[^\\w.])${a.text}\\s*=\\s*(set|list|frozenset|dict)\\(|(^|[^\\w.])${a.text}\\s*=\\s*[[{]`, 'm').test(body));
+  const collection = (name: string, text: string) => new RegExp(`(^|[^\\w.])${name}\\s*=\\s*((set|list|frozenset|dict|sorted)\\(|[[{])|(^|[^\\w.])${name}\\s*=.*\\.(all|fetchall)\\(\\)\\s*$`, 'm').test(text);
+  // The loop's own value handed back (`rses = run_once(rses)`) counts when it was a collection
+  // before the loop too: a row handed back (`node = get_parent(s, node)`) is a walk up a chain.
+  const before = loop.node.parent?.text.slice(0, loop.node.startIndex - loop.node.parent.startIndex) ?? '';
+  return args.some((a) => (a.text === target.text ? collection(a.text, before) : collection(a.text, body)));
 }
 
 /** A retry loop: `for attempt in Retrying(...)` (tenacity), `AsyncRetrying`, stamina's `retry_context`, or {@link attemptLoop}. */
@@ -970,9 +976,11 @@ export function retryLoop(loop: LoopInfo): boolean {
 }
 
 /**
- * A loop of attempts: `for attempt in range(MAX_ATTEMPTS):` (one argument) whose body never reads
- * the loop variable and can leave early (`break`/`return`): the same work tried again until it
- * succeeds (an optimistic-lock UPDATE, a conflict retry), not one item after another.
+ * A loop of attempts: `for attempt in range(MAX_ATTEMPTS):` (one argument), its variable named
+ * for attempts (`attempt`, `retry`, `tries`, …) and never read in the body, which can leave early
+ * (a `break` of this loop or a `return`): the same work tried again until it succeeds (an
+ * optimistic-lock UPDATE, a conflict retry), not one item after another. (`for _ in range(n):`
+ * with a `break` is as often a loop over items popped from somewhere: not this.)
  */
 export function attemptLoop(loop: LoopInfo): boolean {
   if (loop.kind !== 'for') return false;
@@ -981,10 +989,13 @@ export function attemptLoop(loop: LoopInfo): boolean {
   const args = it.childForFieldName('arguments')?.namedChildren.filter((a) => a.type !== 'comment') ?? [];
   if (args.length !== 1 || !/^(\d+|[A-Za-z_][\w.]*)$/.test(args[0]!.text)) return false;
   const target = loop.node.childForFieldName('left')?.text ?? '';
-  const body = loop.node.childForFieldName('body')?.text ?? '';
-  if (!/^[A-Za-z_]\w*$/.test(target) || !/\b(break|return)\b/.test(body)) return false;
-  return !new RegExp(`(^|[^\\w.])${target}\\b`).test(body);
+  if (!ATTEMPT_NAME.test(target) || loopStops(loop).length === 0) return false;
+  const body = loop.node.childForFieldName('body');
+  return !!body && !body.descendantsOfType('identifier').some((n) => n.text === target);
 }
+
+/** Names of an attempt counter: `attempt`, `_attempt`, `attempt_no`, `retry`, `retries`, `tries`, `try_number`. */
+const ATTEMPT_NAME = /^_*(attempts?|retry|retries|tries|try)(_\w+)?$/i;
 
 /** `async for msg in ws` over an aiohttp `WebSocketResponse` the function made (`ws = web.WebSocketResponse()`). */
 function webSocketIteration(model: FileModel, loop: LoopInfo): boolean {

@@ -10,7 +10,7 @@
  * A throttle is a condition on an iteration counter or a clock (`if n % 500 == 0`, `if
  * len(batch) >= 100`, `if time.monotonic() - last > 5`); a condition on the item (`if
  * order.changed:`) still commits per item and is reported.
- * Silent look-alikes: a throttled commit, a commit followed in its block by `break`/`return`/`raise` (retries, a search that stops at its hit), a
+ * Silent look-alikes: a throttled commit, a commit after which the loop surely ends (`break`/`return`/`raise`; retries, a search that stops at its hit), a
  * per-item `try/except` (failure isolation), a session opened inside the loop (one unit of work
  * per item), `while True:` pollers and `async for` over a message stream (consumers commit per
  * message by design), loops that only read, and a commit after an action outside the database
@@ -24,7 +24,7 @@ import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../..
 import { overImportedConstants, callGraphOf, siteCalls, type CallGraph, type FnRef, type Reach } from '../../../analysis/callgraph.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
 import { WRITE_EFFECT } from '../query/dbCalls.js';
-import { executesMany } from '../query/semantics.js';
+import { executesMany, leavesAfter } from '../query/semantics.js';
 import { alwaysReaches } from './reach.js';
 import { flagAtCall, isDictKeyGuard } from '../../../semantic/guards.js';
 import { UNTYPED } from '../../../analysis/objects.js';
@@ -34,7 +34,7 @@ import { loadedModel, loopsDomain, rowsSource } from '../query/dbCalls.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import {
   boundInLoop, callsOf, enclosingTries, inManagingWith, isCommitCall, isWriteCall,
-  exitsAfter, receiverKey,
+  receiverKey,
 } from './semantics.js';
 import { itemNames, overItems } from './loopForms.js';
 import { isThrottle } from '../../../semantic/controlFlow.js';
@@ -47,7 +47,7 @@ export const commitInLoop: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: '`commit()` on every iteration of a loop that writes rows',
-    what: 'Finds a `commit()` on a session (or DB-API connection) that runs on every iteration of a loop over items (`for`, `async for` over streamed rows, a `while` that pops or fetches the next item) whose body writes rows through the same session: `add`/`merge`/`delete`, an UPDATE/DELETE/INSERT, attribute changes on the rows being iterated, or a helper the session is handed to. Severity `medium`, `low` when the loop runs over what one request sent (its parameters, a form, the rows selected `in_(...)` those ids). A commit followed in its block by `break`, `return` or `raise` (a search that stops at its match) runs once per loop and is not flagged. A commit under a condition on an iteration counter or a clock (`if n % 500 == 0`, `if len(batch) >= 100`) is a throttled milestone and is not flagged; a condition on the item is not a throttle. Neither is a per-item `try/except` with rollback, a session opened per item, a `while True:` / message-stream consumer loop, nor a commit that records an action outside the database (an email, an HTTP call) in the same iteration, nor a loop over a handful of constants (a literal of at most ten items here, or a module-level one another module of the repo declares and never grows: default rows seeded one by one). Also found through calls: a loop that hands each item to a same-repo function (also one looked up by name, `get_handler(\'store\')(ctx, row)`, resolved to the function of that name beside the caller when exactly one module there defines it; at any depth, by keyword or in a comprehension) that always commits the session of its caller, or commits under its own flag parameter that the call leaves on (`def save(obj, commit=True): ... if commit: session.commit()` called as `save(row)`; `if not defer_commit:` with `defer_commit=False`), or under `if not context.get(\'defer_commit\'):` on a dict parameter when neither the loop\'s call nor a call on the way sets that key (`update(dict(ctx, defer_commit=True), row)` turns it off). The commit may be a session\'s own method bound to another object (`self.commit = session.commit` in a store class, called as `store.commit()`) — not when that function only reads before its commit (it ends a read-only transaction) and neither the loop nor a function on the way writes.',
+    what: 'Finds a `commit()` on a session (or DB-API connection) that runs on every iteration of a loop over items (`for`, `async for` over streamed rows, a `while` that pops or fetches the next item) whose body writes rows through the same session: `add`/`merge`/`delete`, an UPDATE/DELETE/INSERT, attribute changes on the rows being iterated, or a helper the session is handed to. Severity `medium`, `low` when the loop runs over what one request sent (its parameters, a form, the rows selected `in_(...)` those ids). A commit after which the loop surely ends (a later `break`, `return` or `raise` of its block, no `continue` on the way: a search that stops at its match) runs once per loop and is not flagged. A commit under a condition on an iteration counter or a clock (`if n % 500 == 0`, `if len(batch) >= 100`) is a throttled milestone and is not flagged; a condition on the item is not a throttle. Neither is a per-item `try/except` with rollback, a session opened per item, a `while True:` / message-stream consumer loop, nor a commit that records an action outside the database (an email, an HTTP call) in the same iteration, nor a loop over a handful of constants (a literal of at most ten items here, or a module-level one another module of the repo declares and never grows: default rows seeded one by one). Also found through calls: a loop that hands each item to a same-repo function (also one looked up by name, `get_handler(\'store\')(ctx, row)`, resolved to the function of that name beside the caller when exactly one module there defines it; at any depth, by keyword or in a comprehension) that always commits the session of its caller, or commits under its own flag parameter that the call leaves on (`def save(obj, commit=True): ... if commit: session.commit()` called as `save(row)`; `if not defer_commit:` with `defer_commit=False`), or under `if not context.get(\'defer_commit\'):` on a dict parameter when neither the loop\'s call nor a call on the way sets that key (`update(dict(ctx, defer_commit=True), row)` turns it off). The commit may be a session\'s own method bound to another object (`self.commit = session.commit` in a store class, called as `store.commit()`) — not when that function only reads before its commit (it ends a read-only transaction) and neither the loop nor a function on the way writes.',
     why: 'Every commit is a transaction: a round trip, a WAL flush to disk and, with `expire_on_commit`, the expiry of every loaded object (the next attribute access reloads it). A thousand rows cost a thousand commits, and a failure half-way leaves the batch half applied.',
     bad:
       'from sqlalchemy import select\nfrom sqlalchemy.orm import Session\n\nfrom app.models import Job\n\n\n'
@@ -154,8 +154,9 @@ function perIterationCommit(model: FileModel, commit: CallInfo, loop: LoopInfo):
   const guard = commitGuard(model, commit, loop, body);
   if (guard === 'throttle' || guard === 'other') return null;
   if (enclosingTries(commit.node, body).some((t) => t.startIndex >= body.startIndex)) return null;
-  // Followed, in its block, by a `break`, `return` or `raise`: once per loop (a retry, a search).
-  if (exitsAfter(commit.node)) return null;
+  // The loop surely ends after it (a `break`, `return` or `raise` later in its block, no
+  // `continue` on the way): once per loop (a retry, a search).
+  if (leavesAfter(commit.node, loop)) return null;
   const session = receiverKey(commit);
   if (!session) return null;
   // A session bound per item (`with factory() as s:` inside the loop, `s = Session()`): one

@@ -29,10 +29,10 @@ import { conditionalInFunction } from '../../../semantic/controlFlow.js';
 import { dictKeyGuard, soleFlagGuard } from '../../../semantic/guards.js';
 import { pendingHandleMethod } from '../../../semantic/syncDb.js';
 import { externalCall, outsideEffect } from '../../../semantic/externalCalls.js';
-import { notPerRow, perItemLoops } from '../query/semantics.js';
+import { leavesAfter, notPerRow, perItemLoops } from '../query/semantics.js';
 import { LIBRARY_CALL, loopsDomain } from '../query/dbCalls.js';
 import { flaskRequestWrites, MAY_COMMIT_EFFECT, requestWrites } from './missing_commit.js';
-import { callsOf, enclosingTries, isCommitCall, isRollbackCall, isWriteCall, exitsAfter, lastAssignment, receiverKey, transactionRegions, unwrap } from './semantics.js';
+import { callsOf, enclosingTries, isCommitCall, isRollbackCall, isWriteCall, lastAssignment, receiverKey, transactionRegions, unwrap } from './semantics.js';
 import { overItems } from './loopForms.js';
 import { collectLibraryWriteEffects } from './libraryWrites.js';
 
@@ -200,7 +200,7 @@ function perItemCall(model: FileModel, call: CallInfo): boolean {
   const body = loop.node.childForFieldName('body');
   if (body) {
     if (enclosingTries(call.node, body).some((t) => t.startIndex >= body.startIndex)) return false;
-    if (exitsAfter(call.node)) return false;
+    if (leavesAfter(call.node, loop)) return false;
   }
   return true;
 }

@@ -120,30 +120,6 @@ export function finallyClause(tryNode: SyntaxNode): SyntaxNode | null {
   return tryNode.namedChildren.find((c) => c.type === 'finally_clause') ?? null;
 }
 
-/** Statements of a block after `node`'s statement, in order. */
-export function nextStatement(node: SyntaxNode): SyntaxNode | null {
-  let stmt: SyntaxNode | null = node;
-  while (stmt && stmt.parent && stmt.parent.type !== 'block' && stmt.parent.type !== 'module') stmt = stmt.parent;
-  if (!stmt?.parent) return null;
-  const siblings = stmt.parent.namedChildren;
-  const i = siblings.findIndex((c) => c.startIndex === stmt!.startIndex && c.endIndex === stmt!.endIndex);
-  return i >= 0 ? (siblings[i + 1] ?? null) : null;
-}
-
-/**
- * Does the block holding the statement of `node` leave the loop or function after it, whatever
- * happens in between: a later statement of the same block that is a `break`, `return` or `raise`
- * (`db.commit(); notify(); return`)? Then that statement runs at most once per loop.
- */
-export function exitsAfter(node: SyntaxNode): boolean {
-  let stmt: SyntaxNode | null = node;
-  while (stmt && stmt.parent && stmt.parent.type !== 'block' && stmt.parent.type !== 'module') stmt = stmt.parent;
-  if (!stmt?.parent) return false;
-  const siblings = stmt.parent.namedChildren;
-  const i = siblings.findIndex((c) => c.startIndex === stmt!.startIndex && c.endIndex === stmt!.endIndex);
-  return i >= 0 && siblings.slice(i + 1).some((c) => c.type === 'break_statement' || c.type === 'return_statement' || c.type === 'raise_statement');
-}
-
 /**
  * Where `obj` came from in the function: the iterable of the loop that binds it (`for obj in
  * s.scalars(...)`; with `followName`, through a name bound to it: `rows = ...; for obj in rows`),
