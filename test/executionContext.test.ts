@@ -31,6 +31,7 @@ describe('execution context', () => {
     // Under tasks/ but run as a program: a script (advisory), not a job (low).
     expect(evidence('shop/tasks/reindex_vendors.py:11 PA107')).toMatch(/__main__/);
     expect(got.get('shop/tasks/vendor_sync.py:11 PA107')).toMatchObject({ advisory: false, severity: 'low' });
+    expect(got.get('shop/tasks/stock_worker.py:12 PA107')).toMatchObject({ advisory: false, severity: 'low' });
     expect(evidence('shop/app.py:21 PA301')).toMatch(/startup/);
     expect(evidence('shop/commands.py:20 PA404')).toMatch(/CLI command/);
     // A module that seeds demo data is run by hand; the same loop in a service module is not.

@@ -296,7 +296,7 @@ export function isTestPath(path: string): boolean {
   return TEST_PATH.test(path);
 }
 
-const TEST_PATH = /(^|\/)(tests?|testing|e2e|[\w-]+[-_]e2e|e2e[-_][\w-]+|cypress)\/|(^|\/)test_[^/]*\.py$|_test\.py$|(^|\/)conftest\.py$/;
+const TEST_PATH = /(^|\/)(tests?|testing|e2e|[\w-]+[-_]e2e|e2e[-_](?:tests?|specs?|suite)|cypress)\/|(^|\/)test_[^/]*\.py$|_test\.py$|(^|\/)conftest\.py$/;
 const BACKGROUND_PATH = /(^|\/)(tasks|jobs|workers|worker|cron)(\/|\.py$)/;
 
 /** Node types the model is built from, fetched in one batch call in document order. */
@@ -403,8 +403,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     classes: [],
     suppressions: collectSuppressions(source, lineStarts),
     isTestFile: isTestPath(path),
-    // A module under `tasks/` that runs as a script (`if __name__ == "__main__":`) is a script.
-    isBackgroundFile: BACKGROUND_PATH.test(path) && !(source.includes('__main__') && MAIN_GUARD.test(source)),
+    isBackgroundFile: BACKGROUND_PATH.test(path) && !runsOwnFunctionAsMain(source),
     entryPoints: [],
     modelClasses: NO_MODELS,
     flaskDbHandles: NO_MODELS,
@@ -660,6 +659,25 @@ function collectClassViews(model: FileModel, projectViews: ReadonlySet<string> |
 
 /** A CLI command decorator: `click.command`, `cli.command()`, `app.cli.command`, typer's `app.command()`, click groups. */
 const CLI_DECORATOR = /(^|\.)command$|^(click|typer|flask\.cli|asyncclick)\.(group|command)$/;
+/**
+ * Does the module's `if __name__ == "__main__":` block call a function the module defines at top
+ * level (`main()`, `seed(...)`)? Then a module under `tasks/` is a program run by hand, not a
+ * job module (a worker module's block starts the worker of a library instead).
+ */
+function runsOwnFunctionAsMain(source: string): boolean {
+  if (!source.includes('__main__')) return false;
+  const guard = MAIN_GUARD.exec(source);
+  if (!guard) return false;
+  const after = guard.index + guard[0].length;
+  const next = /\n(?=[^\s#])/g;
+  next.lastIndex = after;
+  const block = source.slice(after, next.exec(source)?.index ?? source.length);
+  for (const m of source.matchAll(/^(?:async[ \t]+)?def[ \t]+([A-Za-z_]\w*)/gm)) {
+    if (new RegExp(`(^|[^\\w.])${m[1]}\\s*\\(`).test(block)) return true;
+  }
+  return false;
+}
+
 const MAIN_GUARD = /^if[ \t]+(?:__name__[ \t]*==[ \t]*(['"])__main__\1|(['"])__main__\2[ \t]*==[ \t]*__name__)[ \t]*:/m;
 /** `on_startup=[f, g]`, `on_shutdown=[...]` (Starlette, Litestar), `lifespan=f`, `add_event_handler("startup", f)`. */
 const STARTUP_REFS = /\b(?:on_startup|on_shutdown)[ \t]*=[ \t]*[[(]([^\])]*)[\])]|\blifespan[ \t]*=[ \t]*([A-Za-z_][\w.]*)|\badd_event_handler\([ \t]*(['"])(?:startup|shutdown)\3[ \t]*,[ \t]*([A-Za-z_][\w.]*)/g;

@@ -14,6 +14,7 @@
  * are reported only when the project has both publishers and subscribers (otherwise the other
  * side lives in another service). Test code is left out.
  */
+import { isTestPath } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { RepoRule, RepoRuleContext } from '../../types.js';
 import type { ProjectContext } from '../../../discovery/context.js';
@@ -29,7 +30,6 @@ interface Site {
   what: string;
 }
 
-const TEST_PATH = /(^|\/)(tests?|testing)\/|(^|\/)test_[^/]*\.py$|_test\.py$|(^|\/)conftest\.py$/;
 
 export const eventChannelConsistency: RepoRule = {
   meta: {
@@ -138,7 +138,7 @@ function collectSites(project: ProjectContext): { publishers: Site[]; subscriber
   }
   // `migrations.listens` are left out: a LISTEN lasts as long as its session, and a migration's
   // session ends with the migration. It subscribes nobody.
-  const keep = (s: Site) => !TEST_PATH.test(s.file);
+  const keep = (s: Site) => !isTestPath(s.file);
   return { publishers: publishers.filter(keep), subscribers: subscribers.filter(keep) };
 }
 
