@@ -96,6 +96,7 @@ export const countViaLen: FileRule & RepoRule = {
       if (arg?.type === 'identifier') {
         const held = rowsHeldOnlyToCount(model, arg.text, call.functionIndex, call.line);
         if (!held || counted.has(held.assignment)) continue;
+        if (writtenRows(model, held.assignment.value!.text, call.functionIndex, held.assignment.line)) continue;
         counted.add(held.assignment);
         const pinned = pinnedBy(held.assignment.value!.text);
         const threshold = held.tallied ? null : smallThreshold(model, call.node, call.functionIndex);
@@ -129,6 +130,19 @@ export const countViaLen: FileRule & RepoRule = {
   },
 };
 
+/**
+ * Are the rows the ids an UPDATE, DELETE or INSERT ... RETURNING gave back (`res = await
+ * s.execute(update(M)...returning(M.id))`, then `ids = res.scalars().all()`)? Counting them is how
+ * a write says how many rows it changed (a lock-token check), not a read to count.
+ */
+function writtenRows(model: FileModel, text: string, fnIndex: number, line: number): boolean {
+  const statement = /\b(update|delete|insert)\s*\([\s\S]*\.returning\s*\(/;
+  if (statement.test(text)) return true;
+  const base = /(?:^|[^\w.])([A-Za-z_]\w*)\s*\.\s*(?:scalars|all|fetchall|mappings|scalar_one_or_none)\s*\(/.exec(text)?.[1];
+  const a = base ? lastAssignment(model, base, fnIndex, line) : null;
+  return !!a?.value && a.functionIndex === fnIndex && statement.test(a.value.text);
+}
+
 /** The text of the query a name holds (its last assignment, one step), or of the expression itself. */
 function queryText(model: FileModel, source: SyntaxNode, fnIndex: number, line: number): string {
   if (source.type !== 'identifier') return source.text;
@@ -147,8 +161,10 @@ function pinnedBy(text: string): string | null {
   for (const m of text.matchAll(/\.([A-Za-z_]\w*)\s*==(?!=)/g)) columns.add(m[1]!);
   for (const f of text.matchAll(/\bfilter_by\s*\(([^()]*)\)/g)) for (const k of f[1]!.matchAll(/\b([A-Za-z_]\w*)\s*=(?!=)/g)) columns.add(k[1]!);
   if (columns.has('id')) return 'the primary key';
-  // `Model.id.in_(keys)`: at most one row per key the code holds (an existence check of those keys).
-  if (/\.id\s*\.\s*in_\s*\(/.test(text)) return 'the primary key to the keys it is given';
+  // `Model.id.in_(keys)` on the queried model, with keys the code holds (a name, `d.keys()`, a
+  // literal; not a subquery): at most one row per key, an existence check of those keys.
+  const keyed = /([A-Za-z_][\w.]*)\.id\s*\.\s*in_\s*\(\s*(?:[A-Za-z_][\w.]*(?:\.keys\(\))?|\[[^\]]*\]|\([^()]*\)|\{[^}]*\})\s*\)/.exec(text);
+  if (keyed && new RegExp(`\\b(query|select)\\(\\s*${keyed[1]!.replace(/\./g, '\\.')}\\b`).test(text)) return 'the primary key to the keys it is given';
   const ids = [...columns].filter((c) => /_id$/.test(c));
   return ids.length >= 2 ? `two id columns (\`${ids.slice(0, 2).join('`, `')}\`)` : null;
 }

@@ -137,7 +137,8 @@ export const stringConcatInLoop: FileRule = {
   checkFile(ctx: FileRuleContext): void {
     const { model } = ctx;
     if (model.isTestFile) return;
-    const grown = new Set<string>();
+    /** One string grown twice per iteration (`s += a`, `s = s + b`) is one defect: the first growth per loop. */
+    const grown = new Map<string, { node: SyntaxNode; message: string }>();
     const check = (target: string, value: SyntaxNode | null, fnIndex: number, loops: number[], line: number, node: SyntaxNode, prepend: boolean, known = false) => {
       const real = loops.filter((i) => model.loops[i]!.kind !== 'comprehension');
       if (real.length === 0) return;
@@ -159,11 +160,10 @@ export const stringConcatInLoop: FileRule = {
       if (leavesAfter(node, model.loops[real[0]!]!)) return;
       const why = copiesEachTime(model, target, fnIndex, loop.node, prepend, bytes);
       if (!why || boundedInLoop(model, target, loop.node, line)) return;
-      // One string grown twice per iteration (`s += a` then `s += b`) is one defect: once per loop.
       const key = `${loop.index}\0${target}`;
-      if (grown.has(key)) return;
-      grown.add(key);
-      ctx.report({ node, message: `${bytes ? 'bytes' : 'string'} \`${target}\` is grown inside a loop, and ${why}: O(n²) in its length${bytes ? '' : '; collect the parts and join once'}` });
+      const seen = grown.get(key);
+      if (seen && seen.node.startIndex <= node.startIndex) return;
+      grown.set(key, { node, message: `${bytes ? 'bytes' : 'string'} \`${target}\` is grown inside a loop, and ${why}: O(n²) in its length${bytes ? '' : '; collect the parts and join once'}` });
     };
     /**
      * `entry['name'] += ".torrent"`, `row.label += suffix`: a value of the loop's own item,
@@ -205,6 +205,7 @@ export const stringConcatInLoop: FileRule = {
       if (left?.text === a.target) check(a.target, right, a.functionIndex, a.loops, a.line, a.node, false);
       else if (right?.text === a.target) check(a.target, left, a.functionIndex, a.loops, a.line, a.node, true);
     }
+    for (const { node, message } of grown.values()) ctx.report({ node, message });
   },
 };
 

@@ -351,6 +351,9 @@ function handlerVerdict(model: FileModel, call: CallInfo, session: string, tries
       // In a loop that goes on after the handler, the next iteration meets the session failed.
       const nextIteration = loopReuse(t, body, fn.node, session);
       if (!nextIteration && fn.role === 'handler' && fn.params.some((p) => p.name === session)) continue;
+      // A Flask view's request-scoped session (`flask.g.session`, Flask-SQLAlchemy's `db.session`)
+      // that the view does not use again: the request's teardown removes it, rolling back.
+      if (!nextIteration && fn.role === 'handler' && (/^(flask\.)?g\.\w+$/.test(session) || (session.endsWith('.session') && model.flaskDbHandles.has(session.slice(0, -'.session'.length)))) && !usedAfter(fn.body, t, body, session)) continue;
       // A session of this function's own that nothing uses after the handler: no one meets it
       // failed (leaving it unclosed is PA403/PA405's finding).
       if (!nextIteration && ownSession(model, call.functionIndex, session) && !usedAfter(fn.body, t, body, session)) continue;
