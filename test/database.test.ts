@@ -28,6 +28,16 @@ describe('SQLite as the only database', () => {
     }
   });
 
+  it('leaves an ADR override in force: the cap does not replace it', async () => {
+    const root = tempDir('pa-sqlite-adr-');
+    fs.cpSync(FIXTURE, root, { recursive: true });
+    fs.mkdirSync(path.join(root, 'docs/adr'), { recursive: true });
+    fs.writeFileSync(path.join(root, 'docs/adr/0001-sync-reads.md'), '# 1. Sync reads in app/api.py\n\nStatus: accepted\n\nThe note endpoint in app/api.py stays sync for now.\n');
+    const sync = (await findings(root)).find((f) => f.code === 'PA307')!;
+    expect(sync).toMatchObject({ advisory: true });
+    expect(sync.downgrades.map((d) => d.rule)).toEqual(['adr_override']);
+  });
+
   it('keeps the severity when the manifests name a server database driver', async () => {
     const root = tempDir('pa-sqlite-');
     fs.cpSync(FIXTURE, root, { recursive: true });

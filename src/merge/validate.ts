@@ -68,17 +68,8 @@ export function validateFinding(input: ValidationInput, context: ProjectContext)
     finding.downgrades.push({ rule: 'execution_context', from: finding.severity, to: 'advisory', evidence: once.evidence });
     return finding;
   }
-  // Round trips that SQLite does not make: per-statement costs are a library call's.
-  const cap = PER_STATEMENT_COSTS.get(finding.code);
-  if (cap && SEVERITY_RANK[finding.severity] > SEVERITY_RANK[cap]) {
-    const sqlite = sqliteOnlyEvidence(context);
-    if (sqlite) {
-      finding.downgrades.push({ rule: 'database', from: finding.severity, to: cap, evidence: sqlite });
-      finding.severity = cap;
-    }
-  }
   if (finding.severity !== 'high' && finding.severity !== 'medium') return finding;
-  if (input.inHandler && NEVER_DOWNGRADED_IN_HANDLERS.has(finding.code)) return finding;
+  if (input.inHandler && NEVER_DOWNGRADED_IN_HANDLERS.has(finding.code)) return capForSqlite(finding, context);
 
   const adr = matchingAdr(finding, context);
   if (adr) {
@@ -86,6 +77,7 @@ export function validateFinding(input: ValidationInput, context: ProjectContext)
     finding.downgrades.push({ rule: 'adr_override', from: finding.severity, to: 'advisory', evidence: `[Planned: ${adr.id}] ${adr.reason}` });
     return finding;
   }
+  capForSqlite(finding, context);
   if (EXECUTION_CONTEXT_CHECKS.has(finding.check) && input.executionEvidence.length > 0) {
     const points = input.executionEvidence.length;
     const evidence = input.executionEvidence.join('; ');
@@ -97,6 +89,18 @@ export function validateFinding(input: ValidationInput, context: ProjectContext)
       finding.downgrades.push({ rule: 'execution_context', from: finding.severity, to, evidence });
       finding.severity = to;
     }
+  }
+  return finding;
+}
+
+/** Round trips that SQLite does not make: a per-statement cost there is a library call's (`PER_STATEMENT_COSTS`). */
+function capForSqlite(finding: Finding, context: ProjectContext): Finding {
+  const cap = PER_STATEMENT_COSTS.get(finding.code);
+  if (!cap || SEVERITY_RANK[finding.severity] <= SEVERITY_RANK[cap]) return finding;
+  const sqlite = sqliteOnlyEvidence(context);
+  if (sqlite) {
+    finding.downgrades.push({ rule: 'database', from: finding.severity, to: cap, evidence: sqlite });
+    finding.severity = cap;
   }
   return finding;
 }
