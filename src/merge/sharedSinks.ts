@@ -5,7 +5,8 @@
  * suppressions and execution context (run per caller, before this), they are one defect — a
  * library's `time.sleep` in a constructor that every handler builds, one sync repository method
  * every async route calls — and are reported once, at that call: at the worst severity among
- * them, with each caller's call site in `callers`. The fix is that function's (make it async,
+ * them, with each caller's call site in `callers` (advisory findings are grouped apart, into an
+ * advisory one). The fix is that function's (make it async,
  * drop the wait) or the same change at each listed caller.
  */
 import { SEVERITY_RANK, type ChainStep, type Finding, type SinkRef } from '../types.js';
@@ -18,9 +19,9 @@ export function groupSharedSinks(findings: Finding[], sinks: ReadonlyMap<Finding
   const groups = new Map<string, Finding[]>();
   for (const f of findings) {
     const s = sinks.get(f);
-    // Advisory findings stay apart: out of the scores, and each with its own evidence.
-    if (!s || f.advisory) continue;
-    const key = `${f.code}\0${s.path}\0${s.line}:${s.column}`;
+    if (!s) continue;
+    // Advisory findings group among themselves: out of the scores, they never raise a group's claim.
+    const key = `${f.code}\0${s.path}\0${s.line}:${s.column}\0${f.advisory ? 'a' : ''}`;
     let list = groups.get(key);
     if (!list) groups.set(key, (list = []));
     list.push(f);
