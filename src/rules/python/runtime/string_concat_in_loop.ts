@@ -111,6 +111,9 @@ function boundedInLoop(model: FileModel, target: string, loopNode: SyntaxNode, l
   for (const a of assignmentsTo(model, target)) {
     if (a.line < start || a.line > end || a.line === line || !a.value) continue;
     if (!new RegExp(`(^|[^\\w.])${target.replace(/\./g, '\\.')}($|[^\\w])`).test(a.value.text)) return true;
+    // `buf = buf[n:]`: the loop consumes the head it has handled; the buffer stays the size of a
+    // chunk or two (a streaming encoder's carry), not the length of everything read.
+    if (a.value.type === 'subscript' && a.value.childForFieldName('value')?.text === target && /^\[\s*[^:\]]+\s*:\s*\]$/.test(a.value.text.slice(target.length).trim())) return true;
   }
   const body = loopNode.childForFieldName('body') ?? loopNode;
   return new RegExp(`\\blen\\(\\s*${target.replace(/[.[\]]/g, (c) => `\\${c}`)}\\s*\\)\\s*(>|>=)`).test(body.text);
