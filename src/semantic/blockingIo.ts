@@ -41,7 +41,6 @@ const METADATA_LOOKUP = /^(os\.path\.(exists|lexists|isfile|isdir|islink|ismount
 /** Changes to one inode: cheap on a local disk (see above for the exceptions). */
 const METADATA_CHANGE = /^(os\.(unlink|remove|rmdir|chmod|chown|lchown|utime|rename|replace|symlink|link)|Path\.(unlink|rmdir|chmod|lchmod|touch|rename|replace|symlink_to|hardlink_to))$/;
 
-/** `mkdir(..., exist_ok=True)` / `os.makedirs(..., exist_ok=True)`: a metadata check when the directory exists. */
 /**
  * One local file opened, read or written (`open`, `Path.read_text`, a method of the file it
  * gives): a page-cache hit or a small write for the files services read per request (a template,
@@ -51,6 +50,10 @@ export function isSingleFileOp(what: string): boolean {
   return /^(open|io\.open|codecs\.open|Path\.(open|read_text|read_bytes|write_text|write_bytes)|file\.\w+)$/.test(what);
 }
 
+/**
+ * One inode looked up or changed (`METADATA_LOOKUP`, `METADATA_CHANGE`), or `mkdir(...,
+ * exist_ok=True)` / `os.makedirs(..., exist_ok=True)`: a metadata check when the directory exists.
+ */
 export function isCheapMetadata(what: string, call?: CallInfo): boolean {
   if (METADATA_LOOKUP.test(what) || METADATA_CHANGE.test(what)) return true;
   return isMetadataLookup(what, call);

@@ -665,17 +665,27 @@ const CLI_DECORATOR = /(^|\.)command$|^(click|typer|flask\.cli|asyncclick)\.(gro
  * job module (a worker module's block starts the worker of a library instead).
  */
 function runsOwnFunctionAsMain(source: string): boolean {
-  if (!source.includes('__main__')) return false;
-  const guard = MAIN_GUARD.exec(source);
-  if (!guard) return false;
-  const after = guard.index + guard[0].length;
-  const next = /\n(?=[^\s#])/g;
-  next.lastIndex = after;
-  const block = source.slice(after, next.exec(source)?.index ?? source.length);
+  const at = mainBlock(source);
+  if (!at) return false;
+  const block = source.slice(at.start, at.end);
   for (const m of source.matchAll(/^(?:async[ \t]+)?def[ \t]+([A-Za-z_]\w*)/gm)) {
     if (new RegExp(`(^|[^\\w.])${m[1]}\\s*\\(`).test(block)) return true;
   }
   return false;
+}
+
+/**
+ * Where the module's `if __name__ == "__main__":` block is: from the end of its header to the next
+ * line that starts at column 0 with code. Null when there is none.
+ */
+function mainBlock(source: string): { start: number; end: number } | null {
+  if (!source.includes('__main__')) return null;
+  const guard = MAIN_GUARD.exec(source);
+  if (!guard) return null;
+  const start = guard.index + guard[0].length;
+  const next = /\n(?=[^\s#])/g;
+  next.lastIndex = start;
+  return { start, end: next.exec(source)?.index ?? source.length };
 }
 
 const MAIN_GUARD = /^if[ \t]+(?:__name__[ \t]*==[ \t]*(['"])__main__\1|(['"])__main__\2[ \t]*==[ \t]*__name__)[ \t]*:/m;
@@ -708,18 +718,11 @@ function collectEntryPoints(model: FileModel): void {
     else if (fn.parent < 0 && !fn.className && (fn.name === 'main' || fn.name === 'lifespan')) add(fn.name === 'main' ? 'cli' : 'startup', qualify(fn));
   }
   const source = model.source;
-  if (source.includes('__main__')) {
-    const guard = MAIN_GUARD.exec(source);
-    if (guard) {
-      // The block ends at the next line that starts at column 0 with code.
-      const after = guard.index + guard[0].length;
-      const next = /\n(?=[^\s#])/g;
-      next.lastIndex = after;
-      const end = next.exec(source)?.index ?? source.length;
-      for (const call of model.calls) {
-        if (call.functionIndex >= 0 || call.node.startIndex < after || call.node.startIndex >= end) continue;
-        if (call.qualifiedName && !call.qualifiedName.startsWith('builtins.')) add('main', call.qualifiedName);
-      }
+  const main = mainBlock(source);
+  if (main) {
+    for (const call of model.calls) {
+      if (call.functionIndex >= 0 || call.node.startIndex < main.start || call.node.startIndex >= main.end) continue;
+      if (call.qualifiedName && !call.qualifiedName.startsWith('builtins.')) add('main', call.qualifiedName);
     }
   }
   if (source.includes('listen(') && /_(?:create|drop)['"]/.test(source)) {

@@ -509,7 +509,7 @@ export function notPerRow(model: FileModel, call: { node: SyntaxNode; line: numb
   // The step of a `while` loop: its value is what the loop tests next (`while children:
   // children = get_children(ids)`, `while page: page = fetch(page.next)`): one level or page per
   // iteration, each fetched whole.
-  if (advancesWhile(call.node, inner)) return true;
+  if (advancesWhile(model, call.node, inner)) return true;
   // A loop over batches (`range(0, n, size)` slicing the keys, `chunked(ids, 500)`): one statement per batch is the remedy, not an N+1.
   if (overKeyBatches(model, inner)) return true;
   // A read followed by any way out is a search, per row only until the hit. A write is once
@@ -944,7 +944,7 @@ function returnsListsOfLists(model: FileModel, call: SyntaxNode): boolean {
  * Is `node` the value assigned to a name that the `while` loop's condition tests
  * (`children = self._get_children(session, ids)` in `while children:`)?
  */
-function advancesWhile(node: SyntaxNode, loop: LoopInfo): boolean {
+function advancesWhile(model: FileModel, node: SyntaxNode, loop: LoopInfo): boolean {
   if (loop.kind !== 'while') return false;
   let value: SyntaxNode = node;
   while (value.parent && (value.parent.type === 'await' || value.parent.type === 'parenthesized_expression')) value = value.parent;
@@ -957,16 +957,29 @@ function advancesWhile(node: SyntaxNode, loop: LoopInfo): boolean {
   // What it is handed is a whole level: the loop's value itself (`rses = run_once(rses)`) or a
   // collection the body builds (`ids = set()` … `get_children(ids)`). A single id (`current =
   // get(current.parent_id)`, a walk up a chain) is one row per step: not this.
-  const body = loop.node.childForFieldName('body')?.text ?? '';
   const call = value.type === 'await' ? value.namedChild(0) : value;
   const args = (call?.type === 'call' ? call.childForFieldName('arguments')?.namedChildren ?? [] : [])
     .map((a) => (a.type === 'keyword_argument' ? a.childForFieldName('value') : a))
     .filter((a): a is SyntaxNode => a?.type === 'identifier');
-  const collection = (name: string, text: string) => new RegExp(`(^|[^\\w.])${name}\\s*=\\s*((set|list|frozenset|dict|sorted)\\(|[[{])|(^|[^\\w.])${name}\\s*=.*\\.(all|fetchall)\\(\\)\\s*$`, 'm').test(text);
   // The loop's own value handed back (`rses = run_once(rses)`) counts when it was a collection
   // before the loop too: a row handed back (`node = get_parent(s, node)`) is a walk up a chain.
-  const before = loop.node.parent?.text.slice(0, loop.node.startIndex - loop.node.parent.startIndex) ?? '';
-  return args.some((a) => (a.text === target.text ? collection(a.text, before) : collection(a.text, body)));
+  const loopLine = loop.node.startPosition.row + 1;
+  const callLine = node.startPosition.row + 1;
+  return args.some((a) => {
+    const bound = lastAssignment(model, a.text, loop.functionIndex, (a.text === target.text ? loopLine : callLine) - 1);
+    return !!bound && (a.text === target.text || bound.line >= loopLine) && isCollection(bound.value);
+  });
+}
+
+/** A list, set or dict made on the spot (a display, a comprehension, `set(...)`, `sorted(...)`), or a query's `.all()`. */
+function isCollection(value: SyntaxNode | null): boolean {
+  const v = unwrap(value);
+  if (!v) return false;
+  if (/^(list|set|dictionary)(_comprehension)?$/.test(v.type)) return true;
+  if (v.type !== 'call') return false;
+  const fn = v.childForFieldName('function');
+  if (fn?.type === 'identifier') return /^(set|list|frozenset|dict|sorted)$/.test(fn.text);
+  return fn?.type === 'attribute' && /^(all|fetchall)$/.test(fn.childForFieldName('attribute')?.text ?? '');
 }
 
 /** A retry loop: `for attempt in Retrying(...)` (tenacity), `AsyncRetrying`, stamina's `retry_context`, or {@link attemptLoop}. */
