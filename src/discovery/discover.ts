@@ -146,14 +146,32 @@ export function sessionReleases(source: string): string[] | undefined {
   if (teardownCommit) add(TEARDOWN_COMMIT);
   // `registry.remove()` takes no argument (a list's `remove(x)` does), or is handed over (`atexit.register(S.remove)`): any name.
   // Recorded as `remove:Name`, so that a rule can tell which registry a project removes.
-  for (const m of source.matchAll(/([A-Za-z_]\w*)\s*\.\s*remove\b(?!\s*\(\s*[^\s)])/g)) add(`remove:${m[1]!}`);
+  for (const name of namesBefore(source, /\.\s*remove\b(?!\s*\(\s*[^\s)])/g)) add(`remove:${name}`);
   // `g.pop("db").close()`: something closed that has no name here (recorded as `close:?`).
   if (/[)\]]\s*\.\s*close\s*\(/.test(source)) add('close:?');
   // `db_session.close()`: session-like names.
-  for (const m of source.matchAll(/([A-Za-z_]\w*)\s*\.\s*close\b/g)) if (RELEASED_SESSION_LIKE.test(m[1]!)) add(m[1]!);
+  for (const name of namesBefore(source, /\.\s*close\b/g)) if (RELEASED_SESSION_LIKE.test(name)) add(name);
   // `with Session() as s:` closes that factory's session: recorded as `with:Session`, for that name only.
   for (const m of source.matchAll(/\bwith\s+([A-Za-z_]\w*)\s*\(\s*\)\s+as\b/g)) if (RELEASED_SESSION_LIKE.test(m[1]!)) add(`with:${m[1]!}`);
   return out ? [...out].sort() : undefined;
+}
+
+/**
+ * The name before each match of `dotted` (a pattern that starts at the dot): `db_session .close`
+ * gives `db_session`, as `([A-Za-z_]\w*)\s*` + `dotted` would, without that pattern's scan from
+ * every identifier character of the file (a fifth of the discovery pass on large trees).
+ */
+function namesBefore(source: string, dotted: RegExp): string[] {
+  const out: string[] = [];
+  for (const m of source.matchAll(dotted)) {
+    let end = m.index;
+    while (end > 0 && /\s/.test(source[end - 1]!)) end--;
+    let start = end;
+    while (start > 0 && /\w/.test(source[start - 1]!)) start--;
+    while (start < end && /\d/.test(source[start]!)) start++;
+    if (start < end) out.push(source.slice(start, end));
+  }
+  return out;
 }
 
 /** Recorded among a file's releases when it sets `SQLALCHEMY_COMMIT_ON_TEARDOWN`: every request's session is committed, then removed. */
