@@ -582,6 +582,16 @@ describe('PA108 through serializers', () => {
     expect(f.severity).toBe('low');
   });
 
+  it('rows a method of one fetched row returns are the method\'s, not the row\'s model', () => {
+    // `breeder = ….first(); breeder.open_litters()`: Litter rows (a `column_property` key: a many-to-one, medium).
+    const f = at(found, 'kennel/api.py', lineOf(file, 'litters = breeder.open_litters()'), 'PA108')!;
+    expect(f.message).toMatch(/`VisitSchema` serializes `Litter\.vet` for each `Litter` row \(the rows `Breeder\.open_litters` returns/);
+    expect(f.severity).toBe('medium');
+    // The breeder's own `vet` is one row's, and `litters()` joins each litter's vet: nothing per row.
+    const eager = lineOf(file, 'def breeder_litters');
+    expect(found.filter((x) => x.path === 'kennel/api.py' && x.line > eager && x.line < eager + 6)).toEqual([]);
+  });
+
   it('an async route says the lazy load fails there', () => {
     const f = at(found, 'kennel/api.py', lineOf(file, 'return dogs  # expect'), 'PA108')!;
     expect(f.message).toMatch(/raises `MissingGreenlet`/);

@@ -17,7 +17,7 @@ import type { CallInfo, FileModel, FunctionInfo } from '../semantic/model.js';
 import type { SyntaxNode } from '../parse/parser.js';
 import { assignmentsTo, callAt, callsOf, OFFLOAD_FUNCTIONS, resolveName } from '../semantic/model.js';
 import { classOfFunction, fileClasses } from '../semantic/classes.js';
-import { annotationType, nameType, receiverType, typeString } from '../semantic/valueTypes.js';
+import { annotationType, fetchedRow, nameType, receiverType, typeString } from '../semantic/valueTypes.js';
 
 export interface SummaryClass {
   name: string;
@@ -296,6 +296,8 @@ function repoObjectHolders(model: FileModel, isRepo: (t: string) => boolean): { 
     }
     for (const a of assignmentsTo(model, name)) {
       if (a.annotation ? repoName(a.annotation) : isRepoCall(model, a.value, isRepo)) return true;
+      // `user = User.query.filter_by(...).first()`: one row of a model of the repo.
+      if (!a.annotation && fetchedRow(model, a.value)) return true;
       // `cls = Lecture if simple else Conference`: one of two classes of the repo.
       if (a.value?.type === 'conditional_expression') {
         const [x, , y] = a.value.namedChildren;

@@ -1010,6 +1010,9 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
       if (/\bForeignKey\s*\(/.test(right!.text)) fkColumns.add(attr);
       continue;
     }
+    // `team_id = column_property(db.Column(db.ForeignKey("teams.id")), Base.team_id)` (a joined
+    // subclass restating its base's key), `deferred(Column(ForeignKey(...)))`: a foreign key too.
+    if ((last === 'column_property' || last === 'deferred') && /\bForeignKey\s*\(/.test(right!.text)) fkColumns.add(attr);
     if (isMapped) {
       if (right === null) (facts.mappedAttrs ??= {})[attr] = scalarAnnotation(annotation);
       if (right === null || last === 'deferred' || last === 'synonym' || last === 'composite' || last === 'query_expression') {

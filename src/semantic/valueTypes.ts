@@ -39,6 +39,10 @@ export function typeString(model: FileModel, node: SyntaxNode | null, fnIndex: n
     }
     case 'call': {
       const callee = node.childForFieldName('function');
+      // `User.query.filter_by(...).first()`, `session.get(User, pk)`, `session.scalars(select(User)...).one()`:
+      // one row of a project model, an instance of that class (its methods are the model's).
+      const row = fetchedRow(model, node);
+      if (row) return row;
       const t = typeString(model, callee, fnIndex, line, depth + 1);
       if (!t) return null;
       if (/(^|\.)sessionmaker$/.test(t) && /\bclass_\s*=\s*[\w.]*Async/.test(node.childForFieldName('arguments')?.text ?? '')) {
@@ -65,6 +69,60 @@ export function typeString(model: FileModel, node: SyntaxNode | null, fnIndex: n
     default:
       return null;
   }
+}
+
+/** Methods that return one row (or none) of what they read. */
+const ONE_ROW = new Set(['first', 'first_or_404', 'one', 'one_or_none', 'one_or_404', 'scalar_one', 'scalar_one_or_none', 'get', 'get_or_404']);
+/** Methods that narrow or run a query without changing what a row is. */
+const ROW_PRESERVING = new Set(['filter', 'filter_by', 'where', 'order_by', 'options', 'limit', 'offset', 'join', 'outerjoin', 'execution_options', 'with_for_update', 'scalars', 'execute', 'unique', 'distinct', 'populate_existing']);
+
+/**
+ * `@<model>` for a call that fetches one row of a project ORM model: `M.query….first()`,
+ * `session.get(M, pk)` / `M.query.get(pk)`, `session.scalars(select(M)….where(…)).first()`,
+ * `session.execute(select(M)).scalar_one()`. Null for anything else (a dict's `get`, a row of
+ * several entities, a model the project does not declare).
+ */
+export function fetchedRow(model: FileModel, value: SyntaxNode | null): string | null {
+  if (!model.modelClasses.size || !value) return null;
+  const call = value.type === 'await' ? value.namedChild(0) : value;
+  if (call?.type !== 'call') return null;
+  const fn = call.childForFieldName('function');
+  if (fn?.type !== 'attribute') return null;
+  const method = fn.childForFieldName('attribute')?.text ?? '';
+  if (!ONE_ROW.has(method)) return null;
+  const asModel = (n: SyntaxNode | null | undefined): string | null => {
+    if (!n || (n.type !== 'identifier' && n.type !== 'attribute')) return null;
+    const last = n.text.slice(n.text.lastIndexOf('.') + 1);
+    if (!model.modelClasses.has(last)) return null;
+    return `@${resolveName(model, n.text) ?? n.text}`;
+  };
+  const args = call.childForFieldName('arguments')?.namedChildren.filter((a) => a.type !== 'comment') ?? [];
+  let recv = fn.childForFieldName('object');
+  // `session.get(User, pk)`: the model is the first argument.
+  if ((method === 'get' || method === 'get_or_404') && args.length >= 2) return asModel(args[0]);
+  // Down the chain to `M.query` or to `select(M)`.
+  for (let i = 0; recv && i < 12; i++) {
+    if (recv.type === 'attribute') {
+      const attr = recv.childForFieldName('attribute')?.text;
+      const obj = recv.childForFieldName('object');
+      if (attr === 'query') return asModel(obj);
+      return null;
+    }
+    if (recv.type !== 'call') return null;
+    const f = recv.childForFieldName('function');
+    const inner = recv.childForFieldName('arguments')?.namedChildren.filter((a) => a.type !== 'comment') ?? [];
+    if (f?.type === 'identifier' || (f?.type === 'attribute' && /^(select|query)$/.test(f.childForFieldName('attribute')?.text ?? '') && f.text !== 'self.query')) {
+      const name = f.type === 'identifier' ? f.text : f.childForFieldName('attribute')!.text;
+      // `select(M)` / `session.query(M)`: one entity only.
+      return (name === 'select' || name === 'query') && inner.length === 1 ? asModel(inner[0]) : null;
+    }
+    if (f?.type !== 'attribute') return null;
+    const m = f.childForFieldName('attribute')?.text ?? '';
+    if (!ROW_PRESERVING.has(m)) return null;
+    // `session.scalars(select(M))`: the statement is the argument; `q.filter(...)`: the receiver.
+    recv = (m === 'scalars' || m === 'execute') && inner.length ? inner[0]! : f.childForFieldName('object');
+  }
+  return null;
 }
 
 /** Is `sub` a class of this file whose bases name `base` (by its last name)? */

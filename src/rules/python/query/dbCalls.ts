@@ -1334,7 +1334,20 @@ function rebuiltFrom(model: FileModel, node: SyntaxNode, fnIndex: number, line: 
   if (!root || root.id === node.id) return null;
   const prior = viaSelf?.handles(root) ? (readsData ? null : viaSelf.rows(root))
     : root.type === 'identifier' ? rowsSource(model, root, fnIndex, line, depth + 1, viaSelf) : null;
+  // `user = ….first(); user.get_solves()`: a method or attribute of one loaded row is not that
+  // query refined; its rows (if any) are the method's, which the repo phase follows.
+  if (prior && root.type === 'identifier' && fetchesOneRow(lastAssignment(model, root.text, fnIndex, line)?.value ?? null)) return null;
   return prior ? { ...prior, text: `${prior.text} ${node.text}` } : null;
+}
+
+/** Reads that fetch one row (or one value): what they return is a row, not a query to refine. */
+const ONE_ROW_FETCH: ReadonlySet<string> = new Set(['get', 'get_or_404', 'first', 'first_or_404', 'one', 'one_or_none', 'one_or_404', 'scalar', 'scalar_one', 'scalar_one_or_none']);
+
+/** `….first()`, `session.get(M, pk)`, `await ….scalar_one()`: an expression whose value is one row. */
+function fetchesOneRow(value: SyntaxNode | null): boolean {
+  const call = unwrap(value);
+  const fn = call?.type === 'call' ? unwrap(call.childForFieldName('function')) : null;
+  return fn?.type === 'attribute' && ONE_ROW_FETCH.has(fn.childForFieldName('attribute')?.text ?? '');
 }
 
 /** The model a read loads, when it names one: `session.get(User, …)`, `select(User)`. */

@@ -79,7 +79,8 @@ import type { ClassRef } from '../../../analysis/types.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { assignmentsTo, callAt, valueTypeOf, type AssignmentInfo, type FileModel, type LoopInfo } from '../../../semantic/model.js';
 import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
-import { dynamicRelationChain, loadedModel, rowsSource, selfMember, type RowsSource, type SelfRows } from './dbCalls.js';
+import { classifyDbCall, dynamicRelationChain, loadedModel, rowsSource, selfMember, type RowsSource, type SelfRows } from './dbCalls.js';
+import { fetchedRow } from '../../../semantic/valueTypes.js';
 import { returnsOf, selfOptionsText, selfRowsResolver } from './selfRows.js';
 import { lastAssignment, leavesAfter, lookupByKey, loopTarget, stopsAfter, unwrap } from './semantics.js';
 import {
@@ -544,7 +545,8 @@ function heldRowFacts(model: FileModel, effects: Effect[][]): void {
     let ok = true;
     for (const a of list) {
       if (unwrap(a.value)?.type === 'none') continue;
-      const r = a.fromWith || !a.value ? null : rowsSource(model, a.value, a.functionIndex, a.line - 1, 0, resolver);
+      const rows = a.fromWith || !a.value ? null : rowsSource(model, a.value, a.functionIndex, a.line - 1, 0, resolver);
+      const r = rows?.entity || a.fromWith || !a.value ? rows : oneRow(model, a) ?? rows;
       if (!r?.entity || (s && s.entity !== r.entity)) {
         ok = false;
         break;
@@ -618,6 +620,16 @@ function paramLoopSites(model: FileModel, effects: Effect[][], localNames: () =>
       });
     }
   }
+}
+
+/** `self.farm = Farm.query.options(...).get(pk)`: one row of a model, with the query that loaded it (its options load its collections). */
+function oneRow(model: FileModel, a: AssignmentInfo): RowsSource | null {
+  const t = fetchedRow(model, a.value);
+  const call = unwrap(a.value);
+  const info = call?.type === 'call' ? callAt(model, call) : undefined;
+  if (!t || !info) return null;
+  const op = classifyDbCall(model, info) ?? { kind: 'read' as const, what: info.calleeText, statement: null };
+  return { call: info, op, entity: t.slice(t.lastIndexOf('.') + 1), text: call!.text };
 }
 
 export function collectHeldCollectionLoops(model: FileModel): Effect[][] {
@@ -750,6 +762,9 @@ function reportHeldCollectionLoops(ctx: RepoRuleContext): void {
       const owner = heldRowModel(graph, ctx.project, path);
       const rel = owner?.relationships.find((r) => r.name === coll);
       if (!owner || !rel || rel.scalar || !rel.target) continue;
+      // The row's own query, when the setter's file read it there: its loader options load the collection.
+      const loaded = heldRowsFact(graph, classes[setterAt]!, attr); 
+      if (loaded && eagerlyLoaded(loaded.text, coll)) continue;
       entity = rel.target.slice(rel.target.lastIndexOf('.') + 1);
       where = `the collection ${owner.name}.${coll} of the ${owner.name} row that \`${setter}\` keeps in \`self.${attr}\`; no eager loader option for it where that row is loaded`;
     } else if (held) {
