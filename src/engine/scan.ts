@@ -22,6 +22,7 @@ import type { ProjectContext } from '../discovery/context.js';
 import { assignOccurrenceSuffixes, compareFindings, fingerprint, scoreFindings } from '../merge/score.js';
 import { validateFinding } from '../merge/validate.js';
 import { groupSharedSinks } from '../merge/sharedSinks.js';
+import { perUnitEngines } from '../merge/perUnitEngines.js';
 import { SEVERITIES, type Family, type Finding, type ScanStats, type SinkRef } from '../types.js';
 import type { ScanResult } from './result.js';
 import { TOOL_VERSION } from '../version.js';
@@ -343,6 +344,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     }
     // After suppressions and execution context, per caller: what survives of one blocking call.
     findings = groupSharedSinks(findings, sinks);
+    findings = perUnitEngines(findings);
     findings = assignOccurrenceSuffixes(findings);
     if (config.baseline) {
       const known = loadBaseline(path.resolve(config.baseline));
