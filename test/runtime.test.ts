@@ -76,6 +76,24 @@ describe('PA301 severity', () => {
   });
 });
 
+describe('a coroutine on an event loop of its own', () => {
+  it('is advisory when only `asyncio.run` / a Runner starts it, and says which call does', () => {
+    const own = on('app/own_loop.py', 'return requests.get("https://rates.example/latest"')[0]!;
+    expect(own.advisory).toBe(true);
+    expect(own.downgrades.at(-1)!.evidence).toMatch(/runs only on an event loop of its own: `asyncio.run\(\.\.\.\)` in `sync_rates`/);
+    // A base class's `__call__` runs `self.run()` on a fresh loop: both subclasses' `run`.
+    for (const text of ['with open(path, "w") as out:', 'with open(path) as src:']) {
+      const f = on('app/own_loop.py', text)[0]!;
+      expect(f.advisory).toBe(true);
+      expect(f.downgrades.at(-1)!.evidence).toMatch(/`JobBase.__call__`/);
+    }
+  });
+
+  it('keeps its severity when the server\'s loop awaits it too', () => {
+    expect(on('app/own_loop.py', 'f"https://profiles.example/{user_id}"')[0]!).toMatchObject({ advisory: false, severity: 'medium' });
+  });
+});
+
 describe('PA303 short sleeps and shared helpers', () => {
   it('is low for a literal sleep under 10 ms, directly or in a helper, unless a loop repeats it', () => {
     expect(on('PA303.py', 'time.sleep(0)  # expect')[0]!.severity).toBe('low');

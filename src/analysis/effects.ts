@@ -146,9 +146,46 @@ function unconditionalIn(node: SyntaxNode, body: SyntaxNode): boolean {
   return true;
 }
 
-/** The site kinds of these collectors, and the analysis layer's own (a new engine). */
+/** The site kinds of these collectors, and the analysis layer's own (a new engine, a loop entry). */
 export function siteKindsOf(collectors: readonly EffectCollector[]): ReadonlySet<string> {
-  return new Set([...collectors.flatMap((c) => c.siteKinds), NEW_ENGINE]);
+  return new Set([...collectors.flatMap((c) => c.siteKinds), NEW_ENGINE, LOOP_ENTRY]);
+}
+
+/**
+ * Site fact: a coroutine started on an event loop of its own by a sync function —
+ * `asyncio.run(main())`, `loop.run_until_complete(job())`, `runner.run(self.run(...))` with
+ * `runner` an `asyncio.Runner()` — at the inner call (`what` = the runner call's callee). A
+ * coroutine only ever entered this way (a worker's task, a CLI command) shares its loop with
+ * nothing else of the process (see `executionContexts`).
+ */
+export const LOOP_ENTRY = 'loop_entry';
+
+/** Runner calls that start a loop for the coroutine they are handed. */
+const RUNNER_CALLS = /^(asyncio\.run|asyncio\.runners\.run)$/;
+
+function loopEntry(model: FileModel, call: CallInfo): Effect | null {
+  if (model.functions[call.functionIndex]!.isAsync) return null;
+  const args = call.node.childForFieldName('arguments');
+  const first = args?.namedChildren.find((a) => a.type !== 'comment');
+  if (first?.type !== 'call') return null;
+  let runner = call.qualifiedName !== null && RUNNER_CALLS.test(call.qualifiedName);
+  if (!runner && call.method === 'run_until_complete' && call.hasReceiver) runner = true;
+  if (!runner && call.method === 'run' && call.receiver?.type === 'identifier') runner = boundToRunner(model, call, call.receiver.text);
+  if (!runner) return null;
+  return { kind: LOOP_ENTRY, what: call.calleeText, line: first.startPosition.row + 1, column: first.startPosition.column + 1 };
+}
+
+/** Is `name` an `asyncio.Runner()` in the call's function: `with asyncio.Runner() as name:` or `name = asyncio.Runner()`? */
+function boundToRunner(model: FileModel, call: CallInfo, name: string): boolean {
+  const isRunner = (n: SyntaxNode | null | undefined) => {
+    const f = n?.type === 'call' ? n.childForFieldName('function')?.text : null;
+    return !!f && resolveName(model, f) === 'asyncio.Runner';
+  };
+  for (const wi of call.withs) {
+    const w = model.withs[wi]!;
+    if (w.functionIndex === call.functionIndex && w.items.some((i) => i.alias === name && isRunner(i.value))) return true;
+  }
+  return model.assignments.some((a) => a.functionIndex === call.functionIndex && a.target === name && a.line <= call.line && isRunner(a.value));
 }
 
 /** `effects[i]` lists the effects of `model.functions[i]`' own body: the catalogue's, then each collector's. */
@@ -163,6 +200,9 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
     const push = (e: Effect) => {
       if (!isMemoisedCall(model, call)) effects[call.functionIndex]!.push(e);
     };
+    // `asyncio.run(main())` in a sync function: `main` runs on a loop of its own (site fact at the inner call).
+    const entered = loopEntry(model, call);
+    if (entered) effects[call.functionIndex]!.push(entered);
     // A new engine (a new pool) each time the function runs, unless the function or a cache guard keeps it.
     if (isEngineConstructor(q)) {
       // ` (SQLite)`: a file opened, no server connection (PA407 says so and claims less). The URL

@@ -11,9 +11,10 @@
  * stays live. So a helper is one-off only when every caller the graph knows of is one-off (the
  * graph follows calls through typed objects, constructors, properties and callbacks).
  */
-import type { CallGraph } from './callgraph.js';
+import type { CallEdge, CallGraph } from './callgraph.js';
 import type { FileSummary } from './summary.js';
 import { FN_ADMIN } from './objects.js';
+import { LOOP_ENTRY } from './effects.js';
 
 export type OneOffKind = 'migration' | 'script' | 'startup';
 
@@ -69,6 +70,11 @@ const ENTRY_LABEL = { cli: 'a CLI command', main: "the `__main__` block's call",
 export interface ContextIndex {
   /** The context of the code at `line` of `path`: one-off (and why), or null when it may run on a production path. */
   at(path: string, line: number): ExecutionContext | null;
+  /**
+   * When the code at `line` of `path` is in a coroutine that only ever runs on an event loop of its
+   * own (see {@link privateLoops}): why; else null.
+   */
+  privateLoop(path: string, line: number): string | null;
 }
 
 export function executionContexts(graph: CallGraph, isMigration: (path: string) => boolean): ContextIndex {
@@ -186,7 +192,21 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
     }
     return { file: lo, fn: id - offsets[lo]! };
   };
+  const loops = privateLoops(graph);
+  const innermost = (file: number, line: number) => {
+    let inner = -1;
+    files[file]!.functions.forEach((fn, i) => {
+      if (line >= fn.startLine && line <= fn.endLine) inner = i;
+    });
+    return inner;
+  };
   return {
+    privateLoop(path, line) {
+      const file = byPath.get(path);
+      if (file === undefined || files[file]!.isTestFile) return null;
+      const inner = innermost(file, line);
+      return inner < 0 ? null : loops.get(offsets[file]! + inner) ?? null;
+    },
     at(path, line) {
       const file = byPath.get(path);
       if (file === undefined || files[file]!.isTestFile) return null;
@@ -229,4 +249,113 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
       return { kind, evidence: `reached only from ${only}, e.g. \`${rootFn.qualifiedName}\`: ${rootWhy[root]}` };
     },
   };
+}
+
+/**
+ * Coroutines that only ever run on an event loop of their own: every call the graph shows of one
+ * is a sync function's `asyncio.run(c())` / `run_until_complete(c())` / `asyncio.Runner().run(c())`
+ * (a `LOOP_ENTRY` site), or is awaited by a coroutine that itself runs only so. A coroutine no
+ * code calls takes the calls of the base method it overrides (a worker's `run()` called by its base
+ * class's `__call__`). Blocking there holds up nothing but that run: no request, no other job.
+ * Keyed by the function's global id (`offsets[file] + fn`), with the evidence.
+ */
+function privateLoops(graph: CallGraph): Map<number, string> {
+  const files = graph.index.files;
+  const offsets: number[] = [];
+  let total = 0;
+  for (const f of files) {
+    offsets.push(total);
+    total += f.functions.length;
+  }
+  const idOf = (r: { file: number; fn: number }) => offsets[r.file]! + r.fn;
+  const entry = (e: CallEdge): string | null => {
+    // The coroutine's call, or the runner's own call when the graph took `runner.run(...)` for the
+    // coroutine by its method name.
+    const site = graph.ownEffects(e.from).find((x) => x.kind === LOOP_ENTRY && x.line === e.call.line && (x.column === e.call.column || x.what === e.call.calleeText));
+    if (!site) return null;
+    const from = graph.function(e.from);
+    return `runs only on an event loop of its own: \`${site.what}(...)\` in \`${from.qualifiedName}\` (${graph.fileOf(e.from).path}:${e.call.line}) starts one per call, so a blocking call holds up that run alone, no request and no other job`;
+  };
+  // Candidates: coroutines with calls (their own, or their overridden base method's).
+  const incoming = new Map<number, { edges: readonly CallEdge[] }>();
+  const templated = new Map<number, string>();
+  files.forEach((f, file) => {
+    if (f.isTestFile) return;
+    f.functions.forEach((fn, i) => {
+      if (!fn.isAsync) return;
+      const ref = { file, fn: i };
+      let edges = graph.callers(ref).filter((e) => !files[e.from.file]!.isTestFile);
+      if (!edges.length) {
+        const base = graph.overridden(ref);
+        if (base) edges = graph.callers(base).filter((e) => !files[e.from.file]!.isTestFile);
+      }
+      if (edges.length) incoming.set(idOf(ref), { edges });
+      else if (fn.className) {
+        // A template method: a base class's sync method starts `self.<name>()` on a loop of its own
+        // (`with asyncio.Runner() as r: r.run(self.run())`) and defines no `<name>` itself.
+        const started = templateEntry(graph, ref, fn.name);
+        if (started) templated.set(idOf(ref), started);
+      }
+    });
+  });
+  // Greatest fixpoint: assume every candidate private, drop those with a call from elsewhere.
+  const why = new Map<number, string>();
+  const alive = new Set(incoming.keys());
+  let changed = true;
+  while (changed) {
+    changed = false;
+    for (const id of alive) {
+      const { edges } = incoming.get(id)!;
+      let evidence: string | null = null;
+      let ok = true;
+      for (const e of edges) {
+        const direct = entry(e);
+        if (direct) {
+          evidence ??= direct;
+          continue;
+        }
+        const from = idOf(e.from);
+        if (graph.function(e.from).isAsync && !e.sync && alive.has(from) && from !== id) continue;
+        ok = false;
+        break;
+      }
+      if (!ok) {
+        alive.delete(id);
+        changed = true;
+      } else if (evidence) why.set(id, evidence);
+    }
+  }
+  // Those awaited only from private coroutines take their evidence.
+  let spread = true;
+  while (spread) {
+    spread = false;
+    for (const id of alive) {
+      if (why.has(id)) continue;
+      const via = incoming.get(id)!.edges.map((e) => why.get(idOf(e.from))).find((w) => w);
+      if (via) {
+        why.set(id, via);
+        spread = true;
+      }
+    }
+  }
+  const out = new Map<number, string>(templated);
+  for (const id of alive) if (why.has(id)) out.set(id, why.get(id)!);
+  return out;
+}
+
+/** The evidence when a base class of `ref`'s class starts `self.<name>(...)` on a loop of its own (a `LOOP_ENTRY` site). */
+function templateEntry(graph: CallGraph, ref: { file: number; fn: number }, name: string): string | null {
+  const [, ...bases] = graph.selfClasses(ref);
+  for (const base of bases) {
+    const file = graph.index.files[base.file]!;
+    for (let fn = 0; fn < file.functions.length; fn++) {
+      const f = file.functions[fn]!;
+      if (f.className !== base.cls.name || f.isAsync) continue;
+      for (const e of graph.ownEffects({ file: base.file, fn })) {
+        if (e.kind !== LOOP_ENTRY || graph.callAt(base.file, e.line, e.column)?.calleeText !== `self.${name}`) continue;
+        return `runs only on an event loop of its own: \`${e.what}(self.${name}(...))\` in \`${f.qualifiedName}\` (${file.path}:${e.line}) starts one per call, so a blocking call holds up that run alone, no request and no other job`;
+      }
+    }
+  }
+  return null;
 }

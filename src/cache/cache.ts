@@ -63,7 +63,7 @@ import { TOOL_VERSION } from '../version.js';
 
 export const CACHE_DIR = '.persist-audit-cache';
 const PACK = 'pack-v1.bin';
-const FORMAT = 'persist-audit-cache/7';
+const FORMAT = 'persist-audit-cache/8';
 const MAGIC = Buffer.from('PACACHE4', 'latin1');
 /**
  * Three sections (index, summaries, discovery facts): their lengths, then their CRC-32s. The
@@ -122,6 +122,8 @@ export interface RepoResult {
   internalErrors: InternalError[];
   /** The execution context of every finding's line that runs only once: `[path, line, kind, evidence]`. */
   contexts: [string, number, OneOffKind | 'background' | 'admin', string][];
+  /** Lines in a coroutine that only ever runs on an event loop of its own: `[path, line, evidence]`. */
+  privateLoops?: [string, number, string][];
 }
 
 interface Pack {

@@ -88,7 +88,7 @@ export function runRepoPhase(
     }
   }
   const positions = fileFindings.concat(findings.map((f) => [f.path, f.line] as [string, number]));
-  return { findings, internalErrors, ruleMs, contexts: findingContexts(index, positions, project) };
+  return { findings, internalErrors, ruleMs, ...findingContexts(index, positions, project) };
 }
 
 /**
@@ -114,10 +114,11 @@ export function withLineTexts(result: RepoResult, analysed: ReadonlySet<string>,
   return { ...result, findings };
 }
 
-/** The one-off execution context of each finding's line, where it has one. */
-function findingContexts(index: RepoIndex, positions: [string, number][], project: ProjectContext): RepoResult['contexts'] {
-  const out: RepoResult['contexts'] = [];
-  if (positions.length === 0) return out;
+/** The one-off execution context of each finding's line, where it has one; and the lines in coroutines on a loop of their own. */
+function findingContexts(index: RepoIndex, positions: [string, number][], project: ProjectContext): Pick<RepoResult, 'contexts' | 'privateLoops'> {
+  const contexts: RepoResult['contexts'] = [];
+  const privateLoops: NonNullable<RepoResult['privateLoops']> = [];
+  if (positions.length === 0) return { contexts, privateLoops };
   const where = executionContexts(callGraphOf(index), (p) => isMigrationFile(project, p));
   const seen = new Set<string>();
   for (const [file, line] of positions) {
@@ -125,7 +126,9 @@ function findingContexts(index: RepoIndex, positions: [string, number][], projec
     if (seen.has(key)) continue;
     seen.add(key);
     const c = where.at(file, line);
-    if (c) out.push([file, line, c.kind, c.evidence]);
+    if (c) contexts.push([file, line, c.kind, c.evidence]);
+    const loop = where.privateLoop(file, line);
+    if (loop) privateLoops.push([file, line, loop]);
   }
-  return out;
+  return { contexts, privateLoops };
 }

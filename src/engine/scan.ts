@@ -259,7 +259,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
       const fileFindings = raw.map((r) => [r.path, r.line] as [string, number]);
       const out = runRepoPhase(summaries, context, repoRules, rootPath, fileFindings);
       for (const [code, ms] of Object.entries(out.ruleMs)) ruleMs[code] = (ruleMs[code] ?? 0) + ms;
-      repo = { findings: out.findings, internalErrors: out.internalErrors, contexts: out.contexts };
+      repo = { findings: out.findings, internalErrors: out.internalErrors, contexts: out.contexts, privateLoops: out.privateLoops };
     }
     raw.push(...repo.findings);
     stats.internalErrors.push(...repo.internalErrors);
@@ -287,6 +287,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     // 4. Merge: test globs, severity overrides, downgrades, fingerprints, baseline, order, scores.
     const testMatcher = config.tests.length ? createIgnore().add(config.tests) : null;
     const oneOff = new Map(contexts.map(([p, line, kind, evidence]) => [`${p}:${line}`, { kind, evidence }]));
+    const privateLoops = new Map((repo.privateLoops ?? []).map(([p, line, evidence]) => [`${p}:${line}`, evidence]));
     let findings: Finding[] = [];
     // One finding per place and claim: two ways to the same report (a call inside two spans of
     // one function) say the same thing once.
@@ -340,6 +341,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
         inHandler: r.inHandler,
         ...(r.lowInBackground ? { lowInBackground: true as const } : {}),
         oneOff: config.executionContext === 'strict' ? null : (oneOff.get(`${r.path}:${r.line}`) ?? null),
+        privateLoop: config.executionContext === 'strict' ? null : (privateLoops.get(`${r.path}:${r.line}`) ?? null),
       }, context));
     }
     // After suppressions and execution context, per caller: what survives of one blocking call.

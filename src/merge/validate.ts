@@ -21,6 +21,8 @@ export interface ValidationInput {
   lowInBackground?: true;
   /** The finding's code runs only once (migration, script, startup, import): from the call graph. */
   oneOff?: ExecutionContext | null;
+  /** The finding's code is in a coroutine that only ever runs on an event loop of its own: why. */
+  privateLoop?: string | null;
 }
 
 /**
@@ -41,6 +43,9 @@ const PER_STATEMENT_COSTS = new Map<string, Severity>([
   ['PA107', 'medium'], ['PA108', 'medium'],
 ]);
 
+/** Checks whose claim is that the event loop, shared by everything the process serves, waits. */
+const EVENT_LOOP_CHECKS = new Set(['blocking_io_in_async', 'sync_sleep_in_async', 'missing_to_thread', 'sync_db_in_async']);
+
 /** Checks about names, not about code that runs: where the code runs does not matter. */
 const CONTEXT_FREE_CHECKS = new Set(['event_channel_consistency']);
 /** An engine, factory or session registry configured at startup or import is the one that serves the requests. */
@@ -49,6 +54,12 @@ const STARTUP_SERVES_REQUESTS = new Set(['pool_configuration', 'scoped_session_n
 export function validateFinding(input: ValidationInput, context: ProjectContext): Finding {
   const { finding } = input;
   const once = input.oneOff;
+  // A claim about a shared event loop, on a loop nothing else runs on (a job's `asyncio.run`).
+  if (input.privateLoop && EVENT_LOOP_CHECKS.has(finding.check)) {
+    finding.advisory = true;
+    finding.downgrades.push({ rule: 'execution_context', from: finding.severity, to: 'advisory', evidence: input.privateLoop });
+    return finding;
+  }
   if (once?.kind === 'admin') {
     // A page only administrators open, now and then: a per-row cost there is one admin's wait,
     // not every visitor's (the reviews judged such high N+1s medium at most).
