@@ -37,6 +37,9 @@ describe('execution context', () => {
     // A module that seeds demo data is run by hand; the same loop in a service module is not.
     expect(evidence('shop/create_demo_data.py:10 PA207')).toMatch(/one-off code: create_demo_data\.py/);
     expect(got.get('shop/vendor_import.py:10 PA207')!.advisory).toBe(false);
+    // A function that drives Alembic runs when the schema changes, whoever calls it.
+    expect(evidence('shop/addons.py:22 PA207')).toMatch(/a migration runner \(it drives Alembic from code\)/);
+    expect(got.get('shop/addons.py:34 PA207')).toMatchObject({ advisory: false, severity: 'medium' });
     const advisory = got.get('shop/pricing.py:16 PA107')!;
     expect(advisory).toMatchObject({ advisory: true, severity: 'high' });
     expect(advisory.downgrades[0]).toMatchObject({ from: 'high', to: 'advisory' });

@@ -65,7 +65,7 @@ function isAlembicRevision(file: FileSummary): boolean {
     && file.functions.some((f) => f.parent < 0 && !f.className && f.name === 'upgrade');
 }
 
-const ENTRY_LABEL = { cli: 'a CLI command', main: "the `__main__` block's call", startup: 'a startup/shutdown hook' } as const;
+const ENTRY_LABEL = { cli: 'a CLI command', main: "the `__main__` block's call", startup: 'a startup/shutdown hook', migrate: 'a migration runner (it drives Alembic from code)' } as const;
 
 export interface ContextIndex {
   /** The context of the code at `line` of `path`: one-off (and why), or null when it may run on a production path. */
@@ -120,6 +120,15 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
       if (!ref) continue;
       const id = offsets[ref.file]! + ref.fn;
       if (sealed[id]) continue;
+      // A migration runner runs when the schema changes, whoever calls it (a plugin's `load()` at
+      // startup, an install command): its callers do not make it a request path.
+      if (kind === 'migrate') {
+        mask[id] = MIGRATION;
+        sealed[id] = 1;
+        via[id] = id;
+        rootWhy[id] = `${ENTRY_LABEL[kind]} (${f.path})`;
+        continue;
+      }
       mask[id] |= kind === 'startup' ? STARTUP : SCRIPT;
       if (via[id] < 0) {
         via[id] = id;

@@ -254,7 +254,8 @@ export interface FileModel {
 }
 
 export interface EntryPoint {
-  kind: 'cli' | 'main' | 'startup';
+  /** `migrate`: a function that drives Alembic itself (`MigrationContext.configure`, `command.upgrade`). */
+  kind: 'cli' | 'main' | 'startup' | 'migrate';
   /** The function's qualified name, as the call graph resolves it (`app.tasks.rebuild`, `app.svc.Service.run`). */
   name: string;
 }
@@ -700,6 +701,9 @@ const STARTUP_REFS = /\b(?:on_startup|on_shutdown)[ \t]*=[ \t]*[[(]([^\])]*)[\])
 const DDL_EVENT = /(['"])(?:before|after)_(?:create|drop)\1/;
 const DDL_LISTEN = /\blisten\([ \t]*[^,()]+(?:\([^()]*\))?[ \t]*,[ \t]*(['"])(?:before|after)_(?:create|drop)\1[ \t]*,[ \t]*([A-Za-z_][\w.]*)/g;
 
+/** Alembic's ways to run revisions from code: its commands, a migration context, operations on one. */
+const ALEMBIC_RUNNER = /^alembic\.(command\.(upgrade|downgrade|stamp)|(runtime\.)?migration\.MigrationContext\.configure|operations\.(base\.)?Operations|script\.(base\.)?ScriptDirectory\.from_config)$/;
+
 /** See {@link FileModel.entryPoints}. */
 function collectEntryPoints(model: FileModel): void {
   const out = model.entryPoints;
@@ -716,6 +720,12 @@ function collectEntryPoints(model: FileModel): void {
     else if (fn.decoratorNames.some((d) => /(^|\.)on_event$/.test(d))) add('startup', qualify(fn));
     else if (fn.decorators.some((d) => /listens_for\(/.test(d) && DDL_EVENT.test(d))) add('startup', qualify(fn));
     else if (fn.parent < 0 && !fn.className && (fn.name === 'main' || fn.name === 'lifespan')) add(fn.name === 'main' ? 'cli' : 'startup', qualify(fn));
+  }
+  // A function that runs migrations itself: Alembic's command API or its migration context.
+  if (model.source.includes('alembic')) {
+    for (const call of model.calls) {
+      if (call.functionIndex >= 0 && call.qualifiedName && ALEMBIC_RUNNER.test(call.qualifiedName)) add('migrate', qualify(model.functions[call.functionIndex]!));
+    }
   }
   const source = model.source;
   const main = mainBlock(source);
