@@ -9,7 +9,9 @@
 /** What a handle is; `sync` handles block the event loop on I/O methods. */
 export type HandleState =
   | 'sessionmaker' | 'session' | 'engine' | 'connection' | 'query'
-  | 'dbapi' | 'cursor' | 'dbapipool' | 'redis' | 'pipeline' | 'async';
+  | 'dbapi' | 'cursor' | 'dbapipool' | 'redis' | 'pipeline' | 'async'
+  /** `sqlalchemy.inspect(engine)`: its `get_*`/`has_*` methods query the catalog, one connection each. */
+  | 'inspector';
 
 /** Shared between callers (memoised): never mutated. */
 export type HandleResult =
@@ -97,6 +99,12 @@ const IO_METHODS: Partial<Record<HandleState, Set<string>>> = {
   cursor: new Set(['execute', 'executemany', 'executescript', 'fetchone', 'fetchall', 'fetchmany', 'callproc', 'copy_expert', 'copy_from', 'copy_to']),
   dbapipool: new Set(['getconn']),
   pipeline: new Set(['execute']),
+  inspector: new Set([
+    'get_schema_names', 'get_table_names', 'get_view_names', 'get_materialized_view_names', 'get_sequence_names', 'get_temp_table_names',
+    'get_columns', 'get_indexes', 'get_foreign_keys', 'get_pk_constraint', 'get_unique_constraints', 'get_check_constraints',
+    'get_table_comment', 'get_table_options', 'get_multi_columns', 'get_multi_indexes', 'get_multi_foreign_keys', 'get_sorted_table_and_fkc_names',
+    'has_table', 'has_schema', 'has_index', 'has_sequence',
+  ]),
 };
 /** Redis client methods that do no I/O; every other method sends a command. */
 const REDIS_NON_IO = new Set(['pipeline', 'pubsub', 'lock', 'register_script', 'get_connection_kwargs', 'get_encoder', 'monitor']);
@@ -112,8 +120,9 @@ const REDIS_COMMON = new Set([
 const METHOD_RESULT: Partial<Record<HandleState, Record<string, HandleState>>> = {
   sessionmaker: { begin: 'session' },
   session: { connection: 'connection', query: 'query', begin: 'session' },
-  engine: { connect: 'connection', begin: 'connection', raw_connection: 'dbapi' },
-  connection: { begin: 'connection' },
+  // `.__inspect__` stands for `sqlalchemy.inspect(x)` (see valueTypes.ts): an Inspector on an engine or connection.
+  engine: { connect: 'connection', begin: 'connection', raw_connection: 'dbapi', __inspect__: 'inspector' },
+  connection: { begin: 'connection', __inspect__: 'inspector' },
   dbapi: { cursor: 'cursor' },
   dbapipool: { getconn: 'dbapi' },
   redis: { pipeline: 'pipeline' },
@@ -277,6 +286,8 @@ export function handleMethodLabel(state: HandleState, label: string, method: str
       return `redis.Redis.${method}`;
     case 'pipeline':
       return `redis pipeline.${method}`;
+    case 'inspector':
+      return `Inspector.${method}`;
     default:
       return method;
   }

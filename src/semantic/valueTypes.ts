@@ -45,6 +45,13 @@ export function typeString(model: FileModel, node: SyntaxNode | null, fnIndex: n
       if (row) return row;
       const t = typeString(model, callee, fnIndex, line, depth + 1);
       if (!t) return null;
+      // `sqlalchemy.inspect(engine)`: the inspected object's path, marked (`<engine>.__inspect__()`),
+      // so that an Inspector on a handle of another module is decided where that handle is known.
+      if (/^sqlalchemy\.(inspection\.)?inspect$/.test(t)) {
+        const args = node.childForFieldName('arguments')?.namedChildren.filter((a) => a.type !== 'comment') ?? [];
+        const inner = args.length === 1 ? typeString(model, args[0]!, fnIndex, line, depth + 1) : null;
+        return inner ? `${inner}.__inspect__()` : `${t}()`;
+      }
       if (/(^|\.)sessionmaker$/.test(t) && /\bclass_\s*=\s*[\w.]*Async/.test(node.childForFieldName('arguments')?.text ?? '')) {
         return 'sqlalchemy.ext.asyncio.async_sessionmaker()';
       }
@@ -320,8 +327,23 @@ export function providerType(model: FileModel, fnIndex: number, keep: (t: string
     const t = typeString(model, y, fnIndex, y.startPosition.row + 1);
     if (t) return t;
   }
+  // `def create_db_engine(url): ...; return create_engine(url, **opts)`: a builder of an engine
+  // or session factory, unannotated. Only bodies that name such a constructor are read.
+  if (!fn.yields.length && fn.body && BUILDER_HINT.test(model.source.slice(fn.body.startIndex, fn.body.endIndex))) {
+    for (const r of fn.body.descendantsOfType('return_statement')) {
+      let owner = r.parent;
+      while (owner && owner.type !== 'function_definition' && owner.type !== 'lambda') owner = owner.parent;
+      if (owner?.startIndex !== fn.node.startIndex) continue;
+      const value = r.namedChild(0);
+      const t = value?.type === 'call' ? typeString(model, value, fnIndex, r.startPosition.row + 1) : null;
+      if (t && keep(t)) return t;
+    }
+  }
   return null;
 }
+
+/** A function body that may build an engine or a session factory. */
+const BUILDER_HINT = /\bcreate_(?:async_)?engine\b|\b(?:async_)?sessionmaker\b/;
 
 /**
  * Module-level names of this file whose values matter to other files, as type paths: session
@@ -343,7 +365,7 @@ export function exportedTypes(model: FileModel, keep: (t: string) => boolean): [
   }
   if (!handles) return [...out];
   for (const fn of model.functions) {
-    if (fn.parent >= 0 || fn.className || (fn.yields.length === 0 && !fn.returnType)) continue;
+    if (fn.parent >= 0 || fn.className) continue;
     const t = providerType(model, fn.index, keep);
     if (t && keep(t)) out.set(fn.name, `=>${t}`);
   }
