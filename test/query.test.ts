@@ -514,6 +514,16 @@ describe('Flask-SQLAlchemy', () => {
     expect(at(flask, 'library/views.py', lineOf(file, 'Shelf.query.get'), 'PA107')!.severity).toBe('high');
   });
 
+  it('`q = Model.query` refined by reassignment is that model\'s rows; in a memoised function the loads are medium', () => {
+    const file = path.join(FIXTURES, 'query-flask/library/listing.py');
+    const get = (text: string) => flask.find((f) => f.path === 'library/listing.py' && f.line === lineOf(file, text) && f.code === 'PA108');
+    expect(get('out.append({"id": shelf.id')).toMatchObject({ severity: 'high' });
+    expect(get('out.append({"id": shelf.id')!.message).toMatch(/once per row of `Shelf.query`/);
+    const memo = get('return {shelf.id: [v.id for v in shelf.volumes]')!;
+    expect(memo.severity).toBe('medium');
+    expect(memo.message).toMatch(/`@lru_cache\(maxsize=32\)` memoises the function/);
+  });
+
   it('primary-key lookups through the project\'s model class too: by each item\'s foreign key they keep the loop\'s severity', () => {
     const file = path.join(FIXTURES, 'query-flask/library/views.py');
     const sev = (text: string) => at(flask, 'library/views.py', lineOf(file, text), 'PA107')?.severity;

@@ -1337,6 +1337,14 @@ function rebuiltFrom(model: FileModel, node: SyntaxNode, fnIndex: number, line: 
   // `user = ….first(); user.get_solves()`: a method or attribute of one loaded row is not that
   // query refined; its rows (if any) are the method's, which the repo phase follows.
   if (prior && root.type === 'identifier' && fetchesOneRow(lastAssignment(model, root.text, fnIndex, line)?.value ?? null)) return null;
+  if (!prior && root.type === 'identifier' && node.type === 'call') {
+    // `q = Model.query` (Flask-SQLAlchemy's query, not yet refined), then `q = q.filter(...)`: its rows.
+    const held = unwrap(lastAssignment(model, root.text, fnIndex, line)?.value ?? null);
+    const object = held?.type === 'attribute' && held.childForFieldName('attribute')?.text === 'query' ? held.childForFieldName('object') : null;
+    const entity = object && /^[A-Za-z_][\w.]*$/.test(object.text) ? object.text.slice(object.text.lastIndexOf('.') + 1) : null;
+    const call = entity && model.modelClasses.has(entity) ? callAt(model, node) : undefined;
+    if (call) return { call, op: { kind: 'read', what: `${entity}.query`, statement: null }, entity: entity!, text: `${held!.text} ${node.text}` };
+  }
   return prior ? { ...prior, text: `${prior.text} ${node.text}` } : null;
 }
 

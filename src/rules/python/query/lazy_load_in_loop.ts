@@ -81,6 +81,7 @@ import { assignmentsTo, callAt, valueTypeOf, type AssignmentInfo, type FileModel
 import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
 import { classifyDbCall, dynamicRelationChain, loadedModel, rowsSource, selfMember, type RowsSource, type SelfRows } from './dbCalls.js';
 import { fetchedRow } from '../../../semantic/valueTypes.js';
+import { isMemoisedFunction } from '../../../semantic/memo.js';
 import { returnsOf, selfOptionsText, selfRowsResolver } from './selfRows.js';
 import { lastAssignment, leavesAfter, lookupByKey, loopTarget, stopsAfter, unwrap } from './semantics.js';
 import {
@@ -632,6 +633,16 @@ function oneRow(model: FileModel, a: AssignmentInfo): RowsSource | null {
   return { call: info, op, entity: t.slice(t.lastIndexOf('.') + 1), text: call!.text };
 }
 
+/** The memoising decorator of the function (`cache.memoize`), or null (see semantic/memo.ts). */
+function memoDecorator(model: FileModel, fnIndex: number): string | null {
+  if (!isMemoisedFunction(model, fnIndex)) return null;
+  const fn = model.functions[fnIndex]!;
+  const i = fn.decoratorNames.findIndex((d) => MEMO_NAME.test(d));
+  const text = (i >= 0 ? fn.decorators[i] : undefined)?.replace(/^@\s*/, '').replace(/\s+/g, ' ');
+  return text && text.length <= 60 ? `@${text}` : `@${fn.decoratorNames[i] ?? 'cache'}`;
+}
+const MEMO_NAME = /(^|\.)(lru_cache|cache|cached|memoize(?:_\w+)?|memoized|alru_cache|ttl_cache|lfu_cache|async_cached)$/;
+
 export function collectHeldCollectionLoops(model: FileModel): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile || !model.modelClasses.size) return effects;
@@ -1003,6 +1014,7 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
         }
       }
       if (!lazy.size) continue;
+      const memo = memoDecorator(model, loop.functionIndex);
       for (const { node: attr, name, search } of itemAttributeReads(model, loop, t.name, (n) => lazy.has(n))) {
         // A many-to-one's lazy load looks in the session's identity map first: one SELECT per
         // distinct related row not loaded yet, not always one per row.
@@ -1027,10 +1039,12 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
             + (asyncRows ? '; on an `AsyncSession` the lazy load raises `MissingGreenlet` instead' : '')
             + (writer ? `; each iteration also ${workflowAction(writer)}: a per-item workflow whose round trips are there anyway` : '')
             + (cap !== null ? `; the query returns at most ${cap} rows` : '')
+            + (memo ? `; \`${memo}\` memoises the function: the loads run once per key (and expiry), not on every call` : '')
             + (search ? SEARCH_NOTE : ''),
           // A many-to-one on the items of each row's collection: one SELECT per distinct target,
           // and the items of the rows of one query share many (a form's fields, an order's products).
-          ...(writer || (cap !== null && cap <= SMALL_CAP) || (collection?.nested && rel.scalar) || search ? { severity: 'low' as const } : rel.scalar || (!source && !helped) || cap !== null ? { severity: 'medium' as const } : {}),
+          // A memoised function pays them on a cache miss only: medium at most.
+          ...(writer || (cap !== null && cap <= SMALL_CAP) || (collection?.nested && rel.scalar) || search ? { severity: 'low' as const } : rel.scalar || (!source && !helped) || cap !== null || memo ? { severity: 'medium' as const } : {}),
           ...(selfReferential ? { advisory: SELF_REFERENCE_EVIDENCE } : grouped ? { advisory: GROUPED_EVIDENCE } : backToOwner ? { advisory: OWNER_EVIDENCE } : expiring ? { advisory: EXPIRED_EVIDENCE } : {}),
         });
       }
