@@ -12,7 +12,7 @@ import type { Effect, FileSummary } from '../../../analysis/summary.js';
 import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
-import { callAt, resolveName, type FileModel } from '../../../semantic/model.js';
+import { callAt, resolveName, type CallInfo, type FileModel } from '../../../semantic/model.js';
 import { dynamicRelationChain, rowsSource, statementInfo } from './dbCalls.js';
 import { returnsOf } from './selfRows.js';
 import { lastAssignment, loopTarget, unwrap } from './semantics.js';
@@ -83,10 +83,11 @@ export function collectSerializedRows(model: FileModel): Effect[][] {
   };
   for (const call of model.calls) {
     if (call.functionIndex < 0) continue;
-    // `Schema(many=True).dump(rows)`
-    if (SERIALIZE_METHODS.has(call.method) && call.receiver?.type === 'call') {
-      const ctor = call.receiver.childForFieldName('function');
-      const args = call.receiver.childForFieldName('arguments');
+    // `Schema(many=True).dump(rows)`, or `schema = Schema(many=True)` then `schema.dump(rows)`.
+    const made = SERIALIZE_METHODS.has(call.method) ? schemaInstance(model, call) : null;
+    if (made) {
+      const ctor = made.childForFieldName('function');
+      const args = made.childForFieldName('arguments');
       if (ctor && /^[A-Za-z_][\w.]*$/.test(ctor.text) && /^[A-Z]/.test(ctor.text.replace(/^.*\./, '')) && /\bmany\s*=\s*True\b/.test(args?.text ?? '')) {
         const rows = call.node.childForFieldName('arguments')?.namedChild(0);
         // `only=("a", "b")` / `exclude=(...)`: the fields the dump keeps.
@@ -140,6 +141,16 @@ function paginatedStatement(value: SyntaxNode): SyntaxNode | null {
   if (keyword) return keyword.childForFieldName('value');
   const positional = args.filter((a) => a.type !== 'keyword_argument');
   return positional[positional.length - 1] ?? null;
+}
+
+/** The schema construction a serializer call runs on: `Schema(...)` itself, or the one a local name was last bound to in the function. */
+function schemaInstance(model: FileModel, call: CallInfo): SyntaxNode | null {
+  const r = call.receiver;
+  if (r?.type === 'call') return r;
+  if (r?.type !== 'identifier') return null;
+  const a = lastAssignment(model, r.text, call.functionIndex, call.line);
+  const v = a && a.functionIndex === call.functionIndex && !a.fromWith ? unwrap(a.value) : null;
+  return v?.type === 'call' ? v : null;
 }
 
 /** The string literals of a keyword argument's tuple or list (`only=("a", "b")`), or null when absent. */
