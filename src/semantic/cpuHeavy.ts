@@ -37,10 +37,11 @@ const DATAFRAME_WRITERS = new Set(['to_excel', 'to_csv', 'to_parquet', 'to_feath
 const DATAFRAME_TYPES = /^@?pandas\.(core\.frame\.)?(DataFrame|read_(csv|excel|json|parquet|table|xml|html|feather|fwf|pickle|sql|sql_query))(\(\))?$/;
 /**
  * `PIL.Image.open` is lazy: it reads the header (size, mode, format) and decodes no pixel. The
- * decoding happens in the methods that need the pixels, on the image it returned.
+ * decoding happens in the methods that need the pixels, on the image it returned — or on the image
+ * one of them returned (`img = img.convert("RGB")`; `img.save(...)` encodes it).
  */
 const IMAGE_DECODERS = new Set(['load', 'convert', 'resize', 'thumbnail', 'save', 'tobytes', 'getdata', 'rotate', 'transpose', 'crop', 'filter', 'quantize', 'reduce', 'paste', 'split', 'getcolors', 'histogram']);
-const IMAGE_TYPES = /^@?PIL\.Image\.(open|Image)(\(\))?$/;
+const IMAGE_TYPES = /^@?PIL\.Image\.(open|Image|new)(\(\))?(\.(convert|resize|rotate|transpose|crop|filter|quantize|reduce|copy)\(\))*$/;
 /** Password-hasher objects whose `hash`/`verify` are slow by design. */
 const HASHER_TYPES = /^(@?passlib\.(context\.)?CryptContext|@?argon2\.PasswordHasher|@?pwdlib\.PasswordHash)/;
 /**
