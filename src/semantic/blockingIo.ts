@@ -84,7 +84,7 @@ export const ALTERNATIVES: Record<Alternative, string> = {
   aws: 'use `aioboto3`/`aiobotocore`, or `await asyncio.to_thread(client.method, ...)`',
   mongo: 'use PyMongo\'s `AsyncMongoClient` (or `motor`), or `await asyncio.to_thread(...)`',
   search: 'use the client\'s async class (`AsyncElasticsearch`, `AsyncOpenSearch`), or `await asyncio.to_thread(...)`',
-  sdk: 'use the SDK\'s async client or methods (`AsyncOpenAI`, `AsyncAnthropic`, stripe\'s `*_async`), or `await asyncio.to_thread(...)`',
+  sdk: 'use the SDK\'s async client or methods where it has them (`AsyncOpenAI`, `AsyncAnthropic`, slack_sdk\'s `AsyncWebClient`, stripe\'s `*_async`), or `await asyncio.to_thread(...)`',
   input: 'use `await asyncio.to_thread(input, ...)`',
   thread: 'run it in a thread: `await asyncio.to_thread(...)`',
 };
@@ -133,6 +133,10 @@ const HTTP_MODULES = /^(requests|httpx|httpx2)\.(api\.)?(get|post|put|patch|dele
 const MONGO_TYPE = 'pymongo.collection.Collection';
 /** A sub-resource of a sync OpenAI/Anthropic client (`client.chat.completions`). */
 const OPENAI_TYPE = 'openai.resources.Resource';
+/** A SendGrid client's request builder (`sg.client.whitelabel.domains._(id).validate.post()`): every `get`/`post`/… is a request. */
+const SENDGRID_TYPE = 'python_http_client.client.Client';
+/** A Twilio client's list or context resource (`client.messages.create(...)`). */
+const TWILIO_TYPE = 'twilio.base.list_resource.ListResource';
 
 /**
  * The names of blocking calls that type the receiver, and on what types (ASYNC212, ASYNC232):
@@ -158,12 +162,17 @@ const TYPED: { types: ReadonlySet<string>; methods: ReadonlySet<string> | null; 
   { types: new Set([MONGO_TYPE, 'pymongo.MongoClient', 'pymongo.mongo_client.MongoClient']), methods: null, label: 'pymongo', alternative: 'mongo' },
   { types: new Set(['elasticsearch.Elasticsearch', 'opensearchpy.OpenSearch']), methods: null, label: 'elasticsearch', alternative: 'search' },
   { types: new Set([OPENAI_TYPE, 'openai.OpenAI', 'openai.AzureOpenAI', 'anthropic.Anthropic']), methods: null, label: 'openai', alternative: 'sdk' },
+  { types: new Set([SENDGRID_TYPE, 'sendgrid.SendGridAPIClient', 'sendgrid.sendgrid.SendGridAPIClient']), methods: null, label: 'sendgrid', alternative: 'sdk' },
+  { types: new Set(['slack_sdk.WebClient', 'slack_sdk.web.WebClient', 'slack_sdk.web.client.WebClient', 'slack.WebClient']), methods: null, label: 'slack_sdk.WebClient', alternative: 'sdk' },
+  { types: new Set([TWILIO_TYPE, 'twilio.rest.Client']), methods: null, label: 'twilio', alternative: 'sdk' },
 ];
 const PATH_TYPES = new Set(['pathlib.Path', 'pathlib.PosixPath', 'pathlib.WindowsPath']);
 /** Sync clients whose attributes and items are sub-resources of the same client (see `typeOfExpression`). */
 const SUBRESOURCE_TYPES = new Map<string, string>([
   ['pymongo.MongoClient', MONGO_TYPE], ['pymongo.mongo_client.MongoClient', MONGO_TYPE], [MONGO_TYPE, MONGO_TYPE],
   ['openai.OpenAI', OPENAI_TYPE], ['openai.AzureOpenAI', OPENAI_TYPE], ['anthropic.Anthropic', OPENAI_TYPE], [OPENAI_TYPE, OPENAI_TYPE],
+  ['sendgrid.SendGridAPIClient', SENDGRID_TYPE], ['sendgrid.sendgrid.SendGridAPIClient', SENDGRID_TYPE], [SENDGRID_TYPE, SENDGRID_TYPE],
+  ['twilio.rest.Client', TWILIO_TYPE], [TWILIO_TYPE, TWILIO_TYPE],
 ]);
 
 /** Methods of a typed receiver that do no I/O even on a blocking type. */
@@ -273,7 +282,7 @@ function blockingIoName(model: FileModel, call: CallInfo): string | null {
 }
 
 /** Types whose every method blocks appear in the file: type any method's receiver. */
-const ANY_METHOD_HINT = /urllib3|TextIOWrapper|Buffered(Reader|Writer|Random)|FileIO|typing\.(IO|TextIO|BinaryIO)|\bIO\b|TextIO|BinaryIO|boto3|pymongo|MongoClient|Elasticsearch|OpenSearch|openai|anthropic|\b(fd)?open\(/;
+const ANY_METHOD_HINT = /urllib3|TextIOWrapper|Buffered(Reader|Writer|Random)|FileIO|typing\.(IO|TextIO|BinaryIO)|\bIO\b|TextIO|BinaryIO|boto3|pymongo|MongoClient|Elasticsearch|OpenSearch|openai|anthropic|sendgrid|SendGridAPIClient|slack_sdk|WebClient|twilio|\b(fd)?open\(/;
 const anyMethodHintMemo = new WeakMap<FileModel, boolean>();
 
 /** {@link ANY_METHOD_HINT} on the file's text, once per file (it was asked once per call). */
@@ -309,6 +318,8 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
         const fn = node.childForFieldName('function');
         const obj = fn?.type === 'attribute' ? fn.childForFieldName('object') : null;
         const name = fn?.childForFieldName('attribute')?.text;
+        // SendGrid's path segment builder (`domains._(domain_id)`): the same request builder.
+        if (name === '_' && obj && depth < 6 && typeOfExpression(model, obj, fnIndex, line, depth + 1) === SENDGRID_TYPE) return SENDGRID_TYPE;
         return obj && name && depth < 4 ? memberType(model, typeOfExpression(model, obj, fnIndex, line, depth + 1), name, false) : null;
       }
       if (PATH_TYPES.has(q)) return 'pathlib.Path';
@@ -350,7 +361,7 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
       if (obj && (attr === 'parent' || attr === 'parents')) {
         return typeOfExpression(model, obj, fnIndex, line, depth + 1) === 'pathlib.Path' ? 'pathlib.Path' : null;
       }
-      if (obj && attr && (obj.type === 'identifier' || obj.type === 'attribute' || obj.type === 'subscript') && depth < 4) {
+      if (obj && attr && (obj.type === 'identifier' || obj.type === 'attribute' || obj.type === 'subscript' || obj.type === 'call') && depth < 6) {
         const sub = SUBRESOURCE_TYPES.get(typeOfExpression(model, obj, fnIndex, line, depth + 1) ?? '');
         if (sub) return sub;
       }
@@ -375,7 +386,7 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
   }
 }
 
-const RECEIVER_LIBRARIES = /^(pathlib|requests|httpx|urllib3|socket|subprocess|io|typing|boto3|smtplib|pymongo|elasticsearch|opensearchpy|openai|anthropic)(\.|$)/;
+const RECEIVER_LIBRARIES = /^(pathlib|requests|httpx|urllib3|socket|subprocess|io|typing|boto3|smtplib|pymongo|elasticsearch|opensearchpy|openai|anthropic|sendgrid|slack_sdk|slack|twilio)(\.|$)/;
 const receiverLibraryMemo = new WeakMap<FileModel, boolean>();
 
 /** Typed receivers come from these libraries; a file importing none of them has none. */
@@ -420,7 +431,7 @@ function memberType(model: FileModel, receiverType: string | null, name: string,
 
 /** `self.client = httpx.Client()` anywhere in the file gives `self.client` that type. */
 function selfAttributeType(model: FileModel, attr: string, depth: number): string | null {
-  if (depth > 4) return null;
+  if (depth > 8) return null;
   for (const a of assignmentsTo(model, `self.${attr}`)) {
     if (a.annotation) return a.annotation;
     let v = a.value;
