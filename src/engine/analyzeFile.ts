@@ -191,6 +191,7 @@ function addFinding(outcome: FileOutcome, model: FileModel, rule: FileRule, r: R
   const fn = r.function ?? enclosingFunctionName(model, loc.line, r.node);
   if (fn) finding.function = fn;
   if (r.chain) finding.chain = r.chain;
+  if (r.sameDefectAs) finding.sameDefectAs = r.sameDefectAs;
   outcome.findings.push(finding);
 }
 

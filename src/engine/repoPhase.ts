@@ -78,6 +78,7 @@ export function runRepoPhase(
             if (r.chain) f.chain = r.chain;
             if (r.callers) f.callers = r.callers;
             if (r.sink) f.sink = { ...r.sink, lineText: lineText(r.sink.path, r.sink.line) };
+            if (r.sameDefectAs) f.sameDefectAs = r.sameDefectAs;
             findings.push(f);
           },
         });

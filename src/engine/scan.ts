@@ -294,6 +294,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     const keyOf = (r: RawFinding) => `${r.code}\0${r.path}\0${r.line}:${r.column}-${r.endLine}:${r.endColumn}\0${r.message}`;
     const kept = new Map<string, RawFinding>();
     const sinks = new Map<Finding, SinkRef>();
+    const sameDefect = new Map<Finding, { code: string; line: number }>();
     for (const r of raw) {
       const k = keyOf(r);
       const other = kept.get(k);
@@ -328,6 +329,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
         fingerprint: fingerprint(r.code, r.path, r.lineText, r.function),
       };
       if (r.sink) sinks.set(finding, r.sink);
+      if (r.sameDefectAs) sameDefect.set(finding, r.sameDefectAs);
       if (r.advisory) {
         // The rule's own judgement: advisory wherever the code runs.
         finding.advisory = true;
@@ -343,6 +345,15 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
         oneOff: config.executionContext === 'strict' ? null : (oneOff.get(`${r.path}:${r.line}`) ?? null),
         privateLoop: config.executionContext === 'strict' ? null : (privateLoops.get(`${r.path}:${r.line}`) ?? null),
       }, context));
+    }
+    // One defect, one finding: a finding that names another rule's finding at a line of its file
+    // as the same defect goes when that one survives (suppressions and execution context included).
+    if (sameDefect.size) {
+      const reported = new Set(findings.filter((f) => !f.advisory).map((f) => `${f.code}\0${f.path}\0${f.line}`));
+      findings = findings.filter((f) => {
+        const d = sameDefect.get(f);
+        return !d || !reported.has(`${d.code}\0${f.path}\0${d.line}`);
+      });
     }
     // After suppressions and execution context, per caller: what survives of one blocking call.
     findings = groupSharedSinks(findings, sinks);

@@ -66,6 +66,12 @@ export interface RuleReport {
    * coroutines that survive suppressions and execution context once, there (merge/sharedSinks.ts).
    */
   sink?: SinkRef;
+  /**
+   * The same defect as the finding another rule reports at this line of the same file (PA105's
+   * INSERT per row flushed by a commit per item is PA207's commit per item): dropped at merge
+   * when that finding survives, not advisory; kept otherwise.
+   */
+  sameDefectAs?: { code: string; line: number };
 }
 
 export interface FileRuleContext {
