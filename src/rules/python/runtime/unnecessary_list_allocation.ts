@@ -11,7 +11,8 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileModel } from '../../../semantic/model.js';
-import { callAt, effectiveRole } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, effectiveRole } from '../../../semantic/model.js';
+import { GROWS, iterationSource, smallLiteral } from '../../../semantic/smallLiterals.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 
 /** Consumers whose generator or set-comprehension form does less work: short-circuit, or no intermediate list. */
@@ -50,6 +51,21 @@ function isFreshIterable(model: FileModel, node: SyntaxNode | null, depth = 0): 
   return iterables.length > 0 && iterables.every((a) => a.type !== 'keyword_argument' && isFreshIterable(model, a, depth + 1));
 }
 
+/**
+ * Does the comprehension iterate a handful of constants: a small literal, or a module-level name
+ * bound once to one and never grown?
+ */
+function overFewConstants(model: FileModel, comprehension: SyntaxNode): boolean {
+  const clauses = comprehension.namedChildren.filter((c) => c.type === 'for_in_clause');
+  const src = clauses.length === 1 ? iterationSource(clauses[0]!.childForFieldName('right')) : null;
+  if (!src) return false;
+  if (smallLiteral(src)) return true;
+  if (src.type !== 'identifier') return false;
+  const bindings = assignmentsTo(model, src.text);
+  return bindings.length === 1 && bindings[0]!.functionIndex < 0 && smallLiteral(bindings[0]!.value)
+    && !model.calls.some((c) => c.dottedReceiver === src.text && GROWS.test(c.method)) && !model.augAssignments.some((a) => a.target === src.text);
+}
+
 /** Why an allocation finding is advisory: reviewers of four services judged each such one not worth a report. */
 const STYLE_EVIDENCE = 'one short-lived list of cheap items: microseconds, a style point (ruff C4xx) more than a performance one';
 
@@ -61,7 +77,7 @@ export const unnecessaryListAllocation: FileRule = {
     severity: 'low',
     effort: 'S',
     summary: 'A list built only to be consumed at once',
-    what: 'Finds list comprehensions passed straight to `any` or `all` (which then evaluate every item instead of stopping at the first decisive one) or to `set`/`frozenset` (a set comprehension needs no list), and loops over `list(<range/sorted/map/filter/zip of fresh data>)`. It leaves `len`, `sum`, `min`, `max`, `tuple` and `str.join` of a list comprehension alone, and `for` over one: in CPython those are faster than their generator forms. Advisory unless `any`/`all` run a call for each item, in the element or a filter (`any([is_banned(u) for u in users])`): one short-lived list of cheap items is a style point, not a performance one. Silent when the items are constant-time comparisons (`secrets.compare_digest`, `hmac.compare_digest`): checking every candidate is what keeps the time from telling which one matched.',
+    what: 'Finds list comprehensions passed straight to `any` or `all` (which then evaluate every item instead of stopping at the first decisive one) or to `set`/`frozenset` (a set comprehension needs no list), and loops over `list(<range/sorted/map/filter/zip of fresh data>)`. It leaves `len`, `sum`, `min`, `max`, `tuple` and `str.join` of a list comprehension alone, and `for` over one: in CPython those are faster than their generator forms. Advisory unless `any`/`all` run a call for each item, in the element or a filter (`any([is_banned(u) for u in users])`), of more than a handful of constants (a small literal, or a module constant bound once to one): one short-lived list of cheap items is a style point, not a performance one. Silent when the items are constant-time comparisons (`secrets.compare_digest`, `hmac.compare_digest`): checking every candidate is what keeps the time from telling which one matched.',
     why: 'The list is allocated in full and thrown away; `any()`/`all()` additionally evaluate every element instead of stopping at the first decisive one, and a copy of a fresh iterable is pure waste. In a request handler or a loop this is memory and time on every call.',
     bad: 'if any([u.is_admin for u in users]):\n    ...\nfor i in list(range(n)):\n    ...\n',
     good: 'if any(u.is_admin for u in users):\n    ...\nfor i in range(n):\n    ...\n',
@@ -89,7 +105,9 @@ export const unnecessaryListAllocation: FileRule = {
       // Comparing a secret against each candidate in constant time (`compare_digest`) evaluates
       // every one on purpose: stopping at the first match would leak which one matched.
       if (calls.some((c) => CONSTANT_TIME.has(callAt(model, c)?.qualifiedName ?? ''))) continue;
-      const costly = (name === 'any' || name === 'all') && calls.length > 0;
+      // Over a handful of constants (`for e in NON_REPORTED`, a literal): stopping early saves a
+      // few cheap calls at most.
+      const costly = (name === 'any' || name === 'all') && calls.length > 0 && !overFewConstants(model, arg);
       ctx.report({
         node: call.node,
         message: `\`${name}()\` of a list comprehension ${why}`,
