@@ -77,14 +77,20 @@ export interface ContextIndex {
   privateLoop(path: string, line: number): string | null;
 }
 
-export function executionContexts(graph: CallGraph, isMigration: (path: string) => boolean): ContextIndex {
-  const files = graph.index.files;
+/** Each file's first function id (`offsets[file] + fn` numbers every function of the index), and how many there are. */
+function functionIds(files: readonly FileSummary[]): { offsets: number[]; total: number } {
   const offsets: number[] = [];
   let total = 0;
   for (const f of files) {
     offsets.push(total);
     total += f.functions.length;
   }
+  return { offsets, total };
+}
+
+export function executionContexts(graph: CallGraph, isMigration: (path: string) => boolean): ContextIndex {
+  const files = graph.index.files;
+  const { offsets, total } = functionIds(files);
   const mask = new Uint8Array(total);
   const sealed = new Uint8Array(total);
   /** For a one-off function: the root it is reached from (an id), for the evidence. */
@@ -202,6 +208,7 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
     return { file: lo, fn: id - offsets[lo]! };
   };
   const loops = privateLoops(graph);
+  // Document order: a nested def comes after its parent, so the last match is the innermost.
   const innermost = (file: number, line: number) => {
     let inner = -1;
     files[file]!.functions.forEach((fn, i) => {
@@ -219,12 +226,7 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
     at(path, line) {
       const file = byPath.get(path);
       if (file === undefined || files[file]!.isTestFile) return null;
-      const fns = files[file]!.functions;
-      let inner = -1;
-      // Document order: a nested def comes after its parent, so the last match is the innermost.
-      fns.forEach((fn, i) => {
-        if (line >= fn.startLine && line <= fn.endLine) inner = i;
-      });
+      const inner = innermost(file, line);
       if (inner < 0) return fileKinds[file] ?? { kind: 'startup', evidence: 'module-level code: runs once, when the module is imported' };
       const id = offsets[file]! + inner;
       const m = mask[id]!;
@@ -270,12 +272,7 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
  */
 function privateLoops(graph: CallGraph): Map<number, string> {
   const files = graph.index.files;
-  const offsets: number[] = [];
-  let total = 0;
-  for (const f of files) {
-    offsets.push(total);
-    total += f.functions.length;
-  }
+  const { offsets } = functionIds(files);
   const idOf = (r: { file: number; fn: number }) => offsets[r.file]! + r.fn;
   const entry = (e: CallEdge): string | null => {
     // The coroutine's call, or the runner's own call when the graph took `runner.run(...)` for the
