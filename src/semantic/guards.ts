@@ -1,7 +1,9 @@
 /**
  * Flag guards: code of a function that runs only when a keyword flag whose default turns it off
  * is set (`def resolve(x, allow_email=False): ... if allow_email: <query>`). A caller that does
- * not pass the flag, or passes a literal `False`/`None`, never runs that branch.
+ * not pass the flag, or passes a literal `False`/`None`, never runs that branch. A parameter that
+ * defaults to an enum member (`mode: Mode = Mode.background`) is such a flag for the tests that
+ * compare it with a member: `if mode == Mode.sync:` runs only when a caller passes a mode.
  *
  * Conservative by design: only a parameter whose default is the literal `False`, `None` or
  * `True` and that the function never rebinds, and only two shapes of guard — the node lies in the
@@ -32,6 +34,12 @@ interface Flag {
   on: boolean;
   /** Defaults to `None`: `flag is None` / `flag is not None` test it too. */
   none: boolean;
+  /**
+   * Defaults to a member of an enum or a class constant (`mode: Mode = Mode.background`): a test
+   * against another member (`if mode == Mode.sync:`) holds only when a caller passes one, as a
+   * flag that defaults off; a test against the default itself holds while the caller passes none.
+   */
+  member?: string;
   /**
    * Filled in by the function when the caller left it unset (`if shelf is None: shelf = find()`):
    * only the bodies of its unset tests still say what the caller passed.
@@ -82,7 +90,7 @@ function flagsOf(model: FileModel, fnIndex: number): Map<string, Flag> | null {
   const fn = model.functions[fnIndex]!;
   let flags: Map<string, Flag> | null = null;
   // Cheap test first: most functions have no such default.
-  if (fn.params.some((p) => p.defaultText === 'False' || p.defaultText === 'None' || p.defaultText === 'True')) {
+  if (fn.params.some((p) => p.defaultText === 'False' || p.defaultText === 'None' || p.defaultText === 'True' || MEMBER.test(p.defaultText ?? ''))) {
     const params = fn.node.childForFieldName('parameters');
     let position = 0;
     let keywordOnly = false;
@@ -101,6 +109,8 @@ function flagsOf(model: FileModel, fnIndex: number): Map<string, Flag> | null {
         const value = p.childForFieldName('value')?.text;
         if (value === 'False' || value === 'None' || value === 'True') {
           (flags ??= new Map()).set(name, { name, position: keywordOnly ? -1 : position, on: value === 'True', none: value === 'None' });
+        } else if (value && MEMBER.test(value)) {
+          (flags ??= new Map()).set(name, { name, position: keywordOnly ? -1 : position, on: false, none: false, member: value });
         }
       }
       if (!keywordOnly) position++;
@@ -147,13 +157,18 @@ function flagsOf(model: FileModel, fnIndex: number): Map<string, Flag> | null {
   return flags;
 }
 
+/** `Mode.background`, `PaymentMode.SYNC`: an enum member or class constant, as a parameter's default or a test's operand. */
+const MEMBER = /^[A-Z]\w*\.[A-Za-z_]\w*$/;
+
 /** A test of one name: `flag` / `flag is not None` (true when set), `not flag` / `flag is None` (true when unset). */
 interface FlagTest {
   name: string;
-  /** The test holds when the flag is set. */
+  /** The test holds when the flag is set (for a `member` test, decided against the flag's default: see {@link guardOfTest}). */
   set: boolean;
   /** An `is None` / `is not None` comparison: only for a flag that defaults to `None`. */
   none: boolean;
+  /** `flag == Mode.sync` (`eq`) or `flag != Mode.sync`: only for a flag that defaults to a member. */
+  member?: { value: string; eq: boolean };
 }
 
 function unwrap(c: SyntaxNode | null): SyntaxNode | null {
@@ -184,6 +199,10 @@ function flagTest(node: SyntaxNode): FlagTest | null {
     const [left, right] = [c.namedChild(0)!, c.namedChild(1)!];
     const op = c.text.slice(left.endIndex - c.startIndex, right.startIndex - c.startIndex).trim().replace(/\s+/g, ' ');
     if (left.type === 'identifier' && right.type === 'none' && (op === 'is' || op === 'is not')) return { name: left.text, set: op === 'is not', none: true };
+    // `mode == Mode.sync`, `mode is not Mode.background`
+    if (left.type === 'identifier' && right.type === 'attribute' && MEMBER.test(right.text) && /^(==|!=|is|is not)$/.test(op)) {
+      return { name: left.text, set: false, none: false, member: { value: right.text, eq: op === '==' || op === 'is' } };
+    }
   }
   return null;
 }
@@ -196,7 +215,9 @@ function flagTest(node: SyntaxNode): FlagTest | null {
  */
 function guardOfTest(test: FlagTest | null, flags: Map<string, Flag>, holds: boolean): string | null {
   const flag = test ? flags.get(test.name) : undefined;
-  if (!test || !flag || (test.none && !flag.none)) return null;
+  if (!test || !flag || (test.none && !flag.none) || (!!test.member !== !!flag.member)) return null;
+  // Against another member the test holds only when a caller passed one; against the default, while none did.
+  if (test.member) test = { ...test, set: test.member.eq !== (test.member.value === flag.member) };
   if (flag.filledIn && !(holds && !test.set)) return null;
   // `is None` tests tell a literal `False` from `None`: `name@position?` (set: not None), `name@position?-` (None).
   if (test.none) return `${flag.name}@${flag.position}?${test.set === holds ? '' : '-'}`;
@@ -244,7 +265,7 @@ function inOwnUnsetBody(node: SyntaxNode, name: string, fn: SyntaxNode): boolean
     if (cur.type !== 'block' || parent?.type !== 'if_statement' || parent.childForFieldName('consequence')?.startIndex !== cur.startIndex) continue;
     if (operands(parent.childForFieldName('condition'), 'and').some((c) => {
       const t = flagTest(c);
-      return t?.name === name && !t.set;
+      return t?.name === name && !t.set && !t.member;
     })) return true;
   }
   return false;
