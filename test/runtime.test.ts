@@ -80,7 +80,7 @@ describe('a coroutine on an event loop of its own', () => {
   it('is advisory when only `asyncio.run` / a Runner starts it, and says which call does', () => {
     const own = on('app/own_loop.py', 'return requests.get("https://rates.example/latest"')[0]!;
     expect(own.advisory).toBe(true);
-    expect(own.downgrades.at(-1)!.evidence).toMatch(/runs only on an event loop of its own: `asyncio.run\(\.\.\.\)` in `sync_rates`/);
+    expect(own.downgrades.at(-1)!.evidence).toMatch(/runs only on an event loop of its own: `asyncio.run\(refresh_rates\(\.\.\.\)\)` in `sync_rates`/);
     // A base class's `__call__` runs `self.run()` on a fresh loop: both subclasses' `run`.
     for (const text of ['with open(path, "w") as out:', 'with open(path) as src:']) {
       const f = on('app/own_loop.py', text)[0]!;
@@ -89,8 +89,14 @@ describe('a coroutine on an event loop of its own', () => {
     }
   });
 
-  it('keeps its severity when the server\'s loop awaits it too', () => {
+  it('keeps its severity when the server\'s loop awaits it too, when it runs others beside it, or when it is a route', () => {
     expect(on('app/own_loop.py', 'f"https://profiles.example/{user_id}"')[0]!).toMatchObject({ advisory: false, severity: 'medium' });
+    // `gather` runs several on that loop: one blocking call stalls the others.
+    expect(on('app/own_loop.py', 'return requests.get(url, timeout=5).text')[0]!.advisory).toBe(false);
+    // A route that a command also starts with `asyncio.run`: the server calls it too.
+    expect(on('app/own_loop.py', '"https://rates.example/now"')[0]!.advisory).toBe(false);
+    // A coroutine only a job's own `run` awaits shares that run's loop of its own.
+    expect(on('app/own_loop.py', '"https://mail.example/send"')[0]!.downgrades.at(-1)!.evidence).toMatch(/`JobBase.__call__`/);
   });
 });
 

@@ -8,7 +8,7 @@
 import type { ProjectContext } from '../discovery/context.js';
 import type { CallInfo, FileModel, LoopInfo } from '../semantic/model.js';
 import type { SyntaxNode } from '../parse/parser.js';
-import { resolveName } from '../semantic/model.js';
+import { assignmentsTo, resolveName } from '../semantic/model.js';
 import { isMemoisedCall } from '../semantic/memo.js';
 import { BLOCKING_MODULES } from '../semantic/blockingModules.js';
 import { NEW_ENGINE, type Effect } from './summary.js';
@@ -160,6 +160,23 @@ export function siteKindsOf(collectors: readonly EffectCollector[]): ReadonlySet
  */
 export const LOOP_ENTRY = 'loop_entry';
 
+/**
+ * The function starts coroutines that run concurrently on its loop: `asyncio.gather`,
+ * `create_task`, `ensure_future`, `asyncio.wait`/`as_completed`, a `TaskGroup`, anyio's
+ * `start_soon`, a server (`asyncio.start_server`). Propagated along calls: a coroutine run on a
+ * loop of its own that reaches one shares that loop with others (see `executionContexts`).
+ */
+export const SPAWNS = 'spawns';
+
+const SPAWN_FUNCTIONS = /^(asyncio\.(gather|wait|as_completed|ensure_future|create_task|start_server|start_unix_server|TaskGroup)|anyio\.create_task_group|trio\.open_nursery)$/;
+const SPAWN_METHODS = /^(create_task|start_soon|ensure_future)$/;
+
+function spawnsConcurrency(call: CallInfo): boolean {
+  const q = call.qualifiedName;
+  if (q && SPAWN_FUNCTIONS.test(q)) return true;
+  return call.hasReceiver && SPAWN_METHODS.test(call.method);
+}
+
 /** Runner calls that start a loop for the coroutine they are handed. */
 const RUNNER_CALLS = /^(asyncio\.run|asyncio\.runners\.run)$/;
 
@@ -185,7 +202,7 @@ function boundToRunner(model: FileModel, call: CallInfo, name: string): boolean 
     const w = model.withs[wi]!;
     if (w.functionIndex === call.functionIndex && w.items.some((i) => i.alias === name && isRunner(i.value))) return true;
   }
-  return model.assignments.some((a) => a.functionIndex === call.functionIndex && a.target === name && a.line <= call.line && isRunner(a.value));
+  return assignmentsTo(model, name).some((a) => a.functionIndex === call.functionIndex && a.line <= call.line && isRunner(a.value));
 }
 
 /** `effects[i]` lists the effects of `model.functions[i]`' own body: the catalogue's, then each collector's. */
@@ -203,6 +220,8 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
     // `asyncio.run(main())` in a sync function: `main` runs on a loop of its own (site fact at the inner call).
     const entered = loopEntry(model, call);
     if (entered) effects[call.functionIndex]!.push(entered);
+    // Coroutines started side by side on the loop: a loop of its own is then shared by them.
+    if (spawnsConcurrency(call)) effects[call.functionIndex]!.push({ kind: SPAWNS, what: call.calleeText, ...at });
     // A new engine (a new pool) each time the function runs, unless the function or a cache guard keeps it.
     if (isEngineConstructor(q)) {
       // ` (SQLite)`: a file opened, no server connection (PA407 says so and claims less). The URL

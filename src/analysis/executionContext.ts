@@ -11,10 +11,10 @@
  * stays live. So a helper is one-off only when every caller the graph knows of is one-off (the
  * graph follows calls through typed objects, constructors, properties and callbacks).
  */
-import type { CallEdge, CallGraph } from './callgraph.js';
+import type { CallGraph, FnRef } from './callgraph.js';
 import type { FileSummary } from './summary.js';
 import { FN_ADMIN } from './objects.js';
-import { LOOP_ENTRY } from './effects.js';
+import { LOOP_ENTRY, SPAWNS } from './effects.js';
 
 export type OneOffKind = 'migration' | 'script' | 'startup';
 
@@ -129,6 +129,8 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
       // A migration runner runs when the schema changes, whoever calls it (a plugin's `load()` at
       // startup, an install command): its callers do not make it a request path.
       if (kind === 'migrate') {
+        // A route that applies migrations is still a route.
+        if (files[ref.file]!.functions[ref.fn]!.role === 'handler') continue;
         mask[id] = MIGRATION;
         sealed[id] = 1;
         via[id] = id;
@@ -263,89 +265,108 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
 }
 
 /**
- * Coroutines that only ever run on an event loop of their own: every call the graph shows of one
- * is a sync function's `asyncio.run(c())` / `run_until_complete(c())` / `asyncio.Runner().run(c())`
- * (a `LOOP_ENTRY` site), or is awaited by a coroutine that itself runs only so. A coroutine no
- * code calls takes the calls of the base method it overrides (a worker's `run()` called by its base
- * class's `__call__`). Blocking there holds up nothing but that run: no request, no other job.
- * Keyed by the function's global id (`offsets[file] + fn`), with the evidence.
+ * Coroutines that only ever run on an event loop of their own, with nothing beside them: every
+ * call the graph shows of one is a sync function's `asyncio.run(c())` / `run_until_complete(c())`
+ * / `asyncio.Runner().run(c())` (a `LOOP_ENTRY` site), or an await from a coroutine that itself
+ * runs only so; and nothing reachable from the coroutine that was started starts others
+ * concurrently (`gather`, `create_task`, a task group: `SPAWNS`), which would share the loop. A
+ * coroutine no code calls takes the calls of the base method it overrides, or is started by a base
+ * class's sync method (`with asyncio.Runner() as r: r.run(self.run())`, a worker's task class). A
+ * route or a startup hook is never one: the framework runs it on its own loop too. Blocking
+ * there holds up nothing but that run. Keyed by the function's global id (`offsets[file] + fn`),
+ * with the evidence.
  */
 function privateLoops(graph: CallGraph): Map<number, string> {
+  const out = new Map<number, string>();
   const files = graph.index.files;
+  // Most repos start no loop of their own: nothing to do.
+  const entering: FnRef[] = [];
+  files.forEach((f, file) => {
+    if (f.isTestFile) return;
+    f.functions.forEach((_, fn) => {
+      if (graph.ownEffects({ file, fn }).some((e) => e.kind === LOOP_ENTRY)) entering.push({ file, fn });
+    });
+  });
+  if (!entering.length) return out;
   const { offsets } = functionIds(files);
-  const idOf = (r: { file: number; fn: number }) => offsets[r.file]! + r.fn;
-  const entry = (e: CallEdge): string | null => {
-    // The coroutine's call, or the runner's own call when the graph took `runner.run(...)` for the
-    // coroutine by its method name.
-    const site = graph.ownEffects(e.from).find((x) => x.kind === LOOP_ENTRY && x.line === e.call.line && (x.column === e.call.column || x.what === e.call.calleeText));
-    if (!site) return null;
-    const from = graph.function(e.from);
-    return `runs only on an event loop of its own: \`${site.what}(...)\` in \`${from.qualifiedName}\` (${graph.fileOf(e.from).path}:${e.call.line}) starts one per call, so a blocking call holds up that run alone, no request and no other job`;
+  const idOf = (r: FnRef) => offsets[r.file]! + r.fn;
+  const entrySites = (ref: FnRef) => graph.ownEffects(ref).filter((e) => e.kind === LOOP_ENTRY);
+  const evidence = (what: string, from: FnRef, line: number, callee: string) =>
+    `runs only on an event loop of its own: \`${what}(${callee}(...))\` in \`${graph.function(from).qualifiedName}\` (${graph.fileOf(from).path}:${line}) starts one per call, and nothing it reaches starts other coroutines beside it: a blocking call holds up that run alone, no request and no other job`;
+  // Which coroutines may be private, and how each is called: entries (with their evidence), awaits from other coroutines.
+  interface Candidate { ref: FnRef; entries: string[]; from: number[] }
+  const candidates = new Map<number, Candidate>();
+  const eligible = (ref: FnRef) => {
+    const fn = graph.function(ref);
+    // Not a route or a startup hook, which the framework runs on its own loop. (A job's coroutine
+    // may be: a task class's `run()` that its `__call__` starts with `asyncio.run`.)
+    return fn.isAsync && fn.role !== 'handler' && fn.role !== 'init' && !graph.reaches(ref, SPAWNS, 'any');
   };
-  // Candidates: coroutines with calls (their own, or their overridden base method's).
-  const incoming = new Map<number, { edges: readonly CallEdge[] }>();
-  const templated = new Map<number, string>();
   files.forEach((f, file) => {
     if (f.isTestFile) return;
     f.functions.forEach((fn, i) => {
-      if (!fn.isAsync) return;
       const ref = { file, fn: i };
+      if (!fn.isAsync || !eligible(ref)) return;
       let edges = graph.callers(ref).filter((e) => !files[e.from.file]!.isTestFile);
       if (!edges.length) {
         const base = graph.overridden(ref);
         if (base) edges = graph.callers(base).filter((e) => !files[e.from.file]!.isTestFile);
       }
-      if (edges.length) incoming.set(idOf(ref), { edges });
-      else if (fn.className) {
-        // A template method: a base class's sync method starts `self.<name>()` on a loop of its own
-        // (`with asyncio.Runner() as r: r.run(self.run())`) and defines no `<name>` itself.
-        const started = templateEntry(graph, ref, fn.name);
-        if (started) templated.set(idOf(ref), started);
-      }
-    });
-  });
-  // Greatest fixpoint: assume every candidate private, drop those with a call from elsewhere.
-  const why = new Map<number, string>();
-  const alive = new Set(incoming.keys());
-  let changed = true;
-  while (changed) {
-    changed = false;
-    for (const id of alive) {
-      const { edges } = incoming.get(id)!;
-      let evidence: string | null = null;
+      const c: Candidate = { ref, entries: [], from: [] };
       let ok = true;
       for (const e of edges) {
-        const direct = entry(e);
-        if (direct) {
-          evidence ??= direct;
+        const sites = entrySites(e.from);
+        const site = sites.find((x) => x.line === e.call.line && x.column === e.call.column);
+        if (site) {
+          c.entries.push(evidence(site.what, e.from, e.call.line, e.call.calleeText));
           continue;
         }
-        const from = idOf(e.from);
-        if (graph.function(e.from).isAsync && !e.sync && alive.has(from) && from !== id) continue;
-        ok = false;
-        break;
+        // The runner's own call taken for the coroutine by its method name (`runner.run(...)` to
+        // some `async def run`): not a call of this coroutine.
+        if (sites.some((x) => x.line === e.call.line && x.what === e.call.calleeText)) continue;
+        if (graph.function(e.from).isAsync && !e.sync) c.from.push(idOf(e.from));
+        else ok = false;
       }
-      if (!ok) {
-        alive.delete(id);
-        changed = true;
-      } else if (evidence) why.set(id, evidence);
+      if (!ok) return;
+      if (!c.entries.length && !c.from.length && fn.className) {
+        // A template method: a base class's sync method starts `self.<name>()` on a loop of its own.
+        const started = templateEntry(graph, ref, fn.name);
+        if (started) c.entries.push(started);
+      }
+      if (c.entries.length || c.from.length) candidates.set(idOf(ref), c);
+    });
+  });
+  // Greatest fixpoint by worklist: a candidate awaited by a coroutine that is not private is not either.
+  const dependents = new Map<number, number[]>();
+  for (const [id, c] of candidates) for (const f of c.from) (dependents.get(f) ?? dependents.set(f, []).get(f)!).push(id);
+  const alive = new Set<number>();
+  const work: number[] = [];
+  for (const [id, c] of candidates) {
+    if (c.from.every((f) => candidates.has(f))) alive.add(id);
+    else work.push(id);
+  }
+  while (work.length) {
+    const id = work.pop()!;
+    for (const d of dependents.get(id) ?? []) {
+      if (alive.delete(d)) work.push(d);
     }
   }
-  // Those awaited only from private coroutines take their evidence.
+  // Evidence: a coroutine's own entry, else that of a private coroutine awaiting it.
+  const why = new Map<number, string>();
+  for (const id of alive) if (candidates.get(id)!.entries.length) why.set(id, candidates.get(id)!.entries[0]!);
   let spread = true;
   while (spread) {
     spread = false;
     for (const id of alive) {
       if (why.has(id)) continue;
-      const via = incoming.get(id)!.edges.map((e) => why.get(idOf(e.from))).find((w) => w);
+      const via = candidates.get(id)!.from.map((f) => why.get(f)).find((w) => w);
       if (via) {
         why.set(id, via);
         spread = true;
       }
     }
   }
-  const out = new Map<number, string>(templated);
-  for (const id of alive) if (why.has(id)) out.set(id, why.get(id)!);
+  for (const [id, w] of why) out.set(id, w);
   return out;
 }
 
@@ -359,7 +380,7 @@ function templateEntry(graph: CallGraph, ref: { file: number; fn: number }, name
       if (f.className !== base.cls.name || f.isAsync) continue;
       for (const e of graph.ownEffects({ file: base.file, fn })) {
         if (e.kind !== LOOP_ENTRY || graph.callAt(base.file, e.line, e.column)?.calleeText !== `self.${name}`) continue;
-        return `runs only on an event loop of its own: \`${e.what}(self.${name}(...))\` in \`${f.qualifiedName}\` (${file.path}:${e.line}) starts one per call, so a blocking call holds up that run alone, no request and no other job`;
+        return `runs only on an event loop of its own: \`${e.what}(self.${name}(...))\` in \`${f.qualifiedName}\` (${file.path}:${e.line}) starts one per call, and nothing it reaches starts other coroutines beside it: a blocking call holds up that run alone, no request and no other job`;
       }
     }
   }

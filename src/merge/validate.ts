@@ -52,14 +52,19 @@ const CONTEXT_FREE_CHECKS = new Set(['event_channel_consistency']);
 const STARTUP_SERVES_REQUESTS = new Set(['pool_configuration', 'scoped_session_not_removed']);
 
 export function validateFinding(input: ValidationInput, context: ProjectContext): Finding {
-  const { finding } = input;
-  const once = input.oneOff;
-  // A claim about a shared event loop, on a loop nothing else runs on (a job's `asyncio.run`).
-  if (input.privateLoop && EVENT_LOOP_CHECKS.has(finding.check)) {
+  const finding = validateSeverity(input, context);
+  // A claim about a shared event loop, on a loop nothing else runs on (a job's `asyncio.run`),
+  // once the other points have set the severity it would have.
+  if (input.privateLoop && !input.inHandler && !finding.advisory && EVENT_LOOP_CHECKS.has(finding.check)) {
     finding.advisory = true;
     finding.downgrades.push({ rule: 'execution_context', from: finding.severity, to: 'advisory', evidence: input.privateLoop });
-    return finding;
   }
+  return finding;
+}
+
+function validateSeverity(input: ValidationInput, context: ProjectContext): Finding {
+  const { finding } = input;
+  const once = input.oneOff;
   if (once?.kind === 'admin') {
     // A page only administrators open, now and then: a per-row cost there is one admin's wait,
     // not every visitor's (the reviews judged such high N+1s medium at most).
