@@ -357,7 +357,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     }
     // After suppressions and execution context, per caller: what survives of one blocking call.
     findings = groupSharedSinks(findings, sinks);
-    findings = perUnitEngines(findings);
+    if (config.executionContext !== 'strict') findings = perUnitEngines(findings);
     findings = assignOccurrenceSuffixes(findings);
     if (config.baseline) {
       const known = loadBaseline(path.resolve(config.baseline));

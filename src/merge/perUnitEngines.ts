@@ -5,6 +5,10 @@
  * nothing goes stale and nothing is shared to size. When a surviving PA407 chain ends at the
  * engine call PA404 reports, the pool advice is moot: that PA404 finding becomes advisory, with
  * the PA407 finding as its evidence (the engine per unit of work is the defect to fix first).
+ * Matched on the engine call's position (line and column), so another PA404 claim on the same line
+ * (an `async_sessionmaker`'s `expire_on_commit`) keeps its severity. Not under
+ * `execution-context: strict`. Left: a constructor that also builds the process's shared engine
+ * (a module-level instance) is judged by its per-request use.
  */
 import type { Finding } from '../types.js';
 
@@ -13,13 +17,14 @@ export function perUnitEngines(findings: Finding[]): Finding[] {
   for (const f of findings) {
     if (f.code !== 'PA407' || f.advisory || !f.chain?.length) continue;
     const end = f.chain[f.chain.length - 1]!;
-    const key = `${end.path}:${end.line}`;
+    // The engine call's own position: a sessionmaker on the same line is another PA404 claim.
+    const key = `${end.path}:${end.line}:${end.column}`;
     if (!perUnit.has(key)) perUnit.set(key, f);
   }
   if (!perUnit.size) return findings;
   return findings.map((f) => {
     if (f.code !== 'PA404' || f.advisory) return f;
-    const by = perUnit.get(`${f.path}:${f.line}`);
+    const by = perUnit.get(`${f.path}:${f.line}:${f.column}`);
     if (!by) return f;
     return {
       ...f,

@@ -701,8 +701,12 @@ const STARTUP_REFS = /\b(?:on_startup|on_shutdown)[ \t]*=[ \t]*[[(]([^\])]*)[\])
 const DDL_EVENT = /(['"])(?:before|after)_(?:create|drop)\1/;
 const DDL_LISTEN = /\blisten\([ \t]*[^,()]+(?:\([^()]*\))?[ \t]*,[ \t]*(['"])(?:before|after)_(?:create|drop)\1[ \t]*,[ \t]*([A-Za-z_][\w.]*)/g;
 
-/** Alembic's ways to run revisions from code: its commands, a migration context, operations on one. */
-const ALEMBIC_RUNNER = /^alembic\.(command\.(upgrade|downgrade|stamp)|(runtime\.)?migration\.MigrationContext\.configure|operations\.(base\.)?Operations|script\.(base\.)?ScriptDirectory\.from_config)$/;
+/**
+ * Alembic's ways to change the schema from code: its commands, or operations on a migration
+ * context. Not `MigrationContext.configure` or `ScriptDirectory.from_config` alone: a health
+ * check reads the current revision with them.
+ */
+const ALEMBIC_RUNNER = /^alembic\.(command\.(upgrade|downgrade|stamp)|operations\.(base\.)?Operations)$/;
 
 /** See {@link FileModel.entryPoints}. */
 function collectEntryPoints(model: FileModel): void {

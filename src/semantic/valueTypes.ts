@@ -79,7 +79,11 @@ export function typeString(model: FileModel, node: SyntaxNode | null, fnIndex: n
 }
 
 /** Methods that return one row (or none) of what they read. */
-const ONE_ROW = new Set(['first', 'first_or_404', 'one', 'one_or_none', 'one_or_404', 'scalar_one', 'scalar_one_or_none', 'get', 'get_or_404']);
+const ONE_ROW = new Set(['first', 'first_or_404', 'one', 'one_or_none', 'one_or_404', 'scalar_one', 'scalar_one_or_none', 'scalar', 'get', 'get_or_404']);
+/** Calls handed the statement whose one row they return (`session.scalar(select(M)...)`, Flask-SQLAlchemy 3's `db.first_or_404(stmt)`). */
+const STATEMENT_ROW = new Set(['scalar', 'first_or_404', 'one_or_404']);
+/** Of these, what `execute(...)` gives: a `Row` (`first`, `one`) unless the method unwraps its first column. */
+const SCALAR_OF_RESULT = new Set(['scalar_one', 'scalar_one_or_none', 'scalar']);
 /** Methods that narrow or run a query without changing what a row is. */
 const ROW_PRESERVING = new Set(['filter', 'filter_by', 'where', 'order_by', 'options', 'limit', 'offset', 'join', 'outerjoin', 'execution_options', 'with_for_update', 'scalars', 'execute', 'unique', 'distinct', 'populate_existing']);
 
@@ -104,9 +108,11 @@ export function fetchedRow(model: FileModel, value: SyntaxNode | null): string |
     return `@${resolveName(model, n.text) ?? n.text}`;
   };
   const args = call.childForFieldName('arguments')?.namedChildren.filter((a) => a.type !== 'comment') ?? [];
-  let recv = fn.childForFieldName('object');
+  let recv: SyntaxNode | null = fn.childForFieldName('object');
   // `session.get(User, pk)`: the model is the first argument.
   if ((method === 'get' || method === 'get_or_404') && args.length >= 2) return asModel(args[0]);
+  // `session.scalar(select(User)...)`, `db.first_or_404(select(User)...)`: the statement is the argument.
+  if (STATEMENT_ROW.has(method) && args.length >= 1 && args[0]!.type === 'call') recv = args[0]!;
   // Down the chain to `M.query` or to `select(M)`.
   for (let i = 0; recv && i < 12; i++) {
     if (recv.type === 'attribute') {
@@ -126,6 +132,8 @@ export function fetchedRow(model: FileModel, value: SyntaxNode | null): string |
     if (f?.type !== 'attribute') return null;
     const m = f.childForFieldName('attribute')?.text ?? '';
     if (!ROW_PRESERVING.has(m)) return null;
+    // `session.execute(select(M)).first()` is a Row, not an M: only a scalar method unwraps it.
+    if (m === 'execute' && !SCALAR_OF_RESULT.has(method)) return null;
     // `session.scalars(select(M))`: the statement is the argument; `q.filter(...)`: the receiver.
     recv = (m === 'scalars' || m === 'execute') && inner.length ? inner[0]! : f.childForFieldName('object');
   }

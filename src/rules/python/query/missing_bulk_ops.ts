@@ -123,12 +123,14 @@ export const missingBulkOps: FileRule = {
         // (`item.id` stored in a map, set on a child): the flush per row is what the code is for.
         // Batching needs a rewrite (add all, one flush, then read the keys): worth knowing, not a defect.
         const key = readsKeyAfter(site.call.node, flush.node, inner);
+        const commit = flush.method === 'commit' ? flush : commitAfter(ctx.model, site.call, inner.index);
         ctx.report({
           node: site.call.node,
           message: `\`${site.op.what}\` is flushed row by row: \`${flush.calleeText}\` in the same iteration of ${loop} sends each INSERT on its own`,
           ...(key ? { advisory: `the flush gives each row the key the iteration then reads (\`${key}\`): add the rows first, flush once, then read their keys` } : {}),
-          // A commit per item: PA207's finding there is the same defect, with the same fix (one commit after the loop).
-          ...(flush.method === 'commit' ? { sameDefectAs: { code: 'PA207', line: flush.line } } : {}),
+          // A commit per item: PA207's finding there is the same defect, with the same fix (one commit
+          // after the loop). Also when a query autoflushes first: the commit leaves nothing staged for it.
+          ...(commit ? { sameDefectAs: { code: 'PA207', line: commit.line } } : {}),
         });
         continue;
       }
@@ -136,6 +138,11 @@ export const missingBulkOps: FileRule = {
     }
   },
 };
+
+/** The `commit()` that follows `add` in the same iteration of loop `loop` (the innermost loop of both), or null. */
+function commitAfter(model: FileModel, add: CallInfo, loop: number): CallInfo | null {
+  return callsOf(model, add.functionIndex).find((c) => c.method === 'commit' && c.loops[c.loops.length - 1] === loop && c.node.startIndex > add.node.endIndex) ?? null;
+}
 
 /** Does a call after `flush`, in the same iteration of loop `loop`, act outside the database? */
 function announcedAfter(model: FileModel, flush: CallInfo, loop: number): boolean {

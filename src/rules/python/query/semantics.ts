@@ -178,12 +178,10 @@ function smallBoundedLoopUncached(model: FileModel, loop: LoopInfo): boolean {
     const params = model.functions[loop.functionIndex]!.node.childForFieldName('parameters')?.text ?? '';
     if (new RegExp(`(^|[(,\\s])\\*{1,2}\\s*${name}\\b`).test(params)) return true;
     if (boundOnceTo(model, name, loop, fixedByCode)) return true;
-    // A setting read into a local before the loop (`intervals = current_app.config.get("X", [30, 15, 2])`),
-    // also as the fallback of a parameter that defaults to None (`if intervals is None: intervals = ...`).
-    if (boundOnceTo(model, name, loop, (v) => configuredSetting(v) || appSetting(model, v, loop.functionIndex))) {
-      const param = model.functions[loop.functionIndex]!.params.find((p) => p.name === name);
-      if (!param || param.defaultText === 'None') return true;
-    }
+    // A setting read into a local before the loop (`intervals = current_app.config.get("X", [30, 15, 2])`).
+    // Not as a parameter's fallback: callers may pass anything there (request data, rows).
+    if (boundOnceTo(model, name, loop, (v) => configuredSetting(v) || appSetting(model, v, loop.functionIndex))
+      && !model.functions[loop.functionIndex]!.params.some((p) => p.name === name)) return true;
   }
   return smallLiteralName(model, name, loop, src.type === 'identifier');
 }

@@ -12,7 +12,7 @@ import type { Effect, FileSummary } from '../../../analysis/summary.js';
 import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
-import { callAt, resolveName, type CallInfo, type FileModel } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, resolveName, type CallInfo, type FileModel } from '../../../semantic/model.js';
 import { dynamicRelationChain, rowsSource, statementInfo } from './dbCalls.js';
 import { returnsOf } from './selfRows.js';
 import { lastAssignment, loopTarget, unwrap } from './semantics.js';
@@ -143,13 +143,19 @@ function paginatedStatement(value: SyntaxNode): SyntaxNode | null {
   return positional[positional.length - 1] ?? null;
 }
 
-/** The schema construction a serializer call runs on: `Schema(...)` itself, or the one a local name was last bound to in the function. */
+/** The schema construction a serializer call runs on: `Schema(...)` itself, the one a local name was last bound to in the function, or a module-level name bound once. */
 function schemaInstance(model: FileModel, call: CallInfo): SyntaxNode | null {
   const r = call.receiver;
   if (r?.type === 'call') return r;
   if (r?.type !== 'identifier') return null;
   const a = lastAssignment(model, r.text, call.functionIndex, call.line);
-  const v = a && a.functionIndex === call.functionIndex && !a.fromWith ? unwrap(a.value) : null;
+  if (a && a.functionIndex === call.functionIndex && !a.fromWith) {
+    const v = unwrap(a.value);
+    return v?.type === 'call' ? v : null;
+  }
+  // `users_schema = UserSchema(many=True)` at module level (flask-marshmallow's idiom), bound once.
+  const all = assignmentsTo(model, r.text);
+  const v = all.length === 1 && all[0]!.functionIndex < 0 && !all[0]!.fromWith ? unwrap(all[0]!.value) : null;
   return v?.type === 'call' ? v : null;
 }
 
