@@ -23,6 +23,7 @@ import { assignOccurrenceSuffixes, compareFindings, fingerprint, scoreFindings }
 import { validateFinding } from '../merge/validate.js';
 import { groupSharedSinks } from '../merge/sharedSinks.js';
 import { perUnitEngines } from '../merge/perUnitEngines.js';
+import { dropSameDefects, type SameDefect } from '../merge/sameDefect.js';
 import { SEVERITIES, type Family, type Finding, type ScanStats, type SinkRef } from '../types.js';
 import type { ScanResult } from './result.js';
 import { TOOL_VERSION } from '../version.js';
@@ -294,7 +295,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     const keyOf = (r: RawFinding) => `${r.code}\0${r.path}\0${r.line}:${r.column}-${r.endLine}:${r.endColumn}\0${r.message}`;
     const kept = new Map<string, RawFinding>();
     const sinks = new Map<Finding, SinkRef>();
-    const sameDefect = new Map<Finding, { code: string; line: number }>();
+    const sameDefect = new Map<Finding, SameDefect>();
     for (const r of raw) {
       const k = keyOf(r);
       const other = kept.get(k);
@@ -346,15 +347,8 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
         privateLoop: config.executionContext === 'strict' ? null : (privateLoops.get(`${r.path}:${r.line}`) ?? null),
       }, context));
     }
-    // One defect, one finding: a finding that names another rule's finding at a line of its file
-    // as the same defect goes when that one survives (suppressions and execution context included).
-    if (sameDefect.size) {
-      const reported = new Set(findings.filter((f) => !f.advisory).map((f) => `${f.code}\0${f.path}\0${f.line}`));
-      findings = findings.filter((f) => {
-        const d = sameDefect.get(f);
-        return !d || !reported.has(`${d.code}\0${f.path}\0${d.line}`);
-      });
-    }
+    // One defect, one finding (after suppressions and execution context).
+    findings = dropSameDefects(findings, sameDefect);
     // After suppressions and execution context, per caller: what survives of one blocking call.
     findings = groupSharedSinks(findings, sinks);
     if (config.executionContext !== 'strict') findings = perUnitEngines(findings);

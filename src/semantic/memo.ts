@@ -16,6 +16,15 @@ import { ifsOf, type CallInfo, type FileModel } from './model.js';
 /** Library decorators, and a project's own `memoize_*` ones (`memoize_request`, `memoize_redis`). */
 const MEMO_DECORATOR = /(^|\.)(lru_cache|cache|cached|memoize(?:_\w+)?|memoized|alru_cache|ttl_cache|lfu_cache|async_cached)$/;
 
+/** The memoising decorator of the function as written (`@cache.memoize(timeout=60)`), or null. */
+export function memoDecoratorOf(model: FileModel, fnIndex: number): string | null {
+  const fn = fnIndex >= 0 ? model.functions[fnIndex] : undefined;
+  const i = fn ? fn.decoratorNames.findIndex((d) => MEMO_DECORATOR.test(d)) : -1;
+  if (!fn || i < 0) return null;
+  const text = fn.decorators[i]?.replace(/^@\s*/, '').replace(/\s+/g, ' ');
+  return text && text.length <= 60 ? `@${text}` : `@${fn.decoratorNames[i]}`;
+}
+
 /** Is the function's body memoised by a decorator? */
 export function isMemoisedFunction(model: FileModel, fnIndex: number): boolean {
   const fn = fnIndex >= 0 ? model.functions[fnIndex] : undefined;

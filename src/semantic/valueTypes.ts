@@ -48,8 +48,9 @@ export function typeString(model: FileModel, node: SyntaxNode | null, fnIndex: n
       // `sqlalchemy.inspect(engine)`: the inspected object's path, marked (`<engine>.__inspect__()`),
       // so that an Inspector on a handle of another module is decided where that handle is known.
       if (/^sqlalchemy\.(inspection\.)?inspect$/.test(t)) {
-        const args = node.childForFieldName('arguments')?.namedChildren.filter((a) => a.type !== 'comment') ?? [];
-        const inner = args.length === 1 ? typeString(model, args[0]!, fnIndex, line, depth + 1) : null;
+        // The inspected object is the first positional argument (`inspect(engine, raiseerr=False)`).
+        const first = node.childForFieldName('arguments')?.namedChildren.find((a) => a.type !== 'comment' && a.type !== 'keyword_argument') ?? null;
+        const inner = first ? typeString(model, first, fnIndex, line, depth + 1) : null;
         return inner ? `${inner}.__inspect__()` : `${t}()`;
       }
       if (/(^|\.)sessionmaker$/.test(t) && /\bclass_\s*=\s*[\w.]*Async/.test(node.childForFieldName('arguments')?.text ?? '')) {

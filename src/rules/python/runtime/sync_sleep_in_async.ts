@@ -23,7 +23,7 @@ export const syncSleepInAsync: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: '`time.sleep()` inside `async def` blocks the event loop',
-    what: 'Finds calls to `time.sleep` (under any import alias) made inside an `async def` body and not handed to a thread — directly, or through same-repo sync helpers the coroutine calls. A sleep of a literal duration under 10 ms is low, unless a loop repeats it (in its function or at the caller). A blocking call reached so from three or more coroutines is reported once, at the call.',
+    what: 'Finds calls to `time.sleep` (under any import alias) made inside an `async def` body and not handed to a thread — directly, or through same-repo sync helpers the coroutine calls. A sleep of a literal duration under 10 ms is low, unless a loop repeats it (in its function or at the caller). A blocking call reached so from three or more coroutines is reported once, at the call. Advisory in a coroutine that only ever runs on an event loop of its own (every call of it is a sync function\'s `asyncio.run(c())`, `run_until_complete(c())` or `asyncio.Runner().run(c())`, or an await from such a coroutine, and nothing it reaches starts coroutines beside it with `gather`, `create_task` or a task group; never a route): nothing else waits on that loop.',
     why: 'A coroutine that calls `time.sleep` holds the event loop for the whole delay; every other request and task on that loop stalls with it.',
     bad: 'import time\n\nasync def poll():\n    time.sleep(1)\n',
     good: 'import asyncio\n\nasync def poll():\n    await asyncio.sleep(1)\n',
