@@ -75,6 +75,8 @@ export interface ContextIndex {
    * own (see {@link privateLoops}): why; else null.
    */
   privateLoop(path: string, line: number): string | null;
+  /** Is the code at `line` of `path` in a top-level function that nothing in the repo (outside tests) calls: one a framework dispatches? */
+  entry(path: string, line: number): boolean;
 }
 
 /** Each file's first function id (`offsets[file] + fn` numbers every function of the index), and how many there are. */
@@ -219,6 +221,12 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
     return inner;
   };
   return {
+    entry(path, line) {
+      const file = byPath.get(path);
+      if (file === undefined || files[file]!.isTestFile) return false;
+      const inner = innermost(file, line);
+      return inner >= 0 && files[file]!.functions[inner]!.parent < 0 && callerCount[offsets[file]! + inner] === 0;
+    },
     privateLoop(path, line) {
       const file = byPath.get(path);
       if (file === undefined || files[file]!.isTestFile) return null;

@@ -63,7 +63,7 @@ import { TOOL_VERSION } from '../version.js';
 
 export const CACHE_DIR = '.persist-audit-cache';
 const PACK = 'pack-v1.bin';
-const FORMAT = 'persist-audit-cache/8';
+const FORMAT = 'persist-audit-cache/9';
 const MAGIC = Buffer.from('PACACHE4', 'latin1');
 /**
  * Three sections (index, summaries, discovery facts): their lengths, then their CRC-32s. The
@@ -124,6 +124,8 @@ export interface RepoResult {
   contexts: [string, number, OneOffKind | 'background' | 'admin', string][];
   /** Lines in a coroutine that only ever runs on an event loop of its own: `[path, line, evidence]`. */
   privateLoops?: [string, number, string][];
+  /** Lines in a function nothing in the repo calls (a framework's entry point): `[path, line]`. */
+  entries?: [string, number][];
 }
 
 interface Pack {

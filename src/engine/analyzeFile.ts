@@ -192,6 +192,7 @@ function addFinding(outcome: FileOutcome, model: FileModel, rule: FileRule, r: R
   if (fn) finding.function = fn;
   if (r.chain) finding.chain = r.chain;
   if (r.sameDefectAs) finding.sameDefectAs = r.sameDefectAs;
+  if (r.rolledBackAtTeardown) finding.rolledBackAtTeardown = r.rolledBackAtTeardown;
   outcome.findings.push(finding);
 }
 

@@ -115,11 +115,12 @@ export function withLineTexts(result: RepoResult, analysed: ReadonlySet<string>,
   return { ...result, findings };
 }
 
-/** The one-off execution context of each finding's line, where it has one; and the lines in coroutines on a loop of their own. */
-function findingContexts(index: RepoIndex, positions: [string, number][], project: ProjectContext): Pick<RepoResult, 'contexts' | 'privateLoops'> {
+/** The one-off execution context of each finding's line, where it has one; the lines in coroutines on a loop of their own; and those in functions a framework dispatches. */
+function findingContexts(index: RepoIndex, positions: [string, number][], project: ProjectContext): Pick<RepoResult, 'contexts' | 'privateLoops' | 'entries'> {
   const contexts: RepoResult['contexts'] = [];
   const privateLoops: NonNullable<RepoResult['privateLoops']> = [];
-  if (positions.length === 0) return { contexts, privateLoops };
+  const entries: NonNullable<RepoResult['entries']> = [];
+  if (positions.length === 0) return { contexts, privateLoops, entries };
   const where = executionContexts(callGraphOf(index), (p) => isMigrationFile(project, p));
   const seen = new Set<string>();
   for (const [file, line] of positions) {
@@ -130,6 +131,7 @@ function findingContexts(index: RepoIndex, positions: [string, number][], projec
     if (c) contexts.push([file, line, c.kind, c.evidence]);
     const loop = where.privateLoop(file, line);
     if (loop) privateLoops.push([file, line, loop]);
+    if (where.entry(file, line)) entries.push([file, line]);
   }
-  return { contexts, privateLoops };
+  return { contexts, privateLoops, entries };
 }

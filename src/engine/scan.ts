@@ -260,7 +260,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
       const fileFindings = raw.map((r) => [r.path, r.line] as [string, number]);
       const out = runRepoPhase(summaries, context, repoRules, rootPath, fileFindings);
       for (const [code, ms] of Object.entries(out.ruleMs)) ruleMs[code] = (ruleMs[code] ?? 0) + ms;
-      repo = { findings: out.findings, internalErrors: out.internalErrors, contexts: out.contexts, privateLoops: out.privateLoops };
+      repo = { findings: out.findings, internalErrors: out.internalErrors, contexts: out.contexts, privateLoops: out.privateLoops, entries: out.entries };
     }
     raw.push(...repo.findings);
     stats.internalErrors.push(...repo.internalErrors);
@@ -289,6 +289,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     const testMatcher = config.tests.length ? createIgnore().add(config.tests) : null;
     const oneOff = new Map(contexts.map(([p, line, kind, evidence]) => [`${p}:${line}`, { kind, evidence }]));
     const privateLoops = new Map((repo.privateLoops ?? []).map(([p, line, evidence]) => [`${p}:${line}`, evidence]));
+    const entries = new Set((repo.entries ?? []).map(([p, line]) => `${p}:${line}`));
     let findings: Finding[] = [];
     // One finding per place and claim: two ways to the same report (a call inside two spans of
     // one function) say the same thing once.
@@ -331,10 +332,12 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
       };
       if (r.sink) sinks.set(finding, r.sink);
       if (r.sameDefectAs) sameDefect.set(finding, r.sameDefectAs);
-      if (r.advisory) {
-        // The rule's own judgement: advisory wherever the code runs.
+      // The rule's own judgement: advisory wherever the code runs; or, for a request-scoped session's
+      // cleanup, when the function is one only a framework calls.
+      const advisory = r.advisory ?? (r.rolledBackAtTeardown && entries.has(`${r.path}:${r.line}`) ? r.rolledBackAtTeardown : undefined);
+      if (advisory) {
         finding.advisory = true;
-        finding.downgrades.push({ rule: 'library_semantics', from: severity, to: 'advisory', evidence: r.advisory });
+        finding.downgrades.push({ rule: 'library_semantics', from: severity, to: 'advisory', evidence: advisory });
         findings.push(finding);
         continue;
       }

@@ -85,6 +85,8 @@ export interface RawFinding {
   lowInBackground?: true;
   /** `RuleReport.sameDefectAs`. */
   sameDefectAs?: { code: string; line: number };
+  /** `RuleReport.rolledBackAtTeardown`. */
+  rolledBackAtTeardown?: string;
 }
 
 export interface FileOutcome {

@@ -72,6 +72,12 @@ export interface RuleReport {
    * when that finding survives, not advisory; kept otherwise.
    */
   sameDefectAs?: { code: string; line: number };
+  /**
+   * Advisory, with this evidence, when nothing in the repo calls the function the finding is in
+   * (a framework dispatches it): a request-scoped session's teardown then cleans up before anyone
+   * else can use it (PA204 on Flask's `db.session`). Decided in the repo phase.
+   */
+  rolledBackAtTeardown?: string;
 }
 
 export interface FileRuleContext {

@@ -54,7 +54,7 @@ export const missingRollback: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'A failed commit, flush or statement whose session is never rolled back before it is used again',
-    what: 'Finds a `try` around a commit, flush, statement or query whose `except` catches database errors (bare, `Exception`, `SQLAlchemyError`, `IntegrityError`, …) and neither calls `rollback()` nor re-raises while the session is used again — after the `try`, or by the next iteration of a loop around it (`for row in rows: db.add(...); try: db.commit() except IntegrityError: continue`: after the first duplicate every commit fails; also a DB-API cursor, whose transaction refuses every statement after an error; not inside `begin_nested()`, nor on an autocommit connection) — or uses the session before its rollback; and a commit outside any `try` and session `with` that follows a write and a call that can fail outside the database (network, file I/O), so a failure there leaves the flushed writes on a session nobody rolls back — only for a session that outlives the function and that no caller owns (a module-level session, one the function keeps open itself): a session handed in as a parameter is closed, and rolled back, by whoever handed it in, and Flask-SQLAlchemy\'s `db.session` by the app context\'s teardown. A handler that hands the session to a helper (`reset(session)`) before using it is taken to clean it up. Low when a session `with` around the commit rolls back on exit anyway. Also through calls: in a loop that goes on, a `try` around a call of a same-repo function that reaches the database (not a session provider called as a `with` item, nor a function that opens and commits a session of its own, nor one whose writes all sit in a `try` that rolls back and re-raises: the caller\'s handler then gets a session already rolled back) whose handler swallows the error: `low`, since the helper fails in other ways too.',
+    what: 'Finds a `try` around a commit, flush, statement or query whose `except` catches database errors (bare, `Exception`, `SQLAlchemyError`, `IntegrityError`, …) and neither calls `rollback()` nor re-raises while the session is used again — after the `try`, or by the next iteration of a loop around it (`for row in rows: db.add(...); try: db.commit() except IntegrityError: continue`: after the first duplicate every commit fails; also a DB-API cursor, whose transaction refuses every statement after an error; not inside `begin_nested()`, nor on an autocommit connection) — or uses the session before its rollback; and a commit outside any `try` and session `with` that follows a write and a call that can fail outside the database (network, file I/O), so a failure there leaves the flushed writes on a session nobody rolls back — only for a session that outlives the function and that no caller owns (a module-level session, one the function keeps open itself): a session handed in as a parameter is closed, and rolled back, by whoever handed it in, and Flask-SQLAlchemy\'s `db.session` by the app context\'s teardown. A handler that hands the session to a helper (`reset(session)`) before using it is taken to clean it up. Low when a session `with` around the commit rolls back on exit anyway. Also through calls: in a loop that goes on, a `try` around a call of a same-repo function that reaches the database (not a session provider called as a `with` item, nor a function that opens and commits a session of its own, nor one whose writes all sit in a `try` that rolls back and re-raises: the caller\'s handler then gets a session already rolled back) whose handler swallows the error: `low`, since the helper fails in other ways too. On Flask\'s request-scoped session (`db.session`, `g.session`) in a function that does not use it again after the handler, advisory when nothing in the repo calls that function (a project\'s own view classes, dispatched by its router): the request\'s teardown removes the session, rolling back, before anyone meets it failed.',
     why: 'After a failed flush or commit a SQLAlchemy session refuses all further work until `rollback()` is called (`PendingRollbackError`), and its connection stays inside the failed transaction. An error swallowed without a rollback, or an exception between the writes and the commit, leaves the session and its connection in that state for whoever uses them next.',
     bad:
       'import logging\n\nfrom sqlalchemy.exc import SQLAlchemyError\nfrom sqlalchemy.orm import Session\n\nfrom app.models import User\n\nlog = logging.getLogger(__name__)\n\n\n'
@@ -93,6 +93,7 @@ export const missingRollback: FileRule & RepoRule = {
               ? `\`${call.calleeText}()\` is in a \`try\` whose \`${header}\` handler neither rolls back nor re-raises, inside a loop that goes on: the next iteration uses \`${session}\` in its failed transaction, so after the first error every later one fails too (\`PendingRollbackError\`, or \`InFailedSqlTransaction\` on a DB-API connection)`
               : `\`${call.calleeText}()\` is in a \`try\` whose \`${header}\` handler neither rolls back nor re-raises: the session is left in a failed transaction`,
           severity: managed && !verdict.nextIteration ? 'low' : 'medium',
+          ...(verdict.requestScoped ? { rolledBackAtTeardown: `\`${session}\` is Flask's request-scoped session, which the request's teardown removes (rolling back), and nothing in the repo calls \`${fn.name}\`, which does not use the session again after the handler: no one meets it failed` } : {}),
         });
         continue;
       }
@@ -307,6 +308,12 @@ interface HandlerVerdict {
   reuse: string | null;
   /** The `try` sits in a loop that goes on to its next iteration, which uses the session again. */
   nextIteration?: boolean;
+  /**
+   * The session is Flask's request-scoped one (`db.session`, `g.session`) and the function does not
+   * use it after the handler: only a caller could meet it failed. When nothing in the repo calls
+   * the function (the framework does), the request's teardown removes it first.
+   */
+  requestScoped?: boolean;
 }
 
 /**
@@ -353,7 +360,11 @@ function handlerVerdict(model: FileModel, call: CallInfo, session: string, tries
       if (!nextIteration && fn.role === 'handler' && fn.params.some((p) => p.name === session)) continue;
       // A Flask view's request-scoped session (`flask.g.session`, Flask-SQLAlchemy's `db.session`)
       // that the view does not use again: the request's teardown removes it, rolling back.
-      if (!nextIteration && fn.role === 'handler' && (/^(flask\.)?g\.\w+$/.test(session) || (session.endsWith('.session') && model.flaskDbHandles.has(session.slice(0, -'.session'.length)))) && !usedAfter(fn.body, t, body, session)) continue;
+      const flaskScoped = /^(flask\.)?g\.\w+$/.test(session) || (session.endsWith('.session') && model.flaskDbHandles.has(session.slice(0, -'.session'.length)));
+      if (!nextIteration && flaskScoped && !usedAfter(fn.body, t, body, session)) {
+        if (fn.role === 'handler') continue;
+        return { tryNode: t, handler: h, reuse: null, requestScoped: true };
+      }
       // A session of this function's own that nothing uses after the handler: no one meets it
       // failed (leaving it unclosed is PA403/PA405's finding).
       if (!nextIteration && ownSession(model, call.functionIndex, session) && !usedAfter(fn.body, t, body, session)) continue;
