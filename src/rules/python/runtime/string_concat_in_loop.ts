@@ -196,6 +196,10 @@ export const stringConcatInLoop: FileRule = {
       const container = left.childForFieldName('value');
       const root = /^[A-Za-z_]\w*/.exec(container?.text ?? '')?.[0];
       if (root && ofLoopItem(root, a.loops)) continue;
+      // `lines[-1] += "<br />"` where the same loop appends to `lines`: the last item is a new one
+      // each pass, grown a step or two; no string grows across the loop.
+      const inner = a.loops[a.loops.length - 1]!;
+      if (key && /^-\s*\d+$/.test(key.text) && container && model.calls.some((c) => c.dottedReceiver === container.text && /^(append|extend|insert)$/.test(c.method) && c.loops.includes(inner))) continue;
       const strings = stringness(model, a.value) === true || (container?.type === 'identifier' && mapsToStrings(model, container.text, a.functionIndex, a.line));
       if (strings) check(a.target, a.value, a.functionIndex, a.loops, a.line, a.node, false, true);
     }
