@@ -95,7 +95,9 @@ export const enginePerRequest: RepoRule = {
         // A call under a cache guard (`if self._engine is None: self._engine = make_engine()`)
         // builds once per holder, as its own body's constructions do (`semantic/memo.ts`).
         if (edge.call.memoised) continue;
-        const reach = graph.effectOf(edge.to, KIND, 'any');
+        // What this call reaches: not a branch behind a flag the call leaves off (or turns off:
+        // `Indexer(url, skip_check=True)` skips `if not skip_check: probe(url)`).
+        const reach = graph.effectsOfCall(ref, edge.call, edge.to, 'any').get(KIND);
         if (!reach) continue;
         const key = `${edge.call.line}:${edge.call.column}`;
         if (seen.has(key)) continue;
