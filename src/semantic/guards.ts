@@ -452,7 +452,7 @@ const IDENTIFIER = /^[A-Za-z_]\w*$/;
 export function isMaybeNone(text: string): boolean {
   return text === 'None' || MAYBE_NONE.test(text);
 }
-const MAYBE_NONE = /^(?:[\w.[\]'"]+\.get\([^()]*\)|getattr\([^()]*,\s*None\)|next\([^()]*,\s*None\))$/;
+const MAYBE_NONE = /^(?:[\w.[\]'"]+\.get\([^()]*\)|getattr\([^()]*,\s*None\)|next\([^()]*,\s*None\))$|^\(?[^()]*\bif\b[^()]*\belse\s+None\s*\)?$|^\(?\s*None\s+if\b/;
 
 class PassedArguments {
   private positionals = '';
@@ -569,8 +569,20 @@ function noneAtCall(positional: string, keywords: string, rest: string[], name: 
  * one it wants), on otherwise — not passed, passed falsy, or passed on from the caller's own
  * flag (whose value is not known here).
  */
-function unsetAtCall(positional: string, keywords: string, rest: string[], name: string, position: number): 'off' | 'on' {
-  if (rest.some((r) => r.startsWith('>'))) return 'on';
+function unsetAtCall(positional: string, keywords: string, rest: string[], name: string, position: number): 'off' | 'on' | { forwards: string } {
+  const forwards = rest.find((r) => r.startsWith('>'));
+  if (forwards) {
+    // `outer(x, skip=False)` calling `inner(x, skip=skip)`: inner's `if not skip:` runs while
+    // outer's own flag stays unset (a flag of outer that defaults off, passed on plain).
+    for (const f of forwards.slice(1).split(';')) {
+      const colon = f.indexOf(':');
+      const slot = f.slice(0, colon);
+      if (slot !== name && !(position >= 0 && slot === String(position))) continue;
+      const target = f.slice(colon + 1);
+      return /^[\w.]+@-?\d+$/.test(target) ? { forwards: `${target}-` } : 'on';
+    }
+    return 'on';
+  }
   if (keywords && keywords.split(',').includes(name)) return 'off';
   return position >= 0 && position < positional.length && positional[position] === 'a' ? 'off' : 'on';
 }
