@@ -168,8 +168,9 @@ export const LOOP_ENTRY = 'loop_entry';
  */
 export const SPAWNS = 'spawns';
 
-const SPAWN_FUNCTIONS = /^(asyncio\.(gather|wait|as_completed|ensure_future|create_task|start_server|start_unix_server|TaskGroup)|anyio\.create_task_group|trio\.open_nursery)$/;
-const SPAWN_METHODS = /^(create_task|start_soon|ensure_future)$/;
+const SPAWN_FUNCTIONS = /^(asyncio\.(gather|wait|as_completed|ensure_future|create_task|start_server|start_unix_server|TaskGroup)|anyio\.create_task_group|trio\.open_nursery|websockets\.(serve|server\.serve)|hypercorn\.asyncio\.serve|uvicorn\.Server|aiohttp\.web\.(TCPSite|UnixSite|SockSite|AppRunner|run_app|_run_app))$/;
+/** Also servers and callbacks a loop runs beside the coroutine (`loop.create_server`, `loop.call_soon`). */
+const SPAWN_METHODS = /^(create_task|start_soon|ensure_future|create_server|create_unix_server|call_soon|call_later|call_at|serve_forever|add_reader)$/;
 
 function spawnsConcurrency(call: CallInfo): boolean {
   const q = call.qualifiedName;

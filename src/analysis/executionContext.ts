@@ -325,6 +325,12 @@ function privateLoops(graph: CallGraph): Map<number, string> {
       for (const e of edges) {
         const sites = entrySites(e.from);
         const site = sites.find((x) => x.line === e.call.line && x.column === e.call.column);
+        // A starter that also schedules work on that loop (`loop.create_task(heartbeat())` before
+        // `run_until_complete(job())`) shares it.
+        if (site && graph.ownEffects(e.from).some((x) => x.kind === SPAWNS)) {
+          ok = false;
+          break;
+        }
         if (site) {
           c.entries.push(evidence(site.what, e.from, e.call.line, e.call.calleeText));
           continue;

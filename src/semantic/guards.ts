@@ -216,8 +216,13 @@ function flagTest(node: SyntaxNode): FlagTest | null {
 function guardOfTest(test: FlagTest | null, flags: Map<string, Flag>, holds: boolean): string | null {
   const flag = test ? flags.get(test.name) : undefined;
   if (!test || !flag || (test.none && !flag.none) || (!!test.member !== !!flag.member)) return null;
-  // Against another member the test holds only when a caller passed one; against the default, while none did.
-  if (test.member) test = { ...test, set: test.member.eq !== (test.member.value === flag.member) };
+  // Against another member the test holds only when a caller passed one. The other way round (the
+  // default member, or the `else` of a test against another) holds while none did, or when a call
+  // passes the default member explicitly, which a call's record does not tell apart: no guard.
+  if (test.member) {
+    test = { ...test, set: test.member.eq !== (test.member.value === flag.member) };
+    if (test.set !== holds) return null;
+  }
   if (flag.filledIn && !(holds && !test.set)) return null;
   // `is None` tests tell a literal `False` from `None`: `name@position?` (set: not None), `name@position?-` (None).
   if (test.none) return `${flag.name}@${flag.position}?${test.set === holds ? '' : '-'}`;

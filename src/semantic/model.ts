@@ -254,7 +254,7 @@ export interface FileModel {
 }
 
 export interface EntryPoint {
-  /** `migrate`: a function that drives Alembic itself (`MigrationContext.configure`, `command.upgrade`). */
+  /** `migrate`: a function that changes the schema through Alembic itself (`command.upgrade`/`downgrade`/`stamp`, `Operations(...)`). */
   kind: 'cli' | 'main' | 'startup' | 'migrate';
   /** The function's qualified name, as the call graph resolves it (`app.tasks.rebuild`, `app.svc.Service.run`). */
   name: string;

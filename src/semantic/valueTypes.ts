@@ -110,6 +110,7 @@ export function fetchedRow(model: FileModel, value: SyntaxNode | null): string |
   };
   const args = call.childForFieldName('arguments')?.namedChildren.filter((a) => a.type !== 'comment') ?? [];
   let recv: SyntaxNode | null = fn.childForFieldName('object');
+  let unwrapped = false;
   // `session.get(User, pk)`: the model is the first argument.
   if ((method === 'get' || method === 'get_or_404') && args.length >= 2) return asModel(args[0]);
   // `session.scalar(select(User)...)`, `db.first_or_404(select(User)...)`: the statement is the argument.
@@ -133,8 +134,10 @@ export function fetchedRow(model: FileModel, value: SyntaxNode | null): string |
     if (f?.type !== 'attribute') return null;
     const m = f.childForFieldName('attribute')?.text ?? '';
     if (!ROW_PRESERVING.has(m)) return null;
-    // `session.execute(select(M)).first()` is a Row, not an M: only a scalar method unwraps it.
-    if (m === 'execute' && !SCALAR_OF_RESULT.has(method)) return null;
+    // `session.execute(select(M)).first()` is a Row, not an M: a scalar method unwraps it, or a
+    // `.scalars()` on the way (`execute(stmt).scalars().first()`).
+    if (m === 'execute' && !SCALAR_OF_RESULT.has(method) && !unwrapped) return null;
+    if (m === 'scalars') unwrapped = true;
     // `session.scalars(select(M))`: the statement is the argument; `q.filter(...)`: the receiver.
     recv = (m === 'scalars' || m === 'execute') && inner.length ? inner[0]! : f.childForFieldName('object');
   }

@@ -19,7 +19,7 @@
  * single-row `insert` executed per item are round trips of their own and always count.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
-import type { FileModel } from '../../../semantic/model.js';
+import type { FileModel, LoopInfo } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { describeLoop, perItemDbCalls, type LoopSite } from './loops.js';
 import { callArgs } from './semantics.js';
@@ -123,7 +123,8 @@ export const missingBulkOps: FileRule = {
         // (`item.id` stored in a map, set on a child): the flush per row is what the code is for.
         // Batching needs a rewrite (add all, one flush, then read the keys): worth knowing, not a defect.
         const key = readsKeyAfter(site.call.node, flush.node, inner);
-        const commit = flush.method === 'commit' ? flush : commitAfter(ctx.model, site.call, inner.index);
+        // Not when an explicit `flush()` per row is the defect: one commit after the loop leaves it.
+        const commit = flush.method === 'commit' ? flush : flush.method === 'flush' ? null : commitAfter(ctx.model, site.call, inner);
         ctx.report({
           node: site.call.node,
           message: `\`${site.op.what}\` is flushed row by row: \`${flush.calleeText}\` in the same iteration of ${loop} sends each INSERT on its own`,
@@ -139,9 +140,24 @@ export const missingBulkOps: FileRule = {
   },
 };
 
-/** The `commit()` that follows `add` in the same iteration of loop `loop` (the innermost loop of both), or null. */
-function commitAfter(model: FileModel, add: CallInfo, loop: number): CallInfo | null {
-  return callsOf(model, add.functionIndex).find((c) => c.method === 'commit' && c.loops[c.loops.length - 1] === loop && c.node.startIndex > add.node.endIndex) ?? null;
+/**
+ * The `commit()` of the `add`'s session that follows it on every pass of `loop` (the innermost loop
+ * of both, not under an `if` or `try` of the loop body), or null.
+ */
+function commitAfter(model: FileModel, add: CallInfo, loop: LoopInfo): CallInfo | null {
+  const body = loop.node.childForFieldName('body');
+  const session = add.dottedReceiver;
+  if (!body || !session) return null;
+  return callsOf(model, add.functionIndex).find((c) => c.method === 'commit' && c.dottedReceiver === session && c.loops[c.loops.length - 1] === loop.index
+    && c.node.startIndex > add.node.endIndex && unconditionalIn(c.node, body)) ?? null;
+}
+
+/** No `if`, `try` or other block between `node` and `body`. */
+function unconditionalIn(node: SyntaxNode, body: SyntaxNode): boolean {
+  for (let p = node.parent; p && p.id !== body.id; p = p.parent) {
+    if (/^(if_statement|elif_clause|else_clause|try_statement|except_clause|for_statement|while_statement|with_statement|conditional_expression|boolean_operator|match_statement|case_clause)$/.test(p.type)) return false;
+  }
+  return true;
 }
 
 /** Does a call after `flush`, in the same iteration of loop `loop`, act outside the database? */

@@ -11,9 +11,28 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileModel } from '../../../semantic/model.js';
-import { assignmentsTo, callAt, variableRefs } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, callsOf, variableRefs } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { leavesAfter } from '../query/semantics.js';
+
+/**
+ * Does the append `append` run whenever `grown` does, after it: its statement sits directly in a
+ * block that holds `grown` (`if out: out[-1] += "<br />"` then `out.append(line)` in one branch)?
+ */
+function appendsAfter(append: SyntaxNode, grown: SyntaxNode): boolean {
+  let stmt: SyntaxNode | null = append;
+  while (stmt && stmt.type !== 'expression_statement') stmt = stmt.parent;
+  const block = stmt?.parent;
+  return !!block && block.type === 'block' && append.startIndex > grown.endIndex && grown.startIndex >= block.startIndex && grown.endIndex <= block.endIndex;
+}
+
+/** Does `node` run on every pass of the loop whose body is `body`: no `if`, `try` or nested block between? */
+function everyPass(node: SyntaxNode, body: SyntaxNode): boolean {
+  for (let p = node.parent; p && p.id !== body.id; p = p.parent) {
+    if (/^(if_statement|elif_clause|else_clause|try_statement|except_clause|with_statement|for_statement|while_statement|conditional_expression|boolean_operator|match_statement|case_clause)$/.test(p.type)) return false;
+  }
+  return true;
+}
 
 const STRING_NODES = new Set(['string', 'concatenated_string']);
 
@@ -199,7 +218,9 @@ export const stringConcatInLoop: FileRule = {
       // `lines[-1] += "<br />"` where the same loop appends to `lines`: the last item is a new one
       // each pass, grown a step or two; no string grows across the loop.
       const inner = a.loops[a.loops.length - 1]!;
-      if (key && /^-\s*\d+$/.test(key.text) && container && model.calls.some((c) => c.dottedReceiver === container.text && /^(append|extend|insert)$/.test(c.method) && c.loops.includes(inner))) continue;
+      const loopBody = model.loops[inner]!.node.childForFieldName('body');
+      if (key && /^-\s*\d+$/.test(key.text) && container && loopBody && callsOf(model, a.functionIndex).some((c) => c.dottedReceiver === container.text
+        && (c.method === 'append' || c.method === 'extend') && c.loops[c.loops.length - 1] === inner && (everyPass(c.node, loopBody) || appendsAfter(c.node, a.node)))) continue;
       const strings = stringness(model, a.value) === true || (container?.type === 'identifier' && mapsToStrings(model, container.text, a.functionIndex, a.line));
       if (strings) check(a.target, a.value, a.functionIndex, a.loops, a.line, a.node, false, true);
     }

@@ -36,7 +36,7 @@ import { UNTYPED } from '../../../analysis/objects.js';
 import { FLUSH_EFFECT, QUERY_EFFECT, WRITE_EFFECT } from '../query/dbCalls.js';
 import { COMMIT_EFFECT, OWN_COMMIT_EFFECT } from './effects.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
-import { assignmentsTo, isFlaskHandle } from '../../../semantic/model.js';
+import { assignmentsTo, effectiveRole, isFlaskHandle } from '../../../semantic/model.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import {
   callsOf, enclosingTries, exceptClauses, externalCall, finallyClause, inManagingWith, isCommitCall, isWriteCall, receiverKey,
@@ -54,7 +54,7 @@ export const missingRollback: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'A failed commit, flush or statement whose session is never rolled back before it is used again',
-    what: 'Finds a `try` around a commit, flush, statement or query whose `except` catches database errors (bare, `Exception`, `SQLAlchemyError`, `IntegrityError`, …) and neither calls `rollback()` nor re-raises while the session is used again — after the `try`, or by the next iteration of a loop around it (`for row in rows: db.add(...); try: db.commit() except IntegrityError: continue`: after the first duplicate every commit fails; also a DB-API cursor, whose transaction refuses every statement after an error; not inside `begin_nested()`, nor on an autocommit connection) — or uses the session before its rollback; and a commit outside any `try` and session `with` that follows a write and a call that can fail outside the database (network, file I/O), so a failure there leaves the flushed writes on a session nobody rolls back — only for a session that outlives the function and that no caller owns (a module-level session, one the function keeps open itself): a session handed in as a parameter is closed, and rolled back, by whoever handed it in, and Flask-SQLAlchemy\'s `db.session` by the app context\'s teardown. A handler that hands the session to a helper (`reset(session)`) before using it is taken to clean it up. Low when a session `with` around the commit rolls back on exit anyway. Also through calls: in a loop that goes on, a `try` around a call of a same-repo function that reaches the database (not a session provider called as a `with` item, nor a function that opens and commits a session of its own, nor one whose writes all sit in a `try` that rolls back and re-raises: the caller\'s handler then gets a session already rolled back) whose handler swallows the error: `low`, since the helper fails in other ways too. On Flask\'s request-scoped session (`db.session`, `g.session`) in a function that does not use it again after the handler, advisory when nothing in the repo calls that function (a project\'s own view classes, dispatched by its router): the request\'s teardown removes the session, rolling back, before anyone meets it failed.',
+    what: 'Finds a `try` around a commit, flush, statement or query whose `except` catches database errors (bare, `Exception`, `SQLAlchemyError`, `IntegrityError`, …) and neither calls `rollback()` nor re-raises while the session is used again — after the `try`, or by the next iteration of a loop around it (`for row in rows: db.add(...); try: db.commit() except IntegrityError: continue`: after the first duplicate every commit fails; also a DB-API cursor, whose transaction refuses every statement after an error; not inside `begin_nested()`, nor on an autocommit connection) — or uses the session before its rollback; and a commit outside any `try` and session `with` that follows a write and a call that can fail outside the database (network, file I/O), so a failure there leaves the flushed writes on a session nobody rolls back — only for a session that outlives the function and that no caller owns (a module-level session, one the function keeps open itself): a session handed in as a parameter is closed, and rolled back, by whoever handed it in, and Flask-SQLAlchemy\'s `db.session` by the app context\'s teardown. A handler that hands the session to a helper (`reset(session)`) before using it is taken to clean it up. Low when a session `with` around the commit rolls back on exit anyway. Also through calls: in a loop that goes on, a `try` around a call of a same-repo function that reaches the database (not a session provider called as a `with` item, nor a function that opens and commits a session of its own, nor one whose writes all sit in a `try` that rolls back and re-raises: the caller\'s handler then gets a session already rolled back) whose handler swallows the error: `low`, since the helper fails in other ways too. On Flask\'s request-scoped session (`db.session`, `g.session`) in a function that does not use it again and whose handler answers the request (`return jsonify(...)`, `return body, 409`), advisory when nothing in the repo calls that function (a project\'s own view classes, dispatched by its router); not in a background job, nor in a module that pushes one app context for a whole worker: the request\'s teardown removes the session, rolling back, before anyone meets it failed.',
     why: 'After a failed flush or commit a SQLAlchemy session refuses all further work until `rollback()` is called (`PendingRollbackError`), and its connection stays inside the failed transaction. An error swallowed without a rollback, or an exception between the writes and the commit, leaves the session and its connection in that state for whoever uses them next.',
     bad:
       'import logging\n\nfrom sqlalchemy.exc import SQLAlchemyError\nfrom sqlalchemy.orm import Session\n\nfrom app.models import User\n\nlog = logging.getLogger(__name__)\n\n\n'
@@ -363,7 +363,12 @@ function handlerVerdict(model: FileModel, call: CallInfo, session: string, tries
       const flaskScoped = /^(flask\.)?g\.\w+$/.test(session) || (session.endsWith('.session') && model.flaskDbHandles.has(session.slice(0, -'.session'.length)));
       if (!nextIteration && flaskScoped && !usedAfter(fn.body, t, body, session)) {
         if (fn.role === 'handler') continue;
-        return { tryNode: t, handler: h, reuse: null, requestScoped: true };
+        // A view of the project's own routing: the handler answers the request (`return
+        // jsonify(...)`, `return body, 409`). Not a job or a message callback: a worker that pushes
+        // one app context for the process keeps the same scoped session across tasks.
+        if (answersRequest(body) && effectiveRole(model, call.functionIndex) !== 'background' && !APP_CONTEXT_PUSH.test(model.source)) {
+          return { tryNode: t, handler: h, reuse: null, requestScoped: true };
+        }
       }
       // A session of this function's own that nothing uses after the handler: no one meets it
       // failed (leaving it unclosed is PA403/PA405's finding).
@@ -373,6 +378,17 @@ function handlerVerdict(model: FileModel, call: CallInfo, session: string, tries
     return null;
   }
   return null;
+}
+
+/** `app.app_context().push()`: one app context (and one scoped session) for a whole worker. */
+const APP_CONTEXT_PUSH = /\bapp_context\s*\(\s*\)\s*\.\s*push\s*\(/;
+
+/** Does the handler end by answering a request: `return <call>` (`jsonify(...)`, `make_response(...)`) or `return <body>, <status>`? */
+function answersRequest(handlerBody: SyntaxNode): boolean {
+  const last = handlerBody.namedChildren.filter((c) => c.type !== 'comment').pop();
+  if (last?.type !== 'return_statement') return false;
+  const value = last.namedChild(0);
+  return value?.type === 'call' || value?.type === 'expression_list' || value?.type === 'tuple';
 }
 
 /** A plain name bound in the function itself (not a parameter, attribute or global). */
