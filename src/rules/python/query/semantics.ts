@@ -524,6 +524,7 @@ export function notPerRow(model: FileModel, call: { node: SyntaxNode; line: numb
   if (loops.some((l) => guardedByItemValue(call.node, l, loopTargets(l), (name) => !perIterationNames(model, l).has(name)))) return true;
   if (missFallback(model, call.node, inner)) return true;
   if (loopMemo(model, call.node, inner)) return true;
+  if (firstPassOnly(model, call.node, inner)) return true;
   return loops.some((l) => keysLookedUpInSmallTable(model, l, call.node));
 }
 
@@ -599,6 +600,31 @@ function loopMemo(model: FileModel, node: SyntaxNode, loop: LoopInfo): boolean {
 }
 
 /** Is `name` bound in the loop's function before the loop, and not rebound inside it? */
+/**
+ * Does `node` run only until a local is filled: inside `if not x:` / `if x is None:` in the loop,
+ * whose body binds `x` (`event, fees = get_event_fee(ticket)`), with `x` bound before the loop and
+ * nowhere else in it? Once it holds a value, later iterations skip the call: once per loop.
+ */
+function firstPassOnly(model: FileModel, node: SyntaxNode, loop: LoopInfo): boolean {
+  const body = loop.node.childForFieldName('body');
+  if (!body) return false;
+  for (let cur = node.parent; cur && cur.id !== body.id; cur = cur.parent) {
+    if (cur.type !== 'block' || cur.parent?.type !== 'if_statement' || cur.parent.childForFieldName('consequence')?.id !== cur.id) continue;
+    const cond = cur.parent.childForFieldName('condition')?.text.replace(/\s+/g, ' ').trim() ?? '';
+    const name = /^not ([A-Za-z_]\w*)$/.exec(cond)?.[1] ?? /^([A-Za-z_]\w*) is None$/.exec(cond)?.[1];
+    if (!name) continue;
+    const binds = new RegExp(`^\\s*(?:[\\w.]+\\s*,\\s*)*${name}\\s*(?:,\\s*[\\w.]+\\s*)*=(?!=)`, 'm');
+    if (!binds.test(cur.text)) continue;
+    // Bound before the loop, and in the loop only there.
+    const fn = loop.functionIndex >= 0 ? model.functions[loop.functionIndex]! : null;
+    const before = model.source.slice(fn ? fn.start : 0, loop.node.startIndex);
+    const assigned = `(^|[^\\w.])${name}\\s*(?:,\\s*[\\w.]+\\s*)*(:[^=\\n]*)?=(?!=)|,\\s*${name}\\s*(?:,[^=\\n]*)?=(?!=)`;
+    const count = (text: string) => [...text.matchAll(new RegExp(assigned, 'gm'))].length;
+    if (count(before) > 0 && count(body.text) === count(cur.text)) return true;
+  }
+  return false;
+}
+
 function boundBefore(model: FileModel, name: string, loop: LoopInfo): boolean {
   const fn = loop.functionIndex >= 0 ? model.functions[loop.functionIndex]! : null;
   const before = model.source.slice(fn ? fn.start : 0, loop.node.startIndex);
