@@ -66,6 +66,9 @@ function overFewConstants(model: FileModel, comprehension: SyntaxNode): boolean 
     && !model.calls.some((c) => c.dottedReceiver === src.text && GROWS.test(c.method)) && !model.augAssignments.some((a) => a.target === src.text);
 }
 
+/** Builtins that cost about what an attribute read does: an item making only these calls is a cheap item. */
+const CHEAP_CALLS = new Set(['builtins.isinstance', 'builtins.issubclass', 'builtins.len', 'builtins.type', 'builtins.hasattr', 'builtins.callable', 'builtins.id', 'builtins.bool', 'builtins.abs']);
+
 /** Why an allocation finding is advisory: reviewers of four services judged each such one not worth a report. */
 const STYLE_EVIDENCE = 'one short-lived list of cheap items: microseconds, a style point (ruff C4xx) more than a performance one';
 
@@ -107,7 +110,8 @@ export const unnecessaryListAllocation: FileRule = {
       if (calls.some((c) => CONSTANT_TIME.has(callAt(model, c)?.qualifiedName ?? ''))) continue;
       // Over a handful of constants (`for e in NON_REPORTED`, a literal): stopping early saves a
       // few cheap calls at most.
-      const costly = (name === 'any' || name === 'all') && calls.length > 0 && !overFewConstants(model, arg);
+      // A type or length test per item (`isinstance(v, int)`) is as cheap as an attribute read.
+      const costly = (name === 'any' || name === 'all') && calls.some((c) => !CHEAP_CALLS.has(callAt(model, c)?.qualifiedName ?? '')) && !overFewConstants(model, arg);
       ctx.report({
         node: call.node,
         message: `\`${name}()\` of a list comprehension ${why}`,

@@ -418,7 +418,17 @@ function loopReuse(tryNode: SyntaxNode, handlerBody: SyntaxNode, fnNode: SyntaxN
   const use = new RegExp(`(?<![\\w.])${session.replace(/\./g, '\\.')}\\s*\\.\\s*\\w+\\s*\\(`);
   const loop = enclosingLoop(tryNode, fnNode);
   if (!loop || boundPerIteration(tryNode, loop, session)) return false;
+  // A retry loop whose every pass starts by rolling back (`for i in range(3): try: session.rollback();
+  // ...`): the next iteration begins clean.
+  if (startsWithRollback(loop.childForFieldName('body')) || startsWithRollback(tryNode.childForFieldName('body'))) return false;
   return use.test(loop.childForFieldName('body')?.text ?? '');
+}
+
+/** Is the block's first statement (comments aside) a `rollback()` call? */
+function startsWithRollback(block: SyntaxNode | null): boolean {
+  const first = block?.namedChildren.find((c) => c.type !== 'comment');
+  if (first?.type === 'try_statement') return startsWithRollback(first.childForFieldName('body'));
+  return first?.type === 'expression_statement' && /^[\w.]*\.rollback\s*\(\s*\)$/.test(first.text.trim());
 }
 
 /**
