@@ -79,8 +79,8 @@ export function typeString(model: FileModel, node: SyntaxNode | null, fnIndex: n
   }
 }
 
-/** Methods that return one row (or none) of what they read. */
-const ONE_ROW = new Set(['first', 'first_or_404', 'one', 'one_or_none', 'one_or_404', 'scalar_one', 'scalar_one_or_none', 'scalar', 'get', 'get_or_404']);
+/** Methods that return one row (or none) of what they read (`first`, `get`, `scalar_one`, …). */
+export const ONE_ROW: ReadonlySet<string> = new Set(['first', 'first_or_404', 'one', 'one_or_none', 'one_or_404', 'scalar_one', 'scalar_one_or_none', 'scalar', 'get', 'get_or_404']);
 /** Calls handed the statement whose one row they return (`session.scalar(select(M)...)`, Flask-SQLAlchemy 3's `db.first_or_404(stmt)`). */
 const STATEMENT_ROW = new Set(['scalar', 'first_or_404', 'one_or_404']);
 /** Of these, what `execute(...)` gives: a `Row` (`first`, `one`) unless the method unwraps its first column. */

@@ -23,7 +23,7 @@ import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
 import { LIBRARY_BULK_WRITES, LIBRARY_READS, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
 import { formattedString } from '../../../discovery/pythonLiterals.js';
 import { flagGuard } from '../../../semantic/guards.js';
-import { ownModuleLookup, receiverType } from '../../../semantic/valueTypes.js';
+import { ONE_ROW, ownModuleLookup, receiverType } from '../../../semantic/valueTypes.js';
 import { resolveHandle, type NameLookup } from '../../../semantic/db.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { argumentDomains, decodeDomain, encodeDomain, nestedLoopDomain, positionalSlot, type LoopDomain, type RowsOracle } from '../../../semantic/loopDomain.js';
@@ -1348,14 +1348,11 @@ function rebuiltFrom(model: FileModel, node: SyntaxNode, fnIndex: number, line: 
   return prior ? { ...prior, text: `${prior.text} ${node.text}` } : null;
 }
 
-/** Reads that fetch one row (or one value): what they return is a row, not a query to refine. */
-const ONE_ROW_FETCH: ReadonlySet<string> = new Set(['get', 'get_or_404', 'first', 'first_or_404', 'one', 'one_or_none', 'one_or_404', 'scalar', 'scalar_one', 'scalar_one_or_none']);
-
 /** `….first()`, `session.get(M, pk)`, `await ….scalar_one()`: an expression whose value is one row. */
 function fetchesOneRow(value: SyntaxNode | null): boolean {
   const call = unwrap(value);
   const fn = call?.type === 'call' ? unwrap(call.childForFieldName('function')) : null;
-  return fn?.type === 'attribute' && ONE_ROW_FETCH.has(fn.childForFieldName('attribute')?.text ?? '');
+  return fn?.type === 'attribute' && ONE_ROW.has(fn.childForFieldName('attribute')?.text ?? '');
 }
 
 /** The model a read loads, when it names one: `session.get(User, …)`, `select(User)`. */

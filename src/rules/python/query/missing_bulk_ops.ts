@@ -25,6 +25,7 @@ import { describeLoop, perItemDbCalls, type LoopSite } from './loops.js';
 import { callArgs } from './semantics.js';
 import { overItems } from '../transaction/loopForms.js';
 import { outsideEffect } from '../../../semantic/externalCalls.js';
+import { conditionalWithin } from '../../../semantic/controlFlow.js';
 import { callsOf, type CallInfo } from '../../../semantic/model.js';
 
 /** `Model(...)`: a class called, by the naming convention every ORM model follows. */
@@ -142,22 +143,14 @@ export const missingBulkOps: FileRule = {
 
 /**
  * The `commit()` of the `add`'s session that follows it on every pass of `loop` (the innermost loop
- * of both, not under an `if` or `try` of the loop body), or null.
+ * of both, under no branch or handler of the loop body), or null.
  */
 function commitAfter(model: FileModel, add: CallInfo, loop: LoopInfo): CallInfo | null {
   const body = loop.node.childForFieldName('body');
   const session = add.dottedReceiver;
   if (!body || !session) return null;
   return callsOf(model, add.functionIndex).find((c) => c.method === 'commit' && c.dottedReceiver === session && c.loops[c.loops.length - 1] === loop.index
-    && c.node.startIndex > add.node.endIndex && unconditionalIn(c.node, body)) ?? null;
-}
-
-/** No `if`, `try` or other block between `node` and `body`. */
-function unconditionalIn(node: SyntaxNode, body: SyntaxNode): boolean {
-  for (let p = node.parent; p && p.id !== body.id; p = p.parent) {
-    if (/^(if_statement|elif_clause|else_clause|try_statement|except_clause|for_statement|while_statement|with_statement|conditional_expression|boolean_operator|match_statement|case_clause)$/.test(p.type)) return false;
-  }
-  return true;
+    && c.node.startIndex > add.node.endIndex && !conditionalWithin(c.node, body)) ?? null;
 }
 
 /** Does a call after `flush`, in the same iteration of loop `loop`, act outside the database? */

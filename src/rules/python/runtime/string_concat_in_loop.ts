@@ -14,6 +14,7 @@ import type { FileModel } from '../../../semantic/model.js';
 import { assignmentsTo, callAt, callsOf, variableRefs } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { leavesAfter } from '../query/semantics.js';
+import { conditionalWithin } from '../../../semantic/controlFlow.js';
 
 /**
  * Does the append `append` run whenever `grown` does, after it: its statement sits directly in a
@@ -24,14 +25,6 @@ function appendsAfter(append: SyntaxNode, grown: SyntaxNode): boolean {
   while (stmt && stmt.type !== 'expression_statement') stmt = stmt.parent;
   const block = stmt?.parent;
   return !!block && block.type === 'block' && append.startIndex > grown.endIndex && grown.startIndex >= block.startIndex && grown.endIndex <= block.endIndex;
-}
-
-/** Does `node` run on every pass of the loop whose body is `body`: no `if`, `try` or nested block between? */
-function everyPass(node: SyntaxNode, body: SyntaxNode): boolean {
-  for (let p = node.parent; p && p.id !== body.id; p = p.parent) {
-    if (/^(if_statement|elif_clause|else_clause|try_statement|except_clause|with_statement|for_statement|while_statement|conditional_expression|boolean_operator|match_statement|case_clause)$/.test(p.type)) return false;
-  }
-  return true;
 }
 
 const STRING_NODES = new Set(['string', 'concatenated_string']);
@@ -220,7 +213,7 @@ export const stringConcatInLoop: FileRule = {
       const inner = a.loops[a.loops.length - 1]!;
       const loopBody = model.loops[inner]!.node.childForFieldName('body');
       if (key && /^-\s*\d+$/.test(key.text) && container && loopBody && callsOf(model, a.functionIndex).some((c) => c.dottedReceiver === container.text
-        && (c.method === 'append' || c.method === 'extend') && c.loops[c.loops.length - 1] === inner && (everyPass(c.node, loopBody) || appendsAfter(c.node, a.node)))) continue;
+        && (c.method === 'append' || c.method === 'extend') && c.loops[c.loops.length - 1] === inner && (!conditionalWithin(c.node, loopBody) || appendsAfter(c.node, a.node)))) continue;
       const strings = stringness(model, a.value) === true || (container?.type === 'identifier' && mapsToStrings(model, container.text, a.functionIndex, a.line));
       if (strings) check(a.target, a.value, a.functionIndex, a.loops, a.line, a.node, false, true);
     }
