@@ -314,6 +314,15 @@ describe('PA107 severity by how the loop\'s N grows', () => {
     expect(posted.severity).toBe('low');
     expect(posted.message).toMatch(/^N\+1: query `db.scalars\(select Book\)` runs once per item of the loop over `isbns`; the loop runs over what the request sent/);
   });
+  it('over a helper\'s parameter that every caller fills with a few items it writes out: advisory, not high', () => {
+    const fixed = at107(line('# Every caller writes out the one or two ids it passes') + 1);
+    expect(fixed.advisory).toBe(true);
+    expect(fixed.message).toMatch(/every caller passes a handful of items it writes out/);
+    // One caller passing rows is enough for the claim that N grows with the data.
+    const mixed = at107(line('# One caller writes out its one id, another hands on rows') + 1);
+    expect(mixed.advisory).toBe(false);
+    expect(mixed.severity).toBe('high');
+  });
   it('over rows another method keeps on `self`: as that method got them', () => {
     expect(at107(line('# Set by the base class from what the request sent: low.') + 1).severity).toBe('low');
     expect(at107(line('# Every book of the table: high.') + 1).severity).toBe('high');

@@ -18,6 +18,9 @@
  *   all pass input. A collection attribute of such a parameter (`payload.tags`) is `held`: rows
  *   (an attribute of a loaded object) unless every caller passes request input there — a service
  *   function's `item_in: ItemUpdate` that the handler hands on is the request's body;
+ * - `fixed`: only as what a call passes (`argumentDomains`): a handful of items the caller writes
+ *   out (`notify([owner])`, `(a, b)`, a local bound once to such a literal): a callee's loop over
+ *   that parameter runs as often whatever the tables hold;
  * - `unknown`: anything else — a parameter of an ordinary helper, a `while` loop, an attribute of
  *   `self` set elsewhere.
  *
@@ -26,8 +29,9 @@
  */
 import type { SyntaxNode } from '../parse/parser.js';
 import { assignmentsTo, type FileModel, type LoopInfo } from './model.js';
+import { smallLiteral } from './smallLiterals.js';
 
-export type LoopDomainKind = 'rows' | 'input' | 'call' | 'param' | 'unknown';
+export type LoopDomainKind = 'rows' | 'input' | 'call' | 'param' | 'fixed' | 'unknown';
 
 export interface LoopDomain {
   kind: LoopDomainKind;
@@ -53,6 +57,7 @@ export type RowsOracle = (expr: SyntaxNode, fnIndex: number, line: number) => bo
 const UNKNOWN: LoopDomain = { kind: 'unknown' };
 const ROWS: LoopDomain = { kind: 'rows' };
 const INPUT: LoopDomain = { kind: 'input' };
+const FIXED: LoopDomain = { kind: 'fixed' };
 
 /** Calls that hand their (first) argument's items on: the domain is the argument's. */
 const PASS_THROUGH = new Set(['enumerate', 'sorted', 'list', 'set', 'tuple', 'reversed', 'iter', 'frozenset', 'zip', 'filter', 'map', 'dict', 'json.loads', 'itertools.chain', 'chain']);
@@ -120,6 +125,7 @@ export function encodeDomain(d: LoopDomain): string {
 export function decodeDomain(code: string): LoopDomain {
   if (code === 'r') return ROWS;
   if (code === 'i') return INPUT;
+  if (code === 'f') return FIXED;
   const m = /^c(\d+):(\d+)$/.exec(code);
   if (m) return { kind: 'call', line: Number(m[1]), column: Number(m[2]) };
   // A Python name may be any identifier (PEP 3131): everything up to the separators other facts use.
@@ -134,7 +140,7 @@ export function decodeDomain(code: string): LoopDomain {
 /**
  * What a call passes, as far as the repo phase needs it to decide a callee's loop over a
  * parameter: one comma-separated code per positional argument (`r` rows, `i` request input,
- * `c<line>:<column>` a call's result for the repo phase to decide, `u` anything else), then,
+ * `f` a handful of items written out, `c<line>:<column>` a call's result for the repo phase to decide, `u` anything else), then,
  * after a `;`, `name=code` for each keyword argument that is not `u` (`u,i;item_in=i`); null when
  * every one is `u` (most calls: no fact to keep). A splat ends what can be known. Only names,
  * attributes and calls are classified (`users`, `event.contributions`, `members_of(group)`):
@@ -183,6 +189,16 @@ export function argumentDomains(model: FileModel, call: { node: SyntaxNode; args
 
 const KEYWORD = /^([A-Za-z_]\w*)\s*=(?!=)([\s\S]*)$/;
 
+/** Is `name` a local of function `fnIndex` bound once, before `line` and outside any loop, to a literal of a handful of items? */
+function boundToSmallLiteral(model: FileModel, name: string, fnIndex: number, line: number): boolean {
+  if (fnIndex < 0) return false;
+  const own = assignmentsTo(model, name).filter((a) => a.functionIndex === fnIndex);
+  if (own.length !== 1 || own[0]!.loops.length || own[0]!.line >= line) return false;
+  let v = own[0]!.value;
+  while (v && v.type === 'parenthesized_expression') v = v.namedChild(0);
+  return smallLiteral(v ?? null);
+}
+
 /** The code of one argument: its text when plain, else its node (`nodeOf` fetches it when the text is not enough). */
 function argumentCode(model: FileModel, text: string | null, node: SyntaxNode | null, nodeOf: () => SyntaxNode | null, fnIndex: number, line: number, isRows: RowsOracle): string {
   const type = text === null ? node!.type : IDENTIFIER.test(text) ? 'identifier' : DOTTED.test(text) ? 'attribute' : CALLED.test(text) ? 'call' : 'other';
@@ -190,6 +206,10 @@ function argumentCode(model: FileModel, text: string | null, node: SyntaxNode | 
   if (type === 'identifier') {
     const name = text ?? node!.text;
     if (name !== 'self' && name !== 'cls') d = memoisedNameDomain(model, name, fnIndex, line, isRows);
+    if (d.kind === 'unknown' && name !== 'self' && name !== 'cls' && boundToSmallLiteral(model, name, fnIndex, line)) return 'f';
+  } else if (text !== null ? type === 'other' && /^[[({]/.test(text) : /^(list|tuple|set|dictionary)$/.test(type)) {
+    // `notify([owner])`, `check((a, b))`: the items the caller writes out.
+    if (smallLiteral(node ?? nodeOf())) return 'f';
   } else if (type === 'attribute') {
     const n = node ?? nodeOf();
     if (n) d = domainOf(model, n, fnIndex, line, isRows, 0);

@@ -257,7 +257,7 @@ const fileReadMemo = new WeakMap<FileModel, FileReadReport[]>();
  * sent when the function read nothing before the loop: the session of a request starts empty,
  * so the identity map has none of them (a bulk load of those ids first would be the fix).
  */
-function idsFromRequest(domain: 'rows' | 'input' | 'unknown', readBefore: boolean): boolean {
+function idsFromRequest(domain: Domain, readBefore: boolean): boolean {
   return domain === 'input' && !readBefore;
 }
 
@@ -353,6 +353,7 @@ export function reportDeferredReads(ctx: RepoRuleContext): void {
         location: { line: e.line, column: e.column, endLine: Number(endLine), endColumn: Number(endColumn) },
         message: message + domainNote(domain),
         severity: domainSeverity(domain),
+        ...domainAdvisory(domain),
         function: graph.function(ref).name,
       });
     }
@@ -443,6 +444,7 @@ export function reportHelperSites(
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
       message: text + (alsoWrites !== null ? workflowNote(alsoWrites) : sends !== null ? outsideWorkflowNote(sends) : commits ? `; each iteration commits it (\`${graph.chainNames(commits).join('` → `')}()\`): a unit of work per item` : requestIds ? REQUEST_IDS_NOTE : domain ? domainNote(domain) : ''),
       severity: alsoWrites !== null || sends !== null || commits || pk ? 'low' : domain ? domainSeverity(domain) : severity(facts.size),
+      ...domainAdvisory(domain),
       ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : unitOf !== null ? { advisory: unitEvidence(unitOf) } : entityWork !== null ? { advisory: entityWorkEvidence(graph.function(to).qualifiedName, entityWork) } : {}),
       function: fn.name,
       chain,
@@ -577,6 +579,7 @@ export function reportLibrarySites(ctx: RepoRuleContext, message: (callee: strin
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
       message: message(call.calleeText, owner, lookupWrite) + (alsoWrites !== null ? workflowNote(alsoWrites) : domainNote(domain)),
       severity: lookupWrite || alsoWrites !== null ? 'low' : domainSeverity(domain),
+      ...domainAdvisory(domain),
       ...(alsoWrites !== null && unit(file.path, facts.loop, facts.commits) !== null ? { advisory: unitEvidence(unit(file.path, facts.loop, facts.commits)!) } : {}),
       function: graph.function(ref).name,
     });
@@ -615,6 +618,7 @@ export function reportInvariantPropertyReads(ctx: RepoRuleContext, message: (get
       location: { line: site.line, column: site.column, endLine: site.line, endColumn: Number(end) },
       message: message(graph.function(getters[0]!).qualifiedName, text, reach.effect.what) + (alsoWrites !== null ? workflowNote(alsoWrites) : domainNote(domain)),
       severity: alsoWrites !== null ? 'low' : domainSeverity(domain),
+      ...domainAdvisory(domain),
       function: graph.function(ref).name,
       chain: graph.chainSteps(reach, { ref, call: { calleeText: text, line: site.line, column: site.column } as SummaryCall }),
     });
@@ -653,6 +657,7 @@ export function reportParamRowCalls(ctx: RepoRuleContext, message: (text: string
         message: message(text, graph.function(to).qualifiedName, reach.effect.what, fn.name, graph.function(edge.from).qualifiedName, `${callerFile.path}:${edge.call.line}`)
           + (alsoWrites !== null ? workflowNote(alsoWrites) : domainNote(domain)),
         severity: alsoWrites !== null ? 'low' : domainSeverity(domain),
+        ...domainAdvisory(domain),
         function: fn.name,
         chain: graph.chainSteps(reach, { ref, call }),
       });
@@ -699,6 +704,7 @@ export function reportInvariantHelperSites(ctx: RepoRuleContext, message: (calle
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
       message: message(graph.function(to).qualifiedName, reach.effect.what, loop) + (alsoWrites !== null ? workflowNote(alsoWrites) : domainNote(domain)),
       severity: alsoWrites !== null ? 'low' : domainSeverity(domain),
+      ...domainAdvisory(domain),
       function: fn.name,
       chain: graph.chainSteps(reach, { ref, call }),
     });
@@ -864,7 +870,7 @@ function loopFacts(graph: CallGraph): LoopFacts {
  * A loop domain with its `call` decided: the rows of a same-repo function that reaches a query
  * (through typed calls) grow with the data; any other call's result is unknown.
  */
-export function resolveDomain(graph: CallGraph, file: number, domain: LoopDomain, fn?: FnRef): 'rows' | 'input' | 'unknown' {
+export function resolveDomain(graph: CallGraph, file: number, domain: LoopDomain, fn?: FnRef): Domain {
   if (domain.kind === 'param') return fn ? paramDomain(graph, fn, domain) : domain.held && !domain.dto ? 'rows' : 'unknown';
   if (domain.kind !== 'call') return domain.kind;
   const call = graph.callAt(file, domain.line!, domain.column!);
@@ -886,8 +892,9 @@ export function resolveDomain(graph: CallGraph, file: number, domain: LoopDomain
  * of a parameter typed with a schema class (`dto`), it is what the callers send (input) unless
  * one passes rows.
  */
-function paramDomain(graph: CallGraph, fn: FnRef, param: LoopDomain): 'rows' | 'input' | 'unknown' {
+function paramDomain(graph: CallGraph, fn: FnRef, param: LoopDomain): Domain {
   let input = 0;
+  let fixed = 0;
   let callers = 0;
   for (const edge of graph.callers(fn)) {
     if (graph.fileOf(edge.from).isTestFile) continue;
@@ -899,8 +906,11 @@ function paramDomain(graph: CallGraph, fn: FnRef, param: LoopDomain): 'rows' | '
     const d = code.startsWith('c') ? resolveDomain(graph, edge.from.file, decodeDomain(code)) : decodeDomain(code).kind;
     if (d === 'rows') return 'rows';
     if (d === 'input') input++;
+    else if (d === 'fixed') fixed++;
   }
-  if (callers > 0 && input === callers) return 'input';
+  // Every caller writes out the few items it passes (`notify([owner])`): N is the code's, not the data's.
+  if (callers > 0 && fixed === callers && !param.held) return 'fixed';
+  if (callers > 0 && input > 0 && input + fixed === callers) return 'input';
   // A schema-typed parameter's list (`item_in.tags`): what the callers send, unless one passes rows.
   if (param.dto) return callers > 0 ? 'input' : 'unknown';
   return param.held ? 'rows' : 'unknown';
@@ -933,13 +943,25 @@ function methodsNamed(graph: CallGraph): Map<string, FnRef[]> {
  * Severity is a claim about how bad it gets: `high` (the rule's own) only when N grows with the
  * stored data; `low` when N is what one client sent in one request; `medium` when not known.
  */
-export function domainSeverity(domain: 'rows' | 'input' | 'unknown'): Severity | undefined {
-  return domain === 'rows' ? undefined : domain === 'input' ? 'low' : 'medium';
+export function domainSeverity(domain: Domain): Severity | undefined {
+  return domain === 'rows' ? undefined : domain === 'input' || domain === 'fixed' ? 'low' : 'medium';
 }
 
-export function domainNote(domain: 'rows' | 'input' | 'unknown'): string {
-  return domain === 'input' ? '; the loop runs over what the request sent, so N is bounded by one request' : '';
+export function domainNote(domain: Domain): string {
+  return domain === 'input' ? '; the loop runs over what the request sent, so N is bounded by one request'
+    : domain === 'fixed' ? '; every caller passes a handful of items it writes out, so N is fixed by the code' : '';
 }
+
+/**
+ * A loop whose every caller passes a few items it writes out (`notify([owner])`) runs as often
+ * whatever the tables hold: a fixed cost, kept as advisory with that evidence.
+ */
+export function domainAdvisory(domain: Domain | null): { advisory?: string } {
+  return domain === 'fixed' ? { advisory: 'every caller passes the loop a handful of items written out in the code (a literal list or tuple): a fixed number of queries, not one per stored row' } : {};
+}
+
+/** What a loop's N grows with, once the repo phase has decided: stored rows, one request's input, the code's own few items, or not known. */
+export type Domain = 'rows' | 'input' | 'fixed' | 'unknown';
 
 /** What a per-item workflow does besides the read, for a message: `writes (\`x\`)`, `calls outside the database (\`x\`)`. */
 export function workflowDoes(alsoWrites: string): string {
