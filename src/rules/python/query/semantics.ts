@@ -167,6 +167,12 @@ function smallBoundedLoopUncached(model: FileModel, loop: LoopInfo): boolean {
   if (!src) return false;
   // `for s in Status:`: iterating a class is iterating an `Enum`'s few members.
   if (src.type === 'identifier' && /^[A-Z][a-z]\w*$/.test(src.text) && namesClass(model, src.text, loop.functionIndex)) return true;
+  // `for t in Subscription.Type:`: a class nested in a class (or one a module exports) named in
+  // CamelCase; iterating a class is iterating an `Enum`'s members (any other class raises).
+  if (src.type === 'attribute' && /^[A-Z][a-z]\w*$/.test(src.childForFieldName('attribute')?.text ?? '')) {
+    const owner = src.childForFieldName('object')?.text ?? '';
+    if (/^([a-z_]\w*\.)*[A-Z]\w*$/.test(owner) || model.imports.has(owner)) return true;
+  }
   if (smallLiteral(src) || configuredSetting(src) || appSetting(model, src, loop.functionIndex) || returnsSmallLiteral(model, src) || smallSelfLiteral(model, src, loop)) return true;
   if (fixedByCode(src)) return true;
   if (smallLimit(model, src, loop)) return true;
