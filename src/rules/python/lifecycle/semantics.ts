@@ -475,7 +475,10 @@ function closesRightAfter(ref: SyntaxNode, acquisition: SyntaxNode): boolean {
   if (block && refStmt.parent?.id === block.id) {
     const siblings = block.namedChildren.filter((c) => c.type !== 'comment');
     const i = siblings.findIndex((c) => c.id === stmt!.id);
-    return i >= 0 && siblings[i + 1]?.id === refStmt.id;
+    // Log lines in between (`logger.info("connected")`) do not fail in practice.
+    let j = i + 1;
+    while (j < siblings.length && siblings[j]!.id !== refStmt.id && cannotFail(siblings[j]!)) j++;
+    return i >= 0 && siblings[j]?.id === refStmt.id;
   }
   // `try: f = open(p)` … `else: f.close()`: the first statement of the try's else clause.
   const tryStmt = block?.parent;
@@ -486,6 +489,25 @@ function closesRightAfter(ref: SyntaxNode, acquisition: SyntaxNode): boolean {
     const first = elseBlock.namedChildren.filter((c) => c.type !== 'comment')[0];
     return last?.id === stmt.id && first?.id === refStmt.id;
   }
+  return false;
+}
+
+/** A log line or `print` whose arguments call nothing, or `pass`: a statement that does not raise in practice. */
+function cannotFail(stmt: SyntaxNode): boolean {
+  if (stmt.type === 'pass_statement') return true;
+  if (stmt.type !== 'expression_statement') return false;
+  const call = stmt.namedChild(0);
+  if (call?.type !== 'call') return false;
+  const fn = call.childForFieldName('function')?.text ?? '';
+  if (!LOG_CALL.test(fn)) return false;
+  const args = call.childForFieldName('arguments');
+  return !!args && !callsInside(args);
+}
+
+const LOG_CALL = /^(print|((self|cls)\.)?_*(log|logger|logging|LOG|LOGGER|LOGGING)\.(debug|info|warning|warn|error|exception|critical))$/;
+
+function callsInside(n: SyntaxNode): boolean {
+  for (const c of n.namedChildren) if (c.type === 'call' || callsInside(c)) return true;
   return false;
 }
 
