@@ -62,7 +62,11 @@ function cpuHeavyName(model: FileModel, call: CallInfo): string | null {
   const q = call.qualifiedName;
   if (q) {
     if (ALWAYS_HEAVY.has(q) || /^pandas\.read_(csv|excel|json|parquet|table|xml|html|feather|fwf|pickle)$/.test(q)) {
-      return hasOnlyLiteralArgs(call.node) ? null : q;
+      if (hasOnlyLiteralArgs(call.node)) return null;
+      // `json.load(f)` of a file the code names (`with (here / "manifest.json").open() as f`): a
+      // file shipped with the code or its deployment, its size the author's, not the data's.
+      if (q === 'json.load' && namedFileHandle(model, firstArg(call.node), call.functionIndex, 0)) return null;
+      return q;
     }
     if (PAYLOAD_HEAVY.has(q) || LOOP_HEAVY.has(q)) {
       if (isPayload(model, firstArg(call.node), call.functionIndex, 0)) return q;
@@ -124,4 +128,46 @@ function isPayload(model: FileModel, node: SyntaxNode | null, fnIndex: number, d
     default:
       return false;
   }
+}
+
+/** A file handle opened on a path the code names (see {@link namedPath}): `open("x.json")`, `with p.open() as f` with `p = base / "x.json"`. */
+function namedFileHandle(model: FileModel, node: SyntaxNode | null, fnIndex: number, depth: number): boolean {
+  if (!node || depth > 3) return false;
+  if (node.type === 'identifier') {
+    const v = boundOnce(model, node.text, fnIndex, node.startPosition.row + 1);
+    return !!v && namedFileHandle(model, v, fnIndex, depth + 1);
+  }
+  if (node.type !== 'call') return false;
+  const fn = node.childForFieldName('function');
+  if (fn?.type === 'identifier' && (fn.text === 'open' || fn.text === 'io.open')) return namedPath(model, firstArg(node), fnIndex, depth + 1);
+  if (fn?.type === 'attribute' && fn.childForFieldName('attribute')?.text === 'open') {
+    const object = fn.childForFieldName('object');
+    if (object && /^(io|codecs)$/.test(object.text)) return namedPath(model, firstArg(node), fnIndex, depth + 1);
+    return namedPath(model, object, fnIndex, depth + 1);
+  }
+  return false;
+}
+
+/** A path whose last segment is a string literal: `"x.json"`, `base / "x.json"`, `os.path.join(d, "x.json")`, `Path(d, "x.json")`. */
+function namedPath(model: FileModel, node: SyntaxNode | null, fnIndex: number, depth: number): boolean {
+  let n = node;
+  while (n && n.type === 'parenthesized_expression') n = n.namedChild(0);
+  if (!n || depth > 4) return false;
+  if (n.type === 'string') return !n.namedChildren.some((c) => c.type === 'interpolation');
+  if (n.type === 'binary_operator' && n.childForFieldName('operator')?.text === '/') return namedPath(model, n.childForFieldName('right'), fnIndex, depth + 1);
+  if (n.type === 'identifier') {
+    const v = boundOnce(model, n.text, fnIndex, n.startPosition.row + 1);
+    return !!v && namedPath(model, v, fnIndex, depth + 1);
+  }
+  if (n.type === 'call' && /^(os\.path\.join|(pathlib\.)?(Pure)?Path)$/.test(n.childForFieldName('function')?.text ?? '')) {
+    const args = (n.childForFieldName('arguments')?.namedChildren ?? []).filter((a) => a.type !== 'comment' && a.type !== 'keyword_argument');
+    return args.length > 0 && namedPath(model, args[args.length - 1]!, fnIndex, depth + 1);
+  }
+  return false;
+}
+
+/** The value `name` is bound to when the function binds it once before `line` (a `with ... as name` binds its context expression). */
+function boundOnce(model: FileModel, name: string, fnIndex: number, line: number): SyntaxNode | null {
+  const own = assignmentsTo(model, name).filter((a) => a.functionIndex === fnIndex);
+  return own.length === 1 && own[0]!.line <= line ? own[0]!.value : null;
 }
