@@ -201,10 +201,15 @@ export function collectSwallowedCalls(model: FileModel): Effect[][] {
     // A statement or commit written in the `try` itself is the file rule's (one finding a `try`).
     if (body && model.calls.some((c) => c.functionIndex === call.functionIndex && c.node.startIndex >= body.startIndex && c.node.endIndex <= body.endIndex && canFailOnSession(model, c))) continue;
     // Inside a session `with` in the `try` (`with unit() as s: helper(s)`): it has exited, rolling
-    // back, before the handler runs.
+    // back, before the handler runs. So has any `with` whose alias the call goes through
+    // (`async with repository() as repo: await repo.reset(id)`): what it holds ends with its block.
+    const receiverRoot = call.receiver ? /^[A-Za-z_]\w*/.exec(call.receiver.text)?.[0] : undefined;
+    const through = (alias: string | null) => !!alias && (alias === receiverRoot
+      || (call.node.childForFieldName('arguments')?.namedChildren ?? []).some((a) => a.type === 'identifier' && a.text === alias));
     if (call.withs.some((wi) => {
       const w = model.withs[wi]!;
-      return !!body && w.node.startIndex >= body.startIndex && w.node.endIndex <= body.endIndex && w.items.some((i) => withOpensSession(model, i.value, call.functionIndex));
+      return !!body && w.node.startIndex >= body.startIndex && w.node.endIndex <= body.endIndex
+        && w.items.some((i) => withOpensSession(model, i.value, call.functionIndex) || through(i.alias));
     })) continue;
     // The loop must be around the `try`, inside the function, and not make a session per item.
     const loop = enclosingLoop(t, fn.node);
