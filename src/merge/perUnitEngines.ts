@@ -15,9 +15,10 @@ import type { Finding } from '../types.js';
 export function perUnitEngines(findings: Finding[]): Finding[] {
   const perUnit = new Map<string, Finding>();
   for (const f of findings) {
-    if (f.code !== 'PA407' || f.advisory || !f.chain?.length) continue;
-    const end = f.chain[f.chain.length - 1]!;
-    // The engine call's own position: a sessionmaker on the same line is another PA404 claim.
+    if (f.code !== 'PA407' || f.advisory) continue;
+    // The engine call's own position (the chain's end, or the finding itself when the handler
+    // builds the engine in its own body): a sessionmaker on the same line is another PA404 claim.
+    const end = f.chain?.length ? f.chain[f.chain.length - 1]! : f;
     const key = `${end.path}:${end.line}:${end.column}`;
     if (!perUnit.has(key)) perUnit.set(key, f);
   }

@@ -1096,12 +1096,14 @@ function paramInfo(p: SyntaxNode): ParamInfo {
 }
 
 /** Text that may register a route without a decorator. */
-const IMPERATIVE_HINT = /\.(?:get|post|put|patch|delete|head|options|trace|route|api_route|websocket|websocket_route)\([^()\n]*(?:\([^()\n]*\)[^()\n]*)*\)\(\s*[A-Za-z_]|\.add_(?:api_route|api_websocket_route|websocket_route|route|url_rule|get|post|put|patch|delete|head|view)\(|Route\(|\bweb\.(?:get|post|put|patch|delete|head|route|view)\(/;
+const IMPERATIVE_HINT = /\.(?:get|post|put|patch|delete|head|options|trace|route|api_route|websocket|websocket_route)\([^()\n]*(?:\([^()\n]*\)[^()\n]*)*\)\(\s*[A-Za-z_]|\.add_(?:api_route|api_websocket_route|websocket_route|route|url_rule|get|post|put|patch|delete|head|view|request_method)\(|Route\(|\bweb\.(?:get|post|put|patch|delete|head|route|view)\(/;
 /** Route-registering methods, by name → route kind: FastAPI/Starlette routers and apps, Flask `add_url_rule`, aiohttp's `router.add_get` & co. */
 const REGISTER_METHODS: Record<string, string> = {
   add_api_route: 'api_route', add_route: 'route', add_url_rule: 'route', add_view: 'route',
   add_api_websocket_route: 'websocket', add_websocket_route: 'websocket',
   add_get: 'get', add_post: 'post', add_put: 'put', add_patch: 'patch', add_delete: 'delete', add_head: 'head',
+  // Pyramid's `config.add_request_method(fn, "db", reify=True)`: `fn` runs for each request that reads `request.db`.
+  add_request_method: 'request_method',
 };
 /** Route objects of the libraries (`Route(path, endpoint)`, aiohttp's `web.get(path, handler)`), by qualified name. */
 const ROUTE_CONSTRUCTOR = /^(?:(?:starlette\.routing|fastapi\.routing|fastapi)\.(Route|WebSocketRoute|APIRoute|APIWebSocketRoute)|aiohttp\.web\.(get|post|put|patch|delete|head|route|view))$/;
