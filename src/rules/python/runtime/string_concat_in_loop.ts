@@ -205,6 +205,10 @@ export const stringConcatInLoop: FileRule = {
       const key = left.childForFieldName('subscript');
       const loopTarget = model.loops[a.loops[a.loops.length - 1]!]!.node.childForFieldName('left');
       if (key?.type === 'identifier' && loopTarget && new RegExp(`(^|[^\\w.])${key.text}($|[^\\w])`).test(loopTarget.text)) continue;
+      // `last = tokens.pop(); d[last] += part` with `last` bound anew in the same loop: another
+      // entry on each pass (the way the loop's own item is), not one string grown across the loop.
+      if (key?.type === 'identifier' && assignmentsTo(model, key.text).some((b) => b.functionIndex === a.functionIndex && b.loops.includes(a.loops[a.loops.length - 1]!) && b.line < a.line
+        && !!b.value && !/^(string|integer|concatenated_string|true|false|none)$/.test(b.value.type))) continue;
       const container = left.childForFieldName('value');
       const root = /^[A-Za-z_]\w*/.exec(container?.text ?? '')?.[0];
       if (root && ofLoopItem(root, a.loops)) continue;
