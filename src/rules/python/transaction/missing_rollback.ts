@@ -36,7 +36,7 @@ import { UNTYPED } from '../../../analysis/objects.js';
 import { FLUSH_EFFECT, QUERY_EFFECT, WRITE_EFFECT } from '../query/dbCalls.js';
 import { COMMIT_EFFECT, OWN_COMMIT_EFFECT } from './effects.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
-import { assignmentsTo, effectiveRole, isFlaskHandle } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, effectiveRole, isFlaskHandle } from '../../../semantic/model.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import {
   callsOf, enclosingTries, exceptClauses, externalCall, finallyClause, inManagingWith, isCommitCall, isWriteCall, receiverKey,
@@ -124,8 +124,19 @@ export const missingRollback: FileRule & RepoRule = {
       // statement: `Database.execute` → `async with self.connect()`) starts each item afresh.
       // (Only on the chain to the statement, not any function below: deep in a large graph some
       // function always does.)
-      const opensOwn = (f: FnRef) => graph.ownEffects(f).some((e) => e.kind === OWN_COMMIT_EFFECT || e.kind === OPENS_SESSION);
+      // A context manager of the repo at (line, column) of `file` that opens a session of its own.
+      const opensUnit = (file: number, line: number, column: number) => {
+        const manager = graph.callAt(file, line, column);
+        const managerFn = manager ? graph.resolveCall(file, manager) : null;
+        return !!managerFn && graph.ownEffects(managerFn).some((e) => e.kind === OPENS_SESSION);
+      };
+      const opensOwn = (f: FnRef) => graph.ownEffects(f).some((e) => e.kind === OWN_COMMIT_EFFECT || e.kind === OPENS_SESSION
+        || (e.kind === UNIT_MANAGER && opensUnit(f.file, e.line, e.column)));
       if (opensOwn(to) || reach.steps.some((st) => opensOwn(st.fn))) continue;
+      // Through the alias of a `with` in the `try` whose manager opens a session of its own: its
+      // exit ended that session before the handler ran, and the next item gets a new one.
+      const unit = (JSON.parse(site.what) as { unit?: { line: number; column: number } }).unit;
+      if (unit && opensUnit(ref.file, unit.line, unit.column)) continue;
       // A helper that wraps its own writes in `except: session.rollback(); raise` hands the
       // caller's handler a clean session: the writes that fail on the database are rolled back
       // where they failed (what else it runs is a read, whose usual error — no row — is not one).
@@ -178,7 +189,17 @@ export function collectSwallowedCalls(model: FileModel): Effect[][] {
   // Functions that open a session of their own (`with Maker() as s:`, `s = Session()`): what they
   // run is on a fresh session each call.
   for (const w of model.withs) {
-    if (w.functionIndex >= 0 && w.items.some((i) => withOpensSession(model, i.value, w.functionIndex))) out[w.functionIndex]!.push({ kind: OPENS_SESSION, what: '', line: w.node.startPosition.row + 1, column: w.node.startPosition.column + 1 });
+    if (w.functionIndex < 0) continue;
+    if (w.items.some((i) => withOpensSession(model, i.value, w.functionIndex))) {
+      out[w.functionIndex]!.push({ kind: OPENS_SESSION, what: '', line: w.node.startPosition.row + 1, column: w.node.startPosition.column + 1 });
+      continue;
+    }
+    // A context manager of another module handed nothing of the caller's (`async with
+    // deps.chat_repository() as repo:`): the repo phase asks whether it opens a session.
+    for (const i of w.items) {
+      const c = unitManagerCall(model, i.value);
+      if (c) out[w.functionIndex]!.push({ kind: UNIT_MANAGER, what: '', line: c.line, column: c.column });
+    }
   }
   for (const a of model.assignments) {
     if (a.functionIndex >= 0 && a.value && /^[A-Za-z_]\w*$/.test(a.target) && opensSessionValue(model, a.value, a.functionIndex)) out[a.functionIndex]!.push({ kind: OPENS_SESSION, what: '', line: a.line, column: 1 });
@@ -201,16 +222,25 @@ export function collectSwallowedCalls(model: FileModel): Effect[][] {
     // A statement or commit written in the `try` itself is the file rule's (one finding a `try`).
     if (body && model.calls.some((c) => c.functionIndex === call.functionIndex && c.node.startIndex >= body.startIndex && c.node.endIndex <= body.endIndex && canFailOnSession(model, c))) continue;
     // Inside a session `with` in the `try` (`with unit() as s: helper(s)`): it has exited, rolling
-    // back, before the handler runs. So has any `with` whose alias the call goes through
-    // (`async with repository() as repo: await repo.reset(id)`): what it holds ends with its block.
+    // back, before the handler runs.
+    const inTry = (wi: number) => !!body && model.withs[wi]!.node.startIndex >= body.startIndex && model.withs[wi]!.node.endIndex <= body.endIndex;
+    if (call.withs.some((wi) => inTry(wi) && model.withs[wi]!.items.some((i) => withOpensSession(model, i.value, call.functionIndex)))) continue;
+    // A call through the alias of a `with` in the `try` whose context manager is a call of the
+    // repo handed nothing of the caller's (`async with deps.chat_repository() as repo:
+    // await repo.reset(id)`): the repo phase decides, by whether that function opens a session of
+    // its own, which its exit ends before the handler runs. Not `open(p)`, nor a manager handed
+    // the caller's session (`with scoped(db) as s`, `with Repository(db) as r`).
     const receiverRoot = call.receiver ? /^[A-Za-z_]\w*/.exec(call.receiver.text)?.[0] : undefined;
     const through = (alias: string | null) => !!alias && (alias === receiverRoot
       || (call.node.childForFieldName('arguments')?.namedChildren ?? []).some((a) => a.type === 'identifier' && a.text === alias));
-    if (call.withs.some((wi) => {
-      const w = model.withs[wi]!;
-      return !!body && w.node.startIndex >= body.startIndex && w.node.endIndex <= body.endIndex
-        && w.items.some((i) => withOpensSession(model, i.value, call.functionIndex) || through(i.alias));
-    })) continue;
+    let unit: { line: number; column: number } | undefined;
+    for (const wi of call.withs) {
+      if (!inTry(wi)) continue;
+      for (const i of model.withs[wi]!.items) {
+        const c = through(i.alias) ? unitManagerCall(model, i.value) : undefined;
+        if (c) unit = { line: c.line, column: c.column };
+      }
+    }
     // The loop must be around the `try`, inside the function, and not make a session per item.
     const loop = enclosingLoop(t, fn.node);
     if (!loop || loopOpensSession(model, call, loop, t)) continue;
@@ -223,13 +253,30 @@ export function collectSwallowedCalls(model: FileModel): Effect[][] {
     const last = hb.namedChildren.filter((c) => c.type !== 'comment').pop();
     if (last && (last.type === 'return_statement' || last.type === 'break_statement')) continue;
     const header = handler.text.slice(0, Math.max(0, handler.text.indexOf(':'))).replace(/\s+/g, ' ').trim();
-    out[call.functionIndex]!.push({ kind: SWALLOWED_CALL, what: JSON.stringify({ header, try: t.startPosition.row + 1 }), line: call.line, column: call.column });
+    out[call.functionIndex]!.push({ kind: SWALLOWED_CALL, what: JSON.stringify({ header, try: t.startPosition.row + 1, ...(unit ? { unit } : {}) }), line: call.line, column: call.column });
   }
   return out;
 }
 
 /** Own effect: the function opens a session of its own (a `with` or an assignment from a factory). */
 export const OPENS_SESSION = 'opens_session';
+
+/**
+ * Own effect: a `with` of the function whose context manager is a call handed nothing of the
+ * caller's (no name or attribute among its arguments), at the call's position: the repo phase
+ * resolves it and asks whether that manager opens a session ({@link OPENS_SESSION}).
+ */
+const UNIT_MANAGER = 'unit_manager';
+
+/** The call of a `with` item that may be a unit of the repo's own: not a builtin, and handed no name or attribute (`scoped(db)`, `Repository(db)`, `open(p)` are not). */
+function unitManagerCall(model: FileModel, value: SyntaxNode): CallInfo | undefined {
+  const v = unwrap(value);
+  if (v?.type !== 'call') return undefined;
+  const args = (v.childForFieldName('arguments')?.namedChildren ?? []).filter((a) => a.type !== 'comment');
+  if (args.some((a) => a.type === 'identifier' || a.type === 'attribute' || (a.type === 'keyword_argument' && /^(identifier|attribute)$/.test(a.childForFieldName('value')?.type ?? '')))) return undefined;
+  const c = callAt(model, v);
+  return c && !c.qualifiedName?.startsWith('builtins.') ? c : undefined;
+}
 
 /**
  * Own effect: the function's writes that can fail on the database (a flush, a commit, a

@@ -155,9 +155,6 @@ export function withOpensSession(model: FileModel, value: SyntaxNode, fnIndex: n
   const text = fn?.text.replace(/\s+/g, '') ?? '';
   if (/(^|\.)(begin|begin_nested|connect|transaction)$/.test(text)) return true;
   if (/(^|\.)(Session|AsyncSession)$/.test(text) || /session|Session|db|Db|DB/.test(text.split('.').pop() ?? '')) return true;
-  // A unit of work or a repository handed out for the block (`with uow() as u`, `async with
-  // chat_repository() as repo`): the session it wraps lives for the block.
-  if (/(^|_)(repository|repo|uow|unit_of_work)$/i.test(text.split('.').pop() ?? '') || /(Repository|UnitOfWork)$/.test(text.split('.').pop() ?? '')) return true;
   const t = typeString(model, v, fnIndex, v.startPosition.row + 1);
   if (t && /sessionmaker|Session|async_sessionmaker/.test(t)) return true;
   // A context manager of this module (`@contextmanager def unit(): s = Maker(); ... yield s`):
