@@ -322,6 +322,20 @@ describe('PA107 severity by how the loop\'s N grows', () => {
     const mixed = at107(line('# One caller writes out its one id, another hands on rows') + 1);
     expect(mixed.advisory).toBe(false);
     expect(mixed.severity).toBe('high');
+    // One caller seen: low, not advisory (others may call it in ways the graph does not show).
+    const one = at107(line('# Its one caller here writes out one id') + 1);
+    expect(one).toMatchObject({ advisory: false, severity: 'low' });
+    expect(one.message).toMatch(/its one caller in the repo passes a handful of items/);
+    // A literal grown with rows before the call, or a nest whose inner loop is not known: no handful.
+    for (const text of ['# Every caller starts from a literal, but one grows it', '# The callers pass one shelf each']) {
+      const f = at107(line(text) + (text.includes('shelf') ? 4 : 1));
+      expect(f.advisory, text).toBe(false);
+      expect(f.severity, text).toBe('medium');
+    }
+    // Request input from one handler, a literal from another: bounded by one request.
+    const posted = at107(line('# One handler passes what the client sent, another a literal') + 1);
+    expect(posted).toMatchObject({ advisory: false, severity: 'low' });
+    expect(posted.message).toMatch(/the loop runs over what the request sent/);
   });
   it('over rows another method keeps on `self`: as that method got them', () => {
     expect(at107(line('# Set by the base class from what the request sent: low.') + 1).severity).toBe('low');

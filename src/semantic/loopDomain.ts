@@ -44,6 +44,8 @@ export interface LoopDomain {
   name?: string;
   /** For `param`: the loop is over an attribute of the parameter (rows unless every caller passes input). */
   held?: boolean;
+  /** For `param`: the loop is nested with loops whose N is not known here (the parameter's few items may each be many). */
+  nested?: boolean;
   /**
    * For a `held` param: the parameter is typed with a class of the project's that is not an ORM
    * model (`item_in: ItemUpdate`), a schema the callers fill: input unless one passes rows.
@@ -108,7 +110,9 @@ export function nestedLoopDomain(model: FileModel, loops: readonly LoopInfo[], i
     else if (d.kind === 'unknown') unknown = true;
   }
   if (held) return held;
-  if (call) return call;
+  // A parameter's loop nested with a loop whose N is not known: the callers' few items may each
+  // hold many (`for group in groups: for t in group:`).
+  if (call) return call.kind === 'param' && unknown ? { ...call, nested: true } : call;
   return unknown ? UNKNOWN : INPUT;
 }
 
@@ -118,7 +122,7 @@ export function nestedLoopDomain(model: FileModel, loops: readonly LoopInfo[], i
  */
 export function encodeDomain(d: LoopDomain): string {
   if (d.kind === 'call') return `c${d.line}:${d.column}`;
-  if (d.kind === 'param') return `${d.dto ? 'd' : d.held ? 'h' : 'a'}${d.position! >= 0 ? d.position : 'k'}${d.name ? `~${d.name}` : ''}`;
+  if (d.kind === 'param') return `${d.dto ? 'd' : d.held ? 'h' : 'a'}${d.position! >= 0 ? d.position : 'k'}${d.name ? `~${d.name}` : ''}${d.nested ? '!' : ''}`;
   return d.kind[0]!;
 }
 
@@ -129,11 +133,11 @@ export function decodeDomain(code: string): LoopDomain {
   const m = /^c(\d+):(\d+)$/.exec(code);
   if (m) return { kind: 'call', line: Number(m[1]), column: Number(m[2]) };
   // A Python name may be any identifier (PEP 3131): everything up to the separators other facts use.
-  const a = /^([ahd])(\d+|k)(?:~([^|,;=.~\s]+))?$/.exec(code);
+  const a = /^([ahd])(\d+|k)(?:~([^|,;=.~\s!]+))?(!)?$/.exec(code);
   if (!a) return UNKNOWN;
   return {
     kind: 'param', position: a[2] === 'k' ? -1 : Number(a[2]), ...(a[3] ? { name: a[3] } : {}),
-    ...(a[1] !== 'a' ? { held: true } : {}), ...(a[1] === 'd' ? { dto: true } : {}),
+    ...(a[1] !== 'a' ? { held: true } : {}), ...(a[1] === 'd' ? { dto: true } : {}), ...(a[4] ? { nested: true } : {}),
   };
 }
 
@@ -196,7 +200,11 @@ function boundToSmallLiteral(model: FileModel, name: string, fnIndex: number, li
   if (own.length !== 1 || own[0]!.loops.length || own[0]!.line >= line) return false;
   let v = own[0]!.value;
   while (v && v.type === 'parenthesized_expression') v = v.namedChild(0);
-  return smallLiteral(v ?? null);
+  if (!smallLiteral(v ?? null)) return false;
+  // Not one grown afterwards (`ids = [first]; ids.extend(rest)`, `ids += more`, `ids[k] = v`).
+  const fnText = model.functions[fnIndex]!.node.text;
+  const n = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return !new RegExp(`(?<![\\w.])${n}\\s*(\\.\\s*(append|extend|insert|add|update|setdefault)\\s*\\(|\\+=|\\|=|\\[[^\\]]*\\]\\s*=(?!=))`).test(fnText);
 }
 
 /** The code of one argument: its text when plain, else its node (`nodeOf` fetches it when the text is not enough). */
@@ -209,7 +217,8 @@ function argumentCode(model: FileModel, text: string | null, node: SyntaxNode | 
     if (d.kind === 'unknown' && name !== 'self' && name !== 'cls' && boundToSmallLiteral(model, name, fnIndex, line)) return 'f';
   } else if (text !== null ? type === 'other' && /^[[({]/.test(text) : /^(list|tuple|set|dictionary)$/.test(type)) {
     // `notify([owner])`, `check((a, b))`: the items the caller writes out.
-    if (smallLiteral(node ?? nodeOf())) return 'f';
+    const lit = node ?? nodeOf();
+    if (smallLiteral(lit) && !lit!.namedChildren.some((item) => domainOf(model, item, fnIndex, line, isRows, 0).kind === 'rows')) return 'f';
   } else if (type === 'attribute') {
     const n = node ?? nodeOf();
     if (n) d = domainOf(model, n, fnIndex, line, isRows, 0);

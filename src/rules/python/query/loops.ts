@@ -908,8 +908,10 @@ function paramDomain(graph: CallGraph, fn: FnRef, param: LoopDomain): Domain {
     if (d === 'input') input++;
     else if (d === 'fixed') fixed++;
   }
-  // Every caller writes out the few items it passes (`notify([owner])`): N is the code's, not the data's.
-  if (callers > 0 && fixed === callers && !param.held) return 'fixed';
+  // Every caller writes out the few items it passes (`notify([owner])`): N is the code's, not the
+  // data's — unless the loop is nested with one whose N is not known. With one caller seen, the
+  // function may have others the graph does not show (a scheduler's `args=`, `getattr`): low.
+  if (callers > 0 && fixed === callers && !param.held && !param.nested) return callers >= 2 ? 'fixed' : 'fixedOne';
   if (callers > 0 && input > 0 && input + fixed === callers) return 'input';
   // A schema-typed parameter's list (`item_in.tags`): what the callers send, unless one passes rows.
   if (param.dto) return callers > 0 ? 'input' : 'unknown';
@@ -944,12 +946,13 @@ function methodsNamed(graph: CallGraph): Map<string, FnRef[]> {
  * stored data; `low` when N is what one client sent in one request; `medium` when not known.
  */
 export function domainSeverity(domain: Domain): Severity | undefined {
-  return domain === 'rows' ? undefined : domain === 'input' || domain === 'fixed' ? 'low' : 'medium';
+  return domain === 'rows' ? undefined : domain === 'input' || domain === 'fixed' || domain === 'fixedOne' ? 'low' : 'medium';
 }
 
 export function domainNote(domain: Domain): string {
   return domain === 'input' ? '; the loop runs over what the request sent, so N is bounded by one request'
-    : domain === 'fixed' ? '; every caller passes a handful of items it writes out, so N is fixed by the code' : '';
+    : domain === 'fixed' ? '; every caller passes a handful of items it writes out, so N is fixed by the code'
+    : domain === 'fixedOne' ? '; its one caller in the repo passes a handful of items it writes out' : '';
 }
 
 /**
@@ -957,11 +960,15 @@ export function domainNote(domain: Domain): string {
  * whatever the tables hold: a fixed cost, kept as advisory with that evidence.
  */
 export function domainAdvisory(domain: Domain | null): { advisory?: string } {
-  return domain === 'fixed' ? { advisory: 'every caller passes the loop a handful of items written out in the code (a literal list or tuple): a fixed number of queries, not one per stored row' } : {};
+  return domain === 'fixed' ? { advisory: 'every caller passes the loop a handful of items written out in the code (a literal, or a local bound once to one): a fixed number of queries, not one per stored row' } : {};
 }
 
-/** What a loop's N grows with, once the repo phase has decided: stored rows, one request's input, the code's own few items, or not known. */
-export type Domain = 'rows' | 'input' | 'fixed' | 'unknown';
+/**
+ * What a loop's N grows with, once the repo phase has decided: stored rows, one request's input,
+ * the code's own few items (`fixed`: from two callers or more; `fixedOne`: the one caller seen),
+ * or not known.
+ */
+export type Domain = 'rows' | 'input' | 'fixed' | 'fixedOne' | 'unknown';
 
 /** What a per-item workflow does besides the read, for a message: `writes (\`x\`)`, `calls outside the database (\`x\`)`. */
 export function workflowDoes(alsoWrites: string): string {
