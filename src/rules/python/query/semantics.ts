@@ -169,10 +169,7 @@ function smallBoundedLoopUncached(model: FileModel, loop: LoopInfo): boolean {
   if (src.type === 'identifier' && /^[A-Z][a-z]\w*$/.test(src.text) && namesClass(model, src.text, loop.functionIndex)) return true;
   // `for t in Subscription.Type:`: a class nested in a class (or one a module exports) named in
   // CamelCase; iterating a class is iterating an `Enum`'s members (any other class raises).
-  if (src.type === 'attribute' && /^[A-Z][a-z]\w*$/.test(src.childForFieldName('attribute')?.text ?? '')) {
-    const owner = src.childForFieldName('object')?.text ?? '';
-    if (/^([a-z_]\w*\.)*[A-Z]\w*$/.test(owner) || model.imports.has(owner)) return true;
-  }
+  if (src.type === 'attribute' && /^[A-Z][a-z]\w*$/.test(src.childForFieldName('attribute')?.text ?? '') && nestedEnum(model, src, loop.functionIndex)) return true;
   if (smallLiteral(src) || configuredSetting(src) || appSetting(model, src, loop.functionIndex) || returnsSmallLiteral(model, src) || smallSelfLiteral(model, src, loop)) return true;
   if (fixedByCode(src)) return true;
   if (smallLimit(model, src, loop)) return true;
@@ -848,6 +845,31 @@ export function loopTarget(loop: LoopInfo): { name: string; iterable: SyntaxNode
 
 
 /** Is `name` a class (defined in the module or imported), not a variable of the function? */
+/**
+ * `Outer.Inner` where `Outer` is a class, not a value: a class of this file whose body declares
+ * `class Inner(...)` on an Enum base, or a CamelCase name imported from a module (`from
+ * app.models import Subscription`) that nothing in the function rebinds. Not `result.Orders` or
+ * `self.Feed` (a SOAP or feed object's collections).
+ */
+function nestedEnum(model: FileModel, src: SyntaxNode, fnIndex: number): boolean {
+  const owner = src.childForFieldName('object');
+  const inner = src.childForFieldName('attribute')?.text ?? '';
+  if (owner?.type !== 'identifier') return false;
+  const name = owner.text;
+  for (let i = fnIndex; i >= 0; i = model.functions[i]!.parent) {
+    const fn = model.functions[i]!;
+    if (fn.params.some((p) => p.name === name) || assignmentsTo(model, name).some((a) => a.functionIndex === i && a.target === name)) return false;
+  }
+  const local = model.classes.find((c) => c.childForFieldName('name')?.text === name);
+  if (local) {
+    return (local.childForFieldName('body')?.namedChildren ?? []).some((c) => c.type === 'class_definition' && c.childForFieldName('name')?.text === inner
+      && /\b(Enum|IntEnum|StrEnum|Flag|IntFlag|TextChoices|IntegerChoices|Choices)\b/.test(c.childForFieldName('superclasses')?.text ?? ''));
+  }
+  // An imported class (`Subscription`): a CamelCase name imported is a class. (Not an imported
+  // lowercase name: a module or an object, whose CamelCase attributes may be collections.)
+  return model.imports.has(name) && /^[A-Z][a-z]\w*$/.test(name);
+}
+
 function namesClass(model: FileModel, name: string, fnIndex: number): boolean {
   for (let i = fnIndex; i >= 0; i = model.functions[i]!.parent) {
     const fn = model.functions[i]!;
