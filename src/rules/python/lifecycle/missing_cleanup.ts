@@ -19,6 +19,7 @@
  * used as a context manager later is the caller's; a close in `finally`, or in a catch-all
  * `except` plus the normal path, counts. Module-level handles are long-lived by design.
  */
+import type { SyntaxNode } from '../../../parse/parser.js';
 import { effectiveRole } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
@@ -47,6 +48,34 @@ function reportClient(ctx: FileRuleContext, acq: Acquisition): void {
     function: acq.fn.name,
     recommendation: `use it as a context manager, close it in \`finally\` (\`${client.close.replace(/\b(session|client|executor)\b/, acq.target)}\`), or keep one for the process`,
   });
+}
+
+/** Is this reference (or its `fileno()`) an argument of a call (`copy(src, f)`, `Popen(cmd, stdout=f.fileno())`)? */
+function passedToCall(ref: SyntaxNode): boolean {
+  let r: SyntaxNode = ref;
+  const up = ref.parent;
+  if (up?.type === 'attribute' && up.childForFieldName('attribute')?.text === 'fileno' && up.parent?.type === 'call') r = up.parent;
+  const p = r.parent;
+  return p?.type === 'argument_list' || (p?.type === 'keyword_argument' && p.childForFieldName('value')?.id === r.id && p.parent?.type === 'argument_list');
+}
+
+/**
+ * Does the function end right after its last use of the file (the use is in its last top-level
+ * statement)? Then the return frees, flushes and closes it before anyone can read it short.
+ */
+function nothingRunsAfter(acq: Acquisition, refs: readonly SyntaxNode[]): boolean {
+  const body = acq.fn.body;
+  const last = body?.namedChildren.filter((c) => c.type !== 'comment').pop();
+  const lastRef = refs.length ? refs[refs.length - 1]! : acq.assignment.node;
+  return !!last && lastRef.startIndex >= last.startIndex && lastRef.endIndex <= last.endIndex;
+}
+
+/** Is `open(...)`'s mode one that writes (`w`, `a`, `x`, `+`), by position or keyword? */
+function writeMode(call: SyntaxNode): boolean {
+  const args = call.childForFieldName('arguments')?.namedChildren ?? [];
+  const kw = args.find((a) => a.type === 'keyword_argument' && a.childForFieldName('name')?.text === 'mode')?.childForFieldName('value');
+  const mode = kw ?? args.filter((a) => a.type !== 'keyword_argument' && a.type !== 'comment')[1];
+  return !!mode && mode.type === 'string' && /[wax+]/.test(mode.text.replace(/^[rbuRBU]*['"]|['"]$/g, ''));
 }
 
 const FILE_REFCOUNT_EVIDENCE = 'a file object held by a local only: CPython closes it (and flushes what was written) when its last reference goes, as the function returns or the exception\'s traceback is dropped; `with` makes the close explicit and portable';
@@ -120,7 +149,10 @@ export const missingCleanup: FileRule = {
         // closed, and its buffer flushed, by CPython's reference counting as soon as the function
         // returns or the exception's traceback is dropped: no descriptor stays open. `with` makes
         // that close explicit and portable (PyPy closes at its next collection).
-        ...(acq.kind === 'file' ? { advisory: FILE_REFCOUNT_EVIDENCE } : {}),
+        // Not a file written and never closed: its buffer reaches the disk only at the close, and
+        // whatever reads that path before the function returns (an upload, a subprocess) sees it short.
+        // (Handed to a call itself — `Popen(stdout=f)`, a copier thread — the file goes with it.)
+        ...(acq.kind === 'file' && (closedSomewhere || !writeMode(acq.call.node) || facts.refs.some(passedToCall) || nothingRunsAfter(acq, facts.refs)) ? { advisory: FILE_REFCOUNT_EVIDENCE } : {}),
         function: acq.fn.name,
       });
     }

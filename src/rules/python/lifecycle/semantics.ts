@@ -492,7 +492,13 @@ function closesRightAfter(ref: SyntaxNode, acquisition: SyntaxNode): boolean {
   return false;
 }
 
-/** A log line or `print` whose arguments call nothing, or `pass`: a statement that does not raise in practice. */
+/**
+ * A log line whose arguments cannot raise, or `pass`: a statement that does not fail in practice.
+ * The logging module formats lazily and reports its own errors (`Handler.handleError`), so
+ * `logger.info("%s connected", url)` cannot raise in the caller; an argument evaluated here can
+ * (`"%d" % None`, `f"{row['id']}"`, `extra={"name": ...}` on a reserved key): only string
+ * literals (f-strings interpolating plain names), plain names and `+` of them, no keywords.
+ */
 function cannotFail(stmt: SyntaxNode): boolean {
   if (stmt.type === 'pass_statement') return true;
   if (stmt.type !== 'expression_statement') return false;
@@ -500,16 +506,19 @@ function cannotFail(stmt: SyntaxNode): boolean {
   if (call?.type !== 'call') return false;
   const fn = call.childForFieldName('function')?.text ?? '';
   if (!LOG_CALL.test(fn)) return false;
-  const args = call.childForFieldName('arguments');
-  return !!args && !callsInside(args);
+  const args = (call.childForFieldName('arguments')?.namedChildren ?? []).filter((a) => a.type !== 'comment');
+  return args.every(plainText);
 }
 
-const LOG_CALL = /^(print|((self|cls)\.)?_*(log|logger|logging|LOG|LOGGER|LOGGING)\.(debug|info|warning|warn|error|exception|critical))$/;
-
-function callsInside(n: SyntaxNode): boolean {
-  for (const c of n.namedChildren) if (c.type === 'call' || callsInside(c)) return true;
-  return false;
+/** A plain name, a string literal (f-strings interpolating plain names), or a `+` of them (`"connected to " + url`). */
+function plainText(a: SyntaxNode): boolean {
+  if (a.type === 'identifier') return true;
+  if (a.type === 'string') return a.namedChildren.every((c) => c.type !== 'interpolation' || c.namedChild(0)?.type === 'identifier');
+  if (a.type === 'concatenated_string') return a.namedChildren.every(plainText);
+  return a.type === 'binary_operator' && a.childForFieldName('operator')?.text === '+' && plainText(a.childForFieldName('left')!) && plainText(a.childForFieldName('right')!);
 }
+
+const LOG_CALL = /^((self|cls)\.)?_*(log|logger|logging|LOG|LOGGER|LOGGING)\.(debug|info|warning|warn|error|exception|critical)$/;
 
 /** PA403 and PA405 both ask about each acquisition (acquisitions are computed once per file). */
 const closeFactsMemo = new WeakMap<Acquisition, CloseFacts>();
