@@ -148,20 +148,38 @@ function namedFileHandle(model: FileModel, node: SyntaxNode | null, fnIndex: num
   return false;
 }
 
-/** A path whose last segment is a string literal: `"x.json"`, `base / "x.json"`, `os.path.join(d, "x.json")`, `Path(d, "x.json")`. */
+/**
+ * A path the code spells out whole: string literals, `__file__`, module constants and locals
+ * bound once to such paths, joined by `/`, `os.path.join`, `Path(...)`, or walked with `.parent`
+ * (`Path(__file__).parent / "manifest.json"`). Not one with a parameter or a request's value in
+ * it (`os.path.join(RESULTS, job_id, "result.json")`): that file is as large as the job made it.
+ */
 function namedPath(model: FileModel, node: SyntaxNode | null, fnIndex: number, depth: number): boolean {
   let n = node;
   while (n && n.type === 'parenthesized_expression') n = n.namedChild(0);
-  if (!n || depth > 4) return false;
+  if (!n || depth > 8) return false;
   if (n.type === 'string') return !n.namedChildren.some((c) => c.type === 'interpolation');
-  if (n.type === 'binary_operator' && n.childForFieldName('operator')?.text === '/') return namedPath(model, n.childForFieldName('right'), fnIndex, depth + 1);
+  if (n.type === 'binary_operator' && /^[/+]$/.test(n.childForFieldName('operator')?.text ?? '')) {
+    return namedPath(model, n.childForFieldName('left'), fnIndex, depth + 1) && namedPath(model, n.childForFieldName('right'), fnIndex, depth + 1);
+  }
   if (n.type === 'identifier') {
-    const v = boundOnce(model, n.text, fnIndex, n.startPosition.row + 1);
+    if (n.text === '__file__') return true;
+    const v = boundOnce(model, n.text, fnIndex, n.startPosition.row + 1) ?? (fnIndex >= 0 ? boundOnce(model, n.text, -1, Infinity) : null);
     return !!v && namedPath(model, v, fnIndex, depth + 1);
   }
-  if (n.type === 'call' && /^(os\.path\.join|(pathlib\.)?(Pure)?Path)$/.test(n.childForFieldName('function')?.text ?? '')) {
-    const args = (n.childForFieldName('arguments')?.namedChildren ?? []).filter((a) => a.type !== 'comment' && a.type !== 'keyword_argument');
-    return args.length > 0 && namedPath(model, args[args.length - 1]!, fnIndex, depth + 1);
+  if (n.type === 'attribute') {
+    return /^(parent|stem|name)$/.test(n.childForFieldName('attribute')?.text ?? '') && namedPath(model, n.childForFieldName('object'), fnIndex, depth + 1);
+  }
+  if (n.type === 'call') {
+    const fn = n.childForFieldName('function');
+    const args = (n.childForFieldName('arguments')?.namedChildren ?? []).filter((a) => a.type !== 'comment');
+    if (/^(os\.path\.(join|dirname|abspath|realpath)|(pathlib\.)?(Pure)?Path)$/.test(fn?.text ?? '')) {
+      return args.length > 0 && args.every((a) => a.type !== 'keyword_argument' && namedPath(model, a, fnIndex, depth + 1));
+    }
+    // `here.resolve()`, `here.joinpath("x.json")`.
+    if (fn?.type === 'attribute' && /^(resolve|absolute|joinpath)$/.test(fn.childForFieldName('attribute')?.text ?? '')) {
+      return namedPath(model, fn.childForFieldName('object'), fnIndex, depth + 1) && args.every((a) => namedPath(model, a, fnIndex, depth + 1));
+    }
   }
   return false;
 }
