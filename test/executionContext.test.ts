@@ -34,6 +34,9 @@ describe('execution context', () => {
     expect(got.get('shop/tasks/stock_worker.py:12 PA107')).toMatchObject({ advisory: false, severity: 'low' });
     expect(evidence('shop/app.py:21 PA301')).toMatch(/startup/);
     expect(evidence('shop/commands.py:20 PA404')).toMatch(/CLI command/);
+    // A class-based CLI framework's command (cliff's `take_action(self, parsed_args)`) and what only it reaches.
+    expect(evidence('shop/admin_commands.py:13 PA107')).toMatch(/reached only from scripts or CLI commands/);
+    expect(evidence('shop/admin_commands.py:25 PA107')).toMatch(/CLI command/);
     // A module that seeds demo data is run by hand; the same loop in a service module is not.
     expect(evidence('shop/create_demo_data.py:10 PA207')).toMatch(/one-off code: create_demo_data\.py/);
     expect(got.get('shop/vendor_import.py:10 PA207')!.advisory).toBe(false);

@@ -708,6 +708,18 @@ const DDL_LISTEN = /\blisten\([ \t]*[^,()]+(?:\([^()]*\))?[ \t]*,[ \t]*(['"])(?:
  */
 const ALEMBIC_RUNNER = /^alembic\.(command\.(upgrade|downgrade|stamp)|operations\.(base\.)?Operations)$/;
 
+/**
+ * A function that only a command line reaches: one handed the parsed command line (a parameter
+ * annotated `argparse.Namespace`, or cliff's `parsed_args`: `Command.take_action(self,
+ * parsed_args)` and the hooks a project's base command calls with it), or Django's
+ * `BaseCommand.handle(self, *args, **options)` in a class that also declares `add_arguments`.
+ */
+function commandClassMethod(model: FileModel, fn: FunctionInfo): boolean {
+  if (fn.params.some((p) => p.name === 'parsed_args' || /^(argparse\.)?Namespace$/.test(p.annotation ?? ''))) return true;
+  if (fn.className && fn.name === 'handle') return model.functions.some((f) => f.className === fn.className && f.name === 'add_arguments');
+  return false;
+}
+
 /** See {@link FileModel.entryPoints}. */
 function collectEntryPoints(model: FileModel): void {
   const out = model.entryPoints;
@@ -720,7 +732,7 @@ function collectEntryPoints(model: FileModel): void {
   };
   const qualify = (fn: FunctionInfo) => `${model.moduleName}.${fn.qualifiedName}`;
   for (const fn of model.functions) {
-    if (fn.decoratorNames.some((d) => CLI_DECORATOR.test(d))) add('cli', qualify(fn));
+    if (fn.decoratorNames.some((d) => CLI_DECORATOR.test(d)) || commandClassMethod(model, fn)) add('cli', qualify(fn));
     else if (fn.decoratorNames.some((d) => /(^|\.)on_event$/.test(d))) add('startup', qualify(fn));
     else if (fn.decorators.some((d) => /listens_for\(/.test(d) && DDL_EVENT.test(d))) add('startup', qualify(fn));
     else if (fn.parent < 0 && !fn.className && (fn.name === 'main' || fn.name === 'lifespan')) add(fn.name === 'main' ? 'cli' : 'startup', qualify(fn));
@@ -1108,7 +1120,7 @@ const REGISTER_METHODS: Record<string, string> = {
 /** Route objects of the libraries (`Route(path, endpoint)`, aiohttp's `web.get(path, handler)`), by qualified name. */
 const ROUTE_CONSTRUCTOR = /^(?:(?:starlette\.routing|fastapi\.routing|fastapi)\.(Route|WebSocketRoute|APIRoute|APIWebSocketRoute)|aiohttp\.web\.(get|post|put|patch|delete|head|route|view))$/;
 /** Keywords that name the endpoint of a registration. */
-const ENDPOINT_KEYWORDS = new Set(['endpoint', 'view_func', 'handler']);
+const ENDPOINT_KEYWORDS = new Set(['endpoint', 'view_func', 'handler', 'callable']);
 
 /**
  * Handlers registered by a call rather than a decorator: `router.add_api_route(path, fn)`,
