@@ -3,7 +3,7 @@
  *
  * What it does: finds `select(Model)` / `session.query(Model)` of a wide model (more than 10
  * columns in the project's model) whose rows are then read for only 1–3 attributes, and raw SQL
- * that selects `*`.
+ * that selects `*` (advisory: which columns raw rows are read for is not followed).
  * Why is this bad? Every column of every row is transferred and hydrated, to use a few.
  *
  * Guards: the rows must land in a name (or a loop) whose every use is visible: iterated with the
@@ -117,9 +117,15 @@ function reportSelectStar(ctx: FileRuleContext, model: FileModel): void {
     seen.add(root.startIndex);
     const body = sql.replace(/^[rRbBuUfF]*("""|'''|"|')/, '').replace(/("""|'''|"|')$/, '');
     if (!selectsStar(body)) continue;
-    ctx.report({ node: root, message: 'raw SQL selects `*`: every column is fetched; name the columns the code uses', severity: 'low' });
+    // Advisory: which columns the code then reads is not followed through raw rows (`dict(row)`
+    // hands every one on), and a few extra short columns cost nothing measurable. In blind
+    // reviews no raw `SELECT *` finding was judged worth a report (0 of 10); naming the columns
+    // is still the better habit, and keeps the code working when columns are added.
+    ctx.report({ node: root, message: 'raw SQL selects `*`: every column is fetched; name the columns the code uses', severity: 'low', advisory: SELECT_STAR_EVIDENCE });
   }
 }
+
+const SELECT_STAR_EVIDENCE = 'which of the columns the code reads is not followed through raw rows (`dict(row)` hands all of them on), and a few extra columns cost little: a habit to fix (it also breaks when columns are added), not a measured over-fetch';
 
 const wideCache = new WeakMap<ProjectContext, Map<string, number>>();
 
@@ -143,7 +149,7 @@ export const overFetching: FileRule = {
     severity: 'low',
     effort: 'S',
     summary: 'Whole rows of a wide model loaded to read 1–3 attributes; `SELECT *` in raw SQL',
-    what: 'Finds `select(Model)` / `session.query(Model)` on a model of the project with more than 10 columns whose rows are then only read for 1–3 attributes (every use of the rows and of each row is checked), and raw SQL (`text(...)`, `cursor.execute(...)`) whose top-level select list is `*`. Medium for a model with more than 15 columns in a GET handler, low otherwise.',
+    what: 'Finds `select(Model)` / `session.query(Model)` on a model of the project with more than 10 columns whose rows are then only read for 1–3 attributes (every use of the rows and of each row is checked), and raw SQL (`text(...)`, `cursor.execute(...)`) whose top-level select list is `*` (advisory: which columns the code reads from raw rows is not followed). Medium for a model with more than 15 columns in a GET handler, low otherwise.',
     why: 'Every column of every row is sent by the database, decoded by the driver and hydrated into an ORM object (and tracked by the session) to read a few fields; wide text columns make it worse. `SELECT *` also breaks silently when columns are added or reordered.',
     bad: "from sqlalchemy import text\nfrom sqlalchemy.orm import Session\n\n\ndef skus(db: Session) -> list[str]:\n    return [r.sku for r in db.execute(text(\"SELECT * FROM items\"))]\n",
     good: "from sqlalchemy import text\nfrom sqlalchemy.orm import Session\n\n\ndef skus(db: Session) -> list[str]:\n    return [r.sku for r in db.execute(text(\"SELECT sku FROM items\"))]\n",
