@@ -98,7 +98,9 @@ function copiesEachTime(model: FileModel, target: string, fnIndex: number, loopN
   if (new RegExp(`\\b(global|nonlocal)\\s+(\\w+\\s*,\\s*)*${target}\\b`).test(bodyText)) return `\`${target}\` is declared global or nonlocal, so each \`+=\` copies it`;
   // A nested def that reads the name makes it a cell variable: not resized in place.
   for (const inner of model.functions) {
-    if (inner.parent === fnIndex && inner.body && variableRefs(inner.body, target).length) return `\`${target}\` is captured by the nested \`${inner.name}\`, so each \`+=\` copies it`;
+    // Not one whose own parameter or local has that name (`def clean(name): ...`): that is its own variable.
+    if (inner.parent !== fnIndex || !inner.body || inner.params.some((p) => p.name === target) || assignmentsTo(model, target).some((a) => a.functionIndex === inner.index)) continue;
+    if (variableRefs(inner.body, target).length) return `\`${target}\` is captured by the nested \`${inner.name}\`, so each \`+=\` copies it`;
   }
   // Another reference held across iterations (an alias, or the string stored in a container).
   const loopBody = loopNode.childForFieldName('body') ?? loopNode;
