@@ -81,6 +81,13 @@ describe('PA202 / PA205 severities', () => {
     expect(f.message).toMatch(/`describe\(\)` reaches the database .* every later iteration fails too/);
   });
 
+  it('on a standard-library SQLite connection: no failed transaction to roll back, no round trip, a file lock only', () => {
+    const file = path.join(FIXTURES, 'transaction/open-scope/app/local_index.py');
+    const f202 = at('transaction/open-scope', 'app/local_index.py', lineOf(file, 'with open(path + ".done"'), 'PA202')!;
+    expect(f202.originalSeverity).toBe('low');
+    expect(at('transaction/open-scope', 'app/local_index.py', lineOf(file, 'SELECT major, minor'), 'PA204')).toBeUndefined();
+  });
+
   it('network is high, file I/O medium; a wait is PA205, medium, and a network call after a write is PA202 only', () => {
     expect(at('transaction/open-scope', 'app/orders.py', 24, 'PA202')?.originalSeverity).toBe('high');
     expect(at('transaction/open-scope', 'app/orders.py', 38, 'PA202')?.originalSeverity).toBe('medium');

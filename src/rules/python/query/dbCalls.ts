@@ -117,6 +117,25 @@ function receiverName(call: CallInfo): string | null {
 }
 
 /** How sure we are that a call's receiver is a database handle. */
+/**
+ * The DB-API driver a call's receiver is a connection or cursor of (`sqlite3`, `psycopg2`, …),
+ * by its type; null when it is not one of those (a SQLAlchemy session, or not known).
+ */
+export function receiverDriver(model: FileModel, call: CallInfo): string | null {
+  if (!call.hasReceiver) return null;
+  const t = receiverType(model, call);
+  if (!t) return null;
+  let lookup = lookups.get(model);
+  if (!lookup) lookups.set(model, (lookup = ownModuleLookup(model)));
+  const h = resolveHandle(t, lookup);
+  return h?.kind === 'handle' && (h.state === 'dbapi' || h.state === 'cursor') ? h.label : null;
+}
+
+/** SQLite through the standard library: a file opened in the process, no server, no network round trip. */
+export function isSqliteDriver(label: string | null): boolean {
+  return label !== null && /^(sqlite3|aiosqlite)\b/.test(label);
+}
+
 export function receiverEvidence(model: FileModel, call: CallInfo): Evidence {
   if (!call.hasReceiver) return null;
   // `object_session(self).execute(...)`, `Session.object_session(row).query(...)`: the session a row belongs to.

@@ -33,7 +33,7 @@ import { reportInTransactionCalls } from './reach.js';
 import { callGraphOf, siteCalls, type CallEdge, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import type { Effect } from '../../../analysis/summary.js';
 import type { Severity } from '../../../types.js';
-import { FLUSH_EFFECT, WRITE_EFFECT } from '../query/dbCalls.js';
+import { FLUSH_EFFECT, isSqliteDriver, receiverDriver, WRITE_EFFECT } from '../query/dbCalls.js';
 import { MAY_COMMIT_EFFECT } from './missing_commit.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { libraryReach } from './libraryReach.js';
@@ -86,7 +86,8 @@ export const scopeTooWide: FileRule & RepoRule = {
           message: ext.kind === 'network'
             ? `network call \`${ext.what}\` ${where}: the transaction holds its connection and locks while waiting, and the call cannot be undone if the commit fails`
             : `file I/O \`${ext.what}\` ${where}: the transaction stays open while the disk works`,
-          severity: ext.kind === 'network' ? 'high' : 'medium',
+          // A write transaction on SQLite locks the database file for other writers only: low.
+          severity: region.commit && isSqliteDriver(receiverDriver(model, region.commit)) ? 'low' : ext.kind === 'network' ? 'high' : 'medium',
         });
       }
     }
