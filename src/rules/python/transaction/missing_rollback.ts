@@ -42,7 +42,7 @@ import {
   callsOf, enclosingTries, exceptClauses, externalCall, finallyClause, inManagingWith, isCommitCall, isWriteCall, receiverKey,
   unwrap, withOpensSession,
 } from './semantics.js';
-import { classifyDbCall, receiverEvidence } from '../query/dbCalls.js';
+import { classifyDbCall, isSqliteDriver, receiverDriver, receiverEvidence } from '../query/dbCalls.js';
 
 const DB_ERROR = /(^|\.)(Exception|BaseException|SQLAlchemyError|DBAPIError|DatabaseError|IntegrityError|OperationalError|DataError|StatementError|InterfaceError|InternalError|ProgrammingError|PendingRollbackError|InvalidRequestError|PostgresError|Error)$/;
 
@@ -79,6 +79,10 @@ export const missingRollback: FileRule & RepoRule = {
       const tries = enclosingTries(call.node, fn.node);
       const managed = inManagingWith(model, call);
       if (tries.length) {
+        // SQLite through the standard library keeps its transaction after a failed statement
+        // (only the statement is undone; `PendingRollbackError` is SQLAlchemy's, and PostgreSQL's
+        // aborted transaction has no counterpart): the session is not left failed.
+        if (isSqliteDriver(receiverDriver(model, call))) continue;
         const verdict = handlerVerdict(model, call, session, tries);
         if (!verdict) continue;
         const key = `${verdict.tryNode.id}:${session}`;
@@ -130,7 +134,7 @@ export const missingRollback: FileRule & RepoRule = {
         const managerFn = manager ? graph.resolveCall(file, manager) : null;
         return !!managerFn && graph.ownEffects(managerFn).some((e) => e.kind === OPENS_SESSION);
       };
-      const opensOwn = (f: FnRef) => graph.ownEffects(f).some((e) => e.kind === OWN_COMMIT_EFFECT || e.kind === OPENS_SESSION
+      const opensOwn = (f: FnRef) => graph.ownEffects(f).some((e) => e.kind === OWN_COMMIT_EFFECT || e.kind === OPENS_SESSION || e.kind === OWN_SCOPE
         || (e.kind === UNIT_MANAGER && opensUnit(f.file, e.line, e.column)));
       if (opensOwn(to) || reach.steps.some((st) => opensOwn(st.fn))) continue;
       // Through the alias of a `with` in the `try` whose manager opens a session of its own: its
@@ -204,6 +208,13 @@ export function collectSwallowedCalls(model: FileModel): Effect[][] {
   for (const a of model.assignments) {
     if (a.functionIndex >= 0 && a.value && /^[A-Za-z_]\w*$/.test(a.target) && opensSessionValue(model, a.value, a.functionIndex)) out[a.functionIndex]!.push({ kind: OPENS_SESSION, what: '', line: a.line, column: 1 });
   }
+  // oslo.db's enginefacade (`@main_context_manager.writer`, `@enginefacade.reader`): each call
+  // runs in a transaction of its own on the request context, rolled back when it raises.
+  if (/\b(reader|writer)\b/.test(model.source)) {
+    model.functions.forEach((f, i) => {
+      if (f.decoratorNames.some((d) => ENGINEFACADE_SCOPE.test(d))) out[i]!.push({ kind: OWN_SCOPE, what: '', line: f.node.startPosition.row + 1, column: 1 });
+    });
+  }
   if (!/\btry\s*:/.test(model.source) || !/\bexcept\b/.test(model.source)) return out;
   if (model.source.includes('rollback')) cleanUpFunctions(model, out);
   const autocommit = new Map<number, boolean>();
@@ -257,6 +268,16 @@ export function collectSwallowedCalls(model: FileModel): Effect[][] {
   }
   return out;
 }
+
+/** An oslo.db enginefacade transaction scope as a decorator: `main_context_manager.writer`, `enginefacade.reader.allow_async`. */
+const ENGINEFACADE_SCOPE = /(^|\.)(enginefacade|\w*context_manager|\w*_CONTEXT)\.(reader|writer)(\.(allow_async|independent))?$/;
+
+/**
+ * Own effect: each call of the function is a transaction scope of its own that rolls back when
+ * it raises (oslo.db's enginefacade decorators). Unlike {@link OPENS_SESSION} it says nothing of
+ * the work per call: a reader so decorated is a plain read to the query rules.
+ */
+const OWN_SCOPE = 'own_scope';
 
 /** Own effect: the function opens a session of its own (a `with` or an assignment from a factory). */
 export const OPENS_SESSION = 'opens_session';

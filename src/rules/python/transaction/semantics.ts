@@ -154,6 +154,8 @@ export function withOpensSession(model: FileModel, value: SyntaxNode, fnIndex: n
   const fn = v.childForFieldName('function');
   const text = fn?.text.replace(/\s+/g, '') ?? '';
   if (/(^|\.)(begin|begin_nested|connect|transaction)$/.test(text)) return true;
+  // oslo.db's enginefacade: `with main_context_manager.writer.using(context) as session:`.
+  if (/(^|\.)(reader|writer)(\.(allow_async|independent))?\.using$/.test(text)) return true;
   if (/(^|\.)(Session|AsyncSession)$/.test(text) || /session|Session|db|Db|DB/.test(text.split('.').pop() ?? '')) return true;
   const t = typeString(model, v, fnIndex, v.startPosition.row + 1);
   if (t && /sessionmaker|Session|async_sessionmaker/.test(t)) return true;
