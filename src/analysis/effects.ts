@@ -184,13 +184,41 @@ const RUNNER_CALLS = /^(asyncio\.run|asyncio\.runners\.run)$/;
 function loopEntry(model: FileModel, call: CallInfo): Effect | null {
   if (model.functions[call.functionIndex]!.isAsync) return null;
   const args = call.node.childForFieldName('arguments');
-  const first = args?.namedChildren.find((a) => a.type !== 'comment');
+  let first = args?.namedChildren.find((a) => a.type !== 'comment');
   if (first?.type !== 'call') return null;
+  // `run_until_complete(asyncio.wait([listen()]))`, with the list written out or bound once to a
+  // local: one coroutine alone on the loop, as if handed directly.
+  const lone = loneCoroutine(model, call, first);
+  if (lone) first = lone;
   let runner = call.qualifiedName !== null && RUNNER_CALLS.test(call.qualifiedName);
   if (!runner && call.method === 'run_until_complete' && call.hasReceiver) runner = true;
   if (!runner && call.method === 'run' && call.receiver?.type === 'identifier') runner = boundToRunner(model, call, call.receiver.text);
   if (!runner) return null;
   return { kind: LOOP_ENTRY, what: call.calleeText, line: first.startPosition.row + 1, column: first.startPosition.column + 1 };
+}
+
+/** Is `call` the `asyncio.wait([c])` / `gather(c)` a runner is handed (`run_until_complete(asyncio.wait([c]))`), with one coroutine? */
+function handsLoneCoroutine(model: FileModel, call: CallInfo): boolean {
+  const outer = call.node.parent?.parent;
+  if (call.node.parent?.type !== 'argument_list' || outer?.type !== 'call' || call.functionIndex < 0 || model.functions[call.functionIndex]!.isAsync) return false;
+  const runner = outer.childForFieldName('function')?.text ?? '';
+  return /(^|\.)(run_until_complete|run)$/.test(runner) && loneCoroutine(model, call, call.node) !== null;
+}
+
+/** The one coroutine call of `asyncio.wait([c])` / `asyncio.gather(c)` (a list literal, or a local bound once to one), else null. */
+function loneCoroutine(model: FileModel, call: CallInfo, arg: SyntaxNode): SyntaxNode | null {
+  const fn = arg.childForFieldName('function')?.text ?? '';
+  if (!/^(asyncio\.)?(wait|gather)$/.test(fn) || (!fn.startsWith('asyncio.') && resolveName(model, fn)?.startsWith('asyncio.') !== true)) return null;
+  const inner = (arg.childForFieldName('arguments')?.namedChildren ?? []).filter((a) => a.type !== 'comment');
+  if (inner.length !== 1) return null;
+  let list: SyntaxNode | null = inner[0]!;
+  if (/gather$/.test(fn)) return list.type === 'call' ? list : null;
+  if (list.type === 'identifier') {
+    const own = assignmentsTo(model, list.text).filter((a) => a.functionIndex === call.functionIndex);
+    list = own.length === 1 ? own[0]!.value : null;
+  }
+  const items = list?.type === 'list' ? list.namedChildren.filter((c) => c.type !== 'comment') : [];
+  return items.length === 1 && items[0]!.type === 'call' ? items[0]! : null;
 }
 
 /** Is `name` an `asyncio.Runner()` in the call's function: `with asyncio.Runner() as name:` or `name = asyncio.Runner()`? */
@@ -222,7 +250,8 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
     const entered = loopEntry(model, call);
     if (entered) effects[call.functionIndex]!.push(entered);
     // Coroutines started side by side on the loop: a loop of its own is then shared by them.
-    if (spawnsConcurrency(call)) effects[call.functionIndex]!.push({ kind: SPAWNS, what: call.calleeText, ...at });
+    // (Not `asyncio.wait([c])` handed to the runner with its one coroutine: that starts it alone.)
+    if (spawnsConcurrency(call) && !handsLoneCoroutine(model, call)) effects[call.functionIndex]!.push({ kind: SPAWNS, what: call.calleeText, ...at });
     // A new engine (a new pool) each time the function runs, unless the function or a cache guard keeps it.
     if (isEngineConstructor(q)) {
       // ` (SQLite)`: a file opened, no server connection (PA407 says so and claims less). The URL
