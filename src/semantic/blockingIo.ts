@@ -508,7 +508,9 @@ function rootedAtOwnFile(model: FileModel, node: SyntaxNode | null, fnIndex: num
     if (parent?.type === 'keyword_argument' && parent.childForFieldName('name')?.id === id.id) continue;
     if (!isAttr && (model.imports.has(text) || /^(str|Path|PurePath|open)$/.test(text))) continue;
     const own = isAttr ? [] : assignmentsTo(model, text).filter((a) => a.functionIndex === fnIndex);
-    const bound = own.length ? own : assignmentsTo(model, text).filter((a) => a.functionIndex < 0 || isAttr);
+    // A parameter of the function is the caller's value, whatever a module constant of that name holds.
+    const param = !isAttr && fnIndex >= 0 && model.functions[fnIndex]!.params.some((p) => p.name === text);
+    const bound = own.length || param ? own : assignmentsTo(model, text).filter((a) => a.functionIndex < 0 || isAttr);
     if (bound.length === 1 && rootedAtOwnFile(model, bound[0]!.value, bound[0]!.functionIndex, depth + 1)) rooted = true;
     else variable = true;
   }

@@ -164,7 +164,8 @@ function namedPath(model: FileModel, node: SyntaxNode | null, fnIndex: number, d
   }
   if (n.type === 'identifier') {
     if (n.text === '__file__') return true;
-    const v = boundOnce(model, n.text, fnIndex, n.startPosition.row + 1) ?? (fnIndex >= 0 ? boundOnce(model, n.text, -1, Infinity) : null);
+    const own = fnIndex >= 0 && (model.functions[fnIndex]!.params.some((p) => p.name === n.text) || assignmentsTo(model, n.text).some((a) => a.functionIndex === fnIndex));
+    const v = own ? boundOnce(model, n.text, fnIndex, n.startPosition.row + 1) : fnIndex >= 0 ? boundOnce(model, n.text, -1, Infinity) : null;
     return !!v && namedPath(model, v, fnIndex, depth + 1);
   }
   if (n.type === 'attribute') {

@@ -106,8 +106,11 @@ export function nestedLoopDomain(model: FileModel, loops: readonly LoopInfo[], i
     // A loaded object's collection held by a parameter: rows unless its callers say otherwise,
     // the larger claim before another loop's call.
     if (d.kind === 'param' && d.held && !d.dto) held ??= d;
-    else if (d.kind === 'call' || d.kind === 'param') call ??= d;
-    else if (d.kind === 'unknown') unknown = true;
+    else if (d.kind === 'call' || d.kind === 'param') {
+      // A second loop whose N is decided elsewhere: the first one's callers do not bound the nest.
+      if (call) unknown = true;
+      call ??= d;
+    } else if (d.kind === 'unknown') unknown = true;
   }
   if (held) return held;
   // A parameter's loop nested with a loop whose N is not known: the callers' few items may each
@@ -201,6 +204,9 @@ function boundToSmallLiteral(model: FileModel, name: string, fnIndex: number, li
   let v = own[0]!.value;
   while (v && v.type === 'parenthesized_expression') v = v.namedChild(0);
   if (!smallLiteral(v ?? null)) return false;
+  // Used only where it is bound and in this call: not handed to a helper that fills it, not aliased.
+  const refs = model.functions[fnIndex]!.node.descendantsOfType('identifier').filter((id) => id.text === name && id.parent?.type !== 'keyword_argument');
+  if (refs.length > 2) return false;
   // Not one grown afterwards (`ids = [first]; ids.extend(rest)`, `ids += more`, `ids[k] = v`).
   const fnText = model.functions[fnIndex]!.node.text;
   const n = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -715,7 +715,7 @@ const ALEMBIC_RUNNER = /^alembic\.(command\.(upgrade|downgrade|stamp)|operations
  * `BaseCommand.handle(self, *args, **options)` in a class that also declares `add_arguments`.
  */
 function commandClassMethod(model: FileModel, fn: FunctionInfo): boolean {
-  if (fn.params.some((p) => p.name === 'parsed_args' || /^(argparse\.)?Namespace$/.test(p.annotation ?? ''))) return true;
+  if (fn.params.some((p) => p.name === 'parsed_args' || p.annotation === 'argparse.Namespace' || (p.annotation === 'Namespace' && model.imports.get('Namespace') === 'argparse.Namespace'))) return true;
   if (fn.className && fn.name === 'handle') return model.functions.some((f) => f.className === fn.className && f.name === 'add_arguments');
   return false;
 }

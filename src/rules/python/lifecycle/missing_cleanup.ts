@@ -56,7 +56,9 @@ function passedToCall(ref: SyntaxNode): boolean {
   const up = ref.parent;
   if (up?.type === 'attribute' && up.childForFieldName('attribute')?.text === 'fileno' && up.parent?.type === 'call') r = up.parent;
   const p = r.parent;
-  return p?.type === 'argument_list' || (p?.type === 'keyword_argument' && p.childForFieldName('value')?.id === r.id && p.parent?.type === 'argument_list');
+  // A child process's stream (`Popen(cmd, stdout=f)`): the child writes it. Not `json.dump(x, f)`
+  // or `csv.writer(f)`, which write through it and leave the buffer to the close.
+  return p?.type === 'keyword_argument' && /^(stdin|stdout|stderr)$/.test(p.childForFieldName('name')?.text ?? '') && p.childForFieldName('value')?.id === r.id && p.parent?.type === 'argument_list';
 }
 
 /**
@@ -67,7 +69,8 @@ function nothingRunsAfter(acq: Acquisition, refs: readonly SyntaxNode[]): boolea
   const body = acq.fn.body;
   const last = body?.namedChildren.filter((c) => c.type !== 'comment').pop();
   const lastRef = refs.length ? refs[refs.length - 1]! : acq.assignment.node;
-  return !!last && lastRef.startIndex >= last.startIndex && lastRef.endIndex <= last.endIndex;
+  // A plain last statement: not a `try`/`with`/`for` whose body goes on after the use.
+  return !!last && /^(expression_statement|return_statement)$/.test(last.type) && lastRef.startIndex >= last.startIndex && lastRef.endIndex <= last.endIndex;
 }
 
 /** Is `open(...)`'s mode one that writes (`w`, `a`, `x`, `+`), by position or keyword? */

@@ -513,9 +513,12 @@ function cannotFail(stmt: SyntaxNode): boolean {
 /** A plain name, a string literal (f-strings interpolating plain names), or a `+` of them (`"connected to " + url`). */
 function plainText(a: SyntaxNode): boolean {
   if (a.type === 'identifier') return true;
-  if (a.type === 'string') return a.namedChildren.every((c) => c.type !== 'interpolation' || c.namedChild(0)?.type === 'identifier');
+  // An f-string interpolating a plain name, no format spec (`{x:.1f}` raises on a str).
+  if (a.type === 'string') return a.namedChildren.every((c) => c.type !== 'interpolation' || (c.namedChildren.length === 1 && c.namedChild(0)?.type === 'identifier'));
   if (a.type === 'concatenated_string') return a.namedChildren.every(plainText);
-  return a.type === 'binary_operator' && a.childForFieldName('operator')?.text === '+' && plainText(a.childForFieldName('left')!) && plainText(a.childForFieldName('right')!);
+  // `"connected to " + url`: a name concatenated to a literal (a TypeError only when it is not a str).
+  return a.type === 'binary_operator' && a.childForFieldName('operator')?.text === '+' && plainText(a.childForFieldName('left')!) && plainText(a.childForFieldName('right')!)
+    && [a.childForFieldName('left')!, a.childForFieldName('right')!].some((x) => x.type === 'string');
 }
 
 const LOG_CALL = /^((self|cls)\.)?_*(log|logger|logging|LOG|LOGGER|LOGGING)\.(debug|info|warning|warn|error|exception|critical)$/;

@@ -210,7 +210,11 @@ export const stringConcatInLoop: FileRule = {
       // `last = tokens.pop(); d[last] += part` with `last` bound anew in the same loop: another
       // entry on each pass (the way the loop's own item is), not one string grown across the loop.
       if (key?.type === 'identifier' && assignmentsTo(model, key.text).some((b) => b.functionIndex === a.functionIndex && b.loops.includes(a.loops[a.loops.length - 1]!) && b.line < a.line
-        && !!b.value && !/^(string|integer|concatenated_string|true|false|none)$/.test(b.value.type))) continue;
+        && !!b.value && !/^(string|integer|concatenated_string|true|false|none)$/.test(b.value.type))
+        // ... and the entry set afresh in that pass before it grows (`d[flag] = ""`): a group-by that
+        // keeps growing one entry per key (`out[row.category] += html`) is still quadratic.
+        && (model.loops[a.loops[a.loops.length - 1]!]!.node.childForFieldName('body')?.descendantsOfType('assignment') ?? []).some((r) => r.startIndex < a.node.startIndex
+          && r.childForFieldName('left')?.text === left.text && !(r.childForFieldName('right')?.text ?? left.text).includes(left.text))) continue;
       const container = left.childForFieldName('value');
       const root = /^[A-Za-z_]\w*/.exec(container?.text ?? '')?.[0];
       if (root && ofLoopItem(root, a.loops)) continue;

@@ -134,8 +134,7 @@ export const missingRollback: FileRule & RepoRule = {
         const managerFn = manager ? graph.resolveCall(file, manager) : null;
         return !!managerFn && graph.ownEffects(managerFn).some((e) => e.kind === OPENS_SESSION);
       };
-      const opensOwn = (f: FnRef) => graph.ownEffects(f).some((e) => e.kind === OWN_COMMIT_EFFECT || e.kind === OPENS_SESSION || e.kind === OWN_SCOPE
-        || (e.kind === UNIT_MANAGER && opensUnit(f.file, e.line, e.column)));
+      const opensOwn = (f: FnRef) => graph.ownEffects(f).some((e) => e.kind === OWN_COMMIT_EFFECT || e.kind === OPENS_SESSION || e.kind === OWN_SCOPE);
       if (opensOwn(to) || reach.steps.some((st) => opensOwn(st.fn))) continue;
       // Through the alias of a `with` in the `try` whose manager opens a session of its own: its
       // exit ended that session before the handler ran, and the next item gets a new one.
@@ -193,17 +192,7 @@ export function collectSwallowedCalls(model: FileModel): Effect[][] {
   // Functions that open a session of their own (`with Maker() as s:`, `s = Session()`): what they
   // run is on a fresh session each call.
   for (const w of model.withs) {
-    if (w.functionIndex < 0) continue;
-    if (w.items.some((i) => withOpensSession(model, i.value, w.functionIndex))) {
-      out[w.functionIndex]!.push({ kind: OPENS_SESSION, what: '', line: w.node.startPosition.row + 1, column: w.node.startPosition.column + 1 });
-      continue;
-    }
-    // A context manager of another module handed nothing of the caller's (`async with
-    // deps.chat_repository() as repo:`): the repo phase asks whether it opens a session.
-    for (const i of w.items) {
-      const c = unitManagerCall(model, i.value);
-      if (c) out[w.functionIndex]!.push({ kind: UNIT_MANAGER, what: '', line: c.line, column: c.column });
-    }
+    if (w.functionIndex >= 0 && w.items.some((i) => withOpensSession(model, i.value, w.functionIndex))) out[w.functionIndex]!.push({ kind: OPENS_SESSION, what: '', line: w.node.startPosition.row + 1, column: w.node.startPosition.column + 1 });
   }
   for (const a of model.assignments) {
     if (a.functionIndex >= 0 && a.value && /^[A-Za-z_]\w*$/.test(a.target) && opensSessionValue(model, a.value, a.functionIndex)) out[a.functionIndex]!.push({ kind: OPENS_SESSION, what: '', line: a.line, column: 1 });
@@ -242,8 +231,15 @@ export function collectSwallowedCalls(model: FileModel): Effect[][] {
     // its own, which its exit ends before the handler runs. Not `open(p)`, nor a manager handed
     // the caller's session (`with scoped(db) as s`, `with Repository(db) as r`).
     const receiverRoot = call.receiver ? /^[A-Za-z_]\w*/.exec(call.receiver.text)?.[0] : undefined;
-    const through = (alias: string | null) => !!alias && (alias === receiverRoot
-      || (call.node.childForFieldName('arguments')?.namedChildren ?? []).some((a) => a.type === 'identifier' && a.text === alias));
+    // A method of the unit itself (`desk.reopen(ticket_id)`), handed nothing the function got from
+    // outside the loop (a parameter, a module name: `audit.retitle(db, id)` may work on the shared `db`).
+    const fnParams = new Set(fn.params.map((p) => p.name));
+    const outer = (call.node.childForFieldName('arguments')?.namedChildren ?? []).some((a) => {
+      const v = a.type === 'keyword_argument' ? a.childForFieldName('value') : a;
+      const root = v && /^[A-Za-z_]\w*/.exec(v.text)?.[0];
+      return !!root && (v!.type === 'identifier' || v!.type === 'attribute') && (fnParams.has(root) || root === 'self' || assignmentsTo(model, root).some((b) => b.functionIndex < 0 && b.value !== null && !inClassBody(b.node)));
+    });
+    const through = (alias: string | null) => !!alias && alias === receiverRoot && !outer;
     let unit: { line: number; column: number } | undefined;
     for (const wi of call.withs) {
       if (!inTry(wi)) continue;
@@ -269,6 +265,12 @@ export function collectSwallowedCalls(model: FileModel): Effect[][] {
   return out;
 }
 
+/** Is the statement in a class body (a field declaration, not a module name)? */
+function inClassBody(node: SyntaxNode): boolean {
+  for (let p = node.parent; p; p = p.parent) if (p.type === 'class_definition') return true;
+  return false;
+}
+
 /** An oslo.db enginefacade transaction scope as a decorator: `main_context_manager.writer`, `enginefacade.reader.allow_async`. */
 const ENGINEFACADE_SCOPE = /(^|\.)(enginefacade|\w*context_manager|\w*_CONTEXT)\.(reader|writer)(\.(allow_async|independent))?$/;
 
@@ -281,13 +283,6 @@ const OWN_SCOPE = 'own_scope';
 
 /** Own effect: the function opens a session of its own (a `with` or an assignment from a factory). */
 export const OPENS_SESSION = 'opens_session';
-
-/**
- * Own effect: a `with` of the function whose context manager is a call handed nothing of the
- * caller's (no name or attribute among its arguments), at the call's position: the repo phase
- * resolves it and asks whether that manager opens a session ({@link OPENS_SESSION}).
- */
-const UNIT_MANAGER = 'unit_manager';
 
 /** The call of a `with` item that may be a unit of the repo's own: not a builtin, and handed no name or attribute (`scoped(db)`, `Repository(db)`, `open(p)` are not). */
 function unitManagerCall(model: FileModel, value: SyntaxNode): CallInfo | undefined {
