@@ -88,3 +88,17 @@ describe('PA407 engine_per_request', () => {
     expect(job.severity).toBe('medium');
   });
 });
+
+describe('PA404 pool_configuration', () => {
+  let found: Finding[] = [];
+  beforeAll(async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA404'] }, {}, null);
+    found = (await scan(path.resolve(__dirname, '../fixtures/lifecycle/pool'), config, { inProcessBytes: Infinity })).result.findings;
+  });
+
+  it('claims medium for a pool with neither pre-ping nor recycle: a restart costs about one failed request per pool', () => {
+    const bare = found.find((f) => f.path === 'app/db.py' && f.line === 13)!;
+    expect(bare.message).toMatch(/neither `pool_pre_ping` nor `pool_recycle`/);
+    expect(bare.originalSeverity).toBe('medium');
+  });
+});
