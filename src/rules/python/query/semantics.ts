@@ -844,7 +844,15 @@ export function loopTarget(loop: LoopInfo): { name: string; iterable: SyntaxNode
 }
 
 
-/** Is `name` a class (defined in the module or imported), not a variable of the function? */
+/** Is `name` a parameter or a local of the function (or of a function around it): a value, not a class? */
+function boundInFunction(model: FileModel, name: string, fnIndex: number): boolean {
+  for (let i = fnIndex; i >= 0; i = model.functions[i]!.parent) {
+    const fn = model.functions[i]!;
+    if (fn.params.some((p) => p.name === name) || assignmentsTo(model, name).some((a) => a.functionIndex === i && a.target === name)) return true;
+  }
+  return false;
+}
+
 /**
  * `Outer.Inner` where `Outer` is a class, not a value: a class of this file whose body declares
  * `class Inner(...)` on an Enum base, or a CamelCase name imported from a module (`from
@@ -856,10 +864,7 @@ function nestedEnum(model: FileModel, src: SyntaxNode, fnIndex: number): boolean
   const inner = src.childForFieldName('attribute')?.text ?? '';
   if (owner?.type !== 'identifier') return false;
   const name = owner.text;
-  for (let i = fnIndex; i >= 0; i = model.functions[i]!.parent) {
-    const fn = model.functions[i]!;
-    if (fn.params.some((p) => p.name === name) || assignmentsTo(model, name).some((a) => a.functionIndex === i && a.target === name)) return false;
-  }
+  if (boundInFunction(model, name, fnIndex)) return false;
   const local = model.classes.find((c) => c.childForFieldName('name')?.text === name);
   if (local) {
     return (local.childForFieldName('body')?.namedChildren ?? []).some((c) => c.type === 'class_definition' && c.childForFieldName('name')?.text === inner
@@ -870,11 +875,9 @@ function nestedEnum(model: FileModel, src: SyntaxNode, fnIndex: number): boolean
   return model.imports.has(name) && /^[A-Z][a-z]\w*$/.test(name);
 }
 
+/** Is `name` a class (defined in the module or imported), not a variable of the function? */
 function namesClass(model: FileModel, name: string, fnIndex: number): boolean {
-  for (let i = fnIndex; i >= 0; i = model.functions[i]!.parent) {
-    const fn = model.functions[i]!;
-    if (fn.params.some((p) => p.name === name) || assignmentsTo(model, name).some((a) => a.functionIndex === i && a.target === name)) return false;
-  }
+  if (boundInFunction(model, name, fnIndex)) return false;
   if (assignmentsTo(model, name).some((a) => a.functionIndex < 0 && a.target === name)) return false;
   if (model.classes.some((c) => c.childForFieldName('name')?.text === name && /\bEnum\b|Enum\)/.test(c.childForFieldName('superclasses')?.text ?? ''))) return true;
   // An imported class the file reads members of (`Status.ACTIVE`): an Enum; a capitalised

@@ -128,18 +128,14 @@ export const missingRollback: FileRule & RepoRule = {
       // statement: `Database.execute` → `async with self.connect()`) starts each item afresh.
       // (Only on the chain to the statement, not any function below: deep in a large graph some
       // function always does.)
-      // A context manager of the repo at (line, column) of `file` that opens a session of its own.
-      const opensUnit = (file: number, line: number, column: number) => {
-        const manager = graph.callAt(file, line, column);
-        const managerFn = manager ? graph.resolveCall(file, manager) : null;
-        return !!managerFn && graph.ownEffects(managerFn).some((e) => e.kind === OPENS_SESSION);
-      };
       const opensOwn = (f: FnRef) => graph.ownEffects(f).some((e) => e.kind === OWN_COMMIT_EFFECT || e.kind === OPENS_SESSION || e.kind === OWN_SCOPE);
       if (opensOwn(to) || reach.steps.some((st) => opensOwn(st.fn))) continue;
       // Through the alias of a `with` in the `try` whose manager opens a session of its own: its
       // exit ended that session before the handler ran, and the next item gets a new one.
       const unit = (JSON.parse(site.what) as { unit?: { line: number; column: number } }).unit;
-      if (unit && opensUnit(ref.file, unit.line, unit.column)) continue;
+      const manager = unit ? graph.callAt(ref.file, unit.line, unit.column) : undefined;
+      const managerFn = manager ? graph.resolveCall(ref.file, manager) : null;
+      if (managerFn && graph.ownEffects(managerFn).some((e) => e.kind === OPENS_SESSION)) continue;
       // A helper that wraps its own writes in `except: session.rollback(); raise` hands the
       // caller's handler a clean session: the writes that fail on the database are rolled back
       // where they failed (what else it runs is a read, whose usual error — no row — is not one).
@@ -230,24 +226,7 @@ export function collectSwallowedCalls(model: FileModel): Effect[][] {
     // await repo.reset(id)`): the repo phase decides, by whether that function opens a session of
     // its own, which its exit ends before the handler runs. Not `open(p)`, nor a manager handed
     // the caller's session (`with scoped(db) as s`, `with Repository(db) as r`).
-    const receiverRoot = call.receiver ? /^[A-Za-z_]\w*/.exec(call.receiver.text)?.[0] : undefined;
-    // A method of the unit itself (`desk.reopen(ticket_id)`), handed nothing the function got from
-    // outside the loop (a parameter, a module name: `audit.retitle(db, id)` may work on the shared `db`).
-    const fnParams = new Set(fn.params.map((p) => p.name));
-    const outer = (call.node.childForFieldName('arguments')?.namedChildren ?? []).some((a) => {
-      const v = a.type === 'keyword_argument' ? a.childForFieldName('value') : a;
-      const root = v && /^[A-Za-z_]\w*/.exec(v.text)?.[0];
-      return !!root && (v!.type === 'identifier' || v!.type === 'attribute') && (fnParams.has(root) || root === 'self' || assignmentsTo(model, root).some((b) => b.functionIndex < 0 && b.value !== null && !inClassBody(b.node)));
-    });
-    const through = (alias: string | null) => !!alias && alias === receiverRoot && !outer;
-    let unit: { line: number; column: number } | undefined;
-    for (const wi of call.withs) {
-      if (!inTry(wi)) continue;
-      for (const i of model.withs[wi]!.items) {
-        const c = through(i.alias) ? unitManagerCall(model, i.value) : undefined;
-        if (c) unit = { line: c.line, column: c.column };
-      }
-    }
+    const unit = call.withs.some(inTry) ? unitThrough(model, call, fn.params, call.withs.filter(inTry)) : undefined;
     // The loop must be around the `try`, inside the function, and not make a session per item.
     const loop = enclosingLoop(t, fn.node);
     if (!loop || loopOpensSession(model, call, loop, t)) continue;
@@ -263,6 +242,32 @@ export function collectSwallowedCalls(model: FileModel): Effect[][] {
     out[call.functionIndex]!.push({ kind: SWALLOWED_CALL, what: JSON.stringify({ header, try: t.startPosition.row + 1, ...(unit ? { unit } : {}) }), line: call.line, column: call.column });
   }
   return out;
+}
+
+/**
+ * The context manager of a `with` (among `withs`) that `call` is a method of (`desk.reopen(id)`
+ * in `with desk_for() as desk:`), when it is a call of the repo handed nothing of the caller's
+ * ({@link unitManagerCall}) and the method is handed nothing the function got from outside the
+ * loop (a parameter, `self`, a module name: `audit.retitle(db, id)` may work on the shared `db`).
+ */
+function unitThrough(model: FileModel, call: CallInfo, params: readonly { name: string }[], withs: readonly number[]): { line: number; column: number } | undefined {
+  const receiverRoot = call.receiver ? /^[A-Za-z_]\w*/.exec(call.receiver.text)?.[0] : undefined;
+  if (!receiverRoot) return undefined;
+  const outer = (call.node.childForFieldName('arguments')?.namedChildren ?? []).some((a) => {
+    const v = a.type === 'keyword_argument' ? a.childForFieldName('value') : a;
+    const root = v && /^[A-Za-z_]\w*/.exec(v.text)?.[0];
+    return !!root && (v!.type === 'identifier' || v!.type === 'attribute') && (params.some((p) => p.name === root) || root === 'self'
+      || assignmentsTo(model, root).some((b) => b.functionIndex < 0 && b.value !== null && !inClassBody(b.node)));
+  });
+  if (outer) return undefined;
+  let unit: { line: number; column: number } | undefined;
+  for (const wi of withs) {
+    for (const i of model.withs[wi]!.items) {
+      const c = i.alias === receiverRoot ? unitManagerCall(model, i.value) : undefined;
+      if (c) unit = { line: c.line, column: c.column };
+    }
+  }
+  return unit;
 }
 
 /** Is the statement in a class body (a field declaration, not a module name)? */
