@@ -62,6 +62,12 @@ export interface EngineInfo {
   line: number;
 }
 
+export interface EngineGetterInfo {
+  /** `module.function` or `module.Class.method`. */
+  name: string;
+  method: boolean;
+}
+
 export interface SessionFactoryInfo {
   /** `sessionmaker`, `async_sessionmaker`, `scoped_session`, `Session`, `AsyncSession`. */
   kind: string;
@@ -257,6 +263,12 @@ export interface ProjectContext {
   sessionProviders: SessionProviderInfo[];
   /** Functions that return a new session/connection (acquisitions for their callers). */
   sessionHelpers: SessionHelperInfo[];
+  /**
+   * Functions and methods that hand out an engine, through any chain of the project's getters
+   * (`get_write_engine()` → `_get_engine_from_url()` → `create_engine(...)`): a `.connect()` on
+   * what they return opens a connection. Absent when none.
+   */
+  engineGetters?: EngineGetterInfo[];
   /**
    * One session object made at module level (`db = SessionLocal()`, `session = Session(engine)`)
    * that every function importing it shares. Absent when none.

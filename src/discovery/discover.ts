@@ -22,6 +22,7 @@ import {
   type RelationshipInfo,
   type SessionFactoryInfo,
   type SessionHelperInfo,
+  type EngineGetterInfo,
   type StreamingFactoryInfo,
   type SessionProviderInfo,
   type SharedSessionInfo,
@@ -29,7 +30,7 @@ import {
   type TriggerInfo,
 } from './context.js';
 import { discoverStack, firstLine, normalizePath, sortKeys, underDirectories, type ReadFile } from './manifests.js';
-import { isDeclarativeRootBase, isLibraryModelBase, pythonFileFacts, type BackrefFact, type ClassFacts, type HelperCandidate, type ImperativeMapping, type ProviderCandidate, type StreamingCandidate, type PythonFileFacts, type SqlString } from './pythonFacts.js';
+import { ENGINE_GETTER_HINT, isDeclarativeRootBase, isLibraryModelBase, pythonFileFacts, type BackrefFact, type ClassFacts, type EngineGetterFact, type HelperCandidate, type ImperativeMapping, type ProviderCandidate, type StreamingCandidate, type PythonFileFacts, type SqlString } from './pythonFacts.js';
 import { DYNAMIC, PLACEHOLDER, type LiteralScope } from './pythonLiterals.js';
 
 /** A Python project's manifest: its directory is a project of the tree. */
@@ -82,7 +83,9 @@ function worthParsing(source: string): boolean {
     DEPENDENCY_ALIAS_HINT.test(source) ||
     // `db = SQLAlchemy()` alone in an extensions module (the app-factory layout): the engine PA404 judges.
     (FLASK_SQLALCHEMY_CALL.test(source) && FLASK_SQLALCHEMY_IMPORT.test(source)) ||
-    (OWNER_HINT.test(source) && RELEASE_METHOD_HINT.test(source))
+    (OWNER_HINT.test(source) && RELEASE_METHOD_HINT.test(source)) ||
+    // `def get_write_engine(): return _engine_for(url)`: a getter other modules call `.connect()` on.
+    ENGINE_GETTER_HINT.test(source)
   );
 }
 /** `SessionDep = Annotated[AsyncSession, Depends(get_db)]`: a dependency alias other modules annotate with. */
@@ -333,6 +336,7 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   const roots: string[] = [];
   const providers: { file: string; cand: ProviderCandidate }[] = [];
   const helpers: { file: string; cand: HelperCandidate }[] = [];
+  const getters: EngineGetterFact[] = [];
   const streaming: { file: string; cand: StreamingCandidate }[] = [];
   let sqlalchemy2 = false;
   for (const { file, facts } of perFile) {
@@ -346,6 +350,7 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
     roots.push(...facts.declarativeRoots);
     for (const cand of facts.providers) providers.push({ file, cand });
     for (const cand of facts.helpers ?? []) helpers.push({ file, cand });
+    getters.push(...(facts.engineGetters ?? []));
     for (const cand of facts.streaming ?? []) streaming.push({ file, cand });
     sqlalchemy2 ||= facts.sqlalchemy2;
   }
@@ -361,6 +366,8 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   if (flaskSqlalchemy) ctx.flaskDbHandles = flaskHandles(classes);
   ctx.sessionProviders = resolveProviders(providers, ctx.sessionFactories.map((f) => f.name).filter((n): n is string => !!n));
   ctx.sessionHelpers = resolveHelpers(helpers, ctx);
+  const engineGetters = resolveEngineGetters(getters);
+  if (engineGetters.length) ctx.engineGetters = engineGetters;
   const streamingFactories = resolveStreaming(streaming);
   if (streamingFactories.length) ctx.streamingFactories = streamingFactories;
   // Views through any number of the project's own bases, across modules.
@@ -910,6 +917,30 @@ function resolveProviders(cands: { file: string; cand: ProviderCandidate }[], fa
  * a new connection (a driver `connect()`, `<engine>.connect()` / `.raw_connection()` on one of
  * the project's engines); a `-> Session` annotation alone does not make one.
  */
+/**
+ * The getters that hand out an engine: those that build or name one, then, until nothing changes,
+ * those that return another getter's result. A callee written from a package root below the
+ * scanned root (`datastore.backend.get_engine` for `ckanext.datastore.backend.get_engine`) matches
+ * on whole dotted segments.
+ */
+function resolveEngineGetters(cands: readonly EngineGetterFact[]): EngineGetterInfo[] {
+  const known = new Set(cands.filter((c) => c.direct).map((c) => c.name));
+  const isKnown = (callee: string): boolean => {
+    if (known.has(callee)) return true;
+    for (const k of known) if (k.endsWith(`.${callee}`) || callee.endsWith(`.${k}`)) return true;
+    return false;
+  };
+  for (let grown = true; grown; ) {
+    grown = false;
+    for (const c of cands) {
+      if (known.has(c.name) || !c.calls.some(isKnown)) continue;
+      known.add(c.name);
+      grown = true;
+    }
+  }
+  return cands.filter((c) => known.has(c.name)).map((c) => ({ name: c.name, method: c.method })).sort((a, b) => cmp(a.name, b.name));
+}
+
 /** Modules whose `Session`/`Client` classes are HTTP clients, whatever the project names its own factories. */
 const HTTP_CLIENT_MODULE = /^(requests|httpx|aiohttp|urllib3|niquests|requests_futures|boto3|botocore)$/;
 

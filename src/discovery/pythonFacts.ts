@@ -58,6 +58,22 @@ export interface StreamingCandidate {
   line: number;
 }
 
+/**
+ * A function or method named for an engine (or annotated to return one) whose returns hand out
+ * an engine: `return create_engine(url)`, a local or module engine (`return engine`), or the
+ * result of another getter (`return get_write_engine()`, `return self._engine_for(url)`).
+ */
+export interface EngineGetterFact {
+  /** `module.function`, or `module.Class.method`. */
+  name: string;
+  /** A method (callers reach it on an object whose class may not be known). */
+  method: boolean;
+  /** A return builds or names an engine, or the return annotation is `Engine` / `AsyncEngine`. */
+  direct: boolean;
+  /** The callees of its returned calls that may be getters: qualified through imports, `module.Class.m` for `self.m()`. */
+  calls: string[];
+}
+
 /** `def init(url): ...; return Maker, engine`: a function that returns a session factory at a tuple position. */
 export interface TupleBuilderFact {
   /** `module.function`. */
@@ -180,6 +196,8 @@ export interface PythonFileFacts {
   providers: ProviderCandidate[];
   /** Functions that may return a new session/connection (resolved against the factories in discovery). */
   helpers?: HelperCandidate[];
+  /** Functions and methods that may hand out an engine (resolved across modules in discovery). */
+  engineGetters?: EngineGetterFact[];
   /** Flask-SQLAlchemy engine settings in app config, and the `SQLAlchemy(...)` constructions they configure. */
   engineConfig?: EngineConfigFact[];
   flaskEngines?: FlaskEngineFact[];
@@ -624,8 +642,13 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
   }
 
   if (/sessionmaker/.test(model.source) || /^[A-Za-z_]\w*\s*,\s*[A-Za-z_][\w\s,]*=\s*[\w.]+\(/m.test(model.source)) collectTuples(model, facts);
+  const engineNamed = ENGINE_GETTER_HINT.test(model.source);
   for (const fn of model.functions) {
     if (!fn.body) continue;
+    if (engineNamed && !fn.isGenerator) {
+      const getter = engineGetterCandidate(model, fn.index, facts.engines);
+      if (getter) (facts.engineGetters ??= []).push(getter);
+    }
     if (!fn.isGenerator) {
       const helper = fn.name === '__init__' ? ownerCandidate(model, fn.index) : helperCandidate(model, fn.index);
       if (helper) facts.helpers!.push(helper);
@@ -1215,6 +1238,56 @@ function helperCandidate(model: FileModel, fnIndex: number): HelperCandidate | n
   if (!/session|Session|connect|Maker|maker/.test(callee) && !(returnType && /Session|Connection/.test(returnType))) return null;
   const resolved = /^[A-Za-z_][\w.]*$/.test(callee) ? (resolveImported(model, callee) ?? callee) : callee;
   return { name: fn.qualifiedName, callee: resolved, returnType, line: fn.startLine };
+}
+
+/** A function whose name or return annotation says engine (see {@link EngineGetterFact}). */
+export const ENGINE_GETTER_HINT = /\bdef\s+\w*[Ee]ngine\w*\s*\(|->\s*[\w.]*Engine\b/;
+const ENGINE_RETURN_TYPE = /^(?:["']?)(?:(?:Optional|typing\.Optional)\[)?(?:[\w.]*\.)?(?:Async)?Engine\b/;
+
+/** See {@link EngineGetterFact}: a module function or a method of a module-level class. */
+function engineGetterCandidate(model: FileModel, fnIndex: number, engines: readonly EngineInfo[]): EngineGetterFact | null {
+  const fn = model.functions[fnIndex]!;
+  if (fn.parent >= 0 || !fn.body) return null;
+  const annotated = !!fn.returnType && ENGINE_RETURN_TYPE.test(fn.returnType.trim());
+  if (!/engine/i.test(fn.name) && !annotated) return null;
+  const ownClass = fn.className;
+  let direct = annotated;
+  const calls: string[] = [];
+  // A callee of a returned value: an engine factory, or a call that may be another getter's.
+  const classify = (callee: string): void => {
+    const last = callee.slice(callee.lastIndexOf('.') + 1);
+    if (ENGINE_FACTORIES.has(last)) {
+      direct = true;
+      return;
+    }
+    const self = /^(self|cls)\.(\w+)$/.exec(callee);
+    if (self) {
+      if (ownClass) calls.push(`${model.moduleName}.${ownClass}.${self[2]}`);
+      return;
+    }
+    if (!/^[A-Za-z_][\w.]*$/.test(callee)) return;
+    calls.push(resolveImported(model, callee) ?? (callee.includes('.') ? callee : `${model.moduleName}.${callee}`));
+  };
+  for (const r of ownNodes(fn.body, 'return_statement')) {
+    let value = r.namedChild(0);
+    if (value?.type === 'await') value = value.namedChild(0);
+    if (!value) continue;
+    if (value.type === 'call') {
+      const c = calleeName(value);
+      if (c) classify(c);
+    } else if (value.type === 'identifier') {
+      const name = value.text;
+      // `engine = create_engine(...)` in this function, or the module's own engine.
+      if (engines.some((e) => e.name === name && (e.function === fn.qualifiedName || e.function === null))) {
+        direct = true;
+        continue;
+      }
+      const c = originOf(model, fnIndex, name, r.startIndex);
+      if (c) classify(c);
+    }
+  }
+  if (!direct && !calls.length) return null;
+  return { name: `${model.moduleName}.${fn.qualifiedName}`, method: ownClass !== null, direct, calls: [...new Set(calls)].sort() };
 }
 
 /** Methods that end an object's life: where an owning class closes what it made. */

@@ -2,7 +2,8 @@
  * PA403 missing_cleanup
  *
  * What it does: finds a session, connection or file assigned to a local variable outside
- * `with` / `async with` — `Session(engine)`, a `sessionmaker` factory called, `engine.connect()`,
+ * `with` / `async with` — `Session(engine)`, a `sessionmaker` factory called, `engine.connect()` (also
+ * on what a project getter hands out: `get_write_engine().connect()`, `backend._get_engine().connect()`),
  * `await pool.acquire()`, `psycopg2.connect()`, `await asyncpg.connect()`, `open()` — that is
  * not closed on every path: no `close()` in a `finally` around its use.
  * Why is this bad? The first exception between the acquisition and the `close()` leaks the

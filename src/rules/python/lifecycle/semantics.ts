@@ -6,6 +6,7 @@
  * Candidates for the shared semantic layer (see the final notes of the family): acquisition
  * classification, injected-session parameters, streaming responses.
  */
+import { isEngineGetterCall, isEngineGetterName } from '../../../semantic/engineGetters.js';
 import { insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { isMigrationFile } from '../../projectFacts.js';
 import { externalCall } from '../../../semantic/externalCalls.js';
@@ -145,6 +146,8 @@ function isSessionFactoryType(model: FileModel, project: ProjectContext, t: stri
 function isEngineType(project: ProjectContext, t: string | null): boolean {
   if (!t) return false;
   if (ENGINE_FACTORIES.test(t) || ENGINE_ANNOTATIONS.test(t)) return true;
+  // `engine = get_engine()`: what one of the project's engine getters returns.
+  if (t.endsWith('()') && /^[\w.]+\(\)$/.test(t) && isEngineGetterName(project, t.slice(0, -2))) return true;
   return projectNames(project).engines.has(t);
 }
 
@@ -159,7 +162,7 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
   if (q && DRIVER_CONNECT.has(q)) return { kind: 'connection', label: `${q}()` };
   if (q && SESSION_CLASS.test(q)) return bindsBorrowedConnection(model, call) ? null : { kind: 'session', label: `${call.calleeText}()` };
   if (call.method === 'connect' || call.method === 'raw_connection') {
-    if (call.hasReceiver && isEngineType(project, receiverType(model, call))) {
+    if (call.hasReceiver && (isEngineType(project, receiverType(model, call)) || isEngineGetterCall(model, project, call.receiver, call.functionIndex))) {
       return { kind: 'connection', label: `${call.dottedReceiver ?? call.receiver!.text}.${call.method}()` };
     }
     // Flask-SQLAlchemy's engine: `db.engine.connect()` on the project's `SQLAlchemy()` object

@@ -50,6 +50,7 @@ import { fileClasses } from '../../../semantic/classes.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 import { TEARDOWN_COMMIT } from '../../../discovery/discover.js';
 import { typeString } from '../../../semantic/valueTypes.js';
+import { isEngineGetterCall, isEngineGetterName } from '../../../semantic/engineGetters.js';
 import { classifyDbCall } from '../query/dbCalls.js';
 import { callsOf, objectSource, receiverKey, unwrap, within } from './semantics.js';
 
@@ -473,6 +474,11 @@ function customSessionClass(project: ProjectContext, value: SyntaxNode): boolean
 function openedHandle(model: FileModel, project: ProjectContext, value: SyntaxNode, fnIndex: number, line: number): HandleKind | null {
   const v = unwrap(value);
   if (v?.type !== 'call' || !mayOpenHandle(model, project, v) || /autocommit\s*=\s*True|isolation_level/.test(v.text)) return null;
+  // `get_write_engine().connect()`, `backend._get_write_engine().connect()`: a project getter's engine.
+  const fnNode = v.childForFieldName('function');
+  if (fnNode?.type === 'attribute' && fnNode.childForFieldName('attribute')?.text === 'connect' && isEngineGetterCall(model, project, fnNode.childForFieldName('object'), fnIndex)) {
+    return project.summary.orms.includes('SQLAlchemy 2.x') ? 'connection' : null;
+  }
   const t = typeString(model, v, fnIndex, line);
   if (!t) return null;
   if (DBAPI_CONNECT.test(t)) return 'dbapi';
@@ -548,6 +554,9 @@ function engineAutocommits(project: ProjectContext): boolean {
 const ownSessionmaker = new WeakMap<FileModel, boolean>();
 
 function engineOfProject(project: ProjectContext, t: string): boolean {
+  // `engine = get_engine(); engine.connect()`: the getter's call, typed `app.db.get_engine().connect()`.
+  const getter = /^([\w.]+)\(\)\.connect\(\)$/.exec(t);
+  if (getter && isEngineGetterName(project, getter[1]!)) return true;
   const m = /^[\w.]*?(\w+)\.connect\(\)$/.exec(t);
   return !!m && project.engines.some((e) => e.name === m[1] && e.function === null && e.factory !== 'asyncpg.create_pool');
 }

@@ -1,0 +1,62 @@
+/**
+ * Calls that hand out an engine through the project's own getters (discovery's
+ * `engineGetters`): `get_write_engine()`, `backend._get_write_engine()`. What they return is an
+ * engine, so `.connect()` on it opens a connection its caller owns.
+ */
+import type { SyntaxNode } from '../parse/parser.js';
+import type { EngineGetterInfo, ProjectContext } from '../discovery/context.js';
+import { resolveImported, type FileModel } from './model.js';
+
+interface GetterIndex {
+  /** Qualified names of the getters. */
+  names: Set<string>;
+  /** The last names of the getters that are methods: reached on objects whose class is not known. */
+  methods: Set<string>;
+}
+
+const indexes = new WeakMap<readonly EngineGetterInfo[], GetterIndex>();
+
+function indexOf(getters: readonly EngineGetterInfo[]): GetterIndex {
+  let ix = indexes.get(getters);
+  if (!ix) {
+    ix = { names: new Set(getters.map((g) => g.name)), methods: new Set(getters.filter((g) => g.method).map((g) => g.name.slice(g.name.lastIndexOf('.') + 1))) };
+    indexes.set(getters, ix);
+  }
+  return ix;
+}
+
+/** Is `qualified` (`app.db.get_engine`, as written from any package root) one of the project's engine getters? */
+export function isEngineGetterName(project: ProjectContext, qualified: string): boolean {
+  const getters = project.engineGetters;
+  if (!getters?.length) return false;
+  const { names } = indexOf(getters);
+  if (names.has(qualified)) return true;
+  for (const n of names) if (n.endsWith(`.${qualified}`) || qualified.endsWith(`.${n}`)) return true;
+  return false;
+}
+
+/**
+ * Is `node` a call of one of the project's engine getters: a function by its imported or own
+ * name, a method of the enclosing class on `self`/`cls`, or a getter method (its name says
+ * engine) called on any object, whose class the call site may not know
+ * (`DatastoreBackend.get_active_backend()._get_write_engine()`).
+ */
+export function isEngineGetterCall(model: FileModel, project: ProjectContext, node: SyntaxNode | null, fnIndex: number): boolean {
+  if (node?.type !== 'call' || !project.engineGetters?.length) return false;
+  const callee = node.childForFieldName('function');
+  if (!callee) return false;
+  if (callee.type === 'identifier') {
+    return isEngineGetterName(project, resolveImported(model, callee.text) ?? `${model.moduleName}.${callee.text}`);
+  }
+  if (callee.type !== 'attribute') return false;
+  const method = callee.childForFieldName('attribute')?.text ?? '';
+  const object = callee.childForFieldName('object');
+  const cls = fnIndex >= 0 ? model.functions[fnIndex]!.className : null;
+  if (object?.type === 'identifier' && (object.text === 'self' || object.text === 'cls') && cls) {
+    if (isEngineGetterName(project, `${model.moduleName}.${cls}.${method}`)) return true;
+  } else if (object && /^[A-Za-z_][\w.]*$/.test(object.text)) {
+    const q = resolveImported(model, callee.text);
+    if (q && isEngineGetterName(project, q)) return true;
+  }
+  return /engine/i.test(method) && indexOf(project.engineGetters).methods.has(method);
+}
