@@ -24,7 +24,7 @@ import { resolveHandle, isBlockingDbMethod, handleMethodLabel, type HandleResult
 import { blockingMethod } from '../semantic/blockingIo.js';
 import { flagAtCall, SWITCH_GUARD } from '../semantic/guards.js';
 import { passedStatementEffects, PASSES_STATEMENT, type StatementFlowGraph } from './statementFlow.js';
-import { HANDED_ARG, IMPORTED_ITERABLE, SWITCH_OFF, SWITCH_ON } from './effects.js';
+import { HANDED_ARG, IMPORTED_ITERABLE, REGISTRY_PACKAGE, SWITCH_OFF, SWITCH_ON } from './effects.js';
 
 /** A function of the repo: file index in `index.files`, function index in that file. */
 export interface FnRef {
@@ -350,13 +350,26 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
    * plugin named alike elsewhere in the repo is not what a lookup beside it returns).
    */
   function namedTargets(file: number, [via, name]: [string, string]): FnRef[] {
-    if (!resolveQualified(via)) return [];
+    const lookup = resolveQualified(via);
+    if (!lookup) return [];
     const fnIn = (i: number) => {
       const fn = scopeOf(i).top.get(name);
       return fn !== undefined && !files[i]!.functions[fn]!.className ? fn : undefined;
     };
     const own = fnIn(file);
     if (own !== undefined) return [{ file, fn: own }];
+    // A lookup that imports the modules of a package by name (`import_module('.' + part,
+    // 'app.actions')`): the one function of that name in that package's modules.
+    const packages = files[lookup.file]!.functions[lookup.fn]!.effects.filter((e) => e.kind === REGISTRY_PACKAGE).map((e) => e.what);
+    if (packages.length) {
+      const inRegistry: FnRef[] = [];
+      files.forEach((f, i) => {
+        if (f.isTestFile || !packages.some((p) => f.moduleName.startsWith(`${p}.`) || f.moduleName.endsWith(`.${p}`) || f.moduleName.includes(`.${p}.`) || f.moduleName === p)) return;
+        const fn = fnIn(i);
+        if (fn !== undefined) inRegistry.push({ file: i, fn });
+      });
+      if (inRegistry.length === 1) return inRegistry;
+    }
     if (!byPackage) {
       byPackage = new Map();
       files.forEach((f, i) => {
@@ -919,7 +932,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
 
 const POSITION_SPAN = 2 ** 26;
 /** Site facts read where they are recorded (`ownEffects`), never through a callee: not propagated. */
-const UNPROPAGATED: ReadonlySet<string> = new Set(['row_call', 'arg_domains', 'deferred_read', 'readonly_commit', 'held_id_lookup', IMPORTED_ITERABLE, SWITCH_OFF, SWITCH_ON]);
+const UNPROPAGATED: ReadonlySet<string> = new Set(['row_call', 'arg_domains', 'deferred_read', 'readonly_commit', 'held_id_lookup', IMPORTED_ITERABLE, SWITCH_OFF, SWITCH_ON, REGISTRY_PACKAGE]);
 /** Calls that run the callable they are given in a worker thread. */
 const OFFLOAD_CONSUMER = /(^|\.)(to_thread|run_in_executor|run_in_threadpool|run_sync|submit|sync_to_async|Thread|Process)$/;
 /** Calls that make the event loop run the callable later, on the loop. */

@@ -49,6 +49,31 @@ export const BUNDLED_READ = 'bundled_read';
  * name, for the repo phase to tell a handful of constants (`CallGraph.smallConstant`).
  */
 export const IMPORTED_ITERABLE = 'imported_iterable';
+/** A package whose modules the function imports by a computed name (`what`: `app.actions`); a site fact. */
+export const REGISTRY_PACKAGE = 'registry_package';
+
+/**
+ * The package of an `import_module` call whose module name is computed: `import_module('.' + x,
+ * 'app.actions')` (relative, the package given), `import_module('app.actions.' + x)`,
+ * `import_module(f'app.actions.{x}')`. Null for a literal module name or anything else.
+ */
+function importedPackage(call: SyntaxNode): string | null {
+  const args = (call.childForFieldName('arguments')?.namedChildren ?? []).filter((a) => a.type !== 'comment');
+  const first = args[0];
+  if (!first) return null;
+  const pkgArg = args.find((a) => a.type === 'keyword_argument' && a.childForFieldName('name')?.text === 'package')?.childForFieldName('value') ?? (args[1]?.type !== 'keyword_argument' ? args[1] : undefined);
+  const literal = (n: SyntaxNode | null | undefined) => (n?.type === 'string' && !/^[rbuRBU]*[fF]/.test(n.text) ? /^[rbuRBU]*(['"])([\w.]*)\1$/.exec(n.text)?.[2] ?? null : null);
+  let head: string | null = null;
+  if (first.type === 'binary_operator' && first.childForFieldName('operator')?.text === '+') head = literal(first.childForFieldName('left'));
+  else if (first.type === 'string' && /^[rR]?[fF]/.test(first.text)) head = /^[rR]?[fF](['"])([\w.]*)\{/.exec(first.text)?.[2] ?? null;
+  if (head === null || !head.endsWith('.')) return null;
+  if (head === '.') {
+    const pkg = literal(pkgArg);
+    return pkg && /^[A-Za-z_][\w.]*$/.test(pkg) ? pkg : null;
+  }
+  const pkg = head.slice(0, -1);
+  return /^[A-Za-z_][\w.]*$/.test(pkg) ? pkg : null;
+}
 
 /**
  * A runtime switch turned off (`Locks.use_db = False`): `what` names it, `Cls.attr`. A caller
@@ -318,6 +343,15 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
     const body = model.functions[a.functionIndex]!.body;
     if (!body || !unconditionalIn(a.node, body)) continue;
     effects[a.functionIndex]!.push({ kind: v === 'True' ? SWITCH_ON : SWITCH_OFF, what: a.target, line: a.line, column: a.node.startPosition.column });
+  }
+  // A registry that imports the modules of a package and hands out their functions by name
+  // (`importlib.import_module('.' + part, 'app.actions')`): the repo phase resolves its lookups there.
+  if (model.source.includes('import_module')) {
+    for (const call of model.calls) {
+      if (call.functionIndex < 0 || (call.qualifiedName !== 'importlib.import_module' && call.calleeText !== 'import_module')) continue;
+      const pkg = importedPackage(call.node);
+      if (pkg) effects[call.functionIndex]!.push({ kind: REGISTRY_PACKAGE, what: pkg, line: call.line, column: call.column });
+    }
   }
   // Calls in one loop over an imported name: the repo phase tells whether it is a handful of constants.
   if (model.imports.size) {

@@ -942,7 +942,9 @@ export function overBatches(loop: LoopInfo): boolean {
  * whose body slices by the loop's variable (`xs[i:i + size]`). An hourly
  * `range(start, end, 3600)` is not one.
  */
-function overKeyBatches(model: FileModel, loop: LoopInfo): boolean {
+const overKeyBatches = perLoop(overKeyBatchesUncached);
+
+function overKeyBatchesUncached(model: FileModel, loop: LoopInfo): boolean {
   if (loop.kind === 'while') return whileOverSlices(loop);
   const target = loopTargetNode(loop);
   const name = target?.type === 'identifier' ? target.text : null;
