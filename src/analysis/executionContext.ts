@@ -15,6 +15,7 @@ import type { CallGraph, FnRef } from './callgraph.js';
 import type { FileSummary } from './summary.js';
 import { FN_ADMIN } from './objects.js';
 import { LOOP_ENTRY, SPAWNS } from './effects.js';
+import { flagAtCall } from '../semantic/guards.js';
 
 export type OneOffKind = 'migration' | 'script' | 'startup';
 
@@ -153,8 +154,11 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
   // registry, so it stays live (measured on the field set: it turned a true N+1 advisory).
   const callerCount = new Uint32Array(total);
   const succ: number[][] = new Array(total);
-  const link = (from: number, to: number) => {
+  /** Each function's callers, with what each call passes (undefined: no call of its own, e.g. a nested def's parent). */
+  const preds: { from: number; passes: string | undefined }[][] = new Array(total);
+  const link = (from: number, to: number, passes?: string) => {
     (succ[from] ??= []).push(to);
+    (preds[to] ??= []).push({ from, passes });
     callerCount[to]!++;
   };
   files.forEach((f, file) => {
@@ -162,7 +166,7 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
     f.functions.forEach((fn, i) => {
       const id = offsets[file]! + i;
       if (fn.parent >= 0) link(offsets[file]! + fn.parent, id);
-      for (const edge of graph.callees({ file, fn: i })) link(id, offsets[edge.to.file]! + edge.to.fn);
+      for (const edge of graph.callees({ file, fn: i })) link(id, offsets[edge.to.file]! + edge.to.fn, edge.call.passes);
     });
   });
   // A method nothing calls that overrides a base class's method runs where the base's code calls
@@ -178,6 +182,8 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
     });
   });
   for (let id = 0; id < total; id++) if (!sealed[id] && mask[id] === 0 && callerCount[id] === 0) mask[id] = UNKNOWN;
+  /** What each function is by itself (a handler, a job, a root, or called by nothing), before its callers' contexts join. */
+  const ownMask = mask.slice();
 
   // Forward to a fixpoint: each function gets its callers' contexts (bits only grow, so it ends).
   let work: number[] = [];
@@ -220,6 +226,23 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
     });
     return inner;
   };
+  /**
+   * The contexts that reach line `line` of a function: the function's own, and those of the
+   * callers whose call can take the branch the line is in. A line under a flag guard of its
+   * function (`if package_id: <one> else: <every package>`) is reached only from callers that
+   * do not turn the guard off (a view that passes a `package_id` never runs the `else`), read from
+   * a call of the function's own at that line. Otherwise every caller's.
+   */
+  const guardedMask = (file: number, fn: number, id: number, line: number): number => {
+    const m = mask[id]!;
+    if (sealed[id] || !preds[id]?.length) return m;
+    const guard = files[file]!.calls.find((c) => c.functionIndex === fn && c.line === line && c.guard !== undefined)?.guard;
+    if (guard === undefined) return m;
+    let out = ownMask[id]!;
+    for (const p of preds[id]!) if (flagAtCall(p.passes, guard) !== 'off') out |= mask[p.from]!;
+    // No caller takes the branch: it runs where the function runs, as far as the graph knows.
+    return out === 0 ? m : out;
+  };
   return {
     entry(path, line) {
       const file = byPath.get(path);
@@ -239,7 +262,7 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
       const inner = innermost(file, line);
       if (inner < 0) return fileKinds[file] ?? { kind: 'startup', evidence: 'module-level code: runs once, when the module is imported' };
       const id = offsets[file]! + inner;
-      const m = mask[id]!;
+      const m = guardedMask(file, inner, id, line);
       // Only administrators' requests (and perhaps jobs) reach it: an admin's wait, now and then.
       if (m & ADMIN && !(m & (REQUEST | UNKNOWN))) {
         const r = refAt(adminVia[id]!);
