@@ -902,6 +902,18 @@ export interface PassedId {
  * and a `loop_call` site for every per-item call inside a loop that is not itself a DB call
  * (`what` holds the literal iterable size when every loop around it is a small literal).
  */
+/**
+ * Can the call graph resolve a callee of this qualified name to a function of the tree? Not when
+ * the tree's module names are known and the name's head is none of them (`json.dumps`,
+ * `sqlalchemy.select`): what such a call passes decides no loop of the repo's.
+ */
+function mayNameRepoFunction(model: FileModel, qualifiedName: string | null): boolean {
+  if (qualifiedName === null || !model.repoModules) return true;
+  const dot = qualifiedName.indexOf('.');
+  const head = dot < 0 ? qualifiedName : qualifiedName.slice(0, dot);
+  return head === model.moduleName.split('.')[0] || model.repoModules.has(head);
+}
+
 export function collectQueryEffects(model: FileModel): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile) return effects;
@@ -941,7 +953,7 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
     if (call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName)) continue;
     // Only calls the call graph can follow by name (an import, `self.m()`, a local def): an edge
     // through an untyped receiver is no caller evidence, and argument facts cost a lookup per name.
-    if (!call.emptyArgs && (call.qualifiedName !== null || LOCAL_HELPER.test(call.calleeText)) && !NOT_A_HELPER.test(call.method ?? '')) {
+    if (!call.emptyArgs && (call.qualifiedName !== null || LOCAL_HELPER.test(call.calleeText)) && !NOT_A_HELPER.test(call.method ?? '') && mayNameRepoFunction(model, call.qualifiedName)) {
       const domains = argumentDomains(model, call, call.functionIndex, call.line, rowsOracle(model));
       if (domains) effects[call.functionIndex]!.push({ kind: ARG_DOMAINS, what: domains, ...at });
     }
