@@ -66,6 +66,8 @@ export interface EngineGetterInfo {
   /** `module.function` or `module.Class.method`. */
   name: string;
   method: boolean;
+  /** A method whose name no other method of the project named for an engine has: a call of that name on an object of unknown class is this one. */
+  byName?: true;
 }
 
 export interface SessionFactoryInfo {

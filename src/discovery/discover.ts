@@ -938,7 +938,16 @@ function resolveEngineGetters(cands: readonly EngineGetterFact[]): EngineGetterI
       grown = true;
     }
   }
-  return cands.filter((c) => known.has(c.name)).map((c) => ({ name: c.name, method: c.method })).sort((a, b) => cmp(a.name, b.name));
+  // A method named like a getter that hands out no engine (`SearchClient.get_engine`): that name
+  // alone says nothing about a call on an object whose class is not known.
+  const last = (n: string) => n.slice(n.lastIndexOf('.') + 1);
+  const otherMethods = new Set(cands.filter((c) => c.method && !known.has(c.name)).map((c) => last(c.name)));
+  const out = new Map<string, EngineGetterInfo>();
+  for (const c of cands) {
+    if (!known.has(c.name) || out.has(c.name)) continue;
+    out.set(c.name, c.method && !otherMethods.has(last(c.name)) ? { name: c.name, method: true, byName: true } : { name: c.name, method: c.method });
+  }
+  return [...out.values()].sort((a, b) => cmp(a.name, b.name));
 }
 
 /** Modules whose `Session`/`Client` classes are HTTP clients, whatever the project names its own factories. */

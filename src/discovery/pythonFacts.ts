@@ -1241,23 +1241,41 @@ function helperCandidate(model: FileModel, fnIndex: number): HelperCandidate | n
 }
 
 /** A function whose name or return annotation says engine (see {@link EngineGetterFact}). */
-export const ENGINE_GETTER_HINT = /\bdef\s+\w*[Ee]ngine\w*\s*\(|->\s*[\w.]*Engine\b/;
-const ENGINE_RETURN_TYPE = /^(?:["']?)(?:(?:Optional|typing\.Optional)\[)?(?:[\w.]*\.)?(?:Async)?Engine\b/;
+export const ENGINE_GETTER_HINT = /\bdef\s+\w*[Ee]ngine\w*\s*\(|->[^:\n]*\bEngine\b/;
+/** The engine classes of SQLAlchemy (and SQLModel's re-export) a return annotation may name. */
+const SQLA_ENGINE_CLASS = /^(sqlalchemy|sqlmodel)(\.[\w.]+)?\.(Async)?Engine$/;
+const SQLA_MODULE = /^(sqlalchemy|sqlmodel)(\.|$)/;
 
-/** See {@link EngineGetterFact}: a module function or a method of a module-level class. */
+/** Is the return annotation (`Engine`, `Optional[AsyncEngine]`, `"sa.Engine"`, `Engine | None`) SQLAlchemy's engine? */
+function annotatedEngine(model: FileModel, annotation: string | null): boolean {
+  if (!annotation) return false;
+  for (const m of annotation.matchAll(/[A-Za-z_][\w.]*/g)) {
+    if (!/(^|\.)(Async)?Engine$/.test(m[0])) continue;
+    if (SQLA_ENGINE_CLASS.test(resolveImported(model, m[0]) ?? '')) return true;
+  }
+  return false;
+}
+
+/**
+ * See {@link EngineGetterFact}: a module function or a method of a module-level class. A method
+ * named for an engine that hands out nothing known (`return self._index`) is returned too, with
+ * neither `direct` nor `calls`: its name is then no evidence for a call on an unknown object.
+ */
 function engineGetterCandidate(model: FileModel, fnIndex: number, engines: readonly EngineInfo[]): EngineGetterFact | null {
   const fn = model.functions[fnIndex]!;
   if (fn.parent >= 0 || !fn.body) return null;
-  const annotated = !!fn.returnType && ENGINE_RETURN_TYPE.test(fn.returnType.trim());
+  const annotated = annotatedEngine(model, fn.returnType);
   if (!/engine/i.test(fn.name) && !annotated) return null;
   const ownClass = fn.className;
   let direct = annotated;
   const calls: string[] = [];
-  // A callee of a returned value: an engine factory, or a call that may be another getter's.
-  const classify = (callee: string): void => {
+  // An engine the discovery saw built in this function (SQLAlchemy's factories only), at this line.
+  const builtAt = (line: number) => engines.some((e) => e.function === fn.qualifiedName && e.line === line);
+  // A callee of a returned value: SQLAlchemy's engine factory, or a call that may be another getter's.
+  const classify = (callee: string, line: number): void => {
     const last = callee.slice(callee.lastIndexOf('.') + 1);
     if (ENGINE_FACTORIES.has(last)) {
-      direct = true;
+      if (builtAt(line) || SQLA_MODULE.test(resolveImported(model, callee) ?? '')) direct = true;
       return;
     }
     const self = /^(self|cls)\.(\w+)$/.exec(callee);
@@ -1274,19 +1292,24 @@ function engineGetterCandidate(model: FileModel, fnIndex: number, engines: reado
     if (!value) continue;
     if (value.type === 'call') {
       const c = calleeName(value);
-      if (c) classify(c);
+      if (c) classify(c, value.startPosition.row + 1);
     } else if (value.type === 'identifier') {
       const name = value.text;
-      // `engine = create_engine(...)` in this function, or the module's own engine.
-      if (engines.some((e) => e.name === name && (e.function === fn.qualifiedName || e.function === null))) {
-        direct = true;
+      // The local's last binding before the return decides (`engine = create_engine(...)`, not a
+      // later `engine = wrap(engine)`); a name the function never binds is the module's engine.
+      let last: { line: number; value: SyntaxNode | null } | null = null;
+      for (const a of model.assignments) {
+        if (a.functionIndex === fnIndex && a.target === name && a.node.startIndex < r.startIndex && (!last || a.line >= last.line)) last = { line: a.line, value: a.value };
+      }
+      if (!last) {
+        if (engines.some((e) => e.name === name && e.function === null)) direct = true;
         continue;
       }
-      const c = originOf(model, fnIndex, name, r.startIndex);
-      if (c) classify(c);
+      const c = calleeName(last.value);
+      if (c) classify(c, last.value!.startPosition.row + 1);
     }
   }
-  if (!direct && !calls.length) return null;
+  if (!direct && !calls.length && !ownClass) return null;
   return { name: `${model.moduleName}.${fn.qualifiedName}`, method: ownClass !== null, direct, calls: [...new Set(calls)].sort() };
 }
 

@@ -6,6 +6,7 @@
 import type { SyntaxNode } from '../parse/parser.js';
 import type { EngineGetterInfo, ProjectContext } from '../discovery/context.js';
 import { resolveImported, type FileModel } from './model.js';
+import { typeString } from './valueTypes.js';
 
 interface GetterIndex {
   /** Qualified names of the getters. */
@@ -19,7 +20,7 @@ const indexes = new WeakMap<readonly EngineGetterInfo[], GetterIndex>();
 function indexOf(getters: readonly EngineGetterInfo[]): GetterIndex {
   let ix = indexes.get(getters);
   if (!ix) {
-    ix = { names: new Set(getters.map((g) => g.name)), methods: new Set(getters.filter((g) => g.method).map((g) => g.name.slice(g.name.lastIndexOf('.') + 1))) };
+    ix = { names: new Set(getters.map((g) => g.name)), methods: new Set(getters.filter((g) => g.byName).map((g) => g.name.slice(g.name.lastIndexOf('.') + 1))) };
     indexes.set(getters, ix);
   }
   return ix;
@@ -58,5 +59,11 @@ export function isEngineGetterCall(model: FileModel, project: ProjectContext, no
     const q = resolveImported(model, callee.text);
     if (q && isEngineGetterName(project, q)) return true;
   }
+  // An object whose class the file knows (`client: SearchClient`, `Database()`): that class's
+  // method, by its qualified name, or nothing.
+  // (A type that is another call's result, `Backend.get_active()`, names no class: unknown.)
+  const type = object ? typeString(model, object, fnIndex, node.startPosition.row + 1) : null;
+  const path = type?.replace(/^@/, '').replace(/\(\)$/, '') ?? '';
+  if (/^([\w]+\.)*[A-Z]\w*$/.test(path)) return isEngineGetterName(project, `${path}.${method}`);
   return /engine/i.test(method) && indexOf(project.engineGetters).methods.has(method);
 }
