@@ -360,14 +360,13 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     if (own !== undefined) return [{ file, fn: own }];
     // A lookup that imports the modules of a package by name (`import_module('.' + part,
     // 'app.actions')`): the one function of that name in that package's modules.
-    const packages = files[lookup.file]!.functions[lookup.fn]!.effects.filter((e) => e.kind === REGISTRY_PACKAGE).map((e) => e.what);
-    if (packages.length) {
+    const registry = registryFiles(lookup);
+    if (registry.length) {
       const inRegistry: FnRef[] = [];
-      files.forEach((f, i) => {
-        if (f.isTestFile || !packages.some((p) => f.moduleName.startsWith(`${p}.`) || f.moduleName.endsWith(`.${p}`) || f.moduleName.includes(`.${p}.`) || f.moduleName === p)) return;
+      for (const i of registry) {
         const fn = fnIn(i);
         if (fn !== undefined) inRegistry.push({ file: i, fn });
-      });
+      }
       if (inRegistry.length === 1) return inRegistry;
     }
     if (!byPackage) {
@@ -386,6 +385,45 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
       if (fn !== undefined) found.push({ file: i, fn });
     }
     return found.length === 1 ? found : [];
+  }
+
+  // The files of the packages a lookup function imports by name, once per lookup function.
+  const registries = new Map<string, number[]>();
+  /**
+   * The modules (outside tests) of the packages whose modules `lookup` imports by a computed name
+   * (`REGISTRY_PACKAGE`): a package matches on whole dotted segments, so a tree scanned from above
+   * its package root (`src.app.actions.x` for `app.actions`) still finds them.
+   */
+  function registryFiles(lookup: FnRef): number[] {
+    const key = `${lookup.file}:${lookup.fn}`;
+    let hit = registries.get(key);
+    if (hit) return hit;
+    const packages = files[lookup.file]!.functions[lookup.fn]!.effects.filter((e) => e.kind === REGISTRY_PACKAGE).map((e) => e.what);
+    hit = [];
+    if (packages.length) {
+      // The package's own modules (`p.x`, one level down: `import_module('.' + part, p)` loads no deeper).
+      const child = (m: string, p: string) => m.startsWith(`${p}.`) && !m.includes('.', p.length + 1);
+      files.forEach((f, i) => {
+        if (!f.isTestFile && packages.some((p) => child(f.moduleName, p))) hit!.push(i);
+      });
+      // A tree scanned from above the package root (`src.app.actions.x` for `app.actions`): only
+      // under the root the lookup's own module sits in, not another service's package of that name.
+      if (!hit.length) {
+        const own = files[lookup.file]!.moduleName;
+        files.forEach((f, i) => {
+          if (f.isTestFile) return;
+          for (const p of packages) {
+            const at = f.moduleName.indexOf(`.${p}.`);
+            if (at > 0 && own.startsWith(`${f.moduleName.slice(0, at)}.`) && child(f.moduleName.slice(at + 1), p)) {
+              hit!.push(i);
+              break;
+            }
+          }
+        });
+      }
+    }
+    registries.set(key, hit);
+    return hit;
   }
 
   /** The method of the one class of the repo that defines `name` (none when several do, or none). */

@@ -53,6 +53,20 @@ export const IMPORTED_ITERABLE = 'imported_iterable';
 export const REGISTRY_PACKAGE = 'registry_package';
 
 /**
+ * Is the function of this `import_module` call a lookup of functions by name: it returns an entry
+ * of a mapping by one of its parameters (`return _actions[name]`, `return HANDLERS.get(name)`),
+ * and the imported module is scanned, not used itself (not `import_module(...).run`, nor returned)?
+ * A loader that picks a module by name and hands out one of its attributes is not one.
+ */
+function looksUpByName(model: FileModel, call: CallInfo): boolean {
+  const p = call.node.parent;
+  if (p?.type === 'attribute' || p?.type === 'return_statement') return false;
+  const fn = model.functions[call.functionIndex]!;
+  const body = fn.body ? model.source.slice(fn.body.startIndex, fn.body.endIndex) : '';
+  return fn.params.some((param) => /^[A-Za-z_]\w*$/.test(param.name) && new RegExp(`\\breturn\\s+[\\w.]+\\s*(?:\\[\\s*${param.name}\\s*\\]|\\.get\\(\\s*${param.name}\\b)`).test(body));
+}
+
+/**
  * The package of an `import_module` call whose module name is computed: `import_module('.' + x,
  * 'app.actions')` (relative, the package given), `import_module('app.actions.' + x)`,
  * `import_module(f'app.actions.{x}')`. Null for a literal module name or anything else.
@@ -350,7 +364,7 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
     for (const call of model.calls) {
       if (call.functionIndex < 0 || (call.qualifiedName !== 'importlib.import_module' && call.calleeText !== 'import_module')) continue;
       const pkg = importedPackage(call.node);
-      if (pkg) effects[call.functionIndex]!.push({ kind: REGISTRY_PACKAGE, what: pkg, line: call.line, column: call.column });
+      if (pkg && looksUpByName(model, call)) effects[call.functionIndex]!.push({ kind: REGISTRY_PACKAGE, what: pkg, line: call.line, column: call.column });
     }
   }
   // Calls in one loop over an imported name: the repo phase tells whether it is a handful of constants.

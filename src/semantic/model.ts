@@ -1504,8 +1504,8 @@ export function assignmentsTo(model: FileModel, target: string): AssignmentInfo[
 
 const callsByFunction = new WeakMap<FileModel, Map<number, CallInfo[]>>();
 
-/** `lookup('name')`: a dotted function called with one literal identifier-like string (`get_handler('order_save')`). */
-export const NAMED_LOOKUP = /^([A-Za-z_][\w.]*)\((['"])([A-Za-z_]\w*)\2\)$/;
+/** `lookup('name')`: a dotted function called with one literal identifier-like string (`get_handler('order_save')`, also a `u'...'` literal). */
+export const NAMED_LOOKUP = /^([A-Za-z_][\w.]*)\([uU]?(['"])([A-Za-z_]\w*)\2\)$/;
 
 /**
  * Is the call the lookup of a call of what it returns: `get_handler('x')` in
