@@ -305,7 +305,40 @@ function flagFacts(model: FileModel, c: CallInfo): { guard?: string; passes: str
   // under `if not ctx.get('defer_commit'):` may be off for this call.
   const keys = c.emptyArgs ? null : dictKeysSet(model, c.functionIndex);
   if (keys) passes += `|#${keys.join(',')}`;
+  // Dict literals passed (`user_show(ctx, {'id': uid})`): a callee's branch under
+  // `if data_dict.get('include_datasets'):` is off for a literal without the key.
+  const literals = c.emptyArgs ? null : dictLiteralKeys(model, c);
+  if (literals) passes += `|{${literals}`;
   return guard ? { guard, passes } : { passes };
+}
+
+/**
+ * The string keys of the dict literals a call passes, by position or keyword: `0=id,name;opts=k`.
+ * Null when it passes none, and a literal that unpacks another dict (`{**base, 'k': 1}`) or has a
+ * computed key is left out: it may hold any key.
+ */
+function dictLiteralKeys(model: FileModel, c: CallInfo): string | null {
+  // From the text first when the call's `(` is known (most calls pass no dict literal).
+  if (c.argsOffset >= 0 && !model.source.slice(c.argsOffset, c.node.endIndex).includes('{')) return null;
+  const list = c.node.childForFieldName('arguments');
+  if (!list || (c.argsOffset < 0 && !list.text.includes('{'))) return null;
+  const args = list.namedChildren.filter((a) => a.type !== 'comment');
+  const out: string[] = [];
+  args.forEach((a, i) => {
+    const keyword = a.type === 'keyword_argument' ? a.childForFieldName('name')?.text ?? null : null;
+    const value = keyword !== null ? a.childForFieldName('value') : a;
+    if (value?.type !== 'dictionary') return;
+    const keys: string[] = [];
+    for (const item of value.namedChildren) {
+      if (item.type === 'comment') continue;
+      const k = item.type === 'pair' ? item.childForFieldName('key') : null;
+      const m = k?.type === 'string' ? /^[uU]?(['"])(\w+)\1$/.exec(k.text) : null;
+      if (!m) return;
+      keys.push(m[2]!);
+    }
+    out.push(`${keyword ?? i}=${keys.join(',')}`);
+  });
+  return out.length ? out.join(';') : null;
 }
 
 /** Does the call run only sometimes when its function runs (a condition, a handler, a loop)? */

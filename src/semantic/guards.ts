@@ -88,7 +88,7 @@ function flagsOf(model: FileModel, fnIndex: number): Map<string, Flag> | null {
   if (!memo) flagMemo.set(model, (memo = []));
   if (memo[fnIndex] !== undefined) return memo[fnIndex]!;
   const fn = model.functions[fnIndex]!;
-  let flags: Map<string, Flag> | null = null;
+  let flags: Map<string, Flag> | null = dictKeyFlags(model, fnIndex);
   // Cheap test first: most functions have no such default.
   if (fn.params.some((p) => p.defaultText === 'False' || p.defaultText === 'None' || p.defaultText === 'True' || MEMBER.test(p.defaultText ?? ''))) {
     const params = fn.node.childForFieldName('parameters');
@@ -190,6 +190,11 @@ function flagTest(node: SyntaxNode): FlagTest | null {
   const c = unwrap(node);
   if (!c) return null;
   if (c.type === 'identifier' || isSwitchName(c)) return { name: c.text, set: true, none: false };
+  // `data_dict.get('include_datasets')`, `asbool(opts.get('k', False))`, and their `not`.
+  if (c.type === 'call' || c.type === 'not_operator') {
+    const m = DICT_KEY_TEST.exec(c.text.replace(/\s+/g, ''));
+    if (m) return { name: `${m[2]}{${m[3]}}`, set: !m[1], none: false };
+  }
   if (c.type === 'not_operator') {
     const operand = unwrap(c.childForFieldName('argument'));
     return operand?.type === 'identifier' || (operand && isSwitchName(operand)) ? { name: operand!.text, set: false, none: false } : null;
@@ -510,6 +515,8 @@ export function flagAtCall(passes: string | undefined, guard: string): 'off' | '
     return each.find((f) => f !== 'on') ?? 'on';
   }
   const [positional = '', keywords = '', ...rest] = passes.split('|');
+  const dictFlag = DICT_KEY_FLAG.exec(guard.slice(0, guard.lastIndexOf('@')));
+  if (dictFlag) return dictKeyAtCall(rest, dictFlag[1]!, dictFlag[2]!, Number(guard.slice(guard.lastIndexOf('@') + 1).replace(/[-+]$/, '')), guard.endsWith('-'));
   const key = DICT_KEY_GUARD.exec(guard);
   // `if not context.get('defer_commit'):` — on unless the calling function visibly sets the key.
   if (key) return rest.some((r) => r.startsWith('#') && r.slice(1).split(',').includes(key[2]!)) ? 'off' : 'on';
@@ -544,6 +551,24 @@ export function flagAtCall(passes: string | undefined, guard: string): 'off' | '
   }
   if (position >= 0 && position < positional.length) return positional[position] === 'f' || positional[position] === 'z' ? 'off' : 'on';
   return on ? 'on' : 'off';
+}
+
+/**
+ * A branch under a key of a dict parameter (`P{k}`): where the call passes a dict literal there
+ * (recorded as `{position=k1,k2;name=k1` by the summary), the key decides; anything else may
+ * hold it. Only the set branch can be off: an unset key's branch is on for any dict.
+ */
+function dictKeyAtCall(rest: readonly string[], name: string, key: string, position: number, unset: boolean): 'off' | 'on' {
+  if (unset) return 'on';
+  const literal = rest.find((r) => r.startsWith('{'));
+  if (!literal) return 'on';
+  for (const slot of literal.slice(1).split(';')) {
+    const eq = slot.indexOf('=');
+    const at = slot.slice(0, eq);
+    if (at !== name && at !== String(position)) continue;
+    return slot.slice(eq + 1).split(',').includes(key) ? 'on' : 'off';
+  }
+  return 'on';
 }
 
 /**
@@ -690,6 +715,51 @@ export function soleFlagGuard(model: FileModel, call: CallInfo): string | null {
 /** Is the guard one of {@link dictKeyGuard} (a dict parameter's key), not a flag parameter's? */
 export function isDictKeyGuard(guard: string): boolean {
   return DICT_KEY_GUARD.test(guard);
+}
+
+/**
+ * A test of a key of a dict parameter that a caller must set for it to hold: `[not] P.get('k')`,
+ * `P.get('k', False)` (or `None`), inside `asbool(...)`/`bool(...)` too. Groups: not, P, k.
+ */
+const DICT_KEY_TEST = /^(not)?(?:(?:asbool|bool|[\w.]+\.asbool)\()?([A-Za-z_]\w*)\.get\([uU]?['"](\w+)['"](?:,(?:False|None))?\)\)?$/;
+/** A positive dict-key guard: `P{k}@position`, its unset form `P{k}@position-`. */
+const DICT_KEY_FLAG = /^([A-Za-z_]\w*)\{(\w+)\}$/;
+
+/**
+ * Flags for the keys of dict parameters that the function tests (`if data_dict.get('include_x'):`):
+ * off unless a caller passes a dict literal holding the key (any other dict may hold it: on).
+ * Named `P{k}`, at the parameter's position.
+ */
+function dictKeyFlags(model: FileModel, fnIndex: number): Map<string, Flag> | null {
+  const fn = model.functions[fnIndex]!;
+  if (!fn.body) return null;
+  const text = model.source.slice(fn.body.startIndex, fn.body.endIndex);
+  if (!text.includes('.get(')) return null;
+  let flags: Map<string, Flag> | null = null;
+  const params = fn.params.filter((p, i) => !(i === 0 && fn.className !== null && (p.name === 'self' || p.name === 'cls')));
+  for (const m of text.matchAll(/\b([A-Za-z_]\w*)\.get\(\s*[uU]?['"](\w+)['"]\s*(?:,\s*(?:False|None)\s*)?\)/g)) {
+    const position = params.findIndex((p) => p.name === m[1]);
+    // A parameter the function itself writes to or rebinds may hold keys no caller set.
+    if (position < 0 || params[position]!.defaultText !== undefined && params[position]!.defaultText !== null) continue;
+    const name = `${m[1]}{${m[2]}}`;
+    if (flags?.has(name) || mutatesDict(text, m[1]!, m[2]!)) continue;
+    (flags ??= new Map()).set(name, { name, position, on: false, none: false });
+  }
+  return flags;
+}
+
+/**
+ * May the function's body itself set `key` in the dict `name`: rebind it (`name = …`), update it
+ * (`name.update(…)`, `setdefault`), or assign that key or a computed one (`name['key'] = …`,
+ * `name[k] = …`)? Setting another literal key (`data_dict['id'] = …`) leaves `key` the caller's.
+ */
+function mutatesDict(text: string, name: string, key: string): boolean {
+  if (new RegExp(`(^|[^\\w.])${name}\\s*(\\.(update|setdefault|__setitem__)\\(|=(?!=))`, 'm').test(text)) return true;
+  for (const m of text.matchAll(new RegExp(`(?:^|[^\\w.])${name}\\s*\\[([^\\]]*)\\]\\s*=(?!=)`, 'gm'))) {
+    const literal = /^\s*[uU]?(['"])(\w+)\1\s*$/.exec(m[1]!);
+    if (!literal || literal[2] === key) return true;
+  }
+  return false;
 }
 
 /** `context['defer_commit']@0`: the guard of code that runs while a dict parameter's key is unset. */
