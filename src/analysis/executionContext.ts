@@ -12,7 +12,7 @@
  * graph follows calls through typed objects, constructors, properties and callbacks).
  */
 import type { CallGraph, FnRef } from './callgraph.js';
-import type { FileSummary } from './summary.js';
+import type { FileSummary, SummaryCall } from './summary.js';
 import { FN_ADMIN } from './objects.js';
 import { LOOP_ENTRY, SPAWNS } from './effects.js';
 import { flagAtCall } from '../semantic/guards.js';
@@ -233,15 +233,44 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
    * do not turn the guard off (a view that passes a `package_id` never runs the `else`), read from
    * a call of the function's own at that line. Otherwise every caller's.
    */
-  const guardedMask = (file: number, fn: number, id: number, line: number): number => {
-    const m = mask[id]!;
-    if (sealed[id] || !preds[id]?.length) return m;
-    const guard = files[file]!.calls.find((c) => c.functionIndex === fn && c.line === line && c.guard !== undefined)?.guard;
-    if (guard === undefined) return m;
-    let out = ownMask[id]!;
-    for (const p of preds[id]!) if (flagAtCall(p.passes, guard) !== 'off') out |= mask[p.from]!;
+  const callsByLine: (Map<string, SummaryCall[]> | undefined)[] = [];
+  const callsAt = (file: number, fn: number, line: number): SummaryCall[] => {
+    let byLine = callsByLine[file];
+    if (!byLine) {
+      byLine = new Map();
+      for (const c of files[file]!.calls) {
+        const k = `${c.functionIndex}:${c.line}`;
+        const list = byLine.get(k);
+        if (list) list.push(c);
+        else byLine.set(k, [c]);
+      }
+      callsByLine[file] = byLine;
+    }
+    return byLine.get(`${fn}:${line}`) ?? [];
+  };
+  /**
+   * The narrowed contexts and, for the evidence, a one-off root and an administrators' handler
+   * that do reach the line (null: the function's own `via`/`adminVia` stand).
+   */
+  const guardedMask = (file: number, fn: number, id: number, line: number): { m: number; via: number; adminVia: number } => {
+    const whole = { m: mask[id]!, via: via[id]!, adminVia: adminVia[id]! };
+    if (sealed[id] || !preds[id]?.length) return whole;
+    // Every call of the function on the line under one guard: a line that mixes branches
+    // (`a() if not x else b()`) is left to all the callers.
+    const calls = callsAt(file, fn, line);
+    const guard = calls[0]?.guard;
+    if (guard === undefined || calls.some((c) => c.guard !== guard)) return whole;
+    let m = ownMask[id]!;
+    let root = ownMask[id]! & (SCRIPT | STARTUP | MIGRATION) ? via[id]! : -1;
+    let admin = ownMask[id]! & ADMIN ? adminVia[id]! : -1;
+    for (const p of preds[id]!) {
+      if (flagAtCall(p.passes, guard) === 'off') continue;
+      m |= mask[p.from]!;
+      if (root < 0 && via[p.from]! >= 0) root = via[p.from]!;
+      if (admin < 0 && adminVia[p.from]! >= 0) admin = adminVia[p.from]!;
+    }
     // No caller takes the branch: it runs where the function runs, as far as the graph knows.
-    return out === 0 ? m : out;
+    return m === 0 ? whole : { m, via: root, adminVia: admin };
   };
   return {
     entry(path, line) {
@@ -262,14 +291,14 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
       const inner = innermost(file, line);
       if (inner < 0) return fileKinds[file] ?? { kind: 'startup', evidence: 'module-level code: runs once, when the module is imported' };
       const id = offsets[file]! + inner;
-      const m = guardedMask(file, inner, id, line);
+      const { m, via: viaId, adminVia: adminId } = guardedMask(file, inner, id, line);
       // Only administrators' requests (and perhaps jobs) reach it: an admin's wait, now and then.
       if (m & ADMIN && !(m & (REQUEST | UNKNOWN))) {
-        const r = refAt(adminVia[id]!);
+        const r = refAt(adminId);
         const handler = `\`${files[r.file]!.functions[r.fn]!.qualifiedName}\` (${files[r.file]!.path})`;
         return {
           kind: 'admin',
-          evidence: adminVia[id] === id
+          evidence: adminId === id
             ? `runs in ${handler}, a handler only administrators reach`
             : `reached only from handlers administrators use${m & (SCRIPT | STARTUP | MIGRATION | BACKGROUND) ? ' and code that runs outside requests' : ''}, e.g. ${handler}`,
         };
@@ -285,7 +314,7 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
       }
       if (m === 0 || m & LIVE) return null;
       const kind: OneOffKind = m & MIGRATION ? 'migration' : m & SCRIPT ? 'script' : 'startup';
-      const root = via[id]!;
+      const root = viaId;
       if (root === id || root < 0) return { kind, evidence: rootWhy[id] ?? kind };
       const r = refAt(root);
       const rootFn = files[r.file]!.functions[r.fn]!;
