@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PythonParser } from '../parse/parser.js';
-import { buildFileModel, isTestPath, moduleNameOf, QualifiedIndex } from '../semantic/model.js';
+import { buildFileModel, isTestPath, moduleNameOf, QualifiedIndex, sameQualified } from '../semantic/model.js';
 import { importPrefixer, importRootsOf, type ImportPrefix } from '../semantic/importRoots.js';
 import { DRIVER_CONNECT, SESSION_CLASS } from '../semantic/resources.js';
 import { extractSqlFacts, loadSqlParser } from '../rules/sql/parse.js';
@@ -927,7 +927,7 @@ function resolveEngineGetters(cands: readonly EngineGetterFact[]): EngineGetterI
   const known = new Set(cands.filter((c) => c.direct).map((c) => c.name));
   const isKnown = (callee: string): boolean => {
     if (known.has(callee)) return true;
-    for (const k of known) if (k.endsWith(`.${callee}`) || callee.endsWith(`.${k}`)) return true;
+    for (const k of known) if (sameQualified(k, callee)) return true;
     return false;
   };
   for (let grown = true; grown; ) {

@@ -5,12 +5,12 @@
  */
 import type { SyntaxNode } from '../parse/parser.js';
 import type { EngineGetterInfo, ProjectContext } from '../discovery/context.js';
-import { resolveImported, type FileModel } from './model.js';
+import { QualifiedIndex, resolveImported, type FileModel } from './model.js';
 import { typeString } from './valueTypes.js';
 
 interface GetterIndex {
-  /** Qualified names of the getters. */
-  names: Set<string>;
+  /** The getters by qualified name, written from any package root. */
+  names: QualifiedIndex<string>;
   /** The last names of the getters that are methods: reached on objects whose class is not known. */
   methods: Set<string>;
 }
@@ -20,7 +20,7 @@ const indexes = new WeakMap<readonly EngineGetterInfo[], GetterIndex>();
 function indexOf(getters: readonly EngineGetterInfo[]): GetterIndex {
   let ix = indexes.get(getters);
   if (!ix) {
-    ix = { names: new Set(getters.map((g) => g.name)), methods: new Set(getters.filter((g) => g.byName).map((g) => g.name.slice(g.name.lastIndexOf('.') + 1))) };
+    ix = { names: new QualifiedIndex(getters.map((g) => g.name), (n) => n), methods: new Set(getters.filter((g) => g.byName).map((g) => g.name.slice(g.name.lastIndexOf('.') + 1))) };
     indexes.set(getters, ix);
   }
   return ix;
@@ -30,10 +30,7 @@ function indexOf(getters: readonly EngineGetterInfo[]): GetterIndex {
 export function isEngineGetterName(project: ProjectContext, qualified: string): boolean {
   const getters = project.engineGetters;
   if (!getters?.length) return false;
-  const { names } = indexOf(getters);
-  if (names.has(qualified)) return true;
-  for (const n of names) if (n.endsWith(`.${qualified}`) || qualified.endsWith(`.${n}`)) return true;
-  return false;
+  return indexOf(getters).names.get(qualified) !== undefined;
 }
 
 /**
