@@ -63,7 +63,23 @@ function looksUpByName(model: FileModel, call: CallInfo): boolean {
   if (p?.type === 'attribute' || p?.type === 'return_statement') return false;
   const fn = model.functions[call.functionIndex]!;
   const body = fn.body ? model.source.slice(fn.body.startIndex, fn.body.endIndex) : '';
-  return fn.params.some((param) => /^[A-Za-z_]\w*$/.test(param.name) && new RegExp(`\\breturn\\s+[\\w.]+\\s*(?:\\[\\s*${param.name}\\s*\\]|\\.get\\(\\s*${param.name}\\b)`).test(body));
+  // `mod = import_module(...)` used only for literal attributes (`mod.run`): one attribute of
+  // one module, not its functions scanned (`getmembers(mod)`, `dir(mod)`, a helper given `mod`).
+  if (p?.type === 'assignment' && p.childForFieldName('left')?.type === 'identifier') {
+    const mod = p.childForFieldName('left')!.text;
+    const uses = [...body.matchAll(new RegExp(`(?:^|[^\\w.])${mod}\\b(?!\\s*=[^=])(\\s*\\.\\s*(?!__dict__)[A-Za-z_])?`, 'g'))];
+    if (uses.length && uses.every((u) => u[1] !== undefined)) return false;
+  }
+  return fn.params.some((param) => {
+    if (!/^[A-Za-z_]\w*$/.test(param.name)) return false;
+    const entry = `[\\w.]+\\s*(?:\\[\\s*${param.name}\\s*\\]|\\.get\\(\\s*${param.name}\\b)`;
+    if (new RegExp(`\\breturn\\s+${entry}`).test(body)) return true;
+    // `fn = _handlers.get(name)` … `if fn is None: raise …` … `return fn`.
+    for (const m of body.matchAll(new RegExp(`(?:^|\\n)\\s*([A-Za-z_]\\w*)\\s*=\\s*${entry}`, 'g'))) {
+      if (new RegExp(`\\breturn\\s+${m[1]}\\s*(?:$|\\n|#)`).test(body)) return true;
+    }
+    return false;
+  });
 }
 
 /**

@@ -257,7 +257,7 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
     if (sealed[id] || !preds[id]?.length) return whole;
     // Every call of the function on the line under one guard: a line that mixes branches
     // (`a() if not x else b()`) is left to all the callers.
-    const calls = callsAt(file, fn, line);
+    const calls = callsAt(file, fn, line).filter((c) => c.passes !== undefined);
     const guard = calls[0]?.guard;
     if (guard === undefined || calls.some((c) => c.guard !== guard)) return whole;
     let m = ownMask[id]!;

@@ -322,22 +322,35 @@ function dictLiteralKeys(model: FileModel, c: CallInfo): string | null {
   if (c.argsOffset >= 0 && !model.source.slice(c.argsOffset, c.node.endIndex).includes('{')) return null;
   const list = c.node.childForFieldName('arguments');
   if (!list || (c.argsOffset < 0 && !list.text.includes('{'))) return null;
-  const args = list.namedChildren.filter((a) => a.type !== 'comment');
   const out: string[] = [];
-  args.forEach((a, i) => {
+  // Positions count positional arguments only; after a `*xs` none can be placed.
+  let position = 0;
+  let placed = true;
+  for (const a of list.namedChildren) {
+    if (a.type === 'comment' || a.type === 'line_continuation') continue;
+    if (a.type === 'list_splat' || a.type === 'dictionary_splat') {
+      placed = false;
+      continue;
+    }
     const keyword = a.type === 'keyword_argument' ? a.childForFieldName('name')?.text ?? null : null;
+    const slot = keyword ?? (placed ? String(position) : null);
+    if (keyword === null) position++;
     const value = keyword !== null ? a.childForFieldName('value') : a;
-    if (value?.type !== 'dictionary') return;
+    if (value?.type !== 'dictionary' || slot === null) continue;
     const keys: string[] = [];
+    let literal = true;
     for (const item of value.namedChildren) {
-      if (item.type === 'comment') continue;
+      if (item.type === 'comment' || item.type === 'line_continuation') continue;
       const k = item.type === 'pair' ? item.childForFieldName('key') : null;
       const m = k?.type === 'string' ? /^[uU]?(['"])(\w+)\1$/.exec(k.text) : null;
-      if (!m) return;
+      if (!m) {
+        literal = false;
+        break;
+      }
       keys.push(m[2]!);
     }
-    out.push(`${keyword ?? i}=${keys.join(',')}`);
-  });
+    if (literal) out.push(`${slot}=${keys.join(',')}`);
+  }
   return out.length ? out.join(';') : null;
 }
 

@@ -68,6 +68,8 @@ export interface EngineGetterInfo {
   method: boolean;
   /** A method whose name no other method of the project named for an engine has: a call of that name on an object of unknown class is this one. */
   byName?: true;
+  /** The engine runs in AUTOCOMMIT: each statement commits on its own. */
+  autocommit?: true;
 }
 
 export interface SessionFactoryInfo {
@@ -271,6 +273,8 @@ export interface ProjectContext {
    * what they return opens a connection. Absent when none.
    */
   engineGetters?: EngineGetterInfo[];
+  /** Methods named for an engine that hand out something else (`SearchClient.get_engine`): `module.Class.method`. Absent when none. */
+  engineNamedMethods?: string[];
   /**
    * One session object made at module level (`db = SessionLocal()`, `session = Session(engine)`)
    * that every function importing it shares. Absent when none.

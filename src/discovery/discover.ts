@@ -368,6 +368,8 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   ctx.sessionHelpers = resolveHelpers(helpers, ctx);
   const engineGetters = resolveEngineGetters(getters);
   if (engineGetters.length) ctx.engineGetters = engineGetters;
+  const otherEngineMethods = [...new Set(getters.filter((g) => g.method && !engineGetters.some((e) => e.name === g.name)).map((g) => g.name))].sort();
+  if (otherEngineMethods.length && engineGetters.length) ctx.engineNamedMethods = otherEngineMethods;
   const streamingFactories = resolveStreaming(streaming);
   if (streamingFactories.length) ctx.streamingFactories = streamingFactories;
   // Views through any number of the project's own bases, across modules.
@@ -943,9 +945,21 @@ function resolveEngineGetters(cands: readonly EngineGetterFact[]): EngineGetterI
   const last = (n: string) => n.slice(n.lastIndexOf('.') + 1);
   const otherMethods = new Set(cands.filter((c) => c.method && !known.has(c.name)).map((c) => last(c.name)));
   const out = new Map<string, EngineGetterInfo>();
+  // Through a chain, AUTOCOMMIT is the last getter's: one that returns an autocommit getter's engine.
+  const autocommit = new Set(cands.filter((c) => c.autocommit).map((c) => c.name));
+  for (let grown = true; grown; ) {
+    grown = false;
+    for (const c of cands) {
+      if (autocommit.has(c.name) || !c.calls.length || !c.calls.every((x) => [...autocommit].some((a) => sameQualified(a, x)))) continue;
+      autocommit.add(c.name);
+      grown = true;
+    }
+  }
   for (const c of cands) {
     if (!known.has(c.name) || out.has(c.name)) continue;
-    out.set(c.name, c.method && !otherMethods.has(last(c.name)) ? { name: c.name, method: true, byName: true } : { name: c.name, method: c.method });
+    const info: EngineGetterInfo = c.method && !otherMethods.has(last(c.name)) ? { name: c.name, method: true, byName: true } : { name: c.name, method: c.method };
+    if (autocommit.has(c.name)) info.autocommit = true;
+    out.set(c.name, info);
   }
   return [...out.values()].sort((a, b) => cmp(a.name, b.name));
 }

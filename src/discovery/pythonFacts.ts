@@ -72,6 +72,8 @@ export interface EngineGetterFact {
   direct: boolean;
   /** The callees of its returned calls that may be getters: qualified through imports, `module.Class.m` for `self.m()`. */
   calls: string[];
+  /** The engine it hands out runs in AUTOCOMMIT (`execution_options(isolation_level="AUTOCOMMIT")`, `isolation_level=`). */
+  autocommit?: true;
 }
 
 /** `def init(url): ...; return Maker, engine`: a function that returns a session factory at a tuple position. */
@@ -1241,7 +1243,7 @@ function helperCandidate(model: FileModel, fnIndex: number): HelperCandidate | n
 }
 
 /** A function whose name or return annotation says engine (see {@link EngineGetterFact}). */
-export const ENGINE_GETTER_HINT = /\bdef\s+\w*[Ee]ngine\w*\s*\(|->[^:\n]*\bEngine\b/;
+export const ENGINE_GETTER_HINT = /\bdef\s+\w*[Ee]ngine\w*\s*\(|->[^:\n]*Engine\b/;
 /** The engine classes of SQLAlchemy (and SQLModel's re-export) a return annotation may name. */
 const SQLA_ENGINE_CLASS = /^(sqlalchemy|sqlmodel)(\.[\w.]+)?\.(Async)?Engine$/;
 const SQLA_MODULE = /^(sqlalchemy|sqlmodel)(\.|$)/;
@@ -1266,6 +1268,10 @@ function engineGetterCandidate(model: FileModel, fnIndex: number, engines: reado
   if (fn.parent >= 0 || !fn.body) return null;
   const annotated = annotatedEngine(model, fn.returnType);
   if (!/engine/i.test(fn.name) && !annotated) return null;
+  // An abstract stub (`...`, `pass`, `raise NotImplementedError`, `@abstractmethod`) says nothing either way.
+  const statements = fn.body.namedChildren.filter((c) => c.type !== 'comment' && !(c.type === 'expression_statement' && c.namedChild(0)?.type === 'string'));
+  if (fn.decoratorNames.some((d) => /(^|\.)abstractmethod$/.test(d)) || (statements.length === 1 && /^(\.\.\.|pass|raise\s+NotImplementedError\b.*)$/s.test(statements[0]!.text))) return null;
+  const autocommit = /AUTOCOMMIT|isolation_level\s*=/.test(model.source.slice(fn.body.startIndex, fn.body.endIndex));
   const ownClass = fn.className;
   let direct = annotated;
   const calls: string[] = [];
@@ -1297,10 +1303,12 @@ function engineGetterCandidate(model: FileModel, fnIndex: number, engines: reado
       const name = value.text;
       // The local's last binding before the return decides (`engine = create_engine(...)`, not a
       // later `engine = wrap(engine)`); a name the function never binds is the module's engine.
-      let last: { line: number; value: SyntaxNode | null } | null = null;
-      for (const a of model.assignments) {
-        if (a.functionIndex === fnIndex && a.target === name && a.node.startIndex < r.startIndex && (!last || a.line >= last.line)) last = { line: a.line, value: a.value };
-      }
+      // `engine = engine.execution_options(...)` keeps the engine it was: look past it.
+      const bindings = model.assignments
+        .filter((a) => a.functionIndex === fnIndex && a.target === name && a.node.startIndex < r.startIndex)
+        .sort((x, y) => x.node.startIndex - y.node.startIndex);
+      let last = bindings.pop();
+      while (last && new RegExp(`^${name}(\\.execution_options)?$`).test(calleeText(last.value))) last = bindings.pop();
       if (!last) {
         if (engines.some((e) => e.name === name && e.function === null)) direct = true;
         continue;
@@ -1310,7 +1318,15 @@ function engineGetterCandidate(model: FileModel, fnIndex: number, engines: reado
     }
   }
   if (!direct && !calls.length && !ownClass) return null;
-  return { name: `${model.moduleName}.${fn.qualifiedName}`, method: ownClass !== null, direct, calls: [...new Set(calls)].sort() };
+  const fact: EngineGetterFact = { name: `${model.moduleName}.${fn.qualifiedName}`, method: ownClass !== null, direct, calls: [...new Set(calls)].sort() };
+  if (autocommit) fact.autocommit = true;
+  return fact;
+}
+
+/** The text of a value's callee (`engine.execution_options` of `engine.execution_options(...)`), or the value's own text when it is no call. */
+function calleeText(value: SyntaxNode | null): string {
+  if (value?.type === 'call') return value.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '';
+  return value?.text ?? '';
 }
 
 /** Methods that end an object's life: where an owning class closes what it made. */

@@ -192,7 +192,7 @@ function flagTest(node: SyntaxNode): FlagTest | null {
   if (c.type === 'identifier' || isSwitchName(c)) return { name: c.text, set: true, none: false };
   // `data_dict.get('include_datasets')`, `asbool(opts.get('k', False))`, and their `not`.
   if (c.type === 'call' || c.type === 'not_operator') {
-    const m = DICT_KEY_TEST.exec(c.text.replace(/\s+/g, ''));
+    const m = DICT_KEY_TEST.exec(c.text.replace(/\s+/g, ' ').replace(/\s*([().,=])\s*/g, '$1'));
     if (m) return { name: `${m[2]}{${m[3]}}`, set: !m[1], none: false };
   }
   if (c.type === 'not_operator') {
@@ -356,13 +356,19 @@ export function flagGuard(model: FileModel, node: SyntaxNode, fnIndex: number): 
   // `if soft: ... else: <query>` keeps the query behind `allow_x`).
   let best: GuardRegion | null = null;
   let unset: GuardRegion | null = null;
+  let dictKey: GuardRegion | null = null;
   for (const r of regions) {
     if (at < r.from || at >= r.to) continue;
+    if (/\{\w+\}@/.test(r.guard) && !r.guard.includes('&')) {
+      if (!r.guard.endsWith('-') && (!dictKey || r.from > dictKey.from)) dictKey = r;
+      continue;
+    }
     if (r.guard.split('&').every((g) => g.endsWith('-'))) {
       if (!unset || r.from > unset.from) unset = r;
     } else if (!best || r.from > best.from) best = r;
   }
   best ??= unset;
+  if (dictKey) best = best ? { ...best, guard: allOf([...best.guard.split('&'), dictKey.guard])! } : dictKey;
   const inExpression = expressionGuard(node, flags);
   if (!best) return inExpression;
   // A lambda between the node and its guard is its own scope (called later, or never).
@@ -516,6 +522,8 @@ export function flagAtCall(passes: string | undefined, guard: string): 'off' | '
   }
   const [positional = '', keywords = '', ...rest] = passes.split('|');
   const dictFlag = DICT_KEY_FLAG.exec(guard.slice(0, guard.lastIndexOf('@')));
+  // `f(*args)`: which argument lands where is not known.
+  if (dictFlag && rest.includes('*')) return 'on';
   if (dictFlag) return dictKeyAtCall(rest, dictFlag[1]!, dictFlag[2]!, Number(guard.slice(guard.lastIndexOf('@') + 1).replace(/[-+]$/, '')), guard.endsWith('-'));
   const key = DICT_KEY_GUARD.exec(guard);
   // `if not context.get('defer_commit'):` — on unless the calling function visibly sets the key.
@@ -721,7 +729,7 @@ export function isDictKeyGuard(guard: string): boolean {
  * A test of a key of a dict parameter that a caller must set for it to hold: `[not] P.get('k')`,
  * `P.get('k', False)` (or `None`), inside `asbool(...)`/`bool(...)` too. Groups: not, P, k.
  */
-const DICT_KEY_TEST = /^(not)?(?:(?:asbool|bool|[\w.]+\.asbool)\()?([A-Za-z_]\w*)\.get\([uU]?['"](\w+)['"](?:,(?:False|None))?\)\)?$/;
+const DICT_KEY_TEST = /^(not )?(?:(?:asbool|bool|[\w.]+\.asbool)\()?([A-Za-z_]\w*)\.get\([uU]?['"](\w+)['"](?:,(?:False|None))?\)\)?$/;
 /** A positive dict-key guard: `P{k}@position`, its unset form `P{k}@position-`. */
 const DICT_KEY_FLAG = /^([A-Za-z_]\w*)\{(\w+)\}$/;
 
@@ -736,16 +744,49 @@ function dictKeyFlags(model: FileModel, fnIndex: number): Map<string, Flag> | nu
   const text = model.source.slice(fn.body.startIndex, fn.body.endIndex);
   if (!text.includes('.get(')) return null;
   let flags: Map<string, Flag> | null = null;
-  const params = fn.params.filter((p, i) => !(i === 0 && fn.className !== null && (p.name === 'self' || p.name === 'cls')));
+  const positions = positionalSlots(fn);
   for (const m of text.matchAll(/\b([A-Za-z_]\w*)\.get\(\s*[uU]?['"](\w+)['"]\s*(?:,\s*(?:False|None)\s*)?\)/g)) {
-    const position = params.findIndex((p) => p.name === m[1]);
-    // A parameter the function itself writes to or rebinds may hold keys no caller set.
-    if (position < 0 || params[position]!.defaultText !== undefined && params[position]!.defaultText !== null) continue;
+    const position = positions.get(m[1]!);
+    if (position === undefined) continue;
     const name = `${m[1]}{${m[2]}}`;
-    if (flags?.has(name) || mutatesDict(text, m[1]!, m[2]!)) continue;
+    // A parameter the function itself writes to or rebinds may hold keys no caller set.
+    if (flags?.has(name) || mutatesDict(text, m[1]!, m[2]!) || rebound(model, fnIndex, m[1]!)) continue;
     (flags ??= new Map()).set(name, { name, position, on: false, none: false });
   }
   return flags;
+}
+
+/**
+ * The function's parameters with the position a call's positional argument fills (after
+ * `self`/`cls`; -1 for keyword-only ones), as {@link flagsOf} counts them: `/` takes no place,
+ * `*`/`*args` starts the keyword-only ones, `**kwargs` is none.
+ */
+function positionalSlots(fn: FileModel['functions'][number]): Map<string, number> {
+  const out = new Map<string, number>();
+  let position = 0;
+  let keywordOnly = false;
+  let first = true;
+  for (const p of fn.node.childForFieldName('parameters')?.namedChildren ?? []) {
+    if (p.type === 'list_splat_pattern' || p.type === 'keyword_separator' || p.type === 'dictionary_splat_pattern') {
+      keywordOnly = true;
+      continue;
+    }
+    if (p.type === 'positional_separator' || p.type === 'comment') continue;
+    // `x`, `x=1`, `x: T=1` name it in a field; `x: T` (typed_parameter) as its first identifier.
+    const name = (p.type === 'identifier' ? p : p.childForFieldName('name') ?? p.namedChildren.find((c) => c.type === 'identifier'))?.text ?? '';
+    const isSelf = first && fn.className !== null && (name === 'self' || name === 'cls');
+    first = false;
+    if (isSelf) continue;
+    if (name) out.set(name, keywordOnly ? -1 : position);
+    if (!keywordOnly) position++;
+  }
+  return out;
+}
+
+/** Is `name` rebound in the function by a tuple target (`opts, errors = validate(opts)`) or merged into (`opts |= {...}`)? */
+function rebound(model: FileModel, fnIndex: number, name: string): boolean {
+  return model.augAssignments.some((a) => a.functionIndex === fnIndex && a.target === name)
+    || model.unpackedAssignments.some((a) => a.functionIndex === fnIndex && a.names.includes(name));
 }
 
 /**

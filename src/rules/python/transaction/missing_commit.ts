@@ -50,7 +50,7 @@ import { fileClasses } from '../../../semantic/classes.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 import { TEARDOWN_COMMIT } from '../../../discovery/discover.js';
 import { typeString } from '../../../semantic/valueTypes.js';
-import { isEngineGetterCall, isEngineGetterName } from '../../../semantic/engineGetters.js';
+import { engineGetterCall, engineGetterNamed } from '../../../semantic/engineGetters.js';
 import { classifyDbCall } from '../query/dbCalls.js';
 import { callsOf, objectSource, receiverKey, unwrap, within } from './semantics.js';
 
@@ -476,9 +476,9 @@ function openedHandle(model: FileModel, project: ProjectContext, value: SyntaxNo
   if (v?.type !== 'call' || !mayOpenHandle(model, project, v) || /autocommit\s*=\s*True|isolation_level/.test(v.text)) return null;
   // `get_write_engine().connect()`, `backend._get_write_engine().connect()`: a project getter's engine.
   const fnNode = v.childForFieldName('function');
-  if (fnNode?.type === 'attribute' && fnNode.childForFieldName('attribute')?.text === 'connect' && isEngineGetterCall(model, project, fnNode.childForFieldName('object'), fnIndex)) {
-    return project.summary.orms.includes('SQLAlchemy 2.x') ? 'connection' : null;
-  }
+  const getter = fnNode?.type === 'attribute' && fnNode.childForFieldName('attribute')?.text === 'connect' ? engineGetterCall(model, project, fnNode.childForFieldName('object'), fnIndex) : null;
+  // An AUTOCOMMIT engine commits each statement: nothing is left to commit.
+  if (getter) return project.summary.orms.includes('SQLAlchemy 2.x') && !getter.autocommit ? 'connection' : null;
   const t = typeString(model, v, fnIndex, line);
   if (!t) return null;
   if (DBAPI_CONNECT.test(t)) return 'dbapi';
@@ -556,7 +556,8 @@ const ownSessionmaker = new WeakMap<FileModel, boolean>();
 function engineOfProject(project: ProjectContext, t: string): boolean {
   // `engine = get_engine(); engine.connect()`: the getter's call, typed `app.db.get_engine().connect()`.
   const getter = /^([\w.]+)\(\)\.connect\(\)$/.exec(t);
-  if (getter && isEngineGetterName(project, getter[1]!)) return true;
+  const named = getter ? engineGetterNamed(project, getter[1]!) : undefined;
+  if (named) return !named.autocommit;
   const m = /^[\w.]*?(\w+)\.connect\(\)$/.exec(t);
   return !!m && project.engines.some((e) => e.name === m[1] && e.function === null && e.factory !== 'asyncpg.create_pool');
 }
