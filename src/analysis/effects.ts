@@ -67,7 +67,8 @@ function looksUpByName(model: FileModel, call: CallInfo): boolean {
   // one module, not its functions scanned (`getmembers(mod)`, `dir(mod)`, a helper given `mod`).
   if (p?.type === 'assignment' && p.childForFieldName('left')?.type === 'identifier') {
     const mod = p.childForFieldName('left')!.text;
-    const uses = [...body.matchAll(new RegExp(`(?:^|[^\\w.])${mod}\\b(?!\\s*=[^=])(\\s*\\.\\s*(?!__dict__)[A-Za-z_])?`, 'g'))];
+    // A called attribute (`mod.register(_handlers)`) may fill the registry: only plain reads count against it.
+    const uses = [...body.matchAll(new RegExp(`(?:^|[^\\w.])${mod}\\b(?!\\s*=[^=])(\\s*\\.\\s*(?!__dict__)[A-Za-z_]\\w*\\b(?!\\s*\\())?`, 'g'))];
     if (uses.length && uses.every((u) => u[1] !== undefined)) return false;
   }
   return fn.params.some((param) => {

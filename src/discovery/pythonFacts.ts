@@ -1270,8 +1270,11 @@ function engineGetterCandidate(model: FileModel, fnIndex: number, engines: reado
   if (!/engine/i.test(fn.name) && !annotated) return null;
   // An abstract stub (`...`, `pass`, `raise NotImplementedError`, `@abstractmethod`) says nothing either way.
   const statements = fn.body.namedChildren.filter((c) => c.type !== 'comment' && !(c.type === 'expression_statement' && c.namedChild(0)?.type === 'string'));
-  if (fn.decoratorNames.some((d) => /(^|\.)abstractmethod$/.test(d)) || (statements.length === 1 && /^(\.\.\.|pass|raise\s+NotImplementedError\b.*)$/s.test(statements[0]!.text))) return null;
-  const autocommit = /AUTOCOMMIT|isolation_level\s*=/.test(model.source.slice(fn.body.startIndex, fn.body.endIndex));
+  if (fn.decoratorNames.some((d) => /(^|\.)abstractmethod$/.test(d)) || statements.length === 0 || (statements.length === 1 && /^(\.\.\.|pass|raise\s+NotImplementedError\b.*)$/s.test(statements[0]!.text))) return null;
+  // AUTOCOMMIT said by the call that makes or rebinds the returned engine, in a statement of the
+  // function's own body (not under a branch: the other path needs its commits).
+  let autocommit = false;
+  const saysAutocommit = (n: SyntaxNode | null | undefined) => !!n && /isolation_level\s*=\s*["']AUTOCOMMIT["']/.test(n.text) && (n.parent?.parent?.id === fn.body!.id || n.parent?.id === fn.body!.id);
   const ownClass = fn.className;
   let direct = annotated;
   const calls: string[] = [];
@@ -1296,11 +1299,15 @@ function engineGetterCandidate(model: FileModel, fnIndex: number, engines: reado
     let value = r.namedChild(0);
     if (value?.type === 'await') value = value.namedChild(0);
     if (!value) continue;
-    if (value.type === 'call') {
+    // `return engine.execution_options(...)`: the engine it was called on.
+    const wrapped = value.type === 'call' ? /^([A-Za-z_]\w*)\.execution_options$/.exec(calleeName(value) ?? '') : null;
+    if (wrapped && saysAutocommit(value.parent)) autocommit = true;
+    if (value.type === 'call' && !wrapped) {
       const c = calleeName(value);
       if (c) classify(c, value.startPosition.row + 1);
-    } else if (value.type === 'identifier') {
-      const name = value.text;
+      if (saysAutocommit(value.parent)) autocommit = true;
+    } else if (value.type === 'identifier' || wrapped) {
+      const name = wrapped ? wrapped[1]! : value.text;
       // The local's last binding before the return decides (`engine = create_engine(...)`, not a
       // later `engine = wrap(engine)`); a name the function never binds is the module's engine.
       // `engine = engine.execution_options(...)` keeps the engine it was: look past it.
@@ -1308,7 +1315,11 @@ function engineGetterCandidate(model: FileModel, fnIndex: number, engines: reado
         .filter((a) => a.functionIndex === fnIndex && a.target === name && a.node.startIndex < r.startIndex)
         .sort((x, y) => x.node.startIndex - y.node.startIndex);
       let last = bindings.pop();
-      while (last && new RegExp(`^${name}(\\.execution_options)?$`).test(calleeText(last.value))) last = bindings.pop();
+      while (last && new RegExp(`^${name}(\\.execution_options)?$`).test(calleeText(last.value))) {
+        if (saysAutocommit(last.node)) autocommit = true;
+        last = bindings.pop();
+      }
+      if (last && saysAutocommit(last.node)) autocommit = true;
       if (!last) {
         if (engines.some((e) => e.name === name && e.function === null)) direct = true;
         continue;

@@ -96,7 +96,7 @@ function flagsOf(model: FileModel, fnIndex: number): Map<string, Flag> | null {
     let keywordOnly = false;
     let first = true;
     for (const p of params?.namedChildren ?? []) {
-      if (p.type === 'list_splat_pattern' || p.type === 'keyword_separator' || p.type === 'dictionary_splat_pattern') {
+      if (p.type === 'list_splat_pattern' || p.type === 'keyword_separator' || p.type === 'dictionary_splat_pattern' || typedSplat(p)) {
         keywordOnly = true;
         continue;
       }
@@ -767,7 +767,7 @@ function positionalSlots(fn: FileModel['functions'][number]): Map<string, number
   let keywordOnly = false;
   let first = true;
   for (const p of fn.node.childForFieldName('parameters')?.namedChildren ?? []) {
-    if (p.type === 'list_splat_pattern' || p.type === 'keyword_separator' || p.type === 'dictionary_splat_pattern') {
+    if (p.type === 'list_splat_pattern' || p.type === 'keyword_separator' || p.type === 'dictionary_splat_pattern' || typedSplat(p)) {
       keywordOnly = true;
       continue;
     }
@@ -783,6 +783,12 @@ function positionalSlots(fn: FileModel['functions'][number]): Map<string, number
   return out;
 }
 
+/** `*args: Any` / `**kw: Any`: a typed splat (tree-sitter wraps the splat in a `typed_parameter`). */
+function typedSplat(p: SyntaxNode): boolean {
+  const inner = p.type === 'typed_parameter' ? p.namedChild(0) : null;
+  return inner?.type === 'list_splat_pattern' || inner?.type === 'dictionary_splat_pattern';
+}
+
 /** Is `name` rebound in the function by a tuple target (`opts, errors = validate(opts)`) or merged into (`opts |= {...}`)? */
 function rebound(model: FileModel, fnIndex: number, name: string): boolean {
   return model.augAssignments.some((a) => a.functionIndex === fnIndex && a.target === name)
@@ -795,7 +801,7 @@ function rebound(model: FileModel, fnIndex: number, name: string): boolean {
  * `name[k] = …`)? Setting another literal key (`data_dict['id'] = …`) leaves `key` the caller's.
  */
 function mutatesDict(text: string, name: string, key: string): boolean {
-  if (new RegExp(`(^|[^\\w.])${name}\\s*(\\.(update|setdefault|__setitem__)\\(|=(?!=))`, 'm').test(text)) return true;
+  if (new RegExp(`(^|[^\\w.])${name}\\s*(\\.(update|setdefault|__setitem__)\\(|:?=(?!=))`, 'm').test(text)) return true;
   for (const m of text.matchAll(new RegExp(`(?:^|[^\\w.])${name}\\s*\\[([^\\]]*)\\]\\s*=(?!=)`, 'gm'))) {
     const literal = /^\s*[uU]?(['"])(\w+)\1\s*$/.exec(m[1]!);
     if (!literal || literal[2] === key) return true;
