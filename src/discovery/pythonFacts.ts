@@ -1315,7 +1315,7 @@ function engineGetterCandidate(model: FileModel, fnIndex: number, engines: reado
         .filter((a) => a.functionIndex === fnIndex && a.target === name && a.node.startIndex < r.startIndex)
         .sort((x, y) => x.node.startIndex - y.node.startIndex);
       let last = bindings.pop();
-      while (last && new RegExp(`^${name}(\\.execution_options)?$`).test(calleeText(last.value))) {
+      while (last && new RegExp(`^${name}(\\.execution_options)?$`).test(calleeName(last.value) ?? last.value?.text ?? '')) {
         if (saysAutocommit(last.node)) autocommit = true;
         last = bindings.pop();
       }
@@ -1332,12 +1332,6 @@ function engineGetterCandidate(model: FileModel, fnIndex: number, engines: reado
   const fact: EngineGetterFact = { name: `${model.moduleName}.${fn.qualifiedName}`, method: ownClass !== null, direct, calls: [...new Set(calls)].sort() };
   if (autocommit) fact.autocommit = true;
   return fact;
-}
-
-/** The text of a value's callee (`engine.execution_options` of `engine.execution_options(...)`), or the value's own text when it is no call. */
-function calleeText(value: SyntaxNode | null): string {
-  if (value?.type === 'call') return value.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '';
-  return value?.text ?? '';
 }
 
 /** Methods that end an object's life: where an owning class closes what it made. */

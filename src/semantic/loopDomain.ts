@@ -28,7 +28,7 @@
  * caller supplies the one fact it knows better (is this expression a query's rows?).
  */
 import type { SyntaxNode } from '../parse/parser.js';
-import { assignmentsTo, type FileModel, type LoopInfo } from './model.js';
+import { assignmentsTo, variableRefs, type FileModel, type LoopInfo } from './model.js';
 import { smallLiteral } from './smallLiterals.js';
 
 export type LoopDomainKind = 'rows' | 'input' | 'call' | 'param' | 'fixed' | 'unknown';
@@ -205,8 +205,7 @@ function boundToSmallLiteral(model: FileModel, name: string, fnIndex: number, li
   while (v && v.type === 'parenthesized_expression') v = v.namedChild(0);
   if (!smallLiteral(v ?? null)) return false;
   // Used only where it is bound and in this call: not handed to a helper that fills it, not aliased.
-  const refs = model.functions[fnIndex]!.node.descendantsOfType('identifier').filter((id) => id.text === name && id.parent?.type !== 'keyword_argument');
-  if (refs.length > 2) return false;
+  if (variableRefs(model.functions[fnIndex]!.node, name).length > 2) return false;
   // Not one grown afterwards (`ids = [first]; ids.extend(rest)`, `ids += more`, `ids[k] = v`).
   const fnText = model.functions[fnIndex]!.node.text;
   const n = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -906,6 +906,16 @@ function stripCall(text: string): string {
   return (paren >= 0 ? text.slice(0, paren) : text).replace(/\s+/g, '');
 }
 
+/**
+ * Is the module a qualified name starts with one of the tree's (`repoModules`: every directory
+ * and module name of its Python files)? A name resolved through an import of a module that is
+ * nowhere in the tree (`json.dumps`, `sqlalchemy.select`) can never be a function of the repo.
+ */
+export function inTreeModule(repoModules: ReadonlySet<string>, qualified: string): boolean {
+  const dot = qualified.indexOf('.');
+  return repoModules.has(dot < 0 ? qualified : qualified.slice(0, dot));
+}
+
 /** Resolves a dotted name through the file's imports and module names, and an unshadowed builtin; null otherwise. */
 export function resolveName(model: FileModel, dotted: string): string | null {
   const resolved = resolveImported(model, dotted);

@@ -18,7 +18,7 @@ import { leavesProcess } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { isThrottle } from '../../../semantic/controlFlow.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
-import { assignmentsTo, callAt, callsOf, isFlaskHandle, isNamedLookupCallee, receiverIs, selfOffset, usesName } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, callsOf, inTreeModule, isFlaskHandle, isNamedLookupCallee, receiverIs, selfOffset, usesName } from '../../../semantic/model.js';
 import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
 import { LIBRARY_BULK_WRITES, LIBRARY_READS, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
 import { formattedString } from '../../../discovery/pythonLiterals.js';
@@ -116,7 +116,6 @@ function receiverName(call: CallInfo): string | null {
   return null;
 }
 
-/** How sure we are that a call's receiver is a database handle. */
 /**
  * The DB-API driver a call's receiver is a connection or cursor of (`sqlite3`, `psycopg2`, …),
  * by its type; null when it is not one of those (a SQLAlchemy session, or not known).
@@ -136,6 +135,7 @@ export function isSqliteDriver(label: string | null): boolean {
   return label !== null && /^(sqlite3|aiosqlite)\b/.test(label);
 }
 
+/** How sure we are that a call's receiver is a database handle. */
 export function receiverEvidence(model: FileModel, call: CallInfo): Evidence {
   if (!call.hasReceiver) return null;
   // `object_session(self).execute(...)`, `Session.object_session(row).query(...)`: the session a row belongs to.
@@ -902,18 +902,6 @@ export interface PassedId {
  * and a `loop_call` site for every per-item call inside a loop that is not itself a DB call
  * (`what` holds the literal iterable size when every loop around it is a small literal).
  */
-/**
- * Can the call graph resolve a callee of this qualified name to a function of the tree? Not when
- * the tree's module names are known and the name's head is none of them (`json.dumps`,
- * `sqlalchemy.select`): what such a call passes decides no loop of the repo's.
- */
-function mayNameRepoFunction(model: FileModel, qualifiedName: string | null): boolean {
-  if (qualifiedName === null || !model.repoModules) return true;
-  const dot = qualifiedName.indexOf('.');
-  const head = dot < 0 ? qualifiedName : qualifiedName.slice(0, dot);
-  return head === model.moduleName.split('.')[0] || model.repoModules.has(head);
-}
-
 export function collectQueryEffects(model: FileModel): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile) return effects;
@@ -953,7 +941,8 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
     if (call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName)) continue;
     // Only calls the call graph can follow by name (an import, `self.m()`, a local def): an edge
     // through an untyped receiver is no caller evidence, and argument facts cost a lookup per name.
-    if (!call.emptyArgs && (call.qualifiedName !== null || LOCAL_HELPER.test(call.calleeText)) && !NOT_A_HELPER.test(call.method ?? '') && mayNameRepoFunction(model, call.qualifiedName)) {
+    // Not into a module outside the tree: what such a call passes decides no loop of the repo's.
+    if (!call.emptyArgs && (call.qualifiedName !== null || LOCAL_HELPER.test(call.calleeText)) && !NOT_A_HELPER.test(call.method ?? '') && (call.qualifiedName === null || !model.repoModules || inTreeModule(model.repoModules, call.qualifiedName))) {
       const domains = argumentDomains(model, call, call.functionIndex, call.line, rowsOracle(model));
       if (domains) effects[call.functionIndex]!.push({ kind: ARG_DOMAINS, what: domains, ...at });
     }
