@@ -227,14 +227,22 @@ export function isMemoisedCall(model: FileModel, call: CallInfo): boolean {
 }
 
 function isMemoisedCallUncached(model: FileModel, call: CallInfo): boolean {
-  if (call.functionIndex < 0) return false;
-  if (isMemoisedFunction(model, call.functionIndex)) return true;
-  const fn = model.functions[call.functionIndex]!;
+  return runsOnce(model, call.functionIndex, call.start);
+}
+
+/**
+ * Does the code at source offset `start` of function `fnIndex` run once, not once per call: in a
+ * memoised function, or under a cache guard (see the module comment)?
+ */
+export function runsOnce(model: FileModel, fnIndex: number, start: number): boolean {
+  if (fnIndex < 0) return false;
+  if (isMemoisedFunction(model, fnIndex)) return true;
+  const fn = model.functions[fnIndex]!;
   const body = fn.body;
-  const bodyText = body ? cacheBodyText(model, call.functionIndex, body) : null;
+  const bodyText = body ? cacheBodyText(model, fnIndex, body) : null;
   if (!body || bodyText === null) return false;
-  const guards = cacheGuards(model, call.functionIndex, body, bodyText);
-  if (call.start > guards.returnedFrom) return true;
-  for (const [from, to] of guards.filling) if (call.start >= from && call.start < to) return true;
+  const guards = cacheGuards(model, fnIndex, body, bodyText);
+  if (start > guards.returnedFrom) return true;
+  for (const [from, to] of guards.filling) if (start >= from && start < to) return true;
   return false;
 }

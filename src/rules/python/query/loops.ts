@@ -26,6 +26,7 @@ import { executesMany, lastAssignment, loopTarget, loopTargets, notPerRow, perIt
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import { outsideEffect } from '../../../semantic/externalCalls.js';
 import { LIBRARY_LOOKUP_WRITES, LIBRARY_READS, libraryReceiver } from '../../../semantic/repositoryLibrary.js';
+import { commitKeepsNothing } from '../readOnlyCommit.js';
 
 /**
  * A read of an entity this iteration has just written (added, updated, deleted) through the same
@@ -753,8 +754,12 @@ export function unitEvidence(unit: string): string {
  * what the iteration staged, so a helper that commits writes on its own.
  */
 const TRANSACTION_COMMIT = 'commit';
-/** transaction/effects.ts `READONLY_COMMIT`: a commit that ends a function that only read. */
-const TRANSACTION_READONLY_COMMIT = 'readonly_commit';
+/** Do two chains end in the same function? */
+function sameFn(a: Reach, b: Reach): boolean {
+  const x = a.steps[a.steps.length - 1]!.fn;
+  const y = b.steps[b.steps.length - 1]!.fn;
+  return x.file === y.file && x.fn === y.fn;
+}
 /** transaction/missing_rollback.ts `OPENS_SESSION`: the function opens a session of its own. */
 const TRANSACTION_OPENS_SESSION = 'opens_session';
 /** Kinds of work besides one write that make a helper an entity's workflow (see {@link helperWork}). */
@@ -779,7 +784,11 @@ function loopFacts(graph: CallGraph): LoopFacts {
     const effects = graph.effectsOfCall(s.ref, s.call, s.to, 'any');
     // A commit counts too: it sends what the iteration changed (a staged row, or an attribute of
     // a loaded row that no effect records).
-    const written = strongReach(effects, FLUSH_EFFECT) ?? strongReach(effects, WRITE_EFFECT) ?? strongReach(effects, TRANSACTION_COMMIT);
+    // A commit that keeps nothing (the helper only read) sends nothing either.
+    const commit = strongReach(effects, TRANSACTION_COMMIT);
+    const flush = strongReach(effects, FLUSH_EFFECT);
+    const keepsNothing = (r: Reach | null) => r !== null && commit !== null && r.effect.line === commit.effect.line && r.effect.column === commit.effect.column && sameFn(r, commit) && commitKeepsNothing(graph, commit);
+    const written = strongReach(effects, WRITE_EFFECT) ?? (keepsNothing(flush) ? null : flush) ?? (commit && commitKeepsNothing(graph, commit) ? null : commit);
     if (written) return written;
     // A helper that opens a session of its own for each call: each item is a unit apart.
     return strongReach(effects, TRANSACTION_OPENS_SESSION);
@@ -851,7 +860,7 @@ function loopFacts(graph: CallGraph): LoopFacts {
         const effects = graph.effectsOfCall(s.ref, s.call, s.to, 'any');
         const r = strongReach(effects, TRANSACTION_COMMIT) ?? strongReach(effects, TRANSACTION_OPENS_SESSION);
         // A commit ending a read-only helper (`READONLY_COMMIT` at its position) keeps nothing.
-        const readOnly = r !== null && r.effect.kind === TRANSACTION_COMMIT && graph.ownEffects(r.steps[r.steps.length - 1]!.fn).some((e) => e.kind === TRANSACTION_READONLY_COMMIT && e.line === r.effect.line && e.column === r.effect.column);
+        const readOnly = r !== null && r.effect.kind === TRANSACTION_COMMIT && commitKeepsNothing(graph, r);
         if (r && !readOnly && (s.facts.writes || strongReach(effects, WRITE_EFFECT) || r.effect.kind === TRANSACTION_COMMIT)) {
           found = `${graph.function(s.to).qualifiedName}: ${r.effect.what}`;
           break;

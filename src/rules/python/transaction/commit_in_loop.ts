@@ -28,7 +28,8 @@ import { executesMany, leavesAfter } from '../query/semantics.js';
 import { alwaysReaches } from './reach.js';
 import { flagAtCall, isDictKeyGuard } from '../../../semantic/guards.js';
 import { UNTYPED } from '../../../analysis/objects.js';
-import { COMMIT_EFFECT, READONLY_COMMIT, SIDE_EFFECT, TXN_LOOP_CALL } from './effects.js';
+import { COMMIT_EFFECT, SIDE_EFFECT, TXN_LOOP_CALL } from './effects.js';
+import { commitKeepsNothing } from '../readOnlyCommit.js';
 import { outsideEffect } from '../../../semantic/externalCalls.js';
 import { loadedModel, loopsDomain, rowsSource } from '../query/dbCalls.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
@@ -124,11 +125,9 @@ export const commitInLoop: FileRule & RepoRule = {
 
 const TXN_LOOP_CALLS: ReadonlySet<string> = new Set([TXN_LOOP_CALL]);
 
-/** Is the chain's commit one of a function that only reads before it, with no write on the way? */
+/** Is the chain's commit one that keeps nothing (see readOnlyCommit.ts)? */
 function readOnlyCommit(graph: CallGraph, reach: Reach): boolean {
-  const last = reach.steps[reach.steps.length - 1]!.fn;
-  if (!graph.ownEffects(last).some((e) => e.kind === READONLY_COMMIT && e.line === reach.effect.line && e.column === reach.effect.column)) return false;
-  return reach.steps.every((s) => !graph.ownEffects(s.fn).some((e) => e.kind === WRITE_EFFECT));
+  return commitKeepsNothing(graph, reach);
 }
 
 /** Does the loop around the site run over what one request sent (the site fact's `|i`)? */

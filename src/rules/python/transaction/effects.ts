@@ -30,11 +30,12 @@ import { dictKeyGuard, soleFlagGuard } from '../../../semantic/guards.js';
 import { pendingHandleMethod } from '../../../semantic/syncDb.js';
 import { externalCall, outsideEffect } from '../../../semantic/externalCalls.js';
 import { leavesAfter, notPerRow, perItemLoops } from '../query/semantics.js';
-import { LIBRARY_CALL, loopsDomain } from '../query/dbCalls.js';
+import { classifyDbCall, LIBRARY_CALL, loopsDomain } from '../query/dbCalls.js';
 import { flaskRequestWrites, MAY_COMMIT_EFFECT, requestWrites } from './missing_commit.js';
 import { callsOf, enclosingTries, isCommitCall, isRollbackCall, isWriteCall, lastAssignment, receiverKey, transactionRegions, unwrap } from './semantics.js';
 import { overItems } from './loopForms.js';
 import { collectLibraryWriteEffects } from './libraryWrites.js';
+import { READONLY_COMMIT, STAGES, stagedAttributeEffects } from '../readOnlyCommit.js';
 
 export const COMMIT_EFFECT = 'commit';
 /** The function's own `rollback()` on a database handle (its position only: where a transaction ends). */
@@ -62,7 +63,7 @@ export interface OpenSite {
  * a query's and logging. Its commit ends a read-only transaction: once per item it is a round trip,
  * not a unit of work cut per item.
  */
-export const READONLY_COMMIT = 'readonly_commit';
+export { READONLY_COMMIT };
 
 /** Calls a read-only function may make: a query's methods, the commit and rollback, logging. */
 const READ_ONLY_METHODS = new Set(['query', 'filter', 'filter_by', 'order_by', 'limit', 'offset', 'options', 'first', 'one', 'one_or_none', 'all', 'scalar', 'scalars', 'scalar_one', 'scalar_one_or_none', 'count', 'get', 'where', 'select', 'commit', 'rollback', 'close', 'debug', 'info', 'warning', 'error', 'exception']);
@@ -85,6 +86,37 @@ function loopWritesOwn(model: FileModel, call: CallInfo): boolean {
   // An attribute or item set in the loop may be a row's: counted, to stay on the side of reporting.
   if (model.assignments.some((a) => a.loops.includes(loop) && !/^[A-Za-z_]\w*$/.test(a.target))) return true;
   return callsOf(model, call.functionIndex).some((c) => c !== call && c.loops.includes(loop) && isWriteCall(model, c));
+}
+
+/** Methods named for changing the object they are called on (`user.delete()`, `job.mark_done()`). */
+const CHANGES_RECEIVER = /^(delete|save|purge|touch|archive|restore|activate|deactivate|mark(_\w+)?|set_\w+)$/
+
+/** A session's methods that stage rows for the next flush. */
+const STAGING_METHOD = /^(add|add_all|merge|delete|bulk_save_objects|bulk_insert_mappings|bulk_update_mappings)$/;
+/** A receiver named like a session (`session`, `ctx["session"]`, `self.db`, `uow`); a connection has no `add`/`delete`. */
+const SESSION_LIKE = /(session|\bdb|\buow)\W*$/i;
+
+/** A statement argument that reads (`select(...)`, `q.statement`, `"SELECT ..."`). */
+const READ_STATEMENT = /\bselect\b|\.statement\b|\bwith_only_columns\b/i;
+
+/**
+ * May the call change something a later commit keeps (see readOnlyCommit.ts)? A write or staged
+ * write on a database handle; a statement executed that is not known to be a read
+ * (`conn.execute(stmt)` with `stmt = table.update()`); a method named for changing its receiver,
+ * called with no arguments on an object (a model's own `delete()` that sets its state). On the side of writing.
+ */
+function mayStage(model: FileModel, call: CallInfo): boolean {
+  if (isWriteCall(model, call)) return true;
+  if (!call.hasReceiver || call.offloaded) return false;
+  // `session.add(row)` on a handle this file does not type (`ctx["session"]`, a parameter).
+  if (STAGING_METHOD.test(call.method) && !call.emptyArgs && SESSION_LIKE.test(call.node.childForFieldName('function')?.childForFieldName('object')?.text ?? '')) return true;
+  if (/^(execute|executemany|exec_driver_sql)$/.test(call.method)) {
+    const op = classifyDbCall(model, call);
+    if (op) return op.kind !== 'read';
+    const args = call.node.childForFieldName('arguments')?.text ?? '';
+    return !READ_STATEMENT.test(args);
+  }
+  return call.emptyArgs && CHANGES_RECEIVER.test(call.method) && !/^(self|cls)$/.test(call.dottedReceiver ?? '') && !model.imports.has(call.dottedReceiver ?? '');
 }
 
 /** The function acts outside the database: a network client call, or a call named like sending (`msg.send()`, `notify_user()`). */
@@ -157,6 +189,12 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     }
   }
   requestWrites(model).forEach((list, i) => effects[i]!.push(...list));
+  // What a later commit would keep: a staged row, or an attribute set (see readOnlyCommit.ts).
+  stagedAttributeEffects(model).forEach((list, i) => effects[i]!.push(...list));
+  for (const call of model.calls) {
+    if (call.functionIndex < 0 || effects[call.functionIndex]!.some((e) => e.kind === STAGES) || !mayStage(model, call)) continue;
+    effects[call.functionIndex]!.push({ kind: STAGES, what: call.calleeText, line: call.line, column: call.column });
+  }
   flaskRequestWrites(model).forEach((list, i) => effects[i]!.push(...list));
   collectLibraryWriteEffects(model, effects);
   // Which of a function's possible repo calls do not always run is on each summary call
