@@ -11,6 +11,9 @@
  * `close()` written further down. Each failing request then keeps a pooled connection checked
  * out, so errors turn into pool exhaustion.
  *
+ * Also a `return`/`raise` between the acquisition and the `try` whose `finally` closes the value
+ * (files too): that path never reaches the `finally`.
+ *
  * Also `finally: s.commit(); s.close()`: when the commit raises, the close is skipped (silent
  * when the close has a `finally` of its own). (A pool's connection given back only on the normal
  * path is PA403's, like a session closed only on the normal path.)
@@ -23,9 +26,38 @@ import type { FunctionInfo } from '../../../semantic/model.js';
 import { effectiveRole, moduleNameOf } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
+import type { SyntaxNode } from '../../../parse/parser.js';
+import { variableRefs } from '../../../semantic/model.js';
 import {
-  acquisitions, closeFacts, closesIn, exitsOf, isWebService, projectNames, protectedByTry, raisesBeforeClose, type Acquisition,
+  acquisitions, catchesAll, closeFacts, closesIn, exitsOf, isWebService, projectNames, protectedByTry, raisesBeforeClose, type Acquisition,
 } from './semantics.js';
+
+/**
+ * A `return`/`raise` of the statements between the acquisition and the `try` (in the same block)
+ * whose `finally` (or catch-all `except`) closes the value: that path leaves with it open. A
+ * statement that closes the value itself, or hands it on, is left alone.
+ */
+function exitBeforeProtection(acq: Acquisition): { exit: SyntaxNode; guard: SyntaxNode } | null {
+  let stmt: SyntaxNode | null = acq.assignment.node;
+  while (stmt && stmt.parent && stmt.parent.type !== 'block' && stmt.parent.type !== 'module') stmt = stmt.parent;
+  const block = stmt?.parent;
+  if (!stmt || !block || block.type !== 'block') return null;
+  const siblings = block.namedChildren;
+  const from = siblings.findIndex((c) => c.id === stmt!.id);
+  if (from < 0) return null;
+  const guardAt = siblings.findIndex((c, i) => i > from && c.type === 'try_statement' && c.namedChildren.some((clause) =>
+    (clause.type === 'finally_clause' || ((clause.type === 'except_clause' || clause.type === 'except_group_clause') && catchesAll(clause))) && closesIn(clause, acq.target)));
+  if (guardAt < 0) return null;
+  for (const between of siblings.slice(from + 1, guardAt)) {
+    // A nested `def`/`class` only defines: its `return` is its own.
+    if (between.type === 'function_definition' || between.type === 'class_definition' || between.type === 'decorated_definition') continue;
+    // Rebound, closed or handed on before the `try`: not this value's path any more.
+    if (variableRefs(between, acq.target).length) return null;
+    const exit = exitsOf(between)[0];
+    if (exit) return { exit, guard: siblings[guardAt]! };
+  }
+  return null;
+}
 
 function isProvider(ctx: FileRuleContext, fn: FunctionInfo): boolean {
   if (fn.parent >= 0 || fn.className) return false;
@@ -46,7 +78,7 @@ export const errorPathLeak: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Session or connection leaked on an error path: generator dependency without try/finally, an `except` that exits before closing, a `finally` that commits before closing',
-    what: 'Finds a generator (a FastAPI `yield` dependency, a `@contextmanager`) that acquires a session or connection, yields it and closes it after the `yield` with no `try/finally` around the `yield`; and an `except` clause that returns or raises after a session/connection was acquired, without closing it, in a function that otherwise closes it on the normal path; and a `finally` that calls the database through it (`commit()`, `flush()`, `execute()`) before its `close()`, outside a `try` of its own. A provider of a web service is critical: every failing request leaks.',
+    what: 'Finds a generator (a FastAPI `yield` dependency, a `@contextmanager`) that acquires a session or connection, yields it and closes it after the `yield` with no `try/finally` around the `yield`; and an `except` clause that returns or raises after a session/connection was acquired, without closing it, in a function that otherwise closes it on the normal path; and a `finally` that calls the database through it (`commit()`, `flush()`, `execute()`) before its `close()`, outside a `try` of its own; and a `return` or `raise` between the acquisition of a session, connection or file and the `try` whose `finally` closes it (`f = open(p)`, `if not ok: raise ...`, `try: ... finally: f.close()`): that path leaves with it open (`low` for a file, `medium` in a request handler or provider). A provider of a web service is critical: every failing request leaks.',
     why: 'FastAPI throws the endpoint\'s exception into a `yield` dependency at the `yield`, and a `@contextmanager` does the same: code after the `yield` is skipped, so the session is never closed and its connection stays checked out (with an open transaction). An early `return`/`raise` in an `except` skips the `close()` written below it. Under a burst of errors the pool runs dry and healthy requests start timing out.',
     bad: 'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\nfrom fastapi import Depends, FastAPI\n\nengine = create_engine("postgresql://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\napp = FastAPI()\n\n\ndef get_db():\n    db = SessionLocal()\n    yield db\n    db.close()\n',
     good: 'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\nfrom fastapi import Depends, FastAPI\n\nengine = create_engine("postgresql://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\napp = FastAPI()\n\n\ndef get_db():\n    db = SessionLocal()\n    try:\n        yield db\n    finally:\n        db.close()\n',
@@ -59,7 +91,25 @@ export const errorPathLeak: FileRule = {
   },
   checkFile(ctx: FileRuleContext): void {
     for (const acq of acquisitions(ctx.model, ctx.project)) {
-      if (acq.kind === 'file' || acq.kind === 'client' || acq.provider) continue;
+      if (acq.kind === 'client' || acq.provider) continue;
+      // `f = open(p)`, then `if bad: raise ...`, then `try: ... finally: f.close()`. The `finally`
+      // says the function owns the value, whatever it hands it to inside the `try`; a `return`
+      // of it from the `try` leaves it open too, and is not this check's (no ref in between).
+      const early = exitBeforeProtection(acq);
+      if (early) {
+        const exit = early.exit.type === 'raise_statement' ? '`raise`' : '`return`';
+        const role = effectiveRole(ctx.model, acq.fn.index);
+        ctx.report({
+          node: early.exit,
+          message: `this ${exit} leaves \`${acq.fn.name}\` after \`${acq.target} = ${acq.label}\` and before the \`try\` (line ${early.guard.startPosition.row + 1}) whose \`finally\` closes it: on this path it is never closed`
+            + (acq.kind === 'file' ? ' (CPython closes the handle only once the exception\'s traceback, which keeps the frame, is freed)' : ', and its connection stays checked out until the garbage collector finds it'),
+          severity: acq.kind === 'file' ? 'low' : role === 'handler' || isProvider(ctx, acq.fn) ? 'medium' : 'low',
+          function: acq.fn.name,
+          recommendation: `acquire it just before the \`try\` (after the checks that can leave), or use \`with\``,
+        });
+        continue;
+      }
+      if (acq.kind === 'file') continue;
       const facts = closeFacts(acq);
       if (facts.escapes) continue;
       // `finally: s.commit(); s.close()`: the commit raises, the close is skipped.
