@@ -26,7 +26,7 @@ import { executesMany, lastAssignment, loopTarget, loopTargets, notPerRow, perIt
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import { outsideEffect } from '../../../semantic/externalCalls.js';
 import { LIBRARY_LOOKUP_WRITES, LIBRARY_READS, libraryReceiver } from '../../../semantic/repositoryLibrary.js';
-import { commitKeepsNothing } from '../readOnlyCommit.js';
+import { commitKeepsNothing, STAGES } from '../readOnlyCommit.js';
 
 /**
  * A read of an entity this iteration has just written (added, updated, deleted) through the same
@@ -754,6 +754,17 @@ export function unitEvidence(unit: string): string {
  * what the iteration staged, so a helper that commits writes on its own.
  */
 const TRANSACTION_COMMIT = 'commit';
+/**
+ * May the loop around a per-item call have staged something for the callee's commit to keep? Its
+ * transaction site fact says whether the iteration sets an attribute or item (`w`); without one,
+ * whether the loop's function stages anything at all.
+ */
+function loopStages(graph: CallGraph, ref: FnRef, call: SummaryCall): boolean {
+  const own = graph.ownEffects(ref);
+  const site = own.find((e) => e.kind === 'txn_loop_call' && e.line === call.line && e.column === call.column);
+  return site ? site.what.startsWith('w') : own.some((e) => e.kind === STAGES);
+}
+
 /** Do two chains end in the same function? */
 function sameFn(a: Reach, b: Reach): boolean {
   const x = a.steps[a.steps.length - 1]!.fn;
@@ -780,15 +791,16 @@ function loopFacts(graph: CallGraph): LoopFacts {
   const sites = [...siteCalls(graph, LOOP_CALLS)].map((s) => ({ ...s, facts: parseLoopCall(s.site.what) }));
   // The workflow of a loop: its iterations, not a search's last one.
   const perItem = sites.filter((s) => !s.facts.stopsEarly);
-  const writer = (s: SiteCall): Reach | null => {
+  const writer = (s: (typeof sites)[number]): Reach | null => {
     const effects = graph.effectsOfCall(s.ref, s.call, s.to, 'any');
     // A commit counts too: it sends what the iteration changed (a staged row, or an attribute of
     // a loaded row that no effect records).
     // A commit that keeps nothing (the helper only read) sends nothing either.
     const commit = strongReach(effects, TRANSACTION_COMMIT);
     const flush = strongReach(effects, FLUSH_EFFECT);
-    const keepsNothing = (r: Reach | null) => r !== null && commit !== null && r.effect.line === commit.effect.line && r.effect.column === commit.effect.column && sameFn(r, commit) && commitKeepsNothing(graph, commit);
-    const written = strongReach(effects, WRITE_EFFECT) ?? (keepsNothing(flush) ? null : flush) ?? (commit && commitKeepsNothing(graph, commit) ? null : commit);
+    // (Unless the loop's own iteration wrote something for it to keep.)
+    const keepsNothing = (r: Reach | null) => r !== null && commit !== null && !s.facts.writes && !loopStages(graph, s.ref, s.call) && r.effect.line === commit.effect.line && r.effect.column === commit.effect.column && sameFn(r, commit) && commitKeepsNothing(graph, commit);
+    const written = (keepsNothing(flush) ? null : flush) ?? strongReach(effects, WRITE_EFFECT) ?? (keepsNothing(commit) ? null : commit);
     if (written) return written;
     // A helper that opens a session of its own for each call: each item is a unit apart.
     return strongReach(effects, TRANSACTION_OPENS_SESSION);
