@@ -16,6 +16,9 @@
  * Severity: low, in a request handler too. The race needs two concurrent first writes of one key
  * (a double submit, a retry); in six blind reviews of real services every one judged worth
  * keeping was judged worth `low` (a rare 500 or a duplicate row), and most were rarer still.
+ * Also on a repository library's service (advanced-alchemy): `get_one_or_none(col=v)` tested,
+ * then `self.create({"col": v, ...})` where nothing was found.
+ *
  * Silent look-alikes: the insert (or its commit) in a `try` whose handler catches
  * `IntegrityError`; `on_conflict_do_nothing/update` or
  * `merge` in the function; a new row built without the looked-up column; a lookup whose result
@@ -29,6 +32,8 @@ import { UNTYPED } from '../../../analysis/objects.js';
 import { returnedValues } from '../query/selfRows.js';
 import type { AssignmentInfo, FileModel } from '../../../semantic/model.js';
 import { callAt, selfOffset } from '../../../semantic/model.js';
+import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
+import { repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
 import { assignmentsByFunction, callArgs, callsOf, enclosingTries, exceptClauses, lastAssignment, unwrap } from './semantics.js';
 
 /** A single-row lookup: the model and the columns it filters on. */
@@ -46,7 +51,7 @@ export const checkThenInsert: FileRule & RepoRule = {
     severity: 'low',
     effort: 'S',
     summary: 'A row looked up by a key, then inserted with that key when missing, with no lock, ON CONFLICT or IntegrityError handling',
-    what: 'Finds a check-then-insert: a row of a model looked up by a column (`select(M).where(M.col == v)` with `.first()`/`.one_or_none()`/`scalar_one_or_none()`, `query(M).filter_by(col=v).first()`, `M.query.filter_by(...)`), the result tested (`if row is None:`, `if not row:`, a guard that returns or raises, or the lookup tested inline: `if <lookup> is not None: raise`), and a new `M(col=...)` with the same column (or one copied from the object the value came from: `M.model_validate(body)`, `M(**body.model_dump())` with the lookup on `body.col`) `add`ed and committed or flushed in the same function, when nothing uses `ON CONFLICT`/`merge`, and no `except IntegrityError` surrounds the insert. A `with_for_update()` on the check does not make it safe: it locks the row when there is one, and nothing when there is none. Also when the lookup is a helper of the repo that returns one row by a column compared with its parameter (`tag = find_tag(db, slug)`, `def find_tag(db, slug): return db.scalars(select(Tag).where(Tag.slug == slug)).first()`) and the caller adds a row built with the argument it passed there. Low: it takes two concurrent first writes of the same key (a double submit, a retry).',
+    what: 'Finds a check-then-insert: a row of a model looked up by a column (`select(M).where(M.col == v)` with `.first()`/`.one_or_none()`/`scalar_one_or_none()`, `query(M).filter_by(col=v).first()`, `M.query.filter_by(...)`), the result tested (`if row is None:`, `if not row:`, a guard that returns or raises, or the lookup tested inline: `if <lookup> is not None: raise`), and a new `M(col=...)` with the same column (or one copied from the object the value came from: `M.model_validate(body)`, `M(**body.model_dump())` with the lookup on `body.col`) `add`ed and committed or flushed in the same function, when nothing uses `ON CONFLICT`/`merge`, and no `except IntegrityError` surrounds the insert. A `with_for_update()` on the check does not make it safe: it locks the row when there is one, and nothing when there is none. Also when the lookup is a helper of the repo that returns one row by a column compared with its parameter (`tag = find_tag(db, slug)`, `def find_tag(db, slug): return db.scalars(select(Tag).where(Tag.slug == slug)).first()`) and the caller adds a row built with the argument it passed there. Also in a service or repository built on a repository library (advanced-alchemy): `existing = await self.get_one_or_none(user_id=u, provider=p)`, a test of `existing`, then `self.create({...})`/`self.add(...)` with the same values for every looked-up field where none was found (the library flushes the INSERT), with no `upsert` in the function and no handler for the library\'s `IntegrityError`/`DuplicateKeyError`/`RepositoryError`. Low: it takes two concurrent first writes of the same key (a double submit, a retry).',
     why: 'Under READ COMMITTED, PostgreSQL\'s default, two concurrent calls both run the SELECT before either commits, both find nothing, and both insert. Without a unique constraint the table gets a duplicate; with one, the slower call fails with an `IntegrityError` the code never expected, which a request answers with a 500.',
     bad:
       'from sqlalchemy import String, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column\n\n\n'
@@ -65,7 +70,9 @@ export const checkThenInsert: FileRule & RepoRule = {
   },
   checkFile(ctx: FileRuleContext): void {
     const { model, project } = ctx;
-    if (model.isTestFile || !/\.add\s*\(/.test(model.source)) return;
+    if (model.isTestFile) return;
+    checkLibraryServices(ctx);
+    if (!/\.add\s*\(/.test(model.source)) return;
     const models = modelNames(project);
     model.functions.forEach((fn, fnIndex) => {
       const text = model.source.slice(fn.start, fn.end);
@@ -379,7 +386,102 @@ function ctorModel(call: SyntaxNode): string | null {
   return /^[A-Z]\w*$/.test(last) ? last : null;
 }
 
-/** Inside a `try` (in the function) with a handler that catches `IntegrityError`? */
+/** Inside a `try` (in the function) with a handler that catches `IntegrityError` (or a repository library's wrapper of it)? */
 function guarded(node: SyntaxNode, fnNode: SyntaxNode): boolean {
-  return enclosingTries(node, fnNode).some((t) => exceptClauses(t).some((h) => /IntegrityError|UniqueViolation/.test(h.text.split('\n')[0] ?? '')));
+  return enclosingTries(node, fnNode).some((t) => exceptClauses(t).some((h) => /IntegrityError|UniqueViolation|DuplicateKey|RepositoryError|ConflictError/.test(h.text.split('\n')[0] ?? '')));
+}
+
+/** A repository library's lookup of one row by fields, on the service or its repository. */
+const LIBRARY_LOOKUP = /^(?:await\s+)?self(?:\.repository)?\.get_one_or_none\s*\(/;
+/** A repository library's insert of one row: `create` / `add` (the library flushes it). */
+const LIBRARY_INSERT = /^self(?:\.repository)?\.(create|add)$/;
+
+/**
+ * The check-then-insert of a service or repository built on a repository library
+ * (advanced-alchemy): `existing = await self.get_one_or_none(user_id=u, provider=p)`, a test of
+ * `existing`, then `await self.create({"user_id": u, "provider": p, ...})` where none was found.
+ * The library's `create`/`add` flushes the INSERT; nothing locks a row that is missing.
+ */
+function checkLibraryServices(ctx: FileRuleContext): void {
+  const { model } = ctx;
+  if (!/get_one_or_none/.test(model.source)) return;
+  const services = repositoryLibraryClasses(model);
+  if (!services.size) return;
+  const byFn = assignmentsByFunction(model);
+  model.functions.forEach((fn, fnIndex) => {
+    const cls = classOfFunction(model, fnIndex);
+    if (!cls || !services.has(cls)) return;
+    const text = model.source.slice(fn.start, fn.end);
+    if (CONFLICT_SAFE.test(text) || /\.(upsert|get_or_upsert)\s*\(/.test(text)) return;
+    const assignments = byFn.get(fnIndex) ?? [];
+    for (const a of assignments) {
+      if (!a.value || !/^[A-Za-z_]\w*$/.test(a.target) || a.loops.length) continue;
+      const v = unwrap(a.value)!;
+      if (!LIBRARY_LOOKUP.test(v.text)) continue;
+      const call = v.type === 'await' ? v.namedChild(0) : v;
+      if (call?.type !== 'call') continue;
+      const columns = new Map<string, string>();
+      for (const [k, val] of callArgs(call).keywords) if (k !== 'id' && k !== 'load' && k !== 'execution_options' && k !== 'auto_expunge') columns.set(k, val.text.replace(/\s+/g, ''));
+      if (!columns.size) continue;
+      const look: Lookup = { name: a.target, model: serviceModel(model, cls), columns, line: a.line, node: a.node, locked: false };
+      const regions = missingRegions(fn.node, look);
+      if (!regions.length) continue;
+      for (const c of callsOf(model, fnIndex)) {
+        if (c.node.startIndex <= a.node.endIndex || !LIBRARY_INSERT.test(c.calleeText) || !regions.some((r) => c.node.startIndex >= r.from && c.node.endIndex <= r.to)) continue;
+        const args = callArgs(c.node);
+        const data = unwrap(args.keywords.get('data') ?? args.positional[0] ?? null);
+        const fields = data ? insertedFields(model, data, fnIndex, c.line) : null;
+        if (!fields) continue;
+        const keys = [...columns].filter(([k, val]) => fields.get(k) === val).map(([k]) => k);
+        if (keys.length !== columns.size) continue;
+        if (guarded(c.node, fn.node)) continue;
+        const key = keys.join('`, `');
+        ctx.report({
+          node: c.node,
+          message: `check-then-insert on \`${key}\`: \`${a.target}\` is looked up by \`${key}\` (line ${a.line}) and \`${c.calleeText}()\` inserts a ${look.model === 'row' ? 'row' : `\`${look.model}\``} with the same \`${key}\` when none is found; the library flushes the INSERT, but nothing locks a row that is missing, and there is no upsert and no \`IntegrityError\` handling: two concurrent calls both find nothing and both insert, leaving a duplicate (and every later \`get_one_or_none\` on that key raising \`MultipleResultsFound\`) or failing with an \`IntegrityError\``,
+          severity: 'low',
+          function: fn.name,
+          recommendation: 'put a unique constraint on the key and insert with `upsert(..., match_fields=[...])` (or `ON CONFLICT`), or catch the library\'s `IntegrityError`/`DuplicateKeyError` and load the row the other call created',
+        });
+        break;
+      }
+    }
+  });
+}
+
+/** The model a library service is specialised with (`SQLAlchemyAsyncRepositoryService[m.Team]` → `Team`), or `row`. */
+function serviceModel(model: FileModel, cls: string): string {
+  const info = fileClasses(model).find((c) => c.name === cls);
+  const arg = info ? [...info.typeArgs.values()][0] : undefined;
+  return arg ? arg.split('.').pop()! : 'row';
+}
+
+/**
+ * The fields a library insert is given, by name → value text (whitespace-free): a dict literal
+ * (inline or bound to a local, with its later `local["k"] = v` items), or a model's constructor
+ * with keywords. Null when it cannot be read.
+ */
+function insertedFields(model: FileModel, data: SyntaxNode, fnIndex: number, line: number): Map<string, string> | null {
+  let node: SyntaxNode | null = data;
+  let local: string | null = null;
+  if (node.type === 'identifier') {
+    local = node.text;
+    node = unwrap(lastAssignment(model, node.text, fnIndex, line)?.value ?? null);
+  }
+  if (!node) return null;
+  const out = new Map<string, string>();
+  if (node.type === 'dictionary') {
+    for (const pair of node.namedChildren) {
+      if (pair.type !== 'pair') continue;
+      const k = /^["'](\w+)["']$/.exec(pair.childForFieldName('key')?.text ?? '');
+      const v = pair.childForFieldName('value');
+      if (k && v) out.set(k[1]!, v.text.replace(/\s+/g, ''));
+    }
+    return out;
+  }
+  if (node.type === 'call' && ctorModel(node)) {
+    for (const [k, v] of callArgs(node).keywords) out.set(k, v.text.replace(/\s+/g, ''));
+    return out;
+  }
+  return null;
 }
