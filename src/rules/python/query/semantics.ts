@@ -762,6 +762,9 @@ export function invariantIn(model: FileModel, node: SyntaxNode, loop: LoopInfo):
   return true;
 }
 
+/** A name for a page's position: an offset, a page number, a cursor or continuation token, a keyset. */
+const PAGE_POSITION = /(^|_)(offset|offs|page|page_?no|page_?num(ber)?|cursor|marker|keyset(_\w+)?|continuation(_token)?|next_?(page|token|cursor)|page_?token|after|skip)(_|$)/i;
+
 /** Does a `while` loop sleep between iterations (polling, retry with back-off)? */
 export function loopSleeps(model: FileModel, loop: LoopInfo): boolean {
   for (const c of callsOf(model, loop.functionIndex)) {
@@ -774,7 +777,7 @@ export function loopSleeps(model: FileModel, loop: LoopInfo): boolean {
 /**
  * Is the work at `node` done per item of one of the loops around it? The node must read a name
  * the loop rebinds each iteration (`session.get(User, job.owner_id)`); a polling `while` loop
- * (one that sleeps) never counts. Returns the loops that make it per-item, outermost first.
+ * (one that sleeps) never counts, nor one that pages (it hands on a page position it rebinds). Returns the loops that make it per-item, outermost first.
  */
 export function perItemLoops(model: FileModel, loops: number[], node: SyntaxNode): LoopInfo[] | null {
   if (!loops.length) return null;
@@ -784,6 +787,9 @@ export function perItemLoops(model: FileModel, loops: number[], node: SyntaxNode
     const loop = model.loops[i]!;
     if (loop.kind === 'while' && loopSleeps(model, loop)) return null;
     const names = perIterationNames(model, loop);
+    // A `while` loop that walks pages (`offset += size`, `cursor = page["next"]`) and hands the
+    // position on: one query per page is the batching, not an N+1.
+    if (loop.kind === 'while' && [...read].some((n) => names.has(n) && PAGE_POSITION.test(n))) return null;
     for (const n of read) {
       if (names.has(n)) {
         matched = true;
