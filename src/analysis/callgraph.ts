@@ -345,9 +345,11 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
   /**
    * `get_handler('order_save')(...)`, where `get_handler` is a repo function that looks a function
    * up by name (a registry of handlers or actions): the module-level function of that name in the
-   * caller's own module, else the one in a sibling module of its package — none when the lookup
-   * is no function of the repo, or when no sibling or several define the name (a check or a
-   * plugin named alike elsewhere in the repo is not what a lookup beside it returns).
+   * caller's own module, else the one in a sibling module of its package (for a registry that
+   * loads a package by name and defines no such function there, the one in the caller's package
+   * and below: a plugin's own action) — none when the lookup is no function of the repo, or when
+   * none or several define the name (a check or a plugin named alike elsewhere in the repo is not
+   * what a lookup beside it returns).
    */
   function namedTargets(file: number, [via, name]: [string, string]): FnRef[] {
     const lookup = resolveQualified(via);
@@ -380,11 +382,30 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
       });
     }
     const found: FnRef[] = [];
-    for (const i of byPackage.get(packageOf(files[file]!.moduleName)) ?? []) {
+    const pkg = packageOf(files[file]!.moduleName);
+    for (const i of byPackage.get(pkg) ?? []) {
       const fn = i === file ? undefined : fnIn(i);
       if (fn !== undefined) found.push({ file: i, fn });
     }
-    return found.length === 1 ? found : [];
+    const registryPackages = files[lookup.file]!.functions[lookup.fn]!.effects.filter((e) => e.kind === REGISTRY_PACKAGE).map((e) => e.what);
+    // Only from code outside the registry's own tree (a plugin's package, not the app that owns the registry).
+    if (!registry.length || !pkg || registryPackages.some((p) => p === pkg || p.startsWith(`${pkg}.`) || pkg.startsWith(`${p}.`))) return found.length === 1 ? found : [];
+    found.length = 0;
+    // A registry that loads its package by name and takes plugins' additions too: a name it does
+    // not define, looked up from a plugin's own code (a package outside the registry's tree), is
+    // the plugin's (`get_action("dump_search")` in `plugin/views.py`, defined in
+    // `plugin/logic/action.py`): the one function of that name in the caller's package and below,
+    // in a module named like the registry's package.
+    files.forEach((f, i) => {
+      if (f.isTestFile || i === file || !f.moduleName.startsWith(`${pkg}.`)) return;
+      const fn = fnIn(i);
+      if (fn !== undefined) found.push({ file: i, fn });
+    });
+    // In a module named like the registry's package (`plugin.logic.action` for `app.logic.action`):
+    // an auth check or a helper of the same name elsewhere is not what the registry hands out.
+    const lasts = registryPackages.map((p) => p.slice(p.lastIndexOf('.') + 1));
+    const named = found.filter((r) => lasts.some((l) => files[r.file]!.moduleName.endsWith(`.${l}`) || files[r.file]!.moduleName.includes(`.${l}.`)));
+    return named.length === 1 ? named : [];
   }
 
   // The files of the packages a lookup function imports by name, once per lookup function.
