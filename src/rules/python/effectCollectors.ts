@@ -19,7 +19,7 @@ import { collectProviderBlockWaits, PROVIDER_BLOCK_WAIT } from './transaction/lo
 import { collectCheckFacts, HELPER_CHECK } from './transaction/check_then_insert.js';
 import { collectHeldIdLookups } from './query/redundant_fetch.js';
 import { collectStreamDependencies } from './lifecycle/streaming_resource_holding.js';
-import { collectTaskHandoffs, SESSION_ARG_CALL } from './lifecycle/factory_vs_injection.js';
+import { collectStreamAfterTeardown, collectTaskHandoffs, SESSION_ARG_CALL, STREAM_AFTER_TEARDOWN } from './lifecycle/factory_vs_injection.js';
 import { collectSwallowedCalls, SWALLOWED_CALL } from './transaction/missing_rollback.js';
 import { TXN_RAISE_AFTER, TXN_REQUEST_WRITE, TXN_SCOPE_CALL, TXN_SCOPE_OPEN } from './transaction/libraryWrites.js';
 
@@ -54,6 +54,8 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   { collect: collectStreamDependencies, siteKinds: [] },
   // PA406: an injected session passed to a function of another module that hands it to a task.
   { collect: collectTaskHandoffs, siteKinds: [SESSION_ARG_CALL] },
+  // PA406: calls in a generator a Flask view streams without `stream_with_context`, whose queries the repo phase finds.
+  { collect: collectStreamAfterTeardown, siteKinds: [STREAM_AFTER_TEARDOWN] },
   // PA205: waits inside a block over a session from a project's context manager (which may commit when the block ends).
   { collect: collectProviderBlockWaits, siteKinds: [PROVIDER_BLOCK_WAIT] },
   // PA204 through calls: a DB-reaching call in a loop's `try` whose handler swallows the error.

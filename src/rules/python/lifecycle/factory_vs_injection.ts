@@ -25,6 +25,7 @@ import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../..
 import type { Effect } from '../../../analysis/summary.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
+import { UNTYPED } from '../../../analysis/objects.js';
 import {
   generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler,
   streamingResponses, yieldDependencyOutlivesStream,
@@ -122,6 +123,33 @@ function argumentOf(call: CallInfo, name: string): number | string | null {
  * a background or detached task, and every handler call that passes an injected session on to a
  * function the file does not define (a same-module helper is the file rule's).
  */
+/**
+ * Site fact: a call in the body of a generator that a Flask view streams without
+ * `stream_with_context`, when the file rule saw no session use of its own there: the repo phase
+ * asks whether the call reaches a query (through any depth of the repo's calls).
+ */
+export const STREAM_AFTER_TEARDOWN = 'stream_after_teardown';
+
+/** The {@link STREAM_AFTER_TEARDOWN} sites of a file's Flask views. */
+export function collectStreamAfterTeardown(model: FileModel): Effect[][] {
+  const out: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile || !/\bflask\b|werkzeug/.test(model.source) || !/\byield\b/.test(model.source)) return out;
+  const seen = new Set<number>();
+  for (const view of model.functions) {
+    if (view.role !== 'handler') continue;
+    for (const stream of flaskStreams(model, view, true)) {
+      const gen = stream.generator;
+      if (stream.withContext || seen.has(gen.index) || generatorSessionUse(model, gen)) continue;
+      seen.add(gen.index);
+      for (const c of callsOf(model, gen.index)) {
+        if (c.functionIndex !== gen.index || c.offloaded) continue;
+        out[gen.index]!.push({ kind: STREAM_AFTER_TEARDOWN, what: view.name, line: c.line, column: c.column });
+      }
+    }
+  }
+  return out;
+}
+
 export function collectTaskHandoffs(model: FileModel, project?: ProjectContext): Effect[][] {
   const out: Effect[][] = model.functions.map(() => []);
   if (!project || model.isTestFile) return out;
@@ -190,6 +218,37 @@ function reportFlaskAfterTeardown(ctx: FileRuleContext): void {
     }
   }
 }
+
+const STREAM_AFTER_TEARDOWN_SITES: ReadonlySet<string> = new Set([STREAM_AFTER_TEARDOWN]);
+
+/**
+ * The repo phase of {@link reportFlaskAfterTeardown}: a call in the streamed generator that reaches
+ * a query through the repo's functions (a helper of another module, an action looked up by name).
+ * Reported once per generator, at its first such call.
+ */
+function reportStreamAfterTeardown(ctx: RepoRuleContext): void {
+  const graph = callGraphOf(ctx.index);
+  const done = new Set<string>();
+  for (const { ref, file, fn, site, call, to } of siteCalls(graph, STREAM_AFTER_TEARDOWN_SITES)) {
+    const key = `${ref.file}:${ref.fn}`;
+    if (done.has(key) || call.receiverType === UNTYPED) continue;
+    const reach = graph.effectsOfCall(ref, call, to, 'sync').get(QUERY_KIND);
+    if (!reach || reach.weak) continue;
+    done.add(key);
+    ctx.report({
+      path: file.path,
+      location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+      message: `\`${call.calleeText}()\` in the generator \`${fn.name}\` that the view \`${site.what}\` streams reaches a query (\`${reach.effect.what}\`) after the request context is gone (no \`stream_with_context\`): Flask-SQLAlchemy raises "working outside of application context", and a scoped session removed at teardown is made again on this thread, its transaction holding a pooled connection until the thread's next request ends`,
+      severity: 'medium',
+      function: fn.name,
+      chain: graph.chainSteps(reach, { ref, call }),
+      recommendation: 'wrap the generator in `stream_with_context(...)` (the session then lives, with its connection, until the stream ends), or close the session (`Session.remove()`) at the end of the generator, or load what it needs before returning',
+    });
+  }
+}
+
+/** dbCalls.ts `QUERY_EFFECT`. */
+const QUERY_KIND = 'query';
 
 export const factoryVsInjection: FileRule & RepoRule = {
   meta: {
@@ -272,6 +331,7 @@ export const factoryVsInjection: FileRule & RepoRule = {
   },
   checkRepo(ctx: RepoRuleContext): void {
     const graph = callGraphOf(ctx.index);
+    reportStreamAfterTeardown(ctx);
     for (const { file, fn, site, call, to } of siteCalls(graph, SESSION_ARG_CALLS)) {
       const arg = JSON.parse(site.what) as SessionArgSite;
       const task = graph.ownEffects(to).find((e) => {

@@ -78,7 +78,10 @@ export function flaskStreams(model: FileModel, view: FunctionInfo, every = false
       content = a?.value ? unwrap(a.value) : null;
     }
     if (content?.type !== 'call') continue;
-    const generator = generatorFunction(model, view, content);
+    let generator = generatorFunction(model, view, content);
+    // `Response(dump_to(...))` where `dump_to` reads the first page and then returns its nested
+    // generator (`return stream(...)`): the nested generator's body is what streams.
+    if (generator && generator.yields.length === 0) generator = returnedNestedGenerator(model, generator);
     if (!generator || generator.yields.length === 0 || seen.has(generator.index)) continue;
     withContext ||= generator.decoratorNames.some((d) => WITH_CONTEXT.test(d));
     const mimetype = keywords.get('mimetype') ?? keywords.get('content_type');
@@ -88,6 +91,25 @@ export function flaskStreams(model: FileModel, view: FunctionInfo, every = false
     out.push({ response: call, generator, sse, withContext });
   }
   return out;
+}
+
+/**
+ * The nested generator function a function returns a call of, when every `return` of it with a
+ * value returns a call of that one (`def dump_to(...): ...; return stream_dump(...)`); else null.
+ */
+function returnedNestedGenerator(model: FileModel, fn: FunctionInfo): FunctionInfo | null {
+  if (!fn.body) return null;
+  let found: FunctionInfo | null = null;
+  for (const r of fn.body.descendantsOfType('return_statement')) {
+    if (insideNestedFunction(r, fn.body)) continue;
+    const v = unwrap(r.namedChild(0));
+    if (!v) continue;
+    const callee = v.type === 'call' ? v.childForFieldName('function') : null;
+    const gen = callee?.type === 'identifier' ? model.functions.find((f) => f.parent === fn.index && f.name === callee.text && f.yields.length > 0) : undefined;
+    if (!gen || (found && found !== gen)) return null;
+    found = gen;
+  }
+  return found;
 }
 
 /** Is the call an argument of a response constructor (`Response(stream_with_context(g()))`)? */
