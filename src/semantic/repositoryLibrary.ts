@@ -65,3 +65,10 @@ export function repositoryLibraryClasses(model: FileModel): ReadonlySet<string> 
   memo.set(model, out);
   return out;
 }
+
+/** The model a library service or repository class of the file is specialised with (`SQLAlchemyAsyncRepositoryService[m.Team]` → `Team`), or null. */
+export function libraryClassModel(model: FileModel, cls: string): string | null {
+  const info = fileClasses(model).find((c) => c.name === cls);
+  const arg = info ? [...info.typeArgs.values()][0] : undefined;
+  return arg ? arg.split('.').pop()! : null;
+}

@@ -32,8 +32,8 @@ import { UNTYPED } from '../../../analysis/objects.js';
 import { returnedValues } from '../query/selfRows.js';
 import type { AssignmentInfo, FileModel } from '../../../semantic/model.js';
 import { callAt, selfOffset } from '../../../semantic/model.js';
-import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
-import { repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
+import { classOfFunction } from '../../../semantic/classes.js';
+import { libraryClassModel, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
 import { assignmentsByFunction, callArgs, callsOf, enclosingTries, exceptClauses, lastAssignment, unwrap } from './semantics.js';
 
 /** A single-row lookup: the model and the columns it filters on. */
@@ -423,7 +423,7 @@ function checkLibraryServices(ctx: FileRuleContext): void {
       const columns = new Map<string, string>();
       for (const [k, val] of callArgs(call).keywords) if (k !== 'id' && k !== 'load' && k !== 'execution_options' && k !== 'auto_expunge') columns.set(k, val.text.replace(/\s+/g, ''));
       if (!columns.size) continue;
-      const look: Lookup = { name: a.target, model: serviceModel(model, cls), columns, line: a.line, node: a.node, locked: false };
+      const look: Lookup = { name: a.target, model: libraryClassModel(model, cls) ?? 'row', columns, line: a.line, node: a.node, locked: false };
       const regions = missingRegions(fn.node, look);
       if (!regions.length) continue;
       for (const c of callsOf(model, fnIndex)) {
@@ -447,13 +447,6 @@ function checkLibraryServices(ctx: FileRuleContext): void {
       }
     }
   });
-}
-
-/** The model a library service is specialised with (`SQLAlchemyAsyncRepositoryService[m.Team]` → `Team`), or `row`. */
-function serviceModel(model: FileModel, cls: string): string {
-  const info = fileClasses(model).find((c) => c.name === cls);
-  const arg = info ? [...info.typeArgs.values()][0] : undefined;
-  return arg ? arg.split('.').pop()! : 'row';
 }
 
 /**

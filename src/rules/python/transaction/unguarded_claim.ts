@@ -33,7 +33,10 @@ import type { AssignmentInfo, FileModel } from '../../../semantic/model.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
 import { callAt, effectiveRole } from '../../../semantic/model.js';
-import { assignmentsByFunction, callsOf, lastAssignment, unwrap } from './semantics.js';
+import { insideNestedFunction } from '../../../semantic/controlFlow.js';
+import { classOfFunction } from '../../../semantic/classes.js';
+import { libraryClassModel } from '../../../semantic/repositoryLibrary.js';
+import { assignmentsByFunction, callArgs, callsOf, lastAssignment, unwrap } from './semantics.js';
 import { returnedValues } from '../query/selfRows.js';
 import { classifyDbCall } from '../query/dbCalls.js';
 
@@ -103,17 +106,23 @@ export const unguardedClaim: FileRule & RepoRule = {
     for (const { ref, file, fn, site, to } of siteCalls(graph, CLAIM_CALLS)) {
       const source = graph.ownEffects(to).find((e) => e.kind === CLAIM_SOURCE);
       if (!source) continue;
-      const [entity = '', stateText = ''] = source.what.split('|');
+      const [entity = '', stateText = '', kind = ''] = source.what.split('|');
       const states = new Map(stateText.split(',').filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]));
       const fact = JSON.parse(site.what) as ClaimCallFact;
+      // A row the helper checked in Python must be acted on by a call here (as in one function).
+      const guarded = kind === 'g';
+      if (guarded && !fact.byCall) continue;
       for (const w of fact.writes) {
-        const old = states.get(w.column);
-        if (old === undefined || old === w.value) continue;
+        const state = stateOf(states, w.column);
+        if (!state || (guarded ? !movesFrom(state.value, w.value) : state.value === w.value)) continue;
+        const old = state.value;
         const helper = graph.function(to).qualifiedName;
         ctx.report({
           path: file.path,
           location: { line: w.line, column: w.col, endLine: w.endLine, endColumn: w.endCol },
-          message: `unguarded claim on \`${entity}.${w.column}\`: \`${fact.row}\` comes from \`${helper}()\`, which reads it where \`${w.column}\` is \`${old}\` (line ${source.line}), and is moved to \`${w.value.slice(0, 40)}\` here, then ${fact.end} (line ${fact.endAt}), with no row lock (\`with_for_update(skip_locked=True)\` in the helper's query) and no conditional UPDATE: two workers can both read the row in its old state and both claim it`,
+          message: guarded
+            ? `unguarded check-then-set on \`${entity}.${w.column}\`: \`${fact.row}\` comes from \`${helper}()\`, which reads it by a key and checks \`${state.checked}\` in Python (line ${source.line}), and its \`${w.column}\` is set to \`${w.value.slice(0, 40)}\` here, then ${fact.end} (line ${fact.endAt}), and the row is acted on, with no row lock (\`with_for_update()\`) and no conditional UPDATE: two requests can both pass the check before either commits (a single-use token or code used twice)`
+            : `unguarded claim on \`${entity}.${w.column}\`: \`${fact.row}\` comes from \`${helper}()\`, which reads it where \`${w.column}\` is \`${old}\` (line ${source.line}), and is moved to \`${w.value.slice(0, 40)}\` here, then ${fact.end} (line ${fact.endAt}), with no row lock (\`with_for_update(skip_locked=True)\` in the helper's query) and no conditional UPDATE: two workers can both read the row in its old state and both claim it`,
           severity: fn.effectiveRole === 'handler' || fn.effectiveRole === 'background' ? 'medium' : 'low',
           function: fn.name,
           chain: [{ path: file.path, line: site.line, column: site.column, function: fn.name, call: helper }],
@@ -135,7 +144,26 @@ interface ClaimCallFact {
   writes: { column: string; value: string; line: number; col: number; endLine: number; endCol: number }[];
   end: string;
   endAt: number;
+  /** The row is acted on by a call after the write (not only returned). */
+  byCall?: boolean;
 }
+
+/**
+ * The state a check left on a column, by the column's name or by a boolean property named for
+ * it (`is_used` checked, `used_at` written; `is_revoked` / `revoked_at`), with what was checked.
+ */
+function stateOf(states: ReadonlyMap<string, string>, column: string): { value: string; checked: string } | null {
+  const direct = states.get(column);
+  if (direct !== undefined) return { value: direct, checked: column };
+  const stem = /^(\w+?)(?:_(?:at|on|time|date))$/.exec(column)?.[1];
+  const alias = stem ? `is_${stem}` : null;
+  const v = alias ? states.get(alias) : undefined;
+  // `is_used` true means the column is set: the check let the row through only when it was not.
+  return v !== undefined ? { value: v, checked: alias! } : null;
+}
+
+/** A repository library's write on the service or its repository: it flushes (commits with `auto_commit=True`). */
+const LIBRARY_WRITE = /^(?:await\s+)?self(?:\.repository)?\.(update|add|upsert|create)\s*\(/;
 
 /**
  * PA213's facts for the repo phase: functions that return one row read by state without a lock
@@ -144,7 +172,7 @@ interface ClaimCallFact {
  */
 export function collectClaimFacts(model: FileModel): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
-  if (model.isTestFile || !/\b(select|query)\b/.test(model.source) && !ENDS_TRANSACTION.test(model.source)) return effects;
+  if (model.isTestFile || !/\b(select|query)\b/.test(model.source) && !ENDS_TRANSACTION.test(model.source) && !LIBRARY_WRITE_TEXT.test(model.source) && !GUARDED_READ.test(model.source)) return effects;
   const byFn = assignmentsByFunction(model);
   model.functions.forEach((fn, fnIndex) => {
     const text = model.source.slice(fn.start, fn.end);
@@ -152,11 +180,19 @@ export function collectClaimFacts(model: FileModel): Effect[][] {
       const source = returnedStateRead(model, fnIndex);
       if (source) effects[fnIndex]!.push({ kind: CLAIM_SOURCE, what: `${source.model}|${[...source.states].map(([k, v]) => `${k}=${v}`).join(',')}`, line: source.line, column: 1 });
     }
-    if (!ENDS_TRANSACTION.test(text) || (CONDITIONAL_UPDATE.test(text) && UPDATE_RESULT.test(text)) || HELD_LOCK.test(text)) return;
+    // A row read by a key, checked in Python and returned (`def validate(code): tok = get(...);
+    // if tok.is_used: raise ...; return tok`): the caller that marks it claims it.
+    if (/\breturn\b/.test(text) && GUARDED_READ.test(text) && !effects[fnIndex]!.some((e) => e.kind === CLAIM_SOURCE)) {
+      const returned = new Set(fn.node.descendantsOfType('return_statement').filter((r) => !insideNestedFunction(r, fn.node)).map((r) => unwrap(r.namedChild(0))?.text ?? ''));
+      const read = guardedReads(model, fnIndex, byFn.get(fnIndex) ?? []).find((r) => returned.has(r.row));
+      if (read) effects[fnIndex]!.push({ kind: CLAIM_SOURCE, what: `${read.model}|${[...read.states].map(([k, v]) => `${k}=${v}`).join(',')}|g`, line: read.guard ?? read.line, column: 1 });
+    }
+    if (!(ENDS_TRANSACTION.test(text) || LIBRARY_WRITE_TEXT.test(text)) || (CONDITIONAL_UPDATE.test(text) && UPDATE_RESULT.test(text)) || HELD_LOCK.test(text)) return;
     const assignments = byFn.get(fnIndex) ?? [];
     for (const a of assignments) {
       if (!a.value || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
-      const value = unwrap(a.value) ?? a.value;
+      let value = unwrap(a.value) ?? a.value;
+      if (value.type === 'await') value = unwrap(value.namedChild(0)) ?? value;
       if (value.type !== 'call' || ROWS_READ.test(value.text) || /\b(select|query)\s*\(/.test(value.text)) continue;
       const call = callAt(model, value);
       if (!call) continue;
@@ -186,19 +222,47 @@ function claimAfter(model: FileModel, fnIndex: number, assignments: readonly Ass
   const calls = callsOf(model, fnIndex);
   const writes: ClaimCallFact['writes'] = [];
   let end: { what: string; line: number } | null = null;
+  let byCall = false;
   for (const a of assignments) {
     if (a.node.startIndex < from || a.node.endIndex > to || !a.value) continue;
     const m = /^([A-Za-z_]\w*)\.([a-z_]\w*)$/.exec(a.target);
     if (!m || m[1] !== row) continue;
-    const commit = calls.find((c) => (c.method === 'commit' || c.method === 'flush') && c.hasReceiver && c.node.startIndex > a.node.endIndex);
+    const commit = calls.find((c) => (((c.method === 'commit' || c.method === 'flush') && c.hasReceiver) || LIBRARY_WRITE.test(c.node.text)) && c.node.startIndex > a.node.endIndex);
     if (!commit) continue;
     if (!usedAfter(fn.node, row, a.node.endIndex, to) && !actedOnBefore(fn.node, row, from, a.node.startIndex)) continue;
-    end ??= { what: commit.method === 'commit' ? 'committed' : 'flushed', line: commit.line };
+    byCall ||= usedAfter(fn.node, row, commit.node.endIndex, to, true);
+    end ??= { what: endWhat(commit), line: commit.line };
     const s = a.node.startPosition;
     const e = a.node.endPosition;
     writes.push({ column: m[2]!, value: a.value.text.replace(/\s+/g, ''), line: s.row + 1, col: s.column + 1, endLine: e.row + 1, endCol: e.column + 1 });
   }
-  return end && writes.length ? { row, writes, end: end.what, endAt: end.line } : null;
+  // The library's update of the row by its id with the new values: `self.update(item_id=row.id,
+  // data={"used_at": now})` (or the values first, positionally).
+  for (const c of calls) {
+    if (c.node.startIndex < from || c.node.endIndex > to || !/^(?:self(?:\.repository)?\.)update$/.test(c.calleeText)) continue;
+    const args = callArgs(c.node);
+    if (args.keywords.get('item_id')?.text.replace(/\s+/g, '') !== `${row}.id`) continue;
+    const data = unwrap(args.keywords.get('data') ?? args.positional[0] ?? null);
+    if (data?.type !== 'dictionary') continue;
+    if (!usedAfter(fn.node, row, c.node.endIndex, to)) continue;
+    byCall ||= usedAfter(fn.node, row, c.node.endIndex, to, true);
+    end ??= { what: endWhat(c), line: c.line };
+    const s = c.node.startPosition;
+    const e = c.node.endPosition;
+    for (const pair of data.namedChildren) {
+      const k = /^["']([a-z_]\w*)["']$/.exec(pair.childForFieldName('key')?.text ?? '')?.[1];
+      const v = pair.childForFieldName('value');
+      if (pair.type === 'pair' && k && v) writes.push({ column: k, value: v.text.replace(/\s+/g, ''), line: s.row + 1, col: s.column + 1, endLine: e.row + 1, endCol: e.column + 1 });
+    }
+  }
+  return end && writes.length ? { row, writes, end: end.what, endAt: end.line, ...(byCall ? { byCall } : {}) } : null;
+}
+
+/** How the write is sent: a commit, a flush, or the library's write (which commits with `auto_commit=True`). */
+function endWhat(c: { method: string; node: SyntaxNode }): string {
+  if (c.method === 'commit') return 'committed';
+  if (c.method === 'flush') return 'flushed';
+  return /auto_commit\s*=\s*True/.test(c.node.text) ? `committed by \`${c.method}(auto_commit=True)\`` : `flushed by the library's \`${c.method}()\``;
 }
 
 interface StateRead {
@@ -277,14 +341,14 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
     }
     writes.sort((x, y) => x.node.startIndex - y.node.startIndex);
     for (const w of writes) {
-      const old = read.states.get(w.column);
+      const old = stateOf(read.states, w.column)?.value;
       if (old === undefined || !movesFrom(old, w.value)) continue;
       if (read.guardAt !== undefined && w.node.startIndex < read.guardAt) continue;
-      const call = calls.find((c) => (c.method === 'commit' || c.method === 'flush') && c.hasReceiver && c.node.startIndex > w.node.endIndex);
+      const call = calls.find((c) => (((c.method === 'commit' || c.method === 'flush') && c.hasReceiver) || LIBRARY_WRITE.test(c.node.text)) && c.node.startIndex > w.node.endIndex);
       // `with Session.begin() as s:` around the write commits when the block ends.
       const block = call ? null : model.withs.find((b) => b.functionIndex === fnIndex && b.bodyStart <= w.node.startIndex && w.node.endIndex <= b.bodyEnd
         && b.items.some((i) => /\.begin\(\s*\)$/.test(i.value.text.replace(/^await\s+/, ''))));
-      const end = call ? { what: call.method === 'commit' ? 'committed' : 'flushed', line: call.line } : block ? { what: 'committed when its `begin()` block ends', line: block.node.endPosition.row + 1 } : null;
+      const end = call ? { what: endWhat(call), line: call.line } : block ? { what: 'committed when its `begin()` block ends', line: block.node.endPosition.row + 1 } : null;
       if (!end) continue;
       // A claim is taken to act on the row alone: the function goes on to hand it (or its id) to a
       // call, or returns it. A sweep that only moves rows to a final state (`expire`, `fail`)
@@ -452,6 +516,9 @@ function movesFrom(old: string, value: string): boolean {
 const FALSY = /^(None|False|0|""|''|\[\]|\{\}|\(\))$/;
 
 /** One operand of a Python check on a row's column: `[not] row.col [is [not] None | == V | != V]`. */
+/** Text test for a repository library's write on the service (see {@link LIBRARY_WRITE}). */
+const LIBRARY_WRITE_TEXT = /\bself(?:\.repository)?\.(update|add|upsert|create)\s*\(/;
+
 const CHECK = /^(not\s+)?([A-Za-z_]\w*)\.([a-z_]\w*)(?:\s+(is not None|is None)|\s*(!=|==)\s*(.+))?$/;
 
 /** Cheap text test for {@link guardedReads}: a one-row read and a check that leaves. */
@@ -487,7 +554,9 @@ function guardedReads(model: FileModel, fnIndex: number, assignments: readonly A
     if (!isRead) continue;
     const text = readText(model, fnIndex, v.text, a.line);
     if (/with_for_update|skip_locked|FOR\s+UPDATE/i.test(text)) continue;
-    const entity = MODEL_OF_STATEMENT.exec(text)?.[1] ?? MODEL_QUERY_PROPERTY.exec(text)?.[1] ?? /\.get\(\s*(?:[\w.]*\.)?([A-Z]\w*)\s*,/.exec(text)?.[1] ?? a.target;
+    // A library service's own read (`self.get_one_or_none(...)`): the model the service is specialised with.
+    const cls = /^(?:await\s+)?self(?:\.repository)?\./.test(v.text) ? classOfFunction(model, fnIndex) : null;
+    const entity = MODEL_OF_STATEMENT.exec(text)?.[1] ?? MODEL_QUERY_PROPERTY.exec(text)?.[1] ?? /\.get\(\s*(?:[\w.]*\.)?([A-Z]\w*)\s*,/.exec(text)?.[1] ?? (cls ? libraryClassModel(model, cls) : null) ?? a.target;
     const states = new Map<string, string>();
     let guard: number | undefined;
     let guardAt: number | undefined;
