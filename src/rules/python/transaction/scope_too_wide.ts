@@ -28,7 +28,7 @@
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { awaitedOffloadCall } from '../../../semantic/externalCalls.js';
 import { callsOf, externalCall, transactionRegions } from './semantics.js';
-import { COMMIT_EFFECT, NETWORK_EFFECT, ROLLBACK_EFFECT, TXN_OPEN_CALL } from './effects.js';
+import { COMMIT_EFFECT, NETWORK_EFFECT, ROLLBACK_EFFECT, TXN_LOOP_CALL, TXN_OPEN_CALL } from './effects.js';
 import { reportInTransactionCalls } from './reach.js';
 import { callGraphOf, siteCalls, type CallEdge, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import type { Effect } from '../../../analysis/summary.js';
@@ -175,6 +175,8 @@ function flushedWriteWaits(ctx: RepoRuleContext, done: ReadonlySet<string>): voi
   const inSpan = new Set<string>();
   for (const { ref, call } of siteCalls(graph, TXN_OPEN_CALLS)) inSpan.add(`${ref.file}:${call.line}:${call.column}`);
   const sends = (to: FnRef) => (graph.reaches(to, WRITE_EFFECT, 'any') || graph.reaches(to, FLUSH_EFFECT, 'any')) && !lib.mayCommit([to]);
+  /** Functions that write and then wait on the network, leaving the commit to their caller: key → the network call. */
+  const waiting = new Map<string, string>();
   for (const ref of graph.functions()) {
     const file = graph.fileOf(ref);
     if (file.isTestFile || done.has(`${ref.file}:${ref.fn}`)) continue;
@@ -214,12 +216,44 @@ function flushedWriteWaits(ctx: RepoRuleContext, done: ReadonlySet<string>): voi
     // A name lookup (`socket.getaddrinfo`) asks the resolver and changes nothing remotely.
     const direct = own.find((e) => e.kind === NETWORK_EFFECT && open(e) && !NAME_LOOKUP.test(e.what));
     const edge = edges.find((e) => open(e.call) && graph.reaches(e.to, NETWORK_EFFECT, 'any') && !NAME_LOOKUP.test(graph.effectOf(e.to, NETWORK_EFFECT, 'any')!.effect.what));
+    if (!end && (direct || edge)) waiting.set(`${ref.file}:${ref.fn}`, direct?.what ?? graph.chainNames(graph.effectOf(edge!.to, NETWORK_EFFECT, 'any')!).join('` → `'));
     // Low: one remote call while the rows this code just wrote are locked (the review of the field
     // cases: the order was often deliberate, the locks on rows few others touch); medium when the
     // call runs per item of a loop, each round trip adding to the time the locks are held.
     reportWait(ctx, graph, ref, direct, edge, `${where}: the flushed rows stay locked while it waits, and the call cannot be undone if the commit fails`, (inLoop) => (inLoop ? 'medium' : 'low'));
   }
+  if (waiting.size) perItemWaits(ctx, graph, waiting);
 }
+
+/**
+ * A function that writes and then waits on the network, leaving the commit to its caller, called
+ * once per item of a loop (the item handed to it) by a caller that commits nothing itself, nor
+ * through a call: every item's writes and remote calls run in one transaction, committed after
+ * the loop (by a request hook, a base class): N round trips while the rows stay locked, and a
+ * failure at item k rolls back every item's writes though the remote side was told about the
+ * items before it. Medium, at the loop's call.
+ */
+function perItemWaits(ctx: RepoRuleContext, graph: CallGraph, waiting: ReadonlyMap<string, string>): void {
+  const lib = libraryReach(graph);
+  for (const { ref, file, fn, call, to } of siteCalls(graph, TXN_LOOP_CALLS)) {
+    const network = waiting.get(`${to.file}:${to.fn}`);
+    if (network === undefined || file.isTestFile || call.receiverType === UNTYPED) continue;
+    const own = graph.ownEffects(ref);
+    if (own.some((e) => e.kind === MAY_COMMIT_EFFECT || e.kind === COMMIT_EFFECT || e.kind === ROLLBACK_EFFECT)) continue;
+    if (graph.callees(ref).some((e) => lib.mayCommit([e.to]))) continue;
+    const helper = graph.function(to).qualifiedName;
+    ctx.report({
+      path: file.path,
+      location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+      message: `\`${call.calleeText}()\` runs once per item of this loop, and each call sends writes and then waits on the network (\`${helper}\` → \`${network}\`) in the same transaction, which nothing here commits (it ends after the loop, outside this function): one remote round trip per item while the written rows stay locked, and a failure at one item rolls back every item's writes though the remote side was already told about the items before it`,
+      severity: 'medium',
+      function: fn.name,
+      recommendation: 'commit each item before its remote call (or after it, per item), or collect the remote calls and make them after the commit (a job queued on commit)',
+    });
+  }
+}
+
+const TXN_LOOP_CALLS: ReadonlySet<string> = new Set([TXN_LOOP_CALL]);
 
 /**
  * Reports the first of a network call of the function's own (`direct`) and a call whose callee
