@@ -213,7 +213,7 @@ function reportFlaskAfterTeardown(ctx: FileRuleContext): void {
         message: `\`${use.query.calleeText}\` in ${where} uses the request's session while Flask streams the response, after the request context is gone (no \`stream_with_context\`): Flask-SQLAlchemy raises "working outside of application context", and a scoped session removed at teardown is made again on this thread and never removed`,
         severity: 'high',
         function: view.name,
-        recommendation: 'wrap the generator in `stream_with_context(...)` (the session then lives, with its connection, until the stream ends), or load the rows before returning, or open and close a session inside the generator',
+        recommendation: 'wrap the generator in `stream_with_context(...)` (the session then lives, with its connection, until the stream ends; not for a session an `after_request` hook removes), or load the rows before returning, or open and close a session inside the generator',
       });
     }
   }
@@ -238,11 +238,11 @@ function reportStreamAfterTeardown(ctx: RepoRuleContext): void {
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-      message: `\`${call.calleeText}()\` in the generator \`${fn.name}\` that the view \`${site.what}\` streams reaches a query (\`${reach.effect.what}\`) after the request context is gone (no \`stream_with_context\`): Flask-SQLAlchemy raises "working outside of application context", and a scoped session removed at teardown is made again on this thread, its transaction holding a pooled connection until the thread's next request ends`,
+      message: `\`${call.calleeText}()\` in the generator \`${fn.name}\` that the view \`${site.what}\` streams reaches a query (\`${reach.effect.what}\`) after the request has ended (no \`stream_with_context\`): Flask-SQLAlchemy raises "working outside of application context", and a project's scoped session, removed when the request ended (a teardown or \`after_request\` hook), is made again on this thread, its transaction holding a pooled connection until the thread's next request ends`,
       severity: 'medium',
       function: fn.name,
       chain: graph.chainSteps(reach, { ref, call }),
-      recommendation: 'wrap the generator in `stream_with_context(...)` (the session then lives, with its connection, until the stream ends), or close the session (`Session.remove()`) at the end of the generator, or load what it needs before returning',
+      recommendation: 'remove the session when the generator ends (`try: ... finally: Session.remove()`), or load what it needs before returning; `stream_with_context(...)` keeps a session that a teardown hook removes, not one an `after_request` hook removes',
     });
   }
 }
