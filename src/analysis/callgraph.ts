@@ -387,9 +387,12 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
       const fn = i === file ? undefined : fnIn(i);
       if (fn !== undefined) found.push({ file: i, fn });
     }
+    if (found.length === 1) return found;
     const registryPackages = files[lookup.file]!.functions[lookup.fn]!.effects.filter((e) => e.kind === REGISTRY_PACKAGE).map((e) => e.what);
-    // Only from code outside the registry's own tree (a plugin's package, not the app that owns the registry).
-    if (!registry.length || !pkg || registryPackages.some((p) => p === pkg || p.startsWith(`${pkg}.`) || pkg.startsWith(`${p}.`))) return found.length === 1 ? found : [];
+    // Only from code outside the registry's own tree: another top-level package (a plugin's), not
+    // the app that owns the registry (`app.web` for `app.actions`).
+    const root = (m: string) => m.split('.')[0]!;
+    if (!registry.length || !pkg || registryPackages.some((p) => root(p) === root(pkg)) || root(files[lookup.file]!.moduleName) === root(pkg)) return [];
     found.length = 0;
     // A registry that loads its package by name and takes plugins' additions too: a name it does
     // not define, looked up from a plugin's own code (a package outside the registry's tree), is

@@ -4,26 +4,32 @@
  * is a round trip, not a unit of work cut per item (PA207), and it makes a read beside it no
  * per-item workflow (PA107's `low`/advisory).
  *
- * The commit's function, and every function on the chain to it (a `commit()` wrapper's callers
- * too: they are what the commit keeps), stage or send nothing of their own (`STAGES`, below; no
- * write statement, flush or commit elsewhere), and nothing they call reaches a write, a staged
- * change, a flush or a commit. A write the call graph cannot see (a call it does not resolve) is
- * not assumed.
+ * The commit's function, and every function on the chain to it from the loop's call, stage or
+ * send nothing of their own (`STAGES`, below; no write statement, flush or commit elsewhere), and
+ * nothing they call reaches one. What the loop's own iteration stages is the rules' to add (the
+ * `txn_loop_call` fact, the loop's function's `STAGES`, another per-item call that stages). The
+ * sketch of a change stays on the side of writing, but a call the graph cannot resolve is taken to
+ * change something only when its name or its use says so (see `STAGES`).
  */
 import type { CallGraph, FnRef, Reach } from '../../analysis/callgraph.js';
 import type { Effect } from '../../analysis/summary.js';
 import type { FileModel } from '../../semantic/model.js';
 import { runsOnce } from '../../semantic/memo.js';
+import { callAt } from '../../semantic/model.js';
+import { classifyDbCall } from './query/dbCalls.js';
+import { lastAssignment, unwrap } from './query/semantics.js';
 
-/** transaction/effects.ts: a commit whose function does nothing but read before it (its callers on the chain and their callees are still asked). */
-export const READONLY_COMMIT = 'readonly_commit';
 /**
- * The function stages a change that a later flush or commit sends: `session.add(x)` /
- * `session.delete(x)` it does not flush itself, or an attribute of an object set (not where it
- * runs once, filling a cache: semantic/memo.ts) (`row.state =
- * "deleted"`), or a collection attribute changed in place (`row.tags.append(t)`; `self.state = ...` in a method other than a constructor, of a model or of a class in
- * the models' modules). A sketch on the side of
- * writing: any object's attribute counts, the object's type is not asked.
+ * The function stages a change that a later flush or commit sends (not where the code runs once,
+ * filling a cache: semantic/memo.ts):
+ * - a row staged on a session it does not flush itself (`session.add(x)`, `session.delete(x)`,
+ *   also on a handle named like a session), a statement executed that is not known to read;
+ * - an attribute set (`row.state = "deleted"`, `row.meta["k"] = v`, `setattr(row, k, v)`,
+ *   `flag_modified(row, "meta")`), a collection attribute changed in place (`row.tags.append(t)`);
+ *   not a module's or a class's own state, nor `self.x` in a constructor or in a class that is no
+ *   model (nor in the models' modules);
+ * - a method named for changing its object (`job.complete(r)`, `form.populate_obj(row)`,
+ *   `user.set_password(p)`) on a parameter or a row read from the database.
  */
 export const STAGES = 'stages';
 
@@ -42,45 +48,91 @@ const WRITE_KINDS = ['write', 'flushes', 'commit', 'commit_own', 'commit_may', '
  */
 export function stagedAttributeEffects(model: FileModel): Effect[][] {
   const out: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile) return out;
   const seen = new Set<number>();
+  // Names each function binds itself (`fnIndex:name`), once: a module-level name rebound locally is a local.
+  const locals = new Set<string>();
+  for (const a of model.assignments) if (a.functionIndex >= 0 && /^\w+$/.test(a.target)) locals.add(`${a.functionIndex}:${a.target}`);
+  /** An imported module (`import os`, `import sys`): its attributes are no row. */
+  const moduleImport = (name: string) => model.imports.get(name) === name;
   const stage = (fnIndex: number, target: string, node: { startIndex: number; startPosition: { row: number; column: number } }) => {
     if (fnIndex < 0 || seen.has(fnIndex) || runsOnce(model, fnIndex, node.startIndex)) return;
-    if (!/\.(\w+|\*)$/.test(target)) return;
+    // `row.col = v`, `row.col[k] = v` (a JSON column changed in place), `row.*` (setattr).
+    if (!/\.(\w+|\*)$/.test(target) && !/^[\w.]+\.\w+\s*\[/.test(target)) return;
     const base = /^\w+/.exec(target)?.[0] ?? '';
     const fn = model.functions[fnIndex]!;
-    // A class's or a module's own state (`cls.x`, `app_globals.x` of a module-level object, an
-    // imported module's attribute) is no row.
-    // (`db.session.get(Invoice, i).state` is a row's, though `db` is imported: only `name.attr` is asked.)
-    const direct = /^\w+\.(\w+|\*)$/.test(target);
-    if (base === 'cls' || (direct && (model.imports.has(base) || (model.moduleDefs.has(base) && !fn.params.some((p) => p.name === base) && !model.assignments.some((a) => a.functionIndex === fnIndex && a.target === base))))) return;
-    // A constructor sets up its own object; another method of a model, or of a class of the
-    // models' modules (a mixin or base class the models share), may set a row's column.
-    if (base === 'self' && target.startsWith('self.') && (!fn.className || CONSTRUCTORS.has(fn.name) || !(model.modelClasses.has(fn.className) || MODEL_MODULE.test(model.path)))) return;
+    const direct = /^\w+\.(\w+|\*)(\s*\[.*)?$/s.test(target);
+    // A class's own state, an imported module's attribute, or a module-level object's own field
+    // (`app_globals.site_title = ...`, a name the function does not bind) is no row.
+    if (base === 'cls' || moduleImport(base)) return;
+    if (direct && model.moduleDefs.has(base) && !fn.params.some((p) => p.name === base) && !locals.has(`${fnIndex}:${base}`)) return;
+    // `self.x = v` in a constructor, or in a method of a class that is no model (nor in the
+    // models' modules), sets up the object's own state; `self.order.status = v` sets a row's.
+    if (base === 'self' && direct && (!fn.className || CONSTRUCTORS.has(fn.name) || !(model.modelClasses.has(fn.className) || MODEL_MODULE.test(model.path)))) return;
+    if (base === 'self' && fn.className && CONSTRUCTORS.has(fn.name)) return;
     seen.add(fnIndex);
     out[fnIndex]!.push({ kind: STAGES, what: target, line: node.startPosition.row + 1, column: node.startPosition.column + 1 });
   };
   for (const a of model.assignments) if (!a.fromWith) stage(a.functionIndex, a.target, a.node);
-  // A collection attribute changed in place: `cert.destinations.remove(d)`, `user.roles.append(r)`;
-  // an attribute set by name: `setattr(row, key, value)`.
+  for (const a of model.augAssignments) stage(a.functionIndex, a.target, a.node);
+  for (const a of model.augSubscripts) stage(a.functionIndex, a.target, a.node);
   for (const c of model.calls) {
+    if (c.functionIndex < 0 || seen.has(c.functionIndex)) continue;
+    // `setattr(row, key, value)`.
     if (c.calleeText === 'setattr' && !c.hasReceiver) {
       const obj = c.node.childForFieldName('arguments')?.namedChildren[0]?.text ?? '';
       if (/^\w+$/.test(obj)) stage(c.functionIndex, `${obj}.*`, c.node);
       continue;
     }
-    if (!c.hasReceiver || !COLLECTION_MUTATION.test(c.method) || !/\./.test(c.dottedReceiver ?? '') || model.imports.has(c.dottedReceiver!.split('.')[0]!)) continue;
-    stage(c.functionIndex, c.dottedReceiver!, c.node);
+    // `flag_modified(row, "meta")`: a change the unit of work is told about.
+    if (STAGING_FUNCTION.test(c.qualifiedName ?? c.calleeText)) {
+      stage(c.functionIndex, 'row.*', c.node);
+      continue;
+    }
+    if (!c.hasReceiver) continue;
+    const receiver = c.dottedReceiver ?? '';
+    // A collection attribute changed in place: `cert.destinations.remove(d)`, `user.roles.append(r)`.
+    if (COLLECTION_MUTATION.test(c.method) && receiver.includes('.')) {
+      stage(c.functionIndex, receiver, c.node);
+      continue;
+    }
+    // A method named for changing the object it is called on (`job.complete(result)`,
+    // `form.populate_obj(order)`, `user.set_password(pw)`): it may change a row.
+    // The object is one the function was handed (a parameter) or read from the database; an
+    // object a repo function made (`index = index_for(...)`) is the call graph's to judge.
+    if (/^\w+$/.test(receiver) && !/^(self|cls)$/.test(receiver) && !HANDLE_LIKE.test(receiver) && CHANGING_METHOD.test(c.method) && handedOrRead(model, c.functionIndex, receiver, c.line)) {
+      stage(c.functionIndex, `${receiver}.*`, c.node);
+    }
   }
-  for (const a of model.augAssignments) stage(a.functionIndex, a.target, a.node);
   return out;
 }
 
+/** Is `name` a parameter of the function, or bound from a database read (or a loop over one)? */
+function handedOrRead(model: FileModel, fnIndex: number, name: string, line: number): boolean {
+  const fn = model.functions[fnIndex]!;
+  if (fn.params.some((p) => p.name === name)) return true;
+  const a = lastAssignment(model, name, fnIndex, line);
+  let v = a?.value ? unwrap(a.value) : null;
+  if (v?.type === 'await') v = unwrap(v.namedChild(0));
+  for (let n = v; n?.type === 'call'; n = unwrap(n.childForFieldName('function')?.childForFieldName('object') ?? null)) {
+    const c = callAt(model, n);
+    if (c && classifyDbCall(model, c)?.kind === 'read') return true;
+  }
+  return false;
+}
+
+/** SQLAlchemy's functions that tell the unit of work about a change. */
+const STAGING_FUNCTION = /(^|\.)(flag_modified|flag_dirty|set_attribute|set_committed_value|del_attribute)$/;
+/** A name for a database handle: its calls are the database's (dbCalls/transaction semantics judge them). */
+const HANDLE_LIKE = /^(session|db|db_session|dbsession|sess|conn|connection|cursor|cur|tx|uow|engine)$/;
+/** Verbs of a method that changes the object it is called on (a row's own workflow method). */
+const CHANGING_METHOD = /^(complete|finish|fail|cancel|close_\w+|approve|reject|assign|unassign|populate\w*|update_\w+|set_\w+|mark\w*|add_\w+|remove_\w+|delete\w*|save\w*|activate|deactivate|archive|restore|publish|unpublish|lock|unlock|increment\w*|decrement\w*|reset\w*|touch|attach|detach|link|unlink|enable|disable|submit|accept|revoke|expire|renew|clear_\w+|apply_\w+|record_\w+)$/;
+
 /**
- * Does the commit that `reach` ends at keep nothing: a `READONLY_COMMIT`, or one whose chain and
- * callees change nothing (see the module comment)?
+ * Does the commit that `reach` ends at keep nothing: its chain and what the chain's functions call
+ * stage and send nothing (see the module comment)?
  */
 export function commitKeepsNothing(graph: CallGraph, reach: Reach): boolean {
-  const last = reach.steps[reach.steps.length - 1]!.fn;
   const at = (e: { line: number; column: number }) => e.line === reach.effect.line && e.column === reach.effect.column;
   const ownWrite = (fn: FnRef, isLast: boolean) => graph.ownEffects(fn).some((e) => WRITE_KINDS.includes(e.kind) && !(isLast && at(e)));
   const steps = reach.steps.map((s) => s.fn);

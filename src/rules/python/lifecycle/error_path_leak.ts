@@ -48,15 +48,27 @@ function exitBeforeProtection(acq: Acquisition): { exit: SyntaxNode; guard: Synt
   const guardAt = siblings.findIndex((c, i) => i > from && c.type === 'try_statement' && c.namedChildren.some((clause) =>
     (clause.type === 'finally_clause' || ((clause.type === 'except_clause' || clause.type === 'except_group_clause') && catchesAll(clause))) && closesIn(clause, acq.target)));
   if (guardAt < 0) return null;
+  // An enclosing `try` whose `finally` or catch-all handler closes it covers every exit.
+  if (protectedByTry(stmt, acq.target, acq.fn.node)) return null;
   for (const between of siblings.slice(from + 1, guardAt)) {
     // A nested `def`/`class` only defines: its `return` is its own.
     if (between.type === 'function_definition' || between.type === 'class_definition' || between.type === 'decorated_definition') continue;
     // Rebound, closed or handed on before the `try`: not this value's path any more.
     if (variableRefs(between, acq.target).length) return null;
-    const exit = exitsOf(between)[0];
+    // A `raise` in the body of a `try` with handlers may be caught a line later: not counted.
+    const exit = exitsOf(between).find((e) => !(e.type === 'raise_statement' && insideTryWithHandlers(e, between)));
     if (exit) return { exit, guard: siblings[guardAt]! };
   }
   return null;
+}
+
+/** Is `node` in the body (not a handler) of a `try` with `except` clauses, within `top`? */
+function insideTryWithHandlers(node: SyntaxNode, top: SyntaxNode): boolean {
+  for (let child: SyntaxNode = node, p = node.parent; p; child = p, p = p.parent) {
+    if (p.type === 'try_statement' && child.type === 'block' && p.childForFieldName('body')?.id === child.id && p.namedChildren.some((c) => c.type === 'except_clause' || c.type === 'except_group_clause')) return true;
+    if (p.id === top.id) break;
+  }
+  return false;
 }
 
 function isProvider(ctx: FileRuleContext, fn: FunctionInfo): boolean {
@@ -78,7 +90,7 @@ export const errorPathLeak: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Session or connection leaked on an error path: generator dependency without try/finally, an `except` that exits before closing, a `finally` that commits before closing',
-    what: 'Finds a generator (a FastAPI `yield` dependency, a `@contextmanager`) that acquires a session or connection, yields it and closes it after the `yield` with no `try/finally` around the `yield`; and an `except` clause that returns or raises after a session/connection was acquired, without closing it, in a function that otherwise closes it on the normal path; and a `finally` that calls the database through it (`commit()`, `flush()`, `execute()`) before its `close()`, outside a `try` of its own; and a `return` or `raise` between the acquisition of a session, connection or file and the `try` whose `finally` closes it (`f = open(p)`, `if not ok: raise ...`, `try: ... finally: f.close()`): that path leaves with it open (`medium` in a request handler or provider, else `low`; advisory for a file, which CPython closes once the exception is handled). A provider of a web service is critical: every failing request leaks.',
+    what: 'Finds a generator (a FastAPI `yield` dependency, a `@contextmanager`) that acquires a session or connection, yields it and closes it after the `yield` with no `try/finally` around the `yield`; and an `except` clause that returns or raises after a session/connection was acquired, without closing it, in a function that otherwise closes it on the normal path; and a `finally` that calls the database through it (`commit()`, `flush()`, `execute()`) before its `close()`, outside a `try` of its own; and a `return` or `raise` between the acquisition of a session, connection or file and the `try` whose `finally` closes it (`f = open(p)`, `if not ok: raise ...`, `try: ... finally: f.close()`): that path leaves with it open until CPython frees it (files and connections; a session takes no connection before its first use): advisory, since nothing builds up past the failing call (`medium` in a request handler or provider, else `low`). A provider of a web service is critical: every failing request leaks.',
     why: 'FastAPI throws the endpoint\'s exception into a `yield` dependency at the `yield`, and a `@contextmanager` does the same: code after the `yield` is skipped, so the session is never closed and its connection stays checked out (with an open transaction). An early `return`/`raise` in an `except` skips the `close()` written below it. Under a burst of errors the pool runs dry and healthy requests start timing out.',
     bad: 'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\nfrom fastapi import Depends, FastAPI\n\nengine = create_engine("postgresql://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\napp = FastAPI()\n\n\ndef get_db():\n    db = SessionLocal()\n    yield db\n    db.close()\n',
     good: 'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\nfrom fastapi import Depends, FastAPI\n\nengine = create_engine("postgresql://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\napp = FastAPI()\n\n\ndef get_db():\n    db = SessionLocal()\n    try:\n        yield db\n    finally:\n        db.close()\n',
@@ -92,24 +104,25 @@ export const errorPathLeak: FileRule = {
   checkFile(ctx: FileRuleContext): void {
     for (const acq of acquisitions(ctx.model, ctx.project)) {
       if (acq.kind === 'client' || acq.provider) continue;
-      // `f = open(p)`, then `if bad: raise ...`, then `try: ... finally: f.close()`. The `finally`
-      // says the function owns the value, whatever it hands it to inside the `try`; a `return`
-      // of it from the `try` leaves it open too, and is not this check's (no ref in between).
-      const early = exitBeforeProtection(acq);
-      if (early) {
+      // `f = open(p)` or `conn = engine.connect()`, then `if bad: raise ...`, then `try: ...
+      // finally: f.close()`. The `finally` says the function owns the value, whatever it hands it
+      // to inside the `try`. A session holds no connection until its first use, and nothing uses
+      // it before such an exit: only files and connections. Advisory: CPython frees the object
+      // (closing the file, giving the connection back to its pool) once the last reference goes —
+      // at once on a `return`, when the exception is handled on a `raise` — so nothing builds up.
+      const early = acq.kind === 'session' ? null : exitBeforeProtection(acq);
+      if (early && !(acq.kind === 'file' && early.exit.type === 'return_statement')) {
         const exit = early.exit.type === 'raise_statement' ? '`raise`' : '`return`';
         const role = effectiveRole(ctx.model, acq.fn.index);
         ctx.report({
           node: early.exit,
-          message: `this ${exit} leaves \`${acq.fn.name}\` after \`${acq.target} = ${acq.label}\` and before the \`try\` (line ${early.guard.startPosition.row + 1}) whose \`finally\` closes it: on this path it is never closed`
-            + (acq.kind === 'file' ? ' (CPython closes the handle only once the exception\'s traceback, which keeps the frame, is freed)' : ', and its connection stays checked out until the garbage collector finds it'),
+          message: `this ${exit} leaves \`${acq.fn.name}\` after \`${acq.target} = ${acq.label}\` and before the \`try\` (line ${early.guard.startPosition.row + 1}) whose \`finally\` closes it: on this path it is not closed by the code`
+            + (early.exit.type === 'raise_statement' ? ', only when the exception is handled and its traceback, which keeps the frame, is freed' : ', only when the function\'s frame is freed'),
           severity: role === 'handler' || isProvider(ctx, acq.fn) ? 'medium' : 'low',
-          // CPython closes a file once the exception is handled and its traceback dropped: hygiene.
-          ...(acq.kind === 'file' ? { advisory: 'a file handle, which CPython closes once the exception is handled and its traceback freed: nothing builds up past the failing call' } : {}),
+          advisory: `CPython frees the ${acq.kind === 'file' ? 'file handle' : 'connection (back to its pool)'} once the last reference goes: hygiene, nothing builds up past the failing call`,
           function: acq.fn.name,
           recommendation: `acquire it just before the \`try\` (after the checks that can leave), or use \`with\``,
         });
-        continue;
       }
       if (acq.kind === 'file') continue;
       const facts = closeFacts(acq);

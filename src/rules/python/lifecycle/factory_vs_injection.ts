@@ -119,11 +119,6 @@ function argumentOf(call: CallInfo, name: string): number | string | null {
 }
 
 /**
- * PA406's facts for hand-offs across modules: every function that hands one of its parameters to
- * a background or detached task, and every handler call that passes an injected session on to a
- * function the file does not define (a same-module helper is the file rule's).
- */
-/**
  * Site fact: a call in the body of a generator that a Flask view streams without
  * `stream_with_context`, when the file rule saw no session use of its own there: the repo phase
  * asks whether the call reaches a query (through any depth of the repo's calls).
@@ -141,8 +136,10 @@ export function collectStreamAfterTeardown(model: FileModel): Effect[][] {
       const gen = stream.generator;
       if (stream.withContext || seen.has(gen.index) || generatorSessionUse(model, gen)) continue;
       seen.add(gen.index);
+      const pushed = model.withs.filter((w) => w.functionIndex === gen.index && w.items.some((i) => PUSHES_CONTEXT.test(i.value.text)));
       for (const c of callsOf(model, gen.index)) {
         if (c.functionIndex !== gen.index || c.offloaded) continue;
+        if (pushed.some((w) => c.node.startIndex >= w.bodyStart && c.node.endIndex <= w.bodyEnd)) continue;
         out[gen.index]!.push({ kind: STREAM_AFTER_TEARDOWN, what: view.name, line: c.line, column: c.column });
       }
     }
@@ -150,6 +147,11 @@ export function collectStreamAfterTeardown(model: FileModel): Effect[][] {
   return out;
 }
 
+/**
+ * PA406's facts for hand-offs across modules: every function that hands one of its parameters to
+ * a background or detached task, and every handler call that passes an injected session on to a
+ * function the file does not define (a same-module helper is the file rule's).
+ */
 export function collectTaskHandoffs(model: FileModel, project?: ProjectContext): Effect[][] {
   const out: Effect[][] = model.functions.map(() => []);
   if (!project || model.isTestFile) return out;
@@ -234,6 +236,8 @@ function reportStreamAfterTeardown(ctx: RepoRuleContext): void {
     if (done.has(key) || call.receiverType === UNTYPED) continue;
     const reach = graph.effectsOfCall(ref, call, to, 'sync').get(QUERY_KIND);
     if (!reach || reach.weak) continue;
+    // A query on a session or connection a function on the way opens itself needs no request.
+    if (reach.steps.some((st) => graph.ownEffects(st.fn).some((e) => OWN_HANDLE.has(e.kind)))) continue;
     done.add(key);
     ctx.report({
       path: file.path,
@@ -249,6 +253,10 @@ function reportStreamAfterTeardown(ctx: RepoRuleContext): void {
 
 /** dbCalls.ts `QUERY_EFFECT`. */
 const QUERY_KIND = 'query';
+/** transaction effects: a function that opens (and commits) a session or connection of its own. */
+const OWN_HANDLE: ReadonlySet<string> = new Set(['opens_session', 'commit_own']);
+/** A `with` item that pushes an application or request context (`with app.app_context():`). */
+const PUSHES_CONTEXT = /\b(app_context|test_request_context|request_context)\s*\(/;
 
 export const factoryVsInjection: FileRule & RepoRule = {
   meta: {
@@ -258,7 +266,7 @@ export const factoryVsInjection: FileRule & RepoRule = {
     severity: 'critical',
     effort: 'M',
     summary: 'Injected request-scoped session used by long-lived code: SSE/streaming generator, WebSocket loop, background task',
-    what: 'Finds a session injected into a handler (`Depends(get_db)` and the like, `session: AsyncSession`) that is used by the generator of a `StreamingResponse` / `EventSourceResponse`, kept by a WebSocket endpoint that loops, or handed to `asyncio.create_task(...)`, or to `BackgroundTasks.add_task(...)` / `starlette.background.BackgroundTask(...)` (a response\'s `background=`) under FastAPI 0.106–0.117 or from a `Depends(..., scope="function")` (closed when the endpoint returns) — directly, or through a helper that the handler passes the session to (of the same module, or of another one: the call graph joins the handler\'s call with the helper\'s hand-off, by position or keyword). Handing over ids is fine. Also a Flask view that streams a generator (`Response(rows())`, returned directly) without `stream_with_context`, when the generator queries the request\'s session (`db.session`, `Model.query`, a project scoped session; itself or through a function of its module): Flask runs the body after the request and app contexts are gone — Flask-SQLAlchemy raises "working outside of application context" (measured with Flask 2.2 and Flask-SQLAlchemy 3.0), and a scoped session removed at teardown is made again on the thread and never removed (high). Critical for SSE/WebSocket, high for background work.',
+    what: 'Finds a session injected into a handler (`Depends(get_db)` and the like, `session: AsyncSession`) that is used by the generator of a `StreamingResponse` / `EventSourceResponse`, kept by a WebSocket endpoint that loops, or handed to `asyncio.create_task(...)`, or to `BackgroundTasks.add_task(...)` / `starlette.background.BackgroundTask(...)` (a response\'s `background=`) under FastAPI 0.106–0.117 or from a `Depends(..., scope="function")` (closed when the endpoint returns) — directly, or through a helper that the handler passes the session to (of the same module, or of another one: the call graph joins the handler\'s call with the helper\'s hand-off, by position or keyword). Handing over ids is fine. Also a Flask view that streams a generator (`Response(rows())`, returned directly) without `stream_with_context`, when the generator queries the request\'s session (`db.session`, `Model.query`, a project scoped session; itself or through a function of its module): Flask runs the body after the request and app contexts are gone — Flask-SQLAlchemy raises "working outside of application context" (measured with Flask 2.2 and Flask-SQLAlchemy 3.0), and a scoped session removed at teardown is made again on the thread and never removed (high). The streamed generator may be one a function returns (`Response(build(...))` where `build` reads the first page and returns its nested generator), and its query may be reached through the repo\'s functions (another module, an action looked up by name): reported once per generator at its first such call, `medium`, unless a function on the way opens a session or connection of its own, or the call is inside `with app.app_context():`. Critical for SSE/WebSocket, high for background work.',
     why: 'An injected session belongs to the request\'s dependency scope. Long-lived code either holds it (one pooled connection pinned per open stream or socket: a few dozen clients exhaust the pool) or outlives it (a task from `asyncio.create_task` runs on after the request; FastAPI 0.106–0.117 closes `yield` dependencies before background tasks and before the stream: the closed session silently opens a new connection that is never returned). Before 0.106 and from 0.118 the exit code runs after the response is sent, background tasks included, so a `BackgroundTasks` hand-off is reported only for 0.106–0.117.',
     bad: 'import asyncio\n\nfrom fastapi import Depends, FastAPI\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\nasync def get_session():\n    ...\n\n\nasync def rebuild_index(session: AsyncSession) -> None:\n    ...\n\n\n@app.post("/reindex")\nasync def reindex(session: AsyncSession = Depends(get_session)):\n    asyncio.create_task(rebuild_index(session))\n    return {"status": "scheduled"}\n',
     good: 'from fastapi import BackgroundTasks, Depends, FastAPI\nfrom sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker\n\napp = FastAPI()\nsession_factory = async_sessionmaker(expire_on_commit=False)\n\n\nasync def rebuild_index() -> None:\n    async with session_factory() as session:\n        ...\n\n\n@app.post("/reindex")\nasync def reindex(tasks: BackgroundTasks):\n    tasks.add_task(rebuild_index)\n    return {"status": "scheduled"}\n',

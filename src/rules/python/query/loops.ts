@@ -756,13 +756,13 @@ export function unitEvidence(unit: string): string {
 const TRANSACTION_COMMIT = 'commit';
 /**
  * May the loop around a per-item call have staged something for the callee's commit to keep? Its
- * transaction site fact says whether the iteration sets an attribute or item (`w`); without one,
- * whether the loop's function stages anything at all.
+ * transaction site fact says whether the iteration sets an attribute or item (`w`); and whether
+ * the loop's function stages anything at all (on the side of writing).
  */
 function loopStages(graph: CallGraph, ref: FnRef, call: SummaryCall): boolean {
   const own = graph.ownEffects(ref);
   const site = own.find((e) => e.kind === 'txn_loop_call' && e.line === call.line && e.column === call.column);
-  return site ? site.what.startsWith('w') : own.some((e) => e.kind === STAGES);
+  return (site?.what.startsWith('w') ?? false) || own.some((e) => e.kind === STAGES);
 }
 
 /** Do two chains end in the same function? */
@@ -791,6 +791,22 @@ function loopFacts(graph: CallGraph): LoopFacts {
   const sites = [...siteCalls(graph, LOOP_CALLS)].map((s) => ({ ...s, facts: parseLoopCall(s.site.what) }));
   // The workflow of a loop: its iterations, not a search's last one.
   const perItem = sites.filter((s) => !s.facts.stopsEarly);
+  /**
+   * Has the iteration around a per-item call staged something for a commit to keep: the loop's
+   * own writes (`w`), its attribute and collection changes, or another per-item call of the same
+   * loop that changes something (`mark(order); audit(db, order)`)?
+   */
+  const stagesByLoop = new Map<string, boolean>();
+  const iterationStages = (s: (typeof sites)[number]): boolean => {
+    if (s.facts.writes || loopStages(graph, s.ref, s.call)) return true;
+    const key = `${s.file.path}\0${s.facts.loop}`;
+    let v = stagesByLoop.get(key);
+    if (v === undefined) {
+      v = sites.some((o) => o.file.path === s.file.path && o.facts.loop === s.facts.loop && o !== s && (graph.reaches(o.to, STAGES, 'any') || graph.reaches(o.to, WRITE_EFFECT, 'any')));
+      stagesByLoop.set(key, v);
+    }
+    return v;
+  };
   const writer = (s: (typeof sites)[number]): Reach | null => {
     const effects = graph.effectsOfCall(s.ref, s.call, s.to, 'any');
     // A commit counts too: it sends what the iteration changed (a staged row, or an attribute of
@@ -799,7 +815,7 @@ function loopFacts(graph: CallGraph): LoopFacts {
     const commit = strongReach(effects, TRANSACTION_COMMIT);
     const flush = strongReach(effects, FLUSH_EFFECT);
     // (Unless the loop's own iteration wrote something for it to keep.)
-    const keepsNothing = (r: Reach | null) => r !== null && commit !== null && !s.facts.writes && !loopStages(graph, s.ref, s.call) && r.effect.line === commit.effect.line && r.effect.column === commit.effect.column && sameFn(r, commit) && commitKeepsNothing(graph, commit);
+    const keepsNothing = (r: Reach | null) => r !== null && commit !== null && !iterationStages(s) && r.effect.line === commit.effect.line && r.effect.column === commit.effect.column && sameFn(r, commit) && commitKeepsNothing(graph, commit);
     const written = (keepsNothing(flush) ? null : flush) ?? strongReach(effects, WRITE_EFFECT) ?? (keepsNothing(commit) ? null : commit);
     if (written) return written;
     // A helper that opens a session of its own for each call: each item is a unit apart.
@@ -871,8 +887,8 @@ function loopFacts(graph: CallGraph): LoopFacts {
         // iteration for it to keep: the loop body's own, or the helper's.
         const effects = graph.effectsOfCall(s.ref, s.call, s.to, 'any');
         const r = strongReach(effects, TRANSACTION_COMMIT) ?? strongReach(effects, TRANSACTION_OPENS_SESSION);
-        // A commit ending a read-only helper (`READONLY_COMMIT` at its position) keeps nothing.
-        const readOnly = r !== null && r.effect.kind === TRANSACTION_COMMIT && commitKeepsNothing(graph, r);
+        // A commit that keeps nothing (readOnlyCommit.ts), in an iteration that staged nothing, is no unit.
+        const readOnly = r !== null && r.effect.kind === TRANSACTION_COMMIT && !iterationStages(s) && commitKeepsNothing(graph, r);
         if (r && !readOnly && (s.facts.writes || strongReach(effects, WRITE_EFFECT) || r.effect.kind === TRANSACTION_COMMIT)) {
           found = `${graph.function(s.to).qualifiedName}: ${r.effect.what}`;
           break;

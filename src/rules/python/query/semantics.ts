@@ -9,7 +9,7 @@
 import { GROWS, iterationSource, SMALL_BOUND, smallLiteral } from '../../../semantic/smallLiterals.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
-import { assignmentsTo, callsOf, loopTargetNode } from '../../../semantic/model.js';
+import { assignmentsTo, callsOf, loopTargetNode, variableRefs } from '../../../semantic/model.js';
 import { operands } from '../../../semantic/guards.js';
 
 /** Strips `await`, parentheses and `list(...)`-free wrappers that do not change the value. */
@@ -762,8 +762,26 @@ export function invariantIn(model: FileModel, node: SyntaxNode, loop: LoopInfo):
   return true;
 }
 
-/** A name for a page's position: an offset, a page number, a cursor or continuation token, a keyset. */
-const PAGE_POSITION = /(^|_)(offset|offs|page|page_?no|page_?num(ber)?|cursor|marker|keyset(_\w+)?|continuation(_token)?|next_?(page|token|cursor)|page_?token|after|skip)(_|$)/i;
+/**
+ * Does the `while` loop advance `name` as a page position: `name += n` in the loop (not an index
+ * into a collection, `ids[i]`), or `name` taken from the page this call returned by an item or key
+ * (`page = fetch(cursor)` … `cursor = page[-1].id`, `token = resp["next"]`)?
+ */
+function advancesPosition(model: FileModel, loop: LoopInfo, name: string, node: SyntaxNode): boolean {
+  // A counter that indexes a collection (`ids[i]`, `i += 1`) walks items, not pages.
+  const refs = variableRefs(node, name);
+  if (!refs.length || refs.every((r) => r.parent?.type === 'subscript' && r.parent.childForFieldName('value')?.id !== r.id)) return false;
+  if (model.augAssignments.some((a) => a.target === name && a.loops.includes(loop.index) && (a.operator === '+=' || a.operator === '-='))) return true;
+  let stmt: SyntaxNode | null = node;
+  while (stmt && stmt.type !== 'expression_statement' && stmt.type !== 'assignment' && stmt.parent) stmt = stmt.parent;
+  const results = new Set(model.assignments.filter((a) => a.loops.includes(loop.index) && stmt && a.node.startIndex <= stmt.startIndex && a.node.endIndex >= stmt.endIndex).map((a) => a.target));
+  if (!results.size) return false;
+  // Taken from the page as a collection or a response (`page[-1].id`, `resp["next"]`,
+  // `result.get("next_page")`), not a row's own field (`current = parent`, `parent.parent_id`:
+  // a walk up a chain, one row per step).
+  return model.assignments.some((a) => a.target === name && a.loops.includes(loop.index) && !!a.value
+    && [...results].some((r) => new RegExp(`\\b${r}\\s*(\\[|\\.get\\s*\\()`).test(a.value!.text)));
+}
 
 /** Does a `while` loop sleep between iterations (polling, retry with back-off)? */
 export function loopSleeps(model: FileModel, loop: LoopInfo): boolean {
@@ -777,7 +795,8 @@ export function loopSleeps(model: FileModel, loop: LoopInfo): boolean {
 /**
  * Is the work at `node` done per item of one of the loops around it? The node must read a name
  * the loop rebinds each iteration (`session.get(User, job.owner_id)`); a polling `while` loop
- * (one that sleeps) never counts, nor one that pages (it hands on a page position it rebinds). Returns the loops that make it per-item, outermost first.
+ * (one that sleeps) never counts, nor one that pages (it hands on a position it advances, see
+ * `advancesPosition`). Returns the loops that make it per-item, outermost first.
  */
 export function perItemLoops(model: FileModel, loops: number[], node: SyntaxNode): LoopInfo[] | null {
   if (!loops.length) return null;
@@ -787,9 +806,10 @@ export function perItemLoops(model: FileModel, loops: number[], node: SyntaxNode
     const loop = model.loops[i]!;
     if (loop.kind === 'while' && loopSleeps(model, loop)) return null;
     const names = perIterationNames(model, loop);
-    // A `while` loop that walks pages (`offset += size`, `cursor = page["next"]`) and hands the
-    // position on: one query per page is the batching, not an N+1.
-    if (loop.kind === 'while' && [...read].some((n) => names.has(n) && PAGE_POSITION.test(n))) return null;
+    // A `while` loop that walks pages and hands the position on (`offset += size`, or `cursor =
+    // page[-1].id` from the page this call returned): one query per page is the batching, not
+    // an N+1 of this loop (an outer loop may still make it per item).
+    if (loop.kind === 'while' && [...read].some((n) => names.has(n) && advancesPosition(model, loop, n, node))) continue;
     for (const n of read) {
       if (names.has(n)) {
         matched = true;

@@ -391,6 +391,9 @@ function guarded(node: SyntaxNode, fnNode: SyntaxNode): boolean {
   return enclosingTries(node, fnNode).some((t) => exceptClauses(t).some((h) => /IntegrityError|UniqueViolation|DuplicateKey|RepositoryError|ConflictError/.test(h.text.split('\n')[0] ?? '')));
 }
 
+/** Keywords of the library's lookups that are options, not fields to filter by. */
+const LIBRARY_OPTIONS = new Set(['id', 'load', 'execution_options', 'auto_expunge', 'statement', 'uniquify', 'error_messages', 'use_cache', 'with_for_update']);
+
 /** A repository library's lookup of one row by fields, on the service or its repository. */
 const LIBRARY_LOOKUP = /^(?:await\s+)?self(?:\.repository)?\.get_one_or_none\s*\(/;
 /** A repository library's insert of one row: `create` / `add` (the library flushes it). */
@@ -421,7 +424,7 @@ function checkLibraryServices(ctx: FileRuleContext): void {
       const call = v.type === 'await' ? v.namedChild(0) : v;
       if (call?.type !== 'call') continue;
       const columns = new Map<string, string>();
-      for (const [k, val] of callArgs(call).keywords) if (k !== 'id' && k !== 'load' && k !== 'execution_options' && k !== 'auto_expunge') columns.set(k, val.text.replace(/\s+/g, ''));
+      for (const [k, val] of callArgs(call).keywords) if (!LIBRARY_OPTIONS.has(k)) columns.set(k, val.text.replace(/\s+/g, ''));
       if (!columns.size) continue;
       const look: Lookup = { name: a.target, model: libraryClassModel(model, cls) ?? 'row', columns, line: a.line, node: a.node, locked: false };
       const regions = missingRegions(fn.node, look);
@@ -451,8 +454,8 @@ function checkLibraryServices(ctx: FileRuleContext): void {
 
 /**
  * The fields a library insert is given, by name → value text (whitespace-free): a dict literal
- * (inline or bound to a local, with its later `local["k"] = v` items), or a model's constructor
- * with keywords. Null when it cannot be read.
+ * (inline, or the literal a local was last bound to; items added to it later are not read), or a
+ * model's constructor with keywords. Null when it cannot be read.
  */
 function insertedFields(model: FileModel, data: SyntaxNode, fnIndex: number, line: number): Map<string, string> | null {
   let node: SyntaxNode | null = data;

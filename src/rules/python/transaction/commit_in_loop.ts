@@ -29,7 +29,7 @@ import { alwaysReaches } from './reach.js';
 import { flagAtCall, isDictKeyGuard } from '../../../semantic/guards.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { COMMIT_EFFECT, SIDE_EFFECT, TXN_LOOP_CALL } from './effects.js';
-import { commitKeepsNothing } from '../readOnlyCommit.js';
+import { commitKeepsNothing, STAGES } from '../readOnlyCommit.js';
 import { outsideEffect } from '../../../semantic/externalCalls.js';
 import { loadedModel, loopsDomain, rowsSource } from '../query/dbCalls.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
@@ -48,7 +48,7 @@ export const commitInLoop: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: '`commit()` on every iteration of a loop that writes rows',
-    what: 'Finds a `commit()` on a session (or DB-API connection) that runs on every iteration of a loop over items (`for`, `async for` over streamed rows, a `while` that pops or fetches the next item) whose body writes rows through the same session: `add`/`merge`/`delete`, an UPDATE/DELETE/INSERT, attribute changes on the rows being iterated, or a helper the session is handed to. Severity `medium`, `low` when the loop runs over what one request sent (its parameters, a form, the rows selected `in_(...)` those ids). A commit after which the loop surely ends (a later `break`, `return` or `raise` of its block, no `continue` on the way: a search that stops at its match) runs once per loop and is not flagged. A commit under a condition on an iteration counter or a clock (`if n % 500 == 0`, `if len(batch) >= 100`) is a throttled milestone and is not flagged; a condition on the item is not a throttle. Neither is a per-item `try/except` with rollback, a session opened per item, a `while True:` / message-stream consumer loop, nor a commit that records an action outside the database (an email, an HTTP call) in the same iteration, nor a loop over a handful of constants (a literal of at most ten items here, or a module-level one another module of the repo declares and never grows: default rows seeded one by one). Also found through calls: a loop that hands each item to a same-repo function (also one looked up by name, `get_handler(\'store\')(ctx, row)`, resolved to the function of that name beside the caller when exactly one module there defines it; at any depth, by keyword or in a comprehension) that always commits the session of its caller, or commits under its own flag parameter that the call leaves on (`def save(obj, commit=True): ... if commit: session.commit()` called as `save(row)`; `if not defer_commit:` with `defer_commit=False`), or under `if not context.get(\'defer_commit\'):` on a dict parameter when neither the loop\'s call nor a call on the way sets that key (`update(dict(ctx, defer_commit=True), row)` turns it off). The commit may be a session\'s own method bound to another object (`self.commit = session.commit` in a store class, called as `store.commit()`) — not when that function only reads before its commit (it ends a read-only transaction) and neither the loop nor a function on the way writes.',
+    what: 'Finds a `commit()` on a session (or DB-API connection) that runs on every iteration of a loop over items (`for`, `async for` over streamed rows, a `while` that pops or fetches the next item) whose body writes rows through the same session: `add`/`merge`/`delete`, an UPDATE/DELETE/INSERT, attribute changes on the rows being iterated, or a helper the session is handed to. Severity `medium`, `low` when the loop runs over what one request sent (its parameters, a form, the rows selected `in_(...)` those ids). A commit after which the loop surely ends (a later `break`, `return` or `raise` of its block, no `continue` on the way: a search that stops at its match) runs once per loop and is not flagged. A commit under a condition on an iteration counter or a clock (`if n % 500 == 0`, `if len(batch) >= 100`) is a throttled milestone and is not flagged; a condition on the item is not a throttle. Neither is a per-item `try/except` with rollback, a session opened per item, a `while True:` / message-stream consumer loop, nor a commit that records an action outside the database (an email, an HTTP call) in the same iteration, nor a loop over a handful of constants (a literal of at most ten items here, or a module-level one another module of the repo declares and never grows: default rows seeded one by one). Also found through calls: a loop that hands each item to a same-repo function (also one looked up by name, `get_handler(\'store\')(ctx, row)`, resolved to the function of that name beside the caller when exactly one module there defines it, or, for a registry that loads a package by name, asked from another top-level package (a plugin), to the one function of that name in the caller\'s package and below in a module named like the registry\'s package; at any depth, by keyword or in a comprehension) that always commits the session of its caller, or commits under its own flag parameter that the call leaves on (`def save(obj, commit=True): ... if commit: session.commit()` called as `save(row)`; `if not defer_commit:` with `defer_commit=False`), or under `if not context.get(\'defer_commit\'):` on a dict parameter when neither the loop\'s call nor a call on the way sets that key (`update(dict(ctx, defer_commit=True), row)` turns it off). The commit may be a session\'s own method bound to another object (`self.commit = session.commit` in a store class, called as `store.commit()`) — not when the commit keeps nothing: the functions on the way to it, and what they call, stage and send nothing (no write, attribute set, collection change, row staged on a session, statement not known to read, method named for changing its object), and neither the loop\'s iteration nor another call in a loop of the function changes anything (it ends a read-only transaction).',
     why: 'Every commit is a transaction: a round trip, a WAL flush to disk and, with `expire_on_commit`, the expiry of every loaded object (the next attribute access reloads it). A thousand rows cost a thousand commits, and a failure half-way leaves the batch half applied.',
     bad:
       'from sqlalchemy import select\nfrom sqlalchemy.orm import Session\n\nfrom app.models import Job\n\n\n'
@@ -106,7 +106,7 @@ export const commitInLoop: FileRule & RepoRule = {
       // A helper that only reads and then commits ends a read-only transaction: per item it is a
       // round trip, not a unit of work cut per item — unless the loop, or a function on the way,
       // wrote something that commit then sends.
-      if (readOnlyCommit(graph, reach) && !siteWrites(graph, ref, call)) continue;
+      if (readOnlyCommit(graph, reach) && !siteWrites(graph, ref, call) && !siblingStages(graph, ref, call)) continue;
       const weak = reach.weak || call.receiverType === UNTYPED;
       const names = graph.chainNames(reach);
       ctx.report({
@@ -133,6 +133,17 @@ function readOnlyCommit(graph: CallGraph, reach: Reach): boolean {
 /** Does the loop around the site run over what one request sent (the site fact's `|i`)? */
 function overRequestInput(graph: CallGraph, ref: FnRef, call: SummaryCall): boolean {
   return graph.ownEffects(ref).some((e) => e.kind === TXN_LOOP_CALL && e.line === call.line && e.column === call.column && e.what.endsWith('|i'));
+}
+
+/**
+ * Does another call in a loop of the same function change something (`mark(order)` before
+ * `audit(db, order)` whose commit then keeps it), or the function stage something itself? On
+ * the side of writing: any loop of the function counts.
+ */
+function siblingStages(graph: CallGraph, ref: FnRef, call: SummaryCall): boolean {
+  if (graph.ownEffects(ref).some((e) => e.kind === STAGES)) return true;
+  return graph.callees(ref).some((e) => e.call.inLoop && !(e.call.line === call.line && e.call.column === call.column)
+    && (graph.reaches(e.to, STAGES, 'any') || graph.reaches(e.to, WRITE_EFFECT, 'any')));
 }
 
 /** Does the loop around the site write on its own (the site fact's `w`)? */

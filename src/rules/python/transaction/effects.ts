@@ -35,7 +35,7 @@ import { flaskRequestWrites, MAY_COMMIT_EFFECT, requestWrites } from './missing_
 import { callsOf, enclosingTries, isCommitCall, isRollbackCall, isWriteCall, lastAssignment, receiverKey, transactionRegions, unwrap } from './semantics.js';
 import { overItems } from './loopForms.js';
 import { collectLibraryWriteEffects } from './libraryWrites.js';
-import { READONLY_COMMIT, STAGES, stagedAttributeEffects } from '../readOnlyCommit.js';
+import { STAGES, stagedAttributeEffects } from '../readOnlyCommit.js';
 
 export const COMMIT_EFFECT = 'commit';
 /** The function's own `rollback()` on a database handle (its position only: where a transaction ends). */
@@ -57,25 +57,6 @@ export interface OpenSite {
   to: number;
 }
 
-/**
- * Site fact of a commit (`commit` effect at the same position): the function that commits does
- * nothing but read before it — no write, no assignment to an attribute or item, no call other than
- * a query's and logging. Its commit ends a read-only transaction: once per item it is a round trip,
- * not a unit of work cut per item.
- */
-export { READONLY_COMMIT };
-
-/** Calls a read-only function may make: a query's methods, the commit and rollback, logging. */
-const READ_ONLY_METHODS = new Set(['query', 'filter', 'filter_by', 'order_by', 'limit', 'offset', 'options', 'first', 'one', 'one_or_none', 'all', 'scalar', 'scalars', 'scalar_one', 'scalar_one_or_none', 'count', 'get', 'where', 'select', 'commit', 'rollback', 'close', 'debug', 'info', 'warning', 'error', 'exception']);
-
-function readOnlyFunction(model: FileModel, fnIndex: number): boolean {
-  if (model.assignments.some((a) => a.functionIndex === fnIndex && !/^[A-Za-z_]\w*$/.test(a.target))) return false;
-  if (model.augAssignments.some((a) => a.functionIndex === fnIndex)) return false;
-  return callsOf(model, fnIndex).every((c) => (READ_ONLY_METHODS.has(c.method) && c.hasReceiver) || PURE_FUNCTIONS.test(c.qualifiedName ?? ''));
-}
-
-/** Statement constructors and builtins that change nothing. */
-const PURE_FUNCTIONS = /^(sqlalchemy|sqlmodel)(\.[\w]+)*\.(select|text|and_|or_|not_|func\.\w+|desc|asc|literal|column|table)$|^builtins\.(len|str|int|float|bool|list|dict|tuple|set|sorted|min|max|any|all|isinstance|getattr)$/;
 
 /**
  * Does the loop around a per-item call write on its own (`session.add(x)`, a DML statement, an
@@ -85,16 +66,21 @@ function loopWritesOwn(model: FileModel, call: CallInfo): boolean {
   const loop = call.loops[call.loops.length - 1]!;
   // An attribute or item set in the loop may be a row's: counted, to stay on the side of reporting.
   if (model.assignments.some((a) => a.loops.includes(loop) && !/^[A-Za-z_]\w*$/.test(a.target))) return true;
-  return callsOf(model, call.functionIndex).some((c) => c !== call && c.loops.includes(loop) && isWriteCall(model, c));
+  if (model.augAssignments.some((a) => a.loops.includes(loop) && a.target.includes('.'))) return true;
+  // A collection attribute changed in place (`order.tags.append(t)`), `setattr(order, k, v)`.
+  return callsOf(model, call.functionIndex).some((c) => c !== call && c.loops.includes(loop)
+    && (isWriteCall(model, c) || (c.calleeText === 'setattr' && !c.hasReceiver) || (LOOP_COLLECTION_MUTATION.test(c.method) && (c.dottedReceiver ?? '').includes('.'))));
 }
 
+const LOOP_COLLECTION_MUTATION = /^(append|extend|insert|remove|discard|pop|clear|add)$/;
+
 /** Methods named for changing the object they are called on (`user.delete()`, `job.mark_done()`). */
-const CHANGES_RECEIVER = /^(delete|save|purge|touch|archive|restore|activate|deactivate|mark(_\w+)?|set_\w+)$/
+const CHANGES_RECEIVER = /^(delete|save|purge|touch|archive|restore|activate|deactivate|mark(_\w+)?|set_\w+)$/;
 
 /** A session's methods that stage rows for the next flush. */
 const STAGING_METHOD = /^(add|add_all|merge|delete|bulk_save_objects|bulk_insert_mappings|bulk_update_mappings)$/;
 /** A receiver named like a session (`session`, `ctx["session"]`, `self.db`, `uow`); a connection has no `add`/`delete`. */
-const SESSION_LIKE = /(session|\bdb|\buow)\W*$/i;
+const SESSION_LIKE = /(session|(?:\b|_)db|\buow)\W*$/i;
 
 /** A statement argument that reads (`select(...)`, `q.statement`, `"SELECT ..."`). */
 const READ_STATEMENT = /\bselect\b|\.statement\b|\bwith_only_columns\b/i;
@@ -168,7 +154,6 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
       if (isCommitCall(model, call) || handedHandleCommit(fn, call)) effects[call.functionIndex]!.push({ kind: MAY_COMMIT_EFFECT, what: call.calleeText, ...at });
       if (!fn.isGenerator && alwaysRuns(model, call) && isCommitCall(model, call)) {
         effects[call.functionIndex]!.push({ kind: opensOwnSession(model, call) ? OWN_COMMIT_EFFECT : COMMIT_EFFECT, what: call.calleeText, ...at });
-        if (readOnlyFunction(model, call.functionIndex)) effects[call.functionIndex]!.push({ kind: READONLY_COMMIT, what: '', ...at });
       } else if (!fn.isGenerator && isCommitCall(model, call)) {
         // `if commit: session.commit()` with `commit=True`, `if not defer: ...` with `defer=False`:
         // a commit on every call that leaves the flag as it is (the repo phase reads the call).
@@ -191,8 +176,11 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
   requestWrites(model).forEach((list, i) => effects[i]!.push(...list));
   // What a later commit would keep: a staged row, or an attribute set (see readOnlyCommit.ts).
   stagedAttributeEffects(model).forEach((list, i) => effects[i]!.push(...list));
+  const staged = new Set<number>();
+  effects.forEach((list, i) => { if (list.some((e) => e.kind === STAGES)) staged.add(i); });
   for (const call of model.calls) {
-    if (call.functionIndex < 0 || effects[call.functionIndex]!.some((e) => e.kind === STAGES) || !mayStage(model, call)) continue;
+    if (call.functionIndex < 0 || staged.has(call.functionIndex) || !mayStage(model, call)) continue;
+    staged.add(call.functionIndex);
     effects[call.functionIndex]!.push({ kind: STAGES, what: call.calleeText, line: call.line, column: call.column });
   }
   flaskRequestWrites(model).forEach((list, i) => effects[i]!.push(...list));

@@ -35,7 +35,7 @@ import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
 import { callAt, effectiveRole } from '../../../semantic/model.js';
 import { insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { classOfFunction } from '../../../semantic/classes.js';
-import { libraryClassModel } from '../../../semantic/repositoryLibrary.js';
+import { libraryClassModel, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
 import { assignmentsByFunction, callArgs, callsOf, lastAssignment, unwrap } from './semantics.js';
 import { returnedValues } from '../query/selfRows.js';
 import { classifyDbCall } from '../query/dbCalls.js';
@@ -162,6 +162,13 @@ function stateOf(states: ReadonlyMap<string, string>, column: string): { value: 
   return v !== undefined ? { value: v, checked: alias! } : null;
 }
 
+/** A repository library's write (see {@link LIBRARY_WRITE}) in a method of a class of the file built on the library. */
+function libraryWrite(model: FileModel, fnIndex: number, node: SyntaxNode): boolean {
+  if (!LIBRARY_WRITE.test(node.text)) return false;
+  const cls = classOfFunction(model, fnIndex);
+  return !!cls && repositoryLibraryClasses(model).has(cls);
+}
+
 /** A repository library's write on the service or its repository: it flushes (commits with `auto_commit=True`). */
 const LIBRARY_WRITE = /^(?:await\s+)?self(?:\.repository)?\.(update|add|upsert|create)\s*\(/;
 
@@ -227,7 +234,7 @@ function claimAfter(model: FileModel, fnIndex: number, assignments: readonly Ass
     if (a.node.startIndex < from || a.node.endIndex > to || !a.value) continue;
     const m = /^([A-Za-z_]\w*)\.([a-z_]\w*)$/.exec(a.target);
     if (!m || m[1] !== row) continue;
-    const commit = calls.find((c) => (((c.method === 'commit' || c.method === 'flush') && c.hasReceiver) || LIBRARY_WRITE.test(c.node.text)) && c.node.startIndex > a.node.endIndex);
+    const commit = calls.find((c) => (((c.method === 'commit' || c.method === 'flush') && c.hasReceiver) || libraryWrite(model, fnIndex, c.node)) && c.node.startIndex > a.node.endIndex);
     if (!commit) continue;
     if (!usedAfter(fn.node, row, a.node.endIndex, to) && !actedOnBefore(fn.node, row, from, a.node.startIndex)) continue;
     byCall ||= usedAfter(fn.node, row, commit.node.endIndex, to, true);
@@ -239,7 +246,7 @@ function claimAfter(model: FileModel, fnIndex: number, assignments: readonly Ass
   // The library's update of the row by its id with the new values: `self.update(item_id=row.id,
   // data={"used_at": now})` (or the values first, positionally).
   for (const c of calls) {
-    if (c.node.startIndex < from || c.node.endIndex > to || !/^(?:self(?:\.repository)?\.)update$/.test(c.calleeText)) continue;
+    if (c.node.startIndex < from || c.node.endIndex > to || !/^(?:self(?:\.repository)?\.)update$/.test(c.calleeText) || !libraryWrite(model, fnIndex, c.node)) continue;
     const args = callArgs(c.node);
     if (args.keywords.get('item_id')?.text.replace(/\s+/g, '') !== `${row}.id`) continue;
     const data = unwrap(args.keywords.get('data') ?? args.positional[0] ?? null);
@@ -344,7 +351,7 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
       const old = stateOf(read.states, w.column)?.value;
       if (old === undefined || !movesFrom(old, w.value)) continue;
       if (read.guardAt !== undefined && w.node.startIndex < read.guardAt) continue;
-      const call = calls.find((c) => (((c.method === 'commit' || c.method === 'flush') && c.hasReceiver) || LIBRARY_WRITE.test(c.node.text)) && c.node.startIndex > w.node.endIndex);
+      const call = calls.find((c) => (((c.method === 'commit' || c.method === 'flush') && c.hasReceiver) || libraryWrite(model, fnIndex, c.node)) && c.node.startIndex > w.node.endIndex);
       // `with Session.begin() as s:` around the write commits when the block ends.
       const block = call ? null : model.withs.find((b) => b.functionIndex === fnIndex && b.bodyStart <= w.node.startIndex && w.node.endIndex <= b.bodyEnd
         && b.items.some((i) => /\.begin\(\s*\)$/.test(i.value.text.replace(/^await\s+/, ''))));
@@ -387,6 +394,10 @@ function usedAfter(fnNode: SyntaxNode, row: string, from: number, to: number, ca
   }
   for (const id of fnNode.descendantsOfType('identifier')) {
     if (id.startIndex < from || id.startIndex > to || !names.has(id.text)) continue;
+    // A call that only builds the returned answer (`return Out.model_validate(row)`,
+    // `jsonify(row)`, `Out(**row)`) acts on nothing; one that does something (`return await
+    // self.create_successor(user_id=row.user_id)`) does.
+    if (callsOnly && insideReturn(id, fnNode) && buildsAnswer(id)) continue;
     for (let p = id.parent, child: SyntaxNode = id; p && p.id !== fnNode.id; child = p, p = p.parent) {
       if (p.type === 'return_statement' || p.type === 'yield') {
         if (callsOnly) break;
@@ -406,6 +417,28 @@ function usedAfter(fnNode: SyntaxNode, row: string, from: number, to: number, ca
       }
       if (p.type === 'augmented_assignment' || p.type === 'expression_statement' || p.type === 'block') break;
     }
+  }
+  return false;
+}
+
+/** Is the innermost call `node` is an argument of one that serializes or constructs a value? */
+function buildsAnswer(node: SyntaxNode): boolean {
+  for (let p = node.parent; p; p = p.parent) {
+    if (p.type !== 'argument_list') continue;
+    const callee = p.parent?.childForFieldName('function');
+    const name = (callee?.type === 'attribute' ? callee.childForFieldName('attribute')?.text : callee?.text) ?? '';
+    return SERIALIZES.test(name) || /^[A-Z]/.test(name);
+  }
+  return false;
+}
+
+const SERIALIZES = /^(model_validate|model_validate_json|from_orm|parse_obj|jsonify|to_dict|to_json|dict|asdict|dump|dumps|serialize|model_dump|as_dict|make_response|render_template|str|repr|list|tuple)$/;
+
+/** Is `node` part of a `return` or `yield` of the function? */
+function insideReturn(node: SyntaxNode, fnNode: SyntaxNode): boolean {
+  for (let p = node.parent; p && p.id !== fnNode.id; p = p.parent) {
+    if (p.type === 'return_statement' || p.type === 'yield') return true;
+    if (p.type === 'function_definition' || p.type === 'lambda') return false;
   }
   return false;
 }
@@ -515,14 +548,24 @@ function movesFrom(old: string, value: string): boolean {
 
 const FALSY = /^(None|False|0|""|''|\[\]|\{\}|\(\))$/;
 
-/** One operand of a Python check on a row's column: `[not] row.col [is [not] None | == V | != V]`. */
 /** Text test for a repository library's write on the service (see {@link LIBRARY_WRITE}). */
 const LIBRARY_WRITE_TEXT = /\bself(?:\.repository)?\.(update|add|upsert|create)\s*\(/;
 
+/** One operand of a Python check on a row's column: `[not] row.col [is [not] None | == V | != V]`. */
 const CHECK = /^(not\s+)?([A-Za-z_]\w*)\.([a-z_]\w*)(?:\s+(is not None|is None)|\s*(!=|==)\s*(.+))?$/;
 
 /** Cheap text test for {@link guardedReads}: a one-row read and a check that leaves. */
-const GUARDED_READ = /\.(first|one_or_none|scalar_one_or_none|one|scalar|get_one_or_none|get_one|get)\s*\([\s\S]*\bif\b[\s\S]*\b(raise|return|abort)\b/;
+const GUARDED_READ = { test: guardedReadText };
+const ONE_ROW_READ = /\.(first|one_or_none|scalar_one_or_none|one|scalar|get_one_or_none|get_one|get)\s*\(/g;
+
+/** A one-row read, then an `if`, then a way out, in that order: three linear searches (one regex would backtrack cubically). */
+function guardedReadText(text: string): boolean {
+  ONE_ROW_READ.lastIndex = 0;
+  const read = ONE_ROW_READ.exec(text);
+  if (!read) return false;
+  const ifAt = text.slice(read.index).search(/\bif\b/);
+  return ifAt >= 0 && /\b(raise|return|abort)\b/.test(text.slice(read.index + ifAt));
+}
 
 /** One row read by whatever key, with no lock: `session.get(M, pk)`, `….first()`, `svc.get_one_or_none(code=c)`. */
 const KEY_READ = /\.(first|one_or_none|scalar_one_or_none|one|scalar)\s*\(\s*\)\s*$|^\s*(await\s+)?[\w.]+\.(scalar|get_one|get_one_or_none|get)\s*\(/;
