@@ -133,6 +133,18 @@ const CHANGING_METHOD = /^(complete|finish|fail|cancel|close_\w+|approve|reject|
  * stage and send nothing (see the module comment)?
  */
 export function commitKeepsNothing(graph: CallGraph, reach: Reach): boolean {
+  let memo = keepsMemo.get(graph);
+  if (!memo) keepsMemo.set(graph, (memo = new Map()));
+  const key = `${reach.steps.map((st) => `${st.fn.file}:${st.fn.fn}`).join('>')}@${reach.effect.line}:${reach.effect.column}`;
+  let v = memo.get(key);
+  if (v === undefined) memo.set(key, (v = keepsNothingUncached(graph, reach)));
+  return v;
+}
+
+/** Asked per loop site by PA107 (workflow, unit) and PA207, for the same chains again and again. */
+const keepsMemo = new WeakMap<CallGraph, Map<string, boolean>>();
+
+function keepsNothingUncached(graph: CallGraph, reach: Reach): boolean {
   const at = (e: { line: number; column: number }) => e.line === reach.effect.line && e.column === reach.effect.column;
   const ownWrite = (fn: FnRef, isLast: boolean) => graph.ownEffects(fn).some((e) => WRITE_KINDS.includes(e.kind) && !(isLast && at(e)));
   const steps = reach.steps.map((s) => s.fn);
