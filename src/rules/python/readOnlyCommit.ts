@@ -14,6 +14,7 @@
 import type { CallGraph, FnRef, Reach } from '../../analysis/callgraph.js';
 import type { Effect } from '../../analysis/summary.js';
 import type { FileModel } from '../../semantic/model.js';
+import type { SyntaxNode } from '../../parse/parser.js';
 import { runsOnce } from '../../semantic/memo.js';
 import { callAt } from '../../semantic/model.js';
 import { classifyDbCall } from './query/dbCalls.js';
@@ -100,19 +101,19 @@ export function stagedAttributeEffects(model: FileModel): Effect[][] {
     // `form.populate_obj(order)`, `user.set_password(pw)`): it may change a row.
     // The object is one the function was handed (a parameter) or read from the database; an
     // object a repo function made (`index = index_for(...)`) is the call graph's to judge.
-    if (/^\w+$/.test(receiver) && !/^(self|cls)$/.test(receiver) && !HANDLE_LIKE.test(receiver) && CHANGING_METHOD.test(c.method) && handedOrRead(model, c.functionIndex, receiver, c.line)) {
-      stage(c.functionIndex, `${receiver}.*`, c.node);
+    // On a row read from the database, any method not named for answering may change it
+    // (`invoice.pay()`, `row.update(**d)`).
+    if (/^\w+$/.test(receiver) && !/^(self|cls)$/.test(receiver) && !HANDLE_LIKE.test(receiver)) {
+      const origin = CHANGING_METHOD.test(c.method) || !READ_METHOD.test(c.method) ? originOf(model, c.functionIndex, receiver, c.line) : null;
+      if (origin === 'row' || (origin === 'param' && CHANGING_METHOD.test(c.method))) stage(c.functionIndex, `${receiver}.*`, c.node);
     }
   }
   return out;
 }
 
-/** Is `name` a parameter of the function, or bound from a database read (or a loop over one)? */
-function handedOrRead(model: FileModel, fnIndex: number, name: string, line: number): boolean {
-  const fn = model.functions[fnIndex]!;
-  if (fn.params.some((p) => p.name === name)) return true;
-  const a = lastAssignment(model, name, fnIndex, line);
-  let v = a?.value ? unwrap(a.value) : null;
+/** Is the node (a call, or a chain of calls) a database read? */
+function isDbRead(model: FileModel, node: SyntaxNode | null): boolean {
+  let v = node ? unwrap(node) : null;
   if (v?.type === 'await') v = unwrap(v.namedChild(0));
   for (let n = v; n?.type === 'call'; n = unwrap(n.childForFieldName('function')?.childForFieldName('object') ?? null)) {
     const c = callAt(model, n);
@@ -120,6 +121,32 @@ function handedOrRead(model: FileModel, fnIndex: number, name: string, line: num
   }
   return false;
 }
+
+/**
+ * Where the object `name` comes from: `row` when it was read from the database (bound from a
+ * read, or the item of a loop over one, or over a name bound from one), `param` when the function
+ * was handed it, else null.
+ */
+function originOf(model: FileModel, fnIndex: number, name: string, line: number): 'row' | 'param' | null {
+  const fn = model.functions[fnIndex]!;
+  const a = lastAssignment(model, name, fnIndex, line);
+  if (a?.value && isDbRead(model, a.value)) return 'row';
+  for (const loop of model.loops) {
+    if (loop.functionIndex !== fnIndex || loop.node.startPosition.row + 1 > line || loop.node.childForFieldName('left')?.text !== name) continue;
+    const it = loop.iterable;
+    if (!it) continue;
+    if (isDbRead(model, it)) return 'row';
+    if (it.type === 'identifier') {
+      const src = lastAssignment(model, it.text, fnIndex, line);
+      if (src?.value && isDbRead(model, src.value)) return 'row';
+      if (fn.params.some((p) => p.name === it.text)) return 'param';
+    }
+  }
+  return fn.params.some((p) => p.name === name) ? 'param' : null;
+}
+
+/** Methods named for answering, not changing (`is_open()`, `get_x()`, `to_dict()`, `count()`), and a query's own (`first()`, `filter(...)`). */
+const READ_METHOD = /^_*(is|has|can|get|to_|as_|iter|find|count|num|number|total|calc|compute|render|serialize|describe|lookup|check|load|fetch|list|format|keys|values|items|copy|dict|json|model_dump|__\w+__)|^(first|one|one_or_none|all|scalar|scalars|scalar_one|scalar_one_or_none|filter|filter_by|order_by|limit|offset|options|join|outerjoin|where|group_by|having|distinct|subquery|union|union_all|exists|with_entities|select_from|yield_per|execution_options|params|unique|partitions|mappings|columns|label|correlate|cte|statement|slice|paginate|with_parent)$/;
 
 /** SQLAlchemy's functions that tell the unit of work about a change. */
 const STAGING_FUNCTION = /(^|\.)(flag_modified|flag_dirty|set_attribute|set_committed_value|del_attribute)$/;

@@ -56,16 +56,29 @@ function exitBeforeProtection(acq: Acquisition): { exit: SyntaxNode; guard: Synt
     // Rebound, closed or handed on before the `try`: not this value's path any more.
     if (variableRefs(between, acq.target).length) return null;
     // A `raise` in the body of a `try` with handlers may be caught a line later: not counted.
-    const exit = exitsOf(between).find((e) => !(e.type === 'raise_statement' && insideTryWithHandlers(e, between)));
+    const exit = exitsOf(between).find((e) => !(e.type === 'raise_statement' && caughtNearby(e, between)));
     if (exit) return { exit, guard: siblings[guardAt]! };
   }
   return null;
 }
 
-/** Is `node` in the body (not a handler) of a `try` with `except` clauses, within `top`? */
-function insideTryWithHandlers(node: SyntaxNode, top: SyntaxNode): boolean {
-  for (let child: SyntaxNode = node, p = node.parent; p; child = p, p = p.parent) {
-    if (p.type === 'try_statement' && child.type === 'block' && p.childForFieldName('body')?.id === child.id && p.namedChildren.some((c) => c.type === 'except_clause' || c.type === 'except_group_clause')) return true;
+/** A connection taken from a driver's pool, which garbage collection does not give back. */
+const POOL_TAKE = /^(acquire|getconn|get_connection)$/;
+
+/**
+ * Is the `raise` in the body of a `try` (within `top`) whose handler catches it: a bare `except`,
+ * `Exception`/`BaseException`, or the class the `raise` names?
+ */
+function caughtNearby(raise: SyntaxNode, top: SyntaxNode): boolean {
+  const raised = /^raise\s+([\w.]+)/.exec(raise.text)?.[1]?.split('.').pop() ?? null;
+  for (let child: SyntaxNode = raise, p = raise.parent; p; child = p, p = p.parent) {
+    if (p.type === 'try_statement' && child.type === 'block' && p.childForFieldName('body')?.id === child.id) {
+      for (const h of p.namedChildren) {
+        if (h.type !== 'except_clause' && h.type !== 'except_group_clause') continue;
+        const caught = h.namedChildren.find((c) => c.type !== 'block' && c.type !== 'comment')?.text ?? '';
+        if (!caught || /\b(Exception|BaseException)\b/.test(caught) || (raised && new Set(caught.replace(/\s+as\s+\w+$/, '').replace(/[()]/g, '').split(',').map((t) => t.trim().split('.').pop())).has(raised))) return true;
+      }
+    }
     if (p.id === top.id) break;
   }
   return false;
@@ -119,7 +132,9 @@ export const errorPathLeak: FileRule = {
           message: `this ${exit} leaves \`${acq.fn.name}\` after \`${acq.target} = ${acq.label}\` and before the \`try\` (line ${early.guard.startPosition.row + 1}) whose \`finally\` closes it: on this path it is not closed by the code`
             + (early.exit.type === 'raise_statement' ? ', only when the exception is handled and its traceback, which keeps the frame, is freed' : ', only when the function\'s frame is freed'),
           severity: role === 'handler' || isProvider(ctx, acq.fn) ? 'medium' : 'low',
-          advisory: `CPython frees the ${acq.kind === 'file' ? 'file handle' : 'connection (back to its pool)'} once the last reference goes: hygiene, nothing builds up past the failing call`,
+          // A connection taken from a driver's own pool (`await pool.acquire()`, `pool.getconn()`)
+          // is not given back when it is garbage: that pool slot is lost.
+          ...(POOL_TAKE.test(acq.call.method) ? {} : { advisory: `CPython frees the ${acq.kind === 'file' ? 'file handle' : 'connection (a SQLAlchemy pool takes it back)'} once the last reference goes: hygiene, nothing builds up past the failing call` }),
           function: acq.fn.name,
           recommendation: `acquire it just before the \`try\` (after the checks that can leave), or use \`with\``,
         });

@@ -236,8 +236,8 @@ function reportStreamAfterTeardown(ctx: RepoRuleContext): void {
     if (done.has(key) || call.receiverType === UNTYPED) continue;
     const reach = graph.effectsOfCall(ref, call, to, 'sync').get(QUERY_KIND);
     if (!reach || reach.weak) continue;
-    // A query on a session or connection a function on the way opens itself needs no request.
-    if (reach.steps.some((st) => graph.ownEffects(st.fn).some((e) => OWN_HANDLE.has(e.kind)))) continue;
+    // A query on a session or connection the querying function opens itself needs no request.
+    if (graph.ownEffects(reach.steps[reach.steps.length - 1]!.fn).some((e) => OWN_HANDLE.has(e.kind))) continue;
     done.add(key);
     ctx.report({
       path: file.path,

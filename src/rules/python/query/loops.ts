@@ -756,13 +756,14 @@ export function unitEvidence(unit: string): string {
 const TRANSACTION_COMMIT = 'commit';
 /**
  * May the loop around a per-item call have staged something for the callee's commit to keep? Its
- * transaction site fact says whether the iteration sets an attribute or item (`w`); and whether
- * the loop's function stages anything at all (on the side of writing).
+ * transaction site fact says whether the iteration sets an attribute or item, changes a
+ * collection in place or calls `setattr` (`w`); what the function stages outside the loop is not
+ * the iteration's.
  */
 function loopStages(graph: CallGraph, ref: FnRef, call: SummaryCall): boolean {
   const own = graph.ownEffects(ref);
   const site = own.find((e) => e.kind === 'txn_loop_call' && e.line === call.line && e.column === call.column);
-  return (site?.what.startsWith('w') ?? false) || own.some((e) => e.kind === STAGES);
+  return site?.what.startsWith('w') ?? false;
 }
 
 /** Do two chains end in the same function? */

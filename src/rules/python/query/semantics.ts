@@ -771,16 +771,35 @@ function advancesPosition(model: FileModel, loop: LoopInfo, name: string, node: 
   // A counter that indexes a collection (`ids[i]`, `i += 1`) walks items, not pages.
   const refs = variableRefs(node, name);
   if (!refs.length || refs.every((r) => r.parent?.type === 'subscript' && r.parent.childForFieldName('value')?.id !== r.id)) return false;
-  if (model.augAssignments.some((a) => a.target === name && a.loops.includes(loop.index) && (a.operator === '+=' || a.operator === '-='))) return true;
+  // Advanced by a page's size (`offset += size`, `offset += 200`); a step of one walks ids or items.
+  if (model.augAssignments.some((a) => a.target === name && a.loops.includes(loop.index) && (a.operator === '+=' || a.operator === '-=') && a.value?.text.trim() !== '1')) return true;
   let stmt: SyntaxNode | null = node;
   while (stmt && stmt.type !== 'expression_statement' && stmt.type !== 'assignment' && stmt.parent) stmt = stmt.parent;
-  const results = new Set(model.assignments.filter((a) => a.loops.includes(loop.index) && stmt && a.node.startIndex <= stmt.startIndex && a.node.endIndex >= stmt.endIndex).map((a) => a.target));
+  const holds = (n: SyntaxNode) => !!stmt && n.startIndex <= stmt.startIndex && n.endIndex >= stmt.endIndex;
+  // `rows, cursor = fetch(cursor)`: the call hands back the next position itself.
+  if (model.unpackedAssignments.some((u) => u.loops.includes(loop.index) && u.names.length > 1 && u.names.includes(name) && !!u.value && u.value.startIndex <= node.startIndex && u.value.endIndex >= node.endIndex)) return true;
+  const results = new Set(model.assignments.filter((a) => a.loops.includes(loop.index) && holds(a.node)).map((a) => a.target));
   if (!results.size) return false;
+  // The page itself handed back: a position taken by an index from it (`page = fetch(page[-1].id)`)
+  // pages; by a key (`node = fetch(node["parent_id"])`) it walks a chain, one row per step.
+  if (results.has(name)) return refs.some((r) => r.parent?.type === 'subscript' && r.parent.childForFieldName('value')?.id === r.id && /^-?\d+$/.test(r.parent.childForFieldName('subscript')?.text ?? ''));
   // Taken from the page as a collection or a response (`page[-1].id`, `resp["next"]`,
-  // `result.get("next_page")`), not a row's own field (`current = parent`, `parent.parent_id`:
-  // a walk up a chain, one row per step).
-  return model.assignments.some((a) => a.target === name && a.loops.includes(loop.index) && !!a.value
-    && [...results].some((r) => new RegExp(`\\b${r}\\s*(\\[|\\.get\\s*\\()`).test(a.value!.text)));
+  // `result.get("next_page")`), not a row's own field (`current = parent`: one row per step).
+  return model.assignments.some((a) => a.target === name && a.loops.includes(loop.index) && !!a.value && takenFromPage(a.value, results));
+}
+
+/** Does `value` take an item or a key of one of `pages` (`page[-1].id`, `resp["next"]`, `result.get("next")`)? */
+function takenFromPage(value: SyntaxNode, pages: ReadonlySet<string>): boolean {
+  for (const n of [value, ...value.descendantsOfType(['subscript', 'call'])]) {
+    if (n.type === 'subscript') {
+      const v = n.childForFieldName('value');
+      if (v?.type === 'identifier' && pages.has(v.text)) return true;
+    } else if (n.type === 'call') {
+      const f = n.childForFieldName('function');
+      if (f?.type === 'attribute' && f.childForFieldName('attribute')?.text === 'get' && f.childForFieldName('object')?.type === 'identifier' && pages.has(f.childForFieldName('object')!.text)) return true;
+    }
+  }
+  return false;
 }
 
 /** Does a `while` loop sleep between iterations (polling, retry with back-off)? */

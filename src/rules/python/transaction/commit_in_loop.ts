@@ -137,11 +137,10 @@ function overRequestInput(graph: CallGraph, ref: FnRef, call: SummaryCall): bool
 
 /**
  * Does another call in a loop of the same function change something (`mark(order)` before
- * `audit(db, order)` whose commit then keeps it), or the function stage something itself? On
- * the side of writing: any loop of the function counts.
+ * `audit(db, order)` whose commit then keeps it)? On the side of writing: any loop of the
+ * function counts; the loop body's own changes are the site fact's (`siteWrites`).
  */
 function siblingStages(graph: CallGraph, ref: FnRef, call: SummaryCall): boolean {
-  if (graph.ownEffects(ref).some((e) => e.kind === STAGES)) return true;
   return graph.callees(ref).some((e) => e.call.inLoop && !(e.call.line === call.line && e.call.column === call.column)
     && (graph.reaches(e.to, STAGES, 'any') || graph.reaches(e.to, WRITE_EFFECT, 'any')));
 }

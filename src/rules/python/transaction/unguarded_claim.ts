@@ -421,15 +421,21 @@ function usedAfter(fnNode: SyntaxNode, row: string, from: number, to: number, ca
   return false;
 }
 
-/** Is the innermost call `node` is an argument of one that serializes or constructs a value? */
+/**
+ * Does every call `node` is an argument of, up to its `return`, serialize or construct a value
+ * (`return Out.model_validate(row)`, `return jsonify(Out(**row.dict()))`)? One that does
+ * something (`return await notify(Out.model_validate(row))`) acts on the row.
+ */
 function buildsAnswer(node: SyntaxNode): boolean {
-  for (let p = node.parent; p; p = p.parent) {
+  let any = false;
+  for (let p = node.parent; p && p.type !== 'return_statement' && p.type !== 'yield'; p = p.parent) {
     if (p.type !== 'argument_list') continue;
     const callee = p.parent?.childForFieldName('function');
     const name = (callee?.type === 'attribute' ? callee.childForFieldName('attribute')?.text : callee?.text) ?? '';
-    return SERIALIZES.test(name) || /^[A-Z]/.test(name);
+    if (!SERIALIZES.test(name) && !/^[A-Z]/.test(name)) return false;
+    any = true;
   }
-  return false;
+  return any;
 }
 
 const SERIALIZES = /^(model_validate|model_validate_json|from_orm|parse_obj|jsonify|to_dict|to_json|dict|asdict|dump|dumps|serialize|model_dump|as_dict|make_response|render_template|str|repr|list|tuple)$/;
