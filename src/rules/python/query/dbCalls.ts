@@ -993,6 +993,8 @@ export interface LoopCallFacts {
    * what the callee reads is a search, what it writes is still one statement per item.
    */
   stopsEarly: boolean;
+  /** The iteration sets an attribute of an object (`cert.rotation = True`): a commit in it keeps that. */
+  stages: boolean;
   /** How the loops' N grows (semantic/loopDomain.ts); a `call` domain is for the repo phase to resolve. */
   domain: LoopDomain;
   /** Positions of the positional arguments that are the loop's item itself. */
@@ -1010,7 +1012,9 @@ function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[], stops
   const domain = loopsDomain(model, loops);
   // Only asked of loops over a request's input (see `LoopCallFacts.readBefore`).
   const before = domain.kind === 'input' && readsBeforeLoop(model, call.functionIndex, loops[0]!);
-  return `${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${commits ? 'c' : writes ? 'w' : ''}|${fk ? 'k' : ''}${before ? 'r' : ''}${stopsEarly ? 'b' : ''}|${encodeDomain(domain)}|${itemArguments(model, call, loops).join('.')}`;
+  const stages = model.assignments.some((a) => a.functionIndex === call.functionIndex && a.loops.includes(loop.index) && /^(?!self\.\w+$)\w+(\.\w+)+$/.test(a.target))
+    || model.augAssignments.some((a) => a.functionIndex === call.functionIndex && a.loops.includes(loop.index) && /^(?!self\.\w+$)\w+(\.\w+)+$/.test(a.target));
+  return `${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${commits ? 'c' : writes ? 'w' : ''}|${fk ? 'k' : ''}${before ? 'r' : ''}${stopsEarly ? 'b' : ''}${stages ? 's' : ''}|${encodeDomain(domain)}|${itemArguments(model, call, loops).join('.')}`;
 }
 
 /**
@@ -1262,7 +1266,7 @@ const NOT_SESSION_OPENERS = /^(requests|httpx|aiohttp|boto3|botocore|aioboto3|se
 export function parseLoopCall(what: string): LoopCallFacts {
   const [size = '', loop = '', w = '', k = '', domain = '', items = ''] = what.split('|');
   return {
-    size: size === '' ? null : Number(size), loop, writes: w === 'w' || w === 'c', commits: w === 'c', foreignKey: k.includes('k'), readBefore: k.includes('r'), stopsEarly: k.includes('b'), domain: decodeDomain(domain),
+    size: size === '' ? null : Number(size), loop, writes: w === 'w' || w === 'c', commits: w === 'c', foreignKey: k.includes('k'), readBefore: k.includes('r'), stopsEarly: k.includes('b'), stages: k.includes('s'), domain: decodeDomain(domain),
     items: items === '' ? [] : items.split('.').map(Number),
   };
 }

@@ -799,11 +799,14 @@ function loopFacts(graph: CallGraph): LoopFacts {
    */
   const stagesByLoop = new Map<string, boolean>();
   const iterationStages = (s: (typeof sites)[number]): boolean => {
-    if (s.facts.writes || loopStages(graph, s.ref, s.call)) return true;
+    if (s.facts.writes || s.facts.stages || loopStages(graph, s.ref, s.call)) return true;
     const key = `${s.file.path}\0${s.facts.loop}`;
     let v = stagesByLoop.get(key);
     if (v === undefined) {
-      v = sites.some((o) => o.file.path === s.file.path && o.facts.loop === s.facts.loop && o !== s && (graph.reaches(o.to, STAGES, 'any') || graph.reaches(o.to, WRITE_EFFECT, 'any')));
+      // Another per-item call of the loop that changes something, or whose transaction fact says
+      // the iteration sets an attribute (`cert.rotation = True; database.update(cert)`).
+      v = sites.some((o) => o.file.path === s.file.path && o.facts.loop === s.facts.loop && o !== s
+        && (loopStages(graph, o.ref, o.call) || graph.reaches(o.to, STAGES, 'any') || graph.reaches(o.to, WRITE_EFFECT, 'any')));
       stagesByLoop.set(key, v);
     }
     return v;
