@@ -771,8 +771,9 @@ function advancesPosition(model: FileModel, loop: LoopInfo, name: string, node: 
   // A counter that indexes a collection (`ids[i]`, `i += 1`) walks items, not pages.
   const refs = variableRefs(node, name);
   if (!refs.length || refs.every((r) => r.parent?.type === 'subscript' && r.parent.childForFieldName('value')?.id !== r.id)) return false;
-  // Advanced by a page's size (`offset += size`, `offset += 200`); a step of one walks ids or items.
-  if (model.augAssignments.some((a) => a.target === name && a.loops.includes(loop.index) && (a.operator === '+=' || a.operator === '-=') && a.value?.text.trim() !== '1')) return true;
+  // Advanced by a page's size (`offset += size`, `offset += 200`); a step of one walks ids or
+  // items, unless the name is a page number's (`page += 1`).
+  if (model.augAssignments.some((a) => a.target === name && a.loops.includes(loop.index) && (a.operator === '+=' || a.operator === '-=') && (a.value?.text.trim() !== '1' || PAGE_NUMBER.test(name)))) return true;
   let stmt: SyntaxNode | null = node;
   while (stmt && stmt.type !== 'expression_statement' && stmt.type !== 'assignment' && stmt.parent) stmt = stmt.parent;
   const holds = (n: SyntaxNode) => !!stmt && n.startIndex <= stmt.startIndex && n.endIndex >= stmt.endIndex;
@@ -787,6 +788,9 @@ function advancesPosition(model: FileModel, loop: LoopInfo, name: string, node: 
   // `result.get("next_page")`), not a row's own field (`current = parent`: one row per step).
   return model.assignments.some((a) => a.target === name && a.loops.includes(loop.index) && !!a.value && takenFromPage(a.value, results));
 }
+
+/** A page number's name: `page`, `page_no`, `page_number`, `pageno`, `current_page`. */
+const PAGE_NUMBER = /(^|_)page(_?(no|num|number|index|idx))?$/i;
 
 /** Does `value` take an item or a key of one of `pages` (`page[-1].id`, `resp["next"]`, `result.get("next")`)? */
 function takenFromPage(value: SyntaxNode, pages: ReadonlySet<string>): boolean {
