@@ -146,7 +146,7 @@ function originOf(model: FileModel, fnIndex: number, name: string, line: number)
 }
 
 /** Methods named for answering, not changing (`is_open()`, `get_x()`, `to_dict()`, `count()`), and a query's own (`first()`, `filter(...)`). */
-const READ_METHOD = /^_*(is|has|can|get|to_|as_|iter|find|count|num|number|total|calc|compute|render|serialize|describe|lookup|check|load|fetch|list|format|keys|values|items|copy|dict|json|model_dump|__\w+__)|^(first|one|one_or_none|all|scalar|scalars|scalar_one|scalar_one_or_none|filter|filter_by|order_by|limit|offset|options|join|outerjoin|where|group_by|having|distinct|subquery|union|union_all|exists|with_entities|select_from|yield_per|execution_options|params|unique|partitions|mappings|columns|label|correlate|cte|statement|slice|paginate|with_parent)$/;
+const READ_METHOD = /^_*(is|has|can|get|to_|as_|iter|find|count|num|number|total|calc|compute|render|serialize|describe|lookup|check|load|fetch|list|format|keys|values|items|copy|dict|json|model_dump|__\w+__)|^(lower|upper|strip|lstrip|rstrip|split|rsplit|replace|startswith|endswith|encode|decode|strftime|isoformat|date|time|timestamp|astimezone|_asdict|_mapping|_fields|_tuple|first|one|one_or_none|all|scalar|scalars|scalar_one|scalar_one_or_none|filter|filter_by|order_by|limit|offset|options|join|outerjoin|where|group_by|having|distinct|subquery|union|union_all|exists|with_entities|select_from|yield_per|execution_options|params|unique|partitions|mappings|columns|label|correlate|cte|statement|slice|paginate|with_parent)$/;
 
 /** SQLAlchemy's functions that tell the unit of work about a change. */
 const STAGING_FUNCTION = /(^|\.)(flag_modified|flag_dirty|set_attribute|set_committed_value|del_attribute)$/;

@@ -70,12 +70,12 @@ const POOL_TAKE = /^(acquire|getconn|get_connection)$/;
  * `Exception`/`BaseException`, or the class the `raise` names?
  */
 function caughtNearby(raise: SyntaxNode, top: SyntaxNode): boolean {
-  const raised = /^raise\s+([\w.]+)/.exec(raise.text)?.[1]?.split('.').pop() ?? null;
+  const raised = /^raise\b\s*\(?\s*([\w.]+)/.exec(raise.text)?.[1]?.split('.').pop() ?? null;
   for (let child: SyntaxNode = raise, p = raise.parent; p; child = p, p = p.parent) {
     if (p.type === 'try_statement' && child.type === 'block' && p.childForFieldName('body')?.id === child.id) {
       for (const h of p.namedChildren) {
         if (h.type !== 'except_clause' && h.type !== 'except_group_clause') continue;
-        const caught = h.namedChildren.find((c) => c.type !== 'block' && c.type !== 'comment')?.text ?? '';
+        const caught = (h.namedChildren.find((c) => c.type !== 'block' && c.type !== 'comment')?.text ?? '').replace(/#[^\n]*/g, '');
         if (!caught || /\b(Exception|BaseException)\b/.test(caught) || (raised && new Set(caught.replace(/\s+as\s+\w+$/, '').replace(/[()]/g, '').split(',').map((t) => t.trim().split('.').pop())).has(raised))) return true;
       }
     }

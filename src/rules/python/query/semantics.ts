@@ -795,12 +795,13 @@ const PAGE_NUMBER = /(^|_)page(_?(no|num|number|index|idx))?$/i;
 /** Does `value` take an item or a key of one of `pages` (`page[-1].id`, `resp["next"]`, `result.get("next")`)? */
 function takenFromPage(value: SyntaxNode, pages: ReadonlySet<string>): boolean {
   for (const n of [value, ...value.descendantsOfType(['subscript', 'call'])]) {
+    // The page may be kept in a name or an attribute (`state.page[-1].id`).
+    const named = (v: SyntaxNode | null | undefined) => !!v && (v.type === 'identifier' || v.type === 'attribute') && pages.has(v.text.replace(/\s+/g, ''));
     if (n.type === 'subscript') {
-      const v = n.childForFieldName('value');
-      if (v?.type === 'identifier' && pages.has(v.text)) return true;
+      if (named(n.childForFieldName('value'))) return true;
     } else if (n.type === 'call') {
       const f = n.childForFieldName('function');
-      if (f?.type === 'attribute' && f.childForFieldName('attribute')?.text === 'get' && f.childForFieldName('object')?.type === 'identifier' && pages.has(f.childForFieldName('object')!.text)) return true;
+      if (f?.type === 'attribute' && f.childForFieldName('attribute')?.text === 'get' && named(f.childForFieldName('object'))) return true;
     }
   }
   return false;

@@ -438,7 +438,7 @@ function buildsAnswer(node: SyntaxNode): boolean {
   return any;
 }
 
-const SERIALIZES = /^(model_validate|model_validate_json|from_orm|parse_obj|jsonify|to_dict|to_json|dict|asdict|dump|dumps|serialize|model_dump|as_dict|make_response|render_template|str|repr|list|tuple)$/;
+const SERIALIZES = /^(model_validate|model_validate_json|from_orm|parse_obj|jsonify|to_dict|to_json|dict|asdict|dump|dumps|serialize|model_dump|as_dict|make_response|render_template|render|json_response|json|response|ok|success|created|accepted|str|repr|list|tuple)$/;
 
 /** Is `node` part of a `return` or `yield` of the function? */
 function insideReturn(node: SyntaxNode, fnNode: SyntaxNode): boolean {
