@@ -13,11 +13,12 @@
  */
 import type { CallGraph, FnRef, Reach } from '../../analysis/callgraph.js';
 import type { Effect } from '../../analysis/summary.js';
-import type { FileModel } from '../../semantic/model.js';
+import type { CallInfo, FileModel } from '../../semantic/model.js';
+import { isWriteCall } from './transaction/semantics.js';
 import type { SyntaxNode } from '../../parse/parser.js';
 import { runsOnce } from '../../semantic/memo.js';
 import { callAt } from '../../semantic/model.js';
-import { classifyDbCall } from './query/dbCalls.js';
+import { classifyDbCall, readsDatabase } from './query/dbCalls.js';
 import { lastAssignment, unwrap } from './query/semantics.js';
 
 /**
@@ -35,7 +36,7 @@ import { lastAssignment, unwrap } from './query/semantics.js';
 export const STAGES = 'stages';
 
 /** List and set methods that change a collection in place (a relationship's, when it is a row's). */
-const COLLECTION_MUTATION = /^(append|extend|insert|remove|discard|pop|clear|add)$/;
+export const COLLECTION_MUTATION = /^(append|extend|insert|remove|discard|pop|clear|add)$/;
 const CONSTRUCTORS = new Set(['__init__', '__new__', '__post_init__']);
 /** A module of the models: a `models`/`model`/`orm`/`entities` package or file. */
 const MODEL_MODULE = /(^|\/)(models?|orm|entities)(\/|\.py$)/;
@@ -47,7 +48,7 @@ const WRITE_KINDS = ['write', 'flushes', 'commit', 'commit_own', 'commit_may', '
  * The first attribute the function sets that may be a row's (see {@link STAGES}), as an effect,
  * per function of the file.
  */
-export function stagedAttributeEffects(model: FileModel): Effect[][] {
+export function stagedEffects(model: FileModel): Effect[][] {
   const out: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile) return out;
   const seen = new Set<number>();
@@ -56,8 +57,13 @@ export function stagedAttributeEffects(model: FileModel): Effect[][] {
   for (const a of model.assignments) if (a.functionIndex >= 0 && /^\w+$/.test(a.target)) locals.add(`${a.functionIndex}:${a.target}`);
   /** An imported module (`import os`, `import sys`): its attributes are no row. */
   const moduleImport = (name: string) => model.imports.get(name) === name;
-  const stage = (fnIndex: number, target: string, node: { startIndex: number; startPosition: { row: number; column: number } }) => {
+  const stage = (fnIndex: number, target: string, node: { startIndex: number; startPosition: { row: number; column: number } }, call = false) => {
     if (fnIndex < 0 || seen.has(fnIndex) || runsOnce(model, fnIndex, node.startIndex)) return;
+    if (call) {
+      seen.add(fnIndex);
+      out[fnIndex]!.push({ kind: STAGES, what: target, line: node.startPosition.row + 1, column: node.startPosition.column + 1 });
+      return;
+    }
     // `row.col = v`, `row.col[k] = v` (a JSON column changed in place), `row.*` (setattr).
     if (!/\.(\w+|\*)$/.test(target) && !/^[\w.]+\.\w+\s*\[/.test(target)) return;
     const base = /^\w+/.exec(target)?.[0] ?? '';
@@ -90,8 +96,18 @@ export function stagedAttributeEffects(model: FileModel): Effect[][] {
       stage(c.functionIndex, 'row.*', c.node);
       continue;
     }
+    // A row staged or a statement sent (`session.add(x)`, `conn.execute(stmt)` not known to read).
+    if (sessionStages(model, c)) {
+      stage(c.functionIndex, `${c.calleeText}.*`, c.node, true);
+      continue;
+    }
     if (!c.hasReceiver) continue;
     const receiver = c.dottedReceiver ?? '';
+    // `user.delete()`, `job.mark_done()` on any object but the function's own or a module.
+    if (c.emptyArgs && CHANGING_METHOD.test(c.method) && !/^(self|cls)$/.test(receiver) && !model.imports.has(receiver)) {
+      stage(c.functionIndex, `${receiver}.*`, c.node, true);
+      continue;
+    }
     // A collection attribute changed in place: `cert.destinations.remove(d)`, `user.roles.append(r)`.
     if (COLLECTION_MUTATION.test(c.method) && receiver.includes('.')) {
       stage(c.functionIndex, receiver, c.node);
@@ -111,15 +127,26 @@ export function stagedAttributeEffects(model: FileModel): Effect[][] {
   return out;
 }
 
-/** Is the node (a call, or a chain of calls) a database read? */
-function isDbRead(model: FileModel, node: SyntaxNode | null): boolean {
-  let v = node ? unwrap(node) : null;
-  if (v?.type === 'await') v = unwrap(v.namedChild(0));
-  for (let n = v; n?.type === 'call'; n = unwrap(n.childForFieldName('function')?.childForFieldName('object') ?? null)) {
-    const c = callAt(model, n);
-    if (c && classifyDbCall(model, c)?.kind === 'read') return true;
-  }
-  return false;
+/** A session's methods that stage rows for the next flush. */
+const STAGING_METHOD = /^(add|add_all|merge|delete|bulk_save_objects|bulk_insert_mappings|bulk_update_mappings)$/;
+/** A receiver named like a session (`session`, `ctx["session"]`, `self._db`, `uow`); a connection has no `add`/`delete`. */
+const SESSION_LIKE = /(session|(?:\b|_)db|\buow)\W*$/i;
+/** A statement argument that reads (`select(...)`, `q.statement`, `"SELECT ..."`). */
+const READ_STATEMENT = /\bselect\b|\.statement\b|\bwith_only_columns\b/i;
+
+/**
+ * Does the call stage or send a change through a database handle: a write or staged write
+ * (`isWriteCall`), `add`/`delete` on a handle named like a session that the file does not type
+ * (`ctx["session"].add(x)`), a statement executed that is not known to read?
+ */
+function sessionStages(model: FileModel, call: CallInfo): boolean {
+  if (call.functionIndex < 0 || call.offloaded) return false;
+  if (isWriteCall(model, call)) return true;
+  if (!call.hasReceiver) return false;
+  if (STAGING_METHOD.test(call.method) && !call.emptyArgs && SESSION_LIKE.test(call.node.childForFieldName('function')?.childForFieldName('object')?.text ?? '')) return true;
+  if (!/^(execute|executemany|exec_driver_sql)$/.test(call.method)) return false;
+  const op = classifyDbCall(model, call);
+  return op ? op.kind !== 'read' : !READ_STATEMENT.test(call.node.childForFieldName('arguments')?.text ?? '');
 }
 
 /**
@@ -130,15 +157,15 @@ function isDbRead(model: FileModel, node: SyntaxNode | null): boolean {
 function originOf(model: FileModel, fnIndex: number, name: string, line: number): 'row' | 'param' | null {
   const fn = model.functions[fnIndex]!;
   const a = lastAssignment(model, name, fnIndex, line);
-  if (a?.value && isDbRead(model, a.value)) return 'row';
+  if (a?.value && readsDatabase(model, a.value)) return 'row';
   for (const loop of model.loops) {
     if (loop.functionIndex !== fnIndex || loop.node.startPosition.row + 1 > line || loop.node.childForFieldName('left')?.text !== name) continue;
     const it = loop.iterable;
     if (!it) continue;
-    if (isDbRead(model, it)) return 'row';
+    if (readsDatabase(model, it)) return 'row';
     if (it.type === 'identifier') {
       const src = lastAssignment(model, it.text, fnIndex, line);
-      if (src?.value && isDbRead(model, src.value)) return 'row';
+      if (src?.value && readsDatabase(model, src.value)) return 'row';
       if (fn.params.some((p) => p.name === it.text)) return 'param';
     }
   }
@@ -153,7 +180,7 @@ const STAGING_FUNCTION = /(^|\.)(flag_modified|flag_dirty|set_attribute|set_comm
 /** A name for a database handle: its calls are the database's (dbCalls/transaction semantics judge them). */
 const HANDLE_LIKE = /^(session|db|db_session|dbsession|sess|conn|connection|cursor|cur|tx|uow|engine)$/;
 /** Verbs of a method that changes the object it is called on (a row's own workflow method). */
-const CHANGING_METHOD = /^(complete|finish|fail|cancel|close_\w+|approve|reject|assign|unassign|populate\w*|update_\w+|set_\w+|mark\w*|add_\w+|remove_\w+|delete\w*|save\w*|activate|deactivate|archive|restore|publish|unpublish|lock|unlock|increment\w*|decrement\w*|reset\w*|touch|attach|detach|link|unlink|enable|disable|submit|accept|revoke|expire|renew|clear_\w+|apply_\w+|record_\w+)$/;
+const CHANGING_METHOD = /^(purge|complete|finish|fail|cancel|close_\w+|approve|reject|assign|unassign|populate\w*|update_\w+|set_\w+|mark\w*|add_\w+|remove_\w+|delete\w*|save\w*|activate|deactivate|archive|restore|publish|unpublish|lock|unlock|increment\w*|decrement\w*|reset\w*|touch|attach|detach|link|unlink|enable|disable|submit|accept|revoke|expire|renew|clear_\w+|apply_\w+|record_\w+)$/;
 
 /**
  * Does the commit that `reach` ends at keep nothing: its chain and what the chain's functions call

@@ -377,6 +377,20 @@ const fileMayTouchDb = new WeakMap<FileModel, boolean>();
 const DB_WORDS = /sql|session|Session|cursor|conn|engine|Engine|repo|Repo|\bdb\b|_db\b|\bdb_|asyncpg|psycopg|SELECT|UPDATE|DELETE|INSERT|\.query\b/;
 
 /** Classifies a call as a database read, write or single-row add; null for anything else. */
+/**
+ * Is the expression a database read: the call itself or one down its method chain
+ * (`db.scalars(select(...)).first()`, `await svc.get_one_or_none(...)`)?
+ */
+export function readsDatabase(model: FileModel, node: SyntaxNode | null): boolean {
+  let v = unwrap(node);
+  if (v?.type === 'await') v = unwrap(v.namedChild(0));
+  for (let n = v; n?.type === 'call'; n = unwrap(n.childForFieldName('function')?.childForFieldName('object') ?? null)) {
+    const c = callAt(model, n);
+    if (c && classifyDbCall(model, c)?.kind === 'read') return true;
+  }
+  return false;
+}
+
 export function classifyDbCall(model: FileModel, call: CallInfo): DbOp | null {
   let may = fileMayTouchDb.get(model);
   if (may === undefined) fileMayTouchDb.set(model, (may = DB_WORDS.test(model.source)));

@@ -35,7 +35,7 @@ import { flaskRequestWrites, MAY_COMMIT_EFFECT, requestWrites } from './missing_
 import { callsOf, enclosingTries, isCommitCall, isRollbackCall, isWriteCall, lastAssignment, receiverKey, transactionRegions, unwrap } from './semantics.js';
 import { overItems } from './loopForms.js';
 import { collectLibraryWriteEffects } from './libraryWrites.js';
-import { STAGES, stagedAttributeEffects } from '../readOnlyCommit.js';
+import { COLLECTION_MUTATION, stagedEffects } from '../readOnlyCommit.js';
 
 export const COMMIT_EFFECT = 'commit';
 /** The function's own `rollback()` on a database handle (its position only: where a transaction ends). */
@@ -69,40 +69,7 @@ function loopWritesOwn(model: FileModel, call: CallInfo): boolean {
   if (model.augAssignments.some((a) => a.loops.includes(loop) && a.target.includes('.'))) return true;
   // A collection attribute changed in place (`order.tags.append(t)`), `setattr(order, k, v)`.
   return callsOf(model, call.functionIndex).some((c) => c !== call && c.loops.includes(loop)
-    && (isWriteCall(model, c) || (c.calleeText === 'setattr' && !c.hasReceiver) || (LOOP_COLLECTION_MUTATION.test(c.method) && (c.dottedReceiver ?? '').includes('.'))));
-}
-
-const LOOP_COLLECTION_MUTATION = /^(append|extend|insert|remove|discard|pop|clear|add)$/;
-
-/** Methods named for changing the object they are called on (`user.delete()`, `job.mark_done()`). */
-const CHANGES_RECEIVER = /^(delete|save|purge|touch|archive|restore|activate|deactivate|mark(_\w+)?|set_\w+)$/;
-
-/** A session's methods that stage rows for the next flush. */
-const STAGING_METHOD = /^(add|add_all|merge|delete|bulk_save_objects|bulk_insert_mappings|bulk_update_mappings)$/;
-/** A receiver named like a session (`session`, `ctx["session"]`, `self.db`, `uow`); a connection has no `add`/`delete`. */
-const SESSION_LIKE = /(session|(?:\b|_)db|\buow)\W*$/i;
-
-/** A statement argument that reads (`select(...)`, `q.statement`, `"SELECT ..."`). */
-const READ_STATEMENT = /\bselect\b|\.statement\b|\bwith_only_columns\b/i;
-
-/**
- * May the call change something a later commit keeps (see readOnlyCommit.ts)? A write or staged
- * write on a database handle; a statement executed that is not known to be a read
- * (`conn.execute(stmt)` with `stmt = table.update()`); a method named for changing its receiver,
- * called with no arguments on an object (a model's own `delete()` that sets its state). On the side of writing.
- */
-function mayStage(model: FileModel, call: CallInfo): boolean {
-  if (isWriteCall(model, call)) return true;
-  if (!call.hasReceiver || call.offloaded) return false;
-  // `session.add(row)` on a handle this file does not type (`ctx["session"]`, a parameter).
-  if (STAGING_METHOD.test(call.method) && !call.emptyArgs && SESSION_LIKE.test(call.node.childForFieldName('function')?.childForFieldName('object')?.text ?? '')) return true;
-  if (/^(execute|executemany|exec_driver_sql)$/.test(call.method)) {
-    const op = classifyDbCall(model, call);
-    if (op) return op.kind !== 'read';
-    const args = call.node.childForFieldName('arguments')?.text ?? '';
-    return !READ_STATEMENT.test(args);
-  }
-  return call.emptyArgs && CHANGES_RECEIVER.test(call.method) && !/^(self|cls)$/.test(call.dottedReceiver ?? '') && !model.imports.has(call.dottedReceiver ?? '');
+    && (isWriteCall(model, c) || (c.calleeText === 'setattr' && !c.hasReceiver) || (COLLECTION_MUTATION.test(c.method) && (c.dottedReceiver ?? '').includes('.'))));
 }
 
 /** The function acts outside the database: a network client call, or a call named like sending (`msg.send()`, `notify_user()`). */
@@ -174,15 +141,8 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     }
   }
   requestWrites(model).forEach((list, i) => effects[i]!.push(...list));
-  // What a later commit would keep: a staged row, or an attribute set (see readOnlyCommit.ts).
-  stagedAttributeEffects(model).forEach((list, i) => effects[i]!.push(...list));
-  const staged = new Set<number>();
-  effects.forEach((list, i) => { if (list.some((e) => e.kind === STAGES)) staged.add(i); });
-  for (const call of model.calls) {
-    if (call.functionIndex < 0 || staged.has(call.functionIndex) || !mayStage(model, call)) continue;
-    staged.add(call.functionIndex);
-    effects[call.functionIndex]!.push({ kind: STAGES, what: call.calleeText, line: call.line, column: call.column });
-  }
+  // What a later commit would keep: a staged row, an attribute set (see readOnlyCommit.ts).
+  stagedEffects(model).forEach((list, i) => effects[i]!.push(...list));
   flaskRequestWrites(model).forEach((list, i) => effects[i]!.push(...list));
   collectLibraryWriteEffects(model, effects);
   // Which of a function's possible repo calls do not always run is on each summary call

@@ -38,7 +38,7 @@ import { classOfFunction } from '../../../semantic/classes.js';
 import { libraryClassModel, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
 import { assignmentsByFunction, callArgs, callsOf, lastAssignment, unwrap } from './semantics.js';
 import { returnedValues } from '../query/selfRows.js';
-import { classifyDbCall } from '../query/dbCalls.js';
+import { classifyDbCall, readsDatabase } from '../query/dbCalls.js';
 
 const MODEL_OF_STATEMENT = /\b(?:select|query)\(\s*(?:[\w.]*\.)?([A-Z]\w*)\s*\)/;
 const MODEL_QUERY_PROPERTY = /\b([A-Z]\w*)\.query\s*\./;
@@ -91,7 +91,7 @@ export const unguardedClaim: FileRule & RepoRule = {
     model.functions.forEach((fn, fnIndex) => {
       const text = model.source.slice(fn.start, fn.end);
       if (!ENDS_TRANSACTION.test(text)) return;
-      if (!/(==|filter_by|is_\(|in_\()/.test(text) && !GUARDED_READ.test(text)) return;
+      if (!/(==|filter_by|is_\(|in_\()/.test(text) && !guardedReadText(text)) return;
       if ((CONDITIONAL_UPDATE.test(text) && UPDATE_RESULT.test(text)) || HELD_LOCK.test(text)) return;
       checkFunction(ctx, model, fnIndex, assignmentsByFunction(model).get(fnIndex) ?? []);
     });
@@ -179,7 +179,7 @@ const LIBRARY_WRITE = /^(?:await\s+)?self(?:\.repository)?\.(update|add|upsert|c
  */
 export function collectClaimFacts(model: FileModel): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
-  if (model.isTestFile || !/\b(select|query)\b/.test(model.source) && !ENDS_TRANSACTION.test(model.source) && !LIBRARY_WRITE_TEXT.test(model.source) && !GUARDED_READ.test(model.source)) return effects;
+  if (model.isTestFile || !/\b(select|query)\b/.test(model.source) && !ENDS_TRANSACTION.test(model.source) && !LIBRARY_WRITE_TEXT.test(model.source) && !guardedReadText(model.source)) return effects;
   const byFn = assignmentsByFunction(model);
   model.functions.forEach((fn, fnIndex) => {
     const text = model.source.slice(fn.start, fn.end);
@@ -189,7 +189,7 @@ export function collectClaimFacts(model: FileModel): Effect[][] {
     }
     // A row read by a key, checked in Python and returned (`def validate(code): tok = get(...);
     // if tok.is_used: raise ...; return tok`): the caller that marks it claims it.
-    if (/\breturn\b/.test(text) && GUARDED_READ.test(text) && !effects[fnIndex]!.some((e) => e.kind === CLAIM_SOURCE)) {
+    if (/\breturn\b/.test(text) && guardedReadText(text) && !effects[fnIndex]!.some((e) => e.kind === CLAIM_SOURCE)) {
       const returned = new Set(fn.node.descendantsOfType('return_statement').filter((r) => !insideNestedFunction(r, fn.node)).map((r) => unwrap(r.namedChild(0))?.text ?? ''));
       const read = guardedReads(model, fnIndex, byFn.get(fnIndex) ?? []).find((r) => returned.has(r.row));
       if (read) effects[fnIndex]!.push({ kind: CLAIM_SOURCE, what: `${read.model}|${[...read.states].map(([k, v]) => `${k}=${v}`).join(',')}|g`, line: read.guard ?? read.line, column: 1 });
@@ -560,13 +560,14 @@ const LIBRARY_WRITE_TEXT = /\bself(?:\.repository)?\.(update|add|upsert|create)\
 /** One operand of a Python check on a row's column: `[not] row.col [is [not] None | == V | != V]`. */
 const CHECK = /^(not\s+)?([A-Za-z_]\w*)\.([a-z_]\w*)(?:\s+(is not None|is None)|\s*(!=|==)\s*(.+))?$/;
 
-/** Cheap text test for {@link guardedReads}: a one-row read and a check that leaves. */
-const GUARDED_READ = { test: guardedReadText };
-const ONE_ROW_READ = /\.(first|one_or_none|scalar_one_or_none|one|scalar|get_one_or_none|get_one|get)\s*\(/g;
+/** A one-row read's method call. */
+const ONE_ROW_READ = /\.(first|one_or_none|scalar_one_or_none|one|scalar|get_one_or_none|get_one|get)\s*\(/;
 
-/** A one-row read, then an `if`, then a way out, in that order: three linear searches (one regex would backtrack cubically). */
+/**
+ * Cheap text test for {@link guardedReads}: a one-row read, then an `if`, then a way out, in that
+ * order — three linear searches (one regex would backtrack cubically).
+ */
 function guardedReadText(text: string): boolean {
-  ONE_ROW_READ.lastIndex = 0;
   const read = ONE_ROW_READ.exec(text);
   if (!read) return false;
   const ifAt = text.slice(read.index).search(/\bif\b/);
@@ -595,12 +596,7 @@ function guardedReads(model: FileModel, fnIndex: number, assignments: readonly A
     if (v?.type === 'await') v = unwrap(v.namedChild(0));
     if (v?.type !== 'call' || !KEY_READ.test(v.text)) continue;
     // The read is the call or one down its chain (`db.scalars(select(...)).first()`).
-    let isRead = false;
-    for (let n: SyntaxNode | null | undefined = v; n?.type === 'call' && !isRead; n = unwrap(n.childForFieldName('function')?.childForFieldName('object') ?? null)) {
-      const c = callAt(model, n);
-      isRead = !!c && classifyDbCall(model, c)?.kind === 'read';
-    }
-    if (!isRead) continue;
+    if (!readsDatabase(model, v)) continue;
     const text = readText(model, fnIndex, v.text, a.line);
     if (/with_for_update|skip_locked|FOR\s+UPDATE/i.test(text)) continue;
     // A library service's own read (`self.get_one_or_none(...)`): the model the service is specialised with.
