@@ -18,7 +18,7 @@ async function findings(rel: string): Promise<Finding[]> {
 }
 
 beforeAll(async () => {
-  for (const rel of ['sample-app', 'transaction/notify-progress', 'transaction/channels', 'transaction/open-scope', 'transaction/missing-commit', 'transaction/repository-library', 'transaction/check-insert', 'transaction/raw-sql', 'transaction/commit-in-loop', 'transaction/claims']) byRoot.set(rel, await findings(rel));
+  for (const rel of ['sample-app', 'transaction/notify-progress', 'transaction/channels', 'transaction/open-scope', 'transaction/missing-commit', 'transaction/repository-library', 'transaction/check-insert', 'transaction/raw-sql', 'transaction/commit-in-loop', 'transaction/claims', 'transaction/single-use']) byRoot.set(rel, await findings(rel));
 }, 60_000);
 
 const lineOf = (file: string, text: string) => fs.readFileSync(file, 'utf8').split('\n').findIndex((l) => l.includes(text)) + 1;
@@ -188,6 +188,18 @@ describe('PA213 unguarded_claim', () => {
   it('a row read by its key and checked in Python before it is marked: the check is named', () => {
     const f = byRoot.get('transaction/claims')!.find((x) => x.code === 'PA213' && x.path === 'app/vouchers.py' && x.line === 40)!;
     expect(f.message).toMatch(/check-then-set on `Voucher\.spent_at`: `voucher` is read \(line 37\) and its `spent_at` checked in Python \(line 38\)/);
+  });
+  it('a single-use row marked and handed back: names the caller that uses it', () => {
+    const found = byRoot.get('transaction/single-use')!.filter((f) => f.code === 'PA213');
+    const local = found.find((f) => f.path === 'app/links.py' && f.function === 'consume_link')!;
+    // The line of the check on the column it then sets, not the first check of the row.
+    expect(local.message).toMatch(/its `consumed_at` checked in Python \(line 22\)/);
+    expect(local.message).toMatch(/`consume_link\(\)` returns the row to `follow_link\(\)` \(app\/api\.py:\d+\), which acts on it$/);
+    expect(local.chain?.[0]?.function).toBe('follow_link');
+    const split = found.find((f) => f.function === 'redeem_card')!;
+    expect(split.message).toMatch(/comes from `checked_card\(\)`.*acted on by `redeem\(\)` \(app\/api\.py:\d+\), which gets it back/);
+    // A helper's claim, the using caller's request: low, as the claim is the helper's.
+    expect(found.map((f) => f.severity)).toEqual(['low', 'low']);
   });
   it('names the helper that read the row when the claim is split across a call', () => {
     const split = byRoot.get('transaction/claims')!.find((f) => f.code === 'PA213' && f.path === 'app/queue/runner.py')!;

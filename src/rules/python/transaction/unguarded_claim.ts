@@ -31,7 +31,7 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { AssignmentInfo, FileModel } from '../../../semantic/model.js';
 import type { Effect } from '../../../analysis/summary.js';
-import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
+import { callGraphOf, siteCalls, type CallEdge, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import { callAt, effectiveRole } from '../../../semantic/model.js';
 import { insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { classOfFunction } from '../../../semantic/classes.js';
@@ -68,7 +68,7 @@ export const unguardedClaim: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'Rows read in one state and moved to another without a lock: two workers can claim the same row',
-    what: 'Finds a claim without a lock: rows of a model read by a state column compared with a literal (`select(M).where(M.status == "queued")`, `query(M).filter_by(state=State.NEW)`, `M.locked_at.is_(None)`, `M.sent == False`), a single row (`.first()`, `.one_or_none()`, `scalar_one_or_none()`) or each row of the result in a loop, then that same column of the row set to another value (`job.status = "running"`) and committed or flushed in the same function, and the row (or its id) then handed to a call or returned, or handed first to a call that is a statement of its own and marked after (`send(n); n.sent_at = now()`: two overlapping runs both send) — the claim is taken to act on the row alone; a sweep that only moves rows to a final state claims nothing, nor one that only checks a row with a call (`if stale(job):`) — when the read takes no lock (`with_for_update(skip_locked=True)`) and the function checks no conditional UPDATE (`rowcount`, `.returning(...)`) and holds no lock of its own (`with redis.lock(...)`, a project helper named for a lock, `lock.acquire()`, an advisory lock). Also a row read by a key (`session.get(M, pk)`, `select(M).where(M.code == c)`, a library `get_one_or_none(code=c)`) whose state is checked in Python before it is marked (`if v is None or v.spent_at is not None: raise` then `v.spent_at = now()`, committed, and the row acted on): two requests both pass the check (a single-use token or code used twice). Also across a call: a helper of the repo that returns the one row it read by state without a lock (`def oldest_waiting(s): return s.scalars(select(Job).where(Job.status == "queued")).first()`), and a caller that moves that column on the row it got, commits and acts on it. Medium in a request handler or a background job, low elsewhere.',
+    what: 'Finds a claim without a lock: rows of a model read by a state column compared with a literal (`select(M).where(M.status == "queued")`, `query(M).filter_by(state=State.NEW)`, `M.locked_at.is_(None)`, `M.sent == False`), a single row (`.first()`, `.one_or_none()`, `scalar_one_or_none()`) or each row of the result in a loop, then that same column of the row set to another value (`job.status = "running"`) and committed or flushed in the same function, and the row (or its id) then handed to a call or returned, or handed first to a call that is a statement of its own and marked after (`send(n); n.sent_at = now()`: two overlapping runs both send) — the claim is taken to act on the row alone; a sweep that only moves rows to a final state claims nothing, nor one that only checks a row with a call (`if stale(job):`) — when the read takes no lock (`with_for_update(skip_locked=True)`) and the function checks no conditional UPDATE (`rowcount`, `.returning(...)`) and holds no lock of its own (`with redis.lock(...)`, a project helper named for a lock, `lock.acquire()`, an advisory lock). Also a row read by a key (`session.get(M, pk)`, `select(M).where(M.code == c)`, a library `get_one_or_none(code=c)`) whose state is checked in Python before it is marked (`if v is None or v.spent_at is not None: raise` then `v.spent_at = now()`, committed, and the row acted on): two requests both pass the check (a single-use token or code used twice); a row marked in a column named for its use (`used_at`, `redeemed`, `consumed_on`, `spent_at`, `claimed_by`) and then only returned counts when a caller of the function binds what it gets back and hands it to a call (`tok = use_token(t)` then `reset_password(tok.user_id, pw)`): the use is the caller\'s, while a cancel or a publish answered with the row acts on nothing twice. Also across a call: a helper of the repo that returns the one row it read by state without a lock (`def oldest_waiting(s): return s.scalars(select(Job).where(Job.status == "queued")).first()`), and a caller that moves that column on the row it got, commits and acts on it. Medium in a request handler or a background job, low elsewhere.',
     why: 'Under READ COMMITTED, PostgreSQL\'s default, two workers run the SELECT before either commits, both see the row in its old state and both claim it: the job runs twice, the coupon is spent twice, the email is sent twice. Writing the new state does not conflict — the second UPDATE waits for the first and then overwrites it.',
     bad:
       'from sqlalchemy import String, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column\n\n\n'
@@ -86,15 +86,9 @@ export const unguardedClaim: FileRule & RepoRule = {
     ],
   },
   checkFile(ctx: FileRuleContext): void {
-    const { model } = ctx;
-    if (model.isTestFile || !ENDS_TRANSACTION.test(model.source)) return;
-    model.functions.forEach((fn, fnIndex) => {
-      const text = model.source.slice(fn.start, fn.end);
-      if (!ENDS_TRANSACTION.test(text)) return;
-      if (!/(==|filter_by|is_\(|in_\()/.test(text) && !guardedReadText(text)) return;
-      if ((CONDITIONAL_UPDATE.test(text) && UPDATE_RESULT.test(text)) || HELD_LOCK.test(text)) return;
-      checkFunction(ctx, model, fnIndex, assignmentsByFunction(model).get(fnIndex) ?? []);
-    });
+    for (const c of fileClaims(ctx.model)) {
+      if (!c.returnedOnly) ctx.report({ node: c.node, message: c.message, severity: c.severity });
+    }
   },
   /**
    * A claim split across a call: a helper of the repo returns the row it read by state
@@ -106,12 +100,15 @@ export const unguardedClaim: FileRule & RepoRule = {
     for (const { ref, file, fn, site, to } of siteCalls(graph, CLAIM_CALLS)) {
       const source = graph.ownEffects(to).find((e) => e.kind === CLAIM_SOURCE);
       if (!source) continue;
-      const [entity = '', stateText = '', kind = ''] = source.what.split('|');
+      const [entity = '', stateText = '', kind = '', linesText = ''] = source.what.split('|');
+      const checkLines = new Map(linesText.split(',').filter(Boolean).map((kl) => [kl.slice(0, kl.lastIndexOf(':')), Number(kl.slice(kl.lastIndexOf(':') + 1))] as const));
       const states = new Map(stateText.split(',').filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]));
       const fact = JSON.parse(site.what) as ClaimCallFact;
       // A row the helper checked in Python must be acted on by a call here (as in one function).
       const guarded = kind === 'g';
-      if (guarded && !fact.byCall) continue;
+      // Or a single-use row marked and returned, acted on by a caller of this function.
+      const acting = guarded && !fact.byCall && fact.returned ? actingCaller(graph, ref) : null;
+      if (guarded && !fact.byCall && !acting) continue;
       for (const w of fact.writes) {
         const state = stateOf(states, w.column);
         if (!state || (guarded ? !movesFrom(state.value, w.value) : state.value === w.value)) continue;
@@ -121,7 +118,7 @@ export const unguardedClaim: FileRule & RepoRule = {
           path: file.path,
           location: { line: w.line, column: w.col, endLine: w.endLine, endColumn: w.endCol },
           message: guarded
-            ? `unguarded check-then-set on \`${entity}.${w.column}\`: \`${fact.row}\` comes from \`${helper}()\`, which reads it by a key and checks \`${state.checked}\` in Python (line ${source.line}), and its \`${w.column}\` is set to \`${w.value.slice(0, 40)}\` here, then ${fact.end} (line ${fact.endAt}), and the row is acted on, with no row lock (\`with_for_update()\`) and no conditional UPDATE: two requests can both pass the check before either commits (a single-use token or code used twice)`
+            ? `unguarded check-then-set on \`${entity}.${w.column}\`: \`${fact.row}\` comes from \`${helper}()\`, which reads it by a key and checks \`${state.checked}\` in Python (line ${checkLines.get(state.checked) ?? source.line}), and its \`${w.column}\` is set to \`${w.value.slice(0, 40)}\` here, then ${fact.end} (line ${fact.endAt}), and the row is acted on${acting ? ` by \`${graph.function(acting.from).qualifiedName}()\` (${graph.fileOf(acting.from).path}:${acting.call.line}), which gets it back` : ''}, with no row lock (\`with_for_update()\`) and no conditional UPDATE: two requests can both pass the check before either commits (a single-use token or code used twice)`
             : `unguarded claim on \`${entity}.${w.column}\`: \`${fact.row}\` comes from \`${helper}()\`, which reads it where \`${w.column}\` is \`${old}\` (line ${source.line}), and is moved to \`${w.value.slice(0, 40)}\` here, then ${fact.end} (line ${fact.endAt}), with no row lock (\`with_for_update(skip_locked=True)\` in the helper's query) and no conditional UPDATE: two workers can both read the row in its old state and both claim it`,
           severity: fn.effectiveRole === 'handler' || fn.effectiveRole === 'background' ? 'medium' : 'low',
           function: fn.name,
@@ -130,10 +127,71 @@ export const unguardedClaim: FileRule & RepoRule = {
         break;
       }
     }
+    // A single-use row checked, marked and returned (`def use_token(t): tok = get(t); if
+    // tok.used_at: raise; tok.used_at = now(); flush; return tok`): the caller that acts on what it
+    // got back (`reset_password(tok.user_id, ...)`) is where the row is used twice.
+    for (const ref of graph.functions()) {
+      const claims = graph.ownEffects(ref).filter((e) => e.kind === CLAIM_RETURNED);
+      if (!claims.length) continue;
+      const caller = actingCaller(graph, ref);
+      if (!caller) continue;
+      const file = graph.fileOf(ref);
+      const fn = graph.function(ref);
+      const callerFn = graph.function(caller.from);
+      for (const claim of claims) {
+        const fact = JSON.parse(claim.what) as ReturnedClaim;
+        ctx.report({
+          path: file.path,
+          location: { line: fact.line, column: fact.col, endLine: fact.endLine, endColumn: fact.endCol },
+          message: `${fact.message}; \`${fn.name}()\` returns the row to \`${callerFn.qualifiedName}()\` (${graph.fileOf(caller.from).path}:${caller.call.line}), which acts on it`,
+          severity: fact.severity,
+          function: fn.name,
+          chain: [{ path: graph.fileOf(caller.from).path, line: caller.call.line, column: caller.call.column, function: callerFn.name, call: fn.qualifiedName }],
+        });
+      }
+    }
   },
 };
 
-/** Own effect: the function returns one row it read by a state column, unlocked (`what` = `Model|col=value,...`). */
+/** A caller (outside tests) that binds what `ref` returns and hands it to a call that acts on it (its `RESULT_ACTED` site fact). */
+function actingCaller(graph: CallGraph, ref: FnRef): CallEdge | undefined {
+  return graph.callers(ref).find((e) => !graph.fileOf(e.from).isTestFile
+    && graph.ownEffects(e.from).some((x) => x.kind === RESULT_ACTED && x.line === e.call.line && x.column === e.call.column));
+}
+
+/**
+ * Own effect: a single-use row (see {@link SINGLE_USE}) the function checks in Python, marks, ends
+ * the transaction of and returns, acting on nothing itself (`what` = JSON {@link ReturnedClaim}).
+ */
+export const CLAIM_RETURNED = 'claim_returned';
+/**
+ * Own effect at a call's position: the call's result is bound to a name that is then handed to a call
+ * that acts on it (`tok = use(t); reset(tok.user_id)`). Not a site kind: it keeps no call the
+ * summary would drop (only a kept call is an edge to the function whose claim it completes).
+ */
+export const RESULT_ACTED = 'result_acted';
+
+interface ReturnedClaim {
+  message: string;
+  severity: 'medium' | 'low';
+  line: number;
+  col: number;
+  endLine: number;
+  endCol: number;
+}
+
+/**
+ * A column whose setting records that a single-use row was used (`used_at`, `redeemed`,
+ * `consumed_on`): marking it is the use, so the row handed back after the mark is used by the
+ * caller. A cancel or a publish (`cancelled_at`, `status`) answered with the row acts on nothing.
+ */
+const SINGLE_USE = /^(is_)?(used|consumed|redeemed|spent|claimed)(_(at|on|time|date|by))?$/;
+
+/**
+ * Own effect: the function returns one row it read by a state column, unlocked (`what` =
+ * `Model|col=value,...`), or one it read by a key and checked in Python (`Model|col=value,...|g|col:line,...`,
+ * with the line of each column's check).
+ */
 export const CLAIM_SOURCE = 'claim_source';
 /** Site fact: a row bound from a call whose state columns the function then moves, commits and acts on (`what` = JSON {@link ClaimCallFact}). */
 export const CLAIM_CALL = 'claim_call';
@@ -146,6 +204,8 @@ interface ClaimCallFact {
   endAt: number;
   /** The row is acted on by a call after the write (not only returned). */
   byCall?: boolean;
+  /** A single-use column is marked (see {@link SINGLE_USE}) and the row returned: acted on if a caller acts on it. */
+  returned?: boolean;
 }
 
 /**
@@ -179,8 +239,18 @@ const LIBRARY_WRITE = /^(?:await\s+)?self(?:\.repository)?\.(update|add|upsert|c
  */
 export function collectClaimFacts(model: FileModel): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
-  if (model.isTestFile || !/\b(select|query)\b/.test(model.source) && !ENDS_TRANSACTION.test(model.source) && !LIBRARY_WRITE_TEXT.test(model.source) && !guardedReadText(model.source)) return effects;
+  if (model.isTestFile) return effects;
   const byFn = assignmentsByFunction(model);
+  resultsActedOn(model, byFn, effects);
+  if (!/\b(select|query)\b/.test(model.source) && !ENDS_TRANSACTION.test(model.source) && !LIBRARY_WRITE_TEXT.test(model.source) && !guardedReadText(model.source)) return effects;
+  // A single-use row marked and returned: the repo phase asks whether a caller acts on it.
+  for (const c of fileClaims(model)) {
+    if (!c.returnedOnly) continue;
+    const s = c.node.startPosition;
+    const e = c.node.endPosition;
+    const fact: ReturnedClaim = { message: c.message, severity: c.severity, line: s.row + 1, col: s.column + 1, endLine: e.row + 1, endCol: e.column + 1 };
+    effects[c.fnIndex]!.push({ kind: CLAIM_RETURNED, what: JSON.stringify(fact), line: s.row + 1, column: s.column + 1 });
+  }
   model.functions.forEach((fn, fnIndex) => {
     const text = model.source.slice(fn.start, fn.end);
     if (/\breturn\b/.test(text) && /(==|filter_by|is_\(|in_\()/.test(text)) {
@@ -192,7 +262,7 @@ export function collectClaimFacts(model: FileModel): Effect[][] {
     if (/\breturn\b/.test(text) && guardedReadText(text) && !effects[fnIndex]!.some((e) => e.kind === CLAIM_SOURCE)) {
       const returned = new Set(fn.node.descendantsOfType('return_statement').filter((r) => !insideNestedFunction(r, fn.node)).map((r) => unwrap(r.namedChild(0))?.text ?? ''));
       const read = guardedReads(model, fnIndex, byFn.get(fnIndex) ?? []).find((r) => returned.has(r.row));
-      if (read) effects[fnIndex]!.push({ kind: CLAIM_SOURCE, what: `${read.model}|${[...read.states].map(([k, v]) => `${k}=${v}`).join(',')}|g`, line: read.guard ?? read.line, column: 1 });
+      if (read) effects[fnIndex]!.push({ kind: CLAIM_SOURCE, what: `${read.model}|${[...read.states].map(([k, v]) => `${k}=${v}`).join(',')}|g|${[...(read.checkLines ?? [])].map(([k, l]) => `${k}:${l}`).join(',')}`, line: read.guard ?? read.line, column: 1 });
     }
     if (!(ENDS_TRANSACTION.test(text) || LIBRARY_WRITE_TEXT.test(text)) || (CONDITIONAL_UPDATE.test(text) && UPDATE_RESULT.test(text)) || HELD_LOCK.test(text)) return;
     const assignments = byFn.get(fnIndex) ?? [];
@@ -208,6 +278,40 @@ export function collectClaimFacts(model: FileModel): Effect[][] {
     }
   });
   return effects;
+}
+
+/**
+ * `RESULT_ACTED` facts: in a request handler, a call whose result is bound to a name (`tok = await
+ * svc.use(t)`) that the handler then hands to a call that acts on it (`await reset(tok.user_id,
+ * pw)`; see {@link usedAfter}). The test is cheap on text first (the name, or an attribute of it,
+ * is a later call's argument).
+ */
+function resultsActedOn(model: FileModel, byFn: Map<number, AssignmentInfo[]>, effects: Effect[][]): void {
+  for (const [fnIndex, assignments] of byFn) {
+    const fn = model.functions[fnIndex];
+    // The use that a returned single-use row is for happens where a request is answered: in a handler.
+    if (!fn || effectiveRole(model, fnIndex) !== 'handler') continue;
+    let nodes: FunctionNodes | null = null;
+    for (const a of assignments) {
+      if (!a.value || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
+      let value = unwrap(a.value) ?? a.value;
+      if (value.type === 'await') value = unwrap(value.namedChild(0)) ?? value;
+      if (value.type !== 'call' || ROWS_READ.test(value.text)) continue;
+      // The name, or an attribute of it, as an argument of a later call (`reset(tok.user_id)`, `f(x, user=tok.user)`).
+      const after = model.source.slice(a.node.endIndex, fn.end);
+      if (!new RegExp(`[(,=]\\s*(?:\\*\\*?)?${a.target}(?:\\.\\w+)*\\s*[,)]`).test(after)) continue;
+      const call = callAt(model, value);
+      if (!call || !mayNameRepoFunction(call.calleeText)) continue;
+      nodes ??= functionNodes(fn.node);
+      if (!usedAfter(fn.node, a.target, a.node.endIndex, fn.end, true, nodes)) continue;
+      effects[fnIndex]!.push({ kind: RESULT_ACTED, what: '', line: call.line, column: call.column });
+    }
+  }
+}
+
+/** A callee written as a name or a dotted path (`use_token`, `svc.use_token`, `self.tokens.use`): what a repo function's call looks like. */
+function mayNameRepoFunction(callee: string): boolean {
+  return /^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$/.test(callee) && !/^(?:str|int|float|bool|len|list|dict|set|tuple|sorted|min|max|sum|any|all|getattr|isinstance|type|repr|format|enumerate|zip|range|open|print|next|iter)$/.test(callee);
 }
 
 /** The state read a function returns as one row (`return <read>`, or a name bound to one), or null. */
@@ -230,6 +334,7 @@ function claimAfter(model: FileModel, fnIndex: number, assignments: readonly Ass
   const writes: ClaimCallFact['writes'] = [];
   let end: { what: string; line: number } | null = null;
   let byCall = false;
+  let returned = false;
   for (const a of assignments) {
     if (a.node.startIndex < from || a.node.endIndex > to || !a.value) continue;
     const m = /^([A-Za-z_]\w*)\.([a-z_]\w*)$/.exec(a.target);
@@ -238,6 +343,7 @@ function claimAfter(model: FileModel, fnIndex: number, assignments: readonly Ass
     if (!commit) continue;
     if (!usedAfter(fn.node, row, a.node.endIndex, to) && !actedOnBefore(fn.node, row, from, a.node.startIndex)) continue;
     byCall ||= usedAfter(fn.node, row, commit.node.endIndex, to, true);
+    returned ||= SINGLE_USE.test(m[2]!) && returnedAfter(fn.node, row, commit.node.endIndex, to);
     end ??= { what: endWhat(commit), line: commit.line };
     const s = a.node.startPosition;
     const e = a.node.endPosition;
@@ -253,6 +359,7 @@ function claimAfter(model: FileModel, fnIndex: number, assignments: readonly Ass
     if (data?.type !== 'dictionary') continue;
     if (!usedAfter(fn.node, row, c.node.endIndex, to)) continue;
     byCall ||= usedAfter(fn.node, row, c.node.endIndex, to, true);
+    returned ||= [...data.namedChildren].some((pair) => SINGLE_USE.test(/^["']([a-z_]\w*)["']$/.exec(pair.childForFieldName('key')?.text ?? '')?.[1] ?? '')) && returnedAfter(fn.node, row, c.node.endIndex, to);
     end ??= { what: endWhat(c), line: c.line };
     const s = c.node.startPosition;
     const e = c.node.endPosition;
@@ -262,7 +369,7 @@ function claimAfter(model: FileModel, fnIndex: number, assignments: readonly Ass
       if (pair.type === 'pair' && k && v) writes.push({ column: k, value: v.text.replace(/\s+/g, ''), line: s.row + 1, col: s.column + 1, endLine: e.row + 1, endCol: e.column + 1 });
     }
   }
-  return end && writes.length ? { row, writes, end: end.what, endAt: end.line, ...(byCall ? { byCall } : {}) } : null;
+  return end && writes.length ? { row, writes, end: end.what, endAt: end.line, ...(byCall ? { byCall } : {}), ...(returned && !byCall ? { returned } : {}) } : null;
 }
 
 /** How the write is sent: a commit, a flush, or the library's write (which commits with `auto_commit=True`). */
@@ -286,9 +393,40 @@ interface StateRead {
   guard?: number;
   /** Where that check starts: a write before it is not guarded by it. */
   guardAt?: number;
+  /** For a row checked in Python: the line of the first check of each column. */
+  checkLines?: Map<string, number>;
 }
 
-function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, assignments: readonly AssignmentInfo[]): void {
+interface ClaimCandidate {
+  fnIndex: number;
+  node: SyntaxNode;
+  message: string;
+  severity: 'medium' | 'low';
+  /** Acted on by nothing here, but a single-use row returned after its mark: the caller decides (repo phase). */
+  returnedOnly?: boolean;
+}
+
+const claimsMemo = new WeakMap<FileModel, ClaimCandidate[]>();
+
+/** PA213's one-function claims of the file (asked by the rule and by the summary's facts), once per file. */
+function fileClaims(model: FileModel): ClaimCandidate[] {
+  let out = claimsMemo.get(model);
+  if (out) return out;
+  out = [];
+  claimsMemo.set(model, out);
+  if (model.isTestFile || !(ENDS_TRANSACTION.test(model.source) || LIBRARY_WRITE_TEXT.test(model.source))) return out;
+  model.functions.forEach((fn, fnIndex) => {
+    const text = model.source.slice(fn.start, fn.end);
+    if (!ENDS_TRANSACTION.test(text) && !LIBRARY_WRITE_TEXT.test(text)) return;
+    if (!/(==|filter_by|is_\(|in_\()/.test(text) && !guardedReadText(text)) return;
+    if ((CONDITIONAL_UPDATE.test(text) && UPDATE_RESULT.test(text)) || HELD_LOCK.test(text)) return;
+    out!.push(...claimsOf(model, fnIndex, assignmentsByFunction(model).get(fnIndex) ?? []));
+  });
+  return out;
+}
+
+function claimsOf(model: FileModel, fnIndex: number, assignments: readonly AssignmentInfo[]): ClaimCandidate[] {
+  const found: ClaimCandidate[] = [];
   const fn = model.functions[fnIndex]!;
   const reads: StateRead[] = [];
   for (const a of assignments) {
@@ -326,7 +464,7 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
     if (read && target?.type === 'identifier') reads.push({ row: target.text, ...read, line: loop.node.startPosition.row + 1, from: loop.node.startIndex, to: loop.node.endIndex });
   }
   reads.push(...guardedReads(model, fnIndex, assignments));
-  if (!reads.length) return;
+  if (!reads.length) return found;
   const calls = callsOf(model, fnIndex);
   for (const read of reads) {
     // The state written on the row (`job.status = "running"`), or by an UPDATE of that row alone
@@ -364,18 +502,58 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
       // overlap both act on every row they read before either marks it.
       // A row checked in Python must be acted on by a call: returning it (an idempotent cancel
       // or publish that answers with the row) acts on nothing twice.
-      if (!usedAfter(fn.node, read.row, w.node.endIndex, read.to, read.guard !== undefined) && !actedOnBefore(fn.node, read.row, read.from, w.node.startIndex)) continue;
+      const acted = usedAfter(fn.node, read.row, w.node.endIndex, read.to, read.guard !== undefined) || actedOnBefore(fn.node, read.row, read.from, w.node.startIndex);
+      const returnedOnly = !acted && read.guard !== undefined && SINGLE_USE.test(w.column) && returnedAfter(fn.node, read.row, w.node.endIndex, read.to);
+      if (!acted && !returnedOnly) continue;
       const role = effectiveRole(model, fnIndex);
-      ctx.report({
+      found.push({
+        fnIndex,
         node: w.node,
+        ...(returnedOnly ? { returnedOnly } : {}),
         message: read.guard !== undefined
-          ? `unguarded check-then-set on \`${read.model}.${w.column}\`: \`${read.row}\` is read (line ${read.line}) and its \`${w.column}\` checked in Python (line ${read.guard}), then set to \`${w.value.slice(0, 40)}\` and ${end.what} (line ${end.line}), with no row lock (\`with_for_update()\`) and no conditional UPDATE: two requests can both pass the check before either commits, and both act on the row (a single-use token or code used twice)`
+          ? `unguarded check-then-set on \`${read.model}.${w.column}\`: \`${read.row}\` is read (line ${read.line}) and its \`${w.column}\` checked in Python (line ${read.checkLines?.get(stateOf(read.states, w.column)?.checked ?? '') ?? read.guard}), then set to \`${w.value.slice(0, 40)}\` and ${end.what} (line ${end.line}), with no row lock (\`with_for_update()\`) and no conditional UPDATE: two requests can both pass the check before either commits, and both act on the row (a single-use token or code used twice)`
           : `unguarded claim on \`${read.model}.${w.column}\`: \`${read.row}\` is read where \`${w.column}\` is \`${old}\` (line ${read.line}) and moved to \`${w.value.slice(0, 40)}\`, then ${end.what} (line ${end.line}), with no row lock (\`with_for_update(skip_locked=True)\`) and no conditional UPDATE: two workers can both read the row in its old state and both claim it`,
         severity: role === 'handler' || role === 'background' ? 'medium' : 'low',
       });
       break;
     }
   }
+  return found;
+}
+
+/** A function's identifiers, and the names it returns as they are (`return taken`, `return jobs, n`; not `len(expired)`). */
+interface FunctionNodes {
+  identifiers: SyntaxNode[];
+  returned: Set<string>;
+}
+
+function functionNodes(fnNode: SyntaxNode): FunctionNodes {
+  const returned = new Set<string>();
+  for (const r of fnNode.descendantsOfType('return_statement')) {
+    const v = r.namedChild(0);
+    const items = v?.type === 'identifier' ? [v] : v && /^(tuple|list|expression_list)$/.test(v.type) ? v.namedChildren : [];
+    for (const id of items) if (id.type === 'identifier') returned.add(id.text);
+  }
+  return { identifiers: fnNode.descendantsOfType('identifier'), returned };
+}
+
+/**
+ * Is `row` returned after `from` (within `to`): `return row`, or the library's write of it that
+ * answers with the row (`return await self.update(row)`)?
+ */
+function returnedAfter(fnNode: SyntaxNode, row: string, from: number, to: number): boolean {
+  for (const r of fnNode.descendantsOfType('return_statement')) {
+    if (r.startIndex < from || r.startIndex > to || insideNestedFunction(r, fnNode)) continue;
+    let v = unwrap(r.namedChild(0));
+    if (v?.type === 'await') v = unwrap(v.namedChild(0));
+    if (!v) continue;
+    if (v.type === 'identifier' && v.text === row) return true;
+    if (v.type === 'call' && /^(?:self(?:\.repository)?\.)?(update|save|upsert|merge)$/.test(v.childForFieldName('function')?.text ?? '')) {
+      const args = v.childForFieldName('arguments')?.namedChildren ?? [];
+      if (args.length === 1 && args[0]!.type === 'identifier' && args[0]!.text === row) return true;
+    }
+  }
+  return false;
 }
 
 /**
@@ -383,16 +561,10 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
  * a name bound from it (`job_id = job.id`)? Logging it, handing it back to the session
  * (`session.add(job)`) or collecting it in a list that is not returned is no action on the row.
  */
-function usedAfter(fnNode: SyntaxNode, row: string, from: number, to: number, callsOnly = false): boolean {
+function usedAfter(fnNode: SyntaxNode, row: string, from: number, to: number, callsOnly = false, nodes: FunctionNodes = functionNodes(fnNode)): boolean {
   const names = new Set([row]);
-  const returned = new Set<string>();
-  // Names returned as they are (`return taken`, `return jobs, n`), not through a call (`len(expired)`).
-  for (const r of fnNode.descendantsOfType('return_statement')) {
-    const v = r.namedChild(0);
-    const items = v?.type === 'identifier' ? [v] : v && /^(tuple|list|expression_list)$/.test(v.type) ? v.namedChildren : [];
-    for (const id of items) if (id.type === 'identifier') returned.add(id.text);
-  }
-  for (const id of fnNode.descendantsOfType('identifier')) {
+  const returned = nodes.returned;
+  for (const id of nodes.identifiers) {
     if (id.startIndex < from || id.startIndex > to || !names.has(id.text)) continue;
     // A call that only builds the returned answer (`return Out.model_validate(row)`,
     // `jsonify(row)`, `Out(**row)`) acts on nothing; one that does something (`return await
@@ -605,6 +777,7 @@ function guardedReads(model: FileModel, fnIndex: number, assignments: readonly A
     const states = new Map<string, string>();
     let guard: number | undefined;
     let guardAt: number | undefined;
+    const checkLines = new Map<string, number>();
     for (const i of ifs) {
       if (i.startIndex < a.node.endIndex) continue;
       const body = i.childForFieldName('consequence');
@@ -627,9 +800,10 @@ function guardedReads(model: FileModel, fnIndex: number, assignments: readonly A
         else continue;
         guard ??= i.startPosition.row + 1;
         guardAt ??= i.startIndex;
+        if (!checkLines.has(column!)) checkLines.set(column!, i.startPosition.row + 1);
       }
     }
-    if (states.size) out.push({ row: a.target, model: entity, states, line: a.line, from: a.node.endIndex, to: fn.end, guard, guardAt });
+    if (states.size) out.push({ row: a.target, model: entity, states, line: a.line, from: a.node.endIndex, to: fn.end, guard, guardAt, checkLines });
   }
   return out;
 }
