@@ -51,7 +51,7 @@ export const checkThenInsert: FileRule & RepoRule = {
     severity: 'low',
     effort: 'S',
     summary: 'A row looked up by a key, then inserted with that key when missing, with no lock, ON CONFLICT or IntegrityError handling',
-    what: 'Finds a check-then-insert: a row of a model looked up by a column (`select(M).where(M.col == v)` with `.first()`/`.one_or_none()`/`scalar_one_or_none()`, `query(M).filter_by(col=v).first()`, `M.query.filter_by(...)`), the result tested (`if row is None:`, `if not row:`, a guard that returns or raises, or the lookup tested inline: `if <lookup> is not None: raise`), and a new `M(col=...)` with the same column (or one copied from the object the value came from: `M.model_validate(body)`, `M(**body.model_dump())` with the lookup on `body.col`) `add`ed and committed or flushed in the same function, when nothing uses `ON CONFLICT`/`merge`, and no `except IntegrityError` surrounds the insert. A `with_for_update()` on the check does not make it safe: it locks the row when there is one, and nothing when there is none. Also when the lookup is a helper of the repo that returns one row by a column compared with its parameter (`tag = find_tag(db, slug)`, `def find_tag(db, slug): return db.scalars(select(Tag).where(Tag.slug == slug)).first()`) and the caller adds a row built with the argument it passed there. Also in a service or repository built on a repository library (advanced-alchemy): `existing = await self.get_one_or_none(user_id=u, provider=p)`, a test of `existing`, then `self.create({...})`/`self.add(...)` with the same values for every looked-up field where none was found (the library flushes the INSERT), with no `upsert` in the function and no handler for the library\'s `IntegrityError`/`DuplicateKeyError`/`RepositoryError`. Low: it takes two concurrent first writes of the same key (a double submit, a retry).',
+    what: 'Finds a check-then-insert: a row of a model looked up by a column (`select(M).where(M.col == v)` with `.first()`/`.one_or_none()`/`scalar_one_or_none()`, `query(M).filter_by(col=v).first()`, `M.query.filter_by(...)`), the result tested (`if row is None:`, `if not row:`, a guard that returns or raises, or the lookup tested inline: `if <lookup> is not None: raise`), and a new `M(col=...)` with the same column (or one copied from the object the value came from: `M.model_validate(body)`, `M(**body.model_dump())` with the lookup on `body.col`) `add`ed and committed or flushed in the same function (also per item: a lookup in a loop and the insert in the same iteration, after `if row is None:` or past `if row: continue` — a get-or-create of each tag a request names), when nothing uses `ON CONFLICT`/`merge`, and no `except IntegrityError` surrounds the insert. A `with_for_update()` on the check does not make it safe: it locks the row when there is one, and nothing when there is none. Also when the lookup is a helper of the repo that returns one row by a column compared with its parameter (`tag = find_tag(db, slug)`, `def find_tag(db, slug): return db.scalars(select(Tag).where(Tag.slug == slug)).first()`) and the caller adds a row built with the argument it passed there. Also in a service or repository built on a repository library (advanced-alchemy): `existing = await self.get_one_or_none(user_id=u, provider=p)`, a test of `existing`, then `self.create({...})`/`self.add(...)` with the same values for every looked-up field where none was found (the library flushes the INSERT), with no `upsert` in the function and no handler for the library\'s `IntegrityError`/`DuplicateKeyError`/`RepositoryError`. Low: it takes two concurrent first writes of the same key (a double submit, a retry).',
     why: 'Under READ COMMITTED, PostgreSQL\'s default, two concurrent calls both run the SELECT before either commits, both find nothing, and both insert. Without a unique constraint the table gets a duplicate; with one, the slower call fails with an `IntegrityError` the code never expected, which a request answers with a 500.',
     bad:
       'from sqlalchemy import String, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column\n\n\n'
@@ -224,13 +224,17 @@ interface Lookup {
   /** The `if` that tests an inline lookup, and whether its condition is true when a row is found. */
   test?: SyntaxNode;
   foundWhenTrue?: boolean;
+  /** The loop the lookup runs in (a get-or-create per item: `for label in labels: tag = ...first()`), or -1. */
+  loop?: number;
+  /** Where that loop ends: after `if tag: continue`, the rest of the iteration is where the row is missing. */
+  loopEnd?: number;
 }
 
 function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, models: Set<string>, assignments: readonly AssignmentInfo[]): void {
   const fn = model.functions[fnIndex]!;
   const lookups: Lookup[] = [];
   for (const a of assignments) {
-    if (!a.value || !/^[A-Za-z_]\w*$/.test(a.target) || a.loops.length) continue;
+    if (!a.value || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
     const v = unwrap(a.value)!;
     const t = v.text;
     if (!SINGLE.test(t)) continue;
@@ -238,7 +242,7 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
     if (!name) continue;
     const columns = filterColumns(t, name);
     if (!columns.size) continue;
-    lookups.push({ name: a.target, model: name, columns, line: a.line, node: a.node, locked: /with_for_update/.test(t) });
+    lookups.push({ name: a.target, model: name, columns, line: a.line, node: a.node, locked: /with_for_update/.test(t), loop: a.loops.length ? a.loops[a.loops.length - 1]! : -1, ...(a.loops.length ? { loopEnd: model.loops[a.loops[a.loops.length - 1]!]!.node.endIndex } : {}) });
   }
   // Tested inline: `if session.scalars(select(User).where(User.email == e)).first() is not None: raise`.
   for (const node of fn.node.descendantsOfType('if_statement')) {
@@ -264,6 +268,8 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
     if (!regions.length) continue;
     for (const add of calls) {
       if (add.method !== 'add' || !add.hasReceiver || add.node.startIndex <= look.node.endIndex || done.has(add.node.startIndex)) continue;
+      // A lookup in a loop (get-or-create per item): the insert in the same iteration.
+      if (look.loop !== undefined && look.loop >= 0 && !add.loops.includes(look.loop)) continue;
       const arg = unwrap(callArgs(add.node).positional[0] ?? null);
       if (!arg) continue;
       // The new row is built where the lookup found nothing (`add` there, or after it).
@@ -317,7 +323,8 @@ function filterColumns(text: string, modelName: string): Map<string, string> {
 /**
  * Where the lookup's row is known to be missing, after the `if` that tests it: the body of
  * `if row is None:` / `if not row:`, the `else` of `if row:`, and everything after an
- * `if row: return/raise`. Empty when nothing tests the result.
+ * `if row: return/raise` (or, for a lookup in a loop, the rest of the iteration after `if row:
+ * continue`). Empty when nothing tests the result.
  */
 function missingRegions(fnNode: SyntaxNode, look: Lookup): { from: number; to: number }[] {
   const n = look.name;
@@ -336,7 +343,10 @@ function missingRegions(fnNode: SyntaxNode, look: Lookup): { from: number; to: n
       if (body && present.test(cond)) {
         const alt = node.childForFieldName('alternative');
         if (alt?.type === 'else_clause') out.push({ from: alt.startIndex, to: alt.endIndex });
-        if (/^(return|raise)_statement$/.test(body.namedChildren.filter((c) => c.type !== 'comment').pop()?.type ?? '')) out.push({ from: node.endIndex, to: fnNode.endIndex });
+        const last = body.namedChildren.filter((c) => c.type !== 'comment').pop()?.type ?? '';
+        if (/^(return|raise)_statement$/.test(last)) out.push({ from: node.endIndex, to: fnNode.endIndex });
+        // `if tag: continue` in the loop of a get-or-create: the rest of the iteration.
+        else if (last === 'continue_statement' && look.loopEnd !== undefined) out.push({ from: node.endIndex, to: look.loopEnd });
         if (out.length) return;
       }
     }
