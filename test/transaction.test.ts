@@ -18,7 +18,7 @@ async function findings(rel: string): Promise<Finding[]> {
 }
 
 beforeAll(async () => {
-  for (const rel of ['sample-app', 'transaction/notify-progress', 'transaction/channels', 'transaction/open-scope', 'transaction/missing-commit', 'transaction/repository-library', 'transaction/check-insert', 'transaction/raw-sql', 'transaction/commit-in-loop', 'transaction/claims', 'transaction/single-use']) byRoot.set(rel, await findings(rel));
+  for (const rel of ['sample-app', 'transaction/notify-progress', 'transaction/channels', 'transaction/open-scope', 'transaction/missing-commit', 'transaction/repository-library', 'transaction/check-insert', 'transaction/raw-sql', 'transaction/commit-in-loop', 'transaction/claims', 'transaction/single-use', 'transaction/background-tasks/fastapi-0.111', 'transaction/background-tasks/fastapi-0.120']) byRoot.set(rel, await findings(rel));
 }, 60_000);
 
 const lineOf = (file: string, text: string) => fs.readFileSync(file, 'utf8').split('\n').findIndex((l) => l.includes(text)) + 1;
@@ -175,6 +175,18 @@ describe('PA207 commit_in_loop severities', () => {
     const line = (text: string, from = 0) => lines.findIndex((l, i) => i >= from && l.includes(text)) + 1;
     expect(at(rel, 'app/api/orders.py', line('db.commit()  # expect: PA207'), 'PA207')?.originalSeverity).toBe('medium');
     expect(at(rel, 'app/api/orders.py', line('db.commit()  # expect: PA207', line('def bulk_close')), 'PA207')?.originalSeverity).toBe('low');
+  });
+});
+
+describe('PA202 and background tasks', () => {
+  it('a background task waits inside the request transaction only where the scope commits after it (FastAPI < 0.106, >= 0.118)', () => {
+    const late = byRoot.get('transaction/background-tasks/fastapi-0.120')!.filter((f) => f.code === 'PA202');
+    expect(late.map((f) => f.line)).toEqual([24]);
+    expect(late[0]!.message).toMatch(/it is a background task, which runs after the response is sent but before the request scope's exit code/);
+    // 0.106-0.117: the provider commits before the task runs; only the awaited call waits inside.
+    const early = byRoot.get('transaction/background-tasks/fastapi-0.111')!.filter((f) => f.code === 'PA202');
+    expect(early.map((f) => f.function)).toEqual(['sign_up_and_wait']);
+    expect(early[0]!.message).not.toMatch(/background task/);
   });
 });
 

@@ -527,6 +527,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
         functionIndex: ref.functionIndex, line: ref.line, column: ref.column, endLine: ref.line, endColumn: ref.column,
         awaited: false, offloaded, inLoop: ref.inLoop || use === 'call_loop', receiverType: null, withItem: false,
         ...(use === 'call_loop' && taker ? { perItemIn: taker } : {}),
+        ...(use === 'background' ? { background: true } : {}),
       };
       out.push({ to, call, sync: !offloaded && use !== 'background' && !callee.isAsync, weak });
     }

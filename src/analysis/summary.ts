@@ -58,6 +58,11 @@ export interface SummaryCall {
    */
   perItemIn?: string;
   /**
+   * Repo phase only: a function handed to `BackgroundTasks.add_task(...)` / `BackgroundTask(...)`:
+   * it runs after the response has been sent, not at this call.
+   */
+  background?: boolean;
+  /**
    * Runs only sometimes when its function runs: under a condition, in a handler or a loop
    * (`get_or_create` commits only when it creates). Set for calls that may name a repo function.
    */

@@ -38,6 +38,7 @@ import { MAY_COMMIT_EFFECT } from './missing_commit.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { libraryReach } from './libraryReach.js';
 import { COMMITS_ALWAYS, TXN_REQUEST_WRITE, type RequestWriteSite } from './libraryWrites.js';
+import { yieldDependencyOutlivesStream } from '../lifecycle/semantics.js';
 
 export const scopeTooWide: FileRule & RepoRule = {
   meta: {
@@ -47,7 +48,7 @@ export const scopeTooWide: FileRule & RepoRule = {
     severity: 'high',
     effort: 'M',
     summary: 'An external call or file I/O inside an open transaction',
-    what: 'Finds network calls (`httpx`, `requests`, `aiohttp`, `grpc`, SMTP, `boto3`/S3 and similar clients) and file I/O (`open`, `aiofiles`, `Path.read_*/write_*`, `shutil`) made while a transaction is open: inside `with/async with session.begin():`, or between a session\'s first write and its commit in the same function, or in a request handler after a write on the request\'s session that the request scope commits once the handler returns (a flush-only repository-library write, a provider that commits after `yield`) — directly, or through a same-repo helper that reaches a network call (a project client wrapping `httpx`/`requests`, an SDK such as PyGithub, jira or Slack). Also a function that commits nothing itself but has sent writes — an explicit `flush()` or a statement of its own, or a same-repo helper that flushes without committing (`draft = make_draft(...)`) on every path — and then reaches a network call: the commit is a caller\'s (a base class around the handler, a request hook), after the call (`low`; `medium` when the call runs per item of a loop; a resolver lookup such as `socket.getaddrinfo` is not one). High for network calls, medium for file I/O.',
+    what: 'Finds network calls (`httpx`, `requests`, `aiohttp`, `grpc`, SMTP, `boto3`/S3 and similar clients) and file I/O (`open`, `aiofiles`, `Path.read_*/write_*`, `shutil`) made while a transaction is open: inside `with/async with session.begin():`, or between a session\'s first write and its commit in the same function, or in a request handler after a write on the request\'s session that the request scope commits once the handler returns (a flush-only repository-library write, a provider that commits after `yield`) — directly, or through a same-repo helper that reaches a network call (a project client wrapping `httpx`/`requests`, an SDK such as PyGithub, jira or Slack). A function handed to `BackgroundTasks.add_task(...)` there runs after the response: inside that transaction only where the scope\'s commit comes after the background tasks (FastAPI `yield` dependencies before 0.106 and from 0.118; not 0.106–0.117, nor Litestar\'s plugin, which commits before the response). Also a function that commits nothing itself but has sent writes — an explicit `flush()` or a statement of its own, or a same-repo helper that flushes without committing (`draft = make_draft(...)`) on every path — and then reaches a network call: the commit is a caller\'s (a base class around the handler, a request hook), after the call (`low`; `medium` when the call runs per item of a loop; a resolver lookup such as `socket.getaddrinfo` is not one). High for network calls, medium for file I/O.',
     why: 'An open transaction keeps its pooled connection, and after a flush its row locks, for as long as the remote side takes to answer. Worse, the external effect and the commit are not atomic: when the commit fails after the request went out, the other system acts on rows that were rolled back.',
     bad:
       'import httpx\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\nfrom app.models import Order\n\n\n'
@@ -119,6 +120,7 @@ function requestTransactionWaits(ctx: RepoRuleContext): Set<string> {
   };
   const seen = new Set<string>();
   const reported = new Set<string>();
+  const backgroundInScope = yieldDependencyOutlivesStream(ctx.project);
   const handlers: FnRef[] = [...graph.functionsWithEffects(REQUEST_WRITES)];
   for (const f of graph.functions()) if (graph.function(f).role === 'handler' && graph.callees(f).some((e) => lib.flushOnly([e.to]))) handlers.push(f);
   for (const ref of handlers) {
@@ -131,14 +133,22 @@ function requestTransactionWaits(ctx: RepoRuleContext): Set<string> {
     const consider = (w: { line: number; column: number; what: string }) => {
       if (!write || before(w, write)) write = w;
     };
+    let viaPlugin = false;
     for (const e of own) {
       if (e.kind !== TXN_REQUEST_WRITE) continue;
       const site = JSON.parse(e.what) as RequestWriteSite;
       const call = graph.callAt(ref.file, e.line, e.column);
       if (!call) continue;
-      if (site.lib ? lib.libraryTyped(call.receiverType) : site.provider && committing(site.provider)) consider({ line: e.line, column: e.column, what: call.calleeText });
+      if (site.lib ? lib.libraryTyped(call.receiverType) : site.provider && committing(site.provider)) {
+        consider({ line: e.line, column: e.column, what: call.calleeText });
+        viaPlugin ||= !!site.lib || site.provider === 'plugin';
+      }
     }
-    for (const edge of graph.callees(ref)) if (lib.flushOnly([edge.to])) consider({ line: edge.call.line, column: edge.call.column, what: edge.call.calleeText });
+    for (const edge of graph.callees(ref)) {
+      if (!lib.flushOnly([edge.to])) continue;
+      consider({ line: edge.call.line, column: edge.call.column, what: edge.call.calleeText });
+      viaPlugin = true;
+    }
     const w = write as { line: number; column: number; what: string } | null;
     if (!w) continue;
     const commits = [...own.filter((e) => e.kind === 'commit_may'), ...graph.callees(ref).filter((e) => lib.mayCommit([e.to])).map((e) => e.call)].filter((c) => before(w, c));
@@ -147,7 +157,11 @@ function requestTransactionWaits(ctx: RepoRuleContext): Set<string> {
     const open = (at: { line: number; column: number }) => before(w, at);
     const where = `after \`${w.what}()\` (line ${w.line}) wrote through the request's session, whose transaction the request scope commits only once the handler has returned`;
     const direct = own.find((e) => e.kind === NETWORK_EFFECT && open(e));
-    const edge = graph.callees(ref).find((e) => open(e.call) && graph.reaches(e.to, NETWORK_EFFECT, 'any'));
+    // A background task (`tasks.add_task(notify, ...)`) runs after the response: inside the
+    // transaction only where the scope's commit comes after it — FastAPI's `yield` dependencies
+    // before 0.106 and from 0.118; not Litestar's plugin, which commits before the response.
+    const inScope = (e: CallEdge) => !e.call.background || (!viaPlugin && backgroundInScope);
+    const edge = graph.callees(ref).find((e) => open(e.call) && inScope(e) && graph.reaches(e.to, NETWORK_EFFECT, 'any'));
     if (direct || edge) reported.add(key);
     // Medium: the cost is the ordering (a sent call and a rolled-back write), not a long lock:
     // in the field review every such handler held only the rows it had just written.
@@ -215,7 +229,8 @@ function flushedWriteWaits(ctx: RepoRuleContext, done: ReadonlySet<string>): voi
     const where = `after \`${w.what}()\` (line ${w.line}) sent writes whose transaction is committed only later${end ? '' : ', outside this function'}`;
     // A name lookup (`socket.getaddrinfo`) asks the resolver and changes nothing remotely.
     const direct = own.find((e) => e.kind === NETWORK_EFFECT && open(e) && !NAME_LOOKUP.test(e.what));
-    const edge = edges.find((e) => open(e.call) && graph.reaches(e.to, NETWORK_EFFECT, 'any') && !NAME_LOOKUP.test(graph.effectOf(e.to, NETWORK_EFFECT, 'any')!.effect.what));
+    // Not a background task: it runs after the response, when whoever commits may have done so.
+    const edge = edges.find((e) => open(e.call) && !e.call.background && graph.reaches(e.to, NETWORK_EFFECT, 'any') && !NAME_LOOKUP.test(graph.effectOf(e.to, NETWORK_EFFECT, 'any')!.effect.what));
     if (!end && (direct || edge)) waiting.set(`${ref.file}:${ref.fn}`, direct?.what ?? graph.chainNames(graph.effectOf(edge!.to, NETWORK_EFFECT, 'any')!).join('` → `'));
     // Low: one remote call while the rows this code just wrote are locked (the review of the field
     // cases: the order was often deliberate, the locks on rows few others touch); medium when the
@@ -280,7 +295,9 @@ function reportWait(
     ctx.report({
       path: file.path,
       location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
-      message: `\`${edge.call.calleeText}()\` makes a network call (\`${graph.chainNames(reach).join('` → `')}()\`) ${tail}` + (weak ? ' (a call resolved by its method name alone)' : ''),
+      message: `\`${edge.call.calleeText}()\` makes a network call (\`${graph.chainNames(reach).join('` → `')}()\`) ${tail}`
+        + (edge.call.background ? '; it is a background task, which runs after the response is sent but before the request scope\'s exit code (FastAPI before 0.106 and from 0.118), so still inside that transaction' : '')
+        + (weak ? ' (a call resolved by its method name alone)' : ''),
       severity: weak ? 'low' : severity(edge.call.inLoop),
       function: fn.name,
       chain: graph.chainSteps(reach, { ref, call: edge.call }),
