@@ -336,6 +336,10 @@ describe('PA107 severity by how the loop\'s N grows', () => {
     const posted = at107(line('# One handler passes what the client sent, another a literal') + 1);
     expect(posted).toMatchObject({ advisory: false, severity: 'low' });
     expect(posted.message).toMatch(/the loop runs over what the request sent/);
+    // Through a method of a service the handler gets injected (typed parameter): what it passes counts too.
+    const service = at107(line('# The handler hands its posted list to the service') + 1);
+    expect(service).toMatchObject({ advisory: false, severity: 'low' });
+    expect(service.message).toMatch(/the loop runs over what the request sent/);
   });
   it('over rows another method keeps on `self`: as that method got them', () => {
     expect(at107(line('# Set by the base class from what the request sent: low.') + 1).severity).toBe('low');

@@ -863,6 +863,19 @@ export const LIBRARY_CALL = /^(builtins|asyncio|logging|json|os|re|math|time|dat
 
 /** A callee resolved without imports: a local function, or a method of the caller's class. */
 const LOCAL_HELPER = /^(?:(?:self|cls)\.)?[A-Za-z_]\w*$/;
+
+/**
+ * A method called on a parameter the function declares with a class (`svc: TeamService`,
+ * `svc: TeamService = Depends(service)`, `repo: Annotated[Repo, Depends(...)]`): the call graph
+ * follows it by the type, so what it passes may decide the callee's loops (a handler's list handed
+ * to a service method).
+ */
+function typedParamReceiver(model: FileModel, call: CallInfo): boolean {
+  const r = call.dottedReceiver;
+  if (!r || r.includes('.') || call.functionIndex < 0) return false;
+  const p = model.functions[call.functionIndex]!.params.find((x) => x.name === r);
+  return !!p?.annotation && /(^|[\[.,\s])[A-Z]\w*/.test(p.annotation) && !/^(?:typing\.)?(?:list|dict|set|tuple|List|Dict|Set|Tuple|Sequence|Iterable|Mapping|Optional|str|int|float|bool|bytes)\b/.test(p.annotation.replace(/^Annotated\[/, ''));
+}
 /** A callee the repo phase may resolve: a plain or dotted name. */
 const MAY_BE_HELPER = /^[A-Za-z_][\w.]*$/;
 /** Methods of builtin containers, strings and loggers: never a project helper worth a site. */
@@ -956,7 +969,7 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
     // Only calls the call graph can follow by name (an import, `self.m()`, a local def): an edge
     // through an untyped receiver is no caller evidence, and argument facts cost a lookup per name.
     // Not into a module outside the tree: what such a call passes decides no loop of the repo's.
-    if (!call.emptyArgs && (call.qualifiedName !== null || LOCAL_HELPER.test(call.calleeText)) && !NOT_A_HELPER.test(call.method ?? '') && (call.qualifiedName === null || !model.repoModules || inTreeModule(model.repoModules, call.qualifiedName))) {
+    if (!call.emptyArgs && (call.qualifiedName !== null || LOCAL_HELPER.test(call.calleeText) || typedParamReceiver(model, call)) && !NOT_A_HELPER.test(call.method ?? '') && (call.qualifiedName === null || !model.repoModules || inTreeModule(model.repoModules, call.qualifiedName))) {
       const domains = argumentDomains(model, call, call.functionIndex, call.line, rowsOracle(model));
       if (domains) effects[call.functionIndex]!.push({ kind: ARG_DOMAINS, what: domains, ...at });
     }
