@@ -523,6 +523,18 @@ describe('PA108 over rows a loader of another module returns', () => {
   });
 });
 
+describe('SQLModel relationships', () => {
+  it('a plain `Optional[Model]` annotation with a `foreign_key=` column is a many-to-one (medium), a `list[...]` a collection (high)', async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA108'] }, {}, null);
+    const found = (await scan(path.join(FIXTURES, 'query-sqlmodel'), config, { inProcessBytes: Infinity })).result.findings;
+    const file = path.join(FIXTURES, 'query-sqlmodel/app/api.py');
+    const one = at(found, 'app/api.py', lineOf(file, 'a.guild.title'), 'PA108')!;
+    expect(one.severity).toBe('medium');
+    expect(one.message).toMatch(/a many-to-one: one SELECT per distinct `Guild` not already in the session/);
+    expect(at(found, 'app/api.py', lineOf(file, 'len(g.members)'), 'PA108')!.severity).toBe('high');
+  });
+});
+
 describe('Flask-SQLAlchemy', () => {
   let flask: Finding[] = [];
   beforeAll(async () => {

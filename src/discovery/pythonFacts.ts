@@ -859,7 +859,8 @@ function relationshipFact(call: SyntaxNode, last: string, attr: string, annotati
   // `uselist=False` is what a one-to-one needs on the side without the foreign key (a many-to-one
   // is one row already): that side is loaded by the other table's key, a SELECT every time.
   const oneToOneParent = args.keywords.get('uselist')?.type === 'false';
-  const scalar = oneToOneParent || scalarAnnotation(annotation);
+  // SQLModel's `Relationship()` is annotated with the plain type: `team: Optional[Team]`, `heroes: list["Hero"]`.
+  const scalar = oneToOneParent || scalarAnnotation(annotation) || (last === 'Relationship' && plainScalarAnnotation(annotation));
   const rel: RelationshipInfo = {
     name: attr, target, lazy: last === 'dynamic_loader' ? 'dynamic' : lazyOf(args, scope), file, line,
     ...(scalar ? { scalar: true as const } : {}),
@@ -1032,7 +1033,8 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
     if (last === 'Column' || last === 'mapped_column' || last === 'Field') {
       if (last === 'mapped_column') facts.modern = true;
       facts.columns++;
-      if (/\bForeignKey\s*\(/.test(right!.text)) fkColumns.add(attr);
+      // SQLModel: `team_id: int | None = Field(default=None, foreign_key="team.id")`.
+      if (/\bForeignKey\s*\(/.test(right!.text) || (last === 'Field' && /\bforeign_key\s*=/.test(right!.text))) fkColumns.add(attr);
       continue;
     }
     // `team_id = column_property(db.Column(db.ForeignKey("teams.id")), Base.team_id)` (a joined
@@ -1084,6 +1086,14 @@ function scalarAnnotation(annotation: string | null): boolean {
   if (!m) return false;
   const inner = m[1]!.replace(/^["']|["']$/g, '').trim();
   return !/^(?:typing\.)?(list|List|set|Set|frozenset|FrozenSet|Sequence|Collection|Iterable|dict|Dict|tuple|Tuple)\b|^["']?(list|set)\[/.test(inner);
+}
+
+/** A plain annotation of one row (SQLModel): `Team`, `"Team"`, `Optional[Team]`, `Team | None`; not `list[...]` and the like. */
+function plainScalarAnnotation(annotation: string | null): boolean {
+  if (!annotation) return false;
+  const t = annotation.trim().replace(/^["']|["']$/g, '');
+  if (/^(?:typing\.)?(list|List|set|Set|frozenset|FrozenSet|Sequence|Collection|Iterable|dict|Dict|tuple|Tuple)\b/.test(t)) return false;
+  return /^(?:(?:typing\.)?Optional\[\s*["']?[A-Za-z_][\w.]*["']?\s*\]|["']?[A-Za-z_][\w.]*["']?(?:\s*\|\s*None)?)$/.test(t);
 }
 
 /** `@declared_attr def owner(cls) -> Mapped["User"]: return relationship(...)` (mixins' way to add attributes). */
