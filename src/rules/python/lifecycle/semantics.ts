@@ -161,8 +161,10 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
   if (q && FILE_OPEN.has(q)) return { kind: 'file', label: q === 'builtins.open' ? 'open()' : `${q}()` };
   if (q && DRIVER_CONNECT.has(q)) return { kind: 'connection', label: `${q}()` };
   if (q && SESSION_CLASS.test(q)) return bindsBorrowedConnection(model, call) ? null : { kind: 'session', label: `${call.calleeText}()` };
-  if (call.method === 'connect' || call.method === 'raw_connection') {
-    if (call.hasReceiver && (isEngineType(project, receiverType(model, call)) || isEngineGetterCall(model, project, call.receiver, call.functionIndex))) {
+  // A method of an engine (`engine.connect()`); a bare `raw_connection()` is a function of the
+  // project's, looked up among its helpers below.
+  if ((call.method === 'connect' || call.method === 'raw_connection') && call.hasReceiver) {
+    if ((isEngineType(project, receiverType(model, call)) || isEngineGetterCall(model, project, call.receiver, call.functionIndex))) {
       return { kind: 'connection', label: `${call.dottedReceiver ?? call.receiver!.text}.${call.method}()` };
     }
     // Flask-SQLAlchemy's engine: `db.engine.connect()` on the project's `SQLAlchemy()` object

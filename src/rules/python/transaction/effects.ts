@@ -84,6 +84,18 @@ function handedHandleCommit(fn: FunctionInfo, call: CallInfo): boolean {
   return /^self\.\w+$/.test(r) || fn.params.some((p) => p.name === r && p.name !== 'self' && p.name !== 'cls');
 }
 
+/**
+ * `session.commit()` in a generator that yields `session` (a dependency provider: `session =
+ * request.state.db; try: yield session ... else: await session.commit()`): whatever the handle's
+ * origin, the provider commits the work of whoever it handed the handle to.
+ */
+function yieldedHandleCommit(model: FileModel, fn: FunctionInfo, call: CallInfo): boolean {
+  if (!fn.isGenerator || !call.emptyArgs) return false;
+  const r = call.dottedReceiver;
+  if (!r || !/^[A-Za-z_]\w*$/.test(r)) return false;
+  return new RegExp(`(^|[^\\w.])yield\\s+${r}\\s*$`, 'm').test(model.source.slice(fn.start, fn.end));
+}
+
 /** A `commit()` whose receiver only the repo phase can type (see {@link pendingHandleMethod}). */
 function pendingCommit(model: FileModel, call: CallInfo): { typePath: string; method: string } | null {
   if (!call.emptyArgs || call.offloaded) return null;
@@ -109,7 +121,7 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     if (call.method === 'commit') {
       // `repo.commit()` on an object of another module (or one whose `commit` is a session's
       // bound method, `self.commit = session.commit`): the repo phase decides, by the type.
-      const pending = isCommitCall(model, call) ? null : pendingCommit(model, call);
+      const pending = isCommitCall(model, call) || yieldedHandleCommit(model, fn, call) ? null : pendingCommit(model, call);
       if (pending) {
         effects[call.functionIndex]!.push({ kind: MAY_COMMIT_EFFECT, what: call.calleeText, ...at, pending });
         const guard = fn.isGenerator ? null : alwaysRuns(model, call) ? '' : (soleFlagGuard(model, call) ?? dictKeyGuard(model, call));
@@ -118,7 +130,7 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
       }
       // `may commit` is the conservative side: a commit on a handle the function was handed (a
       // parameter, `self.session`) counts even when nothing types it as a session.
-      if (isCommitCall(model, call) || handedHandleCommit(fn, call)) effects[call.functionIndex]!.push({ kind: MAY_COMMIT_EFFECT, what: call.calleeText, ...at });
+      if (isCommitCall(model, call) || handedHandleCommit(fn, call) || yieldedHandleCommit(model, fn, call)) effects[call.functionIndex]!.push({ kind: MAY_COMMIT_EFFECT, what: call.calleeText, ...at });
       if (!fn.isGenerator && alwaysRuns(model, call) && isCommitCall(model, call)) {
         effects[call.functionIndex]!.push({ kind: opensOwnSession(model, call) ? OWN_COMMIT_EFFECT : COMMIT_EFFECT, what: call.calleeText, ...at });
       } else if (!fn.isGenerator && isCommitCall(model, call)) {

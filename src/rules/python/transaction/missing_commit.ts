@@ -44,10 +44,10 @@ import type { SummaryCall } from '../../../analysis/summary.js';
 import { libraryReach } from './libraryReach.js';
 import { COMMITS_ALWAYS, PROVIDES_UNCOMMITTED, TXN_RAISE_AFTER, TXN_SCOPE_CALL, TXN_SCOPE_OPEN, type ScopeCall, type ScopeOpen } from './libraryWrites.js';
 import type { FileModel } from '../../../semantic/model.js';
-import { callAt, effectiveRole, isFlaskHandle, resolveImported } from '../../../semantic/model.js';
+import { callAt, effectiveRole, isFlaskHandle, moduleNameOf, resolveImported } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import { fileClasses } from '../../../semantic/classes.js';
-import type { ProjectContext } from '../../../discovery/context.js';
+import type { ProjectContext, SessionHelperInfo } from '../../../discovery/context.js';
 import { TEARDOWN_COMMIT } from '../../../discovery/discover.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import { engineGetterCall, engineGetterNamed } from '../../../semantic/engineGetters.js';
@@ -482,6 +482,11 @@ function openedHandle(model: FileModel, project: ProjectContext, value: SyntaxNo
   const t = typeString(model, v, fnIndex, line);
   if (!t) return null;
   if (DBAPI_CONNECT.test(t)) return 'dbapi';
+  // A project helper that returns a new DB-API connection (`def get_conn(): return psycopg2.connect(DSN)`)
+  // or a new session: its caller owns what it gets.
+  const helper = sessionHelperCalled(project, t);
+  if (helper?.kind === 'connection' && DBAPI_CONNECT.test(`${helper.returns}()`)) return 'dbapi';
+  if (helper?.kind === 'session' && !project.sessionProviders.some((p) => p.name === helper.name)) return 'session';
   if (ENGINE_CONNECT.test(t) || engineOfProject(project, t)) return project.summary.orms.includes('SQLAlchemy 2.x') ? 'connection' : null;
   const callee = v.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '';
   const name = callee.split('.').pop() ?? '';
@@ -494,6 +499,16 @@ function openedHandle(model: FileModel, project: ProjectContext, value: SyntaxNo
   if (factory.kind !== 'sessionmaker' && factory.kind !== 'async_sessionmaker') return null;
   if (project.sessionProviders.some((p) => p.name === name)) return null;
   return 'session';
+}
+
+/** The project helper (`SessionHelperInfo`, not an owner class) a call's type string names (`app.db.get_conn()`), or null. */
+function sessionHelperCalled(project: ProjectContext, t: string): SessionHelperInfo | null {
+  const m = /^([\w.]+)\(\)$/.exec(t);
+  if (!m) return null;
+  for (const h of project.sessionHelpers ?? []) {
+    if (!h.owner && m[1] === `${moduleNameOf(h.file)}.${h.name}`) return h;
+  }
+  return null;
 }
 
 /** `app.db.engine.connect()`: `connect()` on a module-level engine the project creates. */
@@ -525,7 +540,12 @@ const FACTORY_NAMES = new WeakMap<ProjectContext, Set<string | null>>();
 /** The project's session factory names (a monorepo has hundreds: a scan of the list per call cost). */
 function factoryNames(project: ProjectContext): Set<string | null> {
   let names = FACTORY_NAMES.get(project);
-  if (!names) FACTORY_NAMES.set(project, (names = new Set(project.sessionFactories.map((f) => f.name))));
+  if (!names) {
+    names = new Set<string | null>(project.sessionFactories.map((f) => f.name));
+    // The project's helpers that return a new session or connection (`get_conn()`), by name.
+    for (const h of project.sessionHelpers ?? []) if (!h.owner) names.add(h.name);
+    FACTORY_NAMES.set(project, names);
+  }
   return names;
 }
 
@@ -579,7 +599,7 @@ function cursorsOf(model: FileModel, owned: Owned): string[] {
  * or its own binding.
  */
 function escapes(fnNode: SyntaxNode, name: string, allowArguments = false): boolean {
-  const text = fnNode.text;
+  const text = codeText(fnNode);
   const re = new RegExp(`(?<![\\w.])${name}(?!\\w)`, 'g');
   let m: RegExpExecArray | null;
   while ((m = re.exec(text))) {
@@ -591,6 +611,29 @@ function escapes(fnNode: SyntaxNode, name: string, allowArguments = false): bool
     return true;
   }
   return false;
+}
+
+const codeTexts = new WeakMap<SyntaxNode, string>();
+
+/**
+ * The function's text with its comments and string literals blanked (same length): a comment or
+ * docstring that names the handle (`# the session closes here`) is no use of it.
+ */
+function codeText(fnNode: SyntaxNode): string {
+  let text = codeTexts.get(fnNode);
+  if (text !== undefined) return text;
+  text = fnNode.text;
+  if (text.includes('#') || /["']/.test(text)) {
+    const chars = text.split('');
+    for (const n of fnNode.descendantsOfType(['comment', 'string'])) {
+      // An f-string's fields are code: keep them.
+      if (n.type === 'string' && n.namedChildren.some((c) => c.type === 'interpolation')) continue;
+      for (let i = n.startIndex - fnNode.startIndex; i < n.endIndex - fnNode.startIndex; i++) if (chars[i] !== '\n') chars[i] = ' ';
+    }
+    text = chars.join('');
+  }
+  codeTexts.set(fnNode, text);
+  return text;
 }
 
 interface Write {
@@ -650,8 +693,18 @@ function isHandleWrite(model: FileModel, owned: Owned, method: string, call: Par
   if (owned.kind === 'session' && SESSION_WRITES.has(method)) return true;
   if (method === 'flush') return false;
   const op = classifyDbCall(model, call);
-  return op !== null && (op.kind === 'write' || (op.kind === 'add' && op.statement !== null));
+  if (op !== null) return op.kind === 'write' || (op.kind === 'add' && op.statement !== null);
+  // A cursor of a DB-API connection the function owns (one a project helper made, in a module
+  // that imports no driver): the statement's own words say whether it writes.
+  if (owned.kind === 'dbapi' && (method === 'execute' || method === 'executemany')) {
+    const first = call.node.childForFieldName('arguments')?.namedChildren.find((a) => a.type !== 'comment');
+    return first?.type === 'string' && WRITE_SQL.test(first.text.replace(/^[rRuUbB]*(?:'{3}|"{3}|'|")/, ''));
+  }
+  return false;
 }
+
+/** SQL that changes data or schema, from its first word. */
+const WRITE_SQL = /^\s*(INSERT|UPDATE|DELETE|MERGE|UPSERT|REPLACE|CREATE|DROP|ALTER|TRUNCATE|GRANT|REVOKE|COPY)\b/i;
 
 /** Was `obj` loaded through the session: `obj = s.get(M, id)`, `for obj in s.scalars(...)`? */
 function loadedThrough(model: FileModel, owned: Owned, obj: string, line: number, loops: number[]): boolean {
