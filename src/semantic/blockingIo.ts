@@ -341,6 +341,11 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
             const sub = typeOfExpression(model, m.value, -1, m.line - 1, depth + 1);
             if (sub && SUBRESOURCE_TYPES.has(sub)) t = sub;
           }
+          // `TEMPLATES = Path(__file__).parent / "templates"` at module level: a path, whatever joins it later.
+          if (!t && m?.value && (m.value.type === 'binary_operator' || m.value.type === 'call' || m.value.type === 'attribute')) {
+            const path = typeOfExpression(model, m.value, -1, m.line - 1, depth + 1);
+            if (path === 'pathlib.Path') t = path;
+          }
         }
       }
       if (t === 'builtins.open' || t === 'io.open' || t === 'codecs.open' || t === 'os.fdopen') t = 'io.TextIOWrapper';
@@ -468,6 +473,13 @@ export function readsBundledFile(model: FileModel, call: CallInfo): boolean {
     if (modeText && !/^[rRbB]*['"][rbt]*['"]$/.test(modeText)) return false;
     path = args[0]?.type === 'keyword_argument' ? null : args[0] ?? null;
   } else if (/^(read_text|read_bytes)$/.test(call.method) && call.receiver) {
+    path = call.receiver;
+  } else if (call.method === 'open' && call.receiver && !q.startsWith('builtins.')) {
+    // `Path.open()` / `(HERE / "x.json").open("rb")`: a read unless a mode says otherwise.
+    const args = call.node.childForFieldName('arguments')?.namedChildren.filter((a) => a.type !== 'comment') ?? [];
+    const mode = args.find((a, i) => (i === 0 && a.type !== 'keyword_argument') || (a.type === 'keyword_argument' && a.childForFieldName('name')?.text === 'mode'));
+    const modeText = mode?.type === 'keyword_argument' ? mode.childForFieldName('value')?.text : mode?.text;
+    if (modeText && !/^[rRbB]*['"][rbt]*['"]$/.test(modeText)) return false;
     path = call.receiver;
   } else if (/^(read|readline|readlines|seek|close)$/.test(call.method) && call.receiver) {
     // The file object of such an `open`: inline (`open(p).read()`) or named (`with open(p) as f`).
