@@ -301,6 +301,8 @@ export const factoryVsInjection: FileRule & RepoRule = {
             message: `injected session \`${s.name}\` is used by the ${stream.sse ? 'SSE' : 'streaming'} generator of \`${fn.name}\`: ${outlives ? 'it is held as long as the stream' : 'FastAPI has closed it before the stream starts'}`,
             severity: stream.sse ? 'critical' : 'high',
             function: fn.name,
+            // Held for the stream is PA402's claim, at the same parameter: one defect, one finding.
+            ...(outlives ? { sameDefectAs: { code: 'PA402', line: s.node.startPosition.row + 1 } } : {}),
           });
         } else if (isWebsocketHandler(fn) && hasOwnLoop(model, fn) && s.viaDepends) {
           ctx.report({

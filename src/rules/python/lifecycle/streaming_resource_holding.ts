@@ -257,6 +257,9 @@ export const streamingResourceHolding: FileRule & RepoRule = {
             message: `injected session \`${s.name}\` is used by the ${used.sse ? 'SSE' : 'long-poll'} generator of \`${fn.name}\`: one pooled connection stays checked out for the whole stream`,
             severity: severityOf(used),
             function: fn.name,
+            // FastAPI 0.106-0.117 closes the dependency before the stream: PA406 says what happens
+            // then (the closed session opens a connection nothing returns), at the same parameter.
+            ...(s.viaDepends && !yieldDependencyOutlivesStream(project) ? { sameDefectAs: { code: 'PA406', line: s.node.startPosition.row + 1 } } : {}),
           });
           continue;
         }
