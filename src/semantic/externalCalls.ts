@@ -79,6 +79,9 @@ export function externalCall(model: FileModel, call: CallInfo): ExternalCall | n
   return null;
 }
 
+/** Server-side modules of the network libraries: what they build is this process's response. */
+const SERVER_SIDE = /^aiohttp\.(web|web_\w+)(\.|$)/;
+
 /**
  * A client object itself (`httpx.Client`, `requests.Session`, `aiohttp.ClientSession`, an SDK's
  * `StripeClient`), whose `get("users")` is a request; not what a request returned
@@ -212,7 +215,9 @@ export function awaitedOffloadCall(model: FileModel, call: CallInfo): ExternalCa
 
 /** A network client's module function by qualified name (`requests.post`); constructors make no request. */
 export function networkFunction(q: string): ExternalCall | null {
-  if (!NETWORK_MODULES.test(q)) return null;
+  // aiohttp's server side (`web.json_response`, `web.run_app`) builds and serves this process's
+  // responses: no request leaves the process.
+  if (!NETWORK_MODULES.test(q) || SERVER_SIDE.test(q)) return null;
   const last = q.slice(q.lastIndexOf('.') + 1);
   if (/^[A-Z]/.test(last) || last === 'client' || last === 'resource' || last === 'Session' || last === 'session') return null;
   return { kind: 'network', what: q };
