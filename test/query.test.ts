@@ -532,6 +532,10 @@ describe('SQLModel relationships', () => {
     expect(one.severity).toBe('medium');
     expect(one.message).toMatch(/a many-to-one: one SELECT per distinct `Guild` not already in the session/);
     expect(at(found, 'app/api.py', lineOf(file, 'len(g.members)'), 'PA108')!.severity).toBe('high');
+    // `uselist: False` through `sa_relationship_kwargs`, the key on the other table: a SELECT per row.
+    const reverse = at(found, 'app/api.py', lineOf(file, 'g.charter.text'), 'PA108')!;
+    expect(reverse.severity).toBe('high');
+    expect(reverse.message).not.toMatch(/many-to-one/);
   });
 });
 

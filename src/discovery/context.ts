@@ -121,6 +121,8 @@ export interface SessionHelperInfo {
   line: number;
   /** A class whose instances make the session in `__init__` and close it in `close()`/`__exit__`. */
   owner?: true;
+  /** What it returns commits each statement itself (`conn.autocommit = True`, `autocommit=True`). */
+  autocommit?: true;
 }
 
 /**

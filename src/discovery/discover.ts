@@ -984,7 +984,7 @@ function resolveHelpers(cands: { file: string; cand: HelperCandidate }[], ctx: P
     else if (DRIVER_CONNECT.has(callee)) kind = 'connection';
     else if ((last === 'connect' || last === 'raw_connection') && engines.has(receiver.slice(receiver.lastIndexOf('.') + 1))) kind = 'connection';
     if (!kind) continue;
-    out.push(cand.owner ? { name: cand.name, kind, returns: callee, file, line: cand.line, owner: true } : { name: cand.name, kind, returns: callee, file, line: cand.line });
+    out.push({ name: cand.name, kind, returns: callee, file, line: cand.line, ...(cand.owner ? { owner: true as const } : {}), ...(cand.autocommit ? { autocommit: true as const } : {}) });
   }
   return out;
 }

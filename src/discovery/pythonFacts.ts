@@ -39,6 +39,8 @@ export interface HelperCandidate {
   line: number;
   /** A class that owns what its `__init__` makes (see `ownerCandidate`). */
   owner?: true;
+  /** The function turns autocommit on for what it returns (`conn.autocommit = True`). */
+  autocommit?: true;
 }
 
 /**
@@ -858,9 +860,12 @@ function relationshipFact(call: SyntaxNode, last: string, attr: string, annotati
   target ??= targetFromAnnotation(annotation);
   // `uselist=False` is what a one-to-one needs on the side without the foreign key (a many-to-one
   // is one row already): that side is loaded by the other table's key, a SELECT every time.
-  const oneToOneParent = args.keywords.get('uselist')?.type === 'false';
-  // SQLModel's `Relationship()` is annotated with the plain type: `team: Optional[Team]`, `heroes: list["Hero"]`.
-  const scalar = oneToOneParent || scalarAnnotation(annotation) || (last === 'Relationship' && plainScalarAnnotation(annotation));
+  // SQLModel passes it through: `Relationship(sa_relationship_kwargs={"uselist": False})`.
+  const oneToOneParent = args.keywords.get('uselist')?.type === 'false'
+    || (last === 'Relationship' && /["']uselist["']\s*:\s*False\b/.test(args.keywords.get('sa_relationship_kwargs')?.text ?? ''));
+  // SQLModel's plain annotation (`team: Optional[Team]`) does not say which side holds the key: a
+  // one-row relationship is a many-to-one only next to its `<name>_id` foreign key (read below).
+  const scalar = oneToOneParent || scalarAnnotation(annotation);
   const rel: RelationshipInfo = {
     name: attr, target, lazy: last === 'dynamic_loader' ? 'dynamic' : lazyOf(args, scope), file, line,
     ...(scalar ? { scalar: true as const } : {}),
@@ -1088,14 +1093,6 @@ function scalarAnnotation(annotation: string | null): boolean {
   return !/^(?:typing\.)?(list|List|set|Set|frozenset|FrozenSet|Sequence|Collection|Iterable|dict|Dict|tuple|Tuple)\b|^["']?(list|set)\[/.test(inner);
 }
 
-/** A plain annotation of one row (SQLModel): `Team`, `"Team"`, `Optional[Team]`, `Team | None`; not `list[...]` and the like. */
-function plainScalarAnnotation(annotation: string | null): boolean {
-  if (!annotation) return false;
-  const t = annotation.trim().replace(/^["']|["']$/g, '');
-  if (/^(?:typing\.)?(list|List|set|Set|frozenset|FrozenSet|Sequence|Collection|Iterable|dict|Dict|tuple|Tuple)\b/.test(t)) return false;
-  return /^(?:(?:typing\.)?Optional\[\s*["']?[A-Za-z_][\w.]*["']?\s*\]|["']?[A-Za-z_][\w.]*["']?(?:\s*\|\s*None)?)$/.test(t);
-}
-
 /** `@declared_attr def owner(cls) -> Mapped["User"]: return relationship(...)` (mixins' way to add attributes). */
 function declaredAttr(def: SyntaxNode, name: string, facts: ClassFacts, scope: LiteralScope): void {
   const body = def.childForFieldName('body');
@@ -1249,8 +1246,13 @@ function helperCandidate(model: FileModel, fnIndex: number): HelperCandidate | n
   if (!callee) return null;
   if (!/session|Session|connect|Maker|maker/.test(callee) && !(returnType && /Session|Connection/.test(returnType))) return null;
   const resolved = /^[A-Za-z_][\w.]*$/.test(callee) ? (resolveImported(model, callee) ?? callee) : callee;
-  return { name: fn.qualifiedName, callee: resolved, returnType, line: fn.startLine };
+  // `conn.autocommit = True`, `connect(dsn, autocommit=True)`, `set_session(autocommit=True)`,
+  // sqlite's `isolation_level=None`: each statement commits itself.
+  const autocommit = AUTOCOMMIT_SETTING.test(model.source.slice(fn.start, fn.end));
+  return { name: fn.qualifiedName, callee: resolved, returnType, line: fn.startLine, ...(autocommit ? { autocommit: true as const } : {}) };
 }
+
+const AUTOCOMMIT_SETTING = /\bautocommit\s*=\s*True\b|\bisolation_level\s*=\s*None\b|ISOLATION_LEVEL_AUTOCOMMIT|["']AUTOCOMMIT["']/;
 
 /** A function whose name or return annotation says engine (see {@link EngineGetterFact}). */
 export const ENGINE_GETTER_HINT = /\bdef\s+\w*[Ee]ngine\w*\s*\(|->[^:\n]*Engine\b/;

@@ -295,14 +295,17 @@ export const factoryVsInjection: FileRule & RepoRule = {
         // A stream of the data's length (an export) may use the session while FastAPI keeps it
         // open for the stream; an event stream or long-poll never should.
         const stream = streams.find((u) => generatorUsesSession(u, s.name) && (u.sse || (u.generator !== null && isLongLivedGenerator(model, u.generator)) || !outlives));
+        // Open during the stream: the exit code runs after the response, and the dependency is
+        // not closed when the endpoint returns (`Depends(..., scope="function")`).
+        const held = outlives && !s.functionScope;
         if (stream) {
           ctx.report({
             node: s.node,
-            message: `injected session \`${s.name}\` is used by the ${stream.sse ? 'SSE' : 'streaming'} generator of \`${fn.name}\`: ${outlives ? 'it is held as long as the stream' : 'FastAPI has closed it before the stream starts'}`,
+            message: `injected session \`${s.name}\` is used by the ${stream.sse ? 'SSE' : 'streaming'} generator of \`${fn.name}\`: ${held ? 'it is held as long as the stream' : 'FastAPI has closed it before the stream starts'}`,
             severity: stream.sse ? 'critical' : 'high',
             function: fn.name,
             // Held for the stream is PA402's claim, at the same parameter: one defect, one finding.
-            ...(outlives ? { sameDefectAs: { code: 'PA402', line: s.node.startPosition.row + 1 } } : {}),
+            ...(held ? { sameDefectAs: { code: 'PA402', line: s.node.startPosition.row + 1 } } : {}),
           });
         } else if (isWebsocketHandler(fn) && hasOwnLoop(model, fn) && s.viaDepends) {
           ctx.report({

@@ -259,7 +259,7 @@ export const streamingResourceHolding: FileRule & RepoRule = {
             function: fn.name,
             // FastAPI 0.106-0.117 closes the dependency before the stream: PA406 says what happens
             // then (the closed session opens a connection nothing returns), at the same parameter.
-            ...(s.viaDepends && !yieldDependencyOutlivesStream(project) ? { sameDefectAs: { code: 'PA406', line: s.node.startPosition.row + 1 } } : {}),
+            ...(s.viaDepends && (!yieldDependencyOutlivesStream(project) || s.functionScope) ? { sameDefectAs: { code: 'PA406', line: s.node.startPosition.row + 1 } } : {}),
           });
           continue;
         }

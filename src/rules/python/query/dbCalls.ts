@@ -18,7 +18,7 @@ import { leavesProcess } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { isThrottle } from '../../../semantic/controlFlow.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
-import { assignmentsTo, callAt, callsOf, inTreeModule, isFlaskHandle, isNamedLookupCallee, receiverIs, selfOffset, usesName } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, callsOf, inTreeModule, isFlaskHandle, isNamedLookupCallee, receiverIs, resolveName, selfOffset, usesName } from '../../../semantic/model.js';
 import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
 import { LIBRARY_BULK_WRITES, LIBRARY_READS, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
 import { formattedString } from '../../../discovery/pythonLiterals.js';
@@ -874,7 +874,13 @@ function typedParamReceiver(model: FileModel, call: CallInfo): boolean {
   const r = call.dottedReceiver;
   if (!r || r.includes('.') || call.functionIndex < 0) return false;
   const p = model.functions[call.functionIndex]!.params.find((x) => x.name === r);
-  return !!p?.annotation && /(^|[\[.,\s])[A-Z]\w*/.test(p.annotation) && !/^(?:typing\.)?(?:list|dict|set|tuple|List|Dict|Set|Tuple|Sequence|Iterable|Mapping|Optional|str|int|float|bool|bytes)\b/.test(p.annotation.replace(/^Annotated\[/, ''));
+  // The class named first (`Shelf`, `"Shelf"`, `Optional[Shelf]`, `Annotated[Shelf, Depends(...)]`, `Shelf | None`).
+  const name = /^(?:(?:typing\.)?(?:Annotated|Optional)\[\s*)*["']?([A-Za-z_][\w.]*)/.exec(p?.annotation?.trim() ?? '')?.[1];
+  if (!name) return false;
+  // A class of this module, or of another module of the tree: not a library's (`Session`, `BackgroundTasks`).
+  if (fileClasses(model).some((c) => c.name === name)) return true;
+  const q = resolveName(model, name);
+  return !!q && !!model.repoModules && inTreeModule(model.repoModules, q);
 }
 /** A callee the repo phase may resolve: a plain or dotted name. */
 const MAY_BE_HELPER = /^[A-Za-z_][\w.]*$/;

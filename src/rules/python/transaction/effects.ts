@@ -93,7 +93,7 @@ function yieldedHandleCommit(model: FileModel, fn: FunctionInfo, call: CallInfo)
   if (!fn.isGenerator || !call.emptyArgs) return false;
   const r = call.dottedReceiver;
   if (!r || !/^[A-Za-z_]\w*$/.test(r)) return false;
-  return new RegExp(`(^|[^\\w.])yield\\s+${r}\\s*$`, 'm').test(model.source.slice(fn.start, fn.end));
+  return new RegExp(`(^|[^\\w.])yield\\s+${r}\\s*(#.*)?$`, 'm').test(model.source.slice(fn.start, fn.end));
 }
 
 /** A `commit()` whose receiver only the repo phase can type (see {@link pendingHandleMethod}). */

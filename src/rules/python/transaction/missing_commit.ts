@@ -485,6 +485,7 @@ function openedHandle(model: FileModel, project: ProjectContext, value: SyntaxNo
   // A project helper that returns a new DB-API connection (`def get_conn(): return psycopg2.connect(DSN)`)
   // or a new session: its caller owns what it gets.
   const helper = sessionHelperCalled(project, t);
+  if (helper?.autocommit) return null;
   if (helper?.kind === 'connection' && DBAPI_CONNECT.test(`${helper.returns}()`)) return 'dbapi';
   if (helper?.kind === 'session' && !project.sessionProviders.some((p) => p.name === helper.name)) return 'session';
   if (ENGINE_CONNECT.test(t) || engineOfProject(project, t)) return project.summary.orms.includes('SQLAlchemy 2.x') ? 'connection' : null;
@@ -625,10 +626,18 @@ function codeText(fnNode: SyntaxNode): string {
   text = fnNode.text;
   if (text.includes('#') || /["']/.test(text)) {
     const chars = text.split('');
+    const blank = (from: number, to: number) => {
+      for (let i = from - fnNode.startIndex; i < to - fnNode.startIndex; i++) if (chars[i] !== '\n') chars[i] = ' ';
+    };
     for (const n of fnNode.descendantsOfType(['comment', 'string'])) {
-      // An f-string's fields are code: keep them.
-      if (n.type === 'string' && n.namedChildren.some((c) => c.type === 'interpolation')) continue;
-      for (let i = n.startIndex - fnNode.startIndex; i < n.endIndex - fnNode.startIndex; i++) if (chars[i] !== '\n') chars[i] = ' ';
+      // An f-string's fields are code: blank the text around them, keep them.
+      const fields = n.type === 'string' ? n.namedChildren.filter((c) => c.type === 'interpolation') : [];
+      let at = n.startIndex;
+      for (const f of fields) {
+        blank(at, f.startIndex);
+        at = f.endIndex;
+      }
+      blank(at, n.endIndex);
     }
     text = chars.join('');
   }
@@ -697,8 +706,10 @@ function isHandleWrite(model: FileModel, owned: Owned, method: string, call: Par
   // A cursor of a DB-API connection the function owns (one a project helper made, in a module
   // that imports no driver): the statement's own words say whether it writes.
   if (owned.kind === 'dbapi' && (method === 'execute' || method === 'executemany')) {
-    const first = call.node.childForFieldName('arguments')?.namedChildren.find((a) => a.type !== 'comment');
-    return first?.type === 'string' && WRITE_SQL.test(first.text.replace(/^[rRuUbB]*(?:'{3}|"{3}|'|")/, ''));
+    let first = call.node.childForFieldName('arguments')?.namedChildren.find((a) => a.type !== 'comment');
+    // `"INSERT ..." "VALUES ..."`: the first part starts the statement.
+    if (first?.type === 'concatenated_string') first = first.namedChildren.find((c) => c.type === 'string');
+    return first?.type === 'string' && WRITE_SQL.test(first.text.replace(/^[rRuUbBfF]*(?:'{3}|"{3}|'|")/, ''));
   }
   return false;
 }

@@ -120,7 +120,10 @@ function requestTransactionWaits(ctx: RepoRuleContext): Set<string> {
   };
   const seen = new Set<string>();
   const reported = new Set<string>();
-  const backgroundInScope = yieldDependencyOutlivesStream(ctx.project);
+  // Background tasks inside the request scope's transaction: FastAPI's `yield` dependencies whose
+  // exit code runs after them. Elsewhere (Litestar's plugin commits before the response) not.
+  const fastapi = 'fastapi' in ctx.project.stack;
+  const backgroundInScope = fastapi && yieldDependencyOutlivesStream(ctx.project);
   const handlers: FnRef[] = [...graph.functionsWithEffects(REQUEST_WRITES)];
   for (const f of graph.functions()) if (graph.function(f).role === 'handler' && graph.callees(f).some((e) => lib.flushOnly([e.to]))) handlers.push(f);
   for (const ref of handlers) {
@@ -141,13 +144,13 @@ function requestTransactionWaits(ctx: RepoRuleContext): Set<string> {
       if (!call) continue;
       if (site.lib ? lib.libraryTyped(call.receiverType) : site.provider && committing(site.provider)) {
         consider({ line: e.line, column: e.column, what: call.calleeText });
-        viaPlugin ||= !!site.lib || site.provider === 'plugin';
+        viaPlugin ||= site.provider === 'plugin' || (!!site.lib && !fastapi);
       }
     }
     for (const edge of graph.callees(ref)) {
       if (!lib.flushOnly([edge.to])) continue;
       consider({ line: edge.call.line, column: edge.call.column, what: edge.call.calleeText });
-      viaPlugin = true;
+      viaPlugin ||= !fastapi;
     }
     const w = write as { line: number; column: number; what: string } | null;
     if (!w) continue;

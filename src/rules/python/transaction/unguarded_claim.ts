@@ -68,7 +68,7 @@ export const unguardedClaim: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'Rows read in one state and moved to another without a lock: two workers can claim the same row',
-    what: 'Finds a claim without a lock: rows of a model read by a state column compared with a literal (`select(M).where(M.status == "queued")`, `query(M).filter_by(state=State.NEW)`, `M.locked_at.is_(None)`, `M.sent == False`), a single row (`.first()`, `.one_or_none()`, `scalar_one_or_none()`) or each row of the result in a loop, then that same column of the row set to another value (`job.status = "running"`) and committed or flushed in the same function, and the row (or its id) then handed to a call or returned, or handed first to a call that is a statement of its own and marked after (`send(n); n.sent_at = now()`: two overlapping runs both send) — the claim is taken to act on the row alone; a sweep that only moves rows to a final state claims nothing, nor one that only checks a row with a call (`if stale(job):`) — when the read takes no lock (`with_for_update(skip_locked=True)`) and the function checks no conditional UPDATE (`rowcount`, `.returning(...)`) and holds no lock of its own (`with redis.lock(...)`, a project helper named for a lock, `lock.acquire()`, an advisory lock). Also a row read by a key (`session.get(M, pk)`, `select(M).where(M.code == c)`, a library `get_one_or_none(code=c)`) whose state is checked in Python before it is marked (`if v is None or v.spent_at is not None: raise` then `v.spent_at = now()`, committed, and the row acted on): two requests both pass the check (a single-use token or code used twice); a row marked in a column named for its use (`used_at`, `redeemed`, `consumed_on`, `spent_at`, `claimed_by`) and then only returned counts when a caller of the function binds what it gets back and hands it to a call (`tok = use_token(t)` then `reset_password(tok.user_id, pw)`): the use is the caller\'s, while a cancel or a publish answered with the row acts on nothing twice. Also across a call: a helper of the repo that returns the one row it read by state without a lock (`def oldest_waiting(s): return s.scalars(select(Job).where(Job.status == "queued")).first()`), and a caller that moves that column on the row it got, commits and acts on it. Medium in a request handler or a background job, low elsewhere.',
+    what: 'Finds a claim without a lock: rows of a model read by a state column compared with a literal (`select(M).where(M.status == "queued")`, `query(M).filter_by(state=State.NEW)`, `M.locked_at.is_(None)`, `M.sent == False`), a single row (`.first()`, `.one_or_none()`, `scalar_one_or_none()`) or each row of the result in a loop, then that same column of the row set to another value (`job.status = "running"`) and committed or flushed in the same function, and the row (or its id) then handed to a call or returned, or handed first to a call that is a statement of its own and marked after (`send(n); n.sent_at = now()`: two overlapping runs both send) — the claim is taken to act on the row alone; a sweep that only moves rows to a final state claims nothing, nor one that only checks a row with a call (`if stale(job):`) — when the read takes no lock (`with_for_update(skip_locked=True)`) and the function checks no conditional UPDATE (`rowcount`, `.returning(...)`) and holds no lock of its own (`with redis.lock(...)`, a project helper named for a lock, `lock.acquire()`, an advisory lock). Also a row read by a key (`session.get(M, pk)`, `select(M).where(M.code == c)`, a library `get_one_or_none(code=c)`) whose state is checked in Python before it is marked (`if v is None or v.spent_at is not None: raise` then `v.spent_at = now()`, committed, and the row acted on): two requests both pass the check (a single-use token or code used twice); a row marked in a column named for its use (`used_at`, `redeemed`, `consumed_on`, `spent_at`, `claimed_by`) and then only returned counts when a request handler that calls the function binds what it gets back and hands it to a call that is not a lookup (`tok = use_token(t)` then `reset_password(tok.user_id, pw)`, not only `db.get(User, tok.user_id)`): the use is the caller\'s, while a cancel or a publish answered with the row acts on nothing twice. Also across a call: a helper of the repo that returns the one row it read by state without a lock (`def oldest_waiting(s): return s.scalars(select(Job).where(Job.status == "queued")).first()`), and a caller that moves that column on the row it got, commits and acts on it. Medium in a request handler or a background job, low elsewhere.',
     why: 'Under READ COMMITTED, PostgreSQL\'s default, two workers run the SELECT before either commits, both see the row in its old state and both claim it: the job runs twice, the coupon is spent twice, the email is sent twice. Writing the new state does not conflict — the second UPDATE waits for the first and then overwrites it.',
     bad:
       'from sqlalchemy import String, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column\n\n\n'
@@ -303,7 +303,8 @@ function resultsActedOn(model: FileModel, byFn: Map<number, AssignmentInfo[]>, e
       const call = callAt(model, value);
       if (!call || !mayNameRepoFunction(call.calleeText)) continue;
       nodes ??= functionNodes(fn.node);
-      if (!usedAfter(fn.node, a.target, a.node.endIndex, fn.end, true, nodes)) continue;
+      // A lookup with it (`db.get(User, tok.user_id)`) is no use of the row yet.
+      if (!usedAfter(fn.node, a.target, a.node.endIndex, fn.end, true, nodes, false)) continue;
       effects[fnIndex]!.push({ kind: RESULT_ACTED, what: '', line: call.line, column: call.column });
     }
   }
@@ -561,7 +562,7 @@ function returnedAfter(fnNode: SyntaxNode, row: string, from: number, to: number
  * a name bound from it (`job_id = job.id`)? Logging it, handing it back to the session
  * (`session.add(job)`) or collecting it in a list that is not returned is no action on the row.
  */
-function usedAfter(fnNode: SyntaxNode, row: string, from: number, to: number, callsOnly = false, nodes: FunctionNodes = functionNodes(fnNode)): boolean {
+function usedAfter(fnNode: SyntaxNode, row: string, from: number, to: number, callsOnly = false, nodes: FunctionNodes = functionNodes(fnNode), readsAct = true): boolean {
   const names = new Set([row]);
   const returned = nodes.returned;
   for (const id of nodes.identifiers) {
@@ -577,7 +578,7 @@ function usedAfter(fnNode: SyntaxNode, row: string, from: number, to: number, ca
       }
       if (p.type === 'argument_list') {
         const { method, receiver } = calleeParts(p.parent);
-        if (!acting(method, receiver)) break;
+        if (!acting(method, receiver) || (!readsAct && READS.test(method))) break;
         if (COLLECTS.test(method) && receiver && !returned.has(receiver)) break;
         return true;
       }
@@ -645,6 +646,9 @@ function actedOnBefore(fnNode: SyntaxNode, row: string, from: number, to: number
 /** Calls that hand the row back to the session or inspect it, not act on it. */
 const NOT_ACTING = /^(add|add_all|merge|refresh|expunge|flush|commit|len|str|repr|isinstance|getattr|hasattr|setattr)$/;
 const LOGGER = /(^|\.)(log|logger|logging|_log|_logger|LOG|LOGGER)$/;
+/** Reads that take something of the row (`db.get(User, tok.user_id)`): a lookup, not a use of it. */
+const READS = /^(get|get_one|get_one_or_none|get_or_404|scalar|scalars|scalar_one|scalar_one_or_none|execute|query|filter|filter_by|where|select|first|one|one_or_none|all|count|exists|fetch|fetchrow|fetchval)$/;
+
 /** Methods that put the row in a collection: an action on it only when the collection leaves the function. */
 const COLLECTS = /^(append|extend|add|insert|update)$/;
 
