@@ -865,6 +865,20 @@ export const LIBRARY_CALL = /^(builtins|asyncio|logging|json|os|re|math|time|dat
 const LOCAL_HELPER = /^(?:(?:self|cls)\.)?[A-Za-z_]\w*$/;
 
 /**
+ * Own effect beside a `WRITE_EFFECT`: the statement commits as it runs. asyncpg runs each statement
+ * in a transaction of its own unless it is inside `async with conn.transaction():` — a statement
+ * with its `$1` placeholders, outside such a block, leaves nothing open for a later wait to hold.
+ */
+export const AUTOCOMMITTED_WRITE = 'autocommitted_write';
+
+function autocommittedStatement(model: FileModel, call: CallInfo): boolean {
+  if (call.method !== 'execute' && call.method !== 'executemany') return false;
+  const first = call.node.childForFieldName('arguments')?.namedChildren.find((a) => a.type !== 'comment');
+  if (first?.type !== 'string' || !/\$\d/.test(first.text)) return false;
+  return !call.withs.some((wi) => model.withs[wi]!.items.some((i) => /\.transaction\(\s*\)$/.test(i.value.text.replace(/^await\s+/, ''))));
+}
+
+/**
  * A method called on a parameter the function declares with a class (`svc: TeamService`,
  * `svc: TeamService = Depends(service)`, `repo: Annotated[Repo, Depends(...)]`): the call graph
  * follows it by the type, so what it passes may decide the callee's loops (a handler's list handed
@@ -964,7 +978,10 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
         if (!isWriteReload(model, call, op)) effects[call.functionIndex]!.push(guarded(model, call, { kind: op.identityMap ? PK_QUERY_EFFECT : QUERY_EFFECT, what: op.what, ...at }));
       }
       // A staged delete is a round trip of this function's only when the function also flushes it.
-      else if (op.kind === 'write' && (!isStagedWrite(call, op) || flushedInFunction(model, call))) effects[call.functionIndex]!.push(guarded(model, call, { kind: WRITE_EFFECT, what: op.what, ...at }));
+      else if (op.kind === 'write' && (!isStagedWrite(call, op) || flushedInFunction(model, call))) {
+        effects[call.functionIndex]!.push(guarded(model, call, { kind: WRITE_EFFECT, what: op.what, ...at }));
+        if (autocommittedStatement(model, call)) effects[call.functionIndex]!.push({ kind: AUTOCOMMITTED_WRITE, what: op.what, ...at });
+      }
       continue;
     }
     if (isExplicitFlush(model, call) && !isMemoisedCall(model, call)) {

@@ -55,6 +55,8 @@ export interface OpenSite {
   kind: 'begin' | 'span' | 'read';
   from: number;
   to: number;
+  /** A `transaction()` block rather than `begin()` (asyncpg, psycopg 3). */
+  block?: 'transaction';
 }
 
 
@@ -111,7 +113,7 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     const fn = model.functions[call.functionIndex]!;
     const at = { line: call.line, column: call.column };
     // `with session.begin():` / `async with Maker.begin() as s:` commits when the block exits.
-    if (call.method === 'begin' && call.isWithItem && call.hasReceiver) {
+    if ((call.method === 'begin' || call.method === 'transaction') && call.isWithItem && call.hasReceiver) {
       effects[call.functionIndex]!.push({ kind: MAY_COMMIT_EFFECT, what: call.calleeText, ...at });
       continue;
     }
@@ -170,7 +172,7 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
         if ((call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName)) || externalCall(model, call)) continue;
         if (seen.has(call)) continue;
         seen.add(call);
-        const site: OpenSite = { session: region.session, kind: read ? 'read' : region.kind, from: region.startLine, to: region.endLine };
+        const site: OpenSite = { session: region.session, kind: read ? 'read' : region.kind, from: region.startLine, to: region.endLine, ...(region.block ? { block: region.block } : {}) };
         effects[region.fnIndex]!.push({ kind: TXN_OPEN_CALL, what: JSON.stringify(site), line: call.line, column: call.column });
       }
     }

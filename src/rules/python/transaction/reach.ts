@@ -28,7 +28,7 @@ export function reportInTransactionCalls(
     const open = JSON.parse(site.what) as OpenSite;
     if (open.kind === 'read' && !reads) continue;
     const weak = reach.weak || call.receiverType === UNTYPED;
-    const where = open.kind === 'begin' ? `inside \`${open.session}.begin()\``
+    const where = open.kind === 'begin' ? `inside \`${open.session}.${open.block ?? 'begin'}()\``
       : open.kind === 'read' ? `in the transaction the first statement on \`${open.session}\` began (line ${open.from}), before its commit (line ${open.to})`
       : `between the first write on \`${open.session}\` (line ${open.from}) and its commit (line ${open.to})`;
     ctx.report({

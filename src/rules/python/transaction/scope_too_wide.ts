@@ -33,7 +33,7 @@ import { reportInTransactionCalls } from './reach.js';
 import { callGraphOf, siteCalls, type CallEdge, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import type { Effect } from '../../../analysis/summary.js';
 import type { Severity } from '../../../types.js';
-import { FLUSH_EFFECT, isSqliteDriver, receiverDriver, WRITE_EFFECT } from '../query/dbCalls.js';
+import { AUTOCOMMITTED_WRITE, FLUSH_EFFECT, isSqliteDriver, receiverDriver, WRITE_EFFECT } from '../query/dbCalls.js';
 import { MAY_COMMIT_EFFECT } from './missing_commit.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { libraryReach } from './libraryReach.js';
@@ -81,7 +81,7 @@ export const scopeTooWide: FileRule & RepoRule = {
         if (!ext || (ext.kind === 'file' && fileReported)) continue;
         if (ext.kind === 'file') fileReported = true;
         done.add(at);
-        const where = region.kind === 'begin' ? `inside \`${region.session}.begin()\`` : `between the first write on \`${region.session}\` (line ${region.startLine}) and its commit (line ${region.endLine})`;
+        const where = region.kind === 'begin' ? `inside \`${region.session}.${region.block ?? 'begin'}()\`` : `between the first write on \`${region.session}\` (line ${region.startLine}) and its commit (line ${region.endLine})`;
         ctx.report({
           node: call.node,
           message: ext.kind === 'network'
@@ -208,10 +208,12 @@ function flushedWriteWaits(ctx: RepoRuleContext, done: ReadonlySet<string>): voi
     };
     // A `with x.begin():` block commits where it ends, which no effect marks: not followed here.
     const commitsOwn = own.filter((e) => e.kind === MAY_COMMIT_EFFECT || e.kind === COMMIT_EFFECT);
-    if (commitsOwn.some((e) => /(^|\.)begin$/.test(e.what))) continue;
+    if (commitsOwn.some((e) => /(^|\.)(begin|transaction)$/.test(e.what))) continue;
     // The function's own writes are the in-function rule's when it commits them itself.
     if (!commitsOwn.length) {
-      for (const e of own) if (e.kind === WRITE_EFFECT || (e.kind === FLUSH_EFFECT && /(^|\.)flush$/.test(e.what))) consider(e);
+      // A statement that commits as it runs (asyncpg outside `conn.transaction()`) leaves nothing open.
+      const autocommitted = new Set(own.filter((e) => e.kind === AUTOCOMMITTED_WRITE).map((e) => `${e.line}:${e.column}`));
+      for (const e of own) if ((e.kind === WRITE_EFFECT && !autocommitted.has(`${e.line}:${e.column}`)) || (e.kind === FLUSH_EFFECT && /(^|\.)flush$/.test(e.what))) consider(e);
     }
     // A helper's writes count where they run on every path through here: one under a condition
     // may sit in a branch that returns (`if form.ok: return self._save(form)`) or excludes the call.

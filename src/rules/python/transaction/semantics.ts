@@ -201,6 +201,8 @@ export interface TransactionRegion {
   session: string;
   startLine: number;
   endLine: number;
+  /** The block's method when not `begin`: `async with conn.transaction():` (asyncpg, psycopg 3). */
+  block?: 'transaction';
 }
 
 const regionCache = new WeakMap<FileModel, TransactionRegion[]>();
@@ -226,12 +228,16 @@ export function transactionRegions(model: FileModel, fromFirstStatement = false)
       const v = unwrap(item.value);
       if (v?.type !== 'call') continue;
       const fn = v.childForFieldName('function');
-      if (fn?.type !== 'attribute' || fn.childForFieldName('attribute')?.text !== 'begin') continue;
-      const obj = fn.childForFieldName('object')!;
+      const method = fn?.type === 'attribute' ? fn.childForFieldName('attribute')?.text : undefined;
+      if (method !== 'begin' && method !== 'transaction') continue;
+      const obj = fn!.childForFieldName('object')!;
       if (!looksLikeDbHandle(model, obj, w.functionIndex)) continue;
       out.push({
         kind: 'begin', start: w.node, commit: null, from: w.bodyStart, to: w.bodyEnd, fnIndex: w.functionIndex,
-        session: item.alias ?? obj.text.replace(/\s+/g, ''), startLine: w.node.startPosition.row + 1, endLine: w.node.endPosition.row + 1,
+        // `async with conn.transaction():` names the connection, whatever it binds.
+        session: method === 'transaction' ? obj.text.replace(/\s+/g, '') : item.alias ?? obj.text.replace(/\s+/g, ''),
+        startLine: w.node.startPosition.row + 1, endLine: w.node.endPosition.row + 1,
+        ...(method === 'transaction' ? { block: 'transaction' as const } : {}),
       });
     }
   }
