@@ -13,6 +13,16 @@ function ctx(version: string | null) {
   return c;
 }
 
+describe('PA403 severity by where the code runs', () => {
+  it('a session left open in a background job is medium; on a request path high', async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA403'] }, {}, null);
+    const found = (await scan(path.resolve(__dirname, '../fixtures/lifecycle/cleanup'), config, { inProcessBytes: Infinity })).result.findings;
+    const job = found.find((f) => f.path === 'app/jobs/purge.py')!;
+    expect(job.severity).toBe('medium');
+    expect(found.some((f) => f.path !== 'app/jobs/purge.py' && /session `\w+ = \w+\(\)` is (never closed|closed only on the normal path)/.test(f.message) && f.severity === 'high')).toBe(true);
+  });
+});
+
 describe('FastAPI version for yield-dependency teardown', () => {
   it.each([
     ['==0.115.12', [0, 115, 12], false],

@@ -27,6 +27,11 @@ import type { FileRule, FileRuleContext } from '../../types.js';
 import { acquisitions, closeFacts, contextManagerDependencies, poolReleaseOnNormalPathOnly, protectedByTry, providerMisuses, unownedStores, type Acquisition } from './semantics.js';
 
 /** High on a request path (a leak per request), medium elsewhere. */
+function isOffRequest(ctx: FileRuleContext, fnIndex: number): boolean {
+  const role = effectiveRole(ctx.model, fnIndex);
+  return role === 'background' || role === 'init';
+}
+
 function perCallSeverity(ctx: FileRuleContext, fnIndex: number): Severity {
   return effectiveRole(ctx.model, fnIndex) === 'handler' ? 'high' : 'medium';
 }
@@ -92,7 +97,7 @@ export const missingCleanup: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Session, connection, file or client acquired outside `with` and not closed on every path; a session provider used outside its protocol',
-    what: 'Finds `Session()`, `sessionmaker()()` (a session factory called), `engine.connect()`, `engine.raw_connection()`, `await pool.acquire()`, driver `connect()` calls (`psycopg2`, `psycopg`, `asyncpg`, `sqlite3`, `pymysql`, …) and `open()` assigned to a local variable outside `with` / `async with`, and not closed on all paths: a `close()` only at the end of the normal path does not count (nor a pool\'s `release(conn)` there), a `close()` in `finally` does (a generator that yields it unprotected and closes it after the `yield` is reported once, as PA405). Values returned to the caller, stored on an object or registered with an `ExitStack` are not flagged. A plain file held by a local only is advisory (low): CPython\'s reference counting closes it, and flushes it, as soon as the function returns or the exception\'s traceback is dropped. Closeable clients — `aiohttp.ClientSession`, `httpx.Client`/`AsyncClient`, redis clients, `ThreadPoolExecutor` — are flagged when made per call and never closed (a module-level or app-lifetime client, one stored on an object, or one closed in a lifespan is fine). Session providers used outside their protocol: `next(get_db())` (the generator, and with it the provider\'s cleanup, is dropped), a provider\'s generator kept but never closed, and a `@contextmanager` provider called without `with` (it yields no session at all).',
+    what: 'Finds `Session()`, `sessionmaker()()` (a session factory called), `engine.connect()`, `engine.raw_connection()`, `await pool.acquire()`, driver `connect()` calls (`psycopg2`, `psycopg`, `asyncpg`, `sqlite3`, `pymysql`, …) and `open()` assigned to a local variable outside `with` / `async with`, and not closed on all paths: a `close()` only at the end of the normal path does not count (nor a pool\'s `release(conn)` there), a `close()` in `finally` does (a generator that yields it unprotected and closes it after the `yield` is reported once, as PA405). Values returned to the caller, stored on an object or registered with an `ExitStack` are not flagged. A plain file held by a local only is advisory (low): CPython\'s reference counting closes it, and flushes it, as soon as the function returns or the exception\'s traceback is dropped. Closeable clients — `aiohttp.ClientSession`, `httpx.Client`/`AsyncClient`, redis clients, `ThreadPoolExecutor` — are flagged when made per call and never closed (a module-level or app-lifetime client, one stored on an object, or one closed in a lifespan is fine). Session providers used outside their protocol: `next(get_db())` (the generator, and with it the provider\'s cleanup, is dropped), a provider\'s generator kept but never closed, and a `@contextmanager` provider called without `with` (it yields no session at all). A session or connection left open is high, medium in a background job or startup code (a leak per run, not per request).',
     why: 'Any exception between the acquisition and the `close()` skips the close: the pooled connection stays checked out with its transaction open until garbage collection, and under load the pool runs dry (`QueuePool limit … reached`). For files, descriptors leak and buffered writes may be lost.',
     bad: 'from sqlalchemy import create_engine, text\nfrom sqlalchemy.orm import sessionmaker\n\nengine = create_engine("postgresql://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\n\n\ndef count_users() -> int:\n    db = SessionLocal()\n    n = db.execute(text("SELECT count(*) FROM users")).scalar_one()\n    db.close()\n    return n\n',
     good: 'from sqlalchemy import create_engine, text\nfrom sqlalchemy.orm import sessionmaker\n\nengine = create_engine("postgresql://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\n\n\ndef count_users() -> int:\n    with SessionLocal() as db:\n        return db.execute(text("SELECT count(*) FROM users")).scalar_one()\n',
@@ -148,7 +153,8 @@ export const missingCleanup: FileRule = {
         message: closedSomewhere
           ? `${what} \`${acq.target} = ${acq.label}\` is closed only on the normal path: an exception before \`${acq.target}.close()\` leaks it`
           : `${what} \`${acq.target} = ${acq.label}\` is never closed`,
-        severity: acq.kind === 'file' ? 'low' : 'high',
+        // A job's or a startup hook's leak costs that run a connection, not every request (as PA405 rates it).
+        severity: acq.kind === 'file' ? 'low' : isOffRequest(ctx, acq.fn.index) ? 'medium' : 'high',
         // A file object held by a local only (not stored, returned or handed to an owner) is
         // closed, and its buffer flushed, by CPython's reference counting as soon as the function
         // returns or the exception's traceback is dropped: no descriptor stays open. `with` makes
