@@ -180,7 +180,8 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
   }
   if (call.method === 'acquire') {
     const recv = call.receiver;
-    if (recv && call.awaited && /(^|[._])pool$/i.test(recv.text)) return { kind: 'connection', label: `${recv.text}.acquire()` };
+    // `pool.acquire()`, `self.db_pool.acquire()`, or a pool kept under a key (`request.app["pool"]`).
+    if (recv && call.awaited && (/(^|[._])pool$/i.test(recv.text) || /\[\s*["'](\w*_)?pool["']\s*\]$/i.test(recv.text))) return { kind: 'connection', label: `${recv.text}.acquire()` };
     return null;
   }
   // A project factory by the name it is bound to (`OrderSession, engine = build(url)`: its value's type is not known).
