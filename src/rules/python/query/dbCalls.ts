@@ -1365,6 +1365,12 @@ export function rowsSource(model: FileModel, expr: SyntaxNode | null, fnIndex: n
     }
     const flask = /^(\w+)\.query$/.exec(op.what);
     if (flask) return { call, op, entity: flask[1]!, text: node.text };
+    // Flask-SQLAlchemy 3's `db.paginate(db.select(User)...)`: the page's items are the statement's rows.
+    if (call.method === 'paginate' && op.what.endsWith('.paginate')) {
+      const first = callArgs(call.node).positional[0];
+      const st = first ? statementInfo(model, first, fnIndex, line) : null;
+      if (st?.ctor === 'select' && st.entity) return { call, op, entity: st.entity, text: [st.root.text, ...st.chainCalls.map((x) => x.text), node.text].join(' ') };
+    }
     if (call.method === 'query') {
       const first = callArgs(call.node).positional[0];
       const single = callArgs(call.node).positional.length === 1 && first ? entityName(first) : null;
