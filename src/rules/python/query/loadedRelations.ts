@@ -90,6 +90,8 @@ export function eagerlyLoaded(statementText: string, rel: string): boolean {
  * even where the model's declaration does not (a mixin's `declared_attr`).
  */
 export function targetsHeld(statementText: string, rel: string): boolean {
+  // Every form below names the relationship: most statements do not (no regex compiled then).
+  if (!statementText.includes(rel)) return false;
   const obj = String.raw`[A-Za-z_][\w.]*(?:\[[^\]\n]*\])?`;
   // `Model.rel_id.is_(None)`, `Model.rel_id == None`: no related row, and no SQL to find that out.
   if (new RegExp(String.raw`\.${rel}_id\s*(?:\.\s*is_\(\s*None\s*\)|==\s*None\b)`).test(statementText)) return true;
