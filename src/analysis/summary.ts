@@ -380,7 +380,7 @@ function namedLookup(model: FileModel, c: CallInfo): [string, string] | null {
   return q && !q.startsWith('builtins.') ? [q, m[3]!] : null;
 }
 
-function mayBeRepoCall(c: { calleeText: string; qualifiedName: string | null }): boolean {
+export function mayBeRepoCall(c: { calleeText: string; qualifiedName: string | null }): boolean {
   return SIMPLE_DOTTED.test(c.calleeText) && !c.qualifiedName?.startsWith('builtins.');
 }
 

@@ -29,7 +29,7 @@ import type { FileRule, FileRuleContext } from '../../types.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { variableRefs } from '../../../semantic/model.js';
 import {
-  acquisitions, catchesAll, closeFacts, closesIn, exitsOf, isWebService, projectNames, protectedByTry, raisesBeforeClose, type Acquisition,
+  acquisitions, catchesAll, closeFacts, closesIn, exitsOf, isWebService, leakSeverity, projectNames, protectedByTry, raisesBeforeClose, type Acquisition,
 } from './semantics.js';
 
 /**
@@ -90,10 +90,6 @@ function isProvider(ctx: FileRuleContext, fn: FunctionInfo): boolean {
   return new RegExp(`\\bDepends\\(\\s*${fn.name}\\b`).test(ctx.model.source);
 }
 
-function roleSeverity(ctx: FileRuleContext, acq: Acquisition): Severity {
-  const role = effectiveRole(ctx.model, acq.fn.index);
-  return role === 'background' || role === 'init' ? 'medium' : 'high';
-}
 
 export const errorPathLeak: FileRule = {
   meta: {
@@ -162,7 +158,7 @@ export const errorPathLeak: FileRule = {
         ctx.report({
           node: acq.call.node,
           message: `\`${acq.fn.name}\` yields \`${acq.target} = ${acq.label}\` without \`try/finally\`: an exception raised at the \`yield\` skips \`${acq.target}.close()\``,
-          severity: provider && isWebService(ctx.project) ? 'critical' : roleSeverity(ctx, acq),
+          severity: provider && isWebService(ctx.project) ? 'critical' : leakSeverity(ctx.model, acq.fn.index),
           function: acq.fn.name,
         });
         continue;
@@ -183,7 +179,7 @@ export const errorPathLeak: FileRule = {
         ctx.report({
           node: exit,
           message: `this \`except\` path leaves \`${acq.fn.name}\` without closing \`${acq.target} = ${acq.label}\``,
-          severity: roleSeverity(ctx, acq),
+          severity: leakSeverity(ctx.model, acq.fn.index),
           function: acq.fn.name,
         });
         break;

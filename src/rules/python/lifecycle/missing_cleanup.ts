@@ -24,14 +24,9 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import { effectiveRole } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
-import { acquisitions, closeFacts, contextManagerDependencies, poolReleaseOnNormalPathOnly, protectedByTry, providerMisuses, unownedStores, type Acquisition } from './semantics.js';
+import { acquisitions, closeFacts, contextManagerDependencies, leakSeverity, poolReleaseOnNormalPathOnly, protectedByTry, providerMisuses, unownedStores, type Acquisition } from './semantics.js';
 
 /** High on a request path (a leak per request), medium elsewhere. */
-function isOffRequest(ctx: FileRuleContext, fnIndex: number): boolean {
-  const role = effectiveRole(ctx.model, fnIndex);
-  return role === 'background' || role === 'init';
-}
-
 function perCallSeverity(ctx: FileRuleContext, fnIndex: number): Severity {
   return effectiveRole(ctx.model, fnIndex) === 'handler' ? 'high' : 'medium';
 }
@@ -154,7 +149,7 @@ export const missingCleanup: FileRule = {
           ? `${what} \`${acq.target} = ${acq.label}\` is closed only on the normal path: an exception before \`${acq.target}.close()\` leaks it`
           : `${what} \`${acq.target} = ${acq.label}\` is never closed`,
         // A job's or a startup hook's leak costs that run a connection, not every request (as PA405 rates it).
-        severity: acq.kind === 'file' ? 'low' : isOffRequest(ctx, acq.fn.index) ? 'medium' : 'high',
+        severity: acq.kind === 'file' ? 'low' : leakSeverity(ctx.model, acq.fn.index),
         // A file object held by a local only (not stored, returned or handed to an owner) is
         // closed, and its buffer flushed, by CPython's reference counting as soon as the function
         // returns or the exception's traceback is dropped: no descriptor stays open. `with` makes

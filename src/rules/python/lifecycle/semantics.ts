@@ -12,7 +12,7 @@ import { isMigrationFile } from '../../projectFacts.js';
 import { externalCall } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { assignmentsTo, callAt, callsOf, declaresGlobal, isFlaskHandle, moduleNameOf, resolveName, valueTypeOf, variableRefs } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, callsOf, declaresGlobal, effectiveRole, isFlaskHandle, moduleNameOf, resolveName, valueTypeOf, variableRefs } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import { callArgs } from '../query/semantics.js';
 import { annotationType, calleeType, receiverType } from '../../../semantic/valueTypes.js';
@@ -149,6 +149,15 @@ function isEngineType(project: ProjectContext, t: string | null): boolean {
   // `engine = get_engine()`: what one of the project's engine getters returns.
   if (t.endsWith('()') && /^[\w.]+\(\)$/.test(t) && isEngineGetterName(project, t.slice(0, -2))) return true;
   return projectNames(project).engines.has(t);
+}
+
+/**
+ * A leaked session's or connection's claim: high where a request leaks it (a leak per request),
+ * medium in a background job or startup code (a leak per run).
+ */
+export function leakSeverity(model: FileModel, fnIndex: number): 'high' | 'medium' {
+  const role = effectiveRole(model, fnIndex);
+  return role === 'background' || role === 'init' ? 'medium' : 'high';
 }
 
 /**

@@ -51,7 +51,7 @@ import type { ProjectContext, SessionHelperInfo } from '../../../discovery/conte
 import { TEARDOWN_COMMIT } from '../../../discovery/discover.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import { engineGetterCall, engineGetterNamed } from '../../../semantic/engineGetters.js';
-import { classifyDbCall } from '../query/dbCalls.js';
+import { classifyDbCall, statementInfo } from '../query/dbCalls.js';
 import { callsOf, objectSource, receiverKey, unwrap, within } from './semantics.js';
 
 type HandleKind = 'session' | 'connection' | 'dbapi';
@@ -706,16 +706,12 @@ function isHandleWrite(model: FileModel, owned: Owned, method: string, call: Par
   // A cursor of a DB-API connection the function owns (one a project helper made, in a module
   // that imports no driver): the statement's own words say whether it writes.
   if (owned.kind === 'dbapi' && (method === 'execute' || method === 'executemany')) {
-    let first = call.node.childForFieldName('arguments')?.namedChildren.find((a) => a.type !== 'comment');
-    // `"INSERT ..." "VALUES ..."`: the first part starts the statement.
-    if (first?.type === 'concatenated_string') first = first.namedChildren.find((c) => c.type === 'string');
-    return first?.type === 'string' && WRITE_SQL.test(first.text.replace(/^[rRuUbBfF]*(?:'{3}|"{3}|'|")/, ''));
+    const first = call.node.childForFieldName('arguments')?.namedChildren.find((a) => a.type !== 'comment');
+    const st = first ? statementInfo(model, first, call.functionIndex, call.line) : null;
+    return st?.ctor === 'sql' && (st.kind === 'write' || st.kind === 'insert');
   }
   return false;
 }
-
-/** SQL that changes data or schema, from its first word. */
-const WRITE_SQL = /^\s*(INSERT|UPDATE|DELETE|MERGE|UPSERT|REPLACE|CREATE|DROP|ALTER|TRUNCATE|GRANT|REVOKE|COPY)\b/i;
 
 /** Was `obj` loaded through the session: `obj = s.get(M, id)`, `for obj in s.scalars(...)`? */
 function loadedThrough(model: FileModel, owned: Owned, obj: string, line: number, loops: number[]): boolean {

@@ -29,15 +29,15 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import type { AssignmentInfo, FileModel } from '../../../semantic/model.js';
-import type { Effect } from '../../../analysis/summary.js';
+import type { AssignmentInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
+import { mayBeRepoCall, type Effect } from '../../../analysis/summary.js';
 import { callGraphOf, siteCalls, type CallEdge, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import { callAt, effectiveRole } from '../../../semantic/model.js';
 import { insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { classOfFunction } from '../../../semantic/classes.js';
 import { libraryClassModel, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
 import { assignmentsByFunction, callArgs, callsOf, lastAssignment, unwrap } from './semantics.js';
-import { returnedValues } from '../query/selfRows.js';
+import { returnedValues, returnsOf } from '../query/selfRows.js';
 import { classifyDbCall, readsDatabase } from '../query/dbCalls.js';
 
 const MODEL_OF_STATEMENT = /\b(?:select|query)\(\s*(?:[\w.]*\.)?([A-Z]\w*)\s*\)/;
@@ -301,18 +301,13 @@ function resultsActedOn(model: FileModel, byFn: Map<number, AssignmentInfo[]>, e
       const after = model.source.slice(a.node.endIndex, fn.end);
       if (!new RegExp(`[(,=]\\s*(?:\\*\\*?)?${a.target}(?:\\.\\w+)*\\s*[,)]`).test(after)) continue;
       const call = callAt(model, value);
-      if (!call || !mayNameRepoFunction(call.calleeText)) continue;
+      if (!call || !mayBeRepoCall(call)) continue;
       nodes ??= functionNodes(fn.node);
       // A lookup with it (`db.get(User, tok.user_id)`) is no use of the row yet.
       if (!usedAfter(fn.node, a.target, a.node.endIndex, fn.end, true, nodes, false)) continue;
       effects[fnIndex]!.push({ kind: RESULT_ACTED, what: '', line: call.line, column: call.column });
     }
   }
-}
-
-/** A callee written as a name or a dotted path (`use_token`, `svc.use_token`, `self.tokens.use`): what a repo function's call looks like. */
-function mayNameRepoFunction(callee: string): boolean {
-  return /^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$/.test(callee) && !/^(?:str|int|float|bool|len|list|dict|set|tuple|sorted|min|max|sum|any|all|getattr|isinstance|type|repr|format|enumerate|zip|range|open|print|next|iter)$/.test(callee);
 }
 
 /** The state read a function returns as one row (`return <read>`, or a name bound to one), or null. */
@@ -344,7 +339,7 @@ function claimAfter(model: FileModel, fnIndex: number, assignments: readonly Ass
     if (!commit) continue;
     if (!usedAfter(fn.node, row, a.node.endIndex, to) && !actedOnBefore(fn.node, row, from, a.node.startIndex)) continue;
     byCall ||= usedAfter(fn.node, row, commit.node.endIndex, to, true);
-    returned ||= SINGLE_USE.test(m[2]!) && returnedAfter(fn.node, row, commit.node.endIndex, to);
+    returned ||= SINGLE_USE.test(m[2]!) && returnedAfter(fn, row, commit.node.endIndex, to);
     end ??= { what: endWhat(commit), line: commit.line };
     const s = a.node.startPosition;
     const e = a.node.endPosition;
@@ -360,7 +355,7 @@ function claimAfter(model: FileModel, fnIndex: number, assignments: readonly Ass
     if (data?.type !== 'dictionary') continue;
     if (!usedAfter(fn.node, row, c.node.endIndex, to)) continue;
     byCall ||= usedAfter(fn.node, row, c.node.endIndex, to, true);
-    returned ||= [...data.namedChildren].some((pair) => SINGLE_USE.test(/^["']([a-z_]\w*)["']$/.exec(pair.childForFieldName('key')?.text ?? '')?.[1] ?? '')) && returnedAfter(fn.node, row, c.node.endIndex, to);
+    returned ||= [...data.namedChildren].some((pair) => SINGLE_USE.test(/^["']([a-z_]\w*)["']$/.exec(pair.childForFieldName('key')?.text ?? '')?.[1] ?? '')) && returnedAfter(fn, row, c.node.endIndex, to);
     end ??= { what: endWhat(c), line: c.line };
     const s = c.node.startPosition;
     const e = c.node.endPosition;
@@ -504,7 +499,7 @@ function claimsOf(model: FileModel, fnIndex: number, assignments: readonly Assig
       // A row checked in Python must be acted on by a call: returning it (an idempotent cancel
       // or publish that answers with the row) acts on nothing twice.
       const acted = usedAfter(fn.node, read.row, w.node.endIndex, read.to, read.guard !== undefined) || actedOnBefore(fn.node, read.row, read.from, w.node.startIndex);
-      const returnedOnly = !acted && read.guard !== undefined && SINGLE_USE.test(w.column) && returnedAfter(fn.node, read.row, w.node.endIndex, read.to);
+      const returnedOnly = !acted && read.guard !== undefined && SINGLE_USE.test(w.column) && returnedAfter(fn, read.row, w.node.endIndex, read.to);
       if (!acted && !returnedOnly) continue;
       const role = effectiveRole(model, fnIndex);
       found.push({
@@ -542,9 +537,9 @@ function functionNodes(fnNode: SyntaxNode): FunctionNodes {
  * Is `row` returned after `from` (within `to`): `return row`, or the library's write of it that
  * answers with the row (`return await self.update(row)`)?
  */
-function returnedAfter(fnNode: SyntaxNode, row: string, from: number, to: number): boolean {
-  for (const r of fnNode.descendantsOfType('return_statement')) {
-    if (r.startIndex < from || r.startIndex > to || insideNestedFunction(r, fnNode)) continue;
+function returnedAfter(fn: FunctionInfo, row: string, from: number, to: number): boolean {
+  for (const r of returnsOf(fn)) {
+    if (r.startIndex < from || r.startIndex > to) continue;
     let v = unwrap(r.namedChild(0));
     if (v?.type === 'await') v = unwrap(v.namedChild(0));
     if (!v) continue;
