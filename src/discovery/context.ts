@@ -105,8 +105,10 @@ export interface SessionProviderInfo {
   async: boolean;
   /** What is yielded: `AsyncSession`, `Session`, or the session factory's name. */
   yields: string;
-  /** Decorated with `contextmanager` / `asynccontextmanager`. */
+  /** Decorated with `contextmanager` / `asynccontextmanager` (or wrapped by one: `get_db = contextmanager(get_session)`). */
   contextManager: boolean;
+  /** Its teardown only closes or rolls back the session (see `ProviderCandidate.closesOnly`). */
+  closesOnly?: true;
   file: string;
   line: number;
 }

@@ -909,7 +909,7 @@ function resolveProviders(cands: { file: string; cand: ProviderCandidate }[], fa
     else if (cand.returnType && /AsyncSession/.test(cand.returnType)) yields = 'AsyncSession';
     else if (cand.returnType && /\bSession\b/.test(cand.returnType)) yields = 'Session';
     if (!yields) continue;
-    out.push({ name: cand.name, async: cand.async, yields, contextManager: cand.contextManager, file, line: cand.line });
+    out.push({ name: cand.name, async: cand.async, yields, contextManager: cand.contextManager, ...(cand.closesOnly ? { closesOnly: true as const } : {}), file, line: cand.line });
   }
   return out;
 }

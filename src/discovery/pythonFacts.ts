@@ -8,6 +8,7 @@ import type { SqlFacts } from '../rules/sql/parse.js';
 import type { SyntaxNode } from '../parse/parser.js';
 import type { CallInfo, FileModel } from '../semantic/model.js';
 import { assignmentsTo, classViews, declaresGlobal, resolveImported } from '../semantic/model.js';
+import { codeText } from '../semantic/codeText.js';
 import type {
   EngineInfo,
   EventSite,
@@ -27,6 +28,12 @@ export interface ProviderCandidate {
   calleeResolved: string | null;
   returnType: string | null;
   contextManager: boolean;
+  /**
+   * Its teardown only closes or rolls back: the body names no `commit`, `begin` or autocommit,
+   * and calls nothing but the factory and `close`/`rollback`/`remove` (or logging). A write its
+   * caller leaves uncommitted is then discarded when the block ends.
+   */
+  closesOnly?: true;
   line: number;
 }
 
@@ -661,6 +668,7 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
     const cand = providerCandidate(model, fn.index);
     if (cand) facts.providers.push(cand);
   }
+  if (facts.providers.length && CONTEXTMANAGER_CALL.test(model.source)) wrappedProviders(model, facts.providers);
   if (STREAMING_HINT.test(model.source)) facts.streaming = streamingCandidates(model);
   if (model.classes.length) {
     const views = classViews(model, null);
@@ -1186,6 +1194,39 @@ function ownNodes(body: SyntaxNode, type: string): SyntaxNode[] {
   });
 }
 
+/** `get_db = contextmanager(get_session)`: the decorator applied as a call at module level. */
+const CONTEXTMANAGER_CALL = /^[A-Za-z_]\w*\s*=\s*(?:contextlib\.)?(?:async)?contextmanager\(\s*[A-Za-z_]\w*\s*\)/m;
+
+/**
+ * Module-level `get_db = contextmanager(get_session)` (or `asynccontextmanager`) over a provider
+ * of the same module: a context-manager provider of its own name, what the decorator would make.
+ */
+function wrappedProviders(model: FileModel, providers: ProviderCandidate[]): void {
+  for (const a of model.assignments) {
+    if (a.functionIndex >= 0 || !a.value || a.value.type !== 'call' || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
+    const wrapper = a.value.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '';
+    if (!/^(?:contextlib\.)?(?:async)?contextmanager$/.test(wrapper) || resolveImported(model, wrapper.split('.')[0]!)?.startsWith('contextlib') === false) continue;
+    const args = a.value.childForFieldName('arguments')?.namedChildren ?? [];
+    if (args.length !== 1 || args[0]!.type !== 'identifier') continue;
+    const wrapped = providers.find((p) => p.name === args[0]!.text && !p.contextManager);
+    if (wrapped && !providers.some((p) => p.name === a.target)) providers.push({ ...wrapped, name: a.target, contextManager: true, line: a.line });
+  }
+}
+
+/** Calls a teardown that only releases the session may make (besides the factory's). */
+const RELEASE_ONLY_CALL = /^(?:[\w.]+\.)?(?:close|aclose|rollback|remove|expunge_all|debug|info|warning|error|exception|critical|log)$/;
+
+/** The body makes the session and releases it, nothing else (see {@link ProviderCandidate.closesOnly}). */
+function closesOnly(model: FileModel, body: SyntaxNode, callee: string | null): boolean {
+  if (/commit|begin|autocommit|isolation_level|flush/.test(codeText(body))) return false;
+  for (const call of ownNodes(body, 'call')) {
+    const name = call.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '';
+    if (name === callee || RELEASE_ONLY_CALL.test(name)) continue;
+    return false;
+  }
+  return true;
+}
+
 function providerCandidate(model: FileModel, fnIndex: number): ProviderCandidate | null {
   const fn = model.functions[fnIndex]!;
   const body = fn.body!;
@@ -1210,6 +1251,7 @@ function providerCandidate(model: FileModel, fnIndex: number): ProviderCandidate
     calleeResolved,
     returnType,
     contextManager: fn.decoratorNames.some((d) => /(^|\.)(async)?contextmanager$/.test(d)),
+    ...(closesOnly(model, body, callee) ? { closesOnly: true as const } : {}),
     line: fn.startLine,
   };
 }

@@ -10,7 +10,7 @@
  * Everything here reads the model's facts (assignments, params, yields); no tree walks.
  */
 import type { SyntaxNode } from '../parse/parser.js';
-import type { AssignmentInfo, CallInfo, FileModel } from './model.js';
+import type { AssignmentInfo, CallInfo, FileModel, FunctionInfo } from './model.js';
 import { assignmentsTo, resolveName } from './model.js';
 import { classifyHandle } from './db.js';
 
@@ -373,7 +373,7 @@ export function exportedTypes(model: FileModel, keep: (t: string) => boolean): [
     if (a.functionIndex >= 0 || !IDENT.test(a.target) || a.fromWith) continue;
     if (!handles && (a.annotation || a.value?.type !== 'call')) continue;
     const t = moduleAssignmentType(model, a);
-    if (t && keep(t)) out.set(a.target, t);
+    if (t && keep(t.startsWith('=>') ? t.slice(2) : t)) out.set(a.target, t);
   }
   if (!handles) return [...out];
   for (const fn of model.functions) {
@@ -398,7 +398,25 @@ function moduleAssignmentType(model: FileModel, a: AssignmentInfo): string | nul
     const t = annotationType(model, v.text);
     return t && classifyHandle(t)?.kind === 'handle' ? t : null;
   }
+  // `get_db = contextmanager(get_session)`: the decorator applied as a call hands out what the
+  // generator yields, as `@contextmanager def get_db()` would.
+  const wrapped = v.type === 'call' ? wrappedGenerator(model, v) : null;
+  if (wrapped) {
+    const t = providerType(model, wrapped.index, (x) => classifyHandle(x) !== null);
+    return t ? `=>${t}` : null;
+  }
   return typeString(model, v, -1, a.line - 1);
+}
+
+/** The module-level generator of this file that `contextmanager(f)` / `asynccontextmanager(f)` wraps, or null. */
+function wrappedGenerator(model: FileModel, call: SyntaxNode): FunctionInfo | null {
+  const callee = call.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '';
+  if (!/^(?:contextlib\.)?(?:async)?contextmanager$/.test(callee)) return null;
+  const resolved = resolveName(model, callee);
+  if (resolved && !resolved.startsWith('contextlib.')) return null;
+  const args = call.childForFieldName('arguments')?.namedChildren ?? [];
+  if (args.length !== 1 || args[0]!.type !== 'identifier') return null;
+  return model.functions.find((f) => f.parent < 0 && !f.className && f.name === args[0]!.text && f.isGenerator) ?? null;
 }
 
 /** {@link HANDLE_HINT}, after substring tests that every one of its forms needs (the regex alone scans slowly). */

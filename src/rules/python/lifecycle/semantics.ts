@@ -917,7 +917,9 @@ export function protectedByTry(inner: SyntaxNode, name: string, stop: SyntaxNode
     if (p.type === 'function_definition' || p.type === 'lambda') return false;
     if (p.type !== 'try_statement' || child.type !== 'block') continue;
     for (const clause of p.namedChildren) {
-      if (clause.type === 'finally_clause' && closesIn(clause, name)) return true;
+      // A `finally` that hands it to a function (`finally: release(db)`) runs on every exit: what
+      // the function does with it is that function's (its own cleanup is judged there).
+      if (clause.type === 'finally_clause' && (closesIn(clause, name) || variableRefs(clause, name).some((r) => r.parent?.type === 'argument_list'))) return true;
       if ((clause.type === 'except_clause' || clause.type === 'except_group_clause') && catchesAll(clause) && closesIn(clause, name)) return true;
     }
   }

@@ -47,12 +47,13 @@ import type { FileModel } from '../../../semantic/model.js';
 import { callAt, effectiveRole, isFlaskHandle, moduleNameOf, resolveImported } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import { fileClasses } from '../../../semantic/classes.js';
-import type { ProjectContext, SessionHelperInfo } from '../../../discovery/context.js';
+import type { ProjectContext, SessionHelperInfo, SessionProviderInfo } from '../../../discovery/context.js';
 import { TEARDOWN_COMMIT } from '../../../discovery/discover.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import { engineGetterCall, engineGetterNamed } from '../../../semantic/engineGetters.js';
 import { classifyDbCall, statementInfo } from '../query/dbCalls.js';
 import { callsOf, objectSource, receiverKey, unwrap, within } from './semantics.js';
+import { codeText } from '../../../semantic/codeText.js';
 
 type HandleKind = 'session' | 'connection' | 'dbapi';
 
@@ -447,7 +448,7 @@ function ownedHandles(model: FileModel, project: ProjectContext): Owned[] {
     for (const item of w.items) {
       if (!item.alias || !/^[A-Za-z_]\w*$/.test(item.alias)) continue;
       const line = w.node.startPosition.row + 1;
-      const kind = openedHandle(model, project, item.value, w.functionIndex, line);
+      const kind = openedHandle(model, project, item.value, w.functionIndex, line, true);
       // `with psycopg2.connect() as conn:` commits on exit (psycopg2, sqlite3); other drivers
       // close instead, and which one depends on the driver's version: left alone.
       if (kind && kind !== 'dbapi' && !customSessionClass(project, item.value)) out.push({ name: item.alias, kind, inWith: true, line, fnIndex: w.functionIndex });
@@ -471,7 +472,7 @@ function customSessionClass(project: ProjectContext, value: SyntaxNode): boolean
 }
 
 /** What a value opens, when it is a fresh session or connection the caller owns. */
-function openedHandle(model: FileModel, project: ProjectContext, value: SyntaxNode, fnIndex: number, line: number): HandleKind | null {
+function openedHandle(model: FileModel, project: ProjectContext, value: SyntaxNode, fnIndex: number, line: number, withItem = false): HandleKind | null {
   const v = unwrap(value);
   if (v?.type !== 'call' || !mayOpenHandle(model, project, v) || /autocommit\s*=\s*True|isolation_level/.test(v.text)) return null;
   // `get_write_engine().connect()`, `backend._get_write_engine().connect()`: a project getter's engine.
@@ -482,6 +483,9 @@ function openedHandle(model: FileModel, project: ProjectContext, value: SyntaxNo
   const t = typeString(model, v, fnIndex, line);
   if (!t) return null;
   if (DBAPI_CONNECT.test(t)) return 'dbapi';
+  // `with get_db() as db:` over a project context manager that makes a session and only closes
+  // it: the block owns a fresh session, and whatever it leaves uncommitted is rolled back.
+  if (withItem && closingProvider(project, t)) return 'session';
   // A project helper that returns a new DB-API connection (`def get_conn(): return psycopg2.connect(DSN)`)
   // or a new session: its caller owns what it gets.
   const helper = sessionHelperCalled(project, t);
@@ -500,6 +504,23 @@ function openedHandle(model: FileModel, project: ProjectContext, value: SyntaxNo
   if (factory.kind !== 'sessionmaker' && factory.kind !== 'async_sessionmaker') return null;
   if (project.sessionProviders.some((p) => p.name === name)) return null;
   return 'session';
+}
+
+/**
+ * The context-manager provider a call's type string names (`app.db.get_db()`) when it yields a
+ * fresh session (a `sessionmaker` factory's, `Session()`; not a scoped session's registry) and
+ * its teardown only closes or rolls back (`closesOnly`).
+ */
+function closingProvider(project: ProjectContext, t: string): SessionProviderInfo | null {
+  const m = /^([\w.]+)\(\)$/.exec(t);
+  if (!m) return null;
+  for (const p of project.sessionProviders) {
+    if (!p.contextManager || !p.closesOnly || m[1] !== `${moduleNameOf(p.file)}.${p.name}`) continue;
+    if (/^(Async)?Session$/.test(p.yields)) return p;
+    const factory = project.sessionFactories.find((f) => f.name === p.yields.split('.').pop());
+    if (factory && (factory.kind === 'sessionmaker' || factory.kind === 'async_sessionmaker') && !('autocommit' in factory.kwargs && factory.kwargs.autocommit !== false)) return p;
+  }
+  return null;
 }
 
 /** The project helper (`SessionHelperInfo`, not an owner class) a call's type string names (`app.db.get_conn()`), or null. */
@@ -545,6 +566,8 @@ function factoryNames(project: ProjectContext): Set<string | null> {
     names = new Set<string | null>(project.sessionFactories.map((f) => f.name));
     // The project's helpers that return a new session or connection (`get_conn()`), by name.
     for (const h of project.sessionHelpers ?? []) if (!h.owner) names.add(h.name);
+    // Context-manager providers that only close what they yield (`with get_db() as db:`).
+    for (const p of project.sessionProviders) if (p.contextManager && p.closesOnly) names.add(p.name);
     FACTORY_NAMES.set(project, names);
   }
   return names;
@@ -612,37 +635,6 @@ function escapes(fnNode: SyntaxNode, name: string, allowArguments = false): bool
     return true;
   }
   return false;
-}
-
-const codeTexts = new WeakMap<SyntaxNode, string>();
-
-/**
- * The function's text with its comments and string literals blanked (same length): a comment or
- * docstring that names the handle (`# the session closes here`) is no use of it.
- */
-function codeText(fnNode: SyntaxNode): string {
-  let text = codeTexts.get(fnNode);
-  if (text !== undefined) return text;
-  text = fnNode.text;
-  if (text.includes('#') || /["']/.test(text)) {
-    const chars = text.split('');
-    const blank = (from: number, to: number) => {
-      for (let i = from - fnNode.startIndex; i < to - fnNode.startIndex; i++) if (chars[i] !== '\n') chars[i] = ' ';
-    };
-    for (const n of fnNode.descendantsOfType(['comment', 'string'])) {
-      // An f-string's fields are code: blank the text around them, keep them.
-      const fields = n.type === 'string' ? n.namedChildren.filter((c) => c.type === 'interpolation') : [];
-      let at = n.startIndex;
-      for (const f of fields) {
-        blank(at, f.startIndex);
-        at = f.endIndex;
-      }
-      blank(at, n.endIndex);
-    }
-    text = chars.join('');
-  }
-  codeTexts.set(fnNode, text);
-  return text;
 }
 
 interface Write {
