@@ -130,6 +130,10 @@ export function reportEventLoopChains(
     };
     if (!options.perCoroutine) for (const e of pending) reportPending(e, []);
     else if (pending.length && !ownOfKind.some((e) => !e.pending)) reportPending(pending[0]!, pending.slice(1).map((x) => x.line));
+    // With `perCoroutine`, a coroutine reported for its own calls (above, or by the file rule) has its finding: the sync
+    // work its helpers do on the loop is the same defect, with the same fix (an async session,
+    // a plain `def`, a thread).
+    if (options.perCoroutine && (pending.length || ownOfKind.some((e) => !e.pending))) continue;
     const seen = new Set<string>();
     for (const edge of edges) {
       if (!graph.reaches(edge.to, kind, 'sync') || coveredBy.some((k) => graph.reaches(edge.to, k, 'sync'))) continue;
@@ -185,9 +189,9 @@ export function reportEventLoopChains(
 }
 
 /** `" (and 2 more in this function: lines 13, 14)"` for the other lines of one finding, or `""`. */
-export function moreLines(lines: readonly number[], first: number): string {
+export function moreLines(lines: readonly number[], first: number, where = 'this function'): string {
   const others = [...new Set(lines.filter((l) => l !== first))];
   if (!others.length) return '';
-  return ` (and ${others.length === 1 ? 'one more' : `${others.length} more`} in this function: line${others.length === 1 ? '' : 's'} ${others.join(', ')})`;
+  return ` (and ${others.length === 1 ? 'one more' : `${others.length} more`} in ${where}: line${others.length === 1 ? '' : 's'} ${others.join(', ')})`;
 }
 

@@ -39,6 +39,7 @@ import {
 } from './semantics.js';
 import { itemNames, overItems } from './loopForms.js';
 import { isThrottle } from '../../../semantic/controlFlow.js';
+import { moreLines } from '../runtime/context.js';
 
 export const commitInLoop: FileRule & RepoRule = {
   meta: {
@@ -66,16 +67,26 @@ export const commitInLoop: FileRule & RepoRule = {
   },
   checkFile(ctx: FileRuleContext): void {
     const { model } = ctx;
+    // One finding per loop and handle: a second commit in the same iteration (progress marked,
+    // then the result) is the same unit of work cut per item, listed on the first.
+    const byLoop = new Map<string, { call: CallInfo; loop: LoopInfo; reason: string; more: number[] }>();
     for (const call of model.calls) {
       if (call.functionIndex < 0 || !call.loops.length || call.method !== 'commit') continue;
       if (!isCommitCall(model, call)) continue;
-      const loop = model.loops[call.loops[call.loops.length - 1]!]!;
+      const loopIndex = call.loops[call.loops.length - 1]!;
+      const loop = model.loops[loopIndex]!;
       const reason = perIterationCommit(model, call, loop);
       if (!reason) continue;
+      const key = `${loopIndex}\0${call.calleeText}`;
+      const first = byLoop.get(key);
+      if (first) first.more.push(call.line);
+      else byLoop.set(key, { call, loop, reason, more: [] });
+    }
+    for (const { call, loop, reason, more } of byLoop.values()) {
       const iter = loop.iterable ? ` over \`${short(loop.iterable.text)}\`` : '';
       ctx.report({
         node: call.node,
-        message: `\`${call.calleeText}()\` runs on every iteration of the loop${iter} (${reason}): one transaction and one WAL flush per row`,
+        message: `\`${call.calleeText}()\` runs on every iteration of the loop${iter} (${reason}): one transaction and one WAL flush per row` + moreLines(more, call.line, 'this loop'),
         ...(loopsDomain(model, [loop]).kind === 'input' ? { severity: 'low' as const } : {}),
       });
     }
