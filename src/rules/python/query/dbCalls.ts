@@ -101,6 +101,23 @@ function importsDbLibrary(model: FileModel): boolean {
   return v;
 }
 
+const fileImportsModels = new WeakMap<FileModel, boolean>();
+
+/**
+ * Does the file import one of the project's mapped classes: a store or service module that is
+ * handed its session and imports only the models (`def runs(session, eid): return
+ * session.query(SqlRun)...`) works with the database as surely as one that imports SQLAlchemy.
+ */
+function importsProjectModels(model: FileModel): boolean {
+  if (!model.modelClasses.size) return false;
+  let v = fileImportsModels.get(model);
+  if (v === undefined) {
+    v = [...model.imports.values()].some((q) => model.modelClasses.has(q.slice(q.lastIndexOf('.') + 1)));
+    fileImportsModels.set(model, v);
+  }
+  return v;
+}
+
 /** Last name segment of a call's receiver: `self.session` → `session`; null unless a name or attribute. */
 function receiverName(call: CallInfo): string | null {
   const dotted = call.dottedReceiver;
@@ -169,7 +186,7 @@ export function receiverEvidence(model: FileModel, call: CallInfo): Evidence {
     if (h === null && !t.includes('.')) return null;
   }
   const name = receiverName(call);
-  if (name && SESSION_NAMES.test(name) && importsDbLibrary(model)) return 'named';
+  if (name && SESSION_NAMES.test(name) && (importsDbLibrary(model) || importsProjectModels(model))) return 'named';
   return onSharedSession(model, call) ? 'db' : null;
 }
 
