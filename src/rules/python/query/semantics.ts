@@ -661,7 +661,22 @@ function keysLookedUpInSmallTable(model: FileModel, loop: LoopInfo, node: Syntax
 /** Does the loop's body leave the loop (`return`, or a `break` of this loop) after `node`? */
 export function stopsAfter(node: SyntaxNode, loop: LoopInfo): boolean {
   const stops = loopStops(loop);
-  return stops.length > 0 && stops[stops.length - 1]! >= node.endIndex;
+  if (!(stops.length > 0 && stops[stops.length - 1]! >= node.endIndex)) return false;
+  // A stop in a handler of the `try` around the read is where the read failed (`except
+  // NotFound: return abort(404)`), not a hit that ends a search.
+  const handlers = failureHandlers(node, loop);
+  return !handlers.length || stops.some((at) => at >= node.endIndex && !handlers.some((h) => h.startIndex <= at && at < h.endIndex));
+}
+
+/** The `except` clauses of the `try` statements inside the loop's body whose body holds `node`. */
+function failureHandlers(node: SyntaxNode, loop: LoopInfo): SyntaxNode[] {
+  const body = loop.node.childForFieldName('body');
+  const out: SyntaxNode[] = [];
+  for (let n: SyntaxNode = node, p = node.parent; p && body && n.id !== body.id; n = p, p = p.parent) {
+    if (p.type !== 'try_statement' || p.childForFieldName('body')?.id !== n.id) continue;
+    for (const c of p.namedChildren) if (c.type === 'except_clause' || c.type === 'except_group_clause') out.push(c);
+  }
+  return out;
 }
 
 /**
@@ -792,16 +807,48 @@ function advancesPosition(model: FileModel, loop: LoopInfo, name: string, node: 
 /** A page number's name: `page`, `page_no`, `page_number`, `pageno`, `current_page`. */
 const PAGE_NUMBER = /(^|_)page(_?(no|num|number|index|idx))?$/i;
 
-/** Does `value` take an item or a key of one of `pages` (`page[-1].id`, `resp["next"]`, `result.get("next")`)? */
+/**
+ * Does `value` take an item or a key of one of `pages` (`page[-1].id`, `resp["next"]`,
+ * `result.get("next")`) as a position to fetch from? Not when the path names only a row's own
+ * fields (`rev["previous_id"]`, `diff["items"][0]["id"]`): that is the next link of a chain,
+ * walked one fetch per step.
+ */
 function takenFromPage(value: SyntaxNode, pages: ReadonlySet<string>): boolean {
   for (const n of [value, ...value.descendantsOfType(['subscript', 'call'])]) {
     // The page may be kept in a name or an attribute (`state.page[-1].id`).
     const named = (v: SyntaxNode | null | undefined) => !!v && (v.type === 'identifier' || v.type === 'attribute') && pages.has(v.text.replace(/\s+/g, ''));
     if (n.type === 'subscript') {
-      if (named(n.childForFieldName('value'))) return true;
+      if (named(n.childForFieldName('value'))) return pagePosition(value);
     } else if (n.type === 'call') {
       const f = n.childForFieldName('function');
-      if (f?.type === 'attribute' && f.childForFieldName('attribute')?.text === 'get' && named(f.childForFieldName('object'))) return true;
+      if (f?.type === 'attribute' && f.childForFieldName('attribute')?.text === 'get' && named(f.childForFieldName('object'))) return pagePosition(value);
+    }
+  }
+  return false;
+}
+
+/** Words of a paging position: a cursor, a token, the next page or link, an offset, the last item. */
+const PAGE_KEY = /next|cursor|token|marker|offset|continu|after|before|page|last|scroll|since|until|start|end/i;
+
+/**
+ * The path from the result to the position reads like paging: a key or attribute named for a
+ * position (`resp["next"]`, `data["meta"]["cursor"]`, `page.end_cursor`), or the last item
+ * (`rows[-1].id`). A path of a row's own fields, or of its first item (`rev["parent_id"]`,
+ * `diff["activities"][0]["id"]`), follows a link from one row to the next.
+ */
+function pagePosition(value: SyntaxNode): boolean {
+  for (const n of [value, ...value.descendantsOfType(['subscript', 'attribute', 'call'])]) {
+    if (n.type === 'subscript') {
+      const key = n.childForFieldName('subscript');
+      if (!key) continue;
+      if (key.type === 'unary_operator' || /^-\d+$/.test(key.text)) return true;
+      if (key.type === 'string' && PAGE_KEY.test(key.text)) return true;
+      if (key.type !== 'string' && key.type !== 'integer') return true;
+    } else if (n.type === 'attribute') {
+      if (PAGE_KEY.test(n.childForFieldName('attribute')?.text ?? '')) return true;
+    } else if (n.type === 'call') {
+      const args = n.childForFieldName('arguments')?.namedChildren ?? [];
+      if (args.some((a) => a.type === 'string' && PAGE_KEY.test(a.text))) return true;
     }
   }
   return false;
