@@ -24,7 +24,7 @@ import { resolveHandle, isBlockingDbMethod, handleMethodLabel, type HandleResult
 import { blockingMethod } from '../semantic/blockingIo.js';
 import { flagAtCall, SWITCH_GUARD } from '../semantic/guards.js';
 import { passedStatementEffects, PASSES_STATEMENT, type StatementFlowGraph } from './statementFlow.js';
-import { HANDED_ARG, IMPORTED_ITERABLE, REGISTRY_PACKAGE, SWITCH_OFF, SWITCH_ON } from './effects.js';
+import { HANDED_ARG, HEAVY_IO, IMPORTED_ITERABLE, OTHER_BLOCKING, REGISTRY_PACKAGE, SWITCH_OFF, SWITCH_ON } from './effects.js';
 
 /** A function of the repo: file index in `index.files`, function index in that file. */
 export interface FnRef {
@@ -655,7 +655,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
         if (calls) decided.push({ kind: e.kind, what: e.what, line: e.line, column: e.column, pending: e.pending });
         continue;
       }
-      if (e.kind === 'blocking_io') {
+      if (e.kind === 'blocking_io' || e.kind === HEAVY_IO || e.kind === OTHER_BLOCKING) {
         // A module-level object of another file: `SOCKET = Path(...)`, `client = httpx.Client()`.
         const t = lookup(e.pending.typePath);
         const what = typeof t === 'string' ? blockingMethod(t, e.pending.method) : null;

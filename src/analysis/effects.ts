@@ -345,9 +345,10 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
     // Decided in the repo phase, which knows the type; the same call may still be a DB call.
     const typedElsewhere = pendingBlockingMethod(model, call);
     if (typedElsewhere) {
+      // All three wait for the repo phase: most such calls turn out not to block at all.
       push({ kind: 'blocking_io', what: typedElsewhere.method, ...at, pending: typedElsewhere });
-      push({ kind: HEAVY_IO, what: typedElsewhere.method, ...at });
-      push({ kind: OTHER_BLOCKING, what: typedElsewhere.method, ...at });
+      push({ kind: HEAVY_IO, what: typedElsewhere.method, ...at, pending: typedElsewhere });
+      push({ kind: OTHER_BLOCKING, what: typedElsewhere.method, ...at, pending: typedElsewhere });
     }
     const db = syncDbCall(model, call);
     if (db) {

@@ -12,6 +12,7 @@ import { dictKeysSet, flagGuard, isMaybeNone, ownFlag, ownKwargs, passedArgument
 import { exportedTypes } from '../semantic/valueTypes.js';
 import { GROWS, smallLiteral } from '../semantic/smallLiterals.js';
 import { classifyHandle } from '../semantic/db.js';
+import { isBlockingClientType } from '../semantic/blockingIo.js';
 import { FN_ADMIN, objectFacts, typePathHead, UNTYPED, type ParamUse, type SummaryClass, type SummaryRef } from './objects.js';
 
 /** Something a function does that matters to a caller on the event loop or in a loop. */
@@ -214,7 +215,7 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
       paramUses: objects.functions[i]!.paramUses,
     })),
     calls,
-    exportedTypes: exportedTypes(model, (t) => classifyHandle(t) !== null || isRepo(t)),
+    exportedTypes: exportedTypes(model, (t) => classifyHandle(t) !== null || isRepo(t) || isBlockingClientType(t)),
     suppressions: [...model.suppressions].map(([line, codes]) => [line, [...codes]]),
     entryPoints: model.entryPoints.map((e) => [e.kind, e.name]),
     classes: objects.classes,

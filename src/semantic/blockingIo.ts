@@ -214,6 +214,12 @@ export function runsChildProcess(what: string): boolean {
   return familyOf(what) === 'process';
 }
 
+/** Is `t` (a type path: `boto3.client()`, `@requests.Session`) one whose methods the catalogue says block? */
+export function isBlockingClientType(t: string): boolean {
+  const bare = t.replace(/^@/, '').replace(/\(\)$/, '');
+  return TYPED.some((entry) => entry.types.has(bare));
+}
+
 /**
  * A blocking method of a receiver of a known type (`pathlib.Path`, `httpx.Client`, a file, a
  * boto3 client…): its label (`Path.read_text`), or null. Shared by the file rules and the repo
@@ -238,7 +244,9 @@ export function blockingMethod(receiverType: string, method: string): string | n
  */
 export function pendingBlockingMethod(model: FileModel, call: CallInfo): { typePath: string; method: string } | null {
   const q = call.qualifiedName;
-  if (!q || !call.hasReceiver || call.offloaded || call.awaited || !TYPED_METHODS.has(call.method)) return null;
+  // Any method may block on a client whose every method is a round trip (`s3.put_object(...)`
+  // with `from app.clients import s3`); which one it is, only the defining module says.
+  if (!q || !call.hasReceiver || call.offloaded || call.awaited || call.method.startsWith('_') || LOCAL_METHODS.has(call.method)) return null;
   const receiver = call.dottedReceiver;
   if (!receiver || receiver.includes('.') || !q.endsWith(`.${call.method}`)) return null;
   const typePath = q.slice(0, -call.method.length - 1);
