@@ -163,6 +163,15 @@ function sessionsUsed(model: FileModel, call: SyntaxNode, fnIndex: number, isSes
   for (const v of keywords.values()) add(v);
   const fn = call.childForFieldName('function');
   if (fn?.type === 'attribute') add(fn.childForFieldName('object'));
+  // `one(i)` where `async def one(i): return await session.get(...)` is defined in this function:
+  // the closure uses the enclosing function's session without being handed it.
+  if (fn?.type === 'identifier') {
+    const inner = model.functions.find((f) => f.parent === fnIndex && f.isAsync && f.name === fn.text && f.body);
+    if (inner) {
+      const own = new Set([...inner.params.map((p) => p.name), ...model.assignments.filter((a) => a.functionIndex === inner.index).map((a) => a.target)]);
+      for (const id of inner.body!.descendantsOfType('identifier')) if (!own.has(id.text)) add(id);
+    }
+  }
   return out;
 }
 
