@@ -36,6 +36,7 @@ import { UNTYPED } from '../../../analysis/objects.js';
 import { FLUSH_EFFECT, QUERY_EFFECT, WRITE_EFFECT } from '../query/dbCalls.js';
 import { COMMIT_EFFECT, OWN_COMMIT_EFFECT } from './effects.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
+import type { ProjectContext } from '../../../discovery/context.js';
 import { assignmentsTo, callAt, effectiveRole, isFlaskHandle } from '../../../semantic/model.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import {
@@ -83,7 +84,7 @@ export const missingRollback: FileRule & RepoRule = {
         // (only the statement is undone; `PendingRollbackError` is SQLAlchemy's, and PostgreSQL's
         // aborted transaction has no counterpart): the session is not left failed.
         if (isSqliteDriver(receiverDriver(model, call))) continue;
-        const verdict = handlerVerdict(model, call, session, tries);
+        const verdict = handlerVerdict(model, call, session, tries, removedRegistries(ctx.project));
         if (!verdict) continue;
         const key = `${verdict.tryNode.id}:${session}`;
         if (reported.has(key)) continue;
@@ -397,7 +398,18 @@ interface HandlerVerdict {
  * session `with` inside the `try` that has exited before the handler runs, or — for a session
  * injected into a request handler — the dependency's teardown, when the handler only answers.
  */
-function handlerVerdict(model: FileModel, call: CallInfo, session: string, tries: SyntaxNode[]): HandlerVerdict | null {
+/** The project's scoped-session registries that some module ends with `remove()` (a request or job teardown). */
+function removedRegistries(project: ProjectContext): ReadonlySet<string> {
+  let names = REMOVED.get(project);
+  if (!names) {
+    names = new Set((project.sessionReleases ?? []).filter((r) => r.startsWith('remove:')).map((r) => r.slice('remove:'.length)));
+    REMOVED.set(project, names);
+  }
+  return names;
+}
+const REMOVED = new WeakMap<ProjectContext, ReadonlySet<string>>();
+
+function handlerVerdict(model: FileModel, call: CallInfo, session: string, tries: SyntaxNode[], removed: ReadonlySet<string>): HandlerVerdict | null {
   const fn = model.functions[call.functionIndex]!;
   for (const t of tries) {
     const fin = finallyClause(t);
@@ -433,7 +445,10 @@ function handlerVerdict(model: FileModel, call: CallInfo, session: string, tries
       if (!nextIteration && fn.role === 'handler' && fn.params.some((p) => p.name === session)) continue;
       // A Flask view's request-scoped session (`flask.g.session`, Flask-SQLAlchemy's `db.session`)
       // that the view does not use again: the request's teardown removes it, rolling back.
-      const flaskScoped = /^(flask\.)?g\.\w+$/.test(session) || (session.endsWith('.session') && model.flaskDbHandles.has(session.slice(0, -'.session'.length)));
+      // Also a project's `scoped_session` registry that a teardown removes (`db_session.remove()`
+      // in `teardown_appcontext`): the request's session goes with it.
+      const flaskScoped = /^(flask\.)?g\.\w+$/.test(session) || (session.endsWith('.session') && model.flaskDbHandles.has(session.slice(0, -'.session'.length)))
+        || (model.scopedSessions.has(session) && removed.has(session));
       if (!nextIteration && flaskScoped && !usedAfter(fn.body, t, body, session)) {
         if (fn.role === 'handler') continue;
         // A view of the project's own routing: the handler answers the request (`return
