@@ -21,6 +21,7 @@ import { collectHeldIdLookups } from './query/redundant_fetch.js';
 import { collectStreamDependencies } from './lifecycle/streaming_resource_holding.js';
 import { collectStreamAfterTeardown, collectTaskHandoffs, SESSION_ARG_CALL, STREAM_AFTER_TEARDOWN } from './lifecycle/factory_vs_injection.js';
 import { collectSwallowedCalls, SWALLOWED_CALL } from './transaction/missing_rollback.js';
+import { collectParentCommitCalls, PARENT_COMMIT_CALL } from './transaction/scope_too_narrow.js';
 import { TXN_RAISE_AFTER, TXN_REQUEST_WRITE, TXN_SCOPE_CALL, TXN_SCOPE_OPEN } from './transaction/libraryWrites.js';
 
 export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
@@ -60,6 +61,8 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   { collect: collectProviderBlockWaits, siteKinds: [PROVIDER_BLOCK_WAIT] },
   // PA204 through calls: a DB-reaching call in a loop's `try` whose handler swallows the error.
   { collect: collectSwallowedCalls, siteKinds: [SWALLOWED_CALL] },
+  // PA203 through calls: a call that makes or saves a parent, then children built from it committed apart.
+  { collect: collectParentCommitCalls, siteKinds: [PARENT_COMMIT_CALL] },
 ];
 
 /** Every site kind of the collectors, for `summarize`. */

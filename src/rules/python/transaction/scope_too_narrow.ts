@@ -18,7 +18,11 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import { OWN_COMMIT_EFFECT } from './effects.js';
+import { COMMIT_EFFECT, OWN_COMMIT_EFFECT } from './effects.js';
+import { alwaysReaches } from './reach.js';
+import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
+import type { Effect } from '../../../analysis/summary.js';
+import { inTreeModule } from '../../../semantic/model.js';
 import { reportInTransactionCalls } from './reach.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import { callArgs, callsOf, isCommitCall, lastAssignment, receiverKey, unwrap } from './semantics.js';
@@ -34,7 +38,7 @@ export const scopeTooNarrow: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'M',
     summary: 'One logical change split over several commits',
-    what: 'Finds a commit that splits one change in two: a parent object added and committed, then children built from it (`Child(parent_id=parent.id)`, `Child(parent=parent)`) added and committed by a second commit of the same session (high); a status change committed, then an audit/history/log row added in a second commit (medium); rows of a model deleted and committed, then their replacements added and committed by a second commit (`query(M).filter(...).delete(); commit(); add(M(...)); commit()`: a failure in between leaves neither, medium); and, through calls, a same-repo function that opens and commits its own session, called while the caller\'s transaction is open (medium): its rows are committed first, whatever happens to the outer transaction.',
+    what: 'Finds a commit that splits one change in two: a parent object added and committed, then children built from it (`Child(parent_id=parent.id)`, `Child(parent=parent)`) added and committed by a second commit of the same session (high); a status change committed, then an audit/history/log row added in a second commit (medium); rows of a model deleted and committed, then their replacements added and committed by a second commit (`query(M).filter(...).delete(); commit(); add(M(...)); commit()`: a failure in between leaves neither, medium); and, through calls, a same-repo function that opens and commits its own session, called while the caller\'s transaction is open (medium): its rows are committed first, whatever happens to the outer transaction; and a parent made by a helper that commits the caller\'s session (`club = crud.create_club(db, name)`, `club.save()`, `repo.create(club)`), then rows built from it (`Seat(club_id=club.id)` added and committed, or `crud.create_seat(db, club.id, ...)`, which commits on its own): a failure between the two commits leaves the parent without them (medium). Silent when the first helper only flushes, for a get-or-create (the parent may exist already, shared by others), and when the parent is only handed on whole to a step that is not a create.',
     why: 'If anything fails between the two commits, the database keeps half of the change: a batch without its items, a status change with no audit row. Other transactions can read the half-done state in between, and a retry has to find and repair it.',
     bad:
       'from sqlalchemy.orm import Session\n\nfrom app.models import Batch, Item\n\n\n'
@@ -53,6 +57,7 @@ export const scopeTooNarrow: FileRule & RepoRule = {
   checkRepo(ctx: RepoRuleContext): void {
     reportInTransactionCalls(ctx, OWN_COMMIT_EFFECT, 'medium', true, (callee, chain, where) =>
       `\`${callee}()\` opens and commits a session of its own (\`${chain}()\`) ${where}: its rows are committed first, in a second transaction, and stay if the outer one fails`);
+    reportParentCommitCalls(ctx);
   },
   checkFile(ctx: FileRuleContext): void {
     const { model } = ctx;
@@ -187,4 +192,141 @@ function auditModel(add: CallInfo): boolean {
   if (arg?.type !== 'call') return false;
   const name = (arg.childForFieldName('function')?.text ?? '').split('.').pop() ?? '';
   return /^[A-Z]/.test(name) && AUDIT_MODEL.test(name);
+}
+
+
+/** Site fact at a call that makes or saves a parent, when children built from it follow (see {@link collectParentCommitCalls}). */
+export const PARENT_COMMIT_CALL = 'parent_commit_call';
+
+interface ParentCommitSite {
+  parent: string;
+  /** The child: a `session.add(Child(parent_id=parent.id))` or a call handed the parent. */
+  child: { line: number; column: number; what: string };
+  /** What commits the child: a `commit()` of the same session, or the child call itself. */
+  second: { line: number; column: number; call: boolean };
+}
+
+/**
+ * Through calls, the parent-then-children split: a call that makes or saves a parent
+ * (`user = crud.create_user(db, data)`, `user.save()`, `save(db, user)`), then children built
+ * from it — added on the same session and committed (`db.add(Item(owner_id=user.id)); db.commit()`),
+ * or handed to another call (`crud.create_item(db, item, owner_id=user.id)`). The repo phase
+ * reports it when both the first call and (for a call) the second always commit the caller's
+ * session. Calls in loops are left to PA207; the session must be the same: handed to both by
+ * the same name, or the shared one (none handed).
+ */
+export function collectParentCommitCalls(model: FileModel): Effect[][] {
+  const out: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile || !/\bcommit\s*\(|\.save\s*\(|create_\w*\(/.test(model.source)) return out;
+  model.functions.forEach((fn, fnIndex) => {
+    const calls = callsOf(model, fnIndex).filter((c) => c.functionIndex === fnIndex);
+    if (calls.length < 2) return;
+    for (const first of calls) {
+      if (first.loops.length || first.method === 'add' || first.method === 'commit' || first.method === 'flush' || isCommitCall(model, first)) continue;
+      if (first.qualifiedName !== null && model.repoModules && !inTreeModule(model.repoModules, first.qualifiedName) && !first.hasReceiver) continue;
+      // A row made here (`create_team`, `add_user`, `user.save()`): not one looked up or made
+      // when missing (`get_or_create`), which other rows may share whatever happens next.
+      if (!CREATES.test(first.method) || LOOKS_UP.test(first.method)) continue;
+      const parents = parentsOf(model, first);
+      if (!parents.size) continue;
+      const handed = sessionNames(first);
+      const site = childAfter(model, calls, first, parents, handed);
+      if (site) out[fnIndex]!.push({ kind: PARENT_COMMIT_CALL, what: JSON.stringify(site), line: first.line, column: first.column });
+    }
+  });
+  return out;
+}
+
+const SESSION_ARG = /^(session|db|db_session|dbsession|sess|s|conn|connection|uow)$/;
+/** Methods named for making a row: `create_team`, `add_member`, `insert`, `new_order`, `register_user`, `save`. */
+const CREATES = /^(create|add|insert|new|register|save)(_\w+)?$/;
+/** A persistence method that takes the row itself. */
+const GENERIC_SAVE = /^(save|create|add|insert|persist)$/;
+/** ...and those that may find it instead (`get_or_create`, `add_or_update`, `create_if_missing`). */
+const LOOKS_UP = /get_or_|find_or_|_or_(update|get|create)|if_missing|upsert/;
+
+/** The session-like names a call hands over (positional or keyword). */
+function sessionNames(call: CallInfo): Set<string> {
+  const names = new Set<string>();
+  const { positional, keywords } = callArgs(call.node);
+  for (const a of [...positional, ...keywords.values()]) {
+    const v = unwrap(a);
+    if (v?.type === 'identifier' && SESSION_ARG.test(v.text)) names.add(v.text);
+  }
+  return names;
+}
+
+/** The parent a call makes or saves: the name it is bound to, its receiver or an argument built from a model here. */
+function parentsOf(model: FileModel, call: CallInfo): Set<string> {
+  const out = new Set<string>();
+  let n: SyntaxNode = call.node;
+  while (n.parent && (n.parent.type === 'await' || n.parent.type === 'parenthesized_expression')) n = n.parent;
+  const a = n.parent?.type === 'assignment' && n.parent.childForFieldName('right')?.id === n.id ? n.parent.childForFieldName('left') : null;
+  if (a?.type === 'identifier' && !SESSION_ARG.test(a.text)) out.add(a.text);
+  const built = (name: string) => {
+    const v = unwrap(lastAssignment(model, name, call.functionIndex, call.line)?.value ?? null);
+    return v?.type === 'call' && /^[A-Z]\w*$/.test((v.childForFieldName('function')?.text ?? '').split('.').pop() ?? '');
+  };
+  // `user.save()`, `repo.create(user)`, `save(db, user)`: the row handed to a generic save,
+  // built here from a model (not a domain step that takes a row made earlier: `add_participant(case)`).
+  if (GENERIC_SAVE.test(call.method)) {
+    if (call.receiver?.type === 'identifier' && built(call.receiver.text)) out.add(call.receiver.text);
+    for (const arg of callArgs(call.node).positional) {
+      const v = unwrap(arg);
+      if (v?.type === 'identifier' && built(v.text)) out.add(v.text);
+    }
+  }
+  return out;
+}
+
+function childAfter(model: FileModel, calls: CallInfo[], first: CallInfo, parents: Set<string>, handed: Set<string>): ParentCommitSite | null {
+  const parent = [...parents][0]!;
+  for (const c of calls) {
+    if (c.node.startIndex < first.node.endIndex) continue;
+    // The parent rebound, or committed here first: another story.
+    if (isCommitCall(model, c)) return null;
+    if (c.method === 'add') {
+      const session = receiverKey(c);
+      if (!session || !builtFrom(model, c, parents)) continue;
+      // The same session: handed to the first call by that name, or a shared one handed to none.
+      if (!(handed.has(session) || (!handed.size && session.includes('.')))) return null;
+      const commit = calls.find((d) => d.node.startIndex > c.node.endIndex && isCommitCall(model, d) && receiverKey(d) === session);
+      return commit ? { parent, child: { line: c.line, column: c.column, what: `${c.calleeText}()` }, second: { line: commit.line, column: commit.column, call: false } } : null;
+    }
+    if (c.method === 'commit' || c.method === 'flush' || c.emptyArgs || !CREATES.test(c.method) || LOOKS_UP.test(c.method)) continue;
+    // The child made from the parent's key or the parent itself by name (`owner_id=team.id`,
+    // `team=team`, `create_member(db, team.id, ...)`), not the parent merely handed on.
+    const { positional, keywords } = callArgs(c.node);
+    const byKey = (v: SyntaxNode) => unwrap(v)?.type === 'attribute' && readsParent(model, v, parents, c);
+    if (!positional.some(byKey) && ![...keywords.values()].some((v) => readsParent(model, v, parents, c))) continue;
+    const names = sessionNames(c);
+    const same = handed.size ? [...handed].some((h) => names.has(h)) : !names.size;
+    if (!same) continue;
+    return { parent, child: { line: c.line, column: c.column, what: `${c.calleeText}()` }, second: { line: c.line, column: c.column, call: true } };
+  }
+  return null;
+}
+
+const PARENT_COMMIT_CALLS: ReadonlySet<string> = new Set([PARENT_COMMIT_CALL]);
+
+function reportParentCommitCalls(ctx: RepoRuleContext): void {
+  const graph = callGraphOf(ctx.index);
+  const always = alwaysReaches(graph, COMMIT_EFFECT);
+  for (const { ref, file, fn, site, call, to } of siteCalls(graph, PARENT_COMMIT_CALLS)) {
+    if (!always(to)) continue;
+    const s = JSON.parse(site.what) as ParentCommitSite;
+    if (s.second.call) {
+      const edge = graph.callees(ref).find((e) => !e.weak && e.call.line === s.second.line && e.call.column === s.second.column);
+      if (!edge || !always(edge.to)) continue;
+    }
+    const commits = graph.chainNames(graph.effectOf(to, COMMIT_EFFECT, 'any')!).join('` → `');
+    ctx.report({
+      path: file.path,
+      location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+      message: `\`${call.calleeText}()\` commits \`${s.parent}\` (\`${commits}()\`) before the rows built from it: \`${s.child.what}\` on line ${s.child.line} is committed separately`
+        + (s.second.call ? ' (it commits on its own)' : ` on line ${s.second.line}`) + ', so a failure in between leaves the parent without them; let the helpers flush and commit once',
+      severity: 'medium',
+      function: fn.name,
+    });
+  }
 }
