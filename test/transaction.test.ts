@@ -175,7 +175,8 @@ describe('PA207 commit_in_loop severities', () => {
     const line = (text: string, from = 0) => lines.findIndex((l, i) => i >= from && l.includes(text)) + 1;
     expect(at(rel, 'app/api/orders.py', line('db.commit()  # expect: PA207'), 'PA207')?.originalSeverity).toBe('medium');
     expect(at(rel, 'app/api/orders.py', line('db.commit()  # expect: PA207', line('def bulk_close')), 'PA207')?.originalSeverity).toBe('low');
-  });  it('reports two commits of one iteration once, listing the second', () => {
+  });
+  it('reports two commits of one iteration once, listing the second', () => {
     const rel = 'transaction/commit-in-loop';
     const lines = fs.readFileSync(path.join(FIXTURES, rel, 'app/sync_jobs.py'), 'utf8').split('\n');
     const first = lines.findIndex((l, i) => i > lines.findIndex((x) => x.includes('def ship_each')) && l.includes('db.commit()')) + 1;

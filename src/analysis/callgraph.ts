@@ -21,7 +21,7 @@ import type { ChainStep as LocatedStep } from '../types.js';
 import { ATTRIBUTE_READ, FN_STUB, UNTYPED, type ParamUse, type SummaryRef } from './objects.js';
 import { typeResolver, type ClassRef, type TypeValue } from './types.js';
 import { resolveHandle, isBlockingDbMethod, handleMethodLabel, type HandleResult, type NameLookup } from '../semantic/db.js';
-import { blockingMethod } from '../semantic/blockingIo.js';
+import { blockingMethod, isCheapMetadata, isSingleFileOp } from '../semantic/blockingIo.js';
 import { flagAtCall, SWITCH_GUARD } from '../semantic/guards.js';
 import { passedStatementEffects, PASSES_STATEMENT, type StatementFlowGraph } from './statementFlow.js';
 import { HANDED_ARG, HEAVY_IO, IMPORTED_ITERABLE, OTHER_BLOCKING, REGISTRY_PACKAGE, SWITCH_OFF, SWITCH_ON } from './effects.js';
@@ -659,7 +659,12 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
         // A module-level object of another file: `SOCKET = Path(...)`, `client = httpx.Client()`.
         const t = lookup(e.pending.typePath);
         const what = typeof t === 'string' ? blockingMethod(t, e.pending.method) : null;
-        if (what) decided.push({ kind: e.kind, what, line: e.line, column: e.column, pending: e.pending });
+        if (!what) continue;
+        // As the file phase rates a call it can type: a metadata call (`LOCK.exists()`) is not
+        // heavy, and one local file opened or read once is not "other" blocking.
+        if (e.kind === HEAVY_IO && isCheapMetadata(what)) continue;
+        if (e.kind === OTHER_BLOCKING && (isCheapMetadata(what) || isSingleFileOp(what))) continue;
+        decided.push({ kind: e.kind, what, line: e.line, column: e.column, pending: e.pending });
         continue;
       }
       let h = resolveHandle(e.pending.typePath, lookup);

@@ -140,6 +140,9 @@ export interface PythonFactsResult {
  * discovery has no other reason to parse. A file that turns on Flask-SQLAlchemy's commit at teardown
  * adds {@link TEARDOWN_COMMIT}.
  */
+/** A request teardown hook registered in the module (decorator or call). */
+const REQUEST_TEARDOWN = /\b(teardown_appcontext|teardown_request|after_request|after_this_request)\b/;
+
 export function sessionReleases(source: string): string[] | undefined {
   const teardownCommit = source.includes('SQLALCHEMY_COMMIT_ON_TEARDOWN') && COMMIT_ON_TEARDOWN.test(source);
   if (!teardownCommit && !source.includes('.remove') && !source.includes('.close') && !source.includes('with ')) return undefined;
@@ -149,7 +152,13 @@ export function sessionReleases(source: string): string[] | undefined {
   if (teardownCommit) add(TEARDOWN_COMMIT);
   // `registry.remove()` takes no argument (a list's `remove(x)` does), or is handed over (`atexit.register(S.remove)`): any name.
   // Recorded as `remove:Name`, so that a rule can tell which registry a project removes.
-  for (const name of namesBefore(source, /\.\s*remove\b(?!\s*\(\s*[^\s)])/g)) add(`remove:${name}`);
+  // In a module that registers a request teardown (`teardown_appcontext`, `teardown_request`,
+  // `after_request`), also `teardown:Name`: the registry is removed when each request ends.
+  const teardown = REQUEST_TEARDOWN.test(source);
+  for (const name of namesBefore(source, /\.\s*remove\b(?!\s*\(\s*[^\s)])/g)) {
+    add(`remove:${name}`);
+    if (teardown) add(`teardown:${name}`);
+  }
   // `g.pop("db").close()`: something closed that has no name here (recorded as `close:?`).
   if (/[)\]]\s*\.\s*close\s*\(/.test(source)) add('close:?');
   // `db_session.close()`: session-like names.

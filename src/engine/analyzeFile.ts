@@ -68,6 +68,7 @@ export function analyzeFile(
     outcome.parseError = root.hasError;
     const model = buildFileModel(rel, source, root, parser, options.importPrefix);
     model.modelClasses = projectIndex(project).modelClasses;
+    model.modelModules = projectIndex(project).modelModules;
     model.flaskDbHandles = projectIndex(project).flaskDbHandles;
     model.scopedSessions = projectIndex(project).scopedSessions;
     model.dynamicRelations = projectIndex(project).dynamicRelations;

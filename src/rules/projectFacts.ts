@@ -13,6 +13,7 @@ export interface ProjectIndex {
   /** Models by class name (a name may be declared in several services). */
   modelsByName: ReadonlyMap<string, ModelInfo[]>;
   modelClasses: ReadonlySet<string>;
+  modelModules: ReadonlyMap<string, readonly string[]>;
   /** Flask-SQLAlchemy `SQLAlchemy()` object names (`db`): `db.session` is a session. */
   flaskDbHandles: ReadonlySet<string>;
   /** Module-level `scoped_session(...)` object names (`Session`): `meta.Session.query(...)` is a session call anywhere. */
@@ -88,6 +89,7 @@ export function projectIndex(project: ProjectContext): ProjectIndex {
     migrationFiles: new Set(project.migrations.files),
     modelsByName,
     modelClasses: new Set(modelsByName.keys()),
+    modelModules: new Map([...modelsByName].map(([name, ms]) => [name, [...new Set(ms.map((m) => moduleNameOf(m.file)))]])),
     flaskDbHandles: new Set(project.flaskDbHandles ?? []),
     scopedSessions: scopedSessionModules(project),
     dynamicRelations: new Set(project.models.flatMap((m) => m.relationships.filter((r) => r.lazy === 'dynamic').map((r) => `${m.name}.${r.name}`))),

@@ -231,6 +231,9 @@ export function blockingMethod(receiverType: string, method: string): string | n
   for (const entry of TYPED) {
     if (!entry.types.has(t)) continue;
     if (entry.methods && !entry.methods.has(method)) return null;
+    // A boto3 resource's sub-resources (`dynamodb.Table("users")`, `s3.Bucket("b")`) are local
+    // handles, made without a request; their methods are the round trips.
+    if (entry.label === 'boto3' && /^[A-Z]/.test(method)) return null;
     return `${entry.label}.${method}`;
   }
   return null;

@@ -225,6 +225,8 @@ export interface FileModel {
    * is built without one). Flask-SQLAlchemy's `Model.query` is a query only on these.
    */
   modelClasses: ReadonlySet<string>;
+  /** The modules defining each of those classes (`Book` → `app.models.book`); set by the engine. */
+  modelModules: ReadonlyMap<string, readonly string[]>;
   /** Flask-SQLAlchemy: names of the project's `SQLAlchemy()` objects (`db`), whose `.session` is a session. */
   flaskDbHandles: ReadonlySet<string>;
   /** The project's module-level `scoped_session(...)` objects: name → the modules defining one (`Session` → `app.meta`); set by the engine. */
@@ -407,6 +409,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     isBackgroundFile: BACKGROUND_PATH.test(path) && !runsOwnFunctionAsMain(source),
     entryPoints: [],
     modelClasses: NO_MODELS,
+    modelModules: new Map(),
     flaskDbHandles: NO_MODELS,
     scopedSessions: new Map(),
     projectHandles: new Map(),

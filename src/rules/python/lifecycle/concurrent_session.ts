@@ -168,11 +168,24 @@ function sessionsUsed(model: FileModel, call: SyntaxNode, fnIndex: number, isSes
   if (fn?.type === 'identifier') {
     const inner = model.functions.find((f) => f.parent === fnIndex && f.isAsync && f.name === fn.text && f.body);
     if (inner) {
+      const body = inner.body!;
       const own = new Set([...inner.params.map((p) => p.name), ...model.assignments.filter((a) => a.functionIndex === inner.index).map((a) => a.target)]);
-      for (const id of inner.body!.descendantsOfType('identifier')) if (!own.has(id.text)) add(id);
+      for (const name of body.descendantsOfType('identifier')) {
+        // A variable read: not `ctx.session`'s attribute name, nor `f(session=own)`'s keyword.
+        const p = name.parent;
+        if (p?.type === 'attribute' && p.childForFieldName('attribute')?.id === name.id) continue;
+        if (p?.type === 'keyword_argument' && p.childForFieldName('name')?.id === name.id) continue;
+        if (own.has(name.text) || boundIn(body.text, name.text)) continue;
+        add(name);
+      }
     }
   }
   return out;
+}
+
+/** Does a body bind `name` itself: a loop or comprehension target, a `with ... as`, an `except ... as`? */
+function boundIn(text: string, name: string): boolean {
+  return new RegExp(`\\bfor\\s+(?:[\\w\\s,()]*[\\s,(])?${name}\\b[\\w\\s,()]*\\bin\\b|\\bas\\s+${name}\\b`).test(text);
 }
 
 /** The session two or more coroutines of a `gather` share, and how they were written; null when none. */

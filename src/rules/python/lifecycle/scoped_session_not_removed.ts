@@ -79,7 +79,8 @@ export const scopedSessionNotRemoved: FileRule = {
     // Some module (not a test) ends a registry: a no-argument `remove()` on any name (an alias
     // counts), a session-like name closed, or sessions opened with `with Registry() as s:`.
     const releases = project.sessionReleases ?? [];
-    const ends = releases.filter((r) => !r.startsWith('with:') && r !== TEARDOWN_COMMIT);
+    // (`teardown:Name` repeats a `remove:Name` of a module with a request teardown hook.)
+    const ends = releases.filter((r) => !r.startsWith('with:') && !r.startsWith('teardown:') && r !== TEARDOWN_COMMIT);
     const ended = (f: SessionFactoryInfo) => releases.includes(`with:${f.name}`) || ends.includes(`remove:${f.name}`);
     if (ends.length === 0) {
       for (const f of registries) if (!ended(f)) report(ctx, f, web);

@@ -908,6 +908,17 @@ export function closesIn(node: SyntaxNode, name: string): boolean {
   return variableRefs(node, name).some(isCloseRef);
 }
 
+/** Calls that only look at a value: logging, printing, formatting. */
+const LOOKS_ONLY = /(^|\.)(print|repr|str|id|len|type|isinstance|format|debug|info|warning|warn|error|exception|critical|log)$/;
+
+/** `release(db)` in a `finally`: the value handed to a function that is not one that only looks at it (`log.debug("%r", db)`). */
+function handedToRelease(ref: SyntaxNode): boolean {
+  if (ref.parent?.type !== 'argument_list') return false;
+  const call = ref.parent.parent;
+  const callee = call?.type === 'call' ? call.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '' : '';
+  return !!callee && !LOOKS_ONLY.test(callee);
+}
+
 /**
  * Is `inner` protected by a `try` (inside `stop`) whose `finally` closes `name`, or whose
  * catch-all `except` does? `inner` must sit in the `try` body, not in its handlers.
@@ -919,7 +930,7 @@ export function protectedByTry(inner: SyntaxNode, name: string, stop: SyntaxNode
     for (const clause of p.namedChildren) {
       // A `finally` that hands it to a function (`finally: release(db)`) runs on every exit: what
       // the function does with it is that function's (its own cleanup is judged there).
-      if (clause.type === 'finally_clause' && (closesIn(clause, name) || variableRefs(clause, name).some((r) => r.parent?.type === 'argument_list'))) return true;
+      if (clause.type === 'finally_clause' && (closesIn(clause, name) || variableRefs(clause, name).some((r) => handedToRelease(r)))) return true;
       if ((clause.type === 'except_clause' || clause.type === 'except_group_clause') && catchesAll(clause) && closesIn(clause, name)) return true;
     }
   }

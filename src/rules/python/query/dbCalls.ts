@@ -109,10 +109,16 @@ const fileImportsModels = new WeakMap<FileModel, boolean>();
  * session.query(SqlRun)...`) works with the database as surely as one that imports SQLAlchemy.
  */
 function importsProjectModels(model: FileModel): boolean {
-  if (!model.modelClasses.size) return false;
+  if (!model.modelModules.size) return false;
   let v = fileImportsModels.get(model);
   if (v === undefined) {
-    v = [...model.imports.values()].some((q) => model.modelClasses.has(q.slice(q.lastIndexOf('.') + 1)));
+    // By where it comes from: the module that defines the model or a package above it that
+    // re-exports it (`app.models`), not a schema of the same name (`app.schemas.Book`).
+    v = [...model.imports.values()].some((q) => {
+      const dot = q.lastIndexOf('.');
+      const from = q.slice(0, dot);
+      return dot > 0 && (model.modelModules.get(q.slice(dot + 1)) ?? []).some((m) => m === from || m.startsWith(`${from}.`));
+    });
     fileImportsModels.set(model, v);
   }
   return v;
@@ -632,7 +638,8 @@ function classify(model: FileModel, call: CallInfo): DbOp | null {
     // `db.query(M).filter(...).update()/delete()` is the write on the outer call, not a read.
     const chained = chainedMethods(call.node);
     if (chained.some((x) => x === 'update' || x === 'delete')) return null;
-    if (!first) return null;
+    // `session.query("stock", isbn=i)`: an entity or column, never a string, for SQLAlchemy.
+    if (!first || first.type === 'string') return null;
     // A query that only becomes part of another statement (`query(X).filter(...).exists()` inside
     // `query(literal(True)).filter(...)`, `.subquery()`, `.cte()`), directly or through a name
     // used only that way: it runs as part of that statement, which is the read.

@@ -522,7 +522,10 @@ export function notPerRow(model: FileModel, call: { node: SyntaxNode; line: numb
   // A read followed by any way out is a search, per row only until the hit. A write is once
   // only when the loop surely ends after it (`update(row); break`); a stop elsewhere (a quota,
   // an error budget) leaves one statement per item until then.
-  if (write ? leavesAfter(call.node, inner) : stopsAfter(call.node, inner)) return true;
+  // In a walk along a chain (the next key read from what this read returned), a handler's exit
+  // is where a step failed; in a search for a free key (`except NoResultFound: return slug`)
+  // it is the hit.
+  if (write ? leavesAfter(call.node, inner) : stopsAfter(call.node, inner, !walksChain(model, call.node, inner))) return true;
   // A dispatch on the item's value (`if field == 'email':`) runs once per distinct value, not per item.
   if (loops.some((l) => guardedByItemValue(call.node, l, loopTargets(l), (name) => !perIterationNames(model, l).has(name)))) return true;
   if (missFallback(model, call.node, inner)) return true;
@@ -659,9 +662,10 @@ function keysLookedUpInSmallTable(model: FileModel, loop: LoopInfo, node: Syntax
 }
 
 /** Does the loop's body leave the loop (`return`, or a `break` of this loop) after `node`? */
-export function stopsAfter(node: SyntaxNode, loop: LoopInfo): boolean {
+export function stopsAfter(node: SyntaxNode, loop: LoopInfo, failuresStop = true): boolean {
   const stops = loopStops(loop);
   if (!(stops.length > 0 && stops[stops.length - 1]! >= node.endIndex)) return false;
+  if (failuresStop) return true;
   // A stop in a handler of the `try` around the read is where the read failed (`except
   // NotFound: return abort(404)`), not a hit that ends a search.
   const handlers = failureHandlers(node, loop);
@@ -804,6 +808,22 @@ function advancesPosition(model: FileModel, loop: LoopInfo, name: string, node: 
   return model.assignments.some((a) => a.target === name && a.loops.includes(loop.index) && !!a.value && takenFromPage(a.value, results));
 }
 
+/**
+ * Is `loop` a `while` that walks a chain with the read `node`: a name the read is handed is
+ * set, in the loop, from what the read returned (`current = diff["activities"][0]["id"]`)?
+ */
+function walksChain(model: FileModel, node: SyntaxNode, loop: LoopInfo): boolean {
+  if (loop.kind !== 'while') return false;
+  let stmt: SyntaxNode | null = node;
+  while (stmt && stmt.type !== 'expression_statement' && stmt.type !== 'assignment' && stmt.parent) stmt = stmt.parent;
+  const holds = (n: SyntaxNode) => !!stmt && n.startIndex <= stmt.startIndex && n.endIndex >= stmt.endIndex;
+  const results = new Set(model.assignments.filter((a) => a.loops.includes(loop.index) && holds(a.node)).map((a) => a.target));
+  if (!results.size) return false;
+  const read = namesRead(node);
+  return model.assignments.some((a) => a.loops.includes(loop.index) && read.has(a.target) && !!a.value
+    && a.value.descendantsOfType('identifier').some((id) => results.has(id.text)));
+}
+
 /** A page number's name: `page`, `page_no`, `page_number`, `pageno`, `current_page`. */
 const PAGE_NUMBER = /(^|_)page(_?(no|num|number|index|idx))?$/i;
 
@@ -828,7 +848,17 @@ function takenFromPage(value: SyntaxNode, pages: ReadonlySet<string>): boolean {
 }
 
 /** Words of a paging position: a cursor, a token, the next page or link, an offset, the last item. */
-const PAGE_KEY = /next|cursor|token|marker|offset|continu|after|before|page|last|scroll|since|until|start|end/i;
+const PAGE_WORDS = new Set(['next', 'cursor', 'token', 'marker', 'offset', 'continuation', 'continue', 'after', 'before', 'page', 'last', 'scroll', 'since', 'until', 'start', 'end', 'bookmark']);
+/** Words only a page position has (`next_page_id`, `cursor_id`), unlike a row's link to the next (`next_id`). */
+const PAGE_ONLY_WORDS = new Set(['cursor', 'token', 'marker', 'offset', 'continuation', 'page', 'scroll', 'bookmark']);
+
+/** Does a key or attribute name a paging position (`next`, `nextPageToken`, `end_cursor`), by its whole words? */
+function pageWord(name: string): boolean {
+  const words = name.replace(/^['"]|['"]$/g, '').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase().split(/[^a-z0-9]+/).filter(Boolean);
+  // `next_id`, `last_parent_id`: a row's link to another row, one step of a chain.
+  if (words[words.length - 1] === 'id' && !words.some((w) => PAGE_ONLY_WORDS.has(w))) return false;
+  return words.some((w) => PAGE_WORDS.has(w));
+}
 
 /**
  * The path from the result to the position reads like paging: a key or attribute named for a
@@ -842,13 +872,13 @@ function pagePosition(value: SyntaxNode): boolean {
       const key = n.childForFieldName('subscript');
       if (!key) continue;
       if (key.type === 'unary_operator' || /^-\d+$/.test(key.text)) return true;
-      if (key.type === 'string' && PAGE_KEY.test(key.text)) return true;
+      if (key.type === 'string' && pageWord(key.text)) return true;
       if (key.type !== 'string' && key.type !== 'integer') return true;
     } else if (n.type === 'attribute') {
-      if (PAGE_KEY.test(n.childForFieldName('attribute')?.text ?? '')) return true;
+      if (pageWord(n.childForFieldName('attribute')?.text ?? '')) return true;
     } else if (n.type === 'call') {
       const args = n.childForFieldName('arguments')?.namedChildren ?? [];
-      if (args.some((a) => a.type === 'string' && PAGE_KEY.test(a.text))) return true;
+      if (args.some((a) => a.type === 'string' && pageWord(a.text))) return true;
     }
   }
   return false;

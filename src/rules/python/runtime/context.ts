@@ -130,12 +130,14 @@ export function reportEventLoopChains(
     };
     if (!options.perCoroutine) for (const e of pending) reportPending(e, []);
     else if (pending.length && !ownOfKind.some((e) => !e.pending)) reportPending(pending[0]!, pending.slice(1).map((x) => x.line));
-    // With `perCoroutine`, a coroutine reported for its own calls (above, or by the file rule) has its finding: the sync
-    // work its helpers do on the loop is the same defect, with the same fix (an async session,
-    // a plain `def`, a thread).
-    if (options.perCoroutine && (pending.length || ownOfKind.some((e) => !e.pending))) continue;
+    // With `perCoroutine`, a coroutine reported for its own calls (above, or by the file rule)
+    // has its finding; a context manager it enters (`with create_session() as s:`, whose exit
+    // commits the session the block then uses) is the same session and the same defect. Other
+    // helpers it calls are their own findings: fixing the coroutine's call leaves them.
+    const reported = options.perCoroutine && (pending.length > 0 || ownOfKind.some((e) => !e.pending));
     const seen = new Set<string>();
     for (const edge of edges) {
+      if (reported && edge.call.withItem) continue;
       if (!graph.reaches(edge.to, kind, 'sync') || coveredBy.some((k) => graph.reaches(edge.to, k, 'sync'))) continue;
       const key = `${edge.call.line}:${edge.call.column}`;
       if (seen.has(key)) continue;

@@ -518,6 +518,10 @@ function closingProvider(project: ProjectContext, t: string): SessionProviderInf
     if (!p.contextManager || !p.closesOnly || m[1] !== `${moduleNameOf(p.file)}.${p.name}`) continue;
     if (/^(Async)?Session$/.test(p.yields)) return p;
     const factory = project.sessionFactories.find((f) => f.name === p.yields.split('.').pop());
+    // Not a factory of the project's own session class (`class_=CommittingSession`): its
+    // `__exit__` may commit when the provider's block ends (as for `with Factory() as s:`).
+    const cls = factory?.class?.split('.').pop();
+    if (cls && cls !== 'Session' && cls !== 'AsyncSession') continue;
     if (factory && (factory.kind === 'sessionmaker' || factory.kind === 'async_sessionmaker') && !('autocommit' in factory.kwargs && factory.kwargs.autocommit !== false)) return p;
   }
   return null;

@@ -398,11 +398,11 @@ interface HandlerVerdict {
  * session `with` inside the `try` that has exited before the handler runs, or — for a session
  * injected into a request handler — the dependency's teardown, when the handler only answers.
  */
-/** The project's scoped-session registries that some module ends with `remove()` (a request or job teardown). */
+/** The project's scoped-session registries that a module with a request teardown hook ends with `remove()`. */
 function removedRegistries(project: ProjectContext): ReadonlySet<string> {
   let names = REMOVED.get(project);
   if (!names) {
-    names = new Set((project.sessionReleases ?? []).filter((r) => r.startsWith('remove:')).map((r) => r.slice('remove:'.length)));
+    names = new Set((project.sessionReleases ?? []).filter((r) => r.startsWith('teardown:')).map((r) => r.slice('teardown:'.length)));
     REMOVED.set(project, names);
   }
   return names;
