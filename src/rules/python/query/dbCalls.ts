@@ -101,6 +101,17 @@ function importsDbLibrary(model: FileModel): boolean {
   return v;
 }
 
+/**
+ * `conn=Depends(get_conn)`, `db: Annotated[Any, Depends(get_db)]`: a parameter of the call's
+ * function, named like a session or connection, that the framework injects. What the provider
+ * yields may be typed nowhere (an asyncpg connection from a pool of another module).
+ */
+function injectedHandle(model: FileModel, call: CallInfo, name: string): boolean {
+  if (call.dottedReceiver !== name || call.functionIndex < 0) return false;
+  const p = model.functions[call.functionIndex]!.params.find((x) => x.name === name);
+  return !!p && /\bDepends\(/.test(`${p.annotation ?? ''} ${p.defaultText ?? ''}`);
+}
+
 const fileImportsModels = new WeakMap<FileModel, boolean>();
 
 /**
@@ -192,7 +203,7 @@ export function receiverEvidence(model: FileModel, call: CallInfo): Evidence {
     if (h === null && !t.includes('.')) return null;
   }
   const name = receiverName(call);
-  if (name && SESSION_NAMES.test(name) && (importsDbLibrary(model) || importsProjectModels(model))) return 'named';
+  if (name && SESSION_NAMES.test(name) && (importsDbLibrary(model) || importsProjectModels(model) || injectedHandle(model, call, name))) return 'named';
   return onSharedSession(model, call) ? 'db' : null;
 }
 
