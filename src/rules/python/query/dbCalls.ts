@@ -112,6 +112,27 @@ function injectedHandle(model: FileModel, call: CallInfo, name: string): boolean
   return !!p && /\bDepends\(/.test(`${p.annotation ?? ''} ${p.defaultText ?? ''}`);
 }
 
+/**
+ * `with cursor() as cur:` / `async with unit() as session:` where the context manager is a
+ * function of the repo (imported from one of its modules, or defined here), and the alias is
+ * named like a session, connection or cursor: the project's own way to lend one.
+ */
+function projectBlockHandle(model: FileModel, call: CallInfo, name: string): boolean {
+  if (call.dottedReceiver !== name || !call.withs.length) return false;
+  for (const wi of call.withs) {
+    const w = model.withs[wi]!;
+    if (w.functionIndex !== call.functionIndex) continue;
+    for (const item of w.items) {
+      if (item.alias !== name || item.value.type !== 'call') continue;
+      const inner = callAt(model, item.value);
+      if (!inner || inner.hasReceiver && inner.qualifiedName === null) continue;
+      const q = inner.qualifiedName;
+      if (q ? (model.repoModules ? inTreeModule(model.repoModules, q) : q.startsWith(`${model.moduleName}.`)) : model.functions.some((f) => f.parent < 0 && f.name === inner.calleeText)) return true;
+    }
+  }
+  return false;
+}
+
 const fileImportsModels = new WeakMap<FileModel, boolean>();
 
 /**
@@ -203,7 +224,7 @@ export function receiverEvidence(model: FileModel, call: CallInfo): Evidence {
     if (h === null && !t.includes('.')) return null;
   }
   const name = receiverName(call);
-  if (name && SESSION_NAMES.test(name) && (importsDbLibrary(model) || importsProjectModels(model) || injectedHandle(model, call, name))) return 'named';
+  if (name && SESSION_NAMES.test(name) && (importsDbLibrary(model) || importsProjectModels(model) || injectedHandle(model, call, name) || projectBlockHandle(model, call, name))) return 'named';
   return onSharedSession(model, call) ? 'db' : null;
 }
 
