@@ -9,5 +9,6 @@ import { countViaLen } from './count_via_len.js';
 import { wrongCachingScope } from './wrong_caching_scope.js';
 import { unnecessaryResolve } from './unnecessary_resolve.js';
 import { deadQueryResult } from './dead_query_result.js';
+import { asyncLazyLoad } from './async_lazy_load.js';
 
-export const queryRules: Rule[] = [redundantFetch, nUpdateDeleteLoop, unnecessaryResolve, overFetching, missingBulkOps, wrongCachingScope, queryInLoop, lazyLoadInLoop, countViaLen, deadQueryResult];
+export const queryRules: Rule[] = [redundantFetch, nUpdateDeleteLoop, unnecessaryResolve, overFetching, missingBulkOps, wrongCachingScope, queryInLoop, lazyLoadInLoop, countViaLen, deadQueryResult, asyncLazyLoad];
