@@ -723,3 +723,16 @@ describe('a project repository of its own (fixtures/query-staged)', () => {
     expect(f.message).toMatch(/each iteration also calls outside the database \(`stripe.Customer.retrieve_async`\): a per-item workflow/);
   });
 });
+
+describe('PA111 async_lazy_load', () => {
+  it('is high on a collection, medium on a many-to-one, and names the line that loaded the row', async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA111'] }, {}, null);
+    const root = path.join(FIXTURES, 'query-async-lazy');
+    const found = (await scan(root, config)).result.findings;
+    const file = path.join(root, 'app/cellars.py');
+    const collection = at(found, 'app/cellars.py', lineOf(file, 'for b in cellar.bottles]  # expect: PA111'), 'PA111');
+    expect(collection?.severity).toBe('high');
+    expect(collection?.message).toContain(`(line ${lineOf(file, 'cellar = await session.get(Cellar, cellar_id)')})`);
+    expect(at(found, 'app/cellars.py', lineOf(file, 'return bottle.cellar.name  # expect: PA111'), 'PA111')?.severity).toBe('medium');
+  });
+});

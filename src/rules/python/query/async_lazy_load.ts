@@ -93,7 +93,7 @@ export const asyncLazyLoad: FileRule = {
         const always = !rel.scalar || rel.reverse;
         ctx.report({
           node: attr,
-          message: `\`${row.name}.${name}\` lazy-loads ${row.entity}.${name} on a row an \`AsyncSession\` loaded (line ${lineOf(model, row.from)}), with no loader option for it: the implicit IO raises \`MissingGreenlet\` instead of running`
+          message: `\`${row.name}.${name}\` lazy-loads ${row.entity}.${name} on a row an \`AsyncSession\` loaded (line ${model.lineOf(row.from) + 1}), with no loader option for it: the implicit IO raises \`MissingGreenlet\` instead of running`
             + (always ? '' : ' (unless the related row is already in the identity map)'),
           severity: always ? 'high' : 'medium',
         });
@@ -101,12 +101,6 @@ export const asyncLazyLoad: FileRule = {
     }
   },
 };
-
-function lineOf(model: FileModel, offset: number): number {
-  let line = 1;
-  for (let i = model.source.indexOf('\n'); i >= 0 && i < offset; i = model.source.indexOf('\n', i + 1)) line++;
-  return line;
-}
 
 /** Start of the function (or lambda) that holds `node`, up to `fnNode`. */
 function ownerFunction(node: SyntaxNode, fnNode: SyntaxNode): number {
