@@ -77,15 +77,21 @@ export const asyncLazyLoad: FileRule = {
         const rel = lazy.get(name);
         if (!rel || obj?.type !== 'identifier' || obj.text !== row.name) continue;
         if (ownerFunction(attr, fn.node) !== fn.node.startIndex) continue;
-        // `row.rel = x`: setting a relationship is no read.
-        if (attr.parent?.type === 'assignment' && attr.parent.childForFieldName('left')?.id === attr.id) continue;
+        // `row.owner = x` sets a many-to-one without a read; replacing a collection loads the old one.
+        if (rel.scalar && attr.parent?.type === 'assignment' && attr.parent.childForFieldName('left')?.id === attr.id) continue;
         const line = attr.startPosition.row + 1;
         // Bound again before the read: another row.
         const bound = lastAssignment(model, row.name, row.fnIndex, line);
         if (!bound || bound.node.endIndex !== row.from) continue;
-        if (new RegExp(`\\b${name}\\b`).test(row.text)) continue;
+        // Options that name it, or that the text cannot read (`options=LOADERS`, `selectinload("*")`).
+        if (new RegExp(`\\b${name}\\b`).test(row.text) || unreadableOptions(row.text)) continue;
         const between = model.source.slice(row.from, attr.startIndex);
-        if (new RegExp(`refresh\\(\\s*${row.name}\\s*,[^)]*['"]${name}['"]`).test(between)) continue;
+        // Loaded before the read: a named refresh, `await row.awaitable_attrs.rel`, `run_sync`.
+        if (new RegExp(`refresh\\(\\s*${row.name}\\s*,[^)]*['"]${name}['"]|\\b${row.name}\\.awaitable_attrs\\.${name}\\b|\\brun_sync\\(`).test(between)) continue;
+        // Bound again by a loop or a `with`/`except ... as` on the way.
+        if (new RegExp(`\\bfor\\s+(?:[\\w\\s,()]*[\\s,(])?${row.name}\\b[\\w\\s,()]*\\bin\\b|\\bas\\s+${row.name}\\b`).test(between)) continue;
+        // Another query of the function already eager-loaded it: the identity map hands that row back.
+        if (new RegExp(`(selectinload|joinedload|subqueryload|immediateload|contains_eager)\\(\\s*[\\w.]*\\.${name}\\b`).test(model.source.slice(fn.node.startIndex, attr.startIndex))) continue;
         // A loop over rows is PA108's; one row read in a loop is still one row.
         const key = `${row.name}:${name}:${row.fnIndex}`;
         if (reported.has(key)) continue;
@@ -109,6 +115,11 @@ function ownerFunction(node: SyntaxNode, fnNode: SyntaxNode): number {
     if (p.id === fnNode.id) return fnNode.startIndex;
   }
   return -1;
+}
+
+/** Loader options the text cannot read: a name (`options=LOADERS`, `.options(*opts)`) or a wildcard (`selectinload("*")`). */
+function unreadableOptions(text: string): boolean {
+  return /options\s*=\s*[A-Za-z_*]|\.options\(\s*\*|\.options\(\s*[A-Za-z_]\w*\s*\)|load\(\s*['"]\*['"]/.test(text);
 }
 
 /** The lazy relationships of a model's declarations by name (none when any declaration disagrees). */
@@ -146,7 +157,9 @@ function loadingCall(model: FileModel, fnIndex: number, value: SyntaxNode): { ca
       const entity = first.text.split('.').pop() ?? '';
       if (model.modelClasses.has(entity)) return { call, entity };
     }
-    if (((call.method === 'scalars' || call.method === 'execute' || call.method === 'exec') && single) || call.method === 'scalar') {
+    // `execute()` returns rows: only its scalar forms give the entity (`.scalar_one()`).
+    const entityRow = call.method === 'execute' ? /\.(scalar_one|scalar_one_or_none|scalar)\s*\(\s*\)\s*$|\.scalars\(\s*\)\s*\.\s*(first|one|one_or_none)\s*\(\s*\)\s*$/.test(value.text) : single;
+    if (((call.method === 'scalars' || call.method === 'execute' || call.method === 'exec') && entityRow) || call.method === 'scalar') {
       const m = /^select\(\s*([\w.]+)\s*\)/.exec(first.text.replace(/\s+/g, ''));
       const entity = m ? m[1]!.split('.').pop()! : '';
       if (model.modelClasses.has(entity)) return { call, entity };

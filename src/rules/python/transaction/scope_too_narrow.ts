@@ -217,7 +217,7 @@ interface ParentCommitSite {
  */
 export function collectParentCommitCalls(model: FileModel): Effect[][] {
   const out: Effect[][] = model.functions.map(() => []);
-  if (model.isTestFile || !/\bcommit\s*\(|\.save\s*\(|create_\w*\(/.test(model.source)) return out;
+  if (model.isTestFile || !/\bcommit\s*\(|\.save\s*\(|\b(create|add|insert|new|register)_\w*\s*\(/.test(model.source)) return out;
   model.functions.forEach((fn, fnIndex) => {
     const calls = callsOf(model, fnIndex).filter((c) => c.functionIndex === fnIndex);
     if (calls.length < 2) return;
@@ -238,6 +238,8 @@ export function collectParentCommitCalls(model: FileModel): Effect[][] {
 }
 
 const SESSION_ARG = /^(session|db|db_session|dbsession|sess|s|conn|connection|uow)$/;
+/** The parent's key: `club.id`, `club.pk`, `club.uuid`, `club.club_id`. */
+const KEY_ATTR = /^(id|pk|uuid|key)$|_id$/;
 /** Methods named for making a row: `create_team`, `add_member`, `insert`, `new_order`, `register_user`, `save`. */
 const CREATES = /^(create|add|insert|new|register|save)(_\w+)?$/;
 /** A persistence method that takes the row itself. */
@@ -283,6 +285,9 @@ function childAfter(model: FileModel, calls: CallInfo[], first: CallInfo, parent
   const parent = [...parents][0]!;
   for (const c of calls) {
     if (c.node.startIndex < first.node.endIndex) continue;
+    // The parent bound again on the way: the child belongs to another row.
+    const bound = lastAssignment(model, parent, first.functionIndex, c.line);
+    if (bound && bound.node.startIndex > first.node.endIndex && bound.node.endIndex <= c.node.startIndex) return null;
     // The parent rebound, or committed here first: another story.
     if (isCommitCall(model, c)) return null;
     if (c.method === 'add') {
@@ -297,8 +302,15 @@ function childAfter(model: FileModel, calls: CallInfo[], first: CallInfo, parent
     // The child made from the parent's key or the parent itself by name (`owner_id=team.id`,
     // `team=team`, `create_member(db, team.id, ...)`), not the parent merely handed on.
     const { positional, keywords } = callArgs(c.node);
-    const byKey = (v: SyntaxNode) => unwrap(v)?.type === 'attribute' && readsParent(model, v, parents, c);
-    if (!positional.some(byKey) && ![...keywords.values()].some((v) => readsParent(model, v, parents, c))) continue;
+    const byKey = (v: SyntaxNode) => {
+      const u = unwrap(v);
+      return u?.type === 'attribute' && KEY_ATTR.test(u.childForFieldName('attribute')?.text ?? '') && readsParent(model, u, parents, c);
+    };
+    const byKeyword = ([k, v]: [string, SyntaxNode]) => {
+      const u = unwrap(v);
+      return u?.type === 'identifier' ? parents.has(u.text) || (/_id$/.test(k) && readsParent(model, u, parents, c)) : byKey(v);
+    };
+    if (!positional.some(byKey) && ![...keywords].some(byKeyword)) continue;
     const names = sessionNames(c);
     const same = handed.size ? [...handed].some((h) => names.has(h)) : !names.size;
     if (!same) continue;
