@@ -20,7 +20,8 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { COMMIT_EFFECT, OWN_COMMIT_EFFECT } from './effects.js';
 import { alwaysReaches } from './reach.js';
-import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
+import { callGraphOf, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
+import { PK_QUERY_EFFECT, QUERY_EFFECT } from '../query/dbCalls.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { inTreeModule } from '../../../semantic/model.js';
 import { reportInTransactionCalls } from './reach.js';
@@ -321,11 +322,22 @@ function childAfter(model: FileModel, calls: CallInfo[], first: CallInfo, parent
 
 const PARENT_COMMIT_CALLS: ReadonlySet<string> = new Set([PARENT_COMMIT_CALL]);
 
+/**
+ * Does the helper read before its first commit (`existing = ...first(); if existing: return
+ * existing`)? Then it may hand back a row that was there already, shared by others: a
+ * get-or-create in all but name.
+ */
+function looksUpFirst(graph: CallGraph, ref: FnRef): boolean {
+  const own = graph.ownEffects(ref);
+  const commit = own.find((e) => e.kind === COMMIT_EFFECT);
+  return !!commit && own.some((e) => (e.kind === QUERY_EFFECT || e.kind === PK_QUERY_EFFECT) && e.line < commit.line);
+}
+
 function reportParentCommitCalls(ctx: RepoRuleContext): void {
   const graph = callGraphOf(ctx.index);
   const always = alwaysReaches(graph, COMMIT_EFFECT);
   for (const { ref, file, fn, site, call, to } of siteCalls(graph, PARENT_COMMIT_CALLS)) {
-    if (!always(to)) continue;
+    if (!always(to) || looksUpFirst(graph, to)) continue;
     const s = JSON.parse(site.what) as ParentCommitSite;
     if (s.second.call) {
       const edge = graph.callees(ref).find((e) => !e.weak && e.call.line === s.second.line && e.call.column === s.second.column);
