@@ -20,11 +20,16 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
-import type { ModelInfo, RelationshipInfo } from '../../../discovery/context.js';
+import type { ModelInfo, ProjectContext, RelationshipInfo } from '../../../discovery/context.js';
 import { callsOf, type CallInfo, type FileModel } from '../../../semantic/model.js';
 import { asyncHandles } from '../../../semantic/asyncSessions.js';
 import { modelsNamed } from '../../projectFacts.js';
 import { callArgs, lastAssignment, unwrap } from './semantics.js';
+import { typeString } from '../../../semantic/valueTypes.js';
+import type { Effect } from '../../../analysis/summary.js';
+import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
+import type { RepoRule, RepoRuleContext } from '../../types.js';
+import { inTreeModule } from '../../../semantic/model.js';
 
 /** Loader strategies that load on first access with IO. */
 const LAZY = /^(select|True|true)$/;
@@ -41,7 +46,7 @@ interface LoadedRow {
   fnIndex: number;
 }
 
-export const asyncLazyLoad: FileRule = {
+export const asyncLazyLoad: FileRule & RepoRule = {
   meta: {
     code: 'PA111',
     check: 'async_lazy_load',
@@ -67,46 +72,159 @@ export const asyncLazyLoad: FileRule = {
     for (const row of loadedRows(model, isAsync)) {
       const lazy = lazyRelationships(modelsNamed(project, model, row.entity));
       if (!lazy.size) continue;
-      const fn = model.functions[row.fnIndex]!;
-      const body = fn.body;
-      if (!body) continue;
-      for (const attr of body.descendantsOfType('attribute')) {
-        if (attr.startIndex < row.from) continue;
-        const obj = attr.childForFieldName('object');
-        const name = attr.childForFieldName('attribute')?.text ?? '';
-        const rel = lazy.get(name);
-        if (!rel || obj?.type !== 'identifier' || obj.text !== row.name) continue;
-        if (ownerFunction(attr, fn.node) !== fn.node.startIndex) continue;
-        // `row.owner = x` sets a many-to-one without a read; replacing a collection loads the old one.
-        if (rel.scalar && attr.parent?.type === 'assignment' && attr.parent.childForFieldName('left')?.id === attr.id) continue;
-        const line = attr.startPosition.row + 1;
-        // Bound again before the read: another row.
-        const bound = lastAssignment(model, row.name, row.fnIndex, line);
-        if (!bound || bound.node.endIndex !== row.from) continue;
-        // Options that name it, or that the text cannot read (`options=LOADERS`, `selectinload("*")`).
-        if (new RegExp(`\\b${name}\\b`).test(row.text) || unreadableOptions(row.text)) continue;
-        const between = model.source.slice(row.from, attr.startIndex);
-        // Loaded before the read: a named refresh, `await row.awaitable_attrs.rel`, `run_sync`.
-        if (new RegExp(`refresh\\(\\s*${row.name}\\s*,[^)]*['"]${name}['"]|\\b${row.name}\\.awaitable_attrs\\.${name}\\b|\\brun_sync\\(`).test(between)) continue;
-        // Bound again by a loop or a `with`/`except ... as` on the way.
-        if (new RegExp(`\\bfor\\s+(?:[\\w\\s,()]*[\\s,(])?${row.name}\\b[\\w\\s,()]*\\bin\\b|\\bas\\s+${row.name}\\b`).test(between)) continue;
-        // Another query of the function already eager-loaded it: the identity map hands that row back.
-        if (new RegExp(`(selectinload|joinedload|subqueryload|immediateload|contains_eager)\\(\\s*[\\w.]*\\.${name}\\b`).test(model.source.slice(fn.node.startIndex, attr.startIndex))) continue;
-        // A loop over rows is PA108's; one row read in a loop is still one row.
-        const key = `${row.name}:${name}:${row.fnIndex}`;
+      for (const read of lazyReadsOf(model, row, lazy)) {
+        const key = `${row.name}:${read.name}:${row.fnIndex}`;
         if (reported.has(key)) continue;
         reported.add(key);
-        const always = !rel.scalar || rel.reverse;
+        const always = !read.rel.scalar || read.rel.reverse;
         ctx.report({
-          node: attr,
-          message: `\`${row.name}.${name}\` lazy-loads ${row.entity}.${name} on a row an \`AsyncSession\` loaded (line ${model.lineOf(row.from) + 1}), with no loader option for it: the implicit IO raises \`MissingGreenlet\` instead of running`
+          node: read.node,
+          message: `\`${row.name}.${read.name}\` lazy-loads ${row.entity}.${read.name} on a row an \`AsyncSession\` loaded (line ${model.lineOf(row.from) + 1}), with no loader option for it: the implicit IO raises \`MissingGreenlet\` instead of running`
             + (always ? '' : ' (unless the related row is already in the identity map)'),
           severity: always ? 'high' : 'medium',
         });
       }
     }
   },
+  /**
+   * Through calls: `order = await repo.get(order_id)` where the repository method returns one row
+   * an `AsyncSession` loaded (`return await self.session.get(Order, i)`) with no loader option for
+   * the relationship the caller then reads.
+   */
+  checkRepo(ctx: RepoRuleContext): void {
+    const graph = callGraphOf(ctx.index);
+    for (const { ref, file, fn, site, call, to } of siteCalls(graph, ROW_CALLS)) {
+      const returned = graph.ownEffects(to).find((e) => e.kind === RETURNS_ASYNC_ROW);
+      if (!returned) continue;
+      const bar = returned.what.indexOf('|');
+      const entity = returned.what.slice(0, bar);
+      const text = returned.what.slice(bar + 1);
+      const models = ctx.project.models.filter((m) => m.name === entity);
+      const lazy = lazyRelationships(models);
+      const s = JSON.parse(site.what) as { name: string; reads: [string, number, number, number][] };
+      for (const [name, line, column, endColumn] of s.reads) {
+        const rel = lazy.get(name);
+        if (!rel || new RegExp(`\\b${name}\\b`).test(text) || unreadableOptions(text)) continue;
+        const always = !rel.scalar || rel.reverse;
+        ctx.report({
+          path: file.path,
+          location: { line, column, endLine: line, endColumn },
+          message: `\`${s.name}.${name}\` lazy-loads ${entity}.${name} on the row \`${call.calleeText}()\` returns (\`${graph.function(to).qualifiedName}\` loads it on an \`AsyncSession\` with no loader option for it): the implicit IO raises \`MissingGreenlet\` instead of running`
+            + (always ? '' : ' (unless the related row is already in the identity map)'),
+          severity: always ? 'high' : 'medium',
+          function: fn.name,
+        });
+      }
+    }
+  },
 };
+
+/** A coroutine that returns one row an `AsyncSession` loaded: `what` is `Entity|<statement text>`. */
+export const RETURNS_ASYNC_ROW = 'returns_async_row';
+/** A row a coroutine got from a call of the repo, and the attributes it reads on it. */
+export const ASYNC_ROW_CALL = 'async_row_call';
+const ROW_CALLS: ReadonlySet<string> = new Set([ASYNC_ROW_CALL]);
+
+/** The reads of lazy relationships on a loaded row that nothing loaded before (see the rule's docs). */
+function* lazyReadsOf(model: FileModel, row: LoadedRow, lazy: ReadonlyMap<string, RelationshipInfo> | null): Generator<{ node: SyntaxNode; name: string; rel: RelationshipInfo }> {
+  const fn = model.functions[row.fnIndex]!;
+  const body = fn.body;
+  if (!body) return;
+  for (const attr of body.descendantsOfType('attribute')) {
+    if (attr.startIndex < row.from) continue;
+    const obj = attr.childForFieldName('object');
+    const name = attr.childForFieldName('attribute')?.text ?? '';
+    const rel = lazy ? lazy.get(name) : ANY_REL;
+    if (!rel || obj?.type !== 'identifier' || obj.text !== row.name) continue;
+    if (ownerFunction(attr, fn.node) !== fn.node.startIndex) continue;
+    // `row.owner = x` sets a many-to-one without a read; replacing a collection loads the old one.
+    if (attr.parent?.type === 'assignment' && attr.parent.childForFieldName('left')?.id === attr.id && (rel.scalar || !lazy)) continue;
+    const line = attr.startPosition.row + 1;
+    // Bound again before the read: another row.
+    const bound = lastAssignment(model, row.name, row.fnIndex, line);
+    if (!bound || bound.node.endIndex !== row.from) continue;
+    // Options that name it, or that the text cannot read (`options=LOADERS`, `selectinload("*")`).
+    if (new RegExp(`\\b${name}\\b`).test(row.text) || unreadableOptions(row.text)) continue;
+    const between = model.source.slice(row.from, attr.startIndex);
+    // Loaded before the read: a named refresh, `await row.awaitable_attrs.rel`, `run_sync`.
+    if (new RegExp(`refresh\\(\\s*${row.name}\\s*,[^)]*['"]${name}['"]|\\b${row.name}\\.awaitable_attrs\\.${name}\\b|\\brun_sync\\(`).test(between)) continue;
+    // Bound again by a loop or a \`with\`/\`except ... as\` on the way.
+    if (new RegExp(`\\bfor\\s+(?:[\\w\\s,()]*[\\s,(])?${row.name}\\b[\\w\\s,()]*\\bin\\b|\\bas\\s+${row.name}\\b`).test(between)) continue;
+    // Another query of the function already eager-loaded it: the identity map hands that row back.
+    if (new RegExp(`(selectinload|joinedload|subqueryload|immediateload|contains_eager)\\(\\s*[\\w.]*\\.${name}\\b`).test(model.source.slice(fn.node.startIndex, attr.startIndex))) continue;
+    yield { node: attr, name, rel };
+  }
+}
+
+/** Stands for "some relationship" when the model is not known yet (a call's row, decided in the repo phase). */
+const ANY_REL: RelationshipInfo = { name: '', target: null, lazy: 'select', file: '', line: 0 };
+
+/**
+ * The file half of the calls: coroutines that return one row an `AsyncSession` loaded, and rows
+ * coroutines get from a call of the repo with the attributes read on them (the names of the
+ * project's lazy relationships only).
+ */
+export function collectAsyncRowFacts(model: FileModel, project?: ProjectContext): Effect[][] {
+  const out: Effect[][] = model.functions.map(() => []);
+  if (!project || model.isTestFile || !model.source.includes('await')) return out;
+  const names = lazyRelationshipNames(project);
+  if (!names.size) return out;
+  const isAsync = asyncHandles(model, project);
+  // Returned rows.
+  if (model.modelClasses.size && model.source.includes('ession')) {
+    const rows = [...loadedRows(model, isAsync)];
+    for (const fn of model.functions) {
+      if (!fn.isAsync || !fn.body) continue;
+      let found: { entity: string; text: string } | null = null;
+      let ok = true;
+      for (const r of fn.body.descendantsOfType('return_statement')) {
+        if (ownerFunction(r, fn.node) !== fn.node.startIndex) continue;
+        const v = r.namedChild(0);
+        if (!v || v.type === 'none') continue;
+        let row: { entity: string; text: string } | null = null;
+        if (v.type === 'identifier') {
+          const bound = lastAssignment(model, v.text, fn.index, r.startPosition.row + 1);
+          const loaded = bound ? rows.find((x) => x.fnIndex === fn.index && x.from === bound.node.endIndex) : undefined;
+          if (loaded) row = { entity: loaded.entity, text: loaded.text };
+        } else if (v.text.includes('await')) {
+          const load = loadingCall(model, fn.index, v);
+          if (load && onAsyncSession(model, load.call, isAsync)) row = { entity: load.entity, text: v.text };
+        }
+        if (!row || (found && found.entity !== row.entity)) { ok = false; break; }
+        found = found ? { entity: found.entity, text: `${found.text} ${row.text}` } : row;
+      }
+      if (ok && found) out[fn.index]!.push({ kind: RETURNS_ASYNC_ROW, what: `${found.entity}|${found.text.replace(/\s+/g, ' ').slice(0, 2000)}`, line: fn.startLine, column: 1 });
+    }
+  }
+  // Rows got from calls, read later.
+  for (const a of model.assignments) {
+    if (a.functionIndex < 0 || !model.functions[a.functionIndex]!.isAsync || !/^[A-Za-z_]\w*$/.test(a.target) || a.value?.type !== 'await') continue;
+    const inner = unwrap(a.value.namedChild(0));
+    if (inner?.type !== 'call') continue;
+    const call = callsOf(model, a.functionIndex).find((c) => c.node.startIndex === inner.startIndex && c.node.endIndex === inner.endIndex);
+    if (!call) continue;
+    const q = call.qualifiedName;
+    if (q && model.repoModules && !inTreeModule(model.repoModules, q) && !call.hasReceiver) continue;
+    const row: LoadedRow = { name: a.target, entity: '', text: '', from: a.node.endIndex, fnIndex: a.functionIndex };
+    const reads: [string, number, number, number][] = [];
+    for (const read of lazyReadsOf(model, row, null)) {
+      if (!names.has(read.name) || reads.some((x) => x[0] === read.name)) continue;
+      reads.push([read.name, read.node.startPosition.row + 1, read.node.startPosition.column + 1, read.node.endPosition.column + 1]);
+    }
+    if (reads.length) out[a.functionIndex]!.push({ kind: ASYNC_ROW_CALL, what: JSON.stringify({ name: a.target, reads }), line: call.line, column: call.column });
+  }
+  return out;
+}
+
+const relNames = new WeakMap<ProjectContext, ReadonlySet<string>>();
+
+/** The names of the project's lazy relationships (the reads worth recording at a call site). */
+function lazyRelationshipNames(project: ProjectContext): ReadonlySet<string> {
+  let names = relNames.get(project);
+  if (!names) relNames.set(project, (names = new Set(project.models.flatMap((m) => m.relationships.filter((r) => LAZY.test(r.lazy)).map((r) => r.name)))));
+  return names;
+}
+
 
 /** Start of the function (or lambda) that holds `node`, up to `fnNode`. */
 function ownerFunction(node: SyntaxNode, fnNode: SyntaxNode): number {
@@ -138,12 +256,18 @@ function* loadedRows(model: FileModel, isAsync: ReturnType<typeof asyncHandles>)
     if (!value.text.includes('await')) continue;
     const load = loadingCall(model, a.functionIndex, value);
     if (!load) continue;
-    const receiver = load.call.dottedReceiver;
-    if (!receiver || receiver.includes('.')) continue;
-    const handle = isAsync(receiver, a.functionIndex, load.call.line);
-    if (handle?.kind !== 'AsyncSession') continue;
+    if (!onAsyncSession(model, load.call, isAsync)) continue;
     yield { name: a.target, entity: load.entity, text: value.text, from: a.node.endIndex, fnIndex: a.functionIndex };
   }
+}
+
+/** Is the call's receiver an `AsyncSession`: a name bound to one, or a typed path (`self.session`)? */
+function onAsyncSession(model: FileModel, call: CallInfo, isAsync: ReturnType<typeof asyncHandles>): boolean {
+  const receiver = call.dottedReceiver;
+  if (!receiver) return false;
+  if (!receiver.includes('.')) return isAsync(receiver, call.functionIndex, call.line)?.kind === 'AsyncSession';
+  const t = call.receiver ? typeString(model, call.receiver, call.functionIndex, call.line) : null;
+  return !!t && /^@?(sqlalchemy\.ext\.asyncio(\.session)?|sqlmodel\.ext\.asyncio\.session)\.AsyncSession$/.test(t);
 }
 
 /** The awaited session call inside `value` that loads one row, and the row's entity. */
