@@ -10,6 +10,9 @@
  * code reads like a plain attribute and fails at run time, often only on the path that first
  * touches the relationship.
  *
+ * Through calls: the row a coroutine of the repo returns (`return await self.session.get(M, i)`,
+ * a repository's `get`) read by its caller (`row = await repo.get(i); row.rel`).
+ *
  * Loops over rows are PA108's (its message says the same for `AsyncSession`). A many-to-one may be
  * found in the identity map without IO when its row is already loaded: medium; a collection or the
  * side of a one-to-one without the foreign key always needs a SELECT: high.
@@ -54,7 +57,7 @@ export const asyncLazyLoad: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Lazy relationship read on a row an `AsyncSession` loaded: the implicit IO raises `MissingGreenlet`',
-    what: 'In a coroutine, finds a lazy relationship (the default `lazy="select"`) read on one row that an `AsyncSession` loaded — `row = await session.get(Model, id)`, `row = (await session.scalars(select(Model)...)).first()` / `.one()` / `.one_or_none()`, `(await session.execute(select(Model)...)).scalar_one_or_none()`, `await session.scalar(select(Model)...)` — when the query\'s loader options do not name it (`selectinload(Model.rel)`, `joinedload(...)`, also `session.get(..., options=[...])`) and no `await session.refresh(row, ["rel"])` came before: `row.rel`, `row.rel.append(x)`, `row.rel.name`. High for a collection or the side of a one-to-one without the foreign key (always a SELECT); medium for a many-to-one, which the identity map may serve without IO when its row is already loaded. Loops over rows are PA108\'s. Silent for relationships declared eager (`selectin`, `joined`, `subquery`, `immediate`) or `raise`, `noload`, `dynamic`, `write_only`, for `await row.awaitable_attrs.rel`, for rows of a sync session, and when the name is bound again before the read.',
+    what: 'In a coroutine, finds a lazy relationship (the default `lazy="select"`) read on one row that an `AsyncSession` loaded — `row = await session.get(Model, id)`, `row = (await session.scalars(select(Model)...)).first()` / `.one()` / `.one_or_none()`, `(await session.execute(select(Model)...)).scalar_one_or_none()`, `await session.scalar(select(Model)...)` — when the query\'s loader options do not name it (`selectinload(Model.rel)`, `joinedload(...)`, also `session.get(..., options=[...])`) and no `await session.refresh(row, ["rel"])` came before: `row.rel`, `row.rel.append(x)`, `row.rel.name`. High for a collection or the side of a one-to-one without the foreign key (always a SELECT); medium for a many-to-one, which the identity map may serve without IO when its row is already loaded. Also through calls: the row a coroutine of the repo returns (`return await self.session.get(Model, i)`, `row = ...; return row`) when its caller reads a lazy relationship on it (`row = await repo.get(i); row.rel`); not when the coroutine refreshed it or awaited the attribute before returning, returns something reached from the row, or loads it on a session of its own (the row leaves detached: another error). Loops over rows are PA108\'s. Silent for a name bound more than once in the function (which row a read sees depends on the path), for an earlier eager query of the function whose rows are kept in a name (the identity map hands the row back; it holds rows weakly, so thrown-away results do not count), and for relationships declared eager (`selectin`, `joined`, `subquery`, `immediate`) or `raise`, `noload`, `dynamic`, `write_only`, for `await row.awaitable_attrs.rel`, for rows of a sync session, and when the name is bound again before the read.',
     why: 'Under `AsyncSession` an attribute access cannot await: the lazy load\'s SELECT raises `MissingGreenlet` ("greenlet_spawn has not been called; can\'t call await_only() here") instead of running. The code reads like a plain attribute and fails at run time, often only on the path that first touches the relationship.',
     bad: "from sqlalchemy import ForeignKey\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass Order(Base):\n    __tablename__ = \"orders\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    lines: Mapped[list[\"Line\"]] = relationship()\n\n\nclass Line(Base):\n    __tablename__ = \"lines\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    order_id: Mapped[int] = mapped_column(ForeignKey(\"orders.id\"))\n    sku: Mapped[str]\n\n\nasync def order_lines(session: AsyncSession, order_id: int):\n    order = await session.get(Order, order_id)\n    return [line.sku for line in order.lines]\n",
     good: "from sqlalchemy import ForeignKey\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass Order(Base):\n    __tablename__ = \"orders\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    lines: Mapped[list[\"Line\"]] = relationship()\n\n\nclass Line(Base):\n    __tablename__ = \"lines\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    order_id: Mapped[int] = mapped_column(ForeignKey(\"orders.id\"))\n    sku: Mapped[str]\n\n\nasync def order_lines(session: AsyncSession, order_id: int):\n    order = await session.get(Order, order_id, options=[selectinload(Order.lines)])\n    return [line.sku for line in order.lines]\n",
@@ -140,20 +143,43 @@ function* lazyReadsOf(model: FileModel, row: LoadedRow, lazy: ReadonlyMap<string
     // `row.owner = x` sets a many-to-one without a read; replacing a collection loads the old one.
     if (attr.parent?.type === 'assignment' && attr.parent.childForFieldName('left')?.id === attr.id && (rel.scalar || !lazy)) continue;
     const line = attr.startPosition.row + 1;
-    // Bound again before the read: another row.
+    // Bound again anywhere in the function (a branch, a loop, a walrus, an unpacking): which row
+    // the read sees depends on the path.
     const bound = lastAssignment(model, row.name, row.fnIndex, line);
-    if (!bound || bound.node.endIndex !== row.from) continue;
+    if (!bound || bound.node.endIndex !== row.from || !boundOnce(model, row.fnIndex, row.name)) continue;
     // Options that name it, or that the text cannot read (`options=LOADERS`, `selectinload("*")`).
     if (new RegExp(`\\b${name}\\b`).test(row.text) || unreadableOptions(row.text)) continue;
     const between = model.source.slice(row.from, attr.startIndex);
     // Loaded before the read: a named refresh, `await row.awaitable_attrs.rel`, `run_sync`.
-    if (new RegExp(`refresh\\(\\s*${row.name}\\s*,[^)]*['"]${name}['"]|\\b${row.name}\\.awaitable_attrs\\.${name}\\b|\\brun_sync\\(`).test(between)) continue;
+    if (new RegExp(`refresh\\(\\s*${row.name}\\s*,[^)]*['"]${name}['"]|\\b${row.name}\\.awaitable_attrs\\.${name}\\b|\\brun_sync\\([^)]*\\b${row.name}\\b`).test(between)) continue;
     // Bound again by a loop or a \`with\`/\`except ... as\` on the way.
     if (new RegExp(`\\bfor\\s+(?:[\\w\\s,()]*[\\s,(])?${row.name}\\b[\\w\\s,()]*\\bin\\b|\\bas\\s+${row.name}\\b`).test(between)) continue;
-    // Another query of the function already eager-loaded it: the identity map hands that row back.
-    if (new RegExp(`(selectinload|joinedload|subqueryload|immediateload|contains_eager)\\(\\s*[\\w.]*\\.${name}\\b`).test(model.source.slice(fn.node.startIndex, attr.startIndex))) continue;
+    // Another query of the function eager-loaded it and its rows are kept in a name: the identity
+    // map hands that row back (it holds rows weakly: a result thrown away is gone).
+    if (keptEagerLoad(model, row.fnIndex, name, attr.startIndex)) continue;
     yield { node: attr, name, rel };
   }
+}
+
+/** Is `name` bound once in the function: one assignment, no loop target, walrus or unpacking? */
+function boundOnce(model: FileModel, fnIndex: number, name: string): boolean {
+  if (model.assignments.filter((a) => a.functionIndex === fnIndex && a.target === name).length !== 1) return false;
+  if (model.unpackedAssignments.some((u) => u.functionIndex === fnIndex && u.names.includes(name))) return false;
+  const fn = model.functions[fnIndex]!;
+  const text = model.source.slice(fn.node.startIndex, fn.node.endIndex);
+  return !new RegExp(`\\bfor\\s+(?:[\\w\\s,()]*[\\s,(])?${name}\\b[\\w\\s,()]*\\bin\\b|\\b${name}\\s*:=|\\bas\\s+${name}\\b`).test(text);
+}
+
+/** A load on a session the function opens itself (`async with Maker() as s:`): the row leaves detached. */
+function detachedLoad(model: FileModel, fnIndex: number, text: string): boolean {
+  const m = /\b([A-Za-z_]\w*)\.(get|scalars|scalar|execute|exec)\(/.exec(text);
+  return !!m && model.withs.some((w) => w.functionIndex === fnIndex && w.items.some((i) => i.alias === m[1]));
+}
+
+/** An assignment in the function, before `before`, of a query that eager-loads `rel`. */
+function keptEagerLoad(model: FileModel, fnIndex: number, rel: string, before: number): boolean {
+  const re = new RegExp(`(selectinload|joinedload|subqueryload|immediateload|contains_eager)\\(\\s*[\\w.]*\\.${rel}\\b`);
+  return model.assignments.some((a) => a.functionIndex === fnIndex && a.node.startIndex < before && !!a.value && re.test(a.value.text));
 }
 
 /** Stands for "some relationship" when the model is not known yet (a call's row, decided in the repo phase). */
@@ -185,10 +211,14 @@ export function collectAsyncRowFacts(model: FileModel, project?: ProjectContext)
         if (v.type === 'identifier') {
           const bound = lastAssignment(model, v.text, fn.index, r.startPosition.row + 1);
           const loaded = bound ? rows.find((x) => x.fnIndex === fn.index && x.from === bound.node.endIndex) : undefined;
-          if (loaded) row = { entity: loaded.entity, text: loaded.text };
-        } else if (v.text.includes('await')) {
+          // Loaded on the way out (a refresh, `awaitable_attrs`, `run_sync`) or bound twice: not known.
+          const between = loaded ? model.source.slice(loaded.from, r.startIndex) : '';
+          if (loaded && !/\brefresh\(|\.awaitable_attrs\b|\brun_sync\(/.test(between) && boundOnce(model, fn.index, v.text) && !detachedLoad(model, fn.index, loaded.text)) row = { entity: loaded.entity, text: loaded.text };
+        } else if (v.type === 'await' || (v.type === 'call' && ONE_ROW.test(v.text))) {
+          // The loaded row itself (`return await s.get(M, i)`, `return (await s.scalars(...)).first()`),
+          // not something reached from it (`(await s.get(Book, i)).author`).
           const load = loadingCall(model, fn.index, v);
-          if (load && onAsyncSession(model, load.call, isAsync)) row = { entity: load.entity, text: v.text };
+          if (load && onAsyncSession(model, load.call, isAsync) && !detachedLoad(model, fn.index, v.text)) row = { entity: load.entity, text: v.text };
         }
         if (!row || (found && found.entity !== row.entity)) { ok = false; break; }
         found = found ? { entity: found.entity, text: `${found.text} ${row.text}` } : row;
