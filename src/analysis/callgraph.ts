@@ -1000,7 +1000,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
 
 const POSITION_SPAN = 2 ** 26;
 /** Site facts read where they are recorded (`ownEffects`), never through a callee: not propagated. */
-const UNPROPAGATED: ReadonlySet<string> = new Set(['row_call', 'arg_domains', 'deferred_read', 'readonly_commit', 'held_id_lookup', 'parent_commit_call', 'returns_async_row', 'async_row_call', IMPORTED_ITERABLE, SWITCH_OFF, SWITCH_ON, REGISTRY_PACKAGE]);
+const UNPROPAGATED: ReadonlySet<string> = new Set(['row_call', 'arg_domains', 'deferred_read', 'readonly_commit', 'held_id_lookup', 'parent_commit_call', 'returns_async_row', 'async_row_call', 'returns_call_row', IMPORTED_ITERABLE, SWITCH_OFF, SWITCH_ON, REGISTRY_PACKAGE]);
 /** Calls that run the callable they are given in a worker thread. */
 const OFFLOAD_CONSUMER = /(^|\.)(to_thread|run_in_executor|run_in_threadpool|run_sync|submit|sync_to_async|Thread|Process)$/;
 /** Calls that make the event loop run the callable later, on the loop. */

@@ -30,7 +30,7 @@ import { modelsNamed } from '../../projectFacts.js';
 import { callArgs, lastAssignment, unwrap } from './semantics.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import type { Effect } from '../../../analysis/summary.js';
-import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
+import { callGraphOf, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import type { RepoRule, RepoRuleContext } from '../../types.js';
 import { inTreeModule } from '../../../semantic/model.js';
 
@@ -97,8 +97,9 @@ export const asyncLazyLoad: FileRule & RepoRule = {
   checkRepo(ctx: RepoRuleContext): void {
     const graph = callGraphOf(ctx.index);
     for (const { ref, file, fn, site, call, to } of siteCalls(graph, ROW_CALLS)) {
-      const returned = graph.ownEffects(to).find((e) => e.kind === RETURNS_ASYNC_ROW);
-      if (!returned) continue;
+      const found = returnedRow(graph, to, 0);
+      if (!found) continue;
+      const returned = found.effect;
       const bar = returned.what.indexOf('|');
       const entity = returned.what.slice(0, bar);
       const text = returned.what.slice(bar + 1);
@@ -112,7 +113,7 @@ export const asyncLazyLoad: FileRule & RepoRule = {
         ctx.report({
           path: file.path,
           location: { line, column, endLine: line, endColumn },
-          message: `\`${s.name}.${name}\` lazy-loads ${entity}.${name} on the row \`${call.calleeText}()\` returns (\`${graph.function(to).qualifiedName}\` loads it on an \`AsyncSession\` with no loader option for it): the implicit IO raises \`MissingGreenlet\` instead of running`
+          message: `\`${s.name}.${name}\` lazy-loads ${entity}.${name} on the row \`${call.calleeText}()\` returns (\`${graph.function(found.loader).qualifiedName}\` loads it on an \`AsyncSession\` with no loader option for it): the implicit IO raises \`MissingGreenlet\` instead of running`
             + (always ? '' : ' (unless the related row is already in the identity map)'),
           severity: always ? 'high' : 'medium',
           function: fn.name,
@@ -126,6 +127,8 @@ export const asyncLazyLoad: FileRule & RepoRule = {
 export const RETURNS_ASYNC_ROW = 'returns_async_row';
 /** A row a coroutine got from a call of the repo, and the attributes it reads on it. */
 export const ASYNC_ROW_CALL = 'async_row_call';
+/** A coroutine whose one return is what a call of the repo returns, awaited: the call's site. */
+export const RETURNS_CALL_ROW = 'returns_call_row';
 const ROW_CALLS: ReadonlySet<string> = new Set([ASYNC_ROW_CALL]);
 
 /** The reads of lazy relationships on a loaded row that nothing loaded before (see the rule's docs). */
@@ -159,6 +162,18 @@ function* lazyReadsOf(model: FileModel, row: LoadedRow, lazy: ReadonlyMap<string
     if (keptEagerLoad(model, row.fnIndex, name, attr.startIndex)) continue;
     yield { node: attr, name, rel };
   }
+}
+
+/** The row a coroutine returns: its own load, or, up to three layers down, what the call it returns returns. */
+function returnedRow(graph: CallGraph, ref: FnRef, depth: number): { effect: Effect; loader: FnRef } | null {
+  const own = graph.ownEffects(ref);
+  const row = own.find((e) => e.kind === RETURNS_ASYNC_ROW);
+  if (row) return { effect: row, loader: ref };
+  if (depth >= 3) return null;
+  const via = own.find((e) => e.kind === RETURNS_CALL_ROW);
+  if (!via) return null;
+  const edge = graph.callees(ref).find((e) => !e.weak && e.call.line === via.line && e.call.column === via.column);
+  return edge ? returnedRow(graph, edge.to, depth + 1) : null;
 }
 
 /** Is `name` bound once in the function: one assignment, no loop target, walrus or unpacking? */
@@ -225,6 +240,17 @@ export function collectAsyncRowFacts(model: FileModel, project?: ProjectContext)
       }
       if (ok && found) out[fn.index]!.push({ kind: RETURNS_ASYNC_ROW, what: `${found.entity}|${found.text.replace(/\s+/g, ' ').slice(0, 2000)}`, line: fn.startLine, column: 1 });
     }
+  }
+  // A coroutine that hands on what another coroutine of the repo returns (`return await self.repo.get(i)`).
+  for (const fn of model.functions) {
+    if (!fn.isAsync || !fn.body || out[fn.index]!.some((e) => e.kind === RETURNS_ASYNC_ROW)) continue;
+    const values = fn.body.descendantsOfType('return_statement').filter((r) => ownerFunction(r, fn.node) === fn.node.startIndex).map((r) => r.namedChild(0)).filter((v) => v && v.type !== 'none');
+    const v = values.length === 1 ? values[0]! : null;
+    const inner = v?.type === 'await' ? unwrap(v.namedChild(0)) : null;
+    if (inner?.type !== 'call') continue;
+    const call = callsOf(model, fn.index).find((c) => c.node.startIndex === inner.startIndex && c.node.endIndex === inner.endIndex);
+    if (!call || (call.qualifiedName && model.repoModules && !inTreeModule(model.repoModules, call.qualifiedName) && !call.hasReceiver)) continue;
+    out[fn.index]!.push({ kind: RETURNS_CALL_ROW, what: '', line: call.line, column: call.column });
   }
   // Rows got from calls, read later.
   for (const a of model.assignments) {
