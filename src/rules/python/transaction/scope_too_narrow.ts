@@ -21,6 +21,8 @@ import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../..
 import { COMMIT_EFFECT, OWN_COMMIT_EFFECT } from './effects.js';
 import { alwaysReaches } from './reach.js';
 import { callGraphOf, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
+import type { SummaryCall } from '../../../analysis/summary.js';
+import { flagAtCall, isDictKeyGuard } from '../../../semantic/guards.js';
 import { PK_QUERY_EFFECT, QUERY_EFFECT } from '../query/dbCalls.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { inTreeModule } from '../../../semantic/model.js';
@@ -337,17 +339,20 @@ function reportParentCommitCalls(ctx: RepoRuleContext): void {
   const graph = callGraphOf(ctx.index);
   const always = alwaysReaches(graph, COMMIT_EFFECT);
   for (const { ref, file, fn, site, call, to } of siteCalls(graph, PARENT_COMMIT_CALLS)) {
-    if (!always(to) || looksUpFirst(graph, to)) continue;
+    // Always, or under its own flag this call leaves on (`def create_club(db, name, commit=True)`).
+    const commits = (target: FnRef, at: SummaryCall) => always(target)
+      || graph.ownEffects(target).some((e) => e.kind === COMMIT_EFFECT && e.guard !== undefined && !isDictKeyGuard(e.guard) && flagAtCall(at.passes, e.guard) === 'on');
+    if (!commits(to, call) || looksUpFirst(graph, to)) continue;
     const s = JSON.parse(site.what) as ParentCommitSite;
     if (s.second.call) {
       const edge = graph.callees(ref).find((e) => !e.weak && e.call.line === s.second.line && e.call.column === s.second.column);
-      if (!edge || !always(edge.to)) continue;
+      if (!edge || !commits(edge.to, edge.call)) continue;
     }
-    const commits = graph.chainNames(graph.effectOf(to, COMMIT_EFFECT, 'any')!).join('` → `');
+    const chain = graph.chainNames(graph.effectOf(to, COMMIT_EFFECT, 'any')!).join('` → `');
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-      message: `\`${call.calleeText}()\` commits \`${s.parent}\` (\`${commits}()\`) before the rows built from it: \`${s.child.what}\` on line ${s.child.line} is committed separately`
+      message: `\`${call.calleeText}()\` commits \`${s.parent}\` (\`${chain}()\`) before the rows built from it: \`${s.child.what}\` on line ${s.child.line} is committed separately`
         + (s.second.call ? ' (it commits on its own)' : ` on line ${s.second.line}`) + ', so a failure in between leaves the parent without them; let the helpers flush and commit once',
       severity: 'medium',
       function: fn.name,
