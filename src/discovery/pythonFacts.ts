@@ -9,6 +9,7 @@ import type { SyntaxNode } from '../parse/parser.js';
 import type { CallInfo, FileModel } from '../semantic/model.js';
 import { assignmentsTo, classViews, declaresGlobal, resolveImported } from '../semantic/model.js';
 import { codeText } from '../semantic/codeText.js';
+import { wrappedGenerator } from '../semantic/valueTypes.js';
 import type {
   EngineInfo,
   EventSite,
@@ -1203,12 +1204,9 @@ const CONTEXTMANAGER_CALL = /^[A-Za-z_]\w*\s*=\s*(?:contextlib\.)?(?:async)?cont
  */
 function wrappedProviders(model: FileModel, providers: ProviderCandidate[]): void {
   for (const a of model.assignments) {
-    if (a.functionIndex >= 0 || !a.value || a.value.type !== 'call' || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
-    const wrapper = a.value.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '';
-    if (!/^(?:contextlib\.)?(?:async)?contextmanager$/.test(wrapper) || resolveImported(model, wrapper.split('.')[0]!)?.startsWith('contextlib') === false) continue;
-    const args = a.value.childForFieldName('arguments')?.namedChildren ?? [];
-    if (args.length !== 1 || args[0]!.type !== 'identifier') continue;
-    const wrapped = providers.find((p) => p.name === args[0]!.text && !p.contextManager);
+    if (a.functionIndex >= 0 || a.value?.type !== 'call' || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
+    const fn = wrappedGenerator(model, a.value);
+    const wrapped = fn ? providers.find((p) => p.name === fn.qualifiedName && !p.contextManager) : undefined;
     if (wrapped && !providers.some((p) => p.name === a.target)) providers.push({ ...wrapped, name: a.target, contextManager: true, line: a.line });
   }
 }

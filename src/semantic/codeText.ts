@@ -1,4 +1,4 @@
-/** Source text with what is not code (comments, string literals) blanked. */
+/** Source text as code: comments and string literals blanked, names bound by the text. */
 import type { SyntaxNode } from '../parse/parser.js';
 
 const codeTexts = new WeakMap<SyntaxNode, string>();
@@ -30,4 +30,12 @@ export function codeText(fnNode: SyntaxNode): string {
   }
   codeTexts.set(fnNode, text);
   return text;
+}
+
+/**
+ * Does the text bind `name` without an assignment statement: a loop or comprehension target
+ * (`for a, name in ...`), `with ... as name`, `except ... as name`, or a walrus (`name := ...`)?
+ */
+export function bindsName(text: string, name: string): boolean {
+  return new RegExp(`\\bfor\\s+(?:[\\w\\s,()]*[\\s,(])?${name}\\b[\\w\\s,()]*\\bin\\b|\\bas\\s+${name}\\b|\\b${name}\\s*:=`).test(text);
 }

@@ -409,7 +409,7 @@ function moduleAssignmentType(model: FileModel, a: AssignmentInfo): string | nul
 }
 
 /** The module-level generator of this file that `contextmanager(f)` / `asynccontextmanager(f)` wraps, or null. */
-function wrappedGenerator(model: FileModel, call: SyntaxNode): FunctionInfo | null {
+export function wrappedGenerator(model: FileModel, call: SyntaxNode): FunctionInfo | null {
   const callee = call.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '';
   if (!/^(?:contextlib\.)?(?:async)?contextmanager$/.test(callee)) return null;
   const resolved = resolveName(model, callee);

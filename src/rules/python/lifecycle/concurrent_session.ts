@@ -21,6 +21,7 @@ import { assignmentsTo, callAt, type CallInfo, type FileModel } from '../../../s
 import { asyncHandles, type AsyncHandleTest as SessionTest } from '../../../semantic/asyncSessions.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { callArgs, unwrap } from '../query/semantics.js';
+import { bindsName } from '../../../semantic/codeText.js';
 
 const GATHER = new Set(['asyncio.gather', 'asyncio.wait', 'asyncio.as_completed']);
 const SPAWN = new Set(['asyncio.create_task', 'asyncio.ensure_future']);
@@ -175,17 +176,12 @@ function sessionsUsed(model: FileModel, call: SyntaxNode, fnIndex: number, isSes
         const p = name.parent;
         if (p?.type === 'attribute' && p.childForFieldName('attribute')?.id === name.id) continue;
         if (p?.type === 'keyword_argument' && p.childForFieldName('name')?.id === name.id) continue;
-        if (own.has(name.text) || boundIn(body.text, name.text)) continue;
+        if (own.has(name.text) || bindsName(body.text, name.text)) continue;
         add(name);
       }
     }
   }
   return out;
-}
-
-/** Does a body bind `name` itself: a loop or comprehension target, a `with ... as`, an `except ... as`? */
-function boundIn(text: string, name: string): boolean {
-  return new RegExp(`\\bfor\\s+(?:[\\w\\s,()]*[\\s,(])?${name}\\b[\\w\\s,()]*\\bin\\b|\\bas\\s+${name}\\b`).test(text);
 }
 
 /** The session two or more coroutines of a `gather` share, and how they were written; null when none. */

@@ -24,10 +24,11 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import type { ModelInfo, ProjectContext, RelationshipInfo } from '../../../discovery/context.js';
-import { callsOf, type CallInfo, type FileModel } from '../../../semantic/model.js';
+import { callAt, callsOf, type CallInfo, type FileModel } from '../../../semantic/model.js';
 import { asyncHandles } from '../../../semantic/asyncSessions.js';
 import { modelsNamed } from '../../projectFacts.js';
-import { callArgs, lastAssignment, unwrap } from './semantics.js';
+import { callArgs, insideNestedDef, lastAssignment, unwrap } from './semantics.js';
+import { bindsName } from '../../../semantic/codeText.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
@@ -142,7 +143,7 @@ function* lazyReadsOf(model: FileModel, row: LoadedRow, lazy: ReadonlyMap<string
     const name = attr.childForFieldName('attribute')?.text ?? '';
     const rel = lazy ? lazy.get(name) : ANY_REL;
     if (!rel || obj?.type !== 'identifier' || obj.text !== row.name) continue;
-    if (ownerFunction(attr, fn.node) !== fn.node.startIndex) continue;
+    if (insideNestedDef(attr, fn.node)) continue;
     // `row.owner = x` sets a many-to-one without a read; replacing a collection loads the old one.
     if (attr.parent?.type === 'assignment' && attr.parent.childForFieldName('left')?.id === attr.id && (rel.scalar || !lazy)) continue;
     const line = attr.startPosition.row + 1;
@@ -155,8 +156,6 @@ function* lazyReadsOf(model: FileModel, row: LoadedRow, lazy: ReadonlyMap<string
     const between = model.source.slice(row.from, attr.startIndex);
     // Loaded before the read: a named refresh, `await row.awaitable_attrs.rel`, `run_sync`.
     if (new RegExp(`refresh\\(\\s*${row.name}\\s*,[^)]*['"]${name}['"]|\\b${row.name}\\.awaitable_attrs\\.${name}\\b|\\brun_sync\\([^)]*\\b${row.name}\\b`).test(between)) continue;
-    // Bound again by a loop or a \`with\`/\`except ... as\` on the way.
-    if (new RegExp(`\\bfor\\s+(?:[\\w\\s,()]*[\\s,(])?${row.name}\\b[\\w\\s,()]*\\bin\\b|\\bas\\s+${row.name}\\b`).test(between)) continue;
     // Another query of the function eager-loaded it and its rows are kept in a name: the identity
     // map hands that row back (it holds rows weakly: a result thrown away is gone).
     if (keptEagerLoad(model, row.fnIndex, name, attr.startIndex)) continue;
@@ -181,8 +180,7 @@ function boundOnce(model: FileModel, fnIndex: number, name: string): boolean {
   if (model.assignments.filter((a) => a.functionIndex === fnIndex && a.target === name).length !== 1) return false;
   if (model.unpackedAssignments.some((u) => u.functionIndex === fnIndex && u.names.includes(name))) return false;
   const fn = model.functions[fnIndex]!;
-  const text = model.source.slice(fn.node.startIndex, fn.node.endIndex);
-  return !new RegExp(`\\bfor\\s+(?:[\\w\\s,()]*[\\s,(])?${name}\\b[\\w\\s,()]*\\bin\\b|\\b${name}\\s*:=|\\bas\\s+${name}\\b`).test(text);
+  return !bindsName(model.source.slice(fn.node.startIndex, fn.node.endIndex), name);
 }
 
 /** A load on a session the function opens itself (`async with Maker() as s:`): the row leaves detached. */
@@ -219,7 +217,7 @@ export function collectAsyncRowFacts(model: FileModel, project?: ProjectContext)
       let found: { entity: string; text: string } | null = null;
       let ok = true;
       for (const r of fn.body.descendantsOfType('return_statement')) {
-        if (ownerFunction(r, fn.node) !== fn.node.startIndex) continue;
+        if (insideNestedDef(r, fn.node)) continue;
         const v = r.namedChild(0);
         if (!v || v.type === 'none') continue;
         let row: { entity: string; text: string } | null = null;
@@ -244,12 +242,12 @@ export function collectAsyncRowFacts(model: FileModel, project?: ProjectContext)
   // A coroutine that hands on what another coroutine of the repo returns (`return await self.repo.get(i)`).
   for (const fn of model.functions) {
     if (!fn.isAsync || !fn.body || out[fn.index]!.some((e) => e.kind === RETURNS_ASYNC_ROW)) continue;
-    const values = fn.body.descendantsOfType('return_statement').filter((r) => ownerFunction(r, fn.node) === fn.node.startIndex).map((r) => r.namedChild(0)).filter((v) => v && v.type !== 'none');
+    const values = fn.body.descendantsOfType('return_statement').filter((r) => !insideNestedDef(r, fn.node)).map((r) => r.namedChild(0)).filter((v) => v && v.type !== 'none');
     const v = values.length === 1 ? values[0]! : null;
     const inner = v?.type === 'await' ? unwrap(v.namedChild(0)) : null;
     if (inner?.type !== 'call') continue;
-    const call = callsOf(model, fn.index).find((c) => c.node.startIndex === inner.startIndex && c.node.endIndex === inner.endIndex);
-    if (!call || (call.qualifiedName && model.repoModules && !inTreeModule(model.repoModules, call.qualifiedName) && !call.hasReceiver)) continue;
+    const call = callAt(model, inner);
+    if (!call || call.functionIndex !== fn.index || (call.qualifiedName && model.repoModules && !inTreeModule(model.repoModules, call.qualifiedName) && !call.hasReceiver)) continue;
     out[fn.index]!.push({ kind: RETURNS_CALL_ROW, what: '', line: call.line, column: call.column });
   }
   // Rows got from calls, read later.
@@ -257,8 +255,8 @@ export function collectAsyncRowFacts(model: FileModel, project?: ProjectContext)
     if (a.functionIndex < 0 || !model.functions[a.functionIndex]!.isAsync || !/^[A-Za-z_]\w*$/.test(a.target) || a.value?.type !== 'await') continue;
     const inner = unwrap(a.value.namedChild(0));
     if (inner?.type !== 'call') continue;
-    const call = callsOf(model, a.functionIndex).find((c) => c.node.startIndex === inner.startIndex && c.node.endIndex === inner.endIndex);
-    if (!call) continue;
+    const call = callAt(model, inner);
+    if (!call || call.functionIndex !== a.functionIndex) continue;
     const q = call.qualifiedName;
     if (q && model.repoModules && !inTreeModule(model.repoModules, q) && !call.hasReceiver) continue;
     const row: LoadedRow = { name: a.target, entity: '', text: '', from: a.node.endIndex, fnIndex: a.functionIndex };
@@ -281,15 +279,6 @@ function lazyRelationshipNames(project: ProjectContext): ReadonlySet<string> {
   return names;
 }
 
-
-/** Start of the function (or lambda) that holds `node`, up to `fnNode`. */
-function ownerFunction(node: SyntaxNode, fnNode: SyntaxNode): number {
-  for (let p = node.parent; p; p = p.parent) {
-    if (p.type === 'function_definition' || p.type === 'lambda') return p.startIndex;
-    if (p.id === fnNode.id) return fnNode.startIndex;
-  }
-  return -1;
-}
 
 /** Loader options the text cannot read: a name (`options=LOADERS`, `.options(*opts)`) or a wildcard (`selectinload("*")`). */
 function unreadableOptions(text: string): boolean {

@@ -748,7 +748,8 @@ function loopStops(loop: LoopInfo): number[] {
   return stops;
 }
 
-function insideNestedDef(node: SyntaxNode, stop: SyntaxNode): boolean {
+/** Is `node` inside a function or lambda nested in `stop` (not `stop`'s own code)? */
+export function insideNestedDef(node: SyntaxNode, stop: SyntaxNode): boolean {
   for (let p = node.parent; p && p.id !== stop.id; p = p.parent) if (p.type === 'function_definition' || p.type === 'lambda') return true;
   return false;
 }
@@ -793,12 +794,9 @@ function advancesPosition(model: FileModel, loop: LoopInfo, name: string, node: 
   // Advanced by a page's size (`offset += size`, `offset += 200`); a step of one walks ids or
   // items, unless the name is a page number's (`page += 1`).
   if (model.augAssignments.some((a) => a.target === name && a.loops.includes(loop.index) && (a.operator === '+=' || a.operator === '-=') && (a.value?.text.trim() !== '1' || PAGE_NUMBER.test(name)))) return true;
-  let stmt: SyntaxNode | null = node;
-  while (stmt && stmt.type !== 'expression_statement' && stmt.type !== 'assignment' && stmt.parent) stmt = stmt.parent;
-  const holds = (n: SyntaxNode) => !!stmt && n.startIndex <= stmt.startIndex && n.endIndex >= stmt.endIndex;
   // `rows, cursor = fetch(cursor)`: the call hands back the next position itself.
   if (model.unpackedAssignments.some((u) => u.loops.includes(loop.index) && u.names.length > 1 && u.names.includes(name) && !!u.value && u.value.startIndex <= node.startIndex && u.value.endIndex >= node.endIndex)) return true;
-  const results = new Set(model.assignments.filter((a) => a.loops.includes(loop.index) && holds(a.node)).map((a) => a.target));
+  const results = resultNames(model, node, loop);
   if (!results.size) return false;
   // The page itself handed back: a position taken by an index from it (`page = fetch(page[-1].id)`)
   // pages; by a key (`node = fetch(node["parent_id"])`) it walks a chain, one row per step.
@@ -808,16 +806,21 @@ function advancesPosition(model: FileModel, loop: LoopInfo, name: string, node: 
   return model.assignments.some((a) => a.target === name && a.loops.includes(loop.index) && !!a.value && takenFromPage(a.value, results));
 }
 
+/** The names the statement holding `node` binds in the loop (`page = fetch(cursor)` → `page`). */
+function resultNames(model: FileModel, node: SyntaxNode, loop: LoopInfo): Set<string> {
+  let stmt: SyntaxNode | null = node;
+  while (stmt && stmt.type !== 'expression_statement' && stmt.type !== 'assignment' && stmt.parent) stmt = stmt.parent;
+  const holds = (n: SyntaxNode) => !!stmt && n.startIndex <= stmt.startIndex && n.endIndex >= stmt.endIndex;
+  return new Set(model.assignments.filter((a) => a.loops.includes(loop.index) && holds(a.node)).map((a) => a.target));
+}
+
 /**
  * Is `loop` a `while` that walks a chain with the read `node`: a name the read is handed is
  * set, in the loop, from what the read returned (`current = diff["activities"][0]["id"]`)?
  */
 function walksChain(model: FileModel, node: SyntaxNode, loop: LoopInfo): boolean {
   if (loop.kind !== 'while') return false;
-  let stmt: SyntaxNode | null = node;
-  while (stmt && stmt.type !== 'expression_statement' && stmt.type !== 'assignment' && stmt.parent) stmt = stmt.parent;
-  const holds = (n: SyntaxNode) => !!stmt && n.startIndex <= stmt.startIndex && n.endIndex >= stmt.endIndex;
-  const results = new Set(model.assignments.filter((a) => a.loops.includes(loop.index) && holds(a.node)).map((a) => a.target));
+  const results = resultNames(model, node, loop);
   if (!results.size) return false;
   const read = namesRead(node);
   return model.assignments.some((a) => a.loops.includes(loop.index) && read.has(a.target) && !!a.value
