@@ -134,8 +134,23 @@ describe('PA107 query_in_loop', () => {
 
 describe('PA102 n_update_delete_loop', () => {
   it('is high on an unbounded loop and silent on a literal of at most 10 items', () => {
-    expect(at(query, 'PA102.py', 20, 'PA102')!.severity).toBe('high');
+    expect(at(query, 'PA102.py', 26, 'PA102')!.severity).toBe('high');
     expect(at(query, 'PA102.py', 43, 'PA102')).toBeUndefined();
+  });
+
+  it('takes its severity from how the loop\'s N grows, as PA107 does', () => {
+    const file = path.join(FIXTURES, 'query/PA102.py');
+    // Over what a handler's request sent: N is bounded by one request.
+    const posted = at(query, 'PA102.py', 20, 'PA102')!;
+    expect(posted.severity).toBe('low');
+    expect(posted.message).toContain('the loop runs over what the request sent');
+    // Over a parameter of a function nothing in the repo calls: N is not known.
+    expect(at(query, 'PA102.py', 35, 'PA102')!.severity).toBe('medium');
+    // Over a helper's parameter, what the callers pass decides: stored rows, or one request's input.
+    expect(at(query, 'PA102.py', lineOf(file, 'db.execute(delete(Book).where(Book.id == book_id))  # expect'), 'PA102')!.severity).toBe('high');
+    const restock = at(query, 'PA102.py', lineOf(file, 'values(stock=10))  # expect'), 'PA102')!;
+    expect(restock.severity).toBe('low');
+    expect(restock.message).toContain('the loop runs over what the request sent');
   });
 
   it('reports the same value set on every loaded row (one UPDATE per row at flush), medium', () => {
@@ -683,7 +698,8 @@ describe('a project repository of its own (fixtures/query-staged)', () => {
     const n1 = at(staged, 'shop/billing.py', line('found.append(await store.by_number(number))'), 'PA107')!;
     expect(chainNames(n1.chain)).toEqual(['look_up_numbers', 'InvoiceStore.by_number', 'session.scalar(select Invoice)']);
     const update = at(staged, 'shop/billing.py', line('await store.close_out(invoice.id)'), 'PA102')!;
-    expect(update.severity).toBe('high');
+    // `invoices` is a parameter that no function of the tree passes: N is not known.
+    expect(update.severity).toBe('medium');
     expect(update.message).toMatch(/^`InvoiceStore.close_out` runs one UPDATE\/DELETE/);
   });
 

@@ -9,7 +9,7 @@ import { FORWARDS_PARAM, PASSES_STATEMENT } from '../../analysis/statementFlow.j
 import { collectQueryEffects, HELD_ID_LOOKUP, INVARIANT_CALL, LOOP_CALL, PASSES_LOADED_ID } from './query/dbCalls.js';
 import { collectResolveFacts, PASSES_HELD_ATTR, RESOLVES_ONE_ATTR } from './query/resolveFacts.js';
 import { collectRowFacts, ITEM_ARG_CALL, PARAM_ROW_CALL } from './query/rowCalls.js';
-import { collectDeferredReads } from './query/loops.js';
+import { collectDeferredLoopReports } from './query/n_update_delete_loop.js';
 import { collectCountedCollections, COUNTED_CALL, COUNTED_COLLECTION } from './query/count_via_len.js';
 import { collectHeldCollectionLoops, collectHelperRowFacts, collectSerializedRows, HELPER_ROWS_LOOP, SERIALIZED_CALL } from './query/lazy_load_in_loop.js';
 import { collectTransactionEffects, TXN_LOOP_CALL, TXN_OPEN_CALL } from './transaction/effects.js';
@@ -40,8 +40,8 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   { collect: collectCountedCollections, siteKinds: [COUNTED_COLLECTION, COUNTED_CALL] },
   // PA101: a row's id handed back to the library object that loaded it (PA107 leaves those to PA101).
   { collect: collectHeldIdLookups, siteKinds: [HELD_ID_LOOKUP] },
-  // PA107 findings whose severity waits for the loop's callers (see loops.ts).
-  { collect: collectDeferredReads, siteKinds: [] },
+  // PA107 and PA102 findings whose severity waits for the loop's callers (see loops.ts).
+  { collect: collectDeferredLoopReports, siteKinds: [] },
   // Transaction family: `commit` effects and per-item / in-transaction call sites.
   { collect: collectTransactionEffects, siteKinds: [TXN_LOOP_CALL, TXN_OPEN_CALL, TXN_SCOPE_OPEN, TXN_SCOPE_CALL, TXN_RAISE_AFTER, TXN_REQUEST_WRITE] },
   // PA212: a handler's job about an object written through its injected session, committed later by the provider.

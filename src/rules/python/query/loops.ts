@@ -323,29 +323,35 @@ export function fileReadReports(model: FileModel): FileReadReport[] {
 /** Site fact: a PA107 finding of the file whose severity the repo phase decides (`what` = domain|endLine|endColumn|message). */
 export const DEFERRED_READ = 'deferred_read';
 
-/** The deferred findings of {@link fileReadReports}, as site facts of their functions. */
-export function collectDeferredReads(model: FileModel): Effect[][] {
+/** Site fact: the same for a PA102 finding (a statement that writes per item of a loop). */
+export const DEFERRED_WRITE = 'deferred_write';
+
+/** The deferred findings of {@link fileReadReports} (and of `extra`), as site facts of their functions. */
+export function collectDeferredReports(model: FileModel, extra: (model: FileModel) => readonly FileReadReport[] = () => []): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile) return effects;
-  for (const r of fileReadReports(model)) {
-    if (!r.deferred) continue;
+  const push = (r: FileReadReport, kind: string) => {
+    if (!r.deferred) return;
     const { call } = r.site;
     const end = call.node.endPosition;
-    effects[call.functionIndex]!.push({ kind: DEFERRED_READ, what: `${r.domain}|${end.row + 1}|${end.column + 1}|${r.message}`, line: call.line, column: call.column });
-  }
+    effects[call.functionIndex]!.push({ kind, what: `${r.domain}|${end.row + 1}|${end.column + 1}|${r.message}`, line: call.line, column: call.column });
+  };
+  for (const r of fileReadReports(model)) push(r, DEFERRED_READ);
+  for (const r of extra(model)) push(r, DEFERRED_WRITE);
   return effects;
 }
 
-const DEFERRED_READS = new Set([DEFERRED_READ]);
-
-/** Reports the deferred findings, at the severity what the loop's N is decides (see `resolveDomain`). */
-export function reportDeferredReads(ctx: RepoRuleContext): void {
+/**
+ * Reports the deferred findings of one kind (`DEFERRED_READ` for PA107, `DEFERRED_WRITE` for
+ * PA102), at the severity what the loop's N is decides (see `resolveDomain`).
+ */
+export function reportDeferredReads(ctx: RepoRuleContext, kind: string = DEFERRED_READ): void {
   const graph = callGraphOf(ctx.index);
-  for (const ref of graph.functionsWithEffects(DEFERRED_READS)) {
+  for (const ref of graph.functionsWithEffects(new Set([kind]))) {
     const file = graph.fileOf(ref);
     if (file.isTestFile) continue;
     for (const e of graph.ownEffects(ref)) {
-      if (e.kind !== DEFERRED_READ) continue;
+      if (e.kind !== kind) continue;
       const [code = '', endLine = '', endColumn = ''] = e.what.split('|', 3);
       const message = e.what.slice(code.length + endLine.length + endColumn.length + 3);
       const domain = resolveDomain(graph, ref.file, decodeDomain(code), ref);
@@ -366,19 +372,6 @@ export function describeLoop(loop: LoopInfo): string {
   if (loop.kind === 'while') return 'the `while` loop';
   if (!loop.iterable) return 'the loop';
   return `the loop over \`${short(loop.iterable, 40)}\``;
-}
-
-export function reportFileSites(
-  ctx: FileRuleContext,
-  kind: DbOpKind,
-  message: (site: LoopSite) => string,
-  severity: (site: LoopSite) => Severity | undefined = () => undefined,
-  advisory: (site: LoopSite) => string | undefined = () => undefined,
-): void {
-  for (const site of perItemDbCalls(ctx.model, kind)) {
-    const why = advisory(site);
-    ctx.report({ node: site.call.node, message: message(site), severity: severity(site), ...(why ? { advisory: why } : {}) });
-  }
 }
 
 /**

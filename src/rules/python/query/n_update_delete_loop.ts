@@ -7,13 +7,19 @@
  * same-repo helper the loop calls.
  * Why is this bad? N statements and N round trips where one set-based statement would do.
  *
- * Severity: high; medium when every loop around the call iterates a literal of ≤ 10 items.
+ * Severity: as PA107, by how the loop's N grows: high over stored rows, low over what one request
+ * sent (or one loaded row's children), medium when not known or over a literal of ≤ 10 items.
  * Guards as PA107: the statement must use a value the loop rebinds; `in_(...)` chunks are fine.
  */
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { loopsDomain, rowsSource, WRITE_EFFECT } from './dbCalls.js';
-import { describeLoop, reportFileSites, reportHelperSites, smallLiteralProduct } from './loops.js';
+import {
+  collectDeferredReports, DEFERRED_WRITE, describeLoop, domainNote, domainSeverity, perItemDbCalls, reportDeferredReads, reportHelperSites,
+  smallLiteralProduct, type FileReadReport,
+} from './loops.js';
+import { encodeDomain } from '../../../semantic/loopDomain.js';
+import type { Effect } from '../../../analysis/summary.js';
 import { invariantIn, loopTarget, namesRead, short, smallBoundedLoop } from './semantics.js';
 import { iterationSource } from '../../../semantic/smallLiterals.js';
 import type { FileModel, LoopInfo } from '../../../semantic/model.js';
@@ -84,6 +90,46 @@ function severityFor(size: number | null): Severity {
   return size !== null && size <= SMALL_LITERAL ? 'medium' : 'high';
 }
 
+/**
+ * PA102's findings of a file, with their severity: `high` (the rule's) when the loop's N grows
+ * with the stored rows, `low` over what one request sent or over one loaded row's children,
+ * `medium` over a literal of a handful or when N is not known — as PA107 reads the same loops. A
+ * loop over a parameter or another function's result waits for the repo phase (`deferred`),
+ * which knows what the callers pass and what the function returns.
+ */
+const fileWriteMemo = new WeakMap<FileModel, FileReadReport[]>();
+export function fileWriteReports(model: FileModel): FileReadReport[] {
+  const known = fileWriteMemo.get(model);
+  if (known) return known;
+  const out: FileReadReport[] = [];
+  for (const site of perItemDbCalls(model, 'write')) {
+    const loop = describeLoop(site.loops[site.loops.length - 1]!);
+    const owner = childrenOfOne(model, site.loops);
+    const message = (site.flushedBy
+      ? `\`${site.op.what}\` is flushed row by row: \`${site.flushedBy.calleeText}\` in the same iteration of ${loop} sends each DELETE on its own`
+      : `\`${site.op.what}\` runs one UPDATE/DELETE per item of ${loop}`)
+      + (owner ? `; the loop is over the children of one \`${owner}\`, so N is that row's fan-out` : '');
+    const d = loopsDomain(model, site.loops);
+    const literal = smallLiteralProduct(site.loops);
+    const deferred = !owner && literal === null && (d.kind === 'call' || d.kind === 'param') && site.call.functionIndex >= 0;
+    const decided = d.kind === 'call' || d.kind === 'param' ? 'unknown' : d.kind;
+    out.push({
+      site,
+      message: message + (owner || literal !== null || deferred ? '' : domainNote(decided)),
+      severity: owner ? 'low' : literal !== null ? severityFor(literal) : domainSeverity(decided),
+      deferred,
+      domain: encodeDomain(d),
+    });
+  }
+  fileWriteMemo.set(model, out);
+  return out;
+}
+
+/** PA107's and PA102's findings whose severity waits for the repo phase, as site facts. */
+export function collectDeferredLoopReports(model: FileModel): Effect[][] {
+  return collectDeferredReports(model, fileWriteReports);
+}
+
 export const nUpdateDeleteLoop: FileRule & RepoRule = {
   meta: {
     code: 'PA102',
@@ -92,7 +138,7 @@ export const nUpdateDeleteLoop: FileRule & RepoRule = {
     severity: 'high',
     effort: 'M',
     summary: 'One UPDATE or DELETE per loop iteration',
-    what: 'Finds an UPDATE or DELETE issued once per item of a loop: `session.execute(update(M).where(M.id == x))`, `session.execute(delete(...))`, `session.query(M).filter(...).update()/delete()` (also on a `lazy="dynamic"` relationship: `row.items.filter(...).update(...)`, or that query held in a name), raw `UPDATE`/`DELETE` text (also a literal formatted in place, `"UPDATE {t} ...".format(t=...)`, held in a name; on a handle named like one, including `context["connection"]`), `repo.update/delete/save/mark_*(...)` on a repository object, a repository library\'s inherited bulk writes on `self` (advanced-alchemy\'s `self.update_many(...)`, `self.delete_where(...)`) — in the loop body or in a same-repo function the loop calls (with the chain); advisory when that function does its item\'s whole work besides the statement (another UPDATE/DELETE, a commit, a session of its own, a call out of the process, itself or through its callees): one set-based statement replaces such a loop only once the rest is rebuilt around it. `session.delete(obj)` only stages the row: it counts only when the same iteration flushes (a `flush()`, `commit()`, statement or autoflushing query), else the unit of work sends the deletes together. Loops over a literal or constant of at most ten items are a fixed cost and are not reported; nor is a statement whose table is the loop\'s own item (`for t in tables: delete(t)`): another table on each pass, which no one statement can replace. Also a loop over loaded ORM rows that sets an attribute of every row to the same value (`for t in rows: t.active = False`), which makes the next flush send one UPDATE per row (medium: the rows are loaded anyway); silent when the value depends on the row, the loop or a call, when a condition or an early exit picks the rows, or when a call in the loop takes the row.',
+    what: 'Finds an UPDATE or DELETE issued once per item of a loop: `session.execute(update(M).where(M.id == x))`, `session.execute(delete(...))`, `session.query(M).filter(...).update()/delete()` (also on a `lazy="dynamic"` relationship: `row.items.filter(...).update(...)`, or that query held in a name), raw `UPDATE`/`DELETE` text (also a literal formatted in place, `"UPDATE {t} ...".format(t=...)`, held in a name; on a handle named like one, including `context["connection"]`), `repo.update/delete/save/mark_*(...)` on a repository object, a repository library\'s inherited bulk writes on `self` (advanced-alchemy\'s `self.update_many(...)`, `self.delete_where(...)`) — in the loop body or in a same-repo function the loop calls (with the chain); advisory when that function does its item\'s whole work besides the statement (another UPDATE/DELETE, a commit, a session of its own, a call out of the process, itself or through its callees): one set-based statement replaces such a loop only once the rest is rebuilt around it. `session.delete(obj)` only stages the row: it counts only when the same iteration flushes (a `flush()`, `commit()`, statement or autoflushing query), else the unit of work sends the deletes together. Severity follows how the loop\'s N grows, as PA107 reads it: `high` over rows that grow with the stored data, `low` over what one client sent in one request (a handler\'s parameters, or a helper\'s parameter every caller fills with them) and over the children of one loaded row, `medium` when N is not known (a parameter no caller in the repo fills, a `while` loop). Loops over a literal or constant of at most ten items are a fixed cost and are not reported; nor is a statement whose table is the loop\'s own item (`for t in tables: delete(t)`): another table on each pass, which no one statement can replace. Also a loop over loaded ORM rows that sets an attribute of every row to the same value (`for t in rows: t.active = False`), which makes the next flush send one UPDATE per row (medium: the rows are loaded anyway); silent when the value depends on the row, the loop or a call, when a condition or an early exit picks the rows, or when a call in the loop takes the row.',
     why: 'Each iteration is a statement and a round trip, and each takes its row locks separately; a set-based statement does the same work in one pass and one lock acquisition order.',
     bad: "from sqlalchemy import update\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def restore(session: AsyncSession, ids: list[int]):\n    for item_id in ids:\n        await session.execute(update(Item).where(Item.id == item_id).values(archived=False))\n",
     good: "from sqlalchemy import update\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def restore(session: AsyncSession, ids: list[int]):\n    await session.execute(update(Item).where(Item.id.in_(ids)).values(archived=False))\n",
@@ -103,15 +149,10 @@ export const nUpdateDeleteLoop: FileRule & RepoRule = {
     ],
   },
   checkFile(ctx: FileRuleContext): void {
-    reportFileSites(
-      ctx,
-      'write',
-      (site) => (site.flushedBy
-        ? `\`${site.op.what}\` is flushed row by row: \`${site.flushedBy.calleeText}\` in the same iteration of ${describeLoop(site.loops[site.loops.length - 1]!)} sends each DELETE on its own`
-        : `\`${site.op.what}\` runs one UPDATE/DELETE per item of ${describeLoop(site.loops[site.loops.length - 1]!)}`)
-        + (childrenOfOne(ctx.model, site.loops) ? `; the loop is over the children of one \`${childrenOfOne(ctx.model, site.loops)}\`, so N is that row's fan-out` : ''),
-      (site) => (childrenOfOne(ctx.model, site.loops) ? 'low' : severityFor(smallLiteralProduct(site.loops))),
-    );
+    for (const r of fileWriteReports(ctx.model)) {
+      if (r.deferred) continue;
+      ctx.report({ node: r.site.call.node, message: r.message, severity: r.severity });
+    }
     reportDirtyTracking(ctx);
   },
   checkRepo(ctx: RepoRuleContext): void {
@@ -120,6 +161,9 @@ export const nUpdateDeleteLoop: FileRule & RepoRule = {
       WRITE_EFFECT,
       (callee, what) => `\`${callee}\` runs one UPDATE/DELETE (\`${what}\`) per loop iteration`,
       severityFor,
+      undefined,
+      true,
     );
+    reportDeferredReads(ctx, DEFERRED_WRITE);
   },
 };
