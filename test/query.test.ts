@@ -572,6 +572,15 @@ describe('Flask-SQLAlchemy', () => {
     expect(at(flask, 'library/views.py', lineOf(file, 'Shelf.query.get'), 'PA107')!.severity).toBe('high');
   });
 
+  it('a helper\'s loop over a part of the posted JSON (`request.json["ids"]`) is over one request\'s input', () => {
+    const file = path.join(FIXTURES, 'query-flask/library/posted.py');
+    for (const [text, code] of [['update({"withdrawn": True})', 'PA102'], ['.first().title for volume_id', 'PA107']] as const) {
+      const f = at(flask, 'library/posted.py', lineOf(file, text), code)!;
+      expect(f.severity).toBe('low');
+      expect(f.message).toContain('the loop runs over what the request sent');
+    }
+  });
+
   it('`q = Model.query` refined by reassignment is that model\'s rows; in a memoised function the loads are medium', () => {
     const file = path.join(FIXTURES, 'query-flask/library/listing.py');
     const get = (text: string) => flask.find((f) => f.path === 'library/listing.py' && f.line === lineOf(file, text) && f.code === 'PA108');

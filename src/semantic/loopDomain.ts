@@ -151,7 +151,7 @@ export function decodeDomain(code: string): LoopDomain {
  * after a `;`, `name=code` for each keyword argument that is not `u` (`u,i;item_in=i`); null when
  * every one is `u` (most calls: no fact to keep). A splat ends what can be known. Only names,
  * attributes and calls are classified (`users`, `event.contributions`, `members_of(group)`):
- * cheap lookups. Decode with {@link passedDomain}.
+ * cheap lookups, and a subscript of request input (`request.json["ids"]`). Decode with {@link passedDomain}.
  */
 export function argumentDomains(model: FileModel, call: { node: SyntaxNode; argsOffset: number }, fnIndex: number, line: number, isRows: RowsOracle): string | null {
   // The argument list read from the text when it is plain (no tree access for most calls); the
@@ -227,6 +227,10 @@ function argumentCode(model: FileModel, text: string | null, node: SyntaxNode | 
   } else if (type === 'attribute') {
     const n = node ?? nodeOf();
     if (n) d = domainOf(model, n, fnIndex, line, isRows, 0);
+  } else if (type === 'subscript' || (text !== null && type === 'other' && SUBSCRIPTED.test(text))) {
+    // `request.json["ids"]`, `payload["items"]`: a part of what the request sent.
+    const n = node ?? nodeOf();
+    if (n?.type === 'subscript') d = domainOf(model, n, fnIndex, line, isRows, 0);
   } else if (type === 'call') {
     // A call's result only when the call may be the repo's (`members_of(g)`, not `str(x)`): each
     // one named keeps that call in the summary.
@@ -257,6 +261,7 @@ export function passedDomain(what: string, position: number, name: string | unde
 const IDENTIFIER = /^[A-Za-z_]\w*$/;
 const DOTTED = /^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$/;
 const CALLED = /^[A-Za-z_][\w.]*\s*\(/;
+const SUBSCRIPTED = /^[A-Za-z_][\w.]*\s*\[[^\]]*\]$/;
 
 /**
  * The top-level arguments of a call read from the source after its `(`, trimmed; null when the

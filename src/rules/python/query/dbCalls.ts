@@ -604,6 +604,9 @@ function classify(model: FileModel, call: CallInfo): DbOp | null {
     const entity = flaskQueryEntity(model, dotted, call.functionIndex);
     if (entity) {
       if (m === 'delete' || m === 'update') return { kind: 'write', what: `${entity}.query.${m}`, statement: null };
+      // `Model.query.filter(...).update()/delete()` is the write on the outer call, not a read
+      // (as `session.query(M)...update()` below).
+      if (chainedMethods(call.node).some((x) => x === 'update' || x === 'delete')) return null;
       // `Model.query.get(pk)`, `Model.query.options(...).get(pk)`: Query.get looks in the identity map first.
       const getter = m === 'get' || m === 'get_or_404' ? m : m === 'options' ? pkGetAfter(call.node) : null;
       if (getter && identityMapGet(model, call)) return { kind: 'read', what: `${entity}.query.${getter}`, statement: null, identityMap: true };
