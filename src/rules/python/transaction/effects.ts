@@ -146,8 +146,10 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     // A request a cache answers after its first time (`@cached(TTLCache(...))`, `lru_cache`, a
     // guard on a module-level cache) waits once per process or period, not inside every transaction.
     if (!call.offloaded && externalCall(model, call)?.kind === 'network' && !isMemoisedCall(model, call)) effects[call.functionIndex]!.push({ kind: NETWORK_EFFECT, what: externalCall(model, call)!.what, ...at });
+    // A cache being filled (a registry built on first use, `if _actions: return ...` then the
+    // plugins asked once) acts outside once per process, not on every call.
     const outside = outsideEffect(model, call);
-    if (outside) effects[call.functionIndex]!.push({ kind: SIDE_EFFECT, what: outside, ...at });
+    if (outside && !isMemoisedCall(model, call)) effects[call.functionIndex]!.push({ kind: SIDE_EFFECT, what: outside, ...at });
     // `w` when the loop writes on its own; `|i` when the loop runs over what one request sent.
     if (perItemCall(model, call)) {
       const input = loopsDomain(model, [model.loops[call.loops[call.loops.length - 1]!]!]).kind === 'input';
