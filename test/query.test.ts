@@ -554,6 +554,30 @@ describe('SQLModel relationships', () => {
   });
 });
 
+describe('PA111 after a commit that expires the rows (fixtures/query-async-expire)', () => {
+  let found: Finding[] = [];
+  beforeAll(async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA111'] }, {}, null);
+    found = (await scan(path.join(FIXTURES, 'query-async-expire'), config, { inProcessBytes: Infinity })).result.findings;
+  });
+
+  it('names the commit, the factory that expires and the fix', () => {
+    const file = path.join(FIXTURES, 'query-async-expire/shop/routes.py');
+    const f = at(found, 'shop/routes.py', lineOf(file, 'return {"id": shelf.id}'), 'PA111')!;
+    expect(f.severity).toBe('high');
+    expect(f.message).toMatch(/^`shelf.id` is read after `await session.commit\(\)` \(line \d+\) expired it/);
+    expect(f.message).toContain('`async_sessionmaker` at shop/db.py:8 keeps `expire_on_commit=True`, the default');
+    expect(f.recommendation).toContain('await session.refresh(shelf)');
+    expect(at(found, 'shop/routes.py', lineOf(file, 'return shelf  # expect'), 'PA111')!.message).toContain('to the response model');
+  });
+
+  it('is silent in a project whose async factory turns expiry off', async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA111'] }, {}, null);
+    const other = (await scan(path.join(FIXTURES, 'query-async-lazy'), config, { inProcessBytes: Infinity })).result.findings;
+    expect(other.filter((x) => /expired it/.test(x.message))).toEqual([]);
+  });
+});
+
 describe('Flask-SQLAlchemy', () => {
   let flask: Finding[] = [];
   beforeAll(async () => {

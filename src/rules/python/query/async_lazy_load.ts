@@ -16,6 +16,10 @@
  * Loops over rows are PA108's (its message says the same for `AsyncSession`). A many-to-one may be
  * found in the identity map without IO when its row is already loaded: medium; a collection or the
  * side of a one-to-one without the foreign key always needs a SELECT: high.
+ * After a commit: with every async session factory of the project left at `expire_on_commit=True`,
+ * a read of a row the coroutine holds after `await session.commit()` (an attribute, a serialiser,
+ * a route's `return row` into a response model) reloads the expired row: the same implicit IO.
+ *
  * Silent: relationships declared with an eager `lazy=` (`selectin`, `joined`, `subquery`,
  * `immediate`) or `raise`/`noload`/`dynamic`/`write_only`; a query whose options name the
  * relationship; `await session.refresh(row, [..."rel"...])` before the read;
@@ -23,7 +27,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
-import type { ModelInfo, ProjectContext, RelationshipInfo } from '../../../discovery/context.js';
+import type { ModelInfo, ProjectContext, RelationshipInfo, SessionFactoryInfo } from '../../../discovery/context.js';
 import { callAt, callsOf, type CallInfo, type FileModel } from '../../../semantic/model.js';
 import { asyncHandles } from '../../../semantic/asyncSessions.js';
 import { modelsNamed } from '../../projectFacts.js';
@@ -57,8 +61,8 @@ export const asyncLazyLoad: FileRule & RepoRule = {
     family: 'query',
     severity: 'high',
     effort: 'S',
-    summary: 'Lazy relationship read on a row an `AsyncSession` loaded: the implicit IO raises `MissingGreenlet`',
-    what: 'In a coroutine, finds a lazy relationship (the default `lazy="select"`) read on one row that an `AsyncSession` loaded — `row = await session.get(Model, id)`, `row = (await session.scalars(select(Model)...)).first()` / `.one()` / `.one_or_none()`, `(await session.execute(select(Model)...)).scalar_one_or_none()`, `await session.scalar(select(Model)...)` — when no loader option of the query loads it (`selectinload(Model.rel)`, `joinedload(...)`, also chained and in `session.get(..., options=[...])`; `raiseload`/`noload` naming it silence it too, while `lazyload(Model.rel)`, a path through it with `defaultload`, or a filter on it, `Model.rel.any(...)`, load nothing) and no `await session.refresh(row, ["rel"])` came before: `row.rel`, `row.rel.append(x)`, `row.rel.name`. High for a collection or the side of a one-to-one without the foreign key (always a SELECT); medium for a many-to-one, which the identity map may serve without IO when its row is already loaded. Also through calls: the row a coroutine of the repo returns (`return await self.session.get(Model, i)`, `row = ...; return row`) when its caller reads a lazy relationship on it (`row = await repo.get(i); row.rel`); not when the coroutine refreshed it or awaited the attribute before returning, returns something reached from the row, or loads it on a session of its own (the row leaves detached: another error). Loops over rows are PA108\'s. Silent for a name bound more than once in the function (which row a read sees depends on the path), for an earlier eager query of the function whose rows are kept in a name (the identity map hands the row back; it holds rows weakly, so thrown-away results do not count), and for relationships declared eager (`selectin`, `joined`, `subquery`, `immediate`) or `raise`, `noload`, `dynamic`, `write_only`, for `await row.awaitable_attrs.rel`, for rows of a sync session, and when the name is bound again before the read.',
+    summary: 'Implicit IO on a row an `AsyncSession` holds (a lazy relationship, or any attribute after a commit expired it): it raises `MissingGreenlet`',
+    what: 'In a coroutine, finds a lazy relationship (the default `lazy="select"`) read on one row that an `AsyncSession` loaded — `row = await session.get(Model, id)`, `row = (await session.scalars(select(Model)...)).first()` / `.one()` / `.one_or_none()`, `(await session.execute(select(Model)...)).scalar_one_or_none()`, `await session.scalar(select(Model)...)` — when no loader option of the query loads it (`selectinload(Model.rel)`, `joinedload(...)`, also chained and in `session.get(..., options=[...])`; `raiseload`/`noload` naming it silence it too, while `lazyload(Model.rel)`, a path through it with `defaultload`, or a filter on it, `Model.rel.any(...)`, load nothing) and no `await session.refresh(row, ["rel"])` came before: `row.rel`, `row.rel.append(x)`, `row.rel.name`. High for a collection or the side of a one-to-one without the foreign key (always a SELECT); medium for a many-to-one, which the identity map may serve without IO when its row is already loaded. Also through calls: the row a coroutine of the repo returns (`return await self.session.get(Model, i)`, `row = ...; return row`) when its caller reads a lazy relationship on it (`row = await repo.get(i); row.rel`); not when the coroutine refreshed it or awaited the attribute before returning, returns something reached from the row, or loads it on a session of its own (the row leaves detached: another error). Loops over rows are PA108\'s. Silent for a name bound more than once in the function (which row a read sees depends on the path), for an earlier eager query of the function whose rows are kept in a name (the identity map hands the row back; it holds rows weakly, so thrown-away results do not count), and for relationships declared eager (`selectin`, `joined`, `subquery`, `immediate`) or `raise`, `noload`, `dynamic`, `write_only`, for `await row.awaitable_attrs.rel`, for rows of a sync session, and when the name is bound again before the read. After a commit: when every async session factory of the project keeps `expire_on_commit=True` (SQLAlchemy\'s default; PA404 reports the factory), the first read of a row the coroutine holds on an `AsyncSession` (loaded by it, or `row = Model(...)` added to it) after an `await session.commit()` that runs on every path to the read (its statement\'s block encloses the read): an attribute (`row.id` too: the commit expires every attribute), `Out.model_validate(row)` / `from_orm(row)`, or `return row` from a route with a response model (`response_model=`, or a return annotation naming a class: FastAPI validates it in the event loop after the handler). Silent after `await session.refresh(row)` or any other statement on that session between the commit and the read (a query that returns the row reloads it), for a method call or an assignment on the row, for a route with no response model (FastAPI encodes the object with `vars()`, which loads nothing), for a function that sets `expire_on_commit` itself, and when any async factory turns it off or sets it from a value the code cannot read (which factory a session came from is not followed).',
     why: 'Under `AsyncSession` an attribute access cannot await: the lazy load\'s SELECT raises `MissingGreenlet` ("greenlet_spawn has not been called; can\'t call await_only() here") instead of running. The code reads like a plain attribute and fails at run time, often only on the path that first touches the relationship.',
     bad: "from sqlalchemy import ForeignKey\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass Order(Base):\n    __tablename__ = \"orders\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    lines: Mapped[list[\"Line\"]] = relationship()\n\n\nclass Line(Base):\n    __tablename__ = \"lines\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    order_id: Mapped[int] = mapped_column(ForeignKey(\"orders.id\"))\n    sku: Mapped[str]\n\n\nasync def order_lines(session: AsyncSession, order_id: int):\n    order = await session.get(Order, order_id)\n    return [line.sku for line in order.lines]\n",
     good: "from sqlalchemy import ForeignKey\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass Order(Base):\n    __tablename__ = \"orders\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    lines: Mapped[list[\"Line\"]] = relationship()\n\n\nclass Line(Base):\n    __tablename__ = \"lines\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    order_id: Mapped[int] = mapped_column(ForeignKey(\"orders.id\"))\n    sku: Mapped[str]\n\n\nasync def order_lines(session: AsyncSession, order_id: int):\n    order = await session.get(Order, order_id, options=[selectinload(Order.lines)])\n    return [line.sku for line in order.lines]\n",
@@ -89,6 +93,19 @@ export const asyncLazyLoad: FileRule & RepoRule = {
         });
       }
     }
+    const expiring = expiringFactory(project);
+    if (!expiring) return;
+    for (const read of expiredReads(model, isAsync)) {
+      const key = `${read.row}:${read.fnIndex}`;
+      if (reported.has(key)) continue;
+      reported.add(key);
+      ctx.report({
+        node: read.node,
+        message: `${read.what} after \`${read.commit}\` (line ${read.commitLine}) expired it: the project's async sessions expire their rows on commit (\`${expiring.kind}\` at ${expiring.file}:${expiring.line} keeps \`expire_on_commit=True\`${expiring.expireOnCommit === null ? ', the default' : ''}), so the read reloads the row, and that implicit IO raises \`MissingGreenlet\``,
+        severity: 'high',
+        recommendation: `\`await ${read.session}.refresh(${read.row})\` after the commit, or \`expire_on_commit=False\` on the factory`,
+      });
+    }
   },
   /**
    * Through calls: `order = await repo.get(order_id)` where the repository method returns one row
@@ -109,7 +126,7 @@ export const asyncLazyLoad: FileRule & RepoRule = {
       const s = JSON.parse(site.what) as { name: string; reads: [string, number, number, number][] };
       for (const [name, line, column, endColumn] of s.reads) {
         const rel = lazy.get(name);
-        if (!rel || new RegExp(`\\b${name}\\b`).test(text) || unreadableOptions(text)) continue;
+        if (!rel || optionLoads(text, name) || unreadableOptions(text)) continue;
         const always = !rel.scalar || rel.reverse;
         ctx.report({
           path: file.path,
@@ -307,6 +324,124 @@ function lazyRelationships(models: ModelInfo[]): Map<string, RelationshipInfo> {
 }
 
 /** Single rows an `AsyncSession` loaded into a name, in coroutines. */
+/**
+ * The project's async session factory when every one keeps `expire_on_commit=True` (SQLAlchemy's
+ * default): `async_sessionmaker(...)`, `sessionmaker(class_=AsyncSession)`, `AsyncSession(engine)`.
+ * Null when there is none, or when one turns it off or sets it from a value the code cannot read:
+ * which factory a session came from is not followed, so all of them must agree.
+ */
+function expiringFactory(project: ProjectContext): SessionFactoryInfo | null {
+  const factories = project.sessionFactories.filter((f) => f.kind === 'async_sessionmaker' || f.kind === 'AsyncSession' || f.kind === 'async_scoped_session' || /AsyncSession\b/.test(f.class ?? ''));
+  if (!factories.length || !factories.every((f) => f.expireOnCommit === null || f.expireOnCommit === true)) return null;
+  return factories[0]!;
+}
+
+interface ExpiredRead {
+  node: SyntaxNode;
+  /** What reads the row: `` `user.name` ``, `` `UserOut.model_validate(user)` ``, `` `return user` ``. */
+  what: string;
+  row: string;
+  session: string;
+  commit: string;
+  commitLine: number;
+  fnIndex: number;
+}
+
+/** Serialisers that read every field of the row they are given. */
+const SERIALISE = /^(model_validate|from_orm|parse_obj|validate)$/;
+
+/**
+ * Reads of a row the coroutine holds on an `AsyncSession` (loaded by it, or added to it:
+ * `user = User(...)`, `session.add(user)`) after an `await session.commit()` on that session
+ * that runs before the read on every path (its statement's block encloses the read), with no
+ * `await session.refresh(row)` and no other statement on the session between them (a query that
+ * returns the row again reloads it): an attribute (not a method call, not `awaitable_attrs`), a
+ * pydantic `model_validate(row)`/`from_orm(row)`, or `return row` from a route (the framework
+ * serialises it after the handler). The first such read per row.
+ */
+function* expiredReads(model: FileModel, isAsync: ReturnType<typeof asyncHandles>): Generator<ExpiredRead> {
+  const rows: { name: string; session: string; from: number; fnIndex: number }[] = [];
+  for (const r of loadedRows(model, isAsync)) {
+    const load = loadingCall(model, r.fnIndex, model.assignments.find((a) => a.functionIndex === r.fnIndex && a.node.endIndex === r.from)!.value!);
+    const session = load?.call.dottedReceiver;
+    if (session && !session.includes('.')) rows.push({ name: r.name, session, from: r.from, fnIndex: r.fnIndex });
+  }
+  // `user = User(...)` then `session.add(user)` on an async session.
+  for (const call of model.calls) {
+    if (call.method !== 'add' || call.functionIndex < 0 || !model.functions[call.functionIndex]!.isAsync) continue;
+    const session = call.dottedReceiver;
+    const arg = callArgs(call.node).positional[0];
+    if (!session || session.includes('.') || arg?.type !== 'identifier' || isAsync(session, call.functionIndex, call.line)?.kind !== 'AsyncSession') continue;
+    const bound = lastAssignment(model, arg.text, call.functionIndex, call.line);
+    const ctor = bound?.value?.type === 'call' ? bound.value.childForFieldName('function')?.text.split('.').pop() ?? '' : '';
+    if (!bound || !model.modelClasses.has(ctor)) continue;
+    rows.push({ name: arg.text, session, from: call.node.endIndex, fnIndex: call.functionIndex });
+  }
+  for (const row of rows) {
+    const fn = model.functions[row.fnIndex]!;
+    if (!fn.body || !boundOnce(model, row.fnIndex, row.name)) continue;
+    // A session made here with its own setting (`Maker(expire_on_commit=False)`).
+    if (model.source.slice(fn.node.startIndex, fn.node.endIndex).includes('expire_on_commit')) continue;
+    const onSession = callsOf(model, row.fnIndex).filter((c) => c.dottedReceiver === row.session && c.node.startIndex > row.from);
+    const commit = onSession.find((c) => c.method === 'commit' && c.awaited && !insideNestedDef(c.node, fn.node));
+    if (!commit) continue;
+    let stmt: SyntaxNode | null = commit.node;
+    while (stmt && stmt.parent && stmt.parent.type !== 'block') stmt = stmt.parent;
+    const block = stmt?.parent;
+    if (!stmt || !block) continue;
+    // Anything on the session between the commit and a read may reload the row: a refresh, a query.
+    const next = onSession.find((c) => c.node.startIndex > commit.node.endIndex && c.method !== 'commit' && c.method !== 'add' && c.method !== 'add_all');
+    const limit = Math.min(next ? next.node.startIndex : Infinity, block.endIndex);
+    const read = firstReadAfter(model, fn.body, row.name, commit.node.endIndex, limit, fn.role === 'handler' && validatesResponse(model, fn));
+    if (!read || insideNestedDef(read.node, fn.node)) continue;
+    yield { ...read, row: row.name, session: row.session, commit: `await ${commit.calleeText}()`, commitLine: commit.line, fnIndex: row.fnIndex };
+  }
+}
+
+/**
+ * Does the route validate what it returns against a model: `response_model=` on its decorator, or
+ * a return annotation naming a class (FastAPI then builds the response model from it)? A route
+ * with neither encodes an ORM object with `vars()`, which reads no expired attribute.
+ */
+function validatesResponse(model: FileModel, fn: FileModel['functions'][number]): boolean {
+  if (fn.decorators.some((d) => /\bresponse_model\s*=\s*(?!None\b)/.test(d))) return true;
+  const ret = fn.node.childForFieldName('return_type')?.text.replace(/\s+/g, '') ?? '';
+  return /^[A-Z]\w*$|^(list|List|Sequence)\[[A-Z]\w*\]$/.test(ret) && !/^(Any|None|Response|JSONResponse|dict|Dict)$/.test(ret);
+}
+
+/** The first read of `name` in `[from, to)`: an attribute, a serialiser given it, or (`handler`) a `return` of it. */
+function firstReadAfter(model: FileModel, body: SyntaxNode, name: string, from: number, to: number, handler: boolean): { node: SyntaxNode; what: string } | null {
+  let best: { node: SyntaxNode; what: string } | null = null;
+  const consider = (node: SyntaxNode, what: string) => {
+    if (node.startIndex < from || node.startIndex >= to) return;
+    if (!best || node.startIndex < best.node.startIndex) best = { node, what };
+  };
+  for (const attr of body.descendantsOfType('attribute')) {
+    if (attr.startIndex < from || attr.startIndex >= to) continue;
+    const obj = attr.childForFieldName('object');
+    const field = attr.childForFieldName('attribute')?.text ?? '';
+    if (obj?.type !== 'identifier' || obj.text !== name || field === 'awaitable_attrs' || field.startsWith('__')) continue;
+    const parent = attr.parent;
+    // A method call on the row (`user.set_password(p)`) and an assignment to it read nothing here.
+    if (parent?.type === 'call' && parent.childForFieldName('function')?.id === attr.id) continue;
+    if (parent?.type === 'assignment' && parent.childForFieldName('left')?.id === attr.id) continue;
+    consider(attr, `\`${name}.${field}\` is read`);
+  }
+  for (const call of body.descendantsOfType('call')) {
+    const f = call.childForFieldName('function');
+    const method = f?.type === 'attribute' ? f.childForFieldName('attribute')?.text ?? '' : '';
+    const args = callArgs(call).positional;
+    if (SERIALISE.test(method) && args.length === 1 && args[0]!.type === 'identifier' && args[0]!.text === name) consider(call, `\`${f!.text}(${name})\` reads every field of \`${name}\``);
+  }
+  if (handler) {
+    for (const ret of body.descendantsOfType('return_statement')) {
+      const v = ret.namedChild(0);
+      if (v?.type === 'identifier' && v.text === name) consider(ret, `\`return ${name}\` hands \`${name}\` to the response model, which reads its fields`);
+    }
+  }
+  return best;
+}
+
 function* loadedRows(model: FileModel, isAsync: ReturnType<typeof asyncHandles>): Generator<LoadedRow> {
   for (const a of model.assignments) {
     if (a.functionIndex < 0 || !model.functions[a.functionIndex]!.isAsync || !/^[A-Za-z_]\w*$/.test(a.target) || !a.value) continue;
