@@ -29,6 +29,12 @@ const lineOf = (file: string, text: string) => fs.readFileSync(file, 'utf8').spl
 const at = (list: Finding[], file: string, line: number, code: string) =>
   list.find((f) => f.path === file && f.line === line && f.code === code);
 
+/** The findings of the rules `select` names on one fixture project, scanned in process. */
+async function fixtureFindings(dir: string, select: string[]): Promise<Finding[]> {
+  const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select }, {}, null);
+  return (await scan(path.join(FIXTURES, dir), config, { inProcessBytes: Infinity })).result.findings;
+}
+
 describe('PA107 query_in_loop', () => {
   it('reports a helper chain from the loop to the query', () => {
     const f = at(query, 'PA107.py', lineOf(path.join(FIXTURES, 'query/PA107.py'), 'repo.author_name(session, book.author_id)'), 'PA107')!;
@@ -518,8 +524,7 @@ describe('PA108 lazy_load_in_loop', () => {
 describe('PA108 over rows a loader of another module returns', () => {
   let held: Finding[] = [];
   beforeAll(async () => {
-    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA1'] }, {}, null);
-    held = (await scan(path.join(FIXTURES, 'query-held'), config, { inProcessBytes: Infinity })).result.findings;
+    held = await fixtureFindings('query-held', ['PA1']);
   });
 
   it('says the lazy load raises MissingGreenlet when an async loader hands the rows to an async loop', () => {
@@ -540,8 +545,7 @@ describe('PA108 over rows a loader of another module returns', () => {
 
 describe('SQLModel relationships', () => {
   it('a plain `Optional[Model]` annotation with a `foreign_key=` column is a many-to-one (medium), a `list[...]` a collection (high)', async () => {
-    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA108'] }, {}, null);
-    const found = (await scan(path.join(FIXTURES, 'query-sqlmodel'), config, { inProcessBytes: Infinity })).result.findings;
+    const found = await fixtureFindings('query-sqlmodel', ['PA108']);
     const file = path.join(FIXTURES, 'query-sqlmodel/app/api.py');
     const one = at(found, 'app/api.py', lineOf(file, 'a.guild.title'), 'PA108')!;
     expect(one.severity).toBe('medium');
@@ -557,8 +561,7 @@ describe('SQLModel relationships', () => {
 describe('PA111 after a commit that expires the rows (fixtures/query-async-expire)', () => {
   let found: Finding[] = [];
   beforeAll(async () => {
-    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA111'] }, {}, null);
-    found = (await scan(path.join(FIXTURES, 'query-async-expire'), config, { inProcessBytes: Infinity })).result.findings;
+    found = await fixtureFindings('query-async-expire', ['PA111']);
   });
 
   it('names the commit, the factory that expires and the fix', () => {
@@ -572,8 +575,7 @@ describe('PA111 after a commit that expires the rows (fixtures/query-async-expir
   });
 
   it('is silent in a project whose async factory turns expiry off', async () => {
-    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA111'] }, {}, null);
-    const other = (await scan(path.join(FIXTURES, 'query-async-lazy'), config, { inProcessBytes: Infinity })).result.findings;
+    const other = await fixtureFindings('query-async-lazy', ['PA111']);
     expect(other.filter((x) => /expired it/.test(x.message))).toEqual([]);
   });
 });
@@ -581,8 +583,7 @@ describe('PA111 after a commit that expires the rows (fixtures/query-async-expir
 describe('Flask-SQLAlchemy', () => {
   let flask: Finding[] = [];
   beforeAll(async () => {
-    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA1'] }, {}, null);
-    flask = (await scan(path.join(FIXTURES, 'query-flask'), config, { inProcessBytes: Infinity })).result.findings;
+    flask = await fixtureFindings('query-flask', ['PA1']);
   });
 
   it('db.session of the project\'s SQLAlchemy() object is a session, imported from anywhere', () => {
@@ -662,8 +663,7 @@ describe('PA108 through serializers', () => {
   let found: Finding[] = [];
   const file = path.join(FIXTURES, 'query-serialize/kennel/api.py');
   beforeAll(async () => {
-    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA108'] }, {}, null);
-    found = (await scan(path.join(FIXTURES, 'query-serialize'), config, { inProcessBytes: Infinity })).result.findings;
+    found = await fixtureFindings('query-serialize', ['PA108']);
   });
 
   it('a list response model reads its relationship fields (and its bases\') once per row; one level down per item', () => {
