@@ -267,6 +267,13 @@ export interface ProjectContext {
   database: DatabaseService[];
   engines: EngineInfo[];
   sessionFactories: SessionFactoryInfo[];
+  /**
+   * `expire_on_commit` set other than by a factory's keyword (`s.sync_session.expire_on_commit =
+   * False`, `Maker(expire_on_commit=False)` per session, `Maker.configure(...)`, a kwargs dict), to
+   * a value other than `True`, outside tests: sessions the factories alone do not describe.
+   * Absent when none.
+   */
+  expireOnCommitSettings?: { file: string; line: number }[];
   poolListeners: PoolListenerInfo[];
   sessionProviders: SessionProviderInfo[];
   /** Functions that return a new session/connection (acquisitions for their callers). */

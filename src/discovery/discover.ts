@@ -85,7 +85,9 @@ function worthParsing(source: string): boolean {
     (FLASK_SQLALCHEMY_CALL.test(source) && FLASK_SQLALCHEMY_IMPORT.test(source)) ||
     (OWNER_HINT.test(source) && RELEASE_METHOD_HINT.test(source)) ||
     // `def get_write_engine(): return _engine_for(url)`: a getter other modules call `.connect()` on.
-    ENGINE_GETTER_HINT.test(source)
+    ENGINE_GETTER_HINT.test(source) ||
+    // `s.sync_session.expire_on_commit = False`: a session setting no factory call shows.
+    source.includes('expire_on_commit')
   );
 }
 /** `SessionDep = Annotated[AsyncSession, Depends(get_db)]`: a dependency alias other modules annotate with. */
@@ -411,6 +413,8 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   const fsqla = Object.entries(ctx.stack).find(([k]) => /^flask[-_]sqlalchemy$/i.test(k))?.[1];
   ctx.engines.push(...flaskEngines(perFile, majorOf(fsqla?.version ?? null)));
   ctx.sessionFactories.push(...unpackedFactories(perFile));
+  const settings = perFile.filter(({ file }) => !isTestPath(file)).flatMap(({ file, facts }) => (facts.expireSettings ?? []).map((line) => ({ file, line })));
+  if (settings.length) ctx.expireOnCommitSettings = settings;
   const shared = sharedSessions(perFile, ctx.sessionFactories);
   if (shared.length) ctx.sharedSessions = shared;
   const aliases = perFile.flatMap(({ file, facts }) => (facts.dependencyAliases ?? []).map((a) => ({ ...a, name: `${moduleNameOf(file)}.${a.name}` })));

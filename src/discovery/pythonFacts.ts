@@ -204,6 +204,8 @@ export interface SqlString {
 export interface PythonFileFacts {
   engines: EngineInfo[];
   sessionFactories: SessionFactoryInfo[];
+  /** Lines that set `expire_on_commit` other than as a factory's keyword, to anything but `True` (see `ProjectContext.expireOnCommitSettings`). */
+  expireSettings?: number[];
   poolListeners: PoolListenerInfo[];
   providers: ProviderCandidate[];
   /** Functions that may return a new session/connection (resolved against the factories in discovery). */
@@ -502,6 +504,8 @@ function sqliteByArgs(args: ReturnType<typeof callArgs>): string | null {
 }
 
 export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: LiteralScope): PythonFileFacts {
+  /** The session factories' calls (`[start, end)`), whose `expire_on_commit=` keyword the factory records. */
+  const factoryCalls: [number, number][] = [];
   const facts: PythonFileFacts = {
     engines: [],
     sessionFactories: [],
@@ -575,13 +579,15 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
       const cls = args.keywords.get('class_');
       const expire = args.keywords.get('expire_on_commit');
       const autoflush = args.keywords.get('autoflush');
+      factoryCalls.push([call.node.startIndex, call.node.endIndex]);
       facts.sessionFactories.push({
         kind: m,
         name: assignedName(call.node),
         function: enclosingFunction(model, call),
         bind: bind ? short(bind.text) : null,
         class: cls ? cls.text : null,
-        expireOnCommit: expire ? valueOrDynamic(expire, scope) : null,
+        // `**options` may carry it: not known.
+        expireOnCommit: expire ? valueOrDynamic(expire, scope) : call.node.childForFieldName('arguments')?.namedChildren.some((a) => a.type === 'dictionary_splat') ? 'dynamic' : null,
         autoflush: autoflush ? valueOrDynamic(autoflush, scope) : null,
         kwargs: kwargsOf(args, scope),
         file,
@@ -683,7 +689,34 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
       if (bases.length) (facts.viewSubclasses ??= []).push([`${model.moduleName}.${name}`, bases.map((b) => resolveImported(model, b) ?? `${model.moduleName}.${b}`)]);
     }
   }
+  const settings = expireSettings(model, factoryCalls);
+  if (settings.length) facts.expireSettings = settings;
   return facts;
+}
+
+/**
+ * The lines that set `expire_on_commit` outside the factory calls (`[start, end)`) to anything
+ * but `True`: a keyword of another call (`Maker(expire_on_commit=False)`, `Maker.configure(...)`),
+ * an attribute assigned (`s.sync_session.expire_on_commit = False`), a key of a dict of options
+ * (`{"expire_on_commit": False}`). Read from the tree and the dict keys' quotes, so prose in
+ * comments and docstrings does not count.
+ */
+function expireSettings(model: FileModel, factoryCalls: readonly [number, number][]): number[] {
+  const lines = new Set<number>();
+  if (!model.source.includes('expire_on_commit')) return [];
+  const off = (text: string | undefined) => text !== undefined && text.trim() !== 'True';
+  for (const call of model.calls) {
+    if (factoryCalls.some(([a, b]) => call.node.startIndex >= a && call.node.startIndex < b)) continue;
+    const value = callArgs(call.node).keywords.get('expire_on_commit');
+    if (value && off(value.text)) lines.add(value.startPosition.row + 1);
+  }
+  for (const a of model.assignments) {
+    if (/(^|\.)expire_on_commit$/.test(a.target) && a.target.includes('.') && off(a.value?.text)) lines.add(a.line);
+  }
+  for (const m of model.source.matchAll(/["']expire_on_commit["']\s*:\s*([^,}\n]*)/g)) {
+    if (off(m[1])) lines.add(model.source.slice(0, m.index!).split('\n').length);
+  }
+  return [...lines].sort((x, y) => x - y);
 }
 
 /** A base class named like a class-based view of the project. */

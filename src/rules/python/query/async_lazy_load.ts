@@ -19,15 +19,17 @@
  * After a commit: with every async session factory of the project left at `expire_on_commit=True`,
  * a read of a row the coroutine holds after `await session.commit()` (an attribute, a serialiser,
  * a route's `return row` into a response model) reloads the expired row: the same implicit IO.
+ * A rollback expires the rows the session loaded whatever the factory says.
  *
  * Silent: relationships declared with an eager `lazy=` (`selectin`, `joined`, `subquery`,
- * `immediate`) or `raise`/`noload`/`dynamic`/`write_only`; a query whose options name the
- * relationship; `await session.refresh(row, [..."rel"...])` before the read;
+ * `immediate`) or `raise`/`noload`/`dynamic`/`write_only`; a query with an option that loads the
+ * relationship (or `raiseload`/`noload` it); `await session.refresh(row, [..."rel"...])` before the read;
  * `await row.awaitable_attrs.rel`; rows of a sync session; a name bound again before the read.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
-import type { ModelInfo, ProjectContext, RelationshipInfo, SessionFactoryInfo } from '../../../discovery/context.js';
+import type { ModelInfo, ProjectContext, RelationshipInfo } from '../../../discovery/context.js';
+import { expiringAsyncFactory } from '../../../semantic/sessionExpiry.js';
 import { callAt, callsOf, type CallInfo, type FileModel } from '../../../semantic/model.js';
 import { asyncHandles } from '../../../semantic/asyncSessions.js';
 import { modelsNamed } from '../../projectFacts.js';
@@ -35,6 +37,7 @@ import { callArgs, insideNestedDef, lastAssignment, unwrap } from './semantics.j
 import { bindsName } from '../../../semantic/codeText.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import type { Effect } from '../../../analysis/summary.js';
+import { eagerlyLoaded } from './loadedRelations.js';
 import { callGraphOf, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import type { RepoRule, RepoRuleContext } from '../../types.js';
 import { inTreeModule } from '../../../semantic/model.js';
@@ -62,7 +65,7 @@ export const asyncLazyLoad: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Implicit IO on a row an `AsyncSession` holds (a lazy relationship, or any attribute after a commit expired it): it raises `MissingGreenlet`',
-    what: 'In a coroutine, finds a lazy relationship (the default `lazy="select"`) read on one row that an `AsyncSession` loaded — `row = await session.get(Model, id)`, `row = (await session.scalars(select(Model)...)).first()` / `.one()` / `.one_or_none()`, `(await session.execute(select(Model)...)).scalar_one_or_none()`, `await session.scalar(select(Model)...)` — when no loader option of the query loads it (`selectinload(Model.rel)`, `joinedload(...)`, also chained and in `session.get(..., options=[...])`; `raiseload`/`noload` naming it silence it too, while `lazyload(Model.rel)`, a path through it with `defaultload`, or a filter on it, `Model.rel.any(...)`, load nothing) and no `await session.refresh(row, ["rel"])` came before: `row.rel`, `row.rel.append(x)`, `row.rel.name`. High for a collection or the side of a one-to-one without the foreign key (always a SELECT); medium for a many-to-one, which the identity map may serve without IO when its row is already loaded. Also through calls: the row a coroutine of the repo returns (`return await self.session.get(Model, i)`, `row = ...; return row`) when its caller reads a lazy relationship on it (`row = await repo.get(i); row.rel`); not when the coroutine refreshed it or awaited the attribute before returning, returns something reached from the row, or loads it on a session of its own (the row leaves detached: another error). Loops over rows are PA108\'s. Silent for a name bound more than once in the function (which row a read sees depends on the path), for an earlier eager query of the function whose rows are kept in a name (the identity map hands the row back; it holds rows weakly, so thrown-away results do not count), and for relationships declared eager (`selectin`, `joined`, `subquery`, `immediate`) or `raise`, `noload`, `dynamic`, `write_only`, for `await row.awaitable_attrs.rel`, for rows of a sync session, and when the name is bound again before the read. After a commit: when every async session factory of the project keeps `expire_on_commit=True` (SQLAlchemy\'s default; PA404 reports the factory), the first read of a row the coroutine holds on an `AsyncSession` (loaded by it, or `row = Model(...)` added to it) after an `await session.commit()` that runs on every path to the read (its statement\'s block encloses the read): an attribute (`row.id` too: the commit expires every attribute), `Out.model_validate(row)` / `from_orm(row)`, or `return row` from a route with a response model (`response_model=`, or a return annotation naming a class: FastAPI validates it in the event loop after the handler). Silent after `await session.refresh(row)` or any other statement on that session between the commit and the read (a query that returns the row reloads it), for a method call or an assignment on the row, for a route with no response model (FastAPI encodes the object with `vars()`, which loads nothing), for a function that sets `expire_on_commit` itself, and when any async factory turns it off or sets it from a value the code cannot read (which factory a session came from is not followed).',
+    what: 'In a coroutine, finds a lazy relationship (the default `lazy="select"`) read on one row that an `AsyncSession` loaded — `row = await session.get(Model, id)`, `row = (await session.scalars(select(Model)...)).first()` / `.one()` / `.one_or_none()`, `(await session.execute(select(Model)...)).scalar_one_or_none()`, `await session.scalar(select(Model)...)` — when no loader option of the query loads it (`selectinload(Model.rel)`, `joinedload(...)`, also chained and in `session.get(..., options=[...])`; `raiseload`/`noload` naming it silence it too, while `lazyload(Model.rel)`, a path through it with `defaultload`, or a filter on it, `Model.rel.any(...)`, load nothing) and no `await session.refresh(row, ["rel"])` came before: `row.rel`, `row.rel.append(x)`, `row.rel.name`. High for a collection or the side of a one-to-one without the foreign key (always a SELECT); medium for a many-to-one, which the identity map may serve without IO when its row is already loaded. Also through calls: the row a coroutine of the repo returns (`return await self.session.get(Model, i)`, `row = ...; return row`) when its caller reads a lazy relationship on it (`row = await repo.get(i); row.rel`); not when the coroutine refreshed it or awaited the attribute before returning, returns something reached from the row, or loads it on a session of its own (the row leaves detached: another error). Loops over rows are PA108\'s. Silent for a name bound more than once in the function (which row a read sees depends on the path), for an earlier eager query of the function whose rows are kept in a name (the identity map hands the row back; it holds rows weakly, so thrown-away results do not count), and for relationships declared eager (`selectin`, `joined`, `subquery`, `immediate`) or `raise`, `noload`, `dynamic`, `write_only`, for `await row.awaitable_attrs.rel`, for rows of a sync session, and when the name is bound again before the read. After a commit: when every async session factory of the project keeps `expire_on_commit=True` (SQLAlchemy\'s default; PA404 reports the factory), the first read of a row the coroutine holds on an `AsyncSession` (loaded by it, or `row = Model(...)` added to it) after an `await session.commit()` that runs on every path to the read (its statement\'s block encloses the read): an attribute (`row.id` too: the commit expires every attribute), `Out.model_validate(row)` / `from_orm(row)`, or `return row` from a route with a response model (`response_model=`, or a return annotation naming a class: FastAPI validates it in the event loop after the handler). After a rollback the same, whatever the factory says (`Session.rollback()` expires every row the session loaded; an object only added to it leaves with its state, so only loaded rows count): `except IntegrityError: await session.rollback(); return f\"{row.name} is taken\"`. A commit in a `try` body whose every handler leaves (`raise`, `return`) runs before whatever follows the `try`. Silent after `await session.refresh(row)`, a query of the row\'s model on that session, or a call handed the row or the session (`await commit_and_refresh(session, row)`), between the commit and the read (a flush or another table\'s query reloads nothing); for a row deleted or expunged before the commit (it leaves detached with its state); for a method call on the row, an attribute the code set again after the commit, and reads in a nested def or a lambda; for a route with no response model (FastAPI encodes the object with `vars()`, which loads nothing) or whose response model is the ORM class itself (a SQLModel table class is encoded from its `__dict__`); and when any async factory outside tests turns expiry off or sets it from a value the code cannot read (a name, `**options`), or the project sets `expire_on_commit` anywhere else (`s.sync_session.expire_on_commit = False`, `Maker(expire_on_commit=False)` per call, `configure(...)`): which factory a session came from is not followed. Through a serialiser or a response model pydantic reports the failure as a validation error (FastAPI: a 500 `ResponseValidationError`).',
     why: 'Under `AsyncSession` an attribute access cannot await: the lazy load\'s SELECT raises `MissingGreenlet` ("greenlet_spawn has not been called; can\'t call await_only() here") instead of running. The code reads like a plain attribute and fails at run time, often only on the path that first touches the relationship.',
     bad: "from sqlalchemy import ForeignKey\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass Order(Base):\n    __tablename__ = \"orders\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    lines: Mapped[list[\"Line\"]] = relationship()\n\n\nclass Line(Base):\n    __tablename__ = \"lines\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    order_id: Mapped[int] = mapped_column(ForeignKey(\"orders.id\"))\n    sku: Mapped[str]\n\n\nasync def order_lines(session: AsyncSession, order_id: int):\n    order = await session.get(Order, order_id)\n    return [line.sku for line in order.lines]\n",
     good: "from sqlalchemy import ForeignKey\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass Order(Base):\n    __tablename__ = \"orders\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    lines: Mapped[list[\"Line\"]] = relationship()\n\n\nclass Line(Base):\n    __tablename__ = \"lines\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    order_id: Mapped[int] = mapped_column(ForeignKey(\"orders.id\"))\n    sku: Mapped[str]\n\n\nasync def order_lines(session: AsyncSession, order_id: int):\n    order = await session.get(Order, order_id, options=[selectinload(Order.lines)])\n    return [line.sku for line in order.lines]\n",
@@ -84,6 +87,7 @@ export const asyncLazyLoad: FileRule & RepoRule = {
         const key = `${row.name}:${read.name}:${row.fnIndex}`;
         if (reported.has(key)) continue;
         reported.add(key);
+        reported.add(`@${read.node.startIndex}`);
         const always = !read.rel.scalar || read.rel.reverse;
         ctx.report({
           node: read.node,
@@ -93,17 +97,22 @@ export const asyncLazyLoad: FileRule & RepoRule = {
         });
       }
     }
-    const expiring = expiringFactory(project);
-    if (!expiring) return;
-    for (const read of expiredReads(model, isAsync)) {
+    // A commit expires the rows only under `expire_on_commit=True`; a rollback always does.
+    const expiring = expiringAsyncFactory(project);
+    for (const read of expiredReads(model, isAsync, expiring !== null)) {
+      // One finding per row, and none where the lazy-load one already stands.
       const key = `${read.row}:${read.fnIndex}`;
-      if (reported.has(key)) continue;
+      if (reported.has(key) || reported.has(`@${read.node.startIndex}`)) continue;
       reported.add(key);
       ctx.report({
         node: read.node,
-        message: `${read.what} after \`${read.commit}\` (line ${read.commitLine}) expired it: the project's async sessions expire their rows on commit (\`${expiring.kind}\` at ${expiring.file}:${expiring.line} keeps \`expire_on_commit=True\`${expiring.expireOnCommit === null ? ', the default' : ''}), so the read reloads the row, and that implicit IO raises \`MissingGreenlet\``,
+        message: read.rollback
+          ? `${read.what} after \`${read.commit}\` (line ${read.commitLine}) expired it: a rollback expires every row the session loaded, so the read reloads the row, and that implicit IO fails with \`MissingGreenlet\`${read.validated ? VALIDATION_NOTE : ''}`
+          : `${read.what} after \`${read.commit}\` (line ${read.commitLine}) expired it: the project's async sessions expire their rows on commit (\`${expiring!.kind}\` at ${expiring!.file}:${expiring!.line} keeps \`expire_on_commit=True\`${expiring!.expireOnCommit === null ? ', the default' : ''}), so the read reloads the row, and that implicit IO fails with \`MissingGreenlet\`${read.validated ? VALIDATION_NOTE : ''}`,
         severity: 'high',
-        recommendation: `\`await ${read.session}.refresh(${read.row})\` after the commit, or \`expire_on_commit=False\` on the factory`,
+        recommendation: read.rollback
+          ? `read what the code needs from \`${read.row}\` before the rollback, or \`await ${read.session}.refresh(${read.row})\` after it`
+          : `\`await ${read.session}.refresh(${read.row})\` after the commit, or \`expire_on_commit=False\` on the factory`,
       });
     }
   },
@@ -126,7 +135,7 @@ export const asyncLazyLoad: FileRule & RepoRule = {
       const s = JSON.parse(site.what) as { name: string; reads: [string, number, number, number][] };
       for (const [name, line, column, endColumn] of s.reads) {
         const rel = lazy.get(name);
-        if (!rel || optionLoads(text, name) || unreadableOptions(text)) continue;
+        if (!rel || eagerlyLoaded(text, name) || unreadableOptions(text)) continue;
         const always = !rel.scalar || rel.reverse;
         ctx.report({
           path: file.path,
@@ -171,7 +180,7 @@ function* lazyReadsOf(model: FileModel, row: LoadedRow, lazy: ReadonlyMap<string
     // An option that loads it (or makes it raise or load nothing), or options the text cannot read
     // (`options=LOADERS`, `selectinload("*")`). Naming it elsewhere loads nothing: a filter
     // (`Cellar.bottles.any(...)`), `lazyload(Cellar.bottles)`, a path through it (`defaultload`).
-    if (optionLoads(row.text, name) || unreadableOptions(row.text)) continue;
+    if (eagerlyLoaded(row.text, name) || unreadableOptions(row.text)) continue;
     const between = model.source.slice(row.from, attr.startIndex);
     // Loaded before the read: a named refresh, `await row.awaitable_attrs.rel`, `run_sync`.
     if (new RegExp(`refresh\\(\\s*${row.name}\\s*,[^)]*['"]${name}['"]|\\b${row.name}\\.awaitable_attrs\\.${name}\\b|\\brun_sync\\([^)]*\\b${row.name}\\b`).test(between)) continue;
@@ -210,8 +219,7 @@ function detachedLoad(model: FileModel, fnIndex: number, text: string): boolean 
 
 /** An assignment in the function, before `before`, of a query that eager-loads `rel`. */
 function keptEagerLoad(model: FileModel, fnIndex: number, rel: string, before: number): boolean {
-  const re = new RegExp(`(selectinload|joinedload|subqueryload|immediateload|contains_eager)\\(\\s*[\\w.]*\\.${rel}\\b`);
-  return model.assignments.some((a) => a.functionIndex === fnIndex && a.node.startIndex < before && !!a.value && re.test(a.value.text));
+  return model.assignments.some((a) => a.functionIndex === fnIndex && a.node.startIndex < before && !!a.value && eagerlyLoaded(a.value.text, rel, true));
 }
 
 /** Stands for "some relationship" when the model is not known yet (a call's row, decided in the repo phase). */
@@ -299,16 +307,6 @@ function lazyRelationshipNames(project: ProjectContext): ReadonlySet<string> {
 }
 
 
-/**
- * Does a loader option of the statement load `rel` with the row, or turn its lazy load off: an
- * eager loader (`selectinload`, `joinedload`, `subqueryload`, `immediateload`, `contains_eager`),
- * also chained (`defaultload(A.b).selectinload(B.rel)`), or `raiseload`/`noload` naming it (by
- * attribute or by string)?
- */
-function optionLoads(text: string, rel: string): boolean {
-  if (!text.includes(rel)) return false;
-  return new RegExp(String.raw`\b(?:selectinload|joinedload|subqueryload|immediateload|contains_eager|raiseload|noload)\(\s*(?:[A-Za-z_][\w.]*\.${rel}\b|["']${rel}["'])`).test(text);
-}
 
 /** Loader options the text cannot read: a name (`options=LOADERS`, `.options(*opts)`) or a wildcard (`selectinload("*")`). */
 function unreadableOptions(text: string): boolean {
@@ -323,19 +321,6 @@ function lazyRelationships(models: ModelInfo[]): Map<string, RelationshipInfo> {
   return out;
 }
 
-/** Single rows an `AsyncSession` loaded into a name, in coroutines. */
-/**
- * The project's async session factory when every one keeps `expire_on_commit=True` (SQLAlchemy's
- * default): `async_sessionmaker(...)`, `sessionmaker(class_=AsyncSession)`, `AsyncSession(engine)`.
- * Null when there is none, or when one turns it off or sets it from a value the code cannot read:
- * which factory a session came from is not followed, so all of them must agree.
- */
-function expiringFactory(project: ProjectContext): SessionFactoryInfo | null {
-  const factories = project.sessionFactories.filter((f) => f.kind === 'async_sessionmaker' || f.kind === 'AsyncSession' || f.kind === 'async_scoped_session' || /AsyncSession\b/.test(f.class ?? ''));
-  if (!factories.length || !factories.every((f) => f.expireOnCommit === null || f.expireOnCommit === true)) return null;
-  return factories[0]!;
-}
-
 interface ExpiredRead {
   node: SyntaxNode;
   /** What reads the row: `` `user.name` ``, `` `UserOut.model_validate(user)` ``, `` `return user` ``. */
@@ -345,7 +330,14 @@ interface ExpiredRead {
   commit: string;
   commitLine: number;
   fnIndex: number;
+  /** Expired by a rollback rather than a commit. */
+  rollback: boolean;
+  /** Read by pydantic (a serialiser, a response model), which reports the failure as its own error. */
+  validated: boolean;
 }
+
+/** How the failure shows when pydantic reads the row. */
+const VALIDATION_NOTE = ' (pydantic catches it and reports a validation error; FastAPI answers 500 with a `ResponseValidationError`)';
 
 /** Serialisers that read every field of the row they are given. */
 const SERIALISE = /^(model_validate|from_orm|parse_obj|validate)$/;
@@ -359,12 +351,12 @@ const SERIALISE = /^(model_validate|from_orm|parse_obj|validate)$/;
  * pydantic `model_validate(row)`/`from_orm(row)`, or `return row` from a route (the framework
  * serialises it after the handler). The first such read per row.
  */
-function* expiredReads(model: FileModel, isAsync: ReturnType<typeof asyncHandles>): Generator<ExpiredRead> {
-  const rows: { name: string; session: string; from: number; fnIndex: number }[] = [];
+function* expiredReads(model: FileModel, isAsync: ReturnType<typeof asyncHandles>, commitsExpire: boolean): Generator<ExpiredRead> {
+  const rows: { name: string; entity: string; session: string; from: number; fnIndex: number; loaded: boolean }[] = [];
   for (const r of loadedRows(model, isAsync)) {
     const load = loadingCall(model, r.fnIndex, model.assignments.find((a) => a.functionIndex === r.fnIndex && a.node.endIndex === r.from)!.value!);
     const session = load?.call.dottedReceiver;
-    if (session && !session.includes('.')) rows.push({ name: r.name, session, from: r.from, fnIndex: r.fnIndex });
+    if (session && !session.includes('.')) rows.push({ name: r.name, entity: r.entity, session, from: r.from, fnIndex: r.fnIndex, loaded: true });
   }
   // `user = User(...)` then `session.add(user)` on an async session.
   for (const call of model.calls) {
@@ -375,73 +367,132 @@ function* expiredReads(model: FileModel, isAsync: ReturnType<typeof asyncHandles
     const bound = lastAssignment(model, arg.text, call.functionIndex, call.line);
     const ctor = bound?.value?.type === 'call' ? bound.value.childForFieldName('function')?.text.split('.').pop() ?? '' : '';
     if (!bound || !model.modelClasses.has(ctor)) continue;
-    rows.push({ name: arg.text, session, from: call.node.endIndex, fnIndex: call.functionIndex });
+    rows.push({ name: arg.text, entity: ctor, session, from: call.node.endIndex, fnIndex: call.functionIndex, loaded: false });
   }
   for (const row of rows) {
     const fn = model.functions[row.fnIndex]!;
     if (!fn.body || !boundOnce(model, row.fnIndex, row.name)) continue;
-    // A session made here with its own setting (`Maker(expire_on_commit=False)`).
-    if (model.source.slice(fn.node.startIndex, fn.node.endIndex).includes('expire_on_commit')) continue;
-    const onSession = callsOf(model, row.fnIndex).filter((c) => c.dottedReceiver === row.session && c.node.startIndex > row.from);
-    const commit = onSession.find((c) => c.method === 'commit' && c.awaited && !insideNestedDef(c.node, fn.node));
+    const onSession = callsOf(model, row.fnIndex).filter((c) => c.dottedReceiver === row.session && c.node.startIndex > row.from && !insideNestedDef(c.node, fn.node));
+    // A rollback expires the rows the session loaded; one it was only given to add leaves again as
+    // it came (pending objects are expunged with their state).
+    const commit = onSession.find((c) => ((c.method === 'commit' && commitsExpire) || (c.method === 'rollback' && row.loaded)) && c.awaited);
     if (!commit) continue;
-    let stmt: SyntaxNode | null = commit.node;
-    while (stmt && stmt.parent && stmt.parent.type !== 'block') stmt = stmt.parent;
-    const block = stmt?.parent;
-    if (!stmt || !block) continue;
-    // Anything on the session between the commit and a read may reload the row: a refresh, a query.
-    const next = onSession.find((c) => c.node.startIndex > commit.node.endIndex && c.method !== 'commit' && c.method !== 'add' && c.method !== 'add_all');
-    const limit = Math.min(next ? next.node.startIndex : Infinity, block.endIndex);
-    const read = firstReadAfter(model, fn.body, row.name, commit.node.endIndex, limit, fn.role === 'handler' && validatesResponse(model, fn));
-    if (!read || insideNestedDef(read.node, fn.node)) continue;
-    yield { ...read, row: row.name, session: row.session, commit: `await ${commit.calleeText}()`, commitLine: commit.line, fnIndex: row.fnIndex };
+    // Deleted or expunged before the commit: the row leaves detached with what it had loaded.
+    const detaches = new RegExp(`\\b(?:delete|expunge|make_transient)\\(\\s*${row.name}\\s*\\)`);
+    if (detaches.test(model.source.slice(row.from, commit.node.startIndex))) continue;
+    const block = dominatedBlock(commit.node);
+    if (!block) continue;
+    // A refresh of the row, or a query of its entity, may load it again; a flush or another
+    // table's query does not. Reads in that call's own arguments still run before it.
+    const next = onSession.find((c) => c.node.startIndex > commit.node.endIndex
+      && (c.method === 'refresh' ? callArgs(c.node).positional[0]?.text === row.name : RELOADS.test(c.method) && c.node.text.includes(row.entity)));
+    // A call that hands the row or the session on (`await commit_and_refresh(session, row)`) may reload it too.
+    const handed = callsOf(model, row.fnIndex).find((c) => c.node.startIndex > commit.node.endIndex && c !== commit && !SERIALISE.test(c.method)
+      && [...callArgs(c.node).positional, ...callArgs(c.node).keywords.values()].some((a) => a?.type === 'identifier' && (a.text === row.name || a.text === row.session)));
+    const limit = Math.min(next ? next.node.endIndex : Infinity, handed ? handed.node.startIndex : Infinity, block.endIndex);
+    const read = firstReadAfter(model, fn, row.name, commit.node.endIndex, limit, fn.role === 'handler' && validatesResponse(model, fn));
+    if (!read) continue;
+    yield { ...read, row: row.name, session: row.session, commit: `await ${commit.calleeText}()`, commitLine: commit.line, fnIndex: row.fnIndex, rollback: commit.method === 'rollback' };
   }
 }
 
+/** Session methods that may return a row it holds, loading it afresh. */
+const RELOADS = /^(get|get_one|execute|scalars|scalar|exec|merge|stream|stream_scalars)$/;
+
 /**
- * Does the route validate what it returns against a model: `response_model=` on its decorator, or
- * a return annotation naming a class (FastAPI then builds the response model from it)? A route
- * with neither encodes an ORM object with `vars()`, which reads no expired attribute.
+ * The block whose statements all run after the statement holding `node` completed: its own
+ * block, or, when it is the last word of a `try` body whose every handler leaves (`raise`,
+ * `return`), the block after that `try` too (`try: await s.commit() except E: raise ...`, then
+ * the read). Null when the statement is not in a block.
  */
-function validatesResponse(model: FileModel, fn: FileModel['functions'][number]): boolean {
-  if (fn.decorators.some((d) => /\bresponse_model\s*=\s*(?!None\b)/.test(d))) return true;
-  const ret = fn.node.childForFieldName('return_type')?.text.replace(/\s+/g, '') ?? '';
-  return /^[A-Z]\w*$|^(list|List|Sequence)\[[A-Z]\w*\]$/.test(ret) && !/^(Any|None|Response|JSONResponse|dict|Dict)$/.test(ret);
+function dominatedBlock(node: SyntaxNode): SyntaxNode | null {
+  let stmt: SyntaxNode | null = node;
+  while (stmt && stmt.parent && stmt.parent.type !== 'block') stmt = stmt.parent;
+  let block = stmt?.parent ?? null;
+  while (block && stmt) {
+    const owner = block.parent;
+    if (owner?.type !== 'try_statement' || owner.childForFieldName('body')?.id !== block.id) break;
+    const handlers = owner.namedChildren.filter((c) => c.type === 'except_clause' || c.type === 'except_group_clause');
+    if (!handlers.length || owner.namedChildren.some((c) => c.type === 'else_clause')) break;
+    const leaves = handlers.every((h) => {
+      const body = h.namedChildren.filter((c) => c.type === 'block').pop();
+      const last = body?.namedChildren.filter((c) => c.type !== 'comment').pop();
+      return last?.type === 'raise_statement' || last?.type === 'return_statement';
+    });
+    if (!leaves || !owner.parent || owner.parent.type !== 'block') break;
+    stmt = owner;
+    block = owner.parent;
+  }
+  return block;
 }
 
-/** The first read of `name` in `[from, to)`: an attribute, a serialiser given it, or (`handler`) a `return` of it. */
-function firstReadAfter(model: FileModel, body: SyntaxNode, name: string, from: number, to: number, handler: boolean): { node: SyntaxNode; what: string } | null {
-  let best: { node: SyntaxNode; what: string } | null = null;
-  const consider = (node: SyntaxNode, what: string) => {
-    if (node.startIndex < from || node.startIndex >= to) return;
-    if (!best || node.startIndex < best.node.startIndex) best = { node, what };
+/**
+ * Does the route validate what it returns against a pydantic model: `response_model=X`, or a
+ * return annotation naming a class (`-> Out`, `-> Out | None`, `-> list[Out]`), from which
+ * FastAPI builds the response model? Not when that class is one of the project's ORM models (a
+ * SQLModel table class is returned as it is and encoded from its `__dict__`), and not without one:
+ * FastAPI then encodes an ORM object with `vars()`, which loads no expired attribute.
+ */
+function validatesResponse(model: FileModel, fn: FileModel['functions'][number]): boolean {
+  const declared = fn.decorators.map((d) => /\bresponse_model\s*=\s*([^,)]+)/.exec(d)?.[1]?.trim()).find((x) => x !== undefined);
+  const text = (declared ?? fn.node.childForFieldName('return_type')?.text ?? '').replace(/\s+/g, '');
+  const m = /^(?:(?:list|List|Sequence|Optional)\[)?([A-Za-z_][\w.]*)\]?(?:\|None)?$/.exec(text);
+  const name = m?.[1]?.split('.').pop() ?? '';
+  return /^[A-Z]/.test(name) && !/^(Any|None|Response|JSONResponse|HTMLResponse|StreamingResponse|RedirectResponse|PlainTextResponse|ORJSONResponse)$/.test(name) && !model.modelClasses.has(name);
+}
+
+/**
+ * The first read of `name` in `[from, to)` in the function's own code (not a nested def or a
+ * lambda, which run when called): an attribute (not one the code set again after the commit,
+ * which is in the row's state), a serialiser given it, or (`handler`) a `return` of it.
+ */
+function firstReadAfter(model: FileModel, fn: FileModel['functions'][number], name: string, from: number, to: number, handler: boolean): { node: SyntaxNode; what: string; validated: boolean } | null {
+  const body = fn.body!;
+  let best: { node: SyntaxNode; what: string; validated: boolean } | null = null;
+  const own = (node: SyntaxNode) => !insideNestedDef(node, fn.node) && !insideLambda(node, fn.node);
+  const consider = (node: SyntaxNode, what: string, validated: boolean) => {
+    if (node.startIndex < from || node.startIndex >= to || !own(node)) return;
+    if (!best || node.startIndex < best.node.startIndex) best = { node, what, validated };
   };
+  const setAgain = new Set<string>();
   for (const attr of body.descendantsOfType('attribute')) {
     if (attr.startIndex < from || attr.startIndex >= to) continue;
     const obj = attr.childForFieldName('object');
     const field = attr.childForFieldName('attribute')?.text ?? '';
     if (obj?.type !== 'identifier' || obj.text !== name || field === 'awaitable_attrs' || field.startsWith('__')) continue;
     const parent = attr.parent;
-    // A method call on the row (`user.set_password(p)`) and an assignment to it read nothing here.
+    // A method call on the row (`user.set_password(p)`) reads nothing here; an assignment puts the
+    // value back in the row's state (`user.name = n` then `user.name` loads nothing).
     if (parent?.type === 'call' && parent.childForFieldName('function')?.id === attr.id) continue;
-    if (parent?.type === 'assignment' && parent.childForFieldName('left')?.id === attr.id) continue;
-    consider(attr, `\`${name}.${field}\` is read`);
+    if (parent?.type === 'assignment' && parent.childForFieldName('left')?.id === attr.id) {
+      setAgain.add(field);
+      continue;
+    }
+    if (setAgain.has(field)) continue;
+    consider(attr, `\`${name}.${field}\` is read`, false);
   }
   for (const call of body.descendantsOfType('call')) {
     const f = call.childForFieldName('function');
     const method = f?.type === 'attribute' ? f.childForFieldName('attribute')?.text ?? '' : '';
     const args = callArgs(call).positional;
-    if (SERIALISE.test(method) && args.length === 1 && args[0]!.type === 'identifier' && args[0]!.text === name) consider(call, `\`${f!.text}(${name})\` reads every field of \`${name}\``);
+    if (SERIALISE.test(method) && args.length === 1 && args[0]!.type === 'identifier' && args[0]!.text === name) consider(call, `\`${f!.text}(${name})\` reads every field of \`${name}\``, true);
   }
   if (handler) {
     for (const ret of body.descendantsOfType('return_statement')) {
       const v = ret.namedChild(0);
-      if (v?.type === 'identifier' && v.text === name) consider(ret, `\`return ${name}\` hands \`${name}\` to the response model, which reads its fields`);
+      if (v?.type === 'identifier' && v.text === name) consider(ret, `\`return ${name}\` hands \`${name}\` to the response model, which reads its fields`, true);
     }
   }
   return best;
 }
 
+/** Is the node inside a `lambda` within `fn`? */
+function insideLambda(node: SyntaxNode, fn: SyntaxNode): boolean {
+  for (let p = node.parent; p && p.id !== fn.id; p = p.parent) if (p.type === 'lambda') return true;
+  return false;
+}
+
+/** Single rows an `AsyncSession` loaded into a name, in coroutines. */
 function* loadedRows(model: FileModel, isAsync: ReturnType<typeof asyncHandles>): Generator<LoadedRow> {
   for (const a of model.assignments) {
     if (a.functionIndex < 0 || !model.functions[a.functionIndex]!.isAsync || !/^[A-Za-z_]\w*$/.test(a.target) || !a.value) continue;

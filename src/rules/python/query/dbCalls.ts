@@ -606,7 +606,7 @@ function classify(model: FileModel, call: CallInfo): DbOp | null {
       if (m === 'delete' || m === 'update') return { kind: 'write', what: `${entity}.query.${m}`, statement: null };
       // `Model.query.filter(...).update()/delete()` is the write on the outer call, not a read
       // (as `session.query(M)...update()` below).
-      if (chainedMethods(call.node).some((x) => x === 'update' || x === 'delete')) return null;
+      if (endsInBulkWrite(call.node)) return null;
       // `Model.query.get(pk)`, `Model.query.options(...).get(pk)`: Query.get looks in the identity map first.
       const getter = m === 'get' || m === 'get_or_404' ? m : m === 'options' ? pkGetAfter(call.node) : null;
       if (getter && identityMapGet(model, call)) return { kind: 'read', what: `${entity}.query.${getter}`, statement: null, identityMap: true };
@@ -671,8 +671,8 @@ function classify(model: FileModel, call: CallInfo): DbOp | null {
   }
   if (m === 'query') {
     // `db.query(M).filter(...).update()/delete()` is the write on the outer call, not a read.
+    if (endsInBulkWrite(call.node)) return null;
     const chained = chainedMethods(call.node);
-    if (chained.some((x) => x === 'update' || x === 'delete')) return null;
     // `session.query("stock", isbn=i)`: an entity or column, never a string, for SQLAlchemy.
     if (!first || first.type === 'string') return null;
     // A query that only becomes part of another statement (`query(X).filter(...).exists()` inside
@@ -761,6 +761,25 @@ function onlyEmbedded(model: FileModel, call: CallInfo): boolean {
   }
   return uses > 0;
 }
+
+/**
+ * Does the query chain on `call` end in a bulk `update()`/`delete()` (`q.filter(...).update({...})`)?
+ * Only through the Query's own refining methods: `q.filter(...).first().delete()` deletes the row
+ * the SELECT found (a model's own method), which is a read first.
+ */
+function endsInBulkWrite(call: SyntaxNode): boolean {
+  for (const m of chainedMethods(call)) {
+    if (m === 'update' || m === 'delete') return true;
+    if (!QUERY_REFINERS.has(m)) return false;
+  }
+  return false;
+}
+
+const QUERY_REFINERS = new Set([
+  'filter', 'filter_by', 'where', 'join', 'outerjoin', 'order_by', 'group_by', 'having', 'distinct', 'options', 'limit', 'offset',
+  'with_for_update', 'execution_options', 'params', 'select_from', 'with_entities', 'enable_eagerloads', 'correlate', 'populate_existing',
+  'yield_per', 'with_parent', 'reset_joinpoint', 'autoflush', 'with_hint', 'prefix_with', 'suffix_with',
+]);
 
 function chainedMethods(call: SyntaxNode): string[] {
   const out: string[] = [];

@@ -66,6 +66,7 @@
  * (or `rows = fetch_jobs(...)`), `fetch_jobs` a function of another module whose every return is
  * a query of one model: its text (options, criteria) travels in the summary.
  */
+import { sessionsExpireOnCommit } from '../../../semantic/sessionExpiry.js';
 import type { ModelInfo, ProjectContext } from '../../../discovery/context.js';
 import { modelsNamed, nearestModels, projectIndex } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
@@ -139,8 +140,9 @@ function immediateRelationships(candidates: ModelInfo[], text: string): Map<stri
   if (!candidates.length) return out;
   for (const rel of candidates[0]!.relationships) {
     if (rel.lazy !== 'immediate' || !candidates.every((m) => m.relationships.some((r) => r.name === rel.name && r.lazy === 'immediate'))) continue;
-    // `defaultload(X.rel)` only reaches through the relationship to options below it: `rel` keeps its own `immediate` loading.
-    if (eagerlyLoaded(text.replace(/\bdefaultload\([^()]*\)/g, '_()'), rel.name) || new RegExp(String.raw`\blazyload\([^()]*(?:\.${rel.name}\b|["']${rel.name}["'])`).test(text)) continue;
+    // `defaultload(X.rel)` only reaches through the relationship to options below it: `rel` keeps
+    // its own `immediate` loading (`eagerlyLoaded` reads only the options that load it).
+    if (eagerlyLoaded(text, rel.name) || new RegExp(String.raw`\blazyload\([^()]*(?:\.${rel.name}\b|["']${rel.name}["'])`).test(text)) continue;
     out.set(rel.name, candidates.every((m) => m.relationships.some((r) => r.name === rel.name && r.scalar && !r.reverse)));
   }
   return out;
@@ -205,10 +207,6 @@ function collectionRows(model: FileModel, project: ProjectContext, rows: SyntaxN
 /** Why a lazy load in a loop that commits per iteration is advisory. */
 const EXPIRED_EVIDENCE = 'each iteration commits, and the commit expires every loaded row (`expire_on_commit`): the relationships load again per row whatever the query eager-loads, so no loader option removes these loads';
 
-/** Do the project's sessions expire their objects on commit (SQLAlchemy's default: no factory turns it off)? */
-function expiresOnCommit(project: ProjectContext): boolean {
-  return !project.sessionFactories.some((f) => f.expireOnCommit === false);
-}
 
 /**
  * Why a read in a find-first search is reported, and `low`: every row before the hit loads the
@@ -499,7 +497,7 @@ function reportHelperParamLazyLoads(ctx: RepoRuleContext): void {
     const writes = effects.has(FLUSH_EFFECT) || effects.has(WRITE_EFFECT) || w.includes('w');
     const scalar = hits.every(([, info]) => info.scalar);
     // Each iteration commits: the rows expire and load again whatever the query eager-loads.
-    const expiring = w.includes('c') && expiresOnCommit(ctx.project);
+    const expiring = w.includes('c') && sessionsExpireOnCommit(ctx.project);
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.line, endColumn: Number(end) },
@@ -986,7 +984,7 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
       const cap = source ? rowsCap(source.text) : null;
       // A commit per iteration expires every loaded row: the next row's relationships load again
       // whatever the query eager-loaded, so no loader option fixes it.
-      const expiring = commitsPerIteration(model, loop) && expiresOnCommit(project);
+      const expiring = commitsPerIteration(model, loop) && sessionsExpireOnCommit(project);
       const rowsWhat = source ? source.op.what : rows.text.replace(/\s+/g, '');
       // `session.refresh(row, ["body"])` in the loop loads the column itself (PA107 reports that SELECT).
       if (deferred.size && !new RegExp(String.raw`\.refresh\(\s*${t.name}\s*,`).test(loop.node.text)) {

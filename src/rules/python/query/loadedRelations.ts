@@ -77,10 +77,21 @@ export function sameRows(iterable: SyntaxNode): SyntaxNode {
   return first && first.type !== 'keyword_argument' ? first : iterable;
 }
 
-export function eagerlyLoaded(statementText: string, rel: string): boolean {
+/**
+ * Does a loader option of the statement load `rel` with its rows, or turn its lazy load off: an
+ * eager loader (`selectinload`, `joinedload`, `subqueryload`, `immediateload`, `contains_eager`),
+ * also chained (`defaultload(A.b).selectinload(B.rel)`) or as a later step of one option's path
+ * (`joinedload(A.b, B.rel)`), `raiseload`/`noload` naming it, or any of them given `"*"`? Naming
+ * `rel` anywhere else loads nothing: a filter on it (`A.rel.any(...)`), `lazyload(A.rel)`, a path
+ * through it (`defaultload(A.rel)`). `eagerOnly` leaves out `raiseload`/`noload`, which load nothing.
+ */
+export function eagerlyLoaded(statementText: string, rel: string, eagerOnly = false): boolean {
   if (!LOADER_OPTION.test(statementText)) return false;
-  return new RegExp(`\\.${rel}\\b|["']${rel}["']|["']\\*["']`).test(statementText);
+  const options = eagerOnly ? EAGER_OPTIONS : `${EAGER_OPTIONS}|raiseload|noload`;
+  return new RegExp(String.raw`\b(?:${options})\(\s*(?:["']\*["']|[^()]*?(?:\.${rel}\b|["']${rel}["']))`).test(statementText);
 }
+
+const EAGER_OPTIONS = 'selectinload|joinedload|subqueryload|immediateload|contains_eager';
 
 /**
  * Does the query pick its rows by a many-to-one's target objects the code already holds

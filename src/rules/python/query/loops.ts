@@ -270,7 +270,7 @@ const REQUEST_IDS_NOTE = '; the ids come from the request and nothing is loaded 
  * PA107's findings of a file: reads per item of a loop (directly in the loop body) and reads
  * that repeat unchanged on every iteration, with their message and severity. A loop whose N is a
  * parameter or another function's result is `deferred`: the repo phase knows what the callers
- * pass and what the function returns (`collectDeferredReads`, `reportDeferredReads`).
+ * pass and what the function returns (`collectDeferredReports`, `reportDeferredLoopFindings`).
  */
 export function fileReadReports(model: FileModel): FileReadReport[] {
   const known = fileReadMemo.get(model);
@@ -345,7 +345,7 @@ export function collectDeferredReports(model: FileModel, extra: (model: FileMode
  * Reports the deferred findings of one kind (`DEFERRED_READ` for PA107, `DEFERRED_WRITE` for
  * PA102), at the severity what the loop's N is decides (see `resolveDomain`).
  */
-export function reportDeferredReads(ctx: RepoRuleContext, kind: string = DEFERRED_READ): void {
+export function reportDeferredLoopFindings(ctx: RepoRuleContext, kind: string = DEFERRED_READ): void {
   const graph = callGraphOf(ctx.index);
   for (const ref of graph.functionsWithEffects(new Set([kind]))) {
     const file = graph.fileOf(ref);

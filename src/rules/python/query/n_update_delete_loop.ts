@@ -8,15 +8,15 @@
  * Why is this bad? N statements and N round trips where one set-based statement would do.
  *
  * Severity: as PA107, by how the loop's N grows: high over stored rows, low over what one request
- * sent (or one loaded row's children), medium when not known or over a literal of ≤ 10 items.
+ * sent (or one loaded row's children), medium when not known; a literal of ≤ 10 items is no loop
+ * of rows and is not reported.
  * Guards as PA107: the statement must use a value the loop rebinds; `in_(...)` chunks are fine.
  */
-import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { loopsDomain, rowsSource, WRITE_EFFECT } from './dbCalls.js';
 import {
-  collectDeferredReports, DEFERRED_WRITE, describeLoop, domainNote, domainSeverity, perItemDbCalls, reportDeferredReads, reportHelperSites,
-  smallLiteralProduct, type FileReadReport,
+  collectDeferredReports, DEFERRED_WRITE, describeLoop, domainNote, domainSeverity, perItemDbCalls, reportDeferredLoopFindings, reportHelperSites,
+  type FileReadReport,
 } from './loops.js';
 import { encodeDomain } from '../../../semantic/loopDomain.js';
 import type { Effect } from '../../../analysis/summary.js';
@@ -66,8 +66,6 @@ function reportDirtyTracking(ctx: FileRuleContext): void {
   }
 }
 
-const SMALL_LITERAL = 10;
-
 /**
  * The loaded row whose collection every loop around the write walks (`for s in org.subscriptions:`),
  * as written, or null: N is that one row's children, bounded by its fan-out, not by the table.
@@ -86,18 +84,15 @@ function childrenOfOne(model: FileModel, loops: LoopInfo[]): string | null {
   return owner;
 }
 
-function severityFor(size: number | null): Severity {
-  return size !== null && size <= SMALL_LITERAL ? 'medium' : 'high';
-}
+const fileWriteMemo = new WeakMap<FileModel, FileReadReport[]>();
 
 /**
  * PA102's findings of a file, with their severity: `high` (the rule's) when the loop's N grows
  * with the stored rows, `low` over what one request sent or over one loaded row's children,
- * `medium` over a literal of a handful or when N is not known — as PA107 reads the same loops. A
- * loop over a parameter or another function's result waits for the repo phase (`deferred`),
- * which knows what the callers pass and what the function returns.
+ * `medium` when N is not known — as PA107 reads the same loops (a literal of a handful is no loop
+ * of rows and is not reported). A loop over a parameter or another function's result waits for
+ * the repo phase (`deferred`), which knows what the callers pass and what the function returns.
  */
-const fileWriteMemo = new WeakMap<FileModel, FileReadReport[]>();
 export function fileWriteReports(model: FileModel): FileReadReport[] {
   const known = fileWriteMemo.get(model);
   if (known) return known;
@@ -110,13 +105,12 @@ export function fileWriteReports(model: FileModel): FileReadReport[] {
       : `\`${site.op.what}\` runs one UPDATE/DELETE per item of ${loop}`)
       + (owner ? `; the loop is over the children of one \`${owner}\`, so N is that row's fan-out` : '');
     const d = loopsDomain(model, site.loops);
-    const literal = smallLiteralProduct(site.loops);
-    const deferred = !owner && literal === null && (d.kind === 'call' || d.kind === 'param') && site.call.functionIndex >= 0;
+    const deferred = !owner && (d.kind === 'call' || d.kind === 'param') && site.call.functionIndex >= 0;
     const decided = d.kind === 'call' || d.kind === 'param' ? 'unknown' : d.kind;
     out.push({
       site,
-      message: message + (owner || literal !== null || deferred ? '' : domainNote(decided)),
-      severity: owner ? 'low' : literal !== null ? severityFor(literal) : domainSeverity(decided),
+      message: message + (owner || deferred ? '' : domainNote(decided)),
+      severity: owner ? 'low' : domainSeverity(decided),
       deferred,
       domain: encodeDomain(d),
     });
@@ -160,10 +154,10 @@ export const nUpdateDeleteLoop: FileRule & RepoRule = {
       ctx,
       WRITE_EFFECT,
       (callee, what) => `\`${callee}\` runs one UPDATE/DELETE (\`${what}\`) per loop iteration`,
-      severityFor,
+      undefined,
       undefined,
       true,
     );
-    reportDeferredReads(ctx, DEFERRED_WRITE);
+    reportDeferredLoopFindings(ctx, DEFERRED_WRITE);
   },
 };

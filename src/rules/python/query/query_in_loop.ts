@@ -30,7 +30,7 @@
  */
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { QUERY_EFFECT } from './dbCalls.js';
-import { fileReadReports, IDENTITY_MAP_NOTE, reportDeferredReads, reportHelperSites, reportInvariantHelperSites, reportInvariantPropertyReads, reportLibrarySites, reportParamRowCalls, reportRowSites } from './loops.js';
+import { fileReadReports, IDENTITY_MAP_NOTE, reportDeferredLoopFindings, reportHelperSites, reportInvariantHelperSites, reportInvariantPropertyReads, reportLibrarySites, reportParamRowCalls, reportRowSites } from './loops.js';
 
 export const queryInLoop: FileRule & RepoRule = {
   meta: {
@@ -77,6 +77,6 @@ export const queryInLoop: FileRule & RepoRule = {
       `\`${text}\` runs a query on every read (property \`${getter}\`: \`${what}\`) and is read on every iteration of the loop, on the same object: the query runs once per item; read it once before the loop (and keep that copy up to date if the loop adds to it)`);
     reportParamRowCalls(ctx, (text, method, what, helper, caller, where) =>
       `N+1: \`${text}\` runs a query about its row (method \`${method}\`: \`${what}\`), and \`${helper}\` is called once per item of a loop with that row (\`${caller}\`, ${where}): one query per item`);
-    reportDeferredReads(ctx);
+    reportDeferredLoopFindings(ctx);
   },
 };

@@ -1,0 +1,32 @@
+/**
+ * Whether a project's sessions expire their rows on commit (`expire_on_commit`, SQLAlchemy's
+ * default `True`), as far as the code says: the factories' keywords, and any setting made
+ * elsewhere (`ProjectContext.expireOnCommitSettings`: on a session, per call, through
+ * `configure`). Which factory a given session came from is not followed, so the answers are
+ * project-wide and lean to "not known" when the code disagrees with itself.
+ */
+import type { ProjectContext, SessionFactoryInfo } from '../discovery/context.js';
+import { isTestPath } from './model.js';
+
+/** Do the project's sessions expire on commit: no factory and no other setting turns it off? */
+export function sessionsExpireOnCommit(project: ProjectContext): boolean {
+  return !project.expireOnCommitSettings?.length && !project.sessionFactories.some((f) => f.expireOnCommit === false);
+}
+
+/** An async session factory: `async_sessionmaker`, `async_scoped_session`, `AsyncSession(...)`, `sessionmaker(class_=AsyncSession)`. */
+function isAsyncFactory(f: SessionFactoryInfo): boolean {
+  return f.kind === 'async_sessionmaker' || f.kind === 'AsyncSession' || f.kind === 'async_scoped_session' || /AsyncSession\b/.test(f.class ?? '');
+}
+
+/**
+ * The project's async session factory when every one (outside tests) keeps `expire_on_commit=True`
+ * — by the literal or by leaving it out — and nothing else sets it; null when there is none, or
+ * when one turns it off or sets it from a value the code cannot read (a name, `**options`).
+ */
+export function expiringAsyncFactory(project: ProjectContext): SessionFactoryInfo | null {
+  if (project.expireOnCommitSettings?.length) return null;
+  // Tests' factories are the tests' own business (a fixture's `expire_on_commit=False` says nothing of the app's).
+  const factories = project.sessionFactories.filter((f) => !isTestPath(f.file) && isAsyncFactory(f));
+  if (!factories.length || !factories.every((f) => f.expireOnCommit === null || f.expireOnCommit === true)) return null;
+  return factories[0]!;
+}
