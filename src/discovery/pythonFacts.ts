@@ -713,8 +713,10 @@ function expireSettings(model: FileModel, factoryCalls: readonly [number, number
   for (const a of model.assignments) {
     if (/(^|\.)expire_on_commit$/.test(a.target) && a.target.includes('.') && off(a.value?.text)) lines.add(a.line);
   }
-  for (const m of model.source.matchAll(/["']expire_on_commit["']\s*:\s*([^,}\n]*)/g)) {
-    if (off(m[1])) lines.add(model.source.slice(0, m.index!).split('\n').length);
+  // `{"expire_on_commit": False}` in code: a dictionary's pair, not the same words in a string or comment.
+  for (const d of model.root.descendantsOfType('pair')) {
+    const key = d.childForFieldName('key');
+    if (key?.type === 'string' && /^["']expire_on_commit["']$/.test(key.text) && off(d.childForFieldName('value')?.text)) lines.add(d.startPosition.row + 1);
   }
   return [...lines].sort((x, y) => x - y);
 }

@@ -8,9 +8,12 @@
 import type { ProjectContext, SessionFactoryInfo } from '../discovery/context.js';
 import { isTestPath } from './model.js';
 
-/** Do the project's sessions expire on commit: no factory and no other setting turns it off? */
+/**
+ * Do the project's sessions expire on commit: no factory outside tests turns it off or sets it
+ * from a value the code cannot read, and nothing else sets it?
+ */
 export function sessionsExpireOnCommit(project: ProjectContext): boolean {
-  return !project.expireOnCommitSettings?.length && !project.sessionFactories.some((f) => f.expireOnCommit === false);
+  return !project.expireOnCommitSettings?.length && project.sessionFactories.every((f) => isTestPath(f.file) || f.expireOnCommit === null || f.expireOnCommit === true);
 }
 
 /** An async session factory: `async_sessionmaker`, `async_scoped_session`, `AsyncSession(...)`, `sessionmaker(class_=AsyncSession)`. */

@@ -65,7 +65,7 @@ export const asyncLazyLoad: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Implicit IO on a row an `AsyncSession` holds (a lazy relationship, or any attribute after a commit expired it): it raises `MissingGreenlet`',
-    what: 'In a coroutine, finds a lazy relationship (the default `lazy="select"`) read on one row that an `AsyncSession` loaded — `row = await session.get(Model, id)`, `row = (await session.scalars(select(Model)...)).first()` / `.one()` / `.one_or_none()`, `(await session.execute(select(Model)...)).scalar_one_or_none()`, `await session.scalar(select(Model)...)` — when no loader option of the query loads it (`selectinload(Model.rel)`, `joinedload(...)`, also chained and in `session.get(..., options=[...])`; `raiseload`/`noload` naming it silence it too, while `lazyload(Model.rel)`, a path through it with `defaultload`, or a filter on it, `Model.rel.any(...)`, load nothing) and no `await session.refresh(row, ["rel"])` came before: `row.rel`, `row.rel.append(x)`, `row.rel.name`. High for a collection or the side of a one-to-one without the foreign key (always a SELECT); medium for a many-to-one, which the identity map may serve without IO when its row is already loaded. Also through calls: the row a coroutine of the repo returns (`return await self.session.get(Model, i)`, `row = ...; return row`) when its caller reads a lazy relationship on it (`row = await repo.get(i); row.rel`); not when the coroutine refreshed it or awaited the attribute before returning, returns something reached from the row, or loads it on a session of its own (the row leaves detached: another error). Loops over rows are PA108\'s. Silent for a name bound more than once in the function (which row a read sees depends on the path), for an earlier eager query of the function whose rows are kept in a name (the identity map hands the row back; it holds rows weakly, so thrown-away results do not count), and for relationships declared eager (`selectin`, `joined`, `subquery`, `immediate`) or `raise`, `noload`, `dynamic`, `write_only`, for `await row.awaitable_attrs.rel`, for rows of a sync session, and when the name is bound again before the read. After a commit: when every async session factory of the project keeps `expire_on_commit=True` (SQLAlchemy\'s default; PA404 reports the factory), the first read of a row the coroutine holds on an `AsyncSession` (loaded by it, or `row = Model(...)` added to it) after an `await session.commit()` that runs on every path to the read (its statement\'s block encloses the read): an attribute (`row.id` too: the commit expires every attribute), `Out.model_validate(row)` / `from_orm(row)`, or `return row` from a route with a response model (`response_model=`, or a return annotation naming a class: FastAPI validates it in the event loop after the handler). After a rollback the same, whatever the factory says (`Session.rollback()` expires every row the session loaded; an object only added to it leaves with its state, so only loaded rows count): `except IntegrityError: await session.rollback(); return f\"{row.name} is taken\"`. The session may be a name or a repository\'s `self.session`; the commit an `await session.commit()` or the end of an `async with session.begin():` block around the row\'s binding. A commit in a `try` body whose every handler leaves (`raise`, `return`) runs before whatever follows the `try`. Silent after `await session.refresh(row)`, a query of the row\'s model on that session, or a call handed the row or the session (`await commit_and_refresh(session, row)`), between the commit and the read (a flush or another table\'s query reloads nothing); for a row deleted or expunged before the commit (it leaves detached with its state); for a method call on the row, an attribute the code set again after the commit, and reads in a nested def or a lambda; for a route with no response model (FastAPI encodes the object with `vars()`, which loads nothing) or whose response model is the ORM class itself (a SQLModel table class is encoded from its `__dict__`); and when any async factory outside tests turns expiry off or sets it from a value the code cannot read (a name, `**options`), or the project sets `expire_on_commit` anywhere else (`s.sync_session.expire_on_commit = False`, `Maker(expire_on_commit=False)` per call, `configure(...)`): which factory a session came from is not followed. Through a serialiser or a response model pydantic reports the failure as a validation error (FastAPI: a 500 `ResponseValidationError`).',
+    what: 'In a coroutine, finds a lazy relationship (the default `lazy="select"`) read on one row that an `AsyncSession` loaded — `row = await session.get(Model, id)`, `row = (await session.scalars(select(Model)...)).first()` / `.one()` / `.one_or_none()`, `(await session.execute(select(Model)...)).scalar_one_or_none()`, `await session.scalar(select(Model)...)` — when no loader option of the query loads it (`selectinload(Model.rel)`, `joinedload(...)`, also chained and in `session.get(..., options=[...])`; `raiseload`/`noload` naming it silence it too, while `lazyload(Model.rel)`, a path through it with `defaultload`, or a filter on it, `Model.rel.any(...)`, load nothing) and no `await session.refresh(row, ["rel"])` came before: `row.rel`, `row.rel.append(x)`, `row.rel.name`. High for a collection or the side of a one-to-one without the foreign key (always a SELECT); medium for a many-to-one, which the identity map may serve without IO when its row is already loaded. Also through calls: the row a coroutine of the repo returns (`return await self.session.get(Model, i)`, `row = ...; return row`) when its caller reads a lazy relationship on it (`row = await repo.get(i); row.rel`); not when the coroutine refreshed it or awaited the attribute before returning, returns something reached from the row, or loads it on a session of its own (the row leaves detached: another error). Loops over rows are PA108\'s. Silent for a name bound more than once in the function (which row a read sees depends on the path), for an earlier eager query of the function whose rows are kept in a name (the identity map hands the row back; it holds rows weakly, so thrown-away results do not count), and for relationships declared eager (`selectin`, `joined`, `subquery`, `immediate`) or `raise`, `noload`, `dynamic`, `write_only`, for `await row.awaitable_attrs.rel`, for rows of a sync session, and when the name is bound again before the read. After a commit: when every async session factory of the project keeps `expire_on_commit=True` (SQLAlchemy\'s default; PA404 reports the factory), the first read of a row the coroutine holds on an `AsyncSession` (loaded by it, or `row = Model(...)` added to it) after an `await session.commit()` that runs on every path to the read (its statement\'s block encloses the read): an attribute (`row.id` too: the commit expires every attribute), `Out.model_validate(row)` / `from_orm(row)`, or `return row` from a route with a response model (`response_model=`, or a return annotation naming a class: FastAPI validates it in the event loop after the handler). After a rollback the same, whatever the factory says (`Session.rollback()` expires every row the session loaded; an object only added to it leaves with its state, so only loaded rows count): `except IntegrityError: await session.rollback(); return f\"{row.name} is taken\"`. The session may be a name or a repository\'s `self.session`; the commit an `await session.commit()` or the end of an `async with session.begin():` block around the row\'s binding. A commit in a `try` body whose every handler leaves (`raise`, `return`) runs before whatever follows the `try` (not before its handlers, which run when it failed: a rollback there is what expires a loaded row). Silent after `await session.refresh(row)`, a query of the row\'s model on that session, or a call handed the row or the session (`await commit_and_refresh(session, row)`) or made on an object built from it (`repo = Repo(session)`, `await repo.get(i)`), between the commit and the read (a flush or another table\'s query reloads nothing); for a row deleted or expunged before the commit (it leaves detached with its state); for a method call on the row, an attribute the code set again after the commit, and reads in a nested def or a lambda; for a route with no response model (FastAPI encodes the object with `vars()`, which loads nothing) or whose response model is the ORM class itself (a SQLModel table class is encoded from its `__dict__`); and when any async factory outside tests turns expiry off or sets it from a value the code cannot read (a name, `**options`), or the project sets `expire_on_commit` anywhere else (`s.sync_session.expire_on_commit = False`, `Maker(expire_on_commit=False)` per call, `configure(...)`): which factory a session came from is not followed. Through a serialiser or a response model pydantic v2 reports the failure as a validation error (FastAPI: a 500 `ResponseValidationError`). A row read after `async with Maker() as s, s.begin():` has left with the closed session (a `DetachedInstanceError`, not this): silent.',
     why: 'Under `AsyncSession` an attribute access cannot await: the lazy load\'s SELECT raises `MissingGreenlet` ("greenlet_spawn has not been called; can\'t call await_only() here") instead of running. The code reads like a plain attribute and fails at run time, often only on the path that first touches the relationship.',
     bad: "from sqlalchemy import ForeignKey\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass Order(Base):\n    __tablename__ = \"orders\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    lines: Mapped[list[\"Line\"]] = relationship()\n\n\nclass Line(Base):\n    __tablename__ = \"lines\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    order_id: Mapped[int] = mapped_column(ForeignKey(\"orders.id\"))\n    sku: Mapped[str]\n\n\nasync def order_lines(session: AsyncSession, order_id: int):\n    order = await session.get(Order, order_id)\n    return [line.sku for line in order.lines]\n",
     good: "from sqlalchemy import ForeignKey\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass Order(Base):\n    __tablename__ = \"orders\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    lines: Mapped[list[\"Line\"]] = relationship()\n\n\nclass Line(Base):\n    __tablename__ = \"lines\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    order_id: Mapped[int] = mapped_column(ForeignKey(\"orders.id\"))\n    sku: Mapped[str]\n\n\nasync def order_lines(session: AsyncSession, order_id: int):\n    order = await session.get(Order, order_id, options=[selectinload(Order.lines)])\n    return [line.sku for line in order.lines]\n",
@@ -337,7 +337,7 @@ interface ExpiredRead {
 }
 
 /** How the failure shows when pydantic reads the row. */
-const VALIDATION_NOTE = ' (pydantic catches it and reports a validation error; FastAPI answers 500 with a `ResponseValidationError`)';
+const VALIDATION_NOTE = ' (pydantic v2 catches it and reports a validation error; FastAPI then answers 500 with a `ResponseValidationError`)';
 
 /** Serialisers that read every field of the row they are given. */
 const SERIALISE = /^(model_validate|from_orm|parse_obj|validate)$/;
@@ -373,32 +373,50 @@ function* expiredReads(model: FileModel, isAsync: ReturnType<typeof asyncHandles
     const fn = model.functions[row.fnIndex]!;
     if (!fn.body || !boundOnce(model, row.fnIndex, row.name)) continue;
     const onSession = callsOf(model, row.fnIndex).filter((c) => c.dottedReceiver === row.session && c.node.startIndex > row.from && !insideNestedDef(c.node, fn.node));
-    // A rollback expires the rows the session loaded; one it was only given to add leaves again as
-    // it came (pending objects are expunged with their state).
-    const call = onSession.find((c) => ((c.method === 'commit' && commitsExpire) || (c.method === 'rollback' && row.loaded)) && c.awaited);
-    // `async with session.begin():` around the row's binding commits when the block ends.
+    // What ends the transaction, in order: a commit, a rollback (it expires the rows the session
+    // loaded; one it was only given to add leaves again as it came: pending objects are expunged
+    // with their state), the end of an `async with session.begin():` block around the binding.
+    const ends: { node: SyntaxNode; text: string; line: number; rollback: boolean }[] = onSession
+      .filter((c) => ((c.method === 'commit' && commitsExpire) || (c.method === 'rollback' && row.loaded)) && c.awaited)
+      .map((c) => ({ node: c.node, text: `await ${c.calleeText}()`, line: c.line, rollback: c.method === 'rollback' }));
     const begun = commitsExpire ? beginBlockAround(model, row.session, row.from, row.fnIndex) : null;
-    const commit = begun && (!call || begun.endIndex <= call.node.startIndex)
-      ? { node: begun, text: `async with ${row.session}.begin()`, line: begun.startPosition.row + 1, rollback: false }
-      : call ? { node: call.node, text: `await ${call.calleeText}()`, line: call.line, rollback: call.method === 'rollback' } : null;
-    if (!commit) continue;
-    // Deleted or expunged before the commit: the row leaves detached with what it had loaded.
-    const detaches = new RegExp(`\\b(?:delete|expunge|make_transient)\\(\\s*${row.name}\\s*\\)`);
-    if (detaches.test(model.source.slice(row.from, commit.node.startIndex))) continue;
-    const block = dominatedBlock(commit.node);
-    if (!block) continue;
-    // A refresh of the row, or a query of its entity, may load it again; a flush or another
-    // table's query does not. Reads in that call's own arguments still run before it.
-    const next = onSession.find((c) => c.node.startIndex > commit.node.endIndex
-      && (c.method === 'refresh' ? callArgs(c.node).positional[0]?.text === row.name : RELOADS.test(c.method) && c.node.text.includes(row.entity)));
-    // A call that hands the row or the session on (`await commit_and_refresh(session, row)`) may reload it too.
-    const handed = callsOf(model, row.fnIndex).find((c) => c.node.startIndex > commit.node.endIndex && !SERIALISE.test(c.method)
-      && [...callArgs(c.node).positional, ...callArgs(c.node).keywords.values()].some((a) => (a?.type === 'identifier' || a?.type === 'attribute') && (a.text === row.name || a.text === row.session)));
-    const limit = Math.min(next ? next.node.endIndex : Infinity, handed ? handed.node.startIndex : Infinity, block.endIndex);
-    const read = firstReadAfter(model, fn, row.name, commit.node.endIndex, limit, fn.role === 'handler' && validatesResponse(model, fn));
-    if (!read) continue;
-    yield { ...read, row: row.name, session: row.session, commit: commit.text, commitLine: commit.line, fnIndex: row.fnIndex, rollback: commit.rollback };
+    if (begun) ends.push({ node: begun, text: `async with ${row.session}.begin()`, line: begun.startPosition.row + 1, rollback: false });
+    ends.sort((x, y) => x.node.endIndex - y.node.endIndex);
+    // Objects built from the session (`repo = Repo(session)`): a call on one may load the row again.
+    const holders = sessionHolders(model, row.fnIndex, row.session);
+    for (const end of ends) {
+      // Deleted or expunged before the commit: the row leaves detached with what it had loaded.
+      const detaches = new RegExp(`\\b(?:delete|expunge|make_transient)\\(\\s*${row.name}\\s*\\)`);
+      if (detaches.test(model.source.slice(row.from, end.node.startIndex))) break;
+      const dominated = dominatedBlock(end.node);
+      if (!dominated) continue;
+      // A refresh of the row, or a query of its entity, may load it again; a flush or another
+      // table's query does not. Reads in that call's own arguments still run before it.
+      const next = onSession.find((c) => c.node.startIndex > end.node.endIndex
+        && (c.method === 'refresh' ? callArgs(c.node).positional[0]?.text === row.name : RELOADS.test(c.method) && c.node.text.includes(row.entity)));
+      // A call that hands the row or the session on (`await commit_and_refresh(session, row)`), or
+      // a call on an object built from the session (`await repo.get(uid)`), may reload it too.
+      const handed = callsOf(model, row.fnIndex).find((c) => c.node.startIndex > end.node.endIndex && !SERIALISE.test(c.method)
+        && (holders.has(c.dottedReceiver?.split('.')[0] ?? '')
+          || [...callArgs(c.node).positional, ...callArgs(c.node).keywords.values()].some((a) => (a?.type === 'identifier' || a?.type === 'attribute') && (a.text === row.name || a.text === row.session))));
+      const limit = Math.min(next ? next.node.endIndex : Infinity, handed ? handed.node.startIndex : Infinity, dominated.block.endIndex);
+      const read = firstReadAfter(model, fn, row.name, end.node.endIndex, limit, dominated.skip, fn.role === 'handler' && validatesResponse(model, fn));
+      if (!read) continue;
+      yield { ...read, row: row.name, session: row.session, commit: end.text, commitLine: end.line, fnIndex: row.fnIndex, rollback: end.rollback };
+      break;
+    }
   }
+}
+
+/** Names the function binds to a call given the session (`repo = UserRepo(session)`, `svc = Service(db=session)`). */
+function sessionHolders(model: FileModel, fnIndex: number, session: string): Set<string> {
+  const out = new Set<string>();
+  for (const a of model.assignments) {
+    if (a.functionIndex !== fnIndex || a.value?.type !== 'call' || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
+    const args = callArgs(a.value);
+    if ([...args.positional, ...args.keywords.values()].some((x) => x?.text === session)) out.add(a.target);
+  }
+  return out;
 }
 
 /** A session as the code names it: a local or parameter, or an attribute of `self` (a repository's `self.session`). */
@@ -414,6 +432,8 @@ function beginBlockAround(model: FileModel, session: string, at: number, fnIndex
   for (const w of model.withs) {
     if (w.functionIndex !== fnIndex || !w.isAsync || at < w.bodyStart || at > w.bodyEnd) continue;
     if (!w.items.some((i) => i.value.text.replace(/\s+/g, '') === begin)) continue;
+    // `async with Maker() as s, s.begin():` also closes the session: the row leaves detached (another error).
+    if (w.items.some((i) => i.alias === session)) continue;
     // The innermost such block around the binding.
     if (!best || w.node.startIndex > best.startIndex) best = w.node;
   }
@@ -429,10 +449,12 @@ const RELOADS = /^(get|get_one|execute|scalars|scalar|exec|merge|stream|stream_s
  * `return`), the block after that `try` too (`try: await s.commit() except E: raise ...`, then
  * the read). Null when the statement is not in a block.
  */
-function dominatedBlock(node: SyntaxNode): SyntaxNode | null {
+function dominatedBlock(node: SyntaxNode): { block: SyntaxNode; skip: [number, number][] } | null {
   let stmt: SyntaxNode | null = node;
   while (stmt && stmt.parent && stmt.parent.type !== 'block') stmt = stmt.parent;
   let block = stmt?.parent ?? null;
+  // The handlers of a `try` passed over run when the commit failed: not after it.
+  const skip: [number, number][] = [];
   while (block && stmt) {
     const owner = block.parent;
     if (owner?.type !== 'try_statement' || owner.childForFieldName('body')?.id !== block.id) break;
@@ -444,10 +466,11 @@ function dominatedBlock(node: SyntaxNode): SyntaxNode | null {
       return last?.type === 'raise_statement' || last?.type === 'return_statement';
     });
     if (!leaves || !owner.parent || owner.parent.type !== 'block') break;
+    for (const h of handlers) skip.push([h.startIndex, h.endIndex]);
     stmt = owner;
     block = owner.parent;
   }
-  return block;
+  return block ? { block, skip } : null;
 }
 
 /**
@@ -470,12 +493,12 @@ function validatesResponse(model: FileModel, fn: FileModel['functions'][number])
  * lambda, which run when called): an attribute (not one the code set again after the commit,
  * which is in the row's state), a serialiser given it, or (`handler`) a `return` of it.
  */
-function firstReadAfter(model: FileModel, fn: FileModel['functions'][number], name: string, from: number, to: number, handler: boolean): { node: SyntaxNode; what: string; validated: boolean } | null {
+function firstReadAfter(model: FileModel, fn: FileModel['functions'][number], name: string, from: number, to: number, skip: readonly [number, number][], handler: boolean): { node: SyntaxNode; what: string; validated: boolean } | null {
   const body = fn.body!;
   let best: { node: SyntaxNode; what: string; validated: boolean } | null = null;
   const own = (node: SyntaxNode) => !insideNestedDef(node, fn.node) && !insideLambda(node, fn.node);
   const consider = (node: SyntaxNode, what: string, validated: boolean) => {
-    if (node.startIndex < from || node.startIndex >= to || !own(node)) return;
+    if (node.startIndex < from || node.startIndex >= to || !own(node) || skip.some(([a, b]) => node.startIndex >= a && node.startIndex < b)) return;
     if (!best || node.startIndex < best.node.startIndex) best = { node, what, validated };
   };
   const setAgain = new Set<string>();

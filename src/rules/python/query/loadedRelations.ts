@@ -80,15 +80,17 @@ export function sameRows(iterable: SyntaxNode): SyntaxNode {
 /**
  * Does a loader option of the statement load `rel` with its rows, or turn its lazy load off: an
  * eager loader (`selectinload`, `joinedload`, `subqueryload`, `immediateload`, `contains_eager`),
- * also chained (`defaultload(A.b).selectinload(B.rel)`) or as a later step of one option's path
- * (`joinedload(A.b, B.rel)`), `raiseload`/`noload` naming it, or any of them given `"*"`? Naming
+ * also chained (`defaultload(A.b).selectinload(B.rel)`) or as the last step of one option's path
+ * (`joinedload(A.b, B.rel)` loads `rel`; `b` is only the way there), `raiseload`/`noload` naming it, or any of them given `"*"`? Naming
  * `rel` anywhere else loads nothing: a filter on it (`A.rel.any(...)`), `lazyload(A.rel)`, a path
  * through it (`defaultload(A.rel)`). `eagerOnly` leaves out `raiseload`/`noload`, which load nothing.
  */
 export function eagerlyLoaded(statementText: string, rel: string, eagerOnly = false): boolean {
   if (!LOADER_OPTION.test(statementText)) return false;
   const options = eagerOnly ? EAGER_OPTIONS : `${EAGER_OPTIONS}|raiseload|noload`;
-  return new RegExp(String.raw`\b(?:${options})\(\s*(?:["']\*["']|[^()]*?(?:\.${rel}\b|["']${rel}["']))`).test(statementText);
+  // The option's last path step is what it loads (`joinedload(A.b, B.rel)`: `b` is only the way
+  // there); a step may carry `.of_type(Sub)`, and keywords may follow (`innerjoin=True`).
+  return new RegExp(String.raw`\b(?:${options})\(\s*(?:["']\*["']|(?:[^()]|\([^()]*\))*?(?:\.${rel}(?:\s*\.\s*of_type\([^()]*\))?|["'](?:[\w.]*\.)?${rel}["']))\s*(?:,\s*\w+\s*=\s*[^,()]+)*\s*\)`).test(statementText);
 }
 
 const EAGER_OPTIONS = 'selectinload|joinedload|subqueryload|immediateload|contains_eager';
