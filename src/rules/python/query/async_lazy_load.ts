@@ -343,13 +343,15 @@ const VALIDATION_NOTE = ' (pydantic v2 catches it and reports a validation error
 const SERIALISE = /^(model_validate|from_orm|parse_obj|validate)$/;
 
 /**
- * Reads of a row the coroutine holds on an `AsyncSession` (loaded by it, or added to it:
- * `user = User(...)`, `session.add(user)`) after an `await session.commit()` on that session
- * that runs before the read on every path (its statement's block encloses the read), with no
- * `await session.refresh(row)` and no other statement on the session between them (a query that
- * returns the row again reloads it): an attribute (not a method call, not `awaitable_attrs`), a
- * pydantic `model_validate(row)`/`from_orm(row)`, or `return row` from a route (the framework
- * serialises it after the handler). The first such read per row.
+ * Reads of a row the coroutine holds on an `AsyncSession` (a local or `self.session`; loaded by
+ * it, or added to it: `user = User(...)`, `session.add(user)`) after the end of a transaction
+ * that expired it and runs before the read on every path (see {@link dominatedBlock}): an
+ * `await session.commit()` or the end of an `async with session.begin():` block around the
+ * binding when `commitsExpire`, and an `await session.rollback()` for a loaded row. The search
+ * stops at what may load the row again: a refresh of it, a query of its model on the session, a
+ * call handed the row or the session, a call on an object built from the session. A read is an
+ * attribute (see {@link firstReadAfter}), a pydantic `model_validate(row)`/`from_orm(row)`, or
+ * `return row` from a route with a response model. The first such read per row.
  */
 function* expiredReads(model: FileModel, isAsync: ReturnType<typeof asyncHandles>, commitsExpire: boolean): Generator<ExpiredRead> {
   const rows: { name: string; entity: string; session: string; from: number; fnIndex: number; loaded: boolean }[] = [];
