@@ -237,6 +237,13 @@ function readRequirements(
   }
 }
 
+/** The deepest project directory (one with a manifest, `ProjectContext.projects`) that holds `path`; `''` for none. */
+export function projectDirOf(projects: readonly string[], path: string): string {
+  let best = '';
+  for (const d of projects) if (path.startsWith(`${d}/`) && d.length > best.length) best = d;
+  return best;
+}
+
 /** `a/./b/../c` → `a/c`, relative paths only. */
 /**
  * Whether a path lies under one of the given directories (relative, no trailing slash; `''` is

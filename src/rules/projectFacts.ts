@@ -3,7 +3,7 @@
  * one object per worker, so lookups built from it are built once per worker, not per file: a
  * monorepo's context holds thousands of models and migration files.
  */
-import { underDirectories } from '../discovery/manifests.js';
+import { projectDirOf, underDirectories } from '../discovery/manifests.js';
 import type { EngineInfo, ModelInfo, ProjectContext } from '../discovery/context.js';
 import { moduleNameOf, type FileModel } from '../semantic/model.js';
 import { makesAsyncSessions } from '../semantic/asyncSessions.js';
@@ -153,11 +153,7 @@ function modelsNamedUncached(project: ProjectContext, file: FileModel, name: str
 export function nearestModels(project: ProjectContext, all: ModelInfo[], path: string): ModelInfo[] {
   const dirs = project.projects;
   if (!dirs?.length || all.length < 2) return all;
-  const projectOf = (p: string) => {
-    let best = '';
-    for (const d of dirs) if (p.startsWith(`${d}/`) && d.length > best.length) best = d;
-    return best;
-  };
+  const projectOf = (p: string) => projectDirOf(dirs, p);
   const own = projectOf(path);
   const of = all.map((m) => projectOf(m.file));
   if (new Set(of).size < 2) return all;

@@ -7,6 +7,7 @@
  */
 import type { ProjectContext, SessionFactoryInfo } from '../discovery/context.js';
 import { isTestPath } from './model.js';
+import { projectDirOf } from '../discovery/manifests.js';
 
 /**
  * Do the project's sessions expire on commit: no factory outside tests turns it off or sets it
@@ -26,10 +27,20 @@ function isAsyncFactory(f: SessionFactoryInfo): boolean {
  * — by the literal or by leaving it out — and nothing else sets it; null when there is none, or
  * when one turns it off or sets it from a value the code cannot read (a name, `**options`).
  */
-export function expiringAsyncFactory(project: ProjectContext): SessionFactoryInfo | null {
-  if (project.expireOnCommitSettings?.length) return null;
+export function expiringAsyncFactory(project: ProjectContext, path?: string): SessionFactoryInfo | null {
   // Tests' factories are the tests' own business (a fixture's `expire_on_commit=False` says nothing of the app's).
-  const factories = project.sessionFactories.filter((f) => !isTestPath(f.file) && isAsyncFactory(f));
-  if (!factories.length || !factories.every((f) => f.expireOnCommit === null || f.expireOnCommit === true)) return null;
+  let factories = project.sessionFactories.filter((f) => !isTestPath(f.file) && isAsyncFactory(f));
+  let settings = project.expireOnCommitSettings ?? [];
+  // In a tree of several projects (`services/a`, `services/b`, each with its manifest), those of
+  // the file's own project when it has any: another service's factory makes none of its sessions.
+  if (path !== undefined && project.projects?.length) {
+    const own = projectDirOf(project.projects, path);
+    const mine = factories.filter((f) => projectDirOf(project.projects!, f.file) === own);
+    if (mine.length) {
+      factories = mine;
+      settings = settings.filter((x) => projectDirOf(project.projects!, x.file) === own);
+    }
+  }
+  if (settings.length || !factories.length || !factories.every((f) => f.expireOnCommit === null || f.expireOnCommit === true)) return null;
   return factories[0]!;
 }
