@@ -57,6 +57,12 @@ describe('PA204 missing_rollback', () => {
     expect(at('transaction/open-scope', 'app/rollback.py', 50, 'PA204')?.originalSeverity).toBe('low');
     expect(at('transaction/open-scope', 'app/rollback.py', 31, 'PA204')?.originalSeverity).toBe('medium');
   });
+
+  it('names the call that raises when the handler first only stages on the failed session', () => {
+    const file = path.join(FIXTURES, 'transaction/open-scope/app/rollback.py');
+    const line = lineOf(file, 'def audit_duplicate') + 3;
+    expect(at('transaction/open-scope', 'app/rollback.py', line, 'PA204')!.message).toMatch(/uses `db` again \(`db\.add\(\)`\) before any rollback: it only stages, and `db\.commit\(\)` then raises `PendingRollbackError`$/);
+  });
 });
 
 describe('PA202 / PA205 severities', () => {

@@ -93,7 +93,10 @@ export const missingRollback: FileRule & RepoRule = {
         ctx.report({
           node: call.node,
           message: verdict.reuse
-            ? `\`${call.calleeText}()\` can fail in this \`try\`, and its \`${header}\` handler uses \`${session}\` again (\`${verdict.reuse}\`) before any rollback: that call raises \`PendingRollbackError\``
+            ? `\`${call.calleeText}()\` can fail in this \`try\`, and its \`${header}\` handler uses \`${session}\` again (\`${verdict.reuse}\`) before any rollback: `
+              + (verdict.raiser === verdict.reuse ? 'that call raises `PendingRollbackError`'
+                : verdict.raiser ? `it only stages, and \`${verdict.raiser}\` then raises \`PendingRollbackError\``
+                : 'it only stages, and the session\'s next statement or commit raises `PendingRollbackError`')
             : verdict.nextIteration
               ? `\`${call.calleeText}()\` is in a \`try\` whose \`${header}\` handler neither rolls back nor re-raises, inside a loop that goes on: the next iteration uses \`${session}\` in its failed transaction, so after the first error every later one fails too (\`PendingRollbackError\`, or \`InFailedSqlTransaction\` on a DB-API connection)`
               : `\`${call.calleeText}()\` is in a \`try\` whose \`${header}\` handler neither rolls back nor re-raises: the session is left in a failed transaction`,
@@ -380,6 +383,8 @@ interface HandlerVerdict {
   handler: SyntaxNode;
   /** The session call the handler makes before any rollback, when that is the problem. */
   reuse: string | null;
+  /** The first of them that reaches the database and raises (`add()` only stages); null when none does in the handler. */
+  raiser?: string | null;
   /** The `try` sits in a loop that goes on to its next iteration, which uses the session again. */
   nextIteration?: boolean;
   /**
@@ -430,8 +435,8 @@ function handlerVerdict(model: FileModel, call: CallInfo, session: string, tries
     for (const h of handlers) {
       const body = h.namedChildren.find((c) => c.type === 'block') ?? h;
       const rollbackAt = firstMatch(body.text, /\b\w*rollback\w*\s*\(/);
-      const reuse = sessionReuse(body.text, session);
-      if (reuse && (rollbackAt < 0 || reuse.at < rollbackAt)) return { tryNode: t, handler: h, reuse: reuse.text };
+      const reuse = sessionReuse(body.text, session, rollbackAt);
+      if (reuse && (rollbackAt < 0 || reuse.at < rollbackAt)) return { tryNode: t, handler: h, reuse: reuse.text, raiser: reuse.raiser };
       if (rollbackAt >= 0) continue;
       // A re-raise that runs on this path: a `raise` statement of the handler's own block, or a
       // call that always raises (`abort(400)`: Flask's request teardown then removes the session).
@@ -584,14 +589,24 @@ function firstMatch(text: string, re: RegExp): number {
 }
 
 /** A call on the session in a handler's text other than cleaning up: `session.execute(...)`, `session.commit()`. */
-function sessionReuse(text: string, session: string): { at: number; text: string } | null {
+function sessionReuse(text: string, session: string, rollbackAt: number): { at: number; text: string; raiser: string | null } | null {
   const re = new RegExp(`(?<![\\w.])${session.replace(/\./g, '\\.')}\\s*\\.\\s*(\\w+)\\s*\\(`, 'g');
   let m: RegExpExecArray | null;
+  let first: { at: number; text: string } | null = null;
   while ((m = re.exec(text))) {
-    if (!/^(rollback|close|invalidate|expunge|expunge_all|remove|in_transaction|is_active)$/.test(m[1]!)) return { at: m.index, text: `${session}.${m[1]}()` };
+    if (/^(rollback|close|invalidate|expunge|expunge_all|remove|in_transaction|is_active)$/.test(m[1]!)) continue;
+    if (rollbackAt >= 0 && m.index > rollbackAt) break;
+    const call = `${session}.${m[1]}()`;
+    // `add()` only stages: the session's next statement or commit is what raises.
+    if (!STAGING.test(m[1]!)) return first ? { ...first, raiser: call } : { at: m.index, text: call, raiser: call };
+    first ??= { at: m.index, text: call };
   }
-  return null;
+  // Only staged before the rollback, which discards it: nothing raised.
+  return first && rollbackAt < 0 ? { ...first, raiser: null } : null;
 }
+
+/** Session methods that only stage work in memory (measured: `add()` after a failed commit does not raise; the next `commit()` does). */
+const STAGING = /^(add|add_all|expire|expire_all)$/;
 
 /** Does the clause hand the session to a call as an argument (`reset(session)`, `undo(db=session)`)? */
 function handsSessionOn(clause: SyntaxNode, session: string): boolean {
