@@ -574,6 +574,16 @@ describe('PA111 after a commit that expires the rows (fixtures/query-async-expir
     expect(at(found, 'shop/routes.py', lineOf(file, 'return shelf  # expect'), 'PA111')!.message).toContain('to the response model');
   });
 
+  it('follows the row a helper returns after its own commit to the caller that reads it', () => {
+    const file = path.join(FIXTURES, 'query-async-expire/shop/routes.py');
+    const through = found.filter((x) => x.message.includes('(the row `create_shelf()` returns)'));
+    // The route that returns it into its response model, and the one that reads `shelf.id`;
+    // not the refreshed helper's callers, nor the caller that refreshes it.
+    expect(through.map((x) => x.line)).toEqual([lineOf(file, 'return await create_shelf(session, label)  # expect'), lineOf(file, 'async def make_shelf_id') + 2]);
+    expect(through[1]!.message).toMatch(/^`shelf\.id` is read \(the row `create_shelf\(\)` returns\), and `await session\.commit\(\)` \(line \d+ of shop\/routes\.py, in `create_shelf`\) expired it before it was returned/);
+    expect(through[0]!.chain?.[0]?.call).toBe('create_shelf');
+  });
+
   it('keeps quiet about commits where the async factory turns expiry off, not about rollbacks', async () => {
     const other = await fixtureFindings('query-async-lazy', ['PA111']);
     const expired = other.filter((x) => /expired it/.test(x.message));

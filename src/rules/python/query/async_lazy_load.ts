@@ -38,6 +38,7 @@ import { bindsName } from '../../../semantic/codeText.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { eagerlyLoaded } from './loadedRelations.js';
+import { UNTYPED } from '../../../analysis/objects.js';
 import { callGraphOf, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import type { RepoRule, RepoRuleContext } from '../../types.js';
 import { inTreeModule } from '../../../semantic/model.js';
@@ -65,7 +66,7 @@ export const asyncLazyLoad: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Implicit IO on a row an `AsyncSession` holds (a lazy relationship, or any attribute after a commit expired it): it raises `MissingGreenlet`',
-    what: 'In a coroutine, finds a lazy relationship (the default `lazy="select"`) read on one row that an `AsyncSession` loaded — `row = await session.get(Model, id)`, `row = (await session.scalars(select(Model)...)).first()` / `.one()` / `.one_or_none()`, `(await session.execute(select(Model)...)).scalar_one_or_none()`, `await session.scalar(select(Model)...)` — when no loader option of the query loads it (`selectinload(Model.rel)`, `joinedload(...)`, also chained and in `session.get(..., options=[...])`; `raiseload`/`noload` naming it silence it too, while `lazyload(Model.rel)`, a path through it with `defaultload`, or a filter on it, `Model.rel.any(...)`, load nothing) and no `await session.refresh(row, ["rel"])` came before: `row.rel`, `row.rel.append(x)`, `row.rel.name`. High for a collection or the side of a one-to-one without the foreign key (always a SELECT); medium for a many-to-one, which the identity map may serve without IO when its row is already loaded. Also through calls: the row a coroutine of the repo returns (`return await self.session.get(Model, i)`, `row = ...; return row`) when its caller reads a lazy relationship on it (`row = await repo.get(i); row.rel`); not when the coroutine refreshed it or awaited the attribute before returning, returns something reached from the row, or loads it on a session of its own (the row leaves detached: another error). Loops over rows are PA108\'s. Silent for a name bound more than once in the function (which row a read sees depends on the path), for an earlier eager query of the function whose rows are kept in a name (the identity map hands the row back; it holds rows weakly, so thrown-away results do not count), and for relationships declared eager (`selectin`, `joined`, `subquery`, `immediate`) or `raise`, `noload`, `dynamic`, `write_only`, for `await row.awaitable_attrs.rel`, for rows of a sync session, and when the name is bound again before the read. After a commit: when every async session factory of the project keeps `expire_on_commit=True` (SQLAlchemy\'s default; PA404 reports the factory), the first read of a row the coroutine holds on an `AsyncSession` (loaded by it, or `row = Model(...)` added to it) after an `await session.commit()` that runs on every path to the read (its statement\'s block encloses the read): an attribute (`row.id` too: the commit expires every attribute), `Out.model_validate(row)` / `from_orm(row)`, or `return row` from a route with a response model (`response_model=`, or a return annotation naming a class: FastAPI validates it in the event loop after the handler). After a rollback the same, whatever the factory says (`Session.rollback()` expires every row the session loaded; an object only added to it leaves with its state, so only loaded rows count): `except IntegrityError: await session.rollback(); return f\"{row.name} is taken\"`. The session may be a name or a repository\'s `self.session`; the commit an `await session.commit()` or the end of an `async with session.begin():` block around the row\'s binding. A commit in a `try` body whose every handler leaves (`raise`, `return`) runs before whatever follows the `try` (not before its handlers, which run when it failed: a rollback there is what expires a loaded row). Silent after `await session.refresh(row)`, a query of the row\'s model on that session, or a call handed the row or the session (`await commit_and_refresh(session, row)`) or made on an object built from it (`repo = Repo(session)`, `await repo.get(i)`), between the commit and the read (a flush or another table\'s query reloads nothing); for a row deleted or expunged before the commit (it leaves detached with its state); for a method call on the row, an attribute the code set again after the commit, and reads in a nested def or a lambda; for a route with no response model (FastAPI encodes the object with `vars()`, which loads nothing) or whose response model is the ORM class itself (a SQLModel table class is encoded from its `__dict__`); and when any async factory outside tests turns expiry off or sets it from a value the code cannot read (a name, `**options`), or the project sets `expire_on_commit` anywhere else (`s.sync_session.expire_on_commit = False`, `Maker(expire_on_commit=False)` per call, `configure(...)`): which factory a session came from is not followed. In a tree of several projects (each directory with its own manifest), the factories and settings of the file\'s own project decide, when it has any. Through a serialiser or a response model pydantic v2 reports the failure as a validation error (FastAPI: a 500 `ResponseValidationError`). A row read after `async with Maker() as s, s.begin():` has left with the closed session (a `DetachedInstanceError`, not this): silent.',
+    what: 'In a coroutine, finds a lazy relationship (the default `lazy="select"`) read on one row that an `AsyncSession` loaded — `row = await session.get(Model, id)`, `row = (await session.scalars(select(Model)...)).first()` / `.one()` / `.one_or_none()`, `(await session.execute(select(Model)...)).scalar_one_or_none()`, `await session.scalar(select(Model)...)` — when no loader option of the query loads it (`selectinload(Model.rel)`, `joinedload(...)`, also chained and in `session.get(..., options=[...])`; `raiseload`/`noload` naming it silence it too, while `lazyload(Model.rel)`, a path through it with `defaultload`, or a filter on it, `Model.rel.any(...)`, load nothing) and no `await session.refresh(row, ["rel"])` came before: `row.rel`, `row.rel.append(x)`, `row.rel.name`. High for a collection or the side of a one-to-one without the foreign key (always a SELECT); medium for a many-to-one, which the identity map may serve without IO when its row is already loaded. Also through calls: the row a coroutine of the repo returns (`return await self.session.get(Model, i)`, `row = ...; return row`) when its caller reads a lazy relationship on it (`row = await repo.get(i); row.rel`); not when the coroutine refreshed it or awaited the attribute before returning, returns something reached from the row, or loads it on a session of its own (the row leaves detached: another error). Loops over rows are PA108\'s. Silent for a name bound more than once in the function (which row a read sees depends on the path), for an earlier eager query of the function whose rows are kept in a name (the identity map hands the row back; it holds rows weakly, so thrown-away results do not count), and for relationships declared eager (`selectin`, `joined`, `subquery`, `immediate`) or `raise`, `noload`, `dynamic`, `write_only`, for `await row.awaitable_attrs.rel`, for rows of a sync session, and when the name is bound again before the read. After a commit: when every async session factory of the project keeps `expire_on_commit=True` (SQLAlchemy\'s default; PA404 reports the factory), the first read of a row the coroutine holds on an `AsyncSession` (loaded by it, or `row = Model(...)` added to it) after an `await session.commit()` that runs on every path to the read (its statement\'s block encloses the read): an attribute (`row.id` too: the commit expires every attribute), `Out.model_validate(row)` / `from_orm(row)`, or `return row` from a route with a response model (`response_model=`, or a return annotation naming a class: FastAPI validates it in the event loop after the handler). After a rollback the same, whatever the factory says (`Session.rollback()` expires every row the session loaded; an object only added to it leaves with its state, so only loaded rows count): `except IntegrityError: await session.rollback(); return f\"{row.name} is taken\"`. Through calls too: the row a coroutine returns after its own commit expired it (`session.add(u); await session.commit(); return u`, no refresh), read by its caller (`u = await create_user(...)` then `u.id`, or a route\'s `return await create_user(...)` into its response model); not when the caller refreshes it first or hands it on before reading it, nor when the coroutine itself reads it before returning (that read is reported there). The session may be a name or a repository\'s `self.session`; the commit an `await session.commit()` or the end of an `async with session.begin():` block around the row\'s binding. A commit in a `try` body whose every handler leaves (`raise`, `return`) runs before whatever follows the `try` (not before its handlers, which run when it failed: a rollback there is what expires a loaded row). Silent after `await session.refresh(row)`, a query of the row\'s model on that session, or a call handed the row or the session (`await commit_and_refresh(session, row)`) or made on an object built from it (`repo = Repo(session)`, `await repo.get(i)`), between the commit and the read (a flush or another table\'s query reloads nothing); for a row deleted or expunged before the commit (it leaves detached with its state); for a method call on the row, an attribute the code set again after the commit, and reads in a nested def or a lambda; for a route with no response model (FastAPI encodes the object with `vars()`, which loads nothing) or whose response model is the ORM class itself (a SQLModel table class is encoded from its `__dict__`); and when any async factory outside tests turns expiry off or sets it from a value the code cannot read (a name, `**options`), or the project sets `expire_on_commit` anywhere else (`s.sync_session.expire_on_commit = False`, `Maker(expire_on_commit=False)` per call, `configure(...)`): which factory a session came from is not followed. In a tree of several projects (each directory with its own manifest), the factories and settings of the file\'s own project decide, when it has any. Through a serialiser or a response model pydantic v2 reports the failure as a validation error (FastAPI: a 500 `ResponseValidationError`). A row read after `async with Maker() as s, s.begin():` has left with the closed session (a `DetachedInstanceError`, not this): silent.',
     why: 'Under `AsyncSession` an attribute access cannot await: the lazy load\'s SELECT raises `MissingGreenlet` ("greenlet_spawn has not been called; can\'t call await_only() here") instead of running. The code reads like a plain attribute and fails at run time, often only on the path that first touches the relationship.',
     bad: "from sqlalchemy import ForeignKey\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass Order(Base):\n    __tablename__ = \"orders\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    lines: Mapped[list[\"Line\"]] = relationship()\n\n\nclass Line(Base):\n    __tablename__ = \"lines\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    order_id: Mapped[int] = mapped_column(ForeignKey(\"orders.id\"))\n    sku: Mapped[str]\n\n\nasync def order_lines(session: AsyncSession, order_id: int):\n    order = await session.get(Order, order_id)\n    return [line.sku for line in order.lines]\n",
     good: "from sqlalchemy import ForeignKey\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass Order(Base):\n    __tablename__ = \"orders\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    lines: Mapped[list[\"Line\"]] = relationship()\n\n\nclass Line(Base):\n    __tablename__ = \"lines\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    order_id: Mapped[int] = mapped_column(ForeignKey(\"orders.id\"))\n    sku: Mapped[str]\n\n\nasync def order_lines(session: AsyncSession, order_id: int):\n    order = await session.get(Order, order_id, options=[selectinload(Order.lines)])\n    return [line.sku for line in order.lines]\n",
@@ -123,6 +124,7 @@ export const asyncLazyLoad: FileRule & RepoRule = {
    */
   checkRepo(ctx: RepoRuleContext): void {
     const graph = callGraphOf(ctx.index);
+    reportExpiredReturns(ctx, graph);
     for (const { ref, file, fn, site, call, to } of siteCalls(graph, ROW_CALLS)) {
       const found = returnedRow(graph, to, 0);
       if (!found) continue;
@@ -353,7 +355,7 @@ const SERIALISE = /^(model_validate|from_orm|parse_obj|validate)$/;
  * attribute (see {@link firstReadAfter}), a pydantic `model_validate(row)`/`from_orm(row)`, or
  * `return row` from a route with a response model. The first such read per row.
  */
-function* expiredReads(model: FileModel, isAsync: ReturnType<typeof asyncHandles>, commitsExpire: boolean): Generator<ExpiredRead> {
+function* expiredReads(model: FileModel, isAsync: ReturnType<typeof asyncHandles>, commitsExpire: boolean, returnsOnly = false): Generator<ExpiredRead> {
   const rows: { name: string; entity: string; session: string; from: number; fnIndex: number; loaded: boolean }[] = [];
   for (const r of loadedRows(model, isAsync)) {
     const load = loadingCall(model, r.fnIndex, model.assignments.find((a) => a.functionIndex === r.fnIndex && a.node.endIndex === r.from)!.value!);
@@ -402,7 +404,7 @@ function* expiredReads(model: FileModel, isAsync: ReturnType<typeof asyncHandles
         && (holders.has(c.dottedReceiver?.split('.')[0] ?? '')
           || [...callArgs(c.node).positional, ...callArgs(c.node).keywords.values()].some((a) => (a?.type === 'identifier' || a?.type === 'attribute') && (a.text === row.name || a.text === row.session))));
       const limit = Math.min(next ? next.node.endIndex : Infinity, handed ? handed.node.startIndex : Infinity, dominated.block.endIndex);
-      const read = firstReadAfter(model, fn, row.name, end.node.endIndex, limit, dominated.skip, fn.role === 'handler' && validatesResponse(model, fn));
+      const read = firstReadAfter(model, fn, row.name, end.node.endIndex, limit, dominated.skip, returnsOnly || (fn.role === 'handler' && validatesResponse(model, fn)), returnsOnly);
       if (!read) continue;
       yield { ...read, row: row.name, session: row.session, commit: end.text, commitLine: end.line, fnIndex: row.fnIndex, rollback: end.rollback };
       break;
@@ -419,6 +421,79 @@ function sessionHolders(model: FileModel, fnIndex: number, session: string): Set
     if ([...args.positional, ...args.keywords.values()].some((x) => x?.text === session)) out.add(a.target);
   }
   return out;
+}
+
+/**
+ * A coroutine that returns a row its own commit (or rollback) expired (`session.add(u); await
+ * session.commit(); return u`): `what` = `<commit text>|<line>` of what expired it.
+ */
+export const RETURNS_EXPIRED_ROW = 'returns_expired_row';
+/**
+ * A call whose awaited result the coroutine reads (`u = await create_user(...)` then `u.id`, or a
+ * route's `return u` / `return await create_user(...)` into its response model): `what` is JSON
+ * `{ read: [line, column, endColumn, text], validated }` of the first read.
+ */
+export const EXPIRED_ROW_CALL = 'expired_row_call';
+const EXPIRED_ROW_CALLS: ReadonlySet<string> = new Set([EXPIRED_ROW_CALL]);
+
+/** The file half of PA111 through calls after a commit: coroutines returning expired rows, and reads of what calls return. */
+export function collectExpiredRowFacts(model: FileModel, project?: ProjectContext): Effect[][] {
+  const out: Effect[][] = model.functions.map(() => []);
+  if (!project || model.isTestFile || !model.source.includes('await')) return out;
+  if (model.modelClasses.size && /\b(commit|rollback|begin)\s*\(/.test(model.source)) {
+    const isAsync = asyncHandles(model, project);
+    for (const r of expiredReads(model, isAsync, expiringAsyncFactory(project, model.path) !== null, true)) {
+      out[r.fnIndex]!.push({ kind: RETURNS_EXPIRED_ROW, what: `${r.commit}|${r.commitLine}`, line: model.functions[r.fnIndex]!.startLine, column: 1 });
+    }
+  }
+  for (const fn of model.functions) {
+    if (!fn.isAsync || !fn.body) continue;
+    const validated = fn.role === 'handler' && validatesResponse(model, fn);
+    for (const call of callsOf(model, fn.index)) {
+      if (!call.awaited || call.functionIndex !== fn.index || insideNestedDef(call.node, fn.node)) continue;
+      const awaited = call.node.parent;
+      const holder = awaited?.parent;
+      // `return await create_user(...)` from a route with a response model.
+      if (validated && holder?.type === 'return_statement') {
+        out[fn.index]!.push({ kind: EXPIRED_ROW_CALL, what: JSON.stringify({ read: [holder.startPosition.row + 1, holder.startPosition.column + 1, holder.endPosition.column + 1, `\`return await ${call.calleeText}(...)\` hands it to the response model, which reads its fields`], validated: true }), line: call.line, column: call.column });
+        continue;
+      }
+      // `u = await create_user(...)`, `u` bound once: its first read after the call.
+      if (holder?.type !== 'assignment' || holder.childForFieldName('right')?.id !== awaited?.id) continue;
+      const name = holder.childForFieldName('left')?.text ?? '';
+      if (!/^[A-Za-z_]\w*$/.test(name) || !boundOnce(model, fn.index, name)) continue;
+      const read = firstReadAfter(model, fn, name, holder.endIndex, fn.body.endIndex, [], validated);
+      if (!read) continue;
+      // Reloaded on the way (a refresh, `awaitable_attrs`) or handed on before the read: not known.
+      const between = model.source.slice(holder.endIndex, read.node.startIndex);
+      if (new RegExp(`\\brefresh\\(\\s*${name}\\b|\\b${name}\\.awaitable_attrs\\b|[(,]\\s*${name}\\s*[,)]`).test(between)) continue;
+      const end = read.node.startPosition.row === read.node.endPosition.row ? read.node.endPosition.column + 1 : read.node.startPosition.column + 2;
+      out[fn.index]!.push({ kind: EXPIRED_ROW_CALL, what: JSON.stringify({ read: [read.node.startPosition.row + 1, read.node.startPosition.column + 1, end, read.what], validated: read.validated }), line: call.line, column: call.column });
+    }
+  }
+  return out;
+}
+
+/** PA111 through calls: a read, in the caller, of the row a coroutine returned after its commit expired it. */
+function reportExpiredReturns(ctx: RepoRuleContext, graph: CallGraph): void {
+  for (const { file, fn, site, call, to } of siteCalls(graph, EXPIRED_ROW_CALLS)) {
+    if (call.receiverType === UNTYPED) continue;
+    const fact = graph.ownEffects(to).find((e) => e.kind === RETURNS_EXPIRED_ROW);
+    if (!fact) continue;
+    const [commit = '', commitLine = ''] = fact.what.split('|');
+    const { read, validated } = JSON.parse(site.what) as { read: [number, number, number, string]; validated: boolean };
+    const [line, column, endColumn, what] = read;
+    const callee = graph.function(to);
+    ctx.report({
+      path: file.path,
+      location: { line, column, endLine: line, endColumn },
+      message: `${what} (the row \`${call.calleeText}()\` returns), and \`${commit}\` (line ${commitLine} of ${graph.fileOf(to).path}, in \`${callee.qualifiedName}\`) expired it before it was returned: reading it reloads the row, and that implicit IO fails with \`MissingGreenlet\`${validated ? VALIDATION_NOTE : ''}`,
+      severity: 'high',
+      function: fn.name,
+      recommendation: `refresh the row before \`${callee.qualifiedName}\` returns it (\`await session.refresh(row)\`), or \`expire_on_commit=False\` on the factory`,
+      chain: [{ path: file.path, line: call.line, column: call.column, function: fn.name, call: call.calleeText }],
+    });
+  }
 }
 
 /** A session as the code names it: a local or parameter, or an attribute of `self` (a repository's `self.session`). */
@@ -493,9 +568,10 @@ function validatesResponse(model: FileModel, fn: FileModel['functions'][number])
 /**
  * The first read of `name` in `[from, to)` in the function's own code (not a nested def or a
  * lambda, which run when called): an attribute (not one the code set again after the commit,
- * which is in the row's state), a serialiser given it, or (`handler`) a `return` of it.
+ * which is in the row's state), a serialiser given it, or (`handler`) a `return` of it. With
+ * `returnsOnly`, the `return` of it when that comes first (the row handed back to the caller).
  */
-function firstReadAfter(model: FileModel, fn: FileModel['functions'][number], name: string, from: number, to: number, skip: readonly [number, number][], handler: boolean): { node: SyntaxNode; what: string; validated: boolean } | null {
+function firstReadAfter(model: FileModel, fn: FileModel['functions'][number], name: string, from: number, to: number, skip: readonly [number, number][], handler: boolean, returnsOnly = false): { node: SyntaxNode; what: string; validated: boolean } | null {
   const body = fn.body!;
   let best: { node: SyntaxNode; what: string; validated: boolean } | null = null;
   const own = (node: SyntaxNode) => !insideNestedDef(node, fn.node) && !insideLambda(node, fn.node);
@@ -532,6 +608,8 @@ function firstReadAfter(model: FileModel, fn: FileModel['functions'][number], na
       if (v?.type === 'identifier' && v.text === name) consider(ret, `\`return ${name}\` hands \`${name}\` to the response model, which reads its fields`, true);
     }
   }
+  // Asked for the row handed back to the caller: not when the function itself reads it first (that read fails first).
+  if (returnsOnly && best && (best as { node: SyntaxNode }).node.type !== 'return_statement') return null;
   return best;
 }
 
