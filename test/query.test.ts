@@ -576,7 +576,7 @@ describe('PA111 after a commit that expires the rows (fixtures/query-async-expir
 
   it('follows the row a helper returns after its own commit to the caller that reads it', () => {
     const file = path.join(FIXTURES, 'query-async-expire/shop/routes.py');
-    const through = found.filter((x) => x.message.includes('(the row `create_shelf()` returns)'));
+    const through = found.filter((x) => x.message.includes('the row `create_shelf()` returns'));
     // The route that returns it into its response model, and the one that reads `shelf.id`;
     // not the refreshed helper's callers, nor the caller that refreshes it.
     expect(through.map((x) => x.line)).toEqual([lineOf(file, 'return await create_shelf(session, label)  # expect'), lineOf(file, 'async def make_shelf_id') + 2]);

@@ -436,7 +436,10 @@ function handlerVerdict(model: FileModel, call: CallInfo, session: string, tries
       const body = h.namedChildren.find((c) => c.type === 'block') ?? h;
       const rollbackAt = firstMatch(body.text, /\b\w*rollback\w*\s*\(/);
       const reuse = sessionReuse(body.text, session, rollbackAt);
-      if (reuse && (rollbackAt < 0 || reuse.at < rollbackAt)) return { tryNode: t, handler: h, reuse: reuse.text, raiser: reuse.raiser };
+      // Only staged, and the handler leaves (`raise`, `return`): nothing raises, the staged row is
+      // dropped with the failed transaction.
+      const leaves = /^(raise_statement|return_statement)$/.test(body.namedChildren.filter((c) => c.type !== 'comment').pop()?.type ?? '');
+      if (reuse && !(reuse.raiser === null && leaves) && (rollbackAt < 0 || reuse.at < rollbackAt)) return { tryNode: t, handler: h, reuse: reuse.text, raiser: reuse.raiser };
       if (rollbackAt >= 0) continue;
       // A re-raise that runs on this path: a `raise` statement of the handler's own block, or a
       // call that always raises (`abort(400)`: Flask's request teardown then removes the session).
