@@ -91,3 +91,16 @@ function annotatedSchema(annotation: string): string | null {
   }
   return null;
 }
+
+/**
+ * The type a FastAPI route declares for its response, whitespace-free: `response_model=` on its
+ * decorator wins over the return annotation; null when it declares neither.
+ */
+export function declaredResponseType(fn: { decorators: readonly string[]; returnType: string | null }): string | null {
+  let declared: string | null = null;
+  for (const d of fn.decorators) {
+    const m = /\bresponse_model\s*=\s*([^,()]+(?:\[[^\]]*\])?)/.exec(d);
+    if (m) declared = m[1]!.replace(/\s+/g, '');
+  }
+  return declared ?? (fn.returnType ? fn.returnType.replace(/\s+/g, '') : null);
+}

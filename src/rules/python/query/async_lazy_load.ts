@@ -39,6 +39,7 @@ import { typeString } from '../../../semantic/valueTypes.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { eagerlyLoaded } from './loadedRelations.js';
 import { UNTYPED } from '../../../analysis/objects.js';
+import { declaredResponseType } from '../../../semantic/schemas.js';
 import { callGraphOf, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import type { RepoRule, RepoRuleContext } from '../../types.js';
 import { inTreeModule } from '../../../semantic/model.js';
@@ -56,6 +57,8 @@ interface LoadedRow {
   /** Offset after which reads count. */
   from: number;
   fnIndex: number;
+  /** The session it was loaded on, as written (`session`, `self.session`). */
+  session: string | null;
 }
 
 export const asyncLazyLoad: FileRule & RepoRule = {
@@ -288,7 +291,7 @@ export function collectAsyncRowFacts(model: FileModel, project?: ProjectContext)
     if (!call || call.functionIndex !== a.functionIndex) continue;
     const q = call.qualifiedName;
     if (q && model.repoModules && !inTreeModule(model.repoModules, q) && !call.hasReceiver) continue;
-    const row: LoadedRow = { name: a.target, entity: '', text: '', from: a.node.endIndex, fnIndex: a.functionIndex };
+    const row: LoadedRow = { name: a.target, entity: '', text: '', from: a.node.endIndex, fnIndex: a.functionIndex, session: null };
     const reads: [string, number, number, number][] = [];
     for (const read of lazyReadsOf(model, row, null)) {
       if (!names.has(read.name) || reads.some((x) => x[0] === read.name)) continue;
@@ -358,9 +361,7 @@ const SERIALISE = /^(model_validate|from_orm|parse_obj|validate)$/;
 function* expiredReads(model: FileModel, isAsync: ReturnType<typeof asyncHandles>, commitsExpire: boolean, returnsOnly = false): Generator<ExpiredRead> {
   const rows: { name: string; entity: string; session: string; from: number; fnIndex: number; loaded: boolean }[] = [];
   for (const r of loadedRows(model, isAsync)) {
-    const load = loadingCall(model, r.fnIndex, model.assignments.find((a) => a.functionIndex === r.fnIndex && a.node.endIndex === r.from)!.value!);
-    const session = load?.call.dottedReceiver;
-    if (session && SESSION_PATH.test(session)) rows.push({ name: r.name, entity: r.entity, session, from: r.from, fnIndex: r.fnIndex, loaded: true });
+    if (r.session && SESSION_PATH.test(r.session)) rows.push({ name: r.name, entity: r.entity, session: r.session, from: r.from, fnIndex: r.fnIndex, loaded: true });
   }
   // `user = User(...)` then `session.add(user)` on an async session.
   for (const call of model.calls) {
@@ -582,8 +583,7 @@ function dominatedBlock(node: SyntaxNode): { block: SyntaxNode; skip: [number, n
  * FastAPI then encodes an ORM object with `vars()`, which loads no expired attribute.
  */
 function validatesResponse(model: FileModel, fn: FileModel['functions'][number]): boolean {
-  const declared = fn.decorators.map((d) => /\bresponse_model\s*=\s*([^,)]+)/.exec(d)?.[1]?.trim()).find((x) => x !== undefined);
-  const text = (declared ?? fn.node.childForFieldName('return_type')?.text ?? '').replace(/\s+/g, '');
+  const text = declaredResponseType(fn) ?? '';
   const m = /^(?:(?:list|List|Sequence|Optional)\[)?([A-Za-z_][\w.]*)\]?(?:\|None)?$/.exec(text);
   const name = m?.[1]?.split('.').pop() ?? '';
   return /^[A-Z]/.test(name) && !/^(Any|None|Response|JSONResponse|HTMLResponse|StreamingResponse|RedirectResponse|PlainTextResponse|ORJSONResponse)$/.test(name) && !model.modelClasses.has(name);
@@ -601,7 +601,7 @@ function firstReadAfter(
 ): { node: SyntaxNode; what: string; validated: boolean } | null {
   const body = fn.body!;
   let best: { node: SyntaxNode; what: string; validated: boolean } | null = null;
-  const own = (node: SyntaxNode) => !insideNestedDef(node, fn.node) && !insideLambda(node, fn.node);
+  const own = (node: SyntaxNode) => !insideNestedDef(node, fn.node);
   const consider = (node: SyntaxNode, what: string, validated: boolean) => {
     if (node.startIndex < from || node.startIndex >= to || !own(node) || skip.some(([a, b]) => node.startIndex >= a && node.startIndex < b)) return;
     if (!best || node.startIndex < best.node.startIndex) best = { node, what, validated };
@@ -640,11 +640,6 @@ function firstReadAfter(
   return best;
 }
 
-/** Is the node inside a `lambda` within `fn`? */
-function insideLambda(node: SyntaxNode, fn: SyntaxNode): boolean {
-  for (let p = node.parent; p && p.id !== fn.id; p = p.parent) if (p.type === 'lambda') return true;
-  return false;
-}
 
 /** Single rows an `AsyncSession` loaded into a name, in coroutines. */
 function* loadedRows(model: FileModel, isAsync: ReturnType<typeof asyncHandles>): Generator<LoadedRow> {
@@ -655,7 +650,7 @@ function* loadedRows(model: FileModel, isAsync: ReturnType<typeof asyncHandles>)
     const load = loadingCall(model, a.functionIndex, value);
     if (!load) continue;
     if (!onAsyncSession(model, load.call, isAsync)) continue;
-    yield { name: a.target, entity: load.entity, text: value.text, from: a.node.endIndex, fnIndex: a.functionIndex };
+    yield { name: a.target, entity: load.entity, text: value.text, from: a.node.endIndex, fnIndex: a.functionIndex, session: load.call.dottedReceiver };
   }
 }
 

@@ -6,6 +6,7 @@
  *
  * Candidates for the shared layer: `perIterationNames`, `literalSize`, `unwrap`, `positionalArgs`.
  */
+import { insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { GROWS, iterationSource, SMALL_BOUND, smallLiteral } from '../../../semantic/smallLiterals.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
@@ -750,8 +751,7 @@ function loopStops(loop: LoopInfo): number[] {
 
 /** Is `node` inside a function or lambda nested in `stop` (not `stop`'s own code)? */
 export function insideNestedDef(node: SyntaxNode, stop: SyntaxNode): boolean {
-  for (let p = node.parent; p && p.id !== stop.id; p = p.parent) if (p.type === 'function_definition' || p.type === 'lambda') return true;
-  return false;
+  return insideNestedFunction(node, stop);
 }
 
 /**

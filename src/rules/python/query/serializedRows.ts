@@ -6,6 +6,7 @@
  * rows come from a call); the repo phase joins the schema's fields (semantic/schemas.ts, through
  * its bases) with the lazy relationships of the rows' model.
  */
+import { declaredResponseType } from '../../../semantic/schemas.js';
 import { nearestModels, projectIndex } from '../../projectFacts.js';
 import type { RepoRuleContext } from '../../types.js';
 import type { Effect, FileSummary } from '../../../analysis/summary.js';
@@ -109,13 +110,7 @@ export function collectSerializedRows(model: FileModel): Effect[][] {
   // FastAPI routes: `response_model=list[Out]` or `-> list[Out]`, returning the rows.
   model.functions.forEach((fn, i) => {
     if (fn.role !== 'handler') return;
-    // The declared response type: `response_model=` wins over the return annotation.
-    let declared: string | null = null;
-    for (const d of fn.decorators) {
-      const m = /\bresponse_model\s*=\s*([^,()]+(?:\[[^\]]*\])?)/.exec(d);
-      if (m) declared = m[1]!.replace(/\s+/g, '');
-    }
-    if (declared === null && fn.returnType) declared = fn.returnType.replace(/\s+/g, '');
+    const declared = declaredResponseType(fn);
     if (!declared) return;
     const page = PAGE_OF.exec(declared)?.[1] ?? null;
     const many = LIST_OF.exec(declared)?.[1] ?? page;
