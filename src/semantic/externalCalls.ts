@@ -191,6 +191,20 @@ function ownModule(model: FileModel, receiver: string): boolean {
   return imported === own || imported.startsWith(`${own}.`);
 }
 
+/**
+ * A plugin asked for something it describes, its result used (`schema = plugin.show_schema()`,
+ * `if plugin.is_enabled(obj):`, `plugin.validate(data)`): an extension point answering a question
+ * in the process, not an action outside it. Called for its effect alone (`plugin.sync(id)`), or
+ * with a verb that acts (`plugin.create_ticket(...)`), it stays an integration.
+ */
+function asksPlugin(call: CallInfo): boolean {
+  if (!PLUGIN_QUESTION.test(call.method)) return false;
+  const up = call.node.parent?.type === 'await' ? call.node.parent.parent : call.node.parent;
+  return up?.type !== 'expression_statement';
+}
+
+const PLUGIN_QUESTION = /^(get|show|list|find|lookup|read|load|is|has|can|validate|check)(_\w+)?$|_(schema|schemas|config|settings|options|info|name|names|type|types)$/;
+
 /** Receivers that are integrations with other systems: API/SDK clients, mailers, notifiers (plugins: {@link PLUGIN}). */
 const INTEGRATION = /(^|[._])(\w*(client|sdk|gateway|mailer|notifier|webhook)\w*|api|\w+_api|slack|jira|github|smtp)(\.|$)/i;
 
@@ -235,6 +249,6 @@ export function outsideEffect(model: FileModel, call: CallInfo): string | null {
   if (externalCall(model, call)?.kind === 'network') return call.calleeText;
   const receiver = receiverText(call);
   if (call.hasReceiver && receiver && !moduleContainer(model, receiver) && !SQL_OPERATOR.test(call.method)
-    && (INTEGRATION.test(receiver) || (PLUGIN.test(receiver) && !ownModule(model, receiver)))) return call.calleeText;
+    && (INTEGRATION.test(receiver) || (PLUGIN.test(receiver) && !ownModule(model, receiver) && !asksPlugin(call)))) return call.calleeText;
   return SENDS.test(call.method) ? call.calleeText : null;
 }
