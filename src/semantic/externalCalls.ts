@@ -192,13 +192,14 @@ function ownModule(model: FileModel, receiver: string): boolean {
 }
 
 /**
- * A plugin asked for something it describes, its result used (`schema = plugin.show_schema()`,
- * `if plugin.is_enabled(obj):`, `plugin.validate(data)`): an extension point answering a question
- * in the process, not an action outside it. Called for its effect alone (`plugin.sync(id)`), or
- * with a verb that acts (`plugin.create_ticket(...)`), it stays an integration.
+ * A plugin asked, with no argument, for something it describes, its result used (`schema =
+ * plugin.show_schema()`, `if plugin.is_enabled():`): its configuration, read in the process, not
+ * an action outside it. Handed data (`plugin.instance.get(doc_id)` fetches a document from
+ * another system), called for its effect alone (`plugin.sync()`), or named with a verb that acts,
+ * it stays an integration.
  */
 function asksPlugin(call: CallInfo): boolean {
-  if (!PLUGIN_QUESTION.test(call.method)) return false;
+  if (!call.emptyArgs || !PLUGIN_QUESTION.test(call.method)) return false;
   const up = call.node.parent?.type === 'await' ? call.node.parent.parent : call.node.parent;
   return up?.type !== 'expression_statement';
 }
