@@ -19,6 +19,7 @@ import { collectProviderBlockWaits, PROVIDER_BLOCK_WAIT } from './transaction/lo
 import { collectCheckFacts, HELPER_CHECK } from './transaction/check_then_insert.js';
 import { collectHeldIdLookups } from './query/redundant_fetch.js';
 import { collectStreamDependencies } from './lifecycle/streaming_resource_holding.js';
+import { collectWaitDependencies } from './lifecycle/resource_scope_mismatch.js';
 import { collectStreamAfterTeardown, collectTaskHandoffs, SESSION_ARG_CALL, STREAM_AFTER_TEARDOWN } from './lifecycle/factory_vs_injection.js';
 import { collectSwallowedCalls, SWALLOWED_CALL } from './transaction/missing_rollback.js';
 import { collectParentCommitCalls, PARENT_COMMIT_CALL } from './transaction/scope_too_narrow.js';
@@ -54,6 +55,8 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   { collect: collectCheckFacts, siteKinds: [HELPER_CHECK] },
   // PA402: a streaming endpoint's dependency of another module that takes a session.
   { collect: collectStreamDependencies, siteKinds: [] },
+  // PA401: a handler that waits on an external call, at each dependency it runs (whose session the repo phase looks at).
+  { collect: collectWaitDependencies, siteKinds: [] },
   // PA406: an injected session passed to a function of another module that hands it to a task.
   { collect: collectTaskHandoffs, siteKinds: [SESSION_ARG_CALL] },
   // PA406: calls in a generator a Flask view streams without `stream_with_context`, whose queries the repo phase finds.

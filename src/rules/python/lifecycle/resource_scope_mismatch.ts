@@ -12,10 +12,16 @@
  * the connection; streaming and WebSocket endpoints are PA402's.
  */
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
-import type { FileRule, FileRuleContext } from '../../types.js';
+import { variableRefs } from '../../../semantic/model.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import type { Effect } from '../../../analysis/summary.js';
+import type { ProjectContext } from '../../../discovery/context.js';
+import { callGraphOf, ownSites, type FnRef } from '../../../analysis/callgraph.js';
 import {
-  bodyStartLine, endsTransaction, injectedSessions, isExternalCall, isWebsocketHandler, sessionRefs, streamingResponses,
+  bodyStartLine, endpointDependencies, endsTransaction, injectedSessions, isExternalCall, isWebsocketHandler, releasesConnection, routeDependencies,
+  sessionRefs, streamingResponses,
 } from './semantics.js';
+import { DEPENDS_ON, SESSION_DEPENDENCY } from './streaming_resource_holding.js';
 
 const USE_FRACTION = 0.2;
 const LONG_TAIL_LINES = 50;
@@ -37,15 +43,15 @@ function insideOf(model: FileModel, inner: number, outer: number): boolean {
   return false;
 }
 
-export const resourceScopeMismatch: FileRule = {
+export const resourceScopeMismatch: FileRule & RepoRule = {
   meta: {
     code: 'PA401',
     check: 'resource_scope_mismatch',
     family: 'lifecycle',
     severity: 'high',
     effort: 'M',
-    summary: 'Injected session used only at the start of a handler that then does long non-DB work',
-    what: 'Finds handlers that receive a session by injection (`Depends(get_db)` and the like, `session: AsyncSession`, `db: Session`) and use it within the first 20 % of the body, then make external calls (`httpx`, `aiohttp`, `requests`, gRPC, SMTP, S3 clients) — high — or run more than 50 lines of non-DB work that takes time (sleeps, work handed to a thread, awaits in a loop) — medium. A last use that commits, rolls back or closes the session is fine: it releases the connection.',
+    summary: 'Injected session held through a handler\'s slow non-DB work: used only at its start, or left open by a dependency',
+    what: 'Finds handlers that receive a session by injection (`Depends(get_db)` and the like, `session: AsyncSession`, `db: Session`) and use it within the first 20 % of the body, then make external calls (`httpx`, `aiohttp`, `requests`, gRPC, SMTP, S3 clients) — high — or run more than 50 lines of non-DB work that takes time (sleeps, work handed to a thread, awaits in a loop) — medium. A last use that commits, rolls back or closes the session is fine: it releases the connection. Also a session a dependency of the handler takes by injection (`user: User = Depends(current_user)` with `current_user(db = Depends(get_db))`, in any module, or a dependency of that dependency), uses and does not release, when the handler then waits on an external call (medium, reported once at the dependency\'s session parameter): the provider closes that session only after the endpoint, so its connection sits idle in the transaction the dependency\'s query began. Silent when the handler releases its own injected session first (FastAPI hands the same session to every dependency of a request), when it uses it after the call, or when the dependency hands the handler something that carries the session and the handler uses it after the call.',
     why: 'After its first query the session keeps its pooled connection, usually inside an open transaction, until the dependency closes it at the end of the request. Everything slow that follows — an upstream HTTP call with a 30 s timeout — holds that connection too; under load the pool runs dry while it sits idle.',
     bad: 'import httpx\nfrom fastapi import Depends, FastAPI, HTTPException\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\n@app.post("/jobs/{job_id}/publish")\nasync def publish(job_id: int, session: AsyncSession = Depends()):\n    job = await session.get(Job, job_id)\n    if job is None:\n        raise HTTPException(404)\n    payload = {"id": job.id, "status": job.status}\n    async with httpx.AsyncClient(timeout=30) as client:\n        first = await client.post("https://a.example/hook", json=payload)\n        second = await client.post("https://b.example/hook", json=payload)\n        third = await client.post("https://c.example/hook", json=payload)\n    return {"delivered": [first.is_success, second.is_success, third.is_success]}\n',
     good: 'import httpx\nfrom fastapi import Depends, FastAPI, HTTPException\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\n@app.post("/jobs/{job_id}/publish")\nasync def publish(job_id: int, session: AsyncSession = Depends()):\n    job = await session.get(Job, job_id)\n    if job is None:\n        raise HTTPException(404)\n    payload = {"id": job.id, "status": job.status}\n    await session.close()\n    async with httpx.AsyncClient(timeout=30) as client:\n        first = await client.post("https://a.example/hook", json=payload)\n        second = await client.post("https://b.example/hook", json=payload)\n        third = await client.post("https://c.example/hook", json=payload)\n    return {"delivered": [first.is_success, second.is_success, third.is_success]}\n',
@@ -89,4 +95,116 @@ export const resourceScopeMismatch: FileRule = {
       }
     }
   },
+  /**
+   * A dependency's session held through the handler's external call: the handler's file leaves a
+   * site per dependency (see {@link collectWaitDependencies}); the dependency's file what it does
+   * with the session (PA402's `SESSION_DEPENDENCY` facts, and `DEPENDS_ON` for its own dependencies).
+   */
+  checkRepo(ctx: RepoRuleContext): void {
+    const graph = callGraphOf(ctx.index);
+    const dependencyRef = (q: string) => graph.resolveQualified(q) ?? graph.resolveQualified(`${q}.__init__`);
+    const held = new Map<string, { at: { path: string; line: number; column: number; endLine: number; endColumn: number }; dep: FnRef; session: string; why: string; endpoints: { ref: FnRef; path: string; site: WaitDependencySite }[] }>();
+    for (const { ref, file, site } of ownSites(graph, WAIT_DEPENDENCY)) {
+      const s = JSON.parse(site.what) as WaitDependencySite;
+      const first = dependencyRef(s.target);
+      if (!first) continue;
+      // The dependency and the ones it depends on in turn (two more levels): FastAPI resolves them
+      // all before the body runs and closes their sessions after it.
+      const chain: { dep: FnRef; depth: number }[] = [{ dep: first, depth: 0 }];
+      for (let i = 0; i < chain.length && chain.length < 8; i++) {
+        if (chain[i]!.depth >= 2) continue;
+        for (const e of graph.ownEffects(chain[i]!.dep)) {
+          if (e.kind !== DEPENDS_ON) continue;
+          for (const q of e.what.split(' ')) {
+            const next = dependencyRef(q);
+            if (next && !chain.some((c) => c.dep.file === next.file && c.dep.fn === next.fn)) chain.push({ dep: next, depth: chain[i]!.depth + 1 });
+          }
+        }
+      }
+      for (const { dep, depth } of chain) {
+        const depFile = graph.fileOf(dep);
+        if (depFile.isTestFile) continue;
+        for (const e of graph.ownEffects(dep)) {
+          if (e.kind !== SESSION_DEPENDENCY) continue;
+          const d = JSON.parse(e.what) as { name: string; endLine: number; endColumn: number; carrier: boolean; lastUse: string };
+          if (d.lastUse !== 'holds') continue;
+          // What the dependency hands over keeps the session, and the handler uses it after the wait: needed there.
+          if (depth === 0 && d.carrier && s.usedAfter) continue;
+          const key = `${depFile.path}:${e.line}:${e.column}`;
+          let entry = held.get(key);
+          if (!entry) {
+            const name = graph.function(dep).name;
+            entry = {
+              at: { path: depFile.path, line: e.line, column: e.column, endLine: d.endLine, endColumn: d.endColumn },
+              dep, session: d.name,
+              why: depth > 0 ? `\`${name}\` (a dependency of \`${graph.function(first).name}\`) queries through it and does not release it` : `\`${name}\` queries through it and does not release it`,
+              endpoints: [],
+            };
+            held.set(key, entry);
+          }
+          if (!entry.endpoints.some((x) => x.ref.file === ref.file && x.ref.fn === ref.fn)) entry.endpoints.push({ ref, path: file.path, site: s });
+        }
+      }
+    }
+    for (const h of held.values()) {
+      const [one, ...others] = h.endpoints.sort((a, b) => a.path.localeCompare(b.path) || a.site.waitLine - b.site.waitLine);
+      if (!one) continue;
+      const more = others.length ? ` (and ${others.length} other endpoint${others.length > 1 ? 's that wait' : ' that waits'} the same way)` : '';
+      ctx.report({
+        path: h.at.path,
+        location: { line: h.at.line, column: h.at.column, endLine: h.at.endLine, endColumn: h.at.endColumn },
+        message: `session \`${h.session}\` of dependency \`${graph.function(h.dep).qualifiedName}\` stays checked out, idle in the transaction its query began, while \`${graph.function(one.ref).qualifiedName}\` (${one.path}) waits on \`${one.site.wait}\` (line ${one.site.waitLine})${more}: ${h.why}, and the provider closes it only after the endpoint ends`,
+        severity: 'medium',
+        function: graph.function(h.dep).name,
+      });
+    }
+  },
 };
+
+/** On a handler that waits on an external call, at a parameter filled by a dependency (see {@link collectWaitDependencies}). */
+export const WAIT_DEPENDENCY = 'wait_dependency';
+
+interface WaitDependencySite {
+  param: string;
+  /** The dependency's qualified name. */
+  target: string;
+  /** The handler's first external call, and its line. */
+  wait: string;
+  waitLine: number;
+  /** The handler uses the parameter after the wait. */
+  usedAfter: boolean;
+}
+
+/**
+ * The handler side of PA401 through dependencies: on a (non-streaming, non-WebSocket) handler whose
+ * body waits on an external call, one site per dependency it runs, unless the handler itself
+ * releases its injected session before the wait (FastAPI hands the same session to every
+ * dependency of the request) or uses one after it (then the session is needed there, and the
+ * handler's own use is the file rule's).
+ */
+export function collectWaitDependencies(model: FileModel, project?: ProjectContext): Effect[][] {
+  const out: Effect[][] = model.functions.map(() => []);
+  if (!project || model.isTestFile || !model.source.includes('Depends')) return out;
+  for (const fn of model.functions) {
+    if (fn.role !== 'handler' || !fn.body || isWebsocketHandler(fn)) continue;
+    if (!fn.params.some((p) => p.defaultText || p.annotation) && !fn.decorators.some((d) => d.includes('dependencies'))) continue;
+    // The handler's own call: one in a nested function (a callback, a task) may run later, or never.
+    const wait = model.calls.find((c) => c.functionIndex === fn.index && isExternalCall(model, c));
+    if (!wait) continue;
+    const deps = [
+      ...endpointDependencies(model, project, fn),
+      ...routeDependencies(model, project, fn).map((target) => ({ param: 'dependencies=[...]', paramNode: null, target })),
+    ];
+    if (!deps.length || streamingResponses(model, project, fn).length > 0) continue;
+    const own = injectedSessions(model, project, fn).flatMap((s) => sessionRefs(fn, s.name));
+    if (own.some((r) => r.startPosition.row + 1 >= wait.line)) continue;
+    if (own.some((r) => releasesConnection(project, r))) continue;
+    for (const d of deps) {
+      const usedAfter = d.paramNode !== null && variableRefs(fn.body, d.param).some((r) => r.startPosition.row + 1 > wait.line);
+      const site: WaitDependencySite = { param: d.param, target: d.target, wait: `${wait.calleeText}()`, waitLine: wait.line, usedAfter };
+      const at = d.paramNode ?? fn.node;
+      out[fn.index]!.push({ kind: WAIT_DEPENDENCY, what: JSON.stringify(site), line: at.startPosition.row + 1, column: at.startPosition.column + 1 });
+    }
+  }
+  return out;
+}

@@ -1365,6 +1365,19 @@ export function importedDependencies(model: FileModel, project: ProjectContext, 
 }
 
 /**
+ * Every parameter of the endpoint filled by a dependency that is not a session provider, in this
+ * module or another: the qualified name, for the repo phase to look the dependency up.
+ */
+export function endpointDependencies(model: FileModel, project: ProjectContext, fn: FunctionInfo): { param: string; paramNode: SyntaxNode; target: string }[] {
+  const out: { param: string; paramNode: SyntaxNode; target: string }[] = [];
+  for (const d of dependencyParams(model, project, fn)) {
+    const dep = qualifiedDependency(model, fn, d.target, d.qualified);
+    if (dep) out.push({ param: d.param, paramNode: d.paramNode, target: dep.q });
+  }
+  return out;
+}
+
+/**
  * The dependencies a route runs without a parameter for them: `@router.get(..., dependencies=[Depends(auth)])`,
  * and those of the router the decorator registers on (`router = APIRouter(dependencies=[Depends(auth)])`
  * in this module). Qualified names, session providers left out (a bare `Depends(get_db)` uses nothing).
