@@ -450,7 +450,9 @@ function handlerVerdict(model: FileModel, call: CallInfo, session: string, tries
       if (handsSessionOn(body, session)) continue;
       // In a loop that goes on after the handler, the next iteration meets the session failed.
       const nextIteration = loopReuse(t, body, fn.node, session);
-      if (!nextIteration && fn.role === 'handler' && fn.params.some((p) => p.name === session)) continue;
+      // A request handler's injected session, when the handler does not use it again: the
+      // dependency's teardown closes it, rolling back. Used again after the `try`, it fails there.
+      if (!nextIteration && fn.role === 'handler' && fn.params.some((p) => p.name === session) && !usedAfter(fn.body, t, body, session)) continue;
       // A Flask view's request-scoped session (`flask.g.session`, Flask-SQLAlchemy's `db.session`)
       // that the view does not use again: the request's teardown removes it, rolling back.
       // Also a project's `scoped_session` registry that a teardown removes (`db_session.remove()`
