@@ -11,10 +11,16 @@ import { receiverType } from './valueTypes.js';
 
 export type ExternalKind = 'network' | 'file';
 
-const NETWORK_MODULES = /^(httpx|requests|aiohttp|urllib3|urllib\.request|grpc|grpclib|smtplib|aiosmtplib|boto3|botocore|aiobotocore|aioboto3|google\.cloud|azure\.storage|stripe|twilio|slack_sdk|openai|anthropic|elasticsearch|aiokafka|kafka|pika|aio_pika|nats|paramiko|ftplib|socket|litestar_email|fastapi_mail|flask_mail|flask_mailman|django\.core\.mail)(\.|$)/;
+const NETWORK_MODULES = /^(httpx|requests|aiohttp|urllib3|urllib\.request|grpc|grpclib|smtplib|aiosmtplib|boto3|botocore|aiobotocore|aioboto3|google\.cloud|azure\.storage|stripe|twilio|slack_sdk|openai|anthropic|elasticsearch|aiokafka|kafka|pika|aio_pika|nats|paramiko|ftplib|socket|litestar_email|fastapi_mail|flask_mail|flask_mailman|django\.core\.mail|litellm|minio|resend|firebase_admin\.messaging)(\.|$)/;
 const NETWORK_METHODS = new Set(['get', 'post', 'put', 'patch', 'delete', 'head', 'options', 'request', 'send', 'stream', 'fetch', 'sendmail', 'send_message', 'upload_file', 'upload_fileobj', 'download_file', 'download_fileobj', 'put_object', 'get_object', 'delete_object', 'copy_object', 'publish', 'invoke', 'urlopen']);
-/** SDKs whose client methods are remote calls whatever their name (`repo.create_issue()`, `jira.transition_issue()`). */
-const SDK_MODULES = /^(github|jira|atlassian|slack_sdk|slack|sendgrid|googleapiclient|hubspot|mailchimp3|mailchimp_marketing|twilio|stripe)(\.|$)/;
+/**
+ * SDKs whose client methods are remote calls whatever their name (`repo.create_issue()`,
+ * `jira.transition_issue()`, a language model's `client.chat.completions.create(...)`, a vector
+ * store's `client.search(...)`), except those that only configure the client ({@link SDK_LOCAL_METHODS}).
+ */
+const SDK_MODULES = /^(github|jira|atlassian|slack_sdk|slack|sendgrid|googleapiclient|hubspot|mailchimp3|mailchimp_marketing|twilio|stripe|openai|anthropic|cohere|mistralai|groq|qdrant_client|pinecone|pymilvus)(\.|$)/;
+/** Methods of an SDK client that configure or close it, not requests (`client.with_options(timeout=5)`, `await client.close()`). */
+const SDK_LOCAL_METHODS = new Set(['with_options', 'copy', 'close', 'aclose']);
 /**
  * OAuth2 client libraries whose clients are often picked at run time (`clients[provider]`), so the
  * receiver has no type: their request methods count by name in a file that imports the library,
@@ -71,7 +77,7 @@ export function externalCall(model: FileModel, call: CallInfo): ExternalCall | n
   // What a client returned is data: a response's `.json()`, an SDK object's `.to_dict()`, a
   // dict-like resource's `.get("metadata")` (Stripe's objects are dict subclasses) read memory.
   if (LOCAL_DATA_METHODS.has(call.method) || (call.method === 'get' && !clientInstance(head) && dictKeyLookup(call))) return null;
-  if ((NETWORK_MODULES.test(head) && NETWORK_METHODS.has(call.method)) || (SDK_MODULES.test(head) && (/\(\)/.test(head) || t.startsWith('@')) && /^[a-z]/.test(call.method))) {
+  if ((NETWORK_MODULES.test(head) && NETWORK_METHODS.has(call.method)) || (SDK_MODULES.test(head) && (/\(\)/.test(head) || t.startsWith('@')) && /^[a-z]/.test(call.method) && !SDK_LOCAL_METHODS.has(call.method))) {
     return { kind: 'network', what: `${head.replace(/\(\)$/, '').replace(/\(\)/g, '')}.${call.method}` };
   }
   if (/^(aiofiles\.open|builtins\.open)\(\)/.test(head) && /^(read|write|readlines|writelines)$/.test(call.method)) return { kind: 'file', what: `file.${call.method}` };
