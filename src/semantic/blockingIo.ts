@@ -165,6 +165,10 @@ const TYPED: { types: ReadonlySet<string>; methods: ReadonlySet<string> | null; 
   { types: new Set([SENDGRID_TYPE, 'sendgrid.SendGridAPIClient', 'sendgrid.sendgrid.SendGridAPIClient']), methods: null, label: 'sendgrid', alternative: 'sdk' },
   { types: new Set(['slack_sdk.WebClient', 'slack_sdk.web.WebClient', 'slack_sdk.web.client.WebClient', 'slack.WebClient']), methods: null, label: 'slack_sdk.WebClient', alternative: 'sdk' },
   { types: new Set([TWILIO_TYPE, 'twilio.rest.Client']), methods: null, label: 'twilio', alternative: 'sdk' },
+  // Vector stores' sync clients (each has an async one: `AsyncQdrantClient`, `AsyncMilvusClient`, `AsyncHttpClient`).
+  { types: new Set(['qdrant_client.QdrantClient', 'qdrant_client.qdrant_client.QdrantClient']), methods: null, label: 'qdrant_client.QdrantClient', alternative: 'sdk' },
+  { types: new Set(['pymilvus.MilvusClient', 'pymilvus.milvus_client.MilvusClient']), methods: null, label: 'pymilvus.MilvusClient', alternative: 'sdk' },
+  { types: new Set(['chromadb.HttpClient']), methods: null, label: 'chromadb.HttpClient', alternative: 'sdk' },
 ];
 const PATH_TYPES = new Set(['pathlib.Path', 'pathlib.PosixPath', 'pathlib.WindowsPath']);
 /** Sync clients whose attributes and items are sub-resources of the same client (see `typeOfExpression`). */
@@ -293,7 +297,7 @@ function blockingIoName(model: FileModel, call: CallInfo): string | null {
 }
 
 /** Types whose every method blocks appear in the file: type any method's receiver. */
-const ANY_METHOD_HINT = /urllib3|TextIOWrapper|Buffered(Reader|Writer|Random)|FileIO|typing\.(IO|TextIO|BinaryIO)|\bIO\b|TextIO|BinaryIO|boto3|pymongo|MongoClient|Elasticsearch|OpenSearch|openai|anthropic|sendgrid|SendGridAPIClient|slack_sdk|WebClient|twilio|\b(fd)?open\(/;
+const ANY_METHOD_HINT = /urllib3|TextIOWrapper|Buffered(Reader|Writer|Random)|FileIO|typing\.(IO|TextIO|BinaryIO)|\bIO\b|TextIO|BinaryIO|boto3|pymongo|MongoClient|Elasticsearch|OpenSearch|openai|anthropic|sendgrid|SendGridAPIClient|slack_sdk|WebClient|twilio|QdrantClient|MilvusClient|HttpClient|\b(fd)?open\(/;
 const anyMethodHintMemo = new WeakMap<FileModel, boolean>();
 
 /** {@link ANY_METHOD_HINT} on the file's text, once per file (it was asked once per call). */
@@ -402,7 +406,7 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
   }
 }
 
-const RECEIVER_LIBRARIES = /^(pathlib|requests|httpx|urllib3|socket|subprocess|io|typing|boto3|smtplib|pymongo|elasticsearch|opensearchpy|openai|anthropic|sendgrid|slack_sdk|slack|twilio)(\.|$)/;
+const RECEIVER_LIBRARIES = /^(pathlib|requests|httpx|urllib3|socket|subprocess|io|typing|boto3|smtplib|pymongo|elasticsearch|opensearchpy|openai|anthropic|sendgrid|slack_sdk|slack|twilio|qdrant_client|pymilvus|chromadb)(\.|$)/;
 const receiverLibraryMemo = new WeakMap<FileModel, boolean>();
 
 /** Typed receivers come from these libraries; a file importing none of them has none. */

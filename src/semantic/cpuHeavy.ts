@@ -42,6 +42,9 @@ const DATAFRAME_TYPES = /^@?pandas\.(core\.frame\.)?(DataFrame|read_(csv|excel|j
  */
 const IMAGE_DECODERS = new Set(['load', 'convert', 'resize', 'thumbnail', 'save', 'tobytes', 'getdata', 'rotate', 'transpose', 'crop', 'filter', 'quantize', 'reduce', 'paste', 'split', 'getcolors', 'histogram']);
 const IMAGE_TYPES = /^@?PIL\.Image\.(open|Image|new)(\(\))?(\.(convert|resize|rotate|transpose|crop|filter|quantize|reduce|copy)\(\))*$/;
+/** Embedding and ranking models run in the process: `encode`/`predict` is a forward pass over every input. */
+const MODEL_TYPES = /^@?sentence_transformers\.(SentenceTransformer|CrossEncoder)(\(\))?$/;
+const MODEL_METHODS = new Set(['encode', 'encode_query', 'encode_document', 'predict', 'rank']);
 /** Password-hasher objects whose `hash`/`verify` are slow by design. */
 const HASHER_TYPES = /^(@?passlib\.(context\.)?CryptContext|@?argon2\.PasswordHasher|@?pwdlib\.PasswordHash)/;
 /**
@@ -84,6 +87,10 @@ function cpuHeavyName(model: FileModel, call: CallInfo): string | null {
     const inner = call.receiver?.type === 'call' ? call.receiver.childForFieldName('function')?.text ?? '' : '';
     const t = inner ? null : receiverType(model, call);
     if ((inner && /(^|\.)Image\.open$/.test(inner) && model.source.includes('PIL')) || (t && IMAGE_TYPES.test(t))) return `PIL.Image.Image.${call.method}`;
+  }
+  if (MODEL_METHODS.has(call.method) && call.hasReceiver) {
+    const t = receiverType(model, call);
+    if (t && MODEL_TYPES.test(t)) return `${t.replace(/^@/, '').replace(/\(\)$/, '')}.${call.method}`;
   }
   if ((call.method === 'hash' || call.method === 'verify' || call.method === 'verify_and_update' || call.method === 'encrypt') && call.hasReceiver) {
     const t = receiverType(model, call);
