@@ -21,7 +21,7 @@ import {
   bodyStartLine, endpointDependencies, endsTransaction, injectedSessions, isExternalCall, isWebsocketHandler, releasesConnection, routeDependencies,
   sessionRefs, streamingResponses,
 } from './semantics.js';
-import { DEPENDS_ON, SESSION_DEPENDENCY } from './streaming_resource_holding.js';
+import { dependencySessionFacts } from './streaming_resource_holding.js';
 
 const USE_FRACTION = 0.2;
 const LONG_TAIL_LINES = 50;
@@ -102,52 +102,30 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
    */
   checkRepo(ctx: RepoRuleContext): void {
     const graph = callGraphOf(ctx.index);
-    const dependencyRef = (q: string) => graph.resolveQualified(q) ?? graph.resolveQualified(`${q}.__init__`);
     const held = new Map<string, { at: { path: string; line: number; column: number; endLine: number; endColumn: number }; dep: FnRef; session: string; why: string; endpoints: { ref: FnRef; path: string; site: WaitDependencySite }[] }>();
     for (const { ref, file, site } of ownSites(graph, WAIT_DEPENDENCY)) {
       const s = JSON.parse(site.what) as WaitDependencySite;
-      const first = dependencyRef(s.target);
-      if (!first) continue;
-      // The dependency and the ones it depends on in turn (two more levels): FastAPI resolves them
-      // all before the body runs and closes their sessions after it.
-      const chain: { dep: FnRef; depth: number }[] = [{ dep: first, depth: 0 }];
-      for (let i = 0; i < chain.length && chain.length < 8; i++) {
-        if (chain[i]!.depth >= 2) continue;
-        for (const e of graph.ownEffects(chain[i]!.dep)) {
-          if (e.kind !== DEPENDS_ON) continue;
-          for (const q of e.what.split(' ')) {
-            const next = dependencyRef(q);
-            if (next && !chain.some((c) => c.dep.file === next.file && c.dep.fn === next.fn)) chain.push({ dep: next, depth: chain[i]!.depth + 1 });
-          }
+      for (const { first, dep, depth, depFile, effect: e, fact: d } of dependencySessionFacts(graph, s.target)) {
+        if (d.lastUse !== 'holds') continue;
+        // What the dependency hands over keeps the session, and the handler uses it after the wait: needed there.
+        if (depth === 0 && d.carrier && s.usedAfter) continue;
+        const key = `${depFile.path}:${e.line}:${e.column}`;
+        let entry = held.get(key);
+        if (!entry) {
+          const name = graph.function(dep).name;
+          entry = {
+            at: { path: depFile.path, line: e.line, column: e.column, endLine: d.endLine, endColumn: d.endColumn },
+            dep, session: d.name,
+            why: depth > 0 ? `\`${name}\` (a dependency of \`${graph.function(first).name}\`) queries through it and does not release it` : `\`${name}\` queries through it and does not release it`,
+            endpoints: [],
+          };
+          held.set(key, entry);
         }
-      }
-      for (const { dep, depth } of chain) {
-        const depFile = graph.fileOf(dep);
-        if (depFile.isTestFile) continue;
-        for (const e of graph.ownEffects(dep)) {
-          if (e.kind !== SESSION_DEPENDENCY) continue;
-          const d = JSON.parse(e.what) as { name: string; endLine: number; endColumn: number; carrier: boolean; lastUse: string };
-          if (d.lastUse !== 'holds') continue;
-          // What the dependency hands over keeps the session, and the handler uses it after the wait: needed there.
-          if (depth === 0 && d.carrier && s.usedAfter) continue;
-          const key = `${depFile.path}:${e.line}:${e.column}`;
-          let entry = held.get(key);
-          if (!entry) {
-            const name = graph.function(dep).name;
-            entry = {
-              at: { path: depFile.path, line: e.line, column: e.column, endLine: d.endLine, endColumn: d.endColumn },
-              dep, session: d.name,
-              why: depth > 0 ? `\`${name}\` (a dependency of \`${graph.function(first).name}\`) queries through it and does not release it` : `\`${name}\` queries through it and does not release it`,
-              endpoints: [],
-            };
-            held.set(key, entry);
-          }
-          if (!entry.endpoints.some((x) => x.ref.file === ref.file && x.ref.fn === ref.fn)) entry.endpoints.push({ ref, path: file.path, site: s });
-        }
+        if (!entry.endpoints.some((x) => x.ref.file === ref.file && x.ref.fn === ref.fn)) entry.endpoints.push({ ref, path: file.path, site: s });
       }
     }
     for (const h of held.values()) {
-      const [one, ...others] = h.endpoints.sort((a, b) => a.path.localeCompare(b.path) || a.site.waitLine - b.site.waitLine);
+      const [one, ...others] = h.endpoints.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : a.site.waitLine - b.site.waitLine));
       if (!one) continue;
       const more = others.length ? ` (and ${others.length} other endpoint${others.length > 1 ? 's that wait' : ' that waits'} the same way)` : '';
       ctx.report({

@@ -41,9 +41,9 @@ import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import { callAt, callsOf, variableRefs } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import type { Effect } from '../../../analysis/summary.js';
+import type { Effect, FileSummary } from '../../../analysis/summary.js';
 import type { ProjectContext } from '../../../discovery/context.js';
-import { callGraphOf, ownSites, type FnRef } from '../../../analysis/callgraph.js';
+import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import { flaskStreams, heldSessionCall, releasedEachRound } from './flaskStreaming.js';
 import {
   acquireKind, endsTransaction, generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler,
@@ -355,55 +355,73 @@ export const streamingResourceHolding: FileRule & RepoRule = {
     const reported = new Set<string>();
     for (const { ref, file, site } of ownSites(graph, STREAM_DEPENDENCY)) {
       const s = JSON.parse(site.what) as StreamDependencySite;
-      // A function, or a class whose `__init__` FastAPI calls.
-      const dependencyRef = (q: string) => graph.resolveQualified(q) ?? graph.resolveQualified(`${q}.__init__`);
-      const first = dependencyRef(s.target);
-      if (!first) continue;
-      // The dependency, and the ones it depends on in turn (two more levels): FastAPI resolves
-      // them all for the request, and closes their sessions only after the endpoint.
-      const chain: { dep: FnRef; depth: number }[] = [{ dep: first, depth: 0 }];
-      for (let i = 0; i < chain.length && chain.length < 8; i++) {
-        if (chain[i]!.depth >= 2) continue;
-        for (const e of graph.ownEffects(chain[i]!.dep)) {
-          if (e.kind !== DEPENDS_ON) continue;
-          for (const q of e.what.split(' ')) {
-            const next = dependencyRef(q);
-            if (next && !chain.some((c) => c.dep.file === next.file && c.dep.fn === next.fn)) chain.push({ dep: next, depth: chain[i]!.depth + 1 });
-          }
+      for (const { first, dep, depth, depFile, effect: e, fact: d } of dependencySessionFacts(graph, s.target)) {
+        let why: string | null = null;
+        // A session of a sub-dependency is held when that dependency uses it and lets it be.
+        if (depth > 0) {
+          if ((s.kind === 'WebSocket connection' || (!d.functionScope && outlives)) && d.lastUse === 'holds') why = `\`${graph.function(dep).name}\` (a dependency of \`${graph.function(first).name}\`) uses it and does not release it`;
+        } else if (d.carrier && s.inGenerator) why = `the stream's generator uses \`${s.param}\``;
+        else if (s.kind === 'WebSocket connection' || (!d.functionScope && outlives)) {
+          if (d.carrier && s.endpointLast !== 'none') {
+            if (s.endpointLast === 'holds') why = s.kind === 'WebSocket connection' ? `\`${graph.function(ref).name}\` uses \`${s.param}\` while connected` : `\`${graph.function(ref).name}\` uses \`${s.param}\` before the response and does not release it`;
+          } else if (d.lastUse === 'holds') why = `\`${graph.function(dep).name}\` uses it and does not release it`;
+          else if (d.lastUse === 'expires' && d.returnsRow && s.endpointReads) why = `\`${graph.function(dep).name}\` commits with \`expire_on_commit\` on, and \`${graph.function(ref).name}\` reads what it returned, which loads it again`;
         }
-      }
-      for (const { dep, depth } of chain) {
-        const depFile = graph.fileOf(dep);
-        if (depFile.isTestFile) continue;
-        for (const e of graph.ownEffects(dep)) {
-          if (e.kind !== SESSION_DEPENDENCY) continue;
-          const d = JSON.parse(e.what) as SessionDependencyFact;
-          let why: string | null = null;
-          // A session of a sub-dependency is held when that dependency uses it and lets it be.
-          if (depth > 0) {
-            if ((s.kind === 'WebSocket connection' || (!d.functionScope && outlives)) && d.lastUse === 'holds') why = `\`${graph.function(dep).name}\` (a dependency of \`${graph.function(first).name}\`) uses it and does not release it`;
-          } else if (d.carrier && s.inGenerator) why = `the stream's generator uses \`${s.param}\``;
-          else if (s.kind === 'WebSocket connection' || (!d.functionScope && outlives)) {
-            if (d.carrier && s.endpointLast !== 'none') {
-              if (s.endpointLast === 'holds') why = s.kind === 'WebSocket connection' ? `\`${graph.function(ref).name}\` uses \`${s.param}\` while connected` : `\`${graph.function(ref).name}\` uses \`${s.param}\` before the response and does not release it`;
-            } else if (d.lastUse === 'holds') why = `\`${graph.function(dep).name}\` uses it and does not release it`;
-            else if (d.lastUse === 'expires' && d.returnsRow && s.endpointReads) why = `\`${graph.function(dep).name}\` commits with \`expire_on_commit\` on, and \`${graph.function(ref).name}\` reads what it returned, which loads it again`;
-          }
-          const key = `${depFile.path}:${e.line}:${e.column}`;
-          if (!why || reported.has(key)) continue;
-          reported.add(key);
-          ctx.report({
-            path: depFile.path,
-            location: { line: e.line, column: e.column, endLine: d.endLine, endColumn: d.endColumn },
-            message: `session \`${d.name}\` of dependency \`${graph.function(dep).qualifiedName}\` is held for the whole ${s.kind} of \`${graph.function(ref).qualifiedName}\` (${file.path}, through \`${s.param}\`): ${why}${s.inGenerator && d.carrier ? '' : ', and the dependency closes it only after the endpoint ends'}`,
-            severity: s.severity,
-            function: graph.function(dep).name,
-          });
-        }
+        const key = `${depFile.path}:${e.line}:${e.column}`;
+        if (!why || reported.has(key)) continue;
+        reported.add(key);
+        ctx.report({
+          path: depFile.path,
+          location: { line: e.line, column: e.column, endLine: d.endLine, endColumn: d.endColumn },
+          message: `session \`${d.name}\` of dependency \`${graph.function(dep).qualifiedName}\` is held for the whole ${s.kind} of \`${graph.function(ref).qualifiedName}\` (${file.path}, through \`${s.param}\`): ${why}${s.inGenerator && d.carrier ? '' : ', and the dependency closes it only after the endpoint ends'}`,
+          severity: s.severity,
+          function: graph.function(dep).name,
+        });
       }
     }
   },
 };
+
+/**
+ * What each dependency of {@link dependencyChain} (outside test files) does with a session it takes
+ * by injection: the `SESSION_DEPENDENCY` facts its module left, with the chain's first dependency.
+ */
+export function* dependencySessionFacts(graph: CallGraph, target: string): Generator<{ first: FnRef; dep: FnRef; depth: number; depFile: FileSummary; effect: Effect; fact: SessionDependencyFact }> {
+  const chain = dependencyChain(graph, target);
+  const first = chain[0]?.dep;
+  if (!first) return;
+  for (const { dep, depth } of chain) {
+    const depFile = graph.fileOf(dep);
+    if (depFile.isTestFile) continue;
+    for (const effect of graph.ownEffects(dep)) {
+      if (effect.kind === SESSION_DEPENDENCY) yield { first, dep, depth, depFile, effect, fact: JSON.parse(effect.what) as SessionDependencyFact };
+    }
+  }
+}
+
+/**
+ * The dependency a qualified name runs (a function, or a class whose `__init__` FastAPI calls),
+ * then the ones it depends on in turn, two more levels down: FastAPI resolves them all for the
+ * request before the endpoint, and closes the sessions they were given only after it. Empty when
+ * the name resolves to nothing of the repo.
+ */
+export function dependencyChain(graph: CallGraph, target: string): { dep: FnRef; depth: number }[] {
+  const dependencyRef = (q: string) => graph.resolveQualified(q) ?? graph.resolveQualified(`${q}.__init__`);
+  const first = dependencyRef(target);
+  if (!first) return [];
+  const chain: { dep: FnRef; depth: number }[] = [{ dep: first, depth: 0 }];
+  for (let i = 0; i < chain.length && chain.length < 8; i++) {
+    if (chain[i]!.depth >= 2) continue;
+    for (const e of graph.ownEffects(chain[i]!.dep)) {
+      if (e.kind !== DEPENDS_ON) continue;
+      for (const q of e.what.split(' ')) {
+        const next = dependencyRef(q);
+        if (next && !chain.some((c) => c.dep.file === next.file && c.dep.fn === next.fn)) chain.push({ dep: next, depth: chain[i]!.depth + 1 });
+      }
+    }
+  }
+  return chain;
+}
 
 /** An annotation that may be a dependency alias: a bare or dotted name (`SessionDep`, `deps.CurrentUser`). */
 const INJECTED_ALIAS = /^[A-Za-z_][\w.]*$/;
@@ -429,7 +447,7 @@ interface StreamDependencySite {
   endpointReads: boolean;
 }
 
-interface SessionDependencyFact {
+export interface SessionDependencyFact {
   name: string;
   endLine: number;
   endColumn: number;
