@@ -37,7 +37,8 @@ import { FLUSH_EFFECT, QUERY_EFFECT, WRITE_EFFECT } from '../query/dbCalls.js';
 import { COMMIT_EFFECT, OWN_COMMIT_EFFECT } from './effects.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import type { ProjectContext } from '../../../discovery/context.js';
-import { assignmentsTo, callAt, effectiveRole, isFlaskHandle } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, effectiveRole, isFlaskHandle, variableRefs } from '../../../semantic/model.js';
+import { insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import {
   callsOf, enclosingTries, exceptClauses, externalCall, finallyClause, inManagingWith, isCommitCall, isWriteCall, receiverKey,
@@ -452,7 +453,7 @@ function handlerVerdict(model: FileModel, call: CallInfo, session: string, tries
       const nextIteration = loopReuse(t, body, fn.node, session);
       // A request handler's injected session, when the handler does not use it again: the
       // dependency's teardown closes it, rolling back. Used again after the `try`, it fails there.
-      if (!nextIteration && fn.role === 'handler' && fn.params.some((p) => p.name === session) && !usedAfter(fn.body, t, body, session)) continue;
+      if (!nextIteration && fn.role === 'handler' && fn.params.some((p) => p.name === session) && !meetsFailedSession(fn.body, t, body, session)) continue;
       // A Flask view's request-scoped session (`flask.g.session`, Flask-SQLAlchemy's `db.session`)
       // that the view does not use again: the request's teardown removes it, rolling back.
       // Also a project's `scoped_session` registry that a teardown removes (`db_session.remove()`
@@ -504,6 +505,48 @@ function usedAfter(fnBody: SyntaxNode | null, tryNode: SyntaxNode, handlerBody: 
   if (!fnBody) return true;
   const rest = fnBody.text.slice(tryNode.endIndex - fnBody.startIndex);
   return new RegExp(`(?<![\\w.])${session.replace(/\./g, '\\.')}(?![\\w])`).test(rest);
+}
+
+/**
+ * Does the code after the `try` use the session while its transaction is failed: the handler does
+ * not leave on every path (a `return` or `raise` closing each branch), and the first use of the
+ * session after the `try` — a name in the code, not a comment or a string — is not its
+ * `rollback()` or `close()`?
+ */
+function meetsFailedSession(fnBody: SyntaxNode | null, tryNode: SyntaxNode, handlerBody: SyntaxNode, session: string): boolean {
+  if (!fnBody || blockLeaves(handlerBody)) return false;
+  const root = session.split('.')[0]!;
+  const refs = variableRefs(fnBody, root)
+    .filter((r) => r.startIndex >= tryNode.endIndex && !insideNestedFunction(r, fnBody))
+    .map((r) => {
+      // `db` for `db`, the `db.session` attribute for `db.session`.
+      let n: SyntaxNode = r;
+      while (n.text.replace(/\s+/g, '') !== session && n.parent?.type === 'attribute' && n.parent.childForFieldName('object')?.id === n.id) n = n.parent;
+      return n;
+    })
+    .filter((n) => n.text.replace(/\s+/g, '') === session);
+  const first = refs[0];
+  if (!first) return false;
+  const method = first.parent?.type === 'attribute' && first.parent.childForFieldName('object')?.id === first.id ? first.parent.childForFieldName('attribute')?.text ?? '' : '';
+  return !/^(rollback|close)$/.test(method);
+}
+
+/** Does a block leave on every path: it ends in `return`/`raise` (or a call that never returns), or in an `if` each of whose branches does? */
+function blockLeaves(block: SyntaxNode): boolean {
+  const last = block.namedChildren.filter((n) => n.type !== 'comment').pop();
+  if (!last) return false;
+  if (last.type === 'return_statement' || raises(last)) return true;
+  if (last.type !== 'if_statement') return false;
+  const branches: (SyntaxNode | null)[] = [last.childForFieldName('consequence')];
+  let hasElse = false;
+  for (const c of last.namedChildren) {
+    if (c.type === 'elif_clause') branches.push(c.childForFieldName('consequence'));
+    if (c.type === 'else_clause') {
+      hasElse = true;
+      branches.push(c.childForFieldName('body') ?? c.namedChildren.find((n) => n.type === 'block') ?? null);
+    }
+  }
+  return hasElse && branches.every((b) => !!b && blockLeaves(b));
 }
 
 /**
