@@ -43,7 +43,7 @@ const DATAFRAME_TYPES = /^@?pandas\.(core\.frame\.)?(DataFrame|read_(csv|excel|j
 const IMAGE_DECODERS = new Set(['load', 'convert', 'resize', 'thumbnail', 'save', 'tobytes', 'getdata', 'rotate', 'transpose', 'crop', 'filter', 'quantize', 'reduce', 'paste', 'split', 'getcolors', 'histogram']);
 const IMAGE_TYPES = /^@?PIL\.Image\.(open|Image|new)(\(\))?(\.(convert|resize|rotate|transpose|crop|filter|quantize|reduce|copy)\(\))*$/;
 /** Embedding and ranking models run in the process: `encode`/`predict` is a forward pass over every input. */
-const MODEL_TYPES = /^@?sentence_transformers\.(SentenceTransformer|CrossEncoder)(\(\))?$/;
+const MODEL_TYPES = /^@?sentence_transformers(\.\w+)*\.(SentenceTransformer|CrossEncoder)(\(\))?$/;
 const MODEL_METHODS = new Set(['encode', 'encode_query', 'encode_document', 'predict', 'rank']);
 /** Password-hasher objects whose `hash`/`verify` are slow by design. */
 const HASHER_TYPES = /^(@?passlib\.(context\.)?CryptContext|@?argon2\.PasswordHasher|@?pwdlib\.PasswordHash)/;

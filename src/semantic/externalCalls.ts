@@ -11,16 +11,22 @@ import { receiverType } from './valueTypes.js';
 
 export type ExternalKind = 'network' | 'file';
 
-const NETWORK_MODULES = /^(httpx|requests|aiohttp|urllib3|urllib\.request|grpc|grpclib|smtplib|aiosmtplib|boto3|botocore|aiobotocore|aioboto3|google\.cloud|azure\.storage|stripe|twilio|slack_sdk|openai|anthropic|elasticsearch|aiokafka|kafka|pika|aio_pika|nats|paramiko|ftplib|socket|litestar_email|fastapi_mail|flask_mail|flask_mailman|django\.core\.mail|litellm|minio|resend|firebase_admin\.messaging)(\.|$)/;
+const NETWORK_MODULES = /^(httpx|requests|aiohttp|urllib3|urllib\.request|grpc|grpclib|smtplib|aiosmtplib|boto3|botocore|aiobotocore|aioboto3|google\.cloud|azure\.storage|stripe|twilio|slack_sdk|openai|anthropic|elasticsearch|aiokafka|kafka|pika|aio_pika|nats|paramiko|ftplib|socket|litestar_email|fastapi_mail|flask_mail|flask_mailman|django\.core\.mail|resend|firebase_admin\.messaging)(\.|$)/;
 const NETWORK_METHODS = new Set(['get', 'post', 'put', 'patch', 'delete', 'head', 'options', 'request', 'send', 'stream', 'fetch', 'sendmail', 'send_message', 'upload_file', 'upload_fileobj', 'download_file', 'download_fileobj', 'put_object', 'get_object', 'delete_object', 'copy_object', 'publish', 'invoke', 'urlopen']);
 /**
  * SDKs whose client methods are remote calls whatever their name (`repo.create_issue()`,
  * `jira.transition_issue()`, a language model's `client.chat.completions.create(...)`, a vector
  * store's `client.search(...)`), except those that only configure the client ({@link SDK_LOCAL_METHODS}).
  */
-const SDK_MODULES = /^(github|jira|atlassian|slack_sdk|slack|sendgrid|googleapiclient|hubspot|mailchimp3|mailchimp_marketing|twilio|stripe|openai|anthropic|cohere|mistralai|groq|qdrant_client|pinecone|pymilvus)(\.|$)/;
+const SDK_MODULES = /^(github|jira|atlassian|slack_sdk|slack|sendgrid|googleapiclient|hubspot|mailchimp3|mailchimp_marketing|twilio|stripe|openai|anthropic|cohere|mistralai|groq|qdrant_client|pinecone|pymilvus|minio|chromadb\.(Async)?HttpClient)(\.|$|\()/;
 /** Methods of an SDK client that configure or close it, not requests (`client.with_options(timeout=5)`, `await client.close()`). */
-const SDK_LOCAL_METHODS = new Set(['with_options', 'copy', 'close', 'aclose']);
+const SDK_LOCAL_METHODS = new Set(['with_options', 'copy', 'close', 'aclose', 'presigned_get_object', 'presigned_put_object', 'presigned_post_policy', 'get_presigned_url']);
+/**
+ * What an SDK call hands back that is built in the process: pymilvus's schemas and index
+ * parameters (`client.prepare_index_params()`, `create_schema()`, `CollectionSchema`), whose
+ * `add_index`/`add_field` fill a local object.
+ */
+const SDK_LOCAL_BUILDERS = /\.(prepare_\w+|create_schema|create_field_schema)\(\)|\b(CollectionSchema|FieldSchema|IndexParams)\(\)/;
 /**
  * OAuth2 client libraries whose clients are often picked at run time (`clients[provider]`), so the
  * receiver has no type: their request methods count by name in a file that imports the library,
@@ -34,7 +40,7 @@ const PATH_IO = new Set(['read_text', 'read_bytes', 'write_text', 'write_bytes',
 
 const TYPED_EXTERNAL = new WeakMap<FileModel, boolean>();
 /** Modules whose objects' methods leave the process: a receiver can only be typed as one through an import of them. */
-const EXTERNAL_IMPORT = /^(pathlib|anyio|aiofiles)(\.|$)/;
+const EXTERNAL_IMPORT = /^(pathlib|anyio|aiofiles|chromadb)(\.|$)/;
 
 /**
  * Can a receiver of this file be typed as a network client, an SDK object, a path or an open
@@ -77,13 +83,35 @@ export function externalCall(model: FileModel, call: CallInfo): ExternalCall | n
   // What a client returned is data: a response's `.json()`, an SDK object's `.to_dict()`, a
   // dict-like resource's `.get("metadata")` (Stripe's objects are dict subclasses) read memory.
   if (LOCAL_DATA_METHODS.has(call.method) || (call.method === 'get' && !clientInstance(head) && dictKeyLookup(call))) return null;
-  if ((NETWORK_MODULES.test(head) && NETWORK_METHODS.has(call.method)) || (SDK_MODULES.test(head) && (/\(\)/.test(head) || t.startsWith('@')) && /^[a-z]/.test(call.method) && !SDK_LOCAL_METHODS.has(call.method))) {
+  if (head.startsWith('litellm.Router()') && LITELLM_REQUESTS.test(`litellm.Router().${call.method}`)) return { kind: 'network', what: `litellm.Router.${call.method}` };
+  if ((NETWORK_MODULES.test(head) && NETWORK_METHODS.has(call.method))
+    || (SDK_MODULES.test(head) && (/\(\)/.test(head) || t.startsWith('@')) && /^[a-z]/.test(call.method) && !SDK_LOCAL_METHODS.has(call.method) && !SDK_LOCAL_BUILDERS.test(`${head}.${call.method}()`) && !localModeClient(model, call))) {
     return { kind: 'network', what: `${head.replace(/\(\)$/, '').replace(/\(\)/g, '')}.${call.method}` };
   }
   if (/^(aiofiles\.open|builtins\.open)\(\)/.test(head) && /^(read|write|readlines|writelines)$/.test(call.method)) return { kind: 'file', what: `file.${call.method}` };
   if (/^(pathlib\.Path|anyio\.Path)/.test(head) && PATH_IO.has(call.method)) return { kind: 'file', what: `Path.${call.method}` };
   return null;
 }
+
+/**
+ * LiteLLM's request functions (`litellm.completion`, `await litellm.acompletion(...)`, a `Router`'s
+ * of the same names); its other helpers count tokens, price and describe models in the process.
+ */
+const LITELLM_REQUESTS = /^litellm\.(Router\(\)\.)?a?(completion|text_completion|embedding|image_generation|transcription|speech|moderation|responses|rerank)$/;
+
+/**
+ * A vector store's client opened in its local mode (`QdrantClient(":memory:")`,
+ * `QdrantClient(path=...)`, `MilvusClient("./milvus.db")`): it runs in the process, over no network.
+ * Read from the assignment of the receiver's first name.
+ */
+function localModeClient(model: FileModel, call: CallInfo): boolean {
+  const root = call.dottedReceiver?.split('.')[0];
+  if (!root) return false;
+  const name = root === 'self' ? call.dottedReceiver!.split('.').slice(0, 2).join('.') : root;
+  return assignmentsTo(model, name).some((a) => !!a.value && LOCAL_MODE.test(a.value.text));
+}
+
+const LOCAL_MODE = /\b(QdrantClient|AsyncQdrantClient)\(\s*(["']:memory:["']|(path|location)\s*=)|\b(MilvusClient|AsyncMilvusClient)\(\s*(uri\s*=\s*)?["'][^"':]*\.db["']/;
 
 /** Server-side modules of the network libraries: what they build is this process's response. */
 const SERVER_SIDE = /^aiohttp\.(web|web_\w+)(\.|$)/;
@@ -199,10 +227,10 @@ function ownModule(model: FileModel, receiver: string): boolean {
 
 /**
  * A plugin asked, with no argument, for something it describes, its result used (`schema =
- * plugin.show_schema()`, `if plugin.is_enabled():`): its configuration, read in the process, not
- * an action outside it. Handed data (`plugin.instance.get(doc_id)` fetches a document from
- * another system), called for its effect alone (`plugin.sync()`), or named with a verb that acts,
- * it stays an integration.
+ * plugin.show_package_schema()`, `if plugin.is_enabled():`): its schema, configuration or
+ * capabilities, read in the process, not an action outside it. Handed data (`plugin.instance.get(doc_id)`
+ * fetches a document from another system), asked to fetch or read (`plugin.read()`,
+ * `plugin.get_token()`), or called for its effect alone (`plugin.sync()`), it stays an integration.
  */
 function asksPlugin(call: CallInfo): boolean {
   if (!call.emptyArgs || !PLUGIN_QUESTION.test(call.method)) return false;
@@ -210,7 +238,7 @@ function asksPlugin(call: CallInfo): boolean {
   return up?.type !== 'expression_statement';
 }
 
-const PLUGIN_QUESTION = /^(get|show|list|find|lookup|read|load|is|has|can|validate|check)(_\w+)?$|_(schema|schemas|config|settings|options|info|name|names|type|types)$/;
+const PLUGIN_QUESTION = /^(is|has|can|supports)_\w+$|_(schema|schemas|config|settings|options|name|names|type|types)$/;
 
 /** Receivers that are integrations with other systems: API/SDK clients, mailers, notifiers (plugins: {@link PLUGIN}). */
 const INTEGRATION = /(^|[._])(\w*(client|sdk|gateway|mailer|notifier|webhook)\w*|api|\w+_api|slack|jira|github|smtp)(\.|$)/i;
@@ -236,6 +264,7 @@ export function awaitedOffloadCall(model: FileModel, call: CallInfo): ExternalCa
 
 /** A network client's module function by qualified name (`requests.post`); constructors make no request. */
 export function networkFunction(q: string): ExternalCall | null {
+  if (LITELLM_REQUESTS.test(q)) return { kind: 'network', what: q };
   // aiohttp's server side (`web.json_response`, `web.run_app`) builds and serves this process's
   // responses: no request leaves the process.
   if (!NETWORK_MODULES.test(q) || SERVER_SIDE.test(q)) return null;
