@@ -51,7 +51,7 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
     severity: 'high',
     effort: 'M',
     summary: 'Injected session held through a handler\'s slow non-DB work: used only at its start, or left open by a dependency',
-    what: 'Finds handlers that receive a session by injection (`Depends(get_db)` and the like, `session: AsyncSession`, `db: Session`) and use it within the first 20 % of the body, then make external calls (`httpx`, `aiohttp`, `requests`, gRPC, SMTP, S3 clients) — high — or run more than 50 lines of non-DB work that takes time (sleeps, work handed to a thread, awaits in a loop) — medium. A last use that commits, rolls back or closes the session is fine: it releases the connection. Also a session a dependency of the handler takes by injection (`user: User = Depends(current_user)` with `current_user(db = Depends(get_db))`, in any module, or a dependency of that dependency), uses and does not release, when the handler then waits on an external call (medium, reported once at the dependency\'s session parameter): the provider closes that session only after the endpoint, so its connection sits idle in the transaction the dependency\'s query began. Silent when the handler releases its own injected session first (FastAPI hands the same session to every dependency of a request), when it uses it after the call, or when the dependency hands the handler something that carries the session and the handler uses it after the call.',
+    what: 'Finds handlers that receive a session by injection (`Depends(get_db)` and the like, `session: AsyncSession`, `db: Session`) and use it within the first 20 % of the body, then make external calls (`httpx`, `aiohttp`, `requests`, gRPC, SMTP, S3 clients) — high — or run more than 50 lines of non-DB work that takes time (sleeps, work handed to a thread, awaits in a loop) — medium. A last use that commits, rolls back or closes the session is fine: it releases the connection. Also a session a dependency of the handler takes by injection (`user: User = Depends(current_user)` or `Security(...)`, an `Annotated` alias of either, with `current_user(db = Depends(get_db))`, in any module, or a dependency of that dependency) and runs a statement through (outside a `session.begin()` block, whose end gives the connection back; staging with `add()` checks nothing out) without releasing it, when the handler then waits on an external call — an HTTP client, a language model\'s or a vector store\'s SDK (medium, reported once at the dependency\'s session parameter): the provider closes that session only after the endpoint, so its connection sits idle in the transaction the dependency\'s query began, whether or not the handler writes with it afterwards. Silent when the handler releases its own session of the same provider before the call (FastAPI hands the same session to every dependency of a request, per provider), when the handler itself used that session before the call (then the finding above is the handler\'s), or when the dependency hands the handler something that carries the session and the handler uses it after the call.',
     why: 'After its first query the session keeps its pooled connection, usually inside an open transaction, until the dependency closes it at the end of the request. Everything slow that follows — an upstream HTTP call with a 30 s timeout — holds that connection too; under load the pool runs dry while it sits idle.',
     bad: 'import httpx\nfrom fastapi import Depends, FastAPI, HTTPException\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\n@app.post("/jobs/{job_id}/publish")\nasync def publish(job_id: int, session: AsyncSession = Depends()):\n    job = await session.get(Job, job_id)\n    if job is None:\n        raise HTTPException(404)\n    payload = {"id": job.id, "status": job.status}\n    async with httpx.AsyncClient(timeout=30) as client:\n        first = await client.post("https://a.example/hook", json=payload)\n        second = await client.post("https://b.example/hook", json=payload)\n        third = await client.post("https://c.example/hook", json=payload)\n    return {"delivered": [first.is_success, second.is_success, third.is_success]}\n',
     good: 'import httpx\nfrom fastapi import Depends, FastAPI, HTTPException\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\n@app.post("/jobs/{job_id}/publish")\nasync def publish(job_id: int, session: AsyncSession = Depends()):\n    job = await session.get(Job, job_id)\n    if job is None:\n        raise HTTPException(404)\n    payload = {"id": job.id, "status": job.status}\n    await session.close()\n    async with httpx.AsyncClient(timeout=30) as client:\n        first = await client.post("https://a.example/hook", json=payload)\n        second = await client.post("https://b.example/hook", json=payload)\n        third = await client.post("https://c.example/hook", json=payload)\n    return {"delivered": [first.is_success, second.is_success, third.is_success]}\n',
@@ -105,10 +105,16 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
     const held = new Map<string, { at: { path: string; line: number; column: number; endLine: number; endColumn: number }; dep: FnRef; session: string; why: string; endpoints: { ref: FnRef; path: string; site: WaitDependencySite }[] }>();
     for (const { ref, file, site } of ownSites(graph, WAIT_DEPENDENCY)) {
       const s = JSON.parse(site.what) as WaitDependencySite;
-      for (const { first, dep, depth, depFile, effect: e, fact: d } of dependencySessionFacts(graph, s.target)) {
-        if (d.lastUse !== 'holds') continue;
+      for (const { dep, depth, depFile, effect: e, fact: d } of dependencySessionFacts(graph, s.target)) {
+        // A statement outside a `begin()` block, and no release after it: the connection stays checked out.
+        if (d.lastUse !== 'holds' || !d.queries) continue;
         // What the dependency hands over keeps the session, and the handler uses it after the wait: needed there.
         if (depth === 0 && d.carrier && s.usedAfter) continue;
+        // The handler's own session from the same provider (FastAPI hands the same one to every
+        // dependency of the request): released before the wait, nothing is held; used before it,
+        // the handler's own finding (the file rule) speaks for the hold.
+        const same = (providers: string[]) => providers.some((p) => p === '?' || !d.provider || p === d.provider);
+        if (same(s.released) || same(s.usedBefore)) continue;
         const key = `${depFile.path}:${e.line}:${e.column}`;
         let entry = held.get(key);
         if (!entry) {
@@ -116,7 +122,7 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
           entry = {
             at: { path: depFile.path, line: e.line, column: e.column, endLine: d.endLine, endColumn: d.endColumn },
             dep, session: d.name,
-            why: depth > 0 ? `\`${name}\` (a dependency of \`${graph.function(first).name}\`) queries through it and does not release it` : `\`${name}\` queries through it and does not release it`,
+            why: depth > 0 ? `\`${name}\` (a dependency of another dependency) queries through it and does not release it` : `\`${name}\` queries through it and does not release it`,
             endpoints: [],
           };
           held.set(key, entry);
@@ -151,6 +157,10 @@ interface WaitDependencySite {
   waitLine: number;
   /** The handler uses the parameter after the wait. */
   usedAfter: boolean;
+  /** Providers of the handler's own injected sessions released before the wait (`?` when unknown). */
+  released: string[];
+  /** Providers of the handler's own injected sessions used before the wait (`?` when unknown). */
+  usedBefore: string[];
 }
 
 /**
@@ -162,9 +172,10 @@ interface WaitDependencySite {
  */
 export function collectWaitDependencies(model: FileModel, project?: ProjectContext): Effect[][] {
   const out: Effect[][] = model.functions.map(() => []);
-  if (!project || model.isTestFile || !model.source.includes('Depends')) return out;
+  if (!project || model.isTestFile) return out;
   for (const fn of model.functions) {
     if (fn.role !== 'handler' || !fn.body || isWebsocketHandler(fn)) continue;
+    // A dependency needs a default (`Depends(...)`), an annotation (an `Annotated` alias) or the route's `dependencies=`.
     if (!fn.params.some((p) => p.defaultText || p.annotation) && !fn.decorators.some((d) => d.includes('dependencies'))) continue;
     // The handler's own call: one in a nested function (a callback, a task) may run later, or never.
     const wait = model.calls.find((c) => c.functionIndex === fn.index && isExternalCall(model, c));
@@ -174,12 +185,16 @@ export function collectWaitDependencies(model: FileModel, project?: ProjectConte
       ...routeDependencies(model, project, fn).map((target) => ({ param: 'dependencies=[...]', paramNode: null, target })),
     ];
     if (!deps.length || streamingResponses(model, project, fn).length > 0) continue;
-    const own = injectedSessions(model, project, fn).flatMap((s) => sessionRefs(fn, s.name));
-    if (own.some((r) => r.startPosition.row + 1 >= wait.line)) continue;
-    if (own.some((r) => releasesConnection(project, r))) continue;
+    const released: string[] = [];
+    const usedBefore: string[] = [];
+    for (const s of injectedSessions(model, project, fn)) {
+      const before = sessionRefs(fn, s.name).filter((r) => r.startPosition.row + 1 < wait.line);
+      if (before.some((r) => releasesConnection(project, r))) released.push(s.provider ?? '?');
+      else if (before.length) usedBefore.push(s.provider ?? '?');
+    }
     for (const d of deps) {
       const usedAfter = d.paramNode !== null && variableRefs(fn.body, d.param).some((r) => r.startPosition.row + 1 > wait.line);
-      const site: WaitDependencySite = { param: d.param, target: d.target, wait: `${wait.calleeText}()`, waitLine: wait.line, usedAfter };
+      const site: WaitDependencySite = { param: d.param, target: d.target, wait: `${wait.calleeText}()`, waitLine: wait.line, usedAfter, released, usedBefore };
       const at = d.paramNode ?? fn.node;
       out[fn.index]!.push({ kind: WAIT_DEPENDENCY, what: JSON.stringify(site), line: at.startPosition.row + 1, column: at.startPosition.column + 1 });
     }

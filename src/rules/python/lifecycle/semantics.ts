@@ -599,6 +599,8 @@ export interface InjectedSession {
   viaDepends: boolean;
   /** `Depends(..., scope="function")`: closed when the endpoint returns (FastAPI ≥ 0.121). */
   functionScope: boolean;
+  /** The provider `Depends(...)` names, qualified when it resolves (FastAPI hands one session per provider and request). */
+  provider?: string;
 }
 
 const SESSION_ANNOTATION = /(^|\.)(Session|AsyncSession|scoped_session|async_scoped_session)$/;
@@ -632,7 +634,8 @@ function isSessionProvider(model: FileModel, project: ProjectContext, target: st
   return false;
 }
 
-const DEPENDS = /\bDepends\(\s*(?:dependency\s*=\s*)?([A-Za-z_][\w.]*)?([^)]*)\)/;
+/** `Depends(provider, ...)`, and FastAPI's `Security(provider, scopes=[...])`: a dependency with scopes. */
+const DEPENDS = /\b(?:Depends|Security)\(\s*(?:dependency\s*=\s*)?([A-Za-z_][\w.]*)?([^)]*)\)/;
 
 /** Parameters of `fn` that receive a session by injection. */
 export function injectedSessions(model: FileModel, project: ProjectContext, fn: FunctionInfo): InjectedSession[] {
@@ -646,10 +649,12 @@ export function injectedSessions(model: FileModel, project: ProjectContext, fn: 
     let viaDepends = false;
     let functionScope = false;
     let isSession = false;
+    let provider: string | undefined;
     // An alias of another module names its provider qualified already: not to be resolved here
     // (`app.db.get_db` in a module with `app = FastAPI()` would resolve to the app object).
     if (alias) {
       viaDepends = true;
+      provider = alias.provider;
       if (projectNames(project).providers.has(alias.provider)) isSession = true;
     }
     for (const text of texts) {
@@ -657,13 +662,16 @@ export function injectedSessions(model: FileModel, project: ProjectContext, fn: 
       if (!m) continue;
       viaDepends = true;
       if (/\bscope\s*=\s*["']function["']/.test(m[2] ?? '')) functionScope = true;
-      if (m[1] && isSessionProvider(model, project, m[1])) isSession = true;
+      if (m[1] && isSessionProvider(model, project, m[1])) {
+        isSession = true;
+        provider ??= resolveName(model, m[1]) ?? (m[1].includes('.') ? m[1] : `${model.moduleName}.${m[1]}`);
+      }
     }
     if (!isSession && p.annotation && isSessionAnnotation(model, p.annotation)) {
       isSession = true;
       if (!viaDepends && SESSION_ALIAS.test(annotationType(model, p.annotation) ?? '')) viaDepends = true;
     }
-    if (isSession) out.push({ name: p.name, node, viaDepends, functionScope });
+    if (isSession) out.push({ name: p.name, node, viaDepends, functionScope, ...(provider ? { provider } : {}) });
   });
   return out;
 }
@@ -1407,17 +1415,47 @@ export function dependencyTargets(model: FileModel, project: ProjectContext, fn:
 }
 
 /** The sessions a dependency function takes by injection, whether it hands them on, and its own last use. */
-export function dependencySessions(model: FileModel, project: ProjectContext, dep: FunctionInfo): { session: InjectedSession; carrier: boolean; lastUse: SyntaxNode | null; returnsRow: boolean }[] {
-  const out: { session: InjectedSession; carrier: boolean; lastUse: SyntaxNode | null; returnsRow: boolean }[] = [];
+export function dependencySessions(model: FileModel, project: ProjectContext, dep: FunctionInfo): { session: InjectedSession; carrier: boolean; lastUse: SyntaxNode | null; returnsRow: boolean; queries: boolean }[] {
+  const out: { session: InjectedSession; carrier: boolean; lastUse: SyntaxNode | null; returnsRow: boolean; queries: boolean }[] = [];
   if (!dep.body) return out;
   for (const s of injectedSessions(model, project, dep)) {
     if (!s.viaDepends) continue;
     const refs = sessionRefs(dep, s.name);
-    const handOver = refs.filter((r) => insideReturnOrYield(r, dep.body!) || (dep.name === '__init__' && storedOnSelf(r)));
+    // The session itself returned, yielded or kept (`return db`, `yield Repo(db)`, `self.db = db`);
+    // not a statement whose result is returned (`return await db.scalar(...)`: a use).
+    const handOver = refs.filter((r) => (insideReturnOrYield(r, dep.body!) && !isStatementReceiver(r)) || (dep.name === '__init__' && storedOnSelf(r)));
     const uses = refs.filter((r) => !handOver.includes(r) && !isWrapperAssignment(r));
-    out.push({ session: s, carrier: handOver.length > 0, lastUse: uses[uses.length - 1] ?? null, returnsRow: returnsLoaded(model, dep, s.name) });
+    out.push({ session: s, carrier: handOver.length > 0, lastUse: uses[uses.length - 1] ?? null, returnsRow: returnsLoaded(model, dep, s.name), queries: uses.some((r) => statementOutsideBegin(r)) });
   }
   return out;
+}
+
+/** Is the reference the object of a method call (`db.scalar(...)`), not the session handed on? */
+function isStatementReceiver(ref: SyntaxNode): boolean {
+  const p = ref.parent;
+  return p?.type === 'attribute' && p.childForFieldName('object')?.id === ref.id && p.parent?.type === 'call' && p.parent.childForFieldName('function')?.id === p.id;
+}
+
+/** Session methods that stage or configure, without a statement: no connection is checked out for them. */
+const NO_STATEMENT = /^(add|add_all|expunge|expunge_all|expire|expire_all|begin|begin_nested|close|rollback|commit|no_autoflush|info|bind|get_bind|is_active|in_transaction|new|dirty|deleted|identity_map)$/;
+
+/**
+ * Is this use of a session a statement that checks a connection out and leaves it in the
+ * session's transaction: a method that talks to the database (`execute`, `scalar`, `get`,
+ * `query`, `flush`, ...) called outside a `with`/`async with <session>.begin():` block, whose
+ * end commits and gives the connection back? A bare name (handed to a helper) counts as one.
+ */
+function statementOutsideBegin(ref: SyntaxNode): boolean {
+  const p = ref.parent;
+  const method = p?.type === 'attribute' && p.childForFieldName('object')?.id === ref.id ? p.childForFieldName('attribute')?.text ?? '' : null;
+  if (method !== null && NO_STATEMENT.test(method)) return false;
+  for (let a = ref.parent; a; a = a.parent) {
+    if (a.type === 'function_definition' || a.type === 'lambda') break;
+    if (a.type !== 'with_statement') continue;
+    const items = a.namedChildren.find((c) => c.type === 'with_clause')?.text ?? '';
+    if (new RegExp(`(^|[^\\w.])${ref.text}\\s*\\.\\s*begin\\s*\\(`).test(items)) return false;
+  }
+  return true;
 }
 
 /**

@@ -458,6 +458,10 @@ export interface SessionDependencyFact {
   lastUse: 'none' | 'releases' | 'expires' | 'holds';
   /** It returns what the session loaded: an expired row that reloads when the endpoint reads it. */
   returnsRow: boolean;
+  /** It runs a statement through the session outside a `session.begin()` block (a connection stays checked out). */
+  queries?: boolean;
+  /** The provider its `Depends(...)` names, qualified when known. */
+  provider?: string;
 }
 
 /**
@@ -525,6 +529,8 @@ export function collectStreamDependencies(model: FileModel, project?: ProjectCon
         carrier: d.carrier,
         lastUse: !d.lastUse ? 'none' : releasesConnection(project, d.lastUse) ? 'releases' : endsTransaction(d.lastUse) ? 'expires' : 'holds',
         returnsRow: d.returnsRow,
+        ...(d.queries ? { queries: true } : {}),
+        ...(d.session.provider ? { provider: d.session.provider } : {}),
       };
       out[dep.index]!.push({ kind: SESSION_DEPENDENCY, what: JSON.stringify(fact), ...at(d.session.node) });
     }
