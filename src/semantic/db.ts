@@ -298,8 +298,12 @@ export function blockingDbFunction(qualifiedName: string | null): string | null 
   if (!qualifiedName) return null;
   const base = BASES[qualifiedName];
   if (base?.call === 'dbapi') return qualifiedName;
+  // pandas runs the query itself, on the sync engine or connection it is handed, and waits for every row.
+  if (PANDAS_SQL.test(qualifiedName)) return qualifiedName;
   return null;
 }
+
+const PANDAS_SQL = /^pandas\.(read_sql|read_sql_query|read_sql_table)$/;
 
 /**
  * Looks a repo name up: the type path it holds (`=>T` for a provider function that yields T),
