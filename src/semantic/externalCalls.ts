@@ -18,8 +18,12 @@ const NETWORK_METHODS = new Set(['get', 'post', 'put', 'patch', 'delete', 'head'
  * `jira.transition_issue()`, a language model's `client.chat.completions.create(...)`, a vector
  * store's `client.search(...)`), except those that only configure the client ({@link SDK_LOCAL_METHODS}).
  */
-const SDK_MODULES = /^(github|jira|atlassian|slack_sdk|slack|sendgrid|googleapiclient|hubspot|mailchimp3|mailchimp_marketing|twilio|stripe|openai|anthropic|cohere|mistralai|groq|qdrant_client|pinecone|pymilvus|minio|chromadb\.(Async)?HttpClient)(\.|$|\()/;
+const SDK_MODULES = /^(github|jira|atlassian|slack_sdk|slack|sendgrid|googleapiclient|hubspot|mailchimp3|mailchimp_marketing|twilio|stripe|openai|anthropic|cohere|mistralai|groq|qdrant_client|pinecone|pymilvus|minio|chromadb\.(Async)?(Http|Cloud)Client)(\.|$|\()/;
 /** Methods of an SDK client that configure or close it, not requests (`client.with_options(timeout=5)`, `await client.close()`). */
+/**
+ * (minio's presigned URLs are signed in the process once the bucket's region is known: given to
+ * `Minio(region=...)`, or asked once per bucket and cached on the client.)
+ */
 const SDK_LOCAL_METHODS = new Set(['with_options', 'copy', 'close', 'aclose', 'presigned_get_object', 'presigned_put_object', 'presigned_post_policy', 'get_presigned_url']);
 /**
  * What an SDK call hands back that is built in the process: pymilvus's schemas and index
@@ -40,7 +44,7 @@ const PATH_IO = new Set(['read_text', 'read_bytes', 'write_text', 'write_bytes',
 
 const TYPED_EXTERNAL = new WeakMap<FileModel, boolean>();
 /** Modules whose objects' methods leave the process: a receiver can only be typed as one through an import of them. */
-const EXTERNAL_IMPORT = /^(pathlib|anyio|aiofiles|chromadb)(\.|$)/;
+const EXTERNAL_IMPORT = /^(pathlib|anyio|aiofiles|chromadb|litellm)(\.|$)/;
 
 /**
  * Can a receiver of this file be typed as a network client, an SDK object, a path or an open
@@ -69,7 +73,7 @@ export interface ExternalCall {
  */
 export function externalCall(model: FileModel, call: CallInfo): ExternalCall | null {
   const q = call.qualifiedName;
-  if (q && NETWORK_MODULES.test(q)) return networkFunction(q);
+  if (q && (NETWORK_MODULES.test(q) || LITELLM_REQUESTS.test(q))) return networkFunction(q);
   if (q && FILE_FUNCTIONS.test(q)) return { kind: 'file', what: q.replace(/^builtins\./, '') };
   if (!call.hasReceiver || !mayTypeExternal(model)) return null;
   const t = receiverType(model, call);
@@ -107,11 +111,25 @@ const LITELLM_REQUESTS = /^litellm\.(Router\(\)\.)?a?(completion|text_completion
 function localModeClient(model: FileModel, call: CallInfo): boolean {
   const root = call.dottedReceiver?.split('.')[0];
   if (!root) return false;
-  const name = root === 'self' ? call.dottedReceiver!.split('.').slice(0, 2).join('.') : root;
-  return assignmentsTo(model, name).some((a) => !!a.value && LOCAL_MODE.test(a.value.text));
+  const selfAttr = root === 'self';
+  const name = selfAttr ? call.dottedReceiver!.split('.').slice(0, 2).join('.') : root;
+  const cls = call.functionIndex >= 0 ? model.functions[call.functionIndex]!.className : null;
+  const all = assignmentsTo(model, name).filter((a) => !!a.value && VECTOR_CLIENT.test(a.value.text));
+  // The name's own scope: the function's local, else the module's; `self.x` in the same class.
+  const scoped = selfAttr ? all.filter((a) => a.functionIndex >= 0 && model.functions[a.functionIndex]!.className === cls)
+    : all.some((a) => a.functionIndex === call.functionIndex) ? all.filter((a) => a.functionIndex === call.functionIndex) : all.filter((a) => a.functionIndex < 0);
+  // Local only when every client built there is (not `QdrantClient(":memory:") if testing else QdrantClient(url=...)`).
+  return scoped.length > 0 && scoped.every((a) => [...a.value!.text.matchAll(VECTOR_CLIENT_CALL)].every((m) => LOCAL_MODE.test(m[0])));
 }
 
-const LOCAL_MODE = /\b(QdrantClient|AsyncQdrantClient)\(\s*(["']:memory:["']|(path|location)\s*=)|\b(MilvusClient|AsyncMilvusClient)\(\s*(uri\s*=\s*)?["'][^"':]*\.db["']/;
+const VECTOR_CLIENT = /\b(Async)?(QdrantClient|MilvusClient)\s*\(/;
+/** A client construction up to its first closing parenthesis (arguments are mostly literals and names). */
+const VECTOR_CLIENT_CALL = /\b(Async)?(QdrantClient|MilvusClient)\s*\([^)]*\)?/g;
+/**
+ * Local modes: Qdrant's `":memory:"` (first argument or `location=`) and `path=`; Milvus Lite's
+ * `.db` file as the URI. (`location=` with anything else is a URL.)
+ */
+const LOCAL_MODE = /^(Async)?QdrantClient\s*\(\s*["']:memory:["']|^(Async)?QdrantClient\s*\((?:[^)]*[,\s])?\s*(location\s*=\s*["']:memory:["']|path\s*=)|^(Async)?MilvusClient\s*\(\s*(uri\s*=\s*)?["'][^"':]*\.db["']/;
 
 /** Server-side modules of the network libraries: what they build is this process's response. */
 const SERVER_SIDE = /^aiohttp\.(web|web_\w+)(\.|$)/;

@@ -280,7 +280,8 @@ export const OFFLOAD_FUNCTIONS = new Set([
   'asgiref.sync.sync_to_async',
   'trio.to_thread.run_sync',
 ]);
-const OFFLOAD_METHODS = new Set(['run_in_executor', 'submit']);
+/** `loop.run_in_executor(...)`, `executor.submit(...)`, and SQLAlchemy's `AsyncConnection.run_sync(fn)` / `AsyncSession.run_sync(fn)` (the sync code runs in a greenlet whose I/O the loop awaits). */
+const OFFLOAD_METHODS = new Set(['run_in_executor', 'submit', 'run_sync']);
 /** Every way an offload function may be spelled before imports resolve: `to_thread`, `asyncio.to_thread`, `anyio.to_thread.run_sync`, … */
 const OFFLOAD_SPELLINGS = new Set(['to_thread', 'run_in_threadpool', 'run_sync', 'sync_to_async']);
 for (const q of OFFLOAD_FUNCTIONS) {

@@ -38,7 +38,6 @@ import { COMMIT_EFFECT, OWN_COMMIT_EFFECT } from './effects.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 import { assignmentsTo, callAt, effectiveRole, isFlaskHandle, variableRefs } from '../../../semantic/model.js';
-import { insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import {
   callsOf, enclosingTries, exceptClauses, externalCall, finallyClause, inManagingWith, isCommitCall, isWriteCall, receiverKey,
@@ -509,15 +508,18 @@ function usedAfter(fnBody: SyntaxNode | null, tryNode: SyntaxNode, handlerBody: 
 
 /**
  * Does the code after the `try` use the session while its transaction is failed: the handler does
- * not leave on every path (a `return` or `raise` closing each branch), and the first use of the
- * session after the `try` — a name in the code, not a comment or a string — is not its
- * `rollback()` or `close()`?
+ * not leave on every path (a `return` or `raise` closing each branch), and a reference to the
+ * session after the `try` — a name in the code, not a comment or a string, nested functions and
+ * lambdas included — comes before any `rollback()`/`close()` that settles it? A rollback settles it
+ * when it runs unconditionally, or under a condition the handler set (a flag assigned in it) or
+ * on the session's own state (`if not db.is_active:`); a rollback under another condition
+ * (`if reset:`) leaves the other path to the uses after it. Reading `db.is_active` is no use.
  */
 function meetsFailedSession(fnBody: SyntaxNode | null, tryNode: SyntaxNode, handlerBody: SyntaxNode, session: string): boolean {
   if (!fnBody || blockLeaves(handlerBody)) return false;
   const root = session.split('.')[0]!;
   const refs = variableRefs(fnBody, root)
-    .filter((r) => r.startIndex >= tryNode.endIndex && !insideNestedFunction(r, fnBody))
+    .filter((r) => r.startIndex >= tryNode.endIndex)
     .map((r) => {
       // `db` for `db`, the `db.session` attribute for `db.session`.
       let n: SyntaxNode = r;
@@ -525,17 +527,59 @@ function meetsFailedSession(fnBody: SyntaxNode | null, tryNode: SyntaxNode, hand
       return n;
     })
     .filter((n) => n.text.replace(/\s+/g, '') === session);
-  const first = refs[0];
-  if (!first) return false;
-  const method = first.parent?.type === 'attribute' && first.parent.childForFieldName('object')?.id === first.id ? first.parent.childForFieldName('attribute')?.text ?? '' : '';
-  return !/^(rollback|close)$/.test(method);
+  const flags = new Set(handlerBody.descendantsOfType('assignment').map((a) => a.childForFieldName('left')?.text ?? ''));
+  for (const ref of refs) {
+    const member = ref.parent?.type === 'attribute' && ref.parent.childForFieldName('object')?.id === ref.id ? ref.parent.childForFieldName('attribute')?.text ?? '' : '';
+    if (SESSION_STATE.test(member)) continue;
+    if (!/^(rollback|close)$/.test(member)) return true;
+    const condition = enclosingCondition(ref, fnBody);
+    if (!condition) return false;
+    const names = condition.descendantsOfType('identifier').map((n) => n.text);
+    if (names.some((n) => flags.has(n)) || SESSION_STATE_TEST.test(condition.text)) return false;
+  }
+  return false;
 }
 
-/** Does a block leave on every path: it ends in `return`/`raise` (or a call that never returns), or in an `if` each of whose branches does? */
+/** Attributes that read the session's state (`db.is_active`), not statements. */
+const SESSION_STATE = /^(is_active|in_transaction|in_nested_transaction|dirty|new|deleted|info)$/;
+const SESSION_STATE_TEST = /\b(is_active|in_transaction)\b/;
+
+/** The condition of the nearest `if`/`elif`/`while` around a node, inside the function body; null when none. */
+function enclosingCondition(node: SyntaxNode, stop: SyntaxNode): SyntaxNode | null {
+  for (let p = node.parent; p && p.id !== stop.id; p = p.parent) {
+    if (p.type === 'if_statement' || p.type === 'elif_clause' || p.type === 'while_statement') return p.childForFieldName('condition');
+    if (p.type === 'else_clause') return p.parent?.childForFieldName('condition') ?? null;
+  }
+  return null;
+}
+
+/**
+ * Does a block leave on every path: it ends in `return`/`raise` (or a call that never returns), in
+ * an `if` each of whose branches does (with an `else`), in a `with` whose body does, in a `try`
+ * whose body and every handler do, or in a `match` with a wildcard case whose every case does?
+ */
 function blockLeaves(block: SyntaxNode): boolean {
   const last = block.namedChildren.filter((n) => n.type !== 'comment').pop();
   if (!last) return false;
   if (last.type === 'return_statement' || raises(last)) return true;
+  const bodyOf = (n: SyntaxNode | null | undefined) => n?.childForFieldName('body') ?? n?.childForFieldName('consequence') ?? n?.namedChildren.find((c) => c.type === 'block') ?? null;
+  if (last.type === 'with_statement') {
+    const b = bodyOf(last);
+    return !!b && blockLeaves(b);
+  }
+  if (last.type === 'try_statement') {
+    const b = bodyOf(last);
+    const handlers = last.namedChildren.filter((c) => c.type === 'except_clause' || c.type === 'except_group_clause');
+    const fin = last.namedChildren.find((c) => c.type === 'finally_clause');
+    const finBody = fin ? bodyOf(fin) : null;
+    if (finBody && blockLeaves(finBody)) return true;
+    return !!b && blockLeaves(b) && handlers.every((h) => { const hb = bodyOf(h); return !!hb && blockLeaves(hb); });
+  }
+  if (last.type === 'match_statement') {
+    const cases = last.descendantsOfType('case_clause').filter((c) => c.parent?.parent?.id === last.id || c.parent?.id === last.id);
+    const wildcard = cases.some((c) => /^case\s+_\s*:/.test(c.text));
+    return wildcard && cases.every((c) => { const cb = bodyOf(c); return !!cb && blockLeaves(cb); });
+  }
   if (last.type !== 'if_statement') return false;
   const branches: (SyntaxNode | null)[] = [last.childForFieldName('consequence')];
   let hasElse = false;
