@@ -11,7 +11,7 @@
  * Precision: a last use that ends the transaction (`commit()`, `close()`, `rollback()`) releases
  * the connection; streaming and WebSocket endpoints are PA402's.
  */
-import type { CallInfo, FileModel } from '../../../semantic/model.js';
+import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
 import { variableRefs } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
@@ -19,7 +19,7 @@ import type { ProjectContext } from '../../../discovery/context.js';
 import { callGraphOf, ownSites, type FnRef } from '../../../analysis/callgraph.js';
 import {
   bodyStartLine, endpointDependencies, endsTransaction, injectedSessions, isExternalCall, isWebsocketHandler, releasesConnection, routeDependencies,
-  sessionRefs, streamingResponses,
+  sessionRefs, streamingResponses, type InjectedSession,
 } from './semantics.js';
 import { dependencySessionFacts } from './streaming_resource_holding.js';
 
@@ -35,6 +35,36 @@ function waitsAfter(calls: CallInfo[], line: number, session: string): boolean {
     c.line > line && c.dottedReceiver !== session &&
     (/(^|\.)sleep$/.test(c.qualifiedName ?? '') || c.offloaded || /(^|\.)(to_thread|run_in_executor|run_in_threadpool|run_sync)$/.test(c.calleeText) ||
       (c.awaited && c.loops.length > 0)));
+}
+
+/**
+ * The handler's own injected sessions used only in the first fifth of its body and then held
+ * through an external call, or through more than 50 lines that wait on something (the file rule's
+ * findings; also what the dependency check leaves to them).
+ */
+function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: FunctionInfo): { session: InjectedSession; lastLine: number; external: CallInfo | undefined; tail: number }[] {
+  const out: { session: InjectedSession; lastLine: number; external: CallInfo | undefined; tail: number }[] = [];
+  const sessions = injectedSessions(model, project, fn);
+  if (sessions.length === 0 || streamingResponses(model, project, fn).length > 0) return out;
+  const start = bodyStartLine(fn);
+  const total = fn.endLine - start + 1;
+  // A finding needs an external call in the body, or a tail of more than 50 lines: most
+  // handlers have neither, and finding a session's references is the costly part.
+  const inBody = model.calls.filter((c) => insideOf(model, c.functionIndex, fn.index));
+  if (fn.endLine - start <= LONG_TAIL_LINES && !inBody.some((c) => isExternalCall(model, c))) return out;
+  for (const s of sessions) {
+    const refs = sessionRefs(fn, s.name);
+    const last = refs[refs.length - 1];
+    if (!last || endsTransaction(last)) continue;
+    const lastLine = last.startPosition.row + 1;
+    if ((lastLine - start + 1) / total >= USE_FRACTION) continue;
+    const external = inBody.find((c) => c.line > lastLine && isExternalCall(model, c));
+    const tail = fn.endLine - lastLine;
+    // Fifty lines of template rendering take a millisecond: the tail must wait on something.
+    if (!external && (tail <= LONG_TAIL_LINES || !waitsAfter(inBody, lastLine, s.name))) continue;
+    out.push({ session: s, lastLine, external, tail });
+  }
+  return out;
 }
 
 /** Is function `inner` (a call's function index) `outer` or nested in it? */
@@ -66,30 +96,13 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
     if (model.isTestFile) return;
     for (const fn of model.functions) {
       if (fn.role !== 'handler' || !fn.body || isWebsocketHandler(fn)) continue;
-      const sessions = injectedSessions(model, project, fn);
-      if (sessions.length === 0 || streamingResponses(model, project, fn).length > 0) continue;
-      const start = bodyStartLine(fn);
-      const total = fn.endLine - start + 1;
-      // A finding needs an external call in the body, or a tail of more than 50 lines: most
-      // handlers have neither, and finding a session's references is the costly part.
-      const inBody = model.calls.filter((c) => insideOf(model, c.functionIndex, fn.index));
-      if (fn.endLine - start <= LONG_TAIL_LINES && !inBody.some((c) => isExternalCall(model, c))) continue;
-      for (const s of sessions) {
-        const refs = sessionRefs(fn, s.name);
-        const last = refs[refs.length - 1];
-        if (!last || endsTransaction(last)) continue;
-        const lastLine = last.startPosition.row + 1;
-        if ((lastLine - start + 1) / total >= USE_FRACTION) continue;
-        const external = inBody.find((c) => c.line > lastLine && isExternalCall(model, c));
-        const tail = fn.endLine - lastLine;
-        // Fifty lines of template rendering take a millisecond: the tail must wait on something.
-        if (!external && (tail <= LONG_TAIL_LINES || !waitsAfter(inBody, lastLine, s.name))) continue;
+      for (const h of ownSessionsHeld(model, project, fn)) {
         ctx.report({
-          node: s.node,
-          message: external
-            ? `injected session \`${s.name}\` is last used on line ${lastLine} of \`${fn.name}\`, then held through external calls (\`${external.calleeText}\`, line ${external.line})`
-            : `injected session \`${s.name}\` is last used on line ${lastLine} of \`${fn.name}\`, then held through ${tail} lines of non-DB work`,
-          severity: external ? 'high' : 'medium',
+          node: h.session.node,
+          message: h.external
+            ? `injected session \`${h.session.name}\` is last used on line ${h.lastLine} of \`${fn.name}\`, then held through external calls (\`${h.external.calleeText}\`, line ${h.external.line})`
+            : `injected session \`${h.session.name}\` is last used on line ${h.lastLine} of \`${fn.name}\`, then held through ${h.tail} lines of non-DB work`,
+          severity: h.external ? 'high' : 'medium',
           function: fn.name,
         });
       }
@@ -111,8 +124,8 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
         // What the dependency hands over keeps the session, and the handler uses it after the wait: needed there.
         if (depth === 0 && d.carrier && s.usedAfter) continue;
         // The handler's own session from the same provider (FastAPI hands the same one to every
-        // dependency of the request): released before the wait, nothing is held; used before it,
-        // the handler's own finding (the file rule) speaks for the hold.
+        // dependency of the request): released before the wait, nothing is held; reported by the
+        // handler's own finding (the file rule), that finding speaks for the hold.
         const same = (providers: string[]) => providers.some((p) => p === '?' || !d.provider || p === d.provider);
         if (same(s.released) || same(s.usedBefore)) continue;
         const key = `${depFile.path}:${e.line}:${e.column}`;
@@ -159,7 +172,7 @@ interface WaitDependencySite {
   usedAfter: boolean;
   /** Providers of the handler's own injected sessions released before the wait (`?` when unknown). */
   released: string[];
-  /** Providers of the handler's own injected sessions used before the wait (`?` when unknown). */
+  /** Providers of the handler's own injected sessions the handler's own finding reports (`?` when unknown). */
   usedBefore: string[];
 }
 
@@ -185,12 +198,18 @@ export function collectWaitDependencies(model: FileModel, project?: ProjectConte
       ...routeDependencies(model, project, fn).map((target) => ({ param: 'dependencies=[...]', paramNode: null, target })),
     ];
     if (!deps.length || streamingResponses(model, project, fn).length > 0) continue;
+    // The handler's own sessions, shared with its dependencies when FastAPI caches the provider
+    // (its default): released by their last use before the wait, or held by the handler's own
+    // finding (the file rule's).
     const released: string[] = [];
     const usedBefore: string[] = [];
+    const covered = new Set(ownSessionsHeld(model, project, fn).map((h) => h.session.name));
     for (const s of injectedSessions(model, project, fn)) {
+      if (s.uncached) continue;
       const before = sessionRefs(fn, s.name).filter((r) => r.startPosition.row + 1 < wait.line);
-      if (before.some((r) => releasesConnection(project, r))) released.push(s.provider ?? '?');
-      else if (before.length) usedBefore.push(s.provider ?? '?');
+      const last = before[before.length - 1];
+      if (last && releasesConnection(project, last)) released.push(s.provider ?? '?');
+      else if (covered.has(s.name)) usedBefore.push(s.provider ?? '?');
     }
     for (const d of deps) {
       const usedAfter = d.paramNode !== null && variableRefs(fn.body, d.param).some((r) => r.startPosition.row + 1 > wait.line);

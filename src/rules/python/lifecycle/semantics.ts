@@ -601,6 +601,8 @@ export interface InjectedSession {
   functionScope: boolean;
   /** The provider `Depends(...)` names, qualified when it resolves (FastAPI hands one session per provider and request). */
   provider?: string;
+  /** `Depends(provider, use_cache=False)`: a session of its own, not the one the request's other dependencies share. */
+  uncached?: true;
 }
 
 const SESSION_ANNOTATION = /(^|\.)(Session|AsyncSession|scoped_session|async_scoped_session)$/;
@@ -650,6 +652,7 @@ export function injectedSessions(model: FileModel, project: ProjectContext, fn: 
     let functionScope = false;
     let isSession = false;
     let provider: string | undefined;
+    let uncached = false;
     // An alias of another module names its provider qualified already: not to be resolved here
     // (`app.db.get_db` in a module with `app = FastAPI()` would resolve to the app object).
     if (alias) {
@@ -662,6 +665,7 @@ export function injectedSessions(model: FileModel, project: ProjectContext, fn: 
       if (!m) continue;
       viaDepends = true;
       if (/\bscope\s*=\s*["']function["']/.test(m[2] ?? '')) functionScope = true;
+      if (/\buse_cache\s*=\s*False\b/.test(m[2] ?? '')) uncached = true;
       if (m[1] && isSessionProvider(model, project, m[1])) {
         isSession = true;
         provider ??= resolveName(model, m[1]) ?? (m[1].includes('.') ? m[1] : `${model.moduleName}.${m[1]}`);
@@ -671,7 +675,7 @@ export function injectedSessions(model: FileModel, project: ProjectContext, fn: 
       isSession = true;
       if (!viaDepends && SESSION_ALIAS.test(annotationType(model, p.annotation) ?? '')) viaDepends = true;
     }
-    if (isSession) out.push({ name: p.name, node, viaDepends, functionScope, ...(provider ? { provider } : {}) });
+    if (isSession) out.push({ name: p.name, node, viaDepends, functionScope, ...(provider ? { provider } : {}), ...(uncached ? { uncached: true as const } : {}) });
   });
   return out;
 }
@@ -1401,7 +1405,7 @@ export function routeDependencies(model: FileModel, project: ProjectContext, fn:
   const out = new Set<string>();
   for (const t of texts) {
     const list = /dependencies\s*=\s*\[([\s\S]*?)\]/.exec(t)?.[1] ?? '';
-    for (const m of list.matchAll(/Depends\(\s*(?:dependency\s*=\s*)?([A-Za-z_][\w.]*)/g)) {
+    for (const m of list.matchAll(/(?:Depends|Security)\(\s*(?:dependency\s*=\s*)?([A-Za-z_][\w.]*)/g)) {
       const dep = qualifiedDependency(model, fn, m[1]!);
       if (dep && !projectNames(project).providers.has(dep.q)) out.add(dep.q);
     }
@@ -1423,12 +1427,27 @@ export function dependencySessions(model: FileModel, project: ProjectContext, de
     const refs = sessionRefs(dep, s.name);
     // The session itself returned, yielded or kept (`return db`, `yield Repo(db)`, `self.db = db`);
     // not a statement whose result is returned (`return await db.scalar(...)`: a use).
-    const handOver = refs.filter((r) => (insideReturnOrYield(r, dep.body!) && !isStatementReceiver(r)) || (dep.name === '__init__' && storedOnSelf(r)));
+    const handOver = refs.filter((r) => (insideReturnOrYield(r, dep.body!) && !isStatementReceiver(r) && !handedToHelper(r)) || (dep.name === '__init__' && storedOnSelf(r)));
     const uses = refs.filter((r) => !handOver.includes(r) && !isWrapperAssignment(r));
     out.push({ session: s, carrier: handOver.length > 0, lastUse: uses[uses.length - 1] ?? null, returnsRow: returnsLoaded(model, dep, s.name), queries: uses.some((r) => statementOutsideBegin(r)) });
   }
   return out;
 }
+
+/**
+ * Is the reference an argument of a function or method call that runs now (`return await
+ * repo.user_by_token(db, token)`), not of a class that keeps it (`return Repo(db)`)?
+ */
+function handedToHelper(ref: SyntaxNode): boolean {
+  const args = ref.parent?.type === 'keyword_argument' ? ref.parent.parent : ref.parent;
+  if (args?.type !== 'argument_list' || args.parent?.type !== 'call') return false;
+  const callee = args.parent.childForFieldName('function')?.text ?? '';
+  const name = callee.slice(callee.lastIndexOf('.') + 1);
+  // A factory that wraps the session (`make_repo(db)`, `get_user_service(db)`) hands it on too.
+  return /^[a-z_]/.test(name) && !SESSION_WRAPPER_FACTORY.test(name);
+}
+
+const SESSION_WRAPPER_FACTORY = /(repo|repository|service|store|dao|uow|unit_of_work|manager|crud|gateway|client)s?$|^(make|build|new|create)_/i;
 
 /** Is the reference the object of a method call (`db.scalar(...)`), not the session handed on? */
 function isStatementReceiver(ref: SyntaxNode): boolean {
