@@ -1279,6 +1279,8 @@ export interface SessionSubDependency {
   lastUse: SyntaxNode | null;
   /** It returns what the session loaded (see `returnsLoaded`). */
   returnsRow: boolean;
+  /** It runs a statement through the session outside a `begin()` block (see `statementOutsideBegin`). */
+  queries: boolean;
 }
 
 /**

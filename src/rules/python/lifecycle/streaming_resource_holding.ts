@@ -305,7 +305,7 @@ export const streamingResourceHolding: FileRule & RepoRule = {
           } else if (sd.lastUse && !releasesConnection(project, sd.lastUse)) {
             // A commit that expires the loaded objects holds nothing until one is read again.
             const expiredOnly = endsTransaction(sd.lastUse);
-            if (!expiredOnly) why = `\`${sd.dependency.name}\` uses it and does not release it`;
+            if (!expiredOnly && sd.queries) why = `\`${sd.dependency.name}\` uses it and does not release it`;
             else if (sd.returnsRow && fn.body && variableRefs(fn.body, sd.param).length > 0) why = `\`${sd.dependency.name}\` commits with \`expire_on_commit\` on, and \`${fn.name}\` reads what it returned, which loads it again`;
           }
         }
@@ -359,12 +359,12 @@ export const streamingResourceHolding: FileRule & RepoRule = {
         let why: string | null = null;
         // A session of a sub-dependency is held when that dependency uses it and lets it be.
         if (depth > 0) {
-          if ((s.kind === 'WebSocket connection' || (!d.functionScope && outlives)) && d.lastUse === 'holds') why = `\`${graph.function(dep).name}\` (a dependency of \`${graph.function(first).name}\`) uses it and does not release it`;
+          if ((s.kind === 'WebSocket connection' || (!d.functionScope && outlives)) && d.lastUse === 'holds' && d.queries) why = `\`${graph.function(dep).name}\` (a dependency of \`${graph.function(first).name}\`) uses it and does not release it`;
         } else if (d.carrier && s.inGenerator) why = `the stream's generator uses \`${s.param}\``;
         else if (s.kind === 'WebSocket connection' || (!d.functionScope && outlives)) {
           if (d.carrier && s.endpointLast !== 'none') {
             if (s.endpointLast === 'holds') why = s.kind === 'WebSocket connection' ? `\`${graph.function(ref).name}\` uses \`${s.param}\` while connected` : `\`${graph.function(ref).name}\` uses \`${s.param}\` before the response and does not release it`;
-          } else if (d.lastUse === 'holds') why = `\`${graph.function(dep).name}\` uses it and does not release it`;
+          } else if (d.lastUse === 'holds' && d.queries) why = `\`${graph.function(dep).name}\` uses it and does not release it`;
           else if (d.lastUse === 'expires' && d.returnsRow && s.endpointReads) why = `\`${graph.function(dep).name}\` commits with \`expire_on_commit\` on, and \`${graph.function(ref).name}\` reads what it returned, which loads it again`;
         }
         const key = `${depFile.path}:${e.line}:${e.column}`;
