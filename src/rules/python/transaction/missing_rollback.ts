@@ -581,16 +581,22 @@ function blockLeaves(block: SyntaxNode): boolean {
     return wildcard && cases.every((c) => { const cb = bodyOf(c); return !!cb && blockLeaves(cb); });
   }
   if (last.type !== 'if_statement') return false;
-  const branches: (SyntaxNode | null)[] = [last.childForFieldName('consequence')];
+  const { branches, hasElse } = ifBranches(last);
+  return hasElse && branches.every((b) => !!b && blockLeaves(b));
+}
+
+/** The blocks of an `if` statement (its consequence, each `elif`'s, the `else`'s) and whether it has an `else`. */
+function ifBranches(st: SyntaxNode): { branches: (SyntaxNode | null)[]; hasElse: boolean } {
+  const branches: (SyntaxNode | null)[] = [st.childForFieldName('consequence')];
   let hasElse = false;
-  for (const c of last.namedChildren) {
+  for (const c of st.namedChildren) {
     if (c.type === 'elif_clause') branches.push(c.childForFieldName('consequence'));
     if (c.type === 'else_clause') {
       hasElse = true;
       branches.push(c.childForFieldName('body') ?? c.namedChildren.find((n) => n.type === 'block') ?? null);
     }
   }
-  return hasElse && branches.every((b) => !!b && blockLeaves(b));
+  return { branches, hasElse };
 }
 
 /**
@@ -660,15 +666,7 @@ function raises(st: SyntaxNode): boolean {
   if (st.type === 'raise_statement' || (st.type === 'expression_statement' && NO_RETURN.test(st.text))) return true;
   // `if retry: task.retry(exc=exc) else: raise exc`: every branch ends raising.
   if (st.type !== 'if_statement') return false;
-  const branches: (SyntaxNode | null)[] = [st.childForFieldName('consequence')];
-  let hasElse = false;
-  for (const c of st.namedChildren) {
-    if (c.type === 'elif_clause') branches.push(c.childForFieldName('consequence'));
-    if (c.type === 'else_clause') {
-      hasElse = true;
-      branches.push(c.childForFieldName('body') ?? c.namedChildren.find((n) => n.type === 'block') ?? null);
-    }
-  }
+  const { branches, hasElse } = ifBranches(st);
   return hasElse && branches.every((b) => {
     const last = b?.namedChildren.filter((n) => n.type !== 'comment').pop();
     return !!last && raises(last);
