@@ -2,8 +2,9 @@
  * PA401 resource_scope_mismatch
  *
  * What it does: finds a handler that receives a session by injection (`Depends(get_db)`,
- * `session: AsyncSession`) and uses it only in the first fifth of its body, then goes on with
- * long non-DB work: external calls (HTTP, gRPC, SMTP, S3 clients) or more than 50 lines.
+ * `session: AsyncSession`), runs a statement through it and then waits on an external call (HTTP,
+ * gRPC, SMTP, S3, LLM and vector-store clients) without using it again; or uses it only in the
+ * first fifth of its body and then runs more than 50 lines of non-DB work that waits.
  * Why is this bad? The injected session lives until the request ends; after its first query it
  * holds a pooled connection (and an open transaction) through all the slow work that follows,
  * so a few slow upstream calls exhaust the pool for every other endpoint.
@@ -19,7 +20,7 @@ import type { ProjectContext } from '../../../discovery/context.js';
 import { callGraphOf, ownSites, type FnRef } from '../../../analysis/callgraph.js';
 import {
   bodyStartLine, endpointDependencies, endsTransaction, injectedSessions, isExternalCall, isWebsocketHandler, releasesConnection, routeDependencies,
-  sessionRefs, streamingResponses, type InjectedSession,
+  sessionRefs, statementOutsideBegin, streamingResponses, type InjectedSession,
 } from './semantics.js';
 import { dependencySessionFacts } from './streaming_resource_holding.js';
 
@@ -56,12 +57,17 @@ function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: Function
     const refs = sessionRefs(fn, s.name);
     const last = refs[refs.length - 1];
     if (!last || endsTransaction(last)) continue;
+    // Only a statement checks a connection out: a handler that only stages rows (`add()`) or
+    // queries inside `begin()` blocks holds none.
+    if (!refs.some((r) => statementOutsideBegin(r))) continue;
     const lastLine = last.startPosition.row + 1;
-    if ((lastLine - start + 1) / total >= USE_FRACTION) continue;
+    // An external call after the session's last use: it is held through the wait, wherever in
+    // the body that use was.
     const external = inBody.find((c) => c.line > lastLine && isExternalCall(model, c));
     const tail = fn.endLine - lastLine;
-    // Fifty lines of template rendering take a millisecond: the tail must wait on something.
-    if (!external && (tail <= LONG_TAIL_LINES || !waitsAfter(inBody, lastLine, s.name))) continue;
+    // Without one, a long tail counts only after a use in the first fifth of the body, and only
+    // when it waits on something (fifty lines of template rendering take a millisecond).
+    if (!external && ((lastLine - start + 1) / total >= USE_FRACTION || tail <= LONG_TAIL_LINES || !waitsAfter(inBody, lastLine, s.name))) continue;
     out.push({ session: s, lastLine, external, tail });
   }
   return out;
@@ -81,7 +87,7 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
     severity: 'high',
     effort: 'M',
     summary: 'Injected session held through a handler\'s slow non-DB work: used only at its start, or left open by a dependency',
-    what: 'Finds handlers that receive a session by injection (`Depends(get_db)` and the like, `session: AsyncSession`, `db: Session`) and use it within the first 20 % of the body, then make external calls (`httpx`, `aiohttp`, `requests`, gRPC, SMTP, S3 clients) — high — or run more than 50 lines of non-DB work that takes time (sleeps, work handed to a thread, awaits in a loop) — medium. A last use that commits, rolls back or closes the session is fine: it releases the connection. Also a session a dependency of the handler takes by injection (`user: User = Depends(current_user)` or `Security(...)`, an `Annotated` alias of either, with `current_user(db = Depends(get_db))`, in any module, or a dependency of that dependency) and runs a statement through (outside a `session.begin()` block, whose end gives the connection back; staging with `add()` checks nothing out) without releasing it, when the handler then waits on an external call — an HTTP client, a language model\'s or a vector store\'s SDK (medium, reported once at the dependency\'s session parameter): the provider closes that session only after the endpoint, so its connection sits idle in the transaction the dependency\'s query began, whether or not the handler writes with it afterwards. Silent when the handler releases its own session of the same provider before the call (FastAPI hands the same session to every dependency of a request, per provider), when the handler itself used that session before the call (then the finding above is the handler\'s), or when the dependency hands the handler something that carries the session and the handler uses it after the call.',
+    what: 'Finds handlers that receive a session by injection (`Depends(get_db)` and the like, `session: AsyncSession`, `db: Session`), run a statement through it (outside a `begin()` block: staging with `add()` checks nothing out) and do not use it again before an external call (`httpx`, `aiohttp`, `requests`, gRPC, SMTP, S3 clients, language-model and vector-store SDKs) — high, wherever in the body that last use is — or, after a use in the first 20 % of the body, run more than 50 lines of non-DB work that takes time (sleeps, work handed to a thread, awaits in a loop) — medium. A last use that commits, rolls back or closes the session is fine: it releases the connection. Also a session a dependency of the handler takes by injection (`user: User = Depends(current_user)` or `Security(...)`, an `Annotated` alias of either, with `current_user(db = Depends(get_db))`, in any module, or a dependency of that dependency) and runs a statement through (outside a `session.begin()` block, whose end gives the connection back; staging with `add()` checks nothing out) without releasing it, when the handler then waits on an external call — an HTTP client, a language model\'s or a vector store\'s SDK (medium, reported once at the dependency\'s session parameter): the provider closes that session only after the endpoint, so its connection sits idle in the transaction the dependency\'s query began, whether or not the handler writes with it afterwards. Silent when the handler releases its own session of the same provider before the call (FastAPI hands the same session to every dependency of a request, per provider), when the handler itself used that session before the call (then the finding above is the handler\'s), or when the dependency hands the handler something that carries the session and the handler uses it after the call.',
     why: 'After its first query the session keeps its pooled connection, usually inside an open transaction, until the dependency closes it at the end of the request. Everything slow that follows — an upstream HTTP call with a 30 s timeout — holds that connection too; under load the pool runs dry while it sits idle.',
     bad: 'import httpx\nfrom fastapi import Depends, FastAPI, HTTPException\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\n@app.post("/jobs/{job_id}/publish")\nasync def publish(job_id: int, session: AsyncSession = Depends()):\n    job = await session.get(Job, job_id)\n    if job is None:\n        raise HTTPException(404)\n    payload = {"id": job.id, "status": job.status}\n    async with httpx.AsyncClient(timeout=30) as client:\n        first = await client.post("https://a.example/hook", json=payload)\n        second = await client.post("https://b.example/hook", json=payload)\n        third = await client.post("https://c.example/hook", json=payload)\n    return {"delivered": [first.is_success, second.is_success, third.is_success]}\n',
     good: 'import httpx\nfrom fastapi import Depends, FastAPI, HTTPException\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\n@app.post("/jobs/{job_id}/publish")\nasync def publish(job_id: int, session: AsyncSession = Depends()):\n    job = await session.get(Job, job_id)\n    if job is None:\n        raise HTTPException(404)\n    payload = {"id": job.id, "status": job.status}\n    await session.close()\n    async with httpx.AsyncClient(timeout=30) as client:\n        first = await client.post("https://a.example/hook", json=payload)\n        second = await client.post("https://b.example/hook", json=payload)\n        third = await client.post("https://c.example/hook", json=payload)\n    return {"delivered": [first.is_success, second.is_success, third.is_success]}\n',

@@ -1466,7 +1466,7 @@ const NO_STATEMENT = /^(add|add_all|expunge|expunge_all|expire|expire_all|begin|
  * `query`, `flush`, ...) called outside a `with`/`async with <session>.begin():` block, whose
  * end commits and gives the connection back? A bare name (handed to a helper) counts as one.
  */
-function statementOutsideBegin(ref: SyntaxNode): boolean {
+export function statementOutsideBegin(ref: SyntaxNode): boolean {
   const p = ref.parent;
   const method = p?.type === 'attribute' && p.childForFieldName('object')?.id === ref.id ? p.childForFieldName('attribute')?.text ?? '' : null;
   if (method !== null && NO_STATEMENT.test(method)) return false;
