@@ -131,6 +131,13 @@ const VECTOR_CLIENT_CALL = /\b(Async)?(QdrantClient|MilvusClient)\s*\([^)]*\)?/g
  */
 const LOCAL_MODE = /^(Async)?QdrantClient\s*\(\s*["']:memory:["']|^(Async)?QdrantClient\s*\((?:[^)]*[,\s])?\s*(location\s*=\s*["']:memory:["']|path\s*=)|^(Async)?MilvusClient\s*\(\s*(uri\s*=\s*)?["'][^"':]*\.db["']/;
 
+/**
+ * Functions of the network modules that work in the process: `requests.utils.quote`, the
+ * exception and status tables, and `socket`'s own helpers (`gethostname`, `inet_aton`, `htons`;
+ * its name lookups — `getaddrinfo`, `gethostbyname`, `getfqdn` — do ask a resolver).
+ */
+const LOCAL_HELPERS = /^(requests|httpx|aiohttp)\.(utils|structures|exceptions|status_codes|codes|compat|cookies|auth|hooks|helpers|typedefs)\.|^socket\.(gethostname|inet_\w+|htons|htonl|ntohs|ntohl|setdefaulttimeout|getdefaulttimeout|if_\w+|CMSG_\w+|sethostname|socketpair|fromfd|dup)$/;
+
 /** Server-side modules of the network libraries: what they build is this process's response. */
 const SERVER_SIDE = /^aiohttp\.(web|web_\w+)(\.|$)/;
 
@@ -285,7 +292,7 @@ export function networkFunction(q: string): ExternalCall | null {
   if (LITELLM_REQUESTS.test(q)) return { kind: 'network', what: q };
   // aiohttp's server side (`web.json_response`, `web.run_app`) builds and serves this process's
   // responses: no request leaves the process.
-  if (!NETWORK_MODULES.test(q) || SERVER_SIDE.test(q)) return null;
+  if (!NETWORK_MODULES.test(q) || SERVER_SIDE.test(q) || LOCAL_HELPERS.test(q)) return null;
   const last = q.slice(q.lastIndexOf('.') + 1);
   if (/^[A-Z]/.test(last) || last === 'client' || last === 'resource' || last === 'Session' || last === 'session') return null;
   return { kind: 'network', what: q };

@@ -13,16 +13,18 @@
  * the connection; streaming and WebSocket endpoints are PA402's.
  */
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
+import type { SyntaxNode } from '../../../parse/parser.js';
 import { variableRefs } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 import { callGraphOf, ownSites, type FnRef } from '../../../analysis/callgraph.js';
 import {
-  bodyStartLine, endpointDependencies, endsTransaction, injectedSessions, isExternalCall, isWebsocketHandler, releasesConnection, routeDependencies,
-  sessionRefs, statementOutsideBegin, streamingResponses, type InjectedSession,
+  bodyStartLine, endpointDependencies, endsTransaction, injectedSessions, isExternalCall, isWebsocketHandler, routeDependencies,
+  runsStatement, sessionRefs, streamingResponses, type InjectedSession,
 } from './semantics.js';
 import { dependencySessionFacts } from './streaming_resource_holding.js';
+import { FLUSH_EFFECT, PK_QUERY_EFFECT, QUERY_EFFECT } from '../query/dbCalls.js';
 
 const USE_FRACTION = 0.2;
 const LONG_TAIL_LINES = 50;
@@ -56,14 +58,16 @@ function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: Function
   for (const s of sessions) {
     const refs = sessionRefs(fn, s.name);
     const last = refs[refs.length - 1];
-    if (!last || endsTransaction(last)) continue;
-    // Only a statement checks a connection out: a handler that only stages rows (`add()`) or
-    // queries inside `begin()` blocks holds none.
-    if (!refs.some((r) => statementOutsideBegin(r))) continue;
+    if (!last) continue;
     const lastLine = last.startPosition.row + 1;
-    // An external call after the session's last use: it is held through the wait, wherever in
-    // the body that use was.
-    const external = inBody.find((c) => c.line > lastLine && isExternalCall(model, c));
+    // What the session did last that matters: a statement (a connection checked out), or a
+    // release after it. Staging (`add()`), a session handed on, a statement inside `begin()`,
+    // or one in a branch that leaves before the wait check nothing out on the way to it.
+    const decisive = [...refs].reverse().find((r) => endsTransaction(r) || (runsStatement(r) && !inLeavingBranch(r, fn)));
+    if (!decisive || endsTransaction(decisive)) continue;
+    // An external call of the handler itself (not of a nested callback) after the session's last
+    // use: it is held through the wait, wherever in the body that use was.
+    const external = inBody.find((c) => c.functionIndex === fn.index && c.line > lastLine && isExternalCall(model, c));
     const tail = fn.endLine - lastLine;
     // Without one, a long tail counts only after a use in the first fifth of the body, and only
     // when it waits on something (fifty lines of template rendering take a millisecond).
@@ -71,6 +75,19 @@ function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: Function
     out.push({ session: s, lastLine, external, tail });
   }
   return out;
+}
+
+/**
+ * Is the node inside a branch of the handler that leaves it (an `if`/`elif`/`else`/`except`
+ * block ending in `return` or `raise`): on the path that goes on past that branch it never ran.
+ */
+function inLeavingBranch(node: SyntaxNode, fn: FunctionInfo): boolean {
+  for (let p = node.parent; p && p.id !== fn.body?.id; p = p.parent) {
+    if (p.type !== 'block' || !/^(if_statement|elif_clause|else_clause|except_clause|except_group_clause)$/.test(p.parent?.type ?? '')) continue;
+    const last = p.namedChildren.filter((c) => c.type !== 'comment').pop();
+    if (last && (last.type === 'return_statement' || last.type === 'raise_statement')) return true;
+  }
+  return false;
 }
 
 /** Is function `inner` (a call's function index) `outer` or nested in it? */
@@ -86,7 +103,7 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
     family: 'lifecycle',
     severity: 'high',
     effort: 'M',
-    summary: 'Injected session held through a handler\'s slow non-DB work: used only at its start, or left open by a dependency',
+    summary: 'Injected session held through a handler\'s external call or long non-DB work, by the handler or by a dependency',
     what: 'Finds handlers that receive a session by injection (`Depends(get_db)` and the like, `session: AsyncSession`, `db: Session`), run a statement through it (outside a `begin()` block: staging with `add()` checks nothing out) and do not use it again before an external call (`httpx`, `aiohttp`, `requests`, gRPC, SMTP, S3 clients, language-model and vector-store SDKs) — high, wherever in the body that last use is — or, after a use in the first 20 % of the body, run more than 50 lines of non-DB work that takes time (sleeps, work handed to a thread, awaits in a loop) — medium. A last use that commits, rolls back or closes the session is fine: it releases the connection. Also a session a dependency of the handler takes by injection (`user: User = Depends(current_user)` or `Security(...)`, an `Annotated` alias of either, with `current_user(db = Depends(get_db))`, in any module, or a dependency of that dependency) and runs a statement through (outside a `session.begin()` block, whose end gives the connection back; staging with `add()` checks nothing out) without releasing it, when the handler then waits on an external call — an HTTP client, a language model\'s or a vector store\'s SDK (medium, reported once at the dependency\'s session parameter): the provider closes that session only after the endpoint, so its connection sits idle in the transaction the dependency\'s query began, whether or not the handler writes with it afterwards. Silent when the handler releases its own session of the same provider before the call (FastAPI hands the same session to every dependency of a request, per provider), when the handler itself used that session before the call (then the finding above is the handler\'s), or when the dependency hands the handler something that carries the session and the handler uses it after the call.',
     why: 'After its first query the session keeps its pooled connection, usually inside an open transaction, until the dependency closes it at the end of the request. Everything slow that follows — an upstream HTTP call with a 30 s timeout — holds that connection too; under load the pool runs dry while it sits idle.',
     bad: 'import httpx\nfrom fastapi import Depends, FastAPI, HTTPException\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\n@app.post("/jobs/{job_id}/publish")\nasync def publish(job_id: int, session: AsyncSession = Depends()):\n    job = await session.get(Job, job_id)\n    if job is None:\n        raise HTTPException(404)\n    payload = {"id": job.id, "status": job.status}\n    async with httpx.AsyncClient(timeout=30) as client:\n        first = await client.post("https://a.example/hook", json=payload)\n        second = await client.post("https://b.example/hook", json=payload)\n        third = await client.post("https://c.example/hook", json=payload)\n    return {"delivered": [first.is_success, second.is_success, third.is_success]}\n',
@@ -125,15 +142,16 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
     for (const { ref, file, site } of ownSites(graph, WAIT_DEPENDENCY)) {
       const s = JSON.parse(site.what) as WaitDependencySite;
       for (const { dep, depth, depFile, effect: e, fact: d } of dependencySessionFacts(graph, s.target)) {
-        // A statement outside a `begin()` block, and no release after it: the connection stays checked out.
-        if (d.lastUse !== 'holds' || !d.queries) continue;
+        // A statement outside a `begin()` block (its own, or a helper's it hands the session to
+        // then), and no release after it: the connection stays checked out.
+        if (d.lastUse !== 'holds' || !(d.queries || (d.handedOn && RUNS_STATEMENT.some((k) => graph.effectOf(dep, k, 'any'))))) continue;
         // What the dependency hands over keeps the session, and the handler uses it after the wait: needed there.
         if (depth === 0 && d.carrier && s.usedAfter) continue;
         // The handler's own session from the same provider (FastAPI hands the same one to every
         // dependency of the request): released before the wait, nothing is held; reported by the
         // handler's own finding (the file rule), that finding speaks for the hold.
         const same = (providers: string[]) => providers.some((p) => p === '?' || !d.provider || p === d.provider);
-        if (same(s.released) || same(s.usedBefore)) continue;
+        if (!d.uncached && (same(s.released) || same(s.usedBefore))) continue;
         const key = `${depFile.path}:${e.line}:${e.column}`;
         let entry = held.get(key);
         if (!entry) {
@@ -163,6 +181,9 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
     }
   },
 };
+
+/** Effects of a function that run a statement on the session they are handed. */
+const RUNS_STATEMENT = [QUERY_EFFECT, PK_QUERY_EFFECT, FLUSH_EFFECT];
 
 /** On a handler that waits on an external call, at a parameter filled by a dependency (see {@link collectWaitDependencies}). */
 export const WAIT_DEPENDENCY = 'wait_dependency';
@@ -212,9 +233,12 @@ export function collectWaitDependencies(model: FileModel, project?: ProjectConte
     const covered = new Set(ownSessionsHeld(model, project, fn).map((h) => h.session.name));
     for (const s of injectedSessions(model, project, fn)) {
       if (s.uncached) continue;
+      // Its last statement or release before the wait: a commit, rollback or close gives the
+      // connection back (with `expire_on_commit`, a later read of an expired row would check one
+      // out again; the dependency's row read after the wait is the endpoint's use, after it).
       const before = sessionRefs(fn, s.name).filter((r) => r.startPosition.row + 1 < wait.line);
-      const last = before[before.length - 1];
-      if (last && releasesConnection(project, last)) released.push(s.provider ?? '?');
+      const decisive = [...before].reverse().find((r) => endsTransaction(r) || runsStatement(r));
+      if (decisive && endsTransaction(decisive)) released.push(s.provider ?? '?');
       else if (covered.has(s.name)) usedBefore.push(s.provider ?? '?');
     }
     for (const d of deps) {

@@ -967,7 +967,7 @@ export function exitsOf(clause: SyntaxNode): SyntaxNode[] {
 export function endsTransaction(ref: SyntaxNode): boolean {
   const p = ref.parent;
   if (p?.type === 'attribute' && p.childForFieldName('object')?.id === ref.id) {
-    return /^(commit|rollback|close|aclose|expunge_all)$/.test(p.childForFieldName('attribute')?.text ?? '');
+    return /^(commit|rollback|close|aclose)$/.test(p.childForFieldName('attribute')?.text ?? '');
   }
   if (p?.type === 'argument_list') {
     const callee = p.parent?.childForFieldName('function')?.text ?? '';
@@ -1281,6 +1281,8 @@ export interface SessionSubDependency {
   returnsRow: boolean;
   /** It runs a statement through the session outside a `begin()` block (see `statementOutsideBegin`). */
   queries: boolean;
+  /** It hands the session to a function that runs now (`find_account(db, key)`): the repo phase asks whether that queries. */
+  handedOn: boolean;
 }
 
 /**
@@ -1421,8 +1423,8 @@ export function dependencyTargets(model: FileModel, project: ProjectContext, fn:
 }
 
 /** The sessions a dependency function takes by injection, whether it hands them on, and its own last use. */
-export function dependencySessions(model: FileModel, project: ProjectContext, dep: FunctionInfo): { session: InjectedSession; carrier: boolean; lastUse: SyntaxNode | null; returnsRow: boolean; queries: boolean }[] {
-  const out: { session: InjectedSession; carrier: boolean; lastUse: SyntaxNode | null; returnsRow: boolean; queries: boolean }[] = [];
+export function dependencySessions(model: FileModel, project: ProjectContext, dep: FunctionInfo): { session: InjectedSession; carrier: boolean; lastUse: SyntaxNode | null; returnsRow: boolean; queries: boolean; handedOn: boolean }[] {
+  const out: { session: InjectedSession; carrier: boolean; lastUse: SyntaxNode | null; returnsRow: boolean; queries: boolean; handedOn: boolean }[] = [];
   if (!dep.body) return out;
   for (const s of injectedSessions(model, project, dep)) {
     if (!s.viaDepends) continue;
@@ -1431,7 +1433,10 @@ export function dependencySessions(model: FileModel, project: ProjectContext, de
     // not a statement whose result is returned (`return await db.scalar(...)`: a use).
     const handOver = refs.filter((r) => (insideReturnOrYield(r, dep.body!) && !isStatementReceiver(r) && !handedToHelper(r)) || (dep.name === '__init__' && storedOnSelf(r)));
     const uses = refs.filter((r) => !handOver.includes(r) && !isWrapperAssignment(r));
-    out.push({ session: s, carrier: handOver.length > 0, lastUse: uses[uses.length - 1] ?? null, returnsRow: returnsLoaded(model, dep, s.name), queries: uses.some((r) => statementOutsideBegin(r)) });
+    out.push({
+      session: s, carrier: handOver.length > 0, lastUse: uses[uses.length - 1] ?? null, returnsRow: returnsLoaded(model, dep, s.name),
+      queries: uses.some((r) => statementOutsideBegin(r)), handedOn: refs.some((r) => handedToHelper(r)),
+    });
   }
   return out;
 }
@@ -1445,11 +1450,33 @@ function handedToHelper(ref: SyntaxNode): boolean {
   if (args?.type !== 'argument_list' || args.parent?.type !== 'call') return false;
   const callee = args.parent.childForFieldName('function')?.text ?? '';
   const name = callee.slice(callee.lastIndexOf('.') + 1);
-  // A factory that wraps the session (`make_repo(db)`, `get_user_service(db)`) hands it on too.
-  return /^[a-z_]/.test(name) && !SESSION_WRAPPER_FACTORY.test(name);
+  // A factory that wraps the session (`make_repo(db)`, `get_user_service(db)`) hands it on too;
+  // a builtin or `partial` only looks at it or keeps it.
+  return /^[a-z_]/.test(name) && !SESSION_WRAPPER_FACTORY.test(name) && !NOT_A_RUN.has(name);
 }
 
-const SESSION_WRAPPER_FACTORY = /(repo|repository|service|store|dao|uow|unit_of_work|manager|crud|gateway|client)s?$|^(make|build|new|create)_/i;
+const NOT_A_RUN = new Set(['id', 'print', 'repr', 'str', 'type', 'isinstance', 'hasattr', 'getattr', 'setattr', 'len', 'bool', 'partial', 'wraps', 'append', 'setdefault', 'update']);
+
+/**
+ * Does this use of a session run a statement, as far as the file can tell: a statement outside a
+ * `begin()` block ({@link statementOutsideBegin}), or the session handed to a function that runs
+ * now (`await repo.get_job(session, job_id)`), which is taken to query with it.
+ */
+export function runsStatement(ref: SyntaxNode): boolean {
+  return statementOutsideBegin(ref) || (handedToHelper(ref) && !insideBeginBlock(ref));
+}
+
+function insideBeginBlock(ref: SyntaxNode): boolean {
+  for (let a = ref.parent; a; a = a.parent) {
+    if (a.type === 'function_definition' || a.type === 'lambda') break;
+    if (a.type !== 'with_statement') continue;
+    const items = a.namedChildren.find((c) => c.type === 'with_clause')?.text ?? '';
+    if (new RegExp(`(^|[^\\w.])${ref.text}\\s*\\.\\s*begin\\s*\\(`).test(items)) return true;
+  }
+  return false;
+}
+
+const SESSION_WRAPPER_FACTORY = /(repo|repository|service|store|dao|uow|unit_of_work|manager|crud|gateway|client)s?$/i;
 
 /** Is the reference the object of a method call (`db.scalar(...)`), not the session handed on? */
 function isStatementReceiver(ref: SyntaxNode): boolean {
@@ -1458,25 +1485,22 @@ function isStatementReceiver(ref: SyntaxNode): boolean {
 }
 
 /** Session methods that stage or configure, without a statement: no connection is checked out for them. */
-const NO_STATEMENT = /^(add|add_all|expunge|expunge_all|expire|expire_all|begin|begin_nested|close|rollback|commit|no_autoflush|info|bind|get_bind|is_active|in_transaction|new|dirty|deleted|identity_map)$/;
+/** Session methods that run a statement (and check a connection out for the session's transaction). */
+const STATEMENT_METHODS = /^(execute|scalar|scalars|scalar_one|get|get_one|query|exec|flush|refresh|merge|stream|stream_scalars|connection|run_sync|delete|bulk_save_objects|bulk_insert_mappings|bulk_update_mappings)$/;
 
 /**
  * Is this use of a session a statement that checks a connection out and leaves it in the
- * session's transaction: a method that talks to the database (`execute`, `scalar`, `get`,
- * `query`, `flush`, ...) called outside a `with`/`async with <session>.begin():` block, whose
- * end commits and gives the connection back? A bare name (handed to a helper) counts as one.
+ * session's transaction: a call of a method that talks to the database (`execute`, `scalar`,
+ * `get`, `query`, `flush`, ...) outside a `with`/`async with <session>.begin():` block, whose end
+ * commits and gives the connection back? The session named anywhere else (`Repo(db)`,
+ * `helper(db)`, `db.autoflush = False`, `db.add(x)`) runs nothing here.
  */
 export function statementOutsideBegin(ref: SyntaxNode): boolean {
   const p = ref.parent;
-  const method = p?.type === 'attribute' && p.childForFieldName('object')?.id === ref.id ? p.childForFieldName('attribute')?.text ?? '' : null;
-  if (method !== null && NO_STATEMENT.test(method)) return false;
-  for (let a = ref.parent; a; a = a.parent) {
-    if (a.type === 'function_definition' || a.type === 'lambda') break;
-    if (a.type !== 'with_statement') continue;
-    const items = a.namedChildren.find((c) => c.type === 'with_clause')?.text ?? '';
-    if (new RegExp(`(^|[^\\w.])${ref.text}\\s*\\.\\s*begin\\s*\\(`).test(items)) return false;
-  }
-  return true;
+  const method = p?.type === 'attribute' && p.childForFieldName('object')?.id === ref.id && p.parent?.type === 'call' && p.parent.childForFieldName('function')?.id === p.id
+    ? p.childForFieldName('attribute')?.text ?? '' : null;
+  if (method === null || !STATEMENT_METHODS.test(method)) return false;
+  return !insideBeginBlock(ref);
 }
 
 /**

@@ -306,7 +306,7 @@ export const streamingResourceHolding: FileRule & RepoRule = {
             // A commit that expires the loaded objects holds nothing until one is read again.
             const expiredOnly = endsTransaction(sd.lastUse);
             if (!expiredOnly && sd.queries) why = `\`${sd.dependency.name}\` uses it and does not release it`;
-            else if (sd.returnsRow && fn.body && variableRefs(fn.body, sd.param).length > 0) why = `\`${sd.dependency.name}\` commits with \`expire_on_commit\` on, and \`${fn.name}\` reads what it returned, which loads it again`;
+            else if (expiredOnly && sd.returnsRow && fn.body && variableRefs(fn.body, sd.param).length > 0) why = `\`${sd.dependency.name}\` commits with \`expire_on_commit\` on, and \`${fn.name}\` reads what it returned, which loads it again`;
           }
         }
         if (!why) continue;
@@ -460,6 +460,10 @@ export interface SessionDependencyFact {
   returnsRow: boolean;
   /** It runs a statement through the session outside a `session.begin()` block (a connection stays checked out). */
   queries?: boolean;
+  /** It hands the session to a function that runs now; whether that queries is the repo phase's to ask. */
+  handedOn?: boolean;
+  /** Its `Depends(..., use_cache=False)`: a session of its own, not the request's shared one. */
+  uncached?: boolean;
   /** The provider its `Depends(...)` names, qualified when known. */
   provider?: string;
 }
@@ -530,6 +534,8 @@ export function collectStreamDependencies(model: FileModel, project?: ProjectCon
         lastUse: !d.lastUse ? 'none' : releasesConnection(project, d.lastUse) ? 'releases' : endsTransaction(d.lastUse) ? 'expires' : 'holds',
         returnsRow: d.returnsRow,
         ...(d.queries ? { queries: true } : {}),
+        ...(d.handedOn ? { handedOn: true } : {}),
+        ...(d.session.uncached ? { uncached: true } : {}),
         ...(d.session.provider ? { provider: d.session.provider } : {}),
       };
       out[dep.index]!.push({ kind: SESSION_DEPENDENCY, what: JSON.stringify(fact), ...at(d.session.node) });
