@@ -23,8 +23,7 @@ import {
   bodyStartLine, endpointDependencies, endsTransaction, injectedSessions, isExternalCall, isWebsocketHandler, routeDependencies,
   runsStatement, sessionRefs, streamingResponses, type InjectedSession,
 } from './semantics.js';
-import { dependencySessionFacts } from './streaming_resource_holding.js';
-import { FLUSH_EFFECT, PK_QUERY_EFFECT, QUERY_EFFECT } from '../query/dbCalls.js';
+import { dependencySessionFacts, queriesThrough } from './streaming_resource_holding.js';
 
 const USE_FRACTION = 0.2;
 const LONG_TAIL_LINES = 50;
@@ -144,7 +143,7 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
       for (const { dep, depth, depFile, effect: e, fact: d } of dependencySessionFacts(graph, s.target)) {
         // A statement outside a `begin()` block (its own, or a helper's it hands the session to
         // then), and no release after it: the connection stays checked out.
-        if (d.lastUse !== 'holds' || !(d.queries || (d.handedOn && RUNS_STATEMENT.some((k) => graph.effectOf(dep, k, 'any'))))) continue;
+        if (d.lastUse !== 'holds' || !queriesThrough(graph, dep, d)) continue;
         // What the dependency hands over keeps the session, and the handler uses it after the wait: needed there.
         if (depth === 0 && d.carrier && s.usedAfter) continue;
         // The handler's own session from the same provider (FastAPI hands the same one to every
@@ -181,9 +180,6 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
     }
   },
 };
-
-/** Effects of a function that run a statement on the session they are handed. */
-const RUNS_STATEMENT = [QUERY_EFFECT, PK_QUERY_EFFECT, FLUSH_EFFECT];
 
 /** On a handler that waits on an external call, at a parameter filled by a dependency (see {@link collectWaitDependencies}). */
 export const WAIT_DEPENDENCY = 'wait_dependency';

@@ -37,6 +37,7 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
 import { callArgs } from '../query/semantics.js';
+import { FLUSH_EFFECT, PK_QUERY_EFFECT, QUERY_EFFECT } from '../query/dbCalls.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import { callAt, callsOf, variableRefs } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
@@ -305,7 +306,7 @@ export const streamingResourceHolding: FileRule & RepoRule = {
           } else if (sd.lastUse && !releasesConnection(project, sd.lastUse)) {
             // A commit that expires the loaded objects holds nothing until one is read again.
             const expiredOnly = endsTransaction(sd.lastUse);
-            if (!expiredOnly && sd.queries) why = `\`${sd.dependency.name}\` uses it and does not release it`;
+            if (!expiredOnly && (sd.queries || sd.handedOn)) why = `\`${sd.dependency.name}\` uses it and does not release it`;
             else if (expiredOnly && sd.returnsRow && fn.body && variableRefs(fn.body, sd.param).length > 0) why = `\`${sd.dependency.name}\` commits with \`expire_on_commit\` on, and \`${fn.name}\` reads what it returned, which loads it again`;
           }
         }
@@ -359,12 +360,12 @@ export const streamingResourceHolding: FileRule & RepoRule = {
         let why: string | null = null;
         // A session of a sub-dependency is held when that dependency uses it and lets it be.
         if (depth > 0) {
-          if ((s.kind === 'WebSocket connection' || (!d.functionScope && outlives)) && d.lastUse === 'holds' && d.queries) why = `\`${graph.function(dep).name}\` (a dependency of \`${graph.function(first).name}\`) uses it and does not release it`;
+          if ((s.kind === 'WebSocket connection' || (!d.functionScope && outlives)) && d.lastUse === 'holds' && queriesThrough(graph, dep, d)) why = `\`${graph.function(dep).name}\` (a dependency of \`${graph.function(first).name}\`) uses it and does not release it`;
         } else if (d.carrier && s.inGenerator) why = `the stream's generator uses \`${s.param}\``;
         else if (s.kind === 'WebSocket connection' || (!d.functionScope && outlives)) {
           if (d.carrier && s.endpointLast !== 'none') {
             if (s.endpointLast === 'holds') why = s.kind === 'WebSocket connection' ? `\`${graph.function(ref).name}\` uses \`${s.param}\` while connected` : `\`${graph.function(ref).name}\` uses \`${s.param}\` before the response and does not release it`;
-          } else if (d.lastUse === 'holds' && d.queries) why = `\`${graph.function(dep).name}\` uses it and does not release it`;
+          } else if (d.lastUse === 'holds' && queriesThrough(graph, dep, d)) why = `\`${graph.function(dep).name}\` uses it and does not release it`;
           else if (d.lastUse === 'expires' && d.returnsRow && s.endpointReads) why = `\`${graph.function(dep).name}\` commits with \`expire_on_commit\` on, and \`${graph.function(ref).name}\` reads what it returned, which loads it again`;
         }
         const key = `${depFile.path}:${e.line}:${e.column}`;
@@ -381,6 +382,14 @@ export const streamingResourceHolding: FileRule & RepoRule = {
     }
   },
 };
+
+/**
+ * Does the dependency run a statement through its session: its own (outside a `begin()` block),
+ * or in a function of the repo it hands the session to then, one that reaches a query or flush?
+ */
+export function queriesThrough(graph: CallGraph, dep: FnRef, d: SessionDependencyFact): boolean {
+  return !!d.queries || (!!d.handedOn && [QUERY_EFFECT, PK_QUERY_EFFECT, FLUSH_EFFECT].some((k) => graph.effectOf(dep, k, 'any')));
+}
 
 /**
  * What each dependency of {@link dependencyChain} (outside test files) does with a session it takes
