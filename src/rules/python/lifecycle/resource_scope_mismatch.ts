@@ -13,6 +13,7 @@
  * the connection; streaming and WebSocket endpoints are PA402's.
  */
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
+import { callsOf } from '../../../semantic/model.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { variableRefs } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
@@ -21,7 +22,7 @@ import type { ProjectContext } from '../../../discovery/context.js';
 import { callGraphOf, ownSites, type FnRef } from '../../../analysis/callgraph.js';
 import {
   bodyStartLine, endpointDependencies, endsTransaction, injectedSessions, isExternalCall, isWebsocketHandler, routeDependencies,
-  runsStatement, sessionRefs, streamingResponses, type InjectedSession,
+  commitReleases, runsStatement, sessionRefs, streamingResponses, type InjectedSession,
 } from './semantics.js';
 import { dependencySessionFacts, queriesThrough } from './streaming_resource_holding.js';
 
@@ -59,30 +60,51 @@ function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: Function
     const last = refs[refs.length - 1];
     if (!last) continue;
     const lastLine = last.startPosition.row + 1;
-    // What the session did last that matters: a statement (a connection checked out), or a
-    // release after it. Staging (`add()`), a session handed on, a statement inside `begin()`,
-    // or one in a branch that leaves before the wait check nothing out on the way to it.
-    const decisive = [...refs].reverse().find((r) => endsTransaction(r) || (runsStatement(r) && !inLeavingBranch(r, fn)));
+    // The handler's first wait after the session's last use: an external call of its own, or a
+    // call of a local function that makes one (`r = await call()` around a retried request); not
+    // a nested callback handed elsewhere.
+    const wait = firstWaitAfter(model, fn, lastLine);
+    // What the session did last that matters on the way to the wait: a statement (a connection
+    // checked out), or a release after it. Staging (`add()`), a statement inside `begin()`, and a
+    // statement or release in a branch that leaves before the wait do not count.
+    const onPath = (r: SyntaxNode) => !inLeavingBranch(r, fn, wait?.node ?? null);
+    const decisive = [...refs].reverse().find((r) => onPath(r) && (endsTransaction(r) || runsStatement(r, fn, wait?.line ?? fn.endLine)));
     if (!decisive || endsTransaction(decisive)) continue;
-    // An external call of the handler itself (not of a nested callback) after the session's last
-    // use: it is held through the wait, wherever in the body that use was.
-    const external = inBody.find((c) => c.functionIndex === fn.index && c.line > lastLine && isExternalCall(model, c));
     const tail = fn.endLine - lastLine;
-    // Without one, a long tail counts only after a use in the first fifth of the body, and only
+    // Without a wait, a long tail counts only after a use in the first fifth of the body, and only
     // when it waits on something (fifty lines of template rendering take a millisecond).
-    if (!external && ((lastLine - start + 1) / total >= USE_FRACTION || tail <= LONG_TAIL_LINES || !waitsAfter(inBody, lastLine, s.name))) continue;
-    out.push({ session: s, lastLine, external, tail });
+    if (!wait && ((lastLine - start + 1) / total >= USE_FRACTION || tail <= LONG_TAIL_LINES || !waitsAfter(inBody, lastLine, s.name))) continue;
+    out.push({ session: s, lastLine, external: wait?.external, tail });
   }
   return out;
 }
 
 /**
- * Is the node inside a branch of the handler that leaves it (an `if`/`elif`/`else`/`except`
- * block ending in `return` or `raise`): on the path that goes on past that branch it never ran.
+ * The handler's first wait on another system after a line: its own external call, or its call of
+ * a function defined inside it that makes one (the wait happens there and then).
  */
-function inLeavingBranch(node: SyntaxNode, fn: FunctionInfo): boolean {
+function firstWaitAfter(model: FileModel, fn: FunctionInfo, line: number): { line: number; node: SyntaxNode; external: CallInfo } | null {
+  let best: { line: number; node: SyntaxNode; external: CallInfo } | null = null;
+  for (const c of callsOf(model, fn.index)) {
+    if (c.functionIndex !== fn.index || c.line <= line || (best && c.line >= best.line)) continue;
+    if (isExternalCall(model, c)) { best = { line: c.line, node: c.node, external: c }; continue; }
+    if (c.hasReceiver) continue;
+    const local = model.functions.find((f) => f.parent === fn.index && f.name === c.calleeText);
+    const inner = local ? model.calls.find((x) => x.functionIndex === local.index && isExternalCall(model, x)) : undefined;
+    if (inner) best = { line: c.line, node: c.node, external: inner };
+  }
+  return best;
+}
+
+/**
+ * Is the node inside a branch of the handler that leaves it (an `if`/`elif`/`else`/`except`
+ * block ending in `return` or `raise`) and does not hold the wait: on the path that goes on to
+ * the wait it never ran.
+ */
+function inLeavingBranch(node: SyntaxNode, fn: FunctionInfo, wait: SyntaxNode | null): boolean {
   for (let p = node.parent; p && p.id !== fn.body?.id; p = p.parent) {
     if (p.type !== 'block' || !/^(if_statement|elif_clause|else_clause|except_clause|except_group_clause)$/.test(p.parent?.type ?? '')) continue;
+    if (wait && wait.startIndex >= p.startIndex && wait.endIndex <= p.endIndex) continue;
     const last = p.namedChildren.filter((c) => c.type !== 'comment').pop();
     if (last && (last.type === 'return_statement' || last.type === 'raise_statement')) return true;
   }
@@ -214,8 +236,9 @@ export function collectWaitDependencies(model: FileModel, project?: ProjectConte
     // A dependency needs a default (`Depends(...)`), an annotation (an `Annotated` alias) or the route's `dependencies=`.
     if (!fn.params.some((p) => p.defaultText || p.annotation) && !fn.decorators.some((d) => d.includes('dependencies'))) continue;
     // The handler's own call: one in a nested function (a callback, a task) may run later, or never.
-    const wait = model.calls.find((c) => c.functionIndex === fn.index && isExternalCall(model, c));
-    if (!wait) continue;
+    const found = firstWaitAfter(model, fn, 0);
+    if (!found) continue;
+    const wait = { line: found.line, node: found.node, calleeText: found.external.calleeText };
     const deps = [
       ...endpointDependencies(model, project, fn),
       ...routeDependencies(model, project, fn).map((target) => ({ param: 'dependencies=[...]', paramNode: null, target })),
@@ -225,21 +248,27 @@ export function collectWaitDependencies(model: FileModel, project?: ProjectConte
     // (its default): released by their last use before the wait, or held by the handler's own
     // finding (the file rule's).
     const released: string[] = [];
+    // Released by a commit only: with `expire_on_commit`, reading a row the dependency loaded
+    // after that commit and before the wait loads it again, and the connection is out again.
+    const committed: { provider: string; line: number }[] = [];
     const usedBefore: string[] = [];
     const covered = new Set(ownSessionsHeld(model, project, fn).map((h) => h.session.name));
     for (const s of injectedSessions(model, project, fn)) {
       if (s.uncached) continue;
-      // Its last statement or release before the wait: a commit, rollback or close gives the
-      // connection back (with `expire_on_commit`, a later read of an expired row would check one
-      // out again; the dependency's row read after the wait is the endpoint's use, after it).
-      const before = sessionRefs(fn, s.name).filter((r) => r.startPosition.row + 1 < wait.line);
-      const decisive = [...before].reverse().find((r) => endsTransaction(r) || runsStatement(r));
-      if (decisive && endsTransaction(decisive)) released.push(s.provider ?? '?');
-      else if (covered.has(s.name)) usedBefore.push(s.provider ?? '?');
+      // Its last statement or release on the way to the wait: a commit, rollback or close gives
+      // the connection back.
+      const before = sessionRefs(fn, s.name).filter((r) => r.startPosition.row + 1 < wait.line && !inLeavingBranch(r, fn, wait.node));
+      const decisive = [...before].reverse().find((r) => endsTransaction(r) || runsStatement(r, fn, wait.line));
+      if (decisive && endsTransaction(decisive)) {
+        if (/commit/.test(decisive.parent?.text ?? '') && !commitReleases(project)) committed.push({ provider: s.provider ?? '?', line: decisive.startPosition.row + 1 });
+        else released.push(s.provider ?? '?');
+      } else if (covered.has(s.name)) usedBefore.push(s.provider ?? '?');
     }
     for (const d of deps) {
-      const usedAfter = d.paramNode !== null && variableRefs(fn.body, d.param).some((r) => r.startPosition.row + 1 > wait.line);
-      const site: WaitDependencySite = { param: d.param, target: d.target, wait: `${wait.calleeText}()`, waitLine: wait.line, usedAfter, released, usedBefore };
+      const refs = d.paramNode !== null ? variableRefs(fn.body, d.param) : [];
+      const usedAfter = refs.some((r) => r.startPosition.row + 1 > wait.line);
+      const mine = [...released, ...committed.filter((c) => !refs.some((r) => r.startPosition.row + 1 > c.line && r.startPosition.row + 1 <= wait.line)).map((c) => c.provider)];
+      const site: WaitDependencySite = { param: d.param, target: d.target, wait: `${wait.calleeText}()`, waitLine: wait.line, usedAfter, released: mine, usedBefore };
       const at = d.paramNode ?? fn.node;
       out[fn.index]!.push({ kind: WAIT_DEPENDENCY, what: JSON.stringify(site), line: at.startPosition.row + 1, column: at.startPosition.column + 1 });
     }

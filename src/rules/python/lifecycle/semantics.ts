@@ -971,7 +971,7 @@ export function endsTransaction(ref: SyntaxNode): boolean {
   }
   if (p?.type === 'argument_list') {
     const callee = p.parent?.childForFieldName('function')?.text ?? '';
-    return /(commit|rollback|close)\w*$/i.test(callee);
+    return /(^|[._])(commit|rollback|close)(_\w+)?$/i.test(callee);
   }
   return false;
 }
@@ -1281,8 +1281,8 @@ export interface SessionSubDependency {
   returnsRow: boolean;
   /** It runs a statement through the session outside a `begin()` block (see `statementOutsideBegin`). */
   queries: boolean;
-  /** It hands the session to a function that runs now (`find_account(db, key)`): the repo phase asks whether that queries. */
-  handedOn: boolean;
+  /** Lines where it hands the session to a function that runs now (`find_account(db, key)`): the repo phase asks whether that queries. */
+  handedOn: number[];
 }
 
 /**
@@ -1423,8 +1423,8 @@ export function dependencyTargets(model: FileModel, project: ProjectContext, fn:
 }
 
 /** The sessions a dependency function takes by injection, whether it hands them on, and its own last use. */
-export function dependencySessions(model: FileModel, project: ProjectContext, dep: FunctionInfo): { session: InjectedSession; carrier: boolean; lastUse: SyntaxNode | null; returnsRow: boolean; queries: boolean; handedOn: boolean }[] {
-  const out: { session: InjectedSession; carrier: boolean; lastUse: SyntaxNode | null; returnsRow: boolean; queries: boolean; handedOn: boolean }[] = [];
+export function dependencySessions(model: FileModel, project: ProjectContext, dep: FunctionInfo): { session: InjectedSession; carrier: boolean; lastUse: SyntaxNode | null; returnsRow: boolean; queries: boolean; handedOn: number[] }[] {
+  const out: { session: InjectedSession; carrier: boolean; lastUse: SyntaxNode | null; returnsRow: boolean; queries: boolean; handedOn: number[] }[] = [];
   if (!dep.body) return out;
   for (const s of injectedSessions(model, project, dep)) {
     if (!s.viaDepends) continue;
@@ -1435,7 +1435,8 @@ export function dependencySessions(model: FileModel, project: ProjectContext, de
     const uses = refs.filter((r) => !handOver.includes(r) && !isWrapperAssignment(r));
     out.push({
       session: s, carrier: handOver.length > 0, lastUse: uses[uses.length - 1] ?? null, returnsRow: returnsLoaded(model, dep, s.name),
-      queries: uses.some((r) => statementOutsideBegin(r)), handedOn: refs.some((r) => handedToHelper(r)),
+      queries: uses.some((r) => statementOutsideBegin(r)),
+      handedOn: refs.filter((r) => handedToHelper(r) && !insideBeginBlock(r)).map((r) => r.startPosition.row + 1),
     });
   }
   return out;
@@ -1455,15 +1456,38 @@ function handedToHelper(ref: SyntaxNode): boolean {
   return /^[a-z_]/.test(name) && !SESSION_WRAPPER_FACTORY.test(name) && !NOT_A_RUN.has(name);
 }
 
-const NOT_A_RUN = new Set(['id', 'print', 'repr', 'str', 'type', 'isinstance', 'hasattr', 'getattr', 'setattr', 'len', 'bool', 'partial', 'wraps', 'append', 'setdefault', 'update']);
+const NOT_A_RUN = new Set(['id', 'print', 'repr', 'str', 'type', 'isinstance', 'hasattr', 'getattr', 'setattr', 'len', 'bool', 'dict', 'list', 'tuple', 'format',
+  'partial', 'wraps', 'append', 'setdefault', 'update', 'add_task', 'create_task', 'debug', 'info', 'warning', 'warn', 'error', 'exception', 'critical', 'log']);
 
 /**
  * Does this use of a session run a statement, as far as the file can tell: a statement outside a
- * `begin()` block ({@link statementOutsideBegin}), or the session handed to a function that runs
- * now (`await repo.get_job(session, job_id)`), which is taken to query with it.
+ * `begin()` block ({@link statementOutsideBegin}); the session handed to a function that runs now
+ * (`await repo.get_job(session, job_id)`), taken to query with it; or handed to a wrapper the
+ * function then asks before `untilLine` (`UserRepo(db).by_token(t)`, `users = UserRepo(db)` …
+ * `users.by_token(t)`).
  */
-export function runsStatement(ref: SyntaxNode): boolean {
-  return statementOutsideBegin(ref) || (handedToHelper(ref) && !insideBeginBlock(ref));
+export function runsStatement(ref: SyntaxNode, fn?: FunctionInfo, untilLine?: number): boolean {
+  if (insideBeginBlock(ref)) return false;
+  if (statementOutsideBegin(ref) || handedToHelper(ref)) return true;
+  return !!fn && wrapperAsked(ref, fn, untilLine ?? fn.endLine);
+}
+
+/** Is the session handed to a class (`UserRepo(db)`) whose object the function calls a method of, before a line? */
+function wrapperAsked(ref: SyntaxNode, fn: FunctionInfo, untilLine: number): boolean {
+  const args = ref.parent?.type === 'keyword_argument' ? ref.parent.parent : ref.parent;
+  const call = args?.type === 'argument_list' ? args.parent : null;
+  if (call?.type !== 'call') return false;
+  const callee = call.childForFieldName('function')?.text ?? '';
+  if (!/^[A-Z]/.test(callee.slice(callee.lastIndexOf('.') + 1))) return false;
+  // `UserRepo(db).by_token(t)`.
+  if (call.parent?.type === 'attribute' && call.parent.parent?.type === 'call') return true;
+  // `users = UserRepo(db)` … `users.by_token(t)`.
+  let top: SyntaxNode = call;
+  while (top.parent?.type === 'await' || top.parent?.type === 'parenthesized_expression') top = top.parent;
+  const assign = top.parent?.type === 'assignment' && top.parent.childForFieldName('right')?.id === top.id ? top.parent.childForFieldName('left') : null;
+  if (assign?.type !== 'identifier' || !fn.body) return false;
+  return variableRefs(fn.body, assign.text).some((r) => r.startIndex > call.endIndex && r.startPosition.row + 1 <= untilLine
+    && r.parent?.type === 'attribute' && r.parent.childForFieldName('object')?.id === r.id && r.parent.parent?.type === 'call');
 }
 
 function insideBeginBlock(ref: SyntaxNode): boolean {

@@ -306,7 +306,7 @@ export const streamingResourceHolding: FileRule & RepoRule = {
           } else if (sd.lastUse && !releasesConnection(project, sd.lastUse)) {
             // A commit that expires the loaded objects holds nothing until one is read again.
             const expiredOnly = endsTransaction(sd.lastUse);
-            if (!expiredOnly && (sd.queries || sd.handedOn)) why = `\`${sd.dependency.name}\` uses it and does not release it`;
+            if (!expiredOnly && (sd.queries || sd.handedOn.length > 0)) why = `\`${sd.dependency.name}\` uses it and does not release it`;
             else if (expiredOnly && sd.returnsRow && fn.body && variableRefs(fn.body, sd.param).length > 0) why = `\`${sd.dependency.name}\` commits with \`expire_on_commit\` on, and \`${fn.name}\` reads what it returned, which loads it again`;
           }
         }
@@ -388,7 +388,11 @@ export const streamingResourceHolding: FileRule & RepoRule = {
  * or in a function of the repo it hands the session to then, one that reaches a query or flush?
  */
 export function queriesThrough(graph: CallGraph, dep: FnRef, d: SessionDependencyFact): boolean {
-  return !!d.queries || (!!d.handedOn && [QUERY_EFFECT, PK_QUERY_EFFECT, FLUSH_EFFECT].some((k) => graph.effectOf(dep, k, 'any')));
+  if (d.queries) return true;
+  const lines = new Set(d.handedOn ?? []);
+  if (!lines.size) return false;
+  // The functions called on those lines (not the dependency's own statements, which may sit in a `begin()` block).
+  return graph.callees(dep).some((e) => lines.has(e.call.line) && [QUERY_EFFECT, PK_QUERY_EFFECT, FLUSH_EFFECT].some((k) => graph.effectOf(e.to, k, 'any')));
 }
 
 /**
@@ -469,8 +473,8 @@ export interface SessionDependencyFact {
   returnsRow: boolean;
   /** It runs a statement through the session outside a `session.begin()` block (a connection stays checked out). */
   queries?: boolean;
-  /** It hands the session to a function that runs now; whether that queries is the repo phase's to ask. */
-  handedOn?: boolean;
+  /** Lines where it hands the session to a function that runs now; whether that queries is the repo phase's to ask. */
+  handedOn?: number[];
   /** Its `Depends(..., use_cache=False)`: a session of its own, not the request's shared one. */
   uncached?: boolean;
   /** The provider its `Depends(...)` names, qualified when known. */
@@ -543,7 +547,7 @@ export function collectStreamDependencies(model: FileModel, project?: ProjectCon
         lastUse: !d.lastUse ? 'none' : releasesConnection(project, d.lastUse) ? 'releases' : endsTransaction(d.lastUse) ? 'expires' : 'holds',
         returnsRow: d.returnsRow,
         ...(d.queries ? { queries: true } : {}),
-        ...(d.handedOn ? { handedOn: true } : {}),
+        ...(d.handedOn.length ? { handedOn: d.handedOn } : {}),
         ...(d.session.uncached ? { uncached: true } : {}),
         ...(d.session.provider ? { provider: d.session.provider } : {}),
       };
