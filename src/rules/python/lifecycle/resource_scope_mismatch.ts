@@ -68,7 +68,8 @@ function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: Function
     // checked out), or a release after it. Staging (`add()`), a statement inside `begin()`, and a
     // statement or release in a branch that leaves before the wait do not count.
     const onPath = (r: SyntaxNode) => !inLeavingBranch(r, fn, wait?.node ?? null);
-    const decisive = [...refs].reverse().find((r) => onPath(r) && (endsTransaction(r) || runsStatement(r, fn, wait?.line ?? fn.endLine)));
+    const decisive = [...refs].reverse().find((r) => onPath(r)
+      && ((endsTransaction(r) && onEveryPath(r, fn, wait?.node ?? null)) || runsStatement(r, fn, wait?.line ?? fn.endLine)));
     if (!decisive || endsTransaction(decisive)) continue;
     const tail = fn.endLine - lastLine;
     // Without a wait, a long tail counts only after a use in the first fifth of the body, and only
@@ -77,6 +78,20 @@ function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: Function
     out.push({ session: s, lastLine, external: wait?.external, tail });
   }
   return out;
+}
+
+/**
+ * Does the node run on every path to the wait: not inside a branch, handler or loop of the
+ * function (an `except` that swallows the error and goes on, an `if`), unless that block holds
+ * the wait too? A release there leaves the other paths holding the connection.
+ */
+function onEveryPath(node: SyntaxNode, fn: FunctionInfo, wait: SyntaxNode | null): boolean {
+  for (let p = node.parent; p && p.id !== fn.body?.id; p = p.parent) {
+    if (p.type !== 'block' || !/^(if_statement|elif_clause|else_clause|except_clause|except_group_clause|for_statement|while_statement|match_statement|case_clause)$/.test(p.parent?.type ?? '')) continue;
+    if (wait && wait.startIndex >= p.startIndex && wait.endIndex <= p.endIndex) continue;
+    return false;
+  }
+  return true;
 }
 
 /**
@@ -258,7 +273,7 @@ export function collectWaitDependencies(model: FileModel, project?: ProjectConte
       // Its last statement or release on the way to the wait: a commit, rollback or close gives
       // the connection back.
       const before = sessionRefs(fn, s.name).filter((r) => r.startPosition.row + 1 < wait.line && !inLeavingBranch(r, fn, wait.node));
-      const decisive = [...before].reverse().find((r) => endsTransaction(r) || runsStatement(r, fn, wait.line));
+      const decisive = [...before].reverse().find((r) => (endsTransaction(r) && onEveryPath(r, fn, wait.node)) || runsStatement(r, fn, wait.line));
       if (decisive && endsTransaction(decisive)) {
         if (/commit/.test(decisive.parent?.text ?? '') && !commitReleases(project)) committed.push({ provider: s.provider ?? '?', line: decisive.startPosition.row + 1 });
         else released.push(s.provider ?? '?');

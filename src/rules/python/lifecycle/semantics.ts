@@ -971,7 +971,8 @@ export function endsTransaction(ref: SyntaxNode): boolean {
   }
   if (p?.type === 'argument_list') {
     const callee = p.parent?.childForFieldName('function')?.text ?? '';
-    return /(^|[._])(commit|rollback|close)(_\w+)?$/i.test(callee);
+    // `close_session(db)`, `safe_close(db)`, `commit_or_rollback(db)`; not `find_close_matches(db)`.
+    return /^(safe_|_)?(commit|rollback|close)(_\w+)?$/i.test(callee.slice(callee.lastIndexOf('.') + 1));
   }
   return false;
 }
