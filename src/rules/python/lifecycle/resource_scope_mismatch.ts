@@ -70,7 +70,7 @@ function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: Function
     const onPath = (r: SyntaxNode) => !inLeavingBranch(r, fn, wait?.node ?? null);
     const decisive = [...refs].reverse().find((r) => onPath(r)
       && ((endsTransaction(r) && onEveryPath(r, fn, wait?.node ?? null)) || runsStatement(r, fn, wait?.line ?? fn.endLine)));
-    if (!decisive || endsTransaction(decisive)) continue;
+    if (!decisive || endsTransaction(decisive) || closedByWith(decisive, s.name, wait?.node ?? null)) continue;
     const tail = fn.endLine - lastLine;
     // Without a wait, a long tail counts only after a use in the first fifth of the body, and only
     // when it waits on something (fifty lines of template rendering take a millisecond).
@@ -86,12 +86,49 @@ function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: Function
  * the wait too? A release there leaves the other paths holding the connection.
  */
 function onEveryPath(node: SyntaxNode, fn: FunctionInfo, wait: SyntaxNode | null): boolean {
+  const release = new RegExp(`(^|[^\\w.])${node.text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*\\.\\s*(commit|rollback|close|aclose)\\s*\\(`);
   for (let p = node.parent; p && p.id !== fn.body?.id; p = p.parent) {
     if (p.type !== 'block' || !/^(if_statement|elif_clause|else_clause|except_clause|except_group_clause|for_statement|while_statement|match_statement|case_clause)$/.test(p.parent?.type ?? '')) continue;
     if (wait && wait.startIndex >= p.startIndex && wait.endIndex <= p.endIndex) continue;
+    // `if ...: db.commit() else: db.rollback()`: every branch of the `if` releases it.
+    const ifNode = p.parent?.type === 'if_statement' ? p.parent : p.parent?.parent?.type === 'if_statement' ? p.parent.parent : null;
+    if (ifNode && everyBranchReleases(ifNode, release)) {
+      p = ifNode;
+      continue;
+    }
     return false;
   }
   return true;
+}
+
+/** Does an `if` statement have an `else`, and does each of its branches release the session? */
+function everyBranchReleases(ifNode: SyntaxNode, release: RegExp): boolean {
+  const blocks: (SyntaxNode | null | undefined)[] = [ifNode.childForFieldName('consequence')];
+  let hasElse = false;
+  for (const c of ifNode.namedChildren) {
+    if (c.type === 'elif_clause') blocks.push(c.childForFieldName('consequence'));
+    if (c.type === 'else_clause') {
+      hasElse = true;
+      blocks.push(c.childForFieldName('body') ?? c.namedChildren.find((n) => n.type === 'block'));
+    }
+  }
+  return hasElse && blocks.every((b) => !!b && release.test(b.text));
+}
+
+/** Is the node inside `with <session>:` / `async with <session>:` (which closes it on exit) that ends before the wait? */
+function closedByWith(node: SyntaxNode, session: string, wait: SyntaxNode | null): boolean {
+  for (let p = node.parent; p; p = p.parent) {
+    if (p.type === 'function_definition') return false;
+    if (p.type !== 'with_statement') continue;
+    const items = p.namedChildren.find((c) => c.type === 'with_clause')?.namedChildren ?? [];
+    const closes = items.some((i) => {
+      const v = i.childForFieldName('value') ?? i.namedChild(0);
+      const expr = v?.type === 'as_pattern' ? v.namedChild(0) : v;
+      return expr?.text === session;
+    });
+    if (closes && (!wait || wait.startIndex >= p.endIndex)) return true;
+  }
+  return false;
 }
 
 /**
@@ -103,7 +140,9 @@ function firstWaitAfter(model: FileModel, fn: FunctionInfo, line: number): { lin
   for (const c of callsOf(model, fn.index)) {
     if (c.functionIndex !== fn.index || c.line <= line || (best && c.line >= best.line)) continue;
     if (isExternalCall(model, c)) { best = { line: c.line, node: c.node, external: c }; continue; }
-    if (c.hasReceiver) continue;
+    // A local function called here and now (`r = await call()`), not handed to something that
+    // runs it later (`asyncio.create_task(ping())`, `tasks.add_task(...)`).
+    if (c.hasReceiver || c.node.parent?.type === 'argument_list' || c.node.parent?.parent?.type === 'argument_list') continue;
     const local = model.functions.find((f) => f.parent === fn.index && f.name === c.calleeText);
     const inner = local ? model.calls.find((x) => x.functionIndex === local.index && isExternalCall(model, x)) : undefined;
     if (inner) best = { line: c.line, node: c.node, external: inner };
