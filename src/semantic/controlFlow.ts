@@ -77,3 +77,17 @@ export function isThrottle(model: FileModel, cond: SyntaxNode, loop: LoopInfo): 
   }
   return false;
 }
+
+/** The blocks of an `if` statement (its consequence, each `elif`'s, the `else`'s) and whether it has an `else`. */
+export function ifBranches(st: SyntaxNode): { branches: (SyntaxNode | null)[]; hasElse: boolean } {
+  const branches: (SyntaxNode | null)[] = [st.childForFieldName('consequence')];
+  let hasElse = false;
+  for (const c of st.namedChildren) {
+    if (c.type === 'elif_clause') branches.push(c.childForFieldName('consequence'));
+    if (c.type === 'else_clause') {
+      hasElse = true;
+      branches.push(c.childForFieldName('body') ?? c.namedChildren.find((n) => n.type === 'block') ?? null);
+    }
+  }
+  return { branches, hasElse };
+}

@@ -15,6 +15,7 @@
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
 import { callsOf } from '../../../semantic/model.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
+import { ifBranches } from '../../../semantic/controlFlow.js';
 import { variableRefs } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
@@ -103,16 +104,8 @@ function onEveryPath(node: SyntaxNode, fn: FunctionInfo, wait: SyntaxNode | null
 
 /** Does an `if` statement have an `else`, and does each of its branches release the session? */
 function everyBranchReleases(ifNode: SyntaxNode, release: RegExp): boolean {
-  const blocks: (SyntaxNode | null | undefined)[] = [ifNode.childForFieldName('consequence')];
-  let hasElse = false;
-  for (const c of ifNode.namedChildren) {
-    if (c.type === 'elif_clause') blocks.push(c.childForFieldName('consequence'));
-    if (c.type === 'else_clause') {
-      hasElse = true;
-      blocks.push(c.childForFieldName('body') ?? c.namedChildren.find((n) => n.type === 'block'));
-    }
-  }
-  return hasElse && blocks.every((b) => !!b && release.test(b.text));
+  const { branches, hasElse } = ifBranches(ifNode);
+  return hasElse && branches.every((b) => !!b && release.test(b.text));
 }
 
 /** Is the node inside `with <session>:` / `async with <session>:` (which closes it on exit) that ends before the wait? */

@@ -29,6 +29,7 @@
  * `add`/`delete` (nothing reaches the database inside the `try`).
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
+import { ifBranches } from '../../../semantic/controlFlow.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
@@ -585,19 +586,6 @@ function blockLeaves(block: SyntaxNode): boolean {
   return hasElse && branches.every((b) => !!b && blockLeaves(b));
 }
 
-/** The blocks of an `if` statement (its consequence, each `elif`'s, the `else`'s) and whether it has an `else`. */
-function ifBranches(st: SyntaxNode): { branches: (SyntaxNode | null)[]; hasElse: boolean } {
-  const branches: (SyntaxNode | null)[] = [st.childForFieldName('consequence')];
-  let hasElse = false;
-  for (const c of st.namedChildren) {
-    if (c.type === 'elif_clause') branches.push(c.childForFieldName('consequence'));
-    if (c.type === 'else_clause') {
-      hasElse = true;
-      branches.push(c.childForFieldName('body') ?? c.namedChildren.find((n) => n.type === 'block') ?? null);
-    }
-  }
-  return { branches, hasElse };
-}
 
 /**
  * Is the `try` inside a loop of the function whose next iteration runs after the handler (it
