@@ -15,7 +15,7 @@
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
 import { callsOf } from '../../../semantic/model.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
-import { ifBranches } from '../../../semantic/controlFlow.js';
+import { exclusiveArms, ifBranches } from '../../../semantic/controlFlow.js';
 import { variableRefs } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
@@ -76,7 +76,8 @@ function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: Function
     // Without a wait, a long tail counts only after a use in the first fifth of the body, and only
     // when it waits on something (fifty lines of template rendering take a millisecond).
     if (!wait && ((lastLine - start + 1) / total >= USE_FRACTION || tail <= LONG_TAIL_LINES || !waitsAfter(inBody, lastLine, s.name))) continue;
-    out.push({ session: s, lastLine, external: wait?.external, tail });
+    // With a wait, the use that holds it on the way there (a later one may sit in another arm).
+    out.push({ session: s, lastLine: wait ? decisive.startPosition.row + 1 : lastLine, external: wait?.external, tail });
   }
   return out;
 }
@@ -145,10 +146,12 @@ function firstWaitAfter(model: FileModel, fn: FunctionInfo, line: number): { lin
 
 /**
  * Is the node inside a branch of the handler that leaves it (an `if`/`elif`/`else`/`except`
- * block ending in `return` or `raise`) and does not hold the wait: on the path that goes on to
- * the wait it never ran.
+ * block ending in `return` or `raise`) and does not hold the wait, or in another arm of an `if`
+ * or `match` than the wait: on the path that goes on to the wait it never ran.
  */
 function inLeavingBranch(node: SyntaxNode, fn: FunctionInfo, wait: SyntaxNode | null): boolean {
+  // `if cached: rows = db.query(...) else: rows = await client.get(...)`: another arm than the wait's.
+  if (wait && exclusiveArms(node, wait, fn.body)) return true;
   for (let p = node.parent; p && p.id !== fn.body?.id; p = p.parent) {
     if (p.type !== 'block' || !/^(if_statement|elif_clause|else_clause|except_clause|except_group_clause)$/.test(p.parent?.type ?? '')) continue;
     if (wait && wait.startIndex >= p.startIndex && wait.endIndex <= p.endIndex) continue;
@@ -191,7 +194,7 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
         ctx.report({
           node: h.session.node,
           message: h.external
-            ? `injected session \`${h.session.name}\` is last used on line ${h.lastLine} of \`${fn.name}\`, then held through external calls (\`${h.external.calleeText}\`, line ${h.external.line})`
+            ? `injected session \`${h.session.name}\` is used on line ${h.lastLine} of \`${fn.name}\`, then held through external calls (\`${h.external.calleeText}\`, line ${h.external.line})`
             : `injected session \`${h.session.name}\` is last used on line ${h.lastLine} of \`${fn.name}\`, then held through ${h.tail} lines of non-DB work`,
           severity: h.external ? 'high' : 'medium',
           function: fn.name,
