@@ -19,7 +19,7 @@ import { cpuHeavyCall } from '../../../semantic/cpuHeavy.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { CHILD_PROCESS_EFFECT } from '../../../analysis/effects.js';
 import { reportInTransactionCalls } from './reach.js';
-import { callsOf, externalCall, SLEEP_FUNCTIONS, transactionRegions, type TransactionRegion } from './semantics.js';
+import { callsOf, externalCall, openOnPathTo, SLEEP_FUNCTIONS, transactionRegions, type TransactionRegion } from './semantics.js';
 import { callAt, receiverIs, usesName } from '../../../semantic/model.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf } from '../../../analysis/callgraph.js';
@@ -94,7 +94,7 @@ export const longHeldTransaction: FileRule & RepoRule = {
     for (const region of regions) {
       for (const call of callsOf(model, region.fnIndex)) {
         const at = call.node.startIndex;
-        if (at < region.from || at >= region.to || done.has(at) || call.offloaded) continue;
+        if (at < region.from || at >= region.to || done.has(at) || call.offloaded || !openOnPathTo(model, region, call)) continue;
         const wait = waitOf(model, call);
         if (!wait || (wait.kind === 'network' && inWriteRegion(region.fnIndex, at))) continue;
         done.add(at);

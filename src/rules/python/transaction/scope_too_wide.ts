@@ -27,7 +27,7 @@
  */
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { awaitedOffloadCall } from '../../../semantic/externalCalls.js';
-import { callsOf, externalCall, transactionRegions } from './semantics.js';
+import { callsOf, externalCall, openOnPathTo, transactionRegions } from './semantics.js';
 import { COMMIT_EFFECT, NETWORK_EFFECT, ROLLBACK_EFFECT, TXN_LOOP_CALL, TXN_OPEN_CALL } from './effects.js';
 import { reportInTransactionCalls } from './reach.js';
 import { callGraphOf, siteCalls, type CallEdge, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
@@ -74,7 +74,7 @@ export const scopeTooWide: FileRule & RepoRule = {
       let fileReported = false;
       for (const call of callsOf(model, region.fnIndex)) {
         const at = call.node.startIndex;
-        if (at < region.from || at >= region.to || done.has(at) || call.offloaded) continue;
+        if (at < region.from || at >= region.to || done.has(at) || call.offloaded || !openOnPathTo(model, region, call)) continue;
         // Handed to a thread and awaited (`await asyncio.to_thread(requests.post, ...)`): off the
         // event loop, but the transaction waits all the same.
         const ext = externalCall(model, call) ?? awaitedOffloadCall(model, call);

@@ -13,9 +13,9 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
-import { assignmentsTo } from '../../../semantic/model.js';
+import { assignmentsTo, callsOf as fnCalls } from '../../../semantic/model.js';
 import { receiverType, typeString } from '../../../semantic/valueTypes.js';
-import { conditionalWithin } from '../../../semantic/controlFlow.js';
+import { conditionalWithin, exclusiveArms } from '../../../semantic/controlFlow.js';
 import type { EventSite, ProjectContext } from '../../../discovery/context.js';
 import { classifyDbCall, receiverEvidence } from '../query/dbCalls.js';
 import { callArgs, lastAssignment, loopTargets, unwrap } from '../query/semantics.js';
@@ -289,6 +289,20 @@ export function transactionRegions(model: FileModel, fromFirstStatement = false)
   }
   cache.set(model, out);
   return out;
+}
+
+/**
+ * Is the span's transaction open when `call` runs: the span's first statement, or another one on
+ * its session before the call, is on the call's path (`if remote: httpx.post(...) else:
+ * db.add(n); db.commit()` opens nothing on the path of the request). `begin()` blocks always are.
+ */
+export function openOnPathTo(model: FileModel, region: TransactionRegion, call: CallInfo): boolean {
+  if (region.kind !== 'span') return true;
+  const fn = model.functions[region.fnIndex];
+  const stop = fn?.body ?? null;
+  if (!exclusiveArms(region.start, call.node, stop)) return true;
+  return fnCalls(model, region.fnIndex).some((u) => u.node.startIndex > region.start.startIndex && u.node.startIndex < call.node.startIndex
+    && receiverKey(u) === region.session && u.method !== 'commit' && u.method !== 'rollback' && !exclusiveArms(u.node, call.node, stop));
 }
 
 /** Is the head name of `key` assigned between two calls of a function (`links = Service(...)` again)? */
