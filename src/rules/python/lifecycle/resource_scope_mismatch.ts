@@ -13,17 +13,20 @@
  * the connection; streaming and WebSocket endpoints are PA402's.
  */
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { callsOf } from '../../../semantic/model.js';
+import { callAt, callsOf } from '../../../semantic/model.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { exclusiveArms, ifBranches } from '../../../semantic/controlFlow.js';
 import { variableRefs } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
 import type { ProjectContext } from '../../../discovery/context.js';
-import { callGraphOf, ownSites, type FnRef } from '../../../analysis/callgraph.js';
+import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
+import { FLUSH_EFFECT, PK_QUERY_EFFECT, QUERY_EFFECT, RELOAD_EFFECT, WRITE_EFFECT } from '../query/dbCalls.js';
+import { COMMIT_EFFECT } from '../transaction/effects.js';
+import { alwaysReaches } from '../transaction/reach.js';
 import {
   bodyStartLine, endpointDependencies, endsTransaction, injectedSessions, isExternalCall, isWebsocketHandler, routeDependencies,
-  commitReleases, runsStatement, sessionRefs, streamingResponses, type InjectedSession,
+  commitReleases, handOffCall, runsStatement, sessionRefs, streamingResponses, wrapperCalls, type InjectedSession,
 } from './semantics.js';
 import { dependencySessionFacts, queriesThrough } from './streaming_resource_holding.js';
 
@@ -41,13 +44,48 @@ function waitsAfter(calls: CallInfo[], line: number, session: string): boolean {
       (c.awaited && c.loops.length > 0)));
 }
 
+/** A session handed to a call before the wait: its position, and whether the handler reads what it returned before the wait. */
+interface HandOff {
+  line: number;
+  column: number;
+  /** The handler reads an attribute of what the call returned before the wait, and commits expire rows: a reload after a commit. */
+  reads: boolean;
+  /** The call runs on every path to the wait. */
+  everyPath: boolean;
+  /** Its name says it releases the session (`close_session(db)`): what counts when the call resolves to nothing of the repo. */
+  releaseNamed: boolean;
+}
+
+interface HeldSession {
+  session: InjectedSession;
+  lastLine: number;
+  external: CallInfo | undefined;
+  tail: number;
+  /** Hand-offs on the way to the wait, latest first (the repo phase judges them); empty when the file decided. */
+  handOffs: HandOff[];
+  /** What the use before the hand-offs did: a statement that holds, or a release (or nothing). */
+  terminal: 'statement' | 'release';
+  /** Its line (0 for none). */
+  terminalLine: number;
+}
+
+/** Is the value `call` returns bound to a name whose attribute the function reads before `untilLine` (`chat = crud.create(db, x)` … `chat.id`)? */
+function resultReadBefore(model: FileModel, fn: FunctionInfo, call: SyntaxNode, untilLine: number): boolean {
+  let top: SyntaxNode = call;
+  while (top.parent?.type === 'await' || top.parent?.type === 'parenthesized_expression') top = top.parent;
+  const left = top.parent?.type === 'assignment' && top.parent.childForFieldName('right')?.id === top.id ? top.parent.childForFieldName('left') : null;
+  if (left?.type !== 'identifier' || !fn.body) return false;
+  return variableRefs(fn.body, left.text).some((r) => r.startIndex > top.endIndex && r.startPosition.row + 1 <= untilLine
+    && r.parent?.type === 'attribute' && r.parent.childForFieldName('object')?.id === r.id);
+}
+
 /**
  * The handler's own injected sessions used only in the first fifth of its body and then held
  * through an external call, or through more than 50 lines that wait on something (the file rule's
  * findings; also what the dependency check leaves to them).
  */
-function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: FunctionInfo): { session: InjectedSession; lastLine: number; external: CallInfo | undefined; tail: number }[] {
-  const out: { session: InjectedSession; lastLine: number; external: CallInfo | undefined; tail: number }[] = [];
+function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: FunctionInfo): HeldSession[] {
+  const out: HeldSession[] = [];
   const sessions = injectedSessions(model, project, fn);
   if (sessions.length === 0 || streamingResponses(model, project, fn).length > 0) return out;
   const start = bodyStartLine(fn);
@@ -68,16 +106,44 @@ function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: Function
     // What the session did last that matters on the way to the wait: a statement (a connection
     // checked out), or a release after it. Staging (`add()`), a statement inside `begin()`, and a
     // statement or release in a branch that leaves before the wait do not count.
+    // Before a wait, a session handed to a function of the repo (`await crud.create_chat(db, data)`)
+    // may have run a statement, or not, and may have ended the transaction before returning: the
+    // repo phase decides those, latest first, down to the last use the file can judge.
     const onPath = (r: SyntaxNode) => !inLeavingBranch(r, fn, wait?.node ?? null);
-    const decisive = [...refs].reverse().find((r) => onPath(r)
-      && ((endsTransaction(r) && onEveryPath(r, fn, wait?.node ?? null)) || runsStatement(r, fn, wait?.line ?? fn.endLine)));
-    if (!decisive || endsTransaction(decisive) || closedByWith(decisive, s.name, wait?.node ?? null)) continue;
+    const handOffs: HandOff[] = [];
+    let decisive: SyntaxNode | undefined;
+    for (const r of [...refs].reverse()) {
+      if (!onPath(r)) continue;
+      const everyPath = onEveryPath(r, fn, wait?.node ?? null);
+      const releases = endsTransaction(r) && everyPath;
+      if (!releases && !runsStatement(r, fn, wait?.line ?? fn.endLine)) continue;
+      const judged = wait && !closedByWith(r, s.name, wait.node);
+      const handOff = judged ? handOffCall(r) : null;
+      // Handed to a function (`close_ticket(db, i)` too, whatever its name says), or to an object
+      // whose methods the handler then calls (latest first).
+      const calls = handOff ? [handOff] : judged && !releases ? [...(wrapperCalls(r, fn, wait.line) ?? [])].reverse() : [];
+      const infos = calls.map((c) => ({ node: c, info: callAt(model, c) }));
+      if (wait && infos.length && infos.every((x) => x.info)) {
+        for (const { node, info } of infos) {
+          handOffs.push({ line: info!.line, column: info!.column, reads: resultReadBefore(model, fn, node, wait.line) && !commitReleases(project), everyPath, releaseNamed: releases });
+        }
+        continue;
+      }
+      decisive = r;
+      break;
+    }
+    const released = !decisive || endsTransaction(decisive) || closedByWith(decisive, s.name, wait?.node ?? null);
+    if (handOffs.length && wait) {
+      out.push({ session: s, lastLine: handOffs[0]!.line, external: wait.external, tail: fn.endLine - lastLine, handOffs, terminal: released ? 'release' : 'statement', terminalLine: decisive ? decisive.startPosition.row + 1 : 0 });
+      continue;
+    }
+    if (!decisive || released) continue;
     const tail = fn.endLine - lastLine;
     // Without a wait, a long tail counts only after a use in the first fifth of the body, and only
     // when it waits on something (fifty lines of template rendering take a millisecond).
     if (!wait && ((lastLine - start + 1) / total >= USE_FRACTION || tail <= LONG_TAIL_LINES || !waitsAfter(inBody, lastLine, s.name))) continue;
     // With a wait, the use that holds it on the way there (a later one may sit in another arm).
-    out.push({ session: s, lastLine: wait ? decisive.startPosition.row + 1 : lastLine, external: wait?.external, tail });
+    out.push({ session: s, lastLine: wait ? decisive.startPosition.row + 1 : lastLine, external: wait?.external, tail, handOffs: [], terminal: 'statement', terminalLine: 0 });
   }
   return out;
 }
@@ -175,7 +241,7 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
     severity: 'high',
     effort: 'M',
     summary: 'Injected session held through a handler\'s external call or long non-DB work, by the handler or by a dependency',
-    what: 'Finds handlers that receive a session by injection (`Depends(get_db)` and the like, `session: AsyncSession`, `db: Session`), run a statement through it (outside a `begin()` block: staging with `add()` checks nothing out) and do not use it again before an external call (`httpx`, `aiohttp`, `requests`, gRPC, SMTP, S3 clients, language-model and vector-store SDKs) — high, wherever in the body that last use is — or, after a use in the first 20 % of the body, run more than 50 lines of non-DB work that takes time (sleeps, work handed to a thread, awaits in a loop) — medium. A last use that commits, rolls back or closes the session is fine: it releases the connection. Also a session a dependency of the handler takes by injection (`user: User = Depends(current_user)` or `Security(...)`, an `Annotated` alias of either, with `current_user(db = Depends(get_db))`, in any module, or a dependency of that dependency) and runs a statement through (outside a `session.begin()` block, whose end gives the connection back; staging with `add()` checks nothing out) without releasing it, when the handler then waits on an external call — an HTTP client, a language model\'s or a vector store\'s SDK (medium, reported once at the dependency\'s session parameter): the provider closes that session only after the endpoint, so its connection sits idle in the transaction the dependency\'s query began, whether or not the handler writes with it afterwards. Silent when the handler releases its own session of the same provider before the call (FastAPI hands the same session to every dependency of a request, per provider), when the handler itself used that session before the call (then the finding above is the handler\'s), or when the dependency hands the handler something that carries the session and the handler uses it after the call.',
+    what: 'Finds handlers that receive a session by injection (`Depends(get_db)` and the like, `session: AsyncSession`, `db: Session`), run a statement through it (outside a `begin()` block: staging with `add()` checks nothing out) and do not use it again before an external call (`httpx`, `aiohttp`, `requests`, gRPC, SMTP, S3 clients, language-model and vector-store SDKs) — high, wherever in the body that last use is — or, after a use in the first 20 % of the body, run more than 50 lines of non-DB work that takes time (sleeps, work handed to a thread, awaits in a loop) — medium. A last use that commits, rolls back or closes the session is fine: it releases the connection. A session handed to a function of the repo before the call (`await crud.create_chat(db, data)`, or to an object whose methods the handler calls, `store = Store(db)` … `await store.save()`) is judged by what that function does, latest call first: one that reaches no database (it only stages with `add()`) is passed over; one that commits after its last statement, unconditionally, releases the connection (not when it reloads after the commit, `refresh()`, nor when the handler reads an attribute of what it returned before the call while commits expire rows: that read reloads it); one that queries last holds it. A use in another arm of an `if`/`match` than the call is not on its path. Also a session a dependency of the handler takes by injection (`user: User = Depends(current_user)` or `Security(...)`, an `Annotated` alias of either, with `current_user(db = Depends(get_db))`, in any module, or a dependency of that dependency) and runs a statement through (outside a `session.begin()` block, whose end gives the connection back; staging with `add()` checks nothing out) without releasing it, when the handler then waits on an external call — an HTTP client, a language model\'s or a vector store\'s SDK (medium, reported once at the dependency\'s session parameter): the provider closes that session only after the endpoint, so its connection sits idle in the transaction the dependency\'s query began, whether or not the handler writes with it afterwards. Silent when the handler releases its own session of the same provider before the call (FastAPI hands the same session to every dependency of a request, per provider), when the handler itself used that session before the call (then the finding above is the handler\'s), or when the dependency hands the handler something that carries the session and the handler uses it after the call.',
     why: 'After its first query the session keeps its pooled connection, usually inside an open transaction, until the dependency closes it at the end of the request. Everything slow that follows — an upstream HTTP call with a 30 s timeout — holds that connection too; under load the pool runs dry while it sits idle.',
     bad: 'import httpx\nfrom fastapi import Depends, FastAPI, HTTPException\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\n@app.post("/jobs/{job_id}/publish")\nasync def publish(job_id: int, session: AsyncSession = Depends()):\n    job = await session.get(Job, job_id)\n    if job is None:\n        raise HTTPException(404)\n    payload = {"id": job.id, "status": job.status}\n    async with httpx.AsyncClient(timeout=30) as client:\n        first = await client.post("https://a.example/hook", json=payload)\n        second = await client.post("https://b.example/hook", json=payload)\n        third = await client.post("https://c.example/hook", json=payload)\n    return {"delivered": [first.is_success, second.is_success, third.is_success]}\n',
     good: 'import httpx\nfrom fastapi import Depends, FastAPI, HTTPException\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\n@app.post("/jobs/{job_id}/publish")\nasync def publish(job_id: int, session: AsyncSession = Depends()):\n    job = await session.get(Job, job_id)\n    if job is None:\n        raise HTTPException(404)\n    payload = {"id": job.id, "status": job.status}\n    await session.close()\n    async with httpx.AsyncClient(timeout=30) as client:\n        first = await client.post("https://a.example/hook", json=payload)\n        second = await client.post("https://b.example/hook", json=payload)\n        third = await client.post("https://c.example/hook", json=payload)\n    return {"delivered": [first.is_success, second.is_success, third.is_success]}\n',
@@ -191,6 +257,8 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
     for (const fn of model.functions) {
       if (fn.role !== 'handler' || !fn.body || isWebsocketHandler(fn)) continue;
       for (const h of ownSessionsHeld(model, project, fn)) {
+        // Handed to functions on the way to the wait: the repo phase reads what they do.
+        if (h.handOffs.length) continue;
         ctx.report({
           node: h.session.node,
           message: h.external
@@ -209,6 +277,20 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
    */
   checkRepo(ctx: RepoRuleContext): void {
     const graph = callGraphOf(ctx.index);
+    const always = alwaysReaches(graph, COMMIT_EFFECT);
+    for (const { ref, file, site } of ownSites(graph, HANDED_WAIT)) {
+      const s = JSON.parse(site.what) as HandedWaitSite;
+      const line = holdingLine(graph, ref, s, always);
+      if (line === null) continue;
+      const fn = graph.function(ref);
+      ctx.report({
+        path: file.path,
+        location: { line: site.line, column: site.column, endLine: s.endLine, endColumn: s.endColumn },
+        message: `injected session \`${s.session}\` is used on line ${line} of \`${fn.name}\`, then held through external calls (\`${s.wait}\`, line ${s.waitLine})`,
+        severity: 'high',
+        function: fn.name,
+      });
+    }
     const held = new Map<string, { at: { path: string; line: number; column: number; endLine: number; endColumn: number }; dep: FnRef; session: string; why: string; endpoints: { ref: FnRef; path: string; site: WaitDependencySite }[] }>();
     for (const { ref, file, site } of ownSites(graph, WAIT_DEPENDENCY)) {
       const s = JSON.parse(site.what) as WaitDependencySite;
@@ -253,6 +335,74 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
   },
 };
 
+/**
+ * On a handler that waits on an external call after handing its injected session to functions of
+ * the repo (see {@link collectWaitDependencies}), at the session's parameter: `what` = JSON
+ * {@link HandedWaitSite}.
+ */
+export const HANDED_WAIT = 'handed_wait';
+
+interface HandedWaitSite {
+  session: string;
+  /** Latest first. */
+  handOffs: HandOff[];
+  terminal: 'statement' | 'release';
+  terminalLine: number;
+  wait: string;
+  waitLine: number;
+  endLine: number;
+  endColumn: number;
+}
+
+/** What a session handed to `ref` is left with when it returns: untouched, a transaction it began, or one it ended. */
+type SessionEnd = 'none' | 'holds' | 'releases';
+
+const STATEMENT_KINDS = [QUERY_EFFECT, PK_QUERY_EFFECT, WRITE_EFFECT, RELOAD_EFFECT, FLUSH_EFFECT];
+
+/**
+ * What a function handed a session does with it, read from its effects and those of what it
+ * calls: nothing that reaches the database (staging `add()` only, or nothing), a statement last
+ * (the transaction it began stays open: a reload after the commit, `refresh()`, counts), or an
+ * unconditional commit after its last statement (the connection goes back to the pool).
+ */
+function sessionEnd(graph: CallGraph, ref: FnRef, always: (r: FnRef) => boolean, depth = 0): SessionEnd {
+  const reaches = (r: FnRef) => STATEMENT_KINDS.some((k) => graph.effectOf(r, k, 'any')) || !!graph.effectOf(r, COMMIT_EFFECT, 'any');
+  if (!reaches(ref)) return 'none';
+  if (depth > 3) return 'holds';
+  type Step = { line: number; column: number; commit?: boolean; edge?: FnRef };
+  const steps: Step[] = [];
+  for (const e of graph.ownEffects(ref)) {
+    if (e.kind === COMMIT_EFFECT) steps.push({ line: e.line, column: e.column, commit: e.guard === undefined });
+    else if (STATEMENT_KINDS.includes(e.kind)) steps.push({ line: e.line, column: e.column });
+  }
+  for (const e of graph.callees(ref)) if (reaches(e.to)) steps.push({ line: e.call.line, column: e.call.column, edge: e.to });
+  // The last step; at one position a commit (also a flush) wins.
+  steps.sort((a, b) => a.line - b.line || a.column - b.column || Number(!!a.commit) - Number(!!b.commit));
+  const last = steps[steps.length - 1];
+  if (!last) return 'holds';
+  if (last.edge) return sessionEnd(graph, last.edge, always, depth + 1) === 'releases' && always(ref) ? 'releases' : 'holds';
+  return last.commit && always(ref) ? 'releases' : 'holds';
+}
+
+/**
+ * The line of the use that leaves the session's transaction open at the wait, reading the
+ * hand-offs of a site latest first, or null when none does (each call in turn: one that reaches
+ * no database is passed over; one that commits last releases the connection when it runs on
+ * every path and nothing it returned is read before the wait).
+ */
+function holdingLine(graph: CallGraph, ref: FnRef, site: HandedWaitSite, always: (r: FnRef) => boolean): number | null {
+  for (const h of site.handOffs) {
+    const edge = graph.callees(ref).find((e) => e.call.line === h.line && e.call.column === h.column && !e.weak);
+    // A function of no known body: as the file would judge it, by its name (`close_session(db)`) or else as a statement.
+    if (!edge) return h.releaseNamed ? null : h.line;
+    const end = sessionEnd(graph, edge.to, always);
+    if (end === 'none') continue;
+    if (end === 'holds' || h.reads) return h.line;
+    if (h.everyPath) return null;
+  }
+  return site.terminal === 'statement' ? site.terminalLine : null;
+}
+
 /** On a handler that waits on an external call, at a parameter filled by a dependency (see {@link collectWaitDependencies}). */
 export const WAIT_DEPENDENCY = 'wait_dependency';
 
@@ -288,6 +438,17 @@ export function collectWaitDependencies(model: FileModel, project?: ProjectConte
     // The handler's own call: one in a nested function (a callback, a task) may run later, or never.
     const found = firstWaitAfter(model, fn, 0);
     if (!found) continue;
+    const held = ownSessionsHeld(model, project, fn);
+    // The handler's own sessions handed to functions on the way to its wait: judged in the repo phase.
+    for (const h of held) {
+      if (!h.handOffs.length || !h.external) continue;
+      const n = h.session.node;
+      const site: HandedWaitSite = {
+        session: h.session.name, handOffs: h.handOffs, terminal: h.terminal, terminalLine: h.terminalLine, wait: h.external.calleeText, waitLine: h.external.line,
+        endLine: n.endPosition.row + 1, endColumn: n.endPosition.column + 1,
+      };
+      out[fn.index]!.push({ kind: HANDED_WAIT, what: JSON.stringify(site), line: n.startPosition.row + 1, column: n.startPosition.column + 1 });
+    }
     const wait = { line: found.line, node: found.node, calleeText: found.external.calleeText };
     const deps = [
       ...endpointDependencies(model, project, fn),
@@ -302,7 +463,7 @@ export function collectWaitDependencies(model: FileModel, project?: ProjectConte
     // after that commit and before the wait loads it again, and the connection is out again.
     const committed: { provider: string; line: number }[] = [];
     const usedBefore: string[] = [];
-    const covered = new Set(ownSessionsHeld(model, project, fn).map((h) => h.session.name));
+    const covered = new Set(held.map((h) => h.session.name));
     for (const s of injectedSessions(model, project, fn)) {
       if (s.uncached) continue;
       // Its last statement or release on the way to the wait: a commit, rollback or close gives

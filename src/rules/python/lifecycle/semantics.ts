@@ -1461,6 +1461,18 @@ const NOT_A_RUN = new Set(['id', 'print', 'repr', 'str', 'type', 'isinstance', '
   'partial', 'wraps', 'append', 'setdefault', 'update', 'add_task', 'create_task', 'debug', 'info', 'warning', 'warn', 'error', 'exception', 'critical', 'log']);
 
 /**
+ * The call a session is handed to as an argument (`await crud.create_chat(db, data)`), when that
+ * is all the file can say of the use: whether the function called runs a statement, and whether
+ * it ends the transaction before it returns, is for the repo phase. Null for a statement of the
+ * session's own, a wrapper (`UserRepo(db)`), a `begin()` block, or a call that only looks at it.
+ */
+export function handOffCall(ref: SyntaxNode): SyntaxNode | null {
+  if (insideBeginBlock(ref) || statementOutsideBegin(ref) || !handedToHelper(ref)) return null;
+  const args = ref.parent?.type === 'keyword_argument' ? ref.parent.parent : ref.parent;
+  return args?.parent ?? null;
+}
+
+/**
  * Does this use of a session run a statement, as far as the file can tell: a statement outside a
  * `begin()` block ({@link statementOutsideBegin}); the session handed to a function that runs now
  * (`await repo.get_job(session, job_id)`), taken to query with it; or handed to a wrapper the
@@ -1471,6 +1483,29 @@ export function runsStatement(ref: SyntaxNode, fn?: FunctionInfo, untilLine?: nu
   if (insideBeginBlock(ref)) return false;
   if (statementOutsideBegin(ref) || handedToHelper(ref)) return true;
   return !!fn && wrapperAsked(ref, fn, untilLine ?? fn.endLine);
+}
+
+/**
+ * The method calls the function makes, before `untilLine`, on the object of a class the session is
+ * handed to (`repo = ProductRepo(db)` … `repo.add(p)`, `await repo.save()`; `UserRepo(db).by_token(t)`),
+ * in source order: what the session runs through that object, for the repo phase. Null when the
+ * use is no such hand-off.
+ */
+export function wrapperCalls(ref: SyntaxNode, fn: FunctionInfo, untilLine: number): SyntaxNode[] | null {
+  if (insideBeginBlock(ref)) return null;
+  const args = ref.parent?.type === 'keyword_argument' ? ref.parent.parent : ref.parent;
+  const call = args?.type === 'argument_list' ? args.parent : null;
+  if (call?.type !== 'call') return null;
+  const callee = call.childForFieldName('function')?.text ?? '';
+  if (!/^[A-Z]/.test(callee.slice(callee.lastIndexOf('.') + 1))) return null;
+  if (call.parent?.type === 'attribute' && call.parent.parent?.type === 'call') return [call.parent.parent];
+  let top: SyntaxNode = call;
+  while (top.parent?.type === 'await' || top.parent?.type === 'parenthesized_expression') top = top.parent;
+  const assign = top.parent?.type === 'assignment' && top.parent.childForFieldName('right')?.id === top.id ? top.parent.childForFieldName('left') : null;
+  if (assign?.type !== 'identifier' || !fn.body) return null;
+  const out = variableRefs(fn.body, assign.text).filter((r) => r.startIndex > call.endIndex && r.startPosition.row + 1 <= untilLine
+    && r.parent?.type === 'attribute' && r.parent.childForFieldName('object')?.id === r.id && r.parent.parent?.type === 'call').map((r) => r.parent!.parent!);
+  return out.length ? out : null;
 }
 
 /** Is the session handed to a class (`UserRepo(db)`) whose object the function calls a method of, before a line? */

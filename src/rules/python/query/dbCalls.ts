@@ -991,6 +991,11 @@ export const WRITE_EFFECT = 'write';
 export const LOOP_CALL = 'loop_call';
 /** Site fact: a call in a data loop that reads nothing the loop changes (`what` = the loop's position), for the repo phase. */
 export const INVARIANT_CALL = 'invariant_call';
+/**
+ * `session.refresh(obj)` after the function's own flush or commit (see {@link isWriteReload}): not a
+ * read to batch, but a SELECT all the same, which begins a new transaction after a commit.
+ */
+export const RELOAD_EFFECT = 'reload';
 /** The function sends the unit of work itself: an explicit `flush()` or `commit()` on a session. */
 export const FLUSH_EFFECT = 'flushes';
 /** Site fact: the function loads a model by one of its parameters (`what` = `position:name:Model`). */
@@ -1054,6 +1059,7 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
       if (isMemoisedCall(model, call)) continue;
       if (op.kind === 'read') {
         if (!isWriteReload(model, call, op)) effects[call.functionIndex]!.push(guarded(model, call, { kind: op.identityMap ? PK_QUERY_EFFECT : QUERY_EFFECT, what: op.what, ...at }));
+        else effects[call.functionIndex]!.push(guarded(model, call, { kind: RELOAD_EFFECT, what: op.what, ...at }));
       }
       // A staged delete is a round trip of this function's only when the function also flushes it.
       else if (op.kind === 'write' && (!isStagedWrite(call, op) || flushedInFunction(model, call))) {
