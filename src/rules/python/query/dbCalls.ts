@@ -1181,6 +1181,35 @@ export function foreignKeyTargetLoaded(model: FileModel, call: CallInfo, loops: 
   return false;
 }
 
+/**
+ * Did the function, before the loops, load rows of the entity a primary-key lookup asks for and
+ * keep them in a name (`authors = (await s.scalars(select(User).where(User.id.in_(ids)))).all()`,
+ * `users = list(db.scalars(select(User)))`, `User.query.all()`)? A local name holds its rows until
+ * it is bound again or the function returns, so the identity map answers the lookups it covers:
+ * the prefetch that fixes an N+1 by foreign key, then `session.get(User, post.author_id)` per row.
+ */
+export function lookupTargetHeld(model: FileModel, call: CallInfo, loops: LoopInfo[]): boolean {
+  const first = callArgs(call.node).positional[0];
+  const entity = call.method === 'get' && first && /^[A-Z]\w*$/.test(entityName(first) ?? '') ? entityName(first)
+    : /^([A-Z]\w*)\.query\.get(_or_404)?$/.exec(call.calleeText)?.[1] ?? null;
+  const outer = loops[0];
+  if (!entity || !outer) return false;
+  const start = outer.node.startIndex;
+  return model.assignments.some((a) => {
+    if (a.functionIndex !== call.functionIndex || a.node.endIndex > start || !a.value || !/^[A-Za-z_]\w*$/.test(a.target)) return false;
+    // Bound in a loop of its own (`for b in books: rows = ....all()`): it holds the last round's rows only.
+    if (!a.loops.every((l) => call.loops.includes(l))) return false;
+    // Rows materialised into the name, not a result left to iterate (it loads nothing until then).
+    const v = unwrap(a.value);
+    const text = v?.text ?? '';
+    if (!/\.(all|fetchall)\(\s*\)\s*$/.test(text) && !/^(list|tuple)\(/.test(text)) return false;
+    // Bound again between it and the loop: another story.
+    if (model.assignments.some((b) => b !== a && b.functionIndex === a.functionIndex && b.target === a.target && b.node.startIndex > a.node.endIndex && b.node.startIndex < start)) return false;
+    const rows = rowsSource(model, /^(list|tuple)\(/.test(text) ? callArgs(v!).positional[0] ?? null : a.value, a.functionIndex, a.line);
+    return rows?.op.kind === 'read' && rows.entity?.replace(/^.*\./, '') === entity;
+  });
+}
+
 /** The positions of the call's positional arguments that are the loop's item (a name the loops bind per iteration). */
 function itemArguments(model: FileModel, call: CallInfo, loops: LoopInfo[]): number[] {
   const out: number[] = [];

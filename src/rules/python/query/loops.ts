@@ -14,7 +14,7 @@ import { FN_PROPERTY, UNTYPED } from '../../../analysis/objects.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
 import { INVARIANT_READ, PARAM_ROW_CALL, ROW_CALL, ROW_QUERY } from './rowCalls.js';
 import {
-  ARG_DOMAINS, OUTSIDE_CALL, HELD_ID_LOOKUP, isWriteReload, classifyDbCall, rowsSource, FLUSH_EFFECT, readsBeforeLoop, loopsDomain, passesItemForeignKey, foreignKeyTargetLoaded, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationCommit, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
+  ARG_DOMAINS, OUTSIDE_CALL, HELD_ID_LOOKUP, isWriteReload, classifyDbCall, rowsSource, FLUSH_EFFECT, readsBeforeLoop, loopsDomain, passesItemForeignKey, foreignKeyTargetLoaded, lookupTargetHeld, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationCommit, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
   smallLiteralProduct, WRITE_EFFECT, workflowAction, type DbOp, type DbOpKind, type LoopCallFacts,
 } from './dbCalls.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
@@ -286,7 +286,7 @@ export function fileReadReports(model: FileModel): FileReadReport[] {
     // By each item's foreign key the target rows are usually not loaded (the classic N+1),
     // unless the loop's query loaded that relationship with its rows: then the identity map has them.
     const fk = passesItemForeignKey(model, site.call, site.loops);
-    const pk = site.op.identityMap && (!fk || foreignKeyTargetLoaded(model, site.call, site.loops)) && !idsFromRequest(decided(d), readsBeforeLoop(model, site.call.functionIndex, site.loops[0]!));
+    const pk = site.op.identityMap && (!fk || foreignKeyTargetLoaded(model, site.call, site.loops) || lookupTargetHeld(model, site.call, site.loops)) && !idsFromRequest(decided(d), readsBeforeLoop(model, site.call.functionIndex, site.loops[0]!));
     const loop = describeLoop(site.loops[site.loops.length - 1]!);
     const message = (pk
       ? `primary-key lookup \`${site.op.what}\` runs once per item of ${loop}: ${IDENTITY_MAP_NOTE}`
