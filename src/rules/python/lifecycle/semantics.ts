@@ -395,13 +395,31 @@ function isReceiver(ref: SyntaxNode): boolean {
   return ref.parent?.type === 'attribute' && ref.parent.childForFieldName('object')?.id === ref.id;
 }
 
+/** Is `ref` the whole value of a `with` item (`with conn:`, `with conn as c:`)? */
+function withItemIs(item: SyntaxNode, ref: SyntaxNode): boolean {
+  let v = item.childForFieldName('value') ?? item.namedChild(0);
+  if (v?.type === 'as_pattern') v = v.namedChild(0);
+  while (v?.type === 'parenthesized_expression') v = v.namedChild(0);
+  return v?.id === ref.id;
+}
+
+/** Connections whose own context manager ends a transaction and does not close them (psycopg2, sqlite3). */
+export const WITH_KEEPS_OPEN = /^(psycopg2|sqlite3)\.connect\(\)$/;
+
 /** The variable escapes the function: returned, stored in an attribute or container, handed to an owner, managed by `with`. */
-function escapesOrManaged(ref: SyntaxNode, kind: ResourceKind, owner = false): boolean {
+function escapesOrManaged(ref: SyntaxNode, kind: ResourceKind, owner = false, withKeepsOpen = false): boolean {
   for (let p: SyntaxNode | null = ref.parent; p; p = p.parent) {
     if (p.type === 'return_statement') return !(kind === 'client' || owner ? isReceiver(ref) : usedNotReturned(ref));
     if (p.type === 'function_definition' || p.type === 'lambda' || p.type === 'block' || p.type === 'expression_statement') break;
-    // `with x:` manages it; for a client, `async with http.get(url) as resp` manages only the response.
-    if (p.type === 'with_item') return kind !== 'client' || !isReceiver(ref);
+    // `with x:` / `with closing(x):` manage it. A method's result in the item is another object:
+    // `with conn.cursor() as cur:` closes the cursor, `async with http.get(url) as resp` the
+    // response, `with conn.begin():` ends a transaction (a session's `begin()` is below).
+    // A psycopg2 or sqlite3 connection's own `with conn:` ends the transaction and leaves the
+    // connection open.
+    if (p.type === 'with_item') {
+      if (isReceiver(ref)) break;
+      return !(withKeepsOpen && withItemIs(p, ref));
+    }
     if (p.type === 'assignment' || p.type === 'augmented_assignment') {
       const left = p.childForFieldName('left');
       const right = p.childForFieldName('right');
@@ -413,6 +431,8 @@ function escapesOrManaged(ref: SyntaxNode, kind: ResourceKind, owner = false): b
       break;
     }
     if (p.type === 'argument_list') {
+      // What is handed over is the argument itself (`closing(conn)`), not what it makes (`closing(conn.cursor())`).
+      if (ref.parent?.id !== p.id && !(ref.parent?.type === 'keyword_argument' && ref.parent.parent?.id === p.id)) continue;
       const callee = p.parent?.childForFieldName('function');
       const method = callee?.type === 'attribute' ? callee.childForFieldName('attribute')?.text : callee?.text;
       if (method && OWNERSHIP_METHODS.has(method.replace(/^.*\./, ''))) return true;
@@ -557,7 +577,7 @@ function findCloseFacts(acq: Acquisition): CloseFacts {
   // A `global` name outlives the call by design, like a value stored on an object.
   if (declaresGlobal(acq.fn, acq.target)) facts.escapes = true;
   for (const ref of refs) {
-    if (escapesOrManaged(ref, acq.kind, acq.owner)) facts.escapes = true;
+    if (escapesOrManaged(ref, acq.kind, acq.owner, WITH_KEEPS_OPEN.test(acq.label))) facts.escapes = true;
     const closes = isCloseRef(ref) || (!!acq.provider && exhaustsGenerator(ref));
     // Handed to a helper in `finally` (`finally: _sync_close(f)`): a cleanup path of its own.
     const handedOver = !closes && ref.parent?.type === 'argument_list';
