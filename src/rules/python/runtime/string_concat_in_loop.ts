@@ -88,8 +88,11 @@ function mapsToStrings(model: FileModel, container: string, fnIndex: number, lin
 }
 
 /** Why a concatenation cannot be done in place, or null when CPython appends in place. */
-function copiesEachTime(model: FileModel, target: string, fnIndex: number, loopNode: SyntaxNode, prepend: boolean, bytes = false): string | null {
+function copiesEachTime(model: FileModel, target: string, fnIndex: number, loopNode: SyntaxNode, prepend: boolean, bytes = false, chained = false): string | null {
   if (prepend) return 'prepending copies the whole string each time';
+  // CPython appends in place only when the sum is stored straight back into the name: in
+  // `s = s + a + b` the first sum goes on to `+ b` and is a fresh copy of `s` on every pass.
+  if (chained) return `\`${target} = ${target} + ...\` adds the next part to a copy of it (only a sum stored straight back into the name is done in place), so each pass copies it; write \`${target} += a + b\``;
   if (bytes) return `\`${target}\` is \`bytes\`, which CPython never grows in place (only \`str\`), so each \`+=\` copies it; use a \`bytearray\` or join the chunks`;
   if (!/^[A-Za-z_]\w*$/.test(target)) return `\`${target}\` is not a local variable, so each \`+=\` copies it`;
   if (fnIndex < 0) return `\`${target}\` is a module-level name, so each \`+=\` copies it`;
@@ -156,7 +159,7 @@ export const stringConcatInLoop: FileRule = {
     if (model.isTestFile) return;
     /** One string grown twice per iteration (`s += a`, `s = s + b`) is one defect: the first growth per loop. */
     const grown = new Map<string, { node: SyntaxNode; message: string }>();
-    const check = (target: string, value: SyntaxNode | null, fnIndex: number, loops: number[], line: number, node: SyntaxNode, prepend: boolean, known = false) => {
+    const check = (target: string, value: SyntaxNode | null, fnIndex: number, loops: number[], line: number, node: SyntaxNode, prepend: boolean, known = false, chained = false) => {
       const real = loops.filter((i) => model.loops[i]!.kind !== 'comprehension');
       if (real.length === 0) return;
       const initial = initialValue(model, target, fnIndex, line);
@@ -175,7 +178,7 @@ export const stringConcatInLoop: FileRule = {
       if (real.length === 1 && digitLoop(loop.node)) return;
       // The outermost loop surely ends right after it (a `return`, or a `break` of that loop): grown once at most.
       if (leavesAfter(node, model.loops[real[0]!]!)) return;
-      const why = copiesEachTime(model, target, fnIndex, loop.node, prepend, bytes);
+      const why = copiesEachTime(model, target, fnIndex, loop.node, prepend, bytes, chained);
       if (!why || boundedInLoop(model, target, loop.node, line)) return;
       const key = `${loop.index}\0${target}`;
       const seen = grown.get(key);
@@ -235,6 +238,12 @@ export const stringConcatInLoop: FileRule = {
       const right = v.childForFieldName('right');
       if (left?.text === a.target) check(a.target, right, a.functionIndex, a.loops, a.line, a.node, false);
       else if (right?.text === a.target) check(a.target, left, a.functionIndex, a.loops, a.line, a.node, true);
+      else {
+        // `s = s + a + b`: the name at the far left of a chain of sums.
+        let first = left;
+        while (first?.type === 'binary_operator' && first.childForFieldName('operator')?.text === '+') first = first.childForFieldName('left');
+        if (first?.text === a.target && first.id !== left?.id) check(a.target, right, a.functionIndex, a.loops, a.line, a.node, false, false, true);
+      }
     }
     for (const { node, message } of grown.values()) ctx.report({ node, message });
   },
