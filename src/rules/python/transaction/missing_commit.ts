@@ -52,7 +52,7 @@ import { TEARDOWN_COMMIT } from '../../../discovery/discover.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import { engineGetterCall, engineGetterNamed } from '../../../semantic/engineGetters.js';
 import { classifyDbCall, statementInfo } from '../query/dbCalls.js';
-import { callsOf, objectSource, receiverKey, unwrap, within } from './semantics.js';
+import { callArgs, callsOf, objectSource, receiverKey, unwrap, within } from './semantics.js';
 import { codeText } from '../../../semantic/codeText.js';
 
 type HandleKind = 'session' | 'connection' | 'dbapi';
@@ -88,7 +88,7 @@ export const missingCommit: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'A write on a session or connection the function opens, never committed before it is closed',
-    what: 'Finds a write — `add`/`delete`/`merge`, an INSERT/UPDATE/DELETE, a changed attribute of a row loaded through it — on a session or connection the function opens itself (`Session()`, a `sessionmaker` factory, `async with factory() as s`, `psycopg2.connect()` and other DB-API drivers whose autocommit is off, `engine.connect()` on SQLAlchemy 2.x) when no `commit()` on that handle follows the write. Silent when the handle is handed on (a helper, a repository, a provider that yields it and commits after `yield`), for `with x.begin():` blocks, `with factory() as s:` where the factory makes sessions of the project\'s own class (`sessionmaker(class_=ContextSession)`, whose `__exit__` may commit), `with conn:` on a DB-API connection, autocommit settings, and sessions the function receives or shares (scoped sessions; Flask-SQLAlchemy\'s outside a view), whose owner commits. In a Flask view, a write through Flask-SQLAlchemy\'s `db.session` (`db.session.add(...)`, a changed attribute of a row from `db.get_or_404` or `Model.query`) is reported when nothing commits it: not the view, nothing it calls (nor any project function of a name it calls), no method of its class or a base class (a `dispatch_request` that commits after the view), no decorator of the project that commits (a check-only decorator such as `@permission_required(...)` does not count), no blinker receiver that commits when the view sends a signal, no `after_request`/`teardown_request`/`teardown_appcontext` hook, and no `SQLALCHEMY_COMMIT_ON_TEARDOWN`: Flask-SQLAlchemy removes the session when the request ends, and the removal rolls the write back. In a request handler, a write through a session injected with `Depends(provider)` is reported when nothing commits it: not the handler, not anything it calls, not the provider after its `yield`; and when the provider commits after its `yield` but the handler raises an HTTP error right after the write (`user.failed_logins += 1` then `raise HTTPException(401)`, the write also under a plain `if` on the way): the exception is thrown into the provider at the `yield`, so its commit never runs. Repository libraries that flush rather than commit (advanced-alchemy\'s repositories and services: `create`, `update`, `delete`, `*_many`, `upsert` without `auto_commit=True`) are followed too: a write through them in a block over a session opened outside any request (`config.get_session()`, `Service.new(config=...)`, or a provider of the project that wraps them) that nothing commits, and a write followed on the same path by a raised HTTP error (the request\'s session is committed only after a successful response). Silent with `auto_commit=True`, an explicit `commit()`, a session handed in by the caller, and a request that ends with a 2xx.',
+    what: 'Finds a write — `add`/`delete`/`merge`, an INSERT/UPDATE/DELETE, a changed attribute of a row loaded through it — on a session or connection the function opens itself (`Session()`, a `sessionmaker` factory, `async with factory() as s`, `psycopg2.connect()` and other DB-API drivers whose autocommit is off, `engine.connect()` on SQLAlchemy 2.x) when no `commit()` on that handle follows the write. Silent when the handle is handed on (a helper, a repository, a provider that yields it and commits after `yield`), for a session over a connection in a transaction another owner ends (`with engine.begin() as conn: s = Session(bind=conn)`, or the caller\'s connection passed in: the session joins that transaction), for `with x.begin():` blocks, `with factory() as s:` where the factory makes sessions of the project\'s own class (`sessionmaker(class_=ContextSession)`, whose `__exit__` may commit), `with conn:` on a DB-API connection, autocommit settings, and sessions the function receives or shares (scoped sessions; Flask-SQLAlchemy\'s outside a view), whose owner commits. In a Flask view, a write through Flask-SQLAlchemy\'s `db.session` (`db.session.add(...)`, a changed attribute of a row from `db.get_or_404` or `Model.query`) is reported when nothing commits it: not the view, nothing it calls (nor any project function of a name it calls), no method of its class or a base class (a `dispatch_request` that commits after the view), no decorator of the project that commits (a check-only decorator such as `@permission_required(...)` does not count), no blinker receiver that commits when the view sends a signal, no `after_request`/`teardown_request`/`teardown_appcontext` hook, and no `SQLALCHEMY_COMMIT_ON_TEARDOWN`: Flask-SQLAlchemy removes the session when the request ends, and the removal rolls the write back. In a request handler, a write through a session injected with `Depends(provider)` is reported when nothing commits it: not the handler, not anything it calls, not the provider after its `yield`; and when the provider commits after its `yield` but the handler raises an HTTP error right after the write (`user.failed_logins += 1` then `raise HTTPException(401)`, the write also under a plain `if` on the way): the exception is thrown into the provider at the `yield`, so its commit never runs. Repository libraries that flush rather than commit (advanced-alchemy\'s repositories and services: `create`, `update`, `delete`, `*_many`, `upsert` without `auto_commit=True`) are followed too: a write through them in a block over a session opened outside any request (`config.get_session()`, `Service.new(config=...)`, or a provider of the project that wraps them) that nothing commits, and a write followed on the same path by a raised HTTP error (the request\'s session is committed only after a successful response). Silent with `auto_commit=True`, an explicit `commit()`, a session handed in by the caller, and a request that ends with a 2xx.',
     why: 'Closing a session or connection — or letting it go at the end of the function — rolls its open transaction back. The writes are discarded without an error: the code reads as if it saved, tests that share the session pass, and the rows never reach the database.',
     bad:
       'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\n\nfrom app.models import AuditEvent\n\n'
@@ -458,6 +458,21 @@ function ownedHandles(model: FileModel, project: ProjectContext): Owned[] {
 }
 
 /**
+ * `Session(conn)` / `Session(bind=conn)` over a connection in a transaction someone else ends:
+ * one from `with engine.begin() as conn:` (committed when the block ends) or the function's
+ * parameter (the caller's). The session joins that transaction (SQLAlchemy's
+ * `join_transaction_mode`), so its flushed writes are committed with it.
+ */
+function joinsConnection(model: FileModel, call: SyntaxNode, fnIndex: number): boolean {
+  const { positional, keywords } = callArgs(call);
+  const bind = unwrap(keywords.get('bind') ?? positional[0] ?? null);
+  if (bind?.type !== 'identifier') return false;
+  const fn = model.functions[fnIndex];
+  if (fn?.params.some((p) => p.name === bind.text)) return true;
+  return model.withs.some((w) => w.functionIndex === fnIndex && w.items.some((i) => i.alias === bind.text && /\.begin\(\s*\)$/.test(unwrap(i.value)?.text ?? '')));
+}
+
+/**
  * `with Factory() as s:` where the factory makes sessions of a class of the project's own
  * (`sessionmaker(class_=ContextSession)`): what its `__exit__` does (commit when the block ends
  * without error is a common reason to subclass) is that class's, not `Session`'s close.
@@ -497,7 +512,7 @@ function openedHandle(model: FileModel, project: ProjectContext, value: SyntaxNo
   const name = callee.split('.').pop() ?? '';
   const factory = project.sessionFactories.find((f) => f.name === name);
   if (factory && 'autocommit' in factory.kwargs && factory.kwargs.autocommit !== false) return null;
-  if (SESSION_CTOR.test(t)) return 'session';
+  if (SESSION_CTOR.test(t)) return joinsConnection(model, v, fnIndex) ? null : 'session';
   // A factory of another module: a `sessionmaker` the project defines at module level, and not
   // a provider (`session_scope()`, `get_db()`) that may commit for its callers.
   if (!/^[\w.]+\(\)$/.test(t) || !factory || factory.function !== null) return null;
