@@ -27,7 +27,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { callAt, callsOf, variableRefs } from '../../../semantic/model.js';
+import { callAt, callsOf, isFlaskHandle, variableRefs } from '../../../semantic/model.js';
 import { conditionalWithin, insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { classifyDbCall, flaskQueryEntity, onSharedSession } from '../query/dbCalls.js';
 import { callArgs, unwrap } from '../query/semantics.js';
@@ -119,10 +119,14 @@ function insideResponse(model: FileModel, call: CallInfo): boolean {
   return !!c && FLASK_RESPONSE.test(c.qualifiedName ?? c.calleeText);
 }
 
-/** A query or write through the request's shared session: `db.session`, a scoped session, `Model.query`. */
+/** Flask-SQLAlchemy 3's loaders on the extension object: each runs its query on `db.session`. */
+const EXTENSION_LOADERS = /^(get_or_404|first_or_404|one_or_404|paginate)$/;
+
+/** A query or write through the request's shared session: `db.session`, a scoped session, `Model.query`, `db.get_or_404(...)`. */
 function sharedSessionCall(model: FileModel, call: CallInfo): boolean {
   if (!classifyDbCall(model, call)) return false;
-  return onSharedSession(model, call) || (!!call.dottedReceiver && flaskQueryEntity(model, call.dottedReceiver, call.functionIndex) !== null);
+  return onSharedSession(model, call) || (!!call.dottedReceiver && flaskQueryEntity(model, call.dottedReceiver, call.functionIndex) !== null)
+    || (EXTENSION_LOADERS.test(call.method) && isFlaskHandle(model, call.dottedReceiver));
 }
 
 function releaseCall(model: FileModel, call: CallInfo): boolean {
