@@ -44,7 +44,7 @@ import {
   callsOf, enclosingTries, exceptClauses, externalCall, finallyClause, inManagingWith, isCommitCall, isWriteCall, receiverKey,
   unwrap, withOpensSession,
 } from './semantics.js';
-import { classifyDbCall, isSqliteDriver, receiverDriver, receiverEvidence } from '../query/dbCalls.js';
+import { classifyDbCall, flaskQueryEntity, isSqliteDriver, receiverDriver, receiverEvidence } from '../query/dbCalls.js';
 
 const DB_ERROR = /(^|\.)(Exception|BaseException|SQLAlchemyError|DBAPIError|DatabaseError|IntegrityError|OperationalError|DataError|StatementError|InterfaceError|InternalError|ProgrammingError|PendingRollbackError|InvalidRequestError|PostgresError|Error)$/;
 
@@ -460,7 +460,7 @@ function handlerVerdict(model: FileModel, call: CallInfo, session: string, tries
       // in `teardown_appcontext`): the request's session goes with it.
       const flaskScoped = /^(flask\.)?g\.\w+$/.test(session) || (session.endsWith('.session') && model.flaskDbHandles.has(session.slice(0, -'.session'.length)))
         || (model.scopedSessions.has(session) && removed.has(session));
-      if (!nextIteration && flaskScoped && !usedAfter(fn.body, t, body, session)) {
+      if (!nextIteration && flaskScoped && !usedAfter(fn.body, t, body, session) && !flaskQueriesAfter(model, call.functionIndex, t, body, session)) {
         if (fn.role === 'handler') continue;
         // A view of the project's own routing: the handler answers the request (`return
         // jsonify(...)`, `return body, 409`). Not a job or a message callback: a worker that pushes
@@ -496,6 +496,21 @@ function ownSession(model: FileModel, fnIndex: number, session: string): boolean
   const fn = model.functions[fnIndex]!;
   if (fn.params.some((p) => p.name === session)) return false;
   return assignmentsTo(model, session).some((a) => a.functionIndex === fnIndex);
+}
+
+/**
+ * After the `try`, does the function query Flask-SQLAlchemy's `db.session` another way: a model's
+ * `Model.query…` or the extension's loaders (`db.get_or_404(...)`, `db.paginate(...)`)? Both run
+ * on that session (unless the handler leaves the function).
+ */
+function flaskQueriesAfter(model: FileModel, fnIndex: number, tryNode: SyntaxNode, handlerBody: SyntaxNode, session: string): boolean {
+  if (!session.endsWith('.session')) return false;
+  const last = handlerBody.namedChildren[handlerBody.namedChildCount - 1];
+  if (last && (last.type === 'return_statement' || raises(last))) return false;
+  const handle = session.slice(0, -'.session'.length);
+  return callsOf(model, fnIndex).some((c) => c.node.startIndex >= tryNode.endIndex && !!c.dottedReceiver
+    && ((/\.query$/.test(c.dottedReceiver) && flaskQueryEntity(model, c.dottedReceiver, fnIndex) !== null)
+      || (c.dottedReceiver === handle && /^(get_or_404|first_or_404|one_or_404|paginate)$/.test(c.method))));
 }
 
 /** Is the session used again once the handler is done: after the `try`, unless the handler leaves the function? */
