@@ -292,6 +292,12 @@ export function transactionRegions(model: FileModel, fromFirstStatement = false)
 }
 
 /**
+ * A lock the function holds around its check and write (a claim, a check-then-insert): `with redis.lock("sender", blocking=False):`, `with Lock(...)`,
+ * a project's helper named for one (`with job_lock(name):`, `with FileLock(...)`, `if not
+ * try_lock(...): return`), `lock.acquire()`, an advisory lock.
+ */
+export const HELD_LOCK = /\bwith\s+[^\n:]*(?:(?:\b|_)(?:lock|mutex|semaphore)|(?:\b|_|(?<=[a-z]))(?:Lock|Mutex|Semaphore))\w*\s*\(|\.acquire\s*\(|\b\w*(?:try_lock|acquire_lock)\w*\s*\(|pg_(try_)?advisory_(xact_)?lock/;
+/**
  * Is the span's transaction open when `call` runs: the span's first statement, or another one on
  * its session before the call, is on the call's path (`if remote: httpx.post(...) else:
  * db.add(n); db.commit()` opens nothing on the path of the request). `begin()` blocks always are.

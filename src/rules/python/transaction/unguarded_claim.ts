@@ -36,7 +36,7 @@ import { callAt, effectiveRole } from '../../../semantic/model.js';
 import { insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { classOfFunction } from '../../../semantic/classes.js';
 import { libraryClassModel, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
-import { assignmentsByFunction, callArgs, callsOf, lastAssignment, unwrap } from './semantics.js';
+import { assignmentsByFunction, callArgs, callsOf, HELD_LOCK, lastAssignment, unwrap } from './semantics.js';
 import { returnedValues, returnsOf } from '../query/selfRows.js';
 import { classifyDbCall, readsDatabase } from '../query/dbCalls.js';
 
@@ -49,12 +49,6 @@ const ENDS_TRANSACTION = /\.(commit|flush)\s*\(|\.begin\(\s*\)/;
 /** A conditional UPDATE whose result says whether this call won the row (both parts in the function). */
 const CONDITIONAL_UPDATE = /\bupdate\s*\(/;
 const UPDATE_RESULT = /\.rowcount\b|\.returning\s*\(/;
-/**
- * A lock held around the claim: `with redis.lock("sender", blocking=False):`, `with Lock(...)`,
- * a project's helper named for one (`with job_lock(name):`, `with FileLock(...)`, `if not
- * try_lock(...): return`), `lock.acquire()`, an advisory lock.
- */
-const HELD_LOCK = /\bwith\s+[^\n:]*(?:(?:\b|_)(?:lock|mutex|semaphore)|(?:\b|_|(?<=[a-z]))(?:Lock|Mutex|Semaphore))\w*\s*\(|\.acquire\s*\(|\b\w*(?:try_lock|acquire_lock)\w*\s*\(|pg_(try_)?advisory_(xact_)?lock/;
 /** A literal state: a string, a `None`/`False`/`True`, an enum member (`JobState.QUEUED`, `Status.queued`). */
 const STATE_VALUE = /^(["'][\w\- ]*["']|None|False|True|-?\d+|(false|true|null)\(\)|[A-Z][A-Z0-9_]+|(?:[a-z_]\w*\.)*[A-Z]\w*\.[A-Za-z_]\w*(?:\.value)?|\[[^\]]*\]|\([^)]*\))$/;
 /** The value after a comparison: a name, a literal, `false()`, a list or tuple of states. */
