@@ -62,15 +62,18 @@ function attributesRead(fnBody: SyntaxNode, name: string, from: number): Set<str
     if (!p) return null;
     if (p.type === 'argument_list' && p.parent?.childForFieldName('function')?.text === 'len') continue;
     const loop = p.type === 'for_statement' || p.type === 'for_in_clause' ? p : null;
-    if (!loop || loop.childForFieldName('right')?.id !== id.id) return null;
-    const target = loop.childForFieldName('left');
-    if (target?.type !== 'identifier') return null;
-    const scope = loop.type === 'for_statement' ? loop.childForFieldName('body') : loop.parent;
-    if (!scope) return null;
-    if (!itemAttributes(scope, target.text, attrs, loop.type === 'for_in_clause' ? target.id : -1)) return null;
+    if (!loop || loop.childForFieldName('right')?.id !== id.id || !loopItemAttributes(loop, attrs)) return null;
     iterated = true;
   }
   return iterated ? attrs : null;
+}
+
+/** Adds the attributes a `for` loop or comprehension clause reads on its item; false when the item is used any other way. */
+function loopItemAttributes(loop: SyntaxNode, attrs: Set<string>): boolean {
+  const target = loop.childForFieldName('left');
+  if (target?.type !== 'identifier') return false;
+  const scope = loop.type === 'for_statement' ? loop.childForFieldName('body') : loop.parent;
+  return !!scope && itemAttributes(scope, target.text, attrs, loop.type === 'for_in_clause' ? target.id : -1);
 }
 
 /** Adds the attributes read on `item` inside `scope`; false when the item is used any other way. */
@@ -184,6 +187,10 @@ export const overFetching: FileRule = {
       const assign = top.parent;
       if (assign?.type === 'assignment' && assign.childForFieldName('right')?.id === top.id && assign.childForFieldName('left')?.type === 'identifier') {
         attrs = attributesRead(fn.body, assign.childForFieldName('left')!.text, assign.endIndex);
+      } else if ((assign?.type === 'for_statement' || assign?.type === 'for_in_clause') && assign.childForFieldName('right')?.id === top.id) {
+        // Iterated where it is made: `for c in db.scalars(select(M)...)`, `[c.email for c in db.query(M)]`.
+        const found = new Set<string>();
+        if (loopItemAttributes(assign, found)) attrs = found;
       }
       if (!attrs || attrs.size === 0 || attrs.size > 3) continue;
       // Reading a relationship is a loading question (PA108), not a column one.
