@@ -23,7 +23,7 @@ import { collectWaitDependencies } from './lifecycle/resource_scope_mismatch.js'
 import { collectStreamAfterTeardown, collectTaskHandoffs, SESSION_ARG_CALL, STREAM_AFTER_TEARDOWN } from './lifecycle/factory_vs_injection.js';
 import { collectSwallowedCalls, SWALLOWED_CALL } from './transaction/missing_rollback.js';
 import { collectParentCommitCalls, PARENT_COMMIT_CALL } from './transaction/scope_too_narrow.js';
-import { ASYNC_ROW_CALL, collectAsyncRowFacts, collectExpiredRowFacts, EXPIRED_ROW_CALL, RETURNS_CALL_ROW } from './query/async_lazy_load.js';
+import { ASYNC_ROW_CALL, collectAsyncRowFacts, collectExpiredRowFacts, EXPIRED_ROW_CALL, HANDED_COMMIT_READ, RETURNS_CALL_ROW } from './query/async_lazy_load.js';
 import { TXN_RAISE_AFTER, TXN_REQUEST_WRITE, TXN_SCOPE_CALL, TXN_SCOPE_OPEN } from './transaction/libraryWrites.js';
 
 export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
@@ -70,7 +70,7 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   // PA111 through calls: coroutines returning one row an AsyncSession loaded, and rows got from them.
   { collect: collectAsyncRowFacts, siteKinds: [ASYNC_ROW_CALL, RETURNS_CALL_ROW] },
   // PA111 after a commit, through calls: coroutines returning rows their commit expired, and callers reading what calls return.
-  { collect: collectExpiredRowFacts, siteKinds: [EXPIRED_ROW_CALL] },
+  { collect: collectExpiredRowFacts, siteKinds: [EXPIRED_ROW_CALL, HANDED_COMMIT_READ] },
 ];
 
 /** Every site kind of the collectors, for `summarize`. */

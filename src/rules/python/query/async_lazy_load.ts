@@ -43,6 +43,8 @@ import { declaredResponseType } from '../../../semantic/schemas.js';
 import { callGraphOf, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import type { RepoRule, RepoRuleContext } from '../../types.js';
 import { inTreeModule } from '../../../semantic/model.js';
+import { COMMIT_EFFECT } from '../transaction/effects.js';
+import { alwaysReaches, sessionEnd } from '../transaction/reach.js';
 
 /** Loader strategies that load on first access with IO. */
 const LAZY = /^(select|True|true)$/;
@@ -69,7 +71,7 @@ export const asyncLazyLoad: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Implicit IO on a row an `AsyncSession` holds (a lazy relationship, or any attribute after a commit expired it): it raises `MissingGreenlet`',
-    what: 'In a coroutine, finds a lazy relationship (the default `lazy="select"`) read on one row that an `AsyncSession` loaded — `row = await session.get(Model, id)`, `row = (await session.scalars(select(Model)...)).first()` / `.one()` / `.one_or_none()`, `(await session.execute(select(Model)...)).scalar_one_or_none()`, `await session.scalar(select(Model)...)` — when no loader option of the query loads it (`selectinload(Model.rel)`, `joinedload(...)`, also chained and in `session.get(..., options=[...])`; `raiseload`/`noload` naming it silence it too, while `lazyload(Model.rel)`, a path through it with `defaultload`, or a filter on it, `Model.rel.any(...)`, load nothing) and no `await session.refresh(row, ["rel"])` came before: `row.rel`, `row.rel.append(x)`, `row.rel.name`. High for a collection or the side of a one-to-one without the foreign key (always a SELECT); medium for a many-to-one, which the identity map may serve without IO when its row is already loaded. Also through calls: the row a coroutine of the repo returns (`return await self.session.get(Model, i)`, `row = ...; return row`) when its caller reads a lazy relationship on it (`row = await repo.get(i); row.rel`); not when the coroutine refreshed it or awaited the attribute before returning, returns something reached from the row, or loads it on a session of its own (the row leaves detached: another error). Loops over rows are PA108\'s. Silent for a name bound more than once in the function (which row a read sees depends on the path), for an earlier eager query of the function whose rows are kept in a name (the identity map hands the row back; it holds rows weakly, so thrown-away results do not count), and for relationships declared eager (`selectin`, `joined`, `subquery`, `immediate`) or `raise`, `noload`, `dynamic`, `write_only`, for `await row.awaitable_attrs.rel`, for rows of a sync session, and when the name is bound again before the read. After a commit: when every async session factory of the project keeps `expire_on_commit=True` (SQLAlchemy\'s default; PA404 reports the factory), the first read of a row the coroutine holds on an `AsyncSession` (loaded by it, or `row = Model(...)` added to it) after an `await session.commit()` that runs on every path to the read (its statement\'s block encloses the read): an attribute (`row.id` too: the commit expires every attribute), `Out.model_validate(row)` / `from_orm(row)`, or `return row` from a route with a response model (`response_model=`, or a return annotation naming a class: FastAPI validates it in the event loop after the handler). After a rollback the same, whatever the factory says (`Session.rollback()` expires every row the session loaded; an object only added to it leaves with its state, so only loaded rows count): `except IntegrityError: await session.rollback(); return f\"{row.name} is taken\"`. Through calls too: the row a coroutine returns after its own commit expired it (`session.add(u); await session.commit(); return u`, no refresh), read by its caller (`u = await create_user(...)` then `u.id`, or a route\'s `return await create_user(...)` into its response model); not when the caller refreshes it, hands it on or runs a query on a session before reading it (the query may hand the row back reloaded), nor when the coroutine itself reads it before returning (that read is reported there), nor when it opened the session itself (`async with Maker() as s:`: the row leaves detached, another error). The session may be a name or a repository\'s `self.session`; the commit an `await session.commit()` or the end of an `async with session.begin():` block around the row\'s binding. A commit in a `try` body whose every handler leaves (`raise`, `return`) runs before whatever follows the `try` (not before its handlers, which run when it failed: a rollback there is what expires a loaded row). Silent after `await session.refresh(row)` (`refresh(row, [\"name\"])` loads only the attributes it names: reads of the others are still reported), a query of the row\'s model on that session, or a call handed the row or the session (`await commit_and_refresh(session, row)`) or made on an object built from it (`repo = Repo(session)`, `await repo.get(i)`), between the commit and the read (a flush or another table\'s query reloads nothing); for a row deleted or expunged before the commit (it leaves detached with its state); for a method call on the row, an attribute the code set again after the commit, and reads in a nested def or a lambda; for a route with no response model (FastAPI encodes the object with `vars()`, which loads nothing) or whose response model is the ORM class itself (a SQLModel table class is encoded from its `__dict__`); and when any async factory outside tests turns expiry off or sets it from a value the code cannot read (a name, `**options`), or the project sets `expire_on_commit` anywhere else (`s.sync_session.expire_on_commit = False`, `Maker(expire_on_commit=False)` per call, `configure(...)`): which factory a session came from is not followed. In a tree of several projects (each directory with its own manifest), the factories and settings of the file\'s own project decide, when it has any. Through a serialiser or a response model pydantic v2 reports the failure as a validation error (FastAPI: a 500 `ResponseValidationError`). A row read after `async with Maker() as s, s.begin():` has left with the closed session (a `DetachedInstanceError`, not this): silent.',
+    what: 'In a coroutine, finds a lazy relationship (the default `lazy="select"`) read on one row that an `AsyncSession` loaded — `row = await session.get(Model, id)`, `row = (await session.scalars(select(Model)...)).first()` / `.one()` / `.one_or_none()`, `(await session.execute(select(Model)...)).scalar_one_or_none()`, `await session.scalar(select(Model)...)` — when no loader option of the query loads it (`selectinload(Model.rel)`, `joinedload(...)`, also chained and in `session.get(..., options=[...])`; `raiseload`/`noload` naming it silence it too, while `lazyload(Model.rel)`, a path through it with `defaultload`, or a filter on it, `Model.rel.any(...)`, load nothing) and no `await session.refresh(row, ["rel"])` came before: `row.rel`, `row.rel.append(x)`, `row.rel.name`. High for a collection or the side of a one-to-one without the foreign key (always a SELECT); medium for a many-to-one, which the identity map may serve without IO when its row is already loaded. Also through calls: the row a coroutine of the repo returns (`return await self.session.get(Model, i)`, `row = ...; return row`) when its caller reads a lazy relationship on it (`row = await repo.get(i); row.rel`); not when the coroutine refreshed it or awaited the attribute before returning, returns something reached from the row, or loads it on a session of its own (the row leaves detached: another error). Loops over rows are PA108\'s. Silent for a name bound more than once in the function (which row a read sees depends on the path), for an earlier eager query of the function whose rows are kept in a name (the identity map hands the row back; it holds rows weakly, so thrown-away results do not count), and for relationships declared eager (`selectin`, `joined`, `subquery`, `immediate`) or `raise`, `noload`, `dynamic`, `write_only`, for `await row.awaitable_attrs.rel`, for rows of a sync session, and when the name is bound again before the read. After a commit: when every async session factory of the project keeps `expire_on_commit=True` (SQLAlchemy\'s default; PA404 reports the factory), the first read of a row the coroutine holds on an `AsyncSession` (loaded by it, or `row = Model(...)` added to it) after an `await session.commit()` that runs on every path to the read (its statement\'s block encloses the read): an attribute (`row.id` too: the commit expires every attribute), `Out.model_validate(row)` / `from_orm(row)`, or `return row` from a route with a response model (`response_model=`, or a return annotation naming a class: FastAPI validates it in the event loop after the handler). After a rollback the same, whatever the factory says (`Session.rollback()` expires every row the session loaded; an object only added to it leaves with its state, so only loaded rows count): `except IntegrityError: await session.rollback(); return f\"{row.name} is taken\"`. Through calls too: the row a coroutine returns after its own commit expired it (`session.add(u); await session.commit(); return u`, no refresh), read by its caller (`u = await create_user(...)` then `u.id`, or a route\'s `return await create_user(...)` into its response model); not when the caller refreshes it, hands it on or runs a query on a session before reading it (the query may hand the row back reloaded), nor when the coroutine itself reads it before returning (that read is reported there), nor when it opened the session itself (`async with Maker() as s:`: the row leaves detached, another error). The session may be a name or a repository\'s `self.session`; the commit an `await session.commit()`, the end of an `async with session.begin():` block around the row\'s binding, or an awaited call handed the session whose function commits after its last statement, unconditionally and with no refresh after (`async def save(s): await s.commit()` … `await save(session)` then `post.title`; decided in the repo phase). A commit in a `try` body whose every handler leaves (`raise`, `return`) runs before whatever follows the `try` (not before its handlers, which run when it failed: a rollback there is what expires a loaded row). Silent after `await session.refresh(row)` (`refresh(row, [\"name\"])` loads only the attributes it names: reads of the others are still reported), a query of the row\'s model on that session, or a call handed the row or the session (`await commit_and_refresh(session, row)`) or made on an object built from it (`repo = Repo(session)`, `await repo.get(i)`), between the commit and the read (a flush or another table\'s query reloads nothing); for a row deleted or expunged before the commit (it leaves detached with its state); for a method call on the row, an attribute the code set again after the commit, and reads in a nested def or a lambda; for a route with no response model (FastAPI encodes the object with `vars()`, which loads nothing) or whose response model is the ORM class itself (a SQLModel table class is encoded from its `__dict__`); and when any async factory outside tests turns expiry off or sets it from a value the code cannot read (a name, `**options`), or the project sets `expire_on_commit` anywhere else (`s.sync_session.expire_on_commit = False`, `Maker(expire_on_commit=False)` per call, `configure(...)`): which factory a session came from is not followed. In a tree of several projects (each directory with its own manifest), the factories and settings of the file\'s own project decide, when it has any. Through a serialiser or a response model pydantic v2 reports the failure as a validation error (FastAPI: a 500 `ResponseValidationError`). A row read after `async with Maker() as s, s.begin():` has left with the closed session (a `DetachedInstanceError`, not this): silent.',
     why: 'Under `AsyncSession` an attribute access cannot await: the lazy load\'s SELECT raises `MissingGreenlet` ("greenlet_spawn has not been called; can\'t call await_only() here") instead of running. The code reads like a plain attribute and fails at run time, often only on the path that first touches the relationship.',
     bad: "from sqlalchemy import ForeignKey\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass Order(Base):\n    __tablename__ = \"orders\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    lines: Mapped[list[\"Line\"]] = relationship()\n\n\nclass Line(Base):\n    __tablename__ = \"lines\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    order_id: Mapped[int] = mapped_column(ForeignKey(\"orders.id\"))\n    sku: Mapped[str]\n\n\nasync def order_lines(session: AsyncSession, order_id: int):\n    order = await session.get(Order, order_id)\n    return [line.sku for line in order.lines]\n",
     good: "from sqlalchemy import ForeignKey\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass Order(Base):\n    __tablename__ = \"orders\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    lines: Mapped[list[\"Line\"]] = relationship()\n\n\nclass Line(Base):\n    __tablename__ = \"lines\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    order_id: Mapped[int] = mapped_column(ForeignKey(\"orders.id\"))\n    sku: Mapped[str]\n\n\nasync def order_lines(session: AsyncSession, order_id: int):\n    order = await session.get(Order, order_id, options=[selectinload(Order.lines)])\n    return [line.sku for line in order.lines]\n",
@@ -128,6 +130,7 @@ export const asyncLazyLoad: FileRule & RepoRule = {
   checkRepo(ctx: RepoRuleContext): void {
     const graph = callGraphOf(ctx.index);
     reportExpiredReturns(ctx, graph);
+    reportHandedCommits(ctx, graph);
     for (const { ref, file, fn, site, call, to } of siteCalls(graph, ROW_CALLS)) {
       const found = returnedRow(graph, to, 0);
       if (!found) continue;
@@ -456,6 +459,11 @@ export function collectExpiredRowFacts(model: FileModel, project?: ProjectContex
       out[r.fnIndex]!.push({ kind: RETURNS_EXPIRED_ROW, what: `${r.commit}|${r.commitLine}`, line: model.functions[r.fnIndex]!.startLine, column: 1 });
     }
   }
+  if (model.modelClasses.size && expiringAsyncFactory(project, model.path) !== null) {
+    for (const r of handedCommitReads(model, asyncHandles(model, project))) {
+      out[r.fnIndex]!.push({ kind: HANDED_COMMIT_READ, what: JSON.stringify({ read: r.read, validated: r.validated, row: r.row }), line: r.call.line, column: r.call.column });
+    }
+  }
   for (const fn of model.functions) {
     if (!fn.isAsync || !fn.body) continue;
     const validated = fn.role === 'handler' && validatesResponse(model, fn);
@@ -485,6 +493,65 @@ export function collectExpiredRowFacts(model: FileModel, project?: ProjectContex
     }
   }
   return out;
+}
+
+/**
+ * Site fact at an awaited call handed the session a coroutine's row is on (`await save(session)`,
+ * `await crud.update(session, post)`), when a read of the row follows on every path with nothing
+ * that may load it again in between (`what` = JSON {read, validated, row}): whether the callee
+ * commits last, expiring the row, is for the repo phase.
+ */
+export const HANDED_COMMIT_READ = 'handed_commit_read';
+const HANDED_COMMIT_READS: ReadonlySet<string> = new Set([HANDED_COMMIT_READ]);
+
+/** Candidate reads after a call handed the session (see {@link HANDED_COMMIT_READ}). */
+function* handedCommitReads(model: FileModel, isAsync: ReturnType<typeof asyncHandles>): Generator<{ fnIndex: number; call: CallInfo; row: string; read: [number, number, number, string]; validated: boolean }> {
+  for (const r of loadedRows(model, isAsync)) {
+    if (!r.session || !SESSION_PATH.test(r.session)) continue;
+    const fn = model.functions[r.fnIndex]!;
+    if (!fn.body || !boundOnce(model, r.fnIndex, r.name)) continue;
+    const calls = callsOf(model, r.fnIndex).filter((c) => c.node.startIndex > r.from && c.functionIndex === r.fnIndex && !insideNestedDef(c.node, fn.node));
+    const holders = sessionHolders(model, r.fnIndex, r.session);
+    const handsOn = (c: CallInfo) => !SERIALISE.test(c.method) && (holders.has(c.dottedReceiver?.split('.')[0] ?? '')
+      || [...callArgs(c.node).positional, ...callArgs(c.node).keywords.values()].some((a) => (a?.type === 'identifier' || a?.type === 'attribute') && (a.text === r.name || a.text === r.session)));
+    // The first call that hands the session on (not a method of the session itself).
+    const call = calls.find((c) => handsOn(c));
+    if (!call || !call.awaited || call.dottedReceiver === r.session || holders.has(call.dottedReceiver?.split('.')[0] ?? '')) continue;
+    if (![...callArgs(call.node).positional, ...callArgs(call.node).keywords.values()].some((a) => a?.text === r.session)) continue;
+    // A commit of the session's own before it: the file's finding (expiredReads) covers that span.
+    if (calls.some((c) => c.node.startIndex < call.node.startIndex && c.dottedReceiver === r.session && /^(commit|rollback)$/.test(c.method))) continue;
+    const dominated = dominatedBlock(call.node);
+    if (!dominated) continue;
+    const next = calls.find((c) => c.node.startIndex > call.node.endIndex && (handsOn(c) || (c.dottedReceiver === r.session && (c.method === 'refresh' || (RELOADS.test(c.method) && c.node.text.includes(r.entity))))));
+    const limit = Math.min(next ? next.node.startIndex : Infinity, dominated.block.endIndex);
+    const read = firstReadAfter(model, fn, r.name, call.node.endIndex, limit, dominated.skip, fn.role === 'handler' && validatesResponse(model, fn));
+    if (!read) continue;
+    const end = read.node.startPosition.row === read.node.endPosition.row ? read.node.endPosition.column + 1 : read.node.startPosition.column + 2;
+    yield { fnIndex: r.fnIndex, call, row: r.name, read: [read.node.startPosition.row + 1, read.node.startPosition.column + 1, end, read.what], validated: read.validated };
+  }
+}
+
+/**
+ * PA111 through a call: the row read after a call handed the session whose callee commits last
+ * (an unconditional commit after its last statement, no refresh after it): the commit expired it.
+ */
+function reportHandedCommits(ctx: RepoRuleContext, graph: CallGraph): void {
+  const always = alwaysReaches(graph, COMMIT_EFFECT);
+  for (const { file, fn, site, call, to } of siteCalls(graph, HANDED_COMMIT_READS)) {
+    if (call.receiverType === UNTYPED || sessionEnd(graph, to, always) !== 'releases') continue;
+    const { read, validated, row } = JSON.parse(site.what) as { read: [number, number, number, string]; validated: boolean; row: string };
+    const [line, column, endColumn, what] = read;
+    const callee = graph.function(to);
+    ctx.report({
+      path: file.path,
+      location: { line, column, endLine: line, endColumn },
+      message: `${what}, and \`${call.calleeText}()\` (line ${call.line}) commits the session it is handed (\`${callee.qualifiedName}\` ends with a commit), which expired \`${row}\`: reading it reloads the row, and that implicit IO fails with \`MissingGreenlet\`${validated ? VALIDATION_NOTE : ''}`,
+      severity: 'high',
+      function: fn.name,
+      recommendation: `read what you need before the call, \`await session.refresh(${row})\` after it, or \`expire_on_commit=False\` on the factory`,
+      chain: [{ path: file.path, line: call.line, column: call.column, function: fn.name, call: call.calleeText }],
+    });
+  }
 }
 
 /** PA111 through calls: a read, in the caller, of the row a coroutine returned after its commit expired it. */

@@ -4,7 +4,8 @@ import { UNTYPED } from '../../../analysis/objects.js';
 import { flagAtCall } from '../../../semantic/guards.js';
 import type { RepoRuleContext } from '../../types.js';
 import type { Severity } from '../../../types.js';
-import { TXN_OPEN_CALL, type OpenSite } from './effects.js';
+import { COMMIT_EFFECT, TXN_OPEN_CALL, type OpenSite } from './effects.js';
+import { FLUSH_EFFECT, PK_QUERY_EFFECT, QUERY_EFFECT, RELOAD_EFFECT, WRITE_EFFECT } from '../query/dbCalls.js';
 
 const TXN_OPEN_CALLS: ReadonlySet<string> = new Set([TXN_OPEN_CALL]);
 
@@ -71,4 +72,35 @@ export function alwaysReaches(graph: CallGraph, kind: string): (ref: FnRef) => b
     return result;
   };
   return visit;
+}
+
+/** What a session handed to `ref` is left with when it returns: untouched, a transaction it began, or one it ended. */
+export type SessionEnd = 'none' | 'holds' | 'releases';
+
+const STATEMENT_KINDS = [QUERY_EFFECT, PK_QUERY_EFFECT, WRITE_EFFECT, RELOAD_EFFECT, FLUSH_EFFECT];
+
+/**
+ * What a function handed a session does with it (PA401: is the connection still out when it
+ * returns; PA111: did it expire the rows the caller holds), read from its effects and those of what it
+ * calls: nothing that reaches the database (staging `add()` only, or nothing), a statement last
+ * (the transaction it began stays open: a reload after the commit, `refresh()`, counts), or an
+ * unconditional commit after its last statement (the connection goes back to the pool).
+ */
+export function sessionEnd(graph: CallGraph, ref: FnRef, always: (r: FnRef) => boolean, depth = 0): SessionEnd {
+  const reaches = (r: FnRef) => STATEMENT_KINDS.some((k) => graph.effectOf(r, k, 'any')) || !!graph.effectOf(r, COMMIT_EFFECT, 'any');
+  if (!reaches(ref)) return 'none';
+  if (depth > 3) return 'holds';
+  type Step = { line: number; column: number; commit?: boolean; edge?: FnRef };
+  const steps: Step[] = [];
+  for (const e of graph.ownEffects(ref)) {
+    if (e.kind === COMMIT_EFFECT) steps.push({ line: e.line, column: e.column, commit: e.guard === undefined });
+    else if (STATEMENT_KINDS.includes(e.kind)) steps.push({ line: e.line, column: e.column });
+  }
+  for (const e of graph.callees(ref)) if (reaches(e.to)) steps.push({ line: e.call.line, column: e.call.column, edge: e.to });
+  // The last step; at one position a commit (also a flush) wins.
+  steps.sort((a, b) => a.line - b.line || a.column - b.column || Number(!!a.commit) - Number(!!b.commit));
+  const last = steps[steps.length - 1];
+  if (!last) return 'holds';
+  if (last.edge) return sessionEnd(graph, last.edge, always, depth + 1) === 'releases' && always(ref) ? 'releases' : 'holds';
+  return last.commit && always(ref) ? 'releases' : 'holds';
 }
