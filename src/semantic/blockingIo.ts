@@ -415,8 +415,8 @@ function importsReceiverLibrary(model: FileModel): boolean {
   if (v === undefined) {
     v = false;
     for (const q of model.imports.values()) if (RECEIVER_LIBRARIES.test(q)) v = true;
-    // `os.fdopen(fd)` gives a file object whatever else the file imports.
-    if (!v && model.source.includes('fdopen(')) v = true;
+    // `os.fdopen(fd)` and the builtin `open()` give a file object whatever else the file imports.
+    if (!v && /\b(fd)?open\(/.test(model.source)) v = true;
     receiverLibraryMemo.set(model, v);
   }
   return v;

@@ -6,6 +6,7 @@
  * Why is this bad? While the call waits on the disk, the network or a child process, the event
  * loop waits with it, and so does every other request the process serves.
  */
+import type { SyntaxNode } from '../../../parse/parser.js';
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { alternativeFor as alternativeForCall, blockingIoCall, BUNDLED_FILE, isCheapMetadata, isSingleFileOp, readsBundledFile } from '../../../semantic/blockingIo.js';
@@ -67,17 +68,19 @@ export const blockingIoInAsync: FileRule & RepoRule = {
     for (const { call, fn } of sites) {
       const what = blockingIoCall(ctx.model, call);
       if (!what) continue;
-      if (what.startsWith('file.') && openedHere(ctx.model, call, reportedOpens)) continue;
+      // A call in a `while` condition runs on every pass (`while chunk := f.read(1 << 20):`).
+      const repeated = call.loops.length > 0 || inWhileCondition(call.node);
+      if (what.startsWith('file.') && !repeated && openedHere(ctx.model, call, reportedOpens)) continue;
       // Metadata operations are microseconds each: one is advisory, one per item of a loop low.
       const metaOp = isCheapMetadata(what, call);
-      const metadata = call.loops.length === 0 && metaOp;
-      const bundled = call.loops.length === 0 && !metadata && readsBundledFile(ctx.model, call);
+      const metadata = !repeated && metaOp;
+      const bundled = !repeated && !metadata && readsBundledFile(ctx.model, call);
       const cheap = metadata || bundled;
       const note = metadata ? ' (a single metadata operation: cheap, but still a disk round trip when the cache misses)' : metaOp ? ' (a metadata operation per item of a loop)' : bundled ? ' (a read of a file shipped with the code)' : '';
       ctx.report({
         node: call.node,
         message: `blocking call \`${what}\` on the event loop inside \`async def ${fn.name}\`${note}; ${alternativeFor(what)}`,
-        severity: cheap || metaOp ? 'low' : singleFile(what, call) ? atMostMedium(severityByRole(ctx.model, call.functionIndex, SEVERITY)) : severityByRole(ctx.model, call.functionIndex, SEVERITY),
+        severity: cheap || metaOp ? 'low' : !repeated && singleFile(what, call) ? atMostMedium(severityByRole(ctx.model, call.functionIndex, SEVERITY)) : severityByRole(ctx.model, call.functionIndex, SEVERITY),
         recommendation: alternativeFor(what),
         ...(metadata ? { advisory: METADATA_EVIDENCE } : bundled ? { advisory: BUNDLED_EVIDENCE } : {}),
       });
@@ -103,6 +106,16 @@ function singleFile(what: string, call: CallInfo): boolean {
 
 function atMostMedium(s: Severity): Severity {
   return s === 'high' || s === 'critical' ? 'medium' : s;
+}
+
+/** Is the node inside the condition of a `while` loop (not in a nested def or lambda)? */
+function inWhileCondition(node: SyntaxNode): boolean {
+  let child = node;
+  for (let p = node.parent; p; child = p, p = p.parent) {
+    if (p.type === 'function_definition' || p.type === 'lambda' || p.type === 'block') return false;
+    if (p.type === 'while_statement') return p.childForFieldName('condition')?.id === child.id;
+  }
+  return false;
 }
 
 /**
