@@ -25,7 +25,7 @@ import { isMemoisedCall } from '../../../semantic/memo.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { isNamedLookupCallee, type CallInfo, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
-import { conditionalInFunction } from '../../../semantic/controlFlow.js';
+import { conditionalInFunction, exclusiveArms } from '../../../semantic/controlFlow.js';
 import { dictKeyGuard, soleFlagGuard } from '../../../semantic/guards.js';
 import { pendingHandleMethod } from '../../../semantic/syncDb.js';
 import { externalCall, outsideEffect } from '../../../semantic/externalCalls.js';
@@ -57,6 +57,8 @@ export interface OpenSite {
   to: number;
   /** A `transaction()` block rather than `begin()` (asyncpg, psycopg 3). */
   block?: 'transaction';
+  /** In a `read` span: an attribute of a row loaded through the session changed before the call (`account.status = "x"`), which the commit will write. */
+  pending?: { line: number; what: string };
 }
 
 
@@ -174,12 +176,34 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
         if ((call.qualifiedName && LIBRARY_CALL.test(call.qualifiedName)) || externalCall(model, call)) continue;
         if (seen.has(call)) continue;
         seen.add(call);
-        const site: OpenSite = { session: region.session, kind: read ? 'read' : region.kind, from: region.startLine, to: region.endLine, ...(region.block ? { block: region.block } : {}) };
+        const pending = read ? pendingChange(model, region.fnIndex, region.session, region.from, call) : null;
+        const site: OpenSite = { session: region.session, kind: read ? 'read' : region.kind, from: region.startLine, to: region.endLine, ...(region.block ? { block: region.block } : {}), ...(pending ? { pending } : {}) };
         effects[region.fnIndex]!.push({ kind: TXN_OPEN_CALL, what: JSON.stringify(site), line: call.line, column: call.column });
       }
     }
   }
   return effects;
+}
+
+/**
+ * An attribute of a row the function loaded through `session` (`account = db.get(Account, i)`),
+ * changed after `from` and before `call`, outside any branch the call is not in: a change the
+ * session's commit will write, pending while the call runs.
+ */
+function pendingChange(model: FileModel, fnIndex: number, session: string, from: number, call: CallInfo): { line: number; what: string } | null {
+  for (const a of [...model.assignments, ...model.augAssignments]) {
+    if (a.functionIndex !== fnIndex || a.node.startIndex < from || a.node.startIndex >= call.node.startIndex) continue;
+    const m = /^([A-Za-z_]\w*)\.(\w+)$/.exec(a.target);
+    if (!m || m[2]!.startsWith('_') || a.loops.some((l) => !call.loops.includes(l))) continue;
+    if (exclusiveArms(a.node, call.node, model.functions[fnIndex]?.body ?? null)) continue;
+    const bound = lastAssignment(model, m[1]!, fnIndex, a.line);
+    const v = unwrap(bound?.value ?? null);
+    const loader = v ? [v, ...v.descendantsOfType('call')].find((n) => n.type === 'call') : null;
+    const c = loader ? callsOf(model, fnIndex).find((x) => x.node.id === loader.id) : undefined;
+    if (!c || receiverKey(c) !== session || classifyDbCall(model, c)?.kind !== 'read') continue;
+    return { line: a.line, what: a.target };
+  }
+  return null;
 }
 
 /** Does a call run whenever its function does: not under a condition, a handler, a loop? */

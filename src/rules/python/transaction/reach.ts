@@ -18,8 +18,8 @@ const TXN_OPEN_CALLS: ReadonlySet<string> = new Set([TXN_OPEN_CALL]);
 export function reportInTransactionCalls(
   ctx: RepoRuleContext, kind: string, severity: Severity, alwaysOnly: boolean,
   describe: (callee: string, chain: string, where: string) => string,
-  /** Also the spans a read began, before any write. */
-  reads = false,
+  /** Also the spans a read began, before any write; `pending`: only where a changed row's attribute waits for the commit. */
+  reads: boolean | 'pending' = false,
 ): void {
   const graph = callGraphOf(ctx.index);
   const always = alwaysOnly ? alwaysReaches(graph, kind) : null;
@@ -27,9 +27,10 @@ export function reportInTransactionCalls(
     const reach = graph.effectOf(to, kind, 'any');
     if (!reach || (always && !always(to))) continue;
     const open = JSON.parse(site.what) as OpenSite;
-    if (open.kind === 'read' && !reads) continue;
+    if (open.kind === 'read' && (!reads || (reads === 'pending' && !open.pending))) continue;
     const weak = reach.weak || call.receiverType === UNTYPED;
     const where = open.kind === 'begin' ? `inside \`${open.session}.${open.block ?? 'begin'}()\``
+      : open.kind === 'read' && open.pending ? `between the change of \`${open.pending.what}\` (line ${open.pending.line}) and the commit of \`${open.session}\` (line ${open.to})`
       : open.kind === 'read' ? `in the transaction the first statement on \`${open.session}\` began (line ${open.from}), before its commit (line ${open.to})`
       : `between the first write on \`${open.session}\` (line ${open.from}) and its commit (line ${open.to})`;
     ctx.report({
