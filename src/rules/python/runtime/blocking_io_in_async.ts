@@ -123,9 +123,12 @@ function inWhileCondition(node: SyntaxNode): boolean {
  * call already reported (`with open(p) as f:` around the call, or `f = open(p)` before it)?
  */
 function openedHere(model: FileModel, call: CallInfo, reportedOpens: ReadonlyMap<number, number>): boolean {
-  if (call.receiver?.type !== 'identifier' || !reportedOpens.size) return false;
-  const name = call.receiver.text;
+  if (!reportedOpens.size) return false;
   const same = (start: number) => reportedOpens.get(start) === call.loops.length;
+  // `open(p).read()`: the method of the very file the reported call opens.
+  if (call.receiver?.type === 'call') return same(call.receiver.startIndex);
+  if (call.receiver?.type !== 'identifier') return false;
+  const name = call.receiver.text;
   for (const wi of call.withs) {
     const w = model.withs[wi]!;
     if (w.functionIndex !== call.functionIndex) continue;
