@@ -25,6 +25,7 @@ import { collectSwallowedCalls, SWALLOWED_CALL } from './transaction/missing_rol
 import { collectParentCommitCalls, PARENT_COMMIT_CALL } from './transaction/scope_too_narrow.js';
 import { ASYNC_ROW_CALL, collectAsyncRowFacts, collectExpiredRowFacts, EXPIRED_ROW_CALL, HANDED_COMMIT_READ, RETURNS_CALL_ROW } from './query/async_lazy_load.js';
 import { TXN_RAISE_AFTER, TXN_REQUEST_WRITE, TXN_SCOPE_CALL, TXN_SCOPE_OPEN } from './transaction/libraryWrites.js';
+import { collectParamWrites, REQUEST_HANDOFF } from './transaction/missing_commit.js';
 
 export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   // Query family: `query` / `write` effects and per-item loop call sites (see dbCalls.ts).
@@ -44,7 +45,9 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   // PA107 and PA102 findings whose severity waits for the loop's callers (see loops.ts).
   { collect: collectDeferredLoopReports, siteKinds: [] },
   // Transaction family: `commit` effects and per-item / in-transaction call sites.
-  { collect: collectTransactionEffects, siteKinds: [TXN_LOOP_CALL, TXN_OPEN_CALL, TXN_SCOPE_OPEN, TXN_SCOPE_CALL, TXN_RAISE_AFTER, TXN_REQUEST_WRITE] },
+  { collect: collectTransactionEffects, siteKinds: [TXN_LOOP_CALL, TXN_OPEN_CALL, TXN_SCOPE_OPEN, TXN_SCOPE_CALL, TXN_RAISE_AFTER, TXN_REQUEST_WRITE, REQUEST_HANDOFF] },
+  // PA208: functions that write through a session parameter and leave the commit to their caller.
+  { collect: collectParamWrites, siteKinds: [] },
   // PA212: a handler's job about an object written through its injected session, committed later by the provider.
   { collect: collectRequestEnqueues, siteKinds: [] },
   // PA212 through helpers: functions that enqueue a job about a parameter, and written objects handed to calls before the commit.

@@ -39,7 +39,8 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
-import { callGraphOf, type CallGraph, type FnRef, type Reach } from '../../../analysis/callgraph.js';
+import { callGraphOf, siteCalls, type CallGraph, type FnRef, type Reach } from '../../../analysis/callgraph.js';
+import { UNTYPED } from '../../../analysis/objects.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
 import { libraryReach } from './libraryReach.js';
 import { COMMITS_ALWAYS, PROVIDES_UNCOMMITTED, TXN_RAISE_AFTER, TXN_SCOPE_CALL, TXN_SCOPE_OPEN, type ScopeCall, type ScopeOpen } from './libraryWrites.js';
@@ -88,7 +89,7 @@ export const missingCommit: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'A write on a session or connection the function opens, never committed before it is closed',
-    what: 'Finds a write — `add`/`delete`/`merge`, an INSERT/UPDATE/DELETE, a changed attribute of a row loaded through it — on a session or connection the function opens itself (`Session()`, a `sessionmaker` factory, `async with factory() as s`, `psycopg2.connect()` and other DB-API drivers whose autocommit is off, `engine.connect()` on SQLAlchemy 2.x) when no `commit()` on that handle follows the write. Silent when the handle is handed on (a helper, a repository, a provider that yields it and commits after `yield`), for a session over a connection in a transaction another owner ends (`with engine.begin() as conn: s = Session(bind=conn)`, or the caller\'s connection passed in: the session joins that transaction), for `with x.begin():` blocks, `with factory() as s:` where the factory makes sessions of the project\'s own class (`sessionmaker(class_=ContextSession)`, whose `__exit__` may commit), `with conn:` on a DB-API connection, autocommit settings, and sessions the function receives or shares (scoped sessions; Flask-SQLAlchemy\'s outside a view), whose owner commits. In a Flask view, a write through Flask-SQLAlchemy\'s `db.session` (`db.session.add(...)`, a changed attribute of a row from `db.get_or_404` or `Model.query`) is reported when nothing commits it: not the view, nothing it calls (nor any project function of a name it calls), no method of its class or a base class (a `dispatch_request` that commits after the view), no decorator of the project that commits (a check-only decorator such as `@permission_required(...)` does not count), no blinker receiver that commits when the view sends a signal, no `after_request`/`teardown_request`/`teardown_appcontext` hook, and no `SQLALCHEMY_COMMIT_ON_TEARDOWN`: Flask-SQLAlchemy removes the session when the request ends, and the removal rolls the write back. In a request handler, a write through a session injected with `Depends(provider)` is reported when nothing commits it: not the handler, not anything it calls, not the provider after its `yield`; and when the provider commits after its `yield` but the handler raises an HTTP error right after the write (`user.failed_logins += 1` then `raise HTTPException(401)`, the write also under a plain `if` on the way): the exception is thrown into the provider at the `yield`, so its commit never runs. Repository libraries that flush rather than commit (advanced-alchemy\'s repositories and services: `create`, `update`, `delete`, `*_many`, `upsert` without `auto_commit=True`) are followed too: a write through them in a block over a session opened outside any request (`config.get_session()`, `Service.new(config=...)`, or a provider of the project that wraps them) that nothing commits, and a write followed on the same path by a raised HTTP error (the request\'s session is committed only after a successful response). Silent with `auto_commit=True`, an explicit `commit()`, a session handed in by the caller, and a request that ends with a 2xx.',
+    what: 'Finds a write — `add`/`delete`/`merge`, an INSERT/UPDATE/DELETE, a changed attribute of a row loaded through it — on a session or connection the function opens itself (`Session()`, a `sessionmaker` factory, `async with factory() as s`, `psycopg2.connect()` and other DB-API drivers whose autocommit is off, `engine.connect()` on SQLAlchemy 2.x) when no `commit()` on that handle follows the write. Silent when the handle is handed on (a helper, a repository, a provider that yields it and commits after `yield`), for a session over a connection in a transaction another owner ends (`with engine.begin() as conn: s = Session(bind=conn)`, or the caller\'s connection passed in: the session joins that transaction), for `with x.begin():` blocks, `with factory() as s:` where the factory makes sessions of the project\'s own class (`sessionmaker(class_=ContextSession)`, whose `__exit__` may commit), `with conn:` on a DB-API connection, autocommit settings, and sessions the function receives or shares (scoped sessions; Flask-SQLAlchemy\'s outside a view), whose owner commits. In a Flask view, a write through Flask-SQLAlchemy\'s `db.session` (`db.session.add(...)`, a changed attribute of a row from `db.get_or_404` or `Model.query`) is reported when nothing commits it: not the view, nothing it calls (nor any project function of a name it calls), no method of its class or a base class (a `dispatch_request` that commits after the view), no decorator of the project that commits (a check-only decorator such as `@permission_required(...)` does not count), no blinker receiver that commits when the view sends a signal, no `after_request`/`teardown_request`/`teardown_appcontext` hook, and no `SQLALCHEMY_COMMIT_ON_TEARDOWN`: Flask-SQLAlchemy removes the session when the request ends, and the removal rolls the write back. In a request handler, a write through a session injected with `Depends(provider)` is reported when nothing commits it: not the handler, not anything it calls, not the provider after its `yield`; also a write made by a function the handler hands that session to (`mark_disputed(session, invoice_id)`, by position or keyword: an `add`, a statement or a changed attribute of a row loaded through its session parameter, not committed there), reported at the handler\'s call when the provider is a generator that never commits; and when the provider commits after its `yield` but the handler raises an HTTP error right after the write (`user.failed_logins += 1` then `raise HTTPException(401)`, the write also under a plain `if` on the way): the exception is thrown into the provider at the `yield`, so its commit never runs. Repository libraries that flush rather than commit (advanced-alchemy\'s repositories and services: `create`, `update`, `delete`, `*_many`, `upsert` without `auto_commit=True`) are followed too: a write through them in a block over a session opened outside any request (`config.get_session()`, `Service.new(config=...)`, or a provider of the project that wraps them) that nothing commits, and a write followed on the same path by a raised HTTP error (the request\'s session is committed only after a successful response). Silent with `auto_commit=True`, an explicit `commit()`, a session handed in by the caller, and a request that ends with a 2xx.',
     why: 'Closing a session or connection — or letting it go at the end of the function — rolls its open transaction back. The writes are discarded without an error: the code reads as if it saved, tests that share the session pass, and the rows never reach the database.',
     bad:
       'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\n\nfrom app.models import AuditEvent\n\n'
@@ -139,6 +140,31 @@ export const missingCommit: FileRule & RepoRule = {
     // binds is not followed, so any such engine in the project leaves the request scope alone.
     if (ctx.project.engines.some((e) => /^autocommit$/i.test(String(e.kwargs['isolation_level'] ?? '')))) return;
     lostFlaskWrites(ctx, graph);
+    for (const { ref, file, fn, site, call, to } of siteCalls(graph, REQUEST_HANDOFFS)) {
+      if (call.receiverType === UNTYPED) continue;
+      const s = JSON.parse(site.what) as RequestHandOff;
+      const write = graph.ownEffects(to).find((e) => {
+        if (e.kind !== PARAM_WRITE) return false;
+        const [position, name] = e.what.split(':');
+        return s.keyword ? name === s.keyword : Number(position) === s.position;
+      });
+      if (!write) continue;
+      // A provider that yields the session and closes it after the request (not a stub, nor one
+      // returning a session that is then never closed: another defect).
+      const provider = graph.resolveQualified(s.provider);
+      if (!provider || !graph.function(provider).isGenerator || graph.reaches(provider, MAY_COMMIT_EFFECT, 'any') || graph.reaches(ref, MAY_COMMIT_EFFECT, 'any')) continue;
+      const providerName = graph.function(provider).name;
+      const what = write.what.split(':').slice(2).join(':');
+      const callee = graph.function(to);
+      ctx.report({
+        path: file.path,
+        location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+        message: `\`${call.calleeText}()\` writes through \`${s.param}\` (\`${what}\`, line ${write.line} of ${graph.fileOf(to).path}, in \`${callee.qualifiedName}\`), the request's session from \`Depends(${providerName})\`, and nothing commits it: not \`${callee.name}\`, not this handler, nothing it calls, nor \`${providerName}\` after its \`yield\`; the session is closed at the end of the request and the write is rolled back`,
+        severity: 'high',
+        function: fn.name,
+        chain: [{ path: file.path, line: call.line, column: call.column, function: fn.name, call: call.calleeText }],
+      });
+    }
     for (const ref of graph.functionsWithEffects(REQUEST_WRITES)) {
       const file = graph.fileOf(ref);
       const fn = graph.function(ref);
@@ -202,7 +228,19 @@ export function requestWrites(model: FileModel): Effect[][] {
       if (!provider || escapes(fn.node, p.name, true)) continue;
       const owned: Owned = { name: p.name, kind: 'session', inWith: false, line: fn.startLine, fnIndex };
       const write = uncommittedWrite(model, owned, [p.name]);
-      if (!write) continue;
+      if (!write) {
+        // Handed to a function that may write through it (`await rename_product(session, ...)`): the repo phase looks.
+        for (const c of callsOf(model, fnIndex)) {
+          if (c.functionIndex !== fnIndex || c.method === 'commit' || receiverKey(c) === p.name) continue;
+          const { positional, keywords } = callArgs(c.node);
+          const at = positional.findIndex((a) => a.text === p.name);
+          const kw = [...keywords].find(([, v]) => v.text === p.name)?.[0];
+          if (at < 0 && !kw) continue;
+          const site: RequestHandOff = { param: p.name, provider, position: at, keyword: kw ?? null };
+          out[fnIndex]!.push({ kind: REQUEST_HANDOFF, what: JSON.stringify(site), line: c.line, column: c.column });
+        }
+        continue;
+      }
       const site: RequestWrite = { param: p.name, provider, what: write.what, endLine: write.node.endPosition.row + 1, endColumn: write.node.endPosition.column + 1 };
       out[fnIndex]!.push({ kind: REQUEST_WRITE, what: JSON.stringify(site), line: write.node.startPosition.row + 1, column: write.node.startPosition.column + 1 });
     }
@@ -210,6 +248,41 @@ export function requestWrites(model: FileModel): Effect[][] {
   return out;
 }
 
+
+/** Site fact at a handler's call handed its injected session (`what` = JSON {@link RequestHandOff}). */
+export const REQUEST_HANDOFF = 'request_handoff';
+const REQUEST_HANDOFFS: ReadonlySet<string> = new Set([REQUEST_HANDOFF]);
+interface RequestHandOff {
+  param: string;
+  provider: string;
+  /** The argument's position, or -1 when handed by keyword. */
+  position: number;
+  keyword: string | null;
+}
+
+/** Own effect: the function writes through a session parameter and does not commit it (`what` = `position:name:write`, position after self/cls). */
+export const PARAM_WRITE = 'param_write';
+
+const SESSION_PARAM = /^(session|db|db_session|dbsession|sess|async_session)$/;
+
+/**
+ * Functions that write through a session they take as a parameter (`add`, DML, an attribute of a
+ * row loaded through it) and leave the commit to their caller: the request scope's writes when
+ * a handler hands them its injected session (see {@link REQUEST_HANDOFF}).
+ */
+export function collectParamWrites(model: FileModel): Effect[][] {
+  const out: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile || !/\b(add|add_all|delete|merge|execute)\s*\(|\.\w+\s*=[^=]/.test(model.source)) return out;
+  model.functions.forEach((fn, fnIndex) => {
+    const params = fn.params.filter((p) => p.name !== 'self' && p.name !== 'cls');
+    params.forEach((p, position) => {
+      if (!SESSION_PARAM.test(p.name) && !/(^|\.)(Session|AsyncSession)\b/.test(p.annotation ?? '')) return;
+      const write = uncommittedWrite(model, { name: p.name, kind: 'session', inWith: false, line: fn.startLine, fnIndex }, [p.name]);
+      if (write) out[fnIndex]!.push({ kind: PARAM_WRITE, what: `${position}:${p.name}:${write.what}`, line: write.node.startPosition.row + 1, column: write.node.startPosition.column + 1 });
+    });
+  });
+  return out;
+}
 
 /** Effect kinds of Flask views' writes through Flask-SQLAlchemy's `db.session` (see {@link flaskRequestWrites}). */
 export const FLASK_WRITE = 'flask_write';
