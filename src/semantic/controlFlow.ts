@@ -94,29 +94,36 @@ export function ifBranches(st: SyntaxNode): { branches: (SyntaxNode | null)[]; h
 
 /**
  * Do `a` and `b` lie in different arms of one `if`/`elif`/`else` or `match` statement below `stop`
- * (so no run reaches both)? A `b` in a later `elif`'s condition counts as another arm (it is read
- * only when the earlier conditions failed); one in the statement's own first condition or the
- * `match` subject does not (that runs on every path).
+ * (so no run reaches both)? An arm is a branch's block: a node in an `elif`'s condition is in no
+ * arm (that condition runs on the way to every later branch), while a `b` in a later `elif`'s
+ * condition is outside `a`'s arm (read only when the earlier conditions failed); one in the
+ * statement's first condition or the `match` subject is not. Not when a loop below `stop` runs
+ * the statement again: a later pass may take the other arm.
  */
 export function exclusiveArms(a: SyntaxNode, b: SyntaxNode, stop: SyntaxNode | null = null): boolean {
   const within = (n: SyntaxNode, outer: SyntaxNode) => n.startIndex >= outer.startIndex && n.endIndex <= outer.endIndex;
   for (let p = a.parent; p && p.id !== stop?.id; p = p.parent) {
     if (p.type === 'function_definition' || p.type === 'lambda') return false;
-    let arm: SyntaxNode | null = null;
     let owner: SyntaxNode | null = null;
     let always: SyntaxNode | null = null;
-    if (p.type === 'block' && p.parent?.type === 'if_statement' && p.parent.childForFieldName('consequence')?.id === p.id) {
-      arm = p; owner = p.parent; always = owner.childForFieldName('condition');
-    } else if (p.type === 'elif_clause' || p.type === 'else_clause') {
-      arm = p; owner = p.parent?.type === 'if_statement' ? p.parent : null; always = owner?.childForFieldName('condition') ?? null;
-    } else if (p.type === 'case_clause') {
-      arm = p;
-      for (let o = p.parent; o; o = o.parent) if (o.type === 'match_statement') { owner = o; break; }
+    if (p.type === 'block' && p.parent?.type === 'if_statement') owner = p.parent;
+    else if (p.type === 'block' && (p.parent?.type === 'elif_clause' || p.parent?.type === 'else_clause') && p.parent.parent?.type === 'if_statement') owner = p.parent.parent;
+    else if (p.type === 'block' && p.parent?.type === 'case_clause') {
+      for (let o = p.parent.parent; o; o = o.parent) if (o.type === 'match_statement') { owner = o; break; }
       always = owner?.childForFieldName('subject') ?? null;
     }
-    if (!arm || !owner || !within(b, owner) || within(b, arm)) continue;
-    if (always && within(b, always)) continue;
-    return true;
+    if (owner?.type === 'if_statement') always = owner.childForFieldName('condition');
+    if (!owner || !within(b, owner) || within(b, p) || (always && within(b, always))) continue;
+    return !loopedBelow(owner, stop);
+  }
+  return false;
+}
+
+/** Is the node inside a `for`/`while` body below `stop`, in the same function? */
+function loopedBelow(node: SyntaxNode, stop: SyntaxNode | null): boolean {
+  for (let p = node.parent; p && p.id !== stop?.id; p = p.parent) {
+    if (p.type === 'function_definition' || p.type === 'lambda') return false;
+    if (p.type === 'for_statement' || p.type === 'while_statement') return true;
   }
   return false;
 }

@@ -21,8 +21,8 @@ import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../..
 import type { Effect } from '../../../analysis/summary.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
-import { COMMIT_EFFECT } from '../transaction/effects.js';
-import { alwaysReaches, sessionEnd } from '../transaction/reach.js';
+import { sessionEnd } from '../transaction/reach.js';
+import { callArgs } from '../query/semantics.js';
 import {
   bodyStartLine, endpointDependencies, endsTransaction, injectedSessions, isExternalCall, isWebsocketHandler, routeDependencies,
   commitReleases, handOffCall, runsStatement, sessionRefs, streamingResponses, wrapperCalls, type InjectedSession,
@@ -68,14 +68,36 @@ interface HeldSession {
   terminalLine: number;
 }
 
-/** Is the value `call` returns bound to a name whose attribute the function reads before `untilLine` (`chat = crud.create(db, x)` … `chat.id`)? */
-function resultReadBefore(model: FileModel, fn: FunctionInfo, call: SyntaxNode, untilLine: number): boolean {
-  let top: SyntaxNode = call;
-  while (top.parent?.type === 'await' || top.parent?.type === 'parenthesized_expression') top = top.parent;
-  const left = top.parent?.type === 'assignment' && top.parent.childForFieldName('right')?.id === top.id ? top.parent.childForFieldName('left') : null;
-  if (left?.type !== 'identifier' || !fn.body) return false;
-  return variableRefs(fn.body, left.text).some((r) => r.startIndex > top.endIndex && r.startPosition.row + 1 <= untilLine
-    && r.parent?.type === 'attribute' && r.parent.childForFieldName('object')?.id === r.id);
+/**
+ * Between a call and the wait (its arguments included), does the function read an attribute of a
+ * row the session holds: a name bound to a value that involves the session (`user =
+ * db.get(User, i)`, `t = crud.create(db, x)`) or handed to `db.add(...)`? After a commit that
+ * expires rows, that read reloads the row and checks a connection out again.
+ */
+function rowReadBefore(fn: FunctionInfo, session: string, call: SyntaxNode, wait: SyntaxNode): boolean {
+  if (!fn.body) return false;
+  const mentions = new RegExp(`(^|[^\\w.])${session.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`);
+  const rows = new Set<string>();
+  for (const a of fn.body.descendantsOfType('assignment')) {
+    const left = a.childForFieldName('left');
+    const right = a.childForFieldName('right');
+    if (left?.type === 'identifier' && right && a.startIndex < wait.startIndex && mentions.test(right.text)) rows.add(left.text);
+  }
+  for (const c of fn.body.descendantsOfType('call')) {
+    const f = c.childForFieldName('function');
+    const arg = callArgs(c).positional[0];
+    if (f?.text.replace(/\s+/g, '') === `${session}.add` && arg?.type === 'identifier') rows.add(arg.text);
+  }
+  for (const name of rows) {
+    for (const r of variableRefs(fn.body, name)) {
+      if (r.startIndex <= call.endIndex || r.startIndex >= wait.endIndex) continue;
+      const p = r.parent;
+      if (p?.type !== 'attribute' || p.childForFieldName('object')?.id !== r.id) continue;
+      if (p.parent?.type === 'assignment' && p.parent.childForFieldName('left')?.id === p.id) continue;
+      return true;
+    }
+  }
+  return false;
 }
 
 /**
@@ -120,11 +142,17 @@ function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: Function
       const handOff = judged ? handOffCall(r) : null;
       // Handed to a function (`close_ticket(db, i)` too, whatever its name says), or to an object
       // whose methods the handler then calls (latest first).
-      const calls = handOff ? [handOff] : judged && !releases ? [...(wrapperCalls(r, fn, wait.line) ?? [])].reverse() : [];
+      const all = handOff ? [handOff] : judged && !releases ? [...(wrapperCalls(r, fn, wait.line) ?? [])].reverse() : [];
+      // The object's method calls on the wait's path (not in a branch that leaves, nor another arm).
+      const calls = handOff ? all : all.filter((c) => !inLeavingBranch(c, fn, wait!.node));
+      if (wait && all.length && !calls.length) continue;
       const infos = calls.map((c) => ({ node: c, info: callAt(model, c) }));
       if (wait && infos.length && infos.every((x) => x.info)) {
         for (const { node, info } of infos) {
-          handOffs.push({ line: info!.line, column: info!.column, reads: resultReadBefore(model, fn, node, wait.line) && !commitReleases(project), everyPath, releaseNamed: releases });
+          handOffs.push({
+            line: info!.line, column: info!.column, reads: !commitReleases(project) && rowReadBefore(fn, s.name, node, wait.node),
+            everyPath: handOff ? everyPath : onEveryPath(node, fn, wait.node), releaseNamed: releases,
+          });
         }
         continue;
       }
@@ -276,10 +304,9 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
    */
   checkRepo(ctx: RepoRuleContext): void {
     const graph = callGraphOf(ctx.index);
-    const always = alwaysReaches(graph, COMMIT_EFFECT);
     for (const { ref, file, site } of ownSites(graph, HANDED_WAIT)) {
       const s = JSON.parse(site.what) as HandedWaitSite;
-      const line = holdingLine(graph, ref, s, always);
+      const line = holdingLine(graph, ref, s);
       if (line === null) continue;
       const fn = graph.function(ref);
       ctx.report({
@@ -359,12 +386,12 @@ interface HandedWaitSite {
  * no database is passed over; one that commits last releases the connection when it runs on
  * every path and nothing it returned is read before the wait).
  */
-function holdingLine(graph: CallGraph, ref: FnRef, site: HandedWaitSite, always: (r: FnRef) => boolean): number | null {
+function holdingLine(graph: CallGraph, ref: FnRef, site: HandedWaitSite): number | null {
   for (const h of site.handOffs) {
     const edge = graph.callees(ref).find((e) => e.call.line === h.line && e.call.column === h.column && !e.weak);
     // A function of no known body: as the file would judge it, by its name (`close_session(db)`) or else as a statement.
     if (!edge) return h.releaseNamed ? null : h.line;
-    const end = sessionEnd(graph, edge.to, always);
+    const end = sessionEnd(graph, edge.to, 0, edge.call);
     if (end === 'none') continue;
     if (end === 'holds' || h.reads) return h.line;
     if (h.everyPath) return null;

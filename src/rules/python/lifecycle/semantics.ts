@@ -1519,31 +1519,26 @@ export function wrapperCalls(ref: SyntaxNode, fn: FunctionInfo, untilLine: numbe
   const callee = call.childForFieldName('function')?.text ?? '';
   if (!/^[A-Z]/.test(callee.slice(callee.lastIndexOf('.') + 1))) return null;
   if (call.parent?.type === 'attribute' && call.parent.parent?.type === 'call') return [call.parent.parent];
+  const out = attributeUsesOfResult(call, fn, untilLine).filter((r) => r.parent?.parent?.type === 'call').map((r) => r.parent!.parent!);
+  return out.length ? out : null;
+}
+
+/**
+ * The name a call's value is bound to (`repo = Repo(db)`, `chat = await crud.create(db, x)`), and
+ * its uses as an object (`repo.save`, `chat.id`) after the call and up to `untilLine`.
+ */
+export function attributeUsesOfResult(call: SyntaxNode, fn: FunctionInfo, untilLine: number): SyntaxNode[] {
   let top: SyntaxNode = call;
   while (top.parent?.type === 'await' || top.parent?.type === 'parenthesized_expression') top = top.parent;
-  const assign = top.parent?.type === 'assignment' && top.parent.childForFieldName('right')?.id === top.id ? top.parent.childForFieldName('left') : null;
-  if (assign?.type !== 'identifier' || !fn.body) return null;
-  const out = variableRefs(fn.body, assign.text).filter((r) => r.startIndex > call.endIndex && r.startPosition.row + 1 <= untilLine
-    && r.parent?.type === 'attribute' && r.parent.childForFieldName('object')?.id === r.id && r.parent.parent?.type === 'call').map((r) => r.parent!.parent!);
-  return out.length ? out : null;
+  const left = top.parent?.type === 'assignment' && top.parent.childForFieldName('right')?.id === top.id ? top.parent.childForFieldName('left') : null;
+  if (left?.type !== 'identifier' || !fn.body) return [];
+  return variableRefs(fn.body, left.text).filter((r) => r.startIndex > top.endIndex && r.startPosition.row + 1 <= untilLine
+    && r.parent?.type === 'attribute' && r.parent.childForFieldName('object')?.id === r.id);
 }
 
 /** Is the session handed to a class (`UserRepo(db)`) whose object the function calls a method of, before a line? */
 function wrapperAsked(ref: SyntaxNode, fn: FunctionInfo, untilLine: number): boolean {
-  const args = ref.parent?.type === 'keyword_argument' ? ref.parent.parent : ref.parent;
-  const call = args?.type === 'argument_list' ? args.parent : null;
-  if (call?.type !== 'call') return false;
-  const callee = call.childForFieldName('function')?.text ?? '';
-  if (!/^[A-Z]/.test(callee.slice(callee.lastIndexOf('.') + 1))) return false;
-  // `UserRepo(db).by_token(t)`.
-  if (call.parent?.type === 'attribute' && call.parent.parent?.type === 'call') return true;
-  // `users = UserRepo(db)` … `users.by_token(t)`.
-  let top: SyntaxNode = call;
-  while (top.parent?.type === 'await' || top.parent?.type === 'parenthesized_expression') top = top.parent;
-  const assign = top.parent?.type === 'assignment' && top.parent.childForFieldName('right')?.id === top.id ? top.parent.childForFieldName('left') : null;
-  if (assign?.type !== 'identifier' || !fn.body) return false;
-  return variableRefs(fn.body, assign.text).some((r) => r.startIndex > call.endIndex && r.startPosition.row + 1 <= untilLine
-    && r.parent?.type === 'attribute' && r.parent.childForFieldName('object')?.id === r.id && r.parent.parent?.type === 'call');
+  return wrapperCalls(ref, fn, untilLine) !== null;
 }
 
 function insideBeginBlock(ref: SyntaxNode): boolean {

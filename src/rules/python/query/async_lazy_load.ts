@@ -461,7 +461,7 @@ export function collectExpiredRowFacts(model: FileModel, project?: ProjectContex
   }
   if (model.modelClasses.size && expiringAsyncFactory(project, model.path) !== null) {
     for (const r of handedCommitReads(model, asyncHandles(model, project))) {
-      out[r.fnIndex]!.push({ kind: HANDED_COMMIT_READ, what: JSON.stringify({ read: r.read, validated: r.validated, row: r.row }), line: r.call.line, column: r.call.column });
+      out[r.fnIndex]!.push({ kind: HANDED_COMMIT_READ, what: JSON.stringify({ read: r.read, validated: r.validated, row: r.row, handed: r.handed }), line: r.call.line, column: r.call.column });
     }
   }
   for (const fn of model.functions) {
@@ -504,30 +504,43 @@ export function collectExpiredRowFacts(model: FileModel, project?: ProjectContex
 export const HANDED_COMMIT_READ = 'handed_commit_read';
 const HANDED_COMMIT_READS: ReadonlySet<string> = new Set([HANDED_COMMIT_READ]);
 
-/** Candidate reads after a call handed the session (see {@link HANDED_COMMIT_READ}). */
-function* handedCommitReads(model: FileModel, isAsync: ReturnType<typeof asyncHandles>): Generator<{ fnIndex: number; call: CallInfo; row: string; read: [number, number, number, string]; validated: boolean }> {
-  for (const r of loadedRows(model, isAsync)) {
-    if (!r.session || !SESSION_PATH.test(r.session)) continue;
+/** Candidate reads after calls handed the session (see {@link HANDED_COMMIT_READ}). */
+function* handedCommitReads(model: FileModel, isAsync: ReturnType<typeof asyncHandles>): Generator<{ fnIndex: number; call: CallInfo; row: string; handed: boolean; read: [number, number, number, string]; validated: boolean }> {
+  const rows: { name: string; entity: string; session: string; from: number; fnIndex: number }[] = [];
+  for (const r of loadedRows(model, isAsync)) if (r.session && SESSION_PATH.test(r.session)) rows.push({ name: r.name, entity: r.entity, session: r.session, from: r.from, fnIndex: r.fnIndex });
+  // `post = Post(...)` then `session.add(post)`: a new row, expired by a commit like a loaded one.
+  for (const call of model.calls) {
+    if (call.method !== 'add' || call.functionIndex < 0 || !model.functions[call.functionIndex]!.isAsync) continue;
+    const arg = callArgs(call.node).positional[0];
+    if (!call.dottedReceiver || !SESSION_PATH.test(call.dottedReceiver) || arg?.type !== 'identifier' || !onAsyncSession(model, call, isAsync)) continue;
+    const bound = lastAssignment(model, arg.text, call.functionIndex, call.line);
+    const ctor = bound?.value?.type === 'call' ? bound.value.childForFieldName('function')?.text.split('.').pop() ?? '' : '';
+    if (bound && model.modelClasses.has(ctor)) rows.push({ name: arg.text, entity: ctor, session: call.dottedReceiver, from: call.node.endIndex, fnIndex: call.functionIndex });
+  }
+  for (const r of rows) {
     const fn = model.functions[r.fnIndex]!;
     if (!fn.body || !boundOnce(model, r.fnIndex, r.name)) continue;
     const calls = callsOf(model, r.fnIndex).filter((c) => c.node.startIndex > r.from && c.functionIndex === r.fnIndex && !insideNestedDef(c.node, fn.node));
     const holders = sessionHolders(model, r.fnIndex, r.session);
-    const handsOn = (c: CallInfo) => !SERIALISE.test(c.method) && (holders.has(c.dottedReceiver?.split('.')[0] ?? '')
-      || [...callArgs(c.node).positional, ...callArgs(c.node).keywords.values()].some((a) => (a?.type === 'identifier' || a?.type === 'attribute') && (a.text === r.name || a.text === r.session)));
-    // The first call that hands the session on (not a method of the session itself).
-    const call = calls.find((c) => handsOn(c));
-    if (!call || !call.awaited || call.dottedReceiver === r.session || holders.has(call.dottedReceiver?.split('.')[0] ?? '')) continue;
-    if (![...callArgs(call.node).positional, ...callArgs(call.node).keywords.values()].some((a) => a?.text === r.session)) continue;
-    // A commit of the session's own before it: the file's finding (expiredReads) covers that span.
-    if (calls.some((c) => c.node.startIndex < call.node.startIndex && c.dottedReceiver === r.session && /^(commit|rollback)$/.test(c.method))) continue;
-    const dominated = dominatedBlock(call.node);
-    if (!dominated) continue;
-    const next = calls.find((c) => c.node.startIndex > call.node.endIndex && (handsOn(c) || (c.dottedReceiver === r.session && (c.method === 'refresh' || (RELOADS.test(c.method) && c.node.text.includes(r.entity))))));
-    const limit = Math.min(next ? next.node.startIndex : Infinity, dominated.block.endIndex);
-    const read = firstReadAfter(model, fn, r.name, call.node.endIndex, limit, dominated.skip, fn.role === 'handler' && validatesResponse(model, fn));
-    if (!read) continue;
-    const end = read.node.startPosition.row === read.node.endPosition.row ? read.node.endPosition.column + 1 : read.node.startPosition.column + 2;
-    yield { fnIndex: r.fnIndex, call, row: r.name, read: [read.node.startPosition.row + 1, read.node.startPosition.column + 1, end, read.what], validated: read.validated };
+    const args = (c: CallInfo) => [...callArgs(c.node).positional, ...callArgs(c.node).keywords.values()];
+    // Awaited calls handed the session (not its own methods, nor an object built from it): each
+    // may commit it; the repo phase asks, per call, for the reads after it and before the next.
+    const candidates = calls.filter((c) => c.awaited && c.dottedReceiver !== r.session && !holders.has(c.dottedReceiver?.split('.')[0] ?? '') && args(c).some((a) => a?.text === r.session));
+    for (const [i, call] of candidates.entries()) {
+      // A commit of the session's own before it: the file's finding (expiredReads) covers that span.
+      if (calls.some((c) => c.node.startIndex < call.node.startIndex && c.dottedReceiver === r.session && /^(commit|rollback)$/.test(c.method))) break;
+      const dominated = dominatedBlock(call.node);
+      if (!dominated) continue;
+      const following = candidates[i + 1];
+      const next = calls.find((c) => c.node.startIndex > call.node.endIndex && ((c.dottedReceiver === r.session && (c.method === 'refresh' || (RELOADS.test(c.method) && c.node.text.includes(r.entity))))
+        || holders.has(c.dottedReceiver?.split('.')[0] ?? '')));
+      const limit = Math.min(next ? next.node.startIndex : Infinity, following ? following.node.startIndex : Infinity, dominated.block.endIndex);
+      const read = firstReadAfter(model, fn, r.name, call.node.endIndex, limit, dominated.skip, fn.role === 'handler' && validatesResponse(model, fn));
+      if (!read) continue;
+      const end = read.node.startPosition.row === read.node.endPosition.row ? read.node.endPosition.column + 1 : read.node.startPosition.column + 2;
+      const handed = args(call).some((a) => a?.text === r.name);
+      yield { fnIndex: r.fnIndex, call, row: r.name, handed, read: [read.node.startPosition.row + 1, read.node.startPosition.column + 1, end, read.what], validated: read.validated };
+    }
   }
 }
 
@@ -538,8 +551,11 @@ function* handedCommitReads(model: FileModel, isAsync: ReturnType<typeof asyncHa
 function reportHandedCommits(ctx: RepoRuleContext, graph: CallGraph): void {
   const always = alwaysReaches(graph, COMMIT_EFFECT);
   for (const { file, fn, site, call, to } of siteCalls(graph, HANDED_COMMIT_READS)) {
-    if (call.receiverType === UNTYPED || sessionEnd(graph, to, always) !== 'releases') continue;
-    const { read, validated, row } = JSON.parse(site.what) as { read: [number, number, number, string]; validated: boolean; row: string };
+    if (call.receiverType === UNTYPED) continue;
+    const { read, validated, row, handed } = JSON.parse(site.what) as { read: [number, number, number, string]; validated: boolean; row: string; handed: boolean };
+    // Its last step ends the transaction; or it always commits and is not handed the row (a
+    // refresh after its commit reloads what it was given, not this row).
+    if (sessionEnd(graph, to, 0, call) !== 'releases' && (handed || !always(to))) continue;
     const [line, column, endColumn, what] = read;
     const callee = graph.function(to);
     ctx.report({

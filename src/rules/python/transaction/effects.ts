@@ -186,21 +186,35 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
 }
 
 /**
- * An attribute of a row the function loaded through `session` (`account = db.get(Account, i)`),
- * changed after `from` and before `call`, outside any branch the call is not in: a change the
- * session's commit will write, pending while the call runs.
+ * An attribute of a row the function loaded through `session` (`account = db.get(Account, i)`,
+ * `inv = db.query(Invoice).filter(...).first()`, or the item of a loop over such rows), changed
+ * after `from` and done before `call` starts (not `x.ref = call(...)`), not in another arm: a
+ * change the session's commit will write, pending while the call runs.
  */
 function pendingChange(model: FileModel, fnIndex: number, session: string, from: number, call: CallInfo): { line: number; what: string } | null {
+  const body = model.functions[fnIndex]?.body ?? null;
+  const throughSession = (value: SyntaxNode | null, line: number): boolean => {
+    let v = unwrap(value);
+    // `rows = db.scalars(...).all()` … `for r in rows:`.
+    if (v?.type === 'identifier') v = unwrap(lastAssignment(model, v.text, fnIndex, line)?.value ?? null);
+    if (!v) return false;
+    const inside = callsOf(model, fnIndex).filter((x) => x.node.startIndex >= v.startIndex && x.node.endIndex <= v.endIndex);
+    return inside.some((x) => receiverKey(x) === session) && inside.some((x) => classifyDbCall(model, x)?.kind === 'read');
+  };
   for (const a of [...model.assignments, ...model.augAssignments]) {
-    if (a.functionIndex !== fnIndex || a.node.startIndex < from || a.node.startIndex >= call.node.startIndex) continue;
+    if (a.functionIndex !== fnIndex || a.node.startIndex < from || a.node.endIndex > call.node.startIndex) continue;
     const m = /^([A-Za-z_]\w*)\.(\w+)$/.exec(a.target);
-    if (!m || m[2]!.startsWith('_') || a.loops.some((l) => !call.loops.includes(l))) continue;
-    if (exclusiveArms(a.node, call.node, model.functions[fnIndex]?.body ?? null)) continue;
-    const bound = lastAssignment(model, m[1]!, fnIndex, a.line);
-    const v = unwrap(bound?.value ?? null);
-    const loader = v ? [v, ...v.descendantsOfType('call')].find((n) => n.type === 'call') : null;
-    const c = loader ? callsOf(model, fnIndex).find((x) => x.node.id === loader.id) : undefined;
-    if (!c || receiverKey(c) !== session || classifyDbCall(model, c)?.kind !== 'read') continue;
+    if (!m || m[2]!.startsWith('_') || exclusiveArms(a.node, call.node, body)) continue;
+    const name = m[1]!;
+    // Changed in a loop the call is not in: the loop's item of rows read through the session.
+    const ownLoops = a.loops.filter((l) => !call.loops.includes(l));
+    if (ownLoops.length) {
+      const loop = model.loops[ownLoops[0]!]!;
+      const target = loop.node.childForFieldName('left');
+      if (target?.type !== 'identifier' || target.text !== name || !throughSession(loop.iterable, loop.node.startPosition.row + 1)) continue;
+      return { line: a.line, what: a.target };
+    }
+    if (!throughSession(lastAssignment(model, name, fnIndex, a.line)?.value ?? null, a.line)) continue;
     return { line: a.line, what: a.target };
   }
   return null;

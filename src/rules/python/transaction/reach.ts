@@ -1,10 +1,11 @@
 /** Repo-phase questions the transaction rules ask of the call graph. */
-import { callGraphOf, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
+import { callGraphOf, siteCalls, type CallEdge, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
+import type { SummaryCall } from '../../../analysis/summary.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { flagAtCall } from '../../../semantic/guards.js';
 import type { RepoRuleContext } from '../../types.js';
 import type { Severity } from '../../../types.js';
-import { COMMIT_EFFECT, TXN_OPEN_CALL, type OpenSite } from './effects.js';
+import { COMMIT_EFFECT, ROLLBACK_EFFECT, TXN_OPEN_CALL, type OpenSite } from './effects.js';
 import { FLUSH_EFFECT, PK_QUERY_EFFECT, QUERY_EFFECT, RELOAD_EFFECT, WRITE_EFFECT } from '../query/dbCalls.js';
 
 const TXN_OPEN_CALLS: ReadonlySet<string> = new Set([TXN_OPEN_CALL]);
@@ -85,23 +86,30 @@ const STATEMENT_KINDS = [QUERY_EFFECT, PK_QUERY_EFFECT, WRITE_EFFECT, RELOAD_EFF
  * returns; PA111: did it expire the rows the caller holds), read from its effects and those of what it
  * calls: nothing that reaches the database (staging `add()` only, or nothing), a statement last
  * (the transaction it began stays open: a reload after the commit, `refresh()`, counts), or an
- * unconditional commit after its last statement (the connection goes back to the pool).
+ * unconditional commit or rollback after its last statement (the connection goes back to the
+ * pool; the rows it held are expired). `call`, when given, says which of the function's own flags
+ * it leaves on (`save(db, t)` of `def save(db, t, commit=True)`).
  */
-export function sessionEnd(graph: CallGraph, ref: FnRef, always: (r: FnRef) => boolean, depth = 0): SessionEnd {
+export function sessionEnd(graph: CallGraph, ref: FnRef, depth = 0, call?: SummaryCall): SessionEnd {
   const reaches = (r: FnRef) => STATEMENT_KINDS.some((k) => graph.effectOf(r, k, 'any')) || !!graph.effectOf(r, COMMIT_EFFECT, 'any');
   if (!reaches(ref)) return 'none';
   if (depth > 3) return 'holds';
-  type Step = { line: number; column: number; commit?: boolean; edge?: FnRef };
+  // A step under the function's own flag (`if commit: db.commit()`) runs when the call leaves it on.
+  const flag = (guard: string | undefined) => (guard === undefined ? 'on' : call ? flagAtCall(call.passes, guard) : 'unknown');
+  type Step = { line: number; column: number; ends?: boolean; edge?: CallEdge };
   const steps: Step[] = [];
   for (const e of graph.ownEffects(ref)) {
-    if (e.kind === COMMIT_EFFECT) steps.push({ line: e.line, column: e.column, commit: e.guard === undefined });
-    else if (STATEMENT_KINDS.includes(e.kind)) steps.push({ line: e.line, column: e.column });
+    const ends = e.kind === COMMIT_EFFECT || e.kind === ROLLBACK_EFFECT;
+    if (!ends && !STATEMENT_KINDS.includes(e.kind)) continue;
+    const f = flag(e.guard);
+    if (f === 'off') continue;
+    steps.push({ line: e.line, column: e.column, ends: ends && f === 'on' });
   }
-  for (const e of graph.callees(ref)) if (reaches(e.to)) steps.push({ line: e.call.line, column: e.call.column, edge: e.to });
+  for (const e of graph.callees(ref)) if (reaches(e.to)) steps.push({ line: e.call.line, column: e.call.column, edge: e });
   // The last step; at one position a commit (also a flush) wins.
-  steps.sort((a, b) => a.line - b.line || a.column - b.column || Number(!!a.commit) - Number(!!b.commit));
+  steps.sort((a, b) => a.line - b.line || a.column - b.column || Number(!!a.ends) - Number(!!b.ends));
   const last = steps[steps.length - 1];
   if (!last) return 'holds';
-  if (last.edge) return sessionEnd(graph, last.edge, always, depth + 1) === 'releases' && always(ref) ? 'releases' : 'holds';
-  return last.commit && always(ref) ? 'releases' : 'holds';
+  if (last.edge) return !last.edge.call.conditional && sessionEnd(graph, last.edge.to, depth + 1, last.edge.call) === 'releases' ? 'releases' : 'holds';
+  return last.ends ? 'releases' : 'holds';
 }
