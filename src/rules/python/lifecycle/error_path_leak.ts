@@ -153,7 +153,8 @@ export const errorPathLeak: FileRule = {
       const stop = acq.fn.node;
       // A generator that hands the value out at an unprotected `yield`.
       const unprotected = acq.fn.yields.find((y) => y.type === 'identifier' && y.text === acq.target && !protectedByTry(y, acq.target, stop));
-      if (unprotected && acq.fn.isGenerator) {
+      // (One never closed at all is PA403's "never closed".)
+      if (unprotected && acq.fn.isGenerator && facts.closedNormally) {
         const provider = isProvider(ctx, acq.fn);
         ctx.report({
           node: acq.call.node,

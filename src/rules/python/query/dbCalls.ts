@@ -16,7 +16,7 @@
  */
 import { leavesProcess } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
-import { isThrottle } from '../../../semantic/controlFlow.js';
+import { conditionalWithin, isThrottle } from '../../../semantic/controlFlow.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import { assignmentsTo, callAt, callsOf, inTreeModule, isFlaskHandle, isNamedLookupCallee, receiverIs, resolveName, selfOffset, usesName } from '../../../semantic/model.js';
 import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
@@ -1193,20 +1193,30 @@ export function lookupTargetHeld(model: FileModel, call: CallInfo, loops: LoopIn
   const entity = call.method === 'get' && first && /^[A-Z]\w*$/.test(entityName(first) ?? '') ? entityName(first)
     : /^([A-Z]\w*)\.query\.get(_or_404)?$/.exec(call.calleeText)?.[1] ?? null;
   const outer = loops[0];
-  if (!entity || !outer) return false;
+  // A lookup that must read the row (`with_for_update`, `populate_existing`) is a SELECT whatever is held.
+  if (!entity || !outer || /with_for_update|populate_existing/.test(call.node.text)) return false;
   const start = outer.node.startIndex;
+  const body = model.functions[call.functionIndex]?.body;
   return model.assignments.some((a) => {
     if (a.functionIndex !== call.functionIndex || a.node.endIndex > start || !a.value || !/^[A-Za-z_]\w*$/.test(a.target)) return false;
     // Bound in a loop of its own (`for b in books: rows = ....all()`): it holds the last round's rows only.
     if (!a.loops.every((l) => call.loops.includes(l))) return false;
+    // Bound on every path to the loop (not only under an `if` the loop is not in).
+    const cond = body ? conditionalWithin(a.node, body) : null;
+    if (cond && !(outer.node.startIndex >= cond.startIndex && outer.node.endIndex <= cond.endIndex)) return false;
     // Rows materialised into the name, not a result left to iterate (it loads nothing until then).
     const v = unwrap(a.value);
     const text = v?.text ?? '';
     if (!/\.(all|fetchall)\(\s*\)\s*$/.test(text) && !/^(list|tuple)\(/.test(text)) return false;
-    // Bound again between it and the loop: another story.
+    // Bound again, deleted or dropped from the session between it and the loop: another story.
     if (model.assignments.some((b) => b !== a && b.functionIndex === a.functionIndex && b.target === a.target && b.node.startIndex > a.node.endIndex && b.node.startIndex < start)) return false;
+    if (new RegExp(`\\bexpunge(_all)?\\s*\\(|\\bdel\\s+${a.target}\\b`).test(model.source.slice(a.node.endIndex, start))) return false;
     const rows = rowsSource(model, /^(list|tuple)\(/.test(text) ? callArgs(v!).positional[0] ?? null : a.value, a.functionIndex, a.line);
-    return rows?.op.kind === 'read' && rows.entity?.replace(/^.*\./, '') === entity;
+    if (rows?.op.kind !== 'read' || rows.entity?.replace(/^.*\./, '') !== entity) return false;
+    // On the session the lookups use, and covering them: every row of the entity, or the ones
+    // asked for by a list of keys (`.in_(ids)`), not a filtered subset or one row.
+    if ((rows.call.dottedReceiver ?? '') !== (call.dottedReceiver ?? '')) return false;
+    return /\.in_\(/.test(rows.text) || !/\b(where|filter|filter_by|limit|first|one|one_or_none)\s*\(/.test(rows.text);
   });
 }
 

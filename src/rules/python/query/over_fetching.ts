@@ -72,6 +72,23 @@ function attributesRead(fnBody: SyntaxNode, name: string, from: number): Set<str
 function loopItemAttributes(loop: SyntaxNode, attrs: Set<string>): boolean {
   const target = loop.childForFieldName('left');
   if (target?.type !== 'identifier') return false;
+  // A `for` loop's name outlives it (`for c in rows: if ...: break` then `return c`): the row escapes.
+  if (loop.type === 'for_statement') {
+    let f = loop.parent;
+    while (f && f.type !== 'function_definition') f = f.parent;
+    const fnBody = f?.childForFieldName('body');
+    // Not a later loop's own binding of the same name (`for book in books:` again).
+    const rebound = (r: SyntaxNode) => {
+      for (let q = r.parent; q && q.id !== fnBody?.id; q = q.parent) {
+        if ((q.type === 'for_statement' || q.type === 'for_in_clause') && q.startIndex >= loop.endIndex && q.childForFieldName('left')?.text === target.text) return true;
+        if (q.type === 'list_comprehension' || q.type === 'generator_expression' || q.type === 'set_comprehension' || q.type === 'dictionary_comprehension') {
+          if (q.startIndex >= loop.endIndex && q.descendantsOfType('for_in_clause').some((c) => c.childForFieldName('left')?.text === target.text)) return true;
+        }
+      }
+      return false;
+    };
+    if (fnBody && variableRefs(fnBody, target.text).some((r) => r.startIndex >= loop.endIndex && !rebound(r))) return false;
+  }
   const scope = loop.type === 'for_statement' ? loop.childForFieldName('body') : loop.parent;
   return !!scope && itemAttributes(scope, target.text, attrs, loop.type === 'for_in_clause' ? target.id : -1);
 }

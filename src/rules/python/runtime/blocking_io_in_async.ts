@@ -64,13 +64,13 @@ export const blockingIoInAsync: FileRule & RepoRule = {
       const codes = ctx.model.suppressions.get(l);
       return !!codes && (codes.has('*') || codes.has('PA301'));
     });
-    for (const { call } of sites) if (call.qualifiedName === 'builtins.open' && blockingIoCall(ctx.model, call) && !suppressed(call)) reportedOpens.set(call.node.startIndex, call.loops.length);
+    for (const { call } of sites) if (call.qualifiedName === 'builtins.open' && blockingIoCall(ctx.model, call) && !suppressed(call)) reportedOpens.set(call.node.startIndex, loopDepth(call));
     for (const { call, fn } of sites) {
       const what = blockingIoCall(ctx.model, call);
       if (!what) continue;
       // A call in a `while` condition runs on every pass (`while chunk := f.read(1 << 20):`).
-      const repeated = call.loops.length > 0 || inWhileCondition(call.node);
-      if (what.startsWith('file.') && !repeated && openedHere(ctx.model, call, reportedOpens)) continue;
+      const repeated = loopDepth(call) > 0;
+      if (what.startsWith('file.') && openedHere(ctx.model, call, reportedOpens)) continue;
       // Metadata operations are microseconds each: one is advisory, one per item of a loop low.
       const metaOp = isCheapMetadata(what, call);
       const metadata = !repeated && metaOp;
@@ -108,6 +108,11 @@ function atMostMedium(s: Severity): Severity {
   return s === 'high' || s === 'critical' ? 'medium' : s;
 }
 
+/** How many loops run a call again: those around it, and a `while` whose condition it is in. */
+function loopDepth(call: CallInfo): number {
+  return call.loops.length + (inWhileCondition(call.node) ? 1 : 0);
+}
+
 /** Is the node inside the condition of a `while` loop (not in a nested def or lambda)? */
 function inWhileCondition(node: SyntaxNode): boolean {
   let child = node;
@@ -124,7 +129,7 @@ function inWhileCondition(node: SyntaxNode): boolean {
  */
 function openedHere(model: FileModel, call: CallInfo, reportedOpens: ReadonlyMap<number, number>): boolean {
   if (!reportedOpens.size) return false;
-  const same = (start: number) => reportedOpens.get(start) === call.loops.length;
+  const same = (start: number) => reportedOpens.get(start) === loopDepth(call);
   // `open(p).read()`: the method of the very file the reported call opens.
   if (call.receiver?.type === 'call') return same(call.receiver.startIndex);
   if (call.receiver?.type !== 'identifier') return false;

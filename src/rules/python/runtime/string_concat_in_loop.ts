@@ -92,7 +92,9 @@ function copiesEachTime(model: FileModel, target: string, fnIndex: number, loopN
   if (prepend) return 'prepending copies the whole string each time';
   // CPython appends in place only when the sum is stored straight back into the name: in
   // `s = s + a + b` the first sum goes on to `+ b` and is a fresh copy of `s` on every pass.
-  if (chained) return `\`${target} = ${target} + ...\` adds the next part to a copy of it (only a sum stored straight back into the name is done in place), so each pass copies it; write \`${target} += a + b\``;
+  // A reason that holds whatever the form (bytes, not a local, ...) is the one to give.
+  if (chained) return copiesEachTime(model, target, fnIndex, loopNode, false, bytes)
+    ?? `\`${target} = ${target} + ...\` adds the next part to a copy of it (only a sum stored straight back into the name is done in place), so each pass copies it; write \`${target} += a + b\``;
   if (bytes) return `\`${target}\` is \`bytes\`, which CPython never grows in place (only \`str\`), so each \`+=\` copies it; use a \`bytearray\` or join the chunks`;
   if (!/^[A-Za-z_]\w*$/.test(target)) return `\`${target}\` is not a local variable, so each \`+=\` copies it`;
   if (fnIndex < 0) return `\`${target}\` is a module-level name, so each \`+=\` copies it`;
@@ -241,8 +243,17 @@ export const stringConcatInLoop: FileRule = {
       else {
         // `s = s + a + b`: the name at the far left of a chain of sums.
         let first = left;
-        while (first?.type === 'binary_operator' && first.childForFieldName('operator')?.text === '+') first = first.childForFieldName('left');
-        if (first?.text === a.target && first.id !== left?.id) check(a.target, right, a.functionIndex, a.loops, a.line, a.node, false, false, true);
+        let sums = 0;
+        for (;;) {
+          if (first?.type === 'parenthesized_expression') first = first.namedChild(0);
+          else if (first?.type === 'binary_operator' && first.childForFieldName('operator')?.text === '+') {
+            first = first.childForFieldName('left');
+            sums++;
+          } else break;
+        }
+        // The whole sum is what is added (a bytes chunk in it makes it bytes work).
+        if (first?.text === a.target && sums > 0) check(a.target, v, a.functionIndex, a.loops, a.line, a.node, false, false, true);
+        else if (first?.text === a.target) check(a.target, right, a.functionIndex, a.loops, a.line, a.node, false);
       }
     }
     for (const { node, message } of grown.values()) ctx.report({ node, message });

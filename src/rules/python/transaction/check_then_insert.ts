@@ -230,6 +230,26 @@ interface Lookup {
   loopEnd?: number;
 }
 
+/**
+ * Does the function take a lock before its first lookup (`pg_advisory_xact_lock(...)`, `with
+ * redis.lock(...)`, `lock.acquire()`): in its code before that point, comments aside, and not a
+ * pool's `acquire()` of a connection?
+ */
+function lockHeldBefore(fnNode: SyntaxNode, before: number): boolean {
+  let text = fnNode.text.slice(0, Math.max(0, before - fnNode.startIndex));
+  for (const c of fnNode.descendantsOfType('comment')) {
+    if (c.startIndex >= before) break;
+    const from = c.startIndex - fnNode.startIndex;
+    text = text.slice(0, from) + ' '.repeat(c.endIndex - c.startIndex) + text.slice(from + c.endIndex - c.startIndex);
+  }
+  const all = new RegExp(HELD_LOCK.source, 'g');
+  for (const m of text.matchAll(all)) {
+    if (/^\.acquire/.test(m[0]) && /pool\w*\s*$/i.test(text.slice(0, m.index))) continue;
+    return true;
+  }
+  return false;
+}
+
 function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, models: Set<string>, assignments: readonly AssignmentInfo[]): void {
   const fn = model.functions[fnIndex]!;
   const lookups: Lookup[] = [];
@@ -260,7 +280,7 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
   }
   // A lock the function holds (`pg_advisory_xact_lock(...)` on the key, `with redis.lock(...)`):
   // a second caller waits for the first to commit, then its check sees the row.
-  if (!lookups.length || HELD_LOCK.test(fn.node.text)) return;
+  if (!lookups.length || lockHeldBefore(fn.node, Math.min(...lookups.map((l) => l.node.startIndex)))) return;
   const calls = callsOf(model, fnIndex);
   const done = new Set<number>();
   /** The constructors of the rows already reported. */

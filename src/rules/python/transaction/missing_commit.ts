@@ -541,8 +541,12 @@ function joinsConnection(model: FileModel, call: SyntaxNode, fnIndex: number): b
   const bind = unwrap(keywords.get('bind') ?? positional[0] ?? null);
   if (bind?.type !== 'identifier') return false;
   const fn = model.functions[fnIndex];
-  if (fn?.params.some((p) => p.name === bind.text)) return true;
-  return model.withs.some((w) => w.functionIndex === fnIndex && w.items.some((i) => i.alias === bind.text && /\.begin\(\s*\)$/.test(unwrap(i.value)?.text ?? '')));
+  // A parameter that is a connection (annotated so, or named so and not annotated an engine).
+  const param = fn?.params.find((p) => p.name === bind.text);
+  if (param) return /Connection\b/.test(param.annotation ?? '') || (/^(conn|connection|\w+_conn(ection)?)$/.test(param.name) && !/Engine\b/.test(param.annotation ?? ''));
+  // The `with X.begin() as conn:` block the session is made in.
+  return model.withs.some((w) => w.functionIndex === fnIndex && call.startIndex >= w.bodyStart && call.endIndex <= w.bodyEnd
+    && w.items.some((i) => i.alias === bind.text && /\.begin\(\s*\)$/.test(unwrap(i.value)?.text ?? '')));
 }
 
 /**

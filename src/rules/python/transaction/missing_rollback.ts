@@ -29,7 +29,7 @@
  * `add`/`delete` (nothing reaches the database inside the `try`).
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
-import { ifBranches } from '../../../semantic/controlFlow.js';
+import { exclusiveArms, ifBranches } from '../../../semantic/controlFlow.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
@@ -508,7 +508,8 @@ function flaskQueriesAfter(model: FileModel, fnIndex: number, tryNode: SyntaxNod
   const last = handlerBody.namedChildren[handlerBody.namedChildCount - 1];
   if (last && (last.type === 'return_statement' || raises(last))) return false;
   const handle = session.slice(0, -'.session'.length);
-  return callsOf(model, fnIndex).some((c) => c.node.startIndex >= tryNode.endIndex && !!c.dottedReceiver
+  const body = model.functions[fnIndex]?.body ?? null;
+  return callsOf(model, fnIndex).some((c) => c.node.startIndex >= tryNode.endIndex && !!c.dottedReceiver && !exclusiveArms(tryNode, c.node, body)
     && ((/\.query$/.test(c.dottedReceiver) && flaskQueryEntity(model, c.dottedReceiver, fnIndex) !== null)
       || (c.dottedReceiver === handle && /^(get_or_404|first_or_404|one_or_404|paginate)$/.test(c.method))));
 }
