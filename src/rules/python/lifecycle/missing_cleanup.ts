@@ -147,7 +147,7 @@ export const missingCleanup: FileRule = {
         node: acq.call.node,
         message: closedSomewhere
           ? `${what} \`${acq.target} = ${acq.label}\` is closed only on the normal path: an exception before \`${acq.target}.close()\` leaks it`
-          : `${what} \`${acq.target} = ${acq.label}\` is never closed`,
+          : `${what} \`${acq.target} = ${acq.label}\` is never closed` + (acq.assignment.fromWith ? ' (its own `with` ends the transaction and leaves the connection open)' : ''),
         // A job's or a startup hook's leak costs that run a connection, not every request (as PA405 rates it).
         severity: acq.kind === 'file' ? 'low' : leakSeverity(ctx.model, acq.fn.index),
         // A file object held by a local only (not stored, returned or handed to an owner) is

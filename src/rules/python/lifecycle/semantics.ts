@@ -268,14 +268,16 @@ function findAcquisitions(model: FileModel, project: ProjectContext): Acquisitio
   if (model.isTestFile || !mayAcquire(model, project) || isMigrationFile(project, model.path)) return [];
   const out: Acquisition[] = [];
   for (const a of model.assignments) {
-    if (a.fromWith || a.functionIndex < 0 || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
+    if (a.functionIndex < 0 || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
     let v = a.value;
     if (v?.type === 'await') v = v.namedChild(0);
     if (v?.type !== 'call') continue;
     const call = callAt(model, v);
     if (!call) continue;
     const kind = acquireKind(model, project, call);
-    if (!kind) continue;
+    // `with psycopg2.connect(dsn) as conn:` ends a transaction and leaves the connection open;
+    // any other `with` item closes what it binds.
+    if (!kind || (a.fromWith && !WITH_KEEPS_OPEN.test(kind.label))) continue;
     out.push({ ...kind, target: a.target, assignment: a, call, fn: model.functions[a.functionIndex]! });
   }
   return out;
