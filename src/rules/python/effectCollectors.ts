@@ -12,7 +12,7 @@ import { collectRowFacts, ITEM_ARG_CALL, PARAM_ROW_CALL } from './query/rowCalls
 import { collectDeferredLoopReports } from './query/n_update_delete_loop.js';
 import { collectCountedCollections, COUNTED_CALL, COUNTED_COLLECTION } from './query/count_via_len.js';
 import { collectHeldCollectionLoops, collectHelperRowFacts, collectSerializedRows, HELPER_ROWS_LOOP, SERIALIZED_CALL } from './query/lazy_load_in_loop.js';
-import { collectTransactionEffects, TXN_LOOP_CALL, TXN_OPEN_CALL } from './transaction/effects.js';
+import { collectExpiredAttributeReads, collectTransactionEffects, TXN_LOOP_CALL, TXN_OPEN_CALL } from './transaction/effects.js';
 import { collectEnqueueHelpers, collectRequestEnqueues, ENQUEUE_AFTER_CALL, HANDS_WRITTEN } from './transaction/enqueue_before_commit.js';
 import { CLAIM_CALL, collectClaimFacts } from './transaction/unguarded_claim.js';
 import { collectProviderBlockWaits, PROVIDER_BLOCK_WAIT } from './transaction/long_held_transaction.js';
@@ -48,6 +48,8 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   { collect: collectTransactionEffects, siteKinds: [TXN_LOOP_CALL, TXN_OPEN_CALL, TXN_SCOPE_OPEN, TXN_SCOPE_CALL, TXN_RAISE_AFTER, TXN_REQUEST_WRITE, REQUEST_HANDOFF] },
   // PA208: functions that write through a session parameter and leave the commit to their caller.
   { collect: collectParamWrites, siteKinds: [] },
+  // PA401/PA111: a function's reads of rows its own commit expired (reloads that begin a new transaction).
+  { collect: collectExpiredAttributeReads, siteKinds: [] },
   // PA212: a handler's job about an object written through its injected session, committed later by the provider.
   { collect: collectRequestEnqueues, siteKinds: [] },
   // PA212 through helpers: functions that enqueue a job about a parameter, and written objects handed to calls before the commit.

@@ -30,9 +30,12 @@ import { dictKeyGuard, soleFlagGuard } from '../../../semantic/guards.js';
 import { pendingHandleMethod } from '../../../semantic/syncDb.js';
 import { externalCall, outsideEffect } from '../../../semantic/externalCalls.js';
 import { leavesAfter, notPerRow, perItemLoops } from '../query/semantics.js';
-import { classifyDbCall, LIBRARY_CALL, loopsDomain } from '../query/dbCalls.js';
+import { classifyDbCall, LIBRARY_CALL, loopsDomain, RELOAD_EFFECT } from '../query/dbCalls.js';
 import { flaskRequestWrites, MAY_COMMIT_EFFECT, requestWrites } from './missing_commit.js';
-import { callsOf, enclosingTries, isCommitCall, isRollbackCall, isWriteCall, lastAssignment, receiverKey, transactionRegions, unwrap } from './semantics.js';
+import { callArgs, callsOf, enclosingTries, isCommitCall, isRollbackCall, isWriteCall, lastAssignment, receiverKey, transactionRegions, unwrap } from './semantics.js';
+import { sessionsExpireOnCommit } from '../../../semantic/sessionExpiry.js';
+import { variableRefs } from '../../../semantic/model.js';
+import type { ProjectContext } from '../../../discovery/context.js';
 import { overItems } from './loopForms.js';
 import { collectLibraryWriteEffects } from './libraryWrites.js';
 import { COLLECTION_MUTATION, stagedEffects } from '../readOnlyCommit.js';
@@ -218,6 +221,54 @@ function pendingChange(model: FileModel, fnIndex: number, session: string, from:
     return { line: a.line, what: a.target };
   }
   return null;
+}
+
+/**
+ * Reads, after a function's own commit, of a row it added to or loaded through that session
+ * (`db.add(t); db.commit(); return t.id`): with sessions that expire on commit, each is a reload
+ * — a SELECT that begins a new transaction — recorded as {@link RELOAD_EFFECT} at the read (what
+ * a caller waiting after the call holds; see `sessionEnd`). One per function: the first.
+ */
+export function collectExpiredAttributeReads(model: FileModel, project?: ProjectContext): Effect[][] {
+  const out: Effect[][] = model.functions.map(() => []);
+  if (!project || model.isTestFile || !model.source.includes('commit') || !sessionsExpireOnCommit(project)) return out;
+  const byFn = new Map<number, CallInfo[]>();
+  for (const c of model.calls) if (c.functionIndex >= 0 && c.method === 'commit' && isCommitCall(model, c)) byFn.set(c.functionIndex, [...(byFn.get(c.functionIndex) ?? []), c]);
+  for (const [fnIndex, commits] of byFn) {
+    const fn = model.functions[fnIndex]!;
+    if (!fn.body) continue;
+    const last = commits[commits.length - 1]!;
+    const session = receiverKey(last);
+    if (!session) continue;
+    // Rows the session holds when it commits: added to it, or loaded through it before the commit.
+    const rows = new Set<string>();
+    for (const c of callsOf(model, fnIndex)) {
+      if (c.node.startIndex > last.node.startIndex || receiverKey(c) !== session) continue;
+      const arg = callArgs(c.node).positional[0];
+      if ((c.method === 'add' || c.method === 'merge') && arg?.type === 'identifier') rows.add(arg.text);
+    }
+    for (const a of model.assignments) {
+      if (a.functionIndex !== fnIndex || a.node.startIndex > last.node.startIndex || !/^[A-Za-z_]\w*$/.test(a.target) || !a.value) continue;
+      const v = unwrap(a.value);
+      const call = v?.type === 'call' ? callsOf(model, fnIndex).find((x) => x.node.id === v.id) : undefined;
+      if (call && receiverKey(call) === session && classifyDbCall(model, call)?.kind === 'read') rows.add(a.target);
+    }
+    let first: SyntaxNode | null = null;
+    for (const name of rows) {
+      for (const r of variableRefs(fn.body, name)) {
+        if (r.startIndex <= last.node.endIndex || (first && r.startIndex >= first.startIndex)) continue;
+        const p = r.parent;
+        if (p?.type !== 'attribute' || p.childForFieldName('object')?.id !== r.id) continue;
+        // Set again, or a method called: no reload of what it reads.
+        if ((p.parent?.type === 'assignment' && p.parent.childForFieldName('left')?.id === p.id) || (p.parent?.type === 'call' && p.parent.childForFieldName('function')?.id === p.id)) continue;
+        // Refreshed in between: the refresh is the reload (its own effect).
+        if (new RegExp(`\\brefresh\\(\\s*${name}\\b`).test(model.source.slice(last.node.endIndex, r.startIndex))) continue;
+        first = p;
+      }
+    }
+    if (first) out[fnIndex]!.push({ kind: RELOAD_EFFECT, what: first.text, line: first.startPosition.row + 1, column: first.startPosition.column + 1 });
+  }
+  return out;
 }
 
 /** Does a call run whenever its function does: not under a condition, a handler, a loop? */
