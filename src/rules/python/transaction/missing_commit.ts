@@ -143,23 +143,20 @@ export const missingCommit: FileRule & RepoRule = {
     for (const { ref, file, fn, site, call, to } of siteCalls(graph, REQUEST_HANDOFFS)) {
       if (call.receiverType === UNTYPED) continue;
       const s = JSON.parse(site.what) as RequestHandOff;
-      const write = graph.ownEffects(to).find((e) => {
-        if (e.kind !== PARAM_WRITE) return false;
-        const [position, name] = e.what.split(':');
-        return s.keyword ? name === s.keyword : Number(position) === s.position;
-      });
-      if (!write) continue;
+      const through = writeThrough(graph, to, s.position, s.keyword);
+      if (!through) continue;
+      const write = through.effect;
       // A provider that yields the session and closes it after the request (not a stub, nor one
       // returning a session that is then never closed: another defect).
       const provider = graph.resolveQualified(s.provider);
       if (!provider || !graph.function(provider).isGenerator || graph.reaches(provider, MAY_COMMIT_EFFECT, 'any') || graph.reaches(ref, MAY_COMMIT_EFFECT, 'any')) continue;
       const providerName = graph.function(provider).name;
       const what = write.what.split(':').slice(2).join(':');
-      const callee = graph.function(to);
+      const callee = graph.function(through.fn);
       ctx.report({
         path: file.path,
         location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-        message: `\`${call.calleeText}()\` writes through \`${s.param}\` (\`${what}\`, line ${write.line} of ${graph.fileOf(to).path}, in \`${callee.qualifiedName}\`), the request's session from \`Depends(${providerName})\`, and nothing commits it: not \`${callee.name}\`, not this handler, nothing it calls, nor \`${providerName}\` after its \`yield\`; the session is closed at the end of the request and the write is rolled back`,
+        message: `\`${call.calleeText}()\` writes through \`${s.param}\` (\`${what}\`, line ${write.line} of ${graph.fileOf(through.fn).path}, in \`${callee.qualifiedName}\`), the request's session from \`Depends(${providerName})\`, and nothing commits it: not \`${callee.name}\`, not this handler, nothing it calls, nor \`${providerName}\` after its \`yield\`; the session is closed at the end of the request and the write is rolled back`,
         severity: 'high',
         function: fn.name,
         chain: [{ path: file.path, line: call.line, column: call.column, function: fn.name, call: call.calleeText }],
@@ -262,6 +259,26 @@ interface RequestHandOff {
 
 /** Own effect: the function writes through a session parameter and does not commit it (`what` = `position:name:write`, position after self/cls). */
 export const PARAM_WRITE = 'param_write';
+/** Site fact: a call handing a session parameter on, not committed after it (`what` = `position:name:argPosition:keyword`). */
+export const PARAM_HANDOFF = 'param_handoff';
+
+/**
+ * The write a function makes through the session given at `position` (or by `keyword`), itself
+ * or in a function it hands that session on to (two more levels), with the function that makes it.
+ */
+function writeThrough(graph: CallGraph, ref: FnRef, position: number, keyword: string | null, depth = 0): { effect: Effect; fn: FnRef } | null {
+  for (const e of graph.ownEffects(ref)) {
+    const [pos = '', name = '', ...rest] = e.what.split(':');
+    if (keyword ? name !== keyword : Number(pos) !== position) continue;
+    if (e.kind === PARAM_WRITE) return { effect: e, fn: ref };
+    if (e.kind !== PARAM_HANDOFF || depth >= 2) continue;
+    const [argAt = '-1', kw = ''] = rest;
+    const edge = graph.callees(ref).find((x) => x.call.line === e.line && x.call.column === e.column && !x.weak);
+    const found = edge ? writeThrough(graph, edge.to, Number(argAt), kw || null, depth + 1) : null;
+    if (found) return found;
+  }
+  return null;
+}
 
 const SESSION_PARAM = /^(session|db|db_session|dbsession|sess|async_session)$/;
 
@@ -278,7 +295,21 @@ export function collectParamWrites(model: FileModel): Effect[][] {
     params.forEach((p, position) => {
       if (!SESSION_PARAM.test(p.name) && !/(^|\.)(Session|AsyncSession)\b/.test(p.annotation ?? '')) return;
       const write = uncommittedWrite(model, { name: p.name, kind: 'session', inWith: false, line: fn.startLine, fnIndex }, [p.name]);
-      if (write) out[fnIndex]!.push({ kind: PARAM_WRITE, what: `${position}:${p.name}:${write.what}`, line: write.node.startPosition.row + 1, column: write.node.startPosition.column + 1 });
+      if (write) {
+        out[fnIndex]!.push({ kind: PARAM_WRITE, what: `${position}:${p.name}:${write.what}`, line: write.node.startPosition.row + 1, column: write.node.startPosition.column + 1 });
+        return;
+      }
+      // Handed on to another function (a service calling its CRUD layer), with no commit of it after.
+      const calls = callsOf(model, fnIndex);
+      for (const c of calls) {
+        if (c.functionIndex !== fnIndex || receiverKey(c) === p.name) continue;
+        const { positional, keywords } = callArgs(c.node);
+        const at = positional.findIndex((a) => a.text === p.name);
+        const kw = [...keywords].find(([, v]) => v.text === p.name)?.[0] ?? '';
+        if (at < 0 && !kw) continue;
+        if (calls.some((d) => d.method === 'commit' && receiverKey(d) === p.name && d.node.startIndex > c.node.startIndex)) continue;
+        out[fnIndex]!.push({ kind: PARAM_HANDOFF, what: `${position}:${p.name}:${at}:${kw}`, line: c.line, column: c.column });
+      }
     });
   });
   return out;
