@@ -573,7 +573,9 @@ function findCloseFacts(acq: Acquisition): CloseFacts {
   const fnNode = acq.fn.node;
   const body = acq.fn.body ?? fnNode;
   const stmtStart = acq.assignment.node.startIndex;
-  const refs = variableRefs(body, acq.target).filter((r) => r.startIndex >= acq.assignment.node.endIndex);
+  // After the acquisition: for a `with` item, its body too (the assignment's node is the whole `with`).
+  const after = acq.assignment.fromWith ? acq.call.node.endIndex : acq.assignment.node.endIndex;
+  const refs = variableRefs(body, acq.target).filter((r) => r.startIndex >= after && r.parent?.type !== 'as_pattern_target');
   const facts: CloseFacts = { escapes: false, closedInFinally: false, closedOnBothPaths: false, closedNormally: false, closingExcepts: new Set(), refs };
   let closedInCatchAll = false;
   // A `global` name outlives the call by design, like a value stored on an object.

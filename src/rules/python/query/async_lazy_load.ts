@@ -561,7 +561,7 @@ function reportHandedCommits(ctx: RepoRuleContext, graph: CallGraph): void {
     ctx.report({
       path: file.path,
       location: { line, column, endLine: line, endColumn },
-      message: `${what}, and \`${call.calleeText}()\` (line ${call.line}) commits the session it is handed (\`${callee.qualifiedName}\` ends with a commit), which expired \`${row}\`: reading it reloads the row, and that implicit IO fails with \`MissingGreenlet\`${validated ? VALIDATION_NOTE : ''}`,
+      message: `${what}, and \`${call.calleeText}()\` (line ${call.line}) ends the transaction of the session it is handed (\`${callee.qualifiedName}\` commits or rolls back), which expired \`${row}\`: reading it reloads the row, and that implicit IO fails with \`MissingGreenlet\`${validated ? VALIDATION_NOTE : ''}`,
       severity: 'high',
       function: fn.name,
       recommendation: `read what you need before the call, \`await session.refresh(${row})\` after it, or \`expire_on_commit=False\` on the factory`,

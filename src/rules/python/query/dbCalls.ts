@@ -1210,13 +1210,19 @@ export function lookupTargetHeld(model: FileModel, call: CallInfo, loops: LoopIn
     if (!/\.(all|fetchall)\(\s*\)\s*$/.test(text) && !/^(list|tuple)\(/.test(text)) return false;
     // Bound again, deleted or dropped from the session between it and the loop: another story.
     if (model.assignments.some((b) => b !== a && b.functionIndex === a.functionIndex && b.target === a.target && b.node.startIndex > a.node.endIndex && b.node.startIndex < start)) return false;
-    if (new RegExp(`\\bexpunge(_all)?\\s*\\(|\\bdel\\s+${a.target}\\b`).test(model.source.slice(a.node.endIndex, start))) return false;
+    // ... or expired (a commit, `expire_all()`): then each lookup reloads its row.
+    if (new RegExp(`\\b(expunge(_all)?|expire(_all)?|commit|rollback)\\s*\\(|\\bdel\\s+${a.target}\\b`).test(model.source.slice(a.node.endIndex, start))) return false;
     const rows = rowsSource(model, /^(list|tuple)\(/.test(text) ? callArgs(v!).positional[0] ?? null : a.value, a.functionIndex, a.line);
     if (rows?.op.kind !== 'read' || rows.entity?.replace(/^.*\./, '') !== entity) return false;
     // On the session the lookups use, and covering them: every row of the entity, or the ones
     // asked for by a list of keys (`.in_(ids)`), not a filtered subset or one row.
     if ((rows.call.dottedReceiver ?? '') !== (call.dottedReceiver ?? '')) return false;
-    return /\.in_\(/.test(rows.text) || !/\b(where|filter|filter_by|limit|first|one|one_or_none)\s*\(/.test(rows.text);
+    if (!/\b(where|filter|filter_by|limit|first|one|one_or_none)\s*\(/.test(rows.text)) return true;
+    // Keys taken from the rows the loop walks (`.in_({b.author_id for b in books})`), and no other condition.
+    const keys = /\.in_\(([^()]*(?:\([^()]*\)[^()]*)*)\)/.exec(rows.text)?.[1] ?? '';
+    const walked = outer.iterable?.text ?? '';
+    const conditions = rows.text.match(/==|!=|<=|>=|\.is_\(|\.isnot\(|\.like\(|\.ilike\(|\.in_\(|\band_\(|\bor_\(|\blimit\(/g) ?? [];
+    return !!keys && /^[A-Za-z_][\w.]*$/.test(walked) && new RegExp(`\\b${walked.replace(/\./g, '\\.')}\\b`).test(keys) && conditions.length === 1;
   });
 }
 

@@ -87,7 +87,9 @@ function loopItemAttributes(loop: SyntaxNode, attrs: Set<string>): boolean {
       }
       return false;
     };
-    if (fnBody && variableRefs(fnBody, target.text).some((r) => r.startIndex >= loop.endIndex && !rebound(r))) return false;
+    // The first use after the loop decides: read, the row escapes; bound anew (`b = len(out)`), it does not.
+    const firstAfter = fnBody ? variableRefs(fnBody, target.text).filter((r) => r.startIndex >= loop.endIndex && !rebound(r)).sort((a, b) => a.startIndex - b.startIndex)[0] : undefined;
+    if (firstAfter && !(firstAfter.parent?.type === 'assignment' && firstAfter.parent.childForFieldName('left')?.id === firstAfter.id)) return false;
   }
   const scope = loop.type === 'for_statement' ? loop.childForFieldName('body') : loop.parent;
   return !!scope && itemAttributes(scope, target.text, attrs, loop.type === 'for_in_clause' ? target.id : -1);

@@ -87,6 +87,11 @@ function mapsToStrings(model: FileModel, container: string, fnIndex: number, lin
   return false;
 }
 
+/** The expression inside parentheses (a comment there is no part of it). */
+function parenthesized(node: SyntaxNode): SyntaxNode | null {
+  return node.namedChildren.find((c) => c.type !== 'comment') ?? null;
+}
+
 /** Why a concatenation cannot be done in place, or null when CPython appends in place. */
 function copiesEachTime(model: FileModel, target: string, fnIndex: number, loopNode: SyntaxNode, prepend: boolean, bytes = false, chained = false): string | null {
   if (prepend) return 'prepending copies the whole string each time';
@@ -233,7 +238,9 @@ export const stringConcatInLoop: FileRule = {
       if (strings) check(a.target, a.value, a.functionIndex, a.loops, a.line, a.node, false, true);
     }
     for (const a of model.assignments) {
-      const v = a.value;
+      // `out = (\n out + a + b\n)`, as formatters wrap a long line.
+      let v = a.value;
+      while (v?.type === 'parenthesized_expression' && parenthesized(v)) v = parenthesized(v);
       if (a.fromWith || a.loops.length === 0 || v?.type !== 'binary_operator') continue;
       if (v.childForFieldName('operator')?.text !== '+') continue;
       const left = v.childForFieldName('left');
@@ -245,7 +252,7 @@ export const stringConcatInLoop: FileRule = {
         let first = left;
         let sums = 0;
         for (;;) {
-          if (first?.type === 'parenthesized_expression') first = first.namedChild(0);
+          if (first?.type === 'parenthesized_expression') first = parenthesized(first);
           else if (first?.type === 'binary_operator' && first.childForFieldName('operator')?.text === '+') {
             first = first.childForFieldName('left');
             sums++;

@@ -34,7 +34,7 @@ import type { AssignmentInfo, FileModel } from '../../../semantic/model.js';
 import { callAt, selfOffset } from '../../../semantic/model.js';
 import { classOfFunction } from '../../../semantic/classes.js';
 import { libraryClassModel, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
-import { assignmentsByFunction, callArgs, callsOf, enclosingTries, exceptClauses, HELD_LOCK, lastAssignment, unwrap } from './semantics.js';
+import { assignmentsByFunction, callArgs, callsOf, enclosingTries, exceptClauses, lastAssignment, unwrap } from './semantics.js';
 
 /** A single-row lookup: the model and the columns it filters on. */
 const SINGLE = /\.(first|one_or_none|scalar_one_or_none|scalar|one)\s*\(\s*\)\s*$|^\s*(await\s+)?[\w.]+\.scalar\s*\(/;
@@ -230,21 +230,32 @@ interface Lookup {
   loopEnd?: number;
 }
 
+/** A `with` item that takes a lock (`with redis.lock("k"):`, `with job_lock(name):`, `with FileLock(p):`). */
+const WITH_LOCK_ITEM = /(?:(?:\b|_)(?:lock|mutex|semaphore)|(?:\b|_|(?<=[a-z]))(?:Lock|Mutex|Semaphore))\w*\s*\(/;
+/** A lock taken by a call: `lock.acquire()`, `try_lock(...)`, a PostgreSQL advisory lock. */
+const CALL_LOCK = /\.acquire\s*\(|\b\w*(?:try_lock|acquire_lock)\w*\s*\(|pg_(try_)?advisory_(xact_)?lock/g;
+
 /**
- * Does the function take a lock before its first lookup (`pg_advisory_xact_lock(...)`, `with
- * redis.lock(...)`, `lock.acquire()`): in its code before that point, comments aside, and not a
- * pool's `acquire()` of a connection?
+ * Does the function hold a lock at its first lookup: a `with` that takes one around it, or a
+ * lock taken by a call before it (in code: not a comment or a docstring; not a pool's
+ * `acquire()` of a connection)?
  */
 function lockHeldBefore(fnNode: SyntaxNode, before: number): boolean {
-  let text = fnNode.text.slice(0, Math.max(0, before - fnNode.startIndex));
-  for (const c of fnNode.descendantsOfType('comment')) {
-    if (c.startIndex >= before) break;
-    const from = c.startIndex - fnNode.startIndex;
-    text = text.slice(0, from) + ' '.repeat(c.endIndex - c.startIndex) + text.slice(from + c.endIndex - c.startIndex);
+  for (const w of fnNode.descendantsOfType('with_statement')) {
+    if (w.startIndex < before && w.endIndex > before && WITH_LOCK_ITEM.test(w.namedChildren.find((c) => c.type === 'with_clause')?.text ?? '')) return true;
   }
-  const all = new RegExp(HELD_LOCK.source, 'g');
-  for (const m of text.matchAll(all)) {
-    if (/^\.acquire/.test(m[0]) && /pool\w*\s*$/i.test(text.slice(0, m.index))) continue;
+  let text = fnNode.text.slice(0, Math.max(0, before - fnNode.startIndex));
+  const blank = (n: SyntaxNode) => {
+    if (n.startIndex >= before) return;
+    const from = n.startIndex - fnNode.startIndex;
+    const to = Math.min(n.endIndex, before) - fnNode.startIndex;
+    text = text.slice(0, from) + ' '.repeat(to - from) + text.slice(to);
+  };
+  for (const c of fnNode.descendantsOfType('comment')) blank(c);
+  // Docstrings and other bare strings: text, not code.
+  for (const e of fnNode.descendantsOfType('expression_statement')) if (e.namedChildCount === 1 && e.namedChild(0)?.type === 'string') blank(e);
+  for (const m of text.matchAll(CALL_LOCK)) {
+    if (/^\.acquire/.test(m[0]) && /(^|[^\w])(\w+_)?pool\s*$/i.test(text.slice(0, m.index))) continue;
     return true;
   }
   return false;

@@ -25,7 +25,7 @@ import { isMemoisedCall } from '../../../semantic/memo.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { isNamedLookupCallee, type CallInfo, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
-import { conditionalInFunction, exclusiveArms } from '../../../semantic/controlFlow.js';
+import { conditionalInFunction, exclusiveArms, insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { dictKeyGuard, soleFlagGuard } from '../../../semantic/guards.js';
 import { pendingHandleMethod } from '../../../semantic/syncDb.js';
 import { externalCall, outsideEffect } from '../../../semantic/externalCalls.js';
@@ -209,14 +209,18 @@ function pendingChange(model: FileModel, fnIndex: number, session: string, from:
     const m = /^([A-Za-z_]\w*)\.(\w+)$/.exec(a.target);
     if (!m || m[2]!.startsWith('_') || exclusiveArms(a.node, call.node, body)) continue;
     const name = m[1]!;
-    // Changed in a loop the call is not in: the loop's item of rows read through the session.
+    // Changed in a loop the call is not in: only the loop's item of rows read through the session.
     const ownLoops = a.loops.filter((l) => !call.loops.includes(l));
-    if (ownLoops.length) {
-      const loop = model.loops[ownLoops[0]!]!;
-      const target = loop.node.childForFieldName('left');
-      if (target?.type !== 'identifier' || target.text !== name || !throughSession(loop.iterable, loop.node.startPosition.row + 1)) continue;
+    // The item of a loop over rows read through the session (the call in that loop or after it).
+    const itemLoop = a.loops.map((l) => model.loops[l]!).find((l) => {
+      const target = l.node.childForFieldName('left');
+      return target?.type === 'identifier' && target.text === name;
+    });
+    if (itemLoop) {
+      if (!throughSession(itemLoop.iterable, itemLoop.node.startPosition.row + 1)) continue;
       return { line: a.line, what: a.target };
     }
+    if (ownLoops.length) continue;
     if (!throughSession(lastAssignment(model, name, fnIndex, a.line)?.value ?? null, a.line)) continue;
     return { line: a.line, what: a.target };
   }
@@ -247,6 +251,11 @@ export function collectExpiredAttributeReads(model: FileModel, project?: Project
       const arg = callArgs(c.node).positional[0];
       if ((c.method === 'add' || c.method === 'merge') && arg?.type === 'identifier') rows.add(arg.text);
     }
+    // A row handed in and changed before the commit (`ticket.status = "closed"`): the session holds it.
+    for (const a of model.assignments) {
+      const m = /^([A-Za-z_]\w*)\.\w+$/.exec(a.target);
+      if (a.functionIndex === fnIndex && m && a.node.startIndex < last.node.startIndex && fn.params.some((p) => p.name === m[1] && p.name !== 'self')) rows.add(m[1]!);
+    }
     for (const a of model.assignments) {
       if (a.functionIndex !== fnIndex || a.node.startIndex > last.node.startIndex || !/^[A-Za-z_]\w*$/.test(a.target) || !a.value) continue;
       const v = unwrap(a.value);
@@ -255,8 +264,11 @@ export function collectExpiredAttributeReads(model: FileModel, project?: Project
     }
     let first: SyntaxNode | null = null;
     for (const name of rows) {
+      // Bound again after the commit: what follows reads another object.
+      const rebound = model.assignments.find((b) => b.functionIndex === fnIndex && b.target === name && b.node.startIndex > last.node.endIndex);
       for (const r of variableRefs(fn.body, name)) {
         if (r.startIndex <= last.node.endIndex || (first && r.startIndex >= first.startIndex)) continue;
+        if ((rebound && r.startIndex >= rebound.node.startIndex) || insideNestedFunction(r, fn.body)) continue;
         const p = r.parent;
         if (p?.type !== 'attribute' || p.childForFieldName('object')?.id !== r.id) continue;
         // Set again, or a method called: no reload of what it reads.

@@ -91,7 +91,7 @@ const STATEMENT_KINDS = [QUERY_EFFECT, PK_QUERY_EFFECT, WRITE_EFFECT, RELOAD_EFF
  * it leaves on (`save(db, t)` of `def save(db, t, commit=True)`).
  */
 export function sessionEnd(graph: CallGraph, ref: FnRef, depth = 0, call?: SummaryCall): SessionEnd {
-  const reaches = (r: FnRef) => STATEMENT_KINDS.some((k) => graph.effectOf(r, k, 'any')) || !!graph.effectOf(r, COMMIT_EFFECT, 'any');
+  const reaches = (r: FnRef) => STATEMENT_KINDS.some((k) => graph.effectOf(r, k, 'any')) || !!graph.effectOf(r, COMMIT_EFFECT, 'any') || !!graph.effectOf(r, ROLLBACK_EFFECT, 'any');
   if (!reaches(ref)) return 'none';
   if (depth > 3) return 'holds';
   // A step under the function's own flag (`if commit: db.commit()`) runs when the call leaves it on.
@@ -109,7 +109,8 @@ export function sessionEnd(graph: CallGraph, ref: FnRef, depth = 0, call?: Summa
   // The last step; at one position a commit (also a flush) wins.
   steps.sort((a, b) => a.line - b.line || a.column - b.column || Number(!!a.ends) - Number(!!b.ends));
   const last = steps[steps.length - 1];
-  if (!last) return 'holds';
+  // Every step under a flag this call leaves off (`save(db, t, commit=False)` only stages): nothing runs.
+  if (!last) return 'none';
   if (last.edge) return !last.edge.call.conditional && sessionEnd(graph, last.edge.to, depth + 1, last.edge.call) === 'releases' ? 'releases' : 'holds';
   return last.ends ? 'releases' : 'holds';
 }

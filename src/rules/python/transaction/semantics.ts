@@ -292,7 +292,7 @@ export function transactionRegions(model: FileModel, fromFirstStatement = false)
 }
 
 /**
- * A lock the function holds around its check and write (a claim, a check-then-insert): `with redis.lock("sender", blocking=False):`, `with Lock(...)`,
+ * A lock the function holds around its claim (PA213; PA210 asks where the lock is, see check_then_insert.ts): `with redis.lock("sender", blocking=False):`, `with Lock(...)`,
  * a project's helper named for one (`with job_lock(name):`, `with FileLock(...)`, `if not
  * try_lock(...): return`), `lock.acquire()`, an advisory lock.
  */
