@@ -393,7 +393,8 @@ function holdingLine(graph: CallGraph, ref: FnRef, site: HandedWaitSite): number
     if (!edge) return h.releaseNamed ? null : h.line;
     const end = sessionEnd(graph, edge.to, 0, edge.call);
     if (end === 'none') continue;
-    if (end === 'holds' || h.reads) return h.line;
+    // After a close nothing reloads through the session (a read of an expired row raises instead).
+    if (end === 'holds' || (h.reads && end === 'releases')) return h.line;
     if (h.everyPath) return null;
   }
   return site.terminal === 'statement' ? site.terminalLine : null;

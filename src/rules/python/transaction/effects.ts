@@ -32,7 +32,7 @@ import { externalCall, outsideEffect } from '../../../semantic/externalCalls.js'
 import { leavesAfter, notPerRow, perItemLoops } from '../query/semantics.js';
 import { classifyDbCall, LIBRARY_CALL, loopsDomain, RELOAD_EFFECT } from '../query/dbCalls.js';
 import { flaskRequestWrites, MAY_COMMIT_EFFECT, requestWrites } from './missing_commit.js';
-import { callArgs, callsOf, enclosingTries, isCommitCall, isRollbackCall, isWriteCall, lastAssignment, receiverKey, transactionRegions, unwrap } from './semantics.js';
+import { callArgs, callsOf, enclosingTries, isCloseCall, isCommitCall, isRollbackCall, isWriteCall, lastAssignment, receiverKey, transactionRegions, unwrap } from './semantics.js';
 import { sessionsExpireOnCommit } from '../../../semantic/sessionExpiry.js';
 import { variableRefs } from '../../../semantic/model.js';
 import type { ProjectContext } from '../../../discovery/context.js';
@@ -43,6 +43,8 @@ import { COLLECTION_MUTATION, stagedEffects } from '../readOnlyCommit.js';
 export const COMMIT_EFFECT = 'commit';
 /** The function's own `rollback()` on a database handle (its position only: where a transaction ends). */
 export const ROLLBACK_EFFECT = 'rollback';
+/** The function's own `close()` on a database handle (its position only: the session gives its connection back). */
+export const CLOSE_EFFECT = 'close';
 /** The function opens a session (or connection) of its own and commits it: one unit of work per call. */
 export const OWN_COMMIT_EFFECT = 'commit_own';
 export const TXN_LOOP_CALL = 'txn_loop_call';
@@ -125,6 +127,8 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     // `session.rollback()`: the transaction ends there too (the writes are gone): PA202's
     // helper-sent path stops at it.
     if (call.method === 'rollback' && isRollbackCall(model, call)) effects[call.functionIndex]!.push({ kind: ROLLBACK_EFFECT, what: call.calleeText, ...at });
+    // `session.close()`: the connection goes back to the pool (what a caller waiting after the call holds).
+    if (isCloseCall(model, call)) effects[call.functionIndex]!.push({ kind: CLOSE_EFFECT, what: call.calleeText, ...at });
     if (call.method === 'commit') {
       // `repo.commit()` on an object of another module (or one whose `commit` is a session's
       // bound method, `self.commit = session.commit`): the repo phase decides, by the type.

@@ -5,7 +5,7 @@ import { UNTYPED } from '../../../analysis/objects.js';
 import { flagAtCall } from '../../../semantic/guards.js';
 import type { RepoRuleContext } from '../../types.js';
 import type { Severity } from '../../../types.js';
-import { COMMIT_EFFECT, ROLLBACK_EFFECT, TXN_OPEN_CALL, type OpenSite } from './effects.js';
+import { CLOSE_EFFECT, COMMIT_EFFECT, ROLLBACK_EFFECT, TXN_OPEN_CALL, type OpenSite } from './effects.js';
 import { FLUSH_EFFECT, PK_QUERY_EFFECT, QUERY_EFFECT, RELOAD_EFFECT, WRITE_EFFECT } from '../query/dbCalls.js';
 
 const TXN_OPEN_CALLS: ReadonlySet<string> = new Set([TXN_OPEN_CALL]);
@@ -77,7 +77,7 @@ export function alwaysReaches(graph: CallGraph, kind: string): (ref: FnRef) => b
 }
 
 /** What a session handed to `ref` is left with when it returns: untouched, a transaction it began, or one it ended. */
-export type SessionEnd = 'none' | 'holds' | 'releases';
+export type SessionEnd = 'none' | 'holds' | 'releases' | 'closes';
 
 const STATEMENT_KINDS = [QUERY_EFFECT, PK_QUERY_EFFECT, WRITE_EFFECT, RELOAD_EFFECT, FLUSH_EFFECT];
 
@@ -86,24 +86,24 @@ const STATEMENT_KINDS = [QUERY_EFFECT, PK_QUERY_EFFECT, WRITE_EFFECT, RELOAD_EFF
  * returns; PA111: did it expire the rows the caller holds), read from its effects and those of what it
  * calls: nothing that reaches the database (staging `add()` only, or nothing), a statement last
  * (the transaction it began stays open: a reload after the commit, `refresh()`, counts), or an
- * unconditional commit or rollback after its last statement (the connection goes back to the
+ * unconditional commit, rollback or close after its last statement (the connection goes back to the
  * pool; the rows it held are expired). `call`, when given, says which of the function's own flags
  * it leaves on (`save(db, t)` of `def save(db, t, commit=True)`).
  */
 export function sessionEnd(graph: CallGraph, ref: FnRef, depth = 0, call?: SummaryCall): SessionEnd {
-  const reaches = (r: FnRef) => STATEMENT_KINDS.some((k) => graph.effectOf(r, k, 'any')) || !!graph.effectOf(r, COMMIT_EFFECT, 'any') || !!graph.effectOf(r, ROLLBACK_EFFECT, 'any');
+  const reaches = (r: FnRef) => STATEMENT_KINDS.some((k) => graph.effectOf(r, k, 'any')) || !!graph.effectOf(r, COMMIT_EFFECT, 'any') || !!graph.effectOf(r, ROLLBACK_EFFECT, 'any') || !!graph.effectOf(r, CLOSE_EFFECT, 'any');
   if (!reaches(ref)) return 'none';
   if (depth > 3) return 'holds';
   // A step under the function's own flag (`if commit: db.commit()`) runs when the call leaves it on.
   const flag = (guard: string | undefined) => (guard === undefined ? 'on' : call ? flagAtCall(call.passes, guard) : 'unknown');
-  type Step = { line: number; column: number; ends?: boolean; edge?: CallEdge };
+  type Step = { line: number; column: number; ends?: boolean; closes?: boolean; edge?: CallEdge };
   const steps: Step[] = [];
   for (const e of graph.ownEffects(ref)) {
-    const ends = e.kind === COMMIT_EFFECT || e.kind === ROLLBACK_EFFECT;
+    const ends = e.kind === COMMIT_EFFECT || e.kind === ROLLBACK_EFFECT || e.kind === CLOSE_EFFECT;
     if (!ends && !STATEMENT_KINDS.includes(e.kind)) continue;
     const f = flag(e.guard);
     if (f === 'off') continue;
-    steps.push({ line: e.line, column: e.column, ends: ends && f === 'on' });
+    steps.push({ line: e.line, column: e.column, ends: ends && f === 'on', closes: e.kind === CLOSE_EFFECT && f === 'on' });
   }
   for (const e of graph.callees(ref)) if (reaches(e.to)) steps.push({ line: e.call.line, column: e.call.column, edge: e });
   // The last step; at one position a commit (also a flush) wins.
@@ -111,6 +111,10 @@ export function sessionEnd(graph: CallGraph, ref: FnRef, depth = 0, call?: Summa
   const last = steps[steps.length - 1];
   // Every step under a flag this call leaves off (`save(db, t, commit=False)` only stages): nothing runs.
   if (!last) return 'none';
-  if (last.edge) return !last.edge.call.conditional && sessionEnd(graph, last.edge.to, depth + 1, last.edge.call) === 'releases' ? 'releases' : 'holds';
-  return last.ends ? 'releases' : 'holds';
+  if (last.edge) {
+    const end = last.edge.call.conditional ? 'holds' : sessionEnd(graph, last.edge.to, depth + 1, last.edge.call);
+    return end === 'releases' || end === 'closes' ? end : 'holds';
+  }
+  // A close gives the connection back but expires nothing: the rows leave detached with their state.
+  return last.closes ? 'closes' : last.ends ? 'releases' : 'holds';
 }

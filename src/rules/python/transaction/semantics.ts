@@ -84,6 +84,11 @@ export function isRollbackCall(model: FileModel, call: CallInfo): boolean {
   return call.method === 'rollback' && call.hasReceiver && isDbHandle(model, call);
 }
 
+/** `session.close()`, `conn.close()` on a database handle. */
+export function isCloseCall(model: FileModel, call: CallInfo): boolean {
+  return call.method === 'close' && call.hasReceiver && isDbHandle(model, call);
+}
+
 /** A call that writes through a session: an UPDATE/DELETE/INSERT, `add`, `merge`, `delete`, `flush`. */
 export function isWriteCall(model: FileModel, call: CallInfo): boolean {
   if (call.method === 'flush') return call.hasReceiver && isDbHandle(model, call);
