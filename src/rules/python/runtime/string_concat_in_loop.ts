@@ -251,12 +251,19 @@ export const stringConcatInLoop: FileRule = {
         // `s = s + a + b`: the name at the far left of a chain of sums.
         let first = left;
         let sums = 0;
+        let prepended = false;
         for (;;) {
           if (first?.type === 'parenthesized_expression') first = parenthesized(first);
           else if (first?.type === 'binary_operator' && first.childForFieldName('operator')?.text === '+') {
+            // `s = x + s + y`: the name added after something else, a prepend inside the chain.
+            if (first.childForFieldName('right')?.text === a.target) prepended = true;
             first = first.childForFieldName('left');
             sums++;
           } else break;
+        }
+        if (prepended) {
+          check(a.target, v, a.functionIndex, a.loops, a.line, a.node, true);
+          continue;
         }
         // The whole sum is what is added (a bytes chunk in it makes it bytes work).
         if (first?.text === a.target && sums > 0) check(a.target, v, a.functionIndex, a.loops, a.line, a.node, false, false, true);
