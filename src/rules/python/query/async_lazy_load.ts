@@ -212,6 +212,14 @@ function returnedRow(graph: CallGraph, ref: FnRef, depth: number): { effect: Eff
 }
 
 /** Is `name` bound once in the function: one assignment, no loop target, walrus or unpacking? */
+/** Is the parameter `name` never bound again in its function (no assignment, unpacking, `for`, `with`, walrus)? */
+function boundOnlyAsParameter(model: FileModel, fnIndex: number, name: string): boolean {
+  if (model.assignments.some((a) => a.functionIndex === fnIndex && a.target === name)) return false;
+  if (model.unpackedAssignments.some((u) => u.functionIndex === fnIndex && u.names.includes(name))) return false;
+  const fn = model.functions[fnIndex]!;
+  return !bindsName(model.source.slice(fn.body?.startIndex ?? fn.node.startIndex, fn.node.endIndex), name);
+}
+
 function boundOnce(model: FileModel, fnIndex: number, name: string): boolean {
   if (model.assignments.filter((a) => a.functionIndex === fnIndex && a.target === name).length !== 1) return false;
   if (model.unpackedAssignments.some((u) => u.functionIndex === fnIndex && u.names.includes(name))) return false;
@@ -362,7 +370,7 @@ const SERIALISE = /^(model_validate|from_orm|parse_obj|validate)$/;
  * `return row` from a route with a response model. The first such read per row.
  */
 function* expiredReads(model: FileModel, isAsync: ReturnType<typeof asyncHandles>, commitsExpire: boolean, returnsOnly = false): Generator<ExpiredRead> {
-  const rows: { name: string; entity: string; session: string; from: number; fnIndex: number; loaded: boolean }[] = [];
+  const rows: { name: string; entity: string; session: string; from: number; fnIndex: number; loaded: boolean; param?: boolean }[] = [];
   for (const r of loadedRows(model, isAsync)) {
     if (r.session && SESSION_PATH.test(r.session)) rows.push({ name: r.name, entity: r.entity, session: r.session, from: r.from, fnIndex: r.fnIndex, loaded: true });
   }
@@ -374,12 +382,16 @@ function* expiredReads(model: FileModel, isAsync: ReturnType<typeof asyncHandles
     if (!session || !SESSION_PATH.test(session) || arg?.type !== 'identifier' || !onAsyncSession(model, call, isAsync)) continue;
     const bound = lastAssignment(model, arg.text, call.functionIndex, call.line);
     const ctor = bound?.value?.type === 'call' ? bound.value.childForFieldName('function')?.text.split('.').pop() ?? '' : '';
-    if (!bound || !model.modelClasses.has(ctor)) continue;
-    rows.push({ name: arg.text, entity: ctor, session, from: call.node.endIndex, fnIndex: call.functionIndex, loaded: false });
+    // Or a row handed in, typed as a model of the file's (`async def save(s, ticket: Ticket)`).
+    const param = bound ? undefined : model.functions[call.functionIndex]!.params.find((p) => p.name === arg.text);
+    const typed = param?.annotation?.replace(/^.*\./, '') ?? '';
+    if (bound ? !model.modelClasses.has(ctor) : !model.modelClasses.has(typed)) continue;
+    rows.push({ name: arg.text, entity: bound ? ctor : typed, session, from: call.node.endIndex, fnIndex: call.functionIndex, loaded: false, ...(bound ? {} : { param: true }) });
   }
   for (const row of rows) {
     const fn = model.functions[row.fnIndex]!;
-    if (!fn.body || !boundOnce(model, row.fnIndex, row.name)) continue;
+    // One binding: the assignment, or for a row handed in, the parameter alone (never bound again).
+    if (!fn.body || !(row.param ? boundOnlyAsParameter(model, row.fnIndex, row.name) : boundOnce(model, row.fnIndex, row.name))) continue;
     // Handed back from a session the coroutine opens itself: the caller gets it detached (another error).
     if (returnsOnly && model.withs.some((w) => w.functionIndex === row.fnIndex && w.items.some((i) => i.alias === row.session))) continue;
     const onSession = callsOf(model, row.fnIndex).filter((c) => c.dottedReceiver === row.session && c.node.startIndex > row.from && !insideNestedDef(c.node, fn.node));
