@@ -74,19 +74,16 @@ interface HeldSession {
  * db.get(User, i)`, `t = crud.create(db, x)`) or handed to `db.add(...)`? After a commit that
  * expires rows, that read reloads the row and checks a connection out again.
  */
-function rowReadBefore(fn: FunctionInfo, session: string, call: SyntaxNode, wait: SyntaxNode): boolean {
+function rowReadBefore(model: FileModel, fn: FunctionInfo, session: string, call: SyntaxNode, wait: SyntaxNode): boolean {
   if (!fn.body) return false;
   const mentions = new RegExp(`(^|[^\\w.])${session.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`);
   const rows = new Set<string>();
-  for (const a of fn.body.descendantsOfType('assignment')) {
-    const left = a.childForFieldName('left');
-    const right = a.childForFieldName('right');
-    if (left?.type === 'identifier' && right && a.startIndex < wait.startIndex && mentions.test(right.text)) rows.add(left.text);
+  for (const a of model.assignments) {
+    if (a.functionIndex === fn.index && a.value && a.node.startIndex < wait.startIndex && /^[A-Za-z_]\w*$/.test(a.target) && mentions.test(a.value.text)) rows.add(a.target);
   }
-  for (const c of fn.body.descendantsOfType('call')) {
-    const f = c.childForFieldName('function');
-    const arg = callArgs(c).positional[0];
-    if (f?.text.replace(/\s+/g, '') === `${session}.add` && arg?.type === 'identifier') rows.add(arg.text);
+  for (const c of callsOf(model, fn.index)) {
+    const arg = callArgs(c.node).positional[0];
+    if (c.functionIndex === fn.index && c.method === 'add' && c.dottedReceiver === session && arg?.type === 'identifier') rows.add(arg.text);
   }
   for (const name of rows) {
     for (const r of variableRefs(fn.body, name)) {
@@ -150,7 +147,7 @@ function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: Function
       if (wait && infos.length && infos.every((x) => x.info)) {
         for (const { node, info } of infos) {
           handOffs.push({
-            line: info!.line, column: info!.column, reads: !commitReleases(project) && rowReadBefore(fn, s.name, node, wait.node),
+            line: info!.line, column: info!.column, reads: !commitReleases(project) && rowReadBefore(model, fn, s.name, node, wait.node),
             everyPath: handOff ? everyPath : onEveryPath(node, fn, wait.node), releaseNamed: releases,
           });
         }

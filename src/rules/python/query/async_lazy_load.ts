@@ -212,6 +212,50 @@ function returnedRow(graph: CallGraph, ref: FnRef, depth: number): { effect: Eff
 }
 
 /** Is `name` bound once in the function: one assignment, no loop target, walrus or unpacking? */
+/** A row a coroutine holds on an `AsyncSession`: loaded through it, or added to it. */
+interface HeldRow {
+  name: string;
+  entity: string;
+  session: string;
+  /** Offset after which reads count. */
+  from: number;
+  fnIndex: number;
+  /** Loaded through the session (a rollback expires it), not only added. */
+  loaded: boolean;
+  /** A parameter of the coroutine (a row handed in), not a name it binds. */
+  param?: boolean;
+}
+
+/**
+ * The rows coroutines hold on an `AsyncSession` (a local or `self.session`): loaded through it;
+ * built from a model (`user = User(...)`) and added to it; or handed in, typed as a model of the
+ * file (`async def save(s, ticket: Ticket)`), and added to it.
+ */
+function heldRows(model: FileModel, isAsync: ReturnType<typeof asyncHandles>): HeldRow[] {
+  const rows: HeldRow[] = [];
+  for (const r of loadedRows(model, isAsync)) {
+    if (r.session && SESSION_PATH.test(r.session)) rows.push({ name: r.name, entity: r.entity, session: r.session, from: r.from, fnIndex: r.fnIndex, loaded: true });
+  }
+  for (const call of model.calls) {
+    if (call.method !== 'add' || call.functionIndex < 0 || !model.functions[call.functionIndex]!.isAsync) continue;
+    const session = call.dottedReceiver;
+    const arg = callArgs(call.node).positional[0];
+    if (!session || !SESSION_PATH.test(session) || arg?.type !== 'identifier' || !onAsyncSession(model, call, isAsync)) continue;
+    const bound = lastAssignment(model, arg.text, call.functionIndex, call.line);
+    const ctor = bound?.value?.type === 'call' ? bound.value.childForFieldName('function')?.text.split('.').pop() ?? '' : '';
+    const param = bound ? undefined : model.functions[call.functionIndex]!.params.find((p) => p.name === arg.text);
+    const typed = param?.annotation?.replace(/^.*\./, '') ?? '';
+    if (bound ? !model.modelClasses.has(ctor) : !model.modelClasses.has(typed)) continue;
+    rows.push({ name: arg.text, entity: bound ? ctor : typed, session, from: call.node.endIndex, fnIndex: call.functionIndex, loaded: false, ...(bound ? {} : { param: true }) });
+  }
+  return rows;
+}
+
+/** One binding of the row's name in its function: the assignment, or for a row handed in, the parameter alone. */
+function bindsOnce(model: FileModel, row: HeldRow): boolean {
+  return row.param ? boundOnlyAsParameter(model, row.fnIndex, row.name) : boundOnce(model, row.fnIndex, row.name);
+}
+
 /** Is the parameter `name` never bound again in its function (no assignment, unpacking, `for`, `with`, walrus)? */
 function boundOnlyAsParameter(model: FileModel, fnIndex: number, name: string): boolean {
   if (model.assignments.some((a) => a.functionIndex === fnIndex && a.target === name)) return false;
@@ -370,28 +414,10 @@ const SERIALISE = /^(model_validate|from_orm|parse_obj|validate)$/;
  * `return row` from a route with a response model. The first such read per row.
  */
 function* expiredReads(model: FileModel, isAsync: ReturnType<typeof asyncHandles>, commitsExpire: boolean, returnsOnly = false): Generator<ExpiredRead> {
-  const rows: { name: string; entity: string; session: string; from: number; fnIndex: number; loaded: boolean; param?: boolean }[] = [];
-  for (const r of loadedRows(model, isAsync)) {
-    if (r.session && SESSION_PATH.test(r.session)) rows.push({ name: r.name, entity: r.entity, session: r.session, from: r.from, fnIndex: r.fnIndex, loaded: true });
-  }
-  // `user = User(...)` then `session.add(user)` on an async session.
-  for (const call of model.calls) {
-    if (call.method !== 'add' || call.functionIndex < 0 || !model.functions[call.functionIndex]!.isAsync) continue;
-    const session = call.dottedReceiver;
-    const arg = callArgs(call.node).positional[0];
-    if (!session || !SESSION_PATH.test(session) || arg?.type !== 'identifier' || !onAsyncSession(model, call, isAsync)) continue;
-    const bound = lastAssignment(model, arg.text, call.functionIndex, call.line);
-    const ctor = bound?.value?.type === 'call' ? bound.value.childForFieldName('function')?.text.split('.').pop() ?? '' : '';
-    // Or a row handed in, typed as a model of the file's (`async def save(s, ticket: Ticket)`).
-    const param = bound ? undefined : model.functions[call.functionIndex]!.params.find((p) => p.name === arg.text);
-    const typed = param?.annotation?.replace(/^.*\./, '') ?? '';
-    if (bound ? !model.modelClasses.has(ctor) : !model.modelClasses.has(typed)) continue;
-    rows.push({ name: arg.text, entity: bound ? ctor : typed, session, from: call.node.endIndex, fnIndex: call.functionIndex, loaded: false, ...(bound ? {} : { param: true }) });
-  }
+  const rows = heldRows(model, isAsync);
   for (const row of rows) {
     const fn = model.functions[row.fnIndex]!;
-    // One binding: the assignment, or for a row handed in, the parameter alone (never bound again).
-    if (!fn.body || !(row.param ? boundOnlyAsParameter(model, row.fnIndex, row.name) : boundOnce(model, row.fnIndex, row.name))) continue;
+    if (!fn.body || !bindsOnce(model, row)) continue;
     // Handed back from a session the coroutine opens itself: the caller gets it detached (another error).
     if (returnsOnly && model.withs.some((w) => w.functionIndex === row.fnIndex && w.items.some((i) => i.alias === row.session))) continue;
     const onSession = callsOf(model, row.fnIndex).filter((c) => c.dottedReceiver === row.session && c.node.startIndex > row.from && !insideNestedDef(c.node, fn.node));
@@ -518,20 +544,10 @@ const HANDED_COMMIT_READS: ReadonlySet<string> = new Set([HANDED_COMMIT_READ]);
 
 /** Candidate reads after calls handed the session (see {@link HANDED_COMMIT_READ}). */
 function* handedCommitReads(model: FileModel, isAsync: ReturnType<typeof asyncHandles>): Generator<{ fnIndex: number; call: CallInfo; row: string; handed: boolean; read: [number, number, number, string]; validated: boolean }> {
-  const rows: { name: string; entity: string; session: string; from: number; fnIndex: number }[] = [];
-  for (const r of loadedRows(model, isAsync)) if (r.session && SESSION_PATH.test(r.session)) rows.push({ name: r.name, entity: r.entity, session: r.session, from: r.from, fnIndex: r.fnIndex });
-  // `post = Post(...)` then `session.add(post)`: a new row, expired by a commit like a loaded one.
-  for (const call of model.calls) {
-    if (call.method !== 'add' || call.functionIndex < 0 || !model.functions[call.functionIndex]!.isAsync) continue;
-    const arg = callArgs(call.node).positional[0];
-    if (!call.dottedReceiver || !SESSION_PATH.test(call.dottedReceiver) || arg?.type !== 'identifier' || !onAsyncSession(model, call, isAsync)) continue;
-    const bound = lastAssignment(model, arg.text, call.functionIndex, call.line);
-    const ctor = bound?.value?.type === 'call' ? bound.value.childForFieldName('function')?.text.split('.').pop() ?? '' : '';
-    if (bound && model.modelClasses.has(ctor)) rows.push({ name: arg.text, entity: ctor, session: call.dottedReceiver, from: call.node.endIndex, fnIndex: call.functionIndex });
-  }
+  const rows = heldRows(model, isAsync);
   for (const r of rows) {
     const fn = model.functions[r.fnIndex]!;
-    if (!fn.body || !boundOnce(model, r.fnIndex, r.name)) continue;
+    if (!fn.body || !bindsOnce(model, r)) continue;
     const calls = callsOf(model, r.fnIndex).filter((c) => c.node.startIndex > r.from && c.functionIndex === r.fnIndex && !insideNestedDef(c.node, fn.node));
     const holders = sessionHolders(model, r.fnIndex, r.session);
     const args = (c: CallInfo) => [...callArgs(c.node).positional, ...callArgs(c.node).keywords.values()];
