@@ -185,6 +185,15 @@ describe('PA207 commit_in_loop severities', () => {
     expect(at(rel, 'app/api/orders.py', line('db.commit()  # expect: PA207'), 'PA207')?.originalSeverity).toBe('medium');
     expect(at(rel, 'app/api/orders.py', line('db.commit()  # expect: PA207', line('def bulk_close')), 'PA207')?.originalSeverity).toBe('low');
   });
+  it('is low, naming the call, when each item is changed, then sent outside, then committed', () => {
+    const rel = 'transaction/commit-in-loop';
+    const file = 'app/batch_settle.py';
+    const f = at(rel, file, lineOf(path.join(FIXTURES, rel, file), 'settle_and_index(db, order, search_plugin)  # expect: PA207'), 'PA207');
+    expect(f?.originalSeverity).toBe('low');
+    expect(f?.message).toMatch(/each item also calls out, `search_plugin\.push_entry`, after changing rows and before the commit/);
+    // Without a call outside, the same helper shape stays medium.
+    expect(at(rel, file, lineOf(path.join(FIXTURES, rel, file), 'settle(db, order)  # expect: PA207'), 'PA207')?.originalSeverity).toBe('medium');
+  });
   it('reports two commits of one iteration once, listing the second', () => {
     const rel = 'transaction/commit-in-loop';
     const lines = fs.readFileSync(path.join(FIXTURES, rel, 'app/sync_jobs.py'), 'utf8').split('\n');

@@ -18,12 +18,13 @@
  * Through calls (repo phase): a loop that hands each item to a same-repo function which always
  * commits the caller's session, at any depth (`for o in orders: settle(db, o)`, keyword
  * arguments and comprehensions included); not a helper that opens and commits its own session.
+ * A helper that changes the item, then calls outside, then commits, is reported `low`.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { overImportedConstants, callGraphOf, siteCalls, type CallGraph, type FnRef, type Reach } from '../../../analysis/callgraph.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
-import { WRITE_EFFECT } from '../query/dbCalls.js';
+import { FLUSH_EFFECT, WRITE_EFFECT } from '../query/dbCalls.js';
 import { executesMany, leavesAfter } from '../query/semantics.js';
 import { alwaysReaches } from './reach.js';
 import { flagAtCall, isDictKeyGuard } from '../../../semantic/guards.js';
@@ -49,7 +50,7 @@ export const commitInLoop: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: '`commit()` on every iteration of a loop that writes rows',
-    what: 'Finds a `commit()` on a session (or DB-API connection) that runs on every iteration of a loop over items (`for`, `async for` over streamed rows, a `while` that pops or fetches the next item) whose body writes rows through the same session: `add`/`merge`/`delete`, an UPDATE/DELETE/INSERT, attribute changes on the rows being iterated, or a helper the session is handed to. Severity `medium`, `low` when the loop runs over what one request sent (its parameters, a form, the rows selected `in_(...)` those ids). A commit after which the loop surely ends (a later `break`, `return` or `raise` of its block, no `continue` on the way: a search that stops at its match) runs once per loop and is not flagged. A commit under a condition on an iteration counter or a clock (`if n % 500 == 0`, `if len(batch) >= 100`) is a throttled milestone and is not flagged; a condition on the item is not a throttle. Neither is a per-item `try/except` with rollback, a session opened per item, a `while True:` / message-stream consumer loop, nor a commit that records an action outside the database (an email, an HTTP call) in the same iteration, nor a loop over a handful of constants (a literal of at most ten items here, or a module-level one another module of the repo declares and never grows: default rows seeded one by one). Also found through calls: a loop that hands each item to a same-repo function (also one looked up by name, `get_handler(\'store\')(ctx, row)`, resolved to the function of that name beside the caller when exactly one module there defines it, or, for a registry that loads a package by name, asked from another top-level package (a plugin), to the one function of that name in the caller\'s package and below in a module named like the registry\'s package; at any depth, by keyword or in a comprehension) that always commits the session of its caller, or commits under its own flag parameter that the call leaves on (`def save(obj, commit=True): ... if commit: session.commit()` called as `save(row)`; `if not defer_commit:` with `defer_commit=False`), or under `if not context.get(\'defer_commit\'):` on a dict parameter when neither the loop\'s call nor a call on the way sets that key (`update(dict(ctx, defer_commit=True), row)` turns it off). The commit may be a session\'s own method bound to another object (`self.commit = session.commit` in a store class, called as `store.commit()`) — not when the commit keeps nothing: the functions on the way to it, and what they call, stage and send nothing (no write, attribute set, collection change, row staged on a session, statement not known to read, method named for changing its object), and neither the loop\'s iteration nor another call in a loop of the function changes anything (it ends a read-only transaction).',
+    what: 'Finds a `commit()` on a session (or DB-API connection) that runs on every iteration of a loop over items (`for`, `async for` over streamed rows, a `while` that pops or fetches the next item) whose body writes rows through the same session: `add`/`merge`/`delete`, an UPDATE/DELETE/INSERT, attribute changes on the rows being iterated, or a helper the session is handed to. Severity `medium`, `low` when the loop runs over what one request sent (its parameters, a form, the rows selected `in_(...)` those ids). A commit after which the loop surely ends (a later `break`, `return` or `raise` of its block, no `continue` on the way: a search that stops at its match) runs once per loop and is not flagged. A commit under a condition on an iteration counter or a clock (`if n % 500 == 0`, `if len(batch) >= 100`) is a throttled milestone and is not flagged; a condition on the item is not a throttle. Neither is a per-item `try/except` with rollback, a session opened per item, a `while True:` / message-stream consumer loop, nor a commit that records an action outside the database (an email, an HTTP call) in the same iteration, or comes before one (the outside world hears only of what is committed), nor a loop over a handful of constants (a literal of at most ten items here, or a module-level one another module of the repo declares and never grows: default rows seeded one by one). Also found through calls: a loop that hands each item to a same-repo function (also one looked up by name, `get_handler(\'store\')(ctx, row)`, resolved to the function of that name beside the caller when exactly one module there defines it, or, for a registry that loads a package by name, asked from another top-level package (a plugin), to the one function of that name in the caller\'s package and below in a module named like the registry\'s package; at any depth, by keyword or in a comprehension) that always commits the session of its caller, or commits under its own flag parameter that the call leaves on (`def save(obj, commit=True): ... if commit: session.commit()` called as `save(row)`; `if not defer_commit:` with `defer_commit=False`), or under `if not context.get(\'defer_commit\'):` on a dict parameter when neither the loop\'s call nor a call on the way sets that key (`update(dict(ctx, defer_commit=True), row)` turns it off). The commit may be a session\'s own method bound to another object (`self.commit = session.commit` in a store class, called as `store.commit()`) — not when the commit keeps nothing: the functions on the way to it, and what they call, stage and send nothing (no write, attribute set, collection change, row staged on a session, statement not known to read, method named for changing its object), and neither the loop\'s iteration nor another call in a loop of the function changes anything (it ends a read-only transaction). Through calls, when the item\'s rows are changed first and an outside call (a search index, a file store, a plugin) runs between the change and the commit, the commit is the change\'s own, cut per item: reported `low`, naming the call, since the call outside weighs more than the commit.',
     why: 'Every commit is a transaction: a round trip, a WAL flush to disk and, with `expire_on_commit`, the expiry of every loaded object (the next attribute access reloads it). A thousand rows cost a thousand commits, and a failure half-way leaves the batch half applied.',
     bad:
       'from sqlalchemy import select\nfrom sqlalchemy.orm import Session\n\nfrom app.models import Job\n\n\n'
@@ -108,8 +109,13 @@ export const commitInLoop: FileRule & RepoRule = {
       // item when this call leaves the flag on.
       const flagged = always(to) ? null : graph.ownEffects(to).find((e) => e.kind === COMMIT_EFFECT && e.guard !== undefined && flagAtCall(call.passes, e.guard) === 'on');
       if (flagged) reach = { kind: COMMIT_EFFECT, effect: flagged, steps: [{ fn: to, call: null }], weak: false };
+      if (!reach || (!always(to) && !flagged)) continue;
       // A commit after an email, an HTTP call, a message: it records what was done outside.
-      if (!reach || effects.has(SIDE_EFFECT) || (!always(to) && !flagged)) continue;
+      // Not when the item's rows were changed before that call (a search index told of an
+      // uncommitted change, then the commit): the commit is the change's own, cut per item, and
+      // reported `low` (the call outside dominates each iteration).
+      let outside: string | null = null;
+      if (effects.has(SIDE_EFFECT) && !(outside = outsideAfterWrite(graph, reach))) continue;
       // A commit under `if not ctx.get('defer_commit'):` that the loop's call, or a call on the
       // way, turns off (`update(dict(ctx, defer_commit=True), row)`): the caller commits once.
       const keyGuard = reach.effect.guard;
@@ -124,9 +130,11 @@ export const commitInLoop: FileRule & RepoRule = {
         path: file.path,
         location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
         message: `\`${call.calleeText}()\` commits on every iteration of the loop (\`${names.join('` → `')}()\`): one transaction and one WAL flush per item, and a failure half-way leaves the batch half applied`
+          + (outside ? ` (each item also calls out, \`${outside}\`, after changing rows and before the commit)` : '')
           + (weak ? ' (a call resolved by its method name alone)' : ''),
-        // N is what one request sent (its chosen items): bounded by the client, `low`.
-        severity: weak || overRequestInput(graph, ref, call) ? 'low' : 'medium',
+        // N is what one request sent (its chosen items): bounded by the client, `low`; so is an
+        // iteration that also calls out (the call dominates it).
+        severity: weak || outside || overRequestInput(graph, ref, call) ? 'low' : 'medium',
         function: fn.name,
         chain: graph.chainSteps(reach, { ref, call }),
       });
@@ -139,6 +147,44 @@ const TXN_LOOP_CALLS: ReadonlySet<string> = new Set([TXN_LOOP_CALL]);
 /** Is the chain's commit one that keeps nothing (see readOnlyCommit.ts)? */
 function readOnlyCommit(graph: CallGraph, reach: Reach): boolean {
   return commitKeepsNothing(graph, reach);
+}
+
+/** Kinds that change rows or send a change (not a commit: that is what is judged). */
+const CHANGE_KINDS = [WRITE_EFFECT, FLUSH_EFFECT, 'request_write', 'flask_write', STAGES];
+
+/**
+ * Where, on the way to the chain's commit, rows are changed and then an action outside the
+ * database runs before the commit (`package_update`: save the row, push it to the search index,
+ * commit): the outside call's name, or null when every outside call before the commit comes
+ * before any change (the commit records what was done outside: per item on purpose). Judged in
+ * each function of the chain, up to the line where the chain goes on (or the commit itself), by
+ * its own effects and by the calls it makes that reach them; a change in a function higher on
+ * the chain, before its call onward, counts for every function below.
+ */
+function outsideAfterWrite(graph: CallGraph, reach: Reach): string | null {
+  let changed = false;
+  for (const [i, step] of reach.steps.entries()) {
+    const cut = step.call ? step.call.line : reach.effect.line;
+    const at = (kinds: readonly string[]) => {
+      const out: { line: number; what: string }[] = [];
+      for (const e of graph.ownEffects(step.fn)) if (kinds.includes(e.kind) && e.line < cut) out.push({ line: e.line, what: e.what });
+      for (const edge of graph.callees(step.fn)) {
+        if (edge.call.line >= cut || edge.call.background) continue;
+        const k = kinds.find((kind) => graph.reaches(edge.to, kind, 'any'));
+        if (!k) continue;
+        const end = k === SIDE_EFFECT ? graph.effectsOf(edge.to, 'any').get(k)?.effect.what : undefined;
+        out.push({ line: edge.call.line, what: end && end !== edge.call.calleeText ? `${edge.call.calleeText}\` → \`${end}` : edge.call.calleeText });
+      }
+      return out;
+    };
+    const changes = at(CHANGE_KINDS);
+    const firstChange = changed ? -Infinity : Math.min(...changes.map((c) => c.line));
+    const outside = at([SIDE_EFFECT]).filter((o) => o.line > firstChange).sort((a, b) => a.line - b.line)[0];
+    if (outside) return outside.what;
+    if (changes.length) changed = true;
+    if (i === reach.steps.length - 1) break;
+  }
+  return null;
 }
 
 /** Does the loop around the site run over what one request sent (the site fact's `|i`)? */
