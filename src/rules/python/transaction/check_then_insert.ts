@@ -51,7 +51,7 @@ export const checkThenInsert: FileRule & RepoRule = {
     severity: 'low',
     effort: 'S',
     summary: 'A row looked up by a key, then inserted with that key when missing, with no lock, ON CONFLICT or IntegrityError handling',
-    what: 'Finds a check-then-insert: a row of a model looked up by a column (`select(M).where(M.col == v)` with `.first()`/`.one_or_none()`/`scalar_one_or_none()`, `query(M).filter_by(col=v).first()`, `M.query.filter_by(...)`), the result tested (`if row is None:`, `if not row:`, a guard that returns or raises, or the lookup tested inline: `if <lookup> is not None: raise`), and a new `M(col=...)` with the same column (or one copied from the object the value came from: `M.model_validate(body)`, `M(**body.model_dump())` with the lookup on `body.col`) `add`ed and committed or flushed in the same function (also per item: a lookup in a loop and the insert in the same iteration, after `if row is None:` or past `if row: continue` — a get-or-create of each tag a request names), when nothing uses `ON CONFLICT`/`merge`, and no `except IntegrityError` surrounds the insert. A `with_for_update()` on the check does not make it safe: it locks the row when there is one, and nothing when there is none. Also when the lookup is a helper of the repo that returns one row by a column compared with its parameter (`tag = find_tag(db, slug)`, `def find_tag(db, slug): return db.scalars(select(Tag).where(Tag.slug == slug)).first()`) and the caller adds a row built with the argument it passed there. Also in a service or repository built on a repository library (advanced-alchemy): `existing = await self.get_one_or_none(user_id=u, provider=p)`, a test of `existing`, then `self.create({...})`/`self.add(...)` with the same values for every looked-up field where none was found (the library flushes the INSERT), with no `upsert` in the function and no handler for the library\'s `IntegrityError`/`DuplicateKeyError`/`RepositoryError`. Silent when the function holds a lock around it (a PostgreSQL advisory lock, `with redis.lock(...)`, `lock.acquire()`, a project helper named for a lock): a second caller waits for the first to commit and then finds its row. Low: it takes two concurrent first writes of the same key (a double submit, a retry).',
+    what: 'Finds a check-then-insert: a row of a model looked up by a column (`select(M).where(M.col == v)` with `.first()`/`.one_or_none()`/`scalar_one_or_none()`, `query(M).filter_by(col=v).first()`, `M.query.filter_by(...)`), the result tested (`if row is None:`, `if not row:`, a guard that returns or raises, or the lookup tested inline: `if <lookup> is not None: raise`), and a new `M(col=...)` with the same column (or one copied from the object the value came from: `M.model_validate(body)`, `M(**body.model_dump())` with the lookup on `body.col`) `add`ed and committed or flushed in the same function (also per item: a lookup in a loop and the insert in the same iteration, after `if row is None:` or past `if row: continue` — a get-or-create of each tag a request names), when nothing uses `ON CONFLICT`/`merge`, and no `except IntegrityError` surrounds the insert. A `with_for_update()` on the check does not make it safe: it locks the row when there is one, and nothing when there is none. Also when the lookup is a helper of the repo that returns one row by a column compared with its parameter (`tag = find_tag(db, slug)`, `def find_tag(db, slug): return db.scalars(select(Tag).where(Tag.slug == slug)).first()`) and the caller adds a row built with the argument it passed there. Also in a service or repository built on a repository library (advanced-alchemy): `existing = await self.get_one_or_none(user_id=u, provider=p)`, a test of `existing`, then `self.create({...})`/`self.add(...)` with the same values for every looked-up field where none was found (the library flushes the INSERT), with no `upsert` in the function and no handler for the library\'s `IntegrityError`/`DuplicateKeyError`/`RepositoryError`. Silent when the function holds a lock around it (a PostgreSQL advisory lock, `with redis.lock(...)`, `lock.acquire()`, `with self._lock:`, a project helper named for a lock; not a lock made in the `with` itself, `with threading.Lock():`, which every call makes anew): a second caller waits for the first to commit and then finds its row. Low: it takes two concurrent first writes of the same key (a double submit, a retry).',
     why: 'Under READ COMMITTED, PostgreSQL\'s default, two concurrent calls both run the SELECT before either commits, both find nothing, and both insert. Without a unique constraint the table gets a duplicate; with one, the slower call fails with an `IntegrityError` the code never expected, which a request answers with a 500.',
     bad:
       'from sqlalchemy import String, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column\n\n\n'
@@ -230,8 +230,15 @@ interface Lookup {
   loopEnd?: number;
 }
 
-/** A `with` item that takes a lock (`with redis.lock("k"):`, `with job_lock(name):`, `with FileLock(p):`). */
+/** A `with` item that takes a lock (`with redis.lock("k"):`, `with job_lock(name):`, `with FileLock(p):`; a name: {@link LOCK_NAME}). */
 const WITH_LOCK_ITEM = /(?:(?:\b|_)(?:lock|mutex|semaphore)|(?:\b|_|(?<=[a-z]))(?:Lock|Mutex|Semaphore))\w*\s*\(/;
+/**
+ * A lock made right there, in the `with` (`with threading.Lock():`, `with asyncio.Lock():`): each
+ * call makes its own, so no two callers ever wait on the same one.
+ */
+const FRESH_LOCK = /^(?:(?:threading|asyncio|multiprocessing|trio|anyio)\.)?(?:Lock|RLock|Semaphore|BoundedSemaphore|Condition)\s*\(/;
+/** A lock held by name, made once elsewhere (`with _label_lock:`, `with self._mutex:`). */
+const LOCK_NAME = /^[\w.]*(?:lock|mutex|semaphore)\w*$/i;
 /** A lock taken by a call: `lock.acquire()`, `try_lock(...)`, a PostgreSQL advisory lock. */
 const CALL_LOCK = /\.acquire\s*\(|\b\w*(?:try_lock|acquire_lock)\w*\s*\(|pg_(try_)?advisory_(xact_)?lock/g;
 
@@ -242,7 +249,9 @@ const CALL_LOCK = /\.acquire\s*\(|\b\w*(?:try_lock|acquire_lock)\w*\s*\(|pg_(try
  */
 function lockHeldBefore(fnNode: SyntaxNode, before: number): boolean {
   for (const w of fnNode.descendantsOfType('with_statement')) {
-    if (w.startIndex < before && w.endIndex > before && WITH_LOCK_ITEM.test(w.namedChildren.find((c) => c.type === 'with_clause')?.text ?? '')) return true;
+    if (w.startIndex >= before || w.endIndex <= before) continue;
+    const items = w.namedChildren.find((c) => c.type === 'with_clause')?.namedChildren.filter((c) => c.type === 'with_item') ?? [];
+    if (items.some((i) => (WITH_LOCK_ITEM.test(i.text) && !FRESH_LOCK.test(i.text.trim())) || LOCK_NAME.test(i.text.trim()))) return true;
   }
   let text = fnNode.text.slice(0, Math.max(0, before - fnNode.startIndex));
   const blank = (n: SyntaxNode) => {
