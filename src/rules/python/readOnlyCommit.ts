@@ -45,23 +45,36 @@ const MODEL_MODULE = /(^|\/)(models?|orm|entities)(\/|\.py$)/;
 const WRITE_KINDS = ['write', 'flushes', 'commit', 'commit_own', 'commit_may', 'request_write', 'flask_write', STAGES];
 
 /**
- * The first attribute the function sets that may be a row's (see {@link STAGES}), as an effect,
- * per function of the file.
+ * The first and the last change the function stages (see {@link STAGES}), as effects, per
+ * function of the file: whether it stages at all, and where its changes begin and end (PA207
+ * orders them against calls outside the database).
  */
 export function stagedEffects(model: FileModel): Effect[][] {
   const out: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile) return out;
-  const seen = new Set<number>();
+  // The earliest and the latest change of each function, by position.
+  const first = new Map<number, { at: number; effect: Effect }>();
+  const last = new Map<number, { at: number; effect: Effect }>();
+  /** Is a change at `at` neither before the function's first nor after its last one found so far? */
+  const covered = (fnIndex: number, at: number) => {
+    const f = first.get(fnIndex);
+    return !!f && f.at <= at && last.get(fnIndex)!.at >= at;
+  };
+  const keep = (fnIndex: number, at: number, effect: Effect) => {
+    const f = first.get(fnIndex);
+    if (!f || at < f.at) first.set(fnIndex, { at, effect });
+    const l = last.get(fnIndex);
+    if (!l || at > l.at) last.set(fnIndex, { at, effect });
+  };
   // Names each function binds itself (`fnIndex:name`), once: a module-level name rebound locally is a local.
   const locals = new Set<string>();
   for (const a of model.assignments) if (a.functionIndex >= 0 && /^\w+$/.test(a.target)) locals.add(`${a.functionIndex}:${a.target}`);
   /** An imported module (`import os`, `import sys`): its attributes are no row. */
   const moduleImport = (name: string) => model.imports.get(name) === name;
   const stage = (fnIndex: number, target: string, node: { startIndex: number; startPosition: { row: number; column: number } }, call = false) => {
-    if (fnIndex < 0 || seen.has(fnIndex) || runsOnce(model, fnIndex, node.startIndex)) return;
+    if (fnIndex < 0 || covered(fnIndex, node.startIndex) || runsOnce(model, fnIndex, node.startIndex)) return;
     if (call) {
-      seen.add(fnIndex);
-      out[fnIndex]!.push({ kind: STAGES, what: target, line: node.startPosition.row + 1, column: node.startPosition.column + 1 });
+      keep(fnIndex, node.startIndex, { kind: STAGES, what: target, line: node.startPosition.row + 1, column: node.startPosition.column + 1 });
       return;
     }
     // `row.col = v`, `row.col[k] = v` (a JSON column changed in place), `row.*` (setattr).
@@ -77,14 +90,13 @@ export function stagedEffects(model: FileModel): Effect[][] {
     // models' modules), sets up the object's own state; `self.order.status = v` sets a row's.
     if (base === 'self' && direct && (!fn.className || CONSTRUCTORS.has(fn.name) || !(model.modelClasses.has(fn.className) || MODEL_MODULE.test(model.path)))) return;
     if (base === 'self' && fn.className && CONSTRUCTORS.has(fn.name)) return;
-    seen.add(fnIndex);
-    out[fnIndex]!.push({ kind: STAGES, what: target, line: node.startPosition.row + 1, column: node.startPosition.column + 1 });
+    keep(fnIndex, node.startIndex, { kind: STAGES, what: target, line: node.startPosition.row + 1, column: node.startPosition.column + 1 });
   };
   for (const a of model.assignments) if (!a.fromWith) stage(a.functionIndex, a.target, a.node);
   for (const a of model.augAssignments) stage(a.functionIndex, a.target, a.node);
   for (const a of model.augSubscripts) stage(a.functionIndex, a.target, a.node);
   for (const c of model.calls) {
-    if (c.functionIndex < 0 || seen.has(c.functionIndex)) continue;
+    if (c.functionIndex < 0 || covered(c.functionIndex, c.node.startIndex)) continue;
     // `setattr(row, key, value)`.
     if (c.calleeText === 'setattr' && !c.hasReceiver) {
       const obj = c.node.childForFieldName('arguments')?.namedChildren[0]?.text ?? '';
@@ -123,6 +135,11 @@ export function stagedEffects(model: FileModel): Effect[][] {
       const origin = CHANGING_METHOD.test(c.method) || !READ_METHOD.test(c.method) ? originOf(model, c.functionIndex, receiver, c.line) : null;
       if (origin === 'row' || (origin === 'param' && CHANGING_METHOD.test(c.method))) stage(c.functionIndex, `${receiver}.*`, c.node);
     }
+  }
+  for (const [fnIndex, f] of first) {
+    out[fnIndex]!.push(f.effect);
+    const l = last.get(fnIndex)!;
+    if (l.at !== f.at) out[fnIndex]!.push(l.effect);
   }
   return out;
 }

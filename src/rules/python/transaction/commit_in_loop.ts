@@ -153,38 +153,45 @@ function readOnlyCommit(graph: CallGraph, reach: Reach): boolean {
 const CHANGE_KINDS = [WRITE_EFFECT, FLUSH_EFFECT, 'request_write', 'flask_write', STAGES];
 
 /**
- * Where, on the way to the chain's commit, rows are changed and then an action outside the
- * database runs before the commit (`package_update`: save the row, push it to the search index,
- * commit): the outside call's name, or null when every outside call before the commit comes
- * before any change (the commit records what was done outside: per item on purpose). Judged in
- * each function of the chain, up to the line where the chain goes on (or the commit itself), by
- * its own effects and by the calls it makes that reach them; a change in a function higher on
- * the chain, before its call onward, counts for every function below.
+ * Where, on the way to the chain's commit, rows are changed, then an action outside the database
+ * runs, and nothing is changed after it before the commit (`package_update`: save the row, push
+ * it to the search index, commit): the outside call's name. The outside system was told of (or
+ * acted on) a change the commit only makes durable. Null when every outside call comes before
+ * any change, or is followed by one (the commit records what was done outside, or the answer a
+ * lookup gave: per item on purpose). Judged in order through each function of the chain, up to
+ * the line where the chain goes on (or the commit itself), by its own effects and by the calls
+ * it makes that reach them; a call that reaches both counts as an outside call followed by a
+ * change.
  */
 function outsideAfterWrite(graph: CallGraph, reach: Reach): string | null {
   let changed = false;
-  for (const [i, step] of reach.steps.entries()) {
+  let outside: string | null = null;
+  for (const step of reach.steps) {
     const cut = step.call ? step.call.line : reach.effect.line;
-    const at = (kinds: readonly string[]) => {
-      const out: { line: number; what: string }[] = [];
-      for (const e of graph.ownEffects(step.fn)) if (kinds.includes(e.kind) && e.line < cut) out.push({ line: e.line, what: e.what });
-      for (const edge of graph.callees(step.fn)) {
-        if (edge.call.line >= cut || edge.call.background) continue;
-        const k = kinds.find((kind) => graph.reaches(edge.to, kind, 'any'));
-        if (!k) continue;
-        const end = k === SIDE_EFFECT ? graph.effectsOf(edge.to, 'any').get(k)?.effect.what : undefined;
-        out.push({ line: edge.call.line, what: end && end !== edge.call.calleeText ? `${edge.call.calleeText}\` → \`${end}` : edge.call.calleeText });
+    // Outside calls sort before changes on the same line (see above).
+    const events: { line: number; change: boolean; what: string }[] = [];
+    for (const e of graph.ownEffects(step.fn)) {
+      if (e.line >= cut) continue;
+      if (e.kind === SIDE_EFFECT) events.push({ line: e.line, change: false, what: e.what });
+      else if (CHANGE_KINDS.includes(e.kind)) events.push({ line: e.line, change: true, what: e.what });
+    }
+    for (const edge of graph.callees(step.fn)) {
+      if (edge.call.line >= cut || edge.call.background) continue;
+      if (graph.reaches(edge.to, SIDE_EFFECT, 'any')) {
+        const end = graph.effectsOf(edge.to, 'any').get(SIDE_EFFECT)?.effect.what;
+        events.push({ line: edge.call.line, change: false, what: end && end !== edge.call.calleeText ? `${edge.call.calleeText}\` → \`${end}` : edge.call.calleeText });
       }
-      return out;
-    };
-    const changes = at(CHANGE_KINDS);
-    const firstChange = changed ? -Infinity : Math.min(...changes.map((c) => c.line));
-    const outside = at([SIDE_EFFECT]).filter((o) => o.line > firstChange).sort((a, b) => a.line - b.line)[0];
-    if (outside) return outside.what;
-    if (changes.length) changed = true;
-    if (i === reach.steps.length - 1) break;
+      if (CHANGE_KINDS.some((k) => graph.reaches(edge.to, k, 'any'))) events.push({ line: edge.call.line, change: true, what: edge.call.calleeText });
+    }
+    events.sort((a, b) => a.line - b.line || Number(a.change) - Number(b.change));
+    for (const ev of events) {
+      if (ev.change) {
+        changed = true;
+        outside = null;
+      } else if (changed) outside ??= ev.what;
+    }
   }
-  return null;
+  return outside;
 }
 
 /** Does the loop around the site run over what one request sent (the site fact's `|i`)? */
