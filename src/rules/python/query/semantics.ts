@@ -167,7 +167,7 @@ function smallBoundedLoopUncached(model: FileModel, loop: LoopInfo): boolean {
   const src = iterationSource(loop.iterable);
   if (!src) return false;
   // `for s in Status:`: iterating a class is iterating an `Enum`'s few members.
-  if (src.type === 'identifier' && /^[A-Z][a-z]\w*$/.test(src.text) && namesClass(model, src.text, loop.functionIndex)) return true;
+  if (src.type === 'identifier' && /^[A-Z][a-z]\w*$/.test(src.text) && (namesClass(model, src.text, loop.functionIndex) || importedEnumLoop(model, src.text, loop))) return true;
   // `for t in Subscription.Type:`: a class nested in a class (or one a module exports) named in
   // CamelCase; iterating a class is iterating an `Enum`'s members (any other class raises).
   if (src.type === 'attribute' && /^[A-Z][a-z]\w*$/.test(src.childForFieldName('attribute')?.text ?? '') && nestedEnum(model, src, loop.functionIndex)) return true;
@@ -1003,6 +1003,18 @@ function nestedEnum(model: FileModel, src: SyntaxNode, fnIndex: number): boolean
   // An imported class (`Subscription`): a CamelCase name imported is a class. (Not an imported
   // lowercase name: a module or an object, whose CamelCase attributes may be collections.)
   return model.imports.has(name) && /^[A-Z][a-z]\w*$/.test(name);
+}
+
+/**
+ * `for s in OrderStatus:` over a CamelCase name imported from a module, whose items the loop reads
+ * as an Enum's members (`s.value`, `s.name`): iterating a class is iterating an Enum's few members.
+ */
+function importedEnumLoop(model: FileModel, name: string, loop: LoopInfo): boolean {
+  if (!model.imports.has(name) || boundInFunction(model, name, loop.functionIndex) || assignmentsTo(model, name).some((a) => a.functionIndex < 0 && a.target === name)) return false;
+  const target = loop.node.childForFieldName('left');
+  const body = loop.node.childForFieldName('body');
+  if (target?.type !== 'identifier' || !body) return false;
+  return new RegExp(`(?<![\\w.])${target.text}\\.(value|name)\\b`).test(body.text);
 }
 
 /** Is `name` a class (defined in the module or imported), not a variable of the function? */
