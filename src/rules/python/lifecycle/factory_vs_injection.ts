@@ -27,7 +27,7 @@ import type { ProjectContext } from '../../../discovery/context.js';
 import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import {
-  generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler,
+  generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler, websocketHoldsSession,
   streamingResponses, yieldDependencyOutlivesStream,
 } from './semantics.js';
 import { flaskStreams, generatorSessionUse } from './flaskStreaming.js';
@@ -307,12 +307,14 @@ export const factoryVsInjection: FileRule & RepoRule = {
             // Held for the stream is PA402's claim, at the same parameter: one defect, one finding.
             ...(held ? { sameDefectAs: { code: 'PA402', line: s.node.startPosition.row + 1 } } : {}),
           });
-        } else if (isWebsocketHandler(fn) && hasOwnLoop(model, fn) && s.viaDepends) {
+        } else if (isWebsocketHandler(fn) && hasOwnLoop(model, fn) && s.viaDepends && websocketHoldsSession(project, fn, s.name)) {
           ctx.report({
             node: s.node,
             message: `injected session \`${s.name}\` is held by the WebSocket endpoint \`${fn.name}\` for the whole connection`,
             severity: 'critical',
             function: fn.name,
+            // Held while connected is PA402's claim, at the same parameter: one defect, one finding.
+            sameDefectAs: { code: 'PA402', line: s.node.startPosition.row + 1 },
           });
         }
         for (const call of callsOf(model, fn.index)) {

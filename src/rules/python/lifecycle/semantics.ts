@@ -1001,6 +1001,21 @@ export function endsTransaction(ref: SyntaxNode): boolean {
   return false;
 }
 
+/**
+ * Does a looping WebSocket endpoint hold its injected session `name` while connected? Not when
+ * it never uses it (a session unused takes no connection), nor when its last use gives the
+ * connection back (`close()`, `rollback()`, a `commit()` that releases it: see
+ * {@link releasesConnection}; before the loop, or at the end of each round) or sits in a
+ * `with name.begin():` block, which ends its transaction when the block ends.
+ */
+export function websocketHoldsSession(project: ProjectContext, fn: FunctionInfo, name: string): boolean {
+  const refs = ownRefs(fn, name);
+  const last = refs[refs.length - 1];
+  if (!last) return false;
+  if (releasesConnection(project, last)) return false;
+  return !insideBeginBlock(last);
+}
+
 /** Does the generator use the session: a closure reference in its body, or the session handed to the generator call? */
 export function generatorUsesSession(use: StreamingUse, name: string): boolean {
   const args = use.generatorCall?.childForFieldName('arguments');

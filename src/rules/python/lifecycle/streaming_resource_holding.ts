@@ -47,7 +47,7 @@ import type { ProjectContext } from '../../../discovery/context.js';
 import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import { flaskStreams, heldSessionCall, releasedEachRound } from './flaskStreaming.js';
 import {
-  acquireKind, endsTransaction, generatorUsesSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler,
+  acquireKind, endsTransaction, generatorUsesSession, websocketHoldsSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler,
   ownRefs, releasesConnection, sessionSubDependencies, streamingResponses, yieldDependencyOutlivesStream, type StreamingUse,
   dependencySessions, dependencyTargets, importedDependencies, localAlias, routeDependencies,
 } from './semantics.js';
@@ -265,7 +265,7 @@ export const streamingResourceHolding: FileRule & RepoRule = {
           continue;
         }
         if (websocket) {
-          if (!s.viaDepends) continue;
+          if (!s.viaDepends || !websocketHoldsSession(project, fn, s.name)) continue;
           ctx.report({
             node: s.node,
             message: `injected session \`${s.name}\` stays open for the whole WebSocket connection of \`${fn.name}\``,
