@@ -280,7 +280,7 @@ export function blockingIoCall(model: FileModel, call: CallInfo): string | null 
 function blockingIoName(model: FileModel, call: CallInfo): string | null {
   const q = call.qualifiedName;
   if (q) {
-    if (BLOCKING_FUNCTIONS.has(q)) return q.replace(/^builtins\./, '');
+    if (BLOCKING_FUNCTIONS.has(q)) return readsMemory(model, call, q) ? null : q.replace(/^builtins\./, '');
     if (HTTP_MODULES.test(q)) return q.replace('.api.', '.');
     if (q.startsWith('requests.') || q.startsWith('httpx.') || q.startsWith('httpx2.')) return null;
     for (const [re] of BLOCKING_PATTERNS) if (re.test(q)) return q;
@@ -294,6 +294,35 @@ function blockingIoName(model: FileModel, call: CallInfo): string | null {
   // `lambda f: f.read()`: the lambda's own parameter, not the file of the same name outside.
   if (call.receiver.type === 'identifier' && boundByLambda(call.node, call.receiver.text)) return null;
   return what;
+}
+
+/**
+ * Readers that take a file object, and the argument (position, keyword) that names it: handed an
+ * in-memory buffer, they parse bytes already in the process and touch no disk.
+ */
+const FILE_OBJECT_READERS = new Map<string, [number, string]>([
+  ['zipfile.ZipFile', [0, 'file']], ['tarfile.open', [-1, 'fileobj']], ['pickle.load', [0, 'file']],
+  ['gzip.open', [0, 'filename']], ['bz2.open', [0, 'filename']], ['lzma.open', [0, 'filename']],
+]);
+/** An in-memory buffer: `io.BytesIO(data)`, `BytesIO(data)`, `io.StringIO(text)`. */
+const MEMORY_BUFFER = /^(io\.)?(BytesIO|StringIO)\s*\(/;
+
+/**
+ * `zipfile.ZipFile(io.BytesIO(data))`, `tarfile.open(fileobj=buf)` where `buf = io.BytesIO(...)`:
+ * the reader's file is a buffer in memory (a name bound to one in the function counts).
+ */
+function readsMemory(model: FileModel, call: CallInfo, q: string): boolean {
+  const spec = FILE_OBJECT_READERS.get(q);
+  if (!spec) return false;
+  const args = call.node.childForFieldName('arguments')?.namedChildren.filter((a) => a.type !== 'comment') ?? [];
+  const keyword = args.find((a) => a.type === 'keyword_argument' && a.childForFieldName('name')?.text === spec[1])?.childForFieldName('value');
+  const positional = spec[0] >= 0 ? args.filter((a) => a.type !== 'keyword_argument')[spec[0]] : undefined;
+  const arg = keyword ?? positional;
+  if (!arg) return false;
+  if (MEMORY_BUFFER.test(arg.text)) return true;
+  if (arg.type !== 'identifier' || call.functionIndex < 0) return false;
+  const bound = model.assignments.filter((a) => a.functionIndex === call.functionIndex && a.target === arg.text && a.line <= call.line);
+  return bound.length > 0 && bound.every((a) => !!a.value && MEMORY_BUFFER.test(a.value.text));
 }
 
 /** Types whose every method blocks appear in the file: type any method's receiver. */
