@@ -1049,8 +1049,13 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
       if (out) effects[call.functionIndex]!.push({ kind: OUTSIDE_CALL, what: out, ...at });
     }
     const reload = op?.kind === 'read' ? reloadedParam(model, call, op) : null;
-    // `:pk` when the reload is a primary-key lookup through the identity map (`session.get`).
-    if (reload) effects[call.functionIndex]!.push({ kind: RELOADS_PARAM, what: op!.identityMap && !/populate_existing|with_for_update/.test(call.node.text) ? `${reload}:pk` : reload, ...at });
+    // `:pk` when the reload is a primary-key lookup through the identity map (`session.get`);
+    // `:lock` when it reads the row again on purpose (`with_for_update()` locks it,
+    // `populate_existing()` refreshes it): the row the caller holds cannot stand in for it.
+    if (reload) {
+      const purpose = /with_for_update|populate_existing/.test(call.node.text) ? ':lock' : op!.identityMap ? ':pk' : '';
+      effects[call.functionIndex]!.push({ kind: RELOADS_PARAM, what: `${reload}${purpose}`, ...at });
+    }
     const passed = mayPassIds ? passedLoadedId(model, call) : null;
     if (passed) effects[call.functionIndex]!.push({ kind: PASSES_LOADED_ID, what: JSON.stringify(passed), ...at });
     if (op) {

@@ -147,6 +147,9 @@ export const redundantFetch: FileRule & RepoRule = {
       });
       if (!reload) continue;
       const [, , model = '', pk = ''] = reload.what.split(':');
+      // A reload that locks or refreshes the row (`with_for_update()`, `populate_existing()`):
+      // reading it again is the point; handing over the loaded row would lose the lock.
+      if (pk === 'lock') continue;
       let loadedBy = passed.model;
       if (!loadedBy) {
         const loader = graph.callAt(ref.file, passed.source[0], passed.source[1]);
