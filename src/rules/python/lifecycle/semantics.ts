@@ -903,7 +903,21 @@ function readsToEnd(loop: { node: SyntaxNode }): boolean {
 
 /** A network call (not file I/O): an HTTP/gRPC/SMTP/S3/broker client call, as the shared classifier sees it. */
 export function isExternalCall(model: FileModel, call: CallInfo): boolean {
-  return externalCall(model, call)?.kind === 'network';
+  return externalCall(model, call)?.kind === 'network' && !spawnedTask(call.node);
+}
+
+/** Calls that start a coroutine as a task of its own: the caller does not wait for it. */
+const TASK_SPAWNER = /(^|\.)(create_task|ensure_future|start_soon|run_coroutine_threadsafe)$/;
+
+/**
+ * `asyncio.create_task(client.post(...))`, `tg.start_soon(...)`: the call's coroutine is handed
+ * to a task that runs on its own; the function goes on without waiting for it.
+ */
+function spawnedTask(node: SyntaxNode): boolean {
+  const args = node.parent;
+  if (args?.type !== 'argument_list') return false;
+  const spawner = args.parent;
+  return spawner?.type === 'call' && TASK_SPAWNER.test(spawner.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '');
 }
 
 /** The first statement's line of a function body, skipping a docstring. */
