@@ -1497,7 +1497,8 @@ export function rowsSource(model: FileModel, expr: SyntaxNode | null, fnIndex: n
       const text = [st.root.text, ...st.chainCalls.map((x) => x.text)].join(' ');
       return { call, op, entity: st.ctor === 'select' ? st.entity : null, text };
     }
-    const flask = /^(\w+)\.query$/.exec(op.what);
+    // `User.query.filter_by(...).first()`, and the key lookups on the query (`User.query.get(i)`, `get_or_404`).
+    const flask = /^(\w+)\.query(?:\.(?:get|get_or_404))?$/.exec(op.what);
     if (flask) return { call, op, entity: flask[1]!, text: node.text };
     // Flask-SQLAlchemy 3's `db.paginate(db.select(User)...)`: the page's items are the statement's rows.
     if (call.method === 'paginate' && op.what.endsWith('.paginate')) {

@@ -13,7 +13,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
-import { assignmentsTo, callsOf as fnCalls } from '../../../semantic/model.js';
+import { assignmentsTo, callsOf as fnCalls, isFlaskHandle } from '../../../semantic/model.js';
 import { receiverType, typeString } from '../../../semantic/valueTypes.js';
 import { conditionalWithin, exclusiveArms } from '../../../semantic/controlFlow.js';
 import type { EventSite, ProjectContext } from '../../../discovery/context.js';
@@ -268,7 +268,7 @@ export function transactionRegions(model: FileModel, fromFirstStatement = false)
   for (const [fnIndex, calls] of byFn) {
     const open = new Map<string, CallInfo>();
     for (const c of calls) {
-      const key = receiverKey(c);
+      const key = (fromFirstStatement ? flaskSessionRead(model, c) : null) ?? receiverKey(c);
       if (!key) continue;
       const lib = libCall(c);
       if (isCommitCall(model, c) || lib === 'commit') {
@@ -314,6 +314,20 @@ export function openOnPathTo(model: FileModel, region: TransactionRegion, call: 
   if (!exclusiveArms(region.start, call.node, stop)) return true;
   return fnCalls(model, region.fnIndex).some((u) => u.node.startIndex > region.start.startIndex && u.node.startIndex < call.node.startIndex
     && receiverKey(u) === region.session && u.method !== 'commit' && u.method !== 'rollback' && !exclusiveArms(u.node, call.node, stop));
+}
+
+/**
+ * A read through Flask-SQLAlchemy's query property or loaders (`Post.query.get(i)`,
+ * `Post.query.filter_by(...).first()`, `db.get_or_404(Post, i)`) runs on the project's
+ * `db.session`: its key (`db.session`), when the file has one Flask-SQLAlchemy object; else null.
+ */
+function flaskSessionRead(model: FileModel, c: CallInfo): string | null {
+  if (model.flaskDbHandles.size !== 1) return null;
+  const db = [...model.flaskDbHandles][0]!;
+  const key = receiverKey(c);
+  if (key && /_or_404$/.test(c.method) && isFlaskHandle(model, key)) return `${key}.session`;
+  const op = classifyDbCall(model, c);
+  return op?.kind === 'read' && /\.query(\.(get|get_or_404))?$/.test(op.what) ? `${key && isFlaskHandle(model, key) ? key : db}.session` : null;
 }
 
 /** Is the head name of `key` assigned between two calls of a function (`links = Service(...)` again)? */
@@ -397,8 +411,11 @@ export function modelOfObject(model: FileModel, name: string, fnIndex: number, l
   const v = unwrap(a.value);
   if (!v) return null;
   const text = v.text;
-  let m = /\bget(?:_one)?\(\s*(?:[\w.]*\.)?([A-Z]\w*)\s*,/.exec(text);
+  let m = /\bget(?:_one|_or_404)?\(\s*(?:[\w.]*\.)?([A-Z]\w*)\s*,/.exec(text);
   if (m && models.has(m[1]!)) return m[1]!;
+  // Flask-SQLAlchemy's query property: `Post.query.get(i)`, `Post.query.filter_by(...).first_or_404()`.
+  m = /^(?:[\w.]*\.)?([A-Z]\w*)\.query\b/.exec(text);
+  if (m && models.has(m[1]!) && (/^(?:[\w.]*\.)?[A-Z]\w*\.query\.get(?:_or_404)?\(/.test(text) || SINGLE_ROW.test(text) || /\.(first|one)_or_404\(\s*\)\s*$/.test(text))) return m[1]!;
   m = /^(?:[\w.]*\.)?([A-Z]\w*)\s*\(/.exec(text);
   if (m && models.has(m[1]!)) return m[1]!;
   if (SINGLE_ROW.test(text)) {
