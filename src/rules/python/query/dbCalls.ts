@@ -1483,6 +1483,9 @@ export interface RowsSource {
 export function rowsSource(model: FileModel, expr: SyntaxNode | null, fnIndex: number, line: number, depth = 0, viaSelf?: SelfRows): RowsSource | null {
   const node = unwrap(expr);
   if (!node || depth > 4) return null;
+  // `list(db.scalars(...))`, `sorted(rows, key=...)`, `[*db.scalars(...)]`: the same rows, held.
+  const held = heldRows(node);
+  if (held) return rowsSource(model, held, fnIndex, line, depth + 1, viaSelf);
   if (node.type === 'identifier') {
     const a = lastAssignment(model, node.text, fnIndex, line);
     return a?.value ? rowsSource(model, a.value, a.functionIndex, a.line - 1, depth + 1, viaSelf) : null;
@@ -1517,6 +1520,19 @@ export function rowsSource(model: FileModel, expr: SyntaxNode | null, fnIndex: n
   }
   // `q = q.filter(...)`: the chain starts from an earlier query held in a name.
   return rebuiltFrom(model, node, fnIndex, line, depth, viaSelf);
+}
+
+/** The rows a copy holds: the argument of `list(x)`/`tuple(x)`/`sorted(x, ...)`, the `x` of `[*x]`. */
+function heldRows(node: SyntaxNode): SyntaxNode | null {
+  if (node.type === 'call' && /^(list|tuple|sorted)$/.test(node.childForFieldName('function')?.text ?? '')) {
+    const positional = node.childForFieldName('arguments')?.namedChildren.filter((a) => a.type !== 'comment' && a.type !== 'keyword_argument') ?? [];
+    return positional.length === 1 && positional[0]!.type !== 'list_splat' && positional[0]!.type !== 'generator_expression' ? positional[0]! : null;
+  }
+  if (node.type === 'list') {
+    const items = node.namedChildren.filter((c) => c.type !== 'comment');
+    return items.length === 1 && items[0]!.type === 'list_splat' ? items[0]!.namedChild(0) : null;
+  }
+  return null;
 }
 
 /**
