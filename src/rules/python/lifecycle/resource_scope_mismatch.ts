@@ -22,6 +22,7 @@ import type { Effect } from '../../../analysis/summary.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import { sessionEnd } from '../transaction/reach.js';
+import { NETWORK_EFFECT } from '../transaction/effects.js';
 import { callArgs } from '../query/semantics.js';
 import {
   bodyStartLine, endpointDependencies, endsTransaction, injectedSessions, isExternalCall, isWebsocketHandler, routeDependencies,
@@ -102,7 +103,7 @@ function rowReadBefore(model: FileModel, fn: FunctionInfo, session: string, call
  * through an external call, or through more than 50 lines that wait on something (the file rule's
  * findings; also what the dependency check leaves to them).
  */
-function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: FunctionInfo): HeldSession[] {
+function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: FunctionInfo, forced?: Wait): HeldSession[] {
   const out: HeldSession[] = [];
   const sessions = injectedSessions(model, project, fn);
   if (sessions.length === 0 || streamingResponses(model, project, fn).length > 0) return out;
@@ -111,7 +112,7 @@ function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: Function
   // A finding needs an external call in the body, or a tail of more than 50 lines: most
   // handlers have neither, and finding a session's references is the costly part.
   const inBody = model.calls.filter((c) => insideOf(model, c.functionIndex, fn.index));
-  if (fn.endLine - start <= LONG_TAIL_LINES && !inBody.some((c) => isExternalCall(model, c))) return out;
+  if (!forced && fn.endLine - start <= LONG_TAIL_LINES && !inBody.some((c) => isExternalCall(model, c))) return out;
   for (const s of sessions) {
     const refs = sessionRefs(fn, s.name);
     const last = refs[refs.length - 1];
@@ -120,7 +121,8 @@ function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: Function
     // The handler's first wait after the session's last use: an external call of its own, or a
     // call of a local function that makes one (`r = await call()` around a retried request); not
     // a nested callback handed elsewhere.
-    const wait = firstWaitAfter(model, fn, lastLine);
+    const wait = forced ? (forced.line > lastLine ? forced : null) : firstWaitAfter(model, fn, lastLine);
+    if (forced && !wait) continue;
     // What the session did last that matters on the way to the wait: a statement (a connection
     // checked out), or a release after it. Staging (`add()`), a statement inside `begin()`, and a
     // statement or release in a branch that leaves before the wait do not count.
@@ -167,7 +169,7 @@ function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: Function
     // when it waits on something (fifty lines of template rendering take a millisecond).
     if (!wait && ((lastLine - start + 1) / total >= USE_FRACTION || tail <= LONG_TAIL_LINES || !waitsAfter(inBody, lastLine, s.name))) continue;
     // With a wait, the use that holds it on the way there (a later one may sit in another arm).
-    out.push({ session: s, lastLine: wait ? decisive.startPosition.row + 1 : lastLine, external: wait?.external, tail, handOffs: [], terminal: 'statement', terminalLine: 0 });
+    out.push({ session: s, lastLine: wait ? decisive.startPosition.row + 1 : lastLine, external: wait?.external, tail, handOffs: [], terminal: 'statement', terminalLine: decisive.startPosition.row + 1 });
   }
   return out;
 }
@@ -219,8 +221,10 @@ function closedByWith(node: SyntaxNode, session: string, wait: SyntaxNode | null
  * The handler's first wait on another system after a line: its own external call, or its call of
  * a function defined inside it that makes one (the wait happens there and then).
  */
-function firstWaitAfter(model: FileModel, fn: FunctionInfo, line: number): { line: number; node: SyntaxNode; external: CallInfo } | null {
-  let best: { line: number; node: SyntaxNode; external: CallInfo } | null = null;
+interface Wait { line: number; node: SyntaxNode; external: CallInfo }
+
+function firstWaitAfter(model: FileModel, fn: FunctionInfo, line: number): Wait | null {
+  let best: Wait | null = null;
   for (const c of callsOf(model, fn.index)) {
     if (c.functionIndex !== fn.index || c.line <= line || (best && c.line >= best.line)) continue;
     if (isExternalCall(model, c)) { best = { line: c.line, node: c.node, external: c }; continue; }
@@ -265,7 +269,7 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
     severity: 'high',
     effort: 'M',
     summary: 'Injected session held through a handler\'s external call or long non-DB work, by the handler or by a dependency',
-    what: 'Finds handlers that receive a session by injection (`Depends(get_db)` and the like, `session: AsyncSession`, `db: Session`), run a statement through it (outside a `begin()` block: staging with `add()` checks nothing out) and do not use it again before an external call (`httpx`, `aiohttp`, `requests`, gRPC, SMTP, S3 clients, language-model and vector-store SDKs) — high, wherever in the body that last use is — or, after a use in the first 20 % of the body, run more than 50 lines of non-DB work that takes time (sleeps, work handed to a thread, awaits in a loop) — medium. A last use that commits, rolls back or closes the session is fine: it releases the connection. A session handed to a function of the repo before the call (`await crud.create_chat(db, data)`, or to an object whose methods the handler calls, `store = Store(db)` … `await store.save()`) is judged by what that function does, latest call first: one that reaches no database (it only stages with `add()`) is passed over; one that commits after its last statement, unconditionally, releases the connection (not when it reloads after the commit, `refresh()`, nor when the handler reads an attribute of what it returned before the call while commits expire rows: that read reloads it); one that queries last holds it. A use in another arm of an `if`/`match` than the call is not on its path. Also a session a dependency of the handler takes by injection (`user: User = Depends(current_user)` or `Security(...)`, an `Annotated` alias of either, with `current_user(db = Depends(get_db))`, in any module, or a dependency of that dependency) and runs a statement through (outside a `session.begin()` block, whose end gives the connection back; staging with `add()` checks nothing out) without releasing it, when the handler then waits on an external call — an HTTP client, a language model\'s or a vector store\'s SDK (medium, reported once at the dependency\'s session parameter): the provider closes that session only after the endpoint, so its connection sits idle in the transaction the dependency\'s query began, whether or not the handler writes with it afterwards. Silent when the handler releases its own session of the same provider before the call (FastAPI hands the same session to every dependency of a request, per provider), when the handler itself used that session before the call (then the finding above is the handler\'s), or when the dependency hands the handler something that carries the session and the handler uses it after the call.',
+    what: 'Finds handlers that receive a session by injection (`Depends(get_db)` and the like, `session: AsyncSession`, `db: Session`), run a statement through it (outside a `begin()` block: staging with `add()` checks nothing out) and do not use it again before an external call (`httpx`, `aiohttp`, `requests`, gRPC, SMTP, S3 clients, language-model and vector-store SDKs; made by the handler, or, when the handler makes none of its own, inside a function or method of the repo it calls, `await send_webhook(...)`: the first of its next few calls that reaches one, not one started as a task) — high, wherever in the body that last use is — or, after a use in the first 20 % of the body, run more than 50 lines of non-DB work that takes time (sleeps, work handed to a thread, awaits in a loop) — medium. A last use that commits, rolls back or closes the session is fine: it releases the connection. A session handed to a function of the repo before the call (`await crud.create_chat(db, data)`, or to an object whose methods the handler calls, `store = Store(db)` … `await store.save()`) is judged by what that function does, latest call first: one that reaches no database (it only stages with `add()`) is passed over; one that commits after its last statement, unconditionally, releases the connection (not when it reloads after the commit, `refresh()`, nor when the handler reads an attribute of what it returned before the call while commits expire rows: that read reloads it); one that queries last holds it. A use in another arm of an `if`/`match` than the call is not on its path. Also a session a dependency of the handler takes by injection (`user: User = Depends(current_user)` or `Security(...)`, an `Annotated` alias of either, with `current_user(db = Depends(get_db))`, in any module, or a dependency of that dependency) and runs a statement through (outside a `session.begin()` block, whose end gives the connection back; staging with `add()` checks nothing out) without releasing it, when the handler then waits on an external call — an HTTP client, a language model\'s or a vector store\'s SDK (medium, reported once at the dependency\'s session parameter): the provider closes that session only after the endpoint, so its connection sits idle in the transaction the dependency\'s query began, whether or not the handler writes with it afterwards. Silent when the handler releases its own session of the same provider before the call (FastAPI hands the same session to every dependency of a request, per provider), when the handler itself used that session before the call (then the finding above is the handler\'s), or when the dependency hands the handler something that carries the session and the handler uses it after the call.',
     why: 'After its first query the session keeps its pooled connection, usually inside an open transaction, until the dependency closes it at the end of the request. Everything slow that follows — an upstream HTTP call with a 30 s timeout — holds that connection too; under load the pool runs dry while it sits idle.',
     bad: 'import httpx\nfrom fastapi import Depends, FastAPI, HTTPException\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\n@app.post("/jobs/{job_id}/publish")\nasync def publish(job_id: int, session: AsyncSession = Depends()):\n    job = await session.get(Job, job_id)\n    if job is None:\n        raise HTTPException(404)\n    payload = {"id": job.id, "status": job.status}\n    async with httpx.AsyncClient(timeout=30) as client:\n        first = await client.post("https://a.example/hook", json=payload)\n        second = await client.post("https://b.example/hook", json=payload)\n        third = await client.post("https://c.example/hook", json=payload)\n    return {"delivered": [first.is_success, second.is_success, third.is_success]}\n',
     good: 'import httpx\nfrom fastapi import Depends, FastAPI, HTTPException\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\n@app.post("/jobs/{job_id}/publish")\nasync def publish(job_id: int, session: AsyncSession = Depends()):\n    job = await session.get(Job, job_id)\n    if job is None:\n        raise HTTPException(404)\n    payload = {"id": job.id, "status": job.status}\n    await session.close()\n    async with httpx.AsyncClient(timeout=30) as client:\n        first = await client.post("https://a.example/hook", json=payload)\n        second = await client.post("https://b.example/hook", json=payload)\n        third = await client.post("https://c.example/hook", json=payload)\n    return {"delivered": [first.is_success, second.is_success, third.is_success]}\n',
@@ -312,6 +316,28 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
         message: `injected session \`${s.session}\` is used on line ${line} of \`${fn.name}\`, then held through external calls (\`${s.wait}\`, line ${s.waitLine})`,
         severity: 'high',
         function: fn.name,
+      });
+    }
+    // A wait in a function of the repo the handler calls: the first candidate that reaches a network call, per session.
+    const helperDone = new Set<string>();
+    for (const { ref, file, site } of ownSites(graph, HELPER_WAIT)) {
+      const key = `${file.path}:${site.line}:${site.column}`;
+      if (helperDone.has(key)) continue;
+      const s = JSON.parse(site.what) as HelperWaitSite;
+      const edge = graph.callees(ref).find((e) => e.call.line === s.call[0] && e.call.column === s.call[1] && !e.weak);
+      const reach = edge ? graph.effectOf(edge.to, NETWORK_EFFECT, 'sync') ?? graph.effectOf(edge.to, NETWORK_EFFECT, 'any') : undefined;
+      if (!edge || !reach || edge.call.background) continue;
+      helperDone.add(key);
+      const line = holdingLine(graph, ref, s);
+      if (line === null) continue;
+      const fn = graph.function(ref);
+      ctx.report({
+        path: file.path,
+        location: { line: site.line, column: site.column, endLine: s.endLine, endColumn: s.endColumn },
+        message: `injected session \`${s.session}\` is used on line ${line} of \`${fn.name}\`, then held through external calls (\`${[s.wait, ...graph.chainNames(reach).slice(1)].join('` → `')}()\`, line ${s.waitLine})`,
+        severity: 'high',
+        function: fn.name,
+        chain: graph.chainSteps(reach, { ref, call: edge.call }),
       });
     }
     const held = new Map<string, { at: { path: string; line: number; column: number; endLine: number; endColumn: number }; dep: FnRef; session: string; why: string; endpoints: { ref: FnRef; path: string; site: WaitDependencySite }[] }>();
@@ -397,6 +423,50 @@ function holdingLine(graph: CallGraph, ref: FnRef, site: HandedWaitSite): number
   return site.terminal === 'statement' ? site.terminalLine : null;
 }
 
+/**
+ * On a handler that makes no external call of its own, at an injected session's parameter: a
+ * call of the handler that may reach one through the repo's functions (`await send_webhook(...)`
+ * with `send_webhook` posting with httpx), and how the session stands if it does: `what` = JSON
+ * {@link HelperWaitSite}. The repo phase keeps the first such call, in order, that reaches a
+ * network call, and judges the session as for {@link HANDED_WAIT}.
+ */
+export const HELPER_WAIT = 'helper_wait';
+
+interface HelperWaitSite extends HandedWaitSite {
+  /** The candidate call's position in the handler. */
+  call: [number, number];
+}
+
+/** At most this many candidate calls per handler: the first calls after the session's first use. */
+const HELPER_WAIT_CANDIDATES = 4;
+/** Builtins and in-memory helpers: no wait on another system. */
+const LOCAL_CALLEE = /^(print|len|str|int|float|bool|dict|list|set|tuple|sorted|min|max|sum|any|all|isinstance|getattr|setattr|hasattr|range|enumerate|zip|map|filter|repr|format|round|abs|iter|next|type|super|open|HTTPException|JSONResponse|Response)$/;
+
+function helperWaits(model: FileModel, project: ProjectContext, fn: FunctionInfo, out: Effect[]): void {
+  const sessions = injectedSessions(model, project, fn);
+  if (!sessions.length) return;
+  const firstUse = Math.min(...sessions.map((s) => sessionRefs(fn, s.name)[0]?.startPosition.row ?? Infinity)) + 1;
+  if (!Number.isFinite(firstUse)) return;
+  const names = new Set(sessions.map((s) => s.name));
+  const candidates = callsOf(model, fn.index).filter((c) => c.functionIndex === fn.index && c.line > firstUse && !c.offloaded
+    // Not a statement on the session itself, nor a builtin.
+    && !(c.hasReceiver ? names.has((c.dottedReceiver ?? '').split('.')[0]!) : LOCAL_CALLEE.test(c.calleeText))
+    && !(c.node.childForFieldName('arguments')?.namedChildren.some((a) => names.has((a.type === 'keyword_argument' ? a.childForFieldName('value') : a)?.text ?? '')))
+    && !(c.node.parent?.type === 'argument_list' && /(^|\.)(create_task|ensure_future|add_task|start_soon)$/.test(c.node.parent.parent?.childForFieldName('function')?.text ?? '')))
+    .slice(0, HELPER_WAIT_CANDIDATES);
+  for (const c of candidates) {
+    for (const h of ownSessionsHeld(model, project, fn, { line: c.line, node: c.node, external: c })) {
+      if (!h.external) continue;
+      const n = h.session.node;
+      const site: HelperWaitSite = {
+        session: h.session.name, handOffs: h.handOffs, terminal: h.terminal, terminalLine: h.terminalLine, wait: c.calleeText, waitLine: c.line,
+        endLine: n.endPosition.row + 1, endColumn: n.endPosition.column + 1, call: [c.line, c.column],
+      };
+      out.push({ kind: HELPER_WAIT, what: JSON.stringify(site), line: n.startPosition.row + 1, column: n.startPosition.column + 1 });
+    }
+  }
+}
+
 /** On a handler that waits on an external call, at a parameter filled by a dependency (see {@link collectWaitDependencies}). */
 export const WAIT_DEPENDENCY = 'wait_dependency';
 
@@ -431,7 +501,10 @@ export function collectWaitDependencies(model: FileModel, project?: ProjectConte
     if (!fn.params.some((p) => p.defaultText || p.annotation) && !fn.decorators.some((d) => d.includes('dependencies'))) continue;
     // The handler's own call: one in a nested function (a callback, a task) may run later, or never.
     const found = firstWaitAfter(model, fn, 0);
-    if (!found) continue;
+    if (!found) {
+      helperWaits(model, project, fn, out[fn.index]!);
+      continue;
+    }
     const held = ownSessionsHeld(model, project, fn);
     // The handler's own sessions handed to functions on the way to its wait: judged in the repo phase.
     for (const h of held) {
