@@ -294,6 +294,8 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
             : `injected session \`${h.session.name}\` is last used on line ${h.lastLine} of \`${fn.name}\`, then held through ${h.tail} lines of non-DB work`,
           severity: h.external ? 'high' : 'medium',
           function: fn.name,
+          // Rows written and not committed at the call: PA202 reports the wait there, one defect.
+          ...(h.external ? { sameDefectAs: { code: 'PA202', line: h.external.line } } : {}),
         });
       }
     }
@@ -316,6 +318,7 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
         message: `injected session \`${s.session}\` is used on line ${line} of \`${fn.name}\`, then held through external calls (\`${s.wait}\`, line ${s.waitLine})`,
         severity: 'high',
         function: fn.name,
+        sameDefectAs: { code: 'PA202', line: s.waitLine },
       });
     }
     // A wait in a function of the repo the handler calls: the first candidate that reaches a network call, per session.
@@ -338,6 +341,7 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
         severity: 'high',
         function: fn.name,
         chain: graph.chainSteps(reach, { ref, call: edge.call }),
+        sameDefectAs: { code: 'PA202', line: s.waitLine },
       });
     }
     const held = new Map<string, { at: { path: string; line: number; column: number; endLine: number; endColumn: number }; dep: FnRef; session: string; why: string; endpoints: { ref: FnRef; path: string; site: WaitDependencySite }[] }>();
