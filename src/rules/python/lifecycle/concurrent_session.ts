@@ -149,6 +149,31 @@ function sessionsUsedBy(model: FileModel, arg: SyntaxNode, fnIndex: number, line
   return s ? [{ name: v.text, ...s }] : [];
 }
 
+/**
+ * The sessions an object is built on: `UserRepo(session)`, `Service(db=session)` (a class, by its
+ * CamelCase name), written in place or bound to the name once before the line in the function.
+ */
+function wrappedSessions(model: FileModel, receiver: SyntaxNode | null, fnIndex: number, line: number, isSession: SessionTest): SessionUse[] {
+  let v = unwrap(receiver);
+  if (v?.type === 'identifier') {
+    const name = v.text;
+    const bound = assignmentsTo(model, name).filter((a) => a.functionIndex === fnIndex && a.target === name && a.line <= line);
+    v = bound.length === 1 && bound[0]!.value ? unwrap(bound[0]!.value) : null;
+  }
+  if (v?.type !== 'call') return [];
+  const callee = v.childForFieldName('function')?.text ?? '';
+  if (!/^[A-Z]\w*$/.test(callee.slice(callee.lastIndexOf('.') + 1))) return [];
+  const { positional, keywords } = callArgs(v);
+  const out: SessionUse[] = [];
+  for (const a of [...positional, ...keywords.values()]) {
+    const id = unwrap(a);
+    if (id?.type !== 'identifier' || out.some((u) => u.name === id.text)) continue;
+    const s = isSession(id.text, fnIndex, line);
+    if (s) out.push({ name: id.text, ...s });
+  }
+  return out;
+}
+
 /** The session names a coroutine call uses: passed as an argument (positional or keyword), or the receiver it is called on. */
 function sessionsUsed(model: FileModel, call: SyntaxNode, fnIndex: number, isSession: SessionTest): SessionUse[] {
   const out: SessionUse[] = [];
@@ -163,7 +188,13 @@ function sessionsUsed(model: FileModel, call: SyntaxNode, fnIndex: number, isSes
   for (const a of positional) add(a);
   for (const v of keywords.values()) add(v);
   const fn = call.childForFieldName('function');
-  if (fn?.type === 'attribute') add(fn.childForFieldName('object'));
+  if (fn?.type === 'attribute') {
+    const receiver = fn.childForFieldName('object');
+    add(receiver);
+    // `repo.count()` with `repo = UserRepo(session)`, or `UserRepo(session).count()`: an object
+    // built on the session runs its statements on it.
+    for (const u of wrappedSessions(model, receiver, fnIndex, line, isSession)) if (!out.some((o) => o.name === u.name)) out.push(u);
+  }
   // `one(i)` where `async def one(i): return await session.get(...)` is defined in this function:
   // the closure uses the enclosing function's session without being handed it.
   if (fn?.type === 'identifier') {
