@@ -38,10 +38,31 @@ const CREATE_TASK = /^(asyncio\.(create_task|ensure_future)|anyio\.from_thread\.
 const BACKGROUND_TASK = /^(starlette\.background|fastapi\.background|fastapi)\.BackgroundTask$/;
 
 /** The session is an argument of the task: `add_task(fn, session)`, `BackgroundTask(fn, session)`, `create_task(work(session))`. */
-function handsOver(call: CallInfo, name: string): boolean {
+function handsOver(call: CallInfo, name: string, holder = false): boolean {
   const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
-  if (call.method === 'add_task' || isBackgroundTask(call)) return args.slice(1).some((a) => variableRefs(a, name).length > 0 && !a.text.includes('lambda'));
+  if (call.method === 'add_task' || isBackgroundTask(call)) {
+    // An object holding the session hands it over with its bound method too (`add_task(service.notify, id)`).
+    if (holder && args[0]?.type === 'attribute' && args[0].childForFieldName('object')?.text === name) return true;
+    return args.slice(1).some((a) => variableRefs(a, name).length > 0 && !a.text.includes('lambda'));
+  }
   return args.length > 0 && variableRefs(args[0]!, name).length > 0;
+}
+
+/**
+ * Names the function binds, once, to an object built on the session (`service =
+ * OrderService(session)`, `repo = Repo(db=session)`: a CamelCase class given it).
+ */
+function sessionHolderNames(model: FileModel, fn: FunctionInfo, session: string): string[] {
+  const out: string[] = [];
+  for (const a of model.assignments) {
+    if (a.functionIndex !== fn.index || a.value?.type !== 'call' || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
+    const callee = a.value.childForFieldName('function')?.text ?? '';
+    if (!/^[A-Z]\w*$/.test(callee.slice(callee.lastIndexOf('.') + 1))) continue;
+    const args = a.value.childForFieldName('arguments')?.namedChildren ?? [];
+    if (!args.some((x) => (x.type === 'keyword_argument' ? x.childForFieldName('value') : x)?.text === session)) continue;
+    if (model.assignments.filter((b) => b.functionIndex === fn.index && b.target === a.target).length === 1) out.push(a.target);
+  }
+  return out;
 }
 
 /** `task = asyncio.create_task(...)` later awaited or gathered in the same function. */
@@ -317,8 +338,10 @@ export const factoryVsInjection: FileRule & RepoRule = {
             sameDefectAs: { code: 'PA402', line: s.node.startPosition.row + 1 },
           });
         }
+        const holders = sessionHolderNames(model, fn, s.name);
         for (const call of callsOf(model, fn.index)) {
-          if (call.functionIndex !== fn.index || !isDetachedTask(model, fn, call) || !handsOver(call, s.name)) continue;
+          if (call.functionIndex !== fn.index || !isDetachedTask(model, fn, call)) continue;
+          if (!handsOver(call, s.name) && !holders.some((h) => handsOver(call, h, true))) continue;
           if ((call.method === 'add_task' || isBackgroundTask(call)) && backgroundInScope && !s.functionScope) continue;
           ctx.report({
             node: call.node,
