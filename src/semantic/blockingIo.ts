@@ -319,10 +319,34 @@ function readsMemory(model: FileModel, call: CallInfo, q: string): boolean {
   const positional = spec[0] >= 0 ? args.filter((a) => a.type !== 'keyword_argument')[spec[0]] : undefined;
   const arg = keyword ?? positional;
   if (!arg) return false;
-  if (MEMORY_BUFFER.test(arg.text)) return true;
-  if (arg.type !== 'identifier' || call.functionIndex < 0) return false;
-  const bound = model.assignments.filter((a) => a.functionIndex === call.functionIndex && a.target === arg.text && a.line <= call.line);
-  return bound.length > 0 && bound.every((a) => !!a.value && MEMORY_BUFFER.test(a.value.text));
+  let memory = MEMORY_BUFFER.test(arg.text);
+  if (!memory && arg.type === 'identifier' && call.functionIndex >= 0) {
+    const bound = model.assignments.filter((a) => a.functionIndex === call.functionIndex && a.target === arg.text && a.line <= call.line);
+    memory = bound.length > 0 && bound.every((a) => !!a.value && MEMORY_BUFFER.test(a.value.text));
+  }
+  return memory && !touchesDisk(model, call);
+}
+
+/** Archive methods that read or write files on disk: `extractall(dir)`, `extract(m, dir)`, `write(path)`, `add(path)`. */
+const ARCHIVE_DISK_METHODS = /^(extractall|extract|write|add)$/;
+
+/**
+ * Does the code use the archive the call opens for disk work (`with ZipFile(buf) as zf:
+ * zf.extractall(dest)`, `zf.write(path)`): the name the `with` or an assignment binds it to,
+ * called with such a method in the function.
+ */
+function touchesDisk(model: FileModel, call: CallInfo): boolean {
+  let p = call.node.parent;
+  while (p && (p.type === 'parenthesized_expression' || p.type === 'await')) p = p.parent;
+  let alias: string | null = null;
+  if (p?.type === 'as_pattern') alias = p.childForFieldName('alias')?.text ?? p.namedChildren[1]?.text ?? null;
+  else if (p?.type === 'assignment' && p.childForFieldName('left')?.type === 'identifier') alias = p.childForFieldName('left')!.text;
+  alias = alias?.replace(/^\(|\)$/g, '').trim() ?? null;
+  // `ZipFile(buf).extractall(dest)`: the method is called on the call itself.
+  const outer = call.node.parent?.type === 'attribute' ? call.node.parent.childForFieldName('attribute')?.text : undefined;
+  if (outer && ARCHIVE_DISK_METHODS.test(outer)) return true;
+  if (!alias || !/^\w+$/.test(alias)) return false;
+  return model.calls.some((c) => c.functionIndex === call.functionIndex && c.dottedReceiver === alias && ARCHIVE_DISK_METHODS.test(c.method) && c.line >= call.line);
 }
 
 /** Types whose every method blocks appear in the file: type any method's receiver. */

@@ -71,6 +71,20 @@ export interface ExternalCall {
  * A call that leaves the process: an HTTP/gRPC/SMTP/S3 client call (the module function, or a
  * method on a client built from one of those modules), or file I/O.
  */
+/** Calls that start a coroutine as a task of its own: the caller does not wait for it. */
+const TASK_SPAWNER = /(^|\.)(create_task|ensure_future|start_soon|run_coroutine_threadsafe)$/;
+
+/**
+ * `asyncio.create_task(client.post(...))`, `tg.start_soon(...)`: the call's coroutine is handed
+ * to a task that runs on its own; the function goes on without waiting for it.
+ */
+export function spawnedTask(node: SyntaxNode): boolean {
+  const args = node.parent;
+  if (args?.type !== 'argument_list') return false;
+  const spawner = args.parent;
+  return spawner?.type === 'call' && TASK_SPAWNER.test(spawner.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '');
+}
+
 export function externalCall(model: FileModel, call: CallInfo): ExternalCall | null {
   const q = call.qualifiedName;
   if (q && (NETWORK_MODULES.test(q) || LITELLM_REQUESTS.test(q))) return networkFunction(q);

@@ -328,7 +328,7 @@ export const factoryVsInjection: FileRule & RepoRule = {
             // Held for the stream is PA402's claim, at the same parameter: one defect, one finding.
             ...(held ? { sameDefectAs: { code: 'PA402', line: s.node.startPosition.row + 1 } } : {}),
           });
-        } else if (isWebsocketHandler(fn) && hasOwnLoop(model, fn) && s.viaDepends && websocketHoldsSession(project, fn, s.name)) {
+        } else if (isWebsocketHandler(fn) && hasOwnLoop(model, fn) && s.viaDepends && websocketHoldsSession(model, project, fn, s.name)) {
           ctx.report({
             node: s.node,
             message: `injected session \`${s.name}\` is held by the WebSocket endpoint \`${fn.name}\` for the whole connection`,

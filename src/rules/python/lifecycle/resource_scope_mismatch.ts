@@ -18,7 +18,7 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import { exclusiveArms, ifBranches } from '../../../semantic/controlFlow.js';
 import { variableRefs } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import type { Effect } from '../../../analysis/summary.js';
+import type { Effect, SummaryCall } from '../../../analysis/summary.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import { sessionEnd } from '../transaction/reach.js';
@@ -328,8 +328,8 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
       if (helperDone.has(key)) continue;
       const s = JSON.parse(site.what) as HelperWaitSite;
       const edge = graph.callees(ref).find((e) => e.call.line === s.call[0] && e.call.column === s.call[1] && !e.weak);
-      const reach = edge ? graph.effectOf(edge.to, NETWORK_EFFECT, 'sync') ?? graph.effectOf(edge.to, NETWORK_EFFECT, 'any') : undefined;
-      if (!edge || !reach || edge.call.background) continue;
+      const reach = edge ? graph.effectOf(edge.to, NETWORK_EFFECT, 'any') : undefined;
+      if (!edge || !reach || edge.call.background || !waitedThrough(graph, edge, reach)) continue;
       helperDone.add(key);
       const line = holdingLine(graph, ref, s);
       if (line === null) continue;
@@ -469,6 +469,20 @@ function helperWaits(model: FileModel, project: ProjectContext, fn: FunctionInfo
       out.push({ kind: HELPER_WAIT, what: JSON.stringify(site), line: n.startPosition.row + 1, column: n.startPosition.column + 1 });
     }
   }
+}
+
+/**
+ * Does every call on the way to the network call run while its caller waits: a sync function's
+ * call, or an awaited coroutine (not one handed to `create_task`, `gather` or a callback, nor
+ * work handed to a background task)?
+ */
+function waitedThrough(graph: CallGraph, first: { to: FnRef; call: SummaryCall }, reach: { steps: { fn: FnRef; call: SummaryCall | null }[] }): boolean {
+  const calls: { to: FnRef; call: SummaryCall }[] = [first];
+  for (let i = 0; i + 1 < reach.steps.length; i++) {
+    const call = reach.steps[i]!.call;
+    if (call) calls.push({ to: reach.steps[i + 1]!.fn, call });
+  }
+  return calls.every(({ to, call }) => !call.background && !call.offloaded && (!graph.function(to).isAsync || call.awaited));
 }
 
 /** On a handler that waits on an external call, at a parameter filled by a dependency (see {@link collectWaitDependencies}). */

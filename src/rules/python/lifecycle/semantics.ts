@@ -9,7 +9,7 @@
 import { isEngineGetterCall, isEngineGetterName } from '../../../semantic/engineGetters.js';
 import { insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { isMigrationFile } from '../../projectFacts.js';
-import { externalCall } from '../../../semantic/externalCalls.js';
+import { externalCall, spawnedTask } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
 import { assignmentsTo, callAt, callsOf, declaresGlobal, effectiveRole, isFlaskHandle, moduleNameOf, resolveName, valueTypeOf, variableRefs } from '../../../semantic/model.js';
@@ -906,20 +906,6 @@ export function isExternalCall(model: FileModel, call: CallInfo): boolean {
   return externalCall(model, call)?.kind === 'network' && !spawnedTask(call.node);
 }
 
-/** Calls that start a coroutine as a task of its own: the caller does not wait for it. */
-const TASK_SPAWNER = /(^|\.)(create_task|ensure_future|start_soon|run_coroutine_threadsafe)$/;
-
-/**
- * `asyncio.create_task(client.post(...))`, `tg.start_soon(...)`: the call's coroutine is handed
- * to a task that runs on its own; the function goes on without waiting for it.
- */
-function spawnedTask(node: SyntaxNode): boolean {
-  const args = node.parent;
-  if (args?.type !== 'argument_list') return false;
-  const spawner = args.parent;
-  return spawner?.type === 'call' && TASK_SPAWNER.test(spawner.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '');
-}
-
 /** The first statement's line of a function body, skipping a docstring. */
 export function bodyStartLine(fn: FunctionInfo): number {
   const body = fn.body;
@@ -1017,17 +1003,40 @@ export function endsTransaction(ref: SyntaxNode): boolean {
 
 /**
  * Does a looping WebSocket endpoint hold its injected session `name` while connected? Not when
- * it never uses it (a session unused takes no connection), nor when its last use gives the
- * connection back (`close()`, `rollback()`, a `commit()` that releases it: see
- * {@link releasesConnection}; before the loop, or at the end of each round) or sits in a
- * `with name.begin():` block, which ends its transaction when the block ends.
+ * it never uses it (a session unused takes no connection). When the connection loop uses it:
+ * not when every use there sits in a `with name.begin():` block (which ends its transaction with
+ * the block), or the loop's last use gives the connection back on every round (`rollback()`,
+ * `close()`, a `commit()` that releases it: see {@link releasesConnection}; not in one arm of an
+ * `if` or a handler). When only code before the loop uses it: not when its last use there gives
+ * it back on every path. A release in an `except`/`finally` after the loop comes after the
+ * connection's life.
  */
-export function websocketHoldsSession(project: ProjectContext, fn: FunctionInfo, name: string): boolean {
+export function websocketHoldsSession(model: FileModel, project: ProjectContext, fn: FunctionInfo, name: string): boolean {
   const refs = ownRefs(fn, name);
-  const last = refs[refs.length - 1];
+  if (!refs.length) return false;
+  const loop = model.loops.find((l) => l.functionIndex === fn.index && l.kind !== 'comprehension')?.node;
+  if (!loop) {
+    const last = refs[refs.length - 1]!;
+    return !releasesConnection(project, last) && !insideBeginBlock(last);
+  }
+  const inLoop = refs.filter((r) => r.startIndex >= loop.startIndex && r.endIndex <= loop.endIndex);
+  if (inLoop.length) {
+    if (inLoop.every((r) => insideBeginBlock(r))) return false;
+    const last = inLoop[inLoop.length - 1]!;
+    return !(releasesConnection(project, last) && unconditionalWithin(last, loop));
+  }
+  const before = refs.filter((r) => r.endIndex <= loop.startIndex);
+  const last = before[before.length - 1];
   if (!last) return false;
-  if (releasesConnection(project, last)) return false;
-  return !insideBeginBlock(last);
+  return !(releasesConnection(project, last) && unconditionalWithin(last, fn.body ?? fn.node)) && !insideBeginBlock(last);
+}
+
+/** Does `node` run whenever `container` runs: no `if`/`else`/`except`/`finally` arm, nor a nested loop, between them? */
+function unconditionalWithin(node: SyntaxNode, container: SyntaxNode): boolean {
+  for (let p = node.parent; p && p.id !== container.id; p = p.parent) {
+    if (/^(if_statement|elif_clause|else_clause|except_clause|except_group_clause|finally_clause|conditional_expression|boolean_operator|for_statement|while_statement|case_clause)$/.test(p.type)) return false;
+  }
+  return true;
 }
 
 /** Does the generator use the session: a closure reference in its body, or the session handed to the generator call? */

@@ -265,7 +265,7 @@ export const streamingResourceHolding: FileRule & RepoRule = {
           continue;
         }
         if (websocket) {
-          if (!s.viaDepends || !websocketHoldsSession(project, fn, s.name)) continue;
+          if (!s.viaDepends || !websocketHoldsSession(model, project, fn, s.name)) continue;
           ctx.report({
             node: s.node,
             message: `injected session \`${s.name}\` stays open for the whole WebSocket connection of \`${fn.name}\``,

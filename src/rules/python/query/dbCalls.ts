@@ -1027,6 +1027,17 @@ export interface PassedId {
 }
 
 /**
+ * `db.scalars(stmt)` where the function bound `stmt` to a statement that locks or refreshes the
+ * row (`select(...).with_for_update()`, `.execution_options(populate_existing=True)`).
+ */
+function lockedStatement(model: FileModel, call: CallInfo): boolean {
+  const first = unwrap(callArgs(call.node).positional[0] ?? null);
+  if (first?.type !== 'identifier' || call.functionIndex < 0) return false;
+  const a = lastAssignment(model, first.text, call.functionIndex, call.line);
+  return !!a?.value && /with_for_update|populate_existing/.test(a.value.text);
+}
+
+/**
  * Effects for the repo phase: `query` / `write` for every DB read / write a function makes
  * (batched `in_` statements and pagination left out: in a loop they are the fix, not the bug),
  * and a `loop_call` site for every per-item call inside a loop that is not itself a DB call
@@ -1053,7 +1064,7 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
     // `:lock` when it reads the row again on purpose (`with_for_update()` locks it,
     // `populate_existing()` refreshes it): the row the caller holds cannot stand in for it.
     if (reload) {
-      const purpose = /with_for_update|populate_existing/.test(call.node.text) ? ':lock' : op!.identityMap ? ':pk' : '';
+      const purpose = /with_for_update|populate_existing/.test(call.node.text) || lockedStatement(model, call) ? ':lock' : op!.identityMap ? ':pk' : '';
       effects[call.functionIndex]!.push({ kind: RELOADS_PARAM, what: `${reload}${purpose}`, ...at });
     }
     const passed = mayPassIds ? passedLoadedId(model, call) : null;

@@ -1011,8 +1011,12 @@ function nestedEnum(model: FileModel, src: SyntaxNode, fnIndex: number): boolean
  */
 function importedEnumLoop(model: FileModel, name: string, loop: LoopInfo): boolean {
   if (!model.imports.has(name) || boundInFunction(model, name, loop.functionIndex) || assignmentsTo(model, name).some((a) => a.functionIndex < 0 && a.target === name)) return false;
-  const target = loop.node.childForFieldName('left');
-  const body = loop.node.childForFieldName('body');
+  // A `for` statement's target and body; a comprehension's `for ... in` clause and the whole expression.
+  const clause = loop.kind === 'comprehension'
+    ? (loop.node.type === 'for_in_clause' ? loop.node : loop.node.namedChildren.find((c) => c.type === 'for_in_clause') ?? null)
+    : loop.node;
+  const target = clause?.childForFieldName('left');
+  const body = loop.kind === 'comprehension' ? (loop.node.type === 'for_in_clause' ? loop.node.parent : loop.node) : loop.node.childForFieldName('body');
   if (target?.type !== 'identifier' || !body) return false;
   return new RegExp(`(?<![\\w.])${target.text}\\.(value|name)\\b`).test(body.text);
 }

@@ -236,9 +236,9 @@ const WITH_LOCK_ITEM = /(?:(?:\b|_)(?:lock|mutex|semaphore)|(?:\b|_|(?<=[a-z]))(
  * A lock made right there, in the `with` (`with threading.Lock():`, `with asyncio.Lock():`): each
  * call makes its own, so no two callers ever wait on the same one.
  */
-const FRESH_LOCK = /^(?:(?:threading|asyncio|multiprocessing|trio|anyio)\.)?(?:Lock|RLock|Semaphore|BoundedSemaphore|Condition)\s*\(/;
+const FRESH_LOCK = /^(?:\w+\.)?(?:Lock|RLock|Semaphore|BoundedSemaphore|Condition)\s*\(/;
 /** A lock held by name, made once elsewhere (`with _label_lock:`, `with self._mutex:`). */
-const LOCK_NAME = /^[\w.]*(?:lock|mutex|semaphore)\w*$/i;
+const LOCK_NAME = /^(?:\w+\.)*_*(?:\w+_)?(?:lock|mutex|semaphore)(?:_\w+)?$/i;
 /** A lock taken by a call: `lock.acquire()`, `try_lock(...)`, a PostgreSQL advisory lock. */
 const CALL_LOCK = /\.acquire\s*\(|\b\w*(?:try_lock|acquire_lock)\w*\s*\(|pg_(try_)?advisory_(xact_)?lock/g;
 
@@ -247,11 +247,18 @@ const CALL_LOCK = /\.acquire\s*\(|\b\w*(?:try_lock|acquire_lock)\w*\s*\(|pg_(try
  * lock taken by a call before it (in code: not a comment or a docstring; not a pool's
  * `acquire()` of a connection)?
  */
-function lockHeldBefore(fnNode: SyntaxNode, before: number): boolean {
+function lockHeldBefore(fnNode: SyntaxNode, before: number, model?: FileModel, fnIndex = -1): boolean {
+  /** A lock held by name, unless the function made it itself just before (`lock = threading.Lock()`). */
+  const sharedByName = (text: string) => {
+    if (!LOCK_NAME.test(text)) return false;
+    if (!model || !/^\w+$/.test(text)) return true;
+    const own = model.assignments.filter((a) => a.functionIndex === fnIndex && a.target === text);
+    return !own.some((a) => !!a.value && FRESH_LOCK.test(a.value.text.trim()));
+  };
   for (const w of fnNode.descendantsOfType('with_statement')) {
     if (w.startIndex >= before || w.endIndex <= before) continue;
     const items = w.namedChildren.find((c) => c.type === 'with_clause')?.namedChildren.filter((c) => c.type === 'with_item') ?? [];
-    if (items.some((i) => (WITH_LOCK_ITEM.test(i.text) && !FRESH_LOCK.test(i.text.trim())) || LOCK_NAME.test(i.text.trim()))) return true;
+    if (items.some((i) => (WITH_LOCK_ITEM.test(i.text) && !FRESH_LOCK.test(i.text.trim())) || sharedByName(i.text.trim()))) return true;
   }
   let text = fnNode.text.slice(0, Math.max(0, before - fnNode.startIndex));
   const blank = (n: SyntaxNode) => {
@@ -300,7 +307,7 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
   }
   // A lock the function holds (`pg_advisory_xact_lock(...)` on the key, `with redis.lock(...)`):
   // a second caller waits for the first to commit, then its check sees the row.
-  if (!lookups.length || lockHeldBefore(fn.node, Math.min(...lookups.map((l) => l.node.startIndex)))) return;
+  if (!lookups.length || lockHeldBefore(fn.node, Math.min(...lookups.map((l) => l.node.startIndex)), model, fnIndex)) return;
   const calls = callsOf(model, fnIndex);
   const done = new Set<number>();
   /** The constructors of the rows already reported. */

@@ -28,7 +28,7 @@ import { isNamedLookupCallee, type CallInfo, type FileModel, type FunctionInfo }
 import { conditionalInFunction, exclusiveArms, insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { dictKeyGuard, soleFlagGuard } from '../../../semantic/guards.js';
 import { pendingHandleMethod } from '../../../semantic/syncDb.js';
-import { externalCall, outsideEffect } from '../../../semantic/externalCalls.js';
+import { externalCall, outsideEffect, spawnedTask } from '../../../semantic/externalCalls.js';
 import { leavesAfter, notPerRow, perItemLoops } from '../query/semantics.js';
 import { classifyDbCall, LIBRARY_CALL, loopsDomain, RELOAD_EFFECT } from '../query/dbCalls.js';
 import { flaskRequestWrites, MAY_COMMIT_EFFECT, requestWrites } from './missing_commit.js';
@@ -154,7 +154,8 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     }
     // A request a cache answers after its first time (`@cached(TTLCache(...))`, `lru_cache`, a
     // guard on a module-level cache) waits once per process or period, not inside every transaction.
-    if (!call.offloaded && externalCall(model, call)?.kind === 'network' && !isMemoisedCall(model, call)) effects[call.functionIndex]!.push({ kind: NETWORK_EFFECT, what: externalCall(model, call)!.what, ...at });
+    // A request started as a task of its own (`asyncio.create_task(client.post(...))`) is waited on by nobody here.
+    if (!call.offloaded && externalCall(model, call)?.kind === 'network' && !isMemoisedCall(model, call) && !spawnedTask(call.node)) effects[call.functionIndex]!.push({ kind: NETWORK_EFFECT, what: externalCall(model, call)!.what, ...at });
     // A cache being filled (a registry built on first use, `if _actions: return ...` then the
     // plugins asked once) acts outside once per process, not on every call.
     const outside = outsideEffect(model, call);

@@ -413,6 +413,9 @@ export function modelOfObject(model: FileModel, name: string, fnIndex: number, l
   const text = v.text;
   let m = /\bget(?:_one|_or_404)?\(\s*(?:[\w.]*\.)?([A-Z]\w*)\s*,/.exec(text);
   if (m && models.has(m[1]!)) return m[1]!;
+  // Flask-SQLAlchemy 3's loaders over a statement: `db.first_or_404(db.select(Post).filter_by(...))`.
+  m = /\b(?:first|one)_or_404\(\s*(?:[\w.]*\.)?select\(\s*(?:[\w.]*\.)?([A-Z]\w*)\s*\)/.exec(text);
+  if (m && models.has(m[1]!)) return m[1]!;
   // Flask-SQLAlchemy's query property: `Post.query.get(i)`, `Post.query.filter_by(...).first_or_404()`.
   m = /^(?:[\w.]*\.)?([A-Z]\w*)\.query\b/.exec(text);
   if (m && models.has(m[1]!) && (/^(?:[\w.]*\.)?[A-Z]\w*\.query\.get(?:_or_404)?\(/.test(text) || SINGLE_ROW.test(text) || /\.(first|one)_or_404\(\s*\)\s*$/.test(text))) return m[1]!;
