@@ -123,13 +123,29 @@ const namedMemo = new WeakMap<FileModel, Map<string, ModelInfo[]>>();
 const namedProject = new WeakMap<FileModel, ProjectContext>();
 
 function modelsNamedUncached(project: ProjectContext, file: FileModel, name: string): ModelInfo[] {
+  return modelsNamedFrom(project, { path: file.path, moduleName: file.moduleName, defines: (n) => file.moduleDefs.has(n), imported: (n) => file.imports.get(n) }, name);
+}
+
+/** What a module says about a name: its path and module name, whether it defines it, where it imports it from. */
+export interface NameScope {
+  path: string;
+  moduleName: string;
+  defines(name: string): boolean;
+  imported(name: string): string | undefined;
+}
+
+/**
+ * {@link modelsNamed} for a module the caller knows only by its facts (the repo phase's
+ * summaries: `imports`, `moduleDefs`).
+ */
+export function modelsNamedFrom(project: ProjectContext, file: NameScope, name: string): ModelInfo[] {
   const all = projectIndex(project).modelsByName.get(name) ?? [];
   if (!all.length) return all;
   const where = declarations(project, name, all);
   const own = where.byModule.get(file.moduleName)?.filter((m) => m.file === file.path);
   if (own?.length) return own;
-  if (file.moduleDefs.has(name)) return [];
-  const imported = file.imports.get(name);
+  if (file.defines(name)) return [];
+  const imported = file.imported(name);
   if (imported) {
     const module = imported.slice(0, imported.lastIndexOf('.'));
     // The usual case first: imported from the module that declares it.

@@ -68,7 +68,7 @@
  */
 import { sessionsExpireOnCommit } from '../../../semantic/sessionExpiry.js';
 import type { ModelInfo, ProjectContext } from '../../../discovery/context.js';
-import { modelsNamed, nearestModels, projectIndex } from '../../projectFacts.js';
+import { modelsNamed, nearestModels, modelsNamedFrom, projectIndex } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
@@ -344,7 +344,12 @@ export function collectHelperRowFacts(model: FileModel): Effect[][] {
     if (node?.type !== 'call') continue;
     const call = callAt(model, node);
     const q = call?.qualifiedName;
-    if (!call || !q || q.startsWith(`${model.moduleName}.`) || q.startsWith('builtins.')) continue;
+    // A function of another module (`fetch_jobs(...)`), or a method of an object the repo phase
+    // can type (`repo.list_open()` with `repo = OrderRepo(db)`, `self.repo.list_open()`).
+    // (`self.method()` itself is the file's: the class's own methods are read there.)
+    const typed = !!call && !q && call.hasReceiver && /^[A-Za-z_][\w.]*$/.test(call.dottedReceiver ?? '') && !/^(self|cls)$/.test(call.dottedReceiver!)
+      && !model.imports.has(call.dottedReceiver!.split('.')[0]!) && !CONTAINER_METHODS.test(call.method) && !classifyDbCall(model, call);
+    if (!call || (!typed && (!q || q.startsWith(`${model.moduleName}.`) || q.startsWith('builtins.')))) continue;
     const reads = itemReads(model, loop, t.name);
     if (!reads.length) continue;
     effects[loop.functionIndex]!.push({ kind: HELPER_ROWS_LOOP, what: `${t.name}|${reads.join(',')}`, line: call.line, column: call.column });
@@ -371,6 +376,9 @@ function projectModel(graph: CallGraph, project: ProjectContext, classPath: stri
   return project.models.find((m) => m.name === v.cls.cls.name && m.file === file) ?? null;
 }
 
+/** Methods of builtin containers and strings: what they return is no query's rows. */
+const CONTAINER_METHODS = /^(items|keys|values|copy|split|rsplit|splitlines|get|pop|popitem|setdefault|union|intersection|difference|most_common|fetchall|fetchmany|readlines|iterrows|itertuples)$/;
+
 /** PA108's repo phase: loops over the rows a function of another module returns. */
 function reportHelperRowLoops(ctx: RepoRuleContext): void {
   const graph = callGraphOf(ctx.index);
@@ -385,7 +393,12 @@ function reportHelperRowLoops(ctx: RepoRuleContext): void {
     const entity = written.startsWith('@') ? dynamicTarget(ctx.project, written.slice(1)) : written;
     if (!entity) continue;
     const text = fact.what.slice(bar + 1);
-    const lazy = lazyRelationships(nearestModels(ctx.project, byName.get(entity) ?? [], file.path));
+    // The model the helper's query names, as its own module sees the name.
+    const helperSummary = graph.fileOf(to);
+    const lazy = lazyRelationships(modelsNamedFrom(ctx.project, {
+      path: helperSummary.path, moduleName: helperSummary.moduleName,
+      defines: (n) => helperSummary.moduleDefs.includes(n), imported: (n) => helperSummary.imports.find(([k]) => k === n)?.[1],
+    }, entity));
     for (const rel of [...lazy.keys()]) if (eagerlyLoaded(text, rel) || targetsHeld(text, rel)) lazy.delete(rel);
     if (!lazy.size) continue;
     const [item = '', readList = ''] = site.what.split('|');
