@@ -183,3 +183,34 @@ describe('models', () => {
     expect(targetFromAnnotation(null)).toBe(null);
   });
 });
+
+describe('shared sessions made at import', () => {
+  it('finds a class attribute and an object holding one, and reads long indented classes in linear time', async () => {
+    // A class whose body has many indented lines before any assignment: the hint that decides
+    // whether the file is read must not backtrack over them (it once took exponential time).
+    const padding = Array.from({ length: 30 }, (_, i) => `        value_${i} = compute(   a,   b,   c   )  # ${'x '.repeat(20)}`).join('\n');
+    const ctx = await contextFor({
+      'requirements.txt': 'sqlalchemy>=2\n',
+      'app/__init__.py': '',
+      'app/db.py': 'from sqlalchemy.orm import sessionmaker\n\nSessionLocal = sessionmaker()\n',
+      'app/helpers.py': `class Helper:\n    def __init__(self):\n${padding}\n`,
+      'app/services.py': [
+        'from app.db import SessionLocal',
+        '',
+        'class Catalog:',
+        '    session = SessionLocal()',
+        '',
+        'class Lookup:',
+        '    def __init__(self, session):',
+        '        self.session = session',
+        '',
+        'shared = Lookup(SessionLocal())',
+        '',
+      ].join('\n'),
+    });
+    expect((ctx.sharedSessions ?? []).map((s) => [s.name, s.owner ?? null, s.holder ?? null])).toEqual([
+      ['app.services.Catalog.session', 'Catalog', null],
+      ['app.services.shared', null, 'Lookup'],
+    ]);
+  });
+});

@@ -220,6 +220,10 @@ export interface SharedSessionInfo {
   made: string;
   file: string;
   line: number;
+  /** A class attribute of this class (`class Service: db = SessionLocal()`): `name` is `module.Class.attr`. */
+  owner?: string;
+  /** Held by an object made at import (`repo = Repository(SessionLocal())`): that constructor. */
+  holder?: string;
 }
 
 export interface ModelInfo {

@@ -93,7 +93,12 @@ function worthParsing(source: string): boolean {
 /** `SessionDep = Annotated[AsyncSession, Depends(get_db)]`: a dependency alias other modules annotate with. */
 const DEPENDENCY_ALIAS_HINT = /^[A-Za-z_]\w*\s*=\s*(?:typing\.)?Annotated\[[^=]*?Depends\(/m;
 /** `db = SessionLocal()` at module level: maybe one session every importer shares (decided against the factories). */
-const MODULE_SESSION_HINT = /^[A-Za-z_]\w*\s*=\s*[\w.]*(Session|session|Maker|maker)\w*\(\s*\)/m;
+/**
+ * `db = SessionLocal()`, `repo = Repo(SessionLocal())` at module level, or `db = SessionLocal()` in a
+ * class body (within 20 lines of the `class`). Each skipped line is matched one way only (`[ \t]` then
+ * the rest): a pattern with two ways per line backtracks exponentially over 20 lines.
+ */
+const MODULE_SESSION_HINT = /^[A-Za-z_]\w*\s*=\s*(?:[\w.]+\(\s*)?[\w.]*(Session|session|Maker|maker)\w*\(\s*\)|^class\s[^\n]*\n(?:[ \t][^\n]*\n){0,20}?[ \t]+[A-Za-z_]\w*\s*=\s*[\w.]*(Session|session|Maker|maker)\w*\(\s*\)/m;
 /** `self.session = SessionLocal()` in a class that may close it (`def close`/`__exit__`): an owner whose instances acquire a session. */
 const OWNER_HINT = /^\s+self\.\w+\s*=\s*[\w.]*(Session|session|Maker|maker|connect)\w*\(/m;
 const RELEASE_METHOD_HINT = /\bdef\s+(close|aclose|__exit__|__aexit__|dispose|shutdown)\s*\(/;
@@ -1027,7 +1032,12 @@ function sharedSessions(perFile: { file: string; facts: PythonFileFacts }[], fac
       // The callee as imported may be written from a package root below the scanned root.
       const match = index.get(c.callee);
       const kind = match ? makers.get(match) : undefined;
-      if (kind) out.push({ name: `${moduleNameOf(file)}.${c.name}`, kind, made: c.callee, file, line: c.line });
+      if (kind) {
+        out.push({
+          name: `${moduleNameOf(file)}.${c.owner ? `${c.owner}.` : ''}${c.name}`, kind, made: c.callee, file, line: c.line,
+          ...(c.owner ? { owner: c.owner } : {}), ...(c.holder ? { holder: c.holder } : {}),
+        });
+      }
     }
   }
   return out.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line));

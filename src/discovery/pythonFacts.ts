@@ -263,6 +263,10 @@ export interface ModuleCallFact {
   /** The callee, qualified through the file's imports (or its own module). */
   callee: string;
   line: number;
+  /** Assigned in the body of this class (a class attribute), not at module level. */
+  owner?: string;
+  /** The call is the only argument of this constructor (`repo = Repository(SessionLocal())`). */
+  holder?: string;
 }
 
 const ENGINE_FACTORIES = new Set(['create_engine', 'create_async_engine', 'engine_from_config', 'async_engine_from_config']);
@@ -548,10 +552,26 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
       continue;
     }
     if (a.value?.type !== 'call') continue;
-    const callee = a.value.childForFieldName('function')?.text ?? '';
-    if (!/^[A-Za-z_][\w.]*$/.test(callee) || (a.value.childForFieldName('arguments')?.namedChildCount ?? 1) !== 0) continue;
+    // In a class body (`class Service: db = SessionLocal()`): the class's attribute, made at import.
+    let owner: string | undefined;
+    for (let p = a.node.parent; p && p.type !== 'module'; p = p.parent) {
+      if (p.type === 'class_definition') {
+        owner = p.childForFieldName('name')?.text;
+        break;
+      }
+    }
+    let made = a.value;
+    let holder: string | undefined;
+    const args = a.value.childForFieldName('arguments')?.namedChildren.filter((c) => c.type !== 'comment') ?? [];
+    // `repo = Repository(SessionLocal())`: an object holding one session made at import.
+    if (!owner && args.length === 1 && args[0]!.type === 'call' && (args[0]!.childForFieldName('arguments')?.namedChildCount ?? 1) === 0) {
+      holder = a.value.childForFieldName('function')?.text;
+      made = args[0]!;
+    } else if (args.length !== 0) continue;
+    const callee = made.childForFieldName('function')?.text ?? '';
+    if (!/^[A-Za-z_][\w.]*$/.test(callee)) continue;
     const qualified = resolveImported(model, callee);
-    if (qualified) (facts.moduleCalls ??= []).push({ name: a.target, callee: qualified, line: a.line });
+    if (qualified) (facts.moduleCalls ??= []).push({ name: a.target, callee: qualified, line: a.line, ...(owner ? { owner } : {}), ...(holder ? { holder } : {}) });
   }
 
   for (const call of model.calls) {

@@ -45,9 +45,10 @@ export const sharedSession: FileRule = {
     sessionDefaults(ctx);
     const shared = project.sharedSessions;
     if (!shared?.length) return;
+    const web = isWebService(project);
+    reportClassAttributes(ctx, shared, web);
     const names = sharedNames(model, shared);
     if (!names.size) return;
-    const web = isWebService(project);
     // Each function's first use of each name, once (the count of users comes from the same table).
     const uses = new Map<string, number[]>();
     for (const [written] of names) uses.set(written, model.functions.map((f) => (f.body ? firstUse(model, f, written) : -1)));
@@ -66,7 +67,7 @@ export const sharedSession: FileRule = {
         const async = s.kind === 'AsyncSession';
         ctx.report({
           location: { line, column, endLine: line, endColumn: column + written.length },
-          message: `\`${written}\` is one ${async ? '`AsyncSession`' : '`Session`'} made at import (\`${short} = ${s.made.slice(s.made.lastIndexOf('.') + 1)}()\`, ${s.file}:${s.line}) and used by \`${fn.name}\`${users > 1 ? ` and ${users - 1} other function${users > 2 ? 's' : ''} of this file` : ''}: every ${async ? 'task' : 'request thread'} shares its transaction and connection, and a session is not safe for concurrent use`,
+          message: `\`${written}\` ${s.holder ? `holds` : 'is'} one ${async ? '`AsyncSession`' : '`Session`'} made at import (\`${short} = ${s.holder ? `${s.holder}(${s.made.slice(s.made.lastIndexOf('.') + 1)}())` : `${s.made.slice(s.made.lastIndexOf('.') + 1)}()`}\`, ${s.file}:${s.line}) and used by \`${fn.name}\`${users > 1 ? ` and ${users - 1} other function${users > 2 ? 's' : ''} of this file` : ''}: every ${async ? 'task' : 'request thread'} shares its transaction and connection, and a session is not safe for concurrent use`,
           severity: web ? 'high' : 'medium',
           function: fn.name,
         });
@@ -75,10 +76,42 @@ export const sharedSession: FileRule = {
   },
 };
 
+/**
+ * `class Service: db = SessionLocal()`: one session made when the class body runs at import,
+ * shared by every instance. Reported once, at the first method of the class (in its own module)
+ * that reads it as `self.db`, `cls.db` or `Service.db`.
+ */
+function reportClassAttributes(ctx: FileRuleContext, shared: readonly SharedSessionInfo[], web: boolean): void {
+  const { model } = ctx;
+  for (const s of shared) {
+    if (!s.owner || s.file !== model.path) continue;
+    const attr = s.name.slice(s.name.lastIndexOf('.') + 1);
+    const read = new RegExp(`(?<![\\w.])(?:self|cls|${s.owner})\\s*\\.\\s*${attr}\\b(?!\\s*=[^=])`);
+    for (const fn of model.functions) {
+      if (fn.className !== s.owner || !fn.body) continue;
+      const m = read.exec(fn.body.text);
+      if (!m) continue;
+      const at = fn.body.startIndex + m.index;
+      const line = model.lineOf(at) + 1;
+      const column = at - model.source.lastIndexOf('\n', at - 1);
+      const async = s.kind === 'AsyncSession';
+      ctx.report({
+        location: { line, column, endLine: line, endColumn: column + m[0].length },
+        message: `\`${m[0].replace(/\s+/g, '')}\` is one ${async ? '\`AsyncSession\`' : '\`Session\`'} made when the class body of \`${s.owner}\` runs at import (\`${attr} = ${s.made.slice(s.made.lastIndexOf('.') + 1)}()\`, line ${s.line}), shared by every instance: every ${async ? 'task' : 'request thread'} shares its transaction and connection, and a session is not safe for concurrent use`,
+        severity: web ? 'high' : 'medium',
+        function: fn.name,
+      });
+      break;
+    }
+  }
+}
+
 /** How the file writes each shared session it can see: its own module-level name, an imported name, `module.name` through an imported module. */
 function sharedNames(model: FileModel, shared: readonly SharedSessionInfo[]): Map<string, SharedSessionInfo> {
   const out = new Map<string, SharedSessionInfo>();
   for (const s of shared) {
+    // A class attribute is read through the class or its instances (see `classAttributeUses`).
+    if (s.owner) continue;
     const dot = s.name.lastIndexOf('.');
     const module = s.name.slice(0, dot);
     const short = s.name.slice(dot + 1);
