@@ -8,6 +8,7 @@ import { assignmentsTo, effectiveRole, inTreeModule, NAMED_LOOKUP, resolveName }
 import { adminOnly } from '../semantic/adminOnly.js';
 import { conditionalInFunction } from '../semantic/controlFlow.js';
 import { isMemoisedCall } from '../semantic/memo.js';
+import { spawnedTask } from '../semantic/externalCalls.js';
 import { dictKeysSet, flagGuard, isMaybeNone, ownFlag, ownKwargs, passedArguments } from '../semantic/guards.js';
 import { exportedTypes } from '../semantic/valueTypes.js';
 import { GROWS, smallLiteral } from '../semantic/smallLiterals.js';
@@ -79,6 +80,11 @@ export interface SummaryCall {
    * called so runs its body where it is iterated, not here.
    */
   handedOn?: boolean;
+  /**
+   * Its coroutine is started as a task of its own (`asyncio.create_task(f())`, `tg.start_soon(f)`
+   * … of the call itself): the function goes on without waiting for it.
+   */
+  spawned?: boolean;
   /** Runs only under this flag guard of its function (`name@position`, see semantic/guards.ts). */
   guard?: string;
   /** What the call passes, to tell which flags of the callee it leaves off (see `passedArguments`). */
@@ -187,6 +193,7 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
       ...(repoCall && conditionalCall(model, c) ? { conditional: true } : {}),
       ...(repoCall && isMemoisedCall(model, c) ? { memoised: true } : {}),
       ...(repoCall && valueHandedOn(c.node) ? { handedOn: true } : {}),
+      ...(repoCall && spawnedTask(c.node) ? { spawned: true } : {}),
       ...(repoCall ? flagFacts(model, c) : {}),
       ...(named ? { named } : {}),
     });

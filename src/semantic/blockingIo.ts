@@ -324,18 +324,23 @@ function readsMemory(model: FileModel, call: CallInfo, q: string): boolean {
     const bound = model.assignments.filter((a) => a.functionIndex === call.functionIndex && a.target === arg.text && a.line <= call.line);
     memory = bound.length > 0 && bound.every((a) => !!a.value && MEMORY_BUFFER.test(a.value.text));
   }
-  return memory && !touchesDisk(model, call);
+  return memory && !touchesDisk(model, call, ARCHIVE_DISK_METHODS[q] ?? NO_DISK_METHOD);
 }
 
-/** Archive methods that read or write files on disk: `extractall(dir)`, `extract(m, dir)`, `write(path)`, `add(path)`. */
-const ARCHIVE_DISK_METHODS = /^(extractall|extract|write|add)$/;
+/**
+ * Archive methods that read or write files on disk, per reader: a zip's `extractall(dir)`,
+ * `extract(m, dir)`, `write(path)`; a tar's `extractall`, `extract`, `add(path)`. (A gzip, bz2 or
+ * lzma file's `write(data)` writes into its buffer.)
+ */
+const ARCHIVE_DISK_METHODS: Record<string, RegExp> = { 'zipfile.ZipFile': /^(extractall|extract|write)$/, 'tarfile.open': /^(extractall|extract|add)$/ };
+const NO_DISK_METHOD = /^$/;
 
 /**
  * Does the code use the archive the call opens for disk work (`with ZipFile(buf) as zf:
  * zf.extractall(dest)`, `zf.write(path)`): the name the `with` or an assignment binds it to,
  * called with such a method in the function.
  */
-function touchesDisk(model: FileModel, call: CallInfo): boolean {
+function touchesDisk(model: FileModel, call: CallInfo, diskMethods: RegExp): boolean {
   let p = call.node.parent;
   while (p && (p.type === 'parenthesized_expression' || p.type === 'await')) p = p.parent;
   let alias: string | null = null;
@@ -344,9 +349,9 @@ function touchesDisk(model: FileModel, call: CallInfo): boolean {
   alias = alias?.replace(/^\(|\)$/g, '').trim() ?? null;
   // `ZipFile(buf).extractall(dest)`: the method is called on the call itself.
   const outer = call.node.parent?.type === 'attribute' ? call.node.parent.childForFieldName('attribute')?.text : undefined;
-  if (outer && ARCHIVE_DISK_METHODS.test(outer)) return true;
+  if (outer && diskMethods.test(outer)) return true;
   if (!alias || !/^\w+$/.test(alias)) return false;
-  return model.calls.some((c) => c.functionIndex === call.functionIndex && c.dottedReceiver === alias && ARCHIVE_DISK_METHODS.test(c.method) && c.line >= call.line);
+  return model.calls.some((c) => c.functionIndex === call.functionIndex && c.dottedReceiver === alias && diskMethods.test(c.method) && c.line >= call.line);
 }
 
 /** Types whose every method blocks appear in the file: type any method's receiver. */

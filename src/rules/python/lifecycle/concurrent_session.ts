@@ -149,6 +149,9 @@ function sessionsUsedBy(model: FileModel, arg: SyntaxNode, fnIndex: number, line
   return s ? [{ name: v.text, ...s }] : [];
 }
 
+/** Class names that say the object keeps a session for its statements. */
+const SESSION_HOLDER = /(repo|repository|service|store|dao|uow|unitofwork|unit_of_work|manager|crud|queries|query|gateway|adapter)s?$/i;
+
 /**
  * The sessions an object is built on: `UserRepo(session)`, `Service(db=session)` (a class, by its
  * CamelCase name), written in place or bound to the name once before the line in the function.
@@ -162,7 +165,9 @@ function wrappedSessions(model: FileModel, receiver: SyntaxNode | null, fnIndex:
   }
   if (v?.type !== 'call') return [];
   const callee = v.childForFieldName('function')?.text ?? '';
-  if (!/^[A-Z]\w*$/.test(callee.slice(callee.lastIndexOf('.') + 1))) return [];
+  // A class named for keeping a session (`UserRepo`, `OrderService`, `Store`); a `Notifier` given
+  // a session and an HTTP client may use only the client.
+  if (!/^[A-Z]\w*$/.test(callee.slice(callee.lastIndexOf('.') + 1)) || !SESSION_HOLDER.test(callee)) return [];
   const { positional, keywords } = callArgs(v);
   const out: SessionUse[] = [];
   for (const a of [...positional, ...keywords.values()]) {

@@ -21,6 +21,7 @@
  */
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
 import { callsOf, variableRefs } from '../../../semantic/model.js';
+import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
 import type { ProjectContext } from '../../../discovery/context.js';
@@ -40,12 +41,23 @@ const BACKGROUND_TASK = /^(starlette\.background|fastapi\.background|fastapi)\.B
 /** The session is an argument of the task: `add_task(fn, session)`, `BackgroundTask(fn, session)`, `create_task(work(session))`. */
 function handsOver(call: CallInfo, name: string, holder = false): boolean {
   const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
-  if (call.method === 'add_task' || isBackgroundTask(call)) {
-    // An object holding the session hands it over with its bound method too (`add_task(service.notify, id)`).
-    if (holder && args[0]?.type === 'attribute' && args[0].childForFieldName('object')?.text === name) return true;
-    return args.slice(1).some((a) => variableRefs(a, name).length > 0 && !a.text.includes('lambda'));
-  }
+  if (holder) return handsHolder(call, args, name);
+  if (call.method === 'add_task' || isBackgroundTask(call)) return args.slice(1).some((a) => variableRefs(a, name).length > 0 && !a.text.includes('lambda'));
   return args.length > 0 && variableRefs(args[0]!, name).length > 0;
+}
+
+/**
+ * An object holding the session handed over: itself (`add_task(run, service)`), its bound method
+ * (`add_task(service.notify, id)`), or a coroutine of its method or given it (`create_task(service.notify(id))`,
+ * `create_task(run(service))`) — not a value read off it (`send(service.tenant_id)`).
+ */
+function handsHolder(call: CallInfo, args: SyntaxNode[], name: string): boolean {
+  const itself = (a: SyntaxNode | undefined) => a?.type === 'identifier' && a.text === name;
+  const method = (a: SyntaxNode | null | undefined) => a?.type === 'attribute' && a.childForFieldName('object')?.text === name;
+  const coroutine = (a: SyntaxNode | undefined): boolean => a?.type === 'call' && (method(a.childForFieldName('function'))
+    || (a.childForFieldName('arguments')?.namedChildren ?? []).some((x) => itself(x)));
+  if (call.method === 'add_task' || isBackgroundTask(call)) return method(args[0]) || args.slice(1).some((a) => itself(a));
+  return itself(args[0]) || coroutine(args[0]);
 }
 
 /**

@@ -472,9 +472,9 @@ function helperWaits(model: FileModel, project: ProjectContext, fn: FunctionInfo
 }
 
 /**
- * Does every call on the way to the network call run while its caller waits: a sync function's
- * call, or an awaited coroutine (not one handed to `create_task`, `gather` or a callback, nor
- * work handed to a background task)?
+ * Does every call on the way to the network call run while its caller waits: not a coroutine
+ * started as a task of its own (`create_task(f())`), nor work handed to a background task or a
+ * thread? (A coroutine awaited through `gather`/`wait_for` is waited for.)
  */
 function waitedThrough(graph: CallGraph, first: { to: FnRef; call: SummaryCall }, reach: { steps: { fn: FnRef; call: SummaryCall | null }[] }): boolean {
   const calls: { to: FnRef; call: SummaryCall }[] = [first];
@@ -482,7 +482,7 @@ function waitedThrough(graph: CallGraph, first: { to: FnRef; call: SummaryCall }
     const call = reach.steps[i]!.call;
     if (call) calls.push({ to: reach.steps[i + 1]!.fn, call });
   }
-  return calls.every(({ to, call }) => !call.background && !call.offloaded && (!graph.function(to).isAsync || call.awaited));
+  return calls.every(({ call }) => !call.background && !call.offloaded && !call.spawned);
 }
 
 /** On a handler that waits on an external call, at a parameter filled by a dependency (see {@link collectWaitDependencies}). */

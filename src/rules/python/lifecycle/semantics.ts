@@ -1003,32 +1003,95 @@ export function endsTransaction(ref: SyntaxNode): boolean {
 
 /**
  * Does a looping WebSocket endpoint hold its injected session `name` while connected? Not when
- * it never uses it (a session unused takes no connection). When the connection loop uses it:
- * not when every use there sits in a `with name.begin():` block (which ends its transaction with
- * the block), or the loop's last use gives the connection back on every round (`rollback()`,
- * `close()`, a `commit()` that releases it: see {@link releasesConnection}; not in one arm of an
- * `if` or a handler). When only code before the loop uses it: not when its last use there gives
- * it back on every path. A release in an `except`/`finally` after the loop comes after the
- * connection's life.
+ * it never uses it (a session unused takes no connection). The connection's loop is the one that
+ * receives from the socket (`receive_text()`, `async for m in websocket.iter_json()`), else the
+ * function's first loop. When that loop uses the session: not when every use there sits in a
+ * `with name.begin():` block (which ends its transaction with the block), or each round ends
+ * by giving the connection back on every path (`rollback()`, `close()`, a `commit()` that
+ * releases it, see {@link releasesConnection}: as the round's last use of it, in every arm of an
+ * `if`/`else`, in a `finally`, or in the `try` body and each of its handlers) — and a use before
+ * the loop is released before it too (else the connection waits for the first message). When
+ * only code before the loop uses it: not when its last use there gives it back on every path.
+ * A release in an `except`/`finally` after the loop comes after the connection's life.
  */
 export function websocketHoldsSession(model: FileModel, project: ProjectContext, fn: FunctionInfo, name: string): boolean {
   const refs = ownRefs(fn, name);
   if (!refs.length) return false;
-  const loop = model.loops.find((l) => l.functionIndex === fn.index && l.kind !== 'comprehension')?.node;
+  const loops = model.loops.filter((l) => l.functionIndex === fn.index && l.kind !== 'comprehension').map((l) => l.node);
+  const loop = loops.find((l) => RECEIVES.test(l.text)) ?? loops[0];
+  const releases = (r: SyntaxNode) => releasesConnection(project, r) && endsTransaction(r);
+  const beforeReleased = (before: SyntaxNode[]) => {
+    const last = before[before.length - 1];
+    return !last || insideBeginBlock(last) || (releases(last) && unconditionalWithin(last, fn.body ?? fn.node));
+  };
   if (!loop) {
     const last = refs[refs.length - 1]!;
-    return !releasesConnection(project, last) && !insideBeginBlock(last);
+    return !releases(last) && !insideBeginBlock(last);
   }
   const inLoop = refs.filter((r) => r.startIndex >= loop.startIndex && r.endIndex <= loop.endIndex);
-  if (inLoop.length) {
-    if (inLoop.every((r) => insideBeginBlock(r))) return false;
-    const last = inLoop[inLoop.length - 1]!;
-    return !(releasesConnection(project, last) && unconditionalWithin(last, loop));
-  }
   const before = refs.filter((r) => r.endIndex <= loop.startIndex);
-  const last = before[before.length - 1];
-  if (!last) return false;
-  return !(releasesConnection(project, last) && unconditionalWithin(last, fn.body ?? fn.node)) && !insideBeginBlock(last);
+  if (!inLoop.length) return !beforeReleased(before);
+  if (!beforeReleased(before)) return true;
+  if (inLoop.every((r) => insideBeginBlock(r))) return false;
+  const body = loop.childForFieldName('body');
+  return !body || !blockReleases(body, name, releases);
+}
+
+/** Calls that wait on the socket's next message: the loop that runs them is the connection's. */
+const RECEIVES = /\.(receive|receive_text|receive_json|receive_bytes|iter_text|iter_json|iter_bytes|receive_str)\s*\(|\basync\s+for\s+\w+\s+in\s+\w*(ws|socket)\w*\s*:/i;
+
+/**
+ * Does every path through the block end with the session's connection given back: its last
+ * statement that uses the session releases it (a release call; an `if` whose every arm, `else`
+ * included, releases; a `try` whose `finally` releases, or whose body and every handler do; a
+ * `with name.begin():` block)?
+ */
+function blockReleases(block: SyntaxNode, name: string, releases: (r: SyntaxNode) => boolean): boolean {
+  const uses = (n: SyntaxNode) => variableRefs(n, name).length > 0;
+  const statements = block.namedChildren.filter((c) => c.type !== 'comment');
+  for (let i = statements.length - 1; i >= 0; i--) {
+    const st = statements[i]!;
+    if (!uses(st)) continue;
+    return statementReleases(st, name, releases);
+  }
+  return false;
+}
+
+function statementReleases(st: SyntaxNode, name: string, releases: (r: SyntaxNode) => boolean): boolean {
+  const refs = variableRefs(st, name);
+  switch (st.type) {
+    case 'expression_statement':
+      return refs.length > 0 && releases(refs[refs.length - 1]!);
+    case 'if_statement': {
+      const arms = [st.childForFieldName('consequence'), ...st.namedChildren.filter((c) => c.type === 'elif_clause').map((c) => c.childForFieldName('consequence'))];
+      const other = st.namedChildren.find((c) => c.type === 'else_clause');
+      if (!other) return false;
+      arms.push(other.childForFieldName('body') ?? other.namedChildren.find((c) => c.type === 'block') ?? null);
+      return arms.every((b) => !!b && blockReleases(b, name, releases));
+    }
+    case 'try_statement': {
+      const fin = st.namedChildren.find((c) => c.type === 'finally_clause');
+      const finBlock = fin?.namedChildren.find((c) => c.type === 'block');
+      if (finBlock && blockReleases(finBlock, name, releases)) return true;
+      const body = st.childForFieldName('body');
+      const handlers = st.namedChildren.filter((c) => c.type === 'except_clause' || c.type === 'except_group_clause');
+      return !!body && blockReleases(body, name, releases)
+        && handlers.every((h) => {
+          const b = h.namedChildren.find((c) => c.type === 'block');
+          return !!b && (blockReleases(b, name, releases) || leaves(b));
+        });
+    }
+    case 'with_statement':
+      return refs.every((r) => insideBeginBlock(r));
+    default:
+      return false;
+  }
+}
+
+/** Does the block end by leaving the loop or the function (`raise`, `return`, `break`)? */
+function leaves(block: SyntaxNode): boolean {
+  const last = block.namedChildren.filter((c) => c.type !== 'comment').pop();
+  return !!last && /^(raise_statement|return_statement|break_statement)$/.test(last.type);
 }
 
 /** Does `node` run whenever `container` runs: no `if`/`else`/`except`/`finally` arm, nor a nested loop, between them? */

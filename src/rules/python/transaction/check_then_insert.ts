@@ -25,6 +25,7 @@
  * is never tested.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
+import { declaresGlobal } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
@@ -236,9 +237,29 @@ const WITH_LOCK_ITEM = /(?:(?:\b|_)(?:lock|mutex|semaphore)|(?:\b|_|(?<=[a-z]))(
  * A lock made right there, in the `with` (`with threading.Lock():`, `with asyncio.Lock():`): each
  * call makes its own, so no two callers ever wait on the same one.
  */
-const FRESH_LOCK = /^(?:\w+\.)?(?:Lock|RLock|Semaphore|BoundedSemaphore|Condition)\s*\(/;
+const FRESH_LOCK = /^(?:(\w+)\.)?(?:Lock|RLock|Semaphore|BoundedSemaphore|Condition)\s*\(/;
+/** The standard libraries whose locks live in one process: one made per call guards nothing. */
+const LOCAL_LOCK_MODULES = /^(threading|asyncio|multiprocessing|trio|anyio)(\.|$)/;
+
+/**
+ * Is the text a lock made right there, of a process-local library: `threading.Lock()`,
+ * `mp.Lock()` with `import multiprocessing as mp`, `Lock()` imported from `threading`? A lock
+ * class of another library (`redis_lock.Lock(conn, key)`, kazoo's `zk.Lock(path)`) is named by a
+ * key that other callers share.
+ */
+function freshLock(text: string, model?: FileModel): boolean {
+  const m = FRESH_LOCK.exec(text);
+  if (!m) return false;
+  if (!model) return !m[1] || LOCAL_LOCK_MODULES.test(m[1]);
+  if (m[1]) return LOCAL_LOCK_MODULES.test(model.imports.get(m[1]) ?? m[1]);
+  const name = /^\w+/.exec(text)![0];
+  const from = model.imports.get(name);
+  return from === undefined ? !model.moduleDefs.has(name) : LOCAL_LOCK_MODULES.test(from);
+}
 /** A lock held by name, made once elsewhere (`with _label_lock:`, `with self._mutex:`). */
-const LOCK_NAME = /^(?:\w+\.)*_*(?:\w+_)?(?:lock|mutex|semaphore)(?:_\w+)?$/i;
+const LOCK_NAME = /^(?:\w+\.)*(?:_*(?:\w+_)?r?(?:lock|mutex|semaphore|sem)(?:_\w+)?|\w*[a-z0-9](?:Lock|Mutex|Semaphore))$/i;
+/** CamelCase parts need their capital: `writeLock`, not `clock` or `block` read case-blind. */
+const LOCK_NAME_CASED = /^(?:\w+\.)*(?:_*(?:\w+_)?[rR]?(?:lock|Lock|LOCK|mutex|Mutex|MUTEX|semaphore|Semaphore|sem)(?:_\w+)?|\w*[a-z0-9](?:Lock|Mutex|Semaphore))$/;
 /** A lock taken by a call: `lock.acquire()`, `try_lock(...)`, a PostgreSQL advisory lock. */
 const CALL_LOCK = /\.acquire\s*\(|\b\w*(?:try_lock|acquire_lock)\w*\s*\(|pg_(try_)?advisory_(xact_)?lock/g;
 
@@ -250,15 +271,18 @@ const CALL_LOCK = /\.acquire\s*\(|\b\w*(?:try_lock|acquire_lock)\w*\s*\(|pg_(try
 function lockHeldBefore(fnNode: SyntaxNode, before: number, model?: FileModel, fnIndex = -1): boolean {
   /** A lock held by name, unless the function made it itself just before (`lock = threading.Lock()`). */
   const sharedByName = (text: string) => {
-    if (!LOCK_NAME.test(text)) return false;
+    if (!LOCK_NAME.test(text) || !LOCK_NAME_CASED.test(text)) return false;
     if (!model || !/^\w+$/.test(text)) return true;
+    // A module-level lock filled on first use (`global _lock; if _lock is None: _lock = Lock()`) is shared.
+    const fn = fnIndex >= 0 ? model.functions[fnIndex] : undefined;
+    if (fn && declaresGlobal(fn, text)) return true;
     const own = model.assignments.filter((a) => a.functionIndex === fnIndex && a.target === text);
-    return !own.some((a) => !!a.value && FRESH_LOCK.test(a.value.text.trim()));
+    return !own.some((a) => !!a.value && freshLock(a.value.text.trim(), model));
   };
   for (const w of fnNode.descendantsOfType('with_statement')) {
     if (w.startIndex >= before || w.endIndex <= before) continue;
     const items = w.namedChildren.find((c) => c.type === 'with_clause')?.namedChildren.filter((c) => c.type === 'with_item') ?? [];
-    if (items.some((i) => (WITH_LOCK_ITEM.test(i.text) && !FRESH_LOCK.test(i.text.trim())) || sharedByName(i.text.trim()))) return true;
+    if (items.some((i) => (WITH_LOCK_ITEM.test(i.text) && !freshLock(i.text.trim(), model)) || sharedByName(i.text.trim()))) return true;
   }
   let text = fnNode.text.slice(0, Math.max(0, before - fnNode.startIndex));
   const blank = (n: SyntaxNode) => {
