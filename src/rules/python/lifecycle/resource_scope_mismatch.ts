@@ -311,15 +311,7 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
       const s = JSON.parse(site.what) as HandedWaitSite;
       const line = holdingLine(graph, ref, s);
       if (line === null) continue;
-      const fn = graph.function(ref);
-      ctx.report({
-        path: file.path,
-        location: { line: site.line, column: site.column, endLine: s.endLine, endColumn: s.endColumn },
-        message: `injected session \`${s.session}\` is used on line ${line} of \`${fn.name}\`, then held through external calls (\`${s.wait}\`, line ${s.waitLine})`,
-        severity: 'high',
-        function: fn.name,
-        sameDefectAs: { code: 'PA202', line: s.waitLine },
-      });
+      reportHeldThrough(ctx, graph, ref, file.path, site, s, line, `\`${s.wait}\``);
     }
     // A wait in a function of the repo the handler calls: the first candidate that reaches a network call, per session.
     const helperDone = new Set<string>();
@@ -333,16 +325,7 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
       helperDone.add(key);
       const line = holdingLine(graph, ref, s);
       if (line === null) continue;
-      const fn = graph.function(ref);
-      ctx.report({
-        path: file.path,
-        location: { line: site.line, column: site.column, endLine: s.endLine, endColumn: s.endColumn },
-        message: `injected session \`${s.session}\` is used on line ${line} of \`${fn.name}\`, then held through external calls (\`${[s.wait, ...graph.chainNames(reach).slice(1)].join('` → `')}()\`, line ${s.waitLine})`,
-        severity: 'high',
-        function: fn.name,
-        chain: graph.chainSteps(reach, { ref, call: edge.call }),
-        sameDefectAs: { code: 'PA202', line: s.waitLine },
-      });
+      reportHeldThrough(ctx, graph, ref, file.path, site, s, line, `\`${[s.wait, ...graph.chainNames(reach).slice(1)].join('` → `')}()\``, graph.chainSteps(reach, { ref, call: edge.call }));
     }
     const held = new Map<string, { at: { path: string; line: number; column: number; endLine: number; endColumn: number }; dep: FnRef; session: string; why: string; endpoints: { ref: FnRef; path: string; site: WaitDependencySite }[] }>();
     for (const { ref, file, site } of ownSites(graph, WAIT_DEPENDENCY)) {
@@ -387,6 +370,26 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
     }
   },
 };
+
+/**
+ * PA401's repo-phase finding at the handler's session parameter: used on `line`, then held through
+ * the wait. Rows written and not committed at the wait are PA202's finding there: one defect.
+ */
+function reportHeldThrough(
+  ctx: RepoRuleContext, graph: CallGraph, ref: FnRef, path: string, site: { line: number; column: number }, s: HandedWaitSite, line: number, wait: string,
+  chain?: ReturnType<CallGraph['chainSteps']>,
+): void {
+  const fn = graph.function(ref);
+  ctx.report({
+    path,
+    location: { line: site.line, column: site.column, endLine: s.endLine, endColumn: s.endColumn },
+    message: `injected session \`${s.session}\` is used on line ${line} of \`${fn.name}\`, then held through external calls (${wait}, line ${s.waitLine})`,
+    severity: 'high',
+    function: fn.name,
+    ...(chain ? { chain } : {}),
+    sameDefectAs: { code: 'PA202', line: s.waitLine },
+  });
+}
 
 /**
  * On a handler that waits on an external call after handing its injected session to functions of
