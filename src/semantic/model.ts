@@ -1512,6 +1512,21 @@ function groupedOnce<K, T>(memo: WeakMap<FileModel, Map<K, T[]>>, model: FileMod
 const assignmentIndex = new WeakMap<FileModel, Map<string, AssignmentInfo[]>>();
 
 /** Assignments (and `with … as` bindings) to `target`, in source order; indexed once per model. */
+/**
+ * Names the function binds to a call given `value` as an argument, by position or keyword
+ * (`repo = UserRepo(session)`, `svc = Service(db=session)`): objects that may keep it. Each name
+ * with the call it was (last) bound to.
+ */
+export function namesBuiltWith(model: FileModel, fnIndex: number, value: string): Map<string, SyntaxNode> {
+  const out = new Map<string, SyntaxNode>();
+  for (const a of model.assignments) {
+    if (a.functionIndex !== fnIndex || a.value?.type !== 'call' || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
+    const args = a.value.childForFieldName('arguments')?.namedChildren ?? [];
+    if (args.some((x) => (x.type === 'keyword_argument' ? x.childForFieldName('value') : x)?.text === value)) out.set(a.target, a.value);
+  }
+  return out;
+}
+
 export function assignmentsTo(model: FileModel, target: string): AssignmentInfo[] {
   return groupedOnce(assignmentIndex, model, model.assignments, (a) => a.target).get(target) ?? [];
 }

@@ -20,7 +20,7 @@
  * carry both ends (see {@link collectTaskHandoffs}).
  */
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { callsOf, variableRefs } from '../../../semantic/model.js';
+import { callsOf, namesBuiltWith, variableRefs } from '../../../semantic/model.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
@@ -65,16 +65,11 @@ function handsHolder(call: CallInfo, args: SyntaxNode[], name: string): boolean 
  * OrderService(session)`, `repo = Repo(db=session)`: a CamelCase class given it).
  */
 function sessionHolderNames(model: FileModel, fn: FunctionInfo, session: string): string[] {
-  const out: string[] = [];
-  for (const a of model.assignments) {
-    if (a.functionIndex !== fn.index || a.value?.type !== 'call' || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
-    const callee = a.value.childForFieldName('function')?.text ?? '';
-    if (!/^[A-Z]\w*$/.test(callee.slice(callee.lastIndexOf('.') + 1))) continue;
-    const args = a.value.childForFieldName('arguments')?.namedChildren ?? [];
-    if (!args.some((x) => (x.type === 'keyword_argument' ? x.childForFieldName('value') : x)?.text === session)) continue;
-    if (model.assignments.filter((b) => b.functionIndex === fn.index && b.target === a.target).length === 1) out.push(a.target);
-  }
-  return out;
+  return [...namesBuiltWith(model, fn.index, session)].filter(([name, call]) => {
+    const callee = call.childForFieldName('function')?.text ?? '';
+    return /^[A-Z]\w*$/.test(callee.slice(callee.lastIndexOf('.') + 1))
+      && model.assignments.filter((b) => b.functionIndex === fn.index && b.target === name).length === 1;
+  }).map(([name]) => name);
 }
 
 /** `task = asyncio.create_task(...)` later awaited or gathered in the same function. */

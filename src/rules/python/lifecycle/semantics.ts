@@ -7,7 +7,7 @@
  * classification, injected-session parameters, streaming responses.
  */
 import { isEngineGetterCall, isEngineGetterName } from '../../../semantic/engineGetters.js';
-import { insideNestedFunction } from '../../../semantic/controlFlow.js';
+import { conditionalWithin, insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { isMigrationFile } from '../../projectFacts.js';
 import { externalCall, spawnedTask } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
@@ -1022,7 +1022,7 @@ export function websocketHoldsSession(model: FileModel, project: ProjectContext,
   const releases = (r: SyntaxNode) => releasesConnection(project, r) && endsTransaction(r);
   const beforeReleased = (before: SyntaxNode[]) => {
     const last = before[before.length - 1];
-    return !last || insideBeginBlock(last) || (releases(last) && unconditionalWithin(last, fn.body ?? fn.node));
+    return !last || insideBeginBlock(last) || (releases(last) && !conditionalWithin(last, fn.body ?? fn.node));
   };
   if (!loop) {
     const last = refs[refs.length - 1]!;
@@ -1092,14 +1092,6 @@ function statementReleases(st: SyntaxNode, name: string, releases: (r: SyntaxNod
 function leaves(block: SyntaxNode): boolean {
   const last = block.namedChildren.filter((c) => c.type !== 'comment').pop();
   return !!last && /^(raise_statement|return_statement|break_statement)$/.test(last.type);
-}
-
-/** Does `node` run whenever `container` runs: no `if`/`else`/`except`/`finally` arm, nor a nested loop, between them? */
-function unconditionalWithin(node: SyntaxNode, container: SyntaxNode): boolean {
-  for (let p = node.parent; p && p.id !== container.id; p = p.parent) {
-    if (/^(if_statement|elif_clause|else_clause|except_clause|except_group_clause|finally_clause|conditional_expression|boolean_operator|for_statement|while_statement|case_clause)$/.test(p.type)) return false;
-  }
-  return true;
 }
 
 /** Does the generator use the session: a closure reference in its body, or the session handed to the generator call? */

@@ -30,7 +30,7 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import type { ModelInfo, ProjectContext, RelationshipInfo } from '../../../discovery/context.js';
 import { expiringAsyncFactory } from '../../../semantic/sessionExpiry.js';
-import { callAt, callsOf, type CallInfo, type FileModel } from '../../../semantic/model.js';
+import { callAt, callsOf, namesBuiltWith, type CallInfo, type FileModel } from '../../../semantic/model.js';
 import { asyncHandles } from '../../../semantic/asyncSessions.js';
 import { modelsNamed } from '../../projectFacts.js';
 import { callArgs, insideNestedDef, lastAssignment, unwrap } from './semantics.js';
@@ -431,7 +431,7 @@ function* expiredReads(model: FileModel, isAsync: ReturnType<typeof asyncHandles
     if (begun) ends.push({ node: begun, text: `async with ${row.session}.begin()`, line: begun.startPosition.row + 1, rollback: false });
     ends.sort((x, y) => x.node.endIndex - y.node.endIndex);
     // Objects built from the session (`repo = Repo(session)`): a call on one may load the row again.
-    const holders = sessionHolders(model, row.fnIndex, row.session);
+    const holders = new Set(namesBuiltWith(model, row.fnIndex, row.session).keys());
     for (const end of ends) {
       // Deleted or expunged before the commit: the row leaves detached with what it had loaded.
       const detaches = new RegExp(`\\b(?:delete|expunge|make_transient)\\(\\s*${row.name}\\s*\\)`);
@@ -461,17 +461,6 @@ function* expiredReads(model: FileModel, isAsync: ReturnType<typeof asyncHandles
       break;
     }
   }
-}
-
-/** Names the function binds to a call given the session (`repo = UserRepo(session)`, `svc = Service(db=session)`). */
-function sessionHolders(model: FileModel, fnIndex: number, session: string): Set<string> {
-  const out = new Set<string>();
-  for (const a of model.assignments) {
-    if (a.functionIndex !== fnIndex || a.value?.type !== 'call' || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
-    const args = callArgs(a.value);
-    if ([...args.positional, ...args.keywords.values()].some((x) => x?.text === session)) out.add(a.target);
-  }
-  return out;
 }
 
 /**
@@ -549,7 +538,7 @@ function* handedCommitReads(model: FileModel, isAsync: ReturnType<typeof asyncHa
     const fn = model.functions[r.fnIndex]!;
     if (!fn.body || !bindsOnce(model, r)) continue;
     const calls = callsOf(model, r.fnIndex).filter((c) => c.node.startIndex > r.from && c.functionIndex === r.fnIndex && !insideNestedDef(c.node, fn.node));
-    const holders = sessionHolders(model, r.fnIndex, r.session);
+    const holders = new Set(namesBuiltWith(model, r.fnIndex, r.session).keys());
     const args = (c: CallInfo) => [...callArgs(c.node).positional, ...callArgs(c.node).keywords.values()];
     // Awaited calls handed the session (not its own methods, nor an object built from it): each
     // may commit it; the repo phase asks, per call, for the reads after it and before the next.
