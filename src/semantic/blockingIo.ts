@@ -169,6 +169,8 @@ const TYPED: { types: ReadonlySet<string>; methods: ReadonlySet<string> | null; 
   { types: new Set(['qdrant_client.QdrantClient', 'qdrant_client.qdrant_client.QdrantClient']), methods: null, label: 'qdrant_client.QdrantClient', alternative: 'sdk' },
   { types: new Set(['pymilvus.MilvusClient', 'pymilvus.milvus_client.MilvusClient']), methods: null, label: 'pymilvus.MilvusClient', alternative: 'sdk' },
   { types: new Set(['chromadb.HttpClient']), methods: null, label: 'chromadb.HttpClient', alternative: 'sdk' },
+  // A Solr core over HTTP (`add`, `search`, `delete`, `commit`): pysolr has no async client.
+  { types: new Set(['pysolr.Solr', 'pysolr.SolrCoreAdmin']), methods: null, label: 'pysolr.Solr', alternative: 'thread' },
 ];
 const PATH_TYPES = new Set(['pathlib.Path', 'pathlib.PosixPath', 'pathlib.WindowsPath']);
 /** Sync clients whose attributes and items are sub-resources of the same client (see `typeOfExpression`). */
@@ -464,7 +466,7 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
   }
 }
 
-const RECEIVER_LIBRARIES = /^(pathlib|requests|httpx|urllib3|socket|subprocess|io|typing|boto3|smtplib|pymongo|elasticsearch|opensearchpy|openai|anthropic|sendgrid|slack_sdk|slack|twilio|qdrant_client|pymilvus|chromadb)(\.|$)/;
+const RECEIVER_LIBRARIES = /^(pathlib|requests|httpx|urllib3|socket|subprocess|io|typing|boto3|smtplib|pymongo|elasticsearch|opensearchpy|openai|anthropic|sendgrid|slack_sdk|slack|twilio|qdrant_client|pymilvus|chromadb|pysolr)(\.|$)/;
 const receiverLibraryMemo = new WeakMap<FileModel, boolean>();
 
 /** Typed receivers come from these libraries; a file importing none of them has none. */

@@ -1,6 +1,6 @@
 /**
  * Calls that leave the process: network clients (HTTP, gRPC, SMTP, S3, brokers), SDK clients
- * (PyGithub, jira, Slack, SendGrid, Google API clients: every method is a remote call) and file I/O.
+ * (PyGithub, jira, Slack, SendGrid, Google API clients, pysolr's `Solr`: every method is a remote call) and file I/O.
  * One classifier for every rule that asks "does this wait on the outside world?" (a transaction
  * held open across it, a session held through it).
  */
@@ -18,7 +18,7 @@ const NETWORK_METHODS = new Set(['get', 'post', 'put', 'patch', 'delete', 'head'
  * `jira.transition_issue()`, a language model's `client.chat.completions.create(...)`, a vector
  * store's `client.search(...)`), except those that only configure the client ({@link SDK_LOCAL_METHODS}).
  */
-const SDK_MODULES = /^(github|jira|atlassian|slack_sdk|slack|sendgrid|googleapiclient|hubspot|mailchimp3|mailchimp_marketing|twilio|stripe|openai|anthropic|cohere|mistralai|groq|qdrant_client|pinecone|pymilvus|minio|chromadb\.(Async)?(Http|Cloud)Client)(\.|$|\()/;
+const SDK_MODULES = /^(github|jira|pysolr|atlassian|slack_sdk|slack|sendgrid|googleapiclient|hubspot|mailchimp3|mailchimp_marketing|twilio|stripe|openai|anthropic|cohere|mistralai|groq|qdrant_client|pinecone|pymilvus|minio|chromadb\.(Async)?(Http|Cloud)Client)(\.|$|\()/;
 /** Methods of an SDK client that configure or close it, not requests (`client.with_options(timeout=5)`, `await client.close()`). */
 /**
  * (minio's presigned URLs are signed in the process once the bucket's region is known: given to

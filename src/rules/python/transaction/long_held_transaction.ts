@@ -19,6 +19,7 @@ import { cpuHeavyCall } from '../../../semantic/cpuHeavy.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { CHILD_PROCESS_EFFECT } from '../../../analysis/effects.js';
 import { reportInTransactionCalls } from './reach.js';
+import { NETWORK_EFFECT } from './effects.js';
 import { callsOf, externalCall, openOnPathTo, SLEEP_FUNCTIONS, transactionRegions, type TransactionRegion } from './semantics.js';
 import { callAt, receiverIs, usesName } from '../../../semantic/model.js';
 import type { Effect } from '../../../analysis/summary.js';
@@ -61,7 +62,7 @@ export const longHeldTransaction: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'M',
     summary: 'A transaction held open while the code sleeps, waits for a process or a remote service, or hashes a password',
-    what: 'Finds a transaction (a `with/async with session.begin():` body, or the span from a session\'s first statement — a read begins it too, a repository-library service\'s read as well (`svc.list()` on a service whose writes take `auto_commit=`) — to its commit in one function) that waits: `time.sleep`/`asyncio.sleep` (medium), a child process (`subprocess`, `os.system`, `asyncio.create_subprocess_*`; medium), CPU work that is slow by design or sized by a payload (`bcrypt`, PBKDF2, scrypt, argon2, parsing a whole file; medium), or a network call before the first write (medium, `low` where only background jobs reach it: the transaction is read-only so far and holds a job\'s connection, no row locks a request waits on; after the first write PA202 reports it). Also through calls: a same-repo helper called inside the transaction (a read begins it) that sleeps or waits for a child process at any depth. Also a wait inside `with provider() as s:` / `async with provider() as s:` where the project\'s provider is a generator that yields the session and commits after the `yield` (SQLAlchemy\'s `session_scope()` pattern): the block is one transaction from its first statement on the session until it ends (not after a commit or rollback of the session, or of an object built around it, made before the wait; a network call after the block wrote is PA202\'s). A long transaction that does not wait is not reported: lines are not time.',
+    what: 'Finds a transaction (a `with/async with session.begin():` body, or the span from a session\'s first statement — a read begins it too, a repository-library service\'s read as well (`svc.list()` on a service whose writes take `auto_commit=`) — to its commit in one function) that waits: `time.sleep`/`asyncio.sleep` (medium), a child process (`subprocess`, `os.system`, `asyncio.create_subprocess_*`; medium), CPU work that is slow by design or sized by a payload (`bcrypt`, PBKDF2, scrypt, argon2, parsing a whole file; medium), or a network call before the first write (medium, `low` where only background jobs reach it: the transaction is read-only so far and holds a job\'s connection, no row locks a request waits on; after the first write PA202 reports it). Also through calls: a same-repo helper called inside the transaction (a read begins it) that sleeps or waits for a child process at any depth, or, in a span that only a read began (no write yet), that reaches a network call (a project client, a search or mail service; medium, `low` where only background jobs reach it). Also a wait inside `with provider() as s:` / `async with provider() as s:` where the project\'s provider is a generator that yields the session and commits after the `yield` (SQLAlchemy\'s `session_scope()` pattern): the block is one transaction from its first statement on the session until it ends (not after a commit or rollback of the session, or of an object built around it, made before the wait; a network call after the block wrote is PA202\'s). A long transaction that does not wait is not reported: lines are not time.',
     why: 'An open transaction pins a pooled connection, keeps its row locks and holds back PostgreSQL\'s vacuum horizon for as long as it lives. A transaction that waits on a timer, a process, a remote service or a long computation makes every request that needs those rows, or a connection, wait with it.',
     bad:
       'import asyncio\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\nfrom app.models import Job\n\n\n'
@@ -75,13 +76,17 @@ export const longHeldTransaction: FileRule & RepoRule = {
       'https://docs.sqlalchemy.org/en/20/orm/session_transaction.html',
     ],
   },
-  /** Through calls: a same-repo helper, called inside the open transaction, that sleeps (`time.sleep`) at any depth. */
+  /** Through calls: a same-repo helper, called inside the open transaction, that sleeps (`time.sleep`), waits for a child process or (before any write) calls out, at any depth. */
   checkRepo(ctx: RepoRuleContext): void {
     reportProviderBlockWaits(ctx);
     reportInTransactionCalls(ctx, 'sync_sleep', 'medium', false, (callee, chain, at) =>
       `the transaction stays open while \`${callee}()\` sleeps (\`${chain}()\`), ${at}`, true);
     reportInTransactionCalls(ctx, CHILD_PROCESS_EFFECT, 'medium', false, (callee, chain, at) =>
       `the transaction stays open while \`${callee}()\` waits for a child process (\`${chain}()\`), ${at}`, true);
+    // A helper that calls out, in a span only a read began (after a write, PA202 reports it): the
+    // connection waits on the remote side as it does for a call made here.
+    reportInTransactionCalls(ctx, NETWORK_EFFECT, 'medium', false, (callee, chain, at) =>
+      `the transaction stays open while \`${callee}()\` waits on a remote service (\`${chain}()\`), ${at}`, 'only', true);
   },
   checkFile(ctx: FileRuleContext): void {
     const { model } = ctx;

@@ -19,8 +19,10 @@ const TXN_OPEN_CALLS: ReadonlySet<string> = new Set([TXN_OPEN_CALL]);
 export function reportInTransactionCalls(
   ctx: RepoRuleContext, kind: string, severity: Severity, alwaysOnly: boolean,
   describe: (callee: string, chain: string, where: string) => string,
-  /** Also the spans a read began, before any write; `pending`: only where a changed row's attribute waits for the commit. */
-  reads: boolean | 'pending' = false,
+  /** Also the spans a read began, before any write; `pending`: only where a changed row's attribute waits for the commit; `only`: those spans alone. */
+  reads: boolean | 'pending' | 'only' = false,
+  /** The report's `lowInBackground` (a read-only span: a job's connection, no request waits on it). */
+  lowInBackground = false,
 ): void {
   const graph = callGraphOf(ctx.index);
   const always = alwaysOnly ? alwaysReaches(graph, kind) : null;
@@ -29,6 +31,7 @@ export function reportInTransactionCalls(
     if (!reach || (always && !always(to))) continue;
     const open = JSON.parse(site.what) as OpenSite;
     if (open.kind === 'read' && (!reads || (reads === 'pending' && !open.pending))) continue;
+    if (reads === 'only' && open.kind !== 'read') continue;
     const weak = reach.weak || call.receiverType === UNTYPED;
     const where = open.kind === 'begin' ? `inside \`${open.session}.${open.block ?? 'begin'}()\``
       : open.kind === 'read' && open.pending ? `between the change of \`${open.pending.what}\` (line ${open.pending.line}) and the commit of \`${open.session}\` (line ${open.to})`
@@ -41,6 +44,7 @@ export function reportInTransactionCalls(
       severity: weak ? lower(severity) : severity,
       function: fn.name,
       chain: graph.chainSteps(reach, { ref, call }),
+      ...(lowInBackground ? { lowInBackground: true as const } : {}),
     });
   }
 }
