@@ -13,7 +13,7 @@
  * the connection; streaming and WebSocket endpoints are PA402's.
  */
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { callAt, callsOf } from '../../../semantic/model.js';
+import { callAt, callsOf, isOffloadCallee } from '../../../semantic/model.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { exclusiveArms, ifBranches } from '../../../semantic/controlFlow.js';
 import { variableRefs } from '../../../semantic/model.js';
@@ -269,7 +269,7 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
     severity: 'high',
     effort: 'M',
     summary: 'Injected session held through a handler\'s external call or long non-DB work, by the handler or by a dependency',
-    what: 'Finds handlers that receive a session by injection (`Depends(get_db)` and the like, `session: AsyncSession`, `db: Session`), run a statement through it (outside a `begin()` block: staging with `add()` checks nothing out) and do not use it again before an external call (`httpx`, `aiohttp`, `requests`, gRPC, SMTP, S3 clients, language-model and vector-store SDKs; made by the handler, or, when the handler makes none of its own, inside a function or method of the repo it calls, `await send_webhook(...)`: the first of its next few calls that reaches one, not one started as a task) — high, wherever in the body that last use is — or, after a use in the first 20 % of the body, run more than 50 lines of non-DB work that takes time (sleeps, work handed to a thread, awaits in a loop) — medium. A last use that commits, rolls back or closes the session is fine: it releases the connection. A session handed to a function of the repo before the call (`await crud.create_chat(db, data)`, or to an object whose methods the handler calls, `store = Store(db)` … `await store.save()`) is judged by what that function does, latest call first: one that reaches no database (it only stages with `add()`) is passed over; one that commits after its last statement, unconditionally, releases the connection (not when it reloads after the commit, `refresh()`, nor when the handler reads an attribute of what it returned before the call while commits expire rows: that read reloads it); one that queries last holds it. A use in another arm of an `if`/`match` than the call is not on its path. Also a session a dependency of the handler takes by injection (`user: User = Depends(current_user)` or `Security(...)`, an `Annotated` alias of either, with `current_user(db = Depends(get_db))`, in any module, or a dependency of that dependency) and runs a statement through (outside a `session.begin()` block, whose end gives the connection back; staging with `add()` checks nothing out) without releasing it, when the handler then waits on an external call — an HTTP client, a language model\'s or a vector store\'s SDK (medium, reported once at the dependency\'s session parameter): the provider closes that session only after the endpoint, so its connection sits idle in the transaction the dependency\'s query began, whether or not the handler writes with it afterwards. Silent when the handler releases its own session of the same provider before the call (FastAPI hands the same session to every dependency of a request, per provider), when the handler itself used that session before the call (then the finding above is the handler\'s), or when the dependency hands the handler something that carries the session and the handler uses it after the call.',
+    what: 'Finds handlers that receive a session by injection (`Depends(get_db)` and the like, `session: AsyncSession`, `db: Session`), run a statement through it (outside a `begin()` block: staging with `add()` checks nothing out) and do not use it again before an external call (`httpx`, `aiohttp`, `requests`, gRPC, SMTP, S3 clients, language-model and vector-store SDKs; made by the handler, or, when the handler makes none of its own, inside a function or method of the repo it calls, `await send_webhook(...)`, or a sync one the handler awaits in a thread, `await asyncio.to_thread(fetch_rates, code)`: the first of its next few calls that reaches one, not one started as a task) — high, wherever in the body that last use is — or, after a use in the first 20 % of the body, run more than 50 lines of non-DB work that takes time (sleeps, work handed to a thread, awaits in a loop) — medium. A last use that commits, rolls back or closes the session is fine: it releases the connection. A session handed to a function of the repo before the call (`await crud.create_chat(db, data)`, or to an object whose methods the handler calls, `store = Store(db)` … `await store.save()`) is judged by what that function does, latest call first: one that reaches no database (it only stages with `add()`) is passed over; one that commits after its last statement, unconditionally, releases the connection (not when it reloads after the commit, `refresh()`, nor when the handler reads an attribute of what it returned before the call while commits expire rows: that read reloads it); one that queries last holds it. A use in another arm of an `if`/`match` than the call is not on its path. Also a session a dependency of the handler takes by injection (`user: User = Depends(current_user)` or `Security(...)`, an `Annotated` alias of either, with `current_user(db = Depends(get_db))`, in any module, or a dependency of that dependency) and runs a statement through (outside a `session.begin()` block, whose end gives the connection back; staging with `add()` checks nothing out) without releasing it, when the handler then waits on an external call — an HTTP client, a language model\'s or a vector store\'s SDK (medium, reported once at the dependency\'s session parameter): the provider closes that session only after the endpoint, so its connection sits idle in the transaction the dependency\'s query began, whether or not the handler writes with it afterwards. Silent when the handler releases its own session of the same provider before the call (FastAPI hands the same session to every dependency of a request, per provider), when the handler itself used that session before the call (then the finding above is the handler\'s), or when the dependency hands the handler something that carries the session and the handler uses it after the call.',
     why: 'After its first query the session keeps its pooled connection, usually inside an open transaction, until the dependency closes it at the end of the request. Everything slow that follows — an upstream HTTP call with a 30 s timeout — holds that connection too; under load the pool runs dry while it sits idle.',
     bad: 'import httpx\nfrom fastapi import Depends, FastAPI, HTTPException\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\n@app.post("/jobs/{job_id}/publish")\nasync def publish(job_id: int, session: AsyncSession = Depends()):\n    job = await session.get(Job, job_id)\n    if job is None:\n        raise HTTPException(404)\n    payload = {"id": job.id, "status": job.status}\n    async with httpx.AsyncClient(timeout=30) as client:\n        first = await client.post("https://a.example/hook", json=payload)\n        second = await client.post("https://b.example/hook", json=payload)\n        third = await client.post("https://c.example/hook", json=payload)\n    return {"delivered": [first.is_success, second.is_success, third.is_success]}\n',
     good: 'import httpx\nfrom fastapi import Depends, FastAPI, HTTPException\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\n@app.post("/jobs/{job_id}/publish")\nasync def publish(job_id: int, session: AsyncSession = Depends()):\n    job = await session.get(Job, job_id)\n    if job is None:\n        raise HTTPException(404)\n    payload = {"id": job.id, "status": job.status}\n    await session.close()\n    async with httpx.AsyncClient(timeout=30) as client:\n        first = await client.post("https://a.example/hook", json=payload)\n        second = await client.post("https://b.example/hook", json=payload)\n        third = await client.post("https://c.example/hook", json=payload)\n    return {"delivered": [first.is_success, second.is_success, third.is_success]}\n',
@@ -321,7 +321,7 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
       const s = JSON.parse(site.what) as HelperWaitSite;
       const edge = graph.callees(ref).find((e) => e.call.line === s.call[0] && e.call.column === s.call[1] && !e.weak);
       const reach = edge ? graph.effectOf(edge.to, NETWORK_EFFECT, 'any') : undefined;
-      if (!edge || !reach || edge.call.background || !waitedThrough(graph, edge, reach)) continue;
+      if (!edge || !reach || edge.call.background || !waitedThrough(graph, edge, reach, s.thread)) continue;
       helperDone.add(key);
       const line = holdingLine(graph, ref, s);
       if (line === null) continue;
@@ -440,8 +440,23 @@ function holdingLine(graph: CallGraph, ref: FnRef, site: HandedWaitSite): number
 export const HELPER_WAIT = 'helper_wait';
 
 interface HelperWaitSite extends HandedWaitSite {
-  /** The candidate call's position in the handler. */
+  /** The candidate call's position in the handler (for `await asyncio.to_thread(f, ...)`, the position of `f`). */
   call: [number, number];
+  /** The handler awaits a thread that runs the function (`await asyncio.to_thread(f, ...)`): it waits for it all the same. */
+  thread?: true;
+}
+
+/**
+ * The function an awaited offload call runs in a thread (`await asyncio.to_thread(f, x)`,
+ * `await loop.run_in_executor(None, f, x)`, through `functools.partial(f, x)`): the name's node,
+ * where the summary records the function passed as a value. Null for anything else.
+ */
+function awaitedThreadTarget(c: CallInfo): SyntaxNode | null {
+  if (!c.awaited || !isOffloadCallee(c.calleeText)) return null;
+  const args = (c.node.childForFieldName('arguments')?.namedChildren ?? []).filter((a) => a.type !== 'keyword_argument' && a.type !== 'comment');
+  let fn: SyntaxNode | undefined = c.method === 'run_in_executor' ? args[1] : args[0];
+  if (fn?.type === 'call' && /(^|\.)partial$/.test(fn.childForFieldName('function')?.text ?? '')) fn = fn.childForFieldName('arguments')?.namedChildren[0];
+  return fn && (fn.type === 'identifier' || fn.type === 'attribute') ? fn : null;
 }
 
 /** At most this many candidate calls per handler: the first calls after the session's first use. */
@@ -465,9 +480,13 @@ function helperWaits(model: FileModel, project: ProjectContext, fn: FunctionInfo
     for (const h of ownSessionsHeld(model, project, fn, { line: c.line, node: c.node, external: c })) {
       if (!h.external) continue;
       const n = h.session.node;
+      // `await asyncio.to_thread(fetch, x)`: the edge to `fetch` sits where the name is passed.
+      const thread = awaitedThreadTarget(c);
       const site: HelperWaitSite = {
-        session: h.session.name, handOffs: h.handOffs, terminal: h.terminal, terminalLine: h.terminalLine, wait: c.calleeText, waitLine: c.line,
-        endLine: n.endPosition.row + 1, endColumn: n.endPosition.column + 1, call: [c.line, c.column],
+        session: h.session.name, handOffs: h.handOffs, terminal: h.terminal, terminalLine: h.terminalLine, wait: thread?.text ?? c.calleeText, waitLine: c.line,
+        endLine: n.endPosition.row + 1, endColumn: n.endPosition.column + 1,
+        call: thread ? [thread.startPosition.row + 1, thread.startPosition.column + 1] : [c.line, c.column],
+        ...(thread ? { thread: true as const } : {}),
       };
       out.push({ kind: HELPER_WAIT, what: JSON.stringify(site), line: n.startPosition.row + 1, column: n.startPosition.column + 1 });
     }
@@ -479,13 +498,14 @@ function helperWaits(model: FileModel, project: ProjectContext, fn: FunctionInfo
  * started as a task of its own (`create_task(f())`), nor work handed to a background task or a
  * thread? (A coroutine awaited through `gather`/`wait_for` is waited for.)
  */
-function waitedThrough(graph: CallGraph, first: { to: FnRef; call: SummaryCall }, reach: { steps: { fn: FnRef; call: SummaryCall | null }[] }): boolean {
+function waitedThrough(graph: CallGraph, first: { to: FnRef; call: SummaryCall }, reach: { steps: { fn: FnRef; call: SummaryCall | null }[] }, thread = false): boolean {
   const calls: { to: FnRef; call: SummaryCall }[] = [first];
   for (let i = 0; i + 1 < reach.steps.length; i++) {
     const call = reach.steps[i]!.call;
     if (call) calls.push({ to: reach.steps[i + 1]!.fn, call });
   }
-  return calls.every(({ call }) => !call.background && !call.offloaded && !call.spawned);
+  // The first hop may be a thread the handler awaits (`await asyncio.to_thread(f)`): waited for.
+  return calls.every(({ call }, i) => !call.background && !(call.offloaded && !(thread && i === 0)) && !call.spawned);
 }
 
 /** On a handler that waits on an external call, at a parameter filled by a dependency (see {@link collectWaitDependencies}). */
