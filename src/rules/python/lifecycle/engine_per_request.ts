@@ -2,7 +2,7 @@
  * PA407 engine_per_request
  *
  * What it does: finds `create_engine` / `create_async_engine` / `engine_from_config` reached
- * from code that runs once per request (a handler, a session provider) or once per background
+ * from code that runs once per request (a handler, a dependency it runs, a session provider) or once per background
  * job, and not cached on the way: not in an `lru_cache`/`cache` function, not under a
  * `if _engine is None:` / `if key not in _engines:` guard that keeps it. Reported at the call in
  * the per-request (per-job) function: the engine construction itself, or the call that leads to
@@ -22,6 +22,7 @@ import { moduleNameOf } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { RepoReport, RepoRule, RepoRuleContext } from '../../types.js';
 import { projectNames } from './semantics.js';
+import { dependencyChain, DEPENDS_ON } from './streaming_resource_holding.js';
 
 function lower(s: Severity): Severity {
   return s === 'critical' ? 'high' : s === 'high' ? 'medium' : 'low';
@@ -35,7 +36,7 @@ export const enginePerRequest: RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'A new engine (a new connection pool) created per request or per job instead of once per process',
-    what: 'Finds `create_engine` / `create_async_engine` / `engine_from_config` reached from a request handler, a session provider or a background job — in its own body or through the project\'s helpers, wrappers and constructors — without a cache on the way (`functools.lru_cache`/`cache`, a module or instance singleton filled under `if _engine is None:`, a memo dict). Reported at the call in the per-request function, once per engine construction and kind of root (request, session provider, job): a helper reached from many handlers is one finding, at the first handler, with the count of the others. A SQLite URL (a literal, f-string or concatenation starting with `sqlite`, directly or through a local or module constant) opens a file, not a server connection: one severity lower. Engines made at import, at startup or in CLI and migration code are not.',
+    what: 'Finds `create_engine` / `create_async_engine` / `engine_from_config` reached from a request handler, a dependency FastAPI runs for it (`Depends(get_conn)` on a parameter or in the route\'s `dependencies=[...]`, and their own dependencies, two levels down), a session provider or a background job — in its own body or through the project\'s helpers, wrappers and constructors — without a cache on the way (`functools.lru_cache`/`cache`, a module or instance singleton filled under `if _engine is None:`, a memo dict). Reported at the call in the per-request function, once per engine construction and kind of root (request, session provider, job): a helper reached from many handlers is one finding, at the first handler, with the count of the others. A SQLite URL (a literal, f-string or concatenation starting with `sqlite`, directly or through a local or module constant) opens a file, not a server connection: one severity lower. Engines made at import, at startup or in CLI and migration code are not.',
     why: 'An engine owns a connection pool. Building one per request opens a new database connection (TCP, TLS, authentication) for every request instead of reusing pooled ones, and every engine that is not disposed keeps its connections open until garbage collection: under load the database hits `max_connections` and the service slows with it.',
     bad: 'from fastapi import FastAPI\nfrom sqlalchemy import create_engine, text\nfrom sqlalchemy.orm import Session\n\napp = FastAPI()\n\n\ndef tenant_engine(tenant: str):\n    return create_engine(f"postgresql://app@db/{tenant}", pool_pre_ping=True)\n\n\n@app.get("/{tenant}/count")\ndef count(tenant: str) -> int:\n    with Session(tenant_engine(tenant)) as db:\n        return db.execute(text("SELECT count(*) FROM items")).scalar_one()\n',
     good: 'from functools import lru_cache\n\nfrom fastapi import FastAPI\nfrom sqlalchemy import create_engine, text\nfrom sqlalchemy.orm import Session\n\napp = FastAPI()\n\n\n@lru_cache(maxsize=64)\ndef tenant_engine(tenant: str):\n    return create_engine(f"postgresql://app@db/{tenant}", pool_pre_ping=True)\n\n\n@app.get("/{tenant}/count")\ndef count(tenant: str) -> int:\n    with Session(tenant_engine(tenant)) as db:\n        return db.execute(text("SELECT count(*) FROM items")).scalar_one()\n',
@@ -52,6 +53,15 @@ export const enginePerRequest: RepoRule = {
     // Nothing to reach when no function of the repo builds an engine (the usual case).
     if (graph.functionsWithEffects(new Set([KIND]))[Symbol.iterator]().next().done) return;
     const moduleNames = new Map<number, string>();
+    // The dependencies route handlers run (and theirs, two levels down): once per request too.
+    const perRequestDeps = new Set<string>();
+    for (const ref of graph.functionsWithEffects(new Set([DEPENDS_ON])) as Iterable<FnRef>) {
+      if (graph.function(ref).effectiveRole !== 'handler' || graph.fileOf(ref).isTestFile) continue;
+      for (const e of graph.ownEffects(ref)) {
+        if (e.kind !== DEPENDS_ON) continue;
+        for (const target of e.what.split(' ')) for (const { dep } of dependencyChain(graph, target)) perRequestDeps.add(`${dep.file}:${dep.fn}`);
+      }
+    }
     /**
      * One finding per engine construction and kind of root: a helper that builds the engine,
      * reached from forty handlers, is one defect with one fix (cache the engine), reported at the
@@ -73,10 +83,11 @@ export const enginePerRequest: RepoRule = {
       let moduleName = moduleNames.get(ref.file);
       if (moduleName === undefined) moduleNames.set(ref.file, (moduleName = moduleNameOf(file.path)));
       const provider = providers.has(`${moduleName}.${fn.qualifiedName}`);
-      const perWhat = fn.effectiveRole === 'handler' ? 'request' : provider ? 'session' : fn.effectiveRole === 'background' ? 'job' : null;
+      const dependency = fn.effectiveRole !== 'handler' && !provider && perRequestDeps.has(`${ref.file}:${ref.fn}`);
+      const perWhat = fn.effectiveRole === 'handler' || dependency ? 'request' : provider ? 'session' : fn.effectiveRole === 'background' ? 'job' : null;
       if (!perWhat) continue;
       const base: Severity = perWhat === 'job' ? 'medium' : 'high';
-      const role = perWhat === 'request' ? 'request handler' : perWhat === 'session' ? 'session provider' : 'background job';
+      const role = dependency ? 'request dependency' : perWhat === 'request' ? 'request handler' : perWhat === 'session' ? 'session provider' : 'background job';
       for (const e of graph.ownEffects(ref)) {
         if (e.kind !== KIND) continue;
         const call = graph.callAt(ref.file, e.line, e.column);

@@ -441,7 +441,11 @@ const INJECTED_ALIAS = /^[A-Za-z_][\w.]*$/;
 
 /** On a streaming endpoint, at a parameter filled by a dependency of another module. */
 export const STREAM_DEPENDENCY = 'stream_dependency';
-/** On a function that may serve as a dependency: the dependencies its own parameters name (space-separated). */
+/**
+ * On a function that may serve as a dependency: the dependencies its own parameters name
+ * (space-separated). On a route handler: those of its parameters and its route's
+ * `dependencies=[...]`, which FastAPI runs for every request to it.
+ */
 export const DEPENDS_ON = 'depends_on';
 /** On a function that may serve as a dependency, at a session it takes by injection. */
 export const SESSION_DEPENDENCY = 'session_dependency';
@@ -530,6 +534,13 @@ export function collectStreamDependencies(model: FileModel, project?: ProjectCon
         out[fn.index]!.push({ kind: STREAM_DEPENDENCY, what: JSON.stringify(site), line: fn.startLine, column: 1 });
       }
     }
+  }
+  for (const fn of model.functions) {
+    // What a handler runs per request before its body (PA407: an engine built there is built per request).
+    if (fn.role !== 'handler' || fn.parent >= 0) continue;
+    const targets = maybeInjected(fn) ? dependencyTargets(model, project, fn) : [];
+    if (fn.decorators.some((d) => /dependencies|^[A-Za-z_]\w*\./.test(d)) && model.source.includes('dependencies')) targets.push(...routeDependencies(model, project, fn));
+    if (targets.length) out[fn.index]!.push({ kind: DEPENDS_ON, what: [...new Set(targets)].join(' '), line: fn.startLine, column: 1 });
   }
   for (const dep of model.functions) {
     // A route handler is rarely another endpoint's dependency; its own session is PA402's file rule's.
