@@ -1,7 +1,15 @@
 /**
  * Evidence for severity-downgrade Rule 6 (execution context), gathered in the worker while the
- * tree is still at hand: init/setup code, a background-jobs file, a timeout around the call,
- * small literal data. The merge step turns the points into a downgrade.
+ * tree is still at hand: init/setup code, a background-jobs file, small literal data. The merge
+ * step turns the points into a downgrade.
+ *
+ * A timeout around the call (`timeout=`, `asyncio.wait_for`, `with timeout(...)`) is not a point,
+ * although the spec lists it: it bounds the worst case, not the cost the checks are about. A
+ * `requests.get(url, timeout=30)` in a coroutine blocks the event loop for the whole round trip
+ * every time it runs, and a transaction or injected session held through it waits for that round
+ * trip; the charge it sends is no more atomic with the commit for having a timeout. Linters
+ * (ruff S113, bandit B113) make nearly every HTTP call set one, so the point understated most
+ * real findings.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,7 +23,6 @@ export const EXECUTION_CONTEXT_CHECKS = new Set([
 ]);
 
 const JOB_PATH = /(^|\/)(tasks|jobs|cron)\//;
-const TIMEOUT_CALLS = /(^|\.)(wait_for|timeout|timeout_at|fail_after|move_on_after|fail_at|move_on_at)$/;
 const SMALL_FILE_BYTES = 100 * 1024;
 const SMALL_COLLECTION = 100;
 
@@ -32,8 +39,6 @@ export function executionContextEvidence(model: FileModel, node: SyntaxNode, roo
     }
   }
   if (JOB_PATH.test(model.path)) evidence.push(`file is under a jobs directory (${model.path})`);
-  const timeout = timeoutEvidence(model, node);
-  if (timeout) evidence.push(timeout);
   const small = smallDataEvidence(model, node, rootDir);
   if (small) evidence.push(small);
   return evidence;
@@ -45,29 +50,6 @@ function enclosingFunctionIndex(model: FileModel, node: SyntaxNode): number {
     if (node.startIndex >= fn.node.startIndex && node.endIndex <= fn.node.endIndex) best = fn.index; // later = deeper
   }
   return best;
-}
-
-function timeoutEvidence(model: FileModel, node: SyntaxNode): string | null {
-  if (node.type === 'call') {
-    const args = node.childForFieldName('arguments');
-    for (const a of args?.namedChildren ?? []) {
-      if (a.type === 'keyword_argument' && a.childForFieldName('name')?.text === 'timeout') return 'the call sets `timeout=`';
-    }
-  }
-  for (let p = node.parent; p; p = p.parent) {
-    if (p.type === 'function_definition') break;
-    if (p.type === 'call') {
-      const callee = p.childForFieldName('function')?.text ?? '';
-      if (TIMEOUT_CALLS.test(callee)) return `wrapped in \`${callee}(...)\``;
-    }
-    if (p.type === 'with_statement') {
-      const clause = p.namedChildren.find((c) => c.type === 'with_clause');
-      const text = clause?.text ?? '';
-      const m = /([\w.]*(?:timeout|fail_after|move_on_after)[\w.]*)\s*\(/.exec(text);
-      if (m) return `inside \`with ${m[1]}(...)\``;
-    }
-  }
-  return null;
 }
 
 function smallDataEvidence(model: FileModel, node: SyntaxNode, rootDir: string): string | null {
