@@ -155,18 +155,27 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
   const callerCount = new Uint32Array(total);
   const succ: number[][] = new Array(total);
   /** Each function's callers, with what each call passes (undefined: no call of its own, e.g. a nested def's parent). */
-  const preds: { from: number; passes: string | undefined }[][] = new Array(total);
-  const link = (from: number, to: number, passes?: string) => {
+  const preds: { from: number; passes: string | undefined; spawned?: true }[][] = new Array(total);
+  /** Edges that start the callee as a task of its own (`asyncio.create_task(poll())`), as `from * total + to`. */
+  const spawnedEdges = new Set<number>();
+  const link = (from: number, to: number, passes?: string, spawned = false) => {
     (succ[from] ??= []).push(to);
-    (preds[to] ??= []).push({ from, passes });
+    (preds[to] ??= []).push(spawned ? { from, passes, spawned: true } : { from, passes });
+    if (spawned) spawnedEdges.add(from * total + to);
     callerCount[to]!++;
   };
+  /**
+   * What a caller's contexts make of the callee: the same, except that a task startup code starts
+   * (`asyncio.create_task(poll_prices())` in a lifespan or `on_event("startup")` hook) runs on the
+   * server's loop beside the requests for as long as it lives: a background job, not startup.
+   */
+  const passed = (from: number, to: number, m: number) => (m & STARTUP && spawnedEdges.has(from * total + to) ? (m & ~STARTUP) | BACKGROUND : m);
   files.forEach((f, file) => {
     if (f.isTestFile) return;
     f.functions.forEach((fn, i) => {
       const id = offsets[file]! + i;
       if (fn.parent >= 0) link(offsets[file]! + fn.parent, id);
-      for (const edge of graph.callees({ file, fn: i })) link(id, offsets[edge.to.file]! + edge.to.fn, edge.call.passes);
+      for (const edge of graph.callees({ file, fn: i })) link(id, offsets[edge.to.file]! + edge.to.fn, edge.call.passes, edge.call.spawned === true);
     });
   });
   // A method nothing calls that overrides a base class's method runs where the base's code calls
@@ -194,7 +203,7 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
       for (const to of succ[from] ?? []) {
         if (sealed[to]) continue;
         const before = mask[to]!;
-        const after = before | mask[from]!;
+        const after = before | passed(from, to, mask[from]!);
         if (via[to] < 0 && via[from]! >= 0) via[to] = via[from]!;
         if (adminVia[to] < 0 && adminVia[from]! >= 0) adminVia[to] = adminVia[from]!;
         if (after !== before) {
@@ -265,7 +274,7 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
     let admin = ownMask[id]! & ADMIN ? adminVia[id]! : -1;
     for (const p of preds[id]!) {
       if (flagAtCall(p.passes, guard) === 'off') continue;
-      m |= mask[p.from]!;
+      m |= p.spawned ? passed(p.from, id, mask[p.from]!) : mask[p.from]!;
       if (root < 0 && via[p.from]! >= 0) root = via[p.from]!;
       if (admin < 0 && adminVia[p.from]! >= 0) admin = adminVia[p.from]!;
     }
