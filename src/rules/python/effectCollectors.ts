@@ -26,6 +26,7 @@ import { collectParentCommitCalls, PARENT_COMMIT_CALL } from './transaction/scop
 import { ASYNC_ROW_CALL, collectAsyncRowFacts, collectExpiredRowFacts, EXPIRED_ROW_CALL, HANDED_COMMIT_READ, RETURNS_CALL_ROW } from './query/async_lazy_load.js';
 import { TXN_RAISE_AFTER, TXN_REQUEST_WRITE, TXN_SCOPE_CALL, TXN_SCOPE_OPEN } from './transaction/libraryWrites.js';
 import { collectParamWrites, PARAM_HANDOFF, REQUEST_HANDOFF } from './transaction/missing_commit.js';
+import { collectDeferredCommits } from './transaction/commit_in_loop.js';
 
 export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   // Query family: `query` / `write` effects and per-item loop call sites (see dbCalls.ts).
@@ -46,6 +47,8 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   { collect: collectDeferredLoopReports, siteKinds: [] },
   // Transaction family: `commit` effects and per-item / in-transaction call sites.
   { collect: collectTransactionEffects, siteKinds: [TXN_LOOP_CALL, TXN_OPEN_CALL, TXN_SCOPE_OPEN, TXN_SCOPE_CALL, TXN_RAISE_AFTER, TXN_REQUEST_WRITE, REQUEST_HANDOFF] },
+  // PA207: per-item commits whose iteration calls a function of the repo (which may call out: then the commit records it).
+  { collect: collectDeferredCommits, siteKinds: [] },
   // PA208: functions that write through a session parameter and leave the commit to their caller.
   { collect: collectParamWrites, siteKinds: [PARAM_HANDOFF] },
   // PA401/PA111: a function's reads of rows its own commit expired (reloads that begin a new transaction).

@@ -14,7 +14,8 @@
  * per-item `try/except` (failure isolation), a session opened inside the loop (one unit of work
  * per item), `while True:` pollers and `async for` over a message stream (consumers commit per
  * message by design), loops that only read, and a commit after an action outside the database
- * in the same iteration (an email, an HTTP call, a published message: the commit records it).
+ * in the same iteration (an email, an HTTP call, a published message: the commit records it),
+ * also when the call goes through the project's own client or helper (decided in the repo phase).
  * Through calls (repo phase): a loop that hands each item to a same-repo function which always
  * commits the caller's session, at any depth (`for o in orders: settle(db, o)`, keyword
  * arguments and comprehensions included); not a helper that opens and commits its own session.
@@ -23,7 +24,7 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { overImportedConstants, callGraphOf, siteCalls, type CallGraph, type FnRef, type Reach } from '../../../analysis/callgraph.js';
-import type { SummaryCall } from '../../../analysis/summary.js';
+import type { Effect, SummaryCall } from '../../../analysis/summary.js';
 import { FLUSH_EFFECT, WRITE_EFFECT } from '../query/dbCalls.js';
 import { executesMany, leavesAfter } from '../query/semantics.js';
 import { alwaysReaches } from './reach.js';
@@ -50,7 +51,7 @@ export const commitInLoop: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: '`commit()` on every iteration of a loop that writes rows',
-    what: 'Finds a `commit()` on a session (or DB-API connection) that runs on every iteration of a loop over items (`for`, `async for` over streamed rows, a `while` that pops or fetches the next item) whose body writes rows through the same session: `add`/`merge`/`delete`, an UPDATE/DELETE/INSERT, attribute changes on the rows being iterated, or a helper the session is handed to. Severity `medium`, `low` when the loop runs over what one request sent (its parameters, a form, the rows selected `in_(...)` those ids). A commit after which the loop surely ends (a later `break`, `return` or `raise` of its block, no `continue` on the way: a search that stops at its match) runs once per loop and is not flagged. A commit under a condition on an iteration counter or a clock (`if n % 500 == 0`, `if len(batch) >= 100`) is a throttled milestone and is not flagged; a condition on the item is not a throttle. Neither is a per-item `try/except` with rollback, a session opened per item, a `while True:` / message-stream consumer loop, nor a commit that records an action outside the database (an email, an HTTP call) in the same iteration, or comes before one (the outside world hears only of what is committed), nor a loop over a handful of constants (a literal of at most ten items here, or a module-level one another module of the repo declares and never grows: default rows seeded one by one). Also found through calls: a loop that hands each item to a same-repo function (also one looked up by name, `get_handler(\'store\')(ctx, row)`, resolved to the function of that name beside the caller when exactly one module there defines it, or, for a registry that loads a package by name, asked from another top-level package (a plugin), to the one function of that name in the caller\'s package and below in a module named like the registry\'s package; at any depth, by keyword or in a comprehension) that always commits the session of its caller, or commits under its own flag parameter that the call leaves on (`def save(obj, commit=True): ... if commit: session.commit()` called as `save(row)`; `if not defer_commit:` with `defer_commit=False`), or under `if not context.get(\'defer_commit\'):` on a dict parameter when neither the loop\'s call nor a call on the way sets that key (`update(dict(ctx, defer_commit=True), row)` turns it off). The commit may be a session\'s own method bound to another object (`self.commit = session.commit` in a store class, called as `store.commit()`) — not when the commit keeps nothing: the functions on the way to it, and what they call, stage and send nothing (no write, attribute set, collection change, row staged on a session, statement not known to read, method named for changing its object), and neither the loop\'s iteration nor another call in a loop of the function changes anything (it ends a read-only transaction). Through calls, when the item\'s rows are changed first and an outside call (a search index, a file store, a plugin) runs between the change and the commit, the commit is the change\'s own, cut per item: reported `low`, naming the call, since the call outside weighs more than the commit.',
+    what: 'Finds a `commit()` on a session (or DB-API connection) that runs on every iteration of a loop over items (`for`, `async for` over streamed rows, a `while` that pops or fetches the next item) whose body writes rows through the same session: `add`/`merge`/`delete`, an UPDATE/DELETE/INSERT, attribute changes on the rows being iterated, or a helper the session is handed to. Severity `medium`, `low` when the loop runs over what one request sent (its parameters, a form, the rows selected `in_(...)` those ids). A commit after which the loop surely ends (a later `break`, `return` or `raise` of its block, no `continue` on the way: a search that stops at its match) runs once per loop and is not flagged. A commit under a condition on an iteration counter or a clock (`if n % 500 == 0`, `if len(batch) >= 100`) is a throttled milestone and is not flagged; a condition on the item is not a throttle. Neither is a per-item `try/except` with rollback, a session opened per item, a `while True:` / message-stream consumer loop, nor a commit that records an action outside the database (an email, an HTTP call; also through the project\'s own client class or helper function, `crm.upsert_contact(c.email)`) in the same iteration, or comes before one (the outside world hears only of what is committed), nor a loop over a handful of constants (a literal of at most ten items here, or a module-level one another module of the repo declares and never grows: default rows seeded one by one). Also found through calls: a loop that hands each item to a same-repo function (also one looked up by name, `get_handler(\'store\')(ctx, row)`, resolved to the function of that name beside the caller when exactly one module there defines it, or, for a registry that loads a package by name, asked from another top-level package (a plugin), to the one function of that name in the caller\'s package and below in a module named like the registry\'s package; at any depth, by keyword or in a comprehension) that always commits the session of its caller, or commits under its own flag parameter that the call leaves on (`def save(obj, commit=True): ... if commit: session.commit()` called as `save(row)`; `if not defer_commit:` with `defer_commit=False`), or under `if not context.get(\'defer_commit\'):` on a dict parameter when neither the loop\'s call nor a call on the way sets that key (`update(dict(ctx, defer_commit=True), row)` turns it off). The commit may be a session\'s own method bound to another object (`self.commit = session.commit` in a store class, called as `store.commit()`) — not when the commit keeps nothing: the functions on the way to it, and what they call, stage and send nothing (no write, attribute set, collection change, row staged on a session, statement not known to read, method named for changing its object), and neither the loop\'s iteration nor another call in a loop of the function changes anything (it ends a read-only transaction). Through calls, when the item\'s rows are changed first and an outside call (a search index, a file store, a plugin) runs between the change and the commit, the commit is the change\'s own, cut per item: reported `low`, naming the call, since the call outside weighs more than the commit.',
     why: 'Every commit is a transaction: a round trip, a WAL flush to disk and, with `expire_on_commit`, the expiry of every loaded object (the next attribute access reloads it). A thousand rows cost a thousand commits, and a failure half-way leaves the batch half applied.',
     bad:
       'from sqlalchemy import select\nfrom sqlalchemy.orm import Session\n\nfrom app.models import Job\n\n\n'
@@ -67,29 +68,9 @@ export const commitInLoop: FileRule & RepoRule = {
     ],
   },
   checkFile(ctx: FileRuleContext): void {
-    const { model } = ctx;
-    // One finding per loop and handle: a second commit in the same iteration (progress marked,
-    // then the result) is the same unit of work cut per item, listed on the first.
-    const byLoop = new Map<string, { call: CallInfo; loop: LoopInfo; reason: string; more: number[] }>();
-    for (const call of model.calls) {
-      if (call.functionIndex < 0 || !call.loops.length || call.method !== 'commit') continue;
-      if (!isCommitCall(model, call)) continue;
-      const loopIndex = call.loops[call.loops.length - 1]!;
-      const loop = model.loops[loopIndex]!;
-      const reason = perIterationCommit(model, call, loop);
-      if (!reason) continue;
-      const key = `${loopIndex}\0${call.calleeText}`;
-      const first = byLoop.get(key);
-      if (first) first.more.push(call.line);
-      else byLoop.set(key, { call, loop, reason, more: [] });
-    }
-    for (const { call, loop, reason, more } of byLoop.values()) {
-      const iter = loop.iterable ? ` over \`${short(loop.iterable.text)}\`` : '';
-      ctx.report({
-        node: call.node,
-        message: `\`${call.calleeText}()\` runs on every iteration of the loop${iter} (${reason}): one transaction and one WAL flush per row` + moreLines(more, call.line, 'this loop'),
-        ...(loopsDomain(model, [loop]).kind === 'input' ? { severity: 'low' as const } : {}),
-      });
+    for (const r of commitLoopReports(ctx.model)) {
+      if (r.deferTo.length) continue;
+      ctx.report({ node: r.call.node, message: r.message, ...(r.severity ? { severity: r.severity } : {}) });
     }
   },
   /**
@@ -99,6 +80,7 @@ export const commitInLoop: FileRule & RepoRule = {
    */
   checkRepo(ctx: RepoRuleContext): void {
     const graph = callGraphOf(ctx.index);
+    reportDeferredCommits(ctx, graph);
     const always = alwaysReaches(graph, COMMIT_EFFECT);
     for (const { ref, file, fn, call, to } of siteCalls(graph, TXN_LOOP_CALLS)) {
       // A handful of constants another module declares (default rows seeded one by one): not items.
@@ -143,6 +125,115 @@ export const commitInLoop: FileRule & RepoRule = {
 };
 
 const TXN_LOOP_CALLS: ReadonlySet<string> = new Set([TXN_LOOP_CALL]);
+
+interface CommitLoopReport {
+  call: CallInfo;
+  message: string;
+  severity?: 'low';
+  /**
+   * Calls of the iteration that may be the repo's own functions (`crm.upsert_contact(c.email)`,
+   * `push_remote(c)`): when one of them calls out of the process, the commit records what was done
+   * outside, as with a direct HTTP call. Decided in the repo phase; empty when there is none.
+   */
+  deferTo: CallInfo[];
+}
+
+/** Library modules whose functions never act outside the process on the loop's behalf. */
+const LOCAL_LIBRARIES = /^(builtins|logging|json|time|datetime|asyncio|math|re|decimal|uuid|itertools|functools|collections|typing|sqlalchemy|sqlmodel)(\.|$)/;
+
+const commitLoopCache = new WeakMap<FileModel, CommitLoopReport[]>();
+
+/**
+ * The per-item commits of the file, one per loop and handle: a second commit in the same
+ * iteration (progress marked, then the result) is the same unit of work cut per item, listed on
+ * the first. Shared by the file rule and the collector that defers the ones whose iteration calls
+ * a function of the repo.
+ */
+function commitLoopReports(model: FileModel): CommitLoopReport[] {
+  const cached = commitLoopCache.get(model);
+  if (cached) return cached;
+  const byLoop = new Map<string, { call: CallInfo; loop: LoopInfo; reason: string; more: number[] }>();
+  for (const call of model.calls) {
+    if (call.functionIndex < 0 || !call.loops.length || call.method !== 'commit') continue;
+    if (!isCommitCall(model, call)) continue;
+    const loopIndex = call.loops[call.loops.length - 1]!;
+    const loop = model.loops[loopIndex]!;
+    const reason = perIterationCommit(model, call, loop);
+    if (!reason) continue;
+    const key = `${loopIndex}\0${call.calleeText}`;
+    const first = byLoop.get(key);
+    if (first) first.more.push(call.line);
+    else byLoop.set(key, { call, loop, reason, more: [] });
+  }
+  const out: CommitLoopReport[] = [];
+  for (const { call, loop, reason, more } of byLoop.values()) {
+    const iter = loop.iterable ? ` over \`${short(loop.iterable.text)}\`` : '';
+    const session = receiverKey(call);
+    const deferTo = callsOf(model, loop.functionIndex).filter((c) => c.loops.includes(loop.index) && c !== call
+      && (session === null || receiverKey(c) !== session) && !(c.qualifiedName && LOCAL_LIBRARIES.test(c.qualifiedName)));
+    out.push({
+      call,
+      message: `\`${call.calleeText}()\` runs on every iteration of the loop${iter} (${reason}): one transaction and one WAL flush per row` + moreLines(more, call.line, 'this loop'),
+      ...(loopsDomain(model, [loop]).kind === 'input' ? { severity: 'low' as const } : {}),
+      deferTo,
+    });
+  }
+  commitLoopCache.set(model, out);
+  return out;
+}
+
+/** On a per-item commit whose iteration calls functions the repo phase may resolve: `what` = JSON {@link DeferredCommit}. */
+export const DEFERRED_COMMIT = 'deferred_commit';
+
+interface DeferredCommit {
+  message: string;
+  severity?: 'low';
+  end: [number, number];
+  /** The iteration's calls, `[line, column]`. */
+  calls: [number, number][];
+}
+
+/** The per-item commits the repo phase decides (see {@link commitLoopReports}). */
+export function collectDeferredCommits(model: FileModel): Effect[][] {
+  const out: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile) return out;
+  for (const r of commitLoopReports(model)) {
+    if (!r.deferTo.length) continue;
+    const end = r.call.node.endPosition;
+    const site: DeferredCommit = {
+      message: r.message, ...(r.severity ? { severity: r.severity } : {}), end: [end.row + 1, end.column + 1],
+      calls: r.deferTo.map((c) => [c.line, c.column]),
+    };
+    out[r.call.functionIndex]!.push({ kind: DEFERRED_COMMIT, what: JSON.stringify(site), line: r.call.line, column: r.call.column });
+  }
+  return out;
+}
+
+/**
+ * The deferred per-item commits: reported as the file rule would, unless a call of the iteration
+ * reaches an action outside the database (a project client wrapping `httpx`, a function that
+ * sends mail): then the commit records what was done outside, per item on purpose.
+ */
+function reportDeferredCommits(ctx: RepoRuleContext, graph: CallGraph): void {
+  for (const ref of graph.functionsWithEffects(new Set([DEFERRED_COMMIT]))) {
+    const file = graph.fileOf(ref);
+    if (file.isTestFile) continue;
+    for (const e of graph.ownEffects(ref)) {
+      if (e.kind !== DEFERRED_COMMIT) continue;
+      const site = JSON.parse(e.what) as DeferredCommit;
+      const at = new Set(site.calls.map(([l, c]) => `${l}:${c}`));
+      const outside = graph.callees(ref).some((edge) => at.has(`${edge.call.line}:${edge.call.column}`) && !edge.call.background && graph.reaches(edge.to, SIDE_EFFECT, 'any'));
+      if (outside) continue;
+      ctx.report({
+        path: file.path,
+        location: { line: e.line, column: e.column, endLine: site.end[0], endColumn: site.end[1] },
+        message: site.message,
+        ...(site.severity ? { severity: site.severity } : {}),
+        function: graph.function(ref).name,
+      });
+    }
+  }
+}
 
 /** Is the chain's commit one that keeps nothing (see readOnlyCommit.ts)? */
 function readOnlyCommit(graph: CallGraph, reach: Reach): boolean {
