@@ -558,6 +558,9 @@ function missFallback(model: FileModel, node: SyntaxNode, loop: LoopInfo): boole
   return false;
 }
 
+/** Attributes that name the item itself, one value per item: a cache keyed by one saves nothing. */
+const OWN_IDENTITY = /^(id|pk|uuid|guid|key|name|full_name|username|user_name|login|email|e_mail|slug|path|url|uri|title|number|token|hash|sha|digest|filename|file_name)$/i;
+
 /**
  * A cache the loop keeps for itself: a mapping or set bound before the loop and filled inside it
  * (`cache[key] = ...`, `seen.add(key)`), tested before `node` — `node` in the body of
@@ -572,14 +575,20 @@ function loopMemo(model: FileModel, node: SyntaxNode, loop: LoopInfo): boolean {
   const cacheOf = (cond: SyntaxNode | null, missing: boolean): string | null => {
     const m = cond ? (missing ? /^(.+)\snot in\s+([A-Za-z_]\w*)$/ : /^(.+)\s(?<!not )in\s+([A-Za-z_]\w*)$/).exec(cond.text.replace(/\s+/g, ' ').trim()) : null;
     if (!m) return null;
-    // Keyed by what the item refers to (`tool.server_id`: many items share one), not by the
-    // item itself (its name, its own id): a dedupe of distinct items is still one query per item.
-    const key = /^([A-Za-z_]\w*)(?:\.\w+)*\.(\w+)_id$/.exec(m[1]!);
-    if (!key || !targets.has(key[1]!)) return null;
-    // `node.raw_node_id` of a loop over nodes, `b.book_id` of a loop over books: the item's own id.
+    // Keyed by what the item refers to (`tool.server_id`: many items share one; `acct.plan`, a
+    // code many accounts share), not by the item itself (its name, its own id, its e-mail): a
+    // dedupe of distinct items is still one query per item.
     const noun = (w: string) => w.split('_').pop()!.toLowerCase();
     const items = /([A-Za-z_]\w*?)s?\W*$/.exec(loop.iterable?.text ?? '')?.[1];
-    if (noun(key[2]!) === noun(key[1]!) || (items && noun(items) === noun(key[2]!))) return null;
+    const key = /^([A-Za-z_]\w*)(?:\.\w+)*\.(\w+)_id$/.exec(m[1]!);
+    if (key) {
+      if (!targets.has(key[1]!)) return null;
+      // `node.raw_node_id` of a loop over nodes, `b.book_id` of a loop over books: the item's own id.
+      if (noun(key[2]!) === noun(key[1]!) || (items && noun(items) === noun(key[2]!))) return null;
+    } else {
+      const attr = /^([A-Za-z_]\w*)\.([A-Za-z_]\w*)$/.exec(m[1]!);
+      if (!attr || !targets.has(attr[1]!) || OWN_IDENTITY.test(attr[2]!)) return null;
+    }
     const name = m[2]!;
     const fills = new RegExp(`(^|[^\\w.])${name}(\\[[^\\n]*\\]\\s*=(?!=)|\\.(add|setdefault|update)\\()`, 'm');
     return fills.test(body.text) && boundBefore(model, name, loop) ? name : null;
