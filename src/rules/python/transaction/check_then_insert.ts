@@ -38,8 +38,12 @@ import { libraryClassModel, repositoryLibraryClasses } from '../../../semantic/r
 import { assignmentsByFunction, callArgs, callsOf, enclosingTries, exceptClauses, lastAssignment, unwrap } from './semantics.js';
 
 /** A single-row lookup: the model and the columns it filters on. */
-const SINGLE = /\.(first|one_or_none|scalar_one_or_none|scalar|one)\s*\(\s*\)\s*$|^\s*(await\s+)?[\w.]+\.scalar\s*\(/;
-const MODEL_OF_STATEMENT = /\b(?:select|query)\(\s*(?:[\w.]*\.)?([A-Z]\w*)\s*\)/;
+/** A lookup of one row, or of whether one exists (`.count()`, `exists()` read with `.scalar()`). */
+const SINGLE = /\.(first|one_or_none|scalar_one_or_none|scalar|one|count)\s*\(\s*\)\s*$|^\s*(await\s+)?[\w.]+\.scalar\s*\(/;
+/** `select(User)`, `query(User)`, or one of its columns: `select(User.id)`. */
+const MODEL_OF_STATEMENT = /\b(?:select|query)\(\s*(?:[\w.]*\.)?([A-Z]\w*)(?:\.[a-z_]\w*)?\s*\)/;
+/** `exists().where(User.email == e)`: the model of its first criterion. */
+const MODEL_OF_EXISTS = /\bexists\(\s*\)\s*\.where\(\s*(?:[\w.]*\.)?([A-Z]\w*)\.[a-z_]\w*\s*==/;
 /** Flask-SQLAlchemy's query property: `Tag.query.filter_by(...)` (not `Session.query(...)`). */
 const MODEL_QUERY_PROPERTY = /\b([A-Z]\w*)\.query\s*\./;
 const CONFLICT_SAFE = /on_conflict_do_(nothing|update)|\.merge\s*\(|insert\([^)]*\)\.prefix_with\(\s*["']OR (IGNORE|REPLACE)|ON CONFLICT/i;
@@ -52,7 +56,7 @@ export const checkThenInsert: FileRule & RepoRule = {
     severity: 'low',
     effort: 'S',
     summary: 'A row looked up by a key, then inserted with that key when missing, with no lock, ON CONFLICT or IntegrityError handling',
-    what: 'Finds a check-then-insert: a row of a model looked up by a column (`select(M).where(M.col == v)` with `.first()`/`.one_or_none()`/`scalar_one_or_none()`, `query(M).filter_by(col=v).first()`, `M.query.filter_by(...)`), the result tested (`if row is None:`, `if not row:`, a guard that returns or raises, or the lookup tested inline: `if <lookup> is not None: raise`), and a new `M(col=...)` with the same column (or one copied from the object the value came from: `M.model_validate(body)`, `M(**body.model_dump())` with the lookup on `body.col`) `add`ed and committed or flushed in the same function (also per item: a lookup in a loop and the insert in the same iteration, after `if row is None:` or past `if row: continue` — a get-or-create of each tag a request names), when nothing uses `ON CONFLICT`/`merge`, and no `except IntegrityError` surrounds the insert. A `with_for_update()` on the check does not make it safe: it locks the row when there is one, and nothing when there is none. Also when the lookup is a helper of the repo that returns one row by a column compared with its parameter (`tag = find_tag(db, slug)`, `def find_tag(db, slug): return db.scalars(select(Tag).where(Tag.slug == slug)).first()`) and the caller adds a row built with the argument it passed there. Also in a service or repository built on a repository library (advanced-alchemy): `existing = await self.get_one_or_none(user_id=u, provider=p)`, a test of `existing`, then `self.create({...})`/`self.add(...)` with the same values for every looked-up field where none was found (the library flushes the INSERT), with no `upsert` in the function and no handler for the library\'s `IntegrityError`/`DuplicateKeyError`/`RepositoryError`. Silent when the function holds a lock around it (a PostgreSQL advisory lock, `with redis.lock(...)`, `lock.acquire()`, `with self._lock:`, a project helper named for a lock; not a lock made in the `with` itself, `with threading.Lock():`, which every call makes anew): a second caller waits for the first to commit and then finds its row. Low: it takes two concurrent first writes of the same key (a double submit, a retry).',
+    what: 'Finds a check-then-insert: a row of a model looked up by a column (`select(M).where(M.col == v)` with `.first()`/`.one_or_none()`/`scalar_one_or_none()`, `query(M).filter_by(col=v).first()`, `M.query.filter_by(...)`; or only whether one exists: `query(exists().where(M.col == v)).scalar()`, `scalar(select(M.id).where(...)) is not None`, `.count()` / `.count() > 0`), the result tested (`if row is None:`, `if not row:`, a guard that returns or raises, or the lookup tested inline: `if <lookup> is not None: raise`), and a new `M(col=...)` with the same column (or one copied from the object the value came from: `M.model_validate(body)`, `M(**body.model_dump())` with the lookup on `body.col`) `add`ed and committed or flushed in the same function (also per item: a lookup in a loop and the insert in the same iteration, after `if row is None:` or past `if row: continue` — a get-or-create of each tag a request names), when nothing uses `ON CONFLICT`/`merge`, and no `except IntegrityError` surrounds the insert (nor a handler of one of its base classes, `SQLAlchemyError`, `Exception`, that answers the error itself instead of raising it on: `rollback(); raise HTTPException(409)`). A `with_for_update()` on the check does not make it safe: it locks the row when there is one, and nothing when there is none. Also when the lookup is a helper of the repo that returns one row by a column compared with its parameter (`tag = find_tag(db, slug)`, `def find_tag(db, slug): return db.scalars(select(Tag).where(Tag.slug == slug)).first()`) and the caller adds a row built with the argument it passed there. Also in a service or repository built on a repository library (advanced-alchemy): `existing = await self.get_one_or_none(user_id=u, provider=p)`, a test of `existing`, then `self.create({...})`/`self.add(...)` with the same values for every looked-up field where none was found (the library flushes the INSERT), with no `upsert` in the function and no handler for the library\'s `IntegrityError`/`DuplicateKeyError`/`RepositoryError`. Silent when the function holds a lock around it (a PostgreSQL advisory lock, `with redis.lock(...)`, `lock.acquire()`, `with self._lock:`, a project helper named for a lock; not a lock made in the `with` itself, `with threading.Lock():`, which every call makes anew): a second caller waits for the first to commit and then finds its row. Low: it takes two concurrent first writes of the same key (a double submit, a retry).',
     why: 'Under READ COMMITTED, PostgreSQL\'s default, two concurrent calls both run the SELECT before either commits, both find nothing, and both insert. Without a unique constraint the table gets a duplicate; with one, the slower call fails with an `IntegrityError` the code never expected, which a request answers with a 500.',
     bad:
       'from sqlalchemy import String, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column\n\n\n'
@@ -77,7 +81,7 @@ export const checkThenInsert: FileRule & RepoRule = {
     const models = modelNames(project);
     model.functions.forEach((fn, fnIndex) => {
       const text = model.source.slice(fn.start, fn.end);
-      if (!/\.add\s*\(/.test(text) || !/(first|one_or_none|scalar)\s*\(/.test(text) || CONFLICT_SAFE.test(text)) return;
+      if (!/\.add\s*\(/.test(text) || !/(first|one_or_none|scalar|count)\s*\(/.test(text) || CONFLICT_SAFE.test(text)) return;
       checkFunction(ctx, model, fnIndex, models, assignmentsByFunction(model).get(fnIndex) ?? []);
     });
   },
@@ -309,7 +313,7 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
     const v = unwrap(a.value)!;
     const t = v.text;
     if (!SINGLE.test(t)) continue;
-    const name = MODEL_OF_STATEMENT.exec(t)?.[1] ?? MODEL_QUERY_PROPERTY.exec(t)?.[1];
+    const name = MODEL_OF_STATEMENT.exec(t)?.[1] ?? MODEL_OF_EXISTS.exec(t)?.[1] ?? MODEL_QUERY_PROPERTY.exec(t)?.[1];
     if (!name) continue;
     const columns = filterColumns(t, name);
     if (!columns.size) continue;
@@ -318,15 +322,23 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
   // Tested inline: `if session.scalars(select(User).where(User.email == e)).first() is not None: raise`.
   for (const node of fn.node.descendantsOfType('if_statement')) {
     const cond = node.childForFieldName('condition');
-    const m = cond ? /^(not\s+)?([\s\S]+?)(\s+is\s+(not\s+)?None)?$/.exec(cond.text.trim()) : null;
+    const m = cond ? /^(not\s+)?([\s\S]+?)(\s+is\s+(not\s+)?None|\s*(>|>=|!=|==)\s*([01]))?$/.exec(cond.text.trim()) : null;
     if (!cond || !m) continue;
     const t = m[2]!;
     if (!SINGLE.test(t)) continue;
-    const name = MODEL_OF_STATEMENT.exec(t)?.[1] ?? MODEL_QUERY_PROPERTY.exec(t)?.[1];
+    const name = MODEL_OF_STATEMENT.exec(t)?.[1] ?? MODEL_OF_EXISTS.exec(t)?.[1] ?? MODEL_QUERY_PROPERTY.exec(t)?.[1];
     const columns = name ? filterColumns(t, name) : null;
     if (!name || !columns?.size) continue;
-    // Found when the test is true: `if <lookup>:`, `if <lookup> is not None:`.
-    const foundWhenTrue = !m[1] !== (m[3] !== undefined && m[4] === undefined);
+    // Found when the test is true: `if <lookup>:`, `if <lookup> is not None:`, `if <count> > 0:`;
+    // a comparison this cannot read (`if q.count() > 1:`) is no existence test.
+    let positive = m[3] === undefined || (m[3].includes('None') && m[4] !== undefined);
+    if (m[5]) {
+      const op = `${m[5]}${m[6]}`;
+      if (op === '>0' || op === '>=1' || op === '!=0') positive = true;
+      else if (op === '==0') positive = false;
+      else continue;
+    }
+    const foundWhenTrue = !m[1] === positive;
     lookups.push({ name: null, model: name, columns, line: node.startPosition.row + 1, node: cond, locked: /with_for_update/.test(t), test: node, foundWhenTrue });
   }
   // A lock the function holds (`pg_advisory_xact_lock(...)` on the key, `with redis.lock(...)`):
@@ -469,9 +481,23 @@ function ctorModel(call: SyntaxNode): string | null {
   return /^[A-Z]\w*$/.test(last) ? last : null;
 }
 
-/** Inside a `try` (in the function) with a handler that catches `IntegrityError` (or a repository library's wrapper of it)? */
+/**
+ * Inside a `try` (in the function) with a handler that catches `IntegrityError` (or a repository
+ * library's wrapper of it)? Or one of its base classes (`SQLAlchemyError`, `DBAPIError`,
+ * `Exception`, a bare `except:`) when the handler does not raise the error on (`raise`, `raise
+ * e`): it answers the duplicate itself (`rollback(); raise HTTPException(409)`).
+ */
 function guarded(node: SyntaxNode, fnNode: SyntaxNode): boolean {
-  return enclosingTries(node, fnNode).some((t) => exceptClauses(t).some((h) => /IntegrityError|UniqueViolation|DuplicateKey|RepositoryError|ConflictError/.test(h.text.split('\n')[0] ?? '')));
+  return enclosingTries(node, fnNode).some((t) => exceptClauses(t).some((h) => {
+    const head = h.text.split('\n')[0] ?? '';
+    if (/IntegrityError|UniqueViolation|DuplicateKey|RepositoryError|ConflictError/.test(head)) return true;
+    if (!/^except\s*(\*\s*)?(:|\(?\s*[\w.]*\b(SQLAlchemyError|DBAPIError|DatabaseError|StatementError|Exception|BaseException)\b)/.test(head)) return false;
+    const bound = /\bas\s+([A-Za-z_]\w*)\s*:/.exec(head)?.[1];
+    return !h.descendantsOfType('raise_statement').some((r) => {
+      const raised = r.namedChild(0);
+      return !raised || (bound !== undefined && raised.type === 'identifier' && raised.text === bound);
+    });
+  }));
 }
 
 /** Keywords of the library's lookups that are options, not fields to filter by. */
