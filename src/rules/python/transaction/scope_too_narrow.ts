@@ -103,10 +103,16 @@ export const scopeTooNarrow: FileRule & RepoRule = {
           });
           continue;
         }
-        const statusSet = model.assignments.some((a) => a.functionIndex === fnIndex && STATUS_FIELD.test(a.target.split('.').pop() ?? '') && a.target.includes('.')
+        const isStatus = (a: { target: string; functionIndex: number }) => a.functionIndex === fnIndex && STATUS_FIELD.test(a.target.split('.').pop() ?? '') && a.target.includes('.');
+        const statusSet = model.assignments.filter((a) => isStatus(a)
           && a.node.startIndex < first.node.startIndex && (!prevCommit || a.node.startIndex > prevCommit.node.startIndex));
-        const audit = statusSet ? after.find((c) => receiverKey(c) === session && c.method === 'add' && auditModel(c)) : undefined;
-        if (audit) {
+        const audit = statusSet.length ? after.find((c) => receiverKey(c) === session && c.method === 'add' && auditModel(c)) : undefined;
+        // The status set again after the first commit, before the audit row: the row records that
+        // later change, committed with it (`running` committed for the UI, then `done` and its
+        // history row together).
+        const changed = new Set(statusSet.map((a) => a.target));
+        const restated = audit && model.assignments.some((a) => isStatus(a) && changed.has(a.target) && a.node.startIndex > first.node.endIndex && a.node.startIndex < audit.node.startIndex);
+        if (audit && !restated) {
           ctx.report({
             node: first.node,
             message: `\`${first.calleeText}()\` commits a status change whose audit row (line ${audit.line}) is committed separately on line ${second.line}`,
