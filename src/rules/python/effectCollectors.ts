@@ -13,7 +13,7 @@ import { collectDeferredLoopReports } from './query/n_update_delete_loop.js';
 import { collectCountedCollections, COUNTED_CALL, COUNTED_COLLECTION } from './query/count_via_len.js';
 import { collectHeldCollectionLoops, collectHelperRowFacts, collectSerializedRows, HELPER_ROWS_LOOP, SERIALIZED_CALL } from './query/lazy_load_in_loop.js';
 import { collectExpiredAttributeReads, collectTransactionEffects, TXN_LOOP_CALL, TXN_OPEN_CALL } from './transaction/effects.js';
-import { collectEnqueueHelpers, collectRequestEnqueues, ENQUEUE_AFTER_CALL, HANDS_WRITTEN } from './transaction/enqueue_before_commit.js';
+import { collectEnqueueHelpers, collectRequestEnqueues, collectBlockEnqueues, ENQUEUE_AFTER_CALL, HANDS_WRITTEN } from './transaction/enqueue_before_commit.js';
 import { CLAIM_CALL, collectClaimFacts } from './transaction/unguarded_claim.js';
 import { collectProviderBlockWaits, PROVIDER_BLOCK_WAIT } from './transaction/long_held_transaction.js';
 import { collectCheckFacts, HELPER_CHECK } from './transaction/check_then_insert.js';
@@ -55,6 +55,8 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   { collect: collectExpiredAttributeReads, siteKinds: [] },
   // PA212: a handler's job about an object written through its injected session, committed later by the provider.
   { collect: collectRequestEnqueues, siteKinds: [] },
+  // PA212: a job about an object written inside `with provider() as s:` (a provider that commits when the block ends).
+  { collect: collectBlockEnqueues, siteKinds: [] },
   // PA212 through helpers: functions that enqueue a job about a parameter, and written objects handed to calls before the commit.
   { collect: collectEnqueueHelpers, siteKinds: [HANDS_WRITTEN, ENQUEUE_AFTER_CALL] },
   // PA213: helpers that return a row read by state, and rows bound from a call that the caller then claims.

@@ -13,13 +13,15 @@
  * Also (repo phase): in a request handler, a row a repository-library service made (a flush the
  * request scope commits after the handler) handed to a job or a Litestar `app.emit` listener; in
  * a function that commits nothing, a job about an object after a method of that object that
- * flushes changes (`self.make_primary(email)` then `refresh.delay(self)`): the caller commits later.
+ * flushes changes (`self.make_primary(email)` then `refresh.delay(self)`), or after adding a row it
+ * built to a session it was handed: the caller commits later; inside `with session_scope() as s:`
+ * over a project provider that commits after its `yield`: the block commits when it ends.
  *
  * Silent: the job enqueued after the commit, inside no open transaction of the function (other
  * than those two cases, a caller's transaction is not visible here), or with arguments that name
  * nothing the transaction wrote.
  */
-import { callAt, callsOf, resolveImported, type AssignmentInfo, type CallInfo, type FileModel, selfOffset } from '../../../semantic/model.js';
+import { callAt, callsOf, resolveImported, type AssignmentInfo, type CallInfo, type FileModel, type FunctionInfo, selfOffset } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
@@ -28,10 +30,11 @@ import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../..
 import { assignmentsByFunction, callArgs, isCommitCall, modelOfObject, transactionRegions, unwrap, type TransactionRegion } from './semantics.js';
 import { MAY_COMMIT_EFFECT } from './missing_commit.js';
 import { lastAssignment, loopTarget } from '../query/semantics.js';
-import { FLUSH_EFFECT, rowsSource, WRITE_EFFECT } from '../query/dbCalls.js';
+import { FLUSH_EFFECT, receiverEvidence, rowsSource, WRITE_EFFECT } from '../query/dbCalls.js';
 import { conditionalInFunction } from '../../../semantic/controlFlow.js';
 import { LIBRARY_WRITES } from '../../../semantic/repositoryLibrary.js';
 import { libraryReach } from './libraryReach.js';
+import { COMMITS_YIELDED } from './long_held_transaction.js';
 
 /** Methods that hand a job to a queue. */
 const ENQUEUE = new Set(['delay', 'apply_async', 'send_task', 'enqueue', 'enqueue_call', 'enqueue_in', 'enqueue_at', 'enqueue_job', 'kiq', 'send_with_options']);
@@ -46,7 +49,7 @@ export const enqueueBeforeCommit: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'A background job enqueued with a row the open transaction wrote, before the commit',
-    what: 'Finds a job enqueued (Celery `.delay`/`.apply_async`/`send_task`, RQ `enqueue*`, arq `enqueue_job`, taskiq `.kiq`, dramatiq `send_with_options`) between a session\'s write and its commit in the same function — a `with session.begin():` block counts — when the job\'s arguments name an object that the transaction added, merged, deleted or changed (`db.add(order)`, `order.status = "paid"`, then `task.delay(order.id)`). Also in a request handler whose session `Depends(provider)` injects, when the handler writes the object through it and never commits it while the provider commits after its `yield`: that commit comes after the handler returned, so after the job was sent. Also through a helper of the repo: the written object handed, before the commit, to a function that enqueues a job with that parameter (`invoice_issued(invoice)` running `mail_invoice.delay(invoice.id)`), unless the helper commits before it enqueues. Also in a request handler that makes the object through a repository-library service (`user = await users.create(data)`, advanced-alchemy: a flush, committed by the request scope after the handler returns), then enqueues a job or emits a Litestar event with it (`request.app.emit(...)`: Litestar runs listeners concurrently, on sessions of their own); and in a function that commits nothing, after a method of the object that flushes changes (`self.make_primary(email)` then `refresh.delay(self)`): the caller commits later. Silent when the job is enqueued after the commit, when no transaction of the function is open there (and no provider commits later), and when its arguments name nothing the transaction wrote.',
+    what: 'Finds a job enqueued (Celery `.delay`/`.apply_async`/`send_task`, RQ `enqueue*`, arq `enqueue_job`, taskiq `.kiq`, dramatiq `send_with_options`) between a session\'s write and its commit in the same function — a `with session.begin():` block counts — when the job\'s arguments name an object that the transaction added, merged, deleted or changed (`db.add(order)`, `order.status = "paid"`, then `task.delay(order.id)`). Also in a request handler whose session `Depends(provider)` injects, when the handler writes the object through it and never commits it while the provider commits after its `yield`: that commit comes after the handler returned, so after the job was sent. Also through a helper of the repo: the written object handed, before the commit, to a function that enqueues a job with that parameter (`invoice_issued(invoice)` running `mail_invoice.delay(invoice.id)`), unless the helper commits before it enqueues. Also in a request handler that makes the object through a repository-library service (`user = await users.create(data)`, advanced-alchemy: a flush, committed by the request scope after the handler returns), then enqueues a job or emits a Litestar event with it (`request.app.emit(...)`: Litestar runs listeners concurrently, on sessions of their own); and in a function that commits nothing, after a method of the object that flushes changes (`self.make_primary(email)` then `refresh.delay(self)`), or after adding a row it built to a session it was handed (`u = User(...); db.add(u); db.flush(); welcome.delay(u.id)` in a service the handler calls, with no `commit()` or `begin()` of `db` in it nor in what it calls): the caller commits later. Also inside `with provider() as s:` where the project\'s provider is a generator that commits what it yields after the `yield` (SQLAlchemy\'s `session_scope()` pattern): the block commits when it ends, after a job enqueued in it about a row it wrote. Silent when the job is enqueued after the commit, when no transaction of the function is open there (and no provider commits later), and when its arguments name nothing the transaction wrote.',
     why: 'The broker hands the job to a worker immediately, usually before the web process reaches `commit()`: the worker looks the row up and does not find it, or reads the values from before the change; and when the commit fails, the job acts on a row that was never saved.',
     bad: 'from sqlalchemy.orm import Session\n\nfrom app.jobs import send_receipt\n\n\ndef place(db: Session, order: Order) -> None:\n    db.add(order)\n    db.flush()\n    send_receipt.delay(order.id)\n    db.commit()\n',
     good: 'from sqlalchemy.orm import Session\n\nfrom app.jobs import send_receipt\n\n\ndef place(db: Session, order: Order) -> None:\n    db.add(order)\n    db.commit()\n    send_receipt.delay(order.id)\n',
@@ -91,6 +94,7 @@ export const enqueueBeforeCommit: FileRule & RepoRule = {
     const lib = libraryReach(graph);
     reportHelperEnqueues(ctx, graph);
     reportEnqueueAfterHelperWrites(ctx, graph, lib);
+    reportBlockEnqueues(ctx, graph);
     for (const ref of graph.functionsWithEffects(REQUEST_ENQUEUES)) {
       const file = graph.fileOf(ref);
       if (file.isTestFile) continue;
@@ -107,6 +111,15 @@ export const enqueueBeforeCommit: FileRule & RepoRule = {
             path: file.path,
             location: { line: e.line, column: e.column, endLine: site.endLine, endColumn: site.endColumn },
             message: `\`${site.call}()\` ${event ? 'hands an event listener' : 'enqueues a job with'} \`${site.name}\`, which \`${site.param}.${write.method}()\` (line ${site.writeLine}) only flushed: the request scope commits it after the handler returns, so ${event ? 'the listener, running concurrently on a session of its own,' : 'the worker'} can run first and miss the row; commit before, or ${event ? 'emit' : 'enqueue'} after the response`,
+            function: graph.function(ref).name,
+          });
+          continue;
+        }
+        if (site.caller) {
+          ctx.report({
+            path: file.path,
+            location: { line: e.line, column: e.column, endLine: site.endLine, endColumn: site.endColumn },
+            message: `\`${site.call}()\` enqueues a job with \`${site.name}\`, which this function added to \`${site.param}\` (line ${site.writeLine}) and never commits: its caller commits after it returns, so the worker can run first and miss the row; enqueue after that commit (return the row and enqueue there, or use an after-commit hook)`,
             function: graph.function(ref).name,
           });
           continue;
@@ -375,6 +388,82 @@ export function collectEnqueueHelpers(model: FileModel): Effect[][] {
 /** Site fact (`what` = JSON of {@link RequestEnqueue}): a handler's job about an object written through its injected session. */
 export const REQUEST_ENQUEUE = 'request_enqueue';
 const REQUEST_ENQUEUES = new Set([REQUEST_ENQUEUE]);
+/**
+ * A job enqueued inside `with provider() as s:` about an object the block wrote through `s`, with
+ * no commit of `s` in the block before it; `provider` a call the repo phase may resolve to a
+ * generator that commits what it yields (`session_scope()`): `what` = JSON {@link BlockEnqueue},
+ * at the provider's call.
+ */
+export const BLOCK_ENQUEUE = 'block_enqueue';
+const BLOCK_ENQUEUES = new Set([BLOCK_ENQUEUE]);
+
+interface BlockEnqueue {
+  session: string;
+  name: string;
+  writeLine: number;
+  call: string;
+  line: number;
+  column: number;
+  endLine: number;
+  endColumn: number;
+}
+
+/** {@link BLOCK_ENQUEUE} sites of a file. */
+export function collectBlockEnqueues(model: FileModel): Effect[][] {
+  const out: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile || !model.withs.length || !/\.(delay|apply_async|send_task|enqueue\w*|kiq|send_with_options)\s*\(/.test(model.source)) return out;
+  for (const w of model.withs) {
+    if (w.functionIndex < 0) continue;
+    for (const item of w.items) {
+      if (!item.alias || item.value.type !== 'call') continue;
+      const provider = callAt(model, item.value);
+      // A method of a handle (`session.begin()`, `engine.connect()`) is not a provider of the project.
+      if (!provider || (provider.hasReceiver && provider.qualifiedName === null)) continue;
+      const body = callsOf(model, w.functionIndex).filter((c) => c.functionIndex === w.functionIndex && c.node.startIndex >= w.bodyStart && c.node.startIndex < w.bodyEnd);
+      for (const call of body) {
+        if (!call.hasReceiver || !ENQUEUE.has(call.method) || deferred(call)) continue;
+        // Committed in the block before the job: the file rule's spans judge it.
+        if (body.some((c) => c.node.startIndex < call.node.startIndex && sameSession(c, item.alias!) && (c.method === 'commit' || c.method === 'rollback'))) break;
+        const named = argumentNames(call);
+        const region: TransactionRegion = { kind: 'begin', start: w.node, commit: null, from: w.bodyStart, to: w.bodyEnd, fnIndex: w.functionIndex, session: item.alias, startLine: w.node.startPosition.row + 1, endLine: w.node.endPosition.row + 1 };
+        const hit = [...writtenBefore(model, region, call)].find(([name]) => named.has(name));
+        if (!hit) continue;
+        const site: BlockEnqueue = {
+          session: item.alias, name: hit[0], writeLine: hit[1], call: call.calleeText, line: call.line, column: call.column,
+          endLine: call.node.endPosition.row + 1, endColumn: call.node.endPosition.column + 1,
+        };
+        out[w.functionIndex]!.push({ kind: BLOCK_ENQUEUE, what: JSON.stringify(site), line: provider.line, column: provider.column });
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * A job enqueued inside a block over a session a project's generator context manager gives, when
+ * that provider commits after its `yield` (SQLAlchemy's `session_scope()` pattern): the commit
+ * comes when the block ends, after the job was sent.
+ */
+function reportBlockEnqueues(ctx: RepoRuleContext, graph: ReturnType<typeof callGraphOf>): void {
+  for (const ref of graph.functionsWithEffects(BLOCK_ENQUEUES)) {
+    const file = graph.fileOf(ref);
+    if (file.isTestFile) continue;
+    for (const e of graph.ownEffects(ref)) {
+      if (e.kind !== BLOCK_ENQUEUE) continue;
+      const call = graph.callAt(ref.file, e.line, e.column);
+      const provider = call ? graph.resolveCall(ref.file, call) : null;
+      if (!provider || !graph.function(provider).isGenerator || !graph.ownEffects(provider).some((p) => p.kind === COMMITS_YIELDED)) continue;
+      const site = JSON.parse(e.what) as BlockEnqueue;
+      ctx.report({
+        path: file.path,
+        location: { line: site.line, column: site.column, endLine: site.endLine, endColumn: site.endColumn },
+        message: `\`${site.call}()\` enqueues a job with \`${site.name}\`, written through \`${site.session}\` (line ${site.writeLine}) inside the block over it from \`${graph.function(provider).qualifiedName}()\`, which commits only when the block ends: the worker can run first and miss the row or read it unchanged; enqueue after the block`,
+        function: graph.function(ref).name,
+      });
+    }
+  }
+}
 
 interface RequestEnqueue {
   /** The provider whose commit after `yield` ends the request's transaction; '' for a repository-library write. */
@@ -387,6 +476,8 @@ interface RequestEnqueue {
   call: string;
   endLine: number;
   endColumn: number;
+  /** A function handed the session (not a handler) that adds the object and commits nothing: its caller commits later. */
+  caller?: true;
 }
 
 /**
@@ -403,7 +494,11 @@ export function collectRequestEnqueues(model: FileModel): Effect[][] {
     const emit = emits && isAppEmit(call);
     if (!ENQUEUE.has(call.method) && !emit) continue;
     const fn = model.functions[call.functionIndex]!;
-    if (fn.role !== 'handler') continue;
+    if (fn.role !== 'handler') {
+      const site = ENQUEUE.has(call.method) ? addedToParamSession(model, call, fn) : null;
+      if (site) out[call.functionIndex]!.push({ kind: REQUEST_ENQUEUE, what: JSON.stringify(site), line: call.line, column: call.column });
+      continue;
+    }
     const named = argumentNames(call);
     if (emit) named.delete(call.node.childForFieldName('arguments')?.namedChildren[0]?.text ?? '');
     if (!named.size) continue;
@@ -438,6 +533,31 @@ export function collectRequestEnqueues(model: FileModel): Effect[][] {
   return out;
 }
 
+
+/**
+ * A job about a row the function built and added to a session it was handed (`def register(db,
+ * email): u = User(...); db.add(u); db.flush(); welcome.delay(u.id)`), when the function commits that
+ * session nowhere (no `commit()`, no `with db.begin():`): whoever commits it does so after the
+ * function returned, after the job was sent. Whether a helper it calls commits is the repo
+ * phase's to ask.
+ */
+function addedToParamSession(model: FileModel, call: CallInfo, fn: FunctionInfo): RequestEnqueue | null {
+  const named = argumentNames(call);
+  if (!named.size) return null;
+  const params = new Set(fn.params.slice(selfOffset(fn)).map((p) => p.name));
+  const calls = callsOf(model, call.functionIndex).filter((c) => c.functionIndex === call.functionIndex);
+  for (const add of calls) {
+    if (add.node.startIndex >= call.node.startIndex || !STAGES.has(add.method) || add.method === 'delete' || !add.dottedReceiver || !params.has(add.dottedReceiver)) continue;
+    const first = unwrap(callArgs(add.node).positional[0] ?? null);
+    // A row built here (`u = User(...)`): not in the database before some commit. An object the
+    // caller handed in may be a stored row already (`db.add(invoice)` of a persistent one does nothing).
+    if (first?.type !== 'identifier' || !named.has(first.text) || !builtHere(model, first.text, call.functionIndex, add.line) || !receiverEvidence(model, add)) continue;
+    const session = add.dottedReceiver;
+    if (calls.some((c) => c.dottedReceiver === session && (isCommitCall(model, c) || c.method === 'begin' || c.method === 'begin_nested'))) return null;
+    return { provider: '', caller: true, param: session, name: first.text, writeLine: add.line, call: call.calleeText, endLine: call.node.endPosition.row + 1, endColumn: call.node.endPosition.column + 1 };
+  }
+  return null;
+}
 
 /**
  * The names of `named` whose last binding before `call` (in its function) is the value of a call,

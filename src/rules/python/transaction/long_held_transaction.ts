@@ -129,7 +129,7 @@ function where(region: TransactionRegion): string {
  */
 export const PROVIDER_BLOCK_WAIT = 'provider_block_wait';
 /** A generator that yields a name and then commits it: what the block over it ends with. */
-const COMMITS_YIELDED = 'commits_yielded';
+export const COMMITS_YIELDED = 'commits_yielded';
 
 interface ProviderBlockWait {
   session: string;
