@@ -1064,7 +1064,7 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
     // `:lock` when it reads the row again on purpose (`with_for_update()` locks it,
     // `populate_existing()` refreshes it): the row the caller holds cannot stand in for it.
     if (reload) {
-      const purpose = /with_for_update|populate_existing/.test(call.node.text) || lockedStatement(model, call) ? ':lock' : op!.identityMap ? ':pk' : '';
+      const purpose = /with_for_update|populate_existing/.test(chainTop(call.node).text) || lockedStatement(model, call) ? ':lock' : op!.identityMap ? ':pk' : '';
       effects[call.functionIndex]!.push({ kind: RELOADS_PARAM, what: `${reload}${purpose}`, ...at });
     }
     const passed = mayPassIds ? passedLoadedId(model, call) : null;
@@ -1607,18 +1607,32 @@ export function loadedModel(model: FileModel, call: CallInfo, op: DbOp): string 
   return null;
 }
 
+/** The outermost call of a method chain the call starts: `q.filter(...).one()` of `q`. */
+function chainTop(node: SyntaxNode): SyntaxNode {
+  let top = node;
+  while (top.parent?.type === 'attribute' && top.parent.parent?.type === 'call') top = top.parent.parent;
+  return top;
+}
+
 /** `session.get(Job, job_id)` / `select(Job).where(Job.id == job_id)` where `job_id` is a parameter. */
 function reloadedParam(model: FileModel, call: CallInfo, op: DbOp): string | null {
   const fn = model.functions[call.functionIndex]!;
-  const entity = loadedModel(model, call, op);
+  // `session.query(Order)` of a legacy `Query` chain: its one entity.
+  const queried = call.method === 'query' && callArgs(call.node).positional.length === 1 ? callArgs(call.node).positional[0]! : null;
+  const entity = loadedModel(model, call, op) ?? (queried && isModelName(queried) ? (queried.type === 'attribute' ? queried.childForFieldName('attribute')!.text : queried.text) : null);
   if (!entity) return null;
   let key: string | null = null;
   if (GET_METHODS.has(call.method)) {
     const second = callArgs(call.node).positional[1];
     if (second?.type === 'identifier') key = second.text;
-  } else if (op.statement) {
-    const text = [op.statement.root.text, ...op.statement.chainCalls.map((c) => c.text)].join(' ');
-    const m = new RegExp(`\\b${entity}\\.id\\s*==\\s*([A-Za-z_]\\w*)\\b(?!\\s*[.(\\[])`).exec(text);
+  } else {
+    // A statement (`select(Order).where(Order.id == i)`), or a legacy `Query` chain read whole
+    // (`db.query(Order).filter(Order.id == i).one()`, `.filter_by(id=i).first()`): a `Query` by
+    // id always goes to the database, unlike `get()`.
+    const top = chainTop(call.node);
+    const text = [...(op.statement ? [op.statement.root.text, ...op.statement.chainCalls.map((c) => c.text)] : []), top.text].join(' ');
+    const m = new RegExp(`\\b${entity}\\.id\\s*==\\s*([A-Za-z_]\\w*)\\b(?!\\s*[.(\\[])`).exec(text)
+      ?? /\bfilter_by\(\s*id\s*=\s*([A-Za-z_]\w*)\s*\)/.exec(top.text);
     if (m) key = m[1]!;
   }
   if (!key) return null;
@@ -1650,12 +1664,15 @@ function passedLoadedId(model: FileModel, call: CallInfo): PassedId | null {
     // the outermost call may be a same-repo loader the repo phase follows.
     const read = rowsSource(model, value, a.functionIndex, a.line - 1);
     if (read) {
-      const entity = loadedModel(model, read.call, read.op);
+      // A legacy `Query` chain has no statement: its entity is the rows source's.
+      const entity = loadedModel(model, read.call, read.op) ?? (read.call.method === 'query' ? read.entity?.replace(/^.*\./, '') ?? null : null);
       if (entity) return { arg, variable: obj.text, model: entity, source: [read.call.line, read.call.column] };
-      continue;
+      // A read known by its method alone (`repo.get(oid)` on a repository object): the repo
+      // phase follows the call to what it loads.
+      if (read.call.node.id !== value.id || !read.call.hasReceiver) continue;
     }
     const loader = callAt(model, value);
-    if (!loader || classifyDbCall(model, loader)) continue;
+    if (!loader || (!read && classifyDbCall(model, loader))) continue;
     return { arg, variable: obj.text, model: '', source: [loader.line, loader.column] };
   }
   return null;
