@@ -173,6 +173,8 @@ const TYPED: { types: ReadonlySet<string>; methods: ReadonlySet<string> | null; 
   { types: new Set(['pysolr.Solr', 'pysolr.SolrCoreAdmin']), methods: null, label: 'pysolr.Solr', alternative: 'thread' },
 ];
 const PATH_TYPES = new Set(['pathlib.Path', 'pathlib.PosixPath', 'pathlib.WindowsPath']);
+/** Methods of a path that give a path (`Path(__file__).resolve()`, `p.with_suffix(".bak")`). */
+const PATH_RETURNING = new Set(['resolve', 'absolute', 'expanduser', 'with_name', 'with_suffix', 'with_stem', 'joinpath', 'relative_to', 'readlink', 'with_segments']);
 /** Sync clients whose attributes and items are sub-resources of the same client (see `typeOfExpression`). */
 const SUBRESOURCE_TYPES = new Map<string, string>([
   ['pymongo.MongoClient', MONGO_TYPE], ['pymongo.mongo_client.MongoClient', MONGO_TYPE], [MONGO_TYPE, MONGO_TYPE],
@@ -395,7 +397,10 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
         const name = fn?.childForFieldName('attribute')?.text;
         // SendGrid's path segment builder (`domains._(domain_id)`): the same request builder.
         if (name === '_' && obj && depth < 6 && typeOfExpression(model, obj, fnIndex, line, depth + 1) === SENDGRID_TYPE) return SENDGRID_TYPE;
-        return obj && name && depth < 4 ? memberType(model, typeOfExpression(model, obj, fnIndex, line, depth + 1), name, false) : null;
+        const objType = obj && name && depth < 10 ? typeOfExpression(model, obj, fnIndex, line, depth + 1) : null;
+        // `Path(__file__).resolve().parent`, `base.expanduser()`: a path's methods that give a path.
+        if (objType === 'pathlib.Path' && PATH_RETURNING.has(name!)) return objType;
+        return obj && name && depth < 4 ? memberType(model, objType, name, false) : null;
       }
       if (PATH_TYPES.has(q)) return 'pathlib.Path';
       if (q === 'pathlib.Path.cwd' || q === 'pathlib.Path.home') return 'pathlib.Path';
@@ -405,7 +410,9 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
     }
     case 'identifier': {
       let t = valueTypeOf(model, node.text, fnIndex, line);
-      if (!t && depth < 4) {
+      // Names bound to names (`MEDIA = BASE_DIR / "media"`, `BASE_DIR = Path(__file__).resolve().parent`)
+      // are followed a few assignments deep: each costs several levels of the expression walk.
+      if (!t && depth < 8) {
         // `p = base / "name"`, `f = ff`: the type of the assigned expression.
         const a = lastLocalAssignment(model, node.text, fnIndex, line);
         if (a?.value && !(a.value.type === 'identifier' && a.value.text === node.text)) t = typeOfExpression(model, a.value, a.functionIndex, a.line - 1, depth + 1);
