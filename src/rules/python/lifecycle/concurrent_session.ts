@@ -17,7 +17,7 @@
  * coroutine of the gather, and tasks awaited one at a time.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
-import { assignmentsTo, callAt, type CallInfo, type FileModel } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, callsOf, type CallInfo, type FileModel } from '../../../semantic/model.js';
 import { asyncHandles, type AsyncHandleTest as SessionTest } from '../../../semantic/asyncSessions.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { callArgs, unwrap } from '../query/semantics.js';
@@ -36,7 +36,7 @@ export const concurrentSession: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'One AsyncSession or connection used by coroutines that run at the same time',
-    what: 'Finds one `AsyncSession` (typed by an annotation, an `async_sessionmaker` of the project, `AsyncSession(...)`, or an async session provider behind `Depends`) or asyncpg connection handed to coroutines that run concurrently: two or more arguments of `asyncio.gather`/`asyncio.wait` that pass it or call it (`gather(f(session, a), session.execute(q))`), a comprehension of coroutines spread into `gather` (`gather(*(load(session, i) for i in ids))`, also through a name that holds the comprehension), a task started on it inside a loop (`asyncio.create_task`, `ensure_future`, a task group\'s `create_task`, anyio\'s `start_soon`), and a second task started on it while an earlier one (not awaited yet) may still run. Silent when each coroutine gets the session factory instead of a session, when only one coroutine gets the session, and when the tasks are awaited one at a time.',
+    what: 'Finds one `AsyncSession` (typed by an annotation, an `async_sessionmaker` of the project, `AsyncSession(...)`, or an async session provider behind `Depends`) or asyncpg connection handed to coroutines that run concurrently: two or more arguments of `asyncio.gather`/`asyncio.wait` that pass it or call it (`gather(f(session, a), session.execute(q))`), a comprehension of coroutines spread into `gather` (`gather(*(load(session, i) for i in ids))`, also through a name that holds the comprehension), a list of coroutines spread into it from a name (`coros = [a(session), b(session)]`, or `tasks = []` filled with `tasks.append(load(session, i))` in a loop before the gather), a task started on it inside a loop (`asyncio.create_task`, `ensure_future`, a task group\'s `create_task`, anyio\'s `start_soon`), and a second task started on it while an earlier one (not awaited yet) may still run. Silent when each coroutine gets the session factory instead of a session, when only one coroutine gets the session, and when the tasks are awaited one at a time.',
     why: 'An `AsyncSession` has one connection and one transaction and is not safe for concurrent use: coroutines sharing it fail with `InvalidRequestError` ("concurrent operations are not permitted") or `IllegalStateChangeError`, or interleave their statements in one transaction. An asyncpg connection raises `InterfaceError: another operation is in progress`.',
     bad: 'import asyncio\n\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def load(session: AsyncSession, item_id: int):\n    return await session.get(Item, item_id)\n\n\nasync def load_all(session: AsyncSession, ids: list[int]):\n    return await asyncio.gather(*(load(session, i) for i in ids))\n',
     good: 'from sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def load_all(session: AsyncSession, ids: list[int]):\n    return (await session.scalars(select(Item).where(Item.id.in_(ids)))).all()\n',
@@ -229,13 +229,27 @@ function gatheredSession(model: FileModel, gather: CallInfo, isSession: SessionT
   if (gather.qualifiedName !== 'asyncio.gather' && (first?.type === 'list' || first?.type === 'tuple' || first?.type === 'set')) positional = first.namedChildren;
   const listed = gather.qualifiedName !== 'asyncio.gather' && (first?.type === 'list_comprehension' || first?.type === 'generator_expression');
   // `gather(*(f(session, x) for x in xs))`, `gather(*[...])`, `gather(*coros)` with `coros = [...]`.
+  let appended: CallInfo[] = [];
+  let comprehension: SyntaxNode | null = null;
   if (listed || (positional.length === 1 && positional[0]!.type === 'list_splat')) {
     let inner = listed ? first : unwrap(positional[0]!.namedChild(0));
     if (inner?.type === 'identifier') {
-      const a = assignmentsTo(model, inner!.text).filter((x) => x.functionIndex === fnIndex && x.target === inner!.text && x.line <= gather.line).pop();
+      const name = inner.text;
+      const a = assignmentsTo(model, name).filter((x) => x.functionIndex === fnIndex && x.target === name && x.line <= gather.line).pop();
       inner = a?.value ? unwrap(a.value) : null;
+      // `coros = [a(session), b(session)]`: the coroutines, as if written in the call.
+      // `tasks = []` then `tasks.append(load(session, i))` before the gather: each appended one.
+      if (a && (inner?.type === 'list' || inner?.type === 'tuple')) {
+        appended = callsOf(model, fnIndex).filter((c) => c.functionIndex === fnIndex && c.calleeText === `${name}.append` && c.node.startIndex > a.node.endIndex && c.node.startIndex < gather.node.startIndex);
+        positional = inner.namedChildren;
+        inner = null;
+      }
     }
-    if (inner?.type !== 'generator_expression' && inner?.type !== 'list_comprehension') return null;
+    if (inner && inner.type !== 'generator_expression' && inner.type !== 'list_comprehension') return null;
+    comprehension = inner;
+  }
+  if (comprehension) {
+    const inner = comprehension;
     const body = unwrap(inner.childForFieldName('body'));
     const element = body?.type === 'await' ? null : body?.type === 'call' ? body : null;
     if (!element) return null;
@@ -248,18 +262,21 @@ function gatheredSession(model: FileModel, gather: CallInfo, isSession: SessionT
     const callee = callAt(model, element)?.calleeText ?? 'coroutine';
     return u ? { name: u.name, kind: u.kind, how: `one \`${callee}\` per item` } : null;
   }
-  const seen = new Map<string, { kind: string; count: number }>();
-  for (const arg of positional) {
+  const seen = new Map<string, { kind: string; count: number; perItem?: string }>();
+  // An append in a loop the gather is not in adds one coroutine per item: two or more.
+  const items = [...positional.map((arg) => ({ arg, many: false })), ...appended.map((c) => ({ arg: callArgs(c.node).positional[0] ?? null, many: c.loops.some((l) => !gather.loops.includes(l)) }))];
+  for (const { arg, many } of items) {
     let c = unwrap(arg);
     // `ensure_future(load(session, 1))` in the list: the coroutine it wraps.
     if (c?.type === 'call' && /^(asyncio\.)?(ensure_future|create_task)$/.test(c.childForFieldName('function')?.text ?? '')) c = unwrap(callArgs(c).positional[0] ?? null);
     if (c?.type !== 'call') continue;
     for (const u of sessionsUsed(model, c, fnIndex, isSession)) {
       const s = seen.get(u.name) ?? { kind: u.kind, count: 0 };
-      s.count++;
+      s.count += many ? 2 : 1;
+      if (many) s.perItem ??= callAt(model, c)?.calleeText ?? 'coroutine';
       seen.set(u.name, s);
     }
   }
-  for (const [name, s] of seen) if (s.count >= 2) return { name, kind: s.kind, how: `${s.count} coroutines` };
+  for (const [name, s] of seen) if (s.count >= 2) return { name, kind: s.kind, how: s.perItem ? `one \`${s.perItem}\` per item` : `${s.count} coroutines` };
   return null;
 }
