@@ -224,6 +224,8 @@ export interface SharedSessionInfo {
   owner?: string;
   /** Held by an object made at import (`repo = Repository(SessionLocal())`): that constructor. */
   holder?: string;
+  /** The holder's `__init__` makes the session (`cache = ItemCache()`). */
+  madeInInit?: true;
 }
 
 export interface ModelInfo {

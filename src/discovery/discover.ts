@@ -84,6 +84,8 @@ function worthParsing(source: string): boolean {
     // `db = SQLAlchemy()` alone in an extensions module (the app-factory layout): the engine PA404 judges.
     (FLASK_SQLALCHEMY_CALL.test(source) && FLASK_SQLALCHEMY_IMPORT.test(source)) ||
     (OWNER_HINT.test(source) && RELEASE_METHOD_HINT.test(source)) ||
+    // `cache = ItemCache()` at module level, whose `__init__` makes `self.session = SessionLocal()`.
+    (INIT_SESSION_HINT.test(source) && MODULE_INSTANCE_HINT.test(source)) ||
     // `def get_write_engine(): return _engine_for(url)`: a getter other modules call `.connect()` on.
     ENGINE_GETTER_HINT.test(source) ||
     // `s.sync_session.expire_on_commit = False`: a session setting no factory call shows.
@@ -102,6 +104,10 @@ const MODULE_SESSION_HINT = /^[A-Za-z_]\w*\s*=\s*(?:[\w.]+\(\s*)?[\w.]*(Session|
 /** `self.session = SessionLocal()` in a class that may close it (`def close`/`__exit__`): an owner whose instances acquire a session. */
 const OWNER_HINT = /^\s+self\.\w+\s*=\s*[\w.]*(Session|session|Maker|maker|connect)\w*\(/m;
 const RELEASE_METHOD_HINT = /\bdef\s+(close|aclose|__exit__|__aexit__|dispose|shutdown)\s*\(/;
+/** `self.session = SessionLocal()`: a session made with no argument in a method. */
+const INIT_SESSION_HINT = /^[ \t]+self\.\w+[ \t]*=[ \t]*[\w.]*(?:Session|session|Maker|maker)\w*\([ \t]*\)/m;
+/** `cache = ItemCache()`: an instance of a class made at module level. */
+const MODULE_INSTANCE_HINT = /^[A-Za-z_]\w*[ \t]*=[ \t]*[A-Z]\w*\(/m;
 /** A class deriving from a library's class-based view: the project's own view base may be defined here. */
 const VIEW_CLASS_HINT = /^class\s+\w+\s*\([^)]*(?:Resource|View|Endpoint)\s*[,)]/m;
 /** A streaming response of the libraries, named: a project subclass or wrapper of one may be defined here. */
@@ -1035,7 +1041,7 @@ function sharedSessions(perFile: { file: string; facts: PythonFileFacts }[], fac
       if (kind) {
         out.push({
           name: `${moduleNameOf(file)}.${c.owner ? `${c.owner}.` : ''}${c.name}`, kind, made: c.callee, file, line: c.line,
-          ...(c.owner ? { owner: c.owner } : {}), ...(c.holder ? { holder: c.holder } : {}),
+          ...(c.owner ? { owner: c.owner } : {}), ...(c.holder ? { holder: c.holder } : {}), ...(c.madeInInit ? { madeInInit: true as const } : {}),
         });
       }
     }

@@ -267,6 +267,8 @@ export interface ModuleCallFact {
   owner?: string;
   /** The call is the only argument of this constructor (`repo = Repository(SessionLocal())`). */
   holder?: string;
+  /** The holder's `__init__` makes the call itself (`cache = ItemCache()`, `self.session = SessionLocal()` in it). */
+  madeInInit?: true;
 }
 
 const ENGINE_FACTORIES = new Set(['create_engine', 'create_async_engine', 'engine_from_config', 'async_engine_from_config']);
@@ -564,14 +566,27 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
     let holder: string | undefined;
     const args = a.value.childForFieldName('arguments')?.namedChildren.filter((c) => c.type !== 'comment') ?? [];
     // `repo = Repository(SessionLocal())`: an object holding one session made at import.
+    let madeInInit = false;
     if (!owner && args.length === 1 && args[0]!.type === 'call' && (args[0]!.childForFieldName('arguments')?.namedChildCount ?? 1) === 0) {
       holder = a.value.childForFieldName('function')?.text;
       made = args[0]!;
-    } else if (args.length !== 0) continue;
+    } else {
+      // `item_cache = ItemCache()` where the class of this file makes a session in its
+      // `__init__` (`self.session = SessionLocal()`): one instance, one session, at import.
+      const cls = owner ? undefined : a.value.childForFieldName('function')?.text;
+      const init = cls && /^[A-Z]\w*$/.test(cls) ? model.functions.find((f) => f.className === cls && f.name === '__init__' && f.parent < 0) : undefined;
+      const inner = init ? model.assignments.find((x) => x.functionIndex === init.index && /^self\.\w+$/.test(x.target) && x.value?.type === 'call'
+        && (x.value.childForFieldName('arguments')?.namedChildren.filter((c) => c.type !== 'comment').length ?? 1) === 0) : undefined;
+      if (inner?.value) {
+        holder = cls;
+        made = inner.value;
+        madeInInit = true;
+      } else if (args.length !== 0) continue;
+    }
     const callee = made.childForFieldName('function')?.text ?? '';
     if (!/^[A-Za-z_][\w.]*$/.test(callee)) continue;
     const qualified = resolveImported(model, callee);
-    if (qualified) (facts.moduleCalls ??= []).push({ name: a.target, callee: qualified, line: a.line, ...(owner ? { owner } : {}), ...(holder ? { holder } : {}) });
+    if (qualified) (facts.moduleCalls ??= []).push({ name: a.target, callee: qualified, line: a.line, ...(owner ? { owner } : {}), ...(holder ? { holder } : {}), ...(madeInInit ? { madeInInit: true as const } : {}) });
   }
 
   for (const call of model.calls) {
