@@ -74,6 +74,9 @@ describe('PA408 shared_session and PA409 concurrent_session', () => {
     expect(at(34)!.message).toMatch(/runs 2 coroutines at the same time on one AsyncSession `session`/);
     expect(at(53)!.message).toMatch(/on one asyncpg connection `conn`/);
     expect(at(47)!.message).toMatch(/^`tg.create_task` starts a task on AsyncSession `session` on every iteration of the loop/);
+    // Appended one per item in a loop, then spread into the gather.
+    expect(at(219)!.message).toMatch(/^`asyncio.gather` runs one `load` per item at the same time on one AsyncSession `session`/);
+    expect(at(224)!.message).toMatch(/runs 2 coroutines at the same time/);
   });
 });
 

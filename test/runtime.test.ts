@@ -90,7 +90,8 @@ describe('a coroutine on an event loop of its own', () => {
   });
 
   it('keeps its severity when the server\'s loop awaits it too, when it runs others beside it, or when it is a route', () => {
-    expect(on('app/own_loop.py', 'f"https://profiles.example/{user_id}"')[0]!).toMatchObject({ advisory: false, severity: 'medium' });
+    // High: a route awaits it on the server's loop (its `timeout=` bounds the wait, it does not end the blocking).
+    expect(on('app/own_loop.py', 'f"https://profiles.example/{user_id}"')[0]!).toMatchObject({ advisory: false, severity: 'high' });
     // `gather` runs several on that loop: one blocking call stalls the others.
     expect(on('app/own_loop.py', 'return requests.get(url, timeout=5).text')[0]!.advisory).toBe(false);
     // A route that a command also starts with `asyncio.run`: the server calls it too.
