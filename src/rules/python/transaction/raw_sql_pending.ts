@@ -27,10 +27,10 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
-import type { CallInfo, FileModel } from '../../../semantic/model.js';
+import { callAt, type CallInfo, type FileModel } from '../../../semantic/model.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 import { receiverEvidence, statementInfo, classifyDbCall } from '../query/dbCalls.js';
-import { callArgs, callsOf, lastAssignment, modelOfObject, objectSource, receiverKey, unwrap } from './semantics.js';
+import { callArgs, callsOf, flaskSessionRead, lastAssignment, modelOfObject, objectSource, receiverKey, unwrap } from './semantics.js';
 
 const STAGES = new Set(['add', 'add_all', 'merge', 'delete']);
 const RAW_METHODS = new Set(['execute', 'scalar', 'scalars', 'exec', 'exec_driver_sql', 'executemany']);
@@ -59,7 +59,7 @@ export const rawSqlPendingChanges: FileRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'Raw SQL on a table whose ORM changes are staged but not flushed (raw SQL does not autoflush)',
-    what: 'Finds raw SQL — `session.execute(text(...))`, `session.scalar(text(...))`, a SQL string, `session.connection().execute(...)` — and the other statements that do not autoflush (a Core statement on a table object: `update(M.__table__)`, `select(table("x"))`; on SQLAlchemy 1.x, `insert(M)`) on a table that has ORM changes staged on the same session (`add`, `delete`, `merge`, an attribute changed on a row loaded through it) with no `flush()`, commit or ORM query in between; and raw SQL on another connection (`engine.connect()`, a DB-API connection) on a table the session changed and has not committed. Silent when a flush or an ORM statement (which autoflushes) comes first, when the SQL names other tables, or when the session is handed to a helper in between.',
+    what: 'Finds raw SQL — `session.execute(text(...))`, `session.scalar(text(...))`, a SQL string, `session.connection().execute(...)` — and the other statements that do not autoflush (a Core statement on a table object: `update(M.__table__)`, `select(table("x"))`; on SQLAlchemy 1.x, `insert(M)`) on a table that has ORM changes staged on the same session (`add`, `delete`, `merge`, an attribute changed on a row loaded through it, or through Flask-SQLAlchemy\'s query property on `db.session`: `Post.query.get_or_404(i)`) with no `flush()`, commit or ORM query in between; and raw SQL on another connection (`engine.connect()`, a DB-API connection) on a table the session changed and has not committed. Silent when a flush or an ORM statement (which autoflushes) comes first, when the SQL names other tables, or when the session is handed to a helper in between.',
     why: 'SQLAlchemy 1.4 and 2.0 autoflush only before ORM statements (those that name a mapped class); `text()` and SQL strings never trigger it. A raw SELECT does not see the staged rows and answers with stale counts or sums; a raw UPDATE runs before the staged change, which the flush at commit then writes over it. Another connection cannot see the changes at all until the commit, and its writes to the same rows wait on the session\'s locks once they are flushed.',
     bad:
       'from sqlalchemy import Boolean, Integer, String, text\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column\n\n\n'
@@ -290,6 +290,15 @@ function loadedThrough(model: FileModel, obj: string, fnIndex: number, line: num
   const source = found.node;
   let modelName = found.fromLoop ? null : modelOfObject(model, obj, fnIndex, line, modelNames);
   const text = source.text;
+  // Flask-SQLAlchemy's query property (`Post.query.get_or_404(pid)`, `Post.query.filter_by(...).first()`):
+  // a read on the extension's `db.session`.
+  const read = source.type === 'call' ? callAt(model, source) : undefined;
+  const flask = read ? flaskSessionRead(model, read) : null;
+  if (flask) {
+    const named = /^(?:[\w.]*\.)?([A-Z]\w*)\.query\b/.exec(text)?.[1];
+    modelName ??= named && modelNames.has(named) ? named : null;
+    return modelName ? { session: flask, model: modelName } : null;
+  }
   const m = LOAD_CALL.exec(text);
   if (!m) return null;
   if (!modelName) {

@@ -321,7 +321,7 @@ export function openOnPathTo(model: FileModel, region: TransactionRegion, call: 
  * `Post.query.filter_by(...).first()`, `db.get_or_404(Post, i)`) runs on the project's
  * `db.session`: its key (`db.session`), when the file has one Flask-SQLAlchemy object; else null.
  */
-function flaskSessionRead(model: FileModel, c: CallInfo): string | null {
+export function flaskSessionRead(model: FileModel, c: CallInfo): string | null {
   if (model.flaskDbHandles.size !== 1) return null;
   const db = [...model.flaskDbHandles][0]!;
   const key = receiverKey(c);
