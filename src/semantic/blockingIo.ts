@@ -94,7 +94,10 @@ const BLOCKING_FUNCTIONS = new Map<string, Alternative>([
   // `os.fdopen(fd)` is not here: it wraps a descriptor already open (one fstat); the file object it
   // gives is typed below, so its reads and writes are.
   ...['builtins.open', 'io.open', 'io.open_code', 'codecs.open', 'gzip.open', 'bz2.open', 'lzma.open', 'tarfile.open',
-    'zipfile.ZipFile', 'fsspec.open', 'shelve.open', 'dbm.open', 'pickle.load'].map((q): [string, Alternative] => [q, 'file']),
+    'zipfile.ZipFile', 'fsspec.open', 'shelve.open', 'dbm.open', 'pickle.load',
+    // A temporary file is a file on disk, made and opened now (a spooled one stays in memory until it grows).
+    'tempfile.NamedTemporaryFile', 'tempfile.TemporaryFile', 'tempfile.mkstemp'].map((q): [string, Alternative] => [q, 'file']),
+  ...['tempfile.mkdtemp', 'tempfile.TemporaryDirectory'].map((q): [string, Alternative] => [q, 'path']),
   ...['os.listdir', 'os.scandir', 'os.walk', 'os.stat', 'os.lstat', 'os.remove', 'os.unlink', 'os.rename', 'os.renames', 'os.replace',
     'os.makedirs', 'os.mkdir', 'os.rmdir', 'os.removedirs', 'os.chmod', 'os.chown', 'os.truncate', 'os.read', 'os.write', 'os.fsync',
     'os.access', 'os.utime', 'glob.glob', 'glob.iglob'].map((q): [string, Alternative] => [q, 'path']),
