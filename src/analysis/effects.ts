@@ -239,6 +239,9 @@ const RUNNER_CALLS = /^(asyncio\.run|asyncio\.runners\.run)$/;
 
 function loopEntry(model: FileModel, call: CallInfo): Effect | null {
   if (model.functions[call.functionIndex]!.isAsync) return null;
+  // Only a runner's call can enter a loop: told from its name, before the arguments are looked up
+  // in the tree (for every call of every sync function).
+  if (call.method !== 'run' && call.method !== 'run_until_complete' && (call.qualifiedName === null || !RUNNER_CALLS.test(call.qualifiedName))) return null;
   const args = call.node.childForFieldName('arguments');
   let first = args?.namedChildren.find((a) => a.type !== 'comment');
   if (first?.type !== 'call') return null;

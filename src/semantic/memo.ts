@@ -12,6 +12,7 @@
  */
 import type { SyntaxNode } from '../parse/parser.js';
 import { ifsOf, type CallInfo, type FileModel } from './model.js';
+import { nameThen } from './codeText.js';
 
 /** Library decorators, and a project's own `memoize_*` ones (`memoize_request`, `memoize_redis`). */
 const MEMO_DECORATOR = /(^|\.)(lru_cache|cache|cached|memoize(?:_\w+)?|memoized|alru_cache|ttl_cache|lfu_cache|async_cached)$/;
@@ -114,6 +115,15 @@ interface CacheGuards {
   returnedFrom: number;
 }
 
+/**
+ * After a local's name (`nameThen`: sticky, tried where the name ends): `= _engines.get(`, the
+ * container read. Found by occurrences of the name: the pattern with the name before it was tried
+ * at every offset of the function's text before each `if` that tests a local.
+ */
+const READ_FROM_CONTAINER = /\s*=\s*([A-Za-z_][\w.]*)\.get\(/y;
+/** After a local's name: `= read_from_cache(` (or `= await …(`), the function called. */
+const READ_THROUGH_CALL = /\s*=\s*(?:await\s+)?([A-Za-z_]\w*)\(/y;
+
 const guardsMemo = new WeakMap<FileModel, Map<number, CacheGuards>>();
 /** A function's cache guards, once per function (they were found walking up from every call). */
 function cacheGuards(model: FileModel, fnIndex: number, body: SyntaxNode, bodyText: string): CacheGuards {
@@ -139,12 +149,12 @@ function cacheGuards(model: FileModel, fnIndex: number, body: SyntaxNode, bodyTe
     // `engine = _engines.get(key)` then `if engine is None:`: the local stands for the cache it was read from.
     if (t && !persistent(model, t.name, bodyText) && /^[A-Za-z_]\w*$/.test(t.name)) {
       const before = source.slice(body.startIndex, node.startIndex);
-      const read = new RegExp(`(^|[^\\w.])${t.name}\\s*=\\s*([A-Za-z_][\\w.]*)\\.get\\(`).exec(before);
-      if (read && persistent(model, read[2]!, bodyText)) t = { name: read[2]!, missing: t.missing };
+      const read = nameThen(before, t.name, READ_FROM_CONTAINER);
+      if (read && persistent(model, read[1]!, bodyText)) t = { name: read[1]!, missing: t.missing };
       else {
         // `value = read_from_cache(key)`: a helper that reads a cache.
-        const viaHelper = new RegExp(`(^|[^\\w.])${t.name}\\s*=\\s*(?:await\\s+)?([A-Za-z_]\\w*)\\(`).exec(before);
-        if (viaHelper && CACHE_READ_CALL.test(viaHelper[2]!)) t = { name: `${CACHE_CALL}${viaHelper[2]}`, missing: t.missing };
+        const viaHelper = nameThen(before, t.name, READ_THROUGH_CALL);
+        if (viaHelper && CACHE_READ_CALL.test(viaHelper[1]!)) t = { name: `${CACHE_CALL}${viaHelper[1]}`, missing: t.missing };
       }
     }
     if (!t || !persistent(model, t.name, bodyText)) continue;

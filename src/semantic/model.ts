@@ -1556,6 +1556,46 @@ export function callsOf(model: FileModel, fnIndex: number): CallInfo[] {
   return groupedOnce(callsByFunction, model, model.calls, (c) => c.functionIndex).get(fnIndex) ?? [];
 }
 
+/**
+ * Items grouped by each loop they sit in (an item in nested loops is in each one's list), in
+ * source order, once per file. Questions about one loop ("is a row's attribute set in it", "does
+ * it write") were asked by scanning every assignment or call of the file, once per loop or per
+ * call in a loop: quadratic on a large module.
+ */
+function byLoopOnce<T extends { loops: readonly number[] }>(memo: WeakMap<FileModel, T[][]>, model: FileModel, items: readonly T[]): T[][] {
+  let groups = memo.get(model);
+  if (!groups) {
+    groups = model.loops.map(() => []);
+    for (const item of items) {
+      for (const l of item.loops) {
+        const list = (groups[l] ??= []);
+        if (list[list.length - 1] !== item) list.push(item);
+      }
+    }
+    memo.set(model, groups);
+  }
+  return groups;
+}
+
+const assignmentsByLoop = new WeakMap<FileModel, AssignmentInfo[][]>();
+const augAssignmentsByLoop = new WeakMap<FileModel, AugAssignmentInfo[][]>();
+const callsByLoop = new WeakMap<FileModel, CallInfo[][]>();
+
+/** The assignments inside loop `loopIndex` (its body and nested loops), in source order; indexed once per file. */
+export function assignmentsInLoop(model: FileModel, loopIndex: number): readonly AssignmentInfo[] {
+  return byLoopOnce(assignmentsByLoop, model, model.assignments)[loopIndex] ?? [];
+}
+
+/** The augmented assignments inside loop `loopIndex`, in source order; indexed once per file. */
+export function augAssignmentsInLoop(model: FileModel, loopIndex: number): readonly AugAssignmentInfo[] {
+  return byLoopOnce(augAssignmentsByLoop, model, model.augAssignments)[loopIndex] ?? [];
+}
+
+/** The calls inside loop `loopIndex`, in source order; indexed once per file. */
+export function callsInLoop(model: FileModel, loopIndex: number): readonly CallInfo[] {
+  return byLoopOnce(callsByLoop, model, model.calls)[loopIndex] ?? [];
+}
+
 const ifsByFunction = new WeakMap<FileModel, Map<number, FileModel['ifs'][number][]>>();
 
 /** The `if` statements of one function (not of the functions nested in it), grouped once per file. */
@@ -1611,6 +1651,7 @@ class CallInfoImpl implements CallInfo {
   line: number;
   column: number;
   private calleeNode: SyntaxNode | null | undefined;
+  private receiverNode: SyntaxNode | null | undefined;
   private parentChecked = false;
   private awaitedValue = false;
   private withItemValue = false;
@@ -1676,8 +1717,13 @@ class CallInfoImpl implements CallInfo {
   }
 
   get receiver(): SyntaxNode | null {
-    if (this.calleeNode === undefined) this.calleeNode = this.node.childForFieldName('function');
-    return this.calleeNode?.type === 'attribute' ? this.calleeNode.childForFieldName('object') : null;
+    // Asked of the same call by many rules and collectors: one tree lookup, one node (whose own
+    // answers, type and children, the node keeps).
+    if (this.receiverNode === undefined) {
+      if (this.calleeNode === undefined) this.calleeNode = this.node.childForFieldName('function');
+      this.receiverNode = this.calleeNode?.type === 'attribute' ? this.calleeNode.childForFieldName('object') : null;
+    }
+    return this.receiverNode;
   }
 
   get awaited(): boolean {

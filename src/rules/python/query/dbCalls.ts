@@ -18,7 +18,7 @@ import { leavesProcess } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { conditionalWithin, isThrottle } from '../../../semantic/controlFlow.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
-import { assignmentsTo, callAt, callsOf, inTreeModule, isFlaskHandle, isNamedLookupCallee, receiverIs, resolveName, selfOffset, usesName } from '../../../semantic/model.js';
+import { assignmentsInLoop, assignmentsTo, augAssignmentsInLoop, callAt, callsInLoop, callsOf, inTreeModule, isFlaskHandle, isNamedLookupCallee, receiverIs, resolveName, selfOffset, usesName } from '../../../semantic/model.js';
 import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
 import { LIBRARY_BULK_WRITES, LIBRARY_READS, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
 import { formattedString } from '../../../discovery/pythonLiterals.js';
@@ -1162,8 +1162,8 @@ function loopCallWhat(model: FileModel, call: CallInfo, loops: LoopInfo[], stops
   const domain = loopsDomain(model, loops);
   // Only asked of loops over a request's input (see `LoopCallFacts.readBefore`).
   const before = domain.kind === 'input' && readsBeforeLoop(model, call.functionIndex, loops[0]!);
-  const stages = model.assignments.some((a) => a.functionIndex === call.functionIndex && a.loops.includes(loop.index) && /^(?!self\.\w+$)\w+(\.\w+)+$/.test(a.target))
-    || model.augAssignments.some((a) => a.functionIndex === call.functionIndex && a.loops.includes(loop.index) && /^(?!self\.\w+$)\w+(\.\w+)+$/.test(a.target));
+  const stages = assignmentsInLoop(model, loop.index).some((a) => a.functionIndex === call.functionIndex && /^(?!self\.\w+$)\w+(\.\w+)+$/.test(a.target))
+    || augAssignmentsInLoop(model, loop.index).some((a) => a.functionIndex === call.functionIndex && /^(?!self\.\w+$)\w+(\.\w+)+$/.test(a.target));
   return `${size ?? ''}|${loop.node.startPosition.row + 1}:${loop.node.startPosition.column}|${commits ? 'c' : writes ? 'w' : ''}|${fk ? 'k' : ''}${before ? 'r' : ''}${stopsEarly ? 'b' : ''}${stages ? 's' : ''}|${encodeDomain(domain)}|${itemArguments(model, call, loops).join('.')}`;
 }
 
@@ -1309,15 +1309,15 @@ export function invariantRead(model: FileModel, call: CallInfo): LoopInfo | null
 }
 
 /** Does any call of the loop's iteration write to the database (a statement, a staged write, a flush, a commit)? */
-export const loopWritesDb = perLoop((model, loop) => model.calls.some((c) => {
-  if (c.functionIndex !== loop.functionIndex || !c.loops.includes(loop.index)) return false;
+export const loopWritesDb = perLoop((model, loop) => callsInLoop(model, loop.index).some((c) => {
+  if (c.functionIndex !== loop.functionIndex) return false;
   const op = classifyDbCall(model, c);
   return op ? op.kind !== 'read' : isExplicitFlush(model, c);
 }));
 
 /** Does the loop's iteration commit on a DB handle (a `commit()` in its body)? */
-export const commitsPerIteration = perLoop((model, loop) => model.calls.some((c) =>
-  c.method === 'commit' && c.functionIndex === loop.functionIndex && c.loops.includes(loop.index) && isFlushingCall(model, c)));
+export const commitsPerIteration = perLoop((model, loop) => callsInLoop(model, loop.index).some((c) =>
+  c.method === 'commit' && c.functionIndex === loop.functionIndex && isFlushingCall(model, c)));
 
 /**
  * `session.refresh(obj)` after the function's own flush or commit: the write reloading what it
@@ -1344,9 +1344,9 @@ function isExplicitFlush(model: FileModel, c: CallInfo): boolean {
  */
 export function iterationCommit(model: FileModel, call: Pick<CallInfo, 'functionIndex'> & { node?: SyntaxNode }, loop: LoopInfo): CallInfo | null {
   let commit: CallInfo | null = null;
-  let writes = model.assignments.some((a) => a.loops.includes(loop.index) && a.functionIndex === call.functionIndex && /^[A-Za-z_]\w*\.\w+$/.test(a.target));
-  for (const c of callsOf(model, call.functionIndex)) {
-    if (c === call || c.functionIndex !== call.functionIndex || !c.loops.includes(loop.index)) continue;
+  let writes = assignmentsInLoop(model, loop.index).some((a) => a.functionIndex === call.functionIndex && /^[A-Za-z_]\w*\.\w+$/.test(a.target));
+  for (const c of callsInLoop(model, loop.index)) {
+    if (c === call || c.functionIndex !== call.functionIndex) continue;
     // A throttled commit (`if i % 500 == 0: db.commit()`) batches items: not one unit per item;
     // nor does one in a branch the read is not on (`if kind == "bool": ... commit()` `else: read`).
     if (c.method === 'commit' && isExplicitFlush(model, c) && !throttled(model, c.node, loop) && !(call.node && apartFrom(c.node, call.node, loop))) commit ??= c;

@@ -16,6 +16,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { assignmentsTo, callsOf, valueTypeOf, type FileModel, type LoopInfo, selfOffset } from '../../../semantic/model.js';
+import { namesThen } from '../../../semantic/codeText.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import { insideNestedFunction } from '../../../semantic/controlFlow.js';
@@ -119,6 +120,9 @@ function lazyRelationshipNames(project: ProjectContext): Set<string> {
   return out;
 }
 
+/** After a name (`namesThen`: sticky): `.attr` read, not called nor assigned; the attribute. */
+const ATTRIBUTE_READ = /\.([A-Za-z]\w*)(?!\w)(?!\s*\()(?!\s*=(?!=))/y;
+
 /**
  * `PARAM_READS`: per parameter (not `self`/`cls`), the attributes the function reads on it that
  * name a lazy relationship of some model of the project, when it never rebinds the parameter.
@@ -133,7 +137,7 @@ function paramReads(model: FileModel, effects: Effect[][], lazy: ReadonlySet<str
       if (index < offset || !/^[A-Za-z_]\w*$/.test(p.name) || !text.includes(`${p.name}.`)) return;
       if (assignmentsTo(model, p.name).some((a) => a.functionIndex === i && a.target === p.name)) return;
       const names = new Set<string>();
-      for (const m of text.matchAll(new RegExp(`(?<![\\w.])${p.name}\\.([A-Za-z]\\w*)(?!\\w)(?!\\s*\\()(?!\\s*=(?!=))`, 'g'))) if (lazy.has(m[1]!)) names.add(m[1]!);
+      for (const m of namesThen(text, p.name, ATTRIBUTE_READ)) if (lazy.has(m[1]!)) names.add(m[1]!);
       if (names.size) effects[i]!.push({ kind: PARAM_READS, what: `${index - offset}|${[...names].slice(0, 40).join(',')}`, line: fn.startLine, column: 1 });
     });
   });
@@ -149,8 +153,9 @@ function paramReads(model: FileModel, effects: Effect[][], lazy: ReadonlySet<str
 function paramRowCalls(model: FileModel, effects: Effect[][]): void {
   for (const call of model.calls) {
     const i = call.functionIndex;
-    if (i < 0 || call.loops.length || !call.hasReceiver || call.receiver?.type !== 'identifier') continue;
-    if (call.method.startsWith('_') || BUILTIN_METHODS.test(call.method)) continue;
+    // The method's name first: it is text, the receiver a lookup in the tree.
+    if (i < 0 || call.loops.length || !call.hasReceiver || call.method.startsWith('_') || BUILTIN_METHODS.test(call.method)) continue;
+    if (call.receiver?.type !== 'identifier') continue;
     const fn = model.functions[i]!;
     const offset = selfOffset(fn);
     const index = fn.params.findIndex((p) => p.name === call.receiver!.text);

@@ -10,7 +10,8 @@ import { insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { GROWS, iterationSource, SMALL_BOUND, smallLiteral } from '../../../semantic/smallLiterals.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
-import { assignmentsTo, callsOf, loopTargetNode, variableRefs } from '../../../semantic/model.js';
+import { assignmentsInLoop, assignmentsTo, augAssignmentsInLoop, callsOf, loopTargetNode, variableRefs } from '../../../semantic/model.js';
+import { nameThen } from '../../../semantic/codeText.js';
 import { operands } from '../../../semantic/guards.js';
 
 /** Strips `await`, parentheses and `list(...)`-free wrappers that do not change the value. */
@@ -180,7 +181,7 @@ function smallBoundedLoopUncached(model: FileModel, loop: LoopInfo): boolean {
   if (src.type === 'identifier' && loop.functionIndex >= 0) {
     // The function's own `**kwargs` or `*args`: as many as a call site writes out.
     const params = model.functions[loop.functionIndex]!.node.childForFieldName('parameters')?.text ?? '';
-    if (new RegExp(`(^|[(,\\s])\\*{1,2}\\s*${name}\\b`).test(params)) return true;
+    if (params.includes('*') && new RegExp(`(^|[(,\\s])\\*{1,2}\\s*${name}\\b`).test(params)) return true;
     if (boundOnceTo(model, name, loop, fixedByCode)) return true;
     // A setting read into a local before the loop (`intervals = current_app.config.get("X", [30, 15, 2])`).
     // Not as a parameter's fallback: callers may pass anything there (request data, rows).
@@ -777,10 +778,10 @@ function repeatsReadsUncached(model: FileModel, loop: LoopInfo): boolean {
   const body = loop.kind === 'comprehension' ? loop.node : loop.node.childForFieldName('body');
   if (!body) return false;
   if (loop.kind !== 'comprehension' && /\b(return|break|yield|raise)\b/.test(body.text)) return false;
-  for (const a of model.assignments) {
-    if (a.loops.includes(loop.index) && !/^[A-Za-z_]\w*$/.test(a.target)) return false;
+  for (const a of assignmentsInLoop(model, loop.index)) {
+    if (!/^[A-Za-z_]\w*$/.test(a.target)) return false;
   }
-  if (model.augAssignments.some((a) => a.loops.includes(loop.index) && !/^[A-Za-z_]\w*$/.test(a.target))) return false;
+  if (augAssignmentsInLoop(model, loop.index).some((a) => !/^[A-Za-z_]\w*$/.test(a.target))) return false;
   return !loopSleeps(model, loop);
 }
 
@@ -802,7 +803,7 @@ function advancesPosition(model: FileModel, loop: LoopInfo, name: string, node: 
   if (!refs.length || refs.every((r) => r.parent?.type === 'subscript' && r.parent.childForFieldName('value')?.id !== r.id)) return false;
   // Advanced by a page's size (`offset += size`, `offset += 200`); a step of one walks ids or
   // items, unless the name is a page number's (`page += 1`).
-  if (model.augAssignments.some((a) => a.target === name && a.loops.includes(loop.index) && (a.operator === '+=' || a.operator === '-=') && (a.value?.text.trim() !== '1' || PAGE_NUMBER.test(name)))) return true;
+  if (augAssignmentsInLoop(model, loop.index).some((a) => a.target === name && (a.operator === '+=' || a.operator === '-=') && (a.value?.text.trim() !== '1' || PAGE_NUMBER.test(name)))) return true;
   // `rows, cursor = fetch(cursor)`: the call hands back the next position itself.
   if (model.unpackedAssignments.some((u) => u.loops.includes(loop.index) && u.names.length > 1 && u.names.includes(name) && !!u.value && u.value.startIndex <= node.startIndex && u.value.endIndex >= node.endIndex)) return true;
   const results = resultNames(model, node, loop);
@@ -812,7 +813,7 @@ function advancesPosition(model: FileModel, loop: LoopInfo, name: string, node: 
   if (results.has(name)) return refs.some((r) => r.parent?.type === 'subscript' && r.parent.childForFieldName('value')?.id === r.id && /^-?\d+$/.test(r.parent.childForFieldName('subscript')?.text ?? ''));
   // Taken from the page as a collection or a response (`page[-1].id`, `resp["next"]`,
   // `result.get("next_page")`), not a row's own field (`current = parent`: one row per step).
-  return model.assignments.some((a) => a.target === name && a.loops.includes(loop.index) && !!a.value && takenFromPage(a.value, results));
+  return assignmentsInLoop(model, loop.index).some((a) => a.target === name && !!a.value && takenFromPage(a.value, results));
 }
 
 /** The names the statement holding `node` binds in the loop (`page = fetch(cursor)` → `page`). */
@@ -820,7 +821,7 @@ function resultNames(model: FileModel, node: SyntaxNode, loop: LoopInfo): Set<st
   let stmt: SyntaxNode | null = node;
   while (stmt && stmt.type !== 'expression_statement' && stmt.type !== 'assignment' && stmt.parent) stmt = stmt.parent;
   const holds = (n: SyntaxNode) => !!stmt && n.startIndex <= stmt.startIndex && n.endIndex >= stmt.endIndex;
-  return new Set(model.assignments.filter((a) => a.loops.includes(loop.index) && holds(a.node)).map((a) => a.target));
+  return new Set(assignmentsInLoop(model, loop.index).filter((a) => holds(a.node)).map((a) => a.target));
 }
 
 /**
@@ -832,7 +833,7 @@ function walksChain(model: FileModel, node: SyntaxNode, loop: LoopInfo): boolean
   const results = resultNames(model, node, loop);
   if (!results.size) return false;
   const read = namesRead(node);
-  return model.assignments.some((a) => a.loops.includes(loop.index) && read.has(a.target) && !!a.value
+  return assignmentsInLoop(model, loop.index).some((a) => read.has(a.target) && !!a.value
     && a.value.descendantsOfType('identifier').some((id) => results.has(id.text)));
 }
 
@@ -1099,16 +1100,20 @@ export function overBatches(loop: LoopInfo): boolean {
  */
 const overKeyBatches = perLoop(overKeyBatchesUncached);
 
+/** After a name (`nameThen`: sticky): indexed or asked for an attribute (`row[0]`, `row.id`). */
+const INDEXED_OR_ATTRIBUTE = /\s*[.[]/y;
+
 function overKeyBatchesUncached(model: FileModel, loop: LoopInfo): boolean {
   if (loop.kind === 'while') return whileOverSlices(loop);
   const target = loopTargetNode(loop);
   const name = target?.type === 'identifier' ? target.text : null;
   const body = loop.node.childForFieldName('body')?.text ?? '';
   // `Model.id.in_(batch)` in the body, or `or_(*chunk)` of clauses: each item is a set of keys.
-  if (name && new RegExp(`\\.in_\\(\\s*${name}\\s*\\)|(^|[^\\w.])(or_|and_)\\(\\s*\\*\\s*${name}\\s*\\)`).test(body)) return true;
+  // (Tried only on a body that has the words: the pattern is tried at every offset of it.)
+  if (name && (body.includes('.in_(') || body.includes('or_(') || body.includes('and_(')) && new RegExp(`\\.in_\\(\\s*${name}\\s*\\)|(^|[^\\w.])(or_|and_)\\(\\s*\\*\\s*${name}\\s*\\)`).test(body)) return true;
   // A chunk of keys is handed on whole: never indexed (`row[0]` of a CSV row) nor asked for an
   // attribute (a row of a model called Batch).
-  const whole = !!name && !new RegExp(`(^|[^\\w.])${name}\\s*[.[]`).test(body);
+  const whole = !!name && !nameThen(body, name, INDEXED_OR_ATTRIBUTE);
   let it = unwrap(loop.iterable);
   // A parameter annotated as lists of lists (`batches: list[list[int]]`), each handed on whole.
   if (whole && it?.type === 'identifier' && loop.functionIndex >= 0) {

@@ -24,7 +24,7 @@
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { Effect } from '../../../analysis/summary.js';
-import { isNamedLookupCallee, type CallInfo, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
+import { assignmentsInLoop, augAssignmentsInLoop, isNamedLookupCallee, type CallInfo, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
 import { conditionalInFunction, exclusiveArms, insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { dictKeyGuard, soleFlagGuard } from '../../../semantic/guards.js';
 import { pendingHandleMethod } from '../../../semantic/syncDb.js';
@@ -74,8 +74,8 @@ export interface OpenSite {
 function loopWritesOwn(model: FileModel, call: CallInfo): boolean {
   const loop = call.loops[call.loops.length - 1]!;
   // An attribute or item set in the loop may be a row's: counted, to stay on the side of reporting.
-  if (model.assignments.some((a) => a.loops.includes(loop) && !/^[A-Za-z_]\w*$/.test(a.target))) return true;
-  if (model.augAssignments.some((a) => a.loops.includes(loop) && a.target.includes('.'))) return true;
+  if (assignmentsInLoop(model, loop).some((a) => !/^[A-Za-z_]\w*$/.test(a.target))) return true;
+  if (augAssignmentsInLoop(model, loop).some((a) => a.target.includes('.'))) return true;
   // A collection attribute changed in place (`order.tags.append(t)`), `setattr(order, k, v)`.
   return callsOf(model, call.functionIndex).some((c) => c !== call && c.loops.includes(loop)
     && (isWriteCall(model, c) || (c.calleeText === 'setattr' && !c.hasReceiver) || (COLLECTION_MUTATION.test(c.method) && (c.dottedReceiver ?? '').includes('.'))));
