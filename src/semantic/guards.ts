@@ -24,7 +24,7 @@
  * passes on (`passedArguments`), and the repo phase carries `outer`'s guard up the call graph.
  */
 import type { SyntaxNode } from '../parse/parser.js';
-import { ifsOf, type CallInfo, type FileModel } from './model.js';
+import { assignmentsOf, augAssignmentsOf, ifsOf, type CallInfo, type FileModel } from './model.js';
 import { conditionalWithin } from './controlFlow.js';
 
 interface Flag {
@@ -130,22 +130,24 @@ function flagsOf(model: FileModel, fnIndex: number): Map<string, Flag> | null {
   // Filling it in where the caller left it unset (`if shelf is None: shelf = find()`) keeps the
   // guard of those bodies: the value there is still the caller's whenever the caller passed one.
   if (flags) {
-    for (const a of model.assignments) {
-      if (a.functionIndex !== fnIndex) continue;
+    // The function's own assignments, grouped once per file (each function with flags scanned the file's).
+    const assignments = assignmentsOf(model, fnIndex);
+    const augAssignments = augAssignmentsOf(model, fnIndex);
+    for (const a of assignments) {
       const flag = flags.get(a.target);
       if (flag && !flag.on && inOwnUnsetBody(a.node, a.target, fn.node)) flag.filledIn = true;
       else flags.delete(a.target);
     }
-    for (const a of model.augAssignments) if (a.functionIndex === fnIndex) flags.delete(a.target);
+    for (const a of augAssignments) flags.delete(a.target);
     for (const a of model.unpackedAssignments) if (a.functionIndex === fnIndex) for (const n of a.names) flags.delete(n);
     // A copy under another name, bound once (`want_author = with_author`), tests the same flag.
     const bound = new Map<string, number>();
-    for (const a of model.assignments) if (a.functionIndex === fnIndex) bound.set(a.target, (bound.get(a.target) ?? 0) + 1);
+    for (const a of assignments) bound.set(a.target, (bound.get(a.target) ?? 0) + 1);
     const rebound = new Set<string>();
-    for (const a of model.augAssignments) if (a.functionIndex === fnIndex) rebound.add(a.target);
+    for (const a of augAssignments) rebound.add(a.target);
     for (const a of model.unpackedAssignments) if (a.functionIndex === fnIndex) for (const n of a.names) rebound.add(n);
-    for (const a of model.assignments) {
-      if (a.functionIndex !== fnIndex || a.value?.type !== 'identifier' || a.fromWith) continue;
+    for (const a of assignments) {
+      if (a.value?.type !== 'identifier' || a.fromWith) continue;
       const flag = flags.get(a.value.text);
       if (flag && !flag.filledIn && !flags.has(a.target) && bound.get(a.target) === 1 && !rebound.has(a.target) && !fn.params.some((p) => p.name === a.target)) {
         flags.set(a.target, flag);
@@ -733,6 +735,11 @@ const DICT_KEY_TEST = /^(not )?(?:(?:asbool|bool|[\w.]+\.asbool)\()?([A-Za-z_]\w
 /** A positive dict-key guard: `P{k}@position`, its unset form `P{k}@position-`. */
 const DICT_KEY_FLAG = /^([A-Za-z_]\w*)\{(\w+)\}$/;
 
+/** After `dict.get(`: a literal string key, then `)` or a `False`/`None` default (sticky). */
+const GET_KEY = /\s*[uU]?['"](\w+)['"]\s*(?:,\s*(?:False|None)\s*)?\)/y;
+const WORD_CHAR = /\w/;
+const NAME_START = /[A-Za-z_]/;
+
 /**
  * Flags for the keys of dict parameters that the function tests (`if data_dict.get('include_x'):`):
  * off unless a caller passes a dict literal holding the key (any other dict may hold it: on).
@@ -745,12 +752,21 @@ function dictKeyFlags(model: FileModel, fnIndex: number): Map<string, Flag> | nu
   if (!text.includes('.get(')) return null;
   let flags: Map<string, Flag> | null = null;
   const positions = positionalSlots(fn);
-  for (const m of text.matchAll(/\b([A-Za-z_]\w*)\.get\(\s*[uU]?['"](\w+)['"]\s*(?:,\s*(?:False|None)\s*)?\)/g)) {
-    const position = positions.get(m[1]!);
+  // `opts.get('key')`, `opts.get("key", False)`: found from each `.get(` (a pattern starting with the
+  // dict's name was tried at every offset of the body), the dict being the name right before it.
+  for (let at = text.indexOf('.get('); at >= 0; at = text.indexOf('.get(', at + 1)) {
+    let from = at;
+    while (from > 0 && WORD_CHAR.test(text[from - 1]!)) from--;
+    if (from === at || !NAME_START.test(text[from]!)) continue;
+    GET_KEY.lastIndex = at + 5;
+    const key = GET_KEY.exec(text)?.[1];
+    if (key === undefined) continue;
+    const dict = text.slice(from, at);
+    const position = positions.get(dict);
     if (position === undefined) continue;
-    const name = `${m[1]}{${m[2]}}`;
+    const name = `${dict}{${key}}`;
     // A parameter the function itself writes to or rebinds may hold keys no caller set.
-    if (flags?.has(name) || mutatesDict(text, m[1]!, m[2]!) || rebound(model, fnIndex, m[1]!)) continue;
+    if (flags?.has(name) || mutatesDict(text, dict, key) || rebound(model, fnIndex, dict)) continue;
     (flags ??= new Map()).set(name, { name, position, on: false, none: false });
   }
   return flags;

@@ -465,8 +465,21 @@ function classAttributeDomain(model: FileModel, target: string, fnIndex: number,
   return found ?? UNKNOWN;
 }
 
-/** A class and its bases (by name) among the classes of this file. */
-function classAndBases(model: FileModel, cls: string): Set<string> {
+const familyMemo = new WeakMap<FileModel, Map<string, ReadonlySet<string>>>();
+
+/**
+ * A class and its bases (by name) among the classes of this file; once per file and class (asked
+ * for every `self.<attr>` a domain follows, and each ask read every class's name from the tree).
+ */
+function classAndBases(model: FileModel, cls: string): ReadonlySet<string> {
+  let memo = familyMemo.get(model);
+  if (!memo) familyMemo.set(model, (memo = new Map()));
+  let family = memo.get(cls);
+  if (!family) memo.set(cls, (family = classAndBasesUncached(model, cls)));
+  return family;
+}
+
+function classAndBasesUncached(model: FileModel, cls: string): Set<string> {
   const out = new Set([cls]);
   const queue = [cls];
   while (queue.length) {

@@ -1596,6 +1596,19 @@ export function callsInLoop(model: FileModel, loopIndex: number): readonly CallI
   return byLoopOnce(callsByLoop, model, model.calls)[loopIndex] ?? [];
 }
 
+const assignmentsByFunction = new WeakMap<FileModel, Map<number, AssignmentInfo[]>>();
+const augAssignmentsByFunction = new WeakMap<FileModel, Map<number, AugAssignmentInfo[]>>();
+
+/** Assignments (and `with … as` bindings) of one function's own body, in the model's order; grouped once per file. */
+export function assignmentsOf(model: FileModel, fnIndex: number): readonly AssignmentInfo[] {
+  return groupedOnce(assignmentsByFunction, model, model.assignments, (a) => a.functionIndex).get(fnIndex) ?? [];
+}
+
+/** Augmented assignments of one function's own body, in the model's order; grouped once per file. */
+export function augAssignmentsOf(model: FileModel, fnIndex: number): readonly AugAssignmentInfo[] {
+  return groupedOnce(augAssignmentsByFunction, model, model.augAssignments, (a) => a.functionIndex).get(fnIndex) ?? [];
+}
+
 const ifsByFunction = new WeakMap<FileModel, Map<number, FileModel['ifs'][number][]>>();
 
 /** The `if` statements of one function (not of the functions nested in it), grouped once per file. */

@@ -72,13 +72,15 @@ export function stagedEffects(model: FileModel): Effect[][] {
   /** An imported module (`import os`, `import sys`): its attributes are no row. */
   const moduleImport = (name: string) => model.imports.get(name) === name;
   const stage = (fnIndex: number, target: string, node: { startIndex: number; startPosition: { row: number; column: number } }, call = false) => {
-    if (fnIndex < 0 || covered(fnIndex, node.startIndex) || runsOnce(model, fnIndex, node.startIndex)) return;
+    if (fnIndex < 0 || covered(fnIndex, node.startIndex)) return;
+    // `row.col = v`, `row.col[k] = v` (a JSON column changed in place), `row.*` (setattr): told
+    // from the target's text before asking whether the code runs once (most assignments are to names).
+    if (!call && !/\.(\w+|\*)$/.test(target) && !/^[\w.]+\.\w+\s*\[/.test(target)) return;
+    if (runsOnce(model, fnIndex, node.startIndex)) return;
     if (call) {
       keep(fnIndex, node.startIndex, { kind: STAGES, what: target, line: node.startPosition.row + 1, column: node.startPosition.column + 1 });
       return;
     }
-    // `row.col = v`, `row.col[k] = v` (a JSON column changed in place), `row.*` (setattr).
-    if (!/\.(\w+|\*)$/.test(target) && !/^[\w.]+\.\w+\s*\[/.test(target)) return;
     const base = /^\w+/.exec(target)?.[0] ?? '';
     const fn = model.functions[fnIndex]!;
     const direct = /^\w+\.(\w+|\*)(\s*\[.*)?$/s.test(target);

@@ -251,8 +251,6 @@ function rowQueries(model: FileModel, effects: Effect[][]): void {
   }
 }
 
-/** `self.name` read (not called, not assigned) in a method's own body. */
-const SELF_READ = /(?<![\w.])self\.([A-Za-z]\w*)(?!\w)(?!\s*\()(?!\s*=(?!=))/g;
 
 /** `ROW_READS`: the attributes of `self` a model method (or property) reads, once per method. */
 function rowReads(model: FileModel, effects: Effect[][]): void {
@@ -261,7 +259,8 @@ function rowReads(model: FileModel, effects: Effect[][]): void {
     const text = fn.body.text;
     if (!text.includes('self.')) return;
     const names = new Set<string>();
-    for (const m of text.matchAll(SELF_READ)) names.add(m[1]!);
+    // `self.name` read (not called, not assigned) in the method's own body.
+    for (const m of namesThen(text, 'self', ATTRIBUTE_READ)) names.add(m[1]!);
     if (names.size) effects[i]!.push({ kind: ROW_READS, what: [...names].slice(0, 40).join(','), line: fn.startLine, column: 1 });
   });
 }
