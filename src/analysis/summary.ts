@@ -175,6 +175,8 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
     if (!kept && receiverType === null) continue;
     const named = namedLookup(model, c);
     const repoCall = c.functionIndex >= 0 && (mayBeRepoCall(c) || receiverType !== null || named !== null);
+    // One trip into the parser for both ends' coordinates.
+    const end = c.node.endPosition;
     calls.push({
       calleeText: c.calleeText,
       qualifiedName: c.qualifiedName,
@@ -182,8 +184,8 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
       functionIndex: c.functionIndex,
       line: c.line,
       column: c.column,
-      endLine: c.node.endPosition.row + 1,
-      endColumn: c.node.endPosition.column + 1,
+      endLine: end.row + 1,
+      endColumn: end.column + 1,
       // `awaited` and `isWithItem` cost a parent lookup; only calls that may name a repo function need them.
       awaited: repoCall ? c.awaited : false,
       offloaded: c.offloaded,

@@ -18,6 +18,7 @@ import { leavesProcess } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { conditionalWithin, isThrottle } from '../../../semantic/controlFlow.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
+import { nameThen } from '../../../semantic/codeText.js';
 import { assignmentsInLoop, assignmentsTo, augAssignmentsInLoop, callAt, callsInLoop, callsOf, inTreeModule, isFlaskHandle, isNamedLookupCallee, receiverIs, resolveName, selfOffset, usesName } from '../../../semantic/model.js';
 import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
 import { LIBRARY_BULK_WRITES, LIBRARY_READS, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
@@ -1269,6 +1270,9 @@ function rowsOracle(model: FileModel): RowsOracle {
   return (expr, fnIndex, line) => rowsSource(model, expr, fnIndex, line) !== null;
 }
 
+/** After an item's name (`nameThen`: sticky): a foreign key read, `.owner_id` or `["owner_id"]`. */
+const FOREIGN_KEY_READ = /\s*(\.\s*\w+_id\b|\[\s*(['"])\w+_id\2\s*\])/y;
+
 /**
  * Does the call pass a foreign key of a loop's item (`job.owner_id`, `row["author_id"]`)? A
  * primary-key lookup by it fetches each item's parent: rows nothing has loaded yet, one SELECT
@@ -1282,7 +1286,7 @@ export function passesItemForeignKey(model: FileModel, call: CallInfo, loops: Lo
   if (!/_id\b/.test(args)) return false;
   for (const loop of loops) {
     for (const name of perIterationNames(model, loop)) {
-      if (new RegExp(`(^|[^\\w.])${name}\\s*(\\.\\s*\\w+_id\\b|\\[\\s*(['"])\\w+_id\\3\\s*\\])`).test(args)) return true;
+      if (nameThen(args, name, FOREIGN_KEY_READ)) return true;
     }
   }
   return false;

@@ -152,10 +152,13 @@ export function returnsOf(fn: FunctionInfo): SyntaxNode[] {
   let out = returnsMemo.get(fn);
   if (out) return out;
   out = [];
+  // A body without the word has no `return` to look for in the tree (many functions return nothing).
+  const body = fn.body;
+  const walk = body && body.text.includes('return') ? body.descendantsOfType(NESTED_OR_RETURN) : [];
   // One batch in document order (a JS walk crossed into the parser for every node of the body):
   // a nested def, class or lambda hides the returns inside it.
   let hiddenUntil = -1;
-  for (const n of fn.body?.descendantsOfType(NESTED_OR_RETURN) ?? []) {
+  for (const n of walk) {
     if (n.startIndex < hiddenUntil) continue;
     if (n.type === 'return_statement') out.push(n);
     else hiddenUntil = n.endIndex;

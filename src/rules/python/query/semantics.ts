@@ -108,12 +108,12 @@ export function perIterationNames(model: FileModel, loop: LoopInfo): Set<string>
       if (clause.type === 'for_in_clause') targetNames(clause.childForFieldName('left'), names);
     }
   }
-  for (const a of model.assignments) {
-    if (a.loops.includes(loop.index) && /^[A-Za-z_]\w*$/.test(a.target)) names.add(a.target);
+  for (const a of assignmentsInLoop(model, loop.index)) {
+    if (/^[A-Za-z_]\w*$/.test(a.target)) names.add(a.target);
   }
   // `user_id, label = pair` and `offset += 100` in the body: rebound on every iteration too.
   for (const u of model.unpackedAssignments) if (u.loops.includes(loop.index)) for (const n of u.names) names.add(n);
-  for (const a of model.augAssignments) if (a.loops.includes(loop.index) && /^[A-Za-z_]\w*$/.test(a.target)) names.add(a.target);
+  for (const a of augAssignmentsInLoop(model, loop.index)) if (/^[A-Za-z_]\w*$/.test(a.target)) names.add(a.target);
   // `if (uid := parse(key)):` binds per iteration as well.
   if (loop.node.text.includes(':=')) {
     for (const w of loop.node.descendantsOfType('named_expression')) {
