@@ -23,6 +23,7 @@ import { assignmentsTo, callAt, resolveName, variableRefs, selfOffset } from '..
 import type { Effect } from '../../../analysis/summary.js';
 import { classifyDbCall, loadedModel, type DbOp } from './dbCalls.js';
 import { callArgs, lastAssignment, unwrap } from './semantics.js';
+import { namesThen } from '../../../semantic/codeText.js';
 
 export const RESOLVES_ONE_ATTR = 'resolves_one_attr';
 export const PASSES_HELD_ATTR = 'passes_held_attr';
@@ -135,16 +136,24 @@ const CALL_SPAN = 12;
 
 /** Lines of `name.id` / `name.x_id` for the given names in a function's text. */
 function passedLines(text: string, startLine: number, names: string[]): number[] {
+  // Each name's reads found from its occurrences (a pattern that starts with a lookbehind is tried
+  // at every offset of the text); at most one name reads at a position (the whole name before the dot).
+  const at: number[] = [];
+  for (const name of names) for (const m of namesThen(text, name, ID_READ)) at.push(m.index - name.length);
+  at.sort((a, b) => a - b);
   const out: number[] = [];
   let line = startLine;
   let last = 0;
-  for (const m of text.matchAll(new RegExp(`(?<![\\w.])(?:${names.join('|')})\\.(?:id|\\w+_id)\\b`, 'g'))) {
-    for (let i = text.indexOf('\n', last); i >= 0 && i < m.index!; i = text.indexOf('\n', i + 1)) line++;
-    last = m.index!;
+  for (const index of at) {
+    for (let i = text.indexOf('\n', last); i >= 0 && i < index; i = text.indexOf('\n', i + 1)) line++;
+    last = index;
     out.push(line);
   }
   return out;
 }
+
+/** After a name (`namesThen`: sticky): `.id` or `.x_id`. */
+const ID_READ = /\.(?:id|\w+_id)\b/y;
 
 /** Is some line of the sorted list within `[from, to]`? */
 function anyWithin(lines: number[], from: number, to: number): boolean {

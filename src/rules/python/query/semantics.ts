@@ -180,7 +180,10 @@ function smallBoundedLoopUncached(model: FileModel, loop: LoopInfo): boolean {
   if (!name) return false;
   if (src.type === 'identifier' && loop.functionIndex >= 0) {
     // The function's own `**kwargs` or `*args`: as many as a call site writes out.
-    const params = model.functions[loop.functionIndex]!.node.childForFieldName('parameters')?.text ?? '';
+    // A header (`def` up to the body) without a `*` has no splat: the tree is asked only when it has one.
+    const fn = model.functions[loop.functionIndex]!;
+    const header = fn.body ? model.source.slice(fn.start, fn.body.startIndex) : '*';
+    const params = header.includes('*') ? fn.node.childForFieldName('parameters')?.text ?? '' : '';
     if (params.includes('*') && new RegExp(`(^|[(,\\s])\\*{1,2}\\s*${name}\\b`).test(params)) return true;
     if (boundOnceTo(model, name, loop, fixedByCode)) return true;
     // A setting read into a local before the loop (`intervals = current_app.config.get("X", [30, 15, 2])`).

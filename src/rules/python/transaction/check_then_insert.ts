@@ -416,30 +416,48 @@ function missingRegions(fnNode: SyntaxNode, look: Lookup): { from: number; to: n
   const missing = new RegExp(`^(not\\s+${n}|${n}\\s+is\\s+None|${n}\\s*==\\s*None)$`);
   const present = new RegExp(`^(${n}|${n}\\s+is\\s+not\\s+None)$`);
   const out: { from: number; to: number }[] = [];
-  const visit = (node: SyntaxNode) => {
-    if (out.length) return;
-    if (node.type === 'if_statement' && node.startIndex > look.node.endIndex) {
-      const cond = node.childForFieldName('condition')?.text.replace(/\s+/g, ' ').trim() ?? '';
-      const body = node.childForFieldName('consequence');
-      if (body && missing.test(cond)) {
-        out.push({ from: body.startIndex, to: body.endIndex });
-        return;
-      }
-      if (body && present.test(cond)) {
-        const alt = node.childForFieldName('alternative');
-        if (alt?.type === 'else_clause') out.push({ from: alt.startIndex, to: alt.endIndex });
-        const last = body.namedChildren.filter((c) => c.type !== 'comment').pop()?.type ?? '';
-        if (/^(return|raise)_statement$/.test(last)) out.push({ from: node.endIndex, to: fnNode.endIndex });
-        // `if tag: continue` in the loop of a get-or-create: the rest of the iteration.
-        else if (last === 'continue_statement' && look.loopEnd !== undefined) out.push({ from: node.endIndex, to: look.loopEnd });
-        if (out.length) return;
-      }
+  // The first `if` after the lookup, in the order a walk down the tree meets them, that tests it.
+  for (const node of ownIfs(fnNode)) {
+    if (node.startIndex <= look.node.endIndex) continue;
+    const cond = node.childForFieldName('condition')?.text.replace(/\s+/g, ' ').trim() ?? '';
+    const body = node.childForFieldName('consequence');
+    if (body && missing.test(cond)) {
+      out.push({ from: body.startIndex, to: body.endIndex });
+      return out;
     }
-    if (node.type === 'function_definition' && node.startIndex !== fnNode.startIndex) return;
-    for (const c of node.namedChildren) visit(c);
-  };
-  visit(fnNode);
+    if (body && present.test(cond)) {
+      const alt = node.childForFieldName('alternative');
+      if (alt?.type === 'else_clause') out.push({ from: alt.startIndex, to: alt.endIndex });
+      const last = body.namedChildren.filter((c) => c.type !== 'comment').pop()?.type ?? '';
+      if (/^(return|raise)_statement$/.test(last)) out.push({ from: node.endIndex, to: fnNode.endIndex });
+      // `if tag: continue` in the loop of a get-or-create: the rest of the iteration.
+      else if (last === 'continue_statement' && look.loopEnd !== undefined) out.push({ from: node.endIndex, to: look.loopEnd });
+      if (out.length) return out;
+    }
+  }
   return out;
+}
+
+const IF_OR_DEF = ['if_statement', 'function_definition'];
+const ownIfsMemo = new WeakMap<SyntaxNode, SyntaxNode[]>();
+
+/**
+ * The `if` statements under `fnNode`, in document order, not those of a def nested in it: one
+ * batch from the parser, once per function (a walk down the tree crossed into it for every
+ * node's children, for every lookup of the function).
+ */
+function ownIfs(fnNode: SyntaxNode): SyntaxNode[] {
+  let ifs = ownIfsMemo.get(fnNode);
+  if (ifs) return ifs;
+  ifs = [];
+  let hiddenUntil = -1;
+  for (const node of fnNode.descendantsOfType(IF_OR_DEF)) {
+    if (node.startIndex < hiddenUntil) continue;
+    if (node.type === 'if_statement') ifs.push(node);
+    else if (node.startIndex !== fnNode.startIndex) hiddenUntil = node.endIndex;
+  }
+  ownIfsMemo.set(fnNode, ifs);
+  return ifs;
 }
 
 /** Where an inline lookup found nothing: the branch of the `if` taken then, and after it when the other branch leaves. */

@@ -517,7 +517,16 @@ interface FunctionNodes {
   returned: Set<string>;
 }
 
+const functionNodesMemo = new WeakMap<SyntaxNode, FunctionNodes>();
+
+/** {@link functionNodesUncached}, once per function: `usedAfter` asks it several times per write and commit. */
 function functionNodes(fnNode: SyntaxNode): FunctionNodes {
+  let nodes = functionNodesMemo.get(fnNode);
+  if (!nodes) functionNodesMemo.set(fnNode, (nodes = functionNodesUncached(fnNode)));
+  return nodes;
+}
+
+function functionNodesUncached(fnNode: SyntaxNode): FunctionNodes {
   const returned = new Set<string>();
   for (const r of fnNode.descendantsOfType('return_statement')) {
     const v = r.namedChild(0);
