@@ -1901,13 +1901,23 @@ function identifiersNamed(node: SyntaxNode, name: string): SyntaxNode[] {
   const text = node.text;
   if (!/^[A-Za-z_]\w*$/.test(name) || !text.includes(name)) return out;
   const base = node.startIndex;
-  const re = new RegExp(`(?<!\\w)${name}(?!\\w)`, 'g');
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(text))) {
-    const id = node.descendantForIndex(base + m.index, base + m.index + name.length);
+  // Whole-word occurrences, found with indexOf (what `(?<!\w)name(?!\w)` finds, without trying
+  // the pattern at every offset of the text); the next search starts after a match.
+  for (let at = text.indexOf(name); at >= 0; ) {
+    if (isWordCode(text.charCodeAt(at - 1)) || isWordCode(text.charCodeAt(at + name.length))) {
+      at = text.indexOf(name, at + 1);
+      continue;
+    }
+    const id = node.descendantForIndex(base + at, base + at + name.length);
     if (id?.type === 'identifier' && id.text === name) out.push(id);
+    at = text.indexOf(name, at + name.length);
   }
   return out;
+}
+
+/** Is the UTF-16 code a `\w` character (ASCII letter, digit or `_`)? NaN (outside the text) is not. */
+function isWordCode(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
 }
 
 /**
