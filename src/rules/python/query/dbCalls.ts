@@ -1662,6 +1662,9 @@ function passedLoadedId(model: FileModel, call: CallInfo): PassedId | null {
     if (obj?.type !== 'identifier') continue;
     const a = lastAssignment(model, obj.text, call.functionIndex, call.line);
     if (!a || a.functionIndex !== call.functionIndex || !a.value) continue;
+    // `signal = get(signal_id=signal.id)`: the argument is the name's earlier value (a loop's
+    // item, a parameter), not what this assignment loads.
+    if (a.node.startIndex <= call.node.startIndex && a.node.endIndex >= call.node.endIndex) continue;
     const value = unwrap(a.value);
     if (value?.type !== 'call') continue;
     // A read in the value's chain (`db.scalars(select(Book)...).one()`) decides here; otherwise
