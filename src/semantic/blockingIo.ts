@@ -47,7 +47,7 @@ const METADATA_CHANGE = /^(os\.(unlink|remove|rmdir|chmod|chown|lchown|utime|ren
  * a config, a lease), unlike a network call or a tree copied. Per item of a loop it adds up.
  */
 export function isSingleFileOp(what: string): boolean {
-  return /^(open|io\.open|codecs\.open|Path\.(open|read_text|read_bytes|write_text|write_bytes)|file\.\w+)$/.test(what);
+  return /^(open|io\.open|codecs\.open|Path\.(open|read_text|read_bytes|write_text|write_bytes)|file\.\w+|(tempfile\.)?(NamedTemporaryFile|TemporaryFile|mkstemp|mkdtemp))$/.test(what);
 }
 
 /**
@@ -97,7 +97,7 @@ const BLOCKING_FUNCTIONS = new Map<string, Alternative>([
     'zipfile.ZipFile', 'fsspec.open', 'shelve.open', 'dbm.open', 'pickle.load',
     // A temporary file is a file on disk, made and opened now (a spooled one stays in memory until it grows).
     'tempfile.NamedTemporaryFile', 'tempfile.TemporaryFile', 'tempfile.mkstemp'].map((q): [string, Alternative] => [q, 'file']),
-  ...['tempfile.mkdtemp', 'tempfile.TemporaryDirectory'].map((q): [string, Alternative] => [q, 'path']),
+  ...['tempfile.mkdtemp', 'tempfile.TemporaryDirectory'].map((q): [string, Alternative] => [q, 'thread']),
   ...['os.listdir', 'os.scandir', 'os.walk', 'os.stat', 'os.lstat', 'os.remove', 'os.unlink', 'os.rename', 'os.renames', 'os.replace',
     'os.makedirs', 'os.mkdir', 'os.rmdir', 'os.removedirs', 'os.chmod', 'os.chown', 'os.truncate', 'os.read', 'os.write', 'os.fsync',
     'os.access', 'os.utime', 'glob.glob', 'glob.iglob'].map((q): [string, Alternative] => [q, 'path']),
@@ -362,7 +362,7 @@ function touchesDisk(model: FileModel, call: CallInfo, diskMethods: RegExp): boo
 }
 
 /** Types whose every method blocks appear in the file: type any method's receiver. */
-const ANY_METHOD_HINT = /urllib3|TextIOWrapper|Buffered(Reader|Writer|Random)|FileIO|typing\.(IO|TextIO|BinaryIO)|\bIO\b|TextIO|BinaryIO|boto3|pymongo|MongoClient|Elasticsearch|OpenSearch|openai|anthropic|sendgrid|SendGridAPIClient|slack_sdk|WebClient|twilio|QdrantClient|MilvusClient|HttpClient|\b(fd)?open\(/;
+const ANY_METHOD_HINT = /urllib3|TextIOWrapper|Buffered(Reader|Writer|Random)|FileIO|typing\.(IO|TextIO|BinaryIO)|\bIO\b|TextIO|BinaryIO|boto3|pymongo|MongoClient|Elasticsearch|OpenSearch|openai|anthropic|sendgrid|SendGridAPIClient|slack_sdk|WebClient|twilio|QdrantClient|MilvusClient|HttpClient|pysolr|\bSolr\b|\b(fd)?open\(/;
 const anyMethodHintMemo = new WeakMap<FileModel, boolean>();
 
 /** {@link ANY_METHOD_HINT} on the file's text, once per file (it was asked once per call). */
@@ -393,6 +393,13 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
     case 'call': {
       const callee = callAt(model, node);
       const q = callee?.qualifiedName;
+      // `MEDIA.joinpath("thumbs")`, `Path(__file__).resolve()`: a path's method that gives a path,
+      // whatever name the callee resolves to.
+      const fnNode = node.childForFieldName('function');
+      if (fnNode?.type === 'attribute' && PATH_RETURNING.has(fnNode.childForFieldName('attribute')?.text ?? '') && depth < 14) {
+        const base = fnNode.childForFieldName('object');
+        if (base && typeOfExpression(model, base, fnIndex, line, depth + 1) === 'pathlib.Path') return 'pathlib.Path';
+      }
       if (!q) {
         // `bundle.latest()` on an instance of a class of this file: the method's return annotation.
         const fn = node.childForFieldName('function');
@@ -400,13 +407,16 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
         const name = fn?.childForFieldName('attribute')?.text;
         // SendGrid's path segment builder (`domains._(domain_id)`): the same request builder.
         if (name === '_' && obj && depth < 6 && typeOfExpression(model, obj, fnIndex, line, depth + 1) === SENDGRID_TYPE) return SENDGRID_TYPE;
-        const objType = obj && name && depth < 10 ? typeOfExpression(model, obj, fnIndex, line, depth + 1) : null;
+        const objType = obj && name && depth < 14 ? typeOfExpression(model, obj, fnIndex, line, depth + 1) : null;
         // `Path(__file__).resolve().parent`, `base.expanduser()`: a path's methods that give a path.
         if (objType === 'pathlib.Path' && PATH_RETURNING.has(name!)) return objType;
         return obj && name && depth < 4 ? memberType(model, objType, name, false) : null;
       }
       if (PATH_TYPES.has(q)) return 'pathlib.Path';
       if (q === 'pathlib.Path.cwd' || q === 'pathlib.Path.home') return 'pathlib.Path';
+      // `Path(__file__).resolve()` resolved by name: a path's method that gives a path.
+      const dot = q.lastIndexOf('.');
+      if (dot > 0 && PATH_TYPES.has(q.slice(0, dot)) && PATH_RETURNING.has(q.slice(dot + 1))) return 'pathlib.Path';
       // `open(...)` gives a file object (flake8-async's `typed_calls["open"]`).
       if (q === 'builtins.open' || q === 'io.open' || q === 'codecs.open' || q === 'os.fdopen') return 'io.TextIOWrapper';
       return q;
@@ -415,7 +425,7 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
       let t = valueTypeOf(model, node.text, fnIndex, line);
       // Names bound to names (`MEDIA = BASE_DIR / "media"`, `BASE_DIR = Path(__file__).resolve().parent`)
       // are followed a few assignments deep: each costs several levels of the expression walk.
-      if (!t && depth < 8) {
+      if (!t && depth < 12) {
         // `p = base / "name"`, `f = ff`: the type of the assigned expression.
         const a = lastLocalAssignment(model, node.text, fnIndex, line);
         if (a?.value && !(a.value.type === 'identifier' && a.value.text === node.text)) t = typeOfExpression(model, a.value, a.functionIndex, a.line - 1, depth + 1);
@@ -432,6 +442,13 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
             if (path === 'pathlib.Path') t = path;
           }
         }
+      }
+      // A call's text the value typer could not name (`Path("~/x").expanduser`): its assigned
+      // expression may still be a path (`p = Path("~/x").expanduser()`).
+      if (t && (t.includes('(') || PATH_RETURNING.has(t.slice(t.lastIndexOf('.') + 1))) && depth < 12) {
+        const a = lastLocalAssignment(model, node.text, fnIndex, line)
+          ?? (fnIndex >= 0 && !model.functions[fnIndex]!.params.some((p) => p.name === node.text) ? lastLocalAssignment(model, node.text, -1, Number.MAX_SAFE_INTEGER) : null);
+        if (a?.value && typeOfExpression(model, a.value, a.functionIndex, a.line - 1, depth + 1) === 'pathlib.Path') t = 'pathlib.Path';
       }
       if (t === 'builtins.open' || t === 'io.open' || t === 'codecs.open' || t === 'os.fdopen') t = 'io.TextIOWrapper';
       return t && PATH_TYPES.has(t) ? 'pathlib.Path' : t;
