@@ -24,7 +24,7 @@
 import { callAt, callsOf, resolveImported, type AssignmentInfo, type CallInfo, type FileModel, type FunctionInfo, selfOffset } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import type { Effect } from '../../../analysis/summary.js';
-import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
+import { callGraphOf, siteCalls, type FnRef } from '../../../analysis/callgraph.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { assignmentsByFunction, callArgs, isCommitCall, modelOfObject, transactionRegions, unwrap, type TransactionRegion } from './semantics.js';
@@ -116,6 +116,7 @@ export const enqueueBeforeCommit: FileRule & RepoRule = {
           continue;
         }
         if (site.caller) {
+          if (sendsNothing(graph, ref, e.line, e.column)) continue;
           ctx.report({
             path: file.path,
             location: { line: e.line, column: e.column, endLine: site.endLine, endColumn: site.endColumn },
@@ -125,7 +126,7 @@ export const enqueueBeforeCommit: FileRule & RepoRule = {
           continue;
         }
         const provider = graph.resolveQualified(site.provider);
-        if (!provider || !graph.reaches(provider, MAY_COMMIT_EFFECT, 'any')) continue;
+        if (!provider || !graph.reaches(provider, MAY_COMMIT_EFFECT, 'any') || sendsNothing(graph, ref, e.line, e.column)) continue;
         const providerName = graph.function(provider).name;
         ctx.report({
           path: file.path,
@@ -399,6 +400,8 @@ const BLOCK_ENQUEUES = new Set([BLOCK_ENQUEUE]);
 
 interface BlockEnqueue {
   session: string;
+  /** Calls in the block before the job that are handed the session (`save(s)`): one may commit it. */
+  handed?: [number, number][];
   name: string;
   writeLine: number;
   call: string;
@@ -428,9 +431,13 @@ export function collectBlockEnqueues(model: FileModel): Effect[][] {
         const region: TransactionRegion = { kind: 'begin', start: w.node, commit: null, from: w.bodyStart, to: w.bodyEnd, fnIndex: w.functionIndex, session: item.alias, startLine: w.node.startPosition.row + 1, endLine: w.node.endPosition.row + 1 };
         const hit = [...writtenBefore(model, region, call)].find(([name]) => named.has(name));
         if (!hit) continue;
+        const alias = item.alias;
+        const handed = body.filter((c) => c.node.startIndex < call.node.startIndex
+          && (c.node.childForFieldName('arguments')?.namedChildren ?? []).some((x) => (x.type === 'keyword_argument' ? x.childForFieldName('value') : x)?.text === alias));
         const site: BlockEnqueue = {
-          session: item.alias, name: hit[0], writeLine: hit[1], call: call.calleeText, line: call.line, column: call.column,
+          session: alias, name: hit[0], writeLine: hit[1], call: call.calleeText, line: call.line, column: call.column,
           endLine: call.node.endPosition.row + 1, endColumn: call.node.endPosition.column + 1,
+          ...(handed.length ? { handed: handed.map((c): [number, number] => [c.line, c.column]) } : {}),
         };
         out[w.functionIndex]!.push({ kind: BLOCK_ENQUEUE, what: JSON.stringify(site), line: provider.line, column: provider.column });
         break;
@@ -438,6 +445,14 @@ export function collectBlockEnqueues(model: FileModel): Effect[][] {
     }
   }
   return out;
+}
+
+/**
+ * Is the "enqueue" a function of the repo (`outbox.enqueue(db, "user_created", user.id)`, a
+ * transactional outbox that only stages a row): no job leaves for a broker here.
+ */
+function sendsNothing(graph: ReturnType<typeof callGraphOf>, ref: FnRef, line: number, column: number): boolean {
+  return graph.callees(ref).some((edge) => edge.call.line === line && edge.call.column === column && !edge.weak);
 }
 
 /**
@@ -455,6 +470,10 @@ function reportBlockEnqueues(ctx: RepoRuleContext, graph: ReturnType<typeof call
       const provider = call ? graph.resolveCall(ref.file, call) : null;
       if (!provider || !graph.function(provider).isGenerator || !graph.ownEffects(provider).some((p) => p.kind === COMMITS_YIELDED)) continue;
       const site = JSON.parse(e.what) as BlockEnqueue;
+      // A helper handed the session before the job may commit it (`save(s)`): then the row is in.
+      const handed = new Set((site.handed ?? []).map(([l, c]) => `${l}:${c}`));
+      if (handed.size && graph.callees(ref).some((edge) => handed.has(`${edge.call.line}:${edge.call.column}`) && graph.reaches(edge.to, MAY_COMMIT_EFFECT, 'any'))) continue;
+      if (sendsNothing(graph, ref, site.line, site.column)) continue;
       ctx.report({
         path: file.path,
         location: { line: site.line, column: site.column, endLine: site.endLine, endColumn: site.endColumn },
