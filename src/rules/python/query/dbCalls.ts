@@ -1621,6 +1621,14 @@ function chainTop(node: SyntaxNode): SyntaxNode {
 /** `session.get(Job, job_id)` / `select(Job).where(Job.id == job_id)` where `job_id` is a parameter. */
 function reloadedParam(model: FileModel, call: CallInfo, op: DbOp): string | null {
   const fn = model.functions[call.functionIndex]!;
+  // On a session the function opens itself (`with Maker() as s:`, `s = Maker()`): the caller's
+  // object belongs to another session, which this one cannot use; reading the row again is needed.
+  const head = call.dottedReceiver?.split('.')[0];
+  if (head && head !== 'self' && !fn.params.some((p) => p.name === head)) {
+    const opened = call.withs.some((wi) => model.withs[wi]!.items.some((i) => i.alias === head && unwrap(i.value)?.type === 'call'))
+      || (lastAssignment(model, head, call.functionIndex, call.line)?.value?.type === 'call');
+    if (opened) return null;
+  }
   // `session.query(Order)` of a legacy `Query` chain: its one entity.
   const queried = call.method === 'query' && callArgs(call.node).positional.length === 1 ? callArgs(call.node).positional[0]! : null;
   const entity = loadedModel(model, call, op) ?? (queried && isModelName(queried) ? (queried.type === 'attribute' ? queried.childForFieldName('attribute')!.text : queried.text) : null);
@@ -1634,6 +1642,9 @@ function reloadedParam(model: FileModel, call: CallInfo, op: DbOp): string | nul
     // (`db.query(Order).filter(Order.id == i).one()`, `.filter_by(id=i).first()`): a `Query` by
     // id always goes to the database, unlike `get()`.
     const top = chainTop(call.node);
+    // A legacy chain that narrows what it reads (`.with_entities(Order.total)`, `.value(...)`,
+    // `.count()`, a bulk `.update()`/`.delete()`): not the row again.
+    if (!op.statement && /\.\s*(with_entities|values?|count|exists|update|delete|add_columns)\s*\(/.test(top.text)) return null;
     const text = [...(op.statement ? [op.statement.root.text, ...op.statement.chainCalls.map((c) => c.text)] : []), top.text].join(' ');
     const m = new RegExp(`\\b${entity}\\.id\\s*==\\s*([A-Za-z_]\\w*)\\b(?!\\s*[.(\\[])`).exec(text)
       ?? /\bfilter_by\(\s*id\s*=\s*([A-Za-z_]\w*)\s*\)/.exec(top.text);
