@@ -26,7 +26,7 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { assignmentsInLoop, augAssignmentsInLoop, isNamedLookupCallee, type CallInfo, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
 import { conditionalInFunction, exclusiveArms, insideNestedFunction } from '../../../semantic/controlFlow.js';
-import { dictKeyGuard, soleFlagGuard } from '../../../semantic/guards.js';
+import { dictKeyGuard, flagGuard, soleFlagGuard } from '../../../semantic/guards.js';
 import { pendingHandleMethod } from '../../../semantic/syncDb.js';
 import { externalCall, outsideEffect, spawnedTask } from '../../../semantic/externalCalls.js';
 import { leavesAfter, notPerRow, perItemLoops } from '../query/semantics.js';
@@ -155,7 +155,12 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     // A request a cache answers after its first time (`@cached(TTLCache(...))`, `lru_cache`, a
     // guard on a module-level cache) waits once per process or period, not inside every transaction.
     // A request started as a task of its own (`asyncio.create_task(client.post(...))`) is waited on by nobody here.
-    if (!call.offloaded && externalCall(model, call)?.kind === 'network' && !isMemoisedCall(model, call) && !spawnedTask(call.node)) effects[call.functionIndex]!.push({ kind: NETWORK_EFFECT, what: externalCall(model, call)!.what, ...at });
+    // Under a flag of the function's own (`if urgent: requests.post(...)`): the guard says which
+    // calls reach it (a caller that leaves the flag off sends nothing).
+    if (!call.offloaded && externalCall(model, call)?.kind === 'network' && !isMemoisedCall(model, call) && !spawnedTask(call.node)) {
+      const guard = flagGuard(model, call.node, call.functionIndex);
+      effects[call.functionIndex]!.push({ kind: NETWORK_EFFECT, what: externalCall(model, call)!.what, ...at, ...(guard ? { guard } : {}) });
+    }
     // A cache being filled (a registry built on first use, `if _actions: return ...` then the
     // plugins asked once) acts outside once per process, not on every call.
     const outside = outsideEffect(model, call);

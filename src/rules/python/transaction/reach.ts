@@ -7,6 +7,7 @@ import type { RepoRuleContext } from '../../types.js';
 import type { Severity } from '../../../types.js';
 import { CLOSE_EFFECT, COMMIT_EFFECT, ROLLBACK_EFFECT, TXN_OPEN_CALL, type OpenSite } from './effects.js';
 import { FLUSH_EFFECT, PK_QUERY_EFFECT, QUERY_EFFECT, RELOAD_EFFECT, WRITE_EFFECT } from '../query/dbCalls.js';
+import { MAY_COMMIT_EFFECT } from './missing_commit.js';
 
 const TXN_OPEN_CALLS: ReadonlySet<string> = new Set([TXN_OPEN_CALL]);
 
@@ -27,11 +28,17 @@ export function reportInTransactionCalls(
   const graph = callGraphOf(ctx.index);
   const always = alwaysOnly ? alwaysReaches(graph, kind) : null;
   for (const { ref, file, fn, site, call, to } of siteCalls(graph, TXN_OPEN_CALLS)) {
-    const reach = graph.effectOf(to, kind, 'any');
+    // In the read-only spans (`only`): what this call reaches with the flags it passes (a branch
+    // behind `if urgent:` left off calls nothing), through no task it starts without waiting.
+    const reach = reads === 'only' ? graph.effectsOfCall(ref, call, to, 'any').get(kind) : graph.effectOf(to, kind, 'any');
     if (!reach || (always && !always(to))) continue;
     const open = JSON.parse(site.what) as OpenSite;
     if (open.kind === 'read' && (!reads || (reads === 'pending' && !open.pending))) continue;
-    if (reads === 'only' && open.kind !== 'read') continue;
+    if (reads === 'only') {
+      if (open.kind !== 'read' || call.spawned || reach.steps.some((s) => s.call?.spawned || s.call?.background)) continue;
+      // A helper that may commit or roll back (its own `save()` before posting): the span may be over by then.
+      if (graph.reaches(to, COMMIT_EFFECT, 'any') || graph.reaches(to, ROLLBACK_EFFECT, 'any') || graph.reaches(to, MAY_COMMIT_EFFECT, 'any')) continue;
+    }
     const weak = reach.weak || call.receiverType === UNTYPED;
     const where = open.kind === 'begin' ? `inside \`${open.session}.${open.block ?? 'begin'}()\``
       : open.kind === 'read' && open.pending ? `between the change of \`${open.pending.what}\` (line ${open.pending.line}) and the commit of \`${open.session}\` (line ${open.to})`
