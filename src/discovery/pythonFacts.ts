@@ -574,12 +574,20 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
       // `item_cache = ItemCache()` where the class of this file makes a session in its
       // `__init__` (`self.session = SessionLocal()`): one instance, one session, at import.
       const cls = owner ? undefined : a.value.childForFieldName('function')?.text;
-      const init = cls && /^[A-Z]\w*$/.test(cls) ? model.functions.find((f) => f.className === cls && f.name === '__init__' && f.parent < 0) : undefined;
-      const inner = init ? model.assignments.find((x) => x.functionIndex === init.index && /^self\.\w+$/.test(x.target) && x.value?.type === 'call'
-        && (x.value.childForFieldName('arguments')?.namedChildren.filter((c) => c.type !== 'comment').length ?? 1) === 0) : undefined;
-      if (inner?.value) {
+      // Not a `threading.local` subclass: its `__init__` runs again in every thread.
+      const def = cls && /^[A-Z]\w*$/.test(cls) ? model.source.match(new RegExp(`^class\\s+${cls}\\s*(\\([^)]*\\))?\\s*:`, 'm'))?.[1] ?? '' : null;
+      const init = def !== null && !/\blocal\b/.test(def) ? model.functions.find((f) => f.className === cls && f.name === '__init__' && f.parent < 0) : undefined;
+      // Each `self.x = Factory()` of it: which one makes a session, the project context decides.
+      const inner = init ? model.assignments.filter((x) => x.functionIndex === init.index && /^self\.\w+$/.test(x.target) && x.value?.type === 'call'
+        && (x.value.childForFieldName('arguments')?.namedChildren.filter((c) => c.type !== 'comment').length ?? 1) === 0) : [];
+      if (inner.length) {
+        for (const x of inner.slice(1)) {
+          const callee = x.value!.childForFieldName('function')?.text ?? '';
+          const q = /^[A-Za-z_][\w.]*$/.test(callee) ? resolveImported(model, callee) : null;
+          if (q) (facts.moduleCalls ??= []).push({ name: a.target, callee: q, line: a.line, holder: cls!, madeInInit: true });
+        }
         holder = cls;
-        made = inner.value;
+        made = inner[0]!.value!;
         madeInInit = true;
       } else if (args.length !== 0) continue;
     }
