@@ -18,6 +18,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { assignmentsTo, callAt, callsOf, type CallInfo, type FileModel } from '../../../semantic/model.js';
+import { exclusiveArms } from '../../../semantic/controlFlow.js';
 import { asyncHandles, type AsyncHandleTest as SessionTest } from '../../../semantic/asyncSessions.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import { callArgs, unwrap } from '../query/semantics.js';
@@ -220,6 +221,13 @@ function sessionsUsed(model: FileModel, call: SyntaxNode, fnIndex: number, isSes
   return out;
 }
 
+/** Is `name` bound inside loop `loop` (an assignment or a `with ... as name` in its body)? */
+function sessionMadeIn(model: FileModel, name: string, loop: number, fnIndex: number): boolean {
+  if (assignmentsTo(model, name).some((a) => a.functionIndex === fnIndex && a.loops.includes(loop))) return true;
+  const node = model.loops[loop]?.node;
+  return !!node && model.withs.some((w) => w.functionIndex === fnIndex && w.node.startIndex > node.startIndex && w.node.endIndex <= node.endIndex && w.items.some((i) => i.alias === name));
+}
+
 /** The session two or more coroutines of a `gather` share, and how they were written; null when none. */
 function gatheredSession(model: FileModel, gather: CallInfo, isSession: SessionTest): { name: string; kind: string; how: string } | null {
   const fnIndex = gather.functionIndex;
@@ -264,13 +272,35 @@ function gatheredSession(model: FileModel, gather: CallInfo, isSession: SessionT
   }
   const seen = new Map<string, { kind: string; count: number; perItem?: string }>();
   // An append in a loop the gather is not in adds one coroutine per item: two or more.
-  const items = [...positional.map((arg) => ({ arg, many: false })), ...appended.map((c) => ({ arg: callArgs(c.node).positional[0] ?? null, many: c.loops.some((l) => !gather.loops.includes(l)) }))];
-  for (const { arg, many } of items) {
+  const fnBody = fnIndex >= 0 ? model.functions[fnIndex]!.body : null;
+  // Appends in arms of one `if` that exclude each other (`if fast: tasks.append(a(s)) else:
+  // tasks.append(b(s))`) add one coroutine between them, not two: per session, only the appends
+  // that can all run on one path count.
+  const onPath = new Map<string, CallInfo[]>();
+  const items = [
+    ...positional.map((arg) => ({ arg, many: false, loop: -1, append: null as CallInfo | null })),
+    ...appended.map((c) => {
+      const loop = c.loops.find((l) => !gather.loops.includes(l)) ?? -1;
+      return { arg: callArgs(c.node).positional[0] ?? null, many: loop >= 0, loop, append: c };
+    }),
+  ];
+  for (const { arg, many, loop, append } of items) {
     let c = unwrap(arg);
-    // `ensure_future(load(session, 1))` in the list: the coroutine it wraps.
-    if (c?.type === 'call' && /^(asyncio\.)?(ensure_future|create_task)$/.test(c.childForFieldName('function')?.text ?? '')) c = unwrap(callArgs(c).positional[0] ?? null);
+    // `ensure_future(load(session, 1))` in the list: the coroutine it wraps. Started in a loop,
+    // it is the task-in-a-loop finding already (reported at the `create_task`).
+    if (c?.type === 'call' && /^(asyncio\.)?(ensure_future|create_task)$/.test(c.childForFieldName('function')?.text ?? '')) {
+      if (many) continue;
+      c = unwrap(callArgs(c).positional[0] ?? null);
+    }
     if (c?.type !== 'call') continue;
     for (const u of sessionsUsed(model, c, fnIndex, isSession)) {
+      // A session made in the loop's own iteration (`s = Maker()` there): one per item, not shared.
+      if (many && sessionMadeIn(model, u.name, loop, fnIndex)) continue;
+      if (append && !many) {
+        const chosen = onPath.get(u.name) ?? [];
+        if (chosen.some((o) => exclusiveArms(o.node, append.node, fnBody))) continue;
+        onPath.set(u.name, [...chosen, append]);
+      }
       const s = seen.get(u.name) ?? { kind: u.kind, count: 0 };
       s.count += many ? 2 : 1;
       if (many) s.perItem ??= callAt(model, c)?.calleeText ?? 'coroutine';
