@@ -82,7 +82,48 @@ export function spawnedTask(node: SyntaxNode): boolean {
   const args = node.parent;
   if (args?.type !== 'argument_list') return false;
   const spawner = args.parent;
-  return spawner?.type === 'call' && TASK_SPAWNER.test(spawner.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '');
+  if (spawner?.type !== 'call' || !TASK_SPAWNER.test(spawner.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '')) return false;
+  return !taskWaitedFor(spawner);
+}
+
+/** Calls that wait for the tasks handed to them when awaited. */
+const TASK_WAITERS = /(^|\.)(gather|wait|wait_for|shield|as_completed)$/;
+/** `async with` items that wait for every task started in the block when it ends. */
+const TASK_GROUP = /(^|\.)(TaskGroup|create_task_group|open_nursery)\s*\(/;
+
+/**
+ * Does the function that starts the task wait for it before it goes on past the code around it:
+ * the task awaited where it is made (`await create_task(f())`), handed to an awaited `gather` /
+ * `wait` (`await gather(create_task(a()), ensure_future(b()))`), bound to a name the function
+ * awaits or gathers later (`t = create_task(f()); ...; await t`), or started in a task group
+ * (`async with TaskGroup() as tg: tg.create_task(f())`) whose block ends without a `yield` in it
+ * (a lifespan that yields inside the block serves requests beside the task)?
+ */
+function taskWaitedFor(spawner: SyntaxNode): boolean {
+  let up = spawner.parent;
+  while (up && (up.type === 'parenthesized_expression' || up.type === 'list' || up.type === 'tuple' || up.type === 'list_splat')) up = up.parent;
+  if (up?.type === 'await') return true;
+  if (up?.type === 'argument_list') {
+    const waiter = up.parent;
+    if (waiter?.type === 'call' && TASK_WAITERS.test(waiter.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '') && waiter.parent?.type === 'await') return true;
+  }
+  let fn: SyntaxNode | null = spawner.parent;
+  while (fn && fn.type !== 'function_definition') fn = fn.parent;
+  if (up?.type === 'assignment' && up.childForFieldName('left')?.type === 'identifier' && fn) {
+    const name = up.childForFieldName('left')!.text;
+    const after = fn.text.slice(up.endIndex - fn.startIndex);
+    const word = `\\b${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`;
+    if (new RegExp(`\\bawait\\s+${word}|\\bawait\\s+[\\w.]*(gather|wait|wait_for|shield)\\s*\\([^\\n]*${word}`).test(after)) return true;
+  }
+  // `tg.create_task(...)` / `tg.start_soon(...)` on the alias of a task group's `async with`.
+  const receiver = spawner.childForFieldName('function')?.childForFieldName('object')?.text;
+  for (let p: SyntaxNode | null = spawner.parent; p && p !== fn; p = p.parent) {
+    if (p.type !== 'with_statement') continue;
+    const clause = p.namedChildren.find((c) => c.type === 'with_clause');
+    const group = clause?.namedChildren.find((i) => TASK_GROUP.test(i.text) && (receiver === undefined || new RegExp(`\\bas\\s+${receiver}\\s*$`).test(i.text)));
+    if (group) return !(p.childForFieldName('body')?.descendantsOfType('yield').length);
+  }
+  return false;
 }
 
 export function externalCall(model: FileModel, call: CallInfo): ExternalCall | null {
