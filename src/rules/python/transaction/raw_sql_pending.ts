@@ -133,6 +133,13 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
     const call = ev.call!;
     // A session handed to a helper: it may flush or commit.
     for (const key of sessions.keys()) if (passes(call, key)) sessions.delete(key);
+    // A Flask-SQLAlchemy query-property read (`Comment.query.filter_by(...).count()`) is an ORM
+    // statement on the extension's `db.session`: it autoflushes it.
+    const flaskRead = flaskQueryRead(model, call, modelNames);
+    if (flaskRead) {
+      sessions.get(flaskRead.session)?.pending.clear();
+      continue;
+    }
     const key = receiverKey(call) ?? connectionOf(call);
     if (!key) continue;
     const alias = sessionAlias(model, key, fnIndex, call.line);
@@ -283,6 +290,18 @@ function stagedModels(model: FileModel, call: CallInfo, fnIndex: number, modelNa
   return out;
 }
 
+/**
+ * A read through a model's Flask-SQLAlchemy query property, the outermost call of its chain
+ * (`Post.query.get_or_404(i)`, `Post.query.filter_by(...).first()`, `.first_or_404()`,
+ * `.filter(...).one()`, `.count()`), in a file with one extension object: the `db.session` key and the model.
+ */
+function flaskQueryRead(model: FileModel, call: CallInfo, modelNames: Set<string>): { session: string; model: string } | null {
+  if (model.flaskDbHandles.size !== 1 || call.node.parent?.type === 'attribute') return null;
+  const m = /^(?:[\w.]*\.)?([A-Z]\w*)\.query\s*\./.exec(call.node.text);
+  if (!m || !modelNames.has(m[1]!) || !flaskSessionRead(model, call) && !/\.(get|get_or_404|first|first_or_404|one|one_or_none|all|count|scalar|paginate)\s*\([^()]*\)\s*$/.test(call.node.text)) return null;
+  return { session: `${[...model.flaskDbHandles][0]!}.session`, model: m[1]! };
+}
+
 /** Was `obj` loaded through a database handle in this function? The handle and the model. */
 function loadedThrough(model: FileModel, obj: string, fnIndex: number, line: number, loops: number[], modelNames: Set<string>): { session: string; model: string } | null {
   const found = objectSource(model, obj, fnIndex, line, loops, true);
@@ -293,12 +312,8 @@ function loadedThrough(model: FileModel, obj: string, fnIndex: number, line: num
   // Flask-SQLAlchemy's query property (`Post.query.get_or_404(pid)`, `Post.query.filter_by(...).first()`):
   // a read on the extension's `db.session`.
   const read = source.type === 'call' ? callAt(model, source) : undefined;
-  const flask = read ? flaskSessionRead(model, read) : null;
-  if (flask) {
-    const named = /^(?:[\w.]*\.)?([A-Z]\w*)\.query\b/.exec(text)?.[1];
-    modelName ??= named && modelNames.has(named) ? named : null;
-    return modelName ? { session: flask, model: modelName } : null;
-  }
+  const flask = read ? flaskQueryRead(model, read, modelNames) : null;
+  if (flask) return { session: flask.session, model: modelName ?? flask.model };
   const m = LOAD_CALL.exec(text);
   if (!m) return null;
   if (!modelName) {
