@@ -111,7 +111,24 @@ export const scopeTooNarrow: FileRule & RepoRule = {
         // later change, committed with it (`running` committed for the UI, then `done` and its
         // history row together).
         const changed = new Set(statusSet.map((a) => a.target));
-        const restated = audit && model.assignments.some((a) => isStatus(a) && changed.has(a.target) && a.node.startIndex > first.node.endIndex && a.node.startIndex < audit.node.startIndex);
+        // Only a restatement on every path to the audit row (its block holds the row's `add`): one
+        // under an `if` the row's path may skip leaves the row recording the first change.
+        const holdsAudit = (n: SyntaxNode) => audit!.node.startIndex >= n.startIndex && audit!.node.endIndex <= n.endIndex;
+        const onPath = (a: { node: SyntaxNode; target: string }) => {
+          let block: SyntaxNode | null = a.node.parent;
+          while (block && block.type !== 'block' && block.type !== 'module') block = block.parent;
+          if (!block) return false;
+          if (holdsAudit(block)) return true;
+          // Set in every arm of the `try`/`except` or `if`/`else` around it (`done` in the body,
+          // `failed` in the handler): on every path as well.
+          const stmt = block.parent;
+          const arms = stmt?.type === 'try_statement' ? [stmt.childForFieldName('body'), ...stmt.namedChildren.filter((c) => c.type === 'except_clause')]
+            : stmt?.type === 'if_statement' && stmt.namedChildren.some((c) => c.type === 'else_clause') ? [stmt.childForFieldName('consequence'), ...stmt.namedChildren.filter((c) => c.type === 'elif_clause' || c.type === 'else_clause')]
+              : null;
+          const sets = new RegExp(`(^|\\n)\\s*${a.target.replace(/\./g, '\\.')}\\s*=(?!=)`);
+          return !!stmt && !!arms && stmt.parent !== null && holdsAudit(stmt.parent) && arms.every((arm) => !!arm && sets.test(arm.text));
+        };
+        const restated = audit && model.assignments.some((a) => isStatus(a) && changed.has(a.target) && a.node.startIndex > first.node.endIndex && a.node.startIndex < audit.node.startIndex && onPath(a));
         if (audit && !restated) {
           ctx.report({
             node: first.node,
