@@ -32,11 +32,11 @@ describe('execution context', () => {
     expect(evidence('shop/tasks/reindex_vendors.py:11 PA107')).toMatch(/__main__/);
     expect(got.get('shop/tasks/vendor_sync.py:11 PA107')).toMatchObject({ advisory: false, severity: 'low' });
     expect(got.get('shop/tasks/stock_worker.py:12 PA107')).toMatchObject({ advisory: false, severity: 'low' });
-    expect(evidence('shop/app.py:36 PA301')).toMatch(/startup/);
+    expect(evidence('shop/app.py:37 PA301')).toMatch(/startup/);
     // A task the lifespan starts runs beside the requests: not startup code.
-    expect(got.get('shop/app.py:25 PA301')).toMatchObject({ advisory: false, downgrades: [] });
+    expect(got.get('shop/app.py:26 PA301')).toMatchObject({ advisory: false, downgrades: [] });
     // One it awaits before serving is startup code still.
-    expect(evidence('shop/app.py:31 PA301')).toMatch(/startup/);
+    expect(evidence('shop/app.py:32 PA301')).toMatch(/startup/);
     expect(evidence('shop/commands.py:20 PA404')).toMatch(/CLI command/);
     // A class-based CLI framework's command (cliff's `take_action(self, parsed_args)`) and what only it reaches.
     expect(evidence('shop/admin_commands.py:13 PA107')).toMatch(/reached only from scripts or CLI commands/);
@@ -54,7 +54,7 @@ describe('execution context', () => {
     expect(got.get('shop/pricing.py:10 PA107')!.advisory).toBe(false);
     expect(got.get('shop/pricing.py:27 PA107')!.advisory).toBe(false);
     // An engine made at startup is the one that serves the requests.
-    expect(got.get('shop/app.py:37 PA404')!.advisory).toBe(false);
+    expect(got.get('shop/app.py:38 PA404')!.advisory).toBe(false);
   });
 
   it('per-item queries only administrators\' handlers reach are medium at most, with the handler as evidence', async () => {

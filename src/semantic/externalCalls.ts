@@ -111,7 +111,11 @@ function taskWaitedFor(spawner: SyntaxNode): boolean {
   while (fn && fn.type !== 'function_definition') fn = fn.parent;
   if (up?.type === 'assignment' && up.childForFieldName('left')?.type === 'identifier' && fn) {
     const name = up.childForFieldName('left')!.text;
-    const after = fn.text.slice(up.endIndex - fn.startIndex);
+    // Up to the function's first `yield` (a lifespan serves requests from there; an await at
+    // shutdown does not make the task startup work) and to the name's next binding.
+    let after = fn.text.slice(up.endIndex - fn.startIndex);
+    const cut = [/\byield\b/.exec(after)?.index, new RegExp(`(^|\\n)\\s*${name}\\s*=(?!=)`).exec(after)?.index].filter((i): i is number => i !== undefined);
+    if (cut.length) after = after.slice(0, Math.min(...cut));
     const word = `\\b${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`;
     if (new RegExp(`\\bawait\\s+${word}|\\bawait\\s+[\\w.]*(gather|wait|wait_for|shield)\\s*\\([^\\n]*${word}`).test(after)) return true;
   }

@@ -223,9 +223,13 @@ function sessionsUsed(model: FileModel, call: SyntaxNode, fnIndex: number, isSes
 
 /** Is `name` bound inside loop `loop` (an assignment or a `with ... as name` in its body)? */
 function sessionMadeIn(model: FileModel, name: string, loop: number, fnIndex: number): boolean {
-  if (assignmentsTo(model, name).some((a) => a.functionIndex === fnIndex && a.loops.includes(loop))) return true;
   const node = model.loops[loop]?.node;
-  return !!node && model.withs.some((w) => w.functionIndex === fnIndex && w.node.startIndex > node.startIndex && w.node.endIndex <= node.endIndex && w.items.some((i) => i.alias === name));
+  const body = node?.childForFieldName('body');
+  if (!node || !body) return false;
+  // Bound by a call in the loop's own block, on every pass (not `if s is None: s = Maker()`, made once).
+  const direct = (n: SyntaxNode) => n.parent?.type === 'expression_statement' && n.parent.parent?.id === body.id;
+  if (assignmentsTo(model, name).some((a) => a.functionIndex === fnIndex && a.loops.includes(loop) && a.value?.type === 'call' && direct(a.node))) return true;
+  return model.withs.some((w) => w.functionIndex === fnIndex && w.node.parent?.id === body.id && w.items.some((i) => i.alias === name));
 }
 
 /** The session two or more coroutines of a `gather` share, and how they were written; null when none. */

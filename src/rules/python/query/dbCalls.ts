@@ -1611,6 +1611,19 @@ export function loadedModel(model: FileModel, call: CallInfo, op: DbOp): string 
   return null;
 }
 
+/** Methods of a legacy `Query` that read something other than the rows (a column, a count) or write in bulk. */
+const NARROWING = new Set(['with_entities', 'value', 'values', 'count', 'exists', 'update', 'delete', 'add_columns']);
+
+/** The method names of a chain from `node` out to `top`, in order (not what their arguments contain). */
+function chainMethods(node: SyntaxNode, top: SyntaxNode): string[] {
+  const out: string[] = [];
+  for (let n: SyntaxNode = node; n.id !== top.id && n.parent?.type === 'attribute' && n.parent.parent?.type === 'call';) {
+    out.push(n.parent.childForFieldName('attribute')?.text ?? '');
+    n = n.parent.parent;
+  }
+  return out;
+}
+
 /** The outermost call of a method chain the call starts: `q.filter(...).one()` of `q`. */
 function chainTop(node: SyntaxNode): SyntaxNode {
   let top = node;
@@ -1644,7 +1657,7 @@ function reloadedParam(model: FileModel, call: CallInfo, op: DbOp): string | nul
     const top = chainTop(call.node);
     // A legacy chain that narrows what it reads (`.with_entities(Order.total)`, `.value(...)`,
     // `.count()`, a bulk `.update()`/`.delete()`): not the row again.
-    if (!op.statement && /\.\s*(with_entities|values?|count|exists|update|delete|add_columns)\s*\(/.test(top.text)) return null;
+    if (!op.statement && chainMethods(call.node, top).some((m) => NARROWING.has(m))) return null;
     const text = [...(op.statement ? [op.statement.root.text, ...op.statement.chainCalls.map((c) => c.text)] : []), top.text].join(' ');
     const m = new RegExp(`\\b${entity}\\.id\\s*==\\s*([A-Za-z_]\\w*)\\b(?!\\s*[.(\\[])`).exec(text)
       ?? /\bfilter_by\(\s*id\s*=\s*([A-Za-z_]\w*)\s*\)/.exec(top.text);

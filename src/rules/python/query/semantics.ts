@@ -568,7 +568,7 @@ function missFallback(model: FileModel, node: SyntaxNode, loop: LoopInfo): boole
  * attribute may be the item's own (`sku`, `isbn`, `email`, `created_at`): a dedupe of distinct
  * items, still a query per item (a breaker measured 201 statements for 200 products keyed by `sku`).
  */
-const SHARED_VALUE = /^(?:\w+_)?(plan|type|kind|category|status|state|currency|country|language|lang|locale|region|tier|level|group|team|owner|org|organization|tenant|project|account|department|brand|vendor|supplier|publisher|author|source|channel|provider|platform|role|unit|format|domain|host|site|store|warehouse|zone|city|timezone)$/i;
+const SHARED_VALUE = /^(?:\w+_)?(plan|type|kind|category|status|state|currency|country|language|lang|locale|region|tier|level|group|team|owner|org|organization|tenant|project|account|department|brand|vendor|supplier|publisher|author|source|channel|provider|platform|role|unit|format|domain|host|site|store|warehouse|zone|city|timezone)$|^\w+_(uid|by)$/i;
 
 /**
  * A cache the loop keeps for itself: a mapping or set bound before the loop and filled inside it

@@ -521,9 +521,13 @@ function guarded(node: SyntaxNode, fnNode: SyntaxNode): boolean {
 function answersConflict(raised: SyntaxNode | null): boolean {
   if (!raised) return false;
   const text = raised.text.replace(/\s+/g, ' ');
-  if (/\b\w*(Conflict|Duplicate|AlreadyExists|Exists|Taken|Unique|Integrity)\w*\s*\(/.test(text)) return true;
-  const status = /\b(?:HTTPException|HTTPError|abort|APIException|ClientException)\s*\(\s*(?:status_code\s*=\s*)?(?:[\w.]*?(?:HTTP_)?(4\d\d)|(4\d\d))/.exec(text);
-  return status !== null;
+  if (/^\w*(Conflict|Duplicate|AlreadyExists|Taken)\w*\s*\(/.test(text.replace(/^[\w.]*\./, ''))) return true;
+  const http = /^(?:[\w.]*\.)?(HTTPException|HTTPError|abort|APIException|ClientException)\s*\((.*)\)$/.exec(text);
+  if (!http) return /^(?:[\w.]*\.)?(Conflict|BadRequest|UnprocessableEntity|Forbidden|NotFound)\s*\(/.test(text);
+  // The status, first or by keyword: `409`, `status_code=409`, `status.HTTP_409_CONFLICT`, `HTTPStatus.CONFLICT`.
+  const args = http[2]!;
+  const code = /(?:^|,)\s*(?:status_code\s*=\s*)?([^,]+)/.exec(/status_code\s*=/.test(args) ? args.slice(args.search(/status_code\s*=/)) : args)?.[1]?.trim() ?? '';
+  return /^4\d\d$|HTTP_4\d\d|HTTPStatus\.(BAD_REQUEST|CONFLICT|UNPROCESSABLE_ENTITY|FORBIDDEN|NOT_FOUND|PRECONDITION_FAILED)/.test(code);
 }
 
 /** Keywords of the library's lookups that are options, not fields to filter by. */

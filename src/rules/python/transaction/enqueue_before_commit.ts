@@ -452,7 +452,9 @@ export function collectBlockEnqueues(model: FileModel): Effect[][] {
  * transactional outbox that only stages a row): no job leaves for a broker here.
  */
 function sendsNothing(graph: ReturnType<typeof callGraphOf>, ref: FnRef, line: number, column: number): boolean {
-  return graph.callees(ref).some((edge) => edge.call.line === line && edge.call.column === column && !edge.weak);
+  // Not a wrapper of the broker's own call (`def enqueue(i): mail.delay(i)`): that one sends.
+  return graph.callees(ref).some((edge) => edge.call.line === line && edge.call.column === column && !edge.weak
+    && !graph.ownEffects(edge.to).some((e) => e.kind === ENQUEUES_PARAM));
 }
 
 /**

@@ -136,10 +136,12 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
     // A Flask-SQLAlchemy query-property read (`Comment.query.filter_by(...).count()`) is an ORM
     // statement on the extension's `db.session`: it autoflushes it.
     const flaskRead = flaskQueryRead(model, call, modelNames);
-    if (flaskRead) {
+    // `get`/`get_or_404` answer from the identity map without SQL when the row is loaded: no autoflush.
+    if (flaskRead && !/\.(get|get_or_404)\s*\([^()]*\)\s*$/.test(call.node.text)) {
       sessions.get(flaskRead.session)?.pending.clear();
       continue;
     }
+    if (flaskRead) continue;
     const key = receiverKey(call) ?? connectionOf(call);
     if (!key) continue;
     const alias = sessionAlias(model, key, fnIndex, call.line);

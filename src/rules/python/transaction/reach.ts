@@ -36,8 +36,12 @@ export function reportInTransactionCalls(
     if (open.kind === 'read' && (!reads || (reads === 'pending' && !open.pending))) continue;
     if (reads === 'only') {
       if (open.kind !== 'read' || call.spawned || reach.steps.some((s) => s.call?.spawned || s.call?.background)) continue;
-      // A helper that may commit or roll back (its own `save()` before posting): the span may be over by then.
-      if (graph.reaches(to, COMMIT_EFFECT, 'any') || graph.reaches(to, ROLLBACK_EFFECT, 'any') || graph.reaches(to, MAY_COMMIT_EFFECT, 'any')) continue;
+      // A helper that commits before it calls out (its own `save()`, then the post): the span is
+      // over by then. Not one that commits after the call, or rolls back when it fails.
+      const out = reach.steps[0]?.call?.line ?? reach.effect.line;
+      const commitsFirst = graph.ownEffects(to).some((e) => (e.kind === COMMIT_EFFECT || e.kind === MAY_COMMIT_EFFECT) && e.line < out)
+        || graph.callees(to).some((e) => e.call.line < out && graph.reaches(e.to, MAY_COMMIT_EFFECT, 'any'));
+      if (commitsFirst) continue;
     }
     const weak = reach.weak || call.receiverType === UNTYPED;
     const where = open.kind === 'begin' ? `inside \`${open.session}.${open.block ?? 'begin'}()\``

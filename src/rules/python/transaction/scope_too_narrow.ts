@@ -125,8 +125,15 @@ export const scopeTooNarrow: FileRule & RepoRule = {
           const arms = stmt?.type === 'try_statement' ? [stmt.childForFieldName('body'), ...stmt.namedChildren.filter((c) => c.type === 'except_clause')]
             : stmt?.type === 'if_statement' && stmt.namedChildren.some((c) => c.type === 'else_clause') ? [stmt.childForFieldName('consequence'), ...stmt.namedChildren.filter((c) => c.type === 'elif_clause' || c.type === 'else_clause')]
               : null;
-          const sets = new RegExp(`(^|\\n)\\s*${a.target.replace(/\./g, '\\.')}\\s*=(?!=)`);
-          return !!stmt && !!arms && stmt.parent !== null && holdsAudit(stmt.parent) && arms.every((arm) => !!arm && sets.test(arm.text));
+          // An arm sets it in its own block (not under a further `if`), or leaves (`raise`,
+          // `return`: it never reaches the row).
+          const target = a.target;
+          const settles = (arm: SyntaxNode | null) => {
+            const block = arm?.type === 'block' ? arm : arm?.namedChildren.find((c) => c.type === 'block') ?? null;
+            return !!block && block.namedChildren.some((st) => (st.type === 'expression_statement' && st.namedChild(0)?.type === 'assignment' && st.namedChild(0)!.childForFieldName('left')?.text === target)
+              || st.type === 'raise_statement' || st.type === 'return_statement');
+          };
+          return !!stmt && !!arms && stmt.parent !== null && holdsAudit(stmt.parent) && arms.every(settles);
         };
         const restated = audit && model.assignments.some((a) => isStatus(a) && changed.has(a.target) && a.node.startIndex > first.node.endIndex && a.node.startIndex < audit.node.startIndex && onPath(a));
         if (audit && !restated) {
