@@ -121,10 +121,11 @@ function taskWaitedFor(spawner: SyntaxNode): boolean {
   }
   // `tg.create_task(...)` / `tg.start_soon(...)` on the alias of a task group's `async with`.
   const receiver = spawner.childForFieldName('function')?.childForFieldName('object')?.text;
-  for (let p: SyntaxNode | null = spawner.parent; p && p !== fn; p = p.parent) {
+  const alias = receiver?.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  for (let p: SyntaxNode | null = spawner.parent; p && (!fn || p.id !== fn.id); p = p.parent) {
     if (p.type !== 'with_statement') continue;
     const clause = p.namedChildren.find((c) => c.type === 'with_clause');
-    const group = clause?.namedChildren.find((i) => TASK_GROUP.test(i.text) && (receiver === undefined || new RegExp(`\\bas\\s+${receiver}\\s*$`).test(i.text)));
+    const group = clause?.namedChildren.find((i) => TASK_GROUP.test(i.text) && (alias === undefined || new RegExp(`\\bas\\s+${alias}\\s*$`).test(i.text)));
     if (group) return !(p.childForFieldName('body')?.descendantsOfType('yield').length);
   }
   return false;
