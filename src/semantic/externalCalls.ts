@@ -109,6 +109,20 @@ function taskWaitedFor(spawner: SyntaxNode): boolean {
   }
   let fn: SyntaxNode | null = spawner.parent;
   while (fn && fn.type !== 'function_definition') fn = fn.parent;
+  // Up to the function's first `yield` (a lifespan serves requests from there).
+  const beforeYield = (from: number) => {
+    const rest = fn!.text.slice(from - fn!.startIndex);
+    const y = /\byield\b/.exec(rest)?.index;
+    return y === undefined ? rest : rest.slice(0, y);
+  };
+  // `tasks.append(create_task(f()))` then `await gather(*tasks)`: the list is waited for.
+  const gathered = (list: string, from: number) =>
+    new RegExp(`\\bawait\\s+[\\w.]*(gather|wait)\\s*\\(\\s*\\*?\\s*${list}\\b`).test(beforeYield(from));
+  if (up?.type === 'argument_list' && fn) {
+    const append = up.parent?.childForFieldName('function');
+    const list = append?.type === 'attribute' && append.childForFieldName('attribute')?.text === 'append' ? append.childForFieldName('object') : null;
+    if (list?.type === 'identifier' && gathered(list.text, up.endIndex)) return true;
+  }
   if (up?.type === 'assignment' && up.childForFieldName('left')?.type === 'identifier' && fn) {
     const name = up.childForFieldName('left')!.text;
     // Up to the function's first `yield` (a lifespan serves requests from there; an await at
@@ -118,6 +132,9 @@ function taskWaitedFor(spawner: SyntaxNode): boolean {
     if (cut.length) after = after.slice(0, Math.min(...cut));
     const word = `\\b${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`;
     if (new RegExp(`\\bawait\\s+${word}|\\bawait\\s+[\\w.]*(gather|wait|wait_for|shield)\\s*\\([^\\n]*${word}`).test(after)) return true;
+    // `t = create_task(f()); tasks.append(t); ...; await gather(*tasks)`.
+    const list = new RegExp(`\\b([A-Za-z_]\\w*)\\.append\\(\\s*${word}\\s*\\)`).exec(after)?.[1];
+    if (list && gathered(list, up.endIndex)) return true;
   }
   // `tg.create_task(...)` / `tg.start_soon(...)` on the alias of a task group's `async with`.
   const receiver = spawner.childForFieldName('function')?.childForFieldName('object')?.text;
