@@ -21,6 +21,7 @@
  * than those two cases, a caller's transaction is not visible here), or with arguments that name
  * nothing the transaction wrote.
  */
+import type { SyntaxNode } from '../../../parse/parser.js';
 import { callAt, callsOf, resolveImported, type AssignmentInfo, type CallInfo, type FileModel, type FunctionInfo, selfOffset } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import type { Effect } from '../../../analysis/summary.js';
@@ -432,7 +433,14 @@ export function collectBlockEnqueues(model: FileModel): Effect[][] {
         const hit = [...writtenBefore(model, region, call)].find(([name]) => named.has(name));
         if (!hit) continue;
         const alias = item.alias;
-        const handed = body.filter((c) => c.node.startIndex < call.node.startIndex
+        // Only a call on every path to the job: its block holds the job (not `if fast: save(s)`).
+        const onPath = (c: CallInfo) => {
+          let block: SyntaxNode | null = c.node.parent;
+          while (block && block.type !== 'block') block = block.parent;
+          return !!block && call.node.startIndex >= block.startIndex && call.node.endIndex <= block.endIndex;
+        };
+        // And after the row was written: a commit before the write does not keep it.
+        const handed = body.filter((c) => c.node.startIndex < call.node.startIndex && onPath(c) && c.line >= hit[1]
           && (c.node.childForFieldName('arguments')?.namedChildren ?? []).some((x) => (x.type === 'keyword_argument' ? x.childForFieldName('value') : x)?.text === alias));
         const site: BlockEnqueue = {
           session: alias, name: hit[0], writeLine: hit[1], call: call.calleeText, line: call.line, column: call.column,
