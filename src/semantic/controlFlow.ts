@@ -57,6 +57,16 @@ export function conditionalWithin(node: SyntaxNode, stop: SyntaxNode): SyntaxNod
   return null;
 }
 
+/**
+ * Does the innermost block (statement list) around `node` also hold `other`: does `node` run on
+ * every path from that block's start to `other` (not under an `if` that `other` is outside of)?
+ */
+export function blockHolds(node: SyntaxNode, other: SyntaxNode): boolean {
+  let block: SyntaxNode | null = node.parent;
+  while (block && block.type !== 'block' && block.type !== 'module') block = block.parent;
+  return !!block && other.startIndex >= block.startIndex && other.endIndex <= block.endIndex;
+}
+
 /** A clock read: what a time-based throttle compares. */
 const CLOCK = /\b(time\.(time|monotonic|perf_counter)|monotonic|perf_counter|datetime\.(now|utcnow)|timezone\.now|utcnow|loop\.time)\s*\(/;
 

@@ -354,14 +354,24 @@ const SENDS = /^(send|send_\w+|\w+_send|sendmail|send_message|publish|publish_\w
  * blocking call, but the coroutine (and any transaction it holds) waits for the request.
  */
 export function awaitedOffloadCall(model: FileModel, call: CallInfo): ExternalCall | null {
+  const fn = awaitedOffloadTarget(call);
+  if (!fn) return null;
+  const q = resolveName(model, fn.text.replace(/\s+/g, ''));
+  const ext = q ? networkFunction(q) : null;
+  return ext ? { kind: ext.kind, what: `${ext.what}\` through \`${call.calleeText}` } : null;
+}
+
+/**
+ * The function an awaited offload call runs in a thread (`await asyncio.to_thread(f, x)`,
+ * `await loop.run_in_executor(None, f, x)`, through `functools.partial(f, x)`): the name's node,
+ * where the summary records the function passed as a value. Null for anything else.
+ */
+export function awaitedOffloadTarget(call: CallInfo): SyntaxNode | null {
   if (!call.awaited || !isOffloadCallee(call.calleeText)) return null;
   const args = (call.node.childForFieldName('arguments')?.namedChildren ?? []).filter((a) => a.type !== 'keyword_argument' && a.type !== 'comment');
   let fn: SyntaxNode | undefined = call.method === 'run_in_executor' ? args[1] : args[0];
   if (fn?.type === 'call' && /(^|\.)partial$/.test(fn.childForFieldName('function')?.text ?? '')) fn = fn.childForFieldName('arguments')?.namedChildren[0];
-  if (!fn || (fn.type !== 'identifier' && fn.type !== 'attribute')) return null;
-  const q = resolveName(model, fn.text.replace(/\s+/g, ''));
-  const ext = q ? networkFunction(q) : null;
-  return ext ? { kind: ext.kind, what: `${ext.what}\` through \`${call.calleeText}` } : null;
+  return fn && (fn.type === 'identifier' || fn.type === 'attribute') ? fn : null;
 }
 
 /** A network client's module function by qualified name (`requests.post`); constructors make no request. */

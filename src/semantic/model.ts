@@ -1791,6 +1791,13 @@ function isOffloadCall(call: CallInfo): boolean {
  * `run_in_threadpool`, `loop.run_in_executor`, `executor.submit`)? Resolution through imports
  * happens later; the plain spellings count as well.
  */
+/** The outermost call of the method chain a call starts: `q.filter(...).one()` of `q`'s call. */
+export function chainTop(node: SyntaxNode): SyntaxNode {
+  let top = node;
+  while (top.parent?.type === 'attribute' && top.parent.parent?.type === 'call') top = top.parent.parent;
+  return top;
+}
+
 export function isOffloadCallee(calleeText: string): boolean {
   return OFFLOAD_METHODS.has(calleeText.slice(calleeText.lastIndexOf('.') + 1)) || OFFLOAD_SPELLINGS.has(calleeText);
 }

@@ -13,7 +13,8 @@
  * the connection; streaming and WebSocket endpoints are PA402's.
  */
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { callAt, callsOf, isOffloadCallee } from '../../../semantic/model.js';
+import { callAt, callsOf } from '../../../semantic/model.js';
+import { awaitedOffloadTarget } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { exclusiveArms, ifBranches } from '../../../semantic/controlFlow.js';
 import { variableRefs } from '../../../semantic/model.js';
@@ -446,18 +447,6 @@ interface HelperWaitSite extends HandedWaitSite {
   thread?: true;
 }
 
-/**
- * The function an awaited offload call runs in a thread (`await asyncio.to_thread(f, x)`,
- * `await loop.run_in_executor(None, f, x)`, through `functools.partial(f, x)`): the name's node,
- * where the summary records the function passed as a value. Null for anything else.
- */
-function awaitedThreadTarget(c: CallInfo): SyntaxNode | null {
-  if (!c.awaited || !isOffloadCallee(c.calleeText)) return null;
-  const args = (c.node.childForFieldName('arguments')?.namedChildren ?? []).filter((a) => a.type !== 'keyword_argument' && a.type !== 'comment');
-  let fn: SyntaxNode | undefined = c.method === 'run_in_executor' ? args[1] : args[0];
-  if (fn?.type === 'call' && /(^|\.)partial$/.test(fn.childForFieldName('function')?.text ?? '')) fn = fn.childForFieldName('arguments')?.namedChildren[0];
-  return fn && (fn.type === 'identifier' || fn.type === 'attribute') ? fn : null;
-}
 
 /** At most this many candidate calls per handler: the first calls after the session's first use. */
 const HELPER_WAIT_CANDIDATES = 4;
@@ -481,7 +470,7 @@ function helperWaits(model: FileModel, project: ProjectContext, fn: FunctionInfo
       if (!h.external) continue;
       const n = h.session.node;
       // `await asyncio.to_thread(fetch, x)`: the edge to `fetch` sits where the name is passed.
-      const thread = awaitedThreadTarget(c);
+      const thread = awaitedOffloadTarget(c);
       const site: HelperWaitSite = {
         session: h.session.name, handOffs: h.handOffs, terminal: h.terminal, terminalLine: h.terminalLine, wait: thread?.text ?? c.calleeText, waitLine: c.line,
         endLine: n.endPosition.row + 1, endColumn: n.endPosition.column + 1,

@@ -19,7 +19,7 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import { conditionalWithin, isThrottle } from '../../../semantic/controlFlow.js';
 import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import { nameThen } from '../../../semantic/codeText.js';
-import { assignmentsInLoop, assignmentsTo, augAssignmentsInLoop, callAt, callsInLoop, callsOf, inTreeModule, isFlaskHandle, isNamedLookupCallee, receiverIs, resolveName, selfOffset, usesName } from '../../../semantic/model.js';
+import { assignmentsInLoop, chainTop, assignmentsTo, augAssignmentsInLoop, callAt, callsInLoop, callsOf, inTreeModule, isFlaskHandle, isNamedLookupCallee, receiverIs, resolveName, selfOffset, usesName } from '../../../semantic/model.js';
 import { classOfFunction, fileClasses } from '../../../semantic/classes.js';
 import { LIBRARY_BULK_WRITES, LIBRARY_READS, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
 import { formattedString } from '../../../discovery/pythonLiterals.js';
@@ -739,8 +739,7 @@ const SUBQUERY_METHODS = new Set(['exists', 'subquery', 'scalar_subquery', 'as_s
  * same name (`q = q.filter(...)`)? Then that statement runs it, not this call.
  */
 function onlyEmbedded(model: FileModel, call: CallInfo): boolean {
-  let top = call.node;
-  while (top.parent?.type === 'attribute' && top.parent.parent?.type === 'call') top = top.parent.parent;
+  const top = chainTop(call.node);
   const assign = top.parent;
   if (assign?.type !== 'assignment' || assign.childForFieldName('right')?.id !== top.id) return false;
   const name = assign.childForFieldName('left');
@@ -1280,8 +1279,7 @@ const FOREIGN_KEY_READ = /\s*(\.\s*\w+_id\b|\[\s*(['"])\w+_id\2\s*\])/y;
  */
 export function passesItemForeignKey(model: FileModel, call: CallInfo, loops: LoopInfo[]): boolean {
   // The call and what is chained on it: `session.query(M).get(item.parent_id)`.
-  let top = call.node;
-  while (top.parent?.type === 'attribute' && top.parent.parent?.type === 'call') top = top.parent.parent;
+  const top = chainTop(call.node);
   const args = top === call.node ? (call.node.childForFieldName('arguments')?.text ?? '') : top.text.slice(call.node.endIndex - top.startIndex);
   if (!/_id\b/.test(args)) return false;
   for (const loop of loops) {
@@ -1306,8 +1304,7 @@ export function invariantRead(model: FileModel, call: CallInfo): LoopInfo | null
   const it = loop.iterable;
   if (it && call.node.startIndex >= it.startIndex && call.node.endIndex <= it.endIndex) return null;
   if (!repeatsReads(model, loop)) return null;
-  let top = call.node;
-  while (top.parent?.type === 'attribute' && top.parent.parent?.type === 'call') top = top.parent.parent;
+  const top = chainTop(call.node);
   if (!invariantIn(model, top, loop)) return null;
   return loopWritesDb(model, loop) ? null : loop;
 }
@@ -1624,12 +1621,6 @@ function chainMethods(node: SyntaxNode, top: SyntaxNode): string[] {
   return out;
 }
 
-/** The outermost call of a method chain the call starts: `q.filter(...).one()` of `q`. */
-function chainTop(node: SyntaxNode): SyntaxNode {
-  let top = node;
-  while (top.parent?.type === 'attribute' && top.parent.parent?.type === 'call') top = top.parent.parent;
-  return top;
-}
 
 /** `session.get(Job, job_id)` / `select(Job).where(Job.id == job_id)` where `job_id` is a parameter. */
 function reloadedParam(model: FileModel, call: CallInfo, op: DbOp): string | null {

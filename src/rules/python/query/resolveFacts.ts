@@ -19,7 +19,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { assignmentsTo, callAt, resolveName, variableRefs, selfOffset } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, chainTop, resolveName, variableRefs, selfOffset } from '../../../semantic/model.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { classifyDbCall, loadedModel, type DbOp } from './dbCalls.js';
 import { callArgs, lastAssignment, unwrap } from './semantics.js';
@@ -186,8 +186,7 @@ function loadKey(model: FileModel, call: CallInfo, op: DbOp): [string, string, s
     const first = positional[0]!;
     if (first.type !== 'identifier' || !/^[A-Z][a-z0-9]\w*$/.test(first.text)) return null;
     // `db.query(M).filter(M.id == p).first()`, `.filter_by(id=p)`, `.get(p)`: read the chain above.
-    let top: SyntaxNode = call.node;
-    while (top.parent?.type === 'attribute' && top.parent.parent?.type === 'call') top = top.parent.parent;
+    const top = chainTop(call.node);
     const text = top.text;
     const key = idEquality(text, first.text) ?? /\.filter_by\(\s*id\s*=\s*([A-Za-z_]\w*)\s*\)/.exec(text)?.[1] ?? /\.get\(\s*([A-Za-z_]\w*)\s*\)\s*$/.exec(text)?.[1];
     return key ? [key, first.text, first.text] : null;

@@ -15,7 +15,7 @@
  * the repo is such a model method (the name decides: one severity lower).
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
-import { assignmentsTo, callsOf, valueTypeOf, type FileModel, type LoopInfo, selfOffset } from '../../../semantic/model.js';
+import { assignmentsTo, callsOf, chainTop, valueTypeOf, type FileModel, type LoopInfo, selfOffset } from '../../../semantic/model.js';
 import { namesThen } from '../../../semantic/codeText.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
@@ -324,12 +324,6 @@ function short(node: SyntaxNode): string {
   return t.length > 60 ? t.slice(0, 59) + '…' : t;
 }
 
-/** The call with the methods chained on it: `Q.query.with_parent(self).join(...)` for its first call. */
-function chainTop(node: SyntaxNode): SyntaxNode {
-  let top = node;
-  while (top.parent?.type === 'attribute' && top.parent.parent?.type === 'call') top = top.parent.parent;
-  return top;
-}
 
 /** Names a loop binds to each item: a `for`'s targets, a comprehension's `for ... in` targets. */
 function itemNames(loop: LoopInfo): string[] {

@@ -21,7 +21,6 @@
  * than those two cases, a caller's transaction is not visible here), or with arguments that name
  * nothing the transaction wrote.
  */
-import type { SyntaxNode } from '../../../parse/parser.js';
 import { callAt, callsOf, resolveImported, type AssignmentInfo, type CallInfo, type FileModel, type FunctionInfo, selfOffset } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import type { Effect } from '../../../analysis/summary.js';
@@ -32,7 +31,7 @@ import { assignmentsByFunction, callArgs, isCommitCall, modelOfObject, transacti
 import { MAY_COMMIT_EFFECT } from './missing_commit.js';
 import { lastAssignment, loopTarget } from '../query/semantics.js';
 import { FLUSH_EFFECT, receiverEvidence, rowsSource, WRITE_EFFECT } from '../query/dbCalls.js';
-import { conditionalInFunction } from '../../../semantic/controlFlow.js';
+import { blockHolds, conditionalInFunction } from '../../../semantic/controlFlow.js';
 import { LIBRARY_WRITES } from '../../../semantic/repositoryLibrary.js';
 import { libraryReach } from './libraryReach.js';
 import { COMMITS_YIELDED } from './long_held_transaction.js';
@@ -434,13 +433,8 @@ export function collectBlockEnqueues(model: FileModel): Effect[][] {
         if (!hit) continue;
         const alias = item.alias;
         // Only a call on every path to the job: its block holds the job (not `if fast: save(s)`).
-        const onPath = (c: CallInfo) => {
-          let block: SyntaxNode | null = c.node.parent;
-          while (block && block.type !== 'block') block = block.parent;
-          return !!block && call.node.startIndex >= block.startIndex && call.node.endIndex <= block.endIndex;
-        };
         // And after the row was written: a commit before the write does not keep it.
-        const handed = body.filter((c) => c.node.startIndex < call.node.startIndex && onPath(c) && c.line >= hit[1]
+        const handed = body.filter((c) => c.node.startIndex < call.node.startIndex && blockHolds(c.node, call.node) && c.line >= hit[1]
           && (c.node.childForFieldName('arguments')?.namedChildren ?? []).some((x) => (x.type === 'keyword_argument' ? x.childForFieldName('value') : x)?.text === alias));
         const site: BlockEnqueue = {
           session: alias, name: hit[0], writeLine: hit[1], call: call.calleeText, line: call.line, column: call.column,

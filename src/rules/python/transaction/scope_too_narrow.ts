@@ -29,6 +29,7 @@ import { inTreeModule } from '../../../semantic/model.js';
 import { reportInTransactionCalls } from './reach.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import { callArgs, callsOf, isCommitCall, lastAssignment, receiverKey, unwrap } from './semantics.js';
+import { blockHolds, ifBranches } from '../../../semantic/controlFlow.js';
 
 const AUDIT_MODEL = /(Audit|History|Journal|Log|Event|Change)\w*$/;
 const STATUS_FIELD = /^(status|state)$/;
@@ -113,18 +114,17 @@ export const scopeTooNarrow: FileRule & RepoRule = {
         const changed = new Set(statusSet.map((a) => a.target));
         // Only a restatement on every path to the audit row (its block holds the row's `add`): one
         // under an `if` the row's path may skip leaves the row recording the first change.
-        const holdsAudit = (n: SyntaxNode) => audit!.node.startIndex >= n.startIndex && audit!.node.endIndex <= n.endIndex;
         const onPath = (a: { node: SyntaxNode; target: string }) => {
+          if (blockHolds(a.node, audit!.node)) return true;
           let block: SyntaxNode | null = a.node.parent;
           while (block && block.type !== 'block' && block.type !== 'module') block = block.parent;
           if (!block) return false;
-          if (holdsAudit(block)) return true;
           // Set in every arm of the `try`/`except` or `if`/`else` around it (`done` in the body,
           // `failed` in the handler): on every path as well.
           const stmt = block.parent;
+          const branches = stmt?.type === 'if_statement' ? ifBranches(stmt) : null;
           const arms = stmt?.type === 'try_statement' ? [stmt.childForFieldName('body'), ...stmt.namedChildren.filter((c) => c.type === 'except_clause')]
-            : stmt?.type === 'if_statement' && stmt.namedChildren.some((c) => c.type === 'else_clause') ? [stmt.childForFieldName('consequence'), ...stmt.namedChildren.filter((c) => c.type === 'elif_clause' || c.type === 'else_clause')]
-              : null;
+            : branches?.hasElse ? branches.branches : null;
           // An arm sets it in its own block (not under a further `if`), or leaves (`raise`,
           // `return`: it never reaches the row).
           const target = a.target;
@@ -133,7 +133,7 @@ export const scopeTooNarrow: FileRule & RepoRule = {
             return !!block && block.namedChildren.some((st) => (st.type === 'expression_statement' && st.namedChild(0)?.type === 'assignment' && st.namedChild(0)!.childForFieldName('left')?.text === target)
               || st.type === 'raise_statement' || st.type === 'return_statement');
           };
-          return !!stmt && !!arms && stmt.parent !== null && holdsAudit(stmt.parent) && arms.every(settles);
+          return !!stmt && !!arms && blockHolds(stmt, audit!.node) && arms.every(settles);
         };
         const restated = audit && model.assignments.some((a) => isStatus(a) && changed.has(a.target) && a.node.startIndex > first.node.endIndex && a.node.startIndex < audit.node.startIndex && onPath(a));
         if (audit && !restated) {
