@@ -1629,8 +1629,17 @@ function reloadedParam(model: FileModel, call: CallInfo, op: DbOp): string | nul
   // object belongs to another session, which this one cannot use; reading the row again is needed.
   const head = call.dottedReceiver?.split('.')[0];
   if (head && head !== 'self' && !fn.params.some((p) => p.name === head)) {
-    const opened = call.withs.some((wi) => model.withs[wi]!.items.some((i) => i.alias === head && unwrap(i.value)?.type === 'call'))
-      || (lastAssignment(model, head, call.functionIndex, call.line)?.value?.type === 'call');
+    // A call of the project's `scoped_session` registry (`s = Registry()`) hands back the thread's
+    // session, the caller's too: not one of its own.
+    const opener = (v: SyntaxNode | null | undefined): boolean => {
+      const u = unwrap(v ?? null);
+      if (u?.type !== 'call') return false;
+      const f = u.childForFieldName('function')?.text ?? '';
+      const name = f.slice(f.lastIndexOf('.') + 1);
+      return !(model.scopedSessions.has(name) && projectScopedSession(model, f, name));
+    };
+    const opened = call.withs.some((wi) => model.withs[wi]!.items.some((i) => i.alias === head && opener(i.value)))
+      || opener(lastAssignment(model, head, call.functionIndex, call.line)?.value);
     if (opened) return null;
   }
   // `session.query(Order)` of a legacy `Query` chain: its one entity.
