@@ -93,6 +93,11 @@ describe('PA407 engine_per_request', () => {
     expect(viaHelper[0]!.message).toMatch(/; 2 other handlers reach the same construction$/);
   });
 
+  it('names a class dependency by its class, not its __init__', () => {
+    const ledger = found.find((f) => f.path === 'app/dependencies.py' && f.function === '__init__' && /LEDGER|Ledger/.test(f.message))!;
+    expect(ledger.message).toMatch(/in request dependency `Ledger` builds/);
+  });
+
   it('claims less for a SQLite engine: a file reopened, no server connection', () => {
     const lib = found.find((f) => f.function === 'library_titles')!;
     expect(lib.severity).toBe('medium');

@@ -79,7 +79,9 @@ function cacheTestText(raw: string): { name: string; missing: boolean } | null {
 function persistent(model: FileModel, name: string, fnBody: string): boolean {
   // A cache read through a helper (`read_from_cache(key)`), stood for by the helper's name.
   if (name.startsWith(CACHE_CALL)) return true;
-  if (name.includes('.')) return /^(self|cls|self\.__class__)\.\w+$/.test(name);
+  // An attribute of an object that lives as long as the application: `self`/`cls`, the ASGI
+  // app's `state` (`app.state.engine`, `request.app.state.engine`), Flask's `current_app`.
+  if (name.includes('.')) return /^(self|cls|self\.__class__)\.\w+$|^(?:\w+\.)*app\.state\.\w+$|^current_app\.\w+$/.test(name);
   return model.moduleDefs.has(name) || (fnBody.includes('global') && new RegExp(`\\bglobal\\s+(\\w+\\s*,\\s*)*${name}\\b`).test(fnBody));
 }
 
@@ -121,6 +123,8 @@ interface CacheGuards {
  * at every offset of the function's text before each `if` that tests a local.
  */
 const READ_FROM_CONTAINER = /\s*=\s*([A-Za-z_][\w.]*)\.get\(/y;
+/** After a local's name: `= getattr(app.state, "engine", None)`, the attribute read with a default. */
+const READ_ATTRIBUTE = /\s*=\s*getattr\(\s*([A-Za-z_][\w.]*)\s*,\s*['"](\w+)['"]\s*,\s*None\s*\)/y;
 /** After a local's name: `= read_from_cache(` (or `= await …(`), the function called. */
 const READ_THROUGH_CALL = /\s*=\s*(?:await\s+)?([A-Za-z_]\w*)\(/y;
 
@@ -150,7 +154,9 @@ function cacheGuards(model: FileModel, fnIndex: number, body: SyntaxNode, bodyTe
     if (t && !persistent(model, t.name, bodyText) && /^[A-Za-z_]\w*$/.test(t.name)) {
       const before = source.slice(body.startIndex, node.startIndex);
       const read = nameThen(before, t.name, READ_FROM_CONTAINER);
+      const attr = read ? null : nameThen(before, t.name, READ_ATTRIBUTE);
       if (read && persistent(model, read[1]!, bodyText)) t = { name: read[1]!, missing: t.missing };
+      else if (attr && persistent(model, `${attr[1]}.${attr[2]}`, bodyText)) t = { name: `${attr[1]}.${attr[2]}`, missing: t.missing };
       else {
         // `value = read_from_cache(key)`: a helper that reads a cache.
         const viaHelper = nameThen(before, t.name, READ_THROUGH_CALL);

@@ -88,6 +88,8 @@ export const enginePerRequest: RepoRule = {
       if (!perWhat) continue;
       const base: Severity = perWhat === 'job' ? 'medium' : 'high';
       const role = dependency ? 'request dependency' : perWhat === 'request' ? 'request handler' : perWhat === 'session' ? 'session provider' : 'background job';
+      // A class used as a dependency (`r: Repo = Depends()`) runs its `__init__`: name the class.
+      const shown = fn.name === '__init__' && fn.qualifiedName.endsWith('.__init__') ? fn.qualifiedName.slice(0, -'.__init__'.length) : fn.name;
       for (const e of graph.ownEffects(ref)) {
         if (e.kind !== KIND) continue;
         const call = graph.callAt(ref.file, e.line, e.column);
@@ -96,7 +98,7 @@ export const enginePerRequest: RepoRule = {
         add(`${file.path}:${e.line}:${e.column}|${perWhat}`, `${file.path}:${fn.qualifiedName}`, {
           path: file.path,
           location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-          message: `\`${call.calleeText}()\` in ${role} \`${fn.name}\` builds a new ${sqlite ? 'SQLite engine (a file opened and its first-connect setup run again)' : 'engine, and a new connection pool,'} for every ${perWhat}`,
+          message: `\`${call.calleeText}()\` in ${role} \`${shown}\` builds a new ${sqlite ? 'SQLite engine (a file opened and its first-connect setup run again)' : 'engine, and a new connection pool,'} for every ${perWhat}`,
           severity: sqlite ? lower(base) : base,
           function: fn.name,
         });
@@ -122,7 +124,7 @@ export const enginePerRequest: RepoRule = {
         add(`${graph.fileOf(end).path}:${reach.effect.line}:${reach.effect.column}|${perWhat}`, `${file.path}:${fn.qualifiedName}`, {
           path: file.path,
           location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
-          message: `\`${edge.call.calleeText}()\` in ${role} \`${fn.name}\` builds a new ${sqlite ? 'SQLite engine (a file opened and its first-connect setup run again)' : 'engine, and a new connection pool,'} for every ${perWhat}: ${names.join(' → ')}${weak ? ' (a call resolved by its method name alone)' : ''}`,
+          message: `\`${edge.call.calleeText}()\` in ${role} \`${shown}\` builds a new ${sqlite ? 'SQLite engine (a file opened and its first-connect setup run again)' : 'engine, and a new connection pool,'} for every ${perWhat}: ${names.join(' → ')}${weak ? ' (a call resolved by its method name alone)' : ''}`,
           severity,
           function: fn.name,
           chain: graph.chainSteps(reach, { ref, call: edge.call }),
