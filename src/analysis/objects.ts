@@ -517,7 +517,9 @@ function findRefs(model: FileModel, isRepo: (t: string) => boolean): SummaryRef[
     const text = m[2]!;
     const dot = text.indexOf('.');
     const head = dot < 0 ? text : text.slice(0, dot);
-    if (!heads.has(head) || text === 'self' || text === 'cls') continue;
+    // A bound method of any typed value (`client.fetch` of `client = RateClient()`, module-level
+    // or local): `refTarget` asks its type.
+    if ((!heads.has(head) && dot < 0) || text === 'self' || text === 'cls') continue;
     // `(`, `,`, or the `=` of a keyword argument (not `==`, `<=`, …).
     if (m[1] === '=' && /[=!<>]/.test(source[m.index - 1] ?? '')) continue;
     const at = m.index + m[0].length - text.length;

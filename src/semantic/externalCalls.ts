@@ -363,7 +363,8 @@ export function awaitedOffloadCall(model: FileModel, call: CallInfo): ExternalCa
 
 /**
  * The function an awaited offload call runs in a thread (`await asyncio.to_thread(f, x)`,
- * `await loop.run_in_executor(None, f, x)`, through `functools.partial(f, x)`): the name's node,
+ * `await loop.run_in_executor(None, f, x)`, through `functools.partial(f, x)` or a lambda that
+ * makes one call, `lambda: f(x)`): the name's node,
  * where the summary records the function passed as a value. Null for anything else.
  */
 export function awaitedOffloadTarget(call: CallInfo): SyntaxNode | null {
@@ -371,6 +372,12 @@ export function awaitedOffloadTarget(call: CallInfo): SyntaxNode | null {
   const args = (call.node.childForFieldName('arguments')?.namedChildren ?? []).filter((a) => a.type !== 'keyword_argument' && a.type !== 'comment');
   let fn: SyntaxNode | undefined = call.method === 'run_in_executor' ? args[1] : args[0];
   if (fn?.type === 'call' && /(^|\.)partial$/.test(fn.childForFieldName('function')?.text ?? '')) fn = fn.childForFieldName('arguments')?.namedChildren[0];
+  // `lambda: fetch_rates(code)`: the thread runs the one call the lambda makes (its name's node
+  // starts that call, where the summary records the edge).
+  if (fn?.type === 'lambda') {
+    const body = fn.childForFieldName('body');
+    fn = body?.type === 'call' ? body.childForFieldName('function') ?? undefined : undefined;
+  }
   return fn && (fn.type === 'identifier' || fn.type === 'attribute') ? fn : null;
 }
 
