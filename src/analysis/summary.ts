@@ -12,6 +12,7 @@ import { spawnedTask } from '../semantic/externalCalls.js';
 import { dictKeysSet, flagGuard, isMaybeNone, ownFlag, ownKwargs, passedArguments } from '../semantic/guards.js';
 import { exportedTypes } from '../semantic/valueTypes.js';
 import { GROWS, smallLiteral } from '../semantic/smallLiterals.js';
+import { routerIncludes, type RouterInclude } from '../semantic/routerIncludes.js';
 import { classifyHandle } from '../semantic/db.js';
 import { isBlockingClientType } from '../semantic/blockingIo.js';
 import { FN_ADMIN, objectFacts, typePathHead, UNTYPED, type ParamUse, type SummaryClass, type SummaryRef } from './objects.js';
@@ -140,6 +141,11 @@ export interface FileSummary {
    * over one, from another module, runs a handful of times (see `CallGraph.smallConstant`).
    */
   smallConstants: string[];
+  /**
+   * FastAPI routers mounted with dependencies: `[router, dependency]`, or `[router, '@' + the
+   * router or application including it]` (see semantic/routerIncludes.ts). Optional in old caches.
+   */
+  routerIncludes?: RouterInclude[];
 }
 
 /** Everything the repo phase knows: every file's summary. */
@@ -230,6 +236,7 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
     classes: objects.classes,
     refs: objects.refs,
     smallConstants: smallConstants(model),
+    ...(model.source.includes('include_router') ? { routerIncludes: routerIncludes(model) } : {}),
   };
 }
 

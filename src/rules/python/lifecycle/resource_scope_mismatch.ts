@@ -13,7 +13,8 @@
  * the connection; streaming and WebSocket endpoints are PA402's.
  */
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { callAt, callsOf } from '../../../semantic/model.js';
+import { callAt, callsOf, resolveName } from '../../../semantic/model.js';
+import { routerDependencies } from '../../../semantic/routerIncludes.js';
 import { awaitedOffloadTarget } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { exclusiveArms, ifBranches } from '../../../semantic/controlFlow.js';
@@ -270,7 +271,7 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
     severity: 'high',
     effort: 'M',
     summary: 'Injected session held through a handler\'s external call or long non-DB work, by the handler or by a dependency',
-    what: 'Finds handlers that receive a session by injection (`Depends(get_db)` and the like, `session: AsyncSession`, `db: Session`), run a statement through it (outside a `begin()` block: staging with `add()` checks nothing out) and do not use it again before an external call (`httpx`, `aiohttp`, `requests`, gRPC, SMTP, S3 clients, language-model and vector-store SDKs; made by the handler, or, when the handler makes none of its own, inside a function or method of the repo it calls, `await send_webhook(...)`, or a sync one the handler awaits in a thread, `await asyncio.to_thread(fetch_rates, code)`: the first of its next few calls that reaches one, not one started as a task) — high, wherever in the body that last use is — or, after a use in the first 20 % of the body, run more than 50 lines of non-DB work that takes time (sleeps, work handed to a thread, awaits in a loop) — medium. A last use that commits, rolls back or closes the session is fine: it releases the connection. A session handed to a function of the repo before the call (`await crud.create_chat(db, data)`, or to an object whose methods the handler calls, `store = Store(db)` … `await store.save()`) is judged by what that function does, latest call first: one that reaches no database (it only stages with `add()`) is passed over; one that commits after its last statement, unconditionally, releases the connection (not when it reloads after the commit, `refresh()`, nor when the handler reads an attribute of what it returned before the call while commits expire rows: that read reloads it); one that queries last holds it. A use in another arm of an `if`/`match` than the call is not on its path. Also a session a dependency of the handler takes by injection (`user: User = Depends(current_user)` or `Security(...)`, an `Annotated` alias of either, with `current_user(db = Depends(get_db))`, in any module, or a dependency of that dependency) and runs a statement through (outside a `session.begin()` block, whose end gives the connection back; staging with `add()` checks nothing out) without releasing it, when the handler then waits on an external call — an HTTP client, a language model\'s or a vector store\'s SDK (medium, reported once at the dependency\'s session parameter): the provider closes that session only after the endpoint, so its connection sits idle in the transaction the dependency\'s query began, whether or not the handler writes with it afterwards. Silent when the handler releases its own session of the same provider before the call (FastAPI hands the same session to every dependency of a request, per provider), when the handler itself used that session before the call (then the finding above is the handler\'s), or when the dependency hands the handler something that carries the session and the handler uses it after the call.',
+    what: 'Finds handlers that receive a session by injection (`Depends(get_db)` and the like, `session: AsyncSession`, `db: Session`), run a statement through it (outside a `begin()` block: staging with `add()` checks nothing out) and do not use it again before an external call (`httpx`, `aiohttp`, `requests`, gRPC, SMTP, S3 clients, language-model and vector-store SDKs; made by the handler, or, when the handler makes none of its own, inside a function or method of the repo it calls, `await send_webhook(...)`, or a sync one the handler awaits in a thread, `await asyncio.to_thread(fetch_rates, code)`: the first of its next few calls that reaches one, not one started as a task) — high, wherever in the body that last use is — or, after a use in the first 20 % of the body, run more than 50 lines of non-DB work that takes time (sleeps, work handed to a thread, awaits in a loop) — medium. A last use that commits, rolls back or closes the session is fine: it releases the connection. A session handed to a function of the repo before the call (`await crud.create_chat(db, data)`, or to an object whose methods the handler calls, `store = Store(db)` … `await store.save()`) is judged by what that function does, latest call first: one that reaches no database (it only stages with `add()`) is passed over; one that commits after its last statement, unconditionally, releases the connection (not when it reloads after the commit, `refresh()`, nor when the handler reads an attribute of what it returned before the call while commits expire rows: that read reloads it); one that queries last holds it. A use in another arm of an `if`/`match` than the call is not on its path. Also a session a dependency of the handler takes by injection (`user: User = Depends(current_user)` or `Security(...)`, an `Annotated` alias of either, with `current_user(db = Depends(get_db))`, in any module, or a dependency of that dependency; also one the route gets from where its router is mounted: `app.include_router(router, dependencies=[Depends(current_tenant)])`, or an application or router made with `dependencies=[...]` that includes it, through routers of routers) and runs a statement through (outside a `session.begin()` block, whose end gives the connection back; staging with `add()` checks nothing out) without releasing it, when the handler then waits on an external call — an HTTP client, a language model\'s or a vector store\'s SDK (medium, reported once at the dependency\'s session parameter): the provider closes that session only after the endpoint, so its connection sits idle in the transaction the dependency\'s query began, whether or not the handler writes with it afterwards. Silent when the handler releases its own session of the same provider before the call (FastAPI hands the same session to every dependency of a request, per provider), when the handler itself used that session before the call (then the finding above is the handler\'s), or when the dependency hands the handler something that carries the session and the handler uses it after the call.',
     why: 'After its first query the session keeps its pooled connection, usually inside an open transaction, until the dependency closes it at the end of the request. Everything slow that follows — an upstream HTTP call with a 30 s timeout — holds that connection too; under load the pool runs dry while it sits idle.',
     bad: 'import httpx\nfrom fastapi import Depends, FastAPI, HTTPException\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\n@app.post("/jobs/{job_id}/publish")\nasync def publish(job_id: int, session: AsyncSession = Depends()):\n    job = await session.get(Job, job_id)\n    if job is None:\n        raise HTTPException(404)\n    payload = {"id": job.id, "status": job.status}\n    async with httpx.AsyncClient(timeout=30) as client:\n        first = await client.post("https://a.example/hook", json=payload)\n        second = await client.post("https://b.example/hook", json=payload)\n        third = await client.post("https://c.example/hook", json=payload)\n    return {"delivered": [first.is_success, second.is_success, third.is_success]}\n',
     good: 'import httpx\nfrom fastapi import Depends, FastAPI, HTTPException\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\n@app.post("/jobs/{job_id}/publish")\nasync def publish(job_id: int, session: AsyncSession = Depends()):\n    job = await session.get(Job, job_id)\n    if job is None:\n        raise HTTPException(404)\n    payload = {"id": job.id, "status": job.status}\n    await session.close()\n    async with httpx.AsyncClient(timeout=30) as client:\n        first = await client.post("https://a.example/hook", json=payload)\n        second = await client.post("https://b.example/hook", json=payload)\n        third = await client.post("https://c.example/hook", json=payload)\n    return {"delivered": [first.is_success, second.is_success, third.is_success]}\n',
@@ -329,9 +330,16 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
       reportHeldThrough(ctx, graph, ref, file.path, site, s, line, `\`${[s.wait, ...graph.chainNames(reach).slice(1)].join('` → `')}()\``, graph.chainSteps(reach, { ref, call: edge.call }));
     }
     const held = new Map<string, { at: { path: string; line: number; column: number; endLine: number; endColumn: number }; dep: FnRef; session: string; why: string; endpoints: { ref: FnRef; path: string; site: WaitDependencySite }[] }>();
+    let mounted: Map<string, Set<string>> | null = null;
     for (const { ref, file, site } of ownSites(graph, WAIT_DEPENDENCY)) {
       const s = JSON.parse(site.what) as WaitDependencySite;
-      for (const { dep, depth, depFile, effect: e, fact: d } of dependencySessionFacts(graph, s.target)) {
+      let targets = [s.target];
+      if (s.target.startsWith(MOUNTED)) {
+        mounted ??= routerDependencies(ctx.index.files.flatMap((f) => f.routerIncludes ?? []));
+        targets = [...(mounted.get(s.target.slice(MOUNTED.length)) ?? [])];
+      }
+      for (const target of targets)
+      for (const { dep, depth, depFile, effect: e, fact: d } of dependencySessionFacts(graph, target)) {
         // A statement outside a `begin()` block (its own, or a helper's it hands the session to
         // then), and no release after it: the connection stays checked out.
         if (d.lastUse !== 'holds' || !queriesThrough(graph, dep, d)) continue;
@@ -497,6 +505,20 @@ function waitedThrough(graph: CallGraph, first: { to: FnRef; call: SummaryCall }
   return calls.every(({ call }, i) => !call.background && !(call.offloaded && !(thread && i === 0)) && !call.spawned);
 }
 
+/** A site's target that stands for the dependencies of the router the handler is registered on, wherever it is mounted. */
+const MOUNTED = '@mounted:';
+
+/** The routers (by qualified name) a handler's route decorators register it on: `router` of `@router.get(...)`. */
+function mountedRouters(model: FileModel, fn: FunctionInfo): string[] {
+  const out: string[] = [];
+  for (const d of fn.decorators) {
+    const head = /^([A-Za-z_][\w.]*)\.(?:get|post|put|patch|delete|head|options|api_route|route)\(/.exec(d)?.[1];
+    const q = head ? resolveName(model, head) : null;
+    if (q && q.includes('.') && !out.includes(q)) out.push(q);
+  }
+  return out;
+}
+
 /** On a handler that waits on an external call, at a parameter filled by a dependency (see {@link collectWaitDependencies}). */
 export const WAIT_DEPENDENCY = 'wait_dependency';
 
@@ -527,8 +549,9 @@ export function collectWaitDependencies(model: FileModel, project?: ProjectConte
   if (!project || model.isTestFile) return out;
   for (const fn of model.functions) {
     if (fn.role !== 'handler' || !fn.body || isWebsocketHandler(fn)) continue;
-    // A dependency needs a default (`Depends(...)`), an annotation (an `Annotated` alias) or the route's `dependencies=`.
-    if (!fn.params.some((p) => p.defaultText || p.annotation) && !fn.decorators.some((d) => d.includes('dependencies'))) continue;
+    // A dependency needs a default (`Depends(...)`), an annotation (an `Annotated` alias), the
+    // route's `dependencies=` or a router that may be mounted with some.
+    if (!fn.params.some((p) => p.defaultText || p.annotation) && !fn.decorators.some((d) => d.includes('dependencies')) && !mountedRouters(model, fn).length) continue;
     // The handler's own call: one in a nested function (a callback, a task) may run later, or never.
     const found = firstWaitAfter(model, fn, 0);
     if (!found) {
@@ -550,6 +573,9 @@ export function collectWaitDependencies(model: FileModel, project?: ProjectConte
     const deps = [
       ...endpointDependencies(model, project, fn),
       ...routeDependencies(model, project, fn).map((target) => ({ param: 'dependencies=[...]', paramNode: null, target })),
+      // The dependencies of the router where another file mounts this one's (`include_router(router,
+      // dependencies=[...])`, an application made with `dependencies=`): the repo phase looks them up.
+      ...mountedRouters(model, fn).map((router) => ({ param: 'dependencies=[...]', paramNode: null, target: `${MOUNTED}${router}` })),
     ];
     if (!deps.length || streamingResponses(model, project, fn).length > 0) continue;
     // The handler's own sessions, shared with its dependencies when FastAPI caches the provider
