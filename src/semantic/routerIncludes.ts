@@ -16,7 +16,7 @@ import { assignmentsTo, resolveName, type FileModel } from './model.js';
 /** `[included router, dependency or '@' + including router]`. */
 export type RouterInclude = [string, string];
 
-const DEPENDS = /(?:^|[^\w])(?:Depends|Security)\(\s*(?:dependency\s*=\s*)?([A-Za-z_][\w.]*)/g;
+const DEPENDS = /(?:^|[^\w])(?:Depends|Security)\(\s*(?:dependency\s*=\s*)?([A-Za-z_][\w.]*)(\s*\()?/g;
 /** A router or application made with dependencies of its own. */
 const ROUTER_MAKER = /(?:^|\.)(?:FastAPI|APIRouter)$/;
 
@@ -67,7 +67,8 @@ function dependencyNames(model: FileModel, list: SyntaxNode | null): string[] {
   if (!list) return [];
   const out: string[] = [];
   for (const m of list.text.matchAll(DEPENDS)) {
-    const q = resolveName(model, m[1]!);
+    // `Depends(RequireRole("admin"))`: the instance's `__call__` runs per request.
+    const q = resolveName(model, m[2] ? `${m[1]!}.__call__` : m[1]!);
     if (q && q.includes('.') && !q.startsWith('builtins.')) out.push(q);
   }
   return out;

@@ -353,7 +353,9 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
         const key = `${depFile.path}:${e.line}:${e.column}`;
         let entry = held.get(key);
         if (!entry) {
-          const name = graph.function(dep).name;
+          const depFn = graph.function(dep);
+          // `RequireScope.__call__`, not a bare `__call__`.
+          const name = /^__\w+__$/.test(depFn.name) ? depFn.qualifiedName : depFn.name;
           entry = {
             at: { path: depFile.path, line: e.line, column: e.column, endLine: d.endLine, endColumn: d.endColumn },
             dep, session: d.name,

@@ -1461,8 +1461,9 @@ function dependencyParams(model: FileModel, project: ProjectContext, fn: Functio
     for (const text of [p.defaultText ?? '', p.annotation ?? '', localAlias(model, p.annotation)?.text ?? '']) {
       const m = DEPENDS.exec(text);
       if (!m) continue;
-      // `svc: OrderService = Depends()`: the annotation is the dependency.
-      const target = m[1] ?? (p.annotation && /^[A-Za-z_][\w.]*$/.test(p.annotation) ? p.annotation : null);
+      // `svc: OrderService = Depends()`: the annotation is the dependency; `Depends(RequireRole("admin"))`:
+      // an instance made once, whose `__call__` FastAPI runs per request.
+      const target = m[1] ? (/^\s*\(/.test(m[2] ?? '') ? `${m[1]}.__call__` : m[1]) : (p.annotation && /^[A-Za-z_][\w.]*$/.test(p.annotation) ? p.annotation : null);
       if (target && !isSessionProvider(model, project, target)) out.push({ param: p.name, paramNode: node, target });
       return;
     }
@@ -1527,8 +1528,8 @@ export function routeDependencies(model: FileModel, project: ProjectContext, fn:
   const out = new Set<string>();
   for (const t of texts) {
     const list = /dependencies\s*=\s*\[([\s\S]*?)\]/.exec(t)?.[1] ?? '';
-    for (const m of list.matchAll(/(?:Depends|Security)\(\s*(?:dependency\s*=\s*)?([A-Za-z_][\w.]*)/g)) {
-      const dep = qualifiedDependency(model, fn, m[1]!);
+    for (const m of list.matchAll(/(?:Depends|Security)\(\s*(?:dependency\s*=\s*)?([A-Za-z_][\w.]*)(\s*\()?/g)) {
+      const dep = qualifiedDependency(model, fn, m[2] ? `${m[1]!}.__call__` : m[1]!);
       if (dep && !projectNames(project).providers.has(dep.q)) out.add(dep.q);
     }
   }

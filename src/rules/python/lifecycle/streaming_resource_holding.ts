@@ -487,8 +487,8 @@ export interface SessionDependencyFact {
 
 /**
  * The facts PA402 needs across modules: on a streaming endpoint, each parameter filled by a
- * dependency of another module ({@link STREAM_DEPENDENCY}); on any module-level function or
- * `__init__` that takes a session by `Depends`, what it does with it ({@link SESSION_DEPENDENCY}).
+ * dependency of another module ({@link STREAM_DEPENDENCY}); on any module-level function,
+ * `__init__` or `__call__` that takes a session by `Depends`, what it does with it ({@link SESSION_DEPENDENCY}).
  */
 export function collectStreamDependencies(model: FileModel, project?: ProjectContext): Effect[][] {
   const out: Effect[][] = model.functions.map(() => []);
@@ -544,7 +544,8 @@ export function collectStreamDependencies(model: FileModel, project?: ProjectCon
   }
   for (const dep of model.functions) {
     // A route handler is rarely another endpoint's dependency; its own session is PA402's file rule's.
-    if (dep.parent >= 0 || (dep.className && dep.name !== '__init__') || !dep.body || dep.role === 'handler' || !maybeInjected(dep)) continue;
+    // A class serves as one by its `__init__` (`Depends(Repo)`) or its instances by `__call__` (`Depends(RequireRole("admin"))`).
+    if (dep.parent >= 0 || (dep.className && dep.name !== '__init__' && dep.name !== '__call__') || !dep.body || dep.role === 'handler' || !maybeInjected(dep)) continue;
     // Its own sub-dependencies (`get_current_active_user(user = Depends(get_current_user))`).
     const subs = dependencyTargets(model, project, dep);
     if (subs.length) out[dep.index]!.push({ kind: DEPENDS_ON, what: subs.join(' '), line: dep.startLine, column: 1 });
