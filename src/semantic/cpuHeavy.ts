@@ -6,7 +6,8 @@
  */
 import type { SyntaxNode } from '../parse/parser.js';
 import type { CallInfo, FileModel } from './model.js';
-import { assignmentsTo } from './model.js';
+import { assignmentsTo, resolveName } from './model.js';
+import { networkFunction } from './externalCalls.js';
 import { receiverType } from './valueTypes.js';
 
 
@@ -119,8 +120,13 @@ function isPayload(model: FileModel, node: SyntaxNode | null, fnIndex: number, d
       const fn = node.childForFieldName('function');
       if (fn?.type !== 'attribute') return false;
       const method = fn.childForFieldName('attribute')?.text ?? '';
-      // `f.read()` is the whole content; `f.read(16)` (a block, an IV from a random source) is not.
-      if (PAYLOAD_METHODS.has(method)) return method !== 'read' || (node.childForFieldName('arguments')?.namedChildCount ?? 0) === 0;
+      // `f.read()` is the whole content; `f.read(16)` (a block, an IV from a random source) is not;
+      // nor the body of an HTTP response (`with urlopen(req) as resp: resp.read()`): an API's reply,
+      // a few kilobytes as request bodies are (see PAYLOAD_METHODS).
+      if (PAYLOAD_METHODS.has(method)) {
+        if (responseBody(model, fn.childForFieldName('object'), fnIndex, node.startPosition.row + 1)) return false;
+        return method !== 'read' || (node.childForFieldName('arguments')?.namedChildCount ?? 0) === 0;
+      }
       // `.encode()` / `.decode()` of a payload is still the payload.
       return (method === 'encode' || method === 'decode') && isPayload(model, fn.childForFieldName('object'), fnIndex, depth + 1);
     }
@@ -135,6 +141,21 @@ function isPayload(model: FileModel, node: SyntaxNode | null, fnIndex: number, d
     default:
       return false;
   }
+}
+
+/** A name bound (last, in the function) to what an HTTP client returned: `urlopen(...)`, `requests.get(...)`, `await client.get(...)`. */
+function responseBody(model: FileModel, object: SyntaxNode | null, fnIndex: number, line: number): boolean {
+  if (object?.type !== 'identifier') return false;
+  let best = null;
+  for (const a of assignmentsTo(model, object.text)) {
+    if (a.functionIndex === fnIndex && a.line <= line && (!best || a.line >= best.line)) best = a;
+  }
+  let v = best?.value ?? null;
+  if (v?.type === 'await') v = v.namedChild(0);
+  if (v?.type !== 'call') return false;
+  const callee = v.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '';
+  const q = resolveName(model, callee);
+  return (!!q && networkFunction(q) !== null) || /(^|\.)(urlopen|(?:http_?)?client\.(get|post|put|patch|delete|request))$/i.test(callee);
 }
 
 /** A file handle opened on a path the code names (see {@link namedPath}): `open("x.json")`, `with p.open() as f` with `p = base / "x.json"`. */
