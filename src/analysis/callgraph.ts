@@ -958,9 +958,14 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     resolveQualified,
     smallConstant(qualified) {
       for (let hop = 0, q = qualified; hop < 2; hop++) {
-        const dot = q.lastIndexOf('.');
+        let dot = q.lastIndexOf('.');
         if (dot <= 0) return false;
-        const file = findModule(q.slice(0, dot));
+        let file = findModule(q.slice(0, dot));
+        // `app.config.Config.DEFAULT_ROLES`: a class's attribute, `Config.DEFAULT_ROLES` in `app.config`.
+        if (file === undefined) {
+          dot = q.lastIndexOf('.', dot - 1);
+          file = dot > 0 ? findModule(q.slice(0, dot)) : undefined;
+        }
         if (file === undefined) return false;
         const name = q.slice(dot + 1);
         if (files[file]!.smallConstants?.includes(name)) return true;

@@ -8,7 +8,7 @@
 import type { ProjectContext } from '../discovery/context.js';
 import type { CallInfo, FileModel, LoopInfo } from '../semantic/model.js';
 import type { SyntaxNode } from '../parse/parser.js';
-import { assignmentsTo, resolveName } from '../semantic/model.js';
+import { assignmentsTo, resolveImported, resolveName } from '../semantic/model.js';
 import { isMemoisedCall } from '../semantic/memo.js';
 import { BLOCKING_MODULES } from '../semantic/blockingModules.js';
 import { NEW_ENGINE, type Effect } from './summary.js';
@@ -125,9 +125,18 @@ function importedIterable(model: FileModel, loop: LoopInfo): string | null {
     return q && q.includes('.') ? q : null;
   }
   if (n.type === 'attribute') {
-    const object = n.childForFieldName('object');
-    const q = object?.type === 'identifier' ? model.imports.get(object.text) : undefined;
-    return q ? `${q}.${n.childForFieldName('attribute')!.text}` : null;
+    // `kinds.SHELF_LABELS`, `Config.DEFAULT_ROLES`, `kinds.Catalogue.FEATURED`: through an import.
+    const head = n.text.slice(0, n.text.search(/[^\w]|$/));
+    const q = model.imports.has(head) ? resolveImported(model, n.text.replace(/\s+/g, '')) : null;
+    return q && q.includes('.') ? q : null;
+  }
+  // `for r in default_roles():` — an imported function called with nothing (the repo phase knows
+  // whether it only returns a handful of constants).
+  if (n.type === 'call' && n.childForFieldName('arguments')?.namedChildCount === 0) {
+    const fn = n.childForFieldName('function');
+    if (fn?.type !== 'identifier' && fn?.type !== 'attribute') return null;
+    const q = resolveImported(model, fn.text.replace(/\s+/g, ''));
+    return q && q.includes('.') && !q.startsWith(`${model.moduleName}.`) ? q : null;
   }
   return null;
 }

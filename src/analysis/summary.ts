@@ -11,7 +11,7 @@ import { isMemoisedCall } from '../semantic/memo.js';
 import { spawnedTask } from '../semantic/externalCalls.js';
 import { dictKeysSet, flagGuard, isMaybeNone, ownFlag, ownKwargs, passedArguments } from '../semantic/guards.js';
 import { exportedTypes } from '../semantic/valueTypes.js';
-import { GROWS, smallLiteral } from '../semantic/smallLiterals.js';
+import { GROWS, returnsSmallLiteral, smallLiteral } from '../semantic/smallLiterals.js';
 import { routerIncludes, type RouterInclude } from '../semantic/routerIncludes.js';
 import { classifyHandle } from '../semantic/db.js';
 import { isBlockingClientType } from '../semantic/blockingIo.js';
@@ -258,6 +258,27 @@ function smallConstants(model: FileModel): string[] {
     ]);
     if (grown.has(name) || new RegExp(`(?<![\\w.])${name}\\s*\\[[^\\]\\n]*\\]\\s*=(?!=)`).test(model.source)) continue;
     out.push(name);
+  }
+  // A function of the module that takes nothing and only returns one (`def roles(): return [...]`):
+  // `for r in roles():` elsewhere. And a class's attribute bound once in its body to one
+  // (`class Config: DEFAULT_ROLES = [...]`), never grown in the module: `Config.DEFAULT_ROLES`.
+  for (const fn of model.functions) {
+    if (fn.parent < 0 && !fn.className && model.moduleDefs.has(fn.name) && returnsSmallLiteral(fn)) out.push(fn.name);
+  }
+  if (model.classes.length) {
+    for (const a of model.assignments) {
+      if (a.functionIndex >= 0 || a.loops.length || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
+      const cls = a.node.parent?.type === 'expression_statement' && a.node.parent.parent?.type === 'block' ? a.node.parent.parent.parent : null;
+      const name = cls?.type === 'class_definition' ? cls.childForFieldName('name')?.text : undefined;
+      if (!name || cls!.parent?.type !== 'module' && cls!.parent?.type !== 'decorated_definition') continue;
+      let v = a.value;
+      while (v?.type === 'parenthesized_expression') v = v.namedChild(0);
+      if (!smallLiteral(v)) continue;
+      // Bound once in the body, and neither grown nor rebound through the class or its instances.
+      if (model.assignments.some((b) => b !== a && b.target === a.target && b.functionIndex < 0 && b.node.parent?.parent?.id === a.node.parent?.parent?.id)) continue;
+      if (new RegExp(`\\.${a.target}\\s*(\\.\\s*(append|extend|insert|add|update|setdefault)\\s*\\(|\\[[^\\]\\n]*\\]\\s*=(?!=)|[+|]?=(?!=))`).test(model.source)) continue;
+      out.push(`${name}.${a.target}`);
+    }
   }
   return out;
 }

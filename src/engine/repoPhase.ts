@@ -6,7 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FileSummary, RepoIndex } from '../analysis/summary.js';
-import { callGraphOf } from '../analysis/callgraph.js';
+import { callGraphOf, type CallGraph } from '../analysis/callgraph.js';
+import { IMPORTED_ITERABLE } from '../analysis/effects.js';
 import { executionContexts } from '../analysis/executionContext.js';
 import type { RepoResult } from '../cache/cache.js';
 import type { ProjectContext } from '../discovery/context.js';
@@ -116,12 +117,15 @@ export function withLineTexts(result: RepoResult, analysed: ReadonlySet<string>,
 }
 
 /** The one-off execution context of each finding's line, where it has one; the lines in coroutines on a loop of their own; and those in functions a framework dispatches. */
-function findingContexts(index: RepoIndex, positions: [string, number][], project: ProjectContext): Pick<RepoResult, 'contexts' | 'privateLoops' | 'entries'> {
+function findingContexts(index: RepoIndex, positions: [string, number][], project: ProjectContext): Pick<RepoResult, 'contexts' | 'privateLoops' | 'entries' | 'fixedLoops'> {
   const contexts: RepoResult['contexts'] = [];
   const privateLoops: NonNullable<RepoResult['privateLoops']> = [];
   const entries: NonNullable<RepoResult['entries']> = [];
-  if (positions.length === 0) return { contexts, privateLoops, entries };
-  const where = executionContexts(callGraphOf(index), (p) => isMigrationFile(project, p));
+  const fixedLoops: NonNullable<RepoResult['fixedLoops']> = [];
+  if (positions.length === 0) return { contexts, privateLoops, entries, fixedLoops };
+  const graph = callGraphOf(index);
+  const where = executionContexts(graph, (p) => isMigrationFile(project, p));
+  const fixed = loopsOverImportedConstants(graph);
   const seen = new Set<string>();
   for (const [file, line] of positions) {
     const key = `${file}:${line}`;
@@ -132,6 +136,26 @@ function findingContexts(index: RepoIndex, positions: [string, number][], projec
     const loop = where.privateLoop(file, line);
     if (loop) privateLoops.push([file, line, loop]);
     if (where.entry(file, line)) entries.push([file, line]);
+    const constant = fixed.get(key);
+    if (constant) fixedLoops.push([file, line, constant]);
   }
-  return { contexts, privateLoops, entries };
+  return { contexts, privateLoops, entries, fixedLoops };
+}
+
+/**
+ * `path:line` of the calls in a loop over a handful of constants another module declares
+ * (`for kind in KIND_LABELS:` with `KIND_LABELS` a small literal in `app.constants`), with the
+ * constant: what a file rule reported per item there runs as often whatever the tables hold.
+ */
+function loopsOverImportedConstants(graph: CallGraph): Map<string, string> {
+  const out = new Map<string, string>();
+  graph.index.files.forEach((f, file) => {
+    if (f.isTestFile) return;
+    f.functions.forEach((_, fn) => {
+      for (const e of graph.ownEffects({ file, fn })) {
+        if (e.kind === IMPORTED_ITERABLE && graph.smallConstant(e.what)) out.set(`${f.path}:${e.line}`, e.what);
+      }
+    });
+  });
+  return out;
 }

@@ -81,6 +81,8 @@ export interface ScanOutput {
 
 type Ignore = ReturnType<typeof ignoreFactory>;
 const createIgnore = ignoreFactory as unknown as () => Ignore;
+/** Claims made per item of a loop: a loop over a handful of constants runs them a handful of times. */
+const PER_ITEM_CODES: ReadonlySet<string> = new Set(['PA102', 'PA105', 'PA107', 'PA108', 'PA207']);
 
 /**
  * The files a scan writes inside the tree (report, trend log, `--output`, `--write-baseline`),
@@ -260,7 +262,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
       const fileFindings = raw.map((r) => [r.path, r.line] as [string, number]);
       const out = runRepoPhase(summaries, context, repoRules, rootPath, fileFindings);
       for (const [code, ms] of Object.entries(out.ruleMs)) ruleMs[code] = (ruleMs[code] ?? 0) + ms;
-      repo = { findings: out.findings, internalErrors: out.internalErrors, contexts: out.contexts, privateLoops: out.privateLoops, entries: out.entries };
+      repo = { findings: out.findings, internalErrors: out.internalErrors, contexts: out.contexts, privateLoops: out.privateLoops, entries: out.entries, fixedLoops: out.fixedLoops };
     }
     raw.push(...repo.findings);
     stats.internalErrors.push(...repo.internalErrors);
@@ -290,6 +292,9 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     const oneOff = new Map(contexts.map(([p, line, kind, evidence]) => [`${p}:${line}`, { kind, evidence }]));
     const privateLoops = new Map((repo.privateLoops ?? []).map(([p, line, evidence]) => [`${p}:${line}`, evidence]));
     const entries = new Set((repo.entries ?? []).map(([p, line]) => `${p}:${line}`));
+    // A file rule's per-item claim in a loop over another module's handful of constants: the
+    // same loop over the module's own constants is silent (the repo phase knows the other module).
+    const fixedLoops = new Set((repo.fixedLoops ?? []).map(([p, line]) => `${p}:${line}`));
     let findings: Finding[] = [];
     // One finding per place and claim: two ways to the same report (a call inside two spans of
     // one function) say the same thing once.
@@ -307,6 +312,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
       if (kept.get(keyOf(r)) !== r) continue;
       if (testMatcher?.ignores(r.path)) continue;
       if (inScope && !inScope(r.path)) continue;
+      if (PER_ITEM_CODES.has(r.code) && fixedLoops.has(`${r.path}:${r.line}`)) continue;
       const meta = metaByCode.get(r.code);
       if (!meta) continue;
       const severity = config.severity[r.code] ?? r.severity;

@@ -4,6 +4,7 @@
  * constants, for loops in other modules (`FileSummary.smallConstants`).
  */
 import type { SyntaxNode } from '../parse/parser.js';
+import type { FunctionInfo } from './model.js';
 
 /** At most this many iterations is a fixed cost, not an N+1: a handful of constants, a call's keyword arguments. */
 export const SMALL_BOUND = 10;
@@ -52,4 +53,18 @@ function parens(node: SyntaxNode | null): SyntaxNode | null {
   let n = node;
   while (n && (n.type === 'await' || n.type === 'parenthesized_expression')) n = n.namedChild(0);
   return n;
+}
+
+/**
+ * A function that takes nothing and only returns a small literal (after its docstring): its N is
+ * written in the code (`def _fields(): return ["a", "b"]`).
+ */
+export function returnsSmallLiteral(fn: FunctionInfo): boolean {
+  if (fn.params.length) return false;
+  const statements = (fn.body?.namedChildren ?? []).filter((c) => c.type !== 'comment');
+  const docstring = statements[0]?.type === 'expression_statement' && statements[0].namedChild(0)?.type === 'string';
+  const rest = docstring ? statements.slice(1) : statements;
+  let v = rest.length === 1 && rest[0]!.type === 'return_statement' ? rest[0]!.namedChild(0) : null;
+  while (v?.type === 'parenthesized_expression') v = v.namedChild(0);
+  return smallLiteral(v);
 }

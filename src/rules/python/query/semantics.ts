@@ -7,7 +7,7 @@
  * Candidates for the shared layer: `perIterationNames`, `literalSize`, `unwrap`, `positionalArgs`.
  */
 import { insideNestedFunction } from '../../../semantic/controlFlow.js';
-import { GROWS, iterationSource, SMALL_BOUND, smallLiteral } from '../../../semantic/smallLiterals.js';
+import { GROWS, iterationSource, returnsSmallLiteral, SMALL_BOUND, smallLiteral } from '../../../semantic/smallLiterals.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import { assignmentsInLoop, assignmentsTo, augAssignmentsInLoop, callsOf, loopTargetNode, variableRefs } from '../../../semantic/model.js';
@@ -172,7 +172,7 @@ function smallBoundedLoopUncached(model: FileModel, loop: LoopInfo): boolean {
   // `for t in Subscription.Type:`: a class nested in a class (or one a module exports) named in
   // CamelCase; iterating a class is iterating an `Enum`'s members (any other class raises).
   if (src.type === 'attribute' && /^[A-Z][a-z]\w*$/.test(src.childForFieldName('attribute')?.text ?? '') && nestedEnum(model, src, loop.functionIndex)) return true;
-  if (smallLiteral(src) || configuredSetting(src) || appSetting(model, src, loop.functionIndex) || returnsSmallLiteral(model, src) || smallSelfLiteral(model, src, loop)) return true;
+  if (smallLiteral(src) || configuredSetting(src) || appSetting(model, src, loop.functionIndex) || callsSmallLiteralFunction(model, src) || smallSelfLiteral(model, src, loop)) return true;
   if (fixedByCode(src)) return true;
   if (smallLimit(model, src, loop)) return true;
   if (intersectsSmallConstant(model, src, loop) || lengthGuarded(model, src, loop)) return true;
@@ -401,16 +401,12 @@ function smallLiteralName(model: FileModel, name: string, loop: LoopInfo, local 
  * `keys()` where `keys` is a function of this module that takes nothing and only returns a small
  * literal (after its docstring): its N is written in the code (`def _fields(): return ['a', 'b']`).
  */
-function returnsSmallLiteral(model: FileModel, src: SyntaxNode): boolean {
+function callsSmallLiteralFunction(model: FileModel, src: SyntaxNode): boolean {
   if (src.type !== 'call' || src.childForFieldName('arguments')?.namedChildCount !== 0) return false;
   const callee = src.childForFieldName('function');
   if (callee?.type !== 'identifier') return false;
   const defs = model.functions.filter((f) => f.parent < 0 && !f.className && f.name === callee.text);
-  if (defs.length !== 1 || defs[0]!.params.length) return false;
-  const statements = (defs[0]!.body?.namedChildren ?? []).filter((c) => c.type !== 'comment');
-  const docstring = statements[0]?.type === 'expression_statement' && statements[0].namedChild(0)?.type === 'string';
-  const rest = docstring ? statements.slice(1) : statements;
-  return rest.length === 1 && rest[0]!.type === 'return_statement' && smallLiteral(unwrap(rest[0]!.namedChild(0)));
+  return defs.length === 1 && returnsSmallLiteral(defs[0]!);
 }
 
 /**
