@@ -24,8 +24,15 @@ describe('SQLite as the only database', () => {
     const sync = got.find((f) => f.code === 'PA307')!;
     for (const [f, to] of [[n1, 'medium'], [sync, 'low']] as const) {
       expect(f.severity).toBe(to);
-      expect(f.downgrades).toEqual([expect.objectContaining({ rule: 'database', from: 'high', to, evidence: expect.stringMatching(/only database is SQLite \(the engine in app\/db\.py:10/) })]);
+      expect(f.downgrades).toEqual([expect.objectContaining({ rule: 'database', from: 'high', to, evidence: expect.stringMatching(/only database is SQLite \(the engine in app\/(db\.py:10|async_api\.py:8);/) })]);
     }
+  });
+
+  it('keeps a lazy load on an AsyncSession high: it raises, which no local database makes cheaper', async () => {
+    const got = await findings(FIXTURE);
+    const lazy = got.find((f) => f.code === 'PA108' && f.path === 'app/async_api.py')!;
+    expect(lazy).toMatchObject({ severity: 'high', advisory: false, downgrades: [] });
+    expect(lazy.message).toMatch(/MissingGreenlet/);
   });
 
   it('leaves an ADR override in force: the cap does not replace it', async () => {

@@ -189,6 +189,7 @@ function addFinding(outcome: FileOutcome, model: FileModel, rule: FileRule, r: R
   if (r.recommendation) finding.recommendation = r.recommendation;
   if (r.advisory) finding.advisory = r.advisory;
   if (r.lowInBackground) finding.lowInBackground = true;
+  if (r.failure) finding.failure = true;
   const fn = r.function ?? enclosingFunctionName(model, loc.line, r.node);
   if (fn) finding.function = fn;
   if (r.chain) finding.chain = r.chain;

@@ -75,6 +75,7 @@ export function runRepoPhase(
             if (r.recommendation) f.recommendation = r.recommendation;
             if (r.advisory) f.advisory = r.advisory;
             if (r.lowInBackground) f.lowInBackground = true;
+            if (r.failure) f.failure = true;
             if (r.function) f.function = r.function;
             if (r.chain) f.chain = r.chain;
             if (r.callers) f.callers = r.callers;

@@ -352,6 +352,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
         executionEvidence: r.evidence ?? [],
         inHandler: r.inHandler,
         ...(r.lowInBackground ? { lowInBackground: true as const } : {}),
+        ...(r.failure ? { failure: true as const } : {}),
         oneOff: config.executionContext === 'strict' ? null : (oneOff.get(`${r.path}:${r.line}`) ?? null),
         privateLoop: config.executionContext === 'strict' ? null : (privateLoops.get(`${r.path}:${r.line}`) ?? null),
       }, context));

@@ -19,6 +19,8 @@ export interface ValidationInput {
   inHandler: boolean;
   /** The rule's `lowInBackground`: at most low when only background jobs reach the code. */
   lowInBackground?: true;
+  /** The rule's `failure`: the code raises, whoever runs it and whatever the database. */
+  failure?: true;
   /** The finding's code runs only once (migration, script, startup, import): from the call graph. */
   oneOff?: ExecutionContext | null;
   /** The finding's code is in a coroutine that only ever runs on an event loop of its own: why. */
@@ -64,7 +66,8 @@ export function validateFinding(input: ValidationInput, context: ProjectContext)
 
 function validateSeverity(input: ValidationInput, context: ProjectContext): Finding {
   const { finding } = input;
-  const once = input.oneOff;
+  // A crash is not a cost that a small audience (an admin page, a background job) makes smaller.
+  const once = input.failure && (input.oneOff?.kind === 'admin' || input.oneOff?.kind === 'background') ? null : input.oneOff;
   if (once?.kind === 'admin') {
     // A page only administrators open, now and then: a per-row cost there is one admin's wait,
     // not every visitor's (the reviews judged such high N+1s medium at most).
@@ -85,7 +88,9 @@ function validateSeverity(input: ValidationInput, context: ProjectContext): Find
     return finding;
   }
   if (finding.severity !== 'high' && finding.severity !== 'medium') return finding;
-  if (input.inHandler && NEVER_DOWNGRADED_IN_HANDLERS.has(finding.code)) return capForSqlite(finding, context);
+  // Nor one that a database without round trips makes cheaper.
+  const cap = (f: Finding) => (input.failure ? f : capForSqlite(f, context));
+  if (input.inHandler && NEVER_DOWNGRADED_IN_HANDLERS.has(finding.code)) return cap(finding);
 
   const adr = matchingAdr(finding, context);
   if (adr) {
@@ -93,7 +98,7 @@ function validateSeverity(input: ValidationInput, context: ProjectContext): Find
     finding.downgrades.push({ rule: 'adr_override', from: finding.severity, to: 'advisory', evidence: `[Planned: ${adr.id}] ${adr.reason}` });
     return finding;
   }
-  capForSqlite(finding, context);
+  cap(finding);
   if (EXECUTION_CONTEXT_CHECKS.has(finding.check) && input.executionEvidence.length > 0) {
     const points = input.executionEvidence.length;
     const evidence = input.executionEvidence.join('; ');

@@ -83,6 +83,8 @@ export interface RawFinding {
   advisory?: string;
   /** `RuleReport.lowInBackground`. */
   lowInBackground?: true;
+  /** `RuleReport.failure`. */
+  failure?: true;
   /** `RuleReport.sameDefectAs`. */
   sameDefectAs?: { code: string; line: number };
   /** `RuleReport.rolledBackAtTeardown`. */

@@ -55,6 +55,11 @@ export interface RuleReport {
    * transaction held across a remote call): `low` there, as execution context decides.
    */
   lowInBackground?: true;
+  /**
+   * The finding claims the code fails (raises), not that it is slow: no cost-based lowering
+   * applies (SQLite's missing round trips, a background job's or an admin page's small audience).
+   */
+  failure?: true;
   recommendation?: string;
   /** Name of the function the finding is in. */
   function?: string;
