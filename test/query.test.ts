@@ -610,6 +610,13 @@ describe('Flask-SQLAlchemy', () => {
     expect(at(flask, 'library/views.py', lineOf(file, 'Shelf.query.get'), 'PA107')!.severity).toBe('high');
   });
 
+  it('a dynamic relationship read per row: the fix is a grouped count, not a loader option (which raises on it)', () => {
+    const file = path.join(FIXTURES, 'query-flask/library/desk.py');
+    const counts = at(flask, 'library/desk.py', lineOf(file, 'v.loans.count()'), 'PA108')!;
+    expect(counts.recommendation).toMatch(/`lazy="dynamic"` relationship is a query that no loader option fills/);
+    expect(counts.recommendation).not.toMatch(/^add `selectinload/);
+  });
+
   it('a helper\'s loop over a part of the posted JSON (`request.json["ids"]`) is over one request\'s input', () => {
     const file = path.join(FIXTURES, 'query-flask/library/posted.py');
     for (const [text, code] of [['update({"withdrawn": True})', 'PA102'], ['.first().title for volume_id', 'PA107']] as const) {
