@@ -93,6 +93,13 @@ describe('PA407 engine_per_request', () => {
     expect(viaHelper[0]!.message).toMatch(/; 2 other handlers reach the same construction$/);
   });
 
+  it('claims less for an engine with NullPool per request, and nothing for one per job', () => {
+    const unpooled = found.find((f) => f.path === 'app/dependencies.py' && f.function === 'unpooled_engine')!;
+    expect(unpooled.severity).toBe('medium');
+    expect(unpooled.message).toMatch(/`NullPool`: no pool/);
+    expect(found.some((f) => f.path === 'app/tasks.py' && f.function === '_refresh_totals')).toBe(false);
+  });
+
   it('names a class dependency by its class, not its __init__', () => {
     const ledger = found.find((f) => f.path === 'app/dependencies.py' && f.function === '__init__' && /LEDGER|Ledger/.test(f.message))!;
     expect(ledger.message).toMatch(/in request dependency `Ledger` builds/);

@@ -325,7 +325,9 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
       // ` (SQLite)`: a file opened, no server connection (PA407 says so and claims less). The URL
       // scheme is discovery's (`EngineInfo.urlScheme`, literals and constants resolved there).
       const scheme = project?.engines.find((e) => e.file === model.path && e.line === call.line)?.urlScheme;
-      push({ kind: NEW_ENGINE, what: scheme?.startsWith('sqlite') ? `${q!} (SQLite)` : q!, ...at });
+      // ` (NullPool)`: no pool is built or thrown away, only the engine (PA407 claims less).
+      const nullPool = /\bpoolclass\s*=\s*(?:[\w.]*\.)?NullPool\b/.test(call.node.text) ? ' (NullPool)' : '';
+      push({ kind: NEW_ENGINE, what: `${q!}${nullPool}${scheme?.startsWith('sqlite') ? ' (SQLite)' : ''}`, ...at });
       continue;
     }
     if (q && SYNC_SLEEP.has(q)) {

@@ -95,11 +95,15 @@ export const enginePerRequest: RepoRule = {
         const call = graph.callAt(ref.file, e.line, e.column);
         if (!call) continue;
         const sqlite = e.what.endsWith(SQLITE);
+        const nullPool = e.what.includes(NULL_POOL);
+        // No pool to lose: a job or a session's engine with NullPool is the documented way to run
+        // a coroutine on a loop of its own (asyncpg connections cannot cross loops).
+        if (nullPool && perWhat !== 'request') continue;
         add(`${file.path}:${e.line}:${e.column}|${perWhat}`, `${file.path}:${fn.qualifiedName}`, {
           path: file.path,
           location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-          message: `\`${call.calleeText}()\` in ${role} \`${shown}\` builds a new ${sqlite ? 'SQLite engine (a file opened and its first-connect setup run again)' : 'engine, and a new connection pool,'} for every ${perWhat}`,
-          severity: sqlite ? lower(base) : base,
+          message: `\`${call.calleeText}()\` in ${role} \`${shown}\` builds a new ${engineWhat(sqlite, nullPool)} for every ${perWhat}`,
+          severity: sqlite || nullPool ? lower(base) : base,
           function: fn.name,
         });
       }
@@ -117,14 +121,16 @@ export const enginePerRequest: RepoRule = {
         seen.add(key);
         const weak = reach.weak || edge.weak === true;
         const sqlite = reach.effect.what.endsWith(SQLITE);
+        const nullPool = reach.effect.what.includes(NULL_POOL);
+        if (nullPool && perWhat !== 'request') continue;
         const end = reach.steps[reach.steps.length - 1]!.fn;
         const names = [fn.qualifiedName, ...graph.chainNames(reach)];
-        let severity = sqlite ? lower(base) : base;
+        let severity = sqlite || nullPool ? lower(base) : base;
         if (weak) severity = lower(severity);
         add(`${graph.fileOf(end).path}:${reach.effect.line}:${reach.effect.column}|${perWhat}`, `${file.path}:${fn.qualifiedName}`, {
           path: file.path,
           location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
-          message: `\`${edge.call.calleeText}()\` in ${role} \`${shown}\` builds a new ${sqlite ? 'SQLite engine (a file opened and its first-connect setup run again)' : 'engine, and a new connection pool,'} for every ${perWhat}: ${names.join(' → ')}${weak ? ' (a call resolved by its method name alone)' : ''}`,
+          message: `\`${edge.call.calleeText}()\` in ${role} \`${shown}\` builds a new ${engineWhat(sqlite, nullPool)} for every ${perWhat}: ${names.join(' → ')}${weak ? ' (a call resolved by its method name alone)' : ''}`,
           severity,
           function: fn.name,
           chain: graph.chainSteps(reach, { ref, call: edge.call }),
@@ -140,6 +146,13 @@ export const enginePerRequest: RepoRule = {
 };
 
 const SQLITE = ' (SQLite)';
+const NULL_POOL = ' (NullPool)';
+
+function engineWhat(sqlite: boolean, nullPool: boolean): string {
+  if (sqlite) return 'SQLite engine (a file opened and its first-connect setup run again)';
+  if (nullPool) return 'engine (`NullPool`: no pool, but every connection is a new one, and the first runs the dialect\'s setup again)';
+  return 'engine, and a new connection pool,';
+}
 
 function rank(s: Severity): number {
   return s === 'critical' ? 3 : s === 'high' ? 2 : s === 'medium' ? 1 : 0;
