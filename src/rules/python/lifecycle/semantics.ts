@@ -193,6 +193,15 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
     if (recv && call.awaited && (/(^|[._])pool$/i.test(recv.text) || /\[\s*["'](\w*_)?pool["']\s*\]$/i.test(recv.text))) return { kind: 'connection', label: `${recv.text}.acquire()` };
     return null;
   }
+  // psycopg2's pools (`SimpleConnectionPool`, `ThreadedConnectionPool`): `pool.getconn()` checks a
+  // connection out, `pool.putconn(conn)` gives it back; the pool keeps a reference, so a connection
+  // never given back is lost to it for good (no garbage collector returns it).
+  if (call.method === 'getconn' && call.receiver && !call.awaited) {
+    const recv = call.receiver;
+    const t = receiverType(model, call) ?? '';
+    if (/(^|[._])pool$/i.test(recv.text) || /psycopg2?\.pool\.\w*ConnectionPool/.test(t)) return { kind: 'connection', label: `${recv.text}.getconn()` };
+    return null;
+  }
   // A project factory by the name it is bound to (`OrderSession, engine = build(url)`: its value's type is not known).
   if (isSessionFactoryType(model, project, calleeType(model, call)) || projectNames(project).factories.has(boundName(model, call) ?? '')) {
     return { kind: 'session', label: `${call.calleeText}()` };
@@ -283,7 +292,7 @@ function findAcquisitions(model: FileModel, project: ProjectContext): Acquisitio
   return out;
 }
 
-const ACQUIRE_HINT = /Session|session|connect|acquire|open\(|Client|Redis|redis|Executor/;
+const ACQUIRE_HINT = /Session|session|connect|acquire|getconn|open\(|Client|Redis|redis|Executor/;
 
 /**
  * A cheap text test before the walk: an acquiring name, or the name of one of the project's
@@ -929,14 +938,18 @@ export function bodyStartLine(fn: FunctionInfo): number {
  * back when the proxy is collected. The release call, or null.
  */
 export function poolReleaseOnNormalPathOnly(acq: Acquisition, facts: CloseFacts): SyntaxNode | null {
-  if (!/\.acquire\(\)$/.test(acq.label) || !facts.closedNormally || facts.closedInFinally) return null;
+  const sync = /\.getconn\(\)$/.test(acq.label);
+  if ((!sync && !/\.acquire\(\)$/.test(acq.label)) || !facts.closedNormally || facts.closedInFinally) return null;
   const stop = acq.fn.node;
   if (protectedByTry(acq.call.node, acq.target, stop)) return null;
   const start = acq.assignment.node.endIndex;
   const body = acq.fn.body ?? stop;
   const release = body.descendantsOfType('call').find((c) => c.startIndex > start && closesIn(c, acq.target));
   if (!release || protectedByTry(release, acq.target, stop)) return null;
-  const between = body.descendantsOfType('await').some((a) => a.startIndex > start && a.endIndex < release.startIndex && !a.text.includes('.release('));
+  // Something in between that can fail or be cancelled: an await (asyncpg), any call (psycopg2's sync pool).
+  const between = sync
+    ? body.descendantsOfType('call').some((c) => c.startIndex > start && c.endIndex < release.startIndex)
+    : body.descendantsOfType('await').some((a) => a.startIndex > start && a.endIndex < release.startIndex && !a.text.includes('.release('));
   return between ? release : null;
 }
 
