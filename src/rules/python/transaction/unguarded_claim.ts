@@ -62,7 +62,7 @@ export const unguardedClaim: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'Rows read in one state and moved to another without a lock: two workers can claim the same row',
-    what: 'Finds a claim without a lock: rows of a model read by a state column compared with a literal (`select(M).where(M.status == "queued")`, `query(M).filter_by(state=State.NEW)`, `M.locked_at.is_(None)`, `M.sent == False`), a single row (`.first()`, `.one_or_none()`, `scalar_one_or_none()`) or each row of the result in a loop, then that same column of the row set to another value (`job.status = "running"`) and committed or flushed in the same function, and the row (or its id) then handed to a call or returned, or handed first to a call that is a statement of its own and marked after (`send(n); n.sent_at = now()`: two overlapping runs both send) — the claim is taken to act on the row alone; a sweep that only moves rows to a final state claims nothing, nor one that only checks a row with a call (`if stale(job):`) — when the read takes no lock (`with_for_update(skip_locked=True)`) and the function checks no conditional UPDATE (`rowcount`, `.returning(...)`) and holds no lock of its own (`with redis.lock(...)`, a project helper named for a lock, `lock.acquire()`, an advisory lock). Also a row read by a key (`session.get(M, pk)`, `select(M).where(M.code == c)`, a library `get_one_or_none(code=c)`) whose state is checked in Python before it is marked (`if v is None or v.spent_at is not None: raise` then `v.spent_at = now()`, committed, and the row acted on): two requests both pass the check (a single-use token or code used twice); a row marked in a column named for its use (`used_at`, `redeemed`, `consumed_on`, `spent_at`, `claimed_by`) and then only returned counts when a request handler that calls the function binds what it gets back and hands it to a call that is not a lookup (`tok = use_token(t)` then `reset_password(tok.user_id, pw)`, not only `db.get(User, tok.user_id)`): the use is the caller\'s, while a cancel or a publish answered with the row acts on nothing twice. Also across a call: a helper of the repo that returns the one row it read by state without a lock (`def oldest_waiting(s): return s.scalars(select(Job).where(Job.status == "queued")).first()`), and a caller that moves that column on the row it got, commits and acts on it. Medium in a request handler or a background job, low elsewhere.',
+    what: 'Finds a claim without a lock: rows of a model read by a state column compared with a literal (`select(M).where(M.status == "queued")`, `query(M).filter_by(state=State.NEW)`, `M.locked_at.is_(None)`, `M.sent == False`), a single row (`.first()`, `.one_or_none()`, `scalar_one_or_none()`) or each row of the result in a loop, then that same column of the row set to another value (`job.status = "running"`) and committed or flushed in the same function, and the row (or its id) then handed to a call or returned (rows marked in one loop and committed once: then walked again and each handed to a call, `for j in jobs: run.delay(j.id)`, or returned when the new state or the column says work is under way, `running`, `picked_at`), or handed first to a call that is a statement of its own and marked after (`send(n); n.sent_at = now()`: two overlapping runs both send) — the claim is taken to act on the row alone; a sweep that only moves rows to a final state claims nothing, nor one that only checks a row with a call (`if stale(job):`) — when the read takes no lock (`with_for_update(skip_locked=True)`) and the function checks no conditional UPDATE (`rowcount`, `.returning(...)`) and holds no lock of its own (`with redis.lock(...)`, a project helper named for a lock, `lock.acquire()`, an advisory lock). Also a row read by a key (`session.get(M, pk)`, `select(M).where(M.code == c)`, a library `get_one_or_none(code=c)`) whose state is checked in Python before it is marked (`if v is None or v.spent_at is not None: raise` then `v.spent_at = now()`, committed, and the row acted on): two requests both pass the check (a single-use token or code used twice); a row marked in a column named for its use (`used_at`, `redeemed`, `consumed_on`, `spent_at`, `claimed_by`) and then only returned counts when a request handler that calls the function binds what it gets back and hands it to a call that is not a lookup (`tok = use_token(t)` then `reset_password(tok.user_id, pw)`, not only `db.get(User, tok.user_id)`): the use is the caller\'s, while a cancel or a publish answered with the row acts on nothing twice. Also across a call: a helper of the repo that returns the one row it read by state without a lock (`def oldest_waiting(s): return s.scalars(select(Job).where(Job.status == "queued")).first()`), and a caller that moves that column on the row it got, commits and acts on it. Medium in a request handler or a background job, low elsewhere.',
     why: 'Under READ COMMITTED, PostgreSQL\'s default, two workers run the SELECT before either commits, both see the row in its old state and both claim it: the job runs twice, the coupon is spent twice, the email is sent twice. Writing the new state does not conflict — the second UPDATE waits for the first and then overwrites it.',
     bad:
       'from sqlalchemy import String, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column\n\n\n'
@@ -385,6 +385,8 @@ interface StateRead {
   guardAt?: number;
   /** For a row checked in Python: the line of the first check of each column. */
   checkLines?: Map<string, number>;
+  /** For rows claimed in a loop over a name (`for j in jobs:`): that name, which may be acted on after the commit. */
+  rows?: string;
 }
 
 interface ClaimCandidate {
@@ -432,7 +434,7 @@ function claimsOf(model: FileModel, fnIndex: number, assignments: readonly Assig
       // Rows: each is claimed in a loop over the name.
       for (const loop of loops) {
         const target = loop.node.childForFieldName('left');
-        if (target?.type === 'identifier') reads.push({ row: target.text, ...read, line: a.line, from: loop.node.startIndex, to: loop.node.endIndex });
+        if (target?.type === 'identifier') reads.push({ row: target.text, ...read, line: a.line, from: loop.node.startIndex, to: loop.node.endIndex, rows: a.target });
       }
       continue;
     }
@@ -492,7 +494,10 @@ function claimsOf(model: FileModel, fnIndex: number, assignments: readonly Assig
       // overlap both act on every row they read before either marks it.
       // A row checked in Python must be acted on by a call: returning it (an idempotent cancel
       // or publish that answers with the row) acts on nothing twice.
-      const acted = usedAfter(fn.node, read.row, w.node.endIndex, read.to, read.guard !== undefined) || actedOnBefore(fn.node, read.row, read.from, w.node.startIndex);
+      const acted = usedAfter(fn.node, read.row, w.node.endIndex, read.to, read.guard !== undefined) || actedOnBefore(fn.node, read.row, read.from, w.node.startIndex)
+        // Rows marked in one loop, committed once, then acted on after the commit: another loop
+        // hands each on (`for j in jobs: run.delay(j.id)`), or the rows (or their ids) are returned.
+        || (!!read.rows && !!call && rowsActedOnAfter(fn.node, read.rows, call.node.endIndex, read.to, IN_PROGRESS.test(w.value) || IN_PROGRESS.test(w.column)));
       const returnedOnly = !acted && read.guard !== undefined && SINGLE_USE.test(w.column) && returnedAfter(fn, read.row, w.node.endIndex, read.to);
       if (!acted && !returnedOnly) continue;
       const role = effectiveRole(model, fnIndex);
@@ -509,6 +514,26 @@ function claimsOf(model: FileModel, fnIndex: number, assignments: readonly Assig
     }
   }
   return found;
+}
+
+/** A state value that says work on the row is under way (claimed for a worker), not finished. */
+const IN_PROGRESS = /running|processing|in_?progress|claimed|locked|started|working|dispatched|sending|picked|leased|queued_for|taken|reserved/i;
+
+/**
+ * After `from` (a commit), the claimed rows' list is handed to a call, returned (also as a
+ * comprehension of their ids), or walked by a loop whose item is handed to a call.
+ */
+function rowsActedOnAfter(fnNode: SyntaxNode, rows: string, from: number, claimLoopEnd: number, returnedActs: boolean): boolean {
+  if (from < claimLoopEnd) return false;
+  // Returned (`return [j.id for j in jobs]`) only when they were moved to a state of work under
+  // way: rows a sweep moved to a final state and returned (to count or log) are acted on by nobody.
+  if (usedAfter(fnNode, rows, from, fnNode.endIndex, !returnedActs)) return true;
+  for (const loop of fnNode.descendantsOfType('for_statement')) {
+    if (loop.startIndex < from || loop.childForFieldName('right')?.text !== rows) continue;
+    const item = loop.childForFieldName('left');
+    if (item?.type === 'identifier' && usedAfter(fnNode, item.text, loop.startIndex, loop.endIndex, true)) return true;
+  }
+  return false;
 }
 
 /** A function's identifiers, and the names it returns as they are (`return taken`, `return jobs, n`; not `len(expired)`). */
