@@ -1622,6 +1622,9 @@ function chainMethods(node: SyntaxNode, top: SyntaxNode): string[] {
 }
 
 
+/** A Flask-SQLAlchemy query property's read (`DbOp.what` of `Order.query...`): the model, and the getter when it is `get`/`get_or_404`. */
+const FLASK_QUERY_READ = /^([A-Za-z_]\w*)\.query(?:\.(get|get_or_404))?$/;
+
 /** `session.get(Job, job_id)` / `select(Job).where(Job.id == job_id)` where `job_id` is a parameter. */
 function reloadedParam(model: FileModel, call: CallInfo, op: DbOp): string | null {
   const fn = model.functions[call.functionIndex]!;
@@ -1644,10 +1647,16 @@ function reloadedParam(model: FileModel, call: CallInfo, op: DbOp): string | nul
   }
   // `session.query(Order)` of a legacy `Query` chain: its one entity.
   const queried = call.method === 'query' && callArgs(call.node).positional.length === 1 ? callArgs(call.node).positional[0]! : null;
-  const entity = loadedModel(model, call, op) ?? (queried && isModelName(queried) ? (queried.type === 'attribute' ? queried.childForFieldName('attribute')!.text : queried.text) : null);
+  // Flask-SQLAlchemy's `Order.query...`: the model whose query property it is.
+  const flask = FLASK_QUERY_READ.exec(op.what);
+  const entity = loadedModel(model, call, op) ?? (queried && isModelName(queried) ? (queried.type === 'attribute' ? queried.childForFieldName('attribute')!.text : queried.text) : null) ?? flask?.[1] ?? null;
   if (!entity) return null;
   let key: string | null = null;
-  if (GET_METHODS.has(call.method)) {
+  if (flask?.[2]) {
+    // `Order.query.get(i)` / `.get_or_404(i)`: the legacy Query.get, by its first argument.
+    const first = callArgs(call.node).positional[0];
+    if (first?.type === 'identifier') key = first.text;
+  } else if (GET_METHODS.has(call.method)) {
     const second = callArgs(call.node).positional[1];
     if (second?.type === 'identifier') key = second.text;
   } else {
@@ -1696,7 +1705,9 @@ function passedLoadedId(model: FileModel, call: CallInfo): PassedId | null {
     const read = rowsSource(model, value, a.functionIndex, a.line - 1);
     if (read) {
       // A legacy `Query` chain has no statement: its entity is the rows source's.
-      const entity = loadedModel(model, read.call, read.op) ?? (read.call.method === 'query' ? read.entity?.replace(/^.*\./, '') ?? null : null);
+      // Flask-SQLAlchemy's `Model.query.get_or_404(i)` / `.filter_by(...).first()`: its model.
+      const entity = loadedModel(model, read.call, read.op) ?? (read.call.method === 'query' ? read.entity?.replace(/^.*\./, '') ?? null : null)
+        ?? FLASK_QUERY_READ.exec(read.op.what)?.[1] ?? null;
       if (entity) return { arg, variable: obj.text, model: entity, source: [read.call.line, read.call.column] };
       // A read known by its method alone (`repo.get(oid)` on a repository object): the repo
       // phase follows the call to what it loads.
