@@ -324,6 +324,8 @@ describe('PA107 severity by how the loop\'s N grows', () => {
     }
     // Rows selected by the posted ids (`in_(book_ids)`) are as many as the ids.
     expect(at107(line('Book.id.in_(book_ids)') + 1).severity).toBe('low');
+    // A method of a service object the handlers make with their session: their lists decide.
+    expect(at107(line('Author.name == n)).first() for n in names]')).severity).toBe('low');
     // Validated or parsed, the request's data is still what the client sent.
     expect(at107(line('for n in data["names"]]')).severity).toBe('low');
     expect(at107(line('for n in body.names]')).severity).toBe('low');

@@ -974,6 +974,24 @@ function typedParamReceiver(model: FileModel, call: CallInfo): boolean {
   const q = resolveName(model, name);
   return !!q && !!model.repoModules && inTreeModule(model.repoModules, q);
 }
+/**
+ * A method called on an instance of a class of the tree made on the spot or bound once in the
+ * function: `TeamService(db).invite(...)`, `svc = TeamService(db)` then `svc.invite(...)`.
+ */
+function constructedReceiver(model: FileModel, call: CallInfo): boolean {
+  let r = call.receiver;
+  if (!r || call.functionIndex < 0) return false;
+  if (r.type === 'identifier') {
+    const bound = assignmentsTo(model, r.text).filter((a) => a.functionIndex === call.functionIndex);
+    r = bound.length === 1 && bound[0]!.line <= call.line ? bound[0]!.value : null;
+  }
+  if (r?.type !== 'call') return false;
+  const name = r.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '';
+  if (!/^(?:[A-Za-z_]\w*\.)*[A-Z]\w*$/.test(name)) return false;
+  if (!name.includes('.') && fileClasses(model).some((c) => c.name === name)) return true;
+  const q = resolveName(model, name);
+  return !!q && !!model.repoModules && inTreeModule(model.repoModules, q);
+}
 /** A callee the repo phase may resolve: a plain or dotted name. */
 const MAY_BE_HELPER = /^[A-Za-z_][\w.]*$/;
 /** Methods of builtin containers, strings and loggers: never a project helper worth a site. */
@@ -1092,7 +1110,7 @@ export function collectQueryEffects(model: FileModel): Effect[][] {
     // Only calls the call graph can follow by name (an import, `self.m()`, a local def): an edge
     // through an untyped receiver is no caller evidence, and argument facts cost a lookup per name.
     // Not into a module outside the tree: what such a call passes decides no loop of the repo's.
-    if (!call.emptyArgs && (call.qualifiedName !== null || LOCAL_HELPER.test(call.calleeText) || typedParamReceiver(model, call)) && !NOT_A_HELPER.test(call.method ?? '') && (call.qualifiedName === null || !model.repoModules || inTreeModule(model.repoModules, call.qualifiedName))) {
+    if (!call.emptyArgs && (call.qualifiedName !== null || LOCAL_HELPER.test(call.calleeText) || typedParamReceiver(model, call) || constructedReceiver(model, call)) && !NOT_A_HELPER.test(call.method ?? '') && (call.qualifiedName === null || !model.repoModules || inTreeModule(model.repoModules, call.qualifiedName))) {
       const domains = argumentDomains(model, call, call.functionIndex, call.line, rowsOracle(model));
       if (domains) effects[call.functionIndex]!.push({ kind: ARG_DOMAINS, what: domains, ...at });
     }
