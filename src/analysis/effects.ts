@@ -302,6 +302,22 @@ function boundToRunner(model: FileModel, call: CallInfo, name: string): boolean 
   return assignmentsTo(model, name).some((a) => a.functionIndex === call.functionIndex && a.line <= call.line && isRunner(a.value));
 }
 
+/**
+ * `create_engine(url, poolclass=NullPool)`: the keyword's value is SQLAlchemy's `NullPool` (by
+ * import: `NullPool`, `pool.NullPool`, an alias), not a choice made at run time
+ * (`NullPool if testing else QueuePool`); and not built per item of a loop, where the engines
+ * themselves pile up.
+ */
+function withNullPool(model: FileModel, call: CallInfo): boolean {
+  if (call.loops.length) return false;
+  const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
+  const kw = args.find((a) => a.type === 'keyword_argument' && a.childForFieldName('name')?.text === 'poolclass');
+  const v = kw?.childForFieldName('value');
+  if (!v || (v.type !== 'identifier' && v.type !== 'attribute')) return false;
+  const q = resolveName(model, v.text.replace(/\s+/g, ''));
+  return !!q && /^sqlalchemy(\.pool)?(\.impl)?\.NullPool$/.test(q);
+}
+
 /** `effects[i]` lists the effects of `model.functions[i]`' own body: the catalogue's, then each collector's. */
 export function collectEffects(model: FileModel, collectors: readonly EffectCollector[] = [], project?: ProjectContext): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
@@ -326,7 +342,7 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
       // scheme is discovery's (`EngineInfo.urlScheme`, literals and constants resolved there).
       const scheme = project?.engines.find((e) => e.file === model.path && e.line === call.line)?.urlScheme;
       // ` (NullPool)`: no pool is built or thrown away, only the engine (PA407 claims less).
-      const nullPool = /\bpoolclass\s*=\s*(?:[\w.]*\.)?NullPool\b/.test(call.node.text) ? ' (NullPool)' : '';
+      const nullPool = withNullPool(model, call) ? ' (NullPool)' : '';
       push({ kind: NEW_ENGINE, what: `${q!}${nullPool}${scheme?.startsWith('sqlite') ? ' (SQLite)' : ''}`, ...at });
       continue;
     }

@@ -96,9 +96,10 @@ export const enginePerRequest: RepoRule = {
         if (!call) continue;
         const sqlite = e.what.endsWith(SQLITE);
         const nullPool = e.what.includes(NULL_POOL);
-        // No pool to lose: a job or a session's engine with NullPool is the documented way to run
-        // a coroutine on a loop of its own (asyncpg connections cannot cross loops).
-        if (nullPool && perWhat !== 'request') continue;
+        // No pool to lose: a job's engine with NullPool is the documented way to run a coroutine
+        // on a loop of its own (asyncpg connections cannot cross loops). Per request or per
+        // session it still costs a new engine each time: reported one step lower.
+        if (nullPool && perWhat === 'job') continue;
         add(`${file.path}:${e.line}:${e.column}|${perWhat}`, `${file.path}:${fn.qualifiedName}`, {
           path: file.path,
           location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
@@ -122,7 +123,7 @@ export const enginePerRequest: RepoRule = {
         const weak = reach.weak || edge.weak === true;
         const sqlite = reach.effect.what.endsWith(SQLITE);
         const nullPool = reach.effect.what.includes(NULL_POOL);
-        if (nullPool && perWhat !== 'request') continue;
+        if (nullPool && perWhat === 'job') continue;
         const end = reach.steps[reach.steps.length - 1]!.fn;
         const names = [fn.qualifiedName, ...graph.chainNames(reach)];
         let severity = sqlite || nullPool ? lower(base) : base;

@@ -126,6 +126,19 @@ export const missingCleanup: FileRule = {
         });
         continue;
       }
+      // A psycopg2 pool's connection closed instead of given back: the pool still counts it as
+      // used (its `_used` keeps it) until `putconn(conn)`, and runs out.
+      if (/\.getconn\(\)$/.test(acq.label) && !facts.escapes && (facts.closedInFinally || facts.closedOnBothPaths || facts.closedNormally)
+        && !new RegExp(String.raw`\.putconn\(\s*${acq.target}\b`).test(acq.fn.node.text)) {
+        ctx.report({
+          node: acq.call.node,
+          message: `connection \`${acq.target} = ${acq.label}\` is closed but never given back: a psycopg2 pool counts a connection as used until \`putconn(${acq.target})\`, so every call loses it a slot for good (\`connection pool exhausted\`)`,
+          severity: leakSeverity(ctx.model, acq.fn.index),
+          function: acq.fn.name,
+          recommendation: `\`try: ... finally: ${acq.label.replace(/\.getconn\(\)$/, '')}.putconn(${acq.target})\` (\`putconn(${acq.target}, close=True)\` to drop a broken one)`,
+        });
+        continue;
+      }
       if (facts.escapes || facts.closedInFinally || facts.closedOnBothPaths) continue;
       const closedSomewhere = facts.closedNormally || facts.closingExcepts.size > 0;
       // A generator that yields it unprotected and closes it after the `yield` is PA405's finding
@@ -149,6 +162,7 @@ export const missingCleanup: FileRule = {
         node: acq.call.node,
         message: closedSomewhere
           ? `${what} \`${acq.target} = ${acq.label}\` is closed only on the normal path: an exception before \`${acq.target}.close()\` leaks it`
+          : /\.getconn\(\)$/.test(acq.label) ? `${what} \`${acq.target} = ${acq.label}\` is never given back to the pool (\`putconn(${acq.target})\`): the pool keeps counting it as used, and runs out`
           : `${what} \`${acq.target} = ${acq.label}\` is never closed` + (acq.assignment.fromWith ? ' (its own `with` ends the transaction and leaves the connection open)' : ''),
         // A job's or a startup hook's leak costs that run a connection, not every request (as PA405 rates it).
         severity: acq.kind === 'file' ? 'low' : leakSeverity(ctx.model, acq.fn.index),

@@ -944,13 +944,30 @@ export function poolReleaseOnNormalPathOnly(acq: Acquisition, facts: CloseFacts)
   if (protectedByTry(acq.call.node, acq.target, stop)) return null;
   const start = acq.assignment.node.endIndex;
   const body = acq.fn.body ?? stop;
-  const release = body.descendantsOfType('call').find((c) => c.startIndex > start && closesIn(c, acq.target));
+  const releases = body.descendantsOfType('call').filter((c) => c.startIndex > start && closesIn(c, acq.target));
+  // Given back in a catch-all handler too (`except Exception: pool.putconn(conn); raise`): the
+  // error path is covered as a `finally` would.
+  if (releases.some((r) => catchAllHandler(r, stop))) return null;
+  const release = releases.find((r) => !handlerOf(r, stop));
   if (!release || protectedByTry(release, acq.target, stop)) return null;
-  // Something in between that can fail or be cancelled: an await (asyncpg), any call (psycopg2's sync pool).
+  // Something in between that can fail or be cancelled: an await (asyncpg), a call (psycopg2's
+  // sync pool; not one that only looks at a value, `print`, a log line).
   const between = sync
-    ? body.descendantsOfType('call').some((c) => c.startIndex > start && c.endIndex < release.startIndex)
+    ? body.descendantsOfType('call').some((c) => c.startIndex > start && c.endIndex < release.startIndex && !LOOKS_ONLY.test(c.childForFieldName('function')?.text.replace(/\s+/g, '') ?? ''))
     : body.descendantsOfType('await').some((a) => a.startIndex > start && a.endIndex < release.startIndex && !a.text.includes('.release('));
   return between ? release : null;
+}
+
+/** The `except` clause (inside `stop`) whose body holds `node`, or null. */
+function handlerOf(node: SyntaxNode, stop: SyntaxNode): SyntaxNode | null {
+  for (let p = node.parent; p && p.id !== stop.id; p = p.parent) if (p.type === 'except_clause') return p;
+  return null;
+}
+
+/** Inside a handler that catches everything (`except:`, `except Exception:`, `except BaseException as e:`)? */
+function catchAllHandler(node: SyntaxNode, stop: SyntaxNode): boolean {
+  const h = handlerOf(node, stop);
+  return !!h && /^except\s*(?:\(?\s*(?:Exception|BaseException)\s*\)?\s*(?:as\s+\w+\s*)?)?:/.test(h.text);
 }
 
 export function closesIn(node: SyntaxNode, name: string): boolean {

@@ -497,7 +497,7 @@ function claimsOf(model: FileModel, fnIndex: number, assignments: readonly Assig
       const acted = usedAfter(fn.node, read.row, w.node.endIndex, read.to, read.guard !== undefined) || actedOnBefore(fn.node, read.row, read.from, w.node.startIndex)
         // Rows marked in one loop, committed once, then acted on after the commit: another loop
         // hands each on (`for j in jobs: run.delay(j.id)`), or the rows (or their ids) are returned.
-        || (!!read.rows && !!call && rowsActedOnAfter(fn.node, read.rows, call.node.endIndex, read.to, IN_PROGRESS.test(w.value) || IN_PROGRESS.test(w.column)));
+        || (!!read.rows && !!call && rowsActedOnAfter(fn.node, read.rows, call.node.endIndex, read.to, inProgress(w.value, w.column)));
       const returnedOnly = !acted && read.guard !== undefined && SINGLE_USE.test(w.column) && returnedAfter(fn, read.row, w.node.endIndex, read.to);
       if (!acted && !returnedOnly) continue;
       const role = effectiveRole(model, fnIndex);
@@ -517,7 +517,7 @@ function claimsOf(model: FileModel, fnIndex: number, assignments: readonly Assig
 }
 
 /** A state value that says work on the row is under way (claimed for a worker), not finished. */
-const IN_PROGRESS = /running|processing|in_?progress|claimed|locked|started|working|dispatched|sending|picked|leased|queued_for|taken|reserved/i;
+const IN_PROGRESS = /(?<![A-Za-z])(?<!not_|un)(running|processing|in_?progress|claimed|locked|started|working|sending|picked|leased|taken|reserved)(?![A-Za-z])/i;
 
 /**
  * After `from` (a commit), the claimed rows' list is handed to a call, returned (also as a
@@ -527,13 +527,23 @@ function rowsActedOnAfter(fnNode: SyntaxNode, rows: string, from: number, claimL
   if (from < claimLoopEnd) return false;
   // Returned (`return [j.id for j in jobs]`) only when they were moved to a state of work under
   // way: rows a sweep moved to a final state and returned (to count or log) are acted on by nobody.
-  if (usedAfter(fnNode, rows, from, fnNode.endIndex, !returnedActs)) return true;
+  const nodes = functionNodes(fnNode);
+  // Nor is collecting them into a list that is then returned (`ids.append(job.id)`), then.
+  const quiet = returnedActs ? nodes : { identifiers: nodes.identifiers, returned: new Set<string>() };
+  if (usedAfter(fnNode, rows, from, fnNode.endIndex, !returnedActs, quiet)) return true;
   for (const loop of fnNode.descendantsOfType('for_statement')) {
     if (loop.startIndex < from || loop.childForFieldName('right')?.text !== rows) continue;
     const item = loop.childForFieldName('left');
-    if (item?.type === 'identifier' && usedAfter(fnNode, item.text, loop.startIndex, loop.endIndex, true)) return true;
+    if (item?.type === 'identifier' && usedAfter(fnNode, item.text, loop.startIndex, loop.endIndex, true, quiet)) return true;
   }
   return false;
+}
+
+/** The new value (or, for a timestamp, the column: `picked_at = now()`) says work on the row is under way. */
+function inProgress(value: string, column: string): boolean {
+  if (IN_PROGRESS.test(value)) return true;
+  // A timestamp or owner written into a column named for the claim.
+  return !/^["'A-Z]/.test(value.trim()) && /^(picked|claimed|locked|leased|started|taken|reserved)_(at|on|by|until)$/.test(column);
 }
 
 /** A function's identifiers, and the names it returns as they are (`return taken`, `return jobs, n`; not `len(expired)`). */
