@@ -37,7 +37,7 @@ export function routerIncludes(model: FileModel): RouterInclude[] {
     const args = call.node.childForFieldName('arguments')?.namedChildren.filter((a) => a.type !== 'comment') ?? [];
     const first = args[0];
     const routerNode = first?.type === 'keyword_argument' ? (first.childForFieldName('name')?.text === 'router' ? first.childForFieldName('value') : null) : first;
-    const router = routerNode ? qualified(model, routerNode) : null;
+    const router = routerNode ? qualified(model, routerNode, call.functionIndex) : null;
     if (!router) continue;
     for (const a of args) {
       if (a.type === 'keyword_argument' && a.childForFieldName('name')?.text === 'dependencies') {
@@ -45,7 +45,7 @@ export function routerIncludes(model: FileModel): RouterInclude[] {
       }
     }
     // What the including router or application runs for its own routes runs for these too.
-    const including = qualified(model, call.receiver);
+    const including = qualified(model, call.receiver, call.functionIndex);
     if (including) add(router, `@${including}`);
     if (call.receiver.type === 'identifier') {
       for (const a of assignmentsTo(model, call.receiver.text)) {
@@ -74,12 +74,19 @@ function dependencyNames(model: FileModel, list: SyntaxNode | null): string[] {
   return out;
 }
 
-/** `router`, `users.router`, `api.v1.router`: by the file's imports and module-level names. */
-function qualified(model: FileModel, node: SyntaxNode): string | null {
+/**
+ * `router`, `users.router`, `api.v1.router`: by the file's imports and module-level names; a
+ * router made inside the function that mounts it (`api = APIRouter()` in `create_app()`) by the
+ * function's qualified name (`app.main.create_app.api`), the same in both roles.
+ */
+function qualified(model: FileModel, node: SyntaxNode, fnIndex: number): string | null {
   if (node.type !== 'identifier' && node.type !== 'attribute') return null;
   const text = node.text.replace(/\s+/g, '');
   const q = resolveName(model, text);
-  return q && q.includes('.') && !q.startsWith('builtins.') ? q : null;
+  if (q && q.includes('.') && !q.startsWith('builtins.')) return q;
+  const fn = fnIndex >= 0 ? model.functions[fnIndex] : undefined;
+  if (node.type === 'identifier' && fn && assignmentsTo(model, text).some((a) => a.functionIndex === fnIndex)) return `${model.moduleName}.${fn.qualifiedName}.${text}`;
+  return null;
 }
 
 /**
