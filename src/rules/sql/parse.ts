@@ -6,7 +6,10 @@
  * the PostgreSQL scanner and each statement is parsed alone, so one bad statement costs only
  * itself. Each failure is returned in `errors`.
  */
-import { loadModule, parsePlPgSQLSync, parseSync, scanSync } from 'libpg-query';
+import { createRequire } from 'node:module';
+
+type PgQuery = typeof import('libpg-query');
+const require = createRequire(import.meta.url);
 
 export interface SqlTrigger {
   name: string;
@@ -76,11 +79,31 @@ export interface SqlFacts {
 export const DYNAMIC = 'dynamic';
 
 let loaded: Promise<void> | null = null;
+/** The library, required by {@link loadSqlParser}. */
+let pg: PgQuery | null = null;
 
-/** Loads the WASM parser; call (and await) once before {@link extractSqlFacts}. */
+/**
+ * Loads the WASM parser; call (and await) once before {@link extractSqlFacts}. The library is
+ * required here, not imported: it instantiates its 1.7 MB WebAssembly module as it loads, and
+ * every worker imports this module (discovery's facts pass, the rules) while most trees give a
+ * worker no SQL to read (~60 ms of CPU per thread at start, on the path to its first batch).
+ */
 export function loadSqlParser(): Promise<void> {
-  loaded ??= loadModule();
+  if (!loaded) {
+    try {
+      pg = require('libpg-query') as PgQuery;
+      loaded = pg.loadModule();
+    } catch (err) {
+      loaded = Promise.reject(err);
+    }
+  }
   return loaded;
+}
+
+/** The loaded library (after {@link loadSqlParser}). */
+function pgQuery(): PgQuery {
+  if (!pg) throw new Error('the PostgreSQL parser is not loaded: call loadSqlParser() first');
+  return pg;
 }
 
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -97,7 +120,7 @@ export function extractSqlFacts(sql: string, file: string, line = 1): SqlFacts {
   const lineAt = (byteOffset: number): number => line + countBefore(newlines, byteOffset);
   let whole: Json | null = null;
   try {
-    whole = parseSync(sql);
+    whole = pgQuery().parseSync(sql);
   } catch {
     whole = null;
   }
@@ -117,7 +140,7 @@ export function extractSqlFacts(sql: string, file: string, line = 1): SqlFacts {
     facts.statements++;
     let parsed: Json;
     try {
-      parsed = parseSync(text);
+      parsed = pgQuery().parseSync(text);
     } catch (err) {
       facts.errors.push({ file: facts.file, line: stmtLine, reason: errorReason(err) });
       continue;
@@ -167,7 +190,7 @@ function splitStatements(sql: string, bytes: Buffer): { start: number; end: numb
   const pieces: { start: number; end: number }[] = [];
   let start = 0;
   try {
-    const { tokens } = scanSync(sql);
+    const { tokens } = pgQuery().scanSync(sql);
     // BEGIN ATOMIC … END bodies hold `;` that do not end the statement.
     let atomic = 0;
     let prev = '';
@@ -296,7 +319,7 @@ function notifyFunctionOf(node: Json, text: string, line: number, facts: SqlFact
   } else if (language === 'plpgsql') {
     let parsed: Json;
     try {
-      parsed = parsePlPgSQLSync(text);
+      parsed = pgQuery().parsePlPgSQLSync(text);
       for (const query of plpgsqlQueries(parsed)) {
         for (const ch of channelsInEmbeddedSql(query.text, query.dynamic)) channels.add(ch);
       }
@@ -307,7 +330,7 @@ function notifyFunctionOf(node: Json, text: string, line: number, facts: SqlFact
     }
   } else if (language === 'sql' && body) {
     try {
-      const parsed: Json = parseSync(body);
+      const parsed: Json = pgQuery().parseSync(body);
       for (const s of parsed.stmts ?? []) {
         const [t] = Object.keys(s.stmt ?? {});
         if (t === 'NotifyStmt') channels.add(s.stmt.NotifyStmt.conditionname ?? DYNAMIC);
@@ -334,7 +357,7 @@ function doBlockChannels(node: Json): string[] {
   const tag = '$pa_do_block$';
   if (body.includes(tag)) return [];
   try {
-    const parsed = parsePlPgSQLSync(`CREATE FUNCTION pa_do_block() RETURNS void AS ${tag}${body}${tag} LANGUAGE plpgsql`);
+    const parsed = pgQuery().parsePlPgSQLSync(`CREATE FUNCTION pa_do_block() RETURNS void AS ${tag}${body}${tag} LANGUAGE plpgsql`);
     return plpgsqlQueries(parsed).flatMap((q) => channelsInEmbeddedSql(q.text, q.dynamic));
   } catch {
     return channelsFromTokens(body);
@@ -345,7 +368,7 @@ function doBlockChannels(node: Json): string[] {
 function channelsFromTokens(body: string): string[] {
   let tokens: { text: string; tokenName: string }[];
   try {
-    tokens = scanSync(body).tokens;
+    tokens = pgQuery().scanSync(body).tokens;
   } catch {
     return [];
   }
@@ -394,7 +417,7 @@ function channelsInEmbeddedSql(query: string, dynamic: boolean): string[] {
     if (!/notify/i.test(query)) return [];
     // `EXECUTE 'NOTIFY orders'` — a single literal holding a whole statement.
     try {
-      const expr = (parseSync(`SELECT ${query}`) as Json).stmts?.[0]?.stmt?.SelectStmt?.targetList?.[0]?.ResTarget?.val;
+      const expr = (pgQuery().parseSync(`SELECT ${query}`) as Json).stmts?.[0]?.stmt?.SelectStmt?.targetList?.[0]?.ResTarget?.val;
       const literal = expr?.A_Const?.sval?.sval;
       if (typeof literal === 'string') return channelsInEmbeddedSql(literal, false);
     } catch {
@@ -406,7 +429,7 @@ function channelsInEmbeddedSql(query: string, dynamic: boolean): string[] {
   for (const text of [query, `SELECT ${query}`]) {
     let parsed: Json;
     try {
-      parsed = parseSync(text);
+      parsed = pgQuery().parseSync(text);
     } catch {
       continue;
     }
