@@ -919,6 +919,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     return [...ids].sort((a, b) => a - b).map((id) => refs[id]!);
   }
   let asyncRefs: FnRef[] | null = null;
+  let mutated: Set<string> | null = null;
 
   function overridden(ref: FnRef): FnRef | null {
     const fn = files[ref.file]!.functions[ref.fn]!;
@@ -957,6 +958,9 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     asyncFunctions: () => (asyncRefs ??= refs.filter((r) => files[r.file]!.functions[r.fn]!.isAsync && !files[r.file]!.isTestFile)),
     resolveQualified,
     smallConstant(qualified) {
+      // Changed by another module (`KNOWN.extend(rows)` where it is imported): no constant.
+      mutated ??= new Set(files.flatMap((f) => f.mutatedImports ?? []));
+      if (mutated.has(qualified)) return false;
       for (let hop = 0, q = qualified; hop < 2; hop++) {
         let dot = q.lastIndexOf('.');
         if (dot <= 0) return false;

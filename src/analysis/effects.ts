@@ -120,6 +120,10 @@ const SWITCH_TARGET = /^[A-Z]\w*\.[A-Za-z_]\w*$/;
 function importedIterable(model: FileModel, loop: LoopInfo): string | null {
   const n = loop.kind === 'while' ? null : iterationSource(loop.iterable);
   if (!n) return null;
+  // A local or a parameter of the loop's function by that name is not the import.
+  const head = /^[A-Za-z_]\w*/.exec(n.text)?.[0];
+  const fn = loop.functionIndex >= 0 ? model.functions[loop.functionIndex] : undefined;
+  if (head && fn && (fn.params.some((p) => p.name === head) || assignmentsTo(model, head).some((a) => a.functionIndex === fn.index))) return null;
   if (n.type === 'identifier') {
     const q = model.imports.get(n.text);
     return q && q.includes('.') ? q : null;

@@ -44,6 +44,7 @@ export interface PackedSummary {
   refs: FileSummary['refs'];
   smallConstants: string[];
   routerIncludes?: FileSummary['routerIncludes'];
+  mutatedImports?: FileSummary['mutatedImports'];
 }
 
 const FN_WORDS = 14;
@@ -171,6 +172,7 @@ export function packSummary(s: FileSummary): PackedSummary {
     refs: s.refs,
     smallConstants: s.smallConstants,
     ...(s.routerIncludes?.length ? { routerIncludes: s.routerIncludes } : {}),
+    ...(s.mutatedImports?.length ? { mutatedImports: s.mutatedImports } : {}),
   };
 }
 
@@ -178,7 +180,7 @@ export function isPackedSummary(x: unknown): x is PackedSummary {
   const p = x as PackedSummary | null;
   return (
     !!p && typeof p === 'object' && p.packed === 1 && typeof p.path === 'string' && typeof p.moduleName === 'string' &&
-    Array.isArray(p.strings) && Array.isArray(p.suppressions) && Array.isArray(p.entryPoints) && Array.isArray(p.classes) && Array.isArray(p.refs) && Array.isArray(p.smallConstants) && (p.routerIncludes === undefined || Array.isArray(p.routerIncludes)) &&
+    Array.isArray(p.strings) && Array.isArray(p.suppressions) && Array.isArray(p.entryPoints) && Array.isArray(p.classes) && Array.isArray(p.refs) && Array.isArray(p.smallConstants) && (p.routerIncludes === undefined || Array.isArray(p.routerIncludes)) && (p.mutatedImports === undefined || Array.isArray(p.mutatedImports)) &&
     [p.imports, p.moduleDefs, p.functions, p.effects, p.calls, p.exportedTypes, p.paramUses].every((a) => a instanceof Int32Array) &&
     p.functions.length % FN_WORDS === 0 && p.effects.length % EFFECT_WORDS === 0 && p.calls.length % CALL_WORDS === 0
   );
@@ -284,6 +286,7 @@ export function unpackSummary(p: PackedSummary): FileSummary {
     refs: p.refs,
     smallConstants: p.smallConstants,
     ...(p.routerIncludes?.length ? { routerIncludes: p.routerIncludes } : {}),
+    ...(p.mutatedImports?.length ? { mutatedImports: p.mutatedImports } : {}),
   };
 }
 
@@ -307,7 +310,7 @@ export function encodeSummaryWithDigest(s: FileSummary): { bytes: Uint8Array; di
     h.update(`\0${a.length}\0`);
     h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
   }
-  h.update(JSON.stringify([p.suppressions, p.entryPoints, p.classes, p.refs, p.smallConstants, p.routerIncludes ?? []]));
+  h.update(JSON.stringify([p.suppressions, p.entryPoints, p.classes, p.refs, p.smallConstants, p.routerIncludes ?? [], p.mutatedImports ?? []]));
   return { bytes: v8.serialize(p), digest: h.digest('base64') };
 }
 

@@ -146,6 +146,12 @@ export interface FileSummary {
    * router or application including it]` (see semantic/routerIncludes.ts). Optional in old caches.
    */
   routerIncludes?: RouterInclude[];
+  /**
+   * Names of other modules this one changes (`KNOWN.extend(...)`, `OWNERS[k] = v`,
+   * `config.LIMITS = [...]`, `Config.KINDS = ...`), qualified: none of them is a constant,
+   * whatever its module binds it to. Absent when none (and in old caches).
+   */
+  mutatedImports?: string[];
 }
 
 /** Everything the repo phase knows: every file's summary. */
@@ -237,7 +243,42 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
     refs: objects.refs,
     smallConstants: smallConstants(model),
     ...(model.source.includes('include_router') ? { routerIncludes: routerIncludes(model) } : {}),
+    ...mutatedImportsField(model),
   };
+}
+
+/** See {@link FileSummary.mutatedImports}. */
+function mutatedImportsField(model: FileModel): { mutatedImports?: string[] } {
+  if (!model.imports.size) return {};
+  const out = new Set<string>();
+  const imported = (dotted: string | null | undefined): string | null => {
+    if (!dotted) return null;
+    const head = dotted.split('.')[0]!;
+    if (!model.imports.has(head)) return null;
+    const q = resolveName(model, dotted);
+    return q && q.includes('.') ? q : null;
+  };
+  for (const c of model.calls) {
+    if (!c.dottedReceiver || !GROWS.test(c.method)) continue;
+    const q = imported(c.dottedReceiver);
+    if (q) out.add(q);
+  }
+  for (const a of model.assignments) {
+    // `mod.NAME = ...`, `Cls.ATTR = ...` (a name bound here is this module's own, not the import).
+    if (a.target.includes('.')) {
+      const q = imported(a.target);
+      if (q) out.add(q);
+    }
+  }
+  for (const m of model.source.matchAll(/(?<![\w.])([A-Za-z_][\w.]*)\s*\[[^\]\n]*\]\s*=(?!=)/g)) {
+    const q = imported(m[1]);
+    if (q) out.add(q);
+  }
+  for (const a of model.augAssignments) {
+    const q = imported(a.target);
+    if (q) out.add(q);
+  }
+  return out.size ? { mutatedImports: [...out].sort() } : {};
 }
 
 /** See {@link FileSummary.smallConstants}. */

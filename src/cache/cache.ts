@@ -126,8 +126,8 @@ export interface RepoResult {
   privateLoops?: [string, number, string][];
   /** Lines in a function nothing in the repo calls (a framework's entry point): `[path, line]`. */
   entries?: [string, number][];
-  /** Lines in a loop over a handful of constants another module declares: `[path, line, the constant]`. */
-  fixedLoops?: [string, number, string][];
+  /** Calls in a loop over a handful of constants another module declares: `[path, line, column, the constant]`. */
+  fixedLoops?: [string, number, number, string][];
 }
 
 interface Pack {

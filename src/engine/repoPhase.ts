@@ -137,14 +137,20 @@ function findingContexts(index: RepoIndex, positions: [string, number][], projec
     const loop = where.privateLoop(file, line);
     if (loop) privateLoops.push([file, line, loop]);
     if (where.entry(file, line)) entries.push([file, line]);
-    const constant = fixed.get(key);
-    if (constant) fixedLoops.push([file, line, constant]);
+  }
+  // Per call, not per line: a query over rows nested on the same line is not the constant loop's.
+  if (fixed.size) {
+    const lines = new Set(positions.map(([file, line]) => `${file}:${line}`));
+    for (const [at, constant] of fixed) {
+      const [file, line, column] = at.split(':');
+      if (lines.has(`${file}:${line}`)) fixedLoops.push([file!, Number(line), Number(column), constant]);
+    }
   }
   return { contexts, privateLoops, entries, fixedLoops };
 }
 
 /**
- * `path:line` of the calls in a loop over a handful of constants another module declares
+ * `path:line:column` of the calls in a loop over a handful of constants another module declares
  * (`for kind in KIND_LABELS:` with `KIND_LABELS` a small literal in `app.constants`), with the
  * constant: what a file rule reported per item there runs as often whatever the tables hold.
  */
@@ -154,7 +160,7 @@ function loopsOverImportedConstants(graph: CallGraph): Map<string, string> {
     if (f.isTestFile) return;
     f.functions.forEach((_, fn) => {
       for (const e of graph.ownEffects({ file, fn })) {
-        if (e.kind === IMPORTED_ITERABLE && graph.smallConstant(e.what)) out.set(`${f.path}:${e.line}`, e.what);
+        if (e.kind === IMPORTED_ITERABLE && graph.smallConstant(e.what)) out.set(`${f.path}:${e.line}:${e.column}`, e.what);
       }
     });
   });

@@ -294,7 +294,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
     const entries = new Set((repo.entries ?? []).map(([p, line]) => `${p}:${line}`));
     // A file rule's per-item claim in a loop over another module's handful of constants: the
     // same loop over the module's own constants is silent (the repo phase knows the other module).
-    const fixedLoops = new Set((repo.fixedLoops ?? []).map(([p, line]) => `${p}:${line}`));
+    const fixedLoops = new Set((repo.fixedLoops ?? []).map(([p, line, column]) => `${p}:${line}:${column}`));
     let findings: Finding[] = [];
     // One finding per place and claim: two ways to the same report (a call inside two spans of
     // one function) say the same thing once.
@@ -312,7 +312,7 @@ export async function scan(rootArg: string, config: AuditConfig, hooks: ScanHook
       if (kept.get(keyOf(r)) !== r) continue;
       if (testMatcher?.ignores(r.path)) continue;
       if (inScope && !inScope(r.path)) continue;
-      if (PER_ITEM_CODES.has(r.code) && fixedLoops.has(`${r.path}:${r.line}`)) continue;
+      if (PER_ITEM_CODES.has(r.code) && fixedLoops.has(`${r.path}:${r.line}:${r.column}`)) continue;
       const meta = metaByCode.get(r.code);
       if (!meta) continue;
       const severity = config.severity[r.code] ?? r.severity;

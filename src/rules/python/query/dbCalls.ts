@@ -1657,7 +1657,12 @@ function reloadedParam(model: FileModel, call: CallInfo, op: DbOp): string | nul
       if (u?.type !== 'call') return false;
       const f = u.childForFieldName('function')?.text ?? '';
       const name = f.slice(f.lastIndexOf('.') + 1);
-      return !(model.scopedSessions.has(name) && projectScopedSession(model, f, name));
+      if (!model.scopedSessions.has(name) || !projectScopedSession(model, f, name)) return true;
+      // Bound in this module: it must be this module's registry (not a sessionmaker of that name).
+      if (f === name && !model.imports.has(name) && !(model.scopedSessions.get(name) ?? []).includes(model.moduleName)) return true;
+      // `Registry.remove()` first: the registry hands back a new session, not the caller's.
+      const removed = new RegExp(String.raw`(?<![\w.])${f.replace(/\./g, '\\.')}\.remove\(\s*\)`);
+      return removed.test(model.source.slice(fn.start, call.node.startIndex));
     };
     const opened = call.withs.some((wi) => model.withs[wi]!.items.some((i) => i.alias === head && opener(i.value)))
       || opener(lastAssignment(model, head, call.functionIndex, call.line)?.value);
