@@ -202,6 +202,11 @@ export interface RelationshipInfo {
    * but loaded by the other table's key, so never from the identity map.
    */
   reverse?: true;
+  /**
+   * The relationship on the target that is this one's other side, when the code pairs them
+   * (`back_populates="x"`, `backref="x"` / `backref("x", ...)`, or the backref this one was made by).
+   */
+  inverse?: string;
 }
 
 export interface DependencyAliasInfo {

@@ -958,6 +958,9 @@ function relationshipFact(call: SyntaxNode, last: string, attr: string, annotati
     ...(scalar ? { scalar: true as const } : {}),
     ...(oneToOneParent ? { reverse: true as const } : {}),
   };
+  const paired = args.keywords.get('back_populates');
+  const pairedName = paired ? stringValue(paired, scope) : null;
+  if (pairedName && /^[A-Za-z_]\w*$/.test(pairedName)) rel.inverse = pairedName;
   const b = args.keywords.get('backref');
   if (!b || !target) return { rel, backref: null };
   let name: string | null = stringValue(b, scope);
@@ -972,9 +975,10 @@ function relationshipFact(call: SyntaxNode, last: string, attr: string, annotati
     else if (uselist === 'true') backScalar = false;
   }
   if (name === null || !/^[A-Za-z_]\w*$/.test(name)) return { rel, backref: null };
+  rel.inverse = name;
   return {
     rel,
-    backref: { owner: target, relationship: { name, target: owner, lazy, file, line }, scalar: backScalar },
+    backref: { owner: target, relationship: { name, target: owner, lazy, file, line, inverse: attr }, scalar: backScalar },
   };
 }
 

@@ -86,7 +86,7 @@ import { memoDecoratorOf } from '../../../semantic/memo.js';
 import { returnsOf, selfOptionsText, selfRowsResolver } from './selfRows.js';
 import { lastAssignment, leavesAfter, lookupByKey, loopTarget, stopsAfter, unwrap } from './semantics.js';
 import {
-  deferredColumns, dynamicTarget, eagerlyLoaded, heldText, LAZY, lazyRelationships, MAX_ROWS_TEXT, oneRowNote, RETURNS_ROWS, rowsExpression, sameRows, targetsHeld, type LazyRelationship,
+  deferredColumns, dynamicTarget, eagerlyLoaded, heldText, LAZY, lazyRelationships, leadsBackToOwner, MAX_ROWS_TEXT, oneRowNote, RETURNS_ROWS, rowsExpression, sameRows, targetsHeld, type LazyRelationship,
 } from './loadedRelations.js';
 import { reportSerializedRows } from './serializedRows.js';
 import { loopWorkflow, workflowDoes } from './loops.js';
@@ -1033,7 +1033,7 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
         const grouped = rel.scalar && !selfReferential && groupedBy(attr, text, name);
         // The way back to the row whose collection the loop walks (`for l in order.lines:
         // l.order`): that row is loaded, and the many-to-one finds it in the identity map.
-        const backToOwner = !!collection && rel.scalar && !!rel.target && rel.target.replace(/^.*\./, '') === collection.owner.split('.')[0]!.replace(/^.*\./, '');
+        const backToOwner = !!collection && leadsBackToOwner(rel, name, modelsNamed(project, model, collection.owner.split('.')[0]!), collection.owner.split('.').slice(1).join('.'), lazyRelationships(candidates));
         // No SQL at all (measured: 0 statements): nothing to report, not even as advice.
         if (backToOwner) continue;
         ctx.report({

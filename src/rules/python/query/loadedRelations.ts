@@ -20,6 +20,8 @@ export interface LazyRelationship {
   target: string | null;
   /** `lazy="dynamic"`: reading it builds a query, run where it is iterated or refined. */
   dynamic: boolean;
+  /** Its other side on the target, when the code pairs them (`RelationshipInfo.inverse`). */
+  inverse?: string;
 }
 
 /** Relationships lazy in every declaration of the entity (`candidates`: the models of that name), by name. */
@@ -32,7 +34,7 @@ export function lazyRelationships(candidates: ModelInfo[]): Map<string, LazyRela
       // without the foreign key, which is loaded by the other table's key (a SELECT every time).
       const scalar = candidates.every((m) => m.relationships.some((r) => r.name === rel.name && r.scalar && !r.reverse));
       const dynamic = candidates.every((m) => m.relationships.some((r) => r.name === rel.name && r.lazy === 'dynamic'));
-      out.set(rel.name, { scalar, target: rel.target, dynamic });
+      out.set(rel.name, { scalar, target: rel.target, dynamic, ...(rel.inverse ? { inverse: rel.inverse } : {}) });
     }
   }
   return out;
@@ -228,4 +230,21 @@ export function rowsExpression(model: FileModel, value: SyntaxNode | null, fnInd
     if (clauses.length === 1 && body?.type === 'identifier' && target?.type === 'identifier' && body.text === target.text) return clauses[0]!.childForFieldName('right');
   }
   return node ?? value;
+}
+
+const shortName = (q: string) => q.replace(/^.*\./, '');
+
+/**
+ * Is `rel` (read as `name` on the items of `owner`'s collection `collection`) the way back to
+ * that owner: the collection's other side, which finds the loaded owner in the identity map
+ * without SQL? Paired by the code (`back_populates`, `backref`) when either side says; unpaired,
+ * only when it is the items' one relationship to the owner's class (an `editor` beside an
+ * `author`, or a tree's `link` beside its `parent`, points at other rows).
+ */
+export function leadsBackToOwner(rel: LazyRelationship, name: string, ownerModels: readonly ModelInfo[], collection: string, itemLazy: ReadonlyMap<string, LazyRelationship>): boolean {
+  const owner = ownerModels[0];
+  if (!owner || !rel.scalar || !rel.target || shortName(rel.target) !== shortName(owner.name)) return false;
+  const coll = owner.relationships.find((r) => r.name === collection);
+  if (rel.inverse || coll?.inverse) return rel.inverse === collection || coll?.inverse === name;
+  return [...itemLazy.values()].filter((r) => r.scalar && !!r.target && shortName(r.target) === shortName(owner.name)).length === 1;
 }

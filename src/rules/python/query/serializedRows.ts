@@ -18,7 +18,7 @@ import { dynamicRelationChain, rowsSource, statementInfo } from './dbCalls.js';
 import { returnsOf } from './selfRows.js';
 import { lastAssignment, loopTarget, unwrap } from './semantics.js';
 import {
-  dynamicTarget, eagerlyLoaded, heldText, lazyRelationships, MAX_ROWS_TEXT, oneRowNote, RETURNS_ROWS, rowsExpression, sameRows, targetsHeld, type LazyRelationship,
+  dynamicTarget, eagerlyLoaded, heldText, lazyRelationships, leadsBackToOwner, MAX_ROWS_TEXT, oneRowNote, RETURNS_ROWS, rowsExpression, sameRows, targetsHeld, type LazyRelationship,
 } from './loadedRelations.js';
 
 /**
@@ -233,7 +233,7 @@ export function reportSerializedRows(ctx: RepoRuleContext): void {
         const info = innerLazy.get(read);
         // The way back to the row whose collection this is (`Task.project` under `Project.tasks`):
         // that row is loaded, and the many-to-one finds it in the identity map without SQL.
-        if (info?.scalar && info.target?.replace(/^.*\./, '') === entity.replace(/^.*\./, '')) continue;
+        if (info && leadsBackToOwner(info, read, models, attr, innerLazy)) continue;
         if (info && !eagerlyLoaded(text, read) && !second.some(([r]) => r === read)) second.push([read, info]);
       }
       report(target, second, `for each item of \`${entity}.${attr}\``);
