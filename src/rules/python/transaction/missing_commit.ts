@@ -45,7 +45,7 @@ import type { SummaryCall } from '../../../analysis/summary.js';
 import { libraryReach } from './libraryReach.js';
 import { COMMITS_ALWAYS, PROVIDES_UNCOMMITTED, TXN_RAISE_AFTER, TXN_SCOPE_CALL, TXN_SCOPE_OPEN, type ScopeCall, type ScopeOpen } from './libraryWrites.js';
 import type { FileModel } from '../../../semantic/model.js';
-import { callAt, effectiveRole, isFlaskHandle, moduleNameOf, resolveImported } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, effectiveRole, isFlaskHandle, moduleNameOf, resolveImported } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import { fileClasses } from '../../../semantic/classes.js';
 import type { ProjectContext, SessionHelperInfo, SessionProviderInfo } from '../../../discovery/context.js';
@@ -89,7 +89,7 @@ export const missingCommit: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'A write on a session or connection the function opens, never committed before it is closed',
-    what: 'Finds a write — `add`/`delete`/`merge`, an INSERT/UPDATE/DELETE, a changed attribute of a row loaded through it — on a session or connection the function opens itself (`Session()`, a `sessionmaker` factory, `async with factory() as s`, `psycopg2.connect()` and other DB-API drivers whose autocommit is off, `engine.connect()` on SQLAlchemy 2.x) when no `commit()` on that handle follows the write. Silent when the handle is handed on (a helper, a repository, a provider that yields it and commits after `yield`), for a session over a connection in a transaction another owner ends (`with engine.begin() as conn: s = Session(bind=conn)`, or the caller\'s connection passed in: the session joins that transaction), for `with x.begin():` blocks, `with factory() as s:` where the factory makes sessions of the project\'s own class (`sessionmaker(class_=ContextSession)`, whose `__exit__` may commit), `with conn:` on a DB-API connection, autocommit settings, and sessions the function receives or shares (scoped sessions; Flask-SQLAlchemy\'s outside a view), whose owner commits. In a Flask view, a write through Flask-SQLAlchemy\'s `db.session` (`db.session.add(...)`, a changed attribute of a row from `db.get_or_404` or `Model.query`) is reported when nothing commits it: not the view, nothing it calls (nor any project function of a name it calls), no method of its class or a base class (a `dispatch_request` that commits after the view), no decorator of the project that commits (a check-only decorator such as `@permission_required(...)` does not count), no blinker receiver that commits when the view sends a signal, no `after_request`/`teardown_request`/`teardown_appcontext` hook, and no `SQLALCHEMY_COMMIT_ON_TEARDOWN`: Flask-SQLAlchemy removes the session when the request ends, and the removal rolls the write back. In a request handler, a write through a session injected with `Depends(provider)` is reported when nothing commits it: not the handler, not anything it calls, not the provider after its `yield`; also a write made by a function the handler hands that session to (`mark_disputed(session, invoice_id)`, by position or keyword: an `add`, a statement or a changed attribute of a row loaded through its session parameter, not committed there), reported at the handler\'s call when the provider is a generator that never commits; and when the provider commits after its `yield` but the handler raises an HTTP error right after the write (`user.failed_logins += 1` then `raise HTTPException(401)`, the write also under a plain `if` on the way): the exception is thrown into the provider at the `yield`, so its commit never runs. Repository libraries that flush rather than commit (advanced-alchemy\'s repositories and services: `create`, `update`, `delete`, `*_many`, `upsert` without `auto_commit=True`) are followed too: a write through them in a block over a session opened outside any request (`config.get_session()`, `Service.new(config=...)`, or a provider of the project that wraps them) that nothing commits, and a write followed on the same path by a raised HTTP error (the request\'s session is committed only after a successful response). Silent with `auto_commit=True`, an explicit `commit()`, a session handed in by the caller, and a request that ends with a 2xx.',
+    what: 'Finds a write — `add`/`delete`/`merge`, an INSERT/UPDATE/DELETE, a changed attribute of a row loaded through it — on a session or connection the function opens itself (`Session()`, a `sessionmaker` factory, `async with factory() as s`, `psycopg2.connect()` and other DB-API drivers whose autocommit is off, `engine.connect()` on SQLAlchemy 2.x) when no `commit()` on that handle follows the write. When the function only hands the session to functions of the repo (`with Maker() as s: _save(s, msg)`), never writing or committing through it itself, the write a helper makes through it (two calls deep at most) is reported at the call, unless anything the function reaches may commit. Silent when the handle is handed on to something else (a repository, a provider that yields it and commits after `yield`), for a session over a connection in a transaction another owner ends (`with engine.begin() as conn: s = Session(bind=conn)`, the caller\'s connection passed in, Alembic\'s `op.get_bind()`, a session\'s `.connection()`: the session joins that transaction), for `with x.begin():` blocks, `with factory() as s:` where the factory makes sessions of the project\'s own class (`sessionmaker(class_=ContextSession)`, whose `__exit__` may commit), `with conn:` on a DB-API connection, autocommit settings, and sessions the function receives or shares (scoped sessions; Flask-SQLAlchemy\'s outside a view), whose owner commits. In a Flask view, a write through Flask-SQLAlchemy\'s `db.session` (`db.session.add(...)`, a changed attribute of a row from `db.get_or_404` or `Model.query`) is reported when nothing commits it: not the view, nothing it calls (nor any project function of a name it calls), no method of its class or a base class (a `dispatch_request` that commits after the view), no decorator of the project that commits (a check-only decorator such as `@permission_required(...)` does not count), no blinker receiver that commits when the view sends a signal, no `after_request`/`teardown_request`/`teardown_appcontext` hook, and no `SQLALCHEMY_COMMIT_ON_TEARDOWN`: Flask-SQLAlchemy removes the session when the request ends, and the removal rolls the write back. In a request handler, a write through a session injected with `Depends(provider)` is reported when nothing commits it: not the handler, not anything it calls, not the provider after its `yield`; also a write made by a function the handler hands that session to (`mark_disputed(session, invoice_id)`, by position or keyword: an `add`, a statement or a changed attribute of a row loaded through its session parameter, not committed there), reported at the handler\'s call when the provider is a generator that never commits; and when the provider commits after its `yield` but the handler raises an HTTP error right after the write (`user.failed_logins += 1` then `raise HTTPException(401)`, the write also under a plain `if` on the way): the exception is thrown into the provider at the `yield`, so its commit never runs. Repository libraries that flush rather than commit (advanced-alchemy\'s repositories and services: `create`, `update`, `delete`, `*_many`, `upsert` without `auto_commit=True`) are followed too: a write through them in a block over a session opened outside any request (`config.get_session()`, `Service.new(config=...)`, or a provider of the project that wraps them) that nothing commits, and a write followed on the same path by a raised HTTP error (the request\'s session is committed only after a successful response). Silent with `auto_commit=True`, an explicit `commit()`, a session handed in by the caller, and a request that ends with a 2xx.',
     why: 'Closing a session or connection — or letting it go at the end of the function — rolls its open transaction back. The writes are discarded without an error: the code reads as if it saved, tests that share the session pass, and the rows never reach the database.',
     bad:
       'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\n\nfrom app.models import AuditEvent\n\n'
@@ -140,6 +140,7 @@ export const missingCommit: FileRule & RepoRule = {
     // binds is not followed, so any such engine in the project leaves the request scope alone.
     if (ctx.project.engines.some((e) => /^autocommit$/i.test(String(e.kwargs['isolation_level'] ?? '')))) return;
     lostFlaskWrites(ctx, graph);
+    lostHelperWrites(ctx, graph);
     for (const { ref, file, fn, site, call, to } of siteCalls(graph, REQUEST_HANDOFFS)) {
       if (call.receiverType === UNTYPED) continue;
       const s = JSON.parse(site.what) as RequestHandOff;
@@ -280,7 +281,7 @@ function writeThrough(graph: CallGraph, ref: FnRef, position: number, keyword: s
   return null;
 }
 
-const SESSION_PARAM = /^(session|db|db_session|dbsession|sess|async_session)$/;
+const SESSION_PARAM = /^(s|session|db|db_session|dbsession|sess|async_session|\w+_session|\w+_db)$/;
 
 /**
  * Functions that write through a session they take as a parameter (`add`, DML, an attribute of a
@@ -313,6 +314,73 @@ export function collectParamWrites(model: FileModel): Effect[][] {
     });
   });
   return out;
+}
+
+/** Site fact: a call handed a session the function opened itself and never commits (`what` = JSON {@link OwnHandOff}). */
+export const OWN_HANDOFF = 'own_handoff';
+const OWN_HANDOFFS: ReadonlySet<string> = new Set([OWN_HANDOFF]);
+
+interface OwnHandOff {
+  name: string;
+  /** The line the session was opened on. */
+  opened: number;
+  inWith: boolean;
+  position: number;
+  keyword: string | null;
+}
+
+/**
+ * A session the function opens itself (`with Maker() as s:`, `s = Maker()`) and hands to helpers
+ * of the repo (`_save(s, msg)`) without writing through it itself and without any commit of it:
+ * the repo phase asks whether a helper writes through it (then the write is lost when the
+ * session closes). Not a session that leaves the function otherwise (returned, stored, yielded).
+ */
+export function collectOwnHandOffs(model: FileModel, project?: ProjectContext): Effect[][] {
+  const out: Effect[][] = model.functions.map(() => []);
+  if (!project || model.isTestFile || engineAutocommits(project)) return out;
+  for (const owned of ownedHandles(model, project)) {
+    if (owned.kind !== 'session') continue;
+    const fn = model.functions[owned.fnIndex]!;
+    if (SETTINGS.test(fn.node.text) || escapes(fn.node, owned.name, true) || !escapes(fn.node, owned.name)) continue;
+    const calls = callsOf(model, owned.fnIndex).filter((c) => c.functionIndex === owned.fnIndex);
+    // Any commit or rollback of it (or a write of its own, the file rule's): the function owns the end.
+    if (calls.some((c) => (c.method === 'commit' || c.method === 'rollback') && receiverKey(c) === owned.name)) continue;
+    if (new RegExp(String.raw`(?<![\w.])${owned.name}\s*\.\s*(commit|rollback)\b`).test(fn.node.text)) continue;
+    if (uncommittedWrite(model, owned, [owned.name])) continue;
+    for (const c of calls) {
+      if (receiverKey(c) === owned.name) continue;
+      const { positional, keywords } = callArgs(c.node);
+      const at = positional.findIndex((a) => a.text === owned.name);
+      const kw = [...keywords].find(([, v]) => v.text === owned.name)?.[0] ?? null;
+      if (at < 0 && !kw) continue;
+      const site: OwnHandOff = { name: owned.name, opened: owned.line, inWith: owned.inWith, position: at, keyword: kw };
+      out[owned.fnIndex]!.push({ kind: OWN_HANDOFF, what: JSON.stringify(site), line: c.line, column: c.column });
+    }
+  }
+  return out;
+}
+
+/** PA208's repo half for sessions a function opens and hands to helpers (see {@link collectOwnHandOffs}). */
+function lostHelperWrites(ctx: RepoRuleContext, graph: CallGraph): void {
+  for (const { ref, file, fn, site, call, to } of siteCalls(graph, OWN_HANDOFFS)) {
+    if (call.receiverType === UNTYPED) continue;
+    const s = JSON.parse(site.what) as OwnHandOff;
+    const through = writeThrough(graph, to, s.position, s.keyword);
+    // Anything this function reaches may commit (a helper that commits it): the commit is owned.
+    if (!through || graph.reaches(ref, MAY_COMMIT_EFFECT, 'any')) continue;
+    const write = through.effect;
+    const what = write.what.split(':').slice(2).join(':');
+    const callee = graph.function(through.fn);
+    const closes = s.inWith ? 'the `with` block closes it' : 'the function is done with it';
+    ctx.report({
+      path: file.path,
+      location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+      message: `\`${call.calleeText}()\` writes through \`${s.name}\` (\`${what}\`, line ${write.line} of ${graph.fileOf(through.fn).path}, in \`${callee.qualifiedName}\`), a session opened on line ${s.opened}, and nothing commits it before ${closes}: not \`${callee.name}\`, not this function, nothing it calls; the transaction is rolled back and the write is lost`,
+      severity: fn.effectiveRole === 'handler' ? 'high' : 'medium',
+      function: fn.name,
+      chain: [{ path: file.path, line: call.line, column: call.column, function: fn.name, call: call.calleeText }],
+    });
+  }
 }
 
 /** Effect kinds of Flask views' writes through Flask-SQLAlchemy's `db.session` (see {@link flaskRequestWrites}). */
@@ -570,7 +638,12 @@ function ownedHandles(model: FileModel, project: ProjectContext): Owned[] {
 function joinsConnection(model: FileModel, call: SyntaxNode, fnIndex: number): boolean {
   const { positional, keywords } = callArgs(call);
   const bind = unwrap(keywords.get('bind') ?? positional[0] ?? null);
+  // A connection someone else opened and ends: Alembic's `op.get_bind()`, a session's `.connection()`.
+  const borrowed = (n: SyntaxNode | null) => !!n && /\.(get_bind|connection)\(\s*\)$/.test(n.text.replace(/\s+/g, ''));
+  if (borrowed(bind)) return true;
   if (bind?.type !== 'identifier') return false;
+  const bound = assignmentsTo(model, bind.text).filter((a) => a.functionIndex === fnIndex);
+  if (bound.length === 1 && borrowed(unwrap(bound[0]!.value))) return true;
   const fn = model.functions[fnIndex];
   // A parameter that is a connection (annotated so, or named so and not annotated an engine).
   const param = fn?.params.find((p) => p.name === bind.text);
