@@ -44,7 +44,7 @@ import { UNTYPED } from '../../../analysis/objects.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
 import { libraryReach } from './libraryReach.js';
 import { COMMITS_ALWAYS, PROVIDES_UNCOMMITTED, TXN_RAISE_AFTER, TXN_SCOPE_CALL, TXN_SCOPE_OPEN, type ScopeCall, type ScopeOpen } from './libraryWrites.js';
-import type { FileModel } from '../../../semantic/model.js';
+import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import { assignmentsTo, callAt, effectiveRole, isFlaskHandle, moduleNameOf, resolveImported } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import { fileClasses } from '../../../semantic/classes.js';
@@ -230,11 +230,9 @@ export function requestWrites(model: FileModel): Effect[][] {
         // Handed to a function that may write through it (`await rename_product(session, ...)`): the repo phase looks.
         for (const c of callsOf(model, fnIndex)) {
           if (c.functionIndex !== fnIndex || c.method === 'commit' || receiverKey(c) === p.name) continue;
-          const { positional, keywords } = callArgs(c.node);
-          const at = positional.findIndex((a) => a.text === p.name);
-          const kw = [...keywords].find(([, v]) => v.text === p.name)?.[0];
-          if (at < 0 && !kw) continue;
-          const site: RequestHandOff = { param: p.name, provider, position: at, keyword: kw ?? null };
+          const handed = handedAt(c, p.name);
+          if (!handed) continue;
+          const site: RequestHandOff = { param: p.name, provider, ...handed };
           out[fnIndex]!.push({ kind: REQUEST_HANDOFF, what: JSON.stringify(site), line: c.line, column: c.column });
         }
         continue;
@@ -304,16 +302,22 @@ export function collectParamWrites(model: FileModel): Effect[][] {
       const calls = callsOf(model, fnIndex);
       for (const c of calls) {
         if (c.functionIndex !== fnIndex || receiverKey(c) === p.name) continue;
-        const { positional, keywords } = callArgs(c.node);
-        const at = positional.findIndex((a) => a.text === p.name);
-        const kw = [...keywords].find(([, v]) => v.text === p.name)?.[0] ?? '';
-        if (at < 0 && !kw) continue;
+        const handed = handedAt(c, p.name);
+        if (!handed) continue;
         if (calls.some((d) => d.method === 'commit' && receiverKey(d) === p.name && d.node.startIndex > c.node.startIndex)) continue;
-        out[fnIndex]!.push({ kind: PARAM_HANDOFF, what: `${position}:${p.name}:${at}:${kw}`, line: c.line, column: c.column });
+        out[fnIndex]!.push({ kind: PARAM_HANDOFF, what: `${position}:${p.name}:${handed.position}:${handed.keyword ?? ''}`, line: c.line, column: c.column });
       }
     });
   });
   return out;
+}
+
+/** Where a call is handed `name`: its positional index (-1 when by keyword) and keyword; null when not handed. */
+function handedAt(c: CallInfo, name: string): { position: number; keyword: string | null } | null {
+  const { positional, keywords } = callArgs(c.node);
+  const position = positional.findIndex((a) => a.text === name);
+  const keyword = [...keywords].find(([, v]) => v.text === name)?.[0] ?? null;
+  return position < 0 && !keyword ? null : { position, keyword };
 }
 
 /** Site fact: a call handed a session the function opened itself and never commits (`what` = JSON {@link OwnHandOff}). */
@@ -349,11 +353,9 @@ export function collectOwnHandOffs(model: FileModel, project?: ProjectContext): 
     if (uncommittedWrite(model, owned, [owned.name])) continue;
     for (const c of calls) {
       if (receiverKey(c) === owned.name) continue;
-      const { positional, keywords } = callArgs(c.node);
-      const at = positional.findIndex((a) => a.text === owned.name);
-      const kw = [...keywords].find(([, v]) => v.text === owned.name)?.[0] ?? null;
-      if (at < 0 && !kw) continue;
-      const site: OwnHandOff = { name: owned.name, opened: owned.line, inWith: owned.inWith, position: at, keyword: kw };
+      const handed = handedAt(c, owned.name);
+      if (!handed) continue;
+      const site: OwnHandOff = { name: owned.name, opened: owned.line, inWith: owned.inWith, ...handed };
       out[owned.fnIndex]!.push({ kind: OWN_HANDOFF, what: JSON.stringify(site), line: c.line, column: c.column });
     }
   }
