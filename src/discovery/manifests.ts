@@ -41,7 +41,6 @@ const PYTHON_PACKAGES: Record<string, [string, Kind]> = {
   celery: ['celery', 'framework'],
   arq: ['arq', 'framework'],
   dramatiq: ['dramatiq', 'framework'],
-  rq: ['rq', 'framework'],
   huey: ['huey', 'framework'],
   saq: ['saq', 'framework'],
   apscheduler: ['apscheduler', 'framework'],

@@ -82,11 +82,11 @@ function dependencyNames(model: FileModel, list: SyntaxNode | null): string[] {
 function qualified(model: FileModel, node: SyntaxNode, fnIndex: number): string | null {
   if (node.type !== 'identifier' && node.type !== 'attribute') return null;
   const text = node.text.replace(/\s+/g, '');
-  const q = resolveName(model, text);
-  if (q && q.includes('.') && !q.startsWith('builtins.')) return q;
+  // A binding in the mounting function shadows a module-level router of the same name.
   const fn = fnIndex >= 0 ? model.functions[fnIndex] : undefined;
   if (node.type === 'identifier' && fn && assignmentsTo(model, text).some((a) => a.functionIndex === fnIndex)) return `${model.moduleName}.${fn.qualifiedName}.${text}`;
-  return null;
+  const q = resolveName(model, text);
+  return q && q.includes('.') && !q.startsWith('builtins.') ? q : null;
 }
 
 /**

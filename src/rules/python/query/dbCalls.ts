@@ -1689,7 +1689,7 @@ function reloadedParam(model: FileModel, call: CallInfo, op: DbOp): string | nul
     const top = chainTop(call.node);
     // A legacy chain that narrows what it reads (`.with_entities(Order.total)`, `.value(...)`,
     // `.count()`, a bulk `.update()`/`.delete()`): not the row again.
-    if (!op.statement && chainMethods(call.node, top).some((m) => NARROWING.has(m))) return null;
+    if (!op.statement && (NARROWING.has(call.method) || chainMethods(call.node, top).some((m) => NARROWING.has(m)))) return null;
     const text = [...(op.statement ? [op.statement.root.text, ...op.statement.chainCalls.map((c) => c.text)] : []), top.text].join(' ');
     const m = new RegExp(`\\b${entity}\\.id\\s*==\\s*([A-Za-z_]\\w*)\\b(?!\\s*[.(\\[])`).exec(text)
       ?? /\bfilter_by\(\s*id\s*=\s*([A-Za-z_]\w*)\s*\)/.exec(top.text);
@@ -1730,7 +1730,8 @@ function passedLoadedId(model: FileModel, call: CallInfo): PassedId | null {
       // A legacy `Query` chain has no statement: its entity is the rows source's.
       // Flask-SQLAlchemy's `Model.query.get_or_404(i)` / `.filter_by(...).first()`: its model.
       const entity = loadedModel(model, read.call, read.op) ?? (read.call.method === 'query' ? read.entity?.replace(/^.*\./, '') ?? null : null)
-        ?? FLASK_QUERY_READ.exec(read.op.what)?.[1] ?? null;
+        // (not a query that narrows what it reads: `with_entities(...)`, `values(...)`)
+        ?? (/\.(with_entities|values?|add_columns)\(/.test(value.text) ? null : FLASK_QUERY_READ.exec(read.op.what)?.[1] ?? null);
       if (entity) return { arg, variable: obj.text, model: entity, source: [read.call.line, read.call.column] };
       // A read known by its method alone (`repo.get(oid)` on a repository object): the repo
       // phase follows the call to what it loads.
