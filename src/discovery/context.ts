@@ -207,6 +207,12 @@ export interface RelationshipInfo {
    * (`back_populates="x"`, `backref="x"` / `backref("x", ...)`, or the backref this one was made by).
    */
   inverse?: string;
+  /** The column of `foreign_keys=` (`"Task.assignee_id"`, `[assignee_id]`) when it names one. */
+  foreignKey?: string;
+  /** `overlaps="a,b"`: relationships SQLAlchemy is told share its columns. */
+  overlaps?: string[];
+  /** Through an association table (`secondary=`): a many-to-many. */
+  secondary?: true;
 }
 
 export interface DependencyAliasInfo {

@@ -961,6 +961,17 @@ function relationshipFact(call: SyntaxNode, last: string, attr: string, annotati
   const paired = args.keywords.get('back_populates');
   const pairedName = paired ? stringValue(paired, scope) : null;
   if (pairedName && /^[A-Za-z_]\w*$/.test(pairedName)) rel.inverse = pairedName;
+  // `foreign_keys="Task.assignee_id"`, `foreign_keys=[assignee_id]`, `foreign_keys=assignee_id`: one column.
+  const fk = args.keywords.get('foreign_keys');
+  if (fk) {
+    const cols = (stringValue(fk, scope) ?? fk.text).replace(/[\[\]()'"\s]/g, '').split(',').filter(Boolean);
+    const col = cols.length === 1 ? cols[0]!.slice(cols[0]!.lastIndexOf('.') + 1) : null;
+    if (col && /^[A-Za-z_]\w*$/.test(col)) rel.foreignKey = col;
+  }
+  const overlaps = args.keywords.get('overlaps');
+  const overlapsText = overlaps ? stringValue(overlaps, scope) : null;
+  if (overlapsText) rel.overlaps = overlapsText.split(',').map((x) => x.trim()).filter((x) => /^[A-Za-z_]\w*$/.test(x));
+  if (args.keywords.has('secondary')) rel.secondary = true;
   const b = args.keywords.get('backref');
   if (!b || !target) return { rel, backref: null };
   let name: string | null = stringValue(b, scope);

@@ -22,6 +22,9 @@ export interface LazyRelationship {
   dynamic: boolean;
   /** Its other side on the target, when the code pairs them (`RelationshipInfo.inverse`). */
   inverse?: string;
+  /** `RelationshipInfo.foreignKey` and `overlaps`. */
+  foreignKey?: string;
+  overlaps?: string[];
 }
 
 /** Relationships lazy in every declaration of the entity (`candidates`: the models of that name), by name. */
@@ -34,7 +37,10 @@ export function lazyRelationships(candidates: ModelInfo[]): Map<string, LazyRela
       // without the foreign key, which is loaded by the other table's key (a SELECT every time).
       const scalar = candidates.every((m) => m.relationships.some((r) => r.name === rel.name && r.scalar && !r.reverse));
       const dynamic = candidates.every((m) => m.relationships.some((r) => r.name === rel.name && r.lazy === 'dynamic'));
-      out.set(rel.name, { scalar, target: rel.target, dynamic, ...(rel.inverse ? { inverse: rel.inverse } : {}) });
+      out.set(rel.name, {
+        scalar, target: rel.target, dynamic,
+        ...(rel.inverse ? { inverse: rel.inverse } : {}), ...(rel.foreignKey ? { foreignKey: rel.foreignKey } : {}), ...(rel.overlaps?.length ? { overlaps: rel.overlaps } : {}),
+      });
     }
   }
   return out;
@@ -237,14 +243,20 @@ const shortName = (q: string) => q.replace(/^.*\./, '');
 /**
  * Is `rel` (read as `name` on the items of `owner`'s collection `collection`) the way back to
  * that owner: the collection's other side, which finds the loaded owner in the identity map
- * without SQL? Paired by the code (`back_populates`, `backref`) when either side says; unpaired,
- * only when it is the items' one relationship to the owner's class (an `editor` beside an
- * `author`, or a tree's `link` beside its `parent`, points at other rows).
+ * without SQL? Paired by the code (`back_populates`, `backref`, `overlaps`) when either side
+ * says, or by the same `foreign_keys=` column; unpaired, only when it is the items' one
+ * relationship to the owner's class (an `editor` beside an `author`, or a tree's `link` beside its
+ * `parent`, points at other rows). Never over an association table (`secondary=`).
  */
 export function leadsBackToOwner(rel: LazyRelationship, name: string, ownerModels: readonly ModelInfo[], collection: string, itemLazy: ReadonlyMap<string, LazyRelationship>): boolean {
   const owner = ownerModels[0];
   if (!owner || !rel.scalar || !rel.target || shortName(rel.target) !== shortName(owner.name)) return false;
   const coll = owner.relationships.find((r) => r.name === collection);
-  if (rel.inverse || coll?.inverse) return rel.inverse === collection || coll?.inverse === name;
+  // Through an association table: its other side is a collection, never this one row.
+  if (coll?.secondary) return false;
+  if (rel.inverse === collection || (!!coll?.inverse && coll.inverse === name) || rel.overlaps?.includes(collection) || coll?.overlaps?.includes(name)) return true;
+  // The same foreign-key column on both sides: the row the collection was loaded by.
+  if (rel.foreignKey && coll?.foreignKey) return rel.foreignKey === coll.foreignKey;
+  // Otherwise the items' one link to the owner's class is over the collection's one key.
   return [...itemLazy.values()].filter((r) => r.scalar && !!r.target && shortName(r.target) === shortName(owner.name)).length === 1;
 }
