@@ -120,10 +120,17 @@ const SWITCH_TARGET = /^[A-Z]\w*\.[A-Za-z_]\w*$/;
 function importedIterable(model: FileModel, loop: LoopInfo): string | null {
   const n = loop.kind === 'while' ? null : iterationSource(loop.iterable);
   if (!n) return null;
-  // A local or a parameter of the loop's function by that name is not the import.
+  // A name bound again here is not the import: a local, a parameter or an unpacked name of the
+  // loop's function or of one enclosing it (a closure), or a module-level rebinding.
   const head = /^[A-Za-z_]\w*/.exec(n.text)?.[0];
-  const fn = loop.functionIndex >= 0 ? model.functions[loop.functionIndex] : undefined;
-  if (head && fn && (fn.params.some((p) => p.name === head) || assignmentsTo(model, head).some((a) => a.functionIndex === fn.index))) return null;
+  if (head) {
+    if (model.moduleDefs.has(head)) return null;
+    for (let i = loop.functionIndex; i >= 0; i = model.functions[i]!.parent) {
+      const fn = model.functions[i]!;
+      if (fn.params.some((p) => p.name === head) || assignmentsTo(model, head).some((a) => a.functionIndex === i)
+        || model.unpackedAssignments.some((u) => u.functionIndex === i && u.names.includes(head))) return null;
+    }
+  }
   if (n.type === 'identifier') {
     const q = model.imports.get(n.text);
     return q && q.includes('.') ? q : null;
