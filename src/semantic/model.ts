@@ -59,6 +59,8 @@ export interface LoopInfo {
   /** Byte range evaluated on every iteration. */
   iterStart: number;
   iterEnd: number;
+  /** A comprehension's first iterable, inside that range but evaluated once: `[start, end)`. */
+  once?: [number, number];
   /** The iterable expression, evaluated once (for / comprehension), or null. */
   iterable: SyntaxNode | null;
   /** Index of the enclosing function, or -1. */
@@ -1234,6 +1236,7 @@ function loopInfo(model: FileModel, node: SyntaxNode, name: string, fnIndex: num
     iterEnd: Math.min(iterEnd, excludeElse),
     iterable,
     functionIndex: fnIndex,
+    ...(kind === 'comprehension' && iterable ? { once: [iterable.startIndex, iterable.endIndex] as [number, number] } : {}),
   };
   model.loops.push(loop);
   return loop;
@@ -1433,6 +1436,11 @@ function lazyAssignments(model: FileModel, raw: RawAssignment[]): void {
 }
 
 /** Loops of the innermost function whose per-iteration part contains `start`, innermost last (a class body in a loop runs per iteration). */
+/** Does the code starting at `start` run on every iteration of `loop` (not its comprehension's first iterable)? */
+function perIteration(loop: LoopInfo, start: number): boolean {
+  return start >= loop.iterStart && start < loop.iterEnd && !(loop.once && start >= loop.once[0] && start < loop.once[1]);
+}
+
 function loopsAround(model: FileModel, stack: Frame[], start: number): number[] {
   const out: number[] = [];
   for (let i = stack.length - 1; i >= 0; i--) {
@@ -1440,7 +1448,7 @@ function loopsAround(model: FileModel, stack: Frame[], start: number): number[] 
     if (f.kind === 'function') break;
     if (f.kind !== 'loop') continue;
     const loop = model.loops[f.index]!;
-    if (start >= loop.iterStart && start < loop.iterEnd) out.unshift(f.index);
+    if (perIteration(loop, start)) out.unshift(f.index);
   }
   return out;
 }
@@ -1484,7 +1492,7 @@ function attachScopes(model: FileModel, call: CallInfoImpl, stack: Frame[], star
     if (f.kind === 'lambda' && f.deferred) call.deferred = true;
     if (f.kind === 'loop') {
       const loop = model.loops[f.index]!;
-      if (start >= loop.iterStart && start < loop.iterEnd) call.loops.unshift(f.index);
+      if (perIteration(loop, start)) call.loops.unshift(f.index);
     } else if (f.kind === 'with') {
       if (start >= model.withs[f.index]!.bodyStart) call.withs.unshift(f.index);
     }
