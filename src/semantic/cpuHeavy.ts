@@ -131,11 +131,7 @@ function isPayload(model: FileModel, node: SyntaxNode | null, fnIndex: number, d
       return (method === 'encode' || method === 'decode') && isPayload(model, fn.childForFieldName('object'), fnIndex, depth + 1);
     }
     case 'identifier': {
-      const line = node.startPosition.row + 1;
-      let best = null;
-      for (const a of assignmentsTo(model, node.text)) {
-        if (a.functionIndex === fnIndex && a.line <= line && (!best || a.line >= best.line)) best = a;
-      }
+      const best = lastBinding(model, node.text, fnIndex, node.startPosition.row + 1);
       return best ? isPayload(model, best.value, fnIndex, depth + 1) : false;
     }
     default:
@@ -143,14 +139,19 @@ function isPayload(model: FileModel, node: SyntaxNode | null, fnIndex: number, d
   }
 }
 
+/** The name's last binding in the function at or before `line` (a `with ... as` one included). */
+function lastBinding(model: FileModel, name: string, fnIndex: number, line: number) {
+  let best = null;
+  for (const a of assignmentsTo(model, name)) {
+    if (a.functionIndex === fnIndex && a.line <= line && (!best || a.line >= best.line)) best = a;
+  }
+  return best;
+}
+
 /** A name bound (last, in the function) to what an HTTP client returned: `urlopen(...)`, `requests.get(...)`, `await client.get(...)`. */
 function responseBody(model: FileModel, object: SyntaxNode | null, fnIndex: number, line: number): boolean {
   if (object?.type !== 'identifier') return false;
-  let best = null;
-  for (const a of assignmentsTo(model, object.text)) {
-    if (a.functionIndex === fnIndex && a.line <= line && (!best || a.line >= best.line)) best = a;
-  }
-  let v = best?.value ?? null;
+  let v = lastBinding(model, object.text, fnIndex, line)?.value ?? null;
   if (v?.type === 'await') v = v.namedChild(0);
   if (v?.type !== 'call') return false;
   const callee = v.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '';
