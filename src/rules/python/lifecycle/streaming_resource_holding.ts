@@ -419,7 +419,7 @@ export function* dependencySessionFacts(graph: CallGraph, target: string): Gener
  * the name resolves to nothing of the repo.
  */
 export function dependencyChain(graph: CallGraph, target: string): { dep: FnRef; depth: number }[] {
-  const dependencyRef = (q: string) => graph.resolveQualified(q) ?? graph.resolveQualified(`${q}.__init__`);
+  const dependencyRef = (q: string) => graph.resolveQualified(q) ?? graph.resolveQualified(`${q}.__init__`) ?? factoryDependency(graph, q);
   const first = dependencyRef(target);
   if (!first) return [];
   const chain: { dep: FnRef; depth: number }[] = [{ dep: first, depth: 0 }];
@@ -434,6 +434,20 @@ export function dependencyChain(graph: CallGraph, target: string): { dep: FnRef;
     }
   }
   return chain;
+}
+
+/**
+ * `Depends(require_role("admin"))`, recorded as `require_role.__call__`: when `require_role` is a
+ * function (not a class), what FastAPI runs per request is the function it returns, its one
+ * nested `def` (`def checker(db = Depends(get_db)): ...; return checker`).
+ */
+function factoryDependency(graph: CallGraph, q: string): FnRef | null {
+  if (!q.endsWith('.__call__')) return null;
+  const factory = graph.resolveQualified(q.slice(0, -'.__call__'.length));
+  if (!factory || graph.function(factory).className) return null;
+  const file = graph.fileOf(factory);
+  const inner = file.functions.map((f, fn) => ({ f, fn })).filter(({ f }) => f.parent === factory.fn);
+  return inner.length === 1 ? { file: factory.file, fn: inner[0]!.fn } : null;
 }
 
 /** An annotation that may be a dependency alias: a bare or dotted name (`SessionDep`, `deps.CurrentUser`). */
@@ -545,7 +559,9 @@ export function collectStreamDependencies(model: FileModel, project?: ProjectCon
   for (const dep of model.functions) {
     // A route handler is rarely another endpoint's dependency; its own session is PA402's file rule's.
     // A class serves as one by its `__init__` (`Depends(Repo)`) or its instances by `__call__` (`Depends(RequireRole("admin"))`).
-    if (dep.parent >= 0 || (dep.className && dep.name !== '__init__' && dep.name !== '__call__') || !dep.body || dep.role === 'handler' || !maybeInjected(dep)) continue;
+    // Or the function a dependency factory returns (`def require_role(r): def checker(db = Depends(get_db)): ...`).
+    const nestedInFactory = dep.parent >= 0 && model.functions[dep.parent]!.parent < 0 && !model.functions[dep.parent]!.className;
+    if ((dep.parent >= 0 && !nestedInFactory) || (dep.className && dep.name !== '__init__' && dep.name !== '__call__') || !dep.body || dep.role === 'handler' || !maybeInjected(dep)) continue;
     // Its own sub-dependencies (`get_current_active_user(user = Depends(get_current_user))`).
     const subs = dependencyTargets(model, project, dep);
     if (subs.length) out[dep.index]!.push({ kind: DEPENDS_ON, what: subs.join(' '), line: dep.startLine, column: 1 });
