@@ -212,6 +212,7 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
       ...(named ? { named } : {}),
     });
   }
+  const changed = changedNames(model);
   return {
     path: model.path,
     moduleName: model.moduleName,
@@ -241,50 +242,40 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
     entryPoints: model.entryPoints.map((e) => [e.kind, e.name]),
     classes: objects.classes,
     refs: objects.refs,
-    smallConstants: smallConstants(model),
+    smallConstants: smallConstants(model, changed),
     ...(model.source.includes('include_router') ? { routerIncludes: routerIncludes(model) } : {}),
-    ...mutatedImportsField(model),
+    ...mutatedImportsField(model, changed),
   };
 }
 
+/**
+ * The names (as written, dotted or not) the module changes in place or through an attribute:
+ * `X.append(...)` and the other growing methods, `X += ...`, `X[k] = v`, `mod.X = ...`.
+ */
+function changedNames(model: FileModel): Set<string> {
+  const out = new Set<string>();
+  for (const c of model.calls) if (c.dottedReceiver && GROWS.test(c.method)) out.add(c.dottedReceiver);
+  for (const a of model.augAssignments) out.add(a.target);
+  for (const a of model.assignments) if (a.target.includes('.')) out.add(a.target);
+  for (const m of model.source.matchAll(/(?<![\w.])([A-Za-z_][\w.]*)\s*\[[^\]\n]*\]\s*=(?!=)/g)) out.add(m[1]!);
+  return out;
+}
+
 /** See {@link FileSummary.mutatedImports}. */
-function mutatedImportsField(model: FileModel): { mutatedImports?: string[] } {
+function mutatedImportsField(model: FileModel, changed: Set<string>): { mutatedImports?: string[] } {
   if (!model.imports.size) return {};
   const out = new Set<string>();
-  const imported = (dotted: string | null | undefined): string | null => {
-    if (!dotted) return null;
-    const head = dotted.split('.')[0]!;
-    if (!model.imports.has(head)) return null;
+  for (const dotted of changed) {
+    if (!model.imports.has(dotted.split('.')[0]!)) continue;
     const q = resolveName(model, dotted);
-    return q && q.includes('.') ? q : null;
-  };
-  for (const c of model.calls) {
-    if (!c.dottedReceiver || !GROWS.test(c.method)) continue;
-    const q = imported(c.dottedReceiver);
-    if (q) out.add(q);
-  }
-  for (const a of model.assignments) {
-    // `mod.NAME = ...`, `Cls.ATTR = ...` (a name bound here is this module's own, not the import).
-    if (a.target.includes('.')) {
-      const q = imported(a.target);
-      if (q) out.add(q);
-    }
-  }
-  for (const m of model.source.matchAll(/(?<![\w.])([A-Za-z_][\w.]*)\s*\[[^\]\n]*\]\s*=(?!=)/g)) {
-    const q = imported(m[1]);
-    if (q) out.add(q);
-  }
-  for (const a of model.augAssignments) {
-    const q = imported(a.target);
-    if (q) out.add(q);
+    if (q && q.includes('.')) out.add(q);
   }
   return out.size ? { mutatedImports: [...out].sort() } : {};
 }
 
 /** See {@link FileSummary.smallConstants}. */
-function smallConstants(model: FileModel): string[] {
+function smallConstants(model: FileModel, changed: Set<string>): string[] {
   const out: string[] = [];
-  let grown: Set<string> | null = null;
   for (const name of model.moduleDefs) {
     const bindings = assignmentsTo(model, name);
     if (bindings.length !== 1 || bindings[0]!.functionIndex >= 0) continue;
@@ -293,11 +284,7 @@ function smallConstants(model: FileModel): string[] {
     if (!smallLiteral(v)) continue;
     // Grown by the module itself (`EXTRA.append(...)`, `EXTRA += [...]`, in a registration
     // function too), or filled by key (`EXTRA["k"] = v`): not a constant.
-    grown ??= new Set([
-      ...model.calls.filter((c) => c.dottedReceiver && GROWS.test(c.method)).map((c) => c.dottedReceiver!),
-      ...model.augAssignments.map((a) => a.target),
-    ]);
-    if (grown.has(name) || new RegExp(`(?<![\\w.])${name}\\s*\\[[^\\]\\n]*\\]\\s*=(?!=)`).test(model.source)) continue;
+    if (changed.has(name)) continue;
     out.push(name);
   }
   // A function of the module that takes nothing and only returns one (`def roles(): return [...]`):
@@ -315,9 +302,10 @@ function smallConstants(model: FileModel): string[] {
       let v = a.value;
       while (v?.type === 'parenthesized_expression') v = v.namedChild(0);
       if (!smallLiteral(v)) continue;
-      // Bound once in the body, and neither grown nor rebound through the class or its instances.
+      // Bound once in the body, and neither grown nor rebound through the class or its instances
+      // (`Cls.ATTR.append(...)`, `self.ATTR = ...`, `obj.ATTR[k] = v`).
       if (model.assignments.some((b) => b !== a && b.target === a.target && b.functionIndex < 0 && b.node.parent?.parent?.id === a.node.parent?.parent?.id)) continue;
-      if (new RegExp(`\\.${a.target}\\s*(\\.\\s*(append|extend|insert|add|update|setdefault)\\s*\\(|\\[[^\\]\\n]*\\]\\s*=(?!=)|[+|]?=(?!=))`).test(model.source)) continue;
+      if ([...changed].some((d) => d.endsWith(`.${a.target}`))) continue;
       out.push(`${name}.${a.target}`);
     }
   }

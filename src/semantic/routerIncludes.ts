@@ -62,13 +62,21 @@ export function routerIncludes(model: FileModel): RouterInclude[] {
   return out;
 }
 
-/** The qualified dependencies of a `dependencies=[Depends(a), Security(b, scopes=...)]` list. */
+/**
+ * The dependencies a `dependencies=[Depends(a), Security(b, scopes=...)]` list names, as written:
+ * `a`, or `A.__call__` for one called there (`Depends(RequireRole("admin"))`: FastAPI runs the
+ * instance's `__call__`, or the function a factory returns, per request).
+ */
+export function listedDependencies(listText: string): string[] {
+  return [...listText.matchAll(DEPENDS)].map((m) => (m[2] ? `${m[1]!}.__call__` : m[1]!));
+}
+
+/** The qualified dependencies of such a list. */
 function dependencyNames(model: FileModel, list: SyntaxNode | null): string[] {
   if (!list) return [];
   const out: string[] = [];
-  for (const m of list.text.matchAll(DEPENDS)) {
-    // `Depends(RequireRole("admin"))`: the instance's `__call__` runs per request.
-    const q = resolveName(model, m[2] ? `${m[1]!}.__call__` : m[1]!);
+  for (const name of listedDependencies(list.text)) {
+    const q = resolveName(model, name);
     if (q && q.includes('.') && !q.startsWith('builtins.')) out.push(q);
   }
   return out;

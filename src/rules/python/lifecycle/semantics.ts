@@ -14,6 +14,7 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
 import { assignmentsTo, callAt, callsOf, declaresGlobal, effectiveRole, isFlaskHandle, moduleNameOf, resolveName, valueTypeOf, variableRefs } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
+import { listedDependencies } from '../../../semantic/routerIncludes.js';
 import { callArgs } from '../query/semantics.js';
 import { annotationType, calleeType, receiverType } from '../../../semantic/valueTypes.js';
 import type { ProjectContext, SessionHelperInfo, SessionProviderInfo, StreamingFactoryInfo } from '../../../discovery/context.js';
@@ -947,7 +948,7 @@ export function poolReleaseOnNormalPathOnly(acq: Acquisition, facts: CloseFacts)
   const releases = body.descendantsOfType('call').filter((c) => c.startIndex > start && closesIn(c, acq.target));
   // Given back in a catch-all handler too (`except Exception: pool.putconn(conn); raise`): the
   // error path is covered as a `finally` would.
-  if (releases.some((r) => catchAllHandler(r, stop))) return null;
+  if (releases.some((r) => { const h = handlerOf(r, stop); return !!h && catchesAll(h); })) return null;
   const release = releases.find((r) => !handlerOf(r, stop));
   if (!release || protectedByTry(release, acq.target, stop)) return null;
   // Something in between that can fail or be cancelled: an await (asyncpg), a call (psycopg2's
@@ -958,16 +959,9 @@ export function poolReleaseOnNormalPathOnly(acq: Acquisition, facts: CloseFacts)
   return between ? release : null;
 }
 
-/** The `except` clause (inside `stop`) whose body holds `node`, or null. */
-function handlerOf(node: SyntaxNode, stop: SyntaxNode): SyntaxNode | null {
-  for (let p = node.parent; p && p.id !== stop.id; p = p.parent) if (p.type === 'except_clause') return p;
-  return null;
-}
-
-/** Inside a handler that catches everything (`except:`, `except Exception:`, `except BaseException as e:`)? */
-function catchAllHandler(node: SyntaxNode, stop: SyntaxNode): boolean {
-  const h = handlerOf(node, stop);
-  return !!h && /^except\s*(?:\(?\s*(?:Exception|BaseException)\s*\)?\s*(?:as\s+\w+\s*)?)?:/.test(h.text);
+/** The `except` clause (inside `stop`) whose body holds `node`, or undefined. */
+function handlerOf(node: SyntaxNode, stop: SyntaxNode): SyntaxNode | undefined {
+  return enclosingClauses(node, stop).find((c) => c.type === 'except_clause' || c.type === 'except_group_clause');
 }
 
 export function closesIn(node: SyntaxNode, name: string): boolean {
@@ -1558,8 +1552,8 @@ export function routeDependencies(model: FileModel, project: ProjectContext, fn:
   const out = new Set<string>();
   for (const t of texts) {
     const list = /dependencies\s*=\s*\[([\s\S]*?)\]/.exec(t)?.[1] ?? '';
-    for (const m of list.matchAll(/(?:Depends|Security)\(\s*(?:dependency\s*=\s*)?([A-Za-z_][\w.]*)(\s*\()?/g)) {
-      const dep = qualifiedDependency(model, fn, m[2] ? `${m[1]!}.__call__` : m[1]!);
+    for (const name of listedDependencies(list)) {
+      const dep = qualifiedDependency(model, fn, name);
       if (dep && !projectNames(project).providers.has(dep.q)) out.add(dep.q);
     }
   }

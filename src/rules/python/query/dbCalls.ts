@@ -968,9 +968,12 @@ function typedParamReceiver(model: FileModel, call: CallInfo): boolean {
   const p = model.functions[call.functionIndex]!.params.find((x) => x.name === r);
   // The class named first (`Shelf`, `"Shelf"`, `Optional[Shelf]`, `Annotated[Shelf, Depends(...)]`, `Shelf | None`).
   const name = /^(?:(?:typing\.)?(?:Annotated|Optional)\[\s*)*["']?([A-Za-z_][\w.]*)/.exec(p?.annotation?.trim() ?? '')?.[1];
-  if (!name) return false;
-  // A class of this module, or of another module of the tree: not a library's (`Session`, `BackgroundTasks`).
-  if (fileClasses(model).some((c) => c.name === name)) return true;
+  return !!name && treeClass(model, name);
+}
+
+/** A class of this module, or of another module of the tree: not a library's (`Session`, `BackgroundTasks`). */
+function treeClass(model: FileModel, name: string): boolean {
+  if (!name.includes('.') && fileClasses(model).some((c) => c.name === name)) return true;
   const q = resolveName(model, name);
   return !!q && !!model.repoModules && inTreeModule(model.repoModules, q);
 }
@@ -987,10 +990,7 @@ function constructedReceiver(model: FileModel, call: CallInfo): boolean {
   }
   if (r?.type !== 'call') return false;
   const name = r.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '';
-  if (!/^(?:[A-Za-z_]\w*\.)*[A-Z]\w*$/.test(name)) return false;
-  if (!name.includes('.') && fileClasses(model).some((c) => c.name === name)) return true;
-  const q = resolveName(model, name);
-  return !!q && !!model.repoModules && inTreeModule(model.repoModules, q);
+  return /^(?:[A-Za-z_]\w*\.)*[A-Z]\w*$/.test(name) && treeClass(model, name);
 }
 /** A callee the repo phase may resolve: a plain or dotted name. */
 const MAY_BE_HELPER = /^[A-Za-z_][\w.]*$/;
@@ -1628,6 +1628,8 @@ export function loadedModel(model: FileModel, call: CallInfo, op: DbOp): string 
 
 /** Methods of a legacy `Query` that read something other than the rows (a column, a count) or write in bulk. */
 const NARROWING = new Set(['with_entities', 'value', 'values', 'count', 'exists', 'update', 'delete', 'add_columns']);
+/** A call of one of them in a chain's text. */
+const NARROWING_CALL = new RegExp(String.raw`\.(${[...NARROWING].join('|')})\s*\(`);
 
 /** The method names of a chain from `node` out to `top`, in order (not what their arguments contain). */
 function chainMethods(node: SyntaxNode, top: SyntaxNode): string[] {
@@ -1731,7 +1733,7 @@ function passedLoadedId(model: FileModel, call: CallInfo): PassedId | null {
       // Flask-SQLAlchemy's `Model.query.get_or_404(i)` / `.filter_by(...).first()`: its model.
       const entity = loadedModel(model, read.call, read.op) ?? (read.call.method === 'query' ? read.entity?.replace(/^.*\./, '') ?? null : null)
         // (not a query that narrows what it reads: `with_entities(...)`, `values(...)`)
-        ?? (/\.(with_entities|values?|add_columns)\(/.test(value.text) ? null : FLASK_QUERY_READ.exec(read.op.what)?.[1] ?? null);
+        ?? (NARROWING_CALL.test(value.text) ? null : FLASK_QUERY_READ.exec(read.op.what)?.[1] ?? null);
       if (entity) return { arg, variable: obj.text, model: entity, source: [read.call.line, read.call.column] };
       // A read known by its method alone (`repo.get(oid)` on a repository object): the repo
       // phase follows the call to what it loads.
