@@ -8,7 +8,7 @@ import { siteKindsOf } from '../../analysis/effects.js';
 import { FORWARDS_PARAM, PASSES_STATEMENT } from '../../analysis/statementFlow.js';
 import { collectQueryEffects, HELD_ID_LOOKUP, INVARIANT_CALL, LOOP_CALL, PASSES_LOADED_ID } from './query/dbCalls.js';
 import { collectResolveFacts, PASSES_HELD_ATTR, RESOLVES_ONE_ATTR } from './query/resolveFacts.js';
-import { collectRowFacts, ITEM_ARG_CALL, PARAM_ROW_CALL } from './query/rowCalls.js';
+import { collectRowFacts, ITEM_ARG_CALL, PARAM_ROW_CALL, ROWS_ARG_CALL } from './query/rowCalls.js';
 import { collectDeferredLoopReports } from './query/n_update_delete_loop.js';
 import { collectCountedCollections, COUNTED_CALL, COUNTED_COLLECTION } from './query/count_via_len.js';
 import { collectHeldCollectionLoops, collectHelperRowFacts, collectSerializedRows, HELPER_ROWS_LOOP, SERIALIZED_CALL } from './query/lazy_load_in_loop.js';
@@ -32,7 +32,7 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   // Query family: `query` / `write` effects and per-item loop call sites (see dbCalls.ts).
   { collect: collectQueryEffects, siteKinds: [LOOP_CALL, INVARIANT_CALL, PASSES_LOADED_ID, PASSES_STATEMENT, FORWARDS_PARAM] },
   { collect: collectResolveFacts, siteKinds: [PASSES_HELD_ATTR, RESOLVES_ONE_ATTR] },
-  { collect: collectRowFacts, siteKinds: [PARAM_ROW_CALL, ITEM_ARG_CALL] },
+  { collect: collectRowFacts, siteKinds: [PARAM_ROW_CALL, ITEM_ARG_CALL, ROWS_ARG_CALL] },
   // PA108: loops over a collection of a row a base class keeps on `self` (see lazy_load_in_loop.ts).
   { collect: collectHeldCollectionLoops, siteKinds: [] },
   // PA108: loops over the rows a function of another module returns.

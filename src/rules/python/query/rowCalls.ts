@@ -55,6 +55,17 @@ export const ITEM_ARG_CALL = 'item_arg_call';
  * the position among the arguments a caller passes): `def serialize(o): ... o.lines`.
  */
 export const PARAM_READS = 'param_reads';
+/**
+ * Site fact: a call handed a whole list of one model's query rows, by position or keyword
+ * (`render_rows(rows)`, `to_dicts(items=rows)`; `what` = `position|keyword|endColumn|entity|rowsText`).
+ */
+export const ROWS_ARG_CALL = 'rows_arg_call';
+/**
+ * A function's loops over a parameter it never rebinds (`for r in rows:`, `[r.x for r in rows]`),
+ * and the lazy relationship names the loop reads on the item (`what` = `position|name|names|w`,
+ * the position among the arguments a caller passes, `w` when the loop writes).
+ */
+export const PARAM_LOOP_READS = 'param_loop_reads';
 
 /** Methods of builtin values (`r.keys()`, `name.strip()`): never a model's. */
 const BUILTIN_METHODS = /^(append|extend|insert|add|update|pop|setdefault|items|keys|values|copy|format|join|split|strip|lstrip|rstrip|lower|upper|title|replace|startswith|endswith|encode|decode|isoformat|strftime|date|time|timestamp|total_seconds|hex|count|index|sort|reverse|clear|get|read|close|isdigit|isalpha|capitalize)$/;
@@ -63,12 +74,15 @@ export function collectRowFacts(model: FileModel, project?: ProjectContext): Eff
   const effects: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile) return effects;
   invariantPropertyReads(model, effects);
+  // A helper handed the rows need not know the models: its loop's reads are matched by name.
+  if (project) paramLoopReads(model, effects, lazyRelationshipNames(project));
   if (!model.modelClasses.size) return effects;
   rowQueries(model, effects);
   rowReads(model, effects);
   rowSites(model, effects);
   paramRowCalls(model, effects);
   itemArgCalls(model, effects);
+  rowsArgCalls(model, effects);
   if (project) paramReads(model, effects, lazyRelationshipNames(project));
   return effects;
 }
@@ -118,6 +132,109 @@ function lazyRelationshipNames(project: ProjectContext): Set<string> {
   let out = lazyNamesMemo.get(project);
   if (!out) lazyNamesMemo.set(project, (out = new Set(project.models.flatMap((m) => m.relationships.filter((r) => LAZY.has(r.lazy)).map((r) => r.name)))));
   return out;
+}
+
+/** A call's name that never loops over rows of the project's models for them (builtins, logging, the session's own methods). */
+const NOT_A_ROWS_HELPER = /^(?:len|list|tuple|set|sorted|reversed|enumerate|zip|iter|next|any|all|sum|min|max|map|filter|print|repr|str|isinstance|id|dict|jsonify|abort|render_template|redirect|make_response)$|^(?:logging|logger|log|json|copy|builtins|itertools|functools|random|np|pd)\./;
+/** A query expression that yields one row or a scalar, not a list of rows. */
+const ONE_ROW_TAIL = /\.(?:first|one|one_or_none|scalar|scalar_one|scalar_one_or_none|get|get_or_404|first_or_404|one_or_404|count|exists|has_rows)\s*\([^()]*\)\s*$/;
+
+/**
+ * `ROWS_ARG_CALL` sites: a call (not a database call itself) handed a name or expression that
+ * holds the rows of one model's query — several rows, not one (`.first()`, a key lookup) — where
+ * the function does not read that name's items itself first.
+ */
+function rowsArgCalls(model: FileModel, effects: Effect[][]): void {
+  for (const call of model.calls) {
+    const i = call.functionIndex;
+    if (i < 0 || call.loops.length) continue;
+    const callee = call.node.childForFieldName('function')?.text ?? '';
+    if (NOT_A_ROWS_HELPER.test(callee) || /(?:^|\.)(?:session|db|conn|connection|cursor|s)\.\w+$/.test(callee)) continue;
+    const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
+    let position = 0;
+    for (const a of args) {
+      if (a.type === 'list_splat' || a.type === 'dictionary_splat') break;
+      const keyword = a.type === 'keyword_argument' ? a.childForFieldName('name')?.text ?? '' : '';
+      const value = a.type === 'keyword_argument' ? a.childForFieldName('value') : a;
+      const at = keyword ? -1 : position++;
+      if (value?.type !== 'identifier') continue;
+      if (call.hasReceiver && call.receiver?.text === value.text) continue;
+      const assigned = lastAssignment(model, value.text, i, call.line);
+      const held = assigned?.value ? unwrapped(assigned.value) : null;
+      if (!held || assigned!.functionIndex !== i || !/\b(?:query|select|scalars|execute|all|paginate)\b/.test(held.text) || ONE_ROW_TAIL.test(held.text)) continue;
+      if (classifyDbCall(model, call)) break;
+      const rows = rowsSource(model, value, i, call.line);
+      if (!rows?.entity || (loadedModel(model, rows.call, rows.op) !== null && !rows.op.statement)) continue;
+      const what = `${at}|${keyword}|${call.node.endPosition.column + 1}|${rows.entity}|${rowsText(model, rows, i)}`;
+      effects[i]!.push({ kind: ROWS_ARG_CALL, what, line: call.line, column: call.column });
+    }
+  }
+}
+
+function unwrapped(node: SyntaxNode): SyntaxNode {
+  let n = node;
+  while (n.type === 'parenthesized_expression' && n.namedChild(0)) n = n.namedChild(0)!;
+  if (n.type === 'await' && n.namedChild(0)) n = n.namedChild(0)!;
+  return n;
+}
+
+/**
+ * `PARAM_LOOP_READS`: per parameter (not `self`/`cls`) the function loops over without rebinding
+ * it, the lazy relationship names the loops read on the item. A loop that stops early (`break`,
+ * `return`) is a search, not a read per row: left out.
+ */
+function paramLoopReads(model: FileModel, effects: Effect[][], lazy: ReadonlySet<string>): void {
+  if (!lazy.size) return;
+  const found = new Map<string, { fn: number; position: number; name: string; names: Set<string>; writes: boolean }>();
+  for (const loop of model.loops) {
+    const i = loop.functionIndex;
+    if (i < 0 || loop.kind === 'while' || loop.iterable?.type !== 'identifier') continue;
+    const fn = model.functions[i]!;
+    const offset = selfOffset(fn);
+    const index = fn.params.findIndex((p) => p.name === loop.iterable!.text);
+    if (index < offset) continue;
+    const name = fn.params[index]!.name;
+    if (assignmentsTo(model, name).some((a) => a.functionIndex === i && a.target === name)) continue;
+    const items = itemNames(loop);
+    if (items.length !== 1) continue;
+    const reads = itemReads(model, loop, items).split(',').filter((r) => lazy.has(r));
+    if (!reads.length) continue;
+    // Reads that only key a grouping (`groups[r.owner].append(r)`): one load per distinct target.
+    const ungrouped = new Set<string>();
+    for (const attr of loop.node.descendantsOfType('attribute')) {
+      const name = attr.childForFieldName('attribute')?.text ?? '';
+      if (attr.childForFieldName('object')?.text === items[0] && reads.includes(name) && !groupedBy(attr, '', name)) ungrouped.add(name);
+    }
+    if (loop.node.descendantsOfType(['break_statement', 'return_statement']).some((s) => !insideNestedFunction(s, loop.node))) continue;
+    const key = `${i}|${index}`;
+    const entry = found.get(key) ?? { fn: i, position: index - offset, name, names: new Set<string>(), writes: false };
+    for (const r of reads) entry.names.add(ungrouped.has(r) ? r : `${r}~g`);
+    entry.writes ||= loopWritesDb(model, loop);
+    found.set(key, entry);
+  }
+  for (const e of found.values()) {
+    effects[e.fn]!.push({ kind: PARAM_LOOP_READS, what: `${e.position}|${e.name}|${[...e.names].slice(0, 40).join(',')}|${e.writes ? 'w' : ''}`, line: model.functions[e.fn]!.startLine, column: 1 });
+  }
+}
+
+/**
+ * Is the read `row.<name>` of a many-to-one the key the loop groups rows by: the key of a
+ * collection it fills (`groups[row.owner].append(row)`, `totals[row.owner] += n`,
+ * `setdefault(row.owner, [])`, also by an attribute of the target: `groups[row.owner.team]`), or the first sort key of the rows' query (`order_by(Row.owner_id)`)?
+ */
+export function groupedBy(read: SyntaxNode, rowsText: string, name: string): boolean {
+  // `groups[row.owner.team]`: keyed by a further attribute of the target, still one SELECT per distinct target.
+  let key = read;
+  while (key.parent?.type === 'attribute' && key.parent.childForFieldName('object')?.id === key.id) key = key.parent;
+  const parent = key.parent;
+  if (parent?.type === 'subscript' && parent.childForFieldName('subscript')?.id === key.id) {
+    // `groups[row.owner].append(row)`, `totals[row.owner] += n`: collecting per target.
+    const up = parent.parent;
+    if (up?.type === 'attribute' && /^(append|add|extend|update)$/.test(up.childForFieldName('attribute')?.text ?? '') && up.parent?.type === 'call') return true;
+    if (up?.type === 'augmented_assignment' && up.childForFieldName('left')?.id === parent.id) return true;
+  }
+  if (parent?.type === 'argument_list' && parent.namedChild(0)?.id === key.id && /\.setdefault$/.test(parent.parent?.childForFieldName('function')?.text ?? '')) return true;
+  return new RegExp(`order_by\\(\\s*(?:[\\w.]+\\.)?${name}_id\\b`).test(rowsText);
 }
 
 /** After a name (`namesThen`: sticky): `.attr` read, not called nor assigned; the attribute. */
