@@ -52,7 +52,7 @@ import type { ProjectContext, SessionHelperInfo, SessionProviderInfo } from '../
 import { TEARDOWN_COMMIT } from '../../../discovery/discover.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import { engineGetterCall, engineGetterNamed } from '../../../semantic/engineGetters.js';
-import { classifyDbCall, statementInfo } from '../query/dbCalls.js';
+import { classifyDbCall, PK_QUERY_EFFECT, QUERY_EFFECT, statementInfo } from '../query/dbCalls.js';
 import { callArgs, callsOf, objectSource, receiverKey, unwrap, within } from './semantics.js';
 import { codeText } from '../../../semantic/codeText.js';
 
@@ -89,7 +89,7 @@ export const missingCommit: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'A write on a session or connection the function opens, never committed before it is closed',
-    what: 'Finds a write — `add`/`delete`/`merge`, an INSERT/UPDATE/DELETE, a changed attribute of a row loaded through it — on a session or connection the function opens itself (`Session()`, a `sessionmaker` factory, `async with factory() as s`, `psycopg2.connect()` and other DB-API drivers whose autocommit is off, `engine.connect()` on SQLAlchemy 2.x) when no `commit()` on that handle follows the write. When the function only hands the session to functions of the repo (`with Maker() as s: _save(s, msg)`), never writing or committing through it itself, the write a helper makes through it (two calls deep at most) is reported at the call, unless anything the function reaches may commit. Silent when the handle is handed on to something else (a repository, a provider that yields it and commits after `yield`), for a session over a connection in a transaction another owner ends (`with engine.begin() as conn: s = Session(bind=conn)`, the caller\'s connection passed in, Alembic\'s `op.get_bind()`, a session\'s `.connection()`: the session joins that transaction), for `with x.begin():` blocks, `with factory() as s:` where the factory makes sessions of the project\'s own class (`sessionmaker(class_=ContextSession)`, whose `__exit__` may commit), `with conn:` on a DB-API connection, autocommit settings, and sessions the function receives or shares (scoped sessions; Flask-SQLAlchemy\'s outside a view), whose owner commits. In a Flask view, a write through Flask-SQLAlchemy\'s `db.session` (`db.session.add(...)`, a changed attribute of a row from `db.get_or_404` or `Model.query`) is reported when nothing commits it: not the view, nothing it calls (nor any project function of a name it calls), no method of its class or a base class (a `dispatch_request` that commits after the view), no decorator of the project that commits (a check-only decorator such as `@permission_required(...)` does not count), no blinker receiver that commits when the view sends a signal, no `after_request`/`teardown_request`/`teardown_appcontext` hook, and no `SQLALCHEMY_COMMIT_ON_TEARDOWN`: Flask-SQLAlchemy removes the session when the request ends, and the removal rolls the write back. In a request handler, a write through a session injected with `Depends(provider)` is reported when nothing commits it: not the handler, not anything it calls, not the provider after its `yield`; also a write made by a function the handler hands that session to (`mark_disputed(session, invoice_id)`, by position or keyword: an `add`, a statement or a changed attribute of a row loaded through its session parameter, not committed there), reported at the handler\'s call when the provider is a generator that never commits; and when the provider commits after its `yield` but the handler raises an HTTP error right after the write (`user.failed_logins += 1` then `raise HTTPException(401)`, the write also under a plain `if` on the way): the exception is thrown into the provider at the `yield`, so its commit never runs. Repository libraries that flush rather than commit (advanced-alchemy\'s repositories and services: `create`, `update`, `delete`, `*_many`, `upsert` without `auto_commit=True`) are followed too: a write through them in a block over a session opened outside any request (`config.get_session()`, `Service.new(config=...)`, or a provider of the project that wraps them) that nothing commits, and a write followed on the same path by a raised HTTP error (the request\'s session is committed only after a successful response). Silent with `auto_commit=True`, an explicit `commit()`, a session handed in by the caller, and a request that ends with a 2xx.',
+    what: 'Finds a write — `add`/`delete`/`merge`, an INSERT/UPDATE/DELETE, a changed attribute of a row loaded through it — on a session or connection the function opens itself (`Session()`, a `sessionmaker` factory, `async with factory() as s`, `psycopg2.connect()` and other DB-API drivers whose autocommit is off, `engine.connect()` on SQLAlchemy 2.x) when no `commit()` on that handle follows the write. When the function only hands the session to functions of the repo (`with Maker() as s: _save(s, msg)`), never writing or committing through it itself, the write a helper makes through it (two calls deep at most) is reported at the call, unless anything the function reaches may commit. Silent when the handle is handed on to something else (a repository, a provider that yields it and commits after `yield`), for a session over a connection in a transaction another owner ends (`with engine.begin() as conn: s = Session(bind=conn)`, the caller\'s connection passed in, Alembic\'s `op.get_bind()`, a session\'s `.connection()`: the session joins that transaction), for `with x.begin():` blocks, `with factory() as s:` where the factory makes sessions of the project\'s own class (`sessionmaker(class_=ContextSession)`, whose `__exit__` may commit), `with conn:` on a DB-API connection, autocommit settings, and sessions the function receives or shares (scoped sessions; Flask-SQLAlchemy\'s outside a view), whose owner commits. In a Flask view, a write through Flask-SQLAlchemy\'s `db.session` (`db.session.add(...)`, a changed attribute of a row from `db.get_or_404` or `Model.query`) is reported when nothing commits it: not the view, nothing it calls (nor any project function of a name it calls), no method of its class or a base class (a `dispatch_request` that commits after the view), no decorator of the project that commits (a check-only decorator such as `@permission_required(...)` does not count), no blinker receiver that commits when the view sends a signal, no `after_request`/`teardown_request`/`teardown_appcontext` hook, and no `SQLALCHEMY_COMMIT_ON_TEARDOWN`: Flask-SQLAlchemy removes the session when the request ends, and the removal rolls the write back. In a request handler, a write through a session injected with `Depends(provider)` is reported when nothing commits it: not the handler, not anything it calls, not the provider after its `yield`; also a write made by a function the handler hands that session to (`mark_disputed(session, invoice_id)`, by position or keyword: an `add`, a statement or a changed attribute of a row loaded through its session parameter, not committed there), reported at the handler\'s call when the provider is a generator that never commits; also a change the handler makes to a row a helper loaded through that session (`b = find_build(db, build_id); b.status = x`, the helper reading through it), under the same conditions; and when the provider commits after its `yield` but the handler raises an HTTP error right after the write (`user.failed_logins += 1` then `raise HTTPException(401)`, the write also under a plain `if` on the way): the exception is thrown into the provider at the `yield`, so its commit never runs. Repository libraries that flush rather than commit (advanced-alchemy\'s repositories and services: `create`, `update`, `delete`, `*_many`, `upsert` without `auto_commit=True`) are followed too: a write through them in a block over a session opened outside any request (`config.get_session()`, `Service.new(config=...)`, or a provider of the project that wraps them) that nothing commits, and a write followed on the same path by a raised HTTP error (the request\'s session is committed only after a successful response). Silent with `auto_commit=True`, an explicit `commit()`, a session handed in by the caller, and a request that ends with a 2xx.',
     why: 'Closing a session or connection — or letting it go at the end of the function — rolls its open transaction back. The writes are discarded without an error: the code reads as if it saved, tests that share the session pass, and the rows never reach the database.',
     bad:
       'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\n\nfrom app.models import AuditEvent\n\n'
@@ -163,6 +163,28 @@ export const missingCommit: FileRule & RepoRule = {
         chain: [{ path: file.path, line: call.line, column: call.column, function: fn.name, call: call.calleeText }],
       });
     }
+    for (const ref of graph.functionsWithEffects(REQUEST_ROW_WRITES)) {
+      const file = graph.fileOf(ref);
+      if (file.isTestFile || graph.reaches(ref, MAY_COMMIT_EFFECT, 'any')) continue;
+      for (const e of graph.ownEffects(ref)) {
+        if (e.kind !== REQUEST_ROW_WRITE) continue;
+        const site = JSON.parse(e.what) as RequestRowWrite;
+        const call = graph.callAt(ref.file, e.line, e.column);
+        const to = call && call.receiverType !== UNTYPED ? graph.resolveCall(ref.file, call) : null;
+        // The helper loads what it returns: it reads through the session (a query or a key lookup).
+        if (!to || !(graph.reaches(to, QUERY_EFFECT, 'any') || graph.reaches(to, PK_QUERY_EFFECT, 'any'))) continue;
+        const provider = graph.resolveQualified(site.provider);
+        if (!provider || !graph.function(provider).isGenerator || graph.reaches(provider, MAY_COMMIT_EFFECT, 'any')) continue;
+        const providerName = graph.function(provider).name;
+        ctx.report({
+          path: file.path,
+          location: { line: site.line, column: site.column, endLine: site.endLine, endColumn: site.endColumn },
+          message: `\`${site.what}\` changes a row \`${site.helper}()\` loaded through \`${site.param}\`, the request's session from \`Depends(${providerName})\`, and nothing commits it: not this handler, nothing it calls, nor \`${providerName}\` after its \`yield\`; the session is closed at the end of the request and the change is rolled back`,
+          severity: 'high',
+          function: graph.function(ref).name,
+        });
+      }
+    }
     for (const ref of graph.functionsWithEffects(REQUEST_WRITES)) {
       const file = graph.fileOf(ref);
       const fn = graph.function(ref);
@@ -227,6 +249,13 @@ export function requestWrites(model: FileModel): Effect[][] {
       const owned: Owned = { name: p.name, kind: 'session', inWith: false, line: fn.startLine, fnIndex };
       const write = uncommittedWrite(model, owned, [p.name]);
       if (!write) {
+        // A row a helper loaded through it (`b = find_build(db, id)`), then changed here: the repo
+        // phase asks whether the helper reads through the session.
+        const rowWrite = helperRowWrite(model, fnIndex, p.name);
+        if (rowWrite) {
+          const site: RequestRowWrite = { param: p.name, provider, what: rowWrite.what, helper: rowWrite.call.calleeText, line: rowWrite.node.startPosition.row + 1, column: rowWrite.node.startPosition.column + 1, endLine: rowWrite.node.endPosition.row + 1, endColumn: rowWrite.node.endPosition.column + 1 };
+          out[fnIndex]!.push({ kind: REQUEST_ROW_WRITE, what: JSON.stringify(site), line: rowWrite.call.line, column: rowWrite.call.column });
+        }
         // Handed to a function that may write through it (`await rename_product(session, ...)`): the repo phase looks.
         for (const c of callsOf(model, fnIndex)) {
           if (c.functionIndex !== fnIndex || c.method === 'commit' || receiverKey(c) === p.name) continue;
@@ -244,6 +273,50 @@ export function requestWrites(model: FileModel): Effect[][] {
   return out;
 }
 
+
+/**
+ * Own effect at the call of a helper handed the request's session whose returned object the
+ * handler then changes (`b = find_build(db, id); b.status = x`), when the handler commits that
+ * session nowhere (`what` = JSON {@link RequestRowWrite}). The repo phase reports it when the
+ * helper reads through the session (the object is a row it loaded) and nothing commits.
+ */
+export const REQUEST_ROW_WRITE = 'request_row_write';
+const REQUEST_ROW_WRITES: ReadonlySet<string> = new Set([REQUEST_ROW_WRITE]);
+interface RequestRowWrite {
+  param: string;
+  provider: string;
+  /** The assignment, for the message: `b.status = …`. */
+  what: string;
+  helper: string;
+  line: number;
+  column: number;
+  endLine: number;
+  endColumn: number;
+}
+
+/**
+ * The first attribute change (`obj.attr = …`, `obj.attr += …`) in the function on an object bound
+ * from a call handed `session` (by position or keyword, awaited or not), when the function calls
+ * no `commit()` on that session: the change and the helper's call.
+ */
+function helperRowWrite(model: FileModel, fnIndex: number, session: string): { node: SyntaxNode; what: string; call: CallInfo } | null {
+  const calls = callsOf(model, fnIndex).filter((c) => c.functionIndex === fnIndex);
+  if (calls.some((c) => receiverKey(c) === session && (c.method === 'commit' || c.method === 'begin'))) return null;
+  let best: { node: SyntaxNode; what: string; call: CallInfo } | null = null;
+  for (const a of [...model.assignments, ...model.augAssignments]) {
+    if (a.functionIndex !== fnIndex || (best && a.node.startIndex > best.node.startIndex)) continue;
+    const m = /^([A-Za-z_]\w*)\.([a-z]\w*)$/.exec(a.target);
+    if (!m || m[1] === 'self' || m[1] === session) continue;
+    const source = objectSource(model, m[1]!, fnIndex, a.line, a.loops);
+    if (!source || source.fromLoop) continue;
+    let v = unwrap(source.node);
+    if (v?.type === 'await') v = unwrap(v.namedChild(0));
+    const call = v?.type === 'call' ? callAt(model, v) : undefined;
+    if (!call || call.functionIndex !== fnIndex || receiverKey(call) === session || !handedAt(call, session)) continue;
+    best = { node: a.node, what: `${a.target} = …`, call };
+  }
+  return best;
+}
 
 /** Site fact at a handler's call handed its injected session (`what` = JSON {@link RequestHandOff}). */
 export const REQUEST_HANDOFF = 'request_handoff';
