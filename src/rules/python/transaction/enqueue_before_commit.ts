@@ -28,7 +28,7 @@ import { callGraphOf, siteCalls, type FnRef } from '../../../analysis/callgraph.
 import { UNTYPED } from '../../../analysis/objects.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { assignmentsByFunction, callArgs, isCommitCall, modelOfObject, transactionRegions, unwrap, type TransactionRegion } from './semantics.js';
-import { MAY_COMMIT_EFFECT } from './missing_commit.js';
+import { MAY_COMMIT_EFFECT, PARAM_WRITE } from './missing_commit.js';
 import { lastAssignment, loopTarget } from '../query/semantics.js';
 import { FLUSH_EFFECT, receiverEvidence, rowsSource, WRITE_EFFECT } from '../query/dbCalls.js';
 import { blockHolds, conditionalInFunction } from '../../../semantic/controlFlow.js';
@@ -49,7 +49,7 @@ export const enqueueBeforeCommit: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'A background job enqueued with a row the open transaction wrote, before the commit',
-    what: 'Finds a job enqueued (Celery `.delay`/`.apply_async`/`send_task`, RQ `enqueue*`, arq `enqueue_job`, taskiq `.kiq`, dramatiq `send_with_options`) between a session\'s write and its commit in the same function — a `with session.begin():` block counts — when the job\'s arguments name an object that the transaction added, merged, deleted or changed (`db.add(order)`, `order.status = "paid"`, then `task.delay(order.id)`). Also in a request handler whose session `Depends(provider)` injects, when the handler writes the object through it and never commits it while the provider commits after its `yield`: that commit comes after the handler returned, so after the job was sent. Also through a helper of the repo: the written object handed, before the commit, to a function that enqueues a job with that parameter (`invoice_issued(invoice)` running `mail_invoice.delay(invoice.id)`), unless the helper commits before it enqueues. Also in a request handler that makes the object through a repository-library service (`user = await users.create(data)`, advanced-alchemy: a flush, committed by the request scope after the handler returns), then enqueues a job or emits a Litestar event with it (`request.app.emit(...)`: Litestar runs listeners concurrently, on sessions of their own); and in a function that commits nothing, after a method of the object that flushes changes (`self.make_primary(email)` then `refresh.delay(self)`), or after adding a row it built to a session it was handed (`u = User(...); db.add(u); db.flush(); welcome.delay(u.id)` in a service the handler calls, with no `commit()` or `begin()` of `db` in it nor in what it calls): the caller commits later. Also inside `with provider() as s:` where the project\'s provider is a generator that commits what it yields after the `yield` (SQLAlchemy\'s `session_scope()` pattern): the block commits when it ends, after a job enqueued in it about a row it wrote. Silent when the job is enqueued after the commit, when no transaction of the function is open there (and no provider commits later), and when its arguments name nothing the transaction wrote.',
+    what: 'Finds a job enqueued (Celery `.delay`/`.apply_async`/`send_task`, RQ `enqueue*`, arq `enqueue_job`, taskiq `.kiq`, dramatiq `send_with_options`) between a session\'s write and its commit in the same function — a `with session.begin():` block counts — when the job\'s arguments name an object that the transaction added, merged, deleted or changed (`db.add(order)`, `order.status = "paid"`, then `task.delay(order.id)`). Also in a request handler whose session `Depends(provider)` injects, when the handler writes the object through it and never commits it while the provider commits after its `yield`: that commit comes after the handler returned, so after the job was sent. Also through a helper of the repo: the written object handed, before the commit, to a function that enqueues a job with that parameter (`invoice_issued(invoice)` running `mail_invoice.delay(invoice.id)`), unless the helper commits before it enqueues. Also in a request handler that makes the object through a repository-library service (`user = await users.create(data)`, advanced-alchemy: a flush, committed by the request scope after the handler returns), then enqueues a job or emits a Litestar event with it (`request.app.emit(...)`: Litestar runs listeners concurrently, on sessions of their own); and in a function that commits nothing, after a method of the object that flushes changes (`self.make_primary(email)` then `refresh.delay(self)`), or after adding a row it built to a session it was handed (`u = User(...); db.add(u); db.flush(); welcome.delay(u.id)` in a service the handler calls, with no `commit()` or `begin()` of `db` in it nor in what it calls): the caller commits later. Also inside `with provider() as s:` where the project\'s provider is a generator that commits what it yields after the `yield` (SQLAlchemy\'s `session_scope()` pattern): the block commits when it ends, after a job enqueued in it about a row it wrote. The object may come from a helper handed the session that writes it without committing (`run = _insert_run(s, ...)` then `start.delay(run.id)`, in such a block or in a `with Maker.begin() as s:` block): a helper that only reads (`s.get(...)`) leaves it alone. Silent when the job is enqueued after the commit, when no transaction of the function is open there (and no provider commits later), and when its arguments name nothing the transaction wrote.',
     why: 'The broker hands the job to a worker immediately, usually before the web process reaches `commit()`: the worker looks the row up and does not find it, or reads the values from before the change; and when the commit fails, the job acts on a row that was never saved.',
     bad: 'from sqlalchemy.orm import Session\n\nfrom app.jobs import send_receipt\n\n\ndef place(db: Session, order: Order) -> None:\n    db.add(order)\n    db.flush()\n    send_receipt.delay(order.id)\n    db.commit()\n',
     good: 'from sqlalchemy.orm import Session\n\nfrom app.jobs import send_receipt\n\n\ndef place(db: Session, order: Order) -> None:\n    db.add(order)\n    db.commit()\n    send_receipt.delay(order.id)\n',
@@ -250,6 +250,8 @@ interface AfterWrite {
   name: string;
   /** `returned`: the object is what the call returned (`order = create_order(db, data)`); else the call is a method of it. */
   returned?: boolean;
+  /** The enqueue sits in a `with x.begin():` block, which commits when it ends: that block's text and last line. */
+  block?: [string, number];
   /** The enqueueing call: its text and position. */
   call: string;
   line: number;
@@ -273,7 +275,9 @@ function reportEnqueueAfterHelperWrites(ctx: RepoRuleContext, graph: ReturnType<
     // writes: not a method that only adds another row (`self.log(...)` inserting a log entry).
     // A returned object: the function made (or changed) what it returns and flushed it.
     if (!fact.returned && !graph.ownEffects(to).some((e) => e.kind === SETS_SELF)) continue;
-    if (!(graph.reaches(to, WRITE_EFFECT, 'any') || graph.reaches(to, FLUSH_EFFECT, 'any')) || lib.mayCommit([to])) continue;
+    // (A helper writing through a session parameter it leaves uncommitted counts too, whatever
+    // the parameter's name: `def _insert(s, ...): s.add(row); s.flush(); return row`.)
+    if (!(graph.reaches(to, WRITE_EFFECT, 'any') || graph.reaches(to, FLUSH_EFFECT, 'any') || (fact.returned && graph.ownEffects(to).some((e) => e.kind === PARAM_WRITE))) || lib.mayCommit([to])) continue;
     // Something between the write and the job that may commit ends the transaction first.
     const between = (at: { line: number; column: number }) => (at.line > call.line || (at.line === call.line && at.column > call.column)) && (at.line < fact.line || (at.line === fact.line && at.column < fact.column));
     if (graph.callees(ref).some((e) => between(e.call) && lib.mayCommit([e.to]))) continue;
@@ -281,7 +285,9 @@ function reportEnqueueAfterHelperWrites(ctx: RepoRuleContext, graph: ReturnType<
     ctx.report({
       path: file.path,
       location: { line: fact.line, column: fact.column, endLine: fact.endLine, endColumn: fact.endColumn },
-      message: fact.returned
+      message: fact.block
+        ? `\`${fact.call}()\` enqueues a job with \`${fact.name}\`, which \`${call.calleeText}()\` (line ${call.line}) wrote without committing, inside the \`${fact.block[0]}\` block, which commits only when it ends (line ${fact.block[1]}): the worker can run first and miss the row or read it unchanged; enqueue after the block`
+        : fact.returned
         ? `\`${fact.call}()\` enqueues a job with \`${fact.name}\`, which \`${call.calleeText}()\` (line ${call.line}) wrote and flushed without committing, and nothing here commits it: the commit comes later, so the worker can run first and miss the row or read it unchanged; enqueue after the commit (an after-commit hook)`
         : `\`${fact.call}()\` enqueues a job with \`${fact.name}\` after \`${call.calleeText}()\` (line ${call.line}) flushed changes to it, and nothing here commits them: the caller's commit comes later, so the worker can run first and read the row unchanged; enqueue after the commit (an after-commit hook)`,
       function: fn.name,
@@ -334,8 +340,21 @@ export function collectEnqueueHelpers(model: FileModel): Effect[][] {
       const named = argumentNames(call);
       if (!named.size) continue;
       const own = callsOf(model, call.functionIndex).filter((c) => c.functionIndex === call.functionIndex);
-      // A function that commits is the file rule's (its transaction regions).
-      if (own.some((c) => c.method === 'commit' || (c.method === 'begin' && c.isWithItem))) continue;
+      // A function that commits is the file rule's (its transaction regions); except an object a
+      // helper returned inside a `with x.begin():` block, whose commit comes when the block ends:
+      // whether the helper wrote it is the repo phase's to ask.
+      const block = model.withs.find((w) => w.functionIndex === call.functionIndex && call.node.startIndex >= w.bodyStart && call.node.startIndex < w.bodyEnd
+        && w.items.some((i) => { const v = unwrap(i.value); return v?.type === 'call' && /\.begin$/.test(v.childForFieldName('function')?.text ?? ''); }));
+      if (own.some((c) => c.method === 'commit' || (c.method === 'begin' && c.isWithItem && !block))) continue;
+      if (block) {
+        const item = block.items.find((i) => { const v = unwrap(i.value); return v?.type === 'call' && /\.begin$/.test(v.childForFieldName('function')?.text ?? ''); })!;
+        for (const { a, from: c } of boundByCallBefore(model, call, named)) {
+          if (a.loops.length || a.node.startIndex < block.bodyStart || ENQUEUE.has(c.method) || conditionalInFunction(model, c)) continue;
+          const fact: AfterWrite = { name: a.target, returned: true, block: [unwrap(item.value)!.text.replace(/\s+/g, ' ').slice(0, 60), block.node.endPosition.row + 1], call: call.calleeText, line: call.line, column: call.column, endLine: call.node.endPosition.row + 1, endColumn: call.node.endPosition.column + 1 };
+          out[call.functionIndex]!.push({ kind: ENQUEUE_AFTER_CALL, what: JSON.stringify(fact), line: c.line, column: c.column });
+        }
+        continue;
+      }
       for (const c of own) {
         if (c.node.startIndex >= call.node.startIndex || ENQUEUE.has(c.method) || conditionalInFunction(model, c)) continue;
         // A method of the object itself (`self.promote(email)`, `order.mark_paid()`): what it
