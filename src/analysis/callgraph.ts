@@ -80,6 +80,12 @@ export interface CallGraph {
    * the collectors' site kinds (`EffectCollector.siteKinds`): look up no other effect's call.
    */
   callAt(file: number, line: number, column: number): SummaryCall | undefined;
+  /**
+   * The call at a position that resolves to a repo function, with its target: `callAt`'s call,
+   * else another call starting there — the function whose result a method is chained on
+   * (`helper(x).all()` and `helper(x)` start together; only the inner one is the repo's).
+   */
+  resolvedCallAt(file: number, line: number, column: number): { call: SummaryCall; to: FnRef } | null;
   /** A qualified name (`app.storage.save_blob`, `app.svc.Service.run`) to a repo function. */
   resolveQualified(qualified: string): FnRef | null;
   /**
@@ -554,6 +560,20 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     return byPos.get(line * POSITION_SPAN + column);
   }
 
+  function resolvedCallAt(file: number, line: number, column: number): { call: SummaryCall; to: FnRef } | null {
+    const first = callAt(file, line, column);
+    if (!first) return null;
+    const to = resolveCall(file, first);
+    if (to) return { call: first, to };
+    // Rare (a chained call): a scan of the file's calls is cheap enough.
+    for (const c of files[file]!.calls) {
+      if (c === first || c.line !== line || c.column !== column || !first.calleeText.startsWith(`${c.calleeText}(`)) continue;
+      const inner = resolveCall(file, c);
+      if (inner) return { call: c, to: inner };
+    }
+    return null;
+  }
+
   // Edges. Most functions call no repo function and none calls them: their lists are made on the
   // first edge (two empty arrays per function were ~480k allocations on a 2M-line tree).
   const out: (CallEdge[] | undefined)[] = new Array(total);
@@ -953,6 +973,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     resolveType: (path) => types.resolve(path),
     classMro: (cls) => types.mro(cls),
     callAt,
+    resolvedCallAt,
     functionsWithEffects,
     overridden,
     asyncFunctions: () => (asyncRefs ??= refs.filter((r) => files[r.file]!.functions[r.fn]!.isAsync && !files[r.file]!.isTestFile)),
@@ -1061,9 +1082,8 @@ export function* siteCalls(graph: CallGraph, kinds: ReadonlySet<string>): Genera
     const fn = graph.function(ref);
     for (const site of graph.ownEffects(ref)) {
       if (!kinds.has(site.kind)) continue;
-      const call = graph.callAt(ref.file, site.line, site.column);
-      const to = call ? graph.resolveCall(ref.file, call) : null;
-      if (call && to) yield { ref, file, fn, site, call, to };
+      const hit = graph.resolvedCallAt(ref.file, site.line, site.column);
+      if (hit) yield { ref, file, fn, site, call: hit.call, to: hit.to };
     }
   }
 }
