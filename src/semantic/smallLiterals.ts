@@ -20,7 +20,7 @@ export function smallLiteral(n: SyntaxNode | null): boolean {
 }
 
 /**
- * The iterable without a `.items()`/`.keys()`/`.values()` view, a `sorted(...)`/`list(...)`/
+ * The iterable without a `.items()`/`.keys()`/`.values()` view, a `sorted(...)`/`list(...)`/`frozenset(...)`/
  * `reversed(...)`/`enumerate(...)` wrapper (keyword arguments aside: `sorted(xs, key=f)`), a `cast(T, ...)`, or a
  * comprehension over it (`[x for x in items if x in wanted]` has at most as many).
  */
@@ -39,7 +39,7 @@ export function iterationSource(node: SyntaxNode | null): SyntaxNode | null {
     const positional = args.filter((a) => a.type !== 'keyword_argument');
     if (fn?.type === 'attribute' && /^(items|keys|values)$/.test(fn.childForFieldName('attribute')?.text ?? '') && args.length === 0) {
       n = parens(fn.childForFieldName('object'));
-    } else if (fn?.type === 'identifier' && /^(sorted|list|tuple|reversed|enumerate)$/.test(fn.text) && positional.length === 1) {
+    } else if (fn?.type === 'identifier' && /^(sorted|list|tuple|set|frozenset|reversed|enumerate)$/.test(fn.text) && positional.length === 1) {
       n = parens(positional[0]!);
     } else if (/^(typing\.)?cast$/.test(fn?.text ?? '') && positional.length === 2) {
       // `cast(list[Block], [Webhook, Secret])`: the value, as the type checker is told to see it.
