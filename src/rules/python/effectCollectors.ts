@@ -25,7 +25,7 @@ import { collectSwallowedCalls, SWALLOWED_CALL } from './transaction/missing_rol
 import { collectParentCommitCalls, PARENT_COMMIT_CALL } from './transaction/scope_too_narrow.js';
 import { ASYNC_ROW_CALL, collectAsyncRowFacts, collectExpiredRowFacts, EXPIRED_ROW_CALL, HANDED_COMMIT_READ, RETURNS_CALL_ROW } from './query/async_lazy_load.js';
 import { TXN_RAISE_AFTER, TXN_REQUEST_WRITE, TXN_SCOPE_CALL, TXN_SCOPE_OPEN } from './transaction/libraryWrites.js';
-import { collectOwnHandOffs, collectParamWrites, OWN_HANDOFF, PARAM_HANDOFF, REQUEST_HANDOFF } from './transaction/missing_commit.js';
+import { collectOwnHandOffs, collectParamWrites, collectReturnFacts, OWN_HANDOFF, PARAM_HANDOFF, REQUEST_HANDOFF } from './transaction/missing_commit.js';
 import { collectDeferredCommits } from './transaction/commit_in_loop.js';
 
 export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
@@ -51,6 +51,8 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   { collect: collectDeferredCommits, siteKinds: [] },
   // PA208: functions that write through a session parameter and leave the commit to their caller.
   { collect: collectParamWrites, siteKinds: [PARAM_HANDOFF] },
+  // PA208/PA212: functions that return a row they loaded, or an object they added to a session.
+  { collect: collectReturnFacts, siteKinds: [] },
   // PA208: sessions a function opens and hands to helpers, never committing them.
   { collect: collectOwnHandOffs, siteKinds: [OWN_HANDOFF] },
   // PA401/PA111: a function's reads of rows its own commit expired (reloads that begin a new transaction).

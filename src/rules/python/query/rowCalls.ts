@@ -178,6 +178,14 @@ function unwrapped(node: SyntaxNode): SyntaxNode {
   return n;
 }
 
+/** Is the comprehension the one argument of `any`/`all`/`next`, which stop at the first decisive item? */
+function searchCall(node: SyntaxNode): boolean {
+  const args = node.parent;
+  const call = args?.type === 'argument_list' ? args.parent : node.parent;
+  const fn = call?.type === 'call' ? call.childForFieldName('function')?.text ?? '' : '';
+  return /^(?:builtins\.)?(any|all|next)$/.test(fn);
+}
+
 /**
  * `PARAM_LOOP_READS`: per parameter (not `self`/`cls`) the function loops over without rebinding
  * it, the lazy relationship names the loops read on the item. A loop that stops early (`break`,
@@ -206,6 +214,8 @@ function paramLoopReads(model: FileModel, effects: Effect[][], lazy: ReadonlySet
       if (attr.childForFieldName('object')?.text === items[0] && reads.includes(name) && !groupedBy(attr, '', name)) ungrouped.add(name);
     }
     if (loop.node.descendantsOfType(['break_statement', 'return_statement']).some((s) => !insideNestedFunction(s, loop.node))) continue;
+    // `any(r.items for r in rows)`, `next(...)`: a search that stops at the first hit.
+    if (loop.kind === 'comprehension' && searchCall(loop.node)) continue;
     const key = `${i}|${index}`;
     const entry = found.get(key) ?? { fn: i, position: index - offset, name, names: new Set<string>(), writes: false };
     for (const r of reads) entry.names.add(ungrouped.has(r) ? r : `${r}~g`);

@@ -52,7 +52,8 @@ import type { ProjectContext, SessionHelperInfo, SessionProviderInfo } from '../
 import { TEARDOWN_COMMIT } from '../../../discovery/discover.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import { engineGetterCall, engineGetterNamed } from '../../../semantic/engineGetters.js';
-import { classifyDbCall, PK_QUERY_EFFECT, QUERY_EFFECT, statementInfo } from '../query/dbCalls.js';
+import { classifyDbCall, rowsSource, statementInfo } from '../query/dbCalls.js';
+import { returnsOf } from '../query/selfRows.js';
 import { callArgs, callsOf, objectSource, receiverKey, unwrap, within } from './semantics.js';
 import { codeText } from '../../../semantic/codeText.js';
 
@@ -89,7 +90,7 @@ export const missingCommit: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'A write on a session or connection the function opens, never committed before it is closed',
-    what: 'Finds a write — `add`/`delete`/`merge`, an INSERT/UPDATE/DELETE, a changed attribute of a row loaded through it — on a session or connection the function opens itself (`Session()`, a `sessionmaker` factory, `async with factory() as s`, `psycopg2.connect()` and other DB-API drivers whose autocommit is off, `engine.connect()` on SQLAlchemy 2.x) when no `commit()` on that handle follows the write. When the function only hands the session to functions of the repo (`with Maker() as s: _save(s, msg)`), never writing or committing through it itself, the write a helper makes through it (two calls deep at most) is reported at the call, unless anything the function reaches may commit. Silent when the handle is handed on to something else (a repository, a provider that yields it and commits after `yield`), for a session over a connection in a transaction another owner ends (`with engine.begin() as conn: s = Session(bind=conn)`, the caller\'s connection passed in, Alembic\'s `op.get_bind()`, a session\'s `.connection()`: the session joins that transaction), for `with x.begin():` blocks, `with factory() as s:` where the factory makes sessions of the project\'s own class (`sessionmaker(class_=ContextSession)`, whose `__exit__` may commit), `with conn:` on a DB-API connection, autocommit settings, and sessions the function receives or shares (scoped sessions; Flask-SQLAlchemy\'s outside a view), whose owner commits. In a Flask view, a write through Flask-SQLAlchemy\'s `db.session` (`db.session.add(...)`, a changed attribute of a row from `db.get_or_404` or `Model.query`) is reported when nothing commits it: not the view, nothing it calls (nor any project function of a name it calls), no method of its class or a base class (a `dispatch_request` that commits after the view), no decorator of the project that commits (a check-only decorator such as `@permission_required(...)` does not count), no blinker receiver that commits when the view sends a signal, no `after_request`/`teardown_request`/`teardown_appcontext` hook, and no `SQLALCHEMY_COMMIT_ON_TEARDOWN`: Flask-SQLAlchemy removes the session when the request ends, and the removal rolls the write back. In a request handler, a write through a session injected with `Depends(provider)` is reported when nothing commits it: not the handler, not anything it calls, not the provider after its `yield`; also a write made by a function the handler hands that session to (`mark_disputed(session, invoice_id)`, by position or keyword: an `add`, a statement or a changed attribute of a row loaded through its session parameter, not committed there), reported at the handler\'s call when the provider is a generator that never commits; also a change the handler makes to a row a helper loaded through that session (`b = find_build(db, build_id); b.status = x`, the helper reading through it), under the same conditions; and when the provider commits after its `yield` but the handler raises an HTTP error right after the write (`user.failed_logins += 1` then `raise HTTPException(401)`, the write also under a plain `if` on the way): the exception is thrown into the provider at the `yield`, so its commit never runs. Repository libraries that flush rather than commit (advanced-alchemy\'s repositories and services: `create`, `update`, `delete`, `*_many`, `upsert` without `auto_commit=True`) are followed too: a write through them in a block over a session opened outside any request (`config.get_session()`, `Service.new(config=...)`, or a provider of the project that wraps them) that nothing commits, and a write followed on the same path by a raised HTTP error (the request\'s session is committed only after a successful response). Silent with `auto_commit=True`, an explicit `commit()`, a session handed in by the caller, and a request that ends with a 2xx.',
+    what: 'Finds a write — `add`/`delete`/`merge`, an INSERT/UPDATE/DELETE, a changed attribute of a row loaded through it — on a session or connection the function opens itself (`Session()`, a `sessionmaker` factory, `async with factory() as s`, `psycopg2.connect()` and other DB-API drivers whose autocommit is off, `engine.connect()` on SQLAlchemy 2.x) when no `commit()` on that handle follows the write. When the function only hands the session to functions of the repo (`with Maker() as s: _save(s, msg)`), never writing or committing through it itself, the write a helper makes through it (two calls deep at most) is reported at the call, unless anything the function reaches may commit. Silent when the handle is handed on to something else (a repository, a provider that yields it and commits after `yield`), for a session over a connection in a transaction another owner ends (`with engine.begin() as conn: s = Session(bind=conn)`, the caller\'s connection passed in, Alembic\'s `op.get_bind()`, a session\'s `.connection()`: the session joins that transaction), for `with x.begin():` blocks, `with factory() as s:` where the factory makes sessions of the project\'s own class (`sessionmaker(class_=ContextSession)`, whose `__exit__` may commit), `with conn:` on a DB-API connection, autocommit settings, and sessions the function receives or shares (scoped sessions; Flask-SQLAlchemy\'s outside a view), whose owner commits. In a Flask view, a write through Flask-SQLAlchemy\'s `db.session` (`db.session.add(...)`, a changed attribute of a row from `db.get_or_404` or `Model.query`) is reported when nothing commits it: not the view, nothing it calls (nor any project function of a name it calls), no method of its class or a base class (a `dispatch_request` that commits after the view), no decorator of the project that commits (a check-only decorator such as `@permission_required(...)` does not count), no blinker receiver that commits when the view sends a signal, no `after_request`/`teardown_request`/`teardown_appcontext` hook, and no `SQLALCHEMY_COMMIT_ON_TEARDOWN`: Flask-SQLAlchemy removes the session when the request ends, and the removal rolls the write back. In a request handler, a write through a session injected with `Depends(provider)` is reported when nothing commits it: not the handler, not anything it calls, not the provider after its `yield`; also a write made by a function the handler hands that session to (`mark_disputed(session, invoice_id)`, by position or keyword: an `add`, a statement or a changed attribute of a row loaded through its session parameter, not committed there), reported at the handler\'s call when the provider is a generator that never commits; also a change the handler makes to a row a helper loaded through that session (`b = find_build(db, build_id); b.status = x`, every return of the helper a row its own query loaded — not a view or schema built from one, `Out.from_orm(db.get(...))`), under the same conditions; and when the provider commits after its `yield` but the handler raises an HTTP error right after the write (`user.failed_logins += 1` then `raise HTTPException(401)`, the write also under a plain `if` on the way): the exception is thrown into the provider at the `yield`, so its commit never runs. Repository libraries that flush rather than commit (advanced-alchemy\'s repositories and services: `create`, `update`, `delete`, `*_many`, `upsert` without `auto_commit=True`) are followed too: a write through them in a block over a session opened outside any request (`config.get_session()`, `Service.new(config=...)`, or a provider of the project that wraps them) that nothing commits, and a write followed on the same path by a raised HTTP error (the request\'s session is committed only after a successful response). Silent with `auto_commit=True`, an explicit `commit()`, a session handed in by the caller, and a request that ends with a 2xx.',
     why: 'Closing a session or connection — or letting it go at the end of the function — rolls its open transaction back. The writes are discarded without an error: the code reads as if it saved, tests that share the session pass, and the rows never reach the database.',
     bad:
       'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\n\nfrom app.models import AuditEvent\n\n'
@@ -171,8 +172,9 @@ export const missingCommit: FileRule & RepoRule = {
         const site = JSON.parse(e.what) as RequestRowWrite;
         const call = graph.callAt(ref.file, e.line, e.column);
         const to = call && call.receiverType !== UNTYPED ? graph.resolveCall(ref.file, call) : null;
-        // The helper loads what it returns: it reads through the session (a query or a key lookup).
-        if (!to || !(graph.reaches(to, QUERY_EFFECT, 'any') || graph.reaches(to, PK_QUERY_EFFECT, 'any'))) continue;
+        // The helper returns a row it loaded (a query's or a key lookup's), not a schema or a
+        // value built from one (`Out.from_orm(db.get(...))`, a dataclass): setting those writes nothing.
+        if (!to || !graph.ownEffects(to).some((x) => x.kind === RETURNS_LOADED)) continue;
         const provider = graph.resolveQualified(site.provider);
         if (!provider || !graph.function(provider).isGenerator || graph.reaches(provider, MAY_COMMIT_EFFECT, 'any')) continue;
         const providerName = graph.function(provider).name;
@@ -353,6 +355,42 @@ function writeThrough(graph: CallGraph, ref: FnRef, position: number, keyword: s
 }
 
 const SESSION_PARAM = /^(s|session|db|db_session|dbsession|sess|async_session|\w+_session|\w+_db)$/;
+
+/** Own effect: every value the function returns is a row a query of its own loaded (`return db.get(M, i)`, `return q.first()`). */
+export const RETURNS_LOADED = 'returns_loaded';
+/** Own effect: every value the function returns is an object it added to a session or changed (`s.add(run); s.flush(); return run`, `d.name = x; return d`). */
+export const RETURNS_ADDED = 'returns_added';
+
+/** {@link RETURNS_LOADED} and {@link RETURNS_ADDED} of a file's functions. */
+export function collectReturnFacts(model: FileModel): Effect[][] {
+  const out: Effect[][] = model.functions.map(() => []);
+  if (model.isTestFile || !model.source.includes('return')) return out;
+  model.functions.forEach((fn, fnIndex) => {
+    if (!fn.body || fn.isGenerator) return;
+    const returns = returnsOf(fn).map((r) => r.namedChild(0)).filter((v): v is SyntaxNode => !!v && v.type !== 'none');
+    if (!returns.length) return;
+    const line = returns[0]!.startPosition.row + 1;
+    const column = returns[0]!.startPosition.column + 1;
+    if (returns.every((v) => {
+      let node = unwrap(v);
+      if (node?.type === 'await') node = unwrap(node.namedChild(0));
+      return node !== null && rowsSource(model, node, fnIndex, node.startPosition.row + 1) !== null;
+    })) out[fnIndex]!.push({ kind: RETURNS_LOADED, what: '', line, column });
+    const added = new Set<string>();
+    for (const c of callsOf(model, fnIndex)) {
+      if (c.functionIndex !== fnIndex || !/^(add|merge)$/.test(c.method)) continue;
+      const first = unwrap(callArgs(c.node).positional[0] ?? null);
+      if (first?.type === 'identifier') added.add(first.text);
+    }
+    // Or changed: `d = s.get(Dog, i); d.name = x; return d`.
+    for (const a of [...model.assignments, ...model.augAssignments]) {
+      const m = a.functionIndex === fnIndex ? /^([A-Za-z_]\w*)\.[a-z]\w*$/.exec(a.target) : null;
+      if (m && m[1] !== 'self') added.add(m[1]!);
+    }
+    if (added.size && returns.every((v) => v.type === 'identifier' && added.has(v.text))) out[fnIndex]!.push({ kind: RETURNS_ADDED, what: '', line, column });
+  });
+  return out;
+}
 
 /**
  * Functions that write through a session they take as a parameter (`add`, DML, an attribute of a
