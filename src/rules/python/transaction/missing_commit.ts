@@ -314,10 +314,24 @@ function helperRowWrite(model: FileModel, fnIndex: number, session: string): { n
     let v = unwrap(source.node);
     if (v?.type === 'await') v = unwrap(v.namedChild(0));
     const call = v?.type === 'call' ? callAt(model, v) : undefined;
-    if (!call || call.functionIndex !== fnIndex || receiverKey(call) === session || !handedAt(call, session)) continue;
+    if (!call || call.functionIndex !== fnIndex || receiverKey(call) === session) continue;
+    // The session handed to the call, or to the object it is a method of (`repo = Repo(db);
+    // d = repo.get(i)`, `Repo(db).get(i)`): a repository that keeps it.
+    if (!handedAt(call, session) && !heldBy(model, call, session, fnIndex)) continue;
     best = { node: a.node, what: `${a.target} = …`, call };
   }
   return best;
+}
+
+/** Is `call` a method of an object made by a call handed `session` (`Repo(db).get(i)`, or through a local bound once to one)? */
+function heldBy(model: FileModel, call: CallInfo, session: string, fnIndex: number): boolean {
+  let receiver = call.hasReceiver ? unwrap(call.receiver) : null;
+  if (receiver?.type === 'identifier') {
+    const bound = assignmentsTo(model, receiver.text).filter((x) => x.functionIndex === fnIndex);
+    receiver = bound.length === 1 && bound[0]!.line < call.line ? unwrap(bound[0]!.value) : null;
+  }
+  const maker = receiver?.type === 'call' ? callAt(model, receiver) : undefined;
+  return !!maker && handedAt(maker, session) !== null;
 }
 
 /** Site fact at a handler's call handed its injected session (`what` = JSON {@link RequestHandOff}). */
