@@ -75,7 +75,12 @@ export function collectRowFacts(model: FileModel, project?: ProjectContext): Eff
   if (model.isTestFile) return effects;
   invariantPropertyReads(model, effects);
   // A helper handed the rows need not know the models: its loop's reads are matched by name.
-  if (project) paramLoopReads(model, effects, lazyRelationshipNames(project));
+  if (project) {
+    const lazy = lazyRelationshipNames(project);
+    paramLoopReads(model, effects, lazy);
+    // A helper reading a row's relationships need not import the models either.
+    paramReads(model, effects, lazy);
+  }
   if (!model.modelClasses.size) return effects;
   rowQueries(model, effects);
   rowReads(model, effects);
@@ -83,7 +88,6 @@ export function collectRowFacts(model: FileModel, project?: ProjectContext): Eff
   paramRowCalls(model, effects);
   itemArgCalls(model, effects);
   rowsArgCalls(model, effects);
-  if (project) paramReads(model, effects, lazyRelationshipNames(project));
   return effects;
 }
 
@@ -193,7 +197,7 @@ function searchCall(node: SyntaxNode): boolean {
  */
 function paramLoopReads(model: FileModel, effects: Effect[][], lazy: ReadonlySet<string>): void {
   if (!lazy.size) return;
-  const found = new Map<string, { fn: number; position: number; name: string; names: Set<string>; writes: boolean }>();
+  const found = new Map<string, { fn: number; position: number; name: string; names: Set<string>; writes: boolean; calls: Set<string> }>();
   for (const loop of model.loops) {
     const i = loop.functionIndex;
     if (i < 0 || loop.kind === 'while' || loop.iterable?.type !== 'identifier') continue;
@@ -206,25 +210,42 @@ function paramLoopReads(model: FileModel, effects: Effect[][], lazy: ReadonlySet
     const items = itemNames(loop);
     if (items.length !== 1) continue;
     const reads = itemReads(model, loop, items).split(',').filter((r) => lazy.has(r));
-    if (!reads.length) continue;
-    // Reads that only key a grouping (`groups[r.owner].append(r)`): one load per distinct target.
-    const ungrouped = new Set<string>();
-    for (const attr of loop.node.descendantsOfType('attribute')) {
-      const name = attr.childForFieldName('attribute')?.text ?? '';
-      if (attr.childForFieldName('object')?.text === items[0] && reads.includes(name) && !groupedBy(attr, '', name)) ungrouped.add(name);
-    }
+    // Calls handed the item (`[row_dict(d) for d in dogs]`): what they read on it, the repo phase looks up.
+    const handed = itemCalls(model, loop, items[0]!);
+    if (!reads.length && !handed.length) continue;
     if (loop.node.descendantsOfType(['break_statement', 'return_statement']).some((s) => !insideNestedFunction(s, loop.node))) continue;
     // `any(r.items for r in rows)`, `next(...)`: a search that stops at the first hit.
     if (loop.kind === 'comprehension' && searchCall(loop.node)) continue;
+    // Reads that only key a grouping (`groups[r.owner].append(r)`): one load per distinct target.
+    const ungrouped = new Set<string>();
+    for (const attr of reads.length ? loop.node.descendantsOfType('attribute') : []) {
+      const n = attr.childForFieldName('attribute')?.text ?? '';
+      if (attr.childForFieldName('object')?.text === items[0] && reads.includes(n) && !groupedBy(attr, '', n)) ungrouped.add(n);
+    }
     const key = `${i}|${index}`;
-    const entry = found.get(key) ?? { fn: i, position: index - offset, name, names: new Set<string>(), writes: false };
+    const entry = found.get(key) ?? { fn: i, position: index - offset, name, names: new Set<string>(), writes: false, calls: new Set<string>() };
     for (const r of reads) entry.names.add(ungrouped.has(r) ? r : `${r}~g`);
+    for (const c of handed) entry.calls.add(c);
     entry.writes ||= loopWritesDb(model, loop);
     found.set(key, entry);
   }
   for (const e of found.values()) {
-    effects[e.fn]!.push({ kind: PARAM_LOOP_READS, what: `${e.position}|${e.name}|${[...e.names].slice(0, 40).join(',')}|${e.writes ? 'w' : ''}`, line: model.functions[e.fn]!.startLine, column: 1 });
+    effects[e.fn]!.push({ kind: PARAM_LOOP_READS, what: `${e.position}|${e.name}|${[...e.names].slice(0, 40).join(',')}|${e.writes ? 'w' : ''}|${[...e.calls].slice(0, 8).join(';')}`, line: model.functions[e.fn]!.startLine, column: 1 });
   }
+}
+
+/** Calls in the loop's own body handed its item by position (`line:column:position`, the position among the arguments). */
+function itemCalls(model: FileModel, loop: LoopInfo, item: string): string[] {
+  const out: string[] = [];
+  for (const call of callsOf(model, loop.functionIndex)) {
+    if (call.functionIndex !== loop.functionIndex || call.loops[call.loops.length - 1] !== loop.index) continue;
+    if (call.hasReceiver && call.receiver?.text === item) continue;
+    const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
+    const position = args.findIndex((a) => a.type === 'identifier' && a.text === item);
+    if (position < 0 || args.slice(0, position).some((a) => a.type === 'keyword_argument' || a.type === 'list_splat' || a.type === 'dictionary_splat')) continue;
+    out.push(`${call.line}:${call.column}:${position}`);
+  }
+  return out;
 }
 
 /**
