@@ -114,7 +114,7 @@ function injectedHandle(model: FileModel, call: CallInfo, name: string): boolean
 }
 
 /**
- * `with cursor() as cur:` / `async with unit() as session:` where the context manager is a
+ * `with cursor() as cur:` / `async with unit() as session:` (or `with next(get_db()) as db:`) where the context manager is a
  * function of the repo (imported from one of its modules, or defined here), and the alias is
  * named like a session, connection or cursor: the project's own way to lend one.
  */
@@ -125,13 +125,22 @@ function projectBlockHandle(model: FileModel, call: CallInfo, name: string): boo
     if (w.functionIndex !== call.functionIndex) continue;
     for (const item of w.items) {
       if (item.alias !== name || item.value.type !== 'call') continue;
-      const inner = callAt(model, item.value);
+      // `with next(get_db()) as db:`: the session the project's provider yields.
+      const value = nextOfProvider(item.value) ?? item.value;
+      const inner = callAt(model, value);
       if (!inner || inner.hasReceiver && inner.qualifiedName === null) continue;
       const q = inner.qualifiedName;
       if (q ? (model.repoModules ? inTreeModule(model.repoModules, q) : q.startsWith(`${model.moduleName}.`)) : model.functions.some((f) => f.parent < 0 && f.name === inner.calleeText)) return true;
     }
   }
   return false;
+}
+
+/** The provider call of `next(provider(...))`, or null. */
+function nextOfProvider(value: SyntaxNode): SyntaxNode | null {
+  if (value.childForFieldName('function')?.text !== 'next') return null;
+  const args = value.childForFieldName('arguments')?.namedChildren.filter((a) => a.type !== 'comment') ?? [];
+  return args.length === 1 && args[0]!.type === 'call' ? args[0]! : null;
 }
 
 const fileImportsModels = new WeakMap<FileModel, boolean>();
@@ -221,7 +230,9 @@ export function receiverEvidence(model: FileModel, call: CallInfo): Evidence {
       }
     }
     const head = t.replace(/^@|^Depends\(/, '');
-    if (NOT_DB_HEADS.test(head)) return null;
+    // What `next(gen)` returns is whatever the generator yields (`next(get_db())`: a session),
+    // not a builtin's object: the name decides, as for an untyped value.
+    if (NOT_DB_HEADS.test(head) && !/^builtins\.next\(\)$/.test(head)) return null;
     if (h === null && !t.includes('.')) return null;
   }
   const name = receiverName(call);
