@@ -30,6 +30,13 @@ export function asyncHandles(model: FileModel, project: ProjectContext): AsyncHa
   if (test) return test;
   const { factories, providers, engines, pools } = projectHandles(project);
   test = (name, fnIndex, line) => {
+    // `self.session`: what the class's `__init__` keeps there from its parameter (`self.session = session`).
+    if (name.startsWith('self.')) {
+      const kept = keptParameter(model, name.slice(5), fnIndex);
+      const held = kept ? test!(kept.param, kept.init, Infinity) : null;
+      // Bound before anything the method does, as a parameter is.
+      return held ? { kind: held.kind, boundAt: model.functions[fnIndex]!.start } : null;
+    }
     let t = valueTypeOf(model, name, fnIndex, line);
     if (!t) return null;
     // `session: SessionDep`, an `Annotated[AsyncSession, Depends(...)]` alias of the project.
@@ -49,6 +56,21 @@ export function asyncHandles(model: FileModel, project: ProjectContext): AsyncHa
   };
   memo.set(model, test);
   return test;
+}
+
+/**
+ * The parameter of the class's `__init__` that a method's `self.<attr>` holds: the one `__init__`
+ * binds it to (`self.session = session`), when no other method of the class rebinds it.
+ */
+function keptParameter(model: FileModel, attr: string, fnIndex: number): { init: number; param: string } | null {
+  const cls = fnIndex >= 0 ? model.functions[fnIndex]!.className : null;
+  if (!cls) return null;
+  const binds = model.assignments.filter((a) => a.target === `self.${attr}` && a.functionIndex >= 0 && model.functions[a.functionIndex]!.className === cls);
+  if (binds.length !== 1) return null;
+  const init = binds[0]!.functionIndex;
+  const value = binds[0]!.value;
+  if (model.functions[init]!.name !== '__init__' || value?.type !== 'identifier' || !model.functions[init]!.params.some((p) => p.name === value.text)) return null;
+  return { init, param: value.text };
 }
 
 interface ProjectHandles {

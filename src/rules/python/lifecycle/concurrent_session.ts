@@ -37,7 +37,7 @@ export const concurrentSession: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'One AsyncSession or connection used by coroutines that run at the same time',
-    what: 'Finds one `AsyncSession` (typed by an annotation, an `async_sessionmaker` of the project, `AsyncSession(...)`, or an async session provider behind `Depends`) or asyncpg connection handed to coroutines that run concurrently: two or more arguments of `asyncio.gather`/`asyncio.wait` that pass it or call it (`gather(f(session, a), session.execute(q))`), a comprehension of coroutines spread into `gather` (`gather(*(load(session, i) for i in ids))`, also through a name that holds the comprehension), a list of coroutines spread into it from a name (`coros = [a(session), b(session)]`, or `tasks = []` filled with `tasks.append(load(session, i))` in a loop before the gather), a task started on it inside a loop (`asyncio.create_task`, `ensure_future`, a task group\'s `create_task`, anyio\'s `start_soon`), and a second task started on it while an earlier one (not awaited yet) may still run. Silent when each coroutine gets the session factory instead of a session, when only one coroutine gets the session, and when the tasks are awaited one at a time.',
+    what: 'Finds one `AsyncSession` (typed by an annotation, an `async_sessionmaker` of the project, `AsyncSession(...)`, or an async session provider behind `Depends`) or asyncpg connection handed to coroutines that run concurrently: two or more arguments of `asyncio.gather`/`asyncio.wait` that pass it or call it (`gather(f(session, a), session.execute(q))`), a comprehension of coroutines spread into `gather` (`gather(*(load(session, i) for i in ids))`, also through a name that holds the comprehension), a list of coroutines spread into it from a name (`coros = [a(session), b(session)]`, or `tasks = []` filled with `tasks.append(load(session, i))` in a loop before the gather), a task started on it inside a loop (`asyncio.create_task`, `ensure_future`, a task group\'s `create_task`, anyio\'s `start_soon`), and a second task started on it while an earlier one (not awaited yet) may still run. The session may be the one an object keeps (`self.session`, bound from its `__init__`\'s parameter: `[PartService(self.session, s).fetch(i) for s in sources]`, `gather(self.session.scalar(a), self.session.scalar(b))`). Silent when each coroutine gets the session factory instead of a session, when only one coroutine gets the session, and when the tasks are awaited one at a time.',
     why: 'An `AsyncSession` has one connection and one transaction and is not safe for concurrent use: coroutines sharing it fail with `InvalidRequestError` ("concurrent operations are not permitted") or `IllegalStateChangeError`, or interleave their statements in one transaction. An asyncpg connection raises `InterfaceError: another operation is in progress`.',
     bad: 'import asyncio\n\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def load(session: AsyncSession, item_id: int):\n    return await session.get(Item, item_id)\n\n\nasync def load_all(session: AsyncSession, ids: list[int]):\n    return await asyncio.gather(*(load(session, i) for i in ids))\n',
     good: 'from sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def load_all(session: AsyncSession, ids: list[int]):\n    return (await session.scalars(select(Item).where(Item.id.in_(ids)))).all()\n',
@@ -173,7 +173,7 @@ function wrappedSessions(model: FileModel, receiver: SyntaxNode | null, fnIndex:
   const out: SessionUse[] = [];
   for (const a of [...positional, ...keywords.values()]) {
     const id = unwrap(a);
-    if (id?.type !== 'identifier' || out.some((u) => u.name === id.text)) continue;
+    if ((id?.type !== 'identifier' && !(id?.type === 'attribute' && /^self\.\w+$/.test(id.text))) || out.some((u) => u.name === id.text)) continue;
     const s = isSession(id.text, fnIndex, line);
     if (s) out.push({ name: id.text, ...s });
   }
@@ -186,7 +186,8 @@ function sessionsUsed(model: FileModel, call: SyntaxNode, fnIndex: number, isSes
   const line = call.startPosition.row + 1;
   const add = (n: SyntaxNode | null) => {
     const v = unwrap(n);
-    if (v?.type !== 'identifier' || out.some((u) => u.name === v.text)) return;
+    // A name, or the session the object keeps (`self.session`, typed where the class sets it).
+    if ((v?.type !== 'identifier' && !(v?.type === 'attribute' && /^self\.\w+$/.test(v.text))) || out.some((u) => u.name === v.text)) return;
     const s = isSession(v.text, fnIndex, line);
     if (s) out.push({ name: v.text, ...s });
   };
