@@ -23,6 +23,7 @@ import { insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { classOfFunction } from '../../../semantic/classes.js';
 import { classifyDbCall, commitsPerIteration, isModelClassName, iterationWriter, loadedModel, loopsDomain, loopWritesDb, rowsSource, smallLiteralProduct } from './dbCalls.js';
 import { encodeDomain } from '../../../semantic/loopDomain.js';
+import { iterationSource } from '../../../semantic/smallLiterals.js';
 import { invariantIn, lastAssignment, notPerRow, repeatsReads, stopsAfter } from './semantics.js';
 import { returnsOf, selfRowsResolver } from './selfRows.js';
 import { heldText, LAZY, MAX_ROWS_TEXT } from './loadedRelations.js';
@@ -200,14 +201,18 @@ function paramLoopReads(model: FileModel, effects: Effect[][], lazy: ReadonlySet
   const found = new Map<string, { fn: number; position: number; name: string; names: Set<string>; writes: boolean; calls: Set<string> }>();
   for (const loop of model.loops) {
     const i = loop.functionIndex;
-    if (i < 0 || loop.kind === 'while' || loop.iterable?.type !== 'identifier') continue;
+    // `for r in rows`, also through `enumerate(rows)`, `sorted(rows, key=...)`, `list(rows)`.
+    const over = loop.kind === 'while' ? null : iterationSource(loop.iterable);
+    if (i < 0 || over?.type !== 'identifier') continue;
     const fn = model.functions[i]!;
     const offset = selfOffset(fn);
-    const index = fn.params.findIndex((p) => p.name === loop.iterable!.text);
+    const index = fn.params.findIndex((p) => p.name === over.text);
     if (index < offset) continue;
     const name = fn.params[index]!.name;
     if (assignmentsTo(model, name).some((a) => a.functionIndex === i && a.target === name)) continue;
-    const items = itemNames(loop);
+    let items = itemNames(loop);
+    // `for i, r in enumerate(rows)`: the row is the second name.
+    if (items.length === 2 && /^enumerate\(/.test(loop.iterable?.text ?? '')) items = [items[1]!];
     if (items.length !== 1) continue;
     const reads = itemReads(model, loop, items).split(',').filter((r) => lazy.has(r));
     // Calls handed the item (`[row_dict(d) for d in dogs]`): what they read on it, the repo phase looks up.
