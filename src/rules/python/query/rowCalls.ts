@@ -141,6 +141,8 @@ function lazyRelationshipNames(project: ProjectContext): Set<string> {
 
 /** A call's name that never loops over rows of the project's models for them (builtins, logging, the session's own methods). */
 const NOT_A_ROWS_HELPER = /^(?:len|list|tuple|set|sorted|reversed|enumerate|zip|iter|next|any|all|sum|min|max|map|filter|print|repr|str|isinstance|id|dict|jsonify|abort|render_template|redirect|make_response)$|^(?:logging|logger|log|json|copy|builtins|itertools|functools|random|np|pd)\./;
+/** Words of a query whose rows a name may hold. */
+const ROWS_WORDS = /\b(?:query|select|scalars|execute|all|paginate)\b/;
 /** A query expression that yields one row or a scalar, not a list of rows. */
 const ONE_ROW_TAIL = /\.(?:first|one|one_or_none|scalar|scalar_one|scalar_one_or_none|get|get_or_404|first_or_404|one_or_404|count|exists|has_rows)\s*\([^()]*\)\s*$/;
 
@@ -150,9 +152,17 @@ const ONE_ROW_TAIL = /\.(?:first|one|one_or_none|scalar|scalar_one|scalar_one_or
  * the function does not read that name's items itself first.
  */
 function rowsArgCalls(model: FileModel, effects: Effect[][]): void {
+  // The names each function binds to a query's result: the only arguments worth a closer look.
+  const held = new Map<number, Set<string>>();
+  for (const a of model.assignments) {
+    if (a.functionIndex < 0 || !a.value || !ROWS_WORDS.test(a.value.text)) continue;
+    (held.get(a.functionIndex) ?? held.set(a.functionIndex, new Set()).get(a.functionIndex)!).add(a.target);
+  }
+  if (!held.size) return;
   for (const call of model.calls) {
     const i = call.functionIndex;
-    if (i < 0 || call.loops.length) continue;
+    const names = held.get(i);
+    if (!names || call.loops.length) continue;
     const callee = call.node.childForFieldName('function')?.text ?? '';
     if (NOT_A_ROWS_HELPER.test(callee) || /(?:^|\.)(?:session|db|conn|connection|cursor|s)\.\w+$/.test(callee)) continue;
     const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
@@ -162,11 +172,11 @@ function rowsArgCalls(model: FileModel, effects: Effect[][]): void {
       const keyword = a.type === 'keyword_argument' ? a.childForFieldName('name')?.text ?? '' : '';
       const value = a.type === 'keyword_argument' ? a.childForFieldName('value') : a;
       const at = keyword ? -1 : position++;
-      if (value?.type !== 'identifier') continue;
+      if (value?.type !== 'identifier' || !names.has(value.text)) continue;
       if (call.hasReceiver && call.receiver?.text === value.text) continue;
       const assigned = lastAssignment(model, value.text, i, call.line);
-      const held = assigned?.value ? unwrapped(assigned.value) : null;
-      if (!held || assigned!.functionIndex !== i || !/\b(?:query|select|scalars|execute|all|paginate)\b/.test(held.text) || ONE_ROW_TAIL.test(held.text)) continue;
+      const bound = assigned?.value ? unwrapped(assigned.value) : null;
+      if (!bound || assigned!.functionIndex !== i || !ROWS_WORDS.test(bound.text) || ONE_ROW_TAIL.test(bound.text)) continue;
       if (classifyDbCall(model, call)) break;
       const rows = rowsSource(model, value, i, call.line);
       if (!rows?.entity || (loadedModel(model, rows.call, rows.op) !== null && !rows.op.statement)) continue;

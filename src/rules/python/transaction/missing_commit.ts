@@ -54,6 +54,7 @@ import { typeString } from '../../../semantic/valueTypes.js';
 import { engineGetterCall, engineGetterNamed } from '../../../semantic/engineGetters.js';
 import { classifyDbCall, rowsSource, statementInfo } from '../query/dbCalls.js';
 import { returnsOf } from '../query/selfRows.js';
+import { lastAssignment } from '../query/semantics.js';
 import { callArgs, callsOf, objectSource, receiverKey, unwrap, within } from './semantics.js';
 import { codeText } from '../../../semantic/codeText.js';
 
@@ -376,12 +377,32 @@ export const RETURNS_LOADED = 'returns_loaded';
 /** Own effect: every value the function returns is an object it added to a session or changed (`s.add(run); s.flush(); return run`, `d.name = x; return d`). */
 export const RETURNS_ADDED = 'returns_added';
 
+const READ_WORDS = /\b(?:get|get_or_404|query|execute|scalars?|scalar_one(?:_or_none)?|first|one(?:_or_none)?|all|select|filter(?:_by)?|paginate)\b/;
+
 /** {@link RETURNS_LOADED} and {@link RETURNS_ADDED} of a file's functions. */
 export function collectReturnFacts(model: FileModel): Effect[][] {
   const out: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile || !model.source.includes('return')) return out;
+  // Per function, the names it adds to a session (`s.add(run)`) or changes (`d.name = x`): one pass each.
+  const written = new Map<number, Set<string>>();
+  const mark = (fn: number, name: string) => (written.get(fn) ?? written.set(fn, new Set()).get(fn)!).add(name);
+  for (const c of model.calls) {
+    if (c.functionIndex < 0 || !/^(add|merge)$/.test(c.method)) continue;
+    const first = unwrap(callArgs(c.node).positional[0] ?? null);
+    if (first?.type === 'identifier') mark(c.functionIndex, first.text);
+  }
+  for (const a of [...model.assignments, ...model.augAssignments]) {
+    const m = a.functionIndex >= 0 ? /^([A-Za-z_]\w*)\.[a-z]\w*$/.exec(a.target) : null;
+    if (m && m[1] !== 'self') mark(a.functionIndex, m[1]!);
+  }
   model.functions.forEach((fn, fnIndex) => {
     if (!fn.body || fn.isGenerator) return;
+    // Only a function handed a session (a parameter named or typed as one) or a method of an
+    // object that keeps one (`self.session`, `self.db`) is asked about: those are the hand-offs.
+    const text = model.source.slice(fn.start, fn.node.endIndex);
+    if (!text.includes('return')) return;
+    const handed = fn.params.some((p) => SESSION_PARAM.test(p.name) || /(^|\.)(Session|AsyncSession)\b/.test(p.annotation ?? ''));
+    if (!handed && !(fn.className && /\bself\.\w*(?:session|db)\b/i.test(text))) return;
     const returns = returnsOf(fn).map((r) => r.namedChild(0)).filter((v): v is SyntaxNode => !!v && v.type !== 'none');
     if (!returns.length) return;
     const line = returns[0]!.startPosition.row + 1;
@@ -389,20 +410,13 @@ export function collectReturnFacts(model: FileModel): Effect[][] {
     if (returns.every((v) => {
       let node = unwrap(v);
       if (node?.type === 'await') node = unwrap(node.namedChild(0));
-      return node !== null && rowsSource(model, node, fnIndex, node.startPosition.row + 1) !== null;
+      if (!node) return false;
+      // The words of a read, in the value or in what the name was bound to: else no query made it.
+      const text = node.type === 'identifier' ? lastAssignment(model, node.text, fnIndex, node.startPosition.row + 1)?.value?.text ?? '' : node.text;
+      return READ_WORDS.test(text) && rowsSource(model, node, fnIndex, node.startPosition.row + 1) !== null;
     })) out[fnIndex]!.push({ kind: RETURNS_LOADED, what: '', line, column });
-    const added = new Set<string>();
-    for (const c of callsOf(model, fnIndex)) {
-      if (c.functionIndex !== fnIndex || !/^(add|merge)$/.test(c.method)) continue;
-      const first = unwrap(callArgs(c.node).positional[0] ?? null);
-      if (first?.type === 'identifier') added.add(first.text);
-    }
-    // Or changed: `d = s.get(Dog, i); d.name = x; return d`.
-    for (const a of [...model.assignments, ...model.augAssignments]) {
-      const m = a.functionIndex === fnIndex ? /^([A-Za-z_]\w*)\.[a-z]\w*$/.exec(a.target) : null;
-      if (m && m[1] !== 'self') added.add(m[1]!);
-    }
-    if (added.size && returns.every((v) => v.type === 'identifier' && added.has(v.text))) out[fnIndex]!.push({ kind: RETURNS_ADDED, what: '', line, column });
+    const added = written.get(fnIndex);
+    if (added && returns.every((v) => v.type === 'identifier' && added.has(v.text))) out[fnIndex]!.push({ kind: RETURNS_ADDED, what: '', line, column });
   });
   return out;
 }
