@@ -58,7 +58,8 @@ export const ITEM_ARG_CALL = 'item_arg_call';
 export const PARAM_READS = 'param_reads';
 /**
  * Site fact: a call handed a whole list of one model's query rows, by position or keyword
- * (`render_rows(rows)`, `to_dicts(items=rows)`; `what` = `position|keyword|endColumn|entity|rowsText`).
+ * (`render_rows(rows)`, `to_dicts(items=rows)`; `what` = `position|keyword|endColumn|entity[~a]|rowsText`,
+ * `~a` when an awaited query in an `async def` loaded them).
  */
 export const ROWS_ARG_CALL = 'rows_arg_call';
 /**
@@ -180,7 +181,9 @@ function rowsArgCalls(model: FileModel, effects: Effect[][]): void {
       if (classifyDbCall(model, call)) break;
       const rows = rowsSource(model, value, i, call.line);
       if (!rows?.entity || (loadedModel(model, rows.call, rows.op) !== null && !rows.op.statement)) continue;
-      const what = `${at}|${keyword}|${call.node.endPosition.column + 1}|${rows.entity}|${rowsText(model, rows, i)}`;
+      // Rows an awaited query loaded in an `async def`: an AsyncSession's, whose lazy loads raise.
+      const awaited = rows.call.awaited && model.functions[i]!.isAsync ? 'a' : '';
+      const what = `${at}|${keyword}|${call.node.endPosition.column + 1}|${rows.entity}${awaited ? `~${awaited}` : ''}|${rowsText(model, rows, i)}`;
       effects[i]!.push({ kind: ROWS_ARG_CALL, what, line: call.line, column: call.column });
     }
   }
