@@ -560,11 +560,17 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     return byPos.get(line * POSITION_SPAN + column);
   }
 
+  /** Methods of a query object that run it and return rows or a count. */
+  const RUNS_RESULT = /^(all|first|one|one_or_none|scalar|scalars|count|paginate|first_or_404|one_or_404|fetchall|fetchone)$/;
   function resolvedCallAt(file: number, line: number, column: number): { call: SummaryCall; to: FnRef } | null {
     const first = callAt(file, line, column);
     if (!first) return null;
     const to = resolveCall(file, first);
     if (to) return { call: first, to };
+    // `helper(x).all()`, `helper(x).filter(...).first()`: the chain runs the query the helper
+    // returns. Not a chain that only builds SQL (`.exists()`, `.subquery()`, `.filter(...)` kept
+    // for a union), nor a bulk write or a key lookup on it (`.update()`, `.get(pk)`: other claims).
+    if (!RUNS_RESULT.test(first.method)) return null;
     // Rare (a chained call): a scan of the file's calls is cheap enough.
     for (const c of files[file]!.calls) {
       if (c === first || c.line !== line || c.column !== column || !first.calleeText.startsWith(`${c.calleeText}(`)) continue;

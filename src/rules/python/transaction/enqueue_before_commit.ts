@@ -368,9 +368,12 @@ export function collectEnqueueHelpers(model: FileModel): Effect[][] {
       // The object is what a call returned before (`order = create_order(db, data)`, awaited or not).
       for (const { a, from: c } of boundByCallBefore(model, call, named)) {
         if (a.loops.length || ENQUEUE.has(c.method) || conditionalInFunction(model, c)) continue;
-        // Made inside a `with` block that ended before the job: its exit may have committed
-        // (`with session_scope() as s: run = make(s)` then `start.delay(run.id)` after it).
-        if (model.withs.some((w) => w.functionIndex === call.functionIndex && c.node.startIndex >= w.bodyStart && c.node.startIndex < w.bodyEnd && !(call.node.startIndex >= w.bodyStart && call.node.startIndex < w.bodyEnd))) continue;
+        // Made inside the block over the session it was handed, and the block ended before the
+        // job: its exit may have committed (`with session_scope() as s: run = make(s)` then
+        // `start.delay(run.id)` after it). Another block (a lock, a span) commits nothing.
+        const handed = new Set(callArgs(c.node).positional.concat([...callArgs(c.node).keywords.values()]).map((x) => unwrap(x)?.text ?? ''));
+        if (model.withs.some((w) => w.functionIndex === call.functionIndex && w.items.some((i) => !!i.alias && handed.has(i.alias))
+          && c.node.startIndex >= w.bodyStart && c.node.startIndex < w.bodyEnd && !(call.node.startIndex >= w.bodyStart && call.node.startIndex < w.bodyEnd))) continue;
         const fact: AfterWrite = { name: a.target, returned: true, call: call.calleeText, line: call.line, column: call.column, endLine: call.node.endPosition.row + 1, endColumn: call.node.endPosition.column + 1 };
         out[call.functionIndex]!.push({ kind: ENQUEUE_AFTER_CALL, what: JSON.stringify(fact), line: c.line, column: c.column });
       }

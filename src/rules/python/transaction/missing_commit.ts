@@ -413,7 +413,11 @@ export function collectReturnFacts(model: FileModel): Effect[][] {
       if (!node) return false;
       // The words of a read, in the value or in what the name was bound to: else no query made it.
       const text = node.type === 'identifier' ? lastAssignment(model, node.text, fnIndex, node.startPosition.row + 1)?.value?.text ?? '' : node.text;
-      return READ_WORDS.test(text) && rowsSource(model, node, fnIndex, node.startPosition.row + 1) !== null;
+      if (!READ_WORDS.test(text)) return false;
+      const rows = rowsSource(model, node, fnIndex, node.startPosition.row + 1);
+      // Through the session it was handed (a parameter) or keeps (`self.db`), not one it opened.
+      const through = rows?.call.dottedReceiver?.split('.') ?? [];
+      return !!rows && (through[0] === 'self' || fn.params.some((p) => p.name === through[0]));
     })) out[fnIndex]!.push({ kind: RETURNS_LOADED, what: '', line, column });
     const added = written.get(fnIndex);
     if (added && returns.every((v) => v.type === 'identifier' && added.has(v.text))) out[fnIndex]!.push({ kind: RETURNS_ADDED, what: '', line, column });
