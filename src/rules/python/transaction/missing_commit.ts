@@ -171,8 +171,8 @@ export const missingCommit: FileRule & RepoRule = {
       for (const e of graph.ownEffects(ref)) {
         if (e.kind !== REQUEST_ROW_WRITE) continue;
         const site = JSON.parse(e.what) as RequestRowWrite;
-        const call = graph.callAt(ref.file, e.line, e.column);
-        const to = call && call.receiverType !== UNTYPED ? graph.resolveCall(ref.file, call) : null;
+        const hit = graph.resolvedCallAt(ref.file, e.line, e.column);
+        const to = hit && hit.call.receiverType !== UNTYPED ? hit.to : null;
         // The helper returns a row it loaded (a query's or a key lookup's), not a schema or a
         // value built from one (`Out.from_orm(db.get(...))`, a dataclass): setting those writes nothing.
         if (!to || !graph.ownEffects(to).some((x) => x.kind === RETURNS_LOADED)) continue;
@@ -315,6 +315,10 @@ function helperRowWrite(model: FileModel, fnIndex: number, session: string): { n
     if (!source) continue;
     let v = unwrap(source.node);
     if (v?.type === 'await') v = unwrap(v.namedChild(0));
+    // `find_dog(db, i).first()`: the handler runs the query the helper built.
+    const fnNode = v?.type === 'call' ? v.childForFieldName('function') : null;
+    const chained = fnNode?.type === 'attribute' && /^(first|one|one_or_none|scalar|all)$/.test(fnNode.childForFieldName('attribute')?.text ?? '') ? unwrap(fnNode.childForFieldName('object')) : null;
+    if (chained?.type === 'call') v = chained;
     const call = v?.type === 'call' ? callAt(model, v) : undefined;
     if (!call || call.functionIndex !== fnIndex || receiverKey(call) === session) continue;
     // The session handed to the call, or to the object it is a method of (`repo = Repo(db);
