@@ -9,6 +9,7 @@
 import type { ProjectContext, SessionFactoryInfo } from '../discovery/context.js';
 import { moduleNameOf, QualifiedIndex, valueTypeOf, type FileModel } from './model.js';
 import { dependencyAliasOf } from './dependencyAliases.js';
+import { fileClasses } from './classes.js';
 
 /** Types that hold one connection and whose I/O methods are coroutines. */
 const ASYNC_HANDLE = /(^|\.)(AsyncSession|AsyncConnection|async_scoped_session)$|^asyncpg(\.\w+)*\.(Connection|connect)$|^sqlmodel\.ext\.asyncio\.session\.AsyncSession$/;
@@ -59,13 +60,22 @@ export function asyncHandles(model: FileModel, project: ProjectContext): AsyncHa
 }
 
 /**
- * The parameter of the class's `__init__` that a method's `self.<attr>` holds: the one `__init__`
- * binds it to (`self.session = session`), when no other method of the class rebinds it.
+ * The parameter of the class's `__init__` (or a base's of the file) that a method's `self.<attr>`
+ * holds: the one `__init__` binds it to (`self.session = session`), when no other method rebinds it.
  */
 function keptParameter(model: FileModel, attr: string, fnIndex: number): { init: number; param: string } | null {
   const cls = fnIndex >= 0 ? model.functions[fnIndex]!.className : null;
   if (!cls) return null;
-  const binds = model.assignments.filter((a) => a.target === `self.${attr}` && a.functionIndex >= 0 && model.functions[a.functionIndex]!.className === cls);
+  // The class and its bases defined in the file (`class Svc(BaseService)` whose `__init__` keeps it).
+  const chain = new Set<string>();
+  const classes = new Map(fileClasses(model).map((c) => [c.name, c.bases.map((b) => b.slice(b.lastIndexOf('.') + 1))]));
+  for (const todo = [cls]; todo.length;) {
+    const c = todo.pop()!;
+    if (chain.has(c)) continue;
+    chain.add(c);
+    todo.push(...(classes.get(c) ?? []).filter((b) => classes.has(b)));
+  }
+  const binds = model.assignments.filter((a) => a.target === `self.${attr}` && a.functionIndex >= 0 && chain.has(model.functions[a.functionIndex]!.className ?? ''));
   if (binds.length !== 1) return null;
   const init = binds[0]!.functionIndex;
   const value = binds[0]!.value;
