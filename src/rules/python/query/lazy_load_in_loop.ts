@@ -515,7 +515,7 @@ function reportHelperParamLazyLoads(ctx: RepoRuleContext): void {
     const [position = '', end = '', entity = '', w = '', directList = ''] = parts;
     const text = parts.slice(5).join('|');
     if (!entity || !text || text === '*') continue;
-    const reads = graph.ownEffects(to).find((e) => e.kind === PARAM_READS && e.what.startsWith(`${position}|`))?.what.split('|')[1]?.split(',');
+    const reads = paramReadsOf(graph, to, position);
     if (!reads) continue;
     const hits = calleeLazyHits(reads, lazyRelationships(nearestModels(ctx.project, byName.get(entity) ?? [], file.path)), new Set(directList.split(',')), text, entity);
     if (!hits.length) continue;
@@ -540,6 +540,11 @@ function reportHelperParamLazyLoads(ctx: RepoRuleContext): void {
 }
 
 const ITEM_ARG_CALLS: ReadonlySet<string> = new Set([ITEM_ARG_CALL]);
+
+/** What a function reads on its parameter at `position` (`PARAM_READS`), or undefined when nothing lazy. */
+function paramReadsOf(graph: CallGraph, fn: FnRef, position: string): string[] | undefined {
+  return graph.ownEffects(fn).find((e) => e.kind === PARAM_READS && e.what.startsWith(`${position}|`))?.what.split('|')[1]?.split(',');
+}
 const ROWS_ARG_CALLS: ReadonlySet<string> = new Set([ROWS_ARG_CALL]);
 
 /**
@@ -572,8 +577,7 @@ function reportRowsHandOffLazyLoads(ctx: RepoRuleContext): void {
       const [line = '', column = '', pos = ''] = h.split(':');
       const inner = graph.resolvedCallAt(to.file, Number(line), Number(column));
       if (!inner || inner.call.receiverType === UNTYPED_RECEIVER) continue;
-      const more = graph.ownEffects(inner.to).find((e) => e.kind === PARAM_READS && e.what.startsWith(`${pos}|`))?.what.split('|')[1]?.split(',') ?? [];
-      listed.push(...more);
+      listed.push(...(paramReadsOf(graph, inner.to, pos) ?? []));
     }
     if (!listed.length) continue;
     const plain = new Set(listed.filter((n) => !n.endsWith('~g')));

@@ -15,7 +15,7 @@
  * the repo is such a model method (the name decides: one severity lower).
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
-import { assignmentsTo, callsOf, chainTop, valueTypeOf, type FileModel, type LoopInfo, selfOffset } from '../../../semantic/model.js';
+import { assignmentsTo, callsOf, chainTop, valueTypeOf, type CallInfo, type FileModel, type LoopInfo, selfOffset } from '../../../semantic/model.js';
 import { namesThen } from '../../../semantic/codeText.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
@@ -112,10 +112,8 @@ function itemArgCalls(model: FileModel, effects: Effect[][]): void {
     let rows: { entity: string; text: string } | null | undefined;
     for (const call of callsOf(model, loop.functionIndex)) {
       if (call.functionIndex !== loop.functionIndex || call.loops[call.loops.length - 1] !== loop.index) continue;
-      if (call.hasReceiver && call.receiver?.text === v) continue;
-      const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
-      const position = args.findIndex((a) => a.type === 'identifier' && a.text === v);
-      if (position < 0 || args.slice(0, position).some((a) => a.type === 'keyword_argument' || a.type === 'list_splat' || a.type === 'dictionary_splat')) continue;
+      const position = itemArgPosition(call, v);
+      if (position < 0) continue;
       if (call.qualifiedName && /^(builtins|logging|json|copy|str|repr)\./.test(call.qualifiedName)) continue;
       const site = { node: call.node, line: call.line, functionIndex: loop.functionIndex };
       const loops = enclosingLoops(model, loop);
@@ -252,16 +250,24 @@ function paramLoopReads(model: FileModel, effects: Effect[][], lazy: ReadonlySet
   }
 }
 
+/**
+ * The position among a call's positional arguments where it is handed `item` itself (not a
+ * method of it, nor after a keyword or a splat, where the callee's parameter is unknown); -1 when not.
+ */
+function itemArgPosition(call: CallInfo, item: string): number {
+  if (call.hasReceiver && call.receiver?.text === item) return -1;
+  const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
+  const position = args.findIndex((a) => a.type === 'identifier' && a.text === item);
+  return position < 0 || args.slice(0, position).some((a) => a.type === 'keyword_argument' || a.type === 'list_splat' || a.type === 'dictionary_splat') ? -1 : position;
+}
+
 /** Calls in the loop's own body handed its item by position (`line:column:position`, the position among the arguments). */
 function itemCalls(model: FileModel, loop: LoopInfo, item: string): string[] {
   const out: string[] = [];
   for (const call of callsOf(model, loop.functionIndex)) {
     if (call.functionIndex !== loop.functionIndex || call.loops[call.loops.length - 1] !== loop.index) continue;
-    if (call.hasReceiver && call.receiver?.text === item) continue;
-    const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
-    const position = args.findIndex((a) => a.type === 'identifier' && a.text === item);
-    if (position < 0 || args.slice(0, position).some((a) => a.type === 'keyword_argument' || a.type === 'list_splat' || a.type === 'dictionary_splat')) continue;
-    out.push(`${call.line}:${call.column}:${position}`);
+    const position = itemArgPosition(call, item);
+    if (position >= 0) out.push(`${call.line}:${call.column}:${position}`);
   }
   return out;
 }
