@@ -70,7 +70,8 @@ import { sessionsExpireOnCommit } from '../../../semantic/sessionExpiry.js';
 import type { ModelInfo, ProjectContext } from '../../../discovery/context.js';
 import { modelsNamed, nearestModels, modelsNamedFrom, projectIndex } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import type { Effect } from '../../../analysis/summary.js';
+import type { Effect, SummaryCall } from '../../../analysis/summary.js';
+import { flagAtCall } from '../../../semantic/guards.js';
 import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import { FN_PROPERTY, UNTYPED as UNTYPED_RECEIVER } from '../../../analysis/objects.js';
 import { groupedBy, ITEM_ARG_CALL, PARAM_LOOP_READS, PARAM_READS, ROW_CALL, ROW_QUERY, ROW_READS, ROWS_ARG_CALL } from './rowCalls.js';
@@ -515,7 +516,7 @@ function reportHelperParamLazyLoads(ctx: RepoRuleContext): void {
     const [position = '', end = '', entity = '', w = '', directList = ''] = parts;
     const text = parts.slice(5).join('|');
     if (!entity || !text || text === '*') continue;
-    const reads = paramReadsOf(graph, to, position);
+    const reads = paramReadsOf(graph, to, position, call);
     if (!reads) continue;
     const hits = calleeLazyHits(reads, lazyRelationships(nearestModels(ctx.project, byName.get(entity) ?? [], file.path)), new Set(directList.split(',')), text, entity);
     if (!hits.length) continue;
@@ -541,9 +542,19 @@ function reportHelperParamLazyLoads(ctx: RepoRuleContext): void {
 
 const ITEM_ARG_CALLS: ReadonlySet<string> = new Set([ITEM_ARG_CALL]);
 
-/** What a function reads on its parameter at `position` (`PARAM_READS`), or undefined when nothing lazy. */
-function paramReadsOf(graph: CallGraph, fn: FnRef, position: string): string[] | undefined {
-  return graph.ownEffects(fn).find((e) => e.kind === PARAM_READS && e.what.startsWith(`${position}|`))?.what.split('|')[1]?.split(',');
+/**
+ * What a function reads on its parameter at `position` (`PARAM_READS`) when `call` calls it, or
+ * undefined when nothing lazy: a read under a flag the call leaves off (`if with_shots:`, not
+ * passed) is not made.
+ */
+function paramReadsOf(graph: CallGraph, fn: FnRef, position: string, call: SummaryCall): string[] | undefined {
+  const listed = graph.ownEffects(fn).find((e) => e.kind === PARAM_READS && e.what.startsWith(`${position}|`))?.what.split('|')[1]?.split(',');
+  if (!listed) return undefined;
+  const reads = listed.flatMap((n) => {
+    const at = n.indexOf('^');
+    return at < 0 ? [n] : flagAtCall(call.passes, n.slice(at + 1)) === 'off' ? [] : [n.slice(0, at)];
+  });
+  return reads.length ? reads : undefined;
 }
 const ROWS_ARG_CALLS: ReadonlySet<string> = new Set([ROWS_ARG_CALL]);
 
@@ -577,7 +588,7 @@ function reportRowsHandOffLazyLoads(ctx: RepoRuleContext): void {
       const [line = '', column = '', pos = ''] = h.split(':');
       const inner = graph.resolvedCallAt(to.file, Number(line), Number(column));
       if (!inner || inner.call.receiverType === UNTYPED_RECEIVER) continue;
-      listed.push(...(paramReadsOf(graph, inner.to, pos) ?? []));
+      listed.push(...(paramReadsOf(graph, inner.to, pos, inner.call) ?? []));
     }
     if (!listed.length) continue;
     const plain = new Set(listed.filter((n) => !n.endsWith('~g')));

@@ -23,6 +23,7 @@ import { insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { classOfFunction } from '../../../semantic/classes.js';
 import { classifyDbCall, commitsPerIteration, isModelClassName, iterationWriter, loadedModel, loopsDomain, loopWritesDb, rowsSource, smallLiteralProduct } from './dbCalls.js';
 import { encodeDomain } from '../../../semantic/loopDomain.js';
+import { flagGuard } from '../../../semantic/guards.js';
 import { iterationSource } from '../../../semantic/smallLiterals.js';
 import { invariantIn, lastAssignment, notPerRow, repeatsReads, stopsAfter } from './semantics.js';
 import { returnsOf, selfRowsResolver } from './selfRows.js';
@@ -53,7 +54,9 @@ export const PARAM_ROW_CALL = 'param_row_call';
 export const ITEM_ARG_CALL = 'item_arg_call';
 /**
  * A function's reads of attributes of a parameter it never rebinds (`what` = `position|names`,
- * the position among the arguments a caller passes): `def serialize(o): ... o.lines`.
+ * the position among the arguments a caller passes): `def serialize(o): ... o.lines`. A name
+ * every read of which sits under one flag guard of the function is `name^guard`
+ * (`if with_lines: ... o.lines`): see `flagAtCall`.
  */
 export const PARAM_READS = 'param_reads';
 /**
@@ -308,9 +311,20 @@ function paramReads(model: FileModel, effects: Effect[][], lazy: ReadonlySet<str
     fn.params.forEach((p, index) => {
       if (index < offset || !/^[A-Za-z_]\w*$/.test(p.name) || !text.includes(`${p.name}.`)) return;
       if (assignmentsTo(model, p.name).some((a) => a.functionIndex === i && a.target === p.name)) return;
-      const names = new Set<string>();
-      for (const m of namesThen(text, p.name, ATTRIBUTE_READ)) if (lazy.has(m[1]!)) names.add(m[1]!);
-      if (names.size) effects[i]!.push({ kind: PARAM_READS, what: `${index - offset}|${[...names].slice(0, 40).join(',')}`, line: fn.startLine, column: 1 });
+      // Per name, the flag guard every read of it sits under (`if with_shots:` on a default-off
+      // parameter), '' when one read has none: a caller that leaves the flag off reads nothing.
+      const guards = new Map<string, string>();
+      for (const m of namesThen(text, p.name, ATTRIBUTE_READ)) {
+        const name = m[1]!;
+        if (!lazy.has(name) || guards.get(name) === '') continue;
+        const at = fn.body!.startIndex + m.index + 1;
+        const node = model.root.descendantForIndex(at, at + name.length);
+        const guard = node ? flagGuard(model, node, i) ?? '' : '';
+        const known = guards.get(name);
+        guards.set(name, known === undefined || known === guard ? (/[|,^]/.test(guard) ? '' : guard) : '');
+      }
+      const names = [...guards].map(([n, g]) => (g ? `${n}^${g}` : n));
+      if (names.length) effects[i]!.push({ kind: PARAM_READS, what: `${index - offset}|${names.slice(0, 40).join(',')}`, line: fn.startLine, column: 1 });
     });
   });
 }
