@@ -666,6 +666,8 @@ function collectClassViews(model: FileModel, projectViews: ReadonlySet<string> |
 
 /** A CLI command decorator: `click.command`, `cli.command()`, `app.cli.command`, typer's `app.command()`, click groups. */
 const CLI_DECORATOR = /(^|\.)command$|^(click|typer|flask\.cli|asyncclick)\.(group|command)$/;
+/** Chat-bot frameworks whose `command` decorators register message handlers, not CLI commands. */
+const CHAT_BOTS = /^(discord|nextcord|disnake|interactions|hikari|lightbulb|slack_bolt|aiogram|pyrogram|telegram)(\.|$)/;
 /**
  * Does the module's `if __name__ == "__main__":` block call a function the module defines at top
  * level (`main()`, `seed(...)`)? Then a module under `tasks/` is a program run by hand, not a
@@ -737,8 +739,11 @@ function collectEntryPoints(model: FileModel): void {
     out.push({ kind, name });
   };
   const qualify = (fn: FunctionInfo) => `${model.moduleName}.${fn.qualifiedName}`;
+  // A chat bot's commands (`@bot.command()` of discord.py, Slack Bolt's `@app.command("/x")`) answer
+  // users on the bot's running loop: requests, not a command line.
+  const chatBot = [...model.imports.values()].some((q) => CHAT_BOTS.test(q));
   for (const fn of model.functions) {
-    if (fn.decoratorNames.some((d) => CLI_DECORATOR.test(d)) || commandClassMethod(model, fn)) add('cli', qualify(fn));
+    if ((!chatBot && fn.decoratorNames.some((d) => CLI_DECORATOR.test(d))) || commandClassMethod(model, fn)) add('cli', qualify(fn));
     else if (fn.decoratorNames.some((d) => /(^|\.)on_event$/.test(d))) add('startup', qualify(fn));
     else if (fn.decorators.some((d) => /listens_for\(/.test(d) && DDL_EVENT.test(d))) add('startup', qualify(fn));
     else if (fn.parent < 0 && !fn.className && (fn.name === 'main' || fn.name === 'lifespan')) add(fn.name === 'main' ? 'cli' : 'startup', qualify(fn));
