@@ -140,6 +140,8 @@ const OPENAI_TYPE = 'openai.resources.Resource';
 const SENDGRID_TYPE = 'python_http_client.client.Client';
 /** A Twilio client's list or context resource (`client.messages.create(...)`). */
 const TWILIO_TYPE = 'twilio.base.list_resource.ListResource';
+/** A Docker client's collection (`client.containers`, `.images`): each method is a call to the daemon's HTTP API. */
+const DOCKER_TYPE = 'docker.models.resource.Collection';
 
 /**
  * The names of blocking calls that type the receiver, and on what types (ASYNC212, ASYNC232):
@@ -172,6 +174,10 @@ const TYPED: { types: ReadonlySet<string>; methods: ReadonlySet<string> | null; 
   { types: new Set(['qdrant_client.QdrantClient', 'qdrant_client.qdrant_client.QdrantClient']), methods: null, label: 'qdrant_client.QdrantClient', alternative: 'sdk' },
   { types: new Set(['pymilvus.MilvusClient', 'pymilvus.milvus_client.MilvusClient']), methods: null, label: 'pymilvus.MilvusClient', alternative: 'sdk' },
   { types: new Set(['chromadb.HttpClient']), methods: null, label: 'chromadb.HttpClient', alternative: 'sdk' },
+  // The Docker SDK talks HTTP to the daemon, synchronously (`docker.from_env().containers.run(...)`).
+  { types: new Set([DOCKER_TYPE, 'docker.from_env', 'docker.client.from_env', 'docker.DockerClient', 'docker.client.DockerClient', 'docker.APIClient', 'docker.api.client.APIClient']), methods: null, label: 'docker', alternative: 'thread' },
+  // The Kubernetes client's API classes: every method is a request to the API server (kubernetes_asyncio is the async one).
+  { types: new Set(['kubernetes.client.CoreV1Api', 'kubernetes.client.AppsV1Api', 'kubernetes.client.BatchV1Api', 'kubernetes.client.CustomObjectsApi', 'kubernetes.client.NetworkingV1Api']), methods: null, label: 'kubernetes', alternative: 'sdk' },
   // A Solr core over HTTP (`add`, `search`, `delete`, `commit`): pysolr has no async client.
   { types: new Set(['pysolr.Solr', 'pysolr.SolrCoreAdmin']), methods: null, label: 'pysolr.Solr', alternative: 'thread' },
 ];
@@ -184,6 +190,7 @@ const SUBRESOURCE_TYPES = new Map<string, string>([
   ['openai.OpenAI', OPENAI_TYPE], ['openai.AzureOpenAI', OPENAI_TYPE], ['anthropic.Anthropic', OPENAI_TYPE], [OPENAI_TYPE, OPENAI_TYPE],
   ['sendgrid.SendGridAPIClient', SENDGRID_TYPE], ['sendgrid.sendgrid.SendGridAPIClient', SENDGRID_TYPE], [SENDGRID_TYPE, SENDGRID_TYPE],
   ['twilio.rest.Client', TWILIO_TYPE], [TWILIO_TYPE, TWILIO_TYPE],
+  ['docker.from_env', DOCKER_TYPE], ['docker.client.from_env', DOCKER_TYPE], ['docker.DockerClient', DOCKER_TYPE], ['docker.client.DockerClient', DOCKER_TYPE], [DOCKER_TYPE, DOCKER_TYPE],
 ]);
 
 /** Methods of a typed receiver that do no I/O even on a blocking type. */
@@ -362,7 +369,7 @@ function touchesDisk(model: FileModel, call: CallInfo, diskMethods: RegExp): boo
 }
 
 /** Types whose every method blocks appear in the file: type any method's receiver. */
-const ANY_METHOD_HINT = /urllib3|TextIOWrapper|Buffered(Reader|Writer|Random)|FileIO|typing\.(IO|TextIO|BinaryIO)|\bIO\b|TextIO|BinaryIO|boto3|pymongo|MongoClient|Elasticsearch|OpenSearch|openai|anthropic|sendgrid|SendGridAPIClient|slack_sdk|WebClient|twilio|QdrantClient|MilvusClient|HttpClient|pysolr|\bSolr\b|\b(fd)?open\(/;
+const ANY_METHOD_HINT = /urllib3|TextIOWrapper|Buffered(Reader|Writer|Random)|FileIO|typing\.(IO|TextIO|BinaryIO)|\bIO\b|TextIO|BinaryIO|boto3|pymongo|MongoClient|Elasticsearch|OpenSearch|openai|anthropic|sendgrid|SendGridAPIClient|slack_sdk|WebClient|twilio|QdrantClient|MilvusClient|HttpClient|pysolr|\bSolr\b|docker|DockerClient|kubernetes|\b(fd)?open\(/;
 const anyMethodHintMemo = new WeakMap<FileModel, boolean>();
 
 /** {@link ANY_METHOD_HINT} on the file's text, once per file (it was asked once per call). */
@@ -493,7 +500,7 @@ export function typeOfExpression(model: FileModel, node: SyntaxNode, fnIndex: nu
   }
 }
 
-const RECEIVER_LIBRARIES = /^(pathlib|requests|httpx|urllib3|socket|subprocess|io|typing|boto3|smtplib|pymongo|elasticsearch|opensearchpy|openai|anthropic|sendgrid|slack_sdk|slack|twilio|qdrant_client|pymilvus|chromadb|pysolr)(\.|$)/;
+const RECEIVER_LIBRARIES = /^(pathlib|requests|httpx|urllib3|socket|subprocess|io|typing|boto3|smtplib|pymongo|elasticsearch|opensearchpy|openai|anthropic|sendgrid|slack_sdk|slack|twilio|qdrant_client|pymilvus|chromadb|pysolr|docker|kubernetes)(\.|$)/;
 const receiverLibraryMemo = new WeakMap<FileModel, boolean>();
 
 /** Typed receivers come from these libraries; a file importing none of them has none. */
