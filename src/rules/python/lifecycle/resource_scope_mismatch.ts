@@ -69,6 +69,8 @@ interface HeldSession {
   terminal: 'statement' | 'release';
   /** Its line (0 for none). */
   terminalLine: number;
+  /** The session is used again after the wait, on this line: held idle through it, not released too late. */
+  usedAgain?: number;
 }
 
 /**
@@ -123,7 +125,21 @@ function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: Function
     // The handler's first wait after the session's last use: an external call of its own, or a
     // call of a local function that makes one (`r = await call()` around a retried request); not
     // a nested callback handed elsewhere.
-    const wait = forced ? (forced.line > lastLine ? forced : null) : firstWaitAfter(model, fn, lastLine);
+    let wait = forced ? (forced.line > lastLine ? forced : null) : firstWaitAfter(model, fn, lastLine);
+    // Used again after a wait (`rows = db.execute(q); plan = await llm(...); db.execute(q2)`): the
+    // connection sits idle in the transaction the first statement began, through the call.
+    let before = refs;
+    let usedAgain: number | undefined;
+    if (!wait && refs.length > 1) {
+      const w = forced ?? firstWaitAfter(model, fn, refs[0]!.startPosition.row + 1);
+      const after = w && w.line > refs[0]!.startPosition.row + 1 ? refs.find((r) => r.startPosition.row + 1 > w.line) : undefined;
+      // A commit after the wait makes the span a transaction of the handler's own: PA205's finding.
+      if (w && after && !refs.some((r) => r.startPosition.row + 1 > w.line && endsTransaction(r))) {
+        wait = w;
+        before = refs.filter((r) => r.startPosition.row + 1 < w.line);
+        usedAgain = after.startPosition.row + 1;
+      }
+    }
     if (forced && !wait) continue;
     // What the session did last that matters on the way to the wait: a statement (a connection
     // checked out), or a release after it. Staging (`add()`), a statement inside `begin()`, and a
@@ -134,7 +150,7 @@ function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: Function
     const onPath = (r: SyntaxNode) => !inLeavingBranch(r, fn, wait?.node ?? null);
     const handOffs: HandOff[] = [];
     let decisive: SyntaxNode | undefined;
-    for (const r of [...refs].reverse()) {
+    for (const r of [...before].reverse()) {
       if (!onPath(r)) continue;
       const everyPath = onEveryPath(r, fn, wait?.node ?? null);
       const releases = endsTransaction(r) && everyPath;
@@ -143,7 +159,7 @@ function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: Function
       const handOff = judged ? handOffCall(r) : null;
       // Handed to a function (`close_ticket(db, i)` too, whatever its name says), or to an object
       // whose methods the handler then calls (latest first).
-      const all = handOff ? [handOff] : judged && !releases ? [...(wrapperCalls(r, fn, wait.line) ?? [])].reverse() : [];
+      const all = handOff ? [handOff] : judged && !releases ? [...(wrapperCalls(r, fn, wait!.line) ?? [])].reverse() : [];
       // The object's method calls on the wait's path (not in a branch that leaves, nor another arm).
       const calls = handOff ? all : all.filter((c) => !inLeavingBranch(c, fn, wait!.node));
       if (wait && all.length && !calls.length) continue;
@@ -162,7 +178,7 @@ function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: Function
     }
     const released = !decisive || endsTransaction(decisive) || closedByWith(decisive, s.name, wait?.node ?? null);
     if (handOffs.length && wait) {
-      out.push({ session: s, lastLine: handOffs[0]!.line, external: wait.external, tail: fn.endLine - lastLine, handOffs, terminal: released ? 'release' : 'statement', terminalLine: decisive ? decisive.startPosition.row + 1 : 0 });
+      out.push({ session: s, lastLine: handOffs[0]!.line, external: wait.external, tail: fn.endLine - lastLine, handOffs, terminal: released ? 'release' : 'statement', terminalLine: decisive ? decisive.startPosition.row + 1 : 0, ...(usedAgain ? { usedAgain } : {}) });
       continue;
     }
     if (!decisive || released) continue;
@@ -171,7 +187,7 @@ function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: Function
     // when it waits on something (fifty lines of template rendering take a millisecond).
     if (!wait && ((lastLine - start + 1) / total >= USE_FRACTION || tail <= LONG_TAIL_LINES || !waitsAfter(inBody, lastLine, s.name))) continue;
     // With a wait, the use that holds it on the way there (a later one may sit in another arm).
-    out.push({ session: s, lastLine: wait ? decisive.startPosition.row + 1 : lastLine, external: wait?.external, tail, handOffs: [], terminal: 'statement', terminalLine: decisive.startPosition.row + 1 });
+    out.push({ session: s, lastLine: wait ? decisive.startPosition.row + 1 : lastLine, external: wait?.external, tail, handOffs: [], terminal: 'statement', terminalLine: decisive.startPosition.row + 1, ...(usedAgain ? { usedAgain } : {}) });
   }
   return out;
 }
@@ -271,7 +287,7 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
     severity: 'high',
     effort: 'M',
     summary: 'Injected session held through a handler\'s external call or long non-DB work, by the handler or by a dependency',
-    what: 'Finds handlers that receive a session by injection (`Depends(get_db)` and the like, `session: AsyncSession`, `db: Session`), run a statement through it (outside a `begin()` block: staging with `add()` checks nothing out) and do not use it again before an external call (`httpx`, `aiohttp`, `requests`, gRPC, SMTP, S3 clients, language-model and vector-store SDKs; made by the handler, or, when the handler makes none of its own, inside a function or method of the repo it calls, `await send_webhook(...)`, or a sync one the handler awaits in a thread, `await asyncio.to_thread(fetch_rates, code)`: the first of its next few calls that reaches one, not one started as a task) — high, wherever in the body that last use is — or, after a use in the first 20 % of the body, run more than 50 lines of non-DB work that takes time (sleeps, work handed to a thread, awaits in a loop) — medium. A last use that commits, rolls back or closes the session is fine: it releases the connection. A session handed to a function of the repo before the call (`await crud.create_chat(db, data)`, or to an object whose methods the handler calls, `store = Store(db)` … `await store.save()`) is judged by what that function does, latest call first: one that reaches no database (it only stages with `add()`) is passed over; one that commits after its last statement, unconditionally, releases the connection (not when it reloads after the commit, `refresh()`, nor when the handler reads an attribute of what it returned before the call while commits expire rows: that read reloads it); one that queries last holds it. A use in another arm of an `if`/`match` than the call is not on its path. Also a session a dependency of the handler takes by injection (`user: User = Depends(current_user)` or `Security(...)`, an `Annotated` alias of either, with `current_user(db = Depends(get_db))`, in any module, or a dependency of that dependency; also one the route gets from where its router is mounted: `app.include_router(router, dependencies=[Depends(current_tenant)])`, or an application or router made with `dependencies=[...]` that includes it, through routers of routers; a callable instance `Depends(RequireRole("x"))` runs its `__call__`, and a factory `Depends(require_role("x"))` the function it returns) and runs a statement through (outside a `session.begin()` block, whose end gives the connection back; staging with `add()` checks nothing out) without releasing it, when the handler then waits on an external call — an HTTP client, a language model\'s or a vector store\'s SDK (medium, reported once at the dependency\'s session parameter): the provider closes that session only after the endpoint, so its connection sits idle in the transaction the dependency\'s query began, whether or not the handler writes with it afterwards. Silent when the handler releases its own session of the same provider before the call (FastAPI hands the same session to every dependency of a request, per provider), when the handler itself used that session before the call (then the finding above is the handler\'s), or when the dependency hands the handler something that carries the session and the handler uses it after the call.',
+    what: 'Finds handlers that receive a session by injection (`Depends(get_db)` and the like, `session: AsyncSession`, `db: Session`), run a statement through it (outside a `begin()` block: staging with `add()` checks nothing out) and do not use it again before an external call — or use it again after the call but end no transaction there, so the first statement\'s transaction holds the connection idle through the call (`medium`: commit or roll back before the call; with a commit after the call the span is PA205\'s) — (`httpx`, `aiohttp`, `requests`, gRPC, SMTP, S3 clients, language-model and vector-store SDKs; made by the handler, or, when the handler makes none of its own, inside a function or method of the repo it calls, `await send_webhook(...)`, or a sync one the handler awaits in a thread, `await asyncio.to_thread(fetch_rates, code)`: the first of its next few calls that reaches one, not one started as a task) — high, wherever in the body that last use is — or, after a use in the first 20 % of the body, run more than 50 lines of non-DB work that takes time (sleeps, work handed to a thread, awaits in a loop) — medium. A last use that commits, rolls back or closes the session is fine: it releases the connection. A session handed to a function of the repo before the call (`await crud.create_chat(db, data)`, or to an object whose methods the handler calls, `store = Store(db)` … `await store.save()`) is judged by what that function does, latest call first: one that reaches no database (it only stages with `add()`) is passed over; one that commits after its last statement, unconditionally, releases the connection (not when it reloads after the commit, `refresh()`, nor when the handler reads an attribute of what it returned before the call while commits expire rows: that read reloads it); one that queries last holds it. A use in another arm of an `if`/`match` than the call is not on its path. Also a session a dependency of the handler takes by injection (`user: User = Depends(current_user)` or `Security(...)`, an `Annotated` alias of either, with `current_user(db = Depends(get_db))`, in any module, or a dependency of that dependency; also one the route gets from where its router is mounted: `app.include_router(router, dependencies=[Depends(current_tenant)])`, or an application or router made with `dependencies=[...]` that includes it, through routers of routers; a callable instance `Depends(RequireRole("x"))` runs its `__call__`, and a factory `Depends(require_role("x"))` the function it returns) and runs a statement through (outside a `session.begin()` block, whose end gives the connection back; staging with `add()` checks nothing out) without releasing it, when the handler then waits on an external call — an HTTP client, a language model\'s or a vector store\'s SDK (medium, reported once at the dependency\'s session parameter): the provider closes that session only after the endpoint, so its connection sits idle in the transaction the dependency\'s query began, whether or not the handler writes with it afterwards. Silent when the handler releases its own session of the same provider before the call (FastAPI hands the same session to every dependency of a request, per provider), when the handler itself used that session before the call (then the finding above is the handler\'s), or when the dependency hands the handler something that carries the session and the handler uses it after the call.',
     why: 'After its first query the session keeps its pooled connection, usually inside an open transaction, until the dependency closes it at the end of the request. Everything slow that follows — an upstream HTTP call with a 30 s timeout — holds that connection too; under load the pool runs dry while it sits idle.',
     bad: 'import httpx\nfrom fastapi import Depends, FastAPI, HTTPException\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\n@app.post("/jobs/{job_id}/publish")\nasync def publish(job_id: int, session: AsyncSession = Depends()):\n    job = await session.get(Job, job_id)\n    if job is None:\n        raise HTTPException(404)\n    payload = {"id": job.id, "status": job.status}\n    async with httpx.AsyncClient(timeout=30) as client:\n        first = await client.post("https://a.example/hook", json=payload)\n        second = await client.post("https://b.example/hook", json=payload)\n        third = await client.post("https://c.example/hook", json=payload)\n    return {"delivered": [first.is_success, second.is_success, third.is_success]}\n',
     good: 'import httpx\nfrom fastapi import Depends, FastAPI, HTTPException\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\n@app.post("/jobs/{job_id}/publish")\nasync def publish(job_id: int, session: AsyncSession = Depends()):\n    job = await session.get(Job, job_id)\n    if job is None:\n        raise HTTPException(404)\n    payload = {"id": job.id, "status": job.status}\n    await session.close()\n    async with httpx.AsyncClient(timeout=30) as client:\n        first = await client.post("https://a.example/hook", json=payload)\n        second = await client.post("https://b.example/hook", json=payload)\n        third = await client.post("https://c.example/hook", json=payload)\n    return {"delivered": [first.is_success, second.is_success, third.is_success]}\n',
@@ -291,10 +307,13 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
         if (h.handOffs.length) continue;
         ctx.report({
           node: h.session.node,
-          message: h.external
+          message: h.external && h.usedAgain
+            ? `injected session \`${h.session.name}\` runs a statement on line ${h.lastLine} of \`${fn.name}\`, then holds its connection idle in that transaction through an external call (\`${h.external.calleeText}\`, line ${h.external.line}) before it is used again on line ${h.usedAgain}: commit or roll back before the call (the next statement begins a new transaction), or make the call first`
+            : h.external
             ? `injected session \`${h.session.name}\` is used on line ${h.lastLine} of \`${fn.name}\`, then held through external calls (\`${h.external.calleeText}\`, line ${h.external.line})`
             : `injected session \`${h.session.name}\` is last used on line ${h.lastLine} of \`${fn.name}\`, then held through ${h.tail} lines of non-DB work`,
-          severity: h.external ? 'high' : 'medium',
+          // Used again after the call: the connection is needed, held idle meanwhile (as a dependency's is, medium).
+          severity: h.external ? (h.usedAgain ? 'medium' : 'high') : 'medium',
           function: fn.name,
           // Rows written and not committed at the call: PA202 reports the wait there, one defect.
           ...(h.external ? { sameDefectAs: { code: 'PA202', line: h.external.line } } : {}),
@@ -394,8 +413,11 @@ function reportHeldThrough(
   ctx.report({
     path,
     location: { line: site.line, column: site.column, endLine: s.endLine, endColumn: s.endColumn },
-    message: `injected session \`${s.session}\` is used on line ${line} of \`${fn.name}\`, then held through external calls (${wait}, line ${s.waitLine})`,
-    severity: 'high',
+    message: s.usedAgain
+      ? `injected session \`${s.session}\` runs a statement on line ${line} of \`${fn.name}\`, then holds its connection idle in that transaction through external calls (${wait}, line ${s.waitLine}) before it is used again on line ${s.usedAgain}: commit or roll back before the call (the next statement begins a new transaction), or make the call first`
+      : `injected session \`${s.session}\` is used on line ${line} of \`${fn.name}\`, then held through external calls (${wait}, line ${s.waitLine})`,
+    // Used again after the call: the connection is needed, held idle meanwhile (as a dependency's is, medium).
+    severity: s.usedAgain ? 'medium' : 'high',
     function: fn.name,
     ...(chain ? { chain } : {}),
     sameDefectAs: { code: 'PA202', line: s.waitLine },
@@ -411,6 +433,8 @@ export const HANDED_WAIT = 'handed_wait';
 
 interface HandedWaitSite {
   session: string;
+  /** The session is used again after the wait, on this line (see {@link HeldSession.usedAgain}). */
+  usedAgain?: number;
   /** Latest first. */
   handOffs: HandOff[];
   terminal: 'statement' | 'release';
@@ -482,7 +506,7 @@ function helperWaits(model: FileModel, project: ProjectContext, fn: FunctionInfo
       // `await asyncio.to_thread(fetch, x)`: the edge to `fetch` sits where the name is passed.
       const thread = awaitedOffloadTarget(c);
       const site: HelperWaitSite = {
-        session: h.session.name, handOffs: h.handOffs, terminal: h.terminal, terminalLine: h.terminalLine, wait: thread?.text ?? c.calleeText, waitLine: c.line,
+        session: h.session.name, ...(h.usedAgain ? { usedAgain: h.usedAgain } : {}), handOffs: h.handOffs, terminal: h.terminal, terminalLine: h.terminalLine, wait: thread?.text ?? c.calleeText, waitLine: c.line,
         endLine: n.endPosition.row + 1, endColumn: n.endPosition.column + 1,
         call: thread ? [thread.startPosition.row + 1, thread.startPosition.column + 1] : [c.line, c.column],
         ...(thread ? { thread: true as const } : {}),
@@ -566,7 +590,7 @@ export function collectWaitDependencies(model: FileModel, project?: ProjectConte
       if (!h.handOffs.length || !h.external) continue;
       const n = h.session.node;
       const site: HandedWaitSite = {
-        session: h.session.name, handOffs: h.handOffs, terminal: h.terminal, terminalLine: h.terminalLine, wait: h.external.calleeText, waitLine: h.external.line,
+        session: h.session.name, ...(h.usedAgain ? { usedAgain: h.usedAgain } : {}), handOffs: h.handOffs, terminal: h.terminal, terminalLine: h.terminalLine, wait: h.external.calleeText, waitLine: h.external.line,
         endLine: n.endPosition.row + 1, endColumn: n.endPosition.column + 1,
       };
       out[fn.index]!.push({ kind: HANDED_WAIT, what: JSON.stringify(site), line: n.startPosition.row + 1, column: n.startPosition.column + 1 });
