@@ -1033,7 +1033,7 @@ function uncommittedWrite(model: FileModel, owned: Owned, names: string[]): Writ
   for (const a of [...model.assignments, ...model.augAssignments]) {
     if (a.functionIndex !== owned.fnIndex || !inScope(a.node) || (first && a.node.startIndex > first.node.startIndex)) continue;
     const m = /^([A-Za-z_]\w*)\.([a-z]\w*)$/.exec(a.target);
-    if (!m || !loadedThrough(model, owned, m[1]!, a.line, a.loops)) continue;
+    if (!m || !(loadedThrough(model, owned, m[1]!, a.line, a.loops) || handedRowFlushed(model, owned, m[1]!, a.node))) continue;
     if (managed(a.node) || committedAfter(a.node)) continue;
     if (!first || a.node.startIndex < first.node.startIndex) first = { node: a.node, what: `${a.target} = …` };
   }
@@ -1053,6 +1053,20 @@ function isHandleWrite(model: FileModel, owned: Owned, method: string, call: Par
     return st?.ctor === 'sql' && (st.kind === 'write' || st.kind === 'insert');
   }
   return false;
+}
+
+/**
+ * A row handed in beside the session (`def mark(db: Session, build: Build, ...)`: a parameter
+ * typed with a model of the project, not rebound) whose change the function then sends with
+ * `db.flush()`: the caller loaded it through that session, and the flush writes it.
+ */
+function handedRowFlushed(model: FileModel, owned: Owned, obj: string, change: SyntaxNode): boolean {
+  const fn = model.functions[owned.fnIndex]!;
+  const p = fn.params.find((x) => x.name === obj);
+  const type = p?.annotation?.replace(/\s*\|\s*None$|^Optional\[(.*)\]$/, '$1').trim() ?? '';
+  if (!p || !model.modelClasses.has(type.slice(type.lastIndexOf('.') + 1))) return false;
+  if (assignmentsTo(model, obj).some((a) => a.functionIndex === owned.fnIndex && a.target === obj)) return false;
+  return callsOf(model, owned.fnIndex).some((c) => c.functionIndex === owned.fnIndex && c.method === 'flush' && receiverKey(c) === owned.name && c.node.startIndex > change.startIndex);
 }
 
 /** Was `obj` loaded through the session: `obj = s.get(M, id)`, `for obj in s.scalars(...)`? */
