@@ -177,7 +177,7 @@ const TYPED: { types: ReadonlySet<string>; methods: ReadonlySet<string> | null; 
   // The Docker SDK talks HTTP to the daemon, synchronously (`docker.from_env().containers.run(...)`).
   { types: new Set([DOCKER_TYPE, 'docker.from_env', 'docker.client.from_env', 'docker.DockerClient', 'docker.client.DockerClient', 'docker.APIClient', 'docker.api.client.APIClient']), methods: null, label: 'docker', alternative: 'thread' },
   // The Kubernetes client's API classes: every method is a request to the API server (kubernetes_asyncio is the async one).
-  { types: new Set(['kubernetes.client.CoreV1Api', 'kubernetes.client.AppsV1Api', 'kubernetes.client.BatchV1Api', 'kubernetes.client.CustomObjectsApi', 'kubernetes.client.NetworkingV1Api']), methods: null, label: 'kubernetes', alternative: 'sdk' },
+  { types: new Set(['kubernetes.client.CoreV1Api', 'kubernetes.client.AppsV1Api', 'kubernetes.client.BatchV1Api', 'kubernetes.client.CustomObjectsApi', 'kubernetes.client.NetworkingV1Api']), methods: null, label: 'kubernetes', alternative: 'thread' },
   // A Solr core over HTTP (`add`, `search`, `delete`, `commit`): pysolr has no async client.
   { types: new Set(['pysolr.Solr', 'pysolr.SolrCoreAdmin']), methods: null, label: 'pysolr.Solr', alternative: 'thread' },
 ];

@@ -728,6 +728,26 @@ function commandClassMethod(model: FileModel, fn: FunctionInfo): boolean {
   return false;
 }
 
+/**
+ * A chat bot's command decorator (`@bot.command()` on a discord.py `commands.Bot`, discord's
+ * `@commands.command()`, Slack Bolt's `@app.command("/x")`): its commands answer users on the
+ * bot's running loop — requests, not a command line. Known by what the decorator's object is: a
+ * chat framework's module, or a module-level name made by one of its classes.
+ */
+function chatBotCommand(model: FileModel, decorator: string): boolean {
+  if (CHAT_BOTS.test(decorator)) return true;
+  // A name of this module comes qualified with it (`app.bot.command` in `app.py`).
+  const local = decorator.startsWith(`${model.moduleName}.`) ? decorator.slice(model.moduleName.length + 1) : decorator;
+  const head = local.split('.')[0]!;
+  if (head === local) return false;
+  const imported = model.imports.get(head);
+  if (imported !== undefined) return CHAT_BOTS.test(imported);
+  const made = assignmentsTo(model, head).filter((a) => a.functionIndex < 0);
+  const value = made.length === 1 ? made[0]!.value : null;
+  const callee = value?.type === 'call' ? value.childForFieldName('function')?.text ?? '' : '';
+  return !!callee && CHAT_BOTS.test(resolveName(model, callee) ?? '');
+}
+
 /** See {@link FileModel.entryPoints}. */
 function collectEntryPoints(model: FileModel): void {
   const out = model.entryPoints;
@@ -739,11 +759,8 @@ function collectEntryPoints(model: FileModel): void {
     out.push({ kind, name });
   };
   const qualify = (fn: FunctionInfo) => `${model.moduleName}.${fn.qualifiedName}`;
-  // A chat bot's commands (`@bot.command()` of discord.py, Slack Bolt's `@app.command("/x")`) answer
-  // users on the bot's running loop: requests, not a command line.
-  const chatBot = [...model.imports.values()].some((q) => CHAT_BOTS.test(q));
   for (const fn of model.functions) {
-    if ((!chatBot && fn.decoratorNames.some((d) => CLI_DECORATOR.test(d))) || commandClassMethod(model, fn)) add('cli', qualify(fn));
+    if (fn.decoratorNames.some((d) => CLI_DECORATOR.test(d) && !chatBotCommand(model, d)) || commandClassMethod(model, fn)) add('cli', qualify(fn));
     else if (fn.decoratorNames.some((d) => /(^|\.)on_event$/.test(d))) add('startup', qualify(fn));
     else if (fn.decorators.some((d) => /listens_for\(/.test(d) && DDL_EVENT.test(d))) add('startup', qualify(fn));
     else if (fn.parent < 0 && !fn.className && (fn.name === 'main' || fn.name === 'lifespan')) add(fn.name === 'main' ? 'cli' : 'startup', qualify(fn));

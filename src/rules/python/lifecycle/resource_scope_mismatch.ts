@@ -133,8 +133,15 @@ function ownSessionsHeld(model: FileModel, project: ProjectContext, fn: Function
     if (!wait && refs.length > 1) {
       const w = forced ?? firstWaitAfter(model, fn, refs[0]!.startPosition.row + 1);
       const after = w && w.line > refs[0]!.startPosition.row + 1 ? refs.find((r) => r.startPosition.row + 1 > w.line) : undefined;
-      // A commit after the wait makes the span a transaction of the handler's own: PA205's finding.
-      if (w && after && !refs.some((r) => r.startPosition.row + 1 > w.line && endsTransaction(r))) {
+      const later = w ? refs.filter((r) => r.startPosition.row + 1 > w.line) : [];
+      // Only a session the handler uses itself after the wait (`db.execute(...)`), never ending a
+      // transaction there (a commit after it makes the span PA205's); an object built on it or a
+      // function handed it may commit (`repo.done()`, a unit of work's exit), which the file cannot see.
+      // The same before the wait: the handler's own statements, and no release anywhere (a commit
+      // per item of a loop gives the connection back too).
+      const direct = (r: SyntaxNode) => r.text === s.name && r.parent?.type === 'attribute' && r.parent.childForFieldName('object')?.id === r.id && !handOffCall(r);
+      const earlier = w ? refs.filter((r) => r.startPosition.row + 1 < w.line) : [];
+      if (w && after && later.every((r) => direct(r) && !endsTransaction(r)) && earlier.every((r) => direct(r) && !endsTransaction(r))) {
         wait = w;
         before = refs.filter((r) => r.startPosition.row + 1 < w.line);
         usedAgain = after.startPosition.row + 1;
