@@ -1563,7 +1563,7 @@ export function rowsSource(model: FileModel, expr: SyntaxNode | null, fnIndex: n
   return rebuiltFrom(model, node, fnIndex, line, depth, viaSelf);
 }
 
-/** The rows a copy holds: the argument of `list(x)`/`tuple(x)`/`sorted(x, ...)`, the `x` of `[*x]`. */
+/** The rows a copy holds: the argument of `list(x)`/`tuple(x)`/`sorted(x, ...)`, the `x` of `[*x]`, of `[r for r in x if ...]`. */
 function heldRows(node: SyntaxNode): SyntaxNode | null {
   if (node.type === 'call' && /^(list|tuple|sorted)$/.test(node.childForFieldName('function')?.text ?? '')) {
     const positional = node.childForFieldName('arguments')?.namedChildren.filter((a) => a.type !== 'comment' && a.type !== 'keyword_argument') ?? [];
@@ -1572,6 +1572,13 @@ function heldRows(node: SyntaxNode): SyntaxNode | null {
   if (node.type === 'list') {
     const items = node.namedChildren.filter((c) => c.type !== 'comment');
     return items.length === 1 && items[0]!.type === 'list_splat' ? items[0]!.namedChild(0) : null;
+  }
+  // `[d for d in rows if d.active]`: some of the same rows, unchanged.
+  if (node.type === 'list_comprehension') {
+    const clauses = node.namedChildren.filter((c) => c.type === 'for_in_clause');
+    const target = clauses[0]?.childForFieldName('left');
+    const body = node.childForFieldName('body');
+    if (clauses.length === 1 && target?.type === 'identifier' && body?.type === 'identifier' && body.text === target.text) return clauses[0]!.childForFieldName('right');
   }
   return null;
 }

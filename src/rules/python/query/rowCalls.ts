@@ -157,7 +157,8 @@ function rowsArgCalls(model: FileModel, effects: Effect[][]): void {
   // The names each function binds to a query's result: the only arguments worth a closer look.
   const held = new Map<number, Set<string>>();
   for (const a of model.assignments) {
-    if (a.functionIndex < 0 || !a.value || !ROWS_WORDS.test(a.value.text)) continue;
+    // (Or a filter over such a name: `[d for d in dogs if d.alive]`, which rowsSource follows.)
+    if (a.functionIndex < 0 || !a.value || !(ROWS_WORDS.test(a.value.text) || a.value.type === 'list_comprehension')) continue;
     (held.get(a.functionIndex) ?? held.set(a.functionIndex, new Set()).get(a.functionIndex)!).add(a.target);
   }
   if (!held.size) return;
@@ -178,7 +179,7 @@ function rowsArgCalls(model: FileModel, effects: Effect[][]): void {
       if (call.hasReceiver && call.receiver?.text === value.text) continue;
       const assigned = lastAssignment(model, value.text, i, call.line);
       const bound = assigned?.value ? unwrapped(assigned.value) : null;
-      if (!bound || assigned!.functionIndex !== i || !ROWS_WORDS.test(bound.text) || ONE_ROW_TAIL.test(bound.text)) continue;
+      if (!bound || assigned!.functionIndex !== i || !(ROWS_WORDS.test(bound.text) || bound.type === 'list_comprehension') || ONE_ROW_TAIL.test(bound.text)) continue;
       if (classifyDbCall(model, call)) break;
       const rows = rowsSource(model, value, i, call.line);
       if (!rows?.entity || (loadedModel(model, rows.call, rows.op) !== null && !rows.op.statement)) continue;
