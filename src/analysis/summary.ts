@@ -15,6 +15,7 @@ import { GROWS, returnsSmallLiteral, smallLiteral } from '../semantic/smallLiter
 import { routerIncludes, type RouterInclude } from '../semantic/routerIncludes.js';
 import { classifyHandle } from '../semantic/db.js';
 import { isBlockingClientType } from '../semantic/blockingIo.js';
+import { isNetworkClientType } from '../semantic/externalCalls.js';
 import { FN_ADMIN, objectFacts, typePathHead, UNTYPED, type ParamUse, type SummaryClass, type SummaryRef } from './objects.js';
 
 /** Something a function does that matters to a caller on the event loop or in a loop. */
@@ -237,7 +238,7 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
       paramUses: objects.functions[i]!.paramUses,
     })),
     calls,
-    exportedTypes: exportedTypes(model, (t) => classifyHandle(t) !== null || isRepo(t) || isBlockingClientType(t)),
+    exportedTypes: exportedTypes(model, (t) => classifyHandle(t) !== null || isRepo(t) || isBlockingClientType(t) || isNetworkClientType(t)),
     suppressions: [...model.suppressions].map(([line, codes]) => [line, [...codes]]),
     entryPoints: model.entryPoints.map((e) => [e.kind, e.name]),
     classes: objects.classes,

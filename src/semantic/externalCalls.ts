@@ -148,6 +148,15 @@ function taskWaitedFor(spawner: SyntaxNode): boolean {
   return false;
 }
 
+/**
+ * Is a type path an instance of a network client or service SDK (`openai.AsyncOpenAI()`,
+ * `httpx.AsyncClient()`, `stripe.StripeClient()`): every method a round trip? For the summary,
+ * which exports such module-level objects to the files that import them.
+ */
+export function isNetworkClientType(t: string): boolean {
+  return /\(\)$/.test(t) && (SDK_MODULES.test(t) || NETWORK_MODULES.test(t)) && !/^(httpx|requests|aiohttp)\.(get|post|put|patch|delete|head|options|request)\(\)$/.test(t);
+}
+
 export function externalCall(model: FileModel, call: CallInfo): ExternalCall | null {
   const q = call.qualifiedName;
   if (q && (NETWORK_MODULES.test(q) || LITELLM_REQUESTS.test(q))) return networkFunction(q);

@@ -15,7 +15,7 @@
 import type { CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
 import { callAt, callsOf, resolveName } from '../../../semantic/model.js';
 import { routerDependencies } from '../../../semantic/routerIncludes.js';
-import { awaitedOffloadTarget } from '../../../semantic/externalCalls.js';
+import { awaitedOffloadTarget, isNetworkClientType } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { exclusiveArms, ifBranches } from '../../../semantic/controlFlow.js';
 import { variableRefs } from '../../../semantic/model.js';
@@ -294,7 +294,7 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
     severity: 'high',
     effort: 'M',
     summary: 'Injected session held through a handler\'s external call or long non-DB work, by the handler or by a dependency',
-    what: 'Finds handlers that receive a session by injection (`Depends(get_db)` and the like, `session: AsyncSession`, `db: Session`), run a statement through it (outside a `begin()` block: staging with `add()` checks nothing out) and do not use it again before an external call — or use it again after the call but end no transaction there, so the first statement\'s transaction holds the connection idle through the call (`medium`: commit or roll back before the call; with a commit after the call the span is PA205\'s) — (`httpx`, `aiohttp`, `requests`, gRPC, SMTP, S3 clients, language-model and vector-store SDKs; made by the handler, or, when the handler makes none of its own, inside a function or method of the repo it calls, `await send_webhook(...)`, or a sync one the handler awaits in a thread, `await asyncio.to_thread(fetch_rates, code)`: the first of its next few calls that reaches one, not one started as a task) — high, wherever in the body that last use is — or, after a use in the first 20 % of the body, run more than 50 lines of non-DB work that takes time (sleeps, work handed to a thread, awaits in a loop) — medium. A last use that commits, rolls back or closes the session is fine: it releases the connection. A session handed to a function of the repo before the call (`await crud.create_chat(db, data)`, or to an object whose methods the handler calls, `store = Store(db)` … `await store.save()`) is judged by what that function does, latest call first: one that reaches no database (it only stages with `add()`) is passed over; one that commits after its last statement, unconditionally, releases the connection (not when it reloads after the commit, `refresh()`, nor when the handler reads an attribute of what it returned before the call while commits expire rows: that read reloads it); one that queries last holds it. A use in another arm of an `if`/`match` than the call is not on its path. Also a session a dependency of the handler takes by injection (`user: User = Depends(current_user)` or `Security(...)`, an `Annotated` alias of either, with `current_user(db = Depends(get_db))`, in any module, or a dependency of that dependency; also one the route gets from where its router is mounted: `app.include_router(router, dependencies=[Depends(current_tenant)])`, or an application or router made with `dependencies=[...]` that includes it, through routers of routers; a callable instance `Depends(RequireRole("x"))` runs its `__call__`, and a factory `Depends(require_role("x"))` the function it returns) and runs a statement through (outside a `session.begin()` block, whose end gives the connection back; staging with `add()` checks nothing out) without releasing it, when the handler then waits on an external call — an HTTP client, a language model\'s or a vector store\'s SDK (medium, reported once at the dependency\'s session parameter): the provider closes that session only after the endpoint, so its connection sits idle in the transaction the dependency\'s query began, whether or not the handler writes with it afterwards. Silent when the handler releases its own session of the same provider before the call (FastAPI hands the same session to every dependency of a request, per provider), when the handler itself used that session before the call (then the finding above is the handler\'s), or when the dependency hands the handler something that carries the session and the handler uses it after the call.',
+    what: 'Finds handlers that receive a session by injection (`Depends(get_db)` and the like, `session: AsyncSession`, `db: Session`), run a statement through it (outside a `begin()` block: staging with `add()` checks nothing out) and do not use it again before an external call — or use it again after the call but end no transaction there, so the first statement\'s transaction holds the connection idle through the call (`medium`: commit or roll back before the call; with a commit after the call the span is PA205\'s) — (`httpx`, `aiohttp`, `requests`, gRPC, SMTP, S3 clients, language-model and vector-store SDKs; made by the handler, or, when the handler makes none of its own, inside a function or method of the repo it calls, `await send_webhook(...)`, or a sync one the handler awaits in a thread, `await asyncio.to_thread(fetch_rates, code)`, or a method of a client another module of the repo makes at import, `from app.clients import llm` then `await llm.chat.completions.create(...)`: the first of its next few calls that reaches one, not one started as a task) — high, wherever in the body that last use is — or, after a use in the first 20 % of the body, run more than 50 lines of non-DB work that takes time (sleeps, work handed to a thread, awaits in a loop) — medium. A last use that commits, rolls back or closes the session is fine: it releases the connection. A session handed to a function of the repo before the call (`await crud.create_chat(db, data)`, or to an object whose methods the handler calls, `store = Store(db)` … `await store.save()`) is judged by what that function does, latest call first: one that reaches no database (it only stages with `add()`) is passed over; one that commits after its last statement, unconditionally, releases the connection (not when it reloads after the commit, `refresh()`, nor when the handler reads an attribute of what it returned before the call while commits expire rows: that read reloads it); one that queries last holds it. A use in another arm of an `if`/`match` than the call is not on its path. Also a session a dependency of the handler takes by injection (`user: User = Depends(current_user)` or `Security(...)`, an `Annotated` alias of either, with `current_user(db = Depends(get_db))`, in any module, or a dependency of that dependency; also one the route gets from where its router is mounted: `app.include_router(router, dependencies=[Depends(current_tenant)])`, or an application or router made with `dependencies=[...]` that includes it, through routers of routers; a callable instance `Depends(RequireRole("x"))` runs its `__call__`, and a factory `Depends(require_role("x"))` the function it returns) and runs a statement through (outside a `session.begin()` block, whose end gives the connection back; staging with `add()` checks nothing out) without releasing it, when the handler then waits on an external call — an HTTP client, a language model\'s or a vector store\'s SDK (medium, reported once at the dependency\'s session parameter): the provider closes that session only after the endpoint, so its connection sits idle in the transaction the dependency\'s query began, whether or not the handler writes with it afterwards. Silent when the handler releases its own session of the same provider before the call (FastAPI hands the same session to every dependency of a request, per provider), when the handler itself used that session before the call (then the finding above is the handler\'s), or when the dependency hands the handler something that carries the session and the handler uses it after the call.',
     why: 'After its first query the session keeps its pooled connection, usually inside an open transaction, until the dependency closes it at the end of the request. Everything slow that follows — an upstream HTTP call with a 30 s timeout — holds that connection too; under load the pool runs dry while it sits idle.',
     bad: 'import httpx\nfrom fastapi import Depends, FastAPI, HTTPException\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\n@app.post("/jobs/{job_id}/publish")\nasync def publish(job_id: int, session: AsyncSession = Depends()):\n    job = await session.get(Job, job_id)\n    if job is None:\n        raise HTTPException(404)\n    payload = {"id": job.id, "status": job.status}\n    async with httpx.AsyncClient(timeout=30) as client:\n        first = await client.post("https://a.example/hook", json=payload)\n        second = await client.post("https://b.example/hook", json=payload)\n        third = await client.post("https://c.example/hook", json=payload)\n    return {"delivered": [first.is_success, second.is_success, third.is_success]}\n',
     good: 'import httpx\nfrom fastapi import Depends, FastAPI, HTTPException\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\napp = FastAPI()\n\n\n@app.post("/jobs/{job_id}/publish")\nasync def publish(job_id: int, session: AsyncSession = Depends()):\n    job = await session.get(Job, job_id)\n    if job is None:\n        raise HTTPException(404)\n    payload = {"id": job.id, "status": job.status}\n    await session.close()\n    async with httpx.AsyncClient(timeout=30) as client:\n        first = await client.post("https://a.example/hook", json=payload)\n        second = await client.post("https://b.example/hook", json=payload)\n        third = await client.post("https://c.example/hook", json=payload)\n    return {"delivered": [first.is_success, second.is_success, third.is_success]}\n',
@@ -349,7 +349,16 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
       const s = JSON.parse(site.what) as HelperWaitSite;
       const edge = graph.callees(ref).find((e) => e.call.line === s.call[0] && e.call.column === s.call[1] && !e.weak);
       const reach = edge ? graph.effectOf(edge.to, NETWORK_EFFECT, 'any') : undefined;
-      if (!edge || !reach || edge.call.background || !waitedThrough(graph, edge, reach, s.thread)) continue;
+      if (!edge || !reach || edge.call.background || !waitedThrough(graph, edge, reach, s.thread)) {
+        // A method of a client another module of the repo makes at import (`from app.clients
+        // import llm` then `await llm.chat.completions.create(...)`): a round trip, waited for.
+        const client = !edge && !s.thread ? importedClient(graph, ref, s.call) : null;
+        if (!client) continue;
+        helperDone.add(key);
+        const line = holdingLine(graph, ref, s);
+        if (line !== null) reportHeldThrough(ctx, graph, ref, file.path, site, s, line, `\`${s.wait}()\` (\`${client}\`)`);
+        continue;
+      }
       helperDone.add(key);
       const line = holdingLine(graph, ref, s);
       if (line === null) continue;
@@ -407,6 +416,24 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
     }
   },
 };
+
+/**
+ * The type of a network client another module of the repo makes at import, when the call at
+ * `at` is a method of it reached through an imported name (`svc.integrations.llm.chat.completions.create`
+ * with `llm = AsyncOpenAI()` there, an exported type: `openai.AsyncOpenAI()`); else null.
+ */
+function importedClient(graph: CallGraph, ref: FnRef, at: [number, number]): string | null {
+  const call = graph.callAt(ref.file, at[0], at[1]);
+  const q = call?.qualifiedName;
+  if (!call || !q || !call.awaited) return null;
+  for (const f of graph.index.files) {
+    if (f.isTestFile || !q.startsWith(`${f.moduleName}.`)) continue;
+    const name = q.slice(f.moduleName.length + 1).split('.')[0]!;
+    const t = f.exportedTypes.find(([n]) => n === name)?.[1];
+    if (t && isNetworkClientType(t)) return t.replace(/\(\)$/, '');
+  }
+  return null;
+}
 
 /**
  * PA401's repo-phase finding at the handler's session parameter: used on `line`, then held through
