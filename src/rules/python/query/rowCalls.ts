@@ -25,7 +25,7 @@ import { classifyDbCall, commitsPerIteration, isModelClassName, iterationWriter,
 import { encodeDomain } from '../../../semantic/loopDomain.js';
 import { flagGuard } from '../../../semantic/guards.js';
 import { iterationSource } from '../../../semantic/smallLiterals.js';
-import { invariantIn, lastAssignment, notPerRow, repeatsReads, stopsAfter } from './semantics.js';
+import { invariantIn, lastAssignment, notPerRow, repeatsReads, stopsAfter, unwrap } from './semantics.js';
 import { returnsOf, selfRowsResolver } from './selfRows.js';
 import { heldText, LAZY, MAX_ROWS_TEXT } from './loadedRelations.js';
 import type { ProjectContext } from '../../../discovery/context.js';
@@ -67,8 +67,10 @@ export const PARAM_READS = 'param_reads';
 export const ROWS_ARG_CALL = 'rows_arg_call';
 /**
  * A function's loops over a parameter it never rebinds (`for r in rows:`, `[r.x for r in rows]`),
- * and the lazy relationship names the loop reads on the item (`what` = `position|name|names|w`,
- * the position among the arguments a caller passes, `w` when the loop writes).
+ * and what the loop reads on the item (`what` = `position|name|names|w|calls`: the position among
+ * the arguments a caller passes, the lazy relationship names read — `name~g` when every read only
+ * keys a grouping —, `w` when the loop writes, and the calls handed the item as
+ * `line:column:position`, separated by `;`).
  */
 export const PARAM_LOOP_READS = 'param_loop_reads';
 
@@ -178,7 +180,7 @@ function rowsArgCalls(model: FileModel, effects: Effect[][]): void {
       if (value?.type !== 'identifier' || !names.has(value.text)) continue;
       if (call.hasReceiver && call.receiver?.text === value.text) continue;
       const assigned = lastAssignment(model, value.text, i, call.line);
-      const bound = assigned?.value ? unwrapped(assigned.value) : null;
+      const bound = assigned?.value ? unwrap(assigned.value) : null;
       if (!bound || assigned!.functionIndex !== i || !(ROWS_WORDS.test(bound.text) || bound.type === 'list_comprehension') || ONE_ROW_TAIL.test(bound.text)) continue;
       if (classifyDbCall(model, call)) break;
       const rows = rowsSource(model, value, i, call.line);
@@ -189,13 +191,6 @@ function rowsArgCalls(model: FileModel, effects: Effect[][]): void {
       effects[i]!.push({ kind: ROWS_ARG_CALL, what, line: call.line, column: call.column });
     }
   }
-}
-
-function unwrapped(node: SyntaxNode): SyntaxNode {
-  let n = node;
-  while (n.type === 'parenthesized_expression' && n.namedChild(0)) n = n.namedChild(0)!;
-  if (n.type === 'await' && n.namedChild(0)) n = n.namedChild(0)!;
-  return n;
 }
 
 /** Is the comprehension the one argument of `any`/`all`/`next`, which stop at the first decisive item? */

@@ -314,7 +314,6 @@ function helperRowWrite(model: FileModel, fnIndex: number, session: string): { n
     const source = objectSource(model, m[1]!, fnIndex, a.line, a.loops, true);
     if (!source) continue;
     let v = unwrap(source.node);
-    if (v?.type === 'await') v = unwrap(v.namedChild(0));
     // `find_dog(db, i).first()`: the handler runs the query the helper built.
     const fnNode = v?.type === 'call' ? v.childForFieldName('function') : null;
     const chained = fnNode?.type === 'attribute' && /^(first|one|one_or_none|scalar|all)$/.test(fnNode.childForFieldName('attribute')?.text ?? '') ? unwrap(fnNode.childForFieldName('object')) : null;
@@ -412,8 +411,7 @@ export function collectReturnFacts(model: FileModel): Effect[][] {
     const line = returns[0]!.startPosition.row + 1;
     const column = returns[0]!.startPosition.column + 1;
     if (returns.every((v) => {
-      let node = unwrap(v);
-      if (node?.type === 'await') node = unwrap(node.namedChild(0));
+      const node = unwrap(v);
       if (!node) return false;
       // The words of a read, in the value or in what the name was bound to: else no query made it.
       const text = node.type === 'identifier' ? lastAssignment(model, node.text, fnIndex, node.startPosition.row + 1)?.value?.text ?? '' : node.text;
