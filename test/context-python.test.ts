@@ -174,6 +174,42 @@ describe('models', () => {
     ]);
   });
 
+  it('reads a relationship\'s direction from the foreign keys, as SQLAlchemy does', async () => {
+    const ctx = await contextFor({
+      'app/models.py': [
+        'from sqlalchemy import Column, ForeignKey, Integer',
+        'from sqlalchemy.orm import backref, declarative_base, relationship',
+        'Base = declarative_base()',
+        'class Probe(Base):',
+        '    __tablename__ = "probes"',
+        '    id = Column(Integer, primary_key=True)',
+        '    parent_ref = Column(Integer, ForeignKey("probes.id"))',
+        '    parent = relationship("Probe")',
+        'class Alarm(Base):',
+        '    __tablename__ = "alarms"',
+        '    id = Column(Integer, primary_key=True)',
+        '    probe_ref = Column(Integer, ForeignKey("probes.id"))',
+        '    watcher_ref = Column(Integer, ForeignKey(Watcher.id))',
+        '    target = relationship(Probe, backref=backref("alarms"))',
+        '    watcher = relationship("Watcher")',
+        '    peers = relationship(Probe, order_by="Probe.id")',
+        'class Watcher(Base):',
+        '    __tablename__ = "watchers"',
+        '    id = Column(Integer, primary_key=True)',
+        '    alarm_ref = Column(Integer, ForeignKey("alarms.id"))',
+        '    alarm = relationship(Alarm)',
+        '',
+      ].join('\n'),
+    });
+    const rels = (name: string) => Object.fromEntries(ctx.models.find((m) => m.name === name)!.relationships.map((r) => [r.name, !!r.scalar]));
+    // Alarm holds the key to probes: `target` is one row, its backref `alarms` a collection;
+    // `peers` says it is a collection (`order_by=`); a self-reference is left open.
+    expect(rels('Alarm')).toEqual({ target: true, watcher: false, peers: false });
+    expect(rels('Probe')).toEqual({ parent: false, alarms: false });
+    // Alarm and Watcher reference each other: either side may be the many, left as declared.
+    expect(rels('Watcher')).toEqual({ alarm: false });
+  });
+
   it('reads relationship targets from annotations', () => {
     expect(targetFromAnnotation('Mapped[List["Address"]]')).toBe('Address');
     expect(targetFromAnnotation('Mapped[list["app.models.Hero"]]')).toBe('app.models.Hero');

@@ -213,6 +213,8 @@ export interface RelationshipInfo {
   overlaps?: string[];
   /** Through an association table (`secondary=`): a many-to-many. */
   secondary?: true;
+  /** Declared a collection (`Mapped[list[...]]`, `uselist=True`, `order_by=`, `collection_class=`). */
+  collection?: true;
 }
 
 export interface DependencyAliasInfo {

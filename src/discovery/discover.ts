@@ -404,6 +404,7 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   const derivedBackrefs: BackrefFact[] = [];
   ctx.models.push(...resolveModels(classes, roots, flaskSqlalchemy, derivedBackrefs));
   ctx.models.push(...imperativeModels(imperative, classes, tables, ctx.models));
+  markManyToOnes(classes, ctx.models);
   addBackrefs(ctx.models, classes, imperative, derivedBackrefs);
   if (flaskSqlalchemy) ctx.flaskDbHandles = flaskHandles(classes);
   ctx.sessionProviders = resolveProviders(providers, ctx.sessionFactories.map((f) => f.name).filter((n): n is string => !!n));
@@ -892,6 +893,40 @@ function imperativeModels(mappings: ImperativeMapping[], classes: ClassFacts[], 
     });
   }
   return out;
+}
+
+/**
+ * SQLAlchemy's own rule for a relationship's direction: the side whose table holds the foreign
+ * key to the other's is the many-to-one. A relationship the declaration leaves open (no
+ * `Mapped[...]`, no `uselist=`, no `<name>_id` column beside it: `query_rel = relationship(Query)`
+ * next to `query_id = Column(ForeignKey("queries.id"))`) is one row when its class references the
+ * target's table and the target references nothing of the class's. Not for a self-reference
+ * (an adjacency list holds both directions), an association table (`secondary=`), a collection
+ * the declaration says is one, or `foreign_keys=` naming a column the class does not hold.
+ */
+function markManyToOnes(classes: ClassFacts[], models: ModelInfo[]): void {
+  const byName = new Map<string, ModelInfo[]>();
+  for (const m of models) if (m.kind !== 'table') byName.set(m.name, [...(byName.get(m.name) ?? []), m]);
+  const classOf = new Map(classes.map((c) => [`${c.file}\0${c.name}`, c]));
+  const short = (n: string) => n.slice(n.lastIndexOf('.') + 1);
+  for (const c of classes) {
+    if (!c.fkTargets?.length || !c.relationships.length) continue;
+    const own = byName.get(c.name)?.find((m) => m.file === c.file);
+    for (const r of c.relationships) {
+      if (r.scalar || r.secondary || r.collection || !r.target || /^(dynamic|write_only|noload)$/.test(r.lazy)) continue;
+      const name = short(r.target.replace(/^["']|["']$/g, ''));
+      if (name === c.name) continue;
+      const targets = byName.get(name) ?? [];
+      const t = targets.length === 1 ? targets[0]! : null;
+      if (!t) continue;
+      if (!c.fkTargets.includes(`@${name}`) && !(t.table && c.fkTargets.includes(t.table))) continue;
+      if (r.foreignKey && !c.foreignKeys?.includes(r.foreignKey)) continue;
+      // The target references the class back (either side may be the many): left as declared.
+      const back = classOf.get(`${t.file}\0${t.name}`)?.fkTargets ?? [];
+      if (back.includes(`@${c.name}`) || (own?.table && back.includes(own.table))) continue;
+      r.scalar = true;
+    }
+  }
 }
 
 /** Relationships in declaration order: file, line, name. */

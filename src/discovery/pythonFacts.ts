@@ -149,6 +149,12 @@ export interface ClassFacts {
   mappedAttrs?: Record<string, boolean>;
   /** Columns with a foreign key: `author_id = Column(ForeignKey(...))`. */
   foreignKeys?: string[];
+  /**
+   * What those foreign keys reference: a table (`ForeignKey("queries.id")` → `queries`) or a class
+   * (`ForeignKey(Query.id)` → `@Query`). A relationship to a model whose table the class
+   * references (and that references nothing of the class) is a many-to-one.
+   */
+  fkTargets?: string[];
   /** Columns loaded on first access, one SELECT per row (see {@link ModelInfo.deferred}). */
   deferred?: string[];
   /** Columns the class body declares loaded with the row (not deferred): they override a base's deferred one. */
@@ -953,10 +959,15 @@ function relationshipFact(call: SyntaxNode, last: string, attr: string, annotati
   // SQLModel's plain annotation (`team: Optional[Team]`) does not say which side holds the key: a
   // one-row relationship is a many-to-one only next to its `<name>_id` foreign key (read below).
   const scalar = oneToOneParent || scalarAnnotation(annotation);
+  // A collection the declaration says is one: `Mapped[list[...]]`, `list["Hero"]`, `uselist=True`,
+  // a `collection_class=` or an `order_by=` (which only orders a collection).
+  const collection = !scalar && (collectionAnnotation(annotation) || args.keywords.get('uselist')?.type === 'true'
+    || args.keywords.has('collection_class') || args.keywords.has('order_by'));
   const rel: RelationshipInfo = {
     name: attr, target, lazy: last === 'dynamic_loader' ? 'dynamic' : lazyOf(args, scope), file, line,
     ...(scalar ? { scalar: true as const } : {}),
     ...(oneToOneParent ? { reverse: true as const } : {}),
+    ...(collection ? { collection: true as const } : {}),
   };
   const paired = args.keywords.get('back_populates');
   const pairedName = paired ? stringValue(paired, scope) : null;
@@ -1084,6 +1095,7 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
   const body = cls.childForFieldName('body');
   /** Columns of the class holding a foreign key: `author_id = Column(ForeignKey(...))`. */
   const fkColumns = new Set<string>();
+  const fkTargets = new Set<string>();
   for (const stmt of body?.namedChildren ?? []) {
     let node = stmt;
     if (node.type === 'decorated_definition') {
@@ -1141,12 +1153,20 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
       if (last === 'mapped_column') facts.modern = true;
       facts.columns++;
       // SQLModel: `team_id: int | None = Field(default=None, foreign_key="team.id")`.
-      if (/\bForeignKey\s*\(/.test(right!.text) || (last === 'Field' && /\bforeign_key\s*=/.test(right!.text))) fkColumns.add(attr);
+      if (/\bForeignKey\s*\(/.test(right!.text) || (last === 'Field' && /\bforeign_key\s*=/.test(right!.text))) {
+        fkColumns.add(attr);
+        const target = fkTarget(right!.text);
+        if (target) fkTargets.add(target);
+      }
       continue;
     }
     // `team_id = column_property(db.Column(db.ForeignKey("teams.id")), Base.team_id)` (a joined
     // subclass restating its base's key), `deferred(Column(ForeignKey(...)))`: a foreign key too.
-    if ((last === 'column_property' || last === 'deferred') && /\bForeignKey\s*\(/.test(right!.text)) fkColumns.add(attr);
+    if ((last === 'column_property' || last === 'deferred') && /\bForeignKey\s*\(/.test(right!.text)) {
+      fkColumns.add(attr);
+      const target = fkTarget(right!.text);
+      if (target) fkTargets.add(target);
+    }
     if (isMapped) {
       if (right === null) (facts.mappedAttrs ??= {})[attr] = scalarAnnotation(annotation);
       if (right === null || last === 'deferred' || last === 'synonym' || last === 'composite' || last === 'query_expression') {
@@ -1165,7 +1185,22 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
   // `author = relationship(...)` next to `author_id = Column(ForeignKey(...))`: a many-to-one.
   for (const r of facts.relationships) if (!r.scalar && fkColumns.has(`${r.name}_id`)) r.scalar = true;
   if (fkColumns.size) facts.foreignKeys = [...fkColumns];
+  if (fkTargets.size) facts.fkTargets = [...fkTargets];
   return facts;
+}
+
+/**
+ * The table (or `@Class`) a column's foreign key references: `ForeignKey("queries.id")`,
+ * `ForeignKey("public.queries.id")`, `ForeignKey(Query.id)`, SQLModel's `foreign_key="team.id"`.
+ */
+function fkTarget(text: string): string | null {
+  const quoted = /\bForeignKey\s*\(\s*["']([\w.]+)\.\w+["']|\bforeign_key\s*=\s*["']([\w.]+)\.\w+["']/.exec(text);
+  if (quoted) {
+    const t = quoted[1] ?? quoted[2]!;
+    return t.slice(t.lastIndexOf('.') + 1);
+  }
+  const attr = /\bForeignKey\s*\(\s*([A-Za-z_][\w.]*)\.\w+\s*[,)]/.exec(text);
+  return attr ? `@${attr[1]!.slice(attr[1]!.lastIndexOf('.') + 1)}` : null;
 }
 
 /** Calls that declare a column of a mapped class. */
@@ -1187,6 +1222,13 @@ function deferredColumn(call: SyntaxNode, last: string, name: string, scope: Lit
 }
 
 /** `Mapped["User"]`, `Mapped[Optional[User]]`: one row; `Mapped[list[...]]` and dynamic/write-only: a collection. */
+/** `Mapped[list["X"]]`, `list["X"]`, `List[X]`, `set[X]`: a collection's annotation. */
+function collectionAnnotation(annotation: string | null): boolean {
+  if (!annotation) return false;
+  const inner = (/^(?:[\w.]+\.)?Mapped\[\s*(.*)\]\s*$/s.exec(annotation.trim())?.[1] ?? annotation).replace(/^["']|["']$/g, '').trim();
+  return /^(?:typing\.)?(list|List|set|Set|frozenset|FrozenSet|Sequence|Collection|Iterable|dict|Dict|tuple|Tuple)\b/.test(inner);
+}
+
 function scalarAnnotation(annotation: string | null): boolean {
   if (!annotation) return false;
   const m = /^(?:[\w.]+\.)?Mapped\[\s*(.*)\]\s*$/s.exec(annotation.trim());
