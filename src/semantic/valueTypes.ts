@@ -94,7 +94,7 @@ const ROW_PRESERVING = new Set(['filter', 'filter_by', 'where', 'order_by', 'opt
  * `session.execute(select(M)).scalar_one()`. Null for anything else (a dict's `get`, a row of
  * several entities, a model the project does not declare).
  */
-export function fetchedRow(model: FileModel, value: SyntaxNode | null): string | null {
+export function fetchedRow(model: FileModel, value: SyntaxNode | null, clsName?: string): string | null {
   if (!model.modelClasses.size || !value) return null;
   const call = value.type === 'await' ? value.namedChild(0) : value;
   if (call?.type !== 'call') return null;
@@ -104,6 +104,8 @@ export function fetchedRow(model: FileModel, value: SyntaxNode | null): string |
   if (!ONE_ROW.has(method)) return null;
   const asModel = (n: SyntaxNode | null | undefined): string | null => {
     if (!n || (n.type !== 'identifier' && n.type !== 'attribute')) return null;
+    // `select(cls)` in a classmethod of a model: the class the method is on.
+    if (clsName && n.text === 'cls' && model.modelClasses.has(clsName)) return `@${resolveName(model, clsName) ?? clsName}`;
     const last = n.text.slice(n.text.lastIndexOf('.') + 1);
     if (!model.modelClasses.has(last)) return null;
     return `@${resolveName(model, n.text) ?? n.text}`;
@@ -117,6 +119,11 @@ export function fetchedRow(model: FileModel, value: SyntaxNode | null): string |
   if (STATEMENT_ROW.has(method) && args.length >= 1 && args[0]!.type === 'call') recv = args[0]!;
   // Down the chain to `M.query` or to `select(M)`.
   for (let i = 0; recv && i < 12; i++) {
+    // `(await session.execute(select(M)...)).scalar_one()`: the awaited statement's result.
+    if (recv.type === 'parenthesized_expression' || recv.type === 'await') {
+      recv = recv.namedChild(0);
+      continue;
+    }
     if (recv.type === 'attribute') {
       const attr = recv.childForFieldName('attribute')?.text;
       const obj = recv.childForFieldName('object');
