@@ -807,3 +807,16 @@ describe('PA111 async_lazy_load', () => {
     expect(at(found, 'app/cellars.py', lineOf(file, 'return bottle.cellar.name  # expect: PA111'), 'PA111')?.severity).toBe('medium');
   });
 });
+
+describe('PA108 through a returned row', () => {
+  it('follows the collection of the row a helper returns; a many-to-one on its items is low', async () => {
+    const found = await fixtureFindings('query-returned-row', ['PA108']);
+    const file = path.join(FIXTURES, 'query-returned-row/shelf/views.py');
+    const get = (text: string) => found.find((f) => f.path === 'shelf/views.py' && f.line === lineOf(file, text));
+    const serialized = get('return [s.as_json() for s in library.shelves]  # expect')!;
+    expect(serialized.severity).toBe('medium');
+    expect(serialized.message).toMatch(/`s\.as_json\(\)` on each Shelf of Library\.shelves lazy-loads `Shelf\.readers` \(read in `Shelf\.as_json`\)/);
+    expect(serialized.message).toMatch(/of the row `library_by_id\(\)` returns: `library_by_id` in shelf\/store\.py/);
+    expect(get('s.curator.nick for s in library.shelves')!.severity).toBe('low');
+  });
+});

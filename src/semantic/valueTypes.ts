@@ -44,7 +44,7 @@ export function typeString(model: FileModel, node: SyntaxNode | null, fnIndex: n
       const row = fetchedRow(model, node);
       if (row) return row;
       const t = typeString(model, callee, fnIndex, line, depth + 1);
-      if (!t) return null;
+      if (!t) return node.parent?.type === 'as_pattern' ? contextMethodYield(model, callee, fnIndex, depth) : null;
       // `sqlalchemy.inspect(engine)`: the inspected object's path, marked (`<engine>.__inspect__()`),
       // so that an Inspector on a handle of another module is decided where that handle is known.
       if (/^sqlalchemy\.(inspection\.)?inspect$/.test(t)) {
@@ -357,6 +357,27 @@ export function providerType(model: FileModel, fnIndex: number, keep: (t: string
       const t = value?.type === 'call' ? typeString(model, value, fnIndex, r.startPosition.row + 1) : null;
       if (t && keep(t)) return t;
     }
+  }
+  return null;
+}
+
+/**
+ * `with self.session() as s:` where `session` is a `@contextmanager` (or `@asynccontextmanager`)
+ * method of the enclosing class in this file: the alias is what the method yields
+ * (`s = self.Session(); yield s`, `self.Session` a sessionmaker), as for a provider function.
+ */
+function contextMethodYield(model: FileModel, callee: SyntaxNode | null, fnIndex: number, depth: number): string | null {
+  if (callee?.type !== 'attribute' || !/^(self|cls)$/.test(callee.childForFieldName('object')?.text ?? '') || fnIndex < 0) return null;
+  const name = callee.childForFieldName('attribute')?.text;
+  let i = fnIndex;
+  while (i >= 0 && !model.functions[i]!.className) i = model.functions[i]!.parent;
+  const cls = i >= 0 ? model.functions[i]!.className : null;
+  const method = cls ? model.functions.find((f) => f.className === cls && f.parent < 0 && f.name === name && f.isGenerator
+    && f.decoratorNames.some((d) => /(^|\.)(async)?contextmanager$/.test(d))) : undefined;
+  if (!method) return null;
+  for (const y of method.yields) {
+    const t = typeString(model, y, method.index, y.startPosition.row + 1, depth + 1);
+    if (t) return t;
   }
   return null;
 }

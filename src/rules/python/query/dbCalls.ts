@@ -1523,7 +1523,9 @@ export interface RowsSource {
  */
 export function rowsSource(model: FileModel, expr: SyntaxNode | null, fnIndex: number, line: number, depth = 0, viaSelf?: SelfRows): RowsSource | null {
   const node = unwrap(expr);
-  if (!node || depth > 4) return null;
+  // Each refinement by reassignment (`q = q.filter(...)`) costs two steps (the name, its chain):
+  // room for four (`if start: q = q.filter(...)`, then `q = q.order_by(...).limit(n)`).
+  if (!node || depth > 8) return null;
   // `list(db.scalars(...))`, `sorted(rows, key=...)`, `[*db.scalars(...)]`: the same rows, held.
   const held = heldRows(node);
   if (held) return rowsSource(model, held, fnIndex, line, depth + 1, viaSelf);

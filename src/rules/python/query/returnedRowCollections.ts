@@ -247,8 +247,10 @@ export function reportReturnedRowCollections(ctx: RepoRuleContext): void {
           : `\`${item}.${u.name}\` lazy-loads ${entity}.${u.name} once per item of ${owner}.${coll}`)
           + `; the items are ${where}` + (hits.length === 1 ? oneRowNote(hits[0]![1]) : scalar ? '; many-to-ones look in the identity map first' : '')
           + (writes ? '; each iteration also writes, a per-item workflow whose round trips are there anyway' : ''),
-        // The children of one row grow with that row, not with the table: medium at most.
-        severity: writes ? 'low' : 'medium',
+        // The children of one row grow with that row, not with the table: medium at most; a
+        // many-to-one read on them (one SELECT per distinct target, a membership's group, an
+        // activity's kind) is low.
+        severity: writes || scalar ? 'low' : 'medium',
         function: graph.function(ref).name,
       });
     };
