@@ -210,6 +210,42 @@ describe('models', () => {
     expect(rels('Watcher')).toEqual({ alarm: false });
   });
 
+  it('sees foreign keys in mixins and __table_args__, and leaves a spelled-out join as declared', async () => {
+    const ctx = await contextFor({
+      'app/models.py': [
+        'from sqlalchemy import Column, ForeignKey, ForeignKeyConstraint, Integer',
+        'from sqlalchemy.orm import declarative_base, declared_attr, relationship',
+        'Base = declarative_base()',
+        'class TopicKey:',
+        '    @declared_attr',
+        '    def topic_id(cls):',
+        '        return Column(ForeignKey("topics.id"))',
+        'class Topic(Base):',
+        '    __tablename__ = "topics"',
+        '    id = Column(Integer, primary_key=True)',
+        '    notes = relationship("Note", primaryjoin="Topic.id == Note.topic_id")',
+        '    votes = relationship("Vote")',
+        'class Note(TopicKey, Base):',
+        '    __tablename__ = "notes"',
+        '    id = Column(Integer, primary_key=True)',
+        '    topic = relationship(Topic)',
+        'class Vote(Base):',
+        '    __tablename__ = "votes"',
+        '    __table_args__ = (ForeignKeyConstraint(["topic_ref"], ["topics.id"]),)',
+        '    id = Column(Integer, primary_key=True)',
+        '    topic_ref = Column(Integer)',
+        '    topic = relationship(Topic)',
+        '',
+      ].join('\n'),
+    });
+    const rels = (name: string) => Object.fromEntries(ctx.models.find((m) => m.name === name)!.relationships.map((r) => [r.name, !!r.scalar]));
+    // Topic's `notes` spells out its join; `votes` is a collection (the key is in Vote's table args).
+    expect(rels('Topic')).toEqual({ notes: false, votes: false });
+    // Note's key to topics comes from its mixin: `topic` is one row; so is Vote's.
+    expect(rels('Note')).toEqual({ topic: true });
+    expect(rels('Vote')).toEqual({ topic: true });
+  });
+
   it('reads relationship targets from annotations', () => {
     expect(targetFromAnnotation('Mapped[List["Address"]]')).toBe('Address');
     expect(targetFromAnnotation('Mapped[list["app.models.Hero"]]')).toBe('app.models.Hero');

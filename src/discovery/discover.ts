@@ -909,21 +909,43 @@ function markManyToOnes(classes: ClassFacts[], models: ModelInfo[]): void {
   for (const m of models) if (m.kind !== 'table') byName.set(m.name, [...(byName.get(m.name) ?? []), m]);
   const classOf = new Map(classes.map((c) => [`${c.file}\0${c.name}`, c]));
   const short = (n: string) => n.slice(n.lastIndexOf('.') + 1);
+  // The tables a class references, its mixins' and bases' included (by name: a mixin's
+  // `declared_attr` foreign key is the class's column too).
+  const classesByName = new Map<string, ClassFacts[]>();
+  for (const c of classes) classesByName.set(c.name, [...(classesByName.get(c.name) ?? []), c]);
+  const refsMemo = new Map<ClassFacts, Set<string>>();
+  const refsOf = (c: ClassFacts, depth = 0): Set<string> => {
+    let out = refsMemo.get(c);
+    if (out) return out;
+    out = new Set(c.fkTargets ?? []);
+    refsMemo.set(c, out);
+    if (depth < 8) {
+      for (const b of c.bases) {
+        const named = classesByName.get(short(b)) ?? [];
+        const base = named.find((x) => x.qualified === b) ?? (named.length === 1 ? named[0] : undefined);
+        if (base && base !== c) for (const t of refsOf(base, depth + 1)) out.add(t);
+      }
+    }
+    return out;
+  };
   for (const c of classes) {
-    if (!c.fkTargets?.length || !c.relationships.length) continue;
+    if (!c.relationships.length) continue;
+    const refs = refsOf(c);
+    if (!refs.size) continue;
     const own = byName.get(c.name)?.find((m) => m.file === c.file);
     for (const r of c.relationships) {
-      if (r.scalar || r.secondary || r.collection || !r.target || /^(dynamic|write_only|noload)$/.test(r.lazy)) continue;
+      if (r.scalar || r.secondary || r.collection || !r.target || /^(dynamic|write_only|noload)$/.test(r.lazy) || c.customJoins?.includes(r.name)) continue;
       const name = short(r.target.replace(/^["']|["']$/g, ''));
       if (name === c.name) continue;
       const targets = byName.get(name) ?? [];
       const t = targets.length === 1 ? targets[0]! : null;
       if (!t) continue;
-      if (!c.fkTargets.includes(`@${name}`) && !(t.table && c.fkTargets.includes(t.table))) continue;
+      if (!refs.has(`@${name}`) && !(t.table && refs.has(t.table))) continue;
       if (r.foreignKey && !c.foreignKeys?.includes(r.foreignKey)) continue;
       // The target references the class back (either side may be the many): left as declared.
-      const back = classOf.get(`${t.file}\0${t.name}`)?.fkTargets ?? [];
-      if (back.includes(`@${c.name}`) || (own?.table && back.includes(own.table))) continue;
+      const targetClass = classOf.get(`${t.file}\0${t.name}`);
+      const back = targetClass ? refsOf(targetClass) : new Set<string>();
+      if (back.has(`@${c.name}`) || (own?.table && back.has(own.table))) continue;
       r.scalar = true;
     }
   }

@@ -155,6 +155,8 @@ export interface ClassFacts {
    * references (and that references nothing of the class) is a many-to-one.
    */
   fkTargets?: string[];
+  /** Relationships declared with `primaryjoin=`. */
+  customJoins?: string[];
   /** Columns loaded on first access, one SELECT per row (see {@link ModelInfo.deferred}). */
   deferred?: string[];
   /** Columns the class body declares loaded with the row (not deferred): they override a base's deferred one. */
@@ -1146,6 +1148,8 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
       const call = right!.type === 'await' ? right!.namedChild(0)! : right!;
       const { rel, backref } = relationshipFact(call, last!, attr, annotation, facts.file, node.startPosition.row + 1, scope, name);
       facts.relationships.push(rel);
+      // A join the code spells out (`primaryjoin=`): its direction is not read from the keys.
+      if (callArgs(call).keywords.has('primaryjoin')) (facts.customJoins ??= []).push(attr);
       if (backref) (facts.backrefs ??= []).push(backref);
       continue;
     }
@@ -1185,7 +1189,19 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
   // `author = relationship(...)` next to `author_id = Column(ForeignKey(...))`: a many-to-one.
   for (const r of facts.relationships) if (!r.scalar && fkColumns.has(`${r.name}_id`)) r.scalar = true;
   if (fkColumns.size) facts.foreignKeys = [...fkColumns];
-  if (fkTargets.size) facts.fkTargets = [...fkTargets];
+  // Foreign keys declared anywhere else in the body (a `declared_attr`, `__table_args__`'s
+  // `ForeignKeyConstraint([...], ["posts.id"])`) reference tables too.
+  const bodyText = body?.text ?? '';
+  if (/ForeignKey|foreign_key/.test(bodyText)) {
+    for (const m of bodyText.matchAll(/\bForeignKey\s*\(\s*(?:["'][\w.]+["']|[A-Za-z_][\w.]*)|\bforeign_key\s*=\s*["'][\w.]+["']/g)) {
+      const t = fkTarget(`${m[0]})`);
+      if (t) fkTargets.add(t);
+    }
+    for (const m of bodyText.matchAll(/\bForeignKeyConstraint\s*\([^\]]*\]\s*,\s*\[([^\]]*)\]/g)) {
+      for (const ref of m[1]!.matchAll(/["']([\w.]+)\.\w+["']/g)) fkTargets.add(ref[1]!.slice(ref[1]!.lastIndexOf('.') + 1));
+    }
+  }
+  if (fkTargets.size) facts.fkTargets = [...fkTargets].sort();
   return facts;
 }
 

@@ -94,7 +94,7 @@ const ROW_PRESERVING = new Set(['filter', 'filter_by', 'where', 'order_by', 'opt
  * `session.execute(select(M)).scalar_one()`. Null for anything else (a dict's `get`, a row of
  * several entities, a model the project does not declare).
  */
-export function fetchedRow(model: FileModel, value: SyntaxNode | null, clsName?: string): string | null {
+export function fetchedRow(model: FileModel, value: SyntaxNode | null, clsName?: string, follow?: (name: string) => SyntaxNode | null): string | null {
   if (!model.modelClasses.size || !value) return null;
   const call = value.type === 'await' ? value.namedChild(0) : value;
   if (call?.type !== 'call') return null;
@@ -116,12 +116,17 @@ export function fetchedRow(model: FileModel, value: SyntaxNode | null, clsName?:
   // `session.get(User, pk)`: the model is the first argument.
   if ((method === 'get' || method === 'get_or_404') && args.length >= 2) return asModel(args[0]);
   // `session.scalar(select(User)...)`, `db.first_or_404(select(User)...)`: the statement is the argument.
-  if (STATEMENT_ROW.has(method) && args.length >= 1 && args[0]!.type === 'call') recv = args[0]!;
+  if (STATEMENT_ROW.has(method) && args.length >= 1 && (args[0]!.type === 'call' || (follow && args[0]!.type === 'identifier'))) recv = args[0]!;
   // Down the chain to `M.query` or to `select(M)`.
   for (let i = 0; recv && i < 12; i++) {
     // `(await session.execute(select(M)...)).scalar_one()`: the awaited statement's result.
     if (recv.type === 'parenthesized_expression' || recv.type === 'await') {
       recv = recv.namedChild(0);
+      continue;
+    }
+    // `stmt = select(M).where(...)` / `q = session.query(M)...` held in a name, when the caller follows names.
+    if (recv.type === 'identifier' && follow) {
+      recv = follow(recv.text);
       continue;
     }
     if (recv.type === 'attribute') {

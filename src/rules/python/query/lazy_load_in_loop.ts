@@ -74,7 +74,7 @@ import type { Effect, SummaryCall } from '../../../analysis/summary.js';
 import { flagAtCall } from '../../../semantic/guards.js';
 import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import { FN_PROPERTY, UNTYPED as UNTYPED_RECEIVER } from '../../../analysis/objects.js';
-import { groupedBy, ITEM_ARG_CALL, PARAM_LOOP_READS, PARAM_READS, ROW_CALL, ROW_QUERY, ROW_READS, ROWS_ARG_CALL } from './rowCalls.js';
+import { groupedBy, ITEM_ARG_CALL, PARAM_LOOP_READS, PARAM_READS, ROW_CALL, ROW_QUERY, ROWS_ARG_CALL, rowReadsAt } from './rowCalls.js';
 import { siteCalls } from '../../../analysis/callgraph.js';
 import { FLUSH_EFFECT, WRITE_EFFECT } from './dbCalls.js';
 import type { ClassRef } from '../../../analysis/types.js';
@@ -481,7 +481,8 @@ function reportRowMethodLazyLoads(ctx: RepoRuleContext): void {
     const to = methods.get(`${entity}.${name}${kind === 'p' ? '@' : ''}`);
     if (!to) continue;
     const own = graph.ownEffects(to);
-    const reads = own.find((e) => e.kind === ROW_READS)?.what.split(',');
+    // A `m` site is a call without arguments: every flag of the method is left at its default.
+    const reads = rowReadsAt(own, kind === 'm' ? { passes: '|' } : null);
     if (!reads || own.some((e) => e.kind === ROW_QUERY)) continue;
     const hits = calleeLazyHits(reads, lazyRelationships(nearestModels(ctx.project, byName.get(entity) ?? [], file.path)), direct, text, entity);
     if (!hits.length) continue;

@@ -163,6 +163,8 @@ export function heldText(model: FileModel, text: string, fnIndex: number): strin
     return out;
   };
   for (const n of argNames(text)) names.add(n);
+  // `session.get(M, pk, options=FULL)`: the options a keyword takes from a name.
+  for (const m of text.matchAll(/\boptions\s*=\s*([A-Za-z_]\w*)\s*[,)]/g)) names.add(m[1]!);
   names.delete('self');
   const parts: string[] = [];
   // `.options(*order_loads())`: what a function of this module without parameters returns.

@@ -22,6 +22,11 @@
  * reports the reads (direct, or in the item's model method: `ROW_READS`) of lazy relationships
  * of the items' model that the row's query does not eager-load (`selectinload(W.folders)
  * .selectinload(F.viewers)`), except the way back to the row itself.
+ *
+ * Silent: a row a dependency injects (`lib: Library = Depends(...)`: loaded there, options
+ * unknown here); a coroutine's row read in a coroutine (an `AsyncSession`'s: PA111's failure);
+ * reads a method makes only under a flag the call leaves off (`to_dict(self, with_x=False)`);
+ * items the loop keeps by one key (`if s.id == wanted`); a find-first search.
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { Effect } from '../../../analysis/summary.js';
@@ -35,7 +40,7 @@ import { FN_PROPERTY, UNTYPED } from '../../../analysis/objects.js';
 import { modelsNamedFrom, nearestModels, projectIndex } from '../../projectFacts.js';
 import { iterationWriter } from './dbCalls.js';
 import { eagerlyLoaded, heldText, lazyRelationships, leadsBackToOwner, MAX_ROWS_TEXT, oneRowNote, sameRows, targetsHeld, type LazyRelationship } from './loadedRelations.js';
-import { ROW_QUERY, ROW_READS } from './rowCalls.js';
+import { ROW_QUERY, rowReadsAt } from './rowCalls.js';
 import { returnsOf } from './selfRows.js';
 import { lastAssignment, leavesAfter, lookupByKey, loopTarget, stopsAfter, unwrap } from './semantics.js';
 
@@ -71,7 +76,14 @@ function returnedRows(model: FileModel, effects: Effect[][]): void {
         const a = lastAssignment(model, value.text, i, r.startPosition.row + 1);
         value = a && a.functionIndex === i && !a.fromWith ? unwrap(a.value) : null;
       }
-      const t = value ? fetchedRow(model, value, fn.className ?? undefined) : null;
+      // Names the chain takes its statement or query from (`stmt = select(M)...`, `q = q.filter(...)`),
+      // bound in the function before the `return` (a few steps at most).
+      let steps = 0;
+      const follow = (name: string): SyntaxNode | null => {
+        const a = ++steps > 6 ? null : lastAssignment(model, name, i, r.startPosition.row + 1);
+        return a && a.functionIndex === i && !a.fromWith ? unwrap(a.value) : null;
+      };
+      const t = value ? fetchedRow(model, value, fn.className ?? undefined, follow) : null;
       const found = t ? t.slice(t.lastIndexOf('.') + 1) : null;
       if (!found || (entity && found !== entity)) return;
       entity = found;
@@ -133,10 +145,16 @@ function collectionLoops(model: FileModel, effects: Effect[][]): void {
         const type = valueTypeOf(model, holder.text, loop.functionIndex, line);
         const name = type && /^[\w.]+$/.test(type) ? short(type) : '';
         if (!model.modelClasses.has(name)) continue;
+        // A row a dependency injects (`lib: Library = Depends(get_library)`, `Annotated[Library, Depends(...)]`)
+        // was loaded there, with whatever options it chose.
+        const param = model.functions[loop.functionIndex]!.params.find((p) => p.name === holder!.text);
+        if (param && /\b(Depends|Security|Inject|Provide)\b/.test(`${param.annotation ?? ''} ${param.defaultText ?? ''}`)) continue;
         inline = { entity: name, text: '' };
       } else {
         if (a.fromWith || !a.value || a.target !== holder.text) continue;
         holder = unwrap(a.value);
+        // `lib = fetch(...) or abort(404)`: the row, when there is one.
+        if (holder?.type === 'boolean_operator' && holder.childForFieldName('operator')?.text === 'or') holder = unwrap(holder.childForFieldName('left'));
       }
     }
     let call: CallInfo | undefined;
@@ -156,6 +174,8 @@ function collectionLoops(model: FileModel, effects: Effect[][]): void {
     const { reads, calls } = itemUses(model, loop, t.name, t.iterable);
     if (!reads.length && !calls.length) continue;
     if (inline && (!calls.length && !reads.length || inline.text.length > MAX_ROWS_TEXT)) continue;
+    // A coroutine's own row: an `AsyncSession`'s, where a lazy load raises instead (PA111's).
+    if (inline && model.functions[loop.functionIndex]!.isAsync) continue;
     const w = iterationWriter(model, { functionIndex: loop.functionIndex }, loop) ? 'w' : '';
     const what = `${coll}|${t.name}|${reads.join(',')}|${calls.join(',')}|${w}`;
     effects[loop.functionIndex]!.push(inline
@@ -205,6 +225,9 @@ export function reportReturnedRowCollections(ctx: RepoRuleContext): void {
       const to = graph.resolveCall(ref.file, call);
       const fact = to ? graph.ownEffects(to).find((e) => e.kind === RETURNS_ROW) : undefined;
       if (!to || !fact) continue;
+      // A coroutine's row read in a coroutine: an `AsyncSession`'s, where the lazy load raises
+      // `MissingGreenlet` instead of querying (PA111 reports that failure).
+      if (graph.function(to).isAsync && graph.function(ref).isAsync) continue;
       const bar = fact.what.indexOf('|');
       owner = fact.what.slice(0, bar);
       text = fact.what.slice(bar + 1);
@@ -272,7 +295,8 @@ export function reportReturnedRowCollections(ctx: RepoRuleContext): void {
       const m = methods.get(`${entity}.${key}`);
       if (!m) continue;
       const own = graph.ownEffects(m);
-      const reads = own.find((e) => e.kind === ROW_READS)?.what.split(',');
+      // The sites are calls without arguments: every flag of the method is left at its default.
+      const reads = rowReadsAt(own, key.endsWith('@') ? null : { passes: '|' });
       if (!reads || own.some((e) => e.kind === ROW_QUERY)) continue;
       const hits = reads.map((r) => [r, lazy.get(r)] as const).filter((x): x is readonly [string, LazyRelationship] => !!x[1] && !direct.has(x[0]));
       if (hits.length) report(u, hits, key.endsWith('@') ? `${graph.function(m).qualifiedName} (a property)` : graph.function(m).qualifiedName);

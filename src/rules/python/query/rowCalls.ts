@@ -23,7 +23,7 @@ import { insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { classOfFunction } from '../../../semantic/classes.js';
 import { classifyDbCall, commitsPerIteration, isModelClassName, iterationWriter, loadedModel, loopsDomain, loopWritesDb, rowsSource, smallLiteralProduct } from './dbCalls.js';
 import { encodeDomain } from '../../../semantic/loopDomain.js';
-import { flagGuard } from '../../../semantic/guards.js';
+import { flagAtCall, flagGuard } from '../../../semantic/guards.js';
 import { iterationSource } from '../../../semantic/smallLiterals.js';
 import { invariantIn, lastAssignment, notPerRow, repeatsReads, stopsAfter, unwrap } from './semantics.js';
 import { returnsOf, selfRowsResolver } from './selfRows.js';
@@ -440,10 +440,39 @@ function rowReads(model: FileModel, effects: Effect[][]): void {
     if (!fn.className || fn.parent >= 0 || fn.params[0]?.name !== 'self' || !fn.body || !isModelClassName(model, fn.className)) return;
     const text = fn.body.text;
     if (!text.includes('self.')) return;
-    const names = new Set<string>();
-    // `self.name` read (not called, not assigned) in the method's own body.
-    for (const m of namesThen(text, 'self', ATTRIBUTE_READ)) names.add(m[1]!);
-    if (names.size) effects[i]!.push({ kind: ROW_READS, what: [...names].slice(0, 40).join(','), line: fn.startLine, column: 1 });
+    // `self.name` read (not called, not assigned) in the method's own body; with the flag guard
+    // every read of it sits under (`def to_dict(self, with_readers=False): if with_readers: ...`),
+    // as `name^guard` (see PARAM_READS): a call that leaves the flag off reads nothing.
+    const guards = new Map<string, string>();
+    const flagged = fn.params.length > 1;
+    for (const m of namesThen(text, 'self', ATTRIBUTE_READ)) {
+      const name = m[1]!;
+      if (!flagged) {
+        guards.set(name, '');
+        continue;
+      }
+      if (guards.get(name) === '') continue;
+      const at = fn.body.startIndex + m.index + 1;
+      const node = model.root.descendantForIndex(at, at + name.length);
+      const guard = node ? flagGuard(model, node, i) ?? '' : '';
+      const known = guards.get(name);
+      guards.set(name, known === undefined || known === guard ? (/[|,^]/.test(guard) ? '' : guard) : '');
+    }
+    const names = [...guards].map(([n, g]) => (g ? `${n}^${g}` : n));
+    if (names.length) effects[i]!.push({ kind: ROW_READS, what: names.slice(0, 40).join(','), line: fn.startLine, column: 1 });
+  });
+}
+
+/**
+ * The names a model method reads on its row (`ROW_READS`) when `call` calls it: a read under a
+ * flag the call leaves off (`to_dict()` of `def to_dict(self, with_readers=False)`) is not made.
+ */
+export function rowReadsAt(effects: readonly Effect[], call: { passes?: string } | null | undefined): string[] | undefined {
+  const listed = effects.find((e) => e.kind === ROW_READS)?.what.split(',');
+  if (!listed) return undefined;
+  return listed.flatMap((n) => {
+    const at = n.indexOf('^');
+    return at < 0 ? [n] : flagAtCall(call?.passes, n.slice(at + 1)) === 'off' ? [] : [n.slice(0, at)];
   });
 }
 

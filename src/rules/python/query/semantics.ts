@@ -483,10 +483,22 @@ function comparesItemToLiteral(cond: SyntaxNode | null, names: Set<string>, inva
  */
 export function lookupByKey(model: FileModel, node: SyntaxNode, loop: LoopInfo): boolean {
   const names = loopTargets(loop);
-  const invariant = (name: string) => !perIterationNames(model, loop).has(name);
+  // A key an enclosing loop changes (`for label in labels: [b for b in books if b.kind == label]`)
+  // partitions the items: every one of them is kept once over the outer loop.
+  const outer = new Set<string>();
+  for (const l of model.loops) {
+    if (l !== loop && l.functionIndex === loop.functionIndex && l.node.startIndex <= loop.node.startIndex && loop.node.endIndex <= l.node.endIndex) {
+      for (const n of loopTargets(l)) outer.add(n);
+    }
+  }
+  const invariant = (name: string) => !outer.has(name) && !perIterationNames(model, loop).has(name);
   if (loop.kind !== 'comprehension') return guardedByItemValue(node, loop, names, invariant);
+  // The body (`[s.as_json() for s in shelves if s.id == wanted]`) runs for the items every
+  // `if` clause keeps, though it is written before them; a clause runs after those before it.
+  const body = loop.node.childForFieldName('body');
+  const inBody = !!body && node.startIndex >= body.startIndex && node.endIndex <= body.endIndex;
   for (const clause of loop.node.namedChildren) {
-    if (clause.startIndex >= node.startIndex) break;
+    if (!inBody && clause.startIndex >= node.startIndex) break;
     if (clause.type === 'if_clause' && comparesItemToLiteral(clause.namedChild(0), names, invariant)) return true;
   }
   return false;
