@@ -33,7 +33,7 @@ import { expiringAsyncFactory } from '../../../semantic/sessionExpiry.js';
 import { callAt, callsOf, namesBuiltWith, type CallInfo, type FileModel } from '../../../semantic/model.js';
 import { asyncHandles } from '../../../semantic/asyncSessions.js';
 import { modelsNamed } from '../../projectFacts.js';
-import { callArgs, insideNestedDef, lastAssignment, unwrap } from './semantics.js';
+import { callArgs, insideNestedDef, lastAssignment, loopTarget, unwrap } from './semantics.js';
 import { bindsName } from '../../../semantic/codeText.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import type { Effect } from '../../../analysis/summary.js';
@@ -71,7 +71,7 @@ export const asyncLazyLoad: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Implicit IO on a row an `AsyncSession` holds (a lazy relationship, or any attribute after a commit expired it): it raises `MissingGreenlet`',
-    what: 'In a coroutine, finds a lazy relationship (the default `lazy="select"`) read on one row that an `AsyncSession` loaded — `row = await session.get(Model, id)`, `row = (await session.scalars(select(Model)...)).first()` / `.one()` / `.one_or_none()`, `(await session.execute(select(Model)...)).scalar_one_or_none()`, `await session.scalar(select(Model)...)` — when no loader option of the query loads it (`selectinload(Model.rel)`, `joinedload(...)`, also chained and in `session.get(..., options=[...])`; `raiseload`/`noload` naming it silence it too, while `lazyload(Model.rel)`, a path through it with `defaultload`, or a filter on it, `Model.rel.any(...)`, load nothing) and no `await session.refresh(row, ["rel"])` came before: `row.rel`, `row.rel.append(x)`, `row.rel.name`. High for a collection or the side of a one-to-one without the foreign key (always a SELECT); medium for a many-to-one, which the identity map may serve without IO when its row is already loaded. Also through calls: the row a coroutine of the repo returns (`return await self.session.get(Model, i)`, `row = ...; return row`) when its caller reads a lazy relationship on it (`row = await repo.get(i); row.rel`); not when the coroutine refreshed it or awaited the attribute before returning, returns something reached from the row, or loads it on a session of its own (the row leaves detached: another error). Loops over rows are PA108\'s. Silent for a name bound more than once in the function (which row a read sees depends on the path), for an earlier eager query of the function whose rows are kept in a name (the identity map hands the row back; it holds rows weakly, so thrown-away results do not count), and for relationships declared eager (`selectin`, `joined`, `subquery`, `immediate`) or `raise`, `noload`, `dynamic`, `write_only`, for `await row.awaitable_attrs.rel`, for rows of a sync session, and when the name is bound again before the read. After a commit: when every async session factory of the project keeps `expire_on_commit=True` (SQLAlchemy\'s default; PA404 reports the factory), the first read of a row the coroutine holds on an `AsyncSession` (loaded by it, or `row = Model(...)` added to it) after an `await session.commit()` that runs on every path to the read (its statement\'s block encloses the read): an attribute (`row.id` too: the commit expires every attribute), `Out.model_validate(row)` / `from_orm(row)`, or `return row` from a route with a response model (`response_model=`, or a return annotation naming a class: FastAPI validates it in the event loop after the handler). After a rollback the same, whatever the factory says (`Session.rollback()` expires every row the session loaded; an object only added to it leaves with its state, so only loaded rows count): `except IntegrityError: await session.rollback(); return f\"{row.name} is taken\"`. Through calls too: the row a coroutine returns after its own commit expired it (`session.add(u); await session.commit(); return u`, no refresh), read by its caller (`u = await create_user(...)` then `u.id`, or a route\'s `return await create_user(...)` into its response model); not when the caller refreshes it, hands it on or runs a query on a session before reading it (the query may hand the row back reloaded), nor when the coroutine itself reads it before returning (that read is reported there), nor when it opened the session itself (`async with Maker() as s:`: the row leaves detached, another error). The session may be a name or a repository\'s `self.session`; the commit an `await session.commit()`, the end of an `async with session.begin():` block around the row\'s binding, or an awaited call handed the session whose function commits after its last statement, unconditionally and with no refresh after (`async def save(s): await s.commit()` … `await save(session)` then `post.title`; decided in the repo phase). A commit in a `try` body whose every handler leaves (`raise`, `return`) runs before whatever follows the `try` (not before its handlers, which run when it failed: a rollback there is what expires a loaded row). Silent after `await session.refresh(row)` (`refresh(row, [\"name\"])` loads only the attributes it names: reads of the others are still reported), a query of the row\'s model on that session, or a call handed the row or the session (`await commit_and_refresh(session, row)`) or made on an object built from it (`repo = Repo(session)`, `await repo.get(i)`), between the commit and the read (a flush or another table\'s query reloads nothing); for a row deleted or expunged before the commit (it leaves detached with its state); for a method call on the row, an attribute the code set again after the commit, and reads in a nested def or a lambda; for a route with no response model (FastAPI encodes the object with `vars()`, which loads nothing) or whose response model is the ORM class itself (a SQLModel table class is encoded from its `__dict__`); and when any async factory outside tests turns expiry off or sets it from a value the code cannot read (a name, `**options`), or the project sets `expire_on_commit` anywhere else (`s.sync_session.expire_on_commit = False`, `Maker(expire_on_commit=False)` per call, `configure(...)`): which factory a session came from is not followed. In a tree of several projects (each directory with its own manifest), the factories and settings of the file\'s own project decide, when it has any. Through a serialiser or a response model pydantic v2 reports the failure as a validation error (FastAPI: a 500 `ResponseValidationError`). A row read after `async with Maker() as s, s.begin():` has left with the closed session (a `DetachedInstanceError`, not this): silent.',
+    what: 'In a coroutine, finds a lazy relationship (the default `lazy="select"`) read on one row that an `AsyncSession` loaded — `row = await session.get(Model, id)`, `row = (await session.scalars(select(Model)...)).first()` / `.one()` / `.one_or_none()`, `(await session.execute(select(Model)...)).scalar_one_or_none()`, `await session.scalar(select(Model)...)` — when no loader option of the query loads it (`selectinload(Model.rel)`, `joinedload(...)`, also chained and in `session.get(..., options=[...])`; `raiseload`/`noload` naming it silence it too, while `lazyload(Model.rel)`, a path through it with `defaultload`, or a filter on it, `Model.rel.any(...)`, load nothing) and no `await session.refresh(row, ["rel"])` came before: `row.rel`, `row.rel.append(x)`, `row.rel.name`. High for a collection or the side of a one-to-one without the foreign key (always a SELECT); medium for a many-to-one, which the identity map may serve without IO when its row is already loaded. Also through calls: the row a coroutine of the repo returns (`return await self.session.get(Model, i)`, `row = ...; return row`) when its caller reads a lazy relationship on it (`row = await repo.get(i); row.rel`); not when the coroutine refreshed it or awaited the attribute before returning, returns something reached from the row, or loads it on a session of its own (the row leaves detached: another error). Loops over rows are PA108\'s. Silent for a name bound more than once in the function (which row a read sees depends on the path), for an earlier eager query of the function whose rows are kept in a name (the identity map hands the row back; it holds rows weakly, so thrown-away results do not count), and for relationships declared eager (`selectin`, `joined`, `subquery`, `immediate`) or `raise`, `noload`, `dynamic`, `write_only`, for `await row.awaitable_attrs.rel`, for rows of a sync session, and when the name is bound again before the read. After a commit: when every async session factory of the project keeps `expire_on_commit=True` (SQLAlchemy\'s default; PA404 reports the factory), the first read of a row the coroutine holds on an `AsyncSession` (loaded by it, or `row = Model(...)` added to it) after an `await session.commit()` that runs on every path to the read (its statement\'s block encloses the read): an attribute (`row.id` too: the commit expires every attribute), `Out.model_validate(row)` / `from_orm(row)`, or `return row` from a route with a response model (`response_model=`, or a return annotation naming a class: FastAPI validates it in the event loop after the handler). After a rollback the same, whatever the factory says (`Session.rollback()` expires every row the session loaded; an object only added to it leaves with its state, so only loaded rows count): `except IntegrityError: await session.rollback(); return f\"{row.name} is taken\"`. Through calls too: the row a coroutine returns after its own commit expired it (`session.add(u); await session.commit(); return u`, no refresh), read by its caller (`u = await create_user(...)` then `u.id`, or a route\'s `return await create_user(...)` into its response model); not when the caller refreshes it, hands it on or runs a query on a session before reading it (the query may hand the row back reloaded), nor when the coroutine itself reads it before returning (that read is reported there), nor when it opened the session itself (`async with Maker() as s:`: the row leaves detached, another error). The session may be a name or a repository\'s `self.session`; the commit an `await session.commit()`, the end of an `async with session.begin():` block around the row\'s binding, or an awaited call handed the session whose function commits after its last statement, unconditionally and with no refresh after (`async def save(s): await s.commit()` … `await save(session)` then `post.title`; decided in the repo phase). A commit in a `try` body whose every handler leaves (`raise`, `return`) runs before whatever follows the `try` (not before its handlers, which run when it failed: a rollback there is what expires a loaded row). Silent after `await session.refresh(row)` (`refresh(row, [\"name\"])` loads only the attributes it names: reads of the others are still reported), a query of the row\'s model on that session, or a call handed the row or the session (`await commit_and_refresh(session, row)`) or made on an object built from it (`repo = Repo(session)`, `await repo.get(i)`), between the commit and the read (a flush or another table\'s query reloads nothing); for a row deleted or expunged before the commit (it leaves detached with its state); for a method call on the row, an attribute the code set again after the commit, and reads in a nested def or a lambda; for a route with no response model (FastAPI encodes the object with `vars()`, which loads nothing) or whose response model is the ORM class itself (a SQLModel table class is encoded from its `__dict__`); and when any async factory outside tests turns expiry off or sets it from a value the code cannot read (a name, `**options`), or the project sets `expire_on_commit` anywhere else (`s.sync_session.expire_on_commit = False`, `Maker(expire_on_commit=False)` per call, `configure(...)`): which factory a session came from is not followed. In a tree of several projects (each directory with its own manifest), the factories and settings of the file\'s own project decide, when it has any. Through a serialiser or a response model pydantic v2 reports the failure as a validation error (FastAPI: a 500 `ResponseValidationError`). A row read after `async with Maker() as s, s.begin():` has left with the closed session (a `DetachedInstanceError`, not this): silent. Rows held in a list are expired alike: `rows = (await session.scalars(select(Model)...)).all()` (or `result.scalars().all()` of an awaited `execute`), then an awaited commit of that session on every path, then a loop or comprehension over `rows` that reads an attribute of each item (the first read is reported); not after a query of the model on the session, a refresh, or a call handed the list or the session, and not for `Row` tuples (`execute(...).all()` without `.scalars()`).',
     why: 'Under `AsyncSession` an attribute access cannot await: the lazy load\'s SELECT raises `MissingGreenlet` ("greenlet_spawn has not been called; can\'t call await_only() here") instead of running. The code reads like a plain attribute and fails at run time, often only on the path that first touches the relationship.',
     bad: "from sqlalchemy import ForeignKey\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass Order(Base):\n    __tablename__ = \"orders\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    lines: Mapped[list[\"Line\"]] = relationship()\n\n\nclass Line(Base):\n    __tablename__ = \"lines\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    order_id: Mapped[int] = mapped_column(ForeignKey(\"orders.id\"))\n    sku: Mapped[str]\n\n\nasync def order_lines(session: AsyncSession, order_id: int):\n    order = await session.get(Order, order_id)\n    return [line.sku for line in order.lines]\n",
     good: "from sqlalchemy import ForeignKey\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass Order(Base):\n    __tablename__ = \"orders\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    lines: Mapped[list[\"Line\"]] = relationship()\n\n\nclass Line(Base):\n    __tablename__ = \"lines\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    order_id: Mapped[int] = mapped_column(ForeignKey(\"orders.id\"))\n    sku: Mapped[str]\n\n\nasync def order_lines(session: AsyncSession, order_id: int):\n    order = await session.get(Order, order_id, options=[selectinload(Order.lines)])\n    return [line.sku for line in order.lines]\n",
@@ -105,6 +105,19 @@ export const asyncLazyLoad: FileRule & RepoRule = {
     }
     // A commit expires the rows only under `expire_on_commit=True`; a rollback always does.
     const expiring = expiringAsyncFactory(project, model.path);
+    // Rows held in a list (`rows = (await s.scalars(select(M))).all()`), walked after the commit.
+    if (expiring) {
+      for (const read of expiredListReads(model, isAsync)) {
+        if (reported.has(`@${read.node.startIndex}`)) continue;
+        reported.add(`@${read.node.startIndex}`);
+        ctx.report({
+          node: read.node,
+          message: `\`${read.item}.${read.field}\` reads each row of \`${read.list}\` (${read.entity} rows an \`AsyncSession\` loaded on line ${read.loadLine}) after \`${read.commit}\` (line ${read.commitLine}) expired them: the project's async sessions expire their rows on commit (\`${expiring.kind}\` at ${expiring.file}:${expiring.line} keeps \`expire_on_commit=True\`${expiring.expireOnCommit === null ? ', the default' : ''}), so the read reloads the row, and that implicit IO fails with \`MissingGreenlet\``,
+          severity: 'high',
+          recommendation: `read what the loop needs before the commit, or \`expire_on_commit=False\` on the factory (or on this session: \`${read.session}.sync_session.expire_on_commit = False\`)`,
+        });
+      }
+    }
     for (const read of expiredReads(model, isAsync, expiring !== null)) {
       // One finding per row, and none where the lazy-load one already stands.
       const key = `${read.row}:${read.fnIndex}`;
@@ -459,6 +472,103 @@ function* expiredReads(model: FileModel, isAsync: ReturnType<typeof asyncHandles
       if (!read) continue;
       yield { ...read, row: row.name, session: row.session, commit: end.text, commitLine: end.line, fnIndex: row.fnIndex, rollback: end.rollback };
       break;
+    }
+  }
+}
+
+interface ExpiredListRead {
+  node: SyntaxNode;
+  list: string;
+  item: string;
+  field: string;
+  entity: string;
+  session: string;
+  loadLine: number;
+  commit: string;
+  commitLine: number;
+}
+
+/** `.all()` (or `.unique().all()`) at the end of a result's chain: the rows as a list. */
+const ALL_ROWS = /\.(?:unique\(\s*\)\s*\.)?all\(\s*\)\s*$/;
+
+/**
+ * Rows of one model an `AsyncSession` loaded into a list, in a coroutine: `rows = (await
+ * s.scalars(select(M)...)).all()`, `rows = (await s.execute(select(M))).scalars().all()`, or
+ * `result = await s.execute(select(M)...)` then `rows = result.scalars().all()`.
+ */
+function* loadedLists(model: FileModel, isAsync: ReturnType<typeof asyncHandles>): Generator<{ name: string; entity: string; session: string; from: number; fnIndex: number; line: number }> {
+  for (const a of model.assignments) {
+    if (a.functionIndex < 0 || !model.functions[a.functionIndex]!.isAsync || !/^[A-Za-z_]\w*$/.test(a.target) || !a.value || a.fromWith) continue;
+    if (!ALL_ROWS.test(a.value.text)) continue;
+    // The awaited load: in the value, or in the value of the result name its chain starts from.
+    let range: SyntaxNode = a.value;
+    if (!a.value.text.includes('await')) {
+      const root = /^([A-Za-z_]\w*)\./.exec(a.value.text)?.[1];
+      const bound = root ? lastAssignment(model, root, a.functionIndex, a.line) : null;
+      if (!bound?.value || bound.functionIndex !== a.functionIndex || bound.value.type !== 'await' || !boundOnce(model, a.functionIndex, root!)) continue;
+      range = bound.value;
+    }
+    for (const call of callsOf(model, a.functionIndex)) {
+      if (call.node.startIndex < range.startIndex || call.node.endIndex > range.endIndex || !call.awaited) continue;
+      if (!/^(scalars|execute|exec)$/.test(call.method)) continue;
+      const first = unwrap(callArgs(call.node).positional[0] ?? null);
+      const m = first ? /^select\(\s*([\w.]+)\s*\)/.exec(first.text.replace(/\s+/g, '')) : null;
+      const entity = m ? m[1]!.split('.').pop()! : '';
+      // `execute(select(M))` gives `Row`s unless the chain takes their scalars.
+      if (call.method === 'execute' && !/\.scalars\(\s*\)/.test(a.value.text)) continue;
+      if (!model.modelClasses.has(entity) || !call.dottedReceiver || !SESSION_PATH.test(call.dottedReceiver) || !onAsyncSession(model, call, isAsync)) continue;
+      yield { name: a.target, entity, session: call.dottedReceiver, from: a.node.endIndex, fnIndex: a.functionIndex, line: a.line };
+      break;
+    }
+  }
+}
+
+/**
+ * The first attribute read on the items of a list of an `AsyncSession`'s rows (see
+ * {@link loadedLists}) in a loop or comprehension over the list after an awaited commit of that
+ * session that runs on every path to it. Not after a query of the model on the session, a refresh
+ * or a call handed the list or the session (any may load the rows again), nor for a list bound
+ * more than once.
+ */
+function* expiredListReads(model: FileModel, isAsync: ReturnType<typeof asyncHandles>): Generator<ExpiredListRead> {
+  if (!/\.all\(/.test(model.source)) return;
+  for (const rows of loadedLists(model, isAsync)) {
+    const fn = model.functions[rows.fnIndex]!;
+    if (!fn.body || !boundOnce(model, rows.fnIndex, rows.name)) continue;
+    const calls = callsOf(model, rows.fnIndex).filter((c) => c.node.startIndex > rows.from && !insideNestedDef(c.node, fn.node));
+    const commits = calls.filter((c) => c.method === 'commit' && c.awaited && c.dottedReceiver === rows.session);
+    for (const commit of commits) {
+      const dominated = dominatedBlock(commit.node);
+      if (!dominated) continue;
+      const after = calls.filter((c) => c.node.startIndex > commit.node.endIndex);
+      const reload = after.find((c) => (c.dottedReceiver === rows.session && (RELOADS.test(c.method) || c.method === 'refresh'))
+        || [...callArgs(c.node).positional, ...callArgs(c.node).keywords.values()].some((x) => x?.text === rows.name || x?.text === rows.session));
+      const limit = Math.min(reload ? reload.node.startIndex : Infinity, dominated.block.endIndex);
+      let found: ExpiredListRead | null = null;
+      for (const loop of model.loops) {
+        if (loop.functionIndex !== rows.fnIndex || loop.kind === 'while' || loop.node.startIndex < commit.node.endIndex || loop.node.startIndex >= limit) continue;
+        if (dominated.skip.some(([x, y]) => loop.node.startIndex >= x && loop.node.startIndex < y)) continue;
+        const t = loopTarget(loop);
+        const it = t ? unwrap(t.iterable) : null;
+        if (!t || it?.type !== 'identifier' || it.text !== rows.name) continue;
+        for (const attr of loop.node.descendantsOfType('attribute')) {
+          if (attr.startIndex < loop.iterStart || attr.startIndex >= loop.iterEnd || insideNestedDef(attr, fn.node)) continue;
+          const obj = attr.childForFieldName('object');
+          const field = attr.childForFieldName('attribute')?.text ?? '';
+          if (obj?.type !== 'identifier' || obj.text !== t.name || !field || field.startsWith('__') || field === 'awaitable_attrs' || attr.startIndex >= limit) continue;
+          const parent = attr.parent;
+          if (parent?.type === 'call' && parent.childForFieldName('function')?.id === attr.id) continue;
+          if (parent?.type === 'assignment' && parent.childForFieldName('left')?.id === attr.id) continue;
+          if (!found || attr.startIndex < found.node.startIndex) {
+            found = { node: attr, list: rows.name, item: t.name, field, entity: rows.entity, session: rows.session, loadLine: rows.line, commit: `await ${commit.calleeText}()`, commitLine: commit.line };
+          }
+        }
+        if (found) break;
+      }
+      if (found) {
+        yield found;
+        break;
+      }
     }
   }
 }
