@@ -19,6 +19,9 @@
  * Also on a repository library's service (advanced-alchemy): `get_one_or_none(col=v)` tested,
  * then `self.create({"col": v, ...})` where nothing was found.
  *
+ * Also a generic get-or-create (`def get_or_create(self, model, **kwargs)`: `filter_by(**kwargs)`,
+ * then `model(**kwargs)` where nothing was found).
+ *
  * Silent look-alikes: the insert (or its commit) in a `try` whose handler catches
  * `IntegrityError`; `on_conflict_do_nothing/update` or
  * `merge` in the function; a new row built without the looked-up column; a lookup whose result
@@ -56,7 +59,7 @@ export const checkThenInsert: FileRule & RepoRule = {
     severity: 'low',
     effort: 'S',
     summary: 'A row looked up by a key, then inserted with that key when missing, with no lock, ON CONFLICT or IntegrityError handling',
-    what: 'Finds a check-then-insert: a row of a model looked up by a column (`select(M).where(M.col == v)` with `.first()`/`.one_or_none()`/`scalar_one_or_none()`, `query(M).filter_by(col=v).first()`, `M.query.filter_by(...)`; or only whether one exists: `query(exists().where(M.col == v)).scalar()`, `scalar(select(M.id).where(...)) is not None`, `.count()` / `.count() > 0`), the result tested (`if row is None:`, `if not row:`, a guard that returns or raises, or the lookup tested inline: `if <lookup> is not None: raise`), and a new `M(col=...)` with the same column (or one copied from the object the value came from: `M.model_validate(body)`, `M(**body.model_dump())` with the lookup on `body.col`) `add`ed and committed or flushed in the same function (also per item: a lookup in a loop and the insert in the same iteration, after `if row is None:` or past `if row: continue` — a get-or-create of each tag a request names), when nothing uses `ON CONFLICT`/`merge`, and no `except IntegrityError` surrounds the insert (nor a handler of one of its base classes, `SQLAlchemyError`, `Exception`, that answers the error itself instead of raising it on: `rollback(); raise HTTPException(409)`, or nothing raised; `raise`, `raise e` or any other error, `HTTPException(500)` included, is still a 500). A `with_for_update()` on the check does not make it safe: it locks the row when there is one, and nothing when there is none. Also when the lookup is a helper of the repo that returns one row by a column compared with its parameter (`tag = find_tag(db, slug)`, `def find_tag(db, slug): return db.scalars(select(Tag).where(Tag.slug == slug)).first()`) and the caller adds a row built with the argument it passed there. Also in a service or repository built on a repository library (advanced-alchemy): `existing = await self.get_one_or_none(user_id=u, provider=p)`, a test of `existing`, then `self.create({...})`/`self.add(...)` with the same values for every looked-up field where none was found (the library flushes the INSERT), with no `upsert` in the function and no handler for the library\'s `IntegrityError`/`DuplicateKeyError`/`RepositoryError`. Silent when the function holds a lock around it (a PostgreSQL advisory lock, `with redis.lock(...)`, `lock.acquire()`, `with self._lock:`, a project helper named for a lock; not a lock made in the `with` itself, `with threading.Lock():`, which every call makes anew): a second caller waits for the first to commit and then finds its row. Low: it takes two concurrent first writes of the same key (a double submit, a retry).',
+    what: 'Finds a check-then-insert: a row of a model looked up by a column (`select(M).where(M.col == v)` with `.first()`/`.one_or_none()`/`scalar_one_or_none()`, `query(M).filter_by(col=v).first()`, `M.query.filter_by(...)`; or only whether one exists: `query(exists().where(M.col == v)).scalar()`, `scalar(select(M.id).where(...)) is not None`, `.count()` / `.count() > 0`), the result tested (`if row is None:`, `if not row:`, a guard that returns or raises, or the lookup tested inline: `if <lookup> is not None: raise`), and a new `M(col=...)` with the same column (or one copied from the object the value came from: `M.model_validate(body)`, `M(**body.model_dump())` with the lookup on `body.col`) `add`ed and committed or flushed in the same function (also per item: a lookup in a loop and the insert in the same iteration, after `if row is None:` or past `if row: continue` — a get-or-create of each tag a request names), when nothing uses `ON CONFLICT`/`merge`, and no `except IntegrityError` surrounds the insert (nor a handler of one of its base classes, `SQLAlchemyError`, `Exception`, that answers the error itself instead of raising it on: `rollback(); raise HTTPException(409)`, or nothing raised; `raise`, `raise e` or any other error, `HTTPException(500)` included, is still a 500). A `with_for_update()` on the check does not make it safe: it locks the row when there is one, and nothing when there is none. Also when the lookup is a helper of the repo that returns one row by a column compared with its parameter (`tag = find_tag(db, slug)`, `def find_tag(db, slug): return db.scalars(select(Tag).where(Tag.slug == slug)).first()`) and the caller adds a row built with the argument it passed there. Also in a service or repository built on a repository library (advanced-alchemy): `existing = await self.get_one_or_none(user_id=u, provider=p)`, a test of `existing`, then `self.create({...})`/`self.add(...)` with the same values for every looked-up field where none was found (the library flushes the INSERT), with no `upsert` in the function and no handler for the library\'s `IntegrityError`/`DuplicateKeyError`/`RepositoryError`. Silent when the function holds a lock around it (a PostgreSQL advisory lock, `with redis.lock(...)`, `lock.acquire()`, `with self._lock:`, a project helper named for a lock; not a lock made in the `with` itself, `with threading.Lock():`, which every call makes anew): a second caller waits for the first to commit and then finds its row. Also a generic get-or-create, where the model is a parameter and the key the caller\'s keywords (`def get_or_create(self, model, defaults=None, **kwargs)`: `query(model).filter_by(**kwargs).first()`, tested, then `model(**kwargs)` or `model(**params)` with `params` made from `kwargs`, added and flushed or committed): every get-or-create of the project goes through it. Low: it takes two concurrent first writes of the same key (a double submit, a retry).',
     why: 'Under READ COMMITTED, PostgreSQL\'s default, two concurrent calls both run the SELECT before either commits, both find nothing, and both insert. Without a unique constraint the table gets a duplicate; with one, the slower call fails with an `IntegrityError` the code never expected, which a request answers with a 500.',
     bad:
       'from sqlalchemy import String, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column\n\n\n'
@@ -83,6 +86,7 @@ export const checkThenInsert: FileRule & RepoRule = {
       const text = model.source.slice(fn.start, fn.end);
       if (!/\.add\s*\(/.test(text) || !/(first|one_or_none|scalar|count)\s*\(/.test(text) || CONFLICT_SAFE.test(text)) return;
       checkFunction(ctx, model, fnIndex, models, assignmentsByFunction(model).get(fnIndex) ?? []);
+      if (text.includes('**')) checkGenericGetOrCreate(ctx, model, fnIndex);
     });
   },
   /**
@@ -120,6 +124,52 @@ export const checkThenInsert: FileRule & RepoRule = {
     }
   },
 };
+
+/**
+ * A generic get-or-create: the model is a parameter and the key whatever the caller passes as
+ * keywords (`def get_or_create(self, model, defaults=None, **kwargs)`): a row of `model` looked up
+ * with `filter_by(**kwargs)`, tested, then `model(**kwargs)` (or `model(**params)`, `params` built
+ * from `kwargs`) added and flushed or committed where none was found. Every get-or-create of the
+ * project goes through it: one race for all of them.
+ */
+function checkGenericGetOrCreate(ctx: FileRuleContext, model: FileModel, fnIndex: number): void {
+  const fn = model.functions[fnIndex]!;
+  const params = fn.node.childForFieldName('parameters');
+  const splat = params?.namedChildren.find((p) => p.type === 'dictionary_splat_pattern')?.namedChild(0)?.text;
+  if (!splat) return;
+  const names = fn.params.slice(selfOffset(fn)).map((p) => p.name);
+  const calls = callsOf(model, fnIndex);
+  for (const a of assignmentsByFunction(model).get(fnIndex) ?? []) {
+    if (!a.value || !/^[A-Za-z_]\w*$/.test(a.target) || a.loops.length) continue;
+    const t = unwrap(a.value)!.text.replace(/\s+/g, '');
+    if (!SINGLE.test(t) || /with_for_update/.test(t)) continue;
+    // `query(model).filter_by(**kwargs)`, `select(model).filter_by(**kwargs)`: the model a parameter.
+    const m = /\b(?:query|select)\(([A-Za-z_]\w*)\)/.exec(t);
+    const cls = m?.[1];
+    if (!cls || !names.includes(cls) || !t.includes(`.filter_by(**${splat})`)) continue;
+    const look: Lookup = { name: a.target, model: cls, columns: new Map(), line: a.line, node: a.node, locked: false };
+    const regions = missingRegions(fn.node, look);
+    if (!regions.length) continue;
+    for (const add of calls) {
+      if (add.method !== 'add' || !add.hasReceiver || add.node.startIndex <= a.node.endIndex) continue;
+      const arg = unwrap(callArgs(add.node).positional[0] ?? null);
+      const ctor = arg ? constructorOf(model, arg, fnIndex, add.line) : null;
+      if (!ctor || ctor.childForFieldName('function')?.text !== cls || !regions.some((r) => ctor.startIndex >= r.from && ctor.endIndex <= r.to)) continue;
+      // Built from the same keywords: `model(**kwargs)`, or `model(**params)` with `params` made from them.
+      const splats = (ctor.childForFieldName('arguments')?.namedChildren ?? []).filter((x) => x.type === 'dictionary_splat').map((x) => x.namedChild(0)?.text ?? '');
+      const fromKwargs = splats.some((n) => n === splat || new RegExp(`(^|[^\\w])${splat}([^\\w]|$)`).test(unwrap(lastAssignment(model, n, fnIndex, add.line)?.value ?? null)?.text ?? ''));
+      if (!fromKwargs) continue;
+      const end = calls.find((c) => (c.method === 'commit' || c.method === 'flush') && c.hasReceiver && c.node.startIndex > add.node.startIndex);
+      if (!end || guarded(add.node, fn.node) || guarded(end.node, fn.node)) continue;
+      ctx.report({
+        node: add.node,
+        message: `check-then-insert in a generic get-or-create: a \`${cls}\` row is looked up by the caller's keywords (\`filter_by(**${splat})\`, line ${a.line}) and a new one built from the same keywords is added here when none is found, then ${end.method === 'commit' ? 'committed' : 'flushed'} (line ${end.line}); no lock, no \`ON CONFLICT\` and no \`IntegrityError\` handling: two concurrent calls with the same keys both find nothing and both insert, leaving a duplicate or failing with an \`IntegrityError\` — for every model that goes through it`,
+        severity: 'low',
+      });
+      return;
+    }
+  }
+}
 
 /** Own effect: the function returns one row of `Model` looked up by columns compared with its parameters (`what` = `Model|col:position:param,...`). */
 export const LOOKUP_SOURCE = 'lookup_source';
