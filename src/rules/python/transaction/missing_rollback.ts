@@ -35,7 +35,7 @@ import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { FLUSH_EFFECT, QUERY_EFFECT, WRITE_EFFECT } from '../query/dbCalls.js';
-import { COMMIT_EFFECT, OWN_COMMIT_EFFECT } from './effects.js';
+import { COMMIT_EFFECT, OWN_COMMIT_EFFECT, TXN_LOOP_CALL } from './effects.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 import { assignmentsTo, callAt, effectiveRole, isFlaskHandle, variableRefs } from '../../../semantic/model.js';
@@ -56,7 +56,7 @@ export const missingRollback: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'A failed commit, flush or statement whose session is never rolled back before it is used again',
-    what: 'Finds a `try` around a commit, flush, statement or query whose `except` catches database errors (bare, `Exception`, `SQLAlchemyError`, `IntegrityError`, …) and neither calls `rollback()` nor re-raises while the session is used again — after the `try`, or by the next iteration of a loop around it (`for row in rows: db.add(...); try: db.commit() except IntegrityError: continue`: after the first duplicate every commit fails; also a DB-API cursor, whose transaction refuses every statement after an error; not inside `begin_nested()`, nor on an autocommit connection) — or uses the session before its rollback; and a commit outside any `try` and session `with` that follows a write and a call that can fail outside the database (network, file I/O), so a failure there leaves the flushed writes on a session nobody rolls back — only for a session that outlives the function and that no caller owns (a module-level session, one the function keeps open itself): a session handed in as a parameter is closed, and rolled back, by whoever handed it in, and Flask-SQLAlchemy\'s `db.session` by the app context\'s teardown. A handler that hands the session to a helper (`reset(session)`) before using it is taken to clean it up. Low when a session `with` around the commit rolls back on exit anyway. Also through calls: in a loop that goes on, a `try` around a call of a same-repo function that reaches the database (not a session provider called as a `with` item, nor a function that opens and commits a session of its own, nor one whose writes all sit in a `try` that rolls back and re-raises: the caller\'s handler then gets a session already rolled back) whose handler swallows the error: `low`, since the helper fails in other ways too. On Flask\'s request-scoped session (`db.session`, `g.session`) in a function that does not use it again and whose handler answers the request (`return jsonify(...)`, `return body, 409`), advisory when nothing in the repo calls that function (a project\'s own view classes, dispatched by its router); not in a background job, nor in a module that pushes one app context for a whole worker: the request\'s teardown removes the session, rolling back, before anyone meets it failed.',
+    what: 'Finds a `try` around a commit, flush, statement or query whose `except` catches database errors (bare, `Exception`, `SQLAlchemyError`, `IntegrityError`, …) and neither calls `rollback()` nor re-raises while the session is used again — after the `try`, or by the next iteration of a loop around it (`for row in rows: db.add(...); try: db.commit() except IntegrityError: continue`: after the first duplicate every commit fails; also a DB-API cursor, whose transaction refuses every statement after an error; not inside `begin_nested()`, nor on an autocommit connection) — or uses the session before its rollback; and a commit outside any `try` and session `with` that follows a write and a call that can fail outside the database (network, file I/O), so a failure there leaves the flushed writes on a session nobody rolls back — only for a session that outlives the function and that no caller owns (a module-level session, one the function keeps open itself): a session handed in as a parameter is closed, and rolled back, by whoever handed it in, and Flask-SQLAlchemy\'s `db.session` by the app context\'s teardown. A handler that hands the session to a helper (`reset(session)`) before using it is taken to clean it up. Low when a session `with` around the commit rolls back on exit anyway. Also through calls: in a loop that goes on, a `try` around a call of a same-repo function that reaches the database (not a session provider called as a `with` item, nor a function that opens and commits a session of its own, nor one whose writes all sit in a `try` that rolls back and re-raises: the caller\'s handler then gets a session already rolled back) whose handler swallows the error: `low`, since the helper fails in other ways too. On Flask\'s request-scoped session (`db.session`, `g.session`) in a function that does not use it again and whose handler answers the request (`return jsonify(...)`, `return body, 409`), advisory when nothing in the repo calls that function (a project\'s own view classes, dispatched by its router); not in a background job, nor in a module that pushes one app context for a whole worker: the request\'s teardown removes the session, rolling back, before anyone meets it failed. Also a function whose own `try` (outside any loop) swallows such a call\'s failure when a caller of the repo runs it once per item of a loop and opens no session of its own (a queue consumer\'s `for msg in consumer: on_message(msg)` in one app context, `on_message` catching everything around a helper that commits): low, reported at the call in the `try`.',
     why: 'After a failed flush or commit a SQLAlchemy session refuses all further work until `rollback()` is called (`PendingRollbackError`), and its connection stays inside the failed transaction. An error swallowed without a rollback, or an exception between the writes and the commit, leaves the session and its connection in that state for whoever uses them next.',
     bad:
       'import logging\n\nfrom sqlalchemy.exc import SQLAlchemyError\nfrom sqlalchemy.orm import Session\n\nfrom app.models import User\n\nlog = logging.getLogger(__name__)\n\n\n'
@@ -145,9 +145,25 @@ export const missingRollback: FileRule & RepoRule = {
       // caller's handler a clean session: the writes that fail on the database are rolled back
       // where they failed (what else it runs is a read, whose usual error — no row — is not one).
       if (cleansUp(graph, to)) continue;
+      const fact = JSON.parse(site.what) as { header: string; top?: number };
+      // A `try` outside any loop of its function: a caller must run the function once per item
+      // of a loop (a consumer's `for msg in consumer: on_message(msg)`) on the same session.
+      const perItem = fact.top ? perItemCaller(graph, ref) : null;
+      if (fact.top && !perItem) continue;
       const key = `${file.path}:${site.what}`;
       if (done.has(key)) continue;
       done.add(key);
+      if (perItem) {
+        ctx.report({
+          path: file.path,
+          location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
+          message: `\`${call.calleeText}()\` reaches the database (\`${graph.chainNames(reach).join('` → `')}()\`) in a \`try\` whose \`${fact.header}\` handler neither rolls back nor re-raises, and \`${fn.name}\` runs once per item of a loop in \`${graph.function(perItem.ref).qualifiedName}\` (${graph.fileOf(perItem.ref).path}:${perItem.line}) on the same session: after a failed flush or commit the session refuses all work (\`PendingRollbackError\`), and on PostgreSQL any failed statement aborts the transaction (\`InFailedSqlTransaction\`), so every later item fails too; roll back in the handler`,
+          severity: 'low',
+          function: fn.name,
+          chain: graph.chainSteps(reach, { ref, call }),
+        });
+        continue;
+      }
       ctx.report({
         path: file.path,
         location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
@@ -165,6 +181,20 @@ export const missingRollback: FileRule & RepoRule = {
 const WRITES: readonly string[] = [WRITE_EFFECT, FLUSH_EFFECT, COMMIT_EFFECT];
 
 /**
+ * A caller that runs `fn` once per item of a loop (a `TXN_LOOP_CALL` site at the call) and opens
+ * no session of its own (which could be a fresh one per item): the first such call.
+ */
+function perItemCaller(graph: CallGraph, fn: FnRef): { ref: FnRef; line: number } | null {
+  for (const edge of graph.callers(fn)) {
+    if (edge.weak || edge.from.file === fn.file && edge.from.fn === fn.fn) continue;
+    const own = graph.ownEffects(edge.from);
+    if (own.some((e) => e.kind === OPENS_SESSION || e.kind === OWN_COMMIT_EFFECT || e.kind === OWN_SCOPE)) continue;
+    if (own.some((e) => e.kind === TXN_LOOP_CALL && e.line === edge.call.line && e.column === edge.call.column)) return { ref: edge.from, line: edge.call.line };
+  }
+  return null;
+}
+
+/**
  * Does every write the function makes, itself or through its callees, fail into a rollback and
  * re-raise ({@link CLEANS_UP})? A function that cleans up does; one with writes of its own outside
  * such a `try` does not; otherwise each callee that reaches a write must (a few levels deep). A
@@ -178,7 +208,10 @@ function cleansUp(graph: CallGraph, fn: FnRef, depth = 0): boolean {
   return writing.length > 0 && writing.every((e) => e.to !== fn && cleansUp(graph, e.to, depth + 1));
 }
 
-/** Site fact: a call in a loop's `try` whose handler swallows every error and goes on (`what` = JSON {header, try}). */
+/**
+ * Site fact: a call in a loop's `try` whose handler swallows every error and goes on (`what` = JSON
+ * {header, try, top?}); `top` when the `try` is in no loop of its function (a caller's loop decides).
+ */
 export const SWALLOWED_CALL = 'swallowed_call';
 const SWALLOWED_CALLS: ReadonlySet<string> = new Set([SWALLOWED_CALL]);
 
@@ -209,7 +242,9 @@ export function collectSwallowedCalls(model: FileModel): Effect[][] {
   if (model.source.includes('rollback')) cleanUpFunctions(model, out);
   const autocommit = new Map<number, boolean>();
   for (const call of model.calls) {
-    if (call.functionIndex < 0 || !call.loops.length || call.offloaded || canFailOnSession(model, call)) continue;
+    // Outside a loop too: the function may be what a caller's loop runs per item (`on_message`
+    // of a consumer): the repo phase asks for such a caller (`top`).
+    if (call.functionIndex < 0 || call.offloaded || canFailOnSession(model, call)) continue;
     if (call.qualifiedName?.startsWith('builtins.') || (call.qualifiedName && /^(logging|json|re|os|sys|time|datetime)\./.test(call.qualifiedName))) continue;
     const fn = model.functions[call.functionIndex]!;
     const tries = enclosingTries(call.node, fn.node);
@@ -232,19 +267,23 @@ export function collectSwallowedCalls(model: FileModel): Effect[][] {
     // its own, which its exit ends before the handler runs. Not `open(p)`, nor a manager handed
     // the caller's session (`with scoped(db) as s`, `with Repository(db) as r`).
     const unit = call.withs.some(inTry) ? unitThrough(model, call, fn.params, call.withs.filter(inTry)) : undefined;
-    // The loop must be around the `try`, inside the function, and not make a session per item.
+    // The loop must be around the `try`, inside the function, and not make a session per item;
+    // without one, the `try` must be the function's own (not in a nested def or a branch that
+    // another `try` holds), and a caller's loop decides.
     const loop = enclosingLoop(t, fn.node);
-    if (!loop || loopOpensSession(model, call, loop, t)) continue;
+    const top = !loop;
+    if (top ? (call.loops.length > 0 || enclosingTries(t, fn.node).length > 0) : loopOpensSession(model, call, loop, t)) continue;
     const handler = exceptClauses(t).find((h) => catchesDbErrors(h))!;
     const hb = handler.namedChildren.find((c) => c.type === 'block') ?? handler;
     if (/\b\w*rollback\w*\s*\(|\b(close|invalidate|remove)\s*\(/.test(hb.text)) continue;
     // A re-raise of the handler's own block, unless a branch before it goes on with the loop
     // (`if force: continue` then `raise`); one under a branch leaves the other branch going on.
     if (hb.namedChildren.some(raises) && !hb.descendantsOfType('continue_statement').length) continue;
+    if (top && hb.descendantsOfType('raise_statement').length) continue;
     const last = hb.namedChildren.filter((c) => c.type !== 'comment').pop();
-    if (last && (last.type === 'return_statement' || last.type === 'break_statement')) continue;
+    if (!top && last && (last.type === 'return_statement' || last.type === 'break_statement')) continue;
     const header = handler.text.slice(0, Math.max(0, handler.text.indexOf(':'))).replace(/\s+/g, ' ').trim();
-    out[call.functionIndex]!.push({ kind: SWALLOWED_CALL, what: JSON.stringify({ header, try: t.startPosition.row + 1, ...(unit ? { unit } : {}) }), line: call.line, column: call.column });
+    out[call.functionIndex]!.push({ kind: SWALLOWED_CALL, what: JSON.stringify({ header, try: t.startPosition.row + 1, ...(unit ? { unit } : {}), ...(top ? { top: 1 } : {}) }), line: call.line, column: call.column });
   }
   return out;
 }
