@@ -18,6 +18,7 @@ import { CLAIM_CALL, collectClaimFacts } from './transaction/unguarded_claim.js'
 import { collectProviderBlockWaits, PROVIDER_BLOCK_WAIT } from './transaction/long_held_transaction.js';
 import { collectCheckFacts, HELPER_CHECK } from './transaction/check_then_insert.js';
 import { collectReturnedRowFacts, ROW_COLLECTION_LOOP } from './query/returnedRowCollections.js';
+import { collectHeldGathers } from './lifecycle/concurrent_session.js';
 import { collectHeldIdLookups } from './query/redundant_fetch.js';
 import { collectStreamDependencies } from './lifecycle/streaming_resource_holding.js';
 import { collectWaitDependencies } from './lifecycle/resource_scope_mismatch.js';
@@ -40,6 +41,8 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   { collect: collectHelperRowFacts, siteKinds: [HELPER_ROWS_LOOP] },
   // PA108: loops over a collection of the one row a function of the repo returns.
   { collect: collectReturnedRowFacts, siteKinds: [ROW_COLLECTION_LOOP] },
+  // PA409: gathers whose coroutines share a session through objects of the project handed it.
+  { collect: collectHeldGathers, siteKinds: [] },
   // PA108: rows handed to a serializer (marshmallow `many=True`, a FastAPI list response model).
   { collect: collectSerializedRows, siteKinds: [SERIALIZED_CALL] },
   // PA109: `len(row.collection)` per row of a loop, and `len(helper())` of a fetched list, typed in the repo phase.

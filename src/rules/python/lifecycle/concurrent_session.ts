@@ -20,7 +20,12 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import { assignmentsTo, callAt, callsOf, type CallInfo, type FileModel } from '../../../semantic/model.js';
 import { exclusiveArms } from '../../../semantic/controlFlow.js';
 import { asyncHandles, type AsyncHandleTest as SessionTest } from '../../../semantic/asyncSessions.js';
-import type { FileRule, FileRuleContext } from '../../types.js';
+import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import type { Effect } from '../../../analysis/summary.js';
+import type { ProjectContext } from '../../../discovery/context.js';
+import { callGraphOf, ownSites } from '../../../analysis/callgraph.js';
+import { UNTYPED } from '../../../analysis/objects.js';
+import { FLUSH_EFFECT, QUERY_EFFECT, WRITE_EFFECT } from '../query/dbCalls.js';
 import { callArgs, unwrap } from '../query/semantics.js';
 import { bindsName } from '../../../semantic/codeText.js';
 
@@ -29,7 +34,39 @@ const SPAWN = new Set(['asyncio.create_task', 'asyncio.ensure_future']);
 /** Methods that start a task on a task group or loop (`tg.create_task`, `nursery.start_soon`, `loop.create_task`). */
 const SPAWN_METHODS = new Set(['create_task', 'start_soon']);
 
-export const concurrentSession: FileRule = {
+/**
+ * Site fact at a gather whose coroutines share a session only through objects of project classes
+ * not named for keeping one (`[Retriever(self.session, url).fetch(t) for ...]`): `what` = JSON
+ * {name, kind, how, methods: [[line, column], ...]}, the method calls made on those objects. The
+ * repo phase reports it when such a method reaches the database.
+ */
+export const HELD_GATHER = 'held_gather';
+
+/** PA409's file half of {@link HELD_GATHER}. */
+export function collectHeldGathers(model: FileModel, project?: ProjectContext): Effect[][] {
+  const out: Effect[][] = model.functions.map(() => []);
+  if (!project || model.isTestFile || !/\b(gather|wait|as_completed)\b/.test(model.source)) return out;
+  let isSession: SessionTest | null = null;
+  for (const call of model.calls) {
+    if (call.functionIndex < 0 || !GATHER.has(call.qualifiedName ?? '')) continue;
+    isSession ??= asyncHandles(model, project);
+    const unsure: SyntaxNode[] = [];
+    const shared = gatheredSession(model, call, isSession, unsure);
+    if (!shared || !unsure.length || gatheredSession(model, call, isSession)) continue;
+    // The method called on each object: `Retriever(...).fetch(t)`.
+    const methods: [number, number][] = [];
+    for (const ctor of unsure) {
+      const attr = ctor.parent;
+      const m = attr?.type === 'attribute' && attr.parent?.type === 'call' ? attr.parent : null;
+      if (m) methods.push([m.startPosition.row + 1, m.startPosition.column + 1]);
+    }
+    if (!methods.length) continue;
+    out[call.functionIndex]!.push({ kind: HELD_GATHER, what: JSON.stringify({ ...shared, methods, end: [call.node.endPosition.row + 1, call.node.endPosition.column + 1] }), line: call.line, column: call.column });
+  }
+  return out;
+}
+
+export const concurrentSession: FileRule & RepoRule = {
   meta: {
     code: 'PA409',
     check: 'concurrent_session',
@@ -37,7 +74,7 @@ export const concurrentSession: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'One AsyncSession or connection used by coroutines that run at the same time',
-    what: 'Finds one `AsyncSession` (typed by an annotation, an `async_sessionmaker` of the project, `AsyncSession(...)`, or an async session provider behind `Depends`) or asyncpg connection handed to coroutines that run concurrently: two or more arguments of `asyncio.gather`/`asyncio.wait` that pass it or call it (`gather(f(session, a), session.execute(q))`), a comprehension of coroutines spread into `gather` (`gather(*(load(session, i) for i in ids))`, also through a name that holds the comprehension), a list of coroutines spread into it from a name (`coros = [a(session), b(session)]`, or `tasks = []` filled with `tasks.append(load(session, i))` in a loop before the gather), a task started on it inside a loop (`asyncio.create_task`, `ensure_future`, a task group\'s `create_task`, anyio\'s `start_soon`), and a second task started on it while an earlier one (not awaited yet) may still run. The session may be the one an object keeps (`self.session`, bound from its `__init__`\'s parameter: `[PartService(self.session, s).fetch(i) for s in sources]`, `gather(self.session.scalar(a), self.session.scalar(b))`). Silent when each coroutine gets the session factory instead of a session, when only one coroutine gets the session, and when the tasks are awaited one at a time.',
+    what: 'Finds one `AsyncSession` (typed by an annotation, an `async_sessionmaker` of the project, `AsyncSession(...)`, or an async session provider behind `Depends`) or asyncpg connection handed to coroutines that run concurrently: two or more arguments of `asyncio.gather`/`asyncio.wait` that pass it or call it (`gather(f(session, a), session.execute(q))`), a comprehension of coroutines spread into `gather` (`gather(*(load(session, i) for i in ids))`, also through a name that holds the comprehension), a list of coroutines spread into it from a name (`coros = [a(session), b(session)]`, or `tasks = []` filled with `tasks.append(load(session, i))` in a loop before the gather), a task started on it inside a loop (`asyncio.create_task`, `ensure_future`, a task group\'s `create_task`, anyio\'s `start_soon`), and a second task started on it while an earlier one (not awaited yet) may still run. The session may be the one an object keeps (`self.session`, bound from its `__init__`\'s parameter: `[PartService(self.session, s).fetch(i) for s in sources]`, `gather(self.session.scalar(a), self.session.scalar(b))`). Also an object of any other class of the project handed the session (`[Retriever(self.session, url).fetch(t) for ...]`, the class in any module) when the method called on it reaches the database (decided in the repo phase). Silent when each coroutine gets the session factory instead of a session, when only one coroutine gets the session, when the objects\' method never reaches the database, and when the tasks are awaited one at a time.',
     why: 'An `AsyncSession` has one connection and one transaction and is not safe for concurrent use: coroutines sharing it fail with `InvalidRequestError` ("concurrent operations are not permitted") or `IllegalStateChangeError`, or interleave their statements in one transaction. An asyncpg connection raises `InterfaceError: another operation is in progress`.',
     bad: 'import asyncio\n\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def load(session: AsyncSession, item_id: int):\n    return await session.get(Item, item_id)\n\n\nasync def load_all(session: AsyncSession, ids: list[int]):\n    return await asyncio.gather(*(load(session, i) for i in ids))\n',
     good: 'from sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\n\nasync def load_all(session: AsyncSession, ids: list[int]):\n    return (await session.scalars(select(Item).where(Item.id.in_(ids)))).all()\n',
@@ -46,6 +83,26 @@ export const concurrentSession: FileRule = {
       'https://docs.sqlalchemy.org/en/20/orm/session_basics.html#is-the-session-thread-safe-is-asyncsession-safe-to-share-in-concurrent-tasks',
       'https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html#using-asyncsession-with-concurrent-tasks',
     ],
+  },
+  checkRepo(ctx: RepoRuleContext): void {
+    const graph = callGraphOf(ctx.index);
+    for (const { ref, file, site } of ownSites(graph, HELD_GATHER)) {
+      const fact = JSON.parse(site.what) as { name: string; kind: string; how: string; methods: [number, number][]; end: [number, number] };
+      // A method called on the objects reaches the database (on the session they were handed).
+      // (The constructor's call starts where the method's does: the method is the call on its result.)
+      const calls = graph.index.files[ref.file]!.calls;
+      const reaching = fact.methods.flatMap(([line, column]) => calls.filter((c) => c.line === line && c.column === column && c.receiverType && c.receiverType !== UNTYPED))
+        .map((c) => graph.resolveCall(ref.file, c)).find((to): to is NonNullable<typeof to> => !!to
+          && (graph.reaches(to, QUERY_EFFECT, 'any') || graph.reaches(to, WRITE_EFFECT, 'any') || graph.reaches(to, FLUSH_EFFECT, 'any')));
+      if (!reaching) continue;
+      // (`asyncio.gather` is no call of the repo: the site carries its span.)
+      ctx.report({
+        path: file.path,
+        location: { line: site.line, column: site.column, endLine: fact.end[0], endColumn: fact.end[1] },
+        message: `\`asyncio.gather\` runs ${fact.how} at the same time on one ${fact.kind} \`${fact.name}\`, handed to each object (\`${graph.function(reaching).qualifiedName}\` runs its statements on it): it is not safe for concurrent use (one connection, one transaction); await them one after the other, or give each its own session`,
+        function: graph.function(ref).name,
+      });
+    }
   },
   checkFile(ctx: FileRuleContext): void {
     const { model, project } = ctx;
@@ -157,7 +214,7 @@ const SESSION_HOLDER = /(repo|repository|service|store|dao|uow|unitofwork|unit_o
  * The sessions an object is built on: `UserRepo(session)`, `Service(db=session)` (a class, by its
  * CamelCase name), written in place or bound to the name once before the line in the function.
  */
-function wrappedSessions(model: FileModel, receiver: SyntaxNode | null, fnIndex: number, line: number, isSession: SessionTest): SessionUse[] {
+function wrappedSessions(model: FileModel, receiver: SyntaxNode | null, fnIndex: number, line: number, isSession: SessionTest, unsure?: SyntaxNode[]): SessionUse[] {
   let v = unwrap(receiver);
   if (v?.type === 'identifier') {
     const name = v.text;
@@ -168,7 +225,9 @@ function wrappedSessions(model: FileModel, receiver: SyntaxNode | null, fnIndex:
   const callee = v.childForFieldName('function')?.text ?? '';
   // A class named for keeping a session (`UserRepo`, `OrderService`, `Store`); a `Notifier` given
   // a session and an HTTP client may use only the client.
-  if (!/^[A-Z]\w*$/.test(callee.slice(callee.lastIndexOf('.') + 1)) || !SESSION_HOLDER.test(callee)) return [];
+  // Any other class of the project handed the session (`Retriever(session, url)`) is `unsure`: the
+  // repo phase asks whether the method called on it reaches the database.
+  if (!/^[A-Z]\w*$/.test(callee.slice(callee.lastIndexOf('.') + 1)) || (!SESSION_HOLDER.test(callee) && !unsure)) return [];
   const { positional, keywords } = callArgs(v);
   const out: SessionUse[] = [];
   for (const a of [...positional, ...keywords.values()]) {
@@ -177,11 +236,12 @@ function wrappedSessions(model: FileModel, receiver: SyntaxNode | null, fnIndex:
     const s = isSession(id.text, fnIndex, line);
     if (s) out.push({ name: id.text, ...s });
   }
+  if (out.length && !SESSION_HOLDER.test(callee)) unsure!.push(v);
   return out;
 }
 
 /** The session names a coroutine call uses: passed as an argument (positional or keyword), or the receiver it is called on. */
-function sessionsUsed(model: FileModel, call: SyntaxNode, fnIndex: number, isSession: SessionTest): SessionUse[] {
+function sessionsUsed(model: FileModel, call: SyntaxNode, fnIndex: number, isSession: SessionTest, unsure?: SyntaxNode[]): SessionUse[] {
   const out: SessionUse[] = [];
   const line = call.startPosition.row + 1;
   const add = (n: SyntaxNode | null) => {
@@ -200,7 +260,7 @@ function sessionsUsed(model: FileModel, call: SyntaxNode, fnIndex: number, isSes
     add(receiver);
     // `repo.count()` with `repo = UserRepo(session)`, or `UserRepo(session).count()`: an object
     // built on the session runs its statements on it.
-    for (const u of wrappedSessions(model, receiver, fnIndex, line, isSession)) if (!out.some((o) => o.name === u.name)) out.push(u);
+    for (const u of wrappedSessions(model, receiver, fnIndex, line, isSession, unsure)) if (!out.some((o) => o.name === u.name)) out.push(u);
   }
   // `one(i)` where `async def one(i): return await session.get(...)` is defined in this function:
   // the closure uses the enclosing function's session without being handed it.
@@ -234,7 +294,7 @@ function sessionMadeIn(model: FileModel, name: string, loop: number, fnIndex: nu
 }
 
 /** The session two or more coroutines of a `gather` share, and how they were written; null when none. */
-function gatheredSession(model: FileModel, gather: CallInfo, isSession: SessionTest): { name: string; kind: string; how: string } | null {
+function gatheredSession(model: FileModel, gather: CallInfo, isSession: SessionTest, unsure?: SyntaxNode[]): { name: string; kind: string; how: string } | null {
   const fnIndex = gather.functionIndex;
   let { positional } = callArgs(gather.node);
   // `asyncio.wait([a(s), b(s)])`, `as_completed([f(s, i) for i in ids])`: the coroutines in one list.
@@ -270,7 +330,7 @@ function gatheredSession(model: FileModel, gather: CallInfo, isSession: SessionT
     for (const clause of inner.namedChildren) {
       if (clause.type === 'for_in_clause') for (const id of clause.childForFieldName('left')?.descendantsOfType('identifier') ?? []) loopNames.add(id.text);
     }
-    const used = sessionsUsed(model, element, fnIndex, isSession).filter((u) => !loopNames.has(u.name));
+    const used = sessionsUsed(model, element, fnIndex, isSession, unsure).filter((u) => !loopNames.has(u.name));
     const u = used[0];
     const callee = callAt(model, element)?.calleeText ?? 'coroutine';
     return u ? { name: u.name, kind: u.kind, how: `one \`${callee}\` per item` } : null;
@@ -298,7 +358,7 @@ function gatheredSession(model: FileModel, gather: CallInfo, isSession: SessionT
       c = unwrap(callArgs(c).positional[0] ?? null);
     }
     if (c?.type !== 'call') continue;
-    for (const u of sessionsUsed(model, c, fnIndex, isSession)) {
+    for (const u of sessionsUsed(model, c, fnIndex, isSession, unsure)) {
       // A session made in the loop's own iteration (`s = Maker()` there): one per item, not shared.
       if (many && sessionMadeIn(model, u.name, loop, fnIndex)) continue;
       if (append && !many) {
