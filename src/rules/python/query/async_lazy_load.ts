@@ -476,6 +476,16 @@ function* expiredReads(model: FileModel, isAsync: ReturnType<typeof asyncHandles
   }
 }
 
+/** `for r in rows: await s.delete(r)`: the call handed the item of a loop over `list`, in the loop's own block (no branch around it). */
+function deletesEachItem(model: FileModel, call: CallInfo, list: string): boolean {
+  const loop = model.loops[call.loops[call.loops.length - 1]!];
+  const t = loop ? loopTarget(loop) : null;
+  if (!loop || !t || unwrap(t.iterable)?.text !== list || unwrap(callArgs(call.node).positional[0] ?? null)?.text !== t.name) return false;
+  let stmt: SyntaxNode | null = call.node;
+  while (stmt && stmt.parent && stmt.parent.type !== 'block') stmt = stmt.parent;
+  return stmt?.parent?.id === loop.node.childForFieldName('body')?.id;
+}
+
 interface ExpiredListRead {
   node: SyntaxNode;
   list: string;
@@ -537,7 +547,12 @@ function* expiredListReads(model: FileModel, isAsync: ReturnType<typeof asyncHan
     if (!fn.body || !boundOnce(model, rows.fnIndex, rows.name)) continue;
     const calls = callsOf(model, rows.fnIndex).filter((c) => c.node.startIndex > rows.from && !insideNestedDef(c.node, fn.node));
     const commits = calls.filter((c) => c.method === 'commit' && c.awaited && c.dottedReceiver === rows.session);
+    // Rows taken out of the session before the commit leave with their state: every item deleted
+    // (`for r in rows: await s.delete(r)`, nothing but that loop's own body deciding), or expunged.
+    const detached = (before: number) => calls.some((c) => c.node.startIndex < before && c.dottedReceiver === rows.session && (c.method === 'expunge_all'
+      || ((c.method === 'delete' || c.method === 'expunge') && c.loops.length > 0 && deletesEachItem(model, c, rows.name))));
     for (const commit of commits) {
+      if (detached(commit.node.startIndex)) break;
       const dominated = dominatedBlock(commit.node);
       if (!dominated) continue;
       const after = calls.filter((c) => c.node.startIndex > commit.node.endIndex);

@@ -498,10 +498,29 @@ export function lookupByKey(model: FileModel, node: SyntaxNode, loop: LoopInfo):
   const body = loop.node.childForFieldName('body');
   const inBody = !!body && node.startIndex >= body.startIndex && node.endIndex <= body.endIndex;
   for (const clause of loop.node.namedChildren) {
-    if (!inBody && clause.startIndex >= node.startIndex) break;
-    if (clause.type === 'if_clause' && comparesItemToLiteral(clause.namedChild(0), names, invariant)) return true;
+    const after = clause.startIndex >= node.startIndex;
+    if (!inBody && after) break;
+    if (clause.type !== 'if_clause' || !comparesItemToLiteral(clause.namedChild(0), names, invariant)) continue;
+    // A filter written after the body keeps one item only when it compares a key that names one
+    // row (`s.id == wanted`); `s.kind == kind` keeps as many as share it.
+    if (!after || comparesKey(clause.namedChild(0), names)) return true;
   }
   return false;
+}
+
+/** `item.id == x` (or `pk`, `uuid`), in an `and` too: the comparison names one row. */
+function comparesKey(cond: SyntaxNode | null, names: Set<string>): boolean {
+  const c = unwrap(cond);
+  if (!c) return false;
+  if (c.type === 'boolean_operator' && c.childForFieldName('operator')?.text === 'and') {
+    return comparesKey(c.childForFieldName('left'), names) || comparesKey(c.childForFieldName('right'), names);
+  }
+  if (c.type !== 'comparison_operator' || c.namedChildCount !== 2) return false;
+  const key = (n: SyntaxNode | null) => {
+    const u = unwrap(n);
+    return u?.type === 'attribute' && names.has(u.childForFieldName('object')?.text ?? '') && /^(id|pk|uuid|guid)$/.test(u.childForFieldName('attribute')?.text ?? '');
+  };
+  return key(c.namedChild(0)) || key(c.namedChild(1));
 }
 
 /** The names a `for` loop binds to its item (its targets), not the ones assigned in the body. */

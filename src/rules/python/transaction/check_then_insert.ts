@@ -147,6 +147,8 @@ function checkGenericGetOrCreate(ctx: FileRuleContext, model: FileModel, fnIndex
     const m = /\b(?:query|select)\(([A-Za-z_]\w*)\)/.exec(t);
     const cls = m?.[1];
     if (!cls || !names.includes(cls) || !t.includes(`.filter_by(**${splat})`)) continue;
+    // Under a lock the function (or a project helper named for one) holds: a second caller waits.
+    if (lockHeldBefore(fn.node, a.node.startIndex, model, fnIndex)) continue;
     const look: Lookup = { name: a.target, model: cls, columns: new Map(), line: a.line, node: a.node, locked: false };
     const regions = missingRegions(fn.node, look);
     if (!regions.length) continue;

@@ -180,6 +180,11 @@ export const missingRollback: FileRule & RepoRule = {
 
 const WRITES: readonly string[] = [WRITE_EFFECT, FLUSH_EFFECT, COMMIT_EFFECT];
 
+/** A loop whose every iteration starts afresh (`what` = its first and last line, `a-b`). */
+const LOOP_RESETS = 'loop_resets';
+/** What starts an iteration afresh: a rollback, a scoped session's removal, a close, a context or session opened in it. */
+const ITERATION_RESET = /\.(rollback|remove|close)\s*\(|\b(app_context|test_request_context|request_context|session_scope)\s*\(|\bwith\s+[\w.]*(Session|session|Maker|maker)\w*\s*\(|\.begin\s*\(/;
+
 /**
  * A caller that runs `fn` once per item of a loop (a `TXN_LOOP_CALL` site at the call) and opens
  * no session of its own (which could be a fresh one per item): the first such call.
@@ -189,6 +194,12 @@ function perItemCaller(graph: CallGraph, fn: FnRef): { ref: FnRef; line: number 
     if (edge.weak || edge.from.file === fn.file && edge.from.fn === fn.fn) continue;
     const own = graph.ownEffects(edge.from);
     if (own.some((e) => e.kind === OPENS_SESSION || e.kind === OWN_COMMIT_EFFECT || e.kind === OWN_SCOPE)) continue;
+    // A loop that starts each iteration afresh (a context per item, a rollback or removal in it).
+    if (own.some((e) => {
+      if (e.kind !== LOOP_RESETS) return false;
+      const [a = 0, b = 0] = e.what.split('-').map(Number);
+      return edge.call.line >= a && edge.call.line <= b;
+    })) continue;
     if (own.some((e) => e.kind === TXN_LOOP_CALL && e.line === edge.call.line && e.column === edge.call.column)) return { ref: edge.from, line: edge.call.line };
   }
   return null;
@@ -237,6 +248,16 @@ export function collectSwallowedCalls(model: FileModel): Effect[][] {
     model.functions.forEach((f, i) => {
       if (f.decoratorNames.some((d) => ENGINEFACADE_SCOPE.test(d))) out[i]!.push({ kind: OWN_SCOPE, what: '', line: f.node.startPosition.row + 1, column: 1 });
     });
+  }
+  // Loops whose every iteration starts afresh: a context or session opened in the loop
+  // (`with app.app_context():`, `with Maker() as s:`), or a rollback/removal in its body.
+  if (/rollback|remove|close|app_context|request_context|Session|session_scope|begin\(/.test(model.source)) {
+    for (const loop of model.loops) {
+      if (loop.functionIndex < 0 || loop.kind === 'comprehension') continue;
+      const body = loop.node.childForFieldName('body');
+      if (!body || !ITERATION_RESET.test(body.text)) continue;
+      out[loop.functionIndex]!.push({ kind: LOOP_RESETS, what: `${loop.node.startPosition.row + 1}-${loop.node.endPosition.row + 1}`, line: loop.node.startPosition.row + 1, column: loop.node.startPosition.column + 1 });
+    }
   }
   if (!/\btry\s*:/.test(model.source) || !/\bexcept\b/.test(model.source)) return out;
   if (model.source.includes('rollback')) cleanUpFunctions(model, out);
