@@ -41,6 +41,7 @@ import { eagerlyLoaded } from './loadedRelations.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { declaredResponseType } from '../../../semantic/schemas.js';
 import { callGraphOf, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
+import { PARAM_READS } from './rowCalls.js';
 import type { RepoRule, RepoRuleContext } from '../../types.js';
 import { inTreeModule } from '../../../semantic/model.js';
 import { COMMIT_EFFECT } from '../transaction/effects.js';
@@ -71,7 +72,7 @@ export const asyncLazyLoad: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Implicit IO on a row an `AsyncSession` holds (a lazy relationship, or any attribute after a commit expired it): it raises `MissingGreenlet`',
-    what: 'In a coroutine, finds a lazy relationship (the default `lazy="select"`) read on one row that an `AsyncSession` loaded — `row = await session.get(Model, id)`, `row = (await session.scalars(select(Model)...)).first()` / `.one()` / `.one_or_none()`, `(await session.execute(select(Model)...)).scalar_one_or_none()`, `await session.scalar(select(Model)...)` — when no loader option of the query loads it (`selectinload(Model.rel)`, `joinedload(...)`, also chained and in `session.get(..., options=[...])`; `raiseload`/`noload` naming it silence it too, while `lazyload(Model.rel)`, a path through it with `defaultload`, or a filter on it, `Model.rel.any(...)`, load nothing) and no `await session.refresh(row, ["rel"])` came before: `row.rel`, `row.rel.append(x)`, `row.rel.name`. High for a collection or the side of a one-to-one without the foreign key (always a SELECT); medium for a many-to-one, which the identity map may serve without IO when its row is already loaded. Also through calls: the row a coroutine of the repo returns (`return await self.session.get(Model, i)`, `row = ...; return row`) when its caller reads a lazy relationship on it (`row = await repo.get(i); row.rel`); not when the coroutine refreshed it or awaited the attribute before returning, returns something reached from the row, or loads it on a session of its own (the row leaves detached: another error). Loops over rows are PA108\'s. Silent for a name bound more than once in the function (which row a read sees depends on the path), for an earlier eager query of the function whose rows are kept in a name (the identity map hands the row back; it holds rows weakly, so thrown-away results do not count), and for relationships declared eager (`selectin`, `joined`, `subquery`, `immediate`) or `raise`, `noload`, `dynamic`, `write_only`, for `await row.awaitable_attrs.rel`, for rows of a sync session, and when the name is bound again before the read. After a commit: when every async session factory of the project keeps `expire_on_commit=True` (SQLAlchemy\'s default; PA404 reports the factory), the first read of a row the coroutine holds on an `AsyncSession` (loaded by it, or `row = Model(...)` added to it) after an `await session.commit()` that runs on every path to the read (its statement\'s block encloses the read): an attribute (`row.id` too: the commit expires every attribute), `Out.model_validate(row)` / `from_orm(row)`, or `return row` from a route with a response model (`response_model=`, or a return annotation naming a class: FastAPI validates it in the event loop after the handler). After a rollback the same, whatever the factory says (`Session.rollback()` expires every row the session loaded; an object only added to it leaves with its state, so only loaded rows count): `except IntegrityError: await session.rollback(); return f\"{row.name} is taken\"`. Through calls too: the row a coroutine returns after its own commit expired it (`session.add(u); await session.commit(); return u`, no refresh), read by its caller (`u = await create_user(...)` then `u.id`, or a route\'s `return await create_user(...)` into its response model); not when the caller refreshes it, hands it on or runs a query on a session before reading it (the query may hand the row back reloaded), nor when the coroutine itself reads it before returning (that read is reported there), nor when it opened the session itself (`async with Maker() as s:`: the row leaves detached, another error). The session may be a name or a repository\'s `self.session`; the commit an `await session.commit()`, the end of an `async with session.begin():` block around the row\'s binding, or an awaited call handed the session whose function commits after its last statement, unconditionally and with no refresh after (`async def save(s): await s.commit()` … `await save(session)` then `post.title`; decided in the repo phase). A commit in a `try` body whose every handler leaves (`raise`, `return`) runs before whatever follows the `try` (not before its handlers, which run when it failed: a rollback there is what expires a loaded row). Silent after `await session.refresh(row)` (`refresh(row, [\"name\"])` loads only the attributes it names: reads of the others are still reported), a query of the row\'s model on that session, or a call handed the row or the session (`await commit_and_refresh(session, row)`) or made on an object built from it (`repo = Repo(session)`, `await repo.get(i)`), between the commit and the read (a flush or another table\'s query reloads nothing); for a row deleted or expunged before the commit (it leaves detached with its state); for a method call on the row, an attribute the code set again after the commit, and reads in a nested def or a lambda; for a route with no response model (FastAPI encodes the object with `vars()`, which loads nothing) or whose response model is the ORM class itself (a SQLModel table class is encoded from its `__dict__`); and when any async factory outside tests turns expiry off or sets it from a value the code cannot read (a name, `**options`), or the project sets `expire_on_commit` anywhere else (`s.sync_session.expire_on_commit = False`, `Maker(expire_on_commit=False)` per call, `configure(...)`): which factory a session came from is not followed. In a tree of several projects (each directory with its own manifest), the factories and settings of the file\'s own project decide, when it has any. Through a serialiser or a response model pydantic v2 reports the failure as a validation error (FastAPI: a 500 `ResponseValidationError`). A row read after `async with Maker() as s, s.begin():` has left with the closed session (a `DetachedInstanceError`, not this): silent. Rows held in a list are expired alike: `rows = (await session.scalars(select(Model)...)).all()` (or `result.scalars().all()` of an awaited `execute`), then an awaited commit of that session on every path, then a loop or comprehension over `rows` that reads an attribute of each item (the first read is reported); not after a query of the model on the session, a refresh, or a call handed the list or the session, and not for `Row` tuples (`execute(...).all()` without `.scalars()`).',
+    what: 'In a coroutine, finds a lazy relationship (the default `lazy="select"`) read on one row that an `AsyncSession` loaded — `row = await session.get(Model, id)`, `row = (await session.scalars(select(Model)...)).first()` / `.one()` / `.one_or_none()`, `(await session.execute(select(Model)...)).scalar_one_or_none()`, `await session.scalar(select(Model)...)` — when no loader option of the query loads it (`selectinload(Model.rel)`, `joinedload(...)`, also chained and in `session.get(..., options=[...])`; `raiseload`/`noload` naming it silence it too, while `lazyload(Model.rel)`, a path through it with `defaultload`, or a filter on it, `Model.rel.any(...)`, load nothing) and no `await session.refresh(row, ["rel"])` came before: `row.rel`, `row.rel.append(x)`, `row.rel.name`. High for a collection or the side of a one-to-one without the foreign key (always a SELECT); medium for a many-to-one, which the identity map may serve without IO when its row is already loaded. Also through calls: the row a coroutine of the repo returns (`return await self.session.get(Model, i)`, `row = ...; return row`) when its caller reads a lazy relationship on it (`row = await repo.get(i); row.rel`); not when the coroutine refreshed it or awaited the attribute before returning, returns something reached from the row, or loads it on a session of its own (the row leaves detached: another error). Also when the caller hands that row whole to a plain (sync) function of the repo that reads the relationship, itself or in a function it hands the row to, two levels down (`return project_status(attempt)`, `project_status` calling `failure_reason(attempt)`, which walks `attempt.tool_calls`): the sync code runs in the event loop, where the lazy load raises the same way; the loading coroutine may be a model\'s classmethod over `select(cls)` and a statement held in a name (`stmt = select(cls).where(...)`; `await session.scalars(stmt)`). Loops over rows are PA108\'s. Silent for a name bound more than once in the function (which row a read sees depends on the path), for an earlier eager query of the function whose rows are kept in a name (the identity map hands the row back; it holds rows weakly, so thrown-away results do not count), and for relationships declared eager (`selectin`, `joined`, `subquery`, `immediate`) or `raise`, `noload`, `dynamic`, `write_only`, for `await row.awaitable_attrs.rel`, for rows of a sync session, and when the name is bound again before the read. After a commit: when every async session factory of the project keeps `expire_on_commit=True` (SQLAlchemy\'s default; PA404 reports the factory), the first read of a row the coroutine holds on an `AsyncSession` (loaded by it, or `row = Model(...)` added to it) after an `await session.commit()` that runs on every path to the read (its statement\'s block encloses the read): an attribute (`row.id` too: the commit expires every attribute), `Out.model_validate(row)` / `from_orm(row)`, or `return row` from a route with a response model (`response_model=`, or a return annotation naming a class: FastAPI validates it in the event loop after the handler). After a rollback the same, whatever the factory says (`Session.rollback()` expires every row the session loaded; an object only added to it leaves with its state, so only loaded rows count): `except IntegrityError: await session.rollback(); return f\"{row.name} is taken\"`. Through calls too: the row a coroutine returns after its own commit expired it (`session.add(u); await session.commit(); return u`, no refresh), read by its caller (`u = await create_user(...)` then `u.id`, or a route\'s `return await create_user(...)` into its response model); not when the caller refreshes it, hands it on or runs a query on a session before reading it (the query may hand the row back reloaded), nor when the coroutine itself reads it before returning (that read is reported there), nor when it opened the session itself (`async with Maker() as s:`: the row leaves detached, another error). The session may be a name or a repository\'s `self.session`; the commit an `await session.commit()`, the end of an `async with session.begin():` block around the row\'s binding, or an awaited call handed the session whose function commits after its last statement, unconditionally and with no refresh after (`async def save(s): await s.commit()` … `await save(session)` then `post.title`; decided in the repo phase). A commit in a `try` body whose every handler leaves (`raise`, `return`) runs before whatever follows the `try` (not before its handlers, which run when it failed: a rollback there is what expires a loaded row). Silent after `await session.refresh(row)` (`refresh(row, [\"name\"])` loads only the attributes it names: reads of the others are still reported), a query of the row\'s model on that session, or a call handed the row or the session (`await commit_and_refresh(session, row)`) or made on an object built from it (`repo = Repo(session)`, `await repo.get(i)`), between the commit and the read (a flush or another table\'s query reloads nothing); for a row deleted or expunged before the commit (it leaves detached with its state); for a method call on the row, an attribute the code set again after the commit, and reads in a nested def or a lambda; for a route with no response model (FastAPI encodes the object with `vars()`, which loads nothing) or whose response model is the ORM class itself (a SQLModel table class is encoded from its `__dict__`); and when any async factory outside tests turns expiry off or sets it from a value the code cannot read (a name, `**options`), or the project sets `expire_on_commit` anywhere else (`s.sync_session.expire_on_commit = False`, `Maker(expire_on_commit=False)` per call, `configure(...)`): which factory a session came from is not followed. In a tree of several projects (each directory with its own manifest), the factories and settings of the file\'s own project decide, when it has any. Through a serialiser or a response model pydantic v2 reports the failure as a validation error (FastAPI: a 500 `ResponseValidationError`). A row read after `async with Maker() as s, s.begin():` has left with the closed session (a `DetachedInstanceError`, not this): silent. Rows held in a list are expired alike: `rows = (await session.scalars(select(Model)...)).all()` (or `result.scalars().all()` of an awaited `execute`), then an awaited commit of that session on every path, then a loop or comprehension over `rows` that reads an attribute of each item (the first read is reported); not after a query of the model on the session, a refresh, or a call handed the list or the session, and not for `Row` tuples (`execute(...).all()` without `.scalars()`).',
     why: 'Under `AsyncSession` an attribute access cannot await: the lazy load\'s SELECT raises `MissingGreenlet` ("greenlet_spawn has not been called; can\'t call await_only() here") instead of running. The code reads like a plain attribute and fails at run time, often only on the path that first touches the relationship.',
     bad: "from sqlalchemy import ForeignKey\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass Order(Base):\n    __tablename__ = \"orders\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    lines: Mapped[list[\"Line\"]] = relationship()\n\n\nclass Line(Base):\n    __tablename__ = \"lines\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    order_id: Mapped[int] = mapped_column(ForeignKey(\"orders.id\"))\n    sku: Mapped[str]\n\n\nasync def order_lines(session: AsyncSession, order_id: int):\n    order = await session.get(Order, order_id)\n    return [line.sku for line in order.lines]\n",
     good: "from sqlalchemy import ForeignKey\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass Order(Base):\n    __tablename__ = \"orders\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    lines: Mapped[list[\"Line\"]] = relationship()\n\n\nclass Line(Base):\n    __tablename__ = \"lines\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    order_id: Mapped[int] = mapped_column(ForeignKey(\"orders.id\"))\n    sku: Mapped[str]\n\n\nasync def order_lines(session: AsyncSession, order_id: int):\n    order = await session.get(Order, order_id, options=[selectinload(Order.lines)])\n    return [line.sku for line in order.lines]\n",
@@ -153,7 +154,27 @@ export const asyncLazyLoad: FileRule & RepoRule = {
       const text = returned.what.slice(bar + 1);
       const models = ctx.project.models.filter((m) => m.name === entity);
       const lazy = lazyRelationships(models);
-      const s = JSON.parse(site.what) as { name: string; reads: [string, number, number, number][] };
+      const s = JSON.parse(site.what) as { name: string; reads: [string, number, number, number][]; handed?: [number, number, number, number][] };
+      // A sync function handed the row (and what it hands it to, a level down) reads it in the event loop too.
+      for (const [line, column, endColumn, position] of s.handed ?? []) {
+        const target = graph.resolvedCallAt(ref.file, line, column);
+        if (!target || target.call.receiverType === UNTYPED || graph.function(target.to).isAsync || unreadableOptions(text)) continue;
+        const handed = new Map<string, string>();
+        handedReads(graph, target.to, String(position), 0, handed);
+        const hit = [...handed].find(([n]) => lazy.has(n) && !eagerlyLoaded(text, n));
+        if (!hit) continue;
+        const [rel, where] = hit;
+        const info = lazy.get(rel)!;
+        const always = !info.scalar || info.reverse;
+        ctx.report({
+          path: file.path,
+          location: { line, column, endLine: line, endColumn },
+          message: `\`${target.call.calleeText}(${s.name})\` reads \`${entity}.${rel}\` (in \`${where}\`) on the row \`${call.calleeText}()\` returns (\`${graph.function(found.loader).qualifiedName}\` loads it on an \`AsyncSession\` with no loader option for it): a sync function called from the coroutine runs in the event loop, where the lazy load raises \`MissingGreenlet\` instead of running`
+            + (always ? '' : ' (unless the related row is already in the identity map)'),
+          severity: always ? 'high' : 'medium',
+          function: fn.name,
+        });
+      }
       for (const [name, line, column, endColumn] of s.reads) {
         const rel = lazy.get(name);
         if (!rel || eagerlyLoaded(text, name) || unreadableOptions(text)) continue;
@@ -170,6 +191,28 @@ export const asyncLazyLoad: FileRule & RepoRule = {
     }
   },
 };
+
+/**
+ * The lazy relationship names a function reads on its parameter at `position` (`PARAM_READS`),
+ * with the function that reads each, and those the functions it hands the parameter to read (two
+ * levels down; the `>line:column:position` hand-offs of the fact).
+ */
+function handedReads(graph: CallGraph, fn: FnRef, position: string, depth: number, out: Map<string, string>): void {
+  const fact = graph.ownEffects(fn).find((e) => e.kind === PARAM_READS && e.what.startsWith(`${position}|`));
+  if (!fact) return;
+  const [, names = '', handoffs = ''] = fact.what.split('|');
+  const name = graph.function(fn).qualifiedName;
+  for (const n of names.split(',')) {
+    const bare = n.replace(/\^.*$/, '');
+    if (bare && !n.includes('^') && !out.has(bare)) out.set(bare, name);
+  }
+  if (depth >= 2) return;
+  for (const h of handoffs ? handoffs.split(';') : []) {
+    const [line = '', column = '', pos = ''] = h.split(':');
+    const inner = graph.resolvedCallAt(fn.file, Number(line), Number(column));
+    if (inner && inner.call.receiverType !== UNTYPED && !graph.function(inner.to).isAsync) handedReads(graph, inner.to, pos, depth + 1, out);
+  }
+}
 
 /** A coroutine that returns one row an `AsyncSession` loaded: `what` is `Entity|<statement text>`. */
 export const RETURNS_ASYNC_ROW = 'returns_async_row';
@@ -331,7 +374,7 @@ export function collectAsyncRowFacts(model: FileModel, project?: ProjectContext)
           // The loaded row itself (`return await s.get(M, i)`, `return (await s.scalars(...)).first()`),
           // not something reached from it (`(await s.get(Book, i)).author`).
           const load = loadingCall(model, fn.index, v);
-          if (load && onAsyncSession(model, load.call, isAsync) && !detachedLoad(model, fn.index, v.text)) row = { entity: load.entity, text: v.text };
+          if (load && onAsyncSession(model, load.call, isAsync) && !detachedLoad(model, fn.index, v.text)) row = { entity: load.entity, text: load.statement ? `${v.text} ${load.statement}` : v.text };
         }
         if (!row || (found && found.entity !== row.entity)) { ok = false; break; }
         found = found ? { entity: found.entity, text: `${found.text} ${row.text}` } : row;
@@ -365,7 +408,17 @@ export function collectAsyncRowFacts(model: FileModel, project?: ProjectContext)
       if (!names.has(read.name) || reads.some((x) => x[0] === read.name)) continue;
       reads.push([read.name, read.node.startPosition.row + 1, read.node.startPosition.column + 1, read.node.endPosition.column + 1]);
     }
-    if (reads.length) out[a.functionIndex]!.push({ kind: ASYNC_ROW_CALL, what: JSON.stringify({ name: a.target, reads }), line: call.line, column: call.column });
+    // Sync functions of the repo handed the row whole (`project_status(attempt)`): what they read
+    // on it runs in the event loop too (the repo phase reads their `PARAM_READS`).
+    const handed: [number, number, number, number][] = [];
+    if (boundOnce(model, a.functionIndex, a.target)) {
+      for (const c of callsOf(model, a.functionIndex)) {
+        if (c.node.startIndex < a.node.endIndex || c.awaited || c.functionIndex !== a.functionIndex || c.hasReceiver) continue;
+        const position = callArgs(c.node).positional.findIndex((x) => unwrap(x)?.type === 'identifier' && unwrap(x)!.text === a.target);
+        if (position >= 0 && handed.length < 8) handed.push([c.line, c.column, c.node.endPosition.column + 1, position]);
+      }
+    }
+    if (reads.length || handed.length) out[a.functionIndex]!.push({ kind: ASYNC_ROW_CALL, what: JSON.stringify({ name: a.target, reads, ...(handed.length ? { handed } : {}) }), line: call.line, column: call.column });
   }
   return out;
 }
@@ -875,7 +928,7 @@ function* loadedRows(model: FileModel, isAsync: ReturnType<typeof asyncHandles>)
     const load = loadingCall(model, a.functionIndex, value);
     if (!load) continue;
     if (!onAsyncSession(model, load.call, isAsync)) continue;
-    yield { name: a.target, entity: load.entity, text: value.text, from: a.node.endIndex, fnIndex: a.functionIndex, session: load.call.dottedReceiver };
+    yield { name: a.target, entity: load.entity, text: load.statement ? `${value.text} ${load.statement}` : value.text, from: a.node.endIndex, fnIndex: a.functionIndex, session: load.call.dottedReceiver };
   }
 }
 
@@ -889,12 +942,25 @@ function onAsyncSession(model: FileModel, call: CallInfo, isAsync: ReturnType<ty
 }
 
 /** The awaited session call inside `value` that loads one row, and the row's entity. */
-function loadingCall(model: FileModel, fnIndex: number, value: SyntaxNode): { call: CallInfo; entity: string } | null {
+function loadingCall(model: FileModel, fnIndex: number, value: SyntaxNode): { call: CallInfo; entity: string; statement?: string } | null {
   const single = ONE_ROW.test(value.text);
   for (const call of callsOf(model, fnIndex)) {
     if (call.node.startIndex < value.startIndex || call.node.endIndex > value.endIndex || !call.awaited) continue;
-    const first = unwrap(callArgs(call.node).positional[0] ?? null);
+    let first = unwrap(callArgs(call.node).positional[0] ?? null);
     if (!first) continue;
+    // `stmt = select(cls).where(...)...` then `await session.scalars(stmt)`: the statement a name holds.
+    let statement: string | undefined;
+    if (first.type === 'identifier' && call.method !== 'get') {
+      const bound = lastAssignment(model, first.text, fnIndex, call.line);
+      const held = bound && bound.functionIndex === fnIndex && !bound.fromWith ? unwrap(bound.value) : null;
+      if (held?.type === 'call') {
+        first = held;
+        statement = held.text;
+      }
+    }
+    // `select(cls)` in a classmethod of a model: that model.
+    const fn = model.functions[fnIndex];
+    const entityOf = (name: string) => (name === 'cls' && fn?.className && model.modelClasses.has(fn.className) ? fn.className : name);
     if (call.method === 'get' && !single) {
       const entity = first.text.split('.').pop() ?? '';
       if (model.modelClasses.has(entity)) return { call, entity };
@@ -903,8 +969,8 @@ function loadingCall(model: FileModel, fnIndex: number, value: SyntaxNode): { ca
     const entityRow = call.method === 'execute' ? /\.(scalar_one|scalar_one_or_none|scalar)\s*\(\s*\)\s*$|\.scalars\(\s*\)\s*\.\s*(first|one|one_or_none)\s*\(\s*\)\s*$/.test(value.text) : single;
     if (((call.method === 'scalars' || call.method === 'execute' || call.method === 'exec') && entityRow) || call.method === 'scalar') {
       const m = /^select\(\s*([\w.]+)\s*\)/.exec(first.text.replace(/\s+/g, ''));
-      const entity = m ? m[1]!.split('.').pop()! : '';
-      if (model.modelClasses.has(entity)) return { call, entity };
+      const entity = m ? entityOf(m[1]!.split('.').pop()!) : '';
+      if (model.modelClasses.has(entity)) return statement ? { call, entity, statement } : { call, entity };
     }
   }
   return null;

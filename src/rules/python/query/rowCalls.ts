@@ -25,7 +25,7 @@ import { classifyDbCall, commitsPerIteration, isModelClassName, iterationWriter,
 import { encodeDomain } from '../../../semantic/loopDomain.js';
 import { flagAtCall, flagGuard } from '../../../semantic/guards.js';
 import { iterationSource } from '../../../semantic/smallLiterals.js';
-import { invariantIn, lastAssignment, notPerRow, repeatsReads, stopsAfter, unwrap } from './semantics.js';
+import { callArgs, invariantIn, lastAssignment, notPerRow, repeatsReads, stopsAfter, unwrap } from './semantics.js';
 import { returnsOf, selfRowsResolver } from './selfRows.js';
 import { heldText, LAZY, MAX_ROWS_TEXT } from './loadedRelations.js';
 import type { ProjectContext } from '../../../discovery/context.js';
@@ -320,7 +320,17 @@ function paramReads(model: FileModel, effects: Effect[][], lazy: ReadonlySet<str
         guards.set(name, known === undefined || known === guard ? (/[|,^]/.test(guard) ? '' : guard) : '');
       }
       const names = [...guards].map(([n, g]) => (g ? `${n}^${g}` : n));
-      if (names.length) effects[i]!.push({ kind: PARAM_READS, what: `${index - offset}|${names.slice(0, 40).join(',')}`, line: fn.startLine, column: 1 });
+      // Calls of the repo handed the parameter whole (`failure_reason(attempt)`), as
+      // `line:column:position` (`;`-separated): what they read on it, the caller reads too.
+      const handoffs: string[] = [];
+      if (new RegExp(`[(,]\\s*${p.name}\\s*[,)]`).test(text)) {
+        for (const c of callsOf(model, i)) {
+          if (c.functionIndex !== i || c.hasReceiver || handoffs.length >= 6) continue;
+          const pos = callArgs(c.node).positional.findIndex((x) => x.type === 'identifier' && x.text === p.name);
+          if (pos >= 0) handoffs.push(`${c.line}:${c.column}:${pos}`);
+        }
+      }
+      if (names.length || handoffs.length) effects[i]!.push({ kind: PARAM_READS, what: `${index - offset}|${names.slice(0, 40).join(',')}${handoffs.length ? `|${handoffs.join(';')}` : ''}`, line: fn.startLine, column: 1 });
     });
   });
 }
