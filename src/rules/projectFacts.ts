@@ -51,6 +51,15 @@ function projectHandleTypes(project: ProjectContext): Map<string, string> {
     if (e.function !== null || !/(^|\.)create_(async_)?engine$/.test(e.factory)) continue;
     add(e.file, e.name, e.async ? 'sqlalchemy.ext.asyncio.create_async_engine()' : 'sqlalchemy.create_engine()');
   }
+  // Session providers of the project (a function or a class's method that yields a session,
+  // used as a context manager or a generator): a call hands out a session (`=>T`).
+  for (const p of project.sessionProviders) {
+    if (!/^[A-Za-z_]\w*(\.[A-Za-z_]\w*)?$/.test(p.name)) continue;
+    const q = `${moduleNameOf(p.file)}.${p.name}`;
+    const type = p.async ? '=>sqlalchemy.ext.asyncio.AsyncSession' : '=>sqlalchemy.orm.Session';
+    if (out.has(q) && out.get(q) !== type) clash.add(q);
+    out.set(q, type);
+  }
   for (const q of clash) out.delete(q);
   return out;
 }

@@ -7,7 +7,8 @@
  * (concurrently, without `await`).
  */
 import type { ProjectContext, SessionFactoryInfo } from '../discovery/context.js';
-import { moduleNameOf, QualifiedIndex, valueTypeOf, type FileModel } from './model.js';
+import { assignmentsTo, moduleNameOf, QualifiedIndex, resolveName, valueTypeOf, type FileModel } from './model.js';
+import { typeString } from './valueTypes.js';
 import { dependencyAliasOf } from './dependencyAliases.js';
 import { fileClasses } from './classes.js';
 
@@ -50,13 +51,32 @@ export function asyncHandles(model: FileModel, project: ProjectContext): AsyncHa
     const viaPool = /\.acquire$/.test(t) && poolName(model, t.slice(0, t.lastIndexOf('.')), fnIndex, line, pools);
     if (viaEngine) return { kind: 'AsyncConnection', boundAt: boundAt(model, name, fnIndex, line) };
     if (viaPool) return { kind: 'asyncpg connection', boundAt: boundAt(model, name, fnIndex, line) };
-    const typed = ASYNC_HANDLE.test(t) || known(factories, t) || (provider !== null && known(providers, provider));
+    const typed = ASYNC_HANDLE.test(t) || known(factories, t) || (provider !== null && known(providers, provider)) || withProvider(model, name, fnIndex, line, providers);
     if (!typed) return null;
     const kind: AsyncHandleKind = /asyncpg/.test(t) ? 'asyncpg connection' : /AsyncConnection$/.test(t) ? 'AsyncConnection' : 'AsyncSession';
     return { kind, boundAt: boundAt(model, name, fnIndex, line) };
   };
   memo.set(model, test);
   return test;
+}
+
+/**
+ * `async with get_session() as s:` / `async with self._db.begin_readonly_session() as s:`: the
+ * alias of an async session provider of the project used as a context manager, a function or a
+ * method of a class (typed on the object: `self._db: Database`, `db = Database(url)`).
+ */
+function withProvider(model: FileModel, name: string, fnIndex: number, line: number, providers: QualifiedIndex<string>): boolean {
+  let a = null as ReturnType<typeof assignmentsTo>[number] | null;
+  for (const x of assignmentsTo(model, name)) if (x.functionIndex === fnIndex && x.line <= line && (!a || x.line >= a.line)) a = x;
+  if (!a?.fromWith) return false;
+  const v = a.value?.type === 'await' ? a.value.namedChild(0) : a.value;
+  const callee = v?.type === 'call' ? v.childForFieldName('function') : null;
+  if (!callee) return false;
+  if (callee.type === 'identifier') return known(providers, resolveName(model, callee.text) ?? `${model.moduleName}.${callee.text}`);
+  if (callee.type !== 'attribute') return false;
+  const object = typeString(model, callee.childForFieldName('object'), fnIndex, line);
+  const cls = object ? /^@?([A-Za-z_][\w.]*?)(\(\))?$/.exec(object) : null;
+  return !!cls && known(providers, `${cls[1]}.${callee.childForFieldName('attribute')?.text ?? ''}`);
 }
 
 /**

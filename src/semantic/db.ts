@@ -323,8 +323,11 @@ export function resolveHandle(t: string | null, lookup: NameLookup): HandleResul
       if (!target.startsWith('=>')) return null;
       next = target.slice(2) + r.rest;
     } else if (r.wrapper === '@') {
-      if (!target.startsWith('@') && !target.startsWith('Depends(')) return null;
-      next = target + r.rest;
+      // `@app.db.Database.begin_session()`: an instance's method that hands out a handle (a
+      // project's session provider method, `=>T`), called.
+      if (target.startsWith('=>') && r.rest.startsWith('()')) next = target.slice(2) + r.rest.slice(2);
+      else if (!target.startsWith('@') && !target.startsWith('Depends(')) return null;
+      else next = target + r.rest;
     } else if (target.startsWith('=>')) {
       // A call of a function that hands out a handle (`-> Session`, a `@contextmanager`).
       if (!r.rest.startsWith('()')) return null;
