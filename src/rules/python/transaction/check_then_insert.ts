@@ -34,7 +34,7 @@ import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { returnedValues } from '../query/selfRows.js';
-import type { AssignmentInfo, FileModel } from '../../../semantic/model.js';
+import type { AssignmentInfo, CallInfo, FileModel } from '../../../semantic/model.js';
 import { callAt, selfOffset } from '../../../semantic/model.js';
 import { classOfFunction } from '../../../semantic/classes.js';
 import { libraryClassModel, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
@@ -152,11 +152,8 @@ function checkGenericGetOrCreate(ctx: FileRuleContext, model: FileModel, fnIndex
     const look: Lookup = { name: a.target, model: cls, columns: new Map(), line: a.line, node: a.node, locked: false };
     const regions = missingRegions(fn.node, look);
     if (!regions.length) continue;
-    for (const add of calls) {
-      if (add.method !== 'add' || !add.hasReceiver || add.node.startIndex <= a.node.endIndex) continue;
-      const arg = unwrap(callArgs(add.node).positional[0] ?? null);
-      const ctor = arg ? constructorOf(model, arg, fnIndex, add.line) : null;
-      if (!ctor || ctor.childForFieldName('function')?.text !== cls || !regions.some((r) => ctor.startIndex >= r.from && ctor.endIndex <= r.to)) continue;
+    for (const { add, ctor } of addsWhereMissing(model, calls, a, regions, fnIndex)) {
+      if (ctor.childForFieldName('function')?.text !== cls) continue;
       // Built from the same keywords: `model(**kwargs)`, or `model(**params)` with `params` made from them.
       const splats = (ctor.childForFieldName('arguments')?.namedChildren ?? []).filter((x) => x.type === 'dictionary_splat').map((x) => x.namedChild(0)?.text ?? '');
       const fromKwargs = splats.some((n) => n === splat || new RegExp(`(^|[^\\w])${splat}([^\\w]|$)`).test(unwrap(lastAssignment(model, n, fnIndex, add.line)?.value ?? null)?.text ?? ''));
@@ -210,12 +207,9 @@ export function collectCheckFacts(model: FileModel): Effect[][] {
       const look: Lookup = { name: a.target, model: '', columns: new Map(), line: a.line, node: a.node, locked: false };
       const regions = missingRegions(fn.node, look);
       if (!regions.length) continue;
-      for (const add of calls) {
-        if (add.method !== 'add' || !add.hasReceiver || add.node.startIndex <= a.node.endIndex) continue;
-        const arg = unwrap(callArgs(add.node).positional[0] ?? null);
-        const ctor = arg ? constructorOf(model, arg, fnIndex, add.line) : null;
-        const ctorName = ctor ? ctorModel(ctor) : null;
-        if (!ctor || !ctorName || !regions.some((r) => ctor.startIndex >= r.from && ctor.endIndex <= r.to)) continue;
+      for (const { add, ctor } of addsWhereMissing(model, calls, a, regions, fnIndex)) {
+        const ctorName = ctorModel(ctor);
+        if (!ctorName) continue;
         const end = calls.find((c) => (c.method === 'commit' || c.method === 'flush') && c.hasReceiver && c.node.startIndex > add.node.startIndex);
         if (!end || guarded(add.node, fn.node) || guarded(end.node, fn.node)) continue;
         const built: Record<string, string> = {};
@@ -543,6 +537,16 @@ function constructorOf(model: FileModel, arg: SyntaxNode, fnIndex: number, line:
   const a = lastAssignment(model, arg.text, fnIndex, line);
   const v = unwrap(a?.value ?? null);
   return v?.type === 'call' ? v : null;
+}
+
+/** The `session.add(X(...))` calls after the lookup whose new object is built where the lookup found nothing. */
+function* addsWhereMissing(model: FileModel, calls: readonly CallInfo[], lookup: AssignmentInfo, regions: { from: number; to: number }[], fnIndex: number): Generator<{ add: CallInfo; ctor: SyntaxNode }> {
+  for (const add of calls) {
+    if (add.method !== 'add' || !add.hasReceiver || add.node.startIndex <= lookup.node.endIndex) continue;
+    const arg = unwrap(callArgs(add.node).positional[0] ?? null);
+    const ctor = arg ? constructorOf(model, arg, fnIndex, add.line) : null;
+    if (ctor && regions.some((r) => ctor.startIndex >= r.from && ctor.endIndex <= r.to)) yield { add, ctor };
+  }
 }
 
 function ctorModel(call: SyntaxNode): string | null {
