@@ -75,7 +75,12 @@ const RAW_SQL_METHODS = new Set(['execute', 'fetch', 'fetchrow', 'fetchval', 'fe
 const GET_METHODS = new Set(['get', 'get_one', 'get_or_404']);
 /** Options that make a primary-key lookup go to the database even for a row the session holds. */
 const BYPASSES_IDENTITY_MAP = /\b(populate_existing|with_for_update)\b/;
-const SESSION_NAMES = /^(session|db|db_session|dbsession|sess|async_session|asession|db_sess|conn|connection|cursor|cur|tx)$/;
+/**
+ * Names a database handle goes by: `session`, `db`, and a qualified session (`sa_session`,
+ * `read_session`, `tenant_db`) — not an HTTP or cloud client's (`http_session`, `aiohttp_session`,
+ * `boto_session`).
+ */
+const SESSION_NAMES = /^(session|db|db_session|dbsession|sess|async_session|asession|db_sess|conn|connection|cursor|cur|tx)$|^(?!(?:https?|client|web|aiohttp|requests?|api|browser|ws|boto3?|s3|aws|gcp|oauth|cookie|user|login|auth)_)[a-z][a-z0-9]*_(?:session|db)$/;
 const DB_LIBRARIES = /^(sqlalchemy|sqlmodel|asyncpg|psycopg|psycopg2|pymysql|sqlite3|aiosqlite|aiomysql)(\.|$)/;
 /** Libraries whose objects are never database sessions (HTTP sessions, queues, caches). */
 const NOT_DB_HEADS = /^(requests|aiohttp|httpx|urllib3|boto3|botocore|aiobotocore|redis|aioredis|asyncio|queue|collections|builtins|typing|celery|kombu|multiprocessing|threading|concurrent|cachetools|functools|fastapi|starlette|pydantic)(\.|$)/;
