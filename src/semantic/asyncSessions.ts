@@ -30,7 +30,7 @@ const memo = new WeakMap<FileModel, AsyncHandleTest>();
 export function asyncHandles(model: FileModel, project: ProjectContext): AsyncHandleTest {
   let test = memo.get(model);
   if (test) return test;
-  const { factories, providers, engines, pools } = projectHandles(project);
+  const { factories, providers, ormProviders, engines, pools } = projectHandles(project);
   test = (name, fnIndex, line) => {
     // `self.session`: what the class's `__init__` keeps there from its parameter (`self.session = session`).
     if (name.startsWith('self.')) {
@@ -51,7 +51,7 @@ export function asyncHandles(model: FileModel, project: ProjectContext): AsyncHa
     const viaPool = /\.acquire$/.test(t) && poolName(model, t.slice(0, t.lastIndexOf('.')), fnIndex, line, pools);
     if (viaEngine) return { kind: 'AsyncConnection', boundAt: boundAt(model, name, fnIndex, line) };
     if (viaPool) return { kind: 'asyncpg connection', boundAt: boundAt(model, name, fnIndex, line) };
-    const typed = ASYNC_HANDLE.test(t) || known(factories, t) || (provider !== null && known(providers, provider)) || withProvider(model, name, fnIndex, line, providers);
+    const typed = ASYNC_HANDLE.test(t) || known(factories, t) || (provider !== null && known(providers, provider)) || withProvider(model, name, fnIndex, line, ormProviders);
     if (!typed) return null;
     const kind: AsyncHandleKind = /asyncpg/.test(t) ? 'asyncpg connection' : /AsyncConnection$/.test(t) ? 'AsyncConnection' : 'AsyncSession';
     return { kind, boundAt: boundAt(model, name, fnIndex, line) };
@@ -106,6 +106,8 @@ function keptParameter(model: FileModel, attr: string, fnIndex: number): { init:
 interface ProjectHandles {
   factories: QualifiedIndex<string>;
   providers: QualifiedIndex<string>;
+  /** Async providers that yield SQLAlchemy's session or a project factory's (not an HTTP client's). */
+  ormProviders: QualifiedIndex<string>;
   /** Async engines (`create_async_engine`). */
   engines: QualifiedIndex<string>;
   /** asyncpg pools (`asyncpg.create_pool`). */
@@ -130,10 +132,13 @@ function projectHandles(project: ProjectContext): ProjectHandles {
         .map((f) => `${moduleNameOf(f.file)}.${f.name}`),
     );
     const providers = index(project.sessionProviders.filter((p) => p.async).map((p) => `${moduleNameOf(p.file)}.${p.name}`));
+    const factoryNames = new Set(project.sessionFactories.map((f) => f.name?.slice(f.name.lastIndexOf('.') + 1)).filter((n): n is string => !!n));
+    const ormProviders = index(project.sessionProviders.filter((p) => p.async && (p.yields === 'Session' || p.yields === 'AsyncSession' || factoryNames.has(p.yields.slice(p.yields.lastIndexOf('.') + 1))))
+      .map((p) => `${moduleNameOf(p.file)}.${p.name}`));
     const named = project.engines.filter((e) => e.name && !e.function);
     const engines = index(named.filter((e) => e.async && !/create_pool$/.test(e.factory)).map((e) => `${moduleNameOf(e.file)}.${e.name}`));
     const pools = index(named.filter((e) => /create_pool$/.test(e.factory)).map((e) => `${moduleNameOf(e.file)}.${e.name}`));
-    projectMemo.set(project, (v = { factories, providers, engines, pools }));
+    projectMemo.set(project, (v = { factories, providers, ormProviders, engines, pools }));
   }
   return v;
 }

@@ -23,7 +23,8 @@ import { asyncHandles, type AsyncHandleTest as SessionTest } from '../../../sema
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
 import type { ProjectContext } from '../../../discovery/context.js';
-import { callGraphOf, ownSites } from '../../../analysis/callgraph.js';
+import { callGraphOf, ownSites, type FnRef } from '../../../analysis/callgraph.js';
+import { OPENS_SESSION } from '../transaction/missing_rollback.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { FLUSH_EFFECT, QUERY_EFFECT, WRITE_EFFECT } from '../query/dbCalls.js';
 import { callArgs, unwrap } from '../query/semantics.js';
@@ -92,8 +93,13 @@ export const concurrentSession: FileRule & RepoRule = {
       // (The constructor's call starts where the method's does: the method is the call on its result.)
       const calls = graph.index.files[ref.file]!.calls;
       const reaching = fact.methods.flatMap(([line, column]) => calls.filter((c) => c.line === line && c.column === column && c.receiverType && c.receiverType !== UNTYPED))
-        .map((c) => graph.resolveCall(ref.file, c)).find((to): to is NonNullable<typeof to> => !!to
-          && (graph.reaches(to, QUERY_EFFECT, 'any') || graph.reaches(to, WRITE_EFFECT, 'any') || graph.reaches(to, FLUSH_EFFECT, 'any')));
+        .map((c) => graph.resolveCall(ref.file, c)).find((to): to is NonNullable<typeof to> => {
+          if (!to) return false;
+          const reach = graph.effectOf(to, QUERY_EFFECT, 'any') ?? graph.effectOf(to, WRITE_EFFECT, 'any') ?? graph.effectOf(to, FLUSH_EFFECT, 'any');
+          // Not on a session or connection the method (or a function on the way) opens itself.
+          const opensOwn = (f: FnRef) => graph.ownEffects(f).some((e) => e.kind === OPENS_SESSION);
+          return !!reach && !reach.weak && !opensOwn(to) && !reach.steps.some((st) => opensOwn(st.fn));
+        });
       if (!reaching) continue;
       // (`asyncio.gather` is no call of the repo: the site carries its span.)
       ctx.report({

@@ -193,6 +193,16 @@ export const asyncLazyLoad: FileRule & RepoRule = {
   },
 };
 
+/**
+ * Between `from` and `to`, was the row's state loaded or checked the way an async caller does:
+ * `await session.refresh(row, [...])`, `await row.awaitable_attrs.x`, `run_sync(...)`, or a look
+ * at `inspect(row).unloaded`? Then what a sync function reads on it is not known to load.
+ */
+function loadedBefore(model: FileModel, name: string, from: number, to: number): boolean {
+  const between = model.source.slice(from, to);
+  return new RegExp(`\\brefresh\\(\\s*${name}\\b|\\b${name}\\.awaitable_attrs\\b|\\brun_sync\\(|\\binspect\\(\\s*${name}\\s*\\)`).test(between);
+}
+
 /** A model's sync method called on a row an `AsyncSession` loaded, reading a lazy relationship of `self`: `MissingGreenlet`. */
 function reportRowMethods(ctx: RepoRuleContext, graph: CallGraph): void {
   let methods: Map<string, FnRef> | null = null;
@@ -399,6 +409,7 @@ export function collectAsyncRowFacts(model: FileModel, project?: ProjectContext)
       const fnNode = model.functions[row.fnIndex]!.node;
       for (const c of callsOf(model, row.fnIndex)) {
         if (c.node.startIndex < row.from || c.dottedReceiver !== row.name || c.awaited || !c.emptyArgs || insideNestedDef(c.node, fnNode)) continue;
+        if (loadedBefore(model, row.name, row.from, c.node.startIndex)) break;
         out[row.fnIndex]!.push({ kind: ASYNC_ROW_METHOD, what: JSON.stringify({ name: row.name, entity: row.entity, method: c.method, end: c.node.endPosition.column + 1, text: row.text.replace(/\s+/g, ' ').slice(0, 2000) }), line: c.line, column: c.column });
       }
     }
@@ -459,8 +470,10 @@ export function collectAsyncRowFacts(model: FileModel, project?: ProjectContext)
     // on it runs in the event loop too (the repo phase reads their `PARAM_READS`).
     const handed: [number, number, number, number][] = [];
     if (boundOnce(model, a.functionIndex, a.target)) {
+      const fnNode = model.functions[a.functionIndex]!.node;
       for (const c of callsOf(model, a.functionIndex)) {
-        if (c.node.startIndex < a.node.endIndex || c.awaited || c.functionIndex !== a.functionIndex || c.hasReceiver) continue;
+        if (c.node.startIndex < a.node.endIndex || c.awaited || c.functionIndex !== a.functionIndex || c.hasReceiver || insideNestedDef(c.node, fnNode)) continue;
+        if (loadedBefore(model, a.target, a.node.endIndex, c.node.startIndex)) break;
         const position = callArgs(c.node).positional.findIndex((x) => unwrap(x)?.type === 'identifier' && unwrap(x)!.text === a.target);
         if (position >= 0 && handed.length < 8) handed.push([c.line, c.column, c.node.endPosition.column + 1, position]);
       }

@@ -325,7 +325,8 @@ function paramReads(model: FileModel, effects: Effect[][], lazy: ReadonlySet<str
       const handoffs: string[] = [];
       if (new RegExp(`[(,]\\s*${p.name}\\s*[,)]`).test(text)) {
         for (const c of callsOf(model, i)) {
-          if (c.functionIndex !== i || c.hasReceiver || handoffs.length >= 6) continue;
+          // Not one under a flag of the function (`if with_labels: labels(cellar)`): the caller may leave it off.
+          if (c.functionIndex !== i || c.hasReceiver || handoffs.length >= 6 || flagGuard(model, c.node, i)) continue;
           const pos = callArgs(c.node).positional.findIndex((x) => x.type === 'identifier' && x.text === p.name);
           if (pos >= 0) handoffs.push(`${c.line}:${c.column}:${pos}`);
         }
