@@ -6,7 +6,7 @@
 import { projectDirOf, underDirectories } from '../discovery/manifests.js';
 import type { EngineInfo, ModelInfo, ProjectContext } from '../discovery/context.js';
 import { moduleNameOf, type FileModel } from '../semantic/model.js';
-import { makesAsyncSessions } from '../semantic/asyncSessions.js';
+import { makesAsyncSessions, yieldsOrmSession } from '../semantic/asyncSessions.js';
 
 export interface ProjectIndex {
   migrationFiles: ReadonlySet<string>;
@@ -33,11 +33,6 @@ export interface ProjectIndex {
  * are (`app.db.SessionLocal` → `sqlalchemy.orm.sessionmaker()`). A name bound twice in one module
  * to different kinds is left out.
  */
-/** Does a session provider's `yields` name SQLAlchemy's session, or a call of a project session factory? */
-export function yieldsOrmSession(yields: string, factoryNames: ReadonlySet<string>): boolean {
-  return yields === 'Session' || yields === 'AsyncSession' || factoryNames.has(yields.slice(yields.lastIndexOf('.') + 1));
-}
-
 function projectHandleTypes(project: ProjectContext): Map<string, string> {
   const out = new Map<string, string>();
   const clash = new Set<string>();
@@ -60,9 +55,9 @@ function projectHandleTypes(project: ProjectContext): Map<string, string> {
   // used as a context manager or a generator): a call hands out a session (`=>T`).
   // Only a provider that yields SQLAlchemy's session or one of the project's session factories'
   // (not an `aiohttp.ClientSession()` or `requests.Session()` a provider hands out too).
-  const factoryNames = new Set(project.sessionFactories.map((f) => f.name?.slice(f.name.lastIndexOf('.') + 1)).filter((n): n is string => !!n));
+  const orm = yieldsOrmSession(project);
   for (const p of project.sessionProviders) {
-    if (!/^[A-Za-z_]\w*(\.[A-Za-z_]\w*)?$/.test(p.name) || !yieldsOrmSession(p.yields, factoryNames)) continue;
+    if (!/^[A-Za-z_]\w*(\.[A-Za-z_]\w*)?$/.test(p.name) || !orm(p)) continue;
     const q = `${moduleNameOf(p.file)}.${p.name}`;
     const type = p.async ? '=>sqlalchemy.ext.asyncio.AsyncSession' : '=>sqlalchemy.orm.Session';
     if (out.has(q) && out.get(q) !== type) clash.add(q);

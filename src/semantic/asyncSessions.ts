@@ -6,7 +6,7 @@
  * of the project (`Depends(get_session)`). Shared by the rules about how such a handle is used
  * (concurrently, without `await`).
  */
-import type { ProjectContext, SessionFactoryInfo } from '../discovery/context.js';
+import type { ProjectContext, SessionFactoryInfo, SessionProviderInfo } from '../discovery/context.js';
 import { assignmentsTo, moduleNameOf, QualifiedIndex, resolveName, valueTypeOf, type FileModel } from './model.js';
 import { typeString } from './valueTypes.js';
 import { dependencyAliasOf } from './dependencyAliases.js';
@@ -116,6 +116,16 @@ interface ProjectHandles {
 
 const projectMemo = new WeakMap<ProjectContext, ProjectHandles>();
 
+/**
+ * Does a session provider of the project yield SQLAlchemy's session: `Session`/`AsyncSession`
+ * itself, or a call of one of the project's session factories — not an `aiohttp.ClientSession()`
+ * or `requests.Session()` a provider may hand out too.
+ */
+export function yieldsOrmSession(project: ProjectContext): (p: Pick<SessionProviderInfo, 'yields'>) => boolean {
+  const factoryNames = new Set(project.sessionFactories.map((f) => f.name?.slice(f.name.lastIndexOf('.') + 1)).filter((n): n is string => !!n));
+  return (p) => p.yields === 'Session' || p.yields === 'AsyncSession' || factoryNames.has(p.yields.slice(p.yields.lastIndexOf('.') + 1));
+}
+
 /** Does the factory make `AsyncSession`s: `async_sessionmaker(...)`, or `sessionmaker(class_=AsyncSession)`? */
 export function makesAsyncSessions(f: Pick<SessionFactoryInfo, 'kind' | 'class'>): boolean {
   return f.kind === 'async_sessionmaker' || (f.kind === 'sessionmaker' && /AsyncSession$/.test(f.class ?? ''));
@@ -132,9 +142,8 @@ function projectHandles(project: ProjectContext): ProjectHandles {
         .map((f) => `${moduleNameOf(f.file)}.${f.name}`),
     );
     const providers = index(project.sessionProviders.filter((p) => p.async).map((p) => `${moduleNameOf(p.file)}.${p.name}`));
-    const factoryNames = new Set(project.sessionFactories.map((f) => f.name?.slice(f.name.lastIndexOf('.') + 1)).filter((n): n is string => !!n));
-    const ormProviders = index(project.sessionProviders.filter((p) => p.async && (p.yields === 'Session' || p.yields === 'AsyncSession' || factoryNames.has(p.yields.slice(p.yields.lastIndexOf('.') + 1))))
-      .map((p) => `${moduleNameOf(p.file)}.${p.name}`));
+    const orm = yieldsOrmSession(project);
+    const ormProviders = index(project.sessionProviders.filter((p) => p.async && orm(p)).map((p) => `${moduleNameOf(p.file)}.${p.name}`));
     const named = project.engines.filter((e) => e.name && !e.function);
     const engines = index(named.filter((e) => e.async && !/create_pool$/.test(e.factory)).map((e) => `${moduleNameOf(e.file)}.${e.name}`));
     const pools = index(named.filter((e) => /create_pool$/.test(e.factory)).map((e) => `${moduleNameOf(e.file)}.${e.name}`));
