@@ -6,6 +6,7 @@
 import { projectDirOf, underDirectories } from '../discovery/manifests.js';
 import type { EngineInfo, ModelInfo, ProjectContext } from '../discovery/context.js';
 import { moduleNameOf, type FileModel } from '../semantic/model.js';
+import type { FileSummary } from '../analysis/summary.js';
 import { makesAsyncSessions, yieldsOrmSession } from '../semantic/asyncSessions.js';
 
 export interface ProjectIndex {
@@ -133,6 +134,14 @@ export function modelsNamed(project: ProjectContext, file: FileModel, name: stri
 
 const namedMemo = new WeakMap<FileModel, Map<string, ModelInfo[]>>();
 const namedProject = new WeakMap<FileModel, ProjectContext>();
+
+/** {@link modelsNamedFrom} as a file of the repo index sees the name (its summary's imports and definitions). */
+export function modelsNamedInSummary(project: ProjectContext, file: Pick<FileSummary, 'path' | 'moduleName' | 'moduleDefs' | 'imports'>, name: string): ModelInfo[] {
+  return modelsNamedFrom(project, {
+    path: file.path, moduleName: file.moduleName,
+    defines: (n) => file.moduleDefs.includes(n), imported: (n) => file.imports.find(([k]) => k === n)?.[1],
+  }, name);
+}
 
 function modelsNamedUncached(project: ProjectContext, file: FileModel, name: string): ModelInfo[] {
   return modelsNamedFrom(project, { path: file.path, moduleName: file.moduleName, defines: (n) => file.moduleDefs.has(n), imported: (n) => file.imports.get(n) }, name);

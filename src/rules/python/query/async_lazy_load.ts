@@ -41,7 +41,7 @@ import { eagerlyLoaded } from './loadedRelations.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { declaredResponseType } from '../../../semantic/schemas.js';
 import { callGraphOf, ownSites, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
-import { PARAM_READS, ROW_QUERY, rowReadsAt } from './rowCalls.js';
+import { classMembers, PARAM_READS, ROW_QUERY, rowReadsAt } from './rowCalls.js';
 import type { RepoRule, RepoRuleContext } from '../../types.js';
 import { inTreeModule } from '../../../semantic/model.js';
 import { COMMIT_EFFECT } from '../transaction/effects.js';
@@ -205,19 +205,12 @@ function loadedBefore(model: FileModel, name: string, from: number, to: number):
 
 /** A model's sync method called on a row an `AsyncSession` loaded, reading a lazy relationship of `self`: `MissingGreenlet`. */
 function reportRowMethods(ctx: RepoRuleContext, graph: CallGraph): void {
-  let methods: Map<string, FnRef> | null = null;
   for (const { ref, file, site } of ownSites(graph, ASYNC_ROW_METHOD)) {
     const s = JSON.parse(site.what) as { name: string; entity: string; method: string; end: number; text: string };
     if (unreadableOptions(s.text)) continue;
-    if (!methods) {
-      methods = new Map();
-      for (const r of graph.functions()) {
-        const f = graph.function(r);
-        if (f.className && f.parent < 0 && !f.isAsync && !graph.fileOf(r).isTestFile) methods.set(`${f.className}.${f.name}`, r);
-      }
-    }
-    const m = methods.get(`${s.entity}.${s.method}`);
-    if (!m) continue;
+    const m = classMembers(graph).get(`${s.entity}.${s.method}`);
+    // A coroutine method is awaited, not this call's sync read.
+    if (!m || graph.function(m).isAsync) continue;
     const own = graph.ownEffects(m);
     if (own.some((e) => e.kind === ROW_QUERY)) continue;
     const reads = rowReadsAt(own, { passes: '|' }) ?? [];
@@ -635,11 +628,10 @@ function* loadedLists(model: FileModel, isAsync: ReturnType<typeof asyncHandles>
       if (call.node.startIndex < range.startIndex || call.node.endIndex > range.endIndex || !call.awaited) continue;
       if (!/^(scalars|execute|exec)$/.test(call.method)) continue;
       const first = unwrap(callArgs(call.node).positional[0] ?? null);
-      const m = first ? /^select\(\s*([\w.]+)\s*\)/.exec(first.text.replace(/\s+/g, '')) : null;
-      const entity = m ? m[1]!.split('.').pop()! : '';
+      const entity = first ? selectedModel(model, a.functionIndex, call, first)?.entity ?? '' : '';
       // `execute(select(M))` gives `Row`s unless the chain takes their scalars.
       if (call.method === 'execute' && !/\.scalars\(\s*\)/.test(a.value.text)) continue;
-      if (!model.modelClasses.has(entity) || !call.dottedReceiver || !SESSION_PATH.test(call.dottedReceiver) || !onAsyncSession(model, call, isAsync)) continue;
+      if (!entity || !call.dottedReceiver || !SESSION_PATH.test(call.dottedReceiver) || !onAsyncSession(model, call, isAsync)) continue;
       yield { name: a.target, entity, session: call.dottedReceiver, from: a.node.endIndex, fnIndex: a.functionIndex, line: a.line };
       break;
     }
@@ -1006,21 +998,8 @@ function loadingCall(model: FileModel, fnIndex: number, value: SyntaxNode): { ca
   const single = ONE_ROW.test(value.text);
   for (const call of callsOf(model, fnIndex)) {
     if (call.node.startIndex < value.startIndex || call.node.endIndex > value.endIndex || !call.awaited) continue;
-    let first = unwrap(callArgs(call.node).positional[0] ?? null);
+    const first = unwrap(callArgs(call.node).positional[0] ?? null);
     if (!first) continue;
-    // `stmt = select(cls).where(...)...` then `await session.scalars(stmt)`: the statement a name holds.
-    let statement: string | undefined;
-    if (first.type === 'identifier' && call.method !== 'get') {
-      const bound = lastAssignment(model, first.text, fnIndex, call.line);
-      const held = bound && bound.functionIndex === fnIndex && !bound.fromWith ? unwrap(bound.value) : null;
-      if (held?.type === 'call') {
-        first = held;
-        statement = held.text;
-      }
-    }
-    // `select(cls)` in a classmethod of a model: that model.
-    const fn = model.functions[fnIndex];
-    const entityOf = (name: string) => (name === 'cls' && fn?.className && model.modelClasses.has(fn.className) ? fn.className : name);
     if (call.method === 'get' && !single) {
       const entity = first.text.split('.').pop() ?? '';
       if (model.modelClasses.has(entity)) return { call, entity };
@@ -1028,10 +1007,33 @@ function loadingCall(model: FileModel, fnIndex: number, value: SyntaxNode): { ca
     // `execute()` returns rows: only its scalar forms give the entity (`.scalar_one()`).
     const entityRow = call.method === 'execute' ? /\.(scalar_one|scalar_one_or_none|scalar)\s*\(\s*\)\s*$|\.scalars\(\s*\)\s*\.\s*(first|one|one_or_none)\s*\(\s*\)\s*$/.test(value.text) : single;
     if (((call.method === 'scalars' || call.method === 'execute' || call.method === 'exec') && entityRow) || call.method === 'scalar') {
-      const m = /^select\(\s*([\w.]+)\s*\)/.exec(first.text.replace(/\s+/g, ''));
-      const entity = m ? entityOf(m[1]!.split('.').pop()!) : '';
-      if (model.modelClasses.has(entity)) return statement ? { call, entity, statement } : { call, entity };
+      const st = selectedModel(model, fnIndex, call, first);
+      if (st) return st.statement ? { call, entity: st.entity, statement: st.statement } : { call, entity: st.entity };
     }
   }
   return null;
+}
+
+/**
+ * The one model a statement call's argument selects (`select(Order)`, `select(cls)` in a model's
+ * classmethod), also through a name bound to the statement in the function (`stmt =
+ * select(cls).where(...)`; its text is `statement`, for the loader options it carries).
+ */
+function selectedModel(model: FileModel, fnIndex: number, call: CallInfo, arg: SyntaxNode): { entity: string; statement?: string } | null {
+  let first = arg;
+  let statement: string | undefined;
+  if (first.type === 'identifier') {
+    const bound = lastAssignment(model, first.text, fnIndex, call.line);
+    const held = bound && bound.functionIndex === fnIndex && !bound.fromWith ? unwrap(bound.value) : null;
+    if (held?.type === 'call') {
+      first = held;
+      statement = held.text;
+    }
+  }
+  const m = /^select\(\s*([\w.]+)\s*\)/.exec(first.text.replace(/\s+/g, ''));
+  let entity = m ? m[1]!.split('.').pop()! : '';
+  const fn = model.functions[fnIndex];
+  if (entity === 'cls' && fn?.className && model.modelClasses.has(fn.className)) entity = fn.className;
+  if (!model.modelClasses.has(entity)) return null;
+  return statement ? { entity, statement } : { entity };
 }

@@ -68,13 +68,13 @@
  */
 import { sessionsExpireOnCommit } from '../../../semantic/sessionExpiry.js';
 import type { ModelInfo, ProjectContext } from '../../../discovery/context.js';
-import { modelsNamed, nearestModels, modelsNamedFrom, projectIndex } from '../../projectFacts.js';
+import { modelsNamed, nearestModels, modelsNamedInSummary, projectIndex } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect, SummaryCall } from '../../../analysis/summary.js';
 import { flagAtCall } from '../../../semantic/guards.js';
 import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
-import { FN_PROPERTY, UNTYPED as UNTYPED_RECEIVER } from '../../../analysis/objects.js';
-import { groupedBy, ITEM_ARG_CALL, PARAM_LOOP_READS, PARAM_READS, ROW_CALL, ROW_QUERY, ROWS_ARG_CALL, rowReadsAt } from './rowCalls.js';
+import { UNTYPED as UNTYPED_RECEIVER } from '../../../analysis/objects.js';
+import { classMembers, groupedBy, ITEM_ARG_CALL, PARAM_LOOP_READS, PARAM_READS, ROW_CALL, ROW_QUERY, ROWS_ARG_CALL, rowReadsAt } from './rowCalls.js';
 import { siteCalls } from '../../../analysis/callgraph.js';
 import { FLUSH_EFFECT, WRITE_EFFECT } from './dbCalls.js';
 import type { ClassRef } from '../../../analysis/types.js';
@@ -85,7 +85,7 @@ import { classifyDbCall, dynamicRelationChain, loadedModel, rowsSource, selfMemb
 import { fetchedRow } from '../../../semantic/valueTypes.js';
 import { memoDecoratorOf } from '../../../semantic/memo.js';
 import { returnsOf, selfOptionsText, selfRowsResolver } from './selfRows.js';
-import { lastAssignment, leavesAfter, lookupByKey, loopTarget, stopsAfter, unwrap } from './semantics.js';
+import { itemAttributeReads, lastAssignment, loopTarget, unwrap } from './semantics.js';
 import {
   deferredColumns, dynamicTarget, eagerlyLoaded, heldText, LAZY, lazyRelationships, leadsBackToOwner, MAX_ROWS_TEXT, oneRowNote, RETURNS_ROWS, rowsExpression, sameRows, targetsHeld, type LazyRelationship,
 } from './loadedRelations.js';
@@ -279,30 +279,6 @@ const SELF_REFERENCE_EVIDENCE = 'a many-to-one to the rows\' own model: related 
  */
 export const HELD_COLLECTION_LOOP = 'held_collection_loop';
 
-/**
- * The item's attributes a loop reads, the first read of each name that `wanted` accepts: not
- * assigned, not called, not in a find-first search, not only for the items of one key.
- */
-function* itemAttributeReads(model: FileModel, loop: LoopInfo, item: string, wanted: (name: string) => boolean): Generator<{ node: SyntaxNode; name: string; search: boolean }> {
-  const seen = new Set<string>();
-  const iterable = loop.iterable!;
-  for (const a of loop.node.descendantsOfType('attribute')) {
-    if (a.startIndex < loop.iterStart || a.startIndex >= loop.iterEnd) continue;
-    if (a.startIndex >= iterable.startIndex && a.endIndex <= iterable.endIndex) continue;
-    const obj = a.childForFieldName('object');
-    const name = a.childForFieldName('attribute')?.text ?? '';
-    if (obj?.type !== 'identifier' || obj.text !== item || !name || seen.has(name) || !wanted(name)) continue;
-    const parent = a.parent;
-    if (parent?.type === 'assignment' && parent.childForFieldName('left')?.id === a.id) continue;
-    if (parent?.type === 'call' && parent.childForFieldName('function')?.id === a.id) continue;
-    // Read once, right before the loop ends (`owner = row.owner; break`): not per row.
-    if (leavesAfter(a, loop) || lookupByKey(model, a, loop)) continue;
-    seen.add(name);
-    // A find-first search (`if row.owner.active: return row`) reads it on every row until the hit.
-    yield { node: a, name, search: stopsAfter(a, loop) };
-  }
-}
-
 /** The item's attributes a loop reads, for a site fact (`name@line:column:endColumn`; see `itemAttributeReads`). */
 function itemReads(model: FileModel, loop: LoopInfo, item: string): string[] {
   const reads: string[] = [];
@@ -396,7 +372,6 @@ const CONTAINER_METHODS = /^(items|keys|values|copy|split|rsplit|splitlines|get|
 /** PA108's repo phase: loops over the rows a function of another module returns. */
 function reportHelperRowLoops(ctx: RepoRuleContext): void {
   const graph = callGraphOf(ctx.index);
-  const byName = projectIndex(ctx.project).modelsByName;
   for (const { ref, file, site } of ownSites(graph, HELPER_ROWS_LOOP)) {
     const call = graph.callAt(ref.file, site.line, site.column);
     const to = call ? graph.resolveCall(ref.file, call) : null;
@@ -409,10 +384,7 @@ function reportHelperRowLoops(ctx: RepoRuleContext): void {
     const text = fact.what.slice(bar + 1);
     // The model the helper's query names, as its own module sees the name.
     const helperSummary = graph.fileOf(to);
-    const lazy = lazyRelationships(modelsNamedFrom(ctx.project, {
-      path: helperSummary.path, moduleName: helperSummary.moduleName,
-      defines: (n) => helperSummary.moduleDefs.includes(n), imported: (n) => helperSummary.imports.find(([k]) => k === n)?.[1],
-    }, entity));
+    const lazy = lazyRelationships(modelsNamedInSummary(ctx.project, helperSummary, entity));
     for (const rel of [...lazy.keys()]) if (eagerlyLoaded(text, rel) || targetsHeld(text, rel)) lazy.delete(rel);
     if (!lazy.size) continue;
     const [item = '', readList = ''] = site.what.split('|');
@@ -463,7 +435,6 @@ function calleeLazyHits(reads: string[], lazy: Map<string, LazyRelationship>, di
 function reportRowMethodLazyLoads(ctx: RepoRuleContext): void {
   const graph = callGraphOf(ctx.index);
   const byName = projectIndex(ctx.project).modelsByName;
-  let methods: Map<string, FnRef> | null = null;
   for (const { ref, file, site } of ownSites(graph, ROW_CALL)) {
     const parts = site.what.split('|');
     const [kind = '', name = '', end = '', entity = ''] = parts;
@@ -471,14 +442,7 @@ function reportRowMethodLazyLoads(ctx: RepoRuleContext): void {
     const direct = new Set((parts[10] ?? '').split(','));
     const text = parts.slice(11).join('|');
     if (!entity || !text || text === '*') continue;
-    if (!methods) {
-      methods = new Map();
-      for (const r of graph.functions()) {
-        const f = graph.function(r);
-        if (f.className && f.parent < 0 && !graph.fileOf(r).isTestFile) methods.set(`${f.className}.${f.name}${(f.flags & FN_PROPERTY) !== 0 ? '@' : ''}`, r);
-      }
-    }
-    const to = methods.get(`${entity}.${name}${kind === 'p' ? '@' : ''}`);
+    const to = classMembers(graph).get(`${entity}.${name}${kind === 'p' ? '@' : ''}`);
     if (!to) continue;
     const own = graph.ownEffects(to);
     // A `m` site is a call without arguments: every flag of the method is left at its default.

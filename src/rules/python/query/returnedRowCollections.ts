@@ -35,14 +35,14 @@ import type { CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import type { ModelInfo } from '../../../discovery/context.js';
 import { callAt, valueTypeOf } from '../../../semantic/model.js';
 import { fetchedRow } from '../../../semantic/valueTypes.js';
-import { callGraphOf, ownSites, type FnRef } from '../../../analysis/callgraph.js';
-import { FN_PROPERTY, UNTYPED } from '../../../analysis/objects.js';
-import { modelsNamedFrom, nearestModels, projectIndex } from '../../projectFacts.js';
+import { callGraphOf, ownSites } from '../../../analysis/callgraph.js';
+import { UNTYPED } from '../../../analysis/objects.js';
+import { modelsNamedInSummary, nearestModels, projectIndex } from '../../projectFacts.js';
 import { iterationWriter } from './dbCalls.js';
 import { eagerlyLoaded, heldText, lazyRelationships, leadsBackToOwner, MAX_ROWS_TEXT, oneRowNote, sameRows, targetsHeld, type LazyRelationship } from './loadedRelations.js';
-import { ROW_QUERY, rowReadsAt } from './rowCalls.js';
+import { classMembers, ROW_QUERY, rowReadsAt } from './rowCalls.js';
 import { returnsOf } from './selfRows.js';
-import { lastAssignment, leavesAfter, lookupByKey, loopTarget, stopsAfter, unwrap } from './semantics.js';
+import { itemAttributeReads, lastAssignment, loopTarget, unwrap } from './semantics.js';
 
 /** A function whose every return is one row of one model's query: `what` = `entity|text`. */
 export const RETURNS_ROW = 'returns_row';
@@ -101,28 +101,14 @@ function at(name: string, node: SyntaxNode): string {
 }
 
 /**
- * The item's attribute reads (not assigned, not in a find-first search, not read once on the
- * way out) and its zero-argument method calls in the loop's iteration.
+ * The item's attribute reads and its zero-argument method calls in the loop's iteration (not
+ * assigned, not in a find-first search, not read once on the way out): `itemAttributeReads`.
  */
-function itemUses(model: FileModel, loop: LoopInfo, item: string, iterable: SyntaxNode): { reads: string[]; calls: string[] } {
+function itemUses(model: FileModel, loop: LoopInfo, item: string): { reads: string[]; calls: string[] } {
   const reads: string[] = [];
   const calls: string[] = [];
-  const seen = new Set<string>();
-  for (const a of loop.node.descendantsOfType('attribute')) {
-    if (a.startIndex < loop.iterStart || a.startIndex >= loop.iterEnd) continue;
-    if (a.startIndex >= iterable.startIndex && a.endIndex <= iterable.endIndex) continue;
-    const obj = a.childForFieldName('object');
-    const name = a.childForFieldName('attribute')?.text ?? '';
-    if (obj?.type !== 'identifier' || obj.text !== item || !name || name.startsWith('_')) continue;
-    const parent = a.parent;
-    if (parent?.type === 'assignment' && parent.childForFieldName('left')?.id === a.id) continue;
-    if (leavesAfter(a, loop) || lookupByKey(model, a, loop) || stopsAfter(a, loop)) continue;
-    const isCall = parent?.type === 'call' && parent.childForFieldName('function')?.id === a.id;
-    if (isCall && (parent!.childForFieldName('arguments')?.namedChildCount ?? 1) !== 0) continue;
-    const key = `${isCall ? '()' : ''}${name}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    (isCall ? calls : reads).push(at(name, a));
+  for (const { node, name, search, call } of itemAttributeReads(model, loop, item, (n) => !n.startsWith('_'), true)) {
+    if (!search) (call ? calls : reads).push(at(name, node));
   }
   return { reads, calls };
 }
@@ -171,7 +157,7 @@ function collectionLoops(model: FileModel, effects: Effect[][]): void {
         if (!call || call.functionIndex !== loop.functionIndex || call.qualifiedName?.startsWith('builtins.')) continue;
       }
     }
-    const { reads, calls } = itemUses(model, loop, t.name, t.iterable);
+    const { reads, calls } = itemUses(model, loop, t.name);
     if (!reads.length && !calls.length) continue;
     if (inline && (!calls.length && !reads.length || inline.text.length > MAX_ROWS_TEXT)) continue;
     // A coroutine's own row: an `AsyncSession`'s, where a lazy load raises instead (PA111's).
@@ -201,7 +187,6 @@ const short = (q: string) => q.slice(q.lastIndexOf('.') + 1);
 export function reportReturnedRowCollections(ctx: RepoRuleContext): void {
   const graph = callGraphOf(ctx.index);
   const byName = projectIndex(ctx.project).modelsByName;
-  let methods: Map<string, FnRef> | null = null;
   for (const { ref, file, site } of ownSites(graph, ROW_COLLECTION_LOOP)) {
     const parts = site.what.split('|');
     const [coll = '', item = '', readList = '', callList = '', w = '', inlineEntity = ''] = parts;
@@ -214,10 +199,7 @@ export function reportReturnedRowCollections(ctx: RepoRuleContext): void {
       // phase reports direct reads; methods and properties of the items are followed here.
       owner = inlineEntity;
       text = parts.slice(6).join('|');
-      owners = modelsNamedFrom(ctx.project, {
-        path: file.path, moduleName: file.moduleName,
-        defines: (n) => file.moduleDefs.includes(n), imported: (n) => file.imports.find(([k]) => k === n)?.[1],
-      }, owner);
+      owners = modelsNamedInSummary(ctx.project, file, owner);
       where = text ? `the collection ${owner}.${coll} of the row loaded by \`${text.length > 80 ? `${text.slice(0, 77)}...` : text}\`, with no eager loader option for it` : `the collection ${owner}.${coll} of the row the function is handed`;
     } else {
       const call = graph.callAt(ref.file, site.line, site.column);
@@ -233,10 +215,7 @@ export function reportReturnedRowCollections(ctx: RepoRuleContext): void {
       text = fact.what.slice(bar + 1);
       // The row's model as the helper's module names it.
       const helperFile = graph.fileOf(to);
-      owners = modelsNamedFrom(ctx.project, {
-        path: helperFile.path, moduleName: helperFile.moduleName,
-        defines: (n) => helperFile.moduleDefs.includes(n), imported: (n) => helperFile.imports.find(([k]) => k === n)?.[1],
-      }, owner);
+      owners = modelsNamedInSummary(ctx.project, helperFile, owner);
       where = `the collection ${owner}.${coll} of the row \`${call.calleeText}()\` returns: \`${graph.function(to).qualifiedName}\` in ${helperFile.path} loads it with no eager loader option for it`;
     }
     // The collection: one relationship of the row's model, with one target.
@@ -285,14 +264,7 @@ export function reportReturnedRowCollections(ctx: RepoRuleContext): void {
     // A property of the items' model read per item (`f.viewer_names`), or a method called on each.
     const members = [...uses(readList).filter((u) => !lazy.has(u.name)).map((u) => ({ u, key: `${u.name}@` })), ...uses(callList).map((u) => ({ u, key: u.name }))];
     for (const { u, key } of members) {
-      if (!methods) {
-        methods = new Map();
-        for (const r of graph.functions()) {
-          const f = graph.function(r);
-          if (f.className && f.parent < 0 && !graph.fileOf(r).isTestFile) methods.set(`${f.className}.${f.name}${(f.flags & FN_PROPERTY) !== 0 ? '@' : ''}`, r);
-        }
-      }
-      const m = methods.get(`${entity}.${key}`);
+      const m = classMembers(graph).get(`${entity}.${key}`);
       if (!m) continue;
       const own = graph.ownEffects(m);
       // The sites are calls without arguments: every flag of the method is left at its default.

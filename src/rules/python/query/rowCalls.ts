@@ -18,6 +18,8 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import { assignmentsTo, callsOf, chainTop, valueTypeOf, type CallInfo, type FileModel, type LoopInfo, selfOffset } from '../../../semantic/model.js';
 import { namesThen } from '../../../semantic/codeText.js';
 import type { Effect } from '../../../analysis/summary.js';
+import type { CallGraph, FnRef } from '../../../analysis/callgraph.js';
+import { FN_PROPERTY } from '../../../analysis/objects.js';
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import { insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { classOfFunction } from '../../../semantic/classes.js';
@@ -472,6 +474,25 @@ function rowReads(model: FileModel, effects: Effect[][]): void {
     const names = [...guards].map(([n, g]) => (g ? `${n}^${g}` : n));
     if (names.length) effects[i]!.push({ kind: ROW_READS, what: names.slice(0, 40).join(','), line: fn.startLine, column: 1 });
   });
+}
+
+const membersMemo = new WeakMap<CallGraph, Map<string, FnRef>>();
+
+/**
+ * The methods and properties of the repo's classes outside tests, by `Class.name` (a property:
+ * `Class.name@`): where the repo phase finds the model method a row's call runs. Once per graph.
+ */
+export function classMembers(graph: CallGraph): ReadonlyMap<string, FnRef> {
+  let out = membersMemo.get(graph);
+  if (!out) {
+    out = new Map();
+    for (const r of graph.functions()) {
+      const f = graph.function(r);
+      if (f.className && f.parent < 0 && !graph.fileOf(r).isTestFile) out.set(`${f.className}.${f.name}${(f.flags & FN_PROPERTY) !== 0 ? '@' : ''}`, r);
+    }
+    membersMemo.set(graph, out);
+  }
+  return out;
 }
 
 /**

@@ -1290,3 +1290,31 @@ export function messageLoop(loop: LoopInfo, model?: FileModel): boolean {
   const body = loop.node.childForFieldName('body')?.text ?? '';
   return /\bawait\s+[\w.]+\.(receive|receive_text|receive_json|receive_bytes|recv)\s*\(/.test(body);
 }
+
+/**
+ * The item's attributes a loop reads, the first read of each name that `wanted` accepts: not
+ * assigned, not in a find-first search's exit, not only for the items of one key; a method
+ * called on the item (`row.to_dict()`, no arguments) only when `calls` asks, as `call: true`.
+ */
+export function* itemAttributeReads(model: FileModel, loop: LoopInfo, item: string, wanted: (name: string) => boolean, calls = false): Generator<{ node: SyntaxNode; name: string; search: boolean; call: boolean }> {
+  const seen = new Set<string>();
+  const iterable = loop.iterable!;
+  for (const a of loop.node.descendantsOfType('attribute')) {
+    if (a.startIndex < loop.iterStart || a.startIndex >= loop.iterEnd) continue;
+    if (a.startIndex >= iterable.startIndex && a.endIndex <= iterable.endIndex) continue;
+    const obj = a.childForFieldName('object');
+    const name = a.childForFieldName('attribute')?.text ?? '';
+    if (obj?.type !== 'identifier' || obj.text !== item || !name || !wanted(name)) continue;
+    const parent = a.parent;
+    if (parent?.type === 'assignment' && parent.childForFieldName('left')?.id === a.id) continue;
+    const call = parent?.type === 'call' && parent.childForFieldName('function')?.id === a.id;
+    if (call && (!calls || (parent!.childForFieldName('arguments')?.namedChildCount ?? 1) !== 0)) continue;
+    const key = call ? `()${name}` : name;
+    if (seen.has(key)) continue;
+    // Read once, right before the loop ends (`owner = row.owner; break`): not per row.
+    if (leavesAfter(a, loop) || lookupByKey(model, a, loop)) continue;
+    seen.add(key);
+    // A find-first search (`if row.owner.active: return row`) reads it on every row until the hit.
+    yield { node: a, name, search: stopsAfter(a, loop), call };
+  }
+}

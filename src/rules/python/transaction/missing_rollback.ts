@@ -153,21 +153,14 @@ export const missingRollback: FileRule & RepoRule = {
       const key = `${file.path}:${site.what}`;
       if (done.has(key)) continue;
       done.add(key);
-      if (perItem) {
-        ctx.report({
-          path: file.path,
-          location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-          message: `\`${call.calleeText}()\` reaches the database (\`${graph.chainNames(reach).join('` → `')}()\`) in a \`try\` whose \`${fact.header}\` handler neither rolls back nor re-raises, and \`${fn.name}\` runs once per item of a loop in \`${graph.function(perItem.ref).qualifiedName}\` (${graph.fileOf(perItem.ref).path}:${perItem.line}) on the same session: after a failed flush or commit the session refuses all work (\`PendingRollbackError\`), and on PostgreSQL any failed statement aborts the transaction (\`InFailedSqlTransaction\`), so every later item fails too; roll back in the handler`,
-          severity: 'low',
-          function: fn.name,
-          chain: graph.chainSteps(reach, { ref, call }),
-        });
-        continue;
-      }
+      // Where the next use of the failed session comes from: the loop around the `try`, or a caller's.
+      const loop = perItem
+        ? `, and \`${fn.name}\` runs once per item of a loop in \`${graph.function(perItem.ref).qualifiedName}\` (${graph.fileOf(perItem.ref).path}:${perItem.line}) on the same session`
+        : ', inside a loop that goes on';
       ctx.report({
         path: file.path,
         location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-        message: `\`${call.calleeText}()\` reaches the database (\`${graph.chainNames(reach).join('` → `')}()\`) in a \`try\` whose \`${JSON.parse(site.what).header}\` handler neither rolls back nor re-raises, inside a loop that goes on: after a failed flush or commit the session refuses all work (\`PendingRollbackError\`), and on PostgreSQL any failed statement aborts the transaction (\`InFailedSqlTransaction\`), so every later iteration fails too; roll back in the handler`,
+        message: `\`${call.calleeText}()\` reaches the database (\`${graph.chainNames(reach).join('` → `')}()\`) in a \`try\` whose \`${fact.header}\` handler neither rolls back nor re-raises${loop}: after a failed flush or commit the session refuses all work (\`PendingRollbackError\`), and on PostgreSQL any failed statement aborts the transaction (\`InFailedSqlTransaction\`), so every later ${perItem ? 'item' : 'iteration'} fails too; roll back in the handler`,
         // Low: the helper can fail in many ways besides the database; only a database error
         // leaves the session failed (a statement or commit written in the `try` is the file rule's, medium).
         severity: 'low',
