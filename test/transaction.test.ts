@@ -194,6 +194,17 @@ describe('PA207 commit_in_loop severities', () => {
     // Without a call outside, the same helper shape stays medium.
     expect(at(rel, file, lineOf(path.join(FIXTURES, rel, file), 'settle(db, order)  # expect: PA207'), 'PA207')?.originalSeverity).toBe('medium');
   });
+  it('is low for a get-or-create, whose commit runs only where the row is missing, and over a posted body a service is handed', () => {
+    const rel = 'transaction/commit-in-loop';
+    const file = path.join(FIXTURES, rel, 'app/coupons.py');
+    const missing = at(rel, 'app/coupons.py', lineOf(file, 'coupon_for(db, order.customer)'), 'PA207');
+    expect(missing?.originalSeverity).toBe('low');
+    expect(missing?.message).toMatch(/only for the items whose row is missing: `coupon_for` returns the `existing` it finds first/);
+    expect(at(rel, 'app/coupons.py', lineOf(file, 'coupon_named(db, order.customer)'), 'PA207')?.message).toMatch(/`coupon_named` returns the `found` it finds first/);
+    expect(at(rel, 'app/coupons.py', lineOf(file, 'issue_coupon(db, code)  # expect'), 'PA207')?.originalSeverity).toBe('low');
+    // The same committing helper over stored rows stays medium.
+    expect(at(rel, 'app/coupons.py', lineOf(file, 'issue_coupon(db, order.customer)'), 'PA207')?.originalSeverity).toBe('medium');
+  });
   it('reports two commits of one iteration once, listing the second', () => {
     const rel = 'transaction/commit-in-loop';
     const lines = fs.readFileSync(path.join(FIXTURES, rel, 'app/sync_jobs.py'), 'utf8').split('\n');

@@ -30,7 +30,9 @@ import { executesMany, leavesAfter } from '../query/semantics.js';
 import { alwaysReaches } from './reach.js';
 import { flagAtCall, isDictKeyGuard } from '../../../semantic/guards.js';
 import { UNTYPED } from '../../../analysis/objects.js';
-import { COMMIT_EFFECT, SIDE_EFFECT, TXN_LOOP_CALL } from './effects.js';
+import { COMMIT_EFFECT, FOUND_RETURN, inExceptWithin, SIDE_EFFECT, TXN_LOOP_CALL } from './effects.js';
+import { resolveDomain } from '../query/loops.js';
+import { decodeDomain } from '../../../semantic/loopDomain.js';
 import { commitKeepsNothing, STAGES } from '../readOnlyCommit.js';
 import { outsideEffect } from '../../../semantic/externalCalls.js';
 import { loadedModel, loopsDomain, rowsSource } from '../query/dbCalls.js';
@@ -51,7 +53,7 @@ export const commitInLoop: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: '`commit()` on every iteration of a loop that writes rows',
-    what: 'Finds a `commit()` on a session (or DB-API connection) that runs on every iteration of a loop over items (`for`, `async for` over streamed rows, a `while` that pops or fetches the next item) whose body writes rows through the same session: `add`/`merge`/`delete`, an UPDATE/DELETE/INSERT, attribute changes on the rows being iterated, or a helper the session is handed to. Severity `medium`, `low` when the loop runs over what one request sent (its parameters, a form, the rows selected `in_(...)` those ids). A commit after which the loop surely ends (a later `break`, `return` or `raise` of its block, no `continue` on the way: a search that stops at its match) runs once per loop and is not flagged. A commit under a condition on an iteration counter or a clock (`if n % 500 == 0`, `if len(batch) >= 100`) is a throttled milestone and is not flagged; a condition on the item is not a throttle. Neither is a per-item `try/except` with rollback, a session opened per item, a `while True:` / message-stream consumer loop, nor a commit that records an action outside the database (an email, an HTTP call; also through the project\'s own client class or helper function, `crm.upsert_contact(c.email)`) in the same iteration, or comes before one (the outside world hears only of what is committed), nor a loop over a handful of constants (a literal of at most ten items here, or a module-level one another module of the repo declares and never grows: default rows seeded one by one). Also found through calls: a loop that hands each item to a same-repo function (also one looked up by name, `get_handler(\'store\')(ctx, row)`, resolved to the function of that name beside the caller when exactly one module there defines it, or, for a registry that loads a package by name, asked from another top-level package (a plugin), to the one function of that name in the caller\'s package and below in a module named like the registry\'s package; at any depth, by keyword or in a comprehension) that always commits the session of its caller, or commits under its own flag parameter that the call leaves on (`def save(obj, commit=True): ... if commit: session.commit()` called as `save(row)`; `if not defer_commit:` with `defer_commit=False`), or under `if not context.get(\'defer_commit\'):` on a dict parameter when neither the loop\'s call nor a call on the way sets that key (`update(dict(ctx, defer_commit=True), row)` turns it off). The commit may be a session\'s own method bound to another object (`self.commit = session.commit` in a store class, called as `store.commit()`) — not when the commit keeps nothing: the functions on the way to it, and what they call, stage and send nothing (no write, attribute set, collection change, row staged on a session, statement not known to read, method named for changing its object), and neither the loop\'s iteration nor another call in a loop of the function changes anything (it ends a read-only transaction). Through calls, when the item\'s rows are changed first and an outside call (a search index, a file store, a plugin) runs between the change and the commit, the commit is the change\'s own, cut per item: reported `low`, naming the call, since the call outside weighs more than the commit.',
+    what: 'Finds a `commit()` on a session (or DB-API connection) that runs on every iteration of a loop over items (`for`, `async for` over streamed rows, a `while` that pops or fetches the next item) whose body writes rows through the same session: `add`/`merge`/`delete`, an UPDATE/DELETE/INSERT, attribute changes on the rows being iterated, or a helper the session is handed to. Severity `medium`, `low` when the loop runs over what one request sent (its parameters, a form, the rows selected `in_(...)` those ids; through calls also a service\'s parameter, or a list attribute of a schema-typed one, that every caller in the repo fills with the request\'s input), and when a function on the way is a get-or-create (`found = q.first(); if found: return found` before it creates and commits): the commit runs only for the items whose row is missing. A commit in an `except` of the iteration (directly or through a call) runs for the items that failed, not for every item, and is not flagged. A commit after which the loop surely ends (a later `break`, `return` or `raise` of its block, no `continue` on the way: a search that stops at its match) runs once per loop and is not flagged. A commit under a condition on an iteration counter or a clock (`if n % 500 == 0`, `if len(batch) >= 100`) is a throttled milestone and is not flagged; a condition on the item is not a throttle. Neither is a per-item `try/except` with rollback, a session opened per item, a `while True:` / message-stream consumer loop, nor a commit that records an action outside the database (an email, an HTTP call; also through the project\'s own client class or helper function, `crm.upsert_contact(c.email)`) in the same iteration, or comes before one (the outside world hears only of what is committed), nor a loop over a handful of constants (a literal of at most ten items here, or a module-level one another module of the repo declares and never grows: default rows seeded one by one). Also found through calls: a loop that hands each item to a same-repo function (also one looked up by name, `get_handler(\'store\')(ctx, row)`, resolved to the function of that name beside the caller when exactly one module there defines it, or, for a registry that loads a package by name, asked from another top-level package (a plugin), to the one function of that name in the caller\'s package and below in a module named like the registry\'s package; at any depth, by keyword or in a comprehension) that always commits the session of its caller, or commits under its own flag parameter that the call leaves on (`def save(obj, commit=True): ... if commit: session.commit()` called as `save(row)`; `if not defer_commit:` with `defer_commit=False`), or under `if not context.get(\'defer_commit\'):` on a dict parameter when neither the loop\'s call nor a call on the way sets that key (`update(dict(ctx, defer_commit=True), row)` turns it off). The commit may be a session\'s own method bound to another object (`self.commit = session.commit` in a store class, called as `store.commit()`) — not when the commit keeps nothing: the functions on the way to it, and what they call, stage and send nothing (no write, attribute set, collection change, row staged on a session, statement not known to read, method named for changing its object), and neither the loop\'s iteration nor another call in a loop of the function changes anything (it ends a read-only transaction). Through calls, when the item\'s rows are changed first and an outside call (a search index, a file store, a plugin) runs between the change and the commit, the commit is the change\'s own, cut per item: reported `low`, naming the call, since the call outside weighs more than the commit.',
     why: 'Every commit is a transaction: a round trip, a WAL flush to disk and, with `expire_on_commit`, the expiry of every loaded object (the next attribute access reloads it). A thousand rows cost a thousand commits, and a failure half-way leaves the batch half applied.',
     bad:
       'from sqlalchemy import select\nfrom sqlalchemy.orm import Session\n\nfrom app.models import Job\n\n\n'
@@ -108,15 +110,18 @@ export const commitInLoop: FileRule & RepoRule = {
       if (readOnlyCommit(graph, reach) && !siteWrites(graph, ref, call) && !siblingStages(graph, ref, call)) continue;
       const weak = reach.weak || call.receiverType === UNTYPED;
       const names = graph.chainNames(reach);
+      const missing = onlyWhereMissing(graph, reach);
       ctx.report({
         path: file.path,
         location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
         message: `\`${call.calleeText}()\` commits on every iteration of the loop (\`${names.join('` → `')}()\`): one transaction and one WAL flush per item, and a failure half-way leaves the batch half applied`
           + (outside ? ` (each item also calls out, \`${outside}\`, after changing rows and before the commit)` : '')
+          + (missing ? ` — only for the items whose row is missing: \`${missing.fn}\` returns the \`${missing.name}\` it finds first` : '')
           + (weak ? ' (a call resolved by its method name alone)' : ''),
         // N is what one request sent (its chosen items): bounded by the client, `low`; so is an
-        // iteration that also calls out (the call dominates it).
-        severity: weak || outside || overRequestInput(graph, ref, call) ? 'low' : 'medium',
+        // iteration that also calls out (the call dominates it), and a get-or-create's commit,
+        // which runs only for the rows not found (most items of a repeated run find theirs).
+        severity: weak || outside || missing || overRequestInput(graph, ref, call) ? 'low' : 'medium',
         function: fn.name,
         chain: graph.chainSteps(reach, { ref, call }),
       });
@@ -285,9 +290,31 @@ function outsideAfterWrite(graph: CallGraph, reach: Reach): string | null {
   return outside;
 }
 
-/** Does the loop around the site run over what one request sent (the site fact's `|i`)? */
+/**
+ * Does the loop around the site run over what one request sent, or over a handful of items every
+ * caller writes out (the site fact's domain after `|`: request input, or a parameter the callers
+ * fill so, as PA107 reads it)?
+ */
 function overRequestInput(graph: CallGraph, ref: FnRef, call: SummaryCall): boolean {
-  return graph.ownEffects(ref).some((e) => e.kind === TXN_LOOP_CALL && e.line === call.line && e.column === call.column && e.what.endsWith('|i'));
+  const site = graph.ownEffects(ref).find((e) => e.kind === TXN_LOOP_CALL && e.line === call.line && e.column === call.column);
+  const code = site?.what.slice(site.what.indexOf('|') + 1) ?? '';
+  if (!code) return false;
+  const domain = resolveDomain(graph, ref.file, decodeDomain(code), ref);
+  return domain === 'input' || domain === 'fixed' || domain === 'fixedOne';
+}
+
+/**
+ * A function on the way to the commit returns the row its lookup found before it goes on
+ * (`found = q.first(); if found: return found`, {@link FOUND_RETURN}): the commit runs only for a
+ * row that was missing. The function and the name; null when none does.
+ */
+function onlyWhereMissing(graph: CallGraph, reach: Reach): { fn: string; name: string } | null {
+  for (const step of reach.steps) {
+    const cut = step.call ? step.call.line : reach.effect.line;
+    const found = graph.ownEffects(step.fn).find((e) => e.kind === FOUND_RETURN && e.line < cut);
+    if (found) return { fn: graph.function(step.fn).name, name: found.what };
+  }
+  return null;
 }
 
 /**
@@ -318,6 +345,8 @@ function perIterationCommit(model: FileModel, commit: CallInfo, loop: LoopInfo):
   const guard = commitGuard(model, commit, loop, body);
   if (guard === 'throttle' || guard === 'other') return null;
   if (enclosingTries(commit.node, body).some((t) => t.startIndex >= body.startIndex)) return null;
+  // In an `except` of the iteration: a commit for the items that failed (a failure recorded), not for every item.
+  if (inExceptWithin(commit.node, body)) return null;
   // The loop surely ends after it (a `break`, `return` or `raise` later in its block, no
   // `continue` on the way): once per loop (a retry, a search).
   if (leavesAfter(commit.node, loop)) return null;

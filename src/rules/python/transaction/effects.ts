@@ -24,7 +24,7 @@
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { Effect } from '../../../analysis/summary.js';
-import { assignmentsInLoop, augAssignmentsInLoop, isNamedLookupCallee, type CallInfo, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
+import { assignmentsInLoop, augAssignmentsInLoop, callAt, isNamedLookupCallee, type CallInfo, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
 import { conditionalInFunction, exclusiveArms, insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { dictKeyGuard, flagGuard, soleFlagGuard } from '../../../semantic/guards.js';
 import { pendingHandleMethod } from '../../../semantic/syncDb.js';
@@ -37,6 +37,7 @@ import { sessionsExpireOnCommit } from '../../../semantic/sessionExpiry.js';
 import { variableRefs } from '../../../semantic/model.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 import { overItems } from './loopForms.js';
+import { encodeDomain } from '../../../semantic/loopDomain.js';
 import { collectLibraryWriteEffects } from './libraryWrites.js';
 import { COLLECTION_MUTATION, stagedEffects } from '../readOnlyCommit.js';
 
@@ -50,6 +51,12 @@ export const OWN_COMMIT_EFFECT = 'commit_own';
 export const TXN_LOOP_CALL = 'txn_loop_call';
 /** The function makes a network call (HTTP, SMTP, S3, brokers, SDK clients: `externalCall`). */
 export const NETWORK_EFFECT = 'network';
+/**
+ * `found = <query>` then `if found: return found` (or `is not None`), with more after it: what
+ * follows runs only when the lookup found nothing — a get-or-create, whose commit is per new row,
+ * not per call. `what` = the name, `line` = the `if`'s.
+ */
+export const FOUND_RETURN = 'found_return';
 /** Site fact: a call made while a transaction is open (`what` = JSON {@link OpenSite}). */
 export const TXN_OPEN_CALL = 'txn_open_call';
 
@@ -165,12 +172,14 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     // plugins asked once) acts outside once per process, not on every call.
     const outside = outsideEffect(model, call);
     if (outside && !isMemoisedCall(model, call)) effects[call.functionIndex]!.push({ kind: SIDE_EFFECT, what: outside, ...at });
-    // `w` when the loop writes on its own; `|i` when the loop runs over what one request sent.
+    // `w` when the loop writes on its own; then `|` and the loop's domain (`encodeDomain`: `i` when
+    // it runs over what one request sent; a parameter's, decided by the callers in the repo phase).
     if (perItemCall(model, call)) {
-      const input = loopsDomain(model, [model.loops[call.loops[call.loops.length - 1]!]!]).kind === 'input';
-      effects[call.functionIndex]!.push({ kind: TXN_LOOP_CALL, what: (loopWritesOwn(model, call) ? 'w' : '') + (input ? '|i' : ''), ...at });
+      const domain = loopsDomain(model, [model.loops[call.loops[call.loops.length - 1]!]!]);
+      effects[call.functionIndex]!.push({ kind: TXN_LOOP_CALL, what: `${loopWritesOwn(model, call) ? 'w' : ''}|${encodeDomain(domain)}`, ...at });
     }
   }
+  foundReturns(model, effects);
   requestWrites(model).forEach((list, i) => effects[i]!.push(...list));
   // What a later commit would keep: a staged row, an attribute set (see readOnlyCommit.ts).
   stagedEffects(model).forEach((list, i) => effects[i]!.push(...list));
@@ -314,8 +323,18 @@ function perItemCall(model: FileModel, call: CallInfo): boolean {
   if (body) {
     if (enclosingTries(call.node, body).some((t) => t.startIndex >= body.startIndex)) return false;
     if (leavesAfter(call.node, loop)) return false;
+    // In an `except` of the iteration: it runs for the items that failed, not for every item.
+    if (inExceptWithin(call.node, body)) return false;
   }
   return true;
+}
+
+/** Does the node sit in an `except` clause of a `try` inside `block`? */
+export function inExceptWithin(node: SyntaxNode, block: SyntaxNode): boolean {
+  for (let p = node.parent; p && p.id !== block.id; p = p.parent) {
+    if (p.type === 'except_clause' || p.type === 'except_group_clause') return true;
+  }
+  return false;
 }
 
 const ACTING_LOOPS = new WeakMap<FileModel, Map<number, CallInfo[]>>();
@@ -349,3 +368,36 @@ function opensOwnSession(model: FileModel, call: CallInfo): boolean {
   return !!a && a.functionIndex === call.functionIndex && unwrap(a.value)?.type === 'call';
 }
 
+
+/** {@link FOUND_RETURN}: a top-level `if found: return found` of a function, `found` bound to a query's row. */
+function foundReturns(model: FileModel, effects: Effect[][]): void {
+  model.functions.forEach((fn, i) => {
+    const body = fn.body;
+    if (!body || !/\breturn\b/.test(body.text)) return;
+    const statements = body.namedChildren.filter((c) => c.type !== 'comment');
+    statements.forEach((st, k) => {
+      if (st.type !== 'if_statement' || k === statements.length - 1 || st.namedChildren.some((c) => c.type === 'else_clause' || c.type === 'elif_clause')) return;
+      const m = /^([A-Za-z_]\w*)(\s+is\s+not\s+None)?$/.exec(st.childForFieldName('condition')?.text.trim() ?? '');
+      const only = st.childForFieldName('consequence')?.namedChildren.filter((c) => c.type !== 'comment') ?? [];
+      if (!m || only.length !== 1 || only[0]!.type !== 'return_statement' || only[0]!.namedChild(0)?.text !== m[1]) return;
+      const bound = lastAssignment(model, m[1]!, i, st.startPosition.row + 1);
+      let value = unwrap(bound?.value ?? null);
+      if (value?.type === 'await') value = value.namedChild(0);
+      // A read anywhere along the chain (`db.query(M).filter_by(...).first()`: the `query` call is the read).
+      // Through one name holding the statement (`q = db.query(M).filter(...)`, then `found = q.first()`).
+      let reads = false;
+      let hops = 0;
+      for (let n = value; n && !reads; ) {
+        if (n.type === 'call') {
+          const c = callAt(model, n);
+          reads = !!c && classifyDbCall(model, c)?.kind === 'read';
+          n = n.childForFieldName('function');
+        } else if (n.type === 'attribute') n = n.childForFieldName('object');
+        else if (n.type === 'identifier' && hops++ === 0) n = unwrap(lastAssignment(model, n.text, i, bound!.line - 1)?.value ?? null);
+        else break;
+      }
+      if (!reads) return;
+      effects[i]!.push({ kind: FOUND_RETURN, what: m[1]!, line: st.startPosition.row + 1, column: st.startPosition.column + 1 });
+    });
+  });
+}
