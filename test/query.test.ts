@@ -104,6 +104,8 @@ describe('PA107 query_in_loop', () => {
     expect(mailed.message).toMatch(/each iteration also calls outside the database \(`mail_new_titles: READER_MAILER.send_message`\)/);
     // The project's own function named like sending is judged by its body: it only appends.
     expect(at(query, 'PA107.py', line('tally_author(db, a.id)  # expect'), 'PA107')!.severity).toBe('high');
+    // An exception class of an integration module built and raised is no call outside.
+    expect(at(query, 'PA107.py', line('check_author_payable(db, a.id)'), 'PA107')!.severity).toBe('high');
     const signalled = at(query, 'PA107.py', line('announce_author(db, a.id)'), 'PA107')!;
     expect(signalled.severity).toBe('high');
     expect(signalled.message).not.toMatch(/per-item workflow/);

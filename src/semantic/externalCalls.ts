@@ -289,7 +289,7 @@ function moduleContainer(model: FileModel, receiver: string): boolean {
 export function leavesProcess(model: FileModel, call: CallInfo): string | null {
   if (externalCall(model, call)?.kind === 'network') return call.calleeText;
   const receiver = receiverText(call);
-  if (call.hasReceiver && receiver && !moduleContainer(model, receiver) && INTEGRATION.test(receiver) && !SQL_OPERATOR.test(call.method)) return call.calleeText;
+  if (call.hasReceiver && receiver && !moduleContainer(model, receiver) && INTEGRATION.test(receiver) && !SQL_OPERATOR.test(call.method) && !/^[A-Z]/.test(call.method)) return call.calleeText;
   if (!SENDS.test(call.method ?? '') || (receiver && SIGNAL.test(receiver))) return null;
   // The project's own function or method named like sending (`publish_totals(...)`,
   // `self.notify(...)`): what its body calls decides, through the call graph.
@@ -412,7 +412,8 @@ export function networkFunction(q: string): ExternalCall | null {
 export function outsideEffect(model: FileModel, call: CallInfo): string | null {
   if (externalCall(model, call)?.kind === 'network') return call.calleeText;
   const receiver = receiverText(call);
-  if (call.hasReceiver && receiver && !moduleContainer(model, receiver) && !SQL_OPERATOR.test(call.method)
+  // A class of the integration's module built (`restclient.APIException(msg)`, `slack.WebClient(token)`): no action yet.
+  if (call.hasReceiver && receiver && !moduleContainer(model, receiver) && !SQL_OPERATOR.test(call.method) && !/^[A-Z]/.test(call.method)
     && (INTEGRATION.test(receiver) || (PLUGIN.test(receiver) && !ownModule(model, receiver) && !asksPlugin(call)))) return call.calleeText;
   return SENDS.test(call.method) ? call.calleeText : null;
 }

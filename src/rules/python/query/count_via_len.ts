@@ -27,6 +27,7 @@ import { libraryReceiver, REPOSITORY_LIBRARY_BASE } from '../../../semantic/repo
 import type { ModelInfo, ProjectContext, RelationshipInfo } from '../../../discovery/context.js';
 import { projectIndex } from '../../projectFacts.js';
 import { eagerlyLoaded, rowsExpression, RETURNS_ROWS } from './loadedRelations.js';
+import { isMemoisedFunction } from '../../../semantic/memo.js';
 import { returnsOf } from './selfRows.js';
 
 const FETCH_ALL = new Set(['all', 'fetchall']);
@@ -309,6 +310,8 @@ function fetchedListReturns(model: FileModel, effects: Effect[][]): void {
   model.functions.forEach((fn, i) => {
     if (fn.isGenerator || !fn.body || !/\.(all|fetchall)\(\s*\)|\blist\(/.test(fn.body.text)) return;
     if (fn.decoratorNames.some((d) => /(^|\.)(property|cached_property|hybrid_property)$/.test(d))) return;
+    // A memoised function hands back its cached list: counting it costs no query, a COUNT would.
+    if (isMemoisedFunction(model, i)) return;
     let fetched = 0;
     let limited = true;
     let pinned: string | null = null;
