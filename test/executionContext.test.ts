@@ -86,6 +86,33 @@ describe('execution context', () => {
     expect(got.get('shop/exports.py:58 PA107')).toMatchObject({ severity: 'high', downgrades: [] });
   });
 
+  it('jobs a scheduler runs (a decorator whose arguments say when, `every(...).do`, `add_job`) lower PA108/PA207 to low and PA202 to medium', async () => {
+    const got = new Map((await findings()).map((f) => [key(f), f]));
+    const job = (line: number, code: string) => got.get(`shop/rate_jobs.py:${line} ${code}`)!;
+    // `@ticker.every_run(every(6).hours)` on a project runner object.
+    expect(job(20, 'PA108')).toMatchObject({ advisory: false, severity: 'low', originalSeverity: 'medium' });
+    expect(job(20, 'PA108').downgrades).toEqual([{ rule: 'execution_context', from: 'medium', to: 'low', evidence: 'runs in a background job (`audit_quotes`), not on a request path' }]);
+    expect(job(29, 'PA207')).toMatchObject({ severity: 'low', originalSeverity: 'medium' });
+    // `schedule.every(15).minutes.do(refresh_quotes)`: a wait in the job's transaction is medium at most.
+    expect(job(38, 'PA202')).toMatchObject({ severity: 'medium', originalSeverity: 'high' });
+    expect(job(38, 'PA202').downgrades[0]!.evidence).toMatch(/background job \(`refresh_quotes`\)/);
+    // APScheduler's `add_job(expire_quotes, "interval", ...)`.
+    expect(job(47, 'PA207')).toMatchObject({ severity: 'low', originalSeverity: 'medium' });
+    // The same shapes in request handlers, one under a decorator whose arguments are no schedule.
+    expect(got.get('shop/rate_views.py:27 PA108')).toMatchObject({ severity: 'medium', downgrades: [] });
+    expect(got.get('shop/rate_views.py:35 PA207')).toMatchObject({ severity: 'medium', downgrades: [] });
+    expect(got.get('shop/rate_views.py:43 PA202')).toMatchObject({ severity: 'high', downgrades: [] });
+  });
+
+  it('an engine a script builds (under `__main__`, or in a module that exits) is advisory; one a `__main__` server uses is not', async () => {
+    const got = new Map((await findings()).map((f) => [key(f), f]));
+    const evidence = (k: string) => got.get(k)!.downgrades.find((d) => d.rule === 'execution_context')?.evidence ?? '';
+    expect(got.get('wait_for_db.py:12 PA404')!.advisory).toBe(true);
+    expect(evidence('wait_for_db.py:12 PA404')).toMatch(/a script: its module-level code exits the process \(`sys.exit\(\)` at line 10\)/);
+    expect(evidence('shop/stock_report.py:11 PA404')).toMatch(/if __name__ == "__main__":/);
+    expect(got.get('shop/devserver.py:9 PA404')).toMatchObject({ advisory: false, severity: 'medium' });
+  });
+
   it('benchmark folders are one-off code by the start or the end of their name (bench*/, *-benchmark/)', () => {
     const kind = (p: string) => oneOffFile({ path: p, imports: [], moduleDefs: [], functions: [] } as never, () => false)?.kind ?? null;
     for (const p of ['bench/load.py', 'benchmarks/run.py', 'packages/app-benchmark/suite.py', 'svc/bench_utils/x.py', 'svc/benchmarking/x.py']) expect(kind(p)).toBe('script');

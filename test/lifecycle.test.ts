@@ -23,6 +23,19 @@ describe('PA403 severity by where the code runs', () => {
   });
 });
 
+describe('PA402 severity by how long the stream lasts', () => {
+  it('a stream that yields a fixed number of times and ends is medium; an open-ended one critical', async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA402'] }, {}, null);
+    const FIXTURES = path.resolve(__dirname, '../fixtures/lifecycle');
+    const flask = (await scan(path.join(FIXTURES, 'streaming-flask'), config, { inProcessBytes: Infinity })).result.findings;
+    expect(flask.find((f) => f.function === 'publish_progress')).toMatchObject({ severity: 'medium' });
+    expect(flask.find((f) => f.function === 'live_notices')).toMatchObject({ severity: 'critical' });
+    const fastapi = (await scan(path.join(FIXTURES, 'streaming-modern'), config, { inProcessBytes: Infinity })).result.findings;
+    expect(fastapi.find((f) => f.function === 'job_checklist')).toMatchObject({ severity: 'medium' });
+    expect(fastapi.find((f) => f.function === 'job_events')).toMatchObject({ severity: 'critical' });
+  });
+});
+
 describe('FastAPI version for yield-dependency teardown', () => {
   it.each([
     ['==0.115.12', [0, 115, 12], false],

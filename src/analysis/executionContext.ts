@@ -66,7 +66,7 @@ function isAlembicRevision(file: FileSummary): boolean {
     && file.functions.some((f) => f.parent < 0 && !f.className && f.name === 'upgrade');
 }
 
-const ENTRY_LABEL = { cli: 'a CLI command', main: "the `__main__` block's call", startup: 'a startup/shutdown hook', migrate: 'a migration runner (it drives Alembic from code)' } as const;
+const ENTRY_LABEL = { cli: 'a CLI command', main: "the `__main__` block's call", script: "a script's module-level call", startup: 'a startup/shutdown hook', migrate: 'a migration runner (it drives Alembic from code)' } as const;
 
 export interface ContextIndex {
   /** The context of the code at `line` of `path`: one-off (and why), or null when it may run on a production path. */
@@ -298,7 +298,10 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
       const file = byPath.get(path);
       if (file === undefined || files[file]!.isTestFile) return null;
       const inner = innermost(file, line);
-      if (inner < 0) return fileKinds[file] ?? { kind: 'startup', evidence: 'module-level code: runs once, when the module is imported' };
+      if (inner < 0) {
+        const script = files[file]!.scriptCode?.find(([from, to]) => line >= from && line <= to);
+        return fileKinds[file] ?? (script ? { kind: 'script', evidence: script[2] } : { kind: 'startup', evidence: 'module-level code: runs once, when the module is imported' });
+      }
       const id = offsets[file]! + inner;
       const { m, via: viaId, adminVia: adminId } = guardedMask(file, inner, id, line);
       // Only administrators' requests (and perhaps jobs) reach it: an admin's wait, now and then.

@@ -45,6 +45,7 @@ export interface PackedSummary {
   smallConstants: string[];
   routerIncludes?: FileSummary['routerIncludes'];
   mutatedImports?: FileSummary['mutatedImports'];
+  scriptCode?: FileSummary['scriptCode'];
 }
 
 const FN_WORDS = 14;
@@ -173,6 +174,7 @@ export function packSummary(s: FileSummary): PackedSummary {
     smallConstants: s.smallConstants,
     ...(s.routerIncludes?.length ? { routerIncludes: s.routerIncludes } : {}),
     ...(s.mutatedImports?.length ? { mutatedImports: s.mutatedImports } : {}),
+    ...(s.scriptCode?.length ? { scriptCode: s.scriptCode } : {}),
   };
 }
 
@@ -180,7 +182,7 @@ export function isPackedSummary(x: unknown): x is PackedSummary {
   const p = x as PackedSummary | null;
   return (
     !!p && typeof p === 'object' && p.packed === 1 && typeof p.path === 'string' && typeof p.moduleName === 'string' &&
-    Array.isArray(p.strings) && Array.isArray(p.suppressions) && Array.isArray(p.entryPoints) && Array.isArray(p.classes) && Array.isArray(p.refs) && Array.isArray(p.smallConstants) && (p.routerIncludes === undefined || Array.isArray(p.routerIncludes)) && (p.mutatedImports === undefined || Array.isArray(p.mutatedImports)) &&
+    Array.isArray(p.strings) && Array.isArray(p.suppressions) && Array.isArray(p.entryPoints) && Array.isArray(p.classes) && Array.isArray(p.refs) && Array.isArray(p.smallConstants) && (p.routerIncludes === undefined || Array.isArray(p.routerIncludes)) && (p.mutatedImports === undefined || Array.isArray(p.mutatedImports)) && (p.scriptCode === undefined || Array.isArray(p.scriptCode)) &&
     [p.imports, p.moduleDefs, p.functions, p.effects, p.calls, p.exportedTypes, p.paramUses].every((a) => a instanceof Int32Array) &&
     p.functions.length % FN_WORDS === 0 && p.effects.length % EFFECT_WORDS === 0 && p.calls.length % CALL_WORDS === 0
   );
@@ -287,6 +289,7 @@ export function unpackSummary(p: PackedSummary): FileSummary {
     smallConstants: p.smallConstants,
     ...(p.routerIncludes?.length ? { routerIncludes: p.routerIncludes } : {}),
     ...(p.mutatedImports?.length ? { mutatedImports: p.mutatedImports } : {}),
+    ...(p.scriptCode?.length ? { scriptCode: p.scriptCode } : {}),
   };
 }
 
@@ -310,7 +313,7 @@ export function encodeSummaryWithDigest(s: FileSummary): { bytes: Uint8Array; di
     h.update(`\0${a.length}\0`);
     h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
   }
-  h.update(JSON.stringify([p.suppressions, p.entryPoints, p.classes, p.refs, p.smallConstants, p.routerIncludes ?? [], p.mutatedImports ?? []]));
+  h.update(JSON.stringify([p.suppressions, p.entryPoints, p.classes, p.refs, p.smallConstants, p.routerIncludes ?? [], p.mutatedImports ?? [], p.scriptCode ?? []]));
   return { bytes: v8.serialize(p), digest: h.digest('base64') };
 }
 

@@ -153,6 +153,8 @@ export interface FileSummary {
    * whatever its module binds it to. Absent when none (and in old caches).
    */
   mutatedImports?: string[];
+  /** `FileModel.scriptCode`; absent when none (and in old caches). */
+  scriptCode?: [number, number, string][];
 }
 
 /** Everything the repo phase knows: every file's summary. */
@@ -246,6 +248,7 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
     smallConstants: smallConstants(model, changed),
     ...(model.source.includes('include_router') ? { routerIncludes: routerIncludes(model) } : {}),
     ...mutatedImportsField(model, changed),
+    ...(model.scriptCode.length ? { scriptCode: model.scriptCode } : {}),
   };
 }
 

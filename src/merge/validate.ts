@@ -34,6 +34,14 @@ export interface ValidationInput {
 const LOWERED_IN_BACKGROUND = new Set(['PA101', 'PA102', 'PA105', 'PA107', 'PA108']);
 
 /**
+ * The most other findings claim when only background jobs reach the code. A commit per item in a
+ * job (a periodic sync over rows, idempotent by design: a half-applied run is redone by the next
+ * one) is `low`; a wait inside a job's open transaction holds its connection and locks for as long,
+ * but no user's request is the one waiting on the job: `medium`.
+ */
+const BACKGROUND_CAPS = new Map<string, Severity>([['PA207', 'low'], ['PA202', 'medium'], ['PA205', 'medium']]);
+
+/**
  * Findings whose cost is one database round trip per statement, and the most they claim when the
  * database is SQLite, a file read in the process (`sqliteOnlyEvidence`): a per-row write, a
  * refetch or a sync call's wait on the event loop is low; an N+1 over rows that grow is still a
@@ -77,9 +85,10 @@ function validateSeverity(input: ValidationInput, context: ProjectContext): Find
       return finding;
     }
   } else if (once?.kind === 'background') {
-    if ((LOWERED_IN_BACKGROUND.has(finding.code) || input.lowInBackground) && finding.severity !== 'low') {
-      finding.downgrades.push({ rule: 'execution_context', from: finding.severity, to: 'low', evidence: once.evidence });
-      finding.severity = 'low';
+    const cap = LOWERED_IN_BACKGROUND.has(finding.code) || input.lowInBackground ? 'low' : BACKGROUND_CAPS.get(finding.code);
+    if (cap && SEVERITY_RANK[finding.severity] > SEVERITY_RANK[cap]) {
+      finding.downgrades.push({ rule: 'execution_context', from: finding.severity, to: cap, evidence: once.evidence });
+      finding.severity = cap;
       return finding;
     }
   } else if (once && !CONTEXT_FREE_CHECKS.has(finding.check) && !(once.kind === 'startup' && STARTUP_SERVES_REQUESTS.has(finding.check))) {

@@ -255,11 +255,17 @@ export interface FileModel {
    * `add_event_handler("startup", f)`). Names are qualified (`app.cli.rebuild`).
    */
   entryPoints: EntryPoint[];
+  /**
+   * Module-level code that runs only when the module is run as a program: `[first line, last line,
+   * why]` (1-based): the `if __name__ == "__main__":` block, or the whole module when its
+   * module-level code exits the process or parses the command line (see `scriptModule`).
+   */
+  scriptCode: [number, number, string][];
 }
 
 export interface EntryPoint {
   /** `migrate`: a function that changes the schema through Alembic itself (`command.upgrade`/`downgrade`/`stamp`, `Operations(...)`). */
-  kind: 'cli' | 'main' | 'startup' | 'migrate';
+  kind: 'cli' | 'main' | 'startup' | 'migrate' | 'script';
   /** The function's qualified name, as the call graph resolves it (`app.tasks.rebuild`, `app.svc.Service.run`). */
   name: string;
 }
@@ -411,6 +417,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     isTestFile: isTestPath(path),
     isBackgroundFile: BACKGROUND_PATH.test(path) && !runsOwnFunctionAsMain(source),
     entryPoints: [],
+    scriptCode: [],
     modelClasses: NO_MODELS,
     modelModules: new Map(),
     flaskDbHandles: NO_MODELS,
@@ -562,6 +569,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     classifyRole(model, fn);
   }
   if (IMPERATIVE_HINT.test(model.source)) collectImperativeRoutes(model);
+  if (SCHEDULE_HINT.test(model.source)) collectScheduledJobs(model);
   if (model.classes.length && VIEW_BASE_HINT.test(model.source)) collectClassViews(model, null);
   collectEntryPoints(model);
   return model;
@@ -748,6 +756,30 @@ function chatBotCommand(model: FileModel, decorator: string): boolean {
   return !!callee && CHAT_BOTS.test(resolveName(model, callee) ?? '');
 }
 
+/** A `__main__` block that starts a server: what it builds serves the requests. */
+const SERVER_START = /\b(?:uvicorn|hypercorn|waitress|gunicorn|web|socketio|app|application|server)\.(?:run|serve|run_app|serve_forever)\s*\(|\brun_app\s*\(|\bserve_forever\s*\(/;
+/** Module-level calls that only a program run by hand makes: it exits, or reads its command line. */
+const SCRIPT_CALL = /^(?:builtins\.)?(?:exit|quit)$|^sys\.exit$|^os\._exit$|\.parse_args$|^argparse\.ArgumentParser\.parse_args$/;
+
+/**
+ * Is the module a script, its module-level code run once as a program (a wait-for-database check,
+ * a report run by hand)? When module-level code outside any function exits the process
+ * (`exit(0)`, `sys.exit(1)`) or parses the command line (`parser.parse_args()`): no server imports
+ * such a module. Why, or null.
+ */
+function scriptModule(model: FileModel): string | null {
+  if (model.isTestFile) return null;
+  const main = mainBlock(model.source);
+  for (const call of model.calls) {
+    if (call.functionIndex >= 0 || (main && call.node.startIndex >= main.start && call.node.startIndex < main.end)) continue;
+    const name = call.qualifiedName ?? call.calleeText;
+    if (SCRIPT_CALL.test(name) || (call.method === 'parse_args' && call.receiver)) {
+      return `a script: its module-level code ${call.method === 'parse_args' ? 'parses the command line' : 'exits the process'} (\`${call.calleeText}()\` at line ${call.line}), so it runs as a program, once`;
+    }
+  }
+  return null;
+}
+
 /** See {@link FileModel.entryPoints}. */
 function collectEntryPoints(model: FileModel): void {
   const out = model.entryPoints;
@@ -777,6 +809,18 @@ function collectEntryPoints(model: FileModel): void {
     for (const call of model.calls) {
       if (call.functionIndex >= 0 || call.node.startIndex < main.start || call.node.startIndex >= main.end) continue;
       if (call.qualifiedName && !call.qualifiedName.startsWith('builtins.')) add('main', call.qualifiedName);
+    }
+    // What the block itself runs (an engine it makes), unless it starts a server that serves with it.
+    if (!SERVER_START.test(source.slice(main.start, main.end))) {
+      model.scriptCode.push([model.lineOf(main.start) + 1, model.lineOf(main.end) + 1, 'module-level code under `if __name__ == "__main__":`: runs once, when the module is run as a program']);
+    }
+  }
+  const script = scriptModule(model);
+  if (script) {
+    model.scriptCode.push([1, model.lineOf(source.length) + 1, script]);
+    for (const call of model.calls) {
+      if (call.functionIndex >= 0 || (main && call.node.startIndex >= main.start && call.node.startIndex < main.end)) continue;
+      if (call.qualifiedName && !call.qualifiedName.startsWith('builtins.')) add('script', call.qualifiedName);
     }
   }
   if (source.includes('listen(') && /_(?:create|drop)['"]/.test(source)) {
@@ -1204,8 +1248,69 @@ function endpointNamed(model: FileModel, at: number, name: string): FunctionInfo
   return model.functions.find((f) => f.name === name && !f.className && (f.parent === at && at >= 0)) ?? model.functions.find((f) => f.name === name && !f.className && f.parent < 0) ?? null;
 }
 
+/**
+ * A value that says when a job runs, in a decorator's or a registration's arguments: the
+ * `schedule` library's `every(n).hours`, Celery's `crontab(...)`, APScheduler's triggers and its
+ * `'interval'`/`'cron'` trigger names, a `cron=`/`interval=`/`run_every=`/`trigger=` keyword.
+ */
+const SCHEDULE_VALUE = /(?:^|[^\w.]|schedule\.)every\s*\(|\bcrontab\s*\(|\b(?:Cron|Interval|Date)Trigger\s*\(|\b(?:cron|interval|run_every|trigger)\s*=|^\s*['"](?:cron|interval)['"]/;
+/** An object named as a scheduler (`scheduler`, `sched`, `cron`, `periodic`, `beat`), or built by a class so named. */
+const SCHEDULER_NAME = /sched|cron|periodic|beat/i;
+const SCHEDULE_HINT = /\.do\(|\.add_job\(/;
+
+/** Is `name` (an object's name, a module-level one) a scheduler by its name or its constructor (`jobs = BackgroundScheduler()`)? */
+function schedulerObject(model: FileModel, name: string): boolean {
+  const last = name.slice(name.lastIndexOf('.') + 1);
+  if (SCHEDULER_NAME.test(last)) return true;
+  if (name.includes('.')) return false;
+  const made = assignmentsTo(model, name).filter((a) => a.functionIndex < 0);
+  const value = made.length === 1 ? made[0]!.value : null;
+  const callee = value?.type === 'call' ? value.childForFieldName('function')?.text ?? '' : '';
+  return !!callee && SCHEDULER_NAME.test(callee.slice(callee.lastIndexOf('.') + 1));
+}
+
+/**
+ * A decorator that registers the function with a periodic runner: a call whose arguments say when
+ * (`@scheduler.add(every(1).hours, name="sync")`, `@periodic(crontab(minute=0))`), or a method of
+ * a scheduler object (`@sched.register(...)`, `@scheduler.add(...)`; a project's own scheduler that
+ * stores the function for its loop). Not a decorator without arguments of any other object.
+ */
+function scheduledBy(model: FileModel, raw: string): boolean {
+  const text = raw.replace(/^@/, '').trim();
+  const paren = text.indexOf('(');
+  if (paren < 0) return false;
+  const args = text.slice(paren + 1, text.lastIndexOf(')'));
+  if (SCHEDULE_VALUE.test(args)) return true;
+  const callee = text.slice(0, paren);
+  const dot = callee.lastIndexOf('.');
+  return dot > 0 && schedulerObject(model, callee.slice(0, dot));
+}
+
+/**
+ * Jobs registered by a call: `schedule.every(10).minutes.do(job)`, APScheduler's
+ * `scheduler.add_job(job, "interval", ...)` (`func=` too). The job, a function of this file,
+ * becomes a background job.
+ */
+function collectScheduledJobs(model: FileModel): void {
+  for (const call of model.calls) {
+    const every = call.method === 'do' && SCHEDULE_VALUE.test(call.calleeText);
+    const added = call.method === 'add_job' && (schedulerObject(model, call.calleeText.slice(0, call.calleeText.lastIndexOf('.'))) || /^apscheduler\./.test(call.qualifiedName ?? ''));
+    if (!every && !added) continue;
+    const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
+    let target: SyntaxNode | null = null;
+    for (const a of args) {
+      if (a.type === 'keyword_argument') {
+        if (a.childForFieldName('name')?.text === 'func') target = a.childForFieldName('value');
+      } else if (!target) target = a;
+    }
+    if (target?.type !== 'identifier') continue;
+    const fn = endpointNamed(model, call.functionIndex, target.text);
+    if (fn && fn.role === 'other') fn.role = 'background';
+  }
+}
+
 function classifyRole(model: FileModel, fn: FunctionInfo): void {
-  for (const d of fn.decoratorNames) {
+  for (const [at, d] of fn.decoratorNames.entries()) {
     const parts = d.split('.');
     const last = parts[parts.length - 1]!;
     if (parts.length >= 2 && ROUTE_METHODS.has(last)) {
@@ -1213,7 +1318,7 @@ function classifyRole(model: FileModel, fn: FunctionInfo): void {
       fn.routeKind = last;
       return;
     }
-    if (TASK_DECORATORS.test(d)) {
+    if (TASK_DECORATORS.test(d) || scheduledBy(model, fn.decorators[at] ?? d)) {
       fn.role = 'background';
       return;
     }

@@ -884,6 +884,19 @@ export function isLongLivedGenerator(model: FileModel, gen: FunctionInfo): boole
   return false;
 }
 
+/**
+ * Does a generator end on its own after a fixed number of steps: every `yield` of it outside any
+ * loop (a progress stream of five steps, then the result), no `yield from`, and nothing that waits
+ * for new data (`isLongLivedGenerator`)? Such a stream lasts as long as its work, seconds, not as
+ * long as the client stays connected.
+ */
+export function isBoundedGenerator(model: FileModel, gen: FunctionInfo): boolean {
+  if (!gen.yields.length || isLongLivedGenerator(model, gen)) return false;
+  const loops = model.loops.filter((l) => l.functionIndex === gen.index && l.kind !== 'comprehension');
+  return gen.yields.every((y) => !/^yield\s+from\b/.test(y.parent?.text ?? '')
+    && !loops.some((l) => y.startIndex >= l.node.startIndex && y.endIndex <= l.node.endIndex));
+}
+
 /** A read of the next chunk or batch: `f.read(8192)`, `await resp.content.read(n)`, `cur.fetchmany(500)`. */
 const CHUNK_READ = /\.(read|read1|readline|readinto|fetchmany|fetch_many|iter_chunk)\s*\(/;
 

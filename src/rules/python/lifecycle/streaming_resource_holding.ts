@@ -47,7 +47,7 @@ import type { ProjectContext } from '../../../discovery/context.js';
 import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import { flaskStreams, heldSessionCall, releasedEachRound } from './flaskStreaming.js';
 import {
-  acquireKind, endsTransaction, generatorUsesSession, websocketHoldsSession, hasOwnLoop, injectedSessions, isLongLivedGenerator, isWebsocketHandler,
+  acquireKind, endsTransaction, generatorUsesSession, websocketHoldsSession, hasOwnLoop, injectedSessions, isBoundedGenerator, isLongLivedGenerator, isWebsocketHandler,
   ownRefs, releasesConnection, sessionSubDependencies, streamingResponses, yieldDependencyOutlivesStream, type StreamingUse,
   dependencySessions, dependencyTargets, importedDependencies, localAlias, routeDependencies,
 } from './semantics.js';
@@ -119,7 +119,7 @@ const POOL_RECEIVER = /((^|[._])pool|\[\s*['"]?\w*pool\w*['"]?\s*\])$/i;
 function reportFlaskStreams(ctx: FileRuleContext, view: FunctionInfo, reportedGenerators: Set<number>): void {
   for (const stream of flaskStreams(ctx.model, view)) {
     const kind = stream.sse ? 'SSE' : 'long-poll';
-    const severity: Severity = stream.sse ? 'critical' : 'high';
+    const severity: Severity = isBoundedGenerator(ctx.model, stream.generator) ? 'medium' : stream.sse ? 'critical' : 'high';
     const held = stream.withContext ? heldSessionCall(ctx.model, stream, view) : null;
     if (held) {
       const where = held.functionIndex === view.index ? `\`${view.name}\`` : held.functionIndex === stream.generator.index ? `the generator \`${stream.generator.name}\`` : `\`${ctx.model.functions[held.functionIndex]!.name}\`, called by the generator \`${stream.generator.name}\``;
@@ -206,7 +206,13 @@ function containsYieldOf(gen: FunctionInfo, loop: SyntaxNode): boolean {
   return gen.yields.some((y) => y.startIndex >= loop.startIndex && y.endIndex <= loop.endIndex);
 }
 
-function severityOf(use: StreamingUse | null): Severity {
+/**
+ * Critical for an event stream or a WebSocket, high for a long poll; `medium` for a stream whose
+ * generator yields a fixed number of times and ends (`isBoundedGenerator`): the connection is
+ * held for the seconds its steps take, not for as long as a client listens.
+ */
+function severityOf(model: FileModel, use: StreamingUse | null): Severity {
+  if (use?.generator && isBoundedGenerator(model, use.generator)) return 'medium';
   return !use || use.sse ? 'critical' : 'high';
 }
 
@@ -222,7 +228,7 @@ export const streamingResourceHolding: FileRule & RepoRule = {
     severity: 'critical',
     effort: 'M',
     summary: 'Streaming endpoint (SSE, long-poll, WebSocket) keeps a session/connection open for the whole stream',
-    what: 'Finds SSE endpoints (`EventSourceResponse`, `StreamingResponse(media_type="text/event-stream")`), long-poll `StreamingResponse` generators (a `while` loop, or a loop that waits) and looping WebSocket endpoints that hold a session or connection while they stream: an injected session used by the generator; an injected session used before the response and still open during the stream (version-aware: FastAPI < 0.106 and ≥ 0.118 close `yield` dependencies after the response, 0.106–0.117 before it, `Depends(..., scope="function")` early); a session or connection opened with `with` around the streaming loop, or assigned before it and given back only after it (`session = Maker()` … `finally: session.close()`); a session injected into a sub-dependency, of the endpoint\'s module or another (`get_repo(db = Depends(get_db))` behind `repo = Depends(get_repo)`, `user = Depends(deps.current_user)`) whose result the stream uses, or that is used and not released before the response (reported at the parameter of the dependency). A response streams when built from these classes, a project subclass or a project function returning one, or when the handler is annotated to return one; handlers registered by a call (`add_api_route`, `Route(...)`, `add_url_rule(view_func=...)`, aiohttp `router.add_get`) count. Flask: a view that returns `Response(stream_with_context(gen()))` (or a generator decorated with `@stream_with_context`) as an event stream or a long poll keeps the app context, and with it Flask-SQLAlchemy\'s `db.session` (or a scoped session removed at teardown), until the stream ends: a query in the generator or in the view before the response, with no `commit()`/`rollback()`/`close()`/`remove()` after it, holds a pooled connection for the whole stream (reported at that query; a plain `Response(gen())` is silent: the contexts, and the session, are gone before the body streams). aiohttp: a handler that streams itself (`web.StreamResponse` + `prepare`, or aiohttp-sse\'s `sse_response`) with a session or connection opened by `with` around the loop that writes to it (`async with pool.acquire()`, `engine.connect()`), when the stream is an event stream or its loop waits. Critical for SSE/WebSocket, high for long-poll.',
+    what: 'Finds SSE endpoints (`EventSourceResponse`, `StreamingResponse(media_type="text/event-stream")`), long-poll `StreamingResponse` generators (a `while` loop, or a loop that waits) and looping WebSocket endpoints that hold a session or connection while they stream: an injected session used by the generator; an injected session used before the response and still open during the stream (version-aware: FastAPI < 0.106 and ≥ 0.118 close `yield` dependencies after the response, 0.106–0.117 before it, `Depends(..., scope="function")` early); a session or connection opened with `with` around the streaming loop, or assigned before it and given back only after it (`session = Maker()` … `finally: session.close()`); a session injected into a sub-dependency, of the endpoint\'s module or another (`get_repo(db = Depends(get_db))` behind `repo = Depends(get_repo)`, `user = Depends(deps.current_user)`) whose result the stream uses, or that is used and not released before the response (reported at the parameter of the dependency). A response streams when built from these classes, a project subclass or a project function returning one, or when the handler is annotated to return one; handlers registered by a call (`add_api_route`, `Route(...)`, `add_url_rule(view_func=...)`, aiohttp `router.add_get`) count. Flask: a view that returns `Response(stream_with_context(gen()))` (or a generator decorated with `@stream_with_context`) as an event stream or a long poll keeps the app context, and with it Flask-SQLAlchemy\'s `db.session` (or a scoped session removed at teardown), until the stream ends: a query in the generator or in the view before the response, with no `commit()`/`rollback()`/`close()`/`remove()` after it, holds a pooled connection for the whole stream (reported at that query; a plain `Response(gen())` is silent: the contexts, and the session, are gone before the body streams). aiohttp: a handler that streams itself (`web.StreamResponse` + `prepare`, or aiohttp-sse\'s `sse_response`) with a session or connection opened by `with` around the loop that writes to it (`async with pool.acquire()`, `engine.connect()`), when the stream is an event stream or its loop waits. Critical for SSE/WebSocket, high for long-poll. `medium` when the stream\'s generator yields a fixed number of times and ends (every `yield` outside any loop, no `yield from`, nothing that waits for new data: a progress stream of a few steps): the connection is held for the seconds its work takes, not for as long as the client listens.',
     why: 'A stream lasts as long as the client stays connected. A session held for it pins a pooled connection — often inside an open transaction, which also holds back vacuum — for minutes or hours; with the default pool of 5 + 10 overflow, fifteen open streams stop every other endpoint.',
     bad: 'import asyncio\n\nfrom fastapi import Depends, FastAPI\nfrom sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sse_starlette.sse import EventSourceResponse\n\napp = FastAPI()\n\n\n@app.get("/jobs/{job_id}/events")\nasync def job_events(job_id: int, session: AsyncSession = Depends()):\n    async def stream():\n        while True:\n            job = await session.get(Job, job_id)\n            yield {"data": job.status}\n            await asyncio.sleep(1)\n\n    return EventSourceResponse(stream())\n',
     good: 'import asyncio\n\nfrom fastapi import FastAPI\nfrom sqlalchemy.ext.asyncio import async_sessionmaker\nfrom sse_starlette.sse import EventSourceResponse\n\napp = FastAPI()\nsession_factory = async_sessionmaker(expire_on_commit=False)\n\n\n@app.get("/jobs/{job_id}/events")\nasync def job_events(job_id: int):\n    async def stream():\n        while True:\n            async with session_factory() as session:\n                job = await session.get(Job, job_id)\n            yield {"data": job.status}\n            await asyncio.sleep(1)\n\n    return EventSourceResponse(stream())\n',
@@ -256,7 +262,7 @@ export const streamingResourceHolding: FileRule & RepoRule = {
           ctx.report({
             node: s.node,
             message: `injected session \`${s.name}\` is used by the ${used.sse ? 'SSE' : 'long-poll'} generator of \`${fn.name}\`: one pooled connection stays checked out for the whole stream`,
-            severity: severityOf(used),
+            severity: severityOf(model, used),
             function: fn.name,
             // FastAPI 0.106-0.117 closes the dependency before the stream: PA406 says what happens
             // then (the closed session opens a connection nothing returns), at the same parameter.
@@ -283,7 +289,7 @@ export const streamingResourceHolding: FileRule & RepoRule = {
         ctx.report({
           node: s.node,
           message: `injected session \`${s.name}\` of \`${fn.name}\` is closed only after the ${use.sse ? 'SSE' : 'long-poll'} stream ends (FastAPI closes \`yield\` dependencies after the response): its connection is held for the whole stream`,
-          severity: severityOf(use),
+          severity: severityOf(model, use),
           function: fn.name,
         });
       }
@@ -315,7 +321,7 @@ export const streamingResourceHolding: FileRule & RepoRule = {
         ctx.report({
           node: sd.session.node,
           message: `session \`${sd.session.name}\` of dependency \`${sd.dependency.name}\` is held for the whole ${what} of \`${fn.name}\` (through \`${sd.param}\`): ${why}${inGenerator ? '' : ', and the dependency closes it only after the endpoint ends'}`,
-          severity: inGenerator ? severityOf(inGenerator) : websocket && streams.length === 0 ? 'critical' : severityOf(streams[0] ?? null),
+          severity: inGenerator ? severityOf(model, inGenerator) : websocket && streams.length === 0 ? 'critical' : severityOf(model, streams[0] ?? null),
           function: sd.dependency.name,
         });
       }
@@ -328,7 +334,7 @@ export const streamingResourceHolding: FileRule & RepoRule = {
           ctx.report({
             node,
             message: `\`${node.text.replace(/\s+/g, ' ').slice(0, 60)}\` stays open around the streaming loop of \`${gen.name}\`: one connection per open stream`,
-            severity: severityOf(use),
+            severity: severityOf(model, use),
             function: gen.name,
           });
         }
@@ -535,7 +541,7 @@ export function collectStreamDependencies(model: FileModel, project?: ProjectCon
           param: d.param,
           target: d.target,
           kind,
-          severity: streams.length ? severityOf(usedBy ?? streams[0]!) : 'critical',
+          severity: streams.length ? severityOf(model, usedBy ?? streams[0]!) : 'critical',
           inGenerator: usedBy !== undefined,
           endpointLast: !last ? 'none' : releasesConnection(project, last) ? 'releases' : 'holds',
           endpointReads: !!fn.body && variableRefs(fn.body, d.param).length > 0,
@@ -544,7 +550,7 @@ export function collectStreamDependencies(model: FileModel, project?: ProjectCon
       }
       // A route's own `dependencies=[...]`: nothing in the endpoint holds their result.
       for (const target of routeDeps) {
-        const site: StreamDependencySite = { param: 'dependencies=[...]', target, kind, severity: streams.length ? severityOf(streams[0]!) : 'critical', inGenerator: false, endpointLast: 'none', endpointReads: false };
+        const site: StreamDependencySite = { param: 'dependencies=[...]', target, kind, severity: streams.length ? severityOf(model, streams[0]!) : 'critical', inGenerator: false, endpointLast: 'none', endpointReads: false };
         out[fn.index]!.push({ kind: STREAM_DEPENDENCY, what: JSON.stringify(site), line: fn.startLine, column: 1 });
       }
     }
