@@ -18,7 +18,7 @@ async function findings(rel: string): Promise<Finding[]> {
 }
 
 beforeAll(async () => {
-  for (const rel of ['sample-app', 'transaction/notify-progress', 'transaction/channels', 'transaction/open-scope', 'transaction/missing-commit', 'transaction/repository-library', 'transaction/check-insert', 'transaction/raw-sql', 'transaction/commit-in-loop', 'transaction/claims', 'transaction/single-use', 'transaction/background-tasks/fastapi-0.111', 'transaction/background-tasks/fastapi-0.120']) byRoot.set(rel, await findings(rel));
+  for (const rel of ['sample-app', 'transaction/notify-progress', 'transaction/channels', 'transaction/open-scope', 'transaction/missing-commit', 'transaction/repository-library', 'transaction/check-insert', 'transaction/raw-sql', 'transaction/commit-in-loop', 'transaction/claims', 'transaction/single-use', 'transaction/background-tasks/fastapi-0.111', 'transaction/background-tasks/fastapi-0.120', 'transaction/flask-session-alias']) byRoot.set(rel, await findings(rel));
 }, 60_000);
 
 const lineOf = (file: string, text: string) => fs.readFileSync(file, 'utf8').split('\n').findIndex((l) => l.includes(text)) + 1;
@@ -57,6 +57,29 @@ describe('PA204 missing_rollback', () => {
     const file = path.join(FIXTURES, 'transaction/open-scope/app/rollback.py');
     expect(at('transaction/open-scope', 'app/rollback.py', lineOf(file, 'def swallow_in_with') + 4, 'PA204')?.originalSeverity).toBe('low');
     expect(at('transaction/open-scope', 'app/rollback.py', lineOf(file, 'def swallow(') + 3, 'PA204')?.originalSeverity).toBe('medium');
+  });
+
+  it('a `try` that only reads: advisory when the handler leaves, low when the function goes on, medium in a loop that goes on', () => {
+    const root = 'transaction/flask-session-alias';
+    const file = path.join(FIXTURES, root, 'app/models.py');
+    const leaves = at(root, 'app/models.py', lineOf(file, 'cls.barcode == barcode.strip().upper()'), 'PA204')!;
+    expect(leaves.advisory).toBe(true);
+    expect(leaves.downgrades[0]?.evidence).toMatch(/NoResultFound/);
+    const stays = at(root, 'app/models.py', lineOf(file, 'found = cls.query.filter_by(barcode=barcode).first()'), 'PA204')!;
+    expect(stays.originalSeverity).toBe('low');
+    expect(stays.message).toMatch(/only reads .* for the rest of the function/);
+    expect(at(root, 'app/models.py', lineOf(file, 'locker = Locker.query.filter_by(site=site).one()'), 'PA204')?.originalSeverity).toBe('medium');
+    // A failed commit swallowed in a worker's loop stays medium.
+    const moved = byRoot.get(root)!.find((f) => f.code === 'PA204' && f.function === 'move_parcels')!;
+    expect(moved.originalSeverity).toBe('medium');
+    expect(moved.advisory).toBe(false);
+  });
+
+  it('a module-level name for `db.session`, imported from the blueprint package, is the request\'s session', () => {
+    const root = 'transaction/flask-session-alias';
+    const views = byRoot.get(root)!.filter((f) => f.code === 'PA204' && f.path.startsWith('app/api/'));
+    expect(views.map((f) => f.function).sort()).toEqual(['close_site_quietly', 'drop_parcel']);
+    expect(views.every((f) => f.originalSeverity === 'medium' && !f.advisory)).toBe(true);
   });
 
   it('names the call that raises when the handler first only stages on the failed session', () => {

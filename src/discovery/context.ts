@@ -334,6 +334,12 @@ export interface ProjectContext {
    * derive from (`db` for `class Event(db.Model)`); `db.session` is their scoped session.
    */
   flaskDbHandles: string[];
+  /**
+   * Module-level names bound to such a handle's session (`db_session = db.session` in a package
+   * `__init__`), qualified by their module (`app.api.db_session`): the same request-scoped session
+   * wherever they are imported. Absent when there are none.
+   */
+  flaskSessionAliases?: string[];
   events: { publishers: EventSite[]; subscribers: EventSite[] };
   adrs: AdrInfo[];
   problems: Problem[];

@@ -67,6 +67,9 @@ const FLASK_SQLALCHEMY_CALL = /\bSQLAlchemy\s*\(/;
 /** A Flask-SQLAlchemy (or Flask-AppBuilder) extension: its `db` handle is what views and models use. */
 const FLASK_SQLALCHEMY_IMPORT = /^\s*(?:from\s+(?:flask_sqlalchemy|flask_appbuilder)[\w.]*\s+import|import\s+(?:flask_sqlalchemy|flask_appbuilder)\b)/m;
 
+/** A module-level `name = handle.session`. */
+const MODULE_SESSION_ALIAS = /^[A-Za-z_]\w*\s*=\s*[A-Za-z_]\w*\.session\s*(#.*)?$/m;
+
 function worthParsing(source: string): boolean {
   // Every test below reads the whole text of every Python file of the tree (the facts pass's
   // largest cost after the parse). A multi-line pattern that cannot match without a literal
@@ -90,6 +93,8 @@ function worthParsing(source: string): boolean {
     (source.includes('Depends(') && DEPENDENCY_ALIAS_HINT.test(source)) ||
     // `db = SQLAlchemy()` alone in an extensions module (the app-factory layout): the engine PA404 judges.
     (FLASK_SQLALCHEMY_CALL.test(source) && importsFlaskSqlalchemy(source)) ||
+    // `db_session = db.session` at module level: another name for a Flask-SQLAlchemy handle's session.
+    (source.includes('.session') && MODULE_SESSION_ALIAS.test(source)) ||
     // The rarer `def close`/`__exit__` first: the owner pattern is tried at every line.
     (RELEASE_METHOD_HINT.test(source) && OWNER_HINT.test(source)) ||
     // `cache = ItemCache()` at module level, whose `__init__` makes `self.session = SessionLocal()`.
@@ -407,6 +412,11 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   markManyToOnes(classes, ctx.models);
   addBackrefs(ctx.models, classes, imperative, derivedBackrefs);
   if (flaskSqlalchemy) ctx.flaskDbHandles = flaskHandles(classes);
+  // `db_session = db.session` at module level, `db` being one of those handles: the request's session.
+  const sessionAliases = perFile.flatMap(({ file, facts }) => (facts.sessionAliases ?? [])
+    .filter((a) => ctx.flaskDbHandles.includes(a.handle.slice(a.handle.lastIndexOf('.') + 1)))
+    .map((a) => `${moduleNameOf(file)}.${a.name}`));
+  if (sessionAliases.length) ctx.flaskSessionAliases = [...new Set(sessionAliases)].sort();
   ctx.sessionProviders = resolveProviders(providers, ctx.sessionFactories.map((f) => f.name).filter((n): n is string => !!n));
   ctx.sessionHelpers = resolveHelpers(helpers, ctx);
   const engineGetters = resolveEngineGetters(getters);

@@ -223,6 +223,8 @@ export interface PythonFileFacts {
   /** Flask-SQLAlchemy engine settings in app config, and the `SQLAlchemy(...)` constructions they configure. */
   engineConfig?: EngineConfigFact[];
   flaskEngines?: FlaskEngineFact[];
+  /** Module-level `name = <handle>.session` (`db_session = db.session`): the handle as imported, qualified when it resolves. */
+  sessionAliases?: { name: string; handle: string }[];
   /** Session factories handed out in tuples (`SessionLocal, engine = init(url)`). */
   tupleBuilders?: TupleBuilderFact[];
   tupleUnpacks?: TupleUnpackFact[];
@@ -556,6 +558,12 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
   const sqlNodes = new Set<number>();
   for (const a of model.assignments) {
     if (a.functionIndex >= 0 || a.fromWith || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
+    // `db_session = db.session`: whether `db` is a Flask-SQLAlchemy handle, discovery decides.
+    if (a.value?.type === 'attribute' && a.value.childForFieldName('attribute')?.text === 'session' && a.value.childForFieldName('object')?.type === 'identifier') {
+      const obj = a.value.childForFieldName('object')!.text;
+      (facts.sessionAliases ??= []).push({ name: a.target, handle: resolveImported(model, obj) ?? obj });
+      continue;
+    }
     if (a.value?.type === 'subscript') {
       const alias = dependencyAlias(model, a.value.text);
       if (alias) (facts.dependencyAliases ??= []).push({ name: a.target, ...alias });

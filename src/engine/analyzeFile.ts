@@ -70,6 +70,7 @@ export function analyzeFile(
     model.modelClasses = projectIndex(project).modelClasses;
     model.modelModules = projectIndex(project).modelModules;
     model.flaskDbHandles = projectIndex(project).flaskDbHandles;
+    model.flaskSessionAliases = projectIndex(project).flaskSessionAliases;
     model.scopedSessions = projectIndex(project).scopedSessions;
     model.dynamicRelations = projectIndex(project).dynamicRelations;
     model.projectHandles = projectIndex(project).projectHandles;

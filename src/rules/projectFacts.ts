@@ -17,6 +17,8 @@ export interface ProjectIndex {
   modelModules: ReadonlyMap<string, readonly string[]>;
   /** Flask-SQLAlchemy `SQLAlchemy()` object names (`db`): `db.session` is a session. */
   flaskDbHandles: ReadonlySet<string>;
+  /** See `ProjectContext.flaskSessionAliases`. */
+  flaskSessionAliases: ReadonlySet<string>;
   /** Module-level `scoped_session(...)` object names (`Session`): `meta.Session.query(...)` is a session call anywhere. */
   scopedSessions: ReadonlyMap<string, readonly string[]>;
   /** `Model.attr` of the relationships loaded `lazy="dynamic"`: reading one gives a query. */
@@ -104,6 +106,7 @@ export function projectIndex(project: ProjectContext): ProjectIndex {
     modelClasses: new Set(modelsByName.keys()),
     modelModules: new Map([...modelsByName].map(([name, ms]) => [name, [...new Set(ms.map((m) => moduleNameOf(m.file)))]])),
     flaskDbHandles: new Set(project.flaskDbHandles ?? []),
+    flaskSessionAliases: new Set(project.flaskSessionAliases ?? []),
     scopedSessions: scopedSessionModules(project),
     dynamicRelations: new Set(project.models.flatMap((m) => m.relationships.filter((r) => r.lazy === 'dynamic').map((r) => `${m.name}.${r.name}`))),
     anyRelationships: project.models.some((m) => m.relationships.length > 0),

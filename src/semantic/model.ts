@@ -231,6 +231,8 @@ export interface FileModel {
   modelModules: ReadonlyMap<string, readonly string[]>;
   /** Flask-SQLAlchemy: names of the project's `SQLAlchemy()` objects (`db`), whose `.session` is a session. */
   flaskDbHandles: ReadonlySet<string>;
+  /** The project's module-level names for such a handle's session (`app.api.db_session`, see `ProjectContext.flaskSessionAliases`); set by the engine. */
+  flaskSessionAliases: ReadonlySet<string>;
   /** The project's module-level `scoped_session(...)` objects: name → the modules defining one (`Session` → `app.meta`); set by the engine. */
   scopedSessions: ReadonlyMap<string, readonly string[]>;
   /** `Model.attr` of the project's `lazy="dynamic"` relationships: `self.attr.filter(...)` in the model runs a query. */
@@ -421,6 +423,7 @@ export function buildFileModel(path: string, source: string, root: SyntaxNode, p
     modelClasses: NO_MODELS,
     modelModules: new Map(),
     flaskDbHandles: NO_MODELS,
+    flaskSessionAliases: NO_MODELS,
     scopedSessions: new Map(),
     projectHandles: new Map(),
     dynamicRelations: NO_MODELS,
@@ -1978,6 +1981,28 @@ export function isFlaskHandle(model: FileModel, dotted: string | null, attr?: st
     obj = dotted.slice(0, -attr.length - 1);
   }
   return model.flaskDbHandles.has(obj.slice(obj.lastIndexOf('.') + 1));
+}
+
+/**
+ * The Flask-SQLAlchemy session a plain name stands for (`db.session` for `db_session`): bound to
+ * `<handle>.session` at module level in this file, or imported from a module of the project that
+ * binds it so (`from . import db_session`). Null for anything else.
+ */
+export function flaskSessionAlias(model: FileModel, name: string): string | null {
+  if (!model.flaskDbHandles.size || !/^[A-Za-z_]\w*$/.test(name)) return null;
+  const own = assignmentsTo(model, name).filter((a) => a.functionIndex < 0);
+  if (own.length) {
+    const v = own.length === 1 ? own[0]!.value : null;
+    const obj = v?.type === 'attribute' && v.childForFieldName('attribute')?.text === 'session' ? v.childForFieldName('object')?.text ?? '' : '';
+    return model.flaskDbHandles.has(obj.slice(obj.lastIndexOf('.') + 1)) ? `${obj}.session` : null;
+  }
+  const q = model.imports.get(name);
+  if (!q || !model.flaskSessionAliases.size) return null;
+  for (const a of model.flaskSessionAliases) {
+    // Either side may carry a package root the other lacks (`src.app.api.x` / `app.api.x`).
+    if (a === q || a.endsWith(`.${q}`) || q.endsWith(`.${a}`)) return `${[...model.flaskDbHandles][0]!}.session`;
+  }
+  return null;
 }
 
 export function effectiveRole(model: FileModel, fnIndex: number): FunctionRole {

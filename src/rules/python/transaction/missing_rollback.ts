@@ -20,7 +20,9 @@
  * the failed transaction (`ckan search-index rebuild --force`-style batch loops). Low: the helper
  * fails in other ways too; a session provider called there (`with scope() as s:`) is a fresh session.
  *
- * Severity: medium; low when a `with` around the commit already rolls back on exit.
+ * Severity: medium; low when a `with` around the commit already rolls back on exit, or when the
+ * `try` only reads (its usual failure, `NoResultFound`, leaves the session usable): advisory then
+ * if the handler leaves the function, or ends a retry loop whose passes start with `rollback()`.
  * Silent look-alikes: `async with session.begin():`, a session `with` inside the `try` (it has
  * exited, rolling back, before the handler runs), `try/except: rollback(); raise`, a handler that
  * only catches unrelated errors, a `finally` that closes the session (or hands it to a helper), a
@@ -38,13 +40,13 @@ import { FLUSH_EFFECT, QUERY_EFFECT, WRITE_EFFECT } from '../query/dbCalls.js';
 import { COMMIT_EFFECT, OWN_COMMIT_EFFECT, TXN_LOOP_CALL } from './effects.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import type { ProjectContext } from '../../../discovery/context.js';
-import { assignmentsTo, callAt, effectiveRole, isFlaskHandle, variableRefs } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, effectiveRole, flaskSessionAlias, isFlaskHandle, variableRefs } from '../../../semantic/model.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import {
   callsOf, enclosingTries, exceptClauses, externalCall, finallyClause, inManagingWith, isCommitCall, isWriteCall, receiverKey,
   unwrap, withOpensSession,
 } from './semantics.js';
-import { classifyDbCall, flaskQueryEntity, isSqliteDriver, receiverDriver, receiverEvidence } from '../query/dbCalls.js';
+import { classifyDbCall, flaskQueryEntity, isSqliteDriver, readsDatabase, receiverDriver, receiverEvidence } from '../query/dbCalls.js';
 
 const DB_ERROR = /(^|\.)(Exception|BaseException|SQLAlchemyError|DBAPIError|DatabaseError|IntegrityError|OperationalError|DataError|StatementError|InterfaceError|InternalError|ProgrammingError|PendingRollbackError|InvalidRequestError|PostgresError|Error)$/;
 
@@ -56,7 +58,7 @@ export const missingRollback: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'A failed commit, flush or statement whose session is never rolled back before it is used again',
-    what: 'Finds a `try` around a commit, flush, statement or query whose `except` catches database errors (bare, `Exception`, `SQLAlchemyError`, `IntegrityError`, …) and neither calls `rollback()` nor re-raises while the session is used again — after the `try`, or by the next iteration of a loop around it (`for row in rows: db.add(...); try: db.commit() except IntegrityError: continue`: after the first duplicate every commit fails; also a DB-API cursor, whose transaction refuses every statement after an error; not inside `begin_nested()`, nor on an autocommit connection) — or uses the session before its rollback; and a commit outside any `try` and session `with` that follows a write and a call that can fail outside the database (network, file I/O), so a failure there leaves the flushed writes on a session nobody rolls back — only for a session that outlives the function and that no caller owns (a module-level session, one the function keeps open itself): a session handed in as a parameter is closed, and rolled back, by whoever handed it in, and Flask-SQLAlchemy\'s `db.session` by the app context\'s teardown. A handler that hands the session to a helper (`reset(session)`) before using it is taken to clean it up. Low when a session `with` around the commit rolls back on exit anyway. Also through calls: in a loop that goes on, a `try` around a call of a same-repo function that reaches the database (not a session provider called as a `with` item, nor a function that opens and commits a session of its own, nor one whose writes all sit in a `try` that rolls back and re-raises: the caller\'s handler then gets a session already rolled back) whose handler swallows the error: `low`, since the helper fails in other ways too. On Flask\'s request-scoped session (`db.session`, `g.session`) in a function that does not use it again and whose handler answers the request (`return jsonify(...)`, `return body, 409`), advisory when nothing in the repo calls that function (a project\'s own view classes, dispatched by its router); not in a background job, nor in a module that pushes one app context for a whole worker: the request\'s teardown removes the session, rolling back, before anyone meets it failed. Also a function whose own `try` (outside any loop) swallows such a call\'s failure when a caller of the repo runs it once per item of a loop and opens no session of its own (a queue consumer\'s `for msg in consumer: on_message(msg)` in one app context, `on_message` catching everything around a helper that commits): low, reported at the call in the `try`.',
+    what: 'Finds a `try` around a commit, flush, statement or query whose `except` catches database errors (bare, `Exception`, `SQLAlchemyError`, `IntegrityError`, …) and neither calls `rollback()` nor re-raises while the session is used again — after the `try`, or by the next iteration of a loop around it (`for row in rows: db.add(...); try: db.commit() except IntegrityError: continue`: after the first duplicate every commit fails; also a DB-API cursor, whose transaction refuses every statement after an error; not inside `begin_nested()`, nor on an autocommit connection) — or uses the session before its rollback; and a commit outside any `try` and session `with` that follows a write and a call that can fail outside the database (network, file I/O), so a failure there leaves the flushed writes on a session nobody rolls back — only for a session that outlives the function and that no caller owns (a module-level session, one the function keeps open itself): a session handed in as a parameter is closed, and rolled back, by whoever handed it in, and Flask-SQLAlchemy\'s `db.session` by the app context\'s teardown. A handler that hands the session to a helper (`reset(session)`) before using it is taken to clean it up. Low when a session `with` around the commit rolls back on exit anyway. Also through calls: in a loop that goes on, a `try` around a call of a same-repo function that reaches the database (not a session provider called as a `with` item, nor a function that opens and commits a session of its own, nor one whose writes all sit in a `try` that rolls back and re-raises: the caller\'s handler then gets a session already rolled back) whose handler swallows the error: `low`, since the helper fails in other ways too. On Flask\'s request-scoped session (`db.session`, `g.session`) in a function that does not use it again and whose handler answers the request (`return jsonify(...)`, `return body, 409`), advisory when nothing in the repo calls that function (a project\'s own view classes, dispatched by its router); not in a background job, nor in a module that pushes one app context for a whole worker: the request\'s teardown removes the session, rolling back, before anyone meets it failed. A module-level name for that session (`db_session = db.session`, in the same file or imported from a module of the project such as the blueprint package\'s `__init__`) is the same session. A `try` whose body only reads (queries and statements that read, the methods down their chains such as `.one()`, library calls; no commit, flush, DML, staged write, nor call of the project\'s own code) is `low`: its usual failure, `NoResultFound`/`MultipleResultsFound`, is raised by SQLAlchemy after the rows came back and leaves the session usable, and only a statement failing on the server (PostgreSQL\'s aborted transaction) makes the next statement fail; advisory when the handler then leaves the function (a `return`, or a retry loop whose every pass starts with `rollback()` and after which the function does not use the session), medium still in a loop that goes on. A handler that catches only those result errors (`except NoResultFound:`, `except orm.exc.NoResultFound or exc.InterfaceError:`, which Python evaluates to the first class) is not one that catches database errors. Also a function whose own `try` (outside any loop) swallows such a call\'s failure when a caller of the repo runs it once per item of a loop and opens no session of its own (a queue consumer\'s `for msg in consumer: on_message(msg)` in one app context, `on_message` catching everything around a helper that commits): low, reported at the call in the `try`.',
     why: 'After a failed flush or commit a SQLAlchemy session refuses all further work until `rollback()` is called (`PendingRollbackError`), and its connection stays inside the failed transaction. An error swallowed without a rollback, or an exception between the writes and the commit, leaves the session and its connection in that state for whoever uses them next.',
     bad:
       'import logging\n\nfrom sqlalchemy.exc import SQLAlchemyError\nfrom sqlalchemy.orm import Session\n\nfrom app.models import User\n\nlog = logging.getLogger(__name__)\n\n\n'
@@ -98,10 +100,15 @@ export const missingRollback: FileRule & RepoRule = {
               + (verdict.raiser === verdict.reuse ? 'that call raises `PendingRollbackError`'
                 : verdict.raiser ? `it only stages, and \`${verdict.raiser}\` then raises \`PendingRollbackError\``
                 : 'it only stages, and the session\'s next statement or commit raises `PendingRollbackError`')
+            : verdict.readOnly
+              ? `\`${call.calleeText}()\` only reads in a \`try\` whose \`${header}\` handler neither rolls back nor re-raises: a missing or duplicate row (\`NoResultFound\`, \`MultipleResultsFound\`) leaves the session usable, but a statement that fails on the server leaves the transaction aborted (\`InFailedSqlTransaction\` on PostgreSQL) for ${verdict.readOnly === 'leaves' ? 'the caller' : 'the rest of the function'}, whose next statement or commit then fails`
             : verdict.nextIteration
               ? `\`${call.calleeText}()\` is in a \`try\` whose \`${header}\` handler neither rolls back nor re-raises, inside a loop that goes on: the next iteration uses \`${session}\` in its failed transaction, so after the first error every later one fails too (\`PendingRollbackError\`, or \`InFailedSqlTransaction\` on a DB-API connection)`
               : `\`${call.calleeText}()\` is in a \`try\` whose \`${header}\` handler neither rolls back nor re-raises: the session is left in a failed transaction`,
-          severity: managed && !verdict.nextIteration ? 'low' : 'medium',
+          severity: (managed && !verdict.nextIteration) || verdict.readOnly ? 'low' : 'medium',
+          // Only a server-side failure of a read leaves the session failed, and the handler leaves:
+          // the caller's next statement raises instead of going on with lost writes.
+          ...(verdict.readOnly === 'leaves' ? { advisory: 'the `try` only reads and its handler leaves the function: the usual failure of a read (`NoResultFound`, `MultipleResultsFound`) is raised by SQLAlchemy after the rows came back and leaves the session usable; a statement that fails on the server makes the caller\'s next statement fail loudly, losing nothing silently' } : {}),
           ...(verdict.requestScoped ? { rolledBackAtTeardown: `\`${session}\` is Flask's request-scoped session, which the request's teardown removes (rolling back), and nothing in the repo calls \`${fn.name}\`, which does not use the session again after the handler: no one meets it failed` } : {}),
         });
         continue;
@@ -418,7 +425,7 @@ function loopOpensSession(model: FileModel, call: CallInfo, loop: SyntaxNode, tr
 
 /** Is the session a parameter of the function (`self.session` included) or Flask-SQLAlchemy's `db.session`? */
 function ownedElsewhere(model: FileModel, call: CallInfo, session: string): boolean {
-  if (isFlaskHandle(model, call.dottedReceiver, 'session')) return true;
+  if (isFlaskHandle(model, call.dottedReceiver, 'session') || flaskSessionAlias(model, session) !== null) return true;
   const head = session.split('.')[0]!;
   return model.functions[call.functionIndex]!.params.some((p) => p.name === head);
 }
@@ -447,6 +454,62 @@ interface HandlerVerdict {
    * the function (the framework does), the request's teardown removes it first.
    */
   requestScoped?: boolean;
+  /**
+   * The `try` body only reads (see {@link readOnlyTry}): `leaves` when the handler then leaves the
+   * function (a `return`), `stays` when the function goes on after it.
+   */
+  readOnly?: 'leaves' | 'stays';
+}
+
+/**
+ * Does the handler go on to the loop's next iteration: it does not end in `return`, `break` or a raise?
+ */
+function goesOn(handlerBody: SyntaxNode): boolean {
+  const last = handlerBody.namedChildren.filter((c) => c.type !== 'comment').pop();
+  return !(last && (last.type === 'return_statement' || last.type === 'break_statement' || raises(last)));
+}
+
+/** Does the function's code after `node` name the session (its root name)? */
+function mentionsAfter(fnBody: SyntaxNode | null, node: SyntaxNode, session: string): boolean {
+  if (!fnBody) return true;
+  const root = session.split('.')[0]!;
+  return variableRefs(fnBody, root).some((r) => r.startIndex >= node.endIndex);
+}
+
+/**
+ * Does the `try` body only read: every call in it is a query or statement that reads (not a
+ * commit, flush, refresh, DML or staged `add`/`delete`), a method down such a read's chain
+ * (`.one()`, `.first()`, `.scalar()`), a call in a read's arguments (a key computed for the
+ * filter), or a library function or builtin; at least one read. A call of the project's own
+ * code, or of a method nothing resolves, may write or commit: not read-only.
+ */
+function readOnlyTry(model: FileModel, fnIndex: number, tryBody: SyntaxNode): boolean {
+  let reads = 0;
+  for (const c of callsOf(model, fnIndex)) {
+    if (c.node.startIndex < tryBody.startIndex || c.node.endIndex > tryBody.endIndex) continue;
+    // A rollback at the head of a retry's pass only settles what came before.
+    if (c.method === 'rollback') continue;
+    if (c.method === 'commit' || c.method === 'flush' || c.method === 'refresh') return false;
+    const op = classifyDbCall(model, c);
+    if (op) {
+      if (op.kind !== 'read') return false;
+      reads++;
+      continue;
+    }
+    if (readsDatabase(model, c.node) || inReadArguments(model, c.node, tryBody)) continue;
+    const q = c.qualifiedName;
+    if (q && (q.startsWith('builtins.') || !model.repoModules?.has(q.split('.')[0]!)) && !/(^|\.)(add|add_all|delete|merge|execute|commit|flush)$/.test(q)) continue;
+    return false;
+  }
+  return reads > 0;
+}
+
+/** Is the node inside the arguments of a call that reads the database (below `stop`)? */
+function inReadArguments(model: FileModel, node: SyntaxNode, stop: SyntaxNode): boolean {
+  for (let p = node.parent; p && p.id !== stop.id; p = p.parent) {
+    if (p.type === 'argument_list' && p.parent?.type === 'call' && readsDatabase(model, p.parent)) return true;
+  }
+  return false;
 }
 
 /**
@@ -511,9 +574,13 @@ function handlerVerdict(model: FileModel, call: CallInfo, session: string, tries
       // that the view does not use again: the request's teardown removes it, rolling back.
       // Also a project's `scoped_session` registry that a teardown removes (`db_session.remove()`
       // in `teardown_appcontext`): the request's session goes with it.
+      // A module-level name for `db.session` (`db_session = db.session`, here or imported from
+      // the project's package) is that same session.
+      const alias = flaskSessionAlias(model, session);
       const flaskScoped = /^(flask\.)?g\.\w+$/.test(session) || (session.endsWith('.session') && model.flaskDbHandles.has(session.slice(0, -'.session'.length)))
-        || (model.scopedSessions.has(session) && removed.has(session));
-      if (!nextIteration && flaskScoped && !usedAfter(fn.body, t, body, session) && !flaskQueriesAfter(model, call.functionIndex, t, body, session)) {
+        || alias !== null || (model.scopedSessions.has(session) && removed.has(session));
+      if (!nextIteration && flaskScoped && !usedAfter(fn.body, t, body, session) && !(alias && usedAfter(fn.body, t, body, alias))
+        && !flaskQueriesAfter(model, call.functionIndex, t, body, alias ?? session)) {
         if (fn.role === 'handler') continue;
         // A view of the project's own routing: the handler answers the request (`return
         // jsonify(...)`, `return body, 409`). Not a job or a message callback: a worker that pushes
@@ -525,6 +592,20 @@ function handlerVerdict(model: FileModel, call: CallInfo, session: string, tries
       // A session of this function's own that nothing uses after the handler: no one meets it
       // failed (leaving it unclosed is PA403/PA405's finding).
       if (!nextIteration && ownSession(model, call.functionIndex, session) && !usedAfter(fn.body, t, body, session)) continue;
+      // A retry loop whose every pass starts by rolling back (`for i in range(5): try:
+      // session.rollback(); return q.one() except Exception: sleep(...)`): the next pass begins
+      // clean; only the last pass's failure outlives the loop, and when nothing after the loop
+      // uses the session it goes back to the caller as if the handler had returned.
+      const loop = nextIteration ? null : enclosingLoop(t, fn.node);
+      const retryLeaves = !!loop && goesOn(body) && (startsWithRollback(loop.childForFieldName('body')) || startsWithRollback(tryBody))
+        && !mentionsAfter(fn.body, loop, session);
+      // A `try` that only reads: its usual failure is SQLAlchemy's `NoResultFound` or
+      // `MultipleResultsFound`, raised after the rows came back, which leaves the session and its
+      // transaction usable. Only a statement that fails on the server (an aborted PostgreSQL
+      // transaction) leaves it failed, and then the session's next statement or commit raises.
+      if (!nextIteration && tryBody && readOnlyTry(model, call.functionIndex, tryBody)) {
+        return { tryNode: t, handler: h, reuse: null, readOnly: retryLeaves || blockLeaves(body) ? 'leaves' : 'stays' };
+      }
       return { tryNode: t, handler: h, reuse: null, ...(nextIteration ? { nextIteration } : {}) };
     }
     return null;
@@ -774,7 +855,8 @@ function catchesDbErrors(handler: SyntaxNode): boolean {
   if (!m) return false;
   const spec = m[1]!.replace(/\s+as\s+\w+\s*$/, '').trim();
   if (spec === '') return true;
-  const names = spec.replace(/^\(|\)$/g, '').split(',').map((s) => s.trim()).filter(Boolean);
+  // `except NoResultFound or InterfaceError:` evaluates `A or B` to `A` (a class is truthy): only `A` is caught.
+  const names = spec.replace(/^\(|\)$/g, '').split(',').map((s) => s.split(/\s+or\s+/)[0]!.trim()).filter(Boolean);
   return names.some((n) => DB_ERROR.test(n) && !/^(ValueError|KeyError|TypeError|HTTPError|RequestError|TimeoutError)$/.test(n));
 }
 
