@@ -23,7 +23,7 @@ import { collectHeldIdLookups } from './query/redundant_fetch.js';
 import { collectStreamDependencies } from './lifecycle/streaming_resource_holding.js';
 import { collectWaitDependencies } from './lifecycle/resource_scope_mismatch.js';
 import { collectStreamAfterTeardown, collectTaskHandoffs, SESSION_ARG_CALL, STREAM_AFTER_TEARDOWN } from './lifecycle/factory_vs_injection.js';
-import { collectSwallowedCalls, SWALLOWED_CALL } from './transaction/missing_rollback.js';
+import { collectSwallowedCalls, HANDLED_REUSE, SWALLOWED_CALL } from './transaction/missing_rollback.js';
 import { collectParentCommitCalls, PARENT_COMMIT_CALL } from './transaction/scope_too_narrow.js';
 import { ASYNC_ROW_CALL, collectAsyncRowFacts, collectExpiredRowFacts, EXPIRED_ROW_CALL, HANDED_COMMIT_READ, RETURNS_CALL_ROW } from './query/async_lazy_load.js';
 import { TXN_RAISE_AFTER, TXN_REQUEST_WRITE, TXN_SCOPE_CALL, TXN_SCOPE_OPEN } from './transaction/libraryWrites.js';
@@ -84,7 +84,7 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   // PA205: waits inside a block over a session from a project's context manager (which may commit when the block ends).
   { collect: collectProviderBlockWaits, siteKinds: [PROVIDER_BLOCK_WAIT] },
   // PA204 through calls: a DB-reaching call in a loop's `try` whose handler swallows the error.
-  { collect: collectSwallowedCalls, siteKinds: [SWALLOWED_CALL] },
+  { collect: collectSwallowedCalls, siteKinds: [SWALLOWED_CALL, HANDLED_REUSE] },
   // PA203 through calls: a call that makes or saves a parent, then children built from it committed apart.
   { collect: collectParentCommitCalls, siteKinds: [PARENT_COMMIT_CALL] },
   // PA111 through calls: coroutines returning one row an AsyncSession loaded, and rows got from them.

@@ -44,7 +44,7 @@ import { assignmentsTo, callAt, effectiveRole, flaskSessionAlias, isFlaskHandle,
 import { typeString } from '../../../semantic/valueTypes.js';
 import {
   callsOf, enclosingTries, exceptClauses, externalCall, finallyClause, inManagingWith, isCommitCall, isWriteCall, receiverKey,
-  unwrap, withOpensSession,
+  callArgs, unwrap, withOpensSession,
 } from './semantics.js';
 import { classifyDbCall, flaskQueryEntity, isSqliteDriver, readsDatabase, receiverDriver, receiverEvidence } from '../query/dbCalls.js';
 
@@ -58,7 +58,7 @@ export const missingRollback: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'A failed commit, flush or statement whose session is never rolled back before it is used again',
-    what: 'Finds a `try` around a commit, flush, statement or query whose `except` catches database errors (bare, `Exception`, `SQLAlchemyError`, `IntegrityError`, …) and neither calls `rollback()` nor re-raises while the session is used again — after the `try`, or by the next iteration of a loop around it (`for row in rows: db.add(...); try: db.commit() except IntegrityError: continue`: after the first duplicate every commit fails; also a DB-API cursor, whose transaction refuses every statement after an error; not inside `begin_nested()`, nor on an autocommit connection) — or uses the session before its rollback; and a commit outside any `try` and session `with` that follows a write and a call that can fail outside the database (network, file I/O), so a failure there leaves the flushed writes on a session nobody rolls back — only for a session that outlives the function and that no caller owns (a module-level session, one the function keeps open itself): a session handed in as a parameter is closed, and rolled back, by whoever handed it in, and Flask-SQLAlchemy\'s `db.session` by the app context\'s teardown. A handler that hands the session to a helper (`reset(session)`) before using it is taken to clean it up. Low when a session `with` around the commit rolls back on exit anyway. Also through calls: in a loop that goes on, a `try` around a call of a same-repo function that reaches the database (not a session provider called as a `with` item, nor a function that opens and commits a session of its own, nor one whose writes all sit in a `try` that rolls back and re-raises: the caller\'s handler then gets a session already rolled back) whose handler swallows the error: `low`, since the helper fails in other ways too. On Flask\'s request-scoped session (`db.session`, `g.session`) in a function that does not use it again and whose handler answers the request (`return jsonify(...)`, `return body, 409`), advisory when nothing in the repo calls that function (a project\'s own view classes, dispatched by its router); not in a background job, nor in a module that pushes one app context for a whole worker: the request\'s teardown removes the session, rolling back, before anyone meets it failed. A module-level name for that session (`db_session = db.session`, in the same file or imported from a module of the project such as the blueprint package\'s `__init__`) is the same session. A `try` whose body only reads (queries and statements that read, the methods down their chains such as `.one()`, library calls; no commit, flush, DML, staged write, nor call of the project\'s own code) is `low`: its usual failure, `NoResultFound`/`MultipleResultsFound`, is raised by SQLAlchemy after the rows came back and leaves the session usable, and only a statement failing on the server (PostgreSQL\'s aborted transaction) makes the next statement fail; advisory when the handler then leaves the function (a `return`, or a retry loop whose every pass starts with `rollback()` and after which the function does not use the session), medium still in a loop that goes on. A handler that catches only those result errors (`except NoResultFound:`, `except orm.exc.NoResultFound or exc.InterfaceError:`, which Python evaluates to the first class) is not one that catches database errors. Also a function whose own `try` (outside any loop) swallows such a call\'s failure when a caller of the repo runs it once per item of a loop and opens no session of its own (a queue consumer\'s `for msg in consumer: on_message(msg)` in one app context, `on_message` catching everything around a helper that commits): low, reported at the call in the `try`.',
+    what: 'Finds a `try` around a commit, flush, statement or query whose `except` catches database errors (bare, `Exception`, `SQLAlchemyError`, `IntegrityError`, …) and neither calls `rollback()` nor re-raises while the session is used again — after the `try`, or by the next iteration of a loop around it (`for row in rows: db.add(...); try: db.commit() except IntegrityError: continue`: after the first duplicate every commit fails; also a DB-API cursor, whose transaction refuses every statement after an error; not inside `begin_nested()`, nor on an autocommit connection) — or uses the session before its rollback; and a commit outside any `try` and session `with` that follows a write and a call that can fail outside the database (network, file I/O), so a failure there leaves the flushed writes on a session nobody rolls back — only for a session that outlives the function and that no caller owns (a module-level session, one the function keeps open itself): a session handed in as a parameter is closed, and rolled back, by whoever handed it in, and Flask-SQLAlchemy\'s `db.session` by the app context\'s teardown. A handler that hands the session to a helper (`reset(session)`) before using it is taken to clean it up. Low when a session `with` around the commit rolls back on exit anyway. Also through calls: in a loop that goes on, a `try` around a call of a same-repo function that reaches the database (not a session provider called as a `with` item, nor a function that opens and commits a session of its own, nor one whose writes all sit in a `try` that rolls back and re-raises: the caller\'s handler then gets a session already rolled back) whose handler swallows the error: `low`, since the helper fails in other ways too. On Flask\'s request-scoped session (`db.session`, `g.session`) in a function that does not use it again and whose handler answers the request (`return jsonify(...)`, `return body, 409`), advisory when nothing in the repo calls that function (a project\'s own view classes, dispatched by its router); not in a background job, nor in a module that pushes one app context for a whole worker: the request\'s teardown removes the session, rolling back, before anyone meets it failed. A module-level name for that session (`db_session = db.session`, in the same file or imported from a module of the project such as the blueprint package\'s `__init__`) is the same session. A `try` whose body only reads (queries and statements that read, the methods down their chains such as `.one()`, library calls; no commit, flush, DML, staged write, nor call of the project\'s own code) is `low`: its usual failure, `NoResultFound`/`MultipleResultsFound`, is raised by SQLAlchemy after the rows came back and leaves the session usable, and only a statement failing on the server (PostgreSQL\'s aborted transaction) makes the next statement fail; advisory when the handler then leaves the function (a `return`, or a retry loop whose every pass starts with `rollback()` and after which the function does not use the session), medium still in a loop that goes on. A handler that catches only those result errors (`except NoResultFound:`, `except orm.exc.NoResultFound or exc.InterfaceError:`, which Python evaluates to the first class) is not one that catches database errors. Also a function whose own `try` (outside any loop) swallows such a call\'s failure when a caller of the repo runs it once per item of a loop and opens no session of its own (a queue consumer\'s `for msg in consumer: on_message(msg)` in one app context, `on_message` catching everything around a helper that commits): low, reported at the call in the `try`. And a handler that catches what a callee raised out of a failed session operation without rolling back — the callee\'s `except IntegrityError: raise NotUnique(name) from e` with no rollback (or savepoint) before it, or a flush, commit or write outside any `try` of the callee, whose database error goes up as it is — and then uses the same session (a call through the same repository object, or handed the same session, that reaches the database: `except NotUnique: return repo.get_by_name(name)`): medium, at that call, which meets the failed transaction (`PendingRollbackError`). Silent when the callee rolls back before raising or uses `begin_nested()`, and when the handler does not use the session.',
     why: 'After a failed flush or commit a SQLAlchemy session refuses all further work until `rollback()` is called (`PendingRollbackError`), and its connection stays inside the failed transaction. An error swallowed without a rollback, or an exception between the writes and the commit, leaves the session and its connection in that state for whoever uses them next.',
     bad:
       'import logging\n\nfrom sqlalchemy.exc import SQLAlchemyError\nfrom sqlalchemy.orm import Session\n\nfrom app.models import User\n\nlog = logging.getLogger(__name__)\n\n\n'
@@ -129,6 +129,7 @@ export const missingRollback: FileRule & RepoRule = {
   },
   checkRepo(ctx: RepoRuleContext): void {
     const graph = callGraphOf(ctx.index);
+    reportHandledReuses(ctx, graph);
     const done = new Set<string>();
     for (const { ref, file, fn, site, call, to } of siteCalls(graph, SWALLOWED_CALLS)) {
       // A session provider (`with session_scope() as s:`, a generator): each item gets a session
@@ -306,7 +307,101 @@ export function collectSwallowedCalls(model: FileModel): Effect[][] {
     const header = handler.text.slice(0, Math.max(0, handler.text.indexOf(':'))).replace(/\s+/g, ' ').trim();
     out[call.functionIndex]!.push({ kind: SWALLOWED_CALL, what: JSON.stringify({ header, try: t.startPosition.row + 1, ...(unit ? { unit } : {}), ...(top ? { top: 1 } : {}) }), line: call.line, column: call.column });
   }
+  raisedUnrolled(model, out);
+  handledReuses(model, out);
   return out;
+}
+
+/**
+ * A function whose `try` around a session operation (a flush, commit or statement) catches the
+ * database error and raises without rolling back (`except IntegrityError as e: raise
+ * NotUnique(name) from e`, or a bare `raise`): the caller gets the exception with the session
+ * still in its failed transaction. `what` = the classes the caller can catch, space-separated.
+ */
+export const RAISES_UNROLLED = 'raises_unrolled';
+/** {@link RAISES_UNROLLED} for a write, flush or commit outside any `try`: the database's own error goes up. */
+const DB_RAISED = '<database error>';
+
+/**
+ * Site fact: a call in a `try` whose handler catches a named exception class and then uses the
+ * session again (`except NotUnique: return repo.get_by_name(name)`): `what` = JSON {caught,
+ * reuse: [line, column, text]}. The repo phase reports it when the call raises that class
+ * without rolling back ({@link RAISES_UNROLLED}) and the reuse reaches the database.
+ */
+export const HANDLED_REUSE = 'handled_reuse';
+
+function raisedUnrolled(model: FileModel, out: Effect[][]): void {
+  const seen = new Set<number>();
+  for (const call of model.calls) {
+    if (call.functionIndex < 0 || !canFailOnSession(model, call) || !receiverKey(call)) continue;
+    const fn = model.functions[call.functionIndex]!;
+    // A session `with` (or `begin()` block) around it rolls back as the error leaves it; a
+    // generator (a provider) is another protocol.
+    if (fn.isGenerator || inManagingWith(model, call)) continue;
+    const t = enclosingTries(call.node, fn.node)[0];
+    // Outside any `try`: the database error itself goes up, the session left failed.
+    if (!t) {
+      if (call.method === 'flush' || call.method === 'commit' || classifyDbCall(model, call)?.kind === 'write') {
+        out[call.functionIndex]!.push({ kind: RAISES_UNROLLED, what: DB_RAISED, line: call.line, column: call.column });
+      }
+      continue;
+    }
+    if (seen.has(t.id)) continue;
+    const fin = finallyClause(t);
+    if (fin && /\b(close|rollback|remove)\s*\(/.test(fin.text)) continue;
+    const names = new Set<string>();
+    for (const h of exceptClauses(t)) {
+      if (!catchesDbErrors(h)) continue;
+      const hb = h.namedChildren.find((c) => c.type === 'block') ?? h;
+      if (/\b\w*rollback\w*\s*\(|\b(close|invalidate|remove)\s*\(|\bbegin_nested\s*\(/.test(hb.text)) continue;
+      const last = hb.namedChildren.filter((c) => c.type !== 'comment').pop();
+      if (last?.type !== 'raise_statement') continue;
+      const raised = last.namedChild(0);
+      // A bare `raise` (or `raise e`): the caught classes go on; else the class raised.
+      const cls = !raised || raised.type === 'identifier' ? caughtNames(h) : [(raised.type === 'call' ? raised.childForFieldName('function') : raised)?.text.split('.').pop() ?? ''];
+      for (const n of cls) if (/^[A-Za-z_]\w*$/.test(n)) names.add(n);
+    }
+    seen.add(t.id);
+    if (names.size) out[call.functionIndex]!.push({ kind: RAISES_UNROLLED, what: [...names].join(' '), line: call.line, column: call.column });
+  }
+}
+
+/** The class names an `except` clause names (bare: `BaseException`). */
+function caughtNames(handler: SyntaxNode): string[] {
+  const header = handler.text.slice(0, handler.text.indexOf(':') >= 0 ? handler.text.indexOf(':') : handler.text.length);
+  const spec = (/^except\*?\s*(.*)$/s.exec(header.trim())?.[1] ?? '').replace(/\s+as\s+\w+\s*$/, '').trim();
+  if (!spec) return ['BaseException'];
+  return spec.replace(/^\(|\)$/g, '').split(',').map((x) => x.split(/\s+or\s+/)[0]!.trim().split('.').pop()!).filter(Boolean);
+}
+
+/** Arguments that carry a session: a session or connection, a repository or unit of work built on one. */
+const SESSION_LIKE = /(^|[._])(db|session|sess|conn|connection|repo|repository|uow|unit_of_work|store|dao|tx|transaction)\w*$|^s$/i;
+
+function handledReuses(model: FileModel, out: Effect[][]): void {
+  for (const call of model.calls) {
+    if (call.functionIndex < 0 || call.offloaded || canFailOnSession(model, call)) continue;
+    const fn = model.functions[call.functionIndex]!;
+    const t = enclosingTries(call.node, fn.node)[0];
+    if (!t) continue;
+    // The receiver the try's call goes through (`repo`, `self.repo`) or the names it hands on
+    // (`create(db, ...)`): a handler call on the same, or handed the same, shares its session.
+    const receiver = call.hasReceiver ? receiverKey(call) ?? call.dottedReceiver : null;
+    const handed = callArgs(call.node).positional.filter((a) => (a.type === 'identifier' || a.type === 'attribute') && SESSION_LIKE.test(a.text)).map((a) => a.text);
+    if (!receiver && !handed.length) continue;
+    for (const h of exceptClauses(t)) {
+      const caught = caughtNames(h);
+      if (!caught.length) continue;
+      const hb = h.namedChildren.find((c) => c.type === 'block') ?? h;
+      const rollbackAt = firstMatch(hb.text, /\b\w*rollback\w*\s*\(/);
+      const reuse = callsOf(model, call.functionIndex).find((c) => c.node.startIndex >= hb.startIndex && c.node.endIndex <= hb.endIndex
+        && (rollbackAt < 0 || c.node.startIndex - hb.startIndex < rollbackAt)
+        && ((receiver !== null && c.hasReceiver && (receiverKey(c) ?? c.dottedReceiver) === receiver && c.method !== 'rollback')
+          || callArgs(c.node).positional.some((a) => handed.includes(a.text))));
+      if (!reuse) continue;
+      out[call.functionIndex]!.push({ kind: HANDLED_REUSE, what: JSON.stringify({ caught, reuse: [reuse.line, reuse.column, reuse.calleeText] }), line: call.line, column: call.column });
+      break;
+    }
+  }
 }
 
 /**
@@ -895,4 +990,42 @@ function failingCallBeforeCommit(model: FileModel, commit: CallInfo): { write: s
     if (ext) return { write: `${write.calleeText}()`, call: `${ext.what}()` };
   }
   return null;
+}
+
+const HANDLED_REUSES: ReadonlySet<string> = new Set([HANDLED_REUSE]);
+
+/**
+ * A caller's handler that catches what a callee raised out of a failed session operation without
+ * rolling back ({@link RAISES_UNROLLED}, in the callee or a function it calls directly) and then
+ * uses the same session (a call that reaches the database): that call meets the failed transaction.
+ */
+function reportHandledReuses(ctx: RepoRuleContext, graph: CallGraph): void {
+  for (const { ref, file, fn, site, call, to } of siteCalls(graph, HANDLED_REUSES)) {
+    if (call.receiverType === UNTYPED) continue;
+    const fact = JSON.parse(site.what) as { caught: string[]; reuse: [number, number, string] };
+    // Handled in a loop by PA204's swallowed-call report already.
+    if (graph.ownEffects(ref).some((e) => e.kind === SWALLOWED_CALL && e.line === call.line && e.column === call.column && !(JSON.parse(e.what) as { top?: number }).top)) continue;
+    const catchesAll = fact.caught.some((n) => n === 'Exception' || n === 'BaseException');
+    const catchesDb = catchesAll || fact.caught.some((n) => DB_ERROR.test(n) && !/^(ValueError|KeyError|TypeError|HTTPError|RequestError|TimeoutError)$/.test(n));
+    const matches = (what: string) => what === DB_RAISED ? catchesDb : catchesAll || what.split(' ').some((n) => fact.caught.includes(n));
+    const raiser = [to, ...graph.callees(to).filter((e) => !e.call.conditional && e.call.receiverType !== UNTYPED).map((e) => e.to)]
+      .map((f) => ({ f, e: graph.ownEffects(f).find((x) => x.kind === RAISES_UNROLLED && matches(x.what)) }))
+      .find((x) => x.e);
+    if (!raiser?.e) continue;
+    const [line, column, text] = fact.reuse;
+    const reused = graph.resolvedCallAt(ref.file, line, column);
+    if (!reused || reused.call.receiverType === UNTYPED) continue;
+    const reach = graph.effectOf(reused.to, QUERY_EFFECT, 'any') ?? graph.effectOf(reused.to, WRITE_EFFECT, 'any') ?? graph.effectOf(reused.to, FLUSH_EFFECT, 'any') ?? graph.effectOf(reused.to, COMMIT_EFFECT, 'any');
+    if (!reach || reach.weak || graph.ownEffects(reused.to).some((e) => e.kind === OPENS_SESSION || e.kind === OWN_COMMIT_EFFECT)) continue;
+    const raised = raiser.e.what === DB_RAISED ? 'the database error' : `\`${raiser.e.what.split(' ').find((n) => catchesAll || fact.caught.includes(n)) ?? raiser.e.what}\``;
+    const where = `${graph.fileOf(raiser.f).path}:${raiser.e.line}`;
+    ctx.report({
+      path: file.path,
+      location: { line, column, endLine: line, endColumn: column + text.length },
+      message: `\`${call.calleeText}()\` raises ${raised} out of a failed session operation without rolling back (\`${graph.function(raiser.f).qualifiedName}\`, ${where}), and this handler then uses the same session (\`${text}()\` reaches the database): the session is still in its failed transaction, so that call raises \`PendingRollbackError\` (on PostgreSQL any statement fails until a rollback); roll back before raising, or use a savepoint (\`begin_nested()\`) around the failing step`,
+      severity: 'medium',
+      function: fn.name,
+      chain: graph.chainSteps(reach, { ref, call: reused.call }),
+    });
+  }
 }
