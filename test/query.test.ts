@@ -614,6 +614,15 @@ describe('Flask-SQLAlchemy', () => {
     expect(at(flask, 'library/views.py', lineOf(file, 'Shelf.query.get'), 'PA107')!.severity).toBe('high');
   });
 
+  it('a model method run on each row a storage object of another module returns: high for a collection, medium for a many-to-one', () => {
+    const file = path.join(FIXTURES, 'query-flask/library/stock.py');
+    const get = (text: string) => at(flask, 'library/stock.py', lineOf(file, text), 'PA108');
+    const fill = get('return [s.fill_level() for s in store.every_shelf()]')!;
+    expect(fill.severity).toBe('high');
+    expect(fill.message).toMatch(/`s\.fill_level\(\)` on each row that `store\.every_shelf` returns lazy-loads `Shelf\.volumes`/);
+    expect(get('labels.append(vol.shelf_label())')!.severity).toBe('medium');
+  });
+
   it('a dynamic relationship read per row: the fix is a grouped count, not a loader option (which raises on it)', () => {
     const file = path.join(FIXTURES, 'query-flask/library/desk.py');
     const counts = at(flask, 'library/desk.py', lineOf(file, 'v.loans.count()'), 'PA108')!;
@@ -807,6 +816,18 @@ describe('PA111 async_lazy_load', () => {
     expect(collection?.severity).toBe('high');
     expect(collection?.message).toContain(`(line ${lineOf(file, 'cellar = await session.get(Cellar, cellar_id)')})`);
     expect(at(found, 'app/cellars.py', lineOf(file, 'return bottle.cellar.name  # expect: PA111'), 'PA111')?.severity).toBe('medium');
+  });
+
+  it('follows the rows a coroutine loads itself into comprehensions and plain formatters', async () => {
+    const found = await fixtureFindings('query-async-lazy', ['PA111']);
+    const file = path.join(FIXTURES, 'query-async-lazy/app/tasting.py');
+    const get = (text: string) => at(found, 'app/tasting.py', lineOf(file, text), 'PA111');
+    // Many-to-one on each item of the list: medium (the identity map may hold the cellar).
+    expect(get('for b in bottles]  # expect: PA111')).toMatchObject({ severity: 'medium' });
+    expect(get('cards.append(bottle_card(b))  # expect')!.message).toMatch(/`bottle_card\(b\)` reads `Bottle\.cellar` \(in `app\.cards\.bottle_card`|`bottle_card\(b\)` reads `Bottle\.cellar`/);
+    expect(get('cards.append(bottle_card(b))  # expect')!.severity).toBe('medium');
+    // A collection read by the formatter of one row: always a SELECT, high.
+    expect(get('return cellar_card(cellar)  # expect')).toMatchObject({ severity: 'high' });
   });
 });
 

@@ -25,7 +25,7 @@ import { collectWaitDependencies } from './lifecycle/resource_scope_mismatch.js'
 import { collectStreamAfterTeardown, collectTaskHandoffs, SESSION_ARG_CALL, STREAM_AFTER_TEARDOWN } from './lifecycle/factory_vs_injection.js';
 import { collectSwallowedCalls, HANDLED_REUSE, SWALLOWED_CALL } from './transaction/missing_rollback.js';
 import { collectParentCommitCalls, PARENT_COMMIT_CALL } from './transaction/scope_too_narrow.js';
-import { ASYNC_ROW_CALL, collectAsyncRowFacts, collectExpiredRowFacts, EXPIRED_ROW_CALL, HANDED_COMMIT_READ, RETURNS_CALL_ROW } from './query/async_lazy_load.js';
+import { ASYNC_ROW_CALL, ASYNC_ROW_HANDED, collectAsyncRowFacts, collectExpiredRowFacts, EXPIRED_ROW_CALL, HANDED_COMMIT_READ, RETURNS_CALL_ROW } from './query/async_lazy_load.js';
 import { TXN_RAISE_AFTER, TXN_REQUEST_WRITE, TXN_SCOPE_CALL, TXN_SCOPE_OPEN } from './transaction/libraryWrites.js';
 import { collectOwnHandOffs, collectParamWrites, collectReturnFacts, OWN_HANDOFF, PARAM_HANDOFF, REQUEST_HANDOFF } from './transaction/missing_commit.js';
 import { collectDeferredCommits } from './transaction/commit_in_loop.js';
@@ -88,7 +88,7 @@ export const EFFECT_COLLECTORS: readonly EffectCollector[] = [
   // PA203 through calls: a call that makes or saves a parent, then children built from it committed apart.
   { collect: collectParentCommitCalls, siteKinds: [PARENT_COMMIT_CALL] },
   // PA111 through calls: coroutines returning one row an AsyncSession loaded, and rows got from them.
-  { collect: collectAsyncRowFacts, siteKinds: [ASYNC_ROW_CALL, RETURNS_CALL_ROW] },
+  { collect: collectAsyncRowFacts, siteKinds: [ASYNC_ROW_CALL, RETURNS_CALL_ROW, ASYNC_ROW_HANDED] },
   // PA111 after a commit, through calls: coroutines returning rows their commit expired, and callers reading what calls return.
   { collect: collectExpiredRowFacts, siteKinds: [EXPIRED_ROW_CALL, HANDED_COMMIT_READ] },
 ];

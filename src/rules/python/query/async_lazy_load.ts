@@ -30,10 +30,10 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import type { ModelInfo, ProjectContext, RelationshipInfo } from '../../../discovery/context.js';
 import { expiringAsyncFactory } from '../../../semantic/sessionExpiry.js';
-import { callAt, callsOf, namesBuiltWith, type CallInfo, type FileModel } from '../../../semantic/model.js';
+import { callAt, callsOf, namesBuiltWith, type CallInfo, type FileModel, type LoopInfo } from '../../../semantic/model.js';
 import { asyncHandles } from '../../../semantic/asyncSessions.js';
 import { modelsNamed } from '../../projectFacts.js';
-import { callArgs, insideNestedDef, lastAssignment, loopTarget, unwrap } from './semantics.js';
+import { callArgs, insideNestedDef, itemAttributeReads, lastAssignment, loopTarget, unwrap } from './semantics.js';
 import { bindsName } from '../../../semantic/codeText.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import type { Effect } from '../../../analysis/summary.js';
@@ -72,7 +72,7 @@ export const asyncLazyLoad: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Implicit IO on a row an `AsyncSession` holds (a lazy relationship, or any attribute after a commit expired it): it raises `MissingGreenlet`',
-    what: 'In a coroutine, finds a lazy relationship (the default `lazy="select"`) read on one row that an `AsyncSession` loaded — `row = await session.get(Model, id)`, `row = (await session.scalars(select(Model)...)).first()` / `.one()` / `.one_or_none()`, `(await session.execute(select(Model)...)).scalar_one_or_none()`, `await session.scalar(select(Model)...)` — when no loader option of the query loads it (`selectinload(Model.rel)`, `joinedload(...)`, also chained and in `session.get(..., options=[...])`; `raiseload`/`noload` naming it silence it too, while `lazyload(Model.rel)`, a path through it with `defaultload`, or a filter on it, `Model.rel.any(...)`, load nothing) and no `await session.refresh(row, ["rel"])` came before: `row.rel`, `row.rel.append(x)`, `row.rel.name`. High for a collection or the side of a one-to-one without the foreign key (always a SELECT); medium for a many-to-one, which the identity map may serve without IO when its row is already loaded. Also through calls: the row a coroutine of the repo returns (`return await self.session.get(Model, i)`, `row = ...; return row`) when its caller reads a lazy relationship on it (`row = await repo.get(i); row.rel`); not when the coroutine refreshed it or awaited the attribute before returning, returns something reached from the row, or loads it on a session of its own (the row leaves detached: another error). Also when the caller hands that row whole to a plain (sync) function of the repo that reads the relationship, itself or in a function it hands the row to, two levels down (`return project_status(attempt)`, `project_status` calling `failure_reason(attempt)`, which walks `attempt.tool_calls`): the sync code runs in the event loop, where the lazy load raises the same way; the loading coroutine may be a model\'s classmethod over `select(cls)` and a statement held in a name (`stmt = select(cls).where(...)`; `await session.scalars(stmt)`). A sync method of the row\'s model called on it (`row.to_data()`, reading `self.containers`) loads the same way, in the event loop: reported at the call unless the query loads what the method reads or the method runs a query of its own; the session may come from a project\'s provider used as a context manager, a function or a method of a wrapper class (`async with self._db.begin_readonly_session() as s:`). Loops over rows are PA108\'s. Silent for a name bound more than once in the function (which row a read sees depends on the path), for an earlier eager query of the function whose rows are kept in a name (the identity map hands the row back; it holds rows weakly, so thrown-away results do not count), and for relationships declared eager (`selectin`, `joined`, `subquery`, `immediate`) or `raise`, `noload`, `dynamic`, `write_only`, for `await row.awaitable_attrs.rel`, for rows of a sync session, and when the name is bound again before the read. After a commit: when every async session factory of the project keeps `expire_on_commit=True` (SQLAlchemy\'s default; PA404 reports the factory), the first read of a row the coroutine holds on an `AsyncSession` (loaded by it, or `row = Model(...)` added to it) after an `await session.commit()` that runs on every path to the read (its statement\'s block encloses the read): an attribute (`row.id` too: the commit expires every attribute), `Out.model_validate(row)` / `from_orm(row)`, or `return row` from a route with a response model (`response_model=`, or a return annotation naming a class: FastAPI validates it in the event loop after the handler). After a rollback the same, whatever the factory says (`Session.rollback()` expires every row the session loaded; an object only added to it leaves with its state, so only loaded rows count): `except IntegrityError: await session.rollback(); return f\"{row.name} is taken\"`. Through calls too: the row a coroutine returns after its own commit expired it (`session.add(u); await session.commit(); return u`, no refresh), read by its caller (`u = await create_user(...)` then `u.id`, or a route\'s `return await create_user(...)` into its response model); not when the caller refreshes it, hands it on or runs a query on a session before reading it (the query may hand the row back reloaded), nor when the coroutine itself reads it before returning (that read is reported there), nor when it opened the session itself (`async with Maker() as s:`: the row leaves detached, another error). The session may be a name or a repository\'s `self.session`; the commit an `await session.commit()`, the end of an `async with session.begin():` block around the row\'s binding, or an awaited call handed the session whose function commits after its last statement, unconditionally and with no refresh after (`async def save(s): await s.commit()` … `await save(session)` then `post.title`; decided in the repo phase). A commit in a `try` body whose every handler leaves (`raise`, `return`) runs before whatever follows the `try` (not before its handlers, which run when it failed: a rollback there is what expires a loaded row). Silent after `await session.refresh(row)` (`refresh(row, [\"name\"])` loads only the attributes it names: reads of the others are still reported), a query of the row\'s model on that session, or a call handed the row or the session (`await commit_and_refresh(session, row)`) or made on an object built from it (`repo = Repo(session)`, `await repo.get(i)`), between the commit and the read (a flush or another table\'s query reloads nothing); for a row deleted or expunged before the commit (it leaves detached with its state); for a method call on the row, an attribute the code set again after the commit, and reads in a nested def or a lambda; for a route with no response model (FastAPI encodes the object with `vars()`, which loads nothing) or whose response model is the ORM class itself (a SQLModel table class is encoded from its `__dict__`); and when any async factory outside tests turns expiry off or sets it from a value the code cannot read (a name, `**options`), or the project sets `expire_on_commit` anywhere else (`s.sync_session.expire_on_commit = False`, `Maker(expire_on_commit=False)` per call, `configure(...)`): which factory a session came from is not followed. In a tree of several projects (each directory with its own manifest), the factories and settings of the file\'s own project decide, when it has any. Through a serialiser or a response model pydantic v2 reports the failure as a validation error (FastAPI: a 500 `ResponseValidationError`). A row read after `async with Maker() as s, s.begin():` has left with the closed session (a `DetachedInstanceError`, not this): silent. Rows held in a list are expired alike: `rows = (await session.scalars(select(Model)...)).all()` (or `result.scalars().all()` of an awaited `execute`), then an awaited commit of that session on every path, then a loop or comprehension over `rows` that reads an attribute of each item (the first read is reported); not after a query of the model on the session, a refresh, or a call handed the list or the session, and not for `Row` tuples (`execute(...).all()` without `.scalars()`).',
+    what: 'In a coroutine, finds a lazy relationship (the default `lazy="select"`) read on one row that an `AsyncSession` loaded — `row = await session.get(Model, id)`, `row = (await session.scalars(select(Model)...)).first()` / `.one()` / `.one_or_none()`, `(await session.execute(select(Model)...)).scalar_one_or_none()`, `await session.scalar(select(Model)...)` — when no loader option of the query loads it (`selectinload(Model.rel)`, `joinedload(...)`, also chained and in `session.get(..., options=[...])`; `raiseload`/`noload` naming it silence it too, while `lazyload(Model.rel)`, a path through it with `defaultload`, or a filter on it, `Model.rel.any(...)`, load nothing) and no `await session.refresh(row, ["rel"])` came before: `row.rel`, `row.rel.append(x)`, `row.rel.name`. High for a collection or the side of a one-to-one without the foreign key (always a SELECT); medium for a many-to-one, which the identity map may serve without IO when its row is already loaded. Also through calls: the row a coroutine of the repo returns (`return await self.session.get(Model, i)`, `row = ...; return row`) when its caller reads a lazy relationship on it (`row = await repo.get(i); row.rel`); not when the coroutine refreshed it or awaited the attribute before returning, returns something reached from the row, or loads it on a session of its own (the row leaves detached: another error). Also when the caller hands that row whole to a plain (sync) function of the repo that reads the relationship, itself or in a function it hands the row to, two levels down (`return project_status(attempt)`, `project_status` calling `failure_reason(attempt)`, which walks `attempt.tool_calls`): the sync code runs in the event loop, where the lazy load raises the same way; the loading coroutine may be a model\'s classmethod over `select(cls)` and a statement held in a name (`stmt = select(cls).where(...)`; `await session.scalars(stmt)`). A sync method of the row\'s model called on it (`row.to_data()`, reading `self.containers`) loads the same way, in the event loop: reported at the call unless the query loads what the method reads or the method runs a query of its own; the session may come from a project\'s provider used as a context manager, a function or a method of a wrapper class (`async with self._db.begin_readonly_session() as s:`). Rows the coroutine loaded itself the same way: one row (`ep = await session.get(Episode, i)`) or each item of a list it loaded (`eps = (await session.scalars(select(Episode)...)).all()`, then `for ep in eps:` or `[... for ep in eps]`) handed whole to a plain (sync) function of the project, in any module, that reads the relationship on that parameter (`episode_out(ep)` reading `ep.host.name`, also two levels down), or a sync method of the model called on each item; not when the callee is a coroutine (it awaits what it reads, `await ep.awaitable_attrs.host`), nor after `await session.refresh(ep, ...)`, `await ep.awaitable_attrs...` or `run_sync` before the call. A lazy relationship read on each item of such a list in a loop or comprehension over it (`[ep.host.name for ep in eps]`) is reported too: the first item\'s load raises. Where PA108 reports the same loop read (one load per row), its finding stands for both; PA111 remains where PA108 counts one load (every row points at the same related row, `where(Episode.host_id == h)`), which still raises. Silent for a name bound more than once in the function (which row a read sees depends on the path), for an earlier eager query of the function whose rows are kept in a name (the identity map hands the row back; it holds rows weakly, so thrown-away results do not count), and for relationships declared eager (`selectin`, `joined`, `subquery`, `immediate`) or `raise`, `noload`, `dynamic`, `write_only`, for `await row.awaitable_attrs.rel`, for rows of a sync session, and when the name is bound again before the read. After a commit: when every async session factory of the project keeps `expire_on_commit=True` (SQLAlchemy\'s default; PA404 reports the factory), the first read of a row the coroutine holds on an `AsyncSession` (loaded by it, or `row = Model(...)` added to it) after an `await session.commit()` that runs on every path to the read (its statement\'s block encloses the read): an attribute (`row.id` too: the commit expires every attribute), `Out.model_validate(row)` / `from_orm(row)`, or `return row` from a route with a response model (`response_model=`, or a return annotation naming a class: FastAPI validates it in the event loop after the handler). After a rollback the same, whatever the factory says (`Session.rollback()` expires every row the session loaded; an object only added to it leaves with its state, so only loaded rows count): `except IntegrityError: await session.rollback(); return f\"{row.name} is taken\"`. Through calls too: the row a coroutine returns after its own commit expired it (`session.add(u); await session.commit(); return u`, no refresh), read by its caller (`u = await create_user(...)` then `u.id`, or a route\'s `return await create_user(...)` into its response model); not when the caller refreshes it, hands it on or runs a query on a session before reading it (the query may hand the row back reloaded), nor when the coroutine itself reads it before returning (that read is reported there), nor when it opened the session itself (`async with Maker() as s:`: the row leaves detached, another error). The session may be a name or a repository\'s `self.session`; the commit an `await session.commit()`, the end of an `async with session.begin():` block around the row\'s binding, or an awaited call handed the session whose function commits after its last statement, unconditionally and with no refresh after (`async def save(s): await s.commit()` … `await save(session)` then `post.title`; decided in the repo phase). A commit in a `try` body whose every handler leaves (`raise`, `return`) runs before whatever follows the `try` (not before its handlers, which run when it failed: a rollback there is what expires a loaded row). Silent after `await session.refresh(row)` (`refresh(row, [\"name\"])` loads only the attributes it names: reads of the others are still reported), a query of the row\'s model on that session, or a call handed the row or the session (`await commit_and_refresh(session, row)`) or made on an object built from it (`repo = Repo(session)`, `await repo.get(i)`), between the commit and the read (a flush or another table\'s query reloads nothing); for a row deleted or expunged before the commit (it leaves detached with its state); for a method call on the row, an attribute the code set again after the commit, and reads in a nested def or a lambda; for a route with no response model (FastAPI encodes the object with `vars()`, which loads nothing) or whose response model is the ORM class itself (a SQLModel table class is encoded from its `__dict__`); and when any async factory outside tests turns expiry off or sets it from a value the code cannot read (a name, `**options`), or the project sets `expire_on_commit` anywhere else (`s.sync_session.expire_on_commit = False`, `Maker(expire_on_commit=False)` per call, `configure(...)`): which factory a session came from is not followed. In a tree of several projects (each directory with its own manifest), the factories and settings of the file\'s own project decide, when it has any. Through a serialiser or a response model pydantic v2 reports the failure as a validation error (FastAPI: a 500 `ResponseValidationError`). A row read after `async with Maker() as s, s.begin():` has left with the closed session (a `DetachedInstanceError`, not this): silent. Rows held in a list are expired alike: `rows = (await session.scalars(select(Model)...)).all()` (or `result.scalars().all()` of an awaited `execute`), then an awaited commit of that session on every path, then a loop or comprehension over `rows` that reads an attribute of each item (the first read is reported); not after a query of the model on the session, a refresh, or a call handed the list or the session, and not for `Row` tuples (`execute(...).all()` without `.scalars()`).',
     why: 'Under `AsyncSession` an attribute access cannot await: the lazy load\'s SELECT raises `MissingGreenlet` ("greenlet_spawn has not been called; can\'t call await_only() here") instead of running. The code reads like a plain attribute and fails at run time, often only on the path that first touches the relationship.',
     bad: "from sqlalchemy import ForeignKey\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass Order(Base):\n    __tablename__ = \"orders\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    lines: Mapped[list[\"Line\"]] = relationship()\n\n\nclass Line(Base):\n    __tablename__ = \"lines\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    order_id: Mapped[int] = mapped_column(ForeignKey(\"orders.id\"))\n    sku: Mapped[str]\n\n\nasync def order_lines(session: AsyncSession, order_id: int):\n    order = await session.get(Order, order_id)\n    return [line.sku for line in order.lines]\n",
     good: "from sqlalchemy import ForeignKey\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass Order(Base):\n    __tablename__ = \"orders\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    lines: Mapped[list[\"Line\"]] = relationship()\n\n\nclass Line(Base):\n    __tablename__ = \"lines\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    order_id: Mapped[int] = mapped_column(ForeignKey(\"orders.id\"))\n    sku: Mapped[str]\n\n\nasync def order_lines(session: AsyncSession, order_id: int):\n    order = await session.get(Order, order_id, options=[selectinload(Order.lines)])\n    return [line.sku for line in order.lines]\n",
@@ -101,6 +101,28 @@ export const asyncLazyLoad: FileRule & RepoRule = {
           message: `\`${row.name}.${read.name}\` lazy-loads ${row.entity}.${read.name} on a row an \`AsyncSession\` loaded (line ${model.lineOf(row.from) + 1}), with no loader option for it: the implicit IO raises \`MissingGreenlet\` instead of running`
             + (always ? '' : ' (unless the related row is already in the identity map)'),
           severity: always ? 'high' : 'medium',
+        });
+      }
+    }
+    // The items of a list of rows an `AsyncSession` loaded, read in a loop or comprehension over
+    // it: the first item's lazy load raises. PA108 reports the same read as one load per row
+    // when the loop may load many: then that finding stands for both.
+    for (const l of asyncListLoops(model, isAsync)) {
+      const lazy = lazyRelationships(modelsNamed(project, model, l.entity));
+      if (!lazy.size || unreadableOptions(l.text)) continue;
+      for (const { node, name } of itemAttributeReads(model, l.loop, l.item, (n) => lazy.has(n))) {
+        const rel = lazy.get(name)!;
+        if (eagerlyLoaded(l.text, name) || keptEagerLoad(model, l.fnIndex, name, node.startIndex) || loadedInLoop(model, l.loop, l.item, name, node.startIndex)) continue;
+        if (reported.has(`@${node.startIndex}`)) continue;
+        reported.add(`@${node.startIndex}`);
+        const always = !rel.scalar || rel.reverse;
+        const line = node.startPosition.row + 1;
+        ctx.report({
+          node,
+          message: `\`${l.item}.${name}\` lazy-loads ${l.entity}.${name} on each row of \`${l.list}\` (${l.entity} rows an \`AsyncSession\` loaded on line ${l.line}, with no loader option for it): the implicit IO raises \`MissingGreenlet\` at the first row instead of running`
+            + (always ? '' : ' (unless the related row is already in the identity map)'),
+          severity: always ? 'high' : 'medium',
+          sameDefectAs: { code: 'PA108', line },
         });
       }
     }
@@ -144,6 +166,7 @@ export const asyncLazyLoad: FileRule & RepoRule = {
   checkRepo(ctx: RepoRuleContext): void {
     const graph = callGraphOf(ctx.index);
     reportRowMethods(ctx, graph);
+    reportHandedRows(ctx, graph);
     reportExpiredReturns(ctx, graph);
     reportHandedCommits(ctx, graph);
     for (const { ref, file, fn, site, call, to } of siteCalls(graph, ROW_CALLS)) {
@@ -206,7 +229,7 @@ function loadedBefore(model: FileModel, name: string, from: number, to: number):
 /** A model's sync method called on a row an `AsyncSession` loaded, reading a lazy relationship of `self`: `MissingGreenlet`. */
 function reportRowMethods(ctx: RepoRuleContext, graph: CallGraph): void {
   for (const { ref, file, site } of ownSites(graph, ASYNC_ROW_METHOD)) {
-    const s = JSON.parse(site.what) as { name: string; entity: string; method: string; end: number; text: string };
+    const s = JSON.parse(site.what) as { name: string; entity: string; method: string; end: number; text: string; loop?: boolean };
     if (unreadableOptions(s.text)) continue;
     const m = classMembers(graph).get(`${s.entity}.${s.method}`);
     // A coroutine method is awaited, not this call's sync read.
@@ -222,10 +245,40 @@ function reportRowMethods(ctx: RepoRuleContext, graph: CallGraph): void {
     ctx.report({
       path: file.path,
       location: { line: site.line, column: site.column, endLine: site.line, endColumn: s.end },
-      message: `\`${s.name}.${s.method}()\` reads \`${s.entity}.${rel}\` (in \`${graph.function(m).qualifiedName}\`) on a row an \`AsyncSession\` loaded with no loader option for it: the sync method runs in the event loop, where the lazy load raises \`MissingGreenlet\` instead of running`
+      message: `\`${s.name}.${s.method}()\` reads \`${s.entity}.${rel}\` (in \`${graph.function(m).qualifiedName}\`) on ${s.loop ? 'each row of a list' : 'a row'} an \`AsyncSession\` loaded with no loader option for it: the sync method runs in the event loop, where the lazy load raises \`MissingGreenlet\` instead of running`
         + (always ? '' : ' (unless the related row is already in the identity map)'),
       severity: always ? 'high' : 'medium',
       function: graph.function(ref).name,
+      ...(s.loop ? { sameDefectAs: { code: 'PA108', line: site.line } } : {}),
+    });
+  }
+}
+
+/** A row a coroutine loaded on an `AsyncSession`, handed to a plain function that reads a lazy relationship of it (see {@link ASYNC_ROW_HANDED}). */
+function reportHandedRows(ctx: RepoRuleContext, graph: CallGraph): void {
+  for (const { file, fn, site, call, to } of siteCalls(graph, ROW_HANDED)) {
+    // A coroutine is awaited (what it reads, it may await first); an untyped receiver is a guess.
+    if (call.receiverType === UNTYPED || graph.function(to).isAsync) continue;
+    const s = JSON.parse(site.what) as { name: string; entity: string; position: number; end: number; loop: boolean; text: string };
+    if (unreadableOptions(s.text)) continue;
+    const lazy = lazyRelationships(ctx.project.models.filter((m) => m.name === s.entity));
+    if (!lazy.size) continue;
+    const handed = new Map<string, string>();
+    handedReads(graph, to, String(s.position), 0, handed);
+    const hit = [...handed].find(([n]) => lazy.has(n) && !eagerlyLoaded(s.text, n));
+    if (!hit) continue;
+    const [rel, where] = hit;
+    const info = lazy.get(rel)!;
+    const always = !info.scalar || info.reverse;
+    ctx.report({
+      path: file.path,
+      location: { line: site.line, column: site.column, endLine: site.line, endColumn: s.end },
+      message: `\`${call.calleeText}(${s.name})\` reads \`${s.entity}.${rel}\` (in \`${where}\`) on ${s.loop ? 'each row of a list' : 'a row'} an \`AsyncSession\` loaded with no loader option for it: a sync function called from the coroutine runs in the event loop, where the lazy load raises \`MissingGreenlet\` instead of running`
+        + (always ? '' : ' (unless the related row is already in the identity map)'),
+      severity: always ? 'high' : 'medium',
+      function: fn.name,
+      ...(s.loop ? { sameDefectAs: { code: 'PA108', line: site.line } } : {}),
+      chain: [{ path: file.path, line: call.line, column: call.column, function: fn.name, call: call.calleeText }],
     });
   }
 }
@@ -260,6 +313,14 @@ export const ASYNC_ROW_CALL = 'async_row_call';
 export const ASYNC_ROW_METHOD = 'async_row_method';
 /** A coroutine whose one return is what a call of the repo returns, awaited: the call's site. */
 export const RETURNS_CALL_ROW = 'returns_call_row';
+/**
+ * Site fact: a row the coroutine loaded on an `AsyncSession` (one row, or each item of a loop over
+ * a loaded list) handed whole to a call, not awaited (`what` = JSON {name, entity, position, end,
+ * loop, text}): the repo phase reports it when the callee is a plain function reading a lazy
+ * relationship of that parameter.
+ */
+export const ASYNC_ROW_HANDED = 'async_row_handed';
+const ROW_HANDED: ReadonlySet<string> = new Set([ASYNC_ROW_HANDED]);
 const ROW_CALLS: ReadonlySet<string> = new Set([ASYNC_ROW_CALL]);
 
 /** The reads of lazy relationships on a loaded row that nothing loaded before (see the rule's docs). */
@@ -404,6 +465,33 @@ export function collectAsyncRowFacts(model: FileModel, project?: ProjectContext)
         if (c.node.startIndex < row.from || c.dottedReceiver !== row.name || c.awaited || !c.emptyArgs || insideNestedDef(c.node, fnNode)) continue;
         if (loadedBefore(model, row.name, row.from, c.node.startIndex)) break;
         out[row.fnIndex]!.push({ kind: ASYNC_ROW_METHOD, what: JSON.stringify({ name: row.name, entity: row.entity, method: c.method, end: c.node.endPosition.column + 1, text: row.text.replace(/\s+/g, ' ').slice(0, 2000) }), line: c.line, column: c.column });
+      }
+    }
+    // Rows the coroutine loaded itself, handed whole to a plain function (`episode_out(ep)`),
+    // one row or each item of a loop over a loaded list: the repo phase reads what the callee
+    // reads on that parameter (`PARAM_READS`), in the event loop.
+    const handOff = (fnIndex: number, name: string, entity: string, text: string, from: number, to: number, loop: boolean, session: string | null) => {
+      const fnNode = model.functions[fnIndex]!.node;
+      for (const c of callsOf(model, fnIndex)) {
+        if (c.node.startIndex < from || c.node.endIndex > to || c.awaited || c.functionIndex !== fnIndex || insideNestedDef(c.node, fnNode)) continue;
+        if (c.dottedReceiver === name || (session && c.dottedReceiver === session)) continue;
+        if (loop ? loadedInLoop(model, { iterStart: from } as LoopInfo, name, null, c.node.startIndex) : loadedBefore(model, name, from, c.node.startIndex)) break;
+        const position = callArgs(c.node).positional.findIndex((x) => unwrap(x)?.type === 'identifier' && unwrap(x)!.text === name);
+        if (position < 0) continue;
+        out[fnIndex]!.push({ kind: ASYNC_ROW_HANDED, what: JSON.stringify({ name, entity, position, end: c.node.endPosition.column + 1, loop, text: text.replace(/\s+/g, ' ').slice(0, 2000) }), line: c.line, column: c.column });
+      }
+    };
+    for (const row of rows) {
+      if (boundOnce(model, row.fnIndex, row.name) && !detachedLoad(model, row.fnIndex, row.text)) handOff(row.fnIndex, row.name, row.entity, row.text, row.from, model.functions[row.fnIndex]!.node.endIndex, false, row.session);
+    }
+    for (const l of asyncListLoops(model, isAsync)) {
+      handOff(l.fnIndex, l.item, l.entity, l.text, l.loop.iterStart, l.loop.iterEnd, true, null);
+      // A sync method of the model called on each item (`[ep.to_out() for ep in eps]`).
+      const fnNode = model.functions[l.fnIndex]!.node;
+      for (const c of callsOf(model, l.fnIndex)) {
+        if (c.node.startIndex < l.loop.iterStart || c.node.endIndex > l.loop.iterEnd || c.dottedReceiver !== l.item || c.awaited || !c.emptyArgs || insideNestedDef(c.node, fnNode)) continue;
+        if (loadedInLoop(model, l.loop, l.item, null, c.node.startIndex)) break;
+        out[l.fnIndex]!.push({ kind: ASYNC_ROW_METHOD, what: JSON.stringify({ name: l.item, entity: l.entity, method: c.method, end: c.node.endPosition.column + 1, text: l.text.replace(/\s+/g, ' ').slice(0, 2000), loop: true }), line: c.line, column: c.column });
       }
     }
     for (const fn of model.functions) {
@@ -612,7 +700,7 @@ const ALL_ROWS = /\.(?:unique\(\s*\)\s*\.)?all\(\s*\)\s*$/;
  * s.scalars(select(M)...)).all()`, `rows = (await s.execute(select(M))).scalars().all()`, or
  * `result = await s.execute(select(M)...)` then `rows = result.scalars().all()`.
  */
-function* loadedLists(model: FileModel, isAsync: ReturnType<typeof asyncHandles>): Generator<{ name: string; entity: string; session: string; from: number; fnIndex: number; line: number }> {
+function* loadedLists(model: FileModel, isAsync: ReturnType<typeof asyncHandles>): Generator<{ name: string; entity: string; session: string; from: number; fnIndex: number; line: number; text: string }> {
   for (const a of model.assignments) {
     if (a.functionIndex < 0 || !model.functions[a.functionIndex]!.isAsync || !/^[A-Za-z_]\w*$/.test(a.target) || !a.value || a.fromWith) continue;
     if (!ALL_ROWS.test(a.value.text)) continue;
@@ -628,14 +716,44 @@ function* loadedLists(model: FileModel, isAsync: ReturnType<typeof asyncHandles>
       if (call.node.startIndex < range.startIndex || call.node.endIndex > range.endIndex || !call.awaited) continue;
       if (!/^(scalars|execute|exec)$/.test(call.method)) continue;
       const first = unwrap(callArgs(call.node).positional[0] ?? null);
-      const entity = first ? selectedModel(model, a.functionIndex, call, first)?.entity ?? '' : '';
+      const selected = first ? selectedModel(model, a.functionIndex, call, first) : null;
+      const entity = selected?.entity ?? '';
       // `execute(select(M))` gives `Row`s unless the chain takes their scalars.
       if (call.method === 'execute' && !/\.scalars\(\s*\)/.test(a.value.text)) continue;
       if (!entity || !call.dottedReceiver || !SESSION_PATH.test(call.dottedReceiver) || !onAsyncSession(model, call, isAsync)) continue;
-      yield { name: a.target, entity, session: call.dottedReceiver, from: a.node.endIndex, fnIndex: a.functionIndex, line: a.line };
+      const text = [a.value.text, range === a.value ? '' : range.text, selected?.statement ?? ''].filter(Boolean).join(' ');
+      yield { name: a.target, entity, session: call.dottedReceiver, from: a.node.endIndex, fnIndex: a.functionIndex, line: a.line, text };
       break;
     }
   }
+}
+
+/**
+ * Loops and comprehensions over a list of one model's rows an `AsyncSession` loaded in the
+ * coroutine (see {@link loadedLists}; the list bound once, the loop in the coroutine's own code,
+ * not a nested def): each item is such a row, and a lazy load on it raises like one on a single row.
+ */
+function* asyncListLoops(model: FileModel, isAsync: ReturnType<typeof asyncHandles>): Generator<{ loop: LoopInfo; item: string; list: string; entity: string; text: string; fnIndex: number; line: number }> {
+  if (!/\.all\(/.test(model.source)) return;
+  for (const rows of loadedLists(model, isAsync)) {
+    const fn = model.functions[rows.fnIndex]!;
+    if (!fn.body || !boundOnce(model, rows.fnIndex, rows.name)) continue;
+    for (const loop of model.loops) {
+      if (loop.functionIndex !== rows.fnIndex || loop.kind === 'while' || loop.node.startIndex < rows.from || insideNestedDef(loop.node, fn.node)) continue;
+      const t = loopTarget(loop);
+      const it = t ? unwrap(t.iterable) : null;
+      if (!t || it?.type !== 'identifier' || it.text !== rows.name) continue;
+      // The item bound by this loop alone (not a name the function binds elsewhere too).
+      if (model.assignments.some((a) => a.functionIndex === rows.fnIndex && a.target === t.name)) continue;
+      yield { loop, item: t.name, list: rows.name, entity: rows.entity, text: rows.text, fnIndex: rows.fnIndex, line: rows.line };
+    }
+  }
+}
+
+/** Was the item's relationship loaded in the loop before `at`: `await item.awaitable_attrs.rel`, a refresh of the item, `run_sync`? */
+function loadedInLoop(model: FileModel, loop: LoopInfo, item: string, rel: string | null, at: number): boolean {
+  const between = model.source.slice(loop.iterStart, at);
+  return new RegExp(`\\brefresh\\(\\s*${item}\\b|\\b${item}\\.awaitable_attrs\\b${rel ? `\\.${rel}\\b` : ''}|\\brun_sync\\(`).test(between);
 }
 
 /**
