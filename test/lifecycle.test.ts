@@ -23,6 +23,24 @@ describe('PA403 severity by where the code runs', () => {
   });
 });
 
+describe('Registries kept on a class, and one built per call', () => {
+  it('PA410 rates a class-held registry of a Flask app high, as a module global', async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA410'] }, {}, null);
+    const found = (await scan(path.resolve(__dirname, '../fixtures/lifecycle/scoped-class-registry'), config, { inProcessBytes: Infinity })).result.findings;
+    expect(found.map((f) => f.line).sort((a, b) => a - b)).toEqual([14, 26, 35, 43]);
+    expect(found.every((f) => f.severity === 'high')).toBe(true);
+  });
+  it('PA403 says why a per-call `scoped_session` is this call\'s to close', async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA403'] }, {}, null);
+    const found = (await scan(path.resolve(__dirname, '../fixtures/lifecycle/protocols'), config, { inProcessBytes: Infinity })).result.findings;
+    const perCall = found.find((f) => f.path === 'app/ledgers.py' && f.function === 'close_ticket')!;
+    expect(perCall.message).toMatch(/builds a new `scoped_session` registry on every call/);
+    expect(perCall.recommendation).toMatch(/remove\(\)/);
+    const viaHelper = found.find((f) => f.path === 'app/ledgers.py' && f.function === 'open_count')!;
+    expect(viaHelper.message).toMatch(/`TicketLedger\._open` makes a new one on every call/);
+  });
+});
+
 describe('PA402 severity by how long the stream lasts', () => {
   it('a stream that yields a fixed number of times and ends is medium; an open-ended one critical', async () => {
     const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA402'] }, {}, null);

@@ -1,8 +1,9 @@
 /**
  * PA410 scoped_session_not_removed
  *
- * What it does: finds a module-level `scoped_session(...)` / `async_scoped_session(...)` registry
- * of a web service or task worker that no module of the project ever ends: no `remove()` (or
+ * What it does: finds a `scoped_session(...)` / `async_scoped_session(...)` registry kept for the
+ * process (module level, a class body, `cls._registry = ...` in a classmethod, `self.registry =
+ * ...` in `__init__`) of a web service or task worker that no module of the project ever ends: no `remove()` (or
  * `close()`) on it, called or handed over as a callback (`app.teardown_appcontext`, a middleware,
  * Celery's `task_postrun`), anywhere.
  * Why is this bad? The registry keeps one session per thread (per task, for the async one). A
@@ -38,7 +39,7 @@ function registriesOf(project: ProjectContext): Map<string, SessionFactoryInfo[]
   if (!byFile) {
     byFile = new Map();
     for (const f of project.sessionFactories) {
-      if (!SCOPED.test(f.kind) || f.function !== null || f.name === null) continue;
+      if (!SCOPED.test(f.kind) || f.name === null || (f.function !== null && !classRegistry(f))) continue;
       const list = byFile.get(f.file);
       if (list) list.push(f);
       else byFile.set(f.file, [f]);
@@ -56,7 +57,7 @@ export const scopedSessionNotRemoved: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'A scoped_session registry that nothing removes at the end of a request or job',
-    what: 'Finds a module-level `scoped_session(...)` / `async_scoped_session(...)` of a web service (FastAPI, Flask, Django, aiohttp, Starlette) or a task worker (Celery, RQ, Dramatiq, Huey, arq, SAQ, APScheduler: its jobs run on a pool of reused threads) when no module of the project calls `remove()` or `close()` on it, or hands that method over as a callback (`app.teardown_appcontext(lambda exc: Session.remove())`, `task_postrun.connect(...)`, a middleware). Any module other than a test that calls `remove()` with no argument on any name (an alias counts), closes a session-like name, or opens its sessions with `with Registry() as s:` keeps it silent: precision first; but when every name the project calls `remove()` on is one of its registries, a registry it never removes or closes by its own name is reported (`WriteSession.remove()` at teardown, `ReadSession` never). Silent for Flask-SQLAlchemy\'s `db.session`, which removes itself at teardown, and for a registry made inside a function. High for a web service, medium for a worker alone.',
+    what: 'Finds a `scoped_session(...)` / `async_scoped_session(...)` registry kept for the process — at module level, in a class body, or on a class by one of its methods (`cls._registry = scoped_session(...)` in a classmethod, `Manager.registry = ...`, `self.registry = ...` in `__init__`) — of a web service (FastAPI, Flask, Django, aiohttp, Starlette) or a task worker (Celery, RQ, Dramatiq, Huey, arq, SAQ, APScheduler: its jobs run on a pool of reused threads) when no module of the project calls `remove()` or `close()` on it, or hands that method over as a callback (`app.teardown_appcontext(lambda exc: Session.remove())`, `task_postrun.connect(...)`, a middleware). Any module other than a test that calls `remove()` with no argument on any name (an alias counts), closes a session-like name, or opens its sessions with `with Registry() as s:` keeps it silent: precision first; but when every name the project calls `remove()` on is one of its registries, a registry it never removes or closes by its own name is reported (`WriteSession.remove()` at teardown, `ReadSession` never). A class-held registry is matched by its attribute name (`cls._registry.remove()` in a classmethod the teardown calls ends it). Silent for Flask-SQLAlchemy\'s `db.session`, which removes itself at teardown, and for a registry made inside a function into a local or returned (a method that builds one per call is PA403\'s: its session is that call\'s to close). High for a web service, medium for a worker alone.',
     why: 'The registry keeps one session per thread (or task). A request that reads begins a transaction on its thread\'s session; when nothing ends it, the transaction stays open with its pooled connection checked out ("idle in transaction") until the thread serves another request, which then inherits the previous request\'s identity map and pending state. With a per-request `scopefunc`, the registry also keeps one session per request forever.',
     bad: 'from flask import Flask\nfrom sqlalchemy import create_engine, select\nfrom sqlalchemy.orm import scoped_session, sessionmaker\n\nengine = create_engine("postgresql+psycopg://app@db/app", pool_pre_ping=True)\nSession = scoped_session(sessionmaker(bind=engine))\napp = Flask(__name__)\n\n\n@app.get("/items")\ndef items():\n    return [i.name for i in Session.scalars(select(Item))]\n',
     good: 'from flask import Flask\nfrom sqlalchemy import create_engine, select\nfrom sqlalchemy.orm import scoped_session, sessionmaker\n\nengine = create_engine("postgresql+psycopg://app@db/app", pool_pre_ping=True)\nSession = scoped_session(sessionmaker(bind=engine))\napp = Flask(__name__)\n\n\n@app.teardown_appcontext\ndef remove_session(exc):\n    Session.remove()\n\n\n@app.get("/items")\ndef items():\n    return [i.name for i in Session.scalars(select(Item))]\n',
@@ -81,7 +82,7 @@ export const scopedSessionNotRemoved: FileRule = {
     const releases = project.sessionReleases ?? [];
     // (`teardown:Name` repeats a `remove:Name` of a module with a request teardown hook.)
     const ends = releases.filter((r) => !r.startsWith('with:') && !r.startsWith('teardown:') && r !== TEARDOWN_COMMIT);
-    const ended = (f: SessionFactoryInfo) => releases.includes(`with:${f.name}`) || ends.includes(`remove:${f.name}`);
+    const ended = (f: SessionFactoryInfo) => releases.includes(`with:${shortName(f)}`) || ends.includes(`remove:${shortName(f)}`);
     if (ends.length === 0) {
       for (const f of registries) if (!ended(f)) report(ctx, f, web);
       return;
@@ -98,9 +99,31 @@ export const scopedSessionNotRemoved: FileRule = {
   },
 };
 
+/**
+ * A registry kept on a class, made by one of its methods: `cls._registry = scoped_session(...)`
+ * in a classmethod, `Manager.registry = ...`, or `self.registry = ...` in `__init__`. The
+ * class (or the one instance a service builds at startup) lives as long as the process, as a
+ * module global does; each instance made per call would leak its own registry all the same.
+ */
+function classRegistry(f: SessionFactoryInfo): boolean {
+  const fn = f.function!;
+  const dot = fn.indexOf('.');
+  if (dot < 0) return false;
+  const cls = fn.slice(0, dot);
+  const method = fn.slice(dot + 1);
+  const m = /^(\w+)\.\w+$/.exec(f.name!);
+  if (!m) return false;
+  return m[1] === 'cls' || m[1] === cls || (m[1] === 'self' && method === '__init__');
+}
+
+/** The name a release names the registry by: `cls._registry.remove()` is recorded as `remove:_registry`. */
+function shortName(f: SessionFactoryInfo): string {
+  return f.name!.slice(f.name!.lastIndexOf('.') + 1);
+}
+
 function allRegistryNames(project: ProjectContext): Set<string> {
   const names = new Set<string>();
-  for (const list of registriesOf(project).values()) for (const f of list) names.add(f.name!);
+  for (const list of registriesOf(project).values()) for (const f of list) names.add(shortName(f));
   return names;
 }
 

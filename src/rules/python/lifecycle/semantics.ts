@@ -96,6 +96,13 @@ export interface AcquireKind {
   provider?: string;
   /** An instance of a project class that owns a session (`SessionHelperInfo.owner`): its methods' results are not the session. */
   owner?: true;
+  /**
+   * Made by a method of the caller's own class (`self._session()`): its name. With `registry`,
+   * that method builds a new `scoped_session(...)` on every call, so the registry, and the
+   * session it makes, belong to this call alone.
+   */
+  via?: string;
+  registry?: true;
 }
 
 const ENGINE_FACTORIES = /^(sqlalchemy(\.engine)?\.create_engine|sqlmodel\.create_engine|sqlalchemy\.ext\.asyncio(\.engine)?\.create_async_engine)\(\)$/;
@@ -166,7 +173,7 @@ export function leakSeverity(model: FileModel, fnIndex: number): 'high' | 'mediu
  * `sessionmaker` factory called, `sessionmaker(...)()`), connections (`engine.connect()`,
  * `engine.raw_connection()`, `await pool.acquire()`, driver `connect()`), files (`open()`).
  */
-export function acquireKind(model: FileModel, project: ProjectContext, call: CallInfo): AcquireKind | null {
+export function acquireKind(model: FileModel, project: ProjectContext, call: CallInfo, seen: Set<number> = new Set()): AcquireKind | null {
   const q = call.qualifiedName;
   if (q && FILE_OPEN.has(q)) return { kind: 'file', label: q === 'builtins.open' ? 'open()' : `${q}()` };
   if (q && DRIVER_CONNECT.has(q)) return { kind: 'connection', label: `${q}()` };
@@ -222,6 +229,80 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
   // `gen = get_db()`: the provider's generator, whose cleanup runs when it is closed or exhausted.
   const provider = sessionProviderOf(model, project, call);
   if (provider && !provider.contextManager && !call.isWithItem) return { kind: 'session', label: `${call.calleeText}()`, provider: provider.name };
+  // `s = self._session()`: a method of the same class that returns a new session or connection.
+  const made = ownMethodAcquires(model, project, call, seen);
+  if (made) return { kind: made.kind, label: `${call.calleeText}()`, via: made.via, ...(made.registry ? { registry: true as const } : {}) };
+  return null;
+}
+
+const SCOPED_SESSION = /^sqlalchemy(\.ext\.asyncio)?(\.orm)?(\.scoping)?\.(async_)?scoped_session$/;
+
+/**
+ * `self._session()` / `cls._session()` / `Store._session()` called in a method of `Store`, where
+ * `Store._session` (in this module) returns on every path what a call made anew: a session
+ * (`return self.maker()`, `s = Session(engine); return s`), a connection, or a fresh
+ * `scoped_session(self.maker)` registry (whose session no one else can reach to remove). A
+ * method returning a stored object (`return self.session`, `return self._registry()`: the
+ * thread's shared session) makes nothing. Null for anything else.
+ */
+function ownMethodAcquires(model: FileModel, project: ProjectContext, call: CallInfo, seen: Set<number>): { kind: ResourceKind; via: string; registry?: true } | null {
+  if (!call.receiver || call.receiver.type !== 'identifier' || call.functionIndex < 0) return null;
+  const caller = model.functions[call.functionIndex]!;
+  const cls = caller.className;
+  const recv = call.receiver.text;
+  if (!cls || (recv !== 'self' && recv !== 'cls' && recv !== cls)) return null;
+  const method = model.functions.find((f) => f.className === cls && f.qualifiedName === `${cls}.${call.method}` && f.body && !f.isGenerator);
+  if (!method || seen.has(method.index) || method.index === caller.index) return null;
+  // A `@contextmanager`-like or abstract method is no plain maker.
+  if (method.decoratorNames.some((d) => /contextmanager$|abstractmethod$|property$/.test(d))) return null;
+  seen.add(method.index);
+  try {
+    return methodMakes(model, project, method, seen);
+  } finally {
+    seen.delete(method.index);
+  }
+}
+
+function methodMakes(model: FileModel, project: ProjectContext, method: FunctionInfo, seen: Set<number>): { kind: ResourceKind; via: string; registry?: true } | null {
+  let kind: ResourceKind | null = null;
+  let registry = false;
+  let returns = 0;
+  for (const r of method.body!.descendantsOfType('return_statement')) {
+    if (enclosingDef(r)?.id !== method.node.id) continue;
+    let value = r.namedChild(0);
+    if (!value) continue;
+    returns++;
+    if (value.type === 'await') value = value.namedChild(0);
+    if (value?.type === 'identifier') {
+      // A local bound from a call before this return (the last binding decides).
+      const local: string = value.text;
+      const bound = model.assignments.filter((a) => a.functionIndex === method.index && a.target === local && a.node.startIndex < r.startIndex && !a.fromWith);
+      let v = bound.length ? bound[bound.length - 1]!.value : null;
+      if (v?.type === 'await') v = v.namedChild(0);
+      value = v;
+    }
+    if (value?.type !== 'call') return null;
+    const inner = callAt(model, value);
+    if (!inner) return null;
+    let k: ResourceKind | null = null;
+    if (SCOPED_SESSION.test(inner.qualifiedName ?? '')) {
+      k = 'session';
+      registry = true;
+    } else {
+      const made = acquireKind(model, project, inner, seen);
+      if (!made || made.kind === 'file' || made.kind === 'client' || made.provider || made.owner) return null;
+      k = made.kind;
+    }
+    if (kind && kind !== k) return null;
+    kind = k;
+  }
+  if (!kind || returns === 0) return null;
+  return { kind, via: method.qualifiedName, ...(registry ? { registry: true as const } : {}) };
+}
+
+/** The function or lambda definition a node sits in. */
+function enclosingDef(n: SyntaxNode): SyntaxNode | null {
+  for (let p = n.parent; p; p = p.parent) if (p.type === 'function_definition' || p.type === 'lambda') return p;
   return null;
 }
 
@@ -345,6 +426,8 @@ function isCloseRef(ref: SyntaxNode): boolean {
   if (p?.type === 'attribute' && p.childForFieldName('object')?.id === ref.id) {
     const attr = p.childForFieldName('attribute')?.text ?? '';
     if (CLOSE_METHODS.has(attr)) return true;
+    // A `scoped_session` registry's `remove()` (no argument: not a list's) closes its session.
+    if (attr === 'remove' && p.parent?.type === 'call' && p.parent.childForFieldName('arguments')?.namedChildren.length === 0) return true;
   }
   if (p?.type === 'argument_list') {
     const call = p.parent;
@@ -418,6 +501,9 @@ function withItemIs(item: SyntaxNode, ref: SyntaxNode): boolean {
 /** Connections whose own context manager ends a transaction and does not close them (psycopg2, sqlite3). */
 export const WITH_KEEPS_OPEN = /^(psycopg2|sqlite3)\.connect\(\)$/;
 
+/** Calls that run a function on another thread or process with the arguments given. */
+const HANDS_TO_WORKER = /^(Thread|Process|Timer|submit|run_in_executor|to_thread|start_new_thread|apply_async)$/;
+
 /** The variable escapes the function: returned, stored in an attribute or container, handed to an owner, managed by `with`. */
 function escapesOrManaged(ref: SyntaxNode, kind: ResourceKind, owner = false, withKeepsOpen = false): boolean {
   for (let p: SyntaxNode | null = ref.parent; p; p = p.parent) {
@@ -443,6 +529,10 @@ function escapesOrManaged(ref: SyntaxNode, kind: ResourceKind, owner = false, wi
       break;
     }
     if (p.type === 'argument_list') {
+      // Handed to another thread or process with its work (`Thread(target=run, args=(q, conn))`,
+      // `pool.submit(run, conn)`, `asyncio.to_thread(run, conn)`): that work owns, and closes, it.
+      const spawner = p.parent?.childForFieldName('function')?.text.replace(/^.*\./, '') ?? '';
+      if (HANDS_TO_WORKER.test(spawner) && !isReceiver(ref)) return true;
       // What is handed over is the argument itself (`closing(conn)`), not what it makes (`closing(conn.cursor())`).
       if (ref.parent?.id !== p.id && !(ref.parent?.type === 'keyword_argument' && ref.parent.parent?.id === p.id)) continue;
       const callee = p.parent?.childForFieldName('function');
