@@ -20,6 +20,14 @@ const on = (file: string, text: string) => {
   return findings.filter((f) => f.path === file && f.line === line);
 };
 
+describe('PA304 severity', () => {
+  it('is medium for bytes grown from chunks (always copied whole), low for a string CPython cannot append in place', () => {
+    expect(on('PA304.py', 'data += chunk  # expect: PA304')[0]!.severity).toBe('medium');
+    expect(on('PA304.py', 'key += alphabet[length % len(alphabet)]')[0]!.severity).toBe('low');
+    expect(on('PA304.py', 'self.body += f"{row.id},{row.name}\\n"  # expect')[0]!.severity).toBe('low');
+  });
+});
+
 describe('PA301 severity', () => {
   it('is low and advisory for one metadata operation, low for metadata per item of a loop, high for I/O', () => {
     expect(on('PA301.py', 'os.path.exists(p)  # advisory')[0]!).toMatchObject({ severity: 'low', advisory: true });
