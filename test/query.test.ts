@@ -843,3 +843,32 @@ describe('PA108 through a returned row', () => {
     expect(get('s.curator.nick for s in library.shelves')!.severity).toBe('low');
   });
 });
+
+describe('association proxies read through their relationship (fixtures/query-proxy, query-proxy-async)', () => {
+  let flask: Finding[] = [];
+  let asyncFound: Finding[] = [];
+  beforeAll(async () => {
+    flask = await fixtureFindings('query-proxy', ['PA108']);
+    asyncFound = await fixtureFindings('query-proxy-async', ['PA111']);
+  });
+  const agenda = path.join(FIXTURES, 'query-proxy/clinic/agenda.py');
+  const tracking = path.join(FIXTURES, 'query-proxy-async/depot/tracking.py');
+
+  it('PA108: a proxy over a many-to-one is medium, over a collection high, and names the relationship', () => {
+    const inline = at(flask, 'clinic/agenda.py', lineOf(agenda, 'return [a.clinician_name for a in agenda.for_day'), 'PA108')!;
+    expect(inline.severity).toBe('medium');
+    expect(inline.message).toMatch(/^`a\.clinician_name` lazy-loads Appointment\.clinician \(`clinician_name` is an association proxy through it\)/);
+    const method = at(flask, 'clinic/agenda.py', lineOf(agenda, 'return [a.as_row() for a in agenda.for_day('), 'PA108')!;
+    expect(method.severity).toBe('medium');
+    expect(method.message).toContain('`Appointment.clinician_name` (an association proxy through `clinician`)');
+    expect(at(flask, 'clinic/agenda.py', lineOf(agenda, 'list(p.allergy_codes)))'), 'PA108')!.severity).toBe('high');
+    // An aliased import of `association_proxy` declares one too.
+    expect(at(flask, 'clinic/agenda.py', lineOf(agenda, 'a.clinician_ward for a in rows'), 'PA108')!.severity).toBe('medium');
+  });
+
+  it('PA111: the proxy\'s relationship raises on an AsyncSession row; a collection always queries', () => {
+    expect(at(asyncFound, 'depot/tracking.py', lineOf(tracking, 'shipment.carrier_code}"'), 'PA111')!.severity).toBe('medium');
+    expect(at(asyncFound, 'depot/tracking.py', lineOf(tracking, 'return list(shipment.barcodes)  # expect'), 'PA111')!.severity).toBe('high');
+    expect(asyncFound).toHaveLength(2);
+  });
+});

@@ -256,6 +256,23 @@ export interface ModelInfo {
    * (or a mixin's, a base's); `name` or `name:group`. Absent when none.
    */
   deferred?: string[];
+  /**
+   * `name = association_proxy("rel", "attr")` in the class body (or a mixin's, a base's): reading
+   * `name` on a row reads `rel` first, so it loads `rel` as a read of `rel` does. Absent when none.
+   */
+  proxies?: AssociationProxyInfo[];
+}
+
+/** An attribute that reads through one of the model's relationships (`sqlalchemy.ext.associationproxy`). */
+export interface AssociationProxyInfo {
+  /** The attribute: `template_name`. */
+  name: string;
+  /** The relationship it goes through: `template`. */
+  relationship: string;
+  /** What it reads on the related row (or on each row of a collection): `name`. */
+  attribute: string;
+  file: string;
+  line: number;
 }
 
 export interface EventSite {

@@ -16,6 +16,7 @@ import {
   type EngineInfo,
   type EventSite,
   type LiteralValue,
+  type AssociationProxyInfo,
   type ModelInfo,
   type NotifyFunctionInfo,
   type ProjectContext,
@@ -780,6 +781,7 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
     columns: number;
     relationships: ModelInfo['relationships'];
     deferred: string[];
+    proxies: AssociationProxyInfo[];
     sqlmodel: boolean;
     /** No table and extended by models: an unmarked abstract base, not reported. */
     skip: boolean;
@@ -792,6 +794,7 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
     let columns = c.columns + (sqlmodel ? c.plainAnnotated : 0);
     const relationships = [...c.relationships];
     const deferred = [...(c.deferred ?? [])];
+    const proxies = [...(c.proxies ?? [])];
     let tableExpr: string | null = c.tablenameExpr;
     let parentTable: string | null = null;
     // Attributes of mixins and abstract bases are inherited; mapped parents keep theirs in their own table.
@@ -811,12 +814,14 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
           // subclass's too (single- and joined-table inheritance): `section.children` of an item model.
           for (const r of parent.relationships) if (!relationships.some((x) => x.name === r.name)) relationships.push(r);
           deferred.push(...parent.deferred);
+          proxies.push(...parent.proxies);
         }
         continue;
       }
       columns += p.columns + (sqlmodel ? p.plainAnnotated : 0);
       relationships.push(...p.relationships);
       deferred.push(...(p.deferred ?? []));
+      proxies.push(...(p.proxies ?? []));
       // A mixin's backref named by the class: the nearest class of the lineage that sets the name.
       for (const t of p.templatedBackrefs ?? []) {
         const name = lineage.map((x) => x.stringAttrs?.[t.attr]).find((v) => v !== undefined)
@@ -841,7 +846,7 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
     // A column the class declares itself, not deferred, overrides a mixin's or a base's deferred one.
     const own = new Set(c.eagerColumns ?? []);
     const kept = own.size ? deferred.filter((x) => !own.has(x.split(':')[0]!)) : deferred;
-    const d: Described = { table, columns, relationships, deferred: kept, sqlmodel, skip: table === null && !parentTable && hasModelChildren.has(c) };
+    const d: Described = { table, columns, relationships, deferred: kept, proxies, sqlmodel, skip: table === null && !parentTable && hasModelChildren.has(c) };
     described.set(c, d);
     return d;
   };
@@ -860,6 +865,8 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
       columnCount: d.columns,
       relationships: [...d.relationships].sort(byDeclaration),
       ...(d.deferred.length ? { deferred: [...new Set(d.deferred)] } : {}),
+      // The class's own declaration of a name wins over a base's (the first listed).
+      ...(d.proxies.length ? { proxies: d.proxies.filter((x, i) => d.proxies.findIndex((y) => y.name === x.name) === i) } : {}),
     });
   }
   return models;

@@ -11,6 +11,7 @@ import { assignmentsTo, classViews, declaresGlobal, resolveImported } from '../s
 import { codeText } from '../semantic/codeText.js';
 import { wrappedGenerator } from '../semantic/valueTypes.js';
 import type {
+  AssociationProxyInfo,
   EngineInfo,
   EventSite,
   LiteralValue,
@@ -159,6 +160,8 @@ export interface ClassFacts {
   customJoins?: string[];
   /** Columns loaded on first access, one SELECT per row (see {@link ModelInfo.deferred}). */
   deferred?: string[];
+  /** `name = association_proxy("rel", "attr")` (see {@link ModelInfo.proxies}). */
+  proxies?: AssociationProxyInfo[];
   /** Columns the class body declares loaded with the row (not deferred): they override a base's deferred one. */
   eagerColumns?: string[];
   /** Class-level string constants (`events_backref_name = "all_notes"`): what a mixin's `cls.<name>` reads. */
@@ -1152,6 +1155,11 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
     const lazyColumn = last ? deferredColumn(right!, last, attr, scope) : null;
     if (lazyColumn) (facts.deferred ??= []).push(lazyColumn);
     else if (last && COLUMN_CALLS.has(last)) (facts.eagerColumns ??= []).push(attr);
+    if (last && callee && ASSOCIATION_PROXY.test(proxyCallee(model, callee))) {
+      const proxy = associationProxy(right!, attr, facts.file, node.startPosition.row + 1, scope);
+      if (proxy) (facts.proxies ??= []).push(proxy);
+      continue;
+    }
     if (RELATIONSHIP_CALLS.has(last ?? '')) {
       const call = right!.type === 'await' ? right!.namedChild(0)! : right!;
       const { rel, backref } = relationshipFact(call, last!, attr, annotation, facts.file, node.startPosition.row + 1, scope, name);
@@ -1225,6 +1233,33 @@ function fkTarget(text: string): string | null {
   }
   const attr = /\bForeignKey\s*\(\s*([A-Za-z_][\w.]*)\.\w+\s*[,)]/.exec(text);
   return attr ? `@${attr[1]!.slice(attr[1]!.lastIndexOf('.') + 1)}` : null;
+}
+
+/**
+ * `association_proxy(...)` / `AssociationProxy(...)` of `sqlalchemy.ext.associationproxy`, also
+ * imported under another name (`from sqlalchemy.ext.associationproxy import association_proxy as
+ * proxy`) or reached through the module (`associationproxy.association_proxy`).
+ */
+const ASSOCIATION_PROXY = /^(?:[\w.]*\.)?(?:association_proxy|AssociationProxy)$/;
+
+/** The callee as its import names it (`proxy` → `sqlalchemy.ext.associationproxy.association_proxy`). */
+function proxyCallee(model: FileModel, callee: string): string {
+  return /^[A-Za-z_][\w.]*$/.test(callee) ? resolveImported(model, callee) ?? callee : callee;
+}
+
+/**
+ * `name = association_proxy("rel", "attr")` (or `target_collection=`/`attr=` keywords): the
+ * relationship it reads through and the attribute it returns, when both are literal.
+ */
+function associationProxy(call: SyntaxNode, name: string, file: string, line: number, scope: LiteralScope): AssociationProxyInfo | null {
+  if (call.type !== 'call') return null;
+  const args = callArgs(call);
+  const relNode = args.positional[0] ?? args.keywords.get('target_collection') ?? null;
+  const attrNode = args.positional[1] ?? args.keywords.get('attr') ?? null;
+  const relationship = relNode ? stringValue(relNode, scope) : null;
+  const attribute = attrNode ? stringValue(attrNode, scope) : null;
+  if (!relationship || !attribute || !/^[A-Za-z_]\w*$/.test(relationship) || !/^[A-Za-z_]\w*$/.test(attribute)) return null;
+  return { name, relationship, attribute, file, line };
 }
 
 /** Calls that declare a column of a mapped class. */

@@ -72,7 +72,7 @@ export const asyncLazyLoad: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Implicit IO on a row an `AsyncSession` holds (a lazy relationship, or any attribute after a commit expired it): it raises `MissingGreenlet`',
-    what: 'In a coroutine, finds a lazy relationship (the default `lazy="select"`) read on one row that an `AsyncSession` loaded — `row = await session.get(Model, id)`, `row = (await session.scalars(select(Model)...)).first()` / `.one()` / `.one_or_none()`, `(await session.execute(select(Model)...)).scalar_one_or_none()`, `await session.scalar(select(Model)...)` — when no loader option of the query loads it (`selectinload(Model.rel)`, `joinedload(...)`, also chained and in `session.get(..., options=[...])`; `raiseload`/`noload` naming it silence it too, while `lazyload(Model.rel)`, a path through it with `defaultload`, or a filter on it, `Model.rel.any(...)`, load nothing) and no `await session.refresh(row, ["rel"])` came before: `row.rel`, `row.rel.append(x)`, `row.rel.name`. High for a collection or the side of a one-to-one without the foreign key (always a SELECT); medium for a many-to-one, which the identity map may serve without IO when its row is already loaded. Also through calls: the row a coroutine of the repo returns (`return await self.session.get(Model, i)`, `row = ...; return row`) when its caller reads a lazy relationship on it (`row = await repo.get(i); row.rel`); not when the coroutine refreshed it or awaited the attribute before returning, returns something reached from the row, or loads it on a session of its own (the row leaves detached: another error). Also when the caller hands that row whole to a plain (sync) function of the repo that reads the relationship, itself or in a function it hands the row to, two levels down (`return project_status(attempt)`, `project_status` calling `failure_reason(attempt)`, which walks `attempt.tool_calls`): the sync code runs in the event loop, where the lazy load raises the same way; the loading coroutine may be a model\'s classmethod over `select(cls)` and a statement held in a name (`stmt = select(cls).where(...)`; `await session.scalars(stmt)`). A sync method of the row\'s model called on it (`row.to_data()`, reading `self.containers`) loads the same way, in the event loop: reported at the call unless the query loads what the method reads or the method runs a query of its own; the session may come from a project\'s provider used as a context manager, a function or a method of a wrapper class (`async with self._db.begin_readonly_session() as s:`). Rows the coroutine loaded itself the same way: one row (`ep = await session.get(Episode, i)`) or each item of a list it loaded (`eps = (await session.scalars(select(Episode)...)).all()`, then `for ep in eps:` or `[... for ep in eps]`) handed whole to a plain (sync) function of the project, in any module, that reads the relationship on that parameter (`episode_out(ep)` reading `ep.host.name`, also two levels down), or a sync method of the model called on each item; not when the callee is a coroutine (it awaits what it reads, `await ep.awaitable_attrs.host`), nor after `await session.refresh(ep, ...)`, `await ep.awaitable_attrs...` or `run_sync` before the call. A lazy relationship read on each item of such a list in a loop or comprehension over it (`[ep.host.name for ep in eps]`) is reported too: the first item\'s load raises. Where PA108 reports the same loop read (one load per row), its finding stands for both; PA111 remains where PA108 counts one load (every row points at the same related row, `where(Episode.host_id == h)`), which still raises. Silent for a name bound more than once in the function (which row a read sees depends on the path), for an earlier eager query of the function whose rows are kept in a name (the identity map hands the row back; it holds rows weakly, so thrown-away results do not count), and for relationships declared eager (`selectin`, `joined`, `subquery`, `immediate`) or `raise`, `noload`, `dynamic`, `write_only`, for `await row.awaitable_attrs.rel`, for rows of a sync session, and when the name is bound again before the read. After a commit: when every async session factory of the project keeps `expire_on_commit=True` (SQLAlchemy\'s default; PA404 reports the factory), the first read of a row the coroutine holds on an `AsyncSession` (loaded by it, or `row = Model(...)` added to it) after an `await session.commit()` that runs on every path to the read (its statement\'s block encloses the read): an attribute (`row.id` too: the commit expires every attribute), `Out.model_validate(row)` / `from_orm(row)`, or `return row` from a route with a response model (`response_model=`, or a return annotation naming a class: FastAPI validates it in the event loop after the handler). After a rollback the same, whatever the factory says (`Session.rollback()` expires every row the session loaded; an object only added to it leaves with its state, so only loaded rows count): `except IntegrityError: await session.rollback(); return f\"{row.name} is taken\"`. Through calls too: the row a coroutine returns after its own commit expired it (`session.add(u); await session.commit(); return u`, no refresh), read by its caller (`u = await create_user(...)` then `u.id`, or a route\'s `return await create_user(...)` into its response model); not when the caller refreshes it, hands it on or runs a query on a session before reading it (the query may hand the row back reloaded), nor when the coroutine itself reads it before returning (that read is reported there), nor when it opened the session itself (`async with Maker() as s:`: the row leaves detached, another error). The session may be a name or a repository\'s `self.session`; the commit an `await session.commit()`, the end of an `async with session.begin():` block around the row\'s binding, or an awaited call handed the session whose function commits after its last statement, unconditionally and with no refresh after (`async def save(s): await s.commit()` … `await save(session)` then `post.title`; decided in the repo phase). A commit in a `try` body whose every handler leaves (`raise`, `return`) runs before whatever follows the `try` (not before its handlers, which run when it failed: a rollback there is what expires a loaded row). Silent after `await session.refresh(row)` (`refresh(row, [\"name\"])` loads only the attributes it names: reads of the others are still reported), a query of the row\'s model on that session, or a call handed the row or the session (`await commit_and_refresh(session, row)`) or made on an object built from it (`repo = Repo(session)`, `await repo.get(i)`), between the commit and the read (a flush or another table\'s query reloads nothing); for a row deleted or expunged before the commit (it leaves detached with its state); for a method call on the row, an attribute the code set again after the commit, and reads in a nested def or a lambda; for a route with no response model (FastAPI encodes the object with `vars()`, which loads nothing) or whose response model is the ORM class itself (a SQLModel table class is encoded from its `__dict__`); and when any async factory outside tests turns expiry off or sets it from a value the code cannot read (a name, `**options`), or the project sets `expire_on_commit` anywhere else (`s.sync_session.expire_on_commit = False`, `Maker(expire_on_commit=False)` per call, `configure(...)`): which factory a session came from is not followed. In a tree of several projects (each directory with its own manifest), the factories and settings of the file\'s own project decide, when it has any. Through a serialiser or a response model pydantic v2 reports the failure as a validation error (FastAPI: a 500 `ResponseValidationError`). A row read after `async with Maker() as s, s.begin():` has left with the closed session (a `DetachedInstanceError`, not this): silent. Rows held in a list are expired alike: `rows = (await session.scalars(select(Model)...)).all()` (or `result.scalars().all()` of an awaited `execute`), then an awaited commit of that session on every path, then a loop or comprehension over `rows` that reads an attribute of each item (the first read is reported); not after a query of the model on the session, a refresh, or a call handed the list or the session, and not for `Row` tuples (`execute(...).all()` without `.scalars()`).',
+    what: 'In a coroutine, finds a lazy relationship (the default `lazy="select"`) read on one row that an `AsyncSession` loaded — `row = await session.get(Model, id)`, `row = (await session.scalars(select(Model)...)).first()` / `.one()` / `.one_or_none()`, `(await session.execute(select(Model)...)).scalar_one_or_none()`, `await session.scalar(select(Model)...)` — when no loader option of the query loads it (`selectinload(Model.rel)`, `joinedload(...)`, also chained and in `session.get(..., options=[...])`; `raiseload`/`noload` naming it silence it too, while `lazyload(Model.rel)`, a path through it with `defaultload`, or a filter on it, `Model.rel.any(...)`, load nothing) and no `await session.refresh(row, ["rel"])` came before: `row.rel`, `row.rel.append(x)`, `row.rel.name`. High for a collection or the side of a one-to-one without the foreign key (always a SELECT); medium for a many-to-one, which the identity map may serve without IO when its row is already loaded. Also through calls: the row a coroutine of the repo returns (`return await self.session.get(Model, i)`, `row = ...; return row`) when its caller reads a lazy relationship on it (`row = await repo.get(i); row.rel`); not when the coroutine refreshed it or awaited the attribute before returning, returns something reached from the row, or loads it on a session of its own (the row leaves detached: another error). Also when the caller hands that row whole to a plain (sync) function of the repo that reads the relationship, itself or in a function it hands the row to, two levels down (`return project_status(attempt)`, `project_status` calling `failure_reason(attempt)`, which walks `attempt.tool_calls`): the sync code runs in the event loop, where the lazy load raises the same way; the loading coroutine may be a model\'s classmethod over `select(cls)` and a statement held in a name (`stmt = select(cls).where(...)`; `await session.scalars(stmt)`). A sync method of the row\'s model called on it (`row.to_data()`, reading `self.containers`) loads the same way, in the event loop: reported at the call unless the query loads what the method reads or the method runs a query of its own; the session may come from a project\'s provider used as a context manager, a function or a method of a wrapper class (`async with self._db.begin_readonly_session() as s:`). Rows the coroutine loaded itself the same way: one row (`ep = await session.get(Episode, i)`) or each item of a list it loaded (`eps = (await session.scalars(select(Episode)...)).all()`, then `for ep in eps:` or `[... for ep in eps]`) handed whole to a plain (sync) function of the project, in any module, that reads the relationship on that parameter (`episode_out(ep)` reading `ep.host.name`, also two levels down), or a sync method of the model called on each item; not when the callee is a coroutine (it awaits what it reads, `await ep.awaitable_attrs.host`), nor after `await session.refresh(ep, ...)`, `await ep.awaitable_attrs...` or `run_sync` before the call. A lazy relationship read on each item of such a list in a loop or comprehension over it (`[ep.host.name for ep in eps]`) is reported too: the first item\'s load raises. Where PA108 reports the same loop read (one load per row), its finding stands for both; PA111 remains where PA108 counts one load (every row points at the same related row, `where(Episode.host_id == h)`), which still raises. An association proxy of the model (`carrier_code = association_proxy("carrier", "code")`) reads its relationship first: reading it counts as reading that relationship in each case above, at its severity (over a collection: `high`), and the relationship\'s loader option, refresh (`refresh(row, ["carrier"])`) or `awaitable_attrs` covers it. Silent for a name bound more than once in the function (which row a read sees depends on the path), for an earlier eager query of the function whose rows are kept in a name (the identity map hands the row back; it holds rows weakly, so thrown-away results do not count), and for relationships declared eager (`selectin`, `joined`, `subquery`, `immediate`) or `raise`, `noload`, `dynamic`, `write_only`, for `await row.awaitable_attrs.rel`, for rows of a sync session, and when the name is bound again before the read. After a commit: when every async session factory of the project keeps `expire_on_commit=True` (SQLAlchemy\'s default; PA404 reports the factory), the first read of a row the coroutine holds on an `AsyncSession` (loaded by it, or `row = Model(...)` added to it) after an `await session.commit()` that runs on every path to the read (its statement\'s block encloses the read): an attribute (`row.id` too: the commit expires every attribute), `Out.model_validate(row)` / `from_orm(row)`, or `return row` from a route with a response model (`response_model=`, or a return annotation naming a class: FastAPI validates it in the event loop after the handler). After a rollback the same, whatever the factory says (`Session.rollback()` expires every row the session loaded; an object only added to it leaves with its state, so only loaded rows count): `except IntegrityError: await session.rollback(); return f\"{row.name} is taken\"`. Through calls too: the row a coroutine returns after its own commit expired it (`session.add(u); await session.commit(); return u`, no refresh), read by its caller (`u = await create_user(...)` then `u.id`, or a route\'s `return await create_user(...)` into its response model); not when the caller refreshes it, hands it on or runs a query on a session before reading it (the query may hand the row back reloaded), nor when the coroutine itself reads it before returning (that read is reported there), nor when it opened the session itself (`async with Maker() as s:`: the row leaves detached, another error). The session may be a name or a repository\'s `self.session`; the commit an `await session.commit()`, the end of an `async with session.begin():` block around the row\'s binding, or an awaited call handed the session whose function commits after its last statement, unconditionally and with no refresh after (`async def save(s): await s.commit()` … `await save(session)` then `post.title`; decided in the repo phase). A commit in a `try` body whose every handler leaves (`raise`, `return`) runs before whatever follows the `try` (not before its handlers, which run when it failed: a rollback there is what expires a loaded row). Silent after `await session.refresh(row)` (`refresh(row, [\"name\"])` loads only the attributes it names: reads of the others are still reported), a query of the row\'s model on that session, or a call handed the row or the session (`await commit_and_refresh(session, row)`) or made on an object built from it (`repo = Repo(session)`, `await repo.get(i)`), between the commit and the read (a flush or another table\'s query reloads nothing); for a row deleted or expunged before the commit (it leaves detached with its state); for a method call on the row, an attribute the code set again after the commit, and reads in a nested def or a lambda; for a route with no response model (FastAPI encodes the object with `vars()`, which loads nothing) or whose response model is the ORM class itself (a SQLModel table class is encoded from its `__dict__`); and when any async factory outside tests turns expiry off or sets it from a value the code cannot read (a name, `**options`), or the project sets `expire_on_commit` anywhere else (`s.sync_session.expire_on_commit = False`, `Maker(expire_on_commit=False)` per call, `configure(...)`): which factory a session came from is not followed. In a tree of several projects (each directory with its own manifest), the factories and settings of the file\'s own project decide, when it has any. Through a serialiser or a response model pydantic v2 reports the failure as a validation error (FastAPI: a 500 `ResponseValidationError`). A row read after `async with Maker() as s, s.begin():` has left with the closed session (a `DetachedInstanceError`, not this): silent. Rows held in a list are expired alike: `rows = (await session.scalars(select(Model)...)).all()` (or `result.scalars().all()` of an awaited `execute`), then an awaited commit of that session on every path, then a loop or comprehension over `rows` that reads an attribute of each item (the first read is reported); not after a query of the model on the session, a refresh, or a call handed the list or the session, and not for `Row` tuples (`execute(...).all()` without `.scalars()`).',
     why: 'Under `AsyncSession` an attribute access cannot await: the lazy load\'s SELECT raises `MissingGreenlet` ("greenlet_spawn has not been called; can\'t call await_only() here") instead of running. The code reads like a plain attribute and fails at run time, often only on the path that first touches the relationship.',
     bad: "from sqlalchemy import ForeignKey\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass Order(Base):\n    __tablename__ = \"orders\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    lines: Mapped[list[\"Line\"]] = relationship()\n\n\nclass Line(Base):\n    __tablename__ = \"lines\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    order_id: Mapped[int] = mapped_column(ForeignKey(\"orders.id\"))\n    sku: Mapped[str]\n\n\nasync def order_lines(session: AsyncSession, order_id: int):\n    order = await session.get(Order, order_id)\n    return [line.sku for line in order.lines]\n",
     good: "from sqlalchemy import ForeignKey\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload\n\n\nclass Base(DeclarativeBase):\n    pass\n\n\nclass Order(Base):\n    __tablename__ = \"orders\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    lines: Mapped[list[\"Line\"]] = relationship()\n\n\nclass Line(Base):\n    __tablename__ = \"lines\"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    order_id: Mapped[int] = mapped_column(ForeignKey(\"orders.id\"))\n    sku: Mapped[str]\n\n\nasync def order_lines(session: AsyncSession, order_id: int):\n    order = await session.get(Order, order_id, options=[selectinload(Order.lines)])\n    return [line.sku for line in order.lines]\n",
@@ -98,7 +98,7 @@ export const asyncLazyLoad: FileRule & RepoRule = {
         const always = !read.rel.scalar || read.rel.reverse;
         ctx.report({
           node: read.node,
-          message: `\`${row.name}.${read.name}\` lazy-loads ${row.entity}.${read.name} on a row an \`AsyncSession\` loaded (line ${model.lineOf(row.from) + 1}), with no loader option for it: the implicit IO raises \`MissingGreenlet\` instead of running`
+          message: `\`${row.name}.${read.name}\` lazy-loads ${row.entity}.${relOf(read.name, read.rel)}${read.rel.via ? ` (\`${read.name}\` is an association proxy through it)` : ''} on a row an \`AsyncSession\` loaded (line ${model.lineOf(row.from) + 1}), with no loader option for it: the implicit IO raises \`MissingGreenlet\` instead of running`
             + (always ? '' : ' (unless the related row is already in the identity map)'),
           severity: always ? 'high' : 'medium',
         });
@@ -112,14 +112,15 @@ export const asyncLazyLoad: FileRule & RepoRule = {
       if (!lazy.size || unreadableOptions(l.text)) continue;
       for (const { node, name } of itemAttributeReads(model, l.loop, l.item, (n) => lazy.has(n))) {
         const rel = lazy.get(name)!;
-        if (eagerlyLoaded(l.text, name) || keptEagerLoad(model, l.fnIndex, name, node.startIndex) || loadedInLoop(model, l.loop, l.item, name, node.startIndex)) continue;
+        const loads = relOf(name, rel);
+        if (eagerlyLoaded(l.text, loads) || keptEagerLoad(model, l.fnIndex, loads, node.startIndex) || loadedInLoop(model, l.loop, l.item, loads, node.startIndex)) continue;
         if (reported.has(`@${node.startIndex}`)) continue;
         reported.add(`@${node.startIndex}`);
         const always = !rel.scalar || rel.reverse;
         const line = node.startPosition.row + 1;
         ctx.report({
           node,
-          message: `\`${l.item}.${name}\` lazy-loads ${l.entity}.${name} on each row of \`${l.list}\` (${l.entity} rows an \`AsyncSession\` loaded on line ${l.line}, with no loader option for it): the implicit IO raises \`MissingGreenlet\` at the first row instead of running`
+          message: `\`${l.item}.${name}\` lazy-loads ${l.entity}.${loads}${rel.via ? ` (\`${name}\` is an association proxy through it)` : ''} on each row of \`${l.list}\` (${l.entity} rows an \`AsyncSession\` loaded on line ${l.line}, with no loader option for it): the implicit IO raises \`MissingGreenlet\` at the first row instead of running`
             + (always ? '' : ' (unless the related row is already in the identity map)'),
           severity: always ? 'high' : 'medium',
           sameDefectAs: { code: 'PA108', line },
@@ -185,7 +186,7 @@ export const asyncLazyLoad: FileRule & RepoRule = {
         if (!target || target.call.receiverType === UNTYPED || graph.function(target.to).isAsync || unreadableOptions(text)) continue;
         const handed = new Map<string, string>();
         handedReads(graph, target.to, String(position), 0, handed);
-        const hit = [...handed].find(([n]) => lazy.has(n) && !eagerlyLoaded(text, n));
+        const hit = [...handed].find(([n]) => lazy.has(n) && !eagerlyLoaded(text, relOf(n, lazy.get(n))));
         if (!hit) continue;
         const [rel, where] = hit;
         const info = lazy.get(rel)!;
@@ -193,7 +194,7 @@ export const asyncLazyLoad: FileRule & RepoRule = {
         ctx.report({
           path: file.path,
           location: { line, column, endLine: line, endColumn },
-          message: `\`${target.call.calleeText}(${s.name})\` reads \`${entity}.${rel}\` (in \`${where}\`) on the row \`${call.calleeText}()\` returns (\`${graph.function(found.loader).qualifiedName}\` loads it on an \`AsyncSession\` with no loader option for it): a sync function called from the coroutine runs in the event loop, where the lazy load raises \`MissingGreenlet\` instead of running`
+          message: `\`${target.call.calleeText}(${s.name})\` reads ${relLabel(entity, rel, info)} (in \`${where}\`) on the row \`${call.calleeText}()\` returns (\`${graph.function(found.loader).qualifiedName}\` loads it on an \`AsyncSession\` with no loader option for it): a sync function called from the coroutine runs in the event loop, where the lazy load raises \`MissingGreenlet\` instead of running`
             + (always ? '' : ' (unless the related row is already in the identity map)'),
           severity: always ? 'high' : 'medium',
           function: fn.name,
@@ -201,12 +202,12 @@ export const asyncLazyLoad: FileRule & RepoRule = {
       }
       for (const [name, line, column, endColumn] of s.reads) {
         const rel = lazy.get(name);
-        if (!rel || eagerlyLoaded(text, name) || unreadableOptions(text)) continue;
+        if (!rel || eagerlyLoaded(text, relOf(name, rel)) || unreadableOptions(text)) continue;
         const always = !rel.scalar || rel.reverse;
         ctx.report({
           path: file.path,
           location: { line, column, endLine: line, endColumn },
-          message: `\`${s.name}.${name}\` lazy-loads ${entity}.${name} on the row \`${call.calleeText}()\` returns (\`${graph.function(found.loader).qualifiedName}\` loads it on an \`AsyncSession\` with no loader option for it): the implicit IO raises \`MissingGreenlet\` instead of running`
+          message: `\`${s.name}.${name}\` lazy-loads ${entity}.${relOf(name, rel)}${rel.via ? ` (\`${name}\` is an association proxy through it)` : ''} on the row \`${call.calleeText}()\` returns (\`${graph.function(found.loader).qualifiedName}\` loads it on an \`AsyncSession\` with no loader option for it): the implicit IO raises \`MissingGreenlet\` instead of running`
             + (always ? '' : ' (unless the related row is already in the identity map)'),
           severity: always ? 'high' : 'medium',
           function: fn.name,
@@ -238,14 +239,14 @@ function reportRowMethods(ctx: RepoRuleContext, graph: CallGraph): void {
     if (own.some((e) => e.kind === ROW_QUERY)) continue;
     const reads = rowReadsAt(own, { passes: '|' }) ?? [];
     const lazy = lazyRelationships(ctx.project.models.filter((x) => x.name === s.entity));
-    const rel = reads.find((n) => lazy.has(n) && !eagerlyLoaded(s.text, n));
+    const rel = reads.find((n) => lazy.has(n) && !eagerlyLoaded(s.text, relOf(n, lazy.get(n))));
     if (!rel) continue;
     const info = lazy.get(rel)!;
     const always = !info.scalar || info.reverse;
     ctx.report({
       path: file.path,
       location: { line: site.line, column: site.column, endLine: site.line, endColumn: s.end },
-      message: `\`${s.name}.${s.method}()\` reads \`${s.entity}.${rel}\` (in \`${graph.function(m).qualifiedName}\`) on ${s.loop ? 'each row of a list' : 'a row'} an \`AsyncSession\` loaded with no loader option for it: the sync method runs in the event loop, where the lazy load raises \`MissingGreenlet\` instead of running`
+      message: `\`${s.name}.${s.method}()\` reads ${relLabel(s.entity, rel, info)} (in \`${graph.function(m).qualifiedName}\`) on ${s.loop ? 'each row of a list' : 'a row'} an \`AsyncSession\` loaded with no loader option for it: the sync method runs in the event loop, where the lazy load raises \`MissingGreenlet\` instead of running`
         + (always ? '' : ' (unless the related row is already in the identity map)'),
       severity: always ? 'high' : 'medium',
       function: graph.function(ref).name,
@@ -265,7 +266,7 @@ function reportHandedRows(ctx: RepoRuleContext, graph: CallGraph): void {
     if (!lazy.size) continue;
     const handed = new Map<string, string>();
     handedReads(graph, to, String(s.position), 0, handed);
-    const hit = [...handed].find(([n]) => lazy.has(n) && !eagerlyLoaded(s.text, n));
+    const hit = [...handed].find(([n]) => lazy.has(n) && !eagerlyLoaded(s.text, relOf(n, lazy.get(n))));
     if (!hit) continue;
     const [rel, where] = hit;
     const info = lazy.get(rel)!;
@@ -273,7 +274,7 @@ function reportHandedRows(ctx: RepoRuleContext, graph: CallGraph): void {
     ctx.report({
       path: file.path,
       location: { line: site.line, column: site.column, endLine: site.line, endColumn: s.end },
-      message: `\`${call.calleeText}(${s.name})\` reads \`${s.entity}.${rel}\` (in \`${where}\`) on ${s.loop ? 'each row of a list' : 'a row'} an \`AsyncSession\` loaded with no loader option for it: a sync function called from the coroutine runs in the event loop, where the lazy load raises \`MissingGreenlet\` instead of running`
+      message: `\`${call.calleeText}(${s.name})\` reads ${relLabel(s.entity, rel, info)} (in \`${where}\`) on ${s.loop ? 'each row of a list' : 'a row'} an \`AsyncSession\` loaded with no loader option for it: a sync function called from the coroutine runs in the event loop, where the lazy load raises \`MissingGreenlet\` instead of running`
         + (always ? '' : ' (unless the related row is already in the identity map)'),
       severity: always ? 'high' : 'medium',
       function: fn.name,
@@ -324,7 +325,7 @@ const ROW_HANDED: ReadonlySet<string> = new Set([ASYNC_ROW_HANDED]);
 const ROW_CALLS: ReadonlySet<string> = new Set([ASYNC_ROW_CALL]);
 
 /** The reads of lazy relationships on a loaded row that nothing loaded before (see the rule's docs). */
-function* lazyReadsOf(model: FileModel, row: LoadedRow, lazy: ReadonlyMap<string, RelationshipInfo> | null): Generator<{ node: SyntaxNode; name: string; rel: RelationshipInfo }> {
+function* lazyReadsOf(model: FileModel, row: LoadedRow, lazy: ReadonlyMap<string, LazyRel> | null): Generator<{ node: SyntaxNode; name: string; rel: LazyRel }> {
   const fn = model.functions[row.fnIndex]!;
   const body = fn.body;
   if (!body) return;
@@ -345,13 +346,15 @@ function* lazyReadsOf(model: FileModel, row: LoadedRow, lazy: ReadonlyMap<string
     // An option that loads it (or makes it raise or load nothing), or options the text cannot read
     // (`options=LOADERS`, `selectinload("*")`). Naming it elsewhere loads nothing: a filter
     // (`Cellar.bottles.any(...)`), `lazyload(Cellar.bottles)`, a path through it (`defaultload`).
-    if (eagerlyLoaded(row.text, name) || unreadableOptions(row.text)) continue;
+    // (An association proxy loads the relationship it reads through: what options and refreshes name.)
+    const loads = relOf(name, rel);
+    if (eagerlyLoaded(row.text, loads) || unreadableOptions(row.text)) continue;
     const between = model.source.slice(row.from, attr.startIndex);
     // Loaded before the read: a named refresh, `await row.awaitable_attrs.rel`, `run_sync`.
-    if (new RegExp(`refresh\\(\\s*${row.name}\\s*,[^)]*['"]${name}['"]|\\b${row.name}\\.awaitable_attrs\\.${name}\\b|\\brun_sync\\([^)]*\\b${row.name}\\b`).test(between)) continue;
+    if (new RegExp(`refresh\\(\\s*${row.name}\\s*,[^)]*['"]${loads}['"]|\\b${row.name}\\.awaitable_attrs\\.(?:${name}|${loads})\\b|\\brun_sync\\([^)]*\\b${row.name}\\b`).test(between)) continue;
     // Another query of the function eager-loaded it and its rows are kept in a name: the identity
     // map hands that row back (it holds rows weakly: a result thrown away is gone).
-    if (keptEagerLoad(model, row.fnIndex, name, attr.startIndex)) continue;
+    if (keptEagerLoad(model, row.fnIndex, loads, attr.startIndex)) continue;
     yield { node: attr, name, rel };
   }
 }
@@ -569,7 +572,7 @@ const relNames = new WeakMap<ProjectContext, ReadonlySet<string>>();
 /** The names of the project's lazy relationships (the reads worth recording at a call site). */
 function lazyRelationshipNames(project: ProjectContext): ReadonlySet<string> {
   let names = relNames.get(project);
-  if (!names) relNames.set(project, (names = new Set(project.models.flatMap((m) => m.relationships.filter((r) => LAZY.test(r.lazy)).map((r) => r.name)))));
+  if (!names) relNames.set(project, (names = new Set([...project.models.flatMap((m) => m.relationships.filter((r) => LAZY.test(r.lazy)).map((r) => r.name)), ...project.models.flatMap((m) => (m.proxies ?? []).map((p) => p.name))])));
   return names;
 }
 
@@ -581,11 +584,30 @@ function unreadableOptions(text: string): boolean {
 }
 
 /** The lazy relationships of a model's declarations by name (none when any declaration disagrees). */
-function lazyRelationships(models: ModelInfo[]): Map<string, RelationshipInfo> {
-  const out = new Map<string, RelationshipInfo>();
+function lazyRelationships(models: ModelInfo[]): Map<string, LazyRel> {
+  const out = new Map<string, LazyRel>();
   if (models.length !== 1) return out;
   for (const r of models[0]!.relationships) if (LAZY.test(r.lazy)) out.set(r.name, r);
+  // An association proxy (`template_name = association_proxy("template", "name")`) reads through
+  // its relationship: reading it loads that one (a proxy over a collection loads the collection).
+  for (const p of models[0]!.proxies ?? []) {
+    const r = out.get(p.relationship);
+    if (r && !('via' in r) && r.lazy !== 'dynamic' && !out.has(p.name)) out.set(p.name, { ...r, via: p.relationship });
+  }
   return out;
+}
+
+/** A lazy relationship, or an association proxy standing for the one it reads through (`via`). */
+type LazyRel = RelationshipInfo & { via?: string };
+
+/** The relationship a read of `name` loads (an association proxy's is the one it reads through): what loader options name. */
+function relOf(name: string, rel: LazyRel | undefined): string {
+  return rel?.via ?? name;
+}
+
+/** `` `Plan.template` ``, or `` `Plan.template_name` (an association proxy through `template`) ``. */
+function relLabel(entity: string, name: string, rel: LazyRel | undefined): string {
+  return rel?.via ? `\`${entity}.${name}\` (an association proxy through \`${rel.via}\`)` : `\`${entity}.${name}\``;
 }
 
 interface ExpiredRead {

@@ -25,9 +25,31 @@ export interface LazyRelationship {
   /** `RelationshipInfo.foreignKey` and `overlaps`. */
   foreignKey?: string;
   overlaps?: string[];
+  /**
+   * An association proxy's attribute (`template_name = association_proxy("template", "name")`):
+   * the relationship it reads through, whose loading (and loader options) this entry stands for.
+   */
+  via?: string;
 }
 
-/** Relationships lazy in every declaration of the entity (`candidates`: the models of that name), by name. */
+/**
+ * The relationship a read of `name` loads: itself, or the one an association proxy reads through.
+ * Loader options name that one (`joinedload(Plan.template)` serves `plan.template_name`).
+ */
+export function loadedRelation(name: string, info: LazyRelationship | undefined): string {
+  return info?.via ?? name;
+}
+
+/** `` `Plan.template` ``, or `` `Plan.template_name` (an association proxy through `template`) ``. */
+export function relationLabel(entity: string, name: string, info: LazyRelationship | undefined): string {
+  return info?.via ? `\`${entity}.${name}\` (an association proxy through \`${info.via}\`)` : `\`${entity}.${name}\``;
+}
+
+/**
+ * Relationships lazy in every declaration of the entity (`candidates`: the models of that name), by
+ * name; and the association proxies every declaration reads through one of them (`via`), which
+ * load it (a proxy over a collection loads the whole collection).
+ */
 export function lazyRelationships(candidates: ModelInfo[]): Map<string, LazyRelationship> {
   const out = new Map<string, LazyRelationship>();
   if (!candidates.length) return out;
@@ -43,7 +65,19 @@ export function lazyRelationships(candidates: ModelInfo[]): Map<string, LazyRela
       });
     }
   }
+  for (const p of candidates[0]!.proxies ?? []) {
+    const rel = out.get(p.relationship);
+    // (A proxy over a `lazy="dynamic"` relationship iterates its query: PA107's, not a load.)
+    if (!rel || rel.dynamic || out.has(p.name)) continue;
+    if (!candidates.every((m) => m.proxies?.some((x) => x.name === p.name && x.relationship === p.relationship))) continue;
+    out.set(p.name, { ...rel, via: p.relationship });
+  }
   return out;
+}
+
+/** The names of the association proxies of the project's models (reads worth recording with the relationships'). */
+export function proxyNames(project: ProjectContext): string[] {
+  return project.models.flatMap((m) => (m.proxies ?? []).map((p) => p.name));
 }
 
 /**
@@ -102,6 +136,15 @@ export function eagerlyLoaded(statementText: string, rel: string, eagerOnly = fa
 }
 
 const EAGER_OPTIONS = 'selectinload|joinedload|subqueryload|immediateload|contains_eager';
+
+/**
+ * Does the query's text load the relationship a read of `name` loads (`eagerlyLoaded`), or make
+ * it free (`targetsHeld`)? For an association proxy, the relationship it reads through.
+ */
+export function loadedByQuery(statementText: string, name: string, info: LazyRelationship | undefined): boolean {
+  const rel = loadedRelation(name, info);
+  return eagerlyLoaded(statementText, rel) || targetsHeld(statementText, rel);
+}
 
 /**
  * Does the query pick its rows by a many-to-one's target objects the code already holds
@@ -256,9 +299,11 @@ export function leadsBackToOwner(rel: LazyRelationship, name: string, ownerModel
   const coll = owner.relationships.find((r) => r.name === collection);
   // Through an association table: its other side is a collection, never this one row.
   if (coll?.secondary) return false;
-  if (rel.inverse === collection || (!!coll?.inverse && coll.inverse === name) || rel.overlaps?.includes(collection) || coll?.overlaps?.includes(name)) return true;
+  // (An association proxy is the relationship it reads through.)
+  const relName = loadedRelation(name, rel);
+  if (rel.inverse === collection || (!!coll?.inverse && coll.inverse === relName) || rel.overlaps?.includes(collection) || coll?.overlaps?.includes(relName)) return true;
   // The same foreign-key column on both sides: the row the collection was loaded by.
   if (rel.foreignKey && coll?.foreignKey) return rel.foreignKey === coll.foreignKey;
   // Otherwise the items' one link to the owner's class is over the collection's one key.
-  return [...itemLazy.values()].filter((r) => r.scalar && !!r.target && shortName(r.target) === shortName(owner.name)).length === 1;
+  return [...itemLazy.values()].filter((r) => !r.via && r.scalar && !!r.target && shortName(r.target) === shortName(owner.name)).length === 1;
 }

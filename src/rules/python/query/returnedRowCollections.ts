@@ -39,7 +39,7 @@ import { callGraphOf, ownSites } from '../../../analysis/callgraph.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { modelsNamedInSummary, nearestModels, projectIndex } from '../../projectFacts.js';
 import { iterationWriter } from './dbCalls.js';
-import { eagerlyLoaded, heldText, lazyRelationships, leadsBackToOwner, MAX_ROWS_TEXT, oneRowNote, sameRows, targetsHeld, type LazyRelationship } from './loadedRelations.js';
+import { eagerlyLoaded, heldText, lazyRelationships, leadsBackToOwner, loadedByQuery, loadedRelation, relationLabel, MAX_ROWS_TEXT, oneRowNote, sameRows, targetsHeld, type LazyRelationship } from './loadedRelations.js';
 import { classMembers, ROW_QUERY, rowReadsAt } from './rowCalls.js';
 import { returnsOf } from './selfRows.js';
 import { itemAttributeReads, lastAssignment, loopTarget, unwrap } from './semantics.js';
@@ -232,7 +232,7 @@ export function reportReturnedRowCollections(ctx: RepoRuleContext): void {
     const entity = [...targets][0]!;
     const itemModels = nearestModels(ctx.project, byName.get(entity) ?? [], file.path);
     const lazy = lazyRelationships(itemModels);
-    for (const rel of [...lazy.keys()]) if (eagerlyLoaded(text, rel) || targetsHeld(text, rel)) lazy.delete(rel);
+    for (const [rel, info] of [...lazy]) if (loadedByQuery(text, rel, info)) lazy.delete(rel);
     // The way back to the row (`for f in ws.folders: f.workspace`): loaded, the identity map answers.
     for (const [name, info] of [...lazy]) if (leadsBackToOwner(info, name, owners, coll, lazy)) lazy.delete(name);
     for (const [name, info] of [...lazy]) if (info.dynamic) lazy.delete(name);
@@ -245,8 +245,8 @@ export function reportReturnedRowCollections(ctx: RepoRuleContext): void {
         path: file.path,
         location: { line: u.line, column: u.column, endLine: u.line, endColumn: u.endColumn },
         message: (via
-          ? `\`${item}.${u.name}${via.endsWith('(a property)') ? '' : '()'}\` on each ${entity} of ${owner}.${coll} lazy-loads ${hits.map(([r]) => `\`${entity}.${r}\``).join(', ')} (read in \`${via}\`): one SELECT per item${hits.length > 1 ? ' for each' : ''}`
-          : `\`${item}.${u.name}\` lazy-loads ${entity}.${u.name} once per item of ${owner}.${coll}`)
+          ? `\`${item}.${u.name}${via.endsWith('(a property)') ? '' : '()'}\` on each ${entity} of ${owner}.${coll} lazy-loads ${hits.map(([r, info]) => relationLabel(entity, r, info)).join(', ')} (read in \`${via}\`): one SELECT per item${hits.length > 1 ? ' for each' : ''}`
+          : `\`${item}.${u.name}\` lazy-loads ${entity}.${loadedRelation(u.name, hits[0]![1])}${hits[0]![1].via ? ` (\`${u.name}\` is an association proxy through it)` : ''} once per item of ${owner}.${coll}`)
           + `; the items are ${where}` + (hits.length === 1 ? oneRowNote(hits[0]![1]) : scalar ? '; many-to-ones look in the identity map first' : '')
           + (writes ? '; each iteration also writes, a per-item workflow whose round trips are there anyway' : ''),
         // The children of one row grow with that row, not with the table: medium at most; a
@@ -270,7 +270,7 @@ export function reportReturnedRowCollections(ctx: RepoRuleContext): void {
       // The sites are calls without arguments: every flag of the method is left at its default.
       const reads = rowReadsAt(own, key.endsWith('@') ? null : { passes: '|' });
       if (!reads || own.some((e) => e.kind === ROW_QUERY)) continue;
-      const hits = reads.map((r) => [r, lazy.get(r)] as const).filter((x): x is readonly [string, LazyRelationship] => !!x[1] && !direct.has(x[0]));
+      const hits = reads.map((r) => [r, lazy.get(r)] as const).filter((x): x is readonly [string, LazyRelationship] => !!x[1] && !direct.has(x[0]) && !direct.has(loadedRelation(x[0], x[1])));
       if (hits.length) report(u, hits, key.endsWith('@') ? `${graph.function(m).qualifiedName} (a property)` : graph.function(m).qualifiedName);
     }
   }

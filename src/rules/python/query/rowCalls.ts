@@ -29,7 +29,7 @@ import { flagAtCall, flagGuard } from '../../../semantic/guards.js';
 import { iterationSource } from '../../../semantic/smallLiterals.js';
 import { callArgs, invariantIn, lastAssignment, notPerRow, repeatsReads, stopsAfter, unwrap } from './semantics.js';
 import { returnsOf, selfRowsResolver } from './selfRows.js';
-import { heldText, LAZY, MAX_ROWS_TEXT } from './loadedRelations.js';
+import { heldText, LAZY, MAX_ROWS_TEXT, proxyNames } from './loadedRelations.js';
 import type { ProjectContext } from '../../../discovery/context.js';
 
 export const ROW_CALL = 'row_call';
@@ -141,7 +141,8 @@ const lazyNamesMemo = new WeakMap<ProjectContext, Set<string>>();
 /** The names of the project's lazily loaded relationships: the only reads `PARAM_READS` keeps. */
 function lazyRelationshipNames(project: ProjectContext): Set<string> {
   let out = lazyNamesMemo.get(project);
-  if (!out) lazyNamesMemo.set(project, (out = new Set(project.models.flatMap((m) => m.relationships.filter((r) => LAZY.has(r.lazy)).map((r) => r.name)))));
+  // (And the association proxies, which read through one: `plan.template_name` loads `plan.template`.)
+  if (!out) lazyNamesMemo.set(project, (out = new Set([...project.models.flatMap((m) => m.relationships.filter((r) => LAZY.has(r.lazy)).map((r) => r.name)), ...proxyNames(project)])));
   return out;
 }
 

@@ -18,7 +18,7 @@ import { dynamicRelationChain, rowsSource, statementInfo } from './dbCalls.js';
 import { returnsOf } from './selfRows.js';
 import { lastAssignment, loopTarget, unwrap } from './semantics.js';
 import {
-  dynamicTarget, eagerlyLoaded, heldText, lazyRelationships, leadsBackToOwner, MAX_ROWS_TEXT, oneRowNote, RETURNS_ROWS, rowsExpression, sameRows, targetsHeld, type LazyRelationship,
+  dynamicTarget, eagerlyLoaded, heldText, lazyRelationships, loadedByQuery, loadedRelation, relationLabel, leadsBackToOwner, MAX_ROWS_TEXT, oneRowNote, RETURNS_ROWS, rowsExpression, sameRows, targetsHeld, type LazyRelationship,
 } from './loadedRelations.js';
 
 /**
@@ -198,7 +198,7 @@ export function reportSerializedRows(ctx: RepoRuleContext): void {
       ctx.report({
         path: file.path,
         location: { line: site.line, column: site.column, endLine: site.line, endColumn: site.column + 1 },
-        message: `${via} serializes ${rels.map(([r]) => `\`${model}.${r}\``).join(', ')} ${per} (${where}; no eager loader option for ${rels.length > 1 ? 'them' : 'it'}): one lazy load per row${rels.length > 1 ? ' for each' : ''}`
+        message: `${via} serializes ${rels.map(([r, info]) => relationLabel(model, r, info)).join(', ')} ${per} (${where}; no eager loader option for ${rels.length > 1 ? 'them' : 'it'}): one lazy load per row${rels.length > 1 ? ' for each' : ''}`
           + (scalar ? (rels.length > 1 ? '; many-to-ones: one SELECT per distinct related row not already in the session' : oneRowNote(rels[0]![1])) : '')
           + (fn.isAsync ? '; on an `AsyncSession` the lazy load raises `MissingGreenlet` instead' : ''),
         // One object's nested list: N is that one collection's size, not the table's. (An `async
@@ -214,7 +214,8 @@ export function reportSerializedRows(ctx: RepoRuleContext): void {
     if (kind !== 'one') for (const field of kept) {
       const read = schema.reads.get(field) ?? field;
       const info = lazy.get(read);
-      if (info && !eagerlyLoaded(text, read) && !targetsHeld(text, read) && !first.some(([r]) => r === read)) first.push([read, info]);
+      // (An association proxy loads the relationship it reads through: once, with that relationship's.)
+      if (info && !loadedByQuery(text, read, info) && !first.some(([r, i]) => loadedRelation(r, i) === loadedRelation(read, info))) first.push([read, info]);
     }
     report(entity, first, `for each \`${entity}\` row`);
     // One level down: a nested schema over a collection of each row.
@@ -234,7 +235,7 @@ export function reportSerializedRows(ctx: RepoRuleContext): void {
         // The way back to the row whose collection this is (`Task.project` under `Project.tasks`):
         // that row is loaded, and the many-to-one finds it in the identity map without SQL.
         if (info && leadsBackToOwner(info, read, models, attr, innerLazy)) continue;
-        if (info && !eagerlyLoaded(text, read) && !second.some(([r]) => r === read)) second.push([read, info]);
+        if (info && !eagerlyLoaded(text, loadedRelation(read, info)) && !second.some(([r, i]) => loadedRelation(r, i) === loadedRelation(read, info))) second.push([read, info]);
       }
       report(target, second, `for each item of \`${entity}.${attr}\``);
     }
