@@ -184,13 +184,9 @@ export const asyncLazyLoad: FileRule & RepoRule = {
       for (const [line, column, endColumn, position] of s.handed ?? []) {
         const target = graph.resolvedCallAt(ref.file, line, column);
         if (!target || target.call.receiverType === UNTYPED || graph.function(target.to).isAsync || unreadableOptions(text)) continue;
-        const handed = new Map<string, string>();
-        handedReads(graph, target.to, String(position), 0, handed);
-        const hit = [...handed].find(([n]) => lazy.has(n) && !eagerlyLoaded(text, relOf(n, lazy.get(n))));
+        const hit = handedLazyRead(graph, target.to, position, lazy, text);
         if (!hit) continue;
-        const [rel, where] = hit;
-        const info = lazy.get(rel)!;
-        const always = !info.scalar || info.reverse;
+        const { rel, where, info, always } = hit;
         ctx.report({
           path: file.path,
           location: { line, column, endLine: line, endColumn },
@@ -264,13 +260,9 @@ function reportHandedRows(ctx: RepoRuleContext, graph: CallGraph): void {
     if (unreadableOptions(s.text)) continue;
     const lazy = lazyRelationships(ctx.project.models.filter((m) => m.name === s.entity));
     if (!lazy.size) continue;
-    const handed = new Map<string, string>();
-    handedReads(graph, to, String(s.position), 0, handed);
-    const hit = [...handed].find(([n]) => lazy.has(n) && !eagerlyLoaded(s.text, relOf(n, lazy.get(n))));
+    const hit = handedLazyRead(graph, to, s.position, lazy, s.text);
     if (!hit) continue;
-    const [rel, where] = hit;
-    const info = lazy.get(rel)!;
-    const always = !info.scalar || info.reverse;
+    const { rel, where, info, always } = hit;
     ctx.report({
       path: file.path,
       location: { line: site.line, column: site.column, endLine: site.line, endColumn: s.end },
@@ -282,6 +274,22 @@ function reportHandedRows(ctx: RepoRuleContext, graph: CallGraph): void {
       chain: [{ path: file.path, line: call.line, column: call.column, function: fn.name, call: call.calleeText }],
     });
   }
+}
+
+/**
+ * The first lazy relationship (of `lazy`) that a sync function handed a row at `position` reads on
+ * it, itself or two levels down, that the row's statement (`text`) does not eager-load; with the
+ * function that reads it, and whether the load always emits SQL (a collection, or the side of a
+ * one-to-one without the foreign key) rather than looking in the identity map first.
+ */
+function handedLazyRead(graph: CallGraph, fn: FnRef, position: number, lazy: ReturnType<typeof lazyRelationships>, text: string) {
+  const handed = new Map<string, string>();
+  handedReads(graph, fn, String(position), 0, handed);
+  const hit = [...handed].find(([n]) => lazy.has(n) && !eagerlyLoaded(text, relOf(n, lazy.get(n))));
+  if (!hit) return null;
+  const [rel, where] = hit;
+  const info = lazy.get(rel)!;
+  return { rel, where, info, always: !info.scalar || !!info.reverse };
 }
 
 /**
