@@ -54,6 +54,23 @@ describe('PA402 severity by how long the stream lasts', () => {
   });
 });
 
+describe('PA402 downloads that outlive the request', () => {
+  it('a session held while a FileResponse or byte stream is sent is medium, and names the class and the FastAPI window', async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA402'] }, {}, null);
+    const FIXTURES = path.resolve(__dirname, '../fixtures/lifecycle');
+    const found = (await scan(path.join(FIXTURES, 'downloads-modern'), config, { inProcessBytes: Infinity })).result.findings;
+    expect(found.map((f) => f.function).sort()).toEqual(['calling_vendor', 'image_attachment', 'image_blob', 'image_counted', 'image_pieces', 'image_raw', 'image_typed']);
+    expect(found.every((f) => f.severity === 'medium' && !f.advisory)).toBe(true);
+    expect(found.find((f) => f.function === 'image_blob')!.message).toMatch(/after the `FileResponse` download has been sent \(FastAPI < 0\.106 and ≥ 0\.118/);
+    expect(found.find((f) => f.function === 'image_raw')!.message).toMatch(/`StreamingResponse` download/);
+    expect(found.find((f) => f.function === 'image_counted')!.message).toMatch(/`image\.blob_path` after the commit loads the expired row again/);
+    expect(found.find((f) => f.function === 'calling_vendor')!.message).toMatch(/whole `FileResponse` download of `vendor_image`.*FastAPI < 0\.106/);
+    // FastAPI 0.106-0.117 ran the dependency's exit code before the body went out.
+    const window = (await scan(path.join(FIXTURES, 'downloads-window'), config, { inProcessBytes: Infinity })).result.findings;
+    expect(window).toEqual([]);
+  });
+});
+
 describe('FastAPI version for yield-dependency teardown', () => {
   it.each([
     ['==0.115.12', [0, 115, 12], false],

@@ -139,6 +139,8 @@ export interface StreamingFactoryInfo {
   sse: boolean;
   /** For a function: the index of its parameter that becomes the response's content, or null. */
   contentParam: number | null;
+  /** Derives from (or returns) Starlette's `FileResponse`: a file download, not a stream. */
+  download?: true;
   file: string;
   line: number;
 }

@@ -129,8 +129,8 @@ const INIT_SESSION_HINT = /^[ \t]+self\.\w+[ \t]*=[ \t]*[\w.]*(?:Session|session
 const MODULE_INSTANCE_HINT = /^[A-Za-z_]\w*[ \t]*=[ \t]*[A-Z]\w*\(/m;
 /** A class deriving from a library's class-based view: the project's own view base may be defined here. */
 const VIEW_CLASS_HINT = /^class\s+\w+\s*\([^)]*(?:Resource|View|Endpoint)\s*[,)]/m;
-/** A streaming response of the libraries, named: a project subclass or wrapper of one may be defined here. */
-const STREAMING_RESPONSE_HINT = /StreamingResponse|EventSourceResponse/;
+/** A streaming (or file) response of the libraries, named: a project subclass or wrapper of one may be defined here. */
+const STREAMING_RESPONSE_HINT = /StreamingResponse|EventSourceResponse|FileResponse/;
 /** Flask-SQLAlchemy's engine settings in app config (see `flaskEngines`). */
 const FLASK_ENGINE_CONFIG = /SQLALCHEMY_(ENGINE_OPTIONS|POOL_|MAX_OVERFLOW|DATABASE_URI)|\.config\.from_(?:envvar|prefixed_env|file|pyfile)\s*\(/;
 /** `SessionLocal, engine = init(url)` at module level (see `unpackedFactories`). */
@@ -1143,16 +1143,19 @@ function sharedSessions(perFile: { file: string; facts: PythonFileFacts }[], fac
   return out.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line));
 }
 
-/** A streaming response of the libraries, by qualified name. */
-const LIBRARY_STREAMING = /^(fastapi|starlette|sse_starlette)\.([\w.]+\.)?(StreamingResponse|EventSourceResponse)$/;
+/** A streaming response of the libraries, by qualified name; Starlette's `FileResponse` sends a file in chunks. */
+const LIBRARY_STREAMING = /^(fastapi|starlette|sse_starlette)\.([\w.]+\.)?(StreamingResponse|EventSourceResponse|FileResponse)$/;
 
 /**
  * The project's streaming responses: classes deriving from a library streaming response (or from
- * one of these), functions whose every return builds one, to a fixpoint across modules.
+ * one of these), functions whose every return builds one, to a fixpoint across modules. Those
+ * whose library root is `FileResponse` are marked `download`.
  */
 function resolveStreaming(cands: { file: string; cand: StreamingCandidate }[]): StreamingFactoryInfo[] {
-  const known = new Map<string, boolean>();
-  for (const { cand } of cands) for (const t of cand.targets) if (LIBRARY_STREAMING.test(t)) known.set(t, t.endsWith('EventSourceResponse'));
+  const known = new Map<string, { sse: boolean; download: boolean }>();
+  for (const { cand } of cands) {
+    for (const t of cand.targets) if (LIBRARY_STREAMING.test(t)) known.set(t, { sse: t.endsWith('EventSourceResponse'), download: t.endsWith('FileResponse') });
+  }
   const out: StreamingFactoryInfo[] = [];
   for (let grew = true; grew; ) {
     grew = false;
@@ -1160,9 +1163,10 @@ function resolveStreaming(cands: { file: string; cand: StreamingCandidate }[]): 
       if (known.has(cand.name)) continue;
       const hit = cand.targets.find((t) => known.has(t));
       if (hit === undefined) continue;
-      const sse = known.get(hit)! || cand.eventStream;
-      known.set(cand.name, sse);
-      out.push({ name: cand.name, kind: cand.kind, sse, contentParam: cand.contentParam, file, line: cand.line });
+      const root = known.get(hit)!;
+      const sse = root.sse || (cand.eventStream && !root.download);
+      known.set(cand.name, { sse, download: root.download });
+      out.push({ name: cand.name, kind: cand.kind, sse, contentParam: cand.contentParam, ...(root.download ? { download: true as const } : {}), file, line: cand.line });
       grew = true;
     }
   }

@@ -884,7 +884,7 @@ function annotatedStreaming(model: FileModel, project: ProjectContext, fn: Funct
   const l = local.get(q);
   if (l !== undefined) return l;
   const p = projectStreaming(project).get(q);
-  return p?.kind === 'class' ? p.sse : undefined;
+  return p?.kind === 'class' && !p.download ? p.sse : undefined;
 }
 
 /**
@@ -902,6 +902,7 @@ export function streamingResponses(model: FileModel, project: ProjectContext, fn
     const q = call.qualifiedName ?? boundName(model, call) ?? '';
     const localSse = local.get(q);
     const factory = localSse === undefined && !isLibraryStreaming(q) ? known.get(q) ?? null : null;
+    if (factory?.download) continue;
     if (!isLibraryStreaming(q) && localSse === undefined && !factory) continue;
     const args = call.node.childForFieldName('arguments')?.namedChildren ?? [];
     let sse = localSse ?? factory?.sse ?? /EventSourceResponse$/.test(q);
@@ -921,6 +922,84 @@ export function streamingResponses(model: FileModel, project: ProjectContext, fn
         if (!call) continue;
         out.push(streamingUse(model, fn, call, sse, contentArgument(call.node.childForFieldName('arguments')?.namedChildren ?? [], null)));
       }
+    }
+  }
+  return out;
+}
+
+/** Starlette's file response (re-exported by FastAPI), by qualified name. */
+const LIBRARY_FILE_RESPONSE = /^(fastapi|starlette)\.([\w.]+\.)?FileResponse$/;
+
+/** A response body built in memory: `io.BytesIO(data)`, `StringIO(text)`, `iter([payload])`, a bytes/str literal. */
+const IN_MEMORY_BODY = /^((io\.)?(BytesIO|StringIO)\(|iter\(\s*[[(]|[bfru]*["'])/i;
+
+/** A call whose result is a file or chunk iterator: `open(path, "rb")`, `aiofiles.open`, `p.open("rb")`, `r.iter_content(...)`, `resp.aiter_bytes()`. */
+const FILE_BODY_CALL = /(^|\.)(open|a?iter_(bytes|raw|content|chunks?|chunked|lines)|iter_content|stream)$/;
+
+export interface DownloadUse {
+  /** The response call (`FileResponse(path)`, `StreamingResponse(chunks())`, a project subclass or wrapper). */
+  call: CallInfo;
+  /** The class (or wrapper) it names, as written. */
+  cls: string;
+  /** For a streamed body: the generator feeding it, when defined in this file. */
+  generator: FunctionInfo | null;
+  /** For a streamed body: the call that makes it (`chunks()`), or null. */
+  generatorCall: SyntaxNode | null;
+}
+
+/**
+ * Responses built in `fn` whose body is sent after the handler returns, for as long as the file
+ * and the client's bandwidth make it: Starlette's `FileResponse` (a project subclass or a project
+ * function returning one), and a `StreamingResponse` that is not an event stream or long poll —
+ * over a file (`open(path, "rb")`, a chunked reader such as `resp.aiter_bytes()`) or a generator
+ * of this file that loops over its data. Not a streamed body built in memory (`BytesIO(data)`,
+ * `iter([csv_text])`, a value of unknown kind from another module), nor a generator that yields
+ * a fixed number of times (`isBoundedGenerator`): its size is what the handler already holds.
+ */
+export function downloadResponses(model: FileModel, project: ProjectContext, fn: FunctionInfo): DownloadUse[] {
+  const out: DownloadUse[] = [];
+  const known = projectStreaming(project);
+  const localFiles = model.classes.length > 0 ? localFileResponseClasses(model) : new Set<string>();
+  for (const call of model.calls) {
+    if (call.functionIndex !== fn.index) continue;
+    const q = call.qualifiedName ?? boundName(model, call) ?? '';
+    if (LIBRARY_FILE_RESPONSE.test(q) || localFiles.has(q) || known.get(q)?.download) {
+      out.push({ call, cls: call.calleeText, generator: null, generatorCall: null });
+    }
+  }
+  for (const use of streamingResponses(model, project, fn)) {
+    if (use.sse || (use.generator && (isLongLivedGenerator(model, use.generator) || isBoundedGenerator(model, use.generator)))) continue;
+    const args = use.call.node.childForFieldName('arguments')?.namedChildren ?? [];
+    const factory = known.get(use.call.qualifiedName ?? '') ?? null;
+    let content = contentArgument(args, factory?.kind === 'function' ? factory : null);
+    if (!content) continue;
+    if (content.type === 'identifier') {
+      const name = content.text;
+      const a = [...model.assignments].reverse().find((x) => x.functionIndex === fn.index && x.target === name && x.line <= use.call.line);
+      if (a?.value) content = a.value;
+    }
+    if (IN_MEMORY_BODY.test(content.text) || content.type === 'string' || content.type === 'list') continue;
+    // A generator of this file that loops over its data, a file opened for the body, or a chunked
+    // reader (`resp.aiter_bytes()`, `blob.iter_chunks()`); not a value of unknown size from elsewhere
+    // (`render_pdf(...)` most often hands back a buffer already in memory).
+    if (!use.generator && !(content.type === 'call' && FILE_BODY_CALL.test(content.childForFieldName('function')?.text ?? ''))) continue;
+    out.push({ call: use.call, cls: use.call.calleeText, generator: use.generator, generatorCall: use.generatorCall });
+  }
+  return out;
+}
+
+/** `class AttachmentResponse(FileResponse)` of this module, and subclasses of those, by qualified name. */
+function localFileResponseClasses(model: FileModel): Set<string> {
+  const out = new Set<string>();
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const c of model.classes) {
+      const name = c.childForFieldName('name')?.text;
+      if (!name || out.has(`${model.moduleName}.${name}`)) continue;
+      const bases = c.childForFieldName('superclasses')?.namedChildren ?? [];
+      if (!bases.some((b) => { const q = resolveName(model, b.text) ?? `${model.moduleName}.${b.text}`; return LIBRARY_FILE_RESPONSE.test(q) || out.has(q); })) continue;
+      out.add(`${model.moduleName}.${name}`);
+      grew = true;
     }
   }
   return out;

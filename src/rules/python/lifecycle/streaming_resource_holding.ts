@@ -28,7 +28,14 @@
  * handler's own file.
  *
  * Flask (flaskStreaming.ts): `stream_with_context` keeps the request's session, and the
- * connection of a transaction it began, until the stream ends.
+ * connection of a transaction it began, until the stream ends. A plain `send_file` does not: Flask
+ * pops the app context (Flask-SQLAlchemy removes its session) when `wsgi_app` returns, before the
+ * server iterates the body (measured on Flask 2.2 / Flask-SQLAlchemy 3.0).
+ *
+ * Downloads (`reportDownloads`, `downloadDependencySites`): `FileResponse` and a `StreamingResponse`
+ * over a file or a byte generator are sent after the handler returns, for as long as the file and
+ * the client's bandwidth make it; on FastAPI versions that close `yield` dependencies after the
+ * response, a session used before it and not released holds its connection for the transfer (medium).
  *
  * Precision: a stream whose length is the data's (`for row in rows: yield row` exports) is not a
  * long-poll; a session whose last use in the endpoint ends its transaction (`commit`, `close`)
@@ -40,6 +47,7 @@ import { callArgs } from '../query/semantics.js';
 import { FLUSH_EFFECT, PK_QUERY_EFFECT, QUERY_EFFECT } from '../query/dbCalls.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import { callAt, callsOf, variableRefs } from '../../../semantic/model.js';
+import { insideNestedFunction } from '../../../semantic/controlFlow.js';
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect, FileSummary } from '../../../analysis/summary.js';
@@ -48,7 +56,7 @@ import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../anal
 import { flaskStreams, heldSessionCall, releasedEachRound } from './flaskStreaming.js';
 import {
   acquireKind, endsTransaction, generatorUsesSession, websocketHoldsSession, hasOwnLoop, injectedSessions, isBoundedGenerator, isLongLivedGenerator, isWebsocketHandler,
-  ownRefs, releasesConnection, sessionSubDependencies, streamingResponses, yieldDependencyOutlivesStream, type StreamingUse,
+  ownRefs, releasesConnection, sessionSubDependencies, streamingResponses, yieldDependencyOutlivesStream, downloadResponses, type StreamingUse,
   dependencySessions, dependencyTargets, importedDependencies, localAlias, routeDependencies,
 } from './semantics.js';
 
@@ -220,6 +228,91 @@ function isLongLived(model: FileModel, use: StreamingUse): boolean {
   return use.sse || (use.generator !== null && isLongLivedGenerator(model, use.generator));
 }
 
+/** The FastAPI versions whose `yield` dependencies exit after the response, as the message says. */
+const OUTLIVING_VERSIONS = 'FastAPI < 0.106 and ≥ 0.118 run a `yield` dependency\'s exit code after the response has been sent';
+
+/**
+ * A row the handler loaded through session `name` (an assignment before `commit` whose value
+ * uses the session: `track = db.get(Track, id)`, `track = find_track(db, id)`) and reads after
+ * that commit (`track.path`): with `expire_on_commit` on, the read loads it again, on a new
+ * transaction that keeps a connection until the session closes. The read, or null.
+ */
+function readsExpiredRow(fn: FunctionInfo, name: string, commit: SyntaxNode): SyntaxNode | null {
+  if (!fn.body) return null;
+  const uses = new Set(ownRefs(fn, name).map((r) => r.id));
+  for (const a of fn.body.descendantsOfType('assignment')) {
+    if (a.endIndex > commit.startIndex || insideNestedFunction(a, fn.body)) continue;
+    const left = a.childForFieldName('left');
+    const right = a.childForFieldName('right');
+    if (left?.type !== 'identifier' || !right || left.text === name) continue;
+    if (!right.descendantsOfType('identifier').some((i) => uses.has(i.id))) continue;
+    // A wrapper of the session (`repo = Repo(db)`) is the session itself: its uses are in `uses`.
+    if (variableRefs(fn.body, left.text).some((r) => uses.has(r.id))) continue;
+    const read = variableRefs(fn.body, left.text).find((r) => r.startIndex > commit.endIndex && r.parent?.type === 'attribute' && r.parent.childForFieldName('object')?.id === r.id);
+    if (read) return read;
+  }
+  return null;
+}
+
+/**
+ * A handler with no event stream that returns a download (`FileResponse`, a `StreamingResponse`
+ * over a file or a byte generator, see `downloadResponses`): a session injected through a
+ * `yield` dependency (its own parameter, or a same-file sub-dependency's) and used before the
+ * response without giving its connection back stays checked out — idle in the transaction its
+ * first statement began — while the body is sent, when FastAPI closes such dependencies after the
+ * response. Medium: a download ends, but a large file to a slow client holds a pool slot for
+ * minutes. A body generator that uses the session itself needs it (an export from the database).
+ */
+function reportDownloads(ctx: FileRuleContext, fn: FunctionInfo, reportedDependencies: Set<string>): void {
+  const { model, project } = ctx;
+  if (!/FileResponse|StreamingResponse/.test(model.source) && !project.streamingFactories?.length) return;
+  if (!yieldDependencyOutlivesStream(project)) return;
+  const downloads = downloadResponses(model, project, fn);
+  if (!downloads.length) return;
+  const cls = downloads[0]!.cls;
+  const generators = downloads.map((d) => d.generator).filter((g): g is FunctionInfo => g !== null);
+  const feeds = (param: string) => downloads.some((d) => generatorUsesSession({ call: d.call, sse: false, generatorCall: d.generatorCall, generator: d.generator }, param));
+  for (const s of injectedSessions(model, project, fn)) {
+    if (!s.viaDepends || s.functionScope || feeds(s.name)) continue;
+    const refs = ownRefs(fn, s.name, generators);
+    const last = refs[refs.length - 1];
+    if (!last || releasesConnection(project, last)) continue;
+    const reread = endsTransaction(last) ? readsExpiredRow(fn, s.name, last) : null;
+    if (endsTransaction(last) && !reread) continue;
+    const why = reread
+      ? `\`${reread.parent!.text}\` after the commit loads the expired row again, on a transaction that`
+      : 'its first statement began a transaction that';
+    ctx.report({
+      node: s.node,
+      message: `injected session \`${s.name}\` of \`${fn.name}\` is closed only after the \`${cls}\` download has been sent (${OUTLIVING_VERSIONS}): ${why} keeps a pooled connection checked out, idle, for the whole transfer`,
+      severity: 'medium',
+      function: fn.name,
+    });
+  }
+  for (const sd of sessionSubDependencies(model, project, fn)) {
+    const key = `${sd.dependency.index}:${sd.session.name}`;
+    if (reportedDependencies.has(key) || sd.session.functionScope || (sd.carrier && feeds(sd.param))) continue;
+    let why: string | null = null;
+    const endpointRefs = sd.carrier ? ownRefs(fn, sd.param, generators) : [];
+    const last = endpointRefs[endpointRefs.length - 1];
+    if (last) {
+      if (!endsTransaction(last)) why = `\`${fn.name}\` uses \`${sd.param}\` before the response and does not release it`;
+    } else if (sd.lastUse && !releasesConnection(project, sd.lastUse)) {
+      const expiredOnly = endsTransaction(sd.lastUse);
+      if (!expiredOnly && (sd.queries || sd.handedOn.length > 0)) why = `\`${sd.dependency.name}\` uses it and does not release it`;
+      else if (expiredOnly && sd.returnsRow && fn.body && variableRefs(fn.body, sd.param).length > 0) why = `\`${sd.dependency.name}\` commits with \`expire_on_commit\` on, and \`${fn.name}\` reads what it returned, which loads it again`;
+    }
+    if (!why) continue;
+    reportedDependencies.add(key);
+    ctx.report({
+      node: sd.session.node,
+      message: `session \`${sd.session.name}\` of dependency \`${sd.dependency.name}\` is held for the whole \`${cls}\` download of \`${fn.name}\` (through \`${sd.param}\`): ${why}, and the dependency closes it only after the response has been sent (${OUTLIVING_VERSIONS})`,
+      severity: 'medium',
+      function: sd.dependency.name,
+    });
+  }
+}
+
 export const streamingResourceHolding: FileRule & RepoRule = {
   meta: {
     code: 'PA402',
@@ -227,8 +320,8 @@ export const streamingResourceHolding: FileRule & RepoRule = {
     family: 'lifecycle',
     severity: 'critical',
     effort: 'M',
-    summary: 'Streaming endpoint (SSE, long-poll, WebSocket) keeps a session/connection open for the whole stream',
-    what: 'Finds SSE endpoints (`EventSourceResponse`, `StreamingResponse(media_type="text/event-stream")`), long-poll `StreamingResponse` generators (a `while` loop, or a loop that waits) and looping WebSocket endpoints that hold a session or connection while they stream: an injected session used by the generator; an injected session used before the response and still open during the stream (version-aware: FastAPI < 0.106 and ≥ 0.118 close `yield` dependencies after the response, 0.106–0.117 before it, `Depends(..., scope="function")` early); a session or connection opened with `with` around the streaming loop, or assigned before it and given back only after it (`session = Maker()` … `finally: session.close()`); a session injected into a sub-dependency, of the endpoint\'s module or another (`get_repo(db = Depends(get_db))` behind `repo = Depends(get_repo)`, `user = Depends(deps.current_user)`) whose result the stream uses, or that is used and not released before the response (reported at the parameter of the dependency). A response streams when built from these classes, a project subclass or a project function returning one, or when the handler is annotated to return one; handlers registered by a call (`add_api_route`, `Route(...)`, `add_url_rule(view_func=...)`, aiohttp `router.add_get`) count. Flask: a view that returns `Response(stream_with_context(gen()))` (or a generator decorated with `@stream_with_context`) as an event stream or a long poll keeps the app context, and with it Flask-SQLAlchemy\'s `db.session` (or a scoped session removed at teardown), until the stream ends: a query in the generator or in the view before the response, with no `commit()`/`rollback()`/`close()`/`remove()` after it, holds a pooled connection for the whole stream (reported at that query; a plain `Response(gen())` is silent: the contexts, and the session, are gone before the body streams). aiohttp: a handler that streams itself (`web.StreamResponse` + `prepare`, or aiohttp-sse\'s `sse_response`) with a session or connection opened by `with` around the loop that writes to it (`async with pool.acquire()`, `engine.connect()`), when the stream is an event stream or its loop waits. Critical for SSE/WebSocket, high for long-poll. `medium` when the stream\'s generator yields a fixed number of times and ends (every `yield` outside any loop, no `yield from`, nothing that waits for new data: a progress stream of a few steps): the connection is held for the seconds its work takes, not for as long as the client listens.',
+    summary: 'Streaming endpoint (SSE, long-poll, WebSocket) or file download keeps a session/connection open for the whole stream',
+    what: 'Finds SSE endpoints (`EventSourceResponse`, `StreamingResponse(media_type="text/event-stream")`), long-poll `StreamingResponse` generators (a `while` loop, or a loop that waits) and looping WebSocket endpoints that hold a session or connection while they stream: an injected session used by the generator; an injected session used before the response and still open during the stream (version-aware: FastAPI < 0.106 and ≥ 0.118 close `yield` dependencies after the response, 0.106–0.117 before it, `Depends(..., scope="function")` early); a session or connection opened with `with` around the streaming loop, or assigned before it and given back only after it (`session = Maker()` … `finally: session.close()`); a session injected into a sub-dependency, of the endpoint\'s module or another (`get_repo(db = Depends(get_db))` behind `repo = Depends(get_repo)`, `user = Depends(deps.current_user)`) whose result the stream uses, or that is used and not released before the response (reported at the parameter of the dependency). A response streams when built from these classes, a project subclass or a project function returning one, or when the handler is annotated to return one; handlers registered by a call (`add_api_route`, `Route(...)`, `add_url_rule(view_func=...)`, aiohttp `router.add_get`) count. Flask: a view that returns `Response(stream_with_context(gen()))` (or a generator decorated with `@stream_with_context`) as an event stream or a long poll keeps the app context, and with it Flask-SQLAlchemy\'s `db.session` (or a scoped session removed at teardown), until the stream ends: a query in the generator or in the view before the response, with no `commit()`/`rollback()`/`close()`/`remove()` after it, holds a pooled connection for the whole stream (reported at that query; a plain `Response(gen())` is silent: the contexts, and the session, are gone before the body streams). aiohttp: a handler that streams itself (`web.StreamResponse` + `prepare`, or aiohttp-sse\'s `sse_response`) with a session or connection opened by `with` around the loop that writes to it (`async with pool.acquire()`, `engine.connect()`), when the stream is an event stream or its loop waits. Critical for SSE/WebSocket, high for long-poll. `medium` when the stream\'s generator yields a fixed number of times and ends (every `yield` outside any loop, no `yield from`, nothing that waits for new data: a progress stream of a few steps): the connection is held for the seconds its work takes, not for as long as the client listens. Downloads, `medium`: a handler that returns Starlette\'s `FileResponse` (or a project subclass, or a project function returning one) or a `StreamingResponse` that is not an event stream or long poll — over a file (`open(path, "rb")`, a generator reading one) or a generator of bytes — while an injected session (its own `Depends(get_db)`, a same-file sub-dependency\'s, or another module\'s dependency such as `user = Depends(current_user)`) has run a statement and not given its connection back (no `close()`/`rollback()`, nor a commit that releases it; after a commit with `expire_on_commit` on, when the handler reads a row it loaded before, which begins a new transaction): the connection stays checked out, idle in transaction, until the whole body has been sent, only on FastAPI < 0.106 and ≥ 0.118 (0.106–0.117: silent). A download ends, unlike a feed, but a large file to a slow client holds a pool slot for minutes. Silent: a body built in memory (`Response(content=...)`, `JSONResponse`, `StreamingResponse(io.BytesIO(data))`, or a value another module returns that is not a file or chunk reader), a session never used, and a body generator that reads through the session itself (an export streamed from the database needs its connection). Flask\'s `send_file` holds nothing: the app context (and Flask-SQLAlchemy\'s session) is torn down when the WSGI app returns, before the server sends the body.',
     why: 'A stream lasts as long as the client stays connected. A session held for it pins a pooled connection — often inside an open transaction, which also holds back vacuum — for minutes or hours; with the default pool of 5 + 10 overflow, fifteen open streams stop every other endpoint.',
     bad: 'import asyncio\n\nfrom fastapi import Depends, FastAPI\nfrom sqlalchemy import select\nfrom sqlalchemy.ext.asyncio import AsyncSession\nfrom sse_starlette.sse import EventSourceResponse\n\napp = FastAPI()\n\n\n@app.get("/jobs/{job_id}/events")\nasync def job_events(job_id: int, session: AsyncSession = Depends()):\n    async def stream():\n        while True:\n            job = await session.get(Job, job_id)\n            yield {"data": job.status}\n            await asyncio.sleep(1)\n\n    return EventSourceResponse(stream())\n',
     good: 'import asyncio\n\nfrom fastapi import FastAPI\nfrom sqlalchemy.ext.asyncio import async_sessionmaker\nfrom sse_starlette.sse import EventSourceResponse\n\napp = FastAPI()\nsession_factory = async_sessionmaker(expire_on_commit=False)\n\n\n@app.get("/jobs/{job_id}/events")\nasync def job_events(job_id: int):\n    async def stream():\n        while True:\n            async with session_factory() as session:\n                job = await session.get(Job, job_id)\n            yield {"data": job.status}\n            await asyncio.sleep(1)\n\n    return EventSourceResponse(stream())\n',
@@ -254,7 +347,10 @@ export const streamingResourceHolding: FileRule & RepoRule = {
       if (aiohttp) reportAiohttpStreams(ctx, fn);
       const streams = streamingResponses(model, project, fn).filter((u) => isLongLived(model, u));
       const websocket = isWebsocketHandler(fn) && hasOwnLoop(model, fn);
-      if (streams.length === 0 && !websocket) continue;
+      if (streams.length === 0 && !websocket) {
+        reportDownloads(ctx, fn, reportedDependencies);
+        continue;
+      }
       const generators = streams.map((u) => u.generator).filter((g): g is FunctionInfo => g !== null);
       for (const s of injectedSessions(model, project, fn)) {
         const used = streams.find((u) => generatorUsesSession(u, s.name));
@@ -380,7 +476,7 @@ export const streamingResourceHolding: FileRule & RepoRule = {
         ctx.report({
           path: depFile.path,
           location: { line: e.line, column: e.column, endLine: d.endLine, endColumn: d.endColumn },
-          message: `session \`${d.name}\` of dependency \`${graph.function(dep).qualifiedName}\` is held for the whole ${s.kind} of \`${graph.function(ref).qualifiedName}\` (${file.path}, through \`${s.param}\`): ${why}${s.inGenerator && d.carrier ? '' : ', and the dependency closes it only after the endpoint ends'}`,
+          message: `session \`${d.name}\` of dependency \`${graph.function(dep).qualifiedName}\` is held for the whole ${s.kind} of \`${graph.function(ref).qualifiedName}\` (${file.path}, through \`${s.param}\`): ${why}${s.inGenerator && d.carrier ? '' : s.kind.endsWith(' download') ? `, and the dependency closes it only after the response has been sent (${OUTLIVING_VERSIONS})` : ', and the dependency closes it only after the endpoint ends'}`,
           severity: s.severity,
           function: graph.function(dep).name,
         });
@@ -474,7 +570,8 @@ interface StreamDependencySite {
   param: string;
   /** The dependency's qualified name. */
   target: string;
-  kind: 'SSE stream' | 'long-poll stream' | 'WebSocket connection';
+  /** What the endpoint sends: a stream, a WebSocket connection, or a download (`` `FileResponse` download ``). */
+  kind: 'SSE stream' | 'long-poll stream' | 'WebSocket connection' | `\`${string}\` download`;
   severity: Severity;
   /** The stream's generator uses the parameter. */
   inGenerator: boolean;
@@ -506,6 +603,34 @@ export interface SessionDependencyFact {
 }
 
 /**
+ * A download endpoint's sites (see `downloadResponses`): each parameter filled by a dependency of
+ * another module that does not feed the body's generator, and the route's `dependencies=[...]`.
+ * Only where FastAPI closes `yield` dependencies after the response.
+ */
+function downloadDependencySites(model: FileModel, project: ProjectContext, fn: FunctionInfo, imported: { param: string; paramNode: SyntaxNode; target: string }[], routeDeps: string[], out: Effect[]): void {
+  if (!yieldDependencyOutlivesStream(project)) return;
+  const downloads = downloadResponses(model, project, fn);
+  if (!downloads.length) return;
+  const kind = `\`${downloads[0]!.cls}\` download` as const;
+  const generators = downloads.map((d) => d.generator).filter((g): g is FunctionInfo => g !== null);
+  for (const d of imported) {
+    if (downloads.some((u) => generatorUsesSession({ call: u.call, sse: false, generatorCall: u.generatorCall, generator: u.generator }, d.param))) continue;
+    const refs = ownRefs(fn, d.param, generators);
+    const last = refs[refs.length - 1];
+    const site: StreamDependencySite = {
+      param: d.param, target: d.target, kind, severity: 'medium', inGenerator: false,
+      endpointLast: !last ? 'none' : endsTransaction(last) ? 'releases' : 'holds',
+      endpointReads: !!fn.body && variableRefs(fn.body, d.param).length > 0,
+    };
+    out.push({ kind: STREAM_DEPENDENCY, what: JSON.stringify(site), line: d.paramNode.startPosition.row + 1, column: d.paramNode.startPosition.column + 1 });
+  }
+  for (const target of routeDeps) {
+    const site: StreamDependencySite = { param: 'dependencies=[...]', target, kind, severity: 'medium', inGenerator: false, endpointLast: 'none', endpointReads: false };
+    out.push({ kind: STREAM_DEPENDENCY, what: JSON.stringify(site), line: fn.startLine, column: 1 });
+  }
+}
+
+/**
  * The facts PA402 needs across modules: on a streaming endpoint, each parameter filled by a
  * dependency of another module ({@link STREAM_DEPENDENCY}); on any module-level function,
  * `__init__` or `__call__` that takes a session by `Depends`, what it does with it ({@link SESSION_DEPENDENCY}).
@@ -530,7 +655,10 @@ export function collectStreamDependencies(model: FileModel, project?: ProjectCon
       if (!imported.length && !routeDeps.length) continue;
       const streams = streamingResponses(model, project, fn).filter((u) => isLongLived(model, u));
       const websocket = isWebsocketHandler(fn) && hasOwnLoop(model, fn);
-      if (streams.length === 0 && !websocket) continue;
+      if (streams.length === 0 && !websocket) {
+        downloadDependencySites(model, project, fn, imported, routeDeps, out[fn.index]!);
+        continue;
+      }
       const generators = streams.map((u) => u.generator).filter((g): g is FunctionInfo => g !== null);
       const kind = websocket && streams.length === 0 ? 'WebSocket connection' : streams[0]?.sse ? 'SSE stream' : 'long-poll stream';
       for (const d of imported) {
