@@ -562,7 +562,7 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
   for (const a of model.assignments) {
     if (a.functionIndex >= 0 || a.fromWith || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
     // `db_session = db.session`: whether `db` is a Flask-SQLAlchemy handle, discovery decides.
-    if (a.value?.type === 'attribute' && a.value.childForFieldName('attribute')?.text === 'session' && a.value.childForFieldName('object')?.type === 'identifier') {
+    if (a.value?.type === 'attribute' && a.value.childForFieldName('attribute')?.text === 'session' && a.value.childForFieldName('object')?.type === 'identifier' && !inClassBody(a.node)) {
       const obj = a.value.childForFieldName('object')!.text;
       (facts.sessionAliases ??= []).push({ name: a.target, handle: resolveImported(model, obj) ?? obj });
       continue;
@@ -1630,4 +1630,10 @@ function originOf(model: FileModel, fnIndex: number, name: string, before: numbe
     if (c) best = c;
   }
   return best;
+}
+
+/** Is the assignment in a class body (not at module level), outside any function? */
+function inClassBody(node: SyntaxNode): boolean {
+  for (let p = node.parent; p; p = p.parent) if (p.type === 'class_definition') return true;
+  return false;
 }

@@ -1258,7 +1258,7 @@ function endpointNamed(model: FileModel, at: number, name: string): FunctionInfo
  */
 const SCHEDULE_VALUE = /(?:^|[^\w.]|schedule\.)every\s*\(|\bcrontab\s*\(|\b(?:Cron|Interval|Date)Trigger\s*\(|\b(?:cron|interval|run_every|trigger)\s*=|^\s*['"](?:cron|interval)['"]/;
 /** An object named as a scheduler (`scheduler`, `sched`, `cron`, `periodic`, `beat`), or built by a class so named. */
-const SCHEDULER_NAME = /sched|cron|periodic|beat/i;
+const SCHEDULER_NAME = /^(?:\w+_)?(?:scheduler|schedulers|sched|cron|crons|periodic|beat)$|^(?:\w*[a-z])?(?:Scheduler|Cron|Periodic)$/;
 const SCHEDULE_HINT = /\.do\(|\.add_job\(/;
 
 /** Is `name` (an object's name, a module-level one) a scheduler by its name or its constructor (`jobs = BackgroundScheduler()`)? */
@@ -1988,9 +1988,15 @@ export function isFlaskHandle(model: FileModel, dotted: string | null, attr?: st
  * `<handle>.session` at module level in this file, or imported from a module of the project that
  * binds it so (`from . import db_session`). Null for anything else.
  */
+function classBodyAssignment(node: SyntaxNode): boolean {
+  for (let p = node.parent; p; p = p.parent) if (p.type === 'class_definition') return true;
+  return false;
+}
+
 export function flaskSessionAlias(model: FileModel, name: string): string | null {
   if (!model.flaskDbHandles.size || !/^[A-Za-z_]\w*$/.test(name)) return null;
-  const own = assignmentsTo(model, name).filter((a) => a.functionIndex < 0);
+  // Module level only: `session = db.session` in a class body is that class's attribute.
+  const own = assignmentsTo(model, name).filter((a) => a.functionIndex < 0 && !classBodyAssignment(a.node));
   if (own.length) {
     const v = own.length === 1 ? own[0]!.value : null;
     const obj = v?.type === 'attribute' && v.childForFieldName('attribute')?.text === 'session' ? v.childForFieldName('object')?.text ?? '' : '';

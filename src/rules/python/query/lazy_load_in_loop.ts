@@ -91,7 +91,7 @@ import { memoDecoratorOf } from '../../../semantic/memo.js';
 import { returnsOf, selfOptionsText, selfRowsResolver } from './selfRows.js';
 import { itemAttributeReads, lastAssignment, loopTarget, unwrap } from './semantics.js';
 import {
-  deferredColumns, dynamicTarget, eagerlyLoaded, heldText, LAZY, loadedByQuery, loadedRelation, relationLabel, lazyRelationships, leadsBackToOwner, MAX_ROWS_TEXT, oneRowNote, RETURNS_ROWS, rowsExpression, sameRows, targetsHeld, type LazyRelationship,
+  deferredColumns, dynamicTarget, eagerlyLoaded, heldText, LAZY, loadedByQuery, loadedRelation, relationLabel, lazyRelationships, leadsBackToOwner, MAX_ROWS_TEXT, oneRowNote, RETURNS_ROWS, rowsExpression, sameRows, type LazyRelationship,
 } from './loadedRelations.js';
 import { reportSerializedRows } from './serializedRows.js';
 import { reportReturnedRowCollections } from './returnedRowCollections.js';

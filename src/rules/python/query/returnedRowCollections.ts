@@ -39,7 +39,7 @@ import { callGraphOf, ownSites } from '../../../analysis/callgraph.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { modelsNamedInSummary, nearestModels, projectIndex } from '../../projectFacts.js';
 import { iterationWriter } from './dbCalls.js';
-import { eagerlyLoaded, heldText, lazyRelationships, leadsBackToOwner, loadedByQuery, loadedRelation, relationLabel, MAX_ROWS_TEXT, oneRowNote, sameRows, targetsHeld, type LazyRelationship } from './loadedRelations.js';
+import { heldText, lazyRelationships, leadsBackToOwner, loadedByQuery, loadedRelation, relationLabel, MAX_ROWS_TEXT, oneRowNote, sameRows, type LazyRelationship } from './loadedRelations.js';
 import { classMembers, ROW_QUERY, rowReadsAt } from './rowCalls.js';
 import { returnsOf } from './selfRows.js';
 import { itemAttributeReads, lastAssignment, loopTarget, unwrap } from './semantics.js';

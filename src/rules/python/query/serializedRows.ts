@@ -18,7 +18,7 @@ import { dynamicRelationChain, rowsSource, statementInfo } from './dbCalls.js';
 import { returnsOf } from './selfRows.js';
 import { lastAssignment, loopTarget, unwrap } from './semantics.js';
 import {
-  dynamicTarget, eagerlyLoaded, heldText, lazyRelationships, loadedByQuery, loadedRelation, relationLabel, leadsBackToOwner, MAX_ROWS_TEXT, oneRowNote, RETURNS_ROWS, rowsExpression, sameRows, targetsHeld, type LazyRelationship,
+  dynamicTarget, eagerlyLoaded, heldText, lazyRelationships, loadedByQuery, loadedRelation, relationLabel, leadsBackToOwner, MAX_ROWS_TEXT, oneRowNote, RETURNS_ROWS, rowsExpression, sameRows, type LazyRelationship,
 } from './loadedRelations.js';
 
 /**

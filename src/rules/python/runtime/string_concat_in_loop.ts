@@ -13,7 +13,7 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileModel } from '../../../semantic/model.js';
 import { assignmentsTo, callAt, callsOf, variableRefs } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
-import { leavesAfter } from '../query/semantics.js';
+import { leavesAfter, loopTargets } from '../query/semantics.js';
 import { conditionalWithin } from '../../../semantic/controlFlow.js';
 
 /**
@@ -190,8 +190,10 @@ export const stringConcatInLoop: FileRule = {
       const key = `${loop.index}\0${target}`;
       const seen = grown.get(key);
       if (seen && seen.node.startIndex <= node.startIndex) return;
-      // Chunks of a stream: the loop's own item (`for chunk in resp.iter_bytes():`) or what a read returns.
-      const chunks = bytes && !!value && ((value.type === 'identifier' && loopBinds(loop.node, value.text)) || (value.type === 'call' && /\.(read|recv|read1|readline|readexactly|receive_bytes)\s*\(/.test(value.text)) || (value.type === 'await' && /\.(read|recv|readexactly|receive_bytes)\s*\(/.test(value.text)));
+      // Chunks of a stream: the item of a loop over what a call hands out (`for chunk in
+      // resp.iter_bytes():`), or what a read returns.
+      const overCall = it?.type === 'call' || (it?.type === 'await' && it.namedChild(0)?.type === 'call');
+      const chunks = bytes && !!value && ((value.type === 'identifier' && overCall && loopTargets(loop).has(value.text)) || (value.type === 'call' && /\.(read|recv|read1|readline|readexactly|receive_bytes)\s*\(/.test(value.text)) || (value.type === 'await' && /\.(read|recv|readexactly|receive_bytes)\s*\(/.test(value.text)));
       grown.set(key, { node, bytes: chunks, message: `${bytes ? 'bytes' : 'string'} \`${target}\` is grown inside a loop, and ${why}: O(n²) in its length${bytes ? '' : '; collect the parts and join once'}` });
     };
     /**
@@ -296,9 +298,3 @@ function digitLoop(loop: SyntaxNode): boolean {
   return new RegExp(`(^|[^\\w.])${e}\\s*,\\s*\\w+\\s*=\\s*divmod\\(\\s*${e}\\s*,|(^|[^\\w.])${e}\\s*(//|>>)=|(^|[^\\w.])${e}\\s*=\\s*${e}\\s*(//|>>)|(^|[^\\w.])${e}\\s*=\\s*(int|math\\.floor)\\(\\s*${e}\\s*/`, 'm').test(body);
 }
 
-/** Does the `for` loop bind `name` as (part of) its target? */
-function loopBinds(loop: SyntaxNode, name: string): boolean {
-  if (loop.type !== 'for_statement') return false;
-  const left = loop.childForFieldName('left');
-  return !!left && (left.type === 'identifier' ? left.text === name : left.descendantsOfType('identifier').some((i) => i.text === name));
-}

@@ -357,8 +357,11 @@ function raisedUnrolled(model: FileModel, out: Effect[][]): void {
       const last = hb.namedChildren.filter((c) => c.type !== 'comment').pop();
       if (last?.type !== 'raise_statement') continue;
       const raised = last.namedChild(0);
-      // A bare `raise` (or `raise e`): the caught classes go on; else the class raised.
-      const cls = !raised || raised.type === 'identifier' ? caughtNames(h) : [(raised.type === 'call' ? raised.childForFieldName('function') : raised)?.text.split('.').pop() ?? ''];
+      // A bare `raise` (or `raise e` of the handler's own name): the caught classes go on; else
+      // the class raised (`raise Conflict`, `raise Conflict(...) from e`).
+      const alias = /\bas\s+([A-Za-z_]\w*)\s*$/.exec(h.text.slice(0, Math.max(0, h.text.indexOf(':'))))?.[1];
+      const head = raised?.type === 'call' ? raised.childForFieldName('function') : raised;
+      const cls = !raised || (raised.type === 'identifier' && raised.text === alias) ? caughtNames(h) : [head?.text.split('.').pop() ?? ''];
       for (const n of cls) if (/^[A-Za-z_]\w*$/.test(n)) names.add(n);
     }
     seen.add(t.id);
@@ -375,7 +378,9 @@ function caughtNames(handler: SyntaxNode): string[] {
 }
 
 /** Arguments that carry a session: a session or connection, a repository or unit of work built on one. */
-const SESSION_LIKE = /(^|[._])(db|session|sess|conn|connection|repo|repository|uow|unit_of_work|store|dao|tx|transaction)\w*$|^s$/i;
+const SESSION_LIKE = /(^|[._])(db|session|sess|conn|connection|repo|repository|uow|unit_of_work|store|dao|tx|transaction)(_\w*)?$|^s$/i;
+/** Names that only point at a session (an id, a URL, a name): not one. */
+const NOT_A_SESSION = /_(id|ids|url|uri|name|names|key|string|str|config|settings|factory|maker)$/i;
 
 function handledReuses(model: FileModel, out: Effect[][]): void {
   for (const call of model.calls) {
@@ -386,7 +391,7 @@ function handledReuses(model: FileModel, out: Effect[][]): void {
     // The receiver the try's call goes through (`repo`, `self.repo`) or the names it hands on
     // (`create(db, ...)`): a handler call on the same, or handed the same, shares its session.
     const receiver = call.hasReceiver ? receiverKey(call) ?? call.dottedReceiver : null;
-    const handed = callArgs(call.node).positional.filter((a) => (a.type === 'identifier' || a.type === 'attribute') && SESSION_LIKE.test(a.text)).map((a) => a.text);
+    const handed = callArgs(call.node).positional.filter((a) => (a.type === 'identifier' || a.type === 'attribute') && SESSION_LIKE.test(a.text) && !NOT_A_SESSION.test(a.text)).map((a) => a.text);
     if (!receiver && !handed.length) continue;
     for (const h of exceptClauses(t)) {
       const caught = caughtNames(h);
