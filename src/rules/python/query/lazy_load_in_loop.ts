@@ -400,7 +400,8 @@ function memberLazyHits(graph: CallGraph, readList: string, entity: string, lazy
     const own = graph.ownEffects(to);
     const reads = rowReadsAt(own, call ? { passes: '|' } : null);
     if (!reads || own.some((e) => e.kind === ROW_QUERY)) continue;
-    const hits = reads.map((r) => [r, lazy.get(r)] as const).filter((x): x is readonly [string, LazyRelationship] => !!x[1] && !x[1].dynamic && !direct.has(x[0]));
+    // Not a relationship the loop reads itself, directly or through its proxy: that load is reported there.
+    const hits = reads.map((r) => [r, lazy.get(r)] as const).filter((x): x is readonly [string, LazyRelationship] => !!x[1] && !x[1].dynamic && !direct.has(x[0]) && !direct.has(loadedRelation(x[0], x[1])));
     if (hits.length) out.push({ name, call, line: Number(m[3]), column: Number(m[4]), endColumn: Number(m[5]), hits, where: graph.function(to).qualifiedName });
   }
   return out;
