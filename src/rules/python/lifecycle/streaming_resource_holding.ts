@@ -263,6 +263,25 @@ function readsExpiredRow(fn: FunctionInfo, name: string, commit: SyntaxNode): Sy
  * response. Medium: a download ends, but a large file to a slow client holds a pool slot for
  * minutes. A body generator that uses the session itself needs it (an export from the database).
  */
+/**
+ * Why a sub-dependency's session (`sd`) is still checked out when the endpoint's response goes
+ * out, or null: the endpoint's own last use of it (`holds` says whether that use keeps the
+ * connection; `endpointWhy` is the reason then), else the dependency's last use — a statement or
+ * a hand-off it does not release, or a commit with `expire_on_commit` on whose returned row the
+ * endpoint reads again (a commit that only expires the objects holds nothing until one is read).
+ */
+function subDependencyHold(project: ProjectContext, fn: FunctionInfo, sd: ReturnType<typeof sessionSubDependencies>[number], generators: FunctionInfo[],
+  holds: (last: NonNullable<ReturnType<typeof ownRefs>[number]>) => boolean, endpointWhy: string): string | null {
+  const endpointRefs = sd.carrier ? ownRefs(fn, sd.param, generators) : [];
+  const last = endpointRefs[endpointRefs.length - 1];
+  if (last) return holds(last) ? endpointWhy : null;
+  if (!sd.lastUse || releasesConnection(project, sd.lastUse)) return null;
+  const expiredOnly = endsTransaction(sd.lastUse);
+  if (!expiredOnly && (sd.queries || sd.handedOn.length > 0)) return `\`${sd.dependency.name}\` uses it and does not release it`;
+  if (expiredOnly && sd.returnsRow && fn.body && variableRefs(fn.body, sd.param).length > 0) return `\`${sd.dependency.name}\` commits with \`expire_on_commit\` on, and \`${fn.name}\` reads what it returned, which loads it again`;
+  return null;
+}
+
 function reportDownloads(ctx: FileRuleContext, fn: FunctionInfo, reportedDependencies: Set<string>): void {
   const { model, project } = ctx;
   if (!/FileResponse|StreamingResponse/.test(model.source) && !project.streamingFactories?.length) return;
@@ -292,16 +311,8 @@ function reportDownloads(ctx: FileRuleContext, fn: FunctionInfo, reportedDepende
   for (const sd of sessionSubDependencies(model, project, fn)) {
     const key = `${sd.dependency.index}:${sd.session.name}`;
     if (reportedDependencies.has(key) || sd.session.functionScope || (sd.carrier && feeds(sd.param))) continue;
-    let why: string | null = null;
-    const endpointRefs = sd.carrier ? ownRefs(fn, sd.param, generators) : [];
-    const last = endpointRefs[endpointRefs.length - 1];
-    if (last) {
-      if (!endsTransaction(last)) why = `\`${fn.name}\` uses \`${sd.param}\` before the response and does not release it`;
-    } else if (sd.lastUse && !releasesConnection(project, sd.lastUse)) {
-      const expiredOnly = endsTransaction(sd.lastUse);
-      if (!expiredOnly && (sd.queries || sd.handedOn.length > 0)) why = `\`${sd.dependency.name}\` uses it and does not release it`;
-      else if (expiredOnly && sd.returnsRow && fn.body && variableRefs(fn.body, sd.param).length > 0) why = `\`${sd.dependency.name}\` commits with \`expire_on_commit\` on, and \`${fn.name}\` reads what it returned, which loads it again`;
-    }
+    // The endpoint's own last use: any end of its transaction gives the connection back before the body is sent.
+    const why = subDependencyHold(project, fn, sd, generators, (last) => !endsTransaction(last), `\`${fn.name}\` uses \`${sd.param}\` before the response and does not release it`);
     if (!why) continue;
     reportedDependencies.add(key);
     ctx.report({
@@ -401,16 +412,8 @@ export const streamingResourceHolding: FileRule & RepoRule = {
         const inGenerator = sd.carrier ? streams.find((u) => generatorUsesSession(u, sd.param)) : undefined;
         if (inGenerator) why = `the stream's generator uses \`${sd.param}\``;
         else if (websocket || (!sd.session.functionScope && yieldDependencyOutlivesStream(project))) {
-          const endpointRefs = sd.carrier ? ownRefs(fn, sd.param, generators) : [];
-          const last = endpointRefs[endpointRefs.length - 1];
-          if (last) {
-            if (!releasesConnection(project, last)) why = streams.length === 0 ? `\`${fn.name}\` uses \`${sd.param}\` while connected` : `\`${fn.name}\` uses \`${sd.param}\` before the response and does not release it`;
-          } else if (sd.lastUse && !releasesConnection(project, sd.lastUse)) {
-            // A commit that expires the loaded objects holds nothing until one is read again.
-            const expiredOnly = endsTransaction(sd.lastUse);
-            if (!expiredOnly && (sd.queries || sd.handedOn.length > 0)) why = `\`${sd.dependency.name}\` uses it and does not release it`;
-            else if (expiredOnly && sd.returnsRow && fn.body && variableRefs(fn.body, sd.param).length > 0) why = `\`${sd.dependency.name}\` commits with \`expire_on_commit\` on, and \`${fn.name}\` reads what it returned, which loads it again`;
-          }
+          why = subDependencyHold(project, fn, sd, generators, (last) => !releasesConnection(project, last),
+            streams.length === 0 ? `\`${fn.name}\` uses \`${sd.param}\` while connected` : `\`${fn.name}\` uses \`${sd.param}\` before the response and does not release it`);
         }
         if (!why) continue;
         reportedDependencies.add(key);
