@@ -43,6 +43,22 @@ describe('PA301 severity', () => {
     expect(on('PA301.py', '(spool / name).chmod(0o600)')[0]!).toMatchObject({ severity: 'low', advisory: true });
     expect(on('PA301.py', 'os.unlink(spool / f"{name}.lock")')[0]!).toMatchObject({ severity: 'low', advisory: true });
     expect(on('PA301.py', 'shutil.copytree(spool, spool.with_suffix(".bak"))')[0]!).toMatchObject({ severity: 'high', advisory: false });
+    // One file moved or copied is one file's I/O (medium); `shutil.chown` changes one inode.
+    expect(on('PA301.py', 'shutil.move(str(staging / "badge.pem"), str(home))')[0]!).toMatchObject({ severity: 'medium', advisory: false });
+    expect(on('PA301.py', 'shutil.copy(staging / "issuer.pem", home)')[0]!).toMatchObject({ severity: 'medium', advisory: false });
+    expect(on('PA301.py', 'shutil.chown(home / "badge.pem", user=owner_uid)')[0]!).toMatchObject({ severity: 'low', advisory: true });
+  });
+
+  it('reports waiting for a child process, not starting one; a TCP connect, not a local socket\'s', () => {
+    expect(on('PA301.py', 'worker.wait()')[0]!.message).toMatch(/`Popen\.wait`/);
+    expect(on('PA301.py', 'subprocess.Popen(["du", "-sh", "/srv"]).communicate()')).toHaveLength(1);
+    expect(on('PA301.py', 'with subprocess.Popen(["tar"')[0]!.message).toMatch(/`subprocess\.Popen`/);
+    const source = require('node:fs').readFileSync(path.join(RUNTIME, 'PA301.py'), 'utf8') as string;
+    for (const silent of ['worker = subprocess.Popen(["render-thumbs"', 'sidecar = subprocess.Popen(', 'local.connect(path)']) expect(source).toContain(silent);
+    expect(on('PA301.py', 'worker = subprocess.Popen(["render-thumbs"')).toHaveLength(0);
+    expect(on('PA301.py', 'sidecar = subprocess.Popen(')).toHaveLength(0);
+    expect(on('PA301.py', 'local.connect(path)')).toHaveLength(0);
+    expect(on('PA301.py', 'remote.connect((host, 9000))')[0]!.message).toMatch(/`socket\.connect`/);
   });
 
   it('is advisory for one read of a file shipped with the code, directly and through a helper; not for a caller\'s path or a write', () => {

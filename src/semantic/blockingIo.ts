@@ -39,15 +39,17 @@ export function shortSleep(call: CallInfo): number | undefined {
  */
 const METADATA_LOOKUP = /^(os\.path\.(exists|lexists|isfile|isdir|islink|ismount|getsize|getmtime|getatime|getctime|samefile)|os\.(stat|lstat|access|readlink)|Path\.(exists|is_file|is_dir|is_symlink|is_mount|stat|lstat|samefile|resolve|owner|group|readlink))$/;
 /** Changes to one inode: cheap on a local disk (see above for the exceptions). */
-const METADATA_CHANGE = /^(os\.(unlink|remove|rmdir|chmod|chown|lchown|utime|rename|replace|symlink|link)|Path\.(unlink|rmdir|chmod|lchmod|touch|rename|replace|symlink_to|hardlink_to))$/;
+const METADATA_CHANGE = /^(os\.(unlink|remove|rmdir|chmod|chown|lchown|utime|rename|replace|symlink|link)|shutil\.chown|Path\.(unlink|rmdir|chmod|lchmod|touch|rename|replace|symlink_to|hardlink_to))$/;
 
 /**
  * One local file opened, read or written (`open`, `Path.read_text`, a method of the file it
- * gives): a page-cache hit or a small write for the files services read per request (a template,
- * a config, a lease), unlike a network call or a tree copied. Per item of a loop it adds up.
+ * gives), or copied or moved (`shutil.copy`, `shutil.copyfileobj`; `shutil.move` is a rename on
+ * the same file system, a copy across): a page-cache hit or a small write for the files services
+ * read per request (a template, a config, a lease, an upload), unlike a network call or a tree
+ * copied. Per item of a loop it adds up.
  */
 export function isSingleFileOp(what: string): boolean {
-  return /^(open|io\.open|codecs\.open|Path\.(open|read_text|read_bytes|write_text|write_bytes)|file\.\w+|(tempfile\.)?(NamedTemporaryFile|TemporaryFile|mkstemp|mkdtemp))$/.test(what);
+  return /^(open|io\.open|codecs\.open|Path\.(open|read_text|read_bytes|write_text|write_bytes)|file\.\w+|(tempfile\.)?(NamedTemporaryFile|TemporaryFile|mkstemp|mkdtemp)|shutil\.(copy|copy2|copyfile|copyfileobj|move))$/.test(what);
 }
 
 /**
@@ -216,6 +218,7 @@ function familyOf(what: string): Alternative | null {
  * `subprocess.run`): for a callable handed to another function rather than called here.
  */
 export function blockingFunctionName(q: string): string | null {
+  if (q === 'subprocess.Popen') return null;
   if (BLOCKING_FUNCTIONS.has(q)) return q.replace(/^builtins\./, '');
   if (HTTP_MODULES.test(q)) return q.replace('.api.', '.');
   for (const [re] of BLOCKING_PATTERNS) if (re.test(q)) return q;
@@ -294,7 +297,7 @@ export function blockingIoCall(model: FileModel, call: CallInfo): string | null 
 function blockingIoName(model: FileModel, call: CallInfo): string | null {
   const q = call.qualifiedName;
   if (q) {
-    if (BLOCKING_FUNCTIONS.has(q)) return readsMemory(model, call, q) ? null : q.replace(/^builtins\./, '');
+    if (BLOCKING_FUNCTIONS.has(q)) return readsMemory(model, call, q) || startsProcessOnly(call, q) ? null : q.replace(/^builtins\./, '');
     if (HTTP_MODULES.test(q)) return q.replace('.api.', '.');
     if (q.startsWith('requests.') || q.startsWith('httpx.') || q.startsWith('httpx2.')) return null;
     for (const [re] of BLOCKING_PATTERNS) if (re.test(q)) return q;
@@ -305,9 +308,41 @@ function blockingIoName(model: FileModel, call: CallInfo): string | null {
   if (!receiverType) return null;
   const what = blockingMethod(receiverType, call.method);
   if (!what) return null;
+  if (what === 'socket.connect' && unixSocket(model, call)) return null;
   // `lambda f: f.read()`: the lambda's own parameter, not the file of the same name outside.
   if (call.receiver.type === 'identifier' && boundByLambda(call.node, call.receiver.text)) return null;
   return what;
+}
+
+/**
+ * `subprocess.Popen(...)` starts the child and returns: a fork and exec, which
+ * `asyncio.create_subprocess_exec` also runs on the loop's thread. Waiting for it is what blocks,
+ * and that is `wait()`/`communicate()` on the object (typed below, also chained on the call:
+ * `Popen(cmd).communicate()`), or leaving `with Popen(...)` (`Popen.__exit__` waits).
+ */
+function startsProcessOnly(call: CallInfo, q: string): boolean {
+  if (q !== 'subprocess.Popen') return false;
+  let node = call.node;
+  while (node.parent?.type === 'parenthesized_expression') node = node.parent;
+  const p = node.parent;
+  if (!p) return true;
+  if (p.type === 'with_item' || (p.type === 'as_pattern' && p.parent?.type === 'with_item')) return false;
+  return true;
+}
+
+/**
+ * `connect()` on a socket made with `AF_UNIX` (`socket.socket(socket.AF_UNIX, ...)` on the
+ * receiver itself, or every binding of its name in the function): a local socket connects or
+ * fails (`ECONNREFUSED`, `ENOENT`) at once, with no network round trip to wait for. Its reads and
+ * writes still wait for the peer.
+ */
+function unixSocket(model: FileModel, call: CallInfo): boolean {
+  const r = call.receiver;
+  if (!r) return false;
+  if (r.type === 'call') return /\bAF_UNIX\b/.test(r.childForFieldName('arguments')?.text ?? '');
+  if (r.type !== 'identifier' || call.functionIndex < 0) return false;
+  const bound = model.assignments.filter((a) => a.functionIndex === call.functionIndex && a.target === r.text && a.line <= call.line);
+  return bound.length > 0 && bound.every((a) => !!a.value && a.value.type === 'call' && /\bAF_UNIX\b/.test(a.value.childForFieldName('arguments')?.text ?? ''));
 }
 
 /**

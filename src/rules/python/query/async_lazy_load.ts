@@ -37,7 +37,7 @@ import { callArgs, insideNestedDef, itemAttributeReads, lastAssignment, loopTarg
 import { bindsName } from '../../../semantic/codeText.js';
 import { typeString } from '../../../semantic/valueTypes.js';
 import type { Effect } from '../../../analysis/summary.js';
-import { eagerlyLoaded } from './loadedRelations.js';
+import { eagerlyLoaded, loadedRelation, relationLabel } from './loadedRelations.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { declaredResponseType } from '../../../semantic/schemas.js';
 import { callGraphOf, ownSites, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
@@ -98,7 +98,7 @@ export const asyncLazyLoad: FileRule & RepoRule = {
         const always = !read.rel.scalar || read.rel.reverse;
         ctx.report({
           node: read.node,
-          message: `\`${row.name}.${read.name}\` lazy-loads ${row.entity}.${relOf(read.name, read.rel)}${read.rel.via ? ` (\`${read.name}\` is an association proxy through it)` : ''} on a row an \`AsyncSession\` loaded (line ${model.lineOf(row.from) + 1}), with no loader option for it: the implicit IO raises \`MissingGreenlet\` instead of running`
+          message: `\`${row.name}.${read.name}\` lazy-loads ${row.entity}.${loadedRelation(read.name, read.rel)}${read.rel.via ? ` (\`${read.name}\` is an association proxy through it)` : ''} on a row an \`AsyncSession\` loaded (line ${model.lineOf(row.from) + 1}), with no loader option for it: the implicit IO raises \`MissingGreenlet\` instead of running`
             + (always ? '' : ' (unless the related row is already in the identity map)'),
           severity: always ? 'high' : 'medium',
         });
@@ -112,7 +112,7 @@ export const asyncLazyLoad: FileRule & RepoRule = {
       if (!lazy.size || unreadableOptions(l.text)) continue;
       for (const { node, name } of itemAttributeReads(model, l.loop, l.item, (n) => lazy.has(n))) {
         const rel = lazy.get(name)!;
-        const loads = relOf(name, rel);
+        const loads = loadedRelation(name, rel);
         if (eagerlyLoaded(l.text, loads) || keptEagerLoad(model, l.fnIndex, loads, node.startIndex) || loadedInLoop(model, l.loop, l.item, loads, node.startIndex)) continue;
         if (reported.has(`@${node.startIndex}`)) continue;
         reported.add(`@${node.startIndex}`);
@@ -190,7 +190,7 @@ export const asyncLazyLoad: FileRule & RepoRule = {
         ctx.report({
           path: file.path,
           location: { line, column, endLine: line, endColumn },
-          message: `\`${target.call.calleeText}(${s.name})\` reads ${relLabel(entity, rel, info)} (in \`${where}\`) on the row \`${call.calleeText}()\` returns (\`${graph.function(found.loader).qualifiedName}\` loads it on an \`AsyncSession\` with no loader option for it): a sync function called from the coroutine runs in the event loop, where the lazy load raises \`MissingGreenlet\` instead of running`
+          message: `\`${target.call.calleeText}(${s.name})\` reads ${relationLabel(entity, rel, info)} (in \`${where}\`) on the row \`${call.calleeText}()\` returns (\`${graph.function(found.loader).qualifiedName}\` loads it on an \`AsyncSession\` with no loader option for it): a sync function called from the coroutine runs in the event loop, where the lazy load raises \`MissingGreenlet\` instead of running`
             + (always ? '' : ' (unless the related row is already in the identity map)'),
           severity: always ? 'high' : 'medium',
           function: fn.name,
@@ -198,12 +198,12 @@ export const asyncLazyLoad: FileRule & RepoRule = {
       }
       for (const [name, line, column, endColumn] of s.reads) {
         const rel = lazy.get(name);
-        if (!rel || eagerlyLoaded(text, relOf(name, rel)) || unreadableOptions(text)) continue;
+        if (!rel || eagerlyLoaded(text, loadedRelation(name, rel)) || unreadableOptions(text)) continue;
         const always = !rel.scalar || rel.reverse;
         ctx.report({
           path: file.path,
           location: { line, column, endLine: line, endColumn },
-          message: `\`${s.name}.${name}\` lazy-loads ${entity}.${relOf(name, rel)}${rel.via ? ` (\`${name}\` is an association proxy through it)` : ''} on the row \`${call.calleeText}()\` returns (\`${graph.function(found.loader).qualifiedName}\` loads it on an \`AsyncSession\` with no loader option for it): the implicit IO raises \`MissingGreenlet\` instead of running`
+          message: `\`${s.name}.${name}\` lazy-loads ${entity}.${loadedRelation(name, rel)}${rel.via ? ` (\`${name}\` is an association proxy through it)` : ''} on the row \`${call.calleeText}()\` returns (\`${graph.function(found.loader).qualifiedName}\` loads it on an \`AsyncSession\` with no loader option for it): the implicit IO raises \`MissingGreenlet\` instead of running`
             + (always ? '' : ' (unless the related row is already in the identity map)'),
           severity: always ? 'high' : 'medium',
           function: fn.name,
@@ -235,14 +235,14 @@ function reportRowMethods(ctx: RepoRuleContext, graph: CallGraph): void {
     if (own.some((e) => e.kind === ROW_QUERY)) continue;
     const reads = rowReadsAt(own, { passes: '|' }) ?? [];
     const lazy = lazyRelationships(ctx.project.models.filter((x) => x.name === s.entity));
-    const rel = reads.find((n) => lazy.has(n) && !eagerlyLoaded(s.text, relOf(n, lazy.get(n))));
+    const rel = reads.find((n) => lazy.has(n) && !eagerlyLoaded(s.text, loadedRelation(n, lazy.get(n))));
     if (!rel) continue;
     const info = lazy.get(rel)!;
     const always = !info.scalar || info.reverse;
     ctx.report({
       path: file.path,
       location: { line: site.line, column: site.column, endLine: site.line, endColumn: s.end },
-      message: `\`${s.name}.${s.method}()\` reads ${relLabel(s.entity, rel, info)} (in \`${graph.function(m).qualifiedName}\`) on ${s.loop ? 'each row of a list' : 'a row'} an \`AsyncSession\` loaded with no loader option for it: the sync method runs in the event loop, where the lazy load raises \`MissingGreenlet\` instead of running`
+      message: `\`${s.name}.${s.method}()\` reads ${relationLabel(s.entity, rel, info)} (in \`${graph.function(m).qualifiedName}\`) on ${s.loop ? 'each row of a list' : 'a row'} an \`AsyncSession\` loaded with no loader option for it: the sync method runs in the event loop, where the lazy load raises \`MissingGreenlet\` instead of running`
         + (always ? '' : ' (unless the related row is already in the identity map)'),
       severity: always ? 'high' : 'medium',
       function: graph.function(ref).name,
@@ -266,7 +266,7 @@ function reportHandedRows(ctx: RepoRuleContext, graph: CallGraph): void {
     ctx.report({
       path: file.path,
       location: { line: site.line, column: site.column, endLine: site.line, endColumn: s.end },
-      message: `\`${call.calleeText}(${s.name})\` reads ${relLabel(s.entity, rel, info)} (in \`${where}\`) on ${s.loop ? 'each row of a list' : 'a row'} an \`AsyncSession\` loaded with no loader option for it: a sync function called from the coroutine runs in the event loop, where the lazy load raises \`MissingGreenlet\` instead of running`
+      message: `\`${call.calleeText}(${s.name})\` reads ${relationLabel(s.entity, rel, info)} (in \`${where}\`) on ${s.loop ? 'each row of a list' : 'a row'} an \`AsyncSession\` loaded with no loader option for it: a sync function called from the coroutine runs in the event loop, where the lazy load raises \`MissingGreenlet\` instead of running`
         + (always ? '' : ' (unless the related row is already in the identity map)'),
       severity: always ? 'high' : 'medium',
       function: fn.name,
@@ -285,7 +285,7 @@ function reportHandedRows(ctx: RepoRuleContext, graph: CallGraph): void {
 function handedLazyRead(graph: CallGraph, fn: FnRef, position: number, lazy: ReturnType<typeof lazyRelationships>, text: string) {
   const handed = new Map<string, string>();
   handedReads(graph, fn, String(position), 0, handed);
-  const hit = [...handed].find(([n]) => lazy.has(n) && !eagerlyLoaded(text, relOf(n, lazy.get(n))));
+  const hit = [...handed].find(([n]) => lazy.has(n) && !eagerlyLoaded(text, loadedRelation(n, lazy.get(n))));
   if (!hit) return null;
   const [rel, where] = hit;
   const info = lazy.get(rel)!;
@@ -341,7 +341,7 @@ function* lazyReadsOf(model: FileModel, row: LoadedRow, lazy: ReadonlyMap<string
     if (attr.startIndex < row.from) continue;
     const obj = attr.childForFieldName('object');
     const name = attr.childForFieldName('attribute')?.text ?? '';
-    const rel = lazy ? lazy.get(name) : ANY_REL;
+    const rel: LazyRel | undefined = lazy ? lazy.get(name) : ANY_REL;
     if (!rel || obj?.type !== 'identifier' || obj.text !== row.name) continue;
     if (insideNestedDef(attr, fn.node)) continue;
     // `row.owner = x` sets a many-to-one without a read; replacing a collection loads the old one.
@@ -355,7 +355,7 @@ function* lazyReadsOf(model: FileModel, row: LoadedRow, lazy: ReadonlyMap<string
     // (`options=LOADERS`, `selectinload("*")`). Naming it elsewhere loads nothing: a filter
     // (`Cellar.bottles.any(...)`), `lazyload(Cellar.bottles)`, a path through it (`defaultload`).
     // (An association proxy loads the relationship it reads through: what options and refreshes name.)
-    const loads = relOf(name, rel);
+    const loads = loadedRelation(name, rel);
     if (eagerlyLoaded(row.text, loads) || unreadableOptions(row.text)) continue;
     const between = model.source.slice(row.from, attr.startIndex);
     // Loaded before the read: a named refresh, `await row.awaitable_attrs.rel`, `run_sync`.
@@ -607,16 +607,6 @@ function lazyRelationships(models: ModelInfo[]): Map<string, LazyRel> {
 
 /** A lazy relationship, or an association proxy standing for the one it reads through (`via`). */
 type LazyRel = RelationshipInfo & { via?: string };
-
-/** The relationship a read of `name` loads (an association proxy's is the one it reads through): what loader options name. */
-function relOf(name: string, rel: LazyRel | undefined): string {
-  return rel?.via ?? name;
-}
-
-/** `` `Plan.template` ``, or `` `Plan.template_name` (an association proxy through `template`) ``. */
-function relLabel(entity: string, name: string, rel: LazyRel | undefined): string {
-  return rel?.via ? `\`${entity}.${name}\` (an association proxy through \`${rel.via}\`)` : `\`${entity}.${name}\``;
-}
 
 interface ExpiredRead {
   node: SyntaxNode;

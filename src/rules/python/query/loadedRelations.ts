@@ -36,12 +36,12 @@ export interface LazyRelationship {
  * The relationship a read of `name` loads: itself, or the one an association proxy reads through.
  * Loader options name that one (`joinedload(Plan.template)` serves `plan.template_name`).
  */
-export function loadedRelation(name: string, info: LazyRelationship | undefined): string {
+export function loadedRelation(name: string, info: { via?: string } | undefined): string {
   return info?.via ?? name;
 }
 
 /** `` `Plan.template` ``, or `` `Plan.template_name` (an association proxy through `template`) ``. */
-export function relationLabel(entity: string, name: string, info: LazyRelationship | undefined): string {
+export function relationLabel(entity: string, name: string, info: { via?: string } | undefined): string {
   return info?.via ? `\`${entity}.${name}\` (an association proxy through \`${info.via}\`)` : `\`${entity}.${name}\``;
 }
 
