@@ -932,8 +932,16 @@ function currentClass(stack: Frame[]): string | null {
   return null;
 }
 
+/**
+ * `src.app.db` → `app.db`: a tree's top-level `src/` (and `lib/`) is left out of module names
+ * (`moduleNameOf`), for the src layout where `src/` is only a source root; a project whose
+ * `src/` is itself a package imports through it (`from src.common.passwords import ...`), and
+ * those imports name the same modules.
+ */
+const TOP_SOURCE_DIR = /^(src|lib)\.(?=\w)/;
+
 function collectImport(model: FileModel, node: SyntaxNode, isFrom: boolean, prefix: ImportPrefix | undefined): void {
-  const absolute = (dotted: string) => (prefix && dotted ? prefix(dotted) : dotted);
+  const absolute = (dotted: string) => (prefix && dotted ? prefix(dotted) : dotted).replace(TOP_SOURCE_DIR, '');
   if (!isFrom) {
     for (const child of node.childrenForFieldName('name')) {
       if (child.type === 'aliased_import') {
