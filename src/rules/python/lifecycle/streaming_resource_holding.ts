@@ -97,7 +97,9 @@ function sessionsAroundStreamLoop(ctx: FileRuleContext, fn: FunctionInfo, stream
   // `session = Maker()` / `conn = await pool.acquire()` before the loop, released only after it
   // (in a `finally`, or after the loop ends): held the same way as by a `with`.
   for (const a of model.assignments) {
-    if (a.functionIndex !== fn.index || a.loops.length || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
+    // (`with Maker() as s:` binds like an assignment, but its block gives the session back where it
+    // ends: the `with` items above, held only when the loop is inside the block.)
+    if (a.functionIndex !== fn.index || a.loops.length || a.fromWith || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
     let v: SyntaxNode | null = a.value;
     if (v?.type === 'await') v = v.namedChild(0);
     if (v?.type !== 'call') continue;
