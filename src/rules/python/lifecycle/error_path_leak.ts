@@ -23,7 +23,7 @@
  */
 import { insideNestedFunction } from '../../../semantic/controlFlow.js';
 import type { FunctionInfo } from '../../../semantic/model.js';
-import { effectiveRole, moduleNameOf } from '../../../semantic/model.js';
+import { callsOf, effectiveRole, moduleNameOf } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
@@ -91,6 +91,52 @@ function isProvider(ctx: FileRuleContext, fn: FunctionInfo): boolean {
 }
 
 
+/**
+ * A provider that yields a `scoped_session` registry made elsewhere (a module-level
+ * `async_scoped_session(...)`, or the session it gives: `yield registry()`) and calls
+ * `registry.remove()` after the `yield`, with no `try/finally` around it: an exception at the
+ * `yield` skips the `remove()`, and the registry keeps that scope's session (and the connection
+ * its transaction holds) under a key nobody asks for again (a finished task, a finished thread).
+ * (A session the function acquires itself is the acquisitions' check.)
+ */
+function reportYieldedRegistries(ctx: FileRuleContext): void {
+  const { model } = ctx;
+  if (!model.source.includes('.remove()')) return;
+  for (const fn of model.functions) {
+    if (!fn.isGenerator || !fn.body) continue;
+    for (const y of fn.yields) {
+      // `yield registry`, `yield self._registry`, or the session it gives: `yield registry()`.
+      const value = y.type === 'call' && !y.childForFieldName('arguments')?.namedChildren.length ? y.childForFieldName('function') : y;
+      if (!value || !/^(self\.)?[A-Za-z_]\w*$/.test(value.text)) continue;
+      const name = value.text;
+      // Acquired in the function: the acquisitions' check reports it.
+      if (model.assignments.some((a) => a.functionIndex === fn.index && a.target === name)) continue;
+      const removal = callsOf(model, fn.index).find((c) => c.functionIndex === fn.index && c.dottedReceiver === name && c.method === 'remove'
+        && c.node.startIndex > y.endIndex && !c.node.childForFieldName('arguments')?.namedChildren.length);
+      if (!removal || removedInFinally(y, name, fn.node)) continue;
+      ctx.report({
+        node: y,
+        message: `\`${fn.name}\` yields the scoped-session registry \`${name}\` and calls \`${name}.remove()\` after the \`yield\` without \`try/finally\`: an exception raised at the \`yield\` skips the \`remove()\`, and the registry keeps that scope's session and its connection`,
+        severity: isProvider(ctx, fn) && isWebService(ctx.project) ? 'critical' : leakSeverity(model, fn.index),
+        function: fn.name,
+        recommendation: `\`try: yield ${y.text} finally: await ${name}.remove()\` (\`${name}.remove()\` in a sync provider)`,
+      });
+      break;
+    }
+  }
+}
+
+/** Is `inner` in the body of a `try` (inside `stop`) whose `finally` calls `name.remove()`? */
+function removedInFinally(inner: SyntaxNode, name: string, stop: SyntaxNode): boolean {
+  const removes = new RegExp(`(^|[^\\w.])${name.replace(/\./g, '\\.')}\\s*\\.\\s*remove\\(\\s*\\)`);
+  for (let p: SyntaxNode | null = inner.parent, child: SyntaxNode = inner; p && p.id !== stop.id; child = p, p = p.parent) {
+    if (p.type === 'function_definition' || p.type === 'lambda') return false;
+    if (p.type !== 'try_statement' || child.type !== 'block') continue;
+    if (p.namedChildren.some((c) => c.type === 'finally_clause' && removes.test(c.text))) return true;
+  }
+  return false;
+}
+
 export const errorPathLeak: FileRule = {
   meta: {
     code: 'PA405',
@@ -99,7 +145,7 @@ export const errorPathLeak: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Session or connection leaked on an error path: generator dependency without try/finally, an `except` that exits before closing, a `finally` that commits before closing',
-    what: 'Finds a generator (a FastAPI `yield` dependency, a `@contextmanager`) that acquires a session or connection, yields it and closes it after the `yield` with no `try/finally` around the `yield`; and an `except` clause that returns or raises after a session/connection was acquired, without closing it, in a function that otherwise closes it on the normal path; and a `finally` that calls the database through it (`commit()`, `flush()`, `execute()`) before its `close()`, outside a `try` of its own; and a `return` or `raise` between the acquisition of a session, connection or file and the `try` whose `finally` closes it (`f = open(p)`, `if not ok: raise ...`, `try: ... finally: f.close()`): that path leaves with it open until CPython frees it (files and connections; a session takes no connection before its first use): advisory, since nothing builds up past the failing call (`medium` in a request handler or provider, else `low`). A provider of a web service is critical: every failing request leaks.',
+    what: 'Finds a generator (a FastAPI `yield` dependency, a `@contextmanager`) that acquires a session or connection, yields it and closes it after the `yield` with no `try/finally` around the `yield`; and an `except` clause that returns or raises after a session/connection was acquired, without closing it, in a function that otherwise closes it on the normal path; and a `finally` that calls the database through it (`commit()`, `flush()`, `execute()`) before its `close()`, outside a `try` of its own; and a `return` or `raise` between the acquisition of a session, connection or file and the `try` whose `finally` closes it (`f = open(p)`, `if not ok: raise ...`, `try: ... finally: f.close()`): that path leaves with it open until CPython frees it (files and connections; a session takes no connection before its first use): advisory, since nothing builds up past the failing call (`medium` in a request handler or provider, else `low`). A provider that yields a `scoped_session`/`async_scoped_session` registry made elsewhere (or the session it gives, `yield registry()`) and calls `registry.remove()` after the `yield` with no `try/finally` is reported the same way: the registry keeps the failed scope\'s session. A provider of a web service is critical: every failing request leaks.',
     why: 'FastAPI throws the endpoint\'s exception into a `yield` dependency at the `yield`, and a `@contextmanager` does the same: code after the `yield` is skipped, so the session is never closed and its connection stays checked out (with an open transaction). An early `return`/`raise` in an `except` skips the `close()` written below it. Under a burst of errors the pool runs dry and healthy requests start timing out.',
     bad: 'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\nfrom fastapi import Depends, FastAPI\n\nengine = create_engine("postgresql://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\napp = FastAPI()\n\n\ndef get_db():\n    db = SessionLocal()\n    yield db\n    db.close()\n',
     good: 'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\nfrom fastapi import Depends, FastAPI\n\nengine = create_engine("postgresql://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\napp = FastAPI()\n\n\ndef get_db():\n    db = SessionLocal()\n    try:\n        yield db\n    finally:\n        db.close()\n',
@@ -111,6 +157,7 @@ export const errorPathLeak: FileRule = {
     ],
   },
   checkFile(ctx: FileRuleContext): void {
+    reportYieldedRegistries(ctx);
     for (const acq of acquisitions(ctx.model, ctx.project)) {
       if (acq.kind === 'client' || acq.provider) continue;
       // `f = open(p)` or `conn = engine.connect()`, then `if bad: raise ...`, then `try: ...
