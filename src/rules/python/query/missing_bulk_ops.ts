@@ -26,8 +26,9 @@ import { isSqliteDriver, receiverDriver } from './dbCalls.js';
 import { callArgs } from './semantics.js';
 import { overItems } from '../transaction/loopForms.js';
 import { outsideEffect } from '../../../semantic/externalCalls.js';
-import { conditionalWithin } from '../../../semantic/controlFlow.js';
+import { conditionalWithin, insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { callsOf, type CallInfo } from '../../../semantic/model.js';
+import { catchesDbErrors } from '../../../semantic/dbErrors.js';
 
 /** `Model(...)`: a class called, by the naming convention every ORM model follows. */
 function constructs(node: SyntaxNode | null): boolean {
@@ -95,7 +96,7 @@ export const missingBulkOps: FileRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'Rows written one round trip at a time: `merge`, a single-row insert, or `add` flushed every iteration',
-    what: 'Finds rows written one round trip at a time in a loop: `session.merge(x)` (a SELECT per object; not when every object merged is a model built without a key, or the row a lookup of the same iteration found with such a model as its fallback: nothing to load), a single-row `insert(Model).values(...)` executed per item, and `session.add(x)` of an object built in the loop when the same iteration also forces a flush (`flush()`, `commit()`, `refresh()`, an `execute`, or a query that autoflushes). A flush that the same iteration follows with an action outside the database (a signal or message sent, an upload, an HTTP call) is not flagged: it gives each row its id before it is announced. A flush whose generated key the same iteration then uses to build more (passed to a call or a constructor, set on another object: `Edition(book_id=book.id)`) is advisory: the loop is written around it, and batching needs a rewrite (add all, flush once, then read the keys); a key only collected (`ids.append(book.id)`, stored in a map, logged) still fires. A plain loop of `session.add(...)` is not flagged: the unit of work batches those INSERTs at flush. When the flush is a commit per item that PA207 reports, that finding is the one kept: one defect (a commit per row), one fix (commit after the loop). `session.add_all(...)`, `insert(Model).values([...])` and `executemany` are not flagged.',
+    what: 'Finds rows written one round trip at a time in a loop: `session.merge(x)` (a SELECT per object; not when every object merged is a model built without a key, or the row a lookup of the same iteration found with such a model as its fallback: nothing to load), a single-row `insert(Model).values(...)` executed per item, and `session.add(x)` of an object built in the loop when the same iteration also forces a flush (`flush()`, `commit()`, `refresh()`, an `execute`, or a query that autoflushes). A flush that the same iteration follows with an action outside the database (a signal or message sent, an upload, an HTTP call) is not flagged: it gives each row its id before it is announced. A flush whose generated key the same iteration then uses to build more (passed to a call or a constructor, set on another object: `Edition(book_id=book.id)`) is advisory: the loop is written around it, and batching needs a rewrite (add all, flush once, then read the keys); a key only collected (`ids.append(book.id)`, stored in a map, logged) still fires. A single-row write in a per-item `try` whose `except` catches the database\'s error (`except IntegrityError:`, a broad `except Exception:`) and goes on with the next item is not flagged: each row is written on its own so that one conflict fails only that row (a handler that raises stops at the first failure and isolates nothing). A plain loop of `session.add(...)` is not flagged: the unit of work batches those INSERTs at flush. When the flush is a commit per item that PA207 reports, that finding is the one kept: one defect (a commit per row), one fix (commit after the loop). `session.add_all(...)`, `insert(Model).values([...])` and `executemany` are not flagged.',
     why: 'A flush inside the loop sends each staged row as its own INSERT (and `merge` first SELECTs each row): one round trip per row. Adding everything first and flushing once lets SQLAlchemy batch the INSERTs (executemany / insertmanyvalues).',
     bad: "import csv\n\nfrom sqlalchemy.orm import Session\n\n\ndef load(db: Session, f):\n    for row in csv.DictReader(f):\n        item = Item(sku=row[\"sku\"], name=row[\"name\"])\n        db.add(item)\n        db.flush()\n        print(item.id)\n",
     good: "import csv\n\nfrom sqlalchemy.orm import Session\n\n\ndef load(db: Session, f):\n    items = [Item(sku=r[\"sku\"], name=r[\"name\"]) for r in csv.DictReader(f)]\n    db.add_all(items)\n    db.flush()\n    print([i.id for i in items])\n",
@@ -137,6 +138,10 @@ export const missingBulkOps: FileRule = {
         });
         continue;
       }
+      // A row written in a per-item `try` that catches the database's error (`except
+      // IntegrityError:` a duplicate, a row taken by another worker): one statement per row is the
+      // point, since one batch would fail as a whole on the first conflict.
+      if (isolatesFailingRow(site.call.node, inner.node)) continue;
       // SQLite through the standard library runs each statement in the process: no round trip
       // to save, only the per-call overhead `executemany` removes.
       const sqlite = isSqliteDriver(receiverDriver(ctx.model, site.call));
@@ -194,6 +199,21 @@ function buildsWith(node: SyntaxNode): boolean {
     return !/^(append|extend|add|insert|update|setdefault|print|str|repr|format|debug|info|warning|warn|error|exception|critical|log)$/.test(name);
   }
   if (p?.type === 'assignment' && p.childForFieldName('right')?.id === n.id) return p.childForFieldName('left')?.type === 'attribute';
+  return false;
+}
+
+/**
+ * Does `node` sit in the body of a `try` inside the loop whose `except` catches database errors
+ * and goes on with the loop (no `raise`, `return` or `break` in it): the failing row is skipped,
+ * the others are written. A handler that raises (`raise ValidationError(...)`) stops at the first
+ * failure: it isolates nothing, and the rows could go in one statement.
+ */
+function isolatesFailingRow(node: SyntaxNode, loop: SyntaxNode): boolean {
+  for (let p = node.parent, child = node; p && p.id !== loop.id; child = p, p = p.parent) {
+    if (p.type !== 'try_statement' || child.type !== 'block') continue;
+    if (p.namedChildren.some((c) => (c.type === 'except_clause' || c.type === 'except_group_clause') && catchesDbErrors(c)
+      && !c.descendantsOfType(['raise_statement', 'return_statement', 'break_statement']).some((x) => !insideNestedFunction(x, c)))) return true;
+  }
   return false;
 }
 

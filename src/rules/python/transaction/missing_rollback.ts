@@ -32,6 +32,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { exclusiveArms, ifBranches } from '../../../semantic/controlFlow.js';
+import { catchesDbErrors, isDbErrorName } from '../../../semantic/dbErrors.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
@@ -48,7 +49,6 @@ import {
 } from './semantics.js';
 import { classifyDbCall, flaskQueryEntity, isSqliteDriver, readsDatabase, receiverDriver, receiverEvidence } from '../query/dbCalls.js';
 
-const DB_ERROR = /(^|\.)(Exception|BaseException|SQLAlchemyError|DBAPIError|DatabaseError|IntegrityError|OperationalError|DataError|StatementError|InterfaceError|InternalError|ProgrammingError|PendingRollbackError|InvalidRequestError|PostgresError|Error)$/;
 
 export const missingRollback: FileRule & RepoRule = {
   meta: {
@@ -948,18 +948,6 @@ function closesSession(fin: SyntaxNode, session: string): boolean {
   return /\b(close|rollback|remove)\s*\(/.test(fin.text) || handsSessionOn(fin, session);
 }
 
-/** Does an `except` clause catch database errors (bare, broad, or a DB exception class)? */
-function catchesDbErrors(handler: SyntaxNode): boolean {
-  const header = handler.text.slice(0, handler.text.indexOf(':') >= 0 ? handler.text.indexOf(':') : handler.text.length);
-  const m = /^except\*?\s*(.*)$/s.exec(header.trim());
-  if (!m) return false;
-  const spec = m[1]!.replace(/\s+as\s+\w+\s*$/, '').trim();
-  if (spec === '') return true;
-  // `except NoResultFound or InterfaceError:` evaluates `A or B` to `A` (a class is truthy): only `A` is caught.
-  const names = spec.replace(/^\(|\)$/g, '').split(',').map((s) => s.split(/\s+or\s+/)[0]!.trim()).filter(Boolean);
-  return names.some((n) => DB_ERROR.test(n) && !/^(ValueError|KeyError|TypeError|HTTPError|RequestError|TimeoutError)$/.test(n));
-}
-
 /** A commit after a `try` whose `finally` closes the session is covered by that close. */
 function inFinallyClosedScope(commit: CallInfo, session: string): boolean {
   let cur: SyntaxNode | null = commit.node.parent;
@@ -1011,7 +999,7 @@ function reportHandledReuses(ctx: RepoRuleContext, graph: CallGraph): void {
     // Handled in a loop by PA204's swallowed-call report already.
     if (graph.ownEffects(ref).some((e) => e.kind === SWALLOWED_CALL && e.line === call.line && e.column === call.column && !(JSON.parse(e.what) as { top?: number }).top)) continue;
     const catchesAll = fact.caught.some((n) => n === 'Exception' || n === 'BaseException');
-    const catchesDb = catchesAll || fact.caught.some((n) => DB_ERROR.test(n) && !/^(ValueError|KeyError|TypeError|HTTPError|RequestError|TimeoutError)$/.test(n));
+    const catchesDb = catchesAll || fact.caught.some(isDbErrorName);
     const matches = (what: string) => what === DB_RAISED ? catchesDb : catchesAll || what.split(' ').some((n) => fact.caught.includes(n));
     const raiser = [to, ...graph.callees(to).filter((e) => !e.call.conditional && e.call.receiverType !== UNTYPED).map((e) => e.to)]
       .map((f) => ({ f, e: graph.ownEffects(f).find((x) => x.kind === RAISES_UNROLLED && matches(x.what)) }))
