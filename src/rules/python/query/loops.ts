@@ -249,6 +249,8 @@ export interface FileReadReport {
   deferred: boolean;
   /** The loops' domain, encoded (`encodeDomain`). */
   domain: string;
+  /** Another rule's finding that is the same defect (see `RuleReport.sameDefectAs`). */
+  sameDefectAs?: { code: string; line: number };
 }
 
 const fileReadMemo = new WeakMap<FileModel, FileReadReport[]>();
@@ -334,7 +336,8 @@ export function collectDeferredReports(model: FileModel, extra: (model: FileMode
     if (!r.deferred) return;
     const { call } = r.site;
     const end = call.node.endPosition;
-    effects[call.functionIndex]!.push({ kind, what: `${r.domain}|${end.row + 1}|${end.column + 1}|${r.message}`, line: call.line, column: call.column });
+    const same = r.sameDefectAs ? `${r.sameDefectAs.code}@${r.sameDefectAs.line}` : '';
+    effects[call.functionIndex]!.push({ kind, what: `${r.domain}|${end.row + 1}|${end.column + 1}|${same}|${r.message}`, line: call.line, column: call.column });
   };
   for (const r of fileReadReports(model)) push(r, DEFERRED_READ);
   for (const r of extra(model)) push(r, DEFERRED_WRITE);
@@ -352,8 +355,9 @@ export function reportDeferredLoopFindings(ctx: RepoRuleContext, kind: string = 
     if (file.isTestFile) continue;
     for (const e of graph.ownEffects(ref)) {
       if (e.kind !== kind) continue;
-      const [code = '', endLine = '', endColumn = ''] = e.what.split('|', 3);
-      const message = e.what.slice(code.length + endLine.length + endColumn.length + 3);
+      const [code = '', endLine = '', endColumn = '', same = ''] = e.what.split('|', 4);
+      const message = e.what.slice(code.length + endLine.length + endColumn.length + same.length + 4);
+      const [sameCode, sameLine] = same.split('@');
       const domain = resolveDomain(graph, ref.file, decodeDomain(code), ref);
       ctx.report({
         path: file.path,
@@ -361,6 +365,7 @@ export function reportDeferredLoopFindings(ctx: RepoRuleContext, kind: string = 
         message: message + domainNote(domain),
         severity: domainSeverity(domain),
         ...domainAdvisory(domain),
+        ...(sameCode && sameLine ? { sameDefectAs: { code: sameCode, line: Number(sameLine) } } : {}),
         function: graph.function(ref).name,
       });
     }
@@ -1036,4 +1041,16 @@ export function loopWorkflow(graph: CallGraph, path: string, loopKey: string): s
 function strongReach(effects: Map<string, Reach>, kind: string): Reach | null {
   const r = effects.get(kind);
   return r && !r.weak ? r : null;
+}
+
+/**
+ * The `commit()` of the write's session that follows it on every pass of `loop` (the innermost loop
+ * of both, under no branch or handler of the loop body), or null.
+ */
+export function commitAfter(model: FileModel, add: CallInfo, loop: LoopInfo): CallInfo | null {
+  const body = loop.node.childForFieldName('body');
+  const session = add.dottedReceiver;
+  if (!body || !session) return null;
+  return callsOf(model, add.functionIndex).find((c) => c.method === 'commit' && c.dottedReceiver === session && c.loops[c.loops.length - 1] === loop.index
+    && c.node.startIndex > add.node.endIndex && !conditionalWithin(c.node, body)) ?? null;
 }

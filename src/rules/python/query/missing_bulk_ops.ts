@@ -21,7 +21,7 @@
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileModel, LoopInfo } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
-import { describeLoop, perItemDbCalls, type LoopSite } from './loops.js';
+import { commitAfter, describeLoop, perItemDbCalls, type LoopSite } from './loops.js';
 import { isSqliteDriver, receiverDriver } from './dbCalls.js';
 import { callArgs } from './semantics.js';
 import { overItems } from '../transaction/loopForms.js';
@@ -153,18 +153,6 @@ export const missingBulkOps: FileRule = {
     }
   },
 };
-
-/**
- * The `commit()` of the `add`'s session that follows it on every pass of `loop` (the innermost loop
- * of both, under no branch or handler of the loop body), or null.
- */
-function commitAfter(model: FileModel, add: CallInfo, loop: LoopInfo): CallInfo | null {
-  const body = loop.node.childForFieldName('body');
-  const session = add.dottedReceiver;
-  if (!body || !session) return null;
-  return callsOf(model, add.functionIndex).find((c) => c.method === 'commit' && c.dottedReceiver === session && c.loops[c.loops.length - 1] === loop.index
-    && c.node.startIndex > add.node.endIndex && !conditionalWithin(c.node, body)) ?? null;
-}
 
 /** Does a call after `flush`, in the same iteration of loop `loop`, act outside the database? */
 function announcedAfter(model: FileModel, flush: CallInfo, loop: number): boolean {

@@ -15,7 +15,7 @@
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { loopsDomain, rowsSource, WRITE_EFFECT } from './dbCalls.js';
 import {
-  collectDeferredReports, DEFERRED_WRITE, describeLoop, domainNote, domainSeverity, perItemDbCalls, reportDeferredLoopFindings, reportHelperSites,
+  collectDeferredReports, commitAfter, DEFERRED_WRITE, describeLoop, domainNote, domainSeverity, perItemDbCalls, reportDeferredLoopFindings, reportHelperSites,
   type FileReadReport,
 } from './loops.js';
 import { encodeDomain } from '../../../semantic/loopDomain.js';
@@ -107,12 +107,16 @@ export function fileWriteReports(model: FileModel): FileReadReport[] {
     const d = loopsDomain(model, site.loops);
     const deferred = !owner && (d.kind === 'call' || d.kind === 'param') && site.call.functionIndex >= 0;
     const decided = d.kind === 'call' || d.kind === 'param' ? 'unknown' : d.kind;
+    // The same iteration commits too: PA207 reports the commit per row, and one rewrite (one
+    // statement for the rows, one commit after the loop) answers both: one finding, PA207's.
+    const commit = commitAfter(model, site.call, site.loops[site.loops.length - 1]!);
     out.push({
       site,
       message: message + (owner || deferred ? '' : domainNote(decided)),
       severity: owner ? 'low' : domainSeverity(decided),
       deferred,
       domain: encodeDomain(d),
+      ...(commit ? { sameDefectAs: { code: 'PA207', line: commit.line } } : {}),
     });
   }
   fileWriteMemo.set(model, out);
@@ -145,7 +149,7 @@ export const nUpdateDeleteLoop: FileRule & RepoRule = {
   checkFile(ctx: FileRuleContext): void {
     for (const r of fileWriteReports(ctx.model)) {
       if (r.deferred) continue;
-      ctx.report({ node: r.site.call.node, message: r.message, severity: r.severity });
+      ctx.report({ node: r.site.call.node, message: r.message, severity: r.severity, ...(r.sameDefectAs ? { sameDefectAs: r.sameDefectAs } : {}) });
     }
     reportDirtyTracking(ctx);
   },
