@@ -429,6 +429,30 @@ describe('PA108 one-row relationships', () => {
   });
 });
 
+describe('PA108 load_only and branch-only key filters', () => {
+  it('a column a root `load_only(...)` leaves out is a per-row load; MissingGreenlet under AsyncSession', () => {
+    const file = path.join(FIXTURES, 'query/PA108_load_only.py');
+    const sync = at(query, 'PA108_load_only.py', lineOf(file, 'return sum(v.tonnage for v in vessels)'), 'PA108')!;
+    expect(sync.severity).toBe('high');
+    expect(sync.message).toMatch(/`load_only\(\.\.\.\)` does not name it/);
+    const asyncRead = at(query, 'PA108_load_only.py', lineOf(file, 'return [v.logbook for v in rows]'), 'PA108')!;
+    expect(asyncRead.severity).toBe('high');
+    expect(asyncRead.message).toMatch(/MissingGreenlet/);
+  });
+  it('a column the options chained on a many-to-one\'s loader leave out is medium: one load per related row', () => {
+    const file = path.join(FIXTURES, 'query/PA108_load_only.py');
+    const f = at(query, 'PA108_load_only.py', lineOf(file, 'return [v.vessel.tonnage for v in voyages]'), 'PA108')!;
+    expect(f.severity).toBe('medium');
+    expect(f.message).toMatch(/`joinedload\(Voyage\.vessel\)` chains a `load_only\(\.\.\.\)` that does not name it/);
+  });
+  it('a many-to-one pinned by a key filter added in a branch keeps its severity and says why', () => {
+    const file = path.join(FIXTURES, 'query/PA108_branch_pin.py');
+    const f = at(query, 'PA108_branch_pin.py', lineOf(file, 'return [c.depot.city for c in db.scalars(stmt).all()]  # expect'), 'PA108')!;
+    expect(f.severity).toBe('medium');
+    expect(f.message).toMatch(/runs only in a branch/);
+  });
+});
+
 describe('PA107 methods on rows', () => {
   it('a model method or property that queries about its own row, called on each loop item, is an N+1', () => {
     const file = path.join(FIXTURES, 'query/row_methods.py');

@@ -259,6 +259,14 @@ export interface ModelInfo {
    */
   deferred?: string[];
   /**
+   * The names of its column attributes (its class body's, its mixins' and bases'; SQLModel's
+   * annotated fields), its primary-key columns (`primary_key=True`) and its foreign-key columns:
+   * what a query's `load_only(...)` leaves unloaded. Absent when none is known.
+   */
+  columns?: string[];
+  primaryKey?: string[];
+  foreignKeyColumns?: string[];
+  /**
    * `name = association_proxy("rel", "attr")` in the class body (or a mixin's, a base's): reading
    * `name` on a row reads `rel` first, so it loads `rel` as a read of `rel` does. Absent when none.
    */

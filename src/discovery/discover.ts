@@ -782,6 +782,10 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
     relationships: ModelInfo['relationships'];
     deferred: string[];
     proxies: AssociationProxyInfo[];
+    /** Column attribute names, primary keys and foreign-key columns of the class and its lineage. */
+    columnNames: string[];
+    primaryKeys: string[];
+    foreignKeys: string[];
     sqlmodel: boolean;
     /** No table and extended by models: an unmarked abstract base, not reported. */
     skip: boolean;
@@ -795,6 +799,9 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
     const relationships = [...c.relationships];
     const deferred = [...(c.deferred ?? [])];
     const proxies = [...(c.proxies ?? [])];
+    const columnNames = [...(c.columnNames ?? []), ...(sqlmodel ? c.plainNames ?? [] : [])];
+    const primaryKeys = [...(c.primaryKeys ?? [])];
+    const foreignKeys = [...(c.foreignKeys ?? [])];
     let tableExpr: string | null = c.tablenameExpr;
     let parentTable: string | null = null;
     // Attributes of mixins and abstract bases are inherited; mapped parents keep theirs in their own table.
@@ -815,10 +822,17 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
           for (const r of parent.relationships) if (!relationships.some((x) => x.name === r.name)) relationships.push(r);
           deferred.push(...parent.deferred);
           proxies.push(...parent.proxies);
+          // Inherited mapping: the parent's columns are attributes of the subclass's rows too.
+          columnNames.push(...parent.columnNames);
+          primaryKeys.push(...parent.primaryKeys);
+          foreignKeys.push(...parent.foreignKeys);
         }
         continue;
       }
       columns += p.columns + (sqlmodel ? p.plainAnnotated : 0);
+      columnNames.push(...(p.columnNames ?? []), ...(sqlmodel ? p.plainNames ?? [] : []));
+      primaryKeys.push(...(p.primaryKeys ?? []));
+      foreignKeys.push(...(p.foreignKeys ?? []));
       relationships.push(...p.relationships);
       deferred.push(...(p.deferred ?? []));
       proxies.push(...(p.proxies ?? []));
@@ -846,7 +860,7 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
     // A column the class declares itself, not deferred, overrides a mixin's or a base's deferred one.
     const own = new Set(c.eagerColumns ?? []);
     const kept = own.size ? deferred.filter((x) => !own.has(x.split(':')[0]!)) : deferred;
-    const d: Described = { table, columns, relationships, deferred: kept, proxies, sqlmodel, skip: table === null && !parentTable && hasModelChildren.has(c) };
+    const d: Described = { table, columns, relationships, deferred: kept, proxies, columnNames, primaryKeys, foreignKeys, sqlmodel, skip: table === null && !parentTable && hasModelChildren.has(c) };
     described.set(c, d);
     return d;
   };
@@ -865,6 +879,9 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
       columnCount: d.columns,
       relationships: [...d.relationships].sort(byDeclaration),
       ...(d.deferred.length ? { deferred: [...new Set(d.deferred)] } : {}),
+      ...(d.columnNames.length ? { columns: [...new Set(d.columnNames)] } : {}),
+      ...(d.primaryKeys.length ? { primaryKey: [...new Set(d.primaryKeys)] } : {}),
+      ...(d.foreignKeys.length ? { foreignKeyColumns: [...new Set(d.foreignKeys)] } : {}),
       // The class's own declaration of a name wins over a base's (the first listed).
       ...(d.proxies.length ? { proxies: d.proxies.filter((x, i) => d.proxies.findIndex((y) => y.name === x.name) === i) } : {}),
     });

@@ -138,6 +138,16 @@ export interface ClassFacts {
   columns: number;
   /** Annotated attributes without a value or with a plain default (columns in SQLModel). */
   plainAnnotated: number;
+  /**
+   * The names of the column attributes the class body declares (`Column(`, `mapped_column(`,
+   * `Field(`, `deferred(...)`, a `Mapped[...]` annotation without a value, a `declared_attr`
+   * returning a column); and, apart, the plain annotated names (SQLModel's columns). What a
+   * `load_only(...)` of a query leaves unloaded.
+   */
+  columnNames?: string[];
+  plainNames?: string[];
+  /** Columns declared `primary_key=True`: always loaded, whatever `load_only(...)` names. */
+  primaryKeys?: string[];
   relationships: RelationshipInfo[];
   /** Uses 2.0-only API (`Mapped[`, `mapped_column`). */
   modern: boolean;
@@ -1172,6 +1182,8 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
     if (last === 'Column' || last === 'mapped_column' || last === 'Field') {
       if (last === 'mapped_column') facts.modern = true;
       facts.columns++;
+      (facts.columnNames ??= []).push(attr);
+      if (callArgs(right!.type === 'await' ? right!.namedChild(0)! : right!).keywords.get('primary_key')?.type === 'true') (facts.primaryKeys ??= []).push(attr);
       // SQLModel: `team_id: int | None = Field(default=None, foreign_key="team.id")`.
       if (/\bForeignKey\s*\(/.test(right!.text) || (last === 'Field' && /\bforeign_key\s*=/.test(right!.text))) {
         fkColumns.add(attr);
@@ -1191,15 +1203,18 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
       if (right === null) (facts.mappedAttrs ??= {})[attr] = scalarAnnotation(annotation);
       if (right === null || last === 'deferred' || last === 'synonym' || last === 'composite' || last === 'query_expression') {
         facts.columns++;
+        if (right === null || last === 'deferred') (facts.columnNames ??= []).push(attr);
       }
       continue;
     }
     if (last === 'deferred') {
       facts.columns++;
+      (facts.columnNames ??= []).push(attr);
       continue;
     }
     if (annotation !== null && !/^(ClassVar|typing\.ClassVar)\b/.test(annotation) && (right === null || right.type !== 'call' || last === 'Field')) {
       facts.plainAnnotated++;
+      (facts.plainNames ??= []).push(attr);
     }
   }
   // `author = relationship(...)` next to `author_id = Column(ForeignKey(...))`: a many-to-one.
@@ -1328,6 +1343,10 @@ function declaredAttr(def: SyntaxNode, name: string, facts: ClassFacts, scope: L
     }
   } else if (last === 'mapped_column' || last === 'Column' || last === 'column_property') {
     facts.columns++;
+    if (last !== 'column_property') {
+      (facts.columnNames ??= []).push(name);
+      if (callArgs(value!).keywords.get('primary_key')?.type === 'true') (facts.primaryKeys ??= []).push(name);
+    }
   }
 }
 

@@ -9,6 +9,7 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { FileModel } from '../../../semantic/model.js';
 import { assignmentsTo } from '../../../semantic/model.js';
 import { lastAssignment, unwrap } from './semantics.js';
+import { deferOnPath } from './columnOptions.js';
 
 export const LAZY = new Set(['select', 'dynamic', 'true', 'True']);
 
@@ -102,6 +103,8 @@ export function deferredColumns(candidates: ModelInfo[], text: string): Set<stri
   if (/\bundefer\(\s*["']\*["']\s*\)/.test(text)) return new Set();
   // `defer(Note.body)`, `defer("body")`: deferred by this query (a `raiseload=True` one raises instead).
   for (const m of text.matchAll(/\bdefer\(\s*(?:[A-Za-z_][\w.]*\.)?["']?([A-Za-z_]\w*)["']?\s*(,[^()]*)?\)/g)) {
+    // Chained on a relationship's loader (`selectinload(A.b).defer(B.y)`): the related rows' column.
+    if (deferOnPath(text, m.index!)) continue;
     if (!/raiseload\s*=\s*True/.test(m[2] ?? '')) out.add(m[1]!);
   }
   for (const name of [...out]) {
@@ -306,4 +309,50 @@ export function leadsBackToOwner(rel: LazyRelationship, name: string, ownerModel
   if (rel.foreignKey && coll?.foreignKey) return rel.foreignKey === coll.foreignKey;
   // Otherwise the items' one link to the owner's class is over the collection's one key.
   return [...itemLazy.values()].filter((r) => !r.via && r.scalar && !!r.target && shortName(r.target) === shortName(owner.name)).length === 1;
+}
+
+/** Blocks that may not run on a path: an `if`'s branches, a loop's body, a `match` case, an `except`. */
+const CONDITIONAL_BLOCKS = new Set(['if_statement', 'elif_clause', 'else_clause', 'for_statement', 'while_statement', 'case_clause', 'except_clause', 'conditional_expression']);
+
+/**
+ * The refinements of a query held in a name that only some paths to `use` run
+ * (`if article_id is not None: stmt = stmt.where(Dispatch.article_id == article_id)` before a
+ * loop outside that `if`): the text of each such reassigned value, in the function `fnIndex`.
+ * A criterion there picks the rows on one path only; on the other the rows are unfiltered.
+ */
+export function branchOnlyRefinements(model: FileModel, fnIndex: number, use: SyntaxNode): string[] {
+  const out: string[] = [];
+  if (fnIndex < 0) return out;
+  const fnNode = model.functions[fnIndex]?.node;
+  for (const a of model.assignments) {
+    if (a.functionIndex !== fnIndex || !a.value || a.node.startIndex >= use.startIndex) continue;
+    // `stmt = stmt.where(...)`, `q = q.filter(...).order_by(...)`: a refinement of the name itself.
+    let root: SyntaxNode | null = unwrap(a.value);
+    while (root && (root.type === 'call' || root.type === 'attribute')) root = unwrap(root.type === 'call' ? root.childForFieldName('function') : root.childForFieldName('object'));
+    if (root?.type !== 'identifier' || root.text !== a.target) continue;
+    for (let n: SyntaxNode | null = a.node.parent; n && n.id !== fnNode?.id; n = n.parent) {
+      if (!CONDITIONAL_BLOCKS.has(n.type)) continue;
+      // The use inside the same block: that path ran the refinement.
+      if (use.startIndex >= n.startIndex && use.endIndex <= n.endIndex) break;
+      out.push(a.value.text);
+      break;
+    }
+  }
+  return out;
+}
+
+/**
+ * `loadedByQuery`, with the rows' pinning criteria (`targetsHeld`) read from `pinText`: the
+ * statement's text less the refinements only some paths run (`branchOnlyRefinements`).
+ */
+export function loadedByQueryOnEveryPath(text: string, pinText: string, name: string, info: LazyRelationship | undefined): boolean {
+  const rel = loadedRelation(name, info);
+  return eagerlyLoaded(text, rel) || targetsHeld(pinText, rel);
+}
+
+/** `text` without the given fragments (each removed once). */
+export function withoutFragments(text: string, fragments: string[]): string {
+  let out = text;
+  for (const f of fragments) out = out.replace(f, ' ');
+  return out;
 }

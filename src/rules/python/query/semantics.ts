@@ -1304,7 +1304,8 @@ export function* itemAttributeReads(model: FileModel, loop: LoopInfo, item: stri
     if (a.startIndex >= iterable.startIndex && a.endIndex <= iterable.endIndex) continue;
     const obj = a.childForFieldName('object');
     const name = a.childForFieldName('attribute')?.text ?? '';
-    if (obj?.type !== 'identifier' || obj.text !== item || !name || !wanted(name)) continue;
+    // `item` may be a path (`row.owner`): the attributes read on what it holds.
+    if ((obj?.type !== 'identifier' && !(obj?.type === 'attribute' && item.includes('.'))) || obj.text !== item || !name || !wanted(name)) continue;
     const parent = a.parent;
     if (parent?.type === 'assignment' && parent.childForFieldName('left')?.id === a.id) continue;
     const call = parent?.type === 'call' && parent.childForFieldName('function')?.id === a.id;
