@@ -303,8 +303,21 @@ describe('PA212 enqueue_before_commit', () => {
     expect(routes[0]!.message).toBe("`mail_invoice.delay()` enqueues a job with `invoice`, written through the request's session `db` (line 15), which `get_db` commits only after the handler returns: the worker can run first and miss the row or read it unchanged; commit before enqueueing, or enqueue after the response");
     found.splice(0, found.length, ...billing);
     expect(found[0]!.message).toBe('`mail_invoice.delay()` enqueues a job with `invoice`, which this transaction wrote (line 13), before `db.commit()` (line 16): the worker can run first and miss the row or read it unchanged; enqueue after the commit');
-    // A row the session loaded and the code changed: the same commit writes it.
-    expect(found[1]!.message).toMatch(/with `invoice`, which this transaction wrote \(line 22\), before `db.commit\(\)` \(line 25\)/);
+    // A row the session loaded and the code changed: the same commit writes it. The worker finds
+    // the row (it exists), with its old values: medium, where a row it cannot find at all is high.
+    expect(found[1]!.message).toMatch(/with `invoice`, which this transaction changed \(line 22\), before `db.commit\(\)` \(line 25\)/);
+    expect(found[0]!.severity).toBe('high');
+    expect(found[1]!.severity).toBe('medium');
     expect(found[2]!.message).toMatch(/before the end of the `db.begin\(\)` block/);
+  });
+
+  it('reports a stored row changed before a job about it, the commit being the caller\'s, at medium', async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA212'] }, {}, null);
+    const found = (await scan(path.resolve(__dirname, '../fixtures/transaction/enqueue'), config, { inProcessBytes: Infinity })).result.findings;
+    const parcels = found.filter((f) => f.path === 'app/parcels.py');
+    expect(parcels.map((f) => [f.line, f.severity])).toEqual([[24, 'medium'], [34, 'medium'], [41, 'medium'], [47, 'medium'], [53, 'medium']]);
+    expect(parcels[1]!.message).toBe('`charge.delay()` enqueues a job with `parcel`, a stored row this function changed (line 33) and never commits: the commit comes after it returns, so the worker can run first and read the row as it was before the change; enqueue after that commit (or from an after-commit hook)');
+    // A method of the row that flushes its own change: the same stale read.
+    expect(found.find((f) => f.path === 'app/accounts.py')!.severity).toBe('medium');
   });
 });

@@ -314,6 +314,12 @@ export interface ProjectContext {
   engines: EngineInfo[];
   sessionFactories: SessionFactoryInfo[];
   /**
+   * Class attributes bound to a module-level session factory of the project somewhere in it
+   * (`session_source = LedgerSession` in a class body, `self.maker = SessionLocal`), by attribute
+   * name, each to the factory's qualified name. Absent when none.
+   */
+  factoryAttributes?: Record<string, string>;
+  /**
    * `expire_on_commit` set other than by a factory's keyword (`s.sync_session.expire_on_commit =
    * False`, `Maker(expire_on_commit=False)` per session, `Maker.configure(...)`, a kwargs dict), to
    * a value other than `True`, outside tests: sessions the factories alone do not describe.

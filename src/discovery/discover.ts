@@ -103,9 +103,14 @@ function worthParsing(source: string): boolean {
     // `def get_write_engine(): return _engine_for(url)`: a getter other modules call `.connect()` on.
     (source.includes('ngine') && ENGINE_GETTER_HINT.test(source)) ||
     // `s.sync_session.expire_on_commit = False`: a session setting no factory call shows.
-    source.includes('expire_on_commit')
+    source.includes('expire_on_commit') ||
+    // `session_source = LedgerSession` in a class body (a subclass choosing its base's factory).
+    (sessionLike() && source.includes('class ') && CLASS_FACTORY_ATTR_HINT.test(source))
   );
 }
+
+/** A class attribute (or `self.` attribute) bound to a bare name, the one or the other named like a session factory. */
+const CLASS_FACTORY_ATTR_HINT = /^[ \t]+(?:self\.)?(?:\w*(?:ession|aker)\w*[ \t]*=[ \t]*[A-Za-z_][\w.]*|\w+[ \t]*=[ \t]*[\w.]*(?:ession|aker)\w*)[ \t]*$/m;
 
 /** {@link FLASK_SQLALCHEMY_IMPORT}, tried only when the text names one of its packages (six files of the 6,500 of the field and held-out repositories do). */
 function importsFlaskSqlalchemy(source: string): boolean {
@@ -456,6 +461,8 @@ export async function finishDiscovery(plan: DiscoveryPlan, results: PythonFactsR
   const fsqla = Object.entries(ctx.stack).find(([k]) => /^flask[-_]sqlalchemy$/i.test(k))?.[1];
   ctx.engines.push(...flaskEngines(perFile, majorOf(fsqla?.version ?? null)));
   ctx.sessionFactories.push(...unpackedFactories(perFile));
+  const attrs = factoryAttributes(perFile, ctx.sessionFactories);
+  if (Object.keys(attrs).length) ctx.factoryAttributes = attrs;
   const settings = perFile.filter(({ file }) => !isTestPath(file)).flatMap(({ file, facts }) => (facts.expireSettings ?? []).map((line) => ({ file, line })));
   if (settings.length) ctx.expireOnCommitSettings = settings;
   const shared = sharedSessions(perFile, ctx.sessionFactories);
@@ -1194,6 +1201,30 @@ function resolveStreaming(cands: { file: string; cand: StreamingCandidate }[]): 
  * `SessionLocal, engine = init(url)` where `init` returns a session factory at that tuple
  * position: a module-level factory like `SessionLocal = sessionmaker(...)`.
  */
+/**
+ * Attributes some class of the project binds to a module-level `sessionmaker` /
+ * `async_sessionmaker` of the project (`session_source = LedgerSession` in a subclass,
+ * `self.maker = SessionLocal`), each with that factory's qualified name: `self.<attr>()` opens a
+ * session, whichever class of the hierarchy the method calling it is written in. An attribute
+ * two classes bind to different things is left out.
+ */
+function factoryAttributes(perFile: { file: string; facts: PythonFileFacts }[], factories: SessionFactoryInfo[]): Record<string, string> {
+  const known = new Set(factories.filter((f) => f.name && !f.function && (f.kind === 'sessionmaker' || f.kind === 'async_sessionmaker')).map((f) => `${moduleNameOf(f.file)}.${f.name}`));
+  const out: Record<string, string> = {};
+  const other = new Set<string>();
+  if (!known.size) return out;
+  for (const { file, facts } of perFile) {
+    if (isTestPath(file)) continue;
+    for (const [attr, ref] of facts.classAttrRefs ?? []) {
+      if (!known.has(ref)) other.add(attr);
+      else if (out[attr] === undefined || out[attr] === ref) out[attr] = ref;
+      else other.add(attr);
+    }
+  }
+  for (const attr of other) delete out[attr];
+  return out;
+}
+
 function unpackedFactories(perFile: { file: string; facts: PythonFileFacts }[]): SessionFactoryInfo[] {
   const builders = new Map<string, { index: number; kind: string }[]>();
   for (const { facts } of perFile) for (const b of facts.tupleBuilders ?? []) builders.set(b.name, [...(builders.get(b.name) ?? []), b]);

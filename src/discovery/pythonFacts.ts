@@ -247,6 +247,12 @@ export interface PythonFileFacts {
   views?: string[];
   /** `[module.Class, [qualified bases]]` for classes on a base named like a view (`…View`, `…Resource`, `…Endpoint`). */
   viewSubclasses?: [string, string[]][];
+  /**
+   * `[attribute, qualified name]` for attributes a class binds to a plain name (`maker =
+   * SessionLocal` in its body, `self.maker = SessionLocal` in a method): discovery keeps those
+   * whose name is a session factory of the project (`ProjectContext.factoryAttributes`).
+   */
+  classAttrRefs?: [string, string][];
   classes: ClassFacts[];
   imperative?: ImperativeMapping[];
   /** Module-level names bound to `declarative_base()` / `registry().generate_base()`. */
@@ -731,6 +737,10 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
     if (c?.modern) facts.sqlalchemy2 = true;
   }
 
+  if (model.classes.length) {
+    const refs = classAttrRefs(model);
+    if (refs.length) facts.classAttrRefs = refs;
+  }
   if (/sessionmaker/.test(model.source) || /^[A-Za-z_]\w*\s*,\s*[A-Za-z_][\w\s,]*=\s*[\w.]+\(/m.test(model.source)) collectTuples(model, facts);
   const engineNamed = ENGINE_GETTER_HINT.test(model.source);
   for (const fn of model.functions) {
@@ -791,6 +801,26 @@ function expireSettings(model: FileModel, factoryCalls: readonly [number, number
     if (key?.type === 'string' && /^["']expire_on_commit["']$/.test(key.text) && off(d.childForFieldName('value')?.text)) lines.add(d.startPosition.row + 1);
   }
   return [...lines].sort((x, y) => x - y);
+}
+
+/** See `PythonFileFacts.classAttrRefs`. */
+function classAttrRefs(model: FileModel): [string, string][] {
+  const out: [string, string][] = [];
+  for (const a of model.assignments) {
+    const v = a.value;
+    if (a.fromWith || !v || (v.type !== 'identifier' && v.type !== 'attribute') || /^(None|True|False|self|cls)(\.|$)/.test(v.text)) continue;
+    let attr: string | null = null;
+    if (a.functionIndex < 0) {
+      // Directly in a class body: `class Repo: maker = SessionLocal`.
+      const stmt = a.node.parent?.type === 'expression_statement' ? a.node.parent : a.node;
+      if (stmt.parent?.type === 'block' && stmt.parent.parent?.type === 'class_definition' && /^[A-Za-z_]\w*$/.test(a.target)) attr = a.target;
+    } else if (model.functions[a.functionIndex]!.className) {
+      attr = /^self\.([A-Za-z_]\w*)$/.exec(a.target)?.[1] ?? null;
+    }
+    const q = attr ? qualifyHere(model, v.text.replace(/\s+/g, '')) : null;
+    if (attr && q && !out.some(([x, y]) => x === attr && y === q)) out.push([attr, q]);
+  }
+  return out;
 }
 
 /** A base class named like a class-based view of the project. */

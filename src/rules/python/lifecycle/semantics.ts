@@ -14,6 +14,7 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
 import { assignmentsTo, callAt, callsOf, declaresGlobal, effectiveRole, isFlaskHandle, moduleNameOf, resolveName, valueTypeOf, variableRefs } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
+import { isSessionFactoryType, projectFactories } from '../../../semantic/sessionFactories.js';
 import { listedDependencies } from '../../../semantic/routerIncludes.js';
 import { callArgs } from '../query/semantics.js';
 import { annotationType, calleeType, receiverType } from '../../../semantic/valueTypes.js';
@@ -126,11 +127,7 @@ export function projectNames(project: ProjectContext): ProjectNames {
   let names = namesCache.get(project);
   if (names) return names;
   names = { factories: new Set(), engines: new Set(), providers: new Set(), providerInfo: new Map(), helpers: new Map() };
-  for (const f of project.sessionFactories) {
-    if (f.name && !f.function && (f.kind === 'sessionmaker' || f.kind === 'async_sessionmaker')) {
-      names.factories.add(`${moduleNameOf(f.file)}.${f.name}`);
-    }
-  }
+  for (const q of projectFactories(project).keys()) names.factories.add(q);
   for (const e of project.engines) {
     if (e.name && !e.function && e.factory !== 'asyncpg.create_pool') names.engines.add(`${moduleNameOf(e.file)}.${e.name}`);
   }
@@ -141,14 +138,6 @@ export function projectNames(project: ProjectContext): ProjectNames {
   for (const h of project.sessionHelpers ?? []) names.helpers.set(`${moduleNameOf(h.file)}.${h.name}`, h);
   namesCache.set(project, names);
   return names;
-}
-
-/** Is the expression a session factory (`sessionmaker(...)` result), an engine, …? Type path based. */
-function isSessionFactoryType(model: FileModel, project: ProjectContext, t: string | null): boolean {
-  if (!t) return false;
-  if (/(^|\.)(async_)?sessionmaker\(\)$/.test(t) && !t.includes('scoped_session')) return true;
-  if (/^@(sqlalchemy|sqlmodel)(\.[\w]+)*\.(async_)?sessionmaker$/.test(t)) return true;
-  return projectNames(project).factories.has(t);
 }
 
 function isEngineType(project: ProjectContext, t: string | null): boolean {
@@ -211,7 +200,7 @@ export function acquireKind(model: FileModel, project: ProjectContext, call: Cal
     return null;
   }
   // A project factory by the name it is bound to (`OrderSession, engine = build(url)`: its value's type is not known).
-  if (isSessionFactoryType(model, project, calleeType(model, call)) || projectNames(project).factories.has(boundName(model, call) ?? '')) {
+  if (isSessionFactoryType(project, calleeType(model, call)) || projectNames(project).factories.has(boundName(model, call) ?? '')) {
     return { kind: 'session', label: `${call.calleeText}()` };
   }
   const client = closeableClient(q);

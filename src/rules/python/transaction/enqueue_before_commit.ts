@@ -17,9 +17,14 @@
  * built to a session it was handed: the caller commits later; inside `with session_scope() as s:`
  * over a project provider that commits after its `yield`: the block commits when it ends.
  *
+ * Also a stored row the function changed (`c = db.get(Claim, i); c.state = "held"`, a parameter
+ * typed with a model, `self` in a model's method) before a job about it, in a function that
+ * commits nothing: medium, since the worker finds the row, with its old values (a new row it does
+ * not find at all is high).
+ *
  * Silent: the job enqueued after the commit, inside no open transaction of the function (other
- * than those two cases, a caller's transaction is not visible here), or with arguments that name
- * nothing the transaction wrote.
+ * than those cases, a caller's transaction is not visible here), with arguments that name
+ * nothing the transaction wrote, or only the new values themselves.
  */
 import { callAt, callsOf, resolveImported, type AssignmentInfo, type CallInfo, type FileModel, type FunctionInfo, selfOffset } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
@@ -27,6 +32,7 @@ import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, siteCalls, type FnRef } from '../../../analysis/callgraph.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
+import type { SyntaxNode } from '../../../parse/parser.js';
 import { assignmentsByFunction, callArgs, isCommitCall, modelOfObject, transactionRegions, unwrap, type TransactionRegion } from './semantics.js';
 import { MAY_COMMIT_EFFECT, PARAM_WRITE, RETURNS_ADDED } from './missing_commit.js';
 import { lastAssignment, loopTarget } from '../query/semantics.js';
@@ -38,6 +44,8 @@ import { COMMITS_YIELDED } from './long_held_transaction.js';
 
 /** Methods that hand a job to a queue. */
 const ENQUEUE = new Set(['delay', 'apply_async', 'send_task', 'enqueue', 'enqueue_call', 'enqueue_in', 'enqueue_at', 'enqueue_job', 'kiq', 'send_with_options']);
+/** What a worker sees of a row the transaction only changed: it exists, with its old values. */
+const STALE = 'read the row as it was before the change';
 /** Session calls that stage or send an object: its first argument is what is written. */
 const STAGES = new Set(['add', 'merge', 'delete']);
 
@@ -49,7 +57,7 @@ export const enqueueBeforeCommit: FileRule & RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'A background job enqueued with a row the open transaction wrote, before the commit',
-    what: 'Finds a job enqueued (Celery `.delay`/`.apply_async`/`send_task`, RQ `enqueue*`, arq `enqueue_job`, taskiq `.kiq`, dramatiq `send_with_options`) between a session\'s write and its commit in the same function — a `with session.begin():` block counts — when the job\'s arguments name an object that the transaction added, merged, deleted or changed (`db.add(order)`, `order.status = "paid"`, then `task.delay(order.id)`). Also in a request handler whose session `Depends(provider)` injects, when the handler writes the object through it and never commits it while the provider commits after its `yield`: that commit comes after the handler returned, so after the job was sent. Also through a helper of the repo: the written object handed, before the commit, to a function that enqueues a job with that parameter (`invoice_issued(invoice)` running `mail_invoice.delay(invoice.id)`), unless the helper commits before it enqueues. Also in a request handler that makes the object through a repository-library service (`user = await users.create(data)`, advanced-alchemy: a flush, committed by the request scope after the handler returns), then enqueues a job or emits a Litestar event with it (`request.app.emit(...)`: Litestar runs listeners concurrently, on sessions of their own); and in a function that commits nothing, after a method of the object that flushes changes (`self.make_primary(email)` then `refresh.delay(self)`), or after adding a row it built to a session it was handed (`u = User(...); db.add(u); db.flush(); welcome.delay(u.id)` in a service the handler calls, with no `commit()` or `begin()` of `db` in it nor in what it calls): the caller commits later. Also inside `with provider() as s:` where the project\'s provider is a generator that commits what it yields after the `yield` (SQLAlchemy\'s `session_scope()` pattern): the block commits when it ends, after a job enqueued in it about a row it wrote. The object may come from a helper handed the session that writes it without committing (`run = _insert_run(s, ...)` then `start.delay(run.id)`, in such a block or in a `with Maker.begin() as s:` block): the helper must return an object it added or changed: one that only reads it (`s.get(...)`), even beside a write of another row, leaves it alone, and so does a job sent after the block. Silent when the job is enqueued after the commit, when no transaction of the function is open there (and no provider commits later), and when its arguments name nothing the transaction wrote.',
+    what: 'Finds a job enqueued (Celery `.delay`/`.apply_async`/`send_task`, RQ `enqueue*`, arq `enqueue_job`, taskiq `.kiq`, dramatiq `send_with_options`) between a session\'s write and its commit in the same function — a `with session.begin():` block counts — when the job\'s arguments name an object that the transaction added, merged, deleted or changed (`db.add(order)`, `order.status = "paid"`, then `task.delay(order.id)`). Also in a request handler whose session `Depends(provider)` injects, when the handler writes the object through it and never commits it while the provider commits after its `yield`: that commit comes after the handler returned, so after the job was sent. Also through a helper of the repo: the written object handed, before the commit, to a function that enqueues a job with that parameter (`invoice_issued(invoice)` running `mail_invoice.delay(invoice.id)`), unless the helper commits before it enqueues. Also in a request handler that makes the object through a repository-library service (`user = await users.create(data)`, advanced-alchemy: a flush, committed by the request scope after the handler returns), then enqueues a job or emits a Litestar event with it (`request.app.emit(...)`: Litestar runs listeners concurrently, on sessions of their own); and in a function that commits nothing, after a method of the object that flushes changes (`self.make_primary(email)` then `refresh.delay(self)`), or after adding a row it built to a session it was handed (`u = User(...); db.add(u); db.flush(); welcome.delay(u.id)` in a service the handler calls, with no `commit()` or `begin()` of `db` in it nor in what it calls): the caller commits later. Also inside `with provider() as s:` where the project\'s provider is a generator that commits what it yields after the `yield` (SQLAlchemy\'s `session_scope()` pattern): the block commits when it ends, after a job enqueued in it about a row it wrote. The object may come from a helper handed the session that writes it without committing (`run = _insert_run(s, ...)` then `start.delay(run.id)`, in such a block or in a `with Maker.begin() as s:` block): the helper must return an object it added or changed: one that only reads it (`s.get(...)`), even beside a write of another row, leaves it alone, and so does a job sent after the block. Also a stored row the function changed (an attribute assigned, maybe then `flush()`) in a function that ends no transaction itself (no `commit()`, no `begin()` in it or in what it calls): a row loaded through a session it did not open (`c = db.get(Claim, i); c.state = "held"; settle.delay(c.id)`), a parameter typed with a model, a row of a loop over a query, or `self` in a method of a model: the caller commits later. Severity: high when the row is new (added, merged, inserted: the worker does not find it at all) or deleted; medium when the job is about a row that already exists and was only changed (attributes, an UPDATE, a method of the row that flushes its own change): the worker finds it and reads its old values, a stale read rather than a missing row. Silent when the job is enqueued after the commit, when no transaction of the function is open there (and no provider commits later), when its arguments name nothing the transaction wrote, when they hand the worker only the values just set (`c.adjuster = who; notify.delay(c.adjuster)`: nothing to read back), when the row comes from a session the function opened and never commits (the change is lost, PA208), and when the job is sent from an after-commit hook (`event.listen(db, "after_commit", ...)`, a lambda or nested function run later).',
     why: 'The broker hands the job to a worker immediately, usually before the web process reaches `commit()`: the worker looks the row up and does not find it, or reads the values from before the change; and when the commit fails, the job acts on a row that was never saved.',
     bad: 'from sqlalchemy.orm import Session\n\nfrom app.jobs import send_receipt\n\n\ndef place(db: Session, order: Order) -> None:\n    db.add(order)\n    db.flush()\n    send_receipt.delay(order.id)\n    db.commit()\n',
     good: 'from sqlalchemy.orm import Session\n\nfrom app.jobs import send_receipt\n\n\ndef place(db: Session, order: Order) -> None:\n    db.add(order)\n    db.commit()\n    send_receipt.delay(order.id)\n',
@@ -71,14 +79,14 @@ export const enqueueBeforeCommit: FileRule & RepoRule = {
       const at = call.node.startIndex;
       const open = [...transactionRegions(model, true).filter((r) => r.fnIndex === call.functionIndex && at >= r.from && at < r.to), ...pendingUntilCommit(model, call)];
       for (const region of open) {
-        const written = writtenBefore(model, region, call);
-        const hit = [...written].find(([name]) => named.has(name));
+        const hit = writtenNamed(writtenBefore(model, region, call), call, named);
         if (!hit) continue;
-        const [name, line] = hit;
+        const [name, { line, changed }] = hit;
         const end = region.commit ? `\`${region.commit.calleeText}()\` (line ${region.commit.line})` : `the end of the \`${region.session}.begin()\` block (line ${region.endLine})`;
         ctx.report({
           node: call.node,
-          message: `\`${call.calleeText}()\` enqueues a job with \`${name}\`, which this transaction wrote (line ${line}), before ${end}: the worker can run first and miss the row or read it unchanged; enqueue after the commit`,
+          message: `\`${call.calleeText}()\` enqueues a job with \`${name}\`, which this transaction ${changed ? 'changed' : 'wrote'} (line ${line}), before ${end}: the worker can run first and ${changed ? STALE : 'miss the row or read it unchanged'}; enqueue after the commit`,
+          ...(changed ? { severity: 'medium' as const } : {}),
         });
         break;
       }
@@ -120,8 +128,11 @@ export const enqueueBeforeCommit: FileRule & RepoRule = {
           ctx.report({
             path: file.path,
             location: { line: e.line, column: e.column, endLine: site.endLine, endColumn: site.endColumn },
-            message: `\`${site.call}()\` enqueues a job with \`${site.name}\`, which this function added to \`${site.param}\` (line ${site.writeLine}) and never commits: its caller commits after it returns, so the worker can run first and miss the row; enqueue after that commit (return the row and enqueue there, or use an after-commit hook)`,
+            message: site.changed
+              ? `\`${site.call}()\` enqueues a job with \`${site.name}\`, a stored row this function changed (line ${site.writeLine}) and never commits: the commit comes after it returns, so the worker can run first and ${STALE}; enqueue after that commit (or from an after-commit hook)`
+              : `\`${site.call}()\` enqueues a job with \`${site.name}\`, which this function added to \`${site.param}\` (line ${site.writeLine}) and never commits: its caller commits after it returns, so the worker can run first and miss the row; enqueue after that commit (return the row and enqueue there, or use an after-commit hook)`,
             function: graph.function(ref).name,
+            ...(site.changed ? { severity: 'medium' as const } : {}),
           });
           continue;
         }
@@ -131,7 +142,8 @@ export const enqueueBeforeCommit: FileRule & RepoRule = {
         ctx.report({
           path: file.path,
           location: { line: e.line, column: e.column, endLine: site.endLine, endColumn: site.endColumn },
-          message: `\`${site.call}()\` enqueues a job with \`${site.name}\`, written through the request's session \`${site.param}\` (line ${site.writeLine}), which \`${providerName}\` commits only after the handler returns: the worker can run first and miss the row or read it unchanged; commit before enqueueing, or enqueue after the response`,
+          message: `\`${site.call}()\` enqueues a job with \`${site.name}\`, ${site.changed ? 'changed' : 'written'} through the request's session \`${site.param}\` (line ${site.writeLine}), which \`${providerName}\` commits only after the handler returns: the worker can run first and ${site.changed ? STALE : 'miss the row or read it unchanged'}; commit before enqueueing, or enqueue after the response`,
+          ...(site.changed ? { severity: 'medium' as const } : {}),
           function: graph.function(ref).name,
         });
       }
@@ -148,9 +160,9 @@ function deferred(call: CallInfo): boolean {
 /** Celery's signature: `task.s(order.id).delay()`, `task.si(...).apply_async()` take the signature's arguments. */
 const SIGNATURE = new Set(['s', 'si', 'signature']);
 
-/** Names the job's arguments mention: `order` in `order.id`, `order`, `{"id": order.id}`. */
-function argumentNames(call: CallInfo): Set<string> {
-  const out = new Set<string>();
+/** The identifiers the job's arguments use as values: `order` in `order.id`, `order`, `{"id": order.id}`. */
+function argumentIdentifiers(call: CallInfo): SyntaxNode[] {
+  const out: SyntaxNode[] = [];
   const receiver = unwrap(call.receiver);
   const signature = receiver?.type === 'call' && SIGNATURE.has(receiver.childForFieldName('function')?.childForFieldName('attribute')?.text ?? '') ? receiver : null;
   const args = [callArgs(call.node), ...(signature ? [callArgs(signature)] : [])];
@@ -162,49 +174,99 @@ function argumentNames(call: CallInfo): Set<string> {
       // The object of `x.attr`, or a bare name; not an attribute name or a keyword.
       if (p?.type === 'attribute' && p.childForFieldName('attribute')?.id === id.id) continue;
       if (p?.type === 'keyword_argument' && p.childForFieldName('name')?.id === id.id) continue;
-      out.add(id.text);
+      out.push(id);
     }
   }
   return out;
 }
 
+/** Names the job's arguments mention: `order` in `order.id`, `order`, `{"id": order.id}`. */
+function argumentNames(call: CallInfo): Set<string> {
+  return new Set(argumentIdentifiers(call).map((id) => id.text));
+}
+
+/**
+ * The first object the transaction wrote that the job's arguments name. A row it only changed
+ * counts when the job can read it back: not when every mention is a value it just set
+ * (`c.adjuster = who; notify.delay(c.adjuster)`: the worker gets the new value itself).
+ */
+function writtenNamed(written: Map<string, Written>, call: CallInfo, named: Set<string>): [string, Written] | undefined {
+  return [...written].find(([name, w]) => named.has(name) && !(w.changed?.size && onlyNewValues(call, name, w.changed)));
+}
+
+/** Is every mention of `name` in the job's arguments `name.<attr>` for an attribute of `attrs`? */
+function onlyNewValues(call: CallInfo, name: string, attrs: ReadonlySet<string>): boolean {
+  return argumentIdentifiers(call).filter((id) => id.text === name).every((id) => {
+    const p = id.parent;
+    // `c.adjuster`, not `c.adjuster.upper()`'s receiver chain beyond a plain read nor a method `c.to_dict()`.
+    return p?.type === 'attribute' && attrs.has(p.childForFieldName('attribute')?.text ?? '') && p.parent?.type !== 'call';
+  });
+}
+
+/** Is `name` a stored row of a project model where `a` changes it: a parameter typed with one, a row loaded here, an item of a loop over a query's rows, or `self` in a method of a model class? */
+function isRow(model: FileModel, name: string, fnIndex: number, a: { line: number; loops: readonly number[] }): boolean {
+  const models = model.modelClasses as Set<string>;
+  if (!models.size) return false;
+  if (name === 'self') {
+    const cls = model.functions[fnIndex]?.className;
+    return !!cls && models.has(cls.slice(cls.lastIndexOf('.') + 1));
+  }
+  return !!modelOfObject(model, name, fnIndex, a.line, models) || loopRow(model, name, a.loops, models);
+}
+
+/**
+ * What the transaction did to an object: the line of the first write, and for a row it only
+ * changed (attributes assigned, an UPDATE naming it; not added, merged, deleted or inserted) the
+ * attributes it assigned: the row is in the database already, with its old values.
+ */
+interface Written {
+  line: number;
+  changed?: Set<string>;
+}
+
 /** Objects the region's session staged or changed before the call, with the line: `session.add(x)`, `x.attr = ...`. */
-function writtenBefore(model: FileModel, region: TransactionRegion, call: CallInfo): Map<string, number> {
-  const out = new Map<string, number>();
+function writtenBefore(model: FileModel, region: TransactionRegion, call: CallInfo): Map<string, Written> {
+  const out = new Map<string, Written>();
   const from = region.kind === 'span' ? region.start.startIndex : region.from;
   const to = call.node.startIndex;
   for (const c of callsOf(model, region.fnIndex)) {
     if (c.functionIndex !== region.fnIndex || c.node.startIndex < from || c.node.startIndex >= to || !STAGES.has(c.method) || !sameSession(c, region.session)) continue;
     const first = unwrap(callArgs(c.node).positional[0] ?? null);
-    if (first?.type === 'identifier' && !out.has(first.text)) out.set(first.text, c.line);
+    if (first?.type === 'identifier' && !out.has(first.text)) out.set(first.text, { line: c.line });
   }
   // `order.status = "paid"` on a row of a project model (a parameter typed with one, a row loaded
   // or built here, an item of a loop over a query's rows), changed since the session last
   // committed: the next commit writes it, even when the change came before its first statement.
-  const models = model.modelClasses as Set<string>;
   const fnStart = model.functions[region.fnIndex]!.start;
   const commits = callsOf(model, region.fnIndex).filter((c) => c.functionIndex === region.fnIndex && c.method === 'commit' && sameSession(c, region.session) && c.node.startIndex < to);
   for (const a of model.assignments) {
     if (a.functionIndex !== region.fnIndex || a.node.startIndex < fnStart || a.node.startIndex >= to) continue;
-    const m = /^([A-Za-z_]\w*)\.\w+$/.exec(a.target);
-    if (!m || m[1] === 'self' || out.has(m[1]!)) continue;
+    const m = /^([A-Za-z_]\w*)\.(\w+)$/.exec(a.target);
+    if (!m) continue;
+    const seen = out.get(m[1]!);
+    if (seen) {
+      seen.changed?.add(m[2]!);
+      continue;
+    }
     if (commits.some((c) => c.node.startIndex > a.node.startIndex)) continue;
     // An object built here and never added is transient: its changes go nowhere.
-    if (builtHere(model, m[1]!, region.fnIndex, a.line)) continue;
-    if (models.size && (modelOfObject(model, m[1]!, region.fnIndex, a.line, models) || loopRow(model, m[1]!, a.loops, models))) out.set(m[1]!, a.line);
+    if (m[1] !== 'self' && builtHere(model, m[1]!, region.fnIndex, a.line)) continue;
+    if (isRow(model, m[1]!, region.fnIndex, a)) out.set(m[1]!, { line: a.line, changed: new Set([m[2]!]) });
   }
   // `session.execute(update(Order).where(Order.id == order_id))`: the local names that pick the rows it writes.
   for (const c of callsOf(model, region.fnIndex)) {
     if (c.functionIndex !== region.fnIndex || c.node.startIndex < from || c.node.startIndex >= to || !sameSession(c, region.session)) continue;
     if (c.method !== 'execute' && c.method !== 'exec') continue;
     const statement = unwrap(callArgs(c.node).positional[0] ?? null);
-    if (!statement || !/^(sa\.|sqlalchemy\.)?(update|insert|delete)\s*\(/.test(statement.text)) continue;
+    const kind = /^(?:sa\.|sqlalchemy\.)?(update|insert|delete)\s*\(/.exec(statement?.text ?? '')?.[1];
+    if (!statement || !kind) continue;
     for (const id of statement.descendantsOfType('identifier')) {
       const p = id.parent;
       if (p?.type === 'attribute' && p.childForFieldName('attribute')?.id === id.id) continue;
       if (p?.type === 'keyword_argument' && p.childForFieldName('name')?.id === id.id) continue;
       if (model.imports.has(id.text) || model.moduleDefs.has(id.text) || out.has(id.text)) continue;
-      out.set(id.text, c.line);
+      // An UPDATE changes rows that exist (which columns is not followed); an INSERT or DELETE adds or removes one.
+      out.set(id.text, kind === 'update' ? { line: c.line, changed: new Set() } : { line: c.line });
     }
   }
   return out;
@@ -225,7 +287,8 @@ function reportHelperEnqueues(ctx: RepoRuleContext, graph: ReturnType<typeof cal
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-      message: `\`${call.calleeText}()\` enqueues a job (\`${what}()\`, line ${enqueue.line} of ${graph.fileOf(to).path}) with \`${fact.name}\`, which this transaction wrote (line ${fact.writeLine}), before ${fact.end}: the worker can run first and miss the row or read it unchanged; enqueue after the commit`,
+      message: `\`${call.calleeText}()\` enqueues a job (\`${what}()\`, line ${enqueue.line} of ${graph.fileOf(to).path}) with \`${fact.name}\`, which this transaction ${fact.changed ? 'changed' : 'wrote'} (line ${fact.writeLine}), before ${fact.end}: the worker can run first and ${fact.changed ? STALE : 'miss the row or read it unchanged'}; enqueue after the commit`,
+      ...(fact.changed ? { severity: 'medium' as const } : {}),
       function: fn.name,
       chain: [
         { path: file.path, line: call.line, column: call.column, function: fn.name, call: call.calleeText },
@@ -291,6 +354,8 @@ function reportEnqueueAfterHelperWrites(ctx: RepoRuleContext, graph: ReturnType<
         ? `\`${fact.call}()\` enqueues a job with \`${fact.name}\`, which \`${call.calleeText}()\` (line ${call.line}) wrote and flushed without committing, and nothing here commits it: the commit comes later, so the worker can run first and miss the row or read it unchanged; enqueue after the commit (an after-commit hook)`
         : `\`${fact.call}()\` enqueues a job with \`${fact.name}\` after \`${call.calleeText}()\` (line ${call.line}) flushed changes to it, and nothing here commits them: the caller's commit comes later, so the worker can run first and read the row unchanged; enqueue after the commit (an after-commit hook)`,
       function: fn.name,
+      // A method changing its own object: the row exists, the worker reads its old values.
+      ...(!fact.returned ? { severity: 'medium' as const } : {}),
     });
   }
 }
@@ -306,6 +371,8 @@ interface HandsWritten {
   name: string;
   writeLine: number;
   end: string;
+  /** A stored row the transaction only changed: the worker finds it, with its old values. */
+  changed?: true;
 }
 
 /**
@@ -393,17 +460,19 @@ export function collectEnqueueHelpers(model: FileModel): Effect[][] {
       const positions: number[] = [];
       let name = '';
       let writeLine = 0;
+      let changed = false;
       for (const [i, a] of args.entries()) {
         const id = unwrap(a);
         if (id?.type !== 'identifier' || !written.has(id.text)) continue;
         positions.push(i);
         if (!name) {
           name = id.text;
-          writeLine = written.get(id.text)!;
+          writeLine = written.get(id.text)!.line;
+          changed = !!written.get(id.text)!.changed;
         }
       }
       if (!name) continue;
-      const fact: HandsWritten = { positions, name, writeLine, end: `\`${region.commit.calleeText}()\` (line ${region.commit.line})` };
+      const fact: HandsWritten = { positions, name, writeLine, end: `\`${region.commit.calleeText}()\` (line ${region.commit.line})`, ...(changed ? { changed: true as const } : {}) };
       out[call.functionIndex]!.push({ kind: HANDS_WRITTEN, what: JSON.stringify(fact), line: call.line, column: call.column });
       break;
     }
@@ -425,6 +494,8 @@ const BLOCK_ENQUEUES = new Set([BLOCK_ENQUEUE]);
 
 interface BlockEnqueue {
   session: string;
+  /** A stored row the block only changed. */
+  changed?: true;
   /** Calls in the block before the job that are handed the session (`save(s)`): one may commit it. */
   handed?: [number, number][];
   name: string;
@@ -454,15 +525,15 @@ export function collectBlockEnqueues(model: FileModel): Effect[][] {
         if (body.some((c) => c.node.startIndex < call.node.startIndex && sameSession(c, item.alias!) && (c.method === 'commit' || c.method === 'rollback'))) break;
         const named = argumentNames(call);
         const region: TransactionRegion = { kind: 'begin', start: w.node, commit: null, from: w.bodyStart, to: w.bodyEnd, fnIndex: w.functionIndex, session: item.alias, startLine: w.node.startPosition.row + 1, endLine: w.node.endPosition.row + 1 };
-        const hit = [...writtenBefore(model, region, call)].find(([name]) => named.has(name));
+        const hit = writtenNamed(writtenBefore(model, region, call), call, named);
         if (!hit) continue;
         const alias = item.alias;
         // Only a call on every path to the job: its block holds the job (not `if fast: save(s)`).
         // And after the row was written: a commit before the write does not keep it.
-        const handed = body.filter((c) => c.node.startIndex < call.node.startIndex && blockHolds(c.node, call.node) && c.line >= hit[1]
+        const handed = body.filter((c) => c.node.startIndex < call.node.startIndex && blockHolds(c.node, call.node) && c.line >= hit[1].line
           && (c.node.childForFieldName('arguments')?.namedChildren ?? []).some((x) => (x.type === 'keyword_argument' ? x.childForFieldName('value') : x)?.text === alias));
         const site: BlockEnqueue = {
-          session: alias, name: hit[0], writeLine: hit[1], call: call.calleeText, line: call.line, column: call.column,
+          session: alias, name: hit[0], writeLine: hit[1].line, call: call.calleeText, line: call.line, column: call.column, ...(hit[1].changed ? { changed: true as const } : {}),
           endLine: call.node.endPosition.row + 1, endColumn: call.node.endPosition.column + 1,
           ...(handed.length ? { handed: handed.map((c): [number, number] => [c.line, c.column]) } : {}),
         };
@@ -506,7 +577,8 @@ function reportBlockEnqueues(ctx: RepoRuleContext, graph: ReturnType<typeof call
       ctx.report({
         path: file.path,
         location: { line: site.line, column: site.column, endLine: site.endLine, endColumn: site.endColumn },
-        message: `\`${site.call}()\` enqueues a job with \`${site.name}\`, written through \`${site.session}\` (line ${site.writeLine}) inside the block over it from \`${graph.function(provider).qualifiedName}()\`, which commits only when the block ends: the worker can run first and miss the row or read it unchanged; enqueue after the block`,
+        message: `\`${site.call}()\` enqueues a job with \`${site.name}\`, ${site.changed ? 'changed' : 'written'} through \`${site.session}\` (line ${site.writeLine}) inside the block over it from \`${graph.function(provider).qualifiedName}()\`, which commits only when the block ends: the worker can run first and ${site.changed ? STALE : 'miss the row or read it unchanged'}; enqueue after the block`,
+        ...(site.changed ? { severity: 'medium' as const } : {}),
         function: graph.function(ref).name,
       });
     }
@@ -526,6 +598,8 @@ interface RequestEnqueue {
   endColumn: number;
   /** A function handed the session (not a handler) that adds the object and commits nothing: its caller commits later. */
   caller?: true;
+  /** A stored row the function only changed (attributes assigned): the worker finds it, with its old values. */
+  changed?: true;
 }
 
 /**
@@ -543,7 +617,7 @@ export function collectRequestEnqueues(model: FileModel): Effect[][] {
     if (!ENQUEUE.has(call.method) && !emit) continue;
     const fn = model.functions[call.functionIndex]!;
     if (fn.role !== 'handler') {
-      const site = ENQUEUE.has(call.method) ? addedToParamSession(model, call, fn) : null;
+      const site = ENQUEUE.has(call.method) ? addedToParamSession(model, call, fn) ?? changedRowSite(model, call, fn) : null;
       if (site) out[call.functionIndex]!.push({ kind: REQUEST_ENQUEUE, what: JSON.stringify(site), line: call.line, column: call.column });
       continue;
     }
@@ -571,9 +645,9 @@ export function collectRequestEnqueues(model: FileModel): Effect[][] {
       // ends before the enqueue): the file rule judges the order.
       if (callsOf(model, call.functionIndex).some((c) => c.functionIndex === call.functionIndex && c.dottedReceiver === p.name && (isCommitCall(model, c) || (c.method === 'begin' && c.isWithItem && c.node.startIndex < call.node.startIndex)))) continue;
       const region: TransactionRegion = { kind: 'begin', start: fn.node, commit: null, from: fn.start, to: call.node.startIndex, fnIndex: call.functionIndex, session: p.name, startLine: fn.startLine, endLine: call.line };
-      const hit = [...writtenBefore(model, region, call)].find(([name]) => named.has(name));
+      const hit = writtenNamed(writtenBefore(model, region, call), call, named);
       if (!hit) continue;
-      const site: RequestEnqueue = { provider, param: p.name, name: hit[0], writeLine: hit[1], call: call.calleeText, endLine: call.node.endPosition.row + 1, endColumn: call.node.endPosition.column + 1 };
+      const site: RequestEnqueue = { provider, param: p.name, name: hit[0], writeLine: hit[1].line, ...(hit[1].changed ? { changed: true as const } : {}), call: call.calleeText, endLine: call.node.endPosition.row + 1, endColumn: call.node.endPosition.column + 1 };
       out[call.functionIndex]!.push({ kind: REQUEST_ENQUEUE, what: JSON.stringify(site), line: call.line, column: call.column });
       break;
     }
@@ -605,6 +679,54 @@ function addedToParamSession(model: FileModel, call: CallInfo, fn: FunctionInfo)
     return { provider: '', caller: true, param: session, name: first.text, writeLine: add.line, call: call.calleeText, endLine: call.node.endPosition.row + 1, endColumn: call.node.endPosition.column + 1 };
   }
   return null;
+}
+
+/**
+ * A job about a stored row the function changed (`claim.state = "approved"`, maybe then
+ * `db.flush()`) when the function ends no transaction itself (no `commit()`, no `begin()`): a row
+ * loaded through a session it did not open (a parameter, `self.db`, `Model.query`), a parameter
+ * typed with a model, an item of a loop over a query's rows, or `self` in a method of a model.
+ * The commit is the caller's, after the job was sent; the worker finds the row, with its old
+ * values. Not when the job is handed only the values just set (`notify.delay(claim.adjuster)`).
+ */
+function changedRowSite(model: FileModel, call: CallInfo, fn: FunctionInfo): RequestEnqueue | null {
+  const named = argumentNames(call);
+  if (!named.size || fn.isGenerator) return null;
+  const calls = callsOf(model, call.functionIndex).filter((c) => c.functionIndex === call.functionIndex);
+  if (calls.some((c) => isCommitCall(model, c) || c.method === 'begin' || c.method === 'begin_nested')) return null;
+  const changed = new Map<string, { a: AssignmentInfo; attrs: Set<string> }>();
+  for (const a of assignmentsByFunction(model).get(call.functionIndex) ?? []) {
+    if (a.node.startIndex >= call.node.startIndex) continue;
+    const m = /^([A-Za-z_]\w*)\.(\w+)$/.exec(a.target);
+    if (!m || !named.has(m[1]!)) continue;
+    const seen = changed.get(m[1]!);
+    if (seen) seen.attrs.add(m[2]!);
+    else changed.set(m[1]!, { a, attrs: new Set([m[2]!]) });
+  }
+  for (const [name, { a, attrs }] of changed) {
+    if (name !== 'self' && (builtHere(model, name, call.functionIndex, a.line) || loadedThroughOwnSession(model, name, call.functionIndex, a.line))) continue;
+    if (!isRow(model, name, call.functionIndex, a) || onlyNewValues(call, name, attrs)) continue;
+    return { provider: '', caller: true, changed: true, param: '', name, writeLine: a.line, call: call.calleeText, endLine: call.node.endPosition.row + 1, endColumn: call.node.endPosition.column + 1 };
+  }
+  return null;
+}
+
+/**
+ * Was the row loaded through a session this function binds itself (`with Maker() as s: c =
+ * s.get(...)`, `s = Maker()`)? Changes left uncommitted there are lost when it closes (PA208's),
+ * not committed later.
+ */
+function loadedThroughOwnSession(model: FileModel, name: string, fnIndex: number, line: number): boolean {
+  const bound = lastAssignment(model, name, fnIndex, line);
+  let v = bound?.functionIndex === fnIndex && bound.value ? unwrap(bound.value) : null;
+  for (let i = 0; v && i < 16; i++) {
+    if (v.type === 'identifier') return model.assignments.some((x) => x.functionIndex === fnIndex && x.target === v!.text);
+    v = v.type === 'call' ? v.childForFieldName('function')
+      : v.type === 'attribute' ? v.childForFieldName('object')
+      : v.type === 'await' || v.type === 'parenthesized_expression' ? v.namedChild(0)
+      : v.type === 'subscript' ? v.childForFieldName('value') : null;
+  }
+  return false;
 }
 
 /**

@@ -51,6 +51,7 @@ import { fileClasses } from '../../../semantic/classes.js';
 import type { ProjectContext, SessionHelperInfo, SessionProviderInfo } from '../../../discovery/context.js';
 import { TEARDOWN_COMMIT } from '../../../discovery/discover.js';
 import { typeString } from '../../../semantic/valueTypes.js';
+import { factoryBehind } from '../../../semantic/sessionFactories.js';
 import { engineGetterCall, engineGetterNamed } from '../../../semantic/engineGetters.js';
 import { classifyDbCall, rowsSource, statementInfo } from '../query/dbCalls.js';
 import { returnsOf } from '../query/selfRows.js';
@@ -91,7 +92,7 @@ export const missingCommit: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'S',
     summary: 'A write on a session or connection the function opens, never committed before it is closed',
-    what: 'Finds a write — `add`/`delete`/`merge`, an INSERT/UPDATE/DELETE, a changed attribute of a row loaded through it — on a session or connection the function opens itself (`Session()`, a `sessionmaker` factory, `async with factory() as s`, `psycopg2.connect()` and other DB-API drivers whose autocommit is off, `engine.connect()` on SQLAlchemy 2.x) when no `commit()` on that handle follows the write. When the function only hands the session to functions of the repo (`with Maker() as s: _save(s, msg)`), never writing or committing through it itself, the write a helper makes through it (two calls deep at most) is reported at the call, unless anything the function reaches may commit. Silent when the handle is handed on to something else (a repository, a provider that yields it and commits after `yield`), for a session over a connection in a transaction another owner ends (`with engine.begin() as conn: s = Session(bind=conn)`, the caller\'s connection passed in, Alembic\'s `op.get_bind()`, a session\'s `.connection()`: the session joins that transaction), for `with x.begin():` blocks, `with factory() as s:` where the factory makes sessions of the project\'s own class (`sessionmaker(class_=ContextSession)`, whose `__exit__` may commit), `with conn:` on a DB-API connection, autocommit settings, and sessions the function receives or shares (scoped sessions; Flask-SQLAlchemy\'s outside a view), whose owner commits. In a Flask view, a write through Flask-SQLAlchemy\'s `db.session` (`db.session.add(...)`, a changed attribute of a row from `db.get_or_404` or `Model.query`) is reported when nothing commits it: not the view, nothing it calls (nor any project function of a name it calls), no method of its class or a base class (a `dispatch_request` that commits after the view), no decorator of the project that commits (a check-only decorator such as `@permission_required(...)` does not count), no blinker receiver that commits when the view sends a signal, no `after_request`/`teardown_request`/`teardown_appcontext` hook, and no `SQLALCHEMY_COMMIT_ON_TEARDOWN`: Flask-SQLAlchemy removes the session when the request ends, and the removal rolls the write back. In a request handler, a write through a session injected with `Depends(provider)` is reported when nothing commits it: not the handler, not anything it calls, not the provider after its `yield`; also a write made by a function the handler hands that session to (`mark_disputed(session, invoice_id)`, by position or keyword: an `add`, a statement or a changed attribute of a row loaded through its session parameter, not committed there), reported at the handler\'s call when the provider is a generator that never commits; also a change the handler makes to a row a helper loaded through that session (`b = find_build(db, build_id); b.status = x`, also each row of a list it returns: `for b in open_builds(db): b.status = x`, and a method of a repository object made with the session: `BuildRepo(db).get(i)`, every return of the helper a row its own query loaded — not a view or schema built from one, `Out.from_orm(db.get(...))`), under the same conditions; and when the provider commits after its `yield` but the handler raises an HTTP error right after the write (`user.failed_logins += 1` then `raise HTTPException(401)`, the write also under a plain `if` on the way): the exception is thrown into the provider at the `yield`, so its commit never runs. Repository libraries that flush rather than commit (advanced-alchemy\'s repositories and services: `create`, `update`, `delete`, `*_many`, `upsert` without `auto_commit=True`) are followed too: a write through them in a block over a session opened outside any request (`config.get_session()`, `Service.new(config=...)`, or a provider of the project that wraps them) that nothing commits, and a write followed on the same path by a raised HTTP error (the request\'s session is committed only after a successful response). Silent with `auto_commit=True`, an explicit `commit()`, a session handed in by the caller, and a request that ends with a 2xx.',
+    what: 'Finds a write — `add`/`delete`/`merge`, an INSERT/UPDATE/DELETE, a changed attribute of a row loaded through it — on a session or connection the function opens itself (`Session()`, a `sessionmaker` factory, `async with factory() as s` — also the project\'s module-level factory reached under another name: a local alias, `maker = SessionLocal; with maker() as s:`, an attribute a class keeps it in, `self.maker = async_sessionmaker(...)` in `__init__` or `maker = SessionLocal` in the body of the class or of a subclass in another module, and a local from a one-line getter returning that attribute, `maker = self.get_maker()`; not a factory handed in as a parameter, nor an attribute some class of the project binds to anything else — `psycopg2.connect()` and other DB-API drivers whose autocommit is off, `engine.connect()` on SQLAlchemy 2.x) when no `commit()` on that handle follows the write. When the function only hands the session to functions of the repo (`with Maker() as s: _save(s, msg)`), never writing or committing through it itself, the write a helper makes through it (two calls deep at most) is reported at the call, unless anything the function reaches may commit. Silent when the handle is handed on to something else (a repository, a provider that yields it and commits after `yield`), for a session over a connection in a transaction another owner ends (`with engine.begin() as conn: s = Session(bind=conn)`, the caller\'s connection passed in, Alembic\'s `op.get_bind()`, a session\'s `.connection()`: the session joins that transaction), for `with x.begin():` blocks, `with factory() as s:` where the factory makes sessions of the project\'s own class (`sessionmaker(class_=ContextSession)`, whose `__exit__` may commit), `with conn:` on a DB-API connection, autocommit settings, and sessions the function receives or shares (scoped sessions; Flask-SQLAlchemy\'s outside a view), whose owner commits. In a Flask view, a write through Flask-SQLAlchemy\'s `db.session` (`db.session.add(...)`, a changed attribute of a row from `db.get_or_404` or `Model.query`) is reported when nothing commits it: not the view, nothing it calls (nor any project function of a name it calls), no method of its class or a base class (a `dispatch_request` that commits after the view), no decorator of the project that commits (a check-only decorator such as `@permission_required(...)` does not count), no blinker receiver that commits when the view sends a signal, no `after_request`/`teardown_request`/`teardown_appcontext` hook, and no `SQLALCHEMY_COMMIT_ON_TEARDOWN`: Flask-SQLAlchemy removes the session when the request ends, and the removal rolls the write back. In a request handler, a write through a session injected with `Depends(provider)` is reported when nothing commits it: not the handler, not anything it calls, not the provider after its `yield`; also a write made by a function the handler hands that session to (`mark_disputed(session, invoice_id)`, by position or keyword: an `add`, a statement or a changed attribute of a row loaded through its session parameter, not committed there), reported at the handler\'s call when the provider is a generator that never commits; also a change the handler makes to a row a helper loaded through that session (`b = find_build(db, build_id); b.status = x`, also each row of a list it returns: `for b in open_builds(db): b.status = x`, and a method of a repository object made with the session: `BuildRepo(db).get(i)`, every return of the helper a row its own query loaded — not a view or schema built from one, `Out.from_orm(db.get(...))`), under the same conditions; and when the provider commits after its `yield` but the handler raises an HTTP error right after the write (`user.failed_logins += 1` then `raise HTTPException(401)`, the write also under a plain `if` on the way): the exception is thrown into the provider at the `yield`, so its commit never runs. Repository libraries that flush rather than commit (advanced-alchemy\'s repositories and services: `create`, `update`, `delete`, `*_many`, `upsert` without `auto_commit=True`) are followed too: a write through them in a block over a session opened outside any request (`config.get_session()`, `Service.new(config=...)`, or a provider of the project that wraps them) that nothing commits, and a write followed on the same path by a raised HTTP error (the request\'s session is committed only after a successful response). Silent with `auto_commit=True`, an explicit `commit()`, a session handed in by the caller, and a request that ends with a 2xx.',
     why: 'Closing a session or connection — or letting it go at the end of the function — rolls its open transaction back. The writes are discarded without an error: the code reads as if it saved, tests that share the session pass, and the rows never reach the database.',
     bad:
       'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\n\nfrom app.models import AuditEvent\n\n'
@@ -825,7 +826,7 @@ function openedHandle(model: FileModel, project: ProjectContext, value: SyntaxNo
   // An AUTOCOMMIT engine commits each statement: nothing is left to commit.
   if (getter) return project.summary.orms.includes('SQLAlchemy 2.x') && !getter.autocommit ? 'connection' : null;
   const t = typeString(model, v, fnIndex, line);
-  if (!t) return null;
+  if (!t) return behindFactory(model, project, v, fnIndex, line);
   if (DBAPI_CONNECT.test(t)) return 'dbapi';
   // `with get_db() as db:` over a project context manager that makes a session and only closes
   // it: the block owns a fresh session, and whatever it leaves uncommitted is rolled back.
@@ -844,9 +845,25 @@ function openedHandle(model: FileModel, project: ProjectContext, value: SyntaxNo
   if (SESSION_CTOR.test(t)) return joinsConnection(model, v, fnIndex) ? null : 'session';
   // A factory of another module: a `sessionmaker` the project defines at module level, and not
   // a provider (`session_scope()`, `get_db()`) that may commit for its callers.
-  if (!/^[\w.]+\(\)$/.test(t) || !factory || factory.function !== null) return null;
+  if (!factory) return behindFactory(model, project, v, fnIndex, line);
+  if (!/^[\w.]+\(\)$/.test(t) || factory.function !== null) return null;
   if (factory.kind !== 'sessionmaker' && factory.kind !== 'async_sessionmaker') return null;
   if (project.sessionProviders.some((p) => p.name === name)) return null;
+  return 'session';
+}
+
+/**
+ * A module-level factory of the project called under another name: a local alias (`maker =
+ * SessionLocal; with maker() as s:`), an attribute a class keeps it in (`self.session_source()`),
+ * a local from a getter returning that attribute (`maker = self.get_maker()`). Not one that
+ * commits on its own (`autocommit`) or makes sessions of the project's own class.
+ */
+function behindFactory(model: FileModel, project: ProjectContext, call: SyntaxNode, fnIndex: number, line: number): HandleKind | null {
+  const factory = factoryBehind(model, project, call.childForFieldName('function'), fnIndex, line);
+  if (!factory || ('autocommit' in factory.kwargs && factory.kwargs.autocommit !== false)) return null;
+  const cls = factory.class?.split('.').pop();
+  if (cls && cls !== 'Session' && cls !== 'AsyncSession') return null;
+  if (project.sessionProviders.some((p) => p.name === factory.name)) return null;
   return 'session';
 }
 
@@ -901,7 +918,15 @@ function mayOpenHandle(model: FileModel, project: ProjectContext, call: SyntaxNo
   if (HANDLE_NAME.test(last) || factoryNames(project).has(last)) return true;
   const dot = text.indexOf('.');
   const imported = model.imports.get(dot < 0 ? text : text.slice(0, dot));
-  return imported !== undefined && HANDLE_NAME.test(imported);
+  if (imported !== undefined && HANDLE_NAME.test(imported)) return true;
+  // A name bound to another name (`opener = LedgerSession`) or to what a method of its object
+  // returns (`opener = self.source()`): `factoryBehind` follows it.
+  if (callee.type !== 'identifier') return false;
+  return assignmentsTo(model, text).some((a) => {
+    const v = a.value;
+    if (v?.type === 'identifier' || v?.type === 'attribute') return true;
+    return v?.type === 'call' && /^(self|cls)\.\w+$/.test(v.childForFieldName('function')?.text ?? '') && !v.childForFieldName('arguments')?.namedChildren.length;
+  });
 }
 
 const HANDLE_NAME = /connect|session|maker/i;
@@ -916,6 +941,8 @@ function factoryNames(project: ProjectContext): Set<string | null> {
     for (const h of project.sessionHelpers ?? []) if (!h.owner) names.add(h.name);
     // Context-manager providers that only close what they yield (`with get_db() as db:`).
     for (const p of project.sessionProviders) if (p.contextManager && p.closesOnly) names.add(p.name);
+    // Attributes a class keeps a factory in (`self.session_source()`).
+    for (const attr of Object.keys(project.factoryAttributes ?? {})) names.add(attr);
     FACTORY_NAMES.set(project, names);
   }
   return names;

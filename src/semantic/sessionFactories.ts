@@ -1,0 +1,85 @@
+/**
+ * The project's session factories (`SessionLocal = sessionmaker(...)`, `async_sessionmaker(...)`
+ * at module level) and the ways code reaches one without calling it by its own name: a local
+ * alias (`maker = SessionLocal; with maker() as s:`), an attribute a class keeps it in
+ * (`self.maker = async_sessionmaker(...)` in `__init__`, `maker = SessionLocal` in the body of a
+ * class or of a subclass in another module), and a one-line getter method returning that
+ * attribute (`maker = self.get_maker()`). Rules that ask "does this call open a fresh session?"
+ * share these answers.
+ */
+import type { ProjectContext, SessionFactoryInfo } from '../discovery/context.js';
+import type { SyntaxNode } from '../parse/parser.js';
+import { assignmentsTo, moduleNameOf, type FileModel } from './model.js';
+import { typeString } from './valueTypes.js';
+
+const factoriesMemo = new WeakMap<ProjectContext, Map<string, SessionFactoryInfo>>();
+
+/** Module-level `sessionmaker` / `async_sessionmaker` factories of the project, by qualified name (`app.db.SessionLocal`). */
+export function projectFactories(project: ProjectContext): ReadonlyMap<string, SessionFactoryInfo> {
+  let out = factoriesMemo.get(project);
+  if (!out) {
+    out = new Map();
+    for (const f of project.sessionFactories) {
+      if (f.name && !f.function && (f.kind === 'sessionmaker' || f.kind === 'async_sessionmaker')) out.set(`${moduleNameOf(f.file)}.${f.name}`, f);
+    }
+    factoriesMemo.set(project, out);
+  }
+  return out;
+}
+
+/** Is the type path a session factory (a `sessionmaker(...)` result, the class itself, a factory of the project)? */
+export function isSessionFactoryType(project: ProjectContext, t: string | null): boolean {
+  if (!t) return false;
+  if (/(^|\.)(async_)?sessionmaker\(\)$/.test(t) && !t.includes('scoped_session')) return true;
+  if (/^@(sqlalchemy|sqlmodel)(\.[\w]+)*\.(async_)?sessionmaker$/.test(t)) return true;
+  return projectFactories(project).has(t);
+}
+
+/**
+ * The project factory a callee expression stands for, when it is not the factory's own name:
+ * a name whose type path is the factory (a local alias, an import under another name), `self.<attr>`
+ * for an attribute some class of the project binds to it, or a local bound from a getter of the
+ * same class whose body is `return self.<attr>`. Null otherwise (a session class, a factory made
+ * in the function, anything unknown).
+ */
+export function factoryBehind(model: FileModel, project: ProjectContext, callee: SyntaxNode | null, fnIndex: number, line: number): SessionFactoryInfo | null {
+  if (!callee || (callee.type !== 'identifier' && callee.type !== 'attribute')) return null;
+  const factories = projectFactories(project);
+  if (!factories.size) return null;
+  const t = typeString(model, callee, fnIndex, line);
+  const typed = t ? factories.get(t) : undefined;
+  if (typed) return typed;
+  const attr = selfAttribute(callee);
+  if (attr) return attributeFactory(project, attr);
+  if (callee.type !== 'identifier' || fnIndex < 0) return null;
+  // `maker = self.get_maker()`: the last binding of the name before the line.
+  let bound = null;
+  for (const a of assignmentsTo(model, callee.text)) if (a.functionIndex === fnIndex && a.line <= line && !a.fromWith && (!bound || a.line >= bound.line)) bound = a;
+  const v = bound?.value;
+  if (v?.type !== 'call' || v.childForFieldName('arguments')?.namedChildren.length) return null;
+  const getter = selfAttribute(v.childForFieldName('function'));
+  const cls = model.functions[fnIndex]!.className;
+  const method = getter && cls ? model.functions.find((f) => f.className === cls && f.name === getter && f.body) : undefined;
+  const returned = method ? returnedSelfAttribute(method.body!) : null;
+  return returned ? attributeFactory(project, returned) : null;
+}
+
+/** `self.x` / `cls.x` → `x`. */
+function selfAttribute(node: SyntaxNode | null): string | null {
+  if (node?.type !== 'attribute') return null;
+  const obj = node.childForFieldName('object');
+  if (obj?.type !== 'identifier' || (obj.text !== 'self' && obj.text !== 'cls')) return null;
+  return node.childForFieldName('attribute')?.text ?? null;
+}
+
+/** The attribute a one-statement method body returns (`return self.session_maker`), or null. */
+function returnedSelfAttribute(body: SyntaxNode): string | null {
+  const stmts = body.namedChildren.filter((c) => c.type !== 'comment' && !(c.type === 'expression_statement' && c.namedChild(0)?.type === 'string'));
+  if (stmts.length !== 1 || stmts[0]!.type !== 'return_statement') return null;
+  return selfAttribute(stmts[0]!.namedChild(0));
+}
+
+function attributeFactory(project: ProjectContext, attr: string): SessionFactoryInfo | null {
+  const q = project.factoryAttributes?.[attr];
+  return q ? projectFactories(project).get(q) ?? null : null;
+}
