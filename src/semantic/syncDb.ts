@@ -60,7 +60,7 @@ export function syncDbCall(model: FileModel, call: CallInfo): SyncDbVerdict {
   if (!mayBeBlockingDbMethod(call.method) || call.offloaded || !call.hasReceiver || call.awaited) return null;
   if (call.method === 'query' && queryRunsInThread(model, call)) return null;
   const t = receiverType(model, call);
-  if (!t) return null;
+  if (!t) return untypedSessionParam(model, call) ? { what: handleMethodLabel('session', 'Session', call.method) } : null;
   const h = resolveHandle(t, lookupOf(model));
   if (!h) return null;
   if (h.kind === 'ref') return { pending: { typePath: refPath(h), method: call.method } };
@@ -81,4 +81,30 @@ export function pendingHandleMethod(model: FileModel, call: CallInfo): { typePat
   const h = resolveHandle(t, lookupOf(model));
   if (h?.kind === 'handle') return null;
   return { typePath: h?.kind === 'ref' ? refPath(h) : t, method: call.method };
+}
+
+/** A parameter named as a session is (`db`, `session`, `db_session`, `orders_db`), not an HTTP or auth one (`http_session`). */
+const SESSION_PARAM = /^(session|db|db_session|dbsession|sess|(?!(?:https?|client|web|aiohttp|requests?|api|browser|ws|boto3?|s3|aws|gcp|oauth|cookie|user|login|auth)_)[a-z][a-z0-9]*_(?:session|db))$/;
+/** Imports that say the file works with SQLAlchemy or the project's models. */
+const ORM_IMPORT = /(^|\.)(sqlalchemy|sqlmodel|flask_sqlalchemy)(\.|$)|(^|\.)models?(\.|$)/;
+
+/**
+ * `db.query(User)...` on a parameter with no annotation, named as a session is, in a file that
+ * imports SQLAlchemy or the project's models: a helper that takes the caller's session (older
+ * FastAPI and Flask code rarely annotates it). In a sync function every I/O method of a sync
+ * `Session` is one (an `AsyncSession`'s coroutine would not run there); in a coroutine only
+ * `query()`, which an `AsyncSession` does not have (an un-awaited `execute`/`commit` there may be a
+ * forgotten `await` on an `AsyncSession`, PA211's). What reaches the event loop is the repo
+ * phase's: a coroutine that calls the sync helper without a thread.
+ */
+function untypedSessionParam(model: FileModel, call: CallInfo): boolean {
+  const r = call.receiver;
+  if (r?.type !== 'identifier' || !SESSION_PARAM.test(r.text) || call.functionIndex < 0) return false;
+  const fn = model.functions[call.functionIndex]!;
+  const param = fn.params.find((p) => p.name === r.text);
+  if (!param || param.annotation || (param.defaultText !== null && param.defaultText !== 'None')) return false;
+  // Rebound in the function: the parameter is not what the call sees.
+  if (model.assignments.some((a) => a.functionIndex === fn.index && a.target === r.text)) return false;
+  if (fn.isAsync ? call.method !== 'query' : !isBlockingDbMethod('session', call.method)) return false;
+  return [...model.imports.values()].some((q) => ORM_IMPORT.test(q));
 }
