@@ -241,8 +241,10 @@ export function heldText(model: FileModel, text: string, fnIndex: number): strin
  * Facts for loops over what a function of another module returns (`for r in fetch_jobs(...)`):
  * - `RETURNS_ROWS` on a module-level function whose every return is rows of one model's query
  *   (`what` = `entity|text`, the queries' text for their loader options and criteria);
- * - `HELPER_ROWS_LOOP` at the call a loop iterates over (directly or through a local name), when
- *   the callee is imported (`what` = `item|reads`).
+ * - `RETURNS_PAGE` beside it when every return is a Flask-SQLAlchemy `Pagination` of those rows;
+ * - `HELPER_ROWS_LOOP` at the call a loop iterates over (directly or through a local name, or the
+ *   `.items` of the page it returns), when the callee is imported (`what` = `item|reads`, and
+ *   `|page` for `.items`).
  * The repo phase resolves the call and reports the reads of the model's lazy relationships.
  */
 export const RETURNS_ROWS = 'returns_rows';
