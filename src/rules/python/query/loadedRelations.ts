@@ -249,6 +249,19 @@ export function heldText(model: FileModel, text: string, fnIndex: number): strin
  */
 export const RETURNS_ROWS = 'returns_rows';
 
+/** At most this many rows is a handful: the lazy loads are a fixed, small cost. */
+export const SMALL_CAP = 10;
+
+/**
+ * The most rows a query returns when a literal caps it: `.limit(5)`, Flask-SQLAlchemy's
+ * `.paginate(per_page=20)` or `.paginate(page, 20)`; null when nothing does.
+ */
+export function rowsCap(text: string): number | null {
+  const caps: number[] = [];
+  for (const m of text.matchAll(/\.limit\(\s*(\d+)\s*\)|\bper_page\s*=\s*(\d+)\b|\.paginate\(\s*[^,()]+(?:\([^()]*\))?\s*,\s*(\d+)\s*[,)]/g)) caps.push(Number(m[1] ?? m[2] ?? m[3]));
+  return caps.length ? Math.min(...caps) : null;
+}
+
 /** Past this, a query's text is not carried in the summary. */
 export const MAX_ROWS_TEXT = 4000;
 
