@@ -249,6 +249,12 @@ export function heldText(model: FileModel, text: string, fnIndex: number): strin
  */
 export const RETURNS_ROWS = 'returns_rows';
 
+/**
+ * Function fact beside `RETURNS_ROWS`: every return is a Flask-SQLAlchemy `Pagination` of those
+ * rows (`Model.query….paginate(...)`, `db.paginate(select(Model)…)`), whose `.items` are the rows.
+ */
+export const RETURNS_PAGE = 'returns_page';
+
 /** At most this many rows is a handful: the lazy loads are a fixed, small cost. */
 export const SMALL_CAP = 10;
 

@@ -18,7 +18,7 @@ import { dynamicRelationChain, rowsSource, statementInfo } from './dbCalls.js';
 import { returnsOf } from './selfRows.js';
 import { lastAssignment, loopTarget, unwrap } from './semantics.js';
 import {
-  dynamicTarget, eagerlyLoaded, heldText, lazyRelationships, loadedByQuery, loadedRelation, relationLabel, leadsBackToOwner, MAX_ROWS_TEXT, oneRowNote, RETURNS_ROWS, rowsCap, rowsExpression, sameRows, SMALL_CAP, type LazyRelationship,
+  dynamicTarget, eagerlyLoaded, heldText, lazyRelationships, loadedByQuery, loadedRelation, relationLabel, leadsBackToOwner, MAX_ROWS_TEXT, oneRowNote, RETURNS_PAGE, RETURNS_ROWS, rowsCap, rowsExpression, sameRows, SMALL_CAP, type LazyRelationship,
 } from './loadedRelations.js';
 
 /**
@@ -35,7 +35,8 @@ export const SERIALIZED_ROWS = 'serialized_rows';
 
 /**
  * Site fact: the same, for rows a call returns (`return crud.list_items(db)`, `await repo.list()`):
- * at the call (`what` = `schema|kind`); the repo phase reads the callee's `RETURNS_ROWS`.
+ * at the call (`what` = `schema|kind`, and `|page` for the `.items` of the page it returns); the
+ * repo phase reads the callee's `RETURNS_ROWS` (and `RETURNS_PAGE`).
  */
 export const SERIALIZED_CALL = 'serialized_call';
 
@@ -76,9 +77,18 @@ export function collectSerializedRows(model: FileModel): Effect[][] {
     const rel = dynamicRelationChain(model, rows, fnIndex, line, true);
     if (!rel) {
       // Rows a function returns: its callee's facts decide in the repo phase.
-      const node = rowsExpression(model, rows, fnIndex, line);
+      let node = rowsExpression(model, rows, fnIndex, line);
+      // `page.items` of `page = fetch_page(...)`: the rows of the `Pagination` it returns.
+      let page = false;
+      if (node?.type === 'attribute' && node.childForFieldName('attribute')?.text === 'items') {
+        const holder = rowsExpression(model, node.childForFieldName('object'), fnIndex, line);
+        if (holder?.type === 'call') {
+          node = holder;
+          page = true;
+        }
+      }
       const call = node?.type === 'call' ? callAt(model, node) : undefined;
-      if (call && !call.qualifiedName?.startsWith('builtins.')) effects[fnIndex]!.push({ kind: SERIALIZED_CALL, what: `${q}|${kind}`, line: call.line, column: call.column });
+      if (call && !call.qualifiedName?.startsWith('builtins.')) effects[fnIndex]!.push({ kind: SERIALIZED_CALL, what: `${q}|${kind}${page ? '|page' : ''}`, line: call.line, column: call.column });
       return;
     }
     const held = rows.type === 'identifier' ? lastAssignment(model, rows.text, fnIndex, line) : null;
@@ -180,13 +190,15 @@ export function reportSerializedRows(ctx: RepoRuleContext): void {
     sites.push({ ref, file, site, schemaPath, written, where: `query at line ${queryLine}`, kind, text: site.what.split('|').slice(4).join('|') });
   }
   for (const { ref, file, site } of ownSites(graph, SERIALIZED_CALL)) {
-    const [schemaPath = '', kind = ''] = site.what.split('|', 2);
+    const [schemaPath = '', kind = '', via = ''] = site.what.split('|', 3);
     const call = graph.callAt(ref.file, site.line, site.column);
     const to = call && call.receiverType !== UNTYPED ? graph.resolveCall(ref.file, call) : null;
     const fact = to ? graph.ownEffects(to).find((e) => e.kind === RETURNS_ROWS) : undefined;
     if (!to || !fact) continue;
+    // `.items` of what it returns: rows only when every return is a `Pagination`.
+    if (via === 'page' && !graph.ownEffects(to).some((e) => e.kind === RETURNS_PAGE)) continue;
     const bar = fact.what.indexOf('|');
-    sites.push({ ref, file, site, schemaPath, written: fact.what.slice(0, bar), where: `the rows \`${graph.function(to).qualifiedName}\` returns, ${graph.fileOf(to).path}`, kind, text: fact.what.slice(bar + 1) });
+    sites.push({ ref, file, site, schemaPath, written: fact.what.slice(0, bar), where: `${via === 'page' ? 'the `.items` of the page' : 'the rows'} \`${graph.function(to).qualifiedName}\` returns, ${graph.fileOf(to).path}`, kind, text: fact.what.slice(bar + 1) });
   }
   for (const { ref, file, site, written, where, text, ...given } of sites) {
     const entity = written.startsWith('@') ? dynamicTarget(ctx.project, written.slice(1)) : written;
