@@ -67,6 +67,18 @@ describe('packed summaries', () => {
     for (const s of summaries) expect(unpackSummary(v8.deserialize(v8.serialize(packSummary(s))) as ReturnType<typeof packSummary>)).toStrictEqual(s);
   });
 
+  it('carry the list serializers a module binds for others to import (`x_schema = XSchema(many=True)`)', async () => {
+    const summaries = await sampleSummaries(path.resolve('fixtures/query-marshmallow'));
+    const lists = summaries.find((s) => s.moduleName === 'nursery.out.lists');
+    expect(lists?.schemaInstances).toStrictEqual([
+      ['greenhouse_rows', 'nursery.schemas.GreenhouseSchema', 'dump-name'],
+      ['greenhouse_summaries', 'nursery.schemas.GreenhouseSchema', 'dump-beds'],
+    ]);
+    for (const s of summaries) expect(unpackSummary(v8.deserialize(v8.serialize(packSummary(s))) as ReturnType<typeof packSummary>)).toStrictEqual(s);
+    const { schemaInstances: _, ...without } = lists!;
+    expect(encodeSummaryWithDigest(without).digest).not.toBe(encodeSummaryWithDigest(lists!).digest);
+  });
+
   it('are smaller than the plain summaries', async () => {
     const summaries = await sampleSummaries();
     const plain = summaries.reduce((n, s) => n + v8.serialize(s).length, 0);

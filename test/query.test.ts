@@ -716,6 +716,23 @@ describe('Flask-SQLAlchemy', () => {
   });
 });
 
+describe('PA108 through a list schema another module binds (flask-marshmallow)', () => {
+  let found: Finding[] = [];
+  const file = path.join(FIXTURES, 'query-marshmallow/nursery/views.py');
+  beforeAll(async () => {
+    found = await fixtureFindings('query-marshmallow', ['PA108']);
+  });
+
+  it('names the imported instance and where it is bound; a literal cap lowers it as for a loop', () => {
+    const all = at(found, 'nursery/views.py', lineOf(file, 'return greenhouses_schema.jsonify(houses)  # expect'), 'PA108')!;
+    expect(all.severity).toBe('high');
+    expect(all.message).toMatch(/^`greenhouses_schema` \(a `GreenhouseSchema\(many=True\)` bound in nursery\/schemas\.py\) serializes `Greenhouse\.beds` for each `Greenhouse` row/);
+    const few = at(found, 'nursery/views.py', lineOf(file, '.limit(3).all())'), 'PA108')!;
+    expect(few.severity).toBe('low');
+    expect(few.message).toMatch(/the query returns at most 3 rows/);
+  });
+});
+
 describe('PA108 through serializers', () => {
   let found: Finding[] = [];
   const file = path.join(FIXTURES, 'query-serialize/kennel/api.py');

@@ -89,6 +89,11 @@ export interface CallGraph {
   /** A qualified name (`app.storage.save_blob`, `app.svc.Service.run`) to a repo function. */
   resolveQualified(qualified: string): FnRef | null;
   /**
+   * The repo module a qualified name (`app.schemas.users_schema`) lives in and the rest of the
+   * name there (`users_schema`), re-exports of a package's `__init__` followed; null outside the repo.
+   */
+  locate(qualified: string): { file: number; rest: string } | null;
+  /**
    * Is the qualified name (`app.config.DEFAULT_ROLES`) a module-level constant of a repo module
    * holding a handful of literal items (`FileSummary.smallConstants`), also re-exported once?
    */
@@ -984,6 +989,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     overridden,
     asyncFunctions: () => (asyncRefs ??= refs.filter((r) => files[r.file]!.functions[r.fn]!.isAsync && !files[r.file]!.isTestFile)),
     resolveQualified,
+    locate: resolveQualifiedCached,
     smallConstant(qualified) {
       // Changed by another module (`KNOWN.extend(rows)` where it is imported): no constant.
       mutated ??= new Set(files.flatMap((f) => f.mutatedImports ?? []));

@@ -46,6 +46,7 @@ export interface PackedSummary {
   routerIncludes?: FileSummary['routerIncludes'];
   mutatedImports?: FileSummary['mutatedImports'];
   scriptCode?: FileSummary['scriptCode'];
+  schemaInstances?: FileSummary['schemaInstances'];
 }
 
 const FN_WORDS = 14;
@@ -175,6 +176,7 @@ export function packSummary(s: FileSummary): PackedSummary {
     ...(s.routerIncludes?.length ? { routerIncludes: s.routerIncludes } : {}),
     ...(s.mutatedImports?.length ? { mutatedImports: s.mutatedImports } : {}),
     ...(s.scriptCode?.length ? { scriptCode: s.scriptCode } : {}),
+    ...(s.schemaInstances?.length ? { schemaInstances: s.schemaInstances } : {}),
   };
 }
 
@@ -182,7 +184,7 @@ export function isPackedSummary(x: unknown): x is PackedSummary {
   const p = x as PackedSummary | null;
   return (
     !!p && typeof p === 'object' && p.packed === 1 && typeof p.path === 'string' && typeof p.moduleName === 'string' &&
-    Array.isArray(p.strings) && Array.isArray(p.suppressions) && Array.isArray(p.entryPoints) && Array.isArray(p.classes) && Array.isArray(p.refs) && Array.isArray(p.smallConstants) && (p.routerIncludes === undefined || Array.isArray(p.routerIncludes)) && (p.mutatedImports === undefined || Array.isArray(p.mutatedImports)) && (p.scriptCode === undefined || Array.isArray(p.scriptCode)) &&
+    Array.isArray(p.strings) && Array.isArray(p.suppressions) && Array.isArray(p.entryPoints) && Array.isArray(p.classes) && Array.isArray(p.refs) && Array.isArray(p.smallConstants) && (p.routerIncludes === undefined || Array.isArray(p.routerIncludes)) && (p.mutatedImports === undefined || Array.isArray(p.mutatedImports)) && (p.scriptCode === undefined || Array.isArray(p.scriptCode)) && (p.schemaInstances === undefined || Array.isArray(p.schemaInstances)) &&
     [p.imports, p.moduleDefs, p.functions, p.effects, p.calls, p.exportedTypes, p.paramUses].every((a) => a instanceof Int32Array) &&
     p.functions.length % FN_WORDS === 0 && p.effects.length % EFFECT_WORDS === 0 && p.calls.length % CALL_WORDS === 0
   );
@@ -290,6 +292,7 @@ export function unpackSummary(p: PackedSummary): FileSummary {
     ...(p.routerIncludes?.length ? { routerIncludes: p.routerIncludes } : {}),
     ...(p.mutatedImports?.length ? { mutatedImports: p.mutatedImports } : {}),
     ...(p.scriptCode?.length ? { scriptCode: p.scriptCode } : {}),
+    ...(p.schemaInstances?.length ? { schemaInstances: p.schemaInstances } : {}),
   };
 }
 
@@ -313,7 +316,7 @@ export function encodeSummaryWithDigest(s: FileSummary): { bytes: Uint8Array; di
     h.update(`\0${a.length}\0`);
     h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
   }
-  h.update(JSON.stringify([p.suppressions, p.entryPoints, p.classes, p.refs, p.smallConstants, p.routerIncludes ?? [], p.mutatedImports ?? [], p.scriptCode ?? []]));
+  h.update(JSON.stringify([p.suppressions, p.entryPoints, p.classes, p.refs, p.smallConstants, p.routerIncludes ?? [], p.mutatedImports ?? [], p.scriptCode ?? [], p.schemaInstances ?? []]));
   return { bytes: v8.serialize(p), digest: h.digest('base64') };
 }
 

@@ -11,6 +11,7 @@ import { isMemoisedCall } from '../semantic/memo.js';
 import { spawnedTask } from '../semantic/externalCalls.js';
 import { dictKeysSet, flagGuard, isMaybeNone, ownFlag, ownKwargs, passedArguments } from '../semantic/guards.js';
 import { exportedTypes } from '../semantic/valueTypes.js';
+import { schemaInstances } from '../semantic/schemas.js';
 import { GROWS, returnsSmallLiteral, smallLiteral } from '../semantic/smallLiterals.js';
 import { routerIncludes, type RouterInclude } from '../semantic/routerIncludes.js';
 import { classifyHandle } from '../semantic/db.js';
@@ -155,6 +156,12 @@ export interface FileSummary {
   mutatedImports?: string[];
   /** `FileModel.scriptCode`; absent when none (and in old caches). */
   scriptCode?: [number, number, string][];
+  /**
+   * Module-level list serializers other modules may import (`users_schema = UserSchema(many=True)`):
+   * `[name, qualified schema class, dump kind]` (see semantic/schemas.ts `schemaInstances`).
+   * Absent when none (and in old caches).
+   */
+  schemaInstances?: [string, string, string][];
 }
 
 /** Everything the repo phase knows: every file's summary. */
@@ -249,6 +256,7 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
     ...(model.source.includes('include_router') ? { routerIncludes: routerIncludes(model) } : {}),
     ...mutatedImportsField(model, changed),
     ...(model.scriptCode.length ? { scriptCode: model.scriptCode } : {}),
+    ...schemaInstancesField(model),
   };
 }
 
@@ -275,6 +283,12 @@ function mutatedImportsField(model: FileModel, changed: Set<string>): { mutatedI
     if (q && q.includes('.')) out.add(q);
   }
   return out.size ? { mutatedImports: [...out].sort() } : {};
+}
+
+/** See {@link FileSummary.schemaInstances}: the field, when the module makes any. */
+function schemaInstancesField(model: FileModel): { schemaInstances?: [string, string, string][] } {
+  const found = schemaInstances(model);
+  return found.length ? { schemaInstances: found } : {};
 }
 
 /** See {@link FileSummary.smallConstants}. */

@@ -8,7 +8,7 @@
  * serialized by it.
  */
 import type { SyntaxNode } from '../parse/parser.js';
-import { resolveName, type FileModel } from './model.js';
+import { assignmentsTo, resolveName, type FileModel } from './model.js';
 import { insideNestedFunction } from './controlFlow.js';
 
 export interface SchemaFacts {
@@ -103,4 +103,47 @@ export function declaredResponseType(fn: { decorators: readonly string[]; return
     if (m) declared = m[1]!.replace(/\s+/g, '');
   }
   return declared ?? (fn.returnType ? fn.returnType.replace(/\s+/g, '') : null);
+}
+
+/**
+ * A serializer made for lists (`UserSchema(many=True)`, also `only=`/`exclude=`): the constructor
+ * as written and the dump's kind (`dump`, `dump+a,b` for `only=("a", "b")`, `dump-c` for
+ * `exclude=("c",)`); null for any other call.
+ */
+export function manySchemaCall(call: SyntaxNode): { ctor: string; kind: string } | null {
+  if (call.type !== 'call') return null;
+  const ctor = call.childForFieldName('function');
+  const args = call.childForFieldName('arguments');
+  if (!ctor || !/^[A-Za-z_][\w.]*$/.test(ctor.text) || !/^[A-Z]/.test(ctor.text.replace(/^.*\./, '')) || !/\bmany\s*=\s*True\b/.test(args?.text ?? '')) return null;
+  const only = keywordNames(args, 'only');
+  const exclude = keywordNames(args, 'exclude');
+  return { ctor: ctor.text, kind: `dump${only ? `+${only.join(',')}` : ''}${exclude ? `-${exclude.join(',')}` : ''}` };
+}
+
+/** The string literals of a keyword argument's tuple or list (`only=("a", "b")`), or null when absent. */
+function keywordNames(args: SyntaxNode | null, name: string): string[] | null {
+  for (const a of args?.namedChildren ?? []) {
+    if (a.type !== 'keyword_argument' || a.childForFieldName('name')?.text !== name) continue;
+    return a.childForFieldName('value')?.descendantsOfType('string_content').map((s) => s.text) ?? [];
+  }
+  return null;
+}
+
+/**
+ * The module's list serializers other modules import (flask-marshmallow's `users_schema =
+ * UserSchema(many=True)` in a `schemas.py`): `[name, qualified schema class, kind]` for each
+ * module-level name bound once, to a `manySchemaCall`. The repo phase resolves an imported
+ * name's `.dump(rows)` / `.jsonify(rows)` through these.
+ */
+export function schemaInstances(model: FileModel): [string, string, string][] {
+  const out: [string, string, string][] = [];
+  // Most modules make no list serializer: a text gate before walking the assignments.
+  if (model.isTestFile || !/\bmany\s*=\s*True\b/.test(model.source)) return out;
+  for (const a of model.assignments) {
+    if (a.functionIndex >= 0 || a.fromWith || !a.value || !/^[A-Za-z_]\w*$/.test(a.target)) continue;
+    const made = manySchemaCall(a.value);
+    if (!made || assignmentsTo(model, a.target).length !== 1) continue;
+    out.push([a.target, resolveName(model, made.ctor) ?? `${model.moduleName}.${made.ctor}`, made.kind]);
+  }
+  return out;
 }

@@ -244,11 +244,32 @@ export function heldText(model: FileModel, text: string, fnIndex: number): strin
  * Facts for loops over what a function of another module returns (`for r in fetch_jobs(...)`):
  * - `RETURNS_ROWS` on a module-level function whose every return is rows of one model's query
  *   (`what` = `entity|text`, the queries' text for their loader options and criteria);
- * - `HELPER_ROWS_LOOP` at the call a loop iterates over (directly or through a local name), when
- *   the callee is imported (`what` = `item|reads`).
+ * - `RETURNS_PAGE` beside it when every return is a Flask-SQLAlchemy `Pagination` of those rows;
+ * - `HELPER_ROWS_LOOP` at the call a loop iterates over (directly or through a local name, or the
+ *   `.items` of the page it returns), when the callee is imported (`what` = `item|reads`, and
+ *   `|page` for `.items`).
  * The repo phase resolves the call and reports the reads of the model's lazy relationships.
  */
 export const RETURNS_ROWS = 'returns_rows';
+
+/**
+ * Function fact beside `RETURNS_ROWS`: every return is a Flask-SQLAlchemy `Pagination` of those
+ * rows (`Model.query….paginate(...)`, `db.paginate(select(Model)…)`), whose `.items` are the rows.
+ */
+export const RETURNS_PAGE = 'returns_page';
+
+/** At most this many rows is a handful: the lazy loads are a fixed, small cost. */
+export const SMALL_CAP = 10;
+
+/**
+ * The most rows a query returns when a literal caps it: `.limit(5)`, Flask-SQLAlchemy's
+ * `.paginate(per_page=20)` or `.paginate(page, 20)`; null when nothing does.
+ */
+export function rowsCap(text: string): number | null {
+  const caps: number[] = [];
+  for (const m of text.matchAll(/\.limit\(\s*(\d+)\s*\)|\bper_page\s*=\s*(\d+)\b|\.paginate\(\s*[^,()]+(?:\([^()]*\))?\s*,\s*(\d+)\s*[,)]/g)) caps.push(Number(m[1] ?? m[2] ?? m[3]));
+  return caps.length ? Math.min(...caps) : null;
+}
 
 /** Past this, a query's text is not carried in the summary. */
 export const MAX_ROWS_TEXT = 4000;

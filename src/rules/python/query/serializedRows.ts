@@ -6,19 +6,19 @@
  * rows come from a call); the repo phase joins the schema's fields (semantic/schemas.ts, through
  * its bases) with the lazy relationships of the rows' model.
  */
-import { declaredResponseType } from '../../../semantic/schemas.js';
+import { declaredResponseType, manySchemaCall } from '../../../semantic/schemas.js';
 import { nearestModels, projectIndex } from '../../projectFacts.js';
 import type { RepoRuleContext } from '../../types.js';
 import type { Effect, FileSummary } from '../../../analysis/summary.js';
 import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
-import { assignmentsTo, callAt, resolveName, type CallInfo, type FileModel } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, resolveImported, resolveName, type CallInfo, type FileModel } from '../../../semantic/model.js';
 import { dynamicRelationChain, rowsSource, statementInfo } from './dbCalls.js';
 import { returnsOf } from './selfRows.js';
 import { lastAssignment, loopTarget, unwrap } from './semantics.js';
 import {
-  dynamicTarget, eagerlyLoaded, heldText, lazyRelationships, loadedByQuery, loadedRelation, relationLabel, leadsBackToOwner, MAX_ROWS_TEXT, oneRowNote, RETURNS_ROWS, rowsExpression, sameRows, type LazyRelationship,
+  dynamicTarget, eagerlyLoaded, heldText, lazyRelationships, loadedByQuery, loadedRelation, relationLabel, leadsBackToOwner, MAX_ROWS_TEXT, oneRowNote, RETURNS_PAGE, RETURNS_ROWS, rowsCap, rowsExpression, sameRows, SMALL_CAP, type LazyRelationship,
 } from './loadedRelations.js';
 
 /**
@@ -26,14 +26,17 @@ import {
  * `schema|entity|query line|kind|text`): a marshmallow `Schema(many=True).dump(rows)` /
  * `.jsonify(rows)`, a FastAPI route whose `response_model=` (or return annotation) is a list of a
  * schema and that returns the rows, `[Out.model_validate(r) for r in rows]` / `Out.from_orm(r)`.
- * `schema` is the schema class's qualified name; the repo phase reads its fields (and its bases')
- * and reports those that are lazy relationships of the rows' model.
+ * `schema` is the schema class's qualified name, or `=` and the qualified name of an instance
+ * another module binds (`=app.schemas.users_schema`), which the repo phase looks up in that
+ * module's `FileSummary.schemaInstances` (class and kind); it reads the class's fields (and its
+ * bases') and reports those that are lazy relationships of the rows' model.
  */
 export const SERIALIZED_ROWS = 'serialized_rows';
 
 /**
  * Site fact: the same, for rows a call returns (`return crud.list_items(db)`, `await repo.list()`):
- * at the call (`what` = `schema|kind`); the repo phase reads the callee's `RETURNS_ROWS`.
+ * at the call (`what` = `schema|kind`, and `|page` for the `.items` of the page it returns); the
+ * repo phase reads the callee's `RETURNS_ROWS` (and `RETURNS_PAGE`).
  */
 export const SERIALIZED_CALL = 'serialized_call';
 
@@ -51,9 +54,10 @@ const PAGINATE = /^(?:[\w.]*\.)?a?paginate$/;
 export function collectSerializedRows(model: FileModel): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile || !model.modelClasses.size) return effects;
+  // `schema`: the class as written, or `=` and the qualified name of an imported instance.
   const push = (fnIndex: number, schema: string, rows: SyntaxNode, kind: string, at: SyntaxNode) => {
     const line = at.startPosition.row + 1;
-    const q = resolveName(model, schema) ?? `${model.moduleName}.${schema}`;
+    const q = schema.startsWith('=') ? schema : resolveName(model, schema) ?? `${model.moduleName}.${schema}`;
     // A statement the caller runs for us (`paginate(db, select(User))`): its entity and text.
     const st = kind === 'response' ? statementInfo(model, rows, fnIndex, line) : null;
     if (st?.ctor === 'select' && st.entity) {
@@ -73,9 +77,18 @@ export function collectSerializedRows(model: FileModel): Effect[][] {
     const rel = dynamicRelationChain(model, rows, fnIndex, line, true);
     if (!rel) {
       // Rows a function returns: its callee's facts decide in the repo phase.
-      const node = rowsExpression(model, rows, fnIndex, line);
+      let node = rowsExpression(model, rows, fnIndex, line);
+      // `page.items` of `page = fetch_page(...)`: the rows of the `Pagination` it returns.
+      let page = false;
+      if (node?.type === 'attribute' && node.childForFieldName('attribute')?.text === 'items') {
+        const holder = rowsExpression(model, node.childForFieldName('object'), fnIndex, line);
+        if (holder?.type === 'call') {
+          node = holder;
+          page = true;
+        }
+      }
       const call = node?.type === 'call' ? callAt(model, node) : undefined;
-      if (call && !call.qualifiedName?.startsWith('builtins.')) effects[fnIndex]!.push({ kind: SERIALIZED_CALL, what: `${q}|${kind}`, line: call.line, column: call.column });
+      if (call && !call.qualifiedName?.startsWith('builtins.')) effects[fnIndex]!.push({ kind: SERIALIZED_CALL, what: `${q}|${kind}${page ? '|page' : ''}`, line: call.line, column: call.column });
       return;
     }
     const held = rows.type === 'identifier' ? lastAssignment(model, rows.text, fnIndex, line) : null;
@@ -87,16 +100,10 @@ export function collectSerializedRows(model: FileModel): Effect[][] {
     // `Schema(many=True).dump(rows)`, or `schema = Schema(many=True)` then `schema.dump(rows)`.
     const made = SERIALIZE_METHODS.has(call.method) ? schemaInstance(model, call) : null;
     if (made) {
-      const ctor = made.childForFieldName('function');
-      const args = made.childForFieldName('arguments');
-      if (ctor && /^[A-Za-z_][\w.]*$/.test(ctor.text) && /^[A-Z]/.test(ctor.text.replace(/^.*\./, '')) && /\bmany\s*=\s*True\b/.test(args?.text ?? '')) {
-        const rows = call.node.childForFieldName('arguments')?.namedChild(0);
-        // `only=("a", "b")` / `exclude=(...)`: the fields the dump keeps.
-        const only = keywordNames(args, 'only');
-        const exclude = keywordNames(args, 'exclude');
-        const kind = `dump${only ? `+${only.join(',')}` : ''}${exclude ? `-${exclude.join(',')}` : ''}`;
-        if (rows && rows.type !== 'keyword_argument') push(call.functionIndex, ctor.text, rows, kind, call.node);
-      }
+      // `only=("a", "b")` / `exclude=(...)`: the fields the dump keeps (the kind says which).
+      const many = typeof made === 'string' ? { ctor: made, kind: 'dump' } : manySchemaCall(made);
+      const rows = call.node.childForFieldName('arguments')?.namedChild(0);
+      if (many && rows && rows.type !== 'keyword_argument') push(call.functionIndex, many.ctor, rows, many.kind, call.node);
       continue;
     }
     // `[Out.model_validate(r) for r in rows]`
@@ -138,10 +145,16 @@ function paginatedStatement(value: SyntaxNode): SyntaxNode | null {
   return positional[positional.length - 1] ?? null;
 }
 
-/** The schema construction a serializer call runs on: `Schema(...)` itself, the one a local name was last bound to in the function, or a module-level name bound once. */
-function schemaInstance(model: FileModel, call: CallInfo): SyntaxNode | null {
+/**
+ * The schema construction a serializer call runs on: `Schema(...)` itself, the one a local name
+ * was last bound to in the function, or a module-level name bound once; for an instance another
+ * module binds and this one imports (`from app.schemas import users_schema`, `schemas.users_schema`),
+ * `=` and its qualified name, which the repo phase looks up in that module's `schemaInstances`.
+ */
+function schemaInstance(model: FileModel, call: CallInfo): SyntaxNode | string | null {
   const r = call.receiver;
   if (r?.type === 'call') return r;
+  if (r?.type === 'attribute' && /^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$/.test(r.text)) return importedInstance(model, r.text, call.functionIndex);
   if (r?.type !== 'identifier') return null;
   const a = lastAssignment(model, r.text, call.functionIndex, call.line);
   if (a && a.functionIndex === call.functionIndex && !a.fromWith) {
@@ -150,17 +163,22 @@ function schemaInstance(model: FileModel, call: CallInfo): SyntaxNode | null {
   }
   // `users_schema = UserSchema(many=True)` at module level (flask-marshmallow's idiom), bound once.
   const all = assignmentsTo(model, r.text);
+  if (!all.length) return importedInstance(model, r.text, call.functionIndex);
   const v = all.length === 1 && all[0]!.functionIndex < 0 && !all[0]!.fromWith ? unwrap(all[0]!.value) : null;
   return v?.type === 'call' ? v : null;
 }
 
-/** The string literals of a keyword argument's tuple or list (`only=("a", "b")`), or null when absent. */
-function keywordNames(args: SyntaxNode | null, name: string): string[] | null {
-  for (const a of args?.namedChildren ?? []) {
-    if (a.type !== 'keyword_argument' || a.childForFieldName('name')?.text !== name) continue;
-    return a.childForFieldName('value')?.descendantsOfType('string_content').map((s) => s.text) ?? [];
-  }
-  return null;
+/**
+ * `=` and the qualified name of a name the module imports from another module (`users_schema`,
+ * or `schemas.users_schema` through an imported module), unless the function binds its head
+ * (a parameter or a local of that name shadows the import); null otherwise.
+ */
+function importedInstance(model: FileModel, dotted: string, fnIndex: number): string | null {
+  const head = dotted.split('.')[0]!;
+  if (!model.imports.has(head) || assignmentsTo(model, head).length || model.functions[fnIndex]?.params.some((p) => p.name === head)) return null;
+  const q = resolveImported(model, dotted);
+  // (`import json` then `json.dump(rows, fp)`: a module, not a name bound in one.)
+  return q?.includes('.') && !q.startsWith(`${model.moduleName}.`) && !q.startsWith('builtins.') ? `=${q}` : null;
 }
 
 export function reportSerializedRows(ctx: RepoRuleContext): void {
@@ -172,25 +190,35 @@ export function reportSerializedRows(ctx: RepoRuleContext): void {
     sites.push({ ref, file, site, schemaPath, written, where: `query at line ${queryLine}`, kind, text: site.what.split('|').slice(4).join('|') });
   }
   for (const { ref, file, site } of ownSites(graph, SERIALIZED_CALL)) {
-    const [schemaPath = '', kind = ''] = site.what.split('|', 2);
+    const [schemaPath = '', kind = '', via = ''] = site.what.split('|', 3);
     const call = graph.callAt(ref.file, site.line, site.column);
     const to = call && call.receiverType !== UNTYPED ? graph.resolveCall(ref.file, call) : null;
     const fact = to ? graph.ownEffects(to).find((e) => e.kind === RETURNS_ROWS) : undefined;
     if (!to || !fact) continue;
+    // `.items` of what it returns: rows only when every return is a `Pagination`.
+    if (via === 'page' && !graph.ownEffects(to).some((e) => e.kind === RETURNS_PAGE)) continue;
     const bar = fact.what.indexOf('|');
-    sites.push({ ref, file, site, schemaPath, written: fact.what.slice(0, bar), where: `the rows \`${graph.function(to).qualifiedName}\` returns, ${graph.fileOf(to).path}`, kind, text: fact.what.slice(bar + 1) });
+    sites.push({ ref, file, site, schemaPath, written: fact.what.slice(0, bar), where: `${via === 'page' ? 'the `.items` of the page' : 'the rows'} \`${graph.function(to).qualifiedName}\` returns, ${graph.fileOf(to).path}`, kind, text: fact.what.slice(bar + 1) });
   }
-  for (const { ref, file, site, schemaPath, written, where, kind, text } of sites) {
+  for (const { ref, file, site, written, where, text, ...given } of sites) {
     const entity = written.startsWith('@') ? dynamicTarget(ctx.project, written.slice(1)) : written;
     if (!entity) continue;
+    // An instance imported from another module: the class and the dump that module binds it to.
+    const bound = given.schemaPath.startsWith('=') ? importedSchema(graph, given.schemaPath.slice(1)) : null;
+    if (given.schemaPath.startsWith('=') && !bound) continue;
+    const schemaPath = bound?.schema ?? given.schemaPath;
+    const kind = bound?.kind ?? given.kind;
     const schema = schemaFields(graph, schemaPath);
     if (!schema) continue;
     const only = /\+([^-]*)/.exec(kind)?.[1]?.split(',');
     const exclude = /-(.*)$/.exec(kind)?.[1]?.split(',');
     const kept = schema.fields.filter((f) => (!only || only.includes(f)) && !exclude?.includes(f));
     const short = schemaPath.replace(/^.*\./, '');
-    const via = kind === 'response' || kind === 'one' ? `the response model \`${short}\`` : `\`${short}\``;
+    const via = kind === 'response' || kind === 'one' ? `the response model \`${short}\``
+      : bound ? `\`${given.schemaPath.replace(/^.*\./, '')}\` (a \`${short}(many=True)\` bound in ${graph.index.files[bound.file]!.path})` : `\`${short}\``;
     const fn = graph.function(ref);
+    // A literal cap on the query (`.limit(5)`, `per_page=20`) bounds N, as for a loop over the rows.
+    const cap = kind === 'one' ? null : rowsCap(text);
     // One finding per site and level: the relationships it loads per row, one fix (the options).
     const report = (model: string, rels: [string, LazyRelationship][], per: string) => {
       if (!rels.length) return;
@@ -200,10 +228,12 @@ export function reportSerializedRows(ctx: RepoRuleContext): void {
         location: { line: site.line, column: site.column, endLine: site.line, endColumn: site.column + 1 },
         message: `${via} serializes ${rels.map(([r, info]) => relationLabel(model, r, info)).join(', ')} ${per} (${where}; no eager loader option for ${rels.length > 1 ? 'them' : 'it'}): one lazy load per row${rels.length > 1 ? ' for each' : ''}`
           + (scalar ? (rels.length > 1 ? '; many-to-ones: one SELECT per distinct related row not already in the session' : oneRowNote(rels[0]![1])) : '')
+          + (cap !== null ? `; the query returns at most ${cap} rows` : '')
           + (fn.isAsync ? '; on an `AsyncSession` the lazy load raises `MissingGreenlet` instead' : ''),
         // One object's nested list: N is that one collection's size, not the table's. (An `async
         // def` route says nothing of the session's kind: no failure is claimed here.)
-        ...(kind === 'one' ? { severity: scalar ? 'low' as const : 'medium' as const } : scalar ? { severity: 'medium' as const } : {}),
+        ...(kind === 'one' ? { severity: scalar ? 'low' as const : 'medium' as const }
+          : cap !== null && cap <= SMALL_CAP ? { severity: 'low' as const } : scalar || cap !== null ? { severity: 'medium' as const } : {}),
         function: fn.name,
       });
     };
@@ -240,6 +270,14 @@ export function reportSerializedRows(ctx: RepoRuleContext): void {
       report(target, second, `for each item of \`${entity}.${attr}\``);
     }
   }
+}
+
+/** The list serializer a module-level name of the repo (`app.schemas.users_schema`) is bound to (`FileSummary.schemaInstances`), or null. */
+function importedSchema(graph: CallGraph, qualified: string): { schema: string; kind: string; file: number } | null {
+  const at = graph.locate(qualified);
+  if (!at || at.rest.includes('.')) return null;
+  const hit = graph.index.files[at.file]!.schemaInstances?.find(([name]) => name === at.rest);
+  return hit ? { schema: hit[1], kind: hit[2], file: at.file } : null;
 }
 
 /** The fields a schema class of the repo and its repo bases declare; null when the path names no such class. */
