@@ -59,7 +59,14 @@ describe('PA402 downloads that outlive the request', () => {
     const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA402'] }, {}, null);
     const FIXTURES = path.resolve(__dirname, '../fixtures/lifecycle');
     const found = (await scan(path.join(FIXTURES, 'downloads-modern'), config, { inProcessBytes: Infinity })).result.findings;
-    expect(found.map((f) => f.function).sort()).toEqual(['calling_vendor', 'image_attachment', 'image_blob', 'image_counted', 'image_pieces', 'image_raw', 'image_typed']);
+    expect(found.map((f) => f.function).sort()).toEqual([
+      'calling_vendor', 'calling_vendor_own_session', 'image_attachment', 'image_blob', 'image_counted', 'image_manual', 'image_manual_static', 'image_pieces', 'image_raw', 'image_typed',
+    ]);
+    // Built by a static method of a project class, or returned by a service to a handler annotated `-> FileResponse`.
+    expect(found.find((f) => f.function === 'image_manual_static')!.message).toMatch(/`ManualFiles\.bundle` download/);
+    expect(found.find((f) => f.function === 'image_manual')!.message).toMatch(/`FileResponse` download/);
+    // `use_cache=False`: its own session, not the one `image_manual_own_vendor` closes (the cached one, in `image_manual_released`, is released).
+    expect(found.find((f) => f.function === 'calling_vendor_own_session')!.message).toMatch(/download of `image_manual_own_vendor`/);
     expect(found.every((f) => f.severity === 'medium' && !f.advisory)).toBe(true);
     expect(found.find((f) => f.function === 'image_blob')!.message).toMatch(/after the `FileResponse` download has been sent \(FastAPI < 0\.106 and ≥ 0\.118/);
     expect(found.find((f) => f.function === 'image_raw')!.message).toMatch(/`StreamingResponse` download/);

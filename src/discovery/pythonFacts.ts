@@ -850,7 +850,12 @@ function streamingCandidates(model: FileModel): StreamingCandidate[] {
     if (targets.length) out.push({ name: `${model.moduleName}.${name}`, kind: 'class', targets, contentParam: null, eventStream: false, line: c.startPosition.row + 1 });
   }
   for (const fn of model.functions) {
-    if (fn.parent >= 0 || fn.className || !fn.body) continue;
+    // Module-level functions, and methods of module-level classes (`InvoiceFiles.as_attachment`,
+    // a static, class or instance method), named `module.Class.method` as calls of them resolve.
+    if (fn.parent >= 0 || !fn.body) continue;
+    const owner = fn.className ? `${model.moduleName}.${fn.className}` : null;
+    // The arguments of a call fill the parameters after `self`/`cls`, except for a static method.
+    const shift = owner && !fn.decorators.some((d) => /^@?staticmethod$/.test(d)) ? 1 : 0;
     let callee: string | null = null;
     let contentParam: number | null = null;
     let eventStream = false;
@@ -859,7 +864,9 @@ function streamingCandidates(model: FileModel): StreamingCandidate[] {
       let value = r.namedChild(0);
       if (value?.type === 'await') value = value.namedChild(0);
       if (value?.type !== 'call') { ok = false; break; }
-      const q = qualifyHere(model, value.childForFieldName('function')?.text ?? '');
+      const calleeText = value.childForFieldName('function')?.text ?? '';
+      // `return self._as_attachment(...)` / `cls.build(...)`: a method of the same class.
+      const q = owner && /^(self|cls)\.\w+$/.test(calleeText) ? `${owner}.${calleeText.slice(calleeText.indexOf('.') + 1)}` : qualifyHere(model, calleeText);
       if (!q || (callee && callee !== q)) { ok = false; break; }
       callee = q;
       let content: SyntaxNode | null = null;
@@ -872,9 +879,9 @@ function streamingCandidates(model: FileModel): StreamingCandidate[] {
         } else if (!content && a.type !== 'list_splat' && a.type !== 'dictionary_splat') content = a;
       }
       const i = content?.type === 'identifier' ? fn.params.findIndex((p) => p.name === content!.text) : -1;
-      if (i >= 0) contentParam = i;
+      if (i - shift >= 0) contentParam = i - shift;
     }
-    if (ok && callee) out.push({ name: `${model.moduleName}.${fn.name}`, kind: 'function', targets: [callee], contentParam, eventStream, line: fn.startLine });
+    if (ok && callee) out.push({ name: `${owner ?? model.moduleName}.${fn.name}`, kind: 'function', targets: [callee], contentParam, eventStream, line: fn.startLine });
   }
   return out;
 }

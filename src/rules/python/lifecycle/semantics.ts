@@ -956,6 +956,26 @@ export function downloadResponses(model: FileModel, project: ProjectContext, fn:
       out.push({ call, cls: call.calleeText, generator: null, generatorCall: null });
     }
   }
+  // Annotated to return a file response (`-> FileResponse`, a project subclass): what it returns
+  // is one, wherever it was built (`response = await files.fetch_download(...)`; `return response`).
+  if (!out.length && fn.returnType && fn.body) {
+    const head = fn.returnType.replace(/\s+/g, '').split('.')[0]!;
+    const imported = model.imports.get(head);
+    const annotated = imported ? imported + fn.returnType.replace(/\s+/g, '').slice(head.length) : `${model.moduleName}.${fn.returnType.trim()}`;
+    if (LIBRARY_FILE_RESPONSE.test(annotated) || localFiles.has(annotated) || known.get(annotated)?.download) {
+      for (const r of fn.body.descendantsOfType('return_statement')) {
+        if (insideNestedFunction(r, fn.body)) continue;
+        let value: SyntaxNode | null = r.namedChild(0);
+        if (value?.type === 'identifier') {
+          const name = value.text;
+          value = [...model.assignments].reverse().find((a) => a.functionIndex === fn.index && a.target === name && a.node.startIndex < r.startIndex)?.value ?? null;
+        }
+        if (value?.type === 'await') value = value.namedChild(0);
+        const call = value?.type === 'call' ? callAt(model, value) : undefined;
+        if (call && !out.some((o) => o.call === call)) out.push({ call, cls: fn.returnType.trim(), generator: null, generatorCall: null });
+      }
+    }
+  }
   for (const use of streamingResponses(model, project, fn)) {
     if (use.sse || (use.generator && (isLongLivedGenerator(model, use.generator) || isBoundedGenerator(model, use.generator)))) continue;
     const args = use.call.node.childForFieldName('arguments')?.namedChildren ?? [];

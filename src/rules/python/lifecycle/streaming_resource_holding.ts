@@ -310,9 +310,12 @@ function reportDownloads(ctx: FileRuleContext, fn: FunctionInfo, reportedDepende
       function: fn.name,
     });
   }
+  const released = releasedOwnSessions(model, project, fn, generators);
   for (const sd of sessionSubDependencies(model, project, fn)) {
     const key = `${sd.dependency.index}:${sd.session.name}`;
     if (reportedDependencies.has(key) || sd.session.functionScope || (sd.carrier && feeds(sd.param))) continue;
+    // The endpoint released its own session of the same (cached) provider: the dependency's is that session.
+    if (!sd.session.uncached && released.some((p) => p === '?' || !sd.session.provider || p === sd.session.provider)) continue;
     // The endpoint's own last use: any end of its transaction gives the connection back before the body is sent.
     const why = subDependencyHold(project, fn, sd, generators, (last) => !endsTransaction(last), `\`${fn.name}\` uses \`${sd.param}\` before the response and does not release it`);
     if (!why) continue;
@@ -464,6 +467,8 @@ export const streamingResourceHolding: FileRule & RepoRule = {
     for (const { ref, file, site } of ownSites(graph, STREAM_DEPENDENCY)) {
       const s = JSON.parse(site.what) as StreamDependencySite;
       for (const { first, dep, depth, depFile, effect: e, fact: d } of dependencySessionFacts(graph, s.target)) {
+        // The endpoint released its own session of the same (cached) provider: the same object.
+        if (!d.uncached && s.released?.some((p) => p === '?' || !d.provider || p === d.provider)) continue;
         let why: string | null = null;
         // A session of a sub-dependency is held when that dependency uses it and lets it be.
         if (depth > 0) {
@@ -584,6 +589,13 @@ interface StreamDependencySite {
   endpointLast: 'none' | 'releases' | 'holds';
   /** The endpoint reads the parameter at all. */
   endpointReads: boolean;
+  /**
+   * Providers of the endpoint's own injected sessions whose last use releases the connection
+   * (`close()`, `rollback()`, a commit that gives it back): FastAPI caches a dependency per request
+   * (`use_cache=True`, its default), so a sub-dependency of the same provider got that very
+   * session, released too. `?` for a provider not known by name.
+   */
+  released?: string[];
 }
 
 export interface SessionDependencyFact {
@@ -612,12 +624,25 @@ export interface SessionDependencyFact {
  * another module that does not feed the body's generator, and the route's `dependencies=[...]`.
  * Only where FastAPI closes `yield` dependencies after the response.
  */
+/** The providers of `fn`'s own injected (cached) sessions whose last use releases the connection (see `StreamDependencySite.released`). */
+function releasedOwnSessions(model: FileModel, project: ProjectContext, fn: FunctionInfo, generators: FunctionInfo[]): string[] {
+  const out: string[] = [];
+  for (const s of injectedSessions(model, project, fn)) {
+    if (!s.viaDepends || s.uncached) continue;
+    const refs = ownRefs(fn, s.name, generators);
+    const last = refs[refs.length - 1];
+    if (last && releasesConnection(project, last)) out.push(s.provider ?? '?');
+  }
+  return out;
+}
+
 function downloadDependencySites(model: FileModel, project: ProjectContext, fn: FunctionInfo, imported: { param: string; paramNode: SyntaxNode; target: string }[], routeDeps: string[], out: Effect[]): void {
   if (!yieldDependencyOutlivesStream(project)) return;
   const downloads = downloadResponses(model, project, fn);
   if (!downloads.length) return;
   const kind = `\`${downloads[0]!.cls}\` download` as const;
   const generators = downloads.map((d) => d.generator).filter((g): g is FunctionInfo => g !== null);
+  const released = releasedOwnSessions(model, project, fn, generators);
   for (const d of imported) {
     if (downloads.some((u) => generatorUsesSession({ call: u.call, sse: false, generatorCall: u.generatorCall, generator: u.generator }, d.param))) continue;
     const refs = ownRefs(fn, d.param, generators);
@@ -626,6 +651,7 @@ function downloadDependencySites(model: FileModel, project: ProjectContext, fn: 
       param: d.param, target: d.target, kind, severity: 'medium', inGenerator: false,
       endpointLast: !last ? 'none' : endsTransaction(last) ? 'releases' : 'holds',
       endpointReads: !!fn.body && variableRefs(fn.body, d.param).length > 0,
+      ...(released.length ? { released } : {}),
     };
     out.push({ kind: STREAM_DEPENDENCY, what: JSON.stringify(site), line: d.paramNode.startPosition.row + 1, column: d.paramNode.startPosition.column + 1 });
   }
