@@ -3,8 +3,8 @@
  * at module level) and the ways code reaches one without calling it by its own name: a local
  * alias (`maker = SessionLocal; with maker() as s:`), an attribute a class keeps it in
  * (`self.maker = async_sessionmaker(...)` in `__init__`, `maker = SessionLocal` in the body of a
- * class or of a subclass in another module), and a one-line getter method returning that
- * attribute (`maker = self.get_maker()`). Rules that ask "does this call open a fresh session?"
+ * class or of a subclass in another module), and a getter method returning that attribute
+ * (`maker = self.get_maker()`, also after guards that only raise). Rules that ask "does this call open a fresh session?"
  * share these answers.
  */
 import type { ProjectContext, SessionFactoryInfo } from '../discovery/context.js';
@@ -72,11 +72,18 @@ function selfAttribute(node: SyntaxNode | null): string | null {
   return node.childForFieldName('attribute')?.text ?? null;
 }
 
-/** The attribute a one-statement method body returns (`return self.session_maker`), or null. */
+/**
+ * The attribute a getter returns (`return self.session_maker`), or null: its body is that one
+ * `return`, after guards that only raise (`if self.session_maker is None: raise RuntimeError(...)`).
+ */
 function returnedSelfAttribute(body: SyntaxNode): string | null {
   const stmts = body.namedChildren.filter((c) => c.type !== 'comment' && !(c.type === 'expression_statement' && c.namedChild(0)?.type === 'string'));
-  if (stmts.length !== 1 || stmts[0]!.type !== 'return_statement') return null;
-  return selfAttribute(stmts[0]!.namedChild(0));
+  const last = stmts[stmts.length - 1];
+  if (last?.type !== 'return_statement') return null;
+  const raisesOnly = (s: SyntaxNode) => s.type === 'if_statement' && !s.childForFieldName('alternative')
+    && (s.childForFieldName('consequence')?.namedChildren.filter((c) => c.type !== 'comment').every((c) => c.type === 'raise_statement') ?? false);
+  if (!stmts.slice(0, -1).every(raisesOnly)) return null;
+  return selfAttribute(last.namedChild(0));
 }
 
 function attributeFactory(project: ProjectContext, attr: string): SessionFactoryInfo | null {
