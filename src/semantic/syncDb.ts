@@ -89,13 +89,17 @@ const SESSION_PARAM = /^(session|db|db_session|dbsession|sess|(?!(?:https?|clien
 const ORM_IMPORT = /(^|\.)(sqlalchemy|sqlmodel|flask_sqlalchemy)(\.|$)|(^|\.)models?(\.|$)/;
 
 /**
- * `db.query(User)...` on a parameter with no annotation, named as a session is, in a file that
- * imports SQLAlchemy or the project's models: a helper that takes the caller's session (older
- * FastAPI and Flask code rarely annotates it). In a sync function every I/O method of a sync
- * `Session` is one (an `AsyncSession`'s coroutine would not run there); in a coroutine only
- * `query()`, which an `AsyncSession` does not have (an un-awaited `execute`/`commit` there may be a
- * forgotten `await` on an `AsyncSession`, PA211's). What reaches the event loop is the repo
- * phase's: a coroutine that calls the sync helper without a thread.
+ * `db.query(User)...` in a coroutine, on a parameter with no annotation, named as a session is,
+ * in a file that imports SQLAlchemy or the project's models: a coroutine that takes the caller's
+ * session (older FastAPI code rarely annotates it) and runs a sync `Session`'s `query()` on the
+ * event loop — an `AsyncSession` has no `query()`. Only `query()`: an un-awaited `execute` or
+ * `commit` there may be a forgotten `await` on an `AsyncSession` (PA211's).
+ *
+ * Not in a sync function: whether its session is a sync one on the event loop depends on what each
+ * caller hands it, and inferring it from the helper alone reported every sync helper of a
+ * project whose coroutines share one sync session by design (an independent review of such
+ * findings on a service nobody here had scanned: 0 of 8 worth a report; the parameter's type
+ * has to come from the caller's argument, which the repo phase does not carry yet).
  */
 function untypedSessionParam(model: FileModel, call: CallInfo): boolean {
   const r = call.receiver;
@@ -105,6 +109,6 @@ function untypedSessionParam(model: FileModel, call: CallInfo): boolean {
   if (!param || param.annotation || (param.defaultText !== null && param.defaultText !== 'None')) return false;
   // Rebound in the function: the parameter is not what the call sees.
   if (model.assignments.some((a) => a.functionIndex === fn.index && a.target === r.text)) return false;
-  if (fn.isAsync ? call.method !== 'query' : !isBlockingDbMethod('session', call.method)) return false;
+  if (!fn.isAsync || call.method !== 'query') return false;
   return [...model.imports.values()].some((q) => ORM_IMPORT.test(q));
 }
