@@ -114,6 +114,18 @@ export function collectSerializedRows(model: FileModel): Effect[][] {
       if (item && first?.type === 'identifier' && first.text === item.name) push(call.functionIndex, call.receiver.text, item.iterable, 'validate', call.node);
     }
   }
+  // A response decorator of a Flask API library dumps what the view returns with its schema:
+  // flask-smorest's `@blp.response(200, PetSchema(many=True))`, APIFlask's `@bp.output(...)`,
+  // flask-apispec's `@marshal_with(...)`, flask-accepts' `@responds(schema=PetSchema, many=True)`.
+  model.functions.forEach((fn, i) => {
+    if (!fn.decorators.length || !/\b(response|output|marshal_with|responds)\s*\(/.test(fn.decorators.join(' '))) return;
+    const schema = responseDecoratorSchema(model, fn.node);
+    if (!schema) return;
+    for (const r of returnsOf(fn)) {
+      const value = r.namedChild(0);
+      if (value) push(i, schema.ctor, value, schema.kind, r);
+    }
+  });
   // FastAPI routes: `response_model=list[Out]` or `-> list[Out]`, returning the rows.
   model.functions.forEach((fn, i) => {
     if (fn.role !== 'handler') return;
@@ -132,6 +144,49 @@ export function collectSerializedRows(model: FileModel): Effect[][] {
     }
   });
   return effects;
+}
+
+/** Response decorators of Flask API libraries, by what the decorator's callee ends with. */
+const RESPONSE_DECORATOR = /(^|\.)(response|output|marshal_with|responds)$/;
+
+/**
+ * The list schema a view's response decorator dumps its return value with (`ctor` as written, or
+ * `=` and an imported instance's qualified name, and the dump's kind), or null: the schema made
+ * with `many=True` among the decorator's arguments (`@blp.response(200, PetSchema(many=True))`,
+ * `@marshal_with(PetSchema(many=True))`, a module-level instance bound so), or flask-accepts'
+ * `@responds(schema=PetSchema, many=True)`.
+ */
+function responseDecoratorSchema(model: FileModel, def: SyntaxNode): { ctor: string; kind: string } | null {
+  if (def.parent?.type !== 'decorated_definition') return null;
+  for (const d of def.parent.namedChildren) {
+    if (d.type !== 'decorator') continue;
+    const call = d.namedChild(0);
+    if (call?.type !== 'call' || !RESPONSE_DECORATOR.test(call.childForFieldName('function')?.text ?? '')) continue;
+    const args = call.childForFieldName('arguments')?.namedChildren ?? [];
+    const valueOf = (a: SyntaxNode) => (a.type === 'keyword_argument' ? a.childForFieldName('value') : a);
+    // flask-accepts: the class and `many=True` are the decorator's own keywords.
+    const many = args.some((a) => a.type === 'keyword_argument' && a.childForFieldName('name')?.text === 'many' && a.childForFieldName('value')?.text === 'True');
+    for (const a of args) {
+      const v = valueOf(a);
+      if (!v) continue;
+      if (v.type === 'call') {
+        const made = manySchemaCall(v);
+        if (made) return made;
+      } else if (v.type === 'identifier') {
+        if (many && a.type === 'keyword_argument' && a.childForFieldName('name')?.text === 'schema' && /^[A-Z]/.test(v.text)) return { ctor: v.text, kind: 'dump' };
+        // A module-level instance (`pets_schema = PetSchema(many=True)`), here or imported.
+        const bound = assignmentsTo(model, v.text);
+        const value = bound.length === 1 && bound[0]!.functionIndex < 0 && !bound[0]!.fromWith ? unwrap(bound[0]!.value) : null;
+        const made = value?.type === 'call' ? manySchemaCall(value) : null;
+        if (made) return made;
+        if (!bound.length && model.imports.has(v.text)) {
+          const q = resolveImported(model, v.text);
+          if (q?.includes('.') && !q.startsWith(`${model.moduleName}.`)) return { ctor: `=${q}`, kind: 'dump' };
+        }
+      }
+    }
+  }
+  return null;
 }
 
 /** The statement a `paginate(session, stmt)` call pages (its last positional argument, or `query=`), or null. */
