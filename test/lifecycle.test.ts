@@ -60,7 +60,7 @@ describe('PA402 downloads that outlive the request', () => {
     const FIXTURES = path.resolve(__dirname, '../fixtures/lifecycle');
     const found = (await scan(path.join(FIXTURES, 'downloads-modern'), config, { inProcessBytes: Infinity })).result.findings;
     expect(found.map((f) => f.function).sort()).toEqual([
-      'calling_vendor', 'calling_vendor_own_session', 'image_attachment', 'image_blob', 'image_counted', 'image_manual', 'image_manual_static', 'image_pieces', 'image_raw', 'image_typed',
+      'calling_vendor', 'calling_vendor_own_session', 'image_as_path', 'image_attachment', 'image_blob', 'image_counted', 'image_manual', 'image_manual_static', 'image_pieces', 'image_raw', 'image_typed',
     ]);
     // Built by a static method of a project class, or returned by a service to a handler annotated `-> FileResponse`.
     expect(found.find((f) => f.function === 'image_manual_static')!.message).toMatch(/`ManualFiles\.bundle` download/);

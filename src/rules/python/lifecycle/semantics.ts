@@ -956,6 +956,22 @@ export function downloadResponses(model: FileModel, project: ProjectContext, fn:
       out.push({ call, cls: call.calleeText, generator: null, generatorCall: null });
     }
   }
+  // A route declared with `response_class=FileResponse` (a project subclass): FastAPI wraps what
+  // the handler returns, a path, in that class.
+  if (!out.length && fn.node.parent?.type === 'decorated_definition') {
+    for (const d of fn.node.parent.namedChildren) {
+      const deco = d.type === 'decorator' ? d.namedChild(0) : null;
+      if (deco?.type !== 'call') continue;
+      const kw = deco.childForFieldName('arguments')?.namedChildren.find((a) => a.type === 'keyword_argument' && a.childForFieldName('name')?.text === 'response_class');
+      const cls = kw?.childForFieldName('value');
+      if (!cls || !/^[A-Za-z_][\w.]*$/.test(cls.text)) continue;
+      const head = cls.text.split('.')[0]!;
+      const imported = model.imports.get(head);
+      const q = imported ? imported + cls.text.slice(head.length) : `${model.moduleName}.${cls.text}`;
+      const call = callAt(model, deco);
+      if (call && (LIBRARY_FILE_RESPONSE.test(q) || localFiles.has(q) || known.get(q)?.download)) out.push({ call, cls: cls.text, generator: null, generatorCall: null });
+    }
+  }
   // Annotated to return a file response (`-> FileResponse`, a project subclass): what it returns
   // is one, wherever it was built (`response = await files.fetch_download(...)`; `return response`).
   if (!out.length && fn.returnType && fn.body) {
