@@ -16,9 +16,10 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import { assignmentsTo, callAt, resolveImported, resolveName, type CallInfo, type FileModel } from '../../../semantic/model.js';
 import { dynamicRelationChain, rowsSource, statementInfo } from './dbCalls.js';
 import { returnsOf } from './selfRows.js';
+import { rootUnloadedColumns } from './columnOptions.js';
 import { lastAssignment, loopTarget, unwrap } from './semantics.js';
 import {
-  dynamicTarget, eagerlyLoaded, heldText, lazyRelationships, loadedByQuery, loadedRelation, relationLabel, leadsBackToOwner, MAX_ROWS_TEXT, oneRowNote, RETURNS_PAGE, RETURNS_ROWS, rowsCap, rowsExpression, sameRows, SMALL_CAP, type LazyRelationship,
+  deferredColumns, dynamicTarget, eagerlyLoaded, heldText, lazyRelationships, loadedByQuery, loadedRelation, relationLabel, leadsBackToOwner, MAX_ROWS_TEXT, oneRowNote, RETURNS_PAGE, RETURNS_ROWS, rowsCap, rowsExpression, sameRows, SMALL_CAP, type LazyRelationship,
 } from './loadedRelations.js';
 
 /**
@@ -303,6 +304,23 @@ export function reportSerializedRows(ctx: RepoRuleContext): void {
       if (info && !loadedByQuery(text, read, info) && !first.some(([r, i]) => loadedRelation(r, i) === loadedRelation(read, info))) first.push([read, info]);
     }
     report(entity, first, `for each \`${entity}\` row`);
+    // Columns the query leaves unloaded (`load_only(...)` naming others, `defer(...)`, declared
+    // deferred): each loads with its own SELECT per row when the schema reads it.
+    if (kind !== 'one') {
+      const unloaded = new Set([...deferredColumns(models, text), ...rootUnloadedColumns(models, text, entity)]);
+      const cols = [...new Set(kept.map((f) => schema.reads.get(f) ?? f))].filter((c) => unloaded.has(c) && !lazy.has(c));
+      if (cols.length) {
+        ctx.report({
+          path: file.path,
+          location: { line: site.line, column: site.column, endLine: site.line, endColumn: site.column + 1 },
+          message: `${via} serializes ${cols.map((c) => `\`${entity}.${c}\``).join(', ')} for each \`${entity}\` row (${where}), ${cols.length > 1 ? 'columns' : 'a column'} the query does not load (\`load_only(...)\` leaves ${cols.length > 1 ? 'them' : 'it'} out, or ${cols.length > 1 ? 'they are' : 'it is'} deferred): one SELECT per row${cols.length > 1 ? ' for each' : ''}`
+            + (cap !== null ? `; the query returns at most ${cap} rows` : '')
+            + (fn.isAsync ? '; on an `AsyncSession` the load raises `MissingGreenlet` instead' : ''),
+          ...(cap !== null && cap <= SMALL_CAP ? { severity: 'low' as const } : cap !== null ? { severity: 'medium' as const } : {}),
+          function: fn.name,
+        });
+      }
+    }
     // One level down: a nested schema over a collection of each row.
     for (const [field, nestedPath] of schema.nested) {
       if (!kept.includes(field)) continue;
