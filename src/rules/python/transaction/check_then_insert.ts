@@ -62,7 +62,7 @@ export const checkThenInsert: FileRule & RepoRule = {
     severity: 'low',
     effort: 'S',
     summary: 'A row looked up by a key, then inserted with that key when missing, with no lock, ON CONFLICT or IntegrityError handling',
-    what: 'Finds a check-then-insert: a row of a model looked up by a column (`select(M).where(M.col == v)` with `.first()`/`.one_or_none()`/`scalar_one_or_none()`, `query(M).filter_by(col=v).first()`, `M.query.filter_by(...)`; or only whether one exists: `query(exists().where(M.col == v)).scalar()`, `scalar(select(M.id).where(...)) is not None`, `.count()` / `.count() > 0`), the result tested (`if row is None:`, `if not row:`, `if rows:` for the list `.all()` gives, a guard that returns or raises, or the lookup tested inline: `if <lookup> is not None: raise`), and a new `M(col=...)` with the same column (or one copied from the object the value came from: `M.model_validate(body)`, `M(**body.model_dump())` with the lookup on `body.col`) `add`ed and committed or flushed in the same function (also per item: a lookup in a loop and the insert in the same iteration, after `if row is None:` or past `if row: continue` — a get-or-create of each tag a request names), when nothing uses `ON CONFLICT`/`merge`, and no `except IntegrityError` surrounds the insert (nor a handler of one of its base classes, `SQLAlchemyError`, `Exception`, that answers the error itself instead of raising it on: `rollback(); raise HTTPException(409)`, or nothing raised; `raise`, `raise e` or any other error, `HTTPException(500)` included, is still a 500). A `with_for_update()` on the check does not make it safe: it locks the row when there is one, and nothing when there is none. Also when the lookup is a helper of the repo that returns one row by a column compared with its parameter (`tag = find_tag(db, slug)`, `def find_tag(db, slug): return db.scalars(select(Tag).where(Tag.slug == slug)).first()`) and the caller adds a row built with the argument it passed there. Also in a service or repository built on a repository library (advanced-alchemy): `existing = await self.get_one_or_none(user_id=u, provider=p)`, a test of `existing`, then `self.create({...})`/`self.add(...)` with the same values for every looked-up field where none was found (the library flushes the INSERT), with no `upsert` in the function and no handler for the library\'s `IntegrityError`/`DuplicateKeyError`/`RepositoryError`. Silent when the function holds a lock around it (a PostgreSQL advisory lock, `with redis.lock(...)`, `lock.acquire()`, `with self._lock:`, a project helper named for a lock; not a lock made in the `with` itself, `with threading.Lock():`, which every call makes anew): a second caller waits for the first to commit and then finds its row. Also a generic get-or-create, where the model is a parameter and the key the caller\'s keywords (`def get_or_create(self, model, defaults=None, **kwargs)`: `query(model).filter_by(**kwargs).first()`, tested, then `model(**kwargs)` or `model(**params)` with `params` made from `kwargs`, added and flushed or committed): every get-or-create of the project goes through it. Low: it takes two concurrent first writes of the same key (a double submit, a retry).',
+    what: 'Finds a check-then-insert: a row of a model looked up by a column (`select(M).where(M.col == v)` with `.first()`/`.one_or_none()`/`scalar_one_or_none()`, `query(M).filter_by(col=v).first()`, `M.query.filter_by(...)`; or only whether one exists: `query(exists().where(M.col == v)).scalar()`, `scalar(select(M.id).where(...)) is not None`, `.count()` / `.count() > 0`), the result tested (`if row is None:`, `if not row:`, `if rows:` for the list `.all()` gives, a guard that returns or raises, or the lookup tested inline: `if <lookup> is not None: raise`), and a new `M(col=...)` with the same column (or one copied from the object the value came from: `M.model_validate(body)`, `M(**body.model_dump())` with the lookup on `body.col`) `add`ed and committed or flushed in the same function (also per item: a lookup in a loop and the insert in the same iteration, after `if row is None:` or past `if row: continue` — a get-or-create of each tag a request names), when nothing uses `ON CONFLICT`/`merge`, and no `except IntegrityError` surrounds the insert (nor a handler of one of its base classes, `SQLAlchemyError`, `Exception`, that answers the error itself instead of raising it on: `rollback(); raise HTTPException(409)`, or nothing raised; `raise`, `raise e` or any other error, `HTTPException(500)` included, is still a 500). A `with_for_update()` on the check does not make it safe: it locks the row when there is one, and nothing when there is none. Also when a uniqueness guard of the same module or class is called first, at the top level of the function (`cls.refuse_taken(slug)`, `check_free(db, email)`: a function whose own `if <lookup by a column == its parameter>:` raises or returns), and the function then adds a row with the value it passed. Also when the lookup is a helper of the repo that returns one row by a column compared with its parameter (`tag = find_tag(db, slug)`, `def find_tag(db, slug): return db.scalars(select(Tag).where(Tag.slug == slug)).first()`) and the caller adds a row built with the argument it passed there. Also in a service or repository built on a repository library (advanced-alchemy): `existing = await self.get_one_or_none(user_id=u, provider=p)`, a test of `existing`, then `self.create({...})`/`self.add(...)` with the same values for every looked-up field where none was found (the library flushes the INSERT), with no `upsert` in the function and no handler for the library\'s `IntegrityError`/`DuplicateKeyError`/`RepositoryError`. Silent when the function holds a lock around it (a PostgreSQL advisory lock, `with redis.lock(...)`, `lock.acquire()`, `with self._lock:`, a project helper named for a lock; not a lock made in the `with` itself, `with threading.Lock():`, which every call makes anew): a second caller waits for the first to commit and then finds its row. Also a generic get-or-create, where the model is a parameter and the key the caller\'s keywords (`def get_or_create(self, model, defaults=None, **kwargs)`: `query(model).filter_by(**kwargs).first()`, tested, then `model(**kwargs)` or `model(**params)` with `params` made from `kwargs`, added and flushed or committed): every get-or-create of the project goes through it. Low: it takes two concurrent first writes of the same key (a double submit, a retry).',
     why: 'Under READ COMMITTED, PostgreSQL\'s default, two concurrent calls both run the SELECT before either commits, both find nothing, and both insert. Without a unique constraint the table gets a duplicate; with one, the slower call fails with an `IntegrityError` the code never expected, which a request answers with a 500.',
     bad:
       'from sqlalchemy import String, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column\n\n\n'
@@ -87,7 +87,8 @@ export const checkThenInsert: FileRule & RepoRule = {
     const models = modelNames(project);
     model.functions.forEach((fn, fnIndex) => {
       const text = model.source.slice(fn.start, fn.end);
-      if (!/\.add\s*\(/.test(text) || !/(first|one_or_none|scalar|count|all)\s*\(/.test(text) || CONFLICT_SAFE.test(text)) return;
+      // (The lookup may sit in a guard of the same module, `guardLookups`: the file's text has it.)
+      if (!/\.add\s*\(/.test(text) || !/(first|one_or_none|scalar|count|all)\s*\(/.test(model.source) || CONFLICT_SAFE.test(text)) return;
       checkFunction(ctx, model, fnIndex, models, assignmentsByFunction(model).get(fnIndex) ?? []);
       if (text.includes('**')) checkGenericGetOrCreate(ctx, model, fnIndex);
     });
@@ -282,6 +283,8 @@ interface Lookup {
   loop?: number;
   /** Where that loop ends: after `if tag: continue`, the rest of the iteration is where the row is missing. */
   loopEnd?: number;
+  /** Where the row is known missing, when a guard helper decided it (see `guardLookups`). */
+  regions?: { from: number; to: number }[];
 }
 
 /** A `with` item that takes a lock (`with redis.lock("k"):`, `with job_lock(name):`, `with FileLock(p):`; a name: {@link LOCK_NAME}). */
@@ -390,6 +393,7 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
     const foundWhenTrue = !m[1] === positive;
     lookups.push({ name: null, model: name, columns, line: node.startPosition.row + 1, node: cond, locked: /with_for_update/.test(t), test: node, foundWhenTrue });
   }
+  lookups.push(...guardLookups(model, fnIndex));
   // A lock the function holds (`pg_advisory_xact_lock(...)` on the key, `with redis.lock(...)`):
   // a second caller waits for the first to commit, then its check sees the row.
   if (!lookups.length || lockHeldBefore(fn.node, Math.min(...lookups.map((l) => l.node.startIndex)), model, fnIndex)) return;
@@ -398,7 +402,7 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
   /** The constructors of the rows already reported. */
   const rows = new Set<number>();
   for (const look of lookups) {
-    const regions = look.test ? inlineMissingRegions(fn.node, look.test, look.foundWhenTrue!) : missingRegions(fn.node, look);
+    const regions = look.regions ?? (look.test ? inlineMissingRegions(fn.node, look.test, look.foundWhenTrue!) : missingRegions(fn.node, look));
     if (!regions.length) continue;
     for (const add of calls) {
       if (add.method !== 'add' || !add.hasReceiver || add.node.startIndex <= look.node.endIndex || done.has(add.node.startIndex)) continue;
@@ -434,6 +438,53 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
       });
     }
   }
+}
+
+/**
+ * A uniqueness guard of the same module or class called first (`cls.ensure_unique(owner, name)`,
+ * `check_free(db, slug)`): a function whose own `if <lookup of M by a column == its parameter>:
+ * raise` (or `return`) refuses a duplicate. After the call, at the top level of the caller's
+ * body, the row is known missing: an insert of `M` with the value passed for that parameter is
+ * the same check-then-insert, split over two functions.
+ */
+function guardLookups(model: FileModel, fnIndex: number): Lookup[] {
+  const fn = model.functions[fnIndex]!;
+  const out: Lookup[] = [];
+  if (!fn.body) return out;
+  for (const call of callsOf(model, fnIndex)) {
+    if (call.functionIndex !== fnIndex) continue;
+    // A statement of the function's own body (not under a branch, a loop or a `try`).
+    const stmt = call.node.parent?.type === 'expression_statement' ? call.node.parent : null;
+    if (stmt?.parent?.id !== fn.body.id) continue;
+    const recv = call.receiver?.text;
+    const target = !call.hasReceiver
+      ? model.functions.find((f) => f.name === call.method && f.parent < 0 && !f.className)
+      : (recv === 'self' || recv === 'cls') && fn.className ? model.functions.find((f) => f.name === call.method && f.className === fn.className) : undefined;
+    if (!target || target.index === fnIndex || !target.body) continue;
+    for (const test of target.body.descendantsOfType('if_statement')) {
+      const cond = test.childForFieldName('condition');
+      const m = cond ? /^([\s\S]+?)(\s+is\s+not\s+None)?$/.exec(cond.text.trim()) : null;
+      const t = m?.[1] ?? '';
+      if (!m || /^not\s/.test(t) || !SINGLE.test(t)) continue;
+      const body = test.childForFieldName('consequence');
+      if (test.childForFieldName('alternative') || !/^(raise|return)_statement$/.test(body?.namedChildren.filter((c) => c.type !== 'comment').pop()?.type ?? '')) continue;
+      const name = MODEL_OF_STATEMENT.exec(t)?.[1] ?? MODEL_OF_EXISTS.exec(t)?.[1] ?? MODEL_QUERY_PROPERTY.exec(t)?.[1];
+      if (!name) continue;
+      const { positional, keywords } = callArgs(call.node);
+      const offset = selfOffset(target);
+      const columns = new Map<string, string>();
+      for (const [column, value] of filterColumns(t, name)) {
+        const index = target.params.findIndex((q) => q.name === value);
+        if (index < offset) continue;
+        const arg = keywords.get(value) ?? positional[index - offset];
+        if (arg) columns.set(column, arg.text.replace(/\s+/g, ''));
+      }
+      if (!columns.size) continue;
+      out.push({ name: null, model: name, columns, line: call.line, node: call.node, locked: /with_for_update/.test(t), regions: [{ from: call.node.endIndex, to: fn.node.endIndex }] });
+      break;
+    }
+  }
+  return out;
 }
 
 /** Columns a lookup filters on, with the value: `M.col == v` in `where`/`filter`, `filter_by(col=v)`. */
