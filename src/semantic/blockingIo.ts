@@ -340,9 +340,15 @@ function unixSocket(model: FileModel, call: CallInfo): boolean {
   const r = call.receiver;
   if (!r) return false;
   if (r.type === 'call') return /\bAF_UNIX\b/.test(r.childForFieldName('arguments')?.text ?? '');
-  if (r.type !== 'identifier' || call.functionIndex < 0) return false;
-  const bound = model.assignments.filter((a) => a.functionIndex === call.functionIndex && a.target === r.text && a.line <= call.line);
-  return bound.length > 0 && bound.every((a) => !!a.value && a.value.type === 'call' && /\bAF_UNIX\b/.test(a.value.childForFieldName('arguments')?.text ?? ''));
+  if (r.type !== 'identifier') return false;
+  return everyBindingBefore(model, call, r.text, (v) => v.type === 'call' && /\bAF_UNIX\b/.test(v.childForFieldName('arguments')?.text ?? ''));
+}
+
+/** Is `name` bound in the call's function before it, and is every such binding's value one `test` accepts? */
+function everyBindingBefore(model: FileModel, call: CallInfo, name: string, test: (value: SyntaxNode) => boolean): boolean {
+  if (call.functionIndex < 0) return false;
+  const bound = model.assignments.filter((a) => a.functionIndex === call.functionIndex && a.target === name && a.line <= call.line);
+  return bound.length > 0 && bound.every((a) => !!a.value && test(a.value));
 }
 
 /**
@@ -369,10 +375,7 @@ function readsMemory(model: FileModel, call: CallInfo, q: string): boolean {
   const arg = keyword ?? positional;
   if (!arg) return false;
   let memory = MEMORY_BUFFER.test(arg.text);
-  if (!memory && arg.type === 'identifier' && call.functionIndex >= 0) {
-    const bound = model.assignments.filter((a) => a.functionIndex === call.functionIndex && a.target === arg.text && a.line <= call.line);
-    memory = bound.length > 0 && bound.every((a) => !!a.value && MEMORY_BUFFER.test(a.value.text));
-  }
+  if (!memory && arg.type === 'identifier') memory = everyBindingBefore(model, call, arg.text, (v) => MEMORY_BUFFER.test(v.text));
   return memory && !touchesDisk(model, call, ARCHIVE_DISK_METHODS[q] ?? NO_DISK_METHOD);
 }
 

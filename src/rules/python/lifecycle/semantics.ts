@@ -12,7 +12,7 @@ import { isMigrationFile } from '../../projectFacts.js';
 import { externalCall, spawnedTask } from '../../../semantic/externalCalls.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, FunctionInfo } from '../../../semantic/model.js';
-import { assignmentsTo, callAt, callsOf, declaresGlobal, effectiveRole, isFlaskHandle, moduleNameOf, resolveName, valueTypeOf, variableRefs } from '../../../semantic/model.js';
+import { assignmentsTo, callAt, callsOf, declaresGlobal, effectiveRole, isFlaskHandle, moduleNameOf, resolveImported, resolveName, valueTypeOf, variableRefs } from '../../../semantic/model.js';
 import { dependencyAliasOf } from '../../../semantic/dependencyAliases.js';
 import { isSessionFactoryType, projectFactories } from '../../../semantic/sessionFactories.js';
 import { listedDependencies } from '../../../semantic/routerIncludes.js';
@@ -965,9 +965,7 @@ export function downloadResponses(model: FileModel, project: ProjectContext, fn:
       const kw = deco.childForFieldName('arguments')?.namedChildren.find((a) => a.type === 'keyword_argument' && a.childForFieldName('name')?.text === 'response_class');
       const cls = kw?.childForFieldName('value');
       if (!cls || !/^[A-Za-z_][\w.]*$/.test(cls.text)) continue;
-      const head = cls.text.split('.')[0]!;
-      const imported = model.imports.get(head);
-      const q = imported ? imported + cls.text.slice(head.length) : `${model.moduleName}.${cls.text}`;
+      const q = resolveImported(model, cls.text) ?? `${model.moduleName}.${cls.text}`;
       const call = callAt(model, deco);
       if (call && (LIBRARY_FILE_RESPONSE.test(q) || localFiles.has(q) || known.get(q)?.download)) out.push({ call, cls: cls.text, generator: null, generatorCall: null });
     }
@@ -975,9 +973,8 @@ export function downloadResponses(model: FileModel, project: ProjectContext, fn:
   // Annotated to return a file response (`-> FileResponse`, a project subclass): what it returns
   // is one, wherever it was built (`response = await files.fetch_download(...)`; `return response`).
   if (!out.length && fn.returnType && fn.body) {
-    const head = fn.returnType.replace(/\s+/g, '').split('.')[0]!;
-    const imported = model.imports.get(head);
-    const annotated = imported ? imported + fn.returnType.replace(/\s+/g, '').slice(head.length) : `${model.moduleName}.${fn.returnType.trim()}`;
+    const written = fn.returnType.replace(/\s+/g, '');
+    const annotated = resolveImported(model, written) ?? `${model.moduleName}.${written}`;
     if (LIBRARY_FILE_RESPONSE.test(annotated) || localFiles.has(annotated) || known.get(annotated)?.download) {
       for (const r of fn.body.descendantsOfType('return_statement')) {
         if (insideNestedFunction(r, fn.body)) continue;

@@ -176,14 +176,10 @@ function responseDecoratorSchema(model: FileModel, def: SyntaxNode): { ctor: str
       } else if (v.type === 'identifier') {
         if (many && a.type === 'keyword_argument' && a.childForFieldName('name')?.text === 'schema' && /^[A-Z]/.test(v.text)) return { ctor: v.text, kind: 'dump' };
         // A module-level instance (`pets_schema = PetSchema(many=True)`), here or imported.
-        const bound = assignmentsTo(model, v.text);
-        const value = bound.length === 1 && bound[0]!.functionIndex < 0 && !bound[0]!.fromWith ? unwrap(bound[0]!.value) : null;
-        const made = value?.type === 'call' ? manySchemaCall(value) : null;
+        const inst = moduleInstance(model, v.text, -1);
+        if (typeof inst === 'string') return { ctor: inst, kind: 'dump' };
+        const made = inst ? manySchemaCall(inst) : null;
         if (made) return made;
-        if (!bound.length && model.imports.has(v.text)) {
-          const q = resolveImported(model, v.text);
-          if (q?.includes('.') && !q.startsWith(`${model.moduleName}.`)) return { ctor: `=${q}`, kind: 'dump' };
-        }
       }
     }
   }
@@ -217,9 +213,16 @@ function schemaInstance(model: FileModel, call: CallInfo): SyntaxNode | string |
     const v = unwrap(a.value);
     return v?.type === 'call' ? v : null;
   }
-  // `users_schema = UserSchema(many=True)` at module level (flask-marshmallow's idiom), bound once.
-  const all = assignmentsTo(model, r.text);
-  if (!all.length) return importedInstance(model, r.text, call.functionIndex);
+  return moduleInstance(model, r.text, call.functionIndex);
+}
+
+/**
+ * `users_schema = UserSchema(many=True)` at module level (flask-marshmallow's idiom), bound once:
+ * its construction; or, for a name the module imports, `=` and its qualified name.
+ */
+function moduleInstance(model: FileModel, name: string, fnIndex: number): SyntaxNode | string | null {
+  const all = assignmentsTo(model, name);
+  if (!all.length) return importedInstance(model, name, fnIndex);
   const v = all.length === 1 && all[0]!.functionIndex < 0 && !all[0]!.fromWith ? unwrap(all[0]!.value) : null;
   return v?.type === 'call' ? v : null;
 }

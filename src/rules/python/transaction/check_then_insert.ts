@@ -374,23 +374,11 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
   // Tested inline: `if session.scalars(select(User).where(User.email == e)).first() is not None: raise`.
   for (const node of fn.node.descendantsOfType('if_statement')) {
     const cond = node.childForFieldName('condition');
-    const m = cond ? /^(not\s+)?([\s\S]+?)(\s+is\s+(not\s+)?None|\s*(>|>=|!=|==)\s*([01]))?$/.exec(cond.text.trim()) : null;
-    if (!cond || !m) continue;
-    const t = m[2]!;
-    if (!SINGLE.test(t)) continue;
-    const name = MODEL_OF_STATEMENT.exec(t)?.[1] ?? MODEL_OF_EXISTS.exec(t)?.[1] ?? MODEL_QUERY_PROPERTY.exec(t)?.[1];
-    const columns = name ? filterColumns(t, name) : null;
-    if (!name || !columns?.size) continue;
-    // Found when the test is true: `if <lookup>:`, `if <lookup> is not None:`, `if <count> > 0:`;
-    // a comparison this cannot read (`if q.count() > 1:`) is no existence test.
-    let positive = m[3] === undefined || (m[3].includes('None') && m[4] !== undefined);
-    if (m[5]) {
-      const op = `${m[5]}${m[6]}`;
-      if (op === '>0' || op === '>=1' || op === '!=0') positive = true;
-      else if (op === '==0') positive = false;
-      else continue;
-    }
-    const foundWhenTrue = !m[1] === positive;
+    const parsed = cond ? inlineLookupTest(cond) : null;
+    if (!cond || !parsed) continue;
+    const { text: t, name, foundWhenTrue } = parsed;
+    const columns = filterColumns(t, name);
+    if (!columns.size) continue;
     lookups.push({ name: null, model: name, columns, line: node.startPosition.row + 1, node: cond, locked: /with_for_update/.test(t), test: node, foundWhenTrue });
   }
   lookups.push(...guardLookups(model, fnIndex));
@@ -441,6 +429,30 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
 }
 
 /**
+ * An `if` condition that tests a lookup inline (`if session.scalars(select(User).where(...)).first()
+ * is not None:`, `if not q.first():`, `if q.count() > 0:`): the lookup's text, its model, and
+ * whether the condition holds when a row is found. Null for anything else, and for a comparison
+ * this cannot read (`if q.count() > 1:` is no existence test).
+ */
+function inlineLookupTest(cond: SyntaxNode): { text: string; name: string; foundWhenTrue: boolean } | null {
+  const m = /^(not\s+)?([\s\S]+?)(\s+is\s+(not\s+)?None|\s*(>|>=|!=|==)\s*([01]))?$/.exec(cond.text.trim());
+  if (!m) return null;
+  const t = m[2]!;
+  if (!SINGLE.test(t)) return null;
+  const name = MODEL_OF_STATEMENT.exec(t)?.[1] ?? MODEL_OF_EXISTS.exec(t)?.[1] ?? MODEL_QUERY_PROPERTY.exec(t)?.[1];
+  if (!name) return null;
+  // Found when the test is true: `if <lookup>:`, `if <lookup> is not None:`, `if <count> > 0:`.
+  let positive = m[3] === undefined || (m[3].includes('None') && m[4] !== undefined);
+  if (m[5]) {
+    const op = `${m[5]}${m[6]}`;
+    if (op === '>0' || op === '>=1' || op === '!=0') positive = true;
+    else if (op === '==0') positive = false;
+    else return null;
+  }
+  return { text: t, name, foundWhenTrue: !m[1] === positive };
+}
+
+/**
  * A uniqueness guard of the same module or class called first (`cls.ensure_unique(owner, name)`,
  * `check_free(db, slug)`): a function whose own `if <lookup of M by a column == its parameter>:
  * raise` (or `return`) refuses a duplicate. After the call, at the top level of the caller's
@@ -463,13 +475,11 @@ function guardLookups(model: FileModel, fnIndex: number): Lookup[] {
     if (!target || target.index === fnIndex || !target.body) continue;
     for (const test of target.body.descendantsOfType('if_statement')) {
       const cond = test.childForFieldName('condition');
-      const m = cond ? /^([\s\S]+?)(\s+is\s+not\s+None)?$/.exec(cond.text.trim()) : null;
-      const t = m?.[1] ?? '';
-      if (!m || /^not\s/.test(t) || !SINGLE.test(t)) continue;
+      const parsed = cond ? inlineLookupTest(cond) : null;
+      if (!parsed?.foundWhenTrue) continue;
+      const { text: t, name } = parsed;
       const body = test.childForFieldName('consequence');
       if (test.childForFieldName('alternative') || !/^(raise|return)_statement$/.test(body?.namedChildren.filter((c) => c.type !== 'comment').pop()?.type ?? '')) continue;
-      const name = MODEL_OF_STATEMENT.exec(t)?.[1] ?? MODEL_OF_EXISTS.exec(t)?.[1] ?? MODEL_QUERY_PROPERTY.exec(t)?.[1];
-      if (!name) continue;
       const { positional, keywords } = callArgs(call.node);
       const offset = selfOffset(target);
       const columns = new Map<string, string>();
