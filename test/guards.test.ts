@@ -54,7 +54,7 @@ describe('flag guards', () => {
     expect(call(16, 'resolve').passes).toBe('a|');
     expect(call(17, 'resolve').passes).toBe('aa|');
     expect(call(18, 'resolve').passes).toBe('az|strict=f');
-    expect(call(19, 'resolve').passes).toBe('a|deep,strict');
+    expect(call(19, 'resolve').passes).toBe('a|deep,strict|=strict:n1');
     expect(call(20, 'resolve').passes).toBe('a||*');
     // The facts survive packing.
     expect(unpackSummary(packSummary(summary))).toEqual(summary);
@@ -182,5 +182,74 @@ describe('flag guards', () => {
     // A flag that defaults on is not one a caller leaves off by omission: nothing passed on.
     expect(passes(4)).toBe('a|deep');
     expect(passes(5)).toBe('pa||>0:include@1');
+  });
+
+  it('reads tests of a parameter against literals, and which calls pass a literal that rules the branch out', async () => {
+    const source = [
+      'def lookup(db, kind, ref, strict=False):',
+      '    if kind == "team":',
+      '        return fetch_team(db, ref)',
+      '    if kind not in ("member", "guest"):',
+      '        raise ValueError(kind)',
+      '    return cached(ref)',
+      '',
+      'def badge(style="plain", *, size=2):',
+      '    if style in ("rich", "html") and size != 0:',
+      '        render(style)',
+      '',
+      'def only_teams(db, kind, ref):',
+      '    if kind != "team":',
+      '        return None',
+      '    return fetch_team(db, ref)',
+      '',
+      'def rebound(kind):',
+      '    kind = kind.lower()',
+      '    if kind == "team":',
+      '        fetch_team(None, kind)',
+      '',
+      'def callers(db, k, r):',
+      '    lookup(db, "member", r)',
+      '    lookup(db, "team", r)',
+      '    lookup(db, k, r)',
+      '    lookup(db, kind="guest", ref=r)',
+      '    badge()',
+      '    badge(style="html")',
+      '    badge("rich", size=0)',
+      '',
+      'def fetch_team(db, r): ...',
+      'def cached(r): ...',
+      'def render(s): ...',
+      '',
+    ].join('\n');
+    const dir = tempTree('pa-guards-lit-', { 'app/kinds.py': source });
+    const parser = await createParser('wasm');
+    const summary = analyzeFile('app/kinds.py', path.join(dir, 'app/kinds.py'), parser, [], emptyContext(dir)).summary!;
+    const call = (line: number, callee: string) => summary.calls.find((c: { line: number; calleeText: string }) => c.line === line && c.calleeText === callee)!;
+    expect(call(3, 'fetch_team').guard).toBe('kind@1~=steam');
+    // What follows `if kind not in (...): raise` runs only for those kinds.
+    expect(call(6, 'cached').guard).toBe('kind@1~=smember:sguest');
+    expect(call(10, 'render').guard).toBe('style@0~=srich:shtml%splain&size@-1~!n0%n2');
+    expect(call(15, 'fetch_team').guard).toBe('kind@1~=steam');
+    // A parameter the function rebinds no longer says what the caller passed.
+    expect(call(20, 'fetch_team').guard).toBeUndefined();
+    const passes = (line: number) => call(line, line < 27 ? 'lookup' : 'badge').passes;
+    expect(passes(23)).toBe('aaa||=1:smember');
+    expect(passes(26)).toBe('a|kind,ref|=kind:sguest');
+    expect(flagAtCall(passes(23), 'kind@1~=steam')).toBe('off');
+    expect(flagAtCall(passes(24), 'kind@1~=steam')).toBe('on');
+    expect(flagAtCall(passes(25), 'kind@1~=steam')).toBe('on');
+    expect(flagAtCall(passes(26), 'kind@1~=steam')).toBe('off');
+    expect(flagAtCall(passes(26), 'kind@1~=smember:sguest')).toBe('on');
+    const g = 'style@0~=srich:shtml%splain&size@-1~!n0%n2';
+    // Omitted: the literal default decides.
+    expect(flagAtCall(passes(27), g)).toBe('off');
+    expect(flagAtCall(passes(28), g)).toBe('on');
+    expect(flagAtCall(passes(29), g)).toBe('off');
+    // Unpacked arguments, a flag passed on, or a default that is no literal: anything may come.
+    expect(flagAtCall('a||*', 'kind@1~=steam')).toBe('on');
+    expect(flagAtCall('a|', 'kind@1~=steam')).toBe('on');
+    expect(flagAtCall('az|', 'kind@1~=steam')).toBe('off');
+    expect(flagAtCall('a|kind=z', 'kind@1~!steam')).toBe('on');
+    expect(unpackSummary(packSummary(summary))).toEqual(summary);
   });
 });

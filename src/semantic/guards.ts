@@ -53,7 +53,30 @@ interface Flag {
    * call unchanged: the repo phase closes it where the caller's context has turned it off.
    */
   switch?: boolean;
+  /**
+   * A parameter the function compares with literals (`if kind == "orgs":`, `if mode in ("a", "b"):`),
+   * kept under `=name` beside any flag of that name: the branch runs only for the values the test
+   * admits, and a call that passes another literal does not reach it. `literalDefault` is the
+   * default's token (see {@link literalToken}) when the default is a literal.
+   */
+  literal?: boolean;
+  literalDefault?: string;
 }
+
+/**
+ * A literal's token, as guards and calls record it: `s<text>` for a plain string of word
+ * characters, dots and slashes (at most 40), `n<int>` for an integer, `f`/`t`/`~` for
+ * `False`/`True`/`None`; null for anything else (an f-string, an expression, a long or odd string).
+ */
+export function literalToken(text: string): string | null {
+  if (text === 'None') return '~';
+  if (text === 'False') return 'f';
+  if (text === 'True') return 't';
+  const m = LITERAL_VALUE.exec(text);
+  if (!m) return null;
+  return m[3] !== undefined ? `n${Number(m[3])}` : `s${m[2]}`;
+}
+const LITERAL_VALUE = /^(?:(['"])([A-Za-z0-9_./]{0,40})\1|(-?\d{1,12}))$/;
 
 /** The position a switch guard is written with (see `Flag.switch`). */
 export const SWITCH_GUARD = '@$';
@@ -126,6 +149,34 @@ function flagsOf(model: FileModel, fnIndex: number): Map<string, Flag> | null {
       if (fn.className === cls) flags.set(`cls.${name.slice(cls.length + 1)}`, flag);
     }
   }
+  // Parameters the function's `if`s compare with literals: each decides the branches its tests admit.
+  const compared = comparedWithLiterals(model, fnIndex);
+  if (compared) {
+    const params = fn.node.childForFieldName('parameters');
+    let position = 0;
+    let keywordOnly = false;
+    let first = true;
+    for (const p of params?.namedChildren ?? []) {
+      if (p.type === 'list_splat_pattern' || p.type === 'keyword_separator' || p.type === 'dictionary_splat_pattern' || typedSplat(p)) {
+        keywordOnly = true;
+        continue;
+      }
+      if (p.type === 'positional_separator') continue;
+      const name = (p.type === 'identifier' ? p : p.type === 'typed_parameter' ? p.namedChild(0) : p.childForFieldName('name'))?.text ?? '';
+      const isSelf = first && fn.className !== null && (name === 'self' || name === 'cls');
+      first = false;
+      if (isSelf) continue;
+      if (compared.has(name)) {
+        const value = p.type === 'default_parameter' || p.type === 'typed_default_parameter' ? p.childForFieldName('value')?.text : undefined;
+        const token = value === undefined ? undefined : literalToken(value) ?? undefined;
+        // A default that is no literal (`kind=DEFAULT_KIND`) leaves an omitted argument unknown.
+        if (value === undefined || token !== undefined) {
+          (flags ??= new Map()).set(`=${name}`, { name, position: keywordOnly ? -1 : position, on: false, none: false, literal: true, literalDefault: token });
+        }
+      }
+      if (!keywordOnly) position++;
+    }
+  }
   // A flag the function rebinds (`verbose = verbose or settings.VERBOSE`) no longer says what the caller passed.
   // Filling it in where the caller left it unset (`if shelf is None: shelf = find()`) keeps the
   // guard of those bodies: the value there is still the caller's whenever the caller passed one.
@@ -134,12 +185,13 @@ function flagsOf(model: FileModel, fnIndex: number): Map<string, Flag> | null {
     const assignments = assignmentsOf(model, fnIndex);
     const augAssignments = augAssignmentsOf(model, fnIndex);
     for (const a of assignments) {
+      flags.delete(`=${a.target}`);
       const flag = flags.get(a.target);
       if (flag && !flag.on && inOwnUnsetBody(a.node, a.target, fn.node)) flag.filledIn = true;
       else flags.delete(a.target);
     }
-    for (const a of augAssignments) flags.delete(a.target);
-    for (const a of model.unpackedAssignments) if (a.functionIndex === fnIndex) for (const n of a.names) flags.delete(n);
+    for (const a of augAssignments) flags.delete(a.target), flags.delete(`=${a.target}`);
+    for (const a of model.unpackedAssignments) if (a.functionIndex === fnIndex) for (const n of a.names) flags.delete(n), flags.delete(`=${n}`);
     // A copy under another name, bound once (`want_author = with_author`), tests the same flag.
     const bound = new Map<string, number>();
     for (const a of assignments) bound.set(a.target, (bound.get(a.target) ?? 0) + 1);
@@ -171,6 +223,8 @@ interface FlagTest {
   none: boolean;
   /** `flag == Mode.sync` (`eq`) or `flag != Mode.sync`: only for a flag that defaults to a member. */
   member?: { value: string; eq: boolean };
+  /** `kind == "orgs"` (`eq`), `kind != "orgs"`, `kind in ("a", "b")` (`eq`), `kind not in (...)`: the literals' tokens. */
+  literal?: { values: string[]; eq: boolean };
 }
 
 function unwrap(c: SyntaxNode | null): SyntaxNode | null {
@@ -210,8 +264,67 @@ function flagTest(node: SyntaxNode): FlagTest | null {
     if (left.type === 'identifier' && right.type === 'attribute' && MEMBER.test(right.text) && /^(==|!=|is|is not)$/.test(op)) {
       return { name: left.text, set: false, none: false, member: { value: right.text, eq: op === '==' || op === 'is' } };
     }
+    const literal = literalComparison(left, right, op);
+    if (literal) return literal;
   }
   return null;
+}
+
+/**
+ * `kind == "orgs"`, `"orgs" == kind`, `kind != 3`, `kind in ("a", "b")` (a tuple, list or set of
+ * literals), `kind not in [...]`: a test of a name against string or integer literals.
+ */
+function literalComparison(left: SyntaxNode, right: SyntaxNode, op: string): FlagTest | null {
+  if (op === '==' || op === '!=') {
+    const [name, value] = left.type === 'identifier' ? [left, right] : right.type === 'identifier' ? [right, left] : [null, null];
+    const token = name && value && (value.type === 'string' || value.type === 'integer') ? literalToken(value.text) : null;
+    return token && name ? { name: name.text, set: false, none: false, literal: { values: [token], eq: op === '==' } } : null;
+  }
+  if ((op === 'in' || op === 'not in') && left.type === 'identifier' && (right.type === 'tuple' || right.type === 'list' || right.type === 'set')) {
+    const values: string[] = [];
+    for (const item of right.namedChildren) {
+      if (item.type === 'comment') continue;
+      const token = item.type === 'string' || item.type === 'integer' ? literalToken(item.text) : null;
+      if (!token) return null;
+      values.push(token);
+    }
+    return values.length ? { name: left.text, set: false, none: false, literal: { values, eq: op === 'in' } } : null;
+  }
+  return null;
+}
+
+const compareMemo = new WeakMap<FileModel, (Set<string> | null)[]>();
+/** The names the function's `if`/`elif` conditions compare with literals (see {@link literalComparison}); null when none. */
+function comparedWithLiterals(model: FileModel, fnIndex: number): Set<string> | null {
+  let memo = compareMemo.get(model);
+  if (!memo) compareMemo.set(model, (memo = []));
+  if (memo[fnIndex] !== undefined) return memo[fnIndex]!;
+  let names: Set<string> | null = null;
+  const visit = (cond: SyntaxNode | null) => {
+    const u = unwrap(cond);
+    if (!u) return;
+    if (u.type === 'boolean_operator') {
+      visit(u.childForFieldName('left'));
+      visit(u.childForFieldName('right'));
+    } else if (u.type === 'not_operator') visit(u.childForFieldName('argument'));
+    else if (u.type === 'comparison_operator' && u.namedChildCount === 2) {
+      const [left, right] = [u.namedChild(0)!, u.namedChild(1)!];
+      const o = u.text.slice(left.endIndex - u.startIndex, right.startIndex - u.startIndex).trim().replace(/\s+/g, ' ');
+      const t = literalComparison(left, right, o);
+      if (t) (names ??= new Set()).add(t.name);
+    }
+  };
+  for (const node of ifsOf(model, fnIndex)) {
+    // Cheap test first: a literal on the line of the condition.
+    const cond = node.childForFieldName('condition');
+    if (cond && /==|!=|\bin\b/.test(cond.text)) visit(cond);
+    for (const clause of node.namedChildren) if (clause.type === 'elif_clause') {
+      const c = clause.childForFieldName('condition');
+      if (c && /==|!=|\bin\b/.test(c.text)) visit(c);
+    }
+  }
+  memo[fnIndex] = names;
+  return names;
 }
 
 /**
@@ -221,6 +334,11 @@ function flagTest(node: SyntaxNode): FlagTest | null {
  * not on a flag, or the flag's default does not fit the test.
  */
 function guardOfTest(test: FlagTest | null, flags: Map<string, Flag>, holds: boolean): string | null {
+  if (test?.literal) {
+    const lf = flags.get(`=${test.name}`);
+    if (!lf) return null;
+    return literalGuard(lf, test.literal.values, test.literal.eq === holds);
+  }
   const flag = test ? flags.get(test.name) : undefined;
   if (!test || !flag || (test.none && !flag.none) || (!!test.member !== !!flag.member)) return null;
   // Against another member the test holds only when a caller passed one. The other way round (the
@@ -389,6 +507,16 @@ function guardOf(flag: Flag): string {
   return `${flag.name}@${flag.position}${flag.on ? '+' : ''}`;
 }
 
+/**
+ * The guard of code that runs only when a parameter compared with literals is one of `values`
+ * (`in`) or none of them: `kind@0~=sorgs:steams`, `kind@0~!sorgs`, with `%token` for a literal
+ * default (what an omitted argument is).
+ */
+function literalGuard(flag: Flag, values: readonly string[], isIn: boolean): string {
+  const def = flag.literalDefault !== undefined ? `%${flag.literalDefault}` : '';
+  return `${flag.name}@${flag.position}~${isIn ? '=' : '!'}${values.join(':')}${def}`;
+}
+
 /** The guard of code that runs only while a flag that defaults off stays unset (`name@position-`). */
 function unsetGuardOf(flag: Flag): string {
   if (flag.switch) return `${flag.name}${SWITCH_GUARD}-`;
@@ -476,6 +604,8 @@ class PassedArguments {
   private positionals = '';
   private keywords: string[] = [];
   private forwards: string[] = [];
+  /** String and integer literals passed, `slot:token` (the slot a position or a keyword). */
+  private literals: string[] = [];
   star = false;
   /** Hands on the calling function's own `**kwargs`, untouched: its caller's keywords decide. */
   kwargs = false;
@@ -487,18 +617,22 @@ class PassedArguments {
     return MAYBE_NONE.test(text) || (IDENTIFIER.test(text) && this.maybeNone(text));
   }
   positional(text: string): void {
+    const token = text.length <= 44 ? literalToken(text) : null;
+    if (token && token.length > 1) this.literals.push(`${this.positionals.length}:${token}`);
     const guard = IDENTIFIER.test(text) ? this.forwarded(text) : null;
     if (guard) this.forwards.push(`${this.positionals.length}:${guard}`);
     this.positionals += guard ? 'p' : text === 'False' ? 'f' : text === 'None' ? 'z' : this.mayBeNone(text) ? 'n' : 'a';
   }
   keyword(name: string, value: string): void {
+    const token = value.length <= 44 ? literalToken(value) : null;
+    if (token && token.length > 1) this.literals.push(`${name}:${token}`);
     const guard = IDENTIFIER.test(value) ? this.forwarded(value) : null;
     if (guard) this.forwards.push(`${name}:${guard}`);
     else this.keywords.push(value === 'False' ? `${name}=f` : value === 'None' ? `${name}=z` : this.mayBeNone(value) ? `${name}=n` : name);
   }
   toString(): string {
     const splat = this.star ? '|*' : this.kwargs ? '|**' : '';
-    return `${this.positionals}|${this.keywords.join(',')}${splat}${this.forwards.length ? `|>${this.forwards.join(';')}` : ''}`;
+    return `${this.positionals}|${this.keywords.join(',')}${splat}${this.forwards.length ? `|>${this.forwards.join(';')}` : ''}${this.literals.length ? `|=${this.literals.join(';')}` : ''}`;
   }
 }
 
@@ -522,6 +656,8 @@ export function flagAtCall(passes: string | undefined, guard: string): 'off' | '
     if (each.includes('off')) return 'off';
     return each.find((f) => f !== 'on') ?? 'on';
   }
+  const tilde = guard.indexOf('~');
+  if (tilde >= 0) return literalAtCall(passes, guard, tilde);
   const [positional = '', keywords = '', ...rest] = passes.split('|');
   const dictFlag = DICT_KEY_FLAG.exec(guard.slice(0, guard.lastIndexOf('@')));
   // `f(*args)`: which argument lands where is not known.
@@ -561,6 +697,55 @@ export function flagAtCall(passes: string | undefined, guard: string): 'off' | '
   }
   if (position >= 0 && position < positional.length) return positional[position] === 'f' || positional[position] === 'z' ? 'off' : 'on';
   return on ? 'on' : 'off';
+}
+
+/**
+ * A branch under a literal test of a parameter (`name@position~=tokens` runs only when the
+ * parameter is one of them, `~!` only when it is none; `%token` the default): off when the call
+ * passes a literal (or omits the argument and the default is one) that the test rules out; on
+ * for any other value, a flag passed on, or an unpacked `*args`/`**kwargs`.
+ */
+function literalAtCall(passes: string, guard: string, tilde: number): 'off' | 'on' {
+  const at = guard.lastIndexOf('@', tilde);
+  const name = guard.slice(0, at);
+  const position = Number(guard.slice(at + 1, tilde));
+  const isIn = guard[tilde + 1] === '=';
+  let list = guard.slice(tilde + 2);
+  let def: string | undefined;
+  const pct = list.indexOf('%');
+  if (pct >= 0) {
+    def = list.slice(pct + 1);
+    list = list.slice(0, pct);
+  }
+  const [positional = '', keywords = '', ...rest] = passes.split('|');
+  if (rest.includes('*')) return 'on';
+  const slotOf = (entry: string) => entry.slice(0, entry.indexOf(':'));
+  const forwards = rest.find((r) => r.startsWith('>'));
+  if (forwards && forwards.slice(1).split(';').some((f) => slotOf(f) === name || (position >= 0 && slotOf(f) === String(position)))) return 'on';
+  const literals = rest.find((r) => r.startsWith('='))?.slice(1).split(';') ?? [];
+  const literalAt = (slot: string) => {
+    const hit = literals.find((l) => slotOf(l) === slot);
+    return hit === undefined ? undefined : hit.slice(slot.length + 1);
+  };
+  // undefined: not passed; null: passed, value unknown.
+  let token: string | null | undefined = literalAt(name);
+  if (token === undefined && keywords) {
+    for (const k of keywords.split(',')) {
+      if (k === name || k === `${name}=n`) token = null;
+      else if (k === `${name}=f`) token = 'f';
+      else if (k === `${name}=z`) token = '~';
+    }
+  }
+  if (token === undefined && position >= 0 && position < positional.length) {
+    const c = positional[position];
+    token = literalAt(String(position)) ?? (c === 'f' ? 'f' : c === 'z' ? '~' : null);
+  }
+  if (token === undefined) {
+    if (rest.includes('**')) return 'on';
+    token = def ?? null;
+  }
+  if (token === null) return 'on';
+  return list.split(':').includes(token) === isIn ? 'on' : 'off';
 }
 
 /**
@@ -659,8 +844,10 @@ function passedArgumentsFromText(
         else j++;
       }
       const close = triple ? j + 3 : j + 1;
-      // The string stands in the argument as `""` (only its presence matters).
-      arg += source.slice(start, i) + '""';
+      // The string stands in the argument as `""` (only its presence matters), unless it is a
+      // plain literal a callee may compare with (`kind="orgs"`): that one is kept.
+      const plain = !triple && !/\w/.test(source[i - 1] ?? '') && j - i - 1 <= 40 && /^[A-Za-z0-9_./]*$/.test(source.slice(i + 1, j));
+      arg += source.slice(start, i) + (plain ? source.slice(i, close) : '""');
       start = close;
       i = close - 1;
       continue;
