@@ -118,11 +118,11 @@ function argsOf(text: string, open: number): { positional: string[]; keywords: M
   return { positional, keywords };
 }
 
-/** `A.rel`, `A.rel.of_type(X)`, `"rel"`: the class (null for a string) and the attribute. */
+/** `A.rel`, `A.rel.of_type(X)`, `A.rel.and_(criteria)`, `"rel"`: the class (null for a string) and the attribute. */
 function attrArg(a: string): { cls: string | null; name: string } | null {
   const s = /^["']([A-Za-z_]\w*)["']$/.exec(a);
   if (s) return { cls: null, name: s[1]! };
-  const m = /^([A-Za-z_][\w.]*)\.([A-Za-z_]\w*)(?:\s*\.\s*of_type\([^()]*\))?$/.exec(a.replace(/\s+/g, ''));
+  const m = /^([A-Za-z_][\w.]*)\.([A-Za-z_]\w*)(?:\.(?:of_type|and_)\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\))*$/.exec(a.replace(/\s+/g, ''));
   return m ? { cls: short(m[1]!), name: m[2]! } : null;
 }
 

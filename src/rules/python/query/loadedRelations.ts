@@ -134,8 +134,11 @@ export function eagerlyLoaded(statementText: string, rel: string, eagerOnly = fa
   if (!LOADER_OPTION.test(statementText)) return false;
   const options = eagerOnly ? EAGER_OPTIONS : `${EAGER_OPTIONS}|raiseload|noload`;
   // The option's last path step is what it loads (`joinedload(A.b, B.rel)`: `b` is only the way
-  // there); a step may carry `.of_type(Sub)`, and keywords may follow (`innerjoin=True`).
-  return new RegExp(String.raw`\b(?:${options})\(\s*(?:["']\*["']|(?:[^()]|\([^()]*\))*?(?:\.${rel}(?:\s*\.\s*of_type\([^()]*\))?|["'](?:[\w.]*\.)?${rel}["']))\s*(?:,\s*\w+\s*=\s*[^,()]+)*\s*\)`).test(statementText);
+  // there); a step may carry `.of_type(Sub)` or criteria that narrow what it loads
+  // (`selectinload(A.rel.and_(B.deleted == False))`: still an eager load of `rel`), and keywords
+  // may follow (`innerjoin=True`).
+  const step = String.raw`(?:\s*\.\s*(?:of_type|and_)\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\))*`;
+  return new RegExp(String.raw`\b(?:${options})\(\s*(?:["']\*["']|(?:[^()]|\([^()]*\))*?(?:\.${rel}${step}|["'](?:[\w.]*\.)?${rel}["']))\s*(?:,\s*\w+\s*=\s*[^,()]+)*\s*\)`).test(statementText);
 }
 
 const EAGER_OPTIONS = 'selectinload|joinedload|subqueryload|immediateload|contains_eager';
