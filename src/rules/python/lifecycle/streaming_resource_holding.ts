@@ -86,7 +86,9 @@ function sessionsAroundStreamLoop(ctx: FileRuleContext, fn: FunctionInfo, stream
       // `async with pool.acquire() as conn:` (asyncpg, aiopg), also a pool kept in app state
       // (`request.app["pool"].acquire()`): the pool's context manager holds one connection.
       const pooled = call?.method === 'acquire' && POOL_RECEIVER.test(call.receiver?.text ?? '');
-      if (!(kind && kind.kind !== 'file') && !pooled) continue;
+      // Sessions and database connections: an HTTP or cache client opened around the loop is no
+      // pool slot of the database (a proxy's upstream stream must stay open as long as it streams).
+      if (!(kind && kind.kind !== 'file' && kind.kind !== 'client') && !pooled) continue;
       // A session gives its connection back when its transaction ends: one that commits or rolls
       // back on every round of the streaming loop holds none while the stream waits.
       const alias = item.alias;
@@ -107,7 +109,7 @@ function sessionsAroundStreamLoop(ctx: FileRuleContext, fn: FunctionInfo, stream
     if (!call) continue;
     const kind = acquireKind(model, project, call);
     const pooled = call.method === 'acquire' && POOL_RECEIVER.test(call.receiver?.text ?? '');
-    if (!(kind && kind.kind !== 'file') && !pooled) continue;
+    if (!(kind && kind.kind !== 'file' && kind.kind !== 'client') && !pooled) continue;
     const loop = model.loops.find((l) => l.functionIndex === fn.index && l.kind !== 'comprehension' && l.node.startIndex > a.node.endIndex && streams(l.node));
     if (!loop) continue;
     const releases = releasesHandle(a.target);
