@@ -19,25 +19,33 @@ export interface CloseableClient {
    * nothing (`redis.Redis(connection_pool=POOL)`: `close()` does not even disconnect that pool).
    */
   borrowsWith?: string[];
+  /**
+   * A plain (sync) client whose sockets close when the object is freed: under CPython's reference
+   * counting a local one left unclosed is freed, and its connections closed, when the call returns
+   * (redis-py's `Redis.__del__` closes it; the pool's connections disconnect as they are freed;
+   * httpx's sockets close with their objects). Nothing leaks; each call pays for new connections.
+   */
+  freedOnReturn?: true;
 }
 
 const http = (label: string, close: string): CloseableClient => ({ label, close, holds: 'sockets' });
 const redisClient = (label: string, close: string): CloseableClient => ({ label, close, holds: 'sockets', borrowsWith: ['connection_pool'] });
+const syncRedis: CloseableClient = { ...redisClient('redis.Redis', 'client.close()'), freedOnReturn: true };
 
 const CLIENTS = new Map<string, CloseableClient>([
   // aiohttp: an unclosed session keeps its connector's sockets and logs "Unclosed client session".
   ['aiohttp.ClientSession', { ...http('aiohttp.ClientSession', 'await session.close()'), borrowsWith: ['connector_owner'] }],
   ['aiohttp.client.ClientSession', { ...http('aiohttp.ClientSession', 'await session.close()'), borrowsWith: ['connector_owner'] }],
   // httpx: the client owns a connection pool; `close()` / `aclose()` releases it.
-  ['httpx.Client', http('httpx.Client', 'client.close()')],
+  ['httpx.Client', { ...http('httpx.Client', 'client.close()'), freedOnReturn: true }],
   ['httpx.AsyncClient', http('httpx.AsyncClient', 'await client.aclose()')],
   // redis-py: a client owns a connection pool of its own unless it is given one (`connection_pool=`).
-  ['redis.Redis', redisClient('redis.Redis', 'client.close()')],
-  ['redis.StrictRedis', redisClient('redis.Redis', 'client.close()')],
-  ['redis.client.Redis', redisClient('redis.Redis', 'client.close()')],
-  ['redis.from_url', redisClient('redis.Redis', 'client.close()')],
-  ['redis.Redis.from_url', redisClient('redis.Redis', 'client.close()')],
-  ['redis.StrictRedis.from_url', redisClient('redis.Redis', 'client.close()')],
+  ['redis.Redis', syncRedis],
+  ['redis.StrictRedis', syncRedis],
+  ['redis.client.Redis', syncRedis],
+  ['redis.from_url', syncRedis],
+  ['redis.Redis.from_url', syncRedis],
+  ['redis.StrictRedis.from_url', syncRedis],
   ['redis.asyncio.Redis', redisClient('redis.asyncio.Redis', 'await client.aclose()')],
   ['redis.asyncio.client.Redis', redisClient('redis.asyncio.Redis', 'await client.aclose()')],
   ['redis.asyncio.from_url', redisClient('redis.asyncio.Redis', 'await client.aclose()')],
