@@ -39,7 +39,7 @@ export function shortSleep(call: CallInfo): number | undefined {
  */
 const METADATA_LOOKUP = /^(os\.path\.(exists|lexists|isfile|isdir|islink|ismount|getsize|getmtime|getatime|getctime|samefile)|os\.(stat|lstat|access|readlink)|Path\.(exists|is_file|is_dir|is_symlink|is_mount|stat|lstat|samefile|resolve|owner|group|readlink))$/;
 /** Changes to one inode: cheap on a local disk (see above for the exceptions). */
-const METADATA_CHANGE = /^(os\.(unlink|remove|rmdir|chmod|chown|lchown|utime|rename|replace|symlink|link)|shutil\.chown|Path\.(unlink|rmdir|chmod|lchmod|touch|rename|replace|symlink_to|hardlink_to))$/;
+const METADATA_CHANGE = /^(os\.(unlink|remove|rmdir|mkdir|chmod|chown|lchown|utime|rename|replace|symlink|link)|shutil\.chown|tempfile\.mkdtemp|Path\.(unlink|rmdir|chmod|lchmod|touch|rename|replace|symlink_to|hardlink_to))$/;
 
 /**
  * One local file opened, read or written (`open`, `Path.read_text`, a method of the file it
@@ -58,6 +58,8 @@ export function isSingleFileOp(what: string): boolean {
  */
 export function isCheapMetadata(what: string, call?: CallInfo): boolean {
   if (METADATA_LOOKUP.test(what) || METADATA_CHANGE.test(what)) return true;
+  // Making a temporary directory is one `mkdir`; as a `with` item its exit removes the whole tree.
+  if (what === 'tempfile.TemporaryDirectory') return !call?.isWithItem;
   return isMetadataLookup(what, call);
 }
 
