@@ -418,7 +418,11 @@ function smallSelfLiteral(model: FileModel, src: SyntaxNode, loop: LoopInfo): bo
   const cls = model.functions[loop.functionIndex]!.className;
   const target = src.text.replace(/\s+/g, '');
   const bindings = assignmentsTo(model, target);
-  if (bindings.length !== 1 || !cls || model.functions[bindings[0]!.functionIndex]?.className !== cls || !smallLiteral(unwrap(bindings[0]!.value))) return false;
+  const bound = bindings.length === 1 ? unwrap(bindings[0]!.value) : null;
+  // Bound once by the class to a small literal, or to a setting of the application's
+  // configuration (`self.group_roles = current_app.config.get("GROUP_ROLES")` in `__init__`).
+  const fixed = !!bound && (smallLiteral(bound) || configuredSetting(bound) || appSetting(model, bound, bindings[0]!.functionIndex));
+  if (bindings.length !== 1 || !cls || model.functions[bindings[0]!.functionIndex]?.className !== cls || !fixed) return false;
   return !model.calls.some((c) => c.dottedReceiver === target && GROWS.test(c.method ?? '')) && !model.augAssignments.some((a) => a.target === target);
 }
 
