@@ -226,7 +226,12 @@ describe('PA207 commit_in_loop severities', () => {
     expect(at(rel, 'app/coupons.py', lineOf(file, 'coupon_named(db, order.customer)'), 'PA207')?.message).toMatch(/`coupon_named` returns the `found` it finds first/);
     expect(at(rel, 'app/coupons.py', lineOf(file, 'issue_coupon(db, code)  # expect'), 'PA207')?.originalSeverity).toBe('low');
     // The same committing helper over stored rows stays medium.
-    expect(at(rel, 'app/coupons.py', lineOf(file, 'issue_coupon(db, order.customer)'), 'PA207')?.originalSeverity).toBe('medium');
+    expect(at(rel, 'app/coupons.py', lineOf(file, '        issue_coupon(db, order.customer)  # expect'), 'PA207')?.originalSeverity).toBe('medium');
+    // A get-or-create written in the loop: the call runs only where the lookup found nothing.
+    const inline = at(rel, 'app/coupons.py', lineOf(file, 'coupon = issue_coupon(db, order.customer)'), 'PA207');
+    expect(inline?.originalSeverity).toBe('low');
+    expect(inline?.message).toMatch(/the loop looks each item's row up first and makes the call only when none is found/);
+    expect(at(rel, 'app/coupons.py', lineOf(file, 'issue_coupon(db, order.customer + str(coupon))'), 'PA207')?.originalSeverity).toBe('medium');
   });
   it('reports two commits of one iteration once, listing the second', () => {
     const rel = 'transaction/commit-in-loop';

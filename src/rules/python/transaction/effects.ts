@@ -24,7 +24,7 @@
 import { isMemoisedCall } from '../../../semantic/memo.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { Effect } from '../../../analysis/summary.js';
-import { assignmentsInLoop, augAssignmentsInLoop, callAt, isNamedLookupCallee, type CallInfo, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
+import { assignmentsInLoop, assignmentsTo, augAssignmentsInLoop, callAt, isNamedLookupCallee, type CallInfo, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
 import { conditionalInFunction, exclusiveArms, insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { dictKeyGuard, flagGuard, soleFlagGuard } from '../../../semantic/guards.js';
 import { pendingHandleMethod } from '../../../semantic/syncDb.js';
@@ -176,7 +176,7 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     // it runs over what one request sent; a parameter's, decided by the callers in the repo phase).
     if (perItemCall(model, call)) {
       const domain = loopsDomain(model, [model.loops[call.loops[call.loops.length - 1]!]!]);
-      effects[call.functionIndex]!.push({ kind: TXN_LOOP_CALL, what: `${loopWritesOwn(model, call) ? 'w' : ''}|${encodeDomain(domain)}`, ...at });
+      effects[call.functionIndex]!.push({ kind: TXN_LOOP_CALL, what: `${loopWritesOwn(model, call) ? 'w' : ''}${onlyWhereLookupMissed(model, call) ? 'm' : ''}|${encodeDomain(domain)}`, ...at });
     }
   }
   foundReturns(model, effects);
@@ -400,4 +400,35 @@ function foundReturns(model: FileModel, effects: Effect[][]): void {
       effects[i]!.push({ kind: FOUND_RETURN, what: m[1]!, line: st.startPosition.row + 1, column: st.startPosition.column + 1 });
     });
   });
+}
+
+/**
+ * Does the loop's call run only when a lookup of the same iteration found nothing (`n =
+ * find(label)` then `if not n: n = create(...)`, also `if n is None:`)? A get-or-create written
+ * in the loop: the call, and a commit in it, runs for the items whose row is missing.
+ */
+function onlyWhereLookupMissed(model: FileModel, call: CallInfo): boolean {
+  const loop = model.loops[call.loops[call.loops.length - 1]!];
+  const body = loop?.node.childForFieldName('body');
+  if (!loop || !body) return false;
+  let child: SyntaxNode = call.node;
+  for (let cur = call.node.parent; cur && cur.id !== body.id; child = cur, cur = cur.parent) {
+    if (cur.type !== 'if_statement') continue;
+    if (cur.childForFieldName('consequence')?.id !== child.id) continue;
+    let cond = cur.childForFieldName('condition');
+    while (cond?.type === 'parenthesized_expression') cond = cond.namedChild(0);
+    let name: string | null = null;
+    if (cond?.type === 'not_operator' && cond.childForFieldName('argument')?.type === 'identifier') name = cond.childForFieldName('argument')!.text;
+    else if (cond?.type === 'comparison_operator' && cond.namedChildCount === 2 && cond.namedChild(0)?.type === 'identifier' && cond.namedChild(1)?.type === 'none'
+      && /^\S+\s+is\s+None$/.test(cond.text)) name = cond.namedChild(0)!.text;
+    if (!name) return false;
+    const ifStart = cur.startIndex;
+    return assignmentsTo(model, name).some((a) => {
+      if (a.functionIndex !== call.functionIndex || a.node.startIndex < body.startIndex || a.node.startIndex >= ifStart) return false;
+      let v = a.value;
+      if (v?.type === 'await') v = v.namedChild(0);
+      return v?.type === 'call';
+    });
+  }
+  return false;
 }
