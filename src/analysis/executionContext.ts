@@ -44,7 +44,7 @@ const LIVE = REQUEST | BACKGROUND | UNKNOWN | ADMIN;
  * test, sample or demo data (`seeds/`, `seed.py`, `populate_db.py`, `create_test_data.py`). `tools/` counts only near the root: deeper, in
  * an AI service, "tools" are what a request calls.
  */
-const ONE_OFF_PATH = /(^|\/)(scripts?|bin|cli|management\/commands|bench(?:marks?|marking|es)?(?:[-_][\w.-]*)?|[\w.]+[-_]benchmarks?|examples?|example_[^/]*|samples?|load_?tests?|locust[^/]*|notebooks?|docs?|seeds?|seeders?)\/|^(?:[^/]+\/)?tools\/|(^|\/)(cli|__main__|manage|setup|noxfile|fabfile|locustfile)\.py$|(^|\/)((create|make|load|generate|gen)_)?(test|sample|demo|seed|fake|dummy|fixtures?)_?data\.py$|(^|\/)(seed(_\w+)?|\w+_seeds?|populate(_\w+)?)\.py$/;
+const ONE_OFF_PATH = /(^|\/)(scripts?|bin|cli|management\/commands|bench(?:marks?|marking|es)?(?:[-_][\w.-]*)?|[\w.]+[-_]benchmarks?|examples?|example_[^/]*|samples?|load_?tests?|locust[^/]*|notebooks?|docs?|seeds?|seeders?)\/|^(?:[^/]+\/)?tools\/|(^|\/)(cli|__main__|manage|setup|noxfile|fabfile|locustfile)\.py$|(^|\/)(examples?|example_\w+|\w+_example)\.py$|(^|\/)((create|make|load|generate|gen)_)?(test|sample|demo|seed|fake|dummy|fixtures?)_?data\.py$|(^|\/)(seed(_\w+)?|\w+_seeds?|populate(_\w+)?)\.py$/;
 /** Imports that make a module documentation tooling. */
 const DOCS_IMPORTS = /^(sphinx|docutils)(\.|$)/;
 
