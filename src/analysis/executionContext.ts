@@ -140,6 +140,9 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
         rootWhy[id] = `${ENTRY_LABEL[kind]} (${f.path})`;
         continue;
       }
+      // A CLI command in a workers' folder is still a command someone runs by hand: the folder
+      // made it a job by its path alone, and its decorator says otherwise.
+      if (kind === 'cli') mask[id] &= ~BACKGROUND;
       mask[id] |= kind === 'startup' ? STARTUP : SCRIPT;
       if (via[id] < 0) {
         via[id] = id;

@@ -304,7 +304,7 @@ const ROUTE_METHODS = new Set([
   'websocket', 'websocket_route',
 ]);
 const TASK_DECORATORS = /(^|\.)(task|shared_task|actor|job|periodic_task|cron|scheduled_job|on_message|consumer)$/;
-const INIT_NAME = /(^|_)(init|initialize|initialise|setup|set_up|bootstrap|migrate|migrations?|startup|start_up|lifespan|on_startup|create_tables|seed)(_|$)|^__init__$/i;
+const INIT_NAME = /(^|_)(init|initialize|initialise|setup|set_up|bootstrap|boot|migrate|migrations?|startup|start_up|lifespan|on_startup|create_tables|seed)(_|$)|^__init__$/i;
 /** Test code (`tests/`, end-to-end suites `e2e/` and `cypress/`, `test_*.py`, `*_test.py`, `conftest.py`): never flagged (spec, rules). */
 export function isTestPath(path: string): boolean {
   return TEST_PATH.test(path);
