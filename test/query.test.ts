@@ -913,3 +913,16 @@ describe('association proxies read through their relationship (fixtures/query-pr
     expect(asyncFound).toHaveLength(2);
   });
 });
+
+describe('PA107 severity through wrappers of the request', () => {
+  it('follows what a route picks from the request through a wrapper and a returned object to the loop (low), and rows a job hands a traced method (high)', async () => {
+    const found = await fixtureFindings('query-request-chain', ['PA107']);
+    const file = path.join(FIXTURES, 'query-request-chain/app/lib/trackobj.py');
+    const fromRequest = at(found, 'app/lib/trackobj.py', lineOf(file, 'tag = session.execute'), 'PA107');
+    expect(fromRequest?.severity).toBe('low');
+    expect(fromRequest?.message).toMatch(/the loop runs over what the request sent/);
+    // `@tracing.trace` is a decorator that logs calls, not an HTTP TRACE route: its parameters are
+    // what its callers pass, here every stored tag.
+    expect(at(found, 'app/lib/trackobj.py', lineOf(file, 'hits += session.execute'), 'PA107')?.severity).toBe('high');
+  });
+});

@@ -241,6 +241,9 @@ function argumentCode(model: FileModel, text: string | null, node: SyntaxNode | 
   // A collection of the caller's own parameter (`author.books`): a loaded object's rows, or (a
   // schema's list) what the caller's callers sent, as the callee's loop would read it here.
   if (d.kind === 'param' && d.held) return d.dto ? 'i' : 'r';
+  // The caller's own parameter passed on (`card.set_labels(labels)` in a wrapper handed `labels`):
+  // what the caller's callers pass there decides (the repo phase follows it up).
+  if (d.kind === 'param' && !d.nested) return encodeDomain(d);
   return d.kind === 'rows' || d.kind === 'input' || d.kind === 'call' ? encodeDomain(d) : 'u';
 }
 
@@ -403,6 +406,7 @@ function callDomain(model: FileModel, node: SyntaxNode, fnIndex: number, line: n
   }
   const callee = fn?.text ?? '';
   if (validated(model, node, fnIndex, line, isRows, depth)) return INPUT;
+  if (pickedFromRequest(node)) return INPUT;
   if (PASS_THROUGH.has(callee)) {
     // `map(f, xs)` / `filter(f, xs)`: the items are the second argument's.
     const items = callee === 'map' || callee === 'filter' ? args.slice(1) : callee === 'zip' || callee.endsWith('chain') ? args : args.slice(0, 1);
@@ -593,6 +597,25 @@ function receivesInput(model: FileModel, fnIndex: number): boolean {
   if (fn.className && INPUT_METHODS.test(fn.name)) return true;
   return fn.decoratorNames.some((d) => INPUT_DECORATORS.test(d));
 }
+
+/**
+ * A call handed the whole of what the client sent and literal keys only (`get_required(request.all_data,
+ * "groups")`, `param(request.json, "ids", default=[])`): a project's getter picking one field out of
+ * the request. Its value is that field. Not a call handed one value of the request
+ * (`search(request.args["q"])`), whose result may be rows.
+ */
+function pickedFromRequest(node: SyntaxNode): boolean {
+  const args = node.childForFieldName('arguments')?.namedChildren.filter((a) => a.type !== 'comment') ?? [];
+  if (args.length < 2) return false;
+  const [first, ...rest] = args;
+  if (!first || !WHOLE_REQUEST.test(first.text.replace(/\s+/g, ''))) return false;
+  return rest.every((a) => {
+    const v = a.type === 'keyword_argument' ? a.childForFieldName('value') : a;
+    return !!v && (v.type === 'string' || v.type === 'integer' || v.type === 'true' || v.type === 'false' || v.type === 'none' || v.type === 'list' && v.namedChildCount === 0);
+  });
+}
+/** What the client sent, whole: the request's body, form, query or merged data. */
+const WHOLE_REQUEST = /^(self\.)?request\.(all_data|json|form|args|values|data|POST|GET|query_params|get_json\(\))$/;
 
 /** `request.json[...]`, `request.form.getlist(...)`, `self.request.args`: the current request. */
 function rootedAtRequest(node: SyntaxNode): boolean {

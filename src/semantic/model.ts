@@ -303,6 +303,7 @@ const ROUTE_METHODS = new Set([
   'get', 'post', 'put', 'patch', 'delete', 'head', 'options', 'trace', 'route', 'api_route',
   'websocket', 'websocket_route',
 ]);
+const RARE_ROUTE_METHODS = new Set(['trace', 'options', 'head']);
 const TASK_DECORATORS = /(^|\.)(task|shared_task|actor|job|periodic_task|cron|scheduled_job|on_message|consumer)$/;
 const INIT_NAME = /(^|_)(init|initialize|initialise|setup|set_up|bootstrap|boot|migrate|migrations?|startup|start_up|lifespan|on_startup|create_tables|seed)(_|$)|^__init__$/i;
 /** Test code (`tests/`, end-to-end suites `e2e/` and `cypress/`, `test_*.py`, `*_test.py`, `conftest.py`): never flagged (spec, rules). */
@@ -1325,6 +1326,9 @@ function classifyRole(model: FileModel, fn: FunctionInfo): void {
     const parts = d.split('.');
     const last = parts[parts.length - 1]!;
     if (parts.length >= 2 && ROUTE_METHODS.has(last)) {
+      // `trace`, `options` and `head` name other decorators too (`@utils.trace` logs a method's
+      // calls): a route only when it is called with a path (`@router.trace("/ping")`).
+      if (RARE_ROUTE_METHODS.has(last) && !/^[^(]*\(\s*(?:[rbfu]?["']|path\s*=)/i.test(fn.decorators[at] ?? '')) continue;
       fn.role = 'handler';
       fn.routeKind = last;
       return;

@@ -1004,9 +1004,14 @@ function constructedReceiver(model: FileModel, call: CallInfo): boolean {
     const bound = assignmentsTo(model, r.text).filter((a) => a.functionIndex === call.functionIndex);
     r = bound.length === 1 && bound[0]!.line <= call.line ? bound[0]!.value : null;
   }
+  if (r?.type === 'await') r = r.namedChild(0);
   if (r?.type !== 'call') return false;
   const name = r.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '';
-  return /^(?:[A-Za-z_]\w*\.)*[A-Z]\w*$/.test(name) && treeClass(model, name);
+  if (/^(?:[A-Za-z_]\w*\.)*[A-Z]\w*$/.test(name) && treeClass(model, name)) return true;
+  // Or what a function of the repo returns (`card = one_card(code)`; `card.set_labels(labels)`),
+  // whose return annotation the call graph follows: a function this file defines or imports.
+  const fn = callAt(model, r);
+  return !!fn && !fn.hasReceiver && (fn.qualifiedName === null ? LOCAL_HELPER.test(fn.calleeText) : !!model.repoModules && inTreeModule(model.repoModules, fn.qualifiedName));
 }
 /** A callee the repo phase may resolve: a plain or dotted name. */
 const MAY_BE_HELPER = /^[A-Za-z_][\w.]*$/;

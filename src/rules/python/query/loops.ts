@@ -909,8 +909,8 @@ function loopFacts(graph: CallGraph): LoopFacts {
  * A loop domain with its `call` decided: the rows of a same-repo function that reaches a query
  * (through typed calls) grow with the data; any other call's result is unknown.
  */
-export function resolveDomain(graph: CallGraph, file: number, domain: LoopDomain, fn?: FnRef): Domain {
-  if (domain.kind === 'param') return fn ? paramDomain(graph, fn, domain) : domain.held && !domain.dto ? 'rows' : 'unknown';
+export function resolveDomain(graph: CallGraph, file: number, domain: LoopDomain, fn?: FnRef, depth = 0): Domain {
+  if (domain.kind === 'param') return fn ? paramDomain(graph, fn, domain, depth) : domain.held && !domain.dto ? 'rows' : 'unknown';
   if (domain.kind !== 'call') return domain.kind;
   const call = graph.callAt(file, domain.line!, domain.column!);
   if (!call) return 'unknown';
@@ -931,7 +931,7 @@ export function resolveDomain(graph: CallGraph, file: number, domain: LoopDomain
  * of a parameter typed with a schema class (`dto`), it is what the callers send (input) unless
  * one passes rows.
  */
-function paramDomain(graph: CallGraph, fn: FnRef, param: LoopDomain): Domain {
+function paramDomain(graph: CallGraph, fn: FnRef, param: LoopDomain, depth = 0): Domain {
   let input = 0;
   let fixed = 0;
   let callers = 0;
@@ -941,8 +941,13 @@ function paramDomain(graph: CallGraph, fn: FnRef, param: LoopDomain): Domain {
     const site = graph.ownEffects(edge.from).find((e) => e.kind === ARG_DOMAINS && e.line === edge.call.line && e.column === edge.call.column);
     const code = site ? passedDomain(site.what, param.position!, param.name) : undefined;
     if (!code) continue;
-    // A call's result (`members_of(group)`): rows when it is a repo function that queries.
-    const d = code.startsWith('c') ? resolveDomain(graph, edge.from.file, decodeDomain(code)) : decodeDomain(code).kind;
+    // A call's result (`members_of(group)`): rows when it is a repo function that queries. The
+    // caller's own parameter passed on (`tok.set_groups(groups)` in a wrapper handed `groups`):
+    // what that caller's callers pass, up to three wrappers up.
+    const passed = decodeDomain(code);
+    const d = code.startsWith('c') ? resolveDomain(graph, edge.from.file, passed)
+      : passed.kind === 'param' && !passed.held && depth < 3 && !(edge.from.file === fn.file && edge.from.fn === fn.fn) ? paramDomain(graph, edge.from, passed, depth + 1)
+      : passed.kind;
     if (d === 'rows') return 'rows';
     if (d === 'input') input++;
     else if (d === 'fixed') fixed++;
