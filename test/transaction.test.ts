@@ -326,3 +326,20 @@ describe('PA212 enqueue_before_commit', () => {
     expect(found.find((f) => f.path === 'app/accounts.py')!.severity).toBe('medium');
   });
 });
+
+describe('PA202 read-only remote calls', () => {
+  it('states a call that only reads one step lower, and keeps a helper that also sends at the full claim', async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA202'] }, {}, null);
+    const found = (await scan(path.join(FIXTURES, 'transaction/open-scope'), config, { inProcessBytes: Infinity })).result.findings;
+    const file = path.join(FIXTURES, 'transaction/open-scope/app/orders.py');
+    const get = (text: string) => found.find((f: { path: string; line: number; code: string }) => f.path === 'app/orders.py' && f.line === lineOf(file, text) && f.code === 'PA202');
+    const inBegin = get('requests.get("https://carrier.example/status", params={"id": order_id}, timeout=5)  # expect');
+    expect(inBegin?.severity).toBe('medium');
+    expect(inBegin?.message).toMatch(/only reads from the remote side/);
+    expect(inBegin?.message).not.toMatch(/cannot be undone/);
+    expect(get('carrier_status(order_id)  # expect')?.severity).toBe('medium');
+    const books = get('carrier_book(order_id)  # expect');
+    expect(books?.severity).toBe('high');
+    expect(books?.message).toMatch(/cannot be undone/);
+  });
+});

@@ -402,6 +402,19 @@ export function networkFunction(q: string): ExternalCall | null {
 }
 
 /**
+ * Does a network call only read from the remote side (`requests.get`, `client.get(...)`,
+ * `stripe.Charge.retrieve_async`, `s3.get_object`, `ec2.describe_instances`, `*.list_*`)? Made
+ * inside a transaction it still holds the connection for a round trip, but it sends nothing a
+ * failed commit would leave behind. By the method's name: HTTP GET/HEAD/OPTIONS and the SDKs'
+ * read verbs.
+ */
+export function readOnlyRemote(what: string): boolean {
+  const last = what.slice(what.lastIndexOf('.') + 1).replace(/_async$/, '');
+  return READ_VERB.test(last);
+}
+const READ_VERB = /^(get|head|options|retrieve|list|search|fetch|describe|lookup)(_(?!or_|and_)\w+)?$/;
+
+/**
  * A call that acts outside the database: a network client call (HTTP, SMTP, S3, brokers — see
  * {@link externalCall}), a method of an integration object (`plugin.instance.get(...)`,
  * `slack_client.post(...)`; not the project's own plugin module, nor a module-level dict), or a

@@ -28,7 +28,7 @@ import { assignmentsInLoop, assignmentsTo, augAssignmentsInLoop, callAt, isNamed
 import { conditionalInFunction, exclusiveArms, insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { dictKeyGuard, flagGuard, soleFlagGuard } from '../../../semantic/guards.js';
 import { pendingHandleMethod } from '../../../semantic/syncDb.js';
-import { externalCall, outsideEffect, spawnedTask } from '../../../semantic/externalCalls.js';
+import { externalCall, outsideEffect, readOnlyRemote, spawnedTask } from '../../../semantic/externalCalls.js';
 import { leavesAfter, notPerRow, perItemLoops } from '../query/semantics.js';
 import { classifyDbCall, LIBRARY_CALL, loopsDomain, RELOAD_EFFECT } from '../query/dbCalls.js';
 import { flaskRequestWrites, MAY_COMMIT_EFFECT, requestWrites } from './missing_commit.js';
@@ -51,6 +51,8 @@ export const OWN_COMMIT_EFFECT = 'commit_own';
 export const TXN_LOOP_CALL = 'txn_loop_call';
 /** The function makes a network call (HTTP, SMTP, S3, brokers, SDK clients: `externalCall`). */
 export const NETWORK_EFFECT = 'network';
+/** A network call that sends something, beside its `NETWORK_EFFECT` (not a read: `readOnlyRemote`). */
+export const NETWORK_SEND_EFFECT = 'network_send';
 /**
  * `found = <query>` then `if found: return found` (or `is not None`), with more after it: what
  * follows runs only when the lookup found nothing — a get-or-create, whose commit is per new row,
@@ -166,7 +168,10 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     // calls reach it (a caller that leaves the flag off sends nothing).
     if (!call.offloaded && externalCall(model, call)?.kind === 'network' && !isMemoisedCall(model, call) && !spawnedTask(call.node)) {
       const guard = flagGuard(model, call.node, call.functionIndex);
-      effects[call.functionIndex]!.push({ kind: NETWORK_EFFECT, what: externalCall(model, call)!.what, ...at, ...(guard ? { guard } : {}) });
+      const what = externalCall(model, call)!.what;
+      effects[call.functionIndex]!.push({ kind: NETWORK_EFFECT, what, ...at, ...(guard ? { guard } : {}) });
+      // Beside it, a call that sends something (not a read: `readOnlyRemote`).
+      if (!readOnlyRemote(what)) effects[call.functionIndex]!.push({ kind: NETWORK_SEND_EFFECT, what, ...at, ...(guard ? { guard } : {}) });
     }
     // A cache being filled (a registry built on first use, `if _actions: return ...` then the
     // plugins asked once) acts outside once per process, not on every call.

@@ -24,6 +24,12 @@ export function reportInTransactionCalls(
   reads: boolean | 'pending' | 'only' = false,
   /** The report's `lowInBackground` (a read-only span: a job's connection, no request waits on it). */
   lowInBackground = false,
+  /**
+   * Half of the claim does not hold for this callee (a network call that only reads: nothing to
+   * undo, the round trip still holds the transaction): the note to add, and the severity goes one
+   * step down (`low` to advisory, with the note as evidence).
+   */
+  lighter?: (to: FnRef) => string | undefined,
 ): void {
   const graph = callGraphOf(ctx.index);
   const always = alwaysOnly ? alwaysReaches(graph, kind) : null;
@@ -48,19 +54,28 @@ export function reportInTransactionCalls(
       : open.kind === 'read' && open.pending ? `between the change of \`${open.pending.what}\` (line ${open.pending.line}) and the commit of \`${open.session}\` (line ${open.to})`
       : open.kind === 'read' ? `in the transaction the first statement on \`${open.session}\` began (line ${open.from}), before its commit (line ${open.to})`
       : `between the first write on \`${open.session}\` (line ${open.from}) and its commit (line ${open.to})`;
+    const note = lighter?.(to);
+    const stated = weak ? lower(severity) : severity;
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-      message: describe(call.calleeText, graph.chainNames(reach).join('` → `'), where) + (weak ? ' (a call resolved by its method name alone)' : ''),
-      severity: weak ? lower(severity) : severity,
+      message: (note ? withoutUndo(describe(call.calleeText, graph.chainNames(reach).join('` → `'), where)) : describe(call.calleeText, graph.chainNames(reach).join('` → `'), where))
+        + (weak ? ' (a call resolved by its method name alone)' : '') + (note ? `; ${note}` : ''),
+      severity: note && stated !== 'low' ? lower(stated) : stated,
       function: fn.name,
       chain: graph.chainSteps(reach, { ref, call }),
       ...(lowInBackground ? { lowInBackground: true as const } : {}),
+      ...(note && stated === 'low' ? { advisory: note } : {}),
     });
   }
 }
 
-function lower(s: Severity): Severity {
+/** A message without its "cannot be undone" clause, for a call that sends nothing. */
+export function withoutUndo(message: string): string {
+  return message.replace(/, and the call cannot be undone if the commit fails/, '');
+}
+
+export function lower(s: Severity): Severity {
   return s === 'critical' ? 'high' : s === 'high' ? 'medium' : 'low';
 }
 

@@ -26,10 +26,10 @@
  * only read, a call inside a nested function defined there (not run there).
  */
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
-import { awaitedOffloadCall } from '../../../semantic/externalCalls.js';
+import { awaitedOffloadCall, readOnlyRemote } from '../../../semantic/externalCalls.js';
 import { callsOf, externalCall, openOnPathTo, transactionRegions } from './semantics.js';
-import { COMMIT_EFFECT, NETWORK_EFFECT, ROLLBACK_EFFECT, TXN_LOOP_CALL, TXN_OPEN_CALL } from './effects.js';
-import { reportInTransactionCalls } from './reach.js';
+import { COMMIT_EFFECT, NETWORK_EFFECT, NETWORK_SEND_EFFECT, ROLLBACK_EFFECT, TXN_LOOP_CALL, TXN_OPEN_CALL } from './effects.js';
+import { lower, reportInTransactionCalls, withoutUndo } from './reach.js';
 import { callGraphOf, siteCalls, type CallEdge, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import type { Effect } from '../../../analysis/summary.js';
 import type { Severity } from '../../../types.js';
@@ -48,7 +48,7 @@ export const scopeTooWide: FileRule & RepoRule = {
     severity: 'high',
     effort: 'M',
     summary: 'An external call or file I/O inside an open transaction',
-    what: 'Finds network calls (`httpx`, `requests`, `aiohttp`, `grpc`, SMTP, `boto3`/S3 and similar clients) and file I/O (`open`, `aiofiles`, `Path.read_*/write_*`, `shutil`) made while a transaction is open: inside `with/async with session.begin():`, or between a session\'s first write and its commit in the same function, or in a request handler after a write on the request\'s session that the request scope commits once the handler returns (a flush-only repository-library write, a provider that commits after `yield`) — directly, or through a same-repo helper that reaches a network call (a project client wrapping `httpx`/`requests`, an SDK such as PyGithub, jira or Slack). A function handed to `BackgroundTasks.add_task(...)` there runs after the response: inside that transaction only where the scope\'s commit comes after the background tasks (FastAPI `yield` dependencies before 0.106 and from 0.118; not 0.106–0.117, nor Litestar\'s plugin, which commits before the response). Also a function that commits nothing itself but has sent writes — an explicit `flush()` or a statement of its own, or a same-repo helper that flushes without committing (`draft = make_draft(...)`) on every path — and then reaches a network call: the commit is a caller\'s (a base class around the handler, a request hook), after the call (`low`; `medium` when the call runs per item of a loop; a resolver lookup such as `socket.getaddrinfo` is not one). High for network calls, medium for file I/O. `medium` at most where only background jobs reach the transaction (a Celery/RQ/Dramatiq task, a function a scheduler runs: APScheduler\'s `scheduled_job`/`add_job`, the `schedule` library\'s `every(...).do(fn)`, a decorator whose arguments say when it runs (`@runner.add(every(1).hours)`, `crontab(...)`, a trigger) or a method of a module-level scheduler object): the wait holds a job\'s connection and locks, no user\'s request waits on the job.',
+    what: 'Finds network calls (`httpx`, `requests`, `aiohttp`, `grpc`, SMTP, `boto3`/S3 and similar clients) and file I/O (`open`, `aiofiles`, `Path.read_*/write_*`, `shutil`) made while a transaction is open: inside `with/async with session.begin():`, or between a session\'s first write and its commit in the same function, or in a request handler after a write on the request\'s session that the request scope commits once the handler returns (a flush-only repository-library write, a provider that commits after `yield`) — directly, or through a same-repo helper that reaches a network call (a project client wrapping `httpx`/`requests`, an SDK such as PyGithub, jira or Slack). A function handed to `BackgroundTasks.add_task(...)` there runs after the response: inside that transaction only where the scope\'s commit comes after the background tasks (FastAPI `yield` dependencies before 0.106 and from 0.118; not 0.106–0.117, nor Litestar\'s plugin, which commits before the response). Also a function that commits nothing itself but has sent writes — an explicit `flush()` or a statement of its own, or a same-repo helper that flushes without committing (`draft = make_draft(...)`) on every path — and then reaches a network call: the commit is a caller\'s (a base class around the handler, a request hook), after the call (`low`; `medium` when the call runs per item of a loop; a resolver lookup such as `socket.getaddrinfo` is not one). High for network calls, medium for file I/O; one step lower (`low` becoming advisory) for a call that only reads from the remote side (an HTTP GET, HEAD or OPTIONS, an SDK\'s `retrieve`, `get_*`, `list_*`, `describe_*`, `search`, `fetch`; through a helper, one that reaches no call that sends): nothing is sent that a failed commit would leave behind, but the round trip still holds the connection and the locks. `medium` at most where only background jobs reach the transaction (a Celery/RQ/Dramatiq task, a function a scheduler runs: APScheduler\'s `scheduled_job`/`add_job`, the `schedule` library\'s `every(...).do(fn)`, a decorator whose arguments say when it runs (`@runner.add(every(1).hours)`, `crontab(...)`, a trigger) or a method of a module-level scheduler object): the wait holds a job\'s connection and locks, no user\'s request waits on the job.',
     why: 'An open transaction keeps its pooled connection, and after a flush its row locks, for as long as the remote side takes to answer. Worse, the external effect and the commit are not atomic: when the commit fails after the request went out, the other system acts on rows that were rolled back.',
     bad:
       'import httpx\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\nfrom app.models import Order\n\n\n'
@@ -82,20 +82,23 @@ export const scopeTooWide: FileRule & RepoRule = {
         if (ext.kind === 'file') fileReported = true;
         done.add(at);
         const where = region.kind === 'begin' ? `inside \`${region.session}.${region.block ?? 'begin'}()\`` : `between the first write on \`${region.session}\` (line ${region.startLine}) and its commit (line ${region.endLine})`;
+        const reads = ext.kind === 'network' && readOnlyRemote(ext.what);
         ctx.report({
           node: call.node,
           message: ext.kind === 'network'
-            ? `network call \`${ext.what}\` ${where}: the transaction holds its connection and locks while waiting, and the call cannot be undone if the commit fails`
+            ? `network call \`${ext.what}\` ${where}: the transaction holds its connection and locks while waiting` + (reads ? `; ${READ_ONLY_NOTE}` : ', and the call cannot be undone if the commit fails')
             : `file I/O \`${ext.what}\` ${where}: the transaction stays open while the disk works`,
           // A write transaction on SQLite locks the database file for other writers only: low.
-          severity: region.commit && isSqliteDriver(receiverDriver(model, region.commit)) ? 'low' : ext.kind === 'network' ? 'high' : 'medium',
+          ...lighterClaim(region.commit && isSqliteDriver(receiverDriver(model, region.commit)) ? 'low' : ext.kind === 'network' ? 'high' : 'medium', reads),
         });
       }
     }
   },
   checkRepo(ctx: RepoRuleContext): void {
+    const graph = callGraphOf(ctx.index);
     reportInTransactionCalls(ctx, NETWORK_EFFECT, 'high', false, (callee, chain, where) =>
-      `\`${callee}()\` makes a network call (\`${chain}()\`) ${where}: the transaction holds its connection and locks while waiting, and the call cannot be undone if the commit fails`);
+      `\`${callee}()\` makes a network call (\`${chain}()\`) ${where}: the transaction holds its connection and locks while waiting, and the call cannot be undone if the commit fails`,
+      false, false, (to) => (graph.reaches(to, NETWORK_SEND_EFFECT, 'any') ? undefined : READ_ONLY_NOTE));
     const done = requestTransactionWaits(ctx);
     flushedWriteWaits(ctx, done);
   },
@@ -290,24 +293,38 @@ function reportWait(
     ctx.report({
       path: file.path,
       location: { line: direct.line, column: direct.column, endLine: call?.endLine ?? direct.line, endColumn: call?.endColumn ?? direct.column + 1 },
-      message: `network call \`${direct.what}\` ${tail}`,
-      severity: severity(call?.inLoop ?? false),
+      message: readOnlyRemote(direct.what) ? `network call \`${direct.what}\` ${withoutUndo(tail)}; ${READ_ONLY_NOTE}` : `network call \`${direct.what}\` ${tail}`,
+      ...lighterClaim(severity(call?.inLoop ?? false), readOnlyRemote(direct.what)),
       function: fn.name,
     });
   } else if (edge) {
     const reach = graph.effectOf(edge.to, NETWORK_EFFECT, 'any')!;
     const weak = reach.weak || edge.weak || edge.call.receiverType === UNTYPED;
+    const reads = !graph.reaches(edge.to, NETWORK_SEND_EFFECT, 'any');
     ctx.report({
       path: file.path,
       location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
-      message: `\`${edge.call.calleeText}()\` makes a network call (\`${graph.chainNames(reach).join('` → `')}()\`) ${tail}`
+      message: `\`${edge.call.calleeText}()\` makes a network call (\`${graph.chainNames(reach).join('` → `')}()\`) ${reads ? withoutUndo(tail) : tail}`
         + (edge.call.background ? '; it is a background task, which runs after the response is sent but before the request scope\'s exit code (FastAPI before 0.106 and from 0.118), so still inside that transaction' : '')
-        + (weak ? ' (a call resolved by its method name alone)' : ''),
-      severity: weak ? 'low' : severity(edge.call.inLoop),
+        + (weak ? ' (a call resolved by its method name alone)' : '')
+        + (reads ? `; ${READ_ONLY_NOTE}` : ''),
+      ...lighterClaim(weak ? 'low' : severity(edge.call.inLoop), reads),
       function: fn.name,
       chain: graph.chainSteps(reach, { ref, call: edge.call }),
     });
   }
+}
+
+/**
+ * The remote side is only read (an HTTP GET, an SDK's `retrieve`/`list`/`describe`): the round
+ * trip still holds the transaction, but nothing was sent that a failed commit would leave behind.
+ */
+const READ_ONLY_NOTE = 'the call only reads from the remote side (a GET, a retrieve, a list), so nothing is left behind if the commit fails: the cost is the connection and the locks held for the round trip';
+
+/** A claim with its undo half gone (a read-only call): one step lower, `low` becoming advisory. */
+function lighterClaim(severity: Severity, reads: boolean): { severity: Severity; advisory?: string } {
+  if (!reads) return { severity };
+  return severity === 'low' ? { severity, advisory: READ_ONLY_NOTE } : { severity: lower(severity) };
 }
 
 /** Resolver lookups: a wait, but nothing sent that a failed commit would leave behind. */
