@@ -114,29 +114,12 @@ function flagsOf(model: FileModel, fnIndex: number): Map<string, Flag> | null {
   let flags: Map<string, Flag> | null = dictKeyFlags(model, fnIndex);
   // Cheap test first: most functions have no such default.
   if (fn.params.some((p) => p.defaultText === 'False' || p.defaultText === 'None' || p.defaultText === 'True' || MEMBER.test(p.defaultText ?? ''))) {
-    const params = fn.node.childForFieldName('parameters');
-    let position = 0;
-    let keywordOnly = false;
-    let first = true;
-    for (const p of params?.namedChildren ?? []) {
-      if (p.type === 'list_splat_pattern' || p.type === 'keyword_separator' || p.type === 'dictionary_splat_pattern' || typedSplat(p)) {
-        keywordOnly = true;
-        continue;
+    for (const { name, position, value } of parameterSlots(fn)) {
+      if (value === 'False' || value === 'None' || value === 'True') {
+        (flags ??= new Map()).set(name, { name, position, on: value === 'True', none: value === 'None' });
+      } else if (value && MEMBER.test(value)) {
+        (flags ??= new Map()).set(name, { name, position, on: false, none: false, member: value });
       }
-      if (p.type === 'positional_separator') continue;
-      const name = (p.type === 'identifier' ? p : p.childForFieldName('name'))?.text ?? '';
-      const isSelf = first && fn.className !== null && (name === 'self' || name === 'cls');
-      first = false;
-      if (isSelf) continue;
-      if (p.type === 'default_parameter' || p.type === 'typed_default_parameter') {
-        const value = p.childForFieldName('value')?.text;
-        if (value === 'False' || value === 'None' || value === 'True') {
-          (flags ??= new Map()).set(name, { name, position: keywordOnly ? -1 : position, on: value === 'True', none: value === 'None' });
-        } else if (value && MEMBER.test(value)) {
-          (flags ??= new Map()).set(name, { name, position: keywordOnly ? -1 : position, on: false, none: false, member: value });
-        }
-      }
-      if (!keywordOnly) position++;
     }
   }
   // The file's runtime switches, tested as `Cls.attr`, and as `cls.attr` in the class's own methods.
@@ -152,29 +135,13 @@ function flagsOf(model: FileModel, fnIndex: number): Map<string, Flag> | null {
   // Parameters the function's `if`s compare with literals: each decides the branches its tests admit.
   const compared = comparedWithLiterals(model, fnIndex);
   if (compared) {
-    const params = fn.node.childForFieldName('parameters');
-    let position = 0;
-    let keywordOnly = false;
-    let first = true;
-    for (const p of params?.namedChildren ?? []) {
-      if (p.type === 'list_splat_pattern' || p.type === 'keyword_separator' || p.type === 'dictionary_splat_pattern' || typedSplat(p)) {
-        keywordOnly = true;
-        continue;
+    for (const { name, position, value } of parameterSlots(fn)) {
+      if (!compared.has(name)) continue;
+      const token = value === undefined ? undefined : literalToken(value) ?? undefined;
+      // A default that is no literal (`kind=DEFAULT_KIND`) leaves an omitted argument unknown.
+      if (value === undefined || token !== undefined) {
+        (flags ??= new Map()).set(`=${name}`, { name, position, on: false, none: false, literal: true, literalDefault: token });
       }
-      if (p.type === 'positional_separator') continue;
-      const name = (p.type === 'identifier' ? p : p.type === 'typed_parameter' ? p.namedChild(0) : p.childForFieldName('name'))?.text ?? '';
-      const isSelf = first && fn.className !== null && (name === 'self' || name === 'cls');
-      first = false;
-      if (isSelf) continue;
-      if (compared.has(name)) {
-        const value = p.type === 'default_parameter' || p.type === 'typed_default_parameter' ? p.childForFieldName('value')?.text : undefined;
-        const token = value === undefined ? undefined : literalToken(value) ?? undefined;
-        // A default that is no literal (`kind=DEFAULT_KIND`) leaves an omitted argument unknown.
-        if (value === undefined || token !== undefined) {
-          (flags ??= new Map()).set(`=${name}`, { name, position: keywordOnly ? -1 : position, on: false, none: false, literal: true, literalDefault: token });
-        }
-      }
-      if (!keywordOnly) position++;
     }
   }
   // A flag the function rebinds (`verbose = verbose or settings.VERBOSE`) no longer says what the caller passed.
@@ -209,6 +176,33 @@ function flagsOf(model: FileModel, fnIndex: number): Map<string, Flag> | null {
   }
   memo[fnIndex] = flags;
   return flags;
+}
+
+/**
+ * The function's parameters a call can fill, in order: the name, the position a positional
+ * argument fills (after `self`/`cls` of a method; -1 when keyword-only) and the default's text.
+ */
+function parameterSlots(fn: FileModel['functions'][number]): { name: string; position: number; value: string | undefined }[] {
+  const out: { name: string; position: number; value: string | undefined }[] = [];
+  let position = 0;
+  let keywordOnly = false;
+  let first = true;
+  for (const p of fn.node.childForFieldName('parameters')?.namedChildren ?? []) {
+    if (p.type === 'list_splat_pattern' || p.type === 'keyword_separator' || p.type === 'dictionary_splat_pattern' || typedSplat(p)) {
+      keywordOnly = true;
+      continue;
+    }
+    if (p.type === 'positional_separator' || p.type === 'comment') continue;
+    // `x`, `x=1`, `x: T=1` name it in a field; `x: T` (typed_parameter) as its first identifier.
+    const name = (p.type === 'identifier' ? p : p.childForFieldName('name') ?? p.namedChildren.find((c) => c.type === 'identifier'))?.text ?? '';
+    const isSelf = first && fn.className !== null && (name === 'self' || name === 'cls');
+    first = false;
+    if (isSelf) continue;
+    const value = p.type === 'default_parameter' || p.type === 'typed_default_parameter' ? p.childForFieldName('value')?.text : undefined;
+    out.push({ name, position: keywordOnly ? -1 : position, value });
+    if (!keywordOnly) position++;
+  }
+  return out;
 }
 
 /** `Mode.background`, `PaymentMode.SYNC`: an enum member or class constant, as a parameter's default or a test's operand. */
@@ -965,25 +959,7 @@ function dictKeyFlags(model: FileModel, fnIndex: number): Map<string, Flag> | nu
  * `*`/`*args` starts the keyword-only ones, `**kwargs` is none.
  */
 function positionalSlots(fn: FileModel['functions'][number]): Map<string, number> {
-  const out = new Map<string, number>();
-  let position = 0;
-  let keywordOnly = false;
-  let first = true;
-  for (const p of fn.node.childForFieldName('parameters')?.namedChildren ?? []) {
-    if (p.type === 'list_splat_pattern' || p.type === 'keyword_separator' || p.type === 'dictionary_splat_pattern' || typedSplat(p)) {
-      keywordOnly = true;
-      continue;
-    }
-    if (p.type === 'positional_separator' || p.type === 'comment') continue;
-    // `x`, `x=1`, `x: T=1` name it in a field; `x: T` (typed_parameter) as its first identifier.
-    const name = (p.type === 'identifier' ? p : p.childForFieldName('name') ?? p.namedChildren.find((c) => c.type === 'identifier'))?.text ?? '';
-    const isSelf = first && fn.className !== null && (name === 'self' || name === 'cls');
-    first = false;
-    if (isSelf) continue;
-    if (name) out.set(name, keywordOnly ? -1 : position);
-    if (!keywordOnly) position++;
-  }
-  return out;
+  return new Map(parameterSlots(fn).filter((p) => p.name).map((p) => [p.name, p.position]));
 }
 
 /** `*args: Any` / `**kw: Any`: a typed splat (tree-sitter wraps the splat in a `typed_parameter`). */
