@@ -37,6 +37,9 @@ function copiedValue(call: CallInfo): SyntaxNode | null {
  * the shape the copy keeps (`list(x)` of a dict is a conversion, not a copy).
  */
 function isFresh(model: FileModel, node: SyntaxNode, copier: string | null): boolean {
+  // `deepcopy` copies the contents too: redundant only when nobody else holds those either. A
+  // shallow container (`dict(x)`, `[row]`, `sorted(items)`) still shares its items with the caller.
+  if (copier === 'copy.deepcopy') return deepFresh(model, node);
   const wantList = copier === 'builtins.list';
   const wantDict = copier === 'builtins.dict';
   if (FRESH_LIST.has(node.type)) return !wantDict;
@@ -49,6 +52,37 @@ function isFresh(model: FileModel, node: SyntaxNode, copier: string | null): boo
   if (q && FRESH_DICT_CALLS.has(q)) return !wantList;
   if (q && FRESH_ANY_CALLS.has(q)) return !wantList && !wantDict;
   return !wantList && !wantDict && c.method === 'copy' && copiedValue(c) !== null;
+}
+
+/** A value nobody else holds, down to its leaves: `json.loads(...)`, a deep copy, a literal of constants. */
+function deepFresh(model: FileModel, node: SyntaxNode): boolean {
+  if (CONSTANT.has(node.type)) return true;
+  if (node.type === 'list' || node.type === 'tuple' || node.type === 'set') return node.namedChildren.every((c) => c.type === 'comment' || deepFresh(model, c));
+  if (node.type === 'dictionary') {
+    return node.namedChildren.every((pair) => pair.type === 'comment' || (pair.type === 'pair' && !!pair.childForFieldName('value') && deepFresh(model, pair.childForFieldName('value')!)));
+  }
+  if (node.type !== 'call') return false;
+  const q = callAt(model, node)?.qualifiedName;
+  return q === 'json.loads' || q === 'copy.deepcopy';
+}
+const CONSTANT = new Set(['string', 'integer', 'float', 'true', 'false', 'none', 'concatenated_string']);
+
+/**
+ * Is the copy a snapshot of state others change: an attribute of `self`/`cls` (the object's
+ * other methods mutate it), or anything copied inside a `with` block over a lock
+ * (`async with self._lock: ids = self._followers[k].copy()`, then read after the lock is
+ * released)? Then it protects the reader, however the copy is used afterwards.
+ */
+function snapshotOfShared(model: FileModel, call: CallInfo, value: SyntaxNode): boolean {
+  let root: SyntaxNode | null = value;
+  while (root && (root.type === 'attribute' || root.type === 'subscript' || root.type === 'call')) {
+    root = root.type === 'attribute' ? root.childForFieldName('object') : root.type === 'subscript' ? root.childForFieldName('value') : root.childForFieldName('function');
+  }
+  if (root?.type === 'identifier' && (root.text === 'self' || root.text === 'cls')) return true;
+  for (let cur = call.node.parent; cur && cur.type !== 'function_definition'; cur = cur.parent) {
+    if (cur.type === 'with_statement' && /lock|mutex|semaphore/i.test(cur.childForFieldName('body') ? cur.text.slice(0, cur.childForFieldName('body')!.startIndex - cur.startIndex) : '')) return true;
+  }
+  return false;
 }
 
 const READ_METHODS = new Set(['get', 'keys', 'values', 'items', 'count', 'index', '__contains__']);
@@ -100,7 +134,7 @@ export const redundantDataCopies: FileRule = {
     severity: 'low',
     effort: 'S',
     summary: 'A copy of data that nothing else holds',
-    what: 'Finds `list(x)`, `dict(x)`, `x.copy()`, `copy.copy(x)` and `copy.deepcopy(x)` where `x` was just built (a literal, a comprehension, `sorted(...)`, `json.loads(...)`, another copy), or is a local built in the same function and copied only to be returned.',
+    what: 'Finds `list(x)`, `dict(x)`, `x.copy()`, `copy.copy(x)` and `copy.deepcopy(x)` where `x` was just built (a literal, a comprehension, `sorted(...)`, `json.loads(...)`, another copy), or is a local built in the same function and copied only to be returned or read. For `deepcopy`, which copies the contents too, `x` must be fresh down to its leaves (`json.loads(...)`, another deep copy, a literal of constants): `deepcopy(dict(x))` or `deepcopy([row])` still protects the items the caller holds. A copy of an attribute of `self`/`cls`, or one taken inside a `with` block over a lock, is a snapshot of state other code changes, not redundant.',
     why: 'A copy of a value that no one else references protects nothing: it doubles the allocation and the time to fill it. `deepcopy` of a large structure is especially slow.',
     bad: 'def serialise(result):\n    rows = [r.to_dict() for r in result]\n    return list(rows)\n',
     good: 'def serialise(result):\n    rows = [r.to_dict() for r in result]\n    return rows\n',
@@ -133,7 +167,7 @@ export const redundantDataCopies: FileRule = {
       }
       // `list(x)` / `dict(x)` of a value of unknown type is usually a conversion (a set, a
       // dataframe index, a Sequence), not a copy: only explicit copies count as "only read".
-      if (!reason && !(q === 'builtins.list' || q === 'builtins.dict')) reason = onlyReadCopy(model, call, value);
+      if (!reason && !(q === 'builtins.list' || q === 'builtins.dict') && !snapshotOfShared(model, call, value)) reason = onlyReadCopy(model, call, value);
       if (!reason) continue;
       ctx.report({
         node: call.node,
