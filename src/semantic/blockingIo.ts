@@ -37,7 +37,7 @@ export function shortSleep(call: CallInfo): number | undefined {
  * advisory, a loop of them low: worth knowing, not an outage. Reading, writing, copying or walking
  * files is not one of them.
  */
-const METADATA_LOOKUP = /^(os\.path\.(exists|lexists|isfile|isdir|islink|ismount|getsize|getmtime|getatime|getctime|samefile)|os\.(stat|lstat|access|readlink)|Path\.(exists|is_file|is_dir|is_symlink|is_mount|stat|lstat|samefile|resolve|owner|group|readlink))$/;
+const METADATA_LOOKUP = /^(os\.path\.(exists|lexists|isfile|isdir|islink|ismount|getsize|getmtime|getatime|getctime|samefile|realpath)|os\.(stat|lstat|access|readlink)|Path\.(exists|is_file|is_dir|is_symlink|is_mount|stat|lstat|samefile|resolve|owner|group|readlink))$/;
 /** Changes to one inode: cheap on a local disk (see above for the exceptions). */
 const METADATA_CHANGE = /^(os\.(unlink|remove|rmdir|mkdir|chmod|chown|lchown|utime|rename|replace|symlink|link)|shutil\.chown|tempfile\.mkdtemp|Path\.(unlink|rmdir|chmod|lchmod|touch|rename|replace|symlink_to|hardlink_to))$/;
 
