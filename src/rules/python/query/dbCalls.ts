@@ -1365,10 +1365,20 @@ export const commitsPerIteration = perLoop((model, loop) => callsInLoop(model, l
  * commit-per-item rules judge, not a read to batch into one query.
  */
 export function isWriteReload(model: FileModel, call: CallInfo, op: DbOp): boolean {
-  if (op.kind !== 'read' || !op.what.endsWith('.refresh')) return false;
+  if (op.kind !== 'read') return false;
   // In the same iteration (the same loops): a commit before a loop of refreshes is not this one's write.
   const sameLoops = (c: CallInfo) => c.loops.length === call.loops.length && c.loops.every((l, i) => l === call.loops[i]);
-  return callsOf(model, call.functionIndex).some((c) => c.functionIndex === call.functionIndex && c.start < call.start && sameLoops(c) && isExplicitFlush(model, c));
+  const earlier = (test: (c: CallInfo) => boolean) => callsOf(model, call.functionIndex).some((c) => c.functionIndex === call.functionIndex && c.start < call.start && sameLoops(c) && test(c));
+  if (op.what.endsWith('.refresh')) return earlier((c) => isExplicitFlush(model, c));
+  // A select of the model the function has just inserted into (`insert(Tag).values(...)
+  // .on_conflict_do_nothing()`, then `select(Tag).where(Tag.name == name)`): the row the write
+  // made or found, read back; part of the write, not a read to batch on its own.
+  const entity = op.statement?.ctor === 'select' ? op.statement.entity : null;
+  if (!entity) return false;
+  return earlier((c) => {
+    const w = c === call ? null : classifyDbCall(model, c);
+    return !!w && (w.kind === 'add' || w.kind === 'write') && w.statement?.ctor === 'insert' && w.statement.entity === entity;
+  });
 }
 
 /** `session.flush()` / `session.commit()` on a DB handle. */
