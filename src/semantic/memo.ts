@@ -4,7 +4,7 @@
  * guard — `if _engine is None: _engine = ...`, `if not _types: _types.update(...)`,
  * `if key not in _cache: _cache[key] = ...`, or after `if _x is not None: return _x` in a
  * function that then sets `_x` (also nested in `if use_cache:` on a parameter that defaults to
- * `True`). A shared cache region counts as such a cache: dogpile.cache's `REGION.get(key)` tested
+ * `True`, or with such a flag in the same test: `if key in _cache and not refresh:`). A shared cache region counts as such a cache: dogpile.cache's `REGION.get(key)` tested
  * against `NO_VALUE`/`NoValue` and filled with `REGION.set(...)`, or a helper that reads a cache
  * (`read_from_cache(key)`) with one that writes it (`write_to_cache(...)`) on the miss. A caller
  * in a loop or on the event loop pays for it at most once (per key), so effects found there are
@@ -32,15 +32,13 @@ export function isMemoisedFunction(model: FileModel, fnIndex: number): boolean {
   return !!fn && fn.decoratorNames.some((d) => MEMO_DECORATOR.test(d));
 }
 
-/** `X`, `not X`, `X is None`, `X is not None`, `k in X`, `k not in X`, `X.get(k) is None`: the cache name and whether the test means "missing". */
-function cacheTest(cond: SyntaxNode): { name: string; missing: boolean } | null {
-  return cacheTestText(cond.text);
-}
-
 /** An `if` header on one line: `if <condition>:`, the condition up to the line's last `:`. */
 const IF_HEADER = /^if\s+(.*):\s*$/;
 
-/** {@link cacheTest} on the condition's source text. */
+/**
+ * A cache test on the condition's source text — `X`, `not X`, `X is None`, `X is not None`,
+ * `k in X`, `k not in X`, `X.get(k) is None`, … — the cache name and whether it means "missing".
+ */
 function cacheTestText(raw: string): { name: string; missing: boolean } | null {
   const text = /\s\s|[\t\n\r\f\v\u00a0\u2028\u2029\ufeff]/.test(raw) ? raw.replace(/\s+/g, ' ').trim() : raw.trim();
   let m = /^not ([A-Za-z_][\w.]*)$/.exec(text);
@@ -145,10 +143,10 @@ function cacheGuards(model: FileModel, fnIndex: number, body: SyntaxNode, bodyTe
     const eol = source.indexOf('\n', node.startIndex);
     const header = IF_HEADER.exec(source.slice(node.startIndex, eol < 0 ? source.length : eol));
     let t: { name: string; missing: boolean } | null;
-    if (header && !header[1]!.includes('#')) t = cacheTestText(header[1]!);
+    if (header && !header[1]!.includes('#')) t = cacheTestText(withoutDefaultFlags(fn, header[1]!));
     else {
       const cond = node.childForFieldName('condition');
-      t = cond ? cacheTest(cond) : null;
+      t = cond ? cacheTestText(withoutDefaultFlags(fn, cond.text)) : null;
     }
     // `engine = _engines.get(key)` then `if engine is None:`: the local stands for the cache it was read from.
     if (t && !persistent(model, t.name, bodyText) && /^[A-Za-z_]\w*$/.test(t.name)) {
@@ -202,6 +200,22 @@ function fillsThroughHelper(model: FileModel, fn: FileModel['functions'][number]
     if (helper?.body && fills(helper.body.text, name)) return true;
   }
   return false;
+}
+
+/**
+ * A condition without its conjuncts that hold by default on a parameter (`not ignore_cache`,
+ * `not force` for a parameter that defaults to `False`; `use_cache` for one that defaults to
+ * `True`): `if key in CACHE and not ignore_cache: return CACHE[key]` is a cache hit unless a
+ * caller forces a rebuild, as `underDefaultOnFlags` reads a nested `if use_cache:`.
+ */
+function withoutDefaultFlags(fn: FileModel['functions'][number], cond: string): string {
+  if (!/\band\b/.test(cond) || /\bor\b|[()]\s*and|and\s*[()]/.test(cond.replace(/\([^()]*\)/g, '_'))) return cond;
+  const parts = cond.split(/\s+and\s+/).map((p) => p.trim());
+  const kept = parts.filter((p) => {
+    const m = /^(not\s+)?([A-Za-z_]\w*)$/.exec(p);
+    return !m || !fn.params.some((q) => q.name === m[2] && q.defaultText === (m[1] ? 'False' : 'True'));
+  });
+  return kept.length === 1 ? kept[0]! : cond;
 }
 
 /**
