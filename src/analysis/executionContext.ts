@@ -45,6 +45,10 @@ const LIVE = REQUEST | BACKGROUND | UNKNOWN | ADMIN;
  * an AI service, "tools" are what a request calls.
  */
 const ONE_OFF_PATH = /(^|\/)(scripts?|bin|cli|management\/commands|bench(?:marks?|marking|es)?(?:[-_][\w.-]*)?|[\w.]+[-_]benchmarks?|examples?|example_[^/]*|samples?|load_?tests?|locust[^/]*|notebooks?|docs?|seeds?|seeders?)\/|^(?:[^/]+\/)?tools\/|(^|\/)(cli|__main__|manage|setup|noxfile|fabfile|locustfile)\.py$|(^|\/)(examples?|example_\w+|\w+_example)\.py$|(^|\/)((create|make|load|generate|gen)_)?(test|sample|demo|seed|fake|dummy|fixtures?)_?data\.py$|(^|\/)(seed(_\w+)?|\w+_seeds?|populate(_\w+)?)\.py$/;
+/** Is the path one-off code by its folder or file name ({@link ONE_OFF_PATH})? */
+export function isOneOffPath(path: string): boolean {
+  return ONE_OFF_PATH.test(path);
+}
 /** Imports that make a module documentation tooling. */
 const DOCS_IMPORTS = /^(sphinx|docutils)(\.|$)/;
 

@@ -5,7 +5,8 @@
  */
 import { projectDirOf, underDirectories } from '../discovery/manifests.js';
 import type { EngineInfo, ModelInfo, ProjectContext } from '../discovery/context.js';
-import { moduleNameOf, type FileModel } from '../semantic/model.js';
+import { isTestPath, moduleNameOf, type FileModel } from '../semantic/model.js';
+import { isOneOffPath } from '../analysis/executionContext.js';
 import type { FileSummary } from '../analysis/summary.js';
 import { makesAsyncSessions, yieldsOrmSession } from '../semantic/asyncSessions.js';
 
@@ -243,6 +244,11 @@ export function isMigrationFile(project: ProjectContext, path: string): boolean 
   let answer = known.answers.get(path);
   if (answer === undefined) known.answers.set(path, (answer = decideMigrationFile(project, known.underLocation, path)));
   return answer;
+}
+
+/** Code that never serves a request or a job: tests, migrations, one-off scripts and tools. */
+export function offlineFile(project: ProjectContext, path: string): boolean {
+  return isTestPath(path) || isMigrationFile(project, path) || isOneOffPath(path);
 }
 
 const migrationAnswers = new WeakMap<ProjectContext, { answers: Map<string, boolean>; underLocation: (path: string) => boolean }>();

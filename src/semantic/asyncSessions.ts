@@ -131,6 +131,28 @@ export function makesAsyncSessions(f: Pick<SessionFactoryInfo, 'kind' | 'class'>
   return f.kind === 'async_sessionmaker' || (f.kind === 'sessionmaker' && /AsyncSession$/.test(f.class ?? ''));
 }
 
+const asyncOnlyMemo = new WeakMap<ProjectContext, boolean>();
+
+/**
+ * Does the project reach its database only through asyncio sessions at run time? Every engine
+ * and session factory outside `offline` files (tests, migrations, one-off scripts: the caller's
+ * answer) is an asyncio one (`create_async_engine`, {@link makesAsyncSessions}, `AsyncSession`,
+ * `async_scoped_session`), and there is at least one. Then an implicit lazy load anywhere in its
+ * service code raises `MissingGreenlet` (SQLAlchemy's asyncio extension allows no implicit IO
+ * outside `run_sync`): code that reads a relationship on rows whose loading it cannot see works
+ * only because whoever loaded them loaded the relationship eagerly.
+ */
+export function asyncOnlyOrm(project: ProjectContext, offline: (file: string) => boolean): boolean {
+  let got = asyncOnlyMemo.get(project);
+  if (got !== undefined) return got;
+  const engines = project.engines.filter((e) => !offline(e.file) && e.factory !== 'asyncpg.create_pool');
+  const factories = project.sessionFactories.filter((f) => !offline(f.file));
+  got = (engines.length > 0 || factories.length > 0) && engines.every((e) => e.async)
+    && factories.every((f) => makesAsyncSessions(f) || f.kind === 'AsyncSession' || f.kind === 'async_scoped_session');
+  asyncOnlyMemo.set(project, got);
+  return got;
+}
+
 /** The project's async session factories, providers, engines and pools, qualified: once per project, not per file. */
 function projectHandles(project: ProjectContext): ProjectHandles {
   let v = projectMemo.get(project);

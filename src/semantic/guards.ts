@@ -301,11 +301,9 @@ function comparedWithLiterals(model: FileModel, fnIndex: number): Set<string> | 
       visit(u.childForFieldName('left'));
       visit(u.childForFieldName('right'));
     } else if (u.type === 'not_operator') visit(u.childForFieldName('argument'));
-    else if (u.type === 'comparison_operator' && u.namedChildCount === 2) {
-      const [left, right] = [u.namedChild(0)!, u.namedChild(1)!];
-      const o = u.text.slice(left.endIndex - u.startIndex, right.startIndex - u.startIndex).trim().replace(/\s+/g, ' ');
-      const t = literalComparison(left, right, o);
-      if (t) (names ??= new Set()).add(t.name);
+    else if (u.type === 'comparison_operator') {
+      const t = flagTest(u);
+      if (t?.literal) (names ??= new Set()).add(t.name);
     }
   };
   for (const node of ifsOf(model, fnIndex)) {
@@ -610,16 +608,19 @@ class PassedArguments {
   private mayBeNone(text: string): boolean {
     return MAYBE_NONE.test(text) || (IDENTIFIER.test(text) && this.maybeNone(text));
   }
-  positional(text: string): void {
+  /** A string or integer literal a callee may compare with (`False`/`None` have codes of their own). */
+  private literal(slot: string, text: string): void {
     const token = text.length <= 44 ? literalToken(text) : null;
-    if (token && token.length > 1) this.literals.push(`${this.positionals.length}:${token}`);
+    if (token && (token[0] === 's' || token[0] === 'n')) this.literals.push(`${slot}:${token}`);
+  }
+  positional(text: string): void {
+    this.literal(String(this.positionals.length), text);
     const guard = IDENTIFIER.test(text) ? this.forwarded(text) : null;
     if (guard) this.forwards.push(`${this.positionals.length}:${guard}`);
     this.positionals += guard ? 'p' : text === 'False' ? 'f' : text === 'None' ? 'z' : this.mayBeNone(text) ? 'n' : 'a';
   }
   keyword(name: string, value: string): void {
-    const token = value.length <= 44 ? literalToken(value) : null;
-    if (token && token.length > 1) this.literals.push(`${name}:${token}`);
+    this.literal(name, value);
     const guard = IDENTIFIER.test(value) ? this.forwarded(value) : null;
     if (guard) this.forwards.push(`${name}:${guard}`);
     else this.keywords.push(value === 'False' ? `${name}=f` : value === 'None' ? `${name}=z` : this.mayBeNone(value) ? `${name}=n` : name);
@@ -840,7 +841,7 @@ function passedArgumentsFromText(
       const close = triple ? j + 3 : j + 1;
       // The string stands in the argument as `""` (only its presence matters), unless it is a
       // plain literal a callee may compare with (`kind="orgs"`): that one is kept.
-      const plain = !triple && !/\w/.test(source[i - 1] ?? '') && j - i - 1 <= 40 && /^[A-Za-z0-9_./]*$/.test(source.slice(i + 1, j));
+      const plain = !triple && !/\w/.test(source[i - 1] ?? '') && literalToken(source.slice(i, close)) !== null;
       arg += source.slice(start, i) + (plain ? source.slice(i, close) : '""');
       start = close;
       i = close - 1;

@@ -4,7 +4,8 @@
  * guard — `if _engine is None: _engine = ...`, `if not _types: _types.update(...)`,
  * `if key not in _cache: _cache[key] = ...`, or after `if _x is not None: return _x` in a
  * function that then sets `_x` (also nested in `if use_cache:` on a parameter that defaults to
- * `True`, or with such a flag in the same test: `if key in _cache and not refresh:`). A shared cache region counts as such a cache: dogpile.cache's `REGION.get(key)` tested
+ * `True`, or with such a flag in the same test: `if key in _cache and not refresh:`). A shared
+ * cache region counts as such a cache: dogpile.cache's `REGION.get(key)` tested
  * against `NO_VALUE`/`NoValue` and filled with `REGION.set(...)`, or a helper that reads a cache
  * (`read_from_cache(key)`) with one that writes it (`write_to_cache(...)`) on the miss. A caller
  * in a loop or on the event loop pays for it at most once (per key), so effects found there are

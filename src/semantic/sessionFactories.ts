@@ -9,7 +9,7 @@
  */
 import type { ProjectContext, SessionFactoryInfo } from '../discovery/context.js';
 import type { SyntaxNode } from '../parse/parser.js';
-import { assignmentsTo, isTestPath, moduleNameOf, type FileModel } from './model.js';
+import { assignmentsTo, moduleNameOf, type FileModel } from './model.js';
 import { typeString } from './valueTypes.js';
 
 const factoriesMemo = new WeakMap<ProjectContext, Map<string, SessionFactoryInfo>>();
@@ -90,30 +90,3 @@ function attributeFactory(project: ProjectContext, attr: string): SessionFactory
   const q = project.factoryAttributes?.[attr];
   return q ? projectFactories(project).get(q) ?? null : null;
 }
-
-const asyncOnlyMemo = new WeakMap<ProjectContext, boolean>();
-
-/**
- * Does the project reach its database only through asyncio sessions at run time? Every engine
- * and session factory outside tests, migrations and one-off scripts is an asyncio one
- * (`create_async_engine`, `async_sessionmaker`, `AsyncSession`, `async_scoped_session`, a
- * `sessionmaker(class_=AsyncSession)`), and there is at least one. Then an implicit lazy load
- * anywhere in its service code raises `MissingGreenlet` (SQLAlchemy's asyncio extension allows no
- * implicit IO outside `run_sync`): code that reads a relationship on rows whose loading it cannot
- * see works only because whoever loaded them loaded the relationship eagerly.
- */
-export function asyncOnlyOrm(project: ProjectContext): boolean {
-  let got = asyncOnlyMemo.get(project);
-  if (got !== undefined) return got;
-  const runtime = (file: string) => !isTestPath(file) && !OFFLINE_PATH.test(file) && !project.migrations.files.includes(file)
-    && !project.migrations.scriptLocations.some((dir) => dir && (file === dir || file.startsWith(`${dir.replace(/\/$/, '')}/`)));
-  const engines = project.engines.filter((e) => runtime(e.file) && e.factory !== 'asyncpg.create_pool');
-  const factories = project.sessionFactories.filter((f) => runtime(f.file));
-  const asyncFactory = (f: SessionFactoryInfo) => /^(async_sessionmaker|async_scoped_session|AsyncSession)$/.test(f.kind) || (f.kind === 'sessionmaker' && /AsyncSession$/.test(f.class ?? ''));
-  got = (engines.length > 0 || factories.length > 0) && engines.every((e) => e.async) && factories.every(asyncFactory);
-  asyncOnlyMemo.set(project, got);
-  return got;
-}
-
-/** Migrations (Alembic's `env.py` and `versions/`, any `migrations/` folder) and one-off scripts. */
-const OFFLINE_PATH = /(^|\/)(\w*migrations?|alembic|versions|scripts?|bin|tools)\/|(^|\/)env\.py$/;

@@ -994,8 +994,10 @@ function treeClass(model: FileModel, name: string): boolean {
   return !!q && !!model.repoModules && inTreeModule(model.repoModules, q);
 }
 /**
- * A method called on an instance of a class of the tree made on the spot or bound once in the
- * function: `TeamService(db).invite(...)`, `svc = TeamService(db)` then `svc.invite(...)`.
+ * A method called on an object of the tree made on the spot or bound once in the function: an
+ * instance of a class of the tree (`TeamService(db).invite(...)`, `svc = TeamService(db)` then
+ * `svc.invite(...)`), or what a function of the tree returns (`card = one_card(code)` then
+ * `card.set_labels(...)`).
  */
 function constructedReceiver(model: FileModel, call: CallInfo): boolean {
   let r = call.receiver;
@@ -1008,8 +1010,7 @@ function constructedReceiver(model: FileModel, call: CallInfo): boolean {
   if (r?.type !== 'call') return false;
   const name = r.childForFieldName('function')?.text.replace(/\s+/g, '') ?? '';
   if (/^(?:[A-Za-z_]\w*\.)*[A-Z]\w*$/.test(name) && treeClass(model, name)) return true;
-  // Or what a function of the repo returns (`card = one_card(code)`; `card.set_labels(labels)`),
-  // whose return annotation the call graph follows: a function this file defines or imports.
+  // A function this file defines or imports from the tree, whose return annotation the call graph follows.
   const fn = callAt(model, r);
   return !!fn && !fn.hasReceiver && (fn.qualifiedName === null ? LOCAL_HELPER.test(fn.calleeText) : !!model.repoModules && inTreeModule(model.repoModules, fn.qualifiedName));
 }

@@ -78,11 +78,11 @@
  */
 import { sessionsExpireOnCommit } from '../../../semantic/sessionExpiry.js';
 import type { ModelInfo, ProjectContext } from '../../../discovery/context.js';
-import { modelsNamed, nearestModels, modelsNamedInSummary, projectIndex } from '../../projectFacts.js';
+import { modelsNamed, nearestModels, modelsNamedInSummary, offlineFile, projectIndex } from '../../projectFacts.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect, SummaryCall } from '../../../analysis/summary.js';
 import { flagAtCall } from '../../../semantic/guards.js';
-import { asyncOnlyOrm } from '../../../semantic/sessionFactories.js';
+import { asyncOnlyOrm } from '../../../semantic/asyncSessions.js';
 import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import { UNTYPED as UNTYPED_RECEIVER } from '../../../analysis/objects.js';
 import { classMembers, groupedBy, ITEM_ARG_CALL, PARAM_LOOP_READS, PARAM_READS, ROW_CALL, ROW_QUERY, ROWS_ARG_CALL, rowReadsAt } from './rowCalls.js';
@@ -1237,7 +1237,7 @@ export const lazyLoadInLoop: FileRule & RepoRule = {
           ...(asyncRows && !selfReferential ? { severity: rel.scalar ? 'medium' as const : 'high' as const, failure: true as const }
             : writer || (cap !== null && cap <= SMALL_CAP) || (collection?.nested && rel.scalar) || search ? { severity: 'low' as const } : rel.scalar || (!source && !helped) || cap !== null || memo ? { severity: 'medium' as const } : {}),
           ...(selfReferential ? { advisory: SELF_REFERENCE_EVIDENCE } : grouped && !asyncRows ? { advisory: GROUPED_EVIDENCE } : expiring ? { advisory: EXPIRED_EVIDENCE }
-            : collection?.unseen && asyncOnlyOrm(project) ? { advisory: ASYNC_UNSEEN_EVIDENCE } : {}),
+            : collection?.unseen && asyncOnlyOrm(project, (f) => offlineFile(project, f)) ? { advisory: ASYNC_UNSEEN_EVIDENCE } : {}),
           // A `lazy="dynamic"` relationship is a query object: no loader option populates it.
           ...(rel.dynamic ? { recommendation: DYNAMIC_FIX } : {}),
         });

@@ -909,8 +909,8 @@ function loopFacts(graph: CallGraph): LoopFacts {
  * A loop domain with its `call` decided: the rows of a same-repo function that reaches a query
  * (through typed calls) grow with the data; any other call's result is unknown.
  */
-export function resolveDomain(graph: CallGraph, file: number, domain: LoopDomain, fn?: FnRef, depth = 0): Domain {
-  if (domain.kind === 'param') return fn ? paramDomain(graph, fn, domain, depth) : domain.held && !domain.dto ? 'rows' : 'unknown';
+export function resolveDomain(graph: CallGraph, file: number, domain: LoopDomain, fn?: FnRef): Domain {
+  if (domain.kind === 'param') return fn ? paramDomain(graph, fn, domain) : domain.held && !domain.dto ? 'rows' : 'unknown';
   if (domain.kind !== 'call') return domain.kind;
   const call = graph.callAt(file, domain.line!, domain.column!);
   if (!call) return 'unknown';

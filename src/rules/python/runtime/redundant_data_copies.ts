@@ -79,10 +79,8 @@ function snapshotOfShared(model: FileModel, call: CallInfo, value: SyntaxNode): 
     root = root.type === 'attribute' ? root.childForFieldName('object') : root.type === 'subscript' ? root.childForFieldName('value') : root.childForFieldName('function');
   }
   if (root?.type === 'identifier' && (root.text === 'self' || root.text === 'cls')) return true;
-  for (let cur = call.node.parent; cur && cur.type !== 'function_definition'; cur = cur.parent) {
-    if (cur.type === 'with_statement' && /lock|mutex|semaphore/i.test(cur.childForFieldName('body') ? cur.text.slice(0, cur.childForFieldName('body')!.startIndex - cur.startIndex) : '')) return true;
-  }
-  return false;
+  return model.withs.some((w) => w.functionIndex === call.functionIndex && w.bodyStart <= call.node.startIndex && call.node.endIndex <= w.bodyEnd
+    && w.items.some((i) => /lock|mutex|semaphore/i.test(i.value.text)));
 }
 
 const READ_METHODS = new Set(['get', 'keys', 'values', 'items', 'count', 'index', '__contains__']);

@@ -110,19 +110,21 @@ export const commitInLoop: FileRule & RepoRule = {
       if (readOnlyCommit(graph, reach) && !siteWrites(graph, ref, call) && !siblingStages(graph, ref, call)) continue;
       const weak = reach.weak || call.receiverType === UNTYPED;
       const names = graph.chainNames(reach);
-      const missing = onlyWhereMissing(graph, reach) ?? lookedUpFirst(graph, ref, call);
+      const missing = onlyWhereMissing(graph, reach);
+      const lookedUp = !missing && lookedUpFirst(graph, ref, call);
       ctx.report({
         path: file.path,
         location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
         message: `\`${call.calleeText}()\` commits on every iteration of the loop (\`${names.join('` → `')}()\`): one transaction and one WAL flush per item, and a failure half-way leaves the batch half applied`
           + (outside ? ` (each item also calls out, \`${outside}\`, after changing rows and before the commit)` : '')
-          + (missing ? ` — only for the items whose row is missing: ${'inLoop' in missing ? 'the loop looks each item\'s row up first and makes the call only when none is found' : `\`${missing.fn}\` returns the \`${missing.name}\` it finds first`}` : '')
+          + (missing ? ` — only for the items whose row is missing: \`${missing.fn}\` returns the \`${missing.name}\` it finds first`
+            : lookedUp ? ' — only for the items whose row is missing: the loop looks each item\'s row up first and makes the call only when none is found' : '')
           + (weak ? ' (a call resolved by its method name alone)' : ''),
         // N is what one request sent (its chosen items), or a handful every caller writes out:
         // bounded by the client or the code, `low`; so is an
         // iteration that also calls out (the call dominates it), and a get-or-create's commit,
         // which runs only for the rows not found (most items of a repeated run find theirs).
-        severity: weak || outside || missing || boundedByCallers(graph, ref, call) ? 'low' : 'medium',
+        severity: weak || outside || missing || lookedUp || boundedByCallers(graph, ref, call) ? 'low' : 'medium',
         function: fn.name,
         chain: graph.chainSteps(reach, { ref, call }),
       });
@@ -291,13 +293,18 @@ function outsideAfterWrite(graph: CallGraph, reach: Reach): string | null {
   return outside;
 }
 
+/** The loop-call site fact of `call` (`TXN_LOOP_CALL`: `w`/`m` flags, `|`, the loop's domain). */
+function loopSite(graph: CallGraph, ref: FnRef, call: SummaryCall): Effect | undefined {
+  return graph.ownEffects(ref).find((e) => e.kind === TXN_LOOP_CALL && e.line === call.line && e.column === call.column);
+}
+
 /**
  * Does the loop around the site run over what one request sent, or over a handful of items every
  * caller writes out (the site fact's domain after `|`: request input, or a parameter the callers
  * fill so, as PA107 reads it)?
  */
 function boundedByCallers(graph: CallGraph, ref: FnRef, call: SummaryCall): boolean {
-  const site = graph.ownEffects(ref).find((e) => e.kind === TXN_LOOP_CALL && e.line === call.line && e.column === call.column);
+  const site = loopSite(graph, ref, call);
   const code = site?.what.slice(site.what.indexOf('|') + 1) ?? '';
   if (!code) return false;
   const domain = resolveDomain(graph, ref.file, decodeDomain(code), ref);
@@ -323,10 +330,9 @@ function onlyWhereMissing(graph: CallGraph, reach: Reach): { fn: string; name: s
  * (`n = find(label); if not n: n = create(...)`, the site's `m` flag): a get-or-create written in
  * the loop, whose commit runs for the missing rows only.
  */
-function lookedUpFirst(graph: CallGraph, ref: FnRef, call: SummaryCall): { fn: string; name: string; inLoop: true } | null {
-  const site = graph.ownEffects(ref).find((e) => e.kind === TXN_LOOP_CALL && e.line === call.line && e.column === call.column);
-  const flags = site?.what.slice(0, site.what.indexOf('|')) ?? '';
-  return flags.includes('m') ? { fn: graph.function(ref).name, name: 'the row', inLoop: true } : null;
+function lookedUpFirst(graph: CallGraph, ref: FnRef, call: SummaryCall): boolean {
+  const site = loopSite(graph, ref, call);
+  return !!site && site.what.slice(0, site.what.indexOf('|')).includes('m');
 }
 
 /**
@@ -341,7 +347,7 @@ function siblingStages(graph: CallGraph, ref: FnRef, call: SummaryCall): boolean
 
 /** Does the loop around the site write on its own (the site fact's `w`)? */
 function siteWrites(graph: CallGraph, ref: FnRef, call: SummaryCall): boolean {
-  return graph.ownEffects(ref).some((e) => e.kind === TXN_LOOP_CALL && e.line === call.line && e.column === call.column && e.what.startsWith('w'));
+  return loopSite(graph, ref, call)?.what.startsWith('w') ?? false;
 }
 
 function short(t: string): string {

@@ -382,15 +382,10 @@ const SESSION_LIKE = /(^|[._])(db|session|sess|conn|connection|repo|repository|u
 /** Names that only point at a session (an id, a URL, a name): not one. */
 const NOT_A_SESSION = /_(id|ids|url|uri|name|names|key|string|str|config|settings|factory|maker)$/i;
 
-/** Is `node` inside a `with`/`async with ...begin_nested():` block that lies within `outer`? */
-function inSavepointWithin(node: SyntaxNode, outer: SyntaxNode): boolean {
-  for (let cur = node.parent; cur && cur.id !== outer.id; cur = cur.parent) {
-    if (cur.type !== 'with_statement') continue;
-    const body = cur.childForFieldName('body');
-    const header = body ? cur.text.slice(0, body.startIndex - cur.startIndex) : cur.text;
-    if (/\.begin_nested\s*\(/.test(header)) return true;
-  }
-  return false;
+/** Is the call inside a `with`/`async with ...begin_nested():` block that lies within `outer`? */
+function inSavepointWithin(model: FileModel, call: CallInfo, outer: SyntaxNode): boolean {
+  return model.withs.some((w) => w.functionIndex === call.functionIndex && w.node.startIndex > outer.startIndex && w.node.endIndex <= outer.endIndex
+    && w.bodyStart <= call.node.startIndex && call.node.endIndex <= w.bodyEnd && w.items.some((i) => /\.begin_nested\s*\(/.test(i.value.text)));
 }
 
 function handledReuses(model: FileModel, out: Effect[][]): void {
@@ -401,7 +396,7 @@ function handledReuses(model: FileModel, out: Effect[][]): void {
     if (!t) continue;
     // Inside a savepoint the try opens (`async with session.begin_nested(): await create(...)`):
     // the failure rolls back to the savepoint as the block exits, and the session stays usable.
-    if (inSavepointWithin(call.node, t)) continue;
+    if (inSavepointWithin(model, call, t)) continue;
     // The receiver the try's call goes through (`repo`, `self.repo`) or the names it hands on
     // (`create(db, ...)`): a handler call on the same, or handed the same, shares its session.
     const receiver = call.hasReceiver ? receiverKey(call) ?? call.dottedReceiver : null;

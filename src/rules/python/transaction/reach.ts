@@ -19,15 +19,15 @@ const TXN_OPEN_CALLS: ReadonlySet<string> = new Set([TXN_OPEN_CALL]);
  */
 export function reportInTransactionCalls(
   ctx: RepoRuleContext, kind: string, severity: Severity, alwaysOnly: boolean,
-  describe: (callee: string, chain: string, where: string) => string,
+  describe: (callee: string, chain: string, where: string, lightened: boolean) => string,
   /** Also the spans a read began, before any write; `pending`: only where a changed row's attribute waits for the commit; `only`: those spans alone. */
   reads: boolean | 'pending' | 'only' = false,
   /** The report's `lowInBackground` (a read-only span: a job's connection, no request waits on it). */
   lowInBackground = false,
   /**
    * Half of the claim does not hold for this callee (a network call that only reads: nothing to
-   * undo, the round trip still holds the transaction): the note to add, and the severity goes one
-   * step down (`low` to advisory, with the note as evidence).
+   * undo, the round trip still holds the transaction): the note to add ({@link lighterClaim};
+   * `describe` is told, to leave that half out).
    */
   lighter?: (to: FnRef) => string | undefined,
 ): void {
@@ -55,24 +55,25 @@ export function reportInTransactionCalls(
       : open.kind === 'read' ? `in the transaction the first statement on \`${open.session}\` began (line ${open.from}), before its commit (line ${open.to})`
       : `between the first write on \`${open.session}\` (line ${open.from}) and its commit (line ${open.to})`;
     const note = lighter?.(to);
-    const stated = weak ? lower(severity) : severity;
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-      message: (note ? withoutUndo(describe(call.calleeText, graph.chainNames(reach).join('` → `'), where)) : describe(call.calleeText, graph.chainNames(reach).join('` → `'), where))
-        + (weak ? ' (a call resolved by its method name alone)' : '') + (note ? `; ${note}` : ''),
-      severity: note && stated !== 'low' ? lower(stated) : stated,
+      message: describe(call.calleeText, graph.chainNames(reach).join('` → `'), where, !!note) + (weak ? ' (a call resolved by its method name alone)' : '') + (note ? `; ${note}` : ''),
+      ...lighterClaim(weak ? lower(severity) : severity, note),
       function: fn.name,
       chain: graph.chainSteps(reach, { ref, call }),
       ...(lowInBackground ? { lowInBackground: true as const } : {}),
-      ...(note && stated === 'low' ? { advisory: note } : {}),
     });
   }
 }
 
-/** A message without its "cannot be undone" clause, for a call that sends nothing. */
-export function withoutUndo(message: string): string {
-  return message.replace(/, and the call cannot be undone if the commit fails/, '');
+/**
+ * A claim with half of it gone (`note` says which: a call that only reads has nothing to undo):
+ * one step lower, `low` becoming advisory with the note as evidence.
+ */
+export function lighterClaim(severity: Severity, note: string | undefined): { severity: Severity; advisory?: string } {
+  if (!note) return { severity };
+  return severity === 'low' ? { severity, advisory: note } : { severity: lower(severity) };
 }
 
 export function lower(s: Severity): Severity {

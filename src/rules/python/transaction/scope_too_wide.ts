@@ -29,7 +29,7 @@ import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../..
 import { awaitedOffloadCall, readOnlyRemote } from '../../../semantic/externalCalls.js';
 import { callsOf, externalCall, openOnPathTo, transactionRegions } from './semantics.js';
 import { COMMIT_EFFECT, NETWORK_EFFECT, NETWORK_SEND_EFFECT, ROLLBACK_EFFECT, TXN_LOOP_CALL, TXN_OPEN_CALL } from './effects.js';
-import { lower, reportInTransactionCalls, withoutUndo } from './reach.js';
+import { lighterClaim, reportInTransactionCalls } from './reach.js';
 import { callGraphOf, siteCalls, type CallEdge, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import type { Effect } from '../../../analysis/summary.js';
 import type { Severity } from '../../../types.js';
@@ -86,18 +86,18 @@ export const scopeTooWide: FileRule & RepoRule = {
         ctx.report({
           node: call.node,
           message: ext.kind === 'network'
-            ? `network call \`${ext.what}\` ${where}: the transaction holds its connection and locks while waiting` + (reads ? `; ${READ_ONLY_NOTE}` : ', and the call cannot be undone if the commit fails')
+            ? `network call \`${ext.what}\` ${where}: the transaction holds its connection and locks while waiting${reads ? `; ${READ_ONLY_NOTE}` : UNDO}`
             : `file I/O \`${ext.what}\` ${where}: the transaction stays open while the disk works`,
           // A write transaction on SQLite locks the database file for other writers only: low.
-          ...lighterClaim(region.commit && isSqliteDriver(receiverDriver(model, region.commit)) ? 'low' : ext.kind === 'network' ? 'high' : 'medium', reads),
+          ...lighterClaim(region.commit && isSqliteDriver(receiverDriver(model, region.commit)) ? 'low' : ext.kind === 'network' ? 'high' : 'medium', reads ? READ_ONLY_NOTE : undefined),
         });
       }
     }
   },
   checkRepo(ctx: RepoRuleContext): void {
     const graph = callGraphOf(ctx.index);
-    reportInTransactionCalls(ctx, NETWORK_EFFECT, 'high', false, (callee, chain, where) =>
-      `\`${callee}()\` makes a network call (\`${chain}()\`) ${where}: the transaction holds its connection and locks while waiting, and the call cannot be undone if the commit fails`,
+    reportInTransactionCalls(ctx, NETWORK_EFFECT, 'high', false, (callee, chain, where, reads) =>
+      `\`${callee}()\` makes a network call (\`${chain}()\`) ${where}: the transaction holds its connection and locks while waiting${reads ? '' : UNDO}`,
       false, false, (to) => (graph.reaches(to, NETWORK_SEND_EFFECT, 'any') ? undefined : READ_ONLY_NOTE));
     const done = requestTransactionWaits(ctx);
     flushedWriteWaits(ctx, done);
@@ -171,7 +171,7 @@ function requestTransactionWaits(ctx: RepoRuleContext): Set<string> {
     if (direct || edge) reported.add(key);
     // Medium: the cost is the ordering (a sent call and a rolled-back write), not a long lock:
     // in the field review every such handler held only the rows it had just written.
-    reportWait(ctx, graph, ref, direct, edge, `${where}: the transaction holds its connection and the written rows' locks while waiting, and the call cannot be undone if the commit fails`, () => 'medium');
+    reportWait(ctx, graph, ref, direct, edge, `${where}: the transaction holds its connection and the written rows' locks while waiting`, () => 'medium');
   }
   return reported;
 }
@@ -243,7 +243,7 @@ function flushedWriteWaits(ctx: RepoRuleContext, done: ReadonlySet<string>): voi
     // Low: one remote call while the rows this code just wrote are locked (the review of the field
     // cases: the order was often deliberate, the locks on rows few others touch); medium when the
     // call runs per item of a loop, each round trip adding to the time the locks are held.
-    reportWait(ctx, graph, ref, direct, edge, `${where}: the flushed rows stay locked while it waits, and the call cannot be undone if the commit fails`, (inLoop) => (inLoop ? 'medium' : 'low'));
+    reportWait(ctx, graph, ref, direct, edge, `${where}: the flushed rows stay locked while it waits`, (inLoop) => (inLoop ? 'medium' : 'low'));
   }
   if (waiting.size) perItemWaits(ctx, graph, waiting);
 }
@@ -290,11 +290,12 @@ function reportWait(
   const fn = graph.function(ref);
   if (direct && (!edge || before(direct, edge.call))) {
     const call = graph.callAt(ref.file, direct.line, direct.column);
+    const reads = readOnlyRemote(direct.what);
     ctx.report({
       path: file.path,
       location: { line: direct.line, column: direct.column, endLine: call?.endLine ?? direct.line, endColumn: call?.endColumn ?? direct.column + 1 },
-      message: readOnlyRemote(direct.what) ? `network call \`${direct.what}\` ${withoutUndo(tail)}; ${READ_ONLY_NOTE}` : `network call \`${direct.what}\` ${tail}`,
-      ...lighterClaim(severity(call?.inLoop ?? false), readOnlyRemote(direct.what)),
+      message: `network call \`${direct.what}\` ${tail}${reads ? `; ${READ_ONLY_NOTE}` : UNDO}`,
+      ...lighterClaim(severity(call?.inLoop ?? false), reads ? READ_ONLY_NOTE : undefined),
       function: fn.name,
     });
   } else if (edge) {
@@ -304,11 +305,11 @@ function reportWait(
     ctx.report({
       path: file.path,
       location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
-      message: `\`${edge.call.calleeText}()\` makes a network call (\`${graph.chainNames(reach).join('` → `')}()\`) ${reads ? withoutUndo(tail) : tail}`
+      message: `\`${edge.call.calleeText}()\` makes a network call (\`${graph.chainNames(reach).join('` → `')}()\`) ${tail}${reads ? '' : UNDO}`
         + (edge.call.background ? '; it is a background task, which runs after the response is sent but before the request scope\'s exit code (FastAPI before 0.106 and from 0.118), so still inside that transaction' : '')
         + (weak ? ' (a call resolved by its method name alone)' : '')
         + (reads ? `; ${READ_ONLY_NOTE}` : ''),
-      ...lighterClaim(weak ? 'low' : severity(edge.call.inLoop), reads),
+      ...lighterClaim(weak ? 'low' : severity(edge.call.inLoop), reads ? READ_ONLY_NOTE : undefined),
       function: fn.name,
       chain: graph.chainSteps(reach, { ref, call: edge.call }),
     });
@@ -321,11 +322,8 @@ function reportWait(
  */
 const READ_ONLY_NOTE = 'the call only reads from the remote side (a GET, a retrieve, a list), so nothing is left behind if the commit fails: the cost is the connection and the locks held for the round trip';
 
-/** A claim with its undo half gone (a read-only call): one step lower, `low` becoming advisory. */
-function lighterClaim(severity: Severity, reads: boolean): { severity: Severity; advisory?: string } {
-  if (!reads) return { severity };
-  return severity === 'low' ? { severity, advisory: READ_ONLY_NOTE } : { severity: lower(severity) };
-}
+/** The half of the claim a call that sends something carries: what it did outside stays done. */
+const UNDO = ', and the call cannot be undone if the commit fails';
 
 /** Resolver lookups: a wait, but nothing sent that a failed commit would leave behind. */
 const NAME_LOOKUP = /^socket\.(getaddrinfo|gethostbyname|gethostbyname_ex|gethostbyaddr|getfqdn|getnameinfo)$/;
