@@ -197,6 +197,26 @@ describe('PA210 check_then_insert', () => {
     expect(at(rel, 'app/subscriptions.py', 32, 'PA210')?.originalSeverity).toBe('low');
     expect(at(rel, 'app/subscriptions.py', 42, 'PA210')?.message).toMatch(/`Vote\.poll_id`, `Vote\.voter`/);
   });
+  it('is advisory when the schema keeps the key unique, naming the key, and says the slower call fails', () => {
+    const rel = 'transaction/check-insert';
+    const file = path.join(FIXTURES, rel, 'app/schema_keys.py');
+    const handle = at(rel, 'app/schema_keys.py', lineOf(file, 'session.add(taken)'), 'PA210');
+    expect(handle?.advisory).toBe(true);
+    expect(handle?.downgrades[0]?.evidence).toMatch(/keeps `Handle\.name` unique: the race cannot leave a duplicate/);
+    expect(handle?.message).toMatch(/both insert, and the slower one fails with an `IntegrityError`$/);
+    // A composite primary key, a `UniqueConstraint`, a unique `Index`, a classic table's keys.
+    expect(at(rel, 'app/schema_keys.py', lineOf(file, 'session.add(Membership('), 'PA210')?.downgrades[0]?.evidence).toMatch(/`Membership\.club_id`, `Membership\.member_id`/);
+    expect(at(rel, 'app/schema_keys.py', lineOf(file, 'session.add(Seat('), 'PA210')?.downgrades[0]?.evidence).toMatch(/`Seat\.show_id`, `Seat\.row_label`/);
+    expect(at(rel, 'app/schema_keys.py', lineOf(file, 'session.add(Alias('), 'PA210')?.downgrades[0]?.evidence).toMatch(/`Alias\.domain`, `Alias\.local_part`/);
+    const classic = path.join(FIXTURES, rel, 'app/classic.py');
+    expect(at(rel, 'app/classic.py', lineOf(classic, 'session.add(Follow('), 'PA210')?.downgrades[0]?.evidence).toMatch(/`Follow\.follower_id`, `Follow\.followed_id`/);
+    // The caller's own primary key reused: named in the message.
+    expect(at(rel, 'app/schema_keys.py', lineOf(file, 'session.add(Widget(id=widget_id'), 'PA210')?.message).toMatch(/on `Widget\.id`, `Widget\.tenant`/);
+    // Without a unique key the race leaves a duplicate: low, not advisory.
+    const dup = at(rel, 'app/classic.py', lineOf(classic, 'session.add(Bookmark('), 'PA210');
+    expect(dup?.advisory).toBe(false);
+    expect(dup?.message).toMatch(/leaving a duplicate/);
+  });
 });
 
 describe('PA207 commit_in_loop severities', () => {

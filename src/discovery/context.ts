@@ -265,6 +265,12 @@ export interface ModelInfo {
    */
   columns?: string[];
   primaryKey?: string[];
+  /**
+   * Column sets the schema keeps unique besides the primary key: `unique=True` columns,
+   * `UniqueConstraint`/`PrimaryKeyConstraint`/`Index(..., unique=True)` of `__table_args__` (its
+   * own, its mixins' and bases'). Absent when none is known.
+   */
+  uniqueKeys?: string[][];
   foreignKeyColumns?: string[];
   /**
    * `name = association_proxy("rel", "attr")` in the class body (or a mixin's, a base's): reading

@@ -792,6 +792,7 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
     /** Column attribute names, primary keys and foreign-key columns of the class and its lineage. */
     columnNames: string[];
     primaryKeys: string[];
+    uniqueKeys: string[][];
     foreignKeys: string[];
     sqlmodel: boolean;
     /** No table and extended by models: an unmarked abstract base, not reported. */
@@ -808,6 +809,7 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
     const proxies = [...(c.proxies ?? [])];
     const columnNames = [...(c.columnNames ?? []), ...(sqlmodel ? c.plainNames ?? [] : [])];
     const primaryKeys = [...(c.primaryKeys ?? [])];
+    const uniqueKeys = [...(c.uniqueKeys ?? [])];
     const foreignKeys = [...(c.foreignKeys ?? [])];
     let tableExpr: string | null = c.tablenameExpr;
     let parentTable: string | null = null;
@@ -832,6 +834,7 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
           // Inherited mapping: the parent's columns are attributes of the subclass's rows too.
           columnNames.push(...parent.columnNames);
           primaryKeys.push(...parent.primaryKeys);
+          uniqueKeys.push(...parent.uniqueKeys);
           foreignKeys.push(...parent.foreignKeys);
         }
         continue;
@@ -839,6 +842,7 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
       columns += p.columns + (sqlmodel ? p.plainAnnotated : 0);
       columnNames.push(...(p.columnNames ?? []), ...(sqlmodel ? p.plainNames ?? [] : []));
       primaryKeys.push(...(p.primaryKeys ?? []));
+      uniqueKeys.push(...(p.uniqueKeys ?? []));
       foreignKeys.push(...(p.foreignKeys ?? []));
       relationships.push(...p.relationships);
       deferred.push(...(p.deferred ?? []));
@@ -867,7 +871,7 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
     // A column the class declares itself, not deferred, overrides a mixin's or a base's deferred one.
     const own = new Set(c.eagerColumns ?? []);
     const kept = own.size ? deferred.filter((x) => !own.has(x.split(':')[0]!)) : deferred;
-    const d: Described = { table, columns, relationships, deferred: kept, proxies, columnNames, primaryKeys, foreignKeys, sqlmodel, skip: table === null && !parentTable && hasModelChildren.has(c) };
+    const d: Described = { table, columns, relationships, deferred: kept, proxies, columnNames, primaryKeys, uniqueKeys, foreignKeys, sqlmodel, skip: table === null && !parentTable && hasModelChildren.has(c) };
     described.set(c, d);
     return d;
   };
@@ -888,6 +892,7 @@ function resolveModels(classes: ClassFacts[], rootNames: string[], flaskSqlalche
       ...(d.deferred.length ? { deferred: [...new Set(d.deferred)] } : {}),
       ...(d.columnNames.length ? { columns: [...new Set(d.columnNames)] } : {}),
       ...(d.primaryKeys.length ? { primaryKey: [...new Set(d.primaryKeys)] } : {}),
+      ...(d.uniqueKeys.length ? { uniqueKeys: d.uniqueKeys.filter((k, i) => d.uniqueKeys.findIndex((x) => x.join() === k.join()) === i) } : {}),
       ...(d.foreignKeys.length ? { foreignKeyColumns: [...new Set(d.foreignKeys)] } : {}),
       // The class's own declaration of a name wins over a base's (the first listed).
       ...(d.proxies.length ? { proxies: d.proxies.filter((x, i) => d.proxies.findIndex((y) => y.name === x.name) === i) } : {}),
@@ -931,6 +936,9 @@ function imperativeModels(mappings: ImperativeMapping[], classes: ClassFacts[], 
       line: cls?.line ?? m.line,
       columnCount: table?.columnCount ?? 0,
       relationships: [...m.relationships].sort(byDeclaration),
+      // The keys the table declares: what a check-then-insert on them can and cannot leave.
+      ...(table?.primaryKey ? { primaryKey: table.primaryKey } : {}),
+      ...(table?.uniqueKeys ? { uniqueKeys: table.uniqueKeys } : {}),
     });
   }
   return out;

@@ -148,6 +148,12 @@ export interface ClassFacts {
   plainNames?: string[];
   /** Columns declared `primary_key=True`: always loaded, whatever `load_only(...)` names. */
   primaryKeys?: string[];
+  /**
+   * Sets of columns the schema keeps unique: a column declared `unique=True`, a
+   * `UniqueConstraint(...)`, a `PrimaryKeyConstraint(...)` or an `Index(..., unique=True)` of
+   * `__table_args__` (columns by name or as attributes).
+   */
+  uniqueKeys?: string[][];
   relationships: RelationshipInfo[];
   /** Uses 2.0-only API (`Mapped[`, `mapped_column`). */
   modern: boolean;
@@ -921,10 +927,22 @@ function classicTable(call: CallInfo, scope: LiteralScope): ModelInfo | null {
   const name = args.positional[0] ? stringValue(args.positional[0], scope) : null;
   if (name === null || name.includes(PLACEHOLDER)) return null;
   let columns = 0;
+  const primaryKey: string[] = [];
+  const uniqueKeys: string[][] = [];
   for (const a of args.positional.slice(1)) {
     if (a.type !== 'call') continue;
     const callee = a.childForFieldName('function')?.text ?? '';
-    if (/(^|\.)Column$/.test(callee)) columns++;
+    if (/(^|\.)Column$/.test(callee)) {
+      columns++;
+      // `Column("user_id", ..., primary_key=True)`, `Column("email", ..., unique=True)`.
+      const col = callArgs(a);
+      const colName = col.positional[0] ? stringValue(col.positional[0], scope) : null;
+      if (colName === null || !/^[A-Za-z_]\w*$/.test(colName)) continue;
+      if (col.keywords.get('primary_key')?.type === 'true') primaryKey.push(colName);
+      if (col.keywords.get('unique')?.type === 'true') uniqueKeys.push([colName]);
+    } else {
+      uniqueKeys.push(...tableArgKeys(a));
+    }
   }
   return {
     name: assignedName(call.node) ?? name,
@@ -934,6 +952,8 @@ function classicTable(call: CallInfo, scope: LiteralScope): ModelInfo | null {
     line: call.line,
     columnCount: columns,
     relationships: [],
+    ...(primaryKey.length ? { primaryKey } : {}),
+    ...(uniqueKeys.length ? { uniqueKeys } : {}),
   };
 }
 
@@ -1190,6 +1210,10 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
       facts.abstract = right?.type === 'true';
       continue;
     }
+    if (attr === '__table_args__') {
+      for (const key of tableArgKeys(right)) (facts.uniqueKeys ??= []).push(key);
+      continue;
+    }
     if (attr.startsWith('__')) continue;
     if (right?.type === 'string') {
       const text = stringValue(right, scope);
@@ -1220,7 +1244,9 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
       if (last === 'mapped_column') facts.modern = true;
       facts.columns++;
       (facts.columnNames ??= []).push(attr);
-      if (callArgs(right!.type === 'await' ? right!.namedChild(0)! : right!).keywords.get('primary_key')?.type === 'true') (facts.primaryKeys ??= []).push(attr);
+      const keywords = callArgs(right!.type === 'await' ? right!.namedChild(0)! : right!).keywords;
+      if (keywords.get('primary_key')?.type === 'true') (facts.primaryKeys ??= []).push(attr);
+      if (keywords.get('unique')?.type === 'true') (facts.uniqueKeys ??= []).push([attr]);
       // SQLModel: `team_id: int | None = Field(default=None, foreign_key="team.id")`.
       if (/\bForeignKey\s*\(/.test(right!.text) || (last === 'Field' && /\bforeign_key\s*=/.test(right!.text))) {
         fkColumns.add(attr);
@@ -1382,9 +1408,43 @@ function declaredAttr(def: SyntaxNode, name: string, facts: ClassFacts, scope: L
     facts.columns++;
     if (last !== 'column_property') {
       (facts.columnNames ??= []).push(name);
-      if (callArgs(value!).keywords.get('primary_key')?.type === 'true') (facts.primaryKeys ??= []).push(name);
+      const keywords = callArgs(value!).keywords;
+      if (keywords.get('primary_key')?.type === 'true') (facts.primaryKeys ??= []).push(name);
+      if (keywords.get('unique')?.type === 'true') (facts.uniqueKeys ??= []).push([name]);
     }
   }
+}
+
+/**
+ * The unique column sets a class's `__table_args__` declares: `UniqueConstraint("org_id", "slug")`,
+ * `PrimaryKeyConstraint(...)`, `Index("ix", "email", unique=True)` (its first argument is the
+ * index's name); columns as strings or as attributes (`Tag.slug`, `slug`). An argument that is
+ * an expression (`func.lower(email)`) makes the set unknown: it is left out.
+ */
+function tableArgKeys(value: SyntaxNode | null): string[][] {
+  const out: string[][] = [];
+  const visit = (n: SyntaxNode) => {
+    if (n.type === 'call') {
+      const fn = n.childForFieldName('function')?.text ?? '';
+      const last = fn.slice(fn.lastIndexOf('.') + 1);
+      const args = callArgs(n);
+      const unique = last === 'UniqueConstraint' || last === 'PrimaryKeyConstraint' || (last === 'Index' && args.keywords.get('unique')?.type === 'true');
+      if (unique) {
+        const cols: string[] = [];
+        let known = true;
+        for (const a of last === 'Index' ? args.positional.slice(1) : args.positional) {
+          const name = a.type === 'string' ? a.text.replace(/^[rbuRBU]*(['"])(.*)\1$/s, '$2') : a.type === 'identifier' ? a.text : a.type === 'attribute' ? a.childForFieldName('attribute')?.text ?? '' : '';
+          if (!/^[A-Za-z_]\w*$/.test(name)) known = false;
+          else cols.push(name);
+        }
+        if (known && cols.length) out.push(cols);
+        return;
+      }
+    }
+    for (const c of n.namedChildren) visit(c);
+  };
+  if (value) visit(value);
+  return out;
 }
 
 /** `Annotated[AsyncSession, Depends(get_db)]` → the type and the provider, qualified; null for anything else. */

@@ -13,6 +13,14 @@
  * SELECT before either commits, both see no row and both insert: a duplicate where the column
  * is not unique, an `IntegrityError` (a 500) where it is.
  *
+ * Advisory when the model's schema keeps the key unique (its primary key, a `unique=True` column,
+ * a `UniqueConstraint`/`PrimaryKeyConstraint`/unique `Index` of `__table_args__`): the race then
+ * cannot leave a duplicate, the slower call fails with an `IntegrityError`. Reviewers of real code,
+ * on the field set and on unseen services, judged every such case worth at most a note, and
+ * every race on a key nothing keeps unique worth fixing. Silent when the lookup names one row by
+ * a unique key (its primary key) and the new row gets another key (`Widget(id=uuid4(), ...)`):
+ * it looked for one row and inserts a different one.
+ *
  * Severity: low, in a request handler too. The race needs two concurrent first writes of one key
  * (a double submit, a retry); in six blind reviews of real services every one judged worth
  * keeping was judged worth `low` (a rare 500 or a duplicate row), and most were rarer still.
@@ -35,7 +43,7 @@ import { callGraphOf, siteCalls } from '../../../analysis/callgraph.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { returnedValues } from '../query/selfRows.js';
 import type { AssignmentInfo, CallInfo, FileModel } from '../../../semantic/model.js';
-import { callAt, selfOffset } from '../../../semantic/model.js';
+import { callAt, resolveImported, selfOffset } from '../../../semantic/model.js';
 import { classOfFunction } from '../../../semantic/classes.js';
 import { libraryClassModel, repositoryLibraryClasses } from '../../../semantic/repositoryLibrary.js';
 import { assignmentsByFunction, callArgs, callsOf, enclosingTries, exceptClauses, lastAssignment, unwrap } from './semantics.js';
@@ -62,11 +70,11 @@ export const checkThenInsert: FileRule & RepoRule = {
     severity: 'low',
     effort: 'S',
     summary: 'A row looked up by a key, then inserted with that key when missing, with no lock, ON CONFLICT or IntegrityError handling',
-    what: 'Finds a check-then-insert: a row of a model looked up by a column (`select(M).where(M.col == v)` with `.first()`/`.one_or_none()`/`scalar_one_or_none()`, `query(M).filter_by(col=v).first()`, `M.query.filter_by(...)`; or only whether one exists: `query(exists().where(M.col == v)).scalar()`, `scalar(select(M.id).where(...)) is not None`, `.count()` / `.count() > 0`), the result tested (`if row is None:`, `if not row:`, `if rows:` for the list `.all()` gives, a guard that returns or raises, or the lookup tested inline: `if <lookup> is not None: raise`), and a new `M(col=...)` with the same column (or one copied from the object the value came from: `M.model_validate(body)`, `M(**body.model_dump())` with the lookup on `body.col`) `add`ed and committed or flushed in the same function (also per item: a lookup in a loop and the insert in the same iteration, after `if row is None:` or past `if row: continue` — a get-or-create of each tag a request names), when nothing uses `ON CONFLICT`/`merge`, and no `except IntegrityError` surrounds the insert (nor a handler of one of its base classes, `SQLAlchemyError`, `Exception`, that answers the error itself instead of raising it on: `rollback(); raise HTTPException(409)`, or nothing raised; `raise`, `raise e` or any other error, `HTTPException(500)` included, is still a 500). A `with_for_update()` on the check does not make it safe: it locks the row when there is one, and nothing when there is none. Also when a uniqueness guard of the same module or class is called first, at the top level of the function (`cls.refuse_taken(slug)`, `check_free(db, email)`: a function whose own `if <lookup by a column == its parameter>:` raises or returns), and the function then adds a row with the value it passed. Also when the lookup is a helper of the repo that returns one row by a column compared with its parameter (`tag = find_tag(db, slug)`, `def find_tag(db, slug): return db.scalars(select(Tag).where(Tag.slug == slug)).first()`) and the caller adds a row built with the argument it passed there. Also in a service or repository built on a repository library (advanced-alchemy): `existing = await self.get_one_or_none(user_id=u, provider=p)`, a test of `existing`, then `self.create({...})`/`self.add(...)` with the same values for every looked-up field where none was found (the library flushes the INSERT), with no `upsert` in the function and no handler for the library\'s `IntegrityError`/`DuplicateKeyError`/`RepositoryError`. Silent when the function holds a lock around it (a PostgreSQL advisory lock, `with redis.lock(...)`, `lock.acquire()`, `with self._lock:`, a project helper named for a lock; not a lock made in the `with` itself, `with threading.Lock():`, which every call makes anew): a second caller waits for the first to commit and then finds its row. Also a generic get-or-create, where the model is a parameter and the key the caller\'s keywords (`def get_or_create(self, model, defaults=None, **kwargs)`: `query(model).filter_by(**kwargs).first()`, tested, then `model(**kwargs)` or `model(**params)` with `params` made from `kwargs`, added and flushed or committed): every get-or-create of the project goes through it. Low: it takes two concurrent first writes of the same key (a double submit, a retry).',
+    what: 'Finds a check-then-insert: a row of a model looked up by a column (`select(M).where(M.col == v)` with `.first()`/`.one_or_none()`/`scalar_one_or_none()`, `query(M).filter_by(col=v).first()`, `M.query.filter_by(...)`; or only whether one exists: `query(exists().where(M.col == v)).scalar()`, `scalar(select(M.id).where(...)) is not None`, `.count()` / `.count() > 0`), the result tested (`if row is None:`, `if not row:`, `if rows:` for the list `.all()` gives, a guard that returns or raises, or the lookup tested inline: `if <lookup> is not None: raise`), and a new `M(col=...)` with the same column (or one copied from the object the value came from: `M.model_validate(body)`, `M(**body.model_dump())` with the lookup on `body.col`) `add`ed and committed or flushed in the same function (also per item: a lookup in a loop and the insert in the same iteration, after `if row is None:` or past `if row: continue` — a get-or-create of each tag a request names), when nothing uses `ON CONFLICT`/`merge`, and no `except IntegrityError` surrounds the insert (nor a handler of one of its base classes, `SQLAlchemyError`, `Exception`, that answers the error itself instead of raising it on: `rollback(); raise HTTPException(409)`, or nothing raised; `raise`, `raise e` or any other error, `HTTPException(500)` included, is still a 500). A `with_for_update()` on the check does not make it safe: it locks the row when there is one, and nothing when there is none. Also when a uniqueness guard of the same module or class is called first, at the top level of the function (`cls.refuse_taken(slug)`, `check_free(db, email)`: a function whose own `if <lookup by a column == its parameter>:` raises or returns), and the function then adds a row with the value it passed. Also when the lookup is a helper of the repo that returns one row by a column compared with its parameter (`tag = find_tag(db, slug)`, `def find_tag(db, slug): return db.scalars(select(Tag).where(Tag.slug == slug)).first()`) and the caller adds a row built with the argument it passed there. Also in a service or repository built on a repository library (advanced-alchemy): `existing = await self.get_one_or_none(user_id=u, provider=p)`, a test of `existing`, then `self.create({...})`/`self.add(...)` with the same values for every looked-up field where none was found (the library flushes the INSERT), with no `upsert` in the function and no handler for the library\'s `IntegrityError`/`DuplicateKeyError`/`RepositoryError`. Silent when the function holds a lock around it (a PostgreSQL advisory lock, `with redis.lock(...)`, `lock.acquire()`, `with self._lock:`, a project helper named for a lock; not a lock made in the `with` itself, `with threading.Lock():`, which every call makes anew): a second caller waits for the first to commit and then finds its row. Also a generic get-or-create, where the model is a parameter and the key the caller\'s keywords (`def get_or_create(self, model, defaults=None, **kwargs)`: `query(model).filter_by(**kwargs).first()`, tested, then `model(**kwargs)` or `model(**params)` with `params` made from `kwargs`, added and flushed or committed): every get-or-create of the project goes through it. Low: it takes two concurrent first writes of the same key (a double submit, a retry). Advisory when the model\'s schema keeps the key unique (its primary key, a `unique=True` column, a `UniqueConstraint`, `PrimaryKeyConstraint` or unique `Index` in `__table_args__`, its own or a mixin\'s): the slower of two racing calls then fails with an `IntegrityError` and no duplicate is left. Silent when the lookup names one row by a unique key (`Widget.id == widget_id`) and the new row is built with another (`Widget(id=str(uuid4()), ...)`): it inserts a different row.',
     why: 'Under READ COMMITTED, PostgreSQL\'s default, two concurrent calls both run the SELECT before either commits, both find nothing, and both insert. Without a unique constraint the table gets a duplicate; with one, the slower call fails with an `IntegrityError` the code never expected, which a request answers with a 500.',
     bad:
       'from sqlalchemy import String, select\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column\n\n\n'
-      + 'class Base(DeclarativeBase):\n    pass\n\n\nclass Tag(Base):\n    __tablename__ = "tags"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    name: Mapped[str] = mapped_column(String(40), unique=True)\n\n\n'
+      + 'class Base(DeclarativeBase):\n    pass\n\n\nclass Tag(Base):\n    __tablename__ = "tags"\n    id: Mapped[int] = mapped_column(primary_key=True)\n    name: Mapped[str] = mapped_column(String(40), index=True)\n\n\n'
       + 'def ensure_tag(session: Session, name: str) -> Tag:\n    tag = session.scalars(select(Tag).where(Tag.name == name)).first()\n    if tag is None:\n        tag = Tag(name=name)\n        session.add(tag)\n        session.commit()\n    return tag\n',
     good:
       'from sqlalchemy import String, select\nfrom sqlalchemy.dialects.postgresql import insert\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column\n\n\n'
@@ -114,14 +122,17 @@ export const checkThenInsert: FileRule & RepoRule = {
         if (passed !== undefined && fact.built[column] === passed) keys.push(column);
       }
       if (!keys.length) continue;
+      const schema = schemaKey(ctx.project, entity, spec.split(',').map((part) => part.split(':')[0] ?? ''), keys);
+      if (schema === 'other-row') continue;
       const key = keys.join('`, `');
       const on = keys.map((k) => `${entity}.${k}`).join('`, `');
       const helper = graph.function(to).qualifiedName;
       ctx.report({
         path: file.path,
         location: fact.add,
-        message: `check-then-insert on \`${on}\`: \`${fact.name}\` is looked up by \`${key}\` in \`${helper}()\` (line ${source.line} of ${graph.fileOf(to).path}) and a new \`${entity}\` with the same \`${key}\` is added here when none is found, then ${fact.end}; no lock, no \`ON CONFLICT\` and no \`IntegrityError\` handling: two concurrent calls both find nothing and both insert, leaving a duplicate or failing with an \`IntegrityError\``,
+        message: `check-then-insert on \`${on}\`: \`${fact.name}\` is looked up by \`${key}\` in \`${helper}()\` (line ${source.line} of ${graph.fileOf(to).path}) and a new \`${entity}\` with the same \`${key}\` is added here when none is found, then ${fact.end}; no lock, no \`ON CONFLICT\` and no \`IntegrityError\` handling: two concurrent calls both find nothing and both insert, ${schema ? 'and the slower one fails with an `IntegrityError`' : 'leaving a duplicate or failing with an `IntegrityError`'}`,
         severity: 'low',
+        ...(schema ? { advisory: uniqueNote(entity, schema) } : {}),
         function: fn.name,
         chain: [{ path: file.path, line: call.line, column: call.column, function: fn.name, call: helper }],
       });
@@ -248,11 +259,12 @@ function returnedLookup(model: FileModel, fnIndex: number): { what: string; line
     const name = MODEL_OF_STATEMENT.exec(v.text)?.[1] ?? MODEL_QUERY_PROPERTY.exec(v.text)?.[1];
     if (!name) continue;
     const parts: string[] = [];
-    for (const [column, value] of filterColumns(v.text, name)) {
+    // `id` too, when a natural key is there as well: the schema's primary key decides the race.
+    for (const [column, value] of comparedColumns(v.text, name)) {
       const index = fn.params.findIndex((q) => q.name === value);
       if (index >= offset) parts.push(`${column}:${index - offset}:${value}`);
     }
-    if (parts.length) return { what: `${name}|${parts.join(',')}`, line: v.startPosition.row + 1 };
+    if (parts.some((p) => !p.startsWith('id:'))) return { what: `${name}|${parts.join(',')}`, line: v.startPosition.row + 1 };
   }
   return null;
 }
@@ -276,6 +288,8 @@ interface Lookup {
   node: SyntaxNode;
   /** The lookup takes `with_for_update()`: that locks a row that exists, not one that is missing. */
   locked: boolean;
+  /** Every column the lookup compares, `id` included, when read from its text. */
+  compared?: Map<string, string>;
   /** The `if` that tests an inline lookup, and whether its condition is true when a row is found. */
   test?: SyntaxNode;
   foundWhenTrue?: boolean;
@@ -369,7 +383,7 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
     if (!name) continue;
     const columns = filterColumns(t, name);
     if (!columns.size) continue;
-    lookups.push({ name: a.target, model: name, columns, line: a.line, node: a.node, locked: /with_for_update/.test(t), loop: a.loops.length ? a.loops[a.loops.length - 1]! : -1, ...(a.loops.length ? { loopEnd: model.loops[a.loops[a.loops.length - 1]!]!.node.endIndex } : {}) });
+    lookups.push({ name: a.target, model: name, columns, compared: comparedColumns(t, name), line: a.line, node: a.node, locked: /with_for_update/.test(t), loop: a.loops.length ? a.loops[a.loops.length - 1]! : -1, ...(a.loops.length ? { loopEnd: model.loops[a.loops[a.loops.length - 1]!]!.node.endIndex } : {}) });
   }
   // Tested inline: `if session.scalars(select(User).where(User.email == e)).first() is not None: raise`.
   for (const node of fn.node.descendantsOfType('if_statement')) {
@@ -379,7 +393,7 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
     const { text: t, name, foundWhenTrue } = parsed;
     const columns = filterColumns(t, name);
     if (!columns.size) continue;
-    lookups.push({ name: null, model: name, columns, line: node.startPosition.row + 1, node: cond, locked: /with_for_update/.test(t), test: node, foundWhenTrue });
+    lookups.push({ name: null, model: name, columns, compared: comparedColumns(t, name), line: node.startPosition.row + 1, node: cond, locked: /with_for_update/.test(t), test: node, foundWhenTrue });
   }
   lookups.push(...guardLookups(model, fnIndex));
   // A lock the function holds (`pg_advisory_xact_lock(...)` on the key, `with redis.lock(...)`):
@@ -411,18 +425,24 @@ function checkFunction(ctx: FileRuleContext, model: FileModel, fnIndex: number, 
       const source = copiedFrom(ctor);
       const keys = [...look.columns].filter(([c, v]) => kw.get(c)?.text.replace(/\s+/g, '') === v || (source !== null && v === `${source}.${c}`)).map(([c]) => c);
       if (!keys.length) continue;
-      const key = keys.join('`, `');
-      const on = keys.map((k) => `${look.model}.${k}`).join('`, `');
       // Committed or flushed after the add, in this function.
       const end = calls.find((c) => (c.method === 'commit' || c.method === 'flush') && c.hasReceiver && c.node.startIndex > add.node.startIndex);
       if (!end) continue;
       if (guarded(add.node, fn.node) || guarded(end.node, fn.node)) continue;
+      // What the schema says, over every compared column (`id` too: a new row reusing the looked-up key).
+      const compared = look.compared ?? look.columns;
+      const reused = [...compared].filter(([c, v]) => kw.get(c)?.text.replace(/\s+/g, '') === v || (source !== null && v === `${source}.${c}`)).map(([c]) => c);
+      const schema = schemaKey(ctx.project, look.model, [...compared.keys()], reused, model);
+      const key = reused.join('`, `');
+      const on = reused.map((k) => `${look.model}.${k}`).join('`, `');
+      if (schema === 'other-row') continue;
       done.add(add.node.startIndex);
       rows.add(ctor.startIndex);
       ctx.report({
         node: add.node,
-        message: `check-then-insert on \`${on}\`: ${look.name ? `\`${look.name}\`` : `a \`${look.model}\``} is looked up by \`${key}\` (line ${look.line}) and a new \`${look.model}\` with the same \`${key}\` is added when none is found, then ${end.method === 'commit' ? 'committed' : 'flushed'} (line ${end.line}); ${look.locked ? '`with_for_update()` locks only a row that exists (when none is found it locks nothing), and' : 'no lock,'} no \`ON CONFLICT\` and no \`IntegrityError\` handling: two concurrent calls both find nothing and both insert, leaving a duplicate or failing with an \`IntegrityError\``,
+        message: `check-then-insert on \`${on}\`: ${look.name ? `\`${look.name}\`` : `a \`${look.model}\``} is looked up by \`${key}\` (line ${look.line}) and a new \`${look.model}\` with the same \`${key}\` is added when none is found, then ${end.method === 'commit' ? 'committed' : 'flushed'} (line ${end.line}); ${look.locked ? '`with_for_update()` locks only a row that exists (when none is found it locks nothing), and' : 'no lock,'} no \`ON CONFLICT\` and no \`IntegrityError\` handling: two concurrent calls both find nothing and both insert, ${schema ? 'and the slower one fails with an `IntegrityError`' : 'leaving a duplicate or failing with an `IntegrityError`'}`,
         severity: 'low',
+        ...(schema ? { advisory: uniqueNote(look.model, schema) } : {}),
       });
     }
   }
@@ -499,6 +519,13 @@ function guardLookups(model: FileModel, fnIndex: number): Lookup[] {
 
 /** Columns a lookup filters on, with the value: `M.col == v` in `where`/`filter`, `filter_by(col=v)`. */
 function filterColumns(text: string, modelName: string): Map<string, string> {
+  const out = comparedColumns(text, modelName);
+  out.delete('id');
+  return out;
+}
+
+/** Every column a lookup compares with a value, `id` included (for what the schema keeps unique). */
+function comparedColumns(text: string, modelName: string): Map<string, string> {
   const out = new Map<string, string>();
   const value = /\s*([\w.]+(?:\[[^\]]*\])?)\s*(?=[,)]|$)/y;
   const eq = new RegExp(`\\b${modelName}\\.([a-z_]\\w*)\\s*==`, 'g');
@@ -511,7 +538,6 @@ function filterColumns(text: string, modelName: string): Map<string, string> {
   for (let m = by.exec(text); m; m = by.exec(text)) {
     for (const k of m[1]!.matchAll(/(?:^|,)\s*([a-z_]\w*)\s*=(?!=)\s*([\w.]+(?:\[[^\]]*\])?)\s*(?=,|$)/g)) out.set(k[1]!, k[2]!.replace(/\s+/g, ''));
   }
-  out.delete('id');
   return out;
 }
 
@@ -637,6 +663,32 @@ function guarded(node: SyntaxNode, fnNode: SyntaxNode): boolean {
   }));
 }
 
+/**
+ * What the model's schema says about a check-then-insert's key: `other-row` when the lookup
+ * names a row by a unique key (its primary key, a unique column or constraint) that the new row
+ * does not reuse — it looked for one row and inserts another, no race on a key; the unique
+ * column set the inserted key covers, when it does — two racing calls cannot leave a duplicate,
+ * the slower one fails with an `IntegrityError`; null when the schema keeps the key unique
+ * nowhere the model declares (or the model is unknown).
+ */
+function schemaKey(project: FileRuleContext['project'], modelName: string, lookedUp: readonly string[], inserted: readonly string[], file?: FileModel): 'other-row' | string[] | null {
+  // A model imported under another name (`from app.models import Server as ServerRow`).
+  const qualified = file ? resolveImported(file, modelName) : null;
+  const name = qualified ? qualified.slice(qualified.lastIndexOf('.') + 1) : modelName;
+  const info = (project.models ?? []).find((m) => m.name === name);
+  if (!info) return null;
+  const sets = [...(info.primaryKey?.length ? [info.primaryKey] : []), ...(info.uniqueKeys ?? [])];
+  const covered = sets.find((k) => k.every((c) => inserted.includes(c)));
+  if (covered) return covered;
+  if (sets.some((k) => k.every((c) => lookedUp.includes(c)))) return 'other-row';
+  return null;
+}
+
+/** The advisory note of a check-then-insert whose key the schema keeps unique. */
+function uniqueNote(modelName: string, key: readonly string[]): string {
+  return `the schema keeps \`${key.map((k) => `${modelName}.${k}`).join('`, `')}\` unique: the race cannot leave a duplicate, the slower of two concurrent first writes fails with an \`IntegrityError\` (a rare error, no bad data)`;
+}
+
 /** A raised exception that tells the client about the conflict (a 4xx, or named for one). */
 function answersConflict(raised: SyntaxNode | null): boolean {
   if (!raised) return false;
@@ -697,11 +749,13 @@ function checkLibraryServices(ctx: FileRuleContext): void {
         const keys = [...columns].filter(([k, val]) => fields.get(k) === val).map(([k]) => k);
         if (keys.length !== columns.size) continue;
         if (guarded(c.node, fn.node)) continue;
+        const schema = look.model === 'row' ? null : schemaKey(ctx.project, look.model, keys, keys, model);
         const key = keys.join('`, `');
         ctx.report({
           node: c.node,
-          message: `check-then-insert on \`${key}\`: \`${a.target}\` is looked up by \`${key}\` (line ${a.line}) and \`${c.calleeText}()\` inserts a ${look.model === 'row' ? 'row' : `\`${look.model}\``} with the same \`${key}\` when none is found; the library flushes the INSERT, but nothing locks a row that is missing, and there is no upsert and no \`IntegrityError\` handling: two concurrent calls both find nothing and both insert, leaving a duplicate (and every later \`get_one_or_none\` on that key raising \`MultipleResultsFound\`) or failing with an \`IntegrityError\``,
+          message: `check-then-insert on \`${key}\`: \`${a.target}\` is looked up by \`${key}\` (line ${a.line}) and \`${c.calleeText}()\` inserts a ${look.model === 'row' ? 'row' : `\`${look.model}\``} with the same \`${key}\` when none is found; the library flushes the INSERT, but nothing locks a row that is missing, and there is no upsert and no \`IntegrityError\` handling: two concurrent calls both find nothing and both insert, ${schema ? 'and the slower one fails with an `IntegrityError`' : 'leaving a duplicate (and every later `get_one_or_none` on that key raising `MultipleResultsFound`) or failing with an `IntegrityError`'}`,
           severity: 'low',
+          ...(schema && schema !== 'other-row' ? { advisory: uniqueNote(look.model, schema) } : {}),
           function: fn.name,
           recommendation: 'put a unique constraint on the key and insert with `upsert(..., match_fields=[...])` (or `ON CONFLICT`), or catch the library\'s `IntegrityError`/`DuplicateKeyError` and load the row the other call created',
         });
