@@ -7,9 +7,9 @@
  * (`maker = self.get_maker()`, also after guards that only raise). Rules that ask "does this call open a fresh session?"
  * share these answers.
  */
-import type { ProjectContext, SessionFactoryInfo } from '../discovery/context.js';
+import type { ProjectContext, SessionFactoryInfo, SessionHelperInfo } from '../discovery/context.js';
 import type { SyntaxNode } from '../parse/parser.js';
-import { assignmentsTo, moduleNameOf, type FileModel } from './model.js';
+import { assignmentsTo, moduleNameOf, resolveImported, type FileModel } from './model.js';
 import { typeString } from './valueTypes.js';
 
 const factoriesMemo = new WeakMap<ProjectContext, Map<string, SessionFactoryInfo>>();
@@ -25,6 +25,33 @@ export function projectFactories(project: ProjectContext): ReadonlyMap<string, S
     factoriesMemo.set(project, out);
   }
   return out;
+}
+
+const helpersMemo = new WeakMap<ProjectContext, Map<string, SessionHelperInfo>>();
+
+/**
+ * The project's functions that return a new session or connection on every call
+ * (`def get_session_sync() -> Session: return Session(engine)`), by qualified name; not a class
+ * that owns and closes what it makes.
+ */
+export function projectSessionHelpers(project: ProjectContext): ReadonlyMap<string, SessionHelperInfo> {
+  let out = helpersMemo.get(project);
+  if (!out) {
+    out = new Map();
+    for (const h of project.sessionHelpers ?? []) if (!h.owner) out.set(`${moduleNameOf(h.file)}.${h.name}`, h);
+    helpersMemo.set(project, out);
+  }
+  return out;
+}
+
+/** The project helper a call by name makes its session or connection with (`s = get_session_sync()`, `db.new_session()`), or null. */
+export function sessionHelperOfCall(model: FileModel, project: ProjectContext, call: SyntaxNode): SessionHelperInfo | null {
+  const helpers = projectSessionHelpers(project);
+  if (!helpers.size || call.type !== 'call') return null;
+  const callee = call.childForFieldName('function');
+  if (!callee || (callee.type !== 'identifier' && callee.type !== 'attribute')) return null;
+  const q = resolveImported(model, callee.text.replace(/\s+/g, ''));
+  return q ? helpers.get(q) ?? null : null;
 }
 
 /** Is the type path a session factory (a `sessionmaker(...)` result, the class itself, a factory of the project)? */

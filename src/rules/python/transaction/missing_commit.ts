@@ -51,7 +51,7 @@ import { fileClasses } from '../../../semantic/classes.js';
 import type { ProjectContext, SessionHelperInfo, SessionProviderInfo } from '../../../discovery/context.js';
 import { TEARDOWN_COMMIT } from '../../../discovery/discover.js';
 import { typeString } from '../../../semantic/valueTypes.js';
-import { factoryBehind } from '../../../semantic/sessionFactories.js';
+import { factoryBehind, projectSessionHelpers } from '../../../semantic/sessionFactories.js';
 import { engineGetterCall, engineGetterNamed } from '../../../semantic/engineGetters.js';
 import { classifyDbCall, rowsSource, statementInfo } from '../query/dbCalls.js';
 import { returnsOf } from '../query/selfRows.js';
@@ -891,11 +891,7 @@ function closingProvider(project: ProjectContext, t: string): SessionProviderInf
 /** The project helper (`SessionHelperInfo`, not an owner class) a call's type string names (`app.db.get_conn()`), or null. */
 function sessionHelperCalled(project: ProjectContext, t: string): SessionHelperInfo | null {
   const m = /^([\w.]+)\(\)$/.exec(t);
-  if (!m) return null;
-  for (const h of project.sessionHelpers ?? []) {
-    if (!h.owner && m[1] === `${moduleNameOf(h.file)}.${h.name}`) return h;
-  }
-  return null;
+  return m ? projectSessionHelpers(project).get(m[1]!) ?? null : null;
 }
 
 /** `app.db.engine.connect()`: `connect()` on a module-level engine the project creates. */
