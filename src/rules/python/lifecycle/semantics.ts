@@ -1417,12 +1417,31 @@ export function providerMisuses(model: FileModel, project: ProjectContext): Prov
       const callee = outer.childForFieldName('function');
       const viaBuiltin = parent!.type === 'argument_list' && callee?.type === 'identifier' && NEXT_BUILTINS.has(callee.text) && parent!.namedChildren[0]?.id === up.id;
       const viaDunder = parent!.type === 'attribute' && callee?.id === parent!.id && /^__a?next__$/.test(parent!.childForFieldName('attribute')?.text ?? '');
-      if (viaBuiltin || viaDunder) out.push({ node: outer, fn, provider, kind: 'next', label });
+      if (!viaBuiltin && !viaDunder) continue;
+      // `Session(next(get_db()).bind)`: only the engine is read; a session checks out no
+      // connection until it runs something, so nothing is held.
+      const use = outer.parent;
+      if (use?.type === 'attribute' && use.childForFieldName('object')?.id === outer.id && /^(bind|get_bind)$/.test(use.childForFieldName('attribute')?.text ?? '')) continue;
+      // `s = next(get_db()) … s.close()`: the caller closes the session itself.
+      if (use?.type === 'assignment' && use.childForFieldName('left')?.type === 'identifier' && closedLater(fn, use.childForFieldName('left')!.text, use.endIndex)) continue;
+      out.push({ node: outer, fn, provider, kind: 'next', label });
       continue;
     }
     if (cmUsedAsSession(model, fn, up)) out.push({ node: call.node, fn, provider, kind: 'no-with', label });
   }
   return out;
+}
+
+/** Does the function call `name.close()` after `from` (on some path)? */
+function closedLater(fn: FunctionInfo, name: string, from: number): boolean {
+  const body = fn.body;
+  if (!body) return false;
+  for (const ref of variableRefs(body, name)) {
+    if (ref.startIndex < from) continue;
+    const p = ref.parent;
+    if (p?.type === 'attribute' && p.childForFieldName('object')?.id === ref.id && p.childForFieldName('attribute')?.text === 'close' && p.parent?.type === 'call') return true;
+  }
+  return false;
 }
 
 /** Is the context-manager object made by `call` used as if it were the session? */
