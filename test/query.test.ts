@@ -36,6 +36,15 @@ async function fixtureFindings(dir: string, select: string[]): Promise<Finding[]
 }
 
 describe('PA107 query_in_loop', () => {
+  it('is advisory when the query runs only in an except handler, and says why', () => {
+    const file = path.join(FIXTURES, 'query/error_paths.py');
+    for (const text of ['owner = db.scalars(select(Author)).where', 'stored = load_book(db, book.id)  # advisory']) {
+      const line = lineOf(file, text === 'owner = db.scalars(select(Author)).where' ? 'where(Author.id == book.author_id)).first()  # advisory' : text);
+      const f = at(query, 'error_paths.py', line, 'PA107')!;
+      expect(f.advisory).toBe(true);
+      expect(f.downgrades.map((d) => d.evidence).join(' ')).toMatch(/only in an `except` handler: once per item whose work failed/);
+    }
+  });
   it('reports a helper chain from the loop to the query', () => {
     const f = at(query, 'PA107.py', lineOf(path.join(FIXTURES, 'query/PA107.py'), 'repo.author_name(session, book.author_id)'), 'PA107')!;
     expect(chainNames(f.chain)).toEqual(['through_helpers', 'author_name', 'get_author', 'session.get(Author)']);

@@ -66,6 +66,7 @@ const C_CONDITIONAL = 16;
 const C_MEMOISED = 32;
 const C_HANDED_ON = 64;
 const C_SPAWNED = 128;
+const C_IN_HANDLER = 256;
 
 class StringTable {
   readonly list: string[] = [];
@@ -143,7 +144,7 @@ export function packSummary(s: FileSummary): PackedSummary {
     calls[o + 5] = c.column;
     calls[o + 6] = c.endLine;
     calls[o + 7] = c.endColumn;
-    calls[o + 8] = (c.awaited ? C_AWAITED : 0) | (c.offloaded ? C_OFFLOADED : 0) | (c.inLoop ? C_IN_LOOP : 0) | (c.withItem ? C_WITH_ITEM : 0) | (c.conditional ? C_CONDITIONAL : 0) | (c.memoised ? C_MEMOISED : 0) | (c.handedOn ? C_HANDED_ON : 0) | (c.spawned ? C_SPAWNED : 0);
+    calls[o + 8] = (c.awaited ? C_AWAITED : 0) | (c.offloaded ? C_OFFLOADED : 0) | (c.inLoop ? C_IN_LOOP : 0) | (c.withItem ? C_WITH_ITEM : 0) | (c.conditional ? C_CONDITIONAL : 0) | (c.memoised ? C_MEMOISED : 0) | (c.handedOn ? C_HANDED_ON : 0) | (c.spawned ? C_SPAWNED : 0) | (c.inHandler ? C_IN_HANDLER : 0);
     calls[o + 9] = t.opt(c.receiverType);
     calls[o + 10] = c.guard !== undefined ? t.id(c.guard) : -1;
     calls[o + 11] = c.passes !== undefined ? t.id(c.passes) : -1;
@@ -265,6 +266,7 @@ export function unpackSummary(p: PackedSummary): FileSummary {
       receiverType: opt(cw[o + 9]!),
       withItem: (flags & C_WITH_ITEM) !== 0,
       ...((flags & C_CONDITIONAL) !== 0 ? { conditional: true } : {}),
+      ...((flags & C_IN_HANDLER) !== 0 ? { inHandler: true } : {}),
       ...((flags & C_MEMOISED) !== 0 ? { memoised: true } : {}),
       ...((flags & C_HANDED_ON) !== 0 ? { handedOn: true } : {}),
       ...((flags & C_SPAWNED) !== 0 ? { spawned: true } : {}),

@@ -6,7 +6,7 @@ import type { CallInfo, EntryPoint, FileModel, FunctionRole } from '../semantic/
 import type { SyntaxNode } from '../parse/parser.js';
 import { assignmentsTo, effectiveRole, inTreeModule, NAMED_LOOKUP, resolveName } from '../semantic/model.js';
 import { adminOnly } from '../semantic/adminOnly.js';
-import { conditionalInFunction } from '../semantic/controlFlow.js';
+import { conditionalInFunction, inExceptHandler } from '../semantic/controlFlow.js';
 import { isMemoisedCall } from '../semantic/memo.js';
 import { spawnedTask } from '../semantic/externalCalls.js';
 import { dictKeysSet, flagGuard, isMaybeNone, ownFlag, ownKwargs, passedArguments } from '../semantic/guards.js';
@@ -72,6 +72,8 @@ export interface SummaryCall {
    * (`get_or_create` commits only when it creates). Set for calls that may name a repo function.
    */
   conditional?: boolean;
+  /** Runs only in an `except` handler of its function: when the `try` failed (in a loop, once per failing item). */
+  inHandler?: boolean;
   /**
    * Runs once, not per call of its function: in a memoised function or under a cache guard
    * (`isMemoisedCall`). What it reaches costs the function's callers nothing per call.
@@ -214,7 +216,7 @@ export function summarize(model: FileModel, effects: Effect[][], repoModules?: R
       inLoop: c.loops.length > 0,
       receiverType,
       withItem: repoCall && c.isWithItem,
-      ...(repoCall && conditionalCall(model, c) ? { conditional: true } : {}),
+      ...(repoCall && conditionalCall(model, c) ? { conditional: true, ...(c.loops.length && inExceptHandler(c.node, model.functions[c.functionIndex]!.node) ? { inHandler: true } : {}) } : {}),
       ...(repoCall && isMemoisedCall(model, c) ? { memoised: true } : {}),
       ...(repoCall && valueHandedOn(c.node) ? { handedOn: true } : {}),
       ...(repoCall && spawnedTask(c.node) ? { spawned: true } : {}),

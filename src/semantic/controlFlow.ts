@@ -58,6 +58,18 @@ export function conditionalWithin(node: SyntaxNode, stop: SyntaxNode): SyntaxNod
 }
 
 /**
+ * Is `node` inside an `except` handler below `stop` (not in a nested `def` or `lambda`)? What runs
+ * there runs only when the `try` failed: in a loop, once per item whose work raised.
+ */
+export function inExceptHandler(node: SyntaxNode, stop: SyntaxNode): boolean {
+  for (let p = node.parent; p && p.id !== stop.id; p = p.parent) {
+    if (p.type === 'except_clause' || p.type === 'except_group_clause') return true;
+    if (p.type === 'function_definition' || p.type === 'lambda') return false;
+  }
+  return false;
+}
+
+/**
  * Does the innermost block (statement list) around `node` also hold `other`: does `node` run on
  * every path from that block's start to `other` (not under an `if` that `other` is outside of)?
  */

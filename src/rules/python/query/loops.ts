@@ -17,7 +17,7 @@ import {
   ARG_DOMAINS, OUTSIDE_CALL, HELD_ID_LOOKUP, isWriteReload, classifyDbCall, rowsSource, FLUSH_EFFECT, readsBeforeLoop, loopsDomain, passesItemForeignKey, foreignKeyTargetLoaded, lookupTargetHeld, invariantRead, INVARIANT_CALL, isFlushingCall, isStagedWrite, iterationCommit, iterationWriter, loadedModel, LOOP_CALL, parseLoopCall, PK_QUERY_EFFECT, QUERY_EFFECT,
   smallLiteralProduct, WRITE_EFFECT, workflowAction, type DbOp, type DbOpKind, type LoopCallFacts,
 } from './dbCalls.js';
-import { conditionalWithin } from '../../../semantic/controlFlow.js';
+import { conditionalWithin, inExceptHandler } from '../../../semantic/controlFlow.js';
 import { decodeDomain, encodeDomain, passedDomain, type LoopDomain } from '../../../semantic/loopDomain.js';
 import type { Effect } from '../../../analysis/summary.js';
 
@@ -269,6 +269,13 @@ function idsFromRequest(domain: Domain, readBefore: boolean): boolean {
 const REQUEST_IDS_NOTE = '; the ids come from the request and nothing is loaded before the loop, so each lookup is a SELECT';
 
 /**
+ * Why a per-item statement made only in an `except` handler is advisory: it runs for the items
+ * whose work failed, not for every item (two unseen reviews judged such N+1s FALSE: the lookup
+ * only fed a failure notice).
+ */
+const HANDLER_EVIDENCE = 'the call runs only in an `except` handler: once per item whose work failed, not once per item, and nothing batches a failure path';
+
+/**
  * PA107's findings of a file: reads per item of a loop (directly in the loop body) and reads
  * that repeat unchanged on every iteration, with their message and severity. A loop whose N is a
  * parameter or another function's result is `deferred`: the repo phase knows what the callers
@@ -301,7 +308,7 @@ export function fileReadReports(model: FileModel): FileReadReport[] {
       site,
       message: message + (requestIds ? REQUEST_IDS_NOTE : forcedLow || deferred ? '' : domainNote(decided(d))),
       severity: forcedLow ? 'low' : domainSeverity(decided(d)),
-      ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : unitCall ? { advisory: unitEvidence(unitCall.calleeText) } : {}),
+      ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : unitCall ? { advisory: unitEvidence(unitCall.calleeText) } : inExceptHandler(site.call.node, model.functions[site.call.functionIndex]?.node ?? site.loops[0]!.node) ? { advisory: HANDLER_EVIDENCE } : {}),
       deferred,
       domain: encodeDomain(d),
     });
@@ -444,7 +451,7 @@ export function reportHelperSites(
       message: text + (alsoWrites !== null ? workflowNote(alsoWrites) : sends !== null ? outsideWorkflowNote(sends) : commits ? `; each iteration commits it (\`${graph.chainNames(commits).join('` → `')}()\`): a unit of work per item` : requestIds ? REQUEST_IDS_NOTE : domain ? domainNote(domain) : ''),
       severity: alsoWrites !== null || sends !== null || commits || pk ? 'low' : domain ? domainSeverity(domain) : severity(facts.size),
       ...domainAdvisory(domain),
-      ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : unitOf !== null ? { advisory: unitEvidence(unitOf) } : entityWork !== null ? { advisory: entityWorkEvidence(graph.function(to).qualifiedName, entityWork) } : {}),
+      ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : unitOf !== null ? { advisory: unitEvidence(unitOf) } : entityWork !== null ? { advisory: entityWorkEvidence(graph.function(to).qualifiedName, entityWork) } : call.inHandler ? { advisory: HANDLER_EVIDENCE } : {}),
       function: fn.name,
       chain,
     });
