@@ -620,14 +620,25 @@ function loopMemo(model: FileModel, node: SyntaxNode, loop: LoopInfo): boolean {
     // id, its e-mail, its SKU): a dedupe of distinct items is still one query per item.
     const noun = (w: string) => w.split('_').pop()!.toLowerCase();
     const items = /([A-Za-z_]\w*?)s?\W*$/.exec(loop.iterable?.text ?? '')?.[1];
-    const key = /^([A-Za-z_]\w*)(?:\.\w+)*\.(\w+)_id$/.exec(m[1]!);
+    // `item["owner_id"]` reads like `item.owner_id`; a local bound in the loop from such a read of
+    // something the item led to (`task = get_task(c["task_id"]); project_id = task["project_id"]`)
+    // is keyed the same way.
+    let keyText = m[1]!.replace(/\[\s*["'](\w+)["']\s*\]/g, '.$1');
+    let derived = false;
+    if (/^[A-Za-z_]\w*$/.test(keyText) && !targets.has(keyText)) {
+      const bound = boundInLoop(model, keyText, loop, cond!);
+      if (!bound) return null;
+      keyText = bound;
+      derived = true;
+    }
+    const key = /^([A-Za-z_]\w*)(?:\.\w+)*\.(\w+)_id$/.exec(keyText);
     if (key) {
-      if (!targets.has(key[1]!)) return null;
+      if (!derived && !targets.has(key[1]!)) return null;
       // `node.raw_node_id` of a loop over nodes, `b.book_id` of a loop over books: the item's own id.
       if (noun(key[2]!) === noun(key[1]!) || (items && noun(items) === noun(key[2]!))) return null;
     } else {
-      const attr = /^([A-Za-z_]\w*)\.([A-Za-z_]\w*)$/.exec(m[1]!);
-      if (!attr || !targets.has(attr[1]!) || !SHARED_VALUE.test(attr[2]!)) return null;
+      const attr = /^([A-Za-z_]\w*)(?:\.\w+)*\.([A-Za-z_]\w*)$/.exec(keyText);
+      if (!attr || (!derived && (!targets.has(attr[1]!) || keyText.split('.').length !== 2)) || !SHARED_VALUE.test(attr[2]!)) return null;
     }
     const name = m[2]!;
     const fills = new RegExp(`(^|[^\\w.])${name}(\\[[^\\n]*\\]\\s*=(?!=)|\\.(add|setdefault|update)\\()`, 'm');
@@ -653,6 +664,24 @@ function loopMemo(model: FileModel, node: SyntaxNode, loop: LoopInfo): boolean {
     }
   }
   return false;
+}
+
+/**
+ * What a local tested as a cache key was last bound to in the loop's body before the test, when
+ * that is a read of a named field: `task["project_id"]` → `task.project_id`, `row.owner.team_id`.
+ * Null for anything else (a call, arithmetic, a name bound outside the loop).
+ */
+function boundInLoop(model: FileModel, name: string, loop: LoopInfo, before: SyntaxNode): string | null {
+  const body = loop.node.childForFieldName('body');
+  if (!body) return null;
+  let value: string | null = null;
+  for (const a of model.assignments) {
+    if (a.target !== name || a.functionIndex !== loop.functionIndex || !a.value) continue;
+    if (a.node.startIndex < body.startIndex || a.node.endIndex > before.startIndex) continue;
+    const text = a.value.text.replace(/\s+/g, '').replace(/\[["'](\w+)["']\]/g, '.$1');
+    value = /^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$/.test(text) ? text : null;
+  }
+  return value;
 }
 
 /** Is `name` bound in the loop's function before the loop, and not rebound inside it? */
