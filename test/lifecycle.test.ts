@@ -19,7 +19,16 @@ describe('PA403 severity by where the code runs', () => {
     const found = (await scan(path.resolve(__dirname, '../fixtures/lifecycle/cleanup'), config, { inProcessBytes: Infinity })).result.findings;
     const job = found.find((f) => f.path === 'app/jobs/purge.py')!;
     expect(job.severity).toBe('medium');
-    expect(found.some((f) => f.path !== 'app/jobs/purge.py' && /session `\w+ = \w+\(\)` is (never closed|closed only on the normal path)/.test(f.message) && f.severity === 'high')).toBe(true);
+    expect(found.some((f) => f.path !== 'app/jobs/purge.py' && /session `\w+ = \w+\(\)` is never closed/.test(f.message) && f.severity === 'high')).toBe(true);
+  });
+  it('one closed on the normal path leaks only on failures: a step lower, and PA405 alone reports an except that leaves', async () => {
+    const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA403', 'PA405'] }, {}, null);
+    const found = (await scan(path.resolve(__dirname, '../fixtures/lifecycle/cleanup'), config, { inProcessBytes: Infinity })).result.findings;
+    const normalOnly = found.find((f) => f.code === 'PA403' && f.function === 'count_rows')!;
+    expect(normalOnly.message).toMatch(/closed only on the normal path: .* open until the garbage collector frees it/);
+    expect(normalOnly.severity).toBe('medium');
+    const leaving = found.filter((f) => f.function === 'run_job');
+    expect(leaving.map((f) => [f.code, f.severity])).toEqual([['PA405', 'medium']]);
   });
 });
 

@@ -29,7 +29,7 @@ import type { FileRule, FileRuleContext } from '../../types.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { variableRefs } from '../../../semantic/model.js';
 import {
-  acquisitions, catchesAll, closeFacts, closesIn, exitsOf, isWebService, leakSeverity, projectNames, protectedByTry, raisesBeforeClose, type Acquisition,
+  acquisitions, catchesAll, closeFacts, closesIn, errorPathLeakSeverity, exceptExitLeaving, exitsOf, isWebService, leakSeverity, projectNames, protectedByTry, raisesBeforeClose, type Acquisition,
 } from './semantics.js';
 
 /**
@@ -145,7 +145,7 @@ export const errorPathLeak: FileRule = {
     severity: 'high',
     effort: 'S',
     summary: 'Session or connection leaked on an error path: generator dependency without try/finally, an `except` that exits before closing, a `finally` that commits before closing',
-    what: 'Finds a generator (a FastAPI `yield` dependency, a `@contextmanager`) that acquires a session or connection, yields it and closes it after the `yield` with no `try/finally` around the `yield`; and an `except` clause that returns or raises after a session/connection was acquired, without closing it, in a function that otherwise closes it on the normal path; and a `finally` that calls the database through it (`commit()`, `flush()`, `execute()`) before its `close()`, outside a `try` of its own; and a `return` or `raise` between the acquisition of a session, connection or file and the `try` whose `finally` closes it (`f = open(p)`, `if not ok: raise ...`, `try: ... finally: f.close()`): that path leaves with it open until CPython frees it (files and connections; a session takes no connection before its first use): advisory, since nothing builds up past the failing call (`medium` in a request handler or provider, else `low`). A provider that yields a `scoped_session`/`async_scoped_session` registry made elsewhere (or the session it gives, `yield registry()`) and calls `registry.remove()` after the `yield` with no `try/finally` is reported the same way: the registry keeps the failed scope\'s session. A provider of a web service is critical: every failing request leaks.',
+    what: 'Finds a generator (a FastAPI `yield` dependency, a `@contextmanager`) that acquires a session or connection, yields it and closes it after the `yield` with no `try/finally` around the `yield`; and an `except` clause that returns or raises after a session/connection was acquired, without closing it, in a function that otherwise closes it on the normal path (medium in a request handler, low in a job: only failing calls leak it, until the garbage collector frees it); and a `finally` that calls the database through it (`commit()`, `flush()`, `execute()`) before its `close()`, outside a `try` of its own; and a `return` or `raise` between the acquisition of a session, connection or file and the `try` whose `finally` closes it (`f = open(p)`, `if not ok: raise ...`, `try: ... finally: f.close()`): that path leaves with it open until CPython frees it (files and connections; a session takes no connection before its first use): advisory, since nothing builds up past the failing call (`medium` in a request handler or provider, else `low`). A provider that yields a `scoped_session`/`async_scoped_session` registry made elsewhere (or the session it gives, `yield registry()`) and calls `registry.remove()` after the `yield` with no `try/finally` is reported the same way: the registry keeps the failed scope\'s session. A provider of a web service is critical: every failing request leaks.',
     why: 'FastAPI throws the endpoint\'s exception into a `yield` dependency at the `yield`, and a `@contextmanager` does the same: code after the `yield` is skipped, so the session is never closed and its connection stays checked out (with an open transaction). An early `return`/`raise` in an `except` skips the `close()` written below it. Under a burst of errors the pool runs dry and healthy requests start timing out.',
     bad: 'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\nfrom fastapi import Depends, FastAPI\n\nengine = create_engine("postgresql://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\napp = FastAPI()\n\n\ndef get_db():\n    db = SessionLocal()\n    yield db\n    db.close()\n',
     good: 'from sqlalchemy import create_engine\nfrom sqlalchemy.orm import sessionmaker\nfrom fastapi import Depends, FastAPI\n\nengine = create_engine("postgresql://app@db/app", pool_pre_ping=True)\nSessionLocal = sessionmaker(engine)\napp = FastAPI()\n\n\ndef get_db():\n    db = SessionLocal()\n    try:\n        yield db\n    finally:\n        db.close()\n',
@@ -213,24 +213,15 @@ export const errorPathLeak: FileRule = {
       }
       // An `except` that exits without closing, in a function that closes on the normal path.
       if (!facts.closedNormally || facts.closedInFinally) continue;
-      const start = acq.assignment.node.endIndex;
-
-      for (const tryStmt of (acq.fn.body ?? stop).descendantsOfType('try_statement')) {
-        if (tryStmt.startIndex < start || insideNestedFunction(tryStmt, acq.fn.body ?? stop)) continue;
-        const clauses = tryStmt.namedChildren;
-        if (clauses.some((c) => c.type === 'finally_clause' && closesIn(c, acq.target))) continue;
-        if (protectedByTry(tryStmt, acq.target, stop)) continue;
-        const exit = clauses
-          .filter((c) => (c.type === 'except_clause' || c.type === 'except_group_clause') && !closesIn(c, acq.target))
-          .flatMap((c) => exitsOf(c))[0];
-        if (!exit) continue;
+      // (PA403 leaves this function's normal-path-only close to this finding: one report.)
+      const exit = exceptExitLeaving(acq);
+      if (exit) {
         ctx.report({
           node: exit,
-          message: `this \`except\` path leaves \`${acq.fn.name}\` without closing \`${acq.target} = ${acq.label}\``,
-          severity: leakSeverity(ctx.model, acq.fn.index),
+          message: `this \`except\` path leaves \`${acq.fn.name}\` without closing \`${acq.target} = ${acq.label}\`: each failing call holds its connection until the garbage collector frees the ${acq.kind}`,
+          severity: errorPathLeakSeverity(ctx.model, acq.fn.index),
           function: acq.fn.name,
         });
-        break;
       }
     }
   },

@@ -158,6 +158,39 @@ export function leakSeverity(model: FileModel, fnIndex: number): 'high' | 'mediu
 }
 
 /**
+ * The claim of a session or connection leaked only when something fails (closed on the normal
+ * path, not on an exception or an `except` that leaves): one step below {@link leakSeverity}.
+ * The object is garbage once the failing call's traceback is dropped, and SQLAlchemy's pool
+ * takes back a connection whose holder is collected (with a warning): the leak lasts until the
+ * next collection, and only failing calls make it.
+ */
+export function errorPathLeakSeverity(model: FileModel, fnIndex: number): 'medium' | 'low' {
+  return leakSeverity(model, fnIndex) === 'high' ? 'medium' : 'low';
+}
+
+/**
+ * The first `return`/`raise` of an `except` clause after the acquisition that leaves the function
+ * without closing the value, in a `try` with no `finally` that closes it and no `try` around it
+ * that protects it: the error path a function that closes on the normal path leaks on. Null when
+ * there is none.
+ */
+export function exceptExitLeaving(acq: Acquisition): SyntaxNode | null {
+  const stop = acq.fn.node;
+  const start = acq.assignment.node.endIndex;
+  for (const tryStmt of (acq.fn.body ?? stop).descendantsOfType('try_statement')) {
+    if (tryStmt.startIndex < start || insideNestedFunction(tryStmt, acq.fn.body ?? stop)) continue;
+    const clauses = tryStmt.namedChildren;
+    if (clauses.some((c) => c.type === 'finally_clause' && closesIn(c, acq.target))) continue;
+    if (protectedByTry(tryStmt, acq.target, stop)) continue;
+    const exit = clauses
+      .filter((c) => (c.type === 'except_clause' || c.type === 'except_group_clause') && !closesIn(c, acq.target))
+      .flatMap((c) => exitsOf(c))[0];
+    if (exit) return exit;
+  }
+  return null;
+}
+
+/**
  * Does this call acquire a resource that must be closed? Sessions (`Session(engine)`, a
  * `sessionmaker` factory called, `sessionmaker(...)()`), connections (`engine.connect()`,
  * `engine.raw_connection()`, `await pool.acquire()`, driver `connect()`), files (`open()`).
