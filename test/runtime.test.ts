@@ -166,3 +166,13 @@ describe('PA307 one finding per coroutine', () => {
     }
   });
 });
+
+describe('PA306 severity', () => {
+  it('is medium for a copy in a loop of what the data built, advisory for a display of a few items written out', () => {
+    const data = on('PA306.py', 'out.append(list([r["id"] for r in page]))').find((f) => f.code === 'PA306')!;
+    expect([data.severity, data.advisory]).toEqual(['medium', false]);
+    const literal = on('PA306.py', 'out.append(dict({1: cred["kty"], 3: cred["alg"]}))').find((f) => f.code === 'PA306')!;
+    expect(literal.advisory).toBe(true);
+    expect(literal.downgrades[0]?.evidence).toMatch(/a display of 2 items written out in the code/);
+  });
+});

@@ -132,7 +132,7 @@ export const redundantDataCopies: FileRule = {
     severity: 'low',
     effort: 'S',
     summary: 'A copy of data that nothing else holds',
-    what: 'Finds `list(x)`, `dict(x)`, `x.copy()`, `copy.copy(x)` and `copy.deepcopy(x)` where `x` was just built (a literal, a comprehension, `sorted(...)`, `json.loads(...)`, another copy), or is a local built in the same function and copied only to be returned or read. For `deepcopy`, which copies the contents too, `x` must be fresh down to its leaves (`json.loads(...)`, another deep copy, a literal of constants): `deepcopy(dict(x))` or `deepcopy([row])` still protects the items the caller holds. A copy of an attribute of `self`/`cls`, or one taken inside a `with` block over a lock, is a snapshot of state other code changes, not redundant.',
+    what: 'Finds `list(x)`, `dict(x)`, `x.copy()`, `copy.copy(x)` and `copy.deepcopy(x)` where `x` was just built (a literal, a comprehension, `sorted(...)`, `json.loads(...)`, another copy), or is a local built in the same function and copied only to be returned or read. For `deepcopy`, which copies the contents too, `x` must be fresh down to its leaves (`json.loads(...)`, another deep copy, a literal of constants): `deepcopy(dict(x))` or `deepcopy([row])` still protects the items the caller holds. A copy of an attribute of `self`/`cls`, or one taken inside a `with` block over a lock, is a snapshot of state other code changes, not redundant. Medium in a loop; advisory when the copied value is a display of at most ten items written out (`dict({1: a, 3: b})`, `list([x])`): the copy costs a fixed handful of item copies.',
     why: 'A copy of a value that no one else references protects nothing: it doubles the allocation and the time to fill it. `deepcopy` of a large structure is especially slow.',
     bad: 'def serialise(result):\n    rows = [r.to_dict() for r in result]\n    return list(rows)\n',
     good: 'def serialise(result):\n    rows = [r.to_dict() for r in result]\n    return rows\n',
@@ -167,11 +167,25 @@ export const redundantDataCopies: FileRule = {
       // dataframe index, a Sequence), not a copy: only explicit copies count as "only read".
       if (!reason && !(q === 'builtins.list' || q === 'builtins.dict') && !snapshotOfShared(model, call, value)) reason = onlyReadCopy(model, call, value);
       if (!reason) continue;
+      // `dict({1: a, 3: b})`, `list([x])`: a display of a few items written out, copied. The
+      // copy costs as much as the display itself, a fixed handful of items: a style nit.
+      const items = fixedDisplaySize(value);
       ctx.report({
         node: call.node,
         message: `redundant copy \`${call.calleeText}(…)\` ${reason}`,
-        severity: call.loops.length > 0 ? 'medium' : 'low',
+        severity: call.loops.length > 0 && items === null ? 'medium' : 'low',
+        ...(items !== null ? { advisory: `the copied value is a display of ${items} item${items === 1 ? '' : 's'} written out in the code: the copy costs a fixed handful of item copies, however often it runs` } : {}),
       });
     }
   },
 };
+
+/** A list, set, tuple or dict display of at most ten items written out, with no unpacking and no comprehension: its item count, else null. */
+function fixedDisplaySize(value: SyntaxNode): number | null {
+  let v: SyntaxNode | null = value;
+  while (v?.type === 'parenthesized_expression') v = v.namedChild(0);
+  if (!v || !['list', 'set', 'tuple', 'dictionary'].includes(v.type)) return null;
+  const items = v.namedChildren.filter((c) => c.type !== 'comment');
+  if (items.length > 10 || items.some((c) => c.type === 'list_splat' || c.type === 'dictionary_splat')) return null;
+  return items.length;
+}
