@@ -15,7 +15,9 @@ import type { Finding } from '../types.js';
 export function perUnitEngines(findings: Finding[]): Finding[] {
   const perUnit = new Map<string, Finding>();
   for (const f of findings) {
-    if (f.code !== 'PA407' || f.advisory) continue;
+    // Advisory ones too (an engine per run of a coroutine on a loop of its own, per CLI command):
+    // the pool still lives one unit of work.
+    if (f.code !== 'PA407') continue;
     // The engine call's own position (the chain's end, or the finding itself when the handler
     // builds the engine in its own body): a sessionmaker on the same line is another PA404 claim.
     const end = f.chain?.length ? f.chain[f.chain.length - 1]! : f;

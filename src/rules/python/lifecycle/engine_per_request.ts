@@ -16,7 +16,9 @@
  * builds the engine to its callers, through typed objects and constructors; memoised work is not
  * an effect (`semantic/memo.ts`). Startup, CLI and migration code is not a root.
  */
-import { callGraphOf, type FnRef } from '../../../analysis/callgraph.js';
+import { callGraphOf, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
+import { LOOP_ENTRY } from '../../../analysis/effects.js';
+import type { SummaryCall } from '../../../analysis/summary.js';
 import { NEW_ENGINE as KIND } from '../../../analysis/summary.js';
 import { moduleNameOf } from '../../../semantic/model.js';
 import type { Severity } from '../../../types.js';
@@ -36,7 +38,7 @@ export const enginePerRequest: RepoRule = {
     severity: 'high',
     effort: 'S',
     summary: 'A new engine (a new connection pool) created per request or per job instead of once per process',
-    what: 'Finds `create_engine` / `create_async_engine` / `engine_from_config` reached from a request handler, a dependency FastAPI runs for it (`Depends(get_conn)` on a parameter or in the route\'s `dependencies=[...]`, and their own dependencies, two levels down), a session provider or a background job — in its own body or through the project\'s helpers, wrappers and constructors — without a cache on the way (`functools.lru_cache`/`cache`, a module or instance singleton filled under `if _engine is None:`, a memo dict). Reported at the call in the per-request function, once per engine construction and kind of root (request, session provider, job): a helper reached from many handlers is one finding, at the first handler, with the count of the others. A SQLite URL (a literal, f-string or concatenation starting with `sqlite`, directly or through a local or module constant) opens a file, not a server connection: one severity lower. Engines made at import, at startup or in CLI and migration code are not.',
+    what: 'Finds `create_engine` / `create_async_engine` / `engine_from_config` reached from a request handler, a dependency FastAPI runs for it (`Depends(get_conn)` on a parameter or in the route\'s `dependencies=[...]`, and their own dependencies, two levels down), a session provider or a background job — in its own body or through the project\'s helpers, wrappers and constructors — without a cache on the way (`functools.lru_cache`/`cache`, a module or instance singleton filled under `if _engine is None:`, a memo dict). Reported at the call in the per-request function, once per engine construction and kind of root (request, session provider, job): a helper reached from many handlers is one finding, at the first handler, with the count of the others. A SQLite URL (a literal, f-string or concatenation starting with `sqlite`, directly or through a local or module constant) opens a file, not a server connection: one severity lower. Engines made at import, at startup or in CLI and migration code are not. In a job, an engine with `NullPool` is not reported, and an async engine (`create_async_engine`) made in a coroutine that each run starts on an event loop of its own (`asyncio.run(sweep())` in a Celery task, or a coroutine only such coroutines await) is advisory: its pooled connections belong to that loop and cannot serve the next run, so an engine per run, disposed when it ends, is what SQLAlchemy prescribes.',
     why: 'An engine owns a connection pool. Building one per request opens a new database connection (TCP, TLS, authentication) for every request instead of reusing pooled ones, and every engine that is not disposed keeps its connections open until garbage collection: under load the database hits `max_connections` and the service slows with it.',
     bad: 'from fastapi import FastAPI\nfrom sqlalchemy import create_engine, text\nfrom sqlalchemy.orm import Session\n\napp = FastAPI()\n\n\ndef tenant_engine(tenant: str):\n    return create_engine(f"postgresql://app@db/{tenant}", pool_pre_ping=True)\n\n\n@app.get("/{tenant}/count")\ndef count(tenant: str) -> int:\n    with Session(tenant_engine(tenant)) as db:\n        return db.execute(text("SELECT count(*) FROM items")).scalar_one()\n',
     good: 'from functools import lru_cache\n\nfrom fastapi import FastAPI\nfrom sqlalchemy import create_engine, text\nfrom sqlalchemy.orm import Session\n\napp = FastAPI()\n\n\n@lru_cache(maxsize=64)\ndef tenant_engine(tenant: str):\n    return create_engine(f"postgresql://app@db/{tenant}", pool_pre_ping=True)\n\n\n@app.get("/{tenant}/count")\ndef count(tenant: str) -> int:\n    with Session(tenant_engine(tenant)) as db:\n        return db.execute(text("SELECT count(*) FROM items")).scalar_one()\n',
@@ -100,11 +102,14 @@ export const enginePerRequest: RepoRule = {
         // on a loop of its own (asyncpg connections cannot cross loops). Per request or per
         // session it still costs a new engine each time: reported one step lower.
         if (nullPool && perWhat === 'job') continue;
+        // An async engine in a coroutine each run starts on an event loop of its own.
+        const ownLoop = perWhat === 'job' && ASYNC_ENGINE.test(e.what) ? loopPerRun(graph, ref) : null;
         add(`${file.path}:${e.line}:${e.column}|${perWhat}`, `${file.path}:${fn.qualifiedName}`, {
           path: file.path,
           location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
           message: `\`${call.calleeText}()\` in ${role} \`${shown}\` builds a new ${engineWhat(sqlite, nullPool)} for every ${perWhat}`,
           severity: sqlite || nullPool ? lower(base) : base,
+          ...(ownLoop ? { advisory: ownLoopEvidence(ownLoop) } : {}),
           function: fn.name,
         });
       }
@@ -128,11 +133,15 @@ export const enginePerRequest: RepoRule = {
         const names = [fn.qualifiedName, ...graph.chainNames(reach)];
         let severity = sqlite || nullPool ? lower(base) : base;
         if (weak) severity = lower(severity);
+        // The call starts the coroutine on a loop of its own (`asyncio.run(_run(...))`), or the
+        // job is such a coroutine: an async engine per run is what that takes.
+        const ownLoop = perWhat === 'job' && ASYNC_ENGINE.test(reach.effect.what) ? (startsLoop(graph, ref, edge.call) ?? loopPerRun(graph, ref)) : null;
         add(`${graph.fileOf(end).path}:${reach.effect.line}:${reach.effect.column}|${perWhat}`, `${file.path}:${fn.qualifiedName}`, {
           path: file.path,
           location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
           message: `\`${edge.call.calleeText}()\` in ${role} \`${shown}\` builds a new ${engineWhat(sqlite, nullPool)} for every ${perWhat}: ${names.join(' → ')}${weak ? ' (a call resolved by its method name alone)' : ''}`,
           severity,
+          ...(ownLoop ? { advisory: ownLoopEvidence(ownLoop) } : {}),
           function: fn.name,
           chain: graph.chainSteps(reach, { ref, call: edge.call }),
         });
@@ -145,6 +154,37 @@ export const enginePerRequest: RepoRule = {
     }
   },
 };
+
+/** The construction of an asyncio engine (`create_async_engine`, `async_engine_from_config`). */
+const ASYNC_ENGINE = /(^|\.)(create_async_engine|async_engine_from_config)\b/;
+
+/** Where a call of `ref` starts its callee on a new event loop (`asyncio.run(coro())`): the call's text, else null. */
+function startsLoop(graph: CallGraph, ref: FnRef, call: SummaryCall): string | null {
+  const entry = graph.ownEffects(ref).some((x) => x.kind === LOOP_ENTRY && x.line === call.line && x.column === call.column);
+  return entry ? `${graph.function(ref).qualifiedName} (${graph.fileOf(ref).path}:${call.line})` : null;
+}
+
+/**
+ * Is `ref` a coroutine that every caller the repo shows starts on an event loop of its own
+ * (`asyncio.run(sweep())` in a Celery task), directly or through coroutines that are (two levels)?
+ * Where such a start is: the first one; else null.
+ */
+function loopPerRun(graph: CallGraph, ref: FnRef, depth = 0): string | null {
+  if (!graph.function(ref).isAsync || depth > 2) return null;
+  const callers = graph.callers(ref).filter((e) => !graph.fileOf(e.from).isTestFile);
+  if (!callers.length) return null;
+  let first: string | null = null;
+  for (const e of callers) {
+    const here = startsLoop(graph, e.from, e.call) ?? (e.call.awaited ? loopPerRun(graph, e.from, depth + 1) : null);
+    if (!here) return null;
+    first ??= here;
+  }
+  return first;
+}
+
+function ownLoopEvidence(where: string): string {
+  return `each run starts an event loop of its own (\`asyncio.run\` in ${where}): an async engine\'s pooled connections belong to the loop that opened them and cannot serve the next run\'s loop, so an engine per run, disposed when the run ends (or one with \`NullPool\`), is what SQLAlchemy prescribes`;
+}
 
 const SQLITE = ' (SQLite)';
 const NULL_POOL = ' (NullPool)';
