@@ -54,6 +54,13 @@ export const NETWORK_EFFECT = 'network';
 /** A network call that sends something, beside its `NETWORK_EFFECT` (not a read: `readOnlyRemote`). */
 export const NETWORK_SEND_EFFECT = 'network_send';
 /**
+ * Own effect: the function takes row locks for its transaction (`.with_for_update()`, raw
+ * `SELECT ... FOR UPDATE`/`FOR SHARE`): a wait after it holds those rows, not only a connection.
+ */
+export const ROW_LOCK_EFFECT = 'row_lock';
+/** A raw statement that locks the rows it reads. */
+const RAW_ROW_LOCK = /\bFOR\s+(NO\s+KEY\s+)?(UPDATE|SHARE)\b/i;
+/**
  * `found = <query>` then `if found: return found` (or `is not None`), with more after it: what
  * follows runs only when the lookup found nothing — a get-or-create, whose commit is per new row,
  * not per call. `what` = the name, `line` = the `if`'s.
@@ -128,6 +135,7 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     if (call.functionIndex < 0 || isNamedLookupCallee(model, call)) continue;
     const fn = model.functions[call.functionIndex]!;
     const at = { line: call.line, column: call.column };
+    if (call.method === 'with_for_update' || (call.method === 'text' && RAW_ROW_LOCK.test(call.node.text))) effects[call.functionIndex]!.push({ kind: ROW_LOCK_EFFECT, what: call.calleeText, ...at });
     // `with session.begin():` / `async with Maker.begin() as s:` commits when the block exits.
     if ((call.method === 'begin' || call.method === 'transaction') && call.isWithItem && call.hasReceiver) {
       effects[call.functionIndex]!.push({ kind: MAY_COMMIT_EFFECT, what: call.calleeText, ...at });

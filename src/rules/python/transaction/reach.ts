@@ -1,11 +1,11 @@
 /** Repo-phase questions the transaction rules ask of the call graph. */
-import { callGraphOf, siteCalls, type CallEdge, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
+import { callGraphOf, siteCalls, type CallEdge, type CallGraph, type FnRef, type Reach } from '../../../analysis/callgraph.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
 import { UNTYPED } from '../../../analysis/objects.js';
 import { flagAtCall } from '../../../semantic/guards.js';
 import type { RepoRuleContext } from '../../types.js';
 import type { Severity } from '../../../types.js';
-import { CLOSE_EFFECT, COMMIT_EFFECT, ROLLBACK_EFFECT, TXN_OPEN_CALL, type OpenSite } from './effects.js';
+import { CLOSE_EFFECT, COMMIT_EFFECT, ROLLBACK_EFFECT, ROW_LOCK_EFFECT, TXN_OPEN_CALL, type OpenSite } from './effects.js';
 import { FLUSH_EFFECT, PK_QUERY_EFFECT, QUERY_EFFECT, RELOAD_EFFECT, WRITE_EFFECT } from '../query/dbCalls.js';
 import { MAY_COMMIT_EFFECT } from './missing_commit.js';
 
@@ -55,11 +55,15 @@ export function reportInTransactionCalls(
       : open.kind === 'read' ? `in the transaction the first statement on \`${open.session}\` began (line ${open.from}), before its commit (line ${open.to})`
       : `between the first write on \`${open.session}\` (line ${open.from}) and its commit (line ${open.to})`;
     const note = lighter?.(to);
+    // In a span only a read began: a row lock taken on the way to the wait (`with_for_update()`
+    // in the function or a helper on the chain) holds those rows too: one step higher.
+    const locked = reads === 'only' && open.kind === 'read' && rowLockOnChain(graph, ref, to, reach);
+    const claimed = locked && severity === 'low' ? 'medium' : severity;
     ctx.report({
       path: file.path,
       location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
-      message: describe(call.calleeText, graph.chainNames(reach).join('` → `'), where, !!note) + (weak ? ' (a call resolved by its method name alone)' : '') + (note ? `; ${note}` : ''),
-      ...lighterClaim(weak ? lower(severity) : severity, note),
+      message: describe(call.calleeText, graph.chainNames(reach).join('` → `'), where, !!note) + (locked ? ', after a row lock (`with_for_update`) on the way: the locked rows wait too' : '') + (weak ? ' (a call resolved by its method name alone)' : '') + (note ? `; ${note}` : ''),
+      ...lighterClaim(weak ? lower(claimed) : claimed, note),
       function: fn.name,
       chain: graph.chainSteps(reach, { ref, call }),
       ...(lowInBackground ? { lowInBackground: true as const } : {}),
@@ -148,4 +152,10 @@ export function sessionEnd(graph: CallGraph, ref: FnRef, depth = 0, call?: Summa
   }
   // A close gives the connection back but expires nothing: the rows leave detached with their state.
   return last.closes ? 'closes' : last.ends ? 'releases' : 'holds';
+}
+
+/** Does the caller, the callee or a function on the chain to the wait take a row lock (`ROW_LOCK_EFFECT`) before calling on? */
+function rowLockOnChain(graph: CallGraph, ref: FnRef, to: FnRef, reach: Reach): boolean {
+  const fns = [ref, to, ...reach.steps.map((st) => st.fn)];
+  return fns.some((f) => graph.ownEffects(f).some((e) => e.kind === ROW_LOCK_EFFECT));
 }
