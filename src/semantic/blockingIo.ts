@@ -37,7 +37,7 @@ export function shortSleep(call: CallInfo): number | undefined {
  * advisory, a loop of them low: worth knowing, not an outage. Reading, writing, copying or walking
  * files is not one of them.
  */
-const METADATA_LOOKUP = /^(os\.path\.(exists|lexists|isfile|isdir|islink|ismount|getsize|getmtime|getatime|getctime|samefile|realpath)|os\.(stat|lstat|access|readlink)|Path\.(exists|is_file|is_dir|is_symlink|is_mount|stat|lstat|samefile|resolve|owner|group|readlink))$/;
+const METADATA_LOOKUP = /^(os\.path\.(exists|lexists|isfile|isdir|islink|ismount|getsize|getmtime|getatime|getctime|samefile|realpath)|os\.(stat|lstat|statvfs|fstatvfs|access|readlink)|shutil\.disk_usage|Path\.(exists|is_file|is_dir|is_symlink|is_mount|stat|lstat|samefile|resolve|owner|group|readlink))$/;
 /** Changes to one inode: cheap on a local disk (see above for the exceptions). */
 const METADATA_CHANGE = /^(os\.(unlink|remove|rmdir|mkdir|chmod|chown|lchown|utime|rename|replace|symlink|link)|shutil\.chown|tempfile\.mkdtemp|Path\.(unlink|rmdir|chmod|lchmod|touch|rename|replace|symlink_to|hardlink_to))$/;
 
@@ -104,7 +104,7 @@ const BLOCKING_FUNCTIONS = new Map<string, Alternative>([
   ...['tempfile.mkdtemp', 'tempfile.TemporaryDirectory'].map((q): [string, Alternative] => [q, 'thread']),
   ...['os.listdir', 'os.scandir', 'os.walk', 'os.stat', 'os.lstat', 'os.remove', 'os.unlink', 'os.rename', 'os.renames', 'os.replace',
     'os.makedirs', 'os.mkdir', 'os.rmdir', 'os.removedirs', 'os.chmod', 'os.chown', 'os.truncate', 'os.read', 'os.write', 'os.fsync',
-    'os.access', 'os.utime', 'glob.glob', 'glob.iglob'].map((q): [string, Alternative] => [q, 'path']),
+    'os.access', 'os.utime', 'os.statvfs', 'glob.glob', 'glob.iglob'].map((q): [string, Alternative] => [q, 'path']),
   // os.path that touches the disk (ASYNC240); normpath and relpath are string work and are not
   // here (a deliberate difference from flake8-async, see `explain PA301`).
   ...['exists', 'lexists', 'isfile', 'isdir', 'islink', 'ismount', 'getsize', 'getmtime', 'getatime', 'getctime', 'samefile',
