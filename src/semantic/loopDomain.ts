@@ -31,7 +31,7 @@ import type { SyntaxNode } from '../parse/parser.js';
 import { assignmentsTo, variableRefs, type FileModel, type LoopInfo } from './model.js';
 import { smallLiteral } from './smallLiterals.js';
 
-export type LoopDomainKind = 'rows' | 'input' | 'call' | 'param' | 'fixed' | 'unknown';
+export type LoopDomainKind = 'rows' | 'input' | 'call' | 'param' | 'fixed' | 'bundled' | 'unknown';
 
 export interface LoopDomain {
   kind: LoopDomainKind;
@@ -60,6 +60,8 @@ const UNKNOWN: LoopDomain = { kind: 'unknown' };
 const ROWS: LoopDomain = { kind: 'rows' };
 const INPUT: LoopDomain = { kind: 'input' };
 const FIXED: LoopDomain = { kind: 'fixed' };
+/** Data shipped with the code: a JSON/YAML/TOML file read from beside the module (`json.load(open(Path(__file__).parent / "seed.json"))`). */
+const BUNDLED: LoopDomain = { kind: 'bundled' };
 
 /** Calls that hand their (first) argument's items on: the domain is the argument's. */
 const PASS_THROUGH = new Set(['enumerate', 'sorted', 'list', 'set', 'tuple', 'reversed', 'iter', 'frozenset', 'zip', 'filter', 'map', 'dict', 'json.loads', 'itertools.chain', 'chain']);
@@ -100,9 +102,11 @@ export function nestedLoopDomain(model: FileModel, loops: readonly LoopInfo[], i
   let call: LoopDomain | null = null;
   let held: LoopDomain | null = null;
   let unknown = false;
+  let bundled = loops.length > 0;
   for (const loop of loops) {
     const d = loopDomain(model, loop, isRows);
     if (d.kind === 'rows') return ROWS;
+    if (d.kind !== 'bundled') bundled = false;
     // A loaded object's collection held by a parameter: rows unless its callers say otherwise,
     // the larger claim before another loop's call.
     if (d.kind === 'param' && d.held && !d.dto) held ??= d;
@@ -112,6 +116,7 @@ export function nestedLoopDomain(model: FileModel, loops: readonly LoopInfo[], i
       call ??= d;
     } else if (d.kind === 'unknown') unknown = true;
   }
+  if (bundled) return BUNDLED;
   if (held) return held;
   // A parameter's loop nested with a loop whose N is not known: the callers' few items may each
   // hold many (`for group in groups: for t in group:`).
@@ -133,6 +138,7 @@ export function decodeDomain(code: string): LoopDomain {
   if (code === 'r') return ROWS;
   if (code === 'i') return INPUT;
   if (code === 'f') return FIXED;
+  if (code === 'b') return BUNDLED;
   const m = /^c(\d+):(\d+)$/.exec(code);
   if (m) return { kind: 'call', line: Number(m[1]), column: Number(m[2]) };
   // A Python name may be any identifier (PEP 3131): everything up to the separators other facts use.
@@ -407,6 +413,7 @@ function callDomain(model: FileModel, node: SyntaxNode, fnIndex: number, line: n
   const callee = fn?.text ?? '';
   if (validated(model, node, fnIndex, line, isRows, depth)) return INPUT;
   if (pickedFromRequest(node)) return INPUT;
+  if (BUNDLED_LOAD.test(callee) && args[0] && bundledFile(model, args[0], fnIndex, line)) return BUNDLED;
   if (PASS_THROUGH.has(callee)) {
     // `map(f, xs)` / `filter(f, xs)`: the items are the second argument's.
     const items = callee === 'map' || callee === 'filter' ? args.slice(1) : callee === 'zip' || callee.endsWith('chain') ? args : args.slice(0, 1);
@@ -425,6 +432,33 @@ function callDomain(model: FileModel, node: SyntaxNode, fnIndex: number, line: n
   // The position as the model's calls have it (1-based column), for the repo phase's `callAt`.
   const start = node.startIndex;
   return { kind: 'call', line: model.lineOf(start) + 1, column: start - (model.source.lastIndexOf('\n', start - 1) + 1) + 1 };
+}
+
+/** Parsers of a whole data file: `json.load(f)`, `yaml.safe_load(f)`, `tomllib.load(f)`, `json.loads(text)`. */
+const BUNDLED_LOAD = /^(json\.loads?|yaml\.(safe_load|load|full_load)|tomllib\.load|tomli\.load|toml\.load)$/;
+/** A path built from where the module lives, or a package resource: data shipped with the code. */
+const MODULE_FILE = /__file__|importlib\.resources|importlib_resources|pkg_resources\.resource_|pkgutil\.get_data/;
+
+/**
+ * Is `node` (a file object, a path, or the text read from one) data shipped with the code: built
+ * from `__file__` or a package resource, directly or through the names it uses (bound before
+ * `line` in the function or at module level), two levels deep?
+ */
+function bundledFile(model: FileModel, node: SyntaxNode, fnIndex: number, line: number, depth = 0): boolean {
+  if (depth > 2) return false;
+  const text = node.text;
+  if (MODULE_FILE.test(text)) return true;
+  const names = new Set(text.match(/\b[A-Za-z_]\w*\b/g) ?? []);
+  for (const name of names) {
+    let last: { value: SyntaxNode | null; line: number } | null = null;
+    for (const a of assignmentsTo(model, name)) {
+      if ((a.functionIndex === fnIndex && a.line <= line) || a.functionIndex === -1) {
+        if (!last || a.line >= last.line) last = a;
+      }
+    }
+    if (last?.value && bundledFile(model, last.value, fnIndex, last.line, depth + 1)) return true;
+  }
+  return false;
 }
 
 /** Calls that check or parse what they are given and hand back its data: `validate(data_dict, schema)`, `schema.load(payload)`, `Model.model_validate(body)`. */

@@ -268,6 +268,9 @@ function idsFromRequest(domain: Domain, readBefore: boolean): boolean {
 /** A note for a primary-key lookup per id of the request: why it is not an identity-map hit. */
 const REQUEST_IDS_NOTE = '; the ids come from the request and nothing is loaded before the loop, so each lookup is a SELECT';
 
+/** Why a loop over data shipped with the code is advisory. */
+const BUNDLED_EVIDENCE = 'the loop runs over data shipped with the code (a JSON/YAML/TOML file read from beside the module, such as seed data): as many queries as the file has entries, whatever the tables hold';
+
 /**
  * Why a per-item statement made only in an `except` handler is advisory: it runs for the items
  * whose work failed, not for every item (two unseen reviews judged such N+1s FALSE: the lookup
@@ -308,7 +311,7 @@ export function fileReadReports(model: FileModel): FileReadReport[] {
       site,
       message: message + (requestIds ? REQUEST_IDS_NOTE : forcedLow || deferred ? '' : domainNote(decided(d))),
       severity: forcedLow ? 'low' : domainSeverity(decided(d)),
-      ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : unitCall ? { advisory: unitEvidence(unitCall.calleeText) } : inExceptHandler(site.call.node, model.functions[site.call.functionIndex]?.node ?? site.loops[0]!.node) ? { advisory: HANDLER_EVIDENCE } : {}),
+      ...(pk ? { advisory: IDENTITY_MAP_EVIDENCE } : unitCall ? { advisory: unitEvidence(unitCall.calleeText) } : inExceptHandler(site.call.node, model.functions[site.call.functionIndex]?.node ?? site.loops[0]!.node) ? { advisory: HANDLER_EVIDENCE } : domainAdvisory(decided(d))),
       deferred,
       domain: encodeDomain(d),
     });
@@ -997,13 +1000,14 @@ function methodsNamed(graph: CallGraph): Map<string, FnRef[]> {
  * stored data; `low` when N is what one client sent in one request; `medium` when not known.
  */
 export function domainSeverity(domain: Domain): Severity | undefined {
-  return domain === 'rows' ? undefined : domain === 'input' || domain === 'fixed' || domain === 'fixedOne' ? 'low' : 'medium';
+  return domain === 'rows' ? undefined : domain === 'input' || domain === 'fixed' || domain === 'fixedOne' || domain === 'bundled' ? 'low' : 'medium';
 }
 
 export function domainNote(domain: Domain): string {
   return domain === 'input' ? '; the loop runs over what the request sent, so N is bounded by one request'
     : domain === 'fixed' ? '; every caller passes a handful of items it writes out, so N is fixed by the code'
-    : domain === 'fixedOne' ? '; its one caller in the repo passes a handful of items it writes out' : '';
+    : domain === 'fixedOne' ? '; its one caller in the repo passes a handful of items it writes out'
+    : domain === 'bundled' ? '; the loop runs over data shipped with the code (a file read from beside the module), so N is fixed by the code' : '';
 }
 
 /**
@@ -1011,7 +1015,8 @@ export function domainNote(domain: Domain): string {
  * whatever the tables hold: a fixed cost, kept as advisory with that evidence.
  */
 export function domainAdvisory(domain: Domain | null): { advisory?: string } {
-  return domain === 'fixed' ? { advisory: 'every caller passes the loop a handful of items written out in the code (a literal, or a local bound once to one): a fixed number of queries, not one per stored row' } : {};
+  return domain === 'fixed' ? { advisory: 'every caller passes the loop a handful of items written out in the code (a literal, or a local bound once to one): a fixed number of queries, not one per stored row' }
+    : domain === 'bundled' ? { advisory: BUNDLED_EVIDENCE } : {};
 }
 
 /**
@@ -1019,7 +1024,7 @@ export function domainAdvisory(domain: Domain | null): { advisory?: string } {
  * the code's own few items (`fixed`: from two callers or more; `fixedOne`: the one caller seen),
  * or not known.
  */
-export type Domain = 'rows' | 'input' | 'fixed' | 'fixedOne' | 'unknown';
+export type Domain = 'rows' | 'input' | 'fixed' | 'fixedOne' | 'bundled' | 'unknown';
 
 /** What a per-item workflow does besides the read, for a message: `writes (\`x\`)`, `calls outside the database (\`x\`)`. */
 export function workflowDoes(alsoWrites: string): string {

@@ -15,7 +15,7 @@
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { loopsDomain, rowsSource, WRITE_EFFECT } from './dbCalls.js';
 import {
-  collectDeferredReports, commitAfter, DEFERRED_WRITE, describeLoop, domainNote, domainSeverity, perItemDbCalls, reportDeferredLoopFindings, reportHelperSites,
+  collectDeferredReports, commitAfter, DEFERRED_WRITE, describeLoop, domainAdvisory, domainNote, domainSeverity, perItemDbCalls, reportDeferredLoopFindings, reportHelperSites,
   type FileReadReport,
 } from './loops.js';
 import { encodeDomain } from '../../../semantic/loopDomain.js';
@@ -114,6 +114,7 @@ export function fileWriteReports(model: FileModel): FileReadReport[] {
       site,
       message: message + (owner || deferred ? '' : domainNote(decided)),
       severity: owner ? 'low' : domainSeverity(decided),
+      ...(owner ? {} : domainAdvisory(decided)),
       deferred,
       domain: encodeDomain(d),
       ...(commit ? { sameDefectAs: { code: 'PA207', line: commit.line } } : {}),
@@ -149,7 +150,7 @@ export const nUpdateDeleteLoop: FileRule & RepoRule = {
   checkFile(ctx: FileRuleContext): void {
     for (const r of fileWriteReports(ctx.model)) {
       if (r.deferred) continue;
-      ctx.report({ node: r.site.call.node, message: r.message, severity: r.severity, ...(r.sameDefectAs ? { sameDefectAs: r.sameDefectAs } : {}) });
+      ctx.report({ node: r.site.call.node, message: r.message, severity: r.severity, ...(r.advisory ? { advisory: r.advisory } : {}), ...(r.sameDefectAs ? { sameDefectAs: r.sameDefectAs } : {}) });
     }
     reportDirtyTracking(ctx);
   },
