@@ -53,10 +53,13 @@ describe('PA206 event_channel_consistency', () => {
 });
 
 describe('PA204 missing_rollback', () => {
-  it('is low when a session `with` already rolls back', () => {
+  it('is low when a session `with` already rolls back, or when the session was handed in and is not used again here', () => {
     const file = path.join(FIXTURES, 'transaction/open-scope/app/rollback.py');
     expect(at('transaction/open-scope', 'app/rollback.py', lineOf(file, 'def swallow_in_with') + 4, 'PA204')?.originalSeverity).toBe('low');
-    expect(at('transaction/open-scope', 'app/rollback.py', lineOf(file, 'def swallow(') + 3, 'PA204')?.originalSeverity).toBe('medium');
+    // A session handed in and not used after the handler: the caller's next statement meets it failed, loudly.
+    const handedIn = at('transaction/open-scope', 'app/rollback.py', lineOf(file, 'def swallow(') + 3, 'PA204')!;
+    expect(handedIn.originalSeverity).toBe('low');
+    expect(handedIn.message).toMatch(/for the callers of `swallow`, which handed it in: one that goes on with `db` gets `PendingRollbackError`/);
   });
 
   it('a `try` that only reads: advisory when the handler leaves, low when the function goes on, medium in a loop that goes on', () => {
