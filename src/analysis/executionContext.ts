@@ -355,7 +355,7 @@ export function executionContexts(graph: CallGraph, isMigration: (path: string) 
  * there holds up nothing but that run. Keyed by the function's global id (`offsets[file] + fn`),
  * with the evidence.
  */
-function privateLoops(graph: CallGraph): Map<number, string> {
+function privateLoops(graph: CallGraph, alone = true): Map<number, string> {
   const out = new Map<number, string>();
   const files = graph.index.files;
   // Most repos start no loop of their own: nothing to do.
@@ -371,7 +371,7 @@ function privateLoops(graph: CallGraph): Map<number, string> {
   const idOf = (r: FnRef) => offsets[r.file]! + r.fn;
   const entrySites = (ref: FnRef) => graph.ownEffects(ref).filter((e) => e.kind === LOOP_ENTRY);
   const evidence = (what: string, from: FnRef, line: number, callee: string) =>
-    `runs only on an event loop of its own: \`${what}(${callee}(...))\` in \`${graph.function(from).qualifiedName}\` (${graph.fileOf(from).path}:${line}) starts one per call, and nothing it reaches starts other coroutines beside it: a blocking call holds up that run alone, no request and no other job`;
+    `runs only on an event loop of its own: \`${what}(${callee}(...))\` in \`${graph.function(from).qualifiedName}\` (${graph.fileOf(from).path}:${line}) starts one per call${alone ? ALONE : ''}`;
   // Which coroutines may be private, and how each is called: entries (with their evidence), awaits from other coroutines.
   interface Candidate { ref: FnRef; entries: string[]; from: number[] }
   const candidates = new Map<number, Candidate>();
@@ -379,7 +379,7 @@ function privateLoops(graph: CallGraph): Map<number, string> {
     const fn = graph.function(ref);
     // Not a route or a startup hook, which the framework runs on its own loop. (A job's coroutine
     // may be: a task class's `run()` that its `__call__` starts with `asyncio.run`.)
-    return fn.isAsync && fn.role !== 'handler' && fn.role !== 'init' && !graph.reaches(ref, SPAWNS, 'any');
+    return fn.isAsync && fn.role !== 'handler' && fn.role !== 'init' && (!alone || !graph.reaches(ref, SPAWNS, 'any'));
   };
   files.forEach((f, file) => {
     if (f.isTestFile) return;
@@ -398,7 +398,7 @@ function privateLoops(graph: CallGraph): Map<number, string> {
         const site = sites.find((x) => x.line === e.call.line && x.column === e.call.column);
         // A starter that also schedules work on that loop (`loop.create_task(heartbeat())` before
         // `run_until_complete(job())`) shares it.
-        if (site && graph.ownEffects(e.from).some((x) => x.kind === SPAWNS)) {
+        if (alone && site && graph.ownEffects(e.from).some((x) => x.kind === SPAWNS)) {
           ok = false;
           break;
         }
@@ -415,7 +415,7 @@ function privateLoops(graph: CallGraph): Map<number, string> {
       if (!ok) return;
       if (!c.entries.length && !c.from.length && fn.className) {
         // A template method: a base class's sync method starts `self.<name>()` on a loop of its own.
-        const started = templateEntry(graph, ref, fn.name);
+        const started = templateEntry(graph, ref, fn.name, alone);
         if (started) c.entries.push(started);
       }
       if (c.entries.length || c.from.length) candidates.set(idOf(ref), c);
@@ -455,8 +455,25 @@ function privateLoops(graph: CallGraph): Map<number, string> {
   return out;
 }
 
+/** What makes a private loop's coroutine alone on it (see {@link privateLoops}). */
+const ALONE = ', and nothing it reaches starts other coroutines beside it: a blocking call holds up that run alone, no request and no other job';
+
+const perCallLoops = new WeakMap<CallGraph, { loops: Map<number, string>; offsets: number[] }>();
+
+/**
+ * Is `ref` a coroutine that only ever runs on an event loop started for the call (every caller
+ * runs it with `asyncio.run(...)` and the like, or awaits it from such a coroutine), whatever else
+ * runs on that loop beside it? The evidence, else null. What belongs to one loop (an async
+ * engine's connections) cannot serve the next call's.
+ */
+export function loopPerCall(graph: CallGraph, ref: FnRef): string | null {
+  let memo = perCallLoops.get(graph);
+  if (!memo) perCallLoops.set(graph, (memo = { loops: privateLoops(graph, false), offsets: functionIds(graph.index.files).offsets }));
+  return memo.loops.get(memo.offsets[ref.file]! + ref.fn) ?? null;
+}
+
 /** The evidence when a base class of `ref`'s class starts `self.<name>(...)` on a loop of its own (a `LOOP_ENTRY` site). */
-function templateEntry(graph: CallGraph, ref: { file: number; fn: number }, name: string): string | null {
+function templateEntry(graph: CallGraph, ref: { file: number; fn: number }, name: string, alone: boolean): string | null {
   const [, ...bases] = graph.selfClasses(ref);
   for (const base of bases) {
     const file = graph.index.files[base.file]!;
@@ -465,7 +482,7 @@ function templateEntry(graph: CallGraph, ref: { file: number; fn: number }, name
       if (f.className !== base.cls.name || f.isAsync) continue;
       for (const e of graph.ownEffects({ file: base.file, fn })) {
         if (e.kind !== LOOP_ENTRY || graph.callAt(base.file, e.line, e.column)?.calleeText !== `self.${name}`) continue;
-        return `runs only on an event loop of its own: \`${e.what}(self.${name}(...))\` in \`${f.qualifiedName}\` (${file.path}:${e.line}) starts one per call, and nothing it reaches starts other coroutines beside it: a blocking call holds up that run alone, no request and no other job`;
+        return `runs only on an event loop of its own: \`${e.what}(self.${name}(...))\` in \`${f.qualifiedName}\` (${file.path}:${e.line}) starts one per call${alone ? ALONE : ''}`;
       }
     }
   }

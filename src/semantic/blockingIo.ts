@@ -631,24 +631,32 @@ export function readsBundledFile(model: FileModel, call: CallInfo): boolean {
     if (modeText && !/^[rRbB]*['"][rbt]*['"]$/.test(modeText)) return false;
     path = call.receiver;
   } else if (/^(read|readline|readlines|seek|close)$/.test(call.method) && call.receiver) {
-    // The file object of such an `open`: inline (`open(p).read()`) or named (`with open(p) as f`).
-    const r = call.receiver;
-    if (r.type === 'call') {
-      const inner = callAt(model, r);
-      return !!inner && readsBundledFile(model, inner);
-    }
-    if (r.type !== 'identifier') return false;
-    for (const wi of call.withs) {
-      const w = model.withs[wi]!;
-      const item = w.functionIndex === call.functionIndex ? w.items.find((i) => i.alias === r.text) : undefined;
-      const opened = item && item.value.type === 'call' ? callAt(model, item.value) : null;
-      if (opened) return readsBundledFile(model, opened);
-    }
-    const bound = assignmentsTo(model, r.text).filter((a) => a.functionIndex === call.functionIndex && a.line <= call.line && !a.fromWith);
-    const v = bound.length === 1 && bound[0]!.value?.type === 'call' ? callAt(model, bound[0]!.value) : null;
-    return !!v && readsBundledFile(model, v);
+    return readsBundledValue(model, call, call.receiver);
   } else return false;
   return rootedAtOwnFile(model, path, call.functionIndex, 0);
+}
+
+/**
+ * Is `value`, used at `at`, what a read of a file shipped with the code gives ({@link readsBundledFile}):
+ * the file object of such an `open` — inline (`open(p).read()`), or named (`with open(p) as f`,
+ * `f = open(p)`) — or the text read from one (`Path(__file__).with_name("x.json").read_text()`,
+ * inline or through a name bound once to it)?
+ */
+export function readsBundledValue(model: FileModel, at: CallInfo, value: SyntaxNode): boolean {
+  if (value.type === 'call') {
+    const inner = callAt(model, value);
+    return !!inner && readsBundledFile(model, inner);
+  }
+  if (value.type !== 'identifier') return false;
+  for (const wi of at.withs) {
+    const w = model.withs[wi]!;
+    const item = w.functionIndex === at.functionIndex ? w.items.find((i) => i.alias === value.text) : undefined;
+    const opened = item && item.value.type === 'call' ? callAt(model, item.value) : null;
+    if (opened) return readsBundledFile(model, opened);
+  }
+  const bound = assignmentsTo(model, value.text).filter((a) => a.functionIndex === at.functionIndex && a.line <= at.line && !a.fromWith);
+  const v = bound.length === 1 && bound[0]!.value?.type === 'call' ? callAt(model, bound[0]!.value) : null;
+  return !!v && readsBundledFile(model, v);
 }
 
 function rootedAtOwnFile(model: FileModel, node: SyntaxNode | null, fnIndex: number, depth: number): boolean {

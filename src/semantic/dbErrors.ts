@@ -17,12 +17,29 @@ export function isDbErrorName(name: string): boolean {
 
 /** Does an `except` clause catch database errors (bare, broad, or a DB exception class)? */
 export function catchesDbErrors(handler: { text: string }): boolean {
+  const names = caughtNames(handler);
+  return names !== null && (names.length === 0 || names.some(isDbErrorName));
+}
+
+/**
+ * The exception classes an `except` clause names, as written (`sa.exc.IntegrityError`); an empty
+ * list for a bare `except:`, null for text that is no `except` clause. `except A or B:` evaluates
+ * `A or B` to `A` (a class is truthy): only `A` is caught.
+ */
+export function caughtNames(handler: { text: string }): string[] | null {
   const header = handler.text.slice(0, handler.text.indexOf(':') >= 0 ? handler.text.indexOf(':') : handler.text.length);
   const m = /^except\*?\s*(.*)$/s.exec(header.trim());
-  if (!m) return false;
+  if (!m) return null;
   const spec = m[1]!.replace(/\s+as\s+\w+\s*$/, '').trim();
-  if (spec === '') return true;
-  // `except NoResultFound or InterfaceError:` evaluates `A or B` to `A` (a class is truthy): only `A` is caught.
-  const names = spec.replace(/^\(|\)$/g, '').split(',').map((s) => s.split(/\s+or\s+/)[0]!.trim()).filter(Boolean);
-  return names.some(isDbErrorName);
+  if (spec === '') return [];
+  return spec.replace(/^\(|\)$/g, '').split(',').map((x) => x.split(/\s+or\s+/)[0]!.trim()).filter(Boolean);
+}
+
+/**
+ * Does the clause catch constraint violations only (`except IntegrityError:`, `except
+ * (sa.exc.IntegrityError, UniqueViolation) as e:`)? Only a statement that writes raises one.
+ */
+export function catchesOnlyConstraintViolations(handler: { text: string }): boolean {
+  const names = caughtNames(handler);
+  return !!names?.length && names.every((n) => /(^|\.)(IntegrityError|UniqueViolation)$/.test(n));
 }

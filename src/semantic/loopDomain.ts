@@ -28,7 +28,8 @@
  * caller supplies the one fact it knows better (is this expression a query's rows?).
  */
 import type { SyntaxNode } from '../parse/parser.js';
-import { assignmentsTo, variableRefs, type FileModel, type LoopInfo } from './model.js';
+import { assignmentsTo, callAt, variableRefs, type FileModel, type LoopInfo } from './model.js';
+import { readsBundledValue } from './blockingIo.js';
 import { smallLiteral } from './smallLiterals.js';
 
 export type LoopDomainKind = 'rows' | 'input' | 'call' | 'param' | 'fixed' | 'bundled' | 'unknown';
@@ -413,7 +414,10 @@ function callDomain(model: FileModel, node: SyntaxNode, fnIndex: number, line: n
   const callee = fn?.text ?? '';
   if (validated(model, node, fnIndex, line, isRows, depth)) return INPUT;
   if (pickedFromRequest(node)) return INPUT;
-  if (BUNDLED_LOAD.test(callee) && args[0] && bundledFile(model, args[0], fnIndex, line)) return BUNDLED;
+  if (BUNDLED_LOAD.test(callee) && args[0]) {
+    const parse = callAt(model, node);
+    if (parse && readsBundledValue(model, parse, args[0])) return BUNDLED;
+  }
   if (PASS_THROUGH.has(callee)) {
     // `map(f, xs)` / `filter(f, xs)`: the items are the second argument's.
     const items = callee === 'map' || callee === 'filter' ? args.slice(1) : callee === 'zip' || callee.endsWith('chain') ? args : args.slice(0, 1);
@@ -436,31 +440,6 @@ function callDomain(model: FileModel, node: SyntaxNode, fnIndex: number, line: n
 
 /** Parsers of a whole data file: `json.load(f)`, `yaml.safe_load(f)`, `tomllib.load(f)`, `json.loads(text)`. */
 const BUNDLED_LOAD = /^(json\.loads?|yaml\.(safe_load|load|full_load)|tomllib\.load|tomli\.load|toml\.load)$/;
-/** A path built from where the module lives, or a package resource: data shipped with the code. */
-const MODULE_FILE = /__file__|importlib\.resources|importlib_resources|pkg_resources\.resource_|pkgutil\.get_data/;
-
-/**
- * Is `node` (a file object, a path, or the text read from one) data shipped with the code: built
- * from `__file__` or a package resource, directly or through the names it uses (bound before
- * `line` in the function or at module level), two levels deep?
- */
-function bundledFile(model: FileModel, node: SyntaxNode, fnIndex: number, line: number, depth = 0): boolean {
-  if (depth > 2) return false;
-  const text = node.text;
-  if (MODULE_FILE.test(text)) return true;
-  const names = new Set(text.match(/\b[A-Za-z_]\w*\b/g) ?? []);
-  for (const name of names) {
-    let last: { value: SyntaxNode | null; line: number } | null = null;
-    for (const a of assignmentsTo(model, name)) {
-      if ((a.functionIndex === fnIndex && a.line <= line) || a.functionIndex === -1) {
-        if (!last || a.line >= last.line) last = a;
-      }
-    }
-    if (last?.value && bundledFile(model, last.value, fnIndex, last.line, depth + 1)) return true;
-  }
-  return false;
-}
-
 /** Calls that check or parse what they are given and hand back its data: `validate(data_dict, schema)`, `schema.load(payload)`, `Model.model_validate(body)`. */
 const VALIDATING_CALL = /(^|[._])(validate|deserialize|load|loads|parse_obj|parse_raw|model_validate|model_validate_json|validated_data|clean)$/;
 

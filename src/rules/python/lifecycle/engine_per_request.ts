@@ -18,6 +18,7 @@
  */
 import { callGraphOf, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import { LOOP_ENTRY } from '../../../analysis/effects.js';
+import { loopPerCall } from '../../../analysis/executionContext.js';
 import type { SummaryCall } from '../../../analysis/summary.js';
 import { NEW_ENGINE as KIND } from '../../../analysis/summary.js';
 import { moduleNameOf } from '../../../semantic/model.js';
@@ -103,7 +104,7 @@ export const enginePerRequest: RepoRule = {
         // session it still costs a new engine each time: reported one step lower.
         if (nullPool && perWhat === 'job') continue;
         // An async engine in a coroutine each run starts on an event loop of its own.
-        const ownLoop = perWhat === 'job' && ASYNC_ENGINE.test(e.what) ? loopPerRun(graph, ref) : null;
+        const ownLoop = perWhat === 'job' && ASYNC_ENGINE.test(e.what) ? loopPerCall(graph, ref) : null;
         add(`${file.path}:${e.line}:${e.column}|${perWhat}`, `${file.path}:${fn.qualifiedName}`, {
           path: file.path,
           location: { line: call.line, column: call.column, endLine: call.endLine, endColumn: call.endColumn },
@@ -135,7 +136,7 @@ export const enginePerRequest: RepoRule = {
         if (weak) severity = lower(severity);
         // The call starts the coroutine on a loop of its own (`asyncio.run(_run(...))`), or the
         // job is such a coroutine: an async engine per run is what that takes.
-        const ownLoop = perWhat === 'job' && ASYNC_ENGINE.test(reach.effect.what) ? (startsLoop(graph, ref, edge.call) ?? loopPerRun(graph, ref)) : null;
+        const ownLoop = perWhat === 'job' && ASYNC_ENGINE.test(reach.effect.what) ? (startsLoop(graph, ref, edge.call) ?? loopPerCall(graph, ref)) : null;
         add(`${graph.fileOf(end).path}:${reach.effect.line}:${reach.effect.column}|${perWhat}`, `${file.path}:${fn.qualifiedName}`, {
           path: file.path,
           location: { line: edge.call.line, column: edge.call.column, endLine: edge.call.endLine, endColumn: edge.call.endColumn },
@@ -158,32 +159,14 @@ export const enginePerRequest: RepoRule = {
 /** The construction of an asyncio engine (`create_async_engine`, `async_engine_from_config`). */
 const ASYNC_ENGINE = /(^|\.)(create_async_engine|async_engine_from_config)\b/;
 
-/** Where a call of `ref` starts its callee on a new event loop (`asyncio.run(coro())`): the call's text, else null. */
+/** Where a call of `ref` starts its callee on an event loop of its own (`asyncio.run(_run(...))`, a `LOOP_ENTRY` site): the evidence, else null. */
 function startsLoop(graph: CallGraph, ref: FnRef, call: SummaryCall): string | null {
-  const entry = graph.ownEffects(ref).some((x) => x.kind === LOOP_ENTRY && x.line === call.line && x.column === call.column);
-  return entry ? `${graph.function(ref).qualifiedName} (${graph.fileOf(ref).path}:${call.line})` : null;
+  const entry = graph.ownEffects(ref).find((x) => x.kind === LOOP_ENTRY && x.line === call.line && x.column === call.column);
+  return entry ? `\`${entry.what}(${call.calleeText}(...))\` in \`${graph.function(ref).qualifiedName}\` (${graph.fileOf(ref).path}:${call.line}) starts an event loop of its own per call` : null;
 }
 
-/**
- * Is `ref` a coroutine that every caller the repo shows starts on an event loop of its own
- * (`asyncio.run(sweep())` in a Celery task), directly or through coroutines that are (two levels)?
- * Where such a start is: the first one; else null.
- */
-function loopPerRun(graph: CallGraph, ref: FnRef, depth = 0): string | null {
-  if (!graph.function(ref).isAsync || depth > 2) return null;
-  const callers = graph.callers(ref).filter((e) => !graph.fileOf(e.from).isTestFile);
-  if (!callers.length) return null;
-  let first: string | null = null;
-  for (const e of callers) {
-    const here = startsLoop(graph, e.from, e.call) ?? (e.call.awaited ? loopPerRun(graph, e.from, depth + 1) : null);
-    if (!here) return null;
-    first ??= here;
-  }
-  return first;
-}
-
-function ownLoopEvidence(where: string): string {
-  return `each run starts an event loop of its own (\`asyncio.run\` in ${where}): an async engine\'s pooled connections belong to the loop that opened them and cannot serve the next run\'s loop, so an engine per run, disposed when the run ends (or one with \`NullPool\`), is what SQLAlchemy prescribes`;
+function ownLoopEvidence(why: string): string {
+  return `${why}: an async engine\'s pooled connections belong to the loop that opened them and cannot serve the next run\'s loop, so an engine per run, disposed when the run ends (or one with \`NullPool\`), is what SQLAlchemy prescribes`;
 }
 
 const SQLITE = ' (SQLite)';

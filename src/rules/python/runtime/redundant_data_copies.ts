@@ -12,6 +12,7 @@ import type { SyntaxNode } from '../../../parse/parser.js';
 import type { CallInfo, FileModel } from '../../../semantic/model.js';
 import { assignmentsTo, callAt } from '../../../semantic/model.js';
 import type { FileRule, FileRuleContext } from '../../types.js';
+import { smallLiteral } from '../../../semantic/smallLiterals.js';
 
 const COPY_FUNCTIONS = new Set(['builtins.list', 'builtins.dict', 'copy.copy', 'copy.deepcopy']);
 /** Fresh values by the shape a copy keeps: `list(x)` copies only when x is a list, `dict(x)` a dict. */
@@ -180,12 +181,9 @@ export const redundantDataCopies: FileRule = {
   },
 };
 
-/** A list, set, tuple or dict display of at most ten items written out, with no unpacking and no comprehension: its item count, else null. */
+/** A display of a few items written out ({@link smallLiteral}): its item count, else null. */
 function fixedDisplaySize(value: SyntaxNode): number | null {
   let v: SyntaxNode | null = value;
   while (v?.type === 'parenthesized_expression') v = v.namedChild(0);
-  if (!v || !['list', 'set', 'tuple', 'dictionary'].includes(v.type)) return null;
-  const items = v.namedChildren.filter((c) => c.type !== 'comment');
-  if (items.length > 10 || items.some((c) => c.type === 'list_splat' || c.type === 'dictionary_splat')) return null;
-  return items.length;
+  return v && smallLiteral(v) ? v.namedChildren.filter((c) => c.type !== 'comment').length : null;
 }

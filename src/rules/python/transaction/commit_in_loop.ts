@@ -30,7 +30,7 @@ import { executesMany, leavesAfter } from '../query/semantics.js';
 import { alwaysReaches } from './reach.js';
 import { flagAtCall, isDictKeyGuard } from '../../../semantic/guards.js';
 import { UNTYPED } from '../../../analysis/objects.js';
-import { COMMIT_EFFECT, FOUND_RETURN, inExceptWithin, SIDE_EFFECT, TXN_LOOP_CALL } from './effects.js';
+import { COMMIT_EFFECT, FOUND_RETURN, SIDE_EFFECT, TXN_LOOP_CALL } from './effects.js';
 import { resolveDomain } from '../query/loops.js';
 import { decodeDomain } from '../../../semantic/loopDomain.js';
 import { commitKeepsNothing, STAGES } from '../readOnlyCommit.js';
@@ -42,7 +42,7 @@ import {
   receiverKey,
 } from './semantics.js';
 import { itemNames, overItems } from './loopForms.js';
-import { isThrottle } from '../../../semantic/controlFlow.js';
+import { inExceptHandler, isThrottle } from '../../../semantic/controlFlow.js';
 import { moreLines } from '../runtime/context.js';
 
 export const commitInLoop: FileRule & RepoRule = {
@@ -364,7 +364,7 @@ function perIterationCommit(model: FileModel, commit: CallInfo, loop: LoopInfo):
   if (guard === 'throttle' || guard === 'other') return null;
   if (enclosingTries(commit.node, body).some((t) => t.startIndex >= body.startIndex)) return null;
   // In an `except` of the iteration: a commit for the items that failed (a failure recorded), not for every item.
-  if (inExceptWithin(commit.node, body)) return null;
+  if (inExceptHandler(commit.node, body)) return null;
   // The loop surely ends after it (a `break`, `return` or `raise` later in its block, no
   // `continue` on the way): once per loop (a retry, a search).
   if (leavesAfter(commit.node, loop)) return null;

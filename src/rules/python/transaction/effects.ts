@@ -25,7 +25,7 @@ import { isMemoisedCall } from '../../../semantic/memo.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { assignmentsInLoop, assignmentsTo, augAssignmentsInLoop, callAt, isNamedLookupCallee, type CallInfo, type FileModel, type FunctionInfo } from '../../../semantic/model.js';
-import { conditionalInFunction, exclusiveArms, insideNestedFunction } from '../../../semantic/controlFlow.js';
+import { conditionalInFunction, exclusiveArms, inExceptHandler, insideNestedFunction } from '../../../semantic/controlFlow.js';
 import { dictKeyGuard, flagGuard, soleFlagGuard } from '../../../semantic/guards.js';
 import { pendingHandleMethod } from '../../../semantic/syncDb.js';
 import { externalCall, outsideEffect, readOnlyRemote, spawnedTask } from '../../../semantic/externalCalls.js';
@@ -58,8 +58,8 @@ export const NETWORK_SEND_EFFECT = 'network_send';
  * `SELECT ... FOR UPDATE`/`FOR SHARE`): a wait after it holds those rows, not only a connection.
  */
 export const ROW_LOCK_EFFECT = 'row_lock';
-/** A raw statement that locks the rows it reads. */
-const RAW_ROW_LOCK = /\bFOR\s+(NO\s+KEY\s+)?(UPDATE|SHARE)\b/i;
+/** A row lock written in code: `.with_for_update(...)`, or a raw `FOR UPDATE` / `FOR SHARE`. */
+export const ROW_LOCK_TEXT = /\.with_for_update\s*\(|\bFOR\s+(NO\s+KEY\s+)?(UPDATE|SHARE)\b/i;
 /**
  * `found = <query>` then `if found: return found` (or `is not None`), with more after it: what
  * follows runs only when the lookup found nothing — a get-or-create, whose commit is per new row,
@@ -135,7 +135,7 @@ export function collectTransactionEffects(model: FileModel): Effect[][] {
     if (call.functionIndex < 0 || isNamedLookupCallee(model, call)) continue;
     const fn = model.functions[call.functionIndex]!;
     const at = { line: call.line, column: call.column };
-    if (call.method === 'with_for_update' || (call.method === 'text' && RAW_ROW_LOCK.test(call.node.text))) effects[call.functionIndex]!.push({ kind: ROW_LOCK_EFFECT, what: call.calleeText, ...at });
+    if (call.method === 'with_for_update' || (call.method === 'text' && ROW_LOCK_TEXT.test(call.node.text))) effects[call.functionIndex]!.push({ kind: ROW_LOCK_EFFECT, what: call.calleeText, ...at });
     // `with session.begin():` / `async with Maker.begin() as s:` commits when the block exits.
     if ((call.method === 'begin' || call.method === 'transaction') && call.isWithItem && call.hasReceiver) {
       effects[call.functionIndex]!.push({ kind: MAY_COMMIT_EFFECT, what: call.calleeText, ...at });
@@ -337,17 +337,9 @@ function perItemCall(model: FileModel, call: CallInfo): boolean {
     if (enclosingTries(call.node, body).some((t) => t.startIndex >= body.startIndex)) return false;
     if (leavesAfter(call.node, loop)) return false;
     // In an `except` of the iteration: it runs for the items that failed, not for every item.
-    if (inExceptWithin(call.node, body)) return false;
+    if (inExceptHandler(call.node, body)) return false;
   }
   return true;
-}
-
-/** Does the node sit in an `except` clause of a `try` inside `block`? */
-export function inExceptWithin(node: SyntaxNode, block: SyntaxNode): boolean {
-  for (let p = node.parent; p && p.id !== block.id; p = p.parent) {
-    if (p.type === 'except_clause' || p.type === 'except_group_clause') return true;
-  }
-  return false;
 }
 
 const ACTING_LOOPS = new WeakMap<FileModel, Map<number, CallInfo[]>>();

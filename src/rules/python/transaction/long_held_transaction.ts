@@ -19,7 +19,7 @@ import { cpuHeavyCall } from '../../../semantic/cpuHeavy.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import { CHILD_PROCESS_EFFECT } from '../../../analysis/effects.js';
 import { reportInTransactionCalls } from './reach.js';
-import { NETWORK_EFFECT } from './effects.js';
+import { NETWORK_EFFECT, ROW_LOCK_TEXT } from './effects.js';
 import { callsOf, externalCall, openOnPathTo, SLEEP_FUNCTIONS, transactionRegions, type TransactionRegion } from './semantics.js';
 import { callAt, receiverIs, usesName } from '../../../semantic/model.js';
 import type { Effect } from '../../../analysis/summary.js';
@@ -118,9 +118,6 @@ export const longHeldTransaction: FileRule & RepoRule = {
     }
   },
 };
-
-/** A row lock written in a span: `.with_for_update(...)`, a raw `FOR UPDATE` / `FOR SHARE`. */
-const ROW_LOCK_TEXT = /\.with_for_update\s*\(|\bFOR\s+(NO\s+KEY\s+)?(UPDATE|SHARE)\b/;
 
 function where(region: TransactionRegion): string {
   return region.kind === 'begin'

@@ -32,7 +32,7 @@
  */
 import type { SyntaxNode } from '../../../parse/parser.js';
 import { exclusiveArms, ifBranches } from '../../../semantic/controlFlow.js';
-import { catchesDbErrors, isDbErrorName } from '../../../semantic/dbErrors.js';
+import { catchesDbErrors, catchesOnlyConstraintViolations, caughtNames, isDbErrorName } from '../../../semantic/dbErrors.js';
 import type { FileRule, FileRuleContext, RepoRule, RepoRuleContext } from '../../types.js';
 import type { Effect } from '../../../analysis/summary.js';
 import { callGraphOf, siteCalls, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
@@ -158,7 +158,7 @@ export const missingRollback: FileRule & RepoRule = {
       const fact = JSON.parse(site.what) as { header: string; top?: number };
       // A handler of unique violations only (`except IntegrityError:`): a callee that reaches no
       // write raises none (nothing of its own to flush), so it is not what the handler catches.
-      if (UNIQUE_VIOLATION_ONLY.test(fact.header) && !WRITES.some((k) => graph.reaches(to, k, 'any'))) continue;
+      if (catchesOnlyConstraintViolations({ text: fact.header }) && !WRITES.some((k) => graph.reaches(to, k, 'any'))) continue;
       // A `try` outside any loop of its function: a caller must run the function once per item
       // of a loop (a consumer's `for msg in consumer: on_message(msg)`) on the same session.
       const perItem = fact.top ? perItemCaller(graph, ref) : null;
@@ -185,9 +185,6 @@ export const missingRollback: FileRule & RepoRule = {
 };
 
 const WRITES: readonly string[] = [WRITE_EFFECT, FLUSH_EFFECT, COMMIT_EFFECT];
-
-/** An `except` clause for constraint violations only: `except IntegrityError:`, `except (sa.exc.IntegrityError, UniqueViolation) as e:`. */
-const UNIQUE_VIOLATION_ONLY = /^except\s+\(?\s*(?:[\w.]*\.)?(?:IntegrityError|UniqueViolation)(?:\s*,\s*(?:[\w.]*\.)?(?:IntegrityError|UniqueViolation))*\s*,?\s*\)?(?:\s+as\s+\w+)?\s*:?$/;
 
 /** A loop whose every iteration starts afresh (`what` = its first and last line, `a-b`). */
 const LOOP_RESETS = 'loop_resets';
@@ -373,7 +370,7 @@ function raisedUnrolled(model: FileModel, out: Effect[][]): void {
       // the class raised (`raise Conflict`, `raise Conflict(...) from e`).
       const alias = /\bas\s+([A-Za-z_]\w*)\s*$/.exec(h.text.slice(0, Math.max(0, h.text.indexOf(':'))))?.[1];
       const head = raised?.type === 'call' ? raised.childForFieldName('function') : raised;
-      const cls = !raised || (raised.type === 'identifier' && raised.text === alias) ? caughtNames(h) : [head?.text.split('.').pop() ?? ''];
+      const cls = !raised || (raised.type === 'identifier' && raised.text === alias) ? caughtClassNames(h) : [head?.text.split('.').pop() ?? ''];
       for (const n of cls) if (/^[A-Za-z_]\w*$/.test(n)) names.add(n);
     }
     seen.add(t.id);
@@ -381,12 +378,10 @@ function raisedUnrolled(model: FileModel, out: Effect[][]): void {
   }
 }
 
-/** The class names an `except` clause names (bare: `BaseException`). */
-function caughtNames(handler: SyntaxNode): string[] {
-  const header = handler.text.slice(0, handler.text.indexOf(':') >= 0 ? handler.text.indexOf(':') : handler.text.length);
-  const spec = (/^except\*?\s*(.*)$/s.exec(header.trim())?.[1] ?? '').replace(/\s+as\s+\w+\s*$/, '').trim();
-  if (!spec) return ['BaseException'];
-  return spec.replace(/^\(|\)$/g, '').split(',').map((x) => x.split(/\s+or\s+/)[0]!.trim().split('.').pop()!).filter(Boolean);
+/** The class names an `except` clause names, unqualified (bare: `BaseException`). */
+function caughtClassNames(handler: SyntaxNode): string[] {
+  const names = caughtNames(handler) ?? [];
+  return names.length ? names.map((x) => x.split('.').pop()!) : ['BaseException'];
 }
 
 /** Arguments that carry a session: a session or connection, a repository or unit of work built on one. */
@@ -415,7 +410,7 @@ function handledReuses(model: FileModel, out: Effect[][]): void {
     const handed = callArgs(call.node).positional.filter((a) => (a.type === 'identifier' || a.type === 'attribute') && SESSION_LIKE.test(a.text) && !NOT_A_SESSION.test(a.text)).map((a) => a.text);
     if (!receiver && !handed.length) continue;
     for (const h of exceptClauses(t)) {
-      const caught = caughtNames(h);
+      const caught = caughtClassNames(h);
       if (!caught.length) continue;
       const hb = h.namedChildren.find((c) => c.type === 'block') ?? h;
       const rollbackAt = firstMatch(hb.text, /\b\w*rollback\w*\s*\(/);
