@@ -45,4 +45,39 @@ describe('route roles of rare HTTP method decorators', () => {
     expect(roleOf('failover')).not.toBe('handler');
     expect(roleOf('first')).not.toBe('handler');
   });
+
+  it('takes Pyramid views for handlers, with the request method when one literal names it', async () => {
+    const source = [
+      'from pyramid.view import view_config, notfound_view_config',
+      'from app.decorators import view_config as cached_config',
+      '',
+      "@view_config(route_name='orders', renderer='json')",
+      'def list_orders(request):',
+      '    return request.dbsession.query(Order).all()',
+      '',
+      "@view_config(route_name='orders', request_method='POST', renderer='json')",
+      'def create_order(request):',
+      '    return {}',
+      '',
+      '@notfound_view_config()',
+      'def not_found(request):',
+      '    return {}',
+      '',
+      '@cached_config(ttl=30)',
+      'def cached(request):',
+      '    return {}',
+      '',
+    ].join('\n');
+    const dir = tempTree('pa-pyramid-', { 'app/views.py': source });
+    const parser = await createParser('wasm');
+    const summary = analyzeFile('app/views.py', path.join(dir, 'app/views.py'), parser, [], emptyContext(dir)).summary!;
+    const fnOf = (name: string) => summary.functions.find((f: { name: string }) => f.name === name);
+    expect(fnOf('list_orders')?.role).toBe('handler');
+    expect(fnOf('list_orders')?.routeKind).toBe('view');
+    expect(fnOf('create_order')?.role).toBe('handler');
+    expect(fnOf('create_order')?.routeKind).toBe('post');
+    expect(fnOf('not_found')?.role).toBe('handler');
+    // A project decorator that happens to share the name is not Pyramid's.
+    expect(fnOf('cached')?.role).not.toBe('handler');
+  });
 });

@@ -304,6 +304,8 @@ const ROUTE_METHODS = new Set([
   'websocket', 'websocket_route',
 ]);
 const RARE_ROUTE_METHODS = new Set(['trace', 'options', 'head']);
+/** Pyramid's view decorators (`pyramid.view`): the function answers requests of a route, or of the not-found/forbidden/exception view. */
+const PYRAMID_VIEW = /^pyramid\.view\.(view_config|notfound_view_config|forbidden_view_config|exception_view_config)$/;
 const TASK_DECORATORS = /(^|\.)(task|shared_task|actor|job|periodic_task|cron|scheduled_job|on_message|consumer)$/;
 const INIT_NAME = /(^|_)(init|initialize|initialise|setup|set_up|bootstrap|boot|migrate|migrations?|startup|start_up|lifespan|on_startup|create_tables|seed)(_|$)|^__init__$/i;
 /** Test code (`tests/`, end-to-end suites `e2e/` and `cypress/`, `test_*.py`, `*_test.py`, `conftest.py`): never flagged (spec, rules). */
@@ -1331,6 +1333,13 @@ function classifyRole(model: FileModel, fn: FunctionInfo): void {
       if (RARE_ROUTE_METHODS.has(last) && !/^[^(]*\(\s*(?:[rbfu]?["']|path\s*=)/i.test(fn.decorators[at] ?? '')) continue;
       fn.role = 'handler';
       fn.routeKind = last;
+      return;
+    }
+    if (PYRAMID_VIEW.test(d)) {
+      // Pyramid's `@view_config(route_name=..., request_method='POST')`: a view of a route the
+      // configurator declares elsewhere; its method only when one literal names it.
+      fn.role = 'handler';
+      fn.routeKind = /\brequest_method\s*=\s*["'](\w+)["']/.exec(fn.decorators[at] ?? '')?.[1]?.toLowerCase() ?? 'view';
       return;
     }
     if (TASK_DECORATORS.test(d) || scheduledBy(model, fn.decorators[at] ?? d)) {
