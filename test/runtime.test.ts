@@ -115,6 +115,17 @@ describe('a coroutine on an event loop of its own', () => {
     }
   });
 
+  it('is advisory when a project decorator runs the coroutine it wraps on a loop per call', () => {
+    const pushed = on('app/wrapped_jobs.py', 'json={"id": invoice_id}')[0]!;
+    expect(pushed.advisory).toBe(true);
+    expect(pushed.downgrades.at(-1)!.evidence).toMatch(/decorated with `@blocking`, whose `loop\.run_until_complete\(coro_fn\(\.\.\.\)\)` in `blocking\.call`/);
+    // A decorator factory: the runner sits one function deeper.
+    expect(on('app/wrapped_jobs.py', 'statements/{account}')[0]!.downgrades.at(-1)!.evidence).toMatch(/decorated with `@on_own_loop`/);
+    // A decorator that keeps it a coroutine, or whose loop also runs a heartbeat task: not alone.
+    expect(on('app/wrapped_jobs.py', 'rates.example/{currency}')[0]!.advisory).toBe(false);
+    expect(on('app/wrapped_jobs.py', 'ledger.example/sync')[0]!.advisory).toBe(false);
+  });
+
   it('keeps its severity when the server\'s loop awaits it too, when it runs others beside it, or when it is a route', () => {
     // High: a route awaits it on the server's loop (its `timeout=` bounds the wait, it does not end the blocking).
     expect(on('app/own_loop.py', 'f"https://profiles.example/{user_id}"')[0]!).toMatchObject({ advisory: false, severity: 'high' });

@@ -237,6 +237,17 @@ export function siteKindsOf(collectors: readonly EffectCollector[]): ReadonlySet
 export const LOOP_ENTRY = 'loop_entry';
 
 /**
+ * Site fact of a coroutine function: it is decorated by `what` (the decorator's qualified name,
+ * imports resolved), at the function's first line. A project decorator whose wrapper runs the
+ * coroutine it wraps on a loop of its own (`asyncio.run(fn(*args, **kwargs))`) makes every call
+ * of the function a run on a private loop (see `executionContexts`).
+ */
+export const DECORATED_BY = 'decorated_by';
+
+/** Decorators that never wrap a coroutine in a loop: the language's and the frameworks' common ones. */
+const PLAIN_DECORATORS = /(^|\.)(property|cached_property|staticmethod|classmethod|abstractmethod|override|overload|wraps|lru_cache|cache|contextmanager|asynccontextmanager|get|post|put|patch|delete|route|api_route|websocket|on_event|middleware|exception_handler|fixture)$/;
+
+/**
  * The function starts coroutines that run concurrently on its loop: `asyncio.gather`,
  * `create_task`, `ensure_future`, `asyncio.wait`/`as_completed`, a `TaskGroup`, anyio's
  * `start_soon`, a server (`asyncio.start_server`). Propagated along calls: a coroutine run on a
@@ -333,6 +344,10 @@ function withNullPool(model: FileModel, call: CallInfo): boolean {
 export function collectEffects(model: FileModel, collectors: readonly EffectCollector[] = [], project?: ProjectContext): Effect[][] {
   const effects: Effect[][] = model.functions.map(() => []);
   if (model.isTestFile) return effects;
+  model.functions.forEach((fn, i) => {
+    if (!fn.isAsync) return;
+    for (const d of fn.decoratorNames) if (!PLAIN_DECORATORS.test(d)) effects[i]!.push({ kind: DECORATED_BY, what: d, line: fn.startLine, column: 1 });
+  });
   for (const call of model.calls) {
     if (call.functionIndex < 0 || call.offloaded || call.deferred) continue;
     const at = { line: call.line, column: call.column };

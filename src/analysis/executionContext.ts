@@ -14,7 +14,7 @@
 import type { CallGraph, FnRef } from './callgraph.js';
 import type { FileSummary, SummaryCall } from './summary.js';
 import { FN_ADMIN } from './objects.js';
-import { LOOP_ENTRY, SPAWNS } from './effects.js';
+import { DECORATED_BY, LOOP_ENTRY, SPAWNS } from './effects.js';
 import { flagAtCall } from '../semantic/guards.js';
 
 export type OneOffKind = 'migration' | 'script' | 'startup';
@@ -386,6 +386,12 @@ function privateLoops(graph: CallGraph, alone = true): Map<number, string> {
     f.functions.forEach((fn, i) => {
       const ref = { file, fn: i };
       if (!fn.isAsync || !eligible(ref)) return;
+      // `@run_sync async def job(...)`: every call goes through the wrapper, which starts a loop.
+      const wrapped = loopDecorator(graph, ref, alone);
+      if (wrapped) {
+        candidates.set(idOf(ref), { ref, entries: [`runs only on an event loop of its own: ${wrapped}${alone ? ALONE : ''}`], from: [] });
+        return;
+      }
       let edges = graph.callers(ref).filter((e) => !files[e.from.file]!.isTestFile);
       if (!edges.length) {
         const base = graph.overridden(ref);
@@ -453,6 +459,41 @@ function privateLoops(graph: CallGraph, alone = true): Map<number, string> {
   }
   for (const [id, w] of why) out.set(id, w);
   return out;
+}
+
+/**
+ * The evidence when a project decorator of the coroutine `ref` runs what it wraps on a loop of
+ * its own: a function nested in the decorator (at any depth: `@run_sync` or `@run_sync(timeout=5)`)
+ * hands a call of a name it does not define — the wrapped function, a closure variable — to a
+ * loop runner (`asyncio.run(fn(*args, **kwargs))`, `loop.run_until_complete(fn(...))`). With
+ * `alone`, a wrapper that also schedules other work on that loop does not count.
+ */
+function loopDecorator(graph: CallGraph, ref: FnRef, alone: boolean): string | null {
+  for (const d of graph.ownEffects(ref)) {
+    if (d.kind !== DECORATED_BY) continue;
+    const decorator = graph.resolveQualified(d.what);
+    if (!decorator) continue;
+    const file = graph.index.files[decorator.file]!;
+    const end = file.functions[decorator.fn]!.endLine;
+    for (let w = decorator.fn + 1; w < file.functions.length && file.functions[w]!.startLine <= end; w++) {
+      let up = file.functions[w]!.parent;
+      while (up > decorator.fn) up = file.functions[up]!.parent;
+      if (up !== decorator.fn) continue;
+      const wrapper = { file: decorator.file, fn: w };
+      const own = graph.ownEffects(wrapper);
+      if (alone && own.some((e) => e.kind === SPAWNS)) continue;
+      for (const e of own) {
+        if (e.kind !== LOOP_ENTRY) continue;
+        const inner = graph.callAt(decorator.file, e.line, e.column);
+        if (!inner || !/^[A-Za-z_]\w*$/.test(inner.calleeText)) continue;
+        // A call of a function the module or the wrapper defines is not the wrapped one.
+        if (graph.callees(wrapper).some((c) => c.call.line === e.line && c.call.column === e.column)) continue;
+        const name = d.what.slice(d.what.lastIndexOf('.') + 1);
+        return `decorated with \`@${name}\`, whose \`${e.what}(${inner.calleeText}(...))\` in \`${graph.function(wrapper).qualifiedName}\` (${file.path}:${e.line}) starts one per call`;
+      }
+    }
+  }
+  return null;
 }
 
 /** What makes a private loop's coroutine alone on it (see {@link privateLoops}). */
