@@ -19,6 +19,7 @@ import type { FileRule, Location, RuleReport } from '../rules/types.js';
 import { nodeLocation } from '../rules/types.js';
 import { EXECUTION_CONTEXT_CHECKS, executionContextEvidence } from '../merge/executionContext.js';
 import { projectIndex } from '../rules/projectFacts.js';
+import { fileSessionsAutoflush } from '../semantic/sessionExpiry.js';
 import type { FileOutcome, RawFinding, StageMs } from '../pool/protocol.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -74,6 +75,7 @@ export function analyzeFile(
     model.scopedSessions = projectIndex(project).scopedSessions;
     model.dynamicRelations = projectIndex(project).dynamicRelations;
     model.projectHandles = projectIndex(project).projectHandles;
+    if (projectIndex(project).autoflushOff && !fileSessionsAutoflush(project, rel)) model.autoflushOff = true;
     model.dependencyAliases = project.dependencyAliases ?? [];
     if (options.repoModules) model.repoModules = options.repoModules;
     if (project.viewClasses?.length) markProjectViews(model, projectIndex(project).viewClasses);

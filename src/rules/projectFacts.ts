@@ -9,6 +9,7 @@ import { isTestPath, moduleNameOf, type FileModel } from '../semantic/model.js';
 import { isOneOffPath } from '../analysis/executionContext.js';
 import type { FileSummary } from '../analysis/summary.js';
 import { makesAsyncSessions, yieldsOrmSession } from '../semantic/asyncSessions.js';
+import { sessionsNeverAutoflush } from '../semantic/sessionExpiry.js';
 
 export interface ProjectIndex {
   migrationFiles: ReadonlySet<string>;
@@ -30,6 +31,8 @@ export interface ProjectIndex {
   enginesByFile: ReadonlyMap<string, EngineInfo[]>;
   /** See `FileModel.projectHandles`. */
   projectHandles: ReadonlyMap<string, string>;
+  /** See `FileModel.autoflushOff`. */
+  autoflushOff: boolean;
 }
 
 /**
@@ -113,6 +116,7 @@ export function projectIndex(project: ProjectContext): ProjectIndex {
     anyRelationships: project.models.some((m) => m.relationships.length > 0),
     viewClasses: new Set(project.viewClasses ?? []),
     projectHandles: projectHandleTypes(project),
+    autoflushOff: sessionsNeverAutoflush(project),
   };
   indexes.set(project, index);
   return index;

@@ -238,6 +238,11 @@ export interface FileModel {
   /** `Model.attr` of the project's `lazy="dynamic"` relationships: `self.attr.filter(...)` in the model runs a query. */
   dynamicRelations: ReadonlySet<string>;
   /**
+   * The project's sessions never autoflush: every session factory it makes sets `autoflush=False`
+   * (see `sessionsNeverAutoflush`), so a query sends nothing staged. Set by the engine.
+   */
+  autoflushOff?: boolean;
+  /**
    * The project's module-level session factories and engines of other modules, by qualified name
    * (`app.db.SessionLocal` → `sqlalchemy.orm.sessionmaker()`): `SessionLocal()` imported from
    * there is a session in this file too. Set by the engine.

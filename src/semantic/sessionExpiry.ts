@@ -8,6 +8,7 @@
 import type { ProjectContext, SessionFactoryInfo } from '../discovery/context.js';
 import { isTestPath } from './model.js';
 import { projectDirOf } from '../discovery/manifests.js';
+import { isOneOffPath } from '../analysis/executionContext.js';
 
 /**
  * Do the project's sessions expire on commit: no factory outside tests turns it off or sets it
@@ -15,6 +16,24 @@ import { projectDirOf } from '../discovery/manifests.js';
  */
 export function sessionsExpireOnCommit(project: ProjectContext): boolean {
   return !project.expireOnCommitSettings?.length && project.sessionFactories.every((f) => isTestPath(f.file) || f.expireOnCommit === null || f.expireOnCommit === true);
+}
+
+/**
+ * Do none of the service's sessions autoflush? Only when it makes its sessions itself, and every
+ * factory or session of the service's own code sets `autoflush=False` as a literal (tests and
+ * one-off scripts or benchmarks make their own, and answer for their own file only: see
+ * `fileSessionsAutoflush`); not with Flask-SQLAlchemy, whose `db.session` is made by the extension
+ * (autoflush on unless its options say otherwise).
+ */
+export function sessionsNeverAutoflush(project: ProjectContext): boolean {
+  if (project.flaskDbHandles?.length) return false;
+  const own = project.sessionFactories.filter((f) => !isTestPath(f.file) && !isOneOffPath(f.file) && f.kind !== 'scoped_session' && f.kind !== 'async_scoped_session');
+  return own.length > 0 && own.every((f) => f.autoflush === false);
+}
+
+/** Does a session factory of the file itself leave autoflush on (a script's own `sessionmaker(bind=engine)`)? */
+export function fileSessionsAutoflush(project: ProjectContext, path: string): boolean {
+  return project.sessionFactories.some((f) => f.file === path && f.autoflush !== false);
 }
 
 /** An async session factory: `async_sessionmaker`, `async_scoped_session`, `AsyncSession(...)`, `sessionmaker(class_=AsyncSession)`. */

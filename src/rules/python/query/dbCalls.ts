@@ -912,6 +912,8 @@ const STATEMENT_CALL = /^(?:[\w.]*\.)?(?:select|update|delete|text)\s*\(/;
 
 /** Session methods that send pending objects to the database (or autoflush before they query). */
 const FLUSHING_METHODS = new Set(['flush', 'commit', 'refresh', 'execute', 'scalars', 'scalar', 'get', 'query', 'exec']);
+/** Of those, the ones that flush whatever the session's `autoflush` says. */
+const ALWAYS_FLUSHING = new Set(['flush', 'commit']);
 
 /**
  * `session.add(obj)` / `session.delete(obj)`: staged in the unit of work, sent at the next flush
@@ -932,8 +934,9 @@ function passesArguments(call: CallInfo): boolean {
 /** Does the call send what the session has staged: a flush, commit or refresh, a statement, or a query (autoflush)? */
 export function isFlushingCall(model: FileModel, call: CallInfo): boolean {
   const op = classifyDbCall(model, call);
-  // A query inside `with session.no_autoflush:` sends nothing staged.
-  if (op) return op.kind === 'read' ? !inNoAutoflush(model, call) : !isStagedWrite(call, op);
+  // A query inside `with session.no_autoflush:`, or of a project whose sessions never autoflush, sends nothing staged.
+  if (op) return op.kind === 'read' ? !model.autoflushOff && !inNoAutoflush(model, call) : !isStagedWrite(call, op);
+  if (model.autoflushOff && !ALWAYS_FLUSHING.has(call.method)) return false;
   return FLUSHING_METHODS.has(call.method) && receiverEvidence(model, call) !== null;
 }
 
