@@ -86,6 +86,20 @@ describe('execution context', () => {
     expect(got.get('shop/exports.py:58 PA107')).toMatchObject({ severity: 'high', downgrades: [] });
   });
 
+  it('per-item work a job does that its rule already rates low is advisory; the same in a request stays low', async () => {
+    const all = await findings();
+    const at = (file: string, text: string) => {
+      const line = fs.readFileSync(path.join(FIXTURE, file), 'utf8').split('\n').findIndex((l) => l.includes(text)) + 1;
+      return all.find((f) => f.path === file && f.line === line && f.code === 'PA107')!;
+    };
+    const job = at('shop/nightly.py', '_relabel(db, product)');
+    expect(job).toMatchObject({ advisory: true, severity: 'low', originalSeverity: 'low' });
+    expect(job.downgrades).toEqual([{ rule: 'execution_context', from: 'low', to: 'advisory', evidence: expect.stringMatching(/^runs in a background job \(`relabel_products`\).*already low where it runs/) }]);
+    expect(at('shop/api.py', '_relabel_now(db, product)')).toMatchObject({ advisory: false, severity: 'low', downgrades: [] });
+    // A job's N+1 over rows that grow is lowered to low, not hidden.
+    expect(at('shop/nightly.py', 'vendor = db.scalar(select(Vendor).where(Vendor.id == product.vendor_id))  # expect')).toMatchObject({ advisory: false, severity: 'low' });
+  });
+
   it('jobs a scheduler runs (a decorator whose arguments say when, `every(...).do`, `add_job`) lower PA108/PA207 to low and PA202 to medium', async () => {
     const got = new Map((await findings()).map((f) => [key(f), f]));
     const job = (line: number, code: string) => got.get(`shop/rate_jobs.py:${line} ${code}`)!;

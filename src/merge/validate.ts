@@ -53,6 +53,9 @@ const PER_STATEMENT_COSTS = new Map<string, Severity>([
   ['PA107', 'medium'], ['PA108', 'medium'],
 ]);
 
+/** Why a finding in a job that its rule rated low is not worth a report. */
+const LOW_WHY = 'already low where it runs (a bounded loop, a per-item workflow), and a job\'s run is all it costs: no user waits on it';
+
 /** Checks whose claim is that the event loop, shared by everything the process serves, waits. */
 const EVENT_LOOP_CHECKS = new Set(['blocking_io_in_async', 'sync_sleep_in_async', 'missing_to_thread', 'sync_db_in_async']);
 
@@ -89,6 +92,15 @@ function validateSeverity(input: ValidationInput, context: ProjectContext): Find
     if (cap && SEVERITY_RANK[finding.severity] > SEVERITY_RANK[cap]) {
       finding.downgrades.push({ rule: 'execution_context', from: finding.severity, to: cap, evidence: once.evidence });
       finding.severity = cap;
+      return finding;
+    }
+    // Low by the rule's own reading before any job was considered (a loop over a few items, a
+    // per-item workflow whose round trips are there anyway), in a job: a few round trips of a
+    // job's run, which no user waits on. The reviews of never-seen services judged such findings
+    // advisory nearly every time.
+    if ((LOWERED_IN_BACKGROUND.has(finding.code) || finding.code === 'PA207') && finding.severity === 'low' && !finding.advisory) {
+      finding.advisory = true;
+      finding.downgrades.push({ rule: 'execution_context', from: 'low', to: 'advisory', evidence: `${once.evidence}; ${LOW_WHY}` });
       return finding;
     }
   } else if (once && !CONTEXT_FREE_CHECKS.has(finding.check) && !(once.kind === 'startup' && STARTUP_SERVES_REQUESTS.has(finding.check))) {
