@@ -25,6 +25,8 @@ const SDK_MODULES = /^(github|jira|pysolr|atlassian|slack_sdk|slack|sendgrid|goo
  * `Minio(region=...)`, or asked once per bucket and cached on the client.)
  */
 const SDK_LOCAL_METHODS = new Set(['with_options', 'copy', 'close', 'aclose', 'presigned_get_object', 'presigned_put_object', 'presigned_post_policy', 'get_presigned_url']);
+/** Of those, the ones that hand back a plain value (a URL, a form), not a client. */
+const SDK_VALUE_METHODS = new Set(['presigned_get_object', 'presigned_put_object', 'presigned_post_policy', 'get_presigned_url']);
 /**
  * What an SDK call hands back that is built in the process: pymilvus's schemas and index
  * parameters (`client.prepare_index_params()`, `create_schema()`, `CollectionSchema`), whose
@@ -173,6 +175,9 @@ export function externalCall(model: FileModel, call: CallInfo): ExternalCall | n
   // What a client returned is data: a response's `.json()`, an SDK object's `.to_dict()`, a
   // dict-like resource's `.get("metadata")` (Stripe's objects are dict subclasses) read memory.
   if (LOCAL_DATA_METHODS.has(call.method) || (call.method === 'get' && !clientInstance(head) && dictKeyLookup(call))) return null;
+  // What a local method of an SDK client built (a presigned URL: a string), or anything made from
+  // it, is no client either: `url = client.presigned_get_object(...); url.startswith("http")`.
+  if (SDK_MODULES.test(head) && [...head.matchAll(/\.([A-Za-z_]\w*)\(\)/g)].some((m) => SDK_VALUE_METHODS.has(m[1]!))) return null;
   if (head.startsWith('litellm.Router()') && LITELLM_REQUESTS.test(`litellm.Router().${call.method}`)) return { kind: 'network', what: `litellm.Router.${call.method}` };
   if ((NETWORK_MODULES.test(head) && NETWORK_METHODS.has(call.method))
     || (SDK_MODULES.test(head) && (/\(\)/.test(head) || t.startsWith('@')) && /^[a-z]/.test(call.method) && !SDK_LOCAL_METHODS.has(call.method) && !SDK_LOCAL_BUILDERS.test(`${head}.${call.method}()`) && !localModeClient(model, call))) {
