@@ -603,10 +603,16 @@ function mentionsAfter(fnBody: SyntaxNode | null, node: SyntaxNode, session: str
  * commit, flush, refresh, DML or staged `add`/`delete`), a method down such a read's chain
  * (`.one()`, `.first()`, `.scalar()`), a call in a read's arguments (a key computed for the
  * filter), or a library function or builtin; at least one read. A call of the project's own
- * code, or of a method nothing resolves, may write or commit: not read-only.
+ * code, or of a method nothing resolves, may write or commit: not read-only — unless the session
+ * is the function's own name and the call is not handed it (an embedding service called between
+ * two queries writes nothing through it).
  */
-function readOnlyTry(model: FileModel, fnIndex: number, tryBody: SyntaxNode): boolean {
+function readOnlyTry(model: FileModel, fnIndex: number, tryBody: SyntaxNode, session: string): boolean {
   let reads = 0;
+  // A session the function holds in a name of its own (a parameter or a local, not a scoped
+  // registry or an attribute): project code reaches it only when handed it.
+  const own = /^[A-Za-z_]\w*$/.test(session) && (model.functions[fnIndex]!.params.some((p) => p.name === session) || assignmentsTo(model, session).some((a) => a.functionIndex === fnIndex));
+  const mentions = new RegExp(`\\b${session.replace(/[.]/g, '\\.')}\\b`);
   for (const c of callsOf(model, fnIndex)) {
     if (c.node.startIndex < tryBody.startIndex || c.node.endIndex > tryBody.endIndex) continue;
     // A rollback at the head of a retry's pass only settles what came before.
@@ -621,6 +627,11 @@ function readOnlyTry(model: FileModel, fnIndex: number, tryBody: SyntaxNode): bo
     if (readsDatabase(model, c.node) || inReadArguments(model, c.node, tryBody)) continue;
     const q = c.qualifiedName;
     if (q && (q.startsWith('builtins.') || !model.repoModules?.has(q.split('.')[0]!)) && !/(^|\.)(add|add_all|delete|merge|execute|commit|flush)$/.test(q)) continue;
+    // The project's own code, named through an import or a definition of the module (not a method
+    // of `self` or of a local object, which may keep the session) and not handed the session:
+    // whatever it does, it does not write through this session.
+    const head = c.calleeText.split('.')[0]!;
+    if (own && q && (model.imports.has(head) || model.moduleDefs.has(head)) && !mentions.test(c.node.text)) continue;
     return false;
   }
   return reads > 0;
@@ -725,7 +736,7 @@ function handlerVerdict(model: FileModel, call: CallInfo, session: string, tries
       // `MultipleResultsFound`, raised after the rows came back, which leaves the session and its
       // transaction usable. Only a statement that fails on the server (an aborted PostgreSQL
       // transaction) leaves it failed, and then the session's next statement or commit raises.
-      if (!nextIteration && tryBody && readOnlyTry(model, call.functionIndex, tryBody)) {
+      if (!nextIteration && tryBody && readOnlyTry(model, call.functionIndex, tryBody, session)) {
         return { tryNode: t, handler: h, reuse: null, readOnly: retryLeaves || blockLeaves(body) ? 'leaves' : 'stays' };
       }
       // A session handed in as a parameter, unused after the handler: the caller's to meet failed.
