@@ -73,6 +73,43 @@ describe('lean WASM nodes', () => {
     tree.release();
   });
 
+  it('answer descendantsOfType from the whole tree\'s list as the walk from each node does', async () => {
+    // Identical ranges (`time.sleep(1)` is its statement, a block of one statement), zero-width
+    // missing tokens and errors: every node of the file, each type list, from a list made for
+    // those types and from one made for more types (the semantic model's batch).
+    const source = `${SOURCE}def one():\n    return f()\nif x:\n    g(h(i))\n`;
+    await Parser.init();
+    const reference = new Parser();
+    reference.setLanguage(await Language.load(require.resolve('tree-sitter-python/tree-sitter-python.wasm')));
+    const refTree = reference.parse(source)!;
+    const lists = [
+      'call', 'identifier', 'block', 'return_statement', 'expression_statement', 'attribute', 'module', ')', 'string_content',
+      ['call', 'expression_statement', 'block'], ['return_statement', 'function_definition', 'class_definition', 'lambda'],
+    ];
+    const union = [...new Set(lists.flat())];
+    const span = (n: SyntaxNode) => [n.type, n.startIndex, n.endIndex];
+    const nodes = (n: SyntaxNode, out: SyntaxNode[] = []): SyntaxNode[] => {
+      out.push(n);
+      for (const c of n.children) nodes(c, out);
+      return out;
+    };
+    const refNodes = nodes(refTree.rootNode as unknown as SyntaxNode);
+    const parser = await createParser('wasm');
+    for (const fromUnion of [false, true]) {
+      const tree = parser.parse(source);
+      const own = nodes(tree.rootNode);
+      expect(own.length).toBe(refNodes.length);
+      if (fromUnion) tree.rootNode.descendantsOfType(union);
+      for (const types of lists) {
+        if (!fromUnion) tree.rootNode.descendantsOfType(types);
+        own.forEach((n, i) => expect([span(n), n.descendantsOfType(types).map(span)]).toEqual([span(refNodes[i]!), refNodes[i]!.descendantsOfType(types).map(span)]));
+      }
+      tree.release();
+    }
+    expect(refNodes.some((n) => n.isMissing)).toBe(true);
+    refTree.delete();
+  });
+
   it('keep answering after the WebAssembly memory grows', async () => {
     const parser = await createParser('wasm');
     const tree = parser.parse(SOURCE);

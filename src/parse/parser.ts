@@ -146,7 +146,7 @@ async function createWasmParser(): Promise<PythonParser> {
       return {
         rootNode: lean.rootNode,
         release: () => {
-          lean.address = 0;
+          lean.release();
           tree.delete();
         },
       };

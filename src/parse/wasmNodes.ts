@@ -93,6 +93,16 @@ export class WasmTree {
    * within a tree.
    */
   readonly parents = new Map<number, WasmNode | null>();
+  /**
+   * The nodes of a type list over the whole tree, in document order, by type-list key: the rules
+   * ask many functions' bodies (and the same body, rule after rule) for the same types, and each
+   * such answer is a slice of this list (see `descendantsOfType`). Emptied when the tree is released.
+   */
+  readonly buckets = new Map<string, { types: readonly string[]; nodes: WasmNode[] }>();
+  /** Characters of source asked for, by type-list key, before the whole tree's list is made for it. */
+  readonly asked = new Map<string, number>();
+  /** Id of the root node. */
+  rootId = 0;
 
   constructor(
     public address: number,
@@ -102,8 +112,78 @@ export class WasmTree {
 
   get rootNode(): SyntaxNode {
     M._ts_tree_root_node_wasm(this.address);
-    return unmarshal(this, TB)!;
+    const root = unmarshal(this, TB)!;
+    this.rootId = root.id;
+    return root;
   }
+
+  /** Drops what the tree holds on to once it is released (its WebAssembly memory is gone). */
+  release(): void {
+    this.address = 0;
+    this.buckets.clear();
+    this.asked.clear();
+    this.parents.clear();
+  }
+}
+
+/**
+ * A whole-tree list is made for a type list once the subtrees asked for it add up to this many
+ * times the file's length: walking the whole tree then costs no more than the walks it replaces.
+ */
+const BUCKET_AFTER = 1;
+
+/** Does the type list hold `ERROR` (a symbol of its own, not in the language's table by name)? */
+function hasError(types: readonly string[]): boolean {
+  return types.includes('ERROR');
+}
+
+/**
+ * The nodes of `bucket` (a whole tree's nodes of some types, in document order) that are `node`
+ * or its descendants, in document order: what `ts_node_descendants_of_type` from `node` returns.
+ * Null when that cannot be told from offsets alone (a zero-width node at either end of `node`, or
+ * `node` itself zero-width), for the caller to ask the tree.
+ *
+ * Ranges in a tree nest and siblings do not overlap, so a node starting strictly inside `node`
+ * is a descendant; one starting where `node` starts is an ancestor when it ends after `node`, a
+ * descendant when it ends before, and when it has the very same range, `node` itself, an
+ * ancestor (found among `node`'s parents of that range) or a descendant.
+ */
+function windowOf(bucket: WasmNode[], node: WasmNode): WasmNode[] | null {
+  const s = node.startIndex;
+  const e = node.endIndex;
+  if (s === e) return null;
+  let lo = 0;
+  let hi = bucket.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (bucket[mid]!.startIndex < s) lo = mid + 1;
+    else hi = mid;
+  }
+  const out: WasmNode[] = [];
+  for (let i = lo; i < bucket.length; i++) {
+    const x = bucket[i]!;
+    const xs = x.startIndex;
+    if (xs > s && xs < e) {
+      out.push(x);
+      continue;
+    }
+    if (xs > e) break;
+    const xe = x.endIndex;
+    if (xs === xe) return null;
+    // Starts where `node` ends and is not empty: after `node`, and so is all that follows.
+    if (xs === e) break;
+    if (xe > e) continue;
+    if (xe < e || x.id === node.id || !sameRangeAncestor(x, node)) out.push(x);
+  }
+  return out;
+}
+
+/** Is `x` (of the same range as `node`) one of `node`'s ancestors? */
+function sameRangeAncestor(x: WasmNode, node: WasmNode): boolean {
+  for (let p = node.parent as WasmNode | null; p && p.startIndex === node.startIndex && p.endIndex === node.endIndex; p = p.parent as WasmNode | null) {
+    if (p.id === x.id) return true;
+  }
+  return false;
 }
 
 /**
@@ -301,7 +381,46 @@ export class WasmNode implements SyntaxNode {
     return unmarshalList(this.tree);
   }
 
+  /**
+   * The node and its descendants of these types, in document order. Answered from the tree's
+   * whole list for the types (`WasmTree.buckets`) when it has one, or one it has for more types
+   * (the semantic model's batch), or once the subtrees asked for these types add up to the file
+   * (see `BUCKET_AFTER`); the same nodes, in the same order, as the walk from this node.
+   */
   descendantsOfType(types: string | string[]): SyntaxNode[] {
+    const tree = this.tree;
+    const list = typeof types === 'string' ? [types] : types;
+    const key = typeof types === 'string' ? types : types.join('\0');
+    if (this.id === tree.rootId) {
+      const nodes = this.walkOfType(types);
+      if (!hasError(list) && !tree.buckets.has(key)) tree.buckets.set(key, { types: list.slice(), nodes: nodes.slice() });
+      return nodes;
+    }
+    if (hasError(list)) return this.walkOfType(types);
+    let bucket = tree.buckets.get(key)?.nodes;
+    if (!bucket) {
+      for (const b of tree.buckets.values()) {
+        if (list.every((t) => b.types.includes(t))) {
+          bucket = b.nodes.filter((n) => list.includes(n.type));
+          tree.buckets.set(key, { types: list.slice(), nodes: bucket });
+          break;
+        }
+      }
+    }
+    if (!bucket) {
+      const asked = (tree.asked.get(key) ?? 0) + (this.endIndex - this.startIndex);
+      if (asked < BUCKET_AFTER * tree.source.length) {
+        tree.asked.set(key, asked);
+        return this.walkOfType(types);
+      }
+      tree.rootNode.descendantsOfType(types);
+      bucket = tree.buckets.get(key)!.nodes;
+    }
+    return windowOf(bucket, this) ?? this.walkOfType(types);
+  }
+
+  /** `ts_node_descendants_of_type` from this node. */
+  private walkOfType(types: string | string[]): WasmNode[] {
     const { address, count } = symbolsFor(this.tree.lang, types);
     marshal(this);
     M._ts_node_descendants_of_type_wasm(this.tree.address, address, count, 0, 0, 0, 0);
