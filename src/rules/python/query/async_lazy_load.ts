@@ -220,7 +220,22 @@ export const asyncLazyLoad: FileRule & RepoRule = {
  */
 function loadedBefore(model: FileModel, name: string, from: number, to: number): boolean {
   const between = model.source.slice(from, to);
-  return new RegExp(`\\brefresh\\(\\s*${name}\\b|\\b${name}\\.awaitable_attrs\\b|\\brun_sync\\(|\\binspect\\(\\s*${name}\\s*\\)`).test(between);
+  return patternFor(`b${name}`, () => `\\brefresh\\(\\s*${name}\\b|\\b${name}\\.awaitable_attrs\\b|\\brun_sync\\(|\\binspect\\(\\s*${name}\\s*\\)`).test(between);
+}
+
+/**
+ * The compiled pattern of a key (a name's pattern of {@link loadedBefore} or {@link loadedInLoop}):
+ * the same pattern is tested for every call after a row, call after call. No `g` flag: `test`
+ * keeps no state between calls.
+ */
+const patterns = new Map<string, RegExp>();
+function patternFor(key: string, source: () => string): RegExp {
+  let re = patterns.get(key);
+  if (!re) {
+    if (patterns.size > 4096) patterns.clear();
+    patterns.set(key, (re = new RegExp(source())));
+  }
+  return re;
 }
 
 /** A model's sync method called on a row an `AsyncSession` loaded, reading a lazy relationship of `self`: `MissingGreenlet`. */
@@ -338,7 +353,8 @@ function* lazyReadsOf(model: FileModel, row: LoadedRow, lazy: ReadonlyMap<string
   const body = fn.body;
   if (!body) return;
   for (const attr of body.descendantsOfType('attribute')) {
-    if (attr.startIndex < row.from) continue;
+    // Only `row.<name>`: its text starts with the row's name (read from the source, no tree access).
+    if (attr.startIndex < row.from || !model.source.startsWith(row.name, attr.startIndex)) continue;
     const obj = attr.childForFieldName('object');
     const name = attr.childForFieldName('attribute')?.text ?? '';
     const rel: LazyRel | undefined = lazy ? lazy.get(name) : ANY_REL;
@@ -773,7 +789,7 @@ function* asyncListLoops(model: FileModel, isAsync: ReturnType<typeof asyncHandl
 /** Was the item's relationship loaded in the loop before `at`: `await item.awaitable_attrs.rel`, a refresh of the item, `run_sync`? */
 function loadedInLoop(model: FileModel, loop: LoopInfo, item: string, rel: string | null, at: number): boolean {
   const between = model.source.slice(loop.iterStart, at);
-  return new RegExp(`\\brefresh\\(\\s*${item}\\b|\\b${item}\\.awaitable_attrs\\b${rel ? `\\.${rel}\\b` : ''}|\\brun_sync\\(`).test(between);
+  return patternFor(`l${item}\0${rel ?? ''}`, () => `\\brefresh\\(\\s*${item}\\b|\\b${item}\\.awaitable_attrs\\b${rel ? `\\.${rel}\\b` : ''}|\\brun_sync\\(`).test(between);
 }
 
 /**
@@ -810,7 +826,7 @@ function* expiredListReads(model: FileModel, isAsync: ReturnType<typeof asyncHan
         const it = t ? unwrap(t.iterable) : null;
         if (!t || it?.type !== 'identifier' || it.text !== rows.name) continue;
         for (const attr of loop.node.descendantsOfType('attribute')) {
-          if (attr.startIndex < loop.iterStart || attr.startIndex >= loop.iterEnd || insideNestedDef(attr, fn.node)) continue;
+          if (attr.startIndex < loop.iterStart || attr.startIndex >= loop.iterEnd || !model.source.startsWith(t.name, attr.startIndex) || insideNestedDef(attr, fn.node)) continue;
           const obj = attr.childForFieldName('object');
           const field = attr.childForFieldName('attribute')?.text ?? '';
           if (obj?.type !== 'identifier' || obj.text !== t.name || !field || field.startsWith('__') || field === 'awaitable_attrs' || attr.startIndex >= limit) continue;
@@ -1076,7 +1092,7 @@ function firstReadAfter(
   };
   const setAgain = new Set<string>();
   for (const attr of body.descendantsOfType('attribute')) {
-    if (attr.startIndex < from || attr.startIndex >= to) continue;
+    if (attr.startIndex < from || attr.startIndex >= to || !model.source.startsWith(name, attr.startIndex)) continue;
     const obj = attr.childForFieldName('object');
     const field = attr.childForFieldName('attribute')?.text ?? '';
     if (obj?.type !== 'identifier' || obj.text !== name || field === 'awaitable_attrs' || field.startsWith('__')) continue;
@@ -1094,8 +1110,9 @@ function firstReadAfter(
   for (const call of body.descendantsOfType('call')) {
     const f = call.childForFieldName('function');
     const method = f?.type === 'attribute' ? f.childForFieldName('attribute')?.text ?? '' : '';
+    if (!SERIALISE.test(method)) continue;
     const args = callArgs(call).positional;
-    if (SERIALISE.test(method) && args.length === 1 && args[0]!.type === 'identifier' && args[0]!.text === name) consider(call, `\`${f!.text}(${name})\` reads every field of \`${name}\``, true);
+    if (args.length === 1 && args[0]!.type === 'identifier' && args[0]!.text === name) consider(call, `\`${f!.text}(${name})\` reads every field of \`${name}\``, true);
   }
   if (handler) {
     for (const ret of body.descendantsOfType('return_statement')) {

@@ -329,9 +329,10 @@ function paramReads(model: FileModel, effects: Effect[][], lazy: ReadonlySet<str
       if (new RegExp(`[(,]\\s*${p.name}\\s*[,)]`).test(text)) {
         for (const c of callsOf(model, i)) {
           // Not one under a flag of the function (`if with_labels: labels(cellar)`): the caller may leave it off.
-          if (c.functionIndex !== i || c.hasReceiver || handoffs.length >= 6 || flagGuard(model, c.node, i)) continue;
+          if (c.functionIndex !== i || c.hasReceiver || handoffs.length >= 6) continue;
+          // The argument first (the guard's regions are the dearer question, for calls that pass it only).
           const pos = callArgs(c.node).positional.findIndex((x) => x.type === 'identifier' && x.text === p.name);
-          if (pos >= 0) handoffs.push(`${c.line}:${c.column}:${pos}`);
+          if (pos >= 0 && !flagGuard(model, c.node, i)) handoffs.push(`${c.line}:${c.column}:${pos}`);
         }
       }
       if (names.length || handoffs.length) effects[i]!.push({ kind: PARAM_READS, what: `${index - offset}|${names.slice(0, 40).join(',')}${handoffs.length ? `|${handoffs.join(';')}` : ''}`, line: fn.startLine, column: 1 });
