@@ -21,6 +21,8 @@
  * - `fixed`: only as what a call passes (`argumentDomains`): a handful of items the caller writes
  *   out (`notify([owner])`, `(a, b)`, a local bound once to such a literal): a callee's loop over
  *   that parameter runs as often whatever the tables hold;
+ * - `fields`: the fields of one object (`patch.model_dump().items()`, `dataclasses.asdict(x)`,
+ *   `vars(x)`, `x.__dict__`): as many as its class declares;
  * - `unknown`: anything else — a parameter of an ordinary helper, a `while` loop, an attribute of
  *   `self` set elsewhere.
  *
@@ -32,7 +34,7 @@ import { assignmentsTo, callAt, variableRefs, type FileModel, type LoopInfo } fr
 import { readsBundledValue } from './blockingIo.js';
 import { smallLiteral } from './smallLiterals.js';
 
-export type LoopDomainKind = 'rows' | 'input' | 'call' | 'param' | 'fixed' | 'bundled' | 'unknown';
+export type LoopDomainKind = 'rows' | 'input' | 'call' | 'param' | 'fixed' | 'bundled' | 'fields' | 'unknown';
 
 export interface LoopDomain {
   kind: LoopDomainKind;
@@ -63,6 +65,15 @@ const INPUT: LoopDomain = { kind: 'input' };
 const FIXED: LoopDomain = { kind: 'fixed' };
 /** Data shipped with the code: a JSON/YAML/TOML file read from beside the module (`json.load(open(Path(__file__).parent / "seed.json"))`). */
 const BUNDLED: LoopDomain = { kind: 'bundled' };
+/**
+ * The fields of one object: a pydantic model's `model_dump()`/`dict()`, a dataclass's `asdict()`,
+ * `vars(obj)`, `obj.__dict__` — as many items as its class declares, whatever the tables hold.
+ */
+const FIELDS: LoopDomain = { kind: 'fields' };
+/** Methods that dump an object's fields into a dict. */
+const DUMP_METHODS = new Set(['model_dump', 'dict']);
+/** Functions that do the same. */
+const DUMP_FUNCTIONS = /^(vars|(dataclasses\.)?asdict|attr\.asdict|attrs\.asdict)$/;
 
 /** Calls that hand their (first) argument's items on: the domain is the argument's. */
 const PASS_THROUGH = new Set(['enumerate', 'sorted', 'list', 'set', 'tuple', 'reversed', 'iter', 'frozenset', 'zip', 'filter', 'map', 'dict', 'json.loads', 'itertools.chain', 'chain']);
@@ -104,10 +115,12 @@ export function nestedLoopDomain(model: FileModel, loops: readonly LoopInfo[], i
   let held: LoopDomain | null = null;
   let unknown = false;
   let bundled = loops.length > 0;
+  let fields = loops.length > 0;
   for (const loop of loops) {
     const d = loopDomain(model, loop, isRows);
     if (d.kind === 'rows') return ROWS;
-    if (d.kind !== 'bundled') bundled = false;
+    if (d.kind !== 'bundled' && d.kind !== 'fields') bundled = false;
+    else fields &&= d.kind === 'fields';
     // A loaded object's collection held by a parameter: rows unless its callers say otherwise,
     // the larger claim before another loop's call.
     if (d.kind === 'param' && d.held && !d.dto) held ??= d;
@@ -117,7 +130,7 @@ export function nestedLoopDomain(model: FileModel, loops: readonly LoopInfo[], i
       call ??= d;
     } else if (d.kind === 'unknown') unknown = true;
   }
-  if (bundled) return BUNDLED;
+  if (bundled) return fields ? FIELDS : BUNDLED;
   if (held) return held;
   // A parameter's loop nested with a loop whose N is not known: the callers' few items may each
   // hold many (`for group in groups: for t in group:`).
@@ -132,7 +145,7 @@ export function nestedLoopDomain(model: FileModel, loops: readonly LoopInfo[], i
 export function encodeDomain(d: LoopDomain): string {
   if (d.kind === 'call') return `c${d.line}:${d.column}`;
   if (d.kind === 'param') return `${d.dto ? 'd' : d.held ? 'h' : 'a'}${d.position! >= 0 ? d.position : 'k'}${d.name ? `~${d.name}` : ''}${d.nested ? '!' : ''}`;
-  return d.kind[0]!;
+  return d.kind === 'fields' ? 's' : d.kind[0]!;
 }
 
 export function decodeDomain(code: string): LoopDomain {
@@ -140,6 +153,7 @@ export function decodeDomain(code: string): LoopDomain {
   if (code === 'i') return INPUT;
   if (code === 'f') return FIXED;
   if (code === 'b') return BUNDLED;
+  if (code === 's') return FIELDS;
   const m = /^c(\d+):(\d+)$/.exec(code);
   if (m) return { kind: 'call', line: Number(m[1]), column: Number(m[2]) };
   // A Python name may be any identifier (PEP 3131): everything up to the separators other facts use.
@@ -328,6 +342,7 @@ export function domainOf(model: FileModel, expr: SyntaxNode | null, fnIndex: num
     case 'attribute': {
       if (rootedAtRequest(node)) return INPUT;
       const attr = node.childForFieldName('attribute')?.text ?? '';
+      if (attr === '__dict__') return FIELDS;
       const object = node.childForFieldName('object');
       // `form.tags.data`: what the client put in a form field.
       if (attr === 'data' && object?.type === 'attribute' && /form/i.test(object.childForFieldName('object')?.text ?? '')) return INPUT;
@@ -418,6 +433,7 @@ function callDomain(model: FileModel, node: SyntaxNode, fnIndex: number, line: n
     const parse = callAt(model, node);
     if (parse && readsBundledValue(model, parse, args[0])) return BUNDLED;
   }
+  if (DUMP_FUNCTIONS.test(callee) && args.length === 1) return FIELDS;
   if (PASS_THROUGH.has(callee)) {
     // `map(f, xs)` / `filter(f, xs)`: the items are the second argument's.
     const items = callee === 'map' || callee === 'filter' ? args.slice(1) : callee === 'zip' || callee.endsWith('chain') ? args : args.slice(0, 1);
@@ -427,6 +443,7 @@ function callDomain(model: FileModel, node: SyntaxNode, fnIndex: number, line: n
     const method = fn.childForFieldName('attribute')?.text ?? '';
     const receiver = fn.childForFieldName('object');
     if (QUERY_METHODS.has(method)) return builtFrom(receiver).kind === 'input' ? INPUT : selected();
+    if (DUMP_METHODS.has(method) && receiver?.type !== 'call') return FIELDS;
     if (QUERY_CHAIN.has(method) && next(receiver).kind === 'rows') return ROWS;
     if (RECEIVER_ITEMS.has(method)) {
       const d = next(receiver);

@@ -1000,14 +1000,15 @@ function methodsNamed(graph: CallGraph): Map<string, FnRef[]> {
  * stored data; `low` when N is what one client sent in one request; `medium` when not known.
  */
 export function domainSeverity(domain: Domain): Severity | undefined {
-  return domain === 'rows' ? undefined : domain === 'input' || domain === 'fixed' || domain === 'fixedOne' || domain === 'bundled' ? 'low' : 'medium';
+  return domain === 'rows' ? undefined : domain === 'input' || domain === 'fixed' || domain === 'fixedOne' || domain === 'bundled' || domain === 'fields' ? 'low' : 'medium';
 }
 
 export function domainNote(domain: Domain): string {
   return domain === 'input' ? '; the loop runs over what the request sent, so N is bounded by one request'
     : domain === 'fixed' ? '; every caller passes a handful of items it writes out, so N is fixed by the code'
     : domain === 'fixedOne' ? '; its one caller in the repo passes a handful of items it writes out'
-    : domain === 'bundled' ? '; the loop runs over data shipped with the code (a file read from beside the module), so N is fixed by the code' : '';
+    : domain === 'bundled' ? '; the loop runs over data shipped with the code (a file read from beside the module), so N is fixed by the code'
+    : domain === 'fields' ? '; the loop runs over the fields of one object (a model\'s dump, a dataclass\'s `asdict`), so N is fixed by its class' : '';
 }
 
 /**
@@ -1016,7 +1017,8 @@ export function domainNote(domain: Domain): string {
  */
 export function domainAdvisory(domain: Domain | null): { advisory?: string } {
   return domain === 'fixed' ? { advisory: 'every caller passes the loop a handful of items written out in the code (a literal, or a local bound once to one): a fixed number of queries, not one per stored row' }
-    : domain === 'bundled' ? { advisory: BUNDLED_EVIDENCE } : {};
+    : domain === 'bundled' ? { advisory: BUNDLED_EVIDENCE }
+    : domain === 'fields' ? { advisory: 'the loop runs over the fields of one object (`model_dump()`, `dict()`, `asdict()`, `vars()`): as many queries as its class declares fields, not one per stored row' } : {};
 }
 
 /**
@@ -1024,7 +1026,7 @@ export function domainAdvisory(domain: Domain | null): { advisory?: string } {
  * the code's own few items (`fixed`: from two callers or more; `fixedOne`: the one caller seen),
  * or not known.
  */
-export type Domain = 'rows' | 'input' | 'fixed' | 'fixedOne' | 'bundled' | 'unknown';
+export type Domain = 'rows' | 'input' | 'fixed' | 'fixedOne' | 'bundled' | 'fields' | 'unknown';
 
 /** What a per-item workflow does besides the read, for a message: `writes (\`x\`)`, `calls outside the database (\`x\`)`. */
 export function workflowDoes(alsoWrites: string): string {
