@@ -18,7 +18,7 @@ async function findings(rel: string): Promise<Finding[]> {
 }
 
 beforeAll(async () => {
-  for (const rel of ['sample-app', 'transaction/notify-progress', 'transaction/channels', 'transaction/open-scope', 'transaction/missing-commit', 'transaction/repository-library', 'transaction/check-insert', 'transaction/raw-sql', 'transaction/commit-in-loop', 'transaction/claims', 'transaction/single-use', 'transaction/background-tasks/fastapi-0.111', 'transaction/background-tasks/fastapi-0.120', 'transaction/flask-session-alias']) byRoot.set(rel, await findings(rel));
+  for (const rel of ['sample-app', 'transaction/notify-progress', 'transaction/channels', 'transaction/open-scope', 'transaction/missing-commit', 'transaction/repository-library', 'transaction/check-insert', 'transaction/raw-sql', 'transaction/commit-in-loop', 'transaction/claims', 'transaction/single-use', 'transaction/background-tasks/fastapi-0.111', 'transaction/background-tasks/fastapi-0.120', 'transaction/flask-session-alias', 'transaction/domain-errors']) byRoot.set(rel, await findings(rel));
 }, 60_000);
 
 const lineOf = (file: string, text: string) => fs.readFileSync(file, 'utf8').split('\n').findIndex((l) => l.includes(text)) + 1;
@@ -60,6 +60,17 @@ describe('PA204 missing_rollback', () => {
     const handedIn = at('transaction/open-scope', 'app/rollback.py', lineOf(file, 'def swallow(') + 3, 'PA204')!;
     expect(handedIn.originalSeverity).toBe('low');
     expect(handedIn.message).toMatch(/for the callers of `swallow`, which handed it in: one that goes on with `db` gets `PendingRollbackError`/);
+  });
+
+  it('reports a handler\'s reuse of a failed session once, naming every step of the `try` that may have failed it', () => {
+    const root = 'transaction/domain-errors';
+    const file = path.join(FIXTURES, root, 'app/service.py');
+    const pair = byRoot.get(root)!.filter((f) => f.code === 'PA204' && f.function === 'ensure_pair');
+    expect(pair).toHaveLength(1);
+    const lines = fs.readFileSync(file, 'utf8').split('\n');
+    const start = lineOf(file, 'def ensure_pair');
+    expect(pair[0]!.line).toBe(lines.findIndex((l, i) => i >= start && l.includes('store.by_slug(slug)')) + 1);
+    expect(pair[0]!.message).toMatch(/^`store\.insert_raw\(\)` raises the database error .* \(so may `store\.rename_raw\(\)` in the same `try`\), and this handler then uses the same session/);
   });
 
   it('a `try` that only reads: advisory when the handler leaves, low when the function goes on, medium in a loop that goes on', () => {

@@ -1028,6 +1028,9 @@ const HANDLED_REUSES: ReadonlySet<string> = new Set([HANDLED_REUSE]);
  * uses the same session (a call that reaches the database): that call meets the failed transaction.
  */
 function reportHandledReuses(ctx: RepoRuleContext, graph: CallGraph): void {
+  // One finding per use of the failed session: several calls of the `try` that may leave it failed
+  // meet the same handler's reuse, one defect with one fix (a rollback at the handler's head).
+  const byReuse = new Map<string, { report: Parameters<RepoRuleContext['report']>[0]; first: string; also: string[]; text: string }>();
   for (const { ref, file, fn, site, call, to } of siteCalls(graph, HANDLED_REUSES)) {
     if (call.receiverType === UNTYPED) continue;
     const fact = JSON.parse(site.what) as { caught: string[]; reuse: [number, number, string] };
@@ -1047,13 +1050,31 @@ function reportHandledReuses(ctx: RepoRuleContext, graph: CallGraph): void {
     if (!reach || reach.weak || graph.ownEffects(reused.to).some((e) => e.kind === OPENS_SESSION || e.kind === OWN_COMMIT_EFFECT)) continue;
     const raised = raiser.e.what === DB_RAISED ? 'the database error' : `\`${raiser.e.what.split(' ').find((n) => catchesAll || fact.caught.includes(n)) ?? raiser.e.what}\``;
     const where = `${graph.fileOf(raiser.f).path}:${raiser.e.line}`;
+    const key = `${file.path}:${line}:${column}`;
+    const seen = byReuse.get(key);
+    if (seen) {
+      if (call.calleeText !== seen.first && !seen.also.includes(call.calleeText)) seen.also.push(call.calleeText);
+      continue;
+    }
+    byReuse.set(key, {
+      text,
+      first: call.calleeText,
+      also: [],
+      report: {
+        path: file.path,
+        location: { line, column, endLine: line, endColumn: column + text.length },
+        message: `\`${call.calleeText}()\` raises ${raised} out of a failed session operation without rolling back (\`${graph.function(raiser.f).qualifiedName}\`, ${where})`,
+        severity: 'medium',
+        function: fn.name,
+        chain: graph.chainSteps(reach, { ref, call: reused.call }),
+      },
+    });
+  }
+  for (const { report, also, text } of byReuse.values()) {
+    const others = also.length ? ` (so may ${also.length === 1 ? '' : 'each of '}${also.map((c) => `\`${c}()\``).join(', ')} in the same \`try\`)` : '';
     ctx.report({
-      path: file.path,
-      location: { line, column, endLine: line, endColumn: column + text.length },
-      message: `\`${call.calleeText}()\` raises ${raised} out of a failed session operation without rolling back (\`${graph.function(raiser.f).qualifiedName}\`, ${where}), and this handler then uses the same session (\`${text}()\` reaches the database): the session is still in its failed transaction, so that call raises \`PendingRollbackError\` (on PostgreSQL any statement fails until a rollback); roll back before raising, or use a savepoint (\`begin_nested()\`) around the failing step`,
-      severity: 'medium',
-      function: fn.name,
-      chain: graph.chainSteps(reach, { ref, call: reused.call }),
+      ...report,
+      message: `${report.message}${others}, and this handler then uses the same session (\`${text}()\` reaches the database): the session is still in its failed transaction, so that call raises \`PendingRollbackError\` (on PostgreSQL any statement fails until a rollback); roll back before raising, or use a savepoint (\`begin_nested()\`) around the failing step`,
     });
   }
 }
