@@ -81,6 +81,24 @@ describe('PA107 query_in_loop', () => {
     expect(at(query, 'loop_domain.py', line('return [author_by_pk(db, i) for i in author_ids]  # advisory'), 'PA107')!.advisory).toBe(true);
   });
 
+  it('rows selected by ids a parameter holds are as many as what the callers pass', () => {
+    const file = path.join(FIXTURES, 'query/loop_domain.py');
+    const lines = fs.readFileSync(file, 'utf8').split('\n');
+    const after = (def: string) => lines.findIndex((l, i) => i >= lineOf(file, def) && l.includes('return [author_of(db, b) for b in books]')) + 1;
+    // The handler hands on the ids the client posted: bounded by the request.
+    expect(at(query, 'loop_domain.py', after('def authors_of_books('), 'PA107')).toMatchObject({ severity: 'low', advisory: false });
+    // Ids of other rows: as many as the table holds.
+    expect(at(query, 'loop_domain.py', after('def authors_of_recent_books('), 'PA107')).toMatchObject({ severity: 'high' });
+  });
+
+  it('reads a Pyramid view\'s context as a loaded row and its request as what the client sent', () => {
+    const file = path.join(FIXTURES, 'query/pyramid_views.py');
+    expect(at(query, 'pyramid_views.py', lineOf(file, 'for b in author.books]'), 'PA107')).toMatchObject({ severity: 'high' });
+    const posted = at(query, 'pyramid_views.py', lineOf(file, 'request.json_body["isbns"]'), 'PA107')!;
+    expect(posted).toMatchObject({ severity: 'low', advisory: false });
+    expect(posted.message).toMatch(/the loop runs over what the request sent/);
+  });
+
   it('a helper that commits makes its loop a per-item workflow (low), also through a lookup by name', async () => {
     const config = resolveConfig({ report: null, log: null, cache: false, jobs: 1, select: ['PA107'] }, {}, null);
     const { result } = await scan(path.join(FIXTURES, 'transaction/action-registry'), config);

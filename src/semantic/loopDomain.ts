@@ -417,8 +417,10 @@ function callDomain(model: FileModel, node: SyntaxNode, fnIndex: number, line: n
     const ids = inArgument(node);
     if (!ids) return ROWS;
     const d = next(ids);
-    // Ids held by a parameter's attribute (`user.all_emails`): decided as that attribute is.
-    return d.kind === 'input' ? INPUT : d.kind === 'rows' ? ROWS : d.kind === 'param' && d.held ? d : UNKNOWN;
+    // Ids a parameter holds (`book_ids`) or a parameter's attribute (`user.all_emails`): decided
+    // as the callers fill it — input when they hand on what the request sent, rows when one
+    // passes other rows' ids.
+    return d.kind === 'input' ? INPUT : d.kind === 'rows' ? ROWS : d.kind === 'param' ? d : UNKNOWN;
   };
   if (isRows(node, fnIndex, line)) {
     const d = selected();
@@ -550,7 +552,7 @@ function nameDomain(model: FileModel, name: string, fnIndex: number, line: numbe
     const param = params ? fn.params.find((p) => p.name === name) : undefined;
     if (param) {
       // An injected dependency (`user = Depends(current_user)`) is resolved by the server, not sent.
-      if (receivesInput(model, scope) && !INJECTED.test(`${param.annotation ?? ''} ${param.defaultText ?? ''}`) && !annotatedModel(model, param.annotation)) return INPUT;
+      if (receivesInput(model, scope) && !INJECTED.test(`${param.annotation ?? ''} ${param.defaultText ?? ''}`) && !annotatedModel(model, param.annotation) && !viewContext(fn, name)) return INPUT;
       // The loop's own function's parameter: its callers decide (one level up, in the repo
       // phase), by position or, for a keyword-only one, by name.
       if (scope !== fnIndex || depth > 8) return UNKNOWN;
@@ -618,6 +620,14 @@ export function positionalSlot(fnNode: SyntaxNode, name: string, isMethod: boole
     position++;
   }
   return -1;
+}
+
+/**
+ * A Pyramid view's context (`def manage_roles(project, request)`): the resource traversal found for
+ * the URL — a row loaded from the database more often than not — not what the client sent.
+ */
+function viewContext(fn: FileModel['functions'][number], name: string): boolean {
+  return name !== 'request' && fn.decoratorNames.some((d) => /^pyramid\.view\.\w*view_config$/.test(d));
 }
 
 /** Are the function's parameters what a client sent: a request handler, a deserializer or a validator? */
