@@ -160,6 +160,13 @@ describe('PA107 query_in_loop', () => {
     expect(at(query, 'PA107.py', lineOf(file, 'render_first(books, serializer='), 'PA107')).toBeUndefined();
   });
 
+  it('a function handed bare to a method of a project object that calls it per row runs per row', () => {
+    const file = path.join(FIXTURES, 'query/pager_callbacks.py');
+    const f = at(query, 'pager_callbacks.py', lineOf(file, 'return page.map(with_author)'), 'PA107')!;
+    expect(f.message).toMatch(/`with_author` runs a query .* once per loop iteration \(`Page\.map` calls it for each item\)/);
+    expect(at(query, 'pager_callbacks.py', lineOf(file, 'return page.first(with_author)'), 'PA107')).toBeUndefined();
+  });
+
   it('finds the N+1 of the sample app through the repositories module', () => {
     const f = at(sample, 'app/api/routes.py', 39, 'PA107')!;
     expect(chainNames(f.chain)).toEqual(['list_jobs_with_owners', 'get_user', 'session.get(User)']);

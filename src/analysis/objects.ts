@@ -488,22 +488,41 @@ const CONSUMER_WORDS = /to_thread|run_in_executor|run_in_threadpool|run_sync|syn
 /** Callees that take a callable to run: threads, executors, the loop, background tasks, `partial`, threads and processes. */
 const CONSUMER_CALL = /(^|\.)(to_thread|run_in_executor|run_in_threadpool|run_sync|sync_to_async|submit|call_soon|call_later|call_at|call_soon_threadsafe|add_done_callback|add_reader|add_writer|add_signal_handler|add_task|BackgroundTask|partial|Thread|Process|create_task|ensure_future)$/;
 
+/**
+ * A test for an argument list that hands one of the module's functions on bare (`(to_dict)`,
+ * `, render)`), or null when the source never does.
+ */
+function handedFunctions(source: string, names: ReadonlySet<string>): RegExp | null {
+  if (!names.size) return null;
+  const listed = new Set<string>();
+  BARE_ARG.lastIndex = 0;
+  for (let m = BARE_ARG.exec(source); m; m = BARE_ARG.exec(source)) if (names.has(m[1]!)) listed.add(m[1]!);
+  return listed.size ? new RegExp(`[(,]\\s*(?:${[...listed].join('|')})\\s*[,)]`) : null;
+}
+/** A bare name in argument position: after `(` or `,`, before `,` or `)`. */
+const BARE_ARG = /[(,]\s*([A-Za-z_]\w*)(?=\s*[,)])/g;
+
 /** Functions and bound methods passed as arguments, with the call that takes them. */
 function findRefs(model: FileModel, isRepo: (t: string) => boolean): SummaryRef[] {
   const out: SummaryRef[] = [];
   const calls = model.calls;
-  if (!calls.length || !CONSUMER_WORDS.test(model.source)) return out;
+  if (!calls.length) return out;
   const source = model.source;
   const moduleFunctions = new Set(model.functions.filter((f) => f.parent < 0 && !f.className).map((f) => f.name));
   // What can name a function: `self.x`/`cls.x`, a function of the module, a name imported from
   // the repo (and its attributes), in argument position: after `(`, `,` or `name=`, before `,` or `)`.
   const heads = new Set(['self', 'cls', ...moduleFunctions]);
   for (const [local, q] of model.imports) if (IDENT.test(local) && isRepo(q)) heads.add(local);
+  // A function of the module handed bare to any call (`pager.map(to_dict)`): the callee may run
+  // it, once or per item (its parameter's use says which). Else only the words of the known takers.
+  const handed = handedFunctions(source, moduleFunctions);
+  if (!handed && !CONSUMER_WORDS.test(source)) return out;
   // Only the argument lists of the calls that may take a callable are scanned.
   const spans: [number, number][] = [];
   for (const c of calls) {
     if (c.argsOffset < 0 && !c.calleeText) continue;
-    if (!CONSUMER_CALL.test(c.calleeText) && !(c.qualifiedName !== null && isRepo(c.qualifiedName) && /\b(?:callback|on_[a-z]+|fn|func|handler|serializer|target)\s*=|\(\s*[A-Za-z_][\w.]*\s*[,)]/.test(source.slice(c.start, Math.min(c.node.endIndex, c.start + 400))))) continue;
+    if (!CONSUMER_CALL.test(c.calleeText) && !(c.qualifiedName !== null && isRepo(c.qualifiedName) && /\b(?:callback|on_[a-z]+|fn|func|handler|serializer|target)\s*=|\(\s*[A-Za-z_][\w.]*\s*[,)]/.test(source.slice(c.start, Math.min(c.node.endIndex, c.start + 400))))
+      && !(handed && c.hasReceiver && c.argsOffset >= 0 && handed.test(source.slice(c.argsOffset - 1, Math.min(c.node.endIndex, c.argsOffset + 400))))) continue;
     const from = c.argsOffset >= 0 ? c.argsOffset - 1 : c.start;
     const last = spans[spans.length - 1];
     const end = c.node.endIndex;
