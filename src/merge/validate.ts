@@ -53,6 +53,12 @@ const PER_STATEMENT_COSTS = new Map<string, Severity>([
   ['PA107', 'medium'], ['PA108', 'medium'],
 ]);
 
+/**
+ * Per-item work that a job's context makes advisory when its rule already rated it `low`: the
+ * query loops lowered in jobs, and a commit per item.
+ */
+const ADVISORY_WHEN_LOW_IN_BACKGROUND = new Set([...LOWERED_IN_BACKGROUND, 'PA207']);
+
 /** Why a finding in a job that its rule rated low is not worth a report. */
 const LOW_WHY = 'already low where it runs (a bounded loop, a per-item workflow), and a job\'s run is all it costs: no user waits on it';
 
@@ -98,7 +104,7 @@ function validateSeverity(input: ValidationInput, context: ProjectContext): Find
     // per-item workflow whose round trips are there anyway), in a job: a few round trips of a
     // job's run, which no user waits on. The reviews of never-seen services judged such findings
     // advisory nearly every time.
-    if ((LOWERED_IN_BACKGROUND.has(finding.code) || finding.code === 'PA207') && finding.severity === 'low' && !finding.advisory) {
+    if (ADVISORY_WHEN_LOW_IN_BACKGROUND.has(finding.code) && finding.severity === 'low' && !finding.advisory) {
       finding.advisory = true;
       finding.downgrades.push({ rule: 'execution_context', from: 'low', to: 'advisory', evidence: `${once.evidence}; ${LOW_WHY}` });
       return finding;

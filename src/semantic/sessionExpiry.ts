@@ -1,6 +1,7 @@
 /**
- * Whether a project's sessions expire their rows on commit (`expire_on_commit`, SQLAlchemy's
- * default `True`), as far as the code says: the factories' keywords, and any setting made
+ * What a project's sessions are set to do, as far as the code says: whether they autoflush
+ * (`autoflush`, default `True`), and whether they expire their rows on commit (`expire_on_commit`,
+ * SQLAlchemy's default `True`), read from the factories' keywords, and any setting made
  * elsewhere (`ProjectContext.expireOnCommitSettings`: on a session, per call, through
  * `configure`). Which factory a given session came from is not followed, so the answers are
  * project-wide and lean to "not known" when the code disagrees with itself.
