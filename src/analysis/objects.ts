@@ -502,6 +502,12 @@ function handedFunctions(source: string, names: ReadonlySet<string>): RegExp | n
 /** A bare name in argument position: after `(` or `,`, before `,` or `)`. */
 const BARE_ARG = /[(,]\s*([A-Za-z_]\w*)(?=\s*[,)])/g;
 
+/** Is `name` the function `fnIndex` itself or one that encloses it? */
+function enclosingNamed(model: FileModel, fnIndex: number, name: string): boolean {
+  for (let i = fnIndex; i >= 0; i = model.functions[i]!.parent) if (model.functions[i]!.name === name) return true;
+  return false;
+}
+
 /** Functions and bound methods passed as arguments, with the call that takes them. */
 function findRefs(model: FileModel, isRepo: (t: string) => boolean): SummaryRef[] {
   const out: SummaryRef[] = [];
@@ -546,6 +552,9 @@ function findRefs(model: FileModel, isRepo: (t: string) => boolean): SummaryRef[
     if (!consumer) continue;
     const target = refTarget(model, text, consumer, moduleFunctions);
     if (!target || !isRepo(target)) continue;
+    // A function handing itself on (`ordering.confirmed(evaluate, event)`, which calls it back for
+    // the events that waited on this one) recurses: the work per item is its own, not a loop's N+1.
+    if (dot < 0 && enclosingNamed(model, consumer.functionIndex, text)) continue;
     // `partial(f, x)` is called by whoever takes the partial: classify by that call.
     let taker = consumer;
     if (/(^|\.)partial$/.test(consumer.qualifiedName ?? consumer.calleeText)) taker = innermostCall(calls, consumer.start, consumer) ?? consumer;
