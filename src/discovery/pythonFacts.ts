@@ -345,6 +345,17 @@ function fromLibrary(call: CallInfo, libs: RegExp, model: FileModel): boolean {
   return call.qualifiedName === null || libs.test(call.qualifiedName);
 }
 
+/**
+ * `server.create_engine()`: a method of an object that no import resolves, called with nothing —
+ * SQLAlchemy's factories need a URL or a configuration, so this is a project's own getter (whose
+ * body, with the real `create_engine(url, ...)` and its options, is judged where it is).
+ */
+function projectEngineGetter(call: CallInfo): boolean {
+  if (call.qualifiedName !== null || !call.hasReceiver) return false;
+  const args = call.node.childForFieldName('arguments');
+  return !!args && !args.namedChildren.some((a) => a.type !== 'comment');
+}
+
 /** SQL in a migration's `downgrade()` undoes the upgrade: the triggers it re-creates are not the schema. */
 function inDowngrade(model: FileModel, call: CallInfo): boolean {
   for (let i = call.functionIndex; i >= 0; i = model.functions[i]!.parent) {
@@ -641,7 +652,7 @@ export function pythonFileFacts(model: FileModel, isMigration: boolean, scope: L
   for (const call of model.calls) {
     const m = calledName(call);
     const asyncpgPool = m === 'create_pool' && (call.qualifiedName === 'asyncpg.create_pool' || call.qualifiedName === 'asyncpg.pool.create_pool');
-    if ((ENGINE_FACTORIES.has(m) && fromLibrary(call, SQLA, model)) || asyncpgPool) {
+    if ((ENGINE_FACTORIES.has(m) && fromLibrary(call, SQLA, model) && !projectEngineGetter(call)) || asyncpgPool) {
       const args = callArgs(call.node);
       const url = args.positional[0] ?? args.keywords.get('url') ?? args.keywords.get('dsn');
       const poolclass = args.keywords.get('poolclass');
