@@ -695,7 +695,7 @@ function classify(model: FileModel, call: CallInfo): DbOp | null {
     // A query that only becomes part of another statement (`query(X).filter(...).exists()` inside
     // `query(literal(True)).filter(...)`, `.subquery()`, `.cte()`), directly or through a name
     // used only that way: it runs as part of that statement, which is the read.
-    if (chained.some((x) => SUBQUERY_METHODS.has(x)) || onlyEmbedded(model, call)) return null;
+    if (chained.some((x) => SUBQUERY_METHODS.has(x)) || onlyEmbedded(model, call) || operandOfComparison(call)) return null;
     const what = `${label}.query(${first.text.length <= 30 ? first.text : '…'})`;
     // `session.query(M).get(pk)` (options first or not): the legacy Query.get, an identity-map lookup.
     const getter = pkGetAfter(call.node);
@@ -748,6 +748,23 @@ function pkGetAfter(call: SyntaxNode): string | null {
 /** Methods called on a call's result in a chain: `q(...).filter(...).first()` → `filter`, `first`. */
 /** `Query` methods that turn a query into a part of another statement (no round trip of their own). */
 const SUBQUERY_METHODS = new Set(['exists', 'subquery', 'scalar_subquery', 'as_scalar', 'cte', 'label']);
+
+/** Column operators that take a query as their operand and embed it (`File.id.in_(session.query(...))`). */
+const SUBQUERY_OPERATORS = new Set(['in_', 'notin_', 'not_in', 'any_', 'all_', 'exists']);
+
+/**
+ * Is the `session.query(...)` chain the operand of a column operator that embeds it
+ * (`Model.id.in_(q)`, `~Model.id.notin_(q)`, `exists(q)`)? It is then a subquery of the statement
+ * the expression ends up in, with no round trip of its own.
+ */
+function operandOfComparison(call: CallInfo): boolean {
+  const top = chainTop(call.node);
+  const list = top.parent;
+  if (list?.type !== 'argument_list') return false;
+  const fn = list.parent?.childForFieldName('function');
+  const name = fn?.type === 'attribute' ? fn.childForFieldName('attribute')?.text : fn?.type === 'identifier' ? fn.text : undefined;
+  return !!name && SUBQUERY_OPERATORS.has(name);
+}
 
 /**
  * Is `call` (a `session.query(...)` chain) bound to a local whose every later use in the function
