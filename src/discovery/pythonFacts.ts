@@ -952,7 +952,7 @@ function classicTable(call: CallInfo, scope: LiteralScope): ModelInfo | null {
       if (col.keywords.get('primary_key')?.type === 'true') primaryKey.push(colName);
       if (col.keywords.get('unique')?.type === 'true') uniqueKeys.push([colName]);
     } else {
-      uniqueKeys.push(...tableArgKeys(a));
+      uniqueKeys.push(...tableArgKeys(a, scope));
     }
   }
   return {
@@ -1222,7 +1222,7 @@ function classFacts(cls: SyntaxNode, model: FileModel, scope: LiteralScope): Cla
       continue;
     }
     if (attr === '__table_args__') {
-      for (const key of tableArgKeys(right)) (facts.uniqueKeys ??= []).push(key);
+      for (const key of tableArgKeys(right, scope)) (facts.uniqueKeys ??= []).push(key);
       continue;
     }
     if (attr.startsWith('__')) continue;
@@ -1432,7 +1432,7 @@ function declaredAttr(def: SyntaxNode, name: string, facts: ClassFacts, scope: L
  * index's name); columns as strings or as attributes (`Tag.slug`, `slug`). An argument that is
  * an expression (`func.lower(email)`) makes the set unknown: it is left out.
  */
-function tableArgKeys(value: SyntaxNode | null): string[][] {
+function tableArgKeys(value: SyntaxNode | null, scope: LiteralScope): string[][] {
   const out: string[][] = [];
   const visit = (n: SyntaxNode) => {
     if (n.type === 'call') {
@@ -1444,7 +1444,7 @@ function tableArgKeys(value: SyntaxNode | null): string[][] {
         const cols: string[] = [];
         let known = true;
         for (const a of last === 'Index' ? args.positional.slice(1) : args.positional) {
-          const name = a.type === 'string' ? a.text.replace(/^[rbuRBU]*(['"])(.*)\1$/s, '$2') : a.type === 'identifier' ? a.text : a.type === 'attribute' ? a.childForFieldName('attribute')?.text ?? '' : '';
+          const name = a.type === 'string' ? stringValue(a, scope) ?? '' : a.type === 'identifier' ? a.text : a.type === 'attribute' ? a.childForFieldName('attribute')?.text ?? '' : '';
           if (!/^[A-Za-z_]\w*$/.test(name)) known = false;
           else cols.push(name);
         }

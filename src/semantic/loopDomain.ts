@@ -30,7 +30,7 @@
  * caller supplies the one fact it knows better (is this expression a query's rows?).
  */
 import type { SyntaxNode } from '../parse/parser.js';
-import { assignmentsTo, callAt, variableRefs, type FileModel, type LoopInfo } from './model.js';
+import { assignmentsTo, callAt, isPyramidView, variableRefs, type FileModel, type LoopInfo } from './model.js';
 import { readsBundledValue } from './blockingIo.js';
 import { smallLiteral } from './smallLiterals.js';
 
@@ -114,12 +114,13 @@ export function nestedLoopDomain(model: FileModel, loops: readonly LoopInfo[], i
   let call: LoopDomain | null = null;
   let held: LoopDomain | null = null;
   let unknown = false;
-  let bundled = loops.length > 0;
+  // Every loop's N fixed by the code (data shipped with it, or one object's fields), and every one by fields.
+  let fixedByCode = loops.length > 0;
   let fields = loops.length > 0;
   for (const loop of loops) {
     const d = loopDomain(model, loop, isRows);
     if (d.kind === 'rows') return ROWS;
-    if (d.kind !== 'bundled' && d.kind !== 'fields') bundled = false;
+    if (d.kind !== 'bundled' && d.kind !== 'fields') fixedByCode = false;
     else fields &&= d.kind === 'fields';
     // A loaded object's collection held by a parameter: rows unless its callers say otherwise,
     // the larger claim before another loop's call.
@@ -130,7 +131,7 @@ export function nestedLoopDomain(model: FileModel, loops: readonly LoopInfo[], i
       call ??= d;
     } else if (d.kind === 'unknown') unknown = true;
   }
-  if (bundled) return fields ? FIELDS : BUNDLED;
+  if (fixedByCode) return fields ? FIELDS : BUNDLED;
   if (held) return held;
   // A parameter's loop nested with a loop whose N is not known: the callers' few items may each
   // hold many (`for group in groups: for t in group:`).
@@ -627,7 +628,7 @@ export function positionalSlot(fnNode: SyntaxNode, name: string, isMethod: boole
  * the URL — a row loaded from the database more often than not — not what the client sent.
  */
 function viewContext(fn: FileModel['functions'][number], name: string): boolean {
-  return name !== 'request' && fn.decoratorNames.some((d) => /^pyramid\.view\.\w*view_config$/.test(d));
+  return name !== 'request' && isPyramidView(fn);
 }
 
 /** Are the function's parameters what a client sent: a request handler, a deserializer or a validator? */

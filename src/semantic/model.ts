@@ -311,6 +311,11 @@ const ROUTE_METHODS = new Set([
 const RARE_ROUTE_METHODS = new Set(['trace', 'options', 'head']);
 /** Pyramid's view decorators (`pyramid.view`): the function answers requests of a route, or of the not-found/forbidden/exception view. */
 const PYRAMID_VIEW = /^pyramid\.view\.(view_config|notfound_view_config|forbidden_view_config|exception_view_config)$/;
+
+/** Is the function a Pyramid view (decorated by one of `pyramid.view`'s view decorators)? */
+export function isPyramidView(fn: { decoratorNames: readonly string[] }): boolean {
+  return fn.decoratorNames.some((d) => PYRAMID_VIEW.test(d));
+}
 const TASK_DECORATORS = /(^|\.)(task|shared_task|actor|job|periodic_task|cron|scheduled_job|on_message|consumer)$/;
 const INIT_NAME = /(^|_)(init|initialize|initialise|setup|set_up|bootstrap|boot|migrate|migrations?|startup|start_up|lifespan|on_startup|create_tables|seed)(_|$)|^__init__$/i;
 /** Test code (`tests/`, end-to-end suites `e2e/` and `cypress/`, `test_*.py`, `*_test.py`, `conftest.py`): never flagged (spec, rules). */
