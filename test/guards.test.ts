@@ -52,7 +52,8 @@ describe('flag guards', () => {
     // A flag the function rebinds guards nothing.
     expect(call(13, 'expand').guard).toBeUndefined();
     expect(call(16, 'resolve').passes).toBe('a|');
-    expect(call(17, 'resolve').passes).toBe('aa|');
+    // A literal `True` is recorded, for the branches a flag that defaults on leaves to `False`.
+    expect(call(17, 'resolve').passes).toBe('aa||=1:t');
     expect(call(18, 'resolve').passes).toBe('az|strict=f');
     expect(call(19, 'resolve').passes).toBe('a|deep,strict|=strict:n1');
     expect(call(20, 'resolve').passes).toBe('a||*');
@@ -163,6 +164,45 @@ describe('flag guards', () => {
     expect(flagAtCall('a||*|>deep:include@1', 'deep@1')).toBe('on');
   });
 
+  it('reads the branch a flag that defaults on leaves to the calls that turn it off', async () => {
+    const source = [
+      'def deliver(db, ids, *, queued=True):',
+      '    if queued:',
+      '        db.add(ids)',
+      '        return',
+      '    post(ids)',
+      'def deliver_now(db, ids, queued=True):',
+      '    if not queued:',
+      '        post(ids)',
+      '    else:',
+      '        db.add(ids)',
+      'def post(ids): ...',
+      '',
+    ].join('\n');
+    const dir = tempTree('pa-guards-', { 'app/falsy.py': source });
+    const parser = await createParser('wasm');
+    const summary = analyzeFile('app/falsy.py', path.join(dir, 'app/falsy.py'), parser, [], emptyContext(dir)).summary!;
+    const call = (line: number) => summary.calls.find((c: { line: number }) => c.line === line)!;
+    expect(call(5).guard).toBe('queued@-1!');
+    expect(call(8).guard).toBe('queued@2!');
+    expect(call(10).guard).toBe('queued@2+');
+    // Off when the call leaves the default or passes a literal `True`; on for `False`, `None` or any other value.
+    expect(leavesFlagOff('aa|', 'queued@-1!')).toBe(true);
+    expect(leavesFlagOff('aa|queued|=queued:t', 'queued@-1!')).toBe(true);
+    expect(leavesFlagOff('aa|queued=f', 'queued@-1!')).toBe(false);
+    expect(leavesFlagOff('aa|queued=z', 'queued@-1!')).toBe(false);
+    expect(leavesFlagOff('aa|queued', 'queued@-1!')).toBe(false);
+    expect(leavesFlagOff('aaa||=2:t', 'queued@2!')).toBe(true);
+    expect(leavesFlagOff('aaf|', 'queued@2!')).toBe(false);
+    expect(leavesFlagOff('aa||*', 'queued@-1!')).toBe(false);
+    // Passed on from the calling function's own flag: its default-on flag turned off, or its default-off flag left unset.
+    expect(flagAtCall('aa||>queued:later@-1+', 'queued@-1!')).toEqual({ forwards: 'later@-1!' });
+    expect(flagAtCall('aa||>queued:later@-1', 'queued@-1!')).toEqual({ forwards: 'later@-1-' });
+    expect(flagAtCall('aa||**', 'queued@-1!')).toEqual({ forwards: 'queued@-1!' });
+    // The `else` of a default-off flag's test, passed a caller's default-on flag: off only when that caller's caller turns it off.
+    expect(flagAtCall('aa||>key:later@-1+', 'key@1-')).toEqual({ forwards: 'later@-1!' });
+  });
+
   it('records a flag of the calling function passed on, positionally or by keyword', async () => {
     const source = [
       'def outer(k, include=False, *, strict=None, loud=True):',
@@ -179,8 +219,9 @@ describe('flag guards', () => {
     const passes = (line: number) => summary.calls.find((c: { line: number }) => c.line === line)!.passes;
     expect(passes(2)).toBe('ap||>1:include@1');
     expect(passes(3)).toBe('a||>deep:include@1;strict:strict@-1');
-    // A flag that defaults on is not one a caller leaves off by omission: nothing passed on.
-    expect(passes(4)).toBe('a|deep');
+    // A flag that defaults on is passed on too: `inner`'s branch under `if not deep:` runs only
+    // when `outer`'s own caller turns `loud` off.
+    expect(passes(4)).toBe('a||>deep:loud@-1+');
     expect(passes(5)).toBe('pa||>0:include@1');
   });
 

@@ -24,7 +24,7 @@ import { resolveHandle, isBlockingDbMethod, handleMethodLabel, type HandleResult
 import { blockingMethod, isCheapMetadata, isSingleFileOp } from '../semantic/blockingIo.js';
 import { flagAtCall, SWITCH_GUARD } from '../semantic/guards.js';
 import { passedStatementEffects, PASSES_STATEMENT, type StatementFlowGraph } from './statementFlow.js';
-import { HANDED_ARG, HEAVY_IO, IMPORTED_ITERABLE, OTHER_BLOCKING, REGISTRY_PACKAGE, SWITCH_OFF, SWITCH_ON } from './effects.js';
+import { HANDED_ARG, HEAVY_IO, IMPORTED_ITERABLE, OTHER_BLOCKING, REGISTRY_PACKAGE, SPAWNS_ARG, SWITCH_OFF, SWITCH_ON } from './effects.js';
 
 /** A function of the repo: file index in `index.files`, function index in that file. */
 export interface FnRef {
@@ -41,6 +41,12 @@ export interface CallEdge {
   sync: boolean;
   /** Resolved by the method's name alone (the receiver's type unknown): a lower-confidence edge. */
   weak?: boolean;
+  /**
+   * The callee is a coroutine function whose coroutine this call starts as a task nobody here
+   * waits for (`asyncio.create_task(f())`, or handed to a function of the repo that does:
+   * `fire_and_forget(f())`): its body runs beside the caller, not as part of it.
+   */
+  detached?: boolean;
 }
 
 /** One step of a chain: the call made in a function towards the effect. */
@@ -117,6 +123,8 @@ export interface CallGraph {
    * default (`def f(x, deep=False): if deep: ...` called as `f(x)`).
    */
   effectsOfCall(from: FnRef, call: SummaryCall, to: FnRef, mode?: PropagationMode): Map<string, Reach>;
+  /** `effectsOfCall(from, call, to, mode).get(kind)` without building the chains of the other kinds. */
+  effectOfCall(from: FnRef, call: SummaryCall, to: FnRef, kind: string, mode?: PropagationMode): Reach | undefined;
   /** Display names along a chain, ending with what the effect calls: `["upload", "save_blob", "open"]`. */
   chainNames(reach: Reach): string[];
   /**
@@ -710,6 +718,53 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     return decided;
   });
 
+  markDetached();
+
+  /**
+   * Edges into a coroutine function whose coroutine is started as a task and not waited for:
+   * `asyncio.create_task(f())` itself (`spawned`), or a coroutine handed, not awaited, to a call
+   * of a repo function that starts that parameter as a task (`fire_and_forget(f())`, see
+   * `SPAWNS_ARG`). The enclosing call is the innermost kept call of the same function around it.
+   */
+  function markDetached(): void {
+    const spawners = idsOfKind(SPAWNS_ARG);
+    for (const edges of out) {
+      for (const edge of edges ?? NO_EDGES) {
+        const call = edge.call;
+        if (call.awaited || !files[edge.to.file]!.functions[edge.to.fn]!.isAsync) continue;
+        if (call.spawned) {
+          edge.detached = true;
+          continue;
+        }
+        if (!call.handedOn || !spawners.size) continue;
+        const outer = enclosingCall(edge.from.file, call);
+        if (outer && resolveTargets(edge.from.file, outer).some((t) => spawners.has(idOf(t)))) edge.detached = true;
+      }
+    }
+  }
+
+  function idsOfKind(kind: string): Set<number> {
+    const ids = new Set<number>();
+    own.forEach((effects, id) => {
+      if (effects.some((e) => e.kind === kind)) ids.add(id);
+    });
+    return ids;
+  }
+
+  /** The innermost call of the file's summary, in the same function, whose span holds `call`'s. */
+  function enclosingCall(file: number, call: SummaryCall): SummaryCall | null {
+    let best: SummaryCall | null = null;
+    const starts = (a: SummaryCall, l: number, c: number) => a.line < l || (a.line === l && a.column <= c);
+    const ends = (a: SummaryCall, l: number, c: number) => a.endLine > l || (a.endLine === l && a.endColumn >= c);
+    for (const c of files[file]!.calls) {
+      if (c === call || c.functionIndex !== call.functionIndex) continue;
+      if (!starts(c, call.line, call.column) || !ends(c, call.endLine, call.endColumn)) continue;
+      if (c.line === call.line && c.column === call.column) continue;
+      if (!best || starts(best, c.line, c.column)) best = c;
+    }
+    return best;
+  }
+
   // The functions with an own effect of each kind, ascending, in the order kinds first occur.
   // Propagation seeds from it and the rules that start from a kind of effect use it: a walk of
   // every function per kind was 0.5 s of the repo phase on a 2M-line tree.
@@ -792,7 +847,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
         const next: [number, Reached][] = [];
         for (const [id, got] of frontier) {
           for (const edge of incoming[id] ?? NO_EDGES) {
-            if (!edge.sync && !(mode === 'any' && !edge.call.offloaded)) continue;
+            if (!edge.sync && !(mode === 'any' && !edge.call.offloaded && !edge.detached)) continue;
             if (edge.weak ? !withWeak : onlyWeak) continue;
             // A memoised call (or a call under a cache guard) runs once: its effects are not the caller's per call.
             if (edge.call.memoised) continue;
@@ -927,21 +982,44 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
   }
 
   function effectsOfCall(from: FnRef, call: SummaryCall, to: FnRef, mode: PropagationMode = 'sync'): Map<string, Reach> {
-    const id = idOf(to);
     const result = new Map<string, Reach>();
-    const isOpen = (w: Reached) => {
+    if (detachedCall(from, call, to)) return result;
+    const isOpen = openAt(from, call);
+    for (const kind of propagatedKinds()) {
+      const open = openWay(from, call, to, kind, mode, isOpen);
+      if (open) result.set(kind, reachOf(to, kind, open));
+    }
+    return result;
+  }
+
+  /** Does this call start `to`'s coroutine as a task nobody here waits for (see {@link markDetached})? */
+  function detachedCall(from: FnRef, call: SummaryCall, to: FnRef): boolean {
+    if (call.awaited) return false;
+    const toId = idOf(to);
+    return (out[idOf(from)] ?? NO_EDGES).some((e) => e.call === call && e.detached && idOf(e.to) === toId);
+  }
+
+  function openWay(from: FnRef, call: SummaryCall, to: FnRef, kind: string, mode: PropagationMode, isOpen = openAt(from, call)): Reached | undefined {
+    if (detachedCall(from, call, to)) return undefined;
+    const id = idOf(to);
+    const r = propagate(mode, kind);
+    const way = r?.first.get(id);
+    if (!way) return undefined;
+    return (r!.alternatives.get(id) ?? [way]).find(isOpen);
+  }
+
+  /** Is a way into a callee open on this call: no flag guards it, or the call (or its own callers) turns that flag on? */
+  function openAt(from: FnRef, call: SummaryCall): (w: Reached) => boolean {
+    return (w: Reached) => {
       if (w.guard === undefined) return true;
       const flag = flagAtCall(call.passes, w.guard);
       return flag === 'on' || (flag !== 'off' && callersTurnOn(from, flag.forwards, call.line));
     };
-    for (const kind of propagatedKinds()) {
-      const r = propagate(mode, kind);
-      const way = r?.first.get(id);
-      if (!way) continue;
-      const open = (r!.alternatives.get(id) ?? [way]).find(isOpen);
-      if (open) result.set(kind, reachOf(to, kind, open));
-    }
-    return result;
+  }
+
+  function effectOfCall(from: FnRef, call: SummaryCall, to: FnRef, kind: string, mode: PropagationMode = 'sync'): Reach | undefined {
+    const open = openWay(from, call, to, kind, mode);
+    return open ? reachOf(to, kind, open) : undefined;
   }
 
   function functionsWithEffects(kinds: ReadonlySet<string>): FnRef[] {
@@ -1022,6 +1100,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     effectOf,
     reaches,
     effectsOfCall,
+    effectOfCall,
     chainNames(reach: Reach): string[] {
       return [...reach.steps.map((s) => files[s.fn.file]!.functions[s.fn.fn]!.qualifiedName), reach.effect.what];
     },
@@ -1042,7 +1121,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
 
 const POSITION_SPAN = 2 ** 26;
 /** Site facts read where they are recorded (`ownEffects`), never through a callee: not propagated. */
-const UNPROPAGATED: ReadonlySet<string> = new Set(['row_call', 'arg_domains', 'deferred_read', 'readonly_commit', 'held_id_lookup', 'parent_commit_call', 'returns_async_row', 'async_row_call', 'returns_call_row', IMPORTED_ITERABLE, SWITCH_OFF, SWITCH_ON, REGISTRY_PACKAGE]);
+const UNPROPAGATED: ReadonlySet<string> = new Set([SPAWNS_ARG, 'row_call', 'arg_domains', 'deferred_read', 'readonly_commit', 'held_id_lookup', 'parent_commit_call', 'returns_async_row', 'async_row_call', 'returns_call_row', IMPORTED_ITERABLE, SWITCH_OFF, SWITCH_ON, REGISTRY_PACKAGE]);
 /** Calls that run the callable they are given in a worker thread. */
 const OFFLOAD_CONSUMER = /(^|\.)(to_thread|run_in_executor|run_in_threadpool|run_sync|submit|sync_to_async|Thread|Process)$/;
 /** Calls that make the event loop run the callable later, on the loop. */

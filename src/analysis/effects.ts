@@ -14,6 +14,7 @@ import { BLOCKING_MODULES } from '../semantic/blockingModules.js';
 import { NEW_ENGINE, type Effect } from './summary.js';
 import { blockingFunctionName, blockingIoCall, BUNDLED_FILE, isCheapMetadata, isSingleFileOp, pendingBlockingMethod, readsBundledFile, runsChildProcess, shortSleep, SYNC_SLEEP } from '../semantic/blockingIo.js';
 import { syncDbCall } from '../semantic/syncDb.js';
+import { spawnedTask } from '../semantic/externalCalls.js';
 import { cpuHeavyCall } from '../semantic/cpuHeavy.js';
 import { isEngineConstructor } from '../semantic/resources.js';
 import { iterationSource } from '../semantic/smallLiterals.js';
@@ -158,6 +159,14 @@ export interface EffectCollector {
   /** Kinds whose effects stand for one call site: the summary keeps that call for the repo phase. */
   siteKinds: readonly string[];
 }
+
+/**
+ * The function starts one of its parameters as a task of its own and does not wait for it
+ * (`def fire_and_forget(coro): loop.create_task(coro)`): `what` is the parameter's name. A
+ * coroutine handed to it (`fire_and_forget(publish(event))`) runs beside the caller, not in it.
+ */
+export const SPAWNS_ARG = 'spawns_arg';
+const TASK_SPAWN_METHODS = new Set(['create_task', 'ensure_future', 'start_soon', 'run_coroutine_threadsafe']);
 
 /** `pending.typePath` of a blocking callable handed to a call as positional argument N: `#arg` + N. */
 export const HANDED_ARG = '#arg';
@@ -420,6 +429,15 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
       push({ kind: 'blocking_io', what: handed.what, ...at, pending: { typePath: `${HANDED_ARG}${handed.position}`, method: handed.what } });
       push({ kind: HEAVY_IO, what: handed.what, ...at });
       push({ kind: OTHER_BLOCKING, what: handed.what, ...at });
+    }
+  }
+  // A parameter started as a task nobody here waits for.
+  if (/create_task|ensure_future|start_soon|run_coroutine_threadsafe/.test(model.source)) {
+    for (const call of model.calls) {
+      if (call.functionIndex < 0 || !TASK_SPAWN_METHODS.has(call.method)) continue;
+      const first = call.node.childForFieldName('arguments')?.namedChildren[0];
+      if (first?.type !== 'identifier' || !model.functions[call.functionIndex]!.params.some((p) => p.name === first.text)) continue;
+      if (spawnedTask(first)) effects[call.functionIndex]!.push({ kind: SPAWNS_ARG, what: first.text, line: call.line, column: call.column });
     }
   }
   // A switch turned off (or back on) on every run of the function: not under a condition, in a

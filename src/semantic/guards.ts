@@ -344,7 +344,7 @@ function guardOfTest(test: FlagTest | null, flags: Map<string, Flag>, holds: boo
   // `is None` tests tell a literal `False` from `None`: `name@position?` (set: not None), `name@position?-` (None).
   if (test.none) return `${flag.name}@${flag.position}?${test.set === holds ? '' : '-'}`;
   if (test.set === holds) return guardOf(flag);
-  return flag.on ? null : unsetGuardOf(flag);
+  return flag.on ? falsyGuardOf(flag) : unsetGuardOf(flag);
 }
 
 /**
@@ -509,6 +509,14 @@ function literalGuard(flag: Flag, values: readonly string[], isIn: boolean): str
   return `${flag.name}@${flag.position}~${isIn ? '=' : '!'}${values.join(':')}${def}`;
 }
 
+/**
+ * The guard of code that runs only when a call turns off a flag that defaults on (`name@position!`):
+ * the body of `if not queued:`, the `else` of `if queued:`, what follows `if queued: ...; return`.
+ */
+function falsyGuardOf(flag: Flag): string {
+  return `${flag.name}@${flag.position}!`;
+}
+
 /** The guard of code that runs only while a flag that defaults off stays unset (`name@position-`). */
 function unsetGuardOf(flag: Flag): string {
   if (flag.switch) return `${flag.name}${SWITCH_GUARD}-`;
@@ -548,7 +556,7 @@ function kwargsOf(model: FileModel, fnIndex: number): string | null {
 export function ownFlag(model: FileModel, fnIndex: number, name: string): string | null {
   if (fnIndex < 0) return null;
   const flag = flagsOf(model, fnIndex)?.get(name);
-  return flag && !flag.on ? guardOf(flag) : null;
+  return flag && !flag.switch ? guardOf(flag) : null;
 }
 
 /**
@@ -611,7 +619,7 @@ class PassedArguments {
   /** A string or integer literal a callee may compare with (`False`/`None` have codes of their own). */
   private literal(slot: string, text: string): void {
     const token = text.length <= 44 ? literalToken(text) : null;
-    if (token && (token[0] === 's' || token[0] === 'n')) this.literals.push(`${slot}:${token}`);
+    if (token && (token[0] === 's' || token[0] === 'n' || token === 't')) this.literals.push(`${slot}:${token}`);
   }
   positional(text: string): void {
     this.literal(String(this.positionals.length), text);
@@ -666,12 +674,14 @@ export function flagAtCall(passes: string | undefined, guard: string): 'off' | '
   const name = guard.slice(0, at);
   const on = guard.endsWith('+');
   const unset = guard.endsWith('-');
-  let place = guard.slice(at + 1, on || unset ? -1 : undefined);
+  const falsy = guard.endsWith('!');
+  let place = guard.slice(at + 1, on || unset || falsy ? -1 : undefined);
   const none = place.endsWith('?');
   if (none) place = place.slice(0, -1);
   const position = Number(place);
   if (none) return noneAtCall(positional, keywords, rest, name, position, unset);
   if (unset) return unsetAtCall(positional, keywords, rest, name, position);
+  if (falsy) return falsyAtCall(positional, keywords, rest, name, position);
   // The calling function hands its own `**kwargs` on: unless the call passes the flag itself, the
   // calling function's caller decides, by keyword.
   if (rest.includes('**') && !keywords.split(',').some((k) => k === name || k.startsWith(`${name}=`)) && !(position >= 0 && position < positional.length)) {
@@ -784,6 +794,33 @@ function noneAtCall(positional: string, keywords: string, rest: string[], name: 
 }
 
 /**
+ * A branch that runs only when a flag that defaults on is turned off (`name@position!`): on when
+ * the call passes it anything but a literal `True` (a `False`, `None`, or a value not known here),
+ * off when it leaves the default or passes `True`; a flag passed on from the caller's own decides
+ * one caller up (its default-on flag turned off, or its default-off flag left unset).
+ */
+function falsyAtCall(positional: string, keywords: string, rest: string[], name: string, position: number): 'off' | 'on' | { forwards: string } {
+  const forwards = rest.find((r) => r.startsWith('>'));
+  if (forwards) {
+    for (const f of forwards.slice(1).split(';')) {
+      const colon = f.indexOf(':');
+      const slot = f.slice(0, colon);
+      if (slot !== name && !(position >= 0 && slot === String(position))) continue;
+      const target = f.slice(colon + 1);
+      if (/^[\w.]+@-?\d+\+$/.test(target)) return { forwards: `${target.slice(0, -1)}!` };
+      return /^[\w.]+@-?\d+$/.test(target) ? { forwards: `${target}-` } : 'on';
+    }
+  }
+  const literals = rest.find((r) => r.startsWith('='))?.slice(1).split(';') ?? [];
+  const passedTrue = (slot: string) => literals.includes(`${slot}:t`);
+  if (keywords) for (const k of keywords.split(',')) if (k === name || k.startsWith(`${name}=`)) return passedTrue(name) ? 'off' : 'on';
+  if (position >= 0 && position < positional.length) return passedTrue(String(position)) ? 'off' : 'on';
+  // The calling function hands its own `**kwargs` on: its caller's keywords decide.
+  if (rest.includes('**')) return { forwards: `${name}@-1!` };
+  return 'off';
+}
+
+/**
  * A branch that runs while a flag stays unset (`name@position-`): off when the call passes the
  * flag a value that is not a literal `False`/`None` (`rebuild(package_id)`: the caller names the
  * one it wants), on otherwise — not passed, passed falsy, or passed on from the caller's own
@@ -799,6 +836,8 @@ function unsetAtCall(positional: string, keywords: string, rest: string[], name:
       const slot = f.slice(0, colon);
       if (slot !== name && !(position >= 0 && slot === String(position))) continue;
       const target = f.slice(colon + 1);
+      // The caller's own flag that defaults on: unset here only when its caller turns it off.
+      if (/^[\w.]+@-?\d+\+$/.test(target)) return { forwards: `${target.slice(0, -1)}!` };
       return /^[\w.]+@-?\d+$/.test(target) ? { forwards: `${target}-` } : 'on';
     }
     return 'on';

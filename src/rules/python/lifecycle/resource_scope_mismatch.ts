@@ -348,7 +348,7 @@ export const resourceScopeMismatch: FileRule & RepoRule = {
       if (helperDone.has(key)) continue;
       const s = JSON.parse(site.what) as HelperWaitSite;
       const edge = graph.callees(ref).find((e) => e.call.line === s.call[0] && e.call.column === s.call[1] && !e.weak);
-      const reach = edge ? graph.effectOf(edge.to, NETWORK_EFFECT, 'any') : undefined;
+      const reach = edge ? graph.effectOfCall(ref, edge.call, edge.to, NETWORK_EFFECT, 'any') : undefined;
       if (!edge || !reach || edge.call.background || !waitedThrough(graph, edge, reach, s.thread)) {
         // A method of a client another module of the repo makes at import (`from app.clients
         // import llm` then `await llm.chat.completions.create(...)`): a round trip, waited for.

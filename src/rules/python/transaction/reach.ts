@@ -36,7 +36,7 @@ export function reportInTransactionCalls(
   for (const { ref, file, fn, site, call, to } of siteCalls(graph, TXN_OPEN_CALLS)) {
     // In the read-only spans (`only`): what this call reaches with the flags it passes (a branch
     // behind `if urgent:` left off calls nothing), through no task it starts without waiting.
-    const reach = reads === 'only' ? graph.effectsOfCall(ref, call, to, 'any').get(kind) : graph.effectOf(to, kind, 'any');
+    const reach = graph.effectOfCall(ref, call, to, kind, 'any');
     if (!reach || (always && !always(to))) continue;
     const open = JSON.parse(site.what) as OpenSite;
     if (open.kind === 'read' && (!reads || (reads === 'pending' && !open.pending))) continue;

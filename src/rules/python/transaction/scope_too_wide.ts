@@ -48,7 +48,7 @@ export const scopeTooWide: FileRule & RepoRule = {
     severity: 'high',
     effort: 'M',
     summary: 'An external call or file I/O inside an open transaction',
-    what: 'Finds network calls (`httpx`, `requests`, `aiohttp`, `grpc`, SMTP, `boto3`/S3 and similar clients) and file I/O (`open`, `aiofiles`, `Path.read_*/write_*`, `shutil`) made while a transaction is open: inside `with/async with session.begin():`, or between a session\'s first write and its commit in the same function, or in a request handler after a write on the request\'s session that the request scope commits once the handler returns (a flush-only repository-library write, a provider that commits after `yield`) — directly, or through a same-repo helper that reaches a network call (a project client wrapping `httpx`/`requests`, an SDK such as PyGithub, jira or Slack). A function handed to `BackgroundTasks.add_task(...)` there runs after the response: inside that transaction only where the scope\'s commit comes after the background tasks (FastAPI `yield` dependencies before 0.106 and from 0.118; not 0.106–0.117, nor Litestar\'s plugin, which commits before the response). Also a function that commits nothing itself but has sent writes — an explicit `flush()` or a statement of its own, or a same-repo helper that flushes without committing (`draft = make_draft(...)`) on every path — and then reaches a network call: the commit is a caller\'s (a base class around the handler, a request hook), after the call (`low`; `medium` when the call runs per item of a loop; a resolver lookup such as `socket.getaddrinfo` is not one). High for network calls, medium for file I/O; one step lower (`low` becoming advisory) for a call that only reads from the remote side (an HTTP GET, HEAD or OPTIONS, an SDK\'s `retrieve`, `get_*`, `list_*`, `describe_*`, `search`, `fetch`; through a helper, one that reaches no call that sends): nothing is sent that a failed commit would leave behind, but the round trip still holds the connection and the locks. `medium` at most where only background jobs reach the transaction (a Celery/RQ/Dramatiq task, a function a scheduler runs: APScheduler\'s `scheduled_job`/`add_job`, the `schedule` library\'s `every(...).do(fn)`, a decorator whose arguments say when it runs (`@runner.add(every(1).hours)`, `crontab(...)`, a trigger) or a method of a module-level scheduler object): the wait holds a job\'s connection and locks, no user\'s request waits on the job.',
+    what: 'Finds network calls (`httpx`, `requests`, `aiohttp`, `grpc`, SMTP, `boto3`/S3 and similar clients) and file I/O (`open`, `aiofiles`, `Path.read_*/write_*`, `shutil`) made while a transaction is open: inside `with/async with session.begin():`, or between a session\'s first write and its commit in the same function, or in a request handler after a write on the request\'s session that the request scope commits once the handler returns (a flush-only repository-library write, a provider that commits after `yield`) — directly, or through a same-repo helper that reaches a network call (a project client wrapping `httpx`/`requests`, an SDK such as PyGithub, jira or Slack), with the flags the call passes: a helper that only queues a row unless told otherwise (`def notify(db, ids, queued=True): if queued: db.add(Job(...)); return` before its post) waits on nothing when called without `queued=False`, and a coroutine started as a task nobody waits for (`asyncio.create_task(post(...))`, or handed to a repo function that starts it so) is not waited on here. A function handed to `BackgroundTasks.add_task(...)` there runs after the response: inside that transaction only where the scope\'s commit comes after the background tasks (FastAPI `yield` dependencies before 0.106 and from 0.118; not 0.106–0.117, nor Litestar\'s plugin, which commits before the response). Also a function that commits nothing itself but has sent writes — an explicit `flush()` or a statement of its own, or a same-repo helper that flushes without committing (`draft = make_draft(...)`) on every path — and then reaches a network call: the commit is a caller\'s (a base class around the handler, a request hook), after the call (`low`; `medium` when the call runs per item of a loop; a resolver lookup such as `socket.getaddrinfo` is not one). High for network calls, medium for file I/O; one step lower (`low` becoming advisory) for a call that only reads from the remote side (an HTTP GET, HEAD or OPTIONS, an SDK\'s `retrieve`, `get_*`, `list_*`, `describe_*`, `search`, `fetch`; through a helper, one that reaches no call that sends): nothing is sent that a failed commit would leave behind, but the round trip still holds the connection and the locks. `medium` at most where only background jobs reach the transaction (a Celery/RQ/Dramatiq task, a function a scheduler runs: APScheduler\'s `scheduled_job`/`add_job`, the `schedule` library\'s `every(...).do(fn)`, a decorator whose arguments say when it runs (`@runner.add(every(1).hours)`, `crontab(...)`, a trigger) or a method of a module-level scheduler object): the wait holds a job\'s connection and locks, no user\'s request waits on the job.',
     why: 'An open transaction keeps its pooled connection, and after a flush its row locks, for as long as the remote side takes to answer. Worse, the external effect and the commit are not atomic: when the commit fails after the request went out, the other system acts on rows that were rolled back.',
     bad:
       'import httpx\nfrom sqlalchemy.ext.asyncio import AsyncSession\n\nfrom app.models import Order\n\n\n'
@@ -167,7 +167,7 @@ function requestTransactionWaits(ctx: RepoRuleContext): Set<string> {
     // transaction only where the scope's commit comes after it — FastAPI's `yield` dependencies
     // before 0.106 and from 0.118; not Litestar's plugin, which commits before the response.
     const inScope = (e: CallEdge) => !e.call.background || (!viaPlugin && backgroundInScope);
-    const edge = graph.callees(ref).find((e) => open(e.call) && inScope(e) && graph.reaches(e.to, NETWORK_EFFECT, 'any'));
+    const edge = graph.callees(ref).find((e) => open(e.call) && inScope(e) && graph.reaches(e.to, NETWORK_EFFECT, 'any') && !!graph.effectOfCall(ref, e.call, e.to, NETWORK_EFFECT, 'any'));
     if (direct || edge) reported.add(key);
     // Medium: the cost is the ordering (a sent call and a rolled-back write), not a long lock:
     // in the field review every such handler held only the rows it had just written.
@@ -238,8 +238,14 @@ function flushedWriteWaits(ctx: RepoRuleContext, done: ReadonlySet<string>): voi
     // A name lookup (`socket.getaddrinfo`) asks the resolver and changes nothing remotely.
     const direct = own.find((e) => e.kind === NETWORK_EFFECT && open(e) && !NAME_LOOKUP.test(e.what));
     // Not a background task: it runs after the response, when whoever commits may have done so.
-    const edge = edges.find((e) => open(e.call) && !e.call.background && graph.reaches(e.to, NETWORK_EFFECT, 'any') && !NAME_LOOKUP.test(graph.effectOf(e.to, NETWORK_EFFECT, 'any')!.effect.what));
-    if (!end && (direct || edge)) waiting.set(`${ref.file}:${ref.fn}`, direct?.what ?? graph.chainNames(graph.effectOf(edge!.to, NETWORK_EFFECT, 'any')!).join('` → `'));
+    // What the call reaches with the flags it passes (`notify(..., queued=True)` only queues a row).
+    const network = (e: CallEdge) => (graph.reaches(e.to, NETWORK_EFFECT, 'any') ? graph.effectOfCall(ref, e.call, e.to, NETWORK_EFFECT, 'any') : undefined);
+    const waits = (e: CallEdge) => {
+      const n = network(e);
+      return n !== undefined && !NAME_LOOKUP.test(n.effect.what);
+    };
+    const edge = edges.find((e) => open(e.call) && !e.call.background && waits(e));
+    if (!end && (direct || edge)) waiting.set(`${ref.file}:${ref.fn}`, direct?.what ?? graph.chainNames(network(edge!)!).join('` → `'));
     // Low: one remote call while the rows this code just wrote are locked (the review of the field
     // cases: the order was often deliberate, the locks on rows few others touch); medium when the
     // call runs per item of a loop, each round trip adding to the time the locks are held.
@@ -299,7 +305,7 @@ function reportWait(
       function: fn.name,
     });
   } else if (edge) {
-    const reach = graph.effectOf(edge.to, NETWORK_EFFECT, 'any')!;
+    const reach = graph.effectOfCall(ref, edge.call, edge.to, NETWORK_EFFECT, 'any') ?? graph.effectOf(edge.to, NETWORK_EFFECT, 'any')!;
     const weak = reach.weak || edge.weak || edge.call.receiverType === UNTYPED;
     const reads = !graph.reaches(edge.to, NETWORK_SEND_EFFECT, 'any');
     ctx.report({
