@@ -399,12 +399,12 @@ export function exportedTypes(model: FileModel, keep: (t: string) => boolean): [
   const out = new Map<string, string>();
   // A cheap text gate first: most files define no session, engine, client or provider, and
   // typing their names would collect every assignment of the file. Module-level objects built
-  // by a call (`settings = Settings()`, `svc = Service(repo)`) are typed in every file: other
-  // files call their methods.
+  // by a call (`settings = Settings()`, `svc = Service(repo)`, `broker: Broker = OutboxBroker()`)
+  // are typed in every file: other files call their methods.
   const handles = mayDefineHandle(model.source);
   for (const a of model.assignments) {
     if (a.functionIndex >= 0 || !IDENT.test(a.target) || a.fromWith) continue;
-    if (!handles && (a.annotation || a.value?.type !== 'call')) continue;
+    if (!handles && a.value?.type !== 'call') continue;
     const t = moduleAssignmentType(model, a);
     if (t && keep(t.startsWith('=>') ? t.slice(2) : t)) out.set(a.target, t);
   }
@@ -419,8 +419,17 @@ export function exportedTypes(model: FileModel, keep: (t: string) => boolean): [
 
 /** A module-level assignment's type path; an `Annotated[T, Depends(f)]` alias gives `@T` or `Depends(f)`. */
 function moduleAssignmentType(model: FileModel, a: AssignmentInfo): string | null {
-  if (a.annotation) return annotationType(model, a.annotation);
   const v = a.value;
+  if (a.annotation) {
+    // `broker: Broker = OutboxBroker()`: an instance of a class of this file, made right here, is
+    // that class, whatever protocol or base class the annotation names (its methods are the ones called).
+    const callee = v?.type === 'call' ? v.childForFieldName('function') : null;
+    if (callee?.type === 'identifier' && model.classes.some((c) => c.childForFieldName('name')?.text === callee.text)) {
+      const t = typeString(model, v!, -1, a.line - 1);
+      if (t) return t;
+    }
+    return annotationType(model, a.annotation);
+  }
   if (!v) return null;
   if (v.type === 'subscript' && /^(typing\.)?Annotated\b/.test(v.text)) {
     return annotationType(model, v.text) ?? dependsTarget(model, v.text);
