@@ -1109,6 +1109,49 @@ export function isLongLivedGenerator(model: FileModel, gen: FunctionInfo): boole
 }
 
 /**
+ * Is this loop of the generator one that runs for as long as the client listens: a `while` loop
+ * that is no read to the end of a body, or a loop that waits for new data (`isLongLivedGenerator`'s
+ * tests, for one loop)? A `for` over rows already fetched (a replay of missed events) is not.
+ */
+export function isLongLivedLoop(model: FileModel, gen: FunctionInfo, loopNode: SyntaxNode): boolean {
+  const loop = model.loops.find((l) => l.node.id === loopNode.id);
+  if (loop?.kind === 'while' && !readsToEnd(loop)) return true;
+  return callsOf(model, gen.index).some((call) => call.functionIndex === gen.index && call.node.startIndex >= loopNode.startIndex && call.node.endIndex <= loopNode.endIndex
+    && (WAIT_CALLS.test(call.calleeText) || (call.method === 'get' && /queue/i.test(call.receiver?.text ?? ''))));
+}
+
+/**
+ * `_stream(request, session, ...)`: the last use of a session hands it to a function of this file
+ * that closes (or rolls back) that parameter in a statement of its own body's top level, before it
+ * returns (`await session.close()` right after the work, then build the response): the caller's
+ * session holds no connection after the call.
+ */
+export function handedToReleaser(model: FileModel, ref: SyntaxNode): boolean {
+  const kw = ref.parent?.type === 'keyword_argument' && ref.parent.childForFieldName('value')?.id === ref.id ? ref.parent : null;
+  const list = (kw ?? ref).parent;
+  if (list?.type !== 'argument_list') return false;
+  const callee = list.parent?.childForFieldName('function');
+  let name: string | null = null;
+  if (callee?.type === 'identifier') name = callee.text;
+  else if (callee?.type === 'attribute' && /^(self|cls)$/.test(callee.childForFieldName('object')?.text ?? '')) name = callee.childForFieldName('attribute')?.text ?? null;
+  if (!name) return false;
+  const targets = model.functions.filter((f) => f.name === name && f.parent < 0);
+  if (targets.length !== 1) return false;
+  const target = targets[0]!;
+  let param: string | undefined;
+  if (kw) param = kw.childForFieldName('name')?.text;
+  else {
+    const position = list.namedChildren.filter((a) => a.type !== 'comment' && a.startIndex < ref.startIndex).length;
+    if (list.namedChildren.some((a) => a.startIndex < ref.startIndex && (a.type === 'keyword_argument' || a.type === 'list_splat' || a.type === 'dictionary_splat'))) return false;
+    const params = target.params.filter((p, i) => !(i === 0 && target.className && /^(self|cls)$/.test(p.name)));
+    param = params[position]?.name;
+  }
+  if (!param || !target.body) return false;
+  const releases = new RegExp(`^(await\\s+)?${param}\\.(close|rollback)\\(\\s*\\)$`);
+  return target.body.namedChildren.some((st) => st.type === 'expression_statement' && releases.test(st.text.trim()));
+}
+
+/**
  * Does a generator end on its own after a fixed number of steps: every `yield` of it outside any
  * loop (a progress stream of five steps, then the result), no `yield from`, and nothing that waits
  * for new data (`isLongLivedGenerator`)? Such a stream lasts as long as its work, seconds, not as

@@ -55,7 +55,7 @@ import type { ProjectContext } from '../../../discovery/context.js';
 import { callGraphOf, ownSites, type CallGraph, type FnRef } from '../../../analysis/callgraph.js';
 import { flaskStreams, heldSessionCall, releasedEachRound } from './flaskStreaming.js';
 import {
-  acquireKind, endsTransaction, generatorUsesSession, websocketHoldsSession, hasOwnLoop, injectedSessions, isBoundedGenerator, isLongLivedGenerator, isWebsocketHandler,
+  acquireKind, endsTransaction, handedToReleaser, isLongLivedLoop, generatorUsesSession, websocketHoldsSession, hasOwnLoop, injectedSessions, isBoundedGenerator, isLongLivedGenerator, isWebsocketHandler,
   ownRefs, releasesConnection, sessionSubDependencies, streamingResponses, yieldDependencyOutlivesStream, downloadResponses, type StreamingUse,
   dependencySessions, dependencyTargets, importedDependencies, localAlias, routeDependencies,
 } from './semantics.js';
@@ -67,6 +67,23 @@ import {
 function releasesHandle(name: string): (c: CallInfo) => boolean {
   return (c) => (c.dottedReceiver === name && (/^(commit|rollback|close|release)$/.test(c.method) || (c.method === 'begin' && c.isWithItem)))
     || (c.method === 'release' && callArgs(c.node).positional.some((x) => x.text === name));
+}
+
+/**
+ * Is the call that `ref` is an argument of what its function returns (`return await f(..., ref)`,
+ * also through a wrapper that waits for it: `return await asyncio.wait_for(f(..., ref), 30)`)?
+ */
+function returnedCall(ref: SyntaxNode): boolean {
+  const call = (ref.parent?.type === 'keyword_argument' ? ref.parent : ref).parent?.parent ?? null;
+  if (call?.type !== 'call') return false;
+  let up = call.parent;
+  for (let depth = 0; depth < 3 && up; depth++) {
+    if (up.type === 'await') up = up.parent;
+    if (up?.type === 'return_statement') return true;
+    if (up?.type !== 'argument_list' || up.parent?.type !== 'call') return false;
+    up = up.parent.parent;
+  }
+  return false;
 }
 
 /** `with`/`async with` items in `fn` that open a session/connection and whose body holds a loop that streams. */
@@ -398,7 +415,12 @@ export const streamingResourceHolding: FileRule & RepoRule = {
         if (!s.viaDepends || s.functionScope || !yieldDependencyOutlivesStream(project)) continue;
         const refs = ownRefs(fn, s.name, generators);
         const last = refs[refs.length - 1];
-        if (!last || endsTransaction(last)) continue;
+        if (!last || endsTransaction(last) || handedToReleaser(model, last)) continue;
+        // `return await _stream(request, session, ...)`: every stream is built by a function of the
+        // file that the endpoint returns from after handing it the session, and that function
+        // releases the session before it builds the response (other branches use it after).
+        const released = refs.filter((r) => handedToReleaser(model, r) && returnedCall(r));
+        if (released.length && streams.every((u) => u.call.functionIndex !== fn.index || released.some((r) => r.startIndex >= u.call.node.startIndex && r.endIndex <= u.call.node.endIndex))) continue;
         const use = streams[0]!;
         ctx.report({
           node: s.node,
@@ -436,7 +458,11 @@ export const streamingResourceHolding: FileRule & RepoRule = {
         const gen = use.generator;
         if (!gen || reportedGenerators.has(gen.index)) continue;
         reportedGenerators.add(gen.index);
-        for (const node of sessionsAroundStreamLoop(ctx, gen, (loop) => containsYieldOf(gen, loop))) {
+        // A generator that listens (a `while` loop, a wait) and also replays what it fetched (a
+        // `for` over rows, yielding each) holds a session opened around the replay only for it.
+        const listens = isLongLivedGenerator(model, gen);
+        const streamLoop = (loop: SyntaxNode) => containsYieldOf(gen, loop) && (!listens || isLongLivedLoop(model, gen, loop));
+        for (const node of sessionsAroundStreamLoop(ctx, gen, streamLoop)) {
           ctx.report({
             node,
             message: `\`${node.text.replace(/\s+/g, ' ').slice(0, 60)}\` stays open around the streaming loop of \`${gen.name}\`: one connection per open stream`,
