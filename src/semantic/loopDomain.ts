@@ -234,6 +234,21 @@ function boundToSmallLiteral(model: FileModel, name: string, fnIndex: number, li
   return !new RegExp(`(?<![\\w.])${n}\\s*(\\.\\s*(append|extend|insert|add|update|setdefault)\\s*\\(|\\+=|\\|=|\\[[^\\]]*\\]\\s*=(?!=))`).test(fnText);
 }
 
+/**
+ * Is `name` a module-level name of this file bound once, outside any function, to a literal of a
+ * handful of items (`UNIQUE_FIELDS = ("username", "email")`), and grown nowhere in the file? A
+ * call passing it hands over as many items as the code writes out.
+ */
+function moduleSmallLiteral(model: FileModel, name: string): boolean {
+  const all = assignmentsTo(model, name);
+  if (all.length !== 1 || all[0]!.functionIndex >= 0 || all[0]!.loops.length) return false;
+  let v = all[0]!.value;
+  while (v && v.type === 'parenthesized_expression') v = v.namedChild(0);
+  if (!smallLiteral(v ?? null)) return false;
+  const n = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return !new RegExp(`(?<![\\w.])${n}\\s*(\\.\\s*(append|extend|insert|add|update|setdefault)\\s*\\(|\\+=|\\|=|\\[[^\\]]*\\]\\s*=(?!=))|\\bglobal\\s+[\\w\\s,]*\\b${n}\\b`).test(model.source);
+}
+
 /** The code of one argument: its text when plain, else its node (`nodeOf` fetches it when the text is not enough). */
 function argumentCode(model: FileModel, text: string | null, node: SyntaxNode | null, nodeOf: () => SyntaxNode | null, fnIndex: number, line: number, isRows: RowsOracle): string {
   const type = text === null ? node!.type : IDENTIFIER.test(text) ? 'identifier' : DOTTED.test(text) ? 'attribute' : CALLED.test(text) ? 'call' : 'other';
@@ -241,7 +256,7 @@ function argumentCode(model: FileModel, text: string | null, node: SyntaxNode | 
   if (type === 'identifier') {
     const name = text ?? node!.text;
     if (name !== 'self' && name !== 'cls') d = memoisedNameDomain(model, name, fnIndex, line, isRows);
-    if (d.kind === 'unknown' && name !== 'self' && name !== 'cls' && boundToSmallLiteral(model, name, fnIndex, line)) return 'f';
+    if (d.kind === 'unknown' && name !== 'self' && name !== 'cls' && (boundToSmallLiteral(model, name, fnIndex, line) || moduleSmallLiteral(model, name))) return 'f';
   } else if (text !== null ? type === 'other' && /^[[({]/.test(text) : /^(list|tuple|set|dictionary)$/.test(type)) {
     // `notify([owner])`, `check((a, b))`: the items the caller writes out.
     const lit = node ?? nodeOf();

@@ -1016,7 +1016,7 @@ export function domainNote(domain: Domain): string {
  * whatever the tables hold: a fixed cost, kept as advisory with that evidence.
  */
 export function domainAdvisory(domain: Domain | null): { advisory?: string } {
-  return domain === 'fixed' ? { advisory: 'every caller passes the loop a handful of items written out in the code (a literal, or a local bound once to one): a fixed number of queries, not one per stored row' }
+  return domain === 'fixed' ? { advisory: 'every caller passes the loop a handful of items written out in the code (a literal, a local bound once to one, or a module-level name of the caller\'s file bound once to one and never grown): a fixed number of queries, not one per stored row' }
     : domain === 'bundled' ? { advisory: BUNDLED_EVIDENCE }
     : domain === 'fields' ? { advisory: 'the loop runs over the fields of one object (`model_dump()`, `dict()`, `asdict()`, `vars()`): as many queries as its class declares fields, not one per stored row' } : {};
 }
