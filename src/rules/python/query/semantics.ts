@@ -190,6 +190,9 @@ function smallBoundedLoopUncached(model: FileModel, loop: LoopInfo): boolean {
     // Not as a parameter's fallback: callers may pass anything there (request data, rows).
     if (boundOnceTo(model, name, loop, (v) => configuredSetting(v) || appSetting(model, v, loop.functionIndex))
       && !model.functions[loop.functionIndex]!.params.some((p) => p.name === name)) return true;
+    // Bound in each branch to a setting, a handful of items or something the code fixes.
+    if (boundOnlyTo(model, name, loop, (v) => smallLiteral(v) || fixedByCode(v) || configuredSetting(v) || appSetting(model, v, loop.functionIndex))
+      && !model.functions[loop.functionIndex]!.params.some((p) => p.name === name)) return true;
   }
   return smallLiteralName(model, name, loop, src.type === 'identifier');
 }
@@ -237,6 +240,22 @@ const ENVIRONMENT = /^os\.(environ\s*\[|environ\.get\s*\(|getenv\s*\()/;
 function boundOnceBefore(model: FileModel, name: string, loop: LoopInfo): SyntaxNode | null {
   const own = assignmentsTo(model, name).filter((b) => b.functionIndex === loop.functionIndex);
   return own.length === 1 && !own[0]!.loops.length && own[0]!.line <= loop.node.startPosition.row + 1 ? unwrap(own[0]!.value) : null;
+}
+
+/**
+ * Is `name` bound more than once before the loop, outside any loop, each time to a value `test`
+ * accepts, and grown nowhere in the function (`langs = current_app.config["LANGS"]` in one branch,
+ * `langs = [lang]` in the other)? Whichever binding reaches the loop fixes its length.
+ */
+function boundOnlyTo(model: FileModel, name: string, loop: LoopInfo, test: (n: SyntaxNode) => boolean): boolean {
+  const own = assignmentsTo(model, name).filter((b) => b.functionIndex === loop.functionIndex);
+  if (own.length < 2 || own.some((b) => b.loops.length || b.line > loop.node.startPosition.row + 1)) return false;
+  if (!own.every((b) => {
+    const v = iterationSource(unwrap(b.value));
+    return !!v && test(v);
+  })) return false;
+  const n = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return !new RegExp(`(?<![\\w.])${n}\\s*(\\.\\s*(append|extend|insert|add|update|setdefault)\\s*\\(|\\+=|\\|=|\\[[^\\]]*\\]\\s*=(?!=))`).test(model.functions[loop.functionIndex]!.node.text);
 }
 
 /** Is `name` bound once before the loop (see {@link boundOnceBefore}) to a value that `test` accepts? */
@@ -553,6 +572,9 @@ export function notPerRow(model: FileModel, call: { node: SyntaxNode; line: numb
   // children = get_children(ids)`, `while page: page = fetch(page.next)`): one level or page per
   // iteration, each fetched whole.
   if (advancesWhile(model, call.node, inner)) return true;
+  // A read in a `while` loop's condition decides when the loop stops (`while await slug_taken(s, c):
+  // c = next_candidate()`): a probe that runs until the first miss, not once per row.
+  if (!write && inWhileCondition(call.node, inner)) return true;
   // A loop over batches (`range(0, n, size)` slicing the keys, `chunked(ids, 500)`): one statement per batch is the remedy, not an N+1.
   if (overKeyBatches(model, inner)) return true;
   // A read followed by any way out is a search, per row only until the hit. A write is once
@@ -568,6 +590,13 @@ export function notPerRow(model: FileModel, call: { node: SyntaxNode; line: numb
   if (loopMemo(model, call.node, inner)) return true;
   if (firstPassOnly(model, call.node, inner)) return true;
   return loops.some((l) => keysLookedUpInSmallTable(model, l, call.node));
+}
+
+/** Is `node` part of the condition of `loop`, a `while` loop? */
+function inWhileCondition(node: SyntaxNode, loop: LoopInfo): boolean {
+  if (loop.kind !== 'while') return false;
+  const cond = loop.node.childForFieldName('condition');
+  return !!cond && node.startIndex >= cond.startIndex && node.endIndex <= cond.endIndex;
 }
 
 /**
