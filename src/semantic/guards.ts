@@ -794,23 +794,34 @@ function noneAtCall(positional: string, keywords: string, rest: string[], name: 
 }
 
 /**
+ * The flag of the calling function passed on to this one's slot, when the branch needs this one
+ * unset (falsy): `outer(x, skip=False)` calling `inner(x, skip=skip)` runs inner's `if not skip:`
+ * while outer's own flag stays unset (a default-off flag: `name@position-`), and when a caller of
+ * outer turns a default-on flag off (`name@position!`). Undefined when nothing is passed on there.
+ */
+function unsetWhenPassedOn(rest: string[], name: string, position: number): 'on' | { forwards: string } | undefined {
+  const forwards = rest.find((r) => r.startsWith('>'));
+  if (!forwards) return undefined;
+  for (const f of forwards.slice(1).split(';')) {
+    const colon = f.indexOf(':');
+    const slot = f.slice(0, colon);
+    if (slot !== name && !(position >= 0 && slot === String(position))) continue;
+    const target = f.slice(colon + 1);
+    if (/^[\w.]+@-?\d+\+$/.test(target)) return { forwards: `${target.slice(0, -1)}!` };
+    return /^[\w.]+@-?\d+$/.test(target) ? { forwards: `${target}-` } : 'on';
+  }
+  return undefined;
+}
+
+/**
  * A branch that runs only when a flag that defaults on is turned off (`name@position!`): on when
  * the call passes it anything but a literal `True` (a `False`, `None`, or a value not known here),
  * off when it leaves the default or passes `True`; a flag passed on from the caller's own decides
  * one caller up (its default-on flag turned off, or its default-off flag left unset).
  */
 function falsyAtCall(positional: string, keywords: string, rest: string[], name: string, position: number): 'off' | 'on' | { forwards: string } {
-  const forwards = rest.find((r) => r.startsWith('>'));
-  if (forwards) {
-    for (const f of forwards.slice(1).split(';')) {
-      const colon = f.indexOf(':');
-      const slot = f.slice(0, colon);
-      if (slot !== name && !(position >= 0 && slot === String(position))) continue;
-      const target = f.slice(colon + 1);
-      if (/^[\w.]+@-?\d+\+$/.test(target)) return { forwards: `${target.slice(0, -1)}!` };
-      return /^[\w.]+@-?\d+$/.test(target) ? { forwards: `${target}-` } : 'on';
-    }
-  }
+  const passedOn = unsetWhenPassedOn(rest, name, position);
+  if (passedOn !== undefined) return passedOn;
   const literals = rest.find((r) => r.startsWith('='))?.slice(1).split(';') ?? [];
   const passedTrue = (slot: string) => literals.includes(`${slot}:t`);
   if (keywords) for (const k of keywords.split(',')) if (k === name || k.startsWith(`${name}=`)) return passedTrue(name) ? 'off' : 'on';
@@ -827,21 +838,7 @@ function falsyAtCall(positional: string, keywords: string, rest: string[], name:
  * flag (whose value is not known here).
  */
 function unsetAtCall(positional: string, keywords: string, rest: string[], name: string, position: number): 'off' | 'on' | { forwards: string } {
-  const forwards = rest.find((r) => r.startsWith('>'));
-  if (forwards) {
-    // `outer(x, skip=False)` calling `inner(x, skip=skip)`: inner's `if not skip:` runs while
-    // outer's own flag stays unset (a flag of outer that defaults off, passed on plain).
-    for (const f of forwards.slice(1).split(';')) {
-      const colon = f.indexOf(':');
-      const slot = f.slice(0, colon);
-      if (slot !== name && !(position >= 0 && slot === String(position))) continue;
-      const target = f.slice(colon + 1);
-      // The caller's own flag that defaults on: unset here only when its caller turns it off.
-      if (/^[\w.]+@-?\d+\+$/.test(target)) return { forwards: `${target.slice(0, -1)}!` };
-      return /^[\w.]+@-?\d+$/.test(target) ? { forwards: `${target}-` } : 'on';
-    }
-    return 'on';
-  }
+  if (rest.some((r) => r.startsWith('>'))) return unsetWhenPassedOn(rest, name, position) ?? 'on';
   if (keywords && keywords.split(',').includes(name)) return 'off';
   return position >= 0 && position < positional.length && positional[position] === 'a' ? 'off' : 'on';
 }
