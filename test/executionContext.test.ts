@@ -26,6 +26,9 @@ describe('execution context', () => {
     const got = new Map((await findings()).map((f) => [key(f), f]));
     const evidence = (k: string) => got.get(k)!.downgrades.find((d) => d.rule === 'execution_context')?.evidence ?? '';
     expect(evidence('shop/db_changes/0007_backfill_vendor_names.py:12 PA107')).toMatch(/a migration/);
+    // A module of its own for a package's migrations (`wallets/migrations.py`); the same loop beside it is not one.
+    expect(evidence('shop/wallets/migrations.py:13 PA102')).toMatch(/a migration/);
+    expect(got.get('shop/wallets/housekeeping.py:9 PA102')).toMatchObject({ advisory: false });
     expect(evidence('shop/pricing.py:16 PA107')).toMatch(/reached only from scripts or CLI commands/);
     expect(evidence('shop/warmup.py:11 PA107')).toMatch(/__main__/);
     // Under tasks/ but run as a program: a script (advisory), not a job (low).

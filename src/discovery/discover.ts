@@ -560,6 +560,9 @@ function migrationLayout(files: string[], read: ReadFile): MigrationLayout {
     isMigration(file: string): boolean {
       if (!file.endsWith('.py')) return false;
       if (/(^|\/)migrations\//.test(file)) return true;
+      // A module of its own for the migrations (`core/migrations.py`, an extension's
+      // `migrations.py` of `m001_...` functions a runner applies in order).
+      if (/(^|\/)migrations\.py$/.test(file)) return true;
       if (/(^|\/)alembic\/(.*\/)?versions\//.test(file)) return true;
       if (underLocation(file)) return true;
       const v = /^(.*\/)?versions\/[^/]+\.py$/.exec(file);
