@@ -718,8 +718,6 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     return decided;
   });
 
-  markDetached();
-
   /**
    * Edges into a coroutine function whose coroutine is started as a task and not waited for:
    * `asyncio.create_task(f())` itself (`spawned`), or a coroutine handed, not awaited, to a call
@@ -727,7 +725,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
    * `SPAWNS_ARG`). The enclosing call is the innermost kept call of the same function around it.
    */
   function markDetached(): void {
-    const spawners = idsOfKind(SPAWNS_ARG);
+    const spawners = new Set(idsByKind().get(SPAWNS_ARG) ?? []);
     for (const edges of out) {
       for (const edge of edges ?? NO_EDGES) {
         const call = edge.call;
@@ -741,14 +739,6 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
         if (outer && resolveTargets(edge.from.file, outer).some((t) => spawners.has(idOf(t)))) edge.detached = true;
       }
     }
-  }
-
-  function idsOfKind(kind: string): Set<number> {
-    const ids = new Set<number>();
-    own.forEach((effects, id) => {
-      if (effects.some((e) => e.kind === kind)) ids.add(id);
-    });
-    return ids;
   }
 
   /** The innermost call of the file's summary, in the same function, whose span holds `call`'s. */
@@ -782,6 +772,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     }
     return byKind;
   }
+  markDetached();
 
   // Breadth-first from the functions that have an effect, backwards along edges: the first
   // visit of a function is along a shortest chain. Computed lazily per mode and kind: the event-loop
@@ -986,7 +977,7 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     if (detachedCall(from, call, to)) return result;
     const isOpen = openAt(from, call);
     for (const kind of propagatedKinds()) {
-      const open = openWay(from, call, to, kind, mode, isOpen);
+      const open = openWay(to, kind, mode, isOpen);
       if (open) result.set(kind, reachOf(to, kind, open));
     }
     return result;
@@ -999,8 +990,8 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
     return (out[idOf(from)] ?? NO_EDGES).some((e) => e.call === call && e.detached && idOf(e.to) === toId);
   }
 
-  function openWay(from: FnRef, call: SummaryCall, to: FnRef, kind: string, mode: PropagationMode, isOpen = openAt(from, call)): Reached | undefined {
-    if (detachedCall(from, call, to)) return undefined;
+  /** The first way into `to` of the kind that this call leaves open (its detached-task check is the caller's). */
+  function openWay(to: FnRef, kind: string, mode: PropagationMode, isOpen: (w: Reached) => boolean): Reached | undefined {
     const id = idOf(to);
     const r = propagate(mode, kind);
     const way = r?.first.get(id);
@@ -1018,7 +1009,8 @@ export function buildCallGraph(index: RepoIndex): CallGraph {
   }
 
   function effectOfCall(from: FnRef, call: SummaryCall, to: FnRef, kind: string, mode: PropagationMode = 'sync'): Reach | undefined {
-    const open = openWay(from, call, to, kind, mode);
+    if (detachedCall(from, call, to)) return undefined;
+    const open = openWay(to, kind, mode, openAt(from, call));
     return open ? reachOf(to, kind, open) : undefined;
   }
 
