@@ -199,6 +199,11 @@ describe('flag guards', () => {
     expect(flagAtCall('aa||>queued:later@-1+', 'queued@-1!')).toEqual({ forwards: 'later@-1!' });
     expect(flagAtCall('aa||>queued:later@-1', 'queued@-1!')).toEqual({ forwards: 'later@-1-' });
     expect(flagAtCall('aa||**', 'queued@-1!')).toEqual({ forwards: 'queued@-1!' });
+    // A flag passed on to another slot says nothing of this one: the call's own arguments decide.
+    expect(leavesFlagOff('aa||>other:later@-1+', 'queued@-1!')).toBe(true);
+    expect(leavesFlagOff('aa|key|>other:later@-1+', 'key@1-')).toBe(true);
+    expect(leavesFlagOff('a||>other:later@-1+', 'key@1?-')).toBe(false);
+    expect(leavesFlagOff('a|key|>other:later@-1+', 'key@1?-')).toBe(true);
     // The `else` of a default-off flag's test, passed a caller's default-on flag: off only when that caller's caller turns it off.
     expect(flagAtCall('aa||>key:later@-1+', 'key@1-')).toEqual({ forwards: 'later@-1!' });
   });

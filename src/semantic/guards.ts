@@ -777,7 +777,8 @@ function dictKeyAtCall(rest: readonly string[], name: string, key: string, posit
  * the caller's own, or a lookup that may miss, may be either.
  */
 function noneAtCall(positional: string, keywords: string, rest: string[], name: string, position: number, isNone: boolean): 'off' | 'on' {
-  if (rest.some((r) => r.startsWith('>'))) return 'on';
+  // A flag of the calling function passed on to this slot: its value is not known here.
+  if (passedOnTo(rest, name, position)) return 'on';
   let passed: string | null = null;
   if (keywords) {
     for (const k of keywords.split(',')) {
@@ -791,6 +792,15 @@ function noneAtCall(positional: string, keywords: string, rest: string[], name: 
   if (passed === null || passed === 'z') return isNone ? 'on' : 'off';
   if (passed === 'n' || passed === 'p') return 'on';
   return isNone ? 'off' : 'on';
+}
+
+/** Does the call pass a flag of its own function on to this slot (by keyword `name` or at `position`)? */
+function passedOnTo(rest: string[], name: string, position: number): boolean {
+  const forwards = rest.find((r) => r.startsWith('>'));
+  return !!forwards && forwards.slice(1).split(';').some((f) => {
+    const slot = f.slice(0, f.indexOf(':'));
+    return slot === name || (position >= 0 && slot === String(position));
+  });
 }
 
 /**
@@ -838,7 +848,8 @@ function falsyAtCall(positional: string, keywords: string, rest: string[], name:
  * flag (whose value is not known here).
  */
 function unsetAtCall(positional: string, keywords: string, rest: string[], name: string, position: number): 'off' | 'on' | { forwards: string } {
-  if (rest.some((r) => r.startsWith('>'))) return unsetWhenPassedOn(rest, name, position) ?? 'on';
+  const passedOn = unsetWhenPassedOn(rest, name, position);
+  if (passedOn !== undefined) return passedOn;
   if (keywords && keywords.split(',').includes(name)) return 'off';
   return position >= 0 && position < positional.length && positional[position] === 'a' ? 'off' : 'on';
 }
