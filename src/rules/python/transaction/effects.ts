@@ -59,7 +59,7 @@ export const NETWORK_SEND_EFFECT = 'network_send';
  */
 export const ROW_LOCK_EFFECT = 'row_lock';
 /** A row lock written in code: `.with_for_update(...)`, or a raw `FOR UPDATE` / `FOR SHARE`. */
-export const ROW_LOCK_TEXT = /\.with_for_update\s*\(|\bFOR\s+(NO\s+KEY\s+)?(UPDATE|SHARE)\b/i;
+export const ROW_LOCK_TEXT = /\.with_for_update\s*\(|\bFOR\s+(NO\s+KEY\s+)?(UPDATE|SHARE)\b|\bpg_(try_)?advisory_xact_lock(_shared)?\s*\(/i;
 /**
  * `found = <query>` then `if found: return found` (or `is not None`), with more after it: what
  * follows runs only when the lookup found nothing — a get-or-create, whose commit is per new row,
