@@ -14,7 +14,7 @@ import { BLOCKING_MODULES } from '../semantic/blockingModules.js';
 import { NEW_ENGINE, type Effect } from './summary.js';
 import { blockingFunctionName, blockingIoCall, BUNDLED_FILE, isCheapMetadata, isSingleFileOp, pendingBlockingMethod, readsBundledFile, runsChildProcess, shortSleep, SYNC_SLEEP } from '../semantic/blockingIo.js';
 import { syncDbCall } from '../semantic/syncDb.js';
-import { spawnedTask } from '../semantic/externalCalls.js';
+import { spawnedTask, TASK_SPAWNER } from '../semantic/externalCalls.js';
 import { cpuHeavyCall } from '../semantic/cpuHeavy.js';
 import { isEngineConstructor } from '../semantic/resources.js';
 import { iterationSource } from '../semantic/smallLiterals.js';
@@ -166,7 +166,6 @@ export interface EffectCollector {
  * coroutine handed to it (`fire_and_forget(publish(event))`) runs beside the caller, not in it.
  */
 export const SPAWNS_ARG = 'spawns_arg';
-const TASK_SPAWN_METHODS = new Set(['create_task', 'ensure_future', 'start_soon', 'run_coroutine_threadsafe']);
 
 /** `pending.typePath` of a blocking callable handed to a call as positional argument N: `#arg` + N. */
 export const HANDED_ARG = '#arg';
@@ -434,7 +433,7 @@ export function collectEffects(model: FileModel, collectors: readonly EffectColl
   // A parameter started as a task nobody here waits for.
   if (/create_task|ensure_future|start_soon|run_coroutine_threadsafe/.test(model.source)) {
     for (const call of model.calls) {
-      if (call.functionIndex < 0 || !TASK_SPAWN_METHODS.has(call.method)) continue;
+      if (call.functionIndex < 0 || !TASK_SPAWNER.test(call.method)) continue;
       const first = call.node.childForFieldName('arguments')?.namedChildren[0];
       if (first?.type !== 'identifier' || !model.functions[call.functionIndex]!.params.some((p) => p.name === first.text)) continue;
       if (spawnedTask(first)) effects[call.functionIndex]!.push({ kind: SPAWNS_ARG, what: first.text, line: call.line, column: call.column });

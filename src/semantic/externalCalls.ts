@@ -74,7 +74,7 @@ export interface ExternalCall {
  * method on a client built from one of those modules), or file I/O.
  */
 /** Calls that start a coroutine as a task of its own: the caller does not wait for it. */
-const TASK_SPAWNER = /(^|\.)(create_task|ensure_future|start_soon|run_coroutine_threadsafe)$/;
+export const TASK_SPAWNER = /(^|\.)(create_task|ensure_future|start_soon|run_coroutine_threadsafe)$/;
 
 /**
  * `asyncio.create_task(client.post(...))`, `tg.start_soon(...)`: the call's coroutine is handed

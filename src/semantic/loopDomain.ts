@@ -32,7 +32,7 @@
 import type { SyntaxNode } from '../parse/parser.js';
 import { assignmentsTo, callAt, isPyramidView, variableRefs, type FileModel, type LoopInfo } from './model.js';
 import { readsBundledValue } from './blockingIo.js';
-import { smallLiteral } from './smallLiterals.js';
+import { grownIn, smallLiteral } from './smallLiterals.js';
 
 export type LoopDomainKind = 'rows' | 'input' | 'call' | 'param' | 'fixed' | 'bundled' | 'fields' | 'unknown';
 
@@ -229,9 +229,7 @@ function boundToSmallLiteral(model: FileModel, name: string, fnIndex: number, li
   // Used only where it is bound and in this call: not handed to a helper that fills it, not aliased.
   if (variableRefs(model.functions[fnIndex]!.node, name).length > 2) return false;
   // Not one grown afterwards (`ids = [first]; ids.extend(rest)`, `ids += more`, `ids[k] = v`).
-  const fnText = model.functions[fnIndex]!.node.text;
-  const n = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return !new RegExp(`(?<![\\w.])${n}\\s*(\\.\\s*(append|extend|insert|add|update|setdefault)\\s*\\(|\\+=|\\|=|\\[[^\\]]*\\]\\s*=(?!=))`).test(fnText);
+  return !grownIn(model.functions[fnIndex]!.node.text, name);
 }
 
 /**
@@ -245,8 +243,7 @@ function moduleSmallLiteral(model: FileModel, name: string): boolean {
   let v = all[0]!.value;
   while (v && v.type === 'parenthesized_expression') v = v.namedChild(0);
   if (!smallLiteral(v ?? null)) return false;
-  const n = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return !new RegExp(`(?<![\\w.])${n}\\s*(\\.\\s*(append|extend|insert|add|update|setdefault)\\s*\\(|\\+=|\\|=|\\[[^\\]]*\\]\\s*=(?!=))|\\bglobal\\s+[\\w\\s,]*\\b${n}\\b`).test(model.source);
+  return !grownIn(model.source, name, true);
 }
 
 /** The code of one argument: its text when plain, else its node (`nodeOf` fetches it when the text is not enough). */

@@ -12,6 +12,17 @@ export const SMALL_BOUND = 10;
 /** Methods that add items to a list, set or dict. */
 export const GROWS = /^(append|extend|insert|add|update|setdefault)$/;
 
+/**
+ * Does `text` (a function's or a module's source) grow the collection bound to `name`: a method
+ * that adds items (`name.append(x)`, {@link GROWS}), `name += more`, `name |= more`, an item
+ * assignment (`name[k] = v`), or, with `global`, a function that rebinds the module's name?
+ */
+export function grownIn(text: string, name: string, global = false): boolean {
+  const n = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const grows = `(?<![\\w.])${n}\\s*(\\.\\s*(append|extend|insert|add|update|setdefault)\\s*\\(|\\+=|\\|=|\\[[^\\]]*\\]\\s*=(?!=))`;
+  return new RegExp(global ? `${grows}|\\bglobal\\s+[\\w\\s,]*\\b${n}\\b` : grows).test(text);
+}
+
 /** A list, tuple, set or dict literal of at most {@link SMALL_BOUND} items (comments aside), without splats. */
 export function smallLiteral(n: SyntaxNode | null): boolean {
   if (!n || !['list', 'tuple', 'set', 'dictionary'].includes(n.type)) return false;

@@ -1101,11 +1101,12 @@ const WAIT_CALLS = /(^|\.)(sleep|wait_for|wait|is_disconnected|receive|receive_t
 export function isLongLivedGenerator(model: FileModel, gen: FunctionInfo): boolean {
   const loops = model.loops.filter((l) => l.functionIndex === gen.index && l.kind !== 'comprehension');
   if (loops.some((l) => l.kind === 'while' && !readsToEnd(l))) return true;
-  for (const call of callsOf(model, gen.index)) {
-    if (call.functionIndex !== gen.index || call.loops.length === 0) continue;
-    if (WAIT_CALLS.test(call.calleeText) || (call.method === 'get' && /queue/i.test(call.receiver?.text ?? ''))) return true;
-  }
-  return false;
+  return callsOf(model, gen.index).some((call) => call.functionIndex === gen.index && call.loops.length > 0 && waitsForData(call));
+}
+
+/** A call that waits for new data: a sleep, a wait, a disconnect check, a receive, a queue's `get`. */
+function waitsForData(call: CallInfo): boolean {
+  return WAIT_CALLS.test(call.calleeText) || (call.method === 'get' && /queue/i.test(call.receiver?.text ?? ''));
 }
 
 /**
@@ -1116,8 +1117,7 @@ export function isLongLivedGenerator(model: FileModel, gen: FunctionInfo): boole
 export function isLongLivedLoop(model: FileModel, gen: FunctionInfo, loopNode: SyntaxNode): boolean {
   const loop = model.loops.find((l) => l.node.id === loopNode.id);
   if (loop?.kind === 'while' && !readsToEnd(loop)) return true;
-  return callsOf(model, gen.index).some((call) => call.functionIndex === gen.index && call.node.startIndex >= loopNode.startIndex && call.node.endIndex <= loopNode.endIndex
-    && (WAIT_CALLS.test(call.calleeText) || (call.method === 'get' && /queue/i.test(call.receiver?.text ?? ''))));
+  return callsOf(model, gen.index).some((call) => call.functionIndex === gen.index && call.node.startIndex >= loopNode.startIndex && call.node.endIndex <= loopNode.endIndex && waitsForData(call));
 }
 
 /**
@@ -1127,10 +1127,11 @@ export function isLongLivedLoop(model: FileModel, gen: FunctionInfo, loopNode: S
  * session holds no connection after the call.
  */
 export function handedToReleaser(model: FileModel, ref: SyntaxNode): boolean {
-  const kw = ref.parent?.type === 'keyword_argument' && ref.parent.childForFieldName('value')?.id === ref.id ? ref.parent : null;
-  const list = (kw ?? ref).parent;
-  if (list?.type !== 'argument_list') return false;
-  const callee = list.parent?.childForFieldName('function');
+  const call = handOffCall(ref);
+  if (!call) return false;
+  const kw = ref.parent?.type === 'keyword_argument' ? ref.parent : null;
+  const list = call.childForFieldName('arguments')!;
+  const callee = call.childForFieldName('function');
   let name: string | null = null;
   if (callee?.type === 'identifier') name = callee.text;
   else if (callee?.type === 'attribute' && /^(self|cls)$/.test(callee.childForFieldName('object')?.text ?? '')) name = callee.childForFieldName('attribute')?.text ?? null;

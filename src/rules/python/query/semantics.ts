@@ -7,7 +7,7 @@
  * Candidates for the shared layer: `perIterationNames`, `literalSize`, `unwrap`, `positionalArgs`.
  */
 import { insideNestedFunction } from '../../../semantic/controlFlow.js';
-import { GROWS, iterationSource, returnsSmallLiteral, SMALL_BOUND, smallLiteral } from '../../../semantic/smallLiterals.js';
+import { GROWS, grownIn, iterationSource, returnsSmallLiteral, SMALL_BOUND, smallLiteral } from '../../../semantic/smallLiterals.js';
 import type { SyntaxNode } from '../../../parse/parser.js';
 import type { AssignmentInfo, CallInfo, FileModel, LoopInfo } from '../../../semantic/model.js';
 import { assignmentsInLoop, assignmentsTo, augAssignmentsInLoop, callsOf, loopTargetNode, variableRefs } from '../../../semantic/model.js';
@@ -254,8 +254,7 @@ function boundOnlyTo(model: FileModel, name: string, loop: LoopInfo, test: (n: S
     const v = iterationSource(unwrap(b.value));
     return !!v && test(v);
   })) return false;
-  const n = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return !new RegExp(`(?<![\\w.])${n}\\s*(\\.\\s*(append|extend|insert|add|update|setdefault)\\s*\\(|\\+=|\\|=|\\[[^\\]]*\\]\\s*=(?!=))`).test(model.functions[loop.functionIndex]!.node.text);
+  return !grownIn(model.functions[loop.functionIndex]!.node.text, name);
 }
 
 /** Is `name` bound once before the loop (see {@link boundOnceBefore}) to a value that `test` accepts? */
